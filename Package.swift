@@ -1,0 +1,81 @@
+// swift-tools-version:6.0
+// zpub: a ZeroMQ pub/sub broker daemon (zpubd) and its command line tool (zpub).
+//
+// Dependencies point one way:
+//   executables -> ZPubBroker -> {ZeroMQ, ZPubCore, Systemd} -> C shims.
+// Nothing outside `ZeroMQ` touches libzmq's C API; nothing outside `Systemd` touches libsystemd.
+import PackageDescription
+
+let package = Package(
+    name: "zpub",
+    products: [
+        .executable(name: "zpubd", targets: ["zpubd"]),
+        .executable(name: "zpub", targets: ["zpub"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C shims: module maps over the system libraries, never part of any public API.
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+
+        // A thin, safe Swift layer over libzmq: context, socket, message, poller, errors.
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+
+        // Broker logic with no I/O: configuration, subscription and topic tables, statistics,
+        // the control protocol. Everything here is testable without sockets.
+        .target(name: "ZPubCore"),
+
+        // systemd glue: sd_notify, watchdog, socket activation, the journal.
+        .target(
+            name: "Systemd",
+            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // The broker: forwarding loop, control server, reload, shutdown.
+        .target(
+            name: "ZPubBroker",
+            dependencies: [
+                "ZeroMQ", "ZPubCore", "Systemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "zpubd",
+            dependencies: [
+                "ZPubBroker", "ZPubCore", "Systemd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "zpub",
+            dependencies: [
+                "ZeroMQ", "ZPubCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "ZPubCoreTests", dependencies: ["ZPubCore"]),
+        .testTarget(name: "SystemdTests", dependencies: ["Systemd"]),
+        // End to end: starts the real zpubd and zpub binaries and talks to them over real
+        // sockets, from Swift and from pyzmq.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["ZeroMQ", "ZPubCore"],
+            resources: [.copy("python")]
+        ),
+    ]
+)

@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import Systemd
+import ZPubCore
+import ZeroMQ
+
+/// zpubd's broker: binds the four sockets, runs the forwarding loop and the control server on
+/// threads of their own, reloads, and shuts down gracefully.
+///
+/// Threads and what they own:
+/// - the forwarding loop thread: PULL, XSUB, XPUB and all counters and tables;
+/// - the control thread: the REP control socket;
+/// - the caller (zpubd's main thread): nothing but this object; it waits for signals.
+public final class Broker: @unchecked Sendable {
+    private let context: Context
+    private let loop: ForwardingLoop
+    private let control: ControlServer
+    private let registry = EndpointRegistry()
+    private let logger: Logger
+    private var loopThread: JoinableThread?
+    private var controlThread: JoinableThread?
+    private var stopped = false
+
+    /// Creates the sockets and binds every configured endpoint. Throws, with the endpoint and
+    /// the reason, if any bind fails; nothing stays bound then.
+    public init(configuration: BrokerConfiguration, logger: Logger, notifier: Notifier = Notifier()) throws {
+        self.logger = logger
+        let context = try Context()
+        self.context = context
+        var sockets: [BrokerSocketRole: Socket] = [:]
+        var bound: [BrokerSocketRole: BoundEndpoints] = [:]
+        do {
+            for role in BrokerSocketRole.allCases {
+                let socket = try SocketSetup.makeSocket(role, context: context, configuration: configuration)
+                sockets[role] = socket
+                var endpoints = BoundEndpoints(role: role)
+                for endpoint in configuration.endpoints(for: role) {
+                    try endpoints.bind(endpoint, on: socket)
+                }
+                bound[role] = endpoints
+                registry.set(role, endpoints.actual)
+            }
+        } catch {
+            for socket in sockets.values {
+                try? socket.setOption(.linger, 0)
+                socket.close()
+            }
+            context.terminate()
+            throw error
+        }
+        let loop = ForwardingLoop(
+            pull: sockets[.pull]!, xsub: sockets[.xsub]!, xpub: sockets[.xpub]!,
+            endpoints: (bound[.pull]!, bound[.xsub]!, bound[.xpub]!),
+            configuration: configuration, registry: registry, logger: logger, notifier: notifier)
+        self.loop = loop
+        self.control = ControlServer(
+            socket: sockets[.control]!, endpoints: bound[.control]!, configuration: configuration, loop: loop,
+            registry: registry, logger: logger, startNanoseconds: Clock.monotonicNanoseconds())
+    }
+
+    /// The endpoints actually bound, per role, with wildcard ports resolved.
+    public var boundEndpoints: [String: [String]] { registry.all() }
+
+    /// Starts the forwarding loop and the control server.
+    public func start() {
+        let loop = self.loop
+        let control = self.control
+        loopThread = JoinableThread(name: "zpubd-forward") { loop.run() }
+        controlThread = JoinableThread(name: "zpubd-control") { control.run() }
+    }
+
+    /// Applies a new configuration to the running broker: limits, socket options for new
+    /// connections, endpoints added and removed. Returns the binds that failed (the rest of the
+    /// configuration is in force).
+    public func reload(_ configuration: BrokerConfiguration) -> [BrokerError] {
+        let loopSlot = ReplySlot<[BrokerError]>()
+        loop.mailbox.post(.reconfigure(configuration, loopSlot))
+        let controlSlot = ReplySlot<[BrokerError]>()
+        control.mailbox.post(.reconfigure(configuration, controlSlot))
+        var failures: [BrokerError] = []
+        if let loopFailures = loopSlot.wait(milliseconds: 10_000) {
+            failures += loopFailures
+        } else {
+            failures.append(BrokerError(code: .threadFailed, message: "the forwarding loop did not apply the new configuration within 10 s"))
+        }
+        failures += controlSlot.wait(milliseconds: 10_000) ?? []
+        return failures
+    }
+
+    /// Graceful shutdown: the loop forwards what producers already sent (up to
+    /// `shutdown_drain_ms`), closes its sockets with the configured linger; then the control
+    /// server stops and the context is terminated. Returns when all is closed.
+    public func stop() {
+        guard !stopped else { return }
+        stopped = true
+        loop.mailbox.post(.stop)
+        loopThread?.join()
+        control.mailbox.post(.stop)
+        controlThread?.join()
+        context.terminate()
+    }
+
+    /// Test hook: makes the forwarding loop block for a while, as a hung loop would.
+    public func stallForwardingLoop(milliseconds: Int) {
+        loop.mailbox.post(.stall(milliseconds: milliseconds))
+    }
+}
+
+/// A thread that can be waited for.
+final class JoinableThread: Sendable {
+    private let finished = ConditionFlag()
+
+    init(name: String, body: @escaping @Sendable () -> Void) {
+        let finished = self.finished
+        let thread = Thread {
+            body()
+            finished.signal()
+        }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    func join() {
+        _ = finished.wait(milliseconds: -1)
+    }
+}

@@ -1,0 +1,45 @@
+import ZPubCore
+import ZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Why the broker could not start or apply a configuration; each says what to do about it.
+public struct BrokerError: Error, CustomStringConvertible, Sendable {
+    public enum Code: Sendable { case bindFailed, socketSetupFailed, threadFailed }
+
+    public let code: Code
+    public let message: String
+
+    public var description: String { message }
+
+    static func bindFailed(role: BrokerSocketRole, endpoint: String, error: ZMQError) -> BrokerError {
+        BrokerError(
+            code: .bindFailed,
+            message: "cannot bind the \(role.rawValue) socket to \(endpoint): \(error.reason)\(hint(for: error.code, endpoint: endpoint, role: role))")
+    }
+
+    private static func hint(for code: Int32, endpoint: String, role: BrokerSocketRole) -> String {
+        switch code {
+        case EADDRINUSE:
+            "; another process (another zpubd?) is listening there: stop it, or choose another endpoint with --\(role.rawValue) or in the config file"
+        case EACCES:
+            endpoint.hasPrefix("ipc://")
+                ? "; the directory of the socket file is not writable by this user"
+                : "; ports below 1024 need privileges: choose a higher port"
+        case ENOENT:
+            "; the directory of the ipc socket file does not exist: create it first"
+        case EADDRNOTAVAIL:
+            "; no network interface of this machine has that address"
+        case ENODEV:
+            "; no such network interface"
+        case EPROTONOSUPPORT:
+            "; this libzmq was built without that transport"
+        case EINVAL:
+            "; libzmq cannot parse the endpoint: check its spelling (e.g. tcp://127.0.0.1:5556)"
+        default:
+            ""
+        }
+    }
+}

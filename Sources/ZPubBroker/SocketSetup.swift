@@ -1,0 +1,122 @@
+import Logging
+import ZPubCore
+import ZeroMQ
+
+/// Creates the broker's sockets with the options each role needs, and binds their endpoints.
+enum SocketSetup {
+    /// libzmq's ZMQ_TYPE for each role.
+    static func type(of role: BrokerSocketRole) -> SocketType {
+        switch role {
+        case .pull: .pull
+        case .xsub: .xsub
+        case .xpub: .xpub
+        case .control: .rep
+        }
+    }
+
+    /// The hard ceiling on one control request frame. libzmq disconnects a peer that exceeds
+    /// ZMQ_MAXMSGSIZE, which leaves a REQ client hanging, so this is far above the configured
+    /// `max_control_request` (those requests get an error reply); only absurd frames hit it.
+    static let controlHardLimit: Int64 = 4 * 1024 * 1024
+
+    static func makeSocket(
+        _ role: BrokerSocketRole, context: Context, configuration: BrokerConfiguration
+    ) throws -> Socket {
+        let socket = try Socket(context, type: type(of: role))
+        try applyOptions(to: socket, role: role, configuration: configuration)
+        return socket
+    }
+
+    /// Sets the options that depend on the configuration. libzmq applies them to connections made
+    /// after the call, so calling this again on reload changes new connections only.
+    static func applyOptions(to socket: Socket, role: BrokerSocketRole, configuration: BrokerConfiguration) throws {
+        // IPv6 only where an endpoint asks for it: with it on, IPv4 addresses show up as
+        // IPv4-mapped IPv6 ([::ffff:127.0.0.1]) in logs and replies.
+        let wantsIPv6 = configuration.endpoints(for: role).contains { $0.contains("[") }
+        try socket.setOption(.ipv6, wantsIPv6 ? 1 : 0)
+        try socket.setOption(.linger, Int32(configuration.lingerMilliseconds))
+        try socket.setOption(.handshakeInterval, Int32(configuration.handshakeMilliseconds))
+        if configuration.heartbeatIntervalMilliseconds > 0 {
+            try socket.setOption(.heartbeatInterval, Int32(configuration.heartbeatIntervalMilliseconds))
+            try socket.setOption(.heartbeatTimeout, Int32(configuration.heartbeatTimeoutMilliseconds))
+        }
+        switch role {
+        case .pull:
+            try socket.setOption(.receiveHighWaterMark, Int32(configuration.receiveHighWaterMark))
+            try socket.setOption(.maxMessageSize, int64: Int64(configuration.maxMessageSize))
+        case .xsub:
+            try socket.setOption(.receiveHighWaterMark, Int32(configuration.receiveHighWaterMark))
+            try socket.setOption(.maxMessageSize, int64: Int64(configuration.maxMessageSize))
+            // Unlimited: the XSUB replays every subscription to a (re)connecting publisher, and a
+            // finite send HWM silently drops all but the first thousand (../shared/NOTES.md).
+            try socket.setOption(.sendHighWaterMark, 0)
+        case .xpub:
+            try socket.setOption(.sendHighWaterMark, Int32(configuration.sendHighWaterMark))
+            // Subscribers only send subscription frames (one byte + prefix). Anything longer than
+            // the longest allowed prefix disconnects that subscriber before libzmq stores it:
+            // very long prefixes crash libzmq 4.3.4's subscription tries on removal.
+            try socket.setOption(.maxMessageSize, int64: Int64(configuration.maxSubscriptionLength + 1))
+            // The broker applies each subscription itself (see ForwardingLoop.handleSubscriptions),
+            // which lets it count them, bound them, and refuse what is over the limits.
+            try socket.setOption(.xpubManual, 1)
+        case .control:
+            try socket.setOption(.maxMessageSize, int64: controlHardLimit)
+        }
+    }
+}
+
+/// The endpoints one socket is bound to, remembering what each configured endpoint resolved to
+/// (`tcp://127.0.0.1:*` binds an ephemeral port, and unbinding needs the real one).
+struct BoundEndpoints {
+    let role: BrokerSocketRole
+    private(set) var resolved: [String: String] = [:]
+    private(set) var order: [String] = []
+
+    init(role: BrokerSocketRole) { self.role = role }
+
+    /// The endpoints as actually bound, in configuration order.
+    var actual: [String] { order.compactMap { resolved[$0] } }
+
+    mutating func bind(_ endpoint: String, on socket: Socket) throws(BrokerError) {
+        do {
+            try socket.bind(endpoint)
+        } catch let error as ZMQError {
+            throw BrokerError.bindFailed(role: role, endpoint: endpoint, error: error)
+        } catch {
+            throw BrokerError(code: .bindFailed, message: "cannot bind \(role.rawValue) to \(endpoint): \(error)")
+        }
+        resolved[endpoint] = socket.lastEndpoint.isEmpty ? endpoint : socket.lastEndpoint
+        order.append(endpoint)
+    }
+
+    mutating func unbind(_ endpoint: String, on socket: Socket) throws {
+        guard let actual = resolved[endpoint] else { return }
+        resolved[endpoint] = nil
+        order.removeAll { $0 == endpoint }
+        try socket.unbind(actual)
+    }
+
+    /// Binds the configured endpoints that are new and unbinds those no longer configured.
+    /// Returns what failed; the rest is applied.
+    mutating func reconcile(with wanted: [String], on socket: Socket, logger: Logger) -> [BrokerError] {
+        var failures: [BrokerError] = []
+        for endpoint in order where !wanted.contains(endpoint) {
+            do {
+                try unbind(endpoint, on: socket)
+                logger.info("unbound \(role.rawValue) \(endpoint)")
+            } catch {
+                logger.warning("cannot unbind \(role.rawValue) \(endpoint): \(error)")
+            }
+        }
+        for endpoint in wanted where resolved[endpoint] == nil {
+            do {
+                try bind(endpoint, on: socket)
+                logger.info("bound \(role.rawValue) \(resolved[endpoint] ?? endpoint)")
+            } catch {
+                logger.error("\(error.message)")
+                failures.append(error)
+            }
+        }
+        return failures
+    }
+}

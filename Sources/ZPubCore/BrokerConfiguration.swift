@@ -1,0 +1,157 @@
+/// Everything zpubd can be configured with. The defaults are the embedded configuration that
+/// `zpubd` runs with when no file is given; each is a named constant with the reason for it.
+public struct BrokerConfiguration: Codable, Equatable, Sendable {
+    public enum Defaults {
+        /// Loopback only: a fresh install exposes nothing to the network.
+        public static let controlEndpoints = ["tcp://127.0.0.1:5555"]
+        public static let xpubEndpoints = ["tcp://127.0.0.1:5556"]
+        public static let pullEndpoints = ["tcp://127.0.0.1:5557"]
+        public static let xsubEndpoints = ["tcp://127.0.0.1:5558"]
+        public static let logLevel = "info"
+        /// Per-peer queue, in messages. libzmq's default of 1000 drops bursts a broker should
+        /// absorb; 10,000 of 1 KiB is 10 MiB per slow subscriber at worst.
+        public static let sendHighWaterMark = 10_000
+        public static let receiveHighWaterMark = 10_000
+        /// Bounded so that shutdown is bounded even with a stalled subscriber, and well below
+        /// systemd's default TimeoutStopSec of 90 s.
+        public static let lingerMilliseconds = 1_000
+        /// 16 MiB: large enough for any sane message, small enough that one peer cannot make
+        /// the broker allocate without limit. Larger messages disconnect the sender.
+        public static let maxMessageSize = 16 * 1024 * 1024
+        /// How long a connection may take to complete the ZMTP handshake before it is dropped.
+        public static let handshakeMilliseconds = 10_000
+        /// ZMTP heartbeats, so that dead peers are noticed; 0 turns them off.
+        public static let heartbeatIntervalMilliseconds = 10_000
+        public static let heartbeatTimeoutMilliseconds = 30_000
+        public static let maxTopics = 10_000
+        public static let maxSubscriptions = 100_000
+        /// Longer subscriptions are refused: very long ones crash libzmq 4.3.4's XSUB trie.
+        public static let maxSubscriptionLength = 1_024
+        public static let maxControlRequest = 4_096
+        public static let topicAccounting = true
+        /// After SIGTERM, how long to keep forwarding what producers had already sent.
+        public static let shutdownDrainMilliseconds = 2_000
+    }
+
+    public var controlEndpoints = Defaults.controlEndpoints
+    public var xpubEndpoints = Defaults.xpubEndpoints
+    public var pullEndpoints = Defaults.pullEndpoints
+    public var xsubEndpoints = Defaults.xsubEndpoints
+    public var logLevel = Defaults.logLevel
+    public var sendHighWaterMark = Defaults.sendHighWaterMark
+    public var receiveHighWaterMark = Defaults.receiveHighWaterMark
+    public var lingerMilliseconds = Defaults.lingerMilliseconds
+    public var maxMessageSize = Defaults.maxMessageSize
+    public var handshakeMilliseconds = Defaults.handshakeMilliseconds
+    public var heartbeatIntervalMilliseconds = Defaults.heartbeatIntervalMilliseconds
+    public var heartbeatTimeoutMilliseconds = Defaults.heartbeatTimeoutMilliseconds
+    public var maxTopics = Defaults.maxTopics
+    public var maxSubscriptions = Defaults.maxSubscriptions
+    public var maxSubscriptionLength = Defaults.maxSubscriptionLength
+    public var maxControlRequest = Defaults.maxControlRequest
+    public var topicAccounting = Defaults.topicAccounting
+    public var shutdownDrainMilliseconds = Defaults.shutdownDrainMilliseconds
+
+    public init() {}
+
+    /// The log levels zpubd understands, quietest last.
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    enum CodingKeys: String, CodingKey {
+        case controlEndpoints = "control"
+        case xpubEndpoints = "xpub"
+        case pullEndpoints = "pull"
+        case xsubEndpoints = "xsub"
+        case logLevel = "log_level"
+        case sendHighWaterMark = "send_hwm"
+        case receiveHighWaterMark = "receive_hwm"
+        case lingerMilliseconds = "linger_ms"
+        case maxMessageSize = "max_message_size"
+        case handshakeMilliseconds = "handshake_timeout_ms"
+        case heartbeatIntervalMilliseconds = "heartbeat_interval_ms"
+        case heartbeatTimeoutMilliseconds = "heartbeat_timeout_ms"
+        case maxTopics = "max_topics"
+        case maxSubscriptions = "max_subscriptions"
+        case maxSubscriptionLength = "max_subscription_length"
+        case maxControlRequest = "max_control_request"
+        case topicAccounting = "topic_accounting"
+        case shutdownDrainMilliseconds = "shutdown_drain_ms"
+    }
+}
+
+/// The four kinds of socket zpubd binds.
+public enum BrokerSocketRole: String, CaseIterable, Codable, Sendable {
+    case pull, xsub, xpub, control
+}
+
+extension BrokerConfiguration {
+    public func endpoints(for role: BrokerSocketRole) -> [String] {
+        switch role {
+        case .pull: pullEndpoints
+        case .xsub: xsubEndpoints
+        case .xpub: xpubEndpoints
+        case .control: controlEndpoints
+        }
+    }
+
+    public mutating func setEndpoints(_ endpoints: [String], for role: BrokerSocketRole) {
+        switch role {
+        case .pull: pullEndpoints = endpoints
+        case .xsub: xsubEndpoints = endpoints
+        case .xpub: xpubEndpoints = endpoints
+        case .control: controlEndpoints = endpoints
+        }
+    }
+
+    /// Problems that make this configuration unusable, whatever it was read from. Each names
+    /// the key and what to do; `ConfigurationFile` adds line numbers.
+    public func validate() -> [(key: String, message: String)] {
+        var problems: [(key: String, message: String)] = []
+        func check(_ key: String, _ value: Int, _ range: ClosedRange<Int>, _ meaning: String) {
+            if !range.contains(value) {
+                problems.append(
+                    (key, "\(key) = \(value) is out of range: \(meaning) must be between \(range.lowerBound) and \(range.upperBound)")
+                )
+            }
+        }
+        if !Self.logLevels.contains(logLevel) {
+            problems.append(
+                ("log_level", "log_level \"\(logLevel)\" is not a log level; use one of \(Self.logLevels.joined(separator: ", "))")
+            )
+        }
+        check("send_hwm", sendHighWaterMark, 0...100_000_000, "the send high-water mark (0 = unlimited)")
+        check("receive_hwm", receiveHighWaterMark, 0...100_000_000, "the receive high-water mark (0 = unlimited)")
+        check("linger_ms", lingerMilliseconds, 0...60_000, "the linger time in ms")
+        check("max_message_size", maxMessageSize, 1...(1 << 31), "the maximum message size in bytes")
+        check("handshake_timeout_ms", handshakeMilliseconds, 0...600_000, "the handshake timeout in ms (0 = none)")
+        check("heartbeat_interval_ms", heartbeatIntervalMilliseconds, 0...3_600_000, "the heartbeat interval in ms (0 = off)")
+        check("heartbeat_timeout_ms", heartbeatTimeoutMilliseconds, 0...3_600_000, "the heartbeat timeout in ms")
+        check("max_topics", maxTopics, 0...10_000_000, "the number of tracked topics")
+        check("max_subscriptions", maxSubscriptions, 1...10_000_000, "the number of distinct subscriptions")
+        check("max_subscription_length", maxSubscriptionLength, 1...65_536, "the subscription length in bytes")
+        check("max_control_request", maxControlRequest, 64...1_048_576, "the control request size in bytes")
+        check("shutdown_drain_ms", shutdownDrainMilliseconds, 0...60_000, "the shutdown drain time in ms")
+
+        if xpubEndpoints.isEmpty {
+            problems.append(("xpub", "xpub has no endpoint: subscribers would have nowhere to connect; give at least one"))
+        }
+        if pullEndpoints.isEmpty && xsubEndpoints.isEmpty {
+            problems.append(("pull", "pull and xsub both have no endpoint: messages would have no way in; give at least one"))
+        }
+        var seen: [String: BrokerSocketRole] = [:]
+        for role in BrokerSocketRole.allCases {
+            for endpoint in endpoints(for: role) {
+                if let problem = Endpoint.problem(with: endpoint) {
+                    problems.append((role.rawValue, "\(role.rawValue) endpoint \"\(endpoint)\": \(problem)"))
+                }
+                if let other = seen[endpoint] {
+                    problems.append(
+                        (role.rawValue, "endpoint \"\(endpoint)\" is given for both \(other.rawValue) and \(role.rawValue); each endpoint can be bound once")
+                    )
+                }
+                seen[endpoint] = role
+            }
+        }
+        return problems
+    }
+}

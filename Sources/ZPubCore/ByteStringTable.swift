@@ -1,0 +1,160 @@
+/// A hash table from byte strings to values, looked up by raw bytes without allocating.
+///
+/// The forwarding loop looks a topic up for every message it moves, straight from the bytes of a
+/// `zmq_msg_t`; a `Dictionary<[UInt8], V>` would have to build an array for each lookup. This
+/// table hashes an `UnsafeRawBufferPointer` with the standard library's randomly seeded SipHash
+/// (so crafted topics cannot force collisions) and compares keys with `memcmp`.
+///
+/// Layout: `entries` is dense (iteration is a plain array walk, removal moves the last entry into
+/// the hole); `slots` is an open-addressing index into `entries` with linear probing and
+/// backward-shift deletion, so there are no tombstones and lookups stay short after churn.
+public struct ByteStringTable<Value> {
+    public struct Entry {
+        public let key: [UInt8]
+        let hash: Int
+        public var value: Value
+    }
+
+    public private(set) var entries: ContiguousArray<Entry> = []
+    private var slots: [Int32]
+    private var mask: Int
+
+    private static var emptySlot: Int32 { -1 }
+
+    public init(minimumCapacity: Int = 16) {
+        var size = 16
+        while size < minimumCapacity * 2 { size <<= 1 }
+        slots = Array(repeating: Self.emptySlot, count: size)
+        mask = size - 1
+    }
+
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
+
+    @inline(__always)
+    static func hash(_ key: UnsafeRawBufferPointer) -> Int {
+        var hasher = Hasher()
+        hasher.combine(bytes: key)
+        return hasher.finalize()
+    }
+
+    /// The index in `entries` of `key`, or nil.
+    @inline(__always)
+    public func index(of key: UnsafeRawBufferPointer) -> Int? {
+        let hash = Self.hash(key)
+        var slot = hash & mask
+        while true {
+            let entryIndex = slots[slot]
+            if entryIndex == Self.emptySlot { return nil }
+            let index = Int(entryIndex)
+            if entries[index].hash == hash && Self.equal(entries[index].key, key) { return index }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    public func index(of key: [UInt8]) -> Int? {
+        key.withUnsafeBytes { index(of: $0) }
+    }
+
+    public subscript(key: [UInt8]) -> Value? {
+        guard let index = index(of: key) else { return nil }
+        return entries[index].value
+    }
+
+    /// Mutable access to the value at an index returned by `index(of:)` or `insert`.
+    @inline(__always)
+    public subscript(valueAt index: Int) -> Value {
+        get { entries[index].value }
+        _modify { yield &entries[index].value }
+    }
+
+    /// Inserts `key` with `value`; the key must not be present. Returns the entry's index.
+    @discardableResult
+    public mutating func insert(_ key: UnsafeRawBufferPointer, value: Value) -> Int {
+        if (entries.count + 1) * 2 > slots.count { grow() }
+        let hash = Self.hash(key)
+        var slot = hash & mask
+        while slots[slot] != Self.emptySlot { slot = (slot + 1) & mask }
+        slots[slot] = Int32(entries.count)
+        entries.append(Entry(key: Array(key), hash: hash, value: value))
+        return entries.count - 1
+    }
+
+    @discardableResult
+    public mutating func insert(_ key: [UInt8], value: Value) -> Int {
+        key.withUnsafeBytes { insert($0, value: value) }
+    }
+
+    /// Removes the entry at `index`. The last entry moves into its place, so indexes obtained
+    /// before a removal are invalid after it.
+    public mutating func remove(at index: Int) {
+        let removedSlot = slot(ofEntry: index)
+        deleteSlot(removedSlot)
+        let last = entries.count - 1
+        if index != last {
+            let movedSlot = slot(ofEntry: last)
+            slots[movedSlot] = Int32(index)
+            entries.swapAt(index, last)
+        }
+        entries.removeLast()
+    }
+
+    public mutating func removeAll() {
+        entries.removeAll()
+        for i in slots.indices { slots[i] = Self.emptySlot }
+    }
+
+    // MARK: Internals
+
+    private func slot(ofEntry index: Int) -> Int {
+        var slot = entries[index].hash & mask
+        while Int(slots[slot]) != index { slot = (slot + 1) & mask }
+        return slot
+    }
+
+    /// Backward-shift deletion: moves later members of the probe run into the hole so that every
+    /// entry stays reachable from its home slot without tombstones.
+    private mutating func deleteSlot(_ start: Int) {
+        var hole = start
+        var next = (hole + 1) & mask
+        while slots[next] != Self.emptySlot {
+            let home = entries[Int(slots[next])].hash & mask
+            // Move `next` into the hole unless its home lies cyclically in (hole, next].
+            let distanceToNext = (next - home) & mask
+            let distanceToHole = (hole - home) & mask
+            if distanceToHole < distanceToNext {
+                slots[hole] = slots[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        slots[hole] = Self.emptySlot
+    }
+
+    private mutating func grow() {
+        let size = slots.count * 2
+        slots = Array(repeating: Self.emptySlot, count: size)
+        mask = size - 1
+        for (index, entry) in entries.enumerated() {
+            var slot = entry.hash & mask
+            while slots[slot] != Self.emptySlot { slot = (slot + 1) & mask }
+            slots[slot] = Int32(index)
+        }
+    }
+
+    @inline(__always)
+    private static func equal(_ stored: [UInt8], _ key: UnsafeRawBufferPointer) -> Bool {
+        guard stored.count == key.count else { return false }
+        if key.isEmpty { return true }
+        return stored.withUnsafeBytes { memcmp($0.baseAddress!, key.baseAddress!, key.count) == 0 }
+    }
+}
+
+extension ByteStringTable: Sendable where Value: Sendable {}
+extension ByteStringTable.Entry: Sendable where Value: Sendable {}
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif

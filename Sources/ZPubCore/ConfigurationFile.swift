@@ -1,0 +1,410 @@
+/// A problem found in a configuration file: where, and what to do about it.
+public struct ConfigurationProblem: Error, Equatable, Sendable, CustomStringConvertible {
+    /// 1-based line number, or nil for a problem of the file as a whole.
+    public var line: Int?
+    public var message: String
+
+    public init(line: Int?, message: String) {
+        self.line = line
+        self.message = message
+    }
+
+    public var description: String {
+        if let line { return "line \(line): \(message)" }
+        return message
+    }
+}
+
+/// Every problem of a configuration file, in line order.
+public struct ConfigurationProblems: Error, Equatable, Sendable {
+    public var problems: [ConfigurationProblem]
+    public init(problems: [ConfigurationProblem]) { self.problems = problems }
+}
+
+/// Reads zpubd's configuration file format: a small subset of TOML, so that editors highlight it
+/// and any TOML tool can read it. Supported: `# comments`, `[section]` headers, and
+/// `key = value` where a value is a "string", an integer (underscores allowed), true/false, or an
+/// array of strings (which may span lines). Unknown sections and keys are errors, so a typo is
+/// never silently ignored.
+///
+/// All problems are collected, each with its line, before the file is refused.
+public enum ConfigurationFile {
+    /// Parses `text` on top of `base` (normally the defaults). Returns the configuration or every
+    /// problem found, in line order.
+    public static func parse(
+        _ text: String, base: BrokerConfiguration = BrokerConfiguration()
+    ) -> Result<BrokerConfiguration, ConfigurationProblems> {
+        var configuration = base
+        var problems: [ConfigurationProblem] = []
+        var keyLines: [String: Int] = [:]
+        var seenKeys: [String: Int] = [:]
+
+        var parser = Parser(text)
+        var section = ""
+        while let statement = parser.nextStatement() {
+            switch statement {
+            case .failure(let problem):
+                problems.append(problem)
+            case .success(.section(let name, let line)):
+                guard Schema.sections.contains(name) else {
+                    problems.append(
+                        ConfigurationProblem(
+                            line: line,
+                            message: "unknown section [\(name)]; sections are \(Schema.sections.filter { !$0.isEmpty }.map { "[\($0)]" }.joined(separator: ", "))"
+                        ))
+                    section = "?"
+                    continue
+                }
+                section = name
+            case .success(.assignment(let key, let value, let line)):
+                if section == "?" { continue }  // already reported the unknown section
+                let qualified = section.isEmpty ? key : "\(section).\(key)"
+                guard let field = Schema.fields.first(where: { $0.section == section && $0.key == key }) else {
+                    let known = Schema.fields.filter { $0.section == section }.map(\.key)
+                    let hint =
+                        if let elsewhere = Schema.fields.first(where: { $0.key == key }) {
+                            "; \(key) belongs in [\(elsewhere.section)]"
+                        } else {
+                            known.isEmpty ? "" : "; keys here are \(known.joined(separator: ", "))"
+                        }
+                    problems.append(
+                        ConfigurationProblem(
+                            line: line,
+                            message: "unknown key \(key) in \(section.isEmpty ? "the top level" : "[\(section)]")\(hint)"))
+                    continue
+                }
+                if let first = seenKeys[qualified] {
+                    problems.append(
+                        ConfigurationProblem(line: line, message: "\(qualified) is set twice (first on line \(first)); keep one"))
+                    continue
+                }
+                seenKeys[qualified] = line
+                if let message = field.apply(value, &configuration) {
+                    problems.append(ConfigurationProblem(line: line, message: message))
+                } else {
+                    keyLines[field.configurationKey] = line
+                }
+            }
+        }
+
+        for (key, message) in configuration.validate() {
+            problems.append(ConfigurationProblem(line: keyLines[key], message: message))
+        }
+        if !problems.isEmpty {
+            return .failure(ConfigurationProblems(problems: problems.sorted { ($0.line ?? .max) < ($1.line ?? .max) }))
+        }
+        return .success(configuration)
+    }
+}
+
+// MARK: - Schema
+
+/// A value as written in the file.
+enum ConfigurationValue: Equatable {
+    case string(String)
+    case integer(Int)
+    case boolean(Bool)
+    case stringArray([String])
+
+    var typeName: String {
+        switch self {
+        case .string: "a string"
+        case .integer: "an integer"
+        case .boolean: "true or false"
+        case .stringArray: "an array of strings"
+        }
+    }
+}
+
+enum Schema {
+    struct Field: Sendable {
+        let section: String
+        let key: String
+        /// The name used by `BrokerConfiguration.validate()` for this field.
+        let configurationKey: String
+        /// Returns an error message, or nil when the value was applied.
+        let apply: @Sendable (ConfigurationValue, inout BrokerConfiguration) -> String?
+    }
+
+    static let sections = ["", "daemon", "endpoints", "sockets", "limits"]
+
+    static func integer(
+        _ section: String, _ key: String, _ path: WritableKeyPath<BrokerConfiguration, Int> & Sendable
+    ) -> Field {
+        Field(section: section, key: key, configurationKey: key) { value, configuration in
+            guard case .integer(let number) = value else {
+                return "\(key) must be an integer, not \(value.typeName)"
+            }
+            configuration[keyPath: path] = number
+            return nil
+        }
+    }
+
+    static func endpoints(_ key: String, _ role: BrokerSocketRole) -> Field {
+        Field(section: "endpoints", key: key, configurationKey: role.rawValue) { value, configuration in
+            switch value {
+            case .stringArray(let list): configuration.setEndpoints(list, for: role)
+            case .string(let single): configuration.setEndpoints([single], for: role)
+            default: return "\(key) must be an array of endpoint strings, e.g. [\"tcp://127.0.0.1:5556\"], not \(value.typeName)"
+            }
+            return nil
+        }
+    }
+
+    static let fields: [Field] = [
+        Field(section: "daemon", key: "log_level", configurationKey: "log_level") { value, configuration in
+            guard case .string(let level) = value else { return "log_level must be a string, not \(value.typeName)" }
+            configuration.logLevel = level
+            return nil
+        },
+        Field(section: "daemon", key: "topic_accounting", configurationKey: "topic_accounting") { value, configuration in
+            guard case .boolean(let flag) = value else { return "topic_accounting must be true or false, not \(value.typeName)" }
+            configuration.topicAccounting = flag
+            return nil
+        },
+        integer("daemon", "shutdown_drain_ms", \.shutdownDrainMilliseconds),
+        endpoints("control", .control),
+        endpoints("xpub", .xpub),
+        endpoints("pull", .pull),
+        endpoints("xsub", .xsub),
+        integer("sockets", "send_hwm", \.sendHighWaterMark),
+        integer("sockets", "receive_hwm", \.receiveHighWaterMark),
+        integer("sockets", "linger_ms", \.lingerMilliseconds),
+        integer("sockets", "max_message_size", \.maxMessageSize),
+        integer("sockets", "handshake_timeout_ms", \.handshakeMilliseconds),
+        integer("sockets", "heartbeat_interval_ms", \.heartbeatIntervalMilliseconds),
+        integer("sockets", "heartbeat_timeout_ms", \.heartbeatTimeoutMilliseconds),
+        integer("limits", "max_topics", \.maxTopics),
+        integer("limits", "max_subscriptions", \.maxSubscriptions),
+        integer("limits", "max_subscription_length", \.maxSubscriptionLength),
+        integer("limits", "max_control_request", \.maxControlRequest),
+    ]
+}
+
+// MARK: - Parser
+
+/// A line-oriented parser for the TOML subset; collects a problem and skips to the next line on
+/// any error, so that one file yields all its problems at once.
+struct Parser {
+    enum Statement {
+        case section(String, line: Int)
+        case assignment(key: String, value: ConfigurationValue, line: Int)
+    }
+
+    private let bytes: [UInt8]
+    private var position = 0
+    private var line = 1
+
+    init(_ text: String) {
+        bytes = Array(text.utf8)
+    }
+
+    mutating func nextStatement() -> Result<Statement, ConfigurationProblem>? {
+        skipBlankAndComments()
+        guard position < bytes.count else { return nil }
+        let startLine = line
+        let result: Result<Statement, ConfigurationProblem>
+        if bytes[position] == UInt8(ascii: "[") {
+            result = parseSection()
+        } else {
+            result = parseAssignment()
+        }
+        if case .failure = result {
+            skipRestOfLine()
+        } else if let trailing = expectEndOfLine() {
+            skipRestOfLine()
+            return .failure(ConfigurationProblem(line: startLine, message: trailing))
+        }
+        return result
+    }
+
+    private mutating func parseSection() -> Result<Statement, ConfigurationProblem> {
+        let startLine = line
+        position += 1
+        skipSpaces()
+        let name = readBareWord()
+        skipSpaces()
+        guard !name.isEmpty, position < bytes.count, bytes[position] == UInt8(ascii: "]") else {
+            return .failure(ConfigurationProblem(line: startLine, message: "a section header is [name], e.g. [limits]"))
+        }
+        position += 1
+        return .success(.section(name, line: startLine))
+    }
+
+    private mutating func parseAssignment() -> Result<Statement, ConfigurationProblem> {
+        let startLine = line
+        let key = readBareWord()
+        guard !key.isEmpty else {
+            return .failure(
+                ConfigurationProblem(line: startLine, message: "expected key = value, found \"\(restOfLinePreview())\""))
+        }
+        skipSpaces()
+        guard position < bytes.count, bytes[position] == UInt8(ascii: "=") else {
+            return .failure(ConfigurationProblem(line: startLine, message: "expected = after the key \(key)"))
+        }
+        position += 1
+        skipSpaces()
+        switch parseValue(allowArray: true) {
+        case .success(let value): return .success(.assignment(key: key, value: value, line: startLine))
+        case .failure(let problem): return .failure(problem)
+        }
+    }
+
+    private mutating func parseValue(allowArray: Bool) -> Result<ConfigurationValue, ConfigurationProblem> {
+        let startLine = line
+        guard position < bytes.count, bytes[position] != UInt8(ascii: "\n") else {
+            return .failure(ConfigurationProblem(line: startLine, message: "a value is missing after ="))
+        }
+        let byte = bytes[position]
+        if byte == UInt8(ascii: "\"") { return parseString().map { .string($0) } }
+        if byte == UInt8(ascii: "[") {
+            guard allowArray else {
+                return .failure(ConfigurationProblem(line: startLine, message: "arrays inside arrays are not supported"))
+            }
+            return parseArray()
+        }
+        let word = readBareWord()
+        if word == "true" { return .success(.boolean(true)) }
+        if word == "false" { return .success(.boolean(false)) }
+        let digits = word.replacingUnderscores()
+        if !word.isEmpty, let number = Int(digits) { return .success(.integer(number)) }
+        let shown = word.isEmpty ? restOfLinePreview() : word
+        return .failure(
+            ConfigurationProblem(
+                line: startLine,
+                message: "\"\(shown)\" is not a value; write a \"quoted string\", a whole number, true, false or [\"a\", \"list\"]"))
+    }
+
+    private mutating func parseString() -> Result<String, ConfigurationProblem> {
+        let startLine = line
+        position += 1  // opening quote
+        var out: [UInt8] = []
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\n") { break }
+            position += 1
+            if byte == UInt8(ascii: "\"") {
+                guard let text = String(validating: out, as: UTF8.self) else {
+                    return .failure(ConfigurationProblem(line: startLine, message: "the string is not valid UTF-8"))
+                }
+                return .success(text)
+            }
+            if byte == UInt8(ascii: "\\") {
+                guard position < bytes.count else { break }
+                let escaped = bytes[position]
+                position += 1
+                switch escaped {
+                case UInt8(ascii: "\""): out.append(UInt8(ascii: "\""))
+                case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\"))
+                case UInt8(ascii: "n"): out.append(UInt8(ascii: "\n"))
+                case UInt8(ascii: "t"): out.append(UInt8(ascii: "\t"))
+                default:
+                    return .failure(
+                        ConfigurationProblem(
+                            line: startLine, message: "unknown escape \\\(Character(UnicodeScalar(escaped))) in a string; use \\\\ for a backslash"))
+                }
+                continue
+            }
+            out.append(byte)
+        }
+        return .failure(ConfigurationProblem(line: startLine, message: "the string has no closing quote on this line"))
+    }
+
+    private mutating func parseArray() -> Result<ConfigurationValue, ConfigurationProblem> {
+        let startLine = line
+        position += 1  // [
+        var items: [String] = []
+        while true {
+            skipBlankAndComments()
+            guard position < bytes.count else {
+                return .failure(ConfigurationProblem(line: startLine, message: "the array has no closing ]"))
+            }
+            if bytes[position] == UInt8(ascii: "]") {
+                position += 1
+                return .success(.stringArray(items))
+            }
+            let itemLine = line
+            switch parseValue(allowArray: false) {
+            case .success(.string(let item)): items.append(item)
+            case .success(let other):
+                return .failure(
+                    ConfigurationProblem(line: itemLine, message: "array items must be strings, not \(other.typeName)"))
+            case .failure(let problem): return .failure(problem)
+            }
+            skipBlankAndComments()
+            guard position < bytes.count else { continue }
+            if bytes[position] == UInt8(ascii: ",") {
+                position += 1
+            } else if bytes[position] != UInt8(ascii: "]") {
+                return .failure(ConfigurationProblem(line: line, message: "expected , or ] in the array"))
+            }
+        }
+    }
+
+    // MARK: Lexing helpers
+
+    private mutating func readBareWord() -> String {
+        let start = position
+        while position < bytes.count {
+            let byte = bytes[position]
+            let isWordByte =
+                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+")
+                || byte == UInt8(ascii: ".")
+            if !isWordByte { break }
+            position += 1
+        }
+        return String(decoding: bytes[start..<position], as: UTF8.self)
+    }
+
+    private mutating func skipSpaces() {
+        while position < bytes.count, bytes[position] == UInt8(ascii: " ") || bytes[position] == UInt8(ascii: "\t")
+            || bytes[position] == UInt8(ascii: "\r")
+        {
+            position += 1
+        }
+    }
+
+    /// Skips spaces, newlines and comments.
+    private mutating func skipBlankAndComments() {
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                position += 1
+            } else if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") {
+                position += 1
+            } else if byte == UInt8(ascii: "#") {
+                while position < bytes.count, bytes[position] != UInt8(ascii: "\n") { position += 1 }
+            } else {
+                return
+            }
+        }
+    }
+
+    /// After a statement only spaces and a comment may follow on the line.
+    private mutating func expectEndOfLine() -> String? {
+        skipSpaces()
+        guard position < bytes.count else { return nil }
+        if bytes[position] == UInt8(ascii: "\n") || bytes[position] == UInt8(ascii: "#") { return nil }
+        return "unexpected \"\(restOfLinePreview())\" after the value; one key = value per line"
+    }
+
+    private mutating func skipRestOfLine() {
+        while position < bytes.count, bytes[position] != UInt8(ascii: "\n") { position += 1 }
+    }
+
+    private func restOfLinePreview() -> String {
+        var end = position
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\n"), end - position < 40 { end += 1 }
+        return String(decoding: bytes[position..<end], as: UTF8.self)
+    }
+}
+
+extension String {
+    fileprivate func replacingUnderscores() -> String {
+        String(filter { $0 != "_" })
+    }
+}

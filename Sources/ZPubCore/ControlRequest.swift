@@ -1,0 +1,99 @@
+/// A request on the control socket: one frame of UTF-8 text, a command word and an optional
+/// argument (everything after the first run of spaces, so a prefix may itself contain spaces).
+/// See docs/control-protocol.md.
+public enum ControlCommand: String, CaseIterable, Sendable {
+    case ping = "PING"
+    case health = "HEALTH"
+    case stats = "STATS"
+    case subscriptions = "SUBSCRIPTIONS"
+    case topics = "TOPICS"
+    case config = "CONFIG"
+    case version = "VERSION"
+    case pause = "PAUSE"
+    case resume = "RESUME"
+    case help = "HELP"
+
+    /// Whether the command takes an (optional) argument.
+    var takesArgument: Bool { self == .subscriptions || self == .topics }
+}
+
+public struct ControlRequest: Equatable, Sendable {
+    public var command: ControlCommand
+    /// The argument's bytes (a topic prefix), empty when none was given.
+    public var argument: [UInt8]
+
+    public init(command: ControlCommand, argument: [UInt8] = []) {
+        self.command = command
+        self.argument = argument
+    }
+
+    /// Parses a request from the frames received on the control socket. Never traps: every
+    /// malformed request becomes a `ControlError` to send back.
+    public static func parse(frames: [[UInt8]], maxSize: Int) -> Result<ControlRequest, ControlError> {
+        guard frames.count == 1 else {
+            return .failure(
+                ControlError(.badRequest, "a request is exactly one frame; this one had \(frames.count)"))
+        }
+        return parse(frames[0], maxSize: maxSize)
+    }
+
+    public static func parse(_ frame: [UInt8], maxSize: Int) -> Result<ControlRequest, ControlError> {
+        if frame.count > maxSize {
+            return .failure(
+                ControlError(.requestTooLarge, "the request is \(frame.count) bytes; the limit is \(maxSize)"))
+        }
+        guard let text = String(validating: frame, as: UTF8.self) else {
+            return .failure(ControlError(.invalidUTF8, "the request is not valid UTF-8 text"))
+        }
+        let trimmed = text.drop { $0 == " " || $0 == "\t" }
+        let wordEnd = trimmed.firstIndex { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" } ?? trimmed.endIndex
+        let word = trimmed[..<wordEnd].uppercased()
+        if word.isEmpty {
+            return .failure(ControlError(.emptyRequest, "the request is empty; send a command such as STATS (HELP lists them)"))
+        }
+        guard let command = ControlCommand(rawValue: word) else {
+            let shown = word.count > 40 ? String(word.prefix(40)) + "..." : word
+            return .failure(
+                ControlError(
+                    .unknownCommand,
+                    "unknown command \"\(shown)\"; commands are \(ControlCommand.allCases.map(\.rawValue).joined(separator: ", "))"
+                ))
+        }
+        var rest = trimmed[wordEnd...].drop { $0 == " " || $0 == "\t" }
+        // A trailing newline (from `echo STATS | ...`) is not part of an argument.
+        while let last = rest.last, last == "\n" || last == "\r" { rest = rest.dropLast() }
+        if !rest.isEmpty && !command.takesArgument {
+            return .failure(ControlError(.badArgument, "\(command.rawValue) takes no argument"))
+        }
+        return .success(ControlRequest(command: command, argument: Array(rest.utf8)))
+    }
+}
+
+/// An error reply: `{"error": {"code": "...", "message": "..."}}`.
+public struct ControlError: Error, Codable, Equatable, Sendable {
+    public enum Code: String, Codable, Sendable {
+        case badRequest = "bad_request"
+        case requestTooLarge = "request_too_large"
+        case invalidUTF8 = "invalid_utf8"
+        case emptyRequest = "empty_request"
+        case unknownCommand = "unknown_command"
+        case badArgument = "bad_argument"
+        /// The forwarding loop did not answer in time.
+        case unavailable = "unavailable"
+        case internalError = "internal_error"
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// The envelope of an error reply, so that `{"error": ...}` decodes and encodes as one value.
+public struct ControlErrorReply: Codable, Equatable, Sendable {
+    public var error: ControlError
+    public init(error: ControlError) { self.error = error }
+}

@@ -1,0 +1,218 @@
+/// The reply to `STATS`: the broker's counters at one instant. Shared by the daemon (which
+/// encodes it), the CLI and the tests (which decode it). Every field is documented in
+/// docs/control-protocol.md.
+public struct StatsSnapshot: Codable, Equatable, Sendable {
+    /// Data messages received from producers (PULL and XSUB together).
+    public var messagesIn: UInt64
+    /// Data messages handed to the XPUB socket (once per message, whatever the fan-out).
+    public var messagesOut: UInt64
+    /// Bytes of all frames of those messages.
+    public var bytesIn: UInt64
+    public var bytesOut: UInt64
+    public var uptimeSeconds: Double
+    /// "running" or "paused".
+    public var forwarding: String
+    /// Per socket role ("pull", "xsub", "xpub", "control").
+    public var sockets: [String: TrafficCounters]
+    public var subscriptions: SubscriptionStats
+    public var topics: TopicStats
+    /// Messages that no subscription wanted when they passed (topic accounting on).
+    public var unwantedMessages: UInt64
+    /// Messages XPUB refused to take (should stay 0: XPUB drops per subscriber silently).
+    public var sendFailures: UInt64
+
+    public struct SubscriptionStats: Codable, Equatable, Sendable {
+        /// Live subscriptions (a prefix wanted by three subscribers counts three).
+        public var total: Int
+        /// Distinct prefixes.
+        public var prefixes: Int
+        public var limit: Int
+        public var subscribeEvents: UInt64
+        public var unsubscribeEvents: UInt64
+        public var refusedTooLong: UInt64
+        public var refusedTableFull: UInt64
+
+        public init(
+            total: Int, prefixes: Int, limit: Int, subscribeEvents: UInt64, unsubscribeEvents: UInt64,
+            refusedTooLong: UInt64, refusedTableFull: UInt64
+        ) {
+            self.total = total
+            self.prefixes = prefixes
+            self.limit = limit
+            self.subscribeEvents = subscribeEvents
+            self.unsubscribeEvents = unsubscribeEvents
+            self.refusedTooLong = refusedTooLong
+            self.refusedTableFull = refusedTableFull
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case total, prefixes, limit
+            case subscribeEvents = "subscribe_events"
+            case unsubscribeEvents = "unsubscribe_events"
+            case refusedTooLong = "refused_too_long"
+            case refusedTableFull = "refused_table_full"
+        }
+    }
+
+    public struct TopicStats: Codable, Equatable, Sendable {
+        public var accounting: Bool
+        public var tracked: Int
+        public var limit: Int
+        public var untrackedMessages: UInt64
+        public var untrackedBytes: UInt64
+
+        public init(accounting: Bool, tracked: Int, limit: Int, untrackedMessages: UInt64, untrackedBytes: UInt64) {
+            self.accounting = accounting
+            self.tracked = tracked
+            self.limit = limit
+            self.untrackedMessages = untrackedMessages
+            self.untrackedBytes = untrackedBytes
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case accounting, tracked, limit
+            case untrackedMessages = "untracked_messages"
+            case untrackedBytes = "untracked_bytes"
+        }
+    }
+
+    public init(
+        messagesIn: UInt64, messagesOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, uptimeSeconds: Double,
+        forwarding: String, sockets: [String: TrafficCounters], subscriptions: SubscriptionStats, topics: TopicStats,
+        unwantedMessages: UInt64, sendFailures: UInt64
+    ) {
+        self.messagesIn = messagesIn
+        self.messagesOut = messagesOut
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+        self.uptimeSeconds = uptimeSeconds
+        self.forwarding = forwarding
+        self.sockets = sockets
+        self.subscriptions = subscriptions
+        self.topics = topics
+        self.unwantedMessages = unwantedMessages
+        self.sendFailures = sendFailures
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case messagesIn = "messages_in"
+        case messagesOut = "messages_out"
+        case bytesIn = "bytes_in"
+        case bytesOut = "bytes_out"
+        case uptimeSeconds = "uptime_s"
+        case forwarding, sockets, subscriptions, topics
+        case unwantedMessages = "unwanted_messages"
+        case sendFailures = "send_failures"
+    }
+}
+
+/// The reply to `HEALTH`.
+public struct HealthReport: Codable, Equatable, Sendable {
+    /// "ok" when the forwarding loop answers and is running; "paused"; or "unhealthy".
+    public var status: String
+    public var forwarding: String
+    public var uptimeSeconds: Double
+    /// Seconds since the forwarding loop last completed an iteration.
+    public var loopLagSeconds: Double
+    public var subscriptions: Int
+    public var version: String
+
+    public init(status: String, forwarding: String, uptimeSeconds: Double, loopLagSeconds: Double, subscriptions: Int, version: String) {
+        self.status = status
+        self.forwarding = forwarding
+        self.uptimeSeconds = uptimeSeconds
+        self.loopLagSeconds = loopLagSeconds
+        self.subscriptions = subscriptions
+        self.version = version
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case status, forwarding, subscriptions, version
+        case uptimeSeconds = "uptime_s"
+        case loopLagSeconds = "loop_lag_s"
+    }
+}
+
+/// The reply to `SUBSCRIPTIONS [prefix]`.
+public struct SubscriptionList: Codable, Equatable, Sendable {
+    public struct Item: Codable, Equatable, Sendable {
+        public var prefix: String
+        /// Present only when the prefix is not valid UTF-8.
+        public var prefixHex: String?
+        public var count: Int
+
+        public init(prefix: [UInt8], count: Int) {
+            self.prefix = TopicText.display(prefix)
+            self.prefixHex = TopicText.hexIfNotUTF8(prefix)
+            self.count = count
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case prefix, count
+            case prefixHex = "prefix_hex"
+        }
+    }
+
+    public var total: Int
+    public var prefixes: Int
+    public var subscriptions: [Item]
+
+    public init(total: Int, prefixes: Int, subscriptions: [Item]) {
+        self.total = total
+        self.prefixes = prefixes
+        self.subscriptions = subscriptions
+    }
+}
+
+/// The reply to `TOPICS [prefix]`.
+public struct TopicList: Codable, Equatable, Sendable {
+    public struct Item: Codable, Equatable, Sendable {
+        public var topic: String
+        /// Present only when the topic is not valid UTF-8.
+        public var topicHex: String?
+        public var messages: UInt64
+        public var bytes: UInt64
+        /// Milliseconds since the Unix epoch.
+        public var lastSeenMilliseconds: UInt64
+        public var unwanted: UInt64
+
+        public init(topic: [UInt8], counters: TopicTable.Counters) {
+            self.topic = TopicText.display(topic)
+            self.topicHex = TopicText.hexIfNotUTF8(topic)
+            self.messages = counters.messages
+            self.bytes = counters.bytes
+            self.lastSeenMilliseconds = counters.lastSeenMilliseconds
+            self.unwanted = counters.unwanted
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case topic, messages, bytes, unwanted
+            case topicHex = "topic_hex"
+            case lastSeenMilliseconds = "last_seen_ms"
+        }
+    }
+
+    public var accounting: Bool
+    public var tracked: Int
+    public var limit: Int
+    public var untrackedMessages: UInt64
+    public var topics: [Item]
+
+    public init(accounting: Bool, tracked: Int, limit: Int, untrackedMessages: UInt64, topics: [Item]) {
+        self.accounting = accounting
+        self.tracked = tracked
+        self.limit = limit
+        self.untrackedMessages = untrackedMessages
+        self.topics = topics
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case accounting, tracked, limit, topics
+        case untrackedMessages = "untracked_messages"
+    }
+}
+
+/// The version of zpub itself.
+public enum ZPubVersion {
+    public static let current = "0.1.0"
+}

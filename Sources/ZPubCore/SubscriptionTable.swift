@@ -1,0 +1,142 @@
+/// Which topic prefixes subscribers want, and by how many subscriptions.
+///
+/// Fed by the subscribe and unsubscribe frames an XPUB socket reports (including those libzmq
+/// generates when a subscriber disconnects). Bounded: a table that is full, or a prefix that is
+/// too long, refuses new subscriptions rather than growing.
+///
+/// libzmq does not say which subscriber a frame came from, so a subscriber that subscribes to
+/// the same prefix twice counts twice, and libzmq reports one unsubscribe when it disconnects;
+/// counts never go below zero.
+public struct SubscriptionTable: Sendable {
+    /// What became of a subscribe frame.
+    public enum SubscribeOutcome: Equatable, Sendable {
+        /// Counted. `isNewPrefix` is true when nobody wanted this prefix before.
+        case accepted(isNewPrefix: Bool)
+        /// Longer than `maxPrefixLength`.
+        case refusedTooLong
+        /// `maxPrefixes` distinct prefixes are already tracked.
+        case refusedTableFull
+    }
+
+    /// What became of an unsubscribe frame.
+    public enum UnsubscribeOutcome: Equatable, Sendable {
+        /// Counted down. `wasLast` is true when nobody wants the prefix any more.
+        case removed(wasLast: Bool)
+        /// The prefix was not tracked (it was refused, or the frame is spurious).
+        case unknown
+    }
+
+    public var maxPrefixes: Int
+    public var maxPrefixLength: Int
+
+    private var table = ByteStringTable<Int>()
+    /// How many prefixes exist of each length; lets `matches` probe only lengths in use.
+    private var prefixLengthCounts: [Int: Int] = [:]
+    private var sortedPrefixLengths: [Int] = []
+
+    /// Bumped on every change of the set of prefixes, so callers can cache match results.
+    public private(set) var generation: UInt64 = 0
+    /// Sum of all counts: the number of live subscriptions.
+    public private(set) var totalSubscriptions = 0
+    public private(set) var refusedTooLong: UInt64 = 0
+    public private(set) var refusedTableFull: UInt64 = 0
+    public private(set) var subscribeEvents: UInt64 = 0
+    public private(set) var unsubscribeEvents: UInt64 = 0
+
+    public init(maxPrefixes: Int, maxPrefixLength: Int) {
+        self.maxPrefixes = maxPrefixes
+        self.maxPrefixLength = maxPrefixLength
+    }
+
+    /// The number of distinct prefixes wanted.
+    public var prefixCount: Int { table.count }
+
+    public mutating func subscribe(_ prefix: UnsafeRawBufferPointer) -> SubscribeOutcome {
+        subscribeEvents &+= 1
+        if prefix.count > maxPrefixLength {
+            refusedTooLong &+= 1
+            return .refusedTooLong
+        }
+        if let index = table.index(of: prefix) {
+            table[valueAt: index] += 1
+            totalSubscriptions += 1
+            return .accepted(isNewPrefix: false)
+        }
+        if table.count >= maxPrefixes {
+            refusedTableFull &+= 1
+            return .refusedTableFull
+        }
+        table.insert(prefix, value: 1)
+        totalSubscriptions += 1
+        addLength(prefix.count)
+        generation &+= 1
+        return .accepted(isNewPrefix: true)
+    }
+
+    public mutating func unsubscribe(_ prefix: UnsafeRawBufferPointer) -> UnsubscribeOutcome {
+        unsubscribeEvents &+= 1
+        guard let index = table.index(of: prefix) else { return .unknown }
+        totalSubscriptions -= 1
+        if table[valueAt: index] > 1 {
+            table[valueAt: index] -= 1
+            return .removed(wasLast: false)
+        }
+        table.remove(at: index)
+        removeLength(prefix.count)
+        generation &+= 1
+        return .removed(wasLast: true)
+    }
+
+    public mutating func subscribe(_ prefix: [UInt8]) -> SubscribeOutcome {
+        prefix.withUnsafeBytes { subscribe($0) }
+    }
+
+    public mutating func unsubscribe(_ prefix: [UInt8]) -> UnsubscribeOutcome {
+        prefix.withUnsafeBytes { unsubscribe($0) }
+    }
+
+    /// How many subscriptions want exactly this prefix.
+    public func count(of prefix: [UInt8]) -> Int { table[prefix] ?? 0 }
+
+    /// True when some subscription's prefix is a prefix of `topic`. Costs one hash lookup per
+    /// distinct prefix length in use, independent of the number of subscriptions.
+    public func matches(_ topic: UnsafeRawBufferPointer) -> Bool {
+        for length in sortedPrefixLengths {
+            if length > topic.count { break }
+            if table.index(of: UnsafeRawBufferPointer(rebasing: topic[0..<length])) != nil { return true }
+        }
+        return false
+    }
+
+    public func matches(_ topic: [UInt8]) -> Bool {
+        topic.withUnsafeBytes { matches($0) }
+    }
+
+    /// All prefixes with their counts, optionally only those starting with `filter`, sorted by
+    /// prefix bytes.
+    public func entries(withPrefix filter: [UInt8] = []) -> [(prefix: [UInt8], count: Int)] {
+        table.entries
+            .filter { $0.key.starts(with: filter) }
+            .map { (prefix: $0.key, count: $0.value) }
+            .sorted { $0.prefix.lexicographicallyPrecedes($1.prefix) }
+    }
+
+    private mutating func addLength(_ length: Int) {
+        let previous = prefixLengthCounts[length, default: 0]
+        prefixLengthCounts[length] = previous + 1
+        if previous == 0 {
+            sortedPrefixLengths.append(length)
+            sortedPrefixLengths.sort()
+        }
+    }
+
+    private mutating func removeLength(_ length: Int) {
+        let remaining = prefixLengthCounts[length, default: 1] - 1
+        if remaining == 0 {
+            prefixLengthCounts[length] = nil
+            sortedPrefixLengths.removeAll { $0 == length }
+        } else {
+            prefixLengthCounts[length] = remaining
+        }
+    }
+}

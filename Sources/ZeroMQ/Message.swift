@@ -1,0 +1,61 @@
+import CZeroMQ
+
+/// One frame of a ZeroMQ message, owning a `zmq_msg_t` at a fixed heap address.
+///
+/// A `zmq_msg_t` must never be copied by value (short frames live inline and appear to survive a
+/// copy; long ones are reference counted and double-free). This class allocates the `zmq_msg_t`
+/// once and is meant to be *reused*: receiving into it replaces its content, sending it leaves it
+/// empty. A forwarding loop therefore needs one `Message` and allocates nothing per message.
+public final class Message {
+    let pointer: UnsafeMutablePointer<zmq_msg_t>
+
+    /// An empty frame.
+    public init() {
+        pointer = .allocate(capacity: 1)
+        zmq_msg_init(pointer)
+    }
+
+    /// A frame holding a copy of `bytes`.
+    public convenience init(bytes: some Collection<UInt8>) {
+        self.init()
+        replace(with: bytes)
+    }
+
+    deinit {
+        zmq_msg_close(pointer)
+        pointer.deallocate()
+    }
+
+    /// Replaces the content with a copy of `bytes`.
+    public func replace(with bytes: some Collection<UInt8>) {
+        zmq_msg_close(pointer)
+        zmq_msg_init_size(pointer, bytes.count)
+        let destination = UnsafeMutableRawBufferPointer(start: zmq_msg_data(pointer), count: bytes.count)
+        destination.copyBytes(from: bytes)
+    }
+
+    /// The frame's size in bytes.
+    public var count: Int { zmq_msg_size(pointer) }
+
+    /// True when more frames of the same message follow this one (valid after a receive).
+    public var hasMore: Bool { zmq_msg_more(pointer) != 0 }
+
+    /// Calls `body` with the frame's bytes; the buffer is valid only inside `body`.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: zmq_msg_data(pointer), count: zmq_msg_size(pointer)))
+    }
+
+    /// A copy of the frame's bytes.
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    /// The first byte, if any (subscription frames start with 1 or 0).
+    public var firstByte: UInt8? {
+        count > 0 ? zmq_msg_data(pointer).load(as: UInt8.self) : nil
+    }
+
+    /// A metadata property of the connection the frame arrived on, e.g. "Peer-Address".
+    public func property(_ name: String) -> String? {
+        guard let value = zmq_msg_gets(pointer, name) else { return nil }
+        return String(cString: value)
+    }
+}

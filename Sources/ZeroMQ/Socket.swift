@@ -1,0 +1,162 @@
+import CZeroMQ
+
+/// A ZeroMQ socket.
+///
+/// Sockets are not thread safe: each belongs to exactly one thread at a time. The type is marked
+/// `Sendable` so that a socket created and bound on one thread can be handed to the thread that
+/// will own it (starting a thread is a full memory barrier, which is all libzmq asks for).
+public final class Socket: @unchecked Sendable {
+    let handle: UnsafeMutableRawPointer
+    public let type: SocketType
+    private var isClosed = false
+
+    public init(_ context: Context, type: SocketType) throws {
+        guard let handle = zmq_socket(context.handle, type.rawValue) else {
+            throw ZMQError.last("create \(type) socket")
+        }
+        self.handle = handle
+        self.type = type
+    }
+
+    deinit { close() }
+
+    /// Closes the socket; pending outgoing messages linger per `ZMQ_LINGER`. Idempotent.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        zmq_close(handle)
+    }
+
+    // MARK: Endpoints
+
+    public func bind(_ endpoint: String) throws {
+        _ = try zmqCall("bind \(type) \(endpoint)") { zmq_bind(handle, endpoint) }
+    }
+
+    public func unbind(_ endpoint: String) throws {
+        _ = try zmqCall("unbind \(type) \(endpoint)") { zmq_unbind(handle, endpoint) }
+    }
+
+    public func connect(_ endpoint: String) throws {
+        _ = try zmqCall("connect \(type) \(endpoint)") { zmq_connect(handle, endpoint) }
+    }
+
+    public func disconnect(_ endpoint: String) throws {
+        _ = try zmqCall("disconnect \(type) \(endpoint)") { zmq_disconnect(handle, endpoint) }
+    }
+
+    /// The endpoint most recently bound or connected, with wildcards resolved
+    /// (e.g. `tcp://127.0.0.1:41234` for `tcp://127.0.0.1:*`).
+    public var lastEndpoint: String {
+        (try? stringOption(.lastEndpoint)) ?? ""
+    }
+
+    // MARK: Options
+
+    public func setOption(_ option: SocketOption, _ value: Int32) throws {
+        var value = value
+        _ = try zmqCall("set option \(option.rawValue) on \(type)") {
+            zmq_setsockopt(handle, option.rawValue, &value, MemoryLayout<Int32>.size)
+        }
+    }
+
+    public func setOption(_ option: SocketOption, int64 value: Int64) throws {
+        var value = value
+        _ = try zmqCall("set option \(option.rawValue) on \(type)") {
+            zmq_setsockopt(handle, option.rawValue, &value, MemoryLayout<Int64>.size)
+        }
+    }
+
+    public func setOption(_ option: SocketOption, bytes: UnsafeRawBufferPointer) throws {
+        _ = try zmqCall("set option \(option.rawValue) on \(type)") {
+            zmq_setsockopt(handle, option.rawValue, bytes.baseAddress, bytes.count)
+        }
+    }
+
+    public func setOption(_ option: SocketOption, bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try setOption(option, bytes: $0) }
+    }
+
+    public func setOption(_ option: SocketOption, string: String) throws {
+        try setOption(option, bytes: Array(string.utf8))
+    }
+
+    public func intOption(_ option: SocketOption) throws -> Int32 {
+        var value: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        _ = try zmqCall("get option \(option.rawValue) on \(type)") {
+            zmq_getsockopt(handle, option.rawValue, &value, &size)
+        }
+        return value
+    }
+
+    public func stringOption(_ option: SocketOption) throws -> String {
+        var buffer = [CChar](repeating: 0, count: 1024)
+        var size = buffer.count
+        _ = try zmqCall("get option \(option.rawValue) on \(type)") {
+            zmq_getsockopt(handle, option.rawValue, &buffer, &size)
+        }
+        let text = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    // MARK: Frames
+
+    /// Sends one frame; `message` is empty afterwards. Returns false if the send would block
+    /// (only possible with `dontWait`, or when a send timeout expires).
+    @inline(__always)
+    @discardableResult
+    public func send(_ message: Message, more: Bool = false, dontWait: Bool = false) throws -> Bool {
+        let flags = (more ? ZMQ_SNDMORE : 0) | (dontWait ? ZMQ_DONTWAIT : 0)
+        return try zmqCall("send on \(type)") { zmq_msg_send(message.pointer, handle, flags) }
+    }
+
+    /// Receives one frame into `message`, replacing its content. Returns false if nothing is
+    /// waiting (only possible with `dontWait`, or when a receive timeout expires).
+    @inline(__always)
+    public func receive(into message: Message, dontWait: Bool = false) throws -> Bool {
+        try zmqCall("receive on \(type)") {
+            zmq_msg_recv(message.pointer, handle, dontWait ? ZMQ_DONTWAIT : 0)
+        }
+    }
+
+    // MARK: Whole messages (convenience for clients and tests; allocates)
+
+    /// Sends a multipart message, one frame per element. Returns false if it would block.
+    @discardableResult
+    public func send(frames: [[UInt8]], dontWait: Bool = false) throws -> Bool {
+        let message = Message()
+        for (index, frame) in frames.enumerated() {
+            message.replace(with: frame)
+            let more = index < frames.count - 1
+            // Only the first frame can fail with EAGAIN: libzmq queues the rest atomically.
+            guard try send(message, more: more, dontWait: dontWait) else { return false }
+        }
+        return true
+    }
+
+    /// Sends a single-frame message holding the UTF-8 bytes of `text`.
+    @discardableResult
+    public func send(text: String, dontWait: Bool = false) throws -> Bool {
+        try send(frames: [Array(text.utf8)], dontWait: dontWait)
+    }
+
+    /// Receives all frames of one message, or nil if none is waiting (with `dontWait` or a
+    /// receive timeout).
+    public func receiveFrames(dontWait: Bool = false) throws -> [[UInt8]]? {
+        let message = Message()
+        guard try receive(into: message, dontWait: dontWait) else { return nil }
+        var frames = [message.bytes]
+        while message.hasMore {
+            _ = try receive(into: message)
+            frames.append(message.bytes)
+        }
+        return frames
+    }
+
+    /// Waits up to `timeoutMilliseconds` for a message; nil on timeout.
+    public func receiveFrames(timeoutMilliseconds: Int) throws -> [[UInt8]]? {
+        guard try Poller.waitReadable(self, timeoutMilliseconds: timeoutMilliseconds) else { return nil }
+        return try receiveFrames(dontWait: true)
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import ZPubCore
+
+/// Reads the configuration: the embedded defaults, then the file (if any), then the command
+/// line's overrides, then validation. Used at start and again on every SIGHUP.
+struct ConfigurationLoader: Sendable {
+    struct Overrides: Sendable {
+        var pull: [String]
+        var xsub: [String]
+        var xpub: [String]
+        var control: [String]
+        var logLevel: String?
+    }
+
+    /// Every problem found, ready to print: one line each, prefixed with the file and line.
+    struct Report: Error {
+        let text: String
+    }
+
+    let path: String?
+    let overrides: Overrides
+
+    func load() -> Result<BrokerConfiguration, Report> {
+        var configuration = BrokerConfiguration()
+        let source = path ?? "command line"
+        if let path {
+            let text: String
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                let reason = (error as NSError).localizedFailureReason ?? "\(error.localizedDescription)"
+                return .failure(
+                    Report(
+                        text: "zpubd: cannot read the configuration file \(path): \(reason). "
+                            + "Check the path, or start without --config to use the embedded defaults."))
+            }
+            switch ConfigurationFile.parse(text) {
+            case .success(let parsed): configuration = parsed
+            case .failure(let problems):
+                return .failure(Report(text: format(problems.problems, source: path)))
+            }
+        }
+        if !overrides.pull.isEmpty { configuration.pullEndpoints = overrides.pull }
+        if !overrides.xsub.isEmpty { configuration.xsubEndpoints = overrides.xsub }
+        if !overrides.xpub.isEmpty { configuration.xpubEndpoints = overrides.xpub }
+        if !overrides.control.isEmpty { configuration.controlEndpoints = overrides.control }
+        if let level = overrides.logLevel { configuration.logLevel = level }
+
+        let problems = configuration.validate()
+        if !problems.isEmpty {
+            return .failure(
+                Report(text: format(problems.map { ConfigurationProblem(line: nil, message: $0.message) }, source: source)))
+        }
+        return .success(configuration)
+    }
+
+    private func format(_ problems: [ConfigurationProblem], source: String) -> String {
+        var lines = problems.map { problem in
+            if let line = problem.line { return "\(source):\(line): \(problem.message)" }
+            return "\(source): \(problem.message)"
+        }
+        lines.append(
+            "zpubd: the configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"); nothing was started. The sample etc/zpub/zpubd.conf lists every key.")
+        return lines.joined(separator: "\n")
+    }
+}

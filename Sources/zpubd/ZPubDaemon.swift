@@ -1,0 +1,154 @@
+import ArgumentParser
+import Logging
+import Systemd
+import ZPubBroker
+import ZPubCore
+import ZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// zpubd: parse the command line, load the configuration, run the broker until SIGTERM.
+@main
+struct ZPubDaemon: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zpubd",
+        abstract: "A ZeroMQ pub/sub broker: producers PUSH or PUB in, subscribers SUB out.",
+        discussion: """
+            Without --config, zpubd runs with its embedded defaults (loopback only):
+              control tcp://127.0.0.1:5555   xpub tcp://127.0.0.1:5556
+              pull    tcp://127.0.0.1:5557   xsub tcp://127.0.0.1:5558
+            Endpoint flags replace that socket's endpoints from the file. SIGHUP reloads the
+            file; SIGTERM or SIGINT shuts down gracefully. Exit status: 0 after a clean stop,
+            1 when a socket cannot be bound, 78 for a bad configuration.
+            """,
+        version: ZPubVersion.current
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Read the configuration from this file.", valueName: "file"))
+    var config: String?
+
+    @Flag(name: .long, help: "Check the configuration, print every problem with its line, and exit (0 if valid, 1 if not).")
+    var checkConfig = false
+
+    @Option(name: .long, help: ArgumentHelp("Bind the PULL socket (producers PUSH here); repeatable.", valueName: "endpoint"))
+    var pull: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Bind the XSUB socket (publishers PUB here); repeatable.", valueName: "endpoint"))
+    var xsub: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Bind the XPUB socket (subscribers SUB here); repeatable.", valueName: "endpoint"))
+    var xpub: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Bind the REP control socket; repeatable.", valueName: "endpoint"))
+    var control: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Log level: \(BrokerConfiguration.logLevels.joined(separator: ", ")).", valueName: "level"))
+    var logLevel: String?
+
+    func validate() throws {
+        if let logLevel, !BrokerConfiguration.logLevels.contains(logLevel) {
+            throw ValidationError(
+                "--log-level \(logLevel) is not a log level; use one of \(BrokerConfiguration.logLevels.joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        let loader = ConfigurationLoader(
+            path: config,
+            overrides: .init(pull: pull, xsub: xsub, xpub: xpub, control: control, logLevel: logLevel))
+        let configuration: BrokerConfiguration
+        switch loader.load() {
+        case .success(let loaded):
+            configuration = loaded
+        case .failure(let report):
+            printError(report.text)
+            throw ExitCode(checkConfig ? 1 : 78)
+        }
+        if checkConfig {
+            print("\(config ?? "embedded defaults"): configuration is valid")
+            return
+        }
+
+        LogLevelSwitch.level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        let logger = DaemonLogging.bootstrap()
+
+        // Signals are taken synchronously by this thread with sigwait; block them before any
+        // other thread exists so that every thread inherits the mask. This also makes zpubd
+        // independent of the mask its parent left (Foundation's Process blocks them all).
+        let signals = SignalSet([SIGTERM, SIGINT, SIGHUP, SIGUSR2])
+        signals.block()
+        signal(SIGPIPE, SIG_IGN)
+
+        let notifier = Notifier()
+        let broker: Broker
+        do {
+            broker = try Broker(configuration: configuration, logger: logger, notifier: notifier)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+        broker.start()
+        let version = Context.libraryVersion
+        logger.notice(
+            "zpubd \(ZPubVersion.current) (libzmq \(version.major).\(version.minor).\(version.patch)) started",
+            metadata: DaemonLogging.endpointMetadata(broker.boundEndpoints))
+        notifier.ready(status: "forwarding")
+
+        let testHooks = getenv("ZPUBD_TEST_HOOKS") != nil
+        var current = configuration
+        while true {
+            let received = signals.wait()
+            switch received {
+            case SIGHUP:
+                notifier.reloading()
+                current = reload(broker: broker, loader: loader, current: current, logger: logger)
+                notifier.ready(status: "forwarding")
+            case SIGUSR2 where testHooks:
+                broker.stallForwardingLoop(milliseconds: Int(getenv("ZPUBD_TEST_STALL_MS").map { String(cString: $0) } ?? "") ?? 3_000)
+            case SIGUSR2:
+                logger.info("SIGUSR2 ignored (test hooks are off)")
+            default:
+                logger.notice("received \(received == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
+                notifier.stopping()
+                broker.stop()
+                logger.notice("zpubd stopped")
+                return
+            }
+        }
+    }
+
+    private func reload(broker: Broker, loader: ConfigurationLoader, current: BrokerConfiguration, logger: Logger)
+        -> BrokerConfiguration
+    {
+        guard config != nil else {
+            logger.notice("SIGHUP: no configuration file (started without --config); nothing to reload")
+            return current
+        }
+        switch loader.load() {
+        case .failure(let report):
+            logger.error("reload refused, the configuration in force is unchanged: \(report.text)")
+            return current
+        case .success(let next):
+            LogLevelSwitch.level = Logger.Level(rawValue: next.logLevel) ?? .info
+            let failures = broker.reload(next)
+            if failures.isEmpty {
+                logger.notice(
+                    "configuration reloaded from \(config ?? "")",
+                    metadata: DaemonLogging.endpointMetadata(broker.boundEndpoints))
+            } else {
+                logger.error(
+                    "configuration reloaded with \(failures.count) endpoint(s) not bound: \(failures.map(\.message).joined(separator: "; "))")
+            }
+            return next
+        }
+    }
+}
+
+private func printError(_ text: String) {
+    var bytes = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}
