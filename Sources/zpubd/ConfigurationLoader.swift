@@ -28,7 +28,8 @@ struct ConfigurationLoader: Sendable {
             do {
                 text = try String(contentsOfFile: path, encoding: .utf8)
             } catch {
-                let reason = (error as NSError).localizedFailureReason ?? "\(error.localizedDescription)"
+                var reason = (error as NSError).localizedFailureReason ?? error.localizedDescription
+                while reason.hasSuffix(".") { reason.removeLast() }
                 return .failure(
                     Report(
                         text: "zpubd: cannot read the configuration file \(path): \(reason). "

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import ZPubCore
+import ZeroMQ
+
+/// One request and its reply on zpubd's control socket, with a deadline: the CLI never hangs on
+/// a broker that is down or stuck.
+struct ControlClient {
+    let endpoint: String
+    let timeoutMilliseconds: Int
+
+    /// The raw reply (one frame of JSON), or a `CLIError` saying what went wrong.
+    func request(_ text: String) throws -> [UInt8] {
+        let context = try Context()
+        defer { context.terminate() }
+        let socket = try Socket(context, type: .req)
+        defer { socket.close() }
+        try socket.setOption(.linger, 0)
+        do {
+            try socket.connect(endpoint)
+        } catch let error as ZMQError {
+            throw CLIError("cannot connect to \(endpoint): \(error.reason); check the endpoint (--control)")
+        }
+        try socket.send(text: text)
+        guard let frames = try socket.receiveFrames(timeoutMilliseconds: timeoutMilliseconds) else {
+            throw CLIError(
+                "no reply from zpubd at \(endpoint) within \(timeoutMilliseconds) ms; is zpubd running there? (start it with `zpubd`, or point --control at it)"
+            )
+        }
+        return frames.first ?? []
+    }
+
+    /// Sends a command and decodes its reply as `T`, turning an error reply into a `CLIError`.
+    func request<T: Decodable>(_ text: String, as type: T.Type) throws -> (T, [UInt8]) {
+        let reply = try request(text)
+        let decoder = JSONDecoder()
+        if let error = try? decoder.decode(ControlErrorReply.self, from: Data(reply)) {
+            throw CLIError("zpubd answered with an error (\(error.error.code.rawValue)): \(error.error.message)")
+        }
+        do {
+            return (try decoder.decode(T.self, from: Data(reply)), reply)
+        } catch {
+            throw CLIError("zpubd's reply could not be read (\(error)); is \(endpoint) really a zpubd control socket?")
+        }
+    }
+}
+
+/// An error for a person: printed as `zpub: message`, exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Output that reaches the reader at once, even through a pipe (one write(2) per call).
+enum Output {
+    static func line(_ text: String) {
+        var bytes = Array((text + "\n").utf8)
+        _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+    }
+
+    static func raw(_ bytes: [UInt8]) {
+        var bytes = bytes + [10]
+        _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+    }
+
+    static func error(_ text: String) {
+        var bytes = Array("zpub: \(text)\n".utf8)
+        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+extension ParsableCommand {
+    /// Runs `body`, printing a `CLIError` or libzmq error for a person and exiting 1.
+    func reportingErrors(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as CLIError {
+            Output.error(error.description)
+            throw ExitCode.failure
+        } catch let error as ZMQError {
+            Output.error("\(error)")
+            throw ExitCode.failure
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import ZPubCore
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show message and byte counters, per socket.")
+    @OptionGroup var options: ControlOptions
+
+    func run() throws {
+        try reportingErrors {
+            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let (stats, raw) = try client.request("STATS", as: StatsSnapshot.self)
+            if options.json { return Output.raw(raw) }
+            Output.line("zpubd up \(Format.duration(stats.uptimeSeconds)), forwarding \(stats.forwarding)")
+            Output.line("")
+            var table = Table(["socket", "msgs in", "msgs out", "bytes in", "bytes out"])
+            for role in ["pull", "xsub", "xpub", "control"] {
+                let counters = stats.sockets[role] ?? TrafficCounters()
+                table.add([
+                    role, "\(counters.messagesIn)", "\(counters.messagesOut)", Format.bytes(counters.bytesIn),
+                    Format.bytes(counters.bytesOut),
+                ])
+            }
+            table.add(["total", "\(stats.messagesIn)", "\(stats.messagesOut)", Format.bytes(stats.bytesIn), Format.bytes(stats.bytesOut)])
+            table.print()
+            Output.line("")
+            let subscriptions = stats.subscriptions
+            Output.line(
+                "subscriptions  \(subscriptions.total) on \(subscriptions.prefixes) prefixes (limit \(subscriptions.limit)), refused \(subscriptions.refusedTooLong + subscriptions.refusedTableFull)"
+            )
+            let topics = stats.topics
+            Output.line(
+                topics.accounting
+                    ? "topics         \(topics.tracked) tracked (limit \(topics.limit)), \(topics.untrackedMessages) messages untracked, \(stats.unwantedMessages) unwanted"
+                    : "topics         accounting off")
+        }
+    }
+}
+
+struct Health: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the broker's health; exit status 0 only when it is ok.")
+    @OptionGroup var options: ControlOptions
+
+    func run() throws {
+        var healthy = false
+        try reportingErrors {
+            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let (health, raw) = try client.request("HEALTH", as: HealthReport.self)
+            healthy = health.status == "ok"
+            if options.json { return Output.raw(raw) }
+            Output.line(
+                "\(health.status): forwarding \(health.forwarding), up \(Format.duration(health.uptimeSeconds)), loop lag \(String(format: "%.3f", health.loopLagSeconds)) s, \(health.subscriptions) subscriptions, zpubd \(health.version)"
+            )
+        }
+        if !healthy { throw ExitCode.failure }
+    }
+}
+
+struct Subscriptions: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List subscribed prefixes and how many subscriptions want each.")
+    @OptionGroup var options: ControlOptions
+    @Argument(help: "Only prefixes starting with this.") var prefix: String?
+
+    func run() throws {
+        try reportingErrors {
+            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let command = prefix.map { "SUBSCRIPTIONS \($0)" } ?? "SUBSCRIPTIONS"
+            let (list, raw) = try client.request(command, as: SubscriptionList.self)
+            if options.json { return Output.raw(raw) }
+            var table = Table(["prefix", "subscriptions"])
+            for item in list.subscriptions {
+                table.add([item.prefix.isEmpty ? "(everything)" : Subscribe.escape(Array(item.prefix.utf8)), "\(item.count)"])
+            }
+            table.print()
+            Output.line("\(list.total) subscriptions on \(list.prefixes) prefixes")
+        }
+    }
+}
+
+struct Topics: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List topics seen, with messages, bytes and when last seen.")
+    @OptionGroup var options: ControlOptions
+    @Argument(help: "Only topics starting with this.") var prefix: String?
+
+    func run() throws {
+        try reportingErrors {
+            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let command = prefix.map { "TOPICS \($0)" } ?? "TOPICS"
+            let (list, raw) = try client.request(command, as: TopicList.self)
+            if options.json { return Output.raw(raw) }
+            guard list.accounting else {
+                return Output.line("topic accounting is off (topic_accounting = false in [daemon])")
+            }
+            let now = Date().timeIntervalSince1970
+            var table = Table(["topic", "messages", "bytes", "unwanted", "last seen"])
+            for item in list.topics {
+                let age = now - Double(item.lastSeenMilliseconds) / 1000
+                table.add([
+                    Subscribe.escape(Array(item.topic.utf8)), "\(item.messages)", Format.bytes(item.bytes), "\(item.unwanted)",
+                    Format.duration(max(0, age)) + " ago",
+                ])
+            }
+            table.print()
+            Output.line("\(list.tracked) topics tracked (limit \(list.limit)), \(list.untrackedMessages) messages on untracked topics")
+        }
+    }
+}
+
+struct Ping: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check that the broker answers, and how fast.")
+    @OptionGroup var options: ControlOptions
+
+    func run() throws {
+        try reportingErrors {
+            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let start = Date()
+            let raw = try client.request("PING")
+            if options.json { return Output.raw(raw) }
+            Output.line("PONG from \(options.control) in \(String(format: "%.2f", Date().timeIntervalSince(start) * 1000)) ms")
+        }
+    }
+}
+
+struct ShowConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Print the configuration in force and the bound endpoints (JSON).")
+    @OptionGroup var options: ControlOptions
+
+    func run() throws {
+        try reportingErrors {
+            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            Output.raw(try client.request("CONFIG"))
+        }
+    }
+}
+
+struct Pause: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop forwarding; messages wait in the queues.")
+    @OptionGroup var options: ControlOptions
+
+    func run() throws {
+        try reportingErrors {
+            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let (state, raw) = try client.request("PAUSE", as: [String: String].self)
+            options.json ? Output.raw(raw) : Output.line("forwarding \(state["forwarding"] ?? "?")")
+        }
+    }
+}
+
+struct Resume: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Restart forwarding.")
+    @OptionGroup var options: ControlOptions
+
+    func run() throws {
+        try reportingErrors {
+            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let (state, raw) = try client.request("RESUME", as: [String: String].self)
+            options.json ? Output.raw(raw) : Output.line("forwarding \(state["forwarding"] ?? "?")")
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import ZPubCore
+import ZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct Publish: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pub",
+        abstract: "Publish a message: TOPIC is the first frame, each MESSAGE one more frame.",
+        discussion: """
+            With no MESSAGE, reads standard input and publishes one message per line (TOPIC, line).
+            By default PUSHes to the broker's PULL socket, which queues while the broker is busy;
+            --pub PUBlishes to its XSUB socket instead.
+            """
+    )
+
+    @Argument(help: "The topic (first frame).")
+    var topic: String
+
+    @Argument(help: "Payload frames; none: one message per line of standard input.")
+    var message: [String] = []
+
+    @Flag(name: .long, help: "PUSH to the PULL socket (default).")
+    var push = false
+
+    @Flag(name: .long, help: "PUB to the XSUB socket.")
+    var pub = false
+
+    @Option(name: [.customShort("e"), .long], help: ArgumentHelp("The endpoint to send to (default: the PULL or XSUB default).", valueName: "endpoint"))
+    var endpoint: String?
+
+    @Option(name: .long, help: ArgumentHelp("Give up if the broker cannot be reached within this many milliseconds.", valueName: "ms"))
+    var timeout = 3_000
+
+    @Option(name: .long, help: ArgumentHelp("With --pub: wait this long after connecting, so the broker's subscriptions arrive first.", valueName: "ms"))
+    var settle = 300
+
+    func validate() throws {
+        if push && pub { throw ValidationError("--push and --pub exclude each other") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let target =
+                endpoint ?? (pub ? BrokerConfiguration.Defaults.xsubEndpoints[0] : BrokerConfiguration.Defaults.pullEndpoints[0])
+            let context = try Context()
+            defer { context.terminate() }
+            let socket = try Socket(context, type: pub ? .pub : .push)
+            defer { socket.close() }
+            // Deliver what was queued, but never hang at exit if the broker went away.
+            try socket.setOption(.linger, Int32(timeout))
+            if !pub {
+                // Block sends until a connection exists, with a deadline, so that a broker that
+                // is not there is reported instead of silently queued for.
+                try socket.setOption(.immediate, 1)
+                try socket.setOption(.sendTimeout, Int32(timeout))
+            }
+            try socket.connect(target)
+            if pub { usleep(UInt32(settle) * 1_000) }
+
+            func send(_ frames: [[UInt8]]) throws {
+                guard try socket.send(frames: frames) else {
+                    throw CLIError(
+                        "could not reach zpubd at \(target) within \(timeout) ms; is it running? (start it with `zpubd`, or give --endpoint)"
+                    )
+                }
+            }
+            let topicFrame = Array(topic.utf8)
+            if !message.isEmpty {
+                try send([topicFrame] + message.map { Array($0.utf8) })
+            } else {
+                while let line = readLine(strippingNewline: true) {
+                    try send([topicFrame, Array(line.utf8)])
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import ZPubCore
+import ZeroMQ
+
+struct Subscribe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sub",
+        abstract: "Subscribe to topic prefixes and print each message: topic, then frames, tab-separated.",
+        discussion: """
+            No PREFIX subscribes to everything. Bytes that are not printable are shown as \\xNN.
+            --json prints one JSON object per message: {"topic": ..., "frames": [...]}, with
+            "topic_hex"/"frames_hex" added when a frame is not UTF-8.
+            """
+    )
+
+    @Argument(help: "Topic prefixes; none: everything.")
+    var prefixes: [String] = []
+
+    @Option(name: [.customShort("e"), .long], help: ArgumentHelp("The broker's XPUB endpoint.", valueName: "endpoint"))
+    var endpoint = BrokerConfiguration.Defaults.xpubEndpoints[0]
+
+    @Flag(name: .long, help: "Print each message as a line of JSON.")
+    var json = false
+
+    @Option(name: [.customShort("n"), .long], help: ArgumentHelp("Exit after this many messages.", valueName: "N"))
+    var count: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Exit with status 1 if no message arrives for this many milliseconds.", valueName: "ms"))
+    var timeout: Int?
+
+    func validate() throws {
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let context = try Context()
+            defer { context.terminate() }
+            let socket = try Socket(context, type: .sub)
+            defer { socket.close() }
+            try socket.setOption(.linger, 0)
+            try socket.connect(endpoint)
+            for prefix in prefixes.isEmpty ? [""] : prefixes {
+                try socket.setOption(.subscribe, bytes: Array(prefix.utf8))
+            }
+            var received = 0
+            while count.map({ received < $0 }) ?? true {
+                guard let frames = try socket.receiveFrames(timeoutMilliseconds: timeout ?? -1) else {
+                    throw CLIError("no message within \(timeout ?? 0) ms from \(endpoint)")
+                }
+                received += 1
+                Output.line(json ? Self.jsonLine(frames) : Self.textLine(frames))
+            }
+        }
+    }
+
+    static func textLine(_ frames: [[UInt8]]) -> String {
+        frames.map(escape).joined(separator: "\t")
+    }
+
+    /// Printable ASCII and valid UTF-8 as is; everything else as \xNN (and \t, \n, \\ escaped),
+    /// so one message is always one line.
+    static func escape(_ bytes: [UInt8]) -> String {
+        if let text = String(validating: bytes, as: UTF8.self),
+            !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0 == "\\" || $0.value == 0x7F })
+        {
+            return text
+        }
+        var out = ""
+        for byte in bytes {
+            switch byte {
+            case 0x5C: out += "\\\\"
+            case 0x09: out += "\\t"
+            case 0x0A: out += "\\n"
+            case 0x20..<0x7F: out.unicodeScalars.append(UnicodeScalar(byte))
+            default: out += "\\x" + TopicText.hex([byte])
+            }
+        }
+        return out
+    }
+
+    struct JSONMessage: Encodable {
+        let topic: String
+        let topicHex: String?
+        let frames: [String]
+        let framesHex: [String]?
+
+        enum CodingKeys: String, CodingKey {
+            case topic, frames
+            case topicHex = "topic_hex"
+            case framesHex = "frames_hex"
+        }
+    }
+
+    static func jsonLine(_ frames: [[UInt8]]) -> String {
+        let payload = Array(frames.dropFirst())
+        let anyBinary = payload.contains { TopicText.hexIfNotUTF8($0) != nil }
+        let message = JSONMessage(
+            topic: TopicText.display(frames.first ?? []),
+            topicHex: TopicText.hexIfNotUTF8(frames.first ?? []),
+            frames: payload.map(TopicText.display),
+            framesHex: anyBinary ? payload.map(TopicText.hex) : nil)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(message), as: UTF8.self)) ?? "{}"
+    }
+}

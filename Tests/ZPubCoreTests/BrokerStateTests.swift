@@ -1,0 +1,45 @@
+import XCTest
+
+@testable import ZPubCore
+
+final class BrokerStateTests: XCTestCase {
+    func testStatsSnapshotSumsProducersAndEncodesDocumentedKeys() throws {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        state.pull.messagesIn = 3
+        state.pull.bytesIn = 30
+        state.xsub.messagesIn = 2
+        state.xsub.bytesIn = 20
+        state.xpub.messagesOut = 5
+        state.xpub.bytesOut = 50
+        _ = state.subscriptions.subscribe(Array("a".utf8))
+        let stats = state.statsSnapshot(uptimeSeconds: 1.5)
+        XCTAssertEqual(stats.messagesIn, 5)
+        XCTAssertEqual(stats.bytesIn, 50)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(stats)) as? [String: Any])
+        for key in ["messages_in", "messages_out", "bytes_in", "bytes_out", "uptime_s", "sockets", "subscriptions", "topics"] {
+            XCTAssertNotNil(json[key], "STATS lacks \(key)")
+        }
+        XCTAssertEqual(json["messages_in"] as? Int, 5)
+        let sockets = try XCTUnwrap(json["sockets"] as? [String: [String: Any]])
+        XCTAssertEqual(Set(sockets.keys), ["pull", "xsub", "xpub", "control"])
+        XCTAssertEqual(sockets["pull"]?["bytes_in"] as? Int, 30)
+    }
+
+    func testRecordTopicCountsUnwantedMessages() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        _ = state.subscriptions.subscribe(Array("a".utf8))
+        _ = Array("a1".utf8).withUnsafeBytes { state.recordTopic($0, nowMilliseconds: 1) }
+        _ = Array("b1".utf8).withUnsafeBytes { state.recordTopic($0, nowMilliseconds: 1) }
+        XCTAssertEqual(state.unwantedMessages, 1)
+        XCTAssertEqual(state.topicList(prefix: []).topics.map(\.topic), ["a1", "b1"])
+        XCTAssertEqual(state.topicList(prefix: Array("b".utf8)).topics.map(\.topic), ["b1"])
+    }
+
+    func testNonUTF8TopicsCarryAHexSpelling() {
+        let item = TopicList.Item(topic: [0xFF, 0x41], counters: TopicTable.Counters())
+        XCTAssertEqual(item.topicHex, "ff41")
+        XCTAssertNil(TopicList.Item(topic: Array("ok".utf8), counters: .init()).topicHex)
+    }
+}
+
+import Foundation

@@ -1,0 +1,56 @@
+import XCTest
+
+@testable import ZPubCore
+
+final class ByteStringTableTests: XCTestCase {
+    func testInsertLookupAndRemove() {
+        var table = ByteStringTable<Int>()
+        table.insert(Array("a".utf8), value: 1)
+        table.insert(Array("ab".utf8), value: 2)
+        table.insert([], value: 3)
+        XCTAssertEqual(table[Array("a".utf8)], 1)
+        XCTAssertEqual(table[Array("ab".utf8)], 2)
+        XCTAssertEqual(table[[]], 3)
+        XCTAssertNil(table[Array("abc".utf8)])
+        table.remove(at: table.index(of: Array("a".utf8))!)
+        XCTAssertNil(table[Array("a".utf8)])
+        XCTAssertEqual(table[Array("ab".utf8)], 2)
+        XCTAssertEqual(table.count, 2)
+    }
+
+    /// Random inserts and removals, checked against a Dictionary after every step; exercises
+    /// growth and backward-shift deletion in long probe runs.
+    func testAgreesWithDictionaryUnderChurn() {
+        var table = ByteStringTable<Int>()
+        var reference: [[UInt8]: Int] = [:]
+        var generator = SystemRandomNumberGenerator()
+        for step in 0..<20_000 {
+            let key = Array("k\(Int.random(in: 0..<700, using: &generator))".utf8)
+            if let index = table.index(of: key) {
+                if Bool.random(using: &generator) {
+                    table.remove(at: index)
+                    reference[key] = nil
+                } else {
+                    table[valueAt: index] = step
+                    reference[key] = step
+                }
+            } else {
+                table.insert(key, value: step)
+                reference[key] = step
+            }
+            XCTAssertEqual(table.count, reference.count)
+        }
+        for (key, value) in reference { XCTAssertEqual(table[key], value) }
+        for entry in table.entries { XCTAssertEqual(reference[entry.key], entry.value) }
+    }
+
+    func testRemoveAllEmptiesTheTable() {
+        var table = ByteStringTable<Int>()
+        for i in 0..<100 { table.insert(Array("t\(i)".utf8), value: i) }
+        table.removeAll()
+        XCTAssertTrue(table.isEmpty)
+        XCTAssertNil(table[Array("t5".utf8)])
+        table.insert(Array("t5".utf8), value: 5)
+        XCTAssertEqual(table[Array("t5".utf8)], 5)
+    }
+}

@@ -1,0 +1,144 @@
+import XCTest
+
+@testable import ZPubCore
+
+final class ConfigurationFileTests: XCTestCase {
+    private func problems(_ text: String) -> [ConfigurationProblem] {
+        if case .failure(let failure) = ConfigurationFile.parse(text) { return failure.problems }
+        return []
+    }
+
+    func testEmptyFileGivesTheDefaults() throws {
+        XCTAssertEqual(try ConfigurationFile.parse("").get(), BrokerConfiguration())
+        XCTAssertEqual(try ConfigurationFile.parse("# only a comment\n\n").get(), BrokerConfiguration())
+    }
+
+    /// The shipped sample must parse, and must say exactly the defaults (it documents them).
+    func testSampleFileParsesToTheDefaults() throws {
+        let sample = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("etc/zpub/zpubd.conf")
+        let text = try String(contentsOf: sample, encoding: .utf8)
+        XCTAssertEqual(try ConfigurationFile.parse(text).get(), BrokerConfiguration())
+    }
+
+    func testEveryKeyIsRead() throws {
+        let text = """
+            [daemon]
+            log_level = "debug"   # comment after a value
+            topic_accounting = false
+            shutdown_drain_ms = 5
+            [endpoints]
+            control = []
+            xpub = [
+              "ipc:///tmp/x.sock",  # a comment inside an array
+              "tcp://*:1000",
+            ]
+            pull = "inproc://in"
+            xsub = []
+            [sockets]
+            send_hwm = 1_000
+            receive_hwm = 2
+            linger_ms = 3
+            max_message_size = 4
+            handshake_timeout_ms = 5
+            heartbeat_interval_ms = 0
+            heartbeat_timeout_ms = 7
+            [limits]
+            max_topics = 8
+            max_subscriptions = 9
+            max_subscription_length = 10
+            max_control_request = 100
+            """
+        let configuration = try ConfigurationFile.parse(text).get()
+        XCTAssertEqual(configuration.logLevel, "debug")
+        XCTAssertFalse(configuration.topicAccounting)
+        XCTAssertEqual(configuration.shutdownDrainMilliseconds, 5)
+        XCTAssertEqual(configuration.controlEndpoints, [])
+        XCTAssertEqual(configuration.xpubEndpoints, ["ipc:///tmp/x.sock", "tcp://*:1000"])
+        XCTAssertEqual(configuration.pullEndpoints, ["inproc://in"])
+        XCTAssertEqual(configuration.sendHighWaterMark, 1000)
+        XCTAssertEqual(configuration.receiveHighWaterMark, 2)
+        XCTAssertEqual(configuration.lingerMilliseconds, 3)
+        XCTAssertEqual(configuration.maxMessageSize, 4)
+        XCTAssertEqual(configuration.handshakeMilliseconds, 5)
+        XCTAssertEqual(configuration.heartbeatIntervalMilliseconds, 0)
+        XCTAssertEqual(configuration.heartbeatTimeoutMilliseconds, 7)
+        XCTAssertEqual(configuration.maxTopics, 8)
+        XCTAssertEqual(configuration.maxSubscriptions, 9)
+        XCTAssertEqual(configuration.maxSubscriptionLength, 10)
+        XCTAssertEqual(configuration.maxControlRequest, 100)
+    }
+
+    func testReportsEveryProblemWithItsLine() {
+        let found = problems(
+            """
+            [daemon]
+            log_level = "loud"
+            colour = "blue"
+            [sockets]
+            send_hwm = "many"
+            linger_ms = -1
+            [bogus]
+            key = 1
+            [limits]
+            max_topics = 5 6
+            max_subscriptions = 7
+            max_subscriptions = 8
+            """)
+        XCTAssertEqual(found.map(\.line), [2, 3, 5, 6, 7, 10, 12])
+        XCTAssertTrue(found[0].message.contains("not a log level"))
+        XCTAssertTrue(found[1].message.contains("unknown key colour"))
+        XCTAssertTrue(found[2].message.contains("must be an integer"))
+        XCTAssertTrue(found[3].message.contains("out of range"))
+        XCTAssertTrue(found[4].message.contains("unknown section [bogus]"))
+        XCTAssertTrue(found[6].message.contains("set twice"))
+    }
+
+    func testSyntaxErrors() {
+        XCTAssertEqual(problems("log_level = \"info\"").first?.line, 1, "keys outside a section are unknown")
+        XCTAssertTrue(problems("[daemon]\nlog_level = \"unterminated\n").first!.message.contains("no closing quote"))
+        XCTAssertTrue(problems("[daemon]\nlog_level\n").first!.message.contains("expected ="))
+        XCTAssertTrue(problems("[daemon]\nlog_level =\n").first!.message.contains("missing"))
+        XCTAssertTrue(problems("[endpoints]\nxpub = [\"a\"\n").first!.message.contains("no closing ]"))
+        XCTAssertTrue(problems("[endpoints]\nxpub = [\"a\" \"b\"]\n").first!.message.contains("expected , or ]"))
+        XCTAssertTrue(problems("[endpoints]\nxpub = [1]\n").first!.message.contains("must be strings"))
+        XCTAssertTrue(problems("[daemon\n").first!.message.contains("section header"))
+        XCTAssertTrue(problems("[sockets]\nsend_hwm = 12abc\n").first!.message.contains("not a value"))
+        XCTAssertTrue(problems("[limits]\nlog_level = \"x\"\n").first!.message.contains("belongs in [daemon]"))
+    }
+
+    func testEndpointProblemsPointAtTheirKey() {
+        let found = problems("[endpoints]\n\nxpub = [\"tcp://127.0.0.1\"]\npull = [\"udp://x:1\"]\nxsub = [\"tcp://127.0.0.1:5558\"]\ncontrol = [\"tcp://127.0.0.1:5558\"]\n")
+        XCTAssertEqual(found.map(\.line), [3, 4, 6])
+        XCTAssertTrue(found[0].message.contains("needs a port"))
+        XCTAssertTrue(found[1].message.contains("unknown transport"))
+        XCTAssertTrue(found[2].message.contains("both xsub and control"))
+    }
+
+    func testAtLeastOneWayInAndOut() {
+        XCTAssertTrue(problems("[endpoints]\nxpub = []\n").contains { $0.message.contains("subscribers would have nowhere") })
+        XCTAssertTrue(problems("[endpoints]\npull = []\nxsub = []\n").contains { $0.message.contains("no way in") })
+    }
+}
+
+final class EndpointTests: XCTestCase {
+    func testAcceptsWhatLibzmqBinds() {
+        for endpoint in [
+            "tcp://127.0.0.1:5556", "tcp://*:5556", "tcp://[::1]:5556", "tcp://eth0:0", "tcp://127.0.0.1:*",
+            "ipc:///run/zpub/x.sock", "ipc://@abstract", "inproc://broker", "epgm://eth0;239.192.1.1:5555",
+        ] {
+            XCTAssertNil(Endpoint.problem(with: endpoint), endpoint)
+        }
+    }
+
+    func testRejectsWithAHint() {
+        XCTAssertNotNil(Endpoint.problem(with: "127.0.0.1:5556")?.range(of: "transport://address"))
+        XCTAssertNotNil(Endpoint.problem(with: "tcp://127.0.0.1:99999")?.range(of: "0 to 65535"))
+        XCTAssertNotNil(Endpoint.problem(with: "tcp://:5556")?.range(of: "needs a host"))
+        XCTAssertNotNil(Endpoint.problem(with: "ipc://")?.range(of: "empty"))
+        XCTAssertNotNil(Endpoint.problem(with: "pgm://eth0")?.range(of: "interface;multicast"))
+    }
+}
+
+import Foundation

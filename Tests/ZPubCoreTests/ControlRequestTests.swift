@@ -1,0 +1,41 @@
+import XCTest
+
+@testable import ZPubCore
+
+final class ControlRequestTests: XCTestCase {
+    private func parse(_ text: String, max: Int = 4096) -> Result<ControlRequest, ControlError> {
+        ControlRequest.parse(Array(text.utf8), maxSize: max)
+    }
+
+    func testCommandsAreCaseInsensitiveAndTakeAnArgument() throws {
+        XCTAssertEqual(try parse("stats").get(), ControlRequest(command: .stats))
+        XCTAssertEqual(try parse("  PING\n").get(), ControlRequest(command: .ping))
+        XCTAssertEqual(try parse("TOPICS weather.").get(), ControlRequest(command: .topics, argument: Array("weather.".utf8)))
+        XCTAssertEqual(
+            try parse("SUBSCRIPTIONS  a b ").get(), ControlRequest(command: .subscriptions, argument: Array("a b ".utf8)),
+            "the argument is everything after the separating spaces, inner and trailing spaces kept")
+    }
+
+    func testMalformedRequestsGetErrorCodes() {
+        func code(_ result: Result<ControlRequest, ControlError>) -> ControlError.Code? {
+            if case .failure(let error) = result { return error.code }
+            return nil
+        }
+        XCTAssertEqual(code(parse("")), .emptyRequest)
+        XCTAssertEqual(code(parse("   ")), .emptyRequest)
+        XCTAssertEqual(code(parse("FROB")), .unknownCommand)
+        XCTAssertEqual(code(parse("STATS now")), .badArgument)
+        XCTAssertEqual(code(parse(String(repeating: "x", count: 100), max: 64)), .requestTooLarge)
+        XCTAssertEqual(code(ControlRequest.parse([0xFF, 0xFE], maxSize: 64)), .invalidUTF8)
+        XCTAssertEqual(code(ControlRequest.parse(frames: [Array("STATS".utf8), []], maxSize: 64)), .badRequest)
+        XCTAssertEqual(code(ControlRequest.parse(frames: [], maxSize: 64)), .badRequest)
+    }
+
+    func testErrorReplyHasTheDocumentedShape() throws {
+        let reply = ControlErrorReply(error: ControlError(.unknownCommand, "nope"))
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(reply)) as? [String: Any]
+        let error = json?["error"] as? [String: Any]
+        XCTAssertEqual(error?["code"] as? String, "unknown_command")
+        XCTAssertEqual(error?["message"] as? String, "nope")
+    }
+}

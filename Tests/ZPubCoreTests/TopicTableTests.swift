@@ -1,0 +1,53 @@
+import XCTest
+
+@testable import ZPubCore
+
+final class TopicTableTests: XCTestCase {
+    private func record(
+        _ table: inout TopicTable, _ topic: String, bytes: Int, at time: UInt64 = 1, subscriptions: SubscriptionTable
+    ) -> Bool {
+        let (wanted, index) = Array(topic.utf8).withUnsafeBytes {
+            table.record(topic: $0, bytes: 0, nowMilliseconds: time, subscriptions: subscriptions)
+        }
+        table.addBytes(UInt64(bytes), at: index)
+        return wanted
+    }
+
+    func testCountsMessagesBytesAndLastSeen() {
+        var table = TopicTable(maxTopics: 10)
+        let subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
+        _ = record(&table, "t", bytes: 10, at: 100, subscriptions: subscriptions)
+        _ = record(&table, "t", bytes: 5, at: 200, subscriptions: subscriptions)
+        let counters = table.counters(of: Array("t".utf8))
+        XCTAssertEqual(counters?.messages, 2)
+        XCTAssertEqual(counters?.bytes, 15)
+        XCTAssertEqual(counters?.lastSeenMilliseconds, 200)
+    }
+
+    func testTopicsBeyondTheLimitAreUntrackedAndTheTableStaysBounded() {
+        var table = TopicTable(maxTopics: 3)
+        let subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
+        for i in 0..<100 { _ = record(&table, "topic\(i)", bytes: 7, subscriptions: subscriptions) }
+        XCTAssertEqual(table.count, 3)
+        XCTAssertEqual(table.untrackedMessages, 97)
+        XCTAssertEqual(table.untrackedBytes, 97 * 7)
+        _ = record(&table, "topic1", bytes: 1, subscriptions: subscriptions)
+        XCTAssertEqual(table.counters(of: Array("topic1".utf8))?.messages, 2, "known topics keep counting")
+    }
+
+    func testWantedFollowsSubscriptionChanges() {
+        var table = TopicTable(maxTopics: 10)
+        var subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
+        XCTAssertFalse(record(&table, "news.x", bytes: 1, subscriptions: subscriptions))
+        _ = subscriptions.subscribe(Array("news".utf8))
+        XCTAssertTrue(record(&table, "news.x", bytes: 1, subscriptions: subscriptions), "the cached answer is refreshed")
+        _ = subscriptions.unsubscribe(Array("news".utf8))
+        XCTAssertFalse(record(&table, "news.x", bytes: 1, subscriptions: subscriptions))
+        XCTAssertEqual(table.counters(of: Array("news.x".utf8))?.unwanted, 2)
+        // Untracked topics are matched too.
+        var full = TopicTable(maxTopics: 0)
+        _ = subscriptions.subscribe(Array("n".utf8))
+        XCTAssertTrue(record(&full, "news.y", bytes: 1, subscriptions: subscriptions))
+        XCTAssertFalse(record(&full, "other", bytes: 1, subscriptions: subscriptions))
+    }
+}
