@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["ZeroMQ", "ZPubCore"],
-            resources: [.copy("python")]
+            exclude: ["python"]
         ),
     ]
 )

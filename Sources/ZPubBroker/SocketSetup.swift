@@ -52,10 +52,13 @@ enum SocketSetup {
             try socket.setOption(.sendHighWaterMark, 0)
         case .xpub:
             try socket.setOption(.sendHighWaterMark, Int32(configuration.sendHighWaterMark))
-            // Subscribers only send subscription frames (one byte + prefix). Anything longer than
-            // the longest allowed prefix disconnects that subscriber before libzmq stores it:
-            // very long prefixes crash libzmq 4.3.4's subscription tries on removal.
-            try socket.setOption(.maxMessageSize, int64: Int64(configuration.maxSubscriptionLength + 1))
+            // Subscribers only send subscription frames (one byte + prefix). A frame longer than
+            // this disconnects that subscriber before libzmq stores it anywhere: very long
+            // prefixes crash libzmq 4.3.4's subscription tries on removal (recursion). The floor
+            // is there because the limit also applies to the handshake's READY command
+            // (about 40 bytes, more with metadata); prefixes between the configured maximum
+            // and the floor are refused and counted by the broker itself.
+            try socket.setOption(.maxMessageSize, int64: Int64(max(configuration.maxSubscriptionLength + 1, 1_024)))
             // The broker applies each subscription itself (see ForwardingLoop.handleSubscriptions),
             // which lets it count them, bound them, and refuse what is over the limits.
             try socket.setOption(.xpubManual, 1)

@@ -1,0 +1,187 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// Messages in through PULL and XSUB, out through XPUB, filtered by prefix, whole and unchanged.
+final class ForwardingTests: XCTestCase {
+    func testPushedMessagesReachMatchingSubscribersWithEveryFrameIntact() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let weather = try clients.subscriber(daemon.xpub, prefixes: ["weather."])
+        let sport = try clients.subscriber(daemon.xpub, prefixes: ["sport."])
+        let everything = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(3)
+
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let binary: [UInt8] = [0, 255, 1, 254, 10, 13]
+        let large = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let sent: [[[UInt8]]] = [
+            frames("weather.paris", "12C", "sunny"),
+            frames("sport.football", "2-1"),
+            [Array("weather.lyon".utf8), [], binary, large],  // empty, binary and large frames
+            frames("news.x"),  // a topic alone, no payload
+        ]
+        for message in sent { XCTAssertTrue(try push.send(frames: message)) }
+
+        XCTAssertEqual(try weather.receive(2), [sent[0], sent[2]])
+        XCTAssertEqual(try sport.receive(1), [sent[1]])
+        XCTAssertEqual(try everything.receive(4), sent, "everything, in order, byte for byte")
+        try weather.assertNothing(within: 200)
+        try sport.assertNothing(within: 50)
+    }
+
+    func testPublishersIntoXSUBReachSubscribers() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["prices."])
+        try daemon.waitForSubscriptions(1)
+        let publisher = try clients.socket(.pub, connect: daemon.xsub)
+        // A PUB drops messages until the subscription has reached it: the broker forwards it
+        // upstream when the publisher connects. Send probes until one arrives.
+        try Wait.until("a probe from the publisher arrives", timeout: 10) {
+            try publisher.send(frames: frames("prices.probe"))
+            return try subscriber.receiveFrames(timeoutMilliseconds: 50) != nil
+        }
+        while try subscriber.receiveFrames(timeoutMilliseconds: 100) != nil {}  // late probes
+        for i in 0..<100 { try publisher.send(frames: frames("prices.x", "\(i)")) }
+        try publisher.send(frames: frames("other.x", "filtered upstream"))
+        let received = try subscriber.receive(100)
+        XCTAssertEqual(received.map { String(decoding: $0[1], as: UTF8.self) }, (0..<100).map(String.init))
+        try subscriber.assertNothing(within: 200)
+        let stats = try daemon.stats()
+        XCTAssertEqual(stats.sockets["xsub"]?.messagesIn, stats.messagesIn)
+        XCTAssertEqual(stats.sockets["pull"]?.messagesIn, 0)
+    }
+
+    func testStatsCountsAreExact() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["a"])
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        var bytesA = 0
+        var bytesB = 0
+        for i in 0..<60 {
+            let payload = String(repeating: "x", count: i)
+            try push.send(frames: frames("a.topic", payload))
+            bytesA += "a.topic".utf8.count + i
+        }
+        for i in 0..<40 {
+            try push.send(frames: frames("b.topic", "\(i)", "second"))
+            bytesB += "b.topic".utf8.count + "\(i)".utf8.count + 6
+        }
+        XCTAssertEqual(try subscriber.receive(60).count, 60)
+        try Wait.until("the broker has counted 100 messages") { try daemon.stats().messagesIn == 100 }
+
+        let stats = try daemon.stats()
+        XCTAssertEqual(stats.messagesIn, 100)
+        XCTAssertEqual(stats.messagesOut, 100)
+        XCTAssertEqual(stats.bytesIn, UInt64(bytesA + bytesB))
+        XCTAssertEqual(stats.bytesOut, UInt64(bytesA + bytesB))
+        XCTAssertEqual(stats.sockets["pull"]?.messagesIn, 100)
+        XCTAssertEqual(stats.sockets["xpub"]?.messagesOut, 100)
+        XCTAssertEqual(stats.unwantedMessages, 40, "nobody subscribed to b")
+        XCTAssertEqual(stats.subscriptions.total, 1)
+        XCTAssertEqual(stats.topics.tracked, 2)
+        XCTAssertGreaterThan(stats.uptimeSeconds, 0)
+
+        let topics = try daemon.decode("TOPICS", as: TopicList.self)
+        XCTAssertEqual(topics.topics.map(\.topic), ["a.topic", "b.topic"])
+        XCTAssertEqual(topics.topics.map(\.messages), [60, 40])
+        XCTAssertEqual(topics.topics.map(\.bytes), [UInt64(bytesA), UInt64(bytesB)])
+        XCTAssertEqual(topics.topics.map(\.unwanted), [0, 40])
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        XCTAssertLessThan(now - topics.topics[0].lastSeenMilliseconds, 60_000)
+        XCTAssertEqual(try daemon.decode("TOPICS b", as: TopicList.self).topics.map(\.topic), ["b.topic"])
+    }
+
+    func testTopicTableIsBoundedAndCountsTheRestAsUntracked() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_topics = 10\n")
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 0..<500 { try push.send(frames: frames("t\(i)", "p")) }
+        XCTAssertEqual(try subscriber.receive(500).count, 500, "untracked topics are still forwarded")
+        try Wait.until("500 messages counted") { try daemon.stats().messagesIn == 500 }
+        let stats = try daemon.stats()
+        XCTAssertEqual(stats.topics.tracked, 10)
+        XCTAssertEqual(stats.topics.untrackedMessages, 490)
+        XCTAssertEqual(stats.topics.limit, 10)
+    }
+
+    func testTopicAccountingCanBeTurnedOff() throws {
+        let daemon = try Daemon(configuration: "[daemon]\ntopic_accounting = false\n")
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("t", "p"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("t", "p")])
+        let stats = try daemon.stats()
+        XCTAssertFalse(stats.topics.accounting)
+        XCTAssertEqual(stats.topics.tracked, 0)
+        XCTAssertEqual(stats.messagesIn, 1)
+    }
+
+    /// A subscriber that never reads fills its queue; the broker drops for it alone. The test
+    /// paces the producer by the healthy subscriber, so the healthy one must get every message.
+    func testASubscriberThatStopsReadingCostsTheOthersNothing() throws {
+        let daemon = try Daemon(configuration: "[sockets]\nsend_hwm = 1000\n")
+        let clients = try Clients()
+        let stalled = try clients.subscriber(daemon.xpub, prefixes: [""], receiveHWM: 10)
+        let healthy = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(2)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let payload = [UInt8](repeating: 42, count: 1024)
+        let rounds = 50
+        let perRound = 500
+        for round in 0..<rounds {
+            for i in 0..<perRound { try push.send(frames: [Array("t".utf8), Array("\(round * perRound + i)".utf8), payload]) }
+            let received = try healthy.receive(perRound)
+            XCTAssertEqual(received.count, perRound)
+            XCTAssertEqual(received.last.map { String(decoding: $0[1], as: UTF8.self) }, "\(round * perRound + perRound - 1)")
+        }
+        let stats = try daemon.stats()
+        XCTAssertEqual(stats.messagesOut, UInt64(rounds * perRound))
+        XCTAssertEqual(stats.sendFailures, 0)
+        // The stalled subscriber got at most its queues' worth, far fewer than were sent.
+        var stalledCount = 0
+        while try stalled.receiveFrames(dontWait: true) != nil { stalledCount += 1 }
+        XCTAssertLessThan(stalledCount, rounds * perRound)
+        XCTAssertEqual(try daemon.json("HEALTH")["status"] as? String, "ok")
+    }
+
+    func testManySubscribersJoiningAndLeaving() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        var subscribers: [Socket] = []
+        for i in 0..<60 {
+            subscribers.append(try clients.subscriber(daemon.xpub, prefixes: ["group\(i % 3)."]))
+        }
+        try daemon.waitForSubscriptions(60)
+        XCTAssertEqual(try daemon.subscriptions().subscriptions.map(\.count), [20, 20, 20])
+
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("group1.news", "hello"))
+        for (i, subscriber) in subscribers.enumerated() {
+            if i % 3 == 1 {
+                XCTAssertEqual(try subscriber.receive(1), [frames("group1.news", "hello")])
+            }
+        }
+        // The first half leaves: libzmq reports their unsubscriptions as they disconnect.
+        for subscriber in subscribers[0..<30] { clients.close(subscriber) }
+        try daemon.waitForSubscriptions(30)
+        XCTAssertEqual(try daemon.subscriptions().subscriptions.map(\.count), [10, 10, 10])
+        // New subscribers join while others are gone.
+        let late = try clients.subscriber(daemon.xpub, prefixes: ["group1.", "late."])
+        try daemon.waitForSubscriptions(32)
+        try push.send(frames: frames("late.x"))
+        XCTAssertEqual(try late.receive(1), [frames("late.x")])
+        for subscriber in subscribers[30...] { clients.close(subscriber) }
+        clients.close(late)
+        try daemon.waitForSubscriptions(0)
+        XCTAssertEqual(try daemon.subscriptions().prefixes, 0)
+    }
+}

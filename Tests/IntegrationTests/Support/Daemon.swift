@@ -1,0 +1,227 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// A real zpubd process for one test: its own temporary directory, ipc endpoints inside it (no
+/// port clashes between tests), its log captured to a file, and a control client.
+/// Killed with SIGKILL if a test leaves it running.
+final class Daemon {
+    let directory: URL
+    let endpoints: [BrokerSocketRole: String]
+    let process = Process()
+    let logURL: URL
+    let configURL: URL
+    private let context: Context
+
+    /// The endpoints a test client connects to.
+    var pull: String { endpoints[.pull]! }
+    var xsub: String { endpoints[.xsub]! }
+    var xpub: String { endpoints[.xpub]! }
+    var control: String { endpoints[.control]! }
+
+    /// Starts zpubd with ipc endpoints in a fresh directory, plus `configuration` written to a
+    /// file (passed with --config) and `arguments`; waits until the control socket answers.
+    init(
+        configuration: String? = nil, arguments: [String] = [], environment: [String: String] = [:],
+        endpoints custom: [BrokerSocketRole: String] = [:], waitUntilReady: Bool = true
+    ) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpubd-test-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var endpoints: [BrokerSocketRole: String] = [:]
+        for role in BrokerSocketRole.allCases {
+            endpoints[role] = custom[role] ?? "ipc://\(directory.path)/\(role.rawValue).sock"
+        }
+        self.endpoints = endpoints
+        logURL = directory.appendingPathComponent("zpubd.log")
+        configURL = directory.appendingPathComponent("zpubd.conf")
+        context = try Context()
+
+        var arguments = arguments
+        if let configuration {
+            try configuration.write(to: configURL, atomically: true, encoding: .utf8)
+            arguments += ["--config", configURL.path]
+        }
+        for role in BrokerSocketRole.allCases where !arguments.contains("--\(role.rawValue)") {
+            arguments += ["--\(role.rawValue)", endpoints[role]!]
+        }
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
+        process.executableURL = Binaries.zpubd
+        process.arguments = arguments
+        process.standardOutput = log
+        process.standardError = log
+        var processEnvironment = ProcessInfo.processInfo.environment
+        processEnvironment["NOTIFY_SOCKET"] = nil
+        processEnvironment["JOURNAL_STREAM"] = nil
+        for (key, value) in environment { processEnvironment[key] = value }
+        process.environment = processEnvironment
+        try process.run()
+        if waitUntilReady {
+            try Wait.until("zpubd answers PING on \(control)\nlog:\n\(self.log)", timeout: 15) {
+                guard process.isRunning else { throw DaemonExited(log: self.log) }
+                return (try? request("PING", timeout: 200)) != nil
+            }
+        }
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        context.terminate()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    // MARK: Control
+
+    /// One control request and its raw reply; nil if no reply arrived in time.
+    func request(_ frames: [[UInt8]], timeout: Int = 5_000) throws -> [UInt8]? {
+        let socket = try Socket(context, type: .req)
+        defer { socket.close() }
+        try socket.setOption(.linger, 0)
+        try socket.connect(control)
+        try socket.send(frames: frames)
+        return try socket.receiveFrames(timeoutMilliseconds: timeout).map { $0.first ?? [] }
+    }
+
+    func request(_ text: String, timeout: Int = 5_000) throws -> [UInt8]? {
+        try request([Array(text.utf8)], timeout: timeout)
+    }
+
+    /// The reply as a JSON object; fails the test if there is none.
+    func json(_ text: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        let reply = try XCTUnwrap(try request(text), "no reply to \(text)", file: file, line: line)
+        return try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any], "reply to \(text) is not a JSON object",
+            file: file, line: line)
+    }
+
+    func decode<T: Decodable>(_ text: String, as type: T.Type) throws -> T {
+        let reply = try XCTUnwrap(try request(text), "no reply to \(text)")
+        return try JSONDecoder().decode(T.self, from: Data(reply))
+    }
+
+    func stats() throws -> StatsSnapshot { try decode("STATS", as: StatsSnapshot.self) }
+
+    func subscriptions() throws -> SubscriptionList { try decode("SUBSCRIPTIONS", as: SubscriptionList.self) }
+
+    /// Waits until the broker counts `total` live subscriptions.
+    func waitForSubscriptions(_ total: Int, timeout: Double = 10) throws {
+        try Wait.until("the broker counts \(total) subscriptions", timeout: timeout) {
+            try subscriptions().total == total
+        }
+    }
+
+    // MARK: Process
+
+    func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// The exit status, or nil if zpubd is still running after `timeout` seconds.
+    func waitForExit(timeout: Double = 15) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+}
+
+struct DaemonExited: Error, CustomStringConvertible {
+    let log: String
+    var description: String { "zpubd exited early; its log:\n\(log)" }
+}
+
+/// Where the binaries under test are: next to the test bundle in the build folder.
+enum Binaries {
+    static var directory: URL {
+        if let override = ProcessInfo.processInfo.environment["ZPUB_BIN_DIR"] {
+            return URL(fileURLWithPath: override)
+        }
+        var url = Bundle.main.bundleURL
+        if url.pathExtension == "xctest" { url = url.deletingLastPathComponent() }
+        if !FileManager.default.fileExists(atPath: url.appendingPathComponent("zpubd").path) {
+            url = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        }
+        return url
+    }
+
+    static var zpubd: URL { directory.appendingPathComponent("zpubd") }
+    static var zpub: URL { directory.appendingPathComponent("zpub") }
+}
+
+/// Polling with a deadline: tests never wait forever, and never assert on speed.
+enum Wait {
+    static func until(
+        _ what: @autoclosure () -> String, timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line,
+        _ condition: () throws -> Bool
+    ) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try condition() { return }
+            usleep(20_000)
+        }
+        if try condition() { return }
+        throw TimedOut(what: what())
+    }
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "timed out waiting until \(what)" }
+}
+
+/// Runs a program to completion with a deadline; returns its exit status and output.
+struct Run {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    static func program(
+        _ executable: URL, _ arguments: [String], stdin: String? = nil, timeout: Double = 30,
+        environment: [String: String] = [:]
+    ) throws -> Run {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        var processEnvironment = ProcessInfo.processInfo.environment
+        for (key, value) in environment { processEnvironment[key] = value }
+        process.environment = processEnvironment
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-run-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outURL = directory.appendingPathComponent("out")
+        let errURL = directory.appendingPathComponent("err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try? input.fileHandleForWriting.close()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw TimedOut(what: "\(executable.lastPathComponent) \(arguments.joined(separator: " ")) exits")
+        }
+        return Run(
+            status: process.terminationStatus,
+            stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    }
+
+    /// Runs one of the test's pyzmq scripts with Debian's python3.
+    static func python(_ script: String, _ arguments: [String], timeout: Double = 60) throws -> Run {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("python/\(script)").path
+        return try program(URL(fileURLWithPath: "/usr/bin/python3"), [path] + arguments, timeout: timeout)
+    }
+}
