@@ -24,7 +24,8 @@ final class Daemon {
     /// file (passed with --config) and `arguments`; waits until the control socket answers.
     init(
         configuration: String? = nil, arguments: [String] = [], environment: [String: String] = [:],
-        endpoints custom: [BrokerSocketRole: String] = [:], waitUntilReady: Bool = true
+        endpoints custom: [BrokerSocketRole: String] = [:], rolesFromFile: Set<BrokerSocketRole> = [],
+        waitUntilReady: Bool = true
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "zpubd-test-\(UUID().uuidString.prefix(8))")
@@ -43,7 +44,7 @@ final class Daemon {
             try configuration.write(to: configURL, atomically: true, encoding: .utf8)
             arguments += ["--config", configURL.path]
         }
-        for role in BrokerSocketRole.allCases where !arguments.contains("--\(role.rawValue)") {
+        for role in BrokerSocketRole.allCases where !arguments.contains("--\(role.rawValue)") && !rolesFromFile.contains(role) {
             arguments += ["--\(role.rawValue)", endpoints[role]!]
         }
         FileManager.default.createFile(atPath: logURL.path, contents: nil)

@@ -1,0 +1,156 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// The REP control socket: every request gets exactly one JSON reply, bad ones included.
+final class ControlTests: XCTestCase {
+    func testEveryCommandAnswersWithJSON() throws {
+        let daemon = try Daemon()
+        XCTAssertEqual(try daemon.json("PING")["pong"] as? Bool, true)
+        XCTAssertEqual(try daemon.json("HEALTH")["status"] as? String, "ok")
+        XCTAssertNotNil(try daemon.json("STATS")["messages_in"])
+        XCTAssertNotNil(try daemon.json("SUBSCRIPTIONS")["subscriptions"])
+        XCTAssertNotNil(try daemon.json("SUBSCRIPTIONS some.prefix")["subscriptions"])
+        XCTAssertNotNil(try daemon.json("TOPICS")["topics"])
+        XCTAssertEqual(try daemon.json("VERSION")["version"] as? String, ZPubVersion.current)
+        XCTAssertTrue((try daemon.json("VERSION")["libzmq"] as? String)?.hasPrefix("4.") ?? false)
+        XCTAssertEqual((try daemon.json("HELP")["commands"] as? [String])?.count, ControlCommand.allCases.count)
+        let config = try daemon.json("CONFIG")
+        let bound = try XCTUnwrap(config["bound"] as? [String: [String]])
+        XCTAssertEqual(bound["xpub"], [daemon.xpub])
+        let configuration = try XCTUnwrap(config["configuration"] as? [String: Any])
+        XCTAssertEqual(configuration["max_topics"] as? Int, BrokerConfiguration.Defaults.maxTopics)
+        XCTAssertEqual(try daemon.json("stats")["forwarding"] as? String, "running", "commands are case-insensitive")
+    }
+
+    func testEveryMalformedRequestGetsAnErrorReplyAndTheBrokerCarriesOn() throws {
+        let daemon = try Daemon()
+        let cases: [(String, [[UInt8]], String)] = [
+            ("unknown command", [Array("FROBNICATE".utf8)], "unknown_command"),
+            ("empty request", [[]], "empty_request"),
+            ("multi-frame request", [Array("STATS".utf8), Array("extra".utf8)], "bad_request"),
+            ("bad UTF-8", [[0xC3, 0x28, 0xFF]], "invalid_utf8"),
+            ("huge request", [Array(repeating: UInt8(ascii: "A"), count: 200_000)], "request_too_large"),
+            ("huge multi-frame request", Array(repeating: Array(repeating: 1, count: 50_000), count: 4), "request_too_large"),
+            ("argument where none is taken", [Array("PING now".utf8)], "bad_argument"),
+            ("binary zeros", [[0, 0, 0, 0]], "unknown_command"),
+        ]
+        for (name, request, expectedCode) in cases {
+            let reply = try XCTUnwrap(try daemon.request(request), "\(name): no reply, the REQ client would hang")
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any], name)
+            let error = try XCTUnwrap(json["error"] as? [String: Any], "\(name): \(String(decoding: reply, as: UTF8.self))")
+            XCTAssertEqual(error["code"] as? String, expectedCode, name)
+            XCTAssertFalse((error["message"] as? String ?? "").isEmpty, name)
+        }
+        // Still alive and forwarding.
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("after", "garbage"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("after", "garbage")])
+        let control = try daemon.stats().sockets["control"]
+        XCTAssertEqual(control?.messagesIn, control.map { $0.messagesOut + 1 }, "every request was answered")
+    }
+
+    func testRandomGarbageRequestsAllGetReplies() throws {
+        let daemon = try Daemon()
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let size = Int.random(in: 0..<600, using: &generator)
+            let bytes = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let reply = try XCTUnwrap(try daemon.request([bytes], timeout: 2_000), "no reply to \(bytes.prefix(16))")
+            XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any])
+        }
+        XCTAssertEqual(try daemon.json("PING")["pong"] as? Bool, true)
+    }
+
+    /// Above the hard limit (4 MiB) libzmq drops the connection instead of delivering the frame
+    /// (the documented exception: that client is left without a reply). The broker survives.
+    func testARequestAboveTheHardLimitDropsOnlyThatClient() throws {
+        let daemon = try Daemon()
+        XCTAssertNil(try daemon.request([Array(repeating: 65, count: 5 * 1024 * 1024)], timeout: 1_000))
+        XCTAssertEqual(try daemon.json("PING")["pong"] as? Bool, true)
+    }
+
+    func testPauseHoldsMessagesAndResumeDeliversThemInOrder() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        XCTAssertEqual(try daemon.json("HEALTH")["status"] as? String, "paused")
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 0..<20 { try push.send(frames: frames("t", "\(i)")) }
+        try subscriber.assertNothing(within: 300)
+        XCTAssertEqual(try daemon.stats().forwarding, "paused")
+        // Subscriptions are still handled while paused.
+        _ = try clients.subscriber(daemon.xpub, prefixes: ["t"])
+        try daemon.waitForSubscriptions(2)
+        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        let received = try subscriber.receive(20)
+        XCTAssertEqual(received.map { String(decoding: $0[1], as: UTF8.self) }, (0..<20).map(String.init))
+        XCTAssertEqual(try daemon.json("HEALTH")["status"] as? String, "ok")
+    }
+
+    /// Raw bytes that are not ZeroMQ on the producer port: that connection is dropped, the
+    /// broker and its other peers carry on.
+    func testGarbageOnAProducerSocketDropsThatPeerOnly() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(endpoints: [.pull: "tcp://127.0.0.1:\(port)"])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        for garbage in [
+            [UInt8](repeating: 0xFF, count: 64), Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
+            [0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 3, 0] + [UInt8](repeating: 0xEE, count: 500),
+        ] {
+            try RawTCP.send(garbage, port: port)
+        }
+        let push = try clients.socket(.push, connect: "tcp://127.0.0.1:\(port)")
+        try push.send(frames: frames("real", "message"))
+        try Wait.until("the real message arrives") {
+            guard let message = try subscriber.receiveFrames(timeoutMilliseconds: 100) else { return false }
+            return message == frames("real", "message")
+        }
+        XCTAssertTrue(daemon.process.isRunning)
+    }
+}
+
+enum FreePort {
+    /// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it).
+    static func find() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let result = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                bind(fd, generic, length) == 0 && getsockname(fd, generic, &length) == 0
+            }
+        }
+        guard result else { throw TimedOut(what: "a free port (bind failed)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+enum RawTCP {
+    /// Connects to 127.0.0.1:port, writes `bytes`, lingers briefly, closes.
+    static func send(_ bytes: [UInt8], port: Int) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw TimedOut(what: "a raw connection to port \(port)") }
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        usleep(100_000)
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// Start-up, configuration, reload and shutdown of the real daemon.
+final class LifecycleTests: XCTestCase {
+    private var sampleConfig: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("etc/zpub/zpubd.conf").path
+    }
+
+    private func temporaryFile(_ text: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("zpubd-\(UUID().uuidString.prefix(8)).conf")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    func testCheckConfigAcceptsTheSampleAndListsEveryProblemOfABadFile() throws {
+        let good = try Run.program(Binaries.zpubd, ["--config", sampleConfig, "--check-config"])
+        XCTAssertEqual(good.status, 0, good.stderr)
+        XCTAssertTrue(good.stdout.contains("valid"))
+
+        let bad = try temporaryFile("[daemon]\nlog_level = \"chatty\"\n\n[sockets]\nsend_hwm = -5\nbogus = 1\n")
+        let run = try Run.program(Binaries.zpubd, ["--config", bad.path, "--check-config"])
+        XCTAssertEqual(run.status, 1)
+        XCTAssertTrue(run.stderr.contains("\(bad.path):2: log_level \"chatty\" is not a log level"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("\(bad.path):5: send_hwm = -5 is out of range"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("\(bad.path):6: unknown key bogus in [sockets]"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("3 problems"), run.stderr)
+    }
+
+    func testABadConfigurationAtStartExitsWithStatus78() throws {
+        let bad = try temporaryFile("[endpoints]\nxpub = [\"tcp://localhost\"]\n")
+        let run = try Run.program(Binaries.zpubd, ["--config", bad.path])
+        XCTAssertEqual(run.status, 78)
+        XCTAssertTrue(run.stderr.contains(":2: xpub endpoint \"tcp://localhost\": a tcp endpoint needs a port"), run.stderr)
+
+        let missing = try Run.program(Binaries.zpubd, ["--config", "/nonexistent/zpubd.conf"])
+        XCTAssertEqual(missing.status, 78)
+        XCTAssertTrue(missing.stderr.contains("cannot read the configuration file /nonexistent/zpubd.conf"), missing.stderr)
+
+        let badFlag = try Run.program(Binaries.zpubd, ["--xpub", "udp://x:1"])
+        XCTAssertEqual(badFlag.status, 78)
+        XCTAssertTrue(badFlag.stderr.contains("unknown transport \"udp\""), badFlag.stderr)
+    }
+
+    func testABindFailureNamesTheEndpointAndTheReason() throws {
+        let context = try Context()
+        defer { context.terminate() }
+        let squatter = try Socket(context, type: .pull)
+        defer { squatter.close() }
+        try squatter.setOption(.linger, 0)
+        try squatter.bind("tcp://127.0.0.1:*")
+        let taken = squatter.lastEndpoint
+        let directory = NSTemporaryDirectory()
+        let run = try Run.program(
+            Binaries.zpubd,
+            ["--pull", taken, "--xpub", "ipc://\(directory)/zpubd-bind-\(getpid()).sock", "--control", "inproc://c", "--xsub", "inproc://x"])
+        XCTAssertEqual(run.status, 1)
+        XCTAssertTrue(run.stderr.contains("cannot bind the pull socket to \(taken): Address already in use"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("another process"), run.stderr)
+
+        let noDirectory = try Run.program(Binaries.zpubd, ["--xpub", "ipc:///nonexistent-dir/x.sock"])
+        XCTAssertEqual(noDirectory.status, 1)
+        XCTAssertTrue(noDirectory.stderr.contains("ipc:///nonexistent-dir/x.sock"), noDirectory.stderr)
+    }
+
+    func testFlagsReplaceTheFilesEndpoints() throws {
+        let daemon = try Daemon(configuration: "[endpoints]\nxpub = [\"ipc:///nonexistent/never-bound.sock\"]\n")
+        let bound = try XCTUnwrap(try daemon.json("CONFIG")["bound"] as? [String: [String]])
+        XCTAssertEqual(bound["xpub"], [daemon.xpub])
+    }
+
+    func testVersionAndHelp() throws {
+        let version = try Run.program(Binaries.zpubd, ["--version"])
+        XCTAssertEqual(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines), ZPubVersion.current)
+        let help = try Run.program(Binaries.zpubd, ["--help"])
+        XCTAssertEqual(help.status, 0)
+        for flag in ["--pull", "--xsub", "--xpub", "--control", "--config", "--check-config", "--log-level"] {
+            XCTAssertTrue(help.stdout.contains(flag), "--help lacks \(flag)")
+        }
+    }
+
+    func testSIGHUPAppliesANewConfiguration() throws {
+        let daemon = try Daemon(configuration: "[daemon]\nlog_level = \"info\"\n[limits]\nmax_topics = 100\n")
+        try """
+        [daemon]
+        log_level = "debug"
+        topic_accounting = false
+        [limits]
+        max_topics = 5
+        max_subscriptions = 50
+        """.write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the reload is applied") {
+            let configuration = try daemon.json("CONFIG")["configuration"] as? [String: Any]
+            return configuration?["log_level"] as? String == "debug"
+        }
+        let configuration = try XCTUnwrap(try daemon.json("CONFIG")["configuration"] as? [String: Any])
+        XCTAssertEqual(configuration["max_topics"] as? Int, 5)
+        XCTAssertEqual(configuration["topic_accounting"] as? Bool, false)
+        let stats = try daemon.stats()
+        XCTAssertEqual(stats.topics.limit, 5)
+        XCTAssertEqual(stats.subscriptions.limit, 50)
+        XCTAssertFalse(stats.topics.accounting)
+        XCTAssertTrue(daemon.log.contains("configuration reloaded"), daemon.log)
+    }
+
+    func testSIGHUPAddsAndRemovesEndpoints() throws {
+        let configFor: ([String]) -> String = { pulls in
+            "[endpoints]\npull = [\(pulls.map { "\"\($0)\"" }.joined(separator: ", "))]\n"
+        }
+        let directory = NSTemporaryDirectory() + "zpubd-reload-\(UUID().uuidString.prefix(8))"
+        let first = "ipc://\(directory)-first.sock"
+        let second = "ipc://\(directory)-second.sock"
+        // Pull endpoints come from the file (not from flags, which would override it).
+        let daemon = try Daemon(configuration: configFor([first]), rolesFromFile: [.pull])
+        XCTAssertEqual((try daemon.json("CONFIG")["bound"] as? [String: [String]])?["pull"], [first])
+
+        try configFor([second]).write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the pull endpoints change") {
+            (try daemon.json("CONFIG")["bound"] as? [String: [String]])?["pull"] == [second]
+        }
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        try clients.socket(.push, connect: second).send(frames: frames("via", "second"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("via", "second")])
+        XCTAssertTrue(daemon.log.contains("unbound pull \(first)"), daemon.log)
+        XCTAssertTrue(daemon.log.contains("bound pull \(second)"), daemon.log)
+    }
+
+    func testABadFileOnReloadChangesNothing() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_topics = 77\n")
+        try "[limits]\nmax_topics = 5\nnonsense here\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the refusal is logged") { daemon.log.contains("reload refused") }
+        XCTAssertTrue(daemon.log.contains(":3: "), daemon.log)
+        XCTAssertEqual(try daemon.stats().topics.limit, 77)
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("still", "forwarding"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("still", "forwarding")])
+    }
+
+    /// Messages the broker had already received when SIGTERM came reach the subscribers: they are
+    /// held back by PAUSE here, so that they are certainly inside the broker when it stops.
+    func testSIGTERMForwardsWhatWasAlreadyReceivedAndExitsZero() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""], receiveHWM: 0)
+        try daemon.waitForSubscriptions(1)
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let count = 5_000
+        for i in 0..<count { try push.send(frames: frames("t", "\(i)")) }
+        usleep(300_000)  // let the PUSH socket hand everything to the broker
+        daemon.signal(SIGTERM)
+        let received = try subscriber.receive(count, timeout: 5_000)
+        XCTAssertEqual(received.count, count)
+        XCTAssertEqual(received.last.map { String(decoding: $0[1], as: UTF8.self) }, "\(count - 1)")
+        XCTAssertEqual(daemon.waitForExit(), 0, daemon.log)
+        XCTAssertTrue(daemon.log.contains("zpubd stopped"), daemon.log)
+    }
+
+    func testSIGINTStopsCleanlyWithAStalledSubscriber() throws {
+        let daemon = try Daemon(configuration: "[sockets]\nlinger_ms = 500\n")
+        let clients = try Clients()
+        _ = try clients.subscriber(daemon.xpub, prefixes: [""], receiveHWM: 1)
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 0..<20_000 { try push.send(frames: frames("t", "\(i)", String(repeating: "p", count: 1000))) }
+        daemon.signal(SIGINT)
+        XCTAssertEqual(daemon.waitForExit(timeout: 10), 0, "linger is bounded, so is shutdown\n\(daemon.log)")
+    }
+}
