@@ -7,9 +7,10 @@ SWIFT ?= swift
 ARGS ?=
 
 # Build: libzmq and libsystemd headers, pkg-config. Tests: pyzmq (an independent client),
-# systemd's tools (systemd-analyze, systemd-socket-activate).
+# PHP with its zmq extension (the README examples), systemd's tools (systemd-analyze,
+# systemd-socket-activate).
 BUILD_PACKAGES = libzmq3-dev libsystemd-dev pkg-config
-TEST_PACKAGES = python3-zmq systemd
+TEST_PACKAGES = python3-zmq php-cli php-zmq systemd
 
 .PHONY: all deps test-deps build release run test format lint clean
 

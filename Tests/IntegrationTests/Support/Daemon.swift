@@ -186,37 +186,7 @@ struct Run {
         _ executable: URL, _ arguments: [String], stdin: String? = nil, timeout: Double = 30,
         environment: [String: String] = [:]
     ) throws -> Run {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        var processEnvironment = ProcessInfo.processInfo.environment
-        for (key, value) in environment { processEnvironment[key] = value }
-        process.environment = processEnvironment
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-run-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let outURL = directory.appendingPathComponent("out")
-        let errURL = directory.appendingPathComponent("err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: outURL)
-        process.standardError = try FileHandle(forWritingTo: errURL)
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try? input.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw TimedOut(what: "\(executable.lastPathComponent) \(arguments.joined(separator: " ")) exits")
-        }
-        return Run(
-            status: process.terminationStatus,
-            stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+        try RunningProgram(executable, arguments, stdin: stdin, environment: environment).finish(timeout: timeout)
     }
 
     /// Runs one of the test's pyzmq scripts with Debian's python3.
@@ -224,5 +194,56 @@ struct Run {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("python/\(script)").path
         return try program(URL(fileURLWithPath: "/usr/bin/python3"), [path] + arguments, timeout: timeout)
+    }
+}
+
+/// A program started in the background (a subscriber, say) and collected later.
+final class RunningProgram {
+    private let process = Process()
+    private let directory: URL
+    private let description: String
+
+    init(_ executable: URL, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws {
+        description = "\(executable.lastPathComponent) \(arguments.joined(separator: " "))"
+        process.executableURL = executable
+        process.arguments = arguments
+        var processEnvironment = ProcessInfo.processInfo.environment
+        for (key, value) in environment { processEnvironment[key] = value }
+        process.environment = processEnvironment
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-run-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for name in ["out", "err"] {
+            FileManager.default.createFile(atPath: directory.appendingPathComponent(name).path, contents: nil)
+        }
+        process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("out"))
+        process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("err"))
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try? input.fileHandleForWriting.close()
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Waits for the exit (killing the program after `timeout` seconds, which throws).
+    func finish(timeout: Double = 30) throws -> Run {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw TimedOut(what: "\(description) exits")
+        }
+        return Run(
+            status: process.terminationStatus,
+            stdout: (try? String(contentsOf: directory.appendingPathComponent("out"), encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? "")
     }
 }

@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+import ZPubCore
+
+/// The zpub command line tool against a real zpubd.
+final class CLITests: XCTestCase {
+    private func zpub(_ arguments: [String], stdin: String? = nil, timeout: Double = 20) throws -> Run {
+        try Run.program(Binaries.zpub, arguments, stdin: stdin, timeout: timeout)
+    }
+
+    func testPublishAndSubscribe() throws {
+        let daemon = try Daemon()
+        let subscriber = try RunningProgram(
+            Binaries.zpub, ["sub", "--endpoint", daemon.xpub, "--count", "3", "--json", "a.", "b."])
+        try daemon.waitForSubscriptions(2)
+        XCTAssertEqual(try zpub(["pub", "--endpoint", daemon.pull, "a.one", "first", "second"]).status, 0)
+        XCTAssertEqual(try zpub(["pub", "--endpoint", daemon.pull, "b.lines"], stdin: "line 1\nline 2\n").status, 0)
+        let lines = try subscriber.finish(timeout: 20).stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(
+            lines,
+            [
+                #"{"frames":["first","second"],"topic":"a.one"}"#, #"{"frames":["line 1"],"topic":"b.lines"}"#,
+                #"{"frames":["line 2"],"topic":"b.lines"}"#,
+            ])
+    }
+
+    func testPublishThroughXSUB() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["x"])
+        try daemon.waitForSubscriptions(1)
+        XCTAssertEqual(try zpub(["pub", "--pub", "--endpoint", daemon.xsub, "--settle", "500", "x.1", "payload"]).status, 0)
+        XCTAssertEqual(try subscriber.receive(1), [frames("x.1", "payload")])
+    }
+
+    func testInspectionCommands() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        _ = try clients.subscriber(daemon.xpub, prefixes: ["prices."])
+        try daemon.waitForSubscriptions(1)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("prices.eur", "1.08"))
+        try Wait.until("one message counted") { try daemon.stats().messagesIn == 1 }
+        let control = ["--control", daemon.control]
+
+        let stats = try zpub(["stats"] + control)
+        XCTAssertEqual(stats.status, 0, stats.stderr)
+        XCTAssertTrue(stats.stdout.contains("forwarding running"), stats.stdout)
+        XCTAssertNotNil(stats.stdout.range(of: #"pull\s+1\s+0"#, options: .regularExpression), stats.stdout)
+
+        let json = try zpub(["stats", "--json"] + control)
+        let decoded = try JSONDecoder().decode(StatsSnapshot.self, from: Data(json.stdout.utf8))
+        XCTAssertEqual(decoded.messagesIn, 1)
+
+        let health = try zpub(["health"] + control)
+        XCTAssertEqual(health.status, 0)
+        XCTAssertTrue(health.stdout.hasPrefix("ok:"), health.stdout)
+
+        let subscriptions = try zpub(["subscriptions"] + control)
+        XCTAssertNotNil(subscriptions.stdout.range(of: #"prices\.\s+1"#, options: .regularExpression), subscriptions.stdout)
+
+        let topics = try zpub(["topics", "prices"] + control)
+        XCTAssertNotNil(topics.stdout.range(of: #"prices\.eur\s+1\s+"#, options: .regularExpression), topics.stdout)
+
+        XCTAssertTrue(try zpub(["ping"] + control).stdout.hasPrefix("PONG"))
+        XCTAssertEqual(try zpub(["pause"] + control).stdout, "forwarding paused\n")
+        XCTAssertEqual(try zpub(["health"] + control).status, 1, "paused is not ok")
+        XCTAssertEqual(try zpub(["resume"] + control).stdout, "forwarding running\n")
+        let config = try zpub(["config"] + control)
+        XCTAssertTrue(config.stdout.contains(daemon.xpub), config.stdout)
+    }
+
+    func testNoBrokerIsReportedQuicklyNotWaitedFor() throws {
+        let directory = NSTemporaryDirectory()
+        let nowhere = "ipc://\(directory)/zpub-nobody-\(getpid()).sock"
+        for arguments in [
+            ["stats", "--control", nowhere, "--timeout", "300"], ["health", "--control", nowhere, "--timeout", "300"],
+            ["pub", "--endpoint", nowhere, "--timeout", "300", "t", "m"],
+            ["sub", "--endpoint", nowhere, "--timeout", "300", "t"],
+        ] {
+            let run = try zpub(arguments, timeout: 10)
+            XCTAssertEqual(run.status, 1, arguments.joined(separator: " "))
+            XCTAssertTrue(run.stderr.hasPrefix("zpub: "), run.stderr)
+            XCTAssertTrue(run.stderr.contains(nowhere), run.stderr)
+        }
+    }
+
+    func testErrorRepliesAreShownToThePerson() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_control_request = 64\n")
+        let run = try zpub(["topics", String(repeating: "x", count: 100), "--control", daemon.control])
+        XCTAssertEqual(run.status, 1)
+        XCTAssertTrue(run.stderr.contains("request_too_large"), run.stderr)
+    }
+}
