@@ -32,13 +32,14 @@ release: deps
 run: release
 	./.build/release/zpubd $(ARGS)
 
-test: test-deps
+test: test-deps lint
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	$(SWIFT) test --disable-swift-testing
 
 format:
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
 
+# Fails on code that `make format` would change.
 lint:
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
 

@@ -81,7 +81,10 @@ public final class Broker: @unchecked Sendable {
         if let loopFailures = loopSlot.wait(milliseconds: 10_000) {
             failures += loopFailures
         } else {
-            failures.append(BrokerError(code: .threadFailed, message: "the forwarding loop did not apply the new configuration within 10 s"))
+            failures.append(
+                BrokerError(
+                    code: .threadFailed, message: "the forwarding loop did not apply the new configuration within 10 s")
+            )
         }
         failures += controlSlot.wait(milliseconds: 10_000) ?? []
         return failures

@@ -17,7 +17,9 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
     static func bindFailed(role: BrokerSocketRole, endpoint: String, error: ZMQError) -> BrokerError {
         BrokerError(
             code: .bindFailed,
-            message: "cannot bind the \(role.rawValue) socket to \(endpoint): \(error.reason)\(hint(for: error.code, endpoint: endpoint, role: role))")
+            message:
+                "cannot bind the \(role.rawValue) socket to \(endpoint): \(error.reason)\(hint(for: error.code, endpoint: endpoint, role: role))"
+        )
     }
 
     private static func hint(for code: Int32, endpoint: String, role: BrokerSocketRole) -> String {

@@ -107,7 +107,8 @@ final class ControlServer: @unchecked Sendable {
                 reply = encodeError(
                     ControlError(
                         .requestTooLarge,
-                        "the request is \(total) bytes; the limit is \(configuration.maxControlRequest) (max_control_request)"))
+                        "the request is \(total) bytes; the limit is \(configuration.maxControlRequest) (max_control_request)"
+                    ))
             } else {
                 switch ControlRequest.parse(frames: frames, maxSize: configuration.maxControlRequest) {
                 case .success(let request): reply = respond(to: request)
@@ -131,7 +132,9 @@ final class ControlServer: @unchecked Sendable {
             return encode(["pong": true])
         case .version:
             let version = Context.libraryVersion
-            return encode(["version": ZPubVersion.current, "libzmq": "\(version.major).\(version.minor).\(version.patch)"])
+            return encode([
+                "version": ZPubVersion.current, "libzmq": "\(version.major).\(version.minor).\(version.patch)",
+            ])
         case .help:
             return encode(["commands": ControlHelp.lines])
         case .config:
@@ -184,7 +187,8 @@ final class ControlServer: @unchecked Sendable {
         encodeError(
             ControlError(
                 .unavailable,
-                "the forwarding loop did not answer within \(Self.loopReplyTimeoutMilliseconds) ms; it may be stalled or shutting down"))
+                "the forwarding loop did not answer within \(Self.loopReplyTimeoutMilliseconds) ms; it may be stalled or shutting down"
+            ))
     }
 
     private func encode(_ value: some Encodable) -> [UInt8] {

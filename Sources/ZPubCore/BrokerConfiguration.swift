@@ -111,13 +111,19 @@ extension BrokerConfiguration {
         func check(_ key: String, _ value: Int, _ range: ClosedRange<Int>, _ meaning: String) {
             if !range.contains(value) {
                 problems.append(
-                    (key, "\(key) = \(value) is out of range: \(meaning) must be between \(range.lowerBound) and \(range.upperBound)")
+                    (
+                        key,
+                        "\(key) = \(value) is out of range: \(meaning) must be between \(range.lowerBound) and \(range.upperBound)"
+                    )
                 )
             }
         }
         if !Self.logLevels.contains(logLevel) {
             problems.append(
-                ("log_level", "log_level \"\(logLevel)\" is not a log level; use one of \(Self.logLevels.joined(separator: ", "))")
+                (
+                    "log_level",
+                    "log_level \"\(logLevel)\" is not a log level; use one of \(Self.logLevels.joined(separator: ", "))"
+                )
             )
         }
         check("send_hwm", sendHighWaterMark, 0...100_000_000, "the send high-water mark (0 = unlimited)")
@@ -125,7 +131,9 @@ extension BrokerConfiguration {
         check("linger_ms", lingerMilliseconds, 0...60_000, "the linger time in ms")
         check("max_message_size", maxMessageSize, 1...(1 << 31), "the maximum message size in bytes")
         check("handshake_timeout_ms", handshakeMilliseconds, 0...600_000, "the handshake timeout in ms (0 = none)")
-        check("heartbeat_interval_ms", heartbeatIntervalMilliseconds, 0...3_600_000, "the heartbeat interval in ms (0 = off)")
+        check(
+            "heartbeat_interval_ms", heartbeatIntervalMilliseconds, 0...3_600_000,
+            "the heartbeat interval in ms (0 = off)")
         check("heartbeat_timeout_ms", heartbeatTimeoutMilliseconds, 0...3_600_000, "the heartbeat timeout in ms")
         check("max_topics", maxTopics, 0...10_000_000, "the number of tracked topics")
         check("max_subscriptions", maxSubscriptions, 1...10_000_000, "the number of distinct subscriptions")
@@ -134,10 +142,12 @@ extension BrokerConfiguration {
         check("shutdown_drain_ms", shutdownDrainMilliseconds, 0...60_000, "the shutdown drain time in ms")
 
         if xpubEndpoints.isEmpty {
-            problems.append(("xpub", "xpub has no endpoint: subscribers would have nowhere to connect; give at least one"))
+            problems.append(
+                ("xpub", "xpub has no endpoint: subscribers would have nowhere to connect; give at least one"))
         }
         if pullEndpoints.isEmpty && xsubEndpoints.isEmpty {
-            problems.append(("pull", "pull and xsub both have no endpoint: messages would have no way in; give at least one"))
+            problems.append(
+                ("pull", "pull and xsub both have no endpoint: messages would have no way in; give at least one"))
         }
         var seen: [String: BrokerSocketRole] = [:]
         for role in BrokerSocketRole.allCases {
@@ -147,7 +157,10 @@ extension BrokerConfiguration {
                 }
                 if let other = seen[endpoint] {
                     problems.append(
-                        (role.rawValue, "endpoint \"\(endpoint)\" is given for both \(other.rawValue) and \(role.rawValue); each endpoint can be bound once")
+                        (
+                            role.rawValue,
+                            "endpoint \"\(endpoint)\" is given for both \(other.rawValue) and \(role.rawValue); each endpoint can be bound once"
+                        )
                     )
                 }
                 seen[endpoint] = role

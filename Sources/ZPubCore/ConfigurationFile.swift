@@ -50,7 +50,8 @@ public enum ConfigurationFile {
                     problems.append(
                         ConfigurationProblem(
                             line: line,
-                            message: "unknown section [\(name)]; sections are \(Schema.sections.filter { !$0.isEmpty }.map { "[\($0)]" }.joined(separator: ", "))"
+                            message:
+                                "unknown section [\(name)]; sections are \(Schema.sections.filter { !$0.isEmpty }.map { "[\($0)]" }.joined(separator: ", "))"
                         ))
                     section = "?"
                     continue
@@ -70,12 +71,14 @@ public enum ConfigurationFile {
                     problems.append(
                         ConfigurationProblem(
                             line: line,
-                            message: "unknown key \(key) in \(section.isEmpty ? "the top level" : "[\(section)]")\(hint)"))
+                            message:
+                                "unknown key \(key) in \(section.isEmpty ? "the top level" : "[\(section)]")\(hint)"))
                     continue
                 }
                 if let first = seenKeys[qualified] {
                     problems.append(
-                        ConfigurationProblem(line: line, message: "\(qualified) is set twice (first on line \(first)); keep one"))
+                        ConfigurationProblem(
+                            line: line, message: "\(qualified) is set twice (first on line \(first)); keep one"))
                     continue
                 }
                 seenKeys[qualified] = line
@@ -145,7 +148,9 @@ enum Schema {
             switch value {
             case .stringArray(let list): configuration.setEndpoints(list, for: role)
             case .string(let single): configuration.setEndpoints([single], for: role)
-            default: return "\(key) must be an array of endpoint strings, e.g. [\"tcp://127.0.0.1:5556\"], not \(value.typeName)"
+            default:
+                return
+                    "\(key) must be an array of endpoint strings, e.g. [\"tcp://127.0.0.1:5556\"], not \(value.typeName)"
             }
             return nil
         }
@@ -157,8 +162,11 @@ enum Schema {
             configuration.logLevel = level
             return nil
         },
-        Field(section: "daemon", key: "topic_accounting", configurationKey: "topic_accounting") { value, configuration in
-            guard case .boolean(let flag) = value else { return "topic_accounting must be true or false, not \(value.typeName)" }
+        Field(section: "daemon", key: "topic_accounting", configurationKey: "topic_accounting") {
+            value, configuration in
+            guard case .boolean(let flag) = value else {
+                return "topic_accounting must be true or false, not \(value.typeName)"
+            }
             configuration.topicAccounting = flag
             return nil
         },
@@ -236,7 +244,8 @@ struct Parser {
         let key = readBareWord()
         guard !key.isEmpty else {
             return .failure(
-                ConfigurationProblem(line: startLine, message: "expected key = value, found \"\(restOfLinePreview())\""))
+                ConfigurationProblem(line: startLine, message: "expected key = value, found \"\(restOfLinePreview())\"")
+            )
         }
         skipSpaces()
         guard position < bytes.count, bytes[position] == UInt8(ascii: "=") else {
@@ -259,7 +268,8 @@ struct Parser {
         if byte == UInt8(ascii: "\"") { return parseString().map { .string($0) } }
         if byte == UInt8(ascii: "[") {
             guard allowArray else {
-                return .failure(ConfigurationProblem(line: startLine, message: "arrays inside arrays are not supported"))
+                return .failure(
+                    ConfigurationProblem(line: startLine, message: "arrays inside arrays are not supported"))
             }
             return parseArray()
         }
@@ -272,7 +282,9 @@ struct Parser {
         return .failure(
             ConfigurationProblem(
                 line: startLine,
-                message: "\"\(shown)\" is not a value; write a \"quoted string\", a whole number, true, false or [\"a\", \"list\"]"))
+                message:
+                    "\"\(shown)\" is not a value; write a \"quoted string\", a whole number, true, false or [\"a\", \"list\"]"
+            ))
     }
 
     private mutating func parseString() -> Result<String, ConfigurationProblem> {
@@ -301,7 +313,10 @@ struct Parser {
                 default:
                     return .failure(
                         ConfigurationProblem(
-                            line: startLine, message: "unknown escape \\\(Character(UnicodeScalar(escaped))) in a string; use \\\\ for a backslash"))
+                            line: startLine,
+                            message:
+                                "unknown escape \\\(Character(UnicodeScalar(escaped))) in a string; use \\\\ for a backslash"
+                        ))
                 }
                 continue
             }
@@ -360,8 +375,9 @@ struct Parser {
     }
 
     private mutating func skipSpaces() {
-        while position < bytes.count, bytes[position] == UInt8(ascii: " ") || bytes[position] == UInt8(ascii: "\t")
-            || bytes[position] == UInt8(ascii: "\r")
+        while position < bytes.count,
+            bytes[position] == UInt8(ascii: " ") || bytes[position] == UInt8(ascii: "\t")
+                || bytes[position] == UInt8(ascii: "\r")
         {
             position += 1
         }

@@ -49,7 +49,8 @@ public struct ControlRequest: Equatable, Sendable {
         let wordEnd = trimmed.firstIndex { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" } ?? trimmed.endIndex
         let word = trimmed[..<wordEnd].uppercased()
         if word.isEmpty {
-            return .failure(ControlError(.emptyRequest, "the request is empty; send a command such as STATS (HELP lists them)"))
+            return .failure(
+                ControlError(.emptyRequest, "the request is empty; send a command such as STATS (HELP lists them)"))
         }
         guard let command = ControlCommand(rawValue: word) else {
             let shown = word.count > 40 ? String(word.prefix(40)) + "..." : word

@@ -26,10 +26,13 @@ public enum Endpoint {
                     return "port \"\(port)\" is not a number from 0 to 65535 (or *)"
                 }
             }
-            if address[..<colon].isEmpty { return "a tcp endpoint needs a host or interface before the port, e.g. 127.0.0.1 or *" }
+            if address[..<colon].isEmpty {
+                return "a tcp endpoint needs a host or interface before the port, e.g. 127.0.0.1 or *"
+            }
         case "pgm", "epgm":
             if !address.contains(";") || !address.contains(":") {
-                return "a \(transport) endpoint is interface;multicast-address:port, e.g. \(transport)://eth0;239.192.1.1:5555"
+                return
+                    "a \(transport) endpoint is interface;multicast-address:port, e.g. \(transport)://eth0;239.192.1.1:5555"
             }
         default:
             break

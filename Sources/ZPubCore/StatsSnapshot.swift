@@ -117,7 +117,10 @@ public struct HealthReport: Codable, Equatable, Sendable {
     public var subscriptions: Int
     public var version: String
 
-    public init(status: String, forwarding: String, uptimeSeconds: Double, loopLagSeconds: Double, subscriptions: Int, version: String) {
+    public init(
+        status: String, forwarding: String, uptimeSeconds: Double, loopLagSeconds: Double, subscriptions: Int,
+        version: String
+    ) {
         self.status = status
         self.forwarding = forwarding
         self.uptimeSeconds = uptimeSeconds

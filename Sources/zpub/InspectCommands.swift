@@ -21,7 +21,10 @@ struct Stats: ParsableCommand {
                     Format.bytes(counters.bytesOut),
                 ])
             }
-            table.add(["total", "\(stats.messagesIn)", "\(stats.messagesOut)", Format.bytes(stats.bytesIn), Format.bytes(stats.bytesOut)])
+            table.add([
+                "total", "\(stats.messagesIn)", "\(stats.messagesOut)", Format.bytes(stats.bytesIn),
+                Format.bytes(stats.bytesOut),
+            ])
             table.print()
             Output.line("")
             let subscriptions = stats.subscriptions
@@ -58,7 +61,8 @@ struct Health: ParsableCommand {
 }
 
 struct Subscriptions: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List subscribed prefixes and how many subscriptions want each.")
+    static let configuration = CommandConfiguration(
+        abstract: "List subscribed prefixes and how many subscriptions want each.")
     @OptionGroup var options: ControlOptions
     @Argument(help: "Only prefixes starting with this.") var prefix: String?
 
@@ -70,7 +74,9 @@ struct Subscriptions: ParsableCommand {
             if options.json { return Output.raw(raw) }
             var table = Table(["prefix", "subscriptions"])
             for item in list.subscriptions {
-                table.add([item.prefix.isEmpty ? "(everything)" : Subscribe.escape(Array(item.prefix.utf8)), "\(item.count)"])
+                table.add([
+                    item.prefix.isEmpty ? "(everything)" : Subscribe.escape(Array(item.prefix.utf8)), "\(item.count)",
+                ])
             }
             table.print()
             Output.line("\(list.total) subscriptions on \(list.prefixes) prefixes")
@@ -79,7 +85,8 @@ struct Subscriptions: ParsableCommand {
 }
 
 struct Topics: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List topics seen, with messages, bytes and when last seen.")
+    static let configuration = CommandConfiguration(
+        abstract: "List topics seen, with messages, bytes and when last seen.")
     @OptionGroup var options: ControlOptions
     @Argument(help: "Only topics starting with this.") var prefix: String?
 
@@ -97,12 +104,15 @@ struct Topics: ParsableCommand {
             for item in list.topics {
                 let age = now - Double(item.lastSeenMilliseconds) / 1000
                 table.add([
-                    Subscribe.escape(Array(item.topic.utf8)), "\(item.messages)", Format.bytes(item.bytes), "\(item.unwanted)",
+                    Subscribe.escape(Array(item.topic.utf8)), "\(item.messages)", Format.bytes(item.bytes),
+                    "\(item.unwanted)",
                     Format.duration(max(0, age)) + " ago",
                 ])
             }
             table.print()
-            Output.line("\(list.tracked) topics tracked (limit \(list.limit)), \(list.untrackedMessages) messages on untracked topics")
+            Output.line(
+                "\(list.tracked) topics tracked (limit \(list.limit)), \(list.untrackedMessages) messages on untracked topics"
+            )
         }
     }
 }
@@ -117,7 +127,8 @@ struct Ping: ParsableCommand {
             let start = Date()
             let raw = try client.request("PING")
             if options.json { return Output.raw(raw) }
-            Output.line("PONG from \(options.control) in \(String(format: "%.2f", Date().timeIntervalSince(start) * 1000)) ms")
+            Output.line(
+                "PONG from \(options.control) in \(String(format: "%.2f", Date().timeIntervalSince(start) * 1000)) ms")
         }
     }
 }

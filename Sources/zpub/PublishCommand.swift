@@ -29,13 +29,21 @@ struct Publish: ParsableCommand {
     @Flag(name: .long, help: "PUB to the XSUB socket.")
     var pub = false
 
-    @Option(name: [.customShort("e"), .long], help: ArgumentHelp("The endpoint to send to (default: the PULL or XSUB default).", valueName: "endpoint"))
+    @Option(
+        name: [.customShort("e"), .long],
+        help: ArgumentHelp("The endpoint to send to (default: the PULL or XSUB default).", valueName: "endpoint"))
     var endpoint: String?
 
-    @Option(name: .long, help: ArgumentHelp("Give up if the broker cannot be reached within this many milliseconds.", valueName: "ms"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Give up if the broker cannot be reached within this many milliseconds.", valueName: "ms"))
     var timeout = 3_000
 
-    @Option(name: .long, help: ArgumentHelp("With --pub: wait this long after connecting, so the broker's subscriptions arrive first.", valueName: "ms"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --pub: wait this long after connecting, so the broker's subscriptions arrive first.", valueName: "ms")
+    )
     var settle = 300
 
     func validate() throws {
@@ -45,7 +53,8 @@ struct Publish: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let target =
-                endpoint ?? (pub ? BrokerConfiguration.Defaults.xsubEndpoints[0] : BrokerConfiguration.Defaults.pullEndpoints[0])
+                endpoint
+                ?? (pub ? BrokerConfiguration.Defaults.xsubEndpoints[0] : BrokerConfiguration.Defaults.pullEndpoints[0])
             let context = try Context()
             defer { context.terminate() }
             let socket = try Socket(context, type: pub ? .pub : .push)

@@ -26,7 +26,9 @@ struct Subscribe: ParsableCommand {
     @Option(name: [.customShort("n"), .long], help: ArgumentHelp("Exit after this many messages.", valueName: "N"))
     var count: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Exit with status 1 if no message arrives for this many milliseconds.", valueName: "ms"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Exit with status 1 if no message arrives for this many milliseconds.", valueName: "ms"))
     var timeout: Int?
 
     func validate() throws {

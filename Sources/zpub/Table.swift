@@ -1,3 +1,5 @@
+import Foundation
+
 /// A plain text table: the first column left-aligned, the others right-aligned, as `top` and
 /// `redis-cli --stat` print numbers.
 struct Table {
@@ -43,5 +45,3 @@ enum Format {
         return "\(total / 86400)d\((total % 86400) / 3600)h"
     }
 }
-
-import Foundation

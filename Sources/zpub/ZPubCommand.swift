@@ -23,7 +23,8 @@ struct ZPubCommand: ParsableCommand {
 
 /// Where the control socket is and how long to wait for it; shared by the inspection commands.
 struct ControlOptions: ParsableArguments {
-    @Option(name: [.customShort("c"), .long], help: ArgumentHelp("The broker's control endpoint.", valueName: "endpoint"))
+    @Option(
+        name: [.customShort("c"), .long], help: ArgumentHelp("The broker's control endpoint.", valueName: "endpoint"))
     var control = BrokerConfiguration.Defaults.controlEndpoints[0]
 
     @Option(name: .long, help: ArgumentHelp("Give up after this many milliseconds.", valueName: "ms"))

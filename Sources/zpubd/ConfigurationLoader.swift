@@ -50,7 +50,9 @@ struct ConfigurationLoader: Sendable {
         let problems = configuration.validate()
         if !problems.isEmpty {
             return .failure(
-                Report(text: format(problems.map { ConfigurationProblem(line: nil, message: $0.message) }, source: source)))
+                Report(
+                    text: format(problems.map { ConfigurationProblem(line: nil, message: $0.message) }, source: source))
+            )
         }
         return .success(configuration)
     }
@@ -61,7 +63,8 @@ struct ConfigurationLoader: Sendable {
             return "\(source): \(problem.message)"
         }
         lines.append(
-            "zpubd: the configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"); nothing was started. The sample etc/zpub/zpubd.conf lists every key.")
+            "zpubd: the configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"); nothing was started. The sample etc/zpub/zpubd.conf lists every key."
+        )
         return lines.joined(separator: "\n")
     }
 }

@@ -29,16 +29,24 @@ struct ZPubDaemon: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Read the configuration from this file.", valueName: "file"))
     var config: String?
 
-    @Flag(name: .long, help: "Check the configuration, print every problem with its line, and exit (0 if valid, 1 if not).")
+    @Flag(
+        name: .long,
+        help: "Check the configuration, print every problem with its line, and exit (0 if valid, 1 if not).")
     var checkConfig = false
 
-    @Option(name: .long, help: ArgumentHelp("Bind the PULL socket (producers PUSH here); repeatable.", valueName: "endpoint"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Bind the PULL socket (producers PUSH here); repeatable.", valueName: "endpoint"))
     var pull: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Bind the XSUB socket (publishers PUB here); repeatable.", valueName: "endpoint"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Bind the XSUB socket (publishers PUB here); repeatable.", valueName: "endpoint"))
     var xsub: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Bind the XPUB socket (subscribers SUB here); repeatable.", valueName: "endpoint"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Bind the XPUB socket (subscribers SUB here); repeatable.", valueName: "endpoint"))
     var xpub: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Bind the REP control socket; repeatable.", valueName: "endpoint"))
@@ -52,7 +60,8 @@ struct ZPubDaemon: ParsableCommand {
     func validate() throws {
         if let logLevel, !BrokerConfiguration.logLevels.contains(logLevel) {
             throw ValidationError(
-                "--log-level \(logLevel) is not a log level; use one of \(BrokerConfiguration.logLevels.joined(separator: ", "))")
+                "--log-level \(logLevel) is not a log level; use one of \(BrokerConfiguration.logLevels.joined(separator: ", "))"
+            )
         }
     }
 
@@ -108,7 +117,8 @@ struct ZPubDaemon: ParsableCommand {
                 current = reload(broker: broker, loader: loader, current: current, logger: logger)
                 notifier.ready(status: "forwarding")
             case SIGUSR2 where testHooks:
-                broker.stallForwardingLoop(milliseconds: Int(getenv("ZPUBD_TEST_STALL_MS").map { String(cString: $0) } ?? "") ?? 3_000)
+                broker.stallForwardingLoop(
+                    milliseconds: Int(getenv("ZPUBD_TEST_STALL_MS").map { String(cString: $0) } ?? "") ?? 3_000)
             case SIGUSR2:
                 logger.info("SIGUSR2 ignored (test hooks are off)")
             default:
@@ -141,7 +151,8 @@ struct ZPubDaemon: ParsableCommand {
                     metadata: DaemonLogging.endpointMetadata(broker.boundEndpoints))
             } else {
                 logger.error(
-                    "configuration reloaded with \(failures.count) endpoint(s) not bound: \(failures.map(\.message).joined(separator: "; "))")
+                    "configuration reloaded with \(failures.count) endpoint(s) not bound: \(failures.map(\.message).joined(separator: "; "))"
+                )
             }
             return next
         }

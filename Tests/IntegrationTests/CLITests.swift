@@ -29,7 +29,8 @@ final class CLITests: XCTestCase {
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["x"])
         try daemon.waitForSubscriptions(1)
-        XCTAssertEqual(try zpub(["pub", "--pub", "--endpoint", daemon.xsub, "--settle", "500", "x.1", "payload"]).status, 0)
+        XCTAssertEqual(
+            try zpub(["pub", "--pub", "--endpoint", daemon.xsub, "--settle", "500", "x.1", "payload"]).status, 0)
         XCTAssertEqual(try subscriber.receive(1), [frames("x.1", "payload")])
     }
 
@@ -56,7 +57,8 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(health.stdout.hasPrefix("ok:"), health.stdout)
 
         let subscriptions = try zpub(["subscriptions"] + control)
-        XCTAssertNotNil(subscriptions.stdout.range(of: #"prices\.\s+1"#, options: .regularExpression), subscriptions.stdout)
+        XCTAssertNotNil(
+            subscriptions.stdout.range(of: #"prices\.\s+1"#, options: .regularExpression), subscriptions.stdout)
 
         let topics = try zpub(["topics", "prices"] + control)
         XCTAssertNotNil(topics.stdout.range(of: #"prices\.eur\s+1\s+"#, options: .regularExpression), topics.stdout)

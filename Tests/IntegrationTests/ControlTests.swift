@@ -32,14 +32,18 @@ final class ControlTests: XCTestCase {
             ("multi-frame request", [Array("STATS".utf8), Array("extra".utf8)], "bad_request"),
             ("bad UTF-8", [[0xC3, 0x28, 0xFF]], "invalid_utf8"),
             ("huge request", [Array(repeating: UInt8(ascii: "A"), count: 200_000)], "request_too_large"),
-            ("huge multi-frame request", Array(repeating: Array(repeating: 1, count: 50_000), count: 4), "request_too_large"),
+            (
+                "huge multi-frame request", Array(repeating: Array(repeating: 1, count: 50_000), count: 4),
+                "request_too_large"
+            ),
             ("argument where none is taken", [Array("PING now".utf8)], "bad_argument"),
             ("binary zeros", [[0, 0, 0, 0]], "unknown_command"),
         ]
         for (name, request, expectedCode) in cases {
             let reply = try XCTUnwrap(try daemon.request(request), "\(name): no reply, the REQ client would hang")
             let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any], name)
-            let error = try XCTUnwrap(json["error"] as? [String: Any], "\(name): \(String(decoding: reply, as: UTF8.self))")
+            let error = try XCTUnwrap(
+                json["error"] as? [String: Any], "\(name): \(String(decoding: reply, as: UTF8.self))")
             XCTAssertEqual(error["code"] as? String, expectedCode, name)
             XCTAssertFalse((error["message"] as? String ?? "").isEmpty, name)
         }
@@ -147,7 +151,9 @@ enum RawTCP {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else { throw TimedOut(what: "a raw connection to port \(port)") }
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

@@ -138,10 +138,13 @@ final class ForwardingTests: XCTestCase {
         let rounds = 50
         let perRound = 500
         for round in 0..<rounds {
-            for i in 0..<perRound { try push.send(frames: [Array("t".utf8), Array("\(round * perRound + i)".utf8), payload]) }
+            for i in 0..<perRound {
+                try push.send(frames: [Array("t".utf8), Array("\(round * perRound + i)".utf8), payload])
+            }
             let received = try healthy.receive(perRound)
             XCTAssertEqual(received.count, perRound)
-            XCTAssertEqual(received.last.map { String(decoding: $0[1], as: UTF8.self) }, "\(round * perRound + perRound - 1)")
+            XCTAssertEqual(
+                received.last.map { String(decoding: $0[1], as: UTF8.self) }, "\(round * perRound + perRound - 1)")
         }
         let stats = try daemon.stats()
         XCTAssertEqual(stats.messagesOut, UInt64(rounds * perRound))

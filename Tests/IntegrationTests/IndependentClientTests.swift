@@ -17,7 +17,8 @@ final class IndependentClientTests: XCTestCase {
     func testPyzmqControlClient() throws { try python("control", try Daemon()) }
 
     private var examples: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("examples")
     }
 
@@ -48,7 +49,8 @@ final class IndependentClientTests: XCTestCase {
 
     func testPHPExamples() throws {
         let php = URL(fileURLWithPath: "/usr/bin/php")
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: php.path), "php-cli is not installed (make test installs it)")
+        try XCTSkipUnless(
+            FileManager.default.fileExists(atPath: php.path), "php-cli is not installed (make test installs it)")
         let daemon = try Daemon()
         let (subscriber, producer) = try exampleRun(
             daemon: daemon,

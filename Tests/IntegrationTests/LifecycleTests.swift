@@ -6,12 +6,14 @@ import ZeroMQ
 /// Start-up, configuration, reload and shutdown of the real daemon.
 final class LifecycleTests: XCTestCase {
     private var sampleConfig: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("etc/zpub/zpubd.conf").path
     }
 
     private func temporaryFile(_ text: String) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("zpubd-\(UUID().uuidString.prefix(8)).conf")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpubd-\(UUID().uuidString.prefix(8)).conf")
         try text.write(to: url, atomically: true, encoding: .utf8)
         addTeardownBlock { try? FileManager.default.removeItem(at: url) }
         return url
@@ -35,11 +37,13 @@ final class LifecycleTests: XCTestCase {
         let bad = try temporaryFile("[endpoints]\nxpub = [\"tcp://localhost\"]\n")
         let run = try Run.program(Binaries.zpubd, ["--config", bad.path])
         XCTAssertEqual(run.status, 78)
-        XCTAssertTrue(run.stderr.contains(":2: xpub endpoint \"tcp://localhost\": a tcp endpoint needs a port"), run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains(":2: xpub endpoint \"tcp://localhost\": a tcp endpoint needs a port"), run.stderr)
 
         let missing = try Run.program(Binaries.zpubd, ["--config", "/nonexistent/zpubd.conf"])
         XCTAssertEqual(missing.status, 78)
-        XCTAssertTrue(missing.stderr.contains("cannot read the configuration file /nonexistent/zpubd.conf"), missing.stderr)
+        XCTAssertTrue(
+            missing.stderr.contains("cannot read the configuration file /nonexistent/zpubd.conf"), missing.stderr)
 
         let badFlag = try Run.program(Binaries.zpubd, ["--xpub", "udp://x:1"])
         XCTAssertEqual(badFlag.status, 78)
@@ -57,9 +61,13 @@ final class LifecycleTests: XCTestCase {
         let directory = NSTemporaryDirectory()
         let run = try Run.program(
             Binaries.zpubd,
-            ["--pull", taken, "--xpub", "ipc://\(directory)/zpubd-bind-\(getpid()).sock", "--control", "inproc://c", "--xsub", "inproc://x"])
+            [
+                "--pull", taken, "--xpub", "ipc://\(directory)/zpubd-bind-\(getpid()).sock", "--control", "inproc://c",
+                "--xsub", "inproc://x",
+            ])
         XCTAssertEqual(run.status, 1)
-        XCTAssertTrue(run.stderr.contains("cannot bind the pull socket to \(taken): Address already in use"), run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains("cannot bind the pull socket to \(taken): Address already in use"), run.stderr)
         XCTAssertTrue(run.stderr.contains("another process"), run.stderr)
 
         let noDirectory = try Run.program(Binaries.zpubd, ["--xpub", "ipc:///nonexistent-dir/x.sock"])

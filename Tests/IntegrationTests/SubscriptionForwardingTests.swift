@@ -22,7 +22,8 @@ final class SubscriptionForwardingTests: XCTestCase {
 
         clients.close(first)
         try daemon.waitForSubscriptions(1)
-        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[0] + Array("b".utf8)], "a is still wanted by the second")
+        XCTAssertEqual(
+            try upstream.receive(1).map { $0[0] }, [[0] + Array("b".utf8)], "a is still wanted by the second")
         try upstream.assertNothing(within: 200)
 
         clients.close(second)
@@ -96,7 +97,9 @@ final class SubscriptionForwardingTests: XCTestCase {
 }
 
 extension Clients {
-    fileprivate func subscriber(_ endpoint: String, prefixes: [String], _ extra: (Socket) throws -> Void) throws -> Socket {
+    fileprivate func subscriber(_ endpoint: String, prefixes: [String], _ extra: (Socket) throws -> Void) throws
+        -> Socket
+    {
         // A SUB's own send HWM caps a burst of subscriptions (../shared/NOTES.md): lift it.
         try socket(.sub, connect: endpoint) { socket in
             try socket.setOption(.sendHighWaterMark, 0)

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import Systemd
@@ -17,7 +18,9 @@ final class NotifierTests: XCTestCase {
             for (i, byte) in path.utf8.enumerated() { buffer[i] = byte }
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         XCTAssertEqual(bound, 0)
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
@@ -70,5 +73,3 @@ final class NotifierTests: XCTestCase {
         XCTAssertEqual(Notifier().watchdogIntervalMicroseconds(), 2_000_000)
     }
 }
-
-import Foundation

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import ZPubCore
@@ -16,7 +17,9 @@ final class BrokerStateTests: XCTestCase {
         XCTAssertEqual(stats.messagesIn, 5)
         XCTAssertEqual(stats.bytesIn, 50)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(stats)) as? [String: Any])
-        for key in ["messages_in", "messages_out", "bytes_in", "bytes_out", "uptime_s", "sockets", "subscriptions", "topics"] {
+        for key in [
+            "messages_in", "messages_out", "bytes_in", "bytes_out", "uptime_s", "sockets", "subscriptions", "topics",
+        ] {
             XCTAssertNotNil(json[key], "STATS lacks \(key)")
         }
         XCTAssertEqual(json["messages_in"] as? Int, 5)
@@ -41,5 +44,3 @@ final class BrokerStateTests: XCTestCase {
         XCTAssertNil(TopicList.Item(topic: Array("ok".utf8), counters: .init()).topicHex)
     }
 }
-
-import Foundation

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import ZPubCore
@@ -109,7 +110,9 @@ final class ConfigurationFileTests: XCTestCase {
     }
 
     func testEndpointProblemsPointAtTheirKey() {
-        let found = problems("[endpoints]\n\nxpub = [\"tcp://127.0.0.1\"]\npull = [\"udp://x:1\"]\nxsub = [\"tcp://127.0.0.1:5558\"]\ncontrol = [\"tcp://127.0.0.1:5558\"]\n")
+        let found = problems(
+            "[endpoints]\n\nxpub = [\"tcp://127.0.0.1\"]\npull = [\"udp://x:1\"]\nxsub = [\"tcp://127.0.0.1:5558\"]\ncontrol = [\"tcp://127.0.0.1:5558\"]\n"
+        )
         XCTAssertEqual(found.map(\.line), [3, 4, 6])
         XCTAssertTrue(found[0].message.contains("needs a port"))
         XCTAssertTrue(found[1].message.contains("unknown transport"))
@@ -117,7 +120,8 @@ final class ConfigurationFileTests: XCTestCase {
     }
 
     func testAtLeastOneWayInAndOut() {
-        XCTAssertTrue(problems("[endpoints]\nxpub = []\n").contains { $0.message.contains("subscribers would have nowhere") })
+        XCTAssertTrue(
+            problems("[endpoints]\nxpub = []\n").contains { $0.message.contains("subscribers would have nowhere") })
         XCTAssertTrue(problems("[endpoints]\npull = []\nxsub = []\n").contains { $0.message.contains("no way in") })
     }
 }
@@ -140,5 +144,3 @@ final class EndpointTests: XCTestCase {
         XCTAssertNotNil(Endpoint.problem(with: "pgm://eth0")?.range(of: "interface;multicast"))
     }
 }
-
-import Foundation

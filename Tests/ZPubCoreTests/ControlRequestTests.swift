@@ -10,9 +10,11 @@ final class ControlRequestTests: XCTestCase {
     func testCommandsAreCaseInsensitiveAndTakeAnArgument() throws {
         XCTAssertEqual(try parse("stats").get(), ControlRequest(command: .stats))
         XCTAssertEqual(try parse("  PING\n").get(), ControlRequest(command: .ping))
-        XCTAssertEqual(try parse("TOPICS weather.").get(), ControlRequest(command: .topics, argument: Array("weather.".utf8)))
         XCTAssertEqual(
-            try parse("SUBSCRIPTIONS  a b ").get(), ControlRequest(command: .subscriptions, argument: Array("a b ".utf8)),
+            try parse("TOPICS weather.").get(), ControlRequest(command: .topics, argument: Array("weather.".utf8)))
+        XCTAssertEqual(
+            try parse("SUBSCRIPTIONS  a b ").get(),
+            ControlRequest(command: .subscriptions, argument: Array("a b ".utf8)),
             "the argument is everything after the separating spaces, inner and trailing spaces kept")
     }
 

@@ -40,7 +40,8 @@ final class TopicTableTests: XCTestCase {
         var subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
         XCTAssertFalse(record(&table, "news.x", bytes: 1, subscriptions: subscriptions))
         _ = subscriptions.subscribe(Array("news".utf8))
-        XCTAssertTrue(record(&table, "news.x", bytes: 1, subscriptions: subscriptions), "the cached answer is refreshed")
+        XCTAssertTrue(
+            record(&table, "news.x", bytes: 1, subscriptions: subscriptions), "the cached answer is refreshed")
         _ = subscriptions.unsubscribe(Array("news".utf8))
         XCTAssertFalse(record(&table, "news.x", bytes: 1, subscriptions: subscriptions))
         XCTAssertEqual(table.counters(of: Array("news.x".utf8))?.unwanted, 2)

@@ -14,7 +14,9 @@ final class Clients {
         context.terminate()
     }
 
-    func socket(_ type: SocketType, connect endpoint: String, options: (Socket) throws -> Void = { _ in }) throws -> Socket {
+    func socket(_ type: SocketType, connect endpoint: String, options: (Socket) throws -> Void = { _ in }) throws
+        -> Socket
+    {
         let socket = try Socket(context, type: type)
         try socket.setOption(.linger, 0)
         try options(socket)
@@ -38,7 +40,9 @@ final class Clients {
 
 extension Socket {
     /// Receives `count` messages, failing if any takes longer than `timeout` ms to arrive.
-    func receive(_ count: Int, timeout: Int = 5_000, file: StaticString = #filePath, line: UInt = #line) throws -> [[[UInt8]]] {
+    func receive(_ count: Int, timeout: Int = 5_000, file: StaticString = #filePath, line: UInt = #line) throws
+        -> [[[UInt8]]]
+    {
         var messages: [[[UInt8]]] = []
         for index in 0..<count {
             guard let frames = try receiveFrames(timeoutMilliseconds: timeout) else {

@@ -44,7 +44,8 @@ final class Daemon {
             try configuration.write(to: configURL, atomically: true, encoding: .utf8)
             arguments += ["--config", configURL.path]
         }
-        for role in BrokerSocketRole.allCases where !arguments.contains("--\(role.rawValue)") && !rolesFromFile.contains(role) {
+        for role in BrokerSocketRole.allCases
+        where !arguments.contains("--\(role.rawValue)") && !rolesFromFile.contains(role) {
             arguments += ["--\(role.rawValue)", endpoints[role]!]
         }
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
@@ -98,7 +99,8 @@ final class Daemon {
     func json(_ text: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
         let reply = try XCTUnwrap(try request(text), "no reply to \(text)", file: file, line: line)
         return try XCTUnwrap(
-            try JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any], "reply to \(text) is not a JSON object",
+            try JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any],
+            "reply to \(text) is not a JSON object",
             file: file, line: line)
     }
 
@@ -210,7 +212,8 @@ final class RunningProgram {
         var processEnvironment = ProcessInfo.processInfo.environment
         for (key, value) in environment { processEnvironment[key] = value }
         process.environment = processEnvironment
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-run-\(UUID().uuidString.prefix(8))")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-run-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         for name in ["out", "err"] {
             FileManager.default.createFile(atPath: directory.appendingPathComponent(name).path, contents: nil)
