@@ -3,6 +3,10 @@
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+# systemd reads units from /usr/local/lib/systemd/system as well as /lib/systemd/system.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
 SWIFT ?= swift
 ARGS ?=
 
@@ -12,7 +16,7 @@ ARGS ?=
 BUILD_PACKAGES = libzmq3-dev libsystemd-dev pkg-config
 TEST_PACKAGES = python3-zmq php-cli php-zmq systemd
 
-.PHONY: all deps test-deps build release run test format lint clean
+.PHONY: all deps test-deps build release run test format lint clean install uninstall
 
 all: build
 
@@ -45,3 +49,33 @@ lint:
 
 clean:
 	rm -rf .build
+
+# Installs the release binaries, the systemd units (pointing at $(BINDIR)) and the sample
+# configuration, which never overwrites an existing /etc/zpub/zpubd.conf.
+UNITS = zpubd.service zpubd-activated.service zpubd.socket
+
+install: release
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/zpub
+	install -m 0755 .build/release/zpubd .build/release/zpub $(DESTDIR)$(BINDIR)/
+	for unit in $(UNITS); do \
+	  sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/zpub/|$(SYSCONFDIR)/zpub/|g' systemd/$$unit > $(DESTDIR)$(UNITDIR)/$$unit; \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; \
+	done
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/zpub/zpubd.conf ]; then \
+	  echo "keeping the existing $(DESTDIR)$(SYSCONFDIR)/zpub/zpubd.conf"; \
+	else \
+	  install -m 0644 etc/zpub/zpubd.conf $(DESTDIR)$(SYSCONFDIR)/zpub/zpubd.conf; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; start with: systemctl enable --now zpubd (or zpubd.socket)"
+
+# Removes what install put there, except a configuration file that differs from the sample.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/zpubd $(DESTDIR)$(BINDIR)/zpub
+	for unit in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$unit; done
+	@if cmp -s etc/zpub/zpubd.conf $(DESTDIR)$(SYSCONFDIR)/zpub/zpubd.conf; then \
+	  rm -f $(DESTDIR)$(SYSCONFDIR)/zpub/zpubd.conf; rmdir $(DESTDIR)$(SYSCONFDIR)/zpub 2>/dev/null || true; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/zpub/zpubd.conf ]; then \
+	  echo "keeping $(DESTDIR)$(SYSCONFDIR)/zpub/zpubd.conf: it was changed"; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi

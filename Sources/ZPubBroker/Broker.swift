@@ -23,25 +23,55 @@ public final class Broker: @unchecked Sendable {
 
     /// Creates the sockets and binds every configured endpoint. Throws, with the endpoint and
     /// the reason, if any bind fails; nothing stays bound then.
-    public init(configuration: BrokerConfiguration, logger: Logger, notifier: Notifier = Notifier()) throws {
+    ///
+    /// `adopted` are listening sockets passed by systemd (socket activation), matched to roles by
+    /// name ("pull", "xsub", "xpub", "control"): a role with adopted sockets uses them instead of
+    /// its configured endpoints.
+    public init(
+        configuration: BrokerConfiguration, logger: Logger, notifier: Notifier = Notifier(),
+        adopted: [ListeningSocket] = []
+    ) throws {
         self.logger = logger
         let context = try Context()
         self.context = context
         var sockets: [BrokerSocketRole: Socket] = [:]
+        var monitors: [(role: BrokerSocketRole, socket: Socket)] = []
         var bound: [BrokerSocketRole: BoundEndpoints] = [:]
+        for socket in adopted where BrokerSocketRole(rawValue: socket.name) == nil {
+            logger.warning(
+                "ignoring a socket passed by systemd named \"\(socket.name)\"; name them pull, xsub, xpub or control (FileDescriptorName=)"
+            )
+        }
         do {
             for role in BrokerSocketRole.allCases {
                 let socket = try SocketSetup.makeSocket(role, context: context, configuration: configuration)
                 sockets[role] = socket
+                if role != .control {
+                    // Connection events feed the peer counts; the monitor PAIR belongs to the loop.
+                    let monitorEndpoint = "inproc://zpubd-monitor-\(role.rawValue)"
+                    try socket.startMonitor(
+                        monitorEndpoint, events: [.accepted, .connected, .disconnected, .handshakeFailed])
+                    let monitor = try Socket(context, type: .pair)
+                    try monitor.setOption(.linger, 0)
+                    try monitor.connect(monitorEndpoint)
+                    monitors.append((role, monitor))
+                }
                 var endpoints = BoundEndpoints(role: role)
-                for endpoint in configuration.endpoints(for: role) {
-                    try endpoints.bind(endpoint, on: socket)
+                let passed = adopted.filter { $0.name == role.rawValue }
+                if passed.isEmpty {
+                    for endpoint in configuration.endpoints(for: role) {
+                        try endpoints.bind(endpoint, on: socket)
+                    }
+                } else {
+                    for listening in passed {
+                        try endpoints.adopt(listening, on: socket)
+                    }
                 }
                 bound[role] = endpoints
                 registry.set(role, endpoints.actual)
             }
         } catch {
-            for socket in sockets.values {
+            for socket in Array(sockets.values) + monitors.map(\.socket) {
                 try? socket.setOption(.linger, 0)
                 socket.close()
             }
@@ -50,7 +80,7 @@ public final class Broker: @unchecked Sendable {
         }
         let loop = ForwardingLoop(
             pull: sockets[.pull]!, xsub: sockets[.xsub]!, xpub: sockets[.xpub]!,
-            endpoints: (bound[.pull]!, bound[.xsub]!, bound[.xpub]!),
+            endpoints: (bound[.pull]!, bound[.xsub]!, bound[.xpub]!), monitors: monitors,
             configuration: configuration, registry: registry, logger: logger, notifier: notifier)
         self.loop = loop
         self.control = ControlServer(
@@ -61,12 +91,13 @@ public final class Broker: @unchecked Sendable {
     /// The endpoints actually bound, per role, with wildcard ports resolved.
     public var boundEndpoints: [String: [String]] { registry.all() }
 
-    /// Starts the forwarding loop and the control server.
+    /// Starts the forwarding loop and the control server; returns once the loop is running.
     public func start() {
         let loop = self.loop
         let control = self.control
         loopThread = JoinableThread(name: "zpubd-forward") { loop.run() }
         controlThread = JoinableThread(name: "zpubd-control") { control.run() }
+        _ = loop.started.wait(milliseconds: 10_000)
     }
 
     /// Applies a new configuration to the running broker: limits, socket options for new

@@ -11,6 +11,14 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
 
     public let code: Code
     public let message: String
+    /// The endpoint concerned, if any (a structured field in the journal).
+    public let endpoint: String?
+
+    init(code: Code, message: String, endpoint: String? = nil) {
+        self.code = code
+        self.message = message
+        self.endpoint = endpoint
+    }
 
     public var description: String { message }
 
@@ -18,7 +26,8 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
         BrokerError(
             code: .bindFailed,
             message:
-                "cannot bind the \(role.rawValue) socket to \(endpoint): \(error.reason)\(hint(for: error.code, endpoint: endpoint, role: role))"
+                "cannot bind the \(role.rawValue) socket to \(endpoint): \(error.reason)\(hint(for: error.code, endpoint: endpoint, role: role))",
+            endpoint: endpoint
         )
     }
 

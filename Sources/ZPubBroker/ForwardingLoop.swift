@@ -43,7 +43,11 @@ final class ForwardingLoop: @unchecked Sendable {
     private let logger: Logger
     private let notifier: Notifier
     private let registry: EndpointRegistry
+    /// PAIR sockets receiving connection events of PULL, XSUB and XPUB (`zmq_socket_monitor`).
+    private let monitors: [(role: BrokerSocketRole, socket: Socket)]
     let mailbox = Mailbox<LoopCommand>()
+    /// Set once the loop is running: the daemon tells systemd READY=1 only after that.
+    let started = ConditionFlag()
     private let message = Message()
 
     /// Monotonic time of the last completed iteration, read by HEALTH on another thread.
@@ -55,8 +59,10 @@ final class ForwardingLoop: @unchecked Sendable {
     init(
         pull: Socket, xsub: Socket, xpub: Socket,
         endpoints: (pull: BoundEndpoints, xsub: BoundEndpoints, xpub: BoundEndpoints),
+        monitors: [(role: BrokerSocketRole, socket: Socket)],
         configuration: BrokerConfiguration, registry: EndpointRegistry, logger: Logger, notifier: Notifier
     ) {
+        self.monitors = monitors
         self.registry = registry
         self.pull = pull
         self.xsub = xsub
@@ -79,6 +85,7 @@ final class ForwardingLoop: @unchecked Sendable {
         let xsubIndex = poller.add(xsub)
         let xpubIndex = poller.add(xpub)
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
+        let monitorIndexes = monitors.map { poller.add($0.socket) }
 
         // The watchdog is pinged from here, and only here: if this loop hangs, the pings stop and
         // systemd restarts the daemon.
@@ -86,7 +93,13 @@ final class ForwardingLoop: @unchecked Sendable {
         var lastWatchdogPing: UInt64 = 0
         let pollTimeout = watchdogNanoseconds.map { max(1, min(500, Int($0 / 4_000_000))) } ?? 500
 
+        // STATUS= for `systemctl status`, refreshed every second while systemd listens.
+        let reportsStatus = notifier.isActive
+        var lastStatus = Clock.monotonicNanoseconds()
+        var lastStatusCounts: (in: UInt64, out: UInt64) = (0, 0)
+
         var drainDeadline: UInt64 = 0
+        started.signal()
         while true {
             let ready: Int
             do {
@@ -103,6 +116,18 @@ final class ForwardingLoop: @unchecked Sendable {
                 lastWatchdogPing = now
             }
 
+            if reportsStatus && now &- lastStatus >= 1_000_000_000 {
+                notifier.status(
+                    state.statusLine(
+                        previousIn: lastStatusCounts.in, previousOut: lastStatusCounts.out,
+                        seconds: Double(now &- lastStatus) / 1e9))
+                lastStatus = now
+                lastStatusCounts = (state.pull.messagesIn &+ state.xsub.messagesIn, state.xpub.messagesOut)
+            }
+
+            for (position, index) in monitorIndexes.enumerated() where poller.isReadable(index) {
+                handleMonitorEvents(monitors[position])
+            }
             if poller.isReadable(xpubIndex) { handleSubscriptions() }
             if !state.paused {
                 if poller.isReadable(pullIndex) { forwardBurst(from: pull, role: .pull) }
@@ -247,6 +272,24 @@ final class ForwardingLoop: @unchecked Sendable {
         }
     }
 
+    // MARK: Connection events
+
+    private func handleMonitorEvents(_ monitor: (role: BrokerSocketRole, socket: Socket)) {
+        while let event = try? monitor.socket.readMonitorEvent() {
+            let metadata: Logger.Metadata = ["socket": "\(monitor.role.rawValue)", "endpoint": "\(event.endpoint)"]
+            if event.event.contains(.accepted) || event.event.contains(.connected) {
+                state.peerChanged(monitor.role, by: 1)
+                logger.debug("peer connected", metadata: metadata)
+            } else if event.event.contains(.disconnected) {
+                state.peerChanged(monitor.role, by: -1)
+                logger.debug("peer disconnected", metadata: metadata)
+            } else if !event.event.intersection(.handshakeFailed).isEmpty {
+                state.handshakeFailures &+= 1
+                logger.info("a peer failed the ZeroMQ handshake and was dropped", metadata: metadata)
+            }
+        }
+    }
+
     // MARK: Commands
 
     private func handleCommands() {
@@ -297,6 +340,7 @@ final class ForwardingLoop: @unchecked Sendable {
             try? socket.setOption(.linger, linger)
             socket.close()
         }
+        for monitor in monitors { monitor.socket.close() }
         logger.info(
             "forwarding stopped",
             metadata: [

@@ -1,4 +1,5 @@
 import Logging
+import Systemd
 import ZPubCore
 import ZeroMQ
 
@@ -74,8 +75,36 @@ struct BoundEndpoints {
     let role: BrokerSocketRole
     private(set) var resolved: [String: String] = [:]
     private(set) var order: [String] = []
+    /// Sockets passed by systemd: not the configuration's to change on reload.
+    private(set) var adopted: [String] = []
 
     init(role: BrokerSocketRole) { self.role = role }
+
+    /// Binds a listening socket passed by systemd: libzmq takes over the descriptor when
+    /// ZMQ_USE_FD is set before a bind to the socket's own address.
+    mutating func adopt(_ listening: ListeningSocket, on socket: Socket) throws(BrokerError) {
+        guard let endpoint = listening.endpoint else {
+            throw BrokerError(
+                code: .bindFailed,
+                message:
+                    "the socket systemd passed as \"\(listening.name)\" (fd \(listening.fileDescriptor)) is neither tcp nor a unix socket; ZeroMQ cannot use it"
+            )
+        }
+        do {
+            try socket.setOption(.useFileDescriptor, listening.fileDescriptor)
+            defer { try? socket.setOption(.useFileDescriptor, -1) }
+            try socket.bind(endpoint)
+        } catch {
+            throw BrokerError(
+                code: .bindFailed,
+                message:
+                    "cannot adopt the \(role.rawValue) socket systemd passed (fd \(listening.fileDescriptor), \(endpoint)): \(error)"
+            )
+        }
+        resolved[endpoint] = endpoint
+        order.append(endpoint)
+        adopted.append(endpoint)
+    }
 
     /// The endpoints as actually bound, in configuration order.
     var actual: [String] { order.compactMap { resolved[$0] } }
@@ -102,21 +131,28 @@ struct BoundEndpoints {
     /// Binds the configured endpoints that are new and unbinds those no longer configured.
     /// Returns what failed; the rest is applied.
     mutating func reconcile(with wanted: [String], on socket: Socket, logger: Logger) -> [BrokerError] {
+        if !adopted.isEmpty {
+            logger.info("\(role.rawValue) uses sockets passed by systemd; its endpoints in the file are not used")
+            return []
+        }
         var failures: [BrokerError] = []
         for endpoint in order where !wanted.contains(endpoint) {
             do {
                 try unbind(endpoint, on: socket)
-                logger.info("unbound \(role.rawValue) \(endpoint)")
+                logger.info("unbound \(role.rawValue) \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
             } catch {
-                logger.warning("cannot unbind \(role.rawValue) \(endpoint): \(error)")
+                logger.warning(
+                    "cannot unbind \(role.rawValue) \(endpoint): \(error)",
+                    metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
             }
         }
         for endpoint in wanted where resolved[endpoint] == nil {
             do {
                 try bind(endpoint, on: socket)
-                logger.info("bound \(role.rawValue) \(resolved[endpoint] ?? endpoint)")
+                logger.info(
+                    "bound \(role.rawValue) \(resolved[endpoint] ?? endpoint)", metadata: ["endpoint": "\(endpoint)"])
             } catch {
-                logger.error("\(error.message)")
+                logger.error("\(error.message)", metadata: ["endpoint": "\(endpoint)"])
                 failures.append(error)
             }
         }

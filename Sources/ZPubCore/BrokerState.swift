@@ -14,6 +14,27 @@ public struct BrokerState: Sendable {
     public var unwantedMessages: UInt64 = 0
     public var sendFailures: UInt64 = 0
     public var paused = false
+    /// Connected peers per data socket role ("pull", "xsub", "xpub"), from socket monitor events.
+    public var peers: [String: Int] = ["pull": 0, "xsub": 0, "xpub": 0]
+    /// Connections dropped during the ZeroMQ handshake (garbage, wrong protocol or mechanism).
+    public var handshakeFailures: UInt64 = 0
+
+    public var totalPeers: Int { peers.values.reduce(0, +) }
+
+    /// Counts a connection (`delta` +1) or a disconnection (-1) on a socket; never below zero.
+    public mutating func peerChanged(_ role: BrokerSocketRole, by delta: Int) {
+        peers[role.rawValue] = max(0, peers[role.rawValue, default: 0] + delta)
+    }
+
+    /// The one-line status systemd shows (`systemctl status`), given the message counts of one
+    /// second ago.
+    public func statusLine(previousIn: UInt64, previousOut: UInt64, seconds: Double) -> String {
+        let messagesIn = pull.messagesIn &+ xsub.messagesIn
+        let rateIn = seconds > 0 ? Double(messagesIn &- previousIn) / seconds : 0
+        let rateOut = seconds > 0 ? Double(xpub.messagesOut &- previousOut) / seconds : 0
+        return "\(forwardingState): \(Int(rateIn.rounded())) msg/s in, \(Int(rateOut.rounded())) msg/s out, "
+            + "\(subscriptions.totalSubscriptions) subscriptions, \(totalPeers) peers"
+    }
 
     public init(configuration: BrokerConfiguration) {
         subscriptions = SubscriptionTable(
@@ -61,7 +82,9 @@ public struct BrokerState: Sendable {
                 accounting: topicAccounting, tracked: topics.count, limit: topics.maxTopics,
                 untrackedMessages: topics.untrackedMessages, untrackedBytes: topics.untrackedBytes),
             unwantedMessages: unwantedMessages,
-            sendFailures: sendFailures)
+            sendFailures: sendFailures,
+            peers: peers,
+            handshakeFailures: handshakeFailures)
     }
 
     public func subscriptionList(prefix: [UInt8]) -> SubscriptionList {

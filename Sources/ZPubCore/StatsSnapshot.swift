@@ -20,6 +20,10 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var unwantedMessages: UInt64
     /// Messages XPUB refused to take (should stay 0: XPUB drops per subscriber silently).
     public var sendFailures: UInt64
+    /// Connected peers per data socket ("pull", "xsub", "xpub").
+    public var peers: [String: Int]
+    /// Connections dropped during the ZeroMQ handshake.
+    public var handshakeFailures: UInt64
 
     public struct SubscriptionStats: Codable, Equatable, Sendable {
         /// Live subscriptions (a prefix wanted by three subscribers counts three).
@@ -79,7 +83,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public init(
         messagesIn: UInt64, messagesOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, uptimeSeconds: Double,
         forwarding: String, sockets: [String: TrafficCounters], subscriptions: SubscriptionStats, topics: TopicStats,
-        unwantedMessages: UInt64, sendFailures: UInt64
+        unwantedMessages: UInt64, sendFailures: UInt64, peers: [String: Int] = [:], handshakeFailures: UInt64 = 0
     ) {
         self.messagesIn = messagesIn
         self.messagesOut = messagesOut
@@ -92,6 +96,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         self.topics = topics
         self.unwantedMessages = unwantedMessages
         self.sendFailures = sendFailures
+        self.peers = peers
+        self.handshakeFailures = handshakeFailures
     }
 
     enum CodingKeys: String, CodingKey {
@@ -103,6 +109,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case forwarding, sockets, subscriptions, topics
         case unwantedMessages = "unwanted_messages"
         case sendFailures = "send_failures"
+        case peers
+        case handshakeFailures = "handshake_failures"
     }
 }
 

@@ -5,13 +5,15 @@ import Systemd
     import Glibc
 #endif
 
-/// Sets up swift-log for the daemon: plain lines on stderr, without a timestamp when stderr is
-/// the journal (which stamps each line itself).
+/// Sets up swift-log for the daemon: structured records to the journal when stderr is the
+/// journal (under systemd), plain timestamped lines on stderr otherwise.
 enum DaemonLogging {
     static func bootstrap() -> Logger {
-        let toJournal = getenv("JOURNAL_STREAM") != nil
+        let toJournal = JournalLogHandler.stderrIsJournal
         LoggingSystem.bootstrap { label in
-            StderrLogHandler(label: label, withTimestamp: !toJournal)
+            toJournal
+                ? JournalLogHandler(label: label) as any LogHandler
+                : StderrLogHandler(label: label, withTimestamp: true)
         }
         return Logger(label: "zpubd")
     }

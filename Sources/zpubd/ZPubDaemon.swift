@@ -93,11 +93,20 @@ struct ZPubDaemon: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         let notifier = Notifier()
+        let adopted = SocketActivation.listeningSockets()
+        for socket in adopted {
+            logger.info(
+                "adopting a listening socket passed by systemd",
+                metadata: ["socket": "\(socket.name)", "endpoint": "\(socket.endpoint ?? "?")"])
+        }
         let broker: Broker
         do {
-            broker = try Broker(configuration: configuration, logger: logger, notifier: notifier)
+            broker = try Broker(configuration: configuration, logger: logger, notifier: notifier, adopted: adopted)
+        } catch let error as BrokerError {
+            logger.critical("\(error)", metadata: error.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
+            throw ExitCode(1)
         } catch {
-            logger.critical("\(error)")
+            logger.critical("cannot start: \(error)", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
         broker.start()

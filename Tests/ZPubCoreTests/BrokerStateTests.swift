@@ -44,3 +44,20 @@ final class BrokerStateTests: XCTestCase {
         XCTAssertNil(TopicList.Item(topic: Array("ok".utf8), counters: .init()).topicHex)
     }
 }
+
+final class BrokerStatusLineTests: XCTestCase {
+    func testStatusLineShowsRatesSubscriptionsAndPeers() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        state.pull.messagesIn = 300
+        state.xpub.messagesOut = 250
+        _ = state.subscriptions.subscribe(Array("a".utf8))
+        state.peerChanged(.xpub, by: 1)
+        state.peerChanged(.pull, by: 1)
+        state.peerChanged(.pull, by: -1)
+        state.peerChanged(.pull, by: -1)
+        XCTAssertEqual(state.peers["pull"], 0, "never below zero")
+        XCTAssertEqual(
+            state.statusLine(previousIn: 100, previousOut: 50, seconds: 2),
+            "running: 100 msg/s in, 100 msg/s out, 1 subscriptions, 1 peers")
+    }
+}

@@ -235,6 +235,8 @@ final class RunningProgram {
         try? FileManager.default.removeItem(at: directory)
     }
 
+    var processIdentifier: Int32 { process.processIdentifier }
+
     /// Waits for the exit (killing the program after `timeout` seconds, which throws).
     func finish(timeout: Double = 30) throws -> Run {
         let deadline = Date().addingTimeInterval(timeout)

@@ -1,0 +1,247 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// zpubd under systemd's protocols, spoken by the real libsystemd: sd_notify to a socket the
+/// test listens on, socket activation through systemd-socket-activate, the journal's native
+/// protocol, and the unit files checked by systemd-analyze. systemd is not PID 1 here.
+final class SystemdServiceTests: XCTestCase {
+    private func notifyListener() throws -> DatagramListener {
+        try DatagramListener(path: NSTemporaryDirectory() + "zpubd-notify-\(UUID().uuidString.prefix(8)).sock")
+    }
+
+    func testReadyComesOnceTheSocketsAcceptConnections() throws {
+        let notify = try notifyListener()
+        let daemon = try Daemon(environment: ["NOTIFY_SOCKET": notify.path], waitUntilReady: false)
+        let ready = try notify.waitFor("READY=1") { $0.contains("READY=1") }
+        // At that instant every socket must accept: a plain unix-socket connect to each ipc
+        // endpoint succeeds without any retry.
+        for role in BrokerSocketRole.allCases {
+            let path = String(daemon.endpoints[role]!.dropFirst("ipc://".count))
+            XCTAssertTrue(UnixSocket.canConnect(path), "\(role.rawValue) did not accept right after READY=1")
+        }
+        XCTAssertTrue(ready.text.contains("STATUS="), ready.text)
+        XCTAssertEqual(try daemon.json("PING")["pong"] as? Bool, true)
+        XCTAssertEqual(notify.received.filter { $0.text.contains("READY=1") }.count, 1)
+    }
+
+    func testStatusIsKeptCurrent() throws {
+        let notify = try notifyListener()
+        let daemon = try Daemon(environment: ["NOTIFY_SOCKET": notify.path])
+        let clients = try Clients()
+        _ = try clients.subscriber(daemon.xpub, prefixes: ["a", "b"])
+        try daemon.waitForSubscriptions(2)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 0..<100 { try push.send(frames: frames("a", "\(i)")) }
+        let status = try notify.waitFor("a STATUS with 2 subscriptions and 2 peers") {
+            $0.hasPrefix("STATUS=running:") && $0.contains("2 subscriptions") && $0.contains("2 peers")
+        }
+        XCTAssertTrue(status.text.contains("msg/s in"), status.text)
+    }
+
+    func testWatchdogIsPingedByTheLoopAndStopsWhenTheLoopHangs() throws {
+        let notify = try notifyListener()
+        let daemon = try Daemon(
+            environment: [
+                "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "300000", "ZPUBD_TEST_HOOKS": "1",
+                "ZPUBD_TEST_STALL_MS": "1500",
+            ])
+        notify.collect(for: 1_000)
+        let before = notify.received.filter { $0.text == "WATCHDOG=1" }
+        XCTAssertGreaterThanOrEqual(before.count, 3, "WATCHDOG_USEC=300000 asks for a ping at least every 300 ms")
+        let gaps = zip(before.dropFirst(), before).map { $0.time.timeIntervalSince($1.time) }
+        XCTAssertLessThan(gaps.max() ?? 1, 0.3, "pings at half the interval, never later than the interval")
+
+        let stalledAt = Date()
+        daemon.signal(SIGUSR2)  // the test hook: the forwarding loop blocks for 1.5 s
+        notify.collect(for: 2_500)
+        let pings = notify.received.filter { $0.text == "WATCHDOG=1" && $0.time > stalledAt }.map(\.time)
+        let silence = zip(pings.dropFirst(), [stalledAt] + pings).map { $0.timeIntervalSince($1) }.max() ?? 0
+        XCTAssertGreaterThan(
+            silence, 1.2, "no ping while the loop hangs: \(pings.map { $0.timeIntervalSince(stalledAt) })")
+        XCTAssertGreaterThanOrEqual(pings.filter { $0.timeIntervalSince(stalledAt) > 1.6 }.count, 2, "pings resume")
+        XCTAssertTrue(daemon.log.contains("stalling the forwarding loop"), daemon.log)
+    }
+
+    func testReloadAndStopAreAnnounced() throws {
+        let notify = try notifyListener()
+        let daemon = try Daemon(configuration: "", environment: ["NOTIFY_SOCKET": notify.path])
+        _ = try notify.waitFor("READY=1") { $0.contains("READY=1") }
+        daemon.signal(SIGHUP)
+        let reloading = try notify.waitFor("RELOADING=1") { $0.contains("RELOADING=1") }
+        XCTAssertNotNil(reloading.text.range(of: #"MONOTONIC_USEC=\d+"#, options: .regularExpression), reloading.text)
+        let readyAgain = try notify.waitFor("READY=1 after the reload", after: reloading.time) {
+            $0.contains("READY=1") && !$0.contains("RELOADING")
+        }
+        XCTAssertGreaterThanOrEqual(readyAgain.time, reloading.time)
+        XCTAssertEqual(notify.received.filter { $0.text.contains("READY=1") }.count, 2)
+        daemon.signal(SIGTERM)
+        _ = try notify.waitFor("STOPPING=1") { $0.contains("STOPPING=1") }
+        XCTAssertEqual(daemon.waitForExit(), 0)
+    }
+
+    func testSocketActivationHandsRealListeningSocketsToZpubd() throws {
+        let activate = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: activate.path), "systemd-socket-activate is missing")
+        let ports = try (0..<3).map { _ in try FreePort.find() }
+        let control = NSTemporaryDirectory() + "zpubd-activated-\(UUID().uuidString.prefix(8)).sock"
+        defer { unlink(control) }
+        let program = try RunningProgram(
+            activate,
+            [
+                "-l", "127.0.0.1:\(ports[0])", "-l", "127.0.0.1:\(ports[1])", "-l", "127.0.0.1:\(ports[2])", "-l",
+                control,
+                "--fdname=pull:xsub:xpub:control", Binaries.zpubd.path,
+                // Endpoints that must not be used: the passed sockets replace them.
+                "--pull", "tcp://127.0.0.1:1", "--xpub", "tcp://127.0.0.1:2", "--xsub", "tcp://127.0.0.1:3",
+                "--control", "tcp://127.0.0.1:4",
+            ])
+        let clients = try Clients()
+        // The first connection makes systemd-socket-activate start zpubd.
+        let request = try clients.socket(.req, connect: "ipc://\(control)")
+        try request.send(text: "CONFIG")
+        let reply = try XCTUnwrap(
+            try request.receiveFrames(timeoutMilliseconds: 15_000), "no reply through the passed socket")
+        let bound = try XCTUnwrap(
+            (try JSONSerialization.jsonObject(with: Data(reply[0])) as? [String: Any])?["bound"] as? [String: [String]])
+        XCTAssertEqual(bound["pull"], ["tcp://127.0.0.1:\(ports[0])"])
+        XCTAssertEqual(bound["xsub"], ["tcp://127.0.0.1:\(ports[1])"])
+        XCTAssertEqual(bound["xpub"], ["tcp://127.0.0.1:\(ports[2])"])
+        XCTAssertEqual(bound["control"], ["ipc://\(control)"])
+
+        let subscriber = try clients.subscriber("tcp://127.0.0.1:\(ports[2])", prefixes: ["act"])
+        let statsRequest = try clients.socket(.req, connect: "ipc://\(control)")
+        try Wait.until("the subscription reaches zpubd") {
+            try statsRequest.send(text: "SUBSCRIPTIONS")
+            let reply = try XCTUnwrap(try statsRequest.receiveFrames(timeoutMilliseconds: 2_000))
+            return try JSONDecoder().decode(SubscriptionList.self, from: Data(reply[0])).total == 1
+        }
+        let push = try clients.socket(.push, connect: "tcp://127.0.0.1:\(ports[0])")
+        try push.send(frames: frames("activated", "through systemd's sockets"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("activated", "through systemd's sockets")])
+        program.signal(SIGTERM)
+        let run = try program.finish(timeout: 15)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("adopting a listening socket passed by systemd"), run.stderr)
+    }
+
+    /// zpubd logs through sd_journal_sendv when its stderr is the journal; the test plays
+    /// journald on the native socket and reads the fields, as `journalctl -p` and field
+    /// matches would.
+    func testLogsGoToTheJournalWithPriorityAndFields() throws {
+        let socketPath = "/run/systemd/journal/socket"
+        try XCTSkipIf(FileManager.default.fileExists(atPath: socketPath), "a real journald is running here")
+        try XCTSkipUnless(getuid() == 0, "playing journald needs root (/run/systemd/journal)")
+        try FileManager.default.createDirectory(atPath: "/run/systemd/journal", withIntermediateDirectories: true)
+        let journal = try DatagramListener(path: socketPath)
+
+        let context = try Context()
+        defer { context.terminate() }
+        let squatter = try Socket(context, type: .pull)
+        defer { squatter.close() }
+        try squatter.setOption(.linger, 0)
+        try squatter.bind("tcp://127.0.0.1:*")
+        let taken = squatter.lastEndpoint
+
+        // stderr is a file; JOURNAL_STREAM names its device and inode, as systemd would.
+        let stderrPath = NSTemporaryDirectory() + "zpubd-journal-\(UUID().uuidString.prefix(8)).log"
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        defer { unlink(stderrPath) }
+        var status = stat()
+        XCTAssertEqual(stat(stderrPath, &status), 0)
+        let process = Process()
+        process.executableURL = Binaries.zpubd
+        process.arguments = [
+            "--pull", taken, "--xpub", "inproc://x", "--xsub", "inproc://s", "--control", "inproc://c",
+        ]
+        var environment = ProcessInfo.processInfo.environment
+        environment["JOURNAL_STREAM"] = "\(status.st_dev):\(status.st_ino)"
+        process.environment = environment
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 1)
+
+        let record = try journal.waitFor("the bind failure record") { $0.contains("cannot bind the pull socket") }
+        let fields = Dictionary(
+            record.text.split(separator: "\n").compactMap { line -> (String, String)? in
+                guard let equals = line.firstIndex(of: "=") else { return nil }
+                return (String(line[..<equals]), String(line[line.index(after: equals)...]))
+            }, uniquingKeysWith: { first, _ in first })
+        XCTAssertEqual(fields["PRIORITY"], "2", "critical")
+        XCTAssertEqual(fields["SYSLOG_IDENTIFIER"], "zpubd")
+        XCTAssertEqual(fields["ENDPOINT"], taken)
+        let stderrText = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+        XCTAssertFalse(stderrText.contains("cannot bind"), "journal records are not duplicated on stderr")
+    }
+
+    // MARK: Unit files
+
+    private var unitDirectory: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+            .appendingPathComponent("systemd")
+    }
+
+    /// The units with ExecStart pointing at the binary under test (verify checks it exists).
+    private func installedUnits() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpubd-units-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
+        for unit in ["zpubd.service", "zpubd-activated.service", "zpubd.socket"] {
+            let text = try String(contentsOf: unitDirectory.appendingPathComponent(unit), encoding: .utf8)
+                .replacingOccurrences(of: "/usr/local/bin/zpubd", with: Binaries.zpubd.path)
+            try text.write(to: directory.appendingPathComponent(unit), atomically: true, encoding: .utf8)
+        }
+        return directory
+    }
+
+    func testUnitFilesPassSystemdAnalyzeVerifyWithoutAWord() throws {
+        let directory = try installedUnits()
+        for unit in ["zpubd.service", "zpubd-activated.service", "zpubd.socket"] {
+            let run = try Run.program(
+                URL(fileURLWithPath: "/usr/bin/systemd-analyze"),
+                ["verify", directory.appendingPathComponent(unit).path])
+            XCTAssertEqual(run.status, 0, unit)
+            XCTAssertEqual(run.stderr + run.stdout, "", "systemd-analyze verify \(unit) must print nothing")
+        }
+    }
+
+    func testHardeningScores() throws {
+        let directory = try installedUnits()
+        for (unit, limit) in [("zpubd.service", 1.2), ("zpubd-activated.service", 0.5)] {
+            let run = try Run.program(
+                URL(fileURLWithPath: "/usr/bin/systemd-analyze"),
+                ["security", "--offline=true", "--no-pager", directory.appendingPathComponent(unit).path])
+            let line = try XCTUnwrap(run.stdout.split(separator: "\n").last { $0.contains("Overall exposure level") })
+            let score = try XCTUnwrap(
+                line.split(separator: ":").last?.split(separator: " ").first.flatMap { Double($0) }, String(line))
+            XCTAssertLessThanOrEqual(score, limit, "\(unit): \(line)")
+        }
+    }
+}
+
+extension RunningProgram {
+    /// Sends a signal to the program.
+    func signal(_ signal: Int32) { kill(processIdentifier, signal) }
+}
+
+enum UnixSocket {
+    /// Whether a stream connect to a unix socket path succeeds right now.
+    static func canConnect(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (i, byte) in path.utf8.enumerated() { buffer[i] = byte }
+        }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
+    }
+}
