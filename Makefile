@@ -16,7 +16,7 @@ ARGS ?=
 BUILD_PACKAGES = libzmq3-dev libsystemd-dev pkg-config
 TEST_PACKAGES = python3-zmq php-cli php-zmq systemd
 
-.PHONY: all deps test-deps build release run test format lint clean install uninstall
+.PHONY: all deps test-deps build release run test format lint clean install install-files uninstall
 
 all: build
 
@@ -54,9 +54,14 @@ clean:
 # configuration, which never overwrites an existing /etc/zpub/zpubd.conf.
 UNITS = zpubd.service zpubd-activated.service zpubd.socket
 
-install: release
+# (install-files does the copying from BINARIES, so tests can install a debug build.)
+BINARIES ?= .build/release
+
+install: release install-files
+
+install-files:
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/zpub
-	install -m 0755 .build/release/zpubd .build/release/zpub $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BINARIES)/zpubd $(BINARIES)/zpub $(DESTDIR)$(BINDIR)/
 	for unit in $(UNITS); do \
 	  sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/zpub/|$(SYSCONFDIR)/zpub/|g' systemd/$$unit > $(DESTDIR)$(UNITDIR)/$$unit; \
 	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; \
