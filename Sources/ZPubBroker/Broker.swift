@@ -50,7 +50,10 @@ public final class Broker: @unchecked Sendable {
                     // Connection events feed the peer counts; the monitor PAIR belongs to the loop.
                     let monitorEndpoint = "inproc://zpubd-monitor-\(role.rawValue)"
                     try socket.startMonitor(
-                        monitorEndpoint, events: [.accepted, .connected, .disconnected, .handshakeFailed])
+                        monitorEndpoint,
+                        events: [
+                            .accepted, .connected, .disconnected, .handshakeFailed, .connectRetried, .connectDelayed,
+                        ])
                     let monitor = try Socket(context, type: .pair)
                     try monitor.setOption(.linger, 0)
                     try monitor.connect(monitorEndpoint)
@@ -70,6 +73,17 @@ public final class Broker: @unchecked Sendable {
                 bound[role] = endpoints
                 registry.set(role, endpoints.actual)
             }
+            // Upstream brokers: the XSUB socket connects to them as well; libzmq reconnects by
+            // itself and replays the subscriptions after every reconnect.
+            for endpoint in configuration.upstreamEndpoints {
+                do {
+                    try sockets[.xsub]!.connect(endpoint)
+                } catch let error as ZMQError {
+                    throw BrokerError(
+                        code: .bindFailed, message: "cannot connect to the upstream \(endpoint): \(error.reason)",
+                        endpoint: endpoint)
+                }
+            }
         } catch {
             for socket in Array(sockets.values) + monitors.map(\.socket) {
                 try? socket.setOption(.linger, 0)
@@ -78,14 +92,30 @@ public final class Broker: @unchecked Sendable {
             context.terminate()
             throw error
         }
+        let lastValueOnSubscribe = Self.probeManualLastValue(sockets[.xpub]!)
+        if !configuration.lastValuePrefixes.isEmpty && !lastValueOnSubscribe {
+            logger.warning(
+                "this libzmq refuses ZMQ_XPUB_MANUAL_LAST_VALUE: new subscribers will not get cached last values when they subscribe; SNAPSHOT still serves them"
+            )
+        }
         let loop = ForwardingLoop(
             pull: sockets[.pull]!, xsub: sockets[.xsub]!, xpub: sockets[.xpub]!,
             endpoints: (bound[.pull]!, bound[.xsub]!, bound[.xpub]!), monitors: monitors,
+            lastValueOnSubscribe: lastValueOnSubscribe,
             configuration: configuration, registry: registry, logger: logger, notifier: notifier)
         self.loop = loop
         self.control = ControlServer(
             socket: sockets[.control]!, endpoints: bound[.control]!, configuration: configuration, loop: loop,
             registry: registry, logger: logger, startNanoseconds: Clock.monotonicNanoseconds())
+    }
+
+    /// Whether libzmq accepts ZMQ_XPUB_MANUAL_LAST_VALUE (draft-marked in 4.3.4's headers, but
+    /// accepted by Debian's build). Leaves the socket in plain manual mode either way.
+    private static func probeManualLastValue(_ xpub: Socket) -> Bool {
+        let supported = (try? xpub.setOption(.xpubManualLastValue, 1)) != nil
+        try? xpub.setOption(.xpubManualLastValue, 0)
+        try? xpub.setOption(.xpubManual, 1)
+        return supported
     }
 
     /// The endpoints actually bound, per role, with wildcard ports resolved.

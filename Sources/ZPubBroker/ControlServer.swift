@@ -19,6 +19,8 @@ enum ControlServerCommand: Sendable {
 final class ControlServer: @unchecked Sendable {
     /// How long to wait for the forwarding loop before replying "unavailable".
     static let loopReplyTimeoutMilliseconds = 2_000
+    /// How long SNAPSHOT waits for the client's marker subscription to arrive.
+    static let snapshotTimeoutMilliseconds = 5_000
 
     private let socket: Socket
     private var endpoints: BoundEndpoints
@@ -152,6 +154,23 @@ final class ControlServer: @unchecked Sendable {
         case .topics:
             guard let state = snapshot() else { return unavailable() }
             return encode(state.topicList(prefix: request.argument))
+        case .snapshot:
+            guard let (token, prefix) = request.snapshotArguments else {
+                return encodeError(ControlError(.badArgument, "SNAPSHOT <token> [prefix]"))
+            }
+            let slot = ReplySlot<CapturedSnapshot>()
+            loop.mailbox.post(.snapshotValues(token: token, prefix: prefix, slot))
+            guard let captured = slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds) else {
+                return encodeError(
+                    ControlError(
+                        .snapshotTimeout,
+                        "the subscription to \(SnapshotReply.markerPrefix)\(token) did not reach the broker within \(Self.snapshotTimeoutMilliseconds) ms; subscribe to it (on the SUB socket that wants the snapshot) before sending SNAPSHOT"
+                    ))
+            }
+            return encode(
+                SnapshotReply(
+                    token: token, sequence: captured.sequence, prefixes: captured.prefixes.map(TopicText.display),
+                    entries: captured.entries.map(SnapshotReply.Entry.init)))
         case .pause, .resume:
             let slot = ReplySlot<Bool>()
             loop.mailbox.post(.setPaused(request.command == .pause, slot))
@@ -221,6 +240,7 @@ enum ControlHelp {
         "TOPICS [prefix]: traffic per topic",
         "CONFIG: the configuration in force and the bound endpoints",
         "VERSION: zpub and libzmq versions",
+        "SNAPSHOT <token> [prefix]: cached last values under the prefix, ended by a marker message (docs/last-value.md)",
         "PAUSE: stop forwarding (messages queue up)",
         "RESUME: restart forwarding",
         "HELP: this list",

@@ -17,6 +17,17 @@ enum LoopCommand: Sendable {
     case stop
     /// Test hook: block the loop for this long, as a hung loop would (see `ZPUBD_TEST_HOOKS`).
     case stall(milliseconds: Int)
+    /// SNAPSHOT: once the client's marker subscription has arrived, copy the cached values
+    /// under the prefix and publish the marker (see `SnapshotReply`).
+    case snapshotValues(token: String, prefix: [UInt8], ReplySlot<CapturedSnapshot>)
+}
+
+/// Cached values under a prefix, copied by the loop at the marker; the control server encodes
+/// them (so that base64 and JSON work stay off the forwarding thread).
+struct CapturedSnapshot: Sendable {
+    let entries: [LastValueCache.Entry]
+    let sequence: UInt64
+    let prefixes: [[UInt8]]
 }
 
 /// The heart of the broker. Runs on its own thread and owns the PULL, XSUB and XPUB sockets
@@ -49,6 +60,21 @@ final class ForwardingLoop: @unchecked Sendable {
     /// Set once the loop is running: the daemon tells systemd READY=1 only after that.
     let started = ConditionFlag()
     private let message = Message()
+    /// For messages the loop makes itself (last values, snapshot markers), so that `message`
+    /// can still hold the subscription frame being handled.
+    private let outgoing = Message()
+    /// Upstream endpoints the XSUB socket is connected to.
+    private var upstreamEndpoints: [String]
+    /// SNAPSHOT requests waiting for their marker subscription, and markers seen before their
+    /// request; both bounded.
+    private var pendingSnapshots:
+        [(token: String, prefix: [UInt8], slot: ReplySlot<CapturedSnapshot>, deadline: UInt64)] =
+            []
+    private var seenMarkers: [String] = []
+    private static let maxPendingSnapshots = 64
+    private static let markerPrefix = Array(SnapshotReply.markerPrefix.utf8)
+    /// Subscriptions under this prefix are the broker's own business: never forwarded upstream.
+    private static let internalPrefix = Array("$zpub/".utf8)
 
     /// Monotonic time of the last completed iteration, read by HEALTH on another thread.
     let lastIterationNanoseconds = Atomic<UInt64>(0)
@@ -59,10 +85,11 @@ final class ForwardingLoop: @unchecked Sendable {
     init(
         pull: Socket, xsub: Socket, xpub: Socket,
         endpoints: (pull: BoundEndpoints, xsub: BoundEndpoints, xpub: BoundEndpoints),
-        monitors: [(role: BrokerSocketRole, socket: Socket)],
+        monitors: [(role: BrokerSocketRole, socket: Socket)], lastValueOnSubscribe: Bool,
         configuration: BrokerConfiguration, registry: EndpointRegistry, logger: Logger, notifier: Notifier
     ) {
         self.monitors = monitors
+        self.upstreamEndpoints = configuration.upstreamEndpoints
         self.registry = registry
         self.pull = pull
         self.xsub = xsub
@@ -72,6 +99,7 @@ final class ForwardingLoop: @unchecked Sendable {
         self.xpubEndpoints = endpoints.xpub
         self.configuration = configuration
         self.state = BrokerState(configuration: configuration)
+        self.state.lastValueOnSubscribe = lastValueOnSubscribe
         self.logger = logger
         self.notifier = notifier
         lastIterationNanoseconds.store(Clock.monotonicNanoseconds(), ordering: .relaxed)
@@ -98,6 +126,7 @@ final class ForwardingLoop: @unchecked Sendable {
         var lastStatus = Clock.monotonicNanoseconds()
         var lastStatusCounts: (in: UInt64, out: UInt64) = (0, 0)
 
+        var lastHousekeeping = Clock.monotonicNanoseconds()
         var drainDeadline: UInt64 = 0
         started.signal()
         while true {
@@ -124,8 +153,15 @@ final class ForwardingLoop: @unchecked Sendable {
                 lastStatus = now
                 lastStatusCounts = (state.pull.messagesIn &+ state.xsub.messagesIn, state.xpub.messagesOut)
             }
+            if now &- lastHousekeeping >= 1_000_000_000 {
+                lastHousekeeping = now
+                state.lastValue.expire(nowMilliseconds: nowMilliseconds)
+                expirePendingSnapshots(now: now)
+            }
 
-            for (position, index) in monitorIndexes.enumerated() where poller.isReadable(index) {
+            // Indexes, not enumerated(): in a debug build the generic iterator allocates on every
+            // pass, i.e. per message at low rates (Tests/IntegrationTests/AllocationTests.swift).
+            for position in monitorIndexes.indices where poller.isReadable(monitorIndexes[position]) {
                 handleMonitorEvents(monitors[position])
             }
             if poller.isReadable(xpubIndex) { handleSubscriptions() }
@@ -174,6 +210,11 @@ final class ForwardingLoop: @unchecked Sendable {
         let accounting = state.topicAccounting
         let topicIndex =
             accounting ? message.withUnsafeBytes { state.recordTopic($0, nowMilliseconds: nowMilliseconds) } : nil
+        // Messages under a last-value prefix are copied for the cache (opt-in, so the
+        // allocation-free path stays so when the cache is off).
+        let caching = state.lastValue.isEnabled && message.withUnsafeBytes { state.lastValue.covers($0) }
+        var captured: [[UInt8]] = []
+        if caching { captured.append(message.bytes) }
         // XPUB does not block and, without XPUB_NODROP, does not refuse; if it ever does, the
         // rest of the message must still be read so the next message starts at a first frame.
         var sending = try xpub.send(message, more: more, dontWait: true)
@@ -181,8 +222,10 @@ final class ForwardingLoop: @unchecked Sendable {
             _ = try source.receive(into: message)
             bytes += message.count
             more = message.hasMore
+            if caching { captured.append(message.bytes) }
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }
         }
+        if caching { state.lastValue.store(captured, nowMilliseconds: nowMilliseconds) }
         let size = UInt64(bytes)
         if role == .pull {
             state.pull.messagesIn &+= 1
@@ -235,10 +278,27 @@ final class ForwardingLoop: @unchecked Sendable {
             }
             return outcome
         }
+        if case .accepted(let isNewPrefix) = outcome {
+            let prefix = Array(message.bytes.dropFirst())
+            if prefix.starts(with: Self.internalPrefix) {
+                if prefix.starts(with: Self.markerPrefix) {
+                    markerSubscribed(String(decoding: prefix.dropFirst(Self.markerPrefix.count), as: UTF8.self))
+                }
+                return  // the broker's own topics are never forwarded upstream
+            }
+            if state.lastValue.isEnabled && state.lastValueOnSubscribe && state.lastValue.mayHaveValues(for: prefix) {
+                if let entry = state.lastValue.newest(under: prefix, nowMilliseconds: nowMilliseconds) {
+                    try sendToNewSubscriberOnly(entry.frames)
+                    state.lastValue.hits &+= 1
+                } else {
+                    state.lastValue.misses &+= 1
+                }
+            }
+            // The subscription frame is still in `message`: only `outgoing` was sent.
+            if isNewPrefix { try forwardUpstream() }
+        }
         switch outcome {
-        case .accepted(isNewPrefix: true):
-            try forwardUpstream()
-        case .accepted(isNewPrefix: false):
+        case .accepted:
             break
         case .refusedTooLong:
             logger.warning(
@@ -258,7 +318,14 @@ final class ForwardingLoop: @unchecked Sendable {
             try? xpub.setOption(.unsubscribe, bytes: prefix)
             return state.subscriptions.unsubscribe(prefix)
         }
-        if outcome == .removed(wasLast: true) { try forwardUpstream() }
+        guard outcome == .removed(wasLast: true) else { return }
+        let prefix = message.withUnsafeBytes { Array($0.dropFirst()) }
+        if prefix.starts(with: Self.internalPrefix) {
+            let token = String(decoding: prefix.dropFirst(Self.markerPrefix.count), as: UTF8.self)
+            seenMarkers.removeAll { $0 == token }
+            return
+        }
+        try forwardUpstream()
     }
 
     /// Sends the subscription frame in `message` to the publishers on XSUB. Only the first
@@ -272,6 +339,67 @@ final class ForwardingLoop: @unchecked Sendable {
         }
     }
 
+    // MARK: Last values and snapshots
+
+    /// Sends a message to the subscriber whose subscription was just applied, and to nobody
+    /// else: with ZMQ_XPUB_MANUAL_LAST_VALUE on, libzmq's next send after a received
+    /// subscription goes to that subscriber only. The option is on for this one send: left on,
+    /// it would also divert the first data message after every subscription that has no value.
+    private func sendToNewSubscriberOnly(_ frames: [[UInt8]]) throws {
+        try xpub.setOption(.xpubManualLastValue, 1)
+        defer {
+            // Turning it off also turns manual mode off; turn that back on at once.
+            try? xpub.setOption(.xpubManualLastValue, 0)
+            try? xpub.setOption(.xpubManual, 1)
+        }
+        for (index, frame) in frames.enumerated() {
+            outgoing.replace(with: frame)
+            guard try xpub.send(outgoing, more: index < frames.count - 1, dontWait: true) else { return }
+        }
+    }
+
+    private func markerSubscribed(_ token: String) {
+        if let index = pendingSnapshots.firstIndex(where: { $0.token == token }) {
+            let request = pendingSnapshots.remove(at: index)
+            serveSnapshot(token: token, prefix: request.prefix, slot: request.slot)
+        } else {
+            seenMarkers.append(token)
+            if seenMarkers.count > Self.maxPendingSnapshots { seenMarkers.removeFirst() }
+        }
+    }
+
+    private func requestSnapshot(token: String, prefix: [UInt8], slot: ReplySlot<CapturedSnapshot>) {
+        if seenMarkers.contains(token) {
+            serveSnapshot(token: token, prefix: prefix, slot: slot)
+            return
+        }
+        if pendingSnapshots.count >= Self.maxPendingSnapshots { pendingSnapshots.removeFirst() }
+        pendingSnapshots.append((token, prefix, slot, Clock.monotonicNanoseconds() + 10_000_000_000))
+    }
+
+    /// Copies the values (all forwarded messages so far are in them), then publishes the marker
+    /// (everything forwarded later follows it in each subscriber's stream).
+    private func serveSnapshot(token: String, prefix: [UInt8], slot: ReplySlot<CapturedSnapshot>) {
+        let captured = CapturedSnapshot(
+            entries: state.lastValue.entries(under: prefix, nowMilliseconds: nowMilliseconds),
+            sequence: state.lastValue.lastSequence, prefixes: state.lastValue.prefixes)
+        state.lastValue.snapshots &+= 1
+        do {
+            outgoing.replace(with: Array((SnapshotReply.markerPrefix + token).utf8))
+            if try xpub.send(outgoing, more: true, dontWait: true) {
+                outgoing.replace(with: Array(String(captured.sequence).utf8))
+                _ = try xpub.send(outgoing, dontWait: true)
+            }
+        } catch {
+            logger.error("cannot publish a snapshot marker: \(error)")
+        }
+        slot.fulfill(captured)
+    }
+
+    private func expirePendingSnapshots(now: UInt64) {
+        pendingSnapshots.removeAll { $0.deadline < now }
+    }
+
     // MARK: Connection events
 
     private func handleMonitorEvents(_ monitor: (role: BrokerSocketRole, socket: Socket)) {
@@ -279,10 +407,22 @@ final class ForwardingLoop: @unchecked Sendable {
             let metadata: Logger.Metadata = ["socket": "\(monitor.role.rawValue)", "endpoint": "\(event.endpoint)"]
             if event.event.contains(.accepted) || event.event.contains(.connected) {
                 state.peerChanged(monitor.role, by: 1)
-                logger.debug("peer connected", metadata: metadata)
+                if state.upstreamEvent(endpoint: event.endpoint, .connected) {
+                    logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
+                } else {
+                    logger.debug("peer connected", metadata: metadata)
+                }
             } else if event.event.contains(.disconnected) {
                 state.peerChanged(monitor.role, by: -1)
-                logger.debug("peer disconnected", metadata: metadata)
+                if state.upstreamEvent(endpoint: event.endpoint, .disconnected) {
+                    logger.warning("lost upstream \(event.endpoint); reconnecting", metadata: metadata)
+                } else {
+                    logger.debug("peer disconnected", metadata: metadata)
+                }
+            } else if event.event.contains(.connectRetried) {
+                state.upstreamEvent(endpoint: event.endpoint, .retrying)
+            } else if event.event.contains(.connectDelayed) {
+                state.upstreamEvent(endpoint: event.endpoint, .connecting)
             } else if !event.event.intersection(.handshakeFailed).isEmpty {
                 state.handshakeFailures &+= 1
                 logger.info("a peer failed the ZeroMQ handshake and was dropped", metadata: metadata)
@@ -307,6 +447,8 @@ final class ForwardingLoop: @unchecked Sendable {
                 slot.fulfill(reconfigure(newConfiguration))
             case .stop:
                 stopRequested = true
+            case .snapshotValues(let token, let prefix, let slot):
+                requestSnapshot(token: token, prefix: prefix, slot: slot)
             case .stall(let milliseconds):
                 logger.warning("test hook: stalling the forwarding loop for \(milliseconds) ms")
                 usleep(UInt32(milliseconds) * 1_000)
@@ -328,6 +470,20 @@ final class ForwardingLoop: @unchecked Sendable {
         failures += pullEndpoints.reconcile(with: newConfiguration.pullEndpoints, on: pull, logger: logger)
         failures += xsubEndpoints.reconcile(with: newConfiguration.xsubEndpoints, on: xsub, logger: logger)
         failures += xpubEndpoints.reconcile(with: newConfiguration.xpubEndpoints, on: xpub, logger: logger)
+        // Upstreams: connect the new, disconnect the gone; libzmq reconnects by itself.
+        for endpoint in upstreamEndpoints where !newConfiguration.upstreamEndpoints.contains(endpoint) {
+            try? xsub.disconnect(endpoint)
+            logger.info("disconnected from upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
+        }
+        for endpoint in newConfiguration.upstreamEndpoints where !upstreamEndpoints.contains(endpoint) {
+            do {
+                try xsub.connect(endpoint)
+                logger.info("connecting to upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
+            } catch {
+                logger.error("cannot connect to upstream \(endpoint): \(error)", metadata: ["endpoint": "\(endpoint)"])
+            }
+        }
+        upstreamEndpoints = newConfiguration.upstreamEndpoints
         registry.set(.pull, pullEndpoints.actual)
         registry.set(.xsub, xsubEndpoints.actual)
         registry.set(.xpub, xpubEndpoints.actual)

@@ -32,6 +32,15 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         public static let topicAccounting = true
         /// After SIGTERM, how long to keep forwarding what producers had already sent.
         public static let shutdownDrainMilliseconds = 2_000
+        /// No upstream brokers: a single broker is the common case.
+        public static let upstreamEndpoints: [String] = []
+        /// The last-value cache is off unless prefixes are configured.
+        public static let lastValuePrefixes: [String] = []
+        public static let lastValueMaxEntries = 10_000
+        /// 64 MiB of cached messages at most.
+        public static let lastValueMaxBytes = 64 * 1024 * 1024
+        /// 0: cached values do not expire.
+        public static let lastValueMaxAgeSeconds = 0
     }
 
     public var controlEndpoints = Defaults.controlEndpoints
@@ -52,6 +61,11 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var maxControlRequest = Defaults.maxControlRequest
     public var topicAccounting = Defaults.topicAccounting
     public var shutdownDrainMilliseconds = Defaults.shutdownDrainMilliseconds
+    public var upstreamEndpoints = Defaults.upstreamEndpoints
+    public var lastValuePrefixes = Defaults.lastValuePrefixes
+    public var lastValueMaxEntries = Defaults.lastValueMaxEntries
+    public var lastValueMaxBytes = Defaults.lastValueMaxBytes
+    public var lastValueMaxAgeSeconds = Defaults.lastValueMaxAgeSeconds
 
     public init() {}
 
@@ -77,6 +91,11 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case maxControlRequest = "max_control_request"
         case topicAccounting = "topic_accounting"
         case shutdownDrainMilliseconds = "shutdown_drain_ms"
+        case upstreamEndpoints = "upstream"
+        case lastValuePrefixes = "last_value_prefixes"
+        case lastValueMaxEntries = "last_value_max_entries"
+        case lastValueMaxBytes = "last_value_max_bytes"
+        case lastValueMaxAgeSeconds = "last_value_max_age_s"
     }
 }
 
@@ -140,6 +159,26 @@ extension BrokerConfiguration {
         check("max_subscription_length", maxSubscriptionLength, 1...4_096, "the subscription length in bytes")
         check("max_control_request", maxControlRequest, 64...1_048_576, "the control request size in bytes")
         check("shutdown_drain_ms", shutdownDrainMilliseconds, 0...60_000, "the shutdown drain time in ms")
+        check("max_entries", lastValueMaxEntries, 1...10_000_000, "the number of cached last values")
+        check("max_bytes", lastValueMaxBytes, 1...(1 << 34), "the bytes of cached last values")
+        check(
+            "max_age_s", lastValueMaxAgeSeconds, 0...31_536_000,
+            "the age of cached last values in seconds (0 = no limit)")
+        for prefix in lastValuePrefixes where prefix.utf8.count > maxSubscriptionLength {
+            problems.append(
+                ("prefixes", "last-value prefix \"\(prefix.prefix(40))...\" is longer than max_subscription_length"))
+        }
+        for endpoint in upstreamEndpoints {
+            if let problem = Endpoint.problem(with: endpoint) {
+                problems.append(("upstream", "upstream endpoint \"\(endpoint)\": \(problem)"))
+            } else if endpoint.hasPrefix("tcp://*") {
+                problems.append(
+                    (
+                        "upstream",
+                        "upstream endpoint \"\(endpoint)\": an upstream is connected to, so it needs a host, not *"
+                    ))
+            }
+        }
 
         if xpubEndpoints.isEmpty {
             problems.append(

@@ -36,11 +36,22 @@ public struct BrokerState: Sendable {
             + "\(subscriptions.totalSubscriptions) subscriptions, \(totalPeers) peers"
     }
 
+    public var lastValue: LastValueCache
+    /// Whether libzmq accepted ZMQ_XPUB_MANUAL_LAST_VALUE (probed at start).
+    public var lastValueOnSubscribe = false
+    /// Upstream brokers the XSUB socket connects to, in configuration order.
+    public var upstreams: [UpstreamLink] = []
+
     public init(configuration: BrokerConfiguration) {
         subscriptions = SubscriptionTable(
             maxPrefixes: configuration.maxSubscriptions, maxPrefixLength: configuration.maxSubscriptionLength)
         topics = TopicTable(maxTopics: configuration.maxTopics)
         topicAccounting = configuration.topicAccounting
+        lastValue = LastValueCache(
+            prefixes: configuration.lastValuePrefixes.map { Array($0.utf8) },
+            maxEntries: configuration.lastValueMaxEntries, maxBytes: configuration.lastValueMaxBytes,
+            maxAgeMilliseconds: UInt64(configuration.lastValueMaxAgeSeconds) * 1_000)
+        upstreams = configuration.upstreamEndpoints.map { UpstreamLink(endpoint: $0) }
     }
 
     /// Applies the limits of a reloaded configuration. Existing entries are kept; the new limits
@@ -50,6 +61,21 @@ public struct BrokerState: Sendable {
         subscriptions.maxPrefixLength = configuration.maxSubscriptionLength
         topics.maxTopics = configuration.maxTopics
         topicAccounting = configuration.topicAccounting
+        lastValue.prefixes = configuration.lastValuePrefixes.map { Array($0.utf8) }
+        lastValue.maxEntries = configuration.lastValueMaxEntries
+        lastValue.maxBytes = configuration.lastValueMaxBytes
+        lastValue.maxAgeMilliseconds = UInt64(configuration.lastValueMaxAgeSeconds) * 1_000
+        let known = Dictionary(uniqueKeysWithValues: upstreams.map { ($0.endpoint, $0) })
+        upstreams = configuration.upstreamEndpoints.map { known[$0] ?? UpstreamLink(endpoint: $0) }
+    }
+
+    /// Applies a connection event of the XSUB socket to the upstream link it concerns, if any.
+    /// Returns whether `endpoint` is an upstream.
+    @discardableResult
+    public mutating func upstreamEvent(endpoint: String, _ change: UpstreamLink.Change) -> Bool {
+        guard let index = upstreams.firstIndex(where: { $0.endpoint == endpoint }) else { return false }
+        upstreams[index].apply(change)
+        return true
     }
 
     /// Counts a message on `topic` (bytes are added later with `topics.addBytes`), and counts it
@@ -84,14 +110,22 @@ public struct BrokerState: Sendable {
             unwantedMessages: unwantedMessages,
             sendFailures: sendFailures,
             peers: peers,
-            handshakeFailures: handshakeFailures)
+            handshakeFailures: handshakeFailures,
+            lastValue: .init(
+                enabled: lastValue.isEnabled, onSubscribe: lastValueOnSubscribe,
+                prefixes: lastValue.prefixes.map(TopicText.display), entries: lastValue.count,
+                bytes: lastValue.totalBytes, maxEntries: lastValue.maxEntries, maxBytes: lastValue.maxBytes,
+                hits: lastValue.hits, misses: lastValue.misses, updates: lastValue.updates,
+                deletions: lastValue.deletions, evictions: lastValue.evictions, snapshots: lastValue.snapshots),
+            upstreams: upstreams)
     }
 
     public func subscriptionList(prefix: [UInt8]) -> SubscriptionList {
         SubscriptionList(
             total: subscriptions.totalSubscriptions,
             prefixes: subscriptions.prefixCount,
-            subscriptions: subscriptions.entries(withPrefix: prefix).map { .init(prefix: $0.prefix, count: $0.count) })
+            subscriptions: subscriptions.entries(withPrefix: prefix).map { .init(prefix: $0.prefix, count: $0.count) },
+            upstreams: upstreams)
     }
 
     public func topicList(prefix: [UInt8]) -> TopicList {

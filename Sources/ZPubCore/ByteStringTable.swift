@@ -68,6 +68,14 @@ public struct ByteStringTable<Value> {
         _modify { yield &entries[index].value }
     }
 
+    /// Calls `body` with the value at `index` to change in place. For the per-message path:
+    /// unlike the `_modify` accessor above, it allocates nothing even in a debug build, where
+    /// the generic accessor coroutine is not specialized and gets its frame from malloc.
+    @inline(__always)
+    public mutating func withValue<R>(at index: Int, _ body: (inout Value) -> R) -> R {
+        entries.withUnsafeMutableBufferPointer { body(&$0[index].value) }
+    }
+
     /// Inserts `key` with `value`; the key must not be present. Returns the entry's index.
     @discardableResult
     public mutating func insert(_ key: UnsafeRawBufferPointer, value: Value) -> Int {

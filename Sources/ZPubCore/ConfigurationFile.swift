@@ -129,7 +129,7 @@ enum Schema {
         let apply: @Sendable (ConfigurationValue, inout BrokerConfiguration) -> String?
     }
 
-    static let sections = ["", "daemon", "endpoints", "sockets", "limits"]
+    static let sections = ["", "daemon", "endpoints", "sockets", "limits", "last_value"]
 
     static func integer(
         _ section: String, _ key: String, _ path: WritableKeyPath<BrokerConfiguration, Int> & Sendable
@@ -175,6 +175,25 @@ enum Schema {
         endpoints("xpub", .xpub),
         endpoints("pull", .pull),
         endpoints("xsub", .xsub),
+        Field(section: "endpoints", key: "upstream", configurationKey: "upstream") { value, configuration in
+            switch value {
+            case .stringArray(let list): configuration.upstreamEndpoints = list
+            case .string(let single): configuration.upstreamEndpoints = [single]
+            default: return "upstream must be an array of endpoint strings, not \(value.typeName)"
+            }
+            return nil
+        },
+        Field(section: "last_value", key: "prefixes", configurationKey: "prefixes") { value, configuration in
+            switch value {
+            case .stringArray(let list): configuration.lastValuePrefixes = list
+            case .string(let single): configuration.lastValuePrefixes = [single]
+            default: return "prefixes must be an array of topic prefixes, e.g. [\"state.\"], not \(value.typeName)"
+            }
+            return nil
+        },
+        integer("last_value", "max_entries", \.lastValueMaxEntries),
+        integer("last_value", "max_bytes", \.lastValueMaxBytes),
+        integer("last_value", "max_age_s", \.lastValueMaxAgeSeconds),
         integer("sockets", "send_hwm", \.sendHighWaterMark),
         integer("sockets", "receive_hwm", \.receiveHighWaterMark),
         integer("sockets", "linger_ms", \.lingerMilliseconds),

@@ -11,10 +11,11 @@ public enum ControlCommand: String, CaseIterable, Sendable {
     case version = "VERSION"
     case pause = "PAUSE"
     case resume = "RESUME"
+    case snapshot = "SNAPSHOT"
     case help = "HELP"
 
-    /// Whether the command takes an (optional) argument.
-    var takesArgument: Bool { self == .subscriptions || self == .topics }
+    /// Whether the command takes an argument.
+    var takesArgument: Bool { self == .subscriptions || self == .topics || self == .snapshot }
 }
 
 public struct ControlRequest: Equatable, Sendable {
@@ -66,7 +67,24 @@ public struct ControlRequest: Equatable, Sendable {
         if !rest.isEmpty && !command.takesArgument {
             return .failure(ControlError(.badArgument, "\(command.rawValue) takes no argument"))
         }
-        return .success(ControlRequest(command: command, argument: Array(rest.utf8)))
+        let request = ControlRequest(command: command, argument: Array(rest.utf8))
+        if command == .snapshot && request.snapshotArguments == nil {
+            return .failure(
+                ControlError(
+                    .badArgument,
+                    "SNAPSHOT takes a token and an optional prefix: SNAPSHOT <token> [prefix]; the token is 1 to 64 letters, digits, - or _ (see docs/last-value.md)"
+                ))
+        }
+        return .success(request)
+    }
+
+    /// For SNAPSHOT: the client's token and the topic prefix (possibly empty).
+    public var snapshotArguments: (token: String, prefix: [UInt8])? {
+        let text = String(decoding: argument, as: UTF8.self)
+        let token = text.prefix { $0 != " " }
+        guard SnapshotReply.isValidToken(token) else { return nil }
+        let rest = text.dropFirst(token.count).drop { $0 == " " }
+        return (String(token), Array(rest.utf8))
     }
 }
 
@@ -81,6 +99,8 @@ public struct ControlError: Error, Codable, Equatable, Sendable {
         case badArgument = "bad_argument"
         /// The forwarding loop did not answer in time.
         case unavailable = "unavailable"
+        /// SNAPSHOT: the client's marker subscription never arrived.
+        case snapshotTimeout = "snapshot_timeout"
         case internalError = "internal_error"
     }
 

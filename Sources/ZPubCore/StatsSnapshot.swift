@@ -24,6 +24,55 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var peers: [String: Int]
     /// Connections dropped during the ZeroMQ handshake.
     public var handshakeFailures: UInt64
+    public var lastValue: LastValueStats
+    /// The upstream brokers the XSUB socket connects to, and their state.
+    public var upstreams: [UpstreamLink]
+
+    public struct LastValueStats: Codable, Equatable, Sendable {
+        /// Whether any prefix is cached.
+        public var enabled: Bool
+        /// Whether a new subscriber gets the cached value (libzmq's XPUB_MANUAL_LAST_VALUE).
+        public var onSubscribe: Bool
+        public var prefixes: [String]
+        public var entries: Int
+        public var bytes: Int
+        public var maxEntries: Int
+        public var maxBytes: Int
+        /// Values sent to new subscribers; subscriptions that found nothing cached.
+        public var hits: UInt64
+        public var misses: UInt64
+        public var updates: UInt64
+        public var deletions: UInt64
+        public var evictions: UInt64
+        public var snapshots: UInt64
+
+        public init(
+            enabled: Bool = false, onSubscribe: Bool = false, prefixes: [String] = [], entries: Int = 0, bytes: Int = 0,
+            maxEntries: Int = 0, maxBytes: Int = 0, hits: UInt64 = 0, misses: UInt64 = 0, updates: UInt64 = 0,
+            deletions: UInt64 = 0, evictions: UInt64 = 0, snapshots: UInt64 = 0
+        ) {
+            self.enabled = enabled
+            self.onSubscribe = onSubscribe
+            self.prefixes = prefixes
+            self.entries = entries
+            self.bytes = bytes
+            self.maxEntries = maxEntries
+            self.maxBytes = maxBytes
+            self.hits = hits
+            self.misses = misses
+            self.updates = updates
+            self.deletions = deletions
+            self.evictions = evictions
+            self.snapshots = snapshots
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case enabled, prefixes, entries, bytes, hits, misses, updates, deletions, evictions, snapshots
+            case onSubscribe = "on_subscribe"
+            case maxEntries = "max_entries"
+            case maxBytes = "max_bytes"
+        }
+    }
 
     public struct SubscriptionStats: Codable, Equatable, Sendable {
         /// Live subscriptions (a prefix wanted by three subscribers counts three).
@@ -83,8 +132,11 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public init(
         messagesIn: UInt64, messagesOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, uptimeSeconds: Double,
         forwarding: String, sockets: [String: TrafficCounters], subscriptions: SubscriptionStats, topics: TopicStats,
-        unwantedMessages: UInt64, sendFailures: UInt64, peers: [String: Int] = [:], handshakeFailures: UInt64 = 0
+        unwantedMessages: UInt64, sendFailures: UInt64, peers: [String: Int] = [:], handshakeFailures: UInt64 = 0,
+        lastValue: LastValueStats = .init(), upstreams: [UpstreamLink] = []
     ) {
+        self.lastValue = lastValue
+        self.upstreams = upstreams
         self.messagesIn = messagesIn
         self.messagesOut = messagesOut
         self.bytesIn = bytesIn
@@ -109,8 +161,9 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case forwarding, sockets, subscriptions, topics
         case unwantedMessages = "unwanted_messages"
         case sendFailures = "send_failures"
-        case peers
+        case peers, upstreams
         case handshakeFailures = "handshake_failures"
+        case lastValue = "last_value"
     }
 }
 
@@ -167,11 +220,14 @@ public struct SubscriptionList: Codable, Equatable, Sendable {
     public var total: Int
     public var prefixes: Int
     public var subscriptions: [Item]
+    /// Where the subscriptions are forwarded besides publishers connected to XSUB.
+    public var upstreams: [UpstreamLink]
 
-    public init(total: Int, prefixes: Int, subscriptions: [Item]) {
+    public init(total: Int, prefixes: Int, subscriptions: [Item], upstreams: [UpstreamLink] = []) {
         self.total = total
         self.prefixes = prefixes
         self.subscriptions = subscriptions
+        self.upstreams = upstreams
     }
 }
 

@@ -46,15 +46,20 @@ public struct TopicTable: Sendable {
             return (subscriptions.matches(topic), nil)
         }
         let generation = subscriptions.generation
-        if table[valueAt: index].matchGeneration != generation {
-            table[valueAt: index].matched = subscriptions.matches(topic)
-            table[valueAt: index].matchGeneration = generation
+        let stale = table[valueAt: index].matchGeneration != generation
+        let matched = stale && subscriptions.matches(topic)
+        // One in-place update: allocation-free in debug builds too (see `withValue(at:_:)`).
+        let wanted = table.withValue(at: index) { counters in
+            if stale {
+                counters.matched = matched
+                counters.matchGeneration = generation
+            }
+            counters.messages &+= 1
+            counters.bytes &+= UInt64(bytes)
+            counters.lastSeenMilliseconds = nowMilliseconds
+            if !counters.matched { counters.unwanted &+= 1 }
+            return counters.matched
         }
-        let wanted = table[valueAt: index].matched
-        table[valueAt: index].messages &+= 1
-        table[valueAt: index].bytes &+= UInt64(bytes)
-        table[valueAt: index].lastSeenMilliseconds = nowMilliseconds
-        if !wanted { table[valueAt: index].unwanted &+= 1 }
         return (wanted, index)
     }
 
@@ -62,7 +67,7 @@ public struct TopicTable: Sendable {
     @inline(__always)
     public mutating func addBytes(_ bytes: UInt64, at index: Int?) {
         if let index {
-            table[valueAt: index].bytes &+= bytes
+            table.withValue(at: index) { $0.bytes &+= bytes }
         } else {
             untrackedBytes &+= bytes
         }

@@ -13,6 +13,8 @@ public struct SocketEvents: OptionSet, Sendable {
     public static let handshakeFailedAuth = SocketEvents(rawValue: UInt16(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
     public static let handshakeSucceeded = SocketEvents(rawValue: UInt16(ZMQ_EVENT_HANDSHAKE_SUCCEEDED))
     public static let acceptFailed = SocketEvents(rawValue: UInt16(ZMQ_EVENT_ACCEPT_FAILED))
+    public static let connectDelayed = SocketEvents(rawValue: UInt16(ZMQ_EVENT_CONNECT_DELAYED))
+    public static let connectRetried = SocketEvents(rawValue: UInt16(ZMQ_EVENT_CONNECT_RETRIED))
 
     public static let handshakeFailed: SocketEvents = [
         handshakeFailedNoDetail, handshakeFailedProtocol, handshakeFailedAuth,

@@ -31,8 +31,23 @@ struct Subscribe: ParsableCommand {
         help: ArgumentHelp("Exit with status 1 if no message arrives for this many milliseconds.", valueName: "ms"))
     var timeout: Int?
 
+    @Flag(
+        name: .long,
+        help:
+            "First print the broker's cached last values under PREFIX, then the live stream, with no gap and no duplicate."
+    )
+    var snapshot = false
+
+    @Option(
+        name: [.customShort("c"), .long],
+        help: ArgumentHelp("With --snapshot: the broker's control endpoint.", valueName: "endpoint"))
+    var control = BrokerConfiguration.Defaults.controlEndpoints[0]
+
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if snapshot && prefixes.count > 1 {
+            throw ValidationError("--snapshot takes one prefix (or none, for everything)")
+        }
     }
 
     func run() throws {
@@ -47,14 +62,50 @@ struct Subscribe: ParsableCommand {
                 try socket.setOption(.subscribe, bytes: Array(prefix.utf8))
             }
             var received = 0
+            func emit(_ frames: [[UInt8]]) -> Bool {
+                received += 1
+                Output.line(json ? Self.jsonLine(frames) : Self.textLine(frames))
+                return count.map { received >= $0 } ?? false
+            }
+            var skipBeforeMarker: (marker: [UInt8], cached: [[UInt8]])?
+            if snapshot {
+                let (reply, marker) = try fetchSnapshot(subscriber: socket)
+                for entry in reply.entries {
+                    guard let frames = entry.messageFrames else {
+                        throw CLIError("the snapshot has a frame that is not base64")
+                    }
+                    if emit(frames) { return }
+                }
+                skipBeforeMarker = (marker, reply.prefixes.map { Array($0.utf8) })
+            }
             while count.map({ received < $0 }) ?? true {
                 guard let frames = try socket.receiveFrames(timeoutMilliseconds: timeout ?? -1) else {
                     throw CLIError("no message within \(timeout ?? 0) ms from \(endpoint)")
                 }
-                received += 1
-                Output.line(json ? Self.jsonLine(frames) : Self.textLine(frames))
+                if let skip = skipBeforeMarker {
+                    if frames.first == skip.marker {
+                        skipBeforeMarker = nil
+                        try socket.setOption(.unsubscribe, bytes: skip.marker)
+                        continue
+                    }
+                    // Before the marker, cached topics are already in the snapshot.
+                    if let topic = frames.first, skip.cached.contains(where: { topic.starts(with: $0) }) { continue }
+                }
+                if emit(frames) { return }
             }
         }
+    }
+
+    /// The Clone pattern's first half: subscribe to a marker topic of our own, ask the broker
+    /// for the snapshot, which it takes once that subscription (and so the data subscription
+    /// sent before it) has arrived, and which ends with a marker message in the live stream.
+    private func fetchSnapshot(subscriber: Socket) throws -> (SnapshotReply, marker: [UInt8]) {
+        let token = (0..<16).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
+        let marker = Array((SnapshotReply.markerPrefix + token).utf8)
+        try subscriber.setOption(.subscribe, bytes: marker)
+        let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000))
+        let (reply, _) = try client.request("SNAPSHOT \(token) \(prefixes.first ?? "")", as: SnapshotReply.self)
+        return (reply, marker)
     }
 
     static func textLine(_ frames: [[UInt8]]) -> String {

@@ -9,6 +9,8 @@ struct ConfigurationLoader: Sendable {
         var xsub: [String]
         var xpub: [String]
         var control: [String]
+        var upstream: [String]
+        var lastValue: [String]
         var logLevel: String?
     }
 
@@ -45,6 +47,8 @@ struct ConfigurationLoader: Sendable {
         if !overrides.xsub.isEmpty { configuration.xsubEndpoints = overrides.xsub }
         if !overrides.xpub.isEmpty { configuration.xpubEndpoints = overrides.xpub }
         if !overrides.control.isEmpty { configuration.controlEndpoints = overrides.control }
+        if !overrides.upstream.isEmpty { configuration.upstreamEndpoints = overrides.upstream }
+        if !overrides.lastValue.isEmpty { configuration.lastValuePrefixes = overrides.lastValue }
         if let level = overrides.logLevel { configuration.logLevel = level }
 
         let problems = configuration.validate()

@@ -54,6 +54,20 @@ struct ZPubDaemon: ParsableCommand {
 
     @Option(
         name: .long,
+        help: ArgumentHelp(
+            "Connect the XSUB socket to an upstream broker's XPUB (or any PUB); repeatable; replaces the file's list.",
+            valueName: "endpoint"))
+    var upstream: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Keep the last message of topics under this prefix for late joiners; repeatable; replaces the file's list.",
+            valueName: "prefix"))
+    var lastValue: [String] = []
+
+    @Option(
+        name: .long,
         help: ArgumentHelp("Log level: \(BrokerConfiguration.logLevels.joined(separator: ", ")).", valueName: "level"))
     var logLevel: String?
 
@@ -68,7 +82,9 @@ struct ZPubDaemon: ParsableCommand {
     func run() throws {
         let loader = ConfigurationLoader(
             path: config,
-            overrides: .init(pull: pull, xsub: xsub, xpub: xpub, control: control, logLevel: logLevel))
+            overrides: .init(
+                pull: pull, xsub: xsub, xpub: xpub, control: control, upstream: upstream, lastValue: lastValue,
+                logLevel: logLevel))
         let configuration: BrokerConfiguration
         switch loader.load() {
         case .success(let loaded):

@@ -1,0 +1,172 @@
+/// The last message of each topic under the configured prefixes, so that a late joiner gets the
+/// current state instead of a blank page (the "slow joiner" of pub/sub).
+///
+/// Bounded by entry count and total bytes (oldest updates are evicted first) and optionally by
+/// age. A message whose payload is absent or one empty frame deletes its topic's entry.
+/// Storing copies the message's frames (the cache must own them); only topics under the
+/// configured prefixes are stored, so the cost is opt-in.
+public struct LastValueCache: Sendable {
+    public struct Entry: Sendable, Equatable {
+        /// Every frame of the message, the topic first.
+        public var frames: [[UInt8]]
+        public var bytes: Int
+        /// Increases with every update the cache stores: later updates have larger numbers.
+        public var sequence: UInt64
+        /// Wall time of the update, in milliseconds since the Unix epoch.
+        public var storedMilliseconds: UInt64
+    }
+
+    public var prefixes: [[UInt8]]
+    public var maxEntries: Int
+    public var maxBytes: Int
+    /// 0: entries never expire.
+    public var maxAgeMilliseconds: UInt64
+
+    private var table = ByteStringTable<Entry>()
+    /// Updates in the order they were stored, for evicting the oldest in amortised O(1); stale
+    /// items (a topic updated or deleted since) are skipped and compacted away.
+    private var order: [(topic: [UInt8], sequence: UInt64)] = []
+    private var orderStart = 0
+
+    public private(set) var totalBytes = 0
+    public private(set) var lastSequence: UInt64 = 0
+    public private(set) var updates: UInt64 = 0
+    public private(set) var deletions: UInt64 = 0
+    public private(set) var evictions: UInt64 = 0
+    /// Values sent to a new subscriber when it subscribed.
+    public var hits: UInt64 = 0
+    /// Subscriptions under a cached prefix for which nothing was cached.
+    public var misses: UInt64 = 0
+    public var snapshots: UInt64 = 0
+
+    public init(prefixes: [[UInt8]], maxEntries: Int, maxBytes: Int, maxAgeMilliseconds: UInt64) {
+        self.prefixes = prefixes
+        self.maxEntries = maxEntries
+        self.maxBytes = maxBytes
+        self.maxAgeMilliseconds = maxAgeMilliseconds
+    }
+
+    public var isEnabled: Bool { !prefixes.isEmpty }
+    public var count: Int { table.count }
+
+    /// Whether messages on `topic` are cached.
+    @inline(__always)
+    public func covers(_ topic: UnsafeRawBufferPointer) -> Bool {
+        for prefix in prefixes where prefix.count <= topic.count {
+            if prefix.withUnsafeBytes({ $0.elementsEqual(UnsafeRawBufferPointer(rebasing: topic[0..<prefix.count])) }) {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Whether some cached topic could start with `subscription` (the subscription lies under a
+    /// cached prefix, or a cached prefix lies under it).
+    public func mayHaveValues(for subscription: [UInt8]) -> Bool {
+        prefixes.contains { $0.starts(with: subscription) || subscription.starts(with: $0) }
+    }
+
+    /// Stores (or, for a deletion marker, removes) the message `frames` on `frames[0]`.
+    public mutating func store(_ frames: [[UInt8]], nowMilliseconds: UInt64) {
+        guard let topic = frames.first else { return }
+        let payload = frames.dropFirst()
+        if payload.isEmpty || (payload.count == 1 && payload.first!.isEmpty) {
+            if let index = table.index(of: topic) {
+                totalBytes -= table[valueAt: index].bytes
+                table.remove(at: index)
+                deletions &+= 1
+            }
+            return
+        }
+        lastSequence &+= 1
+        updates &+= 1
+        let bytes = frames.reduce(0) { $0 + $1.count }
+        let entry = Entry(frames: frames, bytes: bytes, sequence: lastSequence, storedMilliseconds: nowMilliseconds)
+        if let index = table.index(of: topic) {
+            totalBytes += bytes - table[valueAt: index].bytes
+            table[valueAt: index] = entry
+        } else {
+            table.insert(topic, value: entry)
+            totalBytes += bytes
+        }
+        order.append((topic, lastSequence))
+        evictWhileOverLimits()
+        compactOrderIfMostlyStale()
+    }
+
+    /// The entry of exactly `topic`, if cached and not expired.
+    public func entry(for topic: [UInt8], nowMilliseconds: UInt64) -> Entry? {
+        guard let entry = table[topic], !isExpired(entry, nowMilliseconds: nowMilliseconds) else { return nil }
+        return entry
+    }
+
+    /// The value a new subscription to `prefix` receives: the exact topic if cached, otherwise
+    /// the most recently updated cached topic under the prefix. Costs one lookup for an exact
+    /// topic, a scan of the cache otherwise.
+    public func newest(under prefix: [UInt8], nowMilliseconds: UInt64) -> Entry? {
+        if let exact = entry(for: prefix, nowMilliseconds: nowMilliseconds) { return exact }
+        var best: Entry?
+        for item in table.entries where item.key.starts(with: prefix) {
+            if isExpired(item.value, nowMilliseconds: nowMilliseconds) { continue }
+            if best == nil || item.value.sequence > best!.sequence { best = item.value }
+        }
+        return best
+    }
+
+    /// Every unexpired entry under `prefix`, oldest update first (the snapshot of the Clone
+    /// pattern).
+    public func entries(under prefix: [UInt8], nowMilliseconds: UInt64) -> [Entry] {
+        table.entries
+            .filter { $0.key.starts(with: prefix) && !isExpired($0.value, nowMilliseconds: nowMilliseconds) }
+            .map(\.value)
+            .sorted { $0.sequence < $1.sequence }
+    }
+
+    /// Removes expired entries; call now and then (the forwarding loop does, once a second).
+    public mutating func expire(nowMilliseconds: UInt64) {
+        guard maxAgeMilliseconds > 0 else { return }
+        var index = 0
+        while index < table.count {
+            if isExpired(table.entries[index].value, nowMilliseconds: nowMilliseconds) {
+                totalBytes -= table.entries[index].value.bytes
+                table.remove(at: index)
+                evictions &+= 1
+            } else {
+                index += 1
+            }
+        }
+    }
+
+    public mutating func removeAll() {
+        table.removeAll()
+        order.removeAll()
+        orderStart = 0
+        totalBytes = 0
+    }
+
+    private func isExpired(_ entry: Entry, nowMilliseconds: UInt64) -> Bool {
+        maxAgeMilliseconds > 0 && nowMilliseconds &- entry.storedMilliseconds > maxAgeMilliseconds
+    }
+
+    private mutating func evictWhileOverLimits() {
+        while (table.count > maxEntries || totalBytes > maxBytes) && orderStart < order.count {
+            let oldest = order[orderStart]
+            orderStart += 1
+            guard let index = table.index(of: oldest.topic), table[valueAt: index].sequence == oldest.sequence else {
+                continue  // updated or deleted since: not the oldest any more
+            }
+            totalBytes -= table[valueAt: index].bytes
+            table.remove(at: index)
+            evictions &+= 1
+        }
+    }
+
+    private mutating func compactOrderIfMostlyStale() {
+        let live = order.count - orderStart
+        guard live > 64, live > 2 * table.count + 64 || orderStart > order.count / 2 else { return }
+        order = order[orderStart...].filter { item in
+            table.index(of: item.topic).map { table[valueAt: $0].sequence == item.sequence } ?? false
+        }
+        orderStart = 0
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// Brokers connected to brokers: subscriptions travel up, only wanted messages travel down.
+final class BrokerChainTests: XCTestCase {
+    /// top <- middle <- bottom: a producer at the top, a subscriber at the bottom.
+    func testThreeBrokersDeliverEndToEndAndForwardOnlyWhatIsSubscribed() throws {
+        let top = try Daemon()
+        let middle = try Daemon(arguments: ["--upstream", top.xpub])
+        let bottom = try Daemon(arguments: ["--upstream", middle.xpub])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(bottom.xpub, prefixes: ["wanted."])
+        try Wait.until("the subscription reaches the top broker") {
+            try top.subscriptions().subscriptions.map(\.prefix) == ["wanted."]
+        }
+        XCTAssertEqual(try middle.subscriptions().subscriptions.map(\.prefix), ["wanted."])
+
+        let push = try clients.socket(.push, connect: top.pull)
+        for i in 0..<50 {
+            try push.send(frames: frames("wanted.x", "\(i)"))
+            try push.send(frames: frames("unwanted.x", "\(i)"))
+        }
+        let received = try subscriber.receive(50)
+        XCTAssertEqual(received.map { String(decoding: $0[1], as: UTF8.self) }, (0..<50).map(String.init))
+        try subscriber.assertNothing(within: 300)
+
+        try Wait.until("the middle broker has counted 50") { try middle.stats().messagesIn == 50 }
+        let topStats = try top.stats()
+        XCTAssertEqual(topStats.messagesIn, 100)
+        XCTAssertEqual(topStats.unwantedMessages, 50, "the top broker saw nobody wants unwanted.")
+        XCTAssertEqual(try middle.stats().messagesIn, 50, "only wanted messages crossed the link")
+        XCTAssertEqual(try middle.stats().sockets["xsub"]?.messagesIn, 50)
+        XCTAssertEqual(try bottom.stats().messagesIn, 50)
+
+        let links = try middle.stats().upstreams
+        XCTAssertEqual(links.map(\.endpoint), [top.xpub])
+        XCTAssertEqual(links.first?.state, "connected")
+        XCTAssertEqual(try bottom.subscriptions().upstreams.first?.state, "connected")
+    }
+
+    func testARestartedUpstreamBrokerIsSurvived() throws {
+        let port = try FreePort.find()
+        let upstreamXPUB = "tcp://127.0.0.1:\(port)"
+        var top: Daemon? = try Daemon(endpoints: [.xpub: upstreamXPUB])
+        let pull = top!.pull
+        let edge = try Daemon(arguments: ["--upstream", upstreamXPUB])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(edge.xpub, prefixes: ["feed"])
+        try Wait.until("the subscription reaches the top") { try top!.subscriptions().total == 1 }
+        try clients.socket(.push, connect: pull).send(frames: frames("feed", "before"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("feed", "before")])
+
+        top!.signal(SIGKILL)
+        _ = top!.waitForExit()
+        top = nil
+        try Wait.until("the edge sees the upstream lost") { try edge.stats().upstreams.first?.state == "retrying" }
+
+        let restarted = try Daemon(endpoints: [.xpub: upstreamXPUB])
+        try Wait.until("the edge replays its subscription to the new top", timeout: 15) {
+            try restarted.subscriptions().total == 1
+        }
+        let push = try clients.socket(.push, connect: restarted.pull)
+        try push.send(frames: frames("feed", "after"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("feed", "after")])
+        let link = try XCTUnwrap(try edge.stats().upstreams.first)
+        XCTAssertEqual(link.state, "connected")
+        XCTAssertEqual(link.connects, 2)
+        XCTAssertEqual(link.disconnects, 1)
+    }
+
+    func testUpstreamsCanBeAddedOnReload() throws {
+        let top = try Daemon()
+        let edge = try Daemon(configuration: "")
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(edge.xpub, prefixes: ["r"])
+        try edge.waitForSubscriptions(1)
+        try "[endpoints]\nupstream = [\"\(top.xpub)\"]\n".write(to: edge.configURL, atomically: true, encoding: .utf8)
+        edge.signal(SIGHUP)
+        try Wait.until("the new upstream gets the subscription") { try top.subscriptions().total == 1 }
+        try clients.socket(.push, connect: top.pull).send(frames: frames("r", "via reload"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("r", "via reload")])
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// Late joiners get the current state: the last value on subscribe, and SNAPSHOT.
+final class LastValueTests: XCTestCase {
+    func testALateSubscriberGetsTheLastValueAndNobodyElseGetsItAgain() throws {
+        let daemon = try Daemon(arguments: ["--last-value", "state."])
+        let clients = try Clients()
+        let early = try clients.subscriber(daemon.xpub, prefixes: ["state."])
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("state.lamp", "off"))
+        try push.send(frames: frames("state.lamp", "on", "since 12:00"))
+        try push.send(frames: frames("news.x", "not cached"))
+        XCTAssertEqual(
+            try early.receive(2).map { $0.dropFirst().map { String(decoding: $0, as: UTF8.self) } },
+            [["off"], ["on", "since 12:00"]])
+        try Wait.until("the cache holds state.lamp") { try daemon.stats().lastValue.entries == 1 }
+
+        let late = try clients.subscriber(daemon.xpub, prefixes: ["state.lamp"])
+        XCTAssertEqual(try late.receive(1), [frames("state.lamp", "on", "since 12:00")], "the whole last message")
+        try early.assertNothing(within: 300)
+        // Live traffic after that reaches both, once.
+        try push.send(frames: frames("state.lamp", "dim"))
+        XCTAssertEqual(try late.receive(1), [frames("state.lamp", "dim")])
+        XCTAssertEqual(try early.receive(1), [frames("state.lamp", "dim")])
+        try early.assertNothing(within: 200)
+        try late.assertNothing(within: 50)
+        let stats = try daemon.stats().lastValue
+        XCTAssertTrue(stats.onSubscribe, "Debian's libzmq 4.3.4 accepts ZMQ_XPUB_MANUAL_LAST_VALUE")
+        XCTAssertEqual(stats.hits, 1)
+        XCTAssertEqual(stats.prefixes, ["state."])
+    }
+
+    func testAPrefixOverSeveralCachedTopicsGetsTheNewestOfThem() throws {
+        let daemon = try Daemon(arguments: ["--last-value", "sensor."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for (topic, value) in [("sensor.a", "1"), ("sensor.b", "2"), ("sensor.c", "3"), ("sensor.a", "4")] {
+            try push.send(frames: frames(topic, value))
+        }
+        try Wait.until("four updates cached") { try daemon.stats().lastValue.updates == 4 }
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["sensor."])
+        XCTAssertEqual(try subscriber.receive(1), [frames("sensor.a", "4")], "the most recently updated topic")
+        try subscriber.assertNothing(within: 200)
+        let nothingCached = try clients.subscriber(daemon.xpub, prefixes: ["sensor.z"])
+        try nothingCached.assertNothing(within: 200)
+        XCTAssertEqual(try daemon.stats().lastValue.misses, 1)
+        // A subscription with no value does not divert the next data message to itself.
+        let other = try clients.subscriber(daemon.xpub, prefixes: ["sensor.z"])
+        try daemon.waitForSubscriptions(3)
+        try push.send(frames: frames("sensor.zeta", "live"))
+        XCTAssertEqual(try nothingCached.receive(1), [frames("sensor.zeta", "live")])
+        XCTAssertEqual(try other.receive(1), [frames("sensor.zeta", "live")])
+    }
+
+    func testAnEmptyPayloadDeletesAndTheBoundsHoldUnderAFlood() throws {
+        let daemon = try Daemon(
+            configuration: "[last_value]\nprefixes = [\"t.\"]\nmax_entries = 100\nmax_bytes = 4000\n")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("t.gone", "value"))
+        try push.send(frames: [Array("t.gone".utf8), []])
+        try Wait.until("the deletion is counted") { try daemon.stats().lastValue.deletions == 1 }
+        XCTAssertEqual(try daemon.stats().lastValue.entries, 0)
+
+        for i in 0..<5_000 { try push.send(frames: frames("t.\(i)", String(repeating: "v", count: 20))) }
+        try Wait.until("5,001 updates seen") { try daemon.stats().lastValue.updates == 5_001 }
+        let stats = try daemon.stats().lastValue
+        XCTAssertLessThanOrEqual(stats.entries, 100)
+        XCTAssertLessThanOrEqual(stats.bytes, 4_000)
+        XCTAssertGreaterThan(stats.evictions, 4_800)
+        // What is left is the newest.
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t.4999"])
+        XCTAssertEqual(try subscriber.receive(1).first?.first, Array("t.4999".utf8))
+    }
+
+    /// The Clone pattern through `zpub sub --snapshot` while a producer keeps publishing: every
+    /// topic's values, snapshot then live, must follow each other without gap or duplicate.
+    func testSnapshotThenLiveStreamHasNoGapAndNoDuplicate() throws {
+        let daemon = try Daemon(arguments: ["--last-value", "s."])
+        let topics = 10
+        let total = 6_000
+        let producerDone = ConditionBox()
+        let pull = daemon.pull
+        let producer = Thread {
+            defer { producerDone.set() }
+            guard let context = try? Context(), let push = try? Socket(context, type: .push) else { return }
+            defer {
+                push.close()
+                context.terminate()
+            }
+            try? push.connect(pull)
+            for i in 0..<total {
+                _ = try? push.send(frames: frames("s.k\(i % topics)", "\(i)"))
+                if i % 2 == 0 { usleep(1_000) }  // about 3 s of publishing
+            }
+        }
+        producer.start()
+        usleep(700_000)  // the snapshot is taken mid-stream
+        let received = 1_200
+        let run = try Run.program(
+            Binaries.zpub,
+            [
+                "sub", "--snapshot", "--endpoint", daemon.xpub, "--control", daemon.control, "--count", "\(received)",
+                "s.",
+            ],
+            timeout: 30)
+        XCTAssertTrue(producerDone.wait(seconds: 30))
+        XCTAssertEqual(run.status, 0, run.stderr)
+        var lastPerTopic: [String: Int] = [:]
+        var snapshotTopics = 0
+        for line in run.stdout.split(separator: "\n") {
+            let parts = line.split(separator: "\t")
+            guard parts.count == 2, let value = Int(parts[1]) else { return XCTFail("bad line \(line)") }
+            let topic = String(parts[0])
+            if let previous = lastPerTopic[topic] {
+                XCTAssertEqual(value, previous + topics, "\(topic): after \(previous) came \(value)")
+            } else {
+                snapshotTopics += 1
+            }
+            lastPerTopic[topic] = value
+        }
+        XCTAssertEqual(snapshotTopics, topics, "the snapshot holds every topic")
+        XCTAssertEqual(run.stdout.split(separator: "\n").count, received)
+        XCTAssertEqual(try daemon.stats().lastValue.snapshots, 1)
+    }
+
+    func testSnapshotWithoutTheMarkerSubscriptionIsAnErrorNotAHang() throws {
+        let daemon = try Daemon(arguments: ["--last-value", "s."])
+        let started = Date()
+        let raw = try XCTUnwrap(try daemon.request("SNAPSHOT nobodysubscribed s.", timeout: 10_000))
+        let reply = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(raw)) as? [String: Any])
+        XCTAssertEqual((reply["error"] as? [String: Any])?["code"] as? String, "snapshot_timeout")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 8)
+        XCTAssertEqual(
+            ((try daemon.json("SNAPSHOT bad/token"))["error"] as? [String: Any])?["code"] as? String, "bad_argument")
+    }
+}
+
+/// A flag one thread sets and a test waits for.
+final class ConditionBox: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    func set() { semaphore.signal() }
+    func wait(seconds: Double) -> Bool { semaphore.wait(timeout: .now() + seconds) == .success }
+}

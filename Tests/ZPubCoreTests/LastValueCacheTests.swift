@@ -1,0 +1,142 @@
+import XCTest
+
+@testable import ZPubCore
+
+final class LastValueCacheTests: XCTestCase {
+    private func cache(maxEntries: Int = 100, maxBytes: Int = 1 << 20, maxAge: UInt64 = 0) -> LastValueCache {
+        LastValueCache(
+            prefixes: [Array("s.".utf8)], maxEntries: maxEntries, maxBytes: maxBytes, maxAgeMilliseconds: maxAge)
+    }
+
+    private func message(_ parts: String...) -> [[UInt8]] { parts.map { Array($0.utf8) } }
+
+    func testCoversOnlyConfiguredPrefixes() {
+        let lastValues = cache()
+        XCTAssertTrue(Array("s.x".utf8).withUnsafeBytes { lastValues.covers($0) })
+        XCTAssertFalse(Array("t.x".utf8).withUnsafeBytes { lastValues.covers($0) })
+        XCTAssertFalse(Array("s".utf8).withUnsafeBytes { lastValues.covers($0) })
+        XCTAssertTrue(lastValues.mayHaveValues(for: Array("s.x".utf8)))
+        XCTAssertTrue(lastValues.mayHaveValues(for: []), "a subscription to everything covers s.")
+        XCTAssertFalse(lastValues.mayHaveValues(for: Array("t".utf8)))
+    }
+
+    func testKeepsTheLastMessageWholeAndDeletesOnEmptyPayload() {
+        var lastValues = cache()
+        lastValues.store(message("s.a", "1"), nowMilliseconds: 1)
+        lastValues.store(message("s.a", "2", "extra"), nowMilliseconds: 2)
+        XCTAssertEqual(
+            lastValues.entry(for: Array("s.a".utf8), nowMilliseconds: 3)?.frames, message("s.a", "2", "extra"))
+        XCTAssertEqual(lastValues.totalBytes, 3 + 1 + 5)
+        lastValues.store(message("s.a", ""), nowMilliseconds: 4)
+        XCTAssertNil(lastValues.entry(for: Array("s.a".utf8), nowMilliseconds: 5))
+        lastValues.store(message("s.b", "x"), nowMilliseconds: 6)
+        lastValues.store(message("s.b"), nowMilliseconds: 7)
+        XCTAssertEqual(lastValues.count, 0)
+        XCTAssertEqual(lastValues.deletions, 2)
+        XCTAssertEqual(lastValues.totalBytes, 0)
+    }
+
+    func testNewestUnderAPrefixAndSnapshotsInUpdateOrder() {
+        var lastValues = cache()
+        for (topic, value) in [("s.a", "1"), ("s.b", "2"), ("s.c", "3"), ("s.a", "4")] {
+            lastValues.store(message(topic, value), nowMilliseconds: 1)
+        }
+        XCTAssertEqual(lastValues.newest(under: Array("s.".utf8), nowMilliseconds: 1)?.frames, message("s.a", "4"))
+        XCTAssertEqual(lastValues.newest(under: Array("s.b".utf8), nowMilliseconds: 1)?.frames, message("s.b", "2"))
+        XCTAssertNil(lastValues.newest(under: Array("s.z".utf8), nowMilliseconds: 1))
+        XCTAssertEqual(
+            lastValues.entries(under: Array("s.".utf8), nowMilliseconds: 1).map(\.frames),
+            [message("s.b", "2"), message("s.c", "3"), message("s.a", "4")])
+        XCTAssertEqual(lastValues.lastSequence, 4)
+    }
+
+    func testEvictsTheOldestUpdatesFirstWithinCountAndBytes() {
+        var lastValues = cache(maxEntries: 3, maxBytes: 1_000)
+        for i in 0..<10 { lastValues.store(message("s.\(i)", "v"), nowMilliseconds: 1) }
+        XCTAssertEqual(lastValues.count, 3)
+        XCTAssertEqual(
+            lastValues.entries(under: [], nowMilliseconds: 1).map { $0.frames[0] },
+            [7, 8, 9].map { Array("s.\($0)".utf8) })
+        XCTAssertEqual(lastValues.evictions, 7)
+
+        var small = cache(maxEntries: 100, maxBytes: 20)
+        small.store(message("s.a", "0123456789"), nowMilliseconds: 1)  // 13 bytes
+        small.store(message("s.b", "0123456789"), nowMilliseconds: 1)  // 26 in all: a goes
+        XCTAssertEqual(small.count, 1)
+        XCTAssertLessThanOrEqual(small.totalBytes, 20)
+        XCTAssertNotNil(small.entry(for: Array("s.b".utf8), nowMilliseconds: 1))
+    }
+
+    func testRepeatedUpdatesOfFewTopicsKeepTheEvictionQueueBounded() {
+        var lastValues = cache(maxEntries: 5)
+        for i in 0..<100_000 { lastValues.store(message("s.\(i % 3)", "\(i)"), nowMilliseconds: 1) }
+        XCTAssertEqual(lastValues.count, 3)
+        XCTAssertEqual(lastValues.evictions, 0, "updates replace, they do not evict")
+    }
+
+    func testExpiresByAge() {
+        var lastValues = cache(maxAge: 1_000)
+        lastValues.store(message("s.old", "x"), nowMilliseconds: 1_000)
+        lastValues.store(message("s.new", "y"), nowMilliseconds: 2_500)
+        XCTAssertNil(lastValues.entry(for: Array("s.old".utf8), nowMilliseconds: 2_600))
+        XCTAssertNotNil(lastValues.entry(for: Array("s.new".utf8), nowMilliseconds: 2_600))
+        lastValues.expire(nowMilliseconds: 2_600)
+        XCTAssertEqual(lastValues.count, 1)
+    }
+}
+
+final class SnapshotProtocolTests: XCTestCase {
+    func testBase64RoundTrips() {
+        for length in 0..<40 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            XCTAssertEqual(Base64.decode(Base64.encode(bytes)), bytes)
+        }
+        XCTAssertEqual(Base64.encode(Array("hello".utf8)), "aGVsbG8=")
+        XCTAssertNil(Base64.decode("a*b="))
+    }
+
+    func testSnapshotRequestNeedsAToken() throws {
+        let request = try ControlRequest.parse(Array("SNAPSHOT abc-1 state. x".utf8), maxSize: 100).get()
+        XCTAssertEqual(request.snapshotArguments?.token, "abc-1")
+        XCTAssertEqual(request.snapshotArguments?.prefix, Array("state. x".utf8))
+        XCTAssertEqual(
+            try ControlRequest.parse(Array("SNAPSHOT t".utf8), maxSize: 100).get().snapshotArguments?.prefix, [])
+        for bad in ["SNAPSHOT", "SNAPSHOT bad/token x", "SNAPSHOT " + String(repeating: "a", count: 65)] {
+            guard case .failure(let error) = ControlRequest.parse(Array(bad.utf8), maxSize: 200) else {
+                return XCTFail(bad)
+            }
+            XCTAssertEqual(error.code, .badArgument, bad)
+        }
+    }
+
+    func testSnapshotEntriesCarryBinaryFramesExactly() {
+        let frames: [[UInt8]] = [[0xFF, 0x00], [0, 1, 2], []]
+        let entry = SnapshotReply.Entry(
+            LastValueCache.Entry(frames: frames, bytes: 5, sequence: 1, storedMilliseconds: 2))
+        XCTAssertEqual(entry.topicHex, "ff00")
+        XCTAssertEqual(entry.messageFrames, frames)
+    }
+
+    func testConfigurationReadsLastValueAndUpstreamKeys() throws {
+        let configuration = try ConfigurationFile.parse(
+            """
+            [endpoints]
+            upstream = ["tcp://10.0.0.1:5556"]
+            [last_value]
+            prefixes = ["state.", "prices."]
+            max_entries = 5
+            max_bytes = 1000
+            max_age_s = 60
+            """
+        ).get()
+        XCTAssertEqual(configuration.upstreamEndpoints, ["tcp://10.0.0.1:5556"])
+        XCTAssertEqual(configuration.lastValuePrefixes, ["state.", "prices."])
+        XCTAssertEqual(configuration.lastValueMaxEntries, 5)
+        XCTAssertEqual(configuration.lastValueMaxBytes, 1000)
+        XCTAssertEqual(configuration.lastValueMaxAgeSeconds, 60)
+        guard case .failure(let failure) = ConfigurationFile.parse("[endpoints]\nupstream = [\"tcp://*:1\"]\n") else {
+            return XCTFail("a wildcard upstream must be refused")
+        }
+        XCTAssertEqual(failure.problems.first?.line, 2)
+    }
+}
