@@ -16,6 +16,8 @@ public final class Broker: @unchecked Sendable {
     private let loop: ForwardingLoop
     private let control: ControlServer
     private let registry = EndpointRegistry()
+    private let zap: ZAPHandler
+    private var zapThread: JoinableThread?
     private let logger: Logger
     private var loopThread: JoinableThread?
     private var controlThread: JoinableThread?
@@ -28,12 +30,20 @@ public final class Broker: @unchecked Sendable {
     /// name ("pull", "xsub", "xpub", "control"): a role with adopted sockets uses them instead of
     /// its configured endpoints.
     public init(
-        configuration: BrokerConfiguration, logger: Logger, notifier: Notifier = Notifier(),
-        adopted: [ListeningSocket] = []
+        configuration: BrokerConfiguration, security: SecurityMaterial = .none, logger: Logger,
+        notifier: Notifier = Notifier(), adopted: [ListeningSocket] = []
     ) throws {
         self.logger = logger
         let context = try Context()
         self.context = context
+        // The ZAP handler must be bound before any socket with a ZAP domain takes a connection.
+        do {
+            zap = try ZAPHandler(context: context, policies: security.policies, logger: logger)
+        } catch {
+            context.terminate()
+            throw error
+        }
+        let serverKey = security.serverKeyPair?.secretKey
         var sockets: [BrokerSocketRole: Socket] = [:]
         var monitors: [(role: BrokerSocketRole, socket: Socket)] = []
         var bound: [BrokerSocketRole: BoundEndpoints] = [:]
@@ -44,7 +54,8 @@ public final class Broker: @unchecked Sendable {
         }
         do {
             for role in BrokerSocketRole.allCases {
-                let socket = try SocketSetup.makeSocket(role, context: context, configuration: configuration)
+                let socket = try SocketSetup.makeSocket(
+                    role, context: context, configuration: configuration, serverKey: serverKey)
                 sockets[role] = socket
                 if role != .control {
                     // Connection events feed the peer counts; the monitor PAIR belongs to the loop.
@@ -72,6 +83,15 @@ public final class Broker: @unchecked Sendable {
                 }
                 bound[role] = endpoints
                 registry.set(role, endpoints.actual)
+                if role == .control {
+                    IPCPermissions.apply(configuration.controlIPCMode, to: endpoints.actual, logger: logger)
+                } else if !configuration.security(for: role).curve {
+                    for endpoint in endpoints.actual where !Endpoint.isLoopbackOnly(endpoint) {
+                        logger.warning(
+                            "the \(role.rawValue) socket listens on \(endpoint) without encryption: anyone on that network can connect and read or inject messages; set curve = true in [security.\(role.rawValue)] (docs/security.md)",
+                            metadata: ["endpoint": "\(endpoint)"])
+                    }
+                }
             }
             // Upstream brokers: the XSUB socket connects to them as well; libzmq reconnects by
             // itself and replays the subscriptions after every reconnect.
@@ -89,6 +109,7 @@ public final class Broker: @unchecked Sendable {
                 try? socket.setOption(.linger, 0)
                 socket.close()
             }
+            zap.close()
             context.terminate()
             throw error
         }
@@ -106,7 +127,7 @@ public final class Broker: @unchecked Sendable {
         self.loop = loop
         self.control = ControlServer(
             socket: sockets[.control]!, endpoints: bound[.control]!, configuration: configuration, loop: loop,
-            registry: registry, logger: logger, startNanoseconds: Clock.monotonicNanoseconds())
+            registry: registry, zap: zap, logger: logger, startNanoseconds: Clock.monotonicNanoseconds())
     }
 
     /// Whether libzmq accepts ZMQ_XPUB_MANUAL_LAST_VALUE (draft-marked in 4.3.4's headers, but
@@ -125,6 +146,8 @@ public final class Broker: @unchecked Sendable {
     public func start() {
         let loop = self.loop
         let control = self.control
+        let zap = self.zap
+        zapThread = JoinableThread(name: "zpubd-zap") { zap.run() }
         loopThread = JoinableThread(name: "zpubd-forward") { loop.run() }
         controlThread = JoinableThread(name: "zpubd-control") { control.run() }
         _ = loop.started.wait(milliseconds: 10_000)
@@ -133,11 +156,13 @@ public final class Broker: @unchecked Sendable {
     /// Applies a new configuration to the running broker: limits, socket options for new
     /// connections, endpoints added and removed. Returns the binds that failed (the rest of the
     /// configuration is in force).
-    public func reload(_ configuration: BrokerConfiguration) -> [BrokerError] {
+    public func reload(_ configuration: BrokerConfiguration, security: SecurityMaterial = .none) -> [BrokerError] {
+        zap.update(security.policies)
+        let serverKey = security.serverKeyPair?.secretKey
         let loopSlot = ReplySlot<[BrokerError]>()
-        loop.mailbox.post(.reconfigure(configuration, loopSlot))
+        loop.mailbox.post(.reconfigure(configuration, serverKey: serverKey, loopSlot))
         let controlSlot = ReplySlot<[BrokerError]>()
-        control.mailbox.post(.reconfigure(configuration, controlSlot))
+        control.mailbox.post(.reconfigure(configuration, serverKey: serverKey, controlSlot))
         var failures: [BrokerError] = []
         if let loopFailures = loopSlot.wait(milliseconds: 10_000) {
             failures += loopFailures
@@ -161,6 +186,8 @@ public final class Broker: @unchecked Sendable {
         loopThread?.join()
         control.mailbox.post(.stop)
         controlThread?.join()
+        zap.mailbox.post(true)
+        zapThread?.join()
         context.terminate()
     }
 

@@ -6,7 +6,7 @@ import ZeroMQ
 
 /// What the control server can be asked to do by the broker.
 enum ControlServerCommand: Sendable {
-    case reconfigure(BrokerConfiguration, ReplySlot<[BrokerError]>)
+    case reconfigure(BrokerConfiguration, serverKey: CurveKey?, ReplySlot<[BrokerError]>)
     case stop
 }
 
@@ -27,6 +27,7 @@ final class ControlServer: @unchecked Sendable {
     private var configuration: BrokerConfiguration
     private let loop: ForwardingLoop
     private let registry: EndpointRegistry
+    private let zap: ZAPHandler
     private let logger: Logger
     private let startNanoseconds: UInt64
     let mailbox = Mailbox<ControlServerCommand>()
@@ -40,8 +41,9 @@ final class ControlServer: @unchecked Sendable {
 
     init(
         socket: Socket, endpoints: BoundEndpoints, configuration: BrokerConfiguration, loop: ForwardingLoop,
-        registry: EndpointRegistry, logger: Logger, startNanoseconds: UInt64
+        registry: EndpointRegistry, zap: ZAPHandler, logger: Logger, startNanoseconds: UInt64
     ) {
+        self.zap = zap
         self.socket = socket
         self.endpoints = endpoints
         self.configuration = configuration
@@ -68,11 +70,13 @@ final class ControlServer: @unchecked Sendable {
                     switch command {
                     case .stop:
                         stop = true
-                    case .reconfigure(let newConfiguration, let slot):
+                    case .reconfigure(let newConfiguration, let serverKey, let slot):
                         configuration = newConfiguration
-                        try? SocketSetup.applyOptions(to: socket, role: .control, configuration: newConfiguration)
+                        try? SocketSetup.applyOptions(
+                            to: socket, role: .control, configuration: newConfiguration, serverKey: serverKey)
                         let failures = endpoints.reconcile(
                             with: newConfiguration.controlEndpoints, on: socket, logger: logger)
+                        IPCPermissions.apply(newConfiguration.controlIPCMode, to: endpoints.actual, logger: logger)
                         registry.set(.control, endpoints.actual)
                         slot.fulfill(failures)
                     }
@@ -147,6 +151,11 @@ final class ControlServer: @unchecked Sendable {
             guard let state = snapshot() else { return unavailable() }
             var stats = state.statsSnapshot(uptimeSeconds: uptime())
             stats.sockets["control"] = counters
+            let zapCounters = zap.snapshot
+            stats.security = StatsSnapshot.SecurityStats(
+                curve: BrokerSocketRole.allCases.filter { configuration.security(for: $0).curve }.map(\.rawValue),
+                allowed: zapCounters.allowed.values.reduce(0, +), denied: zapCounters.denied.values.reduce(0, +),
+                deniedBySocket: zapCounters.denied)
             return encode(stats)
         case .subscriptions:
             guard let state = snapshot() else { return unavailable() }

@@ -12,7 +12,7 @@ enum LoopCommand: Sendable {
     case setPaused(Bool, ReplySlot<Bool>)
     /// Apply a reloaded configuration: limits, socket options, endpoints. Replies with what
     /// could not be bound.
-    case reconfigure(BrokerConfiguration, ReplySlot<[BrokerError]>)
+    case reconfigure(BrokerConfiguration, serverKey: CurveKey?, ReplySlot<[BrokerError]>)
     /// Forward what producers already sent (for up to `shutdown_drain_ms`), then return.
     case stop
     /// Test hook: block the loop for this long, as a hung loop would (see `ZPUBD_TEST_HOOKS`).
@@ -50,7 +50,9 @@ final class ForwardingLoop: @unchecked Sendable {
     private var xsubEndpoints: BoundEndpoints
     private var xpubEndpoints: BoundEndpoints
     private var configuration: BrokerConfiguration
-    private var state: BrokerState
+    // Unchecked: only this loop's thread ever touches `state`, and the runtime check on each
+    // access cost ~230 instructions per message with topic accounting (docs/performance.md).
+    @exclusivity(unchecked) private var state: BrokerState
     private let logger: Logger
     private let notifier: Notifier
     private let registry: EndpointRegistry
@@ -443,8 +445,8 @@ final class ForwardingLoop: @unchecked Sendable {
                 }
                 state.paused = paused
                 slot.fulfill(paused)
-            case .reconfigure(let newConfiguration, let slot):
-                slot.fulfill(reconfigure(newConfiguration))
+            case .reconfigure(let newConfiguration, let serverKey, let slot):
+                slot.fulfill(reconfigure(newConfiguration, serverKey: serverKey))
             case .stop:
                 stopRequested = true
             case .snapshotValues(let token, let prefix, let slot):
@@ -456,13 +458,14 @@ final class ForwardingLoop: @unchecked Sendable {
         }
     }
 
-    private func reconfigure(_ newConfiguration: BrokerConfiguration) -> [BrokerError] {
+    private func reconfigure(_ newConfiguration: BrokerConfiguration, serverKey: CurveKey?) -> [BrokerError] {
         configuration = newConfiguration
         state.apply(newConfiguration)
         var failures: [BrokerError] = []
         for (role, socket) in [(BrokerSocketRole.pull, pull), (.xsub, xsub), (.xpub, xpub)] {
             do {
-                try SocketSetup.applyOptions(to: socket, role: role, configuration: newConfiguration)
+                try SocketSetup.applyOptions(
+                    to: socket, role: role, configuration: newConfiguration, serverKey: serverKey)
             } catch {
                 logger.error("cannot apply socket options to \(role.rawValue): \(error)")
             }

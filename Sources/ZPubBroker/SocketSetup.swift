@@ -21,16 +21,28 @@ enum SocketSetup {
     static let controlHardLimit: Int64 = 4 * 1024 * 1024
 
     static func makeSocket(
-        _ role: BrokerSocketRole, context: Context, configuration: BrokerConfiguration
+        _ role: BrokerSocketRole, context: Context, configuration: BrokerConfiguration, serverKey: CurveKey?
     ) throws -> Socket {
         let socket = try Socket(context, type: type(of: role))
-        try applyOptions(to: socket, role: role, configuration: configuration)
+        try applyOptions(to: socket, role: role, configuration: configuration, serverKey: serverKey)
         return socket
     }
 
     /// Sets the options that depend on the configuration. libzmq applies them to connections made
     /// after the call, so calling this again on reload changes new connections only.
-    static func applyOptions(to socket: Socket, role: BrokerSocketRole, configuration: BrokerConfiguration) throws {
+    static func applyOptions(
+        to socket: Socket, role: BrokerSocketRole, configuration: BrokerConfiguration, serverKey: CurveKey?
+    ) throws {
+        // Every connection goes through the ZAP handler (domain = role), and none gets in
+        // without its answer. This also shuts out legacy ZMTP/1.0 peers, whose raw bytes
+        // libzmq would otherwise deliver as messages (../shared/NOTES.md).
+        try socket.setOption(.zapDomain, string: role.rawValue)
+        try socket.setOption(.zapEnforceDomain, 1)
+        if configuration.security(for: role).curve, let serverKey {
+            try socket.makeCurveServer(secretKey: serverKey)
+        } else {
+            try socket.setOption(.curveServer, 0)
+        }
         // IPv6 only where an endpoint asks for it: with it on, IPv4 addresses show up as
         // IPv4-mapped IPv6 ([::ffff:127.0.0.1]) in logs and replies.
         let wantsIPv6 = configuration.endpoints(for: role).contains { $0.contains("[") }
@@ -159,3 +171,22 @@ struct BoundEndpoints {
         return failures
     }
 }
+
+/// Permissions of ipc control sockets: libzmq creates the socket file with the process umask;
+/// the control socket is the keys to the house, so its mode is set explicitly.
+enum IPCPermissions {
+    static func apply(_ mode: Int, to endpoints: [String], logger: Logger) {
+        for endpoint in endpoints where endpoint.hasPrefix("ipc://") && !endpoint.hasPrefix("ipc://@") {
+            let path = String(endpoint.dropFirst("ipc://".count))
+            if chmod(path, mode_t(mode)) != 0 {
+                logger.warning(
+                    "cannot set mode \(String(mode, radix: 8)) on the control socket \(path): errno \(errno)",
+                    metadata: ["endpoint": "\(endpoint)"])
+            }
+        }
+    }
+}
+
+#if canImport(Glibc)
+    import Glibc
+#endif

@@ -41,6 +41,8 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         public static let lastValueMaxBytes = 64 * 1024 * 1024
         /// 0: cached values do not expire.
         public static let lastValueMaxAgeSeconds = 0
+        /// An ipc control socket: the owner and its group may connect (and nobody else).
+        public static let controlIPCMode = 0o660
     }
 
     public var controlEndpoints = Defaults.controlEndpoints
@@ -66,8 +68,18 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var lastValueMaxEntries = Defaults.lastValueMaxEntries
     public var lastValueMaxBytes = Defaults.lastValueMaxBytes
     public var lastValueMaxAgeSeconds = Defaults.lastValueMaxAgeSeconds
+    /// The CURVE server's secret key (Z85, as `zpub keygen` writes it); needed when any socket
+    /// has `curve = true`. Only the path is ever shown, never the key.
+    public var serverSecretKeyFile: String?
+    public var controlIPCMode = Defaults.controlIPCMode
+    /// Per socket role ("pull", "xsub", "xpub", "control"): CURVE and allow lists.
+    public var security: [String: SocketSecurity] = [:]
 
     public init() {}
+
+    public func security(for role: BrokerSocketRole) -> SocketSecurity {
+        security[role.rawValue] ?? SocketSecurity()
+    }
 
     /// The log levels zpubd understands, quietest last.
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -96,6 +108,9 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case lastValueMaxEntries = "last_value_max_entries"
         case lastValueMaxBytes = "last_value_max_bytes"
         case lastValueMaxAgeSeconds = "last_value_max_age_s"
+        case serverSecretKeyFile = "server_secret_key_file"
+        case controlIPCMode = "control_ipc_mode"
+        case security
     }
 }
 
@@ -167,6 +182,42 @@ extension BrokerConfiguration {
         for prefix in lastValuePrefixes where prefix.utf8.count > maxSubscriptionLength {
             problems.append(
                 ("prefixes", "last-value prefix \"\(prefix.prefix(40))...\" is longer than max_subscription_length"))
+        }
+        let curveRoles = BrokerSocketRole.allCases.filter { security(for: $0).curve }
+        if !curveRoles.isEmpty && serverSecretKeyFile == nil {
+            problems.append(
+                (
+                    "curve",
+                    "curve is on for \(curveRoles.map(\.rawValue).joined(separator: ", ")) but [security] has no server_secret_key_file; create one with `zpub keygen`"
+                ))
+        }
+        for role in BrokerSocketRole.allCases {
+            let settings = security(for: role)
+            if settings.allowedKeys != nil && !settings.curve {
+                problems.append(
+                    (
+                        "allowed_keys",
+                        "allowed_keys in [security.\(role.rawValue)] needs curve = true there: without CURVE, clients have no key"
+                    ))
+            }
+            for block in settings.allowedAddresses where CIDR(block) == nil {
+                problems.append(
+                    ("allowed_addresses", "\"\(block)\" is not an address or CIDR block (e.g. 10.0.0.0/8, ::1)"))
+            }
+        }
+        // The control socket can pause the broker and read its configuration: never open it to
+        // the network without CURVE.
+        if !security(for: .control).curve {
+            for endpoint in controlEndpoints where !Endpoint.isLoopbackOnly(endpoint) {
+                problems.append(
+                    (
+                        "control",
+                        "refusing to bind the control socket to \(endpoint) without CURVE: anyone who can reach it could pause the broker. Use a loopback or ipc endpoint, or set curve = true in [security.control]"
+                    ))
+            }
+        }
+        if !(0...0o777).contains(controlIPCMode) {
+            problems.append(("control_ipc_mode", "control_ipc_mode must be an octal file mode such as \"0660\""))
         }
         for endpoint in upstreamEndpoints {
             if let problem = Endpoint.problem(with: endpoint) {

@@ -90,6 +90,8 @@ public enum ConfigurationFile {
             }
         }
 
+        // Sections that only repeat the defaults (as the sample file does) change nothing.
+        configuration.security = configuration.security.filter { $0.value != SocketSecurity() }
         for (key, message) in configuration.validate() {
             problems.append(ConfigurationProblem(line: keyLines[key], message: message))
         }
@@ -129,7 +131,9 @@ enum Schema {
         let apply: @Sendable (ConfigurationValue, inout BrokerConfiguration) -> String?
     }
 
-    static let sections = ["", "daemon", "endpoints", "sockets", "limits", "last_value"]
+    static let sections =
+        ["", "daemon", "endpoints", "sockets", "limits", "last_value", "security"]
+        + BrokerSocketRole.allCases.map { "security.\($0.rawValue)" }
 
     static func integer(
         _ section: String, _ key: String, _ path: WritableKeyPath<BrokerConfiguration, Int> & Sendable
@@ -156,56 +160,104 @@ enum Schema {
         }
     }
 
-    static let fields: [Field] = [
-        Field(section: "daemon", key: "log_level", configurationKey: "log_level") { value, configuration in
-            guard case .string(let level) = value else { return "log_level must be a string, not \(value.typeName)" }
-            configuration.logLevel = level
-            return nil
-        },
-        Field(section: "daemon", key: "topic_accounting", configurationKey: "topic_accounting") {
-            value, configuration in
-            guard case .boolean(let flag) = value else {
-                return "topic_accounting must be true or false, not \(value.typeName)"
-            }
-            configuration.topicAccounting = flag
-            return nil
-        },
-        integer("daemon", "shutdown_drain_ms", \.shutdownDrainMilliseconds),
-        endpoints("control", .control),
-        endpoints("xpub", .xpub),
-        endpoints("pull", .pull),
-        endpoints("xsub", .xsub),
-        Field(section: "endpoints", key: "upstream", configurationKey: "upstream") { value, configuration in
-            switch value {
-            case .stringArray(let list): configuration.upstreamEndpoints = list
-            case .string(let single): configuration.upstreamEndpoints = [single]
-            default: return "upstream must be an array of endpoint strings, not \(value.typeName)"
-            }
-            return nil
-        },
-        Field(section: "last_value", key: "prefixes", configurationKey: "prefixes") { value, configuration in
-            switch value {
-            case .stringArray(let list): configuration.lastValuePrefixes = list
-            case .string(let single): configuration.lastValuePrefixes = [single]
-            default: return "prefixes must be an array of topic prefixes, e.g. [\"state.\"], not \(value.typeName)"
-            }
-            return nil
-        },
-        integer("last_value", "max_entries", \.lastValueMaxEntries),
-        integer("last_value", "max_bytes", \.lastValueMaxBytes),
-        integer("last_value", "max_age_s", \.lastValueMaxAgeSeconds),
-        integer("sockets", "send_hwm", \.sendHighWaterMark),
-        integer("sockets", "receive_hwm", \.receiveHighWaterMark),
-        integer("sockets", "linger_ms", \.lingerMilliseconds),
-        integer("sockets", "max_message_size", \.maxMessageSize),
-        integer("sockets", "handshake_timeout_ms", \.handshakeMilliseconds),
-        integer("sockets", "heartbeat_interval_ms", \.heartbeatIntervalMilliseconds),
-        integer("sockets", "heartbeat_timeout_ms", \.heartbeatTimeoutMilliseconds),
-        integer("limits", "max_topics", \.maxTopics),
-        integer("limits", "max_subscriptions", \.maxSubscriptions),
-        integer("limits", "max_subscription_length", \.maxSubscriptionLength),
-        integer("limits", "max_control_request", \.maxControlRequest),
-    ]
+    static let fields: [Field] =
+        [
+            Field(section: "daemon", key: "log_level", configurationKey: "log_level") { value, configuration in
+                guard case .string(let level) = value else {
+                    return "log_level must be a string, not \(value.typeName)"
+                }
+                configuration.logLevel = level
+                return nil
+            },
+            Field(section: "daemon", key: "topic_accounting", configurationKey: "topic_accounting") {
+                value, configuration in
+                guard case .boolean(let flag) = value else {
+                    return "topic_accounting must be true or false, not \(value.typeName)"
+                }
+                configuration.topicAccounting = flag
+                return nil
+            },
+            integer("daemon", "shutdown_drain_ms", \.shutdownDrainMilliseconds),
+            endpoints("control", .control),
+            endpoints("xpub", .xpub),
+            endpoints("pull", .pull),
+            endpoints("xsub", .xsub),
+            Field(section: "endpoints", key: "upstream", configurationKey: "upstream") { value, configuration in
+                switch value {
+                case .stringArray(let list): configuration.upstreamEndpoints = list
+                case .string(let single): configuration.upstreamEndpoints = [single]
+                default: return "upstream must be an array of endpoint strings, not \(value.typeName)"
+                }
+                return nil
+            },
+            Field(section: "last_value", key: "prefixes", configurationKey: "prefixes") { value, configuration in
+                switch value {
+                case .stringArray(let list): configuration.lastValuePrefixes = list
+                case .string(let single): configuration.lastValuePrefixes = [single]
+                default: return "prefixes must be an array of topic prefixes, e.g. [\"state.\"], not \(value.typeName)"
+                }
+                return nil
+            },
+            integer("last_value", "max_entries", \.lastValueMaxEntries),
+            integer("last_value", "max_bytes", \.lastValueMaxBytes),
+            integer("last_value", "max_age_s", \.lastValueMaxAgeSeconds),
+            Field(section: "security", key: "server_secret_key_file", configurationKey: "curve") {
+                value, configuration in
+                guard case .string(let path) = value else { return "server_secret_key_file must be a path in quotes" }
+                configuration.serverSecretKeyFile = path
+                return nil
+            },
+            Field(section: "security", key: "control_ipc_mode", configurationKey: "control_ipc_mode") {
+                value, configuration in
+                guard case .string(let text) = value, let mode = Int(text, radix: 8) else {
+                    return "control_ipc_mode must be an octal mode in quotes, e.g. \"0660\""
+                }
+                configuration.controlIPCMode = mode
+                return nil
+            },
+            integer("sockets", "send_hwm", \.sendHighWaterMark),
+            integer("sockets", "receive_hwm", \.receiveHighWaterMark),
+            integer("sockets", "linger_ms", \.lingerMilliseconds),
+            integer("sockets", "max_message_size", \.maxMessageSize),
+            integer("sockets", "handshake_timeout_ms", \.handshakeMilliseconds),
+            integer("sockets", "heartbeat_interval_ms", \.heartbeatIntervalMilliseconds),
+            integer("sockets", "heartbeat_timeout_ms", \.heartbeatTimeoutMilliseconds),
+            integer("limits", "max_topics", \.maxTopics),
+            integer("limits", "max_subscriptions", \.maxSubscriptions),
+            integer("limits", "max_subscription_length", \.maxSubscriptionLength),
+            integer("limits", "max_control_request", \.maxControlRequest),
+        ] + BrokerSocketRole.allCases.flatMap(securityFields)
+
+    /// `curve`, `allowed_keys` and `allowed_addresses` in [security.<role>].
+    static func securityFields(_ role: BrokerSocketRole) -> [Field] {
+        let section = "security.\(role.rawValue)"
+        return [
+            Field(section: section, key: "curve", configurationKey: "curve") { value, configuration in
+                guard case .boolean(let flag) = value else { return "curve must be true or false" }
+                configuration.security[role.rawValue, default: SocketSecurity()].curve = flag
+                return nil
+            },
+            Field(section: section, key: "allowed_keys", configurationKey: "allowed_keys") { value, configuration in
+                guard case .string(let path) = value else {
+                    return "allowed_keys must be the path of a key file or directory, in quotes"
+                }
+                configuration.security[role.rawValue, default: SocketSecurity()].allowedKeys = path
+                return nil
+            },
+            Field(section: section, key: "allowed_addresses", configurationKey: "allowed_addresses") {
+                value, configuration in
+                switch value {
+                case .stringArray(let blocks):
+                    configuration.security[role.rawValue, default: SocketSecurity()].allowedAddresses = blocks
+                case .string(let block):
+                    configuration.security[role.rawValue, default: SocketSecurity()].allowedAddresses = [block]
+                default: return "allowed_addresses must be an array of CIDR blocks, e.g. [\"10.0.0.0/8\"]"
+                }
+                return nil
+            },
+        ]
+    }
+
 }
 
 // MARK: - Parser

@@ -27,6 +27,31 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var lastValue: LastValueStats
     /// The upstream brokers the XSUB socket connects to, and their state.
     public var upstreams: [UpstreamLink]
+    /// Who was let in and who was not (the ZAP handler's counts).
+    public var security: SecurityStats = .init()
+
+    public struct SecurityStats: Codable, Equatable, Sendable {
+        /// Sockets that require CURVE.
+        public var curve: [String]
+        /// Connections the ZAP handler let in, and those it refused.
+        public var allowed: UInt64
+        public var denied: UInt64
+        public var deniedBySocket: [String: UInt64]
+
+        public init(
+            curve: [String] = [], allowed: UInt64 = 0, denied: UInt64 = 0, deniedBySocket: [String: UInt64] = [:]
+        ) {
+            self.curve = curve
+            self.allowed = allowed
+            self.denied = denied
+            self.deniedBySocket = deniedBySocket
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case curve, allowed, denied
+            case deniedBySocket = "denied_by_socket"
+        }
+    }
 
     public struct LastValueStats: Codable, Equatable, Sendable {
         /// Whether any prefix is cached.
@@ -161,7 +186,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case forwarding, sockets, subscriptions, topics
         case unwantedMessages = "unwanted_messages"
         case sendFailures = "send_failures"
-        case peers, upstreams
+        case peers, upstreams, security
         case handshakeFailures = "handshake_failures"
         case lastValue = "last_value"
     }

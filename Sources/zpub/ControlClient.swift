@@ -8,6 +8,7 @@ import ZeroMQ
 struct ControlClient {
     let endpoint: String
     let timeoutMilliseconds: Int
+    var curve: CurveOptions? = nil
 
     /// The raw reply (one frame of JSON), or a `CLIError` saying what went wrong.
     func request(_ text: String) throws -> [UInt8] {
@@ -16,6 +17,7 @@ struct ControlClient {
         let socket = try Socket(context, type: .req)
         defer { socket.close() }
         try socket.setOption(.linger, 0)
+        try curve?.apply(to: socket)
         do {
             try socket.connect(endpoint)
         } catch let error as ZMQError {

@@ -8,7 +8,7 @@ struct Stats: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let client = options.client
             let (stats, raw) = try client.request("STATS", as: StatsSnapshot.self)
             if options.json { return Output.raw(raw) }
             Output.line("zpubd up \(Format.duration(stats.uptimeSeconds)), forwarding \(stats.forwarding)")
@@ -48,7 +48,7 @@ struct Health: ParsableCommand {
     func run() throws {
         var healthy = false
         try reportingErrors {
-            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let client = options.client
             let (health, raw) = try client.request("HEALTH", as: HealthReport.self)
             healthy = health.status == "ok"
             if options.json { return Output.raw(raw) }
@@ -68,7 +68,7 @@ struct Subscriptions: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let client = options.client
             let command = prefix.map { "SUBSCRIPTIONS \($0)" } ?? "SUBSCRIPTIONS"
             let (list, raw) = try client.request(command, as: SubscriptionList.self)
             if options.json { return Output.raw(raw) }
@@ -92,7 +92,7 @@ struct Topics: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let client = options.client
             let command = prefix.map { "TOPICS \($0)" } ?? "TOPICS"
             let (list, raw) = try client.request(command, as: TopicList.self)
             if options.json { return Output.raw(raw) }
@@ -123,7 +123,7 @@ struct Ping: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let client = options.client
             let start = Date()
             let raw = try client.request("PING")
             if options.json { return Output.raw(raw) }
@@ -140,7 +140,7 @@ struct ShowConfig: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let client = options.client
             Output.raw(try client.request("CONFIG"))
         }
     }
@@ -152,7 +152,7 @@ struct Pause: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let client = options.client
             let (state, raw) = try client.request("PAUSE", as: [String: String].self)
             options.json ? Output.raw(raw) : Output.line("forwarding \(state["forwarding"] ?? "?")")
         }
@@ -165,7 +165,7 @@ struct Resume: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let client = ControlClient(endpoint: options.control, timeoutMilliseconds: options.timeout)
+            let client = options.client
             let (state, raw) = try client.request("RESUME", as: [String: String].self)
             options.json ? Output.raw(raw) : Output.line("forwarding \(state["forwarding"] ?? "?")")
         }

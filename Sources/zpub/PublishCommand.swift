@@ -46,6 +46,8 @@ struct Publish: ParsableCommand {
     )
     var settle = 300
 
+    @OptionGroup var curve: CurveOptions
+
     func validate() throws {
         if push && pub { throw ValidationError("--push and --pub exclude each other") }
     }
@@ -67,6 +69,7 @@ struct Publish: ParsableCommand {
                 try socket.setOption(.immediate, 1)
                 try socket.setOption(.sendTimeout, Int32(timeout))
             }
+            try curve.apply(to: socket)
             try socket.connect(target)
             if pub { usleep(UInt32(settle) * 1_000) }
 

@@ -43,6 +43,8 @@ struct Subscribe: ParsableCommand {
         help: ArgumentHelp("With --snapshot: the broker's control endpoint.", valueName: "endpoint"))
     var control = BrokerConfiguration.Defaults.controlEndpoints[0]
 
+    @OptionGroup var curve: CurveOptions
+
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if snapshot && prefixes.count > 1 {
@@ -57,6 +59,7 @@ struct Subscribe: ParsableCommand {
             let socket = try Socket(context, type: .sub)
             defer { socket.close() }
             try socket.setOption(.linger, 0)
+            try curve.apply(to: socket)
             try socket.connect(endpoint)
             for prefix in prefixes.isEmpty ? [""] : prefixes {
                 try socket.setOption(.subscribe, bytes: Array(prefix.utf8))
@@ -103,7 +106,7 @@ struct Subscribe: ParsableCommand {
         let token = (0..<16).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
         let marker = Array((SnapshotReply.markerPrefix + token).utf8)
         try subscriber.setOption(.subscribe, bytes: marker)
-        let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000))
+        let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         let (reply, _) = try client.request("SNAPSHOT \(token) \(prefixes.first ?? "")", as: SnapshotReply.self)
         return (reply, marker)
     }

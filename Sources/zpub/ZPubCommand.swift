@@ -16,7 +16,7 @@ struct ZPubCommand: ParsableCommand {
         version: ZPubVersion.current,
         subcommands: [
             Publish.self, Subscribe.self, Stats.self, Health.self, Subscriptions.self, Topics.self, Ping.self,
-            ShowConfig.self, Pause.self, Resume.self,
+            ShowConfig.self, Pause.self, Resume.self, KeyGen.self,
         ]
     )
 }
@@ -32,4 +32,8 @@ struct ControlOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Print the broker's JSON reply as it came.")
     var json = false
+
+    @OptionGroup var curve: CurveOptions
+
+    var client: ControlClient { ControlClient(endpoint: control, timeoutMilliseconds: timeout, curve: curve) }
 }

@@ -93,6 +93,13 @@ struct ZPubDaemon: ParsableCommand {
             printError(report.text)
             throw ExitCode(checkConfig ? 1 : 78)
         }
+        let security: SecurityMaterial
+        do {
+            security = try SecurityMaterial.load(for: configuration)
+        } catch {
+            printError(error.messages.map { "zpubd: \($0)" }.joined(separator: "\n"))
+            throw ExitCode(checkConfig ? 1 : 78)
+        }
         if checkConfig {
             print("\(config ?? "embedded defaults"): configuration is valid")
             return
@@ -117,7 +124,9 @@ struct ZPubDaemon: ParsableCommand {
         }
         let broker: Broker
         do {
-            broker = try Broker(configuration: configuration, logger: logger, notifier: notifier, adopted: adopted)
+            for warning in security.warnings { logger.warning("\(warning)") }
+            broker = try Broker(
+                configuration: configuration, security: security, logger: logger, notifier: notifier, adopted: adopted)
         } catch let error as BrokerError {
             logger.critical("\(error)", metadata: error.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
             throw ExitCode(1)
@@ -168,8 +177,16 @@ struct ZPubDaemon: ParsableCommand {
             logger.error("reload refused, the configuration in force is unchanged: \(report.text)")
             return current
         case .success(let next):
+            let security: SecurityMaterial
+            do {
+                security = try SecurityMaterial.load(for: next)
+            } catch {
+                logger.error("reload refused, the configuration in force is unchanged: \(error)")
+                return current
+            }
+            for warning in security.warnings { logger.warning("\(warning)") }
             LogLevelSwitch.level = Logger.Level(rawValue: next.logLevel) ?? .info
-            let failures = broker.reload(next)
+            let failures = broker.reload(next, security: security)
             if failures.isEmpty {
                 logger.notice(
                     "configuration reloaded from \(config ?? "")",

@@ -140,3 +140,71 @@ final class SnapshotProtocolTests: XCTestCase {
         XCTAssertEqual(failure.problems.first?.line, 2)
     }
 }
+
+final class SecurityConfigurationTests: XCTestCase {
+    func testCIDRMatching() throws {
+        let block = try XCTUnwrap(CIDR("10.0.0.0/8"))
+        XCTAssertTrue(block.contains("10.1.2.3"))
+        XCTAssertFalse(block.contains("11.0.0.1"))
+        XCTAssertTrue(block.contains("::ffff:10.9.9.9"), "IPv4-mapped addresses count as IPv4")
+        XCTAssertTrue(try XCTUnwrap(CIDR("::1")).contains("::1"))
+        XCTAssertFalse(try XCTUnwrap(CIDR("::1")).contains("::2"))
+        XCTAssertTrue(try XCTUnwrap(CIDR("fe80::/10")).contains("fe80::1%eth0"))
+        XCTAssertTrue(try XCTUnwrap(CIDR("0.0.0.0/0")).contains("8.8.8.8"))
+        XCTAssertTrue(try XCTUnwrap(CIDR("192.168.1.0/23")).contains("192.168.0.200"))
+        XCTAssertFalse(try XCTUnwrap(CIDR("192.168.1.0/24")).contains("192.168.0.200"))
+        for bad in ["10.0.0.0/33", "nonsense", "1.2.3", "::1/129", ""] { XCTAssertNil(CIDR(bad), bad) }
+    }
+
+    func testLoopbackDetection() {
+        for endpoint in [
+            "tcp://127.0.0.1:1", "tcp://127.5.5.5:1", "tcp://localhost:1", "tcp://[::1]:1", "ipc:///x", "inproc://x",
+        ] {
+            XCTAssertTrue(Endpoint.isLoopbackOnly(endpoint), endpoint)
+        }
+        for endpoint in ["tcp://*:1", "tcp://0.0.0.0:1", "tcp://10.0.0.1:1", "tcp://eth0:1", "epgm://eth0;239.1.1.1:5"]
+        {
+            XCTAssertFalse(Endpoint.isLoopbackOnly(endpoint), endpoint)
+        }
+    }
+
+    func testKeyListsAllowZ85HashesInsideKeys() {
+        let key = "KGUo3no$9#eB6qSt>?k0ijqx5)BUbXA^D20XEP-*"
+        XCTAssertEqual(try KeyList.parse("# a comment\n\n  \(key)  \n").get(), [key])
+        guard case .failure(let problem) = KeyList.parse("\(key)\nshort\n") else { return XCTFail() }
+        XCTAssertEqual(problem.line, 2)
+    }
+
+    func testSecuritySectionsAreValidated() throws {
+        let good = try ConfigurationFile.parse(
+            """
+            [security]
+            server_secret_key_file = "/etc/zpub/server.secret"
+            control_ipc_mode = "0600"
+            [security.pull]
+            curve = true
+            allowed_keys = "/etc/zpub/clients"
+            allowed_addresses = ["10.0.0.0/8", "::1"]
+            """
+        ).get()
+        XCTAssertEqual(good.security(for: .pull).curve, true)
+        XCTAssertEqual(good.security(for: .pull).allowedAddresses, ["10.0.0.0/8", "::1"])
+        XCTAssertEqual(good.controlIPCMode, 0o600)
+        XCTAssertFalse(good.security(for: .xpub).curve)
+
+        func problems(_ text: String) -> [ConfigurationProblem] {
+            if case .failure(let failure) = ConfigurationFile.parse(text) { return failure.problems }
+            return []
+        }
+        XCTAssertTrue(
+            problems("[security.xpub]\ncurve = true\n").contains { $0.message.contains("no server_secret_key_file") })
+        XCTAssertTrue(
+            problems("[security.xpub]\nallowed_keys = \"/k\"\n").contains { $0.message.contains("needs curve = true") })
+        XCTAssertEqual(problems("[security.xpub]\nallowed_addresses = [\"10.0.0.0/99\"]\n").first?.line, 2)
+        XCTAssertTrue(
+            problems("[endpoints]\ncontrol = [\"tcp://*:5555\"]\n").contains {
+                $0.message.contains("without CURVE") && $0.line == 2
+            })
+        XCTAssertTrue(problems("[security.bogus]\ncurve = true\n").contains { $0.message.contains("unknown section") })
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import ZPubCore
+import ZeroMQ
+
+/// The files the security configuration names, read: the server's CURVE key and each socket's
+/// allow lists. Read at start (a problem stops the daemon, like a bad configuration) and on
+/// every reload (a problem keeps the material in force).
+public struct SecurityMaterial: Sendable {
+    public let serverKeyPair: CurveKeyPair?
+    public let policies: [String: AccessPolicy]
+    /// Things worth a warning that do not stop the daemon (e.g. a readable secret key file).
+    public let warnings: [String]
+
+    public static let none = SecurityMaterial(serverKeyPair: nil, policies: [:], warnings: [])
+
+    /// Reads every file `configuration` names; throws one message per problem.
+    public static func load(for configuration: BrokerConfiguration) throws(SecurityProblems) -> SecurityMaterial {
+        var problems: [String] = []
+        var warnings: [String] = []
+        var keyPair: CurveKeyPair?
+        if let path = configuration.serverSecretKeyFile {
+            do {
+                let text = try String(contentsOfFile: path, encoding: .utf8)
+                let keys = try KeyList.parse(text).get()
+                guard keys.count == 1, let secret = CurveKey(z85: keys[0]) else {
+                    throw SecurityProblems([
+                        "\(path): expected one secret key (40 characters of Z85, as `zpub keygen` writes)"
+                    ])
+                }
+                keyPair = try CurveKeyPair(secretKey: secret)
+                let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+                if let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 {
+                    warnings.append("\(path) (the server's secret key) is readable by others: chmod 600 it")
+                }
+            } catch let error as SecurityProblems {
+                problems += error.messages
+            } catch let error as ConfigurationProblem {
+                problems.append("\(path):\(error.line ?? 0): \(error.message)")
+            } catch {
+                problems.append(
+                    "cannot read server_secret_key_file \(path): \(Self.reason(error)); create one with `zpub keygen`")
+            }
+        }
+        var policies: [String: AccessPolicy] = [:]
+        for role in BrokerSocketRole.allCases {
+            let settings = configuration.security(for: role)
+            var keys: Set<[UInt8]>?
+            if let path = settings.allowedKeys {
+                do {
+                    keys = try readKeys(path)
+                } catch let error as SecurityProblems {
+                    problems += error.messages
+                } catch {
+                    problems.append(
+                        "cannot read allowed_keys \(path) of [security.\(role.rawValue)]: \(Self.reason(error))")
+                }
+            }
+            policies[role.rawValue] = AccessPolicy(
+                allowedKeys: keys, allowedAddresses: settings.allowedAddresses.compactMap(CIDR.init))
+        }
+        if !problems.isEmpty { throw SecurityProblems(problems) }
+        return SecurityMaterial(serverKeyPair: keyPair, policies: policies, warnings: warnings)
+    }
+
+    /// Keys from a file, or from every regular file in a directory (hidden files skipped).
+    private static func readKeys(_ path: String) throws -> Set<[UInt8]> {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw SecurityProblems([
+                "allowed_keys \(path) does not exist; create it (one public key per line, or a directory of key files)"
+            ])
+        }
+        let files =
+            isDirectory.boolValue
+            ? try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") }.sorted()
+                .map { "\(path)/\($0)" }
+            : [path]
+        var keys = Set<[UInt8]>()
+        for file in files {
+            var isSubdirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: file, isDirectory: &isSubdirectory), isSubdirectory.boolValue {
+                continue
+            }
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            switch KeyList.parse(text) {
+            case .success(let list):
+                for key in list { if let parsed = CurveKey(z85: key) { keys.insert(parsed.bytes) } }
+            case .failure(let problem):
+                throw SecurityProblems(["\(file):\(problem.line ?? 0): \(problem.message)"])
+            }
+        }
+        return keys
+    }
+
+    private static func reason(_ error: Error) -> String {
+        var text = (error as NSError).localizedFailureReason ?? error.localizedDescription
+        while text.hasSuffix(".") { text.removeLast() }
+        return text
+    }
+}
+
+public struct SecurityProblems: Error, CustomStringConvertible {
+    public let messages: [String]
+    init(_ messages: [String]) { self.messages = messages }
+    public var description: String { messages.joined(separator: "\n") }
+}
+
+/// Who the ZAP handler lets in on one socket.
+public struct AccessPolicy: Sendable, Equatable {
+    /// CURVE client keys allowed; nil: any key (the client still needs the server's key).
+    public var allowedKeys: Set<[UInt8]>?
+    /// Empty: any address.
+    public var allowedAddresses: [CIDR]
+
+    /// Nil when allowed; otherwise why not.
+    func denial(address: String, mechanism: String, credentials: [UInt8]?) -> String? {
+        if !allowedAddresses.isEmpty && !address.isEmpty && !allowedAddresses.contains(where: { $0.contains(address) })
+        {
+            return "address not allowed"
+        }
+        if let allowedKeys, mechanism == "CURVE" {
+            guard let key = credentials, allowedKeys.contains(key) else { return "public key not allowed" }
+        }
+        return nil
+    }
+}

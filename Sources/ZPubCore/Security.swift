@@ -1,0 +1,134 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Who may connect to one of the broker's sockets.
+public struct SocketSecurity: Codable, Equatable, Sendable {
+    /// CURVE encryption and authentication; the server key is `server_secret_key_file`.
+    public var curve = false
+    /// A file of client public keys (Z85, one per line) or a directory of such files; with
+    /// CURVE, only these clients get in. Nil: any client that knows the server key.
+    public var allowedKeys: String?
+    /// Client addresses allowed (CIDR, e.g. 10.0.0.0/8); empty: any. ipc and inproc peers have
+    /// no address and are governed by file permissions instead.
+    public var allowedAddresses: [String] = []
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case curve
+        case allowedKeys = "allowed_keys"
+        case allowedAddresses = "allowed_addresses"
+    }
+}
+
+/// An address block in CIDR notation, IPv4 or IPv6: `10.0.0.0/8`, `::1/128`, or one address.
+public struct CIDR: Equatable, Sendable, CustomStringConvertible {
+    public let address: [UInt8]
+    public let prefixLength: Int
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let address = CIDR.parseAddress(String(parts[0])) else { return nil }
+        let maximum = address.count * 8
+        if parts.count == 2 {
+            guard let length = Int(parts[1]), (0...maximum).contains(length) else { return nil }
+            prefixLength = length
+        } else {
+            prefixLength = maximum
+        }
+        self.address = address
+    }
+
+    public var description: String {
+        "\(CIDR.format(address))/\(prefixLength)"
+    }
+
+    /// Whether `text` (an address as ZAP reports it) lies in this block. IPv4-mapped IPv6
+    /// addresses (::ffff:a.b.c.d) count as their IPv4 address.
+    public func contains(_ text: String) -> Bool {
+        guard var candidate = CIDR.parseAddress(text) else { return false }
+        if candidate.count == 16 && address.count == 4
+            && candidate[0..<12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]
+        {
+            candidate = Array(candidate[12...])
+        }
+        guard candidate.count == address.count else { return false }
+        var remaining = prefixLength
+        for index in address.indices where remaining > 0 {
+            let bits = min(8, remaining)
+            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - bits))
+            if candidate[index] & mask != address[index] & mask { return false }
+            remaining -= bits
+        }
+        return true
+    }
+
+    /// 4 bytes for IPv4, 16 for IPv6 (brackets and a %zone are accepted and ignored).
+    public static func parseAddress(_ text: String) -> [UInt8]? {
+        var text = Substring(text)
+        if text.hasPrefix("["), text.hasSuffix("]") { text = text.dropFirst().dropLast() }
+        if let zone = text.firstIndex(of: "%") { text = text[..<zone] }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, String(text), &v4) == 1 {
+            return withUnsafeBytes(of: v4.s_addr) { Array($0) }
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, String(text), &v6) == 1 {
+            return withUnsafeBytes(of: v6) { Array($0) }
+        }
+        return nil
+    }
+
+    static func format(_ bytes: [UInt8]) -> String {
+        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+        return stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+            .joined(separator: ":")
+    }
+}
+
+extension Endpoint {
+    /// Whether a tcp endpoint binds to loopback only (127.0.0.0/8, ::1, localhost, lo). Other
+    /// transports are local by nature and count as loopback; pgm/epgm are network.
+    public static func isLoopbackOnly(_ endpoint: String) -> Bool {
+        if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
+        guard endpoint.hasPrefix("tcp://") else { return false }
+        let address = endpoint.dropFirst("tcp://".count)
+        guard let colon = address.lastIndex(of: ":") else { return false }
+        var host = String(address[..<colon])
+        // "tcp://interface;host:port" binds a source interface: judge the host after it.
+        if let semicolon = host.lastIndex(of: ";") { host = String(host[host.index(after: semicolon)...]) }
+        if host == "localhost" || host == "lo" { return true }
+        guard let bytes = CIDR.parseAddress(host) else { return false }
+        if bytes.count == 4 { return bytes[0] == 127 }
+        return bytes == [UInt8](repeating: 0, count: 15) + [1]
+    }
+}
+
+/// Client public keys allowed on a socket, read from a file or a directory of files: one Z85
+/// key (40 characters) per line; a line starting with `#` is a comment (only at the start: `#`
+/// is a Z85 digit); blank lines are ignored. Pure parsing; the broker reads the files.
+public enum KeyList {
+    /// The keys in `text`, or the first problem with its line.
+    public static func parse(_ text: String) -> Result<[String], ConfigurationProblem> {
+        var keys: [String] = []
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let key = rawLine.filter { !$0.isWhitespace }
+            if key.isEmpty || key.hasPrefix("#") { continue }
+            guard key.utf8.count == 40, key.utf8.allSatisfy(isZ85) else {
+                return .failure(
+                    ConfigurationProblem(
+                        line: index + 1,
+                        message: "not a CURVE public key (40 characters of Z85, as `zpub keygen` writes)"))
+            }
+            keys.append(key)
+        }
+        return .success(keys)
+    }
+
+    private static func isZ85(_ byte: UInt8) -> Bool {
+        let alphabet = Array(
+            "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#".utf8)
+        return alphabet.contains(byte)
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import ZeroMQ
+
+/// CURVE for the CLI's sockets, when the broker's socket requires it.
+struct CurveOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The broker's CURVE public key: 40 characters of Z85, or a file holding it (zpub keygen's NAME.public).",
+            valueName: "key-or-file"))
+    var serverKey: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "This client's CURVE secret key file (zpub keygen's NAME.secret). Without it, a fresh key pair is used.",
+            valueName: "file"))
+    var clientKey: String?
+
+    /// Makes `socket` a CURVE client when --server-key was given.
+    func apply(to socket: Socket) throws {
+        guard let serverKey else {
+            if clientKey != nil { throw CLIError("--client-key needs --server-key (the broker's public key)") }
+            return
+        }
+        let server = try Self.readKey(serverKey, what: "--server-key")
+        let pair: CurveKeyPair
+        if let clientKey {
+            pair = try CurveKeyPair(secretKey: try Self.readKey(clientKey, what: "--client-key"))
+        } else {
+            pair = try CurveKeyPair.generate()
+        }
+        try socket.makeCurveClient(serverKey: server, keyPair: pair)
+    }
+
+    /// A key given inline (Z85) or in a file (its first non-comment line).
+    static func readKey(_ value: String, what: String) throws -> CurveKey {
+        if let key = CurveKey(z85: value) { return key }
+        guard let text = try? String(contentsOfFile: value, encoding: .utf8) else {
+            throw CLIError("\(what) \(value) is neither a Z85 key (40 characters) nor a readable file")
+        }
+        let line = text.split(separator: "\n").first { !$0.hasPrefix("#") && !$0.allSatisfy(\.isWhitespace) }
+        guard let line, let key = CurveKey(z85: line) else {
+            throw CLIError("\(value) holds no CURVE key (40 characters of Z85, as `zpub keygen` writes)")
+        }
+        return key
+    }
+}
+
+struct KeyGen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Write a new CURVE key pair: NAME.public and NAME.secret (Z85, readable only by you).",
+        discussion: """
+            For the broker: name NAME.secret in [security] server_secret_key_file and give clients
+            the public key (--server-key). For a client: put NAME.public in the broker's
+            allowed_keys and use --client-key NAME.secret.
+            """)
+
+    @Argument(help: "The path and base name of the two files, e.g. /etc/zpub/server.")
+    var name: String
+
+    @Flag(name: .long, help: "Overwrite existing files.")
+    var force = false
+
+    func run() throws {
+        try reportingErrors {
+            let pair = try CurveKeyPair.generate()
+            let files = [("\(name).public", pair.publicKey.z85), ("\(name).secret", pair.secretKey.z85)]
+            for (path, _) in files where FileManager.default.fileExists(atPath: path) && !force {
+                throw CLIError("\(path) exists; use --force to overwrite it (clients using the old key lose access)")
+            }
+            let previous = umask(0o077)
+            defer { umask(previous) }
+            for (path, key) in files {
+                let text =
+                    "# CURVE \(path.hasSuffix(".secret") ? "secret" : "public") key, written by zpub keygen\n\(key)\n"
+                guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+                    throw CLIError("cannot write \(path): check that the directory exists and is writable")
+                }
+                chmod(path, 0o600)
+            }
+            Output.line("public key: \(pair.publicKey.z85)")
+            Output.line("wrote \(name).public and \(name).secret (mode 0600)")
+        }
+    }
+}

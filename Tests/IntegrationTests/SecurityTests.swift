@@ -1,0 +1,230 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// CURVE, the ZAP handler's allow lists, and the control socket's guard rails, against the
+/// real daemon.
+final class SecurityTests: XCTestCase {
+    private var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-keys-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// `zpub keygen` into the test directory; returns the key pair it wrote.
+    private func keygen(_ name: String) throws -> CurveKeyPair {
+        let base = directory.appendingPathComponent(name).path
+        let run = try Run.program(Binaries.zpub, ["keygen", base])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let secret = try String(contentsOfFile: base + ".secret", encoding: .utf8)
+        let key = try XCTUnwrap(secret.split(separator: "\n").last.flatMap { CurveKey(z85: $0) })
+        return try CurveKeyPair(secretKey: key)
+    }
+
+    func testKeygenWritesAPairOnlyItsOwnerCanRead() throws {
+        let pair = try keygen("server")
+        for suffix in [".public", ".secret"] {
+            let attributes = try FileManager.default.attributesOfItem(
+                atPath: directory.appendingPathComponent("server" + suffix).path)
+            XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600, suffix)
+        }
+        let publicText = try String(contentsOf: directory.appendingPathComponent("server.public"), encoding: .utf8)
+        XCTAssertTrue(publicText.contains(pair.publicKey.z85))
+        let again = try Run.program(Binaries.zpub, ["keygen", directory.appendingPathComponent("server").path])
+        XCTAssertEqual(again.status, 1, "never overwrites a key without --force")
+        XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
+    }
+
+    private func curveDaemon(allowedKeys: [CurveKey]?, extra: String = "") throws -> (Daemon, CurveKeyPair) {
+        let server = try keygen("server")
+        var configuration = "[security]\nserver_secret_key_file = \"\(directory.path)/server.secret\"\n"
+        for role in ["pull", "xpub", "control"] {
+            configuration += "[security.\(role)]\ncurve = true\n"
+            if let allowedKeys {
+                let file = directory.appendingPathComponent("allowed-\(role)")
+                try allowedKeys.map(\.z85).joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+                configuration += "allowed_keys = \"\(file.path)\"\n"
+            }
+        }
+        return (try Daemon(configuration: configuration + extra, waitUntilReady: false), server)
+    }
+
+    private func curveSocket(
+        _ clients: Clients, _ type: SocketType, _ endpoint: String, server: CurveKey, client: CurveKeyPair
+    ) throws -> Socket {
+        try clients.socket(type, connect: endpoint) { try $0.makeCurveClient(serverKey: server, keyPair: client) }
+    }
+
+    func testCurveClientsWithAnAllowedKeyGetInAndOthersAreDeniedAndCounted() throws {
+        let allowed = try CurveKeyPair.generate()
+        let stranger = try CurveKeyPair.generate()
+        let (daemon, server) = try curveDaemon(allowedKeys: [allowed.publicKey])
+        let clients = try Clients()
+        let control = try curveSocket(clients, .req, daemon.control, server: server.publicKey, client: allowed)
+        try Wait.until("the CURVE control socket answers") {
+            try control.send(text: "PING")
+            return try control.receiveFrames(timeoutMilliseconds: 2_000) == [Array(#"{"pong":true}"#.utf8)]
+        }
+        let subscriber = try curveSocket(clients, .sub, daemon.xpub, server: server.publicKey, client: allowed)
+        try subscriber.setOption(.subscribe, bytes: [])
+        let intruder = try curveSocket(clients, .sub, daemon.xpub, server: server.publicKey, client: stranger)
+        try intruder.setOption(.subscribe, bytes: [])
+        let plain = try clients.subscriber(daemon.xpub, prefixes: [""])  // no CURVE at all
+        try daemon.waitForCurveSubscriptions(1, control: control)
+
+        let push = try curveSocket(clients, .push, daemon.pull, server: server.publicKey, client: allowed)
+        try push.send(frames: frames("secret.topic", "for members"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("secret.topic", "for members")])
+        try intruder.assertNothing(within: 300)
+        try plain.assertNothing(within: 50)
+
+        try control.send(text: "STATS")
+        let stats = try JSONDecoder().decode(
+            StatsSnapshot.self, from: Data(try XCTUnwrap(try control.receiveFrames(timeoutMilliseconds: 2_000))[0]))
+        XCTAssertEqual(Set(stats.security.curve), ["pull", "xpub", "control"])
+        XCTAssertGreaterThanOrEqual(stats.security.deniedBySocket["xpub"] ?? 0, 1)
+        XCTAssertGreaterThanOrEqual(stats.handshakeFailures, 1, "the plain client fails the handshake")
+        XCTAssertTrue(daemon.log.contains("denied a connection to xpub: public key not allowed"), daemon.log)
+        XCTAssertTrue(daemon.log.contains("peer=(local)") || daemon.log.contains("peer="), daemon.log)
+        XCTAssertFalse(daemon.log.contains(server.secretKey.z85), "the secret key never reaches a log")
+        try control.send(text: "CONFIG")
+        let config = String(
+            decoding: try XCTUnwrap(try control.receiveFrames(timeoutMilliseconds: 2_000))[0], as: UTF8.self)
+        XCTAssertFalse(config.contains(server.secretKey.z85), "nor a CONFIG reply")
+        XCTAssertTrue(config.contains("server.secret"), "the path is shown")
+    }
+
+    func testTheCLIUsesKeysForEveryCommand() throws {
+        let (daemon, server) = try curveDaemon(allowedKeys: nil)
+        let keys = ["--server-key", directory.appendingPathComponent("server.public").path]
+        try Wait.until("the CURVE daemon answers zpub ping") {
+            try Run.program(Binaries.zpub, ["ping", "-c", daemon.control, "--timeout", "500"] + keys).status == 0
+        }
+        let subscriber = try RunningProgram(Binaries.zpub, ["sub", "-e", daemon.xpub, "-n", "1"] + keys + ["k"])
+        let stats = try Run.program(Binaries.zpub, ["stats", "--json", "-c", daemon.control] + keys)
+        XCTAssertEqual(stats.status, 0, stats.stderr)
+        try Wait.until("the CLI subscriber is counted") {
+            let run = try Run.program(Binaries.zpub, ["subscriptions", "--json", "-c", daemon.control] + keys)
+            return run.stdout.contains(#""total":1"#)
+        }
+        XCTAssertEqual(try Run.program(Binaries.zpub, ["pub", "-e", daemon.pull, "k", "v"] + keys).status, 0)
+        XCTAssertEqual(try subscriber.finish(timeout: 10).stdout, "k\tv\n")
+        let without = try Run.program(Binaries.zpub, ["ping", "-c", daemon.control, "--timeout", "500"])
+        XCTAssertEqual(without.status, 1, "a client without CURVE gets no answer")
+        _ = server
+    }
+
+    func testAddressAllowListsApplyPerSocket() throws {
+        let daemon = try Daemon(
+            configuration:
+                "[security.pull]\nallowed_addresses = [\"10.0.0.0/8\"]\n[security.xpub]\nallowed_addresses = [\"127.0.0.0/8\"]\n",
+            endpoints: [
+                .pull: "tcp://127.0.0.1:\(try FreePort.find())", .xpub: "tcp://127.0.0.1:\(try FreePort.find())",
+            ])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        _ = try push.send(frames: frames("from", "loopback"), dontWait: true)
+        try subscriber.assertNothing(within: 500)
+        try Wait.until("the denial is counted") { try daemon.stats().security.deniedBySocket["pull"] ?? 0 >= 1 }
+        XCTAssertTrue(daemon.log.contains("denied a connection to pull: address not allowed"), daemon.log)
+        XCTAssertTrue(daemon.log.contains("peer=127.0.0.1"), daemon.log)
+    }
+
+    /// ZMTP/1.0 peers skip the handshake; without ZAP, libzmq would hand their raw bytes to the
+    /// broker as messages. With zpubd's ZAP domains they are refused.
+    func testLegacyZMTP1GarbageIsNotForwarded() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(endpoints: [.pull: "tcp://127.0.0.1:\(port)"])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        // A ZMTP/1.0 greeting (length 1, flags 0: an empty identity), then a 16-byte "message".
+        try RawTCP.send([0x01, 0x00] + [0x11, 0x00] + Array("raw bytes inside".utf8), port: port)
+        try RawTCP.send(Array("GET / HTTP/1.1\r\nHost: zpub\r\n\r\n".utf8), port: port)
+        try subscriber.assertNothing(within: 500)
+        XCTAssertEqual(try daemon.stats().messagesIn, 0)
+    }
+
+    func testTheControlSocketIsNeverOpenToTheNetworkWithoutCurve() throws {
+        let run = try Run.program(Binaries.zpubd, ["--control", "tcp://0.0.0.0:5999"])
+        XCTAssertEqual(run.status, 78)
+        XCTAssertTrue(
+            run.stderr.contains("refusing to bind the control socket to tcp://0.0.0.0:5999 without CURVE"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("[security.control]"), run.stderr)
+    }
+
+    func testAnIPCControlSocketGetsMode0660() throws {
+        let daemon = try Daemon()
+        let path = String(daemon.control.dropFirst("ipc://".count))
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o660)
+    }
+
+    func testUnencryptedNetworkEndpointsAreWarnedAbout() throws {
+        let daemon = try Daemon(endpoints: [.xpub: "tcp://0.0.0.0:\(try FreePort.find())"])
+        XCTAssertTrue(daemon.log.contains("listens on tcp://0.0.0.0"), daemon.log)
+        XCTAssertTrue(daemon.log.contains("without encryption"), daemon.log)
+    }
+
+    func testAllowedKeysAreReloadedOnSIGHUP() throws {
+        let first = try CurveKeyPair.generate()
+        let second = try CurveKeyPair.generate()
+        let (daemon, server) = try curveDaemon(allowedKeys: [first.publicKey])
+        let clients = try Clients()
+        func answers(_ pair: CurveKeyPair) throws -> Bool {
+            let socket = try curveSocket(clients, .req, daemon.control, server: server.publicKey, client: pair)
+            defer { clients.close(socket) }
+            try socket.send(text: "PING")
+            return try socket.receiveFrames(timeoutMilliseconds: 1_000) != nil
+        }
+        try Wait.until("the first key is let in") { try answers(first) }
+        XCTAssertFalse(try answers(second))
+        try second.publicKey.z85.write(
+            to: directory.appendingPathComponent("allowed-control"), atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the second key is let in after the reload") { try answers(second) }
+        XCTAssertFalse(try answers(first))
+    }
+
+    func testAMissingOrBadKeyFileIsRefusedAtStart() throws {
+        let run = try Run.program(
+            Binaries.zpubd,
+            [
+                "--check-config", "--config",
+                try writeConfig(
+                    "[security]\nserver_secret_key_file = \"/nonexistent/k\"\n[security.pull]\ncurve = true\n"),
+            ])
+        XCTAssertEqual(run.status, 1)
+        XCTAssertTrue(run.stderr.contains("cannot read server_secret_key_file /nonexistent/k"), run.stderr)
+
+        let noKey = try Run.program(Binaries.zpubd, ["--config", try writeConfig("[security.xpub]\ncurve = true\n")])
+        XCTAssertEqual(noKey.status, 78)
+        XCTAssertTrue(noKey.stderr.contains("no server_secret_key_file"), noKey.stderr)
+    }
+
+    private func writeConfig(_ text: String) throws -> String {
+        let url = directory.appendingPathComponent("zpubd-\(UUID().uuidString.prefix(6)).conf")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+}
+
+extension Daemon {
+    /// Like waitForSubscriptions, through a control socket that needs CURVE.
+    func waitForCurveSubscriptions(_ total: Int, control: Socket) throws {
+        try Wait.until("the broker counts \(total) subscriptions") {
+            try control.send(text: "SUBSCRIPTIONS")
+            guard let reply = try control.receiveFrames(timeoutMilliseconds: 2_000) else { return false }
+            return try JSONDecoder().decode(SubscriptionList.self, from: Data(reply[0])).total == total
+        }
+    }
+}
