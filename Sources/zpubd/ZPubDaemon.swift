@@ -115,6 +115,7 @@ struct ZPubDaemon: ParsableCommand {
         signals.block()
         signal(SIGPIPE, SIG_IGN)
 
+        raiseFileDescriptorLimit(logger: logger)
         let notifier = Notifier()
         let adopted = SocketActivation.listeningSockets()
         for socket in adopted {
@@ -205,3 +206,19 @@ private func printError(_ text: String) {
     var bytes = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
     _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
 }
+
+/// Every peer costs a file descriptor, and the usual soft limit (1024) is far below what a
+/// broker needs; the hard limit (LimitNOFILE= under systemd) is what the admin granted.
+private func raiseFileDescriptorLimit(logger: Logger) {
+    var limit = rlimit()
+    guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    let previous = limit.rlim_cur
+    limit.rlim_cur = limit.rlim_max
+    if setrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 {
+        logger.info("raised the open file limit from \(previous) to \(limit.rlim_max) (one per peer)")
+    }
+}
+
+#if canImport(Glibc)
+    private let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+#endif

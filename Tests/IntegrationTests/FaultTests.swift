@@ -1,0 +1,296 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// Faults and load: each test is short and bounded in `make test`; `make soak` (ZPUB_SOAK=1)
+/// runs the same tests at full size. Each prints its figure as `figure: ...` (docs/reliability.md).
+final class FaultTests: XCTestCase {
+    private func figure(_ text: String) { print("figure: \(text)") }
+
+    /// Producers keep their rate and a healthy subscriber keeps receiving while another
+    /// subscriber stops reading: both measured against a run without the stalled subscriber.
+    func testAStalledSubscriberCostsTheOthersNothing() throws {
+        let rounds = Soak.scale(40, 400)
+        func run(withStalled: Bool) throws -> (sendRate: Double, receiveRate: Double) {
+            let daemon = try Daemon(configuration: "[sockets]\nsend_hwm = 2000\n")
+            let clients = try Clients()
+            if withStalled { _ = try clients.subscriber(daemon.xpub, prefixes: [""], receiveHWM: 1) }
+            let healthy = try clients.subscriber(daemon.xpub, prefixes: [""])
+            try daemon.waitForSubscriptions(withStalled ? 2 : 1)
+            let push = try clients.socket(.push, connect: daemon.pull)
+            let payload = [UInt8](repeating: 7, count: 512)
+            var sending = 0.0
+            let start = Date()
+            for round in 0..<rounds {
+                let sendStart = Date()
+                for i in 0..<1_000 { try push.send(frames: [Array("t".utf8), Array("\(round)-\(i)".utf8), payload]) }
+                sending += Date().timeIntervalSince(sendStart)
+                XCTAssertEqual(try healthy.receive(1_000).count, 1_000, "the healthy subscriber lost messages")
+            }
+            let total = Double(rounds * 1_000)
+            return (total / sending, total / Date().timeIntervalSince(start))
+        }
+        let alone = try run(withStalled: false)
+        let stalled = try run(withStalled: true)
+        let sendRatio = stalled.sendRate / alone.sendRate
+        let receiveRatio = stalled.receiveRate / alone.receiveRate
+        figure(
+            String(
+                format: "stalled subscriber: producer send rate %.2fx, healthy receive rate %.2fx", sendRatio,
+                receiveRatio))
+        if Soak.enabled {
+            XCTAssertGreaterThanOrEqual(receiveRatio, 0.9)
+            XCTAssertGreaterThanOrEqual(sendRatio, 0.9)
+        }
+    }
+
+    func testKilledPeersLeaveTheTableAsTheLiveOnesHoldIt() throws {
+        let daemon = try Daemon()
+        var subscribers: [RunningProgram] = []
+        for i in 0..<6 {
+            subscribers.append(try RunningProgram(python: "killable_peer.py", ["sub", daemon.xpub, "k\(i)", "common"]))
+        }
+        let producer = try RunningProgram(python: "killable_peer.py", ["push", daemon.pull])
+        try daemon.waitForSubscriptions(12, timeout: 20)
+        try Wait.until("the flood is flowing") { try daemon.stats().messagesIn > 1_000 }
+        for victim in [0, 2, 4] { subscribers[victim].signal(SIGKILL) }
+        producer.signal(SIGKILL)
+        try daemon.waitForSubscriptions(6, timeout: 20)
+        let table = try daemon.subscriptions().subscriptions
+        XCTAssertEqual(
+            Dictionary(uniqueKeysWithValues: table.map { ($0.prefix, $0.count) }),
+            ["common": 3, "k1": 1, "k3": 1, "k5": 1])
+        XCTAssertEqual(try daemon.stats().peers["xpub"], 3)
+        XCTAssertEqual(try daemon.stats().peers["pull"], 0)
+        let clients = try Clients()
+        let probe = try clients.subscriber(daemon.xpub, prefixes: ["common"])
+        try daemon.waitForSubscriptions(7)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("common", "after"))
+        XCTAssertEqual(try probe.receive(1), [frames("common", "after")])
+        XCTAssertTrue(daemon.process.isRunning)
+        figure("after SIGKILL of 3 subscribers and the producer: the table holds exactly the 3 live subscribers")
+    }
+
+    func testARestartedBrokerIsFoundAgainByItsPeers() throws {
+        let pullPort = try FreePort.find()
+        let xpubPort = try FreePort.find()
+        let endpoints: [BrokerSocketRole: String] = [
+            .pull: "tcp://127.0.0.1:\(pullPort)", .xpub: "tcp://127.0.0.1:\(xpubPort)",
+        ]
+        var daemon: Daemon? = try Daemon(endpoints: endpoints)
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(endpoints[.xpub]!, prefixes: ["live"])
+        let push = try clients.socket(.push, connect: endpoints[.pull]!)
+        try daemon!.waitForSubscriptions(1)
+        try push.send(frames: frames("live", "before"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("live", "before")])
+
+        daemon!.signal(SIGKILL)
+        _ = daemon!.waitForExit()
+        daemon = nil
+        let restartedAt = Date()
+        let restarted = try Daemon(endpoints: endpoints)
+        // The peers reconnect by themselves (libzmq backoff) and the SUB replays its subscription.
+        var probes = 0
+        try Wait.until("traffic resumes after the restart", timeout: 20) {
+            probes += 1
+            _ = try push.send(frames: frames("live", "probe \(probes)"), dontWait: true)
+            return try subscriber.receiveFrames(timeoutMilliseconds: 100) != nil
+        }
+        let resumed = Date().timeIntervalSince(restartedAt)
+        figure(String(format: "broker restarted under live peers: traffic resumed after %.2f s", resumed))
+        XCTAssertEqual(try restarted.subscriptions().total, 1, "the subscription is re-established")
+        XCTAssertLessThan(resumed, 10)
+    }
+
+    /// No HWM pressure, healthy subscriber: every message arrives, in order per producer.
+    func testNothingIsLostAndOrderIsKeptPerProducer() throws {
+        let perProducer = Soak.scale(50_000, 500_000)
+        let daemon = try Daemon(configuration: "[sockets]\nsend_hwm = 0\nreceive_hwm = 0\n")
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["p"], receiveHWM: 0)
+        try daemon.waitForSubscriptions(1)
+        let pull = daemon.pull
+        let done = DispatchGroup()
+        for producer in 0..<2 {
+            done.enter()
+            Thread {
+                defer { done.leave() }
+                guard let context = try? Context(), let push = try? Socket(context, type: .push) else { return }
+                defer {
+                    push.close()
+                    context.terminate()
+                }
+                try? push.setOption(.sendHighWaterMark, 0)
+                try? push.connect(pull)
+                for seq in 0..<perProducer {
+                    _ = try? push.send(frames: [Array("p\(producer)".utf8), Array("\(seq)".utf8)])
+                }
+            }.start()
+        }
+        var next = [0, 0]
+        let start = Date()
+        let message = Message()
+        for _ in 0..<(2 * perProducer) {
+            guard try Poller.waitReadable(subscriber, timeoutMilliseconds: 10_000) else {
+                return XCTFail("stalled after \(next) messages")
+            }
+            _ = try subscriber.receive(into: message)
+            let producer = Int(message.bytes.last! - UInt8(ascii: "0"))
+            _ = try subscriber.receive(into: message)
+            let seq = Int(String(decoding: message.bytes, as: UTF8.self))!
+            if seq != next[producer] { return XCTFail("producer \(producer): expected \(next[producer]), got \(seq)") }
+            next[producer] += 1
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(next, [perProducer, perProducer])
+        let seconds = Date().timeIntervalSince(start)
+        figure(
+            "\(2 * perProducer) numbered messages from 2 producers: all arrived, in order per producer, in \(String(format: "%.1f", seconds)) s"
+        )
+        XCTAssertEqual(try daemon.stats().messagesOut, UInt64(2 * perProducer))
+    }
+
+    /// Random bytes, truncated and oversized greetings and wrong mechanisms against every
+    /// port: each bad connection is dropped; the broker forwards and answers as before.
+    func testGarbageAgainstEveryPort() throws {
+        let ports = try (0..<4).map { _ in try FreePort.find() }
+        let daemon = try Daemon(
+            endpoints: [
+                .pull: "tcp://127.0.0.1:\(ports[0])", .xsub: "tcp://127.0.0.1:\(ports[1])",
+                .xpub: "tcp://127.0.0.1:\(ports[2])", .control: "tcp://127.0.0.1:\(ports[3])",
+            ])
+        let signature: [UInt8] = [0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F]
+        func greeting(_ mechanism: String) -> [UInt8] {
+            signature + [3, 0] + Array(mechanism.utf8) + [UInt8](repeating: 0, count: 20 - mechanism.utf8.count) + [0]
+                + [UInt8](repeating: 0, count: 31)
+        }
+        var generator = SystemRandomNumberGenerator()
+        var cases: [[UInt8]] = [
+            Array(greeting("NULL").prefix(11)),  // truncated
+            greeting("NULL") + [UInt8](repeating: 0xEE, count: 70_000),  // a greeting, then junk
+            greeting("PLAIN") + [4, 5, 0x05] + Array("HELLO".utf8),  // a mechanism the server does not speak
+            greeting("CURVE") + [UInt8](repeating: 1, count: 200),
+            signature + [3, 0] + [UInt8](repeating: 0x41, count: 52),  // no mechanism name at all
+        ]
+        for size in [1, 10, 64, 1_000, 100_000] {
+            cases.append((0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        }
+        for port in ports {
+            for bytes in cases { try RawTCP.send(bytes, port: port) }
+        }
+        let clients = try Clients()
+        let subscriber = try clients.subscriber("tcp://127.0.0.1:\(ports[2])", prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        try clients.socket(.push, connect: "tcp://127.0.0.1:\(ports[0])").send(frames: frames("after", "garbage"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("after", "garbage")])
+        let stats = try daemon.stats()
+        XCTAssertEqual(stats.messagesIn, 1, "no garbage became a message")
+        XCTAssertGreaterThan(stats.handshakeFailures, 0)
+        figure(
+            "\(cases.count * ports.count) garbage connections on 4 ports: \(stats.handshakeFailures) handshake failures counted, 0 messages let through"
+        )
+    }
+
+    func testAFloodOfMalformedControlRequestsIsAllAnswered() throws {
+        let count = Soak.scale(10_000, 100_000)
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let request = try clients.socket(.req, connect: daemon.control)
+        var generator = SystemRandomNumberGenerator()
+        let start = Date()
+        for i in 0..<count {
+            let frames: [[UInt8]]
+            switch i % 5 {
+            case 0:
+                frames = [
+                    (0..<Int.random(in: 0..<300, using: &generator)).map { _ in
+                        UInt8.random(in: 0...255, using: &generator)
+                    }
+                ]
+            case 1: frames = [Array(repeating: 0x41, count: 10_000)]
+            case 2: frames = [Array("STATS".utf8), Array("x".utf8)]
+            case 3: frames = [[0xC3, 0x28]]
+            default: frames = [Array("NOPE \(i)".utf8)]
+            }
+            try request.send(frames: frames)
+            guard let reply = try request.receiveFrames(timeoutMilliseconds: 5_000) else {
+                return XCTFail("request \(i) got no reply")
+            }
+            XCTAssertEqual(reply.count, 1)
+            XCTAssertEqual(reply[0].first, UInt8(ascii: "{"))
+        }
+        let seconds = Date().timeIntervalSince(start)
+        figure("\(count) malformed control requests: all answered, \(Int(Double(count) / seconds)) per second")
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("still", "fine"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("still", "fine")])
+    }
+
+    func testAThousandSimultaneousConnections() throws {
+        let connections = 1_000
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        try XCTSkipIf(limit.rlim_max < 2_600, "the hard open-file limit (\(limit.rlim_max)) is too low for this test")
+        if limit.rlim_cur < 2_600 {
+            limit.rlim_cur = min(limit.rlim_max, 4_096)
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        let port = try FreePort.find()
+        let daemon = try Daemon(endpoints: [.xpub: "tcp://127.0.0.1:\(port)"])
+        let context = try Context()
+        context.setMaxSockets(Int32(connections + 50))
+        defer { context.terminate() }
+        var sockets: [Socket] = []
+        defer { sockets.forEach { $0.close() } }
+        let start = Date()
+        for i in 0..<connections {
+            let socket = try Socket(context, type: .sub)
+            try socket.setOption(.linger, 0)
+            try socket.connect("tcp://127.0.0.1:\(port)")
+            try socket.setOption(.subscribe, bytes: Array("c\(i % 10)".utf8))
+            sockets.append(socket)
+        }
+        try Wait.until("\(connections) peers are connected", timeout: 60) {
+            try daemon.stats().peers["xpub"] == connections
+        }
+        try daemon.waitForSubscriptions(connections, timeout: 30)
+        let connected = Date().timeIntervalSince(start)
+        let clients = try Clients()
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("c3", "to a tenth"))
+        for (i, socket) in sockets.enumerated() where i % 10 == 3 {
+            XCTAssertEqual(try socket.receiveFrames(timeoutMilliseconds: 5_000), frames("c3", "to a tenth"))
+        }
+        let rss = ProcessMemory.residentKilobytes(of: daemon.process.processIdentifier)
+        figure(
+            "\(connections) simultaneous connections: all connected in \(String(format: "%.1f", connected)) s; zpubd RSS \(rss / 1024) MiB"
+        )
+    }
+}
+
+enum Soak {
+    /// `make soak` sets ZPUB_SOAK=1: full-size runs and the ratio assertions.
+    static var enabled: Bool { ProcessInfo.processInfo.environment["ZPUB_SOAK"] != nil }
+    static func scale(_ quick: Int, _ soak: Int) -> Int { enabled ? soak : quick }
+}
+
+enum ProcessMemory {
+    static func residentKilobytes(of pid: Int32) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+}
+
+extension RunningProgram {
+    /// One of the test's pyzmq scripts, in the background.
+    convenience init(python script: String, _ arguments: [String]) throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "python/\(script)"
+        ).path
+        try self.init(URL(fileURLWithPath: "/usr/bin/python3"), [path] + arguments)
+    }
+}

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Builds the libFuzzer targets in Fuzz/ with AddressSanitizer and runs each for SECONDS
+# (default 60), seeded from the corpora in Fuzz/corpus/<target>; new finds go to
+# .build-fuzz/corpus/<target> (copy the interesting ones into Fuzz/corpus). A crash stops the run with the fuzzer's report and a non-zero status; the
+# input that caused it is left as crash-* in .build-fuzz/artifacts.
+#   scripts/fuzz.sh            60 s per target (make fuzz)
+#   scripts/fuzz.sh 10         a short bounded run (make test)
+set -eu
+seconds=${1:-60}
+cd "$(dirname "$0")/.."
+scratch=.build-fuzz
+mkdir -p "$scratch/artifacts"
+ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address \
+    --product ControlRequestFuzzer >/dev/null
+ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address \
+    --product ConfigurationFuzzer >/dev/null
+ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address \
+    --product SubscriptionFuzzer >/dev/null
+bin=$(ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address --show-bin-path)
+for target in ControlRequestFuzzer ConfigurationFuzzer SubscriptionFuzzer; do
+    corpus="$scratch/corpus/$target"
+    mkdir -p "$corpus"
+    echo "fuzz: $target for ${seconds}s"
+    "$bin/$target" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+        -artifact_prefix="$scratch/artifacts/$target-" -print_final_stats=1 "$corpus" "Fuzz/corpus/$target" 2>"$scratch/$target.log" || {
+        tail -n 40 "$scratch/$target.log"
+        echo "fuzz: $target found a crash; the input is in $scratch/artifacts/" >&2
+        exit 1
+    }
+    grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$scratch/$target.log" | sed "s/^/fuzz: $target /"
+done
+echo "fuzz: no crash"
