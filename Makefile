@@ -10,13 +10,16 @@ SYSCONFDIR ?= /etc
 SWIFT ?= swift
 ARGS ?=
 
+# Packaging (make deb, and the package tests): dpkg-deb and dpkg-shlibdeps, lintian, groff for
+# man pages. The tests also use tmux (a real terminal for `zpub top`).
+PACKAGE_PACKAGES = dpkg-dev lintian groff-base man-db
 # Build: libzmq and libsystemd headers, pkg-config. Tests: pyzmq (an independent client),
 # PHP with its zmq extension (the README examples), systemd's tools (systemd-analyze,
 # systemd-socket-activate).
 BUILD_PACKAGES = libzmq3-dev libsystemd-dev pkg-config
-TEST_PACKAGES = python3-zmq php-cli php-zmq systemd
+TEST_PACKAGES = python3-zmq php-cli php-zmq systemd $(PACKAGE_PACKAGES) tmux
 
-.PHONY: all deps test-deps build release run test format lint clean install install-files uninstall
+.PHONY: all deps test-deps build release run test format lint clean install install-files uninstall fuzz sanitize
 
 all: build
 
@@ -37,8 +40,21 @@ run: release
 	./.build/release/zpubd $(ARGS)
 
 test: test-deps lint
+	./scripts/fuzz.sh 10
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --disable-swift-testing
+
+# libFuzzer with AddressSanitizer over the pure parsers, FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The whole test suite under ThreadSanitizer, then AddressSanitizer (zpubd included: the tests
+# start the instrumented build). LeakSanitizer flags XCTest's own allocations, hence the
+# suppressions file.
+sanitize: test-deps
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --disable-swift-testing --sanitize=thread --scratch-path .build-tsan
+	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp $(SWIFT) test --disable-swift-testing --sanitize=address --scratch-path .build-asan
 
 format:
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
@@ -84,3 +100,45 @@ uninstall:
 	  echo "keeping $(DESTDIR)$(SYSCONFDIR)/zpub/zpubd.conf: it was changed"; \
 	fi
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# Benchmarks (docs/performance.md): zpubd against zmq_proxy, a plain poll loop and a direct link,
+# over TCP on loopback. `bench` runs the full matrix (~7 min), `bench-quick` a subset (< 1 min).
+# Each writes its report to .build/bench/. Extra flags: make bench ARGS="--no-pin"
+.PHONY: bench bench-quick
+
+bench: deps
+	$(SWIFT) build -c release
+	./.build/release/zpub-bench run --output .build/bench/full.md $(ARGS)
+
+bench-quick: deps
+	$(SWIFT) build -c release
+	./.build/release/zpub-bench run --quick --output .build/bench/quick.md $(ARGS)
+
+# Packaging (packaging/, man/): a Debian package of the release build, man pages, completions.
+# `deb` builds with the Swift runtime linked statically, in its own scratch path so that it
+# never relinks the binaries of .build/release, then checks the package with lintian.
+.PHONY: deb man completions
+
+DEB_BUILD = $(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-deb -Xlinker -z -Xlinker now
+
+deb: deps
+	@./scripts/install-deps.sh $(PACKAGE_PACKAGES)
+	$(DEB_BUILD) --product zpubd
+	$(DEB_BUILD) --product zpub
+	./packaging/build-deb.sh .build-deb/release .build/deb
+	lintian --fail-on error,warning --suppress-tags-from-file packaging/deb/lintian-kept .build/deb/zpub_*.deb
+
+# Regenerates man/zpub.1 and man/zpubd.8 from the argument parsers (commit the result);
+# man/zpubd.conf.5 is written by hand.
+man: build
+	$(SWIFT) build --product generate-manual
+	./packaging/generate-man.sh "$$($(SWIFT) build --show-bin-path)/generate-manual-tool" "$$($(SWIFT) build --show-bin-path)" man
+
+# Writes bash, zsh and fish completions to .build/completions (the package installs its own).
+completions: build
+	mkdir -p .build/completions
+	for program in zpubd zpub; do \
+	  ./.build/debug/$$program --generate-completion-script bash | sed -e '1{/^#!/d}' > .build/completions/$$program.bash; \
+	  ./.build/debug/$$program --generate-completion-script zsh > .build/completions/_$$program; \
+	  ./.build/debug/$$program --generate-completion-script fish > .build/completions/$$program.fish; \
+	done

@@ -11,6 +11,9 @@ let package = Package(
     products: [
         .executable(name: "zpubd", targets: ["zpubd"]),
         .executable(name: "zpub", targets: ["zpub"]),
+        .executable(name: "zpub-bench", targets: ["zpub-bench"]),
+        // LD_PRELOAD-able malloc counter for the allocation test (Tests/IntegrationTests).
+        .library(name: "MallocCounter", type: .dynamic, targets: ["CMallocCounter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -67,6 +70,17 @@ let package = Package(
             ]
         ),
 
+        // The benchmark: drives zpubd, zmq_proxy and a plain poll loop with the same clients.
+        .executableTarget(
+            name: "zpub-bench",
+            dependencies: [
+                "ZeroMQ", "ZPubCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Counts malloc and friends in a process it is preloaded into; never linked into anything.
+        .target(name: "CMallocCounter"),
+
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "ZPubCoreTests", dependencies: ["ZPubCore"]),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"]),
@@ -79,3 +93,12 @@ let package = Package(
         ),
     ]
 )
+
+// Fuzz targets (libFuzzer): built only by `make fuzz` / scripts/fuzz.sh, which sets ZPUB_FUZZ
+// and passes `--sanitize fuzzer --sanitize address`. A normal build must not see them: they
+// have no main of their own (libFuzzer provides it).
+if Context.environment["ZPUB_FUZZ"] != nil {
+    for name in ["ControlRequestFuzzer", "ConfigurationFuzzer", "SubscriptionFuzzer"] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["ZPubCore"], path: "Fuzz/\(name)"))
+    }
+}

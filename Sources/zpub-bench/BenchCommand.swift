@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import ZeroMQ
+
+/// zpub-bench: measures zpubd against libzmq's zmq_proxy, a plain poll loop and a direct link,
+/// with the same clients and counts, over TCP on loopback.
+@main
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zpub-bench",
+        abstract: "Benchmark zpubd against zmq_proxy, a plain poll loop and a direct link (loopback TCP).",
+        subcommands: [RunMatrix.self, ProxyCommand.self, LoopCommand.self],
+        defaultSubcommand: RunMatrix.self
+    )
+}
+
+/// The benchmark itself.
+struct RunMatrix: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run the benchmark matrix and print Markdown tables.")
+
+    @Flag(help: "The short matrix (under a minute): PUSH ingest, 1 and 8 subscribers, 2 repetitions.")
+    var quick = false
+
+    @Option(help: ArgumentHelp("Repetitions of each run (default: 3, or 2 with --quick).", valueName: "n"))
+    var repetitions: Int?
+
+    @Option(help: ArgumentHelp("The zpubd to measure (default: next to zpub-bench).", valueName: "path"))
+    var zpubd: String?
+
+    @Option(help: ArgumentHelp("Also write the report to this file.", valueName: "path"))
+    var output: String?
+
+    @Flag(help: "Skip the subscription scaling and idle memory measurements.")
+    var matrixOnly = false
+
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Pin the clients to CPU 0 and each forwarder to CPU 1 (needs two CPUs; taskset).")
+    var pin = true
+
+    func run() throws {
+        var matrix = quick ? Matrix.quick : Matrix.full
+        if let repetitions { matrix.repetitions = max(1, repetitions) }
+        var programs = try Programs.locate(zpubd: zpubd)
+        let pinned = pin && ProcessInfo.processInfo.activeProcessorCount >= 2 && Affinity.pinCurrentThread(to: 0)
+        if pinned { programs.brokerCPUs = "1" }
+        let started = Time.now()
+        let (results, failures) = MatrixRunner.run(matrix, programs: programs)
+        var sections = [
+            "## Forwarding (\(matrix.repetitions) repetitions; median, min-max)", "",
+            Report.matrixTable(matrix, results), "",
+            "## Summary: zpubd with \(matrix.topicCounts.last ?? 1) topics against zmq_proxy (ratio)", "",
+            Report.summaryTable(matrix, results), "",
+        ]
+        if !matrixOnly {
+            let scaling = SubscriptionScaling.run(matrix, programs: programs)
+            sections += [
+                "## Subscription table size (batches of \(matrix.subscriptionBatch))", "",
+                SubscriptionScaling.table(scaling), "",
+                "## Idle memory", "", IdleMemory.measure(programs: programs), "",
+            ]
+        }
+        sections.append(
+            "libzmq \(Context.libraryVersion.major).\(Context.libraryVersion.minor).\(Context.libraryVersion.patch), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(pinned ? "clients on CPU 0, forwarder on CPU 1" : "not pinned"), \(Int(Time.seconds(Time.now() - started))) s."
+        )
+        let report = sections.joined(separator: "\n")
+        print(report)
+        if let output {
+            let url = URL(fileURLWithPath: output)
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try report.write(to: url, atomically: true, encoding: .utf8)
+        }
+        if failures > 0 {
+            throw ValidationError("\(failures) run(s) failed; see the messages above")
+        }
+    }
+}
+
+/// `zmq_proxy` in its own process: the reference.
+struct ProxyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy", abstract: "Run libzmq's zmq_proxy: XSUB -> XPUB, or PULL -> PUB.")
+
+    @Option(help: ArgumentHelp("pull or xsub.", valueName: "type"))
+    var frontendType = "xsub"
+
+    @Option(help: ArgumentHelp("Endpoint the frontend binds.", valueName: "endpoint"))
+    var frontend: String
+
+    @Option(help: ArgumentHelp("Endpoint the backend (XPUB, or PUB after a PULL) binds.", valueName: "endpoint"))
+    var backend: String
+
+    func validate() throws {
+        guard ["pull", "xsub"].contains(frontendType) else { throw ValidationError("--frontend-type: pull or xsub") }
+    }
+
+    func run() throws {
+        try ProxyBaseline.run(
+            frontendType: frontendType == "pull" ? .pull : .xsub, frontend: frontend, backend: backend)
+    }
+}
+
+/// The plain poll loop in its own process: what zpubd is without its bookkeeping.
+struct LoopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loop", abstract: "Run a plain zmq_poll loop PULL+XSUB -> XPUB.")
+
+    @Option(help: ArgumentHelp("Endpoint the PULL binds.", valueName: "endpoint"))
+    var pull: String
+
+    @Option(help: ArgumentHelp("Endpoint the XSUB binds.", valueName: "endpoint"))
+    var xsub: String
+
+    @Option(help: ArgumentHelp("Endpoint the XPUB binds.", valueName: "endpoint"))
+    var xpub: String
+
+    func run() throws {
+        try PollLoop.run(pull: pull, xsub: xsub, xpub: xpub)
+    }
+}

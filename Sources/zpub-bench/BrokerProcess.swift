@@ -1,0 +1,194 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where clients connect: the producer to `ingest`, subscribers to `xpub`.
+struct Endpoints: Sendable {
+    var ingest: String
+    var xpub: String
+}
+
+/// A forwarder running in its own process (zpubd, zmq_proxy or the poll loop), bound to free
+/// loopback ports. Killed with SIGKILL when stopped: none of them keeps state worth a graceful
+/// shutdown, and zpubd's shutdown drain would only add time.
+final class BrokerProcess {
+    let process = Process()
+    let endpoints: Endpoints
+    let forwarder: Forwarder
+    private let directory: URL
+
+    /// Starts `forwarder` for `ingest`, waits until its ports accept connections.
+    init(_ forwarder: Forwarder, ingest: Ingest, programs: Programs, maxSubscriptions: Int = 200_000) throws {
+        self.forwarder = forwarder
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-bench-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let ports = try (0..<4).map { _ in try FreePort.pick() }
+        let (pull, xsub, xpub, control) = (ports[0], ports[1], ports[2], ports[3])
+        let local = { (port: Int) in "tcp://127.0.0.1:\(port)" }
+        endpoints = Endpoints(ingest: local(ingest == .push ? pull : xsub), xpub: local(xpub))
+
+        switch forwarder {
+        case .zpubd(let accounting):
+            let config = directory.appendingPathComponent("zpubd.conf")
+            try BrokerProcess.zpubdConfiguration(
+                pull: local(pull), xsub: local(xsub), xpub: local(xpub), control: local(control),
+                accounting: accounting, maxSubscriptions: maxSubscriptions
+            ).write(to: config, atomically: true, encoding: .utf8)
+            process.executableURL = programs.zpubd
+            process.arguments = ["--config", config.path]
+        case .proxy:
+            process.executableURL = programs.bench
+            process.arguments = [
+                "proxy", "--frontend-type", ingest == .push ? "pull" : "xsub",
+                "--frontend", endpoints.ingest, "--backend", local(xpub),
+            ]
+        case .loop:
+            process.executableURL = programs.bench
+            process.arguments = ["loop", "--pull", local(pull), "--xsub", local(xsub), "--xpub", local(xpub)]
+        case .direct:
+            preconditionFailure("direct runs have no broker process")
+        }
+        if let cpus = programs.brokerCPUs {
+            process.arguments = ["-c", cpus, process.executableURL!.path] + (process.arguments ?? [])
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        }
+        let log = directory.appendingPathComponent("log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: log)
+        process.standardError = try FileHandle(forWritingTo: log)
+        try process.run()
+        let deadline = Time.now() + 10_000_000_000
+        for port in [ingest == .push ? pull : xsub, xpub] {
+            while !FreePort.accepts(port) {
+                guard process.isRunning, Time.now() < deadline else {
+                    stop()
+                    throw BenchError("\(forwarder) did not start listening on port \(port); its log:\n\(logText)")
+                }
+                Time.sleep(milliseconds: 2)
+            }
+        }
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    var logText: String {
+        (try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? ""
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Peak resident set size so far (VmHWM), in KiB.
+    var peakRSSKiB: Int? { status("VmHWM:") }
+    /// Current resident set size (VmRSS), in KiB.
+    var currentRSSKiB: Int? { status("VmRSS:") }
+    /// The anonymous part of the RSS (heap, stacks), in KiB: what the process itself allocated,
+    /// as opposed to the pages of its executable and shared libraries (RssFile).
+    var anonymousRSSKiB: Int? { status("RssAnon:") }
+    var fileRSSKiB: Int? { status("RssFile:") }
+
+    private func status(_ key: String) -> Int? {
+        guard process.isRunning,
+            let text = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+        else { return nil }
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
+        return Int(line.dropFirst(key.count).trimmingCharacters(in: .whitespaces).split(separator: " ")[0])
+    }
+
+    /// zpubd's configuration: the sample's defaults, except the endpoints, topic accounting, a
+    /// quiet log, and room for the subscription scaling measurement (100,000 prefixes plus
+    /// the batches it adds on top).
+    static func zpubdConfiguration(
+        pull: String, xsub: String, xpub: String, control: String, accounting: Bool, maxSubscriptions: Int
+    ) -> String {
+        """
+        [daemon]
+        log_level = "warning"
+        topic_accounting = \(accounting)
+
+        [endpoints]
+        control = ["\(control)"]
+        xpub = ["\(xpub)"]
+        pull = ["\(pull)"]
+        xsub = ["\(xsub)"]
+
+        [limits]
+        max_subscriptions = \(maxSubscriptions)
+
+        """
+    }
+}
+
+/// The programs the benchmark starts, and where they run.
+struct Programs: Sendable {
+    var zpubd: URL
+    var bench: URL
+    /// CPUs the forwarder processes are pinned to (with taskset), nil for no pinning.
+    var brokerCPUs: String?
+
+    /// zpubd next to this executable (both in .build/release), unless given.
+    static func locate(zpubd: String?) throws -> Programs {
+        let bench = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let zpubdURL =
+            zpubd.map { URL(fileURLWithPath: $0) } ?? bench.deletingLastPathComponent().appendingPathComponent("zpubd")
+        guard FileManager.default.isExecutableFile(atPath: zpubdURL.path) else {
+            throw BenchError("no zpubd at \(zpubdURL.path): run `swift build -c release` first, or pass --zpubd")
+        }
+        return Programs(zpubd: zpubdURL, bench: bench, brokerCPUs: nil)
+    }
+}
+
+/// Loopback TCP ports: a free one to bind, and whether one accepts connections yet.
+enum FreePort {
+    /// A port the kernel just handed out for 127.0.0.1 and that nobody listens on.
+    static func pick() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw BenchError("socket(): errno \(errno)") }
+        defer { close(fd) }
+        var address = loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard bound else { throw BenchError("cannot bind an ephemeral loopback port: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// True when something listens on 127.0.0.1:`port`.
+    static func accepts(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = loopback(port: port)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        return address
+    }
+}
+
+/// A failure that ends the benchmark, with what to do about it.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import ZeroMQ
+
+/// What one measurement phase saw.
+struct PhaseResult: Sendable {
+    var sent = 0
+    var received = 0
+    /// Messages that should have arrived: every message sent, at every subscriber.
+    var expected = 0
+    /// First to last message received, across all subscribers.
+    var elapsedNanoseconds: UInt64 = 0
+    /// Sorted one-way latencies in nanoseconds (latency phase only).
+    var latencies: [UInt64] = []
+
+    var lost: Int { max(0, expected - received) }
+}
+
+/// The producer and subscriber sockets of one run, connected to a forwarder (or to each other
+/// for the direct baseline), and the two measurements made with them.
+final class ClientSession {
+    private let context: Context
+    private let producer: Socket
+    private let receivers: [Socket]
+    private let workload: Workload
+    private let topics: [[UInt8]]
+    /// Per-peer queue on every client socket, as large as zpubd's default, so that the clients
+    /// never drop earlier than the forwarder does.
+    static let highWaterMark: Int32 = 10_000
+    /// Subscribers subscribe to this prefix, which every topic starts with.
+    static let prefix: [UInt8] = Array("t".utf8)
+
+    /// Connects to `endpoints`, or, when nil, links producer and receivers directly.
+    init(workload: Workload, topicCount: Int, endpoints: Endpoints?) throws {
+        self.workload = workload
+        topics = (0..<topicCount).map { Array("t\(String(format: "%05d", $0))".utf8) }
+        context = try Context()
+        let producerType: SocketType = workload.ingest == .push ? .push : .pub
+        producer = try Socket(context, type: producerType)
+        try producer.setOption(.linger, 0)
+        try producer.setOption(.sendHighWaterMark, Self.highWaterMark)
+        // A PUSH whose broker stalls blocks; this bounds the wait (send then reports failure).
+        try producer.setOption(.sendTimeout, 2_000)
+
+        let receiverType: SocketType = workload.ingest == .push && endpoints == nil ? .pull : .sub
+        var receivers: [Socket] = []
+        for _ in 0..<workload.subscribers {
+            let socket = try Socket(context, type: receiverType)
+            try socket.setOption(.linger, 0)
+            try socket.setOption(.receiveHighWaterMark, Self.highWaterMark)
+            if receiverType == .sub { try socket.setOption(.subscribe, bytes: Self.prefix) }
+            receivers.append(socket)
+        }
+        self.receivers = receivers
+
+        if let endpoints {
+            try producer.connect(endpoints.ingest)
+            for socket in receivers { try socket.connect(endpoints.xpub) }
+        } else if receiverType == .pull {
+            try receivers[0].bind("tcp://127.0.0.1:*")
+            try producer.connect(receivers[0].lastEndpoint)
+        } else {
+            try producer.bind("tcp://127.0.0.1:*")
+            for socket in receivers { try socket.connect(producer.lastEndpoint) }
+        }
+    }
+
+    deinit {
+        producer.close()
+        for socket in receivers { socket.close() }
+        context.terminate()
+    }
+
+    /// Sends `count` messages as fast as the producer socket takes them.
+    func throughput(count: Int) throws -> PhaseResult {
+        try phase(count: count, intervalNanoseconds: 0, recordLatency: false)
+    }
+
+    /// Sends `count` messages at `rate` per second and records each one's latency.
+    func latency(count: Int, rate: Int) throws -> PhaseResult {
+        try phase(count: count, intervalNanoseconds: 1_000_000_000 / UInt64(rate), recordLatency: true)
+    }
+
+    private func phase(count: Int, intervalNanoseconds: UInt64, recordLatency: Bool) throws -> PhaseResult {
+        let signals = PhaseSignals()
+        let expected = count * receivers.count
+        // Bounded in time whatever happens: 30 s covers the slowest scenario many times over.
+        let receiver = Receiver(
+            sockets: receivers, signals: signals, expected: expected, recordLatency: recordLatency,
+            deadline: Time.now() + 30_000_000_000)
+        receiver.start()
+        defer { signals.publisherDone.store(true, ordering: .releasing) }
+
+        let topic = Message()
+        let payload = Message()
+        var bytes = [UInt8](repeating: 0x61, count: workload.size)
+        try warmUp(signals: signals, topic: topic, payload: payload, bytes: &bytes)
+
+        var sent = 0
+        let start = Time.now()
+        let sendDeadline = start + 20_000_000_000
+        for index in 0..<count {
+            if intervalNanoseconds > 0 {
+                let due = start + UInt64(index) * intervalNanoseconds
+                let now = Time.now()
+                if due > now { Time.sleep(nanoseconds: due - now) }
+            }
+            topic.replace(with: topics[index % topics.count])
+            let stamp = Time.now()
+            if stamp > sendDeadline { break }
+            bytes.withUnsafeMutableBytes { $0.storeBytes(of: stamp, as: UInt64.self) }
+            payload.replace(with: bytes)
+            guard try producer.send(topic, more: true), try producer.send(payload) else { break }
+            sent += 1
+        }
+        signals.publisherDone.store(true, ordering: .releasing)
+        receiver.join()
+
+        var result = PhaseResult(sent: sent, received: receiver.received, expected: sent * receivers.count)
+        result.elapsedNanoseconds = receiver.lastNanoseconds &- receiver.firstNanoseconds
+        result.latencies = receiver.latencies.sorted()
+        return result
+    }
+
+    /// Sends warm-up messages until every receiver has one: connections are up, subscriptions
+    /// have reached the forwarder (and, for PUB ingest, the publisher). Gives up after 10 s.
+    private func warmUp(signals: PhaseSignals, topic: Message, payload: Message, bytes: inout [UInt8]) throws {
+        bytes.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(0), as: UInt64.self) }
+        let deadline = Time.now() + 10_000_000_000
+        while signals.warmed.load(ordering: .acquiring) < receivers.count {
+            guard Time.now() < deadline else {
+                throw BenchError(
+                    "warm-up: only \(signals.warmed.load(ordering: .relaxed)) of \(receivers.count) subscribers reachable after 10 s"
+                )
+            }
+            topic.replace(with: topics[0])
+            payload.replace(with: bytes)
+            _ = try producer.send(topic, more: true, dontWait: true) && producer.send(payload)
+            Time.sleep(milliseconds: 2)
+        }
+    }
+}

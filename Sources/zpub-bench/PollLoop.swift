@@ -1,0 +1,47 @@
+import ZeroMQ
+
+/// The baseline a C programmer writes: one zmq_poll over PULL, XSUB and XPUB; data to XPUB in
+/// bounded non-blocking bursts, subscriptions from XPUB to XSUB; no accounting, no limits.
+/// Same socket options as zpubd's defaults, so only the broker's own work differs.
+enum PollLoop {
+    static func run(pull pullEndpoint: String, xsub xsubEndpoint: String, xpub xpubEndpoint: String) throws {
+        let context = try Context()
+        let pull = try Socket(context, type: .pull)
+        let xsub = try Socket(context, type: .xsub)
+        let xpub = try Socket(context, type: .xpub)
+        try pull.setOption(.receiveHighWaterMark, 10_000)
+        try xsub.setOption(.receiveHighWaterMark, 10_000)
+        try xsub.setOption(.sendHighWaterMark, 0)
+        try xpub.setOption(.sendHighWaterMark, 10_000)
+        try pull.bind(pullEndpoint)
+        try xsub.bind(xsubEndpoint)
+        try xpub.bind(xpubEndpoint)
+
+        var poller = Poller()
+        let pullIndex = poller.add(pull)
+        let xsubIndex = poller.add(xsub)
+        let xpubIndex = poller.add(xpub)
+        let message = Message()
+        while true {
+            guard try poller.poll(timeoutMilliseconds: -1) > 0 else { continue }
+            if poller.isReadable(xpubIndex) { try forward(from: xpub, to: xsub, message) }
+            if poller.isReadable(pullIndex) { try forward(from: pull, to: xpub, message) }
+            if poller.isReadable(xsubIndex) { try forward(from: xsub, to: xpub, message) }
+        }
+    }
+
+    /// Up to 512 whole messages, never blocking.
+    @inline(__always)
+    private static func forward(from source: Socket, to destination: Socket, _ message: Message) throws {
+        for _ in 0..<512 {
+            guard try source.receive(into: message, dontWait: true) else { return }
+            var more = message.hasMore
+            try destination.send(message, more: more, dontWait: true)
+            while more {
+                _ = try source.receive(into: message)
+                more = message.hasMore
+                try destination.send(message, more: more, dontWait: true)
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import XCTest
+import ZeroMQ
+
+/// The forwarding loop allocates nothing per message in the steady state.
+///
+/// zpubd runs with libMallocCounter.so preloaded (Sources/CMallocCounter), which counts every
+/// malloc, calloc, realloc and aligned allocation in the process and writes the total to a file
+/// when it exits. Two runs forward different numbers of messages; whatever both runs share
+/// (start-up, connections, the control requests the harness makes, shutdown) cancels out in the
+/// difference, which leaves the allocations per additional message. Frames are at most 33 bytes,
+/// so libzmq keeps them inside the zmq_msg_t and does not allocate for them either.
+///
+/// This is not a timing test: it counts calls, and passes on a slow or busy machine alike.
+final class AllocationTests: XCTestCase {
+    static let baseline = 10_000
+    static let extra = 200_000
+
+    func testForwardingAllocatesNothingPerMessage() throws {
+        let library = Binaries.directory.appendingPathComponent("libMallocCounter.so")
+        guard FileManager.default.fileExists(atPath: library.path) else {
+            XCTFail("\(library.path) is missing: build it with `swift build` (make test does) before `swift test`")
+            return
+        }
+        let few = try allocations(forwarding: Self.baseline, library: library)
+        let many = try allocations(forwarding: Self.baseline + Self.extra, library: library)
+        let perMessage = Double(many - few) / Double(Self.extra)
+        XCTAssertLessThan(
+            perMessage, 0.05,
+            "zpubd made \(many - few) more allocations for \(Self.extra) more messages (\(few) for \(Self.baseline), \(many) for \(Self.baseline + Self.extra)): the forwarding path allocates per message"
+        )
+    }
+
+    /// Runs zpubd under the malloc counter, forwards `count` messages from a PUSH producer to one
+    /// subscriber, stops zpubd with SIGTERM and returns the number of allocations it made.
+    private func allocations(forwarding count: Int, library: URL) throws -> Int {
+        let countFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-malloc-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: countFile) }
+        // Unlimited queues towards the subscriber, so that every message arrives and the test
+        // knows when forwarding is over without asking the broker (each request allocates).
+        let daemon = try Daemon(
+            configuration: "[sockets]\nsend_hwm = 0\n",
+            environment: ["LD_PRELOAD": library.path, "ZPUB_MALLOC_COUNT_FILE": countFile.path])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 0)
+        try daemon.waitForSubscriptions(1)
+        let producer = try clients.socket(.push, connect: daemon.pull)
+
+        let topic = Message()
+        let payload = Message()
+        let received = Message()
+        var arrived = 0
+        for index in 0..<count {
+            topic.replace(with: "t.small".utf8)
+            payload.replace(with: withUnsafeBytes(of: UInt64(index)) { Array($0) })
+            XCTAssertTrue(try producer.send(topic, more: true))
+            XCTAssertTrue(try producer.send(payload))
+            // Receive as we go, so the queues stay short.
+            while try subscriber.receive(into: received, dontWait: true) {
+                if !received.hasMore { arrived += 1 }
+            }
+        }
+        while arrived < count {
+            guard try Poller.waitReadable(subscriber, timeoutMilliseconds: 10_000) else {
+                XCTFail("only \(arrived) of \(count) messages arrived")
+                break
+            }
+            while try subscriber.receive(into: received, dontWait: true) {
+                if !received.hasMore { arrived += 1 }
+            }
+        }
+
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(timeout: 20), 0, "zpubd did not stop cleanly; its log:\n\(daemon.log)")
+        let text = try String(contentsOf: countFile, encoding: .utf8)
+        return try XCTUnwrap(Int(text), "the malloc counter wrote \(text.debugDescription)")
+    }
+}
