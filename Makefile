@@ -19,7 +19,7 @@ PACKAGE_PACKAGES = dpkg-dev lintian groff-base man-db
 BUILD_PACKAGES = libzmq3-dev libsystemd-dev pkg-config
 TEST_PACKAGES = python3-zmq php-cli php-zmq systemd $(PACKAGE_PACKAGES) tmux
 
-.PHONY: all deps test-deps build release run test format lint clean install install-files uninstall fuzz sanitize
+.PHONY: all deps test-deps build release run test format lint clean install install-files uninstall fuzz sanitize soak
 
 all: build
 
@@ -43,6 +43,13 @@ test: test-deps lint
 	./scripts/fuzz.sh 10
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --disable-swift-testing
+
+# The fault tests at full size, with their ratio assertions (docs/reliability.md), then a
+# longer fuzz run.
+soak: test-deps
+	$(SWIFT) build --build-tests
+	ZPUB_SOAK=1 $(SWIFT) test --disable-swift-testing --filter 'FaultTests|NetworkFaultTests'
+	./scripts/fuzz.sh 600
 
 # libFuzzer with AddressSanitizer over the pure parsers, FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 300
