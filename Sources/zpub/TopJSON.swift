@@ -1,0 +1,78 @@
+import Foundation
+
+/// One `zpub top --json` line: the rates of one interval, for scripts and logs.
+/// A rate is left out when it cannot be known (a counter went down: zpubd restarted).
+struct TopJSON: Encodable {
+    struct Topic: Encodable {
+        let topic: String
+        let messages: UInt64
+        let bytes: UInt64
+        let unwanted: UInt64
+        let messagesPerSecond: Double?
+        let bytesPerSecond: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case topic, messages, bytes, unwanted
+            case messagesPerSecond = "messages_per_s"
+            case bytesPerSecond = "bytes_per_s"
+        }
+    }
+
+    let uptimeSeconds: Double
+    let intervalSeconds: Double?
+    let messagesInPerSecond: Double?
+    let messagesOutPerSecond: Double?
+    let bytesInPerSecond: Double?
+    let bytesOutPerSecond: Double?
+    let subscriptions: Int
+    let peers: [String: Int]
+    let unwantedMessages: UInt64
+    let sendFailures: UInt64
+    let refusedSubscriptions: UInt64
+    let handshakeFailures: UInt64
+    let deniedConnections: UInt64
+    let topics: [Topic]
+
+    init(_ view: TopView, limit: Int, sort: TopSortKey) {
+        let stats = view.sample.stats
+        uptimeSeconds = stats.uptimeSeconds
+        intervalSeconds = view.interval
+        messagesInPerSecond = view.messagesInPerSecond
+        messagesOutPerSecond = view.messagesOutPerSecond
+        bytesInPerSecond = view.bytesInPerSecond
+        bytesOutPerSecond = view.bytesOutPerSecond
+        subscriptions = stats.subscriptions.total
+        peers = stats.peers
+        unwantedMessages = stats.unwantedMessages
+        sendFailures = stats.sendFailures
+        refusedSubscriptions = stats.subscriptions.refusedTooLong + stats.subscriptions.refusedTableFull
+        handshakeFailures = stats.handshakeFailures
+        deniedConnections = stats.security.denied
+        topics = view.sortedTopics(by: sort).prefix(limit).map {
+            Topic(
+                topic: $0.topic, messages: $0.messages, bytes: $0.bytes, unwanted: $0.unwanted,
+                messagesPerSecond: $0.messagesPerSecond, bytesPerSecond: $0.bytesPerSecond)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case subscriptions, peers, topics
+        case uptimeSeconds = "uptime_s"
+        case intervalSeconds = "interval_s"
+        case messagesInPerSecond = "messages_in_per_s"
+        case messagesOutPerSecond = "messages_out_per_s"
+        case bytesInPerSecond = "bytes_in_per_s"
+        case bytesOutPerSecond = "bytes_out_per_s"
+        case unwantedMessages = "unwanted_messages"
+        case sendFailures = "send_failures"
+        case refusedSubscriptions = "refused_subscriptions"
+        case handshakeFailures = "handshake_failures"
+        case deniedConnections = "denied_connections"
+    }
+
+    func encoded() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "{}"
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import ZPubCore
+
+/// The text of one `zpub top` refresh: a summary of the broker, then its busiest topics.
+/// The same lines serve the live view and the plain one; only the live view adds colours.
+struct TopScreen {
+    let endpoint: String
+    let sort: TopSortKey
+    /// The most topic rows to show.
+    let topicLimit: Int
+    /// Shown under the summary when the last reading failed (the view then shows the one before).
+    var problem: String?
+
+    /// The summary lines and the topic table's heading and rows, none longer than `width`.
+    func lines(_ view: TopView, width: Int, now: Date = Date()) -> (summary: [String], heading: String, rows: [String])
+    {
+        let stats = view.sample.stats
+        var summary: [String] = []
+        let clock = Self.clock.string(from: now)
+        summary.append(
+            "zpub top - \(endpoint) - up \(Format.duration(stats.uptimeSeconds)), forwarding \(stats.forwarding) - \(clock)"
+        )
+        summary.append(
+            "in   \(Self.rate(view.messagesInPerSecond, "msg/s"))  \(Self.byteRate(view.bytesInPerSecond))"
+                + "   total \(stats.messagesIn) msgs, \(Format.bytes(stats.bytesIn))")
+        summary.append(
+            "out  \(Self.rate(view.messagesOutPerSecond, "msg/s"))  \(Self.byteRate(view.bytesOutPerSecond))"
+                + "   total \(stats.messagesOut) msgs, \(Format.bytes(stats.bytesOut))")
+        let peers = ["pull", "xsub", "xpub"].map { "\($0) \(stats.peers[$0] ?? 0)" }.joined(separator: ", ")
+        var connected = "subscriptions \(stats.subscriptions.total) on \(stats.subscriptions.prefixes) prefixes"
+        connected += "   peers: \(peers)"
+        if !stats.upstreams.isEmpty {
+            let up = stats.upstreams.filter { $0.state == "connected" }.count
+            connected += "   upstreams \(up)/\(stats.upstreams.count) connected"
+        }
+        summary.append(connected)
+        let refused = stats.subscriptions.refusedTooLong + stats.subscriptions.refusedTableFull
+        let unwantedRate = view.unwantedPerSecond.map { " (\(Self.number($0))/s)" } ?? ""
+        summary.append(
+            "drops: unwanted \(stats.unwantedMessages)\(unwantedRate), send failures \(stats.sendFailures)")
+        summary.append(
+            "refused: subscriptions \(refused), handshakes \(stats.handshakeFailures),"
+                + " connections denied \(stats.security.denied)")
+        if let problem { summary.append("! \(problem)") }
+
+        guard view.sample.topics.accounting else {
+            return (summary.map { Self.fit($0, width) }, "topic accounting is off (topic_accounting in [daemon])", [])
+        }
+        let columns = TopSortKey.allCases.filter { $0 != .topic }
+        let numberWidth = 11
+        // As wide as the longest topic shown, so that the numbers stay next to their names.
+        let longest = view.topics.map(\.topic.count).max() ?? 0
+        let topicWidth = max(12, min(longest + 2, width - columns.count * (numberWidth + 1)))
+        func row(_ topic: String, _ cells: [String]) -> String {
+            Self.fit(
+                Self.pad(topic, topicWidth) + cells.map { " " + Self.padLeft($0, numberWidth) }.joined(), width)
+        }
+        let heading = row(
+            sort == .topic ? "TOPIC*" : "TOPIC", columns.map { $0 == sort ? $0.column + "*" : $0.column })
+        let rows = view.sortedTopics(by: sort).prefix(topicLimit).map { topic in
+            row(
+                topic.topic,
+                [
+                    topic.messagesPerSecond.map(Self.number) ?? "-",
+                    topic.bytesPerSecond.map { Format.bytes(UInt64($0.rounded())) } ?? "-",
+                    "\(topic.messages)", "\(topic.unwanted)",
+                ])
+        }
+        var tail: [String] = []
+        let hidden = view.topics.count - rows.count
+        if hidden > 0 { tail.append("... and \(hidden) more topics") }
+        if view.sample.topics.untrackedMessages > 0 {
+            tail.append("\(view.sample.topics.untrackedMessages) messages on untracked topics (max_topics reached)")
+        }
+        return (summary.map { Self.fit($0, width) }, heading, rows + tail.map { Self.fit($0, width) })
+    }
+
+    private static let clock: DateFormatter = {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "HH:mm:ss"
+        return formatter
+    }()
+
+    static func number(_ value: Double) -> String { String(format: "%.1f", value) }
+
+    static func rate(_ value: Double?, _ unit: String) -> String {
+        padLeft(value.map(number) ?? "-", 10) + " " + unit
+    }
+
+    static func byteRate(_ value: Double?) -> String {
+        padLeft(value.map { Format.bytes(UInt64($0.rounded())) } ?? "-", 10) + "/s"
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width
+            ? String(text.prefix(width - 1)) + " " : text + String(repeating: " ", count: width - text.count)
+    }
+
+    static func padLeft(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+    }
+
+    /// Cut to the screen's width: a line that wraps would scroll the live view.
+    static func fit(_ text: String, _ width: Int) -> String {
+        text.count > width ? String(text.prefix(width)) : text
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import XCTest
+import ZeroMQ
+
+/// `zpub top` against a real zpubd with traffic: the live view in a real terminal (a detached
+/// tmux session, read with capture-pane and driven with send-keys), and the plain lines it
+/// prints when its output is not a terminal.
+final class TopTests: XCTestCase {
+    /// A tmux server of the test's own (its own socket name), killed at the end of the test.
+    private final class Tmux {
+        let socket = "zpub-test-\(UUID().uuidString.prefix(8))"
+        static let path = URL(fileURLWithPath: "/usr/bin/tmux")
+
+        @discardableResult
+        func run(_ arguments: [String]) throws -> Run {
+            try Run.program(Self.path, ["-L", socket, "-f", "/dev/null"] + arguments, timeout: 10)
+        }
+
+        /// Starts `command` (passed to sh -c) in a 120x30 window that stays after it exits.
+        func start(_ command: String) throws {
+            // Through Python's subprocess, which closes inherited descriptors: the tmux server
+            // outlives its client, and Foundation's Process waits for every holder of a
+            // descriptor it gave the client, so started directly it would never seem to exit.
+            // The signal mask is cleared too: Foundation starts children with every signal
+            // blocked, and the programs in the window would inherit that.
+            let run = try Run.program(
+                URL(fileURLWithPath: "/usr/bin/python3"),
+                [
+                    "-c",
+                    "import signal, subprocess, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []);"
+                        + " sys.exit(subprocess.call(sys.argv[1:]))",
+                    Self.path.path,
+                ]
+                    + [
+                        "-L", socket, "-f", "/dev/null", "start-server", ";", "set-option", "-g", "remain-on-exit",
+                        "on",
+                    ]
+                    + [";", "new-session", "-d", "-s", "top", "-x", "120", "-y", "30", command],
+                timeout: 10)
+            XCTAssertEqual(run.status, 0, run.stderr)
+        }
+
+        func screen() throws -> String { try run(["capture-pane", "-p", "-t", "top"]).stdout }
+
+        func send(_ keys: String...) throws { try run(["send-keys", "-t", "top"] + keys) }
+
+        deinit { _ = try? run(["kill-server"]) }
+    }
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(
+            FileManager.default.fileExists(atPath: Tmux.path.path), "tmux is not installed (make test installs it)")
+    }
+
+    /// Messages on two topics, of which one is subscribed ("weather.") and one is not.
+    private final class Traffic {
+        let clients: Clients
+        let push: Socket
+
+        init(_ daemon: Daemon) throws {
+            clients = try Clients()
+            _ = try clients.subscriber(daemon.xpub, prefixes: ["weather."])
+            try daemon.waitForSubscriptions(1)
+            push = try clients.socket(.push, connect: daemon.pull)
+        }
+
+        /// Pushes five messages on each topic.
+        func send() throws {
+            for index in 0..<5 {
+                try push.send(frames: frames("weather.paris", "\(index)C"))
+                try push.send(frames: frames("news.today", "headline \(index)"))
+            }
+        }
+    }
+
+    private func shellQuoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    func testLiveViewShowsRatesAndTopicsSortsOnAKeyAndQuitsOnQ() throws {
+        let daemon = try Daemon()
+        let traffic = try Traffic(daemon)
+        let tmux = Tmux()
+        // The shell reports the exit status on the screen once zpub top has left it.
+        try tmux.start(
+            "\(shellQuoted(Binaries.zpub.path)) top --interval 300 -c \(shellQuoted(daemon.control)); echo \"status $?\"; sleep 30"
+        )
+
+        // Rates need two readings with traffic between them: keep pushing until they show.
+        var screen = ""
+        try Wait.until("zpub top shows non-zero rates and both topics; the screen:\n\(screen)", timeout: 20) {
+            try traffic.send()
+            screen = try tmux.screen()
+            return screen.contains("weather.paris") && screen.contains("news.today")
+                && screen.range(of: #"in\s+[0-9]*[1-9][0-9]*\.[0-9] msg/s"#, options: .regularExpression) != nil
+        }
+        XCTAssertTrue(screen.contains("zpub top - \(daemon.control)"), screen)
+        XCTAssertTrue(screen.contains("subscriptions 1 on 1 prefixes"), screen)
+        XCTAssertTrue(screen.contains("peers: pull 1"), screen)
+        XCTAssertTrue(screen.contains("drops: unwanted"), screen)
+        XCTAssertTrue(screen.contains("refused: subscriptions 0, handshakes 0"), screen)
+        XCTAssertTrue(screen.contains("sorted by rate"), screen)
+        XCTAssertFalse(screen.contains("\u{1B}"), "capture-pane gives the text, not the escapes")
+        // news.today is unwanted (nobody subscribes to news.): its unwanted count grows.
+        XCTAssertNotNil(
+            screen.range(of: #"news\.today\s+[0-9.]+\s+.+\s+[1-9][0-9]*\s+[1-9][0-9]*"#, options: .regularExpression),
+            screen)
+
+        // t sorts by topic name: news.today comes before weather.paris.
+        try tmux.send("t")
+        try Wait.until("the view is sorted by topic; the screen:\n\(screen)") {
+            screen = try tmux.screen()
+            guard screen.contains("sorted by topic"), let news = screen.range(of: "news.today"),
+                let weather = screen.range(of: "weather.paris")
+            else { return false }
+            return news.lowerBound < weather.lowerBound
+        }
+        XCTAssertTrue(screen.contains("TOPIC*"), screen)
+
+        try tmux.send("q")
+        try Wait.until("zpub top exits on q; the screen:\n\(screen)") {
+            screen = try tmux.screen()
+            return screen.contains("status ")
+        }
+        XCTAssertTrue(screen.contains("status 0"), screen)
+        XCTAssertFalse(screen.contains("MSG/S"), "the alternate screen is left on exit:\n\(screen)")
+    }
+
+    func testCtrlCQuitsAndRestoresTheTerminal() throws {
+        let daemon = try Daemon()
+        let traffic = try Traffic(daemon)
+        try traffic.send()
+        let tmux = Tmux()
+        // After zpub top, the same shell prints its status and the terminal's settings.
+        try tmux.start(
+            "trap : INT; \(shellQuoted(Binaries.zpub.path)) top -c \(shellQuoted(daemon.control)); echo \"status $?\"; stty -a; sleep 30"
+        )
+        try Wait.until("zpub top draws its screen") { try tmux.screen().contains("weather.paris") }
+        try tmux.send("C-c")
+        var screen = ""
+        try Wait.until("the shell reports zpub top's status; the screen:\n\(screen)") {
+            screen = try tmux.screen()
+            return screen.contains("status ")
+        }
+        XCTAssertTrue(screen.contains("status 130"), "128 + SIGINT\n\(screen)")
+        // Canonical mode and echo are back on (stty prints -icanon / -echo when they are off).
+        XCTAssertNotNil(screen.range(of: #"(^|\s)icanon(\s|$)"#, options: .regularExpression), screen)
+        XCTAssertNotNil(screen.range(of: #"(^|\s)echo(\s|$)"#, options: .regularExpression), screen)
+    }
+
+    func testPlainLinesWhenOutputIsNotATerminal() throws {
+        let daemon = try Daemon()
+        let traffic = try Traffic(daemon)
+        let top = try RunningProgram(
+            Binaries.zpub, ["top", "-c", daemon.control, "--interval", "300", "--iterations", "3"])
+        // Traffic for longer than the three intervals take.
+        for _ in 0..<40 {
+            try traffic.send()
+            usleep(50_000)
+        }
+        let run = try top.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertFalse(run.stdout.contains("\u{1B}"), "no escape sequences in plain output:\n\(run.stdout)")
+        let blocks = run.stdout.components(separatedBy: "\n\n")
+        XCTAssertEqual(blocks.count, 3, run.stdout)
+        for block in blocks {
+            XCTAssertTrue(block.hasPrefix("zpub top - \(daemon.control)"), block)
+            XCTAssertNotNil(block.range(of: #"in\s+[0-9]+\.[0-9] msg/s"#, options: .regularExpression), block)
+            XCTAssertNotNil(block.range(of: #"\nTOPIC\s+MSG/S\*\s+BYTES/S"#, options: .regularExpression), block)
+            XCTAssertTrue(block.contains("weather.paris"), block)
+        }
+        XCTAssertNotNil(
+            run.stdout.range(of: #"in\s+[0-9]*[1-9][0-9]*\.[0-9] msg/s"#, options: .regularExpression),
+            "some interval had traffic:\n\(run.stdout)")
+    }
+
+    func testJSONLinesCarryTheRates() throws {
+        let daemon = try Daemon()
+        let traffic = try Traffic(daemon)
+        let top = try RunningProgram(
+            Binaries.zpub, ["top", "-c", daemon.control, "--interval", "300", "-n", "2", "--json", "--sort", "topic"])
+        for _ in 0..<30 {
+            try traffic.send()
+            usleep(50_000)
+        }
+        let run = try top.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let lines = run.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 2, run.stdout)
+        let objects = try lines.map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        XCTAssertTrue(objects.contains { ($0["messages_in_per_s"] as? Double ?? 0) > 0 }, run.stdout)
+        let topics = try XCTUnwrap(objects.last?["topics"] as? [[String: Any]])
+        XCTAssertEqual(topics.compactMap { $0["topic"] as? String }, ["news.today", "weather.paris"])
+    }
+
+    func testNoBrokerIsReportedNotWaitedFor() throws {
+        let nowhere = "ipc://\(NSTemporaryDirectory())/zpub-top-nobody-\(getpid()).sock"
+        let run = try Run.program(Binaries.zpub, ["top", "-c", nowhere, "--timeout", "300"], timeout: 10)
+        XCTAssertEqual(run.status, 1)
+        XCTAssertTrue(run.stderr.hasPrefix("zpub: no reply"), run.stderr)
+    }
+}
