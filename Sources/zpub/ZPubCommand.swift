@@ -30,7 +30,7 @@ struct ControlOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Give up after this many milliseconds.", valueName: "ms"))
     var timeout = 3_000
 
-    @Flag(name: .long, help: "Print the broker's JSON reply as it came.")
+    @Flag(name: .long, help: "Print the broker's JSON reply as it came (top: one JSON line of rates per refresh).")
     var json = false
 
     @OptionGroup var curve: CurveOptions
