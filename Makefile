@@ -17,7 +17,7 @@ PACKAGE_PACKAGES = dpkg-dev lintian groff-base man-db
 # PHP with its zmq extension (the README examples), systemd's tools (systemd-analyze,
 # systemd-socket-activate).
 BUILD_PACKAGES = libzmq3-dev libsystemd-dev pkg-config
-TEST_PACKAGES = python3-zmq php-cli php-zmq systemd $(PACKAGE_PACKAGES) tmux
+TEST_PACKAGES = python3-zmq php-cli php-zmq systemd $(PACKAGE_PACKAGES) tmux iproute2 nftables
 
 .PHONY: all deps test-deps build release run test format lint clean install install-files uninstall fuzz sanitize soak
 
