@@ -136,9 +136,11 @@ final class TopTests: XCTestCase {
         try Wait.until("zpub top draws its screen") { try tmux.screen().contains("weather.paris") }
         try tmux.send("C-c")
         var screen = ""
-        try Wait.until("the shell reports zpub top's status; the screen:\n\(screen)") {
+        // Wait for stty's output too (it follows the status line): both flags appear in it,
+        // with or without a leading minus.
+        try Wait.until("the shell reports zpub top's status and the terminal's settings; the screen:\n\(screen)") {
             screen = try tmux.screen()
-            return screen.contains("status ")
+            return screen.contains("status ") && screen.contains("icanon") && screen.contains("echo")
         }
         XCTAssertTrue(screen.contains("status 130"), "128 + SIGINT\n\(screen)")
         // Canonical mode and echo are back on (stty prints -icanon / -echo when they are off).
