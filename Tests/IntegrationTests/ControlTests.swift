@@ -122,8 +122,23 @@ final class ControlTests: XCTestCase {
 }
 
 enum FreePort {
-    /// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it).
+    /// Ports already handed out in this test run: the kernel may offer a just-released port
+    /// again, and two endpoints of one daemon on the same port fail its configuration check.
+    nonisolated(unsafe) private static var handedOut = Set<Int>()
+    private static let lock = NSLock()
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it), never the same
+    /// twice in one run.
     static func find() throws -> Int {
+        for _ in 0..<100 {
+            let port = try kernelPick()
+            let isNew = lock.withLock { handedOut.insert(port).inserted }
+            if isNew { return port }
+        }
+        throw TimedOut(what: "a free port not handed out before")
+    }
+
+    private static func kernelPick() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
