@@ -17,7 +17,9 @@ PACKAGE_PACKAGES = dpkg-dev lintian groff-base man-db
 # PHP with its zmq extension (the README examples), systemd's tools (systemd-analyze,
 # systemd-socket-activate).
 BUILD_PACKAGES = libzmq3-dev libsystemd-dev pkg-config
-TEST_PACKAGES = python3-zmq php-cli php-zmq systemd $(PACKAGE_PACKAGES) tmux iproute2 nftables
+TEST_PACKAGES = python3-zmq php-cli php-zmq systemd $(PACKAGE_PACKAGES) tmux iproute2 nftables $(HTTP_TEST_PACKAGES)
+# The HTTP gateway's tests (docs/http.md): a WebSocket client, a Prometheus text parser, headless Chromium.
+HTTP_TEST_PACKAGES = python3-websocket python3-prometheus-client chromium
 
 .PHONY: all deps test-deps build release run test format lint clean install install-files uninstall fuzz sanitize soak
 

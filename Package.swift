@@ -18,6 +18,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // The HTTP gateway (WebSocket, SSE, metrics): SwiftNIO's own HTTP and WebSocket modules.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C shims: module maps over the system libraries, never part of any public API.
@@ -54,10 +56,24 @@ let package = Package(
             ]
         ),
 
+        // The HTTP gateway: WebSocket and SSE for browsers, health, stats, metrics and a status
+        // page for operators. Joins the broker over inproc; never calls ZeroMQ on NIO's threads.
+        .target(
+            name: "ZPubGateway",
+            dependencies: [
+                "ZeroMQ", "ZPubCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+
         .executableTarget(
             name: "zpubd",
             dependencies: [
-                "ZPubBroker", "ZPubCore", "Systemd",
+                "ZPubBroker", "ZPubCore", "Systemd", "ZPubGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -84,6 +100,7 @@ let package = Package(
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "ZPubCoreTests", dependencies: ["ZPubCore"]),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"]),
+        .testTarget(name: "ZPubGatewayTests", dependencies: ["ZPubGateway"]),
         // End to end: starts the real zpubd and zpub binaries and talks to them over real
         // sockets, from Swift and from pyzmq.
         .testTarget(

@@ -12,7 +12,9 @@ import ZeroMQ
 /// - the control thread: the REP control socket;
 /// - the caller (zpubd's main thread): nothing but this object; it waits for signals.
 public final class Broker: @unchecked Sendable {
-    private let context: Context
+    /// The broker's libzmq context: components in the same process (the HTTP gateway) join the
+    /// broker through it, over the always-bound `InternalEndpoints` (inproc).
+    public let context: Context
     private let loop: ForwardingLoop
     private let control: ControlServer
     private let registry = EndpointRegistry()
@@ -81,6 +83,8 @@ public final class Broker: @unchecked Sendable {
                         try endpoints.adopt(listening, on: socket)
                     }
                 }
+                // Kept out of `bound` and the registry: not configuration, and not for CONFIG.
+                if let internalEndpoint = InternalEndpoints.endpoint(for: role) { try socket.bind(internalEndpoint) }
                 bound[role] = endpoints
                 registry.set(role, endpoints.actual)
                 if role == .control {

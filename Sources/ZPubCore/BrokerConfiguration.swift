@@ -74,6 +74,8 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var controlIPCMode = Defaults.controlIPCMode
     /// Per socket role ("pull", "xsub", "xpub", "control"): CURVE and allow lists.
     public var security: [String: SocketSecurity] = [:]
+    /// The optional HTTP listener: WebSocket, SSE, health, stats, metrics ([http], docs/http.md).
+    public var http = HTTPSettings()
 
     public init() {}
 
@@ -111,6 +113,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case serverSecretKeyFile = "server_secret_key_file"
         case controlIPCMode = "control_ipc_mode"
         case security
+        case http
     }
 }
 
@@ -238,6 +241,16 @@ extension BrokerConfiguration {
         if pullEndpoints.isEmpty && xsubEndpoints.isEmpty {
             problems.append(
                 ("pull", "pull and xsub both have no endpoint: messages would have no way in; give at least one"))
+        }
+        problems += http.validate()
+        for role in BrokerSocketRole.allCases {
+            for endpoint in endpoints(for: role) where endpoint.hasPrefix(InternalEndpoints.reservedPrefix) {
+                problems.append(
+                    (
+                        role.rawValue,
+                        "endpoint \"\(endpoint)\" is reserved for zpubd's own use; pick another inproc name"
+                    ))
+            }
         }
         var seen: [String: BrokerSocketRole] = [:]
         for role in BrokerSocketRole.allCases {

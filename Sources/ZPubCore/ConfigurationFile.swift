@@ -132,7 +132,7 @@ enum Schema {
     }
 
     static let sections =
-        ["", "daemon", "endpoints", "sockets", "limits", "last_value", "security"]
+        ["", "daemon", "endpoints", "sockets", "limits", "last_value", "security", "http"]
         + BrokerSocketRole.allCases.map { "security.\($0.rawValue)" }
 
     static func integer(
@@ -226,7 +226,7 @@ enum Schema {
             integer("limits", "max_subscriptions", \.maxSubscriptions),
             integer("limits", "max_subscription_length", \.maxSubscriptionLength),
             integer("limits", "max_control_request", \.maxControlRequest),
-        ] + BrokerSocketRole.allCases.flatMap(securityFields)
+        ] + BrokerSocketRole.allCases.flatMap(securityFields) + httpFields
 
     /// `curve`, `allowed_keys` and `allowed_addresses` in [security.<role>].
     static func securityFields(_ role: BrokerSocketRole) -> [Field] {

@@ -12,6 +12,8 @@ struct ConfigurationLoader: Sendable {
         var upstream: [String]
         var lastValue: [String]
         var logLevel: String?
+        /// --http host:port: turns the HTTP gateway on at that address.
+        var http: String? = nil
     }
 
     /// Every problem found, ready to print: one line each, prefixed with the file and line.
@@ -50,6 +52,10 @@ struct ConfigurationLoader: Sendable {
         if !overrides.upstream.isEmpty { configuration.upstreamEndpoints = overrides.upstream }
         if !overrides.lastValue.isEmpty { configuration.lastValuePrefixes = overrides.lastValue }
         if let level = overrides.logLevel { configuration.logLevel = level }
+        if let listen = overrides.http {
+            configuration.http.enabled = true
+            configuration.http.listen = listen
+        }
 
         let problems = configuration.validate()
         if !problems.isEmpty {

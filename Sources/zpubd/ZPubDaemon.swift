@@ -3,6 +3,7 @@ import Logging
 import Systemd
 import ZPubBroker
 import ZPubCore
+import ZPubGateway
 import ZeroMQ
 
 #if canImport(Glibc)
@@ -71,6 +72,13 @@ struct ZPubDaemon: ParsableCommand {
         help: ArgumentHelp("Log level: \(BrokerConfiguration.logLevels.joined(separator: ", ")).", valueName: "level"))
     var logLevel: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Serve HTTP (WebSocket, SSE, /healthz, /stats, /metrics, a status page) on host:port; turns [http] on.",
+            valueName: "host:port"))
+    var http: String?
+
     func validate() throws {
         if let logLevel, !BrokerConfiguration.logLevels.contains(logLevel) {
             throw ValidationError(
@@ -84,7 +92,7 @@ struct ZPubDaemon: ParsableCommand {
             path: config,
             overrides: .init(
                 pull: pull, xsub: xsub, xpub: xpub, control: control, upstream: upstream, lastValue: lastValue,
-                logLevel: logLevel))
+                logLevel: logLevel, http: http))
         let configuration: BrokerConfiguration
         switch loader.load() {
         case .success(let loaded):
@@ -136,6 +144,14 @@ struct ZPubDaemon: ParsableCommand {
             throw ExitCode(1)
         }
         broker.start()
+        let gateway: HTTPGateway?
+        do {
+            gateway = try startGateway(configuration, broker: broker, logger: logger)
+        } catch {
+            logger.critical("\(error)")
+            broker.stop()
+            throw ExitCode(1)
+        }
         let version = Context.libraryVersion
         logger.notice(
             "zpubd \(ZPubVersion.current) (libzmq \(version.major).\(version.minor).\(version.patch)) started",
@@ -159,6 +175,7 @@ struct ZPubDaemon: ParsableCommand {
             default:
                 logger.notice("received \(received == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
                 notifier.stopping()
+                gateway?.stop()
                 broker.stop()
                 logger.notice("zpubd stopped")
                 return
@@ -200,6 +217,19 @@ struct ZPubDaemon: ParsableCommand {
             return next
         }
     }
+}
+
+/// The HTTP gateway, when [http] is on: it joins the broker over inproc (docs/http.md).
+/// [http] is read at start only; a reload does not change it.
+private func startGateway(_ configuration: BrokerConfiguration, broker: Broker, logger: Logger) throws -> HTTPGateway? {
+    guard configuration.http.enabled else { return nil }
+    let gateway = try HTTPGateway(
+        settings: configuration.http, maxPrefixLength: configuration.maxSubscriptionLength, context: broker.context,
+        logger: logger)
+    logger.notice(
+        "http gateway listening on http://\(gateway.localAddress)/",
+        metadata: ["endpoint": "http://\(gateway.localAddress)"])
+    return gateway
 }
 
 private func printError(_ text: String) {

@@ -1,0 +1,45 @@
+/// The `[http]` section's keys (see `HTTPSettings` and docs/http.md).
+extension Schema {
+    static func httpInteger(_ key: String, _ path: WritableKeyPath<HTTPSettings, Int> & Sendable) -> Field {
+        Field(section: "http", key: key, configurationKey: key) { value, configuration in
+            guard case .integer(let number) = value else { return "\(key) must be an integer, not \(value.typeName)" }
+            configuration.http[keyPath: path] = number
+            return nil
+        }
+    }
+
+    static func httpStrings(
+        _ key: String, _ path: WritableKeyPath<HTTPSettings, [String]> & Sendable, example: String
+    ) -> Field {
+        Field(section: "http", key: key, configurationKey: key) { value, configuration in
+            switch value {
+            case .stringArray(let list): configuration.http[keyPath: path] = list
+            case .string(let single): configuration.http[keyPath: path] = [single]
+            default: return "\(key) must be an array of strings, e.g. [\(example)], not \(value.typeName)"
+            }
+            return nil
+        }
+    }
+
+    static let httpFields: [Field] = [
+        Field(section: "http", key: "enabled", configurationKey: "enabled") { value, configuration in
+            guard case .boolean(let flag) = value else { return "enabled must be true or false, not \(value.typeName)" }
+            configuration.http.enabled = flag
+            return nil
+        },
+        Field(section: "http", key: "listen", configurationKey: "listen") { value, configuration in
+            guard case .string(let address) = value else {
+                return "listen must be \"host:port\" in quotes, e.g. \"127.0.0.1:8080\""
+            }
+            configuration.http.listen = address
+            return nil
+        },
+        httpStrings("allowed_origins", \.allowedOrigins, example: "\"https://example.com\""),
+        httpInteger("client_queue", \.clientQueue),
+        httpInteger("max_clients", \.maxClients),
+        httpInteger("max_frame", \.maxFrame),
+        httpInteger("max_client_prefixes", \.maxClientPrefixes),
+        httpStrings("publish_prefixes", \.publishPrefixes, example: "\"chat.\""),
+        httpStrings("tokens", \.tokens, example: "\"private.=a-long-random-token\""),
+    ]
+}

@@ -1,0 +1,140 @@
+/// The `[http]` section: zpubd's optional HTTP listener for browsers (WebSocket, Server-Sent
+/// Events) and monitoring systems (health, stats, Prometheus metrics, a status page).
+/// See docs/http.md.
+public struct HTTPSettings: Codable, Equatable, Sendable {
+    public enum Defaults {
+        /// Off: a fresh install exposes nothing new.
+        public static let enabled = false
+        /// Loopback when on: a reverse proxy (TLS, public name) goes in front.
+        public static let listen = "127.0.0.1:8080"
+        /// Empty: only pages served by zpubd itself (same origin), and clients that send no
+        /// Origin at all (curl, servers), may connect.
+        public static let allowedOrigins: [String] = []
+        /// Messages waiting for one client before it counts as too slow and is dropped.
+        public static let clientQueue = 1_000
+        /// Connected WebSocket and SSE clients at most; further ones get 503.
+        public static let maxClients = 10_000
+        /// Largest WebSocket frame a client may send, in bytes (larger: close code 1009).
+        public static let maxFrame = 65_536
+        /// Prefixes one client may subscribe to at once.
+        public static let maxClientPrefixes = 64
+        /// No prefix may be published to over HTTP unless listed.
+        public static let publishPrefixes: [String] = []
+        /// No bearer tokens: every prefix is open to whoever may connect.
+        public static let tokens: [String] = []
+    }
+
+    public var enabled = Defaults.enabled
+    /// host:port (IPv6 as [::1]:8080).
+    public var listen = Defaults.listen
+    public var allowedOrigins = Defaults.allowedOrigins
+    public var clientQueue = Defaults.clientQueue
+    public var maxClients = Defaults.maxClients
+    public var maxFrame = Defaults.maxFrame
+    public var maxClientPrefixes = Defaults.maxClientPrefixes
+    public var publishPrefixes = Defaults.publishPrefixes
+    /// "PREFIX=TOKEN": subscribing to or publishing on topics under PREFIX needs the token.
+    public var tokens = Defaults.tokens
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case enabled, listen, tokens
+        case allowedOrigins = "allowed_origins"
+        case clientQueue = "client_queue"
+        case maxClients = "max_clients"
+        case maxFrame = "max_frame"
+        case maxClientPrefixes = "max_client_prefixes"
+        case publishPrefixes = "publish_prefixes"
+    }
+
+    /// CONFIG shows which prefixes have tokens, never the tokens themselves.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(enabled, forKey: .enabled)
+        try container.encode(listen, forKey: .listen)
+        try container.encode(allowedOrigins, forKey: .allowedOrigins)
+        try container.encode(clientQueue, forKey: .clientQueue)
+        try container.encode(maxClients, forKey: .maxClients)
+        try container.encode(maxFrame, forKey: .maxFrame)
+        try container.encode(maxClientPrefixes, forKey: .maxClientPrefixes)
+        try container.encode(publishPrefixes, forKey: .publishPrefixes)
+        try container.encode(tokenPrefixes.map { "\($0)=(hidden)" }, forKey: .tokens)
+    }
+
+    /// The listen address split into host and port, or nil when it is not host:port.
+    public var hostAndPort: (host: String, port: Int)? {
+        Self.parseListen(listen)
+    }
+
+    public static func parseListen(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port), !host.isEmpty else {
+            return nil
+        }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host == "*" { host = "0.0.0.0" }
+        return (host, port)
+    }
+
+    /// The prefixes that have a token, in file order.
+    public var tokenPrefixes: [String] {
+        tokens.compactMap { entry in entry.firstIndex(of: "=").map { String(entry[..<$0]) } }
+    }
+
+    /// (prefix, token) pairs; entries without "=" are reported by `validate()`.
+    public var tokenRules: [(prefix: String, token: String)] {
+        tokens.compactMap { entry in
+            guard let equals = entry.firstIndex(of: "=") else { return nil }
+            return (String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
+        }
+    }
+
+    /// Problems with these settings, each naming its key (as `BrokerConfiguration.validate`).
+    public func validate() -> [(key: String, message: String)] {
+        var problems: [(key: String, message: String)] = []
+        func check(_ key: String, _ value: Int, _ range: ClosedRange<Int>, _ meaning: String) {
+            if !range.contains(value) {
+                problems.append(
+                    (
+                        key,
+                        "\(key) = \(value) is out of range: \(meaning) must be between \(range.lowerBound) and \(range.upperBound)"
+                    ))
+            }
+        }
+        if hostAndPort == nil {
+            problems.append(
+                (
+                    "listen",
+                    "listen \"\(listen)\" is not host:port; write e.g. \"127.0.0.1:8080\", \"[::1]:8080\" or \"0.0.0.0:8080\""
+                ))
+        }
+        check("client_queue", clientQueue, 1...1_000_000, "the messages queued per HTTP client")
+        check("max_clients", maxClients, 1...1_000_000, "the number of HTTP clients")
+        check("max_frame", maxFrame, 128...(16 << 20), "the largest WebSocket frame in bytes")
+        check("max_client_prefixes", maxClientPrefixes, 1...10_000, "the prefixes per HTTP client")
+        for origin in allowedOrigins
+        where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
+            problems.append(
+                (
+                    "allowed_origins",
+                    "allowed origin \"\(origin)\" is not scheme://host[:port] (e.g. \"https://example.com\") or \"*\""
+                ))
+        }
+        for entry in tokens {
+            guard let equals = entry.firstIndex(of: "=") else {
+                problems.append(("tokens", "token entry \"\(entry.prefix(20))...\" is not \"PREFIX=TOKEN\""))
+                continue
+            }
+            if entry[entry.index(after: equals)...].count < 8 {
+                problems.append(
+                    (
+                        "tokens",
+                        "the token for prefix \"\(entry[..<equals])\" is shorter than 8 characters; use a long random one (e.g. openssl rand -hex 16)"
+                    ))
+            }
+        }
+        return problems
+    }
+}

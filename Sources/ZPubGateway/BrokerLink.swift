@@ -1,0 +1,421 @@
+import Foundation
+import Logging
+import NIOCore
+import ZPubCore
+import ZeroMQ
+
+/// What event loops ask of the gateway's ZeroMQ thread.
+enum LinkCommand: Sendable {
+    /// A new client with its first prefixes; with `resumeAfter`, first the cached values newer
+    /// than that last-value sequence (an SSE reconnection with Last-Event-ID).
+    case attach(ClientOutbox, prefixes: [[UInt8]], resumeAfter: UInt64?)
+    case subscribe(ClientID, [UInt8])
+    case unsubscribe(ClientID, [UInt8])
+    case detach(ClientID)
+    case publish([[UInt8]])
+    /// A control request (HEALTH, STATS, ...); the promise gets the raw JSON reply.
+    case control(String, EventLoopPromise<[UInt8]>)
+    case stop
+}
+
+struct ControlUnavailable: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The gateway's side of the broker, on a thread of its own. It owns three sockets, all joined
+/// to the broker over inproc with the broker's context: a SUB (the union of the clients'
+/// prefixes), a PUSH (what clients publish) and a REQ (HEALTH, STATS, SNAPSHOT).
+///
+/// It never blocks: every send is non-blocking, every client gets messages through its own
+/// bounded `ClientOutbox`, and a client whose queue is full is dropped. So neither a slow
+/// browser nor this thread can hold up the broker's forwarding loop (which would in any case
+/// only drop for this SUB, as for any slow subscriber).
+final class BrokerLink: @unchecked Sendable {
+    static let controlTimeoutNanoseconds: UInt64 = 3_000_000_000
+    /// How often SSE event ids learn the cache's sequence (a marker round), while SSE clients exist.
+    static let watermarkIntervalNanoseconds: UInt64 = 2_000_000_000
+    static let markerPrefix = Array(SnapshotReply.markerPrefix.utf8)
+
+    let mailbox = LinkMailbox<LinkCommand>()
+    private let context: Context
+    private let counters: GatewayCounters
+    private let logger: Logger
+    private let sub: Socket
+    private let push: Socket
+    private var req: Socket?
+    private var index = SubscriptionIndex()
+    private var clients: [ClientID: Client] = [:]
+    private let tokenPrefix = "gw\(getpid())-"
+    private var nextToken = 0
+
+    private struct Client {
+        let outbox: ClientOutbox
+        var resume: Resume?
+    }
+
+    /// An SSE client catching up: live messages wait here until the snapshot is in.
+    private struct Resume {
+        let token: String
+        let since: UInt64
+        var before: [(topic: [UInt8], item: ClientOutbox.Item)] = []
+        var after: [ClientOutbox.Item] = []
+        var markerSeen = false
+    }
+
+    private enum Waiter {
+        case http(EventLoopPromise<[UInt8]>)
+        case snapshot(token: String)
+    }
+
+    private var controlQueue: [(request: String, waiter: Waiter)] = []
+    private var inFlight: (waiter: Waiter, deadline: UInt64)?
+
+    private struct Round {
+        var client: ClientID?
+        var markerSeen = false
+        var reply: SnapshotReply?
+        var failed = false
+    }
+
+    private var rounds: [String: Round] = [:]
+    /// The last-value cache's sequence at the newest marker seen: every message after it in
+    /// this SUB's stream has a larger sequence (if cached at all).
+    private var watermark: UInt64 = 0
+    private var messageNumber: UInt64 = 0
+    private var lastWatermarkRound: UInt64 = 0
+    /// Learnt from snapshot replies: false when the broker caches nothing (no rounds needed).
+    private var cacheEnabled = true
+    private var lastCacheCheck: UInt64 = 0
+
+    init(context: Context, counters: GatewayCounters, logger: Logger) throws {
+        self.context = context
+        self.counters = counters
+        self.logger = logger
+        sub = try Socket(context, type: .sub)
+        push = try Socket(context, type: .push)
+        for socket in [sub, push] { try socket.setOption(.linger, 0) }
+        // Room for bursts while this thread hands messages to clients' queues.
+        try sub.setOption(.receiveHighWaterMark, 100_000)
+        // Subscriptions must all reach the broker, however many clients subscribe at once.
+        try sub.setOption(.sendHighWaterMark, 0)
+        try sub.connect(InternalEndpoints.endpoint(for: .xpub)!)
+        try push.connect(InternalEndpoints.endpoint(for: .pull)!)
+    }
+
+    private func makeRequestSocket() -> Socket? {
+        do {
+            let socket = try Socket(context, type: .req)
+            try socket.setOption(.linger, 0)
+            try socket.connect(InternalEndpoints.endpoint(for: .control)!)
+            return socket
+        } catch {
+            logger.error("http gateway: cannot open a control socket: \(error)")
+            return nil
+        }
+    }
+
+    func run() {
+        req = makeRequestSocket()
+        var poller = makePoller()
+        let message = Message()
+        var stopping = false
+        while !stopping {
+            do {
+                _ = try poller.poll(timeoutMilliseconds: 200)
+            } catch {
+                logger.critical("http gateway cannot poll: \(error)")
+                break
+            }
+            let now = DispatchTime.now().uptimeNanoseconds
+            if poller.isReadable(0) {
+                for command in mailbox.take() {
+                    if case .stop = command { stopping = true } else { handle(command) }
+                }
+            }
+            if poller.isReadable(1) { receiveBurst(message) }
+            if poller.isReadable(2) { receiveReply() }
+            if let flight = inFlight, now > flight.deadline {
+                complete(
+                    flight.waiter,
+                    .failure(ControlUnavailable(description: "no reply from the control socket within 3 s")))
+                inFlight = nil
+                req?.close()
+                req = makeRequestSocket()
+                poller = makePoller()
+            }
+            startWatermarkRoundIfDue(now: now)
+            sendNextControlRequest(now: now)
+        }
+        for (_, flight) in controlQueue { complete(flight, .failure(ControlUnavailable(description: "shutting down"))) }
+        if let flight = inFlight { complete(flight.waiter, .failure(ControlUnavailable(description: "shutting down"))) }
+        sub.close()
+        push.close()
+        req?.close()
+    }
+
+    private func makePoller() -> Poller {
+        var poller = Poller()
+        poller.add(fileDescriptor: mailbox.fileDescriptor)
+        poller.add(sub)
+        if let req { poller.add(req) } else { poller.add(fileDescriptor: -1) }
+        return poller
+    }
+
+    // MARK: Commands
+
+    private func handle(_ command: LinkCommand) {
+        switch command {
+        case .attach(let outbox, let prefixes, let resumeAfter):
+            clients[outbox.id] = Client(outbox: outbox)
+            for prefix in prefixes { subscribe(outbox.id, prefix) }
+            if let since = resumeAfter { startResume(outbox.id, since: since) }
+        case .subscribe(let id, let prefix):
+            if clients[id] != nil { subscribe(id, prefix) }
+        case .unsubscribe(let id, let prefix):
+            if index.remove(id, prefix) { setUpstream(prefix, subscribed: false) }
+        case .detach(let id):
+            guard let client = clients.removeValue(forKey: id) else { return }
+            client.outbox.close()
+            for prefix in index.removeAll(id) { setUpstream(prefix, subscribed: false) }
+        case .publish(let frames):
+            do {
+                if try push.send(frames: frames, dontWait: true) {
+                    counters.published.add(1, ordering: .relaxed)
+                } else {
+                    counters.publishFailures.add(1, ordering: .relaxed)
+                }
+            } catch {
+                counters.publishFailures.add(1, ordering: .relaxed)
+            }
+        case .control(let request, let promise):
+            controlQueue.append((request, .http(promise)))
+        case .stop:
+            break
+        }
+    }
+
+    private func subscribe(_ id: ClientID, _ prefix: [UInt8]) {
+        if index.add(id, prefix) { setUpstream(prefix, subscribed: true) }
+    }
+
+    private func setUpstream(_ prefix: [UInt8], subscribed: Bool) {
+        try? sub.setOption(subscribed ? .subscribe : .unsubscribe, bytes: prefix)
+        counters.upstreamPrefixes.store(index.distinctPrefixes, ordering: .relaxed)
+    }
+
+    // MARK: Messages: broker -> clients
+
+    private func receiveBurst(_ message: Message) {
+        do {
+            for _ in 0..<1_024 {
+                guard try sub.receive(into: message, dontWait: true) else { return }
+                var frames = [message.bytes]
+                while message.hasMore {
+                    _ = try sub.receive(into: message)
+                    frames.append(message.bytes)
+                }
+                deliver(frames)
+            }
+        } catch {
+            logger.error("http gateway: receiving from the broker failed: \(error)")
+        }
+    }
+
+    private func deliver(_ frames: [[UInt8]]) {
+        let topic = frames[0]
+        if topic.starts(with: Self.markerPrefix) {
+            markerArrived(topic: topic, frames: frames)
+            return  // markers are the gateway's and other snapshot clients' business, not browsers'
+        }
+        messageNumber &+= 1
+        counters.messagesIn.add(1, ordering: .relaxed)
+        counters.bytesIn.add(UInt64(frames.reduce(0) { $0 + $1.count }), ordering: .relaxed)
+        let matched = index.clients(matching: topic)
+        guard !matched.isEmpty else { return }
+        var webSocketItem: ClientOutbox.Item?
+        var eventItem: ClientOutbox.Item?
+        for id in matched {
+            guard let client = clients[id] else { continue }
+            let item: ClientOutbox.Item
+            switch client.outbox.kind {
+            case .webSocket:
+                if webSocketItem == nil {
+                    webSocketItem =
+                        switch WireFormat.webSocket(frames) {
+                        case .text(let bytes): .webSocketText(ByteBuffer(bytes: bytes))
+                        case .binary(let bytes): .webSocketBinary(ByteBuffer(bytes: bytes))
+                        }
+                }
+                item = webSocketItem!
+            case .serverSentEvents:
+                if eventItem == nil {
+                    let id = WireFormat.eventID(sequence: watermark, number: messageNumber)
+                    eventItem = .event(
+                        ByteBuffer(
+                            bytes: WireFormat.serverSentEvent(
+                                id: id, event: nil, data: WireFormat.jsonOrBase64(frames))))
+                }
+                item = eventItem!
+            }
+            if client.resume != nil {
+                hold(id, topic: topic, item: item)
+            } else if !client.outbox.offer(item) {
+                drop(id)
+            }
+        }
+    }
+
+    private func hold(_ id: ClientID, topic: [UInt8], item: ClientOutbox.Item) {
+        guard var resume = clients[id]?.resume, let limit = clients[id]?.outbox.limit else { return }
+        if resume.markerSeen { resume.after.append(item) } else { resume.before.append((topic, item)) }
+        clients[id]!.resume = resume
+        if resume.before.count + resume.after.count > limit { drop(id) }
+    }
+
+    /// A client whose queue is full: counted, told why, disconnected.
+    private func drop(_ id: ClientID) {
+        guard let client = clients.removeValue(forKey: id) else { return }
+        counters.droppedSlow.add(1, ordering: .relaxed)
+        for prefix in index.removeAll(id) { setUpstream(prefix, subscribed: false) }
+        client.outbox.close()
+        client.outbox.closeTooSlow()
+        logger.info(
+            "http gateway: dropped a \(client.outbox.kind.rawValue) client that fell \(client.outbox.limit) messages behind (client_queue)"
+        )
+    }
+
+    // MARK: Snapshots, resumes and the event-id watermark
+
+    private func startResume(_ id: ClientID, since: UInt64) {
+        let token = startRound(client: id, prefix: "")
+        clients[id]?.resume = Resume(token: token, since: since)
+        counters.resumes.add(1, ordering: .relaxed)
+    }
+
+    private func startWatermarkRoundIfDue(now: UInt64) {
+        guard counters.sseClients.load(ordering: .relaxed) > 0 else { return }
+        if !cacheEnabled {
+            // The cache may be switched on by a reload: look again now and then.
+            guard now &- lastCacheCheck > 30_000_000_000 else { return }
+            lastCacheCheck = now
+            cacheEnabled = true
+        }
+        guard now &- lastWatermarkRound > Self.watermarkIntervalNanoseconds,
+            !rounds.values.contains(where: { $0.client == nil })
+        else { return }
+        lastWatermarkRound = now
+        // "$zpub/" matches no cached topic: only the marker's sequence is wanted.
+        _ = startRound(client: nil, prefix: "$zpub/")
+    }
+
+    /// Subscribes to a fresh marker topic and asks for a SNAPSHOT (docs/last-value.md).
+    private func startRound(client: ClientID?, prefix: String) -> String {
+        nextToken += 1
+        let token = tokenPrefix + String(nextToken)
+        try? sub.setOption(.subscribe, bytes: Self.markerPrefix + Array(token.utf8))
+        rounds[token] = Round(client: client)
+        controlQueue.append(("SNAPSHOT \(token) \(prefix)", .snapshot(token: token)))
+        return token
+    }
+
+    private func markerArrived(topic: [UInt8], frames: [[UInt8]]) {
+        let token = String(decoding: topic.dropFirst(Self.markerPrefix.count), as: UTF8.self)
+        guard rounds[token] != nil else { return }
+        if frames.count > 1, let sequence = UInt64(String(decoding: frames[1], as: UTF8.self)) {
+            watermark = max(watermark, sequence)
+        }
+        try? sub.setOption(.unsubscribe, bytes: topic)
+        rounds[token]!.markerSeen = true
+        if let id = rounds[token]!.client { clients[id]?.resume?.markerSeen = true }
+        finishRoundIfDone(token)
+    }
+
+    private func snapshotReplied(token: String, _ result: Result<[UInt8], ControlUnavailable>) {
+        guard rounds[token] != nil else { return }
+        if case .success(let bytes) = result,
+            let reply = try? JSONDecoder().decode(SnapshotReply.self, from: Data(bytes))
+        {
+            rounds[token]!.reply = reply
+            cacheEnabled = !reply.prefixes.isEmpty
+        } else {
+            rounds[token]!.failed = true
+            try? sub.setOption(.unsubscribe, bytes: Self.markerPrefix + Array(token.utf8))
+            if case .success(let bytes) = result {
+                logger.warning("http gateway: SNAPSHOT failed: \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+            }
+        }
+        finishRoundIfDone(token)
+    }
+
+    private func finishRoundIfDone(_ token: String) {
+        guard let round = rounds[token], round.failed || (round.markerSeen && round.reply != nil) else { return }
+        rounds[token] = nil
+        if let id = round.client { finishResume(id, reply: round.reply) }
+    }
+
+    /// Sends the resuming client the cached values it missed, then what was held, then live.
+    private func finishResume(_ id: ClientID, reply: SnapshotReply?) {
+        guard let client = clients[id], let resume = client.resume else { return }
+        clients[id]!.resume = nil
+        var items: [ClientOutbox.Item] = []
+        let cachedPrefixes = (reply?.prefixes ?? []).map { Array($0.utf8) }
+        if let reply {
+            let wanted = index.prefixes(of: id)
+            for entry in reply.entries where entry.sequence > resume.since {
+                guard let frames = entry.messageFrames, wanted.contains(where: { frames[0].starts(with: $0) })
+                else { continue }
+                let id = WireFormat.eventID(sequence: entry.sequence, number: 0)
+                items.append(
+                    .event(
+                        ByteBuffer(
+                            bytes: WireFormat.serverSentEvent(id: id, event: nil, data: WireFormat.jsonOrBase64(frames))
+                        ))
+                )
+            }
+            counters.resumedValues.add(UInt64(items.count), ordering: .relaxed)
+        }
+        for held in resume.before {
+            // Before the marker, cached topics are in the snapshot already (the Clone pattern).
+            if reply != nil && cachedPrefixes.contains(where: { held.topic.starts(with: $0) }) { continue }
+            items.append(held.item)
+        }
+        items += resume.after
+        for item in items where !client.outbox.offer(item) {
+            drop(id)
+            return
+        }
+    }
+
+    // MARK: Control requests
+
+    private func sendNextControlRequest(now: UInt64) {
+        guard inFlight == nil, !controlQueue.isEmpty, let req else { return }
+        let next = controlQueue.removeFirst()
+        do {
+            try req.send(frames: [Array(next.request.utf8)], dontWait: true)
+            inFlight = (next.waiter, now + Self.controlTimeoutNanoseconds)
+        } catch {
+            complete(
+                next.waiter, .failure(ControlUnavailable(description: "cannot send to the control socket: \(error)")))
+        }
+    }
+
+    private func receiveReply() {
+        guard let req, let flight = inFlight else { return }
+        guard let frames = try? req.receiveFrames(timeoutMilliseconds: 0) else { return }
+        inFlight = nil
+        complete(flight.waiter, .success(frames.first ?? []))
+    }
+
+    private func complete(_ waiter: Waiter, _ result: Result<[UInt8], ControlUnavailable>) {
+        switch waiter {
+        case .http(let promise):
+            switch result {
+            case .success(let bytes): promise.succeed(bytes)
+            case .failure(let error): promise.fail(error)
+            }
+        case .snapshot(let token):
+            snapshotReplied(token: token, result)
+        }
+    }
+}

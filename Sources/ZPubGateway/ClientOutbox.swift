@@ -1,0 +1,159 @@
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import Synchronization
+
+/// One client's bounded queue between the gateway's ZeroMQ thread (which offers messages and
+/// must never wait) and the client's event loop (which writes them while the socket takes them).
+///
+/// The queue holds what the connection could not take yet: NIO's own outbound buffer is capped
+/// by the channel's write-buffer water mark, so a client that stops reading makes the channel
+/// unwritable, this queue grows, and past `limit` the client is dropped with a reason.
+final class ClientOutbox: Sendable {
+    enum Kind: String, Sendable {
+        case webSocket = "websocket"
+        case serverSentEvents = "sse"
+    }
+
+    /// A message ready for the wire, encoded once and shared by every client that gets it.
+    enum Item: Sendable {
+        case webSocketText(ByteBuffer)
+        case webSocketBinary(ByteBuffer)
+        case event(ByteBuffer)
+
+        var byteCount: Int {
+            switch self {
+            case .webSocketText(let buffer), .webSocketBinary(let buffer), .event(let buffer): buffer.readableBytes
+            }
+        }
+    }
+
+    private struct State {
+        var queue = CircularBuffer<Item>(initialCapacity: 4)
+        var drainScheduled = false
+        var closed = false
+    }
+
+    let id: ClientID
+    let kind: Kind
+    let channel: Channel
+    let limit: Int
+    private let counters: GatewayCounters
+    private let state = Mutex(State())
+
+    init(id: ClientID, kind: Kind, channel: Channel, limit: Int, counters: GatewayCounters) {
+        self.id = id
+        self.kind = kind
+        self.channel = channel
+        self.limit = limit
+        self.counters = counters
+    }
+
+    /// Queues a message (any thread, never blocks). False when the queue is full: the caller
+    /// drops the client.
+    func offer(_ item: Item) -> Bool {
+        let (accepted, schedule) = state.withLock { state -> (Bool, Bool) in
+            if state.closed { return (true, false) }
+            if state.queue.count >= limit { return (false, false) }
+            state.queue.append(item)
+            if state.drainScheduled { return (true, false) }
+            state.drainScheduled = true
+            return (true, true)
+        }
+        if schedule {
+            channel.eventLoop.execute { self.drain() }
+        }
+        return accepted
+    }
+
+    /// Stops accepting; what is queued is discarded.
+    func close() {
+        state.withLock { state in
+            state.closed = true
+            state.queue.removeAll()
+        }
+    }
+
+    /// Tells the client it was too slow (a close frame 1008, or a last SSE `error` event) and
+    /// disconnects it. The message only gets through if the connection has room, which a slow
+    /// client's often has not: the disconnection itself is what counts.
+    func closeTooSlow() {
+        let reason = "too slow: more than \(limit) messages queued (client_queue)"
+        let channel = self.channel
+        let kind = self.kind
+        channel.eventLoop.execute {
+            switch kind {
+            case .webSocket:
+                channel.writeAndFlush(WebSocketFrame.close(code: 1008, reason: reason), promise: nil)
+            case .serverSentEvents:
+                let data = "{\"type\":\"error\",\"code\":\"too_slow\",\"message\":\(WireFormat.jsonString(reason))}"
+                let event = WireFormat.serverSentEvent(id: nil, event: "error", data: Array(data.utf8))
+                channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: event))), promise: nil)
+            }
+            // Give the goodbye a moment to leave, then close whatever happened to it.
+            channel.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.close(promise: nil) }
+        }
+    }
+
+    /// Writes queued messages while the channel is writable (on the channel's event loop); called
+    /// again when the channel becomes writable.
+    func drain() {
+        var wrote = 0
+        var bytes = 0
+        while channel.isWritable {
+            let next = state.withLock { state -> Item? in
+                if let item = state.queue.popFirst() { return item }
+                state.drainScheduled = false
+                return nil
+            }
+            guard let item = next else { break }
+            write(item)
+            wrote += 1
+            bytes += item.byteCount
+        }
+        if wrote > 0 {
+            channel.flush()
+            switch kind {
+            case .webSocket:
+                counters.webSocketMessagesOut.add(UInt64(wrote), ordering: .relaxed)
+                counters.webSocketBytesOut.add(UInt64(bytes), ordering: .relaxed)
+            case .serverSentEvents:
+                counters.sseMessagesOut.add(UInt64(wrote), ordering: .relaxed)
+                counters.sseBytesOut.add(UInt64(bytes), ordering: .relaxed)
+            }
+        }
+        if !channel.isWritable {
+            // Resumed by channelWritabilityChanged; until then offers only queue.
+            state.withLock { $0.drainScheduled = true }
+        }
+    }
+
+    /// Called by the session when the channel becomes writable again.
+    func writabilityChanged() {
+        guard channel.isWritable else { return }
+        drain()
+    }
+
+    private func write(_ item: Item) {
+        switch item {
+        case .webSocketText(let buffer):
+            channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+        case .webSocketBinary(let buffer):
+            channel.write(WebSocketFrame(fin: true, opcode: .binary, data: buffer), promise: nil)
+        case .event(let buffer):
+            channel.write(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: nil)
+        }
+    }
+}
+
+extension WebSocketFrame {
+    /// A close frame with a code and a reason (cut to the 123 bytes a close frame allows).
+    static func close(code: UInt16, reason: String) -> WebSocketFrame {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(code)
+        var bytes = Array(reason.utf8.prefix(123))
+        while String(validating: bytes, as: UTF8.self) == nil { bytes.removeLast() }
+        buffer.writeBytes(bytes)
+        return WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+
+/// What a WebSocket client may send: one JSON object per text frame (docs/http.md).
+///
+///     {"op": "subscribe", "prefix": "weather."}          or "prefixes": ["a.", "b."]
+///     {"op": "unsubscribe", "prefix": "weather."}
+///     {"op": "publish", "topic": "chat.room1", "payload": "hello"}   (or any JSON value)
+///     {"op": "ping"}
+///
+/// Any request may carry `"token"` (a bearer token for protected prefixes).
+enum ClientRequest: Equatable {
+    case subscribe([String], token: String?)
+    case unsubscribe([String])
+    case publish(topic: String, payload: [UInt8], token: String?)
+    case ping
+
+    /// A request that breaks the protocol: the connection is closed with this code and reason.
+    struct Violation: Error, Equatable {
+        /// RFC 6455 close code: 1007 (not JSON), 1008 (not a known request).
+        var code: UInt16
+        var reason: String
+    }
+
+    static func parse(_ bytes: [UInt8]) -> Result<ClientRequest, Violation> {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            return .failure(
+                Violation(code: 1007, reason: "not a JSON object; send {\"op\":\"subscribe\",\"prefix\":\"...\"}"))
+        }
+        let token = object["token"] as? String
+        guard let op = object["op"] as? String else {
+            return .failure(Violation(code: 1008, reason: "missing \"op\" (subscribe, unsubscribe, publish or ping)"))
+        }
+        switch op {
+        case "subscribe", "unsubscribe":
+            let prefixes: [String]
+            if let single = object["prefix"] as? String {
+                prefixes = [single]
+            } else if let list = object["prefixes"] as? [String], !list.isEmpty {
+                prefixes = list
+            } else {
+                return .failure(
+                    Violation(code: 1008, reason: "\(op) needs \"prefix\" (a string) or \"prefixes\" (strings)"))
+            }
+            return .success(op == "subscribe" ? .subscribe(prefixes, token: token) : .unsubscribe(prefixes))
+        case "publish":
+            guard let topic = object["topic"] as? String, !topic.isEmpty else {
+                return .failure(Violation(code: 1008, reason: "publish needs \"topic\" (a non-empty string)"))
+            }
+            guard let payload = object["payload"] else {
+                return .failure(Violation(code: 1008, reason: "publish needs \"payload\" (a string or any JSON value)"))
+            }
+            if let text = payload as? String {
+                return .success(.publish(topic: topic, payload: Array(text.utf8), token: token))
+            }
+            guard
+                let data = try? JSONSerialization.data(
+                    withJSONObject: payload, options: [.fragmentsAllowed, .withoutEscapingSlashes])
+            else {
+                return .failure(Violation(code: 1008, reason: "publish: the payload cannot be encoded"))
+            }
+            return .success(.publish(topic: topic, payload: Array(data), token: token))
+        case "ping":
+            return .success(.ping)
+        default:
+            let shown = op.count > 32 ? op.prefix(32) + "..." : op
+            return .failure(
+                Violation(code: 1008, reason: "unknown op \"\(shown)\"; use subscribe, unsubscribe, publish or ping"))
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Synchronization
+
+/// The gateway's own counters, written by event loops and the gateway thread, read by
+/// /metrics and the status page. Relaxed atomics: each is a count, none orders anything.
+final class GatewayCounters: Sendable {
+    let webSocketClients = Atomic<Int>(0)
+    let sseClients = Atomic<Int>(0)
+    let statusClients = Atomic<Int>(0)
+    let webSocketConnections = Atomic<UInt64>(0)
+    let sseConnections = Atomic<UInt64>(0)
+    /// Clients dropped because their queue was full (too slow).
+    let droppedSlow = Atomic<UInt64>(0)
+    /// Requests refused: origin, token, too many clients, bad request, not found.
+    let rejectedOrigin = Atomic<UInt64>(0)
+    let rejectedToken = Atomic<UInt64>(0)
+    let rejectedFull = Atomic<UInt64>(0)
+    let rejectedBadRequest = Atomic<UInt64>(0)
+    let notFound = Atomic<UInt64>(0)
+    let httpRequests = Atomic<UInt64>(0)
+    /// Messages the gateway received from the broker, and handed to clients (per client).
+    let messagesIn = Atomic<UInt64>(0)
+    let bytesIn = Atomic<UInt64>(0)
+    let webSocketMessagesOut = Atomic<UInt64>(0)
+    let webSocketBytesOut = Atomic<UInt64>(0)
+    let sseMessagesOut = Atomic<UInt64>(0)
+    let sseBytesOut = Atomic<UInt64>(0)
+    let published = Atomic<UInt64>(0)
+    let publishFailures = Atomic<UInt64>(0)
+    /// Distinct prefixes the gateway's SUB socket holds (the union of its clients').
+    let upstreamPrefixes = Atomic<Int>(0)
+    let resumes = Atomic<UInt64>(0)
+    let resumedValues = Atomic<UInt64>(0)
+
+    /// A JSON-ready snapshot, for the status page and `/metrics`.
+    var snapshot: Snapshot {
+        Snapshot(
+            webSocketClients: webSocketClients.load(ordering: .relaxed),
+            sseClients: sseClients.load(ordering: .relaxed),
+            statusClients: statusClients.load(ordering: .relaxed),
+            webSocketConnections: webSocketConnections.load(ordering: .relaxed),
+            sseConnections: sseConnections.load(ordering: .relaxed),
+            droppedSlow: droppedSlow.load(ordering: .relaxed),
+            rejected: [
+                "origin": rejectedOrigin.load(ordering: .relaxed),
+                "token": rejectedToken.load(ordering: .relaxed),
+                "full": rejectedFull.load(ordering: .relaxed),
+                "bad_request": rejectedBadRequest.load(ordering: .relaxed),
+                "not_found": notFound.load(ordering: .relaxed),
+            ],
+            httpRequests: httpRequests.load(ordering: .relaxed),
+            messagesIn: messagesIn.load(ordering: .relaxed),
+            bytesIn: bytesIn.load(ordering: .relaxed),
+            webSocketMessagesOut: webSocketMessagesOut.load(ordering: .relaxed),
+            webSocketBytesOut: webSocketBytesOut.load(ordering: .relaxed),
+            sseMessagesOut: sseMessagesOut.load(ordering: .relaxed),
+            sseBytesOut: sseBytesOut.load(ordering: .relaxed),
+            published: published.load(ordering: .relaxed),
+            publishFailures: publishFailures.load(ordering: .relaxed),
+            upstreamPrefixes: upstreamPrefixes.load(ordering: .relaxed),
+            resumes: resumes.load(ordering: .relaxed),
+            resumedValues: resumedValues.load(ordering: .relaxed))
+    }
+
+    struct Snapshot: Codable, Equatable, Sendable {
+        var webSocketClients: Int
+        var sseClients: Int
+        var statusClients: Int
+        var webSocketConnections: UInt64
+        var sseConnections: UInt64
+        var droppedSlow: UInt64
+        var rejected: [String: UInt64]
+        var httpRequests: UInt64
+        var messagesIn: UInt64
+        var bytesIn: UInt64
+        var webSocketMessagesOut: UInt64
+        var webSocketBytesOut: UInt64
+        var sseMessagesOut: UInt64
+        var sseBytesOut: UInt64
+        var published: UInt64
+        var publishFailures: UInt64
+        var upstreamPrefixes: Int
+        var resumes: UInt64
+        var resumedValues: UInt64
+
+        enum CodingKeys: String, CodingKey {
+            case rejected, published, resumes
+            case webSocketClients = "websocket_clients"
+            case sseClients = "sse_clients"
+            case statusClients = "status_clients"
+            case webSocketConnections = "websocket_connections"
+            case sseConnections = "sse_connections"
+            case droppedSlow = "dropped_slow"
+            case httpRequests = "http_requests"
+            case messagesIn = "messages_in"
+            case bytesIn = "bytes_in"
+            case webSocketMessagesOut = "websocket_messages_out"
+            case webSocketBytesOut = "websocket_bytes_out"
+            case sseMessagesOut = "sse_messages_out"
+            case sseBytesOut = "sse_bytes_out"
+            case publishFailures = "publish_failures"
+            case upstreamPrefixes = "upstream_prefixes"
+            case resumedValues = "resumed_values"
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import Synchronization
+import ZPubCore
+import ZeroMQ
+
+/// zpubd's HTTP listener: WebSocket (/ws) and Server-Sent Events (/events) for browsers;
+/// /healthz, /stats, /metrics and a status page (/) for operators. See docs/http.md.
+///
+/// Threads and what they own:
+/// - the gateway's ZeroMQ thread (`BrokerLink`): its SUB, PUSH and REQ sockets, joined to the
+///   broker over inproc, and the table of which client wants which prefix;
+/// - NIO's event loop(s): the HTTP connections. They never call ZeroMQ: they post to the
+///   ZeroMQ thread's mailbox, and it hands them messages through each client's bounded queue.
+public final class HTTPGateway: Sendable {
+    /// The address actually listened on (the port resolved when 0 was asked for).
+    public let localAddress: String
+    private let group: MultiThreadedEventLoopGroup
+    private let serverChannel: Channel
+    private let shared: GatewayShared
+    private let linkFinished = DispatchSemaphore(value: 0)
+
+    /// Joins the broker over inproc with its `context`, and starts listening. Throws
+    /// `GatewayError` when the address cannot be bound.
+    public init(settings: HTTPSettings, maxPrefixLength: Int, context: Context, logger: Logger) throws {
+        guard let (host, port) = settings.hostAndPort else {
+            throw GatewayError("listen \"\(settings.listen)\" is not host:port")
+        }
+        let counters = GatewayCounters()
+        let link = try BrokerLink(context: context, counters: counters, logger: logger)
+        let shared = GatewayShared(
+            settings: settings, policy: AccessPolicy(settings), counters: counters, link: link,
+            maxPrefixLength: maxPrefixLength, logger: logger)
+        self.shared = shared
+        let finished = linkFinished
+        let thread = Thread {
+            link.run()
+            finished.signal()
+        }
+        thread.name = "zpubd-http-link"
+        thread.stackSize = 1 << 20
+        thread.start()
+
+        // One event loop: the work per connection is small, and the broker needs the other core.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.group = group
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // What NIO buffers per connection before the channel reports itself unwritable; past
+            // that, messages wait in the client's bounded queue (client_queue).
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 64 * 1024))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try HTTPGateway.configure(channel, shared: shared)
+                }
+            }
+        do {
+            serverChannel = try bootstrap.bind(host: host, port: port).wait()
+        } catch {
+            link.mailbox.post(.stop)
+            linkFinished.wait()
+            try? group.syncShutdownGracefully()
+            throw GatewayError(
+                "cannot listen for HTTP on \(settings.listen): \(error); pick a free port with listen in [http] or --http"
+            )
+        }
+        let address = serverChannel.localAddress
+        localAddress = "\(address?.ipAddress ?? host):\(address?.port ?? port)"
+    }
+
+    private static func configure(_ channel: Channel, shared: GatewayShared) throws {
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: shared.settings.maxFrame, automaticErrorHandling: true,
+            shouldUpgrade: { channel, head in
+                channel.eventLoop.makeSucceededFuture(shared.webSocketRefusal(head) == nil ? HTTPHeaders() : nil)
+            },
+            upgradePipelineHandler: { channel, head in
+                channel.eventLoop.makeCompletedFuture {
+                    let operations = channel.pipeline.syncOperations
+                    try operations.addHandler(
+                        NIOWebSocketFrameAggregator(
+                            minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 64,
+                            maxAccumulatedFrameSize: shared.settings.maxFrame))
+                    try operations.addHandler(WebSocketSession(shared: shared, head: head))
+                }
+            })
+        let operations = channel.pipeline.syncOperations
+        try operations.configureHTTPServerPipeline(
+            withServerUpgrade: (
+                upgraders: [upgrader],
+                completionHandler: { context in
+                    context.pipeline.syncOperations.removeHandler(name: HTTPHandler.name, promise: nil)
+                }
+            ),
+            withErrorHandling: true)
+        try operations.addHandler(HTTPHandler(shared: shared), name: HTTPHandler.name)
+    }
+
+    /// Closes the listener and every connection, then the gateway's sockets. Call before the
+    /// broker terminates its context (which waits for every socket).
+    public func stop() {
+        try? serverChannel.close().wait()
+        try? group.syncShutdownGracefully()
+        shared.link.mailbox.post(.stop)
+        linkFinished.wait()
+    }
+}
+
+/// What every connection's handlers share: settings, access policy, counters, the link.
+final class GatewayShared: Sendable {
+    let settings: HTTPSettings
+    let policy: AccessPolicy
+    let counters: GatewayCounters
+    let link: BrokerLink
+    let maxPrefixLength: Int
+    let logger: Logger
+    private let nextID = Atomic<UInt64>(0)
+
+    init(
+        settings: HTTPSettings, policy: AccessPolicy, counters: GatewayCounters, link: BrokerLink,
+        maxPrefixLength: Int, logger: Logger
+    ) {
+        self.settings = settings
+        self.policy = policy
+        self.counters = counters
+        self.link = link
+        self.maxPrefixLength = maxPrefixLength
+        self.logger = logger
+    }
+
+    func makeClientID() -> ClientID {
+        nextID.add(1, ordering: .relaxed).newValue
+    }
+
+    var clientCount: Int {
+        counters.webSocketClients.load(ordering: .relaxed) + counters.sseClients.load(ordering: .relaxed)
+            + counters.statusClients.load(ordering: .relaxed)
+    }
+
+    /// Sends a control request (HEALTH, STATS, ...) through the ZeroMQ thread.
+    func control(_ request: String, on eventLoop: EventLoop) -> EventLoopFuture<[UInt8]> {
+        let promise = eventLoop.makePromise(of: [UInt8].self)
+        link.mailbox.post(.control(request, promise))
+        return promise.futureResult
+    }
+
+    /// The tokens a request presents: `Authorization: Bearer ...` and `?access_token=`.
+    func presentedTokens(_ head: HTTPRequestHead, _ target: RequestTarget) -> Set<String> {
+        var tokens = Set(target.values("access_token"))
+        for value in head.headers["Authorization"] where value.lowercased().hasPrefix("bearer ") {
+            tokens.insert(String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        }
+        return tokens
+    }
+
+    /// Why a subscription request (WebSocket upgrade or SSE) is refused, or nil.
+    func subscriptionRefusal(_ head: HTTPRequestHead, _ target: RequestTarget, prefixes: [String])
+        -> (HTTPResponseStatus, String, String)?
+    {
+        if let denial = policy.checkOrigin(head.headers.first(name: "Origin"), host: head.headers.first(name: "Host")) {
+            return (.forbidden, "origin_not_allowed", denial.message)
+        }
+        if clientCount >= settings.maxClients {
+            return (
+                .serviceUnavailable, "too_many_clients",
+                "the gateway has max_clients (\(settings.maxClients)) clients; try again later"
+            )
+        }
+        if prefixes.count > settings.maxClientPrefixes {
+            return (
+                .badRequest, "too_many_prefixes",
+                "\(prefixes.count) prefixes; at most max_client_prefixes (\(settings.maxClientPrefixes))"
+            )
+        }
+        let tokens = presentedTokens(head, target)
+        for prefix in prefixes {
+            if let problem = prefixProblem(prefix) { return (.badRequest, "bad_prefix", problem) }
+            if let denial = policy.checkSubscribe(Array(prefix.utf8), presented: tokens) {
+                return (.unauthorized, "token_required", denial.message)
+            }
+        }
+        return nil
+    }
+
+    func prefixProblem(_ prefix: String) -> String? {
+        if prefix.utf8.count > maxPrefixLength {
+            return "a prefix of \(prefix.utf8.count) bytes is longer than max_subscription_length (\(maxPrefixLength))"
+        }
+        if prefix.hasPrefix("$zpub/") { return "prefixes under $zpub/ are zpubd's own" }
+        return nil
+    }
+
+    /// Nil when a request may become a WebSocket; otherwise the HTTP error to answer with.
+    func webSocketRefusal(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, String)? {
+        guard let target = RequestTarget(uri: head.uri), target.path == "/ws" else {
+            return (.notFound, "not_found", "WebSocket connections go to /ws")
+        }
+        return subscriptionRefusal(head, target, prefixes: target.values("prefix"))
+    }
+}
+
+/// The gateway could not start; the message says why and what to do.
+public struct GatewayError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

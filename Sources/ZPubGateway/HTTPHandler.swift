@@ -1,0 +1,349 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import ZPubCore
+
+/// Answers plain HTTP requests and turns `/events` and `/status/events` into event streams.
+/// (WebSocket upgrades are taken by NIO's upgrader before they get here; a request to /ws that
+/// arrives here was refused, and is answered with the reason.) Runs on the connection's event loop.
+final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    static let name = "zpub-http"
+    /// Bodies are not expected (every endpoint is GET); a large one closes the connection.
+    static let maxBody = 64 * 1024
+
+    let shared: GatewayShared
+    private var head: HTTPRequestHead?
+    private var bodyBytes = 0
+    /// Set once the connection streams events; it then takes no more requests.
+    private var stream: EventStream?
+
+    private enum EventStream {
+        case messages(ClientOutbox, RepeatedTask)
+        case status(RepeatedTask)
+    }
+
+    init(shared: GatewayShared) {
+        self.shared = shared
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard stream == nil else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            bodyBytes = 0
+        case .body(let body):
+            bodyBytes += body.readableBytes
+            if bodyBytes > Self.maxBody, head != nil {
+                respondError(context, .payloadTooLarge, "body_too_large", "request bodies are not accepted here")
+                head = nil
+                context.close(promise: nil)
+            }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            route(context, head)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .messages(let outbox, _) = stream { outbox.writabilityChanged() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        switch stream {
+        case .messages(let outbox, let keepAlive):
+            keepAlive.cancel()
+            shared.link.mailbox.post(.detach(outbox.id))
+            shared.counters.sseClients.add(-1, ordering: .relaxed)
+        case .status(let task):
+            task.cancel()
+            shared.counters.statusClients.add(-1, ordering: .relaxed)
+        case nil:
+            break
+        }
+        stream = nil
+        context.fireChannelInactive()
+    }
+
+    // MARK: Routing
+
+    private func route(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        shared.counters.httpRequests.add(1, ordering: .relaxed)
+        guard let target = RequestTarget(uri: head.uri) else {
+            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            return respondError(context, .badRequest, "bad_request", "the request target is not a valid path", head)
+        }
+        if head.method == .OPTIONS { return preflight(context, head) }
+        guard head.method == .GET || head.method == .HEAD else {
+            var headers = HTTPHeaders()
+            headers.add(name: "Allow", value: "GET, HEAD, OPTIONS")
+            return respondError(
+                context, .methodNotAllowed, "method_not_allowed", "\(head.method) is not supported; use GET", head,
+                headers: headers)
+        }
+        switch target.path {
+        case "/":
+            respond(context, head, .ok, contentType: "text/html; charset=utf-8", body: Array(StatusPage.html.utf8))
+        case "/watch":
+            respond(context, head, .ok, contentType: "text/html; charset=utf-8", body: Array(StatusPage.watchHTML.utf8))
+        case "/healthz":
+            health(context, head)
+        case "/stats":
+            stats(context, head)
+        case "/metrics":
+            metrics(context, head)
+        case "/events":
+            events(context, head, target)
+        case "/status/events":
+            statusEvents(context, head)
+        case "/ws":
+            // The upgrader refused it: say why.
+            if let (status, code, message) = shared.webSocketRefusal(head) {
+                count(status)
+                return respondError(context, status, code, message, head)
+            }
+            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            respondError(
+                context, .upgradeRequired, "upgrade_required",
+                "/ws is a WebSocket endpoint: send Connection: Upgrade, Upgrade: websocket (RFC 6455)", head)
+        default:
+            shared.counters.notFound.add(1, ordering: .relaxed)
+            respondError(
+                context, .notFound, "not_found",
+                "no such path \(target.path); paths are /, /watch, /ws, /events, /status/events, /healthz, /stats, /metrics",
+                head)
+        }
+    }
+
+    private func count(_ status: HTTPResponseStatus) {
+        switch status {
+        case .forbidden: shared.counters.rejectedOrigin.add(1, ordering: .relaxed)
+        case .unauthorized: shared.counters.rejectedToken.add(1, ordering: .relaxed)
+        case .serviceUnavailable: shared.counters.rejectedFull.add(1, ordering: .relaxed)
+        default: shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+        }
+    }
+
+    private func preflight(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        let origin = head.headers.first(name: "Origin")
+        guard let allowed = shared.policy.corsOrigin(for: origin) else {
+            shared.counters.rejectedOrigin.add(1, ordering: .relaxed)
+            return respondError(
+                context, .forbidden, "origin_not_allowed",
+                "origin \(origin ?? "(none)") is not allowed; add it to allowed_origins in [http]", head)
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Access-Control-Allow-Origin", value: allowed)
+        headers.add(name: "Access-Control-Allow-Methods", value: "GET, HEAD, OPTIONS")
+        headers.add(name: "Access-Control-Allow-Headers", value: "Authorization, Last-Event-ID")
+        headers.add(name: "Access-Control-Max-Age", value: "600")
+        headers.add(name: "Vary", value: "Origin")
+        respond(context, head, .noContent, contentType: nil, body: [], headers: headers)
+    }
+
+    // MARK: Operators
+
+    private func health(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        shared.control("HEALTH", on: context.eventLoop).whenComplete { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success(let bytes):
+                let report = try? JSONDecoder().decode(HealthReport.self, from: Data(bytes))
+                let ok = report?.status == "ok"
+                var body = bytes
+                if !ok {
+                    let reason =
+                        switch report?.status {
+                        case "paused": "forwarding is paused (PAUSE on the control socket); RESUME restarts it"
+                        case nil: "the broker's HEALTH reply could not be read"
+                        default: "the forwarding loop is not responding (\(report?.forwarding ?? "?"))"
+                        }
+                    body =
+                        Array(
+                            "{\"status\":\(WireFormat.jsonString(report?.status ?? "unhealthy")),\"reason\":\(WireFormat.jsonString(reason)),\"health\":"
+                                .utf8) + bytes + Array("}".utf8)
+                }
+                handler.respond(
+                    context, head, ok ? .ok : .serviceUnavailable, contentType: "application/json", body: body)
+            case .failure(let error):
+                handler.respondError(
+                    context, .serviceUnavailable, "unavailable", "the broker did not answer HEALTH: \(error)", head)
+            }
+        }
+    }
+
+    private func stats(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        shared.control("STATS", on: context.eventLoop).whenComplete { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success(let bytes):
+                handler.respond(context, head, .ok, contentType: "application/json", body: bytes)
+            case .failure(let error):
+                handler.respondError(
+                    context, .serviceUnavailable, "unavailable", "the broker did not answer STATS: \(error)", head)
+            }
+        }
+    }
+
+    private func metrics(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let counters = shared.counters
+        shared.control("STATS", on: context.eventLoop).whenComplete { result in
+            let (handler, context) = loopBound.value
+            let stats = (try? result.get()).flatMap { try? JSONDecoder().decode(StatsSnapshot.self, from: Data($0)) }
+            let text = PrometheusText.render(stats: stats, gateway: counters.snapshot)
+            handler.respond(context, head, .ok, contentType: PrometheusText.contentType, body: Array(text.utf8))
+        }
+    }
+
+    // MARK: Event streams
+
+    private func events(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ target: RequestTarget) {
+        let prefixes = target.values("prefix")
+        guard !prefixes.isEmpty else {
+            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            return respondError(
+                context, .badRequest, "no_prefix",
+                "name the topic prefixes: /events?prefix=weather.&prefix=state. (prefix= for every topic)", head)
+        }
+        if let (status, code, message) = shared.subscriptionRefusal(head, target, prefixes: prefixes) {
+            count(status)
+            return respondError(context, status, code, message, head)
+        }
+        let lastEventID = head.headers.first(name: "Last-Event-ID") ?? target.value("last_event_id")
+        let resumeAfter = lastEventID.flatMap(WireFormat.sequence(fromEventID:))
+        startStream(context, head)
+        let outbox = ClientOutbox(
+            id: shared.makeClientID(), kind: .serverSentEvents, channel: context.channel,
+            limit: shared.settings.clientQueue, counters: shared.counters)
+        shared.counters.sseClients.add(1, ordering: .relaxed)
+        shared.counters.sseConnections.add(1, ordering: .relaxed)
+        // A comment now and then keeps proxies from closing an idle stream.
+        let channel = context.channel
+        let keepAlive = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(15), delay: .seconds(15)) { _ in
+            if channel.isWritable {
+                channel.writeAndFlush(
+                    HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: ":\n\n"))), promise: nil)
+            }
+        }
+        stream = .messages(outbox, keepAlive)
+        shared.link.mailbox.post(
+            .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resumeAfter: resumeAfter))
+    }
+
+    /// Every second: STATS and the gateway's counters; every five: the busiest topics and
+    /// subscriptions. Skipped while the connection has no room (a slow page misses updates).
+    private func statusEvents(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        if let denial = shared.policy.checkOrigin(
+            head.headers.first(name: "Origin"), host: head.headers.first(name: "Host"))
+        {
+            shared.counters.rejectedOrigin.add(1, ordering: .relaxed)
+            return respondError(context, .forbidden, "origin_not_allowed", denial.message, head)
+        }
+        startStream(context, head)
+        shared.counters.statusClients.add(1, ordering: .relaxed)
+        let channel = context.channel
+        let shared = self.shared
+        var tick = 0
+        let task = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { _ in
+            guard channel.isWritable else { return }
+            tick += 1
+            let eventLoop = channel.eventLoop
+            shared.control("STATS", on: eventLoop).whenSuccess { stats in
+                let gateway =
+                    (try? JSONEncoder().encode(shared.counters.snapshot)).map { Array($0) } ?? Array("{}".utf8)
+                let data =
+                    Array("{\"stats\":".utf8) + stats + Array(",\"gateway\":".utf8) + gateway + [UInt8(ascii: "}")]
+                Self.send(event: "stats", data: data, on: channel)
+            }
+            guard tick % 5 == 1 else { return }
+            shared.control("TOPICS", on: eventLoop).whenSuccess { bytes in
+                guard var list = try? JSONDecoder().decode(TopicList.self, from: Data(bytes)) else { return }
+                list.topics = Array(list.topics.sorted { $0.messages > $1.messages }.prefix(12))
+                if let data = try? JSONEncoder().encode(list) {
+                    Self.send(event: "topics", data: Array(data), on: channel)
+                }
+            }
+            shared.control("SUBSCRIPTIONS", on: eventLoop).whenSuccess { bytes in
+                guard var list = try? JSONDecoder().decode(SubscriptionList.self, from: Data(bytes)) else { return }
+                list.subscriptions = Array(list.subscriptions.sorted { $0.count > $1.count }.prefix(12))
+                if let data = try? JSONEncoder().encode(list) {
+                    Self.send(event: "subscriptions", data: Array(data), on: channel)
+                }
+            }
+        }
+        stream = .status(task)
+    }
+
+    private static func send(event: String, data: [UInt8], on channel: Channel) {
+        let bytes = WireFormat.serverSentEvent(id: nil, event: event, data: data)
+        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))), promise: nil)
+    }
+
+    private func startStream(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/event-stream; charset=utf-8")
+        headers.add(name: "Cache-Control", value: "no-cache")
+        // nginx and friends: do not buffer an event stream.
+        headers.add(name: "X-Accel-Buffering", value: "no")
+        addCORS(&headers, head)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil
+        )
+        // The reconnection delay a browser's EventSource uses, then the stream.
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "retry: 2000\n\n")))), promise: nil)
+    }
+
+    // MARK: Responses
+
+    private func addCORS(_ headers: inout HTTPHeaders, _ head: HTTPRequestHead) {
+        if let origin = shared.policy.corsOrigin(for: head.headers.first(name: "Origin")) {
+            headers.add(name: "Access-Control-Allow-Origin", value: origin)
+            headers.add(name: "Vary", value: "Origin")
+        }
+    }
+
+    func respond(
+        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, contentType: String?,
+        body: [UInt8], headers extra: HTTPHeaders = HTTPHeaders()
+    ) {
+        var headers = extra
+        if let contentType { headers.add(name: "Content-Type", value: contentType) }
+        headers.add(name: "Content-Length", value: String(body.count))
+        headers.add(name: "Cache-Control", value: "no-store")
+        addCORS(&headers, head)
+        let keepAlive = head.isKeepAlive
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+            promise: nil)
+        if head.method != .HEAD && !body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+        }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if !keepAlive { channel.close(promise: nil) }
+        }
+    }
+
+    /// `{"error":{"code":...,"message":...}}`, as on the control socket.
+    func respondError(
+        _ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ code: String, _ message: String,
+        _ head: HTTPRequestHead? = nil, headers: HTTPHeaders = HTTPHeaders()
+    ) {
+        let body = Array(
+            "{\"error\":{\"code\":\(WireFormat.jsonString(code)),\"message\":\(WireFormat.jsonString(message))}}\n".utf8
+        )
+        var headers = headers
+        if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Bearer") }
+        let requestHead =
+            head ?? HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Connection": "close"])
+        respond(context, requestHead, status, contentType: "application/json", body: body, headers: headers)
+    }
+}

@@ -1,0 +1,177 @@
+import ZPubCore
+
+/// Renders the broker's STATS and the gateway's counters in the Prometheus text exposition
+/// format (version 0.0.4). A pure function of two snapshots: the counters already live in the
+/// broker, so they are read at scrape time rather than mirrored into a metrics registry.
+struct PrometheusText {
+    private var out = ""
+
+    static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    static func render(stats: StatsSnapshot?, gateway: GatewayCounters.Snapshot) -> String {
+        var text = PrometheusText()
+        text.gauge("zpub_up", "1 when the broker answered the scrape's STATS request", [([:], stats == nil ? 0 : 1)])
+        if let stats { text.broker(stats) }
+        text.gateway(gateway)
+        return text.out
+    }
+
+    private mutating func broker(_ stats: StatsSnapshot) {
+        let roles = stats.sockets.keys.sorted()
+        var messages: [([String: String], Double)] = []
+        var bytes: [([String: String], Double)] = []
+        for role in roles {
+            guard let counters = stats.sockets[role] else { continue }
+            messages.append((["socket": role, "direction": "in"], Double(counters.messagesIn)))
+            messages.append((["socket": role, "direction": "out"], Double(counters.messagesOut)))
+            bytes.append((["socket": role, "direction": "in"], Double(counters.bytesIn)))
+            bytes.append((["socket": role, "direction": "out"], Double(counters.bytesOut)))
+        }
+        counter("zpub_socket_messages_total", "Messages (frames for subscriptions) per socket and direction", messages)
+        counter("zpub_socket_bytes_total", "Bytes per socket and direction", bytes)
+        counter("zpub_messages_in_total", "Data messages received from producers", [([:], Double(stats.messagesIn))])
+        counter("zpub_messages_out_total", "Data messages handed to XPUB", [([:], Double(stats.messagesOut))])
+        counter("zpub_bytes_in_total", "Bytes of data messages received", [([:], Double(stats.bytesIn))])
+        counter("zpub_bytes_out_total", "Bytes of data messages handed to XPUB", [([:], Double(stats.bytesOut))])
+        gauge("zpub_uptime_seconds", "Seconds since zpubd started", [([:], stats.uptimeSeconds)])
+        gauge("zpub_forwarding_paused", "1 while forwarding is paused", [([:], stats.forwarding == "paused" ? 1 : 0)])
+        let subscriptions = stats.subscriptions
+        gauge("zpub_subscriptions", "Live subscriptions", [([:], Double(subscriptions.total))])
+        gauge("zpub_subscription_prefixes", "Distinct subscribed prefixes", [([:], Double(subscriptions.prefixes))])
+        counter(
+            "zpub_subscription_events_total", "Subscribe and unsubscribe frames seen",
+            [
+                (["kind": "subscribe"], Double(subscriptions.subscribeEvents)),
+                (["kind": "unsubscribe"], Double(subscriptions.unsubscribeEvents)),
+            ])
+        counter(
+            "zpub_subscriptions_refused_total", "Subscriptions refused",
+            [
+                (["reason": "too_long"], Double(subscriptions.refusedTooLong)),
+                (["reason": "table_full"], Double(subscriptions.refusedTableFull)),
+            ])
+        gauge("zpub_topics", "Topics tracked by topic accounting", [([:], Double(stats.topics.tracked))])
+        counter(
+            "zpub_untracked_messages_total", "Messages on topics beyond max_topics",
+            [([:], Double(stats.topics.untrackedMessages))])
+        counter(
+            "zpub_unwanted_messages_total", "Messages no subscription wanted", [([:], Double(stats.unwantedMessages))])
+        counter("zpub_send_failures_total", "Messages XPUB refused", [([:], Double(stats.sendFailures))])
+        gauge(
+            "zpub_peers", "Connected peers per data socket",
+            stats.peers.keys.sorted().map { (["socket": $0], Double(stats.peers[$0] ?? 0)) })
+        counter(
+            "zpub_handshake_failures_total", "Connections dropped during the ZeroMQ handshake",
+            [([:], Double(stats.handshakeFailures))])
+        let cache = stats.lastValue
+        gauge("zpub_last_value_entries", "Cached last values", [([:], Double(cache.entries))])
+        gauge("zpub_last_value_bytes", "Bytes of cached last values", [([:], Double(cache.bytes))])
+        counter(
+            "zpub_last_value_events_total", "Last-value cache events",
+            [
+                (["event": "hit"], Double(cache.hits)), (["event": "miss"], Double(cache.misses)),
+                (["event": "update"], Double(cache.updates)), (["event": "deletion"], Double(cache.deletions)),
+                (["event": "eviction"], Double(cache.evictions)), (["event": "snapshot"], Double(cache.snapshots)),
+            ])
+        gauge(
+            "zpub_upstream_connected", "1 when an upstream broker is connected",
+            stats.upstreams.map { (["endpoint": $0.endpoint], $0.state == "connected" ? 1 : 0) })
+        counter(
+            "zpub_security_denied_total", "Connections the ZAP handler refused, per socket",
+            stats.security.deniedBySocket.keys.sorted().map {
+                (["socket": $0], Double(stats.security.deniedBySocket[$0] ?? 0))
+            })
+    }
+
+    private mutating func gateway(_ gateway: GatewayCounters.Snapshot) {
+        gauge(
+            "zpub_http_clients", "Connected HTTP gateway clients",
+            [
+                (["kind": "websocket"], Double(gateway.webSocketClients)),
+                (["kind": "sse"], Double(gateway.sseClients)),
+                (["kind": "status"], Double(gateway.statusClients)),
+            ])
+        counter(
+            "zpub_http_connections_total", "HTTP gateway clients accepted",
+            [
+                (["kind": "websocket"], Double(gateway.webSocketConnections)),
+                (["kind": "sse"], Double(gateway.sseConnections)),
+            ])
+        counter(
+            "zpub_http_clients_dropped_total", "Clients dropped because their queue was full (too slow)",
+            [([:], Double(gateway.droppedSlow))])
+        counter(
+            "zpub_http_rejected_total", "HTTP requests refused",
+            gateway.rejected.keys.sorted().map { (["reason": $0], Double(gateway.rejected[$0] ?? 0)) })
+        counter("zpub_http_requests_total", "HTTP requests", [([:], Double(gateway.httpRequests))])
+        counter(
+            "zpub_http_messages_in_total", "Messages the gateway received from the broker",
+            [([:], Double(gateway.messagesIn))])
+        counter(
+            "zpub_http_messages_out_total", "Messages handed to HTTP clients (one per client)",
+            [
+                (["kind": "websocket"], Double(gateway.webSocketMessagesOut)),
+                (["kind": "sse"], Double(gateway.sseMessagesOut)),
+            ])
+        counter(
+            "zpub_http_bytes_out_total", "Bytes handed to HTTP clients",
+            [
+                (["kind": "websocket"], Double(gateway.webSocketBytesOut)),
+                (["kind": "sse"], Double(gateway.sseBytesOut)),
+            ])
+        counter(
+            "zpub_http_published_total", "Messages WebSocket clients published", [([:], Double(gateway.published))])
+        counter(
+            "zpub_http_publish_failures_total", "Publishes the broker did not take",
+            [([:], Double(gateway.publishFailures))])
+        gauge(
+            "zpub_http_upstream_prefixes", "Distinct prefixes the gateway subscribes to",
+            [([:], Double(gateway.upstreamPrefixes))])
+        counter(
+            "zpub_http_resumes_total", "SSE reconnections resumed from the last-value cache",
+            [([:], Double(gateway.resumes))])
+    }
+
+    // MARK: Format
+
+    private mutating func counter(_ name: String, _ help: String, _ samples: [([String: String], Double)]) {
+        family(name, help, "counter", samples)
+    }
+
+    private mutating func gauge(_ name: String, _ help: String, _ samples: [([String: String], Double)]) {
+        family(name, help, "gauge", samples)
+    }
+
+    private mutating func family(
+        _ name: String, _ help: String, _ type: String, _ samples: [([String: String], Double)]
+    ) {
+        out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        for (labels, value) in samples {
+            out += name
+            if !labels.isEmpty {
+                out += "{"
+                out += labels.keys.sorted().map { "\($0)=\"\(Self.escape(labels[$0]!))\"" }.joined(separator: ",")
+                out += "}"
+            }
+            out += " \(Self.format(value))\n"
+        }
+    }
+
+    static func escape(_ value: String) -> String {
+        var out = ""
+        for character in value {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    static func format(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return String(value)
+    }
+}

@@ -1,0 +1,166 @@
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+
+/// One WebSocket client, after the upgrade: reads its requests (JSON text frames), answers
+/// them, and registers it with the ZeroMQ thread, which sends it messages through its
+/// `ClientOutbox`. Runs on the connection's event loop. See docs/http.md ("WebSocket").
+final class WebSocketSession: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let shared: GatewayShared
+    private let head: HTTPRequestHead
+    private var outbox: ClientOutbox?
+    private var prefixes: Set<String> = []
+    private var tokens: Set<String>
+    private var closing = false
+
+    init(shared: GatewayShared, head: HTTPRequestHead) {
+        self.shared = shared
+        self.head = head
+        let target = RequestTarget(uri: head.uri) ?? RequestTarget(path: "/ws")
+        tokens = shared.presentedTokens(head, target)
+        prefixes = Set(target.values("prefix"))
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let outbox = ClientOutbox(
+            id: shared.makeClientID(), kind: .webSocket, channel: context.channel, limit: shared.settings.clientQueue,
+            counters: shared.counters)
+        self.outbox = outbox
+        shared.counters.webSocketClients.add(1, ordering: .relaxed)
+        shared.counters.webSocketConnections.add(1, ordering: .relaxed)
+        // Prefixes in the URL (?prefix=...) were checked before the upgrade.
+        shared.link.mailbox.post(.attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resumeAfter: nil))
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        detach()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        detach()
+        context.fireChannelInactive()
+    }
+
+    private func detach() {
+        guard let outbox else { return }
+        self.outbox = nil
+        shared.link.mailbox.post(.detach(outbox.id))
+        shared.counters.webSocketClients.add(-1, ordering: .relaxed)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        outbox?.writabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            var data = frame.unmaskedData
+            let bytes = data.readBytes(length: data.readableBytes) ?? []
+            switch ClientRequest.parse(bytes) {
+            case .success(let request): handle(request, context: context)
+            case .failure(let violation):
+                shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+                close(context, code: violation.code, reason: violation.reason)
+            }
+        case .binary:
+            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            close(context, code: 1003, reason: "binary frames are not accepted; send JSON text frames (docs/http.md)")
+        case .ping:
+            var payload = frame.unmaskedData
+            let bytes = payload.readBytes(length: payload.readableBytes) ?? []
+            context.writeAndFlush(
+                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: ByteBuffer(bytes: bytes))), promise: nil)
+        case .connectionClose:
+            // Echo the close (RFC 6455 5.5.1), then hang up.
+            guard !closing else {
+                context.close(promise: nil)
+                return
+            }
+            closing = true
+            var data = frame.unmaskedData
+            let code = data.readInteger(as: UInt16.self) ?? 1000
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.close(code: code, reason: ""))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+        default:
+            break
+        }
+    }
+
+    private func handle(_ request: ClientRequest, context: ChannelHandlerContext) {
+        guard let outbox else { return }
+        switch request {
+        case .subscribe(let list, let token):
+            if let token { tokens.insert(token) }
+            for prefix in list {
+                if let problem = shared.prefixProblem(prefix) {
+                    reply(context, error: "bad_prefix", problem, prefix: prefix)
+                    continue
+                }
+                if let denial = shared.policy.checkSubscribe(Array(prefix.utf8), presented: tokens) {
+                    shared.counters.rejectedToken.add(1, ordering: .relaxed)
+                    reply(context, error: "token_required", denial.message, prefix: prefix)
+                    continue
+                }
+                if !prefixes.contains(prefix) && prefixes.count >= shared.settings.maxClientPrefixes {
+                    reply(
+                        context, error: "too_many_prefixes",
+                        "at most max_client_prefixes (\(shared.settings.maxClientPrefixes)) per client", prefix: prefix)
+                    continue
+                }
+                prefixes.insert(prefix)
+                shared.link.mailbox.post(.subscribe(outbox.id, Array(prefix.utf8)))
+                send(context, "{\"type\":\"subscribed\",\"prefix\":\(WireFormat.jsonString(prefix))}")
+            }
+        case .unsubscribe(let list):
+            for prefix in list {
+                prefixes.remove(prefix)
+                shared.link.mailbox.post(.unsubscribe(outbox.id, Array(prefix.utf8)))
+                send(context, "{\"type\":\"unsubscribed\",\"prefix\":\(WireFormat.jsonString(prefix))}")
+            }
+        case .publish(let topic, let payload, let token):
+            if let token { tokens.insert(token) }
+            let topicBytes = Array(topic.utf8)
+            if let denial = shared.policy.checkPublish(topicBytes, presented: tokens) {
+                let code = if case .tokenRequired = denial { "token_required" } else { "publish_not_allowed" }
+                reply(context, error: code, denial.message, topic: topic)
+                return
+            }
+            shared.link.mailbox.post(.publish([topicBytes, payload]))
+        case .ping:
+            send(context, "{\"type\":\"pong\"}")
+        }
+    }
+
+    private func reply(
+        _ context: ChannelHandlerContext, error code: String, _ message: String, prefix: String? = nil,
+        topic: String? = nil
+    ) {
+        var text =
+            "{\"type\":\"error\",\"code\":\(WireFormat.jsonString(code)),\"message\":\(WireFormat.jsonString(message))"
+        if let prefix { text += ",\"prefix\":\(WireFormat.jsonString(prefix))" }
+        if let topic { text += ",\"topic\":\(WireFormat.jsonString(topic))" }
+        send(context, text + "}")
+    }
+
+    private func send(_ context: ChannelHandlerContext, _ text: String) {
+        context.writeAndFlush(
+            wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))), promise: nil)
+    }
+
+    private func close(_ context: ChannelHandlerContext, code: UInt16, reason: String) {
+        guard !closing else { return }
+        closing = true
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.close(code: code, reason: reason))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,411 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// zpubd's HTTP gateway with real clients: websocket-client and an SSE reader (python3),
+/// prometheus_client's parser, headless Chromium, and plain HTTP from Swift. docs/http.md.
+final class HTTPGatewayTests: XCTestCase {
+    /// A daemon with the gateway on a free loopback port, plus `extra` lines in [http].
+    private func startDaemon(http extra: String = "", lastValue: [String] = []) throws -> (Daemon, Int) {
+        let port = try FreePort.find()
+        let prefixes = lastValue.map { "\"\($0)\"" }.joined(separator: ", ")
+        let configuration = """
+            [last_value]
+            prefixes = [\(prefixes)]
+            [http]
+            enabled = true
+            listen = "127.0.0.1:\(port)"
+            \(extra)
+            """
+        let daemon = try Daemon(configuration: configuration)
+        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
+            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+        }
+        return (daemon, port)
+    }
+
+    private static let script = "http_clients.py"
+
+    private func python(_ arguments: [String]) throws -> RunningProgram {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("python/\(Self.script)").path
+        return try RunningProgram(URL(fileURLWithPath: "/usr/bin/python3"), [path] + arguments)
+    }
+
+    private func jsonLines(_ text: String) -> [[String: Any]] {
+        text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    private func readyFile() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("zpub-ready-\(UUID().uuidString)").path
+    }
+
+    // MARK: WebSocket
+
+    func testWebSocketClientGetsTextAndBinaryMessagesAndPublishes() throws {
+        let (daemon, port) = try startDaemon(http: #"publish_prefixes = ["chat."]"#)
+        let ready = readyFile()
+        let client = try python([
+            "ws-sub", "\(port)", #"["weather.", "chat."]"#, "4", ready, #"["chat.room1", "hello from a browser"]"#,
+        ])
+        try Wait.until("the WebSocket client has subscribed") { FileManager.default.fileExists(atPath: ready) }
+        // The gateway is one subscriber of the broker, whatever its clients want.
+        let subscriptions = try daemon.subscriptions().subscriptions.map(\.prefix)
+        XCTAssertTrue(subscriptions.contains("weather.") && subscriptions.contains("chat."), "\(subscriptions)")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("weather.paris", "12C"))
+        try push.send(frames: frames("weather.json", #"{"celsius": 12}"#))
+        try push.send(frames: [Array("weather.raw".utf8), [0xFF, 0x00]])
+        try push.send(frames: frames("other.topic", "not wanted"))
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let lines = jsonLines(run.stdout).filter { $0["ack"] == nil }
+        let texts = lines.compactMap { $0["message"] as? [String: Any] }
+        let paris = try XCTUnwrap(texts.first { $0["topic"] as? String == "weather.paris" }, run.stdout)
+        XCTAssertEqual(paris["encoding"] as? String, "text")
+        XCTAssertEqual(paris["payload"] as? String, "12C")
+        let json = try XCTUnwrap(texts.first { $0["topic"] as? String == "weather.json" }, run.stdout)
+        XCTAssertEqual(json["encoding"] as? String, "json")
+        XCTAssertEqual((json["payload"] as? [String: Any])?["celsius"] as? Int, 12)
+        let chat = try XCTUnwrap(texts.first { $0["topic"] as? String == "chat.room1" }, "published over WebSocket")
+        XCTAssertEqual(chat["payload"] as? String, "hello from a browser")
+        let binary = try XCTUnwrap(lines.first { $0["kind"] as? String == "binary" }, run.stdout)
+        XCTAssertEqual(binary["frames_hex"] as? [String], ["776561746865722e726177", "ff00"])
+        XCTAssertFalse(run.stdout.contains("other.topic"))
+    }
+
+    func testBadWebSocketRequestsGetCloseCodesAndErrors() throws {
+        let (daemon, port) = try startDaemon(
+            http: """
+                allowed_origins = ["https://good.example"]
+                tokens = ["private.=s3cret-token-123"]
+                max_frame = 65536
+                """)
+        let run = try python(["ws-bad", "\(port)"]).finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let results = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        func close(_ name: String) -> (Int?, String) {
+            let frame = results[name] as? [String: Any]
+            return (frame?["code"] as? Int, frame?["reason"] as? String ?? "")
+        }
+        XCTAssertEqual(close("not_json").0, 1007)
+        XCTAssertTrue(close("not_json").1.contains("JSON"))
+        XCTAssertEqual(close("unknown_op").0, 1008)
+        XCTAssertTrue(close("unknown_op").1.contains("frobnicate"))
+        XCTAssertEqual(close("no_prefix").0, 1008)
+        XCTAssertEqual(close("binary").0, 1003)
+        XCTAssertEqual(close("oversized").0, 1009, "a frame over max_frame: \(results["oversized"] ?? "-")")
+        let publish = (results["publish_not_allowed"] as? [String: Any])?["message"] as? [String: Any]
+        XCTAssertEqual(publish?["code"] as? String, "publish_not_allowed")
+        let token = (results["token_required"] as? [String: Any])?["message"] as? [String: Any]
+        XCTAssertEqual(token?["code"] as? String, "token_required")
+        XCTAssertEqual((results["bad_origin"] as? [String: Any])?["status"] as? Int, 403)
+        XCTAssertEqual((results["good_origin"] as? [String: Any])?["status"] as? Int, 101)
+        XCTAssertTrue(daemon.process.isRunning)
+    }
+
+    func testASlowWebSocketClientIsDroppedWhileTheOthersKeepUp() throws {
+        let (daemon, port) = try startDaemon(http: "client_queue = 200")
+        let total = 4_000
+        let fastReady = readyFile()
+        let slowReady = readyFile()
+        let fast = try python(["ws-sub", "\(port)", #"["load."]"#, "\(total)", fastReady])
+        let slow = try python(["ws-slow", "\(port)", "load.", slowReady, "6"])
+        try Wait.until("both clients have subscribed") {
+            FileManager.default.fileExists(atPath: fastReady) && FileManager.default.fileExists(atPath: slowReady)
+        }
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let payload = String(repeating: "x", count: 1_000)
+        for index in 0..<total {
+            try push.send(frames: frames("load.\(index % 10)", "\(index) \(payload)"))
+            if index % 100 == 99 { usleep(10_000) }  // about 10,000 messages a second
+        }
+        let fastRun = try fast.finish(timeout: 60)
+        XCTAssertEqual(fastRun.status, 0, fastRun.stderr)
+        let received = jsonLines(fastRun.stdout).filter { $0["kind"] as? String == "text" }
+        XCTAssertEqual(received.count, total, "the fast client got every message")
+        let numbers = received.compactMap {
+            (($0["message"] as? [String: Any])?["payload"] as? String)?.split(separator: " ").first
+        }
+        XCTAssertEqual(numbers.map { Int($0) ?? -1 }, Array(0..<total), "in order")
+
+        let slowRun = try slow.finish(timeout: 60)
+        let ending = try XCTUnwrap(
+            jsonLines(slowRun.stdout).first?["ending"] as? [String: Any], slowRun.stdout + slowRun.stderr)
+        XCTAssertNotEqual(ending["kind"] as? String, "open", "the slow client was disconnected: \(ending)")
+        if ending["kind"] as? String == "close" {
+            XCTAssertEqual(ending["code"] as? Int, 1008)
+            XCTAssertTrue((ending["reason"] as? String ?? "").contains("too slow"))
+        }
+        let metrics = try HTTPProbe.get(port: port, "/metrics").text
+        XCTAssertTrue(metrics.contains("zpub_http_clients_dropped_total 1\n"), metrics)
+    }
+
+    // MARK: Server-Sent Events
+
+    func testSSEStreamsEventsWithIDsAndResumesFromTheLastValueCache() throws {
+        let (daemon, port) = try startDaemon(lastValue: ["state."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let ready = readyFile()
+        let first = try python(["sse", "\(port)", "?prefix=state.", "2", "-", ready])
+        try Wait.until("the SSE client is connected") { FileManager.default.fileExists(atPath: ready) }
+        try daemon.waitForSubscriptions(1)
+        try push.send(frames: frames("state.a", "1"))
+        try push.send(frames: frames("state.b", #"{"on": true}"#))
+        let firstRun = try first.finish(timeout: 20)
+        XCTAssertEqual(firstRun.status, 0, firstRun.stderr)
+        let events = jsonLines(firstRun.stdout).filter { $0["data"] != nil }
+        XCTAssertEqual(events.count, 2, firstRun.stdout)
+        XCTAssertEqual(jsonLines(firstRun.stdout).first?["content_type"] as? String, "text/event-stream; charset=utf-8")
+        let lastID = try XCTUnwrap(events.last?["id"] as? String)
+        XCTAssertEqual((events.last?["data"] as? [String: Any])?["encoding"] as? String, "json")
+
+        // While the client is away: one topic changes, one appears.
+        try push.send(frames: frames("state.a", "2"))
+        try push.send(frames: frames("state.c", "new"))
+        try Wait.until("the cache holds the new values") { try daemon.stats().lastValue.updates >= 4 }
+        let resumedReady = readyFile()
+        let second = try python(["sse", "\(port)", "?prefix=state.", "10", lastID, resumedReady, "state.end"])
+        try Wait.until("the SSE client reconnected") { FileManager.default.fileExists(atPath: resumedReady) }
+        usleep(500_000)
+        try push.send(frames: frames("state.end", "live"))
+        let secondRun = try second.finish(timeout: 20)
+        XCTAssertEqual(secondRun.status, 0, secondRun.stderr)
+        let resumed = jsonLines(secondRun.stdout).compactMap { $0["data"] as? [String: Any] }
+        let values = resumed.map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+        XCTAssertTrue(values.contains("state.a=2"), "missed update resent from the cache: \(values)")
+        XCTAssertTrue(values.contains("state.c=new"), "missed topic sent from the cache: \(values)")
+        XCTAssertFalse(values.contains("state.a=1"), "never an outdated value: \(values)")
+        XCTAssertEqual(values.last, "state.end=live", "then live")
+    }
+
+    // MARK: Operators
+
+    func testHealthStatsAndMetrics() throws {
+        let (daemon, port) = try startDaemon(lastValue: ["state."])
+        let clients = try Clients()
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("state.x", "1"))
+        try Wait.until("the message has passed") { try daemon.stats().messagesIn == 1 }
+
+        let health = try HTTPProbe.get(port: port, "/healthz")
+        XCTAssertEqual(health.status, 200)
+        XCTAssertEqual(health.json["status"] as? String, "ok")
+        _ = try daemon.request("PAUSE")
+        let paused = try HTTPProbe.get(port: port, "/healthz")
+        XCTAssertEqual(paused.status, 503)
+        XCTAssertTrue((paused.json["reason"] as? String ?? "").contains("paused"), paused.text)
+        _ = try daemon.request("RESUME")
+        XCTAssertEqual(try HTTPProbe.get(port: port, "/healthz").status, 200)
+
+        let stats = try HTTPProbe.get(port: port, "/stats")
+        XCTAssertEqual(stats.status, 200)
+        XCTAssertEqual(stats.headers["content-type"], "application/json")
+        let decoded = try JSONDecoder().decode(StatsSnapshot.self, from: Data(stats.body))
+        XCTAssertEqual(decoded.messagesIn, 1)
+        XCTAssertEqual(decoded.lastValue.entries, 1)
+
+        let run = try Run.python(Self.script, ["metrics", "\(port)"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let parsed = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout)
+        XCTAssertEqual(parsed["content_type"] as? String, "text/plain; version=0.0.4; charset=utf-8")
+        let families = try XCTUnwrap(parsed["families"] as? [String: [String: Any]])
+        func value(_ family: String, _ labels: [String: String] = [:]) -> Double? {
+            let samples = families[family]?["samples"] as? [[String: Any]] ?? []
+            return samples.first { ($0["labels"] as? [String: String]) == labels }?["value"] as? Double
+        }
+        XCTAssertEqual(families["zpub_messages_in"]?["type"] as? String, "counter")
+        XCTAssertEqual(value("zpub_messages_in"), 1)
+        XCTAssertEqual(value("zpub_socket_messages", ["socket": "pull", "direction": "in"]), 1)
+        XCTAssertEqual(value("zpub_last_value_entries"), 1)
+        XCTAssertEqual(value("zpub_up"), 1)
+        XCTAssertNotNil(value("zpub_subscriptions"))
+        XCTAssertNotNil(value("zpub_topics"))
+        XCTAssertNotNil(value("zpub_peers", ["socket": "xpub"]))
+        XCTAssertEqual(value("zpub_http_clients", ["kind": "websocket"]), 0)
+        XCTAssertEqual(value("zpub_http_clients_dropped"), 0)
+    }
+
+    func testBadHTTPRequestsGetClearErrors() throws {
+        let (daemon, port) = try startDaemon(
+            http: """
+                allowed_origins = ["https://good.example"]
+                tokens = ["private.=s3cret-token-123"]
+                """)
+        let cases: [(String, String, [String: String], Int, String)] = [
+            ("GET", "/nope", [:], 404, "not_found"),
+            ("POST", "/stats", [:], 405, "method_not_allowed"),
+            ("GET", "/ws", [:], 426, "upgrade_required"),
+            ("GET", "/events", [:], 400, "no_prefix"),
+            ("GET", "/events?prefix=a.", ["Origin": "https://evil.example"], 403, "origin_not_allowed"),
+            ("GET", "/events?prefix=private.", [:], 401, "token_required"),
+            ("GET", "/events?prefix=", [:], 401, "token_required"),
+            ("OPTIONS", "/stats", ["Origin": "https://evil.example"], 403, "origin_not_allowed"),
+            ("GET", "/events?prefix=%ZZ", [:], 400, "bad_request"),
+        ]
+        for (method, path, headers, status, code) in cases {
+            let response = try HTTPProbe.request(port: port, method: method, path, headers: headers)
+            XCTAssertEqual(response.status, status, "\(method) \(path): \(response.text)")
+            let error = response.json["error"] as? [String: Any]
+            XCTAssertEqual(error?["code"] as? String, code, "\(method) \(path)")
+            XCTAssertFalse((error?["message"] as? String ?? "").isEmpty)
+        }
+        let preflight = try HTTPProbe.request(
+            port: port, method: "OPTIONS", "/stats", headers: ["Origin": "https://good.example"])
+        XCTAssertEqual(preflight.status, 204)
+        XCTAssertEqual(preflight.headers["access-control-allow-origin"], "https://good.example")
+        let cors = try HTTPProbe.get(port: port, "/healthz", headers: ["Origin": "https://good.example"])
+        XCTAssertEqual(cors.headers["access-control-allow-origin"], "https://good.example")
+        // The right token opens the protected prefix (EventSource cannot send headers: ?access_token=).
+        let authorized = try HTTPProbe.request(
+            port: port, method: "GET", "/events?prefix=private.&access_token=s3cret-token-123", headers: [:],
+            readTimeout: 500)
+        XCTAssertEqual(authorized.status, 200)
+        XCTAssertTrue(daemon.process.isRunning)
+    }
+
+    // MARK: Browsers
+
+    func testHeadlessChromiumShowsTheStatusPageAndAWatchPageSubscriber() throws {
+        let (daemon, port) = try startDaemon()
+        let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/test-artifacts")
+        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
+        let publishing = Publisher(endpoint: daemon.pull, topic: "demo.tick")
+        defer { publishing.stop() }
+
+        let watch = try Run.python(
+            "headless_chromium.py",
+            [
+                "http://127.0.0.1:\(port)/watch?prefix=demo.", "4", artifacts.appendingPathComponent("watch.png").path,
+                #"JSON.stringify({status: document.getElementById("status").textContent, items: [...document.querySelectorAll("li")].map(l => l.textContent)})"#,
+            ], timeout: 90)
+        XCTAssertEqual(watch.status, 0, watch.stderr)
+        let watched = try XCTUnwrap(jsonLines(watch.stdout).first?["value"] as? String, watch.stdout + watch.stderr)
+        let watchPage = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(watched.utf8)) as? [String: Any])
+        let items = watchPage["items"] as? [String] ?? []
+        XCTAssertFalse(items.isEmpty, "the browser received messages over WebSocket: \(watched)")
+        XCTAssertTrue(items.allSatisfy { $0.hasPrefix("demo.tick") }, "\(items)")
+
+        let status = try Run.python(
+            "headless_chromium.py",
+            [
+                "http://127.0.0.1:\(port)/", "3.5", artifacts.appendingPathComponent("status.png").path,
+                ##"JSON.stringify({state: document.getElementById("state").textContent, rate: document.getElementById("in").textContent, topics: [...document.querySelectorAll("#topiclist td:first-child")].map(t => t.textContent)})"##,
+            ], timeout: 90)
+        XCTAssertEqual(status.status, 0, status.stderr)
+        let shown = try XCTUnwrap(jsonLines(status.stdout).first?["value"] as? String, status.stdout + status.stderr)
+        let page = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any])
+        XCTAssertEqual(page["state"] as? String, "live", shown)
+        XCTAssertNotEqual(page["rate"] as? String, "-", "rates computed from two updates: \(shown)")
+        XCTAssertTrue((page["topics"] as? [String] ?? []).contains("demo.tick"), shown)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: artifacts.appendingPathComponent("status.png").path))
+    }
+}
+
+/// Publishes a numbered message every 50 ms on a thread of its own until stopped.
+private final class Publisher: @unchecked Sendable {
+    private let stopped = NSCondition()
+    private var isStopped = false
+    private var finished = false
+
+    init(endpoint: String, topic: String) {
+        let thread = Thread { [self] in
+            defer {
+                stopped.lock()
+                finished = true
+                stopped.broadcast()
+                stopped.unlock()
+            }
+            guard let context = try? Context(), let push = try? Socket(context, type: .push) else { return }
+            defer {
+                push.close()
+                context.terminate()
+            }
+            try? push.setOption(.linger, 0)
+            try? push.connect(endpoint)
+            var index = 0
+            while true {
+                stopped.lock()
+                let stop = isStopped
+                stopped.unlock()
+                if stop { break }
+                index += 1
+                _ = try? push.send(frames: [Array(topic.utf8), Array("tick \(index)".utf8)], dontWait: true)
+                usleep(50_000)
+            }
+        }
+        thread.start()
+    }
+
+    func stop() {
+        stopped.lock()
+        isStopped = true
+        while !finished { _ = stopped.wait(until: Date().addingTimeInterval(5)) }
+        stopped.unlock()
+    }
+}
+
+/// A plain HTTP/1.1 client over a POSIX socket: one request, `Connection: close`, read to the end.
+enum HTTPProbe {
+    struct Response {
+        let status: Int
+        let headers: [String: String]
+        let body: [UInt8]
+        var text: String { String(decoding: body, as: UTF8.self) }
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]) ?? [:] }
+    }
+
+    static func get(port: Int, _ path: String, headers: [String: String] = [:]) throws -> Response {
+        try request(port: port, method: "GET", path, headers: headers)
+    }
+
+    /// `readTimeout` (ms) ends reading a response that streams (SSE) and never closes.
+    static func request(
+        port: Int, method: String, _ path: String, headers: [String: String], readTimeout: Int = 5_000
+    ) throws -> Response {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw TimedOut(what: "connecting to 127.0.0.1:\(port)") }
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        request += "Content-Length: 0\r\n\r\n"
+        _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = Date().addingTimeInterval(Double(readTimeout) / 1000)
+        while Date() < deadline {
+            var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&poll, 1, 50) > 0 else { continue }
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            received += buffer[0..<count]
+        }
+        guard let split = received.firstRange(of: Array("\r\n\r\n".utf8)) else {
+            throw TimedOut(
+                what: "an HTTP response to \(method) \(path); got \(String(decoding: received, as: UTF8.self))")
+        }
+        let head = String(decoding: received[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+        let status = Int(head[0].split(separator: " ")[1]) ?? 0
+        var fields: [String: String] = [:]
+        for line in head.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return Response(status: status, headers: fields, body: Array(received[split.upperBound...]))
+    }
+}

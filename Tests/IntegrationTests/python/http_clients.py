@@ -1,0 +1,211 @@
+"""Real HTTP clients for zpubd's gateway, run by HTTPGatewayTests.swift with Debian's python3:
+websocket-client (python3-websocket) for WebSocket, http.client for Server-Sent Events, and
+prometheus_client's parser (python3-prometheus-client) for /metrics.
+
+Each command prints one JSON document (or JSON lines) on stdout for the Swift test to check.
+"""
+import http.client
+import json
+import socket
+import sys
+import time
+
+import websocket
+
+
+def ws_url(port, query=""):
+    return f"ws://127.0.0.1:{port}/ws{query}"
+
+
+def frame_of(opcode, data):
+    if opcode == websocket.ABNF.OPCODE_TEXT:
+        return {"kind": "text", "message": json.loads(data)}
+    if opcode == websocket.ABNF.OPCODE_BINARY:
+        frames, at = [], 0
+        while at + 4 <= len(data):
+            n = int.from_bytes(data[at:at + 4], "big")
+            frames.append(data[at + 4:at + 4 + n].hex())
+            at += 4 + n
+        return {"kind": "binary", "frames_hex": frames}
+    if opcode == websocket.ABNF.OPCODE_CLOSE:
+        code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+        return {"kind": "close", "code": code, "reason": data[2:].decode("utf-8", "replace")}
+    return {"kind": "other", "opcode": opcode}
+
+
+def ws_subscribe(port, prefixes, count, ready_file=None, publish=None, token=None):
+    """Subscribes, writes ready_file once every subscription is acknowledged, prints `count` data
+    messages as JSON lines (then exits)."""
+    ws = websocket.create_connection(ws_url(port), timeout=20)
+    for prefix in prefixes:
+        request = {"op": "subscribe", "prefix": prefix}
+        if token:
+            request["token"] = token
+        ws.send(json.dumps(request))
+    acknowledged = 0
+    received = []
+    while len(received) < count:
+        opcode, data = ws.recv_data(control_frame=True)
+        frame = frame_of(opcode, data)
+        if frame["kind"] == "text" and frame["message"].get("type") in ("subscribed", "error"):
+            print(json.dumps({"ack": frame["message"]}), flush=True)
+            acknowledged += 1
+            if acknowledged == len(prefixes):
+                if publish:
+                    ws.send(json.dumps({"op": "publish", "topic": publish[0], "payload": publish[1]}))
+                if ready_file:
+                    open(ready_file, "w").close()
+            continue
+        if frame["kind"] == "close":
+            print(json.dumps(frame), flush=True)
+            break
+        received.append(frame)
+        print(json.dumps(frame), flush=True)
+    ws.close()
+
+
+def ws_bad_requests(port):
+    """Each bad request on a fresh connection: what the server answered."""
+    results = {}
+
+    def close_after(send):
+        ws = websocket.create_connection(ws_url(port), timeout=10)
+        try:
+            send(ws)
+        except OSError:
+            pass  # the server may hang up before the whole frame is sent; its close frame is read below
+        while True:
+            try:
+                # recv_frame does not answer a close by itself (the server may be gone already).
+                raw = ws.recv_frame()
+            except (websocket.WebSocketConnectionClosedException, OSError):
+                return {"kind": "eof"}
+            frame = frame_of(raw.opcode, raw.data)
+            if frame["kind"] == "close":
+                return frame
+
+    results["not_json"] = close_after(lambda ws: ws.send("subscribe weather."))
+    results["unknown_op"] = close_after(lambda ws: ws.send(json.dumps({"op": "frobnicate"})))
+    results["no_prefix"] = close_after(lambda ws: ws.send(json.dumps({"op": "subscribe"})))
+    results["binary"] = close_after(lambda ws: ws.send_binary(b"\x00\x01"))
+    results["oversized"] = close_after(lambda ws: ws.send("x" * 70_000))
+    ws = websocket.create_connection(ws_url(port), timeout=10)
+    ws.send(json.dumps({"op": "publish", "topic": "nope.x", "payload": "hi"}))
+    results["publish_not_allowed"] = frame_of(*ws.recv_data(control_frame=True))
+    ws.send(json.dumps({"op": "subscribe", "prefix": "private."}))
+    results["token_required"] = frame_of(*ws.recv_data(control_frame=True))
+    ws.close()
+    try:
+        websocket.create_connection(ws_url(port), timeout=10, origin="https://evil.example")
+        results["bad_origin"] = {"status": 101}
+    except websocket.WebSocketBadStatusException as error:
+        results["bad_origin"] = {"status": error.status_code}
+    try:
+        websocket.create_connection(ws_url(port), timeout=10, origin="https://good.example")
+        results["good_origin"] = {"status": 101}
+    except websocket.WebSocketBadStatusException as error:
+        results["good_origin"] = {"status": error.status_code}
+    print(json.dumps(results), flush=True)
+
+
+def ws_slow(port, prefix, ready_file, seconds):
+    """One client that subscribes and then never reads (with a tiny receive buffer), kept open
+    for `seconds`; prints how its connection ended."""
+    ws = websocket.create_connection(
+        ws_url(port), timeout=30, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    ws.send(json.dumps({"op": "subscribe", "prefix": prefix}))
+    frame_of(*ws.recv_data(control_frame=True))
+    open(ready_file, "w").close()
+    time.sleep(seconds)
+    # Now read what is there: messages, then a close frame 1008 or the end of the stream.
+    ending = {"kind": "open"}
+    messages = 0
+    try:
+        while True:
+            frame = frame_of(*ws.recv_data(control_frame=True))
+            if frame["kind"] == "close":
+                ending = frame
+                break
+            messages += 1
+    except (websocket.WebSocketConnectionClosedException, ConnectionResetError, BrokenPipeError):
+        ending = {"kind": "eof"}
+    except websocket.WebSocketTimeoutException:
+        ending = {"kind": "open"}
+    print(json.dumps({"ending": ending, "messages_read": messages}), flush=True)
+
+
+def sse(port, query, count, last_event_id=None, ready_file=None, until_topic=None):
+    """Reads `count` events from /events (or until one on `until_topic`), or prints the HTTP
+    error, as JSON lines."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    headers = {"Accept": "text/event-stream"}
+    if last_event_id:
+        headers["Last-Event-ID"] = last_event_id
+    connection.request("GET", "/events" + query, headers=headers)
+    response = connection.getresponse()
+    print(json.dumps({"status": response.status, "content_type": response.getheader("Content-Type")}), flush=True)
+    if response.status != 200:
+        print(json.dumps({"body": json.loads(response.read())}), flush=True)
+        return
+    if ready_file:
+        open(ready_file, "w").close()
+    event = {}
+    received = 0
+    while received < count:
+        line = response.readline().decode("utf-8")
+        if line == "":
+            print(json.dumps({"eof": True}), flush=True)
+            return
+        line = line.rstrip("\n")
+        if line == "":
+            if "data" in event:
+                event["data"] = json.loads(event["data"])
+                print(json.dumps(event), flush=True)
+                received += 1
+                if until_topic and event["data"].get("topic") == until_topic:
+                    return
+            event = {}
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            event[name] = value[1:] if value.startswith(" ") else value
+
+
+def metrics(port):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    text = response.read().decode("utf-8")
+    families = {}
+    for family in text_string_to_metric_families(text):
+        families[family.name] = {
+            "type": family.type,
+            "samples": [{"name": s.name, "labels": s.labels, "value": s.value} for s in family.samples],
+        }
+    print(json.dumps({"content_type": response.getheader("Content-Type"), "families": families}), flush=True)
+
+
+if __name__ == "__main__":
+    command, port, *rest = sys.argv[1:]
+    port = int(port)
+    if command == "ws-sub":
+        prefixes = json.loads(rest[0])
+        count = int(rest[1])
+        ready = rest[2] if len(rest) > 2 and rest[2] != "-" else None
+        publish = json.loads(rest[3]) if len(rest) > 3 and rest[3] != "-" else None
+        token = rest[4] if len(rest) > 4 else None
+        ws_subscribe(port, prefixes, count, ready, publish, token)
+    elif command == "ws-bad":
+        ws_bad_requests(port)
+    elif command == "ws-slow":
+        ws_slow(port, rest[0], rest[1], float(rest[2]))
+    elif command == "sse":
+        sse(port, rest[0], int(rest[1]), rest[2] if len(rest) > 2 and rest[2] != "-" else None,
+            rest[3] if len(rest) > 3 else None, rest[4] if len(rest) > 4 else None)
+    elif command == "metrics":
+        metrics(port)
+    else:
+        sys.exit(f"unknown command {command}")

@@ -1,0 +1,70 @@
+import XCTest
+
+@testable import ZPubCore
+
+final class HTTPSettingsTests: XCTestCase {
+    private func problems(_ text: String) -> [String] {
+        if case .failure(let failure) = ConfigurationFile.parse(text) { return failure.problems.map(\.description) }
+        return []
+    }
+
+    func testEveryHTTPKeyIsRead() throws {
+        let configuration = try ConfigurationFile.parse(
+            """
+            [http]
+            enabled = true
+            listen = "[::1]:9090"
+            allowed_origins = ["https://app.example", "*"]
+            client_queue = 5
+            max_clients = 6
+            max_frame = 1024
+            max_client_prefixes = 7
+            publish_prefixes = ["chat."]
+            tokens = ["private.=0123456789"]
+            """
+        ).get()
+        let http = configuration.http
+        XCTAssertTrue(http.enabled)
+        XCTAssertEqual(http.hostAndPort?.host, "::1")
+        XCTAssertEqual(http.hostAndPort?.port, 9090)
+        XCTAssertEqual(http.allowedOrigins, ["https://app.example", "*"])
+        XCTAssertEqual([http.clientQueue, http.maxClients, http.maxFrame, http.maxClientPrefixes], [5, 6, 1024, 7])
+        XCTAssertEqual(http.publishPrefixes, ["chat."])
+        XCTAssertEqual(http.tokenRules.map(\.prefix), ["private."])
+        XCTAssertEqual(http.tokenRules.map(\.token), ["0123456789"])
+    }
+
+    func testOffAndOnLoopbackByDefault() {
+        XCTAssertFalse(HTTPSettings().enabled)
+        XCTAssertEqual(HTTPSettings().hostAndPort?.host, "127.0.0.1")
+    }
+
+    func testBadValuesAreReportedWithTheirLines() {
+        let found = problems(
+            """
+            [http]
+            listen = "8080"
+            client_queue = 0
+            allowed_origins = ["example.com"]
+            tokens = ["no-equals-sign", "short.=abc"]
+            """)
+        XCTAssertEqual(found.count, 5, "\(found)")
+        XCTAssertTrue(found.contains { $0.hasPrefix("line 2:") && $0.contains("host:port") }, "\(found)")
+        XCTAssertTrue(found.contains { $0.hasPrefix("line 3:") && $0.contains("client_queue") }, "\(found)")
+        XCTAssertTrue(found.contains { $0.hasPrefix("line 4:") && $0.contains("scheme://") }, "\(found)")
+        XCTAssertTrue(found.contains { $0.contains("PREFIX=TOKEN") }, "\(found)")
+        XCTAssertTrue(found.contains { $0.contains("shorter than 8") }, "\(found)")
+    }
+
+    func testCONFIGNeverShowsTokens() throws {
+        var settings = HTTPSettings()
+        settings.tokens = ["private.=very-secret-token"]
+        let text = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
+        XCTAssertFalse(text.contains("very-secret-token"))
+        XCTAssertTrue(text.contains("private.=(hidden)"))
+    }
+
+    func testInternalEndpointsCannotBeConfigured() {
+        XCTAssertTrue(problems("[endpoints]\npull = [\"inproc://zpubd/pull\"]").contains { $0.contains("reserved") })
+    }
+}

@@ -1,0 +1,51 @@
+import XCTest
+import ZPubCore
+
+@testable import ZPubGateway
+
+final class PrometheusTextTests: XCTestCase {
+    private let gateway = GatewayCounters().snapshot
+
+    func testWithoutTheBrokerOnlyUpAndTheGatewayAreReported() {
+        let text = PrometheusText.render(stats: nil, gateway: gateway)
+        XCTAssertTrue(text.hasPrefix("# HELP zpub_up "))
+        XCTAssertTrue(text.contains("\nzpub_up 0\n"))
+        XCTAssertTrue(text.contains("zpub_http_clients{kind=\"websocket\"} 0\n"))
+        XCTAssertFalse(text.contains("zpub_subscriptions "))
+    }
+
+    func testEveryFamilyHasHelpAndTypeAndEverySampleIsWellFormed() throws {
+        let json = #"""
+            {"bytes_in":10,"bytes_out":10,"forwarding":"running","handshake_failures":0,
+             "last_value":{"bytes":5,"deletions":0,"enabled":true,"entries":1,"evictions":0,"hits":2,"max_bytes":9,
+               "max_entries":9,"misses":0,"on_subscribe":true,"prefixes":["s."],"snapshots":0,"updates":1},
+             "messages_in":1,"messages_out":1,"peers":{"pull":1,"xpub":2,"xsub":0},"send_failures":0,
+             "sockets":{"pull":{"bytes_in":10,"bytes_out":0,"messages_in":1,"messages_out":0}},
+             "subscriptions":{"limit":5,"prefixes":1,"refused_table_full":0,"refused_too_long":0,"subscribe_events":2,
+               "total":2,"unsubscribe_events":0},
+             "topics":{"accounting":true,"limit":5,"tracked":1,"untracked_bytes":0,"untracked_messages":0},
+             "unwanted_messages":0,"upstreams":[{"endpoint":"tcp://a\"b:1","state":"connected","connects":1,"disconnects":0}],
+             "uptime_s":1.5,
+             "security":{"curve":[],"allowed":0,"denied":0,"denied_by_socket":{}}}
+            """#
+        let stats = try JSONDecoder().decode(StatsSnapshot.self, from: Data(json.utf8))
+        let text = PrometheusText.render(stats: stats, gateway: gateway)
+        XCTAssertTrue(text.contains("zpub_socket_messages_total{direction=\"in\",socket=\"pull\"} 1\n"))
+        XCTAssertTrue(text.contains("zpub_uptime_seconds 1.5\n"))
+        XCTAssertTrue(text.contains("zpub_upstream_connected{endpoint=\"tcp://a\\\"b:1\"} 1\n"), "label escaping")
+        XCTAssertTrue(text.contains("zpub_last_value_events_total{event=\"hit\"} 2\n"))
+        var declared: Set<String> = []
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("# TYPE ") {
+                let parts = line.split(separator: " ")
+                XCTAssertTrue(["counter", "gauge"].contains(parts[3]))
+                if parts[3] == "counter" { XCTAssertTrue(parts[2].hasSuffix("_total"), "\(line)") }
+                declared.insert(String(parts[2]))
+            } else if !line.hasPrefix("#") {
+                let name = line.prefix { $0 != "{" && $0 != " " }
+                XCTAssertTrue(declared.contains(String(name)), "sample before its TYPE: \(line)")
+                XCTAssertNotNil(Double(line.split(separator: " ").last ?? ""), "\(line)")
+            }
+        }
+    }
+}

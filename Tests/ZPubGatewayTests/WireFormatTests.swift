@@ -1,0 +1,101 @@
+import Foundation
+import XCTest
+
+@testable import ZPubGateway
+
+final class WireFormatTests: XCTestCase {
+    private func text(_ frames: [String]) -> String? {
+        WireFormat.json(frames.map { Array($0.utf8) }).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private func object(_ bytes: [UInt8]) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+    }
+
+    func testOneJSONFrameIsEmbeddedAsIs() {
+        XCTAssertEqual(
+            text(["w.paris", #"{"c": 12}"#]),
+            #"{"type":"message","topic":"w.paris","encoding":"json","payload":{"c": 12}}"#)
+        XCTAssertEqual(text(["n", "12.50"]), #"{"type":"message","topic":"n","encoding":"json","payload":12.50}"#)
+    }
+
+    func testOtherTextIsAStringAndSeveralFramesAnArray() {
+        XCTAssertEqual(text(["w", "12C"]), #"{"type":"message","topic":"w","encoding":"text","payload":"12C"}"#)
+        XCTAssertEqual(
+            text(["w", "a\"b\\c\nd\u{01}"]),
+            #"{"type":"message","topic":"w","encoding":"text","payload":"a\"b\\c\nd\u0001"}"#)
+        XCTAssertEqual(
+            text(["w", "12C", "{}"]), #"{"type":"message","topic":"w","encoding":"frames","payload":["12C","{}"]}"#)
+        XCTAssertEqual(text(["w"]), #"{"type":"message","topic":"w","encoding":"frames","payload":[]}"#)
+        XCTAssertEqual(text(["w", "{\"broken\": "]).map { $0.contains(#""encoding":"text""#) }, true)
+    }
+
+    func testJSONWithANewlineIsSentAsTextSoThatAnSSELineStaysOneLine() throws {
+        let encoded = try XCTUnwrap(WireFormat.json([Array("t".utf8), Array("{\n\"a\": 1\n}".utf8)]))
+        XCTAssertFalse(encoded.contains(0x0A))
+        XCTAssertEqual(try object(encoded)["encoding"] as? String, "text")
+    }
+
+    func testBinaryMessagesAreLengthPrefixedFramesOverWebSocketAndBase64OverSSE() throws {
+        let frames: [[UInt8]] = [Array("bin".utf8), [0xFF, 0x00], []]
+        XCTAssertEqual(
+            WireFormat.webSocket(frames),
+            .binary([0, 0, 0, 3] + Array("bin".utf8) + [0, 0, 0, 2, 0xFF, 0x00] + [0, 0, 0, 0]))
+        let sse = try object(WireFormat.jsonOrBase64(frames))
+        XCTAssertEqual(sse["encoding"] as? String, "base64")
+        XCTAssertEqual(sse["payload"] as? [String], ["/wA=", ""])
+        XCTAssertNil(sse["topic_base64"])
+        let badTopic = try object(WireFormat.jsonOrBase64([[0xC3, 0x28], Array("x".utf8)]))
+        XCTAssertEqual(badTopic["topic_base64"] as? String, "wyg=")
+    }
+
+    func testServerSentEventsAndTheirIDs() {
+        XCTAssertEqual(
+            String(decoding: WireFormat.serverSentEvent(id: "7-3", event: nil, data: Array("{}".utf8)), as: UTF8.self),
+            "id: 7-3\ndata: {}\n\n")
+        XCTAssertEqual(WireFormat.eventID(sequence: 7, number: 3), "7-3")
+        XCTAssertEqual(WireFormat.sequence(fromEventID: "7-3"), 7)
+        XCTAssertEqual(WireFormat.sequence(fromEventID: "42"), 42)
+        XCTAssertNil(WireFormat.sequence(fromEventID: "abc"))
+        XCTAssertNil(WireFormat.sequence(fromEventID: ""))
+    }
+}
+
+final class ClientRequestTests: XCTestCase {
+    private func parse(_ text: String) -> Result<ClientRequest, ClientRequest.Violation> {
+        ClientRequest.parse(Array(text.utf8))
+    }
+
+    func testRequests() {
+        XCTAssertEqual(try parse(#"{"op":"subscribe","prefix":"a."}"#).get(), .subscribe(["a."], token: nil))
+        XCTAssertEqual(
+            try parse(#"{"op":"subscribe","prefixes":["a.","b."],"token":"t"}"#).get(),
+            .subscribe(["a.", "b."], token: "t"))
+        XCTAssertEqual(try parse(#"{"op":"unsubscribe","prefix":""}"#).get(), .unsubscribe([""]))
+        XCTAssertEqual(
+            try parse(#"{"op":"publish","topic":"chat.x","payload":"hi"}"#).get(),
+            .publish(topic: "chat.x", payload: Array("hi".utf8), token: nil))
+        XCTAssertEqual(
+            try parse(#"{"op":"publish","topic":"chat.x","payload":{"n":1}}"#).get(),
+            .publish(topic: "chat.x", payload: Array(#"{"n":1}"#.utf8), token: nil))
+        XCTAssertEqual(try parse(#"{"op":"ping"}"#).get(), .ping)
+    }
+
+    func testViolationsCloseWithACodeAndAReason() {
+        let cases: [(String, UInt16)] = [
+            ("subscribe a.", 1007), ("[1,2]", 1007), ("", 1007), (#"{"prefix":"a"}"#, 1008),
+            (#"{"op":"frobnicate"}"#, 1008), (#"{"op":"subscribe"}"#, 1008),
+            (#"{"op":"subscribe","prefixes":[]}"#, 1008),
+            (#"{"op":"publish","topic":"","payload":"x"}"#, 1008), (#"{"op":"publish","topic":"t"}"#, 1008),
+        ]
+        for (text, code) in cases {
+            guard case .failure(let violation) = parse(text) else {
+                XCTFail("\(text) was accepted")
+                continue
+            }
+            XCTAssertEqual(violation.code, code, text)
+            XCTAssertFalse(violation.reason.isEmpty)
+            XCTAssertLessThanOrEqual(violation.reason.utf8.count, 123, "fits a close frame: \(text)")
+        }
+    }
+}
