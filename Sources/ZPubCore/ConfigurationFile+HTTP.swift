@@ -39,6 +39,7 @@ extension Schema {
         httpInteger("max_clients", \.maxClients),
         httpInteger("max_frame", \.maxFrame),
         httpInteger("max_client_prefixes", \.maxClientPrefixes),
+        httpInteger("ping_interval", \.pingInterval),
         httpStrings("publish_prefixes", \.publishPrefixes, example: "\"chat.\""),
         httpStrings("tokens", \.tokens, example: "\"private.=a-long-random-token\""),
     ]

@@ -22,6 +22,10 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         public static let publishPrefixes: [String] = []
         /// No bearer tokens: every prefix is open to whoever may connect.
         public static let tokens: [String] = []
+        /// Seconds between the pings sent to an idle WebSocket client; one that answers nothing
+        /// for two intervals is closed (a vanished browser behind NAT otherwise holds its slot
+        /// for hours). 0 turns pings off.
+        public static let pingInterval = 30
     }
 
     public var enabled = Defaults.enabled
@@ -35,6 +39,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     public var publishPrefixes = Defaults.publishPrefixes
     /// "PREFIX=TOKEN": subscribing to or publishing on topics under PREFIX needs the token.
     public var tokens = Defaults.tokens
+    public var pingInterval = Defaults.pingInterval
 
     public init() {}
 
@@ -46,6 +51,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         case maxFrame = "max_frame"
         case maxClientPrefixes = "max_client_prefixes"
         case publishPrefixes = "publish_prefixes"
+        case pingInterval = "ping_interval"
     }
 
     /// CONFIG shows which prefixes have tokens, never the tokens themselves.
@@ -60,6 +66,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         try container.encode(maxClientPrefixes, forKey: .maxClientPrefixes)
         try container.encode(publishPrefixes, forKey: .publishPrefixes)
         try container.encode(tokenPrefixes.map { "\($0)=(hidden)" }, forKey: .tokens)
+        try container.encode(pingInterval, forKey: .pingInterval)
     }
 
     /// The listen address split into host and port, or nil when it is not host:port.
@@ -114,6 +121,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         check("max_clients", maxClients, 1...1_000_000, "the number of HTTP clients")
         check("max_frame", maxFrame, 128...(16 << 20), "the largest WebSocket frame in bytes")
         check("max_client_prefixes", maxClientPrefixes, 1...10_000, "the prefixes per HTTP client")
+        check("ping_interval", pingInterval, 0...3_600, "the seconds between WebSocket pings (0: off)")
         for origin in allowedOrigins
         where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
             problems.append(

@@ -35,6 +35,9 @@ final class BrokerLink: @unchecked Sendable {
     /// How often SSE event ids learn the cache's sequence (a marker round), while SSE clients exist.
     static let watermarkIntervalNanoseconds: UInt64 = 2_000_000_000
     static let markerPrefix = Array(SnapshotReply.markerPrefix.utf8)
+    /// Control requests from HTTP clients waiting for the one REQ socket; past this, /stats,
+    /// /healthz, /metrics and status pages get 503 at once instead of an ever longer queue.
+    static let maxQueuedControlRequests = 256
 
     let mailbox = LinkMailbox<LinkCommand>()
     private let context: Context
@@ -188,6 +191,15 @@ final class BrokerLink: @unchecked Sendable {
                 counters.publishFailures.add(1, ordering: .relaxed)
             }
         case .control(let request, let promise):
+            guard controlQueue.count < Self.maxQueuedControlRequests else {
+                counters.controlBusy.add(1, ordering: .relaxed)
+                promise.fail(
+                    ControlUnavailable(
+                        description:
+                            "\(Self.maxQueuedControlRequests) requests are already waiting for the control socket; try again"
+                    ))
+                return
+            }
             controlQueue.append((request, .http(promise)))
         case .stop:
             break

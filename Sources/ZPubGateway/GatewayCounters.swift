@@ -10,6 +10,10 @@ final class GatewayCounters: Sendable {
     let sseConnections = Atomic<UInt64>(0)
     /// Clients dropped because their queue was full (too slow).
     let droppedSlow = Atomic<UInt64>(0)
+    /// WebSocket clients closed because they answered no ping for two `ping_interval`s.
+    let droppedUnresponsive = Atomic<UInt64>(0)
+    /// Control requests (STATS, HEALTH, ...) refused because too many were already waiting.
+    let controlBusy = Atomic<UInt64>(0)
     /// Requests refused: origin, token, too many clients, bad request, not found.
     let rejectedOrigin = Atomic<UInt64>(0)
     let rejectedToken = Atomic<UInt64>(0)
@@ -40,12 +44,14 @@ final class GatewayCounters: Sendable {
             webSocketConnections: webSocketConnections.load(ordering: .relaxed),
             sseConnections: sseConnections.load(ordering: .relaxed),
             droppedSlow: droppedSlow.load(ordering: .relaxed),
+            droppedUnresponsive: droppedUnresponsive.load(ordering: .relaxed),
             rejected: [
                 "origin": rejectedOrigin.load(ordering: .relaxed),
                 "token": rejectedToken.load(ordering: .relaxed),
                 "full": rejectedFull.load(ordering: .relaxed),
                 "bad_request": rejectedBadRequest.load(ordering: .relaxed),
                 "not_found": notFound.load(ordering: .relaxed),
+                "busy": controlBusy.load(ordering: .relaxed),
             ],
             httpRequests: httpRequests.load(ordering: .relaxed),
             messagesIn: messagesIn.load(ordering: .relaxed),
@@ -68,6 +74,7 @@ final class GatewayCounters: Sendable {
         var webSocketConnections: UInt64
         var sseConnections: UInt64
         var droppedSlow: UInt64
+        var droppedUnresponsive: UInt64
         var rejected: [String: UInt64]
         var httpRequests: UInt64
         var messagesIn: UInt64
@@ -90,6 +97,7 @@ final class GatewayCounters: Sendable {
             case webSocketConnections = "websocket_connections"
             case sseConnections = "sse_connections"
             case droppedSlow = "dropped_slow"
+            case droppedUnresponsive = "dropped_unresponsive"
             case httpRequests = "http_requests"
             case messagesIn = "messages_in"
             case bytesIn = "bytes_in"

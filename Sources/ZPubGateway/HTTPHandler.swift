@@ -246,6 +246,12 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             shared.counters.rejectedOrigin.add(1, ordering: .relaxed)
             return respondError(context, .forbidden, "origin_not_allowed", denial.message, head)
         }
+        if shared.clientCount >= shared.settings.maxClients {
+            shared.counters.rejectedFull.add(1, ordering: .relaxed)
+            return respondError(
+                context, .serviceUnavailable, "too_many_clients",
+                "the gateway has max_clients (\(shared.settings.maxClients)) clients; try again later", head)
+        }
         startStream(context, head)
         shared.counters.statusClients.add(1, ordering: .relaxed)
         let channel = context.channel

@@ -98,8 +98,12 @@ struct PrometheusText {
                 (["kind": "sse"], Double(gateway.sseConnections)),
             ])
         counter(
-            "zpub_http_clients_dropped_total", "Clients dropped because their queue was full (too slow)",
-            [([:], Double(gateway.droppedSlow))])
+            "zpub_http_clients_dropped_total",
+            "Clients dropped: queue full (too_slow) or no reply to pings (unresponsive)",
+            [
+                (["reason": "too_slow"], Double(gateway.droppedSlow)),
+                (["reason": "unresponsive"], Double(gateway.droppedUnresponsive)),
+            ])
         counter(
             "zpub_http_rejected_total", "HTTP requests refused",
             gateway.rejected.keys.sorted().map { (["reason": $0], Double(gateway.rejected[$0] ?? 0)) })

@@ -15,6 +15,10 @@ final class WebSocketSession: ChannelInboundHandler {
     private var prefixes: Set<String> = []
     private var tokens: Set<String>
     private var closing = false
+    /// Liveness: a ping goes out every `ping_interval`; any frame from the client clears
+    /// `awaitingReply`. Still set at the next tick: the client is gone, close it.
+    private var pingTask: RepeatedTask?
+    private var awaitingReply = false
 
     init(shared: GatewayShared, head: HTTPRequestHead) {
         self.shared = shared
@@ -33,6 +37,31 @@ final class WebSocketSession: ChannelInboundHandler {
         shared.counters.webSocketConnections.add(1, ordering: .relaxed)
         // Prefixes in the URL (?prefix=...) were checked before the upgrade.
         shared.link.mailbox.post(.attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resumeAfter: nil))
+        startPings(context)
+    }
+
+    private func startPings(_ context: ChannelHandlerContext) {
+        let seconds = shared.settings.pingInterval
+        guard seconds > 0 else { return }
+        let interval = TimeAmount.seconds(Int64(seconds))
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pingTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let (session, context) = loopBound.value
+            session.pingTick(context)
+        }
+    }
+
+    private func pingTick(_ context: ChannelHandlerContext) {
+        guard !closing else { return }
+        if awaitingReply {
+            shared.counters.droppedUnresponsive.add(1, ordering: .relaxed)
+            let seconds = 2 * shared.settings.pingInterval
+            close(context, code: 1001, reason: "no reply to ping for \(seconds) s (ping_interval)")
+            return
+        }
+        awaitingReply = true
+        context.writeAndFlush(
+            wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer(string: "zpub"))), promise: nil)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -45,6 +74,8 @@ final class WebSocketSession: ChannelInboundHandler {
     }
 
     private func detach() {
+        pingTask?.cancel()
+        pingTask = nil
         guard let outbox else { return }
         self.outbox = nil
         shared.link.mailbox.post(.detach(outbox.id))
@@ -58,6 +89,7 @@ final class WebSocketSession: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        awaitingReply = false
         switch frame.opcode {
         case .text:
             var data = frame.unmaskedData

@@ -143,7 +143,31 @@ final class HTTPGatewayTests: XCTestCase {
             XCTAssertTrue((ending["reason"] as? String ?? "").contains("too slow"))
         }
         let metrics = try HTTPProbe.get(port: port, "/metrics").text
-        XCTAssertTrue(metrics.contains("zpub_http_clients_dropped_total 1\n"), metrics)
+        XCTAssertTrue(metrics.contains("zpub_http_clients_dropped_total{reason=\"too_slow\"} 1\n"), metrics)
+    }
+
+    func testAWebSocketClientThatAnswersNoPingIsClosedAndOneThatAnswersStays() throws {
+        let (daemon, port) = try startDaemon(http: "ping_interval = 1")
+        defer { withExtendedLifetime(daemon) {} }
+        let run = try python(["ws-liveness", "\(port)", "5"]).finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        let silent = try XCTUnwrap(result["silent"] as? [String: Any])
+        XCTAssertEqual(silent["status_line"] as? String, "HTTP/1.1 101 Switching Protocols")
+        XCTAssertGreaterThanOrEqual(silent["pings"] as? Int ?? 0, 1, "the server pinged: \(silent)")
+        let close = try XCTUnwrap(silent["close"] as? [String: Any], "closed with a close frame: \(silent)")
+        XCTAssertEqual(close["code"] as? Int, 1001)
+        XCTAssertTrue((close["reason"] as? String ?? "").contains("no reply to ping"), "\(close)")
+        let closedAfter = silent["eof_after_s"] as? Double ?? 0
+        XCTAssertTrue((1.5...8).contains(closedAfter), "closed after two intervals, not \(closedAfter) s")
+
+        let answering = try XCTUnwrap(result["answering"] as? [String: Any])
+        XCTAssertGreaterThanOrEqual(answering["pings"] as? Int ?? 0, 3, "\(answering)")
+        let reply = (answering["reply"] as? [String: Any])?["message"] as? [String: Any]
+        XCTAssertEqual(reply?["type"] as? String, "pong", "the answering client is still connected: \(answering)")
+
+        let metrics = try HTTPProbe.get(port: port, "/metrics").text
+        XCTAssertTrue(metrics.contains("zpub_http_clients_dropped_total{reason=\"unresponsive\"} 1\n"), metrics)
     }
 
     // MARK: Server-Sent Events
@@ -228,7 +252,8 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertNotNil(value("zpub_topics"))
         XCTAssertNotNil(value("zpub_peers", ["socket": "xpub"]))
         XCTAssertEqual(value("zpub_http_clients", ["kind": "websocket"]), 0)
-        XCTAssertEqual(value("zpub_http_clients_dropped"), 0)
+        XCTAssertEqual(value("zpub_http_clients_dropped", ["reason": "too_slow"]), 0)
+        XCTAssertEqual(value("zpub_http_clients_dropped", ["reason": "unresponsive"]), 0)
     }
 
     func testBadHTTPRequestsGetClearErrors() throws {

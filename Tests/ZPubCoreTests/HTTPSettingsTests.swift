@@ -19,6 +19,7 @@ final class HTTPSettingsTests: XCTestCase {
             max_clients = 6
             max_frame = 1024
             max_client_prefixes = 7
+            ping_interval = 9
             publish_prefixes = ["chat."]
             tokens = ["private.=0123456789"]
             """
@@ -28,7 +29,9 @@ final class HTTPSettingsTests: XCTestCase {
         XCTAssertEqual(http.hostAndPort?.host, "::1")
         XCTAssertEqual(http.hostAndPort?.port, 9090)
         XCTAssertEqual(http.allowedOrigins, ["https://app.example", "*"])
-        XCTAssertEqual([http.clientQueue, http.maxClients, http.maxFrame, http.maxClientPrefixes], [5, 6, 1024, 7])
+        XCTAssertEqual(
+            [http.clientQueue, http.maxClients, http.maxFrame, http.maxClientPrefixes, http.pingInterval],
+            [5, 6, 1024, 7, 9])
         XCTAssertEqual(http.publishPrefixes, ["chat."])
         XCTAssertEqual(http.tokenRules.map(\.prefix), ["private."])
         XCTAssertEqual(http.tokenRules.map(\.token), ["0123456789"])

@@ -134,6 +134,62 @@ def ws_slow(port, prefix, ready_file, seconds):
     print(json.dumps({"ending": ending, "messages_read": messages}), flush=True)
 
 
+def ws_liveness(port, seconds):
+    """Two clients for `seconds`: one that never answers the server's pings (a raw socket that
+    reads but does not reply) and one that does (websocket-client answers pings by itself).
+    Prints how each one fared."""
+    import base64
+    import os
+    import threading
+
+    silent = {}
+
+    def run_silent():
+        raw = socket.create_connection(("127.0.0.1", port), timeout=seconds + 10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        raw.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        started = time.monotonic()
+        data = b""
+        while True:
+            chunk = raw.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        silent["eof_after_s"] = round(time.monotonic() - started, 1)
+        head, _, frames = data.partition(b"\r\n\r\n")
+        silent["status_line"] = head.split(b"\r\n")[0].decode()
+        pings, close = 0, None
+        while len(frames) >= 2:
+            opcode, length = frames[0] & 0x0F, frames[1] & 0x7F
+            body, frames = frames[2:2 + length], frames[2 + length:]
+            if opcode == 0x9:
+                pings += 1
+            elif opcode == 0x8:
+                close = {"code": int.from_bytes(body[:2], "big"), "reason": body[2:].decode()}
+        silent["pings"], silent["close"] = pings, close
+
+    thread = threading.Thread(target=run_silent)
+    thread.start()
+    ws = websocket.create_connection(ws_url(port), timeout=1)
+    deadline = time.monotonic() + seconds
+    pings_answered = 0
+    while time.monotonic() < deadline:
+        try:
+            opcode, _ = ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_PING:
+                ws.pong(b"zpub")
+                pings_answered += 1
+        except websocket.WebSocketTimeoutException:
+            pass
+    ws.settimeout(10)
+    ws.send(json.dumps({"op": "ping"}))
+    answered = frame_of(*ws.recv_data(control_frame=True))
+    ws.close()
+    thread.join()
+    print(json.dumps({"silent": silent, "answering": {"pings": pings_answered, "reply": answered}}), flush=True)
+
+
 def sse(port, query, count, last_event_id=None, ready_file=None, until_topic=None):
     """Reads `count` events from /events (or until one on `until_topic`), or prints the HTTP
     error, as JSON lines."""
@@ -207,5 +263,7 @@ if __name__ == "__main__":
             rest[3] if len(rest) > 3 else None, rest[4] if len(rest) > 4 else None)
     elif command == "metrics":
         metrics(port)
+    elif command == "ws-liveness":
+        ws_liveness(port, float(rest[0]))
     else:
         sys.exit(f"unknown command {command}")
