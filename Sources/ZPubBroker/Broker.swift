@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import Systemd
 import ZPubCore
@@ -198,25 +197,5 @@ public final class Broker: @unchecked Sendable {
     /// Test hook: makes the forwarding loop block for a while, as a hung loop would.
     public func stallForwardingLoop(milliseconds: Int) {
         loop.mailbox.post(.stall(milliseconds: milliseconds))
-    }
-}
-
-/// A thread that can be waited for.
-final class JoinableThread: Sendable {
-    private let finished = ConditionFlag()
-
-    init(name: String, body: @escaping @Sendable () -> Void) {
-        let finished = self.finished
-        let thread = Thread {
-            body()
-            finished.signal()
-        }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
-    }
-
-    func join() {
-        _ = finished.wait(milliseconds: -1)
     }
 }

@@ -1,8 +1,13 @@
-import Foundation
 import Logging
 import Synchronization
 import ZPubCore
 import ZeroMQ
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// What the control server can be asked to do by the broker.
 enum ControlServerCommand: Sendable {

@@ -1,4 +1,3 @@
-import Foundation
 import ZPubCore
 import ZeroMQ
 
@@ -20,7 +19,7 @@ public struct SecurityMaterial: Sendable {
         var keyPair: CurveKeyPair?
         if let path = configuration.serverSecretKeyFile {
             do {
-                let text = try String(contentsOfFile: path, encoding: .utf8)
+                let text = try TextFile.read(path)
                 let keys = try KeyList.parse(text).get()
                 guard keys.count == 1, let secret = CurveKey(z85: keys[0]) else {
                     throw SecurityProblems([
@@ -28,8 +27,7 @@ public struct SecurityMaterial: Sendable {
                     ])
                 }
                 keyPair = try CurveKeyPair(secretKey: secret)
-                let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-                if let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 {
+                if case .file(let mode) = TextFile.kind(path), mode & 0o077 != 0 {
                     warnings.append("\(path) (the server's secret key) is readable by others: chmod 600 it")
                 }
             } catch let error as SecurityProblems {
@@ -64,24 +62,19 @@ public struct SecurityMaterial: Sendable {
 
     /// Keys from a file, or from every regular file in a directory (hidden files skipped).
     private static func readKeys(_ path: String) throws -> Set<[UInt8]> {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        let kind = TextFile.kind(path)
+        guard kind != .missing else {
             throw SecurityProblems([
                 "allowed_keys \(path) does not exist; create it (one public key per line, or a directory of key files)"
             ])
         }
         let files =
-            isDirectory.boolValue
-            ? try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") }.sorted()
-                .map { "\(path)/\($0)" }
+            kind == .directory
+            ? try TextFile.entries(path).filter { !$0.hasPrefix(".") }.map { "\(path)/\($0)" }
             : [path]
         var keys = Set<[UInt8]>()
-        for file in files {
-            var isSubdirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: file, isDirectory: &isSubdirectory), isSubdirectory.boolValue {
-                continue
-            }
-            let text = try String(contentsOfFile: file, encoding: .utf8)
+        for file in files where TextFile.kind(file) != .directory {
+            let text = try TextFile.read(file)
             switch KeyList.parse(text) {
             case .success(let list):
                 for key in list { if let parsed = CurveKey(z85: key) { keys.insert(parsed.bytes) } }
@@ -93,9 +86,7 @@ public struct SecurityMaterial: Sendable {
     }
 
     private static func reason(_ error: Error) -> String {
-        var text = (error as NSError).localizedFailureReason ?? error.localizedDescription
-        while text.hasSuffix(".") { text.removeLast() }
-        return text
+        String(describing: error)
     }
 }
 

@@ -38,7 +38,7 @@ struct AccessPolicy: Sendable {
         guard let origin, !allowsAnyOrigin else { return nil }
         let normalized = Self.normalize(origin)
         if origins.contains(normalized) { return nil }
-        if let host, let range = normalized.range(of: "://"), normalized[range.upperBound...] == host.lowercased() {
+        if let host, let authority = Self.authority(of: normalized), authority == host.lowercased() {
             return nil
         }
         return .originNotAllowed(origin)
@@ -69,6 +69,19 @@ struct AccessPolicy: Sendable {
         }
         for rule in tokens where topic.starts(with: rule.prefix) && !presented.contains(rule.token) {
             return .tokenRequired(prefix: String(decoding: rule.prefix, as: UTF8.self))
+        }
+        return nil
+    }
+
+    /// "host:port" of "scheme://host:port", or nil without "://".
+    private static func authority(of origin: String) -> Substring? {
+        let bytes = Array(origin.utf8)
+        guard bytes.count >= 3 else { return nil }
+        for start in 0...(bytes.count - 3)
+        where bytes[start] == UInt8(ascii: ":") && bytes[start + 1] == UInt8(ascii: "/")
+            && bytes[start + 2] == UInt8(ascii: "/")
+        {
+            return Substring(origin.utf8.dropFirst(start + 3))
         }
         return nil
     }

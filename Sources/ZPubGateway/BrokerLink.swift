@@ -1,8 +1,17 @@
-import Foundation
 import Logging
 import NIOCore
 import ZPubCore
 import ZeroMQ
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What event loops ask of the gateway's ZeroMQ thread.
 enum LinkCommand: Sendable {
@@ -129,7 +138,7 @@ final class BrokerLink: @unchecked Sendable {
                 logger.critical("http gateway cannot poll: \(error)")
                 break
             }
-            let now = DispatchTime.now().uptimeNanoseconds
+            let now = Self.monotonicNanoseconds()
             if poller.isReadable(0) {
                 for command in mailbox.take() {
                     if case .stop = command { stopping = true } else { handle(command) }
@@ -154,6 +163,12 @@ final class BrokerLink: @unchecked Sendable {
         sub.close()
         push.close()
         req?.close()
+    }
+
+    private static func monotonicNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
     private func makePoller() -> Poller {

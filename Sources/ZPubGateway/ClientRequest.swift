@@ -1,5 +1,3 @@
-import Foundation
-
 /// What a WebSocket client may send: one JSON object per text frame (docs/http.md).
 ///
 ///     {"op": "subscribe", "prefix": "weather."}          or "prefixes": ["a.", "b."]
@@ -22,20 +20,20 @@ enum ClientRequest: Equatable {
     }
 
     static func parse(_ bytes: [UInt8]) -> Result<ClientRequest, Violation> {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+        guard let object = JSONValue.parse(bytes), case .object = object.kind else {
             return .failure(
                 Violation(code: 1007, reason: "not a JSON object; send {\"op\":\"subscribe\",\"prefix\":\"...\"}"))
         }
-        let token = object["token"] as? String
-        guard let op = object["op"] as? String else {
+        let token = object["token"]?.string
+        guard let op = object["op"]?.string else {
             return .failure(Violation(code: 1008, reason: "missing \"op\" (subscribe, unsubscribe, publish or ping)"))
         }
         switch op {
         case "subscribe", "unsubscribe":
             let prefixes: [String]
-            if let single = object["prefix"] as? String {
+            if let single = object["prefix"]?.string {
                 prefixes = [single]
-            } else if let list = object["prefixes"] as? [String], !list.isEmpty {
+            } else if let list = object["prefixes"]?.strings, !list.isEmpty {
                 prefixes = list
             } else {
                 return .failure(
@@ -43,22 +41,15 @@ enum ClientRequest: Equatable {
             }
             return .success(op == "subscribe" ? .subscribe(prefixes, token: token) : .unsubscribe(prefixes))
         case "publish":
-            guard let topic = object["topic"] as? String, !topic.isEmpty else {
+            guard let topic = object["topic"]?.string, !topic.isEmpty else {
                 return .failure(Violation(code: 1008, reason: "publish needs \"topic\" (a non-empty string)"))
             }
             guard let payload = object["payload"] else {
                 return .failure(Violation(code: 1008, reason: "publish needs \"payload\" (a string or any JSON value)"))
             }
-            if let text = payload as? String {
-                return .success(.publish(topic: topic, payload: Array(text.utf8), token: token))
-            }
-            guard
-                let data = try? JSONSerialization.data(
-                    withJSONObject: payload, options: [.fragmentsAllowed, .withoutEscapingSlashes])
-            else {
-                return .failure(Violation(code: 1008, reason: "publish: the payload cannot be encoded"))
-            }
-            return .success(.publish(topic: topic, payload: Array(data), token: token))
+            // A string is published as its text; any other value as the JSON the client wrote.
+            let payloadBytes = payload.string.map { Array($0.utf8) } ?? Array(bytes[payload.range])
+            return .success(.publish(topic: topic, payload: payloadBytes, token: token))
         case "ping":
             return .success(.ping)
         default:

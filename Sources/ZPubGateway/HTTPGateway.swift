@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -22,7 +21,7 @@ public final class HTTPGateway: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let serverChannel: Channel
     private let shared: GatewayShared
-    private let linkFinished = DispatchSemaphore(value: 0)
+    private let linkThread: JoinableThread
 
     /// Joins the broker over inproc with its `context`, and starts listening. Throws
     /// `GatewayError` when the address cannot be bound.
@@ -36,14 +35,8 @@ public final class HTTPGateway: Sendable {
             settings: settings, policy: AccessPolicy(settings), counters: counters, link: link,
             maxPrefixLength: maxPrefixLength, logger: logger)
         self.shared = shared
-        let finished = linkFinished
-        let thread = Thread {
-            link.run()
-            finished.signal()
-        }
-        thread.name = "zpubd-http-link"
-        thread.stackSize = 1 << 20
-        thread.start()
+        let linkThread = JoinableThread(name: "zpubd-http-link") { link.run() }
+        self.linkThread = linkThread
 
         // One event loop: the work per connection is small, and the broker needs the other core.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -64,7 +57,7 @@ public final class HTTPGateway: Sendable {
             serverChannel = try bootstrap.bind(host: host, port: port).wait()
         } catch {
             link.mailbox.post(.stop)
-            linkFinished.wait()
+            linkThread.join()
             try? group.syncShutdownGracefully()
             throw GatewayError(
                 "cannot listen for HTTP on \(settings.listen): \(error); pick a free port with listen in [http] or --http"
@@ -108,7 +101,7 @@ public final class HTTPGateway: Sendable {
         try? serverChannel.close().wait()
         try? group.syncShutdownGracefully()
         shared.link.mailbox.post(.stop)
-        linkFinished.wait()
+        linkThread.join()
     }
 }
 
@@ -154,7 +147,8 @@ final class GatewayShared: Sendable {
     func presentedTokens(_ head: HTTPRequestHead, _ target: RequestTarget) -> Set<String> {
         var tokens = Set(target.values("access_token"))
         for value in head.headers["Authorization"] where value.lowercased().hasPrefix("bearer ") {
-            tokens.insert(String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+            let token = value.dropFirst(7).drop { $0 == " " || $0 == "\t" }
+            tokens.insert(String(token.reversed().drop { $0 == " " || $0 == "\t" }.reversed()))
         }
         return tokens
     }

@@ -1,7 +1,12 @@
-import Foundation
 import NIOCore
 import NIOHTTP1
 import ZPubCore
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Answers plain HTTP requests and turns `/events` and `/status/events` into event streams.
 /// (WebSocket upgrades are taken by NIO's upgrader before they get here; a request to /ws that
@@ -256,10 +261,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         shared.counters.statusClients.add(1, ordering: .relaxed)
         let channel = context.channel
         let shared = self.shared
-        var tick = 0
+        let tick = NIOLoopBoundBox(0, eventLoop: context.eventLoop)
         let task = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { _ in
             guard channel.isWritable else { return }
-            tick += 1
+            tick.value += 1
             let eventLoop = channel.eventLoop
             shared.control("STATS", on: eventLoop).whenSuccess { stats in
                 let gateway =
@@ -268,7 +273,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     Array("{\"stats\":".utf8) + stats + Array(",\"gateway\":".utf8) + gateway + [UInt8(ascii: "}")]
                 Self.send(event: "stats", data: data, on: channel)
             }
-            guard tick % 5 == 1 else { return }
+            guard tick.value % 5 == 1 else { return }
             shared.control("TOPICS", on: eventLoop).whenSuccess { bytes in
                 guard var list = try? JSONDecoder().decode(TopicList.self, from: Data(bytes)) else { return }
                 list.topics = Array(list.topics.sorted { $0.messages > $1.messages }.prefix(12))

@@ -1,4 +1,3 @@
-import Foundation
 import ZPubCore
 
 /// How a broker message (topic frame, then payload frames) looks to a browser. Pure functions,
@@ -109,7 +108,7 @@ enum WireFormat {
         String(validating: bytes, as: UTF8.self) != nil
     }
 
-    /// Whether the bytes are one JSON value (checked with Foundation's parser).
+    /// Whether the bytes are one JSON value, on one line.
     static func isJSONValue(_ bytes: [UInt8]) -> Bool {
         guard let first = bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) else {
             return false
@@ -118,7 +117,7 @@ enum WireFormat {
         guard Array("{[\"-0123456789tfn".utf8).contains(first) else { return false }
         // Newlines inside would break an SSE data line; re-encoding is not worth it.
         guard !bytes.contains(0x0A), !bytes.contains(0x0D) else { return false }
-        return (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil
+        return JSONValue.isValid(bytes)
     }
 
     /// Appends `bytes` (UTF-8) as a JSON string literal.

@@ -1,4 +1,3 @@
-import Foundation
 import ZPubCore
 
 /// Reads the configuration: the embedded defaults, then the file (if any), then the command
@@ -30,10 +29,9 @@ struct ConfigurationLoader: Sendable {
         if let path {
             let text: String
             do {
-                text = try String(contentsOfFile: path, encoding: .utf8)
+                text = try TextFile.read(path)
             } catch {
-                var reason = (error as NSError).localizedFailureReason ?? error.localizedDescription
-                while reason.hasSuffix(".") { reason.removeLast() }
+                let reason = error.reason
                 return .failure(
                     Report(
                         text: "zpubd: cannot read the configuration file \(path): \(reason). "

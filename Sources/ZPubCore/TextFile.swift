@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Reading the small text files zpubd is pointed at (its configuration, keys, allow lists) with
+/// POSIX calls: zpubd does not load Foundation (docs/performance.md, "Memory"), and the
+/// errors name the system's reason (`strerror`), which is what a person can act on.
+public enum TextFile {
+    /// Why a file could not be read: the system's reason, e.g. "No such file or directory".
+    public struct ReadError: Error, CustomStringConvertible {
+        public let reason: String
+        public var description: String { reason }
+
+        init(errno code: Int32) {
+            reason = String(cString: strerror(code))
+        }
+
+        init(_ reason: String) {
+            self.reason = reason
+        }
+    }
+
+    /// Files zpubd reads are a few KiB; anything past this is not one of them.
+    public static let maxSize = 16 << 20
+
+    /// The file's contents, which must be UTF-8.
+    public static func read(_ path: String) throws(ReadError) -> String {
+        let file = open(path, O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else { throw ReadError(errno: errno) }
+        defer { close(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(file, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ReadError(errno: errno)
+            }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+            if bytes.count > maxSize {
+                throw ReadError("larger than \(maxSize >> 20) MiB, not a text file zpubd reads")
+            }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw ReadError("not valid UTF-8 text") }
+        return text
+    }
+
+    public enum Kind: Equatable, Sendable {
+        case missing
+        case directory
+        /// A regular file (or anything else that is not a directory), with its permission bits.
+        case file(mode: UInt32)
+    }
+
+    /// What is at `path` (following symbolic links).
+    public static func kind(_ path: String) -> Kind {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return .missing }
+        if info.st_mode & S_IFMT == S_IFDIR { return .directory }
+        return .file(mode: UInt32(info.st_mode) & 0o7777)
+    }
+
+    /// The names in a directory, without "." and "..", sorted.
+    public static func entries(_ path: String) throws(ReadError) -> [String] {
+        guard let directory = opendir(path) else { throw ReadError(errno: errno) }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: MemoryLayout.size(ofValue: entry.pointee.d_name)) {
+                    String(cString: $0)
+                }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+}
