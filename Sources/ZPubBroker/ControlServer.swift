@@ -26,6 +26,8 @@ final class ControlServer: @unchecked Sendable {
     static let loopReplyTimeoutMilliseconds = 2_000
     /// How long SNAPSHOT waits for the client's marker subscription to arrive.
     static let snapshotTimeoutMilliseconds = 5_000
+    /// Replies larger than this are followed by malloc_trim (see `serveOneRequest`).
+    static let largeReplyBytes = 256 * 1024
 
     private let socket: Socket
     private var endpoints: BoundEndpoints
@@ -97,6 +99,12 @@ final class ControlServer: @unchecked Sendable {
     // MARK: Requests
 
     private func serveOneRequest() {
+        var largeReply = false
+        defer {
+            // A reply listing 100,000 subscriptions builds ~10 MiB of small allocations on this
+            // thread; glibc keeps the freed memory in the thread's arena for good unless told.
+            if largeReply { _ = malloc_trim(0) }
+        }
         do {
             guard try socket.receive(into: message, dontWait: true) else { return }
             // Read every frame (REP must, before replying) but keep at most the limit's worth.
@@ -128,6 +136,7 @@ final class ControlServer: @unchecked Sendable {
             }
             counters.messagesOut &+= 1
             counters.bytesOut &+= UInt64(reply.count)
+            largeReply = reply.count > Self.largeReplyBytes
             message.replace(with: reply)
             if try !socket.send(message, dontWait: true) {
                 logger.warning("control reply dropped: the client's queue is full")
@@ -273,3 +282,8 @@ final class EndpointRegistry: Sendable {
         table.withLock { $0 }
     }
 }
+
+/// glibc's malloc_trim(3): gives freed heap memory back to the system. Declared here because
+/// Swift's Glibc module leaves out <malloc.h>.
+@_silgen_name("malloc_trim")
+private func malloc_trim(_ pad: Int) -> Int32

@@ -106,9 +106,10 @@ public struct LastValueCache: Sendable {
     public func newest(under prefix: [UInt8], nowMilliseconds: UInt64) -> Entry? {
         if let exact = entry(for: prefix, nowMilliseconds: nowMilliseconds) { return exact }
         var best: Entry?
-        for item in table.entries where item.key.starts(with: prefix) {
-            if isExpired(item.value, nowMilliseconds: nowMilliseconds) { continue }
-            if best == nil || item.value.sequence > best!.sequence { best = item.value }
+        for index in table.indices where table.key(at: index, startsWith: prefix) {
+            let value = table[valueAt: index]
+            if isExpired(value, nowMilliseconds: nowMilliseconds) { continue }
+            if best == nil || value.sequence > best!.sequence { best = value }
         }
         return best
     }
@@ -116,9 +117,9 @@ public struct LastValueCache: Sendable {
     /// Every unexpired entry under `prefix`, oldest update first (the snapshot of the Clone
     /// pattern).
     public func entries(under prefix: [UInt8], nowMilliseconds: UInt64) -> [Entry] {
-        table.entries
-            .filter { $0.key.starts(with: prefix) && !isExpired($0.value, nowMilliseconds: nowMilliseconds) }
+        table.entries(withKeyPrefix: prefix)
             .map(\.value)
+            .filter { !isExpired($0, nowMilliseconds: nowMilliseconds) }
             .sorted { $0.sequence < $1.sequence }
     }
 
@@ -127,8 +128,8 @@ public struct LastValueCache: Sendable {
         guard maxAgeMilliseconds > 0 else { return }
         var index = 0
         while index < table.count {
-            if isExpired(table.entries[index].value, nowMilliseconds: nowMilliseconds) {
-                totalBytes -= table.entries[index].value.bytes
+            if isExpired(table[valueAt: index], nowMilliseconds: nowMilliseconds) {
+                totalBytes -= table[valueAt: index].bytes
                 table.remove(at: index)
                 evictions &+= 1
             } else {

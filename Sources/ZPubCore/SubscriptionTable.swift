@@ -115,8 +115,7 @@ public struct SubscriptionTable: Sendable {
     /// All prefixes with their counts, optionally only those starting with `filter`, sorted by
     /// prefix bytes.
     public func entries(withPrefix filter: [UInt8] = []) -> [(prefix: [UInt8], count: Int)] {
-        table.entries
-            .filter { $0.key.starts(with: filter) }
+        table.entries(withKeyPrefix: filter)
             .map { (prefix: $0.key, count: $0.value) }
             .sorted { $0.prefix.lexicographicallyPrecedes($1.prefix) }
     }

@@ -78,8 +78,7 @@ public struct TopicTable: Sendable {
     /// All topics with their counters, optionally only those starting with `filter`, sorted by
     /// topic bytes.
     public func entries(withPrefix filter: [UInt8] = []) -> [(topic: [UInt8], counters: Counters)] {
-        table.entries
-            .filter { $0.key.starts(with: filter) }
+        table.entries(withKeyPrefix: filter)
             .map { (topic: $0.key, counters: $0.value) }
             .sorted { $0.topic.lexicographicallyPrecedes($1.topic) }
     }

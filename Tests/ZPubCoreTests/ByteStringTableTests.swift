@@ -41,7 +41,7 @@ final class ByteStringTableTests: XCTestCase {
             XCTAssertEqual(table.count, reference.count)
         }
         for (key, value) in reference { XCTAssertEqual(table[key], value) }
-        for entry in table.entries { XCTAssertEqual(reference[entry.key], entry.value) }
+        for index in table.indices { XCTAssertEqual(reference[table.key(at: index)], table[valueAt: index]) }
     }
 
     func testRemoveAllEmptiesTheTable() {
@@ -52,5 +52,22 @@ final class ByteStringTableTests: XCTestCase {
         XCTAssertNil(table[Array("t5".utf8)])
         table.insert(Array("t5".utf8), value: 5)
         XCTAssertEqual(table[Array("t5".utf8)], 5)
+    }
+
+    /// Keys share one byte array; removals leave holes that compaction closes. Every key must
+    /// still be found, and read back, after it.
+    func testKeysSurviveCompactionAndPrefixListing() {
+        var table = ByteStringTable<Int>()
+        func key(_ i: Int) -> [UInt8] {
+            Array("\(i % 2 == 0 ? "even" : "odd").\(i).".utf8) + Array(repeating: 120, count: 90)
+        }
+        for i in 0..<1_000 { table.insert(key(i), value: i) }
+        for i in stride(from: 0, to: 1_000, by: 3) { table.remove(at: table.index(of: key(i))!) }
+        for i in 0..<1_000 { XCTAssertEqual(table[key(i)], i % 3 == 0 ? nil : i) }
+        for index in table.indices { XCTAssertEqual(table.key(at: index), key(table[valueAt: index])) }
+        let odd = table.entries(withKeyPrefix: Array("odd.".utf8))
+        XCTAssertEqual(Set(odd.map(\.value)), Set((0..<1_000).filter { $0 % 2 == 1 && $0 % 3 != 0 }))
+        XCTAssertTrue(odd.allSatisfy { $0.key == key($0.value) })
+        XCTAssertEqual(table.entries(withKeyPrefix: []).count, table.count)
     }
 }
