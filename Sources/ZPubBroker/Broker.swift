@@ -65,6 +65,7 @@ public final class Broker: @unchecked Sendable {
                         monitorEndpoint,
                         events: [
                             .accepted, .connected, .disconnected, .handshakeFailed, .connectRetried, .connectDelayed,
+                            .listening, .acceptFailed, .closed,
                         ])
                     let monitor = try Socket(context, type: .pair)
                     try monitor.setOption(.linger, 0)

@@ -83,6 +83,8 @@ final class ForwardingLoop: @unchecked Sendable {
 
     private var nowMilliseconds: UInt64 = 0
     private var stopRequested = false
+    /// Out of file descriptors: pauses new TCP connections instead of letting libzmq spin.
+    private let descriptorGuard: DescriptorGuard
 
     init(
         pull: Socket, xsub: Socket, xpub: Socket,
@@ -91,6 +93,7 @@ final class ForwardingLoop: @unchecked Sendable {
         configuration: BrokerConfiguration, registry: EndpointRegistry, logger: Logger, notifier: Notifier
     ) {
         self.monitors = monitors
+        self.descriptorGuard = DescriptorGuard(logger: logger)
         self.upstreamEndpoints = configuration.upstreamEndpoints
         self.registry = registry
         self.pull = pull
@@ -159,6 +162,10 @@ final class ForwardingLoop: @unchecked Sendable {
                 lastHousekeeping = now
                 state.lastValue.expire(nowMilliseconds: nowMilliseconds)
                 expirePendingSnapshots(now: now)
+                if descriptorGuard.paused {
+                    descriptorGuard.tick()
+                    state.acceptPaused = descriptorGuard.paused
+                }
             }
 
             // Indexes, not enumerated(): in a debug build the generic iterator allocates on every
@@ -425,6 +432,14 @@ final class ForwardingLoop: @unchecked Sendable {
                 state.upstreamEvent(endpoint: event.endpoint, .retrying)
             } else if event.event.contains(.connectDelayed) {
                 state.upstreamEvent(endpoint: event.endpoint, .connecting)
+            } else if event.event.contains(.listening) {
+                descriptorGuard.listening(endpoint: event.endpoint, fileDescriptor: event.value)
+            } else if event.event.contains(.closed) {
+                descriptorGuard.closed(endpoint: event.endpoint)
+            } else if event.event.contains(.acceptFailed) {
+                descriptorGuard.acceptFailed(errno: event.value, endpoint: event.endpoint)
+                state.acceptPaused = descriptorGuard.paused
+                state.acceptPauses = descriptorGuard.pauses
             } else if !event.event.intersection(.handshakeFailed).isEmpty {
                 state.handshakeFailures &+= 1
                 logger.info("a peer failed the ZeroMQ handshake and was dropped", metadata: metadata)

@@ -18,6 +18,10 @@ public struct BrokerState: Sendable {
     public var peers: [String: Int] = ["pull": 0, "xsub": 0, "xpub": 0]
     /// Connections dropped during the ZeroMQ handshake (garbage, wrong protocol or mechanism).
     public var handshakeFailures: UInt64 = 0
+    /// Out of file descriptors: new TCP connections are paused (docs/reliability.md).
+    public var acceptPaused = false
+    /// How often that happened.
+    public var acceptPauses: UInt64 = 0
 
     public var totalPeers: Int { peers.values.reduce(0, +) }
 
@@ -111,6 +115,7 @@ public struct BrokerState: Sendable {
             sendFailures: sendFailures,
             peers: peers,
             handshakeFailures: handshakeFailures,
+            descriptors: .init(acceptPaused: acceptPaused, acceptPauses: acceptPauses),
             lastValue: .init(
                 enabled: lastValue.isEnabled, onSubscribe: lastValueOnSubscribe,
                 prefixes: lastValue.prefixes.map(TopicText.display), entries: lastValue.count,

@@ -24,11 +24,30 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var peers: [String: Int]
     /// Connections dropped during the ZeroMQ handshake.
     public var handshakeFailures: UInt64
+    /// Running out of file descriptors (optional: absent in replies of zpubd before 0.x).
+    public var descriptors: DescriptorStats?
     public var lastValue: LastValueStats
     /// The upstream brokers the XSUB socket connects to, and their state.
     public var upstreams: [UpstreamLink]
     /// Who was let in and who was not (the ZAP handler's counts).
     public var security: SecurityStats = .init()
+
+    public struct DescriptorStats: Codable, Equatable, Sendable {
+        /// New TCP connections are paused because the descriptors ran out.
+        public var acceptPaused: Bool
+        /// Times that happened since start.
+        public var acceptPauses: UInt64
+
+        public init(acceptPaused: Bool = false, acceptPauses: UInt64 = 0) {
+            self.acceptPaused = acceptPaused
+            self.acceptPauses = acceptPauses
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case acceptPaused = "accept_paused"
+            case acceptPauses = "accept_pauses"
+        }
+    }
 
     public struct SecurityStats: Codable, Equatable, Sendable {
         /// Sockets that require CURVE.
@@ -158,8 +177,9 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         messagesIn: UInt64, messagesOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, uptimeSeconds: Double,
         forwarding: String, sockets: [String: TrafficCounters], subscriptions: SubscriptionStats, topics: TopicStats,
         unwantedMessages: UInt64, sendFailures: UInt64, peers: [String: Int] = [:], handshakeFailures: UInt64 = 0,
-        lastValue: LastValueStats = .init(), upstreams: [UpstreamLink] = []
+        descriptors: DescriptorStats? = nil, lastValue: LastValueStats = .init(), upstreams: [UpstreamLink] = []
     ) {
+        self.descriptors = descriptors
         self.lastValue = lastValue
         self.upstreams = upstreams
         self.messagesIn = messagesIn
@@ -186,7 +206,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case forwarding, sockets, subscriptions, topics
         case unwantedMessages = "unwanted_messages"
         case sendFailures = "send_failures"
-        case peers, upstreams, security
+        case peers, upstreams, security, descriptors
         case handshakeFailures = "handshake_failures"
         case lastValue = "last_value"
     }

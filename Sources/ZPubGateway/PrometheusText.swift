@@ -63,6 +63,14 @@ struct PrometheusText {
         counter(
             "zpub_handshake_failures_total", "Connections dropped during the ZeroMQ handshake",
             [([:], Double(stats.handshakeFailures))])
+        if let descriptors = stats.descriptors {
+            gauge(
+                "zpub_accept_paused", "1 while new TCP connections are paused: out of file descriptors",
+                [([:], descriptors.acceptPaused ? 1 : 0)])
+            counter(
+                "zpub_accept_pauses_total", "Times zpubd ran out of file descriptors and paused new connections",
+                [([:], Double(descriptors.acceptPauses))])
+        }
         let cache = stats.lastValue
         gauge("zpub_last_value_entries", "Cached last values", [([:], Double(cache.entries))])
         gauge("zpub_last_value_bytes", "Bytes of cached last values", [([:], Double(cache.bytes))])

@@ -238,14 +238,19 @@ private func printError(_ text: String) {
 }
 
 /// Every peer costs a file descriptor, and the usual soft limit (1024) is far below what a
-/// broker needs; the hard limit (LimitNOFILE= under systemd) is what the admin granted.
+/// broker needs; the hard limit (LimitNOFILE= under systemd) is what the admin granted. A
+/// reserve below it is kept for running out (`DescriptorGuard`).
 private func raiseFileDescriptorLimit(logger: Logger) {
     var limit = rlimit()
-    guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0, limit.rlim_max != rlim_t.max else { return }
     let previous = limit.rlim_cur
-    limit.rlim_cur = limit.rlim_max
+    let wanted = rlim_t(DescriptorGuard.startLimit(hard: Int(limit.rlim_max)))
+    guard wanted != previous else { return }
+    limit.rlim_cur = wanted
     if setrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 {
-        logger.info("raised the open file limit from \(previous) to \(limit.rlim_max) (one per peer)")
+        logger.info(
+            "set the open file limit from \(previous) to \(wanted) (one per peer; \(limit.rlim_max - wanted) kept in reserve for running out)"
+        )
     }
 }
 

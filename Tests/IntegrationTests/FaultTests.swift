@@ -229,6 +229,82 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("still", "fine")])
     }
 
+    /// Out of file descriptors, libzmq 4.3.4's listener retries accept() in a tight loop
+    /// (level-triggered epoll) and starves everything else; zpubd pauses new TCP connections
+    /// instead (docs/reliability.md). The daemon's limit is lowered from outside with prlimit,
+    /// then 150 idle TCP connections arrive: far more than it has descriptors for.
+    func testRunningOutOfFileDescriptorsNeitherSpinsNorStarvesConnectedPeers() throws {
+        let xpubPort = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: "[sockets]\nhandshake_timeout_ms = 2000",
+            endpoints: [.xpub: "tcp://127.0.0.1:\(xpubPort)"])
+        let pid = daemon.process.processIdentifier
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        let producer = try clients.socket(.push, connect: daemon.pull)
+        try daemon.waitForSubscriptions(1)
+
+        let prlimit = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/prlimit"), ["--pid=\(pid)", "--nofile=64:256"]
+        ).finish(timeout: 10)
+        XCTAssertEqual(prlimit.status, 0, prlimit.stderr)
+        var idle: [Int32] = []
+        defer { idle.forEach { close($0) } }
+        for _ in 0..<150 { idle.append(try rawConnection(port: xpubPort)) }
+        try Wait.until("zpubd paused new connections", timeout: 10) {
+            try daemon.stats().descriptors?.acceptPaused == true
+        }
+
+        let cpuBefore = cpuSeconds(of: pid)
+        sleep(3)
+        let cpuShare = (cpuSeconds(of: pid) - cpuBefore) / 3
+        XCTAssertLessThan(cpuShare, 0.25, "zpubd used \(cpuShare) of a core while out of descriptors: spinning")
+        for i in 0..<100 { try producer.send(frames: frames("t", "\(i)")) }
+        XCTAssertEqual(try subscriber.receive(100).count, 100, "the connected subscriber is served")
+
+        idle.forEach { close($0) }
+        idle = []
+        try Wait.until("zpubd accepts connections again", timeout: 20) {
+            try daemon.stats().descriptors?.acceptPaused == false
+        }
+        let late = try clients.subscriber(daemon.xpub, prefixes: ["late"])
+        try daemon.waitForSubscriptions(2)
+        try producer.send(frames: frames("late", "welcome"))
+        XCTAssertEqual(try late.receive(1), [frames("late", "welcome")])
+        let pauses = try daemon.stats().descriptors?.acceptPauses ?? 0
+        XCTAssertGreaterThanOrEqual(pauses, 1)
+        XCTAssertTrue(daemon.log.contains("out of file descriptors"), daemon.log)
+        figure(
+            "out of descriptors (limit 64, 150 idle connections): zpubd used \(String(format: "%.2f", cpuShare)) of a core, the connected subscriber got 100/100, \(pauses) pause(s), accepting again afterwards"
+        )
+    }
+
+    /// A TCP connection that sends nothing (non-blocking connect; the kernel completes it).
+    private func rawConnection(port: Int) throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard descriptor >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return descriptor
+    }
+
+    /// User plus system CPU time a process has used, from /proc/<pid>/stat.
+    private func cpuSeconds(of pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let afterName = stat.split(separator: ")").last
+        else { return 0 }
+        let fields = afterName.split(separator: " ")
+        let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+        return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     func testAThousandSimultaneousConnections() throws {
         let connections = 1_000
         var limit = rlimit()

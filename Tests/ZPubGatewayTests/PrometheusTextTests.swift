@@ -25,7 +25,7 @@ final class PrometheusTextTests: XCTestCase {
                "total":2,"unsubscribe_events":0},
              "topics":{"accounting":true,"limit":5,"tracked":1,"untracked_bytes":0,"untracked_messages":0},
              "unwanted_messages":0,"upstreams":[{"endpoint":"tcp://a\"b:1","state":"connected","connects":1,"disconnects":0}],
-             "uptime_s":1.5,
+             "uptime_s":1.5,"descriptors":{"accept_paused":true,"accept_pauses":3},
              "security":{"curve":[],"allowed":0,"denied":0,"denied_by_socket":{}}}
             """#
         let stats = try JSONDecoder().decode(StatsSnapshot.self, from: Data(json.utf8))
@@ -34,6 +34,8 @@ final class PrometheusTextTests: XCTestCase {
         XCTAssertTrue(text.contains("zpub_uptime_seconds 1.5\n"))
         XCTAssertTrue(text.contains("zpub_upstream_connected{endpoint=\"tcp://a\\\"b:1\"} 1\n"), "label escaping")
         XCTAssertTrue(text.contains("zpub_last_value_events_total{event=\"hit\"} 2\n"))
+        XCTAssertTrue(text.contains("\nzpub_accept_paused 1\n"))
+        XCTAssertTrue(text.contains("\nzpub_accept_pauses_total 3\n"))
         var declared: Set<String> = []
         for line in text.split(separator: "\n") {
             if line.hasPrefix("# TYPE ") {
