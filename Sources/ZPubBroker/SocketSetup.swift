@@ -53,6 +53,16 @@ enum SocketSetup {
             try socket.setOption(.heartbeatInterval, Int32(configuration.heartbeatIntervalMilliseconds))
             try socket.setOption(.heartbeatTimeout, Int32(configuration.heartbeatTimeoutMilliseconds))
         }
+        // On TCP connections only (libzmq ignores it elsewhere). Explicitly off with 0, rather
+        // than whatever the system's default is.
+        if configuration.tcpKeepaliveIdleSeconds > 0 {
+            try socket.setOption(.tcpKeepalive, 1)
+            try socket.setOption(.tcpKeepaliveIdle, Int32(configuration.tcpKeepaliveIdleSeconds))
+            try socket.setOption(.tcpKeepaliveInterval, Int32(configuration.tcpKeepaliveIntervalSeconds))
+            try socket.setOption(.tcpKeepaliveCount, Int32(configuration.tcpKeepaliveCount))
+        } else {
+            try socket.setOption(.tcpKeepalive, 0)
+        }
         switch role {
         case .pull:
             try socket.setOption(.receiveHighWaterMark, Int32(configuration.receiveHighWaterMark))

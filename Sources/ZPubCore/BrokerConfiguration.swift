@@ -23,6 +23,12 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         /// ZMTP heartbeats, so that dead peers are noticed; 0 turns them off.
         public static let heartbeatIntervalMilliseconds = 10_000
         public static let heartbeatTimeoutMilliseconds = 30_000
+        /// TCP keepalive on every TCP connection: probes after this many idle seconds (0 = off),
+        /// every interval, and a peer that answers `count` probes in a row with nothing is gone.
+        /// It also keeps NAT and firewall state alive on quiet links, below their usual timeouts.
+        public static let tcpKeepaliveIdleSeconds = 60
+        public static let tcpKeepaliveIntervalSeconds = 10
+        public static let tcpKeepaliveCount = 6
         public static let maxTopics = 10_000
         public static let maxSubscriptions = 100_000
         /// Longer subscriptions are refused: very long ones crash libzmq 4.3.4's XSUB trie.
@@ -57,6 +63,9 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var handshakeMilliseconds = Defaults.handshakeMilliseconds
     public var heartbeatIntervalMilliseconds = Defaults.heartbeatIntervalMilliseconds
     public var heartbeatTimeoutMilliseconds = Defaults.heartbeatTimeoutMilliseconds
+    public var tcpKeepaliveIdleSeconds = Defaults.tcpKeepaliveIdleSeconds
+    public var tcpKeepaliveIntervalSeconds = Defaults.tcpKeepaliveIntervalSeconds
+    public var tcpKeepaliveCount = Defaults.tcpKeepaliveCount
     public var maxTopics = Defaults.maxTopics
     public var maxSubscriptions = Defaults.maxSubscriptions
     public var maxSubscriptionLength = Defaults.maxSubscriptionLength
@@ -99,6 +108,9 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case handshakeMilliseconds = "handshake_timeout_ms"
         case heartbeatIntervalMilliseconds = "heartbeat_interval_ms"
         case heartbeatTimeoutMilliseconds = "heartbeat_timeout_ms"
+        case tcpKeepaliveIdleSeconds = "tcp_keepalive_idle_s"
+        case tcpKeepaliveIntervalSeconds = "tcp_keepalive_interval_s"
+        case tcpKeepaliveCount = "tcp_keepalive_count"
         case maxTopics = "max_topics"
         case maxSubscriptions = "max_subscriptions"
         case maxSubscriptionLength = "max_subscription_length"
@@ -172,6 +184,13 @@ extension BrokerConfiguration {
             "heartbeat_interval_ms", heartbeatIntervalMilliseconds, 0...3_600_000,
             "the heartbeat interval in ms (0 = off)")
         check("heartbeat_timeout_ms", heartbeatTimeoutMilliseconds, 0...3_600_000, "the heartbeat timeout in ms")
+        check(
+            "tcp_keepalive_idle_s", tcpKeepaliveIdleSeconds, 0...86_400,
+            "the idle seconds before TCP keepalive probes (0 = off)")
+        check(
+            "tcp_keepalive_interval_s", tcpKeepaliveIntervalSeconds, 1...3_600,
+            "the seconds between TCP keepalive probes")
+        check("tcp_keepalive_count", tcpKeepaliveCount, 1...100, "the unanswered TCP keepalive probes before a drop")
         check("max_topics", maxTopics, 0...10_000_000, "the number of tracked topics")
         check("max_subscriptions", maxSubscriptions, 1...10_000_000, "the number of distinct subscriptions")
         check("max_subscription_length", maxSubscriptionLength, 1...4_096, "the subscription length in bytes")

@@ -279,6 +279,23 @@ final class FaultTests: XCTestCase {
         )
     }
 
+    /// The configured TCP keepalive is set on zpubd's side of a connection: `ss` shows the
+    /// socket's keepalive timer, counting down from `tcp_keepalive_idle_s`.
+    func testTCPKeepaliveIsOnEveryTCPConnection() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: "[sockets]\ntcp_keepalive_idle_s = 777", endpoints: [.xpub: "tcp://127.0.0.1:\(port)"])
+        let clients = try Clients()
+        _ = try clients.subscriber(daemon.xpub, prefixes: ["k"])
+        try daemon.waitForSubscriptions(1)
+        // zpubd's end of the connection: source port = the XPUB's port.
+        let ss = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/ss"), ["-tnoH", "state", "established", "( sport = :\(port) )"]
+        ).finish(timeout: 10)
+        XCTAssertEqual(ss.status, 0, ss.stderr)
+        XCTAssertTrue(ss.stdout.contains("timer:(keepalive,12min"), "keepalive timer of about 777 s: \(ss.stdout)")
+    }
+
     /// A TCP connection that sends nothing (non-blocking connect; the kernel completes it).
     private func rawConnection(port: Int) throws -> Int32 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)

@@ -45,6 +45,9 @@ final class ConfigurationFileTests: XCTestCase {
             handshake_timeout_ms = 5
             heartbeat_interval_ms = 0
             heartbeat_timeout_ms = 7
+            tcp_keepalive_idle_s = 11
+            tcp_keepalive_interval_s = 12
+            tcp_keepalive_count = 13
             [limits]
             max_topics = 8
             max_subscriptions = 9
@@ -65,6 +68,11 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(configuration.handshakeMilliseconds, 5)
         XCTAssertEqual(configuration.heartbeatIntervalMilliseconds, 0)
         XCTAssertEqual(configuration.heartbeatTimeoutMilliseconds, 7)
+        XCTAssertEqual(
+            [
+                configuration.tcpKeepaliveIdleSeconds, configuration.tcpKeepaliveIntervalSeconds,
+                configuration.tcpKeepaliveCount,
+            ], [11, 12, 13])
         XCTAssertEqual(configuration.maxTopics, 8)
         XCTAssertEqual(configuration.maxSubscriptions, 9)
         XCTAssertEqual(configuration.maxSubscriptionLength, 10)
