@@ -48,7 +48,7 @@ final class BrokerLink: @unchecked Sendable {
     /// /healthz, /metrics and status pages get 503 at once instead of an ever longer queue.
     static let maxQueuedControlRequests = 256
 
-    let mailbox = LinkMailbox<LinkCommand>()
+    let mailbox = Mailbox<LinkCommand>()
     private let context: Context
     private let counters: GatewayCounters
     private let logger: Logger

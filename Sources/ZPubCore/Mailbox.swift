@@ -4,15 +4,16 @@ import Synchronization
     import Glibc
 #endif
 
-/// Commands for the gateway's ZeroMQ thread, which sleeps in `zmq_poll`: a locked queue plus a
-/// self-pipe whose read end is in the poll set, so that posting wakes the thread at once.
-/// Posting never blocks (event loops post here).
-final class LinkMailbox<Command: Sendable>: Sendable {
-    let fileDescriptor: Int32
+/// Commands for a thread that sleeps in `zmq_poll` (the forwarding loop, the control server,
+/// the ZAP handler, the HTTP gateway's link): a locked queue plus a self-pipe whose read end the
+/// owner adds to its poll set, so that a posted command wakes it at once. Posting never blocks.
+public final class Mailbox<Command: Sendable>: Sendable {
+    /// Poll this for input; then call `take()`.
+    public let fileDescriptor: Int32
     private let writeEnd: Int32
     private let queue = Mutex<[Command]>([])
 
-    init() {
+    public init() {
         var ends: [Int32] = [0, 0]
         precondition(pipe(&ends) == 0, "pipe failed: errno \(errno)")
         for end in ends {
@@ -28,20 +29,22 @@ final class LinkMailbox<Command: Sendable>: Sendable {
         close(writeEnd)
     }
 
-    func post(_ command: Command) {
+    public func post(_ command: Command) {
         let wasEmpty = queue.withLock { queue in
             queue.append(command)
             return queue.count == 1
         }
+        // Only the first command of a batch needs to wake the owner: `take()` drains the pipe
+        // before it empties the queue, so a command posted in between is taken with the rest.
+        // A full pipe already means "wake up"; nothing is lost by a failed write.
         if wasEmpty {
             var byte: UInt8 = 1
-            // A full pipe already means "wake up".
             _ = write(writeEnd, &byte, 1)
         }
     }
 
-    /// Everything posted so far, oldest first; clears the wake-up.
-    func take() -> [Command] {
+    /// All commands posted so far, oldest first; clears the wake-up.
+    public func take() -> [Command] {
         var buffer = [UInt8](repeating: 0, count: 64)
         while read(fileDescriptor, &buffer, buffer.count) == buffer.count {}
         return queue.withLock { pending in

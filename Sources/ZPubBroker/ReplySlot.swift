@@ -4,48 +4,6 @@ import Synchronization
     import Glibc
 #endif
 
-/// Commands for a thread that sleeps in `zmq_poll`: a locked queue plus a self-pipe whose read
-/// end the owner adds to its poll set, so a posted command wakes it at once.
-final class Mailbox<Command: Sendable>: Sendable {
-    /// Poll this for input; then call `take()`.
-    let fileDescriptor: Int32
-    private let writeEnd: Int32
-    private let queue = Mutex<[Command]>([])
-
-    init() {
-        var ends: [Int32] = [0, 0]
-        precondition(pipe(&ends) == 0, "pipe failed: errno \(errno)")
-        for end in ends {
-            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
-        }
-        fileDescriptor = ends[0]
-        writeEnd = ends[1]
-    }
-
-    deinit {
-        close(fileDescriptor)
-        close(writeEnd)
-    }
-
-    func post(_ command: Command) {
-        queue.withLock { $0.append(command) }
-        var byte: UInt8 = 1
-        // A full pipe already means "wake up"; nothing is lost by a failed write.
-        _ = write(writeEnd, &byte, 1)
-    }
-
-    /// All commands posted so far, oldest first; clears the wake-up.
-    func take() -> [Command] {
-        var buffer = [UInt8](repeating: 0, count: 64)
-        while read(fileDescriptor, &buffer, buffer.count) == buffer.count {}
-        return queue.withLock { pending in
-            defer { pending.removeAll(keepingCapacity: true) }
-            return pending
-        }
-    }
-}
-
 /// A one-shot answer from one thread to another, with a deadline on the waiting side so that a
 /// stalled forwarding loop cannot hang the control server.
 final class ReplySlot<Value: Sendable>: Sendable {
