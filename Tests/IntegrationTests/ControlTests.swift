@@ -155,23 +155,3 @@ enum FreePort {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }
-
-enum RawTCP {
-    /// Connects to 127.0.0.1:port, writes `bytes`, lingers briefly, closes.
-    static func send(_ bytes: [UInt8], port: Int) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { throw TimedOut(what: "a raw connection to port \(port)") }
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        usleep(100_000)
-    }
-}

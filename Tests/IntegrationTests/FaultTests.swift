@@ -250,7 +250,7 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(prlimit.status, 0, prlimit.stderr)
         var idle: [Int32] = []
         defer { idle.forEach { close($0) } }
-        for _ in 0..<150 { idle.append(try rawConnection(port: xpubPort)) }
+        for _ in 0..<150 { idle.append(try RawTCP.connect(port: xpubPort, blocking: false)) }
         try Wait.until("zpubd paused new connections", timeout: 10) {
             try daemon.stats().descriptors?.acceptPaused == true
         }
@@ -294,22 +294,6 @@ final class FaultTests: XCTestCase {
         ).finish(timeout: 10)
         XCTAssertEqual(ss.status, 0, ss.stderr)
         XCTAssertTrue(ss.stdout.contains("timer:(keepalive,12min"), "keepalive timer of about 777 s: \(ss.stdout)")
-    }
-
-    /// A TCP connection that sends nothing (non-blocking connect; the kernel completes it).
-    private func rawConnection(port: Int) throws -> Int32 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard descriptor >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        return descriptor
     }
 
     /// User plus system CPU time a process has used, from /proc/<pid>/stat.

@@ -1,0 +1,39 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Plain TCP connections to 127.0.0.1, for what no ZeroMQ client would send: garbage, idle
+/// connections, hand-written HTTP.
+enum RawTCP {
+    /// A connected socket's descriptor (the caller closes it). `blocking: false` returns at once,
+    /// with the kernel completing the handshake in the background.
+    static func connect(port: Int, blocking: Bool = true) throws -> Int32 {
+        let type = Int32(SOCK_STREAM.rawValue) | (blocking ? 0 : Int32(SOCK_NONBLOCK.rawValue))
+        let fd = socket(AF_INET, type, 0)
+        guard fd >= 0 else { throw TimedOut(what: "a socket for port \(port) (errno \(errno))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 || (!blocking && errno == EINPROGRESS) else {
+            close(fd)
+            throw TimedOut(what: "a raw connection to port \(port)")
+        }
+        return fd
+    }
+
+    /// Connects, writes `bytes`, lingers briefly, closes.
+    static func send(_ bytes: [UInt8], port: Int) throws {
+        let fd = try connect(port: port)
+        defer { close(fd) }
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        usleep(100_000)
+    }
+}
