@@ -158,14 +158,7 @@ extension BrokerConfiguration {
     public func validate() -> [(key: String, message: String)] {
         var problems: [(key: String, message: String)] = []
         func check(_ key: String, _ value: Int, _ range: ClosedRange<Int>, _ meaning: String) {
-            if !range.contains(value) {
-                problems.append(
-                    (
-                        key,
-                        "\(key) = \(value) is out of range: \(meaning) must be between \(range.lowerBound) and \(range.upperBound)"
-                    )
-                )
-            }
+            if let problem = Self.rangeProblem(key, value, range, meaning) { problems.append(problem) }
         }
         if !Self.logLevels.contains(logLevel) {
             problems.append(
@@ -289,5 +282,18 @@ extension BrokerConfiguration {
             }
         }
         return problems
+    }
+}
+
+extension BrokerConfiguration {
+    /// The problem with an integer setting outside its range, or nil: shared by every section.
+    static func rangeProblem(_ key: String, _ value: Int, _ range: ClosedRange<Int>, _ meaning: String) -> (
+        key: String, message: String
+    )? {
+        guard !range.contains(value) else { return nil }
+        return (
+            key,
+            "\(key) = \(value) is out of range: \(meaning) must be between \(range.lowerBound) and \(range.upperBound)"
+        )
     }
 }

@@ -102,13 +102,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     public func validate() -> [(key: String, message: String)] {
         var problems: [(key: String, message: String)] = []
         func check(_ key: String, _ value: Int, _ range: ClosedRange<Int>, _ meaning: String) {
-            if !range.contains(value) {
-                problems.append(
-                    (
-                        key,
-                        "\(key) = \(value) is out of range: \(meaning) must be between \(range.lowerBound) and \(range.upperBound)"
-                    ))
-            }
+            if let problem = BrokerConfiguration.rangeProblem(key, value, range, meaning) { problems.append(problem) }
         }
         if hostAndPort == nil {
             problems.append(
