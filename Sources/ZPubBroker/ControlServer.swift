@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 import ZPubCore
 import ZeroMQ
 
@@ -272,7 +271,7 @@ enum ControlHelp {
 
 /// The endpoints each socket is bound to right now, readable from any thread.
 final class EndpointRegistry: Sendable {
-    private let table = Mutex<[String: [String]]>([:])
+    private let table = Locked<[String: [String]]>([:])
 
     func set(_ role: BrokerSocketRole, _ endpoints: [String]) {
         table.withLock { $0[role.rawValue] = endpoints }

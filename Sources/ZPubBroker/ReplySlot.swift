@@ -1,4 +1,4 @@
-import Synchronization
+import ZPubCore
 
 #if canImport(Glibc)
     import Glibc
@@ -7,7 +7,7 @@ import Synchronization
 /// A one-shot answer from one thread to another, with a deadline on the waiting side so that a
 /// stalled forwarding loop cannot hang the control server.
 final class ReplySlot<Value: Sendable>: Sendable {
-    private let state = Mutex<Value?>(nil)
+    private let state = Locked<Value?>(nil)
     private let condition = ConditionFlag()
 
     func fulfill(_ value: Value) {

@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 import ZPubCore
 import ZeroMQ
 
@@ -19,8 +18,8 @@ final class ZAPHandler: @unchecked Sendable {
     }
 
     private let socket: Socket
-    private let policies: Mutex<[String: AccessPolicy]>
-    private let counters = Mutex(Counters())
+    private let policies: Locked<[String: AccessPolicy]>
+    private let counters = Locked(Counters())
     private let logger: Logger
     let mailbox = Mailbox<Bool>()
     /// Denials are logged at most this often per second; the rest are summed up.
@@ -33,7 +32,7 @@ final class ZAPHandler: @unchecked Sendable {
         socket = try Socket(context, type: .rep)
         try socket.setOption(.linger, 0)
         try socket.bind(Self.endpoint)
-        self.policies = Mutex(policies)
+        self.policies = Locked(policies)
         self.logger = logger
     }
 

@@ -1,5 +1,3 @@
-import Synchronization
-
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -11,7 +9,7 @@ public final class Mailbox<Command: Sendable>: Sendable {
     /// Poll this for input; then call `take()`.
     public let fileDescriptor: Int32
     private let writeEnd: Int32
-    private let queue = Mutex<[Command]>([])
+    private let queue = Locked<[Command]>([])
 
     public init() {
         var ends: [Int32] = [0, 0]

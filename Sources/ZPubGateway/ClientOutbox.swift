@@ -1,7 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
-import Synchronization
+import ZPubCore
 
 /// One client's bounded queue between the gateway's ZeroMQ thread (which offers messages and
 /// must never wait) and the client's event loop (which writes them while the socket takes them).
@@ -39,7 +39,7 @@ final class ClientOutbox: Sendable {
     let channel: Channel
     let limit: Int
     private let counters: GatewayCounters
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(id: ClientID, kind: Kind, channel: Channel, limit: Int, counters: GatewayCounters) {
         self.id = id

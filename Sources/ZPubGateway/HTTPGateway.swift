@@ -7,6 +7,10 @@ import Synchronization
 import ZPubCore
 import ZeroMQ
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// zpubd's HTTP listener: WebSocket (/ws) and Server-Sent Events (/events) for browsers;
 /// /healthz, /stats, /metrics and a status page (/) for operators. See docs/http.md.
 ///
@@ -59,8 +63,10 @@ public final class HTTPGateway: Sendable {
             link.mailbox.post(.stop)
             linkThread.join()
             try? group.syncShutdownGracefully()
+            // NIO's IOError prints the syscall's Swift signature; the reason is what a person needs.
+            let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
             throw GatewayError(
-                "cannot listen for HTTP on \(settings.listen): \(error); pick a free port with listen in [http] or --http"
+                "cannot listen for HTTP on \(settings.listen): \(reason); pick a free port with listen in [http] or --http"
             )
         }
         let address = serverChannel.localAddress

@@ -19,6 +19,9 @@ final class Clients {
     {
         let socket = try Socket(context, type: type)
         try socket.setOption(.linger, 0)
+        // A send that cannot proceed (the daemon died, say) fails after 10 s instead of hanging
+        // the whole test run; `options` may change it.
+        try socket.setOption(.sendTimeout, 10_000)
         try options(socket)
         try socket.connect(endpoint)
         sockets.append(socket)
