@@ -81,14 +81,19 @@ final class ClientSession {
     }
 
     private func phase(count: Int, intervalNanoseconds: UInt64, recordLatency: Bool) throws -> PhaseResult {
-        let signals = PhaseSignals()
+        let signals = PhaseSignals(token: Time.now())
         let expected = count * receivers.count
         // Bounded in time whatever happens: 30 s covers the slowest scenario many times over.
         let receiver = Receiver(
             sockets: receivers, signals: signals, expected: expected, recordLatency: recordLatency,
             deadline: Time.now() + 30_000_000_000)
         receiver.start()
-        defer { signals.publisherDone.store(true, ordering: .releasing) }
+        // Whatever ends this phase (a failed warm-up, a send error), the receiver stops polling
+        // before the sockets can be closed under it.
+        defer {
+            signals.abandoned.store(true, ordering: .releasing)
+            receiver.join()
+        }
 
         let topic = Message()
         let payload = Message()
@@ -112,7 +117,21 @@ final class ClientSession {
             guard try producer.send(topic, more: true), try producer.send(payload) else { break }
             sent += 1
         }
-        signals.publisherDone.store(true, ordering: .releasing)
+        // End markers until every receiver has one: each path is FIFO, so by then every message
+        // sent before it has arrived or was dropped. No idle-time guess, nothing left over.
+        // 16 bytes: a marker proves the path, it need not be as large as the measured messages.
+        var marker = [UInt8](repeating: 0, count: 16)
+        marker.withUnsafeMutableBytes {
+            $0.storeBytes(of: UInt64.max, as: UInt64.self)
+            $0.storeBytes(of: signals.token, toByteOffset: 8, as: UInt64.self)
+        }
+        let markerDeadline = start + 30_000_000_000
+        while signals.ended.load(ordering: .acquiring) < receivers.count && Time.now() < markerDeadline {
+            topic.replace(with: topics[0])
+            payload.replace(with: marker)
+            _ = try producer.send(topic, more: true, dontWait: true) && producer.send(payload)
+            Time.sleep(milliseconds: 10)
+        }
         receiver.join()
 
         var result = PhaseResult(sent: sent, received: receiver.received, expected: sent * receivers.count)
@@ -124,7 +143,10 @@ final class ClientSession {
     /// Sends warm-up messages until every receiver has one: connections are up, subscriptions
     /// have reached the forwarder (and, for PUB ingest, the publisher). Gives up after 10 s.
     private func warmUp(signals: PhaseSignals, topic: Message, payload: Message, bytes: inout [UInt8]) throws {
-        bytes.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(0), as: UInt64.self) }
+        bytes.withUnsafeMutableBytes {
+            $0.storeBytes(of: UInt64(0), as: UInt64.self)
+            if $0.count >= 16 { $0.storeBytes(of: signals.token, toByteOffset: 8, as: UInt64.self) }
+        }
         let deadline = Time.now() + 10_000_000_000
         while signals.warmed.load(ordering: .acquiring) < receivers.count {
             guard Time.now() < deadline else {
