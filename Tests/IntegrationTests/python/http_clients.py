@@ -184,7 +184,14 @@ def ws_liveness(port, seconds):
             pass
     ws.settimeout(10)
     ws.send(json.dumps({"op": "ping"}))
-    answered = frame_of(*ws.recv_data(control_frame=True))
+    # The server's own pings may come first: answer them and read on to the reply.
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_PING:
+            ws.pong(data)
+            continue
+        answered = frame_of(opcode, data)
+        break
     ws.close()
     thread.join()
     print(json.dumps({"silent": silent, "answering": {"pings": pings_answered, "reply": answered}}), flush=True)
