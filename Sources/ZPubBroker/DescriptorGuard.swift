@@ -24,7 +24,8 @@ import ZPubCore
 ///    are dropped after `handshake_timeout_ms`. With the queue empty, nothing spins;
 /// 3. once a second the open descriptors are counted; when they are back under 90% of the soft
 ///    limit in force before, the limit is restored and the filters removed.
-/// The listeners' descriptors come from libzmq's LISTENING events.
+/// The listeners' descriptors come from libzmq's LISTENING events; each is checked to be that
+/// endpoint's listening socket still (by its port) before a filter goes on or off.
 public final class DescriptorGuard {
     private var listeners: [String: Int32] = [:]
     private(set) var paused = false
@@ -49,17 +50,13 @@ public final class DescriptorGuard {
         listeners[endpoint] = fileDescriptor
     }
 
-    /// A CLOSED event: the descriptor is libzmq's no more, and may be reused for anything.
-    func closed(endpoint: String) {
-        listeners[endpoint] = nil
-    }
-
     /// An ACCEPT_FAILED event with its errno.
     func acceptFailed(errno code: Int32, endpoint: String) {
         guard code == EMFILE || code == ENFILE, !paused else { return }
         paused = true
         pauses &+= 1
-        for (listenerEndpoint, descriptor) in listeners where !setDropAllFilter(descriptor, on: true) {
+        for (listenerEndpoint, descriptor) in listeners
+        where !setDropAllFilter(descriptor, endpoint: listenerEndpoint, on: true) {
             logger.error(
                 "cannot pause new connections on \(listenerEndpoint): setsockopt(SO_ATTACH_FILTER) failed (errno \(errno))"
             )
@@ -86,17 +83,21 @@ public final class DescriptorGuard {
         getrlimit(RLIMIT_NOFILE_VALUE, &limit)
         limit.rlim_cur = limitBeforePause
         setrlimit(RLIMIT_NOFILE_VALUE, &limit)
-        for descriptor in listeners.values { _ = setDropAllFilter(descriptor, on: false) }
+        for (endpoint, descriptor) in listeners { _ = setDropAllFilter(descriptor, endpoint: endpoint, on: false) }
         paused = false
         logger.notice("file descriptors are free again (\(open) open of \(limitBeforePause)): accepting connections")
     }
 
     /// Attaches (or removes) a filter that drops every packet, after checking that the
-    /// descriptor is still a listening socket (never filter a descriptor that was reused).
-    private func setDropAllFilter(_ descriptor: Int32, on: Bool) -> Bool {
+    /// descriptor is still this endpoint's listening socket: a listener libzmq closed (on a
+    /// reload, say) leaves its number to be reused, and another socket must never be filtered.
+    private func setDropAllFilter(_ descriptor: Int32, endpoint: String, on: Bool) -> Bool {
         var listening: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(descriptor, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening == 1 else {
+        guard getsockopt(descriptor, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening == 1,
+            let port = endpoint.split(separator: ":").last.flatMap({ UInt16($0) }),
+            Self.localPort(of: descriptor) == port
+        else {
             return false
         }
         guard on else {
@@ -118,6 +119,28 @@ public final class DescriptorGuard {
         #else
             return false
         #endif
+    }
+
+    /// The local port of a TCP socket (IPv4 or IPv6), or nil.
+    private static func localPort(of descriptor: Int32) -> UInt16? {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard status == 0 else { return nil }
+        switch Int32(address.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+            }
+        default:
+            return nil
+        }
     }
 
     /// <asm-generic/socket.h>; not in Swift's Glibc module.

@@ -434,8 +434,6 @@ final class ForwardingLoop: @unchecked Sendable {
                 state.upstreamEvent(endpoint: event.endpoint, .connecting)
             } else if event.event.contains(.listening) {
                 descriptorGuard.listening(endpoint: event.endpoint, fileDescriptor: event.value)
-            } else if event.event.contains(.closed) {
-                descriptorGuard.closed(endpoint: event.endpoint)
             } else if event.event.contains(.acceptFailed) {
                 descriptorGuard.acceptFailed(errno: event.value, endpoint: event.endpoint)
                 state.acceptPaused = descriptorGuard.paused

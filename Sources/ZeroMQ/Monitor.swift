@@ -17,8 +17,6 @@ public struct SocketEvents: OptionSet, Sendable {
     public static let connectRetried = SocketEvents(rawValue: UInt16(ZMQ_EVENT_CONNECT_RETRIED))
     /// A listener is up; the event's value is its file descriptor.
     public static let listening = SocketEvents(rawValue: UInt16(ZMQ_EVENT_LISTENING))
-    /// A listener (or connecter) was closed; its descriptor may be reused.
-    public static let closed = SocketEvents(rawValue: UInt16(ZMQ_EVENT_CLOSED))
 
     public static let handshakeFailed: SocketEvents = [
         handshakeFailedNoDetail, handshakeFailedProtocol, handshakeFailedAuth,
