@@ -75,15 +75,7 @@ struct AccessPolicy: Sendable {
 
     /// "host:port" of "scheme://host:port", or nil without "://".
     private static func authority(of origin: String) -> Substring? {
-        let bytes = Array(origin.utf8)
-        guard bytes.count >= 3 else { return nil }
-        for start in 0...(bytes.count - 3)
-        where bytes[start] == UInt8(ascii: ":") && bytes[start + 1] == UInt8(ascii: "/")
-            && bytes[start + 2] == UInt8(ascii: "/")
-        {
-            return Substring(origin.utf8.dropFirst(start + 3))
-        }
-        return nil
+        origin.firstRange(of: "://").map { origin[$0.upperBound...] }
     }
 
     private static func normalize(_ origin: String) -> String {

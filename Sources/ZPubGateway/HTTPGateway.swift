@@ -153,8 +153,10 @@ final class GatewayShared: Sendable {
     func presentedTokens(_ head: HTTPRequestHead, _ target: RequestTarget) -> Set<String> {
         var tokens = Set(target.values("access_token"))
         for value in head.headers["Authorization"] where value.lowercased().hasPrefix("bearer ") {
-            let token = value.dropFirst(7).drop { $0 == " " || $0 == "\t" }
-            tokens.insert(String(token.reversed().drop { $0 == " " || $0 == "\t" }.reversed()))
+            var token = value.dropFirst(7)
+            while token.first == " " || token.first == "\t" { token.removeFirst() }
+            while token.last == " " || token.last == "\t" { token.removeLast() }
+            tokens.insert(String(token))
         }
         return tokens
     }
