@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import ZPubCore
 import ZeroMQ
 
 /// What the publisher and the receiver thread tell each other during one measurement.
@@ -31,7 +32,7 @@ final class Receiver: @unchecked Sendable {
     private let expected: Int
     private let recordLatency: Bool
     private let deadline: UInt64
-    private let finished = DispatchSemaphore(value: 0)
+    private var thread: JoinableThread?
 
     private(set) var received = 0
     private(set) var firstNanoseconds: UInt64 = 0
@@ -48,22 +49,15 @@ final class Receiver: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
-            run()
-            finished.signal()
-        }
-        thread.stackSize = 1 << 20
-        thread.start()
+        thread = JoinableThread(name: "bench-receiver") { [self] in run() }
     }
 
     /// Waits for the receiving thread (which always ends by its own deadline).
     /// Called from the publisher's thread only; a second call returns at once.
     func join() {
-        guard !joined else { return }
-        finished.wait()
-        joined = true
+        thread?.join()
+        thread = nil
     }
-    private var joined = false
 
     private func run() {
         var poller = Poller()
