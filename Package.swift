@@ -34,6 +34,10 @@ let package = Package(
             providers: [.apt(["libsystemd-dev"])]
         ),
 
+        // Linux details behind plain C functions: a drop-all socket filter, the lowest free
+        // descriptor, malloc_trim.
+        .target(name: "CKernel"),
+
         // A thin, safe Swift layer over libzmq: context, socket, message, poller, errors.
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
 
@@ -51,7 +55,7 @@ let package = Package(
         .target(
             name: "ZPubBroker",
             dependencies: [
-                "ZeroMQ", "ZPubCore", "Systemd",
+                "ZeroMQ", "ZPubCore", "Systemd", "CKernel",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,3 +1,4 @@
+import CKernel
 import Logging
 import ZPubCore
 import ZeroMQ
@@ -102,7 +103,7 @@ final class ControlServer: @unchecked Sendable {
         defer {
             // A reply listing 100,000 subscriptions builds ~10 MiB of small allocations on this
             // thread; glibc keeps the freed memory in the thread's arena for good unless told.
-            if largeReply { _ = malloc_trim(0) }
+            if largeReply { ckernel_malloc_trim() }
         }
         do {
             guard try socket.receive(into: message, dontWait: true) else { return }
@@ -281,8 +282,3 @@ final class EndpointRegistry: Sendable {
         table.withLock { $0 }
     }
 }
-
-/// glibc's malloc_trim(3): gives freed heap memory back to the system. Declared here because
-/// Swift's Glibc module leaves out <malloc.h>.
-@_silgen_name("malloc_trim")
-private func malloc_trim(_ pad: Int) -> Int32

@@ -1,3 +1,4 @@
+import CKernel
 import Logging
 import ZPubCore
 
@@ -5,43 +6,38 @@ import ZPubCore
     import Glibc
 #endif
 
-/// What zpubd does when it runs out of file descriptors.
+/// What zpubd does as it nears the end of its file descriptors: carries out the decisions of
+/// `ZPubCore.DescriptorBudget` (which explains why it pauses *before* the limit). Owned by the
+/// forwarding loop, which reads the monitor events that feed it.
 ///
-/// libzmq 4.3.4's TCP listener, when `accept()` fails with EMFILE, reports ACCEPT_FAILED and
-/// returns; its epoll is level-triggered, so with a connection still waiting it calls `accept()`
-/// again at once, forever: one I/O thread spins at full speed. `zmq_unbind` would stop it but
-/// also closes every connection made through that endpoint, the peers we mean to protect.
+/// Two libzmq 4.3.4 behaviours shape it:
+/// - its ipc listener aborts the process when `accept()` fails with EMFILE, so the table must
+///   never fill up: TCP, the only transport strangers reach, pauses with headroom to spare;
+/// - its TCP listener, when `accept()` fails, retries at once forever (level-triggered epoll),
+///   and `zmq_unbind` would close every connection made through the endpoint.
 ///
-/// So, at the first ACCEPT_FAILED with EMFILE or ENFILE (owned by the forwarding loop, which
-/// reads the monitor events):
-/// 1. every TCP listener gets a socket filter that drops everything (classic BPF, "return 0"):
-///    the kernel then drops incoming SYNs for it, so no new connection queues up; clients see a
-///    lost SYN and retry (libzmq reconnects by itself). Established connections are separate
-///    sockets and are not touched;
-/// 2. the soft descriptor limit is raised to the hard one (zpubd starts with the soft limit
-///    below the hard one for this reason, `DescriptorGuard.startLimit`), so libzmq can accept
-///    the connections already queued; they are ordinary peers then, and idle or garbage ones
-///    are dropped after `handshake_timeout_ms`. With the queue empty, nothing spins;
-/// 3. once a second the open descriptors are counted; when they are back under 90% of the soft
-///    limit in force before, the limit is restored and the filters removed.
+/// A pause:
+/// 1. puts a socket filter that drops everything on every TCP listener: the kernel drops new
+///    SYNs, nothing new queues, and clients retry as after a lost packet. Established
+///    connections are separate sockets and are not touched;
+/// 2. raises the soft limit to the hard one, so that libzmq can accept the connections already
+///    queued (100 per listener at most) without nearing the end; idle or garbage ones are then
+///    dropped after `handshake_timeout_ms`.
+/// Once a second the open descriptors are counted; below the resume point, the limit in force
+/// before is restored and the filters come off. While not paused, the same tick probes the
+/// lowest free descriptor, which catches what no monitor reports (control, HTTP, files).
 /// The listeners' descriptors come from libzmq's LISTENING events; each is checked to be that
 /// endpoint's listening socket still (by its port) before a filter goes on or off.
 public final class DescriptorGuard {
     private var listeners: [String: Int32] = [:]
-    private(set) var paused = false
-    private(set) var pauses: UInt64 = 0
-    private var limitBeforePause: rlim_t = 0
+    private var budget = DescriptorBudget()
     private let logger: Logger
+
+    var paused: Bool { budget.paused }
+    var pauses: UInt64 { budget.pauses }
 
     init(logger: Logger) {
         self.logger = logger
-    }
-
-    /// The soft limit zpubd sets at start: the hard limit less a reserve, so that a pause can
-    /// raise it to let libzmq empty its accept queues (100 connections per listener by default).
-    /// The reserve is 1/16 of the hard limit, at most 1,024.
-    public static func startLimit(hard: Int) -> Int {
-        hard - min(1_024, hard / 16)
     }
 
     /// A LISTENING event: `endpoint` listens on `fileDescriptor`.
@@ -50,47 +46,74 @@ public final class DescriptorGuard {
         listeners[endpoint] = fileDescriptor
     }
 
+    /// An ACCEPTED or CONNECTED event: a connection got `fileDescriptor`.
+    func opened(fileDescriptor: Int32, endpoint: String) {
+        let limits = Self.limits()
+        carryOut(
+            budget.opened(descriptor: Int(fileDescriptor), softLimit: limits.soft),
+            cause: "descriptor \(fileDescriptor) of \(limits.soft) in use", endpoint: endpoint)
+    }
+
     /// An ACCEPT_FAILED event with its errno.
     func acceptFailed(errno code: Int32, endpoint: String) {
-        guard code == EMFILE || code == ENFILE, !paused else { return }
-        paused = true
-        pauses &+= 1
-        for (listenerEndpoint, descriptor) in listeners
-        where !setDropAllFilter(descriptor, endpoint: listenerEndpoint, on: true) {
-            logger.error(
-                "cannot pause new connections on \(listenerEndpoint): setsockopt(SO_ATTACH_FILTER) failed (errno \(errno))"
-            )
-        }
-        var limit = rlimit()
-        getrlimit(RLIMIT_NOFILE_VALUE, &limit)
-        limitBeforePause = limit.rlim_cur
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max
-            setrlimit(RLIMIT_NOFILE_VALUE, &limit)
-        }
-        let cause = code == EMFILE ? "zpubd's limit of \(limitBeforePause)" : "the system's limit (ENFILE)"
-        logger.warning(
-            "out of file descriptors (\(cause)): new TCP connections are refused until some are free; connected peers are served as before. Raise LimitNOFILE= (or ulimit -n) if this is normal load",
-            metadata: ["endpoint": "\(endpoint)"])
+        let limits = Self.limits()
+        let action = budget.acceptFailed(outOfDescriptors: code == EMFILE || code == ENFILE, softLimit: limits.soft)
+        carryOut(
+            action, cause: code == EMFILE ? "at zpubd's limit of \(limits.soft)" : "the system's limit (ENFILE)",
+            endpoint: endpoint)
     }
 
-    /// Called once a second by the forwarding loop: resumes when descriptors are free again.
+    /// Called once a second by the forwarding loop.
     func tick() {
-        guard paused, let open = Self.openDescriptors() else { return }
-        let threshold = Int(limitBeforePause) * 9 / 10
-        guard open < threshold else { return }
-        var limit = rlimit()
-        getrlimit(RLIMIT_NOFILE_VALUE, &limit)
-        limit.rlim_cur = limitBeforePause
-        setrlimit(RLIMIT_NOFILE_VALUE, &limit)
-        for (endpoint, descriptor) in listeners { _ = setDropAllFilter(descriptor, endpoint: endpoint, on: false) }
-        paused = false
-        logger.notice("file descriptors are free again (\(open) open of \(limitBeforePause)): accepting connections")
+        if budget.paused {
+            guard let open = Self.openDescriptors() else { return }
+            carryOut(budget.counted(open: open), cause: "\(open) open", endpoint: nil)
+        } else {
+            let lowestFree = Int(ckernel_lowest_free_descriptor())
+            let limits = Self.limits()
+            // -1: none free at all (EMFILE); treat as the limit itself.
+            let probe = lowestFree < 0 ? limits.soft : lowestFree
+            carryOut(
+                budget.probed(lowestFree: probe, softLimit: limits.soft),
+                cause: "descriptor \(probe) of \(limits.soft) is the lowest free", endpoint: nil)
+        }
     }
 
-    /// Attaches (or removes) a filter that drops every packet, after checking that the
-    /// descriptor is still this endpoint's listening socket: a listener libzmq closed (on a
-    /// reload, say) leaves its number to be reused, and another socket must never be filtered.
+    private func carryOut(_ action: DescriptorBudget.Action, cause: String, endpoint: String?) {
+        switch action {
+        case .none:
+            return
+        case .pause:
+            for (listenerEndpoint, descriptor) in listeners
+            where !setDropAllFilter(descriptor, endpoint: listenerEndpoint, on: true) {
+                logger.error(
+                    "cannot pause new connections on \(listenerEndpoint): setsockopt(SO_ATTACH_FILTER) failed (errno \(errno))"
+                )
+            }
+            var limit = rlimit()
+            getrlimit(RLIMIT_NOFILE_VALUE, &limit)
+            if limit.rlim_cur < limit.rlim_max {
+                limit.rlim_cur = limit.rlim_max
+                setrlimit(RLIMIT_NOFILE_VALUE, &limit)
+            }
+            var metadata: Logger.Metadata = [:]
+            if let endpoint { metadata["endpoint"] = "\(endpoint)" }
+            logger.warning(
+                "out of file descriptors soon (\(cause); limit \(budget.limitBeforePause)): new TCP connections are refused until some are free; connected peers are served as before. Raise LimitNOFILE= (or ulimit -n) if this is normal load",
+                metadata: metadata)
+        case .resume(let restoredLimit):
+            var limit = rlimit()
+            getrlimit(RLIMIT_NOFILE_VALUE, &limit)
+            limit.rlim_cur = rlim_t(restoredLimit)
+            setrlimit(RLIMIT_NOFILE_VALUE, &limit)
+            for (endpoint, descriptor) in listeners { _ = setDropAllFilter(descriptor, endpoint: endpoint, on: false) }
+            logger.notice("file descriptors are free again (\(cause) of \(restoredLimit)): accepting connections")
+        }
+    }
+
+    /// Attaches (or removes) the drop-all filter, after checking that the descriptor is still
+    /// this endpoint's listening socket: a listener libzmq closed (on a reload, say) leaves its
+    /// number to be reused, and another socket must never be filtered.
     private func setDropAllFilter(_ descriptor: Int32, endpoint: String, on: Bool) -> Bool {
         var listening: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
@@ -100,25 +123,7 @@ public final class DescriptorGuard {
         else {
             return false
         }
-        guard on else {
-            var unused: Int32 = 0
-            return setsockopt(descriptor, SOL_SOCKET, Self.detachFilter, &unused, socklen_t(MemoryLayout<Int32>.size))
-                == 0
-        }
-        // struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; } = { BPF_RET | BPF_K, 0, 0, 0 }:
-        // "accept 0 bytes of the packet", i.e. drop it. On a little-endian machine that is the
-        // 64-bit integer 6. struct sock_fprog { u16 len; (padding) struct sock_filter *filter; }.
-        #if _endian(little)
-            var instruction: UInt64 = 0x06
-            return withUnsafeMutablePointer(to: &instruction) { filter in
-                var program: (UInt64, UInt64) = (1, UInt64(UInt(bitPattern: filter)))
-                return setsockopt(
-                    descriptor, SOL_SOCKET, Self.attachFilter, &program, socklen_t(MemoryLayout.size(ofValue: program)))
-                    == 0
-            }
-        #else
-            return false
-        #endif
+        return ckernel_set_drop_all_filter(descriptor, on ? 1 : 0) == 0
     }
 
     /// The local port of a TCP socket (IPv4 or IPv6), or nil.
@@ -143,9 +148,12 @@ public final class DescriptorGuard {
         }
     }
 
-    /// <asm-generic/socket.h>; not in Swift's Glibc module.
-    private static let attachFilter: Int32 = 26
-    private static let detachFilter: Int32 = 27
+    private static func limits() -> (soft: Int, hard: Int) {
+        var limit = rlimit()
+        getrlimit(RLIMIT_NOFILE_VALUE, &limit)
+        let clamp = { (value: rlim_t) in value > rlim_t(Int32.max) ? Int(Int32.max) : Int(value) }
+        return (clamp(limit.rlim_cur), clamp(limit.rlim_max))
+    }
 
     /// Descriptors open in this process, or nil when that cannot be read (e.g. none are left).
     private static func openDescriptors() -> Int? {

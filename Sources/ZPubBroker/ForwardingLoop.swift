@@ -162,10 +162,9 @@ final class ForwardingLoop: @unchecked Sendable {
                 lastHousekeeping = now
                 state.lastValue.expire(nowMilliseconds: nowMilliseconds)
                 expirePendingSnapshots(now: now)
-                if descriptorGuard.paused {
-                    descriptorGuard.tick()
-                    state.acceptPaused = descriptorGuard.paused
-                }
+                descriptorGuard.tick()
+                state.acceptPaused = descriptorGuard.paused
+                state.acceptPauses = descriptorGuard.pauses
             }
 
             // Indexes, not enumerated(): in a debug build the generic iterator allocates on every
@@ -416,6 +415,9 @@ final class ForwardingLoop: @unchecked Sendable {
             let metadata: Logger.Metadata = ["socket": "\(monitor.role.rawValue)", "endpoint": "\(event.endpoint)"]
             if event.event.contains(.accepted) || event.event.contains(.connected) {
                 state.peerChanged(monitor.role, by: 1)
+                descriptorGuard.opened(fileDescriptor: event.value, endpoint: event.endpoint)
+                state.acceptPaused = descriptorGuard.paused
+                state.acceptPauses = descriptorGuard.pauses
                 if state.upstreamEvent(endpoint: event.endpoint, .connected) {
                     logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
                 } else {

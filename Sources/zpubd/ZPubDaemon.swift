@@ -244,7 +244,7 @@ private func raiseFileDescriptorLimit(logger: Logger) {
     var limit = rlimit()
     guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0, limit.rlim_max != rlim_t.max else { return }
     let previous = limit.rlim_cur
-    let wanted = rlim_t(DescriptorGuard.startLimit(hard: Int(limit.rlim_max)))
+    let wanted = rlim_t(DescriptorBudget.startLimit(hard: Int(limit.rlim_max)))
     guard wanted != previous else { return }
     limit.rlim_cur = wanted
     if setrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 {

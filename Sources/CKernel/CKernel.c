@@ -1,0 +1,33 @@
+#define _GNU_SOURCE
+#include "CKernel.h"
+
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <malloc.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int ckernel_set_drop_all_filter(int fd, int on) {
+    if (!on) {
+        int unused = 0;
+        return setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused);
+    }
+    // "Return 0": accept zero bytes of the packet, i.e. drop it.
+    struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    struct sock_fprog program = {.len = 1, .filter = drop_all};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
+}
+
+int ckernel_lowest_free_descriptor(void) {
+    // F_DUPFD returns the lowest free number >= 0, as open() and accept() would.
+    int probe = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+    if (probe < 0) {
+        // stderr may be closed; /dev/null then.
+        probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (probe < 0) return -1;
+    }
+    close(probe);
+    return probe;
+}
+
+void ckernel_malloc_trim(void) { malloc_trim(0); }

@@ -1,0 +1,20 @@
+// Linux details zpubd needs that Swift's Glibc module does not expose cleanly: a socket filter
+// that drops every packet, the lowest free descriptor number, and malloc_trim (a GNU
+// extension). Used by ZPubBroker only; never part of a public API.
+#ifndef ZPUB_CKERNEL_H
+#define ZPUB_CKERNEL_H
+
+#include <stddef.h>
+
+/// Attaches (on != 0) or detaches a classic BPF program that drops every packet on `fd`.
+/// On a listening TCP socket the kernel then drops incoming SYNs. Returns 0 or -1 with errno.
+int ckernel_set_drop_all_filter(int fd, int on);
+
+/// The lowest descriptor number not in use (what the next open() or accept() would get),
+/// or -1 with errno when none is free below the soft limit.
+int ckernel_lowest_free_descriptor(void);
+
+/// Returns free heap memory at the top of glibc's arenas to the system.
+void ckernel_malloc_trim(void);
+
+#endif

@@ -1,0 +1,88 @@
+/// When zpubd stops taking new TCP connections for lack of file descriptors, and when it takes
+/// them again: the decisions only, with no system calls, so they can be tested in memory.
+/// `ZPubBroker.DescriptorGuard` feeds it what it observes and carries out its actions.
+///
+/// Why before the limit and not at it: libzmq 4.3.4's ipc listener aborts the whole process when
+/// `accept()` fails with EMFILE (`errno_assert` in `src/ipc_listener.cpp`; the TCP and TIPC
+/// listeners tolerate it), and sockets adopted from systemd use the same listener classes. So
+/// the descriptor table must never be full when an ipc connection arrives. New TCP connections,
+/// the only ones strangers can open, are paused once descriptor numbers reach the *pause point*,
+/// `headroom` below the soft limit; the headroom is left for ipc and control connections and
+/// for the TCP connections already queued in the kernel when the pause begins. Pausing also
+/// raises the soft limit to the hard one (zpubd starts below it, `startLimit`), which adds the
+/// reserve to that room.
+public struct DescriptorBudget: Sendable {
+    public enum Action: Equatable, Sendable {
+        case none
+        /// Stop new TCP connections and raise the soft limit to the hard one.
+        case pause
+        /// Take new connections again, with the soft limit back at `restoredLimit`.
+        case resume(restoredLimit: Int)
+    }
+
+    public private(set) var paused = false
+    /// How many times a pause began.
+    public private(set) var pauses: UInt64 = 0
+    /// The soft limit in force when the pause began; restored when it ends.
+    public private(set) var limitBeforePause = 0
+
+    public init() {}
+
+    /// Descriptors kept free below a soft limit of `limit`: an eighth, at least 16 and at most
+    /// 1,024. 1,024 is ten times libzmq's accept backlog (100 per listener).
+    public static func headroom(forLimit limit: Int) -> Int {
+        min(1_024, max(16, limit / 8))
+    }
+
+    /// The first descriptor number at which new TCP connections pause.
+    public static func pausePoint(forLimit limit: Int) -> Int {
+        max(0, limit - headroom(forLimit: limit))
+    }
+
+    /// Paused, new connections resume once fewer descriptors than this are open: 7/8 of the
+    /// pause point, so that a few connections closing do not make it flap.
+    public static func resumePoint(forLimit limit: Int) -> Int {
+        pausePoint(forLimit: limit) * 7 / 8
+    }
+
+    /// The soft limit zpubd sets at start: the hard limit less a reserve that a pause adds to
+    /// the headroom: 1/16 of the hard limit, at most 1,024.
+    public static func startLimit(hard: Int) -> Int {
+        hard - min(1_024, hard / 16)
+    }
+
+    /// libzmq reported a new connection (ACCEPTED or CONNECTED) on `descriptor`. The kernel
+    /// hands out the lowest free number, so a number at the pause point means every one below
+    /// it is taken.
+    public mutating func opened(descriptor: Int, softLimit: Int) -> Action {
+        guard !paused, descriptor >= Self.pausePoint(forLimit: softLimit) else { return .none }
+        return beginPause(softLimit: softLimit)
+    }
+
+    /// The periodic probe: `lowestFree` is the lowest descriptor number not in use. Catches what
+    /// no monitor reports (control and HTTP connections, files).
+    public mutating func probed(lowestFree: Int, softLimit: Int) -> Action {
+        opened(descriptor: lowestFree, softLimit: softLimit)
+    }
+
+    /// libzmq's listener failed to accept: EMFILE or ENFILE (`outOfDescriptors`) despite the
+    /// headroom, e.g. when the limit was lowered from outside. Pause at once.
+    public mutating func acceptFailed(outOfDescriptors: Bool, softLimit: Int) -> Action {
+        guard outOfDescriptors, !paused else { return .none }
+        return beginPause(softLimit: softLimit)
+    }
+
+    /// Paused: `open` descriptors are in use now (counted once a second).
+    public mutating func counted(open: Int) -> Action {
+        guard paused, open < Self.resumePoint(forLimit: limitBeforePause) else { return .none }
+        paused = false
+        return .resume(restoredLimit: limitBeforePause)
+    }
+
+    private mutating func beginPause(softLimit: Int) -> Action {
+        paused = true
+        pauses &+= 1
+        limitBeforePause = softLimit
+        return .pause
+    }
+}
