@@ -253,9 +253,18 @@ final class ForwardingLoop: @unchecked Sendable {
 
     // MARK: Subscriptions: XPUB -> XSUB
 
+    /// Subscription frames are handled for at most this long per iteration before data gets
+    /// its turn: each new prefix costs a table insert here and a node per byte in XPUB's and
+    /// XSUB's tries, so 512 long ones in a row held data back for tens of milliseconds. (What
+    /// libzmq does inside its own calls under a flood is beyond this; docs/reliability.md.)
+    static let subscriptionSliceNanoseconds: UInt64 = 1_000_000
+
     private func handleSubscriptions() {
+        let sliceEnd = Clock.monotonicNanoseconds() &+ Self.subscriptionSliceNanoseconds
         do {
-            for _ in 0..<Self.burst {
+            for handled in 0..<Self.burst {
+                // The clock every 8 frames: cheap next to a frame, fine-grained next to the slice.
+                if handled & 7 == 7 && Clock.monotonicNanoseconds() >= sliceEnd { return }
                 guard try xpub.receive(into: message, dontWait: true) else { return }
                 state.xpub.messagesIn &+= 1
                 state.xpub.bytesIn &+= UInt64(message.count)

@@ -9,40 +9,120 @@ final class FaultTests: XCTestCase {
     private func figure(_ text: String) { print("figure: \(text)") }
 
     /// Producers keep their rate and a healthy subscriber keeps receiving while another
-    /// subscriber stops reading: both measured against a run without the stalled subscriber.
+    /// subscriber stops reading. One daemon, and segments with and without the stalled
+    /// subscriber alternate, so that a machine whose load changes during the test slows both
+    /// conditions alike. The bound, 0.7x, leaves room for
+    /// that noise; a loop that waited for the stalled subscriber would fall to nearly 0x, as its
+    /// queue (send_hwm 2,000) fills within the first 3 of 50 rounds of each segment.
     func testAStalledSubscriberCostsTheOthersNothing() throws {
-        let rounds = Soak.scale(40, 400)
-        func run(withStalled: Bool) throws -> (sendRate: Double, receiveRate: Double) {
-            let daemon = try Daemon(configuration: "[sockets]\nsend_hwm = 2000\n")
-            let clients = try Clients()
-            if withStalled { _ = try clients.subscriber(daemon.xpub, prefixes: [""], receiveHWM: 1) }
-            let healthy = try clients.subscriber(daemon.xpub, prefixes: [""])
-            try daemon.waitForSubscriptions(withStalled ? 2 : 1)
-            let push = try clients.socket(.push, connect: daemon.pull)
-            let payload = [UInt8](repeating: 7, count: 512)
+        let roundsPerSegment = Soak.scale(50, 400)
+        let daemon = try Daemon(configuration: "[sockets]\nsend_hwm = 2000\n")
+        let clients = try Clients()
+        let healthy = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let payload = [UInt8](repeating: 7, count: 512)
+
+        func segment(_ index: Int) throws -> (sendRate: Double, receiveRate: Double) {
             var sending = 0.0
             let start = Date()
-            for round in 0..<rounds {
+            for round in 0..<roundsPerSegment {
                 let sendStart = Date()
-                for i in 0..<1_000 { try push.send(frames: [Array("t".utf8), Array("\(round)-\(i)".utf8), payload]) }
+                for i in 0..<1_000 {
+                    try push.send(frames: [Array("t".utf8), Array("\(index)-\(round)-\(i)".utf8), payload])
+                }
                 sending += Date().timeIntervalSince(sendStart)
                 XCTAssertEqual(try healthy.receive(1_000).count, 1_000, "the healthy subscriber lost messages")
             }
-            let total = Double(rounds * 1_000)
+            let total = Double(roundsPerSegment * 1_000)
             return (total / sending, total / Date().timeIntervalSince(start))
         }
-        let alone = try run(withStalled: false)
-        let stalled = try run(withStalled: true)
-        let sendRatio = stalled.sendRate / alone.sendRate
-        let receiveRatio = stalled.receiveRate / alone.receiveRate
+
+        // Pairs of adjacent segments, alone then with a stalled subscriber: the ratio of each
+        // pair compares like with like even when the machine's load changes, and the median of
+        // five pairs discards the one a burst of load happened to hit.
+        var sendRatios: [Double] = []
+        var receiveRatios: [Double] = []
+        var aloneRate = 0.0
+        for pair in 0..<5 {
+            let alone = try segment(2 * pair)
+            let stalledSubscriber = try clients.subscriber(daemon.xpub, prefixes: [""], receiveHWM: 1)
+            try daemon.waitForSubscriptions(2)
+            let stalled = try segment(2 * pair + 1)
+            clients.close(stalledSubscriber)
+            try daemon.waitForSubscriptions(1)
+            sendRatios.append(stalled.sendRate / alone.sendRate)
+            receiveRatios.append(stalled.receiveRate / alone.receiveRate)
+            aloneRate = max(aloneRate, alone.receiveRate)
+        }
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        let sendRatio = median(sendRatios)
+        let receiveRatio = median(receiveRatios)
         figure(
             String(
-                format: "stalled subscriber: producer send rate %.2fx, healthy receive rate %.2fx", sendRatio,
-                receiveRatio))
-        if Soak.enabled {
-            XCTAssertGreaterThanOrEqual(receiveRatio, 0.9)
-            XCTAssertGreaterThanOrEqual(sendRatio, 0.9)
+                format:
+                    "stalled subscriber (5 pairs of segments of %d x 1,000 messages of 512 B, median of the pairs' ratios): producer send rate %.2fx, healthy receive rate %.2fx (up to %.0f msg/s alone)",
+                roundsPerSegment, sendRatio, receiveRatio, aloneRate))
+        XCTAssertGreaterThanOrEqual(receiveRatio, Soak.enabled ? 0.9 : 0.7, "the healthy subscriber slowed down")
+        XCTAssertGreaterThanOrEqual(sendRatio, Soak.enabled ? 0.9 : 0.7, "the producer slowed down")
+    }
+
+    /// Twenty untrusted peers connected to the XPUB port as XSUB sockets flood it with random
+    /// subscribe and unsubscribe frames, as fast as they can, while a producer sends 100
+    /// messages a second to a healthy subscriber (prefixes of 1 to 200 bytes for 3 s here,
+    /// 1 to 1,000 bytes for 8 s in `make soak`). zpubd must live, lose nothing, and keep
+    /// handling subscriptions; the latency is a figure, not an assertion: libzmq 4.3.4 does
+    /// most of the work inside its own calls, where zpubd cannot bound it
+    /// (docs/reliability.md, "A subscription flood").
+    func testASubscriptionFloodLosesNothing() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(endpoints: [.xpub: "tcp://127.0.0.1:\(port)"])
+        let clients = try Clients()
+        let healthy = try clients.subscriber(daemon.xpub, prefixes: ["latency"])
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try daemon.waitForSubscriptions(1)
+
+        /// Sends one message every 10 ms for `seconds`; each must arrive, within 10 s.
+        func latencies(seconds: Double) throws -> [Double] {
+            var measured: [Double] = []
+            let count = Int(seconds * 100)
+            let start = Date()
+            for i in 0..<count {
+                let sent = Date()
+                try push.send(frames: frames("latency", "\(i)"))
+                let received = try XCTUnwrap(
+                    try healthy.receiveFrames(timeoutMilliseconds: 10_000), "message \(i) did not arrive within 10 s")
+                XCTAssertEqual(received, frames("latency", "\(i)"))
+                measured.append(Date().timeIntervalSince(sent) * 1_000)
+                let next = start.addingTimeInterval(Double(i + 1) / 100)
+                let wait = next.timeIntervalSinceNow
+                if wait > 0 { usleep(UInt32(wait * 1_000_000)) }
+            }
+            return measured.sorted()
         }
+        func summary(_ sorted: [Double]) -> String {
+            String(
+                format: "p50 %.1f ms, p99 %.1f ms, max %.1f ms", sorted[sorted.count / 2],
+                sorted[sorted.count * 99 / 100], sorted.last ?? 0)
+        }
+
+        let quiet = try latencies(seconds: 1)
+        let before = try daemon.stats()
+        let floodSeconds = Soak.scale(3, 8)
+        let prefixBytes = Soak.scale(200, 1_000)
+        let flood = try RunningProgram(
+            python: "subscription_flood.py", [daemon.xpub, "20", "\(prefixBytes)", "\(floodSeconds + 5)"])
+        try Wait.until("20 flooding peers are connected", timeout: 20) { try daemon.stats().peers["xpub"] == 21 }
+        let flooded = try latencies(seconds: Double(floodSeconds))
+        let after = try daemon.stats()
+        flood.signal(SIGKILL)
+
+        let handled = after.subscriptions.subscribeEvents - before.subscriptions.subscribeEvents
+        XCTAssertGreaterThan(handled, 1_000, "the flood's subscriptions were not handled")
+        figure(
+            "subscription flood (20 peers, 1-\(prefixBytes) B frames, measured over \(floodSeconds) s of it): healthy subscriber \(summary(flooded)) (quiet: \(summary(quiet))), \(flooded.count)/\(flooded.count) delivered, \(handled) subscribe frames handled meanwhile, zpubd RSS \(ProcessMemory.residentKilobytes(of: daemon.process.processIdentifier) / 1024) MiB"
+        )
+        XCTAssertTrue(daemon.process.isRunning)
     }
 
     func testKilledPeersLeaveTheTableAsTheLiveOnesHoldIt() throws {
