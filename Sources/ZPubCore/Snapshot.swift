@@ -31,23 +31,17 @@ public struct SnapshotReply: Codable, Equatable, Sendable {
 
         /// The message as it was published: topic frame first.
         public var messageFrames: [[UInt8]]? {
-            let topicBytes = topicHex.map(Self.bytes(fromHex:)) ?? Array(topic.utf8)
+            var topicBytes = Array(topic.utf8)
+            if let topicHex {
+                guard let decoded = Hex.decode(topicHex) else { return nil }
+                topicBytes = decoded
+            }
             var result = [topicBytes]
             for frame in frames {
                 guard let bytes = Base64.decode(frame) else { return nil }
                 result.append(bytes)
             }
             return result
-        }
-
-        static func bytes(fromHex hex: String) -> [UInt8] {
-            var bytes: [UInt8] = []
-            var iterator = hex.utf8.makeIterator()
-            while let high = iterator.next(), let low = iterator.next() {
-                func value(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : (c | 0x20) - 87 }
-                bytes.append(value(high) << 4 | value(low))
-            }
-            return bytes
         }
 
         enum CodingKeys: String, CodingKey {
