@@ -1,5 +1,5 @@
 /// Lower-case hexadecimal, the one codec for topics that are not valid UTF-8 (`topic_hex` in
-/// JSON replies, `zpub sub --json`).
+/// JSON replies, `zpub sub --json`) and for percent-encoded URLs.
 public enum Hex {
     public static func encode(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
@@ -27,7 +27,8 @@ public enum Hex {
         return bytes
     }
 
-    private static func value(of digit: UInt8) -> UInt8? {
+    /// The value of one hex digit (either case), or nil.
+    public static func value(of digit: UInt8) -> UInt8? {
         switch digit {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
