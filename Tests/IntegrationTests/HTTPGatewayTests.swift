@@ -109,21 +109,37 @@ final class HTTPGatewayTests: XCTestCase {
     }
 
     func testASlowWebSocketClientIsDroppedWhileTheOthersKeepUp() throws {
-        let (daemon, port) = try startDaemon(http: "client_queue = 200")
+        let queue = 200
+        let (daemon, port) = try startDaemon(http: "client_queue = \(queue)")
         let total = 4_000
         let fastReady = readyFile()
+        let fastProgress = readyFile()
         let slowReady = readyFile()
-        let fast = try python(["ws-sub", "\(port)", #"["load."]"#, "\(total)", fastReady])
-        let slow = try python(["ws-slow", "\(port)", "load.", slowReady, "6"])
+        let slowGo = readyFile()
+        defer { try? FileManager.default.removeItem(atPath: slowGo) }
+        let fast = try python(["ws-sub", "\(port)", #"["load."]"#, "\(total)", fastReady, "-", "-", fastProgress])
+        let slow = try python(["ws-slow", "\(port)", "load.", slowReady, slowGo, "120"])
         try Wait.until("both clients have subscribed") {
             FileManager.default.fileExists(atPath: fastReady) && FileManager.default.fileExists(atPath: slowReady)
         }
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
         let payload = String(repeating: "x", count: 1_000)
+        // As fast as the fast client reads (up to about 10,000 messages a second), but never more
+        // than half its queue ahead of it: a client that keeps up is one that reads what it is
+        // sent, at whatever speed this machine allows it. The slow one reads nothing meanwhile.
+        let window = queue / 2
+        func fastReceived() -> Int {
+            Int((try? String(contentsOfFile: fastProgress, encoding: .utf8)) ?? "") ?? 0
+        }
         for index in 0..<total {
+            if index % 10 == 0 {
+                try Wait.until("the fast client reads message \(index - window)", timeout: 30) {
+                    fastReceived() >= index - window
+                }
+            }
             try push.send(frames: frames("load.\(index % 10)", "\(index) \(payload)"))
-            if index % 100 == 99 { usleep(10_000) }  // about 10,000 messages a second
+            if index % 100 == 99 { usleep(10_000) }
         }
         let fastRun = try fast.finish(timeout: 60)
         XCTAssertEqual(fastRun.status, 0, fastRun.stderr)
@@ -134,6 +150,12 @@ final class HTTPGatewayTests: XCTestCase {
         }
         XCTAssertEqual(numbers.map { Int($0) ?? -1 }, Array(0..<total), "in order")
 
+        // Everything has been sent, which the slow client's queue could not hold: it is dropped.
+        try Wait.until("the slow client is dropped", timeout: 30) {
+            try HTTPProbe.get(port: port, "/metrics").text.contains(
+                "zpub_http_clients_dropped_total{reason=\"too_slow\"} 1\n")
+        }
+        FileManager.default.createFile(atPath: slowGo, contents: nil)
         let slowRun = try slow.finish(timeout: 60)
         let ending = try XCTUnwrap(
             jsonLines(slowRun.stdout).first?["ending"] as? [String: Any], slowRun.stdout + slowRun.stderr)
