@@ -206,6 +206,9 @@ final class HTTPGatewayTests: XCTestCase {
         try push.send(frames: frames("state.b", #"{"on": true}"#))
         let firstRun = try first.finish(timeout: 20)
         XCTAssertEqual(firstRun.status, 0, firstRun.stderr)
+        // Its only client gone, the gateway drops its subscription: the broker's table is empty,
+        // so a subscription seen later is the resumed client's.
+        try daemon.waitForSubscriptions(0)
         let events = jsonLines(firstRun.stdout).filter { $0["data"] != nil }
         XCTAssertEqual(events.count, 2, firstRun.stdout)
         XCTAssertEqual(jsonLines(firstRun.stdout).first?["content_type"] as? String, "text/event-stream; charset=utf-8")
@@ -219,7 +222,11 @@ final class HTTPGatewayTests: XCTestCase {
         let resumedReady = readyFile()
         let second = try python(["sse", "\(port)", "?prefix=state.", "10", lastID, resumedReady, "state.end"])
         try Wait.until("the SSE client reconnected") { FileManager.default.fileExists(atPath: resumedReady) }
-        usleep(500_000)
+        // The response's head comes before the gateway attaches the client and subscribes again:
+        // a live message is sent once that subscription has reached the broker.
+        try Wait.until("the gateway subscribes for the resumed client") {
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == "state." }
+        }
         try push.send(frames: frames("state.end", "live"))
         let secondRun = try second.finish(timeout: 20)
         XCTAssertEqual(secondRun.status, 0, secondRun.stderr)
