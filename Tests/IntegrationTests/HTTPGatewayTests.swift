@@ -336,8 +336,10 @@ final class HTTPGatewayTests: XCTestCase {
         let watch = try Run.python(
             "headless_chromium.py",
             [
-                "http://127.0.0.1:\(port)/watch?prefix=demo.", "4", artifacts.appendingPathComponent("watch.png").path,
+                "http://127.0.0.1:\(port)/watch?prefix=demo.", "30", artifacts.appendingPathComponent("watch.png").path,
                 #"JSON.stringify({status: document.getElementById("status").textContent, items: [...document.querySelectorAll("li")].map(l => l.textContent)})"#,
+                // Until the first messages are shown (the publisher sends one every 50 ms).
+                #"document.querySelectorAll("li").length >= 3"#,
             ], timeout: 90)
         XCTAssertEqual(watch.status, 0, watch.stderr)
         let watched = try XCTUnwrap(jsonLines(watch.stdout).first?["value"] as? String, watch.stdout + watch.stderr)
@@ -349,8 +351,11 @@ final class HTTPGatewayTests: XCTestCase {
         let status = try Run.python(
             "headless_chromium.py",
             [
-                "http://127.0.0.1:\(port)/", "3.5", artifacts.appendingPathComponent("status.png").path,
+                "http://127.0.0.1:\(port)/", "30", artifacts.appendingPathComponent("status.png").path,
                 ##"JSON.stringify({state: document.getElementById("state").textContent, rate: document.getElementById("in").textContent, topics: [...document.querySelectorAll("#topiclist td:first-child")].map(t => t.textContent)})"##,
+                // Until a rate is shown (it takes two STATS updates, a second apart) and the topics table
+                // has been filled.
+                ##"document.getElementById("in").textContent !== "-" && document.querySelectorAll("#topiclist td").length > 0"##,
             ], timeout: 90)
         XCTAssertEqual(status.status, 0, status.stderr)
         let shown = try XCTUnwrap(jsonLines(status.stdout).first?["value"] as? String, status.stdout + status.stderr)
