@@ -142,10 +142,11 @@ def ws_slow(port, prefix, ready_file, go_file, seconds):
     print(json.dumps({"ending": ending, "messages_read": messages}), flush=True)
 
 
-def ws_liveness(port, seconds):
-    """Two clients for `seconds`: one that never answers the server's pings (a raw socket that
-    reads but does not reply) and one that does (websocket-client answers pings by itself).
-    Prints how each one fared."""
+def ws_liveness(port, seconds, pings_wanted=3):
+    """Two clients: one that never answers the server's pings (a raw socket that reads but does
+    not reply) and one that does (websocket-client answers pings by itself). The answering one
+    runs until it has answered `pings_wanted` pings and the silent one has been closed, or for
+    `seconds` at most, however slowly the machine goes. Prints how each one fared."""
     import base64
     import os
     import threading
@@ -182,7 +183,7 @@ def ws_liveness(port, seconds):
     ws = websocket.create_connection(ws_url(port), timeout=1)
     deadline = time.monotonic() + seconds
     pings_answered = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (pings_answered < pings_wanted or thread.is_alive()):
         try:
             opcode, _ = ws.recv_data(control_frame=True)
             if opcode == websocket.ABNF.OPCODE_PING:
