@@ -109,21 +109,37 @@ final class HTTPGatewayTests: XCTestCase {
     }
 
     func testASlowWebSocketClientIsDroppedWhileTheOthersKeepUp() throws {
-        let (daemon, port) = try startDaemon(http: "client_queue = 200")
+        let queue = 200
+        let (daemon, port) = try startDaemon(http: "client_queue = \(queue)")
         let total = 4_000
         let fastReady = readyFile()
+        let fastProgress = readyFile()
         let slowReady = readyFile()
-        let fast = try python(["ws-sub", "\(port)", #"["load."]"#, "\(total)", fastReady])
-        let slow = try python(["ws-slow", "\(port)", "load.", slowReady, "6"])
+        let slowGo = readyFile()
+        defer { try? FileManager.default.removeItem(atPath: slowGo) }
+        let fast = try python(["ws-sub", "\(port)", #"["load."]"#, "\(total)", fastReady, "-", "-", fastProgress])
+        let slow = try python(["ws-slow", "\(port)", "load.", slowReady, slowGo, "120"])
         try Wait.until("both clients have subscribed") {
             FileManager.default.fileExists(atPath: fastReady) && FileManager.default.fileExists(atPath: slowReady)
         }
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
         let payload = String(repeating: "x", count: 1_000)
+        // As fast as the fast client reads (up to about 10,000 messages a second), but never more
+        // than half its queue ahead of it: a client that keeps up is one that reads what it is
+        // sent, at whatever speed this machine allows it. The slow one reads nothing meanwhile.
+        let window = queue / 2
+        func fastReceived() -> Int {
+            Int((try? String(contentsOfFile: fastProgress, encoding: .utf8)) ?? "") ?? 0
+        }
         for index in 0..<total {
+            if index % 10 == 0 {
+                try Wait.until("the fast client reads message \(index - window)", timeout: 30) {
+                    fastReceived() >= index - window
+                }
+            }
             try push.send(frames: frames("load.\(index % 10)", "\(index) \(payload)"))
-            if index % 100 == 99 { usleep(10_000) }  // about 10,000 messages a second
+            if index % 100 == 99 { usleep(10_000) }
         }
         let fastRun = try fast.finish(timeout: 60)
         XCTAssertEqual(fastRun.status, 0, fastRun.stderr)
@@ -134,6 +150,12 @@ final class HTTPGatewayTests: XCTestCase {
         }
         XCTAssertEqual(numbers.map { Int($0) ?? -1 }, Array(0..<total), "in order")
 
+        // Everything has been sent, which the slow client's queue could not hold: it is dropped.
+        try Wait.until("the slow client is dropped", timeout: 30) {
+            try HTTPProbe.get(port: port, "/metrics").text.contains(
+                "zpub_http_clients_dropped_total{reason=\"too_slow\"} 1\n")
+        }
+        FileManager.default.createFile(atPath: slowGo, contents: nil)
         let slowRun = try slow.finish(timeout: 60)
         let ending = try XCTUnwrap(
             jsonLines(slowRun.stdout).first?["ending"] as? [String: Any], slowRun.stdout + slowRun.stderr)
@@ -149,7 +171,9 @@ final class HTTPGatewayTests: XCTestCase {
     func testAWebSocketClientThatAnswersNoPingIsClosedAndOneThatAnswersStays() throws {
         let (daemon, port) = try startDaemon(http: "ping_interval = 1")
         defer { withExtendedLifetime(daemon) {} }
-        let run = try python(["ws-liveness", "\(port)", "5"]).finish(timeout: 60)
+        // The answering client stays until it has answered 3 pings and the silent one is gone
+        // (30 s at most): on a busy machine, fewer than 3 one-second intervals may fit in a fixed time.
+        let run = try python(["ws-liveness", "\(port)", "30"]).finish(timeout: 60)
         XCTAssertEqual(run.status, 0, run.stderr)
         let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
         let silent = try XCTUnwrap(result["silent"] as? [String: Any])
@@ -184,6 +208,9 @@ final class HTTPGatewayTests: XCTestCase {
         try push.send(frames: frames("state.b", #"{"on": true}"#))
         let firstRun = try first.finish(timeout: 20)
         XCTAssertEqual(firstRun.status, 0, firstRun.stderr)
+        // Its only client gone, the gateway drops its subscription: the broker's table is empty,
+        // so a subscription seen later is the resumed client's.
+        try daemon.waitForSubscriptions(0)
         let events = jsonLines(firstRun.stdout).filter { $0["data"] != nil }
         XCTAssertEqual(events.count, 2, firstRun.stdout)
         XCTAssertEqual(jsonLines(firstRun.stdout).first?["content_type"] as? String, "text/event-stream; charset=utf-8")
@@ -197,7 +224,11 @@ final class HTTPGatewayTests: XCTestCase {
         let resumedReady = readyFile()
         let second = try python(["sse", "\(port)", "?prefix=state.", "10", lastID, resumedReady, "state.end"])
         try Wait.until("the SSE client reconnected") { FileManager.default.fileExists(atPath: resumedReady) }
-        usleep(500_000)
+        // The response's head comes before the gateway attaches the client and subscribes again:
+        // a live message is sent once that subscription has reached the broker.
+        try Wait.until("the gateway subscribes for the resumed client") {
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == "state." }
+        }
         try push.send(frames: frames("state.end", "live"))
         let secondRun = try second.finish(timeout: 20)
         XCTAssertEqual(secondRun.status, 0, secondRun.stderr)
@@ -307,8 +338,10 @@ final class HTTPGatewayTests: XCTestCase {
         let watch = try Run.python(
             "headless_chromium.py",
             [
-                "http://127.0.0.1:\(port)/watch?prefix=demo.", "4", artifacts.appendingPathComponent("watch.png").path,
+                "http://127.0.0.1:\(port)/watch?prefix=demo.", "30", artifacts.appendingPathComponent("watch.png").path,
                 #"JSON.stringify({status: document.getElementById("status").textContent, items: [...document.querySelectorAll("li")].map(l => l.textContent)})"#,
+                // Until the first messages are shown (the publisher sends one every 50 ms).
+                #"document.querySelectorAll("li").length >= 3"#,
             ], timeout: 90)
         XCTAssertEqual(watch.status, 0, watch.stderr)
         let watched = try XCTUnwrap(jsonLines(watch.stdout).first?["value"] as? String, watch.stdout + watch.stderr)
@@ -320,8 +353,11 @@ final class HTTPGatewayTests: XCTestCase {
         let status = try Run.python(
             "headless_chromium.py",
             [
-                "http://127.0.0.1:\(port)/", "3.5", artifacts.appendingPathComponent("status.png").path,
+                "http://127.0.0.1:\(port)/", "30", artifacts.appendingPathComponent("status.png").path,
                 ##"JSON.stringify({state: document.getElementById("state").textContent, rate: document.getElementById("in").textContent, topics: [...document.querySelectorAll("#topiclist td:first-child")].map(t => t.textContent)})"##,
+                // Until a rate is shown (it takes two STATS updates, a second apart) and the topics table
+                // has been filled.
+                ##"document.getElementById("in").textContent !== "-" && document.querySelectorAll("#topiclist td").length > 0"##,
             ], timeout: 90)
         XCTAssertEqual(status.status, 0, status.stderr)
         let shown = try XCTUnwrap(jsonLines(status.stdout).first?["value"] as? String, status.stdout + status.stderr)

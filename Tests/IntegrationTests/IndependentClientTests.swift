@@ -66,7 +66,10 @@ final class IndependentClientTests: XCTestCase {
         let daemon = try Daemon()
         let run = try Run.program(
             URL(fileURLWithPath: "/bin/sh"), [examples.appendingPathComponent("shell/pubsub.sh").path],
-            environment: ["ZPUB_PULL": daemon.pull, "ZPUB_XPUB": daemon.xpub, "ZPUB": Binaries.zpub.path])
+            environment: [
+                "ZPUB_PULL": daemon.pull, "ZPUB_XPUB": daemon.xpub, "ZPUB_CONTROL": daemon.control,
+                "ZPUB": Binaries.zpub.path,
+            ])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertEqual(run.stdout, "weather.paris\t12C\tsunny\nweather.lyon\t13C\n")
     }

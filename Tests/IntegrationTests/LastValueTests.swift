@@ -82,9 +82,11 @@ final class LastValueTests: XCTestCase {
     func testSnapshotThenLiveStreamHasNoGapAndNoDuplicate() throws {
         let daemon = try Daemon(arguments: ["--last-value", "s."])
         let topics = 10
-        let total = 6_000
         let producerDone = ConditionBox()
+        let stopProducing = StopFlag()
         let pull = daemon.pull
+        // Publishes (about 2,000 messages a second) until the subscriber has what it needs, however
+        // long that takes on a busy machine: the snapshot is always taken mid-stream.
         let producer = Thread {
             defer { producerDone.set() }
             guard let context = try? Context(), let push = try? Socket(context, type: .push) else { return }
@@ -93,13 +95,16 @@ final class LastValueTests: XCTestCase {
                 context.terminate()
             }
             try? push.connect(pull)
-            for i in 0..<total {
+            var i = 0
+            while !stopProducing.isSet {
                 _ = try? push.send(frames: frames("s.k\(i % topics)", "\(i)"))
-                if i % 2 == 0 { usleep(1_000) }  // about 3 s of publishing
+                if i % 2 == 0 { usleep(1_000) }
+                i += 1
             }
         }
         producer.start()
-        usleep(700_000)  // the snapshot is taken mid-stream
+        defer { stopProducing.set() }  // should the test end early
+        try Wait.until("every topic is cached") { try daemon.stats().lastValue.entries == topics }
         let received = 1_200
         let run = try Run.program(
             Binaries.zpub,
@@ -108,6 +113,8 @@ final class LastValueTests: XCTestCase {
                 "s.",
             ],
             timeout: 30)
+        XCTAssertFalse(producerDone.wait(seconds: 0), "the producer was still publishing")
+        stopProducing.set()
         XCTAssertTrue(producerDone.wait(seconds: 30))
         XCTAssertEqual(run.status, 0, run.stderr)
         var lastPerTopic: [String: Int] = [:]
@@ -138,6 +145,14 @@ final class LastValueTests: XCTestCase {
         XCTAssertEqual(
             ((try daemon.json("SNAPSHOT bad/token"))["error"] as? [String: Any])?["code"] as? String, "bad_argument")
     }
+}
+
+/// A flag the test sets and another thread checks.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }
 
 /// A flag one thread sets and a test waits for.

@@ -163,10 +163,20 @@ final class LifecycleTests: XCTestCase {
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""], receiveHWM: 0)
         try daemon.waitForSubscriptions(1)
         XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
-        let push = try clients.socket(.push, connect: daemon.pull)
+        // The producer has a context of its own and lingers: terminating that context returns
+        // only once every message has been written to the connection (its receive HWM, 10,000,
+        // leaves the broker room for all of them). A linger that ran out would mean otherwise.
         let count = 5_000
+        let producerContext = try Context()
+        let push = try Socket(producerContext, type: .push)
+        try push.setOption(.linger, 10_000)
+        try push.setOption(.sendTimeout, 10_000)
+        try push.connect(daemon.pull)
         for i in 0..<count { try push.send(frames: frames("t", "\(i)")) }
-        usleep(300_000)  // let the PUSH socket hand everything to the broker
+        let flushing = Date()
+        push.close()
+        producerContext.terminate()
+        XCTAssertLessThan(Date().timeIntervalSince(flushing), 9, "the broker did not take the messages")
         daemon.signal(SIGTERM)
         let received = try subscriber.receive(count, timeout: 5_000)
         XCTAssertEqual(received.count, count)

@@ -153,10 +153,10 @@ final class TopTests: XCTestCase {
         let traffic = try Traffic(daemon)
         let top = try RunningProgram(
             Binaries.zpub, ["top", "-c", daemon.control, "--interval", "300", "--iterations", "3"])
-        // Traffic for longer than the three intervals take.
-        for _ in 0..<40 {
+        // Traffic for as long as top runs, however late it starts on a busy machine.
+        try Wait.until("zpub top exits", timeout: 20) {
             try traffic.send()
-            usleep(50_000)
+            return !top.isRunning
         }
         let run = try top.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)
@@ -179,9 +179,9 @@ final class TopTests: XCTestCase {
         let traffic = try Traffic(daemon)
         let top = try RunningProgram(
             Binaries.zpub, ["top", "-c", daemon.control, "--interval", "300", "-n", "2", "--json", "--sort", "topic"])
-        for _ in 0..<30 {
+        try Wait.until("zpub top exits", timeout: 20) {
             try traffic.send()
-            usleep(50_000)
+            return !top.isRunning
         }
         let run = try top.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)

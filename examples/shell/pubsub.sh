@@ -5,10 +5,17 @@ set -eu
 ZPUB=${ZPUB:-zpub}
 XPUB=${ZPUB_XPUB:-tcp://127.0.0.1:5556}
 PULL=${ZPUB_PULL:-tcp://127.0.0.1:5557}
+CONTROL=${ZPUB_CONTROL:-tcp://127.0.0.1:5555}
 
 "$ZPUB" sub --endpoint "$XPUB" --count 2 --timeout 5000 weather. &
 subscriber=$!
-sleep 0.5                                                   # let the subscription reach zpubd
+# Publish once zpubd has the subscription (a message sent before that reaches nobody): ask it.
+tries=0
+until "$ZPUB" subscriptions --control "$CONTROL" weather. | grep -q '^weather\.[[:space:]]'; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 100 ]; then echo "the subscription never reached zpubd" >&2; exit 1; fi
+    sleep 0.05
+done
 "$ZPUB" pub --endpoint "$PULL" weather.paris 12C sunny      # topic, then one frame per word
 echo "13C" | "$ZPUB" pub --endpoint "$PULL" weather.lyon    # one message per line of stdin
 wait "$subscriber"

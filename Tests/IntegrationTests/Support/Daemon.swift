@@ -237,6 +237,8 @@ final class RunningProgram {
 
     var processIdentifier: Int32 { process.processIdentifier }
 
+    var isRunning: Bool { process.isRunning }
+
     /// Waits for the exit (killing the program after `timeout` seconds, which throws).
     func finish(timeout: Double = 30) throws -> Run {
         let deadline = Date().addingTimeInterval(timeout)

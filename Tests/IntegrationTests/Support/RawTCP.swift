@@ -29,11 +29,24 @@ enum RawTCP {
         return fd
     }
 
-    /// Connects, writes `bytes`, lingers briefly, closes.
-    static func send(_ bytes: [UInt8], port: Int) throws {
+    /// Connects, writes `bytes`, ends its side of the connection and reads (discarding) until
+    /// the peer closes the connection too, which it does only after reading what was sent (a
+    /// ZeroMQ listener on garbage or at the end of the stream). Returns whether the peer closed
+    /// within `timeout` seconds; the connection is closed in any case.
+    @discardableResult
+    static func send(_ bytes: [UInt8], port: Int, timeout: Double = 10) throws -> Bool {
         let fd = try connect(port: port)
         defer { close(fd) }
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        usleep(100_000)
+        shutdown(fd, Int32(SHUT_WR))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&poll, 1, 50) > 0 else { continue }
+            // 0: the peer's end of stream; -1: it reset the connection. Either way it is done.
+            if recv(fd, &buffer, buffer.count, 0) <= 0 { return true }
+        }
+        return false
     }
 }

@@ -1,10 +1,14 @@
-"""Loads a page in headless Chromium (Debian's `chromium`), lets it run in real time, then
-reports what a JavaScript expression evaluates to and saves a screenshot. Driven over the
-DevTools protocol with websocket-client, because --dump-dom and --screenshot alone take the
-page before a live WebSocket or EventSource has had time to deliver anything.
+"""Loads a page in headless Chromium (Debian's `chromium`), lets it run in real time until a
+JavaScript condition holds, then reports what a JavaScript expression evaluates to and saves a
+screenshot. Driven over the DevTools protocol with websocket-client, because --dump-dom and
+--screenshot alone take the page before a live WebSocket or EventSource has had time to deliver
+anything.
 
-usage: headless_chromium.py URL SECONDS SCREENSHOT.png EXPRESSION [WIDTHxHEIGHT]
-prints {"value": <the expression's value>, "console": [...]} as JSON.
+usage: headless_chromium.py URL TIMEOUT SCREENSHOT.png EXPRESSION CONDITION [WIDTHxHEIGHT]
+Evaluates CONDITION every 100 ms until it is true or TIMEOUT seconds have passed (a slow,
+busy machine only makes it take longer), then EXPRESSION.
+prints {"value": <the expression's value>, "ready": <whether CONDITION held>, "waited": <seconds>,
+"console": [...]} as JSON.
 """
 import base64
 import json
@@ -20,11 +24,14 @@ import websocket
 
 
 def main():
-    url, seconds, screenshot, expression = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
-    width, height = (sys.argv[5] if len(sys.argv) > 5 else "412x915").split("x")
+    url, timeout, screenshot, expression = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+    condition = sys.argv[5]
+    width, height = (sys.argv[6] if len(sys.argv) > 6 else "412x915").split("x")
     profile = tempfile.mkdtemp(prefix="zpub-chromium-")
     browser = subprocess.Popen(
         [shutil.which("chromium") or "chromium", "--headless", "--no-sandbox", "--disable-gpu",
+         # /dev/shm is 64 MB in a container by default, which crashes Chromium's renderer: /tmp instead.
+         "--disable-dev-shm-usage",
          "--no-first-run", "--disable-extensions", "--remote-debugging-port=0", "--remote-allow-origins=*",
          f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -57,13 +64,21 @@ def main():
         call("Runtime.enable")
         call("Page.enable")
         call("Page.navigate", url=url)
-        time.sleep(seconds)
+        started = time.monotonic()
+        ready = False
+        while True:
+            result = call("Runtime.evaluate", expression=f"Boolean({condition})", returnByValue=True)
+            ready = result.get("result", {}).get("value") is True
+            if ready or time.monotonic() - started > timeout:
+                break
+            time.sleep(0.1)
+        waited = round(time.monotonic() - started, 2)
         value = call("Runtime.evaluate", expression=expression, returnByValue=True).get("result", {}).get("value")
         shot = call("Page.captureScreenshot", format="png")
         os.makedirs(os.path.dirname(os.path.abspath(screenshot)), exist_ok=True)
         with open(screenshot, "wb") as out:
             out.write(base64.b64decode(shot["data"]))
-        print(json.dumps({"value": value, "console": console}))
+        print(json.dumps({"value": value, "ready": ready, "waited": waited, "console": console}))
         ws.close()
     finally:
         browser.terminate()

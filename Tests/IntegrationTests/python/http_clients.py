@@ -6,6 +6,7 @@ Each command prints one JSON document (or JSON lines) on stdout for the Swift te
 """
 import http.client
 import json
+import os
 import socket
 import sys
 import time
@@ -33,9 +34,10 @@ def frame_of(opcode, data):
     return {"kind": "other", "opcode": opcode}
 
 
-def ws_subscribe(port, prefixes, count, ready_file=None, publish=None, token=None):
+def ws_subscribe(port, prefixes, count, ready_file=None, publish=None, token=None, progress_file=None):
     """Subscribes, writes ready_file once every subscription is acknowledged, prints `count` data
-    messages as JSON lines (then exits)."""
+    messages as JSON lines (then exits). With progress_file, keeps the number of data messages
+    received so far in it (rewritten every 10 messages), for a producer to pace itself by."""
     ws = websocket.create_connection(ws_url(port), timeout=20)
     for prefix in prefixes:
         request = {"op": "subscribe", "prefix": prefix}
@@ -61,6 +63,10 @@ def ws_subscribe(port, prefixes, count, ready_file=None, publish=None, token=Non
             break
         received.append(frame)
         print(json.dumps(frame), flush=True)
+        if progress_file and (len(received) % 10 == 0 or len(received) == count):
+            with open(progress_file + ".new", "w") as out:
+                out.write(str(len(received)))
+            os.replace(progress_file + ".new", progress_file)
     ws.close()
 
 
@@ -108,15 +114,17 @@ def ws_bad_requests(port):
     print(json.dumps(results), flush=True)
 
 
-def ws_slow(port, prefix, ready_file, seconds):
-    """One client that subscribes and then never reads (with a tiny receive buffer), kept open
-    for `seconds`; prints how its connection ended."""
+def ws_slow(port, prefix, ready_file, go_file, seconds):
+    """One client that subscribes and then does not read (with a tiny receive buffer) until
+    go_file exists (`seconds` at most); then prints how its connection ended."""
     ws = websocket.create_connection(
         ws_url(port), timeout=30, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
     ws.send(json.dumps({"op": "subscribe", "prefix": prefix}))
     frame_of(*ws.recv_data(control_frame=True))
     open(ready_file, "w").close()
-    time.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(go_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
     # Now read what is there: messages, then a close frame 1008 or the end of the stream.
     ending = {"kind": "open"}
     messages = 0
@@ -134,10 +142,11 @@ def ws_slow(port, prefix, ready_file, seconds):
     print(json.dumps({"ending": ending, "messages_read": messages}), flush=True)
 
 
-def ws_liveness(port, seconds):
-    """Two clients for `seconds`: one that never answers the server's pings (a raw socket that
-    reads but does not reply) and one that does (websocket-client answers pings by itself).
-    Prints how each one fared."""
+def ws_liveness(port, seconds, pings_wanted=3):
+    """Two clients: one that never answers the server's pings (a raw socket that reads but does
+    not reply) and one that does (websocket-client answers pings by itself). The answering one
+    runs until it has answered `pings_wanted` pings and the silent one has been closed, or for
+    `seconds` at most, however slowly the machine goes. Prints how each one fared."""
     import base64
     import os
     import threading
@@ -174,7 +183,7 @@ def ws_liveness(port, seconds):
     ws = websocket.create_connection(ws_url(port), timeout=1)
     deadline = time.monotonic() + seconds
     pings_answered = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (pings_answered < pings_wanted or thread.is_alive()):
         try:
             opcode, _ = ws.recv_data(control_frame=True)
             if opcode == websocket.ABNF.OPCODE_PING:
@@ -259,12 +268,13 @@ if __name__ == "__main__":
         count = int(rest[1])
         ready = rest[2] if len(rest) > 2 and rest[2] != "-" else None
         publish = json.loads(rest[3]) if len(rest) > 3 and rest[3] != "-" else None
-        token = rest[4] if len(rest) > 4 else None
-        ws_subscribe(port, prefixes, count, ready, publish, token)
+        token = rest[4] if len(rest) > 4 and rest[4] != "-" else None
+        progress = rest[5] if len(rest) > 5 else None
+        ws_subscribe(port, prefixes, count, ready, publish, token, progress)
     elif command == "ws-bad":
         ws_bad_requests(port)
     elif command == "ws-slow":
-        ws_slow(port, rest[0], rest[1], float(rest[2]))
+        ws_slow(port, rest[0], rest[1], rest[2], float(rest[3]))
     elif command == "sse":
         sse(port, rest[0], int(rest[1]), rest[2] if len(rest) > 2 and rest[2] != "-" else None,
             rest[3] if len(rest) > 3 else None, rest[4] if len(rest) > 4 else None)
