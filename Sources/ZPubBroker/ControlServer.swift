@@ -162,8 +162,8 @@ final class ControlServer: @unchecked Sendable {
         case .health:
             return encode(health())
         case .stats:
-            guard let state = snapshot() else { return unavailable() }
-            var stats = state.statsSnapshot(uptimeSeconds: uptime())
+            guard var stats = loopStats() else { return unavailable() }
+            stats.uptimeSeconds = uptime()
             stats.sockets["control"] = counters
             let zapCounters = zap.snapshot
             stats.security = StatsSnapshot.SecurityStats(
@@ -204,17 +204,25 @@ final class ControlServer: @unchecked Sendable {
 
     private func health() -> HealthReport {
         let lag = Double(Clock.monotonicNanoseconds() &- loop.lastIterationNanoseconds.load(ordering: .relaxed)) / 1e9
-        guard let state = snapshot() else {
+        guard let stats = loopStats() else {
             return HealthReport(
                 status: "unhealthy", forwarding: "not responding", uptimeSeconds: uptime(), loopLagSeconds: lag,
                 subscriptions: 0, version: ZPubVersion.current)
         }
         return HealthReport(
-            status: state.paused ? "paused" : "ok", forwarding: state.forwardingState, uptimeSeconds: uptime(),
-            loopLagSeconds: max(0, lag), subscriptions: state.subscriptions.totalSubscriptions,
+            status: stats.forwarding == "paused" ? "paused" : "ok", forwarding: stats.forwarding,
+            uptimeSeconds: uptime(), loopLagSeconds: max(0, lag), subscriptions: stats.subscriptions.total,
             version: ZPubVersion.current)
     }
 
+    /// The loop's counters, without its tables (see `LoopCommand.stats`).
+    private func loopStats() -> StatsSnapshot? {
+        let slot = ReplySlot<StatsSnapshot>()
+        loop.mailbox.post(.stats(slot))
+        return slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds)
+    }
+
+    /// The loop's whole state, tables included: for the requests that list a table.
     private func snapshot() -> BrokerState? {
         let slot = ReplySlot<BrokerState>()
         loop.mailbox.post(.snapshot(slot))

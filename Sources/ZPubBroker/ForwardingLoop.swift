@@ -6,8 +6,12 @@ import ZeroMQ
 
 /// What the forwarding loop can be asked to do, from other threads, through its mailbox.
 enum LoopCommand: Sendable {
-    /// Send back a copy of the broker's state (cheap: the tables are copy-on-write).
+    /// Send back a copy of the broker's state, tables included, for SUBSCRIPTIONS and TOPICS.
+    /// Taking it is cheap (copy-on-write), but the loop's next change to a table then copies
+    /// that whole table on the forwarding thread: only requests that list a table ask for it.
     case snapshot(ReplySlot<BrokerState>)
+    /// Send back the counters (STATS, HEALTH): built on the loop, no table is copied.
+    case stats(ReplySlot<StatsSnapshot>)
     /// Stop or restart reading producers' sockets; messages wait in libzmq's queues meanwhile.
     case setPaused(Bool, ReplySlot<Bool>)
     /// Apply a reloaded configuration: limits, socket options, endpoints. Replies with what
@@ -463,6 +467,8 @@ final class ForwardingLoop: @unchecked Sendable {
             switch command {
             case .snapshot(let slot):
                 slot.fulfill(state)
+            case .stats(let slot):
+                slot.fulfill(state.statsSnapshot(uptimeSeconds: 0))
             case .setPaused(let paused, let slot):
                 if paused != state.paused {
                     logger.notice(paused ? "forwarding paused" : "forwarding resumed")
