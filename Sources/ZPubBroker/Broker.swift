@@ -9,6 +9,7 @@ import ZeroMQ
 /// Threads and what they own:
 /// - the forwarding loop thread: PULL, XSUB, XPUB and all counters and tables;
 /// - the control thread: the REP control socket;
+/// - the descriptor guard's thread: no socket; it probes the descriptor table (`DescriptorGuard`);
 /// - the caller (zpubd's main thread): nothing but this object; it waits for signals.
 public final class Broker: @unchecked Sendable {
     /// The broker's libzmq context: components in the same process (the HTTP gateway) join the
@@ -22,6 +23,7 @@ public final class Broker: @unchecked Sendable {
     private let logger: Logger
     private var loopThread: JoinableThread?
     private var controlThread: JoinableThread?
+    private var descriptorGuardThread: JoinableThread?
     private var stopped = false
 
     /// Creates the sockets and binds every configured endpoint. Throws, with the endpoint and
@@ -44,96 +46,31 @@ public final class Broker: @unchecked Sendable {
             context.terminate()
             throw error
         }
-        let serverKey = security.serverKeyPair?.secretKey
-        var sockets: [BrokerSocketRole: Socket] = [:]
-        var monitors: [(role: BrokerSocketRole, socket: Socket)] = []
-        var bound: [BrokerSocketRole: BoundEndpoints] = [:]
-        for socket in adopted where BrokerSocketRole(rawValue: socket.name) == nil {
-            logger.warning(
-                "ignoring a socket passed by systemd named \"\(socket.name)\"; name them pull, xsub, xpub or control (FileDescriptorName=)"
-            )
-        }
+        let sockets: BrokerSockets
         do {
-            for role in BrokerSocketRole.allCases {
-                let socket = try SocketSetup.makeSocket(
-                    role, context: context, configuration: configuration, serverKey: serverKey)
-                sockets[role] = socket
-                if role != .control {
-                    // Connection events feed the peer counts; the monitor PAIR belongs to the loop.
-                    let monitorEndpoint = "inproc://zpubd-monitor-\(role.rawValue)"
-                    try socket.startMonitor(
-                        monitorEndpoint,
-                        events: [
-                            .accepted, .connected, .disconnected, .handshakeFailed, .connectRetried, .connectDelayed,
-                            // Not .closed: libzmq 4.3.4 leaks the CLOSED events it emits while
-                            // the sockets shut down (LeakSanitizer, 3 x 80 bytes per run).
-                            .listening, .acceptFailed,
-                        ])
-                    let monitor = try Socket(context, type: .pair)
-                    try monitor.setOption(.linger, 0)
-                    try monitor.connect(monitorEndpoint)
-                    monitors.append((role, monitor))
-                }
-                var endpoints = BoundEndpoints(role: role)
-                let passed = adopted.filter { $0.name == role.rawValue }
-                if passed.isEmpty {
-                    for endpoint in configuration.endpoints(for: role) {
-                        try endpoints.bind(endpoint, on: socket)
-                    }
-                } else {
-                    for listening in passed {
-                        try endpoints.adopt(listening, on: socket)
-                    }
-                }
-                // Kept out of `bound` and the registry: not configuration, and not for CONFIG.
-                if let internalEndpoint = InternalEndpoints.endpoint(for: role) { try socket.bind(internalEndpoint) }
-                bound[role] = endpoints
-                registry.set(role, endpoints.actual)
-                if role == .control {
-                    IPCPermissions.apply(configuration.controlIPCMode, to: endpoints.actual, logger: logger)
-                } else if !configuration.security(for: role).curve {
-                    for endpoint in endpoints.actual where !Endpoint.isLoopbackOnly(endpoint) {
-                        logger.warning(
-                            "the \(role.rawValue) socket listens on \(endpoint) without encryption: anyone on that network can connect and read or inject messages; set curve = true in [security.\(role.rawValue)] (docs/security.md)",
-                            metadata: ["endpoint": "\(endpoint)"])
-                    }
-                }
-            }
-            // Upstream brokers: the XSUB socket connects to them as well; libzmq reconnects by
-            // itself and replays the subscriptions after every reconnect.
-            for endpoint in configuration.upstreamEndpoints {
-                do {
-                    try sockets[.xsub]!.connect(endpoint)
-                } catch let error as ZMQError {
-                    throw BrokerError(
-                        code: .bindFailed, message: "cannot connect to the upstream \(endpoint): \(error.reason)",
-                        endpoint: endpoint)
-                }
-            }
+            sockets = try BrokerSockets.make(
+                context: context, configuration: configuration, serverKey: security.serverKeyPair?.secretKey,
+                adopted: adopted, registry: registry, logger: logger)
         } catch {
-            for socket in Array(sockets.values) + monitors.map(\.socket) {
-                try? socket.setOption(.linger, 0)
-                socket.close()
-            }
             zap.close()
             context.terminate()
             throw error
         }
-        let lastValueOnSubscribe = Self.probeManualLastValue(sockets[.xpub]!)
+        let lastValueOnSubscribe = Self.probeManualLastValue(sockets.xpub.socket)
         if !configuration.lastValuePrefixes.isEmpty && !lastValueOnSubscribe {
             logger.warning(
                 "this libzmq refuses ZMQ_XPUB_MANUAL_LAST_VALUE: new subscribers will not get cached last values when they subscribe; SNAPSHOT still serves them"
             )
         }
         let loop = ForwardingLoop(
-            pull: sockets[.pull]!, xsub: sockets[.xsub]!, xpub: sockets[.xpub]!,
-            endpoints: (bound[.pull]!, bound[.xsub]!, bound[.xpub]!), monitors: monitors,
-            lastValueOnSubscribe: lastValueOnSubscribe,
+            pull: sockets.pull.socket, xsub: sockets.xsub.socket, xpub: sockets.xpub.socket,
+            endpoints: (sockets.pull.endpoints, sockets.xsub.endpoints, sockets.xpub.endpoints),
+            monitors: sockets.monitors, lastValueOnSubscribe: lastValueOnSubscribe,
             configuration: configuration, registry: registry, logger: logger, notifier: notifier)
         self.loop = loop
         self.control = ControlServer(
-            socket: sockets[.control]!, endpoints: bound[.control]!, configuration: configuration, loop: loop,
-            registry: registry, zap: zap, logger: logger, startNanoseconds: Clock.monotonicNanoseconds())
+            socket: sockets.control.socket, endpoints: sockets.control.endpoints, configuration: configuration,
+            loop: loop, registry: registry, zap: zap, logger: logger, startNanoseconds: Clock.monotonicNanoseconds())
     }
 
     /// Whether libzmq accepts ZMQ_XPUB_MANUAL_LAST_VALUE (draft-marked in 4.3.4's headers, but
@@ -156,6 +93,8 @@ public final class Broker: @unchecked Sendable {
         zapThread = JoinableThread(name: "zpubd-zap") { zap.run() }
         loopThread = JoinableThread(name: "zpubd-forward") { loop.run() }
         controlThread = JoinableThread(name: "zpubd-control") { control.run() }
+        let descriptorGuard = loop.descriptorGuard
+        descriptorGuardThread = JoinableThread(name: "zpubd-fdguard", stackSize: 256 << 10) { descriptorGuard.run() }
         _ = loop.started.wait(milliseconds: 10_000)
     }
 
@@ -188,6 +127,8 @@ public final class Broker: @unchecked Sendable {
     public func stop() {
         guard !stopped else { return }
         stopped = true
+        loop.descriptorGuard.stop()
+        descriptorGuardThread?.join()
         loop.mailbox.post(.stop)
         loopThread?.join()
         control.mailbox.post(.stop)

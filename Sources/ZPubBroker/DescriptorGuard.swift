@@ -1,5 +1,6 @@
 import CKernel
 import Logging
+import Synchronization
 import ZPubCore
 
 #if canImport(Glibc)
@@ -7,8 +8,7 @@ import ZPubCore
 #endif
 
 /// What zpubd does as it nears the end of its file descriptors: carries out the decisions of
-/// `ZPubCore.DescriptorBudget` (which explains why it pauses *before* the limit). Owned by the
-/// forwarding loop, which reads the monitor events that feed it.
+/// `ZPubCore.DescriptorBudget` (which explains why it pauses *before* the limit).
 ///
 /// Two libzmq 4.3.4 behaviours shape it:
 /// - its ipc listener aborts the process when `accept()` fails with EMFILE, so the table must
@@ -23,92 +23,135 @@ import ZPubCore
 /// 2. raises the soft limit to the hard one, so that libzmq can accept the connections already
 ///    queued (100 per listener at most) without nearing the end; idle or garbage ones are then
 ///    dropped after `handshake_timeout_ms`.
-/// Once a second the open descriptors are counted; below the resume point, the limit in force
-/// before is restored and the filters come off. While not paused, the same tick probes the
-/// lowest free descriptor, which catches what no monitor reports (control, HTTP, files).
-/// The listeners' descriptors come from libzmq's LISTENING events; each is checked to be that
-/// endpoint's listening socket still (by its port) before a filter goes on or off.
-public final class DescriptorGuard {
-    private var listeners: [String: Int32] = [:]
-    private var budget = DescriptorBudget()
-    private let logger: Logger
+/// Once a second, while paused, the open descriptors are counted; below the resume point, the
+/// limit in force before is restored and the filters come off.
+///
+/// Two threads feed it, hence the lock: the forwarding loop, with libzmq's monitor events
+/// (LISTENING gives the listeners' descriptors, ACCEPTED and CONNECTED each new connection's),
+/// and the guard's own thread (`run`), which probes the lowest free descriptor every 10 ms. The
+/// probe is what makes the pause independent of the forwarding loop, which can be held inside
+/// libzmq for seconds (docs/reliability.md, "A subscription flood") while libzmq's I/O thread
+/// goes on accepting.
+final class DescriptorGuard: Sendable {
+    private struct State {
+        var listeners: [String: Int32] = [:]
+        var budget = DescriptorBudget()
+    }
 
-    var paused: Bool { budget.paused }
-    var pauses: UInt64 { budget.pauses }
+    private let state = Locked(State())
+    private let logger: Logger
+    private let stopRequested = Atomic<Bool>(false)
+
+    /// How often the guard's thread probes the lowest free descriptor.
+    static let probeIntervalMicroseconds: UInt32 = 10_000
+
+    var paused: Bool { state.withLock { $0.budget.paused } }
+    var pauses: UInt64 { state.withLock { $0.budget.pauses } }
 
     init(logger: Logger) {
         self.logger = logger
     }
 
-    /// A LISTENING event: `endpoint` listens on `fileDescriptor`.
+    /// The guard's thread: probes every 10 ms, counts once a second while paused, until `stop`.
+    func run() {
+        var lastCount = 0.0
+        while !stopRequested.load(ordering: .relaxed) {
+            usleep(Self.probeIntervalMicroseconds)
+            let now = Self.nowSeconds()
+            let isPaused = paused
+            if !isPaused {
+                let lowestFree = Int(ckernel_lowest_free_descriptor())
+                let soft = Self.limits().soft
+                // -1: none free at all (EMFILE); the limit itself, then.
+                let probe = lowestFree < 0 ? soft : lowestFree
+                update("descriptor \(probe) is the lowest free", endpoint: nil) {
+                    $0.probed(lowestFree: probe, softLimit: soft, nowSeconds: now)
+                }
+            } else if now - lastCount >= 1 {
+                lastCount = now
+                guard let open = Self.openDescriptors() else { continue }
+                update("\(open) open", endpoint: nil) { $0.counted(open: open, nowSeconds: now) }
+            }
+        }
+    }
+
+    func stop() {
+        stopRequested.store(true, ordering: .relaxed)
+    }
+
+    /// A LISTENING event: `endpoint` listens on `fileDescriptor`. Filtered at once during a
+    /// pause (a listener bound by a reload, say).
     func listening(endpoint: String, fileDescriptor: Int32) {
         guard endpoint.hasPrefix("tcp://") else { return }  // filters drop SYNs: TCP only
-        listeners[endpoint] = fileDescriptor
+        state.withLock { state in
+            state.listeners[endpoint] = fileDescriptor
+            if state.budget.paused && !setDropAllFilter(fileDescriptor, endpoint: endpoint, on: true) {
+                state.listeners[endpoint] = nil
+            }
+        }
     }
 
     /// An ACCEPTED or CONNECTED event: a connection got `fileDescriptor`.
     func opened(fileDescriptor: Int32, endpoint: String) {
-        let limits = Self.limits()
-        carryOut(
-            budget.opened(descriptor: Int(fileDescriptor), softLimit: limits.soft),
-            cause: "descriptor \(fileDescriptor) of \(limits.soft) in use", endpoint: endpoint)
+        let soft = Self.limits().soft
+        update("descriptor \(fileDescriptor) in use", endpoint: endpoint) {
+            $0.opened(descriptor: Int(fileDescriptor), softLimit: soft, nowSeconds: Self.nowSeconds())
+        }
     }
 
     /// An ACCEPT_FAILED event with its errno.
     func acceptFailed(errno code: Int32, endpoint: String) {
-        let limits = Self.limits()
-        let action = budget.acceptFailed(outOfDescriptors: code == EMFILE || code == ENFILE, softLimit: limits.soft)
-        carryOut(
-            action, cause: code == EMFILE ? "at zpubd's limit of \(limits.soft)" : "the system's limit (ENFILE)",
-            endpoint: endpoint)
+        let soft = Self.limits().soft
+        let failure: DescriptorBudget.AcceptFailure =
+            code == EMFILE ? .processLimit : code == ENFILE ? .systemLimit : .other
+        let cause = code == ENFILE ? "the system's limit (ENFILE)" : "at zpubd's limit"
+        update(cause, endpoint: endpoint) { $0.acceptFailed(failure, softLimit: soft, nowSeconds: Self.nowSeconds()) }
     }
 
-    /// Called once a second by the forwarding loop.
-    func tick() {
-        if budget.paused {
-            guard let open = Self.openDescriptors() else { return }
-            carryOut(budget.counted(open: open), cause: "\(open) open", endpoint: nil)
-        } else {
-            let lowestFree = Int(ckernel_lowest_free_descriptor())
-            let limits = Self.limits()
-            // -1: none free at all (EMFILE); treat as the limit itself.
-            let probe = lowestFree < 0 ? limits.soft : lowestFree
-            carryOut(
-                budget.probed(lowestFree: probe, softLimit: limits.soft),
-                cause: "descriptor \(probe) of \(limits.soft) is the lowest free", endpoint: nil)
-        }
-    }
-
-    private func carryOut(_ action: DescriptorBudget.Action, cause: String, endpoint: String?) {
-        switch action {
-        case .none:
-            return
-        case .pause:
-            for (listenerEndpoint, descriptor) in listeners
-            where !setDropAllFilter(descriptor, endpoint: listenerEndpoint, on: true) {
-                logger.error(
-                    "cannot pause new connections on \(listenerEndpoint): setsockopt(SO_ATTACH_FILTER) failed (errno \(errno))"
-                )
-            }
-            var limit = rlimit()
-            getrlimit(RLIMIT_NOFILE_VALUE, &limit)
-            if limit.rlim_cur < limit.rlim_max {
-                limit.rlim_cur = limit.rlim_max
+    /// Asks the budget under the lock and carries out its answer there too, so that a pause and
+    /// a resume can never interleave between the two threads.
+    private func update(
+        _ cause: @autoclosure () -> String, endpoint: String?,
+        _ decide: (inout DescriptorBudget) -> DescriptorBudget.Action
+    ) {
+        state.withLock { state in
+            let action = decide(&state.budget)
+            switch action {
+            case .none:
+                return
+            case .pause:
+                for (listenerEndpoint, descriptor) in state.listeners
+                where !setDropAllFilter(descriptor, endpoint: listenerEndpoint, on: true) {
+                    // No longer this endpoint's listener (unbound by a reload): forget it.
+                    state.listeners[listenerEndpoint] = nil
+                }
+                var limit = rlimit()
+                getrlimit(RLIMIT_NOFILE_VALUE, &limit)
+                if limit.rlim_cur < limit.rlim_max {
+                    limit.rlim_cur = limit.rlim_max
+                    setrlimit(RLIMIT_NOFILE_VALUE, &limit)
+                }
+                var metadata: Logger.Metadata = [:]
+                if let endpoint { metadata["endpoint"] = "\(endpoint)" }
+                logger.warning(
+                    "out of file descriptors soon (\(cause()); limit \(state.budget.limitBeforePause)): new TCP connections are refused until some are free; connected peers are served as before. Raise LimitNOFILE= (or ulimit -n) if this is normal load",
+                    metadata: metadata)
+            case .resume(let restoredLimit):
+                var limit = rlimit()
+                getrlimit(RLIMIT_NOFILE_VALUE, &limit)
+                limit.rlim_cur = rlim_t(restoredLimit)
                 setrlimit(RLIMIT_NOFILE_VALUE, &limit)
+                for (endpoint, descriptor) in state.listeners {
+                    _ = setDropAllFilter(descriptor, endpoint: endpoint, on: false)
+                }
+                logger.notice(
+                    "file descriptors are free again (\(cause()) of \(restoredLimit)): accepting connections")
             }
-            var metadata: Logger.Metadata = [:]
-            if let endpoint { metadata["endpoint"] = "\(endpoint)" }
-            logger.warning(
-                "out of file descriptors soon (\(cause); limit \(budget.limitBeforePause)): new TCP connections are refused until some are free; connected peers are served as before. Raise LimitNOFILE= (or ulimit -n) if this is normal load",
-                metadata: metadata)
-        case .resume(let restoredLimit):
-            var limit = rlimit()
-            getrlimit(RLIMIT_NOFILE_VALUE, &limit)
-            limit.rlim_cur = rlim_t(restoredLimit)
-            setrlimit(RLIMIT_NOFILE_VALUE, &limit)
-            for (endpoint, descriptor) in listeners { _ = setDropAllFilter(descriptor, endpoint: endpoint, on: false) }
-            logger.notice("file descriptors are free again (\(cause) of \(restoredLimit)): accepting connections")
         }
+    }
+
+    private static func nowSeconds() -> Double {
+        Double(Clock.monotonicNanoseconds()) / 1e9
     }
 
     /// Attaches (or removes) the drop-all filter, after checking that the descriptor is still

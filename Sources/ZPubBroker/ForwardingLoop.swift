@@ -87,8 +87,9 @@ final class ForwardingLoop: @unchecked Sendable {
 
     private var nowMilliseconds: UInt64 = 0
     private var stopRequested = false
-    /// Out of file descriptors: pauses new TCP connections instead of letting libzmq spin.
-    private let descriptorGuard: DescriptorGuard
+    /// Near the end of the file descriptors: pauses new TCP connections. The loop feeds it
+    /// monitor events; its own thread (started by `Broker`) probes.
+    let descriptorGuard: DescriptorGuard
 
     init(
         pull: Socket, xsub: Socket, xpub: Socket,
@@ -166,7 +167,7 @@ final class ForwardingLoop: @unchecked Sendable {
                 lastHousekeeping = now
                 state.lastValue.expire(nowMilliseconds: nowMilliseconds)
                 expirePendingSnapshots(now: now)
-                descriptorGuard.tick()
+                // The guard decides on its own thread; STATS shows what it decided.
                 state.acceptPaused = descriptorGuard.paused
                 state.acceptPauses = descriptorGuard.pauses
             }

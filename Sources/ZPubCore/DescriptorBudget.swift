@@ -25,6 +25,14 @@ public struct DescriptorBudget: Sendable {
     public private(set) var pauses: UInt64 = 0
     /// The soft limit in force when the pause began; restored when it ends.
     public private(set) var limitBeforePause = 0
+    /// The pause began with ENFILE: the whole system is out of descriptors, so zpubd's own count
+    /// says nothing about when it ends; it is held for `systemPauseSeconds` at least.
+    public private(set) var systemWide = false
+    private var pausedAtSeconds = 0.0
+
+    /// How long a pause caused by ENFILE lasts at least, so that it does not end and begin
+    /// again every second while the system is still out of descriptors.
+    public static let systemPauseSeconds = 10.0
 
     public init() {}
 
@@ -34,9 +42,10 @@ public struct DescriptorBudget: Sendable {
         min(1_024, max(16, limit / 8))
     }
 
-    /// The first descriptor number at which new TCP connections pause.
+    /// The first descriptor number at which new TCP connections pause; never below half the
+    /// limit, so that a tiny limit (zpubd itself needs about 30) still leaves room to work.
     public static func pausePoint(forLimit limit: Int) -> Int {
-        max(0, limit - headroom(forLimit: limit))
+        max(limit / 2, limit - headroom(forLimit: limit))
     }
 
     /// Paused, new connections resume once fewer descriptors than this are open: 7/8 of the
@@ -54,35 +63,52 @@ public struct DescriptorBudget: Sendable {
     /// libzmq reported a new connection (ACCEPTED or CONNECTED) on `descriptor`. The kernel
     /// hands out the lowest free number, so a number at the pause point means every one below
     /// it is taken.
-    public mutating func opened(descriptor: Int, softLimit: Int) -> Action {
+    /// Why libzmq's listener failed to accept.
+    public enum AcceptFailure: Sendable {
+        /// EMFILE: zpubd's own limit.
+        case processLimit
+        /// ENFILE: the system's limit.
+        case systemLimit
+        /// Anything else (a peer that reset its connection first): not about descriptors.
+        case other
+    }
+
+    /// A connection got `descriptor` (libzmq's ACCEPTED or CONNECTED event). The kernel hands
+    /// out the lowest free number, so a number at the pause point means every one below it is
+    /// taken: EMFILE is near whatever the numbers above it hold.
+    public mutating func opened(descriptor: Int, softLimit: Int, nowSeconds: Double) -> Action {
         guard !paused, descriptor >= Self.pausePoint(forLimit: softLimit) else { return .none }
-        return beginPause(softLimit: softLimit)
+        return beginPause(softLimit: softLimit, systemWide: false, nowSeconds: nowSeconds)
     }
 
-    /// The periodic probe: `lowestFree` is the lowest descriptor number not in use. Catches what
-    /// no monitor reports (control and HTTP connections, files).
-    public mutating func probed(lowestFree: Int, softLimit: Int) -> Action {
-        opened(descriptor: lowestFree, softLimit: softLimit)
+    /// The frequent probe: `lowestFree` is the lowest descriptor number not in use (what the
+    /// next accept would get). Catches what no monitor reports (control and HTTP connections,
+    /// files), and does not depend on the forwarding loop being responsive.
+    public mutating func probed(lowestFree: Int, softLimit: Int, nowSeconds: Double) -> Action {
+        opened(descriptor: lowestFree, softLimit: softLimit, nowSeconds: nowSeconds)
     }
 
-    /// libzmq's listener failed to accept: EMFILE or ENFILE (`outOfDescriptors`) despite the
-    /// headroom, e.g. when the limit was lowered from outside. Pause at once.
-    public mutating func acceptFailed(outOfDescriptors: Bool, softLimit: Int) -> Action {
-        guard outOfDescriptors, !paused else { return .none }
-        return beginPause(softLimit: softLimit)
+    /// libzmq's listener failed to accept despite the headroom (the limit lowered from outside,
+    /// the system out of descriptors): pause at once.
+    public mutating func acceptFailed(_ failure: AcceptFailure, softLimit: Int, nowSeconds: Double) -> Action {
+        guard failure != .other, !paused else { return .none }
+        return beginPause(softLimit: softLimit, systemWide: failure == .systemLimit, nowSeconds: nowSeconds)
     }
 
     /// Paused: `open` descriptors are in use now (counted once a second).
-    public mutating func counted(open: Int) -> Action {
+    public mutating func counted(open: Int, nowSeconds: Double) -> Action {
         guard paused, open < Self.resumePoint(forLimit: limitBeforePause) else { return .none }
+        if systemWide && nowSeconds - pausedAtSeconds < Self.systemPauseSeconds { return .none }
         paused = false
         return .resume(restoredLimit: limitBeforePause)
     }
 
-    private mutating func beginPause(softLimit: Int) -> Action {
+    private mutating func beginPause(softLimit: Int, systemWide: Bool, nowSeconds: Double) -> Action {
         paused = true
         pauses &+= 1
         limitBeforePause = softLimit
+        self.systemWide = systemWide
+        pausedAtSeconds = nowSeconds
         return .pause
     }
 }

@@ -1,0 +1,120 @@
+import Logging
+import Systemd
+import ZPubCore
+import ZeroMQ
+
+/// The broker's four sockets, made, monitored and bound, before any thread runs. Each then
+/// moves to its owner: PULL, XSUB, XPUB and the three monitors to the forwarding loop, the REP
+/// control socket to the control server.
+struct BrokerSockets {
+    /// One role's socket, the endpoints it is bound to, and (data sockets only) the PAIR socket
+    /// that receives its connection events.
+    struct Bound {
+        let socket: Socket
+        let endpoints: BoundEndpoints
+        let monitor: Socket?
+    }
+
+    let pull: Bound
+    let xsub: Bound
+    let xpub: Bound
+    let control: Bound
+
+    var monitors: [(role: BrokerSocketRole, socket: Socket)] {
+        [(.pull, pull), (.xsub, xsub), (.xpub, xpub)].compactMap { role, bound in
+            bound.monitor.map { (role, $0) }
+        }
+    }
+
+    /// Makes and binds every socket (or adopts the listening sockets systemd passed for a role),
+    /// then connects XSUB to the upstream brokers. Throws, with the endpoint and the reason, if
+    /// any of it fails; everything made so far is closed then.
+    static func make(
+        context: Context, configuration: BrokerConfiguration, serverKey: CurveKey?, adopted: [ListeningSocket],
+        registry: EndpointRegistry, logger: Logger
+    ) throws -> BrokerSockets {
+        for socket in adopted where BrokerSocketRole(rawValue: socket.name) == nil {
+            logger.warning(
+                "ignoring a socket passed by systemd named \"\(socket.name)\"; name them pull, xsub, xpub or control (FileDescriptorName=)"
+            )
+        }
+        var made: [Bound] = []
+        do {
+            func next(_ role: BrokerSocketRole) throws -> Bound {
+                let bound = try makeOne(
+                    role, context: context, configuration: configuration, serverKey: serverKey,
+                    adopted: adopted.filter { $0.name == role.rawValue }, closeOnFailure: &made, logger: logger)
+                registry.set(role, bound.endpoints.actual)
+                return bound
+            }
+            let sockets = BrokerSockets(
+                pull: try next(.pull), xsub: try next(.xsub), xpub: try next(.xpub), control: try next(.control))
+            // Upstream brokers: the XSUB socket connects to them as well; libzmq reconnects by
+            // itself and replays the subscriptions after every reconnect.
+            for endpoint in configuration.upstreamEndpoints {
+                do {
+                    try sockets.xsub.socket.connect(endpoint)
+                } catch let error as ZMQError {
+                    throw BrokerError(
+                        code: .bindFailed, message: "cannot connect to the upstream \(endpoint): \(error.reason)",
+                        endpoint: endpoint)
+                }
+            }
+            return sockets
+        } catch {
+            for socket in made.flatMap({ [$0.socket] + ($0.monitor.map { [$0] } ?? []) }) {
+                try? socket.setOption(.linger, 0)
+                socket.close()
+            }
+            throw error
+        }
+    }
+
+    /// One role: the socket with its options, its monitor, its endpoints. What it made is added
+    /// to `made` as soon as it exists, so that a failure further on closes it too.
+    private static func makeOne(
+        _ role: BrokerSocketRole, context: Context, configuration: BrokerConfiguration, serverKey: CurveKey?,
+        adopted: [ListeningSocket], closeOnFailure made: inout [Bound], logger: Logger
+    ) throws -> Bound {
+        let socket = try SocketSetup.makeSocket(
+            role, context: context, configuration: configuration, serverKey: serverKey)
+        var monitor: Socket?
+        var endpoints = BoundEndpoints(role: role)
+        made.append(Bound(socket: socket, endpoints: endpoints, monitor: nil))
+        if role != .control {
+            // Connection events feed the peer counts and the descriptor guard; the monitor PAIR
+            // belongs to the loop.
+            let monitorEndpoint = "inproc://zpubd-monitor-\(role.rawValue)"
+            try socket.startMonitor(
+                monitorEndpoint,
+                events: [
+                    .accepted, .connected, .disconnected, .handshakeFailed, .connectRetried, .connectDelayed,
+                    // Not .closed: libzmq 4.3.4 leaks the CLOSED events it emits while the
+                    // sockets shut down (LeakSanitizer, 3 x 80 bytes per run).
+                    .listening, .acceptFailed,
+                ])
+            let pair = try Socket(context, type: .pair)
+            made[made.count - 1] = Bound(socket: socket, endpoints: endpoints, monitor: pair)
+            try pair.setOption(.linger, 0)
+            try pair.connect(monitorEndpoint)
+            monitor = pair
+        }
+        if adopted.isEmpty {
+            for endpoint in configuration.endpoints(for: role) { try endpoints.bind(endpoint, on: socket) }
+        } else {
+            for listening in adopted { try endpoints.adopt(listening, on: socket) }
+        }
+        // Kept out of `endpoints` and the registry: not configuration, and not for CONFIG.
+        if let internalEndpoint = InternalEndpoints.endpoint(for: role) { try socket.bind(internalEndpoint) }
+        if role == .control {
+            IPCPermissions.apply(configuration.controlIPCMode, to: endpoints.actual, logger: logger)
+        } else if !configuration.security(for: role).curve {
+            for endpoint in endpoints.actual where !Endpoint.isLoopbackOnly(endpoint) {
+                logger.warning(
+                    "the \(role.rawValue) socket listens on \(endpoint) without encryption: anyone on that network can connect and read or inject messages; set curve = true in [security.\(role.rawValue)] (docs/security.md)",
+                    metadata: ["endpoint": "\(endpoint)"])
+            }
+        }
+        return Bound(socket: socket, endpoints: endpoints, monitor: monitor)
+    }
+}
