@@ -87,27 +87,15 @@ struct ZPubDaemon: ParsableCommand {
         }
     }
 
+    /// The daemon's whole life, in order: configuration, signals, broker and gateway, then
+    /// signals until SIGTERM or SIGINT; shutdown in reverse order.
     func run() throws {
         let loader = ConfigurationLoader(
             path: config,
             overrides: .init(
                 pull: pull, xsub: xsub, xpub: xpub, control: control, upstream: upstream, lastValue: lastValue,
                 logLevel: logLevel, http: http))
-        let configuration: BrokerConfiguration
-        switch loader.load() {
-        case .success(let loaded):
-            configuration = loaded
-        case .failure(let report):
-            printError(report.text)
-            throw ExitCode(checkConfig ? 1 : 78)
-        }
-        let security: SecurityMaterial
-        do {
-            security = try SecurityMaterial.load(for: configuration)
-        } catch {
-            printError(error.messages.map { "zpubd: \($0)" }.joined(separator: "\n"))
-            throw ExitCode(checkConfig ? 1 : 78)
-        }
+        let (configuration, security) = try loadOrExit(loader)
         if checkConfig {
             print("\(config ?? "embedded defaults"): configuration is valid")
             return
@@ -125,6 +113,45 @@ struct ZPubDaemon: ParsableCommand {
 
         raiseFileDescriptorLimit(logger: logger)
         let notifier = Notifier()
+        let (broker, gateway) = try startServices(configuration, security: security, notifier: notifier, logger: logger)
+        let version = Context.libraryVersion
+        logger.notice(
+            "zpubd \(ZPubVersion.current) (libzmq \(version.major).\(version.minor).\(version.patch)) started",
+            metadata: DaemonLogging.endpointMetadata(broker.boundEndpoints))
+        notifier.ready(status: "forwarding")
+
+        serveSignals(
+            signals, broker: broker, loader: loader, configuration: configuration, notifier: notifier, logger: logger)
+        notifier.stopping()
+        gateway?.stop()
+        broker.stop()
+        logger.notice("zpubd stopped")
+    }
+
+    /// The configuration and the key material it names, or the reasons on stderr and exit
+    /// status 78 (EX_CONFIG; 1 with --check-config).
+    private func loadOrExit(_ loader: ConfigurationLoader) throws -> (BrokerConfiguration, SecurityMaterial) {
+        let configuration: BrokerConfiguration
+        switch loader.load() {
+        case .success(let loaded):
+            configuration = loaded
+        case .failure(let report):
+            printError(report.text)
+            throw ExitCode(checkConfig ? 1 : 78)
+        }
+        do {
+            return (configuration, try SecurityMaterial.load(for: configuration))
+        } catch {
+            printError(error.messages.map { "zpubd: \($0)" }.joined(separator: "\n"))
+            throw ExitCode(checkConfig ? 1 : 78)
+        }
+    }
+
+    /// The broker (on the sockets systemd passed, if any), running, then the HTTP gateway if
+    /// configured. On failure, what started is stopped and zpubd exits with status 1.
+    private func startServices(
+        _ configuration: BrokerConfiguration, security: SecurityMaterial, notifier: Notifier, logger: Logger
+    ) throws -> (Broker, HTTPGateway?) {
         let adopted = SocketActivation.listeningSockets()
         for socket in adopted {
             logger.info(
@@ -144,20 +171,21 @@ struct ZPubDaemon: ParsableCommand {
             throw ExitCode(1)
         }
         broker.start()
-        let gateway: HTTPGateway?
         do {
-            gateway = try startGateway(configuration, broker: broker, logger: logger)
+            return (broker, try startGateway(configuration, broker: broker, logger: logger))
         } catch {
             logger.critical("\(error)")
             broker.stop()
             throw ExitCode(1)
         }
-        let version = Context.libraryVersion
-        logger.notice(
-            "zpubd \(ZPubVersion.current) (libzmq \(version.major).\(version.minor).\(version.patch)) started",
-            metadata: DaemonLogging.endpointMetadata(broker.boundEndpoints))
-        notifier.ready(status: "forwarding")
+    }
 
+    /// Waits for signals: SIGHUP reloads, SIGUSR2 stalls the loop when test hooks are on
+    /// (`ZPUBD_TEST_HOOKS`), SIGTERM and SIGINT return (to shut down).
+    private func serveSignals(
+        _ signals: SignalSet, broker: Broker, loader: ConfigurationLoader, configuration: BrokerConfiguration,
+        notifier: Notifier, logger: Logger
+    ) {
         let testHooks = getenv("ZPUBD_TEST_HOOKS") != nil
         var current = configuration
         while true {
@@ -174,10 +202,6 @@ struct ZPubDaemon: ParsableCommand {
                 logger.info("SIGUSR2 ignored (test hooks are off)")
             default:
                 logger.notice("received \(received == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
-                notifier.stopping()
-                gateway?.stop()
-                broker.stop()
-                logger.notice("zpubd stopped")
                 return
             }
         }

@@ -1,0 +1,152 @@
+/// Checking a configuration before it is used: every problem, with the key it concerns, so that
+/// the configuration file reader can name the line (nats-server's way: all errors at once).
+extension BrokerConfiguration {
+    /// Problems that make this configuration unusable, whatever it was read from. Each names
+    /// the key and what to do; `ConfigurationFile` adds line numbers.
+    public func validate() -> [(key: String, message: String)] {
+        limitProblems() + securityProblems() + endpointProblems() + http.validate()
+    }
+
+    /// The log level and every numeric limit in its range.
+    func limitProblems() -> [(key: String, message: String)] {
+        var problems: [(key: String, message: String)] = []
+        func check(_ key: String, _ value: Int, _ range: ClosedRange<Int>, _ meaning: String) {
+            if let problem = Self.rangeProblem(key, value, range, meaning) { problems.append(problem) }
+        }
+        if !Self.logLevels.contains(logLevel) {
+            problems.append(
+                (
+                    "log_level",
+                    "log_level \"\(logLevel)\" is not a log level; use one of \(Self.logLevels.joined(separator: ", "))"
+                )
+            )
+        }
+        check("send_hwm", sendHighWaterMark, 0...100_000_000, "the send high-water mark (0 = unlimited)")
+        check("receive_hwm", receiveHighWaterMark, 0...100_000_000, "the receive high-water mark (0 = unlimited)")
+        check("linger_ms", lingerMilliseconds, 0...60_000, "the linger time in ms")
+        check("max_message_size", maxMessageSize, 1...(1 << 31), "the maximum message size in bytes")
+        check("handshake_timeout_ms", handshakeMilliseconds, 0...600_000, "the handshake timeout in ms (0 = none)")
+        check(
+            "heartbeat_interval_ms", heartbeatIntervalMilliseconds, 0...3_600_000,
+            "the heartbeat interval in ms (0 = off)")
+        check("heartbeat_timeout_ms", heartbeatTimeoutMilliseconds, 0...3_600_000, "the heartbeat timeout in ms")
+        check(
+            "tcp_keepalive_idle_s", tcpKeepaliveIdleSeconds, 0...86_400,
+            "the idle seconds before TCP keepalive probes (0 = off)")
+        check(
+            "tcp_keepalive_interval_s", tcpKeepaliveIntervalSeconds, 1...3_600,
+            "the seconds between TCP keepalive probes")
+        check("tcp_keepalive_count", tcpKeepaliveCount, 1...100, "the unanswered TCP keepalive probes before a drop")
+        check("max_topics", maxTopics, 0...10_000_000, "the number of tracked topics")
+        check("max_subscriptions", maxSubscriptions, 1...10_000_000, "the number of distinct subscriptions")
+        check("max_subscription_length", maxSubscriptionLength, 1...4_096, "the subscription length in bytes")
+        check("max_control_request", maxControlRequest, 64...1_048_576, "the control request size in bytes")
+        check("shutdown_drain_ms", shutdownDrainMilliseconds, 0...60_000, "the shutdown drain time in ms")
+        check("max_entries", lastValueMaxEntries, 1...10_000_000, "the number of cached last values")
+        check("max_bytes", lastValueMaxBytes, 1...(1 << 34), "the bytes of cached last values")
+        check(
+            "max_age_s", lastValueMaxAgeSeconds, 0...31_536_000,
+            "the age of cached last values in seconds (0 = no limit)")
+        for prefix in lastValuePrefixes where prefix.utf8.count > maxSubscriptionLength {
+            problems.append(
+                ("prefixes", "last-value prefix \"\(prefix.prefix(40))...\" is longer than max_subscription_length"))
+        }
+        return problems
+    }
+
+    /// CURVE needs a server key; allow lists need CURVE or valid blocks; the control socket
+    /// stays off the network without CURVE.
+    func securityProblems() -> [(key: String, message: String)] {
+        var problems: [(key: String, message: String)] = []
+        let curveRoles = BrokerSocketRole.allCases.filter { security(for: $0).curve }
+        if !curveRoles.isEmpty && serverSecretKeyFile == nil {
+            problems.append(
+                (
+                    "curve",
+                    "curve is on for \(curveRoles.map(\.rawValue).joined(separator: ", ")) but [security] has no server_secret_key_file; create one with `zpub keygen`"
+                ))
+        }
+        for role in BrokerSocketRole.allCases {
+            let settings = security(for: role)
+            if settings.allowedKeys != nil && !settings.curve {
+                problems.append(
+                    (
+                        "allowed_keys",
+                        "allowed_keys in [security.\(role.rawValue)] needs curve = true there: without CURVE, clients have no key"
+                    ))
+            }
+            for block in settings.allowedAddresses where CIDR(block) == nil {
+                problems.append(
+                    ("allowed_addresses", "\"\(block)\" is not an address or CIDR block (e.g. 10.0.0.0/8, ::1)"))
+            }
+        }
+        // The control socket can pause the broker and read its configuration: never open it to
+        // the network without CURVE.
+        if !security(for: .control).curve {
+            for endpoint in controlEndpoints where !Endpoint.isLoopbackOnly(endpoint) {
+                problems.append(
+                    (
+                        "control",
+                        "refusing to bind the control socket to \(endpoint) without CURVE: anyone who can reach it could pause the broker. Use a loopback or ipc endpoint, or set curve = true in [security.control]"
+                    ))
+            }
+        }
+        if !(0...0o777).contains(controlIPCMode) {
+            problems.append(("control_ipc_mode", "control_ipc_mode must be an octal file mode such as \"0660\""))
+        }
+        return problems
+    }
+
+    /// Upstreams that can be connected to, a way in and a way out, no reserved or doubly bound
+    /// endpoint.
+    func endpointProblems() -> [(key: String, message: String)] {
+        var problems: [(key: String, message: String)] = []
+        for endpoint in upstreamEndpoints {
+            if let problem = Endpoint.problem(with: endpoint) {
+                problems.append(("upstream", "upstream endpoint \"\(endpoint)\": \(problem)"))
+            } else if endpoint.hasPrefix("tcp://*") {
+                problems.append(
+                    (
+                        "upstream",
+                        "upstream endpoint \"\(endpoint)\": an upstream is connected to, so it needs a host, not *"
+                    ))
+            }
+        }
+
+        if xpubEndpoints.isEmpty {
+            problems.append(
+                ("xpub", "xpub has no endpoint: subscribers would have nowhere to connect; give at least one"))
+        }
+        if pullEndpoints.isEmpty && xsubEndpoints.isEmpty {
+            problems.append(
+                ("pull", "pull and xsub both have no endpoint: messages would have no way in; give at least one"))
+        }
+        for role in BrokerSocketRole.allCases {
+            for endpoint in endpoints(for: role) where endpoint.hasPrefix(InternalEndpoints.reservedPrefix) {
+                problems.append(
+                    (
+                        role.rawValue,
+                        "endpoint \"\(endpoint)\" is reserved for zpubd's own use; pick another inproc name"
+                    ))
+            }
+        }
+        var seen: [String: BrokerSocketRole] = [:]
+        for role in BrokerSocketRole.allCases {
+            for endpoint in endpoints(for: role) {
+                if let problem = Endpoint.problem(with: endpoint) {
+                    problems.append((role.rawValue, "\(role.rawValue) endpoint \"\(endpoint)\": \(problem)"))
+                }
+                if let other = seen[endpoint] {
+                    problems.append(
+                        (
+                            role.rawValue,
+                            "endpoint \"\(endpoint)\" is given for both \(other.rawValue) and \(role.rawValue); each endpoint can be bound once"
+                        )
+                    )
+                }
+                seen[endpoint] = role
+            }
+        }
+        return problems
+    }
+}
