@@ -85,6 +85,15 @@ final class ForwardingLoop: @unchecked Sendable {
     /// Monotonic time of the last completed iteration, read by HEALTH on another thread.
     let lastIterationNanoseconds = Atomic<UInt64>(0)
 
+    /// Refused subscriptions and failed handshakes are logged once per 10 s at most: a flood of
+    /// them must not flood the journal too (STATS counts every one).
+    private var refusalLogLimit = LogRateLimit()
+    private var handshakeLogLimit = LogRateLimit()
+
+    private static func heldBackNote(_ heldBack: Int) -> String {
+        heldBack == 0 ? "" : " (and \(heldBack) more like it since the last such message; see STATS)"
+    }
+
     private var nowMilliseconds: UInt64 = 0
     private var stopRequested = false
     /// Near the end of the file descriptors: pauses new TCP connections. The loop feeds it
@@ -323,13 +332,17 @@ final class ForwardingLoop: @unchecked Sendable {
         case .accepted:
             break
         case .refusedTooLong:
-            logger.warning(
-                "refused a subscription of \(message.count - 1) bytes: longer than max_subscription_length (\(state.subscriptions.maxPrefixLength))"
-            )
+            if let heldBack = refusalLogLimit.admit(nowNanoseconds: Clock.monotonicNanoseconds()) {
+                logger.warning(
+                    "refused a subscription of \(message.count - 1) bytes: longer than max_subscription_length (\(state.subscriptions.maxPrefixLength))\(Self.heldBackNote(heldBack))"
+                )
+            }
         case .refusedTableFull:
-            logger.warning(
-                "refused a subscription: the table holds max_subscriptions (\(state.subscriptions.maxPrefixes)) prefixes; raise the limit in [limits]"
-            )
+            if let heldBack = refusalLogLimit.admit(nowNanoseconds: Clock.monotonicNanoseconds()) {
+                logger.warning(
+                    "refused a subscription: the table holds max_subscriptions (\(state.subscriptions.maxPrefixes)) prefixes; raise the limit in [limits]\(Self.heldBackNote(heldBack))"
+                )
+            }
         }
     }
 
@@ -456,7 +469,11 @@ final class ForwardingLoop: @unchecked Sendable {
                 state.acceptPauses = descriptorGuard.pauses
             } else if !event.event.intersection(.handshakeFailed).isEmpty {
                 state.handshakeFailures &+= 1
-                logger.info("a peer failed the ZeroMQ handshake and was dropped", metadata: metadata)
+                if let heldBack = handshakeLogLimit.admit(nowNanoseconds: Clock.monotonicNanoseconds()) {
+                    logger.info(
+                        "a peer failed the ZeroMQ handshake and was dropped\(Self.heldBackNote(heldBack))",
+                        metadata: metadata)
+                }
             }
         }
     }
