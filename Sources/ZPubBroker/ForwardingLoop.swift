@@ -73,11 +73,7 @@ final class ForwardingLoop: @unchecked Sendable {
     private var upstreamEndpoints: [String]
     /// SNAPSHOT requests waiting for their marker subscription, and markers seen before their
     /// request; both bounded.
-    private var pendingSnapshots:
-        [(token: String, prefix: [UInt8], slot: ReplySlot<CapturedSnapshot>, deadline: UInt64)] =
-            []
-    private var seenMarkers: [String] = []
-    private static let maxPendingSnapshots = 64
+    private var snapshots = SnapshotRendezvous<(prefix: [UInt8], slot: ReplySlot<CapturedSnapshot>)>()
     private static let markerPrefix = Array(SnapshotReply.markerPrefix.utf8)
     /// Subscriptions under this prefix are the broker's own business: never forwarded upstream.
     private static let internalPrefix = Array("$zpub/".utf8)
@@ -357,7 +353,7 @@ final class ForwardingLoop: @unchecked Sendable {
         let prefix = message.withUnsafeBytes { Array($0.dropFirst()) }
         if prefix.starts(with: Self.internalPrefix) {
             let token = String(decoding: prefix.dropFirst(Self.markerPrefix.count), as: UTF8.self)
-            seenMarkers.removeAll { $0 == token }
+            snapshots.markerUnsubscribed(token: token)
             return
         }
         try forwardUpstream()
@@ -394,22 +390,17 @@ final class ForwardingLoop: @unchecked Sendable {
     }
 
     private func markerSubscribed(_ token: String) {
-        if let index = pendingSnapshots.firstIndex(where: { $0.token == token }) {
-            let request = pendingSnapshots.remove(at: index)
+        if let request = snapshots.markerSubscribed(token: token) {
             serveSnapshot(token: token, prefix: request.prefix, slot: request.slot)
-        } else {
-            seenMarkers.append(token)
-            if seenMarkers.count > Self.maxPendingSnapshots { seenMarkers.removeFirst() }
         }
     }
 
     private func requestSnapshot(token: String, prefix: [UInt8], slot: ReplySlot<CapturedSnapshot>) {
-        if seenMarkers.contains(token) {
-            serveSnapshot(token: token, prefix: prefix, slot: slot)
-            return
+        if let request = snapshots.requested(
+            token: token, (prefix, slot), nowNanoseconds: Clock.monotonicNanoseconds())
+        {
+            serveSnapshot(token: token, prefix: request.prefix, slot: request.slot)
         }
-        if pendingSnapshots.count >= Self.maxPendingSnapshots { pendingSnapshots.removeFirst() }
-        pendingSnapshots.append((token, prefix, slot, Clock.monotonicNanoseconds() + 10_000_000_000))
     }
 
     /// Copies the values (all forwarded messages so far are in them), then publishes the marker
@@ -432,7 +423,7 @@ final class ForwardingLoop: @unchecked Sendable {
     }
 
     private func expirePendingSnapshots(now: UInt64) {
-        pendingSnapshots.removeAll { $0.deadline < now }
+        snapshots.expire(nowNanoseconds: now)
     }
 
     // MARK: Connection events
