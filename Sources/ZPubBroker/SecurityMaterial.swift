@@ -6,7 +6,7 @@ import ZeroMQ
 /// every reload (a problem keeps the material in force).
 public struct SecurityMaterial: Sendable {
     public let serverKeyPair: CurveKeyPair?
-    public let policies: [String: AccessPolicy]
+    public let policies: [String: ZAPPolicy]
     /// Things worth a warning that do not stop the daemon (e.g. a readable secret key file).
     public let warnings: [String]
 
@@ -39,7 +39,7 @@ public struct SecurityMaterial: Sendable {
                     "cannot read server_secret_key_file \(path): \(Self.reason(error)); create one with `zpub keygen`")
             }
         }
-        var policies: [String: AccessPolicy] = [:]
+        var policies: [String: ZAPPolicy] = [:]
         for role in BrokerSocketRole.allCases {
             let settings = configuration.security(for: role)
             var keys: Set<[UInt8]>?
@@ -53,7 +53,7 @@ public struct SecurityMaterial: Sendable {
                         "cannot read allowed_keys \(path) of [security.\(role.rawValue)]: \(Self.reason(error))")
                 }
             }
-            policies[role.rawValue] = AccessPolicy(
+            policies[role.rawValue] = ZAPPolicy(
                 allowedKeys: keys, allowedAddresses: settings.allowedAddresses.compactMap(CIDR.init))
         }
         if !problems.isEmpty { throw SecurityProblems(problems) }
@@ -94,24 +94,4 @@ public struct SecurityProblems: Error, CustomStringConvertible {
     public let messages: [String]
     init(_ messages: [String]) { self.messages = messages }
     public var description: String { messages.joined(separator: "\n") }
-}
-
-/// Who the ZAP handler lets in on one socket.
-public struct AccessPolicy: Sendable, Equatable {
-    /// CURVE client keys allowed; nil: any key (the client still needs the server's key).
-    public var allowedKeys: Set<[UInt8]>?
-    /// Empty: any address.
-    public var allowedAddresses: [CIDR]
-
-    /// Nil when allowed; otherwise why not.
-    func denial(address: String, mechanism: String, credentials: [UInt8]?) -> String? {
-        if !allowedAddresses.isEmpty && !address.isEmpty && !allowedAddresses.contains(where: { $0.contains(address) })
-        {
-            return "address not allowed"
-        }
-        if let allowedKeys, mechanism == "CURVE" {
-            guard let key = credentials, allowedKeys.contains(key) else { return "public key not allowed" }
-        }
-        return nil
-    }
 }

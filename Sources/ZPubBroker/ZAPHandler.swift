@@ -18,7 +18,7 @@ final class ZAPHandler: @unchecked Sendable {
     }
 
     private let socket: Socket
-    private let policies: Locked<[String: AccessPolicy]>
+    private let policies: Locked<[String: ZAPPolicy]>
     private let counters = Locked(Counters())
     private let logger: Logger
     let mailbox = Mailbox<Bool>()
@@ -28,7 +28,7 @@ final class ZAPHandler: @unchecked Sendable {
     private var logsInWindow = 0
     private var suppressed = 0
 
-    init(context: Context, policies: [String: AccessPolicy], logger: Logger) throws {
+    init(context: Context, policies: [String: ZAPPolicy], logger: Logger) throws {
         socket = try Socket(context, type: .rep)
         try socket.setOption(.linger, 0)
         try socket.bind(Self.endpoint)
@@ -39,7 +39,7 @@ final class ZAPHandler: @unchecked Sendable {
     /// Closes the socket of a handler that never ran (start-up failed).
     func close() { socket.close() }
 
-    func update(_ newPolicies: [String: AccessPolicy]) {
+    func update(_ newPolicies: [String: ZAPPolicy]) {
         policies.withLock { $0 = newPolicies }
     }
 
@@ -63,39 +63,24 @@ final class ZAPHandler: @unchecked Sendable {
         socket.close()
     }
 
-    /// The reply to one ZAP request: [version, request id, status code, status text, user id, metadata].
-    func answer(_ request: [[UInt8]]) -> [[UInt8]] {
-        guard request.count >= 6, request[0] == Array("1.0".utf8) else {
-            return reply(id: request.count > 1 ? request[1] : [], code: "400", text: "malformed ZAP request")
-        }
-        let domain = String(decoding: request[2], as: UTF8.self)
-        let address = String(decoding: request[3], as: UTF8.self)
-        let mechanism = String(decoding: request[5], as: UTF8.self)
-        let credentials = request.count > 6 ? request[6] : nil
-        let denial: String? =
-            if let policy = policies.withLock({ $0[domain] }) {
-                policy.denial(address: address, mechanism: mechanism, credentials: credentials)
-            } else {
-                "unknown ZAP domain"
-            }
-        if let denial {
-            counters.withLock { $0.denied[domain, default: 0] &+= 1 }
+    /// The reply to one ZAP request (the decision is `ZAPDecision`'s); counts and logs it.
+    func answer(_ frames: [[UInt8]]) -> [[UInt8]] {
+        guard let request = ZAPRequest(frames: frames) else { return ZAPDecision.malformedReply(to: frames) }
+        switch ZAPDecision.decide(request, policies: policies.withLock { $0 }) {
+        case .denied(let reason):
+            counters.withLock { $0.denied[request.domain, default: 0] &+= 1 }
             logDenial(
-                "denied a connection to \(domain): \(denial)",
+                "denied a connection to \(request.domain): \(reason)",
                 metadata: [
-                    "socket": "\(domain)", "peer": "\(address.isEmpty ? "(local)" : address)",
-                    "mechanism": "\(mechanism)",
-                    "error": "\(denial)",
+                    "socket": "\(request.domain)", "peer": "\(request.address.isEmpty ? "(local)" : request.address)",
+                    "mechanism": "\(request.mechanism)", "error": "\(reason)",
                 ])
-            return reply(id: request[1], code: "400", text: denial)
+            return ZAPDecision.reply(requestID: request.requestID, code: "400", text: reason)
+        case .allowed(let curveKey):
+            counters.withLock { $0.allowed[request.domain, default: 0] &+= 1 }
+            let user = curveKey.flatMap { CurveKey(bytes: $0)?.z85 } ?? ""
+            return ZAPDecision.reply(requestID: request.requestID, code: "200", text: "OK", user: user)
         }
-        counters.withLock { $0.allowed[domain, default: 0] &+= 1 }
-        let user = mechanism == "CURVE" ? (credentials.flatMap { CurveKey(bytes: $0)?.z85 } ?? "") : ""
-        return reply(id: request[1], code: "200", text: "OK", user: user)
-    }
-
-    private func reply(id: [UInt8], code: String, text: String, user: String = "") -> [[UInt8]] {
-        [Array("1.0".utf8), id, Array(code.utf8), Array(text.utf8), Array(user.utf8), []]
     }
 
     /// A flood of garbage connections must not become a flood of log lines.
