@@ -39,14 +39,15 @@ struct BrokerSockets {
             )
         }
         var made: [Bound] = []
+        func next(_ role: BrokerSocketRole) throws -> Bound {
+            let bound = try makeOne(
+                role, context: context, configuration: configuration, serverKey: serverKey,
+                adopted: adopted.filter { $0.name == role.rawValue }, logger: logger)
+            made.append(bound)
+            registry.set(role, bound.endpoints.actual)
+            return bound
+        }
         do {
-            func next(_ role: BrokerSocketRole) throws -> Bound {
-                let bound = try makeOne(
-                    role, context: context, configuration: configuration, serverKey: serverKey,
-                    adopted: adopted.filter { $0.name == role.rawValue }, closeOnFailure: &made, logger: logger)
-                registry.set(role, bound.endpoints.actual)
-                return bound
-            }
             let sockets = BrokerSockets(
                 pull: try next(.pull), xsub: try next(.xsub), xpub: try next(.xpub), control: try next(.control))
             // Upstream brokers: the XSUB socket connects to them as well; libzmq reconnects by
@@ -62,25 +63,42 @@ struct BrokerSockets {
             }
             return sockets
         } catch {
-            for socket in made.flatMap({ [$0.socket] + ($0.monitor.map { [$0] } ?? []) }) {
-                try? socket.setOption(.linger, 0)
-                socket.close()
-            }
+            for bound in made { close([bound.socket] + (bound.monitor.map { [$0] } ?? [])) }
             throw error
         }
     }
 
-    /// One role: the socket with its options, its monitor, its endpoints. What it made is added
-    /// to `made` as soon as it exists, so that a failure further on closes it too.
+    private static func close(_ sockets: [Socket]) {
+        for socket in sockets {
+            try? socket.setOption(.linger, 0)
+            socket.close()
+        }
+    }
+
+    /// One role: the socket with its options, its monitor, its endpoints. On failure it closes
+    /// what it made itself.
     private static func makeOne(
         _ role: BrokerSocketRole, context: Context, configuration: BrokerConfiguration, serverKey: CurveKey?,
-        adopted: [ListeningSocket], closeOnFailure made: inout [Bound], logger: Logger
+        adopted: [ListeningSocket], logger: Logger
     ) throws -> Bound {
         let socket = try SocketSetup.makeSocket(
             role, context: context, configuration: configuration, serverKey: serverKey)
         var monitor: Socket?
+        do {
+            return try bindOne(
+                role, socket: socket, monitor: &monitor, context: context, configuration: configuration,
+                adopted: adopted, logger: logger)
+        } catch {
+            close([socket] + (monitor.map { [$0] } ?? []))
+            throw error
+        }
+    }
+
+    private static func bindOne(
+        _ role: BrokerSocketRole, socket: Socket, monitor: inout Socket?, context: Context,
+        configuration: BrokerConfiguration, adopted: [ListeningSocket], logger: Logger
+    ) throws -> Bound {
         var endpoints = BoundEndpoints(role: role)
-        made.append(Bound(socket: socket, endpoints: endpoints, monitor: nil))
         if role != .control {
             // Connection events feed the peer counts and the descriptor guard; the monitor PAIR
             // belongs to the loop.
@@ -94,10 +112,9 @@ struct BrokerSockets {
                     .listening, .acceptFailed,
                 ])
             let pair = try Socket(context, type: .pair)
-            made[made.count - 1] = Bound(socket: socket, endpoints: endpoints, monitor: pair)
+            monitor = pair
             try pair.setOption(.linger, 0)
             try pair.connect(monitorEndpoint)
-            monitor = pair
         }
         if adopted.isEmpty {
             for endpoint in configuration.endpoints(for: role) { try endpoints.bind(endpoint, on: socket) }

@@ -29,10 +29,9 @@ import ZPubCore
 /// Two threads feed it, hence the lock: the forwarding loop, with libzmq's monitor events
 /// (LISTENING gives the listeners' descriptors, ACCEPTED and CONNECTED each new connection's),
 /// and the guard's own thread (`run`), which probes the lowest free descriptor (every 10 ms
-/// once the table is half way to the pause point). The
-/// probe is what makes the pause independent of the forwarding loop, which can be held inside
-/// libzmq for seconds (docs/reliability.md, "A subscription flood") while libzmq's I/O thread
-/// goes on accepting.
+/// once the table is half way to the pause point). The probe is what makes the pause
+/// independent of the forwarding loop, which can be held inside libzmq for seconds
+/// (docs/reliability.md, "A subscription flood") while libzmq's I/O thread goes on accepting.
 final class DescriptorGuard: Sendable {
     private struct State {
         var listeners: [String: Int32] = [:]
@@ -52,7 +51,8 @@ final class DescriptorGuard: Sendable {
     static let farProbeIntervalMicroseconds: UInt32 = 100_000
 
     var paused: Bool { state.withLock { $0.budget.paused } }
-    var pauses: UInt64 { state.withLock { $0.budget.pauses } }
+    /// Whether new connections are paused, and how often they were: for STATS, under one lock.
+    var status: (paused: Bool, pauses: UInt64) { state.withLock { ($0.budget.paused, $0.budget.pauses) } }
 
     init(logger: Logger) {
         self.logger = logger

@@ -173,8 +173,7 @@ final class ForwardingLoop: @unchecked Sendable {
                 state.lastValue.expire(nowMilliseconds: nowMilliseconds)
                 expirePendingSnapshots(now: now)
                 // The guard decides on its own thread; STATS shows what it decided.
-                state.acceptPaused = descriptorGuard.paused
-                state.acceptPauses = descriptorGuard.pauses
+                (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
             }
 
             // Indexes, not enumerated(): in a debug build the generic iterator allocates on every
@@ -434,8 +433,7 @@ final class ForwardingLoop: @unchecked Sendable {
             if event.event.contains(.accepted) || event.event.contains(.connected) {
                 state.peerChanged(monitor.role, by: 1)
                 descriptorGuard.opened(fileDescriptor: event.value, endpoint: event.endpoint)
-                state.acceptPaused = descriptorGuard.paused
-                state.acceptPauses = descriptorGuard.pauses
+                (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
                 if state.upstreamEvent(endpoint: event.endpoint, .connected) {
                     logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
                 } else {
@@ -456,8 +454,7 @@ final class ForwardingLoop: @unchecked Sendable {
                 descriptorGuard.listening(endpoint: event.endpoint, fileDescriptor: event.value)
             } else if event.event.contains(.acceptFailed) {
                 descriptorGuard.acceptFailed(errno: event.value, endpoint: event.endpoint)
-                state.acceptPaused = descriptorGuard.paused
-                state.acceptPauses = descriptorGuard.pauses
+                (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
             } else if !event.event.intersection(.handshakeFailed).isEmpty {
                 state.handshakeFailures &+= 1
                 if let heldBack = handshakeLogLimit.admit(nowNanoseconds: Clock.monotonicNanoseconds()) {

@@ -60,9 +60,6 @@ public struct DescriptorBudget: Sendable {
         hard - min(1_024, hard / 16)
     }
 
-    /// libzmq reported a new connection (ACCEPTED or CONNECTED) on `descriptor`. The kernel
-    /// hands out the lowest free number, so a number at the pause point means every one below
-    /// it is taken.
     /// Why libzmq's listener failed to accept.
     public enum AcceptFailure: Sendable {
         /// EMFILE: zpubd's own limit.

@@ -9,8 +9,7 @@ public enum TopicText {
     /// Lower-case hex of the bytes, or nil when they are valid UTF-8 (then `display` is exact).
     public static func hexIfNotUTF8(_ bytes: [UInt8]) -> String? {
         if String(validating: bytes, as: UTF8.self) != nil { return nil }
-        return hex(bytes)
+        return Hex.encode(bytes)
     }
 
-    public static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 }

@@ -130,7 +130,7 @@ struct Subscribe: ParsableCommand {
             case 0x09: out += "\\t"
             case 0x0A: out += "\\n"
             case 0x20..<0x7F: out.unicodeScalars.append(UnicodeScalar(byte))
-            default: out += "\\x" + TopicText.hex([byte])
+            default: out += "\\x" + Hex.encode([byte])
             }
         }
         return out
@@ -156,7 +156,7 @@ struct Subscribe: ParsableCommand {
             topic: TopicText.display(frames.first ?? []),
             topicHex: TopicText.hexIfNotUTF8(frames.first ?? []),
             frames: payload.map(TopicText.display),
-            framesHex: anyBinary ? payload.map(TopicText.hex) : nil)
+            framesHex: anyBinary ? payload.map(Hex.encode) : nil)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? String(decoding: encoder.encode(message), as: UTF8.self)) ?? "{}"
