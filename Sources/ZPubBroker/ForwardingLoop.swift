@@ -410,9 +410,10 @@ final class ForwardingLoop: @unchecked Sendable {
             sequence: state.lastValue.lastSequence, prefixes: state.lastValue.prefixes)
         state.lastValue.snapshots &+= 1
         do {
-            outgoing.replace(with: Array((SnapshotReply.markerPrefix + token).utf8))
+            let marker = SnapshotReply.markerFrames(token: token, sequence: captured.sequence)
+            outgoing.replace(with: marker[0])
             if try xpub.send(outgoing, more: true, dontWait: true) {
-                outgoing.replace(with: Array(String(captured.sequence).utf8))
+                outgoing.replace(with: marker[1])
                 _ = try xpub.send(outgoing, dontWait: true)
             }
         } catch {

@@ -65,13 +65,11 @@ final class BrokerLink: @unchecked Sendable {
         var resume: Resume?
     }
 
-    /// An SSE client catching up: live messages wait here until the snapshot is in.
+    /// An SSE client catching up through the snapshot round `token`: cached values newer than
+    /// `since` first, then the live stream (the round's `SnapshotCatchUp` holds it meanwhile).
     private struct Resume {
         let token: String
         let since: UInt64
-        var before: [(topic: [UInt8], item: ClientOutbox.Item)] = []
-        var after: [ClientOutbox.Item] = []
-        var markerSeen = false
     }
 
     private enum Waiter {
@@ -82,11 +80,11 @@ final class BrokerLink: @unchecked Sendable {
     private var controlQueue: [(request: String, waiter: Waiter)] = []
     private var inFlight: (waiter: Waiter, deadline: UInt64)?
 
+    /// A SNAPSHOT request and its marker: for a resuming client, or (no client) only to learn
+    /// the cache's sequence for SSE event ids.
     private struct Round {
         var client: ClientID?
-        var markerSeen = false
-        var reply: SnapshotReply?
-        var failed = false
+        var catchUp: SnapshotCatchUp<ClientOutbox.Item>
     }
 
     private var rounds: [String: Round] = [:]
@@ -284,19 +282,25 @@ final class BrokerLink: @unchecked Sendable {
                 }
                 item = eventItem!
             }
-            if client.resume != nil {
-                hold(id, topic: topic, item: item)
+            if let resume = client.resume {
+                deliverResuming(id, round: resume.token, topic: topic, item: item)
             } else if !client.outbox.offer(item) {
                 drop(id)
             }
         }
     }
 
-    private func hold(_ id: ClientID, topic: [UInt8], item: ClientOutbox.Item) {
-        guard var resume = clients[id]?.resume, let limit = clients[id]?.outbox.limit else { return }
-        if resume.markerSeen { resume.after.append(item) } else { resume.before.append((topic, item)) }
-        clients[id]!.resume = resume
-        if resume.before.count + resume.after.count > limit { drop(id) }
+    /// A live message for a client still catching up: delivered, skipped or held as its
+    /// round decides; a client holding more than its queue's limit is dropped as too slow.
+    private func deliverResuming(_ id: ClientID, round token: String, topic: [UInt8], item: ClientOutbox.Item) {
+        guard var round = rounds[token], let outbox = clients[id]?.outbox else { return }
+        let now = round.catchUp.received(topic: topic, item)
+        rounds[token] = round
+        if let now {
+            if !outbox.offer(now) { drop(id) }
+        } else if round.catchUp.heldCount > outbox.limit {
+            drop(id)
+        }
     }
 
     /// A client whose queue is full: counted, told why, disconnected.
@@ -338,75 +342,69 @@ final class BrokerLink: @unchecked Sendable {
     /// Subscribes to a fresh marker topic and asks for a SNAPSHOT (docs/last-value.md).
     private func startRound(client: ClientID?, prefix: String) -> String {
         nextToken += 1
-        let token = tokenPrefix + String(nextToken)
-        try? sub.setOption(.subscribe, bytes: Self.markerPrefix + Array(token.utf8))
-        rounds[token] = Round(client: client)
-        controlQueue.append(("SNAPSHOT \(token) \(prefix)", .snapshot(token: token)))
-        return token
+        let catchUp = SnapshotCatchUp<ClientOutbox.Item>(token: tokenPrefix + String(nextToken))
+        try? sub.setOption(.subscribe, bytes: catchUp.markerTopic)
+        rounds[catchUp.token] = Round(client: client, catchUp: catchUp)
+        controlQueue.append(("SNAPSHOT \(catchUp.token) \(prefix)", .snapshot(token: catchUp.token)))
+        return catchUp.token
     }
 
     private func markerArrived(topic: [UInt8], frames: [[UInt8]]) {
         let token = String(decoding: topic.dropFirst(Self.markerPrefix.count), as: UTF8.self)
-        guard rounds[token] != nil else { return }
-        if frames.count > 1, let sequence = UInt64(String(decoding: frames[1], as: UTF8.self)) {
-            watermark = max(watermark, sequence)
-        }
+        guard var round = rounds[token] else { return }
+        round.catchUp.markerReceived(frames: frames)
+        if let sequence = round.catchUp.markerSequence { watermark = max(watermark, sequence) }
         try? sub.setOption(.unsubscribe, bytes: topic)
-        rounds[token]!.markerSeen = true
-        if let id = rounds[token]!.client { clients[id]?.resume?.markerSeen = true }
+        rounds[token] = round
         finishRoundIfDone(token)
     }
 
     private func snapshotReplied(token: String, _ result: Result<[UInt8], ControlUnavailable>) {
-        guard rounds[token] != nil else { return }
+        guard var round = rounds[token] else { return }
+        let release: SnapshotCatchUp<ClientOutbox.Item>.Release
         if case .success(let bytes) = result,
             let reply = try? JSONDecoder().decode(SnapshotReply.self, from: Data(bytes))
         {
-            rounds[token]!.reply = reply
+            release = round.catchUp.replied(reply)
             cacheEnabled = !reply.prefixes.isEmpty
         } else {
-            rounds[token]!.failed = true
-            try? sub.setOption(.unsubscribe, bytes: Self.markerPrefix + Array(token.utf8))
+            release = round.catchUp.failed()
+            try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
             if case .success(let bytes) = result {
                 logger.warning("http gateway: SNAPSHOT failed: \(String(decoding: bytes.prefix(300), as: UTF8.self))")
             }
         }
+        rounds[token] = round
+        if let id = round.client { deliverRelease(release, to: id) }
         finishRoundIfDone(token)
     }
 
     private func finishRoundIfDone(_ token: String) {
-        guard let round = rounds[token], round.failed || (round.markerSeen && round.reply != nil) else { return }
+        guard let round = rounds[token], round.catchUp.isComplete else { return }
         rounds[token] = nil
-        if let id = round.client { finishResume(id, reply: round.reply) }
+        if let id = round.client { clients[id]?.resume = nil }
     }
 
-    /// Sends the resuming client the cached values it missed, then what was held, then live.
-    private func finishResume(_ id: ClientID, reply: SnapshotReply?) {
+    /// Sends a resuming client the cached values it missed (newer than its Last-Event-ID, under
+    /// its prefixes), then the live messages its round released.
+    private func deliverRelease(_ release: SnapshotCatchUp<ClientOutbox.Item>.Release, to id: ClientID) {
         guard let client = clients[id], let resume = client.resume else { return }
-        clients[id]!.resume = nil
         var items: [ClientOutbox.Item] = []
-        let cachedPrefixes = (reply?.prefixes ?? []).map { Array($0.utf8) }
-        if let reply {
-            let wanted = index.prefixes(of: id)
-            for entry in reply.entries where entry.sequence > resume.since {
-                guard let frames = entry.messageFrames, wanted.contains(where: { frames[0].starts(with: $0) })
-                else { continue }
-                let id = WireFormat.eventID(sequence: entry.sequence, number: 0)
-                items.append(
-                    .event(
-                        ByteBuffer(
-                            bytes: WireFormat.serverSentEvent(id: id, event: nil, data: WireFormat.jsonOrBase64(frames))
-                        ))
-                )
-            }
-            counters.resumedValues.add(UInt64(items.count), ordering: .relaxed)
+        let wanted = index.prefixes(of: id)
+        for entry in release.entries where entry.sequence > resume.since {
+            guard let frames = entry.messageFrames, wanted.contains(where: { frames[0].starts(with: $0) })
+            else { continue }
+            let eventID = WireFormat.eventID(sequence: entry.sequence, number: 0)
+            items.append(
+                .event(
+                    ByteBuffer(
+                        bytes: WireFormat.serverSentEvent(
+                            id: eventID, event: nil, data: WireFormat.jsonOrBase64(frames))
+                    ))
+            )
         }
-        for held in resume.before {
-            // Before the marker, cached topics are in the snapshot already (the Clone pattern).
-            if reply != nil && cachedPrefixes.contains(where: { held.topic.starts(with: $0) }) { continue }
-            items.append(held.item)
-        }
-        items += resume.after
+        counters.resumedValues.add(UInt64(items.count), ordering: .relaxed)
+        items += release.items
         for item in items where !client.outbox.offer(item) {
             drop(id)
             return

@@ -70,45 +70,49 @@ struct Subscribe: ParsableCommand {
                 Output.line(json ? Self.jsonLine(frames) : Self.textLine(frames))
                 return count.map { received >= $0 } ?? false
             }
-            var skipBeforeMarker: (marker: [UInt8], cached: [[UInt8]])?
+            var catchUp: SnapshotCatchUp<[[UInt8]]>?
             if snapshot {
-                let (reply, marker) = try fetchSnapshot(subscriber: socket)
-                for entry in reply.entries {
+                var handshake = try startSnapshot(subscriber: socket)
+                let release = handshake.replied(try fetchSnapshot(token: handshake.token))
+                for entry in release.entries {
                     guard let frames = entry.messageFrames else {
                         throw CLIError("the snapshot has a frame that is not base64")
                     }
                     if emit(frames) { return }
                 }
-                skipBeforeMarker = (marker, reply.prefixes.map { Array($0.utf8) })
+                catchUp = handshake
             }
             while count.map({ received < $0 }) ?? true {
                 guard let frames = try socket.receiveFrames(timeoutMilliseconds: timeout ?? -1) else {
                     throw CLIError("no message within \(timeout ?? 0) ms from \(endpoint)")
                 }
-                if let skip = skipBeforeMarker {
-                    if frames.first == skip.marker {
-                        skipBeforeMarker = nil
-                        try socket.setOption(.unsubscribe, bytes: skip.marker)
+                if var handshake = catchUp {
+                    defer { catchUp = handshake.isComplete ? nil : handshake }
+                    if handshake.isMarker(topic: frames[0]) {
+                        handshake.markerReceived(frames: frames)
+                        try socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
                         continue
                     }
-                    // Before the marker, cached topics are already in the snapshot.
-                    if let topic = frames.first, skip.cached.contains(where: { topic.starts(with: $0) }) { continue }
+                    guard handshake.received(topic: frames[0], frames) != nil else { continue }
                 }
                 if emit(frames) { return }
             }
         }
     }
 
-    /// The Clone pattern's first half: subscribe to a marker topic of our own, ask the broker
-    /// for the snapshot, which it takes once that subscription (and so the data subscription
-    /// sent before it) has arrived, and which ends with a marker message in the live stream.
-    private func fetchSnapshot(subscriber: Socket) throws -> (SnapshotReply, marker: [UInt8]) {
+    /// The Clone pattern's first half: subscribe to a marker topic of our own; the broker takes
+    /// the snapshot once that subscription (and so the data subscription sent before it) has
+    /// arrived, and ends it with a marker message in the live stream (`SnapshotCatchUp`).
+    private func startSnapshot(subscriber: Socket) throws -> SnapshotCatchUp<[[UInt8]]> {
         let token = (0..<16).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
-        let marker = Array((SnapshotReply.markerPrefix + token).utf8)
-        try subscriber.setOption(.subscribe, bytes: marker)
+        let handshake = SnapshotCatchUp<[[UInt8]]>(token: token)
+        try subscriber.setOption(.subscribe, bytes: handshake.markerTopic)
+        return handshake
+    }
+
+    private func fetchSnapshot(token: String) throws -> SnapshotReply {
         let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
-        let (reply, _) = try client.request("SNAPSHOT \(token) \(prefixes.first ?? "")", as: SnapshotReply.self)
-        return (reply, marker)
+        return try client.request("SNAPSHOT \(token) \(prefixes.first ?? "")", as: SnapshotReply.self).0
     }
 
     static func textLine(_ frames: [[UInt8]]) -> String {
