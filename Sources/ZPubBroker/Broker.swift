@@ -3,31 +3,31 @@ import Systemd
 import ZPubCore
 import ZeroMQ
 
-/// zpubd's broker: binds the four sockets, runs the forwarding loop and the control server on
-/// threads of their own, reloads, and shuts down gracefully.
+/// zpubd's broker: binds the four sockets, runs the forwarding loop, the control server and
+/// the ZAP handler on threads of their own, reloads, and shuts down gracefully.
 ///
-/// Threads and what they own:
-/// - the forwarding loop thread: PULL, XSUB, XPUB and all counters and tables;
+/// Threads and what they own (each owner moves to its thread as a `sending` value; this object
+/// keeps only the `Sendable` handles other threads may use):
+/// - the forwarding loop thread: PULL, XSUB, XPUB, their monitors, all counters and tables;
 /// - the control thread: the REP control socket;
+/// - the ZAP thread: the ZAP handler's REP socket;
 /// - the descriptor guard's thread: no socket; it probes the descriptor table (`DescriptorGuard`);
 /// - the caller (zpubd's main thread): nothing but this object; it waits for signals.
-public final class Broker: @unchecked Sendable {
+public final class Broker: Sendable {
     /// The broker's libzmq context: components in the same process (the HTTP gateway) join the
     /// broker through it, over the always-bound `InternalEndpoints` (inproc).
     public let context: Context
-    private let loop: ForwardingLoop
-    private let control: ControlServer
+    private let loop: ForwardingLoopHandle
+    private let responder: ControlResponder
+    private let controlMailbox = Mailbox<ControlServerCommand>()
     private let registry = EndpointRegistry()
-    private let zap: ZAPHandler
-    private var zapThread: JoinableThread?
-    private let logger: Logger
-    private var loopThread: JoinableThread?
-    private var controlThread: JoinableThread?
-    private var descriptorGuardThread: JoinableThread?
-    private var stopped = false
+    private let zap: ZAPShared
+    private let threads: (zap: JoinableThread, loop: JoinableThread, control: JoinableThread, guard: JoinableThread)
+    private let stopped = Locked(false)
 
-    /// Creates the sockets and binds every configured endpoint. Throws, with the endpoint and
-    /// the reason, if any bind fails; nothing stays bound then.
+    /// Creates the sockets, binds every configured endpoint and starts the threads; returns once
+    /// the forwarding loop is running. Throws, with the endpoint and the reason, if any bind
+    /// fails; nothing stays bound then.
     ///
     /// `adopted` are listening sockets passed by systemd (socket activation), matched to roles by
     /// name ("pull", "xsub", "xpub", "control"): a role with adopted sockets uses them instead of
@@ -36,23 +36,35 @@ public final class Broker: @unchecked Sendable {
         configuration: BrokerConfiguration, security: SecurityMaterial = .none, logger: Logger,
         notifier: Notifier = Notifier(), adopted: [ListeningSocket] = []
     ) throws {
-        self.logger = logger
         let context = try Context()
         self.context = context
+        let serverKey = security.serverKeyPair?.secretKey
         // The ZAP handler must be bound before any socket with a ZAP domain takes a connection.
+        let zapHandler: ZAPHandler
         do {
-            zap = try ZAPHandler(context: context, policies: security.policies, logger: logger)
+            zapHandler = try ZAPHandler(context: context, policies: security.policies, logger: logger)
         } catch {
             context.terminate()
             throw error
         }
+        BrokerSockets.checkAdopted(adopted, logger: logger)
+        // Two groups made apart, so that each can move to its own thread.
+        let control: BrokerSockets.Bound
         let sockets: BrokerSockets
         do {
-            sockets = try BrokerSockets.make(
-                context: context, configuration: configuration, serverKey: security.serverKeyPair?.secretKey,
-                adopted: adopted, registry: registry, logger: logger)
+            control = try BrokerSockets.makeControl(
+                context: context, configuration: configuration, serverKey: serverKey, adopted: adopted,
+                registry: registry, logger: logger)
+            do {
+                sockets = try BrokerSockets.make(
+                    context: context, configuration: configuration, serverKey: serverKey, adopted: adopted,
+                    registry: registry, logger: logger)
+            } catch {
+                control.close()
+                throw error
+            }
         } catch {
-            zap.close()
+            zapHandler.close()
             context.terminate()
             throw error
         }
@@ -62,16 +74,36 @@ public final class Broker: @unchecked Sendable {
                 "this libzmq refuses ZMQ_XPUB_MANUAL_LAST_VALUE: new subscribers will not get cached last values when they subscribe; SNAPSHOT still serves them"
             )
         }
-        let loop = ForwardingLoop(
+        let forwardingLoop = ForwardingLoop(
             pull: sockets.pull.socket, xsub: sockets.xsub.socket, xpub: sockets.xpub.socket,
             endpoints: (sockets.pull.endpoints, sockets.xsub.endpoints, sockets.xpub.endpoints),
             monitors: sockets.monitors, lastValueOnSubscribe: lastValueOnSubscribe,
             configuration: configuration, registry: registry, logger: logger, notifier: notifier)
+        let loop = forwardingLoop.handle
         self.loop = loop
-        self.control = ControlServer(
-            socket: sockets.control.socket, endpoints: sockets.control.endpoints, configuration: configuration,
-            loop: loop, registry: registry, zap: zap, logger: logger, startNanoseconds: Clock.monotonicNanoseconds())
+        zap = zapHandler.shared
+        let responder = ControlResponder(
+            configuration: configuration, loop: loop, registry: registry, zap: zap,
+            startNanoseconds: Clock.monotonicNanoseconds())
+        self.responder = responder
+        let controlServer = ControlServer(
+            socket: control.socket, endpoints: control.endpoints, responder: responder, mailbox: controlMailbox,
+            registry: registry, logger: logger)
+
+        // From here on each owner lives on its thread; the compiler refuses any use of them here.
+        let descriptorGuard = loop.descriptorGuard
+        threads = (
+            zap: JoinableThread(name: "zpubd-zap") { zapHandler.run() },
+            loop: JoinableThread(name: "zpubd-forward") { forwardingLoop.run() },
+            control: JoinableThread(name: "zpubd-control") { controlServer.run() },
+            guard: JoinableThread(name: "zpubd-fdguard", stackSize: 256 << 10) { descriptorGuard.run() }
+        )
+        _ = loop.started.wait(milliseconds: 10_000)
     }
+
+    /// The control API (STATS, HEALTH, SNAPSHOT, ...) for callers in this process, such as the
+    /// HTTP gateway: the same typed requests and replies the REP control socket serves.
+    public var control: any BrokerControl { responder }
 
     /// Whether libzmq accepts ZMQ_XPUB_MANUAL_LAST_VALUE (draft-marked in 4.3.4's headers, but
     /// accepted by Debian's build). Leaves the socket in plain manual mode either way.
@@ -85,19 +117,6 @@ public final class Broker: @unchecked Sendable {
     /// The endpoints actually bound, per role, with wildcard ports resolved.
     public var boundEndpoints: [String: [String]] { registry.all() }
 
-    /// Starts the forwarding loop and the control server; returns once the loop is running.
-    public func start() {
-        let loop = self.loop
-        let control = self.control
-        let zap = self.zap
-        zapThread = JoinableThread(name: "zpubd-zap") { zap.run() }
-        loopThread = JoinableThread(name: "zpubd-forward") { loop.run() }
-        controlThread = JoinableThread(name: "zpubd-control") { control.run() }
-        let descriptorGuard = loop.descriptorGuard
-        descriptorGuardThread = JoinableThread(name: "zpubd-fdguard", stackSize: 256 << 10) { descriptorGuard.run() }
-        _ = loop.started.wait(milliseconds: 10_000)
-    }
-
     /// Applies a new configuration to the running broker: limits, socket options for new
     /// connections, endpoints added and removed. Returns the binds that failed (the rest of the
     /// configuration is in force).
@@ -107,7 +126,7 @@ public final class Broker: @unchecked Sendable {
         let loopSlot = ReplySlot<[BrokerError]>()
         loop.mailbox.post(.reconfigure(configuration, serverKey: serverKey, loopSlot))
         let controlSlot = ReplySlot<[BrokerError]>()
-        control.mailbox.post(.reconfigure(configuration, serverKey: serverKey, controlSlot))
+        controlMailbox.post(.reconfigure(configuration, serverKey: serverKey, controlSlot))
         var failures: [BrokerError] = []
         if let loopFailures = loopSlot.wait(milliseconds: 10_000) {
             failures += loopFailures
@@ -125,16 +144,19 @@ public final class Broker: @unchecked Sendable {
     /// `shutdown_drain_ms`), closes its sockets with the configured linger; then the control
     /// server stops and the context is terminated. Returns when all is closed.
     public func stop() {
-        guard !stopped else { return }
-        stopped = true
+        let alreadyStopped = stopped.withLock { stopped in
+            defer { stopped = true }
+            return stopped
+        }
+        guard !alreadyStopped else { return }
         loop.descriptorGuard.stop()
-        descriptorGuardThread?.join()
+        threads.guard.join()
         loop.mailbox.post(.stop)
-        loopThread?.join()
-        control.mailbox.post(.stop)
-        controlThread?.join()
+        threads.loop.join()
+        controlMailbox.post(.stop)
+        threads.control.join()
         zap.mailbox.post(true)
-        zapThread?.join()
+        threads.zap.join()
         context.terminate()
     }
 

@@ -3,9 +3,10 @@ import Systemd
 import ZPubCore
 import ZeroMQ
 
-/// The broker's four sockets, made, monitored and bound, before any thread runs. Each then
-/// moves to its owner: PULL, XSUB, XPUB and the three monitors to the forwarding loop, the REP
-/// control socket to the control server.
+/// The broker's sockets, made, monitored and bound, before any thread runs, in two groups made
+/// separately so that each can move to its own thread (`sending`): PULL, XSUB, XPUB and their
+/// monitors go to the forwarding loop (`BrokerSockets`), the REP control socket to the control
+/// server (`BrokerSockets.makeControl`).
 struct BrokerSockets {
     /// One role's socket, the endpoints it is bound to, and (data sockets only) the PAIR socket
     /// that receives its connection events.
@@ -13,12 +14,16 @@ struct BrokerSockets {
         let socket: Socket
         let endpoints: BoundEndpoints
         let monitor: Socket?
+
+        /// Closes what was made, without lingering: for a start that failed.
+        func close() {
+            BrokerSockets.close([socket] + (monitor.map { [$0] } ?? []))
+        }
     }
 
     let pull: Bound
     let xsub: Bound
     let xpub: Bound
-    let control: Bound
 
     var monitors: [(role: BrokerSocketRole, socket: Socket)] {
         [(.pull, pull), (.xsub, xsub), (.xpub, xpub)].compactMap { role, bound in
@@ -26,18 +31,34 @@ struct BrokerSockets {
         }
     }
 
-    /// Makes and binds every socket (or adopts the listening sockets systemd passed for a role),
-    /// then connects XSUB to the upstream brokers. Throws, with the endpoint and the reason, if
-    /// any of it fails; everything made so far is closed then.
-    static func make(
-        context: Context, configuration: BrokerConfiguration, serverKey: CurveKey?, adopted: [ListeningSocket],
-        registry: EndpointRegistry, logger: Logger
-    ) throws -> BrokerSockets {
+    /// Warns about sockets systemd passed under a name that is no role.
+    static func checkAdopted(_ adopted: [ListeningSocket], logger: Logger) {
         for socket in adopted where BrokerSocketRole(rawValue: socket.name) == nil {
             logger.warning(
                 "ignoring a socket passed by systemd named \"\(socket.name)\"; name them pull, xsub, xpub or control (FileDescriptorName=)"
             )
         }
+    }
+
+    /// The control socket, bound (or on the listening sockets systemd passed for it).
+    static func makeControl(
+        context: Context, configuration: BrokerConfiguration, serverKey: CurveKey?, adopted: [ListeningSocket],
+        registry: EndpointRegistry, logger: Logger
+    ) throws -> Bound {
+        let bound = try makeOne(
+            .control, context: context, configuration: configuration, serverKey: serverKey,
+            adopted: adopted.filter { $0.name == BrokerSocketRole.control.rawValue }, logger: logger)
+        registry.set(.control, bound.endpoints.actual)
+        return bound
+    }
+
+    /// Makes and binds the data sockets (or adopts the listening sockets systemd passed for a
+    /// role), then connects XSUB to the upstream brokers. Throws, with the endpoint and the
+    /// reason, if any of it fails; everything made so far is closed then.
+    static func make(
+        context: Context, configuration: BrokerConfiguration, serverKey: CurveKey?, adopted: [ListeningSocket],
+        registry: EndpointRegistry, logger: Logger
+    ) throws -> BrokerSockets {
         var made: [Bound] = []
         func next(_ role: BrokerSocketRole) throws -> Bound {
             let bound = try makeOne(
@@ -48,8 +69,7 @@ struct BrokerSockets {
             return bound
         }
         do {
-            let sockets = BrokerSockets(
-                pull: try next(.pull), xsub: try next(.xsub), xpub: try next(.xpub), control: try next(.control))
+            let sockets = BrokerSockets(pull: try next(.pull), xsub: try next(.xsub), xpub: try next(.xpub))
             // Upstream brokers: the XSUB socket connects to them as well; libzmq reconnects by
             // itself and replays the subscriptions after every reconnect.
             for endpoint in configuration.upstreamEndpoints {
@@ -63,12 +83,12 @@ struct BrokerSockets {
             }
             return sockets
         } catch {
-            for bound in made { close([bound.socket] + (bound.monitor.map { [$0] } ?? [])) }
+            for bound in made { bound.close() }
             throw error
         }
     }
 
-    private static func close(_ sockets: [Socket]) {
+    fileprivate static func close(_ sockets: [Socket]) {
         for socket in sockets {
             try? socket.setOption(.linger, 0)
             socket.close()

@@ -34,15 +34,34 @@ struct CapturedSnapshot: Sendable {
     let prefixes: [[UInt8]]
 }
 
+/// What other threads may touch of the forwarding loop: its mailbox, its heartbeat, the flag it
+/// raises once running, and the descriptor guard it feeds.
+final class ForwardingLoopHandle: Sendable {
+    let mailbox = Mailbox<LoopCommand>()
+    /// Set once the loop is running: the daemon tells systemd READY=1 only after that.
+    let started = ConditionFlag()
+    /// Monotonic time of the last completed iteration, read by HEALTH on another thread.
+    let lastIterationNanoseconds = Atomic<UInt64>(0)
+    /// Near the end of the file descriptors: pauses new TCP connections. The loop feeds it
+    /// monitor events; its own thread (started by `Broker`) probes.
+    let descriptorGuard: DescriptorGuard
+
+    init(logger: Logger) {
+        descriptorGuard = DescriptorGuard(logger: logger)
+        lastIterationNanoseconds.store(Clock.monotonicNanoseconds(), ordering: .relaxed)
+    }
+}
+
 /// The heart of the broker. Runs on its own thread and owns the PULL, XSUB and XPUB sockets
-/// and the `BrokerState`; nothing else touches them.
+/// and the `BrokerState`; nothing else touches them (the type is not `Sendable`: it moves to
+/// its thread as a `sending` value, and other threads hold only its `handle`).
 ///
 /// Each iteration polls the three sockets and the mailbox, then moves bounded bursts:
 /// data messages PULL/XSUB -> XPUB (every frame, whole and unchanged) and subscription frames
 /// XPUB -> XSUB. Every socket call is non-blocking: XPUB drops for a subscriber whose queue is
 /// full instead of waiting, so a slow or vanished subscriber costs the others nothing. In the
 /// steady state an iteration allocates nothing: one reusable `Message`, counters updated in place.
-final class ForwardingLoop: @unchecked Sendable {
+final class ForwardingLoop {
     /// At most this many messages from one socket per iteration, so that one busy producer
     /// socket cannot starve the others or the mailbox.
     static let burst = 512
@@ -62,9 +81,9 @@ final class ForwardingLoop: @unchecked Sendable {
     private let registry: EndpointRegistry
     /// PAIR sockets receiving connection events of PULL, XSUB and XPUB (`zmq_socket_monitor`).
     private let monitors: [(role: BrokerSocketRole, socket: Socket)]
-    let mailbox = Mailbox<LoopCommand>()
-    /// Set once the loop is running: the daemon tells systemd READY=1 only after that.
-    let started = ConditionFlag()
+    let handle: ForwardingLoopHandle
+    private var mailbox: Mailbox<LoopCommand> { handle.mailbox }
+    private var descriptorGuard: DescriptorGuard { handle.descriptorGuard }
     private let message = Message()
     /// For messages the loop makes itself (last values, snapshot markers), so that `message`
     /// can still hold the subscription frame being handled.
@@ -78,9 +97,6 @@ final class ForwardingLoop: @unchecked Sendable {
     /// Subscriptions under this prefix are the broker's own business: never forwarded upstream.
     private static let internalPrefix = Array("$zpub/".utf8)
 
-    /// Monotonic time of the last completed iteration, read by HEALTH on another thread.
-    let lastIterationNanoseconds = Atomic<UInt64>(0)
-
     /// Refused subscriptions and failed handshakes are logged once per 10 s at most: a flood of
     /// them must not flood the journal too (STATS counts every one).
     private var refusalLogLimit = LogRateLimit()
@@ -92,10 +108,6 @@ final class ForwardingLoop: @unchecked Sendable {
 
     private var nowMilliseconds: UInt64 = 0
     private var stopRequested = false
-    /// Near the end of the file descriptors: pauses new TCP connections. The loop feeds it
-    /// monitor events; its own thread (started by `Broker`) probes.
-    let descriptorGuard: DescriptorGuard
-
     init(
         pull: Socket, xsub: Socket, xpub: Socket,
         endpoints: (pull: BoundEndpoints, xsub: BoundEndpoints, xpub: BoundEndpoints),
@@ -103,7 +115,7 @@ final class ForwardingLoop: @unchecked Sendable {
         configuration: BrokerConfiguration, registry: EndpointRegistry, logger: Logger, notifier: Notifier
     ) {
         self.monitors = monitors
-        self.descriptorGuard = DescriptorGuard(logger: logger)
+        self.handle = ForwardingLoopHandle(logger: logger)
         self.upstreamEndpoints = configuration.upstreamEndpoints
         self.registry = registry
         self.pull = pull
@@ -117,7 +129,6 @@ final class ForwardingLoop: @unchecked Sendable {
         self.state.lastValueOnSubscribe = lastValueOnSubscribe
         self.logger = logger
         self.notifier = notifier
-        lastIterationNanoseconds.store(Clock.monotonicNanoseconds(), ordering: .relaxed)
     }
 
     /// Runs until a `.stop` command has been handled; then closes the sockets (lingering as
@@ -143,7 +154,7 @@ final class ForwardingLoop: @unchecked Sendable {
 
         var lastHousekeeping = Clock.monotonicNanoseconds()
         var drainDeadline: UInt64 = 0
-        started.signal()
+        handle.started.signal()
         while true {
             let ready: Int
             do {
@@ -154,7 +165,7 @@ final class ForwardingLoop: @unchecked Sendable {
             }
             nowMilliseconds = Clock.wallMilliseconds()
             let now = Clock.monotonicNanoseconds()
-            lastIterationNanoseconds.store(now, ordering: .relaxed)
+            handle.lastIterationNanoseconds.store(now, ordering: .relaxed)
             if let interval = watchdogNanoseconds, now &- lastWatchdogPing >= interval / 2 {
                 notifier.watchdogPing()
                 lastWatchdogPing = now

@@ -23,6 +23,7 @@ final class ReplySlot<Value: Sendable>: Sendable {
 }
 
 /// A flag that one thread sets and another waits for, with a timeout (pthread mutex + condvar).
+// Unchecked: `isSet` is read and written only with the mutex held.
 final class ConditionFlag: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()

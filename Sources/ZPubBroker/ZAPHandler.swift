@@ -7,21 +7,17 @@ import ZeroMQ
 /// its sockets a domain (its role) and enforces it (ZMQ_ZAP_ENFORCE_DOMAIN), so no connection
 /// gets past the handshake without an answer from here: fail closed.
 ///
-/// Runs on its own thread with a REP socket on `inproc://zeromq.zap.01`; its policies are
-/// swapped on reload; its counters are read by the control server.
-final class ZAPHandler: @unchecked Sendable {
+/// Runs on its own thread with a REP socket on `inproc://zeromq.zap.01`. What other threads
+/// touch is its `ZAPShared`: the policies (swapped on reload), the counters (read by STATS)
+/// and the mailbox that stops it.
+final class ZAPHandler {
     static let endpoint = "inproc://zeromq.zap.01"
 
-    struct Counters: Sendable {
-        var allowed: [String: UInt64] = [:]
-        var denied: [String: UInt64] = [:]
-    }
-
     private let socket: Socket
-    private let policies: Locked<[String: ZAPPolicy]>
-    private let counters = Locked(Counters())
+    let shared: ZAPShared
+    private var policies: Locked<[String: ZAPPolicy]> { shared.policies }
+    private var counters: Locked<ZAPShared.Counters> { shared.counters }
     private let logger: Logger
-    let mailbox = Mailbox<Bool>()
     /// Denials are logged at most this often per second; the rest are summed up.
     private static let logsPerSecond = 10
     private var logWindowStart: UInt64 = 0
@@ -32,26 +28,20 @@ final class ZAPHandler: @unchecked Sendable {
         socket = try Socket(context, type: .rep)
         try socket.setOption(.linger, 0)
         try socket.bind(Self.endpoint)
-        self.policies = Locked(policies)
+        self.shared = ZAPShared(policies: policies)
         self.logger = logger
     }
 
     /// Closes the socket of a handler that never ran (start-up failed).
     func close() { socket.close() }
 
-    func update(_ newPolicies: [String: ZAPPolicy]) {
-        policies.withLock { $0 = newPolicies }
-    }
-
-    var snapshot: Counters { counters.withLock { $0 } }
-
     func run() {
         var poller = Poller()
         let socketIndex = poller.add(socket)
-        let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
+        let mailboxIndex = poller.add(fileDescriptor: shared.mailbox.fileDescriptor)
         while true {
             guard (try? poller.poll(timeoutMilliseconds: 1_000)) != nil else { break }
-            if poller.isReadable(mailboxIndex) && !mailbox.take().isEmpty { break }
+            if poller.isReadable(mailboxIndex) && !shared.mailbox.take().isEmpty { break }
             if poller.isReadable(socketIndex) {
                 while let request = try? socket.receiveFrames(dontWait: true) {
                     _ = try? socket.send(frames: answer(request))
@@ -104,4 +94,27 @@ final class ZAPHandler: @unchecked Sendable {
         logger.warning("\(suppressed) more connections denied (not logged one by one)")
         suppressed = 0
     }
+}
+
+/// The ZAP handler's side that other threads use: the reload swaps the policies, STATS reads
+/// the counters, shutdown posts to the mailbox.
+final class ZAPShared: Sendable {
+    struct Counters: Sendable {
+        var allowed: [String: UInt64] = [:]
+        var denied: [String: UInt64] = [:]
+    }
+
+    let policies: Locked<[String: ZAPPolicy]>
+    let counters = Locked(Counters())
+    let mailbox = Mailbox<Bool>()
+
+    init(policies: [String: ZAPPolicy]) {
+        self.policies = Locked(policies)
+    }
+
+    func update(_ newPolicies: [String: ZAPPolicy]) {
+        policies.withLock { $0 = newPolicies }
+    }
+
+    var snapshot: Counters { counters.withLock { $0 } }
 }

@@ -92,7 +92,7 @@ public struct BrokerState: Sendable {
         return index
     }
 
-    public var forwardingState: String { paused ? "paused" : "running" }
+    public var forwardingState: ForwardingState { paused ? .paused : .running }
 
     public func statsSnapshot(uptimeSeconds: Double) -> StatsSnapshot {
         StatsSnapshot(

@@ -14,11 +14,17 @@ public final class JoinableThread: Sendable {
 
     /// Starts `body` on a new thread called `name` (at most 15 bytes show in `top -H`), with a
     /// stack of `stackSize` bytes.
-    public init(name: String, stackSize: Int = 1 << 20, body: @escaping @Sendable () -> Void) {
+    ///
+    /// `body` is `sending`: what it captures (a loop and its sockets) moves to the new thread,
+    /// and the compiler refuses any later use of it by the caller. That is how a socket, which
+    /// is not `Sendable`, gets to the thread that owns it.
+    public init(name: String, stackSize: Int = 1 << 20, body: sending @escaping () -> Void) {
+        // Holds the body on its way through pthread_create's untyped argument; only the new
+        // thread touches it after that.
         final class Start {
             let name: String
-            let body: @Sendable () -> Void
-            init(name: String, body: @escaping @Sendable () -> Void) {
+            let body: () -> Void
+            init(name: String, body: @escaping () -> Void) {
                 self.name = name
                 self.body = body
             }

@@ -10,6 +10,7 @@
 /// calls, which ThreadSanitizer does not see, so `make sanitize` reported every access it
 /// guards as a data race (reproduced with two threads and a `Mutex<[Int]>`). A pthread mutex
 /// costs the same uncontended and keeps the sanitizer's reports meaningful.
+// Unchecked: every access to the value goes through the pthread mutex (`withLock`).
 public final class Locked<Value: Sendable>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value

@@ -10,8 +10,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var bytesIn: UInt64
     public var bytesOut: UInt64
     public var uptimeSeconds: Double
-    /// "running" or "paused".
-    public var forwarding: String
+    /// Running or paused.
+    public var forwarding: ForwardingState
     /// Per socket role ("pull", "xsub", "xpub", "control").
     public var sockets: [String: TrafficCounters]
     public var subscriptions: SubscriptionStats
@@ -175,7 +175,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
 
     public init(
         messagesIn: UInt64, messagesOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, uptimeSeconds: Double,
-        forwarding: String, sockets: [String: TrafficCounters], subscriptions: SubscriptionStats, topics: TopicStats,
+        forwarding: ForwardingState, sockets: [String: TrafficCounters], subscriptions: SubscriptionStats,
+        topics: TopicStats,
         unwantedMessages: UInt64, sendFailures: UInt64, peers: [String: Int] = [:], handshakeFailures: UInt64 = 0,
         descriptors: DescriptorStats? = nil, lastValue: LastValueStats = .init(), upstreams: [UpstreamLink] = []
     ) {
@@ -214,9 +215,17 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
 
 /// The reply to `HEALTH`.
 public struct HealthReport: Codable, Equatable, Sendable {
-    /// "ok" when the forwarding loop answers and is running; "paused"; or "unhealthy".
-    public var status: String
-    public var forwarding: String
+    public enum Status: String, Codable, Sendable {
+        /// The forwarding loop answers and is running.
+        case ok
+        /// PAUSE is in force.
+        case paused
+        /// The forwarding loop does not answer.
+        case unhealthy
+    }
+
+    public var status: Status
+    public var forwarding: ForwardingState
     public var uptimeSeconds: Double
     /// Seconds since the forwarding loop last completed an iteration.
     public var loopLagSeconds: Double
@@ -224,7 +233,7 @@ public struct HealthReport: Codable, Equatable, Sendable {
     public var version: String
 
     public init(
-        status: String, forwarding: String, uptimeSeconds: Double, loopLagSeconds: Double, subscriptions: Int,
+        status: Status, forwarding: ForwardingState, uptimeSeconds: Double, loopLagSeconds: Double, subscriptions: Int,
         version: String
     ) {
         self.status = status

@@ -22,39 +22,34 @@ enum LinkCommand: Sendable {
     case unsubscribe(ClientID, [UInt8])
     case detach(ClientID)
     case publish([[UInt8]])
-    /// A control request (HEALTH, STATS, ...); the promise gets the raw JSON reply.
-    case control(String, EventLoopPromise<[UInt8]>)
+    /// The reply to a round's SNAPSHOT request, from the control thread (`ControlDispatcher`).
+    case snapshotReplied(token: String, Result<ControlReply, ControlUnavailable>)
     case stop
 }
 
-struct ControlUnavailable: Error, CustomStringConvertible {
-    var description: String
-}
-
-/// The gateway's side of the broker, on a thread of its own. It owns three sockets, all joined
-/// to the broker over inproc with the broker's context: a SUB (the union of the clients'
-/// prefixes), a PUSH (what clients publish) and a REQ (HEALTH, STATS, SNAPSHOT).
+/// The gateway's side of the broker, on a thread of its own. It owns two sockets, joined to
+/// the broker over inproc with the broker's context: a SUB (the union of the clients'
+/// prefixes) and a PUSH (what clients publish). Its SNAPSHOT requests go through the broker's
+/// typed control API (`ControlDispatcher`), whose replies come back through the mailbox.
+///
+/// The type is not `Sendable`: it moves to its thread as a `sending` value; event loops hold
+/// only its `mailbox`.
 ///
 /// It never blocks: every send is non-blocking, every client gets messages through its own
 /// bounded `ClientOutbox`, and a client whose queue is full is dropped. So neither a slow
 /// browser nor this thread can hold up the broker's forwarding loop (which would in any case
 /// only drop for this SUB, as for any slow subscriber).
-final class BrokerLink: @unchecked Sendable {
-    static let controlTimeoutNanoseconds: UInt64 = 3_000_000_000
+final class BrokerLink {
     /// How often SSE event ids learn the cache's sequence (a marker round), while SSE clients exist.
     static let watermarkIntervalNanoseconds: UInt64 = 2_000_000_000
     static let markerPrefix = Array(SnapshotReply.markerPrefix.utf8)
-    /// Control requests from HTTP clients waiting for the one REQ socket; past this, /stats,
-    /// /healthz, /metrics and status pages get 503 at once instead of an ever longer queue.
-    static let maxQueuedControlRequests = 256
 
     let mailbox = Mailbox<LinkCommand>()
-    private let context: Context
+    private let control: ControlDispatcher
     private let counters: GatewayCounters
     private let logger: Logger
     private let sub: Socket
     private let push: Socket
-    private var req: Socket?
     private var index = SubscriptionIndex()
     private var clients: [ClientID: Client] = [:]
     private let tokenPrefix = "gw\(getpid())-"
@@ -71,14 +66,6 @@ final class BrokerLink: @unchecked Sendable {
         let token: String
         let since: UInt64
     }
-
-    private enum Waiter {
-        case http(EventLoopPromise<[UInt8]>)
-        case snapshot(token: String)
-    }
-
-    private var controlQueue: [(request: String, waiter: Waiter)] = []
-    private var inFlight: (waiter: Waiter, deadline: UInt64)?
 
     /// A SNAPSHOT request and its marker: for a resuming client, or (no client) only to learn
     /// the cache's sequence for SSE event ids.
@@ -97,8 +84,8 @@ final class BrokerLink: @unchecked Sendable {
     private var cacheEnabled = true
     private var lastCacheCheck: UInt64 = 0
 
-    init(context: Context, counters: GatewayCounters, logger: Logger) throws {
-        self.context = context
+    init(context: Context, control: ControlDispatcher, counters: GatewayCounters, logger: Logger) throws {
+        self.control = control
         self.counters = counters
         self.logger = logger
         sub = try Socket(context, type: .sub)
@@ -112,21 +99,10 @@ final class BrokerLink: @unchecked Sendable {
         try push.connect(InternalEndpoints.endpoint(for: .pull)!)
     }
 
-    private func makeRequestSocket() -> Socket? {
-        do {
-            let socket = try Socket(context, type: .req)
-            try socket.setOption(.linger, 0)
-            try socket.connect(InternalEndpoints.endpoint(for: .control)!)
-            return socket
-        } catch {
-            logger.error("http gateway: cannot open a control socket: \(error)")
-            return nil
-        }
-    }
-
     func run() {
-        req = makeRequestSocket()
-        var poller = makePoller()
+        var poller = Poller()
+        let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
+        let subIndex = poller.add(sub)
         let message = Message()
         var stopping = false
         while !stopping {
@@ -137,44 +113,22 @@ final class BrokerLink: @unchecked Sendable {
                 break
             }
             let now = Self.monotonicNanoseconds()
-            if poller.isReadable(0) {
+            if poller.isReadable(mailboxIndex) {
                 for command in mailbox.take() {
                     if case .stop = command { stopping = true } else { handle(command) }
                 }
             }
-            if poller.isReadable(1) { receiveBurst(message) }
-            if poller.isReadable(2) { receiveReply() }
-            if let flight = inFlight, now > flight.deadline {
-                complete(
-                    flight.waiter,
-                    .failure(ControlUnavailable(description: "no reply from the control socket within 3 s")))
-                inFlight = nil
-                req?.close()
-                req = makeRequestSocket()
-                poller = makePoller()
-            }
+            if poller.isReadable(subIndex) { receiveBurst(message) }
             startWatermarkRoundIfDue(now: now)
-            sendNextControlRequest(now: now)
         }
-        for (_, flight) in controlQueue { complete(flight, .failure(ControlUnavailable(description: "shutting down"))) }
-        if let flight = inFlight { complete(flight.waiter, .failure(ControlUnavailable(description: "shutting down"))) }
         sub.close()
         push.close()
-        req?.close()
     }
 
     private static func monotonicNanoseconds() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-    }
-
-    private func makePoller() -> Poller {
-        var poller = Poller()
-        poller.add(fileDescriptor: mailbox.fileDescriptor)
-        poller.add(sub)
-        if let req { poller.add(req) } else { poller.add(fileDescriptor: -1) }
-        return poller
     }
 
     // MARK: Commands
@@ -203,17 +157,8 @@ final class BrokerLink: @unchecked Sendable {
             } catch {
                 counters.publishFailures.add(1, ordering: .relaxed)
             }
-        case .control(let request, let promise):
-            guard controlQueue.count < Self.maxQueuedControlRequests else {
-                counters.controlBusy.add(1, ordering: .relaxed)
-                promise.fail(
-                    ControlUnavailable(
-                        description:
-                            "\(Self.maxQueuedControlRequests) requests are already waiting for the control socket; try again"
-                    ))
-                return
-            }
-            controlQueue.append((request, .http(promise)))
+        case .snapshotReplied(let token, let result):
+            snapshotReplied(token: token, result)
         case .stop:
             break
         }
@@ -345,8 +290,12 @@ final class BrokerLink: @unchecked Sendable {
         let catchUp = SnapshotCatchUp<ClientOutbox.Item>(token: tokenPrefix + String(nextToken))
         try? sub.setOption(.subscribe, bytes: catchUp.markerTopic)
         rounds[catchUp.token] = Round(client: client, catchUp: catchUp)
-        controlQueue.append(("SNAPSHOT \(catchUp.token) \(prefix)", .snapshot(token: catchUp.token)))
-        return catchUp.token
+        let token = catchUp.token
+        let mailbox = self.mailbox
+        control.submit(ControlRequest(command: .snapshot, argument: Array("\(token) \(prefix)".utf8))) { result in
+            mailbox.post(.snapshotReplied(token: token, result))
+        }
+        return token
     }
 
     private func markerArrived(topic: [UInt8], frames: [[UInt8]]) {
@@ -359,19 +308,18 @@ final class BrokerLink: @unchecked Sendable {
         finishRoundIfDone(token)
     }
 
-    private func snapshotReplied(token: String, _ result: Result<[UInt8], ControlUnavailable>) {
+    private func snapshotReplied(token: String, _ result: Result<ControlReply, ControlUnavailable>) {
         guard var round = rounds[token] else { return }
         let release: SnapshotCatchUp<ClientOutbox.Item>.Release
-        if case .success(let bytes) = result,
-            let reply = try? JSONDecoder().decode(SnapshotReply.self, from: Data(bytes))
-        {
+        if case .success(.snapshot(let reply)) = result {
             release = round.catchUp.replied(reply)
             cacheEnabled = !reply.prefixes.isEmpty
         } else {
             release = round.catchUp.failed()
             try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
-            if case .success(let bytes) = result {
-                logger.warning("http gateway: SNAPSHOT failed: \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+            switch result {
+            case .success(let reply): logger.warning("http gateway: SNAPSHOT failed: \(reply.failure?.message ?? "?")")
+            case .failure(let error): logger.warning("http gateway: SNAPSHOT failed: \(error)")
             }
         }
         rounds[token] = round
@@ -408,39 +356,6 @@ final class BrokerLink: @unchecked Sendable {
         for item in items where !client.outbox.offer(item) {
             drop(id)
             return
-        }
-    }
-
-    // MARK: Control requests
-
-    private func sendNextControlRequest(now: UInt64) {
-        guard inFlight == nil, !controlQueue.isEmpty, let req else { return }
-        let next = controlQueue.removeFirst()
-        do {
-            try req.send(frames: [Array(next.request.utf8)], dontWait: true)
-            inFlight = (next.waiter, now + Self.controlTimeoutNanoseconds)
-        } catch {
-            complete(
-                next.waiter, .failure(ControlUnavailable(description: "cannot send to the control socket: \(error)")))
-        }
-    }
-
-    private func receiveReply() {
-        guard let req, let flight = inFlight else { return }
-        guard let frames = try? req.receiveFrames(timeoutMilliseconds: 0) else { return }
-        inFlight = nil
-        complete(flight.waiter, .success(frames.first ?? []))
-    }
-
-    private func complete(_ waiter: Waiter, _ result: Result<[UInt8], ControlUnavailable>) {
-        switch waiter {
-        case .http(let promise):
-            switch result {
-            case .success(let bytes): promise.succeed(bytes)
-            case .failure(let error): promise.fail(error)
-            }
-        case .snapshot(let token):
-            snapshotReplied(token: token, result)
         }
     }
 }

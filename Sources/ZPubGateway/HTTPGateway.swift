@@ -15,8 +15,10 @@ import ZeroMQ
 /// /healthz, /stats, /metrics and a status page (/) for operators. See docs/http.md.
 ///
 /// Threads and what they own:
-/// - the gateway's ZeroMQ thread (`BrokerLink`): its SUB, PUSH and REQ sockets, joined to the
+/// - the gateway's ZeroMQ thread (`BrokerLink`): its SUB and PUSH sockets, joined to the
 ///   broker over inproc, and the table of which client wants which prefix;
+/// - the control thread (`ControlDispatcher`): calls the broker's typed control API, which may
+///   wait for the forwarding loop;
 /// - NIO's event loop(s): the HTTP connections. They never call ZeroMQ: they post to the
 ///   ZeroMQ thread's mailbox, and it hands them messages through each client's bounded queue.
 public final class HTTPGateway: Sendable {
@@ -27,18 +29,29 @@ public final class HTTPGateway: Sendable {
     private let shared: GatewayShared
     private let linkThread: JoinableThread
 
-    /// Joins the broker over inproc with its `context`, and starts listening. Throws
-    /// `GatewayError` when the address cannot be bound.
-    public init(settings: HTTPSettings, maxPrefixLength: Int, context: Context, logger: Logger) throws {
+    /// Joins the broker over inproc with its `context`, asks it through `control`, and starts
+    /// listening. Throws `GatewayError` when the address cannot be bound.
+    public init(
+        settings: HTTPSettings, maxPrefixLength: Int, context: Context, control: any BrokerControl, logger: Logger
+    ) throws {
         guard let (host, port) = settings.hostAndPort else {
             throw GatewayError("listen \"\(settings.listen)\" is not host:port")
         }
         let counters = GatewayCounters()
-        let link = try BrokerLink(context: context, counters: counters, logger: logger)
+        let dispatcher = ControlDispatcher(control: control, counters: counters)
+        let link: BrokerLink
+        do {
+            link = try BrokerLink(context: context, control: dispatcher, counters: counters, logger: logger)
+        } catch {
+            dispatcher.shutdown()
+            throw error
+        }
+        let linkMailbox = link.mailbox
         let shared = GatewayShared(
-            settings: settings, policy: AccessPolicy(settings), counters: counters, link: link,
-            maxPrefixLength: maxPrefixLength, logger: logger)
+            settings: settings, policy: AccessPolicy(settings), counters: counters, linkMailbox: linkMailbox,
+            control: dispatcher, maxPrefixLength: maxPrefixLength, logger: logger)
         self.shared = shared
+        // The link and its sockets live on this thread from now on.
         let linkThread = JoinableThread(name: "zpubd-http-link") { link.run() }
         self.linkThread = linkThread
 
@@ -60,8 +73,9 @@ public final class HTTPGateway: Sendable {
         do {
             serverChannel = try bootstrap.bind(host: host, port: port).wait()
         } catch {
-            link.mailbox.post(.stop)
+            linkMailbox.post(.stop)
             linkThread.join()
+            dispatcher.shutdown()
             try? group.syncShutdownGracefully()
             // NIO's IOError prints the syscall's Swift signature; the reason is what a person needs.
             let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
@@ -106,8 +120,9 @@ public final class HTTPGateway: Sendable {
     public func stop() {
         try? serverChannel.close().wait()
         try? group.syncShutdownGracefully()
-        shared.link.mailbox.post(.stop)
+        shared.linkMailbox.post(.stop)
         linkThread.join()
+        shared.control.shutdown()
     }
 }
 
@@ -116,19 +131,22 @@ final class GatewayShared: Sendable {
     let settings: HTTPSettings
     let policy: AccessPolicy
     let counters: GatewayCounters
-    let link: BrokerLink
+    /// The ZeroMQ link's mailbox: clients attach, subscribe, publish and leave through it.
+    let linkMailbox: Mailbox<LinkCommand>
+    let control: ControlDispatcher
     let maxPrefixLength: Int
     let logger: Logger
     private let nextID = Atomic<UInt64>(0)
 
     init(
-        settings: HTTPSettings, policy: AccessPolicy, counters: GatewayCounters, link: BrokerLink,
-        maxPrefixLength: Int, logger: Logger
+        settings: HTTPSettings, policy: AccessPolicy, counters: GatewayCounters, linkMailbox: Mailbox<LinkCommand>,
+        control: ControlDispatcher, maxPrefixLength: Int, logger: Logger
     ) {
         self.settings = settings
         self.policy = policy
         self.counters = counters
-        self.link = link
+        self.linkMailbox = linkMailbox
+        self.control = control
         self.maxPrefixLength = maxPrefixLength
         self.logger = logger
     }
@@ -142,11 +160,9 @@ final class GatewayShared: Sendable {
             + counters.statusClients.load(ordering: .relaxed)
     }
 
-    /// Sends a control request (HEALTH, STATS, ...) through the ZeroMQ thread.
-    func control(_ request: String, on eventLoop: EventLoop) -> EventLoopFuture<[UInt8]> {
-        let promise = eventLoop.makePromise(of: [UInt8].self)
-        link.mailbox.post(.control(request, promise))
-        return promise.futureResult
+    /// Asks the broker's control API (HEALTH, STATS, ...); the reply comes on `eventLoop`.
+    func control(_ command: ControlCommand, on eventLoop: EventLoop) -> EventLoopFuture<ControlReply> {
+        control.request(ControlRequest(command: command), on: eventLoop)
     }
 
     /// The tokens a request presents: `Authorization: Bearer ...` and `?access_token=`.

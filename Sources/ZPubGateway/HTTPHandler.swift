@@ -62,7 +62,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch stream {
         case .messages(let outbox, let keepAlive):
             keepAlive.cancel()
-            shared.link.mailbox.post(.detach(outbox.id))
+            shared.linkMailbox.post(.detach(outbox.id))
             shared.counters.sseClients.add(-1, ordering: .relaxed)
         case .status(let task):
             task.cancel()
@@ -154,56 +154,61 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func health(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        shared.control("HEALTH", on: context.eventLoop).whenComplete { result in
+        shared.control(.health, on: context.eventLoop).whenComplete { result in
             let (handler, context) = loopBound.value
-            switch result {
-            case .success(let bytes):
-                let report = try? JSONDecoder().decode(HealthReport.self, from: Data(bytes))
-                let ok = report?.status == "ok"
-                var body = bytes
-                if !ok {
-                    let reason =
-                        switch report?.status {
-                        case "paused": "forwarding is paused (PAUSE on the control socket); RESUME restarts it"
-                        case nil: "the broker's HEALTH reply could not be read"
-                        default: "the forwarding loop is not responding (\(report?.forwarding ?? "?"))"
-                        }
-                    body =
-                        Array(
-                            "{\"status\":\(WireFormat.jsonString(report?.status ?? "unhealthy")),\"reason\":\(WireFormat.jsonString(reason)),\"health\":"
-                                .utf8) + bytes + Array("}".utf8)
-                }
-                handler.respond(
-                    context, head, ok ? .ok : .serviceUnavailable, contentType: "application/json", body: body)
-            case .failure(let error):
-                handler.respondError(
-                    context, .serviceUnavailable, "unavailable", "the broker did not answer HEALTH: \(error)", head)
+            guard case .success(let reply) = result, case .health(let report) = reply else {
+                let reason = Self.failure(result)
+                return handler.respondError(
+                    context, .serviceUnavailable, "unavailable", "the broker did not answer HEALTH: \(reason)", head)
             }
+            var body = reply.json
+            if report.status != .ok {
+                let reason =
+                    switch report.status {
+                    case .paused: "forwarding is paused (PAUSE on the control socket); RESUME restarts it"
+                    default: "the forwarding loop is not responding (\(report.forwarding.rawValue))"
+                    }
+                body =
+                    Array(
+                        "{\"status\":\(WireFormat.jsonString(report.status.rawValue)),\"reason\":\(WireFormat.jsonString(reason)),\"health\":"
+                            .utf8) + body + Array("}".utf8)
+            }
+            handler.respond(
+                context, head, report.status == .ok ? .ok : .serviceUnavailable, contentType: "application/json",
+                body: body)
         }
     }
 
     private func stats(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        shared.control("STATS", on: context.eventLoop).whenComplete { result in
+        shared.control(.stats, on: context.eventLoop).whenComplete { result in
             let (handler, context) = loopBound.value
-            switch result {
-            case .success(let bytes):
-                handler.respond(context, head, .ok, contentType: "application/json", body: bytes)
-            case .failure(let error):
-                handler.respondError(
-                    context, .serviceUnavailable, "unavailable", "the broker did not answer STATS: \(error)", head)
+            guard case .success(let reply) = result, case .stats = reply else {
+                return handler.respondError(
+                    context, .serviceUnavailable, "unavailable",
+                    "the broker did not answer STATS: \(Self.failure(result))", head)
             }
+            handler.respond(context, head, .ok, contentType: "application/json", body: reply.json)
         }
     }
 
     private func metrics(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let counters = shared.counters
-        shared.control("STATS", on: context.eventLoop).whenComplete { result in
+        shared.control(.stats, on: context.eventLoop).whenComplete { result in
             let (handler, context) = loopBound.value
-            let stats = (try? result.get()).flatMap { try? JSONDecoder().decode(StatsSnapshot.self, from: Data($0)) }
+            var stats: StatsSnapshot?
+            if case .success(.stats(let value)) = result { stats = value }
             let text = PrometheusText.render(stats: stats, gateway: counters.snapshot)
             handler.respond(context, head, .ok, contentType: PrometheusText.contentType, body: Array(text.utf8))
+        }
+    }
+
+    /// Why a control request gave no usable reply, for an error message.
+    private static func failure(_ result: Result<ControlReply, any Error>) -> String {
+        switch result {
+        case .success(let reply): reply.failure?.message ?? "an unexpected reply"
+        case .failure(let error): "\(error)"
         }
     }
 
@@ -238,7 +243,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         stream = .messages(outbox, keepAlive)
-        shared.link.mailbox.post(
+        shared.linkMailbox.post(
             .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resumeAfter: resumeAfter))
     }
 
@@ -266,27 +271,23 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard channel.isWritable else { return }
             tick.value += 1
             let eventLoop = channel.eventLoop
-            shared.control("STATS", on: eventLoop).whenSuccess { stats in
-                let gateway =
-                    (try? JSONEncoder().encode(shared.counters.snapshot)).map { Array($0) } ?? Array("{}".utf8)
+            shared.control(.stats, on: eventLoop).whenSuccess { reply in
+                guard case .stats = reply else { return }
+                let gateway = ControlReply.json(shared.counters.snapshot) ?? Array("{}".utf8)
                 let data =
-                    Array("{\"stats\":".utf8) + stats + Array(",\"gateway\":".utf8) + gateway + [UInt8(ascii: "}")]
+                    Array("{\"stats\":".utf8) + reply.json + Array(",\"gateway\":".utf8) + gateway + [UInt8(ascii: "}")]
                 Self.send(event: "stats", data: data, on: channel)
             }
             guard tick.value % 5 == 1 else { return }
-            shared.control("TOPICS", on: eventLoop).whenSuccess { bytes in
-                guard var list = try? JSONDecoder().decode(TopicList.self, from: Data(bytes)) else { return }
+            shared.control(.topics, on: eventLoop).whenSuccess { reply in
+                guard case .topics(var list) = reply else { return }
                 list.topics = Array(list.topics.sorted { $0.messages > $1.messages }.prefix(12))
-                if let data = try? JSONEncoder().encode(list) {
-                    Self.send(event: "topics", data: Array(data), on: channel)
-                }
+                if let data = ControlReply.json(list) { Self.send(event: "topics", data: data, on: channel) }
             }
-            shared.control("SUBSCRIPTIONS", on: eventLoop).whenSuccess { bytes in
-                guard var list = try? JSONDecoder().decode(SubscriptionList.self, from: Data(bytes)) else { return }
+            shared.control(.subscriptions, on: eventLoop).whenSuccess { reply in
+                guard case .subscriptions(var list) = reply else { return }
                 list.subscriptions = Array(list.subscriptions.sorted { $0.count > $1.count }.prefix(12))
-                if let data = try? JSONEncoder().encode(list) {
-                    Self.send(event: "subscriptions", data: Array(data), on: channel)
-                }
+                if let data = ControlReply.json(list) { Self.send(event: "subscriptions", data: data, on: channel) }
             }
         }
         stream = .status(task)

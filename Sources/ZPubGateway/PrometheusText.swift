@@ -34,7 +34,7 @@ struct PrometheusText {
         counter("zpub_bytes_in_total", "Bytes of data messages received", [([:], Double(stats.bytesIn))])
         counter("zpub_bytes_out_total", "Bytes of data messages handed to XPUB", [([:], Double(stats.bytesOut))])
         gauge("zpub_uptime_seconds", "Seconds since zpubd started", [([:], stats.uptimeSeconds)])
-        gauge("zpub_forwarding_paused", "1 while forwarding is paused", [([:], stats.forwarding == "paused" ? 1 : 0)])
+        gauge("zpub_forwarding_paused", "1 while forwarding is paused", [([:], stats.forwarding == .paused ? 1 : 0)])
         let subscriptions = stats.subscriptions
         gauge("zpub_subscriptions", "Live subscriptions", [([:], Double(subscriptions.total))])
         gauge("zpub_subscription_prefixes", "Distinct subscribed prefixes", [([:], Double(subscriptions.prefixes))])

@@ -36,7 +36,7 @@ final class WebSocketSession: ChannelInboundHandler {
         shared.counters.webSocketClients.add(1, ordering: .relaxed)
         shared.counters.webSocketConnections.add(1, ordering: .relaxed)
         // Prefixes in the URL (?prefix=...) were checked before the upgrade.
-        shared.link.mailbox.post(.attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resumeAfter: nil))
+        shared.linkMailbox.post(.attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resumeAfter: nil))
         startPings(context)
     }
 
@@ -78,7 +78,7 @@ final class WebSocketSession: ChannelInboundHandler {
         pingTask = nil
         guard let outbox else { return }
         self.outbox = nil
-        shared.link.mailbox.post(.detach(outbox.id))
+        shared.linkMailbox.post(.detach(outbox.id))
         shared.counters.webSocketClients.add(-1, ordering: .relaxed)
     }
 
@@ -148,13 +148,13 @@ final class WebSocketSession: ChannelInboundHandler {
                     continue
                 }
                 prefixes.insert(prefix)
-                shared.link.mailbox.post(.subscribe(outbox.id, Array(prefix.utf8)))
+                shared.linkMailbox.post(.subscribe(outbox.id, Array(prefix.utf8)))
                 send(context, "{\"type\":\"subscribed\",\"prefix\":\(WireFormat.jsonString(prefix))}")
             }
         case .unsubscribe(let list):
             for prefix in list {
                 prefixes.remove(prefix)
-                shared.link.mailbox.post(.unsubscribe(outbox.id, Array(prefix.utf8)))
+                shared.linkMailbox.post(.unsubscribe(outbox.id, Array(prefix.utf8)))
                 send(context, "{\"type\":\"unsubscribed\",\"prefix\":\(WireFormat.jsonString(prefix))}")
             }
         case .publish(let topic, let payload, let token):
@@ -165,7 +165,7 @@ final class WebSocketSession: ChannelInboundHandler {
                 reply(context, error: code, denial.message, topic: topic)
                 return
             }
-            shared.link.mailbox.post(.publish([topicBytes, payload]))
+            shared.linkMailbox.post(.publish([topicBytes, payload]))
         case .ping:
             send(context, "{\"type\":\"pong\"}")
         }

@@ -4,6 +4,7 @@ import CZeroMQ
 ///
 /// A context is thread safe. Terminating it makes every blocking call on its sockets fail with
 /// `ETERM`; `terminate()` itself waits until every socket is closed.
+// Unchecked: libzmq documents zmq_ctx_* as thread safe; the handle is the only state.
 public final class Context: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
 

@@ -2,10 +2,11 @@ import CZeroMQ
 
 /// A ZeroMQ socket.
 ///
-/// Sockets are not thread safe: each belongs to exactly one thread at a time. The type is marked
-/// `Sendable` so that a socket created and bound on one thread can be handed to the thread that
-/// will own it (starting a thread is a full memory barrier, which is all libzmq asks for).
-public final class Socket: @unchecked Sendable {
+/// Sockets are not thread safe: each belongs to exactly one thread at a time. So the type is not
+/// `Sendable`: the compiler lets a socket (or an object holding it) move to another thread only
+/// as a `sending` value the old thread no longer touches, the way `JoinableThread` takes the
+/// body of its thread. Starting a thread is a full memory barrier, which is all libzmq asks for.
+public final class Socket {
     let handle: UnsafeMutableRawPointer
     public let type: SocketType
     private var isClosed = false

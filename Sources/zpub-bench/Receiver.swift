@@ -26,6 +26,8 @@ final class PhaseSignals: Sendable {
 /// over from the phase before (late, not lost, and not this phase's), and once the end marker
 /// has arrived everything sent before it has arrived or was dropped. One thread polls all
 /// sockets, so 64 subscribers cost the machine one thread, as they would cost a C client.
+// Unchecked: only the receiving thread writes the counters, and the publisher reads them after
+// `join()`, whose pthread_join orders every write before the read.
 final class Receiver: @unchecked Sendable {
     private let sockets: [Socket]
     private let signals: PhaseSignals

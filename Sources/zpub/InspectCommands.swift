@@ -11,7 +11,7 @@ struct Stats: ParsableCommand {
             let client = options.client
             let (stats, raw) = try client.request("STATS", as: StatsSnapshot.self)
             if options.json { return Output.raw(raw) }
-            Output.line("zpubd up \(Format.duration(stats.uptimeSeconds)), forwarding \(stats.forwarding)")
+            Output.line("zpubd up \(Format.duration(stats.uptimeSeconds)), forwarding \(stats.forwarding.rawValue)")
             Output.line("")
             var table = Table(["socket", "msgs in", "msgs out", "bytes in", "bytes out"])
             for role in ["pull", "xsub", "xpub", "control"] {
@@ -50,10 +50,10 @@ struct Health: ParsableCommand {
         try reportingErrors {
             let client = options.client
             let (health, raw) = try client.request("HEALTH", as: HealthReport.self)
-            healthy = health.status == "ok"
+            healthy = health.status == .ok
             if options.json { return Output.raw(raw) }
             Output.line(
-                "\(health.status): forwarding \(health.forwarding), up \(Format.duration(health.uptimeSeconds)), loop lag \(String(format: "%.3f", health.loopLagSeconds)) s, \(health.subscriptions) subscriptions, zpubd \(health.version)"
+                "\(health.status.rawValue): forwarding \(health.forwarding.rawValue), up \(Format.duration(health.uptimeSeconds)), loop lag \(String(format: "%.3f", health.loopLagSeconds)) s, \(health.subscriptions) subscriptions, zpubd \(health.version)"
             )
         }
         if !healthy { throw ExitCode.failure }

@@ -18,7 +18,7 @@ struct TopScreen {
         var summary: [String] = []
         let clock = Self.clock.string(from: now)
         summary.append(
-            "zpub top - \(endpoint) - up \(Format.duration(stats.uptimeSeconds)), forwarding \(stats.forwarding) - \(clock)"
+            "zpub top - \(endpoint) - up \(Format.duration(stats.uptimeSeconds)), forwarding \(stats.forwarding.rawValue) - \(clock)"
         )
         summary.append(
             "in   \(Self.rate(view.messagesInPerSecond, "msg/s"))  \(Self.byteRate(view.bytesInPerSecond))"

@@ -170,7 +170,6 @@ struct ZPubDaemon: ParsableCommand {
             logger.critical("cannot start: \(error)", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-        broker.start()
         do {
             return (broker, try startGateway(configuration, broker: broker, logger: logger))
         } catch {
@@ -249,7 +248,7 @@ private func startGateway(_ configuration: BrokerConfiguration, broker: Broker, 
     guard configuration.http.enabled else { return nil }
     let gateway = try HTTPGateway(
         settings: configuration.http, maxPrefixLength: configuration.maxSubscriptionLength, context: broker.context,
-        logger: logger)
+        control: broker.control, logger: logger)
     logger.notice(
         "http gateway listening on http://\(gateway.localAddress)/",
         metadata: ["endpoint": "http://\(gateway.localAddress)"])

@@ -87,7 +87,7 @@ final class ControlTests: XCTestCase {
         let push = try clients.socket(.push, connect: daemon.pull)
         for i in 0..<20 { try push.send(frames: frames("t", "\(i)")) }
         try subscriber.assertNothing(within: 300)
-        XCTAssertEqual(try daemon.stats().forwarding, "paused")
+        XCTAssertEqual(try daemon.stats().forwarding, .paused)
         // Subscriptions are still handled while paused.
         _ = try clients.subscriber(daemon.xpub, prefixes: ["t"])
         try daemon.waitForSubscriptions(2)

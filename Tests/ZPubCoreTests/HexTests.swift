@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import ZPubCore
 
 final class HexTests: XCTestCase {

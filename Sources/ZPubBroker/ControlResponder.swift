@@ -1,0 +1,164 @@
+import ZPubCore
+import ZeroMQ
+
+/// The control API's one implementation (`BrokerControl`): the REP control socket's thread and
+/// the HTTP gateway both call it with typed requests and get typed replies. Requests that need
+/// the broker's state ask the forwarding loop through its mailbox, with a deadline, so a
+/// stalled loop makes the reply "unavailable" instead of hanging the caller.
+final class ControlResponder: BrokerControl {
+    /// How long to wait for the forwarding loop before replying "unavailable".
+    static let loopReplyTimeoutMilliseconds = 2_000
+    /// How long SNAPSHOT waits for the client's marker subscription to arrive.
+    static let snapshotTimeoutMilliseconds = 5_000
+
+    private let loop: ForwardingLoopHandle
+    private let registry: EndpointRegistry
+    private let zap: ZAPShared
+    private let startNanoseconds: UInt64
+    private let current: Locked<BrokerConfiguration>
+    /// The REP control socket's own traffic (`ControlServer` counts it), shown by STATS.
+    private let controlCounters = Locked(TrafficCounters())
+
+    init(
+        configuration: BrokerConfiguration, loop: ForwardingLoopHandle, registry: EndpointRegistry, zap: ZAPShared,
+        startNanoseconds: UInt64
+    ) {
+        self.current = Locked(configuration)
+        self.loop = loop
+        self.registry = registry
+        self.zap = zap
+        self.startNanoseconds = startNanoseconds
+    }
+
+    /// The configuration in force.
+    var configuration: BrokerConfiguration { current.withLock { $0 } }
+
+    func reconfigure(_ configuration: BrokerConfiguration) {
+        current.withLock { $0 = configuration }
+    }
+
+    /// A request read from the control socket (counted before it is answered, so STATS
+    /// includes itself).
+    func countRequest(bytes: Int) {
+        controlCounters.withLock {
+            $0.messagesIn &+= 1
+            $0.bytesIn &+= UInt64(bytes)
+        }
+    }
+
+    func countReply(bytes: Int) {
+        controlCounters.withLock {
+            $0.messagesOut &+= 1
+            $0.bytesOut &+= UInt64(bytes)
+        }
+    }
+
+    func respond(to request: ControlRequest) -> ControlReply {
+        switch request.command {
+        case .ping:
+            return .pong
+        case .version:
+            let version = Context.libraryVersion
+            return .version(
+                VersionReply(
+                    version: ZPubVersion.current, libzmq: "\(version.major).\(version.minor).\(version.patch)"))
+        case .help:
+            return .help(ControlHelp.lines)
+        case .config:
+            return .configuration(ConfigurationReply(configuration: configuration, bound: registry.all()))
+        case .health:
+            return .health(health())
+        case .stats:
+            guard let stats = stats() else { return unavailable() }
+            return .stats(stats)
+        case .subscriptions:
+            guard let state = brokerState() else { return unavailable() }
+            return .subscriptions(state.subscriptionList(prefix: request.argument))
+        case .topics:
+            guard let state = brokerState() else { return unavailable() }
+            return .topics(state.topicList(prefix: request.argument))
+        case .snapshot:
+            guard let (token, prefix) = request.snapshotArguments else {
+                return .error(ControlError(.badArgument, "SNAPSHOT <token> [prefix]"))
+            }
+            return snapshot(token: token, prefix: prefix)
+        case .pause, .resume:
+            let slot = ReplySlot<Bool>()
+            loop.mailbox.post(.setPaused(request.command == .pause, slot))
+            guard let paused = slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds) else { return unavailable() }
+            return .forwarding(paused ? .paused : .running)
+        }
+    }
+
+    /// STATS: the loop's counters, with what only this side knows (uptime, the control
+    /// socket's traffic, the ZAP handler's counts).
+    private func stats() -> StatsSnapshot? {
+        guard var stats = loopStats() else { return nil }
+        let configuration = configuration
+        stats.uptimeSeconds = uptime()
+        stats.sockets["control"] = controlCounters.withLock { $0 }
+        let zapCounters = zap.snapshot
+        stats.security = StatsSnapshot.SecurityStats(
+            curve: BrokerSocketRole.allCases.filter { configuration.security(for: $0).curve }.map(\.rawValue),
+            allowed: zapCounters.allowed.values.reduce(0, +), denied: zapCounters.denied.values.reduce(0, +),
+            deniedBySocket: zapCounters.denied)
+        return stats
+    }
+
+    private func health() -> HealthReport {
+        let lag = Double(Clock.monotonicNanoseconds() &- loop.lastIterationNanoseconds.load(ordering: .relaxed)) / 1e9
+        guard let stats = loopStats() else {
+            return HealthReport(
+                status: .unhealthy, forwarding: .notResponding, uptimeSeconds: uptime(), loopLagSeconds: lag,
+                subscriptions: 0, version: ZPubVersion.current)
+        }
+        return HealthReport(
+            status: stats.forwarding == .paused ? .paused : .ok, forwarding: stats.forwarding,
+            uptimeSeconds: uptime(), loopLagSeconds: max(0, lag), subscriptions: stats.subscriptions.total,
+            version: ZPubVersion.current)
+    }
+
+    /// Waits for the loop to take the snapshot at the client's marker; the values are encoded
+    /// here (base64), off the forwarding thread.
+    private func snapshot(token: String, prefix: [UInt8]) -> ControlReply {
+        let slot = ReplySlot<CapturedSnapshot>()
+        loop.mailbox.post(.snapshotValues(token: token, prefix: prefix, slot))
+        guard let captured = slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds) else {
+            return .error(
+                ControlError(
+                    .snapshotTimeout,
+                    "the subscription to \(SnapshotReply.markerPrefix)\(token) did not reach the broker within \(Self.snapshotTimeoutMilliseconds) ms; subscribe to it (on the SUB socket that wants the snapshot) before sending SNAPSHOT"
+                ))
+        }
+        return .snapshot(
+            SnapshotReply(
+                token: token, sequence: captured.sequence, prefixes: captured.prefixes.map(TopicText.display),
+                entries: captured.entries.map(SnapshotReply.Entry.init)))
+    }
+
+    /// The loop's counters, without its tables (see `LoopCommand.stats`).
+    private func loopStats() -> StatsSnapshot? {
+        let slot = ReplySlot<StatsSnapshot>()
+        loop.mailbox.post(.stats(slot))
+        return slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds)
+    }
+
+    /// The loop's whole state, tables included: for the requests that list a table.
+    private func brokerState() -> BrokerState? {
+        let slot = ReplySlot<BrokerState>()
+        loop.mailbox.post(.snapshot(slot))
+        return slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds)
+    }
+
+    private func uptime() -> Double {
+        Double(Clock.monotonicNanoseconds() &- startNanoseconds) / 1e9
+    }
+
+    private func unavailable() -> ControlReply {
+        .error(
+            ControlError(
+                .unavailable,
+                "the forwarding loop did not answer within \(Self.loopReplyTimeoutMilliseconds) ms; it may be stalled or shutting down"
+            ))
+    }
+}

@@ -1,0 +1,127 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// The broker's control API, typed: what the REP control socket serves as JSON text and what
+/// the HTTP gateway calls in process, one implementation for both (`ZPubBroker.ControlResponder`).
+public protocol BrokerControl: Sendable {
+    /// Answers one request. May block while the forwarding loop is asked (bounded by the
+    /// loop's reply timeout): call it from a thread that may wait, never from an event loop.
+    func respond(to request: ControlRequest) -> ControlReply
+}
+
+/// A reply of the control API. Its JSON (`json`) is the control socket's wire format,
+/// documented in docs/control-protocol.md: each case encodes as its payload alone.
+public enum ControlReply: Sendable, Equatable {
+    case pong
+    case version(VersionReply)
+    case help([String])
+    case configuration(ConfigurationReply)
+    case health(HealthReport)
+    case stats(StatsSnapshot)
+    case subscriptions(SubscriptionList)
+    case topics(TopicList)
+    case snapshot(SnapshotReply)
+    /// PAUSE and RESUME: the forwarding state now.
+    case forwarding(ForwardingState)
+    case error(ControlError)
+
+    /// The error, if the request failed.
+    public var failure: ControlError? {
+        if case .error(let error) = self { return error }
+        return nil
+    }
+
+    /// The reply as the control socket sends it: one frame of JSON, keys sorted.
+    public var json: [UInt8] {
+        do {
+            return Array(try Self.encoder.encode(Wire(reply: self)))
+        } catch {
+            let failure = ControlErrorReply(error: ControlError(.internalError, "cannot encode the reply: \(error)"))
+            return (try? Array(Self.encoder.encode(failure)))
+                ?? Array(#"{"error":{"code":"internal_error","message":"cannot encode an error"}}"#.utf8)
+        }
+    }
+
+    /// Any reply value encoded as the control socket does (sorted keys, slashes unescaped).
+    public static func json(_ value: some Encodable) -> [UInt8]? {
+        try? Array(encoder.encode(value))
+    }
+
+    private static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    private struct Wire: Encodable {
+        let reply: ControlReply
+
+        func encode(to encoder: Encoder) throws {
+            switch reply {
+            case .pong: try ["pong": true].encode(to: encoder)
+            case .version(let value): try value.encode(to: encoder)
+            case .help(let lines): try ["commands": lines].encode(to: encoder)
+            case .configuration(let value): try value.encode(to: encoder)
+            case .health(let value): try value.encode(to: encoder)
+            case .stats(let value): try value.encode(to: encoder)
+            case .subscriptions(let value): try value.encode(to: encoder)
+            case .topics(let value): try value.encode(to: encoder)
+            case .snapshot(let value): try value.encode(to: encoder)
+            case .forwarding(let state): try ["forwarding": state].encode(to: encoder)
+            case .error(let error): try ControlErrorReply(error: error).encode(to: encoder)
+            }
+        }
+    }
+}
+
+/// Whether the forwarding loop moves messages (STATS, HEALTH, PAUSE and RESUME say which).
+public enum ForwardingState: String, Codable, Sendable {
+    case running
+    /// PAUSE: producers' messages wait in libzmq's queues until RESUME.
+    case paused
+    /// HEALTH only: the loop did not answer in time.
+    case notResponding = "not responding"
+}
+
+/// The reply to `VERSION`.
+public struct VersionReply: Codable, Equatable, Sendable {
+    public var version: String
+    public var libzmq: String
+
+    public init(version: String, libzmq: String) {
+        self.version = version
+        self.libzmq = libzmq
+    }
+}
+
+/// The reply to `CONFIG`: the configuration in force and the endpoints actually bound (with
+/// wildcard ports resolved).
+public struct ConfigurationReply: Encodable, Equatable, Sendable {
+    public let configuration: BrokerConfiguration
+    public let bound: [String: [String]]
+
+    public init(configuration: BrokerConfiguration, bound: [String: [String]]) {
+        self.configuration = configuration
+        self.bound = bound
+    }
+}
+
+/// One line per control command, for `HELP`.
+public enum ControlHelp {
+    public static let lines = [
+        "PING: is the daemon answering",
+        "HEALTH: ok, paused or unhealthy, with the forwarding loop's lag",
+        "STATS: message and byte counters, per socket, subscriptions, topics",
+        "SUBSCRIPTIONS [prefix]: subscribed prefixes with their counts",
+        "TOPICS [prefix]: traffic per topic",
+        "CONFIG: the configuration in force and the bound endpoints",
+        "VERSION: zpub and libzmq versions",
+        "SNAPSHOT <token> [prefix]: cached last values under the prefix, ended by a marker message (docs/last-value.md)",
+        "PAUSE: stop forwarding (messages queue up)",
+        "RESUME: restart forwarding",
+        "HELP: this list",
+    ]
+}

@@ -1,0 +1,71 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import ZPubCore
+
+/// The control request could not be served: the queue is full or the gateway is stopping.
+struct ControlUnavailable: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Calls the broker's typed control API (`BrokerControl`) for the gateway: /healthz, /stats,
+/// /metrics, the status page and SSE resumes. `respond` may wait for the forwarding loop (up to
+/// its deadline), so it runs on a thread of its own, never on an event loop and never on the
+/// ZeroMQ link's thread.
+final class ControlDispatcher: Sendable {
+    /// Requests waiting for that thread; past this, callers get `ControlUnavailable` at once
+    /// (HTTP 503) instead of an ever longer queue behind a stalled loop.
+    static let maxQueued = 256
+
+    private let control: any BrokerControl
+    private let pool: NIOThreadPool
+    private let queued = Atomic<Int>(0)
+    private let counters: GatewayCounters
+
+    init(control: any BrokerControl, counters: GatewayCounters) {
+        self.control = control
+        self.counters = counters
+        // One thread: requests are served in order, as on the REP socket.
+        pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+    }
+
+    /// Serves `request` on the control thread and calls `completion` there with the reply.
+    func submit(
+        _ request: ControlRequest, completion: @escaping @Sendable (Result<ControlReply, ControlUnavailable>) -> Void
+    ) {
+        guard queued.add(1, ordering: .relaxed).newValue <= Self.maxQueued else {
+            queued.subtract(1, ordering: .relaxed)
+            counters.controlBusy.add(1, ordering: .relaxed)
+            completion(
+                .failure(
+                    ControlUnavailable(
+                        description: "\(Self.maxQueued) requests are already waiting for the broker; try again")))
+            return
+        }
+        pool.submit { [self] state in
+            queued.subtract(1, ordering: .relaxed)
+            guard case .active = state else {
+                return completion(.failure(ControlUnavailable(description: "the gateway is shutting down")))
+            }
+            completion(.success(control.respond(to: request)))
+        }
+    }
+
+    /// The same, for an event loop: the future completes on `eventLoop`.
+    func request(_ request: ControlRequest, on eventLoop: EventLoop) -> EventLoopFuture<ControlReply> {
+        let promise = eventLoop.makePromise(of: ControlReply.self)
+        submit(request) { result in
+            switch result {
+            case .success(let reply): promise.succeed(reply)
+            case .failure(let error): promise.fail(error)
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// Finishes what is queued (each request has the broker's deadline) and stops the thread.
+    func shutdown() {
+        try? pool.syncShutdownGracefully()
+    }
+}

@@ -1,0 +1,40 @@
+import XCTest
+import ZPubCore
+
+/// The control API's replies as the REP socket sends them: each case is its payload alone, keys
+/// sorted (docs/control-protocol.md), so the typed API and the wire format cannot drift apart.
+final class ControlReplyTests: XCTestCase {
+    private func text(_ reply: ControlReply) -> String {
+        String(decoding: reply.json, as: UTF8.self)
+    }
+
+    func testSmallRepliesHaveTheirDocumentedShape() {
+        XCTAssertEqual(text(.pong), #"{"pong":true}"#)
+        XCTAssertEqual(text(.forwarding(.paused)), #"{"forwarding":"paused"}"#)
+        XCTAssertEqual(text(.forwarding(.running)), #"{"forwarding":"running"}"#)
+        XCTAssertEqual(text(.help(["PING: x"])), #"{"commands":["PING: x"]}"#)
+        XCTAssertEqual(
+            text(.version(VersionReply(version: "1.2.3", libzmq: "4.3.4"))), #"{"libzmq":"4.3.4","version":"1.2.3"}"#)
+    }
+
+    func testAnErrorIsWrappedInItsEnvelope() {
+        let reply = ControlReply.error(ControlError(.unavailable, "the loop is busy"))
+        XCTAssertEqual(text(reply), #"{"error":{"code":"unavailable","message":"the loop is busy"}}"#)
+        XCTAssertEqual(reply.failure?.code, .unavailable)
+        XCTAssertNil(ControlReply.pong.failure)
+    }
+
+    func testHealthDecodesBackToTheSameValue() throws {
+        let report = HealthReport(
+            status: .unhealthy, forwarding: .notResponding, uptimeSeconds: 1.5, loopLagSeconds: 3,
+            subscriptions: 0, version: "0.1.0")
+        let json = ControlReply.health(report).json
+        XCTAssertTrue(String(decoding: json, as: UTF8.self).contains(#""forwarding":"not responding""#))
+        XCTAssertEqual(try JSONDecoder().decode(HealthReport.self, from: Data(json)), report)
+    }
+
+    func testSlashesInTopicsAreNotEscaped() {
+        let list = SubscriptionList(total: 1, prefixes: 1, subscriptions: [.init(prefix: Array("a/b".utf8), count: 1)])
+        XCTAssertTrue(text(.subscriptions(list)).contains(#""prefix":"a/b""#))
+    }
+}
