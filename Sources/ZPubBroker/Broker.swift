@@ -84,7 +84,7 @@ public final class Broker: Sendable {
         zap = zapHandler.shared
         let responder = ControlResponder(
             configuration: configuration, loop: loop, registry: registry, zap: zap,
-            startNanoseconds: Clock.monotonicNanoseconds())
+            startNanoseconds: SystemClock.monotonicNanoseconds())
         self.responder = responder
         let controlServer = ControlServer(
             socket: control.socket, endpoints: control.endpoints, responder: responder, mailbox: controlMailbox,

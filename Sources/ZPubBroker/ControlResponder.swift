@@ -106,7 +106,8 @@ final class ControlResponder: BrokerControl {
     }
 
     private func health() -> HealthReport {
-        let lag = Double(Clock.monotonicNanoseconds() &- loop.lastIterationNanoseconds.load(ordering: .relaxed)) / 1e9
+        let lag =
+            Double(SystemClock.monotonicNanoseconds() &- loop.lastIterationNanoseconds.load(ordering: .relaxed)) / 1e9
         guard let stats = loopStats() else {
             return HealthReport(
                 status: .unhealthy, forwarding: .notResponding, uptimeSeconds: uptime(), loopLagSeconds: lag,
@@ -151,7 +152,7 @@ final class ControlResponder: BrokerControl {
     }
 
     private func uptime() -> Double {
-        Double(Clock.monotonicNanoseconds() &- startNanoseconds) / 1e9
+        Double(SystemClock.monotonicNanoseconds() &- startNanoseconds) / 1e9
     }
 
     private func unavailable() -> ControlReply {

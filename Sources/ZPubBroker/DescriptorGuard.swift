@@ -159,7 +159,7 @@ final class DescriptorGuard: Sendable {
     }
 
     private static func nowSeconds() -> Double {
-        Double(Clock.monotonicNanoseconds()) / 1e9
+        Double(SystemClock.monotonicNanoseconds()) / 1e9
     }
 
     /// Attaches (or removes) the drop-all filter, after checking that the descriptor is still

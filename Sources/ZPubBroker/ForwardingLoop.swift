@@ -48,7 +48,7 @@ final class ForwardingLoopHandle: Sendable {
 
     init(logger: Logger) {
         descriptorGuard = DescriptorGuard(logger: logger)
-        lastIterationNanoseconds.store(Clock.monotonicNanoseconds(), ordering: .relaxed)
+        lastIterationNanoseconds.store(SystemClock.monotonicNanoseconds(), ordering: .relaxed)
     }
 }
 
@@ -93,9 +93,6 @@ final class ForwardingLoop {
     /// SNAPSHOT requests waiting for their marker subscription, and markers seen before their
     /// request; both bounded.
     private var snapshots = SnapshotRendezvous<(prefix: [UInt8], slot: ReplySlot<CapturedSnapshot>)>()
-    private static let markerPrefix = Array(SnapshotReply.markerPrefix.utf8)
-    /// Subscriptions under this prefix are the broker's own business: never forwarded upstream.
-    private static let internalPrefix = Array("$zpub/".utf8)
 
     /// Refused subscriptions and failed handshakes are logged once per 10 s at most: a flood of
     /// them must not flood the journal too (STATS counts every one).
@@ -108,6 +105,8 @@ final class ForwardingLoop {
 
     private var nowMilliseconds: UInt64 = 0
     private var stopRequested = false
+    /// Messages in and out when STATUS= was last sent, for the rates it shows.
+    private var lastStatusCounts: (in: UInt64, out: UInt64) = (0, 0)
     init(
         pull: Socket, xsub: Socket, xpub: Socket,
         endpoints: (pull: BoundEndpoints, xsub: BoundEndpoints, xpub: BoundEndpoints),
@@ -140,52 +139,24 @@ final class ForwardingLoop {
         let xpubIndex = poller.add(xpub)
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
         let monitorIndexes = monitors.map { poller.add($0.socket) }
-
         // The watchdog is pinged from here, and only here: if this loop hangs, the pings stop and
         // systemd restarts the daemon.
-        let watchdogNanoseconds = notifier.watchdogIntervalMicroseconds().map { $0 * 1_000 }
-        var lastWatchdogPing: UInt64 = 0
-        let pollTimeout = watchdogNanoseconds.map { max(1, min(500, Int($0 / 4_000_000))) } ?? 500
-
-        // STATUS= for `systemctl status`, refreshed every second while systemd listens.
-        let reportsStatus = notifier.isActive
-        var lastStatus = Clock.monotonicNanoseconds()
-        var lastStatusCounts: (in: UInt64, out: UInt64) = (0, 0)
-
-        var lastHousekeeping = Clock.monotonicNanoseconds()
-        var drainDeadline: UInt64 = 0
+        var schedule = LoopSchedule(
+            watchdogMicroseconds: notifier.watchdogIntervalMicroseconds(), reportsStatus: notifier.isActive,
+            nowNanoseconds: SystemClock.monotonicNanoseconds())
         handle.started.signal()
         while true {
             let ready: Int
             do {
-                ready = try poller.poll(timeoutMilliseconds: stopRequested ? 100 : pollTimeout)
+                ready = try poller.poll(timeoutMilliseconds: schedule.pollTimeoutMilliseconds)
             } catch {
                 logger.critical("forwarding loop cannot poll: \(error)")
                 break
             }
-            nowMilliseconds = Clock.wallMilliseconds()
-            let now = Clock.monotonicNanoseconds()
+            nowMilliseconds = SystemClock.wallMilliseconds()
+            let now = SystemClock.monotonicNanoseconds()
             handle.lastIterationNanoseconds.store(now, ordering: .relaxed)
-            if let interval = watchdogNanoseconds, now &- lastWatchdogPing >= interval / 2 {
-                notifier.watchdogPing()
-                lastWatchdogPing = now
-            }
-
-            if reportsStatus && now &- lastStatus >= 1_000_000_000 {
-                notifier.status(
-                    state.statusLine(
-                        previousIn: lastStatusCounts.in, previousOut: lastStatusCounts.out,
-                        seconds: Double(now &- lastStatus) / 1e9))
-                lastStatus = now
-                lastStatusCounts = (state.pull.messagesIn &+ state.xsub.messagesIn, state.xpub.messagesOut)
-            }
-            if now &- lastHousekeeping >= 1_000_000_000 {
-                lastHousekeeping = now
-                state.lastValue.expire(nowMilliseconds: nowMilliseconds)
-                expirePendingSnapshots(now: now)
-                // The guard decides on its own thread; STATS shows what it decided.
-                (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
-            }
+            perform(schedule.tick(nowNanoseconds: now), schedule: &schedule, now: now)
 
             // Indexes, not enumerated(): in a debug build the generic iterator allocates on every
             // pass, i.e. per message at low rates (Tests/IntegrationTests/AllocationTests.swift).
@@ -198,22 +169,37 @@ final class ForwardingLoop {
                 if poller.isReadable(xsubIndex) { forwardBurst(from: xsub, role: .xsub) }
             }
             if poller.isReadable(mailboxIndex) {
-                let wasStopping = stopRequested
                 handleCommands()
-                if stopRequested && !wasStopping {
-                    drainDeadline = now + UInt64(configuration.shutdownDrainMilliseconds) * 1_000_000
+                if stopRequested && !schedule.isDraining {
+                    // Forward what producers already sent, paused or not, then stop.
+                    schedule.startDrain(nowNanoseconds: now, milliseconds: configuration.shutdownDrainMilliseconds)
                     state.paused = false
-                    poller.setWatching(pullIndex, true)
-                    poller.setWatching(xsubIndex, true)
-                    continue
                 }
                 poller.setWatching(pullIndex, !state.paused)
                 poller.setWatching(xsubIndex, !state.paused)
             }
-            // Draining: done once producers' sockets have been quiet for a poll, or at the deadline.
-            if stopRequested && (ready == 0 || now >= drainDeadline) { break }
+            if schedule.drainFinished(pollWasQuiet: ready == 0, nowNanoseconds: now) { break }
         }
         closeSockets()
+    }
+
+    /// The periodic duties `LoopSchedule` says are due.
+    private func perform(_ due: LoopSchedule.Due, schedule: inout LoopSchedule, now: UInt64) {
+        if due.watchdogPing { notifier.watchdogPing() }
+        if due.statusReport {
+            notifier.status(
+                state.statusLine(
+                    previousIn: lastStatusCounts.in, previousOut: lastStatusCounts.out,
+                    seconds: Double(now &- schedule.lastStatus) / 1e9))
+            schedule.statusReported(nowNanoseconds: now)
+            lastStatusCounts = (state.pull.messagesIn &+ state.xsub.messagesIn, state.xpub.messagesOut)
+        }
+        if due.housekeeping {
+            state.lastValue.expire(nowMilliseconds: nowMilliseconds)
+            snapshots.expire(nowNanoseconds: now)
+            // The guard decides on its own thread; STATS shows what it decided.
+            (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
+        }
     }
 
     // MARK: Data: PULL / XSUB -> XPUB
@@ -280,11 +266,11 @@ final class ForwardingLoop {
     static let subscriptionSliceNanoseconds: UInt64 = 1_000_000
 
     private func handleSubscriptions() {
-        let sliceEnd = Clock.monotonicNanoseconds() &+ Self.subscriptionSliceNanoseconds
+        let sliceEnd = SystemClock.monotonicNanoseconds() &+ Self.subscriptionSliceNanoseconds
         do {
             for handled in 0..<Self.burst {
                 // The clock every 8 frames: cheap next to a frame, fine-grained next to the slice.
-                if handled & 7 == 7 && Clock.monotonicNanoseconds() >= sliceEnd { return }
+                if handled & 7 == 7 && SystemClock.monotonicNanoseconds() >= sliceEnd { return }
                 guard try xpub.receive(into: message, dontWait: true) else { return }
                 state.xpub.messagesIn &+= 1
                 state.xpub.bytesIn &+= UInt64(message.count)
@@ -293,85 +279,56 @@ final class ForwardingLoop {
                     while message.hasMore { _ = try xpub.receive(into: message) }
                     continue
                 }
-                switch message.firstByte {
-                case 1: try subscribe()
-                case 0: try unsubscribe()
-                default: continue  // an empty or unknown frame from an XSUB-style peer: ignored
+                let actions = message.withUnsafeBytes {
+                    state.handleSubscriptionFrame($0, nowMilliseconds: nowMilliseconds)
                 }
+                try carryOut(actions)
             }
         } catch {
             logger.error("handling subscriptions failed: \(error)")
         }
     }
 
-    private func subscribe() throws {
-        let outcome = message.withUnsafeBytes { frame in
-            let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
-            let outcome = state.subscriptions.subscribe(prefix)
-            if case .accepted = outcome {
-                // XPUB_MANUAL: the subscription takes effect for the subscriber it came from only
-                // when the broker applies it here.
-                try? xpub.setOption(.subscribe, bytes: prefix)
-            }
-            return outcome
-        }
-        if case .accepted(let isNewPrefix) = outcome {
-            let prefix = Array(message.bytes.dropFirst())
-            if prefix.starts(with: Self.internalPrefix) {
-                if prefix.starts(with: Self.markerPrefix) {
-                    markerSubscribed(String(decoding: prefix.dropFirst(Self.markerPrefix.count), as: UTF8.self))
-                }
-                return  // the broker's own topics are never forwarded upstream
-            }
-            if state.lastValue.isEnabled && state.lastValueOnSubscribe && state.lastValue.mayHaveValues(for: prefix) {
-                if let entry = state.lastValue.newest(under: prefix, nowMilliseconds: nowMilliseconds) {
-                    try sendToNewSubscriberOnly(entry.frames)
-                    state.lastValue.hits &+= 1
-                } else {
-                    state.lastValue.misses &+= 1
-                }
-            }
-            // The subscription frame is still in `message`: only `outgoing` was sent.
-            if isNewPrefix { try forwardUpstream() }
-        }
-        switch outcome {
-        case .accepted:
-            break
-        case .refusedTooLong:
-            if let heldBack = refusalLogLimit.admit(nowNanoseconds: Clock.monotonicNanoseconds()) {
-                logger.warning(
-                    "refused a subscription of \(message.count - 1) bytes: longer than max_subscription_length (\(state.subscriptions.maxPrefixLength))\(Self.heldBackNote(heldBack))"
-                )
-            }
-        case .refusedTableFull:
-            if let heldBack = refusalLogLimit.admit(nowNanoseconds: Clock.monotonicNanoseconds()) {
-                logger.warning(
-                    "refused a subscription: the table holds max_subscriptions (\(state.subscriptions.maxPrefixes)) prefixes; raise the limit in [limits]\(Self.heldBackNote(heldBack))"
-                )
+    /// Does what `BrokerState.handleSubscriptionFrame` decided, in its order; the frame is
+    /// still in `message`.
+    private func carryOut(_ actions: SubscriptionActions) throws {
+        if let change = actions.apply {
+            message.withUnsafeBytes { frame in
+                let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
+                // XPUB_MANUAL: the change takes effect for the subscriber it came from only here.
+                try? xpub.setOption(change == .subscribe ? .subscribe : .unsubscribe, bytes: prefix)
             }
         }
-    }
-
-    private func unsubscribe() throws {
-        let outcome = message.withUnsafeBytes { frame in
-            let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
-            // Harmless when the subscriber is gone (libzmq then has no "last pipe").
-            try? xpub.setOption(.unsubscribe, bytes: prefix)
-            return state.subscriptions.unsubscribe(prefix)
-        }
-        guard outcome == .removed(wasLast: true) else { return }
-        let prefix = message.withUnsafeBytes { Array($0.dropFirst()) }
-        if prefix.starts(with: Self.internalPrefix) {
-            let token = String(decoding: prefix.dropFirst(Self.markerPrefix.count), as: UTF8.self)
+        if let value = actions.lastValue { try sendToNewSubscriberOnly(value) }
+        switch actions.marker {
+        case .subscribed(let token):
+            if let request = snapshots.markerSubscribed(token: token) {
+                serveSnapshot(token: token, prefix: request.prefix, slot: request.slot)
+            }
+        case .unsubscribed(let token):
             snapshots.markerUnsubscribed(token: token)
-            return
+        case nil:
+            break
         }
-        try forwardUpstream()
+        // Only `outgoing` was sent so far: `message` still holds the subscription frame.
+        if actions.forwardUpstream { try forwardUpstream() }
+        if let refusal = actions.refusal,
+            let heldBack = refusalLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds())
+        {
+            switch refusal {
+            case .tooLong(let bytes, let limit):
+                logger.warning(
+                    "refused a subscription of \(bytes) bytes: longer than max_subscription_length (\(limit))\(Self.heldBackNote(heldBack))"
+                )
+            case .tableFull(let limit):
+                logger.warning(
+                    "refused a subscription: the table holds max_subscriptions (\(limit)) prefixes; raise the limit in [limits]\(Self.heldBackNote(heldBack))"
+                )
+            }
+        }
     }
 
-    /// Sends the subscription frame in `message` to the publishers on XSUB. Only the first
-    /// subscribe and the last unsubscribe of a prefix go upstream: publishers see one subscriber,
-    /// the broker.
+    /// Sends the subscription frame in `message` to the publishers on XSUB.
     private func forwardUpstream() throws {
         let size = UInt64(message.count)
         if try xsub.send(message, dontWait: true) {
@@ -399,15 +356,9 @@ final class ForwardingLoop {
         }
     }
 
-    private func markerSubscribed(_ token: String) {
-        if let request = snapshots.markerSubscribed(token: token) {
-            serveSnapshot(token: token, prefix: request.prefix, slot: request.slot)
-        }
-    }
-
     private func requestSnapshot(token: String, prefix: [UInt8], slot: ReplySlot<CapturedSnapshot>) {
         if let request = snapshots.requested(
-            token: token, (prefix, slot), nowNanoseconds: Clock.monotonicNanoseconds())
+            token: token, (prefix, slot), nowNanoseconds: SystemClock.monotonicNanoseconds())
         {
             serveSnapshot(token: token, prefix: request.prefix, slot: request.slot)
         }
@@ -431,10 +382,6 @@ final class ForwardingLoop {
             logger.error("cannot publish a snapshot marker: \(error)")
         }
         slot.fulfill(captured)
-    }
-
-    private func expirePendingSnapshots(now: UInt64) {
-        snapshots.expire(nowNanoseconds: now)
     }
 
     // MARK: Connection events
@@ -469,7 +416,7 @@ final class ForwardingLoop {
                 (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
             } else if !event.event.intersection(.handshakeFailed).isEmpty {
                 state.handshakeFailures &+= 1
-                if let heldBack = handshakeLogLimit.admit(nowNanoseconds: Clock.monotonicNanoseconds()) {
+                if let heldBack = handshakeLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                     logger.info(
                         "a peer failed the ZeroMQ handshake and was dropped\(Self.heldBackNote(heldBack))",
                         metadata: metadata)

@@ -75,7 +75,7 @@ final class ZAPHandler {
 
     /// A flood of garbage connections must not become a flood of log lines.
     private func logDenial(_ message: String, metadata: Logger.Metadata) {
-        let now = Clock.monotonicNanoseconds()
+        let now = SystemClock.monotonicNanoseconds()
         if now &- logWindowStart >= 1_000_000_000 {
             flushSuppressed(force: true)
             logWindowStart = now
@@ -90,7 +90,9 @@ final class ZAPHandler {
     }
 
     private func flushSuppressed(force: Bool) {
-        guard suppressed > 0, force || Clock.monotonicNanoseconds() &- logWindowStart >= 1_000_000_000 else { return }
+        guard suppressed > 0, force || SystemClock.monotonicNanoseconds() &- logWindowStart >= 1_000_000_000 else {
+            return
+        }
         logger.warning("\(suppressed) more connections denied (not logged one by one)")
         suppressed = 0
     }

@@ -112,7 +112,7 @@ final class BrokerLink {
                 logger.critical("http gateway cannot poll: \(error)")
                 break
             }
-            let now = Self.monotonicNanoseconds()
+            let now = SystemClock.monotonicNanoseconds()
             if poller.isReadable(mailboxIndex) {
                 for command in mailbox.take() {
                     if case .stop = command { stopping = true } else { handle(command) }
@@ -123,12 +123,6 @@ final class BrokerLink {
         }
         sub.close()
         push.close()
-    }
-
-    private static func monotonicNanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
     // MARK: Commands

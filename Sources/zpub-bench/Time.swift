@@ -1,3 +1,5 @@
+import ZPubCore
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -6,11 +8,7 @@
 /// so a timestamp written into a payload by the publisher can be compared with the receiver's.
 enum Time {
     @inline(__always)
-    static func now() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
-    }
+    static func now() -> UInt64 { SystemClock.monotonicNanoseconds() }
 
     static func sleep(nanoseconds: UInt64) {
         var spec = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))

@@ -1,0 +1,98 @@
+/// What the broker does with one subscription frame read from its XPUB socket, decided with no
+/// sockets: the table's bookkeeping, refusals, the last value for the new subscriber, snapshot
+/// markers, and whether the frame goes on upstream. The forwarding loop carries the actions out
+/// in the order of the fields: apply, last value, marker, upstream (then logs a refusal).
+public struct SubscriptionActions: Equatable, Sendable {
+    public enum Change: Equatable, Sendable {
+        case subscribe, unsubscribe
+    }
+
+    /// A snapshot marker topic (`$zpub/snapshot/<token>`) came or went (`SnapshotRendezvous`).
+    public enum MarkerEvent: Equatable, Sendable {
+        case subscribed(token: String)
+        case unsubscribed(token: String)
+    }
+
+    /// Why a subscription was not applied (counted in STATS; the loop logs it, rate-limited).
+    public enum Refusal: Equatable, Sendable {
+        case tooLong(bytes: Int, limit: Int)
+        case tableFull(limit: Int)
+    }
+
+    /// Apply the change in XPUB for the subscriber the frame came from (XPUB_MANUAL: until
+    /// then, that subscriber gets nothing for the prefix).
+    public var apply: Change?
+    /// Send this message (every frame) to the new subscriber only, before anything else.
+    public var lastValue: [[UInt8]]?
+    public var marker: MarkerEvent?
+    /// Send the frame on to the publishers on XSUB: only a prefix's first subscription and its
+    /// last unsubscription go upstream, so publishers see one subscriber, the broker.
+    public var forwardUpstream = false
+    public var refusal: Refusal?
+
+    public init() {}
+}
+
+extension BrokerState {
+    /// Topics under this prefix are the broker's own: never forwarded upstream, never cached.
+    public static let internalPrefix = Array("$zpub/".utf8)
+    public static let markerPrefix = Array(SnapshotReply.markerPrefix.utf8)
+
+    /// Decides what a subscription frame (1 or 0, then the prefix) means, and counts it. Frames
+    /// that are neither (empty, or another first byte from an XSUB-style peer) mean nothing.
+    public mutating func handleSubscriptionFrame(_ frame: UnsafeRawBufferPointer, nowMilliseconds: UInt64)
+        -> SubscriptionActions
+    {
+        guard let kind = frame.first, kind <= 1 else { return SubscriptionActions() }
+        let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
+        return kind == 1 ? subscribe(prefix, nowMilliseconds: nowMilliseconds) : unsubscribe(prefix)
+    }
+
+    private mutating func subscribe(_ prefix: UnsafeRawBufferPointer, nowMilliseconds: UInt64)
+        -> SubscriptionActions
+    {
+        var actions = SubscriptionActions()
+        switch subscriptions.subscribe(prefix) {
+        case .refusedTooLong:
+            actions.refusal = .tooLong(bytes: prefix.count, limit: subscriptions.maxPrefixLength)
+        case .refusedTableFull:
+            actions.refusal = .tableFull(limit: subscriptions.maxPrefixes)
+        case .accepted(let isNewPrefix):
+            actions.apply = .subscribe
+            let bytes = Array(prefix)
+            if bytes.starts(with: Self.internalPrefix) {
+                if let token = Self.markerToken(bytes) { actions.marker = .subscribed(token: token) }
+                return actions
+            }
+            if lastValue.isEnabled && lastValueOnSubscribe && lastValue.mayHaveValues(for: bytes) {
+                if let entry = lastValue.newest(under: bytes, nowMilliseconds: nowMilliseconds) {
+                    actions.lastValue = entry.frames
+                    lastValue.hits &+= 1
+                } else {
+                    lastValue.misses &+= 1
+                }
+            }
+            actions.forwardUpstream = isNewPrefix
+        }
+        return actions
+    }
+
+    private mutating func unsubscribe(_ prefix: UnsafeRawBufferPointer) -> SubscriptionActions {
+        var actions = SubscriptionActions()
+        // Always applied: harmless when the subscriber is gone (libzmq then has no "last pipe").
+        actions.apply = .unsubscribe
+        guard subscriptions.unsubscribe(prefix) == .removed(wasLast: true) else { return actions }
+        let bytes = Array(prefix)
+        if bytes.starts(with: Self.internalPrefix) {
+            if let token = Self.markerToken(bytes) { actions.marker = .unsubscribed(token: token) }
+        } else {
+            actions.forwardUpstream = true
+        }
+        return actions
+    }
+
+    private static func markerToken(_ prefix: [UInt8]) -> String? {
+        guard prefix.starts(with: markerPrefix) else { return nil }
+        return String(decoding: prefix.dropFirst(markerPrefix.count), as: UTF8.self)
+    }
+}

@@ -1,0 +1,52 @@
+import XCTest
+import ZPubCore
+
+/// The forwarding loop's timers and shutdown drain, driven by an injected clock.
+final class LoopScheduleTests: XCTestCase {
+    private let ms: UInt64 = 1_000_000
+
+    func testTheWatchdogIsPingedEveryHalfIntervalAndPollsAreShortEnough() {
+        // WATCHDOG_USEC=1 s: ping every 500 ms, poll at most 250 ms.
+        var schedule = LoopSchedule(watchdogMicroseconds: 1_000_000, reportsStatus: false, nowNanoseconds: 0)
+        XCTAssertEqual(schedule.pollTimeoutMilliseconds, 250)
+        XCTAssertTrue(schedule.tick(nowNanoseconds: 500 * ms).watchdogPing)
+        XCTAssertFalse(schedule.tick(nowNanoseconds: 999 * ms).watchdogPing)
+        XCTAssertTrue(schedule.tick(nowNanoseconds: 1_000 * ms).watchdogPing)
+    }
+
+    func testWithoutAWatchdogNothingIsPingedAndPollsWaitHalfASecond() {
+        var schedule = LoopSchedule(watchdogMicroseconds: nil, reportsStatus: false, nowNanoseconds: 0)
+        XCTAssertEqual(schedule.pollTimeoutMilliseconds, 500)
+        XCTAssertEqual(schedule.tick(nowNanoseconds: 10_000 * ms), LoopSchedule.Due(housekeeping: true))
+    }
+
+    func testAVeryShortWatchdogStillPollsAtLeastAMillisecond() {
+        let schedule = LoopSchedule(watchdogMicroseconds: 1_000, reportsStatus: false, nowNanoseconds: 0)
+        XCTAssertEqual(schedule.pollTimeoutMilliseconds, 1)
+    }
+
+    func testStatusAndHousekeepingComeOnceASecond() {
+        var schedule = LoopSchedule(watchdogMicroseconds: nil, reportsStatus: true, nowNanoseconds: 0)
+        XCTAssertEqual(schedule.tick(nowNanoseconds: 999 * ms), LoopSchedule.Due())
+        XCTAssertEqual(
+            schedule.tick(nowNanoseconds: 1_000 * ms), LoopSchedule.Due(statusReport: true, housekeeping: true))
+        XCTAssertTrue(schedule.tick(nowNanoseconds: 1_100 * ms).statusReport, "due until it is reported")
+        schedule.statusReported(nowNanoseconds: 1_100 * ms)
+        XCTAssertEqual(schedule.lastStatus, 1_100 * ms)
+        XCTAssertFalse(schedule.tick(nowNanoseconds: 1_200 * ms).statusReport)
+    }
+
+    func testTheDrainEndsWhenProducersAreQuietOrAtTheDeadline() {
+        var schedule = LoopSchedule(watchdogMicroseconds: nil, reportsStatus: false, nowNanoseconds: 0)
+        XCTAssertFalse(schedule.drainFinished(pollWasQuiet: true, nowNanoseconds: 0), "no stop asked for")
+        schedule.startDrain(nowNanoseconds: 1_000 * ms, milliseconds: 2_000)
+        XCTAssertTrue(schedule.isDraining)
+        XCTAssertEqual(schedule.pollTimeoutMilliseconds, 100)
+        XCTAssertFalse(schedule.drainFinished(pollWasQuiet: false, nowNanoseconds: 2_999 * ms))
+        XCTAssertTrue(schedule.drainFinished(pollWasQuiet: true, nowNanoseconds: 1_001 * ms))
+        XCTAssertTrue(schedule.drainFinished(pollWasQuiet: false, nowNanoseconds: 3_000 * ms))
+        schedule.startDrain(nowNanoseconds: 5_000 * ms, milliseconds: 2_000)
+        XCTAssertTrue(
+            schedule.drainFinished(pollWasQuiet: false, nowNanoseconds: 3_000 * ms), "a second stop keeps the deadline")
+    }
+}
