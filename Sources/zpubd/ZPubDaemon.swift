@@ -113,18 +113,18 @@ struct ZPubDaemon: ParsableCommand {
 
         raiseFileDescriptorLimit(logger: logger)
         let notifier = Notifier()
-        let (broker, gateway) = try startServices(configuration, security: security, notifier: notifier, logger: logger)
+        let services = try Services.start(configuration, security: security, notifier: notifier, logger: logger)
         let version = Context.libraryVersion
         logger.notice(
             "zpubd \(ZPubVersion.current) (libzmq \(version.major).\(version.minor).\(version.patch)) started",
-            metadata: DaemonLogging.endpointMetadata(broker.boundEndpoints))
+            metadata: DaemonLogging.endpointMetadata(services.broker.boundEndpoints))
         notifier.ready(status: "forwarding")
 
         serveSignals(
-            signals, broker: broker, loader: loader, configuration: configuration, notifier: notifier, logger: logger)
+            signals, services: services, loader: loader, configuration: configuration, notifier: notifier,
+            logger: logger)
         notifier.stopping()
-        gateway?.stop()
-        broker.stop()
+        services.stop()
         logger.notice("zpubd stopped")
     }
 
@@ -147,42 +147,10 @@ struct ZPubDaemon: ParsableCommand {
         }
     }
 
-    /// The broker (on the sockets systemd passed, if any), running, then the HTTP gateway if
-    /// configured. On failure, what started is stopped and zpubd exits with status 1.
-    private func startServices(
-        _ configuration: BrokerConfiguration, security: SecurityMaterial, notifier: Notifier, logger: Logger
-    ) throws -> (Broker, HTTPGateway?) {
-        let adopted = SocketActivation.listeningSockets()
-        for socket in adopted {
-            logger.info(
-                "adopting a listening socket passed by systemd",
-                metadata: ["socket": "\(socket.name)", "endpoint": "\(socket.endpoint ?? "?")"])
-        }
-        let broker: Broker
-        do {
-            for warning in security.warnings { logger.warning("\(warning)") }
-            broker = try Broker(
-                configuration: configuration, security: security, logger: logger, notifier: notifier, adopted: adopted)
-        } catch let error as BrokerError {
-            logger.critical("\(error)", metadata: error.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
-            throw ExitCode(1)
-        } catch {
-            logger.critical("cannot start: \(error)", metadata: ["error": "\(error)"])
-            throw ExitCode(1)
-        }
-        do {
-            return (broker, try startGateway(configuration, broker: broker, logger: logger))
-        } catch {
-            logger.critical("\(error)")
-            broker.stop()
-            throw ExitCode(1)
-        }
-    }
-
     /// Waits for signals: SIGHUP reloads, SIGUSR2 stalls the loop when test hooks are on
     /// (`ZPUBD_TEST_HOOKS`), SIGTERM and SIGINT return (to shut down).
     private func serveSignals(
-        _ signals: SignalSet, broker: Broker, loader: ConfigurationLoader, configuration: BrokerConfiguration,
+        _ signals: SignalSet, services: Services, loader: ConfigurationLoader, configuration: BrokerConfiguration,
         notifier: Notifier, logger: Logger
     ) {
         let testHooks = getenv("ZPUBD_TEST_HOOKS") != nil
@@ -192,10 +160,10 @@ struct ZPubDaemon: ParsableCommand {
             switch received {
             case SIGHUP:
                 notifier.reloading()
-                current = reload(broker: broker, loader: loader, current: current, logger: logger)
+                current = reload(services, loader: loader, current: current, logger: logger)
                 notifier.ready(status: "forwarding")
             case SIGUSR2 where testHooks:
-                broker.stallForwardingLoop(
+                services.broker.stallForwardingLoop(
                     milliseconds: Int(getenv("ZPUBD_TEST_STALL_MS").map { String(cString: $0) } ?? "") ?? 3_000)
             case SIGUSR2:
                 logger.info("SIGUSR2 ignored (test hooks are off)")
@@ -206,7 +174,7 @@ struct ZPubDaemon: ParsableCommand {
         }
     }
 
-    private func reload(broker: Broker, loader: ConfigurationLoader, current: BrokerConfiguration, logger: Logger)
+    private func reload(_ services: Services, loader: ConfigurationLoader, current: BrokerConfiguration, logger: Logger)
         -> BrokerConfiguration
     {
         guard config != nil else {
@@ -227,11 +195,11 @@ struct ZPubDaemon: ParsableCommand {
             }
             for warning in security.warnings { logger.warning("\(warning)") }
             LogLevelSwitch.level = Logger.Level(rawValue: next.logLevel) ?? .info
-            let failures = broker.reload(next, security: security)
+            let failures = services.reload(next, security: security)
             if failures.isEmpty {
                 logger.notice(
                     "configuration reloaded from \(config ?? "")",
-                    metadata: DaemonLogging.endpointMetadata(broker.boundEndpoints))
+                    metadata: DaemonLogging.endpointMetadata(services.broker.boundEndpoints))
             } else {
                 logger.error(
                     "configuration reloaded with \(failures.count) endpoint(s) not bound: \(failures.map(\.message).joined(separator: "; "))"
@@ -240,19 +208,6 @@ struct ZPubDaemon: ParsableCommand {
             return next
         }
     }
-}
-
-/// The HTTP gateway, when [http] is on: it joins the broker over inproc (docs/http.md).
-/// [http] is read at start only; a reload does not change it.
-private func startGateway(_ configuration: BrokerConfiguration, broker: Broker, logger: Logger) throws -> HTTPGateway? {
-    guard configuration.http.enabled else { return nil }
-    let gateway = try HTTPGateway(
-        settings: configuration.http, maxPrefixLength: configuration.maxSubscriptionLength, context: broker.context,
-        control: broker.control, logger: logger)
-    logger.notice(
-        "http gateway listening on http://\(gateway.localAddress)/",
-        metadata: ["endpoint": "http://\(gateway.localAddress)"])
-    return gateway
 }
 
 private func printError(_ text: String) {

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Logging
+import Systemd
+import ZPubBroker
+import ZPubCore
+import ZPubGateway
+
+/// zpubd's services, and their order in one place: started broker first, then the HTTP
+/// gateway (which joins the broker over inproc); reloaded in that order; stopped in reverse.
+struct Services {
+    let broker: Broker
+    /// When [http] is on (docs/http.md).
+    let gateway: HTTPGateway?
+
+    /// Starts the broker (on the sockets systemd passed, if any), then the gateway. On failure,
+    /// what started is stopped, the reason is logged, and zpubd exits with status 1.
+    static func start(
+        _ configuration: BrokerConfiguration, security: SecurityMaterial, notifier: Notifier, logger: Logger
+    ) throws -> Services {
+        let adopted = SocketActivation.listeningSockets()
+        for socket in adopted {
+            logger.info(
+                "adopting a listening socket passed by systemd",
+                metadata: ["socket": "\(socket.name)", "endpoint": "\(socket.endpoint ?? "?")"])
+        }
+        let broker: Broker
+        do {
+            for warning in security.warnings { logger.warning("\(warning)") }
+            broker = try Broker(
+                configuration: configuration, security: security, logger: logger, notifier: notifier, adopted: adopted)
+        } catch let error as BrokerError {
+            logger.critical("\(error)", metadata: error.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
+            throw ExitCode(1)
+        } catch {
+            logger.critical("cannot start: \(error)", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        do {
+            return Services(broker: broker, gateway: try startGateway(configuration, broker: broker, logger: logger))
+        } catch {
+            logger.critical("\(error)")
+            broker.stop()
+            throw ExitCode(1)
+        }
+    }
+
+    /// The HTTP gateway, when [http] is on: it joins the broker over inproc with the broker's
+    /// context and asks its typed control API.
+    private static func startGateway(_ configuration: BrokerConfiguration, broker: Broker, logger: Logger) throws
+        -> HTTPGateway?
+    {
+        guard configuration.http.enabled else { return nil }
+        let gateway = try HTTPGateway(
+            settings: configuration.http, maxPrefixLength: configuration.maxSubscriptionLength,
+            context: broker.context, control: broker.control, logger: logger)
+        logger.notice(
+            "http gateway listening on http://\(gateway.localAddress)/",
+            metadata: ["endpoint": "http://\(gateway.localAddress)"])
+        return gateway
+    }
+
+    /// Applies a validated configuration. [http] is read at start only: the gateway keeps its
+    /// settings. Returns the endpoints that could not be bound.
+    func reload(_ configuration: BrokerConfiguration, security: SecurityMaterial) -> [BrokerError] {
+        broker.reload(configuration, security: security)
+    }
+
+    /// Graceful shutdown, in reverse order: the gateway's connections close, then the broker
+    /// drains what producers already sent and closes its sockets.
+    func stop() {
+        gateway?.stop()
+        broker.stop()
+    }
+}
