@@ -13,10 +13,10 @@ ARGS ?=
 # Packaging (make deb, and the package tests): dpkg-deb and dpkg-shlibdeps, lintian, groff for
 # man pages. The tests also use tmux (a real terminal for `zpub top`).
 PACKAGE_PACKAGES = dpkg-dev lintian groff-base man-db
-# Build: libzmq and libsystemd headers, pkg-config. Tests: pyzmq (an independent client),
+# Build: libzmq, libsystemd and SQLite headers, pkg-config. Tests: pyzmq (an independent client),
 # PHP with its zmq extension (the README examples), systemd's tools (systemd-analyze,
 # systemd-socket-activate).
-BUILD_PACKAGES = libzmq3-dev libsystemd-dev pkg-config
+BUILD_PACKAGES = libzmq3-dev libsystemd-dev libsqlite3-dev pkg-config
 TEST_PACKAGES = python3-zmq php-cli php-zmq systemd $(PACKAGE_PACKAGES) tmux iproute2 nftables $(HTTP_TEST_PACKAGES)
 # The HTTP gateway's tests (docs/http.md): a WebSocket client, a Prometheus text parser, headless Chromium.
 HTTP_TEST_PACKAGES = python3-websocket python3-prometheus-client chromium

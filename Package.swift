@@ -2,8 +2,9 @@
 // zpub: a ZeroMQ pub/sub broker daemon (zpubd) and its command line tool (zpub).
 //
 // Dependencies point one way:
-//   executables -> ZPubBroker -> {ZeroMQ, ZPubCore, Systemd} -> C shims.
-// Nothing outside `ZeroMQ` touches libzmq's C API; nothing outside `Systemd` touches libsystemd.
+//   executables -> ZPubBroker -> {ZeroMQ, ZPubCore, ZPubStore, Systemd} -> C shims.
+// Nothing outside `ZeroMQ` touches libzmq's C API; nothing outside `Systemd` touches libsystemd;
+// nothing outside `ZPubStore` touches SQLite.
 import PackageDescription
 
 let package = Package(
@@ -36,6 +37,12 @@ let package = Package(
 
         // Linux details behind plain C functions: a drop-all socket filter, the lowest free
         // descriptor, malloc_trim.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+
         .target(name: "CKernel"),
 
         // A thin, safe Swift layer over libzmq: context, socket, message, poller, errors.
@@ -44,6 +51,9 @@ let package = Package(
         // Broker logic with no I/O: configuration, subscription and topic tables, statistics,
         // the control protocol. Everything here is testable without sockets.
         .target(name: "ZPubCore"),
+
+        // Message history on SQLite (WAL): the store, with no sockets and no threads of its own.
+        .target(name: "ZPubStore", dependencies: ["CSQLite", "ZPubCore"]),
 
         // systemd glue: sd_notify, watchdog, socket activation, the journal.
         .target(
@@ -55,7 +65,7 @@ let package = Package(
         .target(
             name: "ZPubBroker",
             dependencies: [
-                "ZeroMQ", "ZPubCore", "Systemd", "CKernel",
+                "ZeroMQ", "ZPubCore", "ZPubStore", "Systemd", "CKernel",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -103,6 +113,7 @@ let package = Package(
 
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "ZPubCoreTests", dependencies: ["ZPubCore"]),
+        .testTarget(name: "ZPubStoreTests", dependencies: ["ZPubStore", "ZPubCore"]),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"]),
         .testTarget(name: "ZPubGatewayTests", dependencies: ["ZPubGateway"]),
         // End to end: starts the real zpubd and zpub binaries and talks to them over real

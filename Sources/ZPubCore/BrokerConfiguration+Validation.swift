@@ -51,6 +51,21 @@ extension BrokerConfiguration {
             problems.append(
                 ("prefixes", "last-value prefix \"\(prefix.prefix(40))...\" is longer than max_subscription_length"))
         }
+        check("history_max_messages", historyMaxMessages, 1...1_000_000_000, "the number of stored messages")
+        check("history_max_bytes", historyMaxBytes, 1...(1 << 40), "the bytes of stored messages")
+        check(
+            "history_max_age_s", historyMaxAgeSeconds, 0...315_360_000,
+            "the age of stored messages in seconds (0 = no limit)")
+        check(
+            "history_sync_interval_ms", historySyncIntervalMilliseconds, 10...60_000,
+            "the interval in ms after which received messages are on disk")
+        check("history_queue", historyQueue, 1...10_000_000, "the messages waiting for the history writer")
+        for prefix in historyPrefixes where prefix.hasPrefix("$zpub/") {
+            problems.append(("history_prefixes", "history prefix \"\(prefix)\" is under $zpub/, which is zpubd's own"))
+        }
+        if let directory = stateDirectory, directory.isEmpty {
+            problems.append(("state_directory", "directory must not be empty; leave it out to keep history in memory"))
+        }
         return problems
     }
 

@@ -47,6 +47,18 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         public static let lastValueMaxBytes = 64 * 1024 * 1024
         /// 0: cached values do not expire.
         public static let lastValueMaxAgeSeconds = 0
+        /// History is off unless prefixes are configured.
+        public static let historyPrefixes: [String] = []
+        /// A million stored messages at most (the oldest go first).
+        public static let historyMaxMessages = 1_000_000
+        /// 1 GiB of stored frames at most.
+        public static let historyMaxBytes = 1 << 30
+        /// 0: stored messages do not expire by age.
+        public static let historyMaxAgeSeconds = 0
+        /// Everything received more than this long before a SIGKILL or a power loss is on disk.
+        public static let historySyncIntervalMilliseconds = 1_000
+        /// Messages waiting for the history writer; past this, history drops (forwarding does not).
+        public static let historyQueue = 100_000
         /// An ipc control socket: the owner and its group may connect (and nobody else).
         public static let controlIPCMode = 0o660
     }
@@ -77,6 +89,16 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var lastValueMaxEntries = Defaults.lastValueMaxEntries
     public var lastValueMaxBytes = Defaults.lastValueMaxBytes
     public var lastValueMaxAgeSeconds = Defaults.lastValueMaxAgeSeconds
+    /// Messages under these prefixes get a sequence number and are kept (docs/history.md).
+    public var historyPrefixes = Defaults.historyPrefixes
+    public var historyMaxMessages = Defaults.historyMaxMessages
+    public var historyMaxBytes = Defaults.historyMaxBytes
+    public var historyMaxAgeSeconds = Defaults.historyMaxAgeSeconds
+    public var historySyncIntervalMilliseconds = Defaults.historySyncIntervalMilliseconds
+    public var historyQueue = Defaults.historyQueue
+    /// Where history and the last-value cache persist (`--state-dir`, `[history] directory`);
+    /// nil: in memory only, lost at exit.
+    public var stateDirectory: String?
     /// The CURVE server's secret key (Z85, as `zpub keygen` writes it); needed when any socket
     /// has `curve = true`. Only the path is ever shown, never the key.
     public var serverSecretKeyFile: String?
@@ -122,6 +144,13 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case lastValueMaxEntries = "last_value_max_entries"
         case lastValueMaxBytes = "last_value_max_bytes"
         case lastValueMaxAgeSeconds = "last_value_max_age_s"
+        case historyPrefixes = "history_prefixes"
+        case historyMaxMessages = "history_max_messages"
+        case historyMaxBytes = "history_max_bytes"
+        case historyMaxAgeSeconds = "history_max_age_s"
+        case historySyncIntervalMilliseconds = "history_sync_interval_ms"
+        case historyQueue = "history_queue"
+        case stateDirectory = "state_directory"
         case serverSecretKeyFile = "server_secret_key_file"
         case controlIPCMode = "control_ipc_mode"
         case security

@@ -132,13 +132,14 @@ enum Schema {
     }
 
     static let sections =
-        ["", "daemon", "endpoints", "sockets", "limits", "last_value", "security", "http"]
+        ["", "daemon", "endpoints", "sockets", "limits", "last_value", "history", "security", "http"]
         + BrokerSocketRole.allCases.map { "security.\($0.rawValue)" }
 
     static func integer(
-        _ section: String, _ key: String, _ path: WritableKeyPath<BrokerConfiguration, Int> & Sendable
+        _ section: String, _ key: String, _ path: WritableKeyPath<BrokerConfiguration, Int> & Sendable,
+        configurationKey: String? = nil
     ) -> Field {
-        Field(section: section, key: key, configurationKey: key) { value, configuration in
+        Field(section: section, key: key, configurationKey: configurationKey ?? key) { value, configuration in
             guard case .integer(let number) = value else {
                 return "\(key) must be an integer, not \(value.typeName)"
             }
@@ -201,6 +202,26 @@ enum Schema {
             integer("last_value", "max_entries", \.lastValueMaxEntries),
             integer("last_value", "max_bytes", \.lastValueMaxBytes),
             integer("last_value", "max_age_s", \.lastValueMaxAgeSeconds),
+            Field(section: "history", key: "prefixes", configurationKey: "history_prefixes") { value, configuration in
+                switch value {
+                case .stringArray(let list): configuration.historyPrefixes = list
+                case .string(let single): configuration.historyPrefixes = [single]
+                default: return "prefixes must be an array of topic prefixes, e.g. [\"orders.\"], not \(value.typeName)"
+                }
+                return nil
+            },
+            integer("history", "max_messages", \.historyMaxMessages, configurationKey: "history_max_messages"),
+            integer("history", "max_bytes", \.historyMaxBytes, configurationKey: "history_max_bytes"),
+            integer("history", "max_age_s", \.historyMaxAgeSeconds, configurationKey: "history_max_age_s"),
+            integer(
+                "history", "sync_interval_ms", \.historySyncIntervalMilliseconds,
+                configurationKey: "history_sync_interval_ms"),
+            integer("history", "queue", \.historyQueue, configurationKey: "history_queue"),
+            Field(section: "history", key: "directory", configurationKey: "state_directory") { value, configuration in
+                guard case .string(let path) = value else { return "directory must be a path in quotes" }
+                configuration.stateDirectory = path
+                return nil
+            },
             Field(section: "security", key: "server_secret_key_file", configurationKey: "curve") {
                 value, configuration in
                 guard case .string(let path) = value else { return "server_secret_key_file must be a path in quotes" }

@@ -10,6 +10,8 @@ struct ConfigurationLoader: Sendable {
         var control: [String]
         var upstream: [String]
         var lastValue: [String]
+        var history: [String] = []
+        var stateDirectory: String? = nil
         var logLevel: String?
         /// --http host:port: turns the HTTP gateway on at that address.
         var http: String? = nil
@@ -49,6 +51,8 @@ struct ConfigurationLoader: Sendable {
         if !overrides.control.isEmpty { configuration.controlEndpoints = overrides.control }
         if !overrides.upstream.isEmpty { configuration.upstreamEndpoints = overrides.upstream }
         if !overrides.lastValue.isEmpty { configuration.lastValuePrefixes = overrides.lastValue }
+        if !overrides.history.isEmpty { configuration.historyPrefixes = overrides.history }
+        if let directory = overrides.stateDirectory { configuration.stateDirectory = directory }
         if let level = overrides.logLevel { configuration.logLevel = level }
         if let listen = overrides.http {
             configuration.http.enabled = true

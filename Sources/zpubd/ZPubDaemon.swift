@@ -69,6 +69,20 @@ struct ZPubDaemon: ParsableCommand {
 
     @Option(
         name: .long,
+        help: ArgumentHelp(
+            "Keep every message under this prefix, with a sequence number, for replay; repeatable; replaces the file's list.",
+            valueName: "prefix"))
+    var history: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Keep history and last values in this directory, across restarts (default: in memory only).",
+            valueName: "dir"))
+    var stateDir: String?
+
+    @Option(
+        name: .long,
         help: ArgumentHelp("Log level: \(BrokerConfiguration.logLevels.joined(separator: ", ")).", valueName: "level"))
     var logLevel: String?
 
@@ -94,7 +108,7 @@ struct ZPubDaemon: ParsableCommand {
             path: config,
             overrides: .init(
                 pull: pull, xsub: xsub, xpub: xpub, control: control, upstream: upstream, lastValue: lastValue,
-                logLevel: logLevel, http: http))
+                history: history, stateDirectory: stateDir, logLevel: logLevel, http: http))
         let (configuration, security) = try loadOrExit(loader)
         if checkConfig {
             print("\(config ?? "embedded defaults"): configuration is valid")

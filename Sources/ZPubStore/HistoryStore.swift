@@ -1,0 +1,378 @@
+import ZPubCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One message as history keeps it: every frame unchanged (topic first), its sequence number
+/// and when zpubd received it.
+public struct StoredMessage: Sendable, Equatable {
+    public var sequence: UInt64
+    public var receivedMilliseconds: UInt64
+    public var frames: [[UInt8]]
+    /// The history prefix it is kept under (the first configured one its topic starts with).
+    public var prefix: String
+
+    public init(sequence: UInt64, receivedMilliseconds: UInt64, frames: [[UInt8]], prefix: String) {
+        self.sequence = sequence
+        self.receivedMilliseconds = receivedMilliseconds
+        self.frames = frames
+        self.prefix = prefix
+    }
+
+    /// The bytes of all frames, as the bounds count them.
+    public var bytes: Int { frames.reduce(0) { $0 + $1.count } }
+}
+
+/// Why the store cannot be used at start; zpubd exits with `exitStatus` (sysexits) and says
+/// what to do.
+public struct HistoryStoreError: Error, CustomStringConvertible {
+    public let description: String
+    /// 73 (EX_CANTCREAT): the file or directory cannot be created or written; 74 (EX_IOERR):
+    /// the file is damaged, not a database, or in use by another process.
+    public let exitStatus: Int32
+}
+
+/// The message history on SQLite: one table of messages keyed by sequence number, bounded by
+/// count, bytes and age (the oldest go first). In WAL mode with `synchronous=NORMAL`, every
+/// committed batch survives a SIGKILL; `checkpoint()` syncs it to the disk (docs/history.md).
+///
+/// Without a directory the same schema lives in an in-memory database. Not thread safe: the
+/// history writer's thread owns it.
+public final class HistoryStore {
+    public static let fileName = "history.sqlite3"
+    static let schemaVersion: Int64 = 1
+
+    public struct Bounds: Sendable, Equatable {
+        public var maxMessages: Int
+        public var maxBytes: Int
+        /// 0: no age limit.
+        public var maxAgeMilliseconds: UInt64
+
+        public init(maxMessages: Int, maxBytes: Int, maxAgeMilliseconds: UInt64) {
+            self.maxMessages = maxMessages
+            self.maxBytes = maxBytes
+            self.maxAgeMilliseconds = maxAgeMilliseconds
+        }
+    }
+
+    /// Per history prefix: what is stored.
+    public struct PrefixCounts: Sendable, Equatable {
+        public var messages = 0
+        public var bytes = 0
+    }
+
+    /// The database file; nil in memory.
+    public let path: String?
+    public var bounds: Bounds
+    private let database: SQLiteDatabase
+    private let insert: SQLiteStatement
+    private let setLastSequence: SQLiteStatement
+
+    /// The highest sequence ever assigned (stored or not): new ones continue above it.
+    public private(set) var lastSequence: UInt64 = 0
+    public private(set) var firstSequence: UInt64 = 0
+    public private(set) var messageCount = 0
+    public private(set) var byteCount = 0
+    public private(set) var perPrefix: [String: PrefixCounts] = [:]
+    public private(set) var evictions: UInt64 = 0
+
+    /// Opens the store in `directory` (creating it), or in memory when nil. Throws
+    /// `HistoryStoreError` naming the file and what to do; never wipes a file it cannot read.
+    public init(directory: String?, bounds: Bounds) throws(HistoryStoreError) {
+        self.bounds = bounds
+        let path = directory.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/" + Self.fileName }
+        self.path = path
+        if let directory { try Self.prepareDirectory(directory) }
+        do {
+            database = try SQLiteDatabase(path: path ?? ":memory:")
+            if path != nil {
+                // Exclusive: a second zpubd on the same directory fails at start instead of
+                // interleaving sequences. WAL: readers never block the writer, and a commit is
+                // one append to the log.
+                try database.execute("PRAGMA locking_mode = EXCLUSIVE")
+                try database.execute("PRAGMA journal_mode = WAL")
+            }
+            try database.execute("PRAGMA synchronous = NORMAL")
+            try database.execute(
+                """
+                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                CREATE TABLE IF NOT EXISTS messages (
+                    seq INTEGER PRIMARY KEY,
+                    prefix TEXT NOT NULL,
+                    topic BLOB NOT NULL,
+                    received_ms INTEGER NOT NULL,
+                    bytes INTEGER NOT NULL,
+                    frames BLOB NOT NULL
+                );
+                """)
+            insert = try database.prepare(
+                "INSERT INTO messages (seq, prefix, topic, received_ms, bytes, frames) VALUES (?, ?, ?, ?, ?, ?)")
+            setLastSequence = try database.prepare(
+                "INSERT INTO meta (key, value) VALUES ('last_sequence', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            )
+            try checkSchemaVersion()
+            try loadCounts()
+        } catch let error as HistoryStoreError {
+            throw error
+        } catch {
+            throw Self.startError(error, path: path)
+        }
+    }
+
+    private static func prepareDirectory(_ directory: String) throws(HistoryStoreError) {
+        var status = stat()
+        if stat(directory, &status) != 0 {
+            guard mkdir(directory, 0o750) == 0 || errno == EEXIST else {
+                throw HistoryStoreError(
+                    description:
+                        "cannot create the state directory \(directory): \(String(cString: strerror(errno))); create it, writable by zpubd's user, or choose another with --state-dir",
+                    exitStatus: 73)
+            }
+        } else if status.st_mode & S_IFMT != S_IFDIR {
+            throw HistoryStoreError(
+                description: "the state directory \(directory) is not a directory; choose another with --state-dir",
+                exitStatus: 73)
+        }
+        guard access(directory, W_OK | X_OK) == 0 else {
+            throw HistoryStoreError(
+                description:
+                    "the state directory \(directory) is not writable by this user; give zpubd's user write access (StateDirectory= does it under systemd)",
+                exitStatus: 73)
+        }
+    }
+
+    private static func startError(_ error: any Error, path: String?) -> HistoryStoreError {
+        let file = path ?? "the in-memory history"
+        guard let error = error as? SQLiteError else {
+            return HistoryStoreError(description: "cannot open \(file): \(error)", exitStatus: 74)
+        }
+        if error.isLocked {
+            return HistoryStoreError(
+                description:
+                    "\(file) is in use by another process (another zpubd with the same state directory?); stop it, or give this one its own --state-dir",
+                exitStatus: 74)
+        }
+        if error.isCorrupt {
+            return HistoryStoreError(
+                description:
+                    "\(file) is damaged or not a zpub history (\(error.message)); zpubd does not delete it: move it aside to start with an empty history, or restore a backup",
+                exitStatus: 74)
+        }
+        if error.isUnwritable {
+            return HistoryStoreError(
+                description:
+                    "cannot write \(file) (\(error.message)); check the permissions and free space of its directory",
+                exitStatus: 73)
+        }
+        return HistoryStoreError(description: "cannot open \(file): \(error)", exitStatus: 74)
+    }
+
+    private func checkSchemaVersion() throws {
+        let select = try database.prepare("SELECT value FROM meta WHERE key = 'schema_version'")
+        if try select.step() {
+            let version = select.int64(0)
+            guard version == Self.schemaVersion else {
+                throw HistoryStoreError(
+                    description:
+                        "\(path ?? "history") has schema version \(version); this zpubd reads version \(Self.schemaVersion): use the zpubd that wrote it, or move the file aside",
+                    exitStatus: 74)
+            }
+        } else {
+            try database.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', \(Self.schemaVersion))")
+        }
+    }
+
+    private func loadCounts() throws {
+        let last = try database.prepare(
+            "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_sequence'), 0), coalesce((SELECT max(seq) FROM messages), 0))"
+        )
+        if try last.step() { lastSequence = last.uint64(0) }
+        let perPrefix = try database.prepare(
+            "SELECT prefix, count(*), coalesce(sum(bytes), 0) FROM messages GROUP BY prefix")
+        self.perPrefix = [:]
+        while try perPrefix.step() {
+            self.perPrefix[perPrefix.text(0)] = PrefixCounts(
+                messages: Int(perPrefix.int64(1)), bytes: Int(perPrefix.int64(2)))
+        }
+        messageCount = self.perPrefix.values.reduce(0) { $0 + $1.messages }
+        byteCount = self.perPrefix.values.reduce(0) { $0 + $1.bytes }
+        try loadFirstSequence()
+    }
+
+    private func loadFirstSequence() throws {
+        let first = try database.prepare("SELECT coalesce(min(seq), 0) FROM messages")
+        firstSequence = try first.step() ? first.uint64(0) : 0
+    }
+
+    // MARK: Writing
+
+    /// Stores a batch in one transaction (committed: it survives a SIGKILL), then applies the
+    /// bounds. `assignedThrough` is the highest sequence assigned so far, including messages
+    /// that were dropped before reaching the store: sequences are never reused.
+    public func append(_ batch: [StoredMessage], assignedThrough: UInt64, nowMilliseconds: UInt64) throws {
+        try database.execute("BEGIN")
+        do {
+            for message in batch {
+                insert.bind(1, message.sequence)
+                insert.bind(2, text: message.prefix)
+                insert.bind(3, blob: message.frames.first ?? [])
+                insert.bind(4, message.receivedMilliseconds)
+                insert.bind(5, Int64(message.bytes))
+                insert.bind(6, blob: FrameCodec.encode(message.frames))
+                try insert.run()
+            }
+            let through = max(assignedThrough, batch.last?.sequence ?? 0, lastSequence)
+            setLastSequence.bind(1, through)
+            try setLastSequence.run()
+            try database.execute("COMMIT")
+            lastSequence = through
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+        for message in batch {
+            perPrefix[message.prefix, default: PrefixCounts()].messages += 1
+            perPrefix[message.prefix, default: PrefixCounts()].bytes += message.bytes
+            messageCount += 1
+            byteCount += message.bytes
+        }
+        if firstSequence == 0, let first = batch.first { firstSequence = first.sequence }
+        try applyBounds(nowMilliseconds: nowMilliseconds)
+    }
+
+    /// Evicts the oldest messages until the count, bytes and age are within the bounds.
+    public func applyBounds(nowMilliseconds: UInt64) throws {
+        var evictThrough: UInt64 = 0
+        if bounds.maxAgeMilliseconds > 0 && nowMilliseconds > bounds.maxAgeMilliseconds {
+            let cutoff = nowMilliseconds - bounds.maxAgeMilliseconds
+            let expired = try database.prepare("SELECT coalesce(max(seq), 0) FROM messages WHERE received_ms < ?")
+            expired.bind(1, cutoff)
+            if try expired.step() { evictThrough = expired.uint64(0) }
+        }
+        let excessMessages = messageCount - bounds.maxMessages
+        let excessBytes = byteCount - bounds.maxBytes
+        if excessMessages > 0 || excessBytes > 0 {
+            // Walk the oldest rows until enough is gone.
+            let oldest = try database.prepare("SELECT seq, bytes FROM messages ORDER BY seq")
+            var count = 0
+            var bytes = 0
+            while try oldest.step() {
+                count += 1
+                bytes += Int(oldest.int64(1))
+                if count >= excessMessages && bytes >= excessBytes {
+                    evictThrough = max(evictThrough, oldest.uint64(0))
+                    break
+                }
+            }
+        }
+        guard evictThrough > 0 else { return }
+        try evict(through: evictThrough)
+    }
+
+    private func evict(through sequence: UInt64) throws {
+        let counts = try database.prepare(
+            "SELECT prefix, count(*), coalesce(sum(bytes), 0) FROM messages WHERE seq <= ? GROUP BY prefix")
+        counts.bind(1, sequence)
+        var removed: [(String, Int, Int)] = []
+        while try counts.step() {
+            removed.append((counts.text(0), Int(counts.int64(1)), Int(counts.int64(2))))
+        }
+        let delete = try database.prepare("DELETE FROM messages WHERE seq <= ?")
+        delete.bind(1, sequence)
+        try delete.run()
+        for (prefix, messages, bytes) in removed {
+            perPrefix[prefix]?.messages -= messages
+            perPrefix[prefix]?.bytes -= bytes
+            if perPrefix[prefix]?.messages == 0 { perPrefix[prefix] = nil }
+            messageCount -= messages
+            byteCount -= bytes
+            evictions &+= UInt64(messages)
+        }
+        try loadFirstSequence()
+    }
+
+    /// Writes the log to the database file and syncs both: everything committed so far
+    /// survives a power loss (SQLite's `wal_checkpoint`; with `synchronous=NORMAL` the log is
+    /// synced before each checkpoint).
+    public func checkpoint() throws {
+        guard path != nil else { return }
+        try database.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    }
+
+    // MARK: Reading
+
+    /// Stored messages with `after < sequence <= through`, whose topic starts with `prefix`,
+    /// oldest first, at most `limit`. With `newest`, the last `limit` of them instead.
+    public func messages(
+        after: UInt64, through: UInt64 = UInt64(Int64.max), prefix: [UInt8], limit: Int, newest: Bool = false
+    ) throws -> [StoredMessage] {
+        let prefixCondition = prefix.isEmpty ? "" : " AND substr(topic, 1, ?4) = ?5"
+        let order = newest ? "DESC" : "ASC"
+        let select = try database.prepare(
+            "SELECT seq, received_ms, frames, prefix FROM messages WHERE seq > ?1 AND seq <= ?2\(prefixCondition) ORDER BY seq \(order) LIMIT ?3"
+        )
+        select.bind(1, after)
+        select.bind(2, min(through, UInt64(Int64.max)))
+        select.bind(3, Int64(limit))
+        if !prefix.isEmpty {
+            select.bind(4, Int64(prefix.count))
+            select.bind(5, blob: prefix)
+        }
+        var result: [StoredMessage] = []
+        while try select.step() {
+            guard let frames = FrameCodec.decode(select.blob(2)) else {
+                throw SQLiteError(
+                    operation: "read message \(select.uint64(0))", code: 11, message: "its frames are damaged")
+            }
+            result.append(
+                StoredMessage(
+                    sequence: select.uint64(0), receivedMilliseconds: select.uint64(1), frames: frames,
+                    prefix: select.text(3)))
+        }
+        return newest ? result.reversed() : result
+    }
+
+    /// Bytes on disk: the database file and its write-ahead log.
+    public var diskBytes: Int {
+        guard let path else { return 0 }
+        var total = 0
+        for file in [path, path + "-wal"] {
+            var status = stat()
+            if stat(file, &status) == 0 { total += Int(status.st_size) }
+        }
+        return total
+    }
+}
+
+/// Frames in one blob: for each, a 4-byte big-endian length and its bytes (the layout the HTTP
+/// gateway's binary WebSocket messages use too).
+enum FrameCodec {
+    static func encode(_ frames: [[UInt8]]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(frames.reduce(0) { $0 + $1.count + 4 })
+        for frame in frames {
+            let count = UInt32(frame.count)
+            out += [UInt8(count >> 24), UInt8(count >> 16 & 0xFF), UInt8(count >> 8 & 0xFF), UInt8(count & 0xFF)]
+            out += frame
+        }
+        return out
+    }
+
+    /// Nil when the blob is not a sequence of length-prefixed frames.
+    static func decode(_ blob: [UInt8]) -> [[UInt8]]? {
+        var frames: [[UInt8]] = []
+        var index = 0
+        while index < blob.count {
+            guard index + 4 <= blob.count else { return nil }
+            let count =
+                Int(blob[index]) << 24 | Int(blob[index + 1]) << 16 | Int(blob[index + 2]) << 8 | Int(blob[index + 3])
+            index += 4
+            guard index + count <= blob.count else { return nil }
+            frames.append(Array(blob[index..<index + count]))
+            index += count
+        }
+        return frames
+    }
+}
