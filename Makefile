@@ -145,7 +145,7 @@ deb: deps
 # man/zpubd.conf.5 is written by hand.
 man: build
 	$(SWIFT) build --product generate-manual
-	./packaging/generate-man.sh "$$($(SWIFT) build --show-bin-path)/generate-manual-tool" "$$($(SWIFT) build --show-bin-path)" man
+	./packaging/generate-man.sh "$$($(SWIFT) build --show-bin-path)/generate-manual" "$$($(SWIFT) build --show-bin-path)" man
 
 # Writes bash, zsh and fish completions to .build/completions (the package installs its own).
 completions: build

@@ -1,6 +1,7 @@
 import Logging
 import Systemd
 import ZPubCore
+import ZPubStore
 import ZeroMQ
 
 /// zpubd's broker: binds the four sockets, runs the forwarding loop, the control server and
@@ -11,6 +12,7 @@ import ZeroMQ
 /// - the forwarding loop thread: PULL, XSUB, XPUB, their monitors, all counters and tables;
 /// - the control thread: the REP control socket;
 /// - the ZAP thread: the ZAP handler's REP socket;
+/// - the history thread (when history is on): the SQLite store (`HistoryWriter`);
 /// - the descriptor guard's thread: no socket; it probes the descriptor table (`DescriptorGuard`);
 /// - the caller (zpubd's main thread): nothing but this object; it waits for signals.
 public final class Broker: Sendable {
@@ -22,7 +24,9 @@ public final class Broker: Sendable {
     private let controlMailbox = Mailbox<ControlServerCommand>()
     private let registry = EndpointRegistry()
     private let zap: ZAPShared
+    private let history: HistoryHandle?
     private let threads: (zap: JoinableThread, loop: JoinableThread, control: JoinableThread, guard: JoinableThread)
+    private let historyThread: JoinableThread?
     private let stopped = Locked(false)
 
     /// Creates the sockets, binds every configured endpoint and starts the threads; returns once
@@ -36,6 +40,18 @@ public final class Broker: Sendable {
         configuration: BrokerConfiguration, security: SecurityMaterial = .none, logger: Logger,
         notifier: Notifier = Notifier(), adopted: [ListeningSocket] = []
     ) throws {
+        // The store first: a state directory that cannot be used stops zpubd before anything
+        // is bound.
+        let historyWriter: HistoryWriter?
+        do {
+            historyWriter =
+                configuration.historyPrefixes.isEmpty
+                ? nil : try HistoryWriter(configuration: configuration, logger: logger)
+        } catch {
+            throw BrokerError(code: .stateUnusable, message: error.description, exitStatus: error.exitStatus)
+        }
+        let history = historyWriter?.handle
+        self.history = history
         let context = try Context()
         self.context = context
         let serverKey = security.serverKeyPair?.secretKey
@@ -78,12 +94,12 @@ public final class Broker: Sendable {
             pull: sockets.pull.socket, xsub: sockets.xsub.socket, xpub: sockets.xpub.socket,
             endpoints: (sockets.pull.endpoints, sockets.xsub.endpoints, sockets.xpub.endpoints),
             monitors: sockets.monitors, lastValueOnSubscribe: lastValueOnSubscribe,
-            configuration: configuration, registry: registry, logger: logger, notifier: notifier)
+            configuration: configuration, history: history, registry: registry, logger: logger, notifier: notifier)
         let loop = forwardingLoop.handle
         self.loop = loop
         zap = zapHandler.shared
         let responder = ControlResponder(
-            configuration: configuration, loop: loop, registry: registry, zap: zap,
+            configuration: configuration, loop: loop, registry: registry, zap: zap, history: history,
             startNanoseconds: SystemClock.monotonicNanoseconds())
         self.responder = responder
         let controlServer = ControlServer(
@@ -92,6 +108,11 @@ public final class Broker: Sendable {
 
         // From here on each owner lives on its thread; the compiler refuses any use of them here.
         let descriptorGuard = loop.descriptorGuard
+        if let historyWriter {
+            historyThread = JoinableThread(name: "zpubd-history") { historyWriter.run() }
+        } else {
+            historyThread = nil
+        }
         threads = (
             zap: JoinableThread(name: "zpubd-zap") { zapHandler.run() },
             loop: JoinableThread(name: "zpubd-forward") { forwardingLoop.run() },
@@ -153,6 +174,9 @@ public final class Broker: Sendable {
         threads.guard.join()
         loop.mailbox.post(.stop)
         threads.loop.join()
+        // After the loop's drain: everything it handed over is written before the store closes.
+        history?.mailbox.post(.stop)
+        historyThread?.join()
         controlMailbox.post(.stop)
         threads.control.join()
         zap.mailbox.post(true)

@@ -7,17 +7,24 @@ import ZeroMQ
 
 /// Why the broker could not start or apply a configuration; each says what to do about it.
 public struct BrokerError: Error, CustomStringConvertible, Sendable {
-    public enum Code: Sendable { case bindFailed, socketSetupFailed, threadFailed }
+    public enum Code: Sendable {
+        case bindFailed, socketSetupFailed, threadFailed
+        /// The state directory or the history in it cannot be used (`exitStatus` says how).
+        case stateUnusable
+    }
 
     public let code: Code
     public let message: String
     /// The endpoint concerned, if any (a structured field in the journal).
     public let endpoint: String?
+    /// The exit status zpubd should end with (sysexits), when not the usual 1.
+    public let exitStatus: Int32?
 
-    init(code: Code, message: String, endpoint: String? = nil) {
+    init(code: Code, message: String, endpoint: String? = nil, exitStatus: Int32? = nil) {
         self.code = code
         self.message = message
         self.endpoint = endpoint
+        self.exitStatus = exitStatus
     }
 
     public var description: String { message }

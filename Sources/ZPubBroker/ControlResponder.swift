@@ -14,6 +14,8 @@ final class ControlResponder: BrokerControl {
     private let loop: ForwardingLoopHandle
     private let registry: EndpointRegistry
     private let zap: ZAPShared
+    /// Nil when history is off.
+    private let history: HistoryHandle?
     private let startNanoseconds: UInt64
     private let current: Locked<BrokerConfiguration>
     /// The REP control socket's own traffic (`ControlServer` counts it), shown by STATS.
@@ -21,9 +23,10 @@ final class ControlResponder: BrokerControl {
 
     init(
         configuration: BrokerConfiguration, loop: ForwardingLoopHandle, registry: EndpointRegistry, zap: ZAPShared,
-        startNanoseconds: UInt64
+        history: HistoryHandle?, startNanoseconds: UInt64
     ) {
         self.current = Locked(configuration)
+        self.history = history
         self.loop = loop
         self.registry = registry
         self.zap = zap
@@ -82,6 +85,22 @@ final class ControlResponder: BrokerControl {
                 return .error(ControlError(.badArgument, "SNAPSHOT <token> [prefix]"))
             }
             return snapshot(token: token, prefix: prefix)
+        case .history:
+            guard let query = HistoryQuery.parse(request.argument) else {
+                return .error(
+                    ControlError(.badArgument, "HISTORY since <sequence> [prefix] | HISTORY last <count> [prefix]"))
+            }
+            guard let history else {
+                return .error(
+                    ControlError(
+                        .historyOff,
+                        "history is off: name the prefixes to keep with [history] prefixes or --history (docs/history.md)"
+                    ))
+            }
+            switch history.query(query, milliseconds: Self.snapshotTimeoutMilliseconds) {
+            case .success(let reply): return .history(reply)
+            case .failure(let error): return .error(error)
+            }
         case .pause, .resume:
             let slot = ReplySlot<Bool>()
             loop.mailbox.post(.setPaused(request.command == .pause, slot))
@@ -102,6 +121,7 @@ final class ControlResponder: BrokerControl {
             curve: BrokerSocketRole.allCases.filter { configuration.security(for: $0).curve }.map(\.rawValue),
             allowed: zapCounters.allowed.values.reduce(0, +), denied: zapCounters.denied.values.reduce(0, +),
             deniedBySocket: zapCounters.denied)
+        stats.history = history?.stats.withLock { $0 }
         return stats
     }
 

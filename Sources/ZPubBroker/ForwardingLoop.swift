@@ -2,6 +2,7 @@ import Logging
 import Synchronization
 import Systemd
 import ZPubCore
+import ZPubStore
 import ZeroMQ
 
 /// What the forwarding loop can be asked to do, from other threads, through its mailbox.
@@ -88,6 +89,11 @@ final class ForwardingLoop {
     /// For messages the loop makes itself (last values, snapshot markers), so that `message`
     /// can still hold the subscription frame being handled.
     private let outgoing = Message()
+    /// Where kept messages go (nil: history is off), which topics are kept, and the sequence
+    /// the next kept message gets (sequences are assigned here, in forwarding order).
+    private let history: HistoryHandle?
+    private var historyPrefixes: HistoryPrefixes
+    private var nextSequence: UInt64
     /// Upstream endpoints the XSUB socket is connected to.
     private var upstreamEndpoints: [String]
     /// SNAPSHOT requests waiting for their marker subscription, and markers seen before their
@@ -111,9 +117,13 @@ final class ForwardingLoop {
         pull: Socket, xsub: Socket, xpub: Socket,
         endpoints: (pull: BoundEndpoints, xsub: BoundEndpoints, xpub: BoundEndpoints),
         monitors: [(role: BrokerSocketRole, socket: Socket)], lastValueOnSubscribe: Bool,
-        configuration: BrokerConfiguration, registry: EndpointRegistry, logger: Logger, notifier: Notifier
+        configuration: BrokerConfiguration, history: HistoryHandle?, registry: EndpointRegistry, logger: Logger,
+        notifier: Notifier
     ) {
         self.monitors = monitors
+        self.history = history
+        self.historyPrefixes = HistoryPrefixes(history == nil ? [] : configuration.historyPrefixes)
+        self.nextSequence = history?.firstNewSequence ?? 1
         self.handle = ForwardingLoopHandle(logger: logger)
         self.upstreamEndpoints = configuration.upstreamEndpoints
         self.registry = registry
@@ -224,11 +234,13 @@ final class ForwardingLoop {
         let accounting = state.topicAccounting
         let topicIndex =
             accounting ? message.withUnsafeBytes { state.recordTopic($0, nowMilliseconds: nowMilliseconds) } : nil
-        // Messages under a last-value prefix are copied for the cache (opt-in, so the
-        // allocation-free path stays so when the cache is off).
+        // Messages under a last-value or history prefix are copied for the cache or the store
+        // (opt-in, so the allocation-free path stays so when both are off).
         let caching = state.lastValue.isEnabled && message.withUnsafeBytes { state.lastValue.covers($0) }
+        let keptUnder = historyPrefixes.isEnabled ? message.withUnsafeBytes { historyPrefixes.match($0) } : nil
+        let capturing = caching || keptUnder != nil
         var captured: [[UInt8]] = []
-        if caching { captured.append(message.bytes) }
+        if capturing { captured.append(message.bytes) }
         // XPUB does not block and, without XPUB_NODROP, does not refuse; if it ever does, the
         // rest of the message must still be read so the next message starts at a first frame.
         var sending = try xpub.send(message, more: more, dontWait: true)
@@ -236,10 +248,18 @@ final class ForwardingLoop {
             _ = try source.receive(into: message)
             bytes += message.count
             more = message.hasMore
-            if caching { captured.append(message.bytes) }
+            if capturing { captured.append(message.bytes) }
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }
         }
         if caching { state.lastValue.store(captured, nowMilliseconds: nowMilliseconds) }
+        if let index = keptUnder, let history {
+            // The sequence is used up even when the writer's queue is full: never reused.
+            _ = history.queue.offer(
+                StoredMessage(
+                    sequence: nextSequence, receivedMilliseconds: nowMilliseconds, frames: captured,
+                    prefix: historyPrefixes.names[index]))
+            nextSequence &+= 1
+        }
         let size = UInt64(bytes)
         if role == .pull {
             state.pull.messagesIn &+= 1
@@ -456,6 +476,12 @@ final class ForwardingLoop {
     private func reconfigure(_ newConfiguration: BrokerConfiguration, serverKey: CurveKey?) -> [BrokerError] {
         configuration = newConfiguration
         state.apply(newConfiguration)
+        if let history {
+            historyPrefixes = HistoryPrefixes(newConfiguration.historyPrefixes)
+            history.mailbox.post(.reconfigure(newConfiguration))
+        } else if !newConfiguration.historyPrefixes.isEmpty {
+            logger.warning("[history] prefixes are ignored until a restart: history was off when zpubd started")
+        }
         var failures: [BrokerError] = []
         for (role, socket) in [(BrokerSocketRole.pull, pull), (.xsub, xsub), (.xpub, xpub)] {
             do {

@@ -24,6 +24,7 @@ public enum ControlReply: Sendable, Equatable {
     case subscriptions(SubscriptionList)
     case topics(TopicList)
     case snapshot(SnapshotReply)
+    case history(HistoryReply)
     /// PAUSE and RESUME: the forwarding state now.
     case forwarding(ForwardingState)
     case error(ControlError)
@@ -70,6 +71,7 @@ public enum ControlReply: Sendable, Equatable {
             case .subscriptions(let value): try value.encode(to: encoder)
             case .topics(let value): try value.encode(to: encoder)
             case .snapshot(let value): try value.encode(to: encoder)
+            case .history(let value): try value.encode(to: encoder)
             case .forwarding(let state): try ["forwarding": state].encode(to: encoder)
             case .error(let error): try ControlErrorReply(error: error).encode(to: encoder)
             }
@@ -120,6 +122,7 @@ public enum ControlHelp {
         "CONFIG: the configuration in force and the bound endpoints",
         "VERSION: zpub and libzmq versions",
         "SNAPSHOT <token> [prefix]: cached last values under the prefix, ended by a marker message (docs/last-value.md)",
+        "HISTORY since <seq> [prefix] | HISTORY last <n> [prefix]: stored messages, oldest first, with their sequence numbers (docs/history.md)",
         "PAUSE: stop forwarding (messages queue up)",
         "RESUME: restart forwarding",
         "HELP: this list",

@@ -12,10 +12,11 @@ public enum ControlCommand: String, CaseIterable, Sendable {
     case pause = "PAUSE"
     case resume = "RESUME"
     case snapshot = "SNAPSHOT"
+    case history = "HISTORY"
     case help = "HELP"
 
     /// Whether the command takes an argument.
-    var takesArgument: Bool { self == .subscriptions || self == .topics || self == .snapshot }
+    var takesArgument: Bool { self == .subscriptions || self == .topics || self == .snapshot || self == .history }
 }
 
 public struct ControlRequest: Equatable, Sendable {
@@ -75,6 +76,13 @@ public struct ControlRequest: Equatable, Sendable {
                     "SNAPSHOT takes a token and an optional prefix: SNAPSHOT <token> [prefix]; the token is 1 to 64 letters, digits, - or _ (see docs/last-value.md)"
                 ))
         }
+        if command == .history && HistoryQuery.parse(request.argument) == nil {
+            return .failure(
+                ControlError(
+                    .badArgument,
+                    "HISTORY takes since <sequence> or last <count>, then an optional prefix: HISTORY since 0 orders. (see docs/history.md)"
+                ))
+        }
         return .success(request)
     }
 
@@ -101,6 +109,8 @@ public struct ControlError: Error, Codable, Equatable, Sendable {
         case unavailable = "unavailable"
         /// SNAPSHOT: the client's marker subscription never arrived.
         case snapshotTimeout = "snapshot_timeout"
+        /// HISTORY while no history prefixes are configured.
+        case historyOff = "history_off"
         case internalError = "internal_error"
     }
 

@@ -21,12 +21,17 @@ public struct SnapshotReply: Codable, Equatable, Sendable {
         public var storedMilliseconds: UInt64
 
         public init(_ entry: LastValueCache.Entry) {
-            let topic = entry.frames.first ?? []
+            self.init(frames: entry.frames, sequence: entry.sequence, storedMilliseconds: entry.storedMilliseconds)
+        }
+
+        /// A message (topic frame first) with its sequence and when it was stored.
+        public init(frames messageFrames: [[UInt8]], sequence: UInt64, storedMilliseconds: UInt64) {
+            let topic = messageFrames.first ?? []
             self.topic = TopicText.display(topic)
             self.topicHex = TopicText.hexIfNotUTF8(topic)
-            self.frames = entry.frames.dropFirst().map(Base64.encode)
-            self.sequence = entry.sequence
-            self.storedMilliseconds = entry.storedMilliseconds
+            self.frames = messageFrames.dropFirst().map(Base64.encode)
+            self.sequence = sequence
+            self.storedMilliseconds = storedMilliseconds
         }
 
         /// The message as it was published: topic frame first.

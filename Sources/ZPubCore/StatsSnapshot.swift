@@ -31,6 +31,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var upstreams: [UpstreamLink]
     /// Who was let in and who was not (the ZAP handler's counts).
     public var security: SecurityStats = .init()
+    /// Message history, when prefixes are configured (absent otherwise).
+    public var history: HistoryStats?
 
     public struct DescriptorStats: Codable, Equatable, Sendable {
         /// New TCP connections are paused because the descriptors ran out.
@@ -207,7 +209,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case forwarding, sockets, subscriptions, topics
         case unwantedMessages = "unwanted_messages"
         case sendFailures = "send_failures"
-        case peers, upstreams, security, descriptors
+        case peers, upstreams, security, descriptors, history
         case handshakeFailures = "handshake_failures"
         case lastValue = "last_value"
     }

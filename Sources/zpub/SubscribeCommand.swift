@@ -145,22 +145,24 @@ struct Subscribe: ParsableCommand {
         let topicHex: String?
         let frames: [String]
         let framesHex: [String]?
+        /// The history sequence (`zpub history`), absent for live messages.
+        let seq: UInt64?
 
         enum CodingKeys: String, CodingKey {
-            case topic, frames
+            case topic, frames, seq
             case topicHex = "topic_hex"
             case framesHex = "frames_hex"
         }
     }
 
-    static func jsonLine(_ frames: [[UInt8]]) -> String {
+    static func jsonLine(_ frames: [[UInt8]], sequence: UInt64? = nil) -> String {
         let payload = Array(frames.dropFirst())
         let anyBinary = payload.contains { TopicText.hexIfNotUTF8($0) != nil }
         let message = JSONMessage(
             topic: TopicText.display(frames.first ?? []),
             topicHex: TopicText.hexIfNotUTF8(frames.first ?? []),
             frames: payload.map(TopicText.display),
-            framesHex: anyBinary ? payload.map(Hex.encode) : nil)
+            framesHex: anyBinary ? payload.map(Hex.encode) : nil, seq: sequence)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? String(decoding: encoder.encode(message), as: UTF8.self)) ?? "{}"

@@ -30,7 +30,7 @@ struct Services {
                 configuration: configuration, security: security, logger: logger, notifier: notifier, adopted: adopted)
         } catch let error as BrokerError {
             logger.critical("\(error)", metadata: error.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
-            throw ExitCode(1)
+            throw ExitCode(error.exitStatus ?? 1)
         } catch {
             logger.critical("cannot start: \(error)", metadata: ["error": "\(error)"])
             throw ExitCode(1)

@@ -1,0 +1,172 @@
+/// Which topics history keeps: the configured prefixes, matched on the forwarding thread for
+/// every message (a message is kept under the first prefix its topic starts with).
+public struct HistoryPrefixes: Sendable, Equatable {
+    public let names: [String]
+    private let bytes: [[UInt8]]
+
+    public init(_ prefixes: [String]) {
+        names = prefixes
+        bytes = prefixes.map { Array($0.utf8) }
+    }
+
+    public var isEnabled: Bool { !names.isEmpty }
+
+    /// The index of the prefix that keeps a message on `topic`, or nil.
+    @inline(__always)
+    public func match(_ topic: UnsafeRawBufferPointer) -> Int? {
+        for index in bytes.indices where topic.starts(with: bytes[index]) { return index }
+        return nil
+    }
+}
+
+/// What the history holds and does, for STATS, `zpub stats` and /metrics (docs/history.md).
+public struct HistoryStats: Codable, Equatable, Sendable {
+    public struct PrefixStats: Codable, Equatable, Sendable {
+        public var messages: Int
+        public var bytes: Int
+
+        public init(messages: Int, bytes: Int) {
+            self.messages = messages
+            self.bytes = bytes
+        }
+    }
+
+    public var prefixes: [String]
+    /// On disk (in `directory`), or in memory only.
+    public var persistent: Bool
+    public var directory: String?
+    public var messages: Int
+    public var bytes: Int
+    /// The oldest and newest stored sequence numbers (0 when empty).
+    public var firstSequence: UInt64
+    public var lastSequence: UInt64
+    public var perPrefix: [String: PrefixStats]
+    /// Messages written to the store since start.
+    public var written: UInt64
+    /// Messages waiting for the writer now.
+    public var queued: Int
+    /// Messages history could not keep because the writer's queue was full (forwarding went on).
+    public var dropped: UInt64
+    /// Messages lost because the store failed to write them (a full disk, say).
+    public var writeFailures: UInt64
+    /// The oldest messages removed to stay within the bounds.
+    public var evictions: UInt64
+    public var diskBytes: Int
+    /// Wall time (ms since the epoch) of the last sync to disk; 0 in memory or before the first.
+    public var lastSyncMilliseconds: UInt64
+
+    public init(prefixes: [String], persistent: Bool, directory: String?) {
+        self.prefixes = prefixes
+        self.persistent = persistent
+        self.directory = directory
+        messages = 0
+        bytes = 0
+        firstSequence = 0
+        lastSequence = 0
+        perPrefix = [:]
+        written = 0
+        queued = 0
+        dropped = 0
+        writeFailures = 0
+        evictions = 0
+        diskBytes = 0
+        lastSyncMilliseconds = 0
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case prefixes, persistent, directory, messages, bytes, written, queued, dropped, evictions
+        case firstSequence = "first_seq"
+        case lastSequence = "last_seq"
+        case perPrefix = "per_prefix"
+        case writeFailures = "write_failures"
+        case diskBytes = "disk_bytes"
+        case lastSyncMilliseconds = "last_sync_ms"
+    }
+}
+
+/// The reply to `HISTORY since <seq> [prefix]` and `HISTORY last <n> [prefix]`: stored messages
+/// oldest first, each with its sequence; at most `HistoryReply.pageSize` per reply.
+public struct HistoryReply: Codable, Equatable, Sendable {
+    public static let pageSize = 1_000
+
+    /// Sequences that were asked for but are no longer kept (evicted): `from` through `to`.
+    public struct Gap: Codable, Equatable, Sendable {
+        public var from: UInt64
+        public var to: UInt64
+
+        public init(from: UInt64, to: UInt64) {
+            self.from = from
+            self.to = to
+        }
+    }
+
+    public var firstSequence: UInt64
+    public var lastSequence: UInt64
+    /// The same shape as SNAPSHOT's entries: topic, frames in base64, `sequence`, `stored_ms`.
+    public var messages: [SnapshotReply.Entry]
+    /// More messages follow: ask again with `since` the last one's sequence.
+    public var more: Bool
+    public var gap: Gap?
+
+    public init(
+        firstSequence: UInt64, lastSequence: UInt64, messages: [SnapshotReply.Entry], more: Bool, gap: Gap?
+    ) {
+        self.firstSequence = firstSequence
+        self.lastSequence = lastSequence
+        self.messages = messages
+        self.more = more
+        self.gap = gap
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case messages, more, gap
+        case firstSequence = "first_seq"
+        case lastSequence = "last_seq"
+    }
+
+    /// The evicted range a reader that wants everything after `since` missed, if any.
+    public static func gap(since: UInt64, firstSequence: UInt64, lastSequence: UInt64) -> Gap? {
+        guard firstSequence > 0, since &+ 1 < firstSequence else {
+            // Nothing stored: everything up to the last assigned sequence is gone.
+            if firstSequence == 0 && since < lastSequence { return Gap(from: since + 1, to: lastSequence) }
+            return nil
+        }
+        return Gap(from: since + 1, to: firstSequence - 1)
+    }
+}
+
+/// A HISTORY request's arguments.
+public struct HistoryQuery: Equatable, Sendable {
+    public enum Position: Equatable, Sendable {
+        /// Everything after this sequence (0: from the oldest kept).
+        case since(UInt64)
+        /// The newest `n`.
+        case last(Int)
+    }
+
+    public var position: Position
+    public var prefix: [UInt8]
+
+    public init(position: Position, prefix: [UInt8]) {
+        self.position = position
+        self.prefix = prefix
+    }
+
+    /// Parses `since <seq> [prefix]` or `last <n> [prefix]`.
+    public static func parse(_ argument: [UInt8]) -> HistoryQuery? {
+        let text = String(decoding: argument, as: UTF8.self)
+        let words = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
+        guard words.count >= 2 else { return nil }
+        let prefix = words.count > 2 ? Array(words[2].utf8) : []
+        switch words[0].lowercased() {
+        case "since":
+            guard let sequence = UInt64(words[1]) else { return nil }
+            return HistoryQuery(position: .since(sequence), prefix: prefix)
+        case "last":
+            guard let count = Int(words[1]), count > 0 else { return nil }
+            return HistoryQuery(position: .last(count), prefix: prefix)
+        default:
+            return nil
+        }
+    }
+}

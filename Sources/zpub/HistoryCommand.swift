@@ -1,0 +1,66 @@
+import ArgumentParser
+import ZPubCore
+
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print stored messages under a prefix, oldest first, each with its sequence number.",
+        discussion: """
+            Text lines are the sequence, the topic and the frames, tab-separated (as zpub sub prints
+            them, sequence first). --json prints zpub sub --json's objects with "seq" added.
+            Without --last or --since, everything kept is printed. Messages no longer kept (evicted
+            by the bounds) are reported on stderr as a gap. See docs/history.md.
+            """
+    )
+
+    @Argument(help: "The topic prefix; none: every kept topic.")
+    var prefix: String = ""
+
+    @Option(name: .long, help: ArgumentHelp("Only the newest N messages.", valueName: "N"))
+    var last: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Only messages after this sequence number.", valueName: "seq"))
+    var since: UInt64?
+
+    @OptionGroup var options: ControlOptions
+
+    func validate() throws {
+        if last != nil && since != nil { throw ValidationError("give --last or --since, not both") }
+        if let last, last < 1 { throw ValidationError("--last must be at least 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let client = options.client
+            if let last {
+                let (reply, _) = try client.request("HISTORY last \(last) \(prefix)", as: HistoryReply.self)
+                reply.messages.forEach(print)
+                return
+            }
+            var after = since ?? 0
+            var first = true
+            while true {
+                let (reply, _) = try client.request("HISTORY since \(after) \(prefix)", as: HistoryReply.self)
+                if first, let gap = reply.gap {
+                    Output.error(
+                        "zpub: messages \(gap.from) to \(gap.to) are no longer kept (history's bounds); printing from \(reply.firstSequence)"
+                    )
+                }
+                first = false
+                reply.messages.forEach(print)
+                guard reply.more, let newest = reply.messages.last?.sequence else { return }
+                after = newest
+            }
+        }
+    }
+
+    private func print(_ entry: SnapshotReply.Entry) {
+        guard let frames = entry.messageFrames else {
+            return Output.error("zpub: message \(entry.sequence) has a frame that is not base64; skipped")
+        }
+        if options.json {
+            Output.line(Subscribe.jsonLine(frames, sequence: entry.sequence))
+        } else {
+            Output.line("\(entry.sequence)\t" + Subscribe.textLine(frames))
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// Message history against the real zpubd: kept with sequence numbers, across a SIGKILL and a
+/// restart, within its bounds, read with `zpub history` and HISTORY (docs/history.md).
+final class HistoryTests: XCTestCase {
+    private var stateDirectory: URL!
+
+    override func setUpWithError() throws {
+        stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-state-\(UUID().uuidString.prefix(8))")
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: stateDirectory)
+    }
+
+    private func zpub(_ arguments: [String]) throws -> Run {
+        try Run.program(Binaries.zpub, arguments, timeout: 60)
+    }
+
+    /// `zpub history --json` as (seq, frames) pairs.
+    private func history(_ daemon: Daemon, _ arguments: [String] = []) throws -> [(seq: UInt64, frames: [String])] {
+        let run = try zpub(["history", "--json", "-c", daemon.control] + arguments)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        return try run.stdout.split(separator: "\n").map { line in
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let seq = try XCTUnwrap(object["seq"] as? NSNumber).uint64Value
+            let topic = try XCTUnwrap(object["topic"] as? String)
+            return (seq, [topic] + (object["frames"] as? [String] ?? []))
+        }
+    }
+
+    func testEveryMessageSurvivesASIGKILLInOrderAndSequencesContinue() throws {
+        let arguments = ["--history", "orders.", "--state-dir", stateDirectory.path]
+        let perProducer = 5_000
+        do {
+            let daemon = try Daemon(arguments: arguments)
+            let clients = try Clients()
+            let producers = [
+                try clients.socket(.push, connect: daemon.pull), try clients.socket(.push, connect: daemon.pull),
+            ]
+            for i in 0..<perProducer {
+                for (index, producer) in producers.enumerated() {
+                    // Three frames, one of them empty: kept whole and unchanged.
+                    try producer.send(frames: frames("orders.p\(index)", "\(i)", ""))
+                }
+                if i % 1_000 == 0 { try producers[0].send(frames: frames("news.x", "not kept")) }
+            }
+            try Wait.until("all \(2 * perProducer) messages are written", timeout: 60) {
+                try daemon.stats().history?.written == UInt64(2 * perProducer)
+            }
+            let writtenAt = UInt64(Date().timeIntervalSince1970 * 1_000)
+            try Wait.until("history synced to disk after the last write", timeout: 30) {
+                (try daemon.stats().history?.lastSyncMilliseconds ?? 0) > writtenAt
+            }
+            daemon.signal(SIGKILL)
+            XCTAssertNotNil(daemon.waitForExit())
+        }
+
+        let restarted = try Daemon(arguments: arguments)
+        XCTAssertTrue(restarted.log.contains("10000 messages kept, sequences continue after 10000"), restarted.log)
+        let kept = try history(restarted)
+        XCTAssertEqual(kept.count, 2 * perProducer)
+        XCTAssertEqual(kept.map(\.seq), Array(1...UInt64(2 * perProducer)), "in receive order, none missing")
+        for producer in 0..<2 {
+            let mine = kept.filter { $0.frames[0] == "orders.p\(producer)" }
+            XCTAssertEqual(mine.map { $0.frames }, (0..<perProducer).map { ["orders.p\(producer)", "\($0)", ""] })
+        }
+        XCTAssertFalse(kept.contains { $0.frames[0] == "news.x" }, "only history prefixes are kept")
+
+        let clients = try Clients()
+        try clients.socket(.push, connect: restarted.pull).send(frames: frames("orders.p0", "after"))
+        try Wait.until("the new message is written") { try restarted.stats().history?.written == 1 }
+        let newest = try history(restarted, ["--last", "1"])
+        XCTAssertEqual(newest.map(\.seq), [UInt64(2 * perProducer + 1)], "sequences continue above the old")
+    }
+
+    func testBoundsEvictTheOldestAndAnOlderPositionReportsAGap() throws {
+        let daemon = try Daemon(configuration: "[history]\nprefixes = [\"t.\"]\nmax_messages = 5")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...12 { try push.send(frames: frames("t.x", "\(i)")) }
+        try Wait.until("all 12 are handled") {
+            let history = try daemon.stats().history
+            return history?.lastSequence == 12 && history?.messages == 5
+        }
+        let stats = try XCTUnwrap(try daemon.stats().history)
+        XCTAssertEqual(stats.evictions, 7)
+        XCTAssertEqual(stats.firstSequence, 8)
+        XCTAssertFalse(stats.persistent, "no state directory: in memory")
+
+        let reply = try daemon.decode("HISTORY since 2 t.", as: HistoryReply.self)
+        XCTAssertEqual(reply.gap, HistoryReply.Gap(from: 3, to: 7))
+        XCTAssertEqual(reply.messages.map(\.sequence), [8, 9, 10, 11, 12])
+        let run = try zpub(["history", "-c", daemon.control, "--since", "2", "t."])
+        XCTAssertEqual(run.stdout.split(separator: "\n").first, "8\tt.x\t8")
+        XCTAssertTrue(run.stderr.contains("messages 3 to 7 are no longer kept"), run.stderr)
+        XCTAssertNil(try daemon.decode("HISTORY since 7 t.", as: HistoryReply.self).gap, "nothing missed after 7")
+    }
+
+    func testAPlainREQClientReadsHistoryAndErrorsAreReplies() throws {
+        let daemon = try Daemon(arguments: ["--history", "h."])
+        let clients = try Clients()
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("h.one", "1"))
+        try Wait.until("the message is kept") { try daemon.stats().history?.messages == 1 }
+        let run = try Run.python("history_client.py", [daemon.control, "HISTORY since 0 h."])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout, "1 h.one ['1']\n")
+        XCTAssertEqual(
+            try daemon.json("HISTORY sometime")["error"].flatMap { ($0 as? [String: Any])?["code"] as? String },
+            "bad_argument")
+
+        let without = try Daemon()
+        let error = try without.json("HISTORY since 0")["error"] as? [String: Any]
+        XCTAssertEqual(error?["code"] as? String, "history_off")
+    }
+
+    func testADamagedStoreIsRefusedWithItsNameAndNeverWiped() throws {
+        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        let file = stateDirectory.appendingPathComponent("history.sqlite3")
+        let garbage = Data(repeating: 0x5A, count: 16_384)
+        try garbage.write(to: file)
+        let daemon = try Daemon(
+            arguments: ["--history", "h.", "--state-dir", stateDirectory.path], waitUntilReady: false)
+        XCTAssertEqual(daemon.waitForExit(), 74, daemon.log)
+        XCTAssertTrue(daemon.log.contains(file.path), daemon.log)
+        XCTAssertTrue(daemon.log.contains("move it aside"), daemon.log)
+        XCTAssertEqual(try Data(contentsOf: file), garbage)
+    }
+}
