@@ -101,6 +101,18 @@ final class ControlResponder: BrokerControl {
             case .success(let reply): return .history(reply)
             case .failure(let error): return .error(error)
             }
+        case .replay:
+            guard let (token, since, prefix) = request.replayArguments else {
+                return .error(ControlError(.badArgument, "REPLAY <token> <since> [prefix]"))
+            }
+            guard history != nil else {
+                return .error(
+                    ControlError(
+                        .historyOff,
+                        "history is off: name the prefixes to keep with [history] prefixes or --history (docs/history.md)"
+                    ))
+            }
+            return replay(token: token, since: since, prefix: prefix)
         case .pause, .resume:
             let slot = ReplySlot<Bool>()
             loop.mailbox.post(.setPaused(request.command == .pause, slot))
@@ -155,6 +167,28 @@ final class ControlResponder: BrokerControl {
             SnapshotReply(
                 token: token, sequence: captured.sequence, prefixes: captured.prefixes.map(TopicText.display),
                 entries: captured.entries.map(SnapshotReply.Entry.init)))
+    }
+
+    /// Waits for the loop to publish the client's marker and the writer to read what was kept
+    /// up to it.
+    private func replay(token: String, since: UInt64, prefix: [UInt8]) -> ControlReply {
+        let slot = ReplySlot<Result<HistoryReply, ControlError>>()
+        loop.mailbox.post(.replay(token: token, since: since, prefix: prefix, slot))
+        switch slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds) {
+        case nil:
+            return .error(
+                ControlError(
+                    .snapshotTimeout,
+                    "the subscription to \(SnapshotReply.markerPrefix)\(token) did not reach the broker within \(Self.snapshotTimeoutMilliseconds) ms; subscribe to it (on the SUB socket that wants the replay) before sending REPLAY"
+                ))
+        case .failure(let error):
+            return .error(error)
+        case .success(let history):
+            return .replay(
+                ReplayReply(
+                    token: token, through: history.through ?? history.lastSequence,
+                    prefixes: configuration.historyPrefixes, history: history))
+        }
     }
 
     /// The loop's counters, without its tables (see `LoopCommand.stats`).

@@ -25,6 +25,16 @@ enum LoopCommand: Sendable {
     /// SNAPSHOT: once the client's marker subscription has arrived, copy the cached values
     /// under the prefix and publish the marker (see `SnapshotReply`).
     case snapshotValues(token: String, prefix: [UInt8], ReplySlot<CapturedSnapshot>)
+    /// REPLAY: once the client's marker subscription has arrived, publish the marker with the
+    /// last sequence assigned, and have the history writer read what was kept after `since`
+    /// up to it (the writer fulfills the slot, after writing everything handed over before).
+    case replay(token: String, since: UInt64, prefix: [UInt8], ReplySlot<Result<HistoryReply, ControlError>>)
+}
+
+/// What waits for a client's marker subscription: a SNAPSHOT or a REPLAY.
+enum MarkerRequest {
+    case snapshot(prefix: [UInt8], ReplySlot<CapturedSnapshot>)
+    case replay(since: UInt64, prefix: [UInt8], ReplySlot<Result<HistoryReply, ControlError>>)
 }
 
 /// Cached values under a prefix, copied by the loop at the marker; the control server encodes
@@ -98,7 +108,7 @@ final class ForwardingLoop {
     private var upstreamEndpoints: [String]
     /// SNAPSHOT requests waiting for their marker subscription, and markers seen before their
     /// request; both bounded.
-    private var snapshots = SnapshotRendezvous<(prefix: [UInt8], slot: ReplySlot<CapturedSnapshot>)>()
+    private var snapshots = SnapshotRendezvous<MarkerRequest>()
 
     /// Refused subscriptions and failed handshakes are logged once per 10 s at most: a flood of
     /// them must not flood the journal too (STATS counts every one).
@@ -322,9 +332,7 @@ final class ForwardingLoop {
         if let value = actions.lastValue { try sendToNewSubscriberOnly(value) }
         switch actions.marker {
         case .subscribed(let token):
-            if let request = snapshots.markerSubscribed(token: token) {
-                serveSnapshot(token: token, prefix: request.prefix, slot: request.slot)
-            }
+            if let request = snapshots.markerSubscribed(token: token) { serve(request, token: token) }
         case .unsubscribed(let token):
             snapshots.markerUnsubscribed(token: token)
         case nil:
@@ -376,11 +384,46 @@ final class ForwardingLoop {
         }
     }
 
-    private func requestSnapshot(token: String, prefix: [UInt8], slot: ReplySlot<CapturedSnapshot>) {
-        if let request = snapshots.requested(
-            token: token, (prefix, slot), nowNanoseconds: SystemClock.monotonicNanoseconds())
-        {
-            serveSnapshot(token: token, prefix: request.prefix, slot: request.slot)
+    private func requested(_ request: MarkerRequest, token: String) {
+        if let ready = snapshots.requested(token: token, request, nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+            serve(ready, token: token)
+        }
+    }
+
+    private func serve(_ request: MarkerRequest, token: String) {
+        switch request {
+        case .snapshot(let prefix, let slot):
+            serveSnapshot(token: token, prefix: prefix, slot: slot)
+        case .replay(let since, let prefix, let slot):
+            serveReplay(token: token, since: since, prefix: prefix, slot: slot)
+        }
+    }
+
+    /// Every message forwarded so far has a sequence up to `through`, every later one above it:
+    /// the marker goes out now, between two forwarded messages, and the writer reads the kept
+    /// ones after everything handed to it so far is written.
+    private func serveReplay(
+        token: String, since: UInt64, prefix: [UInt8], slot: ReplySlot<Result<HistoryReply, ControlError>>
+    ) {
+        guard let history else {
+            return slot.fulfill(.failure(ControlError(.historyOff, "history is off")))
+        }
+        let through = nextSequence - 1
+        publishMarker(token: token, sequence: through)
+        history.mailbox.post(
+            .query(HistoryQuery(position: .since(since), through: through, prefix: prefix), slot))
+    }
+
+    private func publishMarker(token: String, sequence: UInt64) {
+        do {
+            let marker = SnapshotReply.markerFrames(token: token, sequence: sequence)
+            outgoing.replace(with: marker[0])
+            if try xpub.send(outgoing, more: true, dontWait: true) {
+                outgoing.replace(with: marker[1])
+                _ = try xpub.send(outgoing, dontWait: true)
+            }
+        } catch {
+            logger.error("cannot publish a snapshot marker: \(error)")
         }
     }
 
@@ -391,16 +434,7 @@ final class ForwardingLoop {
             entries: state.lastValue.entries(under: prefix, nowMilliseconds: nowMilliseconds),
             sequence: state.lastValue.lastSequence, prefixes: state.lastValue.prefixes)
         state.lastValue.snapshots &+= 1
-        do {
-            let marker = SnapshotReply.markerFrames(token: token, sequence: captured.sequence)
-            outgoing.replace(with: marker[0])
-            if try xpub.send(outgoing, more: true, dontWait: true) {
-                outgoing.replace(with: marker[1])
-                _ = try xpub.send(outgoing, dontWait: true)
-            }
-        } catch {
-            logger.error("cannot publish a snapshot marker: \(error)")
-        }
+        publishMarker(token: token, sequence: captured.sequence)
         slot.fulfill(captured)
     }
 
@@ -465,7 +499,9 @@ final class ForwardingLoop {
             case .stop:
                 stopRequested = true
             case .snapshotValues(let token, let prefix, let slot):
-                requestSnapshot(token: token, prefix: prefix, slot: slot)
+                requested(.snapshot(prefix: prefix, slot), token: token)
+            case .replay(let token, let since, let prefix, let slot):
+                requested(.replay(since: since, prefix: prefix, slot), token: token)
             case .stall(let milliseconds):
                 logger.warning("test hook: stalling the forwarding loop for \(milliseconds) ms")
                 usleep(UInt32(milliseconds) * 1_000)

@@ -196,7 +196,9 @@ final class HistoryWriter {
             var gap: HistoryReply.Gap?
             switch query.position {
             case .since(let sequence):
-                messages = try store.messages(after: sequence, prefix: query.prefix, limit: HistoryReply.pageSize)
+                messages = try store.messages(
+                    after: sequence, through: query.through ?? UInt64(Int64.max), prefix: query.prefix,
+                    limit: HistoryReply.pageSize)
                 gap = HistoryReply.gap(
                     since: sequence, firstSequence: store.firstSequence, lastSequence: store.lastSequence)
             case .last(let count):
@@ -207,7 +209,7 @@ final class HistoryWriter {
                 if case .since = query.position { messages.count == HistoryReply.pageSize } else { false }
             return .success(
                 HistoryReply(
-                    firstSequence: store.firstSequence, lastSequence: store.lastSequence,
+                    firstSequence: store.firstSequence, lastSequence: store.lastSequence, through: query.through,
                     messages: messages.map {
                         SnapshotReply.Entry(
                             frames: $0.frames, sequence: $0.sequence, storedMilliseconds: $0.receivedMilliseconds)

@@ -25,6 +25,7 @@ public enum ControlReply: Sendable, Equatable {
     case topics(TopicList)
     case snapshot(SnapshotReply)
     case history(HistoryReply)
+    case replay(ReplayReply)
     /// PAUSE and RESUME: the forwarding state now.
     case forwarding(ForwardingState)
     case error(ControlError)
@@ -72,6 +73,7 @@ public enum ControlReply: Sendable, Equatable {
             case .topics(let value): try value.encode(to: encoder)
             case .snapshot(let value): try value.encode(to: encoder)
             case .history(let value): try value.encode(to: encoder)
+            case .replay(let value): try value.encode(to: encoder)
             case .forwarding(let state): try ["forwarding": state].encode(to: encoder)
             case .error(let error): try ControlErrorReply(error: error).encode(to: encoder)
             }
@@ -122,7 +124,8 @@ public enum ControlHelp {
         "CONFIG: the configuration in force and the bound endpoints",
         "VERSION: zpub and libzmq versions",
         "SNAPSHOT <token> [prefix]: cached last values under the prefix, ended by a marker message (docs/last-value.md)",
-        "HISTORY since <seq> [prefix] | HISTORY last <n> [prefix]: stored messages, oldest first, with their sequence numbers (docs/history.md)",
+        "HISTORY since <seq> [until <seq>] [prefix] | HISTORY last <n> [prefix]: stored messages, oldest first, with their sequence numbers (docs/history.md)",
+        "REPLAY <token> <since> [prefix]: stored messages after <since>, ended by a marker message, to join the live stream with no gap (docs/history.md)",
         "PAUSE: stop forwarding (messages queue up)",
         "RESUME: restart forwarding",
         "HELP: this list",

@@ -13,10 +13,14 @@ public enum ControlCommand: String, CaseIterable, Sendable {
     case resume = "RESUME"
     case snapshot = "SNAPSHOT"
     case history = "HISTORY"
+    case replay = "REPLAY"
     case help = "HELP"
 
     /// Whether the command takes an argument.
-    var takesArgument: Bool { self == .subscriptions || self == .topics || self == .snapshot || self == .history }
+    var takesArgument: Bool {
+        self == .subscriptions || self == .topics || self == .snapshot || self == .history
+            || self == .replay
+    }
 }
 
 public struct ControlRequest: Equatable, Sendable {
@@ -83,7 +87,23 @@ public struct ControlRequest: Equatable, Sendable {
                     "HISTORY takes since <sequence> or last <count>, then an optional prefix: HISTORY since 0 orders. (see docs/history.md)"
                 ))
         }
+        if command == .replay && request.replayArguments == nil {
+            return .failure(
+                ControlError(
+                    .badArgument,
+                    "REPLAY takes a token, a sequence and an optional prefix: REPLAY <token> <since> [prefix] (see docs/history.md)"
+                ))
+        }
         return .success(request)
+    }
+
+    /// For REPLAY: the client's token, the sequence to replay after, the prefix (possibly empty).
+    public var replayArguments: (token: String, since: UInt64, prefix: [UInt8])? {
+        guard let (token, rest) = snapshotArguments else { return nil }
+        let text = String(decoding: rest, as: UTF8.self)
+        let number = text.prefix { $0 != " " }
+        guard let since = UInt64(number) else { return nil }
+        return (token, since, Array(text.dropFirst(number.count).drop { $0 == " " }.utf8))
     }
 
     /// For SNAPSHOT: the client's token and the topic prefix (possibly empty).

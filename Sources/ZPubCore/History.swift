@@ -102,6 +102,8 @@ public struct HistoryReply: Codable, Equatable, Sendable {
 
     public var firstSequence: UInt64
     public var lastSequence: UInt64
+    /// The upper bound asked for (`until`, or a replay's marker), if any.
+    public var through: UInt64?
     /// The same shape as SNAPSHOT's entries: topic, frames in base64, `sequence`, `stored_ms`.
     public var messages: [SnapshotReply.Entry]
     /// More messages follow: ask again with `since` the last one's sequence.
@@ -109,17 +111,19 @@ public struct HistoryReply: Codable, Equatable, Sendable {
     public var gap: Gap?
 
     public init(
-        firstSequence: UInt64, lastSequence: UInt64, messages: [SnapshotReply.Entry], more: Bool, gap: Gap?
+        firstSequence: UInt64, lastSequence: UInt64, through: UInt64? = nil, messages: [SnapshotReply.Entry],
+        more: Bool, gap: Gap?
     ) {
         self.firstSequence = firstSequence
         self.lastSequence = lastSequence
+        self.through = through
         self.messages = messages
         self.more = more
         self.gap = gap
     }
 
     enum CodingKeys: String, CodingKey {
-        case messages, more, gap
+        case messages, more, gap, through
         case firstSequence = "first_seq"
         case lastSequence = "last_seq"
     }
@@ -145,28 +149,79 @@ public struct HistoryQuery: Equatable, Sendable {
     }
 
     public var position: Position
+    /// With `since`: no message after this sequence (a replay's marker, or `until`).
+    public var through: UInt64?
     public var prefix: [UInt8]
 
-    public init(position: Position, prefix: [UInt8]) {
+    public init(position: Position, through: UInt64? = nil, prefix: [UInt8]) {
         self.position = position
+        self.through = through
         self.prefix = prefix
     }
 
-    /// Parses `since <seq> [prefix]` or `last <n> [prefix]`.
+    /// Parses `since <seq> [until <seq>] [prefix]` or `last <n> [prefix]`.
     public static func parse(_ argument: [UInt8]) -> HistoryQuery? {
-        let text = String(decoding: argument, as: UTF8.self)
-        let words = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
-        guard words.count >= 2 else { return nil }
-        let prefix = words.count > 2 ? Array(words[2].utf8) : []
-        switch words[0].lowercased() {
+        var rest = Substring(String(decoding: argument, as: UTF8.self))
+        func word() -> Substring? {
+            rest = rest.drop { $0 == " " }
+            guard !rest.isEmpty else { return nil }
+            let end = rest.firstIndex(of: " ") ?? rest.endIndex
+            defer { rest = rest[end...] }
+            return rest[..<end]
+        }
+        guard let keyword = word()?.lowercased(), let number = word() else { return nil }
+        var query: HistoryQuery
+        switch keyword {
         case "since":
-            guard let sequence = UInt64(words[1]) else { return nil }
-            return HistoryQuery(position: .since(sequence), prefix: prefix)
+            guard let sequence = UInt64(number) else { return nil }
+            query = HistoryQuery(position: .since(sequence), prefix: [])
+            let saved = rest
+            if word()?.lowercased() == "until", let bound = word().flatMap({ UInt64($0) }) {
+                query.through = bound
+            } else {
+                rest = saved
+            }
         case "last":
-            guard let count = Int(words[1]), count > 0 else { return nil }
-            return HistoryQuery(position: .last(count), prefix: prefix)
+            guard let count = Int(number), count > 0 else { return nil }
+            query = HistoryQuery(position: .last(count), prefix: [])
         default:
             return nil
         }
+        query.prefix = Array(rest.drop { $0 == " " }.utf8)
+        return query
+    }
+}
+
+/// The reply to `REPLAY <token> <since> [prefix]`: the kept messages after `since` through the
+/// marker's sequence (`through`), with the marker that ends them in the live stream. A client
+/// prints `messages` (then, while `more`, `HISTORY since <last> until <through> <prefix>`), then
+/// the live stream: before the marker it skips topics under `prefixes` (the replay has them),
+/// after it everything is new. See docs/history.md.
+public struct ReplayReply: Codable, Equatable, Sendable {
+    public var token: String
+    public var marker: String
+    /// The last sequence assigned when the marker was published.
+    public var through: UInt64
+    /// The history prefixes: live messages before the marker on topics under them are replayed.
+    public var prefixes: [String]
+    public var firstSequence: UInt64
+    public var messages: [SnapshotReply.Entry]
+    public var more: Bool
+    public var gap: HistoryReply.Gap?
+
+    public init(token: String, through: UInt64, prefixes: [String], history: HistoryReply) {
+        self.token = token
+        self.marker = SnapshotReply.markerPrefix + token
+        self.through = through
+        self.prefixes = prefixes
+        self.firstSequence = history.firstSequence
+        self.messages = history.messages
+        self.more = history.more
+        self.gap = history.gap
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case token, marker, through, prefixes, messages, more, gap
+        case firstSequence = "first_seq"
     }
 }

@@ -13,7 +13,8 @@
 /// - until the reply is in, live messages are held (`heldCount` says how many, for the caller's
 ///   bound); without a reply (`failed`) everything held is released as it came.
 ///
-/// `zpub sub --snapshot` and the HTTP gateway's SSE resume both use it; so will history replay.
+/// `zpub sub --snapshot`, `zpub sub --since` (a history replay: the entries are the replayed
+/// messages, the covered prefixes the history prefixes) and the HTTP gateway's SSE resume use it.
 public struct SnapshotCatchUp<Item> {
     /// What may be delivered now: the snapshot's entries (if they came with this event), then
     /// live items, in this order.
@@ -23,7 +24,8 @@ public struct SnapshotCatchUp<Item> {
     }
 
     private enum Reply: Equatable {
-        case values(SnapshotReply)
+        /// Live messages before the marker on topics under these prefixes are in the reply.
+        case values(covering: [[UInt8]])
         case failed
     }
 
@@ -66,8 +68,8 @@ public struct SnapshotCatchUp<Item> {
         switch reply {
         case .failed:
             return item
-        case .values(let values):
-            if markerSeen || !values.covers(topic: topic) { return item }
+        case .values(let covering):
+            if markerSeen || !Self.covers(covering, topic: topic) { return item }
             return nil
         case nil:
             if markerSeen {
@@ -90,13 +92,25 @@ public struct SnapshotCatchUp<Item> {
 
     /// The SNAPSHOT reply arrived: the entries, then what was held and is not in them.
     public mutating func replied(_ values: SnapshotReply) -> Release {
+        replied(entries: values.entries, covering: values.prefixes)
+    }
+
+    /// A reply arrived (a snapshot's values or a replay's messages) whose `entries` hold every
+    /// message before the marker on topics under `covering`: the entries, then what was held
+    /// and is not in them.
+    public mutating func replied(entries: [SnapshotReply.Entry], covering: [String]) -> Release {
         guard reply == nil else { return Release(entries: [], items: []) }
-        reply = .values(values)
-        var items = heldBeforeMarker.filter { !values.covers(topic: $0.topic) }.map(\.item)
+        let prefixes = covering.map { Array($0.utf8) }
+        reply = .values(covering: prefixes)
+        var items = heldBeforeMarker.filter { !Self.covers(prefixes, topic: $0.topic) }.map(\.item)
         items += heldAfterMarker
         heldBeforeMarker = []
         heldAfterMarker = []
-        return Release(entries: values.entries, items: items)
+        return Release(entries: entries, items: items)
+    }
+
+    private static func covers(_ prefixes: [[UInt8]], topic: some Collection<UInt8>) -> Bool {
+        prefixes.contains { topic.starts(with: $0) }
     }
 
     /// No reply (an error or a timeout): everything held, as it came; no snapshot.

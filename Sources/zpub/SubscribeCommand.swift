@@ -39,8 +39,15 @@ struct Subscribe: ParsableCommand {
     var snapshot = false
 
     @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "First print every kept message after this history sequence under PREFIX, then the live stream, with no gap and no duplicate (docs/history.md).",
+            valueName: "seq"))
+    var since: UInt64?
+
+    @Option(
         name: [.customShort("c"), .long],
-        help: ArgumentHelp("With --snapshot: the broker's control endpoint.", valueName: "endpoint"))
+        help: ArgumentHelp("With --snapshot or --since: the broker's control endpoint.", valueName: "endpoint"))
     var control = BrokerConfiguration.Defaults.controlEndpoints[0]
 
     @OptionGroup var curve: CurveOptions
@@ -50,6 +57,10 @@ struct Subscribe: ParsableCommand {
         if snapshot && prefixes.count > 1 {
             throw ValidationError("--snapshot takes one prefix (or none, for everything)")
         }
+        if since != nil && prefixes.count > 1 {
+            throw ValidationError("--since takes one prefix (or none, for everything)")
+        }
+        if since != nil && snapshot { throw ValidationError("give --snapshot or --since, not both") }
     }
 
     func run() throws {
@@ -71,9 +82,14 @@ struct Subscribe: ParsableCommand {
                 return count.map { received >= $0 } ?? false
             }
             var catchUp: SnapshotCatchUp<[[UInt8]]>?
-            if snapshot {
+            if snapshot || since != nil {
                 var handshake = try startSnapshot(subscriber: socket)
-                let release = handshake.replied(try fetchSnapshot(token: handshake.token))
+                let release =
+                    if let since {
+                        try fetchReplay(token: handshake.token, since: since, into: &handshake)
+                    } else {
+                        handshake.replied(try fetchSnapshot(token: handshake.token))
+                    }
                 for entry in release.entries {
                     guard let frames = entry.messageFrames else {
                         throw CLIError("the snapshot has a frame that is not base64")
@@ -108,6 +124,28 @@ struct Subscribe: ParsableCommand {
         let handshake = SnapshotCatchUp<[[UInt8]]>(token: token)
         try subscriber.setOption(.subscribe, bytes: handshake.markerTopic)
         return handshake
+    }
+
+    /// REPLAY, then the rest of the replayed messages page by page (up to the marker's
+    /// sequence: later ones come live). A range no longer kept is reported on stderr.
+    private func fetchReplay(token: String, since: UInt64, into handshake: inout SnapshotCatchUp<[[UInt8]]>) throws
+        -> SnapshotCatchUp<[[UInt8]]>.Release
+    {
+        let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
+        let prefix = prefixes.first ?? ""
+        let (reply, _) = try client.request("REPLAY \(token) \(since) \(prefix)", as: ReplayReply.self)
+        if let gap = reply.gap {
+            Output.error("zpub: messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)")
+        }
+        var entries = reply.messages
+        var more = reply.more
+        while more, let last = entries.last?.sequence {
+            let (page, _) = try client.request(
+                "HISTORY since \(last) until \(reply.through) \(prefix)", as: HistoryReply.self)
+            entries += page.messages
+            more = page.more
+        }
+        return handshake.replied(entries: entries, covering: reply.prefixes)
     }
 
     private func fetchSnapshot(token: String) throws -> SnapshotReply {

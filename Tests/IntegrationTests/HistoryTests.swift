@@ -78,6 +78,71 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(newest.map(\.seq), [UInt64(2 * perProducer + 1)], "sequences continue above the old")
     }
 
+    /// `zpub sub --since` while a producer keeps publishing: the replay ends and the live stream
+    /// begins mid-stream, and every message arrives exactly once, in order. Topics outside the
+    /// history prefixes under the same subscription come live only.
+    func testSubSinceJoinsTheLiveStreamWithNoGapAndNoDuplicate() throws {
+        let daemon = try Daemon(arguments: ["--history", "h.k"])
+        let producerDone = ConditionBox()
+        let stopProducing = StopFlag()
+        let pull = daemon.pull
+        let producer = Thread {
+            defer { producerDone.set() }
+            guard let context = try? Context(), let push = try? Socket(context, type: .push) else { return }
+            defer {
+                push.close()
+                context.terminate()
+            }
+            try? push.connect(pull)
+            var i = 0
+            while !stopProducing.isSet {
+                _ = try? push.send(frames: frames("h.k", "\(i)"))
+                if i % 10 == 0 { _ = try? push.send(frames: frames("h.live", "\(i)")) }
+                if i % 2 == 0 { usleep(1_000) }
+                i += 1
+            }
+        }
+        producer.start()
+        defer { stopProducing.set() }
+        // More than one page (1,000) to replay, so the rest is read with HISTORY ... until.
+        try Wait.until("history holds 1,500 messages") { (try daemon.stats().history?.messages ?? 0) >= 1_500 }
+        let kept = try XCTUnwrap(try daemon.stats().history?.messages)
+        let wanted = kept + 1_000
+        let run = try Run.program(
+            Binaries.zpub,
+            [
+                "sub", "--since", "0", "--endpoint", daemon.xpub, "--control", daemon.control, "--count", "\(wanted)",
+                "h.",
+            ],
+            timeout: 60)
+        XCTAssertFalse(producerDone.wait(seconds: 0), "the producer was still publishing")
+        stopProducing.set()
+        XCTAssertTrue(producerDone.wait(seconds: 30))
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let lines = run.stdout.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        XCTAssertEqual(lines.count, wanted)
+        let keptValues = lines.filter { $0.first == "h.k" }.compactMap { Int($0[1]) }
+        XCTAssertEqual(keptValues, Array(0..<keptValues.count), "every kept message once, in order, from the first")
+        XCTAssertGreaterThan(keptValues.count, kept, "it went on live past the replay")
+        let liveOnly = lines.filter { $0.first == "h.live" }.compactMap { Int($0[1]) }
+        XCTAssertEqual(liveOnly, liveOnly.sorted(), "the live-only topic in order")
+        XCTAssertEqual(Set(liveOnly).count, liveOnly.count, "and never twice")
+    }
+
+    func testSubSinceStartsAfterTheGivenSequence() throws {
+        let daemon = try Daemon(arguments: ["--history", "h."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...5 { try push.send(frames: frames("h.x", "\(i)")) }
+        try Wait.until("all 5 are kept") { try daemon.stats().history?.messages == 5 }
+        let run = try Run.program(
+            Binaries.zpub,
+            ["sub", "--since", "3", "--endpoint", daemon.xpub, "--control", daemon.control, "--count", "2", "h."],
+            timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout, "h.x\t4\nh.x\t5\n")
+    }
+
     func testBoundsEvictTheOldestAndAnOlderPositionReportsAGap() throws {
         let daemon = try Daemon(configuration: "[history]\nprefixes = [\"t.\"]\nmax_messages = 5")
         let clients = try Clients()

@@ -85,4 +85,16 @@ final class SnapshotCatchUpTests: XCTestCase {
         XCTAssertNil(SnapshotReply.markerSequence([Array("$zpub/snapshot/a".utf8)]))
         XCTAssertNil(SnapshotReply.markerSequence([Array("$zpub/snapshot/a".utf8), Array("x1".utf8)]))
     }
+
+    func testAReplayCoversItsHistoryPrefixesOnly() {
+        var catchUp = SnapshotCatchUp<String>(token: "t")
+        XCTAssertNil(catchUp.received(topic: Array("h.kept".utf8), "kept, before the marker"))
+        XCTAssertNil(catchUp.received(topic: Array("h.live".utf8), "live only"))
+        let release = catchUp.replied(entries: [], covering: ["h.kept"])
+        XCTAssertEqual(release.items, ["live only"], "the replay has h.kept; h.live is not kept")
+        XCTAssertNil(catchUp.received(topic: Array("h.kept".utf8), "kept, still before the marker"))
+        catchUp.markerReceived(frames: SnapshotReply.markerFrames(token: "t", sequence: 9))
+        XCTAssertEqual(catchUp.markerSequence, 9)
+        XCTAssertEqual(catchUp.received(topic: Array("h.kept".utf8), "new"), "new")
+    }
 }

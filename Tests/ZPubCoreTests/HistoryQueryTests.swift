@@ -1,0 +1,49 @@
+import XCTest
+import ZPubCore
+
+/// HISTORY and REPLAY arguments, and the gap a reader is told about.
+final class HistoryQueryTests: XCTestCase {
+    private func parse(_ text: String) -> HistoryQuery? { HistoryQuery.parse(Array(text.utf8)) }
+
+    func testSinceUntilAndLastWithAndWithoutAPrefix() {
+        XCTAssertEqual(parse("since 0"), HistoryQuery(position: .since(0), prefix: []))
+        XCTAssertEqual(parse("since 42 orders."), HistoryQuery(position: .since(42), prefix: Array("orders.".utf8)))
+        XCTAssertEqual(
+            parse("since 42 until 99 orders. eu"),
+            HistoryQuery(position: .since(42), through: 99, prefix: Array("orders. eu".utf8)),
+            "a prefix may hold spaces")
+        XCTAssertEqual(parse("SINCE 1 until"), HistoryQuery(position: .since(1), prefix: Array("until".utf8)))
+        XCTAssertEqual(parse("last 10 a."), HistoryQuery(position: .last(10), prefix: Array("a.".utf8)))
+    }
+
+    func testMalformedArgumentsAreRefused() {
+        for text in ["", "since", "since x", "last 0", "last -1", "first 3", "since -1"] {
+            XCTAssertNil(parse(text), text)
+        }
+        if case .failure(let error) = ControlRequest.parse(Array("HISTORY whenever".utf8), maxSize: 100) {
+            XCTAssertEqual(error.code, .badArgument)
+        } else {
+            XCTFail("HISTORY whenever must be refused")
+        }
+    }
+
+    func testReplayArguments() throws {
+        let request = try ControlRequest.parse(Array("REPLAY tok 17 h.".utf8), maxSize: 100).get()
+        let arguments = try XCTUnwrap(request.replayArguments)
+        XCTAssertEqual(arguments.token, "tok")
+        XCTAssertEqual(arguments.since, 17)
+        XCTAssertEqual(arguments.prefix, Array("h.".utf8))
+        for bad in ["REPLAY tok", "REPLAY tok x", "REPLAY bad/token 1"] {
+            XCTAssertThrowsError(try ControlRequest.parse(Array(bad.utf8), maxSize: 100).get(), bad)
+        }
+    }
+
+    func testTheGapIsWhatWasAskedForButIsNoLongerKept() {
+        XCTAssertEqual(HistoryReply.gap(since: 2, firstSequence: 8, lastSequence: 12), .init(from: 3, to: 7))
+        XCTAssertNil(HistoryReply.gap(since: 7, firstSequence: 8, lastSequence: 12))
+        XCTAssertNil(HistoryReply.gap(since: 20, firstSequence: 8, lastSequence: 12), "asking past the end")
+        XCTAssertEqual(
+            HistoryReply.gap(since: 0, firstSequence: 0, lastSequence: 5), .init(from: 1, to: 5), "all evicted")
+        XCTAssertNil(HistoryReply.gap(since: 0, firstSequence: 0, lastSequence: 0), "nothing ever kept")
+    }
+}
