@@ -183,6 +183,46 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(error?["code"] as? String, "history_off")
     }
 
+    /// History on a tiny tmpfs: the disk fills, history counts what it could not keep, and
+    /// forwarding does not notice.
+    func testAFullDiskKeepsForwardingAndCountsWhatHistoryCouldNotKeep() throws {
+        try XCTSkipUnless(geteuid() == 0, "mounting a small tmpfs needs root")
+        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        let mount = try Run.program(
+            URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=256k", "tmpfs", stateDirectory.path])
+        guard mount.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mount.stderr)") }
+        defer { _ = try? Run.program(URL(fileURLWithPath: "/bin/umount"), ["-l", stateDirectory.path]) }
+
+        let daemon = try Daemon(arguments: ["--history", "f.", "--state-dir", stateDirectory.path])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["f."])
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let count = 2_000
+        let payload = String(repeating: "x", count: 1_024)  // 2 MB in all, eight times the disk
+        var received = 0
+        for i in 0..<count {
+            try push.send(frames: frames("f.\(i % 7)", "\(i)", payload))
+            // Read as we go, so the subscriber's own queue never drops.
+            while let _ = try subscriber.receiveFrames(timeoutMilliseconds: 0) { received += 1 }
+        }
+        while received < count {
+            guard try subscriber.receiveFrames(timeoutMilliseconds: 10_000) != nil else { break }
+            received += 1
+        }
+        XCTAssertEqual(received, count, "forwarding delivered every message")
+        try Wait.until("history accounts for every message: written, or counted as not kept", timeout: 30) {
+            let history = try daemon.stats().history
+            return history.map { $0.written + $0.writeFailures + $0.dropped } == UInt64(count)
+        }
+        let history = try XCTUnwrap(try daemon.stats().history)
+        XCTAssertGreaterThan(history.writeFailures, 0, "the disk was full")
+        XCTAssertLessThan(history.written, UInt64(count))
+        XCTAssertTrue(daemon.log.contains("history could not store"), daemon.log)
+        XCTAssertNotNil(try daemon.request("HISTORY last 1 f."), "HISTORY still answers")
+        XCTAssertTrue(daemon.process.isRunning)
+    }
+
     func testADamagedStoreIsRefusedWithItsNameAndNeverWiped() throws {
         try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
         let file = stateDirectory.appendingPathComponent("history.sqlite3")
