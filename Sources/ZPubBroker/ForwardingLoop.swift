@@ -2,7 +2,6 @@ import Logging
 import Synchronization
 import Systemd
 import ZPubCore
-import ZPubStore
 import ZeroMQ
 
 /// What the forwarding loop can be asked to do, from other threads, through its mailbox.
@@ -244,13 +243,13 @@ final class ForwardingLoop {
         let accounting = state.topicAccounting
         let topicIndex =
             accounting ? message.withUnsafeBytes { state.recordTopic($0, nowMilliseconds: nowMilliseconds) } : nil
-        // Messages under a last-value or history prefix are copied for the cache or the store
-        // (opt-in, so the allocation-free path stays so when both are off).
+        // Messages under a last-value prefix are copied for the cache (opt-in, so the
+        // allocation-free path stays so when the cache is off). Kept messages are written
+        // into the history queue's ring frame by frame, with no allocation.
         let caching = state.lastValue.isEnabled && message.withUnsafeBytes { state.lastValue.covers($0) }
-        let keptUnder = historyPrefixes.isEnabled ? message.withUnsafeBytes { historyPrefixes.match($0) } : nil
-        let capturing = caching || keptUnder != nil
         var captured: [[UInt8]] = []
-        if capturing { captured.append(message.bytes) }
+        if caching { captured.append(message.bytes) }
+        let keeping = history != nil && historyPrefixes.isEnabled && keep(firstFrame: ())
         // XPUB does not block and, without XPUB_NODROP, does not refuse; if it ever does, the
         // rest of the message must still be read so the next message starts at a first frame.
         var sending = try xpub.send(message, more: more, dontWait: true)
@@ -258,16 +257,14 @@ final class ForwardingLoop {
             _ = try source.receive(into: message)
             bytes += message.count
             more = message.hasMore
-            if capturing { captured.append(message.bytes) }
+            if caching { captured.append(message.bytes) }
+            if keeping { message.withUnsafeBytes { history?.queue.appendFrame($0) } }
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }
         }
         if caching { state.lastValue.store(captured, nowMilliseconds: nowMilliseconds) }
-        if let index = keptUnder, let history {
+        if keeping {
             // The sequence is used up even when the writer's queue is full: never reused.
-            _ = history.queue.offer(
-                StoredMessage(
-                    sequence: nextSequence, receivedMilliseconds: nowMilliseconds, frames: captured,
-                    prefix: historyPrefixes.names[index]))
+            history?.queue.commit(sequence: nextSequence)
             nextSequence &+= 1
         }
         let size = UInt64(bytes)
@@ -285,6 +282,17 @@ final class ForwardingLoop {
         } else {
             state.sendFailures &+= 1
         }
+    }
+
+    /// Starts a history record for the message whose first frame is in `message`, if its
+    /// topic is under a history prefix.
+    @inline(__always)
+    private func keep(firstFrame: Void) -> Bool {
+        guard let history, let index = message.withUnsafeBytes({ historyPrefixes.match($0) }) else { return false }
+        history.queue.begin(
+            sequence: nextSequence, milliseconds: nowMilliseconds, prefix: historyPrefixes.bytes(at: index))
+        message.withUnsafeBytes { history.queue.appendFrame($0) }
+        return true
     }
 
     // MARK: Subscriptions: XPUB -> XSUB

@@ -1,48 +1,85 @@
 import Logging
+import Synchronization
 import ZPubCore
 import ZPubStore
 import ZeroMQ
 
-/// The hand-off from the forwarding loop to the history writer. Bounded, and it never blocks
-/// the loop: when it is full, history drops the message (counted) and forwarding goes on.
+/// The hand-off from the forwarding loop to the history writer: a byte ring (`RecordRing`),
+/// bounded by `[history] queue_bytes`. The loop writes each kept message into it frame by
+/// frame, with no allocation and no lock; when it is full, history drops the message (counted)
+/// and forwarding goes on. Record layout: sequence (8 bytes), receive time in ms (8), prefix
+/// length (2) and bytes, then each frame as a 4-byte length and its bytes.
 final class HistoryQueue: Sendable {
-    private struct Buffer: Sendable {
+    private let ring: RecordRing
+    /// The highest sequence the loop assigned, kept or dropped.
+    private let assigned = Atomic<UInt64>(0)
+    private let droppedCount = Atomic<UInt64>(0)
+
+    init(capacityBytes: Int) {
+        ring = RecordRing(capacity: capacityBytes)
+    }
+
+    // MARK: The forwarding loop's side
+
+    func begin(sequence: UInt64, milliseconds: UInt64, prefix: [UInt8]) {
+        ring.begin()
+        ring.append(integer: sequence)
+        ring.append(integer: milliseconds)
+        ring.append(integer: UInt16(prefix.count))
+        prefix.withUnsafeBytes { ring.append($0) }
+    }
+
+    @inline(__always)
+    func appendFrame(_ bytes: UnsafeRawBufferPointer) {
+        ring.append(integer: UInt32(bytes.count))
+        ring.append(bytes)
+    }
+
+    func commit(sequence: UInt64) {
+        if !ring.commit() { droppedCount.add(1, ordering: .relaxed) }
+        assigned.store(sequence, ordering: .releasing)
+    }
+
+    // MARK: The writer's side
+
+    /// What is waiting (at most `limit` messages: one transaction's worth), decoded, and the
+    /// highest sequence assigned before it was taken.
+    func take(limit: Int) -> (messages: [StoredMessage], assignedThrough: UInt64) {
+        let assignedThrough = assigned.load(ordering: .acquiring)
         var messages: [StoredMessage] = []
-        /// The highest sequence the loop assigned, kept or dropped.
-        var assignedThrough: UInt64 = 0
-        var dropped: UInt64 = 0
-    }
-
-    let capacity: Int
-    private let buffer = Locked(Buffer())
-
-    init(capacity: Int) {
-        self.capacity = capacity
-    }
-
-    /// From the forwarding loop: false when the queue is full (the message is not kept).
-    func offer(_ message: StoredMessage) -> Bool {
-        buffer.withLock { buffer in
-            buffer.assignedThrough = message.sequence
-            guard buffer.messages.count < capacity else {
-                buffer.dropped &+= 1
-                return false
-            }
-            buffer.messages.append(message)
-            return true
+        ring.drain(limit: limit) { record in
+            if let message = Self.decode(record) { messages.append(message) }
         }
+        return (messages, assignedThrough)
     }
 
-    /// For the writer: everything waiting, and the highest sequence assigned so far.
-    func takeAll() -> (messages: [StoredMessage], assignedThrough: UInt64) {
-        buffer.withLock { buffer in
-            defer { buffer.messages.removeAll(keepingCapacity: true) }
-            return (buffer.messages, buffer.assignedThrough)
+    /// Where the ring's published records end now, and where the writer has read to.
+    var published: Int { ring.published }
+    var consumed: Int { ring.consumed }
+
+    var depth: (queuedBytes: Int, dropped: UInt64) {
+        (ring.usedBytes, droppedCount.load(ordering: .relaxed))
+    }
+
+    static func decode(_ record: [UInt8]) -> StoredMessage? {
+        var index = 0
+        func integer(_ size: Int) -> UInt64? {
+            guard index + size <= record.count else { return nil }
+            defer { index += size }
+            return record[index..<index + size].reduce(0) { $0 << 8 | UInt64($1) }
         }
-    }
-
-    var depth: (queued: Int, dropped: UInt64) {
-        buffer.withLock { ($0.messages.count, $0.dropped) }
+        guard let sequence = integer(8), let milliseconds = integer(8), let prefixLength = integer(2),
+            index + Int(prefixLength) <= record.count
+        else { return nil }
+        let prefix = String(decoding: record[index..<index + Int(prefixLength)], as: UTF8.self)
+        index += Int(prefixLength)
+        var frames: [[UInt8]] = []
+        while index < record.count {
+            guard let length = integer(4), index + Int(length) <= record.count else { return nil }
+            frames.append(Array(record[index..<index + Int(length)]))
+            index += Int(length)
+        }
+        return StoredMessage(sequence: sequence, receivedMilliseconds: milliseconds, frames: frames, prefix: prefix)
     }
 }
 
@@ -107,7 +144,7 @@ final class HistoryWriter {
                 maxMessages: configuration.historyMaxMessages, maxBytes: configuration.historyMaxBytes,
                 maxAgeMilliseconds: UInt64(configuration.historyMaxAgeSeconds) * 1_000))
         handle = HistoryHandle(
-            queue: HistoryQueue(capacity: configuration.historyQueue),
+            queue: HistoryQueue(capacityBytes: configuration.historyQueueBytes),
             stats: HistoryStats(
                 prefixes: configuration.historyPrefixes, persistent: configuration.stateDirectory != nil,
                 directory: configuration.stateDirectory),
@@ -142,7 +179,12 @@ final class HistoryWriter {
             }
             for command in commands {
                 switch command {
-                case .query(let query, let slot): slot.fulfill(answer(query))
+                case .query(let query, let slot):
+                    // Everything the loop handed over before the query was posted is written
+                    // first: a replay up to its marker's sequence misses nothing.
+                    let mark = queue.published
+                    while queue.consumed < mark && writeBatch() > 0 {}
+                    slot.fulfill(answer(query))
                 case .reconfigure(let configuration): apply(configuration)
                 case .stop: stopping = true
                 }
@@ -161,9 +203,21 @@ final class HistoryWriter {
             maxAgeMilliseconds: UInt64(configuration.historyMaxAgeSeconds) * 1_000)
     }
 
+    /// Writes what waits, in transactions of at most `batchLimit` messages and at most ten of
+    /// them per turn, so that a backlog does not keep syncs and queries waiting for long.
     private func writeWaiting() {
-        let (batch, assignedThrough) = queue.takeAll()
-        guard !batch.isEmpty || assignedThrough > store.lastSequence else { return }
+        for _ in 0..<10 {
+            guard writeBatch() == Self.batchLimit else { return }
+        }
+    }
+
+    /// At most this many messages per transaction.
+    static let batchLimit = 10_000
+
+    private func writeBatch() -> Int {
+        let (batch, assignedThrough) = queue.take(limit: Self.batchLimit)
+        guard !batch.isEmpty || assignedThrough > store.lastSequence else { return 0 }
+        defer { refreshStats() }
         do {
             try store.append(batch, assignedThrough: assignedThrough, nowMilliseconds: SystemClock.wallMilliseconds())
             written &+= UInt64(batch.count)
@@ -175,6 +229,7 @@ final class HistoryWriter {
                 )
             }
         }
+        return batch.count
     }
 
     private func sync() {
@@ -220,7 +275,7 @@ final class HistoryWriter {
     }
 
     private func refreshStats() {
-        let (queued, dropped) = queue.depth
+        let (queuedBytes, dropped) = queue.depth
         let perPrefix = store.perPrefix.mapValues { HistoryStats.PrefixStats(messages: $0.messages, bytes: $0.bytes) }
         let diskBytes = store.diskBytes
         handle.stats.withLock { stats in
@@ -230,7 +285,7 @@ final class HistoryWriter {
             stats.lastSequence = store.lastSequence
             stats.perPrefix = perPrefix
             stats.written = written
-            stats.queued = queued
+            stats.queuedBytes = queuedBytes
             stats.dropped = dropped
             stats.writeFailures = writeFailures
             stats.evictions = store.evictions

@@ -59,7 +59,9 @@ extension BrokerConfiguration {
         check(
             "history_sync_interval_ms", historySyncIntervalMilliseconds, 10...60_000,
             "the interval in ms after which received messages are on disk")
-        check("history_queue", historyQueue, 1...10_000_000, "the messages waiting for the history writer")
+        check(
+            "history_queue_bytes", historyQueueBytes, 65_536...(1 << 32),
+            "the bytes of messages waiting for the history writer")
         for prefix in historyPrefixes where prefix.hasPrefix("$zpub/") {
             problems.append(("history_prefixes", "history prefix \"\(prefix)\" is under $zpub/, which is zpubd's own"))
         }

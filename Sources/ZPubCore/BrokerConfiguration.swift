@@ -57,8 +57,9 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         public static let historyMaxAgeSeconds = 0
         /// Everything received more than this long before a SIGKILL or a power loss is on disk.
         public static let historySyncIntervalMilliseconds = 1_000
-        /// Messages waiting for the history writer; past this, history drops (forwarding does not).
-        public static let historyQueue = 100_000
+        /// Bytes of messages waiting for the history writer; past this, history drops (forwarding
+        /// does not).
+        public static let historyQueueBytes = 64 * 1024 * 1024
         /// An ipc control socket: the owner and its group may connect (and nobody else).
         public static let controlIPCMode = 0o660
     }
@@ -95,7 +96,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var historyMaxBytes = Defaults.historyMaxBytes
     public var historyMaxAgeSeconds = Defaults.historyMaxAgeSeconds
     public var historySyncIntervalMilliseconds = Defaults.historySyncIntervalMilliseconds
-    public var historyQueue = Defaults.historyQueue
+    public var historyQueueBytes = Defaults.historyQueueBytes
     /// Where history and the last-value cache persist (`--state-dir`, `[history] directory`);
     /// nil: in memory only, lost at exit.
     public var stateDirectory: String?
@@ -149,7 +150,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case historyMaxBytes = "history_max_bytes"
         case historyMaxAgeSeconds = "history_max_age_s"
         case historySyncIntervalMilliseconds = "history_sync_interval_ms"
-        case historyQueue = "history_queue"
+        case historyQueueBytes = "history_queue_bytes"
         case stateDirectory = "state_directory"
         case serverSecretKeyFile = "server_secret_key_file"
         case controlIPCMode = "control_ipc_mode"

@@ -216,7 +216,7 @@ enum Schema {
             integer(
                 "history", "sync_interval_ms", \.historySyncIntervalMilliseconds,
                 configurationKey: "history_sync_interval_ms"),
-            integer("history", "queue", \.historyQueue, configurationKey: "history_queue"),
+            integer("history", "queue_bytes", \.historyQueueBytes, configurationKey: "history_queue_bytes"),
             Field(section: "history", key: "directory", configurationKey: "state_directory") { value, configuration in
                 guard case .string(let path) = value else { return "directory must be a path in quotes" }
                 configuration.stateDirectory = path

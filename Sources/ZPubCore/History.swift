@@ -11,6 +11,9 @@ public struct HistoryPrefixes: Sendable, Equatable {
 
     public var isEnabled: Bool { !names.isEmpty }
 
+    /// The prefix at `index`, as bytes.
+    public func bytes(at index: Int) -> [UInt8] { bytes[index] }
+
     /// The index of the prefix that keeps a message on `topic`, or nil.
     @inline(__always)
     public func match(_ topic: UnsafeRawBufferPointer) -> Int? {
@@ -43,8 +46,8 @@ public struct HistoryStats: Codable, Equatable, Sendable {
     public var perPrefix: [String: PrefixStats]
     /// Messages written to the store since start.
     public var written: UInt64
-    /// Messages waiting for the writer now.
-    public var queued: Int
+    /// Bytes of messages waiting for the writer now.
+    public var queuedBytes: Int
     /// Messages history could not keep because the writer's queue was full (forwarding went on).
     public var dropped: UInt64
     /// Messages lost because the store failed to write them (a full disk, say).
@@ -65,7 +68,7 @@ public struct HistoryStats: Codable, Equatable, Sendable {
         lastSequence = 0
         perPrefix = [:]
         written = 0
-        queued = 0
+        queuedBytes = 0
         dropped = 0
         writeFailures = 0
         evictions = 0
@@ -74,7 +77,8 @@ public struct HistoryStats: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case prefixes, persistent, directory, messages, bytes, written, queued, dropped, evictions
+        case prefixes, persistent, directory, messages, bytes, written, dropped, evictions
+        case queuedBytes = "queued_bytes"
         case firstSequence = "first_seq"
         case lastSequence = "last_seq"
         case perPrefix = "per_prefix"

@@ -31,12 +31,16 @@ final class BrokerProcess {
         endpoints = Endpoints(ingest: local(ingest == .push ? pull : xsub), xpub: local(xpub))
 
         switch forwarder {
-        case .zpubd(let accounting):
+        case .zpubd, .zpubdHistory:
             let config = directory.appendingPathComponent("zpubd.conf")
-            try BrokerProcess.zpubdConfiguration(
+            var text = BrokerProcess.zpubdConfiguration(
                 pull: local(pull), xsub: local(xsub), xpub: local(xpub), control: local(control),
-                accounting: accounting, maxSubscriptions: maxSubscriptions
-            ).write(to: config, atomically: true, encoding: .utf8)
+                accounting: forwarder != .zpubd(accounting: false), maxSubscriptions: maxSubscriptions)
+            if forwarder == .zpubdHistory {
+                // Every benchmark topic starts with "t" (the warm-up's and end markers' too).
+                text += "[history]\nprefixes = [\"t\"]\ndirectory = \"\(directory.path)/state\"\n"
+            }
+            try text.write(to: config, atomically: true, encoding: .utf8)
             process.executableURL = programs.zpubd
             process.arguments = ["--config", config.path]
         case .proxy:

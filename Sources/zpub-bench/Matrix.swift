@@ -19,6 +19,9 @@ enum Forwarder: Hashable, Sendable, CustomStringConvertible {
     case loop
     /// The release build of zpubd.
     case zpubd(accounting: Bool)
+    /// zpubd with topic accounting and history on for all traffic, kept on disk
+    /// (docs/history.md): what keeping every message costs the forwarding.
+    case zpubdHistory
 
     var description: String {
         switch self {
@@ -26,6 +29,7 @@ enum Forwarder: Hashable, Sendable, CustomStringConvertible {
         case .proxy: "zmq_proxy"
         case .loop: "poll loop"
         case .zpubd(let accounting): accounting ? "zpubd acct on" : "zpubd acct off"
+        case .zpubdHistory: "zpubd history"
         }
     }
 }
@@ -102,6 +106,7 @@ struct Matrix: Sendable {
             result.append(Variant(forwarder: .zpubd(accounting: false), topics: topics))
             result.append(Variant(forwarder: .zpubd(accounting: true), topics: topics))
         }
+        result.append(Variant(forwarder: .zpubdHistory, topics: topicCounts[0]))
         return result
     }
 
