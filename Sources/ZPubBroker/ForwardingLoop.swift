@@ -101,8 +101,8 @@ final class ForwardingLoop {
     /// Where kept messages go (nil: history is off), which topics are kept, and the sequence
     /// the next kept message gets (sequences are assigned here, in forwarding order).
     private let history: HistoryHandle?
-    private var historyPrefixes: HistoryPrefixes
-    private var nextSequence: UInt64
+    @exclusivity(unchecked) private var historyPrefixes: HistoryPrefixes
+    @exclusivity(unchecked) private var nextSequence: UInt64
     /// Upstream endpoints the XSUB socket is connected to.
     private var upstreamEndpoints: [String]
     /// SNAPSHOT requests waiting for their marker subscription, and markers seen before their

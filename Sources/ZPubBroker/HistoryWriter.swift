@@ -21,6 +21,7 @@ final class HistoryQueue: Sendable {
 
     // MARK: The forwarding loop's side
 
+    @inline(__always)
     func begin(sequence: UInt64, milliseconds: UInt64, prefix: [UInt8]) {
         ring.begin()
         ring.append(integer: sequence)
@@ -35,6 +36,7 @@ final class HistoryQueue: Sendable {
         ring.append(bytes)
     }
 
+    @inline(__always)
     func commit(sequence: UInt64) {
         if !ring.commit() { droppedCount.add(1, ordering: .relaxed) }
         assigned.store(sequence, ordering: .releasing)

@@ -13,43 +13,64 @@ import Synchronization
 // capacity, the consumer reads only up to `head`, and the two indexes are atomics with
 // release/acquire ordering, so every byte is written before the index that publishes it.
 public final class RecordRing: @unchecked Sendable {
+    /// A power of two (the capacity asked for, rounded up), so positions wrap with a mask.
     public let capacity: Int
-    private let storage: UnsafeMutableRawPointer
+    @usableFromInline let mask: Int
+    @usableFromInline let storage: UnsafeMutableRawPointer
     /// Bytes ever published by the producer / consumed by the consumer (they only grow).
-    private let head = Atomic<Int>(0)
-    private let tail = Atomic<Int>(0)
+    @usableFromInline let head = Atomic<Int>(0)
+    @usableFromInline let tail = Atomic<Int>(0)
 
-    // Producer-only state.
-    private var recordStart = 0
-    private var cursor = 0
-    private var building = false
-    private var overflowed = false
+    // Producer-only state, touched by the producer's thread alone. Unchecked: the runtime's
+    // exclusivity checks on these cost more than the copying itself (callgrind: about 3,700
+    // instructions per kept message with them).
+    @exclusivity(unchecked) @usableFromInline var recordStart = 0
+    @exclusivity(unchecked) @usableFromInline var cursor = 0
+    /// Where the producer may write up to without looking at `tail` again (the consumer only
+    /// ever frees space, so a stale limit is safe, just conservative).
+    @exclusivity(unchecked) @usableFromInline var writableEnd = 0
+    @exclusivity(unchecked) @usableFromInline var building = false
+    @exclusivity(unchecked) @usableFromInline var overflowed = false
 
     public init(capacity: Int) {
         precondition(capacity >= 16, "a ring holds at least one small record")
-        self.capacity = capacity
-        storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+        var size = 16
+        while size < capacity { size <<= 1 }
+        self.capacity = size
+        mask = size - 1
+        storage = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
+        writableEnd = size
     }
 
     deinit { storage.deallocate() }
 
-    // MARK: Producer
+    // MARK: Producer (inlinable: the forwarding loop calls these for every kept message)
 
     /// Starts a record (a previous one not committed is abandoned).
+    @inlinable
     public func begin() {
         recordStart = head.load(ordering: .relaxed)
         cursor = recordStart + 4
         building = true
         // Even the length does not fit while the ring is full.
-        overflowed = cursor - tail.load(ordering: .acquiring) > capacity
+        overflowed = !reserve(0)
+    }
+
+    /// Whether `count` more bytes fit after `cursor`; looks at the consumer's progress only
+    /// when the cached limit says no.
+    @inlinable
+    func reserve(_ count: Int) -> Bool {
+        if cursor + count <= writableEnd { return true }
+        writableEnd = tail.load(ordering: .acquiring) + capacity
+        return cursor + count <= writableEnd
     }
 
     /// Appends bytes to the record being built; once it no longer fits, the rest is ignored
     /// and `commit` will refuse it.
+    @inlinable
     public func append(_ bytes: UnsafeRawBufferPointer) {
         guard building, !overflowed else { return }
-        let used = cursor - tail.load(ordering: .acquiring)
-        guard used + bytes.count <= capacity else {
+        guard reserve(bytes.count) else {
             overflowed = true
             return
         }
@@ -57,26 +78,50 @@ public final class RecordRing: @unchecked Sendable {
         cursor += bytes.count
     }
 
+    @inlinable
     public func append<T: FixedWidthInteger>(integer value: T) {
-        withUnsafeBytes(of: value.bigEndian) { append($0) }
+        guard building, !overflowed else { return }
+        let size = MemoryLayout<T>.size
+        guard reserve(size) else {
+            overflowed = true
+            return
+        }
+        let offset = cursor & mask
+        if offset + size <= capacity {
+            storage.storeBytes(of: value.bigEndian, toByteOffset: offset, as: T.self)
+        } else {
+            withUnsafeBytes(of: value.bigEndian) { copyIn($0, at: cursor) }
+        }
+        cursor += size
     }
 
     /// Publishes the record. False when it did not fit (nothing of it is visible).
+    @inlinable
     @discardableResult
     public func commit() -> Bool {
         guard building else { return false }
         building = false
         guard !overflowed else { return false }
-        let length = UInt32(cursor - recordStart - 4)
-        withUnsafeBytes(of: length.bigEndian) { copyIn($0, at: recordStart) }
+        let length = UInt32(cursor - recordStart - 4).bigEndian
+        let offset = recordStart & mask
+        if offset + 4 <= capacity {
+            storage.storeBytes(of: length, toByteOffset: offset, as: UInt32.self)
+        } else {
+            withUnsafeBytes(of: length) { copyIn($0, at: recordStart) }
+        }
         head.store(cursor, ordering: .releasing)
         return true
     }
 
-    private func copyIn(_ bytes: UnsafeRawBufferPointer, at position: Int) {
+    @inlinable
+    func copyIn(_ bytes: UnsafeRawBufferPointer, at position: Int) {
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
-        let offset = position % capacity
-        let first = min(bytes.count, capacity - offset)
+        let offset = position & mask
+        if offset + bytes.count <= capacity {
+            (storage + offset).copyMemory(from: source, byteCount: bytes.count)
+            return
+        }
+        let first = capacity - offset
         (storage + offset).copyMemory(from: source, byteCount: first)
         if first < bytes.count {
             storage.copyMemory(from: source + first, byteCount: bytes.count - first)
@@ -119,7 +164,7 @@ public final class RecordRing: @unchecked Sendable {
     private func copyOut(into bytes: inout [UInt8], from position: Int) {
         let count = bytes.count
         guard count > 0 else { return }
-        let offset = position % capacity
+        let offset = position & mask
         let first = min(count, capacity - offset)
         bytes.withUnsafeMutableBytes { destination in
             destination.baseAddress!.copyMemory(from: storage + offset, byteCount: first)

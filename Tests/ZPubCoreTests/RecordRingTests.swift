@@ -46,6 +46,7 @@ final class RecordRingTests: XCTestCase {
 
     func testRecordsWrapAroundTheEnd() {
         let ring = RecordRing(capacity: 40)
+        XCTAssertEqual(ring.capacity, 64, "rounded up to a power of two (positions wrap with a mask)")
         for round in 0..<50 {
             let record = (0..<UInt8(round % 23)).map { $0 &+ UInt8(round) }
             XCTAssertTrue(put(ring, record), "round \(round)")
