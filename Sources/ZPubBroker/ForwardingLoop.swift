@@ -101,6 +101,8 @@ final class ForwardingLoop {
     /// Where kept messages go (nil: history is off), which topics are kept, and the sequence
     /// the next kept message gets (sequences are assigned here, in forwarding order).
     private let history: HistoryHandle?
+    /// `history?.queue`, held directly: the hot path reads it for every message.
+    private let historyQueue: HistoryQueue?
     @exclusivity(unchecked) private var historyPrefixes: HistoryPrefixes
     @exclusivity(unchecked) private var nextSequence: UInt64
     /// Upstream endpoints the XSUB socket is connected to.
@@ -131,6 +133,7 @@ final class ForwardingLoop {
     ) {
         self.monitors = monitors
         self.history = history
+        self.historyQueue = history?.queue
         self.historyPrefixes = HistoryPrefixes(history == nil ? [] : configuration.historyPrefixes)
         self.nextSequence = history?.firstNewSequence ?? 1
         self.handle = ForwardingLoopHandle(logger: logger)
@@ -249,7 +252,7 @@ final class ForwardingLoop {
         let caching = state.lastValue.isEnabled && message.withUnsafeBytes { state.lastValue.covers($0) }
         var captured: [[UInt8]] = []
         if caching { captured.append(message.bytes) }
-        let keeping = history != nil && historyPrefixes.isEnabled && keep(firstFrame: ())
+        let keeping = historyQueue != nil && historyPrefixes.isEnabled && keep(firstFrame: ())
         // XPUB does not block and, without XPUB_NODROP, does not refuse; if it ever does, the
         // rest of the message must still be read so the next message starts at a first frame.
         var sending = try xpub.send(message, more: more, dontWait: true)
@@ -258,13 +261,13 @@ final class ForwardingLoop {
             bytes += message.count
             more = message.hasMore
             if caching { captured.append(message.bytes) }
-            if keeping { message.withUnsafeBytes { history?.queue.appendFrame($0) } }
+            if keeping, let historyQueue { message.withUnsafeBytes { historyQueue.appendFrame($0) } }
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }
         }
         if caching { state.lastValue.store(captured, nowMilliseconds: nowMilliseconds) }
         if keeping {
             // The sequence is used up even when the writer's queue is full: never reused.
-            history?.queue.commit(sequence: nextSequence)
+            historyQueue?.commit(sequence: nextSequence)
             nextSequence &+= 1
         }
         let size = UInt64(bytes)
@@ -288,11 +291,14 @@ final class ForwardingLoop {
     /// topic is under a history prefix.
     @inline(__always)
     private func keep(firstFrame: Void) -> Bool {
-        guard let history, let index = message.withUnsafeBytes({ historyPrefixes.match($0) }) else { return false }
-        history.queue.begin(
-            sequence: nextSequence, milliseconds: nowMilliseconds, prefix: historyPrefixes.bytes(at: index))
-        message.withUnsafeBytes { history.queue.appendFrame($0) }
-        return true
+        guard let historyQueue else { return false }
+        return message.withUnsafeBytes { topic in
+            guard let index = historyPrefixes.match(topic) else { return false }
+            historyQueue.begin(
+                sequence: nextSequence, milliseconds: nowMilliseconds, prefix: historyPrefixes.bytes(at: index))
+            historyQueue.appendFrame(topic)
+            return true
+        }
     }
 
     // MARK: Subscriptions: XPUB -> XSUB

@@ -63,6 +63,37 @@ struct PrometheusText {
         counter(
             "zpub_handshake_failures_total", "Connections dropped during the ZeroMQ handshake",
             [([:], Double(stats.handshakeFailures))])
+        if let history = stats.history {
+            let prefixes = history.perPrefix.keys.sorted()
+            gauge(
+                "zpub_history_messages", "Messages history keeps, per history prefix",
+                prefixes.map { (["prefix": $0], Double(history.perPrefix[$0]?.messages ?? 0)) })
+            gauge(
+                "zpub_history_bytes", "Bytes of the messages history keeps, per history prefix",
+                prefixes.map { (["prefix": $0], Double(history.perPrefix[$0]?.bytes ?? 0)) })
+            gauge(
+                "zpub_history_sequence", "The oldest kept and the newest assigned history sequence",
+                [(["end": "first"], Double(history.firstSequence)), (["end": "last"], Double(history.lastSequence))])
+            counter("zpub_history_written_total", "Messages history wrote", [([:], Double(history.written))])
+            counter(
+                "zpub_history_not_kept_total", "Messages history could not keep",
+                [
+                    (["reason": "queue_full"], Double(history.dropped)),
+                    (["reason": "write_failed"], Double(history.writeFailures)),
+                ])
+            counter(
+                "zpub_history_evictions_total", "Oldest messages removed to stay within the bounds",
+                [([:], Double(history.evictions))])
+            gauge(
+                "zpub_history_queued_bytes", "Bytes waiting for the history writer",
+                [([:], Double(history.queuedBytes))])
+            gauge(
+                "zpub_history_disk_bytes", "Bytes of the history database and its log",
+                [([:], Double(history.diskBytes))])
+            gauge(
+                "zpub_history_last_sync_seconds", "Unix time of the last sync of history to disk",
+                [([:], Double(history.lastSyncMilliseconds) / 1000)])
+        }
         if let descriptors = stats.descriptors {
             gauge(
                 "zpub_accept_paused", "1 while new TCP connections are paused: out of file descriptors",

@@ -36,6 +36,11 @@ struct Stats: ParsableCommand {
                 topics.accounting
                     ? "topics         \(topics.tracked) tracked (limit \(topics.limit)), \(topics.untrackedMessages) messages untracked, \(stats.unwantedMessages) unwanted"
                     : "topics         accounting off")
+            if let history = stats.history {
+                Output.line(
+                    "history        \(history.messages) messages kept (\(Format.bytes(UInt64(history.bytes)))), sequences \(history.firstSequence)-\(history.lastSequence), \(history.persistent ? "on disk in \(history.directory ?? "?")" : "in memory only"); \(history.dropped + history.writeFailures) not kept, \(history.evictions) evicted"
+                )
+            }
         }
     }
 }

@@ -164,6 +164,9 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(run.stdout.split(separator: "\n").first, "8\tt.x\t8")
         XCTAssertTrue(run.stderr.contains("messages 3 to 7 are no longer kept"), run.stderr)
         XCTAssertNil(try daemon.decode("HISTORY since 7 t.", as: HistoryReply.self).gap, "nothing missed after 7")
+        let printed = try zpub(["stats", "-c", daemon.control]).stdout
+        XCTAssertTrue(printed.contains("history        5 messages kept"), printed)
+        XCTAssertTrue(printed.contains("sequences 8-12, in memory only; 0 not kept, 7 evicted"), printed)
     }
 
     func testAPlainREQClientReadsHistoryAndErrorsAreReplies() throws {
