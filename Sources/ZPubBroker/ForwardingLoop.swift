@@ -105,6 +105,10 @@ final class ForwardingLoop {
     private let historyQueue: HistoryQueue?
     @exclusivity(unchecked) private var historyPrefixes: HistoryPrefixes
     @exclusivity(unchecked) private var nextSequence: UInt64
+    /// The sequence marker of the message being forwarded (`$zpub/seq/<topic>`), built in place
+    /// while somebody subscribes to markers; empty otherwise.
+    @exclusivity(unchecked) private var sequenceMarkerTopic: [UInt8] = []
+    @exclusivity(unchecked) private var sequenceDigits: [UInt8] = []
     /// Upstream endpoints the XSUB socket is connected to.
     private var upstreamEndpoints: [String]
     /// SNAPSHOT requests waiting for their marker subscription, and markers seen before their
@@ -268,6 +272,7 @@ final class ForwardingLoop {
         if keeping {
             // The sequence is used up even when the writer's queue is full: never reused.
             historyQueue?.commit(sequence: nextSequence)
+            if !sequenceMarkerTopic.isEmpty { try sendSequenceMarker(nextSequence) }
             nextSequence &+= 1
         }
         let size = UInt64(bytes)
@@ -297,8 +302,29 @@ final class ForwardingLoop {
             historyQueue.begin(
                 sequence: nextSequence, milliseconds: nowMilliseconds, prefix: historyPrefixes.bytes(at: index))
             historyQueue.appendFrame(topic)
+            sequenceMarkerTopic.removeAll(keepingCapacity: true)
+            if state.sequenceMarkerSubscriptions > 0 {
+                sequenceMarkerTopic.append(contentsOf: BrokerState.sequenceMarkerPrefix)
+                sequenceMarkerTopic.append(contentsOf: topic)
+            }
             return true
         }
+    }
+
+    /// Publishes `[$zpub/seq/<topic>, <sequence>]` right after the kept message it numbers: a
+    /// subscriber to both learns each message's sequence, to resume from exactly there.
+    private func sendSequenceMarker(_ sequence: UInt64) throws {
+        outgoing.replace(with: sequenceMarkerTopic)
+        guard try xpub.send(outgoing, more: true, dontWait: true) else { return }
+        sequenceDigits.removeAll(keepingCapacity: true)
+        var value = sequence
+        repeat {
+            sequenceDigits.append(UInt8(ascii: "0") + UInt8(value % 10))
+            value /= 10
+        } while value > 0
+        sequenceDigits.reverse()
+        outgoing.replace(with: sequenceDigits)
+        _ = try xpub.send(outgoing, dontWait: true)
     }
 
     // MARK: Subscriptions: XPUB -> XSUB

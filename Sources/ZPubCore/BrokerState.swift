@@ -41,6 +41,9 @@ public struct BrokerState: Sendable {
     }
 
     public var lastValue: LastValueCache
+    /// Live subscriptions under `$zpub/seq/`: while there are any, every kept message is
+    /// followed by its sequence marker (docs/history.md).
+    public var sequenceMarkerSubscriptions = 0
     /// Whether libzmq accepted ZMQ_XPUB_MANUAL_LAST_VALUE (probed at start).
     public var lastValueOnSubscribe = false
     /// Upstream brokers the XSUB socket connects to, in configuration order.

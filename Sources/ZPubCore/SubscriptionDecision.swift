@@ -37,6 +37,8 @@ extension BrokerState {
     /// Topics under this prefix are the broker's own: never forwarded upstream, never cached.
     public static let internalPrefix = Array("$zpub/".utf8)
     public static let markerPrefix = Array(SnapshotReply.markerPrefix.utf8)
+    /// Sequence markers: `$zpub/seq/<topic>`, one after each kept message, carrying its sequence.
+    public static let sequenceMarkerPrefix = Array("$zpub/seq/".utf8)
 
     /// Decides what a subscription frame (1 or 0, then the prefix) means, and counts it. Frames
     /// that are neither (empty, or another first byte from an XSUB-style peer) mean nothing.
@@ -62,6 +64,7 @@ extension BrokerState {
             let bytes = Array(prefix)
             if bytes.starts(with: Self.internalPrefix) {
                 if let token = Self.markerToken(bytes) { actions.marker = .subscribed(token: token) }
+                if bytes.starts(with: Self.sequenceMarkerPrefix) { sequenceMarkerSubscriptions += 1 }
                 return actions
             }
             if lastValue.isEnabled && lastValueOnSubscribe && lastValue.mayHaveValues(for: bytes) {
@@ -81,7 +84,12 @@ extension BrokerState {
         var actions = SubscriptionActions()
         // Always applied: harmless when the subscriber is gone (libzmq then has no "last pipe").
         actions.apply = .unsubscribe
-        guard subscriptions.unsubscribe(prefix) == .removed(wasLast: true) else { return actions }
+        let outcome = subscriptions.unsubscribe(prefix)
+        guard case .removed(let wasLast) = outcome else { return actions }
+        if prefix.starts(with: Self.sequenceMarkerPrefix) {
+            sequenceMarkerSubscriptions = max(0, sequenceMarkerSubscriptions - 1)
+        }
+        guard wasLast else { return actions }
         let bytes = Array(prefix)
         if bytes.starts(with: Self.internalPrefix) {
             if let token = Self.markerToken(bytes) { actions.marker = .unsubscribed(token: token) }

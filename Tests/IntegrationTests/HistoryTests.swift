@@ -143,6 +143,33 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(run.stdout, "h.x\t4\nh.x\t5\n")
     }
 
+    /// A plain SUB client (pyzmq) that also subscribes to `$zpub/seq/<prefix>` learns the
+    /// sequence of every kept message it receives, the same one history has; a plain
+    /// subscriber sees no markers.
+    func testSequenceMarkersNumberEveryKeptMessageForASubscriberThatAsks() throws {
+        let daemon = try Daemon(arguments: ["--history", "h.kept"])
+        let clients = try Clients()
+        let plain = try clients.subscriber(daemon.xpub, prefixes: ["h."])
+        let ready = daemon.directory.appendingPathComponent("markers.ready").path
+        let client = try RunningProgram(python: "sequence_markers.py", [daemon.xpub, "h.", "12", ready])
+        try Wait.until("the marker client subscribed") { FileManager.default.fileExists(atPath: ready) }
+        try daemon.waitForSubscriptions(3)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 0..<10 {
+            try push.send(frames: frames("h.kept", "\(i)"))
+            if i % 5 == 4 { try push.send(frames: frames("h.live", "\(i)")) }
+        }
+        let run = try client.finish(timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        let kept = lines.filter { $0.contains(" h.kept ") }
+        XCTAssertEqual(kept, (0..<10).map { "\($0 + 1) h.kept \($0)" }, "each kept message with its sequence")
+        XCTAssertEqual(lines.filter { $0.hasPrefix("- ") }, ["- h.live 4", "- h.live 9"], "the rest without")
+        XCTAssertEqual(try history(daemon).map(\.seq), Array(1...10), "the same sequences as history")
+        let received = try plain.receive(12)
+        XCTAssertFalse(received.contains { $0[0].starts(with: Array("$zpub/".utf8)) }, "no markers unasked")
+    }
+
     func testBoundsEvictTheOldestAndAnOlderPositionReportsAGap() throws {
         let daemon = try Daemon(configuration: "[history]\nprefixes = [\"t.\"]\nmax_messages = 5")
         let clients = try Clients()

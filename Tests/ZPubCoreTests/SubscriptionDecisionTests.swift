@@ -99,4 +99,18 @@ final class SubscriptionDecisionTests: XCTestCase {
         XCTAssertEqual(handle(&state, [2, 65]), SubscriptionActions())
         XCTAssertEqual(state.subscriptions.subscribeEvents, 0)
     }
+
+    func testSequenceMarkerSubscriptionsAreCountedAndStayHere() {
+        var state = state()
+        let first = handle(&state, frame(1, "$zpub/seq/orders."))
+        XCTAssertEqual(first.apply, .subscribe)
+        XCTAssertFalse(first.forwardUpstream)
+        _ = handle(&state, frame(1, "$zpub/seq/"))
+        XCTAssertEqual(state.sequenceMarkerSubscriptions, 2)
+        _ = handle(&state, frame(0, "$zpub/seq/orders."))
+        _ = handle(&state, frame(0, "$zpub/seq/never"))
+        XCTAssertEqual(state.sequenceMarkerSubscriptions, 1, "an unknown unsubscribe changes nothing")
+        _ = handle(&state, frame(0, "$zpub/seq/"))
+        XCTAssertEqual(state.sequenceMarkerSubscriptions, 0)
+    }
 }
