@@ -44,14 +44,17 @@ public final class Broker: Sendable {
         // is bound.
         let historyWriter: HistoryWriter?
         do {
-            historyWriter =
-                configuration.historyPrefixes.isEmpty
-                ? nil : try HistoryWriter(configuration: configuration, logger: logger)
+            // Also for last values alone, when they persist in a state directory.
+            let needed =
+                !configuration.historyPrefixes.isEmpty
+                || (configuration.stateDirectory != nil && !configuration.lastValuePrefixes.isEmpty)
+            historyWriter = needed ? try HistoryWriter(configuration: configuration, logger: logger) : nil
         } catch {
             throw BrokerError(code: .stateUnusable, message: error.description, exitStatus: error.exitStatus)
         }
         let history = historyWriter?.handle
         self.history = history
+        let restoredLastValues = historyWriter?.takeRestoredLastValues() ?? []
         let context = try Context()
         self.context = context
         let serverKey = security.serverKeyPair?.secretKey
@@ -94,7 +97,8 @@ public final class Broker: Sendable {
             pull: sockets.pull.socket, xsub: sockets.xsub.socket, xpub: sockets.xpub.socket,
             endpoints: (sockets.pull.endpoints, sockets.xsub.endpoints, sockets.xpub.endpoints),
             monitors: sockets.monitors, lastValueOnSubscribe: lastValueOnSubscribe,
-            configuration: configuration, history: history, registry: registry, logger: logger, notifier: notifier)
+            configuration: configuration, history: history, restoredLastValues: restoredLastValues,
+            registry: registry, logger: logger, notifier: notifier)
         let loop = forwardingLoop.handle
         self.loop = loop
         zap = zapHandler.shared

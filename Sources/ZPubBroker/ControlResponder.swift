@@ -90,7 +90,7 @@ final class ControlResponder: BrokerControl {
                 return .error(
                     ControlError(.badArgument, "HISTORY since <sequence> [prefix] | HISTORY last <count> [prefix]"))
             }
-            guard let history else {
+            guard let history, !configuration.historyPrefixes.isEmpty else {
                 return .error(
                     ControlError(
                         .historyOff,
@@ -105,7 +105,7 @@ final class ControlResponder: BrokerControl {
             guard let (token, since, prefix) = request.replayArguments else {
                 return .error(ControlError(.badArgument, "REPLAY <token> <since> [prefix]"))
             }
-            guard history != nil else {
+            guard history != nil, !configuration.historyPrefixes.isEmpty else {
                 return .error(
                     ControlError(
                         .historyOff,

@@ -2,6 +2,7 @@ import Logging
 import Synchronization
 import Systemd
 import ZPubCore
+import ZPubStore
 import ZeroMQ
 
 /// What the forwarding loop can be asked to do, from other threads, through its mailbox.
@@ -103,6 +104,8 @@ final class ForwardingLoop {
     private let history: HistoryHandle?
     /// `history?.queue`, held directly: the hot path reads it for every message.
     private let historyQueue: HistoryQueue?
+    /// Last-value updates go to the store too (a state directory is configured).
+    private let persistLastValues: Bool
     @exclusivity(unchecked) private var historyPrefixes: HistoryPrefixes
     @exclusivity(unchecked) private var nextSequence: UInt64
     /// The sequence marker of the message being forwarded (`$zpub/seq/<topic>`), built in place
@@ -132,12 +135,13 @@ final class ForwardingLoop {
         pull: Socket, xsub: Socket, xpub: Socket,
         endpoints: (pull: BoundEndpoints, xsub: BoundEndpoints, xpub: BoundEndpoints),
         monitors: [(role: BrokerSocketRole, socket: Socket)], lastValueOnSubscribe: Bool,
-        configuration: BrokerConfiguration, history: HistoryHandle?, registry: EndpointRegistry, logger: Logger,
-        notifier: Notifier
+        configuration: BrokerConfiguration, history: HistoryHandle?, restoredLastValues: [LastValueRecord],
+        registry: EndpointRegistry, logger: Logger, notifier: Notifier
     ) {
         self.monitors = monitors
         self.history = history
         self.historyQueue = history?.queue
+        self.persistLastValues = history != nil && configuration.stateDirectory != nil
         self.historyPrefixes = HistoryPrefixes(history == nil ? [] : configuration.historyPrefixes)
         self.nextSequence = history?.firstNewSequence ?? 1
         self.handle = ForwardingLoopHandle(logger: logger)
@@ -154,6 +158,13 @@ final class ForwardingLoop {
         self.state.lastValueOnSubscribe = lastValueOnSubscribe
         self.logger = logger
         self.notifier = notifier
+        // Last values persisted before this start, under the prefixes cached now.
+        for record in restoredLastValues {
+            let cached = record.frames.first.map { topic in topic.withUnsafeBytes { state.lastValue.covers($0) } }
+            guard cached == true else { continue }
+            state.lastValue.restore(
+                record.frames, sequence: record.sequence, storedMilliseconds: record.storedMilliseconds)
+        }
     }
 
     /// Runs until a `.stop` command has been handled; then closes the sockets (lingering as
@@ -268,7 +279,12 @@ final class ForwardingLoop {
             if keeping, let historyQueue { message.withUnsafeBytes { historyQueue.appendFrame($0) } }
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }
         }
-        if caching { state.lastValue.store(captured, nowMilliseconds: nowMilliseconds) }
+        if caching {
+            state.lastValue.store(captured, nowMilliseconds: nowMilliseconds)
+            if persistLastValues {
+                historyQueue?.lastValue(captured, sequence: state.lastValue.lastSequence, milliseconds: nowMilliseconds)
+            }
+        }
         if keeping {
             // The sequence is used up even when the writer's queue is full: never reused.
             historyQueue?.commit(sequence: nextSequence)

@@ -7,8 +7,10 @@ import ZeroMQ
 /// The hand-off from the forwarding loop to the history writer: a byte ring (`RecordRing`),
 /// bounded by `[history] queue_bytes`. The loop writes each kept message into it frame by
 /// frame, with no allocation and no lock; when it is full, history drops the message (counted)
-/// and forwarding goes on. Record layout: sequence (8 bytes), receive time in ms (8), prefix
-/// length (2) and bytes, then each frame as a 4-byte length and its bytes.
+/// and forwarding goes on. Two kinds of record, by their first byte: 0, a kept message:
+/// sequence (8 bytes), receive time in ms (8), prefix length (2) and bytes, then each frame as
+/// a 4-byte length and its bytes; 1, a last-value update to persist: the cache's sequence (8),
+/// its time (8), then the frames the same way.
 final class HistoryQueue: Sendable {
     private let ring: RecordRing
     /// The highest sequence the loop assigned, kept or dropped.
@@ -24,6 +26,7 @@ final class HistoryQueue: Sendable {
     @inline(__always)
     func begin(sequence: UInt64, milliseconds: UInt64, prefix: [UInt8]) {
         ring.begin()
+        ring.append(integer: UInt8(0))
         ring.append(integer: sequence)
         ring.append(integer: milliseconds)
         ring.append(integer: UInt16(prefix.count))
@@ -42,17 +45,32 @@ final class HistoryQueue: Sendable {
         assigned.store(sequence, ordering: .releasing)
     }
 
+    /// A last-value update (the cache stored or deleted `frames`), to persist.
+    func lastValue(_ frames: [[UInt8]], sequence: UInt64, milliseconds: UInt64) {
+        ring.begin()
+        ring.append(integer: UInt8(1))
+        ring.append(integer: sequence)
+        ring.append(integer: milliseconds)
+        for frame in frames { frame.withUnsafeBytes { appendFrame($0) } }
+        if !ring.commit() { droppedCount.add(1, ordering: .relaxed) }
+    }
+
     // MARK: The writer's side
 
     /// What is waiting (at most `limit` messages: one transaction's worth), decoded, and the
     /// highest sequence assigned before it was taken.
-    func take(limit: Int) -> (messages: [StoredMessage], assignedThrough: UInt64) {
+    func take(limit: Int) -> (messages: [StoredMessage], lastValues: [LastValueRecord], assignedThrough: UInt64) {
         let assignedThrough = assigned.load(ordering: .acquiring)
         var messages: [StoredMessage] = []
+        var lastValues: [LastValueRecord] = []
         ring.drain(limit: limit) { record in
-            if let message = Self.decode(record) { messages.append(message) }
+            switch record.first {
+            case 0: if let message = Self.decode(record.dropFirst()) { messages.append(message) }
+            case 1: if let update = Self.decodeLastValue(record.dropFirst()) { lastValues.append(update) }
+            default: break
+            }
         }
-        return (messages, assignedThrough)
+        return (messages, lastValues, assignedThrough)
     }
 
     /// Where the ring's published records end now, and where the writer has read to.
@@ -63,21 +81,38 @@ final class HistoryQueue: Sendable {
         (ring.usedBytes, droppedCount.load(ordering: .relaxed))
     }
 
-    static func decode(_ record: [UInt8]) -> StoredMessage? {
-        var index = 0
+    static func decodeLastValue(_ record: ArraySlice<UInt8>) -> LastValueRecord? {
+        var index = record.startIndex
         func integer(_ size: Int) -> UInt64? {
-            guard index + size <= record.count else { return nil }
+            guard index + size <= record.endIndex else { return nil }
+            defer { index += size }
+            return record[index..<index + size].reduce(0) { $0 << 8 | UInt64($1) }
+        }
+        guard let sequence = integer(8), let milliseconds = integer(8) else { return nil }
+        var frames: [[UInt8]] = []
+        while index < record.endIndex {
+            guard let length = integer(4), index + Int(length) <= record.endIndex else { return nil }
+            frames.append(Array(record[index..<index + Int(length)]))
+            index += Int(length)
+        }
+        return LastValueRecord(frames: frames, sequence: sequence, storedMilliseconds: milliseconds)
+    }
+
+    static func decode(_ record: ArraySlice<UInt8>) -> StoredMessage? {
+        var index = record.startIndex
+        func integer(_ size: Int) -> UInt64? {
+            guard index + size <= record.endIndex else { return nil }
             defer { index += size }
             return record[index..<index + size].reduce(0) { $0 << 8 | UInt64($1) }
         }
         guard let sequence = integer(8), let milliseconds = integer(8), let prefixLength = integer(2),
-            index + Int(prefixLength) <= record.count
+            index + Int(prefixLength) <= record.endIndex
         else { return nil }
         let prefix = String(decoding: record[index..<index + Int(prefixLength)], as: UTF8.self)
         index += Int(prefixLength)
         var frames: [[UInt8]] = []
-        while index < record.count {
-            guard let length = integer(4), index + Int(length) <= record.count else { return nil }
+        while index < record.endIndex {
+            guard let length = integer(4), index + Int(length) <= record.endIndex else { return nil }
             frames.append(Array(record[index..<index + Int(length)]))
             index += Int(length)
         }
@@ -137,6 +172,8 @@ final class HistoryWriter {
     private var writeFailures: UInt64 = 0
     private var lastSyncMilliseconds: UInt64 = 0
     private var failureLog = LogRateLimit()
+    /// Persisted last values read at start, handed to the forwarding loop once.
+    private var restored: [LastValueRecord]
 
     /// Opens the store (throws `HistoryStoreError` at start, never later).
     init(configuration: BrokerConfiguration, logger: Logger) throws(HistoryStoreError) {
@@ -145,6 +182,15 @@ final class HistoryWriter {
             bounds: HistoryStore.Bounds(
                 maxMessages: configuration.historyMaxMessages, maxBytes: configuration.historyMaxBytes,
                 maxAgeMilliseconds: UInt64(configuration.historyMaxAgeSeconds) * 1_000))
+        store.lastValueLimit = configuration.lastValueMaxEntries
+        do {
+            restored = configuration.lastValuePrefixes.isEmpty ? [] : try store.lastValues()
+        } catch {
+            throw HistoryStoreError(
+                description:
+                    "cannot read the last values in \(store.path ?? "history"): \(error); move the file aside to start afresh",
+                exitStatus: 74)
+        }
         handle = HistoryHandle(
             queue: HistoryQueue(capacityBytes: configuration.historyQueueBytes),
             stats: HistoryStats(
@@ -155,9 +201,14 @@ final class HistoryWriter {
         self.logger = logger
         refreshStats()
         if let path = store.path {
-            logger.notice(
-                "history of \(configuration.historyPrefixes.joined(separator: ", ")) in \(path): \(store.messageCount) messages kept, sequences continue after \(store.lastSequence)"
-            )
+            if !configuration.historyPrefixes.isEmpty {
+                logger.notice(
+                    "history of \(configuration.historyPrefixes.joined(separator: ", ")) in \(path): \(store.messageCount) messages kept, sequences continue after \(store.lastSequence)"
+                )
+            }
+            if !configuration.lastValuePrefixes.isEmpty {
+                logger.notice("last values persist in \(path): \(restored.count) restored")
+            }
         } else {
             logger.notice(
                 "history of \(configuration.historyPrefixes.joined(separator: ", ")) in memory only: it is lost at exit; give a state directory (--state-dir, [history] directory) to keep it"
@@ -198,8 +249,15 @@ final class HistoryWriter {
         refreshStats()
     }
 
+    /// The last values persisted before this start, oldest update first (once: then empty).
+    func takeRestoredLastValues() -> [LastValueRecord] {
+        defer { restored = [] }
+        return restored
+    }
+
     /// Applies a reloaded configuration's bounds (prefixes are the loop's business).
     private func apply(_ configuration: BrokerConfiguration) {
+        store.lastValueLimit = configuration.lastValueMaxEntries
         store.bounds = HistoryStore.Bounds(
             maxMessages: configuration.historyMaxMessages, maxBytes: configuration.historyMaxBytes,
             maxAgeMilliseconds: UInt64(configuration.historyMaxAgeSeconds) * 1_000)
@@ -217,21 +275,23 @@ final class HistoryWriter {
     static let batchLimit = 10_000
 
     private func writeBatch() -> Int {
-        let (batch, assignedThrough) = queue.take(limit: Self.batchLimit)
-        guard !batch.isEmpty || assignedThrough > store.lastSequence else { return 0 }
+        let (batch, lastValues, assignedThrough) = queue.take(limit: Self.batchLimit)
+        guard !batch.isEmpty || !lastValues.isEmpty || assignedThrough > store.lastSequence else { return 0 }
         defer { refreshStats() }
         do {
-            try store.append(batch, assignedThrough: assignedThrough, nowMilliseconds: SystemClock.wallMilliseconds())
+            try store.append(
+                batch, lastValues: lastValues, assignedThrough: assignedThrough,
+                nowMilliseconds: SystemClock.wallMilliseconds())
             written &+= UInt64(batch.count)
         } catch {
-            writeFailures &+= UInt64(batch.count)
+            writeFailures &+= UInt64(batch.count + lastValues.count)
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.error(
                     "history could not store \(batch.count) messages: \(error); forwarding goes on\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
                 )
             }
         }
-        return batch.count
+        return batch.count + lastValues.count
     }
 
     private func sync() {

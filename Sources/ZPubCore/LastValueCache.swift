@@ -80,8 +80,20 @@ public struct LastValueCache: Sendable {
         }
         lastSequence &+= 1
         updates &+= 1
+        insert(frames, topic: topic, sequence: lastSequence, storedMilliseconds: nowMilliseconds)
+    }
+
+    /// Puts back an entry persisted before a restart, with its own sequence and time (call in
+    /// sequence order); later updates continue above its sequence.
+    public mutating func restore(_ frames: [[UInt8]], sequence: UInt64, storedMilliseconds: UInt64) {
+        guard let topic = frames.first, frames.count > 1 else { return }
+        lastSequence = max(lastSequence, sequence)
+        insert(frames, topic: topic, sequence: sequence, storedMilliseconds: storedMilliseconds)
+    }
+
+    private mutating func insert(_ frames: [[UInt8]], topic: [UInt8], sequence: UInt64, storedMilliseconds: UInt64) {
         let bytes = frames.reduce(0) { $0 + $1.count }
-        let entry = Entry(frames: frames, bytes: bytes, sequence: lastSequence, storedMilliseconds: nowMilliseconds)
+        let entry = Entry(frames: frames, bytes: bytes, sequence: sequence, storedMilliseconds: storedMilliseconds)
         if let index = table.index(of: topic) {
             totalBytes += bytes - table[valueAt: index].bytes
             table[valueAt: index] = entry
@@ -89,7 +101,7 @@ public struct LastValueCache: Sendable {
             table.insert(topic, value: entry)
             totalBytes += bytes
         }
-        order.append((topic, lastSequence))
+        order.append((topic, sequence))
         evictWhileOverLimits()
         compactOrderIfMostlyStale()
     }

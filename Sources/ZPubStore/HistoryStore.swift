@@ -24,6 +24,25 @@ public struct StoredMessage: Sendable, Equatable {
     public var bytes: Int { frames.reduce(0) { $0 + $1.count } }
 }
 
+/// An update of the last-value cache, persisted so that the cache survives a restart: the
+/// message (topic first) with the cache's sequence and time, or a deletion (payload absent or
+/// one empty frame), as the cache itself treats it.
+public struct LastValueRecord: Sendable, Equatable {
+    public var frames: [[UInt8]]
+    public var sequence: UInt64
+    public var storedMilliseconds: UInt64
+
+    public init(frames: [[UInt8]], sequence: UInt64, storedMilliseconds: UInt64) {
+        self.frames = frames
+        self.sequence = sequence
+        self.storedMilliseconds = storedMilliseconds
+    }
+
+    public var isDeletion: Bool {
+        frames.count < 2 || (frames.count == 2 && frames[1].isEmpty)
+    }
+}
+
 /// Why the store cannot be used at start; zpubd exits with `exitStatus` (sysexits) and says
 /// what to do.
 public struct HistoryStoreError: Error, CustomStringConvertible {
@@ -31,6 +50,11 @@ public struct HistoryStoreError: Error, CustomStringConvertible {
     /// 73 (EX_CANTCREAT): the file or directory cannot be created or written; 74 (EX_IOERR):
     /// the file is damaged, not a database, or in use by another process.
     public let exitStatus: Int32
+
+    public init(description: String, exitStatus: Int32) {
+        self.description = description
+        self.exitStatus = exitStatus
+    }
 }
 
 /// The message history on SQLite: one table of messages keyed by sequence number, bounded by
@@ -68,6 +92,11 @@ public final class HistoryStore {
     private let database: SQLiteDatabase
     private let insert: SQLiteStatement
     private let setLastSequence: SQLiteStatement
+    private let upsertLastValue: SQLiteStatement
+    private let deleteLastValue: SQLiteStatement
+    /// Last values kept at most (the cache's `max_entries`): the oldest updates go first.
+    public var lastValueLimit = Int.max
+    public private(set) var lastValueCount = 0
 
     /// The highest sequence ever assigned (stored or not): new ones continue above it.
     public private(set) var lastSequence: UInt64 = 0
@@ -105,12 +134,22 @@ public final class HistoryStore {
                     bytes INTEGER NOT NULL,
                     frames BLOB NOT NULL
                 );
+                CREATE TABLE IF NOT EXISTS last_values (
+                    topic BLOB PRIMARY KEY,
+                    seq INTEGER NOT NULL,
+                    stored_ms INTEGER NOT NULL,
+                    frames BLOB NOT NULL
+                );
                 """)
             insert = try database.prepare(
                 "INSERT INTO messages (seq, prefix, topic, received_ms, bytes, frames) VALUES (?, ?, ?, ?, ?, ?)")
             setLastSequence = try database.prepare(
                 "INSERT INTO meta (key, value) VALUES ('last_sequence', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
             )
+            upsertLastValue = try database.prepare(
+                "INSERT INTO last_values (topic, seq, stored_ms, frames) VALUES (?, ?, ?, ?) ON CONFLICT(topic) DO UPDATE SET seq = excluded.seq, stored_ms = excluded.stored_ms, frames = excluded.frames"
+            )
+            deleteLastValue = try database.prepare("DELETE FROM last_values WHERE topic = ?")
             try checkSchemaVersion()
             try loadCounts()
         } catch let error as HistoryStoreError {
@@ -197,6 +236,8 @@ public final class HistoryStore {
                 messages: Int(perPrefix.int64(1)), bytes: Int(perPrefix.int64(2)))
         }
         messageCount = self.perPrefix.values.reduce(0) { $0 + $1.messages }
+        let lastValues = try database.prepare("SELECT count(*) FROM last_values")
+        lastValueCount = try lastValues.step() ? Int(lastValues.int64(0)) : 0
         byteCount = self.perPrefix.values.reduce(0) { $0 + $1.bytes }
         try loadFirstSequence()
     }
@@ -211,9 +252,26 @@ public final class HistoryStore {
     /// Stores a batch in one transaction (committed: it survives a SIGKILL), then applies the
     /// bounds. `assignedThrough` is the highest sequence assigned so far, including messages
     /// that were dropped before reaching the store: sequences are never reused.
-    public func append(_ batch: [StoredMessage], assignedThrough: UInt64, nowMilliseconds: UInt64) throws {
+    public func append(
+        _ batch: [StoredMessage], lastValues: [LastValueRecord] = [], assignedThrough: UInt64,
+        nowMilliseconds: UInt64
+    ) throws {
         try database.execute("BEGIN")
         do {
+            for record in lastValues {
+                let topic = record.frames.first ?? []
+                if record.isDeletion {
+                    deleteLastValue.bind(1, blob: topic)
+                    try deleteLastValue.run()
+                } else {
+                    upsertLastValue.bind(1, blob: topic)
+                    upsertLastValue.bind(2, record.sequence)
+                    upsertLastValue.bind(3, record.storedMilliseconds)
+                    upsertLastValue.bind(4, blob: FrameCodec.encode(record.frames))
+                    try upsertLastValue.run()
+                }
+            }
+            if !lastValues.isEmpty { try trimLastValues() }
             for message in batch {
                 insert.bind(1, message.sequence)
                 insert.bind(2, text: message.prefix)
@@ -299,6 +357,30 @@ public final class HistoryStore {
     public func checkpoint() throws {
         guard path != nil else { return }
         try database.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    }
+
+    /// Keeps at most `lastValueLimit` last values: the oldest updates go.
+    private func trimLastValues() throws {
+        let count = try database.prepare("SELECT count(*) FROM last_values")
+        lastValueCount = try count.step() ? Int(count.int64(0)) : 0
+        guard lastValueCount > lastValueLimit else { return }
+        let trim = try database.prepare(
+            "DELETE FROM last_values WHERE topic IN (SELECT topic FROM last_values ORDER BY seq LIMIT ?)")
+        trim.bind(1, Int64(lastValueCount - lastValueLimit))
+        try trim.run()
+        lastValueCount = lastValueLimit
+    }
+
+    /// The persisted last values, oldest update first (to be restored into the cache).
+    public func lastValues() throws -> [LastValueRecord] {
+        let select = try database.prepare("SELECT seq, stored_ms, frames FROM last_values ORDER BY seq")
+        var result: [LastValueRecord] = []
+        while try select.step() {
+            guard let frames = FrameCodec.decode(select.blob(2)) else { continue }
+            result.append(
+                LastValueRecord(frames: frames, sequence: select.uint64(0), storedMilliseconds: select.uint64(1)))
+        }
+        return result
     }
 
     // MARK: Reading

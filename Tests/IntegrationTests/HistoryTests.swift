@@ -170,6 +170,55 @@ final class HistoryTests: XCTestCase {
         XCTAssertFalse(received.contains { $0[0].starts(with: Array("$zpub/".utf8)) }, "no markers unasked")
     }
 
+    /// With a state directory the last-value cache survives a SIGKILL: a subscriber after the
+    /// restart gets the current state, and SNAPSHOT lists it, deletions included.
+    func testTheLastValueCacheSurvivesASIGKILL() throws {
+        let arguments = ["--last-value", "state.", "--state-dir", stateDirectory.path]
+        do {
+            let daemon = try Daemon(arguments: arguments)
+            let clients = try Clients()
+            let push = try clients.socket(.push, connect: daemon.pull)
+            try push.send(frames: frames("state.lamp", "off"))
+            try push.send(frames: frames("state.door", "open"))
+            try push.send(frames: frames("state.lamp", "on", "since 12:00"))
+            try push.send(frames: frames("state.fan", "fast"))
+            try push.send(frames: frames("state.fan", ""))  // a deletion
+            try push.send(frames: frames("news.x", "not cached"))
+            try Wait.until("the cache holds lamp and door") { try daemon.stats().lastValue.entries == 2 }
+            let handled = UInt64(Date().timeIntervalSince1970 * 1_000)
+            try Wait.until("the store synced after the updates", timeout: 30) {
+                (try daemon.stats().history?.lastSyncMilliseconds ?? 0) > handled
+            }
+            daemon.signal(SIGKILL)
+            XCTAssertNotNil(daemon.waitForExit())
+        }
+        let restarted = try Daemon(arguments: arguments)
+        XCTAssertTrue(restarted.log.contains("last values persist in"), restarted.log)
+        XCTAssertTrue(restarted.log.contains("2 restored"), restarted.log)
+        XCTAssertEqual(try restarted.stats().lastValue.entries, 2)
+        let clients = try Clients()
+        let late = try clients.subscriber(restarted.xpub, prefixes: ["state.lamp"])
+        XCTAssertEqual(try late.receive(1), [frames("state.lamp", "on", "since 12:00")], "the whole last message")
+        // A marker subscription first, as SNAPSHOT asks.
+        let snapshotClient = try clients.subscriber(restarted.xpub, prefixes: ["state.", "$zpub/snapshot/t1"])
+        defer { snapshotClient.close() }
+        try restarted.waitForSubscriptions(3)
+        let snapshot = try restarted.decode("SNAPSHOT t1 state.", as: SnapshotReply.self)
+        XCTAssertEqual(
+            snapshot.entries.compactMap(\.messageFrames),
+            [frames("state.door", "open"), frames("state.lamp", "on", "since 12:00")])
+        let historyOff = try restarted.json("HISTORY since 0")["error"] as? [String: Any]
+        XCTAssertEqual(historyOff?["code"] as? String, "history_off", "last values alone do not turn history on")
+        // New updates continue above the restored sequences.
+        try clients.socket(.push, connect: restarted.pull).send(frames: frames("state.door", "closed"))
+        try Wait.until("the update is cached") {
+            try restarted.stats().lastValue.updates == 1
+        }
+        let after = try restarted.decode("SNAPSHOT t1 state.", as: SnapshotReply.self)
+        XCTAssertEqual(after.entries.last?.messageFrames, frames("state.door", "closed"))
+        XCTAssertGreaterThan(after.entries.last?.sequence ?? 0, snapshot.sequence)
+    }
+
     func testBoundsEvictTheOldestAndAnOlderPositionReportsAGap() throws {
         let daemon = try Daemon(configuration: "[history]\nprefixes = [\"t.\"]\nmax_messages = 5")
         let clients = try Clients()
