@@ -219,6 +219,42 @@ final class HistoryTests: XCTestCase {
         XCTAssertGreaterThan(after.entries.last?.sequence ?? 0, snapshot.sequence)
     }
 
+    /// examples/python/resuming_subscriber.py, an independent client (pyzmq), misses nothing
+    /// across its own restarts: what was published while it was away comes first, exactly
+    /// once, then live messages.
+    func testTheResumingSubscriberExampleMissesNothingAcrossItsRestarts() throws {
+        let daemon = try Daemon(arguments: ["--history", "orders."])
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/python/resuming_subscriber.py")
+        let position = daemon.directory.appendingPathComponent("position").path
+        let environment = [
+            "ZPUB_XPUB": daemon.xpub, "ZPUB_CONTROL": daemon.control, "ZPUB_PREFIX": "orders.",
+            "ZPUB_POSITION_FILE": position,
+        ]
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        func run(_ count: Int, publishing numbers: ClosedRange<Int>?) throws -> [String] {
+            let before = try daemon.subscriptions().total
+            let client = try RunningProgram(
+                URL(fileURLWithPath: "/usr/bin/python3"), [example.path, "\(count)"], environment: environment)
+            if let numbers {
+                try daemon.waitForSubscriptions(before + 2)  // its prefix and its sequence markers
+                for n in numbers { try push.send(frames: frames("orders.\(n)", "order \(n)")) }
+            }
+            let result = try client.finish(timeout: 30)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            try daemon.waitForSubscriptions(before)
+            return result.stdout.split(separator: "\n").map(String.init)
+        }
+        XCTAssertEqual(try run(5, publishing: 1...5), (1...5).map { "orders.\($0) order \($0)" })
+        XCTAssertEqual(try String(contentsOfFile: position, encoding: .utf8), "5")
+        for n in 6...15 { try push.send(frames: frames("orders.\(n)", "order \(n)")) }  // nobody listening
+        try Wait.until("history has all 15") { try daemon.stats().history?.messages == 15 }
+        XCTAssertEqual(try run(10, publishing: nil), (6...15).map { "orders.\($0) order \($0)" }, "the missed ones")
+        XCTAssertEqual(try run(3, publishing: 16...18), (16...18).map { "orders.\($0) order \($0)" }, "then live")
+        XCTAssertEqual(try String(contentsOfFile: position, encoding: .utf8), "18")
+    }
+
     func testBoundsEvictTheOldestAndAnOlderPositionReportsAGap() throws {
         let daemon = try Daemon(configuration: "[history]\nprefixes = [\"t.\"]\nmax_messages = 5")
         let clients = try Clients()
