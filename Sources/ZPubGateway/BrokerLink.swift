@@ -13,16 +13,25 @@ import ZeroMQ
     import Glibc
 #endif
 
+/// Where an SSE client reconnecting with Last-Event-ID resumes.
+enum ResumePoint: Sendable, Equatable {
+    /// An id "<cache sequence>-<n>": the cached values newer than that sequence, then live.
+    case lastValue(after: UInt64)
+    /// An id "h<history sequence>": every kept message after it (REPLAY), then live, exactly.
+    case history(after: UInt64)
+}
+
 /// What event loops ask of the gateway's ZeroMQ thread.
 enum LinkCommand: Sendable {
-    /// A new client with its first prefixes; with `resumeAfter`, first the cached values newer
-    /// than that last-value sequence (an SSE reconnection with Last-Event-ID).
-    case attach(ClientOutbox, prefixes: [[UInt8]], resumeAfter: UInt64?)
+    /// A new client with its first prefixes; with `resume`, first what it missed (an SSE
+    /// reconnection with Last-Event-ID).
+    case attach(ClientOutbox, prefixes: [[UInt8]], resume: ResumePoint?)
     case subscribe(ClientID, [UInt8])
     case unsubscribe(ClientID, [UInt8])
     case detach(ClientID)
     case publish([[UInt8]])
-    /// The reply to a round's SNAPSHOT request, from the control thread (`ControlDispatcher`).
+    /// The reply to a round's SNAPSHOT, REPLAY or HISTORY request, from the control thread
+    /// (`ControlDispatcher`).
     case snapshotReplied(token: String, Result<ControlReply, ControlUnavailable>)
     case stop
 }
@@ -43,6 +52,10 @@ final class BrokerLink {
     /// How often SSE event ids learn the cache's sequence (a marker round), while SSE clients exist.
     static let watermarkIntervalNanoseconds: UInt64 = 2_000_000_000
     static let markerPrefix = Array(SnapshotReply.markerPrefix.utf8)
+    static let sequenceMarkerPrefix = Array("$zpub/seq/".utf8)
+    /// How long a kept message waits for its sequence marker (which follows it at once) before
+    /// it goes out without a history id.
+    static let sequenceWaitNanoseconds: UInt64 = 20_000_000
 
     let mailbox = Mailbox<LinkCommand>()
     private let control: ControlDispatcher
@@ -52,6 +65,10 @@ final class BrokerLink {
     private let push: Socket
     private var index = SubscriptionIndex()
     private var clients: [ClientID: Client] = [:]
+    /// The broker's history prefixes: messages under them get their history sequence as SSE id.
+    private let historyPrefixes: [[UInt8]]
+    /// A kept message waiting for its sequence marker, and since when.
+    private var waitingForSequence: (frames: [[UInt8]], since: UInt64)?
     private let tokenPrefix = "gw\(getpid())-"
     private var nextToken = 0
 
@@ -60,18 +77,28 @@ final class BrokerLink {
         var resume: Resume?
     }
 
-    /// An SSE client catching up through the snapshot round `token`: cached values newer than
-    /// `since` first, then the live stream (the round's `SnapshotCatchUp` holds it meanwhile).
+    /// An SSE client catching up through the round `token`: what it missed first (cached
+    /// values newer than its id, or kept messages after it), then the live stream (the round's
+    /// `SnapshotCatchUp` holds it meanwhile).
     private struct Resume {
         let token: String
-        let since: UInt64
+        let point: ResumePoint
     }
 
-    /// A SNAPSHOT request and its marker: for a resuming client, or (no client) only to learn
-    /// the cache's sequence for SSE event ids.
+    /// A SNAPSHOT or REPLAY request and its marker: for a resuming client, or (no client) only
+    /// to learn the cache's sequence for SSE event ids.
     private struct Round {
         var client: ClientID?
         var catchUp: SnapshotCatchUp<ClientOutbox.Item>
+        /// A replay's pages so far (a reply holds at most 1,000 messages).
+        var replay: ReplayPages?
+    }
+
+    private struct ReplayPages {
+        var through: UInt64
+        var prefixes: [String]
+        var entries: [SnapshotReply.Entry]
+        var gap: HistoryReply.Gap?
     }
 
     private var rounds: [String: Round] = [:]
@@ -84,8 +111,12 @@ final class BrokerLink {
     private var cacheEnabled = true
     private var lastCacheCheck: UInt64 = 0
 
-    init(context: Context, control: ControlDispatcher, counters: GatewayCounters, logger: Logger) throws {
+    init(
+        context: Context, control: ControlDispatcher, historyPrefixes: [String], counters: GatewayCounters,
+        logger: Logger
+    ) throws {
         self.control = control
+        self.historyPrefixes = historyPrefixes.map { Array($0.utf8) }
         self.counters = counters
         self.logger = logger
         sub = try Socket(context, type: .sub)
@@ -119,6 +150,13 @@ final class BrokerLink {
                 }
             }
             if poller.isReadable(subIndex) { receiveBurst(message) }
+            // The clock read again: `now` is from before the burst that may have set `since`.
+            if let waiting = waitingForSequence,
+                SystemClock.monotonicNanoseconds() &- waiting.since > Self.sequenceWaitNanoseconds
+            {
+                waitingForSequence = nil
+                deliver(waiting.frames, sequence: nil)
+            }
             startWatermarkRoundIfDue(now: now)
         }
         sub.close()
@@ -129,10 +167,10 @@ final class BrokerLink {
 
     private func handle(_ command: LinkCommand) {
         switch command {
-        case .attach(let outbox, let prefixes, let resumeAfter):
+        case .attach(let outbox, let prefixes, let resume):
             clients[outbox.id] = Client(outbox: outbox)
             for prefix in prefixes { subscribe(outbox.id, prefix) }
-            if let since = resumeAfter { startResume(outbox.id, since: since) }
+            if let resume { startResume(outbox.id, from: resume) }
         case .subscribe(let id, let prefix):
             if clients[id] != nil { subscribe(id, prefix) }
         case .unsubscribe(let id, let prefix):
@@ -164,6 +202,10 @@ final class BrokerLink {
 
     private func setUpstream(_ prefix: [UInt8], subscribed: Bool) {
         try? sub.setOption(subscribed ? .subscribe : .unsubscribe, bytes: prefix)
+        // Under a history prefix (or above one): the sequence markers too, for SSE ids.
+        if historyPrefixes.contains(where: { $0.starts(with: prefix) || prefix.starts(with: $0) }) {
+            try? sub.setOption(subscribed ? .subscribe : .unsubscribe, bytes: Self.sequenceMarkerPrefix + prefix)
+        }
         counters.upstreamPrefixes.store(index.distinctPrefixes, ordering: .relaxed)
     }
 
@@ -178,19 +220,51 @@ final class BrokerLink {
                     _ = try sub.receive(into: message)
                     frames.append(message.bytes)
                 }
-                deliver(frames)
+                receive(frames)
             }
         } catch {
             logger.error("http gateway: receiving from the broker failed: \(error)")
         }
     }
 
-    private func deliver(_ frames: [[UInt8]]) {
+    /// Sorts what the SUB brings: snapshot markers, sequence markers (which number the kept
+    /// message just before them), and messages, of which kept ones wait for their number.
+    private func receive(_ frames: [[UInt8]]) {
         let topic = frames[0]
         if topic.starts(with: Self.markerPrefix) {
+            // What came before the marker goes first (its sequence marker, sent right behind
+            // it, would have come before this one: it was lost).
+            if let waiting = waitingForSequence {
+                waitingForSequence = nil
+                deliver(waiting.frames, sequence: nil)
+            }
             markerArrived(topic: topic, frames: frames)
             return  // markers are the gateway's and other snapshot clients' business, not browsers'
         }
+        if topic.starts(with: Self.sequenceMarkerPrefix) {
+            guard let waiting = waitingForSequence,
+                topic.dropFirst(Self.sequenceMarkerPrefix.count).elementsEqual(waiting.frames[0])
+            else { return }
+            waitingForSequence = nil
+            let sequence = frames.count > 1 ? UInt64(String(decoding: frames[1], as: UTF8.self)) : nil
+            deliver(waiting.frames, sequence: sequence)
+            return
+        }
+        if let waiting = waitingForSequence {
+            waitingForSequence = nil
+            deliver(waiting.frames, sequence: nil)
+        }
+        if historyPrefixes.contains(where: { topic.starts(with: $0) }) {
+            waitingForSequence = (frames, SystemClock.monotonicNanoseconds())
+        } else {
+            deliver(frames, sequence: nil)
+        }
+    }
+
+    /// Hands a message to every client that wants it; `sequence` is its history sequence, when
+    /// known (its SSE id is then "h<sequence>").
+    private func deliver(_ frames: [[UInt8]], sequence: UInt64?) {
+        let topic = frames[0]
         messageNumber &+= 1
         counters.messagesIn.add(1, ordering: .relaxed)
         counters.bytesIn.add(UInt64(frames.reduce(0) { $0 + $1.count }), ordering: .relaxed)
@@ -213,7 +287,9 @@ final class BrokerLink {
                 item = webSocketItem!
             case .serverSentEvents:
                 if eventItem == nil {
-                    let id = WireFormat.eventID(sequence: watermark, number: messageNumber)
+                    let id =
+                        sequence.map(WireFormat.historyEventID)
+                        ?? WireFormat.eventID(sequence: watermark, number: messageNumber)
                     eventItem = .event(
                         ByteBuffer(
                             bytes: WireFormat.serverSentEvent(
@@ -256,9 +332,13 @@ final class BrokerLink {
 
     // MARK: Snapshots, resumes and the event-id watermark
 
-    private func startResume(_ id: ClientID, since: UInt64) {
-        let token = startRound(client: id, prefix: "")
-        clients[id]?.resume = Resume(token: token, since: since)
+    private func startResume(_ id: ClientID, from point: ResumePoint) {
+        let token: String
+        switch point {
+        case .lastValue: token = startRound(client: id, prefix: "")
+        case .history(let after): token = startRound(client: id, prefix: "", replayAfter: after)
+        }
+        clients[id]?.resume = Resume(token: token, point: point)
         counters.resumes.add(1, ordering: .relaxed)
     }
 
@@ -278,18 +358,25 @@ final class BrokerLink {
         _ = startRound(client: nil, prefix: "$zpub/")
     }
 
-    /// Subscribes to a fresh marker topic and asks for a SNAPSHOT (docs/last-value.md).
-    private func startRound(client: ClientID?, prefix: String) -> String {
+    /// Subscribes to a fresh marker topic and asks for a SNAPSHOT (docs/last-value.md), or with
+    /// `replayAfter` a REPLAY of the kept messages after that sequence (docs/history.md).
+    private func startRound(client: ClientID?, prefix: String, replayAfter: UInt64? = nil) -> String {
         nextToken += 1
         let catchUp = SnapshotCatchUp<ClientOutbox.Item>(token: tokenPrefix + String(nextToken))
         try? sub.setOption(.subscribe, bytes: catchUp.markerTopic)
         rounds[catchUp.token] = Round(client: client, catchUp: catchUp)
         let token = catchUp.token
-        let mailbox = self.mailbox
-        control.submit(ControlRequest(command: .snapshot, argument: Array("\(token) \(prefix)".utf8))) { result in
-            mailbox.post(.snapshotReplied(token: token, result))
+        if let after = replayAfter {
+            ask(ControlRequest(command: .replay, argument: Array("\(token) \(after) \(prefix)".utf8)), round: token)
+        } else {
+            ask(ControlRequest(command: .snapshot, argument: Array("\(token) \(prefix)".utf8)), round: token)
         }
         return token
+    }
+
+    private func ask(_ request: ControlRequest, round token: String) {
+        let mailbox = self.mailbox
+        control.submit(request) { result in mailbox.post(.snapshotReplied(token: token, result)) }
     }
 
     private func markerArrived(topic: [UInt8], frames: [[UInt8]]) {
@@ -308,6 +395,28 @@ final class BrokerLink {
         if case .success(.snapshot(let reply)) = result {
             release = round.catchUp.replied(reply)
             cacheEnabled = !reply.prefixes.isEmpty
+        } else if case .success(let reply) = result,
+            let pages = nextReplayPages(
+                round.replay, reply,
+                limit: round.client.flatMap { clients[$0]?.outbox.limit }.map { $0 * ClientOutbox.resumeFactor - 2 }
+                    ?? HistoryReply.pageSize)
+        {
+            // A replay: its first page, or the next one; ask for more until the last.
+            let more: Bool
+            switch reply {
+            case .replay(let first): more = first.more
+            case .history(let page): more = page.more
+            default: more = false
+            }
+            round.replay = pages
+            rounds[token] = round
+            if more, let last = pages.entries.last?.sequence {
+                ask(
+                    ControlRequest(command: .history, argument: Array("since \(last) until \(pages.through)".utf8)),
+                    round: token)
+                return
+            }
+            release = round.catchUp.replied(entries: pages.entries, covering: pages.prefixes)
         } else {
             release = round.catchUp.failed()
             try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
@@ -317,8 +426,33 @@ final class BrokerLink {
             }
         }
         rounds[token] = round
-        if let id = round.client { deliverRelease(release, to: id) }
+        if let id = round.client { deliverRelease(release, gap: round.replay?.gap, to: id) }
         finishRoundIfDone(token)
+    }
+
+    /// The replay's pages with `reply` added, or nil when `reply` is no replay page. A browser
+    /// gets at most `limit` replayed messages (its queue's catch-up bound): the newest ones;
+    /// older ones become part of the gap it is told about.
+    private func nextReplayPages(_ pages: ReplayPages?, _ reply: ControlReply, limit: Int) -> ReplayPages? {
+        var result: ReplayPages
+        switch reply {
+        case .replay(let first) where pages == nil:
+            result = ReplayPages(
+                through: first.through, prefixes: first.prefixes, entries: first.messages, gap: first.gap)
+        case .history(let page):
+            guard let pages else { return nil }
+            result = pages
+            result.entries += page.messages
+        default:
+            return nil
+        }
+        if result.entries.count > limit {
+            let dropped = result.entries.prefix(result.entries.count - limit)
+            let from = result.gap?.from ?? dropped.first!.sequence
+            result.gap = HistoryReply.Gap(from: from, to: dropped.last!.sequence)
+            result.entries.removeFirst(dropped.count)
+        }
+        return result
     }
 
     private func finishRoundIfDone(_ token: String) {
@@ -327,16 +461,31 @@ final class BrokerLink {
         if let id = round.client { clients[id]?.resume = nil }
     }
 
-    /// Sends a resuming client the cached values it missed (newer than its Last-Event-ID, under
-    /// its prefixes), then the live messages its round released.
-    private func deliverRelease(_ release: SnapshotCatchUp<ClientOutbox.Item>.Release, to id: ClientID) {
+    /// Sends a resuming client what it missed under its prefixes (cached values newer than its
+    /// Last-Event-ID, or every kept message after it, and a `gap` event for what history no
+    /// longer keeps), then the live messages its round released.
+    private func deliverRelease(
+        _ release: SnapshotCatchUp<ClientOutbox.Item>.Release, gap: HistoryReply.Gap?, to id: ClientID
+    ) {
         guard let client = clients[id], let resume = client.resume else { return }
         var items: [ClientOutbox.Item] = []
+        if let gap {
+            let data = #"{"type":"gap","from":\#(gap.from),"to":\#(gap.to)}"#
+            items.append(
+                .event(ByteBuffer(bytes: WireFormat.serverSentEvent(id: nil, event: "gap", data: Array(data.utf8)))))
+        }
         let wanted = index.prefixes(of: id)
-        for entry in release.entries where entry.sequence > resume.since {
+        for entry in release.entries {
+            let eventID: String
+            switch resume.point {
+            case .lastValue(let after):
+                guard entry.sequence > after else { continue }
+                eventID = WireFormat.eventID(sequence: entry.sequence, number: 0)
+            case .history:
+                eventID = WireFormat.historyEventID(entry.sequence)
+            }
             guard let frames = entry.messageFrames, wanted.contains(where: { frames[0].starts(with: $0) })
             else { continue }
-            let eventID = WireFormat.eventID(sequence: entry.sequence, number: 0)
             items.append(
                 .event(
                     ByteBuffer(
@@ -347,7 +496,7 @@ final class BrokerLink {
         }
         counters.resumedValues.add(UInt64(items.count), ordering: .relaxed)
         items += release.items
-        for item in items where !client.outbox.offer(item) {
+        for item in items where !client.outbox.offer(item, catchingUp: true) {
             drop(id)
             return
         }

@@ -32,6 +32,9 @@ final class ClientOutbox: Sendable {
         var queue = CircularBuffer<Item>(initialCapacity: 4)
         var drainScheduled = false
         var closed = false
+        /// Catch-up messages still queued: live messages behind them are measured against
+        /// `limit` on top of these, so a resume does not make the next live message "too slow".
+        var catchUpQueued = 0
     }
 
     let id: ClientID
@@ -49,13 +52,20 @@ final class ClientOutbox: Sendable {
         self.counters = counters
     }
 
+    /// How many times `limit` a resume may queue at once: what a reconnecting client missed
+    /// arrives in one go, and is bounded by the link to this many messages.
+    static let resumeFactor = 10
+
     /// Queues a message (any thread, never blocks). False when the queue is full: the caller
-    /// drops the client.
-    func offer(_ item: Item) -> Bool {
+    /// drops the client. A resume's catch-up (`catchingUp`) may fill the queue up to
+    /// `resumeFactor` times the limit.
+    func offer(_ item: Item, catchingUp: Bool = false) -> Bool {
         let (accepted, schedule) = state.withLock { state -> (Bool, Bool) in
             if state.closed { return (true, false) }
-            if state.queue.count >= limit { return (false, false) }
+            let bound = catchingUp ? limit * Self.resumeFactor : limit + state.catchUpQueued
+            if state.queue.count >= bound { return (false, false) }
             state.queue.append(item)
+            if catchingUp { state.catchUpQueued += 1 }
             if state.drainScheduled { return (true, false) }
             state.drainScheduled = true
             return (true, true)
@@ -102,7 +112,10 @@ final class ClientOutbox: Sendable {
         var bytes = 0
         while channel.isWritable {
             let next = state.withLock { state -> Item? in
-                if let item = state.queue.popFirst() { return item }
+                if let item = state.queue.popFirst() {
+                    state.catchUpQueued = min(state.catchUpQueued, state.queue.count)
+                    return item
+                }
                 state.drainScheduled = false
                 return nil
             }

@@ -32,7 +32,8 @@ public final class HTTPGateway: Sendable {
     /// Joins the broker over inproc with its `context`, asks it through `control`, and starts
     /// listening. Throws `GatewayError` when the address cannot be bound.
     public init(
-        settings: HTTPSettings, maxPrefixLength: Int, context: Context, control: any BrokerControl, logger: Logger
+        settings: HTTPSettings, maxPrefixLength: Int, historyPrefixes: [String] = [], context: Context,
+        control: any BrokerControl, logger: Logger
     ) throws {
         guard let (host, port) = settings.hostAndPort else {
             throw GatewayError("listen \"\(settings.listen)\" is not host:port")
@@ -41,7 +42,9 @@ public final class HTTPGateway: Sendable {
         let dispatcher = ControlDispatcher(control: control, counters: counters)
         let link: BrokerLink
         do {
-            link = try BrokerLink(context: context, control: dispatcher, counters: counters, logger: logger)
+            link = try BrokerLink(
+                context: context, control: dispatcher, historyPrefixes: historyPrefixes, counters: counters,
+                logger: logger)
         } catch {
             dispatcher.shutdown()
             throw error

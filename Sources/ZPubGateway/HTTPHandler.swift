@@ -227,7 +227,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return respondError(context, status, code, message, head)
         }
         let lastEventID = head.headers.first(name: "Last-Event-ID") ?? target.value("last_event_id")
-        let resumeAfter = lastEventID.flatMap(WireFormat.sequence(fromEventID:))
+        let resume: ResumePoint? = lastEventID.flatMap { id in
+            if let sequence = WireFormat.historySequence(fromEventID: id) { return .history(after: sequence) }
+            return WireFormat.sequence(fromEventID: id).map { .lastValue(after: $0) }
+        }
         startStream(context, head)
         let outbox = ClientOutbox(
             id: shared.makeClientID(), kind: .serverSentEvents, channel: context.channel,
@@ -244,7 +247,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         stream = .messages(outbox, keepAlive)
         shared.linkMailbox.post(
-            .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resumeAfter: resumeAfter))
+            .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resume: resume))
     }
 
     /// Every second: STATS and the gateway's counters; every five: the busiest topics and

@@ -36,7 +36,7 @@ final class WebSocketSession: ChannelInboundHandler {
         shared.counters.webSocketClients.add(1, ordering: .relaxed)
         shared.counters.webSocketConnections.add(1, ordering: .relaxed)
         // Prefixes in the URL (?prefix=...) were checked before the upgrade.
-        shared.linkMailbox.post(.attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resumeAfter: nil))
+        shared.linkMailbox.post(.attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resume: nil))
         startPings(context)
     }
 

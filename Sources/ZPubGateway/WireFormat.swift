@@ -96,6 +96,16 @@ enum WireFormat {
     /// client's Last-Event-ID gives back the sequence.
     static func eventID(sequence: UInt64, number: UInt64) -> String { "\(sequence)-\(number)" }
 
+    /// The SSE event id of a message history keeps: "h" and its history sequence. A reconnecting
+    /// client's Last-Event-ID then resumes exactly after it (docs/history.md).
+    static func historyEventID(_ sequence: UInt64) -> String { "h\(sequence)" }
+
+    /// The history sequence in a Last-Event-ID of the form "h<digits>", or nil.
+    static func historySequence(fromEventID id: String) -> UInt64? {
+        guard id.first == "h" else { return nil }
+        return UInt64(id.dropFirst())
+    }
+
     /// The cache sequence in a Last-Event-ID (the digits before "-"), or nil.
     static func sequence(fromEventID id: String) -> UInt64? {
         let digits = id.prefix { $0 != "-" }

@@ -52,7 +52,8 @@ struct Services {
         guard configuration.http.enabled else { return nil }
         let gateway = try HTTPGateway(
             settings: configuration.http, maxPrefixLength: configuration.maxSubscriptionLength,
-            context: broker.context, control: broker.control, logger: logger)
+            historyPrefixes: configuration.historyPrefixes, context: broker.context, control: broker.control,
+            logger: logger)
         logger.notice(
             "http gateway listening on http://\(gateway.localAddress)/",
             metadata: ["endpoint": "http://\(gateway.localAddress)"])

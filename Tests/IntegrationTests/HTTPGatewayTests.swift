@@ -240,6 +240,73 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(values.last, "state.end=live", "then live")
     }
 
+    /// Exact replay for browsers: an SSE client away while 1,000 messages pass, and zpubd
+    /// restarted meanwhile, reconnects with its Last-Event-ID ("h<sequence>") and gets exactly
+    /// those 1,000, in order, then live.
+    func testSSEResumesFromHistoryExactlyAcrossARestart() throws {
+        let port = try FreePort.find()
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-sse-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: state) }
+        let configuration = """
+            [history]
+            prefixes = ["h."]
+            directory = "\(state.path)"
+            [http]
+            enabled = true
+            listen = "127.0.0.1:\(port)"
+            """
+        func start() throws -> Daemon {
+            let daemon = try Daemon(configuration: configuration)
+            try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
+                (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+            }
+            return daemon
+        }
+        var lastID = ""
+        do {
+            let daemon = try start()
+            let clients = try Clients()
+            let push = try clients.socket(.push, connect: daemon.pull)
+            let ready = readyFile()
+            let first = try python(["sse", "\(port)", "?prefix=h.", "3", "-", ready])
+            try Wait.until("the SSE client is connected") { FileManager.default.fileExists(atPath: ready) }
+            try daemon.waitForSubscriptions(2)  // h. and its sequence markers
+            for i in 0..<3 { try push.send(frames: frames("h.x", "\(i)")) }
+            let firstRun = try first.finish(timeout: 20)
+            XCTAssertEqual(firstRun.status, 0, firstRun.stderr)
+            let events = jsonLines(firstRun.stdout).filter { $0["data"] != nil }
+            XCTAssertEqual(events.compactMap { $0["id"] as? String }, ["h1", "h2", "h3"], "ids are history sequences")
+            lastID = try XCTUnwrap(events.last?["id"] as? String)
+            try daemon.waitForSubscriptions(0)
+            for i in 3..<1_003 { try push.send(frames: frames("h.x", "\(i)")) }  // nobody listening
+            try Wait.until("all are kept") { try daemon.stats().history?.messages == 1_003 }
+            daemon.signal(SIGTERM)
+            XCTAssertEqual(daemon.waitForExit(), 0)
+        }
+        let daemon = try start()
+        let resumedReady = readyFile()
+        let second = try python(["sse", "\(port)", "?prefix=h.", "2000", lastID, resumedReady, "h.end"])
+        try Wait.until("the SSE client reconnected") { FileManager.default.fileExists(atPath: resumedReady) }
+        try Wait.until("the gateway subscribes for the resumed client, and to the sequence markers") {
+            let prefixes = try daemon.subscriptions().subscriptions.map(\.prefix)
+            return prefixes.contains("h.") && prefixes.contains("$zpub/seq/h.")
+        }
+        let clients = try Clients()
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("h.end", "live"))
+        let secondRun = try second.finish(timeout: 30)
+        XCTAssertEqual(secondRun.status, 0, secondRun.stderr)
+        let resumed = jsonLines(secondRun.stdout).filter { $0["data"] != nil }
+        let payloads = resumed.compactMap { ($0["data"] as? [String: Any])?["payload"] }.map { "\($0)" }
+        XCTAssertEqual(
+            Array(payloads.dropLast()), (3..<1_003).map(String.init),
+            "exactly the missed ones, in order; the client printed \(secondRun.stdout.prefix(500)); zpubd's log: \(daemon.log.suffix(1500))"
+        )
+        XCTAssertEqual(payloads.last, "live")
+        XCTAssertEqual(resumed.first?["id"] as? String, "h4")
+        XCTAssertEqual(resumed.last?["id"] as? String, "h1004", "live messages carry their sequence too")
+    }
+
     // MARK: Operators
 
     func testHealthStatsAndMetrics() throws {
