@@ -279,7 +279,7 @@ final class BrokerLink {
             case .webSocket:
                 if webSocketItem == nil {
                     webSocketItem =
-                        switch WireFormat.webSocket(frames) {
+                        switch WireFormat.webSocket(frames, sequence: sequence) {
                         case .text(let bytes): .webSocketText(ByteBuffer(bytes: bytes))
                         case .binary(let bytes): .webSocketBinary(ByteBuffer(bytes: bytes))
                         }

@@ -10,8 +10,15 @@ enum WireFormat {
         case binary([UInt8])
     }
 
-    static func webSocket(_ frames: [[UInt8]]) -> WebSocketPayload {
-        json(frames).map(WebSocketPayload.text) ?? .binary(binary(frames))
+    /// `sequence`: the message's history sequence, when it is kept (docs/history.md); a text
+    /// message then carries it as `"seq"`.
+    static func webSocket(_ frames: [[UInt8]], sequence: UInt64? = nil) -> WebSocketPayload {
+        guard var text = json(frames) else { return .binary(binary(frames)) }
+        if let sequence {
+            text.removeLast()  // the closing brace
+            text += Array(",\"seq\":\(sequence)}".utf8)
+        }
+        return .text(text)
     }
 
     /// `{"type":"message","topic":...,"encoding":...,"payload":...}`, or nil when a frame is

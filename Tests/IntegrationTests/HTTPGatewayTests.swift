@@ -307,6 +307,32 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(resumed.last?["id"] as? String, "h1004", "live messages carry their sequence too")
     }
 
+    /// WebSocket clients see the history sequence of kept messages as "seq".
+    func testWebSocketMessagesCarryTheirHistorySequence() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: "[history]\nprefixes = [\"h.\"]\n[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"")
+        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
+            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+        }
+        let ready = readyFile()
+        let client = try python(["ws-sub", "\(port)", #"["h.", "live."]"#, "3", ready])
+        try Wait.until("the WebSocket client has subscribed") { FileManager.default.fileExists(atPath: ready) }
+        try Wait.until("the gateway subscribes to the sequence markers") {
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == "$zpub/seq/h." }
+        }
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("h.a", "1"))
+        try push.send(frames: frames("live.x", "not kept"))
+        try push.send(frames: frames("h.b", "2"))
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let messages = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(messages.map { $0["topic"] as? String }, ["h.a", "live.x", "h.b"])
+        XCTAssertEqual(messages.map { ($0["seq"] as? NSNumber)?.intValue }, [1, nil, 2])
+    }
+
     // MARK: Operators
 
     func testHealthStatsAndMetrics() throws {

@@ -98,4 +98,16 @@ final class ClientRequestTests: XCTestCase {
             XCTAssertLessThanOrEqual(violation.reason.utf8.count, 123, "fits a close frame: \(text)")
         }
     }
+
+    func testAKeptMessageCarriesItsHistorySequence() {
+        let frames = [Array("h.x".utf8), Array("{\"a\":1}".utf8)]
+        XCTAssertEqual(
+            WireFormat.webSocket(frames, sequence: 4711),
+            .text(Array(#"{"type":"message","topic":"h.x","encoding":"json","payload":{"a":1},"seq":4711}"#.utf8)))
+        XCTAssertEqual(WireFormat.webSocket(frames), .text(WireFormat.json(frames)!), "no sequence: as before")
+        XCTAssertEqual(WireFormat.historyEventID(9), "h9")
+        XCTAssertEqual(WireFormat.historySequence(fromEventID: "h9"), 9)
+        XCTAssertNil(WireFormat.historySequence(fromEventID: "9-1"))
+        XCTAssertNil(WireFormat.historySequence(fromEventID: "hx"))
+    }
 }
