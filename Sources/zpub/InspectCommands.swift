@@ -36,7 +36,8 @@ struct Stats: ParsableCommand {
                 topics.accounting
                     ? "topics         \(topics.tracked) tracked (limit \(topics.limit)), \(topics.untrackedMessages) messages untracked, \(stats.unwantedMessages) unwanted"
                     : "topics         accounting off")
-            if let history = stats.history {
+            // Without history prefixes the store may still hold persisted last values: no line.
+            if let history = stats.history, !history.prefixes.isEmpty {
                 Output.line(
                     "history        \(history.messages) messages kept (\(Format.bytes(UInt64(history.bytes)))), sequences \(history.firstSequence)-\(history.lastSequence), \(history.persistent ? "on disk in \(history.directory ?? "?")" : "in memory only"); \(history.dropped + history.writeFailures) not kept, \(history.evictions) evicted"
                 )
