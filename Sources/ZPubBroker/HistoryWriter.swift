@@ -82,42 +82,45 @@ final class HistoryQueue: Sendable {
     }
 
     static func decodeLastValue(_ record: ArraySlice<UInt8>) -> LastValueRecord? {
-        var index = record.startIndex
-        func integer(_ size: Int) -> UInt64? {
-            guard index + size <= record.endIndex else { return nil }
-            defer { index += size }
-            return record[index..<index + size].reduce(0) { $0 << 8 | UInt64($1) }
-        }
-        guard let sequence = integer(8), let milliseconds = integer(8) else { return nil }
-        var frames: [[UInt8]] = []
-        while index < record.endIndex {
-            guard let length = integer(4), index + Int(length) <= record.endIndex else { return nil }
-            frames.append(Array(record[index..<index + Int(length)]))
-            index += Int(length)
-        }
+        var reader = RecordReader(record)
+        guard let sequence = reader.integer(8), let milliseconds = reader.integer(8),
+            let frames = FrameCodec.decode(reader.rest)
+        else { return nil }
         return LastValueRecord(frames: frames, sequence: sequence, storedMilliseconds: milliseconds)
     }
 
     static func decode(_ record: ArraySlice<UInt8>) -> StoredMessage? {
-        var index = record.startIndex
-        func integer(_ size: Int) -> UInt64? {
-            guard index + size <= record.endIndex else { return nil }
-            defer { index += size }
-            return record[index..<index + size].reduce(0) { $0 << 8 | UInt64($1) }
-        }
-        guard let sequence = integer(8), let milliseconds = integer(8), let prefixLength = integer(2),
-            index + Int(prefixLength) <= record.endIndex
+        var reader = RecordReader(record)
+        guard let sequence = reader.integer(8), let milliseconds = reader.integer(8),
+            let prefixLength = reader.integer(2), let prefixBytes = reader.bytes(Int(prefixLength)),
+            let frames = FrameCodec.decode(reader.rest)
         else { return nil }
-        let prefix = String(decoding: record[index..<index + Int(prefixLength)], as: UTF8.self)
-        index += Int(prefixLength)
-        var frames: [[UInt8]] = []
-        while index < record.endIndex {
-            guard let length = integer(4), index + Int(length) <= record.endIndex else { return nil }
-            frames.append(Array(record[index..<index + Int(length)]))
-            index += Int(length)
-        }
+        let prefix = String(decoding: prefixBytes, as: UTF8.self)
         return StoredMessage(sequence: sequence, receivedMilliseconds: milliseconds, frames: frames, prefix: prefix)
     }
+}
+
+/// Reads a ring record's fixed fields (big-endian), then leaves the frames to `FrameCodec`.
+private struct RecordReader {
+    private let record: ArraySlice<UInt8>
+    private var index: Int
+
+    init(_ record: ArraySlice<UInt8>) {
+        self.record = record
+        index = record.startIndex
+    }
+
+    mutating func integer(_ size: Int) -> UInt64? {
+        bytes(size).map { $0.reduce(0) { $0 << 8 | UInt64($1) } }
+    }
+
+    mutating func bytes(_ count: Int) -> ArraySlice<UInt8>? {
+        guard index + count <= record.endIndex else { return nil }
+        defer { index += count }
+        return record[index..<index + count]
+    }
+
+    var rest: ArraySlice<UInt8> { record[index...] }
 }
 
 /// What other threads ask the history writer.
@@ -277,7 +280,6 @@ final class HistoryWriter {
     private func writeBatch() -> Int {
         let (batch, lastValues, assignedThrough) = queue.take(limit: Self.batchLimit)
         guard !batch.isEmpty || !lastValues.isEmpty || assignedThrough > store.lastSequence else { return 0 }
-        defer { refreshStats() }
         do {
             try store.append(
                 batch, lastValues: lastValues, assignedThrough: assignedThrough,

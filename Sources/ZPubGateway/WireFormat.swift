@@ -74,17 +74,8 @@ enum WireFormat {
         return out
     }
 
-    /// Every frame, topic first, as a 4-byte big-endian length and then its bytes.
-    static func binary(_ frames: [[UInt8]]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(frames.reduce(0) { $0 + $1.count + 4 })
-        for frame in frames {
-            let count = UInt32(frame.count)
-            out += [UInt8(count >> 24), UInt8(count >> 16 & 0xFF), UInt8(count >> 8 & 0xFF), UInt8(count & 0xFF)]
-            out += frame
-        }
-        return out
-    }
+    /// Every frame, topic first, as a 4-byte big-endian length and then its bytes (`FrameCodec`).
+    static func binary(_ frames: [[UInt8]]) -> [UInt8] { FrameCodec.encode(frames) }
 
     /// One Server-Sent Event. `data` must not contain a newline (JSON from this file never does).
     static func serverSentEvent(id: String?, event: String?, data: [UInt8]) -> [UInt8] {

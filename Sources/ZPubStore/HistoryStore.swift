@@ -427,34 +427,3 @@ public final class HistoryStore {
         return total
     }
 }
-
-/// Frames in one blob: for each, a 4-byte big-endian length and its bytes (the layout the HTTP
-/// gateway's binary WebSocket messages use too).
-enum FrameCodec {
-    static func encode(_ frames: [[UInt8]]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(frames.reduce(0) { $0 + $1.count + 4 })
-        for frame in frames {
-            let count = UInt32(frame.count)
-            out += [UInt8(count >> 24), UInt8(count >> 16 & 0xFF), UInt8(count >> 8 & 0xFF), UInt8(count & 0xFF)]
-            out += frame
-        }
-        return out
-    }
-
-    /// Nil when the blob is not a sequence of length-prefixed frames.
-    static func decode(_ blob: [UInt8]) -> [[UInt8]]? {
-        var frames: [[UInt8]] = []
-        var index = 0
-        while index < blob.count {
-            guard index + 4 <= blob.count else { return nil }
-            let count =
-                Int(blob[index]) << 24 | Int(blob[index + 1]) << 16 | Int(blob[index + 2]) << 8 | Int(blob[index + 3])
-            index += 4
-            guard index + count <= blob.count else { return nil }
-            frames.append(Array(blob[index..<index + count]))
-            index += count
-        }
-        return frames
-    }
-}

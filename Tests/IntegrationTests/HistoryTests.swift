@@ -83,27 +83,9 @@ final class HistoryTests: XCTestCase {
     /// history prefixes under the same subscription come live only.
     func testSubSinceJoinsTheLiveStreamWithNoGapAndNoDuplicate() throws {
         let daemon = try Daemon(arguments: ["--history", "h.k"])
-        let producerDone = ConditionBox()
-        let stopProducing = StopFlag()
-        let pull = daemon.pull
-        let producer = Thread {
-            defer { producerDone.set() }
-            guard let context = try? Context(), let push = try? Socket(context, type: .push) else { return }
-            defer {
-                push.close()
-                context.terminate()
-            }
-            try? push.connect(pull)
-            var i = 0
-            while !stopProducing.isSet {
-                _ = try? push.send(frames: frames("h.k", "\(i)"))
-                if i % 10 == 0 { _ = try? push.send(frames: frames("h.live", "\(i)")) }
-                if i % 2 == 0 { usleep(1_000) }
-                i += 1
-            }
+        let producer = BackgroundProducer(endpoint: daemon.pull) { i in
+            i % 10 == 0 ? [frames("h.k", "\(i)"), frames("h.live", "\(i)")] : [frames("h.k", "\(i)")]
         }
-        producer.start()
-        defer { stopProducing.set() }
         // More than one page (1,000) to replay, so the rest is read with HISTORY ... until.
         try Wait.until("history holds 1,500 messages") { (try daemon.stats().history?.messages ?? 0) >= 1_500 }
         let kept = try XCTUnwrap(try daemon.stats().history?.messages)
@@ -115,9 +97,7 @@ final class HistoryTests: XCTestCase {
                 "h.",
             ],
             timeout: 60)
-        XCTAssertFalse(producerDone.wait(seconds: 0), "the producer was still publishing")
-        stopProducing.set()
-        XCTAssertTrue(producerDone.wait(seconds: 30))
+        XCTAssertTrue(producer.stopWhileRunning(), "the producer was still publishing")
         XCTAssertEqual(run.status, 0, run.stderr)
         let lines = run.stdout.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
         XCTAssertEqual(lines.count, wanted)

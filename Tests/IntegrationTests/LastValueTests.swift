@@ -82,28 +82,8 @@ final class LastValueTests: XCTestCase {
     func testSnapshotThenLiveStreamHasNoGapAndNoDuplicate() throws {
         let daemon = try Daemon(arguments: ["--last-value", "s."])
         let topics = 10
-        let producerDone = ConditionBox()
-        let stopProducing = StopFlag()
-        let pull = daemon.pull
-        // Publishes (about 2,000 messages a second) until the subscriber has what it needs, however
-        // long that takes on a busy machine: the snapshot is always taken mid-stream.
-        let producer = Thread {
-            defer { producerDone.set() }
-            guard let context = try? Context(), let push = try? Socket(context, type: .push) else { return }
-            defer {
-                push.close()
-                context.terminate()
-            }
-            try? push.connect(pull)
-            var i = 0
-            while !stopProducing.isSet {
-                _ = try? push.send(frames: frames("s.k\(i % topics)", "\(i)"))
-                if i % 2 == 0 { usleep(1_000) }
-                i += 1
-            }
-        }
-        producer.start()
-        defer { stopProducing.set() }  // should the test end early
+        // Publishes until the subscriber has what it needs: the snapshot is taken mid-stream.
+        let producer = BackgroundProducer(endpoint: daemon.pull) { i in [frames("s.k\(i % topics)", "\(i)")] }
         try Wait.until("every topic is cached") { try daemon.stats().lastValue.entries == topics }
         let received = 1_200
         let run = try Run.program(
@@ -113,9 +93,7 @@ final class LastValueTests: XCTestCase {
                 "s.",
             ],
             timeout: 30)
-        XCTAssertFalse(producerDone.wait(seconds: 0), "the producer was still publishing")
-        stopProducing.set()
-        XCTAssertTrue(producerDone.wait(seconds: 30))
+        XCTAssertTrue(producer.stopWhileRunning(), "the producer was still publishing")
         XCTAssertEqual(run.status, 0, run.stderr)
         var lastPerTopic: [String: Int] = [:]
         var snapshotTopics = 0

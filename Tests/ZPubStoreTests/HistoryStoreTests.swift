@@ -114,11 +114,4 @@ final class HistoryStoreTests: XCTestCase {
             XCTAssertTrue((error as! HistoryStoreError).description.contains("is not a directory"))
         }
     }
-
-    func testTheFrameCodecRefusesTruncatedBlobs() {
-        let frames: [[UInt8]] = [[1, 2, 3], [], [4]]
-        XCTAssertEqual(FrameCodec.decode(FrameCodec.encode(frames)), frames)
-        XCTAssertNil(FrameCodec.decode(Array(FrameCodec.encode(frames).dropLast())))
-        XCTAssertNil(FrameCodec.decode([0, 0, 0]))
-    }
 }

@@ -67,3 +67,40 @@ extension Socket {
 
 /// Frames from strings, for readable test data.
 func frames(_ parts: String...) -> [[UInt8]] { parts.map { Array($0.utf8) } }
+
+/// Publishes from a thread of its own, about 2,000 messages a second, until stopped: for tests
+/// whose subscriber must join mid-stream however long that takes on a busy machine.
+/// `messages(i)` gives what to send at step `i` (one or more messages).
+final class BackgroundProducer {
+    private let done = ConditionBox()
+    private let stop = StopFlag()
+
+    init(endpoint: String, messages: @escaping @Sendable (Int) -> [[[UInt8]]]) {
+        let done = self.done
+        let stop = self.stop
+        Thread {
+            defer { done.set() }
+            guard let context = try? Context(), let push = try? Socket(context, type: .push) else { return }
+            defer {
+                push.close()
+                context.terminate()
+            }
+            try? push.connect(endpoint)
+            var i = 0
+            while !stop.isSet {
+                for message in messages(i) { _ = try? push.send(frames: message) }
+                if i % 2 == 0 { usleep(1_000) }
+                i += 1
+            }
+        }.start()
+    }
+
+    deinit { stop.set() }
+
+    /// Stops it; true when it was still publishing until then and has now finished.
+    func stopWhileRunning() -> Bool {
+        let wasRunning = !done.wait(seconds: 0)
+        stop.set()
+        return wasRunning && done.wait(seconds: 30)
+    }
+}
