@@ -10,8 +10,8 @@ extension BrokerConfiguration {
     /// The log level and every numeric limit in its range.
     func limitProblems() -> [(key: String, message: String)] {
         var problems: [(key: String, message: String)] = []
-        func check(_ key: String, _ value: Int, _ range: ClosedRange<Int>, _ meaning: String) {
-            if let problem = Self.rangeProblem(key, value, range, meaning) { problems.append(problem) }
+        func check(_ key: String, _ value: Int, _ range: ClosedRange<Int>, _ meaning: String, shown: String? = nil) {
+            if let problem = Self.rangeProblem(key, value, range, meaning, shown: shown) { problems.append(problem) }
         }
         if !Self.logLevels.contains(logLevel) {
             problems.append(
@@ -51,17 +51,20 @@ extension BrokerConfiguration {
             problems.append(
                 ("prefixes", "last-value prefix \"\(prefix.prefix(40))...\" is longer than max_subscription_length"))
         }
-        check("history_max_messages", historyMaxMessages, 1...1_000_000_000, "the number of stored messages")
-        check("history_max_bytes", historyMaxBytes, 1...(1 << 40), "the bytes of stored messages")
+        // [history] keys share names with [last_value]'s: found by a longer key, shown as written.
+        check(
+            "history_max_messages", historyMaxMessages, 1...1_000_000_000, "the number of stored messages",
+            shown: "max_messages")
+        check("history_max_bytes", historyMaxBytes, 1...(1 << 40), "the bytes of stored messages", shown: "max_bytes")
         check(
             "history_max_age_s", historyMaxAgeSeconds, 0...315_360_000,
-            "the age of stored messages in seconds (0 = no limit)")
+            "the age of stored messages in seconds (0 = no limit)", shown: "max_age_s")
         check(
             "history_sync_interval_ms", historySyncIntervalMilliseconds, 10...60_000,
-            "the interval in ms after which received messages are on disk")
+            "the interval in ms after which received messages are on disk", shown: "sync_interval_ms")
         check(
             "history_queue_bytes", historyQueueBytes, 65_536...(1 << 32),
-            "the bytes of messages waiting for the history writer")
+            "the bytes of messages waiting for the history writer", shown: "queue_bytes")
         for prefix in historyPrefixes where prefix.hasPrefix("$zpub/") {
             problems.append(("history_prefixes", "history prefix \"\(prefix)\" is under $zpub/, which is zpubd's own"))
         }

@@ -187,13 +187,14 @@ extension BrokerConfiguration {
 
 extension BrokerConfiguration {
     /// The problem with an integer setting outside its range, or nil: shared by every section.
-    static func rangeProblem(_ key: String, _ value: Int, _ range: ClosedRange<Int>, _ meaning: String) -> (
-        key: String, message: String
-    )? {
+    /// `shown`: the key as the file spells it, when `key` (which finds the line) differs.
+    static func rangeProblem(
+        _ key: String, _ value: Int, _ range: ClosedRange<Int>, _ meaning: String, shown: String? = nil
+    ) -> (key: String, message: String)? {
         guard !range.contains(value) else { return nil }
         return (
             key,
-            "\(key) = \(value) is out of range: \(meaning) must be between \(range.lowerBound) and \(range.upperBound)"
+            "\(shown ?? key) = \(value) is out of range: \(meaning) must be between \(range.lowerBound) and \(range.upperBound)"
         )
     }
 }

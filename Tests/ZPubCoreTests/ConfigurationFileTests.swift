@@ -132,6 +132,15 @@ final class ConfigurationFileTests: XCTestCase {
             problems("[endpoints]\nxpub = []\n").contains { $0.message.contains("subscribers would have nowhere") })
         XCTAssertTrue(problems("[endpoints]\npull = []\nxsub = []\n").contains { $0.message.contains("no way in") })
     }
+
+    func testHistoryBoundsAreRefusedWithTheirLineAndTheKeyAsWritten() {
+        let text = "[last_value]\nmax_bytes = 100\n[history]\nprefixes = [\"a.\"]\nqueue_bytes = 10\nmax_bytes = 0\n"
+        guard case .failure(let failure) = ConfigurationFile.parse(text) else { return XCTFail("must be refused") }
+        let found = failure.problems
+        XCTAssertEqual(found.map(\.line), [5, 6])
+        XCTAssertTrue(found[0].message.hasPrefix("queue_bytes = 10 is out of range"), found[0].message)
+        XCTAssertTrue(found[1].message.hasPrefix("max_bytes = 0 is out of range"), found[1].message)
+    }
 }
 
 final class EndpointTests: XCTestCase {
