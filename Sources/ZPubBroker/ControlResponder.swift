@@ -127,7 +127,7 @@ final class ControlResponder: BrokerControl {
         guard var stats = loopStats() else { return nil }
         let configuration = configuration
         stats.uptimeSeconds = uptime()
-        stats.sockets["control"] = controlCounters.withLock { $0 }
+        stats.sockets[.control] = controlCounters.withLock { $0 }
         let zapCounters = zap.snapshot
         stats.security = StatsSnapshot.SecurityStats(
             curve: BrokerSocketRole.allCases.filter { configuration.security(for: $0).curve }.map(\.rawValue),
@@ -166,7 +166,7 @@ final class ControlResponder: BrokerControl {
         return .snapshot(
             SnapshotReply(
                 token: token, sequence: captured.sequence, prefixes: captured.prefixes.map(TopicText.display),
-                entries: captured.entries.map(SnapshotReply.Entry.init)))
+                entries: captured.entries.map(MessageJSON.init)))
     }
 
     /// Waits for the loop to publish the client's marker and the writer to read what was kept

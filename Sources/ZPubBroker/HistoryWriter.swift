@@ -330,8 +330,9 @@ final class HistoryWriter {
                 HistoryReply(
                     firstSequence: store.firstSequence, lastSequence: store.lastSequence, through: query.through,
                     messages: messages.map {
-                        SnapshotReply.Entry(
-                            frames: $0.frames, sequence: $0.sequence, storedMilliseconds: $0.receivedMilliseconds)
+                        MessageJSON(
+                            frames: $0.frames, style: .exact, seq: $0.sequence,
+                            storedMilliseconds: $0.receivedMilliseconds)
                     }, more: more, gap: gap))
         } catch {
             return .failure(ControlError(.internalError, "history could not be read: \(error)"))

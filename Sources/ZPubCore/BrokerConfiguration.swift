@@ -105,14 +105,14 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var serverSecretKeyFile: String?
     public var controlIPCMode = Defaults.controlIPCMode
     /// Per socket role ("pull", "xsub", "xpub", "control"): CURVE and allow lists.
-    public var security: [String: SocketSecurity] = [:]
+    public var security: [BrokerSocketRole: SocketSecurity] = [:]
     /// The optional HTTP listener: WebSocket, SSE, health, stats, metrics ([http], docs/http.md).
     public var http = HTTPSettings()
 
     public init() {}
 
     public func security(for role: BrokerSocketRole) -> SocketSecurity {
-        security[role.rawValue] ?? SocketSecurity()
+        security[role] ?? SocketSecurity()
     }
 
     /// The log levels zpubd understands, quietest last.
@@ -160,7 +160,9 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
 }
 
 /// The four kinds of socket zpubd binds.
-public enum BrokerSocketRole: String, CaseIterable, Codable, Sendable {
+/// `CodingKeyRepresentable`: tables keyed by role (STATS `sockets` and `peers`, `security`)
+/// encode as JSON objects with these names as keys.
+public enum BrokerSocketRole: String, CaseIterable, Codable, CodingKeyRepresentable, Sendable {
     case pull, xsub, xpub, control
 }
 

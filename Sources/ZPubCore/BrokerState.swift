@@ -14,8 +14,8 @@ public struct BrokerState: Sendable {
     public var unwantedMessages: UInt64 = 0
     public var sendFailures: UInt64 = 0
     public var paused = false
-    /// Connected peers per data socket role ("pull", "xsub", "xpub"), from socket monitor events.
-    public var peers: [String: Int] = ["pull": 0, "xsub": 0, "xpub": 0]
+    /// Connected peers per data socket role (pull, xsub, xpub), from socket monitor events.
+    public var peers: [BrokerSocketRole: Int] = [.pull: 0, .xsub: 0, .xpub: 0]
     /// Connections dropped during the ZeroMQ handshake (garbage, wrong protocol or mechanism).
     public var handshakeFailures: UInt64 = 0
     /// Out of file descriptors: new TCP connections are paused (docs/reliability.md).
@@ -27,7 +27,7 @@ public struct BrokerState: Sendable {
 
     /// Counts a connection (`delta` +1) or a disconnection (-1) on a socket; never below zero.
     public mutating func peerChanged(_ role: BrokerSocketRole, by delta: Int) {
-        peers[role.rawValue] = max(0, peers[role.rawValue, default: 0] + delta)
+        peers[role] = max(0, peers[role, default: 0] + delta)
     }
 
     /// The one-line status systemd shows (`systemctl status`), given the message counts of one
@@ -105,7 +105,7 @@ public struct BrokerState: Sendable {
             bytesOut: xpub.bytesOut,
             uptimeSeconds: uptimeSeconds,
             forwarding: forwardingState,
-            sockets: ["pull": pull, "xsub": xsub, "xpub": xpub, "control": control],
+            sockets: [.pull: pull, .xsub: xsub, .xpub: xpub, .control: control],
             subscriptions: .init(
                 total: subscriptions.totalSubscriptions, prefixes: subscriptions.prefixCount,
                 limit: subscriptions.maxPrefixes, subscribeEvents: subscriptions.subscribeEvents,

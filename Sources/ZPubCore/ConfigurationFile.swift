@@ -258,23 +258,23 @@ enum Schema {
         return [
             Field(section: section, key: "curve", configurationKey: "curve") { value, configuration in
                 guard case .boolean(let flag) = value else { return "curve must be true or false" }
-                configuration.security[role.rawValue, default: SocketSecurity()].curve = flag
+                configuration.security[role, default: SocketSecurity()].curve = flag
                 return nil
             },
             Field(section: section, key: "allowed_keys", configurationKey: "allowed_keys") { value, configuration in
                 guard case .string(let path) = value else {
                     return "allowed_keys must be the path of a key file or directory, in quotes"
                 }
-                configuration.security[role.rawValue, default: SocketSecurity()].allowedKeys = path
+                configuration.security[role, default: SocketSecurity()].allowedKeys = path
                 return nil
             },
             Field(section: section, key: "allowed_addresses", configurationKey: "allowed_addresses") {
                 value, configuration in
                 switch value {
                 case .stringArray(let blocks):
-                    configuration.security[role.rawValue, default: SocketSecurity()].allowedAddresses = blocks
+                    configuration.security[role, default: SocketSecurity()].allowedAddresses = blocks
                 case .string(let block):
-                    configuration.security[role.rawValue, default: SocketSecurity()].allowedAddresses = [block]
+                    configuration.security[role, default: SocketSecurity()].allowedAddresses = [block]
                 default: return "allowed_addresses must be an array of CIDR blocks, e.g. [\"10.0.0.0/8\"]"
                 }
                 return nil

@@ -109,13 +109,13 @@ public struct HistoryReply: Codable, Equatable, Sendable {
     /// The upper bound asked for (`until`, or a replay's marker), if any.
     public var through: UInt64?
     /// The same shape as SNAPSHOT's entries: topic, frames in base64, `sequence`, `stored_ms`.
-    public var messages: [SnapshotReply.Entry]
+    public var messages: [MessageJSON]
     /// More messages follow: ask again with `since` the last one's sequence.
     public var more: Bool
     public var gap: Gap?
 
     public init(
-        firstSequence: UInt64, lastSequence: UInt64, through: UInt64? = nil, messages: [SnapshotReply.Entry],
+        firstSequence: UInt64, lastSequence: UInt64, through: UInt64? = nil, messages: [MessageJSON],
         more: Bool, gap: Gap?
     ) {
         self.firstSequence = firstSequence
@@ -209,7 +209,7 @@ public struct ReplayReply: Codable, Equatable, Sendable {
     /// The history prefixes: live messages before the marker on topics under them are replayed.
     public var prefixes: [String]
     public var firstSequence: UInt64
-    public var messages: [SnapshotReply.Entry]
+    public var messages: [MessageJSON]
     public var more: Bool
     public var gap: HistoryReply.Gap?
 

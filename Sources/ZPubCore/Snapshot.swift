@@ -11,51 +11,6 @@
 public struct SnapshotReply: Codable, Equatable, Sendable {
     public static let markerPrefix = "$zpub/snapshot/"
 
-    public struct Entry: Codable, Equatable, Sendable {
-        public var topic: String
-        /// Present only when the topic is not valid UTF-8.
-        public var topicHex: String?
-        /// The payload frames (all frames but the topic), base64.
-        public var frames: [String]
-        public var sequence: UInt64
-        public var storedMilliseconds: UInt64
-
-        public init(_ entry: LastValueCache.Entry) {
-            self.init(frames: entry.frames, sequence: entry.sequence, storedMilliseconds: entry.storedMilliseconds)
-        }
-
-        /// A message (topic frame first) with its sequence and when it was stored.
-        public init(frames messageFrames: [[UInt8]], sequence: UInt64, storedMilliseconds: UInt64) {
-            let topic = messageFrames.first ?? []
-            self.topic = TopicText.display(topic)
-            self.topicHex = TopicText.hexIfNotUTF8(topic)
-            self.frames = messageFrames.dropFirst().map(Base64.encode)
-            self.sequence = sequence
-            self.storedMilliseconds = storedMilliseconds
-        }
-
-        /// The message as it was published: topic frame first.
-        public var messageFrames: [[UInt8]]? {
-            var topicBytes = Array(topic.utf8)
-            if let topicHex {
-                guard let decoded = Hex.decode(topicHex) else { return nil }
-                topicBytes = decoded
-            }
-            var result = [topicBytes]
-            for frame in frames {
-                guard let bytes = Base64.decode(frame) else { return nil }
-                result.append(bytes)
-            }
-            return result
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case topic, frames, sequence
-            case topicHex = "topic_hex"
-            case storedMilliseconds = "stored_ms"
-        }
-    }
-
     public var token: String
     /// The topic of the marker message that ends the snapshot in the live stream.
     public var marker: String
@@ -64,9 +19,10 @@ public struct SnapshotReply: Codable, Equatable, Sendable {
     /// The cached prefixes: live messages before the marker on topics under them are in the
     /// snapshot already.
     public var prefixes: [String]
-    public var entries: [Entry]
+    /// Each cached message in the `.exact` style, with its cache sequence as `seq`.
+    public var entries: [MessageJSON]
 
-    public init(token: String, sequence: UInt64, prefixes: [String], entries: [Entry]) {
+    public init(token: String, sequence: UInt64, prefixes: [String], entries: [MessageJSON]) {
         self.token = token
         self.marker = Self.markerPrefix + token
         self.sequence = sequence

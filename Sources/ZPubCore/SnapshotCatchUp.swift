@@ -19,7 +19,7 @@ public struct SnapshotCatchUp<Item> {
     /// What may be delivered now: the snapshot's entries (if they came with this event), then
     /// live items, in this order.
     public struct Release {
-        public var entries: [SnapshotReply.Entry]
+        public var entries: [MessageJSON]
         public var items: [Item]
     }
 
@@ -98,7 +98,7 @@ public struct SnapshotCatchUp<Item> {
     /// A reply arrived (a snapshot's values or a replay's messages) whose `entries` hold every
     /// message before the marker on topics under `covering`: the entries, then what was held
     /// and is not in them.
-    public mutating func replied(entries: [SnapshotReply.Entry], covering: [String]) -> Release {
+    public mutating func replied(entries: [MessageJSON], covering: [String]) -> Release {
         guard reply == nil else { return Release(entries: [], items: []) }
         let prefixes = covering.map { Array($0.utf8) }
         reply = .values(covering: prefixes)

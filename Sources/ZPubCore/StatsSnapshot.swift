@@ -12,16 +12,16 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var uptimeSeconds: Double
     /// Running or paused.
     public var forwarding: ForwardingState
-    /// Per socket role ("pull", "xsub", "xpub", "control").
-    public var sockets: [String: TrafficCounters]
+    /// Per socket role.
+    public var sockets: [BrokerSocketRole: TrafficCounters]
     public var subscriptions: SubscriptionStats
     public var topics: TopicStats
     /// Messages that no subscription wanted when they passed (topic accounting on).
     public var unwantedMessages: UInt64
     /// Messages XPUB refused to take (should stay 0: XPUB drops per subscriber silently).
     public var sendFailures: UInt64
-    /// Connected peers per data socket ("pull", "xsub", "xpub").
-    public var peers: [String: Int]
+    /// Connected peers per data socket (pull, xsub, xpub).
+    public var peers: [BrokerSocketRole: Int]
     /// Connections dropped during the ZeroMQ handshake.
     public var handshakeFailures: UInt64
     /// Running out of file descriptors (optional: absent in replies of zpubd before 0.x).
@@ -177,9 +177,10 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
 
     public init(
         messagesIn: UInt64, messagesOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, uptimeSeconds: Double,
-        forwarding: ForwardingState, sockets: [String: TrafficCounters], subscriptions: SubscriptionStats,
+        forwarding: ForwardingState, sockets: [BrokerSocketRole: TrafficCounters], subscriptions: SubscriptionStats,
         topics: TopicStats,
-        unwantedMessages: UInt64, sendFailures: UInt64, peers: [String: Int] = [:], handshakeFailures: UInt64 = 0,
+        unwantedMessages: UInt64, sendFailures: UInt64, peers: [BrokerSocketRole: Int] = [:],
+        handshakeFailures: UInt64 = 0,
         descriptors: DescriptorStats? = nil, lastValue: LastValueStats = .init(), upstreams: [UpstreamLink] = []
     ) {
         self.descriptors = descriptors

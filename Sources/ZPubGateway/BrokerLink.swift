@@ -97,7 +97,7 @@ final class BrokerLink {
     private struct ReplayPages {
         var through: UInt64
         var prefixes: [String]
-        var entries: [SnapshotReply.Entry]
+        var entries: [MessageJSON]
         var gap: HistoryReply.Gap?
     }
 
@@ -293,7 +293,7 @@ final class BrokerLink {
                     eventItem = .event(
                         ByteBuffer(
                             bytes: WireFormat.serverSentEvent(
-                                id: id, event: nil, data: WireFormat.jsonOrBase64(frames))))
+                                id: id, event: nil, data: WireFormat.sseData(frames, sequence: sequence))))
                 }
                 item = eventItem!
             }
@@ -477,12 +477,14 @@ final class BrokerLink {
         let wanted = index.prefixes(of: id)
         for entry in release.entries {
             let eventID: String
+            var historySequence: UInt64?
             switch resume.point {
             case .lastValue(let after):
                 guard entry.sequence > after else { continue }
                 eventID = WireFormat.eventID(sequence: entry.sequence, number: 0)
             case .history:
                 eventID = WireFormat.historyEventID(entry.sequence)
+                historySequence = entry.sequence
             }
             guard let frames = entry.messageFrames, wanted.contains(where: { frames[0].starts(with: $0) })
             else { continue }
@@ -490,7 +492,7 @@ final class BrokerLink {
                 .event(
                     ByteBuffer(
                         bytes: WireFormat.serverSentEvent(
-                            id: eventID, event: nil, data: WireFormat.jsonOrBase64(frames))
+                            id: eventID, event: nil, data: WireFormat.sseData(frames, sequence: historySequence))
                     ))
             )
         }

@@ -1,3 +1,5 @@
+import ZPubCore
+
 /// What a WebSocket client may send: one JSON object per text frame (docs/http.md).
 ///
 ///     {"op": "subscribe", "prefix": "weather."}          or "prefixes": ["a.", "b."]

@@ -17,15 +17,16 @@ struct PrometheusText {
     }
 
     private mutating func broker(_ stats: StatsSnapshot) {
-        let roles = stats.sockets.keys.sorted()
+        let roles = stats.sockets.keys.sorted { $0.rawValue < $1.rawValue }
         var messages: [([String: String], Double)] = []
         var bytes: [([String: String], Double)] = []
         for role in roles {
             guard let counters = stats.sockets[role] else { continue }
-            messages.append((["socket": role, "direction": "in"], Double(counters.messagesIn)))
-            messages.append((["socket": role, "direction": "out"], Double(counters.messagesOut)))
-            bytes.append((["socket": role, "direction": "in"], Double(counters.bytesIn)))
-            bytes.append((["socket": role, "direction": "out"], Double(counters.bytesOut)))
+            let socket = role.rawValue
+            messages.append((["socket": socket, "direction": "in"], Double(counters.messagesIn)))
+            messages.append((["socket": socket, "direction": "out"], Double(counters.messagesOut)))
+            bytes.append((["socket": socket, "direction": "in"], Double(counters.bytesIn)))
+            bytes.append((["socket": socket, "direction": "out"], Double(counters.bytesOut)))
         }
         counter("zpub_socket_messages_total", "Messages (frames for subscriptions) per socket and direction", messages)
         counter("zpub_socket_bytes_total", "Bytes per socket and direction", bytes)
@@ -59,7 +60,9 @@ struct PrometheusText {
         counter("zpub_send_failures_total", "Messages XPUB refused", [([:], Double(stats.sendFailures))])
         gauge(
             "zpub_peers", "Connected peers per data socket",
-            stats.peers.keys.sorted().map { (["socket": $0], Double(stats.peers[$0] ?? 0)) })
+            stats.peers.sorted { $0.key.rawValue < $1.key.rawValue }.map {
+                (["socket": $0.key.rawValue], Double($0.value))
+            })
         counter(
             "zpub_handshake_failures_total", "Connections dropped during the ZeroMQ handshake",
             [([:], Double(stats.handshakeFailures))])

@@ -10,68 +10,18 @@ enum WireFormat {
         case binary([UInt8])
     }
 
-    /// `sequence`: the message's history sequence, when it is kept (docs/history.md); a text
-    /// message then carries it as `"seq"`.
+    /// A message as a WebSocket frame: a text frame of JSON (`MessageJSON`, with `"seq"` when
+    /// history keeps it) when the topic and every payload frame are UTF-8, a binary frame
+    /// otherwise.
     static func webSocket(_ frames: [[UInt8]], sequence: UInt64? = nil) -> WebSocketPayload {
-        guard var text = json(frames) else { return .binary(binary(frames)) }
-        if let sequence {
-            text.removeLast()  // the closing brace
-            text += Array(",\"seq\":\(sequence)}".utf8)
-        }
+        guard let text = MessageJSON.readableText(frames, seq: sequence) else { return .binary(binary(frames)) }
         return .text(text)
     }
 
-    /// `{"type":"message","topic":...,"encoding":...,"payload":...}`, or nil when a frame is
-    /// not UTF-8. `encoding` is `json` (one payload frame that is a JSON value, embedded as is),
-    /// `text` (one payload frame of other text, as a string) or `frames` (none or several
-    /// payload frames, as an array of strings).
-    static func json(_ frames: [[UInt8]]) -> [UInt8]? {
-        guard let topic = frames.first, isUTF8(topic) else { return nil }
-        let payload = frames.dropFirst()
-        guard payload.allSatisfy(isUTF8) else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(frames.reduce(48) { $0 + $1.count + 8 })
-        out += Array(#"{"type":"message","topic":"#.utf8)
-        appendString(topic, to: &out)
-        if payload.count == 1, let only = payload.first {
-            if isJSONValue(only) {
-                out += Array(#","encoding":"json","payload":"#.utf8)
-                out += only
-            } else {
-                out += Array(#","encoding":"text","payload":"#.utf8)
-                appendString(only, to: &out)
-            }
-        } else {
-            out += Array(#","encoding":"frames","payload":["#.utf8)
-            for (index, frame) in payload.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                appendString(frame, to: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        }
-        out.append(UInt8(ascii: "}"))
-        return out
-    }
-
-    /// Any message as JSON text (for SSE, which carries text only): as `json(_:)`, or with
-    /// `"encoding":"base64"`, the payload frames in base64, and `topic_base64` when the topic
-    /// itself is not UTF-8.
-    static func jsonOrBase64(_ frames: [[UInt8]]) -> [UInt8] {
-        if let text = json(frames) { return text }
-        let topic = frames.first ?? []
-        var out = Array(#"{"type":"message","topic":"#.utf8)
-        appendString(Array(TopicText.display(topic).utf8), to: &out)
-        if !isUTF8(topic) {
-            out += Array(#","topic_base64":"#.utf8)
-            appendString(Array(Base64.encode(topic).utf8), to: &out)
-        }
-        out += Array(#","encoding":"base64","payload":["#.utf8)
-        for (index, frame) in frames.dropFirst().enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            appendString(Array(Base64.encode(frame).utf8), to: &out)
-        }
-        out += Array("]}".utf8)
-        return out
+    /// A message as the data of an SSE event (which carries text only): `MessageJSON`, in base64
+    /// when a frame is not UTF-8.
+    static func sseData(_ frames: [[UInt8]], sequence: UInt64? = nil) -> [UInt8] {
+        MessageJSON.write(frames, seq: sequence)
     }
 
     /// Every frame, topic first, as a 4-byte big-endian length and then its bytes (`FrameCodec`).
@@ -110,46 +60,5 @@ enum WireFormat {
         return digits.isEmpty ? nil : UInt64(digits)
     }
 
-    // MARK: JSON helpers
-
-    static func isUTF8(_ bytes: [UInt8]) -> Bool {
-        String(validating: bytes, as: UTF8.self) != nil
-    }
-
-    /// Whether the bytes are one JSON value, on one line.
-    static func isJSONValue(_ bytes: [UInt8]) -> Bool {
-        guard let first = bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) else {
-            return false
-        }
-        // Cheap pre-check: a JSON value starts with one of these.
-        guard Array("{[\"-0123456789tfn".utf8).contains(first) else { return false }
-        // Newlines inside would break an SSE data line; re-encoding is not worth it.
-        guard !bytes.contains(0x0A), !bytes.contains(0x0D) else { return false }
-        return JSONValue.isValid(bytes)
-    }
-
-    /// Appends `bytes` (UTF-8) as a JSON string literal.
-    static func appendString(_ bytes: [UInt8], to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
-        out.append(UInt8(ascii: "\""))
-        for byte in bytes {
-            switch byte {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0..<0x20:
-                out += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-
-    static func jsonString(_ text: String) -> String {
-        var out: [UInt8] = []
-        appendString(Array(text.utf8), to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func jsonString(_ text: String) -> String { MessageJSON.jsonString(text) }
 }

@@ -5,7 +5,7 @@ struct History: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print stored messages under a prefix, oldest first, each with its sequence number.",
         discussion: """
-            Text lines are the sequence, the topic and the frames, tab-separated (as zpub sub prints them, sequence first). --json prints zpub sub --json's objects with "seq" added. Without --last or --since, everything kept is printed. Messages no longer kept (evicted by the bounds) are reported on stderr as a gap. See docs/history.md.
+            Text lines are the sequence, the topic and the frames, tab-separated (as zpub sub prints them, sequence first). --json prints zpub sub --json's objects (the shape browsers get) with "seq". Without --last or --since, everything kept is printed. Messages no longer kept (evicted by the bounds) are reported on stderr as a gap. See docs/history.md.
             """
     )
 
@@ -50,7 +50,7 @@ struct History: ParsableCommand {
         }
     }
 
-    private func print(_ entry: SnapshotReply.Entry) {
+    private func print(_ entry: MessageJSON) {
         guard let frames = entry.messageFrames else {
             return Output.error("zpub: message \(entry.sequence) has a frame that is not base64; skipped")
         }

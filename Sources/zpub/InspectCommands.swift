@@ -14,10 +14,10 @@ struct Stats: ParsableCommand {
             Output.line("zpubd up \(Format.duration(stats.uptimeSeconds)), forwarding \(stats.forwarding.rawValue)")
             Output.line("")
             var table = Table(["socket", "msgs in", "msgs out", "bytes in", "bytes out"])
-            for role in ["pull", "xsub", "xpub", "control"] {
+            for role in BrokerSocketRole.allCases {
                 let counters = stats.sockets[role] ?? TrafficCounters()
                 table.add([
-                    role, "\(counters.messagesIn)", "\(counters.messagesOut)", Format.bytes(counters.bytesIn),
+                    role.rawValue, "\(counters.messagesIn)", "\(counters.messagesOut)", Format.bytes(counters.bytesIn),
                     Format.bytes(counters.bytesOut),
                 ])
             }

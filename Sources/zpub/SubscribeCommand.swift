@@ -9,8 +9,10 @@ struct Subscribe: ParsableCommand {
         abstract: "Subscribe to topic prefixes and print each message: topic, then frames, tab-separated.",
         discussion: """
             No PREFIX subscribes to everything. Bytes that are not printable are shown as \\xNN.
-            --json prints one JSON object per message: {"topic": ..., "frames": [...]}, with
-            "topic_hex"/"frames_hex" added when a frame is not UTF-8.
+            --json prints one JSON object per message, the shape WebSocket and SSE clients get:
+            {"type": "message", "topic": ..., "encoding": ..., "payload": ...}, where encoding is
+            json (one JSON payload frame, embedded), text, frames (an array) or base64 (when a
+            frame is not UTF-8). See docs/http.md, "Messages".
             """
     )
 
@@ -178,31 +180,8 @@ struct Subscribe: ParsableCommand {
         return out
     }
 
-    struct JSONMessage: Encodable {
-        let topic: String
-        let topicHex: String?
-        let frames: [String]
-        let framesHex: [String]?
-        /// The history sequence (`zpub history`), absent for live messages.
-        let seq: UInt64?
-
-        enum CodingKeys: String, CodingKey {
-            case topic, frames, seq
-            case topicHex = "topic_hex"
-            case framesHex = "frames_hex"
-        }
-    }
-
+    /// One line of `MessageJSON`, as browsers get it; `sequence` as `"seq"` (`zpub history`).
     static func jsonLine(_ frames: [[UInt8]], sequence: UInt64? = nil) -> String {
-        let payload = Array(frames.dropFirst())
-        let anyBinary = payload.contains { TopicText.hexIfNotUTF8($0) != nil }
-        let message = JSONMessage(
-            topic: TopicText.display(frames.first ?? []),
-            topicHex: TopicText.hexIfNotUTF8(frames.first ?? []),
-            frames: payload.map(TopicText.display),
-            framesHex: anyBinary ? payload.map(Hex.encode) : nil, seq: sequence)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: encoder.encode(message), as: UTF8.self)) ?? "{}"
+        String(decoding: MessageJSON.write(frames, seq: sequence), as: UTF8.self)
     }
 }

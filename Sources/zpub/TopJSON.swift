@@ -1,4 +1,5 @@
 import Foundation
+import ZPubCore
 
 /// One `zpub top --json` line: the rates of one interval, for scripts and logs.
 /// A rate is left out when it cannot be known (a counter went down: zpubd restarted).
@@ -25,7 +26,7 @@ struct TopJSON: Encodable {
     let bytesInPerSecond: Double?
     let bytesOutPerSecond: Double?
     let subscriptions: Int
-    let peers: [String: Int]
+    let peers: [BrokerSocketRole: Int]
     let unwantedMessages: UInt64
     let sendFailures: UInt64
     let refusedSubscriptions: UInt64

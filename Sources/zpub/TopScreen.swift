@@ -26,7 +26,8 @@ struct TopScreen {
         summary.append(
             "out  \(Self.rate(view.messagesOutPerSecond, "msg/s"))  \(Self.byteRate(view.bytesOutPerSecond))"
                 + "   total \(stats.messagesOut) msgs, \(Format.bytes(stats.bytesOut))")
-        let peers = ["pull", "xsub", "xpub"].map { "\($0) \(stats.peers[$0] ?? 0)" }.joined(separator: ", ")
+        let peers = [BrokerSocketRole.pull, .xsub, .xpub].map { "\($0.rawValue) \(stats.peers[$0] ?? 0)" }.joined(
+            separator: ", ")
         var connected = "subscriptions \(stats.subscriptions.total) on \(stats.subscriptions.prefixes) prefixes"
         connected += "   peers: \(peers)"
         if !stats.upstreams.isEmpty {

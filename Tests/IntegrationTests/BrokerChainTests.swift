@@ -31,7 +31,7 @@ final class BrokerChainTests: XCTestCase {
         XCTAssertEqual(topStats.messagesIn, 100)
         XCTAssertEqual(topStats.unwantedMessages, 50, "the top broker saw nobody wants unwanted.")
         XCTAssertEqual(try middle.stats().messagesIn, 50, "only wanted messages crossed the link")
-        XCTAssertEqual(try middle.stats().sockets["xsub"]?.messagesIn, 50)
+        XCTAssertEqual(try middle.stats().sockets[.xsub]?.messagesIn, 50)
         XCTAssertEqual(try bottom.stats().messagesIn, 50)
 
         let links = try middle.stats().upstreams

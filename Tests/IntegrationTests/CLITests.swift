@@ -19,8 +19,9 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(
             lines,
             [
-                #"{"frames":["first","second"],"topic":"a.one"}"#, #"{"frames":["line 1"],"topic":"b.lines"}"#,
-                #"{"frames":["line 2"],"topic":"b.lines"}"#,
+                #"{"type":"message","topic":"a.one","encoding":"frames","payload":["first","second"]}"#,
+                #"{"type":"message","topic":"b.lines","encoding":"text","payload":"line 1"}"#,
+                #"{"type":"message","topic":"b.lines","encoding":"text","payload":"line 2"}"#,
             ])
     }
 

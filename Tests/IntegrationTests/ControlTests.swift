@@ -53,7 +53,7 @@ final class ControlTests: XCTestCase {
         try daemon.waitForSubscriptions(1)
         try clients.socket(.push, connect: daemon.pull).send(frames: frames("after", "garbage"))
         XCTAssertEqual(try subscriber.receive(1), [frames("after", "garbage")])
-        let control = try daemon.stats().sockets["control"]
+        let control = try daemon.stats().sockets[.control]
         XCTAssertEqual(control?.messagesIn, control.map { $0.messagesOut + 1 }, "every request was answered")
     }
 

@@ -114,7 +114,7 @@ final class FaultTests: XCTestCase {
         let flood = try RunningProgram(python: "subscription_flood.py", [daemon.xpub, "20", "\(prefixBytes)", "600"])
         // STATS may answer "unavailable" while libzmq holds the loop: that is not a failure here.
         func stats() -> StatsSnapshot? { try? daemon.stats() }
-        try Wait.until("20 flooding peers are connected", timeout: 30) { stats()?.peers["xpub"] == 21 }
+        try Wait.until("20 flooding peers are connected", timeout: 30) { stats()?.peers[.xpub] == 21 }
         let flooded = try latencies(seconds: Double(floodSeconds))
         var after: StatsSnapshot?
         try Wait.until("STATS answers during the flood", timeout: 30) {
@@ -147,8 +147,8 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(
             Dictionary(uniqueKeysWithValues: table.map { ($0.prefix, $0.count) }),
             ["common": 3, "k1": 1, "k3": 1, "k5": 1])
-        XCTAssertEqual(try daemon.stats().peers["xpub"], 3)
-        XCTAssertEqual(try daemon.stats().peers["pull"], 0)
+        XCTAssertEqual(try daemon.stats().peers[.xpub], 3)
+        XCTAssertEqual(try daemon.stats().peers[.pull], 0)
         let clients = try Clients()
         let probe = try clients.subscriber(daemon.xpub, prefixes: ["common"])
         try daemon.waitForSubscriptions(7)
@@ -465,7 +465,7 @@ final class FaultTests: XCTestCase {
             sockets.append(socket)
         }
         try Wait.until("\(connections) peers are connected", timeout: 60) {
-            try daemon.stats().peers["xpub"] == connections
+            try daemon.stats().peers[.xpub] == connections
         }
         try daemon.waitForSubscriptions(connections, timeout: 30)
         let connected = Date().timeIntervalSince(start)

@@ -50,8 +50,8 @@ final class ForwardingTests: XCTestCase {
         XCTAssertEqual(received.map { String(decoding: $0[1], as: UTF8.self) }, (0..<100).map(String.init))
         try subscriber.assertNothing(within: 200)
         let stats = try daemon.stats()
-        XCTAssertEqual(stats.sockets["xsub"]?.messagesIn, stats.messagesIn)
-        XCTAssertEqual(stats.sockets["pull"]?.messagesIn, 0)
+        XCTAssertEqual(stats.sockets[.xsub]?.messagesIn, stats.messagesIn)
+        XCTAssertEqual(stats.sockets[.pull]?.messagesIn, 0)
     }
 
     func testStatsCountsAreExact() throws {
@@ -79,8 +79,8 @@ final class ForwardingTests: XCTestCase {
         XCTAssertEqual(stats.messagesOut, 100)
         XCTAssertEqual(stats.bytesIn, UInt64(bytesA + bytesB))
         XCTAssertEqual(stats.bytesOut, UInt64(bytesA + bytesB))
-        XCTAssertEqual(stats.sockets["pull"]?.messagesIn, 100)
-        XCTAssertEqual(stats.sockets["xpub"]?.messagesOut, 100)
+        XCTAssertEqual(stats.sockets[.pull]?.messagesIn, 100)
+        XCTAssertEqual(stats.sockets[.xpub]?.messagesOut, 100)
         XCTAssertEqual(stats.unwantedMessages, 40, "nobody subscribed to b")
         XCTAssertEqual(stats.subscriptions.total, 1)
         XCTAssertEqual(stats.topics.tracked, 2)

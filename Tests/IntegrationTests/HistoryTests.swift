@@ -29,7 +29,12 @@ final class HistoryTests: XCTestCase {
             let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             let seq = try XCTUnwrap(object["seq"] as? NSNumber).uint64Value
             let topic = try XCTUnwrap(object["topic"] as? String)
-            return (seq, [topic] + (object["frames"] as? [String] ?? []))
+            // The test's payloads are text or numbers: one frame is "text" or "json" (a number),
+            // several are "frames".
+            let payload = try XCTUnwrap(
+                object["payload"] as? [String] ?? (object["payload"] as? String).map { [$0] }
+                    ?? (object["payload"] as? NSNumber).map { [$0.stringValue] }, String(line))
+            return (seq, [topic] + payload)
         }
     }
 

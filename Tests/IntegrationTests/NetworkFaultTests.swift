@@ -75,7 +75,7 @@ final class NetworkFaultTests: XCTestCase {
         let healed = try lab.heal()
         try Wait.until("the subscriber is connected and subscribed again\n\(subscriber.output)", timeout: 15) {
             let stats = try broker.stats()
-            return stats.peers["xpub"] == 1 && stats.subscriptions.total == 1
+            return stats.peers[.xpub] == 1 && stats.subscriptions.total == 1
         }
         let resubscribed = monotonicSeconds() - healed
         let arrived = try pushUntilReceived(push, subscriber, topic: "net.after")
@@ -150,7 +150,7 @@ final class NetworkFaultTests: XCTestCase {
         self.subscriber = subscriber
         try Wait.until("the subscriber connects and subscribes\n\(subscriber.output)\n\(broker.log)", timeout: 15) {
             let stats = try broker.stats()
-            return stats.peers["xpub"] == 1 && stats.subscriptions.total == 1
+            return stats.peers[.xpub] == 1 && stats.subscriptions.total == 1
         }
         let clients = try Clients()
         self.clients = clients
@@ -165,7 +165,7 @@ final class NetworkFaultTests: XCTestCase {
     {
         try Wait.until("the broker drops the partitioned subscriber\n\(broker.log)", timeout: 10) {
             let stats = try broker.stats()
-            return stats.peers["xpub"] == 0 && stats.subscriptions.total == 0
+            return stats.peers[.xpub] == 0 && stats.subscriptions.total == 0
         }
         return monotonicSeconds() - start
     }

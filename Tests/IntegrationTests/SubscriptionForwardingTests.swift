@@ -11,7 +11,7 @@ final class SubscriptionForwardingTests: XCTestCase {
         let daemon = try Daemon()
         let clients = try Clients()
         let upstream = try clients.socket(.xpub, connect: daemon.xsub) { try $0.setOption(.xpubVerboser, 1) }
-        try Wait.until("the broker has accepted the upstream connection") { try daemon.stats().peers["xsub"] == 1 }
+        try Wait.until("the broker has accepted the upstream connection") { try daemon.stats().peers[.xsub] == 1 }
 
         let first = try clients.subscriber(daemon.xpub, prefixes: ["a", "b"])
         let second = try clients.subscriber(daemon.xpub, prefixes: ["a"])
@@ -29,7 +29,7 @@ final class SubscriptionForwardingTests: XCTestCase {
         clients.close(second)
         XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[0] + Array("a".utf8)])
         let stats = try daemon.stats()
-        XCTAssertEqual(stats.sockets["xsub"]?.messagesOut, 4)
+        XCTAssertEqual(stats.sockets[.xsub]?.messagesOut, 4)
         XCTAssertEqual(stats.subscriptions.subscribeEvents, 3)
         XCTAssertEqual(stats.subscriptions.unsubscribeEvents, 3)
     }
@@ -80,7 +80,7 @@ final class SubscriptionForwardingTests: XCTestCase {
         }
         let after = try daemon.stats()
         XCTAssertEqual(after.subscriptions, before.subscriptions, "nothing subscribed, refused or counted")
-        XCTAssertEqual(after.sockets["xsub"]?.messagesOut, before.sockets["xsub"]?.messagesOut, "nothing forwarded")
+        XCTAssertEqual(after.sockets[.xsub]?.messagesOut, before.sockets[.xsub]?.messagesOut, "nothing forwarded")
         XCTAssertEqual(try daemon.subscriptions().total, 3)
         try push.send(frames: frames("b.still"))
         XCTAssertEqual(try subscriber.receive(1), [frames("b.still")])

@@ -55,7 +55,7 @@ final class BrokerStatusLineTests: XCTestCase {
         state.peerChanged(.pull, by: 1)
         state.peerChanged(.pull, by: -1)
         state.peerChanged(.pull, by: -1)
-        XCTAssertEqual(state.peers["pull"], 0, "never below zero")
+        XCTAssertEqual(state.peers[.pull], 0, "never below zero")
         XCTAssertEqual(
             state.statusLine(previousIn: 100, previousOut: 50, seconds: 2),
             "running: 100 msg/s in, 100 msg/s out, 1 subscriptions, 1 peers")

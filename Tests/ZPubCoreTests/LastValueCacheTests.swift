@@ -111,9 +111,10 @@ final class SnapshotProtocolTests: XCTestCase {
 
     func testSnapshotEntriesCarryBinaryFramesExactly() {
         let frames: [[UInt8]] = [[0xFF, 0x00], [0, 1, 2], []]
-        let entry = SnapshotReply.Entry(
+        let entry = MessageJSON(
             LastValueCache.Entry(frames: frames, bytes: 5, sequence: 1, storedMilliseconds: 2))
-        XCTAssertEqual(entry.topicHex, "ff00")
+        XCTAssertEqual(entry.topicBase64, "/wA=")
+        XCTAssertEqual(entry.encoding, .base64)
         XCTAssertEqual(entry.messageFrames, frames)
     }
 

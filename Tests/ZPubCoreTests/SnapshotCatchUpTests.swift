@@ -11,7 +11,7 @@ final class SnapshotCatchUpTests: XCTestCase {
         cache.store([Array("cached.a".utf8), [1]], nowMilliseconds: 0)
         return SnapshotReply(
             token: "t", sequence: cache.lastSequence, prefixes: ["cached."],
-            entries: cache.entries(under: [], nowMilliseconds: 0).map(SnapshotReply.Entry.init))
+            entries: cache.entries(under: [], nowMilliseconds: 0).map(MessageJSON.init))
     }()
     private let marker = SnapshotReply.markerFrames(token: "t", sequence: 1)
 

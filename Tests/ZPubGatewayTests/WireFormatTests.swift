@@ -1,39 +1,12 @@
 import Foundation
 import XCTest
+import ZPubCore
 
 @testable import ZPubGateway
 
 final class WireFormatTests: XCTestCase {
-    private func text(_ frames: [String]) -> String? {
-        WireFormat.json(frames.map { Array($0.utf8) }).map { String(decoding: $0, as: UTF8.self) }
-    }
-
     private func object(_ bytes: [UInt8]) throws -> [String: Any] {
         try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
-    }
-
-    func testOneJSONFrameIsEmbeddedAsIs() {
-        XCTAssertEqual(
-            text(["w.paris", #"{"c": 12}"#]),
-            #"{"type":"message","topic":"w.paris","encoding":"json","payload":{"c": 12}}"#)
-        XCTAssertEqual(text(["n", "12.50"]), #"{"type":"message","topic":"n","encoding":"json","payload":12.50}"#)
-    }
-
-    func testOtherTextIsAStringAndSeveralFramesAnArray() {
-        XCTAssertEqual(text(["w", "12C"]), #"{"type":"message","topic":"w","encoding":"text","payload":"12C"}"#)
-        XCTAssertEqual(
-            text(["w", "a\"b\\c\nd\u{01}"]),
-            #"{"type":"message","topic":"w","encoding":"text","payload":"a\"b\\c\nd\u0001"}"#)
-        XCTAssertEqual(
-            text(["w", "12C", "{}"]), #"{"type":"message","topic":"w","encoding":"frames","payload":["12C","{}"]}"#)
-        XCTAssertEqual(text(["w"]), #"{"type":"message","topic":"w","encoding":"frames","payload":[]}"#)
-        XCTAssertEqual(text(["w", "{\"broken\": "]).map { $0.contains(#""encoding":"text""#) }, true)
-    }
-
-    func testJSONWithANewlineIsSentAsTextSoThatAnSSELineStaysOneLine() throws {
-        let encoded = try XCTUnwrap(WireFormat.json([Array("t".utf8), Array("{\n\"a\": 1\n}".utf8)]))
-        XCTAssertFalse(encoded.contains(0x0A))
-        XCTAssertEqual(try object(encoded)["encoding"] as? String, "text")
     }
 
     func testBinaryMessagesAreLengthPrefixedFramesOverWebSocketAndBase64OverSSE() throws {
@@ -41,12 +14,13 @@ final class WireFormatTests: XCTestCase {
         XCTAssertEqual(
             WireFormat.webSocket(frames),
             .binary([0, 0, 0, 3] + Array("bin".utf8) + [0, 0, 0, 2, 0xFF, 0x00] + [0, 0, 0, 0]))
-        let sse = try object(WireFormat.jsonOrBase64(frames))
+        let sse = try object(WireFormat.sseData(frames))
         XCTAssertEqual(sse["encoding"] as? String, "base64")
         XCTAssertEqual(sse["payload"] as? [String], ["/wA=", ""])
         XCTAssertNil(sse["topic_base64"])
-        let badTopic = try object(WireFormat.jsonOrBase64([[0xC3, 0x28], Array("x".utf8)]))
+        let badTopic = try object(WireFormat.sseData([[0xC3, 0x28], Array("x".utf8)], sequence: 5))
         XCTAssertEqual(badTopic["topic_base64"] as? String, "wyg=")
+        XCTAssertEqual(badTopic["seq"] as? Int, 5)
     }
 
     func testServerSentEventsAndTheirIDs() {
@@ -104,7 +78,7 @@ final class ClientRequestTests: XCTestCase {
         XCTAssertEqual(
             WireFormat.webSocket(frames, sequence: 4711),
             .text(Array(#"{"type":"message","topic":"h.x","encoding":"json","payload":{"a":1},"seq":4711}"#.utf8)))
-        XCTAssertEqual(WireFormat.webSocket(frames), .text(WireFormat.json(frames)!), "no sequence: as before")
+        XCTAssertEqual(WireFormat.webSocket(frames), .text(MessageJSON.readableText(frames)!), "no sequence: as before")
         XCTAssertEqual(WireFormat.historyEventID(9), "h9")
         XCTAssertEqual(WireFormat.historySequence(fromEventID: "h9"), 9)
         XCTAssertNil(WireFormat.historySequence(fromEventID: "9-1"))

@@ -59,7 +59,10 @@ def handle(sequence, frames):
 
 
 def stored(entry):
-    return [entry["topic"].encode()] + [base64.b64decode(frame) for frame in entry["frames"]]
+    # Control replies carry messages exactly: payload frames in base64, and the topic's bytes in
+    # topic_base64 when it is not UTF-8.
+    topic = base64.b64decode(entry["topic_base64"]) if "topic_base64" in entry else entry["topic"].encode()
+    return [topic] + [base64.b64decode(frame) for frame in entry["payload"]]
 
 
 marker = None
@@ -76,11 +79,11 @@ if os.path.exists(position_file):
     entries = reply["messages"]
     while True:
         for entry in entries:
-            if handle(entry["sequence"], stored(entry)):
+            if handle(entry["seq"], stored(entry)):
                 sys.exit(0)
         if not reply["more"] or not entries:
             break
-        reply = ask(f"HISTORY since {entries[-1]['sequence']} until {reply['through']} {prefix.decode()}")
+        reply = ask(f"HISTORY since {entries[-1]['seq']} until {reply['through']} {prefix.decode()}")
         entries = reply["messages"]
 
 pending = None  # a data message, until we know whether a sequence marker follows it

@@ -18,7 +18,7 @@ reply = json.loads(socket.recv())
 if "error" in reply:
     sys.exit("error: " + reply["error"]["message"])
 for message in reply["messages"]:
-    frames = [base64.b64decode(frame).decode() for frame in message["frames"]]
-    print(message["sequence"], message["topic"], frames)
+    frames = [base64.b64decode(frame).decode() for frame in message["payload"]]
+    print(message["seq"], message["topic"], frames)
 socket.close()
 context.term()

@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import ZPubGateway
+@testable import ZPubCore
 
 final class JSONValueTests: XCTestCase {
     private func valid(_ text: String) -> Bool {

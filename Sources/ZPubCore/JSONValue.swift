@@ -4,11 +4,11 @@
 ///
 /// Written here rather than taken from Foundation's JSONSerialization, which would load all of
 /// Foundation into zpubd (docs/performance.md, "Memory"); it also runs for every message a
-/// WebSocket or SSE client receives (`WireFormat.isJSONValue`), where a validating scan that
+/// WebSocket or SSE client receives (`MessageJSON`), where a validating scan that
 /// builds nothing is what is wanted. Nesting is limited (`maxDepth`), so hostile input cannot
 /// exhaust the stack.
-struct JSONValue: Equatable {
-    enum Kind: Equatable {
+public struct JSONValue: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable {
         case object([Member])
         case array([JSONValue])
         case string(String)
@@ -17,44 +17,44 @@ struct JSONValue: Equatable {
         case null
     }
 
-    struct Member: Equatable {
-        var key: String
-        var value: JSONValue
+    public struct Member: Equatable, Sendable {
+        public var key: String
+        public var value: JSONValue
     }
 
-    var kind: Kind
+    public var kind: Kind
     /// The value's text in the parsed bytes (without surrounding whitespace).
-    var range: Range<Int>
+    public var range: Range<Int>
 
-    static let maxDepth = 64
+    public static let maxDepth = 64
 
     /// The one JSON value in `bytes` (whitespace around it allowed), or nil if the bytes are not
     /// exactly one valid JSON value in UTF-8.
-    static func parse(_ bytes: [UInt8]) -> JSONValue? {
+    public static func parse(_ bytes: [UInt8]) -> JSONValue? {
         guard String(validating: bytes, as: UTF8.self) != nil else { return nil }
-        var parser = Parser(bytes: bytes, building: true)
+        var parser = JSONParser(bytes: bytes, building: true)
         return parser.document()
     }
 
     /// Whether `bytes` are exactly one valid JSON value in UTF-8; builds nothing.
-    static func isValid(_ bytes: [UInt8]) -> Bool {
+    public static func isValid(_ bytes: [UInt8]) -> Bool {
         guard String(validating: bytes, as: UTF8.self) != nil else { return false }
-        var parser = Parser(bytes: bytes, building: false)
+        var parser = JSONParser(bytes: bytes, building: false)
         return parser.document() != nil
     }
 
     /// The member called `key` of an object (the last one, if the key repeats), else nil.
-    subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = kind else { return nil }
         return members.last { $0.key == key }?.value
     }
 
-    var string: String? {
+    public var string: String? {
         if case .string(let text) = kind { return text }
         return nil
     }
 
-    var strings: [String]? {
+    public var strings: [String]? {
         guard case .array(let values) = kind else { return nil }
         var result: [String] = []
         for value in values {
@@ -65,7 +65,7 @@ struct JSONValue: Equatable {
     }
 }
 
-private struct Parser {
+private struct JSONParser {
     let bytes: [UInt8]
     /// False: only validate (no strings decoded, no containers collected).
     let building: Bool
