@@ -28,6 +28,9 @@ enum LinkCommand: Sendable {
     case attach(ClientOutbox, prefixes: [[UInt8]], resume: ResumePoint?)
     case subscribe(ClientID, [UInt8])
     case unsubscribe(ClientID, [UInt8])
+    /// A WebSocket subscribe with `since`: the prefixes, with every kept message under them
+    /// after that history sequence first (REPLAY), then live.
+    case resume(ClientID, prefixes: [[UInt8]], after: UInt64)
     case detach(ClientID)
     case publish([[UInt8]])
     /// The reply to a round's SNAPSHOT, REPLAY or HISTORY request, from the control thread
@@ -75,14 +78,22 @@ final class BrokerLink {
     private struct Client {
         let outbox: ClientOutbox
         var resume: Resume?
+        /// WebSocket `since` subscribes that wait for the current resume to finish: one round
+        /// per client at a time. Their prefixes are subscribed when their round starts, so
+        /// that nothing they replay was delivered live before.
+        var pending: [(prefixes: [[UInt8]], after: UInt64)] = []
     }
 
-    /// An SSE client catching up through the round `token`: what it missed first (cached
-    /// values newer than its id, or kept messages after it), then the live stream (the round's
+    /// A client catching up through the round `token`: what it missed first (cached values
+    /// newer than its id, or kept messages after it), then the live stream (the round's
     /// `SnapshotCatchUp` holds it meanwhile).
     private struct Resume {
         let token: String
         let point: ResumePoint
+        /// A WebSocket `since`: only kept messages under these prefixes are replayed (the client
+        /// may already get others live). Nil: under all of the client's prefixes (an SSE
+        /// reconnection, whose prefixes are all new).
+        let only: [[UInt8]]?
     }
 
     /// A SNAPSHOT or REPLAY request and its marker: for a resuming client, or (no client) only
@@ -92,6 +103,8 @@ final class BrokerLink {
         var catchUp: SnapshotCatchUp<ClientOutbox.Item>
         /// A replay's pages so far (a reply holds at most 1,000 messages).
         var replay: ReplayPages?
+        /// The prefix the replay asked for (its HISTORY pages ask for the same).
+        var replayPrefix: [UInt8] = []
     }
 
     private struct ReplayPages {
@@ -175,6 +188,17 @@ final class BrokerLink {
             if clients[id] != nil { subscribe(id, prefix) }
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { setUpstream(prefix, subscribed: false) }
+            if clients[id]?.pending.isEmpty == false {
+                for slot in clients[id]!.pending.indices { clients[id]!.pending[slot].prefixes.removeAll { $0 == prefix } }
+            }
+        case .resume(let id, let prefixes, let after):
+            guard clients[id] != nil else { return }
+            if clients[id]!.resume != nil {
+                clients[id]!.pending.append((prefixes, after))
+            } else {
+                for prefix in prefixes { subscribe(id, prefix) }
+                startResume(id, from: .history(after: after), only: prefixes)
+            }
         case .detach(let id):
             guard let client = clients.removeValue(forKey: id) else { return }
             client.outbox.close()
@@ -332,13 +356,16 @@ final class BrokerLink {
 
     // MARK: Snapshots, resumes and the event-id watermark
 
-    private func startResume(_ id: ClientID, from point: ResumePoint) {
+    private func startResume(_ id: ClientID, from point: ResumePoint, only: [[UInt8]]? = nil) {
         let token: String
         switch point {
-        case .lastValue: token = startRound(client: id, prefix: "")
-        case .history(let after): token = startRound(client: id, prefix: "", replayAfter: after)
+        case .lastValue: token = startRound(client: id, prefix: [])
+        case .history(let after):
+            // One prefix: the broker filters; several: all are replayed and filtered here.
+            let prefix = only.flatMap { $0.count == 1 ? $0[0] : nil } ?? []
+            token = startRound(client: id, prefix: prefix, replayAfter: after)
         }
-        clients[id]?.resume = Resume(token: token, point: point)
+        clients[id]?.resume = Resume(token: token, point: point, only: only)
         counters.resumes.add(1, ordering: .relaxed)
     }
 
@@ -355,21 +382,21 @@ final class BrokerLink {
         else { return }
         lastWatermarkRound = now
         // "$zpub/" matches no cached topic: only the marker's sequence is wanted.
-        _ = startRound(client: nil, prefix: "$zpub/")
+        _ = startRound(client: nil, prefix: Array("$zpub/".utf8))
     }
 
     /// Subscribes to a fresh marker topic and asks for a SNAPSHOT (docs/last-value.md), or with
     /// `replayAfter` a REPLAY of the kept messages after that sequence (docs/history.md).
-    private func startRound(client: ClientID?, prefix: String, replayAfter: UInt64? = nil) -> String {
+    private func startRound(client: ClientID?, prefix: [UInt8], replayAfter: UInt64? = nil) -> String {
         nextToken += 1
         let catchUp = SnapshotCatchUp<ClientOutbox.Item>(token: tokenPrefix + String(nextToken))
         try? sub.setOption(.subscribe, bytes: catchUp.markerTopic)
-        rounds[catchUp.token] = Round(client: client, catchUp: catchUp)
+        rounds[catchUp.token] = Round(client: client, catchUp: catchUp, replayPrefix: prefix)
         let token = catchUp.token
         if let after = replayAfter {
-            ask(ControlRequest(command: .replay, argument: Array("\(token) \(after) \(prefix)".utf8)), round: token)
+            ask(ControlRequest(command: .replay, argument: Array("\(token) \(after) ".utf8) + prefix), round: token)
         } else {
-            ask(ControlRequest(command: .snapshot, argument: Array("\(token) \(prefix)".utf8)), round: token)
+            ask(ControlRequest(command: .snapshot, argument: Array("\(token) ".utf8) + prefix), round: token)
         }
         return token
     }
@@ -412,17 +439,27 @@ final class BrokerLink {
             rounds[token] = round
             if more, let last = pages.entries.last?.sequence {
                 ask(
-                    ControlRequest(command: .history, argument: Array("since \(last) until \(pages.through)".utf8)),
+                    ControlRequest(
+                        command: .history,
+                        argument: Array("since \(last) until \(pages.through) ".utf8) + round.replayPrefix),
                     round: token)
                 return
             }
-            release = round.catchUp.replied(entries: pages.entries, covering: pages.prefixes)
+            let only = round.client.flatMap { clients[$0]?.resume?.only }
+            release = round.catchUp.replied(
+                entries: pages.entries, covering: only.map { Self.covered(pages.prefixes, by: $0) } ?? pages.prefixes)
         } else {
             release = round.catchUp.failed()
             try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
+            let reason: String
             switch result {
-            case .success(let reply): logger.warning("http gateway: SNAPSHOT failed: \(reply.failure?.message ?? "?")")
-            case .failure(let error): logger.warning("http gateway: SNAPSHOT failed: \(error)")
+            case .success(let reply): reason = reply.failure?.message ?? "?"
+            case .failure(let error): reason = "\(error)"
+            }
+            logger.warning("http gateway: SNAPSHOT or REPLAY failed: \(reason)")
+            if let id = round.client, let outbox = clients[id]?.outbox, outbox.kind == .webSocket {
+                let text = "{\"type\":\"error\",\"code\":\"replay_failed\",\"message\":\(WireFormat.jsonString(reason))}"
+                if !outbox.offer(.webSocketText(ByteBuffer(string: text)), catchingUp: true) { drop(id) }
             }
         }
         rounds[token] = round
@@ -455,26 +492,74 @@ final class BrokerLink {
         return result
     }
 
+    /// The history prefixes a replay of `wanted` covers: live messages before the marker on
+    /// topics under them are in the replay (a history prefix under a wanted one, or a wanted
+    /// one under a history prefix).
+    static func covered(_ historyPrefixes: [String], by wanted: [[UInt8]]) -> [String] {
+        var result: [String] = []
+        for history in historyPrefixes.map({ Array($0.utf8) }) {
+            for prefix in wanted {
+                if history.starts(with: prefix) {
+                    result.append(String(decoding: history, as: UTF8.self))
+                } else if prefix.starts(with: history) {
+                    result.append(String(decoding: prefix, as: UTF8.self))
+                }
+            }
+        }
+        return result
+    }
+
     private func finishRoundIfDone(_ token: String) {
         guard let round = rounds[token], round.catchUp.isComplete else { return }
         rounds[token] = nil
-        if let id = round.client { clients[id]?.resume = nil }
+        guard let id = round.client, clients[id] != nil else { return }
+        clients[id]!.resume = nil
+        // The next WebSocket `since` of this client, if one waits.
+        clients[id]!.pending.removeAll { $0.prefixes.isEmpty }  // unsubscribed meanwhile
+        guard !clients[id]!.pending.isEmpty else { return }
+        let next = clients[id]!.pending.removeFirst()
+        for prefix in next.prefixes { subscribe(id, prefix) }
+        startResume(id, from: .history(after: next.after), only: next.prefixes)
     }
 
     /// Sends a resuming client what it missed under its prefixes (cached values newer than its
-    /// Last-Event-ID, or every kept message after it, and a `gap` event for what history no
-    /// longer keeps), then the live messages its round released.
+    /// Last-Event-ID, or every kept message after it, and a `gap` for what history no longer
+    /// keeps; a WebSocket client then gets `caught_up`), then the live messages its round
+    /// released.
     private func deliverRelease(
         _ release: SnapshotCatchUp<ClientOutbox.Item>.Release, gap: HistoryReply.Gap?, to id: ClientID
     ) {
         guard let client = clients[id], let resume = client.resume else { return }
         var items: [ClientOutbox.Item] = []
-        if let gap {
-            let data = #"{"type":"gap","from":\#(gap.from),"to":\#(gap.to)}"#
-            items.append(
-                .event(ByteBuffer(bytes: WireFormat.serverSentEvent(id: nil, event: "gap", data: Array(data.utf8)))))
+        let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
+        let wanted = resume.only ?? Array(index.prefixes(of: id))
+        if client.outbox.kind == .webSocket {
+            if let gapJSON { items.append(.webSocketText(ByteBuffer(string: gapJSON))) }
+            for entry in release.entries {
+                guard let frames = entry.messageFrames, wanted.contains(where: { frames[0].starts(with: $0) })
+                else { continue }
+                let item: ClientOutbox.Item =
+                    switch WireFormat.webSocket(frames, sequence: entry.sequence) {
+                    case .text(let bytes): .webSocketText(ByteBuffer(bytes: bytes))
+                    case .binary(let bytes): .webSocketBinary(ByteBuffer(bytes: bytes))
+                    }
+                items.append(item)
+            }
+            if case .history = resume.point, let through = rounds[resume.token]?.replay?.through {
+                items.append(.webSocketText(ByteBuffer(string: #"{"type":"caught_up","through":\#(through)}"#)))
+            }
+            counters.resumedValues.add(UInt64(items.count), ordering: .relaxed)
+            items += release.items
+            for item in items where !client.outbox.offer(item, catchingUp: true) {
+                drop(id)
+                return
+            }
+            return
         }
-        let wanted = index.prefixes(of: id)
+        if let gapJSON {
+            items.append(
+                .event(ByteBuffer(bytes: WireFormat.serverSentEvent(id: nil, event: "gap", data: Array(gapJSON.utf8)))))
+        }
         for entry in release.entries {
             let eventID: String
             var historySequence: UInt64?

@@ -3,13 +3,16 @@ import ZPubCore
 /// What a WebSocket client may send: one JSON object per text frame (docs/http.md).
 ///
 ///     {"op": "subscribe", "prefix": "weather."}          or "prefixes": ["a.", "b."]
+///     {"op": "subscribe", "prefix": "orders.", "since": 4711}   kept messages after 4711 first
 ///     {"op": "unsubscribe", "prefix": "weather."}
 ///     {"op": "publish", "topic": "chat.room1", "payload": "hello"}   (or any JSON value)
 ///     {"op": "ping"}
 ///
 /// Any request may carry `"token"` (a bearer token for protected prefixes).
 enum ClientRequest: Equatable {
-    case subscribe([String], token: String?)
+    /// With `since`: every kept message under the prefixes after that history sequence first,
+    /// then live, with no gap and no duplicate (docs/history.md).
+    case subscribe([String], token: String?, since: UInt64? = nil)
     case unsubscribe([String])
     case publish(topic: String, payload: [UInt8], token: String?)
     case ping
@@ -41,7 +44,14 @@ enum ClientRequest: Equatable {
                 return .failure(
                     Violation(code: 1008, reason: "\(op) needs \"prefix\" (a string) or \"prefixes\" (strings)"))
             }
-            return .success(op == "subscribe" ? .subscribe(prefixes, token: token) : .unsubscribe(prefixes))
+            guard op == "subscribe" else { return .success(.unsubscribe(prefixes)) }
+            guard let since = object["since"] else { return .success(.subscribe(prefixes, token: token)) }
+            guard case .number = since.kind, let sequence = UInt64(String(decoding: bytes[since.range], as: UTF8.self))
+            else {
+                return .failure(
+                    Violation(code: 1008, reason: "\"since\" must be a history sequence: a whole number, 0 or more"))
+            }
+            return .success(.subscribe(prefixes, token: token, since: sequence))
         case "publish":
             guard let topic = object["topic"]?.string, !topic.isEmpty else {
                 return .failure(Violation(code: 1008, reason: "publish needs \"topic\" (a non-empty string)"))

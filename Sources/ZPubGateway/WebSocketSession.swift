@@ -129,8 +129,9 @@ final class WebSocketSession: ChannelInboundHandler {
     private func handle(_ request: ClientRequest, context: ChannelHandlerContext) {
         guard let outbox else { return }
         switch request {
-        case .subscribe(let list, let token):
+        case .subscribe(let list, let token, let since):
             if let token { tokens.insert(token) }
+            var accepted: [[UInt8]] = []
             for prefix in list {
                 if let problem = shared.prefixProblem(prefix) {
                     reply(context, error: "bad_prefix", problem, prefix: prefix)
@@ -148,8 +149,14 @@ final class WebSocketSession: ChannelInboundHandler {
                     continue
                 }
                 prefixes.insert(prefix)
-                shared.linkMailbox.post(.subscribe(outbox.id, Array(prefix.utf8)))
-                send(context, "{\"type\":\"subscribed\",\"prefix\":\(WireFormat.jsonString(prefix))}")
+                accepted.append(Array(prefix.utf8))
+                let sinceField = since.map { ",\"since\":\($0)" } ?? ""
+                send(context, "{\"type\":\"subscribed\",\"prefix\":\(WireFormat.jsonString(prefix))\(sinceField)}")
+            }
+            if let since, !accepted.isEmpty {
+                shared.linkMailbox.post(.resume(outbox.id, prefixes: accepted, after: since))
+            } else {
+                for prefix in accepted { shared.linkMailbox.post(.subscribe(outbox.id, prefix)) }
             }
         case .unsubscribe(let list):
             for prefix in list {

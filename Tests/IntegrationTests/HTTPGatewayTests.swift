@@ -333,6 +333,66 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(messages.map { ($0["seq"] as? NSNumber)?.intValue }, [1, nil, 2])
     }
 
+    /// A WebSocket subscribe with "since" gets every kept message after it, then `caught_up`,
+    /// then live, with no gap and no duplicate while a producer keeps publishing across the
+    /// boundary; a position older than what is kept gets a gap first.
+    func testWebSocketSubscribeWithSinceReplaysExactlyThenGoesLive() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: """
+                [history]
+                prefixes = ["h."]
+                max_messages = 150
+                [http]
+                enabled = true
+                listen = "127.0.0.1:\(port)"
+                """)
+        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
+            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+        }
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        // 200 kept messages, of which the bounds keep the newest 150 (sequences 51-200).
+        for i in 0..<200 { try push.send(frames: frames("h.x", "\(i)")) }
+        try Wait.until("all passed") { try daemon.stats().history?.lastSequence == 200 }
+        let producer = BackgroundProducer(endpoint: daemon.pull) { i in [frames("h.x", "\(200 + i)")] }
+        let ready = readyFile()
+        let client = try python([
+            "ws-since", "\(port)", #"[{"op":"subscribe","prefix":"h.","since":20}]"#, "h.end", ready,
+        ])
+        try Wait.until("the WebSocket client has subscribed") { FileManager.default.fileExists(atPath: ready) }
+        try Wait.until("the client has caught up") { FileManager.default.fileExists(atPath: ready + ".caught_up") }
+        let atCatchUp = try XCTUnwrap(try daemon.stats().history?.lastSequence)
+        try Wait.until("live messages flow after it") { try daemon.stats().history?.lastSequence ?? 0 > atCatchUp + 50 }
+        XCTAssertTrue(producer.stopWhileRunning(), "the producer ran across the boundary")
+        try push.send(frames: frames("h.end", "end"))
+        let run = try client.finish(timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let messages = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+        let types = messages.compactMap { $0["type"] as? String }
+        XCTAssertEqual(types.first, "subscribed")
+        let gap = try XCTUnwrap(messages.first { $0["type"] as? String == "gap" }, run.stdout.prefix(600).description)
+        XCTAssertEqual(gap["from"] as? Int, 21)
+        // The producer runs meanwhile, so the bounds have evicted more than the first 50.
+        let firstKept = try XCTUnwrap(gap["to"] as? NSNumber).uint64Value + 1
+        XCTAssertGreaterThanOrEqual(firstKept, 51)
+        XCTAssertEqual(types.filter { $0 == "caught_up" }.count, 1)
+        let data = messages.filter { $0["type"] as? String == "message" && $0["topic"] as? String == "h.x" }
+        let sequences = data.compactMap { ($0["seq"] as? NSNumber)?.uint64Value }
+        XCTAssertEqual(sequences.count, data.count, "every kept message carries its seq")
+        XCTAssertEqual(
+            sequences, Array(firstKept..<(firstKept + UInt64(sequences.count))),
+            "every kept message after the gap, once, in order")
+        XCTAssertEqual(
+            data.compactMap { ($0["payload"] as? NSNumber)?.uint64Value }, sequences.map { $0 - 1 },
+            "the payloads match the sequences")
+        let caughtUp = try XCTUnwrap(messages.firstIndex { $0["type"] as? String == "caught_up" })
+        let through = try XCTUnwrap(messages[caughtUp]["through"] as? NSNumber).uint64Value
+        let beforeCaughtUp = messages[..<caughtUp].compactMap { ($0["seq"] as? NSNumber)?.uint64Value }
+        XCTAssertEqual(beforeCaughtUp.last, through, "the replay ends at the marker's sequence")
+        XCTAssertGreaterThan(sequences.last ?? 0, through, "live messages followed")
+    }
+
     // MARK: Operators
 
     func testHealthStatsAndMetrics() throws {

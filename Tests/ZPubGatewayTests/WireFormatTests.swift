@@ -53,6 +53,31 @@ final class ClientRequestTests: XCTestCase {
             try parse(#"{"op":"publish","topic":"chat.x","payload":{"n":1}}"#).get(),
             .publish(topic: "chat.x", payload: Array(#"{"n":1}"#.utf8), token: nil))
         XCTAssertEqual(try parse(#"{"op":"ping"}"#).get(), .ping)
+        XCTAssertEqual(
+            try parse(#"{"op":"subscribe","prefix":"h.","since":4711}"#).get(),
+            .subscribe(["h."], token: nil, since: 4711))
+        XCTAssertEqual(try parse(#"{"op":"subscribe","prefix":"h.","since":0}"#).get(), .subscribe(["h."], token: nil, since: 0))
+    }
+
+    func testSinceMustBeAWholeNumber() {
+        for bad in [#""12""#, "-1", "1.5", "1e3", "null", "18446744073709551616"] {
+            guard case .failure(let violation) = parse(#"{"op":"subscribe","prefix":"h.","since":\#(bad)}"#) else {
+                XCTFail("since \(bad) was accepted")
+                continue
+            }
+            XCTAssertEqual(violation.code, 1008)
+            XCTAssertTrue(violation.reason.contains("since"), violation.reason)
+        }
+    }
+
+    /// What a replay of the wanted prefixes covers: live messages before its marker on topics
+    /// under these are in the replay, all others pass.
+    func testAReplayCoversTheHistoryPrefixesUnderTheWantedOnes() {
+        let history = ["h.", "orders.eu."]
+        XCTAssertEqual(BrokerLink.covered(history, by: [Array("h.a".utf8)]), ["h.a"])
+        XCTAssertEqual(BrokerLink.covered(history, by: [Array("orders.".utf8)]), ["orders.eu."])
+        XCTAssertEqual(BrokerLink.covered(history, by: [Array("live.".utf8)]), [])
+        XCTAssertEqual(BrokerLink.covered(history, by: [[]]), history)
     }
 
     func testViolationsCloseWithACodeAndAReason() {

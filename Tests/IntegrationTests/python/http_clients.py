@@ -70,6 +70,32 @@ def ws_subscribe(port, prefixes, count, ready_file=None, publish=None, token=Non
     ws.close()
 
 
+def ws_since(port, requests, until_topic, ready_file):
+    """Sends each subscribe request (JSON objects, e.g. with "since"), writes ready_file once all
+    are acknowledged (and ready_file + ".caught_up" at a caught_up message), and prints every
+    frame as a JSON line until a message on until_topic."""
+    ws = websocket.create_connection(ws_url(port), timeout=20)
+    for request in requests:
+        ws.send(json.dumps(request))
+    acknowledged = 0
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        frame = frame_of(opcode, data)
+        print(json.dumps(frame), flush=True)
+        if frame["kind"] != "text":
+            break
+        message = frame["message"]
+        if message.get("type") in ("subscribed", "error") and "prefix" in message:
+            acknowledged += 1
+            if acknowledged == len(requests) and ready_file:
+                open(ready_file, "w").close()
+        if message.get("type") == "caught_up" and ready_file:
+            open(ready_file + ".caught_up", "w").close()
+        if message.get("type") == "message" and message.get("topic") == until_topic:
+            break
+    ws.close()
+
+
 def ws_bad_requests(port):
     """Each bad request on a fresh connection: what the server answered."""
     results = {}
@@ -271,6 +297,8 @@ if __name__ == "__main__":
         token = rest[4] if len(rest) > 4 and rest[4] != "-" else None
         progress = rest[5] if len(rest) > 5 else None
         ws_subscribe(port, prefixes, count, ready, publish, token, progress)
+    elif command == "ws-since":
+        ws_since(port, json.loads(rest[0]), rest[1], rest[2] if len(rest) > 2 else None)
     elif command == "ws-bad":
         ws_bad_requests(port)
     elif command == "ws-slow":
