@@ -189,7 +189,9 @@ final class BrokerLink {
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { setUpstream(prefix, subscribed: false) }
             if clients[id]?.pending.isEmpty == false {
-                for slot in clients[id]!.pending.indices { clients[id]!.pending[slot].prefixes.removeAll { $0 == prefix } }
+                for slot in clients[id]!.pending.indices {
+                    clients[id]!.pending[slot].prefixes.removeAll { $0 == prefix }
+                }
             }
         case .resume(let id, let prefixes, let after):
             guard clients[id] != nil else { return }
@@ -458,7 +460,8 @@ final class BrokerLink {
             }
             logger.warning("http gateway: SNAPSHOT or REPLAY failed: \(reason)")
             if let id = round.client, let outbox = clients[id]?.outbox, outbox.kind == .webSocket {
-                let text = "{\"type\":\"error\",\"code\":\"replay_failed\",\"message\":\(WireFormat.jsonString(reason))}"
+                let text =
+                    "{\"type\":\"error\",\"code\":\"replay_failed\",\"message\":\(WireFormat.jsonString(reason))}"
                 if !outbox.offer(.webSocketText(ByteBuffer(string: text)), catchingUp: true) { drop(id) }
             }
         }

@@ -222,6 +222,9 @@ final class GatewayShared: Sendable {
         guard let target = RequestTarget(uri: head.uri), target.path == "/ws" else {
             return (.notFound, "not_found", "WebSocket connections go to /ws")
         }
+        if let since = target.value("since"), UInt64(since) == nil {
+            return (.badRequest, "bad_since", "since must be a history sequence: a whole number, 0 or more")
+        }
         return subscriptionRefusal(head, target, prefixes: target.values("prefix"))
     }
 }

@@ -13,6 +13,8 @@ final class WebSocketSession: ChannelInboundHandler {
     private let head: HTTPRequestHead
     private var outbox: ClientOutbox?
     private var prefixes: Set<String> = []
+    /// `?since=` in the URL: the URL's prefixes resume from this history sequence.
+    private let since: UInt64?
     private var tokens: Set<String>
     private var closing = false
     /// Liveness: a ping goes out every `ping_interval`; any frame from the client clears
@@ -26,6 +28,7 @@ final class WebSocketSession: ChannelInboundHandler {
         let target = RequestTarget(uri: head.uri) ?? RequestTarget(path: "/ws")
         tokens = shared.presentedTokens(head, target)
         prefixes = Set(target.values("prefix"))
+        since = target.value("since").flatMap { UInt64($0) }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -36,7 +39,9 @@ final class WebSocketSession: ChannelInboundHandler {
         shared.counters.webSocketClients.add(1, ordering: .relaxed)
         shared.counters.webSocketConnections.add(1, ordering: .relaxed)
         // Prefixes in the URL (?prefix=...) were checked before the upgrade.
-        shared.linkMailbox.post(.attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resume: nil))
+        // With ?since=: every kept message under them after that sequence first.
+        shared.linkMailbox.post(
+            .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resume: since.map { .history(after: $0) }))
         startPings(context)
     }
 

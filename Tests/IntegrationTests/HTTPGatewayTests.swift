@@ -393,6 +393,35 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertGreaterThan(sequences.last ?? 0, through, "live messages followed")
     }
 
+    /// `/ws?prefix=...&since=N` resumes the URL's prefixes like a subscribe with "since"; a
+    /// since that is no sequence is refused before the upgrade.
+    func testWebSocketURLWithSinceResumes() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: "[history]\nprefixes = [\"h.\"]\n[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"")
+        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
+            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+        }
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...10 { try push.send(frames: frames("h.x", "\(i)")) }
+        try Wait.until("all are kept") { try daemon.stats().history?.lastSequence == 10 }
+        let ready = readyFile()
+        let client = try python(["ws-since", "\(port)", "[]", "h.end", ready, "?prefix=h.&since=7"])
+        try Wait.until("the client has caught up") { FileManager.default.fileExists(atPath: ready + ".caught_up") }
+        try push.send(frames: frames("h.end", "11"))
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let messages = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(
+            messages.map { "\($0["type"] ?? "")/\(($0["seq"] as? NSNumber)?.intValue ?? 0)" },
+            ["message/8", "message/9", "message/10", "caught_up/0", "message/11"], run.stdout)
+
+        let refused = try python(["ws-since", "\(port)", "[]", "h.end", "-", "?prefix=h.&since=yesterday"])
+            .finish(timeout: 20)
+        XCTAssertEqual(jsonLines(refused.stdout).first?["status"] as? Int, 400, refused.stdout + refused.stderr)
+    }
+
     // MARK: Operators
 
     func testHealthStatsAndMetrics() throws {

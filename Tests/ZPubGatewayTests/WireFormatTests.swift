@@ -56,7 +56,8 @@ final class ClientRequestTests: XCTestCase {
         XCTAssertEqual(
             try parse(#"{"op":"subscribe","prefix":"h.","since":4711}"#).get(),
             .subscribe(["h."], token: nil, since: 4711))
-        XCTAssertEqual(try parse(#"{"op":"subscribe","prefix":"h.","since":0}"#).get(), .subscribe(["h."], token: nil, since: 0))
+        XCTAssertEqual(
+            try parse(#"{"op":"subscribe","prefix":"h.","since":0}"#).get(), .subscribe(["h."], token: nil, since: 0))
     }
 
     func testSinceMustBeAWholeNumber() {

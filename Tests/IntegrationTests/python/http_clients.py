@@ -70,13 +70,20 @@ def ws_subscribe(port, prefixes, count, ready_file=None, publish=None, token=Non
     ws.close()
 
 
-def ws_since(port, requests, until_topic, ready_file):
+def ws_since(port, requests, until_topic, ready_file, query=""):
     """Sends each subscribe request (JSON objects, e.g. with "since"), writes ready_file once all
     are acknowledged (and ready_file + ".caught_up" at a caught_up message), and prints every
-    frame as a JSON line until a message on until_topic."""
-    ws = websocket.create_connection(ws_url(port), timeout=20)
+    frame as a JSON line until a message on until_topic. With no requests (prefixes and since in
+    the query), ready_file is written once connected; a refused upgrade prints its status."""
+    try:
+        ws = websocket.create_connection(ws_url(port, query), timeout=20)
+    except websocket.WebSocketBadStatusException as error:
+        print(json.dumps({"status": error.status_code}), flush=True)
+        return
     for request in requests:
         ws.send(json.dumps(request))
+    if not requests and ready_file:
+        open(ready_file, "w").close()
     acknowledged = 0
     while True:
         opcode, data = ws.recv_data(control_frame=True)
@@ -298,7 +305,8 @@ if __name__ == "__main__":
         progress = rest[5] if len(rest) > 5 else None
         ws_subscribe(port, prefixes, count, ready, publish, token, progress)
     elif command == "ws-since":
-        ws_since(port, json.loads(rest[0]), rest[1], rest[2] if len(rest) > 2 else None)
+        ws_since(port, json.loads(rest[0]), rest[1], rest[2] if len(rest) > 2 and rest[2] != "-" else None,
+                 rest[3] if len(rest) > 3 else "")
     elif command == "ws-bad":
         ws_bad_requests(port)
     elif command == "ws-slow":
