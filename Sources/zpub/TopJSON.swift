@@ -32,6 +32,9 @@ struct TopJSON: Encodable {
     let refusedSubscriptions: UInt64
     let handshakeFailures: UInt64
     let deniedConnections: UInt64
+    /// STATS' history section with the writer's rate, when history prefixes are configured.
+    let history: HistoryStats?
+    let historyWritesPerSecond: Double?
     let topics: [Topic]
 
     init(_ view: TopView, limit: Int, sort: TopSortKey) {
@@ -49,6 +52,8 @@ struct TopJSON: Encodable {
         refusedSubscriptions = stats.subscriptions.refusedTooLong + stats.subscriptions.refusedTableFull
         handshakeFailures = stats.handshakeFailures
         deniedConnections = stats.security.denied
+        history = stats.history.flatMap { $0.prefixes.isEmpty ? nil : $0 }
+        historyWritesPerSecond = history == nil ? nil : view.historyWritesPerSecond
         topics = view.sortedTopics(by: sort).prefix(limit).map {
             Topic(
                 topic: $0.topic, messages: $0.messages, bytes: $0.bytes, unwanted: $0.unwanted,
@@ -57,7 +62,8 @@ struct TopJSON: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case subscriptions, peers, topics
+        case subscriptions, peers, topics, history
+        case historyWritesPerSecond = "history_written_per_s"
         case uptimeSeconds = "uptime_s"
         case intervalSeconds = "interval_s"
         case messagesInPerSecond = "messages_in_per_s"

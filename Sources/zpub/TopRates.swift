@@ -30,6 +30,8 @@ struct TopView {
     let bytesInPerSecond: Double?
     let bytesOutPerSecond: Double?
     let unwantedPerSecond: Double?
+    /// Messages the history writer stored per second (nil without history prefixes).
+    let historyWritesPerSecond: Double?
     let topics: [TopicRow]
 
     init(previous: TopSample?, current: TopSample) {
@@ -49,6 +51,7 @@ struct TopView {
         bytesInPerSecond = rate(\.bytesIn)
         bytesOutPerSecond = rate(\.bytesOut)
         unwantedPerSecond = rate(\.unwantedMessages)
+        historyWritesPerSecond = rate { $0.history?.written ?? 0 }
 
         var before: [String: TopicList.Item] = [:]
         for item in previous?.topics.topics ?? [] { before[item.topicHex ?? item.topic] = item }

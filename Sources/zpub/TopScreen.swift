@@ -42,6 +42,9 @@ struct TopScreen {
         summary.append(
             "refused: subscriptions \(refused), handshakes \(stats.handshakeFailures),"
                 + " connections denied \(stats.security.denied)")
+        if let history = stats.history, !history.prefixes.isEmpty {
+            summary.append(Self.historyLine(history, writes: view.historyWritesPerSecond, now: now))
+        }
         if let problem { summary.append("! \(problem)") }
 
         guard view.sample.topics.accounting else {
@@ -74,6 +77,25 @@ struct TopScreen {
             tail.append("\(view.sample.topics.untrackedMessages) messages on untracked topics (max_topics reached)")
         }
         return (summary.map { Self.fit($0, width) }, heading, rows + tail.map { Self.fit($0, width) })
+    }
+
+    /// Kept messages, the writer's rate and queue, what was not kept, and (on disk) the store's
+    /// size and how long ago it was last synced.
+    static func historyLine(_ history: HistoryStats, writes: Double?, now: Date) -> String {
+        var line = "history  \(rate(writes, "msg/s")) written   kept \(history.messages) msgs"
+        line += " (\(Format.bytes(UInt64(history.bytes)))), seq \(history.firstSequence)-\(history.lastSequence)"
+        line += ", queue \(Format.bytes(UInt64(history.queuedBytes)))"
+        line += ", not kept \(history.dropped + history.writeFailures), evicted \(history.evictions)"
+        if history.persistent {
+            line += ", disk \(Format.bytes(UInt64(history.diskBytes)))"
+            if history.lastSyncMilliseconds > 0 {
+                let age = max(0, now.timeIntervalSince1970 - Double(history.lastSyncMilliseconds) / 1_000)
+                line += ", synced \(String(format: "%.1f", age)) s ago"
+            }
+        } else {
+            line += ", in memory"
+        }
+        return line
     }
 
     private static let clock: DateFormatter = {

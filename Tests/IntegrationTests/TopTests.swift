@@ -195,6 +195,44 @@ final class TopTests: XCTestCase {
         XCTAssertEqual(topics.compactMap { $0["topic"] as? String }, ["news.today", "weather.paris"])
     }
 
+    /// With history prefixes, a history line (plain) and a history object with the writer's rate
+    /// (JSON); without them, neither.
+    func testHistoryIsShownWhenKept() throws {
+        let daemon = try Daemon(arguments: ["--history", "weather."])
+        let traffic = try Traffic(daemon)
+        for json in [false, true] {
+            let top = try RunningProgram(
+                Binaries.zpub,
+                ["top", "-c", daemon.control, "--interval", "300", "-n", "3"] + (json ? ["--json"] : []))
+            try Wait.until("zpub top exits", timeout: 20) {
+                try traffic.send()
+                return !top.isRunning
+            }
+            let run = try top.finish(timeout: 20)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            if json {
+                let objects = try run.stdout.split(separator: "\n").map {
+                    try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+                }
+                let history = try XCTUnwrap(objects.last?["history"] as? [String: Any], run.stdout)
+                XCTAssertEqual(history["prefixes"] as? [String], ["weather."])
+                XCTAssertGreaterThan(history["messages"] as? Int ?? 0, 0, run.stdout)
+                XCTAssertTrue(
+                    objects.contains { ($0["history_written_per_s"] as? Double ?? 0) > 0 },
+                    "a write rate: \(run.stdout)")
+            } else {
+                XCTAssertNotNil(
+                    run.stdout.range(
+                        of:
+                            #"\nhistory +[0-9.]+[kM]? msg/s written +kept [1-9][0-9]* msgs .*, seq 1-[1-9][0-9]*, .*in memory"#,
+                        options: .regularExpression), run.stdout)
+            }
+        }
+        let plain = try Daemon()
+        let run = try Run.program(Binaries.zpub, ["top", "-c", plain.control, "-n", "1", "--json"], timeout: 20)
+        XCTAssertFalse(run.stdout.contains("\"history\""), run.stdout)
+    }
+
     func testNoBrokerIsReportedNotWaitedFor() throws {
         let nowhere = "ipc://\(NSTemporaryDirectory())/zpub-top-nobody-\(getpid()).sock"
         let run = try Run.program(Binaries.zpub, ["top", "-c", nowhere, "--timeout", "300"], timeout: 10)
