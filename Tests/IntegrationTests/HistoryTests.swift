@@ -207,10 +207,23 @@ final class HistoryTests: XCTestCase {
     /// examples/python/resuming_subscriber.py, an independent client (pyzmq), misses nothing
     /// across its own restarts: what was published while it was away comes first, exactly
     /// once, then live messages.
-    func testTheResumingSubscriberExampleMissesNothingAcrossItsRestarts() throws {
+    func testThePythonResumingSubscriberExampleMissesNothingAcrossItsRestarts() throws {
+        try resumingSubscriberMissesNothing(
+            interpreter: URL(fileURLWithPath: "/usr/bin/python3"), example: "python/resuming_subscriber.py")
+    }
+
+    /// The same with examples/php/resuming_subscriber.php (PHP's PECL zmq extension).
+    func testThePHPResumingSubscriberExampleMissesNothingAcrossItsRestarts() throws {
+        let php = URL(fileURLWithPath: "/usr/bin/php")
+        try XCTSkipUnless(
+            FileManager.default.fileExists(atPath: php.path), "php-cli is not installed (make test installs it)")
+        try resumingSubscriberMissesNothing(interpreter: php, example: "php/resuming_subscriber.php")
+    }
+
+    private func resumingSubscriberMissesNothing(interpreter: URL, example name: String) throws {
         let daemon = try Daemon(arguments: ["--history", "orders."])
         let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("examples/python/resuming_subscriber.py")
+            .deletingLastPathComponent().appendingPathComponent("examples/" + name)
         let position = daemon.directory.appendingPathComponent("position").path
         let environment = [
             "ZPUB_XPUB": daemon.xpub, "ZPUB_CONTROL": daemon.control, "ZPUB_PREFIX": "orders.",
@@ -220,8 +233,7 @@ final class HistoryTests: XCTestCase {
         let push = try clients.socket(.push, connect: daemon.pull)
         func run(_ count: Int, publishing numbers: ClosedRange<Int>?) throws -> [String] {
             let before = try daemon.subscriptions().total
-            let client = try RunningProgram(
-                URL(fileURLWithPath: "/usr/bin/python3"), [example.path, "\(count)"], environment: environment)
+            let client = try RunningProgram(interpreter, [example.path, "\(count)"], environment: environment)
             if let numbers {
                 try daemon.waitForSubscriptions(before + 2)  // its prefix and its sequence markers
                 for n in numbers { try push.send(frames: frames("orders.\(n)", "order \(n)")) }
