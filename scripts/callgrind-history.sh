@@ -3,10 +3,12 @@
 # callgrind: the same count every run, unlike time on a shared machine). For 32 B and 1 KiB
 # messages, zpubd runs under callgrind with history off and with history on for all traffic
 # (on disk), forwarding N and then 2N messages from a PUSH to one SUB; the difference of the
-# two runs divided by N removes start-up and shutdown. Reported per message: the forwarding
-# loop's thread, the history writer's thread, and all of zpubd (libzmq's I/O thread included).
-# The loop's figure moves by some hundreds from run to run: how many messages each poll finds
-# depends on timing. Under valgrind the threads take turns, so the send HWM is lifted to keep
+# two runs divided by N removes start-up and shutdown. Reported per message: forwarding itself
+# (everything inside ForwardingLoop.forwardBurst: receiving, accounting, history's copy,
+# sending; steady within a few instructions from run to run), the forwarding loop's whole
+# thread, the history writer's thread, and all of zpubd (libzmq's I/O thread included). The
+# whole thread's figure moves by some hundreds from run to run: how many messages each poll
+# finds depends on timing. Under valgrind the threads take turns, so the send HWM is lifted to keep
 # XPUB from dropping while libzmq's I/O thread waits for its turn.
 #
 # Usage: scripts/callgrind-history.sh [N]   (after `make release`; default N = 20000)
@@ -51,24 +53,31 @@ measure() { # size history messages
     kill -TERM "$broker"
     wait "$broker" || true
     # One file per thread; the thread is named by the functions it ran.
-    loop=0 writer=0 total=0
+    loop=0 writer=0 total=0 forwarding=0
     for file in "$run"/cg.out*; do
         instructions=$(sed -n 's/^summary: //p' "$file" | cut -d' ' -f1)
         [ -n "$instructions" ] || continue
         total=$((total + instructions))
-        if grep -q 'ForwardingLoopC3run' "$file"; then loop=$((loop + instructions)); fi
+        if grep -q 'ForwardingLoopC3run' "$file"; then
+            loop=$((loop + instructions))
+            # Inside forwardBurst: receiving and forwarding messages, without the poll loop
+            # around it, whose cost per message depends on how many each poll finds.
+            burst=$(callgrind_annotate --inclusive=yes "$file" 2>/dev/null | grep 'forwardBurst' |
+                sed -n 's/^ *\([0-9,]*\) .*/\1/p' | tr -d , | sort -n | tail -1)
+            forwarding=$((forwarding + ${burst:-0}))
+        fi
         if grep -q 'HistoryWriterC3run' "$file"; then writer=$((writer + instructions)); fi
     done
-    echo "$loop $writer $total"
+    echo "$loop $writer $total $forwarding"
 }
 
-printf '| size | history | loop thread instr/msg | writer thread instr/msg | zpubd instr/msg |\n|---|---|---:|---:|---:|\n'
+printf '| size | history | forwarding instr/msg | loop thread instr/msg | writer thread instr/msg | zpubd instr/msg |\n|---|---|---:|---:|---:|---:|\n'
 for size in 32 1024; do
     for history in off on; do
         set -- $(measure $size $history "$count")
-        one_loop=$1 one_writer=$2 one_total=$3
+        one_loop=$1 one_writer=$2 one_total=$3 one_forwarding=$4
         set -- $(measure $size $history $((2 * count)))
-        printf '| %s B | %s | %d | %d | %d |\n' "$size" "$history" \
+        printf '| %s B | %s | %d | %d | %d | %d |\n' "$size" "$history" $((($4 - one_forwarding) / count)) \
             $((($1 - one_loop) / count)) $((($2 - one_writer) / count)) $((($3 - one_total) / count))
     done
 done

@@ -103,7 +103,10 @@ final class ForwardingLoop {
     /// the next kept message gets (sequences are assigned here, in forwarding order).
     private let history: HistoryHandle?
     /// `history?.queue`, held directly: the hot path reads it for every message.
-    private let historyQueue: HistoryQueue?
+    /// Unmanaged: `history` holds the queue as long as the loop lives, and a strong reference
+    /// would be retained and released around every use on the hot path (callgrind: 8 calls
+    /// into the runtime per kept message). Used through `_withUnsafeGuaranteedRef`.
+    private let historyQueue: Unmanaged<HistoryQueue>?
     /// Last-value updates go to the store too (a state directory is configured).
     private let persistLastValues: Bool
     @exclusivity(unchecked) private var historyPrefixes: HistoryPrefixes
@@ -140,7 +143,7 @@ final class ForwardingLoop {
     ) {
         self.monitors = monitors
         self.history = history
-        self.historyQueue = history?.queue
+        self.historyQueue = history.map { Unmanaged.passUnretained($0.queue) }
         self.persistLastValues = history != nil && configuration.stateDirectory != nil
         self.historyPrefixes = HistoryPrefixes(history == nil ? [] : configuration.historyPrefixes)
         self.nextSequence = history?.firstNewSequence ?? 1
@@ -241,7 +244,9 @@ final class ForwardingLoop {
 
     // MARK: Data: PULL / XSUB -> XPUB
 
-    @inline(__always)
+    /// Never inlined: one call per burst costs nothing, and it gives profiles a boundary around
+    /// the per-message work (scripts/callgrind-history.sh counts the instructions inside it).
+    @inline(never)
     private func forwardBurst(from source: Socket, role: BrokerSocketRole) {
         do {
             for _ in 0..<Self.burst {
@@ -259,35 +264,53 @@ final class ForwardingLoop {
         var bytes = message.count
         var more = message.hasMore
         let accounting = state.topicAccounting
-        let topicIndex =
-            accounting ? message.withUnsafeBytes { state.recordTopic($0, nowMilliseconds: nowMilliseconds) } : nil
-        // Messages under a last-value prefix are copied for the cache (opt-in, so the
-        // allocation-free path stays so when the cache is off). Kept messages are written
-        // into the history queue's ring frame by frame, with no allocation.
-        let caching = state.lastValue.isEnabled && message.withUnsafeBytes { state.lastValue.covers($0) }
-        var captured: [[UInt8]] = []
-        if caching { captured.append(message.bytes) }
-        let keeping = historyQueue != nil && historyPrefixes.isEnabled && keep(firstFrame: ())
+        // Every decision on the topic from one look at it (each look is two calls into libzmq):
+        // its counters; whether the last-value cache copies the message (opt-in, so the
+        // allocation-free path stays so when the cache is off); whether history keeps it, in
+        // which case it is written into the history queue's ring frame by frame, with no
+        // allocation.
+        var topicIndex: Int?
+        var caching = false
+        var keeping = false
+        if accounting || state.lastValue.isEnabled || historyPrefixes.isEnabled {
+            message.withUnsafeBytes { topic in
+                if accounting { topicIndex = state.recordTopic(topic, nowMilliseconds: nowMilliseconds) }
+                caching = state.lastValue.isEnabled && state.lastValue.covers(topic)
+                keeping = historyPrefixes.isEnabled && keep(topic)
+            }
+        }
+        // Optional: no array to release per message when the cache is off.
+        var captured: [[UInt8]]? = caching ? [message.bytes] : nil
         // XPUB does not block and, without XPUB_NODROP, does not refuse; if it ever does, the
         // rest of the message must still be read so the next message starts at a first frame.
         var sending = try xpub.send(message, more: more, dontWait: true)
         while more {
             _ = try source.receive(into: message)
-            bytes += message.count
             more = message.hasMore
-            if caching { captured.append(message.bytes) }
-            if keeping, let historyQueue { message.withUnsafeBytes { historyQueue.appendFrame($0) } }
+            if keeping, let historyQueue {
+                bytes += message.withUnsafeBytes { frame in
+                    historyQueue._withUnsafeGuaranteedRef { $0.appendFrame(frame) }
+                    return frame.count
+                }
+            } else {
+                bytes += message.count
+            }
+            captured?.append(message.bytes)
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }
         }
-        if caching {
+        if let captured {
             state.lastValue.store(captured, nowMilliseconds: nowMilliseconds)
             if persistLastValues {
-                historyQueue?.lastValue(captured, sequence: state.lastValue.lastSequence, milliseconds: nowMilliseconds)
+                let sequence = state.lastValue.lastSequence
+                historyQueue?._withUnsafeGuaranteedRef {
+                    $0.lastValue(captured, sequence: sequence, milliseconds: nowMilliseconds)
+                }
             }
         }
         if keeping {
             // The sequence is used up even when the writer's queue is full: never reused.
-            historyQueue?.commit(sequence: nextSequence)
+            let sequence = nextSequence
+            historyQueue?._withUnsafeGuaranteedRef { $0.commit(sequence: sequence) }
             if !sequenceMarkerTopic.isEmpty { try sendSequenceMarker(nextSequence) }
             nextSequence &+= 1
         }
@@ -308,23 +331,23 @@ final class ForwardingLoop {
         }
     }
 
-    /// Starts a history record for the message whose first frame is in `message`, if its
-    /// topic is under a history prefix.
+    /// Starts a history record for a message whose first frame is `topic`, if the topic is
+    /// under a history prefix.
     @inline(__always)
-    private func keep(firstFrame: Void) -> Bool {
-        guard let historyQueue else { return false }
-        return message.withUnsafeBytes { topic in
-            guard let index = historyPrefixes.match(topic) else { return false }
-            historyQueue.begin(
-                sequence: nextSequence, milliseconds: nowMilliseconds, prefix: historyPrefixes.bytes(at: index))
-            historyQueue.appendFrame(topic)
-            sequenceMarkerTopic.removeAll(keepingCapacity: true)
-            if state.sequenceMarkerSubscriptions > 0 {
-                sequenceMarkerTopic.append(contentsOf: BrokerState.sequenceMarkerPrefix)
-                sequenceMarkerTopic.append(contentsOf: topic)
-            }
-            return true
+    private func keep(_ topic: UnsafeRawBufferPointer) -> Bool {
+        guard let historyQueue, let prefixLength = historyPrefixes.matchLength(topic) else { return false }
+        let (sequence, milliseconds) = (nextSequence, nowMilliseconds)
+        historyQueue._withUnsafeGuaranteedRef {
+            $0.begin(sequence: sequence, milliseconds: milliseconds, prefixLength: prefixLength, topic: topic)
         }
+        if state.sequenceMarkerSubscriptions > 0 {
+            sequenceMarkerTopic.removeAll(keepingCapacity: true)
+            sequenceMarkerTopic.append(contentsOf: BrokerState.sequenceMarkerPrefix)
+            sequenceMarkerTopic.append(contentsOf: topic)
+        } else if !sequenceMarkerTopic.isEmpty {
+            sequenceMarkerTopic.removeAll(keepingCapacity: true)
+        }
+        return true
     }
 
     /// Publishes `[$zpub/seq/<topic>, <sequence>]` right after the kept message it numbers: a

@@ -8,9 +8,10 @@ import ZeroMQ
 /// bounded by `[history] queue_bytes`. The loop writes each kept message into it frame by
 /// frame, with no allocation and no lock; when it is full, history drops the message (counted)
 /// and forwarding goes on. Two kinds of record, by their first byte: 0, a kept message:
-/// sequence (8 bytes), receive time in ms (8), prefix length (2) and bytes, then each frame as
-/// a 4-byte length and its bytes; 1, a last-value update to persist: the cache's sequence (8),
-/// its time (8), then the frames the same way.
+/// sequence (8 bytes), receive time in ms (8), the length of the history prefix that keeps it
+/// (2; the prefix is the topic's first bytes), then each frame as a 4-byte length and its
+/// bytes; 1, a last-value update to persist: the cache's sequence (8), its time (8), then the
+/// frames the same way.
 final class HistoryQueue: Sendable {
     private let ring: RecordRing
     /// The highest sequence the loop assigned, kept or dropped.
@@ -23,20 +24,25 @@ final class HistoryQueue: Sendable {
 
     // MARK: The forwarding loop's side
 
+    /// Starts the record of a kept message with its first frame. The fixed fields and the topic
+    /// go in as one piece: each separate append costs a check for room (callgrind: some 35
+    /// instructions).
     @inline(__always)
-    func begin(sequence: UInt64, milliseconds: UInt64, prefix: [UInt8]) {
+    func begin(sequence: UInt64, milliseconds: UInt64, prefixLength: Int, topic: UnsafeRawBufferPointer) {
         ring.begin()
-        ring.append(integer: UInt8(0))
-        ring.append(integer: sequence)
-        ring.append(integer: milliseconds)
-        ring.append(integer: UInt16(prefix.count))
-        prefix.withUnsafeBytes { ring.append($0) }
+        ring.append(count: 23 + topic.count) { record in
+            record.storeBytes(of: 0, toByteOffset: 0, as: UInt8.self)
+            record.storeBytes(of: sequence.bigEndian, toByteOffset: 1, as: UInt64.self)
+            record.storeBytes(of: milliseconds.bigEndian, toByteOffset: 9, as: UInt64.self)
+            record.storeBytes(of: UInt16(truncatingIfNeeded: prefixLength).bigEndian, toByteOffset: 17, as: UInt16.self)
+            record.storeBytes(of: UInt32(truncatingIfNeeded: topic.count).bigEndian, toByteOffset: 19, as: UInt32.self)
+            if let bytes = topic.baseAddress { (record + 23).copyMemory(from: bytes, byteCount: topic.count) }
+        }
     }
 
     @inline(__always)
     func appendFrame(_ bytes: UnsafeRawBufferPointer) {
-        ring.append(integer: UInt32(bytes.count))
-        ring.append(bytes)
+        ring.appendLengthPrefixed(bytes)
     }
 
     @inline(__always)
@@ -92,10 +98,10 @@ final class HistoryQueue: Sendable {
     static func decode(_ record: ArraySlice<UInt8>) -> StoredMessage? {
         var reader = RecordReader(record)
         guard let sequence = reader.integer(8), let milliseconds = reader.integer(8),
-            let prefixLength = reader.integer(2), let prefixBytes = reader.bytes(Int(prefixLength)),
-            let frames = FrameCodec.decode(reader.rest)
+            let prefixLength = reader.integer(2), let frames = FrameCodec.decode(reader.rest),
+            let topic = frames.first, topic.count >= prefixLength
         else { return nil }
-        let prefix = String(decoding: prefixBytes, as: UTF8.self)
+        let prefix = String(decoding: topic.prefix(Int(prefixLength)), as: UTF8.self)
         return StoredMessage(sequence: sequence, receivedMilliseconds: milliseconds, frames: frames, prefix: prefix)
     }
 }

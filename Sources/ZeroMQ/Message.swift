@@ -7,7 +7,7 @@ import CZeroMQ
 /// once and is meant to be *reused*: receiving into it replaces its content, sending it leaves it
 /// empty. A forwarding loop therefore needs one `Message` and allocates nothing per message.
 public final class Message {
-    let pointer: UnsafeMutablePointer<zmq_msg_t>
+    @usableFromInline let pointer: UnsafeMutablePointer<zmq_msg_t>
 
     /// An empty frame.
     public init() {
@@ -35,12 +35,15 @@ public final class Message {
     }
 
     /// The frame's size in bytes.
-    public var count: Int { zmq_msg_size(pointer) }
+    /// (The accessors are inlinable: a forwarding loop calls them for every frame, and as
+    /// generic calls across modules they cost more than the libzmq calls inside them.)
+    @inlinable public var count: Int { zmq_msg_size(pointer) }
 
     /// True when more frames of the same message follow this one (valid after a receive).
-    public var hasMore: Bool { zmq_msg_more(pointer) != 0 }
+    @inlinable public var hasMore: Bool { zmq_msg_more(pointer) != 0 }
 
     /// Calls `body` with the frame's bytes; the buffer is valid only inside `body`.
+    @inlinable
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: zmq_msg_data(pointer), count: zmq_msg_size(pointer)))
     }

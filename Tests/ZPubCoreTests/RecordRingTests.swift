@@ -54,6 +54,30 @@ final class RecordRingTests: XCTestCase {
         }
     }
 
+    /// The fixed-size and length-prefixed appends the forwarding loop uses: in place, or
+    /// through a copy when they wrap, and refused whole when they do not fit.
+    func testFixedFieldsAndLengthPrefixedFramesWrapAndOverflowLikeAnyBytes() {
+        let ring = RecordRing(capacity: 64)
+        for round in 0..<40 {
+            let frame = (0..<UInt8(round % 13)).map { $0 &+ UInt8(round) }
+            ring.begin()
+            ring.append(count: 9) { fields in
+                fields.storeBytes(of: UInt8(round), toByteOffset: 0, as: UInt8.self)
+                fields.storeBytes(of: UInt64(round).bigEndian, toByteOffset: 1, as: UInt64.self)
+            }
+            frame.withUnsafeBytes { ring.appendLengthPrefixed($0) }
+            XCTAssertTrue(ring.commit(), "round \(round)")
+            let expected =
+                [UInt8(round)] + withUnsafeBytes(of: UInt64(round).bigEndian, Array.init)
+                + withUnsafeBytes(of: UInt32(frame.count).bigEndian, Array.init) + frame
+            XCTAssertEqual(take(ring), [expected], "round \(round)")
+        }
+        ring.begin()
+        Array(repeating: UInt8(7), count: 57).withUnsafeBytes { ring.appendLengthPrefixed($0) }
+        XCTAssertFalse(ring.commit(), "4 + 4 + 57 bytes do not fit in 64")
+        XCTAssertEqual(take(ring), [])
+    }
+
     func testAProducerAndAConsumerThreadLoseAndMangleNothing() {
         let ring = RecordRing(capacity: 4_096)
         let count = 200_000
@@ -80,5 +104,32 @@ final class RecordRingTests: XCTestCase {
             }
         }
         XCTAssertEqual(expected, UInt32(count))
+    }
+}
+
+/// Which history prefix keeps a topic: the first that matches, by its length (the prefix is
+/// then the topic's first bytes); short prefixes compared byte by byte, long ones with memcmp.
+final class HistoryPrefixesTests: XCTestCase {
+    private func match(_ prefixes: [String], _ topic: String) -> Int? {
+        var matcher = HistoryPrefixes(prefixes)
+        return Array(topic.utf8).withUnsafeBytes { matcher.matchLength($0) }
+    }
+
+    func testTheFirstMatchingPrefixGivesItsLength() {
+        XCTAssertEqual(match(["orders.", "t"], "orders.42"), 7)
+        XCTAssertEqual(match(["orders.", "t"], "t.x"), 1)
+        XCTAssertNil(match(["orders.", "t"], "order"), "shorter than the prefix")
+        XCTAssertNil(match(["orders.", "t"], "news"))
+        XCTAssertEqual(match(["", "t"], "anything"), 0, "the empty prefix keeps everything")
+        XCTAssertNil(match([], "t"))
+        XCTAssertFalse(HistoryPrefixes([]).isEnabled)
+    }
+
+    func testLongPrefixesAreComparedWholly() {
+        let long = "telemetry.region.eu-west.rack-12."
+        XCTAssertEqual(match([long], long + "node-3"), long.utf8.count)
+        XCTAssertNil(match([long], String(long.dropLast()) + "!node-3"), "differs in its last byte")
+        XCTAssertNil(match([long], "X" + long.dropFirst()), "differs in its first byte")
+        XCTAssertEqual(match(["a", long], long), long.utf8.count)
     }
 }
