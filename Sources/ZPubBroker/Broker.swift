@@ -55,7 +55,7 @@ public final class Broker: Sendable {
         let history = historyWriter?.handle
         self.history = history
         let restoredLastValues = historyWriter?.takeRestoredLastValues() ?? []
-        let context = try Context()
+        let context = try Context(ioThreads: Int32(configuration.ioThreads))
         self.context = context
         let serverKey = security.serverKeyPair?.secretKey
         // The ZAP handler must be bound before any socket with a ZAP domain takes a connection.

@@ -589,6 +589,10 @@ final class ForwardingLoop {
     }
 
     private func reconfigure(_ newConfiguration: BrokerConfiguration, serverKey: CurveKey?) -> [BrokerError] {
+        if newConfiguration.ioThreads != configuration.ioThreads {
+            logger.warning(
+                "io_threads is read at start: libzmq keeps \(configuration.ioThreads) I/O thread(s) until a restart")
+        }
         configuration = newConfiguration
         state.apply(newConfiguration)
         if let history {

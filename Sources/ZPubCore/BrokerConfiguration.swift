@@ -20,6 +20,9 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         public static let maxMessageSize = 16 * 1024 * 1024
         /// How long a connection may take to complete the ZMTP handshake before it is dropped.
         public static let handshakeMilliseconds = 10_000
+        /// libzmq's I/O threads (ZMQ_IO_THREADS): they encode, decode and move bytes for every
+        /// connection. libzmq's rule of thumb: one per gigabyte per second in or out.
+        public static let ioThreads = 1
         /// ZMTP heartbeats, so that dead peers are noticed; 0 turns them off.
         public static let heartbeatIntervalMilliseconds = 10_000
         public static let heartbeatTimeoutMilliseconds = 30_000
@@ -74,6 +77,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var lingerMilliseconds = Defaults.lingerMilliseconds
     public var maxMessageSize = Defaults.maxMessageSize
     public var handshakeMilliseconds = Defaults.handshakeMilliseconds
+    public var ioThreads = Defaults.ioThreads
     public var heartbeatIntervalMilliseconds = Defaults.heartbeatIntervalMilliseconds
     public var heartbeatTimeoutMilliseconds = Defaults.heartbeatTimeoutMilliseconds
     public var tcpKeepaliveIdleSeconds = Defaults.tcpKeepaliveIdleSeconds
@@ -129,6 +133,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case lingerMilliseconds = "linger_ms"
         case maxMessageSize = "max_message_size"
         case handshakeMilliseconds = "handshake_timeout_ms"
+        case ioThreads = "io_threads"
         case heartbeatIntervalMilliseconds = "heartbeat_interval_ms"
         case heartbeatTimeoutMilliseconds = "heartbeat_timeout_ms"
         case tcpKeepaliveIdleSeconds = "tcp_keepalive_idle_s"

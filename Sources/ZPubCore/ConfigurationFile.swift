@@ -241,6 +241,7 @@ enum Schema {
             integer("sockets", "linger_ms", \.lingerMilliseconds),
             integer("sockets", "max_message_size", \.maxMessageSize),
             integer("sockets", "handshake_timeout_ms", \.handshakeMilliseconds),
+            integer("sockets", "io_threads", \.ioThreads),
             integer("sockets", "heartbeat_interval_ms", \.heartbeatIntervalMilliseconds),
             integer("sockets", "heartbeat_timeout_ms", \.heartbeatTimeoutMilliseconds),
             integer("sockets", "tcp_keepalive_idle_s", \.tcpKeepaliveIdleSeconds),

@@ -34,15 +34,52 @@ struct RunMatrix: ParsableCommand {
     @Flag(help: "Skip the subscription scaling and idle memory measurements.")
     var matrixOnly = false
 
+    @Option(
+        help: ArgumentHelp(
+            "libzmq I/O threads of every forwarder (zpubd's io_threads; the baselines' context).", valueName: "n"))
+    var ioThreads = 1
+
+    @Option(
+        help: ArgumentHelp(
+            "Subscriber counts instead of the matrix's, comma-separated (e.g. 1,8,64,512).", valueName: "list"))
+    var subscribers: String?
+
+    @Option(
+        help: ArgumentHelp("Message sizes instead of the matrix's, comma-separated (e.g. 32,1024).", valueName: "list"))
+    var sizes: String?
+
+    func validate() throws {
+        guard (1...64).contains(ioThreads) else { throw ValidationError("--io-threads: 1 to 64") }
+        for (name, list) in [("--subscribers", subscribers), ("--sizes", sizes)] {
+            guard let list else { continue }
+            guard let values = Self.integers(list), values.allSatisfy({ $0 > 0 }) else {
+                throw ValidationError("\(name): positive integers separated by commas, e.g. 1,8,64")
+            }
+        }
+    }
+
+    static func integers(_ list: String) -> [Int]? {
+        let values = list.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        return values.isEmpty || values.contains(nil) ? nil : values.compactMap { $0 }
+    }
+
+    /// Off by default: pinned on two cores, the clients saturate their CPU and every forwarder is
+    /// held to their pace, so all look alike; unpinned, the forwarder is the bottleneck and its
+    /// own cost shows (broker CPU per delivery).
     @Flag(
         inversion: .prefixedNo,
-        help: "Pin the clients to CPU 0 and each forwarder to CPU 1 (needs two CPUs; taskset).")
-    var pin = true
+        help:
+            "Pin the clients to CPU 0 and each forwarder to CPU 1 (needs two CPUs; taskset). Off by default: pinned, the clients are the bottleneck."
+    )
+    var pin = false
 
     func run() throws {
         var matrix = quick ? Matrix.quick : Matrix.full
         if let repetitions { matrix.repetitions = max(1, repetitions) }
+        if let list = subscribers.flatMap(Self.integers) { matrix.subscriberCounts = list }
+        if let list = sizes.flatMap(Self.integers) { matrix.sizes = list }
         var programs = try Programs.locate(zpubd: zpubd)
+        programs.ioThreads = ioThreads
         let pinned = pin && ProcessInfo.processInfo.activeProcessorCount >= 2 && Affinity.pinCurrentThread(to: 0)
         if pinned { programs.brokerCPUs = "1" }
         let started = Time.now()
@@ -62,7 +99,7 @@ struct RunMatrix: ParsableCommand {
             ]
         }
         sections.append(
-            "libzmq \(Context.libraryVersion.major).\(Context.libraryVersion.minor).\(Context.libraryVersion.patch), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(pinned ? "clients on CPU 0, forwarder on CPU 1" : "not pinned"), \(Int(Time.seconds(Time.now() - started))) s."
+            "libzmq \(Context.libraryVersion.major).\(Context.libraryVersion.minor).\(Context.libraryVersion.patch), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(pinned ? "clients on CPU 0, forwarder on CPU 1" : "not pinned"), \(ioThreads) I/O thread(s) per forwarder, \(Int(Time.seconds(Time.now() - started))) s."
         )
         let report = sections.joined(separator: "\n")
         print(report)
@@ -92,13 +129,17 @@ struct ProxyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Endpoint the backend (XPUB, or PUB after a PULL) binds.", valueName: "endpoint"))
     var backend: String
 
+    @Option(help: ArgumentHelp("libzmq I/O threads.", valueName: "n"))
+    var ioThreads: Int32 = 1
+
     func validate() throws {
         guard ["pull", "xsub"].contains(frontendType) else { throw ValidationError("--frontend-type: pull or xsub") }
     }
 
     func run() throws {
         try ProxyBaseline.run(
-            frontendType: frontendType == "pull" ? .pull : .xsub, frontend: frontend, backend: backend)
+            frontendType: frontendType == "pull" ? .pull : .xsub, frontend: frontend, backend: backend,
+            ioThreads: ioThreads)
     }
 }
 
@@ -116,7 +157,10 @@ struct LoopCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Endpoint the XPUB binds.", valueName: "endpoint"))
     var xpub: String
 
+    @Option(help: ArgumentHelp("libzmq I/O threads.", valueName: "n"))
+    var ioThreads: Int32 = 1
+
     func run() throws {
-        try PollLoop.run(pull: pull, xsub: xsub, xpub: xpub)
+        try PollLoop.run(pull: pull, xsub: xsub, xpub: xpub, ioThreads: ioThreads)
     }
 }

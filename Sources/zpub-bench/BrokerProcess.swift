@@ -35,7 +35,8 @@ final class BrokerProcess {
             let config = directory.appendingPathComponent("zpubd.conf")
             var text = BrokerProcess.zpubdConfiguration(
                 pull: local(pull), xsub: local(xsub), xpub: local(xpub), control: local(control),
-                accounting: forwarder != .zpubd(accounting: false), maxSubscriptions: maxSubscriptions)
+                accounting: forwarder != .zpubd(accounting: false), maxSubscriptions: maxSubscriptions,
+                ioThreads: programs.ioThreads)
             if forwarder == .zpubdHistory {
                 // Every benchmark topic starts with "t" (the warm-up's and end markers' too).
                 text += "[history]\nprefixes = [\"t\"]\ndirectory = \"\(directory.path)/state\"\n"
@@ -47,11 +48,14 @@ final class BrokerProcess {
             process.executableURL = programs.bench
             process.arguments = [
                 "proxy", "--frontend-type", ingest == .push ? "pull" : "xsub",
-                "--frontend", endpoints.ingest, "--backend", local(xpub),
+                "--frontend", endpoints.ingest, "--backend", local(xpub), "--io-threads", "\(programs.ioThreads)",
             ]
         case .loop:
             process.executableURL = programs.bench
-            process.arguments = ["loop", "--pull", local(pull), "--xsub", local(xsub), "--xpub", local(xpub)]
+            process.arguments = [
+                "loop", "--pull", local(pull), "--xsub", local(xsub), "--xpub", local(xpub),
+                "--io-threads", "\(programs.ioThreads)",
+            ]
         case .direct:
             preconditionFailure("direct runs have no broker process")
         }
@@ -91,6 +95,24 @@ final class BrokerProcess {
         process.waitUntilExit()
     }
 
+    /// CPU time all of the forwarder's threads have used so far (libzmq's I/O thread included),
+    /// in nanoseconds: the run time in each thread's /proc schedstat, which the scheduler keeps
+    /// to the nanosecond (the tick counts in /proc/PID/stat are 10 ms apart, too coarse for a
+    /// run of a fraction of a second).
+    var cpuNanoseconds: UInt64? {
+        guard process.isRunning else { return nil }
+        let tasks = "/proc/\(process.processIdentifier)/task"
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: tasks) else { return nil }
+        var total: UInt64 = 0
+        for thread in threads {
+            guard let text = try? String(contentsOfFile: "\(tasks)/\(thread)/schedstat", encoding: .utf8),
+                let runNanoseconds = text.split(separator: " ").first.flatMap({ UInt64($0) })
+            else { continue }
+            total += runNanoseconds
+        }
+        return total
+    }
+
     /// Peak resident set size so far (VmHWM), in KiB.
     var peakRSSKiB: Int? { status("VmHWM:") }
     /// Current resident set size (VmRSS), in KiB.
@@ -112,7 +134,8 @@ final class BrokerProcess {
     /// quiet log, and room for the subscription scaling measurement (100,000 prefixes plus
     /// the batches it adds on top).
     static func zpubdConfiguration(
-        pull: String, xsub: String, xpub: String, control: String, accounting: Bool, maxSubscriptions: Int
+        pull: String, xsub: String, xpub: String, control: String, accounting: Bool, maxSubscriptions: Int,
+        ioThreads: Int = 1
     ) -> String {
         """
         [daemon]
@@ -124,6 +147,9 @@ final class BrokerProcess {
         xpub = ["\(xpub)"]
         pull = ["\(pull)"]
         xsub = ["\(xsub)"]
+
+        [sockets]
+        io_threads = \(ioThreads)
 
         [limits]
         max_subscriptions = \(maxSubscriptions)
@@ -138,6 +164,8 @@ struct Programs: Sendable {
     var bench: URL
     /// CPUs the forwarder processes are pinned to (with taskset), nil for no pinning.
     var brokerCPUs: String?
+    /// libzmq I/O threads of each forwarder.
+    var ioThreads = 1
 
     /// zpubd next to this executable (both in .build/release), unless given.
     static func locate(zpubd: String?) throws -> Programs {

@@ -26,7 +26,7 @@ enum MatrixRunner {
                         let result = try runOnce(workload, variant, matrix: matrix, programs: programs)
                         results[workload, default: [:]][variant, default: Summary()].runs.append(result)
                         progress(
-                            "[\(done)/\(total) \(Int(Time.seconds(Time.now() - started)))s] \(workload) \(variant.forwarder) topics=\(variant.topics): \(Report.number(result.messagesPerSecond)) msg/s, p99 \(Report.number(result.p99)) µs, lost \(result.lost)"
+                            "[\(done)/\(total) \(Int(Time.seconds(Time.now() - started)))s] \(workload) \(variant.forwarder) topics=\(variant.topics): \(Report.number(result.messagesPerSecond)) msg/s, \(result.brokerNanosecondsPerDelivery.map { Report.number($0) + " ns CPU/delivery, " } ?? "")p99 \(Report.number(result.p99)) µs, lost \(result.lost)"
                         )
                     } catch {
                         failures += 1
@@ -53,11 +53,21 @@ enum MatrixRunner {
         do {
             let session = try ClientSession(
                 workload: workload, topicCount: variant.topics, endpoints: broker?.endpoints)
+            let cpuBefore = broker?.cpuNanoseconds
             let throughput = try session.throughput(count: matrix.throughputCount(workload))
+            let cpuAfter = broker?.cpuNanoseconds
+            // The forwarder's own CPU per delivered message over the throughput phase: what it
+            // costs, whatever the clients' pace (docs/performance.md).
+            var cpuPerDelivery: Double?
+            if let cpuBefore, let cpuAfter, cpuAfter >= cpuBefore, throughput.received > 0 {
+                cpuPerDelivery = Double(cpuAfter - cpuBefore) / Double(throughput.received)
+            }
             let rate = matrix.latencyRate(workload)
             let latency = try session.latency(count: max(20, Int(Double(rate) * matrix.latencySeconds)), rate: rate)
-            return RunResult(
+            var result = RunResult(
                 workload: workload, throughput: throughput, latency: latency, peakRSSKiB: broker?.peakRSSKiB)
+            result.brokerNanosecondsPerDelivery = cpuPerDelivery
+            return result
         } catch let error where broker != nil {
             // What the forwarder said is the first thing to look at when a run fails.
             let running = broker?.process.isRunning == true ? "still running" : "exited"

@@ -4,8 +4,10 @@ import ZeroMQ
 /// bounded non-blocking bursts, subscriptions from XPUB to XSUB; no accounting, no limits.
 /// Same socket options as zpubd's defaults, so only the broker's own work differs.
 enum PollLoop {
-    static func run(pull pullEndpoint: String, xsub xsubEndpoint: String, xpub xpubEndpoint: String) throws {
-        let context = try Context()
+    static func run(
+        pull pullEndpoint: String, xsub xsubEndpoint: String, xpub xpubEndpoint: String, ioThreads: Int32 = 1
+    ) throws {
+        let context = try Context(ioThreads: ioThreads)
         let pull = try Socket(context, type: .pull)
         let xsub = try Socket(context, type: .xsub)
         let xpub = try Socket(context, type: .xpub)

@@ -9,10 +9,11 @@ import ZeroMQ
 /// measured. A PUB filters and fans out with the same code as an XPUB and keeps the
 /// subscriptions to itself.
 enum ProxyBaseline {
-    static func run(frontendType: SocketType, frontend frontendEndpoint: String, backend backendEndpoint: String)
-        throws
-    {
-        let context = try Context()
+    static func run(
+        frontendType: SocketType, frontend frontendEndpoint: String, backend backendEndpoint: String,
+        ioThreads: Int32 = 1
+    ) throws {
+        let context = try Context(ioThreads: ioThreads)
         let frontend = try Socket(context, type: frontendType)
         let backend = try Socket(context, type: frontendType == .pull ? .pub : .xpub)
         try frontend.setOption(.receiveHighWaterMark, 10_000)

@@ -13,6 +13,9 @@ struct RunResult: Sendable {
     var lost: Int
     /// Peak RSS of the forwarder process in MiB; nil for the direct baseline.
     var peakRSSMiB: Double?
+    /// The forwarder's CPU time (all its threads) per delivered message during the throughput
+    /// phase, in ns; nil for the direct baseline.
+    var brokerNanosecondsPerDelivery: Double?
 
     init(workload: Workload, throughput: PhaseResult, latency: PhaseResult, peakRSSKiB: Int?) {
         let seconds = Time.seconds(throughput.elapsedNanoseconds)
@@ -74,4 +77,9 @@ struct Summary: Sendable {
     var received: Int { runs.reduce(0) { $0 + $1.received } }
     var lost: Int { runs.reduce(0) { $0 + $1.lost } }
     var peakRSSMiB: Double? { runs.compactMap(\.peakRSSMiB).max() }
+    /// Nil when no run measured it (the direct baseline has no forwarder).
+    var cpu: Spread? {
+        let values = runs.compactMap(\.brokerNanosecondsPerDelivery)
+        return values.isEmpty ? nil : Spread(values)
+    }
 }

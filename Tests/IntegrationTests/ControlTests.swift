@@ -57,6 +57,24 @@ final class ControlTests: XCTestCase {
         XCTAssertEqual(control?.messagesIn, control.map { $0.messagesOut + 1 }, "every request was answered")
     }
 
+    /// io_threads sets libzmq's I/O threads: zpubd runs that many (libzmq names them
+    /// ZMQbg/IO/<n>), and CONFIG shows the setting.
+    func testIOThreadsStartThatManyLibzmqIOThreads() throws {
+        for count in [1, 3] {
+            let daemon = try Daemon(configuration: "[sockets]\nio_threads = \(count)\n")
+            let tasks = "/proc/\(daemon.process.processIdentifier)/task"
+            let names = try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap {
+                try? String(contentsOfFile: "\(tasks)/\($0)/comm", encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            XCTAssertEqual(names.filter { $0.hasPrefix("ZMQbg/IO/") }.count, count, "\(names)")
+            let reply = try XCTUnwrap(
+                JSONSerialization.jsonObject(with: Data(try XCTUnwrap(try daemon.request("CONFIG")))) as? [String: Any])
+            let configuration = try XCTUnwrap(reply["configuration"] as? [String: Any])
+            XCTAssertEqual(configuration["io_threads"] as? Int, count)
+        }
+    }
+
     func testRandomGarbageRequestsAllGetReplies() throws {
         let daemon = try Daemon()
         var generator = SystemRandomNumberGenerator()

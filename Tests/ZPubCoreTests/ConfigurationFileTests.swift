@@ -43,6 +43,7 @@ final class ConfigurationFileTests: XCTestCase {
             linger_ms = 3
             max_message_size = 4
             handshake_timeout_ms = 5
+            io_threads = 4
             heartbeat_interval_ms = 0
             heartbeat_timeout_ms = 7
             tcp_keepalive_idle_s = 11
@@ -66,6 +67,7 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(configuration.lingerMilliseconds, 3)
         XCTAssertEqual(configuration.maxMessageSize, 4)
         XCTAssertEqual(configuration.handshakeMilliseconds, 5)
+        XCTAssertEqual(configuration.ioThreads, 4)
         XCTAssertEqual(configuration.heartbeatIntervalMilliseconds, 0)
         XCTAssertEqual(configuration.heartbeatTimeoutMilliseconds, 7)
         XCTAssertEqual(
@@ -131,6 +133,14 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(
             problems("[endpoints]\nxpub = []\n").contains { $0.message.contains("subscribers would have nowhere") })
         XCTAssertTrue(problems("[endpoints]\npull = []\nxsub = []\n").contains { $0.message.contains("no way in") })
+    }
+
+    func testIOThreadsOutOfRangeIsRefusedWithItsLine() {
+        let found = problems("[sockets]\nio_threads = 0\n")
+        XCTAssertEqual(found.map(\.line), [2])
+        XCTAssertTrue(found.first?.message.contains("io_threads") == true, "\(found)")
+        XCTAssertTrue(problems("[sockets]\nio_threads = 65\n").first?.message.contains("out of range") == true)
+        XCTAssertTrue(problems("[sockets]\nio_threads = 64\n").isEmpty)
     }
 
     func testHistoryBoundsAreRefusedWithTheirLineAndTheKeyAsWritten() {
