@@ -80,6 +80,13 @@ public struct ByteStringTable<Value> {
         }
     }
 
+    /// Whether the entry at `index` (from `index(of:)` or `insert`) has exactly this key: a
+    /// check without hashing.
+    @inline(__always)
+    public func key(at index: Int, equals key: UnsafeRawBufferPointer) -> Bool {
+        index < entries.count && keyEquals(entries[index], key)
+    }
+
     public func index(of key: [UInt8]) -> Int? {
         key.withUnsafeBytes { index(of: $0) }
     }

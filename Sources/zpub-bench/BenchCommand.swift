@@ -132,6 +132,9 @@ struct ProxyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("libzmq I/O threads.", valueName: "n"))
     var ioThreads: Int32 = 1
 
+    @Option(help: ArgumentHelp("The backend's send HWM (0: unlimited, as under valgrind).", valueName: "n"))
+    var sendHwm: Int32 = 10_000
+
     func validate() throws {
         guard ["pull", "xsub"].contains(frontendType) else { throw ValidationError("--frontend-type: pull or xsub") }
     }
@@ -139,7 +142,7 @@ struct ProxyCommand: ParsableCommand {
     func run() throws {
         try ProxyBaseline.run(
             frontendType: frontendType == "pull" ? .pull : .xsub, frontend: frontend, backend: backend,
-            ioThreads: ioThreads)
+            ioThreads: ioThreads, sendHighWaterMark: sendHwm)
     }
 }
 
@@ -160,7 +163,10 @@ struct LoopCommand: ParsableCommand {
     @Option(help: ArgumentHelp("libzmq I/O threads.", valueName: "n"))
     var ioThreads: Int32 = 1
 
+    @Option(help: ArgumentHelp("The XPUB's send HWM (0: unlimited, as under valgrind).", valueName: "n"))
+    var sendHwm: Int32 = 10_000
+
     func run() throws {
-        try PollLoop.run(pull: pull, xsub: xsub, xpub: xpub, ioThreads: ioThreads)
+        try PollLoop.run(pull: pull, xsub: xsub, xpub: xpub, ioThreads: ioThreads, sendHighWaterMark: sendHwm)
     }
 }

@@ -5,7 +5,8 @@ import ZeroMQ
 /// Same socket options as zpubd's defaults, so only the broker's own work differs.
 enum PollLoop {
     static func run(
-        pull pullEndpoint: String, xsub xsubEndpoint: String, xpub xpubEndpoint: String, ioThreads: Int32 = 1
+        pull pullEndpoint: String, xsub xsubEndpoint: String, xpub xpubEndpoint: String, ioThreads: Int32 = 1,
+        sendHighWaterMark: Int32 = 10_000
     ) throws {
         let context = try Context(ioThreads: ioThreads)
         let pull = try Socket(context, type: .pull)
@@ -14,7 +15,7 @@ enum PollLoop {
         try pull.setOption(.receiveHighWaterMark, 10_000)
         try xsub.setOption(.receiveHighWaterMark, 10_000)
         try xsub.setOption(.sendHighWaterMark, 0)
-        try xpub.setOption(.sendHighWaterMark, 10_000)
+        try xpub.setOption(.sendHighWaterMark, sendHighWaterMark)
         try pull.bind(pullEndpoint)
         try xsub.bind(xsubEndpoint)
         try xpub.bind(xpubEndpoint)

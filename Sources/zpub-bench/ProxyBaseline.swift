@@ -11,14 +11,14 @@ import ZeroMQ
 enum ProxyBaseline {
     static func run(
         frontendType: SocketType, frontend frontendEndpoint: String, backend backendEndpoint: String,
-        ioThreads: Int32 = 1
+        ioThreads: Int32 = 1, sendHighWaterMark: Int32 = 10_000
     ) throws {
         let context = try Context(ioThreads: ioThreads)
         let frontend = try Socket(context, type: frontendType)
         let backend = try Socket(context, type: frontendType == .pull ? .pub : .xpub)
         try frontend.setOption(.receiveHighWaterMark, 10_000)
         if frontendType == .xsub { try frontend.setOption(.sendHighWaterMark, 0) }
-        try backend.setOption(.sendHighWaterMark, 10_000)
+        try backend.setOption(.sendHighWaterMark, sendHighWaterMark)
         try frontend.bind(frontendEndpoint)
         try backend.bind(backendEndpoint)
         try proxy(frontend: frontend, backend: backend)

@@ -51,4 +51,23 @@ final class TopicTableTests: XCTestCase {
         XCTAssertTrue(record(&full, "news.y", bytes: 1, subscriptions: subscriptions))
         XCTAssertFalse(record(&full, "other", bytes: 1, subscriptions: subscriptions))
     }
+
+    /// Consecutive messages on one topic reuse its slot; a different topic of the same length,
+    /// a prefix of it, the empty topic and a cleared table all get their own counts.
+    func testTheLastTopicShortcutNeverMixesTopicsUp() {
+        var table = TopicTable(maxTopics: 10)
+        let subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
+        let sequence = ["t00001", "t00001", "t00002", "t0000", "t00002", "", "", "t00001"]
+        for topic in sequence { _ = record(&table, topic, bytes: 1, subscriptions: subscriptions) }
+        for topic in Set(sequence) {
+            XCTAssertEqual(
+                table.counters(of: Array(topic.utf8))?.messages, UInt64(sequence.filter { $0 == topic }.count),
+                "'\(topic)'")
+        }
+        table.removeAll()
+        _ = record(&table, "other", bytes: 1, subscriptions: subscriptions)
+        _ = record(&table, "t00001", bytes: 1, subscriptions: subscriptions)
+        XCTAssertEqual(table.counters(of: Array("t00001".utf8))?.messages, 1, "counted afresh after removeAll")
+        XCTAssertEqual(table.count, 2)
+    }
 }

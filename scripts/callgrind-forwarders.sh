@@ -1,0 +1,79 @@
+#!/bin/sh
+# Instructions per delivered message of each forwarder (valgrind's callgrind: the same count
+# every run, unlike time on a shared machine): libzmq's zmq_proxy (PULL -> PUB), the plain C-style
+# poll loop (PULL -> XPUB), and zpubd with topic accounting off and on. Each runs under callgrind
+# while a PUSH producer sends N and then 2N messages of two frames to S subscribers (`zpub sub`);
+# the difference of the two runs divided by N x S removes start-up and shutdown. Counted: the
+# whole forwarder process (its loop and libzmq's I/O thread), not the kernel (TCP on loopback
+# is the same for all).
+#
+# Usage: scripts/callgrind-forwarders.sh [N]   (after `make release`; default N = 20000)
+# valgrind 3.19 cannot read the DWARF 5 of a static-stdlib build, so copies stripped of debug
+# information (symbols kept) are measured; the instructions are the same.
+set -eu
+count=${1:-20000}
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin="$here/.build/release"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+strip --strip-debug -o "$work/zpubd" "$bin/zpubd"
+strip --strip-debug -o "$work/zpub-bench" "$bin/zpub-bench"
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do sleep 0.2; done; }
+
+# Instructions of the whole forwarder for one run: forwarder size subscribers messages.
+measure() {
+    forwarder=$1 size=$2 subscribers=$3 messages=$4
+    run="$work/run-$forwarder-$size-$subscribers-$messages"
+    mkdir -p "$run"
+    pull_port=$(port) xpub_port=$(port)
+    pull=tcp://127.0.0.1:$pull_port xpub=tcp://127.0.0.1:$xpub_port
+    case $forwarder in
+    # Under valgrind the threads take turns: every forwarder's send HWM is lifted so that none
+    # drops while libzmq's I/O thread waits for its turn.
+    proxy) set -- "$work/zpub-bench" proxy --frontend-type pull --frontend "$pull" --backend "$xpub" --send-hwm 0 ;;
+    loop) set -- "$work/zpub-bench" loop --pull "$pull" --xsub tcp://127.0.0.1:$(port) --xpub "$xpub" --send-hwm 0 ;;
+    zpubd-*)
+        accounting=true
+        [ "$forwarder" = zpubd-off ] && accounting=false
+        printf '[daemon]\ntopic_accounting = %s\n[sockets]\nsend_hwm = 0\n' $accounting >"$run/zpubd.conf"
+        set -- "$work/zpubd" --config "$run/zpubd.conf" --pull "$pull" --xpub "$xpub" \
+            --xsub tcp://127.0.0.1:$(port) --control tcp://127.0.0.1:$(port) --log-level warning
+        ;;
+    esac
+    valgrind --tool=callgrind --callgrind-out-file="$run/cg.out" "$@" 2>"$run/valgrind.log" &
+    broker=$!
+    wait_port "$pull_port"
+    wait_port "$xpub_port"
+    i=0 pids=
+    while [ $i -lt "$subscribers" ]; do
+        "$bin/zpub" sub -e "$xpub" --count "$messages" t >/dev/null &
+        pids="$pids $!"
+        i=$((i + 1))
+    done
+    # The baselines have no control socket to ask: wait until every subscriber is connected,
+    # then give the subscriptions a moment to be processed (a probe message would change the
+    # counts).
+    until [ "$(ss -Htn state established "( sport = :$xpub_port )" | wc -l)" -ge "$subscribers" ]; do sleep 0.2; done
+    sleep 2
+    python3 -c "import sys; line='x'*$size; sys.stdout.write((line+'\n')*$messages)" |
+        "$bin/zpub" pub -e "$pull" t.topic
+    for pid in $pids; do wait "$pid"; done
+    kill -TERM "$broker"
+    wait "$broker" || true
+    sed -n 's/^summary: //p' "$run/cg.out" | cut -d' ' -f1
+}
+
+printf '| forwarder | 32 B x1 | 32 B x8 | 1 KiB x1 |\n|---|---:|---:|---:|\n'
+for forwarder in proxy loop zpubd-off zpubd-on; do
+    line="| $forwarder |"
+    for case in "32 1" "32 8" "1024 1"; do
+        set -- $case
+        size=$1 subscribers=$2
+        one=$(measure $forwarder $size $subscribers "$count")
+        two=$(measure $forwarder $size $subscribers $((2 * count)))
+        line="$line $(((two - one) / (count * subscribers))) |"
+    done
+    echo "$line"
+done
