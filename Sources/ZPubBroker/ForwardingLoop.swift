@@ -250,8 +250,8 @@ final class ForwardingLoop {
     private func forwardBurst(from source: Socket, role: BrokerSocketRole) {
         do {
             for _ in 0..<Self.burst {
-                guard try source.receive(into: message, dontWait: true) else { return }
-                try forwardMessage(from: source, role: role)
+                guard let size = try source.receiveSize(into: message, dontWait: true) else { return }
+                try forwardMessage(from: source, role: role, firstFrameSize: size)
             }
         } catch {
             logger.error("forwarding from \(role.rawValue) failed: \(error)")
@@ -260,8 +260,8 @@ final class ForwardingLoop {
 
     /// Moves one whole message, whose first frame is already in `message`, to XPUB.
     @inline(__always)
-    private func forwardMessage(from source: Socket, role: BrokerSocketRole) throws {
-        var bytes = message.count
+    private func forwardMessage(from source: Socket, role: BrokerSocketRole, firstFrameSize: Int) throws {
+        var bytes = firstFrameSize
         var more = message.hasMore
         let accounting = state.topicAccounting
         // Every decision on the topic from one look at it (each look is two calls into libzmq):
@@ -270,11 +270,12 @@ final class ForwardingLoop {
         // which case it is written into the history queue's ring frame by frame, with no
         // allocation.
         var topicIndex: Int?
+        var topicWanted = true
         var caching = false
         var keeping = false
         if accounting || state.lastValue.isEnabled || historyPrefixes.isEnabled {
             message.withUnsafeBytes { topic in
-                if accounting { topicIndex = state.recordTopic(topic, nowMilliseconds: nowMilliseconds) }
+                if accounting { (topicWanted, topicIndex) = state.lookupTopic(topic) }
                 caching = state.lastValue.isEnabled && state.lastValue.covers(topic)
                 keeping = historyPrefixes.isEnabled && keep(topic)
             }
@@ -285,15 +286,10 @@ final class ForwardingLoop {
         // rest of the message must still be read so the next message starts at a first frame.
         var sending = try xpub.send(message, more: more, dontWait: true)
         while more {
-            _ = try source.receive(into: message)
+            bytes += try source.receiveSize(into: message) ?? 0
             more = message.hasMore
             if keeping, let historyQueue {
-                bytes += message.withUnsafeBytes { frame in
-                    historyQueue._withUnsafeGuaranteedRef { $0.appendFrame(frame) }
-                    return frame.count
-                }
-            } else {
-                bytes += message.count
+                message.withUnsafeBytes { frame in historyQueue._withUnsafeGuaranteedRef { $0.appendFrame(frame) } }
             }
             captured?.append(message.bytes)
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }
@@ -322,7 +318,9 @@ final class ForwardingLoop {
             state.xsub.messagesIn &+= 1
             state.xsub.bytesIn &+= size
         }
-        if accounting { state.topics.addBytes(size, at: topicIndex) }
+        if accounting {
+            state.countTopic(at: topicIndex, bytes: size, wanted: topicWanted, nowMilliseconds: nowMilliseconds)
+        }
         if sending {
             state.xpub.messagesOut &+= 1
             state.xpub.bytesOut &+= size

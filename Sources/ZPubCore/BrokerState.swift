@@ -95,6 +95,19 @@ public struct BrokerState: Sendable {
         return index
     }
 
+    /// The forwarding loop's two halves of the same: `lookupTopic` while the topic frame is at
+    /// hand, `countTopic` once the message's size is known (one update of the topic's counters).
+    @inline(__always)
+    public mutating func lookupTopic(_ topic: UnsafeRawBufferPointer) -> (wanted: Bool, index: Int?) {
+        topics.lookup(topic: topic, subscriptions: subscriptions)
+    }
+
+    @inline(__always)
+    public mutating func countTopic(at index: Int?, bytes: UInt64, wanted: Bool, nowMilliseconds: UInt64) {
+        if !wanted { unwantedMessages &+= 1 }
+        topics.count(at: index, bytes: bytes, wanted: wanted, nowMilliseconds: nowMilliseconds)
+    }
+
     public var forwardingState: ForwardingState { paused ? .paused : .running }
 
     public func statsSnapshot(uptimeSeconds: Double) -> StatsSnapshot {

@@ -209,8 +209,14 @@ public struct ByteStringTable<Value> {
     private func keyEquals(_ entry: Entry, _ key: UnsafeRawBufferPointer) -> Bool {
         guard Int(entry.keyCount) == key.count else { return false }
         if key.isEmpty { return true }
-        return keyBytes.withUnsafeBytes {
-            memcmp($0.baseAddress! + Int(entry.keyStart), key.baseAddress!, key.count) == 0
+        return keyBytes.withUnsafeBytes { stored in
+            let start = stored.baseAddress! + Int(entry.keyStart)
+            // Short keys (most topics) byte by byte: a call to memcmp costs more than that.
+            guard key.count <= 16 else { return memcmp(start, key.baseAddress!, key.count) == 0 }
+            for offset in 0..<key.count where start.load(fromByteOffset: offset, as: UInt8.self) != key[offset] {
+                return false
+            }
+            return true
         }
     }
 }

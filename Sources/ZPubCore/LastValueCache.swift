@@ -46,7 +46,7 @@ public struct LastValueCache: Sendable {
         self.maxAgeMilliseconds = maxAgeMilliseconds
     }
 
-    public var isEnabled: Bool { !prefixes.isEmpty }
+    @inlinable public var isEnabled: Bool { !prefixes.isEmpty }
     public var count: Int { table.count }
 
     /// Whether messages on `topic` are cached.

@@ -32,14 +32,26 @@ public struct TopicTable: Sendable {
 
     public var count: Int { table.count }
 
-    /// Counts one message of `bytes` bytes on `topic`. Returns whether some subscription in
-    /// `subscriptions` wanted it, and the topic's index for `addBytes(_:at:)` (nil when the
-    /// topic is untracked), for callers that learn the size only after the last frame.
+    /// Counts one message of `bytes` bytes on `topic`: `lookup` and `count` in one call.
+    /// Returns whether some subscription in `subscriptions` wanted it, and the topic's index.
     @inline(__always)
     public mutating func record(
         topic: UnsafeRawBufferPointer, bytes: Int, nowMilliseconds: UInt64,
         subscriptions: SubscriptionTable
     ) -> (wanted: Bool, index: Int?) {
+        let (wanted, index) = lookup(topic: topic, subscriptions: subscriptions)
+        count(at: index, bytes: UInt64(bytes), wanted: wanted, nowMilliseconds: nowMilliseconds)
+        return (wanted, index)
+    }
+
+    /// The first half of counting a message, while its topic is at hand: the topic's index
+    /// (inserted if new and there is room; nil when untracked) and whether some subscription
+    /// wants it. The forwarding loop calls `count` once the message's size is known, so the
+    /// topic's counters are updated once per message.
+    @inline(__always)
+    public mutating func lookup(topic: UnsafeRawBufferPointer, subscriptions: SubscriptionTable)
+        -> (wanted: Bool, index: Int?)
+    {
         var index: Int?
         if lastIndex >= 0 && table.key(at: lastIndex, equals: topic) {
             index = lastIndex
@@ -50,36 +62,33 @@ public struct TopicTable: Sendable {
             }
             lastIndex = index ?? -1
         }
-        guard let index else {
-            untrackedMessages &+= 1
-            untrackedBytes &+= UInt64(bytes)
-            return (subscriptions.matches(topic), nil)
-        }
+        guard let index else { return (subscriptions.matches(topic), nil) }
         let generation = subscriptions.generation
-        let stale = table[valueAt: index].matchGeneration != generation
-        let matched = stale && subscriptions.matches(topic)
-        // One in-place update: allocation-free in debug builds too (see `withValue(at:_:)`).
-        let wanted = table.withValue(at: index) { counters in
-            if stale {
-                counters.matched = matched
-                counters.matchGeneration = generation
-            }
-            counters.messages &+= 1
-            counters.bytes &+= UInt64(bytes)
-            counters.lastSeenMilliseconds = nowMilliseconds
-            if !counters.matched { counters.unwanted &+= 1 }
-            return counters.matched
+        let counters = table[valueAt: index]
+        guard counters.matchGeneration != generation else { return (counters.matched, index) }
+        // The subscriptions changed since this topic was last matched: match it again, once.
+        let matched = subscriptions.matches(topic)
+        table.withValue(at: index) { counters in
+            counters.matched = matched
+            counters.matchGeneration = generation
         }
-        return (wanted, index)
+        return (matched, index)
     }
 
-    /// Adds bytes to a topic's count (index from `record`), or to the untracked count.
+    /// The second half: counts one message of `bytes` bytes at `index` (from `lookup`), or as
+    /// untracked. One in-place update: allocation-free in debug builds too (`withValue`).
     @inline(__always)
-    public mutating func addBytes(_ bytes: UInt64, at index: Int?) {
-        if let index {
-            table.withValue(at: index) { $0.bytes &+= bytes }
-        } else {
+    public mutating func count(at index: Int?, bytes: UInt64, wanted: Bool, nowMilliseconds: UInt64) {
+        guard let index else {
+            untrackedMessages &+= 1
             untrackedBytes &+= bytes
+            return
+        }
+        table.withValue(at: index) { counters in
+            counters.messages &+= 1
+            counters.bytes &+= bytes
+            counters.lastSeenMilliseconds = nowMilliseconds
+            if !wanted { counters.unwanted &+= 1 }
         }
     }
 

@@ -121,6 +121,18 @@ public final class Socket {
         }
     }
 
+    /// Receives one frame into `message` and returns its size (what `zmq_msg_recv` returns, so
+    /// a forwarding loop need not ask again), or nil if nothing is waiting.
+    @inline(__always)
+    public func receiveSize(into message: Message, dontWait: Bool = false) throws -> Int? {
+        var size: Int32 = 0
+        let received = try zmqCall("receive on \(type)") {
+            size = zmq_msg_recv(message.pointer, handle, dontWait ? ZMQ_DONTWAIT : 0)
+            return size
+        }
+        return received ? Int(size) : nil
+    }
+
     // MARK: Whole messages (convenience for clients and tests; allocates)
 
     /// Sends a multipart message, one frame per element. Returns false if it would block.

@@ -6,10 +6,11 @@ final class TopicTableTests: XCTestCase {
     private func record(
         _ table: inout TopicTable, _ topic: String, bytes: Int, at time: UInt64 = 1, subscriptions: SubscriptionTable
     ) -> Bool {
+        // As the forwarding loop does: look up while the topic is at hand, count at the end.
         let (wanted, index) = Array(topic.utf8).withUnsafeBytes {
-            table.record(topic: $0, bytes: 0, nowMilliseconds: time, subscriptions: subscriptions)
+            table.lookup(topic: $0, subscriptions: subscriptions)
         }
-        table.addBytes(UInt64(bytes), at: index)
+        table.count(at: index, bytes: UInt64(bytes), wanted: wanted, nowMilliseconds: time)
         return wanted
     }
 
