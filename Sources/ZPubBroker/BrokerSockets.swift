@@ -146,7 +146,13 @@ struct BrokerSockets {
         if role == .control {
             IPCPermissions.apply(configuration.controlIPCMode, to: endpoints.actual, logger: logger)
         } else if !configuration.security(for: role).curve {
-            for endpoint in endpoints.actual where !Endpoint.isLoopbackOnly(endpoint) {
+            for endpoint in endpoints.actual where Endpoint.isMulticast(endpoint) {
+                logger.warning(
+                    "the \(role.rawValue) socket sends every message in clear to the multicast group \(endpoint): anyone on that network can read them (pgm and epgm carry no ZeroMQ security; docs/performance.md, \"Multicast\")",
+                    metadata: ["endpoint": "\(endpoint)"])
+            }
+            for endpoint in endpoints.actual where !Endpoint.isLoopbackOnly(endpoint) && !Endpoint.isMulticast(endpoint)
+            {
                 logger.warning(
                     "the \(role.rawValue) socket listens on \(endpoint) without encryption: anyone on that network can connect and read or inject messages; set curve = true in [security.\(role.rawValue)] (docs/security.md)",
                     metadata: ["endpoint": "\(endpoint)"])

@@ -89,6 +89,16 @@ extension BrokerConfiguration {
         }
         for role in BrokerSocketRole.allCases {
             let settings = security(for: role)
+            // A promise of encryption that multicast would silently break.
+            if settings.curve || settings.allowedKeys != nil || !settings.allowedAddresses.isEmpty,
+                let multicast = endpoints(for: role).first(where: Endpoint.isMulticast)
+            {
+                problems.append(
+                    (
+                        "curve",
+                        "[security.\(role.rawValue)] cannot protect \(multicast): pgm and epgm carry no ZeroMQ handshake, so CURVE, allowed_keys and allowed_addresses do not apply to them. Put the multicast endpoint on a trusted network without security settings, or leave it out"
+                    ))
+            }
             if settings.allowedKeys != nil && !settings.curve {
                 problems.append(
                     (

@@ -3,6 +3,13 @@
 public enum Endpoint {
     public static let transports = ["tcp", "ipc", "inproc", "pgm", "epgm"]
 
+    /// Whether the endpoint is multicast (pgm or epgm): libzmq sends over it without the ZeroMQ
+    /// handshake, so CURVE, ZAP and allow lists do not apply, and receivers' subscriptions never
+    /// reach the sender (docs/performance.md, "Multicast").
+    public static func isMulticast(_ endpoint: String) -> Bool {
+        endpoint.hasPrefix("pgm://") || endpoint.hasPrefix("epgm://")
+    }
+
     /// Nil when `endpoint` looks bindable; otherwise what is wrong and what to write instead.
     public static func problem(with endpoint: String) -> String? {
         guard let range = endpoint.firstRange(of: "://") else {

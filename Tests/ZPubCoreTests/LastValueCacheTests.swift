@@ -207,5 +207,27 @@ final class SecurityConfigurationTests: XCTestCase {
                 $0.message.contains("without CURVE") && $0.line == 2
             })
         XCTAssertTrue(problems("[security.bogus]\ncurve = true\n").contains { $0.message.contains("unknown section") })
+        // Multicast carries no ZeroMQ handshake: security settings on its socket would be a lie.
+        let multicast = problems(
+            """
+            [endpoints]
+            xpub = ["tcp://*:5556", "epgm://eth0;239.192.1.1:5597"]
+            [security]
+            server_secret_key_file = "/k"
+            [security.xpub]
+            curve = true
+            """)
+        XCTAssertTrue(
+            multicast.contains { $0.message.contains("cannot protect epgm://eth0;239.192.1.1:5597") && $0.line == 6 },
+            "\(multicast)")
+        XCTAssertTrue(
+            problems(
+                "[endpoints]\nxpub = [\"epgm://eth0;239.192.1.1:5597\"]\n[security.xpub]\nallowed_addresses = [\"10.0.0.0/8\"]\n"
+            )
+            .contains { $0.message.contains("cannot protect") })
+        XCTAssertFalse(
+            problems("[endpoints]\nxpub = [\"tcp://127.0.0.1:5556\", \"epgm://eth0;239.192.1.1:5597\"]\n")
+                .contains { $0.message.contains("cannot protect") },
+            "multicast without security settings is allowed (with a warning at start)")
     }
 }
