@@ -49,6 +49,8 @@ enum SocketSetup {
         try socket.setOption(.ipv6, wantsIPv6 ? 1 : 0)
         try socket.setOption(.linger, Int32(configuration.lingerMilliseconds))
         try socket.setOption(.handshakeInterval, Int32(configuration.handshakeMilliseconds))
+        // Only pgm/epgm endpoints use it, and only those bound after it is set (at start).
+        try socket.setOption(.multicastRate, Int32(configuration.multicastRateKbps))
         if configuration.heartbeatIntervalMilliseconds > 0 {
             try socket.setOption(.heartbeatInterval, Int32(configuration.heartbeatIntervalMilliseconds))
             try socket.setOption(.heartbeatTimeout, Int32(configuration.heartbeatTimeoutMilliseconds))

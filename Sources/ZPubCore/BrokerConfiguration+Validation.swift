@@ -27,6 +27,7 @@ extension BrokerConfiguration {
         check("max_message_size", maxMessageSize, 1...(1 << 31), "the maximum message size in bytes")
         check("handshake_timeout_ms", handshakeMilliseconds, 0...600_000, "the handshake timeout in ms (0 = none)")
         check("io_threads", ioThreads, 1...64, "the number of libzmq I/O threads")
+        check("multicast_rate_kbps", multicastRateKbps, 1...10_000_000, "the multicast rate in kbit/s")
         check(
             "heartbeat_interval_ms", heartbeatIntervalMilliseconds, 0...3_600_000,
             "the heartbeat interval in ms (0 = off)")

@@ -23,6 +23,9 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         /// libzmq's I/O threads (ZMQ_IO_THREADS): they encode, decode and move bytes for every
         /// connection. libzmq's rule of thumb: one per gigabyte per second in or out.
         public static let ioThreads = 1
+        /// Multicast (pgm/epgm) rate in kbit/s. libzmq's own default, 100, would throttle a
+        /// broker's traffic to some hundreds of messages a second.
+        public static let multicastRateKbps = 10_000
         /// ZMTP heartbeats, so that dead peers are noticed; 0 turns them off.
         public static let heartbeatIntervalMilliseconds = 10_000
         public static let heartbeatTimeoutMilliseconds = 30_000
@@ -78,6 +81,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var maxMessageSize = Defaults.maxMessageSize
     public var handshakeMilliseconds = Defaults.handshakeMilliseconds
     public var ioThreads = Defaults.ioThreads
+    public var multicastRateKbps = Defaults.multicastRateKbps
     public var heartbeatIntervalMilliseconds = Defaults.heartbeatIntervalMilliseconds
     public var heartbeatTimeoutMilliseconds = Defaults.heartbeatTimeoutMilliseconds
     public var tcpKeepaliveIdleSeconds = Defaults.tcpKeepaliveIdleSeconds
@@ -134,6 +138,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case maxMessageSize = "max_message_size"
         case handshakeMilliseconds = "handshake_timeout_ms"
         case ioThreads = "io_threads"
+        case multicastRateKbps = "multicast_rate_kbps"
         case heartbeatIntervalMilliseconds = "heartbeat_interval_ms"
         case heartbeatTimeoutMilliseconds = "heartbeat_timeout_ms"
         case tcpKeepaliveIdleSeconds = "tcp_keepalive_idle_s"

@@ -242,6 +242,7 @@ enum Schema {
             integer("sockets", "max_message_size", \.maxMessageSize),
             integer("sockets", "handshake_timeout_ms", \.handshakeMilliseconds),
             integer("sockets", "io_threads", \.ioThreads),
+            integer("sockets", "multicast_rate_kbps", \.multicastRateKbps),
             integer("sockets", "heartbeat_interval_ms", \.heartbeatIntervalMilliseconds),
             integer("sockets", "heartbeat_timeout_ms", \.heartbeatTimeoutMilliseconds),
             integer("sockets", "tcp_keepalive_idle_s", \.tcpKeepaliveIdleSeconds),

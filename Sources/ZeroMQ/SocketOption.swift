@@ -14,6 +14,8 @@ public struct SocketOption: RawRepresentable, Hashable, Sendable {
     public static let immediate = SocketOption(rawValue: ZMQ_IMMEDIATE)
     public static let ipv6 = SocketOption(rawValue: ZMQ_IPV6)
     public static let handshakeInterval = SocketOption(rawValue: ZMQ_HANDSHAKE_IVL)
+    /// Multicast (pgm/epgm) data rate, kilobits per second; set before bind or connect.
+    public static let multicastRate = SocketOption(rawValue: ZMQ_RATE)
     public static let heartbeatInterval = SocketOption(rawValue: ZMQ_HEARTBEAT_IVL)
     public static let heartbeatTimeout = SocketOption(rawValue: ZMQ_HEARTBEAT_TIMEOUT)
     public static let heartbeatTTL = SocketOption(rawValue: ZMQ_HEARTBEAT_TTL)

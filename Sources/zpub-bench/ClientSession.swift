@@ -9,6 +9,8 @@ struct PhaseResult: Sendable {
     var expected = 0
     /// First to last message received, across all subscribers.
     var elapsedNanoseconds: UInt64 = 0
+    /// The forwarder's CPU time during the phase (all its threads), when measured.
+    var brokerCPUNanoseconds: UInt64?
     /// Sorted one-way latencies in nanoseconds (latency phase only).
     var latencies: [UInt64] = []
 
@@ -70,9 +72,11 @@ final class ClientSession {
         context.terminate()
     }
 
-    /// Sends `count` messages as fast as the producer socket takes them.
-    func throughput(count: Int) throws -> PhaseResult {
-        try phase(count: count, intervalNanoseconds: 0, recordLatency: false)
+    /// Sends `count` messages as fast as the producer socket takes them. `brokerCPU` reads the
+    /// forwarder's CPU time: the phase reports what it used from the first message sent to the
+    /// last end marker received (the warm-up, and subscribing, are left out).
+    func throughput(count: Int, brokerCPU: (() -> UInt64?)? = nil) throws -> PhaseResult {
+        try phase(count: count, intervalNanoseconds: 0, recordLatency: false, brokerCPU: brokerCPU)
     }
 
     /// Sends `count` messages at `rate` per second and records each one's latency.
@@ -80,7 +84,9 @@ final class ClientSession {
         try phase(count: count, intervalNanoseconds: 1_000_000_000 / UInt64(rate), recordLatency: true)
     }
 
-    private func phase(count: Int, intervalNanoseconds: UInt64, recordLatency: Bool) throws -> PhaseResult {
+    private func phase(
+        count: Int, intervalNanoseconds: UInt64, recordLatency: Bool, brokerCPU: (() -> UInt64?)? = nil
+    ) throws -> PhaseResult {
         let signals = PhaseSignals(token: Time.now())
         let expected = count * receivers.count
         // Bounded in time whatever happens: 30 s covers the slowest scenario many times over.
@@ -101,6 +107,7 @@ final class ClientSession {
         try warmUp(signals: signals, topic: topic, payload: payload, bytes: &bytes)
 
         var sent = 0
+        let cpuBefore = brokerCPU?()
         let start = Time.now()
         let sendDeadline = start + 20_000_000_000
         for index in 0..<count {
@@ -133,8 +140,10 @@ final class ClientSession {
             Time.sleep(milliseconds: 10)
         }
         receiver.join()
+        let cpuAfter = brokerCPU?()
 
         var result = PhaseResult(sent: sent, received: receiver.received, expected: sent * receivers.count)
+        if let cpuBefore, let cpuAfter, cpuAfter >= cpuBefore { result.brokerCPUNanoseconds = cpuAfter - cpuBefore }
         result.elapsedNanoseconds = receiver.lastNanoseconds &- receiver.firstNanoseconds
         result.latencies = receiver.latencies.sorted()
         return result

@@ -53,14 +53,13 @@ enum MatrixRunner {
         do {
             let session = try ClientSession(
                 workload: workload, topicCount: variant.topics, endpoints: broker?.endpoints)
-            let cpuBefore = broker?.cpuNanoseconds
-            let throughput = try session.throughput(count: matrix.throughputCount(workload))
-            let cpuAfter = broker?.cpuNanoseconds
+            let throughput = try session.throughput(
+                count: matrix.throughputCount(workload), brokerCPU: broker.map { broker in { broker.cpuNanoseconds } })
             // The forwarder's own CPU per delivered message over the throughput phase: what it
             // costs, whatever the clients' pace (docs/performance.md).
             var cpuPerDelivery: Double?
-            if let cpuBefore, let cpuAfter, cpuAfter >= cpuBefore, throughput.received > 0 {
-                cpuPerDelivery = Double(cpuAfter - cpuBefore) / Double(throughput.received)
+            if let cpu = throughput.brokerCPUNanoseconds, throughput.received > 0 {
+                cpuPerDelivery = Double(cpu) / Double(throughput.received)
             }
             let rate = matrix.latencyRate(workload)
             let latency = try session.latency(count: max(20, Int(Double(rate) * matrix.latencySeconds)), rate: rate)

@@ -44,6 +44,7 @@ final class ConfigurationFileTests: XCTestCase {
             max_message_size = 4
             handshake_timeout_ms = 5
             io_threads = 4
+            multicast_rate_kbps = 50000
             heartbeat_interval_ms = 0
             heartbeat_timeout_ms = 7
             tcp_keepalive_idle_s = 11
@@ -68,6 +69,7 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(configuration.maxMessageSize, 4)
         XCTAssertEqual(configuration.handshakeMilliseconds, 5)
         XCTAssertEqual(configuration.ioThreads, 4)
+        XCTAssertEqual(configuration.multicastRateKbps, 50000)
         XCTAssertEqual(configuration.heartbeatIntervalMilliseconds, 0)
         XCTAssertEqual(configuration.heartbeatTimeoutMilliseconds, 7)
         XCTAssertEqual(
