@@ -10,12 +10,16 @@ seconds=${1:-60}
 cd "$(dirname "$0")/.."
 scratch=.build-fuzz
 mkdir -p "$scratch/artifacts"
-ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address \
-    --product ControlRequestFuzzer >/dev/null
-ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address \
-    --product ConfigurationFuzzer >/dev/null
-ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address \
-    --product SubscriptionFuzzer >/dev/null
+# Quiet when the build works; its errors when it does not (a fuzzer that no longer compiles
+# must say why, not just fail).
+for target in ControlRequestFuzzer ConfigurationFuzzer SubscriptionFuzzer; do
+    ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address \
+        --product "$target" >"$scratch/build-$target.log" 2>&1 || {
+        grep -E "error:" "$scratch/build-$target.log" | sort -u | head -n 20
+        echo "fuzz: $target does not build; the whole log is $scratch/build-$target.log" >&2
+        exit 1
+    }
+done
 bin=$(ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address --show-bin-path)
 for target in ControlRequestFuzzer ConfigurationFuzzer SubscriptionFuzzer; do
     corpus="$scratch/corpus/$target"

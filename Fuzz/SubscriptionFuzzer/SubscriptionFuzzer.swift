@@ -34,11 +34,10 @@ public func subscriptionFuzzer(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int
         case 2:
             let expected = reference.keys.contains { body.starts(with: $0) }
             precondition(subscriptions.matches(body) == expected, "matches disagrees with the reference")
-            let (wanted, position) = body.withUnsafeBytes {
-                topics.record(topic: $0, bytes: body.count, nowMilliseconds: clock, subscriptions: subscriptions)
-            }
+            // The forwarding loop's two halves: look up while the topic is at hand, count later.
+            let (wanted, position) = body.withUnsafeBytes { topics.lookup(topic: $0, subscriptions: subscriptions) }
             precondition(wanted == expected)
-            topics.addBytes(1, at: position)
+            topics.count(at: position, bytes: UInt64(body.count), wanted: wanted, nowMilliseconds: clock)
         default:
             lastValues.store([body, Array(body.prefix(3))], nowMilliseconds: clock)
             precondition(lastValues.count <= 4 && lastValues.totalBytes <= 64)

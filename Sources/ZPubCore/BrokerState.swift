@@ -85,7 +85,8 @@ public struct BrokerState: Sendable {
         return true
     }
 
-    /// Counts a message on `topic` (bytes are added later with `topics.addBytes`), and counts it
+    /// Counts a message on `topic` (without its bytes: `lookupTopic` and `countTopic` are the
+    /// forwarding loop's way, with them), and counts it
     /// as unwanted when no subscription matches. Returns the topic's index, nil if untracked.
     @inline(__always)
     public mutating func recordTopic(_ topic: UnsafeRawBufferPointer, nowMilliseconds: UInt64) -> Int? {
