@@ -98,12 +98,12 @@ public struct BrokerState: Sendable {
 
     /// The forwarding loop's two halves of the same: `lookupTopic` while the topic frame is at
     /// hand, `countTopic` once the message's size is known (one update of the topic's counters).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func lookupTopic(_ topic: UnsafeRawBufferPointer) -> (wanted: Bool, index: Int?) {
         topics.lookup(topic: topic, subscriptions: subscriptions)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func countTopic(at index: Int?, bytes: UInt64, wanted: Bool, nowMilliseconds: UInt64) {
         if !wanted { unwantedMessages &+= 1 }
         topics.count(at: index, bytes: bytes, wanted: wanted, nowMilliseconds: nowMilliseconds)

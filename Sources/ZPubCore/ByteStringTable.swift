@@ -12,17 +12,19 @@
 /// costs ~48 bytes of heap on top of its bytes, which for 100,000 subscriptions is ~5 MiB.
 /// Removed keys leave holes there, compacted once they make up half of it.
 public struct ByteStringTable<Value> {
-    struct Entry {
-        var keyStart: Int32
-        let keyCount: Int32
-        let hash: Int
-        var value: Value
+    @usableFromInline struct Entry {
+        @usableFromInline var keyStart: Int32
+        @usableFromInline let keyCount: Int32
+        @usableFromInline let hash: Int
+        @usableFromInline var value: Value
 
         var keyRange: Range<Int> { Int(keyStart)..<Int(keyStart) + Int(keyCount) }
     }
 
-    private var entries: ContiguousArray<Entry> = []
-    private var keyBytes: ContiguousArray<UInt8> = []
+    // Usable from inline code: the forwarding loop's topic check (`key(at:equals:)`) and
+    // counter update (`withValue`) are inlined into it across the module boundary.
+    @usableFromInline var entries: ContiguousArray<Entry> = []
+    @usableFromInline var keyBytes: ContiguousArray<UInt8> = []
     /// Bytes of `keyBytes` that belong to removed keys.
     private var deadKeyBytes = 0
     private var slots: [Int32]
@@ -82,7 +84,7 @@ public struct ByteStringTable<Value> {
 
     /// Whether the entry at `index` (from `index(of:)` or `insert`) has exactly this key: a
     /// check without hashing.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func key(at index: Int, equals key: UnsafeRawBufferPointer) -> Bool {
         index < entries.count && keyEquals(entries[index], key)
     }
@@ -97,7 +99,7 @@ public struct ByteStringTable<Value> {
     }
 
     /// Mutable access to the value at an index returned by `index(of:)` or `insert`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public subscript(valueAt index: Int) -> Value {
         get { entries[index].value }
         _modify { yield &entries[index].value }
@@ -106,7 +108,7 @@ public struct ByteStringTable<Value> {
     /// Calls `body` with the value at `index` to change in place. For the per-message path:
     /// unlike the `_modify` accessor above, it allocates nothing even in a debug build, where
     /// the generic accessor coroutine is not specialized and gets its frame from malloc.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func withValue<R>(at index: Int, _ body: (inout Value) -> R) -> R {
         entries.withUnsafeMutableBufferPointer { body(&$0[index].value) }
     }
@@ -205,8 +207,8 @@ public struct ByteStringTable<Value> {
         deadKeyBytes = 0
     }
 
-    @inline(__always)
-    private func keyEquals(_ entry: Entry, _ key: UnsafeRawBufferPointer) -> Bool {
+    @inlinable @inline(__always)
+    func keyEquals(_ entry: Entry, _ key: UnsafeRawBufferPointer) -> Bool {
         guard Int(entry.keyCount) == key.count else { return false }
         if key.isEmpty { return true }
         return keyBytes.withUnsafeBytes { stored in

@@ -12,19 +12,19 @@ public struct TopicTable: Sendable {
         public var unwanted: UInt64 = 0
         /// Cache of "does any subscription match this topic", valid while `generation` equals
         /// the subscription table's generation.
-        var matchGeneration: UInt64 = .max
-        var matched = false
+        @usableFromInline var matchGeneration: UInt64 = .max
+        @usableFromInline var matched = false
     }
 
     public var maxTopics: Int
-    private var table = ByteStringTable<Counters>()
+    @usableFromInline var table = ByteStringTable<Counters>()
     /// Traffic on topics that did not fit in the table.
     public private(set) var untrackedMessages: UInt64 = 0
     public private(set) var untrackedBytes: UInt64 = 0
     /// The index of the topic recorded last (-1: none): consecutive messages on one topic skip
     /// the seeded hash and the probe (callgrind: some 150 instructions per message). Valid
     /// because entries are never removed, only all at once (`removeAll`).
-    private var lastIndex = -1
+    @usableFromInline var lastIndex = -1
 
     public init(maxTopics: Int) {
         self.maxTopics = maxTopics
@@ -48,8 +48,22 @@ public struct TopicTable: Sendable {
     /// (inserted if new and there is room; nil when untracked) and whether some subscription
     /// wants it. The forwarding loop calls `count` once the message's size is known, so the
     /// topic's counters are updated once per message.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func lookup(topic: UnsafeRawBufferPointer, subscriptions: SubscriptionTable)
+        -> (wanted: Bool, index: Int?)
+    {
+        // The common case, inlined into the forwarding loop: the previous message's topic, its
+        // match still valid.
+        if lastIndex >= 0 && table.key(at: lastIndex, equals: topic) {
+            let counters = table[valueAt: lastIndex]
+            if counters.matchGeneration == subscriptions.generation { return (counters.matched, lastIndex) }
+        }
+        return lookupSlowly(topic: topic, subscriptions: subscriptions)
+    }
+
+    /// `lookup` for a topic other than the previous one, or one whose match must be refreshed.
+    @usableFromInline
+    mutating func lookupSlowly(topic: UnsafeRawBufferPointer, subscriptions: SubscriptionTable)
         -> (wanted: Bool, index: Int?)
     {
         var index: Int?
@@ -77,19 +91,21 @@ public struct TopicTable: Sendable {
 
     /// The second half: counts one message of `bytes` bytes at `index` (from `lookup`), or as
     /// untracked. One in-place update: allocation-free in debug builds too (`withValue`).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func count(at index: Int?, bytes: UInt64, wanted: Bool, nowMilliseconds: UInt64) {
-        guard let index else {
-            untrackedMessages &+= 1
-            untrackedBytes &+= bytes
-            return
-        }
+        guard let index else { return countUntracked(bytes: bytes) }
         table.withValue(at: index) { counters in
             counters.messages &+= 1
             counters.bytes &+= bytes
             counters.lastSeenMilliseconds = nowMilliseconds
             if !wanted { counters.unwanted &+= 1 }
         }
+    }
+
+    @usableFromInline
+    mutating func countUntracked(bytes: UInt64) {
+        untrackedMessages &+= 1
+        untrackedBytes &+= bytes
     }
 
     public func counters(of topic: [UInt8]) -> Counters? { table[topic] }
