@@ -19,7 +19,10 @@ struct RunMatrix: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run the benchmark matrix and print Markdown tables.")
 
-    @Flag(help: "The short matrix (under a minute): PUSH ingest, 1 and 8 subscribers, 2 repetitions.")
+    @Flag(
+        help:
+            "The short matrix (about a minute): PUSH and PUB ingest (zmq_proxy XSUB -> XPUB is the baseline for PUB), 1 and 8 subscribers, 2 repetitions."
+    )
     var quick = false
 
     @Option(help: ArgumentHelp("Repetitions of each run (default: 3, or 2 with --quick).", valueName: "n"))

@@ -75,7 +75,7 @@ struct Matrix: Sendable {
         withLoop: true, subscriptionTableSizes: [1, 1_000, 100_000], subscriptionBatch: 5_000)
 
     static let quick = Matrix(
-        sizes: [32, 1024, 65536], subscriberCounts: [1, 8], ingests: [.push], topicCounts: [1, 10_000],
+        sizes: [32, 1024, 65536], subscriberCounts: [1, 8], ingests: [.push, .pub], topicCounts: [1, 10_000],
         repetitions: 2, latencySeconds: 0.2, deliveryBudget: [32: 60_000, 1024: 50_000, 65536: 4_000],
         withLoop: false, subscriptionTableSizes: [1, 1_000, 100_000], subscriptionBatch: 1_000)
 
