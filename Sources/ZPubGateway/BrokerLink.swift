@@ -33,6 +33,9 @@ enum LinkCommand: Sendable {
     case resume(ClientID, prefixes: [[UInt8]], after: UInt64)
     case detach(ClientID)
     case publish([[UInt8]])
+    /// `POST /publish`: the messages in order; `accepted` learns how many the broker took
+    /// before the first it could not (its queue full), on the requester's event loop.
+    case publishBatch([[[UInt8]]], accepted: EventLoopPromise<Int>)
     /// The reply to a round's SNAPSHOT, REPLAY or HISTORY request, from the control thread
     /// (`ControlDispatcher`).
     case snapshotReplied(token: String, Result<ControlReply, ControlUnavailable>)
@@ -206,20 +209,30 @@ final class BrokerLink {
             client.outbox.close()
             for prefix in index.removeAll(id) { setUpstream(prefix, subscribed: false) }
         case .publish(let frames):
-            do {
-                if try push.send(frames: frames, dontWait: true) {
-                    counters.published.add(1, ordering: .relaxed)
-                } else {
-                    counters.publishFailures.add(1, ordering: .relaxed)
-                }
-            } catch {
-                counters.publishFailures.add(1, ordering: .relaxed)
+            _ = publish(frames)
+        case .publishBatch(let messages, let accepted):
+            var count = 0
+            for frames in messages {
+                guard publish(frames) else { break }
+                count += 1
             }
+            accepted.succeed(count)
         case .snapshotReplied(let token, let result):
             snapshotReplied(token: token, result)
         case .stop:
             break
         }
+    }
+
+    /// Hands a message to the broker without waiting; false (and counted) when its queue is full.
+    private func publish(_ frames: [[UInt8]]) -> Bool {
+        let sent = (try? push.send(frames: frames, dontWait: true)) ?? false
+        if sent {
+            counters.published.add(1, ordering: .relaxed)
+        } else {
+            counters.publishFailures.add(1, ordering: .relaxed)
+        }
+        return sent
     }
 
     private func subscribe(_ id: ClientID, _ prefix: [UInt8]) {

@@ -15,11 +15,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
     static let name = "zpub-http"
-    /// Bodies are not expected (every endpoint is GET); a large one closes the connection.
-    static let maxBody = 64 * 1024
-
     let shared: GatewayShared
     private var head: HTTPRequestHead?
+    /// The request's body: kept for POST /publish (up to `max_frame` bytes), counted otherwise.
+    private var body: [UInt8] = []
     private var bodyBytes = 0
     /// Set once the connection streams events; it then takes no more requests.
     private var stream: EventStream?
@@ -38,18 +37,28 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
+            body = []
             bodyBytes = 0
-        case .body(let body):
-            bodyBytes += body.readableBytes
-            if bodyBytes > Self.maxBody, head != nil {
-                respondError(context, .payloadTooLarge, "body_too_large", "request bodies are not accepted here")
-                head = nil
+        case .body(var part):
+            bodyBytes += part.readableBytes
+            let limit = shared.settings.maxFrame
+            if bodyBytes > limit, let head {
+                count(.payloadTooLarge)
+                respondError(
+                    context, .payloadTooLarge, "too_large",
+                    "a request body may have at most max_frame (\(limit)) bytes; split a batch into several requests",
+                    head)
+                self.head = nil
                 context.close(promise: nil)
+            } else if head?.method == .POST {
+                body += part.readBytes(length: part.readableBytes) ?? []
             }
         case .end:
             guard let head else { return }
             self.head = nil
-            route(context, head)
+            let requestBody = body
+            body = []
+            route(context, head, body: requestBody)
         }
     }
 
@@ -76,13 +85,23 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Routing
 
-    private func route(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+    private func route(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, body: [UInt8]) {
         shared.counters.httpRequests.add(1, ordering: .relaxed)
         guard let target = RequestTarget(uri: head.uri) else {
             shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
             return respondError(context, .badRequest, "bad_request", "the request target is not a valid path", head)
         }
         if head.method == .OPTIONS { return preflight(context, head) }
+        if target.path == "/publish" {
+            guard head.method == .POST else {
+                var headers = HTTPHeaders()
+                headers.add(name: "Allow", value: "POST, OPTIONS")
+                return respondError(
+                    context, .methodNotAllowed, "method_not_allowed", "/publish takes POST with a JSON body", head,
+                    headers: headers)
+            }
+            return publish(context, head, target, body: body)
+        }
         guard head.method == .GET || head.method == .HEAD else {
             var headers = HTTPHeaders()
             headers.add(name: "Allow", value: "GET, HEAD, OPTIONS")
@@ -119,8 +138,49 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             shared.counters.notFound.add(1, ordering: .relaxed)
             respondError(
                 context, .notFound, "not_found",
-                "no such path \(target.path); paths are /, /watch, /ws, /events, /status/events, /healthz, /stats, /metrics",
+                "no such path \(target.path); paths are /, /watch, /ws, /events, /publish, /status/events, /healthz, /stats, /metrics",
                 head)
+        }
+    }
+
+    /// `POST /publish`: every message checked first (all or nothing), then handed to the broker
+    /// through the gateway's link. 200 `{"published": N}` once the broker's queue took them all;
+    /// 503 if it was full part way (the first N went through).
+    private func publish(
+        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ target: RequestTarget, body: [UInt8]
+    ) {
+        let messages: [[[UInt8]]]
+        switch PublishRequest.parse(body) {
+        case .success(let parsed): messages = parsed
+        case .failure(let problem):
+            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            return respondError(context, .badRequest, "bad_request", problem.message, head)
+        }
+        let tokens = shared.presentedTokens(head, target)
+        for frames in messages {
+            guard let denial = shared.policy.checkPublish(frames[0], presented: tokens) else { continue }
+            if case .tokenRequired = denial {
+                count(.unauthorized)
+                return respondError(context, .unauthorized, "token_required", denial.message, head)
+            }
+            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            return respondError(context, .forbidden, "publish_not_allowed", denial.message, head)
+        }
+        let promise = context.eventLoop.makePromise(of: Int.self)
+        shared.linkMailbox.post(.publishBatch(messages, accepted: promise))
+        let contextBox = NIOLoopBound(context, eventLoop: context.eventLoop)
+        promise.futureResult.whenSuccess { accepted in
+            let context = contextBox.value
+            if accepted == messages.count {
+                self.respond(
+                    context, head, .ok, contentType: "application/json",
+                    body: Array("{\"published\":\(accepted)}\n".utf8))
+            } else {
+                self.respondError(
+                    context, .serviceUnavailable, "broker_busy",
+                    "the broker's queue was full after \(accepted) of \(messages.count) messages; send the rest again later",
+                    head)
+            }
         }
     }
 
@@ -143,8 +203,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         var headers = HTTPHeaders()
         headers.add(name: "Access-Control-Allow-Origin", value: allowed)
-        headers.add(name: "Access-Control-Allow-Methods", value: "GET, HEAD, OPTIONS")
-        headers.add(name: "Access-Control-Allow-Headers", value: "Authorization, Last-Event-ID")
+        headers.add(name: "Access-Control-Allow-Methods", value: "GET, HEAD, POST, OPTIONS")
+        headers.add(name: "Access-Control-Allow-Headers", value: "Authorization, Content-Type, Last-Event-ID")
         headers.add(name: "Access-Control-Max-Age", value: "600")
         headers.add(name: "Vary", value: "Origin")
         respond(context, head, .noContent, contentType: nil, body: [], headers: headers)

@@ -422,6 +422,91 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(jsonLines(refused.stdout).first?["status"] as? Int, 400, refused.stdout + refused.stderr)
     }
 
+    /// POST /publish: the shell (curl), Python (urllib) and PHP (no extension) examples publish
+    /// to a SUB socket's prefix; every refusal is an HTTP error with a JSON reason.
+    func testPublishingOverHTTPFromTheExamplesAndItsRefusals() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: """
+                [http]
+                enabled = true
+                listen = "127.0.0.1:\(port)"
+                max_frame = 4096
+                publish_prefixes = ["jobs.", "secret."]
+                tokens = ["secret.=s3cr3t-token"]
+                """)
+        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
+            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+        }
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["jobs.", "secret."])
+        try daemon.waitForSubscriptions(2)
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples")
+        let environment = ["ZPUB_HTTP": "http://127.0.0.1:\(port)"]
+        func run(_ program: String, _ arguments: [String], token: String? = nil) throws -> Run {
+            var environment = environment
+            if let token { environment["ZPUB_TOKEN"] = token }
+            return try RunningProgram(URL(fileURLWithPath: program), arguments, environment: environment)
+                .finish(timeout: 30)
+        }
+        let shell = try run(
+            "/bin/sh", [examples.appendingPathComponent("shell/http_publish.sh").path, "jobs.a", "done"])
+        XCTAssertEqual(shell.status, 0, shell.stderr)
+        XCTAssertEqual(shell.stdout.trimmingCharacters(in: .whitespacesAndNewlines), #"{"published":1}"#)
+        let python = try run(
+            "/usr/bin/python3",
+            [examples.appendingPathComponent("python/http_publish.py").path, "jobs.b", "1", "2", "3"])
+        XCTAssertEqual(python.status, 0, python.stderr)
+        XCTAssertEqual(python.stdout.trimmingCharacters(in: .whitespacesAndNewlines), #"{"published":3}"#)
+        if FileManager.default.fileExists(atPath: "/usr/bin/php") {
+            let php = try run(
+                "/usr/bin/php",
+                [examples.appendingPathComponent("php/http_publish.php").path, "secret.c", #"{"ok":true}"#],
+                token: "s3cr3t-token")
+            XCTAssertEqual(php.status, 0, php.stdout + php.stderr)
+        }
+        var received: [[String]] = []
+        let expected = FileManager.default.fileExists(atPath: "/usr/bin/php") ? 5 : 4
+        try Wait.until("the published messages arrive") {
+            while let message = try subscriber.receiveFrames(dontWait: true) {
+                received.append(message.map { String(decoding: $0, as: UTF8.self) })
+            }
+            return received.count >= expected
+        }
+        XCTAssertEqual(
+            Array(received.prefix(4)), [["jobs.a", "done"], ["jobs.b", "1"], ["jobs.b", "2"], ["jobs.b", "3"]])
+        if expected == 5 { XCTAssertEqual(received.last, ["secret.c", #"{"ok":true}"#]) }
+
+        func post(_ body: String, headers: [String: String] = [:]) throws -> HTTPProbe.Response {
+            try HTTPProbe.request(port: port, method: "POST", "/publish", headers: headers, body: Array(body.utf8))
+        }
+        let refusals: [(HTTPProbe.Response, Int, String)] = [
+            (try post("not json"), 400, "bad_request"),
+            (try post(#"{"topic":"elsewhere.x","payload":1}"#), 403, "publish_not_allowed"),
+            (try post(#"{"topic":"secret.x","payload":1}"#), 401, "token_required"),
+            (
+                try post(#"{"topic":"secret.x","payload":1}"#, headers: ["Authorization": "Bearer wrong-token"]), 401,
+                "token_required"
+            ),
+            (
+                try post(#"{"topic":"jobs.x","payload":""# + String(repeating: "x", count: 5000) + #""}"#), 413,
+                "too_large"
+            ),
+            (try HTTPProbe.get(port: port, "/publish"), 405, "method_not_allowed"),
+            // All or nothing: one refused message refuses the batch.
+            (
+                try post(#"{"messages":[{"topic":"jobs.y","payload":1},{"topic":"elsewhere.y","payload":2}]}"#), 403,
+                "publish_not_allowed"
+            ),
+        ]
+        for (response, status, code) in refusals {
+            XCTAssertEqual(response.status, status, String(decoding: response.body, as: UTF8.self))
+            XCTAssertEqual((response.json["error"] as? [String: Any])?["code"] as? String, code)
+        }
+        XCTAssertNil(try subscriber.receiveFrames(timeoutMilliseconds: 300), "nothing refused was published")
+    }
+
     // MARK: Operators
 
     func testHealthStatsAndMetrics() throws {
@@ -610,14 +695,15 @@ enum HTTPProbe {
 
     /// `readTimeout` (ms) ends reading a response that streams (SSE) and never closes.
     static func request(
-        port: Int, method: String, _ path: String, headers: [String: String], readTimeout: Int = 5_000
+        port: Int, method: String, _ path: String, headers: [String: String], body: [UInt8] = [],
+        readTimeout: Int = 5_000
     ) throws -> Response {
         let fd = try RawTCP.connect(port: port)
         defer { close(fd) }
         var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
-        request += "Content-Length: 0\r\n\r\n"
-        _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        request += "Content-Length: \(body.count)\r\n\r\n"
+        _ = (Array(request.utf8) + body).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         let deadline = Date().addingTimeInterval(Double(readTimeout) / 1000)
