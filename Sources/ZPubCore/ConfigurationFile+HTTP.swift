@@ -42,5 +42,12 @@ extension Schema {
         httpInteger("ping_interval", \.pingInterval),
         httpStrings("publish_prefixes", \.publishPrefixes, example: "\"chat.\""),
         httpStrings("tokens", \.tokens, example: "\"private.=a-long-random-token\""),
+        Field(section: "http", key: "operator_token", configurationKey: "operator_token") { value, configuration in
+            guard case .string(let token) = value else {
+                return "operator_token must be a string in quotes, e.g. \"a-long-random-token\""
+            }
+            configuration.http.operatorToken = token
+            return nil
+        },
     ]
 }

@@ -40,6 +40,9 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     /// "PREFIX=TOKEN": subscribing to or publishing on topics under PREFIX needs the token.
     public var tokens = Defaults.tokens
     public var pingInterval = Defaults.pingInterval
+    /// When set, the operator pages (`/`, `/watch`, `/status/events`, `/stats`, `/metrics`) need
+    /// it: they show every topic and subscription. `/healthz` stays open.
+    public var operatorToken: String?
 
     public init() {}
 
@@ -52,6 +55,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         case maxClientPrefixes = "max_client_prefixes"
         case publishPrefixes = "publish_prefixes"
         case pingInterval = "ping_interval"
+        case operatorToken = "operator_token"
     }
 
     /// CONFIG shows which prefixes have tokens, never the tokens themselves.
@@ -67,6 +71,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         try container.encode(publishPrefixes, forKey: .publishPrefixes)
         try container.encode(tokenPrefixes.map { "\($0)=(hidden)" }, forKey: .tokens)
         try container.encode(pingInterval, forKey: .pingInterval)
+        try container.encodeIfPresent(operatorToken.map { _ in "(hidden)" }, forKey: .operatorToken)
     }
 
     /// The listen address split into host and port, or nil when it is not host:port.
@@ -122,6 +127,13 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
                 (
                     "allowed_origins",
                     "allowed origin \"\(origin)\" is not scheme://host[:port] (e.g. \"https://example.com\") or \"*\""
+                ))
+        }
+        if let operatorToken, operatorToken.count < 8 {
+            problems.append(
+                (
+                    "operator_token",
+                    "operator_token is shorter than 8 characters; use a long random one (e.g. openssl rand -hex 16)"
                 ))
         }
         for entry in tokens {

@@ -109,6 +109,16 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context, .methodNotAllowed, "method_not_allowed", "\(head.method) is not supported; use GET", head,
                 headers: headers)
         }
+        let operatorPages: Set<String> = ["/", "/watch", "/status/events", "/stats", "/metrics"]
+        if let required = shared.settings.operatorToken, operatorPages.contains(target.path),
+            !shared.presentedTokens(head, target).contains(required)
+        {
+            count(.unauthorized)
+            return respondError(
+                context, .unauthorized, "operator_token_required",
+                "\(target.path) shows every topic and subscription: it needs the operator_token (Authorization: Bearer, or ?access_token= for the pages)",
+                head)
+        }
         switch target.path {
         case "/":
             respond(context, head, .ok, contentType: "text/html; charset=utf-8", body: Array(StatusPage.html.utf8))

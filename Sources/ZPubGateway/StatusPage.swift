@@ -55,7 +55,10 @@ enum StatusPage {
         function draw(){ const c = $("chart"), g = c.getContext("2d"); g.clearRect(0,0,c.width,c.height);
           const max = Math.max(1, ...history); g.strokeStyle = "#1565c0"; g.lineWidth = 2; g.beginPath();
           history.forEach((v,i)=>{ const x = c.width - (history.length-1-i)*(c.width/120), y = c.height-2-(v/max)*(c.height-4); i ? g.lineTo(x,y) : g.moveTo(x,y); }); g.stroke(); }
-        const source = new EventSource("/status/events");
+        // With an operator_token, this page was opened as /?access_token=...: pass it along.
+        const token = new URLSearchParams(location.search).get("access_token");
+        const source = new EventSource("/status/events" + (token ? "?access_token=" + encodeURIComponent(token) : ""));
+        if (token) document.querySelectorAll("footer a").forEach(a => { a.href += "?access_token=" + encodeURIComponent(token); });
         source.onopen = () => { $("state").textContent = "live"; $("state").className = "ok"; };
         source.onerror = () => { $("state").textContent = "reconnecting"; $("state").className = "bad"; };
         source.addEventListener("stats", e => {

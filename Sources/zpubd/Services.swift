@@ -57,6 +57,11 @@ struct Services {
         logger.notice(
             "http gateway listening on http://\(gateway.localAddress)/",
             metadata: ["endpoint": "http://\(gateway.localAddress)"])
+        if !configuration.http.tokens.isEmpty && configuration.http.operatorToken == nil {
+            logger.warning(
+                "[http] has tokens but no operator_token: /, /watch, /status/events, /stats and /metrics show every topic and subscription name to anyone who can reach the port; set operator_token (docs/http.md, \"Access\")"
+            )
+        }
         return gateway
     }
 

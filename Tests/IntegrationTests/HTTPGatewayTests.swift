@@ -554,6 +554,53 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(value("zpub_http_clients_dropped", ["reason": "unresponsive"]), 0)
     }
 
+    /// With an operator_token, the pages that show topic and subscription names need it (Bearer,
+    /// or ?access_token= for the pages); /healthz stays open; CONFIG hides the token; without
+    /// one, tokens for prefixes make zpubd warn at start.
+    func testOperatorPagesNeedTheOperatorToken() throws {
+        let port = try FreePort.find()
+        let token = "operator-secret-1"
+        let daemon = try Daemon(
+            configuration: """
+                [http]
+                enabled = true
+                listen = "127.0.0.1:\(port)"
+                tokens = ["secret.=subscriber-secret"]
+                operator_token = "\(token)"
+                """)
+        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
+            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+        }
+        for path in ["/", "/watch", "/stats", "/metrics"] {
+            let refused = try HTTPProbe.get(port: port, path)
+            XCTAssertEqual(refused.status, 401, path)
+            XCTAssertEqual((refused.json["error"] as? [String: Any])?["code"] as? String, "operator_token_required")
+            XCTAssertEqual(
+                try HTTPProbe.get(port: port, path, headers: ["Authorization": "Bearer wrong-one"]).status, 401)
+            XCTAssertEqual(
+                try HTTPProbe.get(port: port, path, headers: ["Authorization": "Bearer \(token)"]).status, 200, path)
+            XCTAssertEqual(try HTTPProbe.get(port: port, path + "?access_token=\(token)").status, 200, path)
+        }
+        let stream = try HTTPProbe.request(
+            port: port, method: "GET", "/status/events", headers: [:], readTimeout: 1_000)
+        XCTAssertEqual(stream.status, 401)
+        let allowed = try HTTPProbe.request(
+            port: port, method: "GET", "/status/events?access_token=\(token)", headers: [:], readTimeout: 1_500)
+        XCTAssertEqual(allowed.status, 200)
+        XCTAssertTrue(String(decoding: allowed.body, as: UTF8.self).contains("event: stats"))
+        XCTAssertEqual(try HTTPProbe.get(port: port, "/healthz").status, 200, "load balancers need no token")
+        let config = String(decoding: try XCTUnwrap(try daemon.request("CONFIG")), as: UTF8.self)
+        XCTAssertTrue(config.contains(#""operator_token":"(hidden)""#), config)
+        XCTAssertFalse(config.contains(token))
+        XCTAssertFalse(daemon.log.contains("no operator_token"))
+
+        let open = try Daemon(
+            configuration:
+                "[http]\nenabled = true\nlisten = \"127.0.0.1:\(try FreePort.find())\"\ntokens = [\"secret.=subscriber-secret\"]\n"
+        )
+        try Wait.until("the warning is logged") { open.log.contains("but no operator_token") }
+    }
+
     func testBadHTTPRequestsGetClearErrors() throws {
         let (daemon, port) = try startDaemon(
             http: """

@@ -50,8 +50,11 @@ final class HTTPSettingsTests: XCTestCase {
             client_queue = 0
             allowed_origins = ["example.com"]
             tokens = ["no-equals-sign", "short.=abc"]
+            operator_token = "short"
             """)
-        XCTAssertEqual(found.count, 5, "\(found)")
+        XCTAssertEqual(found.count, 6, "\(found)")
+        XCTAssertTrue(
+            found.contains { $0.hasPrefix("line 6:") && $0.contains("operator_token is shorter than 8") }, "\(found)")
         XCTAssertTrue(found.contains { $0.hasPrefix("line 2:") && $0.contains("host:port") }, "\(found)")
         XCTAssertTrue(found.contains { $0.hasPrefix("line 3:") && $0.contains("client_queue") }, "\(found)")
         XCTAssertTrue(found.contains { $0.hasPrefix("line 4:") && $0.contains("scheme://") }, "\(found)")
