@@ -118,6 +118,28 @@ public final class HTTPGateway: Sendable {
         try operations.addHandler(HTTPHandler(shared: shared), name: HTTPHandler.name)
     }
 
+    /// Applies a reloaded `[http]` (already validated) without touching connected clients:
+    /// tokens, operator_token, allowed origins and publish prefixes apply to the next request;
+    /// client_queue, max_frame, max_client_prefixes and ping_interval to new connections;
+    /// max_clients at once. `listen` and `enabled` need a restart: the notes say so.
+    public func reload(_ settings: HTTPSettings) -> [String] {
+        let previous = shared.settings
+        var notes: [String] = []
+        var applied = settings
+        if settings.listen != previous.listen {
+            notes.append(
+                "[http] listen changed from \(previous.listen) to \(settings.listen): the gateway keeps listening on \(localAddress) until a restart"
+            )
+            applied.listen = previous.listen
+        }
+        if !settings.enabled {
+            notes.append("[http] enabled = false: the gateway keeps running until a restart")
+            applied.enabled = true
+        }
+        shared.update(applied)
+        return notes
+    }
+
     /// Closes the listener and every connection, then the gateway's sockets. Call before the
     /// broker terminates its context (which waits for every socket).
     public func stop() {
@@ -131,8 +153,11 @@ public final class HTTPGateway: Sendable {
 
 /// What every connection's handlers share: settings, access policy, counters, the link.
 final class GatewayShared: Sendable {
-    let settings: HTTPSettings
-    let policy: AccessPolicy
+    /// The settings and the policy made from them, swapped whole by a reload (SIGHUP); each
+    /// request reads them once, so a request never sees half of each.
+    private let current: Locked<(settings: HTTPSettings, policy: AccessPolicy)>
+    var settings: HTTPSettings { current.withLock { $0.settings } }
+    var policy: AccessPolicy { current.withLock { $0.policy } }
     let counters: GatewayCounters
     /// The ZeroMQ link's mailbox: clients attach, subscribe, publish and leave through it.
     let linkMailbox: Mailbox<LinkCommand>
@@ -145,13 +170,16 @@ final class GatewayShared: Sendable {
         settings: HTTPSettings, policy: AccessPolicy, counters: GatewayCounters, linkMailbox: Mailbox<LinkCommand>,
         control: ControlDispatcher, maxPrefixLength: Int, logger: Logger
     ) {
-        self.settings = settings
-        self.policy = policy
+        current = Locked((settings, policy))
         self.counters = counters
         self.linkMailbox = linkMailbox
         self.control = control
         self.maxPrefixLength = maxPrefixLength
         self.logger = logger
+    }
+
+    func update(_ settings: HTTPSettings) {
+        current.withLock { $0 = (settings, AccessPolicy(settings)) }
     }
 
     func makeClientID() -> ClientID {

@@ -57,18 +57,29 @@ struct Services {
         logger.notice(
             "http gateway listening on http://\(gateway.localAddress)/",
             metadata: ["endpoint": "http://\(gateway.localAddress)"])
-        if !configuration.http.tokens.isEmpty && configuration.http.operatorToken == nil {
+        warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
+        return gateway
+    }
+
+    private static func warnIfOperatorPagesAreOpen(_ settings: HTTPSettings, logger: Logger) {
+        if !settings.tokens.isEmpty && settings.operatorToken == nil {
             logger.warning(
                 "[http] has tokens but no operator_token: /, /watch, /status/events, /stats and /metrics show every topic and subscription name to anyone who can reach the port; set operator_token (docs/http.md, \"Access\")"
             )
         }
-        return gateway
     }
 
-    /// Applies a validated configuration. [http] is read at start only: the gateway keeps its
-    /// settings. Returns the endpoints that could not be bound.
-    func reload(_ configuration: BrokerConfiguration, security: SecurityMaterial) -> [BrokerError] {
-        broker.reload(configuration, security: security)
+    /// Applies a validated configuration: the broker's, then [http] (without dropping its
+    /// clients; what needs a restart is logged). Returns the endpoints that could not be bound.
+    func reload(_ configuration: BrokerConfiguration, security: SecurityMaterial, logger: Logger) -> [BrokerError] {
+        let failures = broker.reload(configuration, security: security)
+        if let gateway {
+            for note in gateway.reload(configuration.http) { logger.warning("\(note)") }
+            Self.warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
+        } else if configuration.http.enabled {
+            logger.warning("[http] enabled = true: the gateway starts at the next restart")
+        }
+        return failures
     }
 
     /// Graceful shutdown, in reverse order: the gateway's connections close, then the broker

@@ -209,7 +209,7 @@ struct ZPubDaemon: ParsableCommand {
             }
             for warning in security.warnings { logger.warning("\(warning)") }
             LogLevelSwitch.level = Logger.Level(rawValue: next.logLevel) ?? .info
-            let failures = services.reload(next, security: security)
+            let failures = services.reload(next, security: security, logger: logger)
             if failures.isEmpty {
                 logger.notice(
                     "configuration reloaded from \(config ?? "")",

@@ -601,6 +601,67 @@ final class HTTPGatewayTests: XCTestCase {
         try Wait.until("the warning is logged") { open.log.contains("but no operator_token") }
     }
 
+    /// SIGHUP applies a new [http] without dropping clients: a connected WebSocket keeps
+    /// receiving; the new tokens, operator_token and publish prefixes apply to the next request;
+    /// a changed listen address is logged as needing a restart; a bad [http] keeps the old one.
+    func testReloadingHTTPKeepsClientsAndAppliesTheNewRules() throws {
+        let port = try FreePort.find()
+        func configuration(_ http: String) -> String {
+            "[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"\npublish_prefixes = [\"jobs.\", \"secret.\"]\n"
+                + http
+        }
+        let daemon = try Daemon(configuration: configuration("tokens = [\"secret.=first-token-1\"]\n"))
+        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
+            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+        }
+        let ready = readyFile()
+        let client = try python(["ws-sub", "\(port)", #"["live."]"#, "2", ready])
+        try Wait.until("the WebSocket client has subscribed") { FileManager.default.fileExists(atPath: ready) }
+        func publish(_ topic: String, token: String? = nil) throws -> Int {
+            try HTTPProbe.request(
+                port: port, method: "POST", "/publish",
+                headers: token.map { ["Authorization": "Bearer \($0)"] } ?? [:],
+                body: Array(#"{"topic":"\#(topic)","payload":1}"#.utf8)
+            ).status
+        }
+        XCTAssertEqual(try publish("secret.x", token: "first-token-1"), 200)
+        XCTAssertEqual(try HTTPProbe.get(port: port, "/stats").status, 200, "no operator_token yet")
+
+        let otherPort = try FreePort.find()
+        try configuration(
+            """
+            tokens = ["secret.=second-token-2"]
+            operator_token = "operator-token-3"
+            """
+        ).replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(otherPort)")
+            .write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the reload is applied\n\(daemon.log)") { daemon.log.contains("configuration reloaded") }
+        XCTAssertTrue(daemon.log.contains("listen changed"), daemon.log)
+        XCTAssertEqual(try publish("secret.x", token: "first-token-1"), 401, "the old token no longer works")
+        XCTAssertEqual(try publish("secret.x", token: "second-token-2"), 200)
+        XCTAssertEqual(try HTTPProbe.get(port: port, "/stats").status, 401, "the operator pages are closed now")
+        XCTAssertEqual(
+            try HTTPProbe.get(port: port, "/stats", headers: ["Authorization": "Bearer operator-token-3"]).status, 200)
+
+        // A bad [http] is refused and the one in force stays.
+        try configuration("tokens = [\"secret.=second-token-2\"]\noperator_token = \"short\"\n")
+            .write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the bad reload is refused\n\(daemon.log)") { daemon.log.contains("reload refused") }
+        XCTAssertTrue(daemon.log.contains("operator_token is shorter than 8"), daemon.log)
+        XCTAssertEqual(try publish("secret.x", token: "second-token-2"), 200)
+
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("live.a", "after the reloads"))
+        try push.send(frames: frames("live.b", "still connected"))
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let messages = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(messages.map { $0["topic"] as? String }, ["live.a", "live.b"], "the WebSocket stayed connected")
+    }
+
     func testBadHTTPRequestsGetClearErrors() throws {
         let (daemon, port) = try startDaemon(
             http: """
