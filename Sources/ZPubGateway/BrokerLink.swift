@@ -84,7 +84,7 @@ final class BrokerLink {
         /// WebSocket `since` subscribes that wait for the current resume to finish: one round
         /// per client at a time. Their prefixes are subscribed when their round starts, so
         /// that nothing they replay was delivered live before.
-        var pending: [(prefixes: [[UInt8]], after: UInt64)] = []
+        var pending = PendingResumes()
     }
 
     /// A client catching up through the round `token`: what it missed first (cached values
@@ -191,15 +191,11 @@ final class BrokerLink {
             if clients[id] != nil { subscribe(id, prefix) }
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { setUpstream(prefix, subscribed: false) }
-            if clients[id]?.pending.isEmpty == false {
-                for slot in clients[id]!.pending.indices {
-                    clients[id]!.pending[slot].prefixes.removeAll { $0 == prefix }
-                }
-            }
+            if clients[id]?.pending.isEmpty == false { clients[id]!.pending.remove([prefix]) }
         case .resume(let id, let prefixes, let after):
             guard clients[id] != nil else { return }
             if clients[id]!.resume != nil {
-                clients[id]!.pending.append((prefixes, after))
+                clients[id]!.pending.add(prefixes, after: after)
             } else {
                 for prefix in prefixes { subscribe(id, prefix) }
                 startResume(id, from: .history(after: after), only: prefixes)
@@ -531,9 +527,7 @@ final class BrokerLink {
         guard let id = round.client, clients[id] != nil else { return }
         clients[id]!.resume = nil
         // The next WebSocket `since` of this client, if one waits.
-        clients[id]!.pending.removeAll { $0.prefixes.isEmpty }  // unsubscribed meanwhile
-        guard !clients[id]!.pending.isEmpty else { return }
-        let next = clients[id]!.pending.removeFirst()
+        guard let next = clients[id]!.pending.next() else { return }
         for prefix in next.prefixes { subscribe(id, prefix) }
         startResume(id, from: .history(after: next.after), only: next.prefixes)
     }
