@@ -118,6 +118,16 @@ struct RunMatrix: ParsableCommand {
     }
 }
 
+/// What the baselines share with zpubd's settings: I/O threads, and the outgoing queue
+/// (`scripts/callgrind-forwarders.sh` lifts it: under valgrind the threads take turns).
+struct BaselineOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("libzmq I/O threads.", valueName: "n"))
+    var ioThreads: Int32 = 1
+
+    @Option(help: ArgumentHelp("The outgoing socket's send HWM (0: unlimited, as under valgrind).", valueName: "n"))
+    var sendHwm: Int32 = 10_000
+}
+
 /// `zmq_proxy` in its own process: the reference.
 struct ProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -132,11 +142,7 @@ struct ProxyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Endpoint the backend (XPUB, or PUB after a PULL) binds.", valueName: "endpoint"))
     var backend: String
 
-    @Option(help: ArgumentHelp("libzmq I/O threads.", valueName: "n"))
-    var ioThreads: Int32 = 1
-
-    @Option(help: ArgumentHelp("The backend's send HWM (0: unlimited, as under valgrind).", valueName: "n"))
-    var sendHwm: Int32 = 10_000
+    @OptionGroup var options: BaselineOptions
 
     func validate() throws {
         guard ["pull", "xsub"].contains(frontendType) else { throw ValidationError("--frontend-type: pull or xsub") }
@@ -145,7 +151,7 @@ struct ProxyCommand: ParsableCommand {
     func run() throws {
         try ProxyBaseline.run(
             frontendType: frontendType == "pull" ? .pull : .xsub, frontend: frontend, backend: backend,
-            ioThreads: ioThreads, sendHighWaterMark: sendHwm)
+            ioThreads: options.ioThreads, sendHighWaterMark: options.sendHwm)
     }
 }
 
@@ -163,13 +169,10 @@ struct LoopCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Endpoint the XPUB binds.", valueName: "endpoint"))
     var xpub: String
 
-    @Option(help: ArgumentHelp("libzmq I/O threads.", valueName: "n"))
-    var ioThreads: Int32 = 1
-
-    @Option(help: ArgumentHelp("The XPUB's send HWM (0: unlimited, as under valgrind).", valueName: "n"))
-    var sendHwm: Int32 = 10_000
+    @OptionGroup var options: BaselineOptions
 
     func run() throws {
-        try PollLoop.run(pull: pull, xsub: xsub, xpub: xpub, ioThreads: ioThreads, sendHighWaterMark: sendHwm)
+        try PollLoop.run(
+            pull: pull, xsub: xsub, xpub: xpub, ioThreads: options.ioThreads, sendHighWaterMark: options.sendHwm)
     }
 }
