@@ -12,15 +12,9 @@
 # information (symbols kept) are measured; the instructions are the same.
 set -eu
 count=${1:-20000}
-here=$(cd "$(dirname "$0")/.." && pwd)
-bin="$here/.build/release"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-strip --strip-debug -o "$work/zpubd" "$bin/zpubd"
-strip --strip-debug -o "$work/zpub-bench" "$bin/zpub-bench"
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do sleep 0.2; done; }
+. "$(dirname "$0")/measure-common.sh"
+stripped zpubd
+stripped zpub-bench
 
 # Instructions of the whole forwarder for one run: forwarder size subscribers messages.
 measure() {

@@ -16,13 +16,8 @@
 # information (symbols kept) is measured; the instructions are the same.
 set -eu
 count=${1:-20000}
-here=$(cd "$(dirname "$0")/.." && pwd)
-bin="$here/.build/release"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-strip --strip-debug -o "$work/zpubd" "$bin/zpubd"
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/measure-common.sh"
+stripped zpubd
 
 # Instructions of one run: prints "loop writer total".
 measure() { # size history messages

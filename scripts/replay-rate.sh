@@ -8,13 +8,9 @@
 # Usage: scripts/replay-rate.sh [N]   (after `make release`; default N = 200000)
 set -eu
 count=${1:-200000}
-here=$(cd "$(dirname "$0")/.." && pwd)
-bin="$here/.build/release"
-work=$(mktemp -d)
+. "$(dirname "$0")/measure-common.sh"
 broker=
 trap '[ -n "$broker" ] && kill "$broker" 2>/dev/null; rm -rf "$work"' EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { python3 -c 'import time; print(time.monotonic())'; }
 # zpubd's user+system CPU in clock ticks.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }

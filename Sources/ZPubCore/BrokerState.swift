@@ -85,19 +85,9 @@ public struct BrokerState: Sendable {
         return true
     }
 
-    /// Counts a message on `topic` (without its bytes: `lookupTopic` and `countTopic` are the
-    /// forwarding loop's way, with them), and counts it
-    /// as unwanted when no subscription matches. Returns the topic's index, nil if untracked.
-    @inline(__always)
-    public mutating func recordTopic(_ topic: UnsafeRawBufferPointer, nowMilliseconds: UInt64) -> Int? {
-        let (wanted, index) = topics.record(
-            topic: topic, bytes: 0, nowMilliseconds: nowMilliseconds, subscriptions: subscriptions)
-        if !wanted { unwantedMessages &+= 1 }
-        return index
-    }
-
-    /// The forwarding loop's two halves of the same: `lookupTopic` while the topic frame is at
-    /// hand, `countTopic` once the message's size is known (one update of the topic's counters).
+    /// Counting a message on its topic, in the forwarding loop's two halves: `lookupTopic` while
+    /// the topic frame is at hand, `countTopic` once the message's size is known (one update of
+    /// the topic's counters; a message no subscription wanted is counted as unwanted).
     @inlinable @inline(__always)
     public mutating func lookupTopic(_ topic: UnsafeRawBufferPointer) -> (wanted: Bool, index: Int?) {
         topics.lookup(topic: topic, subscriptions: subscriptions)

@@ -32,18 +32,6 @@ public struct TopicTable: Sendable {
 
     public var count: Int { table.count }
 
-    /// Counts one message of `bytes` bytes on `topic`: `lookup` and `count` in one call.
-    /// Returns whether some subscription in `subscriptions` wanted it, and the topic's index.
-    @inline(__always)
-    public mutating func record(
-        topic: UnsafeRawBufferPointer, bytes: Int, nowMilliseconds: UInt64,
-        subscriptions: SubscriptionTable
-    ) -> (wanted: Bool, index: Int?) {
-        let (wanted, index) = lookup(topic: topic, subscriptions: subscriptions)
-        count(at: index, bytes: UInt64(bytes), wanted: wanted, nowMilliseconds: nowMilliseconds)
-        return (wanted, index)
-    }
-
     /// The first half of counting a message, while its topic is at hand: the topic's index
     /// (inserted if new and there is room; nil when untracked) and whether some subscription
     /// wants it. The forwarding loop calls `count` once the message's size is known, so the
@@ -54,20 +42,22 @@ public struct TopicTable: Sendable {
     {
         // The common case, inlined into the forwarding loop: the previous message's topic, its
         // match still valid.
-        if lastIndex >= 0 && table.key(at: lastIndex, equals: topic) {
+        let repeated = lastIndex >= 0 && table.key(at: lastIndex, equals: topic)
+        if repeated {
             let counters = table[valueAt: lastIndex]
             if counters.matchGeneration == subscriptions.generation { return (counters.matched, lastIndex) }
         }
-        return lookupSlowly(topic: topic, subscriptions: subscriptions)
+        return lookupSlowly(topic: topic, repeated: repeated, subscriptions: subscriptions)
     }
 
-    /// `lookup` for a topic other than the previous one, or one whose match must be refreshed.
+    /// `lookup` for a topic other than the previous one (`repeated` false: the caller has
+    /// compared already), or one whose match must be refreshed.
     @usableFromInline
-    mutating func lookupSlowly(topic: UnsafeRawBufferPointer, subscriptions: SubscriptionTable)
+    mutating func lookupSlowly(topic: UnsafeRawBufferPointer, repeated: Bool, subscriptions: SubscriptionTable)
         -> (wanted: Bool, index: Int?)
     {
         var index: Int?
-        if lastIndex >= 0 && table.key(at: lastIndex, equals: topic) {
+        if repeated {
             index = lastIndex
         } else {
             index = table.index(of: topic)

@@ -153,8 +153,9 @@ public final class HTTPGateway: Sendable {
 
 /// What every connection's handlers share: settings, access policy, counters, the link.
 final class GatewayShared: Sendable {
-    /// The settings and the policy made from them, swapped whole by a reload (SIGHUP); each
-    /// request reads them once, so a request never sees half of each.
+    /// The settings and the policy made from them, swapped together by a reload (SIGHUP). Each
+    /// read takes the lock; a request that reads twice across a reload may combine the old and
+    /// the new configuration, both of them validated.
     private let current: Locked<(settings: HTTPSettings, policy: AccessPolicy)>
     var settings: HTTPSettings { current.withLock { $0.settings } }
     var policy: AccessPolicy { current.withLock { $0.policy } }

@@ -18,10 +18,7 @@ final class HTTPGatewayTests: XCTestCase {
             listen = "127.0.0.1:\(port)"
             \(extra)
             """
-        let daemon = try Daemon(configuration: configuration)
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
-            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-        }
+        let daemon = try gatewayDaemon(configuration, port: port)
         return (daemon, port)
     }
 
@@ -37,6 +34,15 @@ final class HTTPGatewayTests: XCTestCase {
         text.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
+    }
+
+    /// zpubd with `configuration` (whose [http] listens on `port`), once its gateway answers.
+    private func gatewayDaemon(_ configuration: String, port: Int) throws -> Daemon {
+        let daemon = try Daemon(configuration: configuration)
+        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
+            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+        }
+        return daemon
     }
 
     private func readyFile() -> String {
@@ -257,10 +263,7 @@ final class HTTPGatewayTests: XCTestCase {
             listen = "127.0.0.1:\(port)"
             """
         func start() throws -> Daemon {
-            let daemon = try Daemon(configuration: configuration)
-            try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
-                (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-            }
+            let daemon = try gatewayDaemon(configuration, port: port)
             return daemon
         }
         var lastID = ""
@@ -310,11 +313,8 @@ final class HTTPGatewayTests: XCTestCase {
     /// WebSocket clients see the history sequence of kept messages as "seq".
     func testWebSocketMessagesCarryTheirHistorySequence() throws {
         let port = try FreePort.find()
-        let daemon = try Daemon(
-            configuration: "[history]\nprefixes = [\"h.\"]\n[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"")
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
-            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-        }
+        let daemon = try gatewayDaemon(
+            "[history]\nprefixes = [\"h.\"]\n[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"", port: port)
         let ready = readyFile()
         let client = try python(["ws-sub", "\(port)", #"["h.", "live."]"#, "3", ready])
         try Wait.until("the WebSocket client has subscribed") { FileManager.default.fileExists(atPath: ready) }
@@ -338,18 +338,15 @@ final class HTTPGatewayTests: XCTestCase {
     /// boundary; a position older than what is kept gets a gap first.
     func testWebSocketSubscribeWithSinceReplaysExactlyThenGoesLive() throws {
         let port = try FreePort.find()
-        let daemon = try Daemon(
-            configuration: """
-                [history]
-                prefixes = ["h."]
-                max_messages = 150
-                [http]
-                enabled = true
-                listen = "127.0.0.1:\(port)"
-                """)
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
-            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-        }
+        let daemon = try gatewayDaemon(
+            """
+            [history]
+            prefixes = ["h."]
+            max_messages = 150
+            [http]
+            enabled = true
+            listen = "127.0.0.1:\(port)"
+            """, port: port)
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
         // 200 kept messages, of which the bounds keep the newest 150 (sequences 51-200).
@@ -397,11 +394,8 @@ final class HTTPGatewayTests: XCTestCase {
     /// since that is no sequence is refused before the upgrade.
     func testWebSocketURLWithSinceResumes() throws {
         let port = try FreePort.find()
-        let daemon = try Daemon(
-            configuration: "[history]\nprefixes = [\"h.\"]\n[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"")
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
-            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-        }
+        let daemon = try gatewayDaemon(
+            "[history]\nprefixes = [\"h.\"]\n[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"", port: port)
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
         for i in 1...10 { try push.send(frames: frames("h.x", "\(i)")) }
@@ -426,18 +420,15 @@ final class HTTPGatewayTests: XCTestCase {
     /// to a SUB socket's prefix; every refusal is an HTTP error with a JSON reason.
     func testPublishingOverHTTPFromTheExamplesAndItsRefusals() throws {
         let port = try FreePort.find()
-        let daemon = try Daemon(
-            configuration: """
-                [http]
-                enabled = true
-                listen = "127.0.0.1:\(port)"
-                max_frame = 4096
-                publish_prefixes = ["jobs.", "secret."]
-                tokens = ["secret.=s3cr3t-token"]
-                """)
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
-            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-        }
+        let daemon = try gatewayDaemon(
+            """
+            [http]
+            enabled = true
+            listen = "127.0.0.1:\(port)"
+            max_frame = 4096
+            publish_prefixes = ["jobs.", "secret."]
+            tokens = ["secret.=s3cr3t-token"]
+            """, port: port)
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["jobs.", "secret."])
         try daemon.waitForSubscriptions(2)
@@ -560,17 +551,14 @@ final class HTTPGatewayTests: XCTestCase {
     func testOperatorPagesNeedTheOperatorToken() throws {
         let port = try FreePort.find()
         let token = "operator-secret-1"
-        let daemon = try Daemon(
-            configuration: """
-                [http]
-                enabled = true
-                listen = "127.0.0.1:\(port)"
-                tokens = ["secret.=subscriber-secret"]
-                operator_token = "\(token)"
-                """)
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
-            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-        }
+        let daemon = try gatewayDaemon(
+            """
+            [http]
+            enabled = true
+            listen = "127.0.0.1:\(port)"
+            tokens = ["secret.=subscriber-secret"]
+            operator_token = "\(token)"
+            """, port: port)
         for path in ["/", "/watch", "/stats", "/metrics"] {
             let refused = try HTTPProbe.get(port: port, path)
             XCTAssertEqual(refused.status, 401, path)
@@ -610,10 +598,7 @@ final class HTTPGatewayTests: XCTestCase {
             "[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"\npublish_prefixes = [\"jobs.\", \"secret.\"]\n"
                 + http
         }
-        let daemon = try Daemon(configuration: configuration("tokens = [\"secret.=first-token-1\"]\n"))
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
-            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-        }
+        let daemon = try gatewayDaemon(configuration("tokens = [\"secret.=first-token-1\"]\n"), port: port)
         let ready = readyFile()
         let client = try python(["ws-sub", "\(port)", #"["live."]"#, "2", ready])
         try Wait.until("the WebSocket client has subscribed") { FileManager.default.fileExists(atPath: ready) }

@@ -31,8 +31,10 @@ final class BrokerStateTests: XCTestCase {
     func testRecordTopicCountsUnwantedMessages() {
         var state = BrokerState(configuration: BrokerConfiguration())
         _ = state.subscriptions.subscribe(Array("a".utf8))
-        _ = Array("a1".utf8).withUnsafeBytes { state.recordTopic($0, nowMilliseconds: 1) }
-        _ = Array("b1".utf8).withUnsafeBytes { state.recordTopic($0, nowMilliseconds: 1) }
+        for topic in ["a1", "b1"] {
+            let (wanted, index) = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
+            state.countTopic(at: index, bytes: 2, wanted: wanted, nowMilliseconds: 1)
+        }
         XCTAssertEqual(state.unwantedMessages, 1)
         XCTAssertEqual(state.topicList(prefix: []).topics.map(\.topic), ["a1", "b1"])
         XCTAssertEqual(state.topicList(prefix: Array("b".utf8)).topics.map(\.topic), ["b1"])

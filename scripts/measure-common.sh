@@ -1,0 +1,14 @@
+# Shared by the measurement scripts (sourced, not run): where the release build is, a scratch
+# directory removed on exit, and free loopback ports.
+# valgrind 3.19 cannot read the DWARF 5 of a static-stdlib build, so the callgrind scripts
+# measure copies stripped of debug information (symbols kept; the instructions are the same):
+# `stripped zpubd` makes $work/zpubd.
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin="$here/.build/release"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+stripped() { strip --strip-debug -o "$work/$1" "$bin/$1"; }
+# A loopback port nobody listens on, and waiting until one accepts connections.
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { until python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do sleep 0.2; done; }
