@@ -18,8 +18,9 @@ PACKAGE_PACKAGES = dpkg-dev lintian groff-base man-db
 # systemd-socket-activate).
 BUILD_PACKAGES = libzmq3-dev libsystemd-dev libsqlite3-dev pkg-config
 TEST_PACKAGES = python3-zmq php-cli php-zmq systemd $(PACKAGE_PACKAGES) tmux iproute2 nftables $(HTTP_TEST_PACKAGES)
-# The HTTP gateway's tests (docs/http.md): a WebSocket client, a Prometheus text parser, headless Chromium.
-HTTP_TEST_PACKAGES = python3-websocket python3-prometheus-client chromium curl
+# The HTTP gateway's tests (docs/http.md): a WebSocket client, a Prometheus text parser, headless
+# Chromium, curl (shell and PHP), PyJWT to sign tokens, openssl to make keys and certificates.
+HTTP_TEST_PACKAGES = python3-websocket python3-prometheus-client chromium curl php-curl python3-jwt python3-cryptography openssl
 
 .PHONY: all deps test-deps build release run test format lint clean install install-files uninstall fuzz sanitize soak
 

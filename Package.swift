@@ -21,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         // The HTTP gateway (WebSocket, SSE, metrics): SwiftNIO's own HTTP and WebSocket modules.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // The gateway's HTTPS/WSS (BoringSSL inside) and its JWT credentials (on swift-crypto);
+        // docs/http.md ("Implementation") gives what they cost to build.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
     ],
     targets: [
         // C shims: module maps over the system libraries, never part of any public API.
@@ -81,6 +85,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
 
@@ -115,7 +121,11 @@ let package = Package(
         .testTarget(name: "ZPubCoreTests", dependencies: ["ZPubCore"]),
         .testTarget(name: "ZPubStoreTests", dependencies: ["ZPubStore", "ZPubCore"]),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"]),
-        .testTarget(name: "ZPubGatewayTests", dependencies: ["ZPubGateway"]),
+        // JWTKit signs the tokens the verifier is tested with.
+        .testTarget(
+            name: "ZPubGatewayTests",
+            dependencies: ["ZPubGateway", .product(name: "JWTKit", package: "jwt-kit")]
+        ),
         // End to end: starts the real zpubd and zpub binaries and talks to them over real
         // sockets, from Swift and from pyzmq.
         .testTarget(

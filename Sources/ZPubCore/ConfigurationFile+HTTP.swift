@@ -21,6 +21,17 @@ extension Schema {
         }
     }
 
+    static func httpPath(_ key: String, _ path: WritableKeyPath<HTTPSettings, String?> & Sendable) -> Field {
+        Field(section: "http", key: key, configurationKey: key) { value, configuration in
+            guard case .string(let file) = value else {
+                return
+                    "\(key) must be a file path in quotes, e.g. \"/etc/zpub/\(key.replacing("_file", with: "")).pem\""
+            }
+            configuration.http[keyPath: path] = file
+            return nil
+        }
+    }
+
     static let httpFields: [Field] = [
         Field(section: "http", key: "enabled", configurationKey: "enabled") { value, configuration in
             guard case .boolean(let flag) = value else { return "enabled must be true or false, not \(value.typeName)" }
@@ -47,6 +58,17 @@ extension Schema {
                 return "operator_token must be a string in quotes, e.g. \"a-long-random-token\""
             }
             configuration.http.operatorToken = token
+            return nil
+        },
+        httpPath("jwt_secret_file", \.jwtSecretFile),
+        httpPath("jwt_public_key_file", \.jwtPublicKeyFile),
+        httpPath("tls_certificate_file", \.tlsCertificateFile),
+        httpPath("tls_key_file", \.tlsKeyFile),
+        Field(section: "http", key: "allow_anonymous", configurationKey: "allow_anonymous") { value, configuration in
+            guard case .boolean(let flag) = value else {
+                return "allow_anonymous must be true or false, not \(value.typeName)"
+            }
+            configuration.http.allowAnonymous = flag
             return nil
         },
     ]

@@ -43,8 +43,22 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     /// When set, the operator pages (`/`, `/watch`, `/status/events`, `/stats`, `/metrics`) need
     /// it: they show every topic and subscription. `/healthz` stays open.
     public var operatorToken: String?
+    /// HS256: a file holding the secret the web app signs its JWTs with (32 bytes or more).
+    public var jwtSecretFile: String?
+    /// RS256 or EdDSA: a PEM file with the public key of the app's signing key.
+    public var jwtPublicKeyFile: String?
+    /// Whether a client without any token may subscribe and publish (where no static token rule
+    /// protects the prefix). Unset: yes without JWT keys, no with them.
+    public var allowAnonymous: Bool?
+    /// HTTPS and WSS: a PEM certificate chain (leaf first) and its private key.
+    public var tlsCertificateFile: String?
+    public var tlsKeyFile: String?
 
     public init() {}
+
+    public var usesJWT: Bool { jwtSecretFile != nil || jwtPublicKeyFile != nil }
+    public var allowsAnonymous: Bool { allowAnonymous ?? !usesJWT }
+    public var usesTLS: Bool { tlsCertificateFile != nil }
 
     enum CodingKeys: String, CodingKey {
         case enabled, listen, tokens
@@ -56,6 +70,11 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         case publishPrefixes = "publish_prefixes"
         case pingInterval = "ping_interval"
         case operatorToken = "operator_token"
+        case jwtSecretFile = "jwt_secret_file"
+        case jwtPublicKeyFile = "jwt_public_key_file"
+        case allowAnonymous = "allow_anonymous"
+        case tlsCertificateFile = "tls_certificate_file"
+        case tlsKeyFile = "tls_key_file"
     }
 
     /// CONFIG shows which prefixes have tokens, never the tokens themselves.
@@ -72,6 +91,12 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         try container.encode(tokenPrefixes.map { "\($0)=(hidden)" }, forKey: .tokens)
         try container.encode(pingInterval, forKey: .pingInterval)
         try container.encodeIfPresent(operatorToken.map { _ in "(hidden)" }, forKey: .operatorToken)
+        // Paths, not secrets: an operator checks which files are in force.
+        try container.encodeIfPresent(jwtSecretFile, forKey: .jwtSecretFile)
+        try container.encodeIfPresent(jwtPublicKeyFile, forKey: .jwtPublicKeyFile)
+        try container.encode(allowsAnonymous, forKey: .allowAnonymous)
+        try container.encodeIfPresent(tlsCertificateFile, forKey: .tlsCertificateFile)
+        try container.encodeIfPresent(tlsKeyFile, forKey: .tlsKeyFile)
     }
 
     /// The listen address split into host and port, or nil when it is not host:port.
@@ -135,6 +160,21 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
                     "operator_token",
                     "operator_token is shorter than 8 characters; use a long random one (e.g. openssl rand -hex 16)"
                 ))
+        }
+        if (tlsCertificateFile == nil) != (tlsKeyFile == nil) {
+            problems.append(
+                (
+                    tlsCertificateFile == nil ? "tls_key_file" : "tls_certificate_file",
+                    "TLS needs both tls_certificate_file and tls_key_file (PEM); set both, or neither for plain HTTP"
+                ))
+        }
+        for (key, path) in [
+            ("jwt_secret_file", jwtSecretFile), ("jwt_public_key_file", jwtPublicKeyFile),
+            ("tls_certificate_file", tlsCertificateFile), ("tls_key_file", tlsKeyFile),
+        ] {
+            if let path, !path.hasPrefix("/") {
+                problems.append((key, "\(key) \"\(path)\" is not an absolute path; write the full path"))
+            }
         }
         for entry in tokens {
             guard let equals = entry.firstIndex(of: "=") else {

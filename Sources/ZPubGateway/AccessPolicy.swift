@@ -1,11 +1,27 @@
 import ZPubCore
 
+/// What a request or a WebSocket client presents: static tokens (`tokens` in [http]) and the
+/// user of a verified JWT.
+struct Credentials: Sendable, Equatable {
+    var tokens: Set<String> = []
+    var user: TokenUser?
+}
+
 /// Who may connect, subscribe and publish: allowed origins, bearer tokens per prefix, publish
-/// prefixes. Immutable and pure, so it is shared by every event loop and unit-tested alone.
+/// prefixes, and what a JWT grants. Immutable and pure, so it is shared by every event loop and
+/// unit-tested alone.
+///
+/// A JWT's claims are the whole grant of the client that presents one: it may subscribe under
+/// its `subscribe` prefixes and publish under its `publish` prefixes, static token rules and
+/// publish_prefixes notwithstanding (the app that signed it is the authority), and nothing else.
+/// Without a JWT the static rules apply, and with `allow_anonymous = false` a client must present
+/// a JWT or one of the static tokens.
 struct AccessPolicy: Sendable {
     enum Denial: Error, Equatable {
         case originNotAllowed(String)
         case tokenRequired(prefix: String)
+        case credentialsRequired
+        case notInToken(prefix: String, subject: String)
         case publishNotAllowed(topic: String)
 
         var message: String {
@@ -14,8 +30,30 @@ struct AccessPolicy: Sendable {
                 "origin \(origin) is not allowed; add it to allowed_origins in [http]"
             case .tokenRequired(let prefix):
                 "prefix \"\(prefix)\" needs a bearer token (Authorization: Bearer, ?access_token= or \"token\")"
+            case .credentialsRequired:
+                "this gateway needs a token (allow_anonymous = false): a JWT from the app, or a static token, as Authorization: Bearer, ?access_token= or \"token\""
+            case .notInToken(let prefix, let subject):
+                "the token of \(subject) does not grant \"\(prefix)\"; its subscribe and publish claims list what it may use"
             case .publishNotAllowed(let topic):
                 "publishing to \"\(topic)\" is not allowed; publish_prefixes in [http] lists what is"
+            }
+        }
+
+        /// 401 when other credentials would help, 403 when these are known and not enough.
+        var isUnauthorized: Bool {
+            switch self {
+            case .tokenRequired, .credentialsRequired: true
+            default: false
+            }
+        }
+
+        /// The `code` of the JSON error.
+        var code: String {
+            switch self {
+            case .originNotAllowed: "origin_not_allowed"
+            case .tokenRequired, .credentialsRequired: "token_required"
+            case .notInToken: "not_in_token"
+            case .publishNotAllowed: "publish_not_allowed"
             }
         }
     }
@@ -24,12 +62,22 @@ struct AccessPolicy: Sendable {
     let origins: Set<String>
     let publishPrefixes: [[UInt8]]
     let tokens: [(prefix: [UInt8], token: String)]
+    /// Every static token, and the operator's: a presented string in here is never read as a JWT.
+    let staticTokens: Set<String>
+    let allowsAnonymous: Bool
 
     init(_ settings: HTTPSettings) {
         allowsAnyOrigin = settings.allowedOrigins.contains("*")
         origins = Set(settings.allowedOrigins.map(Self.normalize))
         publishPrefixes = settings.publishPrefixes.map { Array($0.utf8) }
         tokens = settings.tokenRules.map { (Array($0.prefix.utf8), $0.token) }
+        staticTokens = Set(tokens.map(\.token) + (settings.operatorToken.map { [$0] } ?? []))
+        allowsAnonymous = settings.allowsAnonymous
+    }
+
+    /// A client without a JWT and without any static token, where `allow_anonymous = false`.
+    private func isAnonymousRefused(_ credentials: Credentials) -> Bool {
+        !allowsAnonymous && credentials.user == nil && !tokens.contains { credentials.tokens.contains($0.token) }
     }
 
     /// A request without Origin (not a browser) is allowed; so is a page served by zpubd itself
@@ -54,20 +102,30 @@ struct AccessPolicy: Sendable {
     /// A subscription to `prefix` receives every topic under a protected prefix P when P starts
     /// with `prefix` ("" covers everything), and topics under P when `prefix` starts with P:
     /// either way it needs P's token.
-    func checkSubscribe(_ prefix: [UInt8], presented: Set<String>) -> Denial? {
+    func checkSubscribe(_ prefix: [UInt8], _ credentials: Credentials) -> Denial? {
+        if let user = credentials.user {
+            return user.maySubscribe(prefix)
+                ? nil : .notInToken(prefix: String(decoding: prefix, as: UTF8.self), subject: user.subject)
+        }
+        if isAnonymousRefused(credentials) { return .credentialsRequired }
         for rule in tokens where rule.prefix.starts(with: prefix) || prefix.starts(with: rule.prefix) {
-            if !presented.contains(rule.token) {
+            if !credentials.tokens.contains(rule.token) {
                 return .tokenRequired(prefix: String(decoding: rule.prefix, as: UTF8.self))
             }
         }
         return nil
     }
 
-    func checkPublish(_ topic: [UInt8], presented: Set<String>) -> Denial? {
+    func checkPublish(_ topic: [UInt8], _ credentials: Credentials) -> Denial? {
+        if let user = credentials.user {
+            return user.mayPublish(topic)
+                ? nil : .notInToken(prefix: String(decoding: topic, as: UTF8.self), subject: user.subject)
+        }
+        if isAnonymousRefused(credentials) { return .credentialsRequired }
         guard publishPrefixes.contains(where: { topic.starts(with: $0) }) else {
             return .publishNotAllowed(topic: String(decoding: topic, as: UTF8.self))
         }
-        for rule in tokens where topic.starts(with: rule.prefix) && !presented.contains(rule.token) {
+        for rule in tokens where topic.starts(with: rule.prefix) && !credentials.tokens.contains(rule.token) {
             return .tokenRequired(prefix: String(decoding: rule.prefix, as: UTF8.self))
         }
         return nil

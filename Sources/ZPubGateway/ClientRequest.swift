@@ -6,6 +6,7 @@ import ZPubCore
 ///     {"op": "subscribe", "prefix": "orders.", "since": 4711}   kept messages after 4711 first
 ///     {"op": "unsubscribe", "prefix": "weather."}
 ///     {"op": "publish", "topic": "chat.room1", "payload": "hello"}   (or any JSON value)
+///     {"op": "refresh", "token": "<JWT>"}      a fresh JWT before the one in force expires
 ///     {"op": "ping"}
 ///
 /// Any request may carry `"token"` (a bearer token for protected prefixes).
@@ -15,6 +16,7 @@ enum ClientRequest: Equatable {
     case subscribe([String], token: String?, since: UInt64? = nil)
     case unsubscribe([String])
     case publish(topic: String, payload: [UInt8], token: String?)
+    case refresh(token: String)
     case ping
 
     /// A request that breaks the protocol: the connection is closed with this code and reason.
@@ -31,7 +33,8 @@ enum ClientRequest: Equatable {
         }
         let token = object["token"]?.string
         guard let op = object["op"]?.string else {
-            return .failure(Violation(code: 1008, reason: "missing \"op\" (subscribe, unsubscribe, publish or ping)"))
+            return .failure(
+                Violation(code: 1008, reason: "missing \"op\" (subscribe, unsubscribe, publish, refresh or ping)"))
         }
         switch op {
         case "subscribe", "unsubscribe":
@@ -62,12 +65,19 @@ enum ClientRequest: Equatable {
             // A string is published as its text; any other value as the JSON the client wrote.
             let payloadBytes = payload.string.map { Array($0.utf8) } ?? Array(bytes[payload.range])
             return .success(.publish(topic: topic, payload: payloadBytes, token: token))
+        case "refresh":
+            guard let token, !token.isEmpty else {
+                return .failure(Violation(code: 1008, reason: "refresh needs \"token\" (a fresh JWT from the app)"))
+            }
+            return .success(.refresh(token: token))
         case "ping":
             return .success(.ping)
         default:
             let shown = op.count > 32 ? op.prefix(32) + "..." : op
             return .failure(
-                Violation(code: 1008, reason: "unknown op \"\(shown)\"; use subscribe, unsubscribe, publish or ping"))
+                Violation(
+                    code: 1008, reason: "unknown op \"\(shown)\"; use subscribe, unsubscribe, publish, refresh or ping")
+            )
         }
     }
 }

@@ -12,6 +12,8 @@ final class GatewayCounters: Sendable {
     let droppedSlow = Atomic<UInt64>(0)
     /// WebSocket clients closed because they answered no ping for two `ping_interval`s.
     let droppedUnresponsive = Atomic<UInt64>(0)
+    /// Closed when their JWT expired (and, on a WebSocket, no fresh one came).
+    let droppedExpired = Atomic<UInt64>(0)
     /// Control requests (STATS, HEALTH, ...) refused because too many were already waiting.
     let controlBusy = Atomic<UInt64>(0)
     /// Requests refused: origin, token, too many clients, bad request, not found.
@@ -45,6 +47,7 @@ final class GatewayCounters: Sendable {
             sseConnections: sseConnections.load(ordering: .relaxed),
             droppedSlow: droppedSlow.load(ordering: .relaxed),
             droppedUnresponsive: droppedUnresponsive.load(ordering: .relaxed),
+            droppedExpired: droppedExpired.load(ordering: .relaxed),
             rejected: [
                 "origin": rejectedOrigin.load(ordering: .relaxed),
                 "token": rejectedToken.load(ordering: .relaxed),
@@ -75,6 +78,7 @@ final class GatewayCounters: Sendable {
         var sseConnections: UInt64
         var droppedSlow: UInt64
         var droppedUnresponsive: UInt64
+        var droppedExpired: UInt64
         var rejected: [String: UInt64]
         var httpRequests: UInt64
         var messagesIn: UInt64
@@ -98,6 +102,7 @@ final class GatewayCounters: Sendable {
             case sseConnections = "sse_connections"
             case droppedSlow = "dropped_slow"
             case droppedUnresponsive = "dropped_unresponsive"
+            case droppedExpired = "dropped_expired"
             case httpRequests = "http_requests"
             case messagesIn = "messages_in"
             case bytesIn = "bytes_in"

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import Synchronization
 import ZPubCore
@@ -32,8 +33,8 @@ public final class HTTPGateway: Sendable {
     /// Joins the broker over inproc with its `context`, asks it through `control`, and starts
     /// listening. Throws `GatewayError` when the address cannot be bound.
     public init(
-        settings: HTTPSettings, maxPrefixLength: Int, historyPrefixes: [String] = [], context: Context,
-        control: any BrokerControl, logger: Logger
+        settings: HTTPSettings, keys: GatewayKeys = .none, maxPrefixLength: Int, historyPrefixes: [String] = [],
+        context: Context, control: any BrokerControl, logger: Logger
     ) throws {
         guard let (host, port) = settings.hostAndPort else {
             throw GatewayError("listen \"\(settings.listen)\" is not host:port")
@@ -51,7 +52,7 @@ public final class HTTPGateway: Sendable {
         }
         let linkMailbox = link.mailbox
         let shared = GatewayShared(
-            settings: settings, policy: AccessPolicy(settings), counters: counters, linkMailbox: linkMailbox,
+            settings: settings, keys: keys, counters: counters, linkMailbox: linkMailbox,
             control: dispatcher, maxPrefixLength: maxPrefixLength, logger: logger)
         self.shared = shared
         // The link and its sockets live on this thread from now on.
@@ -91,6 +92,10 @@ public final class HTTPGateway: Sendable {
     }
 
     private static func configure(_ channel: Channel, shared: GatewayShared) throws {
+        // The context in force when the client connects: a reload swaps it for the next ones.
+        if let tls = shared.keys.tls {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+        }
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: shared.settings.maxFrame, automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
@@ -118,11 +123,12 @@ public final class HTTPGateway: Sendable {
         try operations.addHandler(HTTPHandler(shared: shared), name: HTTPHandler.name)
     }
 
-    /// Applies a reloaded `[http]` (already validated) without touching connected clients:
-    /// tokens, operator_token, allowed origins and publish prefixes apply to the next request;
-    /// client_queue, max_frame, max_client_prefixes and ping_interval to new connections;
-    /// max_clients at once. `listen` and `enabled` need a restart: the notes say so.
-    public func reload(_ settings: HTTPSettings) -> [String] {
+    /// Applies a reloaded `[http]` (already validated, its files read into `keys`) without
+    /// touching connected clients: tokens, JWT keys, operator_token, allowed origins and publish
+    /// prefixes apply to the next request; the TLS certificate, client_queue, max_frame,
+    /// max_client_prefixes and ping_interval to new connections; max_clients at once. `listen`
+    /// and `enabled` need a restart: the notes say so.
+    public func reload(_ settings: HTTPSettings, keys: GatewayKeys) -> [String] {
         let previous = shared.settings
         var notes: [String] = []
         var applied = settings
@@ -136,7 +142,7 @@ public final class HTTPGateway: Sendable {
             notes.append("[http] enabled = false: the gateway keeps running until a restart")
             applied.enabled = true
         }
-        shared.update(applied)
+        shared.update(applied, keys: keys)
         return notes
     }
 
@@ -156,9 +162,10 @@ final class GatewayShared: Sendable {
     /// The settings and the policy made from them, swapped together by a reload (SIGHUP). Each
     /// read takes the lock; a request that reads twice across a reload may combine the old and
     /// the new configuration, both of them validated.
-    private let current: Locked<(settings: HTTPSettings, policy: AccessPolicy)>
+    private let current: Locked<(settings: HTTPSettings, policy: AccessPolicy, keys: GatewayKeys)>
     var settings: HTTPSettings { current.withLock { $0.settings } }
     var policy: AccessPolicy { current.withLock { $0.policy } }
+    var keys: GatewayKeys { current.withLock { $0.keys } }
     let counters: GatewayCounters
     /// The ZeroMQ link's mailbox: clients attach, subscribe, publish and leave through it.
     let linkMailbox: Mailbox<LinkCommand>
@@ -168,10 +175,10 @@ final class GatewayShared: Sendable {
     private let nextID = Atomic<UInt64>(0)
 
     init(
-        settings: HTTPSettings, policy: AccessPolicy, counters: GatewayCounters, linkMailbox: Mailbox<LinkCommand>,
+        settings: HTTPSettings, keys: GatewayKeys, counters: GatewayCounters, linkMailbox: Mailbox<LinkCommand>,
         control: ControlDispatcher, maxPrefixLength: Int, logger: Logger
     ) {
-        current = Locked((settings, policy))
+        current = Locked((settings, AccessPolicy(settings), keys))
         self.counters = counters
         self.linkMailbox = linkMailbox
         self.control = control
@@ -179,8 +186,8 @@ final class GatewayShared: Sendable {
         self.logger = logger
     }
 
-    func update(_ settings: HTTPSettings) {
-        current.withLock { $0 = (settings, AccessPolicy(settings)) }
+    func update(_ settings: HTTPSettings, keys: GatewayKeys) {
+        current.withLock { $0 = (settings, AccessPolicy(settings), keys) }
     }
 
     func makeClientID() -> ClientID {
@@ -209,6 +216,32 @@ final class GatewayShared: Sendable {
         return tokens
     }
 
+    /// What a request presents: its static tokens as they are, its JWT once verified (a bad or
+    /// expired one refuses the request, as it would be refused on its own).
+    func credentials(_ head: HTTPRequestHead, _ target: RequestTarget) -> Result<Credentials, TokenRejection> {
+        var credentials = Credentials()
+        for token in presentedTokens(head, target) {
+            if let rejection = present(token, to: &credentials) { return .failure(rejection) }
+        }
+        return .success(credentials)
+    }
+
+    /// Adds `token` to `credentials`: a static token as it is, a JWT once verified.
+    func present(_ token: String, to credentials: inout Credentials) -> TokenRejection? {
+        let (policy, verifier) = current.withLock { ($0.policy, $0.keys.verifier) }
+        guard let verifier, !policy.staticTokens.contains(token) else {
+            credentials.tokens.insert(token)
+            return nil
+        }
+        switch verifier.verify(token) {
+        case .success(let user):
+            credentials.user = user
+            return nil
+        case .failure(let rejection):
+            return rejection
+        }
+    }
+
     /// Why a subscription request (WebSocket upgrade or SSE) is refused, or nil.
     func subscriptionRefusal(_ head: HTTPRequestHead, _ target: RequestTarget, prefixes: [String])
         -> (HTTPResponseStatus, String, String)?
@@ -228,11 +261,15 @@ final class GatewayShared: Sendable {
                 "\(prefixes.count) prefixes; at most max_client_prefixes (\(settings.maxClientPrefixes))"
             )
         }
-        let tokens = presentedTokens(head, target)
+        let credentials: Credentials
+        switch self.credentials(head, target) {
+        case .success(let presented): credentials = presented
+        case .failure(let rejection): return (.unauthorized, rejection.reason.rawValue, rejection.message)
+        }
         for prefix in prefixes {
             if let problem = prefixProblem(prefix) { return (.badRequest, "bad_prefix", problem) }
-            if let denial = policy.checkSubscribe(Array(prefix.utf8), presented: tokens) {
-                return (.unauthorized, "token_required", denial.message)
+            if let denial = policy.checkSubscribe(Array(prefix.utf8), credentials) {
+                return (denial.isUnauthorized ? .unauthorized : .forbidden, denial.code, denial.message)
             }
         }
         return nil

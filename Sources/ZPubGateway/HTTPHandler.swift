@@ -24,7 +24,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var stream: EventStream?
 
     private enum EventStream {
-        case messages(ClientOutbox, RepeatedTask)
+        /// The outbox, the keep-alive, and the close at the JWT's expiry (if any).
+        case messages(ClientOutbox, RepeatedTask, Scheduled<Void>?)
         case status(RepeatedTask)
     }
 
@@ -63,14 +64,15 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .messages(let outbox, _) = stream { outbox.writabilityChanged() }
+        if case .messages(let outbox, _, _) = stream { outbox.writabilityChanged() }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         switch stream {
-        case .messages(let outbox, let keepAlive):
+        case .messages(let outbox, let keepAlive, let expiry):
             keepAlive.cancel()
+            expiry?.cancel()
             shared.linkMailbox.post(.detach(outbox.id))
             shared.counters.sseClients.add(-1, ordering: .relaxed)
         case .status(let task):
@@ -137,7 +139,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case "/ws":
             // The upgrader refused it: say why.
             if let (status, code, message) = shared.webSocketRefusal(head) {
-                count(status)
+                count(status, code)
                 return respondError(context, status, code, message, head)
             }
             shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
@@ -166,15 +168,26 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
             return respondError(context, .badRequest, "bad_request", problem.message, head)
         }
-        let tokens = shared.presentedTokens(head, target)
+        let credentials: Credentials
+        switch shared.credentials(head, target) {
+        case .success(let presented): credentials = presented
+        case .failure(let rejection):
+            count(.unauthorized)
+            return respondError(context, .unauthorized, rejection.reason.rawValue, rejection.message, head)
+        }
+        let policy = shared.policy
         for frames in messages {
-            guard let denial = shared.policy.checkPublish(frames[0], presented: tokens) else { continue }
-            if case .tokenRequired = denial {
+            guard let denial = policy.checkPublish(frames[0], credentials) else { continue }
+            if denial.isUnauthorized {
                 count(.unauthorized)
-                return respondError(context, .unauthorized, "token_required", denial.message, head)
+                return respondError(context, .unauthorized, denial.code, denial.message, head)
             }
-            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
-            return respondError(context, .forbidden, "publish_not_allowed", denial.message, head)
+            if case .publishNotAllowed = denial {
+                shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            } else {
+                count(.forbidden, denial.code)
+            }
+            return respondError(context, .forbidden, denial.code, denial.message, head)
         }
         let promise = context.eventLoop.makePromise(of: Int.self)
         shared.linkMailbox.post(.publishBatch(messages, accepted: promise))
@@ -194,9 +207,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func count(_ status: HTTPResponseStatus) {
+    private func count(_ status: HTTPResponseStatus, _ code: String = "") {
         switch status {
-        case .forbidden: shared.counters.rejectedOrigin.add(1, ordering: .relaxed)
+        case .forbidden where code == "origin_not_allowed": shared.counters.rejectedOrigin.add(1, ordering: .relaxed)
+        case .forbidden: shared.counters.rejectedToken.add(1, ordering: .relaxed)
         case .unauthorized: shared.counters.rejectedToken.add(1, ordering: .relaxed)
         case .serviceUnavailable: shared.counters.rejectedFull.add(1, ordering: .relaxed)
         default: shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
@@ -293,7 +307,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 "name the topic prefixes: /events?prefix=weather.&prefix=state. (prefix= for every topic)", head)
         }
         if let (status, code, message) = shared.subscriptionRefusal(head, target, prefixes: prefixes) {
-            count(status)
+            count(status, code)
             return respondError(context, status, code, message, head)
         }
         let lastEventID = head.headers.first(name: "Last-Event-ID") ?? target.value("last_event_id")
@@ -315,7 +329,23 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: ":\n\n"))), promise: nil)
             }
         }
-        stream = .messages(outbox, keepAlive)
+        // A JWT's stream ends at its expiry, with the reason as its last event; the browser's
+        // EventSource then reconnects with the same URL and is refused (401) until the page
+        // opens a new one with a fresh token.
+        var expiry: Scheduled<Void>?
+        if case .success(let credentials) = shared.credentials(head, target), let user = credentials.user {
+            let shared = self.shared
+            expiry = context.eventLoop.scheduleTask(in: WireFormat.timeUntil(user.expires)) {
+                shared.counters.droppedExpired.add(1, ordering: .relaxed)
+                let data = Array(
+                    "{\"type\":\"error\",\"code\":\"token_expired\",\"message\":\"the token of \(user.subject) expired; open the stream again with a fresh one\"}"
+                        .utf8)
+                let bytes = WireFormat.serverSentEvent(id: nil, event: "error", data: data)
+                channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))))
+                    .whenComplete { _ in channel.close(promise: nil) }
+            }
+        }
+        stream = .messages(outbox, keepAlive, expiry)
         shared.linkMailbox.post(
             .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resume: resume))
     }

@@ -141,10 +141,11 @@ struct PrometheusText {
             ])
         counter(
             "zpub_http_clients_dropped_total",
-            "Clients dropped: queue full (too_slow) or no reply to pings (unresponsive)",
+            "Clients dropped: queue full (too_slow), no reply to pings (unresponsive), JWT expired (token_expired)",
             [
                 (["reason": "too_slow"], Double(gateway.droppedSlow)),
                 (["reason": "unresponsive"], Double(gateway.droppedUnresponsive)),
+                (["reason": "token_expired"], Double(gateway.droppedExpired)),
             ])
         counter(
             "zpub_http_rejected_total", "HTTP requests refused",

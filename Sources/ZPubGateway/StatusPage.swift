@@ -106,7 +106,9 @@ enum StatusPage {
         "use strict";
         const $ = id => document.getElementById(id);
         const params = new URLSearchParams(location.search);
-        const socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+        // A token in the page's address (?access_token=: a JWT or a static token) goes to the socket.
+        const token = params.get("access_token");
+        const socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" + (token ? "?access_token=" + encodeURIComponent(token) : ""));
         socket.binaryType = "arraybuffer";
         let count = 0;
         function show(topic, text){ const li = document.createElement("li"); const b = document.createElement("b"); b.textContent = topic;

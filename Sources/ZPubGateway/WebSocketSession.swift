@@ -15,7 +15,9 @@ final class WebSocketSession: ChannelInboundHandler {
     private var prefixes: Set<String> = []
     /// `?since=` in the URL: the URL's prefixes resume from this history sequence.
     private let since: UInt64?
-    private var tokens: Set<String>
+    private var credentials: Credentials
+    /// Closes the connection when its JWT expires, unless a fresh token came first.
+    private var expiry: Scheduled<Void>?
     private var closing = false
     /// Liveness: a ping goes out every `ping_interval`; any frame from the client clears
     /// `awaitingReply`. Still set at the next tick: the client is gone, close it.
@@ -26,7 +28,8 @@ final class WebSocketSession: ChannelInboundHandler {
         self.shared = shared
         self.head = head
         let target = RequestTarget(uri: head.uri) ?? RequestTarget(path: "/ws")
-        tokens = shared.presentedTokens(head, target)
+        // Checked before the upgrade; a token that expired since is caught by the expiry timer.
+        credentials = (try? shared.credentials(head, target).get()) ?? Credentials()
         prefixes = Set(target.values("prefix"))
         since = target.value("since").flatMap { UInt64($0) }
     }
@@ -43,6 +46,51 @@ final class WebSocketSession: ChannelInboundHandler {
         shared.linkMailbox.post(
             .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resume: since.map { .history(after: $0) }))
         startPings(context)
+        scheduleExpiry(context)
+        if let user = credentials.user {
+            shared.logger.debug("websocket client \(outbox.id) connected as \(user.subject)")
+        }
+    }
+
+    private func scheduleExpiry(_ context: ChannelHandlerContext) {
+        expiry?.cancel()
+        expiry = nil
+        guard let user = credentials.user else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        expiry = context.eventLoop.scheduleTask(in: WireFormat.timeUntil(user.expires)) {
+            let (session, context) = loopBound.value
+            guard !session.closing else { return }
+            session.shared.counters.droppedExpired.add(1, ordering: .relaxed)
+            session.shared.logger.info("websocket client closed: the token of \(user.subject) expired")
+            session.close(
+                context, code: 4401, reason: "token expired: reconnect with a fresh one, or send refresh before exp")
+        }
+    }
+
+    /// Takes a token sent on the socket: a static one joins the others; a JWT replaces the
+    /// client's user (and its expiry) if it is valid and still grants every prefix the client
+    /// holds. Otherwise the client is told why, and keeps what it had.
+    private func adopt(_ token: String, context: ChannelHandlerContext) -> Bool {
+        var next = credentials
+        if let rejection = shared.present(token, to: &next) {
+            shared.counters.rejectedToken.add(1, ordering: .relaxed)
+            reply(context, error: rejection.reason.rawValue, rejection.message)
+            return false
+        }
+        if let user = next.user, user != credentials.user {
+            let lost = prefixes.filter { !user.maySubscribe(Array($0.utf8)) }.sorted()
+            guard lost.isEmpty else {
+                shared.counters.rejectedToken.add(1, ordering: .relaxed)
+                reply(
+                    context, error: "not_in_token",
+                    "the new token of \(user.subject) does not grant \(lost.map { "\"\($0)\"" }.joined(separator: ", ")), which this client holds; unsubscribe first"
+                )
+                return false
+            }
+        }
+        credentials = next
+        scheduleExpiry(context)
+        return true
     }
 
     private func startPings(_ context: ChannelHandlerContext) {
@@ -81,6 +129,8 @@ final class WebSocketSession: ChannelInboundHandler {
     private func detach() {
         pingTask?.cancel()
         pingTask = nil
+        expiry?.cancel()
+        expiry = nil
         guard let outbox else { return }
         self.outbox = nil
         shared.linkMailbox.post(.detach(outbox.id))
@@ -135,16 +185,16 @@ final class WebSocketSession: ChannelInboundHandler {
         guard let outbox else { return }
         switch request {
         case .subscribe(let list, let token, let since):
-            if let token { tokens.insert(token) }
+            if let token, !adopt(token, context: context) { return }
             var accepted: [[UInt8]] = []
             for prefix in list {
                 if let problem = shared.prefixProblem(prefix) {
                     reply(context, error: "bad_prefix", problem, prefix: prefix)
                     continue
                 }
-                if let denial = shared.policy.checkSubscribe(Array(prefix.utf8), presented: tokens) {
+                if let denial = shared.policy.checkSubscribe(Array(prefix.utf8), credentials) {
                     shared.counters.rejectedToken.add(1, ordering: .relaxed)
-                    reply(context, error: "token_required", denial.message, prefix: prefix)
+                    reply(context, error: denial.code, denial.message, prefix: prefix)
                     continue
                 }
                 if !prefixes.contains(prefix) && prefixes.count >= shared.settings.maxClientPrefixes {
@@ -170,14 +220,23 @@ final class WebSocketSession: ChannelInboundHandler {
                 send(context, "{\"type\":\"unsubscribed\",\"prefix\":\(WireFormat.jsonString(prefix))}")
             }
         case .publish(let topic, let payload, let token):
-            if let token { tokens.insert(token) }
+            if let token, !adopt(token, context: context) { return }
             let topicBytes = Array(topic.utf8)
-            if let denial = shared.policy.checkPublish(topicBytes, presented: tokens) {
-                let code = if case .tokenRequired = denial { "token_required" } else { "publish_not_allowed" }
-                reply(context, error: code, denial.message, topic: topic)
+            if let denial = shared.policy.checkPublish(topicBytes, credentials) {
+                reply(context, error: denial.code, denial.message, topic: topic)
                 return
             }
             shared.linkMailbox.post(.publish([topicBytes, payload]))
+        case .refresh(let token):
+            guard adopt(token, context: context) else { return }
+            if let user = credentials.user {
+                send(
+                    context,
+                    "{\"type\":\"refreshed\",\"sub\":\(WireFormat.jsonString(user.subject)),\"exp\":\(Int64(user.expires))}"
+                )
+            } else {
+                send(context, "{\"type\":\"refreshed\"}")
+            }
         case .ping:
             send(context, "{\"type\":\"pong\"}")
         }

@@ -1,4 +1,11 @@
+import NIOCore
 import ZPubCore
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// How a broker message (topic frame, then payload frames) looks to a browser. Pure functions,
 /// shared by WebSocket and SSE; see docs/http.md ("Messages").
@@ -61,4 +68,10 @@ enum WireFormat {
     }
 
     static func jsonString(_ text: String) -> String { MessageJSON.jsonString(text) }
+
+    /// From now until `epochSeconds` (a JWT's exp), at least zero.
+    static func timeUntil(_ epochSeconds: Double) -> TimeAmount {
+        let seconds = epochSeconds - Date().timeIntervalSince1970
+        return .milliseconds(max(0, Int64((seconds * 1000).rounded(.up))))
+    }
 }

@@ -50,36 +50,48 @@ struct Services {
         -> HTTPGateway?
     {
         guard configuration.http.enabled else { return nil }
+        let keys = try GatewayKeys.load(configuration.http)
         let gateway = try HTTPGateway(
-            settings: configuration.http, maxPrefixLength: configuration.maxSubscriptionLength,
+            settings: configuration.http, keys: keys, maxPrefixLength: configuration.maxSubscriptionLength,
             historyPrefixes: configuration.historyPrefixes, context: broker.context, control: broker.control,
             logger: logger)
+        let scheme = keys.servesTLS ? "https" : "http"
+        let summary = keys.summary.isEmpty ? "" : " (\(keys.summary))"
         logger.notice(
-            "http gateway listening on http://\(gateway.localAddress)/",
-            metadata: ["endpoint": "http://\(gateway.localAddress)"])
+            "http gateway listening on \(scheme)://\(gateway.localAddress)/\(summary)",
+            metadata: ["endpoint": "\(scheme)://\(gateway.localAddress)"])
         warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
         return gateway
     }
 
     private static func warnIfOperatorPagesAreOpen(_ settings: HTTPSettings, logger: Logger) {
-        if !settings.tokens.isEmpty && settings.operatorToken == nil {
+        if (!settings.tokens.isEmpty || settings.usesJWT) && settings.operatorToken == nil {
             logger.warning(
-                "[http] has tokens but no operator_token: /, /watch, /status/events, /stats and /metrics show every topic and subscription name to anyone who can reach the port; set operator_token (docs/http.md, \"Access\")"
+                "[http] has tokens or JWT keys but no operator_token: /, /watch, /status/events, /stats and /metrics show every topic and subscription name to anyone who can reach the port; set operator_token (docs/http.md, \"Access\")"
             )
         }
     }
 
     /// Applies a validated configuration: the broker's, then [http] (without dropping its
     /// clients; what needs a restart is logged). Returns the endpoints that could not be bound.
-    func reload(_ configuration: BrokerConfiguration, security: SecurityMaterial, logger: Logger) -> [BrokerError] {
+    func reload(
+        _ configuration: BrokerConfiguration, security: SecurityMaterial, gatewayKeys: GatewayKeys, logger: Logger
+    ) -> [BrokerError] {
         let failures = broker.reload(configuration, security: security)
         if let gateway {
-            for note in gateway.reload(configuration.http) { logger.warning("\(note)") }
+            for note in gateway.reload(configuration.http, keys: gatewayKeys) { logger.warning("\(note)") }
             Self.warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
         } else if configuration.http.enabled {
             logger.warning("[http] enabled = true: the gateway starts at the next restart")
         }
         return failures
+    }
+
+    /// The files [http] names, read before a reload applies anything (none while the gateway is
+    /// off). Throws `GatewayError`, which refuses the reload.
+    func loadGatewayKeys(_ configuration: BrokerConfiguration) throws -> GatewayKeys {
+        guard gateway != nil else { return .none }
+        return try GatewayKeys.load(configuration.http)
     }
 
     /// Graceful shutdown, in reverse order: the gateway's connections close, then the broker

@@ -201,15 +201,17 @@ struct ZPubDaemon: ParsableCommand {
             return current
         case .success(let next):
             let security: SecurityMaterial
+            let gatewayKeys: GatewayKeys
             do {
                 security = try SecurityMaterial.load(for: next)
+                gatewayKeys = try services.loadGatewayKeys(next)
             } catch {
                 logger.error("reload refused, the configuration in force is unchanged: \(error)")
                 return current
             }
             for warning in security.warnings { logger.warning("\(warning)") }
             LogLevelSwitch.level = Logger.Level(rawValue: next.logLevel) ?? .info
-            let failures = services.reload(next, security: security, logger: logger)
+            let failures = services.reload(next, security: security, gatewayKeys: gatewayKeys, logger: logger)
             if failures.isEmpty {
                 logger.notice(
                     "configuration reloaded from \(config ?? "")",

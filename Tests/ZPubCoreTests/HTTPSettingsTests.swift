@@ -37,6 +37,39 @@ final class HTTPSettingsTests: XCTestCase {
         XCTAssertEqual(http.tokenRules.map(\.token), ["0123456789"])
     }
 
+    func testCredentialAndTLSKeysAreReadAndChecked() throws {
+        let http = try ConfigurationFile.parse(
+            """
+            [http]
+            jwt_secret_file = "/etc/zpub/jwt.secret"
+            jwt_public_key_file = "/etc/zpub/jwt.pub"
+            allow_anonymous = true
+            tls_certificate_file = "/etc/zpub/cert.pem"
+            tls_key_file = "/etc/zpub/key.pem"
+            """
+        ).get().http
+        XCTAssertEqual(http.jwtSecretFile, "/etc/zpub/jwt.secret")
+        XCTAssertEqual(http.jwtPublicKeyFile, "/etc/zpub/jwt.pub")
+        XCTAssertEqual(http.allowAnonymous, true)
+        XCTAssertTrue(http.usesTLS)
+        XCTAssertTrue(http.usesJWT)
+        var withJWT = HTTPSettings()
+        withJWT.jwtSecretFile = "/x"
+        XCTAssertFalse(withJWT.allowsAnonymous, "JWT keys close anonymous access unless allowed")
+
+        let found = problems(
+            """
+            [http]
+            tls_certificate_file = "/etc/zpub/cert.pem"
+            jwt_secret_file = "relative/secret"
+            allow_anonymous = "yes"
+            """)
+        XCTAssertEqual(found.count, 3, "\(found)")
+        XCTAssertTrue(found.contains { $0.contains("tls_key_file") }, "\(found)")
+        XCTAssertTrue(found.contains { $0.hasPrefix("line 3:") && $0.contains("absolute path") }, "\(found)")
+        XCTAssertTrue(found.contains { $0.hasPrefix("line 4:") && $0.contains("true or false") }, "\(found)")
+    }
+
     func testOffAndOnLoopbackByDefault() {
         XCTAssertFalse(HTTPSettings().enabled)
         XCTAssertEqual(HTTPSettings().hostAndPort?.host, "127.0.0.1")

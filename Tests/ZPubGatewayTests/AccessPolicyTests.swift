@@ -28,26 +28,68 @@ final class AccessPolicyTests: XCTestCase {
         XCTAssertEqual(policy(origins: ["*"]).corsOrigin(for: "https://any.example"), "*")
     }
 
+    private func tokens(_ list: Set<String>) -> Credentials { Credentials(tokens: list) }
+
+    private func user(subscribe: [String], publish: [String] = []) -> Credentials {
+        Credentials(
+            user: TokenUser(
+                subject: "alice", expires: 4_000_000_000, subscribe: subscribe.map { Array($0.utf8) },
+                publish: publish.map { Array($0.utf8) }))
+    }
+
     func testATokenGuardsEverySubscriptionThatOverlapsItsPrefix() {
         let guarded = policy(tokens: ["private.=secret-token"])
-        let none: Set<String> = []
-        XCTAssertNil(guarded.checkSubscribe(Array("public.".utf8), presented: none))
-        XCTAssertEqual(
-            guarded.checkSubscribe(Array("private.x".utf8), presented: none), .tokenRequired(prefix: "private."))
-        XCTAssertNotNil(guarded.checkSubscribe(Array("".utf8), presented: none), "everything includes private.")
-        XCTAssertNotNil(guarded.checkSubscribe(Array("priv".utf8), presented: none))
-        XCTAssertNil(guarded.checkSubscribe(Array("".utf8), presented: ["secret-token"]))
-        XCTAssertNotNil(guarded.checkSubscribe(Array("private.".utf8), presented: ["wrong-token"]))
+        let none = Credentials()
+        XCTAssertNil(guarded.checkSubscribe(Array("public.".utf8), none))
+        XCTAssertEqual(guarded.checkSubscribe(Array("private.x".utf8), none), .tokenRequired(prefix: "private."))
+        XCTAssertNotNil(guarded.checkSubscribe(Array("".utf8), none), "everything includes private.")
+        XCTAssertNotNil(guarded.checkSubscribe(Array("priv".utf8), none))
+        XCTAssertNil(guarded.checkSubscribe(Array("".utf8), tokens(["secret-token"])))
+        XCTAssertNotNil(guarded.checkSubscribe(Array("private.".utf8), tokens(["wrong-token"])))
     }
 
     func testPublishingNeedsAListedPrefixAndItsToken() {
         let open = policy(publish: ["chat."], tokens: ["chat.admin.=admin-token"])
-        XCTAssertNil(open.checkPublish(Array("chat.room".utf8), presented: []))
-        XCTAssertEqual(open.checkPublish(Array("news.x".utf8), presented: []), .publishNotAllowed(topic: "news.x"))
+        XCTAssertNil(open.checkPublish(Array("chat.room".utf8), Credentials()))
+        XCTAssertEqual(open.checkPublish(Array("news.x".utf8), Credentials()), .publishNotAllowed(topic: "news.x"))
         XCTAssertEqual(
-            open.checkPublish(Array("chat.admin.x".utf8), presented: []), .tokenRequired(prefix: "chat.admin."))
-        XCTAssertNil(open.checkPublish(Array("chat.admin.x".utf8), presented: ["admin-token"]))
-        XCTAssertNotNil(policy().checkPublish(Array("anything".utf8), presented: []), "nothing by default")
+            open.checkPublish(Array("chat.admin.x".utf8), Credentials()), .tokenRequired(prefix: "chat.admin."))
+        XCTAssertNil(open.checkPublish(Array("chat.admin.x".utf8), tokens(["admin-token"])))
+        XCTAssertNotNil(policy().checkPublish(Array("anything".utf8), Credentials()), "nothing by default")
+    }
+
+    /// A JWT's claims are the whole grant: inside them static rules do not apply, outside them
+    /// nothing is allowed, not even an open prefix.
+    func testAJWTGrantsExactlyItsClaims() {
+        let guarded = policy(publish: ["chat."], tokens: ["a.secret.=secret-token"])
+        let alice = user(subscribe: ["a."], publish: ["a.out."])
+        XCTAssertNil(guarded.checkSubscribe(Array("a.secret.x".utf8), alice), "the app's grant wins")
+        XCTAssertNil(guarded.checkSubscribe(Array("a.".utf8), alice))
+        XCTAssertEqual(
+            guarded.checkSubscribe(Array("b.".utf8), alice), .notInToken(prefix: "b.", subject: "alice"))
+        XCTAssertNotNil(guarded.checkSubscribe(Array("".utf8), alice), "everything is more than a.")
+        XCTAssertNotNil(guarded.checkSubscribe(Array("a".utf8), alice), "a covers more than a.")
+        XCTAssertNil(guarded.checkPublish(Array("a.out.1".utf8), alice))
+        XCTAssertNotNil(guarded.checkPublish(Array("chat.room".utf8), alice), "publish_prefixes is not a JWT's")
+        XCTAssertNotNil(guarded.checkPublish(Array("a.in".utf8), alice))
+        XCTAssertFalse(AccessPolicy.Denial.notInToken(prefix: "b.", subject: "alice").isUnauthorized, "403")
+    }
+
+    func testAnonymousClientsAreRefusedWhenJWTKeysAreSetUnlessAllowed() {
+        var settings = HTTPSettings()
+        settings.jwtSecretFile = "/etc/zpub/jwt.secret"
+        settings.tokens = ["ops.=static-token"]
+        settings.publishPrefixes = ["chat."]
+        let strict = AccessPolicy(settings)
+        XCTAssertEqual(strict.checkSubscribe(Array("news.".utf8), Credentials()), .credentialsRequired)
+        XCTAssertEqual(strict.checkPublish(Array("chat.x".utf8), Credentials()), .credentialsRequired)
+        XCTAssertTrue(AccessPolicy.Denial.credentialsRequired.isUnauthorized, "401")
+        XCTAssertNil(strict.checkSubscribe(Array("news.".utf8), tokens(["static-token"])), "a static token counts")
+        XCTAssertEqual(
+            strict.checkSubscribe(Array("news.".utf8), tokens(["made-up-token"])), .credentialsRequired)
+        settings.allowAnonymous = true
+        XCTAssertNil(AccessPolicy(settings).checkSubscribe(Array("news.".utf8), Credentials()))
+        XCTAssertTrue(HTTPSettings().allowsAnonymous, "no JWT keys: open as before")
     }
 }
 

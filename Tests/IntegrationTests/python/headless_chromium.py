@@ -33,7 +33,9 @@ def main():
          # /dev/shm is 64 MB in a container by default, which crashes Chromium's renderer: /tmp instead.
          "--disable-dev-shm-usage",
          "--no-first-run", "--disable-extensions", "--remote-debugging-port=0", "--remote-allow-origins=*",
-         f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
+         f"--user-data-dir={profile}", f"--window-size={width},{height}"]
+        # Extra flags from the test, e.g. --ignore-certificate-errors for a test certificate.
+        + os.environ.get("ZPUB_CHROMIUM_FLAGS", "").split() + ["about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port_file = os.path.join(profile, "DevToolsActivePort")
