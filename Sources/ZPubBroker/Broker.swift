@@ -88,6 +88,24 @@ public final class Broker: Sendable {
             throw error
         }
         let lastValueOnSubscribe = Self.probeManualLastValue(sockets.xpub.socket)
+        // The gateway's publishes with receipts; nothing polls for them unless it is configured.
+        var receipts: Socket?
+        if configuration.http.enabled {
+            do {
+                let socket = try Socket(context, type: .pair)
+                try socket.setOption(.linger, 0)
+                // Receipts are bounded by what the gateway may have outstanding.
+                try socket.setOption(.sendHighWaterMark, 0)
+                try socket.bind(InternalEndpoints.receipts)
+                receipts = socket
+            } catch {
+                for bound in [sockets.pull, sockets.xsub, sockets.xpub] { bound.close() }
+                control.close()
+                zapHandler.close()
+                context.terminate()
+                throw error
+            }
+        }
         if !configuration.lastValuePrefixes.isEmpty && !lastValueOnSubscribe {
             logger.warning(
                 "this libzmq refuses ZMQ_XPUB_MANUAL_LAST_VALUE: new subscribers will not get cached last values when they subscribe; SNAPSHOT still serves them"
@@ -96,7 +114,7 @@ public final class Broker: Sendable {
         let forwardingLoop = ForwardingLoop(
             pull: sockets.pull.socket, xsub: sockets.xsub.socket, xpub: sockets.xpub.socket,
             endpoints: (sockets.pull.endpoints, sockets.xsub.endpoints, sockets.xpub.endpoints),
-            monitors: sockets.monitors, lastValueOnSubscribe: lastValueOnSubscribe,
+            monitors: sockets.monitors, receipts: receipts, lastValueOnSubscribe: lastValueOnSubscribe,
             configuration: configuration, history: history, restoredLastValues: restoredLastValues,
             registry: registry, logger: logger, notifier: notifier)
         let loop = forwardingLoop.handle

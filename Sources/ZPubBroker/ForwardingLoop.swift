@@ -92,6 +92,9 @@ final class ForwardingLoop {
     private let registry: EndpointRegistry
     /// PAIR sockets receiving connection events of PULL, XSUB and XPUB (`zmq_socket_monitor`).
     private let monitors: [(role: BrokerSocketRole, socket: Socket)]
+    /// The HTTP gateway's publishes that want their history sequence back (`InternalEndpoints.receipts`);
+    /// nil without the gateway.
+    private let receipts: Socket?
     let handle: ForwardingLoopHandle
     private var mailbox: Mailbox<LoopCommand> { handle.mailbox }
     private var descriptorGuard: DescriptorGuard { handle.descriptorGuard }
@@ -137,11 +140,12 @@ final class ForwardingLoop {
     init(
         pull: Socket, xsub: Socket, xpub: Socket,
         endpoints: (pull: BoundEndpoints, xsub: BoundEndpoints, xpub: BoundEndpoints),
-        monitors: [(role: BrokerSocketRole, socket: Socket)], lastValueOnSubscribe: Bool,
+        monitors: [(role: BrokerSocketRole, socket: Socket)], receipts: Socket? = nil, lastValueOnSubscribe: Bool,
         configuration: BrokerConfiguration, history: HistoryHandle?, restoredLastValues: [LastValueRecord],
         registry: EndpointRegistry, logger: Logger, notifier: Notifier
     ) {
         self.monitors = monitors
+        self.receipts = receipts
         self.history = history
         self.historyQueue = history.map { Unmanaged.passUnretained($0.queue) }
         self.persistLastValues = history != nil && configuration.stateDirectory != nil
@@ -179,6 +183,7 @@ final class ForwardingLoop {
         let xpubIndex = poller.add(xpub)
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
         let monitorIndexes = monitors.map { poller.add($0.socket) }
+        let receiptsIndex = receipts.map { poller.add($0) }
         // The watchdog is pinged from here, and only here: if this loop hangs, the pings stop and
         // systemd restarts the daemon.
         var schedule = LoopSchedule(
@@ -208,6 +213,8 @@ final class ForwardingLoop {
                 if poller.isReadable(pullIndex) { forwardBurst(from: pull, role: .pull) }
                 if poller.isReadable(xsubIndex) { forwardBurst(from: xsub, role: .xsub) }
             }
+            // Paused or not: while paused, each gets a refusal instead of waiting.
+            if let receiptsIndex, poller.isReadable(receiptsIndex) { forwardWithReceipts() }
             if poller.isReadable(mailboxIndex) {
                 handleCommands()
                 if stopRequested && !schedule.isDraining {
@@ -258,9 +265,32 @@ final class ForwardingLoop {
         }
     }
 
-    /// Moves one whole message, whose first frame is already in `message`, to XPUB.
-    @inline(__always)
-    private func forwardMessage(from source: Socket, role: BrokerSocketRole, firstFrameSize: Int) throws {
+    /// The gateway's POST /publish: each message forwarded as a PULLed one (its counters
+    /// included), then answered with its history sequence. While paused, each is read whole and
+    /// refused, so that the request gets a clear answer instead of waiting.
+    private func forwardWithReceipts() {
+        guard let receipts else { return }
+        do {
+            for _ in 0..<Self.burst {
+                guard let size = try receipts.receiveSize(into: message, dontWait: true) else { return }
+                if state.paused {
+                    while message.hasMore { _ = try receipts.receiveSize(into: message) }
+                    outgoing.replace(with: EmptyCollection())
+                } else {
+                    let sequence = try forwardMessage(from: receipts, role: .pull, firstFrameSize: size)
+                    outgoing.replace(with: InternalEndpoints.receipt(sequence: sequence ?? 0))
+                }
+                _ = try receipts.send(outgoing, dontWait: true)
+            }
+        } catch {
+            logger.error("forwarding the gateway's publishes failed: \(error)")
+        }
+    }
+
+    /// Moves one whole message, whose first frame is already in `message`, to XPUB. Returns its
+    /// history sequence if history keeps it.
+    @inline(__always) @discardableResult
+    private func forwardMessage(from source: Socket, role: BrokerSocketRole, firstFrameSize: Int) throws -> UInt64? {
         var bytes = firstFrameSize
         var more = message.hasMore
         let accounting = state.topicAccounting
@@ -303,9 +333,11 @@ final class ForwardingLoop {
                 }
             }
         }
+        var keptSequence: UInt64?
         if keeping {
             // The sequence is used up even when the writer's queue is full: never reused.
             let sequence = nextSequence
+            keptSequence = sequence
             historyQueue?._withUnsafeGuaranteedRef { $0.commit(sequence: sequence) }
             if !sequenceMarkerTopic.isEmpty { try sendSequenceMarker(nextSequence) }
             nextSequence &+= 1
@@ -327,6 +359,7 @@ final class ForwardingLoop {
         } else {
             state.sendFailures &+= 1
         }
+        return keptSequence
     }
 
     /// Starts a history record for a message whose first frame is `topic`, if the topic is
@@ -638,6 +671,7 @@ final class ForwardingLoop {
             socket.close()
         }
         for monitor in monitors { monitor.socket.close() }
+        receipts?.close()
         logger.info(
             "forwarding stopped",
             metadata: [

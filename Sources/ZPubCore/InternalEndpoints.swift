@@ -5,6 +5,15 @@
 public enum InternalEndpoints {
     public static let reservedPrefix = "inproc://zpubd/"
 
+    /// A PAIR on which the HTTP gateway publishes messages that want a receipt (POST /publish):
+    /// the forwarding loop forwards each as if PULLed, and answers with its history sequence.
+    /// Bound only while the gateway is configured.
+    public static let receipts = reservedPrefix + "receipts"
+
+    /// A receipt: the kept message's history sequence, 8 bytes little-endian (0: not kept);
+    /// empty: refused and not forwarded (forwarding is paused).
+    public static func receipt(sequence: UInt64) -> [UInt8] { withUnsafeBytes(of: sequence.littleEndian) { Array($0) } }
+
     /// The internal endpoint of a socket role; nil for XSUB (nothing in process publishes there).
     public static func endpoint(for role: BrokerSocketRole) -> String? {
         role == .xsub ? nil : reservedPrefix + role.rawValue

@@ -21,6 +21,17 @@ enum ResumePoint: Sendable, Equatable {
     case history(after: UInt64)
 }
 
+/// What the broker made of a `POST /publish` batch.
+struct PublishReceipt: Sendable, Equatable {
+    /// One per forwarded message, in order: its history sequence, or nil if history keeps
+    /// nothing under its topic.
+    var sequences: [UInt64?] = []
+    /// Messages not forwarded: the queue to the broker was full (`busy`), or forwarding is
+    /// paused (`paused`); those after the first such are not sent either.
+    var busy = 0
+    var paused = 0
+}
+
 /// What event loops ask of the gateway's ZeroMQ thread.
 enum LinkCommand: Sendable {
     /// A new client with its first prefixes; with `resume`, first what it missed (an SSE
@@ -33,9 +44,9 @@ enum LinkCommand: Sendable {
     case resume(ClientID, prefixes: [[UInt8]], after: UInt64)
     case detach(ClientID)
     case publish([[UInt8]])
-    /// `POST /publish`: the messages in order; `accepted` learns how many the broker took
-    /// before the first it could not (its queue full), on the requester's event loop.
-    case publishBatch([[[UInt8]]], accepted: EventLoopPromise<Int>)
+    /// `POST /publish`: the messages in order; `receipt` learns, on the requester's event loop,
+    /// what the broker made of them once it has forwarded them.
+    case publishBatch([[[UInt8]]], receipt: EventLoopPromise<PublishReceipt>)
     /// The reply to a round's SNAPSHOT, REPLAY or HISTORY request, from the control thread
     /// (`ControlDispatcher`).
     case snapshotReplied(token: String, Result<ControlReply, ControlUnavailable>)
@@ -69,6 +80,14 @@ final class BrokerLink {
     private let logger: Logger
     private let sub: Socket
     private let push: Socket
+    /// POST /publish's path: messages out, one receipt back for each (`InternalEndpoints.receipts`).
+    private let receipts: Socket
+    /// Batches sent and waiting for their receipts, oldest first (receipts come in order).
+    private var awaitingReceipts: [(sent: Int, receipt: PublishReceipt, promise: EventLoopPromise<PublishReceipt>)] =
+        []
+    /// Messages sent on `receipts` and not yet answered; bounds what may be outstanding.
+    private var unanswered = 0
+    static let maxUnanswered = 10_000
     private var index = SubscriptionIndex()
     private var clients: [ClientID: Client] = [:]
     /// The broker's history prefixes: messages under them get their history sequence as SSE id.
@@ -137,19 +156,24 @@ final class BrokerLink {
         self.logger = logger
         sub = try Socket(context, type: .sub)
         push = try Socket(context, type: .push)
-        for socket in [sub, push] { try socket.setOption(.linger, 0) }
+        receipts = try Socket(context, type: .pair)
+        for socket in [sub, push, receipts] { try socket.setOption(.linger, 0) }
+        try receipts.setOption(.sendHighWaterMark, Int32(Self.maxUnanswered))
+        try receipts.setOption(.receiveHighWaterMark, 0)
         // Room for bursts while this thread hands messages to clients' queues.
         try sub.setOption(.receiveHighWaterMark, 100_000)
         // Subscriptions must all reach the broker, however many clients subscribe at once.
         try sub.setOption(.sendHighWaterMark, 0)
         try sub.connect(InternalEndpoints.endpoint(for: .xpub)!)
         try push.connect(InternalEndpoints.endpoint(for: .pull)!)
+        try receipts.connect(InternalEndpoints.receipts)
     }
 
     func run() {
         var poller = Poller()
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
         let subIndex = poller.add(sub)
+        let receiptsIndex = poller.add(receipts)
         let message = Message()
         var stopping = false
         while !stopping {
@@ -166,6 +190,7 @@ final class BrokerLink {
                 }
             }
             if poller.isReadable(subIndex) { receiveBurst(message) }
+            if poller.isReadable(receiptsIndex) { receiveReceipts() }
             // The clock read again: `now` is from before the burst that may have set `since`.
             if let waiting = waitingForSequence,
                 SystemClock.monotonicNanoseconds() &- waiting.since > Self.sequenceWaitNanoseconds
@@ -177,6 +202,9 @@ final class BrokerLink {
         }
         sub.close()
         push.close()
+        receipts.close()
+        // Requests still waiting learn that their messages' fate is unknown.
+        for waiting in awaitingReceipts { waiting.promise.fail(GatewayError("the gateway stopped")) }
     }
 
     // MARK: Commands
@@ -206,17 +234,46 @@ final class BrokerLink {
             for prefix in index.removeAll(id) { setUpstream(prefix, subscribed: false) }
         case .publish(let frames):
             _ = publish(frames)
-        case .publishBatch(let messages, let accepted):
-            var count = 0
+        case .publishBatch(let messages, let promise):
+            var sent = 0
             for frames in messages {
-                guard publish(frames) else { break }
-                count += 1
+                guard unanswered < Self.maxUnanswered, (try? receipts.send(frames: frames, dontWait: true)) == true
+                else { break }
+                sent += 1
+                unanswered += 1
             }
-            accepted.succeed(count)
+            let receipt = PublishReceipt(busy: messages.count - sent)
+            counters.publishFailures.add(UInt64(receipt.busy), ordering: .relaxed)
+            if sent == 0 {
+                promise.succeed(receipt)
+            } else {
+                awaitingReceipts.append((sent, receipt, promise))
+            }
         case .snapshotReplied(let token, let result):
             snapshotReplied(token: token, result)
         case .stop:
             break
+        }
+    }
+
+    /// Receipts in order: each answers the oldest batch still waiting.
+    private func receiveReceipts() {
+        while let frames = try? receipts.receiveFrames(dontWait: true) {
+            unanswered -= 1
+            guard !awaitingReceipts.isEmpty else { continue }
+            let reply = frames.first ?? []
+            if reply.count != 8 {
+                awaitingReceipts[0].receipt.paused += 1
+            } else {
+                let sequence = reply.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+                awaitingReceipts[0].receipt.sequences.append(sequence == 0 ? nil : sequence)
+                counters.published.add(1, ordering: .relaxed)
+            }
+            let waiting = awaitingReceipts[0]
+            if waiting.receipt.sequences.count + waiting.receipt.paused == waiting.sent {
+                awaitingReceipts.removeFirst()
+                waiting.promise.succeed(waiting.receipt)
+            }
         }
     }
 

@@ -156,8 +156,9 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// `POST /publish`: every message checked first (all or nothing), then handed to the broker
-    /// through the gateway's link. 200 `{"published": N}` once the broker's queue took them all;
-    /// 503 if it was full part way (the first N went through).
+    /// through the gateway's link. 200 `{"published": N, "seq": [...]}` once the broker has
+    /// forwarded them all; 503 if its queue was full, or forwarding paused, part way (the first N
+    /// went through).
     private func publish(
         _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ target: RequestTarget, body: [UInt8]
     ) {
@@ -189,22 +190,58 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             return respondError(context, .forbidden, denial.code, denial.message, head)
         }
-        let promise = context.eventLoop.makePromise(of: Int.self)
-        shared.linkMailbox.post(.publishBatch(messages, accepted: promise))
-        let contextBox = NIOLoopBound(context, eventLoop: context.eventLoop)
-        promise.futureResult.whenSuccess { accepted in
-            let context = contextBox.value
-            if accepted == messages.count {
-                self.respond(
-                    context, head, .ok, contentType: "application/json",
-                    body: Array("{\"published\":\(accepted)}\n".utf8))
-            } else {
-                self.respondError(
-                    context, .serviceUnavailable, "broker_busy",
-                    "the broker's queue was full after \(accepted) of \(messages.count) messages; send the rest again later",
+        let promise = context.eventLoop.makePromise(of: PublishReceipt.self)
+        shared.linkMailbox.post(.publishBatch(messages, receipt: promise))
+        // The broker answers within microseconds; a hung forwarding loop must not hold the
+        // request for ever (the watchdog restarts such a daemon).
+        let answered = NIOLoopBoundBox(false, eventLoop: context.eventLoop)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let timeout = context.eventLoop.scheduleTask(in: Self.receiptTimeout) {
+            guard !answered.value else { return }
+            answered.value = true
+            let (handler, context) = loopBound.value
+            handler.respondError(
+                context, .serviceUnavailable, "broker_unresponsive",
+                "the broker did not confirm the messages within \(Self.receiptTimeout.nanoseconds / 1_000_000_000) s; they may still be forwarded",
+                head)
+        }
+        promise.futureResult.whenComplete { result in
+            guard !answered.value else { return }
+            answered.value = true
+            timeout.cancel()
+            let (handler, context) = loopBound.value
+            guard case .success(let receipt) = result else {
+                return handler.respondError(
+                    context, .serviceUnavailable, "unavailable", "the gateway is stopping", head)
+            }
+            let published = receipt.sequences.count
+            if receipt.paused > 0 {
+                handler.respondError(
+                    context, .serviceUnavailable, "paused",
+                    "forwarding is paused (PAUSE on the control socket; RESUME restarts it): \(published) of \(messages.count) messages went through",
                     head)
+            } else if receipt.busy > 0 {
+                handler.respondError(
+                    context, .serviceUnavailable, "broker_busy",
+                    "the broker's queue was full after \(published) of \(messages.count) messages; send the rest again later",
+                    head)
+            } else {
+                handler.respond(
+                    context, head, .ok, contentType: "application/json", body: Array(Self.receiptJSON(receipt).utf8))
             }
         }
+    }
+
+    static let receiptTimeout = TimeAmount.seconds(10)
+
+    /// `{"published":N}`, and `"seq"` (one per message, null where history keeps nothing) when
+    /// history keeps any of them.
+    static func receiptJSON(_ receipt: PublishReceipt) -> String {
+        var text = "{\"published\":\(receipt.sequences.count)"
+        if receipt.sequences.contains(where: { $0 != nil }) {
+            text += ",\"seq\":[" + receipt.sequences.map { $0.map(String.init) ?? "null" }.joined(separator: ",") + "]"
+        }
+        return text + "}\n"
     }
 
     private func count(_ status: HTTPResponseStatus, _ code: String = "") {

@@ -498,6 +498,49 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertNil(try subscriber.receiveFrames(timeoutMilliseconds: 300), "nothing refused was published")
     }
 
+    /// POST /publish answers with each kept message's history sequence, which HISTORY then
+    /// shows holding exactly that message; PAUSE makes it refuse instead of wait.
+    func testPublishingOverHTTPRepliesWithHistorySequences() throws {
+        let port = try FreePort.find()
+        let daemon = try gatewayDaemon(
+            """
+            [history]
+            prefixes = ["orders."]
+            [http]
+            enabled = true
+            listen = "127.0.0.1:\(port)"
+            publish_prefixes = ["orders.", "news."]
+            """, port: port)
+        func post(_ body: String) throws -> HTTPProbe.Response {
+            try HTTPProbe.request(port: port, method: "POST", "/publish", headers: [:], body: Array(body.utf8))
+        }
+        let reply = try post(
+            #"{"messages":[{"topic":"orders.1","payload":"first"},{"topic":"news.x","payload":"not kept"},{"topic":"orders.2","payload":"second"}]}"#
+        )
+        XCTAssertEqual(reply.status, 200, reply.text)
+        XCTAssertEqual(reply.json["published"] as? Int, 3, reply.text)
+        let seq = try XCTUnwrap(reply.json["seq"] as? [Any], reply.text)
+        XCTAssertEqual(seq.count, 3)
+        XCTAssertTrue(seq[1] is NSNull, "news.x is not kept: \(reply.text)")
+        let first = try XCTUnwrap((seq[0] as? NSNumber)?.uint64Value)
+        XCTAssertEqual((seq[2] as? NSNumber)?.uint64Value, first + 1, reply.text)
+        let kept = try daemon.json("HISTORY since \(first - 1)")
+        let entries = try XCTUnwrap(kept["messages"] as? [[String: Any]], "\(kept)")
+        XCTAssertEqual(entries.map { $0["topic"] as? String }, ["orders.1", "orders.2"], "\(kept)")
+        XCTAssertEqual(entries.map { ($0["seq"] as? NSNumber)?.uint64Value }, [first, first + 1])
+        let plain = try post(#"{"topic":"news.y","payload":1}"#)
+        XCTAssertEqual(plain.text.trimmingCharacters(in: .whitespacesAndNewlines), #"{"published":1}"#)
+
+        XCTAssertNotNil(try daemon.request("PAUSE"))
+        let paused = try post(#"{"topic":"orders.3","payload":"while paused"}"#)
+        XCTAssertEqual(paused.status, 503, paused.text)
+        XCTAssertEqual((paused.json["error"] as? [String: Any])?["code"] as? String, "paused", paused.text)
+        XCTAssertNotNil(try daemon.request("RESUME"))
+        let resumed = try post(#"{"topic":"orders.4","payload":"after"}"#)
+        XCTAssertEqual(resumed.status, 200, resumed.text)
+        XCTAssertEqual((resumed.json["seq"] as? [NSNumber])?.first?.uint64Value, first + 2, "nothing kept while paused")
+    }
+
     // MARK: Operators
 
     func testHealthStatsAndMetrics() throws {
