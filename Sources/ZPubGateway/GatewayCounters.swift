@@ -1,4 +1,5 @@
 import Synchronization
+import ZPubCore
 
 /// The gateway's own counters, written by event loops and the gateway thread, read by
 /// /metrics and the status page. Relaxed atomics: each is a count, none orders anything.
@@ -36,6 +37,22 @@ final class GatewayCounters: Sendable {
     let upstreamPrefixes = Atomic<Int>(0)
     let resumes = Atomic<UInt64>(0)
     let resumedValues = Atomic<UInt64>(0)
+    /// Connected clients per JWT user (`sub`): an entry lives while its user has a client, so
+    /// the table is bounded by max_clients.
+    private let users = Locked<[String: Int]>([:])
+    /// The users shown by /stats and the status page, busiest first.
+    static let shownUsers = 20
+
+    func userConnected(_ subject: String) {
+        users.withLock { $0[subject, default: 0] += 1 }
+    }
+
+    func userLeft(_ subject: String) {
+        users.withLock { table in
+            guard let count = table[subject] else { return }
+            table[subject] = count > 1 ? count - 1 : nil
+        }
+    }
 
     /// A JSON-ready snapshot, for the status page and `/metrics`.
     var snapshot: Snapshot {
@@ -67,7 +84,17 @@ final class GatewayCounters: Sendable {
             publishFailures: publishFailures.load(ordering: .relaxed),
             upstreamPrefixes: upstreamPrefixes.load(ordering: .relaxed),
             resumes: resumes.load(ordering: .relaxed),
-            resumedValues: resumedValues.load(ordering: .relaxed))
+            resumedValues: resumedValues.load(ordering: .relaxed),
+            users: users.withLock { table in
+                table.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(Self.shownUsers)
+                    .map { UserClients(sub: $0.key, clients: $0.value) }
+            },
+            userCount: users.withLock { $0.count })
+    }
+
+    struct UserClients: Codable, Equatable, Sendable {
+        var sub: String
+        var clients: Int
     }
 
     struct Snapshot: Codable, Equatable, Sendable {
@@ -92,8 +119,13 @@ final class GatewayCounters: Sendable {
         var upstreamPrefixes: Int
         var resumes: UInt64
         var resumedValues: UInt64
+        /// JWT users with clients connected (the busiest `shownUsers`), and how many in all.
+        var users: [UserClients]
+        var userCount: Int
 
         enum CodingKeys: String, CodingKey {
+            case users
+            case userCount = "user_count"
             case rejected, published, resumes
             case webSocketClients = "websocket_clients"
             case sseClients = "sse_clients"

@@ -25,7 +25,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private enum EventStream {
         /// The outbox, the keep-alive, and the close at the JWT's expiry (if any).
-        case messages(ClientOutbox, RepeatedTask, Scheduled<Void>?)
+        case messages(ClientOutbox, RepeatedTask, Scheduled<Void>?, user: String?)
         case status(RepeatedTask)
     }
 
@@ -64,15 +64,16 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .messages(let outbox, _, _) = stream { outbox.writabilityChanged() }
+        if case .messages(let outbox, _, _, _) = stream { outbox.writabilityChanged() }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         switch stream {
-        case .messages(let outbox, let keepAlive, let expiry):
+        case .messages(let outbox, let keepAlive, let expiry, let user):
             keepAlive.cancel()
             expiry?.cancel()
+            if let user { shared.counters.userLeft(user) }
             shared.linkMailbox.post(.detach(outbox.id))
             shared.counters.sseClients.add(-1, ordering: .relaxed)
         case .status(let task):
@@ -370,7 +371,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         // EventSource then reconnects with the same URL and is refused (401) until the page
         // opens a new one with a fresh token.
         var expiry: Scheduled<Void>?
+        var subject: String?
         if case .success(let credentials) = shared.credentials(head, target), let user = credentials.user {
+            subject = user.subject
+            shared.counters.userConnected(user.subject)
             let shared = self.shared
             expiry = context.eventLoop.scheduleTask(in: WireFormat.timeUntil(user.expires)) {
                 shared.counters.droppedExpired.add(1, ordering: .relaxed)
@@ -382,7 +386,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     .whenComplete { _ in channel.close(promise: nil) }
             }
         }
-        stream = .messages(outbox, keepAlive, expiry)
+        stream = .messages(outbox, keepAlive, expiry, user: subject)
         shared.linkMailbox.post(
             .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resume: resume))
     }

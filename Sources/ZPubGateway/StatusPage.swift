@@ -43,6 +43,8 @@ enum StatusPage {
         <table><thead><tr><th>topic</th><th class="n">messages</th><th class="n">bytes</th></tr></thead><tbody id="topiclist"></tbody></table>
         <h2>Subscriptions</h2>
         <table><thead><tr><th>prefix</th><th class="n">subscribers</th></tr></thead><tbody id="sublist"></tbody></table>
+        <h2 id="usershead" hidden>Users (JWT)</h2>
+        <table id="users" hidden><thead><tr><th>user</th><th class="n">clients</th></tr></thead><tbody id="userlist"></tbody></table>
         </main>
         <footer>zpubd <span id="version"></span> &middot; <a href="/metrics">metrics</a> &middot; <a href="/stats">stats</a> &middot; <a href="/healthz">health</a> &middot; <a href="/watch">watch topics</a></footer>
         <script>
@@ -73,6 +75,8 @@ enum StatusPage {
           $("clients").textContent = g.websocket_clients + " / " + g.sse_clients; $("drops").textContent = fmt(g.dropped_slow);
           $("cache").textContent = s.last_value.enabled ? fmt(s.last_value.entries) : "off"; $("uptime").textContent = dur(s.uptime_s);
           $("state").textContent = s.forwarding === "running" ? "live" : s.forwarding; $("state").className = s.forwarding === "running" ? "ok" : "bad";
+          $("users").hidden = $("usershead").hidden = g.user_count === 0;
+          $("userlist").replaceChildren(...g.users.map(u => row([u.sub, fmt(u.clients)])));
         });
         source.addEventListener("topics", e => { const t = $("topiclist"); t.replaceChildren(...JSON.parse(e.data).topics.map(x => row([x.topic, fmt(x.messages), fmt(x.bytes)]))); });
         source.addEventListener("subscriptions", e => { const t = $("sublist"); t.replaceChildren(...JSON.parse(e.data).subscriptions.map(x => row([x.prefix === "" ? "(everything)" : x.prefix, fmt(x.count)]))); });

@@ -48,6 +48,7 @@ final class WebSocketSession: ChannelInboundHandler {
         startPings(context)
         scheduleExpiry(context)
         if let user = credentials.user {
+            shared.counters.userConnected(user.subject)
             shared.logger.debug("websocket client \(outbox.id) connected as \(user.subject)")
         }
     }
@@ -87,6 +88,10 @@ final class WebSocketSession: ChannelInboundHandler {
                 )
                 return false
             }
+        }
+        if next.user?.subject != credentials.user?.subject, outbox != nil {
+            if let old = credentials.user { shared.counters.userLeft(old.subject) }
+            if let new = next.user { shared.counters.userConnected(new.subject) }
         }
         credentials = next
         scheduleExpiry(context)
@@ -133,6 +138,7 @@ final class WebSocketSession: ChannelInboundHandler {
         expiry = nil
         guard let outbox else { return }
         self.outbox = nil
+        if let user = credentials.user { shared.counters.userLeft(user.subject) }
         shared.linkMailbox.post(.detach(outbox.id))
         shared.counters.webSocketClients.add(-1, ordering: .relaxed)
     }

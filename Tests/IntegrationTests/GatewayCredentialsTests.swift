@@ -186,6 +186,13 @@ final class GatewayCredentialsTests: XCTestCase {
             FileManager.default.fileExists(atPath: path("expiring.ready"))
                 && FileManager.default.fileExists(atPath: path("refreshed.ready"))
         }
+        // The status page's feed names the user and counts its clients.
+        try Wait.until("the status feed shows alice with two clients") {
+            let feed = try HTTPProbe.request(
+                port: port, method: "GET", "/status/events", headers: [:], readTimeout: 1_500)
+            return feed.text.contains(#""users":[{"clients":2,"sub":"alice"}]"#)
+                || feed.text.contains(#""users":[{"sub":"alice","clients":2}]"#)
+        }
         let closed = try expiring.finish(timeout: 30)
         let closedAt = Date().timeIntervalSince1970
         XCTAssertEqual(closed.status, 0, closed.stderr)
