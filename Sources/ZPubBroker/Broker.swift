@@ -27,6 +27,8 @@ public final class Broker: Sendable {
     private let history: HistoryHandle?
     private let threads: (zap: JoinableThread, loop: JoinableThread, control: JoinableThread, guard: JoinableThread)
     private let historyThread: JoinableThread?
+    /// One of a primary/backup pair: the link to the peer and its thread.
+    private let pair: (link: Mailbox<Bool>, thread: JoinableThread)?
     private let stopped = Locked(false)
 
     /// Creates the sockets, binds every configured endpoint and starts the threads; returns once
@@ -36,9 +38,12 @@ public final class Broker: Sendable {
     /// `adopted` are listening sockets passed by systemd (socket activation), matched to roles by
     /// name ("pull", "xsub", "xpub", "control"): a role with adopted sockets uses them instead of
     /// its configured endpoints.
+    /// `onDemoted` is called (on the pair's thread) when this broker, one of a pair, must give
+    /// up being active: zpubd then stops, and rejoins as passive when restarted.
     public init(
         configuration: BrokerConfiguration, security: SecurityMaterial = .none, logger: Logger,
-        notifier: Notifier = Notifier(), adopted: [ListeningSocket] = []
+        notifier: Notifier = Notifier(), adopted: [ListeningSocket] = [],
+        onDemoted: @escaping @Sendable () -> Void = {}
     ) throws {
         // The store first: a state directory that cannot be used stops zpubd before anything
         // is bound.
@@ -128,6 +133,22 @@ public final class Broker: Sendable {
             socket: control.socket, endpoints: control.endpoints, responder: responder, mailbox: controlMailbox,
             registry: registry, logger: logger)
 
+        var pairLink: PairLink?
+        if configuration.pair.isEnabled {
+            do {
+                pairLink = try PairLink(
+                    settings: configuration.pair, context: context, control: responder, loop: loop,
+                    historyOn: history != nil && !configuration.historyPrefixes.isEmpty, logger: logger,
+                    notifier: notifier, onDemoted: onDemoted)
+            } catch {
+                control.close()
+                for bound in [sockets.pull, sockets.xsub, sockets.xpub] { bound.close() }
+                zapHandler.close()
+                context.terminate()
+                throw error
+            }
+        }
+
         // From here on each owner lives on its thread; the compiler refuses any use of them here.
         let descriptorGuard = loop.descriptorGuard
         if let historyWriter {
@@ -142,6 +163,12 @@ public final class Broker: Sendable {
             guard: JoinableThread(name: "zpubd-fdguard", stackSize: 256 << 10) { descriptorGuard.run() }
         )
         _ = loop.started.wait(milliseconds: 10_000)
+        if let pairLink {
+            let mailbox = pairLink.mailbox
+            pair = (mailbox, JoinableThread(name: "zpubd-pair") { pairLink.run() })
+        } else {
+            pair = nil
+        }
     }
 
     /// The control API (STATS, HEALTH, SNAPSHOT, ...) for callers in this process, such as the
@@ -192,6 +219,10 @@ public final class Broker: Sendable {
             return stopped
         }
         guard !alreadyStopped else { return }
+        if let pair {
+            pair.link.post(true)
+            pair.thread.join()
+        }
         loop.descriptorGuard.stop()
         threads.guard.join()
         loop.mailbox.post(.stop)

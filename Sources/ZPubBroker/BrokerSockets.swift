@@ -136,7 +136,10 @@ struct BrokerSockets {
             try pair.setOption(.linger, 0)
             try pair.connect(monitorEndpoint)
         }
-        if adopted.isEmpty {
+        if configuration.pair.isEnabled && (role == .pull || role == .xsub) {
+            // One of a pair: producers' endpoints are bound when this broker becomes active
+            // (`PairLink`), so that producers connected to both reach only the active one.
+        } else if adopted.isEmpty {
             for endpoint in configuration.endpoints(for: role) { try endpoints.bind(endpoint, on: socket) }
         } else {
             for listening in adopted { try endpoints.adopt(listening, on: socket) }

@@ -134,21 +134,24 @@ final class ControlResponder: BrokerControl {
             allowed: zapCounters.allowed.values.reduce(0, +), denied: zapCounters.denied.values.reduce(0, +),
             deniedBySocket: zapCounters.denied)
         stats.history = history?.stats.withLock { $0 }
+        stats.pair = loop.pairStatus.withLock { $0 }
         return stats
     }
 
     private func health() -> HealthReport {
         let lag =
             Double(SystemClock.monotonicNanoseconds() &- loop.lastIterationNanoseconds.load(ordering: .relaxed)) / 1e9
+        let pair = loop.pairStatus.withLock { $0 }
         guard let stats = loopStats() else {
             return HealthReport(
                 status: .unhealthy, forwarding: .notResponding, uptimeSeconds: uptime(), loopLagSeconds: lag,
-                subscriptions: 0, version: ZPubVersion.current)
+                subscriptions: 0, version: ZPubVersion.current, pair: pair)
         }
+        let status: HealthReport.Status =
+            if stats.forwarding == .paused { .paused } else if let pair, !pair.active { .passive } else { .ok }
         return HealthReport(
-            status: stats.forwarding == .paused ? .paused : .ok, forwarding: stats.forwarding,
-            uptimeSeconds: uptime(), loopLagSeconds: max(0, lag), subscriptions: stats.subscriptions.total,
-            version: ZPubVersion.current)
+            status: status, forwarding: stats.forwarding, uptimeSeconds: uptime(), loopLagSeconds: max(0, lag),
+            subscriptions: stats.subscriptions.total, version: ZPubVersion.current, pair: pair)
     }
 
     /// Waits for the loop to take the snapshot at the client's marker; the values are encoded

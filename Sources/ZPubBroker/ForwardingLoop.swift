@@ -29,6 +29,20 @@ enum LoopCommand: Sendable {
     /// last sequence assigned, and have the history writer read what was kept after `since`
     /// up to it (the writer fulfills the slot, after writing everything handed over before).
     case replay(token: String, since: UInt64, prefix: [UInt8], ReplySlot<Result<HistoryReply, ControlError>>)
+    /// A pair (`PairLink`): the next sequence this broker would assign and how many
+    /// subscribers are connected to its XPUB (the clients that may vote for a takeover).
+    case pairQuery(ReplySlot<PairLoopView>)
+    /// A pair: kept messages mirrored from the active peer, in order, with their sequences.
+    case replicate([StoredMessage])
+    /// A pair: become the active broker: bind the producers' endpoints, forward, and assign
+    /// sequences from `nextSequence` at least. Replies with what could not be bound.
+    case pairActivate(nextSequence: UInt64, ReplySlot<[BrokerError]>)
+}
+
+/// What the pair link learns from the loop at each heartbeat.
+struct PairLoopView: Sendable {
+    var nextSequence: UInt64
+    var subscribers: Int
 }
 
 /// What waits for a client's marker subscription: a SNAPSHOT or a REPLAY.
@@ -56,6 +70,9 @@ final class ForwardingLoopHandle: Sendable {
     /// Near the end of the file descriptors: pauses new TCP connections. The loop feeds it
     /// monitor events; its own thread (started by `Broker`) probes.
     let descriptorGuard: DescriptorGuard
+
+    /// One of a pair: what `PairLink` last knew (nil for a single broker).
+    let pairStatus = Locked<PairStatus?>(nil)
 
     init(logger: Logger) {
         descriptorGuard = DescriptorGuard(logger: logger)
@@ -114,6 +131,9 @@ final class ForwardingLoop {
     private let persistLastValues: Bool
     @exclusivity(unchecked) private var historyPrefixes: HistoryPrefixes
     @exclusivity(unchecked) private var nextSequence: UInt64
+    /// False while this broker is the waiting or passive one of a pair: the producers'
+    /// endpoints are not bound, and nothing is forwarded (docs/topologies.md, "A pair").
+    private var pairActive: Bool
     /// The sequence marker of the message being forwarded (`$zpub/seq/<topic>`), built in place
     /// while somebody subscribes to markers; empty otherwise.
     @exclusivity(unchecked) private var sequenceMarkerTopic: [UInt8] = []
@@ -151,6 +171,7 @@ final class ForwardingLoop {
         self.persistLastValues = history != nil && configuration.stateDirectory != nil
         self.historyPrefixes = HistoryPrefixes(history == nil ? [] : configuration.historyPrefixes)
         self.nextSequence = history?.firstNewSequence ?? 1
+        self.pairActive = !configuration.pair.isEnabled
         self.handle = ForwardingLoopHandle(logger: logger)
         self.upstreamEndpoints = configuration.upstreamEndpoints
         self.registry = registry
@@ -184,6 +205,8 @@ final class ForwardingLoop {
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
         let monitorIndexes = monitors.map { poller.add($0.socket) }
         let receiptsIndex = receipts.map { poller.add($0) }
+        poller.setWatching(pullIndex, pairActive)
+        poller.setWatching(xsubIndex, pairActive)
         // The watchdog is pinged from here, and only here: if this loop hangs, the pings stop and
         // systemd restarts the daemon.
         var schedule = LoopSchedule(
@@ -209,7 +232,7 @@ final class ForwardingLoop {
                 handleMonitorEvents(monitors[position])
             }
             if poller.isReadable(xpubIndex) { handleSubscriptions() }
-            if !state.paused {
+            if !state.paused && pairActive {
                 if poller.isReadable(pullIndex) { forwardBurst(from: pull, role: .pull) }
                 if poller.isReadable(xsubIndex) { forwardBurst(from: xsub, role: .xsub) }
             }
@@ -222,8 +245,8 @@ final class ForwardingLoop {
                     schedule.startDrain(nowNanoseconds: now, milliseconds: configuration.shutdownDrainMilliseconds)
                     state.paused = false
                 }
-                poller.setWatching(pullIndex, !state.paused)
-                poller.setWatching(xsubIndex, !state.paused)
+                poller.setWatching(pullIndex, !state.paused && pairActive)
+                poller.setWatching(xsubIndex, !state.paused && pairActive)
             }
             if schedule.drainFinished(pollWasQuiet: ready == 0, nowNanoseconds: now) { break }
         }
@@ -273,7 +296,7 @@ final class ForwardingLoop {
         do {
             for _ in 0..<Self.burst {
                 guard let size = try receipts.receiveSize(into: message, dontWait: true) else { return }
-                if state.paused {
+                if state.paused || !pairActive {
                     while message.hasMore { _ = try receipts.receiveSize(into: message) }
                     outgoing.replace(with: EmptyCollection())
                 } else {
@@ -615,8 +638,48 @@ final class ForwardingLoop {
             case .stall(let milliseconds):
                 logger.warning("test hook: stalling the forwarding loop for \(milliseconds) ms")
                 usleep(UInt32(milliseconds) * 1_000)
+            case .pairQuery(let slot):
+                slot.fulfill(PairLoopView(nextSequence: nextSequence, subscribers: state.peers[.xpub, default: 0]))
+            case .replicate(let messages):
+                replicate(messages)
+            case .pairActivate(let sequence, let slot):
+                slot.fulfill(activate(nextSequence: sequence))
             }
         }
+    }
+
+    /// Writes mirrored messages into this broker's history with the active peer's sequences,
+    /// so that a takeover continues them and resumes (`since`, Last-Event-ID) work across it.
+    private func replicate(_ messages: [StoredMessage]) {
+        guard let historyQueue else { return }
+        for stored in messages where stored.sequence >= nextSequence {
+            guard let topic = stored.frames.first else { continue }
+            let prefixLength = topic.withUnsafeBytes { historyPrefixes.matchLength($0) }
+            historyQueue._withUnsafeGuaranteedRef { queue in
+                if let prefixLength {
+                    topic.withUnsafeBytes {
+                        queue.begin(
+                            sequence: stored.sequence, milliseconds: stored.receivedMilliseconds,
+                            prefixLength: prefixLength, topic: $0)
+                    }
+                    for frame in stored.frames.dropFirst() { frame.withUnsafeBytes { queue.appendFrame($0) } }
+                }
+                queue.commit(sequence: stored.sequence, kept: prefixLength != nil)
+            }
+            nextSequence = stored.sequence &+ 1
+        }
+    }
+
+    /// The pair chose this broker: bind the producers' endpoints and forward from now on.
+    private func activate(nextSequence sequence: UInt64) -> [BrokerError] {
+        guard !pairActive else { return [] }
+        pairActive = true
+        nextSequence = max(nextSequence, sequence)
+        var failures = pullEndpoints.reconcile(with: configuration.pullEndpoints, on: pull, logger: logger)
+        failures += xsubEndpoints.reconcile(with: configuration.xsubEndpoints, on: xsub, logger: logger)
+        registry.set(.pull, pullEndpoints.actual)
+        registry.set(.xsub, xsubEndpoints.actual)
+        return failures
     }
 
     private func reconfigure(_ newConfiguration: BrokerConfiguration, serverKey: CurveKey?) -> [BrokerError] {
@@ -641,8 +704,11 @@ final class ForwardingLoop {
                 logger.error("cannot apply socket options to \(role.rawValue): \(error)")
             }
         }
-        failures += pullEndpoints.reconcile(with: newConfiguration.pullEndpoints, on: pull, logger: logger)
-        failures += xsubEndpoints.reconcile(with: newConfiguration.xsubEndpoints, on: xsub, logger: logger)
+        // A passive pair member binds its producers' endpoints only when it takes over.
+        failures += pullEndpoints.reconcile(
+            with: pairActive ? newConfiguration.pullEndpoints : [], on: pull, logger: logger)
+        failures += xsubEndpoints.reconcile(
+            with: pairActive ? newConfiguration.xsubEndpoints : [], on: xsub, logger: logger)
         failures += xpubEndpoints.reconcile(with: newConfiguration.xpubEndpoints, on: xpub, logger: logger)
         // Upstreams: connect the new, disconnect the gone; libzmq reconnects by itself.
         for endpoint in upstreamEndpoints where !newConfiguration.upstreamEndpoints.contains(endpoint) {

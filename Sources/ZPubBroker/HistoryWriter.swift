@@ -51,6 +51,16 @@ final class HistoryQueue: Sendable {
         assigned.store(sequence, ordering: .releasing)
     }
 
+    /// A mirrored message (a pair's passive side): committed if it was begun (`kept`), and its
+    /// sequence counted as assigned either way, so that sequences are never reused.
+    func commit(sequence: UInt64, kept: Bool) {
+        if kept {
+            commit(sequence: sequence)
+        } else {
+            assigned.store(sequence, ordering: .releasing)
+        }
+    }
+
     /// A last-value update (the cache stored or deleted `frames`), to persist.
     func lastValue(_ frames: [[UInt8]], sequence: UInt64, milliseconds: UInt64) {
         ring.begin()

@@ -4,7 +4,7 @@ extension BrokerConfiguration {
     /// Problems that make this configuration unusable, whatever it was read from. Each names
     /// the key and what to do; `ConfigurationFile` adds line numbers.
     public func validate() -> [(key: String, message: String)] {
-        limitProblems() + securityProblems() + endpointProblems() + http.validate()
+        limitProblems() + securityProblems() + endpointProblems() + http.validate() + pair.validate()
     }
 
     /// The log level and every numeric limit in its range.

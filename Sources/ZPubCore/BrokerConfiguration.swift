@@ -116,6 +116,8 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var security: [BrokerSocketRole: SocketSecurity] = [:]
     /// The optional HTTP listener: WebSocket, SSE, health, stats, metrics ([http], docs/http.md).
     public var http = HTTPSettings()
+    /// A primary/backup pair ([ha], docs/topologies.md); off by default.
+    public var pair = PairSettings()
 
     public init() {}
 
@@ -166,6 +168,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case controlIPCMode = "control_ipc_mode"
         case security
         case http
+        case pair = "ha"
     }
 }
 

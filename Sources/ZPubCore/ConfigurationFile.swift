@@ -132,7 +132,7 @@ enum Schema {
     }
 
     static let sections =
-        ["", "daemon", "endpoints", "sockets", "limits", "last_value", "history", "security", "http"]
+        ["", "daemon", "endpoints", "sockets", "limits", "last_value", "history", "security", "http", "ha"]
         + BrokerSocketRole.allCases.map { "security.\($0.rawValue)" }
 
     static func integer(
@@ -252,7 +252,7 @@ enum Schema {
             integer("limits", "max_subscriptions", \.maxSubscriptions),
             integer("limits", "max_subscription_length", \.maxSubscriptionLength),
             integer("limits", "max_control_request", \.maxControlRequest),
-        ] + BrokerSocketRole.allCases.flatMap(securityFields) + httpFields
+        ] + BrokerSocketRole.allCases.flatMap(securityFields) + httpFields + pairFields
 
     /// `curve`, `allowed_keys` and `allowed_addresses` in [security.<role>].
     static func securityFields(_ role: BrokerSocketRole) -> [Field] {

@@ -33,6 +33,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var security: SecurityStats = .init()
     /// Message history, when prefixes are configured (absent otherwise).
     public var history: HistoryStats?
+    /// One of a primary/backup pair: role, state, replication lag (absent for a single broker).
+    public var pair: PairStatus?
 
     public struct DescriptorStats: Codable, Equatable, Sendable {
         /// New TCP connections are paused because the descriptors ran out.
@@ -210,7 +212,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case forwarding, sockets, subscriptions, topics
         case unwantedMessages = "unwanted_messages"
         case sendFailures = "send_failures"
-        case peers, upstreams, security, descriptors, history
+        case peers, upstreams, security, descriptors, history, pair
         case handshakeFailures = "handshake_failures"
         case lastValue = "last_value"
     }
@@ -225,6 +227,8 @@ public struct HealthReport: Codable, Equatable, Sendable {
         case paused
         /// The forwarding loop does not answer.
         case unhealthy
+        /// The waiting or passive broker of a pair: healthy, and not the one to send clients to.
+        case passive
     }
 
     public var status: Status
@@ -234,11 +238,14 @@ public struct HealthReport: Codable, Equatable, Sendable {
     public var loopLagSeconds: Double
     public var subscriptions: Int
     public var version: String
+    /// One of a primary/backup pair: its role, state and peer (absent for a single broker).
+    public var pair: PairStatus?
 
     public init(
         status: Status, forwarding: ForwardingState, uptimeSeconds: Double, loopLagSeconds: Double, subscriptions: Int,
-        version: String
+        version: String, pair: PairStatus? = nil
     ) {
+        self.pair = pair
         self.status = status
         self.forwarding = forwarding
         self.uptimeSeconds = uptimeSeconds
@@ -248,7 +255,7 @@ public struct HealthReport: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case status, forwarding, subscriptions, version
+        case status, forwarding, subscriptions, version, pair
         case uptimeSeconds = "uptime_s"
         case loopLagSeconds = "loop_lag_s"
     }

@@ -288,6 +288,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let reason =
                     switch report.status {
                     case .paused: "forwarding is paused (PAUSE on the control socket); RESUME restarts it"
+                    case .passive:
+                        "this broker is the \(report.pair?.state.rawValue ?? "passive") one of a pair: clients go to the active one (\(report.pair?.peer ?? "its peer"))"
                     default: "the forwarding loop is not responding (\(report.forwarding.rawValue))"
                     }
                 body =

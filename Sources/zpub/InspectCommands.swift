@@ -60,6 +60,9 @@ struct Health: ParsableCommand {
             if options.json { return Output.raw(raw) }
             Output.line(
                 "\(health.status.rawValue): forwarding \(health.forwarding.rawValue), up \(Format.duration(health.uptimeSeconds)), loop lag \(String(format: "%.3f", health.loopLagSeconds)) s, \(health.subscriptions) subscriptions, zpubd \(health.version)"
+                    + (health.pair.map {
+                        "; \($0.role.rawValue) of a pair, \($0.state.rawValue), peer \($0.peer) \($0.peerState?.rawValue ?? "not heard")"
+                    } ?? "")
             )
         }
         if !healthy { throw ExitCode.failure }

@@ -31,8 +31,10 @@ struct Publish: ParsableCommand {
 
     @Option(
         name: [.customShort("e"), .long],
-        help: ArgumentHelp("The endpoint to send to (default: the PULL or XSUB default).", valueName: "endpoint"))
-    var endpoint: String?
+        help: ArgumentHelp(
+            "The endpoint to send to (default: the PULL or XSUB default); repeat it for both brokers of a pair: messages go to the one that is active.",
+            valueName: "endpoint"))
+    var endpoint: [String] = []
 
     @Option(
         name: .long,
@@ -54,9 +56,11 @@ struct Publish: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let target =
-                endpoint
-                ?? (pub ? BrokerConfiguration.Defaults.xsubEndpoints[0] : BrokerConfiguration.Defaults.pullEndpoints[0])
+            let targets =
+                endpoint.isEmpty
+                ? [pub ? BrokerConfiguration.Defaults.xsubEndpoints[0] : BrokerConfiguration.Defaults.pullEndpoints[0]]
+                : endpoint
+            let target = targets.joined(separator: " or ")
             let context = try Context()
             defer { context.terminate() }
             let socket = try Socket(context, type: pub ? .pub : .push)
@@ -65,12 +69,13 @@ struct Publish: ParsableCommand {
             try socket.setOption(.linger, Int32(timeout))
             if !pub {
                 // Block sends until a connection exists, with a deadline, so that a broker that
-                // is not there is reported instead of silently queued for.
+                // is not there is reported instead of silently queued for. With both brokers of a
+                // pair, only the active one listens: messages go there and nowhere else.
                 try socket.setOption(.immediate, 1)
                 try socket.setOption(.sendTimeout, Int32(timeout))
             }
             try curve.apply(to: socket)
-            try socket.connect(target)
+            for target in targets { try socket.connect(target) }
             if pub { usleep(UInt32(settle) * 1_000) }
 
             func send(_ frames: [[UInt8]]) throws {

@@ -15,6 +15,10 @@ struct ConfigurationLoader: Sendable {
         var logLevel: String?
         /// --http host:port: turns the HTTP gateway on at that address.
         var http: String? = nil
+        /// --ha-role, --ha-bind, --ha-peer: one of a primary/backup pair.
+        var haRole: String? = nil
+        var haBind: String? = nil
+        var haPeer: String? = nil
     }
 
     /// Every problem found, ready to print: one line each, prefixed with the file and line.
@@ -58,6 +62,15 @@ struct ConfigurationLoader: Sendable {
             configuration.http.enabled = true
             configuration.http.listen = listen
         }
+
+        if let role = overrides.haRole {
+            guard let parsed = PairSettings.Role(rawValue: role) else {
+                return .failure(Report(text: "zpubd: --ha-role must be primary or backup, not \"\(role)\""))
+            }
+            configuration.pair.role = parsed
+        }
+        if let bind = overrides.haBind { configuration.pair.bind = bind }
+        if let peer = overrides.haPeer { configuration.pair.peer = peer }
 
         let problems = configuration.validate()
         if !problems.isEmpty {

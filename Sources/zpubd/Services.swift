@@ -1,9 +1,14 @@
 import ArgumentParser
 import Logging
+import Synchronization
 import Systemd
 import ZPubBroker
 import ZPubCore
 import ZPubGateway
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// zpubd's services, and their order in one place: started broker first, then the HTTP
 /// gateway (which joins the broker over inproc); reloaded in that order; stopped in reverse.
@@ -11,6 +16,11 @@ struct Services {
     let broker: Broker
     /// When [http] is on (docs/http.md).
     let gateway: HTTPGateway?
+
+    /// Set when the pair demoted this broker: zpubd then exits with `demotedExitStatus`.
+    static let demoted = Atomic<Bool>(false)
+    /// EX_TEMPFAIL: a failure for systemd, which restarts the broker.
+    static let demotedExitStatus: Int32 = 75
 
     /// Starts the broker (on the sockets systemd passed, if any), then the gateway. On failure,
     /// what started is stopped, the reason is logged, and zpubd exits with status 1.
@@ -27,7 +37,13 @@ struct Services {
         do {
             for warning in security.warnings { logger.warning("\(warning)") }
             broker = try Broker(
-                configuration: configuration, security: security, logger: logger, notifier: notifier, adopted: adopted)
+                configuration: configuration, security: security, logger: logger, notifier: notifier, adopted: adopted,
+                onDemoted: {
+                    // One of a pair that must give up being active: stop as on SIGTERM, with a
+                    // status that makes systemd (Restart=on-failure) start it again as passive.
+                    Services.demoted.store(true, ordering: .relaxed)
+                    kill(getpid(), SIGTERM)
+                })
         } catch let error as BrokerError {
             logger.critical("\(error)", metadata: error.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
             throw ExitCode(error.exitStatus ?? 1)

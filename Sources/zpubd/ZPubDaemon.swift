@@ -83,6 +83,21 @@ struct ZPubDaemon: ParsableCommand {
 
     @Option(
         name: .long,
+        help: ArgumentHelp(
+            "Run as one of a primary/backup pair: primary or backup (with --ha-bind and --ha-peer).",
+            valueName: "role"))
+    var haRole: String?
+
+    @Option(
+        name: .long, help: ArgumentHelp("This broker's pair endpoint (heartbeats, replication).", valueName: "endpoint")
+    )
+    var haBind: String?
+
+    @Option(name: .long, help: ArgumentHelp("The other broker's pair endpoint.", valueName: "endpoint"))
+    var haPeer: String?
+
+    @Option(
+        name: .long,
         help: ArgumentHelp("Log level: \(BrokerConfiguration.logLevels.joined(separator: ", ")).", valueName: "level"))
     var logLevel: String?
 
@@ -108,7 +123,8 @@ struct ZPubDaemon: ParsableCommand {
             path: config,
             overrides: .init(
                 pull: pull, xsub: xsub, xpub: xpub, control: control, upstream: upstream, lastValue: lastValue,
-                history: history, stateDirectory: stateDir, logLevel: logLevel, http: http))
+                history: history, stateDirectory: stateDir, logLevel: logLevel, http: http, haRole: haRole,
+                haBind: haBind, haPeer: haPeer))
         let (configuration, security) = try loadOrExit(loader)
         if checkConfig {
             print("\(config ?? "embedded defaults"): configuration is valid")
@@ -140,6 +156,7 @@ struct ZPubDaemon: ParsableCommand {
         notifier.stopping()
         services.stop()
         logger.notice("zpubd stopped")
+        if Services.demoted.load(ordering: .relaxed) { throw ExitCode(Services.demotedExitStatus) }
     }
 
     /// The configuration and the key material it names, or the reasons on stderr and exit

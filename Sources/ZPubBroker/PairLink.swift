@@ -1,0 +1,269 @@
+import Logging
+import Systemd
+import ZPubCore
+import ZPubStore
+import ZeroMQ
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// One broker's side of a primary/backup pair (docs/topologies.md, "A pair"), on a thread of
+/// its own. It binds a ROUTER on `[ha] bind` and connects a DEALER to `[ha] peer`:
+///
+/// - **heartbeats**, DEALER to the peer's ROUTER, `heartbeat_ms` apart: `[HB, state, last
+///   sequence assigned]`. The latest one heard drives `PairMachine`.
+/// - **replication**, while this broker is not active and the peer is: `[HISTORY, since]` on the
+///   DEALER; the peer answers with its control API's HISTORY reply (kept messages with their
+///   sequences, 1,000 at most), which the forwarding loop writes into this broker's history.
+///   Asked again at once while there is more, else every `replicationIntervalMilliseconds`.
+///
+/// A change of role is logged, sent to systemd (STATUS=) and shown by HEALTH. Taking over binds
+/// the producers' endpoints and continues the sequences after the highest either broker
+/// announced. A broker that finds itself active beside an active primary (a healed partition)
+/// stops (`onDemoted`): restarted, it rejoins as passive.
+final class PairLink {
+    static let replicationIntervalMilliseconds: UInt64 = 50
+    /// How long a replication request may go unanswered before it is asked again.
+    static let replicationTimeoutMilliseconds: UInt64 = 2_000
+
+    let mailbox = Mailbox<Bool>()
+    private let settings: PairSettings
+    private let router: Socket
+    private let dealer: Socket
+    private let control: any BrokerControl
+    private let loop: ForwardingLoopHandle
+    private let historyOn: Bool
+    private let logger: Logger
+    private let notifier: Notifier
+    private let onDemoted: @Sendable () -> Void
+    private var machine: PairMachine
+    private var status: PairStatus
+    private var lastHeartbeat: UInt64 = 0
+    /// Replication: the request in flight (sent when), the last time one was answered.
+    private var requestSent: UInt64?
+    private var lastReplication: UInt64 = 0
+    private var moreToReplicate = false
+    private var ownNextSequence: UInt64 = 1
+    private var subscribers = 0
+
+    init(
+        settings: PairSettings, context: Context, control: any BrokerControl, loop: ForwardingLoopHandle,
+        historyOn: Bool, logger: Logger, notifier: Notifier, onDemoted: @escaping @Sendable () -> Void
+    ) throws {
+        guard let role = settings.role, let bind = settings.bind, let peer = settings.peer else {
+            throw BrokerError(code: .socketSetupFailed, message: "[ha] needs role, bind and peer")
+        }
+        self.settings = settings
+        self.control = control
+        self.loop = loop
+        self.historyOn = historyOn
+        self.logger = logger
+        self.notifier = notifier
+        self.onDemoted = onDemoted
+        machine = PairMachine(
+            role: role, failoverMilliseconds: settings.failoverMilliseconds,
+            nowNanoseconds: SystemClock.monotonicNanoseconds())
+        status = PairStatus(role: role, peer: peer)
+        router = try Socket(context, type: .router)
+        dealer = try Socket(context, type: .dealer)
+        for socket in [router, dealer] {
+            try socket.setOption(.linger, 0)
+            // A vanished peer machine (no RST) is noticed by ZMTP heartbeats, not hours later.
+            try socket.setOption(.heartbeatInterval, Int32(settings.heartbeatMilliseconds))
+            try socket.setOption(.heartbeatTimeout, Int32(settings.failoverMilliseconds))
+        }
+        // Nothing queues for a peer that is not connected: a heartbeat held back and delivered
+        // after a partition heals would say a stale state.
+        try dealer.setOption(.immediate, 1)
+        try dealer.setOption(.sendHighWaterMark, 100)
+        do {
+            try router.bind(bind)
+        } catch let error as ZMQError {
+            router.close()
+            dealer.close()
+            throw BrokerError(
+                code: .bindFailed, message: "cannot bind the pair endpoint \(bind) ([ha] bind): \(error.reason)",
+                endpoint: bind)
+        }
+        try dealer.connect(peer)
+        loop.pairStatus.withLock { $0 = status }
+    }
+
+    func run() {
+        var poller = Poller()
+        let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
+        let routerIndex = poller.add(router)
+        let dealerIndex = poller.add(dealer)
+        logger.notice(
+            "pair: \(status.role.rawValue), listening on \(settings.bind ?? "") for \(status.peer); waiting \(settings.failoverMilliseconds) ms for the peer"
+        )
+        notifier.status("pair: \(status.role.rawValue), waiting for the peer \(status.peer)")
+        let heartbeat = UInt64(settings.heartbeatMilliseconds) * 1_000_000
+        while true {
+            let now = SystemClock.monotonicNanoseconds()
+            let untilHeartbeat = heartbeat &- min(heartbeat, now &- lastHeartbeat)
+            let timeout = Int(min(untilHeartbeat / 1_000_000, Self.replicationIntervalMilliseconds))
+            do {
+                _ = try poller.poll(timeoutMilliseconds: max(1, timeout))
+            } catch {
+                logger.critical("pair link cannot poll: \(error)")
+                return
+            }
+            if poller.isReadable(mailboxIndex), mailbox.take().contains(true) { break }
+            if poller.isReadable(routerIndex) { serveRequests() }
+            if poller.isReadable(dealerIndex) { receiveReplies() }
+            let later = SystemClock.monotonicNanoseconds()
+            if later &- lastHeartbeat >= heartbeat { beat(now: later) }
+            replicateIfDue(now: later)
+            if let transition = machine.tick(nowNanoseconds: later, clientsConnected: subscribers > 0) {
+                apply(transition)
+            }
+            publishStatus(now: later)
+        }
+        router.close()
+        dealer.close()
+    }
+
+    // MARK: Heartbeats
+
+    /// Learns the loop's sequence and subscribers, then tells the peer this broker's state.
+    private func beat(now: UInt64) {
+        lastHeartbeat = now
+        let slot = ReplySlot<PairLoopView>()
+        loop.mailbox.post(.pairQuery(slot))
+        if let view = slot.wait(milliseconds: 500) {
+            ownNextSequence = view.nextSequence
+            subscribers = view.subscribers
+            // What this broker kept before (its own store, after a restart) needs no mirroring.
+            if status.replicatedThrough == 0 { status.replicatedThrough = view.nextSequence &- 1 }
+        }
+        let frames = [Array("HB".utf8), Array(machine.state.rawValue.utf8), Array(String(ownNextSequence &- 1).utf8)]
+        _ = try? dealer.send(frames: frames, dontWait: true)
+    }
+
+    /// Heartbeats and replication requests from the peer, on the ROUTER. Of several heartbeats
+    /// waiting only the newest counts.
+    private func serveRequests() {
+        var newest: (state: PairMachine.State, sequence: UInt64)?
+        while let frames = try? router.receiveFrames(dontWait: true) {
+            guard frames.count >= 2 else { continue }
+            let identity = frames[0]
+            let kind = String(decoding: frames[1], as: UTF8.self)
+            switch kind {
+            case "HB" where frames.count >= 4:
+                if let state = PairMachine.State(rawValue: String(decoding: frames[2], as: UTF8.self)),
+                    let sequence = UInt64(String(decoding: frames[3], as: UTF8.self))
+                {
+                    newest = (state, sequence)
+                }
+            case "HISTORY" where frames.count >= 3:
+                let since = String(decoding: frames[2], as: UTF8.self)
+                let reply = control.respond(
+                    to: ControlRequest(command: .history, argument: Array("since \(since)".utf8)))
+                _ = try? router.send(frames: [identity, Array("HISTORY".utf8), reply.json], dontWait: true)
+            default:
+                continue
+            }
+        }
+        guard let newest else { return }
+        status.peerSequence = newest.sequence
+        if let transition = machine.peerSaid(newest.state, nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+            apply(transition)
+        }
+    }
+
+    // MARK: Replication
+
+    private func replicateIfDue(now: UInt64) {
+        guard historyOn, machine.state != .active, machine.peerState == .active else {
+            requestSent = nil
+            return
+        }
+        if let sent = requestSent {
+            // Unanswered (the peer died, or restarted): ask again after a while.
+            guard now &- sent > Self.replicationTimeoutMilliseconds * 1_000_000 else { return }
+        } else if !moreToReplicate && now &- lastReplication < Self.replicationIntervalMilliseconds * 1_000_000 {
+            return
+        }
+        let frames = [Array("HISTORY".utf8), Array(String(status.replicatedThrough).utf8)]
+        if (try? dealer.send(frames: frames, dontWait: true)) == true { requestSent = now }
+    }
+
+    private func receiveReplies() {
+        while let frames = try? dealer.receiveFrames(dontWait: true) {
+            guard frames.count >= 2, String(decoding: frames[0], as: UTF8.self) == "HISTORY" else { continue }
+            requestSent = nil
+            lastReplication = SystemClock.monotonicNanoseconds()
+            guard let reply = try? JSONDecoder().decode(HistoryReply.self, from: Data(frames[1])) else {
+                moreToReplicate = false
+                continue
+            }
+            let messages: [StoredMessage] = reply.messages.compactMap { entry in
+                guard let sequence = entry.seq, let frames = entry.messageFrames else { return nil }
+                return StoredMessage(
+                    sequence: sequence, receivedMilliseconds: entry.storedMilliseconds ?? 0, frames: frames, prefix: "")
+            }
+            if let gap = reply.gap, gap.to > status.replicatedThrough {
+                // Evicted on the peer before it could be mirrored: nothing to fetch, skip it.
+                logger.warning(
+                    "pair: sequences \(gap.from)-\(gap.to) are no longer kept by the peer and cannot be mirrored")
+                status.replicatedThrough = gap.to
+            }
+            if !messages.isEmpty {
+                loop.mailbox.post(.replicate(messages))
+                status.replicatedThrough = messages.last!.sequence
+                let newest = messages.last!.receivedMilliseconds
+                status.lagMilliseconds =
+                    reply.more ? SystemClock.wallMilliseconds() &- min(newest, SystemClock.wallMilliseconds()) : 0
+            } else {
+                status.lagMilliseconds = 0
+            }
+            // Nothing newer kept: the peer's assigned sequences up to here are ours too.
+            if !reply.more { status.replicatedThrough = max(status.replicatedThrough, reply.lastSequence) }
+            moreToReplicate = reply.more
+        }
+    }
+
+    // MARK: Changes of role
+
+    private func apply(_ transition: PairMachine.Transition) {
+        status.changes &+= 1
+        logger.notice(
+            "pair: \(status.role.rawValue) \(transition.from.rawValue) -> \(transition.to.rawValue): \(transition.reason)",
+            metadata: ["pair_state": "\(transition.to.rawValue)"])
+        notifier.status("pair: \(status.role.rawValue), \(transition.to.rawValue) (\(transition.reason))")
+        switch transition.to {
+        case .active:
+            // Sequences continue after the highest either side knows of; those the old active
+            // assigned after its last heartbeat and before it died were never mirrored, and are
+            // skipped rather than reused (docs/topologies.md, "What a failover can lose").
+            let next = max(status.replicatedThrough, status.peerSequence, ownNextSequence &- 1) &+ 1
+            let slot = ReplySlot<[BrokerError]>()
+            loop.mailbox.post(.pairActivate(nextSequence: next, slot))
+            for failure in slot.wait(milliseconds: 5_000) ?? [] {
+                logger.error("pair: taking over: \(failure.message)")
+            }
+            requestSent = nil
+        case .passive where transition.from == .active:
+            logger.critical(
+                "pair: the primary is active too (a partition between the pair healed); this backup stops so that one active broker remains, and rejoins as passive when restarted"
+            )
+            onDemoted()
+        default:
+            break
+        }
+    }
+
+    private func publishStatus(now: UInt64) {
+        status.state = machine.state
+        status.peerState = machine.peerState
+        status.peerHeardMillisecondsAgo = machine.peerHeard.map { (now &- $0) / 1_000_000 }
+        status.lagMessages =
+            machine.state == .active ? 0 : status.peerSequence &- min(status.peerSequence, status.replicatedThrough)
+        let snapshot = status
+        loop.pairStatus.withLock { $0 = snapshot }
+    }
+}

@@ -1,0 +1,227 @@
+/// `[ha]`: one broker of a primary/backup pair (docs/topologies.md, "A pair"). Off unless
+/// `role` is set.
+public struct PairSettings: Codable, Equatable, Sendable {
+    public enum Role: String, Codable, Sendable, CaseIterable {
+        case primary, backup
+    }
+
+    public enum Defaults {
+        /// How long the peer may be silent before this broker may take over.
+        public static let failoverMilliseconds = 2_000
+    }
+
+    /// Nil: a single broker, no pair.
+    public var role: Role?
+    /// This broker's pair endpoint (heartbeats and replication), e.g. "tcp://10.0.0.1:5600".
+    public var bind: String?
+    /// The other broker's pair endpoint.
+    public var peer: String?
+    public var failoverMilliseconds = Defaults.failoverMilliseconds
+
+    public init() {}
+
+    public var isEnabled: Bool { role != nil }
+
+    /// Heartbeats go out four times per failover interval: one or two lost ones are no failover.
+    public var heartbeatMilliseconds: Int { max(25, failoverMilliseconds / 4) }
+
+    enum CodingKeys: String, CodingKey {
+        case role, bind, peer
+        case failoverMilliseconds = "failover_ms"
+    }
+
+    /// Problems, each naming its key.
+    public func validate() -> [(key: String, message: String)] {
+        guard role != nil else {
+            if bind != nil || peer != nil {
+                return [("role", "[ha] has bind or peer but no role; set role = \"primary\" or \"backup\"")]
+            }
+            return []
+        }
+        var problems: [(key: String, message: String)] = []
+        for (key, value) in [("bind", bind), ("peer", peer)] {
+            guard let value else {
+                problems.append(
+                    (
+                        key,
+                        "[ha] needs \(key): the \(key == "bind" ? "this broker's" : "other broker's") pair endpoint, e.g. \"tcp://10.0.0.1:5600\""
+                    ))
+                continue
+            }
+            if let problem = Endpoint.problem(with: value) {
+                problems.append((key, "\(key) \"\(value)\": \(problem)"))
+            } else if Endpoint.isMulticast(value) || value.hasPrefix("inproc://") {
+                problems.append((key, "\(key) \"\(value)\" must be tcp or ipc: the pair talks across processes"))
+            }
+        }
+        if bind != nil && bind == peer {
+            problems.append(("peer", "peer is this broker's own bind endpoint; it names the other broker"))
+        }
+        if let problem = BrokerConfiguration.rangeProblem(
+            "failover_ms", failoverMilliseconds, 200...600_000, "the milliseconds before the peer counts as gone")
+        {
+            problems.append(problem)
+        }
+        return problems
+    }
+}
+
+/// The pair's state machine, after the ZeroMQ Guide's Binary Star: pure, so that every rule is
+/// unit-tested, and driven by `PairLink` (the heartbeats it hears, the clock, and whether
+/// clients are connected).
+///
+/// The rule against split brain: a backup takes over only when the primary has been silent for
+/// `failover` *and* clients are connected to the backup (they would not be, were only the link
+/// between the two brokers broken while clients still reached the primary). A primary starting
+/// alone becomes active once it has heard nothing for `failover`: it is the preferred one.
+/// If both ever find each other active, the backup yields.
+public struct PairMachine: Sendable {
+    public enum State: String, Codable, Sendable {
+        /// Just started: listening for the peer before choosing.
+        case waiting
+        /// Takes producers and serves subscribers.
+        case active
+        /// Mirrors the active peer; binds no producer endpoint.
+        case passive
+    }
+
+    public struct Transition: Equatable, Sendable {
+        public var from: State
+        public var to: State
+        public var reason: String
+    }
+
+    public let role: PairSettings.Role
+    public private(set) var state = State.waiting
+    public let failoverNanoseconds: UInt64
+    /// When the peer was last heard, and what it said; nil until then.
+    public private(set) var peerHeard: UInt64?
+    public private(set) var peerState: State?
+    private let started: UInt64
+
+    public init(role: PairSettings.Role, failoverMilliseconds: Int, nowNanoseconds: UInt64) {
+        self.role = role
+        failoverNanoseconds = UInt64(failoverMilliseconds) * 1_000_000
+        started = nowNanoseconds
+    }
+
+    public func peerIsSilent(nowNanoseconds now: UInt64) -> Bool {
+        now &- (peerHeard ?? started) >= failoverNanoseconds
+    }
+
+    private mutating func move(to next: State, _ reason: String) -> Transition? {
+        guard next != state else { return nil }
+        defer { state = next }
+        return Transition(from: state, to: next, reason: reason)
+    }
+
+    /// A heartbeat from the peer, saying its state.
+    public mutating func peerSaid(_ peer: State, nowNanoseconds now: UInt64) -> Transition? {
+        peerHeard = now
+        peerState = peer
+        switch (state, peer) {
+        case (.waiting, .active),
+            (.active, .active) where role == .backup:
+            return move(
+                to: .passive,
+                state == .active
+                    ? "both brokers were active (a partition healed): the primary keeps the role" : "the peer is active"
+            )
+        case (.waiting, .passive), (.waiting, .waiting):
+            // Two brokers starting (or one restarting beside a passive one): the primary leads.
+            return role == .primary ? move(to: .active, "the peer is \(peer.rawValue); the primary leads") : nil
+        case (.passive, .waiting):
+            // The peer restarted; this broker holds the replicated state.
+            return move(to: .active, "the peer restarted and is waiting")
+        case (.passive, .passive):
+            return role == .primary ? move(to: .active, "both brokers were passive; the primary leads") : nil
+        default:
+            return nil
+        }
+    }
+
+    /// Time passes: takes over when the peer has been silent long enough (and, for a backup or a
+    /// passive broker, clients are connected).
+    public mutating func tick(nowNanoseconds now: UInt64, clientsConnected: Bool) -> Transition? {
+        guard state != .active, peerIsSilent(nowNanoseconds: now) else { return nil }
+        let silence = "the peer has been silent for \(failoverNanoseconds / 1_000_000) ms"
+        if state == .waiting && role == .primary {
+            return move(to: .active, "\(silence): the primary starts alone")
+        }
+        guard clientsConnected else { return nil }
+        return move(to: .active, "\(silence) and clients are connected here: taking over")
+    }
+}
+
+/// Where a pair stands, for HEALTH, STATS, `/metrics` and `zpub top`.
+public struct PairStatus: Codable, Equatable, Sendable {
+    public var role: PairSettings.Role
+    public var state: PairMachine.State
+    /// The other broker's pair endpoint.
+    public var peer: String
+    /// What the peer last said, and how long ago (nil: never heard).
+    public var peerState: PairMachine.State?
+    public var peerHeardMillisecondsAgo: UInt64?
+    /// The last sequence mirrored from the active peer (passive side), and the peer's own last
+    /// assigned sequence as of its latest heartbeat.
+    public var replicatedThrough: UInt64
+    public var peerSequence: UInt64
+    /// Replication lag: kept messages the peer has that this broker has not mirrored yet, and
+    /// the age of the newest one mirrored when the peer had more (0 when caught up).
+    public var lagMessages: UInt64
+    public var lagMilliseconds: UInt64
+    /// Role changes since start.
+    public var changes: UInt64
+
+    public var active: Bool { state == .active }
+
+    public init(role: PairSettings.Role, peer: String) {
+        self.role = role
+        state = .waiting
+        self.peer = peer
+        replicatedThrough = 0
+        peerSequence = 0
+        lagMessages = 0
+        lagMilliseconds = 0
+        changes = 0
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case role, state, peer, active, changes
+        case peerState = "peer_state"
+        case peerHeardMillisecondsAgo = "peer_heard_ms_ago"
+        case replicatedThrough = "replicated_through"
+        case peerSequence = "peer_sequence"
+        case lagMessages = "lag_messages"
+        case lagMilliseconds = "lag_ms"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        role = try container.decode(PairSettings.Role.self, forKey: .role)
+        state = try container.decode(PairMachine.State.self, forKey: .state)
+        peer = try container.decode(String.self, forKey: .peer)
+        peerState = try container.decodeIfPresent(PairMachine.State.self, forKey: .peerState)
+        peerHeardMillisecondsAgo = try container.decodeIfPresent(UInt64.self, forKey: .peerHeardMillisecondsAgo)
+        replicatedThrough = try container.decode(UInt64.self, forKey: .replicatedThrough)
+        peerSequence = try container.decode(UInt64.self, forKey: .peerSequence)
+        lagMessages = try container.decode(UInt64.self, forKey: .lagMessages)
+        lagMilliseconds = try container.decode(UInt64.self, forKey: .lagMilliseconds)
+        changes = try container.decode(UInt64.self, forKey: .changes)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(role, forKey: .role)
+        try container.encode(state, forKey: .state)
+        try container.encode(peer, forKey: .peer)
+        try container.encode(active, forKey: .active)
+        try container.encodeIfPresent(peerState, forKey: .peerState)
+        try container.encodeIfPresent(peerHeardMillisecondsAgo, forKey: .peerHeardMillisecondsAgo)
+        try container.encode(replicatedThrough, forKey: .replicatedThrough)
+        try container.encode(peerSequence, forKey: .peerSequence)
+        try container.encode(lagMessages, forKey: .lagMessages)
+        try container.encode(lagMilliseconds, forKey: .lagMilliseconds)
+        try container.encode(changes, forKey: .changes)
+    }
+}

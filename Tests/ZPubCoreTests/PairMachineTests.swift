@@ -1,0 +1,85 @@
+import XCTest
+
+@testable import ZPubCore
+
+/// Binary Star's rules as zpubd applies them (docs/topologies.md, "A pair").
+final class PairMachineTests: XCTestCase {
+    private let second: UInt64 = 1_000_000_000
+
+    private func machine(_ role: PairSettings.Role) -> PairMachine {
+        PairMachine(role: role, failoverMilliseconds: 2_000, nowNanoseconds: 0)
+    }
+
+    func testTwoBrokersStartingTogetherMakeThePrimaryActiveAndTheBackupPassive() {
+        var primary = machine(.primary)
+        var backup = machine(.backup)
+        XCTAssertNil(backup.peerSaid(.waiting, nowNanoseconds: second / 10), "the backup waits for the primary")
+        XCTAssertEqual(primary.peerSaid(.waiting, nowNanoseconds: second / 10)?.to, .active)
+        XCTAssertEqual(backup.peerSaid(primary.state, nowNanoseconds: second / 5)?.to, .passive)
+        XCTAssertNil(primary.peerSaid(backup.state, nowNanoseconds: second / 4))
+        XCTAssertEqual([primary.state, backup.state], [.active, .passive])
+    }
+
+    func testAPrimaryAloneStartsActiveAfterTheFailoverTimeButABackupAloneWaitsForClients() {
+        var primary = machine(.primary)
+        XCTAssertNil(primary.tick(nowNanoseconds: second, clientsConnected: false))
+        XCTAssertEqual(primary.tick(nowNanoseconds: 2 * second, clientsConnected: false)?.to, .active)
+        var backup = machine(.backup)
+        XCTAssertNil(backup.tick(nowNanoseconds: 10 * second, clientsConnected: false))
+        XCTAssertEqual(backup.tick(nowNanoseconds: 10 * second, clientsConnected: true)?.to, .active)
+    }
+
+    /// The split-brain rule: a passive backup takes over only when the primary is silent *and*
+    /// clients are connected to it.
+    func testAPassiveBackupTakesOverOnlyWhenThePrimaryIsSilentAndClientsAreConnected() {
+        var backup = machine(.backup)
+        _ = backup.peerSaid(.active, nowNanoseconds: second)
+        XCTAssertEqual(backup.state, .passive)
+        XCTAssertNil(backup.tick(nowNanoseconds: 2 * second, clientsConnected: true), "heard 1 s ago")
+        XCTAssertNil(backup.tick(nowNanoseconds: 3 * second + 1, clientsConnected: false), "a partition: no clients")
+        let takeover = backup.tick(nowNanoseconds: 3 * second + 1, clientsConnected: true)
+        XCTAssertEqual(takeover?.to, .active)
+        XCTAssertTrue(takeover?.reason.contains("silent") ?? false)
+    }
+
+    func testARecoveredPrimaryRejoinsAsPassiveAndTakesOverAgainLater() {
+        var primary = machine(.primary)
+        XCTAssertEqual(primary.peerSaid(.active, nowNanoseconds: second / 2)?.to, .passive, "the backup is active")
+        XCTAssertNil(primary.tick(nowNanoseconds: 2 * second, clientsConnected: true))
+        XCTAssertEqual(primary.tick(nowNanoseconds: 3 * second, clientsConnected: true)?.to, .active)
+    }
+
+    func testWhenBothAreActiveTheBackupYieldsAndAPassivePeerRestartingIsCovered() {
+        var backup = machine(.backup)
+        _ = backup.tick(nowNanoseconds: 3 * second, clientsConnected: true)
+        XCTAssertEqual(backup.state, .active)
+        XCTAssertEqual(backup.peerSaid(.active, nowNanoseconds: 4 * second)?.to, .passive)
+        var primary = machine(.primary)
+        _ = primary.tick(nowNanoseconds: 3 * second, clientsConnected: false)
+        XCTAssertNil(primary.peerSaid(.active, nowNanoseconds: 4 * second), "the primary keeps the role")
+        var passive = machine(.backup)
+        _ = passive.peerSaid(.active, nowNanoseconds: second)
+        XCTAssertEqual(passive.peerSaid(.waiting, nowNanoseconds: 2 * second)?.to, .active, "the peer restarted")
+    }
+
+    func testPairSettingsAreReadAndChecked() throws {
+        let pair = try ConfigurationFile.parse(
+            """
+            [ha]
+            role = "backup"
+            bind = "tcp://10.0.0.2:5600"
+            peer = "tcp://10.0.0.1:5600"
+            failover_ms = 3000
+            """
+        ).get().pair
+        XCTAssertEqual(pair.role, .backup)
+        XCTAssertEqual(pair.heartbeatMilliseconds, 750)
+        guard case .failure(let failure) = ConfigurationFile.parse("[ha]\nrole = \"leader\"\nbind = \"10.0.0.1\"\n")
+        else { return XCTFail("accepted") }
+        let found = failure.problems.map(\.description)
+        XCTAssertTrue(found.contains { $0.hasPrefix("line 2:") && $0.contains("primary") }, "\(found)")
+        guard case .failure(let missing) = ConfigurationFile.parse("[ha]\nrole = \"primary\"\nbind = \"tcp://a:1\"\n")
+        else { return XCTFail("accepted") }
+        XCTAssertTrue(missing.problems.contains { $0.description.contains("needs peer") }, "\(missing.problems)")
+    }
+}
