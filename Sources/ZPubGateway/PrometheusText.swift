@@ -97,6 +97,21 @@ struct PrometheusText {
                 "zpub_history_last_sync_seconds", "Unix time of the last sync of history to disk",
                 [([:], Double(history.lastSyncMilliseconds) / 1000)])
         }
+        if let pair = stats.pair {
+            gauge(
+                "zpub_pair_active", "1 on the active broker of a primary/backup pair, 0 on the other",
+                [(["role": pair.role.rawValue], pair.active ? 1 : 0)])
+            gauge(
+                "zpub_pair_replication_lag_messages", "Kept messages the active peer has that this broker has not mirrored",
+                [([:], Double(pair.lagMessages))])
+            gauge(
+                "zpub_pair_replication_lag_seconds", "Age of the newest mirrored message while more are waiting",
+                [([:], Double(pair.lagMilliseconds) / 1000)])
+            gauge(
+                "zpub_pair_peer_heard_seconds", "Seconds since the peer was last heard (absent: never)",
+                pair.peerHeardMillisecondsAgo.map { [([:], Double($0) / 1000)] } ?? [])
+            counter("zpub_pair_role_changes_total", "Changes of this broker's pair state", [([:], Double(pair.changes))])
+        }
         if let descriptors = stats.descriptors {
             gauge(
                 "zpub_accept_paused", "1 while new TCP connections are paused: out of file descriptors",

@@ -35,6 +35,8 @@ struct TopJSON: Encodable {
     /// STATS' history section with the writer's rate, when history prefixes are configured.
     let history: HistoryStats?
     let historyWritesPerSecond: Double?
+    /// One of a pair: role, state, replication lag.
+    let pair: PairStatus?
     let topics: [Topic]
 
     init(_ view: TopView, limit: Int, sort: TopSortKey) {
@@ -54,6 +56,7 @@ struct TopJSON: Encodable {
         deniedConnections = stats.security.denied
         history = stats.history.flatMap { $0.prefixes.isEmpty ? nil : $0 }
         historyWritesPerSecond = history == nil ? nil : view.historyWritesPerSecond
+        pair = stats.pair
         topics = view.sortedTopics(by: sort).prefix(limit).map {
             Topic(
                 topic: $0.topic, messages: $0.messages, bytes: $0.bytes, unwanted: $0.unwanted,
@@ -62,7 +65,7 @@ struct TopJSON: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case subscriptions, peers, topics, history
+        case subscriptions, peers, topics, history, pair
         case historyWritesPerSecond = "history_written_per_s"
         case uptimeSeconds = "uptime_s"
         case intervalSeconds = "interval_s"

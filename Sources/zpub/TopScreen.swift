@@ -45,6 +45,7 @@ struct TopScreen {
         if let history = stats.history, !history.prefixes.isEmpty {
             summary.append(Self.historyLine(history, writes: view.historyWritesPerSecond, now: now))
         }
+        if let pair = stats.pair { summary.append(Self.pairLine(pair)) }
         if let problem { summary.append("! \(problem)") }
 
         guard view.sample.topics.accounting else {
@@ -77,6 +78,20 @@ struct TopScreen {
             tail.append("\(view.sample.topics.untrackedMessages) messages on untracked topics (max_topics reached)")
         }
         return (summary.map { Self.fit($0, width) }, heading, rows + tail.map { Self.fit($0, width) })
+    }
+
+    /// One of a pair: this broker's role and state, the peer's, and the replication lag.
+    static func pairLine(_ pair: PairStatus) -> String {
+        var line = "pair     \(pair.role.rawValue) \(pair.state.rawValue), peer \(pair.peer)"
+        if let peerState = pair.peerState, let ago = pair.peerHeardMillisecondsAgo {
+            line += " \(peerState.rawValue) (heard \(ago) ms ago)"
+        } else {
+            line += " not heard"
+        }
+        if !pair.active {
+            line += ", mirrored through seq \(pair.replicatedThrough), lag \(pair.lagMessages) msgs / \(pair.lagMilliseconds) ms"
+        }
+        return line
     }
 
     /// Kept messages, the writer's rate and queue, what was not kept, and (on disk) the store's

@@ -139,6 +139,18 @@ final class PairTests: XCTestCase {
         }
         let replicatedBefore = try XCTUnwrap(backup.decode("HEALTH", as: HealthReport.self).pair).replicatedThrough
         XCTAssertGreaterThan(replicatedBefore, 0, "the backup mirrors the primary's history while it runs")
+        // What an operator sees: zpub health says passive (and fails: not the broker to use),
+        // zpub top the role, the peer and the lag.
+        let health = try Run.program(Binaries.zpub, ["health", "-c", backup.control])
+        XCTAssertNotEqual(health.status, 0)
+        XCTAssertTrue(health.stdout.contains("passive") && health.stdout.contains("backup of a pair"), health.stdout)
+        let top = try Run.program(Binaries.zpub, ["top", "-c", backup.control, "--interval", "200", "-n", "1", "--json"])
+        let topPair = try XCTUnwrap(
+            (try JSONSerialization.jsonObject(with: Data(top.stdout.utf8)) as? [String: Any])?["pair"] as? [String: Any],
+            top.stdout)
+        XCTAssertEqual(topPair["state"] as? String, "passive")
+        XCTAssertNotNil(topPair["lag_messages"] as? Int, top.stdout)
+        XCTAssertNotNil(topPair["lag_ms"] as? Int, top.stdout)
         primary!.signal(SIGKILL)
         let killed = Date()
         try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
