@@ -48,6 +48,9 @@ final class PairLink {
     private var moreToReplicate = false
     private var ownNextSequence: UInt64 = 1
     private var subscribers = 0
+    /// The most sequences the peer assigned between two of its heartbeats: what it may have
+    /// assigned after its last heartbeat and before it died, which a takeover skips.
+    private var peerBurst: UInt64 = 0
 
     init(
         settings: PairSettings, context: Context, control: any BrokerControl, loop: ForwardingLoopHandle,
@@ -169,6 +172,9 @@ final class PairLink {
             }
         }
         guard let newest else { return }
+        if newest.sequence > status.peerSequence && status.peerSequence > 0 {
+            peerBurst = max(peerBurst, newest.sequence &- status.peerSequence)
+        }
         status.peerSequence = newest.sequence
         if let transition = machine.peerSaid(newest.state, nowNanoseconds: SystemClock.monotonicNanoseconds()) {
             apply(transition)
@@ -237,10 +243,13 @@ final class PairLink {
         notifier.status("pair: \(status.role.rawValue), \(transition.to.rawValue) (\(transition.reason))")
         switch transition.to {
         case .active:
-            // Sequences continue after the highest either side knows of; those the old active
-            // assigned after its last heartbeat and before it died were never mirrored, and are
-            // skipped rather than reused (docs/topologies.md, "What a failover can lose").
-            let next = max(status.replicatedThrough, status.peerSequence, ownNextSequence &- 1) &+ 1
+            // Sequences continue after the highest either side knows of, plus what the old
+            // active may have assigned after its last heartbeat (twice its largest burst between
+            // two heartbeats): those were never mirrored, and are skipped rather than reused, so
+            // that a client resuming from a sequence it got from the old active misses nothing
+            // (docs/topologies.md, "What a failover can lose").
+            let known = max(status.replicatedThrough, status.peerSequence, ownNextSequence &- 1)
+            let next = known &+ (machine.peerState == .active ? 2 &* peerBurst &+ 100 : 0) &+ 1
             let slot = ReplySlot<[BrokerError]>()
             loop.mailbox.post(.pairActivate(nextSequence: next, slot))
             for failure in slot.wait(milliseconds: 5_000) ?? [] {

@@ -102,7 +102,8 @@ struct PrometheusText {
                 "zpub_pair_active", "1 on the active broker of a primary/backup pair, 0 on the other",
                 [(["role": pair.role.rawValue], pair.active ? 1 : 0)])
             gauge(
-                "zpub_pair_replication_lag_messages", "Kept messages the active peer has that this broker has not mirrored",
+                "zpub_pair_replication_lag_messages",
+                "Kept messages the active peer has that this broker has not mirrored",
                 [([:], Double(pair.lagMessages))])
             gauge(
                 "zpub_pair_replication_lag_seconds", "Age of the newest mirrored message while more are waiting",
@@ -110,7 +111,8 @@ struct PrometheusText {
             gauge(
                 "zpub_pair_peer_heard_seconds", "Seconds since the peer was last heard (absent: never)",
                 pair.peerHeardMillisecondsAgo.map { [([:], Double($0) / 1000)] } ?? [])
-            counter("zpub_pair_role_changes_total", "Changes of this broker's pair state", [([:], Double(pair.changes))])
+            counter(
+                "zpub_pair_role_changes_total", "Changes of this broker's pair state", [([:], Double(pair.changes))])
         }
         if let descriptors = stats.descriptors {
             gauge(

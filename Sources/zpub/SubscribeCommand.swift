@@ -19,8 +19,12 @@ struct Subscribe: ParsableCommand {
     @Argument(help: "Topic prefixes; none: everything.")
     var prefixes: [String] = []
 
-    @Option(name: [.customShort("e"), .long], help: ArgumentHelp("The broker's XPUB endpoint.", valueName: "endpoint"))
-    var endpoint = BrokerConfiguration.Defaults.xpubEndpoints[0]
+    @Option(
+        name: [.customShort("e"), .long],
+        help: ArgumentHelp(
+            "The broker's XPUB endpoint; repeat it for both brokers of a pair (only the active one publishes).",
+            valueName: "endpoint"))
+    var endpoint: [String] = []
 
     @Flag(name: .long, help: "Print each message as a line of JSON.")
     var json = false
@@ -48,9 +52,15 @@ struct Subscribe: ParsableCommand {
     var since: UInt64?
 
     @Option(
-        name: [.customShort("c"), .long],
-        help: ArgumentHelp("With --snapshot or --since: the broker's control endpoint.", valueName: "endpoint"))
-    var control = BrokerConfiguration.Defaults.controlEndpoints[0]
+        name: [.customShort("c"), .customLong("control")],
+        help: ArgumentHelp(
+            "With --snapshot or --since: the broker's control endpoint. With --since, repeat it for both brokers of a pair: zpub follows the active one, and after a failover resumes from the last sequence it printed.",
+            valueName: "endpoint"))
+    var controls: [String] = []
+
+    /// The endpoints given, or the defaults.
+    private var endpoints: [String] { endpoint.isEmpty ? BrokerConfiguration.Defaults.xpubEndpoints : endpoint }
+    private var control: String { controls.first ?? BrokerConfiguration.Defaults.controlEndpoints[0] }
 
     @OptionGroup var curve: CurveOptions
 
@@ -73,10 +83,11 @@ struct Subscribe: ParsableCommand {
             defer { socket.close() }
             try socket.setOption(.linger, 0)
             try curve.apply(to: socket)
-            try socket.connect(endpoint)
+            for endpoint in endpoints { try socket.connect(endpoint) }
             for prefix in prefixes.isEmpty ? [""] : prefixes {
                 try socket.setOption(.subscribe, bytes: Array(prefix.utf8))
             }
+            if let since, controls.count > 1 { return try follow(socket, since: since) }
             var received = 0
             func emit(_ frames: [[UInt8]]) -> Bool {
                 received += 1
@@ -102,7 +113,7 @@ struct Subscribe: ParsableCommand {
             }
             while count.map({ received < $0 }) ?? true {
                 guard let frames = try socket.receiveFrames(timeoutMilliseconds: timeout ?? -1) else {
-                    throw CLIError("no message within \(timeout ?? 0) ms from \(endpoint)")
+                    throw CLIError("no message within \(timeout ?? 0) ms from \(endpoints.joined(separator: ", "))")
                 }
                 if var handshake = catchUp {
                     defer { catchUp = handshake.isComplete ? nil : handshake }
@@ -130,10 +141,11 @@ struct Subscribe: ParsableCommand {
 
     /// REPLAY, then the rest of the replayed messages page by page (up to the marker's
     /// sequence: later ones come live). A range no longer kept is reported on stderr.
-    private func fetchReplay(token: String, since: UInt64, into handshake: inout SnapshotCatchUp<[[UInt8]]>) throws
-        -> SnapshotCatchUp<[[UInt8]]>.Release
-    {
-        let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
+    private func fetchReplay(
+        token: String, since: UInt64, into handshake: inout SnapshotCatchUp<[[UInt8]]>, from control: String? = nil
+    ) throws -> SnapshotCatchUp<[[UInt8]]>.Release {
+        let client = ControlClient(
+            endpoint: control ?? self.control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         let prefix = prefixes.first ?? ""
         let (reply, _) = try client.request("REPLAY \(token) \(since) \(prefix)", as: ReplayReply.self)
         if let gap = reply.gap {
@@ -153,6 +165,109 @@ struct Subscribe: ParsableCommand {
     private func fetchSnapshot(token: String) throws -> SnapshotReply {
         let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         return try client.request("SNAPSHOT \(token) \(prefixes.first ?? "")", as: SnapshotReply.self).0
+    }
+
+    // MARK: Following a pair
+
+    /// `--since` with both brokers of a pair (`-c` twice): resumes from the active one, learns
+    /// each kept message's sequence from its marker (`$zpub/seq/<topic>`, which follows it), and
+    /// when another broker becomes active resumes there after the last sequence printed, so
+    /// that what history kept arrives once and in order across a failover.
+    private func follow(_ socket: Socket, since: UInt64) throws {
+        let prefix = Array((prefixes.first ?? "").utf8)
+        let markers = BrokerState.sequenceMarkerPrefix
+        try socket.setOption(.subscribe, bytes: markers + prefix)
+        var last = since
+        var received = 0
+        var active = try activeControl(waitingMilliseconds: timeout ?? 10_000)
+        var catchUp: SnapshotCatchUp<[[UInt8]]>?
+        /// A message seen, waiting for its sequence marker (which follows it at once if kept).
+        var waiting: [[UInt8]]?
+        var lastCheck = SystemClock.monotonicNanoseconds()
+        var lastMessage = lastCheck
+
+        func emit(_ frames: [[UInt8]], _ sequence: UInt64?) -> Bool {
+            if let sequence {
+                guard sequence > last else { return false }
+                last = sequence
+            }
+            received += 1
+            Output.line(json ? Self.jsonLine(frames, sequence: sequence) : Self.textLine(frames))
+            return count.map { received >= $0 } ?? false
+        }
+        func resume() throws -> Bool {
+            var handshake = try startSnapshot(subscriber: socket)
+            let release = try fetchReplay(token: handshake.token, since: last, into: &handshake, from: active)
+            for entry in release.entries {
+                if let frames = entry.messageFrames, emit(frames, entry.seq) { return true }
+            }
+            catchUp = handshake
+            return false
+        }
+        if try resume() { return }
+        while true {
+            let now = SystemClock.monotonicNanoseconds()
+            if now &- lastCheck > 500_000_000 {
+                lastCheck = now
+                if let current = try? activeControl(waitingMilliseconds: 0), current != active {
+                    Output.error("zpub: \(current) is active now (was \(active)); resuming after \(last)")
+                    active = current
+                    waiting = nil
+                    if try resume() { return }
+                }
+            }
+            if let timeout, now &- lastMessage > UInt64(timeout) * 1_000_000 {
+                throw CLIError("no message within \(timeout) ms from \(endpoints.joined(separator: ", "))")
+            }
+            guard let frames = try socket.receiveFrames(timeoutMilliseconds: waiting == nil ? 100 : 20) else {
+                // A message whose marker did not follow is not kept: it has no sequence.
+                if let held = waiting, emit(held, nil) { return }
+                waiting = nil
+                continue
+            }
+            lastMessage = SystemClock.monotonicNanoseconds()
+            if var handshake = catchUp {
+                defer { catchUp = handshake.isComplete ? nil : handshake }
+                if handshake.isMarker(topic: frames[0]) {
+                    handshake.markerReceived(frames: frames)
+                    try socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
+                    continue
+                }
+                if !frames[0].starts(with: markers) {
+                    guard handshake.received(topic: frames[0], frames) != nil else { continue }
+                }
+            }
+            if frames[0].starts(with: markers) {
+                let sequence = frames.count > 1 ? UInt64(String(decoding: frames[1], as: UTF8.self)) : nil
+                if let held = waiting, frames[0].dropFirst(markers.count).elementsEqual(held[0]) {
+                    waiting = nil
+                    if emit(held, sequence) { return }
+                }
+                continue
+            }
+            if let held = waiting, emit(held, nil) { return }
+            waiting = frames
+        }
+    }
+
+    /// The control endpoint of the broker that is active (HEALTH says so, or it is no pair),
+    /// asking each in turn until one answers, for up to `waitingMilliseconds`.
+    private func activeControl(waitingMilliseconds: Int) throws -> String {
+        let deadline = SystemClock.monotonicNanoseconds() + UInt64(waitingMilliseconds) * 1_000_000
+        repeat {
+            for endpoint in controls {
+                let client = ControlClient(endpoint: endpoint, timeoutMilliseconds: 300, curve: curve)
+                if let (health, _) = try? client.request("HEALTH", as: HealthReport.self),
+                    health.pair?.active ?? true
+                {
+                    return endpoint
+                }
+            }
+            usleep(100_000)
+        } while SystemClock.monotonicNanoseconds() < deadline
+        throw CLIError(
+            "none of \(controls.joined(separator: ", ")) is an active broker; are they running? (zpub health -c ENDPOINT)"
+        )
     }
 
     static func textLine(_ frames: [[UInt8]]) -> String {

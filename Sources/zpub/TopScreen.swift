@@ -89,7 +89,8 @@ struct TopScreen {
             line += " not heard"
         }
         if !pair.active {
-            line += ", mirrored through seq \(pair.replicatedThrough), lag \(pair.lagMessages) msgs / \(pair.lagMilliseconds) ms"
+            line +=
+                ", mirrored through seq \(pair.replicatedThrough), lag \(pair.lagMessages) msgs / \(pair.lagMilliseconds) ms"
         }
         return line
     }

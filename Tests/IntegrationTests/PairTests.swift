@@ -132,6 +132,15 @@ final class PairTests: XCTestCase {
         }
         reader.start()
 
+        // And zpub sub following the pair: resuming with --since from the active broker, and
+        // after the failover from the other one.
+        let follower = try RunningProgram(
+            Binaries.zpub,
+            [
+                "sub", "--since", "0", "--json", "-e", endpoint("a-xpub"), "-e", endpoint("b-xpub"), "-c",
+                endpoint("a-control"), "-c", endpoint("b-control"), "n.",
+            ])
+
         let total = 20_000
         let producer = Producer(endpoints: [endpoint("a-pull"), endpoint("b-pull")], count: total, perSecond: 4_000)
         try Wait.until("a quarter of the messages are sent", timeout: 30) {
@@ -144,9 +153,11 @@ final class PairTests: XCTestCase {
         let health = try Run.program(Binaries.zpub, ["health", "-c", backup.control])
         XCTAssertNotEqual(health.status, 0)
         XCTAssertTrue(health.stdout.contains("passive") && health.stdout.contains("backup of a pair"), health.stdout)
-        let top = try Run.program(Binaries.zpub, ["top", "-c", backup.control, "--interval", "200", "-n", "1", "--json"])
+        let top = try Run.program(
+            Binaries.zpub, ["top", "-c", backup.control, "--interval", "200", "-n", "1", "--json"])
         let topPair = try XCTUnwrap(
-            (try JSONSerialization.jsonObject(with: Data(top.stdout.utf8)) as? [String: Any])?["pair"] as? [String: Any],
+            (try JSONSerialization.jsonObject(with: Data(top.stdout.utf8)) as? [String: Any])?["pair"]
+                as? [String: Any],
             top.stdout)
         XCTAssertEqual(topPair["state"] as? String, "passive")
         XCTAssertNotNil(topPair["lag_messages"] as? Int, top.stdout)
@@ -184,6 +195,22 @@ final class PairTests: XCTestCase {
         // interval at 4,000/s) and what was queued towards it (its receive and the producer's
         // send high-water marks, 1,000 each).
         XCTAssertLessThanOrEqual(lost, 2_000 + 4_000 / 20 + 100, "the documented window")
+
+        // The follower printed every kept message once, in order of sequence, across the
+        // failover: all the backup keeps, and what the dead primary delivered before it died.
+        kill(follower.processIdentifier, SIGTERM)
+        let followed = try follower.finish(timeout: 10)
+        let lines = followed.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let followedSeqs = lines.compactMap { ($0["seq"] as? NSNumber)?.uint64Value }
+        XCTAssertEqual(followedSeqs.count, lines.count, "every line has its sequence")
+        XCTAssertTrue(
+            followedSeqs == followedSeqs.sorted() && Set(followedSeqs).count == followedSeqs.count, "once, in order")
+        let missing = Set(kept.map(\.seq)).subtracting(followedSeqs)
+        XCTAssertTrue(missing.isEmpty, "zpub sub missed \(missing.count) kept messages: \(followed.stderr)")
+        XCTAssertTrue(followed.stderr.contains("is active now"), followed.stderr)
+        print("figure: pair failover: zpub sub following the pair printed \(lines.count) messages")
 
         // The old primary comes back: passive, it catches up with everything the backup keeps.
         let rejoined = try broker("a", role: .primary)
