@@ -121,6 +121,9 @@ final class PairLink {
             let later = SystemClock.monotonicNanoseconds()
             if later &- lastHeartbeat >= heartbeat { beat(now: later) }
             replicateIfDue(now: later)
+            // Before a takeover the clients are counted afresh: in a partition they are gone
+            // from here, and a count from the last heartbeat could still show them.
+            if machine.state != .active && machine.peerIsSilent(nowNanoseconds: later) { refreshView() }
             if let transition = machine.tick(nowNanoseconds: later, clientsConnected: subscribers > 0) {
                 apply(transition)
             }
@@ -135,16 +138,21 @@ final class PairLink {
     /// Learns the loop's sequence and subscribers, then tells the peer this broker's state.
     private func beat(now: UInt64) {
         lastHeartbeat = now
-        let slot = ReplySlot<PairLoopView>()
-        loop.mailbox.post(.pairQuery(slot))
-        if let view = slot.wait(milliseconds: 500) {
-            ownNextSequence = view.nextSequence
-            subscribers = view.subscribers
-            // What this broker kept before (its own store, after a restart) needs no mirroring.
-            if status.replicatedThrough == 0 { status.replicatedThrough = view.nextSequence &- 1 }
-        }
+        refreshView()
         let frames = [Array("HB".utf8), Array(machine.state.rawValue.utf8), Array(String(ownNextSequence &- 1).utf8)]
         _ = try? dealer.send(frames: frames, dontWait: true)
+    }
+
+    /// Asks the loop for its next sequence and its subscribers (no answer in 500 ms: the last
+    /// known ones; the watchdog deals with a hung loop).
+    private func refreshView() {
+        let slot = ReplySlot<PairLoopView>()
+        loop.mailbox.post(.pairQuery(slot))
+        guard let view = slot.wait(milliseconds: 500) else { return }
+        ownNextSequence = view.nextSequence
+        subscribers = view.subscribers
+        // What this broker kept before (its own store, after a restart) needs no mirroring.
+        if status.replicatedThrough == 0 { status.replicatedThrough = view.nextSequence &- 1 }
     }
 
     /// Heartbeats and replication requests from the peer, on the ROUTER. Of several heartbeats

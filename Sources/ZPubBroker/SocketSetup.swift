@@ -51,7 +51,18 @@ enum SocketSetup {
         try socket.setOption(.handshakeInterval, Int32(configuration.handshakeMilliseconds))
         // Only pgm/epgm endpoints use it, and only those bound after it is set (at start).
         try socket.setOption(.multicastRate, Int32(configuration.multicastRateKbps))
-        if configuration.heartbeatIntervalMilliseconds > 0 {
+        if role == .xpub && configuration.pair.isEnabled {
+            // One of a pair: the subscribers connected here are the clients whose presence lets
+            // a backup take over. Cut off from them (a partition), it must see them gone well
+            // before the peer counts as silent, so their connections are checked eight times per
+            // failover interval and dropped after a quarter of it without an answer.
+            let failover = configuration.pair.failoverMilliseconds
+            let interval =
+                configuration.heartbeatIntervalMilliseconds > 0
+                ? min(configuration.heartbeatIntervalMilliseconds, failover / 8) : failover / 8
+            try socket.setOption(.heartbeatInterval, Int32(interval))
+            try socket.setOption(.heartbeatTimeout, Int32(failover / 4))
+        } else if configuration.heartbeatIntervalMilliseconds > 0 {
             try socket.setOption(.heartbeatInterval, Int32(configuration.heartbeatIntervalMilliseconds))
             try socket.setOption(.heartbeatTimeout, Int32(configuration.heartbeatTimeoutMilliseconds))
         }

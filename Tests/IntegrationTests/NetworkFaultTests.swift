@@ -212,7 +212,9 @@ private func monotonicSeconds() -> Double {
 
 /// Two network namespaces joined by a veth pair, named after this process so that a crashed run
 /// leaves nothing that a later run trips over (and a later run removes it).
-private final class NetworkLab {
+/// Two network namespaces joined by a veth pair, and faults (nftables) on that link; also used
+/// by PairTests.
+final class NetworkLab {
     static let prefix = "zpnf-"
     static let brokerAddress = "10.251.77.1"
     static let subscriberAddress = "10.251.77.2"

@@ -238,4 +238,152 @@ final class PairTests: XCTestCase {
             Array(after.prefix(kept.count)).map(\.seq), kept.map(\.seq), "nothing lost in the second failover")
         XCTAssertGreaterThan(after[kept.count].seq, kept.last!.seq, "sequences continue, never reused")
     }
+
+    // MARK: A partition
+
+    /// The split-brain rule with a real partition: the backup, in a network namespace of its
+    /// own, is cut off from the primary *and* from the clients, which still reach the primary.
+    /// It must not become a second active broker; when the link heals, one active remains.
+    func testAPartitionBetweenThePairLeavesOneActiveBroker() throws {
+        try XCTSkipUnless(geteuid() == 0, "network namespaces and nftables rules need root")
+        guard let ip = NetworkLab.tool("ip"), let nft = NetworkLab.tool("nft") else {
+            throw XCTSkip("`ip` (iproute2) or `nft` (nftables) is missing; `make test` installs them")
+        }
+        NetworkLab.removeStale(ip: ip)
+        let lab = try NetworkLab(ip: ip, nft: nft)
+        defer { lab.remove() }
+        let (primaryHost, backupHost) = (NetworkLab.brokerAddress, NetworkLab.subscriberAddress)
+        func start(_ role: PairSettings.Role, namespace: String, host: String, peerHost: String) throws -> Daemon {
+            let name = role == .primary ? "a" : "b"
+            return try Daemon(
+                configuration: """
+                    [ha]
+                    role = "\(role.rawValue)"
+                    bind = "tcp://\(host):5611"
+                    peer = "tcp://\(peerHost):5611"
+                    failover_ms = 1000
+                    """,
+                endpoints: [
+                    .pull: endpoint("\(name)-pull"), .xsub: endpoint("\(name)-xsub"), .xpub: "tcp://\(host):5612",
+                    .control: endpoint("\(name)-control"),
+                ], launcher: [ip.path, "netns", "exec", namespace])
+        }
+        let primary = try start(.primary, namespace: lab.brokerNamespace, host: primaryHost, peerHost: backupHost)
+        let backup = try start(.backup, namespace: lab.subscriberNamespace, host: backupHost, peerHost: primaryHost)
+        try Wait.until("the primary is active and the backup passive\n\(primary.log)\n\(backup.log)", timeout: 15) {
+            pairState(primary) == .active && pairState(backup) == .passive
+        }
+        // The client: a pyzmq subscriber of both, on the primary's side of the link.
+        let client = try RunningProgram(
+            ip,
+            [
+                "netns", "exec", lab.brokerNamespace, "/usr/bin/python3", "-c",
+                """
+                import time, zmq
+                sub = zmq.Context().socket(zmq.SUB)
+                sub.connect("tcp://\(primaryHost):5612"); sub.connect("tcp://\(backupHost):5612")
+                sub.setsockopt(zmq.SUBSCRIBE, b"n.")
+                time.sleep(120)
+                """,
+            ])
+        defer { kill(client.processIdentifier, SIGKILL) }
+        try Wait.until("both brokers see the client") {
+            let primarySees = try primary.stats().peers[.xpub] ?? 0
+            let backupSees = try backup.stats().peers[.xpub] ?? 0
+            return primarySees > 0 && backupSees > 0
+        }
+
+        _ = try lab.partition()
+        try Wait.until("the backup stops hearing the primary", timeout: 10) {
+            (try backup.decode("HEALTH", as: HealthReport.self).pair?.peerHeardMillisecondsAgo ?? 0) > 1_000
+        }
+        // Three failover intervals after the primary fell silent: had the rule not held, the
+        // backup would have taken over after one.
+        let until = Date().addingTimeInterval(3)
+        while Date() < until {
+            XCTAssertNotEqual(pairState(backup), .active, "a second active broker during the partition")
+            XCTAssertEqual(pairState(primary), .active, "the primary, which still has its clients, stays active")
+            usleep(100_000)
+        }
+        XCTAssertEqual(try backup.stats().peers[.xpub] ?? 0, 0, "the backup no longer sees the client")
+
+        _ = try lab.heal()
+        try Wait.until("the pair hears itself again", timeout: 15) {
+            (try backup.decode("HEALTH", as: HealthReport.self).pair?.peerHeardMillisecondsAgo ?? .max) < 1_000
+        }
+        XCTAssertEqual(pairState(primary), .active)
+        XCTAssertEqual(pairState(backup), .passive)
+    }
+
+    // MARK: Browsers
+
+    /// An SSE client resumes across a failover with Last-Event-ID: reconnected to the new
+    /// active broker's gateway, it gets every kept message after its last event.
+    func testAnSSEClientResumesAcrossAFailoverWithLastEventID() throws {
+        let ports = (try FreePort.find(), try FreePort.find())
+        func start(_ role: PairSettings.Role, port: Int) throws -> Daemon {
+            let (name, me, peer) = role == .primary ? ("a", "a", "b") : ("b", "b", "a")
+            return try Daemon(
+                configuration: """
+                    [history]
+                    prefixes = ["n."]
+                    [http]
+                    enabled = true
+                    listen = "127.0.0.1:\(port)"
+                    [ha]
+                    role = "\(role.rawValue)"
+                    bind = "\(endpoint("pair-\(me)"))"
+                    peer = "\(endpoint("pair-\(peer)"))"
+                    failover_ms = 1000
+                    """,
+                endpoints: [
+                    .pull: endpoint("\(name)-pull"), .xsub: endpoint("\(name)-xsub"), .xpub: endpoint("\(name)-xpub"),
+                    .control: endpoint("\(name)-control"),
+                ])
+        }
+        let primary = try start(.primary, port: ports.0)
+        let backup = try start(.backup, port: ports.1)
+        try Wait.until("the primary is active and the backup passive", timeout: 15) {
+            pairState(primary) == .active && pairState(backup) == .passive
+        }
+        let passiveHealth = try HTTPProbe.get(port: ports.1, "/healthz")
+        XCTAssertEqual(passiveHealth.status, 503, "a load balancer sends browsers to the active one")
+        XCTAssertTrue(passiveHealth.text.contains("passive"), passiveHealth.text)
+        let clients = try Clients()
+        let subscriber = try clients.socket(.sub, connect: endpoint("b-xpub")) { socket in
+            try socket.setOption(.subscribe, bytes: Array("n.".utf8))
+        }
+        _ = subscriber
+        try Wait.until("the backup sees a client") { (try backup.stats().peers[.xpub] ?? 0) > 0 }
+
+        let producer = Producer(endpoints: [endpoint("a-pull"), endpoint("b-pull")], count: 3_000, perSecond: 1_000)
+        // A browser reads 200 events from the primary's gateway, then goes away.
+        let first = try Run.python("http_clients.py", ["sse", "\(ports.0)", "?prefix=n.", "200"], timeout: 30)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let firstEvents = first.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let lastID = try XCTUnwrap(firstEvents.last?["id"] as? String, first.stdout)
+        XCTAssertTrue(lastID.hasPrefix("h"), "a history id: \(lastID)")
+        try Wait.until("the backup has mirrored past the browser's last event", timeout: 10) {
+            (try backup.decode("HEALTH", as: HealthReport.self).pair?.replicatedThrough ?? 0)
+                > UInt64(lastID.dropFirst())!
+        }
+        primary.signal(SIGKILL)
+        try Wait.until("the backup takes over", timeout: 15) { pairState(backup) == .active }
+        XCTAssertTrue(producer.wait(timeout: 30))
+        try Wait.until("the backup's gateway is healthy", timeout: 10) {
+            (try? HTTPProbe.get(port: ports.1, "/healthz").status) == 200
+        }
+        // It comes back (as EventSource does) to the other broker with Last-Event-ID.
+        let kept = try history(backup).filter { $0.seq > UInt64(lastID.dropFirst())! }
+        let second = try Run.python(
+            "http_clients.py", ["sse", "\(ports.1)", "?prefix=n.", "\(kept.count)", lastID], timeout: 30)
+        XCTAssertEqual(second.status, 0, second.stderr)
+        let resumed = second.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let resumedIDs = resumed.compactMap { $0["id"] as? String }
+        XCTAssertEqual(resumedIDs, kept.map { "h\($0.seq)" }, "every kept message after the last event, once, in order")
+    }
 }

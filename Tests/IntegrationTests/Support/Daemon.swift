@@ -25,7 +25,7 @@ final class Daemon {
     init(
         configuration: String? = nil, arguments: [String] = [], environment: [String: String] = [:],
         endpoints custom: [BrokerSocketRole: String] = [:], rolesFromFile: Set<BrokerSocketRole> = [],
-        waitUntilReady: Bool = true
+        waitUntilReady: Bool = true, launcher: [String] = []
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "zpubd-test-\(UUID().uuidString.prefix(8))")
@@ -50,8 +50,14 @@ final class Daemon {
         }
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
-        process.executableURL = Binaries.zpubd
-        process.arguments = arguments
+        // A launcher (`ip netns exec NAMESPACE`) that execs zpubd itself: the process is zpubd's.
+        if let first = launcher.first {
+            process.executableURL = URL(fileURLWithPath: first)
+            process.arguments = Array(launcher.dropFirst()) + [Binaries.zpubd.path] + arguments
+        } else {
+            process.executableURL = Binaries.zpubd
+            process.arguments = arguments
+        }
         process.standardOutput = log
         process.standardError = log
         var processEnvironment = ProcessInfo.processInfo.environment
