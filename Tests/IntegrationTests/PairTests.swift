@@ -386,4 +386,50 @@ final class PairTests: XCTestCase {
         let resumedIDs = resumed.compactMap { $0["id"] as? String }
         XCTAssertEqual(resumedIDs, kept.map { "h\($0.seq)" }, "every kept message after the last event, once, in order")
     }
+
+    // MARK: The examples
+
+    /// examples/python and examples/php as clients of a pair: the PHP subscriber, connected to
+    /// both brokers, gets what the Python producer sends before a failover and what the PHP
+    /// producer sends after it.
+    func testTheExamplesAreClientsOfAPair() throws {
+        guard FileManager.default.fileExists(atPath: "/usr/bin/php") else {
+            throw XCTSkip("php-cli is not installed (make test-deps installs it)")
+        }
+        let primary = try broker("a", role: .primary)
+        let backup = try broker("b", role: .backup)
+        try Wait.until("the primary is active and the backup passive", timeout: 15) {
+            pairState(primary) == .active && pairState(backup) == .passive
+        }
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples")
+        let both = (
+            pull: "\(endpoint("a-pull")) \(endpoint("b-pull"))", xpub: "\(endpoint("a-xpub")) \(endpoint("b-xpub"))"
+        )
+        let subscriber = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/php"), [examples.appendingPathComponent("php/subscriber.php").path, "10"],
+            environment: ["ZPUB_XPUB": both.xpub])
+        try Wait.until("both brokers see the PHP subscriber") {
+            let primarySees = try primary.subscriptions().total
+            let backupSees = try backup.subscriptions().total
+            return primarySees > 0 && backupSees > 0
+        }
+        let before = try Run.program(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [examples.appendingPathComponent("python/producer.py").path, "5"],
+            environment: ["ZPUB_PULL": both.pull])
+        XCTAssertEqual(before.status, 0, before.stderr)
+        try Wait.until("the primary forwarded the first five") { try primary.stats().sockets[.xpub]?.messagesOut == 5 }
+        primary.signal(SIGKILL)
+        try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
+        let after = try Run.program(
+            URL(fileURLWithPath: "/usr/bin/php"), [examples.appendingPathComponent("php/producer.php").path, "5"],
+            environment: ["ZPUB_PULL": both.pull])
+        XCTAssertEqual(after.status, 0, after.stdout + after.stderr)
+        let received = try subscriber.finish(timeout: 20)
+        XCTAssertEqual(received.status, 0, received.stderr)
+        let lines = received.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 10, received.stdout)
+        XCTAssertEqual(lines.map { $0.split(separator: " ")[1] }, ["0", "1", "2", "3", "4", "0", "1", "2", "3", "4"])
+    }
 }

@@ -2,18 +2,22 @@
 """A subscriber: receives every message whose topic starts with "weather.".
 
 Run: python3 subscriber.py [count]   (stops after count messages; forever without it)
+
+For a primary/backup pair, give both brokers' endpoints (ZPUB_XPUB="tcp://a:5556 tcp://b:5556"):
+the socket stays connected to both, and only the active one publishes.
 """
 import os
 import sys
 
 import zmq
 
-endpoint = os.environ.get("ZPUB_XPUB", "tcp://127.0.0.1:5556")
+endpoints = os.environ.get("ZPUB_XPUB", "tcp://127.0.0.1:5556").split()
 count = int(sys.argv[1]) if len(sys.argv) > 1 else None
 
 context = zmq.Context()
 sub = context.socket(zmq.SUB)
-sub.connect(endpoint)
+for endpoint in endpoints:
+    sub.connect(endpoint)
 sub.setsockopt(zmq.SUBSCRIBE, b"weather.")  # a prefix; b"" subscribes to everything
 
 received = 0
