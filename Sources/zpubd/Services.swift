@@ -33,6 +33,12 @@ struct Services {
                 "adopting a listening socket passed by systemd",
                 metadata: ["socket": "\(socket.name)", "endpoint": "\(socket.endpoint ?? "?")"])
         }
+        if configuration.pair.isEnabled, let socket = adopted.first(where: { $0.name == "pull" || $0.name == "xsub" }) {
+            logger.critical(
+                "[ha] cannot use the \(socket.name) socket systemd passed: a passive broker must not listen for producers; run the pair with zpubd.service, not zpubd-activated.service (docs/topologies.md)"
+            )
+            throw ExitCode(78)
+        }
         let broker: Broker
         do {
             for warning in security.warnings { logger.warning("\(warning)") }
