@@ -138,7 +138,8 @@ public final class Broker: Sendable {
             do {
                 pairLink = try PairLink(
                     settings: configuration.pair, context: context, control: responder, loop: loop,
-                    historyOn: history != nil && !configuration.historyPrefixes.isEmpty, logger: logger,
+                    historyOn: history != nil && !configuration.historyPrefixes.isEmpty,
+                    valuesOn: !configuration.lastValuePrefixes.isEmpty, logger: logger,
                     notifier: notifier, onDemoted: onDemoted)
             } catch {
                 control.close()

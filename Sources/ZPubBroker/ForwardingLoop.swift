@@ -34,6 +34,10 @@ enum LoopCommand: Sendable {
     case pairQuery(ReplySlot<PairLoopView>)
     /// A pair: kept messages mirrored from the active peer, in order, with their sequences.
     case replicate([StoredMessage])
+    /// A pair (active side): the cached last values stored after this cache sequence.
+    case lastValues(since: UInt64, ReplySlot<[LastValueCache.Entry]>)
+    /// A pair (passive side): last values mirrored from the active peer.
+    case restoreValues([LastValueCache.Entry])
     /// A pair: become the active broker: bind the producers' endpoints, forward, and assign
     /// sequences from `nextSequence` at least. Replies with what could not be bound.
     case pairActivate(nextSequence: UInt64, ReplySlot<[BrokerError]>)
@@ -134,6 +138,9 @@ final class ForwardingLoop {
     /// False while this broker is the waiting or passive one of a pair: the producers'
     /// endpoints are not bound, and nothing is forwarded (docs/topologies.md, "A pair").
     private var pairActive: Bool
+    /// Whether libzmq sends cached values to new subscribers (`ZMQ_XPUB_MANUAL_LAST_VALUE`);
+    /// a passive pair member does not, or subscribers of both would get them twice.
+    private let lastValueOnSubscribeSupported: Bool
     /// The sequence marker of the message being forwarded (`$zpub/seq/<topic>`), built in place
     /// while somebody subscribes to markers; empty otherwise.
     @exclusivity(unchecked) private var sequenceMarkerTopic: [UInt8] = []
@@ -183,7 +190,8 @@ final class ForwardingLoop {
         self.xpubEndpoints = endpoints.xpub
         self.configuration = configuration
         self.state = BrokerState(configuration: configuration)
-        self.state.lastValueOnSubscribe = lastValueOnSubscribe
+        self.lastValueOnSubscribeSupported = lastValueOnSubscribe
+        self.state.lastValueOnSubscribe = lastValueOnSubscribe && !configuration.pair.isEnabled
         self.logger = logger
         self.notifier = notifier
         // Last values persisted before this start, under the prefixes cached now.
@@ -642,6 +650,15 @@ final class ForwardingLoop {
                 slot.fulfill(PairLoopView(nextSequence: nextSequence, subscribers: state.peers[.xpub, default: 0]))
             case .replicate(let messages):
                 replicate(messages)
+            case .lastValues(let since, let slot):
+                slot.fulfill(
+                    state.lastValue.entries(under: [], nowMilliseconds: nowMilliseconds).filter { $0.sequence > since }
+                        .sorted { $0.sequence < $1.sequence })
+            case .restoreValues(let entries):
+                for entry in entries {
+                    state.lastValue.restore(
+                        entry.frames, sequence: entry.sequence, storedMilliseconds: entry.storedMilliseconds)
+                }
             case .pairActivate(let sequence, let slot):
                 slot.fulfill(activate(nextSequence: sequence))
             }
@@ -674,6 +691,7 @@ final class ForwardingLoop {
     private func activate(nextSequence sequence: UInt64) -> [BrokerError] {
         guard !pairActive else { return [] }
         pairActive = true
+        state.lastValueOnSubscribe = lastValueOnSubscribeSupported
         nextSequence = max(nextSequence, sequence)
         var failures = pullEndpoints.reconcile(with: configuration.pullEndpoints, on: pull, logger: logger)
         failures += xsubEndpoints.reconcile(with: configuration.xsubEndpoints, on: xsub, logger: logger)

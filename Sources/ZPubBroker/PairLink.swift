@@ -26,6 +26,8 @@ import ZeroMQ
 /// stops (`onDemoted`): restarted, it rejoins as passive.
 final class PairLink {
     static let replicationIntervalMilliseconds: UInt64 = 50
+    /// How often the passive side asks for the last values stored since its last copy.
+    static let valuesIntervalMilliseconds: UInt64 = 1_000
     /// How long a replication request may go unanswered before it is asked again.
     static let replicationTimeoutMilliseconds: UInt64 = 2_000
 
@@ -36,6 +38,10 @@ final class PairLink {
     private let control: any BrokerControl
     private let loop: ForwardingLoopHandle
     private let historyOn: Bool
+    private let valuesOn: Bool
+    /// The active peer's cache sequence mirrored so far, and when it was last asked.
+    private var valuesThrough: UInt64 = 0
+    private var valuesAsked: UInt64 = 0
     private let logger: Logger
     private let notifier: Notifier
     private let onDemoted: @Sendable () -> Void
@@ -54,7 +60,8 @@ final class PairLink {
 
     init(
         settings: PairSettings, context: Context, control: any BrokerControl, loop: ForwardingLoopHandle,
-        historyOn: Bool, logger: Logger, notifier: Notifier, onDemoted: @escaping @Sendable () -> Void
+        historyOn: Bool, valuesOn: Bool, logger: Logger, notifier: Notifier,
+        onDemoted: @escaping @Sendable () -> Void
     ) throws {
         guard let role = settings.role, let bind = settings.bind, let peer = settings.peer else {
             throw BrokerError(code: .socketSetupFailed, message: "[ha] needs role, bind and peer")
@@ -63,6 +70,7 @@ final class PairLink {
         self.control = control
         self.loop = loop
         self.historyOn = historyOn
+        self.valuesOn = valuesOn
         self.logger = logger
         self.notifier = notifier
         self.onDemoted = onDemoted
@@ -170,6 +178,17 @@ final class PairLink {
                 {
                     newest = (state, sequence)
                 }
+            case "VALUES" where frames.count >= 3:
+                let since = UInt64(String(decoding: frames[2], as: UTF8.self)) ?? 0
+                let slot = ReplySlot<[LastValueCache.Entry]>()
+                loop.mailbox.post(.lastValues(since: since, slot))
+                guard let entries = slot.wait(milliseconds: 500) else { continue }
+                let list = entries.map {
+                    MessageJSON(
+                        frames: $0.frames, style: .exact, seq: $0.sequence, storedMilliseconds: $0.storedMilliseconds)
+                }
+                guard let json = try? JSONEncoder().encode(list) else { continue }
+                _ = try? router.send(frames: [identity, Array("VALUES".utf8), Array(json)], dontWait: true)
             case "HISTORY" where frames.count >= 3:
                 let since = String(decoding: frames[2], as: UTF8.self)
                 let reply = control.respond(
@@ -192,6 +211,12 @@ final class PairLink {
     // MARK: Replication
 
     private func replicateIfDue(now: UInt64) {
+        if valuesOn, machine.state != .active, machine.peerState == .active,
+            now &- valuesAsked > Self.valuesIntervalMilliseconds * 1_000_000
+        {
+            valuesAsked = now
+            _ = try? dealer.send(frames: [Array("VALUES".utf8), Array(String(valuesThrough).utf8)], dontWait: true)
+        }
         guard historyOn, machine.state != .active, machine.peerState == .active else {
             requestSent = nil
             return
@@ -208,7 +233,12 @@ final class PairLink {
 
     private func receiveReplies() {
         while let frames = try? dealer.receiveFrames(dontWait: true) {
-            guard frames.count >= 2, String(decoding: frames[0], as: UTF8.self) == "HISTORY" else { continue }
+            guard frames.count >= 2 else { continue }
+            if String(decoding: frames[0], as: UTF8.self) == "VALUES" {
+                mirrorValues(frames[1])
+                continue
+            }
+            guard String(decoding: frames[0], as: UTF8.self) == "HISTORY" else { continue }
             requestSent = nil
             lastReplication = SystemClock.monotonicNanoseconds()
             guard let reply = try? JSONDecoder().decode(HistoryReply.self, from: Data(frames[1])) else {
@@ -239,6 +269,21 @@ final class PairLink {
             if !reply.more { status.replicatedThrough = max(status.replicatedThrough, reply.lastSequence) }
             moreToReplicate = reply.more
         }
+    }
+
+    /// Last values from the active peer, written into this broker's cache (not sent to
+    /// subscribers while passive), so that a takeover starts with them.
+    private func mirrorValues(_ json: [UInt8]) {
+        guard let list = try? JSONDecoder().decode([MessageJSON].self, from: Data(json)) else { return }
+        let entries: [LastValueCache.Entry] = list.compactMap { entry in
+            guard let frames = entry.messageFrames, let sequence = entry.seq else { return nil }
+            return LastValueCache.Entry(
+                frames: frames, bytes: frames.reduce(0) { $0 + $1.count }, sequence: sequence,
+                storedMilliseconds: entry.storedMilliseconds ?? 0)
+        }
+        guard let newest = entries.last?.sequence else { return }
+        loop.mailbox.post(.restoreValues(entries))
+        valuesThrough = max(valuesThrough, newest)
     }
 
     // MARK: Changes of role

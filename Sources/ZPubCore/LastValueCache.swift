@@ -14,6 +14,13 @@ public struct LastValueCache: Sendable {
         public var sequence: UInt64
         /// Wall time of the update, in milliseconds since the Unix epoch.
         public var storedMilliseconds: UInt64
+
+        public init(frames: [[UInt8]], bytes: Int, sequence: UInt64, storedMilliseconds: UInt64) {
+            self.frames = frames
+            self.bytes = bytes
+            self.sequence = sequence
+            self.storedMilliseconds = storedMilliseconds
+        }
     }
 
     public var prefixes: [[UInt8]]

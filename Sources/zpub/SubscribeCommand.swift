@@ -82,6 +82,11 @@ struct Subscribe: ParsableCommand {
             let socket = try Socket(context, type: .sub)
             defer { socket.close() }
             try socket.setOption(.linger, 0)
+            if snapshot || since != nil {
+                // Live messages wait here while the snapshot or the replay is fetched; a bounded
+                // queue would drop some of them, the marker that ends the catch-up among them.
+                try socket.setOption(.receiveHighWaterMark, 0)
+            }
             try curve.apply(to: socket)
             for endpoint in endpoints { try socket.connect(endpoint) }
             for prefix in prefixes.isEmpty ? [""] : prefixes {
@@ -149,7 +154,7 @@ struct Subscribe: ParsableCommand {
         let prefix = prefixes.first ?? ""
         let (reply, _) = try client.request("REPLAY \(token) \(since) \(prefix)", as: ReplayReply.self)
         if let gap = reply.gap {
-            Output.error("zpub: messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)")
+            Output.error("messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)")
         }
         var entries = reply.messages
         var more = reply.more
@@ -184,6 +189,11 @@ struct Subscribe: ParsableCommand {
         /// A message seen, waiting for its sequence marker (which follows it at once if kept).
         var waiting: [[UInt8]]?
         var lastCheck = SystemClock.monotonicNanoseconds()
+        /// The last resume failed: the next check resumes again, whichever broker is active.
+        var retrying = false
+        /// When the current catch-up began: one whose marker never comes (lost with a dropped
+        /// connection) is started again.
+        var resumed: UInt64 = 0
         var lastMessage = lastCheck
 
         func emit(_ frames: [[UInt8]], _ sequence: UInt64?) -> Bool {
@@ -197,7 +207,20 @@ struct Subscribe: ParsableCommand {
         }
         func resume() throws -> Bool {
             var handshake = try startSnapshot(subscriber: socket)
-            let release = try fetchReplay(token: handshake.token, since: last, into: &handshake, from: active)
+            let release: SnapshotCatchUp<[[UInt8]]>.Release
+            do {
+                release = try fetchReplay(token: handshake.token, since: last, into: &handshake, from: active)
+            } catch {
+                // The broker may have just taken over, or dropped this connection for a moment:
+                // give up this handshake and try again (a new token) at the next check.
+                try? socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
+                Output.error("cannot resume from \(active) yet (\(error)); trying again")
+                catchUp = nil
+                retrying = true
+                return false
+            }
+            retrying = false
+            resumed = SystemClock.monotonicNanoseconds()
             for entry in release.entries {
                 if let frames = entry.messageFrames, emit(frames, entry.seq) { return true }
             }
@@ -209,8 +232,15 @@ struct Subscribe: ParsableCommand {
             let now = SystemClock.monotonicNanoseconds()
             if now &- lastCheck > 500_000_000 {
                 lastCheck = now
-                if let current = try? activeControl(waitingMilliseconds: 0), current != active {
-                    Output.error("zpub: \(current) is active now (was \(active)); resuming after \(last)")
+                if catchUp != nil && now &- resumed > 10_000_000_000 {
+                    Output.error(
+                        "the catch-up from \(active) did not complete within 10 s; resuming again after \(last)")
+                    retrying = true
+                }
+                if let current = try? activeControl(waitingMilliseconds: 0), current != active || retrying {
+                    if current != active {
+                        Output.error("\(current) is active now (was \(active)); resuming after \(last)")
+                    }
                     active = current
                     waiting = nil
                     if try resume() { return }

@@ -34,6 +34,8 @@ final class PairTests: XCTestCase {
             configuration: """
                 [history]
                 prefixes = ["n."]
+                [last_value]
+                prefixes = ["n."]
                 [ha]
                 role = "\(role.rawValue)"
                 bind = "\(endpoint("pair-\(me)"))"
@@ -162,6 +164,13 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(topPair["state"] as? String, "passive")
         XCTAssertNotNil(topPair["lag_messages"] as? Int, top.stdout)
         XCTAssertNotNil(topPair["lag_ms"] as? Int, top.stdout)
+        // The last-value cache is mirrored too (ten topics, n.0 to n.9), within its interval.
+        try Wait.until("the backup mirrors the last values", timeout: 10) {
+            try backup.stats().lastValue.entries == 10
+        }
+        // Just before the kill: what the backup has mirrored, and what the producer has sent.
+        let mirroredAtKill = try XCTUnwrap(backup.decode("HEALTH", as: HealthReport.self).pair).replicatedThrough
+        let sentAtKill = producer.sent.load(ordering: .relaxed)
         primary!.signal(SIGKILL)
         let killed = Date()
         try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
@@ -191,10 +200,13 @@ final class PairTests: XCTestCase {
         print(
             "figure: pair failover: takeover \(String(format: "%.2f", takeover)) s after SIGKILL (failover_ms 1000); \(lost) of \(total) messages lost (received by the dead primary and not mirrored, or queued to it); the subscriber got \(live.count) live"
         )
-        // The window: what the primary had taken in but not yet mirrored (one replication
-        // interval at 4,000/s) and what was queued towards it (its receive and the producer's
-        // send high-water marks, 1,000 each).
-        XCTAssertLessThanOrEqual(lost, 2_000 + 4_000 / 20 + 100, "the documented window")
+        // The window: what the primary had taken in but the backup had not mirrored (each
+        // message's sequence is its number here: every one is kept), and what was queued
+        // towards it (its receive and the producer's send high-water marks, 1,000 each). Taken
+        // from what the test saw at the kill, so a slow machine widens the bound with the lag.
+        let window = sentAtKill - Int(mirroredAtKill) + 2_000
+        print("figure: pair failover: mirrored through \(mirroredAtKill) of \(sentAtKill) sent at the kill")
+        XCTAssertLessThanOrEqual(lost, window, "the documented window")
 
         // The follower printed every kept message once, in order of sequence, across the
         // failover: all the backup keeps, and what the dead primary delivered before it died.
@@ -208,7 +220,10 @@ final class PairTests: XCTestCase {
         XCTAssertTrue(
             followedSeqs == followedSeqs.sorted() && Set(followedSeqs).count == followedSeqs.count, "once, in order")
         let missing = Set(kept.map(\.seq)).subtracting(followedSeqs)
-        XCTAssertTrue(missing.isEmpty, "zpub sub missed \(missing.count) kept messages: \(followed.stderr)")
+        XCTAssertTrue(
+            missing.isEmpty,
+            "zpub sub missed \(missing.count) kept messages: \(followed.stderr)\nbackup log:\n\(backup.log.suffix(6000))"
+        )
         XCTAssertTrue(followed.stderr.contains("is active now"), followed.stderr)
         print("figure: pair failover: zpub sub following the pair printed \(lines.count) messages")
 
