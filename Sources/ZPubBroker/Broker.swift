@@ -139,7 +139,9 @@ public final class Broker: Sendable {
                 pairLink = try PairLink(
                     settings: configuration.pair, context: context, control: responder, loop: loop,
                     historyOn: history != nil && !configuration.historyPrefixes.isEmpty,
-                    valuesOn: !configuration.lastValuePrefixes.isEmpty, logger: logger,
+                    valuesOn: !configuration.lastValuePrefixes.isEmpty,
+                    curve: security.serverKeyPair.flatMap { own in security.pairPeerKey.map { (own, $0) } },
+                    logger: logger,
                     notifier: notifier, onDemoted: onDemoted)
             } catch {
                 control.close()

@@ -60,8 +60,8 @@ final class PairLink {
 
     init(
         settings: PairSettings, context: Context, control: any BrokerControl, loop: ForwardingLoopHandle,
-        historyOn: Bool, valuesOn: Bool, logger: Logger, notifier: Notifier,
-        onDemoted: @escaping @Sendable () -> Void
+        historyOn: Bool, valuesOn: Bool, curve: (own: CurveKeyPair, peer: CurveKey)?, logger: Logger,
+        notifier: Notifier, onDemoted: @escaping @Sendable () -> Void
     ) throws {
         guard let role = settings.role, let bind = settings.bind, let peer = settings.peer else {
             throw BrokerError(code: .socketSetupFailed, message: "[ha] needs role, bind and peer")
@@ -85,6 +85,17 @@ final class PairLink {
             // A vanished peer machine (no RST) is noticed by ZMTP heartbeats, not hours later.
             try socket.setOption(.heartbeatInterval, Int32(settings.heartbeatMilliseconds))
             try socket.setOption(.heartbeatTimeout, Int32(settings.failoverMilliseconds))
+        }
+        if let curve {
+            // Encrypted, and only the peer's key may connect (the ZAP handler's "pair" domain).
+            try router.setOption(.zapDomain, string: PairSettings.zapDomain)
+            try router.setOption(.zapEnforceDomain, 1)
+            try router.makeCurveServer(secretKey: curve.own.secretKey)
+            try dealer.makeCurveClient(serverKey: curve.peer, keyPair: curve.own)
+        } else if !Endpoint.isLoopbackOnly(bind) && !bind.hasPrefix("ipc://") {
+            logger.warning(
+                "the pair link on \(bind) is neither encrypted nor authenticated: whoever reaches it can read history and disturb the pair's choice; set peer_public_key_file in [ha] (docs/topologies.md)"
+            )
         }
         // Nothing queues for a peer that is not connected: a heartbeat held back and delivered
         // after a partition heals would say a stale state.

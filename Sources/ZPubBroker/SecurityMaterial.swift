@@ -9,6 +9,16 @@ public struct SecurityMaterial: Sendable {
     public let policies: [String: ZAPPolicy]
     /// Things worth a warning that do not stop the daemon (e.g. a readable secret key file).
     public let warnings: [String]
+    /// One of a pair over CURVE: the peer's public key ([ha] peer_public_key_file).
+    public let pairPeerKey: CurveKey?
+
+    init(serverKeyPair: CurveKeyPair?, policies: [String: ZAPPolicy], warnings: [String], pairPeerKey: CurveKey? = nil)
+    {
+        self.serverKeyPair = serverKeyPair
+        self.policies = policies
+        self.warnings = warnings
+        self.pairPeerKey = pairPeerKey
+    }
 
     public static let none = SecurityMaterial(serverKeyPair: nil, policies: [:], warnings: [])
 
@@ -56,8 +66,32 @@ public struct SecurityMaterial: Sendable {
             policies[role.rawValue] = ZAPPolicy(
                 allowedKeys: keys, allowedAddresses: settings.allowedAddresses.compactMap(CIDR.init))
         }
+        // One of a pair over CURVE: only the peer's key may connect to the pair endpoint.
+        var pairPeerKey: CurveKey?
+        if let path = configuration.pair.peerPublicKeyFile {
+            do {
+                guard TextFile.kind(path) != .missing else {
+                    throw SecurityProblems([
+                        "peer_public_key_file \(path) of [ha] does not exist; copy the peer's NAME.public (zpub keygen) there"
+                    ])
+                }
+                let keys = try readKeys(path)
+                guard keys.count == 1, let key = keys.first.flatMap({ CurveKey(bytes: $0) }) else {
+                    throw SecurityProblems([
+                        "\(path): expected one public key (the peer's NAME.public from `zpub keygen`)"
+                    ])
+                }
+                pairPeerKey = key
+                policies[PairSettings.zapDomain] = ZAPPolicy(allowedKeys: [key.bytes], allowedAddresses: [])
+            } catch let error as SecurityProblems {
+                problems += error.messages
+            } catch {
+                problems.append("cannot read peer_public_key_file \(path) of [ha]: \(Self.reason(error))")
+            }
+        }
         if !problems.isEmpty { throw SecurityProblems(problems) }
-        return SecurityMaterial(serverKeyPair: keyPair, policies: policies, warnings: warnings)
+        return SecurityMaterial(
+            serverKeyPair: keyPair, policies: policies, warnings: warnings, pairPeerKey: pairPeerKey)
     }
 
     /// Keys from a file, or from every regular file in a directory (hidden files skipped).

@@ -5,6 +5,13 @@ extension BrokerConfiguration {
     /// the key and what to do; `ConfigurationFile` adds line numbers.
     public func validate() -> [(key: String, message: String)] {
         limitProblems() + securityProblems() + endpointProblems() + http.validate() + pair.validate()
+            + (pair.peerPublicKeyFile != nil && serverSecretKeyFile == nil
+                ? [
+                    (
+                        "peer_public_key_file",
+                        "a CURVE pair link needs this broker's own key too: set server_secret_key_file in [security] (zpub keygen writes one)"
+                    )
+                ] : [])
     }
 
     /// The log level and every numeric limit in its range.

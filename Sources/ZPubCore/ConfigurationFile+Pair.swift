@@ -20,6 +20,14 @@ extension Schema {
         },
         pairEndpoint("bind", \.bind),
         pairEndpoint("peer", \.peer),
+        Field(section: "ha", key: "peer_public_key_file", configurationKey: "peer_public_key_file") {
+            value, configuration in
+            guard case .string(let path) = value else {
+                return "peer_public_key_file must be a path in quotes, e.g. \"/etc/zpub/peer.public\""
+            }
+            configuration.pair.peerPublicKeyFile = path
+            return nil
+        },
         Field(section: "ha", key: "failover_ms", configurationKey: "failover_ms") { value, configuration in
             guard case .integer(let number) = value else {
                 return "failover_ms must be an integer, not \(value.typeName)"

@@ -17,8 +17,16 @@ public struct PairSettings: Codable, Equatable, Sendable {
     /// The other broker's pair endpoint.
     public var peer: String?
     public var failoverMilliseconds = Defaults.failoverMilliseconds
+    /// The other broker's CURVE public key (a NAME.public file of `zpub keygen`): the pair link
+    /// is then encrypted, and only that key may connect to `bind` ([security]
+    /// server_secret_key_file is this broker's own key). Unset: the link is open to whoever
+    /// reaches `bind`.
+    public var peerPublicKeyFile: String?
 
     public init() {}
+
+    /// The ZAP domain of the pair endpoint when it uses CURVE.
+    public static let zapDomain = "pair"
 
     public var isEnabled: Bool { role != nil }
 
@@ -28,6 +36,7 @@ public struct PairSettings: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case role, bind, peer
         case failoverMilliseconds = "failover_ms"
+        case peerPublicKeyFile = "peer_public_key_file"
     }
 
     /// Problems, each naming its key.

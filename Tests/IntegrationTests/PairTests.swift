@@ -447,4 +447,57 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(lines.count, 10, received.stdout)
         XCTAssertEqual(lines.map { $0.split(separator: " ")[1] }, ["0", "1", "2", "3", "4", "0", "1", "2", "3", "4"])
     }
+
+    // MARK: CURVE
+
+    /// With peer_public_key_file the pair link is encrypted and admits the peer's key only: the
+    /// pair forms and mirrors; a DEALER without CURVE, or with a key of its own, gets nothing.
+    func testAPairOverCurveAdmitsOnlyThePeer() throws {
+        for name in ["a", "b", "intruder"] {
+            let run = try Run.program(Binaries.zpub, ["keygen", directory.appendingPathComponent(name).path])
+            XCTAssertEqual(run.status, 0, run.stderr)
+        }
+        func key(_ file: String) -> String { directory.appendingPathComponent(file).path }
+        func start(_ role: PairSettings.Role) throws -> Daemon {
+            let (me, peer) = role == .primary ? ("a", "b") : ("b", "a")
+            return try Daemon(
+                configuration: """
+                    [security]
+                    server_secret_key_file = "\(key("\(me).secret"))"
+                    [history]
+                    prefixes = ["n."]
+                    [ha]
+                    role = "\(role.rawValue)"
+                    bind = "\(endpoint("pair-\(me)"))"
+                    peer = "\(endpoint("pair-\(peer)"))"
+                    peer_public_key_file = "\(key("\(peer).public"))"
+                    failover_ms = 1000
+                    """,
+                endpoints: [
+                    .pull: endpoint("\(me)-pull"), .xsub: endpoint("\(me)-xsub"), .xpub: endpoint("\(me)-xpub"),
+                    .control: endpoint("\(me)-control"),
+                ])
+        }
+        let primary = try start(.primary)
+        let backup = try start(.backup)
+        try Wait.until("the pair forms over CURVE\n\(primary.log)\n\(backup.log)", timeout: 15) {
+            pairState(primary) == .active && pairState(backup) == .passive
+        }
+        let producer = Producer(endpoints: [endpoint("a-pull")], count: 100, perSecond: 1_000)
+        XCTAssertTrue(producer.wait(timeout: 30))
+        try Wait.until("the backup mirrors over CURVE", timeout: 10) {
+            try XCTUnwrap(backup.decode("HEALTH", as: HealthReport.self).pair).replicatedThrough == 100
+        }
+        func knock(_ keys: [String]) throws -> Bool {
+            let run = try Run.python("pair_intruder.py", [endpoint("pair-a")] + keys.map(key))
+            XCTAssertEqual(run.status, 0, run.stderr)
+            return run.stdout.contains("\"answered\": true")
+        }
+        XCTAssertFalse(try knock([]), "a DEALER without CURVE gets nothing")
+        XCTAssertFalse(
+            try knock(["a.public", "intruder.public", "intruder.secret"]), "a key other than the peer's gets nothing")
+        XCTAssertTrue(
+            try knock(["a.public", "b.public", "b.secret"]), "the peer's key is answered (the test can fail)")
+        XCTAssertTrue(primary.log.contains("denied a connection to pair"), primary.log)
+    }
 }
