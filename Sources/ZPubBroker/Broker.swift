@@ -137,7 +137,7 @@ public final class Broker: Sendable {
         if configuration.pair.isEnabled {
             do {
                 pairLink = try PairLink(
-                    settings: configuration.pair, context: context, control: responder, loop: loop,
+                    settings: configuration.pair, context: context, loop: loop, history: history,
                     historyOn: history != nil && !configuration.historyPrefixes.isEmpty,
                     valuesOn: !configuration.lastValuePrefixes.isEmpty,
                     curve: security.serverKeyPair.flatMap { own in security.pairPeerKey.map { (own, $0) } },
@@ -173,6 +173,9 @@ public final class Broker: Sendable {
             pair = nil
         }
     }
+
+    /// The history database's name in the state directory.
+    public static let historyFileName = HistoryStore.fileName
 
     /// The control API (STATS, HEALTH, SNAPSHOT, ...) for callers in this process, such as the
     /// HTTP gateway: the same typed requests and replies the REP control socket serves.

@@ -35,9 +35,13 @@ final class PairLink {
     private let settings: PairSettings
     private let router: Socket
     private let dealer: Socket
-    private let control: any BrokerControl
     private let loop: ForwardingLoopHandle
     private let historyOn: Bool
+    /// The history writer (answers the peer's HISTORY requests); nil when history is off.
+    private let history: HistoryHandle?
+    /// How long this thread waits for the loop or the writer: half a heartbeat interval, so
+    /// that heartbeats go out on time whatever they are doing.
+    private var shortWait: Int { max(10, settings.heartbeatMilliseconds / 2) }
     private let valuesOn: Bool
     /// The active peer's cache sequence mirrored so far, and when it was last asked.
     private var valuesThrough: UInt64 = 0
@@ -57,9 +61,12 @@ final class PairLink {
     /// The most sequences the peer assigned between two of its heartbeats: what it may have
     /// assigned after its last heartbeat and before it died, which a takeover skips.
     private var peerBurst: UInt64 = 0
+    /// Whether the peer was ever heard active: a takeover then skips the sequences it may have
+    /// used unseen.
+    private var peerWasActive = false
 
     init(
-        settings: PairSettings, context: Context, control: any BrokerControl, loop: ForwardingLoopHandle,
+        settings: PairSettings, context: Context, loop: ForwardingLoopHandle, history: HistoryHandle?,
         historyOn: Bool, valuesOn: Bool, curve: (own: CurveKeyPair, peer: CurveKey)?, logger: Logger,
         notifier: Notifier, onDemoted: @escaping @Sendable () -> Void
     ) throws {
@@ -67,7 +74,7 @@ final class PairLink {
             throw BrokerError(code: .socketSetupFailed, message: "[ha] needs role, bind and peer")
         }
         self.settings = settings
-        self.control = control
+        self.history = history
         self.loop = loop
         self.historyOn = historyOn
         self.valuesOn = valuesOn
@@ -167,7 +174,7 @@ final class PairLink {
     private func refreshView() {
         let slot = ReplySlot<PairLoopView>()
         loop.mailbox.post(.pairQuery(slot))
-        guard let view = slot.wait(milliseconds: 500) else { return }
+        guard let view = slot.wait(milliseconds: shortWait) else { return }
         ownNextSequence = view.nextSequence
         subscribers = view.subscribers
         // What this broker kept before (its own store, after a restart) needs no mirroring.
@@ -193,7 +200,7 @@ final class PairLink {
                 let since = UInt64(String(decoding: frames[2], as: UTF8.self)) ?? 0
                 let slot = ReplySlot<[LastValueCache.Entry]>()
                 loop.mailbox.post(.lastValues(since: since, slot))
-                guard let entries = slot.wait(milliseconds: 500) else { continue }
+                guard let entries = slot.wait(milliseconds: shortWait) else { continue }
                 let list = entries.map {
                     MessageJSON(
                         frames: $0.frames, style: .exact, seq: $0.sequence, storedMilliseconds: $0.storedMilliseconds)
@@ -201,15 +208,24 @@ final class PairLink {
                 guard let json = try? JSONEncoder().encode(list) else { continue }
                 _ = try? router.send(frames: [identity, Array("VALUES".utf8), Array(json)], dontWait: true)
             case "HISTORY" where frames.count >= 3:
-                let since = String(decoding: frames[2], as: UTF8.self)
-                let reply = control.respond(
-                    to: ControlRequest(command: .history, argument: Array("since \(since)".utf8)))
-                _ = try? router.send(frames: [identity, Array("HISTORY".utf8), reply.json], dontWait: true)
+                // Answered from the history writer with a short deadline: this thread sends the
+                // heartbeats, and a slow disk must not silence them (the peer would take over).
+                // Unanswered, the peer asks again.
+                guard let history, let query = HistoryQuery.parse(Array("since ".utf8) + frames[2]),
+                    case .success(let reply) = history.query(query, milliseconds: shortWait),
+                    let json = try? JSONEncoder().encode(reply)
+                else { continue }
+                _ = try? router.send(frames: [identity, Array("HISTORY".utf8), Array(json)], dontWait: true)
             default:
                 continue
             }
         }
         guard let newest else { return }
+        if newest.state == .active { peerWasActive = true }
+        if newest.state == .waiting {
+            // The peer restarted: its cache sequences (in memory) may start again from zero.
+            valuesThrough = 0
+        }
         if newest.sequence > status.peerSequence && status.peerSequence > 0 {
             peerBurst = max(peerBurst, newest.sequence &- status.peerSequence)
         }
@@ -313,7 +329,9 @@ final class PairLink {
             // that a client resuming from a sequence it got from the old active misses nothing
             // (docs/topologies.md, "What a failover can lose").
             let known = max(status.replicatedThrough, status.peerSequence, ownNextSequence &- 1)
-            let next = known &+ (machine.peerState == .active ? 2 &* peerBurst &+ 100 : 0) &+ 1
+            let gap = peerWasActive ? max(2 &* peerBurst, PairSettings.minimumTakeoverGap) : 0
+            let next = known &+ gap &+ 1
+            status.tookOverAt = next
             let slot = ReplySlot<[BrokerError]>()
             loop.mailbox.post(.pairActivate(nextSequence: next, slot))
             for failure in slot.wait(milliseconds: 5_000) ?? [] {

@@ -25,6 +25,12 @@ public struct PairSettings: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// Sequences a takeover skips at least: what the old active may have assigned unseen is
+    /// never reused (the peer's burst is unknown until two of its heartbeats were heard, and 64
+    /// bits leave room for any number of failovers). A client that sees sequences jump by half
+    /// of this knows a takeover happened (`zpub sub` following a pair resumes then).
+    public static let minimumTakeoverGap: UInt64 = 1_000_000
+
     /// The ZAP domain of the pair endpoint when it uses CURVE.
     public static let zapDomain = "pair"
 
@@ -136,9 +142,14 @@ public struct PairMachine: Sendable {
                 state == .active
                     ? "both brokers were active (a partition healed): the primary keeps the role" : "the peer is active"
             )
-        case (.waiting, .passive), (.waiting, .waiting):
-            // Two brokers starting (or one restarting beside a passive one): the primary leads.
-            return role == .primary ? move(to: .active, "the peer is \(peer.rawValue); the primary leads") : nil
+        case (.waiting, .waiting):
+            // Two brokers starting together: the primary leads.
+            return role == .primary ? move(to: .active, "the peer is waiting too; the primary leads") : nil
+        case (.waiting, .passive):
+            // Restarting beside a passive peer: the peer holds the mirrored state and takes
+            // over when it hears this broker waiting; this one then joins as passive. (Taking
+            // over here too would make both active at once.)
+            return nil
         case (.passive, .waiting):
             // The peer restarted; this broker holds the replicated state.
             return move(to: .active, "the peer restarted and is waiting")
@@ -181,6 +192,9 @@ public struct PairStatus: Codable, Equatable, Sendable {
     public var lagMilliseconds: UInt64
     /// Role changes since start.
     public var changes: UInt64
+    /// The first sequence this broker assigned when it last took over (0: never): sequences
+    /// below it were assigned by the peer.
+    public var tookOverAt: UInt64 = 0
 
     public var active: Bool { state == .active }
 
@@ -203,6 +217,7 @@ public struct PairStatus: Codable, Equatable, Sendable {
         case peerSequence = "peer_sequence"
         case lagMessages = "lag_messages"
         case lagMilliseconds = "lag_ms"
+        case tookOverAt = "took_over_at"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -217,6 +232,7 @@ public struct PairStatus: Codable, Equatable, Sendable {
         lagMessages = try container.decode(UInt64.self, forKey: .lagMessages)
         lagMilliseconds = try container.decode(UInt64.self, forKey: .lagMilliseconds)
         changes = try container.decode(UInt64.self, forKey: .changes)
+        tookOverAt = try container.decodeIfPresent(UInt64.self, forKey: .tookOverAt) ?? 0
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -232,5 +248,6 @@ public struct PairStatus: Codable, Equatable, Sendable {
         try container.encode(lagMessages, forKey: .lagMessages)
         try container.encode(lagMilliseconds, forKey: .lagMilliseconds)
         try container.encode(changes, forKey: .changes)
+        try container.encode(tookOverAt, forKey: .tookOverAt)
     }
 }

@@ -163,6 +163,14 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func publish(
         _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ target: RequestTarget, body: [UInt8]
     ) {
+        // A page of another origin may POST here without a preflight (a text/plain body):
+        // only the origins allowed may publish through a visitor's browser.
+        if let denial = shared.policy.checkOrigin(
+            head.headers.first(name: "Origin"), host: head.headers.first(name: "Host"))
+        {
+            count(.forbidden, denial.code)
+            return respondError(context, .forbidden, denial.code, denial.message, head)
+        }
         let messages: [[[UInt8]]]
         switch PublishRequest.parse(body) {
         case .success(let parsed): messages = parsed

@@ -19,6 +19,8 @@ final class WebSocketSession: ChannelInboundHandler {
     /// Closes the connection when its JWT expires, unless a fresh token came first.
     private var expiry: Scheduled<Void>?
     private var closing = false
+    /// The token failed between the upgrade's check and this session's start.
+    private var refusedAtStart: TokenRejection?
     /// Liveness: a ping goes out every `ping_interval`; any frame from the client clears
     /// `awaitingReply`. Still set at the next tick: the client is gone, close it.
     private var pingTask: RepeatedTask?
@@ -28,13 +30,23 @@ final class WebSocketSession: ChannelInboundHandler {
         self.shared = shared
         self.head = head
         let target = RequestTarget(uri: head.uri) ?? RequestTarget(path: "/ws")
-        // Checked before the upgrade; a token that expired since is caught by the expiry timer.
-        credentials = (try? shared.credentials(head, target).get()) ?? Credentials()
+        // Checked before the upgrade; checked again here, since the token may have expired, or
+        // a reload changed the keys, in between: then the client is closed at once.
+        switch shared.credentials(head, target) {
+        case .success(let presented): credentials = presented
+        case .failure(let rejection):
+            credentials = Credentials()
+            refusedAtStart = rejection
+        }
         prefixes = Set(target.values("prefix"))
         since = target.value("since").flatMap { UInt64($0) }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        if let refusedAtStart {
+            close(context, code: 4401, reason: String(refusedAtStart.message.prefix(120)))
+            return
+        }
         let outbox = ClientOutbox(
             id: shared.makeClientID(), kind: .webSocket, channel: context.channel, limit: shared.settings.clientQueue,
             counters: shared.counters)
@@ -238,7 +250,7 @@ final class WebSocketSession: ChannelInboundHandler {
             if let user = credentials.user {
                 send(
                     context,
-                    "{\"type\":\"refreshed\",\"sub\":\(WireFormat.jsonString(user.subject)),\"exp\":\(Int64(user.expires))}"
+                    "{\"type\":\"refreshed\",\"sub\":\(WireFormat.jsonString(user.subject)),\"exp\":\(Int64(min(max(0, user.expires), 9e15)))}"
                 )
             } else {
                 send(context, "{\"type\":\"refreshed\"}")

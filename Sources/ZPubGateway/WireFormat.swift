@@ -71,7 +71,8 @@ enum WireFormat {
 
     /// From now until `epochSeconds` (a JWT's exp), at least zero.
     static func timeUntil(_ epochSeconds: Double) -> TimeAmount {
-        let seconds = epochSeconds - Date().timeIntervalSince1970
-        return .milliseconds(max(0, Int64((seconds * 1000).rounded(.up))))
+        // Clamped: a token may carry any exp, and a Double beyond Int64 would trap.
+        let seconds = min(max(0, epochSeconds - Date().timeIntervalSince1970), 100 * 365 * 86_400)
+        return .milliseconds(Int64((seconds * 1000).rounded(.up)))
     }
 }

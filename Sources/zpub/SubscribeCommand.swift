@@ -249,7 +249,7 @@ struct Subscribe: ParsableCommand {
             if let timeout, now &- lastMessage > UInt64(timeout) * 1_000_000 {
                 throw CLIError("no message within \(timeout) ms from \(endpoints.joined(separator: ", "))")
             }
-            guard let frames = try socket.receiveFrames(timeoutMilliseconds: waiting == nil ? 100 : 20) else {
+            guard let frames = try socket.receiveFrames(timeoutMilliseconds: waiting == nil ? 100 : 50) else {
                 // A message whose marker did not follow is not kept: it has no sequence.
                 if let held = waiting, emit(held, nil) { return }
                 waiting = nil
@@ -271,6 +271,16 @@ struct Subscribe: ParsableCommand {
                 let sequence = frames.count > 1 ? UInt64(String(decoding: frames[1], as: UTF8.self)) : nil
                 if let held = waiting, frames[0].dropFirst(markers.count).elementsEqual(held[0]) {
                     waiting = nil
+                    if let sequence, catchUp == nil, last > since,
+                        sequence > last &+ PairSettings.minimumTakeoverGap / 2
+                    {
+                        // A takeover, seen in the live stream before HEALTH says so: what the new
+                        // broker mirrored after `last` would be skipped. Resume after `last`
+                        // instead (the replay brings this message too, in order).
+                        retrying = true
+                        lastCheck = 0
+                        continue
+                    }
                     if emit(held, sequence) { return }
                 }
                 continue

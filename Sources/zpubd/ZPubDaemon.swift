@@ -156,7 +156,10 @@ struct ZPubDaemon: ParsableCommand {
         notifier.stopping()
         services.stop()
         logger.notice("zpubd stopped")
-        if Services.demoted.load(ordering: .relaxed) { throw ExitCode(Services.demotedExitStatus) }
+        if Services.demoted.load(ordering: .relaxed) {
+            setAsideDivergedHistory(configuration, logger: logger)
+            throw ExitCode(Services.demotedExitStatus)
+        }
     }
 
     /// The configuration and the key material it names, or the reasons on stderr and exit
@@ -239,6 +242,25 @@ struct ZPubDaemon: ParsableCommand {
                 )
             }
             return next
+        }
+    }
+}
+
+/// A broker demoted after both were active kept messages, under sequences, that the other
+/// broker never had: its history has diverged. It is moved aside (kept for the operator), so
+/// that the restarted broker mirrors the active one's history from the start instead of
+/// trusting its own (docs/topologies.md, "A pair").
+private func setAsideDivergedHistory(_ configuration: BrokerConfiguration, logger: Logger) {
+    guard let directory = configuration.stateDirectory else { return }
+    let stamp = SystemClock.wallMilliseconds() / 1_000
+    for suffix in ["", "-wal", "-shm"] {
+        let path = "\(directory)/\(Broker.historyFileName)\(suffix)"
+        guard access(path, F_OK) == 0 else { continue }
+        let aside = "\(directory)/diverged-\(stamp)-\(Broker.historyFileName)\(suffix)"
+        if rename(path, aside) == 0 {
+            logger.warning("pair: the history kept while both brokers were active is set aside as \(aside)")
+        } else {
+            logger.error("pair: cannot set aside \(path): \(String(cString: strerror(errno)))")
         }
     }
 }

@@ -485,6 +485,11 @@ final class HTTPGatewayTests: XCTestCase {
                 "too_large"
             ),
             (try HTTPProbe.get(port: port, "/publish"), 405, "method_not_allowed"),
+            // A page of another origin cannot publish through a visitor's browser.
+            (
+                try post(#"{"topic":"jobs.x","payload":1}"#, headers: ["Origin": "https://evil.example"]), 403,
+                "origin_not_allowed"
+            ),
             // All or nothing: one refused message refuses the batch.
             (
                 try post(#"{"messages":[{"topic":"jobs.y","payload":1},{"topic":"elsewhere.y","payload":2}]}"#), 403,

@@ -62,6 +62,18 @@ final class PairMachineTests: XCTestCase {
         XCTAssertEqual(passive.peerSaid(.waiting, nowNanoseconds: 2 * second)?.to, .active, "the peer restarted")
     }
 
+    /// A primary restarting beside a passive backup waits for the backup to take over and then
+    /// joins as passive: were it to take over as well, both would be active at once.
+    func testARestartingPrimaryLetsThePassiveBackupLead() {
+        var restarted = machine(.primary)
+        XCTAssertNil(restarted.peerSaid(.passive, nowNanoseconds: second / 10))
+        var backup = machine(.backup)
+        _ = backup.peerSaid(.active, nowNanoseconds: 0)
+        XCTAssertEqual(backup.peerSaid(restarted.state, nowNanoseconds: second / 5)?.to, .active)
+        XCTAssertEqual(restarted.peerSaid(backup.state, nowNanoseconds: second / 4)?.to, .passive)
+        XCTAssertNil(restarted.tick(nowNanoseconds: second / 2, clientsConnected: true), "heard the peer just now")
+    }
+
     func testPairSettingsAreReadAndChecked() throws {
         let pair = try ConfigurationFile.parse(
             """
