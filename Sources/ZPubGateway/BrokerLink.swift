@@ -383,8 +383,8 @@ final class BrokerLink {
                         sequence.map(WireFormat.historyEventID)
                         ?? WireFormat.eventID(sequence: watermark, number: messageNumber)
                     eventItem = .event(
-                        ByteBuffer(
-                            bytes: WireFormat.serverSentEvent(
+                        WireFormat.chunk(
+                            WireFormat.serverSentEvent(
                                 id: id, event: nil, data: WireFormat.sseData(frames, sequence: sequence))))
                 }
                 item = eventItem!
@@ -625,7 +625,7 @@ final class BrokerLink {
         }
         if let gapJSON {
             items.append(
-                .event(ByteBuffer(bytes: WireFormat.serverSentEvent(id: nil, event: "gap", data: Array(gapJSON.utf8)))))
+                .event(WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "gap", data: Array(gapJSON.utf8)))))
         }
         for entry in release.entries {
             let eventID: String
@@ -642,8 +642,8 @@ final class BrokerLink {
             else { continue }
             items.append(
                 .event(
-                    ByteBuffer(
-                        bytes: WireFormat.serverSentEvent(
+                    WireFormat.chunk(
+                        WireFormat.serverSentEvent(
                             id: eventID, event: nil, data: WireFormat.sseData(frames, sequence: historySequence))
                     ))
             )

@@ -19,6 +19,7 @@ final class ClientOutbox: Sendable {
     enum Item: Sendable {
         case webSocketText(ByteBuffer)
         case webSocketBinary(ByteBuffer)
+        /// An SSE event, already an HTTP chunk (`WireFormat.chunk`).
         case event(ByteBuffer)
 
         var byteCount: Int {
@@ -41,14 +42,20 @@ final class ClientOutbox: Sendable {
     let kind: Kind
     let channel: Channel
     let limit: Int
+    /// SSE: where pre-framed chunks are written (below the HTTP encoder; `RawWriter`).
+    let rawWriter: NIOLoopBound<ChannelHandlerContext>?
     private let counters: GatewayCounters
     private let state = Locked(State())
 
-    init(id: ClientID, kind: Kind, channel: Channel, limit: Int, counters: GatewayCounters) {
+    init(
+        id: ClientID, kind: Kind, channel: Channel, limit: Int, counters: GatewayCounters,
+        rawWriter: ChannelHandlerContext? = nil
+    ) {
         self.id = id
         self.kind = kind
         self.channel = channel
         self.limit = limit
+        self.rawWriter = rawWriter.map { NIOLoopBound($0, eventLoop: channel.eventLoop) }
         self.counters = counters
     }
 
@@ -97,8 +104,9 @@ final class ClientOutbox: Sendable {
                 channel.writeAndFlush(WebSocketFrame.close(code: 1008, reason: reason), promise: nil)
             case .serverSentEvents:
                 let data = "{\"type\":\"error\",\"code\":\"too_slow\",\"message\":\(WireFormat.jsonString(reason))}"
-                let event = WireFormat.serverSentEvent(id: nil, event: "error", data: Array(data.utf8))
-                channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: event))), promise: nil)
+                self.writeRaw(
+                    WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "error", data: Array(data.utf8))))
+                channel.flush()
             }
             // Give the goodbye a moment to leave, then close whatever happened to it.
             channel.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.close(promise: nil) }
@@ -153,8 +161,17 @@ final class ClientOutbox: Sendable {
             channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
         case .webSocketBinary(let buffer):
             channel.write(WebSocketFrame(fin: true, opcode: .binary, data: buffer), promise: nil)
-        case .event(let buffer):
-            channel.write(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: nil)
+        case .event(let chunk):
+            writeRaw(chunk)
+        }
+    }
+
+    /// An SSE chunk, below the HTTP encoder (on the channel's event loop).
+    func writeRaw(_ chunk: ByteBuffer, promise: EventLoopPromise<Void>? = nil) {
+        if let rawWriter {
+            rawWriter.value.write(NIOAny(chunk), promise: promise)
+        } else {
+            channel.write(chunk, promise: promise)
         }
     }
 }

@@ -112,6 +112,8 @@ public final class HTTPGateway: Sendable {
                 }
             })
         let operations = channel.pipeline.syncOperations
+        // Below the HTTP handlers: event streams write their pre-framed chunks from here.
+        try operations.addHandler(RawWriter(), name: RawWriter.name)
         try operations.configureHTTPServerPipeline(
             withServerUpgrade: (
                 upgraders: [upgrader],

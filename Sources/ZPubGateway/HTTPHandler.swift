@@ -366,15 +366,17 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         startStream(context, head)
         let outbox = ClientOutbox(
             id: shared.makeClientID(), kind: .serverSentEvents, channel: context.channel,
-            limit: shared.settings.clientQueue, counters: shared.counters)
+            limit: shared.settings.clientQueue, counters: shared.counters,
+            rawWriter: context.pipeline.syncOperations.rawWriterContext())
         shared.counters.sseClients.add(1, ordering: .relaxed)
         shared.counters.sseConnections.add(1, ordering: .relaxed)
         // A comment now and then keeps proxies from closing an idle stream.
         let channel = context.channel
+        let keepAliveChunk = WireFormat.chunk(Array(":\n\n".utf8))
         let keepAlive = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(15), delay: .seconds(15)) { _ in
             if channel.isWritable {
-                channel.writeAndFlush(
-                    HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: ":\n\n"))), promise: nil)
+                outbox.writeRaw(keepAliveChunk)
+                channel.flush()
             }
         }
         // A JWT's stream ends at its expiry, with the reason as its last event; the browser's
@@ -391,9 +393,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let data = Array(
                     "{\"type\":\"error\",\"code\":\"token_expired\",\"message\":\"the token of \(user.subject) expired; open the stream again with a fresh one\"}"
                         .utf8)
-                let bytes = WireFormat.serverSentEvent(id: nil, event: "error", data: data)
-                channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))))
-                    .whenComplete { _ in channel.close(promise: nil) }
+                let written = channel.eventLoop.makePromise(of: Void.self)
+                outbox.writeRaw(
+                    WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "error", data: data)), promise: written)
+                channel.flush()
+                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
             }
         }
         stream = .messages(outbox, keepAlive, expiry, user: subject)

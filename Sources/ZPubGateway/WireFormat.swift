@@ -69,6 +69,20 @@ enum WireFormat {
 
     static func jsonString(_ text: String) -> String { MessageJSON.jsonString(text) }
 
+    /// An HTTP/1.1 chunk (RFC 9112, 7.1) holding `bytes`: an SSE event framed once per message
+    /// and written as is to every client's stream (`RawWriter`), instead of NIO's encoder
+    /// framing it again for each client.
+    static func chunk(_ bytes: [UInt8]) -> ByteBuffer {
+        let size = Array(String(bytes.count, radix: 16).utf8)
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(size.count + bytes.count + 4)
+        buffer.writeBytes(size)
+        buffer.writeStaticString("\r\n")
+        buffer.writeBytes(bytes)
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
     /// From now until `epochSeconds` (a JWT's exp), at least zero.
     static func timeUntil(_ epochSeconds: Double) -> TimeAmount {
         // Clamped: a token may carry any exp, and a Double beyond Int64 would trap.
