@@ -58,12 +58,17 @@ struct Health: ParsableCommand {
             let (health, raw) = try client.request("HEALTH", as: HealthReport.self)
             healthy = health.status == .ok
             if options.json { return Output.raw(raw) }
-            Output.line(
+            var line =
                 "\(health.status.rawValue): forwarding \(health.forwarding.rawValue), up \(Format.duration(health.uptimeSeconds)), loop lag \(String(format: "%.3f", health.loopLagSeconds)) s, \(health.subscriptions) subscriptions, zpubd \(health.version)"
-                    + (health.pair.map {
-                        "; \($0.role.rawValue) of a pair, \($0.state.rawValue), peer \($0.peer) \($0.peerState?.rawValue ?? "not heard")"
-                    } ?? "")
-            )
+            if let pair = health.pair {
+                line += "; \(pair.role.rawValue) of a pair, \(pair.state.rawValue), peer \(pair.peer) "
+                if let peerState = pair.peerState {
+                    line += "\(peerState.rawValue) (heard \(pair.peerHeardMillisecondsAgo ?? 0) ms ago)"
+                } else {
+                    line += "not heard"
+                }
+            }
+            Output.line(line)
         }
         if !healthy { throw ExitCode.failure }
     }
