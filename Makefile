@@ -119,11 +119,19 @@ uninstall:
 # over TCP on loopback. `bench` runs the full matrix (~7 min), `bench-quick` a subset (~1 min).
 # Each writes its report to .build/bench/. Unpinned by default (the forwarder is the
 # bottleneck and its CPU per delivery shows); make bench ARGS="--pin" pins clients and forwarder.
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-gateway
 
 bench: deps
 	$(RELEASE_BUILD)
 	./.build/release/zpub-bench run --output .build/bench/full.md $(ARGS)
+
+# The HTTP gateway's fan-out: server CPU per delivered message, SSE and WebSocket, 100 and
+# 1,000 clients (docs/performance.md, "HTTP gateway fan-out").
+bench-gateway: deps
+	$(RELEASE_BUILD)
+	for kind in sse ws; do for clients in 100 1000; do \
+	  /usr/bin/python3 scripts/gateway-fanout-cost.py $$clients 2000 200 $$kind || exit 1; \
+	done; done
 
 bench-quick: deps
 	$(RELEASE_BUILD)
