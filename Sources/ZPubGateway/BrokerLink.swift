@@ -372,8 +372,8 @@ final class BrokerLink {
                 if webSocketItem == nil {
                     webSocketItem =
                         switch WireFormat.webSocket(frames, sequence: sequence) {
-                        case .text(let bytes): .webSocketText(ByteBuffer(bytes: bytes))
-                        case .binary(let bytes): .webSocketBinary(ByteBuffer(bytes: bytes))
+                        case .text(let bytes): .webSocketFrame(WireFormat.webSocketFrame(opcode: .text, bytes))
+                        case .binary(let bytes): .webSocketFrame(WireFormat.webSocketFrame(opcode: .binary, bytes))
                         }
                 }
                 item = webSocketItem!

@@ -19,12 +19,16 @@ final class ClientOutbox: Sendable {
     enum Item: Sendable {
         case webSocketText(ByteBuffer)
         case webSocketBinary(ByteBuffer)
+        /// A live message to WebSocket clients, already a whole frame (`WireFormat.webSocketFrame`).
+        case webSocketFrame(ByteBuffer)
         /// An SSE event, already an HTTP chunk (`WireFormat.chunk`).
         case event(ByteBuffer)
 
         var byteCount: Int {
             switch self {
-            case .webSocketText(let buffer), .webSocketBinary(let buffer), .event(let buffer): buffer.readableBytes
+            case .webSocketText(let buffer), .webSocketBinary(let buffer), .webSocketFrame(let buffer),
+                .event(let buffer):
+                buffer.readableBytes
             }
         }
     }
@@ -161,12 +165,13 @@ final class ClientOutbox: Sendable {
             channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
         case .webSocketBinary(let buffer):
             channel.write(WebSocketFrame(fin: true, opcode: .binary, data: buffer), promise: nil)
-        case .event(let chunk):
+        case .event(let chunk), .webSocketFrame(let chunk):
             writeRaw(chunk)
         }
     }
 
-    /// An SSE chunk, below the HTTP encoder (on the channel's event loop).
+    /// A pre-framed SSE chunk or WebSocket frame, below the HTTP or WebSocket encoder (on the
+    /// channel's event loop).
     func writeRaw(_ chunk: ByteBuffer, promise: EventLoopPromise<Void>? = nil) {
         if let rawWriter {
             rawWriter.value.write(NIOAny(chunk), promise: promise)

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOWebSocket
 import ZPubCore
 
 #if canImport(FoundationEssentials)
@@ -80,6 +81,27 @@ enum WireFormat {
         buffer.writeStaticString("\r\n")
         buffer.writeBytes(bytes)
         buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// A whole WebSocket frame from the server (RFC 6455 5.2: FIN, the opcode, the length, no
+    /// mask) holding `bytes`: framed once per message and written as is to every client
+    /// (`RawWriter`), instead of NIO's frame encoder framing it again for each one.
+    static func webSocketFrame(opcode: WebSocketOpcode, _ bytes: [UInt8]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(bytes.count + 10)
+        buffer.writeInteger(UInt8(0x80) | UInt8(webSocketOpcode: opcode))
+        switch bytes.count {
+        case ..<126:
+            buffer.writeInteger(UInt8(bytes.count))
+        case ...0xFFFF:
+            buffer.writeInteger(UInt8(126))
+            buffer.writeInteger(UInt16(bytes.count))
+        default:
+            buffer.writeInteger(UInt8(127))
+            buffer.writeInteger(UInt64(bytes.count))
+        }
+        buffer.writeBytes(bytes)
         return buffer
     }
 
