@@ -350,6 +350,7 @@ final class PairLink {
 
     private func publishStatus(now: UInt64) {
         status.state = machine.state
+        status.active = machine.state == .active
         status.peerState = machine.peerState
         status.peerHeardMillisecondsAgo = machine.peerHeard.map { (now &- $0) / 1_000_000 }
         status.lagMessages =

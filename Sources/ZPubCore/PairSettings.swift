@@ -196,7 +196,8 @@ public struct PairStatus: Codable, Equatable, Sendable {
     /// below it were assigned by the peer.
     public var tookOverAt: UInt64 = 0
 
-    public var active: Bool { state == .active }
+    /// `state == .active`, kept as a field so that HEALTH and STATS show it plainly.
+    public var active = false
 
     public init(role: PairSettings.Role, peer: String) {
         self.role = role
@@ -218,36 +219,5 @@ public struct PairStatus: Codable, Equatable, Sendable {
         case lagMessages = "lag_messages"
         case lagMilliseconds = "lag_ms"
         case tookOverAt = "took_over_at"
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        role = try container.decode(PairSettings.Role.self, forKey: .role)
-        state = try container.decode(PairMachine.State.self, forKey: .state)
-        peer = try container.decode(String.self, forKey: .peer)
-        peerState = try container.decodeIfPresent(PairMachine.State.self, forKey: .peerState)
-        peerHeardMillisecondsAgo = try container.decodeIfPresent(UInt64.self, forKey: .peerHeardMillisecondsAgo)
-        replicatedThrough = try container.decode(UInt64.self, forKey: .replicatedThrough)
-        peerSequence = try container.decode(UInt64.self, forKey: .peerSequence)
-        lagMessages = try container.decode(UInt64.self, forKey: .lagMessages)
-        lagMilliseconds = try container.decode(UInt64.self, forKey: .lagMilliseconds)
-        changes = try container.decode(UInt64.self, forKey: .changes)
-        tookOverAt = try container.decodeIfPresent(UInt64.self, forKey: .tookOverAt) ?? 0
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(role, forKey: .role)
-        try container.encode(state, forKey: .state)
-        try container.encode(peer, forKey: .peer)
-        try container.encode(active, forKey: .active)
-        try container.encodeIfPresent(peerState, forKey: .peerState)
-        try container.encodeIfPresent(peerHeardMillisecondsAgo, forKey: .peerHeardMillisecondsAgo)
-        try container.encode(replicatedThrough, forKey: .replicatedThrough)
-        try container.encode(peerSequence, forKey: .peerSequence)
-        try container.encode(lagMessages, forKey: .lagMessages)
-        try container.encode(lagMilliseconds, forKey: .lagMilliseconds)
-        try container.encode(changes, forKey: .changes)
-        try container.encode(tookOverAt, forKey: .tookOverAt)
     }
 }

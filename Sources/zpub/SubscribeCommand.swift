@@ -120,15 +120,7 @@ struct Subscribe: ParsableCommand {
                 guard let frames = try socket.receiveFrames(timeoutMilliseconds: timeout ?? -1) else {
                     throw CLIError("no message within \(timeout ?? 0) ms from \(endpoints.joined(separator: ", "))")
                 }
-                if var handshake = catchUp {
-                    defer { catchUp = handshake.isComplete ? nil : handshake }
-                    if handshake.isMarker(topic: frames[0]) {
-                        handshake.markerReceived(frames: frames)
-                        try socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
-                        continue
-                    }
-                    guard handshake.received(topic: frames[0], frames) != nil else { continue }
-                }
+                guard try Self.passesCatchUp(frames, &catchUp, socket: socket) else { continue }
                 if emit(frames) { return }
             }
         }
@@ -256,17 +248,8 @@ struct Subscribe: ParsableCommand {
                 continue
             }
             lastMessage = SystemClock.monotonicNanoseconds()
-            if var handshake = catchUp {
-                defer { catchUp = handshake.isComplete ? nil : handshake }
-                if handshake.isMarker(topic: frames[0]) {
-                    handshake.markerReceived(frames: frames)
-                    try socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
-                    continue
-                }
-                if !frames[0].starts(with: markers) {
-                    guard handshake.received(topic: frames[0], frames) != nil else { continue }
-                }
-            }
+            // Sequence markers are not the catch-up's business: they number what it lets through.
+            guard try Self.passesCatchUp(frames, &catchUp, socket: socket, passing: markers) else { continue }
             if frames[0].starts(with: markers) {
                 let sequence = frames.count > 1 ? UInt64(String(decoding: frames[1], as: UTF8.self)) : nil
                 if let held = waiting, frames[0].dropFirst(markers.count).elementsEqual(held[0]) {
@@ -288,6 +271,23 @@ struct Subscribe: ParsableCommand {
             if let held = waiting, emit(held, nil) { return }
             waiting = frames
         }
+    }
+
+    /// One live message during a catch-up (`SnapshotCatchUp`): the marker ends it (and is
+    /// unsubscribed), messages the snapshot or replay already holds are skipped. True when the
+    /// message is to be delivered; topics under `passing` always are.
+    private static func passesCatchUp(
+        _ frames: [[UInt8]], _ catchUp: inout SnapshotCatchUp<[[UInt8]]>?, socket: Socket, passing: [UInt8]? = nil
+    ) throws -> Bool {
+        guard var handshake = catchUp else { return true }
+        defer { catchUp = handshake.isComplete ? nil : handshake }
+        if handshake.isMarker(topic: frames[0]) {
+            handshake.markerReceived(frames: frames)
+            try socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
+            return false
+        }
+        if let passing, frames[0].starts(with: passing) { return true }
+        return handshake.received(topic: frames[0], frames) != nil
     }
 
     /// The control endpoint of the broker that is active (HEALTH says so, or it is no pair),
