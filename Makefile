@@ -125,13 +125,20 @@ bench: deps
 	$(RELEASE_BUILD)
 	./.build/release/zpub-bench run --output .build/bench/full.md $(ARGS)
 
-# The HTTP gateway's fan-out: server CPU per delivered message, SSE and WebSocket, 100 and
-# 1,000 clients (docs/performance.md, "HTTP gateway fan-out").
+# The HTTP gateway's fan-out: server CPU per delivered message and latency, SSE and WebSocket,
+# 100, 500 and 1,000 clients, each message written at once and with write_delay_ms = 25; and
+# Pushpin (Debian's `pushpin`) in the same run where it is installed (docs/performance.md,
+# "HTTP gateway fan-out").
+GATEWAY_BENCH = /usr/bin/python3 scripts/gateway-fanout-cost.py
 bench-gateway: deps
 	$(RELEASE_BUILD)
-	for kind in sse ws; do for clients in 100 1000; do \
-	  /usr/bin/python3 scripts/gateway-fanout-cost.py $$clients 2000 200 $$kind || exit 1; \
-	done; done
+	@command -v pushpin >/dev/null || echo "pushpin is not installed (apt-get install pushpin): measuring zpubd only"
+	for clients in 100 500 1000; do \
+	  for kind in sse ws; do for delay in 0 25; do \
+	    $(GATEWAY_BENCH) $$clients 2000 200 $$kind zpubd $$delay || exit 1; \
+	  done; done; \
+	  if command -v pushpin >/dev/null; then $(GATEWAY_BENCH) $$clients 2000 200 sse pushpin || exit 1; fi; \
+	done
 
 bench-quick: deps
 	$(RELEASE_BUILD)

@@ -26,6 +26,10 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         /// for two intervals is closed (a vanished browser behind NAT otherwise holds its slot
         /// for hours). 0 turns pings off.
         public static let pingInterval = 30
+        /// Milliseconds a client's first queued message waits before its queue is written:
+        /// what arrives meanwhile goes out in the same write (one system call instead of one per
+        /// message). 0 writes each message at once.
+        public static let writeDelayMilliseconds = 0
     }
 
     public var enabled = Defaults.enabled
@@ -40,6 +44,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     /// "PREFIX=TOKEN": subscribing to or publishing on topics under PREFIX needs the token.
     public var tokens = Defaults.tokens
     public var pingInterval = Defaults.pingInterval
+    public var writeDelayMilliseconds = Defaults.writeDelayMilliseconds
     /// When set, the operator pages (`/`, `/watch`, `/status/events`, `/stats`, `/metrics`) need
     /// it: they show every topic and subscription. `/healthz` stays open.
     public var operatorToken: String?
@@ -69,6 +74,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         case maxClientPrefixes = "max_client_prefixes"
         case publishPrefixes = "publish_prefixes"
         case pingInterval = "ping_interval"
+        case writeDelayMilliseconds = "write_delay_ms"
         case operatorToken = "operator_token"
         case jwtSecretFile = "jwt_secret_file"
         case jwtPublicKeyFile = "jwt_public_key_file"
@@ -90,6 +96,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         try container.encode(publishPrefixes, forKey: .publishPrefixes)
         try container.encode(tokenPrefixes.map { "\($0)=(hidden)" }, forKey: .tokens)
         try container.encode(pingInterval, forKey: .pingInterval)
+        try container.encode(writeDelayMilliseconds, forKey: .writeDelayMilliseconds)
         try container.encodeIfPresent(operatorToken.map { _ in "(hidden)" }, forKey: .operatorToken)
         // Paths, not secrets: an operator checks which files are in force.
         try container.encodeIfPresent(jwtSecretFile, forKey: .jwtSecretFile)
@@ -146,6 +153,9 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         check("max_frame", maxFrame, 128...(16 << 20), "the largest WebSocket frame in bytes")
         check("max_client_prefixes", maxClientPrefixes, 1...10_000, "the prefixes per HTTP client")
         check("ping_interval", pingInterval, 0...3_600, "the seconds between WebSocket pings (0: off)")
+        check(
+            "write_delay_ms", writeDelayMilliseconds, 0...1_000,
+            "the milliseconds a client's messages are held to be written together (0: at once)")
         for origin in allowedOrigins
         where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
             problems.append(

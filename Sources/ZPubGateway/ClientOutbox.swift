@@ -46,19 +46,23 @@ final class ClientOutbox: Sendable {
     let kind: Kind
     let channel: Channel
     let limit: Int
+    /// How long the first message queued on an empty queue waits before the queue is written
+    /// (`write_delay_ms`): the messages that arrive meanwhile leave in one write. Nil: at once.
+    let writeDelay: TimeAmount?
     /// SSE: where pre-framed chunks are written (below the HTTP encoder; `RawWriter`).
     let rawWriter: NIOLoopBound<ChannelHandlerContext>?
     private let counters: GatewayCounters
     private let state = Locked(State())
 
     init(
-        id: ClientID, kind: Kind, channel: Channel, limit: Int, counters: GatewayCounters,
-        rawWriter: ChannelHandlerContext? = nil
+        id: ClientID, kind: Kind, channel: Channel, limit: Int, writeDelayMilliseconds: Int = 0,
+        counters: GatewayCounters, rawWriter: ChannelHandlerContext? = nil
     ) {
         self.id = id
         self.kind = kind
         self.channel = channel
         self.limit = limit
+        self.writeDelay = writeDelayMilliseconds > 0 ? .milliseconds(Int64(writeDelayMilliseconds)) : nil
         self.rawWriter = rawWriter.map { NIOLoopBound($0, eventLoop: channel.eventLoop) }
         self.counters = counters
     }
@@ -82,7 +86,11 @@ final class ClientOutbox: Sendable {
             return (true, true)
         }
         if schedule {
-            channel.eventLoop.execute { self.drain() }
+            if let writeDelay {
+                channel.eventLoop.scheduleTask(in: writeDelay) { self.drain() }
+            } else {
+                channel.eventLoop.execute { self.drain() }
+            }
         }
         return accepted
     }

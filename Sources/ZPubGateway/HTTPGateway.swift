@@ -128,7 +128,7 @@ public final class HTTPGateway: Sendable {
     /// Applies a reloaded `[http]` (already validated, its files read into `keys`) without
     /// touching connected clients: tokens, JWT keys, operator_token, allowed origins and publish
     /// prefixes apply to the next request; the TLS certificate, client_queue, max_frame,
-    /// max_client_prefixes and ping_interval to new connections; max_clients at once. `listen`
+    /// max_client_prefixes, ping_interval and write_delay_ms to new connections; max_clients at once. `listen`
     /// and `enabled` need a restart: the notes say so.
     public func reload(_ settings: HTTPSettings, keys: GatewayKeys) -> [String] {
         let previous = shared.settings

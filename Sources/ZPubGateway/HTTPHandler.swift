@@ -366,8 +366,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         startStream(context, head)
         let outbox = ClientOutbox(
             id: shared.makeClientID(), kind: .serverSentEvents, channel: context.channel,
-            limit: shared.settings.clientQueue, counters: shared.counters,
-            rawWriter: context.pipeline.syncOperations.rawWriterContext())
+            limit: shared.settings.clientQueue, writeDelayMilliseconds: shared.settings.writeDelayMilliseconds,
+            counters: shared.counters, rawWriter: context.pipeline.syncOperations.rawWriterContext())
         shared.counters.sseClients.add(1, ordering: .relaxed)
         shared.counters.sseConnections.add(1, ordering: .relaxed)
         // A comment now and then keeps proxies from closing an idle stream.

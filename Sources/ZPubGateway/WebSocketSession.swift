@@ -49,7 +49,8 @@ final class WebSocketSession: ChannelInboundHandler {
         }
         let outbox = ClientOutbox(
             id: shared.makeClientID(), kind: .webSocket, channel: context.channel, limit: shared.settings.clientQueue,
-            counters: shared.counters, rawWriter: context.pipeline.syncOperations.rawWriterContext())
+            writeDelayMilliseconds: shared.settings.writeDelayMilliseconds, counters: shared.counters,
+            rawWriter: context.pipeline.syncOperations.rawWriterContext())
         self.outbox = outbox
         shared.counters.webSocketClients.add(1, ordering: .relaxed)
         shared.counters.webSocketConnections.add(1, ordering: .relaxed)

@@ -246,6 +246,43 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(values.last, "state.end=live", "then live")
     }
 
+    /// `write_delay_ms` holds a client's messages and writes what gathered in one go: no
+    /// message reaches the client sooner than the delay after it was sent (without the setting
+    /// it takes about a millisecond), a burst arrives whole, and nothing is lost or reordered.
+    func testAWriteDelayHoldsMessagesAndLosesNone() throws {
+        let delay = 0.4
+        let (daemon, port) = try startDaemon(http: "write_delay_ms = \(Int(delay * 1_000))")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let ready = readyFile()
+        let reader = try python(["sse", "\(port)", "?prefix=held.", "6", "-", ready])
+        try Wait.until("the SSE client is connected") { FileManager.default.fileExists(atPath: ready) }
+        try daemon.waitForSubscriptions(1)
+        let single = Date().timeIntervalSince1970
+        try push.send(frames: frames("held.single", "0"))
+        // The burst goes once the single message has been written, so that it starts a new delay.
+        try Wait.until("the first message was written") {
+            let metrics = try HTTPProbe.get(port: port, "/metrics").text
+            return metrics.contains("zpub_http_messages_out_total{kind=\"sse\"} 1\n")
+        }
+        let burst = Date().timeIntervalSince1970
+        for i in 1...5 { try push.send(frames: frames("held.burst", "\(i)")) }
+        let run = try reader.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        let payloads = events.compactMap { ($0["data"] as? [String: Any])?["payload"].map { "\($0)" } }
+        XCTAssertEqual(payloads, ["0", "1", "2", "3", "4", "5"], run.stdout)
+        let arrivals = events.compactMap { $0["received_at"] as? Double }
+        XCTAssertEqual(arrivals.count, 6)
+        guard arrivals.count == 6 else { return }
+        XCTAssertGreaterThanOrEqual(arrivals[0] - single, delay - 0.01, "the single message was held")
+        XCTAssertGreaterThanOrEqual(arrivals[1] - burst, delay - 0.01, "the burst was held")
+        print(
+            String(
+                format: "figure: write_delay_ms = %.0f: a message arrived after %.0f ms, a burst of 5 after %.0f ms",
+                delay * 1_000, (arrivals[0] - single) * 1_000, (arrivals[1] - burst) * 1_000))
+    }
+
     /// Exact replay for browsers: an SSE client away while 1,000 messages pass, and zpubd
     /// restarted meanwhile, reconnects with its Last-Event-ID ("h<sequence>") and gets exactly
     /// those 1,000, in order, then live.

@@ -20,6 +20,7 @@ final class HTTPSettingsTests: XCTestCase {
             max_frame = 1024
             max_client_prefixes = 7
             ping_interval = 9
+            write_delay_ms = 25
             publish_prefixes = ["chat."]
             tokens = ["private.=0123456789"]
             """
@@ -30,8 +31,13 @@ final class HTTPSettingsTests: XCTestCase {
         XCTAssertEqual(http.hostAndPort?.port, 9090)
         XCTAssertEqual(http.allowedOrigins, ["https://app.example", "*"])
         XCTAssertEqual(
-            [http.clientQueue, http.maxClients, http.maxFrame, http.maxClientPrefixes, http.pingInterval],
-            [5, 6, 1024, 7, 9])
+            [
+                http.clientQueue, http.maxClients, http.maxFrame, http.maxClientPrefixes, http.pingInterval,
+                http.writeDelayMilliseconds,
+            ],
+            [5, 6, 1024, 7, 9, 25])
+        XCTAssertEqual(HTTPSettings().writeDelayMilliseconds, 0, "each message is written at once unless asked")
+        XCTAssertTrue(problems("[http]\nwrite_delay_ms = 1001\n").contains { $0.contains("write_delay_ms") })
         XCTAssertEqual(http.publishPrefixes, ["chat."])
         XCTAssertEqual(http.tokenRules.map(\.prefix), ["private."])
         XCTAssertEqual(http.tokenRules.map(\.token), ["0123456789"])

@@ -265,6 +265,7 @@ def sse(port, query, count, last_event_id=None, ready_file=None, until_topic=Non
         if line == "":
             if "data" in event:
                 event["data"] = json.loads(event["data"])
+                event["received_at"] = time.time()
                 print(json.dumps(event), flush=True)
                 received += 1
                 if until_topic and event["data"].get("topic") == until_topic:
