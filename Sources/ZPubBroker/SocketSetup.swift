@@ -91,6 +91,14 @@ enum SocketSetup {
             try socket.setOption(.sendHighWaterMark, 0)
         case .xpub:
             try socket.setOption(.sendHighWaterMark, Int32(configuration.sendHighWaterMark))
+            // Unbounded: a subscriber's input must never be stopped by a full receive queue.
+            // libzmq 4.3.4 aborts (`!_io_error`, stream_engine_base.cpp:331) when a ZMTP
+            // heartbeat falls due on a connection whose peer hung up while its input was
+            // stopped, which a subscription flood from peers that then vanish brings about
+            // (docs/reliability.md, "A subscription flood"; scripts/flood-vanish.sh). Subscribers
+            // send only subscriptions; what a flood queues here is of the same order as what
+            // libzmq's subscription tries already hold for it.
+            try socket.setOption(.receiveHighWaterMark, 0)
             // Subscribers only send subscription frames (one byte + prefix). A frame longer than
             // this disconnects that subscriber before libzmq stores it anywhere: very long
             // prefixes crash libzmq 4.3.4's subscription tries on removal (recursion). The floor

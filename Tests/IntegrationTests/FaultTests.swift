@@ -131,6 +131,34 @@ final class FaultTests: XCTestCase {
         XCTAssertTrue(daemon.process.isRunning)
     }
 
+    /// Flooding peers that vanish mid-flood must not abort zpubd (`scripts/flood-vanish.sh`
+    /// is the same scenario by hand). libzmq 4.3.4 asserts (`!_io_error`,
+    /// stream_engine_base.cpp:331) when a ZMTP heartbeat falls due on a connection whose peer
+    /// hung up while its input was stopped by a full receive queue; zpubd keeps the XPUB's
+    /// receive queue unbounded so that input never stops there (docs/reliability.md, "A
+    /// subscription flood"). The rounds follow each other as an attacker's would, without
+    /// waiting for the last round's peers to be cleared (which takes libzmq minutes).
+    func testFloodingPeersThatVanishDoNotAbortTheBroker() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: "[sockets]\nheartbeat_interval_ms = 100\nheartbeat_timeout_ms = 30000\n",
+            endpoints: [.xpub: "tcp://127.0.0.1:\(port)"])
+        for round in 1...Soak.scale(4, 12) {
+            let flood = try RunningProgram(python: "subscription_flood.py", [daemon.xpub, "20", "1000", "600"])
+            // The flood's length and the pause after it are this test's input (the attack), not
+            // waits for something: long enough for receive queues to fill behind libzmq's slow
+            // reading of long subscriptions, and for heartbeats to fall due after the hang-up.
+            Thread.sleep(forTimeInterval: 2.5)
+            flood.signal(SIGKILL)
+            Thread.sleep(forTimeInterval: 2)
+            // A PING, not Process.isRunning: a zpubd that aborted can linger as a zombie. The
+            // control thread answers PING even while libzmq holds the forwarding loop.
+            let alive = (try? daemon.request("PING", timeout: 5_000)) != nil
+            XCTAssertTrue(alive, "round \(round): zpubd does not answer; its log ends:\n\(daemon.log.suffix(400))")
+            if !alive { return }
+        }
+    }
+
     func testKilledPeersLeaveTheTableAsTheLiveOnesHoldIt() throws {
         let daemon = try Daemon()
         var subscribers: [RunningProgram] = []
