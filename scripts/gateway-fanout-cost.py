@@ -9,8 +9,8 @@ streams or WebSocket connections (raw sockets, one reader thread with selectors,
 costs little), publishes MESSAGES messages of 64 B at RATE per second through a PUSH socket,
 reads until every client has every message, and prints zpubd's CPU time (all threads, from
 /proc schedstat) per delivered message over the publishing window. Defaults: 500 clients, 2,000
-messages, 200 per second, SSE (the issue's scenario). `make bench-gateway` runs 100 and 1,000
-clients of each kind, and Pushpin beside zpubd where it is installed.
+messages, 200 per second, SSE (the issue's scenario). `make bench-gateway` runs 100, 500 and
+1,000 clients of each kind, and Pushpin beside zpubd where it is installed.
 
 DELAY sets zpubd's `[http] write_delay_ms` (default 0). The latency printed is that of one
 client's events (publish to receipt, the send time travels in the payload): a write delay
@@ -65,11 +65,11 @@ def process_tree(pid):
     """pid and every process below it (Pushpin's runner starts one process per service)."""
     tree, at = [pid], 0
     while at < len(tree):
-        for task in os.listdir(f"/proc/{tree[at]}/task"):
-            try:
+        try:
+            for task in os.listdir(f"/proc/{tree[at]}/task"):
                 tree += [int(child) for child in open(f"/proc/{tree[at]}/task/{task}/children").read().split()]
-            except OSError:
-                pass
+        except OSError:
+            pass  # the process ended meanwhile
         at += 1
     return tree
 
@@ -77,11 +77,11 @@ def process_tree(pid):
 def cpu_ns(pid):
     total = 0
     for process in process_tree(pid):
-        for task in os.listdir(f"/proc/{process}/task"):
-            try:
+        try:
+            for task in os.listdir(f"/proc/{process}/task"):
                 total += int(open(f"/proc/{process}/task/{task}/schedstat").read().split()[0])
-            except (OSError, ValueError):
-                pass
+        except (OSError, ValueError):
+            pass  # the process or thread ended meanwhile
     return total
 
 
