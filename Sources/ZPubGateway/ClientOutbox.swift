@@ -17,18 +17,14 @@ final class ClientOutbox: Sendable {
 
     /// A message ready for the wire, encoded once and shared by every client that gets it.
     enum Item: Sendable {
-        case webSocketText(ByteBuffer)
-        case webSocketBinary(ByteBuffer)
-        /// A live message to WebSocket clients, already a whole frame (`WireFormat.webSocketFrame`).
+        /// A message to WebSocket clients, already a whole frame (`WireFormat.webSocketFrame`).
         case webSocketFrame(ByteBuffer)
         /// An SSE event, already an HTTP chunk (`WireFormat.chunk`).
         case event(ByteBuffer)
 
         var byteCount: Int {
             switch self {
-            case .webSocketText(let buffer), .webSocketBinary(let buffer), .webSocketFrame(let buffer),
-                .event(let buffer):
-                buffer.readableBytes
+            case .webSocketFrame(let buffer), .event(let buffer): buffer.readableBytes
             }
         }
     }
@@ -169,12 +165,7 @@ final class ClientOutbox: Sendable {
 
     private func write(_ item: Item) {
         switch item {
-        case .webSocketText(let buffer):
-            channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
-        case .webSocketBinary(let buffer):
-            channel.write(WebSocketFrame(fin: true, opcode: .binary, data: buffer), promise: nil)
-        case .event(let chunk), .webSocketFrame(let chunk):
-            writeRaw(chunk)
+        case .event(let chunk), .webSocketFrame(let chunk): writeRaw(chunk)
         }
     }
 
