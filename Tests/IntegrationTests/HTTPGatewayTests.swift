@@ -49,6 +49,19 @@ final class HTTPGatewayTests: XCTestCase {
         FileManager.default.temporaryDirectory.appendingPathComponent("zpub-ready-\(UUID().uuidString)").path
     }
 
+    /// The Python SSE reader on /events`query`, once its stream is open (its response head has
+    /// arrived): `count` events, resuming after `lastEventID` ("-": none), ending early at an
+    /// event on `untilTopic`.
+    private func openSSEReader(
+        port: Int, _ query: String, count: Int, lastEventID: String = "-", untilTopic: String? = nil
+    ) throws -> RunningProgram {
+        let ready = readyFile()
+        let reader = try python(
+            ["sse", "\(port)", query, "\(count)", lastEventID, ready] + (untilTopic.map { [$0] } ?? []))
+        try Wait.until("the SSE client is connected") { FileManager.default.fileExists(atPath: ready) }
+        return reader
+    }
+
     // MARK: WebSocket
 
     func testWebSocketClientGetsTextAndBinaryMessagesAndPublishes() throws {
@@ -206,9 +219,7 @@ final class HTTPGatewayTests: XCTestCase {
         let (daemon, port) = try startDaemon(lastValue: ["state."])
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
-        let ready = readyFile()
-        let first = try python(["sse", "\(port)", "?prefix=state.", "2", "-", ready])
-        try Wait.until("the SSE client is connected") { FileManager.default.fileExists(atPath: ready) }
+        let first = try openSSEReader(port: port, "?prefix=state.", count: 2)
         try daemon.waitForSubscriptions(1)
         try push.send(frames: frames("state.a", "1"))
         try push.send(frames: frames("state.b", #"{"on": true}"#))
@@ -227,9 +238,8 @@ final class HTTPGatewayTests: XCTestCase {
         try push.send(frames: frames("state.a", "2"))
         try push.send(frames: frames("state.c", "new"))
         try Wait.until("the cache holds the new values") { try daemon.stats().lastValue.updates >= 4 }
-        let resumedReady = readyFile()
-        let second = try python(["sse", "\(port)", "?prefix=state.", "10", lastID, resumedReady, "state.end"])
-        try Wait.until("the SSE client reconnected") { FileManager.default.fileExists(atPath: resumedReady) }
+        let second = try openSSEReader(
+            port: port, "?prefix=state.", count: 10, lastEventID: lastID, untilTopic: "state.end")
         // The response's head comes before the gateway attaches the client and subscribes again:
         // a live message is sent once that subscription has reached the broker.
         try Wait.until("the gateway subscribes for the resumed client") {
@@ -254,9 +264,7 @@ final class HTTPGatewayTests: XCTestCase {
         let (daemon, port) = try startDaemon(http: "write_delay_ms = \(Int(delay * 1_000))")
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
-        let ready = readyFile()
-        let reader = try python(["sse", "\(port)", "?prefix=held.", "6", "-", ready])
-        try Wait.until("the SSE client is connected") { FileManager.default.fileExists(atPath: ready) }
+        let reader = try openSSEReader(port: port, "?prefix=held.", count: 6)
         try daemon.waitForSubscriptions(1)
         let single = Date().timeIntervalSince1970
         try push.send(frames: frames("held.single", "0"))
@@ -308,9 +316,7 @@ final class HTTPGatewayTests: XCTestCase {
             let daemon = try start()
             let clients = try Clients()
             let push = try clients.socket(.push, connect: daemon.pull)
-            let ready = readyFile()
-            let first = try python(["sse", "\(port)", "?prefix=h.", "3", "-", ready])
-            try Wait.until("the SSE client is connected") { FileManager.default.fileExists(atPath: ready) }
+            let first = try openSSEReader(port: port, "?prefix=h.", count: 3)
             try daemon.waitForSubscriptions(2)  // h. and its sequence markers
             for i in 0..<3 { try push.send(frames: frames("h.x", "\(i)")) }
             let firstRun = try first.finish(timeout: 20)
@@ -325,9 +331,7 @@ final class HTTPGatewayTests: XCTestCase {
             XCTAssertEqual(daemon.waitForExit(), 0)
         }
         let daemon = try start()
-        let resumedReady = readyFile()
-        let second = try python(["sse", "\(port)", "?prefix=h.", "2000", lastID, resumedReady, "h.end"])
-        try Wait.until("the SSE client reconnected") { FileManager.default.fileExists(atPath: resumedReady) }
+        let second = try openSSEReader(port: port, "?prefix=h.", count: 2000, lastEventID: lastID, untilTopic: "h.end")
         try Wait.until("the gateway subscribes for the resumed client, and to the sequence markers") {
             let prefixes = try daemon.subscriptions().subscriptions.map(\.prefix)
             return prefixes.contains("h.") && prefixes.contains("$zpub/seq/h.")
