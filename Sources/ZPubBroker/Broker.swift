@@ -9,7 +9,9 @@ import ZeroMQ
 ///
 /// Threads and what they own (each owner moves to its thread as a `sending` value; this object
 /// keeps only the `Sendable` handles other threads may use):
-/// - the forwarding loop thread: PULL, XSUB, XPUB, their monitors, all counters and tables;
+/// - the forwarding loop thread: PULL, XSUB, XPUB, all counters and tables;
+/// - the connection event thread: the monitor PAIRs of PULL, XSUB and XPUB
+///   (`ConnectionEventReader`; it passes their events to the loop and the descriptor guard);
 /// - the control thread: the REP control socket;
 /// - the ZAP thread: the ZAP handler's REP socket;
 /// - the history thread (when history is on): the SQLite store (`HistoryWriter`);
@@ -25,7 +27,13 @@ public final class Broker: Sendable {
     private let registry = EndpointRegistry()
     private let zap: ZAPShared
     private let history: HistoryHandle?
-    private let threads: (zap: JoinableThread, loop: JoinableThread, control: JoinableThread, guard: JoinableThread)
+    private let threads:
+        (
+            zap: JoinableThread, loop: JoinableThread, control: JoinableThread, guard: JoinableThread,
+            events: JoinableThread
+        )
+    /// Stops the connection event reader.
+    private let eventReaderStop: Mailbox<Bool>
     private let historyThread: JoinableThread?
     /// One of a primary/backup pair: the link to the peer and its thread.
     private let pair: (link: Mailbox<Bool>, thread: JoinableThread)?
@@ -119,11 +127,13 @@ public final class Broker: Sendable {
         let forwardingLoop = ForwardingLoop(
             pull: sockets.pull.socket, xsub: sockets.xsub.socket, xpub: sockets.xpub.socket,
             endpoints: (sockets.pull.endpoints, sockets.xsub.endpoints, sockets.xpub.endpoints),
-            monitors: sockets.monitors, receipts: receipts, lastValueOnSubscribe: lastValueOnSubscribe,
+            receipts: receipts, lastValueOnSubscribe: lastValueOnSubscribe,
             configuration: configuration, history: history, restoredLastValues: restoredLastValues,
             registry: registry, logger: logger, notifier: notifier)
         let loop = forwardingLoop.handle
         self.loop = loop
+        let eventReader = ConnectionEventReader(monitors: sockets.monitors, loop: loop, logger: logger)
+        eventReaderStop = eventReader.stopMailbox
         zap = zapHandler.shared
         let responder = ControlResponder(
             configuration: configuration, loop: loop, registry: registry, zap: zap, history: history,
@@ -163,7 +173,8 @@ public final class Broker: Sendable {
             zap: JoinableThread(name: "zpubd-zap") { zapHandler.run() },
             loop: JoinableThread(name: "zpubd-forward") { forwardingLoop.run() },
             control: JoinableThread(name: "zpubd-control") { controlServer.run() },
-            guard: JoinableThread(name: "zpubd-fdguard", stackSize: 256 << 10) { descriptorGuard.run() }
+            guard: JoinableThread(name: "zpubd-fdguard", stackSize: 256 << 10) { descriptorGuard.run() },
+            events: JoinableThread(name: "zpubd-events", stackSize: 256 << 10) { eventReader.run() }
         )
         _ = loop.started.wait(milliseconds: 10_000)
         if let pairLink {
@@ -233,6 +244,9 @@ public final class Broker: Sendable {
         threads.guard.join()
         loop.mailbox.post(.stop)
         threads.loop.join()
+        // After the loop has closed the sockets they watch: their last events are read.
+        eventReaderStop.post(true)
+        threads.events.join()
         // After the loop's drain: everything it handed over is written before the store closes.
         history?.mailbox.post(.stop)
         historyThread?.join()

@@ -4,9 +4,9 @@ import ZPubCore
 import ZeroMQ
 
 /// The broker's sockets, made, monitored and bound, before any thread runs, in two groups made
-/// separately so that each can move to its own thread (`sending`): PULL, XSUB, XPUB and their
-/// monitors go to the forwarding loop (`BrokerSockets`), the REP control socket to the control
-/// server (`BrokerSockets.makeControl`).
+/// separately so that each can move to its own thread (`sending`): PULL, XSUB and XPUB go to the
+/// forwarding loop (`BrokerSockets`), their monitors to the connection event reader
+/// (`MonitorSockets`), the REP control socket to the control server (`BrokerSockets.makeControl`).
 struct BrokerSockets {
     /// One role's socket, the endpoints it is bound to, and (data sockets only) the PAIR socket
     /// that receives its connection events.
@@ -25,10 +25,11 @@ struct BrokerSockets {
     let xsub: Bound
     let xpub: Bound
 
-    var monitors: [(role: BrokerSocketRole, socket: Socket)] {
-        [(.pull, pull), (.xsub, xsub), (.xpub, xpub)].compactMap { role, bound in
-            bound.monitor.map { (role, $0) }
-        }
+    var monitors: MonitorSockets {
+        MonitorSockets(
+            all: [(.pull, pull), (.xsub, xsub), (.xpub, xpub)].compactMap { role, bound in
+                bound.monitor.map { (role, $0) }
+            })
     }
 
     /// Warns about sockets systemd passed under a name that is no role.

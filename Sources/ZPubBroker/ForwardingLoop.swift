@@ -41,6 +41,9 @@ enum LoopCommand: Sendable {
     /// A pair: become the active broker: bind the producers' endpoints, forward, and assign
     /// sequences from `nextSequence` at least. Replies with what could not be bound.
     case pairActivate(nextSequence: UInt64, ReplySlot<[BrokerError]>)
+    /// A connection event of PULL, XSUB or XPUB, read by `ConnectionEventReader` (which has fed
+    /// the descriptor guard already): peer counts, upstream states, the log.
+    case connectionEvent(BrokerSocketRole, MonitorEvent)
 }
 
 /// What the pair link learns from the loop at each heartbeat.
@@ -111,8 +114,6 @@ final class ForwardingLoop {
     private let logger: Logger
     private let notifier: Notifier
     private let registry: EndpointRegistry
-    /// PAIR sockets receiving connection events of PULL, XSUB and XPUB (`zmq_socket_monitor`).
-    private let monitors: [(role: BrokerSocketRole, socket: Socket)]
     /// The HTTP gateway's publishes that want their history sequence back (`InternalEndpoints.receipts`);
     /// nil without the gateway.
     private let receipts: Socket?
@@ -145,6 +146,10 @@ final class ForwardingLoop {
     /// while somebody subscribes to markers; empty otherwise.
     @exclusivity(unchecked) private var sequenceMarkerTopic: [UInt8] = []
     @exclusivity(unchecked) private var sequenceDigits: [UInt8] = []
+    /// The frames of the message being forwarded, copied while the last-value cache covers its
+    /// topic. A property rather than a local: a local optional array was released for every
+    /// message, cached or not (callgrind).
+    @exclusivity(unchecked) private var capturedFrames: [[UInt8]] = []
     /// Upstream endpoints the XSUB socket is connected to.
     private var upstreamEndpoints: [String]
     /// SNAPSHOT requests waiting for their marker subscription, and markers seen before their
@@ -167,11 +172,10 @@ final class ForwardingLoop {
     init(
         pull: Socket, xsub: Socket, xpub: Socket,
         endpoints: (pull: BoundEndpoints, xsub: BoundEndpoints, xpub: BoundEndpoints),
-        monitors: [(role: BrokerSocketRole, socket: Socket)], receipts: Socket? = nil, lastValueOnSubscribe: Bool,
+        receipts: Socket? = nil, lastValueOnSubscribe: Bool,
         configuration: BrokerConfiguration, history: HistoryHandle?, restoredLastValues: [LastValueRecord],
         registry: EndpointRegistry, logger: Logger, notifier: Notifier
     ) {
-        self.monitors = monitors
         self.receipts = receipts
         self.history = history
         self.historyQueue = history.map { Unmanaged.passUnretained($0.queue) }
@@ -211,7 +215,6 @@ final class ForwardingLoop {
         let xsubIndex = poller.add(xsub)
         let xpubIndex = poller.add(xpub)
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
-        let monitorIndexes = monitors.map { poller.add($0.socket) }
         let receiptsIndex = receipts.map { poller.add($0) }
         poller.setWatching(pullIndex, pairActive)
         poller.setWatching(xsubIndex, pairActive)
@@ -234,11 +237,6 @@ final class ForwardingLoop {
             handle.lastIterationNanoseconds.store(now, ordering: .relaxed)
             perform(schedule.tick(nowNanoseconds: now), schedule: &schedule, now: now)
 
-            // Indexes, not enumerated(): in a debug build the generic iterator allocates on every
-            // pass, i.e. per message at low rates (Tests/IntegrationTests/AllocationTests.swift).
-            for position in monitorIndexes.indices where poller.isReadable(monitorIndexes[position]) {
-                handleMonitorEvents(monitors[position])
-            }
             if poller.isReadable(xpubIndex) { handleSubscriptions() }
             if !state.paused && pairActive {
                 if poller.isReadable(pullIndex) { forwardBurst(from: pull, role: .pull) }
@@ -335,27 +333,29 @@ final class ForwardingLoop {
         var caching = false
         var keeping = false
         if accounting || state.lastValue.isEnabled || historyPrefixes.isEnabled {
-            message.withUnsafeBytes { topic in
+            message.withUnsafeBytes(count: firstFrameSize) { topic in
                 if accounting { (topicWanted, topicIndex) = state.lookupTopic(topic) }
                 caching = state.lastValue.isEnabled && state.lastValue.covers(topic)
                 keeping = historyPrefixes.isEnabled && keep(topic)
             }
         }
-        // Optional: no array to release per message when the cache is off.
-        var captured: [[UInt8]]? = caching ? [message.bytes] : nil
+        if caching { capturedFrames.append(message.bytes) }
         // XPUB does not block and, without XPUB_NODROP, does not refuse; if it ever does, the
         // rest of the message must still be read so the next message starts at a first frame.
         var sending = try xpub.send(message, more: more, dontWait: true)
         while more {
-            bytes += try source.receiveSize(into: message) ?? 0
+            bytes &+= try source.receiveSize(into: message) ?? 0
             more = message.hasMore
             if keeping, let historyQueue {
                 message.withUnsafeBytes { frame in historyQueue._withUnsafeGuaranteedRef { $0.appendFrame(frame) } }
             }
-            captured?.append(message.bytes)
+            if caching { capturedFrames.append(message.bytes) }
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }
         }
-        if let captured {
+        if caching {
+            let captured = capturedFrames
+            // Handed over whole: the next cached message starts a new array.
+            capturedFrames = []
             state.lastValue.store(captured, nowMilliseconds: nowMilliseconds)
             if persistLastValues {
                 let sequence = state.lastValue.lastSequence
@@ -581,41 +581,36 @@ final class ForwardingLoop {
 
     // MARK: Connection events
 
-    private func handleMonitorEvents(_ monitor: (role: BrokerSocketRole, socket: Socket)) {
-        while let event = try? monitor.socket.readMonitorEvent() {
-            let metadata: Logger.Metadata = ["socket": "\(monitor.role.rawValue)", "endpoint": "\(event.endpoint)"]
-            if event.event.contains(.accepted) || event.event.contains(.connected) {
-                state.peerChanged(monitor.role, by: 1)
-                descriptorGuard.opened(fileDescriptor: event.value, endpoint: event.endpoint)
-                (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
-                if state.upstreamEvent(endpoint: event.endpoint, .connected) {
-                    logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
-                } else {
-                    logger.debug("peer connected", metadata: metadata)
-                }
-            } else if event.event.contains(.disconnected) {
-                state.peerChanged(monitor.role, by: -1)
-                if state.upstreamEvent(endpoint: event.endpoint, .disconnected) {
-                    logger.warning("lost upstream \(event.endpoint); reconnecting", metadata: metadata)
-                } else {
-                    logger.debug("peer disconnected", metadata: metadata)
-                }
-            } else if event.event.contains(.connectRetried) {
-                state.upstreamEvent(endpoint: event.endpoint, .retrying)
-            } else if event.event.contains(.connectDelayed) {
-                state.upstreamEvent(endpoint: event.endpoint, .connecting)
-            } else if event.event.contains(.listening) {
-                descriptorGuard.listening(endpoint: event.endpoint, fileDescriptor: event.value)
-            } else if event.event.contains(.acceptFailed) {
-                descriptorGuard.acceptFailed(errno: event.value, endpoint: event.endpoint)
-                (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
-            } else if !event.event.intersection(.handshakeFailed).isEmpty {
-                state.handshakeFailures &+= 1
-                if let heldBack = handshakeLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
-                    logger.info(
-                        "a peer failed the ZeroMQ handshake and was dropped\(Self.heldBackNote(heldBack))",
-                        metadata: metadata)
-                }
+    /// One connection event; the descriptor guard has had it already (`ConnectionEventReader`).
+    private func handle(_ event: MonitorEvent, of role: BrokerSocketRole) {
+        let metadata: Logger.Metadata = ["socket": "\(role.rawValue)", "endpoint": "\(event.endpoint)"]
+        if event.event.contains(.accepted) || event.event.contains(.connected) {
+            state.peerChanged(role, by: 1)
+            (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
+            if state.upstreamEvent(endpoint: event.endpoint, .connected) {
+                logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
+            } else {
+                logger.debug("peer connected", metadata: metadata)
+            }
+        } else if event.event.contains(.disconnected) {
+            state.peerChanged(role, by: -1)
+            if state.upstreamEvent(endpoint: event.endpoint, .disconnected) {
+                logger.warning("lost upstream \(event.endpoint); reconnecting", metadata: metadata)
+            } else {
+                logger.debug("peer disconnected", metadata: metadata)
+            }
+        } else if event.event.contains(.connectRetried) {
+            state.upstreamEvent(endpoint: event.endpoint, .retrying)
+        } else if event.event.contains(.connectDelayed) {
+            state.upstreamEvent(endpoint: event.endpoint, .connecting)
+        } else if event.event.contains(.acceptFailed) {
+            (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
+        } else if !event.event.intersection(.handshakeFailed).isEmpty {
+            state.handshakeFailures &+= 1
+            if let heldBack = handshakeLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+                logger.info(
+                    "a peer failed the ZeroMQ handshake and was dropped\(Self.heldBackNote(heldBack))",
+                    metadata: metadata)
             }
         }
     }
@@ -643,6 +638,8 @@ final class ForwardingLoop {
                 requested(.snapshot(prefix: prefix, slot), token: token)
             case .replay(let token, let since, let prefix, let slot):
                 requested(.replay(since: since, prefix: prefix, slot), token: token)
+            case .connectionEvent(let role, let event):
+                handle(event, of: role)
             case .stall(let milliseconds):
                 logger.warning("test hook: stalling the forwarding loop for \(milliseconds) ms")
                 usleep(UInt32(milliseconds) * 1_000)
@@ -754,7 +751,6 @@ final class ForwardingLoop {
             try? socket.setOption(.linger, linger)
             socket.close()
         }
-        for monitor in monitors { monitor.socket.close() }
         receipts?.close()
         logger.info(
             "forwarding stopped",

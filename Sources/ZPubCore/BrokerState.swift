@@ -90,6 +90,13 @@ public struct BrokerState: Sendable {
     /// the topic's counters; a message no subscription wanted is counted as unwanted).
     @inlinable @inline(__always)
     public mutating func lookupTopic(_ topic: UnsafeRawBufferPointer) -> (wanted: Bool, index: Int?) {
+        if let hit = topics.lookupRepeated(topic: topic, generation: subscriptions.generation) { return hit }
+        return lookupTopicSlowly(topic)
+    }
+
+    /// Out of line: a new topic, or one whose match must be refreshed.
+    @usableFromInline @inline(never)
+    mutating func lookupTopicSlowly(_ topic: UnsafeRawBufferPointer) -> (wanted: Bool, index: Int?) {
         topics.lookup(topic: topic, subscriptions: subscriptions)
     }
 

@@ -40,14 +40,20 @@ public struct TopicTable: Sendable {
     public mutating func lookup(topic: UnsafeRawBufferPointer, subscriptions: SubscriptionTable)
         -> (wanted: Bool, index: Int?)
     {
-        // The common case, inlined into the forwarding loop: the previous message's topic, its
-        // match still valid.
+        if let hit = lookupRepeated(topic: topic, generation: subscriptions.generation) { return hit }
         let repeated = lastIndex >= 0 && table.key(at: lastIndex, equals: topic)
-        if repeated {
-            let counters = table[valueAt: lastIndex]
-            if counters.matchGeneration == subscriptions.generation { return (counters.matched, lastIndex) }
-        }
         return lookupSlowly(topic: topic, repeated: repeated, subscriptions: subscriptions)
+    }
+
+    /// The common case, inlined into the forwarding loop: the previous message's topic, its
+    /// match still valid for this subscription `generation`; nil otherwise. It takes the
+    /// generation rather than the subscription table so that the loop does not copy the
+    /// table's fields for every message (callgrind: some 17 instructions).
+    @inlinable @inline(__always)
+    public func lookupRepeated(topic: UnsafeRawBufferPointer, generation: UInt64) -> (wanted: Bool, index: Int?)? {
+        guard lastIndex >= 0 && table.key(at: lastIndex, equals: topic) else { return nil }
+        let counters = table[valueAt: lastIndex]
+        return counters.matchGeneration == generation ? (counters.matched, lastIndex) : nil
     }
 
     /// `lookup` for a topic other than the previous one (`repeated` false: the caller has

@@ -48,6 +48,13 @@ public final class Message {
         try body(UnsafeRawBufferPointer(start: zmq_msg_data(pointer), count: zmq_msg_size(pointer)))
     }
 
+    /// As `withUnsafeBytes`, for a caller that knows the frame's size already (what the
+    /// receive returned): one call into libzmq fewer, for every message of a forwarding loop.
+    @inlinable
+    public func withUnsafeBytes<R>(count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: zmq_msg_data(pointer), count: count))
+    }
+
     /// A copy of the frame's bytes.
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 

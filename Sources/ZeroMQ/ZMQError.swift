@@ -27,11 +27,14 @@ public struct ZMQError: Error, CustomStringConvertible, Equatable, Sendable {
 }
 
 /// The one funnel for libzmq calls that return -1 on failure: retries `EINTR`, reports `EAGAIN`
-/// as `false` ("would block"), throws a `ZMQError` for everything else.
+/// as `false` ("would block"), throws a `ZMQError` for everything else. `retryingFirst`: the
+/// caller already made the call once and it failed, so `errno` is read before calling again.
 @inline(__always)
-func zmqCall(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws -> Bool {
+func zmqCall(_ operation: @autoclosure () -> String, retryingFirst: Bool = false, _ call: () -> Int32) throws -> Bool {
+    var failedAlready = retryingFirst
     while true {
-        if call() >= 0 { return true }
+        if !failedAlready && call() >= 0 { return true }
+        failedAlready = false
         let code = zmq_errno()
         if code == EINTR { continue }
         if code == EAGAIN { return false }

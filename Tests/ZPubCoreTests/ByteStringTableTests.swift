@@ -44,6 +44,29 @@ final class ByteStringTableTests: XCTestCase {
         for index in table.indices { XCTAssertEqual(reference[table.key(at: index)], table[valueAt: index]) }
     }
 
+    /// Keys are compared in word loads from both ends (1-3, 4-7, 8-16 bytes) and with memcmp
+    /// beyond: a key of every length up to 40 is equal to its copy, and unequal to each copy
+    /// with one byte changed, wherever the byte is.
+    func testKeyComparisonSeesEveryByteOfEveryLength() {
+        var table = ByteStringTable<Int>()
+        let keys = (0...40).map { length in (0..<length).map { UInt8(truncatingIfNeeded: 97 + $0 * 7 + length) } }
+        let indexes = keys.map { table.insert($0, value: $0.count) }
+        for (key, index) in zip(keys, indexes) {
+            key.withUnsafeBytes { XCTAssertTrue(table.key(at: index, equals: $0), "length \(key.count)") }
+            XCTAssertEqual(table[key], key.count)
+            for position in key.indices {
+                var changed = key
+                changed[position] ^= 0x20
+                changed.withUnsafeBytes {
+                    XCTAssertFalse(table.key(at: index, equals: $0), "length \(key.count), byte \(position)")
+                }
+                XCTAssertNil(table[changed], "length \(key.count), byte \(position)")
+            }
+            // One byte longer or shorter is another key.
+            (key + [0]).withUnsafeBytes { XCTAssertFalse(table.key(at: index, equals: $0)) }
+        }
+    }
+
     func testRemoveAllEmptiesTheTable() {
         var table = ByteStringTable<Int>()
         for i in 0..<100 { table.insert(Array("t\(i)".utf8), value: i) }
