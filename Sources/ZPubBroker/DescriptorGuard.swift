@@ -26,11 +26,11 @@ import ZPubCore
 /// Once a second, while paused, the open descriptors are counted; below the resume point, the
 /// limit in force before is restored and the filters come off.
 ///
-/// Two threads feed it, hence the lock: the forwarding loop, with libzmq's monitor events
-/// (LISTENING gives the listeners' descriptors, ACCEPTED and CONNECTED each new connection's),
-/// and the guard's own thread (`run`), which probes the lowest free descriptor (every 10 ms
-/// once the table is half way to the pause point). The probe is what makes the pause
-/// independent of the forwarding loop, which can be held inside libzmq for seconds
+/// Two threads feed it, hence the lock: the connection event reader, with libzmq's monitor
+/// events (LISTENING gives the listeners' descriptors, ACCEPTED and CONNECTED each new
+/// connection's; `ConnectionEventReader`), and the guard's own thread (`run`), which probes the
+/// lowest free descriptor (every 10 ms once the table is half way to the pause point). Neither
+/// waits for the forwarding loop, which can be held inside libzmq for seconds
 /// (docs/reliability.md, "A subscription flood") while libzmq's I/O thread goes on accepting.
 final class DescriptorGuard: Sendable {
     private struct State {

@@ -74,8 +74,8 @@ final class ForwardingLoopHandle: Sendable {
     let started = ConditionFlag()
     /// Monotonic time of the last completed iteration, read by HEALTH on another thread.
     let lastIterationNanoseconds = Atomic<UInt64>(0)
-    /// Near the end of the file descriptors: pauses new TCP connections. The loop feeds it
-    /// monitor events; its own thread (started by `Broker`) probes.
+    /// Near the end of the file descriptors: pauses new TCP connections. The connection event
+    /// reader feeds it monitor events; its own thread (started by `Broker`) probes.
     let descriptorGuard: DescriptorGuard
 
     /// One of a pair: what `PairLink` last knew (nil for a single broker).
