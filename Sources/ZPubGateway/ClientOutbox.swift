@@ -32,6 +32,9 @@ final class ClientOutbox: Sendable {
     private struct State {
         var queue = CircularBuffer<Item>(initialCapacity: 4)
         var drainScheduled = false
+        /// A delayed drain is pending, but the queue reached half its limit, so a drain now was
+        /// asked for too (`write_delay_ms` must not make a client look too slow).
+        var earlyDrainRequested = false
         var closed = false
         /// Catch-up messages still queued: live messages behind them are measured against
         /// `limit` on top of these, so a resume does not make the next live message "too slow".
@@ -71,22 +74,30 @@ final class ClientOutbox: Sendable {
     /// drops the client. A resume's catch-up (`catchingUp`) may fill the queue up to
     /// `resumeFactor` times the limit.
     func offer(_ item: Item, catchingUp: Bool = false) -> Bool {
-        let (accepted, schedule) = state.withLock { state -> (Bool, Bool) in
-            if state.closed { return (true, false) }
+        enum Drain { case none, delayed, now }
+        let (accepted, drain) = state.withLock { state -> (Bool, Drain) in
+            if state.closed { return (true, .none) }
             let bound = catchingUp ? limit * Self.resumeFactor : limit + state.catchUpQueued
-            if state.queue.count >= bound { return (false, false) }
+            if state.queue.count >= bound { return (false, .none) }
             state.queue.append(item)
             if catchingUp { state.catchUpQueued += 1 }
-            if state.drainScheduled { return (true, false) }
-            state.drainScheduled = true
-            return (true, true)
-        }
-        if schedule {
-            if let writeDelay {
-                channel.eventLoop.scheduleTask(in: writeDelay) { self.drain() }
-            } else {
-                channel.eventLoop.execute { self.drain() }
+            if state.drainScheduled {
+                // Messages held by the write delay count against the limit like any others: at
+                // half of it, they are written now rather than waiting out the delay and making
+                // a client that reads perfectly well "too slow".
+                guard writeDelay != nil, !state.earlyDrainRequested, state.queue.count >= max(1, bound / 2) else {
+                    return (true, .none)
+                }
+                state.earlyDrainRequested = true
+                return (true, .now)
             }
+            state.drainScheduled = true
+            return (true, writeDelay == nil ? .now : .delayed)
+        }
+        switch drain {
+        case .none: break
+        case .now: channel.eventLoop.execute { self.drain() }
+        case .delayed: channel.eventLoop.scheduleTask(in: writeDelay!) { self.drain() }
         }
         return accepted
     }
@@ -133,6 +144,7 @@ final class ClientOutbox: Sendable {
                     return item
                 }
                 state.drainScheduled = false
+                state.earlyDrainRequested = false
                 return nil
             }
             guard let item = next else { break }

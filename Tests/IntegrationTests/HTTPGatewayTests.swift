@@ -291,6 +291,32 @@ final class HTTPGatewayTests: XCTestCase {
                 delay * 1_000, (arrivals[0] - single) * 1_000, (arrivals[1] - burst) * 1_000))
     }
 
+    /// Messages held by the write delay count against `client_queue`: once half of it is held,
+    /// they are written at once instead of at the end of the delay, so that a delay can never
+    /// make a client that reads well look too slow. Four messages with a queue of 8 and a delay
+    /// of a second arrive well before the second is over.
+    func testAWriteDelayLetsGoEarlyAtHalfTheClientQueue() throws {
+        let delay = 1.0
+        let (daemon, port) = try startDaemon(http: "write_delay_ms = \(Int(delay * 1_000))\nclient_queue = 8")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let reader = try openSSEReader(port: port, "?prefix=half.", count: 4)
+        try daemon.waitForSubscriptions(1)
+        let sent = Date().timeIntervalSince1970
+        for i in 1...4 { try push.send(frames: frames("half.burst", "\(i)")) }
+        let run = try reader.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        let payloads = events.compactMap { ($0["data"] as? [String: Any])?["payload"].map { "\($0)" } }
+        XCTAssertEqual(payloads, ["1", "2", "3", "4"], run.stdout)
+        let last = events.compactMap { $0["received_at"] as? Double }.last ?? .infinity
+        XCTAssertLessThan(last - sent, delay * 0.9, "four messages waited out the delay with a queue of 8")
+        print(
+            String(
+                format: "figure: write_delay_ms = 1000, client_queue = 8: 4 messages arrived after %.0f ms",
+                (last - sent) * 1_000))
+    }
+
     /// Exact replay for browsers: an SSE client away while 1,000 messages pass, and zpubd
     /// restarted meanwhile, reconnects with its Last-Event-ID ("h<sequence>") and gets exactly
     /// those 1,000, in order, then live.
