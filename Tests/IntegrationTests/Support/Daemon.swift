@@ -239,9 +239,16 @@ final class RunningProgram {
     deinit {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            Self.waitForExit(process)
         }
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Waits for a killed program for up to 10 s: bounded, as in `Daemon.deinit`, because an
+    /// unreaped child would otherwise hang the whole test run in `waitUntilExit()`.
+    private static func waitForExit(_ process: Process) {
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
     }
 
     var processIdentifier: Int32 { process.processIdentifier }
@@ -254,7 +261,7 @@ final class RunningProgram {
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            Self.waitForExit(process)
             throw TimedOut(what: "\(description) exits")
         }
         return Run(
