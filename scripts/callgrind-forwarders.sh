@@ -7,11 +7,15 @@
 # whole forwarder process (its loop and libzmq's I/O thread), not the kernel (TCP on loopback
 # is the same for all).
 #
-# Usage: scripts/callgrind-forwarders.sh [N]   (after `make release`; default N = 20000)
+# Usage: scripts/callgrind-forwarders.sh [N] [REPEATS]   (after `make release`; default N = 20000,
+# REPEATS = 1). With REPEATS > 1 each figure is the median of that many N/2N pairs: the 1 KiB
+# column moves by a few hundred instructions from run to run (how many messages each poll
+# finds while valgrind runs the threads in turns), 32 B by about ten.
 # valgrind 3.19 cannot read the DWARF 5 of a static-stdlib build, so copies stripped of debug
 # information (symbols kept) are measured; the instructions are the same.
 set -eu
 count=${1:-20000}
+repeats=${2:-1}
 . "$(dirname "$0")/measure-common.sh"
 stripped zpubd
 stripped zpub-bench
@@ -65,9 +69,16 @@ for forwarder in proxy loop zpubd-off zpubd-on; do
     for case in "32 1" "32 8" "1024 1"; do
         set -- $case
         size=$1 subscribers=$2
-        one=$(measure $forwarder $size $subscribers "$count")
-        two=$(measure $forwarder $size $subscribers $((2 * count)))
-        line="$line $(((two - one) / (count * subscribers))) |"
+        figures=
+        r=0
+        while [ $r -lt "$repeats" ]; do
+            one=$(measure $forwarder $size $subscribers "$count")
+            two=$(measure $forwarder $size $subscribers $((2 * count)))
+            figures="$figures $(((two - one) / (count * subscribers)))"
+            r=$((r + 1))
+        done
+        median=$(printf '%s\n' $figures | sort -n | sed -n "$(((repeats + 1) / 2))p")
+        line="$line $median |"
     done
     echo "$line"
 done

@@ -284,10 +284,13 @@ final class ForwardingLoop {
     /// the per-message work (scripts/callgrind-history.sh counts the instructions inside it).
     @inline(never)
     private func forwardBurst(from source: Socket, role: BrokerSocketRole) {
+        // A burst's messages on one topic are counted in the topic table once (`TopicTally`).
+        var tally = TopicTally()
+        defer { state.flushTopicTally(&tally, nowMilliseconds: nowMilliseconds) }
         do {
             for _ in 0..<Self.burst {
                 guard let size = try source.receiveSize(into: message, dontWait: true) else { return }
-                try forwardMessage(from: source, role: role, firstFrameSize: size)
+                try forwardMessage(from: source, role: role, firstFrameSize: size, tally: &tally)
             }
         } catch {
             logger.error("forwarding from \(role.rawValue) failed: \(error)")
@@ -299,6 +302,8 @@ final class ForwardingLoop {
     /// refused, so that the request gets a clear answer instead of waiting.
     private func forwardWithReceipts() {
         guard let receipts else { return }
+        var tally = TopicTally()
+        defer { state.flushTopicTally(&tally, nowMilliseconds: nowMilliseconds) }
         do {
             for _ in 0..<Self.burst {
                 guard let size = try receipts.receiveSize(into: message, dontWait: true) else { return }
@@ -306,7 +311,8 @@ final class ForwardingLoop {
                     while message.hasMore { _ = try receipts.receiveSize(into: message) }
                     outgoing.replace(with: EmptyCollection())
                 } else {
-                    let sequence = try forwardMessage(from: receipts, role: .pull, firstFrameSize: size)
+                    let sequence = try forwardMessage(
+                        from: receipts, role: .pull, firstFrameSize: size, tally: &tally)
                     outgoing.replace(with: InternalEndpoints.receipt(sequence: sequence ?? 0))
                 }
                 _ = try receipts.send(outgoing, dontWait: true)
@@ -319,7 +325,9 @@ final class ForwardingLoop {
     /// Moves one whole message, whose first frame is already in `message`, to XPUB. Returns its
     /// history sequence if history keeps it.
     @inline(__always) @discardableResult
-    private func forwardMessage(from source: Socket, role: BrokerSocketRole, firstFrameSize: Int) throws -> UInt64? {
+    private func forwardMessage(
+        from source: Socket, role: BrokerSocketRole, firstFrameSize: Int, tally: inout TopicTally
+    ) throws -> UInt64? {
         var bytes = firstFrameSize
         var more = message.hasMore
         let accounting = state.topicAccounting
@@ -382,7 +390,8 @@ final class ForwardingLoop {
             state.xsub.bytesIn &+= size
         }
         if accounting {
-            state.countTopic(at: topicIndex, bytes: size, wanted: topicWanted, nowMilliseconds: nowMilliseconds)
+            state.countTopic(
+                at: topicIndex, bytes: size, wanted: topicWanted, into: &tally, nowMilliseconds: nowMilliseconds)
         }
         if sending {
             state.xpub.messagesOut &+= 1

@@ -106,6 +106,20 @@ public struct BrokerState: Sendable {
         topics.count(at: index, bytes: bytes, wanted: wanted, nowMilliseconds: nowMilliseconds)
     }
 
+    /// `countTopic` for a run of messages; `flushTopicTally` before anything reads the topics.
+    @inlinable @inline(__always)
+    public mutating func countTopic(
+        at index: Int?, bytes: UInt64, wanted: Bool, into tally: inout TopicTally, nowMilliseconds: UInt64
+    ) {
+        if !wanted { unwantedMessages &+= 1 }
+        topics.count(at: index, bytes: bytes, wanted: wanted, into: &tally, nowMilliseconds: nowMilliseconds)
+    }
+
+    @inlinable @inline(__always)
+    public mutating func flushTopicTally(_ tally: inout TopicTally, nowMilliseconds: UInt64) {
+        if tally.messages > 0 { topics.flush(&tally, nowMilliseconds: nowMilliseconds) }
+    }
+
     public var forwardingState: ForwardingState { paused ? .paused : .running }
 
     public func statsSnapshot(uptimeSeconds: Double) -> StatsSnapshot {

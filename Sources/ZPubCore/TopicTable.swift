@@ -98,6 +98,40 @@ public struct TopicTable: Sendable {
         }
     }
 
+    /// As `count(at:...)`, for a run of messages: while consecutive messages share a topic,
+    /// their counts add up in `tally` (in the caller's registers), and the table's entry is
+    /// updated once per run (`flush`). The caller flushes before anything reads the table.
+    /// Callgrind: the per-message update of the entry, with its uniqueness check of the table's
+    /// storage, cost ~30 instructions.
+    @inlinable @inline(__always)
+    public mutating func count(
+        at index: Int?, bytes: UInt64, wanted: Bool, into tally: inout TopicTally, nowMilliseconds: UInt64
+    ) {
+        guard let index else { return countUntracked(bytes: bytes) }
+        if index != tally.index {
+            if tally.messages > 0 { flush(&tally, nowMilliseconds: nowMilliseconds) }
+            tally.index = index
+        }
+        tally.messages &+= 1
+        tally.bytes &+= bytes
+        if !wanted { tally.unwanted &+= 1 }
+    }
+
+    /// Writes what `tally` holds into the table, and empties it.
+    @inline(never)
+    public mutating func flush(_ tally: inout TopicTally, nowMilliseconds: UInt64) {
+        if tally.messages > 0 && tally.index >= 0 && tally.index < table.count {
+            let (messages, bytes, unwanted) = (tally.messages, tally.bytes, tally.unwanted)
+            table.withValue(at: tally.index) { counters in
+                counters.messages &+= messages
+                counters.bytes &+= bytes
+                counters.lastSeenMilliseconds = nowMilliseconds
+                counters.unwanted &+= unwanted
+            }
+        }
+        tally = TopicTally()
+    }
+
     @usableFromInline
     mutating func countUntracked(bytes: UInt64) {
         untrackedMessages &+= 1
@@ -120,4 +154,15 @@ public struct TopicTable: Sendable {
         untrackedMessages = 0
         untrackedBytes = 0
     }
+}
+
+/// Counts of consecutive messages on one topic, not yet in the `TopicTable` (see
+/// `TopicTable.count(at:bytes:wanted:into:nowMilliseconds:)`).
+public struct TopicTally: Sendable {
+    @usableFromInline var index = -1
+    @usableFromInline var messages: UInt64 = 0
+    @usableFromInline var bytes: UInt64 = 0
+    @usableFromInline var unwanted: UInt64 = 0
+
+    @inlinable public init() {}
 }

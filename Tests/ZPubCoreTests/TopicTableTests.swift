@@ -25,6 +25,35 @@ final class TopicTableTests: XCTestCase {
         XCTAssertEqual(counters?.lastSeenMilliseconds, 200)
     }
 
+    /// Runs of messages counted through a `TopicTally` (as the forwarding loop counts a burst)
+    /// end with exactly the counters that counting each message gives: runs of one topic,
+    /// alternating topics, unwanted ones, and untracked ones beyond the limit.
+    func testATallyCountsRunsAsEachMessageWouldBeCounted() {
+        var subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
+        _ = Array("a".utf8).withUnsafeBytes { subscriptions.subscribe($0) }
+        let topics = ["a", "a", "a", "b", "a", "b", "b", "c", "d", "a", "d", "d"]
+        var each = TopicTable(maxTopics: 3)
+        var batched = TopicTable(maxTopics: 3)
+        var tally = TopicTally()
+        for (position, topic) in topics.enumerated() {
+            _ = record(&each, topic, bytes: position + 1, at: 50, subscriptions: subscriptions)
+            let (wanted, index) = Array(topic.utf8).withUnsafeBytes {
+                batched.lookup(topic: $0, subscriptions: subscriptions)
+            }
+            batched.count(at: index, bytes: UInt64(position + 1), wanted: wanted, into: &tally, nowMilliseconds: 50)
+        }
+        batched.flush(&tally, nowMilliseconds: 50)
+        XCTAssertEqual(batched.entries().map(\.topic), each.entries().map(\.topic))
+        XCTAssertEqual(batched.entries().map(\.counters), each.entries().map(\.counters))
+        XCTAssertEqual(batched.counters(of: Array("a".utf8))?.messages, 5)
+        XCTAssertEqual(batched.counters(of: Array("b".utf8))?.unwanted, 3)
+        XCTAssertEqual(batched.untrackedMessages, 3, "d is beyond the limit of 3 topics")
+        XCTAssertEqual(batched.untrackedBytes, each.untrackedBytes)
+        // Flushed means empty: flushing again changes nothing.
+        batched.flush(&tally, nowMilliseconds: 99)
+        XCTAssertEqual(batched.counters(of: Array("a".utf8))?.lastSeenMilliseconds, 50)
+    }
+
     func testTopicsBeyondTheLimitAreUntrackedAndTheTableStaysBounded() {
         var table = TopicTable(maxTopics: 3)
         let subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
