@@ -347,7 +347,9 @@ final class ForwardingLoop {
                 keeping = historyPrefixes.isEnabled && keep(topic)
             }
         }
-        if caching { capturedFrames.append(message.bytes) }
+        // Assigned, not appended: a message whose reading failed half way must not leave its
+        // first frames in front of the next one's.
+        if caching { capturedFrames = [message.bytes] }
         // XPUB does not block and, without XPUB_NODROP, does not refuse; if it ever does, the
         // rest of the message must still be read so the next message starts at a first frame.
         var sending = try xpub.send(message, more: more, dontWait: true)
