@@ -75,6 +75,13 @@ final class FaultTests: XCTestCase {
     /// most of the work inside its own calls, where zpubd cannot bound it
     /// (docs/reliability.md, "A subscription flood").
     func testASubscriptionFloodLosesNothing() throws {
+        // Not under `make sanitize`: the sanitized zpubd's libzmq (not instrumented) reads the
+        // flood as fast as ever while the instrumented loop digests it several times slower, so
+        // the frames waiting in the unbounded XPUB queue grew by some 700 MB a second even with
+        // 5 peers, and the machine's OOM killer ended zpubd within 25 s (docs/reliability.md).
+        if Soak.sanitized {
+            throw XCTSkip("a flood exhausts memory against a sanitized zpubd (docs/reliability.md)")
+        }
         let port = try FreePort.find()
         let daemon = try Daemon(endpoints: [.xpub: "tcp://127.0.0.1:\(port)"])
         let clients = try Clients()
@@ -111,10 +118,14 @@ final class FaultTests: XCTestCase {
         let floodSeconds = Soak.scale(3, 8)
         let prefixBytes = Soak.scale(200, 1_000)
         // The flood runs until this test ends it, however long its peers take to connect.
-        let flood = try RunningProgram(python: "subscription_flood.py", [daemon.xpub, "20", "\(prefixBytes)", "600"])
+        let peers = 20
+        let flood = try RunningProgram(
+            python: "subscription_flood.py", [daemon.xpub, "\(peers)", "\(prefixBytes)", "600"])
         // STATS may answer "unavailable" while libzmq holds the loop: that is not a failure here.
         func stats() -> StatsSnapshot? { try? daemon.stats() }
-        try Wait.until("20 flooding peers are connected", timeout: 30) { stats()?.peers[.xpub] == 21 }
+        try Wait.until("\(peers) flooding peers are connected", timeout: 30) {
+            stats()?.peers[.xpub] == peers + 1
+        }
         let flooded = try latencies(seconds: Double(floodSeconds))
         var after: StatsSnapshot?
         try Wait.until("STATS answers during the flood", timeout: 30) {
@@ -126,7 +137,7 @@ final class FaultTests: XCTestCase {
         let handled = after!.subscriptions.subscribeEvents - before.subscriptions.subscribeEvents
         XCTAssertGreaterThan(handled, 1_000, "the flood's subscriptions were not handled")
         figure(
-            "subscription flood (20 peers, 1-\(prefixBytes) B frames, measured over \(floodSeconds) s of it): healthy subscriber \(summary(flooded)) (quiet: \(summary(quiet))), \(flooded.count)/\(flooded.count) delivered, \(handled) subscribe frames handled meanwhile, zpubd RSS \(ProcessMemory.residentKilobytes(of: daemon.process.processIdentifier) / 1024) MiB"
+            "subscription flood (\(peers) peers, 1-\(prefixBytes) B frames, measured over \(floodSeconds) s of it): healthy subscriber \(summary(flooded)) (quiet: \(summary(quiet))), \(flooded.count)/\(flooded.count) delivered, \(handled) subscribe frames handled meanwhile, zpubd RSS \(ProcessMemory.residentKilobytes(of: daemon.process.processIdentifier) / 1024) MiB"
         )
         // A PING, not Process.isRunning: a zpubd that aborted can linger as a zombie.
         XCTAssertNotNil(
@@ -515,6 +526,13 @@ enum Soak {
     /// `make soak` sets ZPUB_SOAK=1: full-size runs and the ratio assertions.
     static var enabled: Bool { ProcessInfo.processInfo.environment["ZPUB_SOAK"] != nil }
     static func scale(_ quick: Int, _ soak: Int) -> Int { enabled ? soak : quick }
+    /// `make sanitize` runs the tests against a ThreadSanitizer or AddressSanitizer build and
+    /// sets these.
+    static var sanitized: Bool {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["TSAN_OPTIONS"] != nil || environment["LSAN_OPTIONS"] != nil
+            || environment["ASAN_OPTIONS"] != nil
+    }
 }
 
 enum ProcessMemory {
