@@ -354,10 +354,13 @@ final class ForwardingLoop {
         // rest of the message must still be read so the next message starts at a first frame.
         var sending = try xpub.send(message, more: more, dontWait: true)
         while more {
-            bytes &+= try source.receiveSize(into: message) ?? 0
+            let frameSize = try source.receiveSize(into: message) ?? 0
+            bytes &+= frameSize
             more = message.hasMore
             if keeping, let historyQueue {
-                message.withUnsafeBytes { frame in historyQueue._withUnsafeGuaranteedRef { $0.appendFrame(frame) } }
+                message.withUnsafeBytes(count: frameSize) { frame in
+                    historyQueue._withUnsafeGuaranteedRef { $0.appendFrame(frame) }
+                }
             }
             if caching { capturedFrames.append(message.bytes) }
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }

@@ -45,12 +45,15 @@ public final class RecordRing: @unchecked Sendable {
     deinit { storage.deallocate() }
 
     // MARK: Producer (inlinable: the forwarding loop calls these for every kept message)
+    // Positions use wrapping arithmetic: they only grow, by less than the capacity per record,
+    // so an Int never overflows in practice, and the checked forms cost a trap branch for each
+    // field of each record.
 
     /// Starts a record (a previous one not committed is abandoned).
     @inlinable @inline(__always)
     public func begin() {
         recordStart = head.load(ordering: .relaxed)
-        cursor = recordStart + 4
+        cursor = recordStart &+ 4
         building = true
         // Even the length does not fit while the ring is full.
         overflowed = !reserve(0)
@@ -60,9 +63,9 @@ public final class RecordRing: @unchecked Sendable {
     /// when the cached limit says no.
     @inlinable @inline(__always)
     func reserve(_ count: Int) -> Bool {
-        if cursor + count <= writableEnd { return true }
-        writableEnd = tail.load(ordering: .acquiring) + capacity
-        return cursor + count <= writableEnd
+        if cursor &+ count <= writableEnd { return true }
+        writableEnd = tail.load(ordering: .acquiring) &+ capacity
+        return cursor &+ count <= writableEnd
     }
 
     /// Appends bytes to the record being built; once it no longer fits, the rest is ignored
@@ -105,19 +108,19 @@ public final class RecordRing: @unchecked Sendable {
     @inlinable @inline(__always)
     public func appendLengthPrefixed(_ bytes: UnsafeRawBufferPointer) {
         guard building, !overflowed else { return }
-        guard reserve(4 + bytes.count) else {
+        guard reserve(4 &+ bytes.count) else {
             overflowed = true
             return
         }
         let length = UInt32(truncatingIfNeeded: bytes.count).bigEndian
         let offset = cursor & mask
-        if offset + 4 <= capacity {
+        if offset &+ 4 <= capacity {
             storage.storeBytes(of: length, toByteOffset: offset, as: UInt32.self)
         } else {
             withUnsafeBytes(of: length) { copyIn($0, at: cursor) }
         }
-        copyIn(bytes, at: cursor + 4)
-        cursor += 4 + bytes.count
+        copyIn(bytes, at: cursor &+ 4)
+        cursor &+= 4 &+ bytes.count
     }
 
     @inlinable
@@ -159,7 +162,7 @@ public final class RecordRing: @unchecked Sendable {
     func copyIn(_ bytes: UnsafeRawBufferPointer, at position: Int) {
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
         let offset = position & mask
-        if offset + bytes.count <= capacity {
+        if offset &+ bytes.count <= capacity {
             (storage + offset).copyMemory(from: source, byteCount: bytes.count)
             return
         }
