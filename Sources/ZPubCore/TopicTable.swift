@@ -86,16 +86,12 @@ public struct TopicTable: Sendable {
     }
 
     /// The second half: counts one message of `bytes` bytes at `index` (from `lookup`), or as
-    /// untracked. One in-place update: allocation-free in debug builds too (`withValue`).
-    @inlinable @inline(__always)
+    /// untracked: a run of one message (see the tally form below, which the forwarding loop
+    /// uses).
     public mutating func count(at index: Int?, bytes: UInt64, wanted: Bool, nowMilliseconds: UInt64) {
-        guard let index else { return countUntracked(bytes: bytes) }
-        table.withValue(at: index) { counters in
-            counters.messages &+= 1
-            counters.bytes &+= bytes
-            counters.lastSeenMilliseconds = nowMilliseconds
-            if !wanted { counters.unwanted &+= 1 }
-        }
+        var tally = TopicTally()
+        count(at: index, bytes: bytes, wanted: wanted, into: &tally, nowMilliseconds: nowMilliseconds)
+        flush(&tally, nowMilliseconds: nowMilliseconds)
     }
 
     /// As `count(at:...)`, for a run of messages: while consecutive messages share a topic,
@@ -117,7 +113,8 @@ public struct TopicTable: Sendable {
         if !wanted { tally.unwanted &+= 1 }
     }
 
-    /// Writes what `tally` holds into the table, and empties it.
+    /// Writes what `tally` holds into the table, and empties it. One in-place update:
+    /// allocation-free in debug builds too (`withValue`).
     @inline(never)
     public mutating func flush(_ tally: inout TopicTally, nowMilliseconds: UInt64) {
         if tally.messages > 0 && tally.index >= 0 && tally.index < table.count {

@@ -370,11 +370,7 @@ final class BrokerLink {
             switch client.outbox.kind {
             case .webSocket:
                 if webSocketItem == nil {
-                    webSocketItem =
-                        switch WireFormat.webSocket(frames, sequence: sequence) {
-                        case .text(let bytes): .webSocketFrame(WireFormat.webSocketFrame(opcode: .text, bytes))
-                        case .binary(let bytes): .webSocketFrame(WireFormat.webSocketFrame(opcode: .binary, bytes))
-                        }
+                    webSocketItem = .webSocket(frames, sequence: sequence)
                 }
                 item = webSocketItem!
             case .serverSentEvents:
@@ -528,11 +524,7 @@ final class BrokerLink {
             if let id = round.client, let outbox = clients[id]?.outbox, outbox.kind == .webSocket {
                 let text =
                     "{\"type\":\"error\",\"code\":\"replay_failed\",\"message\":\(WireFormat.jsonString(reason))}"
-                if !outbox.offer(
-                    .webSocketFrame(WireFormat.webSocketFrame(opcode: .text, Array(text.utf8))), catchingUp: true)
-                {
-                    drop(id)
-                }
+                if !outbox.offer(.webSocketText(text), catchingUp: true) { drop(id) }
             }
         }
         rounds[token] = round
@@ -605,24 +597,14 @@ final class BrokerLink {
         let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
         let wanted = resume.only ?? Array(index.prefixes(of: id))
         if client.outbox.kind == .webSocket {
-            if let gapJSON {
-                items.append(.webSocketFrame(WireFormat.webSocketFrame(opcode: .text, Array(gapJSON.utf8))))
-            }
+            if let gapJSON { items.append(.webSocketText(gapJSON)) }
             for entry in release.entries {
                 guard let frames = entry.messageFrames, wanted.contains(where: { frames[0].starts(with: $0) })
                 else { continue }
-                let item: ClientOutbox.Item =
-                    switch WireFormat.webSocket(frames, sequence: entry.sequence) {
-                    case .text(let bytes): .webSocketFrame(WireFormat.webSocketFrame(opcode: .text, bytes))
-                    case .binary(let bytes): .webSocketFrame(WireFormat.webSocketFrame(opcode: .binary, bytes))
-                    }
-                items.append(item)
+                items.append(.webSocket(frames, sequence: entry.sequence))
             }
             if case .history = resume.point, let through = rounds[resume.token]?.replay?.through {
-                items.append(
-                    .webSocketFrame(
-                        WireFormat.webSocketFrame(
-                            opcode: .text, Array(#"{"type":"caught_up","through":\#(through)}"#.utf8))))
+                items.append(.webSocketText(#"{"type":"caught_up","through":\#(through)}"#))
             }
             counters.resumedValues.add(UInt64(items.count), ordering: .relaxed)
             items += release.items

@@ -27,6 +27,19 @@ final class ClientOutbox: Sendable {
             case .webSocketFrame(let buffer), .event(let buffer): buffer.readableBytes
             }
         }
+
+        /// A message for WebSocket clients, framed: text when it reads as text, binary otherwise.
+        static func webSocket(_ frames: [[UInt8]], sequence: UInt64?) -> Item {
+            switch WireFormat.webSocket(frames, sequence: sequence) {
+            case .text(let bytes): .webSocketFrame(WireFormat.webSocketFrame(opcode: .text, bytes))
+            case .binary(let bytes): .webSocketFrame(WireFormat.webSocketFrame(opcode: .binary, bytes))
+            }
+        }
+
+        /// One of the gateway's own JSON messages (gap, caught_up, error) for WebSocket clients.
+        static func webSocketText(_ json: String) -> Item {
+            .webSocketFrame(WireFormat.webSocketFrame(opcode: .text, Array(json.utf8)))
+        }
     }
 
     private struct State {
@@ -74,7 +87,10 @@ final class ClientOutbox: Sendable {
     /// drops the client. A resume's catch-up (`catchingUp`) may fill the queue up to
     /// `resumeFactor` times the limit.
     func offer(_ item: Item, catchingUp: Bool = false) -> Bool {
-        enum Drain { case none, delayed, now }
+        enum Drain {
+            case none, now
+            case after(TimeAmount)
+        }
         let (accepted, drain) = state.withLock { state -> (Bool, Drain) in
             if state.closed { return (true, .none) }
             let bound = catchingUp ? limit * Self.resumeFactor : limit + state.catchUpQueued
@@ -92,12 +108,12 @@ final class ClientOutbox: Sendable {
                 return (true, .now)
             }
             state.drainScheduled = true
-            return (true, writeDelay == nil ? .now : .delayed)
+            return (true, writeDelay.map { .after($0) } ?? .now)
         }
         switch drain {
         case .none: break
         case .now: channel.eventLoop.execute { self.drain() }
-        case .delayed: channel.eventLoop.scheduleTask(in: writeDelay!) { self.drain() }
+        case .after(let delay): channel.eventLoop.scheduleTask(in: delay) { self.drain() }
         }
         return accepted
     }

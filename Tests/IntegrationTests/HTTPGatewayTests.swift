@@ -36,6 +36,16 @@ final class HTTPGatewayTests: XCTestCase {
         }
     }
 
+    /// The data events an SSE reader printed (`http_clients.py sse`): each payload, and when it
+    /// arrived (seconds since the epoch, as the reader stamped it).
+    private func sseArrivals(_ stdout: String) -> (payloads: [String], arrivals: [Double]) {
+        let events = jsonLines(stdout).filter { $0["data"] != nil }
+        return (
+            events.compactMap { ($0["data"] as? [String: Any])?["payload"].map { "\($0)" } },
+            events.compactMap { $0["received_at"] as? Double }
+        )
+    }
+
     /// zpubd with `configuration` (whose [http] listens on `port`), once its gateway answers.
     private func gatewayDaemon(_ configuration: String, port: Int) throws -> Daemon {
         let daemon = try Daemon(configuration: configuration)
@@ -277,10 +287,8 @@ final class HTTPGatewayTests: XCTestCase {
         for i in 1...5 { try push.send(frames: frames("held.burst", "\(i)")) }
         let run = try reader.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)
-        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
-        let payloads = events.compactMap { ($0["data"] as? [String: Any])?["payload"].map { "\($0)" } }
+        let (payloads, arrivals) = sseArrivals(run.stdout)
         XCTAssertEqual(payloads, ["0", "1", "2", "3", "4", "5"], run.stdout)
-        let arrivals = events.compactMap { $0["received_at"] as? Double }
         XCTAssertEqual(arrivals.count, 6)
         guard arrivals.count == 6 else { return }
         XCTAssertGreaterThanOrEqual(arrivals[0] - single, delay - 0.01, "the single message was held")
@@ -306,10 +314,9 @@ final class HTTPGatewayTests: XCTestCase {
         for i in 1...4 { try push.send(frames: frames("half.burst", "\(i)")) }
         let run = try reader.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)
-        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
-        let payloads = events.compactMap { ($0["data"] as? [String: Any])?["payload"].map { "\($0)" } }
+        let (payloads, arrivals) = sseArrivals(run.stdout)
         XCTAssertEqual(payloads, ["1", "2", "3", "4"], run.stdout)
-        let last = events.compactMap { $0["received_at"] as? Double }.last ?? .infinity
+        let last = arrivals.last ?? .infinity
         XCTAssertLessThan(last - sent, delay * 0.9, "four messages waited out the delay with a queue of 8")
         print(
             String(
