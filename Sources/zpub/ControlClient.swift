@@ -18,11 +18,7 @@ struct ControlClient {
         defer { socket.close() }
         try socket.setOption(.linger, 0)
         try curve?.apply(to: socket)
-        do {
-            try socket.connect(endpoint)
-        } catch let error as ZMQError {
-            throw CLIError("cannot connect to \(endpoint): \(error.reason); check the endpoint (--control)")
-        }
+        try socket.connect(endpoint, option: "--control")
         try socket.send(text: text)
         guard let frames = try socket.receiveFrames(timeoutMilliseconds: timeoutMilliseconds) else {
             throw CLIError(
@@ -48,6 +44,20 @@ struct ControlClient {
 }
 
 /// An error for a person: printed as `zpub: message`, exit status 1.
+extension Socket {
+    /// Connects to an endpoint given on the command line (`option` names where): a malformed one
+    /// gets the same hint zpubd gives for its configuration (`Endpoint.problem`) instead of
+    /// libzmq's bare "Invalid argument", and a refused one libzmq's reason.
+    func connect(_ endpoint: String, option: String) throws {
+        if let problem = Endpoint.problem(with: endpoint) { throw CLIError("\(option) \"\(endpoint)\": \(problem)") }
+        do {
+            try connect(endpoint)
+        } catch let error as ZMQError {
+            throw CLIError("cannot connect to \(endpoint): \(error.reason); check the endpoint (\(option))")
+        }
+    }
+}
+
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

@@ -75,7 +75,7 @@ struct Publish: ParsableCommand {
                 try socket.setOption(.sendTimeout, Int32(timeout))
             }
             try curve.apply(to: socket)
-            for target in targets { try socket.connect(target) }
+            for target in targets { try socket.connect(target, option: "--endpoint") }
             if pub { usleep(UInt32(settle) * 1_000) }
 
             func send(_ frames: [[UInt8]]) throws {

@@ -88,7 +88,7 @@ struct Subscribe: ParsableCommand {
                 try socket.setOption(.receiveHighWaterMark, 0)
             }
             try curve.apply(to: socket)
-            for endpoint in endpoints { try socket.connect(endpoint) }
+            for endpoint in endpoints { try socket.connect(endpoint, option: "--endpoint") }
             for prefix in prefixes.isEmpty ? [""] : prefixes {
                 try socket.setOption(.subscribe, bytes: Array(prefix.utf8))
             }

@@ -87,6 +87,21 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// A mistyped endpoint is named with the option it came from and a hint, as zpubd names one
+    /// in its configuration, rather than libzmq's bare "Invalid argument".
+    func testAMistypedEndpointGetsAHint() throws {
+        for (arguments, option, hint) in [
+            (["pub", "--endpoint", "tcp//127.0.0.1:5557", "t", "m"], "--endpoint", "write transport://address"),
+            (["sub", "--endpoint", "tcp://127.0.0.1", "t"], "--endpoint", "needs a port"),
+            (["stats", "--control", "udp://127.0.0.1:5555"], "--control", "unknown transport"),
+        ] {
+            let run = try zpub(arguments, timeout: 10)
+            XCTAssertEqual(run.status, 1, arguments.joined(separator: " "))
+            XCTAssertTrue(run.stderr.contains("\(option) \"\(arguments[2])\""), run.stderr)
+            XCTAssertTrue(run.stderr.contains(hint), run.stderr)
+        }
+    }
+
     func testErrorRepliesAreShownToThePerson() throws {
         let daemon = try Daemon(configuration: "[limits]\nmax_control_request = 64\n")
         let run = try zpub(["topics", String(repeating: "x", count: 100), "--control", daemon.control])
