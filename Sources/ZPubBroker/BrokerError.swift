@@ -49,9 +49,9 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
         case ENOENT:
             "; the directory of the ipc socket file does not exist: create it first"
         case EADDRNOTAVAIL:
-            "; no network interface of this machine has that address"
+            "; no network interface of this machine has that address: bind to one it has (e.g. 127.0.0.1), or to * for all"
         case ENODEV:
-            "; no such network interface"
+            "; no network interface of this machine has that name or address (libzmq binds to a local interface, not a remote host): use one it has (e.g. 127.0.0.1 or eth0), or * for all"
         case EPROTONOSUPPORT:
             "; this libzmq was built without that transport"
         case EINVAL:

@@ -73,6 +73,11 @@ final class LifecycleTests: XCTestCase {
         let noDirectory = try Run.program(Binaries.zpubd, ["--xpub", "ipc:///nonexistent-dir/x.sock"])
         XCTAssertEqual(noDirectory.status, 1)
         XCTAssertTrue(noDirectory.stderr.contains("ipc:///nonexistent-dir/x.sock"), noDirectory.stderr)
+
+        // A host name where a local interface belongs (a common first mistake): say what to bind.
+        let remote = try Run.program(Binaries.zpubd, ["--pull", "tcp://no-such-host.invalid:5557"])
+        XCTAssertEqual(remote.status, 1)
+        XCTAssertTrue(remote.stderr.contains("use one it has (e.g. 127.0.0.1 or eth0), or * for all"), remote.stderr)
     }
 
     func testFlagsReplaceTheFilesEndpoints() throws {
