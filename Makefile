@@ -16,7 +16,7 @@ PACKAGE_PACKAGES = dpkg-dev lintian groff-base man-db
 # Build: libzmq, libsystemd and SQLite headers, pkg-config. Tests: pyzmq (an independent client),
 # PHP with its zmq extension (the README examples), systemd's tools (systemd-analyze,
 # systemd-socket-activate).
-BUILD_PACKAGES = libzmq3-dev libsystemd-dev libsqlite3-dev pkg-config
+BUILD_PACKAGES = libzmq3-dev libsystemd-dev libsqlite3-dev libgcrypt20-dev pkg-config
 TEST_PACKAGES = python3-zmq php-cli php-zmq systemd $(PACKAGE_PACKAGES) tmux iproute2 nftables $(HTTP_TEST_PACKAGES)
 # The HTTP gateway's tests (docs/http.md): a WebSocket client, a Prometheus text parser, headless
 # Chromium, curl (shell and PHP), PyJWT to sign tokens, openssl to make keys and certificates.

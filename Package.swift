@@ -4,15 +4,21 @@
 // Dependencies point one way:
 //   executables -> ZPubBroker -> {ZeroMQ, ZPubCore, ZPubStore, Systemd} -> C shims.
 // Nothing outside `ZeroMQ` touches libzmq's C API; nothing outside `Systemd` touches libsystemd;
-// nothing outside `ZPubStore` touches SQLite.
+// nothing outside `ZPubStore` touches SQLite; nothing outside ZPubGateway's `SignatureKey`
+// touches libgcrypt.
 import PackageDescription
 
 // Release executables are linked with lld and packed relative relocations (DT_RELR, glibc 2.36):
 // the 78,000 relocations of a static-stdlib build with SwiftNIO took 1.9 MB of `.rela.dyn`,
 // which the loader reads at every start (zpubd's idle RSS: 19.7 -> 18.0 MiB). Debian's gold,
-// swiftc's default linker, cannot pack them.
+// swiftc's default linker, cannot pack them. And they export no symbols: the static stdlib's
+// link arguments ask for -export-dynamic, which put 32,000 of zpubd's own symbols (2 MB of
+// .dynsym and .dynstr) in the table the loader searches for every library's symbols, all of it
+// resident; nothing looks symbols up in an executable (-1.5 MiB idle RSS).
 let releaseLinking: [LinkerSetting] = [
-    .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(configuration: .release))
+    .unsafeFlags(
+        ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+        .when(configuration: .release))
 ]
 
 let package = Package(
@@ -29,10 +35,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         // The HTTP gateway (WebSocket, SSE, metrics): SwiftNIO's own HTTP and WebSocket modules.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        // The gateway's HTTPS/WSS (BoringSSL inside) and its JWT credentials (on swift-crypto);
-        // docs/http.md ("Implementation") gives what they cost to build.
+        // The gateway's HTTPS/WSS (BoringSSL inside); docs/http.md ("Implementation") gives what
+        // it costs to build.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
-        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
     ],
     targets: [
         // C shims: module maps over the system libraries, never part of any public API.
@@ -53,6 +58,14 @@ let package = Package(
             name: "CSQLite",
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
+        ),
+
+        // JWT signatures (HMAC, RSA, Ed25519) for the gateway: libgcrypt, which libsystemd
+        // already loads (Sources/CGcrypt/shim.h says why this library).
+        .systemLibrary(
+            name: "CGcrypt",
+            pkgConfig: "libgcrypt",
+            providers: [.apt(["libgcrypt20-dev"])]
         ),
 
         .target(name: "CKernel"),
@@ -94,7 +107,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "JWTKit", package: "jwt-kit"),
+                "CGcrypt",
             ]
         ),
 
@@ -132,11 +145,7 @@ let package = Package(
         .testTarget(name: "ZPubCoreTests", dependencies: ["ZPubCore"]),
         .testTarget(name: "ZPubStoreTests", dependencies: ["ZPubStore", "ZPubCore"]),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"]),
-        // JWTKit signs the tokens the verifier is tested with.
-        .testTarget(
-            name: "ZPubGatewayTests",
-            dependencies: ["ZPubGateway", .product(name: "JWTKit", package: "jwt-kit")]
-        ),
+        .testTarget(name: "ZPubGatewayTests", dependencies: ["ZPubGateway"]),
         // End to end: starts the real zpubd and zpub binaries and talks to them over real
         // sockets, from Swift and from pyzmq.
         .testTarget(

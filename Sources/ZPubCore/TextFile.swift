@@ -27,6 +27,14 @@ public enum TextFile {
 
     /// The file's contents, which must be UTF-8.
     public static func read(_ path: String) throws(ReadError) -> String {
+        guard let text = String(validating: try readBytes(path), as: UTF8.self) else {
+            throw ReadError("not valid UTF-8 text")
+        }
+        return text
+    }
+
+    /// The file's bytes as they are (a secret may be any bytes).
+    public static func readBytes(_ path: String) throws(ReadError) -> [UInt8] {
         let file = open(path, O_RDONLY | O_CLOEXEC)
         guard file >= 0 else { throw ReadError(errno: errno) }
         defer { close(file) }
@@ -44,8 +52,7 @@ public enum TextFile {
                 throw ReadError("larger than \(maxSize >> 20) MiB, not a text file zpubd reads")
             }
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw ReadError("not valid UTF-8 text") }
-        return text
+        return bytes
     }
 
     public enum Kind: Equatable, Sendable {

@@ -2,12 +2,6 @@ import NIOCore
 import NIOHTTP1
 import ZPubCore
 
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
-
 /// Answers plain HTTP requests and turns `/events` and `/status/events` into event streams.
 /// (WebSocket upgrades are taken by NIO's upgrader before they get here; a request to /ws that
 /// arrives here was refused, and is answered with the reason.) Runs on the connection's event loop.

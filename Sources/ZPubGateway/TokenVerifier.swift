@@ -1,13 +1,4 @@
-import Dispatch
-import JWTKit
-import Synchronization
 import ZPubCore
-
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
 
 /// A user vouched for by a JWT the web app issued (docs/http.md, "JWT credentials"): who, until
 /// when, and which topic prefixes they may read and write.
@@ -34,86 +25,73 @@ struct TokenRejection: Error, Equatable {
     var message: String
 }
 
-/// Checks JWTs against the keys in `jwt_secret_file` (HS256) and `jwt_public_key_file` (RS256
-/// or EdDSA, PEM), with vapor/jwt-kit. Immutable: a reload builds a new one.
+/// Checks JWTs (RFC 7519, compact JWS of RFC 7515) against the keys in `jwt_secret_file`
+/// (HS256) and `jwt_public_key_file` (RS256 or EdDSA, PEM). Immutable: a reload builds a new
+/// one.
 ///
 /// The algorithm is chosen by the token's `alg` among the configured keys only, so a token can
 /// never pick a key of another kind (an RSA public key is never used as an HMAC secret), and
-/// `none` is never accepted.
+/// `none` is never accepted. The signature is checked before any claim is read.
+///
+/// Written on libgcrypt (`SignatureKey`) and zpub's own JSON reader rather than on a JWT
+/// package: jwt-kit and swift-crypto brought Foundation, a second BoringSSL and X.509 into
+/// zpubd, 1 MiB of its idle memory and most of its build time (docs/performance.md, "Memory").
 final class TokenVerifier: Sendable {
-    /// "HS256", "RS256" or "EdDSA" to the key that checks it.
-    private let algorithms: [String: any JWTAlgorithm]
+    /// One key per algorithm.
+    private let keys: [SignatureKey.Algorithm: SignatureKey]
     /// Longer tokens are refused before they are decoded.
     static let maxTokenLength = 8_192
 
-    var acceptedAlgorithms: [String] { algorithms.keys.sorted() }
+    var acceptedAlgorithms: [String] { keys.keys.map(\.rawValue).sorted() }
 
-    private init(algorithms: [String: any JWTAlgorithm]) {
-        self.algorithms = algorithms
+    private init(keys: [SignatureKey]) {
+        self.keys = Dictionary(keys.map { ($0.algorithm, $0) }) { first, _ in first }
     }
 
     /// The verifier for these files, or nil when neither is set. Throws `GatewayError` naming
     /// the file and what is wrong with it.
     static func load(secretFile: String?, publicKeyFile: String?) throws -> TokenVerifier? {
         guard secretFile != nil || publicKeyFile != nil else { return nil }
-        var keys: [(name: String, add: @Sendable (JWTKeyCollection) async -> Void)] = []
+        var keys: [SignatureKey] = []
         if let secretFile {
-            let secret = try readKeyFile(secretFile, key: "jwt_secret_file")
+            var secret = try readKeyFile(secretFile, key: "jwt_secret_file")
             // A trailing newline (echo > file) is not part of the secret.
-            var bytes = Array(secret.utf8)
-            while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
-            guard bytes.count >= 32 else {
+            while let last = secret.last, last == 0x0A || last == 0x0D { secret.removeLast() }
+            guard secret.count >= 32 else {
                 throw GatewayError(
-                    "jwt_secret_file \(secretFile) holds \(bytes.count) bytes; an HS256 secret needs at least 32 (e.g. openssl rand -hex 32 > \(secretFile))"
+                    "jwt_secret_file \(secretFile) holds \(secret.count) bytes; an HS256 secret needs at least 32 (e.g. openssl rand -hex 32 > \(secretFile))"
                 )
             }
-            let key = HMACKey(from: bytes)
-            keys.append(("HS256", { await $0.add(hmac: key, digestAlgorithm: .sha256) }))
+            keys.append(.hmacSHA256(secret: secret))
         }
         if let publicKeyFile {
             let pem = try readKeyFile(publicKeyFile, key: "jwt_public_key_file")
-            if let key = try? EdDSA.PublicKey(pem: pem) {
-                keys.append(("EdDSA", { await $0.add(eddsa: key) }))
-            } else {
-                do {
-                    let key = try Insecure.RSA.PublicKey(pem: pem)
-                    keys.append(("RS256", { await $0.add(rsa: key, digestAlgorithm: .sha256) }))
-                } catch {
-                    throw GatewayError(
-                        "jwt_public_key_file \(publicKeyFile) is neither an Ed25519 nor an RSA (2048 bits or more) public key in PEM (\(error)); export one with openssl pkey -pubout"
-                    )
-                }
+            do {
+                keys.append(SignatureKey(publicKey: try PublicKeyPEM.parse(String(decoding: pem, as: UTF8.self))))
+            } catch {
+                throw GatewayError(
+                    "jwt_public_key_file \(publicKeyFile) \(error); it must hold an Ed25519 or an RSA (2048 bits or more) public key in PEM: export one with openssl pkey -in KEY -pubout"
+                )
             }
         }
-        // jwt-kit hands out its checkers through an actor; fetched once here, they are plain
-        // immutable values that every event loop may use without waiting.
-        let fetched = Locked<[String: any JWTAlgorithm]>([:])
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            for (name, add) in keys {
-                let collection = JWTKeyCollection()
-                await add(collection)
-                if let algorithm = try? await collection.getKey() {
-                    fetched.withLock { $0[name] = algorithm }
-                }
-            }
-            done.signal()
-        }
-        done.wait()
-        return TokenVerifier(algorithms: fetched.withLock { $0 })
+        return TokenVerifier(keys: keys)
     }
 
-    private static func readKeyFile(_ path: String, key: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
+    private static func readKeyFile(_ path: String, key: String) throws -> [UInt8] {
+        do {
+            return try TextFile.readBytes(path)
+        } catch {
             throw GatewayError(
-                "\(key) \(path) cannot be read (missing, or not readable by zpubd's user); check the path and its permissions"
+                "\(key) \(path) cannot be read (\(error)); check the path and that zpubd's user may read it"
             )
         }
-        return String(decoding: data, as: UTF8.self)
     }
 
-    /// The token's user when its signature, `exp` (required) and `nbf` (if any) hold at `now`.
-    func verify(_ token: String, now: Date = Date()) -> Result<TokenUser, TokenRejection> {
+    /// The token's user when its signature, `exp` (required) and `nbf` (if any) hold at `now`
+    /// (seconds since 1970).
+    func verify(_ token: String, now: Double = Double(SystemClock.wallMilliseconds()) / 1_000) -> Result<
+        TokenUser, TokenRejection
+    > {
         func invalid(_ message: String) -> Result<TokenUser, TokenRejection> {
             .failure(TokenRejection(reason: .invalid, message: message))
         }
@@ -121,55 +99,83 @@ final class TokenVerifier: Sendable {
         guard bytes.count <= Self.maxTokenLength else {
             return invalid("the token is longer than \(Self.maxTokenLength) bytes")
         }
-        let parser = DefaultJWTParser()
-        let header: JWTHeader
-        let claims: TokenClaims
-        let signature: Data
-        do {
-            (header, claims, signature) = try parser.parse(bytes, as: TokenClaims.self)
-        } catch {
-            return invalid("the token is not a JWT zpubd can read (header.claims.signature, base64url JSON)")
-        }
-        guard let alg = header.alg, let algorithm = algorithms[alg] else {
+        let unreadable = "the token is not a JWT zpubd can read (header.claims.signature, base64url JSON)"
+        let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]), let header = JSONValue.parse(headerBytes),
+            let signature = Base64URL.decode(parts[2])
+        else { return invalid(unreadable) }
+        guard let alg = header["alg"]?.string else { return invalid(unreadable) }
+        guard let algorithm = SignatureKey.Algorithm(rawValue: alg), let key = keys[algorithm] else {
             return invalid(
-                "the token is signed with \(header.alg ?? "no algorithm"); this gateway accepts \(acceptedAlgorithms.joined(separator: ", "))"
-            )
+                "the token is signed with \(alg); this gateway accepts \(acceptedAlgorithms.joined(separator: ", "))")
         }
-        do {
-            let parts = try parser.getTokenParts(bytes)
-            let signed = Array(parts.header) + [UInt8(ascii: ".")] + Array(parts.payload)
-            guard try algorithm.verify(signature, signs: signed) else {
-                return invalid("the token's signature does not match the gateway's \(alg) key")
-            }
-        } catch {
-            return invalid("the token's signature cannot be checked: \(error)")
+        // RFC 7515 4.1.11: extensions a recipient does not understand make the token invalid;
+        // zpubd understands none.
+        guard header["crit"] == nil else {
+            return invalid("the token has a crit header; zpubd supports no JWS extensions")
         }
-        guard let exp = claims.exp else {
+        let signingInput = Array(bytes[..<parts[1].endIndex])
+        guard key.verifies(signature, of: signingInput) else {
+            return invalid("the token's signature does not match the gateway's \(alg) key")
+        }
+        guard let claimBytes = Base64URL.decode(parts[1]), let claims = JSONValue.parse(claimBytes),
+            case .object = claims.kind
+        else { return invalid(unreadable) }
+        // A claim that is absent is `.some(nil)`; one of the wrong type is nil.
+        func number(_ name: String) -> Double?? {
+            guard let value = claims[name] else { return .some(nil) }
+            guard case .number = value.kind,
+                let number = Double(String(decoding: claimBytes[value.range], as: UTF8.self))
+            else { return nil }
+            return .some(number)
+        }
+        func strings(_ name: String) -> [String]?? {
+            guard let value = claims[name] else { return .some(nil) }
+            guard let strings = value.strings else { return nil }
+            return .some(strings)
+        }
+        guard let exp = number("exp"), let nbf = number("nbf") else {
+            return invalid("the token's exp and nbf must be numbers (seconds since 1970)")
+        }
+        guard let exp else {
             return invalid("the token has no exp claim; zpubd accepts only tokens that expire")
         }
-        guard now < exp.value else {
+        guard let subscribe = strings("subscribe"), let publish = strings("publish") else {
+            return invalid("the token's subscribe and publish claims must be arrays of topic prefixes")
+        }
+        let subject = claims["sub"]
+        guard subject == nil || subject?.string != nil else { return invalid("the token's sub claim must be a string") }
+        guard now < exp else {
             return .failure(
                 TokenRejection(reason: .expired, message: "the token expired; get a fresh one from the app"))
         }
-        if let nbf = claims.nbf, now < nbf.value {
+        if let nbf, now < nbf {
             return invalid("the token is not valid yet (nbf)")
         }
         return .success(
             TokenUser(
-                subject: claims.sub?.value ?? "(no sub)", expires: exp.value.timeIntervalSince1970,
-                subscribe: (claims.subscribe ?? []).map { Array($0.utf8) },
-                publish: (claims.publish ?? []).map { Array($0.utf8) }))
+                subject: subject?.string ?? "(no sub)", expires: exp,
+                subscribe: (subscribe ?? []).map { Array($0.utf8) },
+                publish: (publish ?? []).map { Array($0.utf8) }))
     }
 }
 
-/// The claims zpubd reads; others are ignored.
-private struct TokenClaims: JWTPayload {
-    var sub: SubjectClaim?
-    var exp: ExpirationClaim?
-    var nbf: NotBeforeClaim?
-    var subscribe: [String]?
-    var publish: [String]?
-
-    /// Checked by `TokenVerifier.verify`, which needs no await.
-    func verify(using algorithm: some JWTAlgorithm) async throws {}
+/// base64url without padding (RFC 7515 2, RFC 4648 5), as JWTs carry their parts.
+enum Base64URL {
+    static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
+        var standard: [UInt8] = []
+        standard.reserveCapacity(text.count + 3)
+        for byte in text {
+            switch byte {
+            case UInt8(ascii: "-"): standard.append(UInt8(ascii: "+"))
+            case UInt8(ascii: "_"): standard.append(UInt8(ascii: "/"))
+            // Padding, and the standard alphabet's own two characters, are not base64url.
+            case UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "/"): return nil
+            default: standard.append(byte)
+            }
+        }
+        guard standard.count % 4 != 1 else { return nil }
+        while standard.count % 4 != 0 { standard.append(UInt8(ascii: "=")) }
+        return Base64.decode(String(decoding: standard, as: UTF8.self))
+    }
 }

@@ -2,12 +2,6 @@ import NIOCore
 import NIOWebSocket
 import ZPubCore
 
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
-
 /// How a broker message (topic frame, then payload frames) looks to a browser. Pure functions,
 /// shared by WebSocket and SSE; see docs/http.md ("Messages").
 enum WireFormat {
@@ -108,7 +102,7 @@ enum WireFormat {
     /// From now until `epochSeconds` (a JWT's exp), at least zero.
     static func timeUntil(_ epochSeconds: Double) -> TimeAmount {
         // Clamped: a token may carry any exp, and a Double beyond Int64 would trap.
-        let seconds = min(max(0, epochSeconds - Date().timeIntervalSince1970), 100 * 365 * 86_400)
+        let seconds = min(max(0, epochSeconds - Double(SystemClock.wallMilliseconds()) / 1_000), 100 * 365 * 86_400)
         return .milliseconds(Int64((seconds * 1000).rounded(.up)))
     }
 }
