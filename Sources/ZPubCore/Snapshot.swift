@@ -43,6 +43,13 @@ public struct SnapshotReply: Codable, Equatable, Sendable {
 /// Standard base64 (RFC 4648, with padding), so JSON replies can carry binary frames.
 public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    /// Each byte's value in `alphabet`, 0xFF if it is not in it: decoding looks each byte up
+    /// once instead of searching the alphabet (a published frame or a JWT can be KiBs long).
+    private static let valueOf: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (value, byte) in alphabet.enumerated() { table[Int(byte)] = UInt8(value) }
+        return table
+    }()
 
     public static func encode(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
@@ -69,8 +76,9 @@ public enum Base64 {
                 padding += 1
                 continue
             }
-            guard padding == 0, let value = alphabet.firstIndex(of: byte) else { return nil }
-            values.append(UInt8(value))
+            let value = valueOf[Int(byte)]
+            guard padding == 0, value != 0xFF else { return nil }
+            values.append(value)
         }
         guard (values.count + padding) % 4 == 0, padding <= 2 else { return nil }
         var out: [UInt8] = []

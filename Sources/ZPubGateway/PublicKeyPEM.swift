@@ -51,6 +51,14 @@ enum PublicKeyPEM {
         try reader.expectEnd()
         var algorithm = try info.element(.sequence)
         let identifier = try algorithm.element(.objectIdentifier).bytes
+        guard identifier == ed25519Algorithm || identifier == rsaAlgorithm else {
+            throw Problem("holds a public key of a kind zpubd does not check (neither Ed25519 nor RSA)")
+        }
+        // Parameters: none for Ed25519 (RFC 8410 3), NULL for RSA (RFC 8017 A.1).
+        if identifier == rsaAlgorithm, try !algorithm.element(.null).bytes.isEmpty {
+            throw Problem("has a malformed public key (DER)")
+        }
+        try algorithm.expectEnd()
         let bits = try info.element(.bitString).bytes
         try info.expectEnd()
         // A BIT STRING's first byte counts the unused bits of its last byte: none, for a key.
@@ -77,7 +85,13 @@ enum PublicKeyPEM {
         try sequence.expectEnd()
         let bits = modulus.first.map { modulus.count * 8 - $0.leadingZeroBitCount } ?? 0
         guard bits >= 2048 else { throw Problem("has an RSA key of \(bits) bits; JWTs need 2048 or more") }
-        guard !exponent.isEmpty else { throw Problem("has an RSA key without an exponent") }
+        // Larger keys only slow every check down (16,384 bits is the most anyone issues).
+        guard bits <= 16_384 else { throw Problem("has an RSA key of \(bits) bits; zpubd checks up to 16,384") }
+        // An even modulus or an exponent below 3 (e = 1 makes every signature its own message)
+        // is no RSA key anyone made on purpose.
+        guard modulus.last.map({ $0 & 1 == 1 }) == true,
+            exponent.last.map({ $0 & 1 == 1 }) == true, exponent.count > 1 || exponent[exponent.startIndex] >= 3
+        else { throw Problem("has a malformed RSA key (an even modulus, or an exponent below 3 or even)") }
         return .rsa(modulus: Array(modulus), exponent: Array(exponent))
     }
 }
@@ -85,7 +99,7 @@ enum PublicKeyPEM {
 /// Reads DER elements (tag, definite length, contents) one after another.
 struct DERReader {
     enum Tag: UInt8 {
-        case integer = 0x02, bitString = 0x03, objectIdentifier = 0x06, sequence = 0x30
+        case integer = 0x02, bitString = 0x03, null = 0x05, objectIdentifier = 0x06, sequence = 0x30
     }
 
     private(set) var bytes: [UInt8]

@@ -44,11 +44,19 @@ struct SignatureKey: Sendable, Equatable {
             guard let mac = Self.hmac(secret: secret, message: message) else { return false }
             return Self.constantTimeEqual(mac, signature)
         case .rsa(let modulus, let exponent):
+            // RFC 8017 8.2.2: a signature is exactly as long as the modulus and smaller than it.
+            // libgcrypt compares numbers only, so a leading zero byte or s + n would pass.
+            guard signature.count == modulus.count, signature.lexicographicallyPrecedes(modulus) else {
+                return false
+            }
             var digest = [UInt8](repeating: 0, count: 32)
             gcry_md_hash_buffer(Int32(GCRY_MD_SHA256.rawValue), &digest, message, message.count)
             return zpub_gcrypt_verify_rsa_sha256(
                 modulus, modulus.count, exponent, exponent.count, digest, digest.count, signature, signature.count) == 0
         case .ed25519(let key):
+            // RFC 8032 5.1.7: S must be below the group order L; libgcrypt 1.10 does not check,
+            // and S + L would verify as well (one token, several accepted spellings).
+            guard signature.count == 64, Self.isBelowGroupOrder(signature[32...]) else { return false }
             return zpub_gcrypt_verify_ed25519(key, key.count, message, message.count, signature, signature.count) == 0
         }
     }
@@ -76,7 +84,22 @@ struct SignatureKey: Sendable, Equatable {
         return difference == 0
     }
 
+    /// Ed25519's group order L (RFC 8032), little-endian as S is stored.
+    private static let groupOrder: [UInt8] = [
+        0xED, 0xD3, 0xF5, 0x5C, 0x1A, 0x63, 0x12, 0x58, 0xD6, 0x9C, 0xF7, 0xA2, 0xDE, 0xF9, 0xDE, 0x14,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+    ]
+
+    /// Whether the 32 little-endian bytes of `s` are a number below L.
+    static func isBelowGroupOrder(_ s: ArraySlice<UInt8>) -> Bool {
+        for (byte, order) in zip(s.reversed(), groupOrder.reversed()) where byte != order {
+            return byte < order
+        }
+        return false
+    }
+
     /// libgcrypt initialised, once per process; false only if the installed library is older
-    /// than the headers zpubd was built with.
-    private static let libraryReady: Bool = zpub_gcrypt_initialize() != 0
+    /// than the headers zpubd was built with. `TokenVerifier.load` checks it at start (libgcrypt
+    /// wants to be set up before threads use it), so a token never meets an unready library.
+    static let libraryReady: Bool = zpub_gcrypt_initialize() != 0
 }

@@ -52,6 +52,11 @@ final class TokenVerifier: Sendable {
     /// the file and what is wrong with it.
     static func load(secretFile: String?, publicKeyFile: String?) throws -> TokenVerifier? {
         guard secretFile != nil || publicKeyFile != nil else { return nil }
+        guard SignatureKey.libraryReady else {
+            throw GatewayError(
+                "libgcrypt, which checks JWT signatures, is older than the one zpubd was built with; upgrade libgcrypt20"
+            )
+        }
         var keys: [SignatureKey] = []
         if let secretFile {
             var secret = try readKeyFile(secretFile, key: "jwt_secret_file")
@@ -121,21 +126,27 @@ final class TokenVerifier: Sendable {
         guard let claimBytes = Base64URL.decode(parts[1]), let claims = JSONValue.parse(claimBytes),
             case .object = claims.kind
         else { return invalid(unreadable) }
-        // A claim that is absent is `.some(nil)`; one of the wrong type is nil.
+        // A claim that is absent (or null, as JSON decoders read it) is `.some(nil)`; one of the
+        // wrong type is nil.
+        func claim(_ name: String) -> JSONValue? {
+            guard let value = claims[name], value.kind != .null else { return nil }
+            return value
+        }
         func number(_ name: String) -> Double?? {
-            guard let value = claims[name] else { return .some(nil) }
+            guard let value = claim(name) else { return .some(nil) }
+            // Finite: "exp": 1e999 would be a token that never expires.
             guard case .number = value.kind,
-                let number = Double(String(decoding: claimBytes[value.range], as: UTF8.self))
+                let number = Double(String(decoding: claimBytes[value.range], as: UTF8.self)), number.isFinite
             else { return nil }
             return .some(number)
         }
         func strings(_ name: String) -> [String]?? {
-            guard let value = claims[name] else { return .some(nil) }
+            guard let value = claim(name) else { return .some(nil) }
             guard let strings = value.strings else { return nil }
             return .some(strings)
         }
         guard let exp = number("exp"), let nbf = number("nbf") else {
-            return invalid("the token's exp and nbf must be numbers (seconds since 1970)")
+            return invalid("the token's exp and nbf must be finite numbers (seconds since 1970)")
         }
         guard let exp else {
             return invalid("the token has no exp claim; zpubd accepts only tokens that expire")
@@ -143,7 +154,7 @@ final class TokenVerifier: Sendable {
         guard let subscribe = strings("subscribe"), let publish = strings("publish") else {
             return invalid("the token's subscribe and publish claims must be arrays of topic prefixes")
         }
-        let subject = claims["sub"]
+        let subject = claim("sub")
         guard subject == nil || subject?.string != nil else { return invalid("the token's sub claim must be a string") }
         guard now < exp else {
             return .failure(
@@ -160,9 +171,29 @@ final class TokenVerifier: Sendable {
     }
 }
 
-/// base64url without padding (RFC 7515 2, RFC 4648 5), as JWTs carry their parts.
+/// base64url without padding (RFC 7515 2, RFC 4648 5), as JWTs carry their parts. Strict:
+/// each byte string has exactly one spelling, so a signed token cannot be rewritten into
+/// another accepted string.
 enum Base64URL {
+    static func encode(_ bytes: [UInt8]) -> [UInt8] {
+        Base64.encode(bytes).utf8.compactMap { byte in
+            switch byte {
+            case UInt8(ascii: "+"): UInt8(ascii: "-")
+            case UInt8(ascii: "/"): UInt8(ascii: "_")
+            case UInt8(ascii: "="): nil
+            default: byte
+            }
+        }
+    }
+
     static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
+        guard let bytes = decodeLeniently(text), encode(bytes).elementsEqual(text) else { return nil }
+        return bytes
+    }
+
+    /// Also accepts non-zero bits after the last whole byte (RFC 4648 3.5 lets decoders refuse
+    /// them; `decode` does).
+    private static func decodeLeniently(_ text: some Collection<UInt8>) -> [UInt8]? {
         var standard: [UInt8] = []
         standard.reserveCapacity(text.count + 3)
         for byte in text {

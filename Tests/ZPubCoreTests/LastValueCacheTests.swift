@@ -93,6 +93,14 @@ final class SnapshotProtocolTests: XCTestCase {
         }
         XCTAssertEqual(Base64.encode(Array("hello".utf8)), "aGVsbG8=")
         XCTAssertNil(Base64.decode("a*b="))
+        // Every byte value round-trips, so every character of the alphabet decodes to its value.
+        let everyByte = (0...255).map { UInt8($0) }
+        XCTAssertEqual(Base64.decode(Base64.encode(everyByte)), everyByte)
+        // Every character outside the alphabet is refused wherever it stands.
+        let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=".utf8)
+        for byte in everyByte where !alphabet.contains(byte) {
+            XCTAssertNil(Base64.decode(String(decoding: [65, 65, byte, 65], as: UTF8.self)), "byte \(byte)")
+        }
     }
 
     func testSnapshotRequestNeedsAToken() throws {

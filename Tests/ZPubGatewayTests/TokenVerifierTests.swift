@@ -151,6 +151,18 @@ final class TokenVerifierTests: XCTestCase {
         XCTAssertTrue(key.verifies(signature, of: input))
         XCTAssertFalse(key.verifies(signature, of: input.dropLast() + [UInt8(ascii: "h")]))
         XCTAssertFalse(key.verifies(Array(signature.dropLast()), of: input))
+        // S + L (L the group order) is the same signature to libgcrypt; RFC 8032 refuses it.
+        let order: [UInt8] =
+            [0xED, 0xD3, 0xF5, 0x5C, 0x1A, 0x63, 0x12, 0x58, 0xD6, 0x9C, 0xF7, 0xA2, 0xDE, 0xF9, 0xDE, 0x14]
+            + [UInt8](repeating: 0, count: 15) + [0x10]
+        var carry = 0
+        var malleated = Array(signature[..<32])
+        for index in 0..<32 {
+            let sum = Int(signature[32 + index]) + Int(order[index]) + carry
+            malleated.append(UInt8(sum & 0xFF))
+            carry = sum >> 8
+        }
+        XCTAssertFalse(key.verifies(malleated, of: input))
     }
 
     func testExpiredForgedUnsignedMalformedAndTimelessTokensAreRefused() throws {
@@ -177,6 +189,15 @@ final class TokenVerifierTests: XCTestCase {
         XCTAssertNil(Base64URL.decode(Array("YQ==".utf8)))
         XCTAssertNil(Base64URL.decode(Array("+/8".utf8)))
         XCTAssertNil(Base64URL.decode(Array("YWJjZ".utf8)))
+        // Bits after the last whole byte must be zero: "YR" decodes to the same byte as "YQ".
+        XCTAssertNil(Base64URL.decode(Array("YR".utf8)))
+        XCTAssertNil(Base64URL.decode(Array("YWJ".utf8)))
+        XCTAssertEqual(Base64URL.decode(Array("YWI".utf8)), Array("ab".utf8))
+        // So a signature cannot be respelled: 43 characters carry 32 bytes and 2 spare bits.
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+        var respelled = Array(good.utf8)
+        respelled[respelled.count - 1] = alphabet[alphabet.firstIndex(of: respelled.last!)! ^ 1]
+        XCTAssertEqual(rejection(verifier, String(decoding: respelled, as: UTF8.self))?.reason, .invalid)
         XCTAssertEqual(rejection(verifier, "not-a-jwt")?.reason, .invalid)
         XCTAssertEqual(rejection(verifier, String(repeating: "a", count: 10_000))?.reason, .invalid)
         // Extensions zpubd does not understand, and claims of the wrong type.
@@ -188,6 +209,13 @@ final class TokenVerifierTests: XCTestCase {
         XCTAssertTrue(rejection(verifier, textPrefixes)?.message.contains("arrays") ?? false)
         let numericSub = try hs256(#"{"exp":4102444800,"sub":7}"#)
         XCTAssertTrue(rejection(verifier, numericSub)?.message.contains("sub") ?? false)
+        let endless = try hs256(#"{"exp":1e999}"#)
+        XCTAssertTrue(rejection(verifier, endless)?.message.contains("finite") ?? false)
+        // null is an absent claim, as JSON decoders (and jwt-kit before) read it.
+        let nulls = try hs256(#"{"exp":4102444800,"nbf":null,"sub":null,"subscribe":null,"publish":["p."]}"#)
+        let user = try verifier.verify(nulls).get()
+        XCTAssertEqual(user.subject, "(no sub)")
+        XCTAssertEqual(user.publish, [Array("p.".utf8)])
         let notAnObject = try hs256(#"[1]"#)
         XCTAssertEqual(rejection(verifier, notAnObject)?.reason, .invalid)
     }
@@ -217,6 +245,29 @@ final class TokenVerifierTests: XCTestCase {
         XCTAssertEqual(verifier.acceptedAlgorithms, ["RS256"])
         let token = try token(claims(), header: #"{"alg":"RS256","typ":"JWT"}"#, signer: .rsa(path("rsa.key")))
         XCTAssertEqual(try verifier.verify(token).get().subject, "alice")
+        // A leading zero byte, or s + n: the same number modulo n to libgcrypt, refused by
+        // RFC 8017 (a signature is exactly as long as the modulus, and below it).
+        guard
+            case .rsa(let modulus, let exponent) = try PublicKeyPEM.parse(
+                String(contentsOfFile: path("rsa.pub"), encoding: .utf8))
+        else {
+            return XCTFail("not an RSA key")
+        }
+        let key = SignatureKey(publicKey: .rsa(modulus: modulus, exponent: exponent))
+        let signingInput = Array(
+            token.utf8.split(separator: UInt8(ascii: "."))[0...1].joined(separator: [UInt8(ascii: ".")]))
+        let signature = try XCTUnwrap(Base64URL.decode(Array(token.split(separator: ".")[2].utf8)))
+        XCTAssertTrue(key.verifies(signature, of: signingInput))
+        XCTAssertFalse(key.verifies([0] + signature, of: signingInput))
+        var sum: [UInt8] = []
+        var carry = 0
+        for (s, n) in zip(signature.reversed(), modulus.reversed()) {
+            let digit = Int(s) + Int(n) + carry
+            sum.insert(UInt8(digit & 0xFF), at: 0)
+            carry = digit >> 8
+        }
+        if carry > 0 { sum.insert(UInt8(carry), at: 0) }
+        XCTAssertFalse(key.verifies(sum, of: signingInput))
         // The classic confusion: HS256 "signed" with the public key's PEM text as the secret.
         let pem = try String(contentsOfFile: path("rsa.pub"), encoding: .utf8)
         let confused = try hs256(claims(), secret: pem.replacingOccurrences(of: "\n", with: ""))
@@ -260,6 +311,30 @@ final class TokenVerifierTests: XCTestCase {
         XCTAssertTrue(refusal(publicKey: path("ec.pub")).contains("neither Ed25519 nor RSA"))
         let pem = try String(contentsOfFile: path("ec.pub"), encoding: .utf8)
         XCTAssertTrue(refusal(publicKey: try file("cut.pem", String(pem.dropLast(30)))).contains("END PUBLIC KEY"))
+    }
+
+    /// PKCS #1 RSA public keys made by hand: what openssl would never write.
+    func testImplausibleRSAKeysAreRefused() {
+        func der(_ tag: UInt8, _ contents: [UInt8]) -> [UInt8] {
+            let count = contents.count
+            let length: [UInt8] = count < 0x80 ? [UInt8(count)] : [0x82, UInt8(count >> 8), UInt8(count & 0xFF)]
+            return [tag] + length + contents
+        }
+        func pem(modulus: [UInt8], exponent: [UInt8]) -> String {
+            let body = der(0x30, der(0x02, modulus) + der(0x02, exponent))
+            return "-----BEGIN RSA PUBLIC KEY-----\n\(Base64.encode(body))\n-----END RSA PUBLIC KEY-----\n"
+        }
+        // 2048 bits, top bit set, odd.
+        let modulus = [0x00, 0xC3] + [UInt8](repeating: 0x5A, count: 254) + [0x01]
+        XCTAssertNoThrow(try PublicKeyPEM.parse(pem(modulus: modulus, exponent: [0x01, 0x00, 0x01])))
+        for (name, modulus, exponent) in [
+            ("e = 1", modulus, [0x01]), ("e even", modulus, [0x01, 0x00, 0x00]), ("e = 0", modulus, [0x00]),
+            ("n even", Array(modulus.dropLast()) + [0x02], [0x01, 0x00, 0x01]),
+            ("2040 bits", Array(modulus.dropFirst(2)), [0x01, 0x00, 0x01]),
+            ("16,392 bits", [0x00, 0xC3] + [UInt8](repeating: 0x5A, count: 2048) + [0x01], [0x01, 0x00, 0x01]),
+        ] as [(String, [UInt8], [UInt8])] {
+            XCTAssertThrowsError(try PublicKeyPEM.parse(pem(modulus: modulus, exponent: exponent)), name)
+        }
     }
 
     func testEveryTruncationOfAKeyIsRefusedWithoutACrash() throws {
