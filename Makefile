@@ -155,6 +155,7 @@ deb: deps
 	@./scripts/install-deps.sh $(PACKAGE_PACKAGES)
 	$(DEB_BUILD) --product zpubd
 	$(DEB_BUILD) --product zpub
+	./scripts/check-release-link.sh .build-deb/release/zpubd .build-deb/release/zpub
 	./packaging/build-deb.sh .build-deb/release .build/deb
 	lintian --fail-on error,warning --suppress-tags-from-file packaging/deb/lintian-kept .build/deb/zpub_*.deb
 
