@@ -75,9 +75,9 @@ final class HistoryQueue: Sendable {
 
     /// What is waiting (at most `limit` messages: one transaction's worth), decoded, and the
     /// highest sequence assigned before it was taken.
-    func take(limit: Int) -> (messages: [StoredMessage], lastValues: [LastValueRecord], assignedThrough: UInt64) {
+    func take(limit: Int) -> (messages: [EncodedMessage], lastValues: [LastValueRecord], assignedThrough: UInt64) {
         let assignedThrough = assigned.load(ordering: .acquiring)
-        var messages: [StoredMessage] = []
+        var messages: [EncodedMessage] = []
         var lastValues: [LastValueRecord] = []
         ring.drain(limit: limit) { record in
             switch record.first {
@@ -105,14 +105,16 @@ final class HistoryQueue: Sendable {
         return LastValueRecord(frames: frames, sequence: sequence, storedMilliseconds: milliseconds)
     }
 
-    static func decode(_ record: ArraySlice<UInt8>) -> StoredMessage? {
+    /// The frames stay as the record holds them (`FrameCodec`'s layout, which is also the
+    /// store's): the message refers to the record's bytes, nothing is copied.
+    static func decode(_ record: ArraySlice<UInt8>) -> EncodedMessage? {
         var reader = RecordReader(record)
         guard let sequence = reader.integer(8), let milliseconds = reader.integer(8),
-            let prefixLength = reader.integer(2), let frames = FrameCodec.decode(reader.rest),
-            let topic = frames.first, topic.count >= prefixLength
+            let prefixLength = reader.integer(2)
         else { return nil }
-        let prefix = String(decoding: topic.prefix(Int(prefixLength)), as: UTF8.self)
-        return StoredMessage(sequence: sequence, receivedMilliseconds: milliseconds, frames: frames, prefix: prefix)
+        return EncodedMessage(
+            sequence: sequence, receivedMilliseconds: milliseconds, prefixLength: Int(prefixLength),
+            encodedFrames: reader.rest)
     }
 }
 

@@ -7,7 +7,10 @@ public enum FrameCodec {
         out.reserveCapacity(frames.reduce(0) { $0 + $1.count + 4 })
         for frame in frames {
             let count = UInt32(frame.count)
-            out += [UInt8(count >> 24), UInt8(count >> 16 & 0xFF), UInt8(count >> 8 & 0xFF), UInt8(count & 0xFF)]
+            out.append(UInt8(count >> 24))
+            out.append(UInt8(count >> 16 & 0xFF))
+            out.append(UInt8(count >> 8 & 0xFF))
+            out.append(UInt8(count & 0xFF))
             out += frame
         }
         return out

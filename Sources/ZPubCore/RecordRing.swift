@@ -183,39 +183,54 @@ public final class RecordRing: @unchecked Sendable {
     /// Bytes published and not yet consumed.
     public var usedBytes: Int { head.load(ordering: .acquiring) - tail.load(ordering: .relaxed) }
 
-    /// Calls `body` with each published record's bytes (contiguous copies), oldest first, at
-    /// most `limit` of them, and frees their space. Returns how many there were.
+    /// Calls `body` with each published record's bytes, oldest first, at most `limit` of them,
+    /// and frees their space. Returns how many there were. The records are copied out in one
+    /// go, and each slice shares that one buffer: one allocation per call, not one per record.
     @discardableResult
-    public func drain(limit: Int = .max, _ body: ([UInt8]) -> Void) -> Int {
+    public func drain(limit: Int = .max, _ body: (ArraySlice<UInt8>) -> Void) -> Int {
         let end = head.load(ordering: .acquiring)
-        var position = tail.load(ordering: .relaxed)
+        let start = tail.load(ordering: .relaxed)
+        var position = start
         var count = 0
         while position < end && count < limit {
-            var lengthBytes = [UInt8](repeating: 0, count: 4)
-            copyOut(into: &lengthBytes, from: position)
-            let length =
-                Int(lengthBytes[0]) << 24 | Int(lengthBytes[1]) << 16 | Int(lengthBytes[2]) << 8
-                | Int(lengthBytes[3])
-            var record = [UInt8](repeating: 0, count: length)
-            copyOut(into: &record, from: position + 4)
-            position += 4 + length
-            body(record)
+            position += 4 + length(at: position)
             count += 1
+        }
+        guard count > 0 else { return 0 }
+        let batch = [UInt8](unsafeUninitializedCapacity: position - start) { buffer, initialized in
+            copyOut(into: UnsafeMutableRawBufferPointer(buffer), from: start)
+            initialized = buffer.count
+        }
+        var index = 0
+        while index < batch.count {
+            let length =
+                Int(batch[index]) << 24 | Int(batch[index + 1]) << 16 | Int(batch[index + 2]) << 8
+                | Int(batch[index + 3])
+            body(batch[(index + 4)..<(index + 4 + length)])
+            index += 4 + length
         }
         tail.store(position, ordering: .releasing)
         return count
     }
 
-    private func copyOut(into bytes: inout [UInt8], from position: Int) {
-        let count = bytes.count
-        guard count > 0 else { return }
+    /// The length of the record at `position`: its 4 bytes, each where it lies (they may wrap
+    /// around the end).
+    private func length(at position: Int) -> Int {
+        var length = 0
+        for index in 0..<4 {
+            length = length << 8 | Int(storage.load(fromByteOffset: (position &+ index) & mask, as: UInt8.self))
+        }
+        return length
+    }
+
+    private func copyOut(into destination: UnsafeMutableRawBufferPointer, from position: Int) {
+        let count = destination.count
+        guard count > 0, let target = destination.baseAddress else { return }
         let offset = position & mask
         let first = min(count, capacity - offset)
-        bytes.withUnsafeMutableBytes { destination in
-            destination.baseAddress!.copyMemory(from: storage + offset, byteCount: first)
-            if first < count {
-                (destination.baseAddress! + first).copyMemory(from: storage, byteCount: count - first)
-            }
+        target.copyMemory(from: storage + offset, byteCount: first)
+        if first < count {
+            (target + first).copyMemory(from: storage, byteCount: count - first)
         }
     }
 }

@@ -27,6 +27,7 @@ final class SQLiteDatabase {
 
     /// Opens (creating if needed) the database at `path`; ":memory:" is a private in-memory one.
     init(path: String) throws {
+        _ = Self.configured
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &handle, flags, nil)
         guard status == SQLITE_OK else {
@@ -39,6 +40,9 @@ final class SQLiteDatabase {
     }
 
     deinit { close() }
+
+    /// Process-wide settings, made once before the first database opens.
+    private static let configured: Void = { _ = zpub_sqlite3_disable_memory_statistics() }()
 
     func close() {
         guard let handle else { return }
@@ -91,6 +95,12 @@ final class SQLiteStatement {
         sqlite3_clear_bindings(statement)
     }
 
+    /// Forgets the bound values; after a run of `bind(_:borrowing:)` rows, so that no pointer
+    /// to memory the caller frees stays behind in the statement.
+    func clearBindings() {
+        sqlite3_clear_bindings(statement)
+    }
+
     func bind(_ index: Int32, _ value: Int64) {
         sqlite3_bind_int64(statement, index, value)
     }
@@ -104,6 +114,19 @@ final class SQLiteStatement {
             zpub_sqlite3_bind_blob_copy(
                 statement, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count))
         }
+    }
+
+    /// Binds bytes without copying them: `bytes` must stay valid until the statement has run
+    /// (`runKeepingBindings`) and is bound again or cleared.
+    func bind(_ index: Int32, borrowing bytes: UnsafeRawBufferPointer) {
+        zpub_sqlite3_bind_blob_static(
+            statement, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count))
+    }
+
+    /// Binds UTF-8 text without copying it, under the same rule as `bind(_:borrowing:)`.
+    func bind(_ index: Int32, borrowingText text: UnsafeBufferPointer<UInt8>) {
+        zpub_sqlite3_bind_text_static(
+            statement, index, UnsafeRawPointer(text.baseAddress) ?? UnsafeRawPointer(bitPattern: 1), Int32(text.count))
     }
 
     func bind(_ index: Int32, text: String) {
@@ -123,6 +146,14 @@ final class SQLiteStatement {
     /// Runs a statement that returns no rows, then resets it.
     func run() throws {
         defer { reset() }
+        _ = try step()
+    }
+
+    /// Runs a statement that returns no rows and resets it, leaving its values bound: for a
+    /// statement run row after row with every parameter bound each time, where clearing them
+    /// each time is wasted work (callgrind: ~850 instructions per history row).
+    func runKeepingBindings() throws {
+        defer { sqlite3_reset(statement) }
         _ = try step()
     }
 

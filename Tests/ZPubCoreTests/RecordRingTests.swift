@@ -12,7 +12,7 @@ final class RecordRingTests: XCTestCase {
 
     private func take(_ ring: RecordRing) -> [[UInt8]] {
         var records: [[UInt8]] = []
-        ring.drain { records.append($0) }
+        ring.drain { records.append(Array($0)) }
         return records
     }
 
@@ -24,6 +24,20 @@ final class RecordRingTests: XCTestCase {
         XCTAssertEqual(take(ring), [[1, 2, 3], []])
         XCTAssertEqual(ring.usedBytes, 0)
         XCTAssertEqual(take(ring), [])
+    }
+
+    /// A limited drain takes the oldest records and leaves the rest, wherever they wrap.
+    func testADrainTakesAtMostItsLimit() {
+        let ring = RecordRing(capacity: 64)
+        for round in 0..<6 {
+            for value in 0..<5 { XCTAssertTrue(put(ring, [UInt8(round), UInt8(value), 9])) }
+            var first: [[UInt8]] = []
+            XCTAssertEqual(ring.drain(limit: 2) { first.append(Array($0)) }, 2)
+            XCTAssertEqual(first, [[UInt8(round), 0, 9], [UInt8(round), 1, 9]])
+            XCTAssertEqual(ring.usedBytes, 3 * 7)
+            XCTAssertEqual(take(ring), (2..<5).map { [UInt8(round), UInt8($0), 9] })
+            XCTAssertEqual(ring.drain(limit: 2) { _ in XCTFail("nothing is left") }, 0)
+        }
     }
 
     func testARecordIsInvisibleUntilCommitted() {

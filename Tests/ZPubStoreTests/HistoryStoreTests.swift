@@ -3,6 +3,14 @@ import ZPubCore
 
 @testable import ZPubStore
 
+extension HistoryStore {
+    /// The messages as the writer hands them over (`EncodedMessage`), from frames.
+    fileprivate func append(_ messages: [StoredMessage], assignedThrough: UInt64, nowMilliseconds: UInt64) throws {
+        try append(
+            messages.map(EncodedMessage.init), assignedThrough: assignedThrough, nowMilliseconds: nowMilliseconds)
+    }
+}
+
 /// The history store on a real SQLite file in a temporary directory (and in memory): what it
 /// keeps, in what order, within which bounds, across a reopen, and how it refuses a bad file.
 final class HistoryStoreTests: XCTestCase {
@@ -26,6 +34,48 @@ final class HistoryStoreTests: XCTestCase {
             sequence: sequence, receivedMilliseconds: milliseconds,
             frames: [Array(topic.utf8), Array(payload.utf8), []],
             prefix: String(topic.prefix(2)))
+    }
+
+    /// What the writer reads out of a queue record is the message `FrameCodec` would encode,
+    /// for every shape of message, and a damaged record is refused, not half read.
+    func testAnEncodedMessageReadsItsFramesWhereTheyLie() throws {
+        let shapes: [[[UInt8]]] = [
+            [Array("a.x".utf8)], [Array("a.x".utf8), []], [Array("a.topic".utf8), Array("payload".utf8), [0, 1, 2]],
+            [Array("a.".utf8), [UInt8](repeating: 7, count: 70_000)],
+        ]
+        for frames in shapes {
+            let stored = StoredMessage(sequence: 9, receivedMilliseconds: 5, frames: frames, prefix: "a.")
+            // Behind a record header, as in the queue: the slice does not start at 0.
+            let record = [UInt8](repeating: 0xEE, count: 19) + FrameCodec.encode(frames)
+            let encoded = try XCTUnwrap(
+                EncodedMessage(sequence: 9, receivedMilliseconds: 5, prefixLength: 2, encodedFrames: record[19...]))
+            XCTAssertEqual(Array(encoded.encodedFrames), FrameCodec.encode(frames))
+            XCTAssertEqual(Array(record[encoded.topic]), frames[0])
+            XCTAssertEqual(encoded.bytes, stored.bytes)
+            XCTAssertEqual(encoded.prefix, "a.")
+            let fromFrames = EncodedMessage(stored)
+            XCTAssertEqual(Array(fromFrames.encodedFrames), Array(encoded.encodedFrames))
+            XCTAssertEqual(fromFrames.bytes, encoded.bytes)
+            XCTAssertEqual(Array(fromFrames.encodedFrames[fromFrames.topic]), frames[0])
+            // Every cut but those between two frames (which leave a shorter valid message).
+            var boundaries: Set<Int> = []
+            var end = record.count
+            for frame in frames.reversed() {
+                end -= 4 + frame.count
+                boundaries.insert(record.count - end)
+            }
+            for cut in 1..<min(12, record.count - 19) where !boundaries.contains(cut) {
+                XCTAssertNil(
+                    EncodedMessage(
+                        sequence: 9, receivedMilliseconds: 5, prefixLength: 2,
+                        encodedFrames: record[19..<(record.count - cut)]),
+                    "\(frames.count) frames, \(cut) bytes short")
+            }
+        }
+        // A prefix longer than the topic, and no frames at all.
+        let short = FrameCodec.encode([Array("a".utf8)])
+        XCTAssertNil(EncodedMessage(sequence: 1, receivedMilliseconds: 1, prefixLength: 2, encodedFrames: short[...]))
+        XCTAssertNil(EncodedMessage(sequence: 1, receivedMilliseconds: 1, prefixLength: 0, encodedFrames: []))
     }
 
     func testMessagesComeBackWholeInOrderAndSurviveAReopen() throws {
