@@ -8,7 +8,8 @@
 # is the same for all).
 #
 # Usage: scripts/callgrind-forwarders.sh [N] [REPEATS]   (after `make release`; default N = 20000,
-# REPEATS = 1). With REPEATS > 1 each figure is the median of that many N/2N pairs: the 1 KiB
+# REPEATS = 1). INGEST=pub measures the publishers' path instead: the producer publishes into
+# each forwarder's XSUB, and zmq_proxy runs XSUB -> XPUB (the baseline issue 14 names). With REPEATS > 1 each figure is the median of that many N/2N pairs: the 1 KiB
 # column moves by a few hundred instructions from run to run (how many messages each poll
 # finds while valgrind runs the threads in turns), 32 B by about ten.
 # valgrind 3.19 cannot read the DWARF 5 of a static-stdlib build, so copies stripped of debug
@@ -16,6 +17,7 @@
 set -eu
 count=${1:-20000}
 repeats=${2:-1}
+ingest=${INGEST:-push}
 . "$(dirname "$0")/measure-common.sh"
 stripped zpubd
 stripped zpub-bench
@@ -25,24 +27,29 @@ measure() {
     forwarder=$1 size=$2 subscribers=$3 messages=$4
     run="$work/run-$forwarder-$size-$subscribers-$messages"
     mkdir -p "$run"
-    pull_port=$(port) xpub_port=$(port)
-    pull=tcp://127.0.0.1:$pull_port xpub=tcp://127.0.0.1:$xpub_port
+    pull_port=$(port) xsub_port=$(port) xpub_port=$(port)
+    pull=tcp://127.0.0.1:$pull_port xsub=tcp://127.0.0.1:$xsub_port xpub=tcp://127.0.0.1:$xpub_port
+    if [ "$ingest" = pub ]; then ingest_port=$xsub_port; else ingest_port=$pull_port; fi
     case $forwarder in
     # Under valgrind the threads take turns: every forwarder's send HWM is lifted so that none
     # drops while libzmq's I/O thread waits for its turn.
-    proxy) set -- "$work/zpub-bench" proxy --frontend-type pull --frontend "$pull" --backend "$xpub" --send-hwm 0 ;;
-    loop) set -- "$work/zpub-bench" loop --pull "$pull" --xsub tcp://127.0.0.1:$(port) --xpub "$xpub" --send-hwm 0 ;;
+    proxy)
+        if [ "$ingest" = pub ]; then frontend="--frontend-type xsub --frontend $xsub"; else frontend="--frontend-type pull --frontend $pull"; fi
+        # shellcheck disable=SC2086 # two options in one variable
+        set -- "$work/zpub-bench" proxy $frontend --backend "$xpub" --send-hwm 0
+        ;;
+    loop) set -- "$work/zpub-bench" loop --pull "$pull" --xsub "$xsub" --xpub "$xpub" --send-hwm 0 ;;
     zpubd-*)
         accounting=true
         [ "$forwarder" = zpubd-off ] && accounting=false
         printf '[daemon]\ntopic_accounting = %s\n[sockets]\nsend_hwm = 0\n' $accounting >"$run/zpubd.conf"
         set -- "$work/zpubd" --config "$run/zpubd.conf" --pull "$pull" --xpub "$xpub" \
-            --xsub tcp://127.0.0.1:$(port) --control tcp://127.0.0.1:$(port) --log-level warning
+            --xsub "$xsub" --control tcp://127.0.0.1:$(port) --log-level warning
         ;;
     esac
     valgrind --tool=callgrind --callgrind-out-file="$run/cg.out" "$@" 2>"$run/valgrind.log" &
     broker=$!
-    wait_port "$pull_port"
+    wait_port "$ingest_port"
     wait_port "$xpub_port"
     i=0 pids=
     while [ $i -lt "$subscribers" ]; do
@@ -55,14 +62,42 @@ measure() {
     # counts).
     until [ "$(ss -Htn state established "( sport = :$xpub_port )" | wc -l)" -ge "$subscribers" ]; do sleep 0.2; done
     sleep 2
-    python3 -c "import sys; line='x'*$size; sys.stdout.write((line+'\n')*$messages)" |
-        "$bin/zpub" pub -e "$pull" t.topic
+    if [ "$ingest" = pub ]; then
+        publish "$xsub" "$size" "$messages"
+    else
+        python3 -c "import sys; line='x'*$size; sys.stdout.write((line+'\n')*$messages)" |
+            "$bin/zpub" pub -e "$pull" t.topic
+    fi
     for pid in $pids; do wait "$pid"; done
     # (Silenced: the shell's "Terminated" notice for the killed job would fill the table.)
     { kill -TERM "$broker" && wait "$broker"; } 2>/dev/null || true
     sed -n 's/^summary: //p' "$run/cg.out" | cut -d' ' -f1
 }
 
+# Publishes MESSAGES of [t.topic, SIZE bytes] into an XSUB at ENDPOINT with pyzmq. An XPUB,
+# not a PUB: it sees the subscribers' subscription arrive through the forwarder and sends only
+# then (a PUB would drop what it sends before), and with no send HWM it drops nothing while the
+# forwarder runs slowly under valgrind.
+publish() { # endpoint size messages
+    /usr/bin/python3 - "$@" <<'PYTHON'
+import sys
+import zmq
+endpoint, size, messages = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+context = zmq.Context()
+publisher = context.socket(zmq.XPUB)
+publisher.setsockopt(zmq.SNDHWM, 0)
+publisher.connect(endpoint)
+while not publisher.recv().startswith(b"\x01t"):
+    pass
+payload = b"x" * size
+for _ in range(messages):
+    publisher.send_multipart([b"t.topic", payload])
+publisher.close(linger=-1)
+context.term()
+PYTHON
+}
+
+echo "ingest: $ingest"
 printf '| forwarder | 32 B x1 | 32 B x8 | 1 KiB x1 |\n|---|---:|---:|---:|\n'
 for forwarder in proxy loop zpubd-off zpubd-on; do
     line="| $forwarder |"
