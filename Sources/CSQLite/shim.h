@@ -11,10 +11,6 @@ static inline void zpub_sqlite3_bind_blob_copy(sqlite3_stmt *statement, int inde
     sqlite3_bind_blob(statement, index, bytes, count, SQLITE_TRANSIENT);
 }
 
-static inline void zpub_sqlite3_bind_text_copy(sqlite3_stmt *statement, int index, const char *text, int count) {
-    sqlite3_bind_text(statement, index, text, count, SQLITE_TRANSIENT);
-}
-
 // SQLITE_STATIC: SQLite reads the bytes where they are, so the caller keeps them valid until the
 // statement has been stepped and reset (the history writer binds each row's blobs this way,
 // straight from the queue's records, instead of having SQLite copy them).

@@ -201,6 +201,8 @@ public final class RecordRing: @unchecked Sendable {
             copyOut(into: UnsafeMutableRawBufferPointer(buffer), from: start)
             initialized = buffer.count
         }
+        // Copied: the producer may reuse the space while `body` runs.
+        tail.store(position, ordering: .releasing)
         var index = 0
         while index < batch.count {
             let length =
@@ -209,7 +211,6 @@ public final class RecordRing: @unchecked Sendable {
             body(batch[(index + 4)..<(index + 4 + length)])
             index += 4 + length
         }
-        tail.store(position, ordering: .releasing)
         return count
     }
 

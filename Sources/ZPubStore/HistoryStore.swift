@@ -28,17 +28,21 @@ public struct StoredMessage: Sendable, Equatable {
 /// in `FrameCodec`'s layout (topic first), which is how the store keeps them, so that the writer
 /// binds those bytes as they are instead of decoding them into arrays and encoding them again
 /// (callgrind: that round trip was a fifth of the writer's instructions per message).
-public struct EncodedMessage: Sendable, Equatable {
-    public var sequence: UInt64
-    public var receivedMilliseconds: UInt64
+///
+/// Immutable, and not Equatable: `append` hands SQLite pointers computed from `topic` and
+/// `encodedFrames`, which must therefore stay as `init` checked them; and two equal messages at
+/// different places in their buffers would have different `topic` ranges.
+public struct EncodedMessage: Sendable {
+    public let sequence: UInt64
+    public let receivedMilliseconds: UInt64
     /// The history prefix it is kept under.
-    public var prefix: String
+    public let prefix: String
     /// `FrameCodec.encode(frames)`; often a slice of a larger record.
-    public var encodedFrames: ArraySlice<UInt8>
+    public let encodedFrames: ArraySlice<UInt8>
     /// Where the topic's bytes lie, in `encodedFrames`' indices.
-    public var topic: Range<Int>
+    public let topic: Range<Int>
     /// The bytes of all frames, as the bounds count them (the length prefixes not counted).
-    public var bytes: Int
+    public let bytes: Int
 
     /// Nil unless `encodedFrames` is a sequence of length-prefixed frames whose first, the
     /// topic, is at least `prefixLength` bytes long; the prefix is the topic's first

@@ -129,10 +129,6 @@ final class SQLiteStatement {
             statement, index, UnsafeRawPointer(text.baseAddress) ?? UnsafeRawPointer(bitPattern: 1), Int32(text.count))
     }
 
-    func bind(_ index: Int32, text: String) {
-        zpub_sqlite3_bind_text_copy(statement, index, text, -1)
-    }
-
     /// Advances to the next row: true while there is one, false when done.
     func step() throws -> Bool {
         let status = sqlite3_step(statement)
@@ -169,8 +165,10 @@ final class SQLiteStatement {
         return Array(UnsafeRawBufferPointer(start: bytes, count: count))
     }
 
+    /// All of the text's bytes, a NUL among them included (as `bind` stores them).
     func text(_ column: Int32) -> String {
         guard let text = sqlite3_column_text(statement, column) else { return "" }
-        return String(cString: text)
+        let count = Int(sqlite3_column_bytes(statement, column))
+        return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
     }
 }

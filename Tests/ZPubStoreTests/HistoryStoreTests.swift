@@ -78,6 +78,22 @@ final class HistoryStoreTests: XCTestCase {
         XCTAssertNil(EncodedMessage(sequence: 1, receivedMilliseconds: 1, prefixLength: 0, encodedFrames: []))
     }
 
+    /// Topics are bytes: a prefix with a NUL in it is stored and read back whole, so the
+    /// per-prefix counts keep their keys across a reopen.
+    func testAPrefixWithANulByteKeepsItsCountsAcrossAReopen() throws {
+        let prefix = "\u{0}a"
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            try store.append(
+                [message(1, "\u{0}a.x", "one"), message(2, "\u{0}a.y", "two")], assignedThrough: 2,
+                nowMilliseconds: 1_000)
+            XCTAssertEqual(store.perPrefix, [prefix: HistoryStore.PrefixCounts(messages: 2, bytes: 14)])
+        }
+        let reopened = try HistoryStore(directory: directory, bounds: roomy)
+        XCTAssertEqual(reopened.perPrefix, [prefix: HistoryStore.PrefixCounts(messages: 2, bytes: 14)])
+        XCTAssertEqual(try reopened.messages(after: 0, prefix: [], limit: 10).map(\.prefix), [prefix, prefix])
+    }
+
     func testMessagesComeBackWholeInOrderAndSurviveAReopen() throws {
         do {
             let store = try HistoryStore(directory: directory, bounds: roomy)
