@@ -9,9 +9,10 @@
 #
 # Usage: scripts/callgrind-forwarders.sh [N] [REPEATS]   (after `make release`; default N = 20000,
 # REPEATS = 1). INGEST=pub measures the publishers' path instead: the producer publishes into
-# each forwarder's XSUB, and zmq_proxy runs XSUB -> XPUB (the baseline issue 14 names). With REPEATS > 1 each figure is the median of that many N/2N pairs: the 1 KiB
-# column moves by a few hundred instructions from run to run (how many messages each poll
-# finds while valgrind runs the threads in turns), 32 B by about ten.
+# each forwarder's XSUB, and zmq_proxy runs XSUB -> XPUB (the baseline issue 14 names).
+# With REPEATS > 1 each figure is the median of that many N/2N pairs: the 1 KiB column moves by
+# about a hundred instructions from run to run (how many messages each poll finds while
+# valgrind runs the threads in turns), 32 B by about ten.
 # valgrind 3.19 cannot read the DWARF 5 of a static-stdlib build, so copies stripped of debug
 # information (symbols kept) are measured; the instructions are the same.
 set -eu
@@ -47,7 +48,10 @@ measure() {
             --xsub "$xsub" --control tcp://127.0.0.1:$(port) --log-level warning
         ;;
     esac
-    valgrind --tool=callgrind --callgrind-out-file="$run/cg.out" "$@" 2>"$run/valgrind.log" &
+    # --fair-sched: valgrind runs one thread at a time, and by default which one runs next
+    # decides how many messages each poll finds; its fair scheduler takes turns in order, which
+    # cut the spread between runs at 1 KiB from ~350 instructions to ~120 (5 runs each).
+    valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$run/cg.out" "$@" 2>"$run/valgrind.log" &
     broker=$!
     wait_port "$ingest_port"
     wait_port "$xpub_port"

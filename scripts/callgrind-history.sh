@@ -29,7 +29,7 @@ measure() { # size history messages
     set -- --config "$run/zpubd.conf" --pull "$pull" --xpub "$xpub" --xsub tcp://127.0.0.1:$(port) \
         --control "$control" --log-level warning
     [ "$history" = on ] && set -- "$@" --history t --state-dir "$run/state"
-    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$run/cg.out" "$work/zpubd" "$@" \
+    valgrind --tool=callgrind --fair-sched=yes --separate-threads=yes --callgrind-out-file="$run/cg.out" "$work/zpubd" "$@" \
         2>"$run/valgrind.log" &
     broker=$!
     until "$bin/zpub" ping -c "$control" --timeout 1000 >/dev/null 2>&1; do sleep 0.2; done
