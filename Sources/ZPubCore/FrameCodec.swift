@@ -19,17 +19,26 @@ public enum FrameCodec {
     /// Nil when the bytes are not a sequence of length-prefixed frames.
     public static func decode(_ blob: ArraySlice<UInt8>) -> [[UInt8]]? {
         var frames: [[UInt8]] = []
+        guard forEachFrame(in: blob, { frames.append(Array(blob[$0])) }) else { return nil }
+        return frames
+    }
+
+    /// Calls `body` with where each frame's bytes lie (in `blob`'s indices), in order, without
+    /// copying them; false, after the frames before it, when a length runs past the end.
+    @inlinable
+    public static func forEachFrame(in blob: ArraySlice<UInt8>, _ body: (Range<Int>) -> Void) -> Bool {
         var index = blob.startIndex
         while index < blob.endIndex {
-            guard index + 4 <= blob.endIndex else { return nil }
+            // Subtractions, not additions: a length near Int's limit must not overflow.
+            guard blob.endIndex - index >= 4 else { return false }
             let count =
                 Int(blob[index]) << 24 | Int(blob[index + 1]) << 16 | Int(blob[index + 2]) << 8 | Int(blob[index + 3])
             index += 4
-            guard index + count <= blob.endIndex else { return nil }
-            frames.append(Array(blob[index..<index + count]))
+            guard blob.endIndex - index >= count else { return false }
+            body(index..<(index + count))
             index += count
         }
-        return frames
+        return true
     }
 
     public static func decode(_ blob: [UInt8]) -> [[UInt8]]? { decode(blob[...]) }

@@ -14,6 +14,11 @@ public enum SystemClock {
         return UInt64(now.tv_sec) * 1_000 + UInt64(now.tv_nsec) / 1_000_000
     }
 
+    /// Wall time in seconds since 1970, as JWTs state theirs (`exp`, `nbf`).
+    public static func wallSeconds() -> Double {
+        Double(wallMilliseconds()) / 1_000
+    }
+
     public static func monotonicNanoseconds() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)

@@ -94,7 +94,7 @@ final class TokenVerifier: Sendable {
 
     /// The token's user when its signature, `exp` (required) and `nbf` (if any) hold at `now`
     /// (seconds since 1970).
-    func verify(_ token: String, now: Double = Double(SystemClock.wallMilliseconds()) / 1_000) -> Result<
+    func verify(_ token: String, now: Double = SystemClock.wallSeconds()) -> Result<
         TokenUser, TokenRejection
     > {
         func invalid(_ message: String) -> Result<TokenUser, TokenRejection> {
@@ -106,8 +106,8 @@ final class TokenVerifier: Sendable {
         }
         let unreadable = "the token is not a JWT zpubd can read (header.claims.signature, base64url JSON)"
         let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]), let header = JSONValue.parse(headerBytes),
-            let signature = Base64URL.decode(parts[2])
+        guard parts.count == 3, let headerBytes = Base64.decodeURL(parts[0]), let header = JSONValue.parse(headerBytes),
+            let signature = Base64.decodeURL(parts[2])
         else { return invalid(unreadable) }
         guard let alg = header["alg"]?.string else { return invalid(unreadable) }
         guard let algorithm = SignatureKey.Algorithm(rawValue: alg), let key = keys[algorithm] else {
@@ -123,39 +123,54 @@ final class TokenVerifier: Sendable {
         guard key.verifies(signature, of: signingInput) else {
             return invalid("the token's signature does not match the gateway's \(alg) key")
         }
-        guard let claimBytes = Base64URL.decode(parts[1]), let claims = JSONValue.parse(claimBytes),
+        guard let claimBytes = Base64.decodeURL(parts[1]), let claims = JSONValue.parse(claimBytes),
             case .object = claims.kind
         else { return invalid(unreadable) }
-        // A claim that is absent (or null, as JSON decoders read it) is `.some(nil)`; one of the
-        // wrong type is nil.
+        // Each claim: nil when absent (or null, as JSON decoders read it); a claim of the wrong
+        // type refuses the token with `message`.
+        struct WrongType: Error { let message: String }
         func claim(_ name: String) -> JSONValue? {
             guard let value = claims[name], value.kind != .null else { return nil }
             return value
         }
-        func number(_ name: String) -> Double?? {
-            guard let value = claim(name) else { return .some(nil) }
+        func number(_ name: String) throws(WrongType) -> Double? {
+            guard let value = claim(name) else { return nil }
             // Finite: "exp": 1e999 would be a token that never expires.
             guard case .number = value.kind,
                 let number = Double(String(decoding: claimBytes[value.range], as: UTF8.self)), number.isFinite
-            else { return nil }
-            return .some(number)
+            else { throw WrongType(message: "the token's exp and nbf must be finite numbers (seconds since 1970)") }
+            return number
         }
-        func strings(_ name: String) -> [String]?? {
-            guard let value = claim(name) else { return .some(nil) }
-            guard let strings = value.strings else { return nil }
-            return .some(strings)
+        func strings(_ name: String) throws(WrongType) -> [String] {
+            guard let value = claim(name) else { return [] }
+            guard let strings = value.strings else {
+                throw WrongType(message: "the token's subscribe and publish claims must be arrays of topic prefixes")
+            }
+            return strings
         }
-        guard let exp = number("exp"), let nbf = number("nbf") else {
-            return invalid("the token's exp and nbf must be finite numbers (seconds since 1970)")
+        func text(_ name: String) throws(WrongType) -> String? {
+            guard let value = claim(name) else { return nil }
+            guard let text = value.string else {
+                throw WrongType(message: "the token's \(name) claim must be a string")
+            }
+            return text
         }
-        guard let exp else {
-            return invalid("the token has no exp claim; zpubd accepts only tokens that expire")
+        let exp: Double
+        let nbf: Double?
+        let subscribe: [String]
+        let publish: [String]
+        let subject: String?
+        do throws(WrongType) {
+            nbf = try number("nbf")
+            guard let expiry = try number("exp") else {
+                throw WrongType(message: "the token has no exp claim; zpubd accepts only tokens that expire")
+            }
+            exp = expiry
+            (subscribe, publish) = (try strings("subscribe"), try strings("publish"))
+            subject = try text("sub")
+        } catch {
+            return invalid(error.message)
         }
-        guard let subscribe = strings("subscribe"), let publish = strings("publish") else {
-            return invalid("the token's subscribe and publish claims must be arrays of topic prefixes")
-        }
-        let subject = claim("sub")
-        guard subject == nil || subject?.string != nil else { return invalid("the token's sub claim must be a string") }
         guard now < exp else {
             return .failure(
                 TokenRejection(reason: .expired, message: "the token expired; get a fresh one from the app"))
@@ -165,48 +180,7 @@ final class TokenVerifier: Sendable {
         }
         return .success(
             TokenUser(
-                subject: subject?.string ?? "(no sub)", expires: exp,
-                subscribe: (subscribe ?? []).map { Array($0.utf8) },
-                publish: (publish ?? []).map { Array($0.utf8) }))
-    }
-}
-
-/// base64url without padding (RFC 7515 2, RFC 4648 5), as JWTs carry their parts. Strict:
-/// each byte string has exactly one spelling, so a signed token cannot be rewritten into
-/// another accepted string.
-enum Base64URL {
-    static func encode(_ bytes: [UInt8]) -> [UInt8] {
-        Base64.encode(bytes).utf8.compactMap { byte in
-            switch byte {
-            case UInt8(ascii: "+"): UInt8(ascii: "-")
-            case UInt8(ascii: "/"): UInt8(ascii: "_")
-            case UInt8(ascii: "="): nil
-            default: byte
-            }
-        }
-    }
-
-    static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
-        guard let bytes = decodeLeniently(text), encode(bytes).elementsEqual(text) else { return nil }
-        return bytes
-    }
-
-    /// Also accepts non-zero bits after the last whole byte (RFC 4648 3.5 lets decoders refuse
-    /// them; `decode` does).
-    private static func decodeLeniently(_ text: some Collection<UInt8>) -> [UInt8]? {
-        var standard: [UInt8] = []
-        standard.reserveCapacity(text.count + 3)
-        for byte in text {
-            switch byte {
-            case UInt8(ascii: "-"): standard.append(UInt8(ascii: "+"))
-            case UInt8(ascii: "_"): standard.append(UInt8(ascii: "/"))
-            // Padding, and the standard alphabet's own two characters, are not base64url.
-            case UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "/"): return nil
-            default: standard.append(byte)
-            }
-        }
-        guard standard.count % 4 != 1 else { return nil }
-        while standard.count % 4 != 0 { standard.append(UInt8(ascii: "=")) }
-        return Base64.decode(String(decoding: standard, as: UTF8.self))
+                subject: subject ?? "(no sub)", expires: exp, subscribe: subscribe.map { Array($0.utf8) },
+                publish: publish.map { Array($0.utf8) }))
     }
 }

@@ -102,7 +102,7 @@ enum WireFormat {
     /// From now until `epochSeconds` (a JWT's exp), at least zero.
     static func timeUntil(_ epochSeconds: Double) -> TimeAmount {
         // Clamped: a token may carry any exp, and a Double beyond Int64 would trap.
-        let seconds = min(max(0, epochSeconds - Double(SystemClock.wallMilliseconds()) / 1_000), 100 * 365 * 86_400)
+        let seconds = min(max(0, epochSeconds - SystemClock.wallSeconds()), 100 * 365 * 86_400)
         return .milliseconds(Int64((seconds * 1000).rounded(.up)))
     }
 }

@@ -52,18 +52,11 @@ public struct EncodedMessage: Sendable {
     ) {
         var topic: Range<Int>?
         var bytes = 0
-        var index = encodedFrames.startIndex
-        while index < encodedFrames.endIndex {
-            guard encodedFrames.endIndex - index >= 4 else { return nil }
-            let count =
-                Int(encodedFrames[index]) << 24 | Int(encodedFrames[index + 1]) << 16
-                | Int(encodedFrames[index + 2]) << 8 | Int(encodedFrames[index + 3])
-            index += 4
-            guard encodedFrames.endIndex - index >= count else { return nil }
-            if topic == nil { topic = index..<(index + count) }
-            bytes += count
-            index += count
+        let wellFormed = FrameCodec.forEachFrame(in: encodedFrames) { frame in
+            if topic == nil { topic = frame }
+            bytes += frame.count
         }
+        guard wellFormed else { return nil }
         guard let topic, topic.count >= prefixLength else { return nil }
         self.sequence = sequence
         self.receivedMilliseconds = receivedMilliseconds

@@ -43,7 +43,6 @@ struct ControlClient {
     }
 }
 
-/// An error for a person: printed as `zpub: message`, exit status 1.
 extension Socket {
     /// Connects to an endpoint given on the command line (`option` names where): a malformed one
     /// gets the same hint zpubd gives for its configuration (`Endpoint.problem`) instead of
@@ -58,6 +57,7 @@ extension Socket {
     }
 }
 
+/// An error for a person: printed as `zpub: message`, exit status 1.
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

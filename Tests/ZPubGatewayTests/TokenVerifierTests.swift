@@ -114,7 +114,7 @@ final class TokenVerifierTests: XCTestCase {
     /// RFC 7515 A.1: a binary 64-byte secret, a header with CR LF inside, exp 1300819380.
     func testTheHS256ExampleOfRFC7515() throws {
         let key = try XCTUnwrap(
-            Base64URL.decode(
+            Base64.decodeURL(
                 Array("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow".utf8)))
         XCTAssertEqual(key.count, 64)
         FileManager.default.createFile(atPath: path("binary-secret"), contents: Data(key))
@@ -142,10 +142,10 @@ final class TokenVerifierTests: XCTestCase {
 
     /// RFC 8037 A.4: the Ed25519 example, checked by the key itself (its payload is not claims).
     func testTheEd25519ExampleOfRFC8037() throws {
-        let publicKey = try XCTUnwrap(Base64URL.decode(Array("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".utf8)))
+        let publicKey = try XCTUnwrap(Base64.decodeURL(Array("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".utf8)))
         let key = SignatureKey(publicKey: .ed25519(publicKey))
         let signature = try XCTUnwrap(
-            Base64URL.decode(
+            Base64.decodeURL(
                 Array("hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg".utf8)))
         let input = Array("eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc".utf8)
         XCTAssertTrue(key.verifies(signature, of: input))
@@ -184,15 +184,15 @@ final class TokenVerifierTests: XCTestCase {
         // Padding, the standard alphabet, a fourth part, no parts: not a compact JWS.
         XCTAssertNotNil(rejection(verifier, good + "="))
         XCTAssertNotNil(rejection(verifier, good + ".x"))
-        XCTAssertEqual(Base64URL.decode(Array("YQ".utf8)), [0x61])
-        XCTAssertEqual(Base64URL.decode(Array("-_8".utf8)), [0xFB, 0xFF])
-        XCTAssertNil(Base64URL.decode(Array("YQ==".utf8)))
-        XCTAssertNil(Base64URL.decode(Array("+/8".utf8)))
-        XCTAssertNil(Base64URL.decode(Array("YWJjZ".utf8)))
+        XCTAssertEqual(Base64.decodeURL(Array("YQ".utf8)), [0x61])
+        XCTAssertEqual(Base64.decodeURL(Array("-_8".utf8)), [0xFB, 0xFF])
+        XCTAssertNil(Base64.decodeURL(Array("YQ==".utf8)))
+        XCTAssertNil(Base64.decodeURL(Array("+/8".utf8)))
+        XCTAssertNil(Base64.decodeURL(Array("YWJjZ".utf8)))
         // Bits after the last whole byte must be zero: "YR" decodes to the same byte as "YQ".
-        XCTAssertNil(Base64URL.decode(Array("YR".utf8)))
-        XCTAssertNil(Base64URL.decode(Array("YWJ".utf8)))
-        XCTAssertEqual(Base64URL.decode(Array("YWI".utf8)), Array("ab".utf8))
+        XCTAssertNil(Base64.decodeURL(Array("YR".utf8)))
+        XCTAssertNil(Base64.decodeURL(Array("YWJ".utf8)))
+        XCTAssertEqual(Base64.decodeURL(Array("YWI".utf8)), Array("ab".utf8))
         // So a signature cannot be respelled: 43 characters carry 32 bytes and 2 spare bits.
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
         var respelled = Array(good.utf8)
@@ -256,7 +256,7 @@ final class TokenVerifierTests: XCTestCase {
         let key = SignatureKey(publicKey: .rsa(modulus: modulus, exponent: exponent))
         let signingInput = Array(
             token.utf8.split(separator: UInt8(ascii: "."))[0...1].joined(separator: [UInt8(ascii: ".")]))
-        let signature = try XCTUnwrap(Base64URL.decode(Array(token.split(separator: ".")[2].utf8)))
+        let signature = try XCTUnwrap(Base64.decodeURL(Array(token.split(separator: ".")[2].utf8)))
         XCTAssertTrue(key.verifies(signature, of: signingInput))
         XCTAssertFalse(key.verifies([0] + signature, of: signingInput))
         var sum: [UInt8] = []
