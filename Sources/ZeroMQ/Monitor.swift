@@ -54,3 +54,19 @@ extension Socket {
             endpoint: String(decoding: frames[1], as: UTF8.self))
     }
 }
+
+extension Socket {
+    /// Stops the monitor `startMonitor` began.
+    public func stopMonitor() throws {
+        _ = try zmqCall("stop monitoring \(type)") { zmq_socket_monitor(handle, nil, 0) }
+    }
+}
+
+/// Values of a `handshakeFailedProtocol` event that a client can act on (zmq.h's
+/// `ZMQ_PROTOCOL_ERROR_*`).
+public enum ZMTPProtocolError {
+    /// A CURVE box that did not open: most likely the wrong server key.
+    public static let cryptographic = Int32(ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+    /// One side uses CURVE (or PLAIN) and the other does not.
+    public static let mechanismMismatch = Int32(ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+}

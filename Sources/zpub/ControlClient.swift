@@ -18,9 +18,15 @@ struct ControlClient {
         defer { socket.close() }
         try socket.setOption(.linger, 0)
         try curve?.apply(to: socket)
+        let watch = try ConnectionWatch(
+            socket, context: context, endpoints: [endpoint], usingCurve: curve?.serverKey != nil)
+        defer { watch.close() }
         try socket.connect(endpoint, option: "--control")
         try socket.send(text: text)
         guard let frames = try socket.receiveFrames(timeoutMilliseconds: timeoutMilliseconds) else {
+            if let problem = watch.failure() {
+                throw CLIError("no reply from zpubd at \(endpoint) within \(timeoutMilliseconds) ms: \(problem)")
+            }
             throw CLIError(
                 "no reply from zpubd at \(endpoint) within \(timeoutMilliseconds) ms; is zpubd running there? (start it with `zpubd`, or point --control at it)"
             )

@@ -75,11 +75,17 @@ struct Publish: ParsableCommand {
                 try socket.setOption(.sendTimeout, Int32(timeout))
             }
             try curve.apply(to: socket)
+            let watch = try ConnectionWatch(
+                socket, context: context, endpoints: targets, usingCurve: curve.serverKey != nil)
+            defer { watch.close() }
             for target in targets { try socket.connect(target, option: "--endpoint") }
             if pub { usleep(UInt32(settle) * 1_000) }
 
             func send(_ frames: [[UInt8]]) throws {
                 guard try socket.send(frames: frames) else {
+                    if let problem = watch.failure() {
+                        throw CLIError("could not reach zpubd at \(target) within \(timeout) ms: \(problem)")
+                    }
                     throw CLIError(
                         "could not reach zpubd at \(target) within \(timeout) ms; is it running? (start it with `zpubd`, or give --endpoint)"
                     )

@@ -88,11 +88,14 @@ struct Subscribe: ParsableCommand {
                 try socket.setOption(.receiveHighWaterMark, 0)
             }
             try curve.apply(to: socket)
+            let watch = try ConnectionWatch(
+                socket, context: context, endpoints: endpoints, usingCurve: curve.serverKey != nil)
+            defer { watch.close() }
             for endpoint in endpoints { try socket.connect(endpoint, option: "--endpoint") }
             for prefix in prefixes.isEmpty ? [""] : prefixes {
                 try socket.setOption(.subscribe, bytes: Array(prefix.utf8))
             }
-            if let since, controls.count > 1 { return try follow(socket, since: since) }
+            if let since, controls.count > 1 { return try follow(socket, since: since, watch: watch) }
             var received = 0
             func emit(_ frames: [[UInt8]]) -> Bool {
                 received += 1
@@ -116,14 +119,43 @@ struct Subscribe: ParsableCommand {
                 }
                 catchUp = handshake
             }
+            // Messages and the connection's news, whichever comes first.
+            var poller = Poller()
+            let data = poller.add(socket)
+            poller.add(watch.monitor)
+            var lastMessage = SystemClock.monotonicNanoseconds()
             while count.map({ received < $0 }) ?? true {
-                guard let frames = try socket.receiveFrames(timeoutMilliseconds: timeout ?? -1) else {
-                    throw CLIError("no message within \(timeout ?? 0) ms from \(endpoints.joined(separator: ", "))")
+                let untilTimeout = timeout.map { max(0, $0 - Self.millisecondsSince(lastMessage)) }
+                let wait = [untilTimeout, watch.millisecondsUntilDue].compactMap { $0 }.min() ?? -1
+                _ = try poller.poll(timeoutMilliseconds: wait)
+                try tell(watch)
+                if poller.isReadable(data), let frames = try socket.receiveFrames(dontWait: true) {
+                    lastMessage = SystemClock.monotonicNanoseconds()
+                    guard try Self.passesCatchUp(frames, &catchUp, socket: socket) else { continue }
+                    if emit(frames) { return }
+                } else if let timeout, Self.millisecondsSince(lastMessage) >= timeout {
+                    throw noMessage(within: timeout, watch)
                 }
-                guard try Self.passesCatchUp(frames, &catchUp, socket: socket) else { continue }
-                if emit(frames) { return }
             }
         }
+    }
+
+    /// Prints what the person should know about the connection; ends the command when libzmq
+    /// has given up every endpoint, since then nothing can arrive.
+    private func tell(_ watch: ConnectionWatch) throws {
+        for notice in try watch.update() { Output.error(notice) }
+        if watch.isHopeless {
+            throw CLIError("giving up: libzmq does not retry a connection whose handshake was refused")
+        }
+    }
+
+    private func noMessage(within timeout: Int, _ watch: ConnectionWatch) -> CLIError {
+        let why = watch.problem.map { "; \($0)" } ?? ""
+        return CLIError("no message within \(timeout) ms from \(endpoints.joined(separator: ", "))\(why)")
+    }
+
+    private static func millisecondsSince(_ nanoseconds: UInt64) -> Int {
+        Int((SystemClock.monotonicNanoseconds() &- nanoseconds) / 1_000_000)
     }
 
     /// The Clone pattern's first half: subscribe to a marker topic of our own; the broker takes
@@ -170,7 +202,7 @@ struct Subscribe: ParsableCommand {
     /// each kept message's sequence from its marker (`$zpub/seq/<topic>`, which follows it), and
     /// when another broker becomes active resumes there after the last sequence printed, so
     /// that what history kept arrives once and in order across a failover.
-    private func follow(_ socket: Socket, since: UInt64) throws {
+    private func follow(_ socket: Socket, since: UInt64, watch: ConnectionWatch) throws {
         let prefix = Array((prefixes.first ?? "").utf8)
         let markers = BrokerState.sequenceMarkerPrefix
         try socket.setOption(.subscribe, bytes: markers + prefix)
@@ -238,8 +270,9 @@ struct Subscribe: ParsableCommand {
                     if try resume() { return }
                 }
             }
+            try tell(watch)
             if let timeout, now &- lastMessage > UInt64(timeout) * 1_000_000 {
-                throw CLIError("no message within \(timeout) ms from \(endpoints.joined(separator: ", "))")
+                throw noMessage(within: timeout, watch)
             }
             guard let frames = try socket.receiveFrames(timeoutMilliseconds: waiting == nil ? 100 : 50) else {
                 // A message whose marker did not follow is not kept: it has no sequence.

@@ -87,6 +87,31 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// ZeroMQ retries an absent broker in silence; `zpub sub` says that it has no connection yet
+    /// (so a wrong endpoint does not look like a quiet topic), keeps trying, and says when it
+    /// has one.
+    func testASubscriberSaysWhileItHasNoConnectionAndWhenItHasOne() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-late-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let xpub = "ipc://\(directory.path)/xpub.sock"
+        let subscriber = try RunningProgram(Binaries.zpub, ["sub", "-e", xpub, "--count", "1", "late."])
+        try Wait.until("zpub sub says it has no connection", timeout: 20) {
+            subscriber.stderrSoFar.contains("no connection to \(xpub) for 3 s; still trying. Is zpubd running there?")
+        }
+        XCTAssertTrue(subscriber.isRunning, "it keeps trying")
+
+        let daemon = try Daemon(endpoints: [.xpub: xpub])
+        try daemon.waitForSubscriptions(1)
+        let clients = try Clients()
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("late.news", "here"))
+        let run = try subscriber.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout, "late.news\there\n")
+        XCTAssertTrue(run.stderr.hasSuffix("zpub: connected to \(xpub)\n"), run.stderr)
+    }
+
     /// A mistyped endpoint is named with the option it came from and a hint, as zpubd names one
     /// in its configuration, rather than libzmq's bare "Invalid argument".
     func testAMistypedEndpointGetsAHint() throws {

@@ -130,6 +130,54 @@ final class SecurityTests: XCTestCase {
         _ = server
     }
 
+    /// A refused or failed handshake is named by the CLI instead of waited on: libzmq 4.3.4 never
+    /// retries a refused one, so a subscriber would otherwise wait in silence forever.
+    func testTheCLINamesARefusedOrFailedHandshake() throws {
+        let member = try keygen("member")
+        let (daemon, _) = try curveDaemon(allowedKeys: [member.publicKey])
+        let serverKey = ["--server-key", directory.appendingPathComponent("server.public").path]
+        try Wait.until("the CURVE daemon answers a member's zpub ping") {
+            let keys = serverKey + ["--client-key", directory.appendingPathComponent("member.secret").path]
+            return try Run.program(Binaries.zpub, ["ping", "-c", daemon.control, "--timeout", "500"] + keys).status == 0
+        }
+        // A key not in allowed_keys (zpub makes a fresh pair without --client-key): told, and the
+        // subscriber ends long before its --timeout.
+        let stranger = try Run.program(
+            Binaries.zpub, ["sub", "-e", daemon.xpub, "--timeout", "60000", "t"] + serverKey, timeout: 30)
+        XCTAssertEqual(stranger.status, 1)
+        XCTAssertTrue(
+            stranger.stderr.contains(
+                "zpubd at \(daemon.xpub) refused this client: its allowed_keys or allowed_addresses do not admit"),
+            stranger.stderr)
+        XCTAssertTrue(stranger.stderr.contains("giving up"), stranger.stderr)
+        XCTAssertFalse(stranger.stderr.contains("no message within"), stranger.stderr)
+
+        let plain = try Run.program(Binaries.zpub, ["sub", "-e", daemon.xpub, "--timeout", "60000", "t"], timeout: 30)
+        XCTAssertEqual(plain.status, 1)
+        XCTAssertTrue(plain.stderr.contains("it requires CURVE on this socket; give --server-key"), plain.stderr)
+        XCTAssertFalse(plain.stderr.contains("no message within"), plain.stderr)
+
+        // Another server's key: the broker hangs up on a HELLO it cannot open, and libzmq retries,
+        // so the subscriber says so and goes on until its --timeout.
+        _ = try keygen("other")
+        let otherKey = ["--server-key", directory.appendingPathComponent("other.public").path]
+        let wrong = try Run.program(
+            Binaries.zpub, ["sub", "-e", daemon.xpub, "--timeout", "3000", "t"] + otherKey, timeout: 30)
+        XCTAssertEqual(wrong.status, 1)
+        XCTAssertTrue(
+            wrong.stderr.contains("closed the connection during the CURVE handshake"), wrong.stderr)
+        XCTAssertTrue(wrong.stderr.contains("is --server-key this broker's public key?"), wrong.stderr)
+
+        // A publisher and a control request say why they got nowhere.
+        let publisher = try Run.program(
+            Binaries.zpub, ["pub", "-e", daemon.pull, "--timeout", "1000", "t", "m"] + serverKey, timeout: 30)
+        XCTAssertEqual(publisher.status, 1)
+        XCTAssertTrue(publisher.stderr.contains("refused this client"), publisher.stderr)
+        let stats = try Run.program(Binaries.zpub, ["stats", "-c", daemon.control, "--timeout", "1000"], timeout: 30)
+        XCTAssertEqual(stats.status, 1)
+        XCTAssertTrue(stats.stderr.contains("it requires CURVE on this socket"), stats.stderr)
+    }
+
     func testAddressAllowListsApplyPerSocket() throws {
         let daemon = try Daemon(
             configuration:

@@ -255,6 +255,11 @@ final class RunningProgram {
 
     var isRunning: Bool { process.isRunning }
 
+    /// What the program has written to stderr so far.
+    var stderrSoFar: String {
+        (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? ""
+    }
+
     /// Waits for the exit (killing the program after `timeout` seconds, which throws).
     func finish(timeout: Double = 30) throws -> Run {
         let deadline = Date().addingTimeInterval(timeout)

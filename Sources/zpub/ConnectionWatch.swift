@@ -1,0 +1,172 @@
+import Foundation
+import ZPubCore
+import ZeroMQ
+
+/// What a client socket's connections are doing, read from its monitor and put in words for the
+/// person at the terminal. ZeroMQ keeps this to itself: it retries a broker that is not there
+/// forever and in silence, and after a refused handshake (a CURVE key the broker does not allow,
+/// CURVE on one side only) libzmq 4.3.4 gives that connection up for good, also in silence
+/// (measured: one attempt, then nothing for as long as the socket lives). Without this, a wrong
+/// endpoint, a wrong key and a quiet topic all looked the same to `zpub sub`: no output.
+final class ConnectionWatch {
+    /// The monitor's PAIR socket, to poll beside the watched one (readable when events wait).
+    let monitor: Socket
+    private let watched: Socket
+    private let endpoints: [String]
+    private let usingCurve: Bool
+    /// Endpoints (as libzmq names them in events) with a connection whose handshake succeeded.
+    private var connected: Set<String> = []
+    /// Endpoints libzmq has given up on, and why.
+    private var givenUp: [String: String] = [:]
+    /// Every problem already told, so that a retrying connection does not repeat itself.
+    private var told: Set<String> = []
+    /// How often each problem was seen since the last connection.
+    private var seen: [String: Int] = [:]
+    /// The last failed handshake since the last connection.
+    private var lastFailure: String?
+    /// Whether the silence (no connection for the patience) was told since the last connection.
+    private var silenceTold = false
+    /// How long without a connection before saying so.
+    let patienceMilliseconds: Int
+    /// Since when no connection has been up (monotonic nanoseconds), or nil while one is.
+    private var unconnectedSince: UInt64?
+
+    /// Starts watching `socket`, which must not have connected yet (events before the monitor
+    /// starts are not reported). `endpoints` are the ones it will connect to.
+    init(
+        _ socket: Socket, context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000
+    ) throws {
+        // Unique per watched socket (inproc names are per context, and a context may hold several).
+        let address = "inproc://zpub-connection-watch-\(ObjectIdentifier(socket).hashValue)"
+        try socket.startMonitor(address, events: [.handshakeSucceeded, .disconnected, .handshakeFailed])
+        monitor = try Socket(context, type: .pair)
+        try monitor.setOption(.linger, 0)
+        try monitor.connect(address)
+        watched = socket
+        self.endpoints = endpoints
+        self.usingCurve = usingCurve
+        self.patienceMilliseconds = patienceMilliseconds
+        unconnectedSince = SystemClock.monotonicNanoseconds()
+    }
+
+    /// True when libzmq has given up every endpoint: nothing will ever arrive.
+    var isHopeless: Bool { connected.isEmpty && givenUp.count >= endpoints.count }
+
+    /// The last failed handshake since the last connection, after reading the events waiting:
+    /// why a request or a send timed out, when there is more to say than "not there".
+    func failure() -> String? {
+        _ = try? readEvents()
+        return lastFailure
+    }
+
+    /// What went wrong, for an error that ends the command: the last failed handshake, or that
+    /// no connection has been up for the patience.
+    var problem: String? { lastFailure ?? (silenceTold ? silence : nil) }
+
+    /// Reads the events waiting; returns the sentences a person should see now: each failed
+    /// handshake once, that no connection has been up for `patienceMilliseconds` (at start, or
+    /// since one was lost), and "connected" once something was told.
+    func update() throws -> [String] {
+        var notices = try readEvents()
+        if !silenceTold, millisecondsUntilDue == 0 {
+            silenceTold = true
+            told.insert(silence)
+            notices.append(
+                "no connection to \(endpointList) for \(patienceMilliseconds / 1000) s; still trying. \(Self.isItRunning)"
+            )
+        }
+        return notices
+    }
+
+    /// Milliseconds until `update` may have something to say without an event (for a poll's
+    /// timeout), or nil.
+    var millisecondsUntilDue: Int? {
+        guard let since = unconnectedSince, !silenceTold, lastFailure == nil else { return nil }
+        let waited = Int((SystemClock.monotonicNanoseconds() &- since) / 1_000_000)
+        return max(0, patienceMilliseconds - waited)
+    }
+
+    private static let isItRunning = "Is zpubd running there? (start it with `zpubd`, or give --endpoint)"
+    private var endpointList: String { endpoints.joined(separator: " or ") }
+    private var silence: String {
+        "no connection to \(endpointList) for \(patienceMilliseconds / 1000) s. \(Self.isItRunning)"
+    }
+
+    private func readEvents() throws -> [String] {
+        var notices: [String] = []
+        while let event = try monitor.readMonitorEvent() {
+            let endpoint = event.endpoint
+            if event.event.contains(.handshakeSucceeded) {
+                connected.insert(endpoint)
+                givenUp[endpoint] = nil
+                unconnectedSince = nil
+                if !told.isEmpty { notices.append("connected to \(endpoint)") }
+                lastFailure = nil
+                silenceTold = false
+                told.removeAll()
+                seen.removeAll()
+            } else if event.event.contains(.disconnected) {
+                connected.remove(endpoint)
+                if connected.isEmpty && unconnectedSince == nil {
+                    unconnectedSince = SystemClock.monotonicNanoseconds()
+                }
+            } else if let (failure, final) = describe(event) {
+                if final { givenUp[endpoint] = failure }
+                lastFailure = failure
+                // A hang-up during the handshake is told when it happens again: once alone, it
+                // is what precedes a refusal that comes with its reason.
+                let times = seen[failure, default: 0] + 1
+                seen[failure] = times
+                if (final || times > 1) && told.insert(failure).inserted {
+                    notices.append(final ? failure : failure + " Still trying.")
+                }
+            }
+        }
+        return notices
+    }
+
+    /// Stops the monitor (before the socket or the context closes).
+    func close() {
+        try? watched.stopMonitor()
+        monitor.close()
+    }
+
+    /// A failed handshake in words, and whether libzmq has given the endpoint up for it.
+    private func describe(_ event: MonitorEvent) -> (String, Bool)? {
+        let endpoint = event.endpoint
+        if event.event.contains(.handshakeFailedAuth) {
+            let status = event.value
+            let reason =
+                status == 400
+                ? "its allowed_keys or allowed_addresses do not admit this client's key or address; give --client-key with a key it allows"
+                : "its access check failed (ZAP status \(status)); see zpubd's log"
+            return ("zpubd at \(endpoint) refused this client: \(reason) (docs/security.md)", true)
+        }
+        if event.event.contains(.handshakeFailedProtocol) {
+            let reason =
+                switch event.value {
+                case ZMTPProtocolError.mechanismMismatch:
+                    usingCurve
+                        ? "it does not use CURVE on this socket; leave out --server-key"
+                        : "it requires CURVE on this socket; give --server-key with the broker's public key (docs/security.md)"
+                case ZMTPProtocolError.cryptographic:
+                    "the CURVE handshake failed; is --server-key this broker's public key?"
+                default:
+                    "ZMTP protocol error 0x\(String(UInt32(bitPattern: event.value), radix: 16)); is it a ZeroMQ endpoint of zpubd?"
+                }
+            return ("the handshake with \(endpoint) failed: \(reason)", true)
+        }
+        if event.event.contains(.handshakeFailedNoDetail) {
+            // The broker hung up during the handshake: with CURVE, what a broker does with a
+            // HELLO it cannot decrypt, so most likely a server key that is not its own.
+            let reason = String(cString: strerror(event.value))
+            return (
+                usingCurve
+                    ? "\(endpoint) closed the connection during the CURVE handshake (\(reason)); is --server-key this broker's public key?"
+                    : "the handshake with \(endpoint) failed (\(reason)); is it a zpubd endpoint?",
+                false
+            )
+        }
+        return nil
+    }
+}
