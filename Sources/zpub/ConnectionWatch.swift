@@ -49,6 +49,23 @@ final class ConnectionWatch {
         unconnectedSince = SystemClock.monotonicNanoseconds()
     }
 
+    /// Whether a connection is up (its handshake done), as of the events read so far.
+    var isConnected: Bool { !connected.isEmpty }
+
+    /// Waits until a connection is up, libzmq has given every endpoint up, or the time is over;
+    /// true in the first case.
+    func waitUntilConnected(timeoutMilliseconds: Int) throws -> Bool {
+        let deadline = SystemClock.monotonicNanoseconds() &+ UInt64(max(0, timeoutMilliseconds)) * 1_000_000
+        _ = try readEvents()
+        while !isConnected && !isHopeless {
+            let now = SystemClock.monotonicNanoseconds()
+            guard now < deadline else { return false }
+            _ = try Poller.waitReadable(monitor, timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
+            _ = try readEvents()
+        }
+        return isConnected
+    }
+
     /// True when libzmq has given up every endpoint: nothing will ever arrive.
     var isHopeless: Bool { connected.isEmpty && givenUp.count >= endpoints.count }
 

@@ -79,7 +79,17 @@ struct Publish: ParsableCommand {
                 socket, context: context, endpoints: targets, usingCurve: curve.serverKey != nil)
             defer { watch.close() }
             for target in targets { try socket.connect(target, option: "--endpoint") }
-            if pub { usleep(UInt32(settle) * 1_000) }
+            if pub {
+                // PUB drops what it sends while nothing is connected: without this, a broker
+                // that is not there got the messages "sent" and zpub exited 0.
+                guard try watch.waitUntilConnected(timeoutMilliseconds: timeout) else {
+                    let why =
+                        watch.failure().map { ": \($0)" }
+                        ?? "; is it running? (start it with `zpubd`, or give --endpoint)"
+                    throw CLIError("could not reach zpubd at \(target) within \(timeout) ms\(why)")
+                }
+                usleep(UInt32(settle) * 1_000)
+            }
 
             func send(_ frames: [[UInt8]]) throws {
                 guard try socket.send(frames: frames) else {
