@@ -96,9 +96,9 @@ final class ConnectionWatch {
     }
 
     /// Milliseconds until `update` may have something to say without an event (for a poll's
-    /// timeout), or nil.
+    /// timeout), or nil: the silence is told unless a failure already was.
     var millisecondsUntilDue: Int? {
-        guard let since = unconnectedSince, !silenceTold, lastFailure == nil else { return nil }
+        guard let since = unconnectedSince, !silenceTold, told.isEmpty else { return nil }
         let waited = Int((SystemClock.monotonicNanoseconds() &- since) / 1_000_000)
         return max(0, patienceMilliseconds - waited)
     }

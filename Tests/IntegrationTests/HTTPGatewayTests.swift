@@ -184,7 +184,7 @@ final class HTTPGatewayTests: XCTestCase {
             try HTTPProbe.get(port: port, "/metrics").text.contains(
                 "zpub_http_clients_dropped_total{reason=\"too_slow\"} 1\n")
         }
-        FileManager.default.createFile(atPath: slowGo, contents: nil)
+        try createEmptyFile(slowGo)
         let slowRun = try slow.finish(timeout: 60)
         let ending = try XCTUnwrap(
             jsonLines(slowRun.stdout).first?["ending"] as? [String: Any], slowRun.stdout + slowRun.stderr)

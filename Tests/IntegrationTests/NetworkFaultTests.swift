@@ -415,7 +415,7 @@ private final class NamespacedBroker {
                 "--config", configURL.path, "--xpub", xpub, "--pull", pull, "--control", control,
                 "--xsub", "ipc://\(directory.path)/xsub.sock",
             ])
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        try createEmptyFile(logURL.path)
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = ip
         process.arguments = arguments
@@ -477,7 +477,7 @@ private final class NamespacedSubscriber {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("python/netfault_subscriber.py").path
         outputURL = directory.appendingPathComponent("subscriber.out")
-        FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+        try createEmptyFile(outputURL.path)
         let output = try FileHandle(forWritingTo: outputURL)
         let (ip, arguments) = lab.exec(
             in: lab.subscriberNamespace, "/usr/bin/python3",

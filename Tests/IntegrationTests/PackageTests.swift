@@ -105,7 +105,7 @@ final class PackageTests: XCTestCase {
             try FileManager.default.createDirectory(
                 at: admin.appendingPathComponent(directory), withIntermediateDirectories: true)
         }
-        FileManager.default.createFile(atPath: admin.appendingPathComponent("status").path, contents: nil)
+        try createEmptyFile(admin.appendingPathComponent("status").path)
         // The libraries it depends on are installed on the machine, not in the scratch root.
         let dpkg = ["--root=\(root.path)", "--force-script-chrootless", "--force-depends", "--force-not-root"]
 

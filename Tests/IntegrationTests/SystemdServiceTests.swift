@@ -168,7 +168,7 @@ final class SystemdServiceTests: XCTestCase {
 
         // stderr is a file; JOURNAL_STREAM names its device and inode, as systemd would.
         let stderrPath = NSTemporaryDirectory() + "zpubd-journal-\(UUID().uuidString.prefix(8)).log"
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        try createEmptyFile(stderrPath)
         defer { unlink(stderrPath) }
         var status = stat()
         XCTAssertEqual(stat(stderrPath, &status), 0)

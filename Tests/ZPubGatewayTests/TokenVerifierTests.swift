@@ -117,7 +117,7 @@ final class TokenVerifierTests: XCTestCase {
             Base64.decodeURL(
                 Array("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow".utf8)))
         XCTAssertEqual(key.count, 64)
-        FileManager.default.createFile(atPath: path("binary-secret"), contents: Data(key))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path("binary-secret"), contents: Data(key)))
         let verifier = try XCTUnwrap(try TokenVerifier.load(secretFile: path("binary-secret"), publicKeyFile: nil))
         let token =
             "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"

@@ -48,7 +48,7 @@ final class Daemon {
         where !arguments.contains("--\(role.rawValue)") && !rolesFromFile.contains(role) {
             arguments += ["--\(role.rawValue)", endpoints[role]!]
         }
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        try createEmptyFile(logURL.path)
         let log = try FileHandle(forWritingTo: logURL)
         // A launcher (`ip netns exec NAMESPACE`) that execs zpubd itself: the process is zpubd's.
         if let first = launcher.first {
@@ -225,7 +225,7 @@ final class RunningProgram {
             "zpub-run-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         for name in ["out", "err"] {
-            FileManager.default.createFile(atPath: directory.appendingPathComponent(name).path, contents: nil)
+            try createEmptyFile(directory.appendingPathComponent(name).path)
         }
         process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("out"))
         process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("err"))
@@ -273,5 +273,13 @@ final class RunningProgram {
             status: process.terminationStatus,
             stdout: (try? String(contentsOf: directory.appendingPathComponent("out"), encoding: .utf8)) ?? "",
             stderr: (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? "")
+    }
+}
+
+/// Creates an empty file (or empties one), or throws naming it: a test that cannot write its own
+/// files should say so there, not fail later on a file that is missing.
+func createEmptyFile(_ path: String) throws {
+    guard FileManager.default.createFile(atPath: path, contents: nil) else {
+        throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
     }
 }
