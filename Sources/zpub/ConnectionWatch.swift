@@ -16,16 +16,14 @@ final class ConnectionWatch {
     private let usingCurve: Bool
     /// Endpoints (as libzmq names them in events) with a connection whose handshake succeeded.
     private var connected: Set<String> = []
-    /// Endpoints libzmq has given up on, and why.
-    private var givenUp: [String: String] = [:]
+    /// Endpoints libzmq has given up on.
+    private var givenUp: Set<String> = []
     /// Every problem already told, so that a retrying connection does not repeat itself.
     private var told: Set<String> = []
     /// How often each problem was seen since the last connection.
     private var seen: [String: Int] = [:]
     /// The last failed handshake since the last connection.
     private var lastFailure: String?
-    /// Whether the silence (no connection for the patience) was told since the last connection.
-    private var silenceTold = false
     /// How long without a connection before saying so.
     let patienceMilliseconds: Int
     /// Since when no connection has been up (monotonic nanoseconds), or nil while one is.
@@ -78,19 +76,20 @@ final class ConnectionWatch {
 
     /// What went wrong, for an error that ends the command: the last failed handshake, or that
     /// no connection has been up for the patience.
-    var problem: String? { lastFailure ?? (silenceTold ? silence : nil) }
+    var problem: String? {
+        if let lastFailure { return lastFailure }
+        let silence = silence(stillTrying: false)
+        return told.contains(silence) ? silence : nil
+    }
 
     /// Reads the events waiting; returns the sentences a person should see now: each failed
     /// handshake once, that no connection has been up for `patienceMilliseconds` (at start, or
     /// since one was lost), and "connected" once something was told.
     func update() throws -> [String] {
         var notices = try readEvents()
-        if !silenceTold, millisecondsUntilDue == 0 {
-            silenceTold = true
-            told.insert(silence)
-            notices.append(
-                "no connection to \(endpointList) for \(patienceMilliseconds / 1000) s; still trying. \(Self.isItRunning)"
-            )
+        if millisecondsUntilDue == 0 {
+            told.insert(silence(stillTrying: false))
+            notices.append(silence(stillTrying: true))
         }
         return notices
     }
@@ -98,15 +97,15 @@ final class ConnectionWatch {
     /// Milliseconds until `update` may have something to say without an event (for a poll's
     /// timeout), or nil: the silence is told unless a failure already was.
     var millisecondsUntilDue: Int? {
-        guard let since = unconnectedSince, !silenceTold, told.isEmpty else { return nil }
+        guard let since = unconnectedSince, told.isEmpty else { return nil }
         let waited = Int((SystemClock.monotonicNanoseconds() &- since) / 1_000_000)
         return max(0, patienceMilliseconds - waited)
     }
 
-    private static let isItRunning = "Is zpubd running there? (start it with `zpubd`, or give --endpoint)"
-    private var endpointList: String { endpoints.joined(separator: " or ") }
-    private var silence: String {
-        "no connection to \(endpointList) for \(patienceMilliseconds / 1000) s. \(Self.isItRunning)"
+    /// That no connection has been up for the patience: a notice while zpub goes on trying, or
+    /// the reason of an error that ends it.
+    private func silence(stillTrying: Bool) -> String {
+        "no connection to \(endpoints.joined(separator: " or ")) for \(patienceMilliseconds / 1000) s\(stillTrying ? "; still trying." : ".") Is zpubd running there? (start it with `zpubd`, or give --endpoint)"
     }
 
     private func readEvents() throws -> [String] {
@@ -115,11 +114,10 @@ final class ConnectionWatch {
             let endpoint = event.endpoint
             if event.event.contains(.handshakeSucceeded) {
                 connected.insert(endpoint)
-                givenUp[endpoint] = nil
+                givenUp.remove(endpoint)
                 unconnectedSince = nil
                 if !told.isEmpty { notices.append("connected to \(endpoint)") }
                 lastFailure = nil
-                silenceTold = false
                 told.removeAll()
                 seen.removeAll()
             } else if event.event.contains(.disconnected) {
@@ -128,7 +126,7 @@ final class ConnectionWatch {
                     unconnectedSince = SystemClock.monotonicNanoseconds()
                 }
             } else if let (failure, final) = describe(event) {
-                if final { givenUp[endpoint] = failure }
+                if final { givenUp.insert(endpoint) }
                 lastFailure = failure
                 // A hang-up during the handshake is told when it happens again: once alone, it
                 // is what precedes a refusal that comes with its reason.

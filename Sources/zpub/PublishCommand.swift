@@ -79,27 +79,21 @@ struct Publish: ParsableCommand {
                 socket, context: context, endpoints: targets, usingCurve: curve.serverKey != nil)
             defer { watch.close() }
             for target in targets { try socket.connect(target, option: "--endpoint") }
+            /// Why nothing got through within the timeout: a failed handshake if there was one.
+            func unreachable() -> CLIError {
+                let why =
+                    watch.failure().map { ": \($0)" } ?? "; is it running? (start it with `zpubd`, or give --endpoint)"
+                return CLIError("could not reach zpubd at \(target) within \(timeout) ms\(why)")
+            }
             if pub {
                 // PUB drops what it sends while nothing is connected: without this, a broker
                 // that is not there got the messages "sent" and zpub exited 0.
-                guard try watch.waitUntilConnected(timeoutMilliseconds: timeout) else {
-                    let why =
-                        watch.failure().map { ": \($0)" }
-                        ?? "; is it running? (start it with `zpubd`, or give --endpoint)"
-                    throw CLIError("could not reach zpubd at \(target) within \(timeout) ms\(why)")
-                }
+                guard try watch.waitUntilConnected(timeoutMilliseconds: timeout) else { throw unreachable() }
                 usleep(UInt32(settle) * 1_000)
             }
 
             func send(_ frames: [[UInt8]]) throws {
-                guard try socket.send(frames: frames) else {
-                    if let problem = watch.failure() {
-                        throw CLIError("could not reach zpubd at \(target) within \(timeout) ms: \(problem)")
-                    }
-                    throw CLIError(
-                        "could not reach zpubd at \(target) within \(timeout) ms; is it running? (start it with `zpubd`, or give --endpoint)"
-                    )
-                }
+                guard try socket.send(frames: frames) else { throw unreachable() }
             }
             let topicFrame = Array(topic.utf8)
             if !message.isEmpty {
