@@ -6,12 +6,9 @@ import ZeroMQ
 
 /// The hand-off from the forwarding loop to the history writer: a byte ring (`RecordRing`),
 /// bounded by `[history] queue_bytes`. The loop writes each kept message into it frame by
-/// frame, with no allocation and no lock; when it is full, history drops the message (counted)
-/// and forwarding goes on. Two kinds of record, by their first byte: 0, a kept message:
-/// sequence (8 bytes), receive time in ms (8), the length of the history prefix that keeps it
-/// (2; the prefix is the topic's first bytes), then each frame as a 4-byte length and its
-/// bytes; 1, a last-value update to persist: the cache's sequence (8), its time (8), then the
-/// frames the same way.
+/// frame, as a `HistoryRecord`, with no allocation and no lock; when it is full, history drops
+/// the message (counted) and forwarding goes on. Last-value updates to persist travel the same
+/// way. The writer takes the records out as they lie, and the store keeps them so.
 final class HistoryQueue: Sendable {
     private let ring: RecordRing
     /// The highest sequence the loop assigned, kept or dropped.
@@ -24,19 +21,21 @@ final class HistoryQueue: Sendable {
 
     // MARK: The forwarding loop's side
 
-    /// Starts the record of a kept message with its first frame. The fixed fields and the topic
-    /// go in as one piece: each separate append costs a check for room (callgrind: some 35
-    /// instructions).
+    /// Starts the record of a kept message with its first frame: `HistoryRecord`'s header, then
+    /// the topic. The fixed fields and the topic go in as one piece: each separate append costs
+    /// a check for room (callgrind: some 35 instructions).
     @inline(__always)
     func begin(sequence: UInt64, milliseconds: UInt64, prefixLength: Int, topic: UnsafeRawBufferPointer) {
         ring.begin()
-        ring.append(count: 23 + topic.count) { record in
-            record.storeBytes(of: 0, toByteOffset: 0, as: UInt8.self)
+        let header = HistoryRecord.messageHeaderSize
+        ring.append(count: header + 4 + topic.count) { record in
+            record.storeBytes(of: HistoryRecord.messageKind, toByteOffset: 0, as: UInt8.self)
             record.storeBytes(of: sequence.bigEndian, toByteOffset: 1, as: UInt64.self)
             record.storeBytes(of: milliseconds.bigEndian, toByteOffset: 9, as: UInt64.self)
             record.storeBytes(of: UInt16(truncatingIfNeeded: prefixLength).bigEndian, toByteOffset: 17, as: UInt16.self)
-            record.storeBytes(of: UInt32(truncatingIfNeeded: topic.count).bigEndian, toByteOffset: 19, as: UInt32.self)
-            if let bytes = topic.baseAddress { (record + 23).copyMemory(from: bytes, byteCount: topic.count) }
+            record.storeBytes(
+                of: UInt32(truncatingIfNeeded: topic.count).bigEndian, toByteOffset: header, as: UInt32.self)
+            if let bytes = topic.baseAddress { (record + header + 4).copyMemory(from: bytes, byteCount: topic.count) }
         }
     }
 
@@ -64,7 +63,7 @@ final class HistoryQueue: Sendable {
     /// A last-value update (the cache stored or deleted `frames`), to persist.
     func lastValue(_ frames: [[UInt8]], sequence: UInt64, milliseconds: UInt64) {
         ring.begin()
-        ring.append(integer: UInt8(1))
+        ring.append(integer: HistoryRecord.lastValueKind)
         ring.append(integer: sequence)
         ring.append(integer: milliseconds)
         for frame in frames { frame.withUnsafeBytes { appendFrame($0) } }
@@ -73,20 +72,22 @@ final class HistoryQueue: Sendable {
 
     // MARK: The writer's side
 
-    /// What is waiting (at most `limit` messages: one transaction's worth), decoded, and the
-    /// highest sequence assigned before it was taken.
-    func take(limit: Int) -> (messages: [EncodedMessage], lastValues: [LastValueRecord], assignedThrough: UInt64) {
+    /// What is waiting (at most `limit` records: one transaction's worth) as the ring holds it,
+    /// the last-value updates among it decoded, and the highest sequence assigned before it was
+    /// taken.
+    func take(limit: Int) -> (records: [UInt8], count: Int, lastValues: [LastValueRecord], assignedThrough: UInt64) {
         let assignedThrough = assigned.load(ordering: .acquiring)
-        var messages: [EncodedMessage] = []
+        let (records, count) = ring.takeBatch(limit: limit)
         var lastValues: [LastValueRecord] = []
-        ring.drain(limit: limit) { record in
-            switch record.first {
-            case 0: if let message = Self.decode(record.dropFirst()) { messages.append(message) }
-            case 1: if let update = Self.decodeLastValue(record.dropFirst()) { lastValues.append(update) }
-            default: break
+        records.withUnsafeBytes { bytes in
+            _ = HistoryRecord.forEachRecord(in: bytes) { slot in
+                guard slot.kind == HistoryRecord.lastValueKind else { return }
+                if let update = Self.decodeLastValue(records[(slot.body.lowerBound + 1)..<slot.body.upperBound]) {
+                    lastValues.append(update)
+                }
             }
         }
-        return (messages, lastValues, assignedThrough)
+        return (records, count, lastValues, assignedThrough)
     }
 
     /// Where the ring's published records end now, and where the writer has read to.
@@ -103,18 +104,6 @@ final class HistoryQueue: Sendable {
             let frames = FrameCodec.decode(reader.rest)
         else { return nil }
         return LastValueRecord(frames: frames, sequence: sequence, storedMilliseconds: milliseconds)
-    }
-
-    /// The frames stay as the record holds them (`FrameCodec`'s layout, which is also the
-    /// store's): the message refers to the record's bytes, nothing is copied.
-    static func decode(_ record: ArraySlice<UInt8>) -> EncodedMessage? {
-        var reader = RecordReader(record)
-        guard let sequence = reader.integer(8), let milliseconds = reader.integer(8),
-            let prefixLength = reader.integer(2)
-        else { return nil }
-        return EncodedMessage(
-            sequence: sequence, receivedMilliseconds: milliseconds, prefixLength: Int(prefixLength),
-            encodedFrames: reader.rest)
     }
 }
 
@@ -295,23 +284,24 @@ final class HistoryWriter {
     /// At most this many messages per transaction.
     static let batchLimit = 10_000
 
+    /// Writes one transaction's worth; returns how many records it took from the queue.
     private func writeBatch() -> Int {
-        let (batch, lastValues, assignedThrough) = queue.take(limit: Self.batchLimit)
-        guard !batch.isEmpty || !lastValues.isEmpty || assignedThrough > store.lastSequence else { return 0 }
+        let (records, taken, lastValues, assignedThrough) = queue.take(limit: Self.batchLimit)
+        guard taken > 0 || assignedThrough > store.lastSequence else { return 0 }
         do {
-            try store.append(
-                batch, lastValues: lastValues, assignedThrough: assignedThrough,
+            let stored = try store.append(
+                records: records, lastValues: lastValues, assignedThrough: assignedThrough,
                 nowMilliseconds: SystemClock.wallMilliseconds())
-            written &+= UInt64(batch.count)
+            written &+= UInt64(stored)
         } catch {
-            writeFailures &+= UInt64(batch.count + lastValues.count)
+            writeFailures &+= UInt64(taken)
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.error(
-                    "history could not store \(batch.count) messages: \(error); forwarding goes on\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                    "history could not store \(taken - lastValues.count) messages: \(error); forwarding goes on\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
                 )
             }
         }
-        return batch.count + lastValues.count
+        return taken
     }
 
     private func sync() {

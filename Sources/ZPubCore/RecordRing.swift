@@ -183,11 +183,11 @@ public final class RecordRing: @unchecked Sendable {
     /// Bytes published and not yet consumed.
     public var usedBytes: Int { head.load(ordering: .acquiring) - tail.load(ordering: .relaxed) }
 
-    /// Calls `body` with each published record's bytes, oldest first, at most `limit` of them,
-    /// and frees their space. Returns how many there were. The records are copied out in one
-    /// go, and each slice shares that one buffer: one allocation per call, not one per record.
-    @discardableResult
-    public func drain(limit: Int = .max, _ body: (ArraySlice<UInt8>) -> Void) -> Int {
+    /// The published records, oldest first, at most `limit` of them, as they lie in the ring
+    /// (each its 4-byte length, then its bytes), copied out in one buffer; their space is freed.
+    /// One allocation per call, not one per record, and the bytes are what the history store
+    /// keeps (`HistoryRecord`): nothing is decoded on the way.
+    public func takeBatch(limit: Int = .max) -> (bytes: [UInt8], count: Int) {
         let end = head.load(ordering: .acquiring)
         let start = tail.load(ordering: .relaxed)
         var position = start
@@ -196,13 +196,21 @@ public final class RecordRing: @unchecked Sendable {
             position += 4 + length(at: position)
             count += 1
         }
-        guard count > 0 else { return 0 }
+        guard count > 0 else { return ([], 0) }
         let batch = [UInt8](unsafeUninitializedCapacity: position - start) { buffer, initialized in
             copyOut(into: UnsafeMutableRawBufferPointer(buffer), from: start)
             initialized = buffer.count
         }
-        // Copied: the producer may reuse the space while `body` runs.
+        // Copied: the producer may reuse the space from now on.
         tail.store(position, ordering: .releasing)
+        return (batch, count)
+    }
+
+    /// Calls `body` with each published record's bytes (its length not included), oldest
+    /// first, at most `limit` of them, and frees their space. Returns how many there were.
+    @discardableResult
+    public func drain(limit: Int = .max, _ body: (ArraySlice<UInt8>) -> Void) -> Int {
+        let (batch, count) = takeBatch(limit: limit)
         var index = 0
         while index < batch.count {
             let length =

@@ -24,61 +24,6 @@ public struct StoredMessage: Sendable, Equatable {
     public var bytes: Int { frames.reduce(0) { $0 + $1.count } }
 }
 
-/// A message on its way into the store, as the history queue hands it over: its frames already
-/// in `FrameCodec`'s layout (topic first), which is how the store keeps them, so that the writer
-/// binds those bytes as they are instead of decoding them into arrays and encoding them again
-/// (callgrind: that round trip was a fifth of the writer's instructions per message).
-///
-/// Immutable, and not Equatable: `append` hands SQLite pointers computed from `topic` and
-/// `encodedFrames`, which must therefore stay as `init` checked them; and two equal messages at
-/// different places in their buffers would have different `topic` ranges.
-public struct EncodedMessage: Sendable {
-    public let sequence: UInt64
-    public let receivedMilliseconds: UInt64
-    /// The history prefix it is kept under.
-    public let prefix: String
-    /// `FrameCodec.encode(frames)`; often a slice of a larger record.
-    public let encodedFrames: ArraySlice<UInt8>
-    /// Where the topic's bytes lie, in `encodedFrames`' indices.
-    public let topic: Range<Int>
-    /// The bytes of all frames, as the bounds count them (the length prefixes not counted).
-    public let bytes: Int
-
-    /// Nil unless `encodedFrames` is a sequence of length-prefixed frames whose first, the
-    /// topic, is at least `prefixLength` bytes long; the prefix is the topic's first
-    /// `prefixLength` bytes.
-    public init?(
-        sequence: UInt64, receivedMilliseconds: UInt64, prefixLength: Int, encodedFrames: ArraySlice<UInt8>
-    ) {
-        var topic: Range<Int>?
-        var bytes = 0
-        let wellFormed = FrameCodec.forEachFrame(in: encodedFrames) { frame in
-            if topic == nil { topic = frame }
-            bytes += frame.count
-        }
-        guard wellFormed else { return nil }
-        guard let topic, topic.count >= prefixLength else { return nil }
-        self.sequence = sequence
-        self.receivedMilliseconds = receivedMilliseconds
-        self.prefix = String(decoding: encodedFrames[topic].prefix(prefixLength), as: UTF8.self)
-        self.encodedFrames = encodedFrames
-        self.topic = topic
-        self.bytes = bytes
-    }
-
-    /// The same message encoded (tests, and callers holding frames as arrays).
-    public init(_ message: StoredMessage) {
-        let encoded = FrameCodec.encode(message.frames)
-        let topicCount = message.frames.first?.count ?? 0
-        sequence = message.sequence
-        receivedMilliseconds = message.receivedMilliseconds
-        prefix = message.prefix
-        encodedFrames = encoded[...]
-        topic = message.frames.isEmpty ? 0..<0 : 4..<(4 + topicCount)
-        bytes = message.bytes
-    }
-}
-
 /// An update of the last-value cache, persisted so that the cache survives a restart: the
 /// message (topic first) with the cache's sequence and time, or a deletion (payload absent or
 /// one empty frame), as the cache itself treats it.
@@ -112,15 +57,31 @@ public struct HistoryStoreError: Error, CustomStringConvertible {
     }
 }
 
-/// The message history on SQLite: one table of messages keyed by sequence number, bounded by
-/// count, bytes and age (the oldest go first). In WAL mode with `synchronous=NORMAL`, every
-/// committed batch survives a SIGKILL; `checkpoint()` syncs it to the disk (docs/history.md).
+/// The message history on SQLite, bounded by count, bytes and age (the oldest go first). In
+/// WAL mode with `synchronous=NORMAL`, every committed batch survives a SIGKILL;
+/// `checkpoint()` syncs it to the disk (docs/history.md).
+///
+/// Messages are kept in blocks, as nats-server's stream store and Kafka's segments keep them:
+/// one row holds up to `blockMessages` records, byte for byte as the history queue handed them
+/// over (`HistoryRecord`), with the block's sequence range, times and per-prefix counts beside
+/// them. One SQLite insert per block instead of one per message is what keeps the writer's cost
+/// per message near the forwarding loop's (SQLite's insert alone was ~4,200 instructions).
+/// Eviction is exact all the same: `evictedThrough` is the logical start of the history, and
+/// the oldest block, when only part of it is evicted, stays until all of it is (its evicted
+/// records are skipped on every read).
 ///
 /// Without a directory the same schema lives in an in-memory database. Not thread safe: the
 /// history writer's thread owns it.
 public final class HistoryStore {
     public static let fileName = "history.sqlite3"
-    static let schemaVersion: Int64 = 1
+    /// 1: one row per message (`messages`); 2: blocks of records (`blocks`). A version-1 file
+    /// is converted when it is opened.
+    static let schemaVersion: Int64 = 2
+    /// A block holds at most this many messages, and at most this many bytes of records unless
+    /// a single record is larger: small enough that reading one for a page of history is cheap,
+    /// large enough that SQLite's cost per row is spread thin.
+    static let blockMessages = 4_096
+    static let blockBytes = 256 * 1_024
 
     public struct Bounds: Sendable, Equatable {
         public var maxMessages: Int
@@ -149,9 +110,10 @@ public final class HistoryStore {
     /// The database file; nil in memory.
     public let path: String?
     public var bounds: Bounds
-    private let database: SQLiteDatabase
-    private let insert: SQLiteStatement
-    private let setLastSequence: SQLiteStatement
+    let database: SQLiteDatabase
+    private let insertBlock: SQLiteStatement
+    private let selectBlockRecords: SQLiteStatement
+    private let setMeta: SQLiteStatement
     private let upsertLastValue: SQLiteStatement
     private let deleteLastValue: SQLiteStatement
     /// Last values kept at most (the cache's `max_entries`): the oldest updates go first.
@@ -165,6 +127,11 @@ public final class HistoryStore {
     public private(set) var byteCount = 0
     public private(set) var perPrefix: [String: PrefixCounts] = [:]
     public private(set) var evictions: UInt64 = 0
+    /// Messages up to this sequence are evicted: gone for every reader and every count, even
+    /// where the oldest block still holds their bytes.
+    private(set) var evictedThrough: UInt64 = 0
+    /// `oldestBlock()`'s, nil until it is needed and after that block is deleted.
+    private var oldest: OldestBlock?
 
     /// Opens the store in `directory` (creating it), or in memory when nil. Throws
     /// `HistoryStoreError` naming the file and what to do; never wipes a file it cannot read.
@@ -183,34 +150,18 @@ public final class HistoryStore {
                 try database.execute("PRAGMA journal_mode = WAL")
             }
             try database.execute("PRAGMA synchronous = NORMAL")
-            try database.execute(
-                """
-                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                CREATE TABLE IF NOT EXISTS messages (
-                    seq INTEGER PRIMARY KEY,
-                    prefix TEXT NOT NULL,
-                    topic BLOB NOT NULL,
-                    received_ms INTEGER NOT NULL,
-                    bytes INTEGER NOT NULL,
-                    frames BLOB NOT NULL
-                );
-                CREATE TABLE IF NOT EXISTS last_values (
-                    topic BLOB PRIMARY KEY,
-                    seq INTEGER NOT NULL,
-                    stored_ms INTEGER NOT NULL,
-                    frames BLOB NOT NULL
-                );
-                """)
-            insert = try database.prepare(
-                "INSERT INTO messages (seq, prefix, topic, received_ms, bytes, frames) VALUES (?, ?, ?, ?, ?, ?)")
-            setLastSequence = try database.prepare(
-                "INSERT INTO meta (key, value) VALUES ('last_sequence', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            let version = try Self.prepareSchema(database, path: path)
+            insertBlock = try database.prepare(
+                "INSERT INTO blocks (first_seq, last_seq, count, bytes, min_ms, max_ms, prefixes, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             )
+            selectBlockRecords = try database.prepare("SELECT records FROM blocks WHERE first_seq = ?")
+            setMeta = try database.prepare(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
             upsertLastValue = try database.prepare(
                 "INSERT INTO last_values (topic, seq, stored_ms, frames) VALUES (?, ?, ?, ?) ON CONFLICT(topic) DO UPDATE SET seq = excluded.seq, stored_ms = excluded.stored_ms, frames = excluded.frames"
             )
             deleteLastValue = try database.prepare("DELETE FROM last_values WHERE topic = ?")
-            try checkSchemaVersion()
+            if version == 1 { try migrateFromRows() }
             try loadCounts()
         } catch let error as HistoryStoreError {
             throw error
@@ -267,55 +218,157 @@ public final class HistoryStore {
         return HistoryStoreError(description: "cannot open \(file): \(error)", exitStatus: 74)
     }
 
-    private func checkSchemaVersion() throws {
+    /// Creates the tables of a new file, or checks the version of an existing one; returns the
+    /// version the file had (1 is converted by the caller; a newer one is refused untouched).
+    private static func prepareSchema(_ database: SQLiteDatabase, path: String?) throws -> Int64 {
+        try database.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         let select = try database.prepare("SELECT value FROM meta WHERE key = 'schema_version'")
-        if try select.step() {
-            let version = select.int64(0)
-            guard version == Self.schemaVersion else {
-                throw HistoryStoreError(
-                    description:
-                        "\(path ?? "history") has schema version \(version); this zpubd reads version \(Self.schemaVersion): use the zpubd that wrote it, or move the file aside",
-                    exitStatus: 74)
-            }
-        } else {
+        let version = try select.step() ? select.int64(0) : schemaVersion
+        guard version == 1 || version == schemaVersion else {
+            throw HistoryStoreError(
+                description:
+                    "\(path ?? "history") has schema version \(version); this zpubd reads versions 1 and \(schemaVersion): use the zpubd that wrote it, or move the file aside",
+                exitStatus: 74)
+        }
+        try database.execute(
+            """
+            CREATE TABLE IF NOT EXISTS blocks (
+                first_seq INTEGER PRIMARY KEY,
+                last_seq INTEGER NOT NULL,
+                count INTEGER NOT NULL,
+                bytes INTEGER NOT NULL,
+                min_ms INTEGER NOT NULL,
+                max_ms INTEGER NOT NULL,
+                prefixes BLOB NOT NULL,
+                records BLOB NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS blocks_by_age ON blocks (min_ms);
+            CREATE TABLE IF NOT EXISTS last_values (
+                topic BLOB PRIMARY KEY,
+                seq INTEGER NOT NULL,
+                stored_ms INTEGER NOT NULL,
+                frames BLOB NOT NULL
+            );
+            """)
+        if version == schemaVersion {
             try database.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', \(Self.schemaVersion))")
+                "INSERT INTO meta (key, value) VALUES ('schema_version', \(schemaVersion)) ON CONFLICT(key) DO NOTHING")
+        }
+        return version
+    }
+
+    /// Converts a version-1 file (one row per message) into blocks, in one transaction: a crash
+    /// during it leaves the file as it was, to be converted at the next start.
+    private func migrateFromRows() throws {
+        try database.execute("BEGIN")
+        do {
+            let select = try database.prepare(
+                "SELECT seq, received_ms, prefix, frames FROM messages ORDER BY seq")
+            var records: [UInt8] = []
+            var pending = 0
+            while try select.step() {
+                let frames = select.blob(3)
+                var record: [UInt8] = []
+                let body = 1 + 8 + 8 + 2 + frames.count
+                HistoryRecord.appendBigEndian(UInt32(body), to: &record)
+                record.append(HistoryRecord.messageKind)
+                HistoryRecord.appendBigEndian(select.uint64(0), to: &record)
+                HistoryRecord.appendBigEndian(select.uint64(1), to: &record)
+                HistoryRecord.appendBigEndian(UInt16(truncatingIfNeeded: select.text(2).utf8.count), to: &record)
+                records += record
+                records += frames
+                pending += 1
+                if pending == 100_000 {
+                    _ = try insertBlocks(from: records)
+                    records.removeAll(keepingCapacity: true)
+                    pending = 0
+                }
+            }
+            _ = try insertBlocks(from: records)
+            try database.execute(
+                """
+                DROP TABLE messages;
+                UPDATE meta SET value = \(Self.schemaVersion) WHERE key = 'schema_version';
+                """)
+            try database.execute("COMMIT")
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
         }
     }
 
     private func loadCounts() throws {
-        let last = try database.prepare(
-            "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_sequence'), 0), coalesce((SELECT max(seq) FROM messages), 0))"
-        )
-        if try last.step() { lastSequence = last.uint64(0) }
-        let perPrefix = try database.prepare(
-            "SELECT prefix, count(*), coalesce(sum(bytes), 0) FROM messages GROUP BY prefix")
-        self.perPrefix = [:]
-        while try perPrefix.step() {
-            self.perPrefix[perPrefix.text(0)] = PrefixCounts(
-                messages: Int(perPrefix.int64(1)), bytes: Int(perPrefix.int64(2)))
+        let meta = try database.prepare("SELECT key, value FROM meta WHERE key IN ('last_sequence', 'evicted_through')")
+        while try meta.step() {
+            if meta.text(0) == "last_sequence" {
+                lastSequence = meta.uint64(1)
+            } else {
+                evictedThrough = meta.uint64(1)
+            }
         }
-        messageCount = self.perPrefix.values.reduce(0) { $0 + $1.messages }
+        let blocks = try database.prepare("SELECT last_seq, prefixes FROM blocks")
+        perPrefix = [:]
+        while try blocks.step() {
+            lastSequence = max(lastSequence, blocks.uint64(0))
+            for (prefix, counts) in try Self.decodePrefixCounts(blocks.blob(1)) {
+                perPrefix[prefix, default: PrefixCounts()].add(counts)
+            }
+        }
+        // The oldest block's evicted part is still in its counts.
+        if let block = try oldestBlock(), block.first <= evictedThrough {
+            try block.records.withUnsafeBytes { all in
+                try Self.forEachMessage(in: UnsafeRawBufferPointer(rebasing: all[..<block.offset]), block: block.first)
+                {
+                    message, bytes in
+                    subtract(message, in: bytes)
+                    return true
+                }
+            }
+        }
+        messageCount = perPrefix.values.reduce(0) { $0 + $1.messages }
+        byteCount = perPrefix.values.reduce(0) { $0 + $1.bytes }
         let lastValues = try database.prepare("SELECT count(*) FROM last_values")
         lastValueCount = try lastValues.step() ? Int(lastValues.int64(0)) : 0
-        byteCount = self.perPrefix.values.reduce(0) { $0 + $1.bytes }
         try loadFirstSequence()
     }
 
+    /// The oldest sequence still kept: the first after `evictedThrough`, in the oldest block.
     private func loadFirstSequence() throws {
-        let first = try database.prepare("SELECT coalesce(min(seq), 0) FROM messages")
-        firstSequence = try first.step() ? first.uint64(0) : 0
+        firstSequence = 0
+        try oldestBlock()?.forEachKept { message, _ in
+            firstSequence = message.sequence
+            return false
+        }
+    }
+
+    /// The oldest block that still holds kept messages, read once and then walked forward as its
+    /// records are evicted: evicting a few messages at a time from a large block costs those
+    /// few records, not a walk through the whole block each time.
+    private func oldestBlock() throws -> OldestBlock? {
+        if let oldest { return oldest }
+        let select = try database.prepare(
+            "SELECT first_seq, last_seq, records FROM blocks WHERE last_seq > ? ORDER BY first_seq LIMIT 1")
+        select.bind(1, evictedThrough)
+        guard try select.step() else { return nil }
+        var block = OldestBlock(first: select.uint64(0), last: select.uint64(1), records: select.blob(2), offset: 0)
+        try block.skip(through: evictedThrough)
+        oldest = block
+        return block
     }
 
     // MARK: Writing
 
-    /// Stores a batch in one transaction (committed: it survives a SIGKILL), then applies the
-    /// bounds. `assignedThrough` is the highest sequence assigned so far, including messages
-    /// that were dropped before reaching the store: sequences are never reused.
+    /// Stores the message records in `records` (the history queue's bytes as they were drained;
+    /// records of another kind, and any that are not well-formed or not above the sequences
+    /// already stored, are left out) in one transaction, committed: it survives a SIGKILL. Then
+    /// applies the bounds. `assignedThrough` is the highest sequence assigned so far, including
+    /// messages dropped before they reached the store: sequences are never reused. Returns how
+    /// many messages were stored.
+    @discardableResult
     public func append(
-        _ batch: [EncodedMessage], lastValues: [LastValueRecord] = [], assignedThrough: UInt64,
-        nowMilliseconds: UInt64
-    ) throws {
+        records: [UInt8], lastValues: [LastValueRecord] = [], assignedThrough: UInt64, nowMilliseconds: UInt64
+    ) throws -> Int {
+        let added: [BlockSummary]
         try database.execute("BEGIN")
         do {
             for record in lastValues {
@@ -332,103 +385,266 @@ public final class HistoryStore {
                 }
             }
             if !lastValues.isEmpty { try trimLastValues() }
-            // The blobs are bound where they lie, valid for the one run; cleared after the
-            // last row so that the statement keeps no pointer into freed records.
-            defer { insert.clearBindings() }
-            for message in batch {
-                insert.bind(1, message.sequence)
-                insert.bind(4, message.receivedMilliseconds)
-                insert.bind(5, Int64(message.bytes))
-                let topicOffset = message.topic.lowerBound - message.encodedFrames.startIndex
-                var prefix = message.prefix
-                try prefix.withUTF8 { prefix in
-                    insert.bind(2, borrowingText: prefix)
-                    try message.encodedFrames.withUnsafeBytes { frames in
-                        insert.bind(
-                            3,
-                            borrowing: UnsafeRawBufferPointer(
-                                rebasing: frames[topicOffset..<(topicOffset + message.topic.count)]))
-                        insert.bind(6, borrowing: frames)
-                        try insert.runKeepingBindings()
-                    }
-                }
-            }
-            let through = max(assignedThrough, batch.last?.sequence ?? 0, lastSequence)
-            setLastSequence.bind(1, through)
-            try setLastSequence.run()
+            added = try insertBlocks(from: records)
+            let through = max(assignedThrough, added.last?.lastSequence ?? 0, lastSequence)
+            try setMeta(key: "last_sequence", through)
             try database.execute("COMMIT")
             lastSequence = through
         } catch {
             try? database.execute("ROLLBACK")
             throw error
         }
-        // Counted per run of messages under one prefix: one dictionary update per run, not
-        // two per message.
-        var run = (prefix: "", counts: PrefixCounts())
-        for message in batch {
-            if message.prefix != run.prefix {
-                if run.counts.messages > 0 { perPrefix[run.prefix, default: PrefixCounts()].add(run.counts) }
-                run = (message.prefix, PrefixCounts())
-            }
-            run.counts.messages += 1
-            run.counts.bytes += message.bytes
-            messageCount += 1
-            byteCount += message.bytes
+        var stored = 0
+        for block in added {
+            for (prefix, counts) in block.prefixes { perPrefix[prefix, default: PrefixCounts()].add(counts) }
+            messageCount += block.count
+            byteCount += block.bytes
+            stored += block.count
         }
-        if run.counts.messages > 0 { perPrefix[run.prefix, default: PrefixCounts()].add(run.counts) }
-        if firstSequence == 0, let first = batch.first { firstSequence = first.sequence }
+        if firstSequence == 0, let first = added.first { firstSequence = first.firstSequence }
         try applyBounds(nowMilliseconds: nowMilliseconds)
+        return stored
+    }
+
+    private func setMeta(key: String, _ value: UInt64) throws {
+        var key = key
+        try key.withUTF8 { key in
+            setMeta.bind(1, borrowingText: key)
+            setMeta.bind(2, value)
+            try setMeta.run()
+        }
+    }
+
+    /// What one inserted block added, to be counted once its transaction commits.
+    private struct BlockSummary {
+        var firstSequence: UInt64
+        var lastSequence: UInt64
+        var count: Int
+        var bytes: Int
+        var prefixes: [(String, PrefixCounts)]
+    }
+
+    /// Gathers the message records of `records` into blocks and inserts them (inside the
+    /// caller's transaction). Each block's records are bound where they lie in `records` when
+    /// they lie there one after the other, as they do unless something was left out.
+    private func insertBlocks(from records: [UInt8]) throws -> [BlockSummary] {
+        var summaries: [BlockSummary] = []
+        var floor = max(lastSequence, evictedThrough)
+        try records.withUnsafeBytes { buffer in
+            var draft = BlockDraft()
+            _ = try HistoryRecord.forEachRecord(in: buffer) { slot in
+                guard let message = HistoryRecord.Message(slot, in: buffer), message.sequence > floor else { return }
+                floor = message.sequence
+                if draft.count > 0
+                    && (draft.count == Self.blockMessages || draft.recordBytes + slot.range.count > Self.blockBytes)
+                {
+                    summaries.append(try insert(draft, from: buffer))
+                    draft = BlockDraft()
+                }
+                draft.add(message, record: slot.range, in: buffer)
+            }
+            if draft.count > 0 { summaries.append(try insert(draft, from: buffer)) }
+        }
+        return summaries
+    }
+
+    private func insert(_ draft: BlockDraft, from buffer: UnsafeRawBufferPointer) throws -> BlockSummary {
+        insertBlock.bind(1, draft.firstSequence)
+        insertBlock.bind(2, draft.lastSequence)
+        insertBlock.bind(3, Int64(draft.count))
+        insertBlock.bind(4, Int64(draft.bytes))
+        insertBlock.bind(5, draft.minMilliseconds)
+        insertBlock.bind(6, draft.maxMilliseconds)
+        insertBlock.bind(7, blob: draft.prefixes.encoded(in: buffer))
+        if draft.pieces.count == 1 {
+            // Bound where the bytes lie: SQLite copies them once, into its pages.
+            insertBlock.bind(8, borrowing: UnsafeRawBufferPointer(rebasing: buffer[draft.pieces[0]]))
+            defer { insertBlock.clearBindings() }
+            try insertBlock.runKeepingBindings()
+        } else {
+            var joined: [UInt8] = []
+            joined.reserveCapacity(draft.recordBytes)
+            for piece in draft.pieces { joined += UnsafeRawBufferPointer(rebasing: buffer[piece]) }
+            insertBlock.bind(8, blob: joined)
+            try insertBlock.run()
+        }
+        return BlockSummary(
+            firstSequence: draft.firstSequence, lastSequence: draft.lastSequence, count: draft.count,
+            bytes: draft.bytes, prefixes: draft.prefixes.counts(in: buffer))
     }
 
     /// Evicts the oldest messages until the count, bytes and age are within the bounds.
     public func applyBounds(nowMilliseconds: UInt64) throws {
         var evictThrough: UInt64 = 0
         if bounds.maxAgeMilliseconds > 0 && nowMilliseconds > bounds.maxAgeMilliseconds {
-            let cutoff = nowMilliseconds - bounds.maxAgeMilliseconds
-            let expired = try database.prepare("SELECT coalesce(max(seq), 0) FROM messages WHERE received_ms < ?")
-            expired.bind(1, cutoff)
-            if try expired.step() { evictThrough = expired.uint64(0) }
+            evictThrough = try newestExpired(before: nowMilliseconds - bounds.maxAgeMilliseconds)
         }
         let excessMessages = messageCount - bounds.maxMessages
         let excessBytes = byteCount - bounds.maxBytes
         if excessMessages > 0 || excessBytes > 0 {
-            // Walk the oldest rows until enough is gone.
-            let oldest = try database.prepare("SELECT seq, bytes FROM messages ORDER BY seq")
-            var count = 0
-            var bytes = 0
-            while try oldest.step() {
-                count += 1
-                bytes += Int(oldest.int64(1))
-                if count >= excessMessages && bytes >= excessBytes {
-                    evictThrough = max(evictThrough, oldest.uint64(0))
-                    break
-                }
-            }
+            evictThrough = max(evictThrough, try oldestCovering(messages: excessMessages, bytes: excessBytes))
         }
-        guard evictThrough > 0 else { return }
+        guard evictThrough > evictedThrough else { return }
         try evict(through: evictThrough)
     }
 
-    private func evict(through sequence: UInt64) throws {
-        let counts = try database.prepare(
-            "SELECT prefix, count(*), coalesce(sum(bytes), 0) FROM messages WHERE seq <= ? GROUP BY prefix")
-        counts.bind(1, sequence)
-        var removed: [(String, Int, Int)] = []
-        while try counts.step() {
-            removed.append((counts.text(0), Int(counts.int64(1)), Int(counts.int64(2))))
+    /// The newest kept sequence received before `cutoff` (0 if none): everything up to it goes,
+    /// as before blocks (a clock set back does not keep an old message alive).
+    private func newestExpired(before cutoff: UInt64) throws -> UInt64 {
+        let select = try database.prepare(
+            "SELECT first_seq, last_seq, max_ms FROM blocks WHERE min_ms < ?1 AND last_seq > ?2 ORDER BY first_seq DESC LIMIT 1"
+        )
+        select.bind(1, cutoff)
+        select.bind(2, evictedThrough)
+        guard try select.step() else { return 0 }
+        if select.uint64(2) < cutoff { return select.uint64(1) }
+        var newest: UInt64 = 0
+        let visit: (HistoryRecord.Message, UnsafeRawBufferPointer) -> Bool = { message, _ in
+            if message.receivedMilliseconds < cutoff { newest = message.sequence }
+            return true
         }
-        let delete = try database.prepare("DELETE FROM messages WHERE seq <= ?")
-        delete.bind(1, sequence)
-        try delete.run()
-        for (prefix, messages, bytes) in removed {
-            perPrefix[prefix]?.messages -= messages
-            perPrefix[prefix]?.bytes -= bytes
-            if perPrefix[prefix]?.messages == 0 { perPrefix[prefix] = nil }
-            messageCount -= messages
-            byteCount -= bytes
-            evictions &+= UInt64(messages)
+        if let oldest = try oldestBlock(), oldest.first == select.uint64(0) {
+            try oldest.forEachKept(visit)
+        } else {
+            try forEachMessage(inBlock: select.uint64(0), visit)
+        }
+        return newest
+    }
+
+    /// The sequence through which the oldest kept messages add up to at least `messages` and
+    /// `bytes`: whole blocks by their counts, the oldest one and the last one record by record.
+    private func oldestCovering(messages: Int, bytes: Int) throws -> UInt64 {
+        guard let oldest = try oldestBlock() else { return 0 }
+        var count = 0
+        var total = 0
+        var through: UInt64 = 0
+        let visit: (HistoryRecord.Message, UnsafeRawBufferPointer) -> Bool = { message, _ in
+            count += 1
+            total += message.bytes
+            guard count >= messages && total >= bytes else { return true }
+            through = message.sequence
+            return false
+        }
+        try oldest.forEachKept(visit)
+        if through > 0 { return through }
+        let blocks = try database.prepare(
+            "SELECT first_seq, last_seq, count, bytes FROM blocks WHERE first_seq > ? ORDER BY first_seq")
+        blocks.bind(1, oldest.first)
+        var last = oldest.last
+        while try blocks.step() {
+            last = blocks.uint64(1)
+            let blockCount = Int(blocks.int64(2))
+            let blockBytes = Int(blocks.int64(3))
+            if count + blockCount < messages || total + blockBytes < bytes {
+                count += blockCount
+                total += blockBytes
+                continue
+            }
+            try forEachMessage(inBlock: blocks.uint64(0), visit)
+            if through > 0 { return through }
+        }
+        return last
+    }
+
+    /// Evicts every message up to `sequence`, in one transaction: whole blocks are deleted,
+    /// and the block that straddles `sequence` stays, its older records skipped from now on.
+    private func evict(through sequence: UInt64) throws {
+        guard let oldest = try oldestBlock() else { return }
+        var removed: [(String, PrefixCounts)] = []
+        try database.execute("BEGIN")
+        do {
+            // The oldest block from its first kept record, and the block that straddles
+            // `sequence` if it is another: record by record.
+            var tally = PrefixTally()
+            try oldest.records.withUnsafeBytes { all in
+                let rest = UnsafeRawBufferPointer(rebasing: all[oldest.offset...])
+                try Self.forEachMessage(in: rest, block: oldest.first) { message, bytes in
+                    guard message.sequence <= sequence else { return false }
+                    tally.add(message.prefix, bytes: message.bytes, in: bytes)
+                    return true
+                }
+                removed += tally.counts(in: rest)
+            }
+            // The blocks after it: whole ones by their counts.
+            let blocks = try database.prepare(
+                "SELECT first_seq, last_seq, prefixes FROM blocks WHERE first_seq > ? AND first_seq <= ? ORDER BY first_seq"
+            )
+            blocks.bind(1, oldest.first)
+            blocks.bind(2, sequence)
+            while try blocks.step() {
+                if blocks.uint64(1) <= sequence {
+                    removed += try Self.decodePrefixCounts(blocks.blob(2))
+                    continue
+                }
+                var tally = PrefixTally()
+                try forEachMessage(inBlock: blocks.uint64(0)) { message, bytes in
+                    guard message.sequence <= sequence else {
+                        removed += tally.counts(in: bytes)
+                        return false
+                    }
+                    tally.add(message.prefix, bytes: message.bytes, in: bytes)
+                    return true
+                }
+            }
+            let delete = try database.prepare("DELETE FROM blocks WHERE last_seq <= ?")
+            delete.bind(1, sequence)
+            try delete.run()
+            try setMeta(key: "evicted_through", sequence)
+            try database.execute("COMMIT")
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+        evictedThrough = sequence
+        if oldest.last <= sequence {
+            self.oldest = nil
+        } else {
+            try self.oldest?.skip(through: sequence)
+        }
+        for (prefix, counts) in removed {
+            perPrefix[prefix]?.messages -= counts.messages
+            perPrefix[prefix]?.bytes -= counts.bytes
+            if let left = perPrefix[prefix], left.messages <= 0 { perPrefix[prefix] = nil }
+            messageCount -= counts.messages
+            byteCount -= counts.bytes
+            evictions &+= UInt64(counts.messages)
         }
         try loadFirstSequence()
+    }
+
+    private func subtract(_ message: HistoryRecord.Message, in bytes: UnsafeRawBufferPointer) {
+        let prefix = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[message.prefix]), as: UTF8.self)
+        perPrefix[prefix]?.messages -= 1
+        perPrefix[prefix]?.bytes -= message.bytes
+        if let left = perPrefix[prefix], left.messages <= 0 { perPrefix[prefix] = nil }
+    }
+
+    /// Calls `body` with each message record of the block that starts at `firstSequence`, in
+    /// order, while it returns true. Throws when the block's records are damaged.
+    private func forEachMessage(
+        inBlock firstSequence: UInt64, _ body: (HistoryRecord.Message, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        selectBlockRecords.bind(1, firstSequence)
+        defer { selectBlockRecords.reset() }
+        guard try selectBlockRecords.step() else { return }
+        try selectBlockRecords.withBlob(0) { bytes in try Self.forEachMessage(in: bytes, block: firstSequence, body) }
+    }
+
+    static func forEachMessage(
+        in bytes: UnsafeRawBufferPointer, block: UInt64,
+        _ body: (HistoryRecord.Message, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        var going = true
+        let whole = try HistoryRecord.forEachRecord(in: bytes) { slot in
+            guard going else { return }
+            guard let message = HistoryRecord.Message(slot, in: bytes) else { throw damaged(block) }
+            going = try body(message, bytes)
+        }
+        guard whole else { throw damaged(block) }
+    }
+
+    private static func damaged(_ block: UInt64) -> SQLiteError {
+        SQLiteError(operation: "read the block of messages from \(block)", code: 11, message: "its records are damaged")
     }
 
     /// Writes the log to the database file and syncs both: everything committed so far
@@ -470,30 +686,43 @@ public final class HistoryStore {
     public func messages(
         after: UInt64, through: UInt64 = UInt64(Int64.max), prefix: [UInt8], limit: Int, newest: Bool = false
     ) throws -> [StoredMessage] {
-        let prefixCondition = prefix.isEmpty ? "" : " AND substr(topic, 1, ?4) = ?5"
-        let order = newest ? "DESC" : "ASC"
+        let lower = max(after, evictedThrough)
+        let through = min(through, UInt64(Int64.max))
+        guard limit > 0, lower < through else { return [] }
+        // Blocks from the one that holds `lower + 1` (the last to start at or before it) on.
         let select = try database.prepare(
-            "SELECT seq, received_ms, frames, prefix FROM messages WHERE seq > ?1 AND seq <= ?2\(prefixCondition) ORDER BY seq \(order) LIMIT ?3"
-        )
-        select.bind(1, after)
-        select.bind(2, min(through, UInt64(Int64.max)))
-        select.bind(3, Int64(limit))
-        if !prefix.isEmpty {
-            select.bind(4, Int64(prefix.count))
-            select.bind(5, blob: prefix)
-        }
+            """
+            SELECT first_seq, records FROM blocks
+            WHERE first_seq >= coalesce((SELECT max(first_seq) FROM blocks WHERE first_seq <= ?1), 0)
+              AND first_seq <= ?2
+            ORDER BY first_seq \(newest ? "DESC" : "ASC")
+            """)
+        select.bind(1, lower)
+        select.bind(2, through)
         var result: [StoredMessage] = []
-        while try select.step() {
-            guard let frames = FrameCodec.decode(select.blob(2)) else {
-                throw SQLiteError(
-                    operation: "read message \(select.uint64(0))", code: 11, message: "its frames are damaged")
+        while result.count < limit, try select.step() {
+            var found: [StoredMessage] = []
+            let wanted = newest ? Int.max : limit - result.count
+            try select.withBlob(1) { bytes in
+                try Self.forEachMessage(in: bytes, block: select.uint64(0)) { message, bytes in
+                    guard message.sequence <= through else { return false }
+                    guard message.sequence > lower, message.topicStarts(with: prefix, in: bytes) else { return true }
+                    found.append(
+                        StoredMessage(
+                            sequence: message.sequence, receivedMilliseconds: message.receivedMilliseconds,
+                            frames: message.decodedFrames(in: bytes),
+                            prefix: String(
+                                decoding: UnsafeRawBufferPointer(rebasing: bytes[message.prefix]), as: UTF8.self)))
+                    return found.count < wanted
+                }
             }
-            result.append(
-                StoredMessage(
-                    sequence: select.uint64(0), receivedMilliseconds: select.uint64(1), frames: frames,
-                    prefix: select.text(3)))
+            if newest {
+                result = found.suffix(limit - result.count) + result
+            } else {
+                result += found
+            }
         }
-        return newest ? result.reversed() : result
+        return result
     }
 
     /// Bytes on disk: the database file and its write-ahead log.
@@ -505,5 +734,136 @@ public final class HistoryStore {
             if stat(file, &status) == 0 { total += Int(status.st_size) }
         }
         return total
+    }
+
+    /// The per-prefix counts a block keeps beside its records: for each prefix, its length (2
+    /// bytes), its bytes, the messages (4) and their bytes (8), big-endian.
+    static func decodePrefixCounts(_ blob: [UInt8]) throws -> [(String, PrefixCounts)] {
+        var result: [(String, PrefixCounts)] = []
+        var index = 0
+        func integer(_ size: Int) throws -> Int {
+            guard blob.count - index >= size else {
+                throw SQLiteError(operation: "read a block's counts", code: 11, message: "they are damaged")
+            }
+            defer { index += size }
+            return blob[index..<(index + size)].reduce(0) { $0 << 8 | Int($1) }
+        }
+        while index < blob.count {
+            let length = try integer(2)
+            guard blob.count - index >= length else {
+                throw SQLiteError(operation: "read a block's counts", code: 11, message: "they are damaged")
+            }
+            let prefix = String(decoding: blob[index..<(index + length)], as: UTF8.self)
+            index += length
+            let messages = try integer(4)
+            let bytes = try integer(8)
+            result.append((prefix, PrefixCounts(messages: messages, bytes: bytes)))
+        }
+        return result
+    }
+}
+
+/// A block being gathered from a batch of records: which records, and what they add up to.
+private struct BlockDraft {
+    /// Where its records lie in the batch: one range unless some were left out between them.
+    var pieces: [Range<Int>] = []
+    var recordBytes = 0
+    var count = 0
+    var bytes = 0
+    var firstSequence: UInt64 = 0
+    var lastSequence: UInt64 = 0
+    var minMilliseconds = UInt64.max
+    var maxMilliseconds: UInt64 = 0
+    var prefixes = PrefixTally()
+
+    mutating func add(_ message: HistoryRecord.Message, record: Range<Int>, in buffer: UnsafeRawBufferPointer) {
+        if let last = pieces.last, last.upperBound == record.lowerBound {
+            pieces[pieces.count - 1] = last.lowerBound..<record.upperBound
+        } else {
+            pieces.append(record)
+        }
+        if count == 0 { firstSequence = message.sequence }
+        lastSequence = message.sequence
+        count += 1
+        bytes += message.bytes
+        recordBytes += record.count
+        minMilliseconds = min(minMilliseconds, message.receivedMilliseconds)
+        maxMilliseconds = max(maxMilliseconds, message.receivedMilliseconds)
+        prefixes.add(message.prefix, bytes: message.bytes, in: buffer)
+    }
+}
+
+/// A block's messages and bytes per prefix, counted where the prefixes lie in the batch: runs of
+/// one prefix (the usual case) cost one comparison each, and no string is made per message.
+private struct PrefixTally {
+    /// Each prefix seen: where its bytes lie (its first occurrence) and its counts.
+    private var entries: [(prefix: Range<Int>, messages: Int, bytes: Int)] = []
+    private var current = -1
+
+    mutating func add(_ prefix: Range<Int>, bytes: Int, in buffer: UnsafeRawBufferPointer) {
+        if current < 0 || !Self.equal(entries[current].prefix, prefix, in: buffer) {
+            current = entries.firstIndex { Self.equal($0.prefix, prefix, in: buffer) } ?? -1
+            if current < 0 {
+                entries.append((prefix, 0, 0))
+                current = entries.count - 1
+            }
+        }
+        entries[current].messages += 1
+        entries[current].bytes += bytes
+    }
+
+    private static func equal(_ a: Range<Int>, _ b: Range<Int>, in buffer: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        guard a.count > 0, let base = buffer.baseAddress else { return true }
+        return memcmp(base + a.lowerBound, base + b.lowerBound, a.count) == 0
+    }
+
+    func counts(in buffer: UnsafeRawBufferPointer) -> [(String, HistoryStore.PrefixCounts)] {
+        entries.map {
+            (
+                String(decoding: UnsafeRawBufferPointer(rebasing: buffer[$0.prefix]), as: UTF8.self),
+                HistoryStore.PrefixCounts(messages: $0.messages, bytes: $0.bytes)
+            )
+        }
+    }
+
+    /// `HistoryStore.decodePrefixCounts`' layout.
+    func encoded(in buffer: UnsafeRawBufferPointer) -> [UInt8] {
+        var blob: [UInt8] = []
+        for entry in entries {
+            HistoryRecord.appendBigEndian(UInt16(entry.prefix.count), to: &blob)
+            blob += UnsafeRawBufferPointer(rebasing: buffer[entry.prefix])
+            HistoryRecord.appendBigEndian(UInt32(entry.messages), to: &blob)
+            HistoryRecord.appendBigEndian(UInt64(entry.bytes), to: &blob)
+        }
+        return blob
+    }
+}
+
+/// The oldest block that still holds kept messages, its records in memory (`HistoryStore`'s
+/// cache), and where the first one still kept starts.
+private struct OldestBlock {
+    let first: UInt64
+    let last: UInt64
+    let records: [UInt8]
+    var offset: Int
+
+    /// Calls `body` with each kept message, oldest first, while it returns true. The ranges in
+    /// each message are relative to the buffer `body` is given.
+    func forEachKept(_ body: (HistoryRecord.Message, UnsafeRawBufferPointer) throws -> Bool) throws {
+        try records.withUnsafeBytes { all in
+            try HistoryStore.forEachMessage(in: UnsafeRawBufferPointer(rebasing: all[offset...]), block: first, body)
+        }
+    }
+
+    /// Moves past the records up to `sequence`.
+    mutating func skip(through sequence: UInt64) throws {
+        var advanced = 0
+        try forEachKept { message, _ in
+            guard message.sequence <= sequence else { return false }
+            advanced = message.frames.upperBound
+            return true
+        }
+        offset += advanced
     }
 }

@@ -4,10 +4,17 @@ import ZPubCore
 @testable import ZPubStore
 
 extension HistoryStore {
-    /// The messages as the writer hands them over (`EncodedMessage`), from frames.
+    /// The messages as the writer hands them over: one buffer of `HistoryRecord`s.
     fileprivate func append(_ messages: [StoredMessage], assignedThrough: UInt64, nowMilliseconds: UInt64) throws {
         try append(
-            messages.map(EncodedMessage.init), assignedThrough: assignedThrough, nowMilliseconds: nowMilliseconds)
+            records: messages.flatMap(HistoryStoreTests.record), assignedThrough: assignedThrough,
+            nowMilliseconds: nowMilliseconds)
+    }
+
+    /// How many rows (blocks) hold the messages.
+    fileprivate func blockCount() throws -> Int {
+        let count = try database.prepare("SELECT count(*) FROM blocks")
+        return try count.step() ? Int(count.int64(0)) : 0
     }
 }
 
@@ -36,46 +43,10 @@ final class HistoryStoreTests: XCTestCase {
             prefix: String(topic.prefix(2)))
     }
 
-    /// What the writer reads out of a queue record is the message `FrameCodec` would encode,
-    /// for every shape of message, and a damaged record is refused, not half read.
-    func testAnEncodedMessageReadsItsFramesWhereTheyLie() throws {
-        let shapes: [[[UInt8]]] = [
-            [Array("a.x".utf8)], [Array("a.x".utf8), []], [Array("a.topic".utf8), Array("payload".utf8), [0, 1, 2]],
-            [Array("a.".utf8), [UInt8](repeating: 7, count: 70_000)],
-        ]
-        for frames in shapes {
-            let stored = StoredMessage(sequence: 9, receivedMilliseconds: 5, frames: frames, prefix: "a.")
-            // Behind a record header, as in the queue: the slice does not start at 0.
-            let record = [UInt8](repeating: 0xEE, count: 19) + FrameCodec.encode(frames)
-            let encoded = try XCTUnwrap(
-                EncodedMessage(sequence: 9, receivedMilliseconds: 5, prefixLength: 2, encodedFrames: record[19...]))
-            XCTAssertEqual(Array(encoded.encodedFrames), FrameCodec.encode(frames))
-            XCTAssertEqual(Array(record[encoded.topic]), frames[0])
-            XCTAssertEqual(encoded.bytes, stored.bytes)
-            XCTAssertEqual(encoded.prefix, "a.")
-            let fromFrames = EncodedMessage(stored)
-            XCTAssertEqual(Array(fromFrames.encodedFrames), Array(encoded.encodedFrames))
-            XCTAssertEqual(fromFrames.bytes, encoded.bytes)
-            XCTAssertEqual(Array(fromFrames.encodedFrames[fromFrames.topic]), frames[0])
-            // Every cut but those between two frames (which leave a shorter valid message).
-            var boundaries: Set<Int> = []
-            var end = record.count
-            for frame in frames.reversed() {
-                end -= 4 + frame.count
-                boundaries.insert(record.count - end)
-            }
-            for cut in 1..<min(12, record.count - 19) where !boundaries.contains(cut) {
-                XCTAssertNil(
-                    EncodedMessage(
-                        sequence: 9, receivedMilliseconds: 5, prefixLength: 2,
-                        encodedFrames: record[19..<(record.count - cut)]),
-                    "\(frames.count) frames, \(cut) bytes short")
-            }
-        }
-        // A prefix longer than the topic, and no frames at all.
-        let short = FrameCodec.encode([Array("a".utf8)])
-        XCTAssertNil(EncodedMessage(sequence: 1, receivedMilliseconds: 1, prefixLength: 2, encodedFrames: short[...]))
-        XCTAssertNil(EncodedMessage(sequence: 1, receivedMilliseconds: 1, prefixLength: 0, encodedFrames: []))
+    static func record(_ message: StoredMessage) -> [UInt8] {
+        HistoryRecord.encodeMessage(
+            sequence: message.sequence, receivedMilliseconds: message.receivedMilliseconds,
+            prefixLength: message.prefix.utf8.count, frames: message.frames)
     }
 
     /// Topics are bytes: a prefix with a NUL in it is stored and read back whole, so the
@@ -140,6 +111,159 @@ final class HistoryStoreTests: XCTestCase {
         try store.append([message(6, "a.x", "new", at: 2_000)], assignedThrough: 6, nowMilliseconds: 2_000)
         XCTAssertEqual(try store.messages(after: 0, prefix: [], limit: 10).map(\.sequence), [6], "older than 500 ms")
         XCTAssertEqual(store.messageCount, 1)
+    }
+
+    /// Many messages go into a few rows (blocks), and every read finds them across the rows'
+    /// edges: by sequence, by prefix, the newest, and up to a bound.
+    func testMessagesAreKeptInBlocksAndReadAcrossTheirEdges() throws {
+        let store = try HistoryStore(
+            directory: directory,
+            bounds: HistoryStore.Bounds(maxMessages: 100_000, maxBytes: 1 << 30, maxAgeMilliseconds: 0))
+        let all = (1...10_000).map { message(UInt64($0), $0 % 2 == 0 ? "a.\($0)" : "b.\($0)", "p\($0)") }
+        try store.append(all, assignedThrough: 10_000, nowMilliseconds: 1_000)
+        XCTAssertEqual(try store.blockCount(), 3, "4,096 messages to a block")
+        XCTAssertEqual(store.messageCount, 10_000)
+        XCTAssertEqual(store.perPrefix["a."]?.messages, 5_000)
+        XCTAssertEqual(store.byteCount, all.reduce(0) { $0 + $1.bytes })
+
+        XCTAssertEqual(try store.messages(after: 4_000, prefix: [], limit: 200), Array(all[4_000..<4_200]))
+        XCTAssertEqual(
+            try store.messages(after: 4_090, prefix: Array("a.".utf8), limit: 5).map(\.sequence),
+            [4_092, 4_094, 4_096, 4_098, 4_100])
+        XCTAssertEqual(
+            try store.messages(after: 0, prefix: Array("b.".utf8), limit: 3, newest: true).map(\.sequence),
+            [9_995, 9_997, 9_999])
+        XCTAssertEqual(
+            try store.messages(after: 0, through: 8_193, prefix: [], limit: 4, newest: true).map(\.sequence),
+            [8_190, 8_191, 8_192, 8_193], "the newest up to a bound, across a block's edge")
+        XCTAssertEqual(try store.messages(after: 8_190, through: 8_193, prefix: [], limit: 10).count, 3)
+        XCTAssertEqual(try store.messages(after: 10_000, prefix: [], limit: 10), [])
+        XCTAssertEqual(try store.messages(after: 0, prefix: Array("c.".utf8), limit: 10), [])
+    }
+
+    /// Eviction is exact inside a block: the evicted part of the oldest block is gone for every
+    /// read and count at once, before and after a reopen, and the block goes once all of it has.
+    func testEvictionInsideABlockIsExactAndSurvivesAReopen() throws {
+        let bounds = HistoryStore.Bounds(maxMessages: 3_000, maxBytes: 1 << 30, maxAgeMilliseconds: 0)
+        let all = (1...9_000).map { message(UInt64($0), $0 % 3 == 0 ? "a.x" : "b.y", "payload") }
+        func expect(_ store: HistoryStore, first: UInt64, _ line: UInt = #line) throws {
+            let kept = all[Int(first - 1)..<Int(first - 1 + 3_000)]
+            XCTAssertEqual(store.messageCount, 3_000, line: line)
+            XCTAssertEqual(store.firstSequence, first, line: line)
+            XCTAssertEqual(store.byteCount, kept.reduce(0) { $0 + $1.bytes }, line: line)
+            XCTAssertEqual(
+                store.perPrefix["a."]?.messages, kept.filter { $0.prefix == "a." }.count, line: line)
+            XCTAssertEqual(
+                try store.messages(after: 0, prefix: [], limit: 2).map(\.sequence), [first, first + 1], line: line)
+            XCTAssertEqual(
+                try store.messages(after: 0, prefix: [], limit: 3_000, newest: true).count, 3_000, line: line)
+        }
+        do {
+            let store = try HistoryStore(directory: directory, bounds: bounds)
+            try store.append(Array(all[0..<5_000]), assignedThrough: 5_000, nowMilliseconds: 1_000)
+            XCTAssertEqual(store.evictions, 2_000)
+            try expect(store, first: 2_001)
+            XCTAssertEqual(try store.blockCount(), 2, "the first block is only partly evicted")
+        }
+        let store = try HistoryStore(directory: directory, bounds: bounds)
+        try expect(store, first: 2_001)
+        // One at a time, as a slow producer would: each evicts one more of the same block.
+        for index in 5_000..<5_010 {
+            try store.append([all[index]], assignedThrough: UInt64(index + 1), nowMilliseconds: 1_000)
+        }
+        try expect(store, first: 2_011)
+        try store.append(Array(all[5_010..<9_000]), assignedThrough: 9_000, nowMilliseconds: 1_000)
+        try expect(store, first: 6_001)
+        XCTAssertEqual(try store.blockCount(), 1, "only the block that straddles 6,000 is left")
+        XCTAssertEqual(store.evictions, 10 + 3_990, "counted since this open")
+    }
+
+    /// Age evicts record by record too, inside a block.
+    func testAgeEvictsInsideABlock() throws {
+        let store = try HistoryStore(
+            directory: nil, bounds: HistoryStore.Bounds(maxMessages: 100, maxBytes: 1 << 20, maxAgeMilliseconds: 500))
+        try store.append(
+            (1...10).map { message($0, "a.x", "p", at: 1_000 + 100 * $0) }, assignedThrough: 10, nowMilliseconds: 2_050)
+        // Received before 1,550: sequences 1 to 5.
+        XCTAssertEqual(try store.messages(after: 0, prefix: [], limit: 20).map(\.sequence), Array(6...10))
+        XCTAssertEqual(store.firstSequence, 6)
+        try store.applyBounds(nowMilliseconds: 2_600)
+        XCTAssertEqual(store.messageCount, 0, "all older than 500 ms")
+        XCTAssertEqual(store.firstSequence, 0)
+        XCTAssertEqual(store.lastSequence, 10)
+    }
+
+    /// What is not a kept message in the writer's batch (a last-value update, a damaged record,
+    /// a sequence already stored) is left out, and the rest is stored in order.
+    func testRecordsThatAreNotNewMessagesAreLeftOut() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        var lastValue = Self.record(message(2, "a.v", "value"))
+        lastValue[4] = HistoryRecord.lastValueKind
+        let damaged = HistoryRecord.encodeMessage(
+            sequence: 3, receivedMilliseconds: 1_000, prefixLength: 9, frames: [Array("a.x".utf8)])
+        let records =
+            Self.record(message(1, "a.x", "one")) + lastValue + damaged + Self.record(message(4, "a.x", "four"))
+            + Self.record(message(4, "a.x", "again")) + Self.record(message(5, "a.x", "five"))
+        XCTAssertEqual(try store.append(records: records, assignedThrough: 5, nowMilliseconds: 1_000), 3)
+        XCTAssertEqual(
+            try store.messages(after: 0, prefix: [], limit: 10),
+            [message(1, "a.x", "one"), message(4, "a.x", "four"), message(5, "a.x", "five")])
+        XCTAssertEqual(try store.blockCount(), 1)
+        XCTAssertEqual(store.messageCount, 3)
+        XCTAssertEqual(store.lastSequence, 5)
+    }
+
+    /// A history written by an earlier zpubd (one row per message, schema 1) is converted at
+    /// start: every message, count and sequence kept; a newer schema is refused untouched.
+    func testAHistoryOfOneRowPerMessageIsConverted() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let file = directory + "/" + HistoryStore.fileName
+        let kept = [message(3, "a.x", "three"), message(4, "b.y", "four"), message(6, "a.z", "six")]
+        do {
+            let old = try SQLiteDatabase(path: file)
+            try old.execute(
+                """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                CREATE TABLE messages (seq INTEGER PRIMARY KEY, prefix TEXT NOT NULL, topic BLOB NOT NULL,
+                    received_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, frames BLOB NOT NULL);
+                CREATE TABLE last_values (topic BLOB PRIMARY KEY, seq INTEGER NOT NULL, stored_ms INTEGER NOT NULL,
+                    frames BLOB NOT NULL);
+                INSERT INTO meta VALUES ('schema_version', 1), ('last_sequence', 7);
+                """)
+            let insert = try old.prepare(
+                "INSERT INTO messages (seq, prefix, topic, received_ms, bytes, frames) VALUES (?, ?, ?, ?, ?, ?)")
+            for stored in kept {
+                insert.bind(1, stored.sequence)
+                try Array(stored.prefix.utf8).withUnsafeBufferPointer { insert.bind(2, borrowingText: $0) }
+                insert.bind(3, blob: stored.frames[0])
+                insert.bind(4, stored.receivedMilliseconds)
+                insert.bind(5, Int64(stored.bytes))
+                insert.bind(6, blob: FrameCodec.encode(stored.frames))
+                try insert.run()
+            }
+        }
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            XCTAssertEqual(try store.messages(after: 0, prefix: [], limit: 10), kept)
+            XCTAssertEqual(store.lastSequence, 7)
+            XCTAssertEqual(store.firstSequence, 3)
+            XCTAssertEqual(store.perPrefix["a."], HistoryStore.PrefixCounts(messages: 2, bytes: 14))
+            XCTAssertEqual(try store.blockCount(), 1)
+            let table = try store.database.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'messages'")
+            XCTAssertTrue(try table.step())
+            XCTAssertEqual(table.int64(0), 0, "the old table is gone")
+            try store.append([message(8, "a.x", "eight")], assignedThrough: 8, nowMilliseconds: 1_000)
+        }
+        do {
+            let reopened = try HistoryStore(directory: directory, bounds: roomy)
+            XCTAssertEqual(try reopened.messages(after: 0, prefix: [], limit: 10).map(\.sequence), [3, 4, 6, 8])
+        }
+        try SQLiteDatabase(path: file).execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+        XCTAssertThrowsError(try HistoryStore(directory: directory, bounds: roomy)) { error in
+            let error = error as! HistoryStoreError
+            XCTAssertEqual(error.exitStatus, 74)
+            XCTAssertTrue(error.description.contains("schema version 3"), error.description)
+        }
     }
 
     func testADamagedFileIsRefusedWithItsNameAndLeftInPlace() throws {
