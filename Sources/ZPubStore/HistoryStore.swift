@@ -130,6 +130,10 @@ public final class HistoryStore {
     /// Messages up to this sequence are evicted: gone for every reader and every count, even
     /// where the oldest block still holds their bytes.
     private(set) var evictedThrough: UInt64 = 0
+    /// The highest sequence stored (evicted or not): a record at or below it is not new. Not
+    /// `lastSequence`, which also counts sequences assigned to messages still in the queue (a
+    /// batch ends at the writer's limit, not at the last sequence assigned when it was taken).
+    private var highestStored: UInt64 = 0
     /// `oldestBlock()`'s, nil until it is needed and after that block is deleted.
     private var oldest: OldestBlock?
 
@@ -309,11 +313,13 @@ public final class HistoryStore {
         let blocks = try database.prepare("SELECT last_seq, prefixes FROM blocks")
         perPrefix = [:]
         while try blocks.step() {
-            lastSequence = max(lastSequence, blocks.uint64(0))
+            highestStored = max(highestStored, blocks.uint64(0))
             for (prefix, counts) in try Self.decodePrefixCounts(blocks.blob(1)) {
                 perPrefix[prefix, default: PrefixCounts()].add(counts)
             }
         }
+        highestStored = max(highestStored, evictedThrough)
+        lastSequence = max(lastSequence, highestStored)
         // The oldest block's evicted part is still in its counts.
         if let block = try oldestBlock(), block.first <= evictedThrough {
             try block.records.withUnsafeBytes { all in
@@ -390,6 +396,7 @@ public final class HistoryStore {
             try setMeta(key: "last_sequence", through)
             try database.execute("COMMIT")
             lastSequence = through
+            highestStored = added.last?.lastSequence ?? highestStored
         } catch {
             try? database.execute("ROLLBACK")
             throw error
@@ -429,7 +436,7 @@ public final class HistoryStore {
     /// they lie there one after the other, as they do unless something was left out.
     private func insertBlocks(from records: [UInt8]) throws -> [BlockSummary] {
         var summaries: [BlockSummary] = []
-        var floor = max(lastSequence, evictedThrough)
+        var floor = highestStored
         try records.withUnsafeBytes { buffer in
             var draft = BlockDraft()
             _ = try HistoryRecord.forEachRecord(in: buffer) { slot in

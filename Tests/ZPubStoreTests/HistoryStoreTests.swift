@@ -93,6 +93,22 @@ final class HistoryStoreTests: XCTestCase {
         XCTAssertEqual(try HistoryStore(directory: directory, bounds: roomy).lastSequence, 5)
     }
 
+    /// The writer takes at most a batch's worth at a time, so a batch may end before sequences
+    /// that were assigned when it was taken: the messages that carry them, in the next batch,
+    /// are stored all the same, here and after a reopen.
+    func testMessagesBelowTheLastAssignedSequenceAreStillStored() throws {
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            try store.append([message(1, "a.x", "one")], assignedThrough: 3, nowMilliseconds: 1_000)
+            try store.append([message(2, "a.x", "two")], assignedThrough: 3, nowMilliseconds: 1_000)
+            XCTAssertEqual(store.lastSequence, 3)
+        }
+        let store = try HistoryStore(directory: directory, bounds: roomy)
+        try store.append([message(3, "a.x", "three")], assignedThrough: 3, nowMilliseconds: 1_000)
+        XCTAssertEqual(try store.messages(after: 0, prefix: [], limit: 10).map(\.sequence), [1, 2, 3])
+        XCTAssertEqual(store.messageCount, 3)
+    }
+
     func testTheOldestGoFirstByCountBytesAndAge() throws {
         let store = try HistoryStore(
             directory: nil, bounds: HistoryStore.Bounds(maxMessages: 3, maxBytes: 1 << 20, maxAgeMilliseconds: 0))
@@ -234,7 +250,7 @@ final class HistoryStoreTests: XCTestCase {
                 "INSERT INTO messages (seq, prefix, topic, received_ms, bytes, frames) VALUES (?, ?, ?, ?, ?, ?)")
             for stored in kept {
                 insert.bind(1, stored.sequence)
-                try Array(stored.prefix.utf8).withUnsafeBufferPointer { insert.bind(2, borrowingText: $0) }
+                Array(stored.prefix.utf8).withUnsafeBufferPointer { insert.bind(2, borrowingText: $0) }
                 insert.bind(3, blob: stored.frames[0])
                 insert.bind(4, stored.receivedMilliseconds)
                 insert.bind(5, Int64(stored.bytes))
