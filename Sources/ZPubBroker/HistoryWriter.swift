@@ -73,21 +73,25 @@ final class HistoryQueue: Sendable {
     // MARK: The writer's side
 
     /// What is waiting (at most `limit` records: one transaction's worth) as the ring holds it,
-    /// the last-value updates among it decoded, and the highest sequence assigned before it was
-    /// taken.
-    func take(limit: Int) -> (records: [UInt8], count: Int, lastValues: [LastValueRecord], assignedThrough: UInt64) {
+    /// how many records it holds and how many of them are messages, the last-value updates
+    /// among it decoded, and the highest sequence assigned before it was taken.
+    func take(limit: Int) -> (
+        records: [UInt8], count: Int, messages: Int, lastValues: [LastValueRecord], assignedThrough: UInt64
+    ) {
         let assignedThrough = assigned.load(ordering: .acquiring)
         let (records, count) = ring.takeBatch(limit: limit)
         var lastValues: [LastValueRecord] = []
+        var messages = 0
         records.withUnsafeBytes { bytes in
             _ = HistoryRecord.forEachRecord(in: bytes) { slot in
+                if slot.kind == HistoryRecord.messageKind { messages += 1 }
                 guard slot.kind == HistoryRecord.lastValueKind else { return }
                 if let update = Self.decodeLastValue(records[(slot.body.lowerBound + 1)..<slot.body.upperBound]) {
                     lastValues.append(update)
                 }
             }
         }
-        return (records, count, lastValues, assignedThrough)
+        return (records, count, messages, lastValues, assignedThrough)
     }
 
     /// Where the ring's published records end now, and where the writer has read to.
@@ -286,18 +290,28 @@ final class HistoryWriter {
 
     /// Writes one transaction's worth; returns how many records it took from the queue.
     private func writeBatch() -> Int {
-        let (records, taken, lastValues, assignedThrough) = queue.take(limit: Self.batchLimit)
+        let (records, taken, messages, lastValues, assignedThrough) = queue.take(limit: Self.batchLimit)
         guard taken > 0 || assignedThrough > store.lastSequence else { return 0 }
         do {
             let stored = try store.append(
                 records: records, lastValues: lastValues, assignedThrough: assignedThrough,
                 nowMilliseconds: SystemClock.wallMilliseconds())
             written &+= UInt64(stored)
+            // The store leaves out a record it cannot read or whose sequence is not new: never
+            // expected, and never silent.
+            if stored < messages {
+                writeFailures &+= UInt64(messages - stored)
+                if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+                    logger.error(
+                        "history left out \(messages - stored) of \(messages) messages it could not read or whose sequence was not new; this is a bug in zpubd, please report it\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                    )
+                }
+            }
         } catch {
-            writeFailures &+= UInt64(taken)
+            writeFailures &+= UInt64(messages + lastValues.count)
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.error(
-                    "history could not store \(taken - lastValues.count) messages: \(error); forwarding goes on\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                    "history could not store \(messages) messages: \(error); forwarding goes on\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
                 )
             }
         }
