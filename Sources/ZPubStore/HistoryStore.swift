@@ -463,9 +463,9 @@ public final class HistoryStore {
         insertBlock.bind(5, draft.minMilliseconds)
         insertBlock.bind(6, draft.maxMilliseconds)
         insertBlock.bind(7, blob: draft.prefixes.encoded(in: buffer))
-        if draft.pieces.count == 1 {
+        if draft.earlierPieces.isEmpty {
             // Bound where the bytes lie: SQLite copies them once, into its pages.
-            insertBlock.bind(8, borrowing: UnsafeRawBufferPointer(rebasing: buffer[draft.pieces[0]]))
+            insertBlock.bind(8, borrowing: UnsafeRawBufferPointer(rebasing: buffer[draft.piece]))
             defer { insertBlock.clearBindings() }
             try insertBlock.runKeepingBindings()
         } else {
@@ -772,8 +772,10 @@ public final class HistoryStore {
 
 /// A block being gathered from a batch of records: which records, and what they add up to.
 private struct BlockDraft {
-    /// Where its records lie in the batch: one range unless some were left out between them.
-    var pieces: [Range<Int>] = []
+    /// Where its records lie in the batch: `earlierPieces`, then `piece`; one range (nothing
+    /// in `earlierPieces`) unless some records were left out between them.
+    var earlierPieces: [Range<Int>] = []
+    var piece = 0..<0
     var recordBytes = 0
     var count = 0
     var bytes = 0
@@ -783,19 +785,24 @@ private struct BlockDraft {
     var maxMilliseconds: UInt64 = 0
     var prefixes = PrefixTally()
 
+    var pieces: [Range<Int>] { earlierPieces + [piece] }
+
     mutating func add(_ message: HistoryRecord.Message, record: Range<Int>, in buffer: UnsafeRawBufferPointer) {
-        if let last = pieces.last, last.upperBound == record.lowerBound {
-            pieces[pieces.count - 1] = last.lowerBound..<record.upperBound
+        if count == 0 {
+            piece = record
+            firstSequence = message.sequence
+        } else if piece.upperBound == record.lowerBound {
+            piece = Range(uncheckedBounds: (piece.lowerBound, record.upperBound))
         } else {
-            pieces.append(record)
+            earlierPieces.append(piece)
+            piece = record
         }
-        if count == 0 { firstSequence = message.sequence }
         lastSequence = message.sequence
-        count += 1
-        bytes += message.bytes
-        recordBytes += record.count
-        minMilliseconds = min(minMilliseconds, message.receivedMilliseconds)
-        maxMilliseconds = max(maxMilliseconds, message.receivedMilliseconds)
+        count &+= 1
+        bytes &+= message.bytes
+        recordBytes &+= record.count
+        if message.receivedMilliseconds < minMilliseconds { minMilliseconds = message.receivedMilliseconds }
+        if message.receivedMilliseconds > maxMilliseconds { maxMilliseconds = message.receivedMilliseconds }
         prefixes.add(message.prefix, bytes: message.bytes, in: buffer)
     }
 }
@@ -815,14 +822,22 @@ private struct PrefixTally {
                 current = entries.count - 1
             }
         }
-        entries[current].messages += 1
-        entries[current].bytes += bytes
+        entries[current].messages &+= 1
+        entries[current].bytes &+= bytes
     }
 
+    /// Short prefixes (the usual case) byte by byte: a call to memcmp costs more.
     private static func equal(_ a: Range<Int>, _ b: Range<Int>, in buffer: UnsafeRawBufferPointer) -> Bool {
         guard a.count == b.count else { return false }
         guard a.count > 0, let base = buffer.baseAddress else { return true }
-        return memcmp(base + a.lowerBound, base + b.lowerBound, a.count) == 0
+        if a.count > 16 { return memcmp(base + a.lowerBound, base + b.lowerBound, a.count) == 0 }
+        for offset in 0..<a.count
+        where base.load(fromByteOffset: a.lowerBound &+ offset, as: UInt8.self)
+            != base.load(fromByteOffset: b.lowerBound &+ offset, as: UInt8.self)
+        {
+            return false
+        }
+        return true
     }
 
     func counts(in buffer: UnsafeRawBufferPointer) -> [(String, HistoryStore.PrefixCounts)] {

@@ -76,6 +76,12 @@ final class HistoryRecordTests: XCTestCase {
         lastValue[4] = HistoryRecord.lastValueKind
         XCTAssertEqual(messages(in: shortTopic + noFrames + lastValue).messages, [])
         XCTAssertEqual(messages(in: [0, 0, 0, 0]).messages, [], "an empty record")
+        let record = HistoryRecord.encodeMessage(
+            sequence: 1, receivedMilliseconds: 1, prefixLength: 1, frames: [Array("a".utf8)])
+        record.withUnsafeBytes { bytes in
+            let beyond = HistoryRecord.Slot(range: 0..<(record.count + 8), kind: HistoryRecord.messageKind)
+            XCTAssertNil(HistoryRecord.Message(beyond, in: bytes), "a slot that is not inside the bytes")
+        }
     }
 
     /// A batch whose last record's length runs past its end says so, after the ones before it.
