@@ -23,15 +23,34 @@ struct ControlClient {
         defer { watch.close() }
         try socket.connect(endpoint, option: "--control")
         try socket.send(text: text)
-        guard let frames = try socket.receiveFrames(timeoutMilliseconds: timeoutMilliseconds) else {
+        guard let frames = try receiveReply(socket, watch: watch) else {
             if let problem = watch.failure() {
-                throw CLIError("no reply from zpubd at \(endpoint) within \(timeoutMilliseconds) ms: \(problem)")
+                let waited = watch.isHopeless ? "" : " within \(timeoutMilliseconds) ms"
+                throw CLIError("no reply from zpubd at \(endpoint)\(waited): \(problem)")
             }
             throw CLIError(
                 "no reply from zpubd at \(endpoint) within \(timeoutMilliseconds) ms; is zpubd running there? (start it with `zpubd`, or point --control at it)"
             )
         }
         return frames.first ?? []
+    }
+
+    /// The reply, or nil when the deadline passed or libzmq gave the connection up (a refused
+    /// handshake: no reply can come, so waiting out the timeout would only keep the person
+    /// waiting for the same error).
+    private func receiveReply(_ socket: Socket, watch: ConnectionWatch) throws -> [[UInt8]]? {
+        let deadline = SystemClock.monotonicNanoseconds() &+ UInt64(max(0, timeoutMilliseconds)) * 1_000_000
+        var poller = Poller()
+        let reply = poller.add(socket)
+        poller.add(watch.monitor)
+        while true {
+            if let frames = try socket.receiveFrames(dontWait: true) { return frames }
+            if watch.failure() != nil && watch.isHopeless { return nil }
+            let now = SystemClock.monotonicNanoseconds()
+            guard now < deadline else { return nil }
+            _ = try poller.poll(timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
+            if poller.isReadable(reply), let frames = try socket.receiveFrames(dontWait: true) { return frames }
+        }
     }
 
     /// Sends a command and decodes its reply as `T`, turning an error reply into a `CLIError`.
