@@ -297,6 +297,13 @@ final class HistoryWriter {
                 records: records, lastValues: lastValues, assignedThrough: assignedThrough,
                 nowMilliseconds: SystemClock.wallMilliseconds())
             written &+= UInt64(stored)
+            if let error = store.evictionError,
+                let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds())
+            {
+                logger.error(
+                    "history stored its messages but could not evict the oldest: \(error); the store may grow beyond max_messages, max_bytes and max_age_s until this is fixed (a damaged file: move it aside at the next restart)\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                )
+            }
             // The store leaves out a record it cannot read or whose sequence is not new: never
             // expected, and never silent.
             if stored < messages {

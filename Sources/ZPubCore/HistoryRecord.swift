@@ -57,18 +57,25 @@ public enum HistoryRecord {
     /// (its length runs past the end): the records before it were all visited.
     @inlinable
     public static func forEachRecord(in bytes: UnsafeRawBufferPointer, _ body: (Slot) throws -> Void) rethrows -> Bool {
-        guard let base = bytes.baseAddress else { return true }
-        let end = bytes.count
         var offset = 0
-        while offset < end {
-            guard end &- offset >= 4 else { return false }
-            let length = Int(UInt32(bigEndian: (base + offset).loadUnaligned(as: UInt32.self)))
-            guard end &- offset &- 4 >= length else { return false }
-            let kind: UInt8? = length > 0 ? base.load(fromByteOffset: offset &+ 4, as: UInt8.self) : nil
-            try body(Slot(range: Range(uncheckedBounds: (offset, offset &+ 4 &+ length)), kind: kind))
-            offset &+= 4 &+ length
+        while let slot = record(in: bytes, at: offset) {
+            try body(slot)
+            offset = slot.range.upperBound
         }
-        return true
+        return offset == bytes.count
+    }
+
+    /// The record that starts at `offset`, or nil at the end of `bytes` or when the record there
+    /// is cut short (its length runs past the end).
+    @inlinable
+    public static func record(in bytes: UnsafeRawBufferPointer, at offset: Int) -> Slot? {
+        guard let base = bytes.baseAddress, offset >= 0 else { return nil }
+        let end = bytes.count
+        guard end &- offset >= 4 else { return nil }
+        let length = Int(UInt32(bigEndian: (base + offset).loadUnaligned(as: UInt32.self)))
+        guard end &- offset &- 4 >= length else { return nil }
+        let kind: UInt8? = length > 0 ? base.load(fromByteOffset: offset &+ 4, as: UInt8.self) : nil
+        return Slot(range: Range(uncheckedBounds: (offset, offset &+ 4 &+ length)), kind: kind)
     }
 
     /// A message record read where it lies: its fields, and where its parts are in the buffer.
@@ -91,10 +98,11 @@ public enum HistoryRecord {
         /// instructions per 32 B message with them), and the writer parses every record.
         @inlinable
         public init?(_ slot: Slot, in bytes: UnsafeRawBufferPointer) {
-            let body = slot.body
-            guard slot.kind == HistoryRecord.messageKind, body.count >= HistoryRecord.messageHeaderSize,
-                body.lowerBound >= 4, body.upperBound <= bytes.count, let base = bytes.baseAddress
+            guard slot.kind == HistoryRecord.messageKind, slot.range.lowerBound >= 0,
+                slot.range.count >= 4 + HistoryRecord.messageHeaderSize, slot.range.upperBound <= bytes.count,
+                let base = bytes.baseAddress
             else { return nil }
+            let body = slot.body
             let header = base + body.lowerBound
             sequence = UInt64(bigEndian: header.loadUnaligned(fromByteOffset: 1, as: UInt64.self))
             receivedMilliseconds = UInt64(bigEndian: header.loadUnaligned(fromByteOffset: 9, as: UInt64.self))

@@ -127,6 +127,9 @@ public final class HistoryStore {
     public private(set) var byteCount = 0
     public private(set) var perPrefix: [String: PrefixCounts] = [:]
     public private(set) var evictions: UInt64 = 0
+    /// Why the last append could not apply the bounds (its batch was stored all the same), or
+    /// nil: the store may be growing past them.
+    public private(set) var evictionError: (any Error)?
     /// Messages up to this sequence are evicted: gone for every reader and every count, even
     /// where the oldest block still holds their bytes.
     private(set) var evictedThrough: UInt64 = 0
@@ -282,13 +285,27 @@ public final class HistoryStore {
                 records += record
                 records += frames
                 pending += 1
-                if pending == 100_000 {
+                // Flushed in parts, so that a large history is never all in memory at once.
+                if pending == 100_000 || records.count >= 64 * Self.blockBytes {
                     _ = try insertBlocks(from: records)
                     records.removeAll(keepingCapacity: true)
                     pending = 0
                 }
             }
             _ = try insertBlocks(from: records)
+            let (rows, converted) = try {
+                // Its own scope: a statement still open on `messages` would lock the table
+                // against the DROP below.
+                let count = try database.prepare(
+                    "SELECT (SELECT count(*) FROM messages), (SELECT coalesce(sum(count), 0) FROM blocks)")
+                defer { count.reset() }
+                return try count.step() ? (count.int64(0), count.int64(1)) : (0, 0)
+            }()
+            guard rows == converted else {
+                throw SQLiteError(
+                    operation: "convert the history to blocks", code: 11,
+                    message: "some of its messages are damaged (\(rows - converted) of \(rows) could not be read)")
+            }
             try database.execute(
                 """
                 DROP TABLE messages;
@@ -367,7 +384,8 @@ public final class HistoryStore {
     /// Stores the message records in `records` (the history queue's bytes as they were drained;
     /// records of another kind, and any that are not well-formed or not above the sequences
     /// already stored, are left out) in one transaction, committed: it survives a SIGKILL. Then
-    /// applies the bounds. `assignedThrough` is the highest sequence assigned so far, including
+    /// applies the bounds (a failure there is kept in `evictionError`, not thrown: the batch is
+    /// stored). `assignedThrough` is the highest sequence assigned so far, including
     /// messages dropped before they reached the store: sequences are never reused. Returns how
     /// many messages were stored.
     @discardableResult
@@ -409,7 +427,14 @@ public final class HistoryStore {
             stored += block.count
         }
         if firstSequence == 0, let first = added.first { firstSequence = first.firstSequence }
-        try applyBounds(nowMilliseconds: nowMilliseconds)
+        // The batch is stored whatever happens now: a failure to evict is told apart from a
+        // failure to store (`evictionError`), not reported as lost messages.
+        do {
+            try applyBounds(nowMilliseconds: nowMilliseconds)
+            evictionError = nil
+        } catch {
+            evictionError = error
+        }
         return stored
     }
 
@@ -603,11 +628,6 @@ public final class HistoryStore {
             throw error
         }
         evictedThrough = sequence
-        if oldest.last <= sequence {
-            self.oldest = nil
-        } else {
-            try self.oldest?.skip(through: sequence)
-        }
         for (prefix, counts) in removed {
             perPrefix[prefix]?.messages -= counts.messages
             perPrefix[prefix]?.bytes -= counts.bytes
@@ -615,6 +635,18 @@ public final class HistoryStore {
             messageCount -= counts.messages
             byteCount -= counts.bytes
             evictions &+= UInt64(counts.messages)
+        }
+        // Last, after every count: the same bytes were just read, but if this throws, the
+        // counts are right and only the cache is lost (read again when next needed).
+        if oldest.last <= sequence {
+            self.oldest = nil
+        } else {
+            do {
+                try self.oldest?.skip(through: sequence)
+            } catch {
+                self.oldest = nil
+                throw error
+            }
         }
         try loadFirstSequence()
     }
@@ -641,13 +673,15 @@ public final class HistoryStore {
         in bytes: UnsafeRawBufferPointer, block: UInt64,
         _ body: (HistoryRecord.Message, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
-        var going = true
-        let whole = try HistoryRecord.forEachRecord(in: bytes) { slot in
-            guard going else { return }
-            guard let message = HistoryRecord.Message(slot, in: bytes) else { throw damaged(block) }
-            going = try body(message, bytes)
+        // Record by record, so that stopping early costs nothing more.
+        var offset = 0
+        while offset < bytes.count {
+            guard let slot = HistoryRecord.record(in: bytes, at: offset),
+                let message = HistoryRecord.Message(slot, in: bytes)
+            else { throw damaged(block) }
+            guard try body(message, bytes) else { return }
+            offset = slot.range.upperBound
         }
-        guard whole else { throw damaged(block) }
     }
 
     private static func damaged(_ block: UInt64) -> SQLiteError {
@@ -711,20 +745,25 @@ public final class HistoryStore {
             var found: [StoredMessage] = []
             let wanted = newest ? Int.max : limit - result.count
             try select.withBlob(1) { bytes in
+                // Where they lie first, decoded once it is known which are kept: `last 1` decodes
+                // one message, not a block's worth.
+                var matches: [HistoryRecord.Message] = []
                 try Self.forEachMessage(in: bytes, block: select.uint64(0)) { message, bytes in
                     guard message.sequence <= through else { return false }
                     guard message.sequence > lower, message.topicStarts(with: prefix, in: bytes) else { return true }
-                    found.append(
-                        StoredMessage(
-                            sequence: message.sequence, receivedMilliseconds: message.receivedMilliseconds,
-                            frames: message.decodedFrames(in: bytes),
-                            prefix: String(
-                                decoding: UnsafeRawBufferPointer(rebasing: bytes[message.prefix]), as: UTF8.self)))
-                    return found.count < wanted
+                    matches.append(message)
+                    return matches.count < wanted
+                }
+                found = matches.suffix(limit - result.count).map { message in
+                    StoredMessage(
+                        sequence: message.sequence, receivedMilliseconds: message.receivedMilliseconds,
+                        frames: message.decodedFrames(in: bytes),
+                        prefix: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[message.prefix]), as: UTF8.self)
+                    )
                 }
             }
             if newest {
-                result = found.suffix(limit - result.count) + result
+                result = found + result
             } else {
                 result += found
             }

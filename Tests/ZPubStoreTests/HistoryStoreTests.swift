@@ -282,6 +282,52 @@ final class HistoryStoreTests: XCTestCase {
         }
     }
 
+    /// A conversion that meets a message it cannot read stops and changes nothing: zpubd
+    /// refuses to start with the reason, and the old file is as it was.
+    func testAConversionThatMeetsADamagedMessageChangesNothing() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let file = directory + "/" + HistoryStore.fileName
+        do {
+            let old = try SQLiteDatabase(path: file)
+            try old.execute(
+                """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                CREATE TABLE messages (seq INTEGER PRIMARY KEY, prefix TEXT NOT NULL, topic BLOB NOT NULL,
+                    received_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, frames BLOB NOT NULL);
+                INSERT INTO meta VALUES ('schema_version', 1);
+                INSERT INTO messages VALUES (1, 'a.', x'612e78', 1000, 3, x'00000003612e78');
+                INSERT INTO messages VALUES (2, 'a.', x'612e78', 1000, 3, x'00000009612e78');
+                """)
+        }
+        XCTAssertThrowsError(try HistoryStore(directory: directory, bounds: roomy)) { error in
+            let error = error as! HistoryStoreError
+            XCTAssertEqual(error.exitStatus, 74)
+            XCTAssertTrue(error.description.contains("1 of 2 could not be read"), error.description)
+            XCTAssertTrue(error.description.contains("move it aside"), error.description)
+        }
+        let old = try SQLiteDatabase(path: file)
+        let check = try old.prepare(
+            "SELECT (SELECT value FROM meta WHERE key = 'schema_version'), (SELECT count(*) FROM messages)")
+        XCTAssertTrue(try check.step())
+        XCTAssertEqual(check.int64(0), 1, "still schema 1")
+        XCTAssertEqual(check.int64(1), 2, "every row still there")
+    }
+
+    /// A block that cannot be read when the bounds need it does not make a stored batch look
+    /// lost: the batch counts as stored, and the store says it could not evict.
+    func testAFailureToEvictIsNotAFailureToStore() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        try store.append((1...3).map { message($0, "a.x", "p") }, assignedThrough: 3, nowMilliseconds: 1_000)
+        try store.database.execute("UPDATE blocks SET records = x'0000000900'")
+        store.bounds = HistoryStore.Bounds(maxMessages: 2, maxBytes: 1 << 20, maxAgeMilliseconds: 0)
+        XCTAssertEqual(
+            try store.append(records: Self.record(message(4, "a.x", "p")), assignedThrough: 4, nowMilliseconds: 1_000),
+            1)
+        XCTAssertNotNil(store.evictionError)
+        XCTAssertEqual(store.lastSequence, 4)
+        XCTAssertEqual(store.messageCount, 4, "nothing evicted, nothing lost")
+    }
+
     func testADamagedFileIsRefusedWithItsNameAndLeftInPlace() throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let file = directory + "/" + HistoryStore.fileName
