@@ -51,7 +51,9 @@ final class HistoryTests: XCTestCase {
 
     func testEveryMessageSurvivesASIGKILLInOrderAndSequencesContinue() throws {
         let arguments = ["--history", "orders.", "--state-dir", stateDirectory.path]
-        let perProducer = 5_000
+        // More than the writer takes in one transaction (10,000): the producers outrun it, so
+        // batches end before sequences already assigned, which the store must still take.
+        let perProducer = 15_000
         do {
             let daemon = try Daemon(arguments: arguments)
             let clients = try Clients()
@@ -65,14 +67,22 @@ final class HistoryTests: XCTestCase {
                 }
                 if i % 1_000 == 0 { try producers[0].send(frames: frames("news.x", "not kept")) }
             }
-            try Wait.until("all \(2 * perProducer) messages are written", timeout: 60) {
-                try daemon.stats().history?.written == UInt64(2 * perProducer)
+            // Every message accounted for, then each of them written: a message the store left
+            // out fails here at once, as a write failure, instead of after a timeout.
+            try Wait.until("all \(2 * perProducer) messages are accounted for", timeout: 60) {
+                let history = try daemon.stats().history
+                return history.map { $0.written + $0.writeFailures + $0.dropped } == UInt64(2 * perProducer)
             }
+            let history = try XCTUnwrap(try daemon.stats().history)
+            XCTAssertEqual(history.written, UInt64(2 * perProducer), "none dropped or failed: \(history)")
             try killAfterTheNextSync(daemon)
         }
 
         let restarted = try Daemon(arguments: arguments)
-        XCTAssertTrue(restarted.log.contains("10000 messages kept, sequences continue after 10000"), restarted.log)
+        XCTAssertTrue(
+            restarted.log.contains(
+                "\(2 * perProducer) messages kept, sequences continue after \(2 * perProducer)"),
+            restarted.log)
         let kept = try history(restarted)
         XCTAssertEqual(kept.count, 2 * perProducer)
         XCTAssertEqual(kept.map(\.seq), Array(1...UInt64(2 * perProducer)), "in receive order, none missing")
