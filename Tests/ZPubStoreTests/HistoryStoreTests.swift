@@ -43,6 +43,35 @@ final class HistoryStoreTests: XCTestCase {
             prefix: String(topic.prefix(2)))
     }
 
+    /// Opening a store in `directory` fails with `exitStatus`, and its message says each phrase.
+    private func assertOpenIsRefused(
+        _ directory: String, exitStatus: Int32, saying phrases: String..., line: UInt = #line
+    ) {
+        XCTAssertThrowsError(try HistoryStore(directory: directory, bounds: roomy), line: line) { error in
+            let error = error as! HistoryStoreError
+            XCTAssertEqual(error.exitStatus, exitStatus, line: line)
+            for phrase in phrases {
+                XCTAssertTrue(error.description.contains(phrase), error.description, line: line)
+            }
+        }
+    }
+
+    /// A history file as an earlier zpubd wrote it (schema 1: one row per message), with
+    /// `statements` run after its tables are made.
+    private func writeSchemaOneFile(_ file: String, _ statements: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try SQLiteDatabase(path: file).execute(
+            """
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            CREATE TABLE messages (seq INTEGER PRIMARY KEY, prefix TEXT NOT NULL, topic BLOB NOT NULL,
+                received_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, frames BLOB NOT NULL);
+            CREATE TABLE last_values (topic BLOB PRIMARY KEY, seq INTEGER NOT NULL, stored_ms INTEGER NOT NULL,
+                frames BLOB NOT NULL);
+            INSERT INTO meta VALUES ('schema_version', 1);
+            \(statements)
+            """)
+    }
+
     static func record(_ message: StoredMessage) -> [UInt8] {
         HistoryRecord.encodeMessage(
             sequence: message.sequence, receivedMilliseconds: message.receivedMilliseconds,
@@ -232,20 +261,11 @@ final class HistoryStoreTests: XCTestCase {
     /// A history written by an earlier zpubd (one row per message, schema 1) is converted at
     /// start: every message, count and sequence kept; a newer schema is refused untouched.
     func testAHistoryOfOneRowPerMessageIsConverted() throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let file = directory + "/" + HistoryStore.fileName
         let kept = [message(3, "a.x", "three"), message(4, "b.y", "four"), message(6, "a.z", "six")]
+        try writeSchemaOneFile(file, "INSERT INTO meta VALUES ('last_sequence', 7);")
         do {
             let old = try SQLiteDatabase(path: file)
-            try old.execute(
-                """
-                CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                CREATE TABLE messages (seq INTEGER PRIMARY KEY, prefix TEXT NOT NULL, topic BLOB NOT NULL,
-                    received_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, frames BLOB NOT NULL);
-                CREATE TABLE last_values (topic BLOB PRIMARY KEY, seq INTEGER NOT NULL, stored_ms INTEGER NOT NULL,
-                    frames BLOB NOT NULL);
-                INSERT INTO meta VALUES ('schema_version', 1), ('last_sequence', 7);
-                """)
             let insert = try old.prepare(
                 "INSERT INTO messages (seq, prefix, topic, received_ms, bytes, frames) VALUES (?, ?, ?, ?, ?, ?)")
             for stored in kept {
@@ -275,36 +295,20 @@ final class HistoryStoreTests: XCTestCase {
             XCTAssertEqual(try reopened.messages(after: 0, prefix: [], limit: 10).map(\.sequence), [3, 4, 6, 8])
         }
         try SQLiteDatabase(path: file).execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
-        XCTAssertThrowsError(try HistoryStore(directory: directory, bounds: roomy)) { error in
-            let error = error as! HistoryStoreError
-            XCTAssertEqual(error.exitStatus, 74)
-            XCTAssertTrue(error.description.contains("schema version 3"), error.description)
-        }
+        assertOpenIsRefused(directory, exitStatus: 74, saying: "schema version 3")
     }
 
     /// A conversion that meets a message it cannot read stops and changes nothing: zpubd
     /// refuses to start with the reason, and the old file is as it was.
     func testAConversionThatMeetsADamagedMessageChangesNothing() throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let file = directory + "/" + HistoryStore.fileName
-        do {
-            let old = try SQLiteDatabase(path: file)
-            try old.execute(
-                """
-                CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                CREATE TABLE messages (seq INTEGER PRIMARY KEY, prefix TEXT NOT NULL, topic BLOB NOT NULL,
-                    received_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, frames BLOB NOT NULL);
-                INSERT INTO meta VALUES ('schema_version', 1);
-                INSERT INTO messages VALUES (1, 'a.', x'612e78', 1000, 3, x'00000003612e78');
-                INSERT INTO messages VALUES (2, 'a.', x'612e78', 1000, 3, x'00000009612e78');
-                """)
-        }
-        XCTAssertThrowsError(try HistoryStore(directory: directory, bounds: roomy)) { error in
-            let error = error as! HistoryStoreError
-            XCTAssertEqual(error.exitStatus, 74)
-            XCTAssertTrue(error.description.contains("1 of 2 could not be read"), error.description)
-            XCTAssertTrue(error.description.contains("move it aside"), error.description)
-        }
+        try writeSchemaOneFile(
+            file,
+            """
+            INSERT INTO messages VALUES (1, 'a.', x'612e78', 1000, 3, x'00000003612e78');
+            INSERT INTO messages VALUES (2, 'a.', x'612e78', 1000, 3, x'00000009612e78');
+            """)
+        assertOpenIsRefused(directory, exitStatus: 74, saying: "1 of 2 could not be read", "move it aside")
         let old = try SQLiteDatabase(path: file)
         let check = try old.prepare(
             "SELECT (SELECT value FROM meta WHERE key = 'schema_version'), (SELECT count(*) FROM messages)")
@@ -333,23 +337,14 @@ final class HistoryStoreTests: XCTestCase {
         let file = directory + "/" + HistoryStore.fileName
         let garbage = Data(repeating: 0x41, count: 8_192)
         try garbage.write(to: URL(fileURLWithPath: file))
-        XCTAssertThrowsError(try HistoryStore(directory: directory, bounds: roomy)) { error in
-            let error = error as! HistoryStoreError
-            XCTAssertEqual(error.exitStatus, 74)
-            XCTAssertTrue(error.description.contains(file), error.description)
-            XCTAssertTrue(error.description.contains("move it aside"), error.description)
-        }
+        assertOpenIsRefused(directory, exitStatus: 74, saying: file, "move it aside")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: file)), garbage, "never wiped")
     }
 
     func testASecondStoreOnTheSameDirectoryIsRefused() throws {
         let first = try HistoryStore(directory: directory, bounds: roomy)
         try first.append([message(1, "a.x", "one")], assignedThrough: 1, nowMilliseconds: 1_000)
-        XCTAssertThrowsError(try HistoryStore(directory: directory, bounds: roomy)) { error in
-            let error = error as! HistoryStoreError
-            XCTAssertEqual(error.exitStatus, 74)
-            XCTAssertTrue(error.description.contains("in use by another process"), error.description)
-        }
+        assertOpenIsRefused(directory, exitStatus: 74, saying: "in use by another process")
     }
 
     func testADirectoryThatCannotBeMadeIsRefused() throws {
@@ -357,11 +352,7 @@ final class HistoryStoreTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let file = directory + "/plain-file"
         try Data("x".utf8).write(to: URL(fileURLWithPath: file))
-        XCTAssertThrowsError(try HistoryStore(directory: file + "/state", bounds: roomy)) { error in
-            let error = error as! HistoryStoreError
-            XCTAssertEqual(error.exitStatus, 73)
-            XCTAssertTrue(error.description.contains(file + "/state"), error.description)
-        }
+        assertOpenIsRefused(file + "/state", exitStatus: 73, saying: file + "/state")
         XCTAssertThrowsError(try HistoryStore(directory: file, bounds: roomy)) { error in
             XCTAssertTrue((error as! HistoryStoreError).description.contains("is not a directory"))
         }
