@@ -72,26 +72,30 @@ final class HistoryQueue: Sendable {
 
     // MARK: The writer's side
 
-    /// What is waiting (at most `limit` records: one transaction's worth) as the ring holds it,
-    /// how many records it holds and how many of them are messages, the last-value updates
-    /// among it decoded, and the highest sequence assigned before it was taken.
-    func take(limit: Int) -> (
-        records: [UInt8], count: Int, messages: Int, lastValues: [LastValueRecord], assignedThrough: UInt64
-    ) {
+    /// Calls `body` with what is waiting (at most `limit` records: one transaction's worth) as
+    /// the ring holds it (valid during `body` only; its space is freed after), how many records
+    /// it holds and how many of them are messages, the last-value updates among it decoded, and
+    /// the highest sequence assigned before it was taken.
+    func withTaken<Result>(
+        limit: Int,
+        _ body: (
+            _ records: UnsafeRawBufferPointer, _ count: Int, _ messages: Int, _ lastValues: [LastValueRecord],
+            _ assignedThrough: UInt64
+        ) throws -> Result
+    ) rethrows -> Result {
         let assignedThrough = assigned.load(ordering: .acquiring)
-        let (records, count) = ring.takeBatch(limit: limit)
-        var lastValues: [LastValueRecord] = []
-        var messages = 0
-        records.withUnsafeBytes { bytes in
-            _ = HistoryRecord.forEachRecord(in: bytes) { slot in
+        return try ring.consumeBatch(limit: limit) { records, count in
+            var lastValues: [LastValueRecord] = []
+            var messages = 0
+            _ = HistoryRecord.forEachRecord(in: records) { slot in
                 if slot.kind == HistoryRecord.messageKind { messages += 1 }
                 guard slot.kind == HistoryRecord.lastValueKind else { return }
-                if let update = Self.decodeLastValue(records[(slot.body.lowerBound + 1)..<slot.body.upperBound]) {
-                    lastValues.append(update)
-                }
+                let fields = Array(
+                    UnsafeRawBufferPointer(rebasing: records[(slot.body.lowerBound + 1)..<slot.body.upperBound]))
+                if let update = Self.decodeLastValue(fields[...]) { lastValues.append(update) }
             }
+            return try body(records, count, messages, lastValues, assignedThrough)
         }
-        return (records, count, messages, lastValues, assignedThrough)
     }
 
     /// Where the ring's published records end now, and where the writer has read to.
@@ -290,7 +294,15 @@ final class HistoryWriter {
 
     /// Writes one transaction's worth; returns how many records it took from the queue.
     private func writeBatch() -> Int {
-        let (records, taken, messages, lastValues, assignedThrough) = queue.take(limit: Self.batchLimit)
+        queue.withTaken(limit: Self.batchLimit) { records, taken, messages, lastValues, assignedThrough in
+            write(records, taken: taken, messages: messages, lastValues: lastValues, assignedThrough: assignedThrough)
+        }
+    }
+
+    private func write(
+        _ records: UnsafeRawBufferPointer, taken: Int, messages: Int, lastValues: [LastValueRecord],
+        assignedThrough: UInt64
+    ) -> Int {
         guard taken > 0 || assignedThrough > store.lastSequence else { return 0 }
         do {
             let stored = try store.append(

@@ -183,11 +183,15 @@ public final class RecordRing: @unchecked Sendable {
     /// Bytes published and not yet consumed.
     public var usedBytes: Int { head.load(ordering: .acquiring) - tail.load(ordering: .relaxed) }
 
-    /// The published records, oldest first, at most `limit` of them, as they lie in the ring
-    /// (each its 4-byte length, then its bytes), copied out in one buffer; their space is freed.
-    /// One allocation per call, not one per record, and the bytes are what the history store
-    /// keeps (`HistoryRecord`): nothing is decoded on the way.
-    public func takeBatch(limit: Int = .max) -> (bytes: [UInt8], count: Int) {
+    /// Calls `body` with the published records, oldest first, at most `limit` of them, each its
+    /// 4-byte length and then its bytes (what the history store keeps: `HistoryRecord`), and
+    /// how many there are; then frees their space, whether `body` returns or throws. The bytes
+    /// are the ring's own when they do not wrap around its end (the producer cannot reuse them
+    /// until `body` is done: it never writes past `tail` plus the capacity), so that the writer
+    /// hands them to SQLite without a copy; copied out once when they wrap.
+    public func consumeBatch<Result>(
+        limit: Int = .max, _ body: (UnsafeRawBufferPointer, Int) throws -> Result
+    ) rethrows -> Result {
         let end = head.load(ordering: .acquiring)
         let start = tail.load(ordering: .relaxed)
         var position = start
@@ -196,14 +200,22 @@ public final class RecordRing: @unchecked Sendable {
             position += 4 + length(at: position)
             count += 1
         }
-        guard count > 0 else { return ([], 0) }
-        let batch = [UInt8](unsafeUninitializedCapacity: position - start) { buffer, initialized in
-            copyOut(into: UnsafeMutableRawBufferPointer(buffer), from: start)
-            initialized = buffer.count
+        guard count > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0), 0) }
+        defer { tail.store(position, ordering: .releasing) }
+        let offset = start & mask
+        let size = position - start
+        if offset + size <= capacity {
+            return try body(UnsafeRawBufferPointer(start: storage + offset, count: size), count)
         }
-        // Copied: the producer may reuse the space from now on.
-        tail.store(position, ordering: .releasing)
-        return (batch, count)
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
+        defer { copy.deallocate() }
+        copyOut(into: copy, from: start)
+        return try body(UnsafeRawBufferPointer(copy), count)
+    }
+
+    /// The published records as `consumeBatch` gives them, copied into an array.
+    public func takeBatch(limit: Int = .max) -> (bytes: [UInt8], count: Int) {
+        consumeBatch(limit: limit) { (Array($0), $1) }
     }
 
     /// Calls `body` with each published record's bytes (its length not included), oldest

@@ -392,6 +392,19 @@ public final class HistoryStore {
     public func append(
         records: [UInt8], lastValues: [LastValueRecord] = [], assignedThrough: UInt64, nowMilliseconds: UInt64
     ) throws -> Int {
+        try records.withUnsafeBytes {
+            try append(
+                records: $0, lastValues: lastValues, assignedThrough: assignedThrough, nowMilliseconds: nowMilliseconds)
+        }
+    }
+
+    /// `append` of records where they lie (the history queue's own memory): bound to SQLite
+    /// without a copy; they need to stay valid only until this returns.
+    @discardableResult
+    public func append(
+        records: UnsafeRawBufferPointer, lastValues: [LastValueRecord] = [], assignedThrough: UInt64,
+        nowMilliseconds: UInt64
+    ) throws -> Int {
         let added: [BlockSummary]
         try database.execute("BEGIN")
         do {
@@ -460,23 +473,25 @@ public final class HistoryStore {
     /// caller's transaction). Each block's records are bound where they lie in `records` when
     /// they lie there one after the other, as they do unless something was left out.
     private func insertBlocks(from records: [UInt8]) throws -> [BlockSummary] {
+        try records.withUnsafeBytes { try insertBlocks(from: $0) }
+    }
+
+    private func insertBlocks(from buffer: UnsafeRawBufferPointer) throws -> [BlockSummary] {
         var summaries: [BlockSummary] = []
         var floor = highestStored
-        try records.withUnsafeBytes { buffer in
-            var draft = BlockDraft()
-            _ = try HistoryRecord.forEachRecord(in: buffer) { slot in
-                guard let message = HistoryRecord.Message(slot, in: buffer), message.sequence > floor else { return }
-                floor = message.sequence
-                if draft.count > 0
-                    && (draft.count == Self.blockMessages || draft.recordBytes + slot.range.count > Self.blockBytes)
-                {
-                    summaries.append(try insert(draft, from: buffer))
-                    draft = BlockDraft()
-                }
-                draft.add(message, record: slot.range, in: buffer)
+        var draft = BlockDraft()
+        _ = try HistoryRecord.forEachRecord(in: buffer) { slot in
+            guard let message = HistoryRecord.Message(slot, in: buffer), message.sequence > floor else { return }
+            floor = message.sequence
+            if draft.count > 0
+                && (draft.count == Self.blockMessages || draft.recordBytes + slot.range.count > Self.blockBytes)
+            {
+                summaries.append(try insert(draft, from: buffer))
+                draft = BlockDraft()
             }
-            if draft.count > 0 { summaries.append(try insert(draft, from: buffer)) }
+            draft.add(message, record: slot.range, in: buffer)
         }
+        if draft.count > 0 { summaries.append(try insert(draft, from: buffer)) }
         return summaries
     }
 

@@ -92,6 +92,52 @@ final class RecordRingTests: XCTestCase {
         XCTAssertEqual(take(ring), [])
     }
 
+    /// The consumer reads records in the ring's own memory while the producer goes on: the
+    /// producer never writes into a batch until the consumer is done with it (each batch is
+    /// checked twice, the second time after giving the producer time to write).
+    func testABatchReadInPlaceIsNotOverwrittenWhileItIsRead() {
+        let ring = RecordRing(capacity: 1_024)
+        let count: UInt32 = 50_000
+        let producer = Thread {
+            var sequence: UInt32 = 0
+            while sequence < count {
+                ring.begin()
+                ring.append(integer: sequence)
+                let filler = [UInt8](repeating: UInt8(truncatingIfNeeded: sequence), count: Int(sequence % 40))
+                filler.withUnsafeBytes { ring.append($0) }
+                if ring.commit() { sequence += 1 }
+            }
+        }
+        producer.start()
+        var expected: UInt32 = 0
+        let deadline = Date().addingTimeInterval(60)
+        while expected < count && Date() < deadline {
+            ring.consumeBatch { bytes, records in
+                func check() -> UInt32 {
+                    var next = expected
+                    let whole = HistoryRecord.forEachRecord(in: bytes) { slot in
+                        let body = Array(UnsafeRawBufferPointer(rebasing: bytes[slot.body]))
+                        let value = body.prefix(4).reduce(0) { $0 << 8 | UInt32($1) }
+                        XCTAssertEqual(value, next)
+                        XCTAssertEqual(body.count, 4 + Int(value % 40))
+                        XCTAssertTrue(body.dropFirst(4).allSatisfy { $0 == UInt8(truncatingIfNeeded: value) })
+                        next += 1
+                    }
+                    XCTAssertTrue(whole)
+                    return next
+                }
+                let next = check()
+                XCTAssertEqual(Int(next - expected), records)
+                if records > 0 {
+                    usleep(200)
+                    XCTAssertEqual(check(), next, "unchanged while it was read")
+                }
+                expected = next
+            }
+        }
+        XCTAssertEqual(expected, count)
+    }
+
     func testAProducerAndAConsumerThreadLoseAndMangleNothing() {
         let ring = RecordRing(capacity: 4_096)
         let count = 200_000
