@@ -58,24 +58,29 @@ final class DescriptorGuard: Sendable {
         self.logger = logger
     }
 
-    /// The guard's thread: probes, and counts once a second while paused, until `stop`.
+    /// The guard's thread: probes, and counts once a second while paused or settling, until
+    /// `stop`.
     func run() {
         var lastCount = 0.0
         var near = false
         while !stopRequested.load(ordering: .relaxed) {
             usleep(near ? Self.nearProbeIntervalMicroseconds : Self.farProbeIntervalMicroseconds)
             let now = Self.nowSeconds()
+            let (paused, settling) = state.withLock { ($0.budget.paused, $0.budget.settling) }
             if !paused {
                 let lowestFree = Int(ckernel_lowest_free_descriptor())
                 let soft = Self.limits().soft
                 // -1: none free at all (EMFILE); the limit itself, then.
                 let probe = lowestFree < 0 ? soft : lowestFree
-                near = probe >= DescriptorBudget.pausePoint(forLimit: soft) / 2
+                // Just reopened, a burst may come at any moment: probed often.
+                near = settling || probe >= DescriptorBudget.pausePoint(forLimit: soft) / 2
                 update("descriptor \(probe) is the lowest free", endpoint: nil) {
                     $0.probed(lowestFree: probe, softLimit: soft, nowSeconds: now)
                 }
-            } else if now - lastCount >= 1 {
-                near = false
+            }
+            // Paused, or reopened with the limit still raised: counted once a second.
+            if (paused || settling) && now - lastCount >= 1 {
+                if paused { near = false }
                 lastCount = now
                 guard let open = Self.openDescriptors() else { continue }
                 update("\(open) open", endpoint: nil) { $0.counted(open: open, nowSeconds: now) }
@@ -144,16 +149,19 @@ final class DescriptorGuard: Sendable {
                 logger.warning(
                     "out of file descriptors soon (\(cause()); limit \(state.budget.limitBeforePause)): new TCP connections are refused until some are free; connected peers are served as before. Raise LimitNOFILE= (or ulimit -n) if this is normal load",
                     metadata: metadata)
+            case .reopen:
+                for (endpoint, descriptor) in state.listeners {
+                    _ = setDropAllFilter(descriptor, endpoint: endpoint, on: false)
+                }
+                logger.notice(
+                    "file descriptors are free again (\(cause()) of \(state.budget.limitBeforePause)): accepting connections"
+                )
             case .resume(let restoredLimit):
                 var limit = rlimit()
                 getrlimit(RLIMIT_NOFILE_VALUE, &limit)
                 limit.rlim_cur = rlim_t(restoredLimit)
                 setrlimit(RLIMIT_NOFILE_VALUE, &limit)
-                for (endpoint, descriptor) in state.listeners {
-                    _ = setDropAllFilter(descriptor, endpoint: endpoint, on: false)
-                }
-                logger.notice(
-                    "file descriptors are free again (\(cause()) of \(restoredLimit)): accepting connections")
+                logger.info("the open file limit is back at \(restoredLimit) (\(cause()))")
             }
         }
     }

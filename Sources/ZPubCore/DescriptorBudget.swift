@@ -16,7 +16,12 @@ public struct DescriptorBudget: Sendable {
         case none
         /// Stop new TCP connections and raise the soft limit to the hard one.
         case pause
-        /// Take new connections again, with the soft limit back at `restoredLimit`.
+        /// Take new connections again, the soft limit still raised: connections that waited
+        /// arrive in a burst (clients retry at once), faster than any probe, and the raised
+        /// limit is what keeps that burst away from EMFILE (and libzmq's ipc listener from
+        /// aborting). Measured: a burst after resuming at the old limit crashed zpubd under load.
+        case reopen
+        /// The burst is over: the soft limit goes back to `restoredLimit`.
         case resume(restoredLimit: Int)
     }
 
@@ -29,6 +34,11 @@ public struct DescriptorBudget: Sendable {
     /// says nothing about when it ends; it is held for `systemPauseSeconds` at least.
     public private(set) var systemWide = false
     private var pausedAtSeconds = 0.0
+    /// Reopened, the limit still raised, until the table has stayed below the resume point
+    /// for `settleSeconds`; a pause in the meantime keeps the first limit.
+    public private(set) var settling = false
+    private var reopenedAtSeconds = 0.0
+    public static let settleSeconds = 2.0
 
     /// How long a pause caused by ENFILE lasts at least, so that it does not end and begin
     /// again every second while the system is still out of descriptors.
@@ -74,7 +84,9 @@ public struct DescriptorBudget: Sendable {
     /// out the lowest free number, so a number at the pause point means every one below it is
     /// taken: EMFILE is near whatever the numbers above it hold.
     public mutating func opened(descriptor: Int, softLimit: Int, nowSeconds: Double) -> Action {
-        guard !paused, descriptor >= Self.pausePoint(forLimit: softLimit) else { return .none }
+        // While settling the soft limit is the raised one; the pause point stays the old one's.
+        let limit = settling ? limitBeforePause : softLimit
+        guard !paused, descriptor >= Self.pausePoint(forLimit: limit) else { return .none }
         return beginPause(softLimit: softLimit, systemWide: false, nowSeconds: nowSeconds)
     }
 
@@ -92,18 +104,28 @@ public struct DescriptorBudget: Sendable {
         return beginPause(softLimit: softLimit, systemWide: failure == .systemLimit, nowSeconds: nowSeconds)
     }
 
-    /// Paused: `open` descriptors are in use now (counted once a second).
+    /// Paused or settling: `open` descriptors are in use now (counted once a second).
     public mutating func counted(open: Int, nowSeconds: Double) -> Action {
-        guard paused, open < Self.resumePoint(forLimit: limitBeforePause) else { return .none }
+        guard open < Self.resumePoint(forLimit: limitBeforePause) else { return .none }
+        if settling && !paused {
+            guard nowSeconds - reopenedAtSeconds >= Self.settleSeconds else { return .none }
+            settling = false
+            return .resume(restoredLimit: limitBeforePause)
+        }
+        guard paused else { return .none }
         if systemWide && nowSeconds - pausedAtSeconds < Self.systemPauseSeconds { return .none }
         paused = false
-        return .resume(restoredLimit: limitBeforePause)
+        settling = true
+        reopenedAtSeconds = nowSeconds
+        return .reopen
     }
 
     private mutating func beginPause(softLimit: Int, systemWide: Bool, nowSeconds: Double) -> Action {
         paused = true
         pauses &+= 1
-        limitBeforePause = softLimit
+        // Paused again while settling: the limit in force is the raised one, not the one to
+        // go back to.
+        if !settling { limitBeforePause = softLimit }
         self.systemWide = systemWide
         pausedAtSeconds = nowSeconds
         return .pause

@@ -34,11 +34,30 @@ final class DescriptorBudgetTests: XCTestCase {
         _ = budget.opened(descriptor: 50, softLimit: 64, nowSeconds: 0)
         XCTAssertEqual(budget.counted(open: 120, nowSeconds: 0), .none)
         XCTAssertEqual(budget.counted(open: 42, nowSeconds: 0), .none)
-        XCTAssertEqual(budget.counted(open: 41, nowSeconds: 0), .resume(restoredLimit: 64))
+        XCTAssertEqual(budget.counted(open: 41, nowSeconds: 0), .reopen, "new connections first")
         XCTAssertFalse(budget.paused)
-        XCTAssertEqual(budget.counted(open: 10, nowSeconds: 0), .none, "not paused: nothing to resume")
-        XCTAssertEqual(budget.opened(descriptor: 48, softLimit: 64, nowSeconds: 0), .pause)
+        XCTAssertTrue(budget.settling)
+        XCTAssertEqual(budget.counted(open: 10, nowSeconds: 1.9), .none, "the limit stays raised a while")
+        XCTAssertEqual(budget.counted(open: 42, nowSeconds: 5), .none, "and while the table is not low")
+        XCTAssertEqual(budget.counted(open: 41, nowSeconds: 5), .resume(restoredLimit: 64))
+        XCTAssertFalse(budget.settling)
+        XCTAssertEqual(budget.counted(open: 10, nowSeconds: 6), .none, "not paused: nothing to resume")
+        XCTAssertEqual(budget.opened(descriptor: 48, softLimit: 64, nowSeconds: 6), .pause)
         XCTAssertEqual(budget.pauses, 2)
+    }
+
+    /// Connections that waited arrive in a burst when new ones are taken again: the limit is
+    /// still raised then, and the burst pauses again at the old pause point, keeping the old
+    /// limit to go back to.
+    func testABurstAfterReopeningPausesAgainUnderTheRaisedLimit() {
+        var budget = DescriptorBudget()
+        _ = budget.opened(descriptor: 48, softLimit: 64, nowSeconds: 0)
+        XCTAssertEqual(budget.counted(open: 30, nowSeconds: 1), .reopen)
+        XCTAssertEqual(budget.opened(descriptor: 47, softLimit: 256, nowSeconds: 1), .none)
+        XCTAssertEqual(budget.probed(lowestFree: 48, softLimit: 256, nowSeconds: 1), .pause, "the old pause point")
+        XCTAssertEqual(budget.limitBeforePause, 64, "not the raised limit")
+        XCTAssertEqual(budget.counted(open: 30, nowSeconds: 2), .reopen)
+        XCTAssertEqual(budget.counted(open: 30, nowSeconds: 4), .resume(restoredLimit: 64))
     }
 
     func testTheProbeCatchesWhatNoMonitorReports() {
@@ -65,6 +84,7 @@ final class DescriptorBudgetTests: XCTestCase {
         // zpubd's own count is low (the system is what ran out): no flapping every second.
         XCTAssertEqual(budget.counted(open: 40, nowSeconds: 101), .none)
         XCTAssertEqual(budget.counted(open: 40, nowSeconds: 109.9), .none)
-        XCTAssertEqual(budget.counted(open: 40, nowSeconds: 110), .resume(restoredLimit: 1_024))
+        XCTAssertEqual(budget.counted(open: 40, nowSeconds: 110), .reopen)
+        XCTAssertEqual(budget.counted(open: 40, nowSeconds: 112), .resume(restoredLimit: 1_024))
     }
 }
