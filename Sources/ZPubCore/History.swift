@@ -2,6 +2,21 @@
     import Glibc
 #endif
 
+/// Comparing bytes where they lie, for topics and prefixes on hot paths.
+public enum RawBytes {
+    /// Whether `count` bytes at `a` and `b` are equal. Short runs (prefixes, the usual case)
+    /// byte by byte: a call to memcmp costs more than comparing them.
+    @inlinable @inline(__always)
+    public static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
+        if count > 16 { return memcmp(a, b, count) == 0 }
+        for offset in 0..<count
+        where a.load(fromByteOffset: offset, as: UInt8.self) != b.load(fromByteOffset: offset, as: UInt8.self) {
+            return false
+        }
+        return true
+    }
+}
+
 /// Which topics history keeps: the configured prefixes, matched on the forwarding thread for
 /// every message (a message is kept under the first prefix its topic starts with).
 public struct HistoryPrefixes: Sendable, Equatable {
@@ -48,21 +63,13 @@ public struct HistoryPrefixes: Sendable, Equatable {
         }
     }
 
-    /// Whether `length` bytes of `topic` equal the prefix at `start` in `flat`. Short prefixes
-    /// (the usual case) byte by byte: a call to memcmp costs more than comparing them.
+    /// Whether `length` bytes of `topic` equal the prefix at `start` in `flat`.
     @inlinable @inline(__always)
     static func equal(
         _ topic: UnsafeRawPointer?, _ flat: UnsafeRawPointer?, _ start: Int, _ length: Int
     ) -> Bool {
         guard length > 0, let topic, let flat else { return true }
-        if length > 16 { return memcmp(topic, flat + start, length) == 0 }
-        for offset in 0..<length
-        where topic.load(fromByteOffset: offset, as: UInt8.self)
-            != flat.load(fromByteOffset: start + offset, as: UInt8.self)
-        {
-            return false
-        }
-        return true
+        return RawBytes.equal(topic, flat + start, count: length)
     }
 }
 

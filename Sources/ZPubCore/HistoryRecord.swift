@@ -149,7 +149,9 @@ public enum HistoryRecord {
         public func topicStarts(with wanted: [UInt8], in bytes: UnsafeRawBufferPointer) -> Bool {
             guard topic.count >= wanted.count else { return false }
             guard let base = bytes.baseAddress, !wanted.isEmpty else { return true }
-            return wanted.withUnsafeBytes { memcmp(base + topic.lowerBound, $0.baseAddress!, wanted.count) == 0 }
+            return wanted.withUnsafeBytes {
+                RawBytes.equal(base + topic.lowerBound, $0.baseAddress!, count: wanted.count)
+            }
         }
     }
 }

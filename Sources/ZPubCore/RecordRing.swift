@@ -213,16 +213,11 @@ public final class RecordRing: @unchecked Sendable {
         return try body(UnsafeRawBufferPointer(copy), count)
     }
 
-    /// The published records as `consumeBatch` gives them, copied into an array.
-    public func takeBatch(limit: Int = .max) -> (bytes: [UInt8], count: Int) {
-        consumeBatch(limit: limit) { (Array($0), $1) }
-    }
-
     /// Calls `body` with each published record's bytes (its length not included), oldest
     /// first, at most `limit` of them, and frees their space. Returns how many there were.
     @discardableResult
     public func drain(limit: Int = .max, _ body: (ArraySlice<UInt8>) -> Void) -> Int {
-        let (batch, count) = takeBatch(limit: limit)
+        let (batch, count) = consumeBatch(limit: limit) { (Array($0), $1) }
         var index = 0
         while index < batch.count {
             let length =

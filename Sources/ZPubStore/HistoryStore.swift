@@ -337,19 +337,20 @@ public final class HistoryStore {
         }
         highestStored = max(highestStored, evictedThrough)
         lastSequence = max(lastSequence, highestStored)
+        messageCount = perPrefix.values.reduce(0) { $0 + $1.messages }
+        byteCount = perPrefix.values.reduce(0) { $0 + $1.bytes }
         // The oldest block's evicted part is still in its counts.
         if let block = try oldestBlock(), block.first <= evictedThrough {
             try block.records.withUnsafeBytes { all in
-                try Self.forEachMessage(in: UnsafeRawBufferPointer(rebasing: all[..<block.offset]), block: block.first)
-                {
-                    message, bytes in
-                    subtract(message, in: bytes)
+                let evicted = UnsafeRawBufferPointer(rebasing: all[..<block.offset])
+                var tally = PrefixTally()
+                try Self.forEachMessage(in: evicted, block: block.first) { message, bytes in
+                    tally.add(message.prefix, bytes: message.bytes, in: bytes)
                     return true
                 }
+                forget(tally.counts(in: evicted))
             }
         }
-        messageCount = perPrefix.values.reduce(0) { $0 + $1.messages }
-        byteCount = perPrefix.values.reduce(0) { $0 + $1.bytes }
         let lastValues = try database.prepare("SELECT count(*) FROM last_values")
         lastValueCount = try lastValues.step() ? Int(lastValues.int64(0)) : 0
         try loadFirstSequence()
@@ -643,14 +644,8 @@ public final class HistoryStore {
             throw error
         }
         evictedThrough = sequence
-        for (prefix, counts) in removed {
-            perPrefix[prefix]?.messages -= counts.messages
-            perPrefix[prefix]?.bytes -= counts.bytes
-            if let left = perPrefix[prefix], left.messages <= 0 { perPrefix[prefix] = nil }
-            messageCount -= counts.messages
-            byteCount -= counts.bytes
-            evictions &+= UInt64(counts.messages)
-        }
+        forget(removed)
+        evictions &+= UInt64(removed.reduce(0) { $0 + $1.1.messages })
         // Last, after every count: the same bytes were just read, but if this throws, the
         // counts are right and only the cache is lost (read again when next needed).
         if oldest.last <= sequence {
@@ -666,11 +661,15 @@ public final class HistoryStore {
         try loadFirstSequence()
     }
 
-    private func subtract(_ message: HistoryRecord.Message, in bytes: UnsafeRawBufferPointer) {
-        let prefix = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[message.prefix]), as: UTF8.self)
-        perPrefix[prefix]?.messages -= 1
-        perPrefix[prefix]?.bytes -= message.bytes
-        if let left = perPrefix[prefix], left.messages <= 0 { perPrefix[prefix] = nil }
+    /// Takes evicted messages out of the counts.
+    private func forget(_ removed: [(String, PrefixCounts)]) {
+        for (prefix, counts) in removed {
+            perPrefix[prefix]?.messages -= counts.messages
+            perPrefix[prefix]?.bytes -= counts.bytes
+            if let left = perPrefix[prefix], left.messages <= 0 { perPrefix[prefix] = nil }
+            messageCount -= counts.messages
+            byteCount -= counts.bytes
+        }
     }
 
     /// Calls `body` with each message record of the block that starts at `firstSequence`, in
@@ -880,18 +879,10 @@ private struct PrefixTally {
         entries[current].bytes &+= bytes
     }
 
-    /// Short prefixes (the usual case) byte by byte: a call to memcmp costs more.
     private static func equal(_ a: Range<Int>, _ b: Range<Int>, in buffer: UnsafeRawBufferPointer) -> Bool {
         guard a.count == b.count else { return false }
         guard a.count > 0, let base = buffer.baseAddress else { return true }
-        if a.count > 16 { return memcmp(base + a.lowerBound, base + b.lowerBound, a.count) == 0 }
-        for offset in 0..<a.count
-        where base.load(fromByteOffset: a.lowerBound &+ offset, as: UInt8.self)
-            != base.load(fromByteOffset: b.lowerBound &+ offset, as: UInt8.self)
-        {
-            return false
-        }
-        return true
+        return RawBytes.equal(base + a.lowerBound, base + b.lowerBound, count: a.count)
     }
 
     func counts(in buffer: UnsafeRawBufferPointer) -> [(String, HistoryStore.PrefixCounts)] {

@@ -10,6 +10,22 @@ final class RecordRingTests: XCTestCase {
         return ring.commit()
     }
 
+    /// A producer thread writing records 0..<count: each its number (4 bytes), then
+    /// `number % fillerModulo` bytes of the number's low byte; a full ring is tried again.
+    private func startNumberedProducer(_ ring: RecordRing, count: UInt32, fillerModulo: UInt32) {
+        Thread {
+            var sequence: UInt32 = 0
+            while sequence < count {
+                ring.begin()
+                ring.append(integer: sequence)
+                let filler = [UInt8](
+                    repeating: UInt8(truncatingIfNeeded: sequence), count: Int(sequence % fillerModulo))
+                filler.withUnsafeBytes { ring.append($0) }
+                if ring.commit() { sequence += 1 }
+            }
+        }.start()
+    }
+
     private func take(_ ring: RecordRing) -> [[UInt8]] {
         var records: [[UInt8]] = []
         ring.drain { records.append(Array($0)) }
@@ -98,17 +114,7 @@ final class RecordRingTests: XCTestCase {
     func testABatchReadInPlaceIsNotOverwrittenWhileItIsRead() {
         let ring = RecordRing(capacity: 1_024)
         let count: UInt32 = 50_000
-        let producer = Thread {
-            var sequence: UInt32 = 0
-            while sequence < count {
-                ring.begin()
-                ring.append(integer: sequence)
-                let filler = [UInt8](repeating: UInt8(truncatingIfNeeded: sequence), count: Int(sequence % 40))
-                filler.withUnsafeBytes { ring.append($0) }
-                if ring.commit() { sequence += 1 }
-            }
-        }
-        producer.start()
+        startNumberedProducer(ring, count: count, fillerModulo: 40)
         var expected: UInt32 = 0
         let deadline = Date().addingTimeInterval(60)
         while expected < count && Date() < deadline {
@@ -141,17 +147,7 @@ final class RecordRingTests: XCTestCase {
     func testAProducerAndAConsumerThreadLoseAndMangleNothing() {
         let ring = RecordRing(capacity: 4_096)
         let count = 200_000
-        let producer = Thread {
-            var sequence: UInt32 = 0
-            while sequence < count {
-                ring.begin()
-                ring.append(integer: sequence)
-                let filler = [UInt8](repeating: UInt8(truncatingIfNeeded: sequence), count: Int(sequence % 50))
-                filler.withUnsafeBytes { ring.append($0) }
-                if ring.commit() { sequence += 1 }  // full: try again
-            }
-        }
-        producer.start()
+        startNumberedProducer(ring, count: UInt32(count), fillerModulo: 50)
         var expected: UInt32 = 0
         let deadline = Date().addingTimeInterval(60)
         while expected < count && Date() < deadline {
