@@ -73,7 +73,8 @@ final class FaultTests: XCTestCase {
     /// 1 to 1,000 bytes for 8 s in `make soak`). zpubd must live, lose nothing, and keep
     /// handling subscriptions; the latency is a figure, not an assertion: libzmq 4.3.4 does
     /// most of the work inside its own calls, where zpubd cannot bound it
-    /// (docs/reliability.md, "A subscription flood").
+    /// (docs/reliability.md, "A subscription flood"). The kernel guard in front of the port
+    /// keeps it within bounds: `NetworkFaultTests.testTheXPUBGuardKeepsDataAheadOfASubscriptionFlood`.
     func testASubscriptionFloodLosesNothing() throws {
         // Not under `make sanitize`: the sanitized zpubd's libzmq (not instrumented) reads the
         // flood as fast as ever while the instrumented loop digests it several times slower, so

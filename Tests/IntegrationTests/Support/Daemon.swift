@@ -260,6 +260,11 @@ final class RunningProgram {
         (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? ""
     }
 
+    /// What the program has written to stdout so far.
+    var stdoutSoFar: String {
+        (try? String(contentsOf: directory.appendingPathComponent("out"), encoding: .utf8)) ?? ""
+    }
+
     /// Waits for the exit (killing the program after `timeout` seconds, which throws).
     func finish(timeout: Double = 30) throws -> Run {
         let deadline = Date().addingTimeInterval(timeout)

@@ -47,16 +47,16 @@ names = {
 poller = zmq.Poller()
 poller.register(sub, zmq.POLLIN)
 poller.register(monitor, zmq.POLLIN)
-print("%.3f started" % time.monotonic(), flush=True)
+print("%.6f started" % time.monotonic(), flush=True)
 deadline = time.monotonic() + seconds
 while time.monotonic() < deadline:
     ready = dict(poller.poll(100))
     if monitor in ready:
         event = recv_monitor_message(monitor)
         name = names.get(event["event"], str(event["event"]))
-        print("%.3f %s" % (time.monotonic(), name), flush=True)
+        print("%.6f %s" % (time.monotonic(), name), flush=True)
     if sub in ready:
         frames = sub.recv_multipart()
         payload = frames[1].decode(errors="replace") if len(frames) > 1 else ""
-        print("%.3f msg %s %s" % (time.monotonic(), frames[0].decode(errors="replace"), payload), flush=True)
-print("%.3f done" % time.monotonic(), flush=True)
+        print("%.6f msg %s %s" % (time.monotonic(), frames[0].decode(errors="replace"), payload), flush=True)
+print("%.6f done" % time.monotonic(), flush=True)
