@@ -7,6 +7,8 @@ BINDIR ?= $(PREFIX)/bin
 # systemd reads units from /usr/local/lib/systemd/system as well as /lib/systemd/system.
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
+# Data that is not configuration: the nftables guard for the XPUB port (docs/reliability.md).
+DATADIR ?= $(PREFIX)/share
 SWIFT ?= swift
 ARGS ?=
 
@@ -90,8 +92,9 @@ BINARIES ?= .build/release
 install: release install-files
 
 install-files:
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/zpub
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/zpub $(DESTDIR)$(DATADIR)/zpub
 	install -m 0755 $(BINARIES)/zpubd $(BINARIES)/zpub $(DESTDIR)$(BINDIR)/
+	install -m 0644 examples/nftables/xpub-guard.nft $(DESTDIR)$(DATADIR)/zpub/
 	for unit in $(UNITS); do \
 	  sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/zpub/|$(SYSCONFDIR)/zpub/|g' systemd/$$unit > $(DESTDIR)$(UNITDIR)/$$unit; \
 	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; \
@@ -107,6 +110,8 @@ install-files:
 # Removes what install put there, except a configuration file that differs from the sample.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/zpubd $(DESTDIR)$(BINDIR)/zpub
+	rm -f $(DESTDIR)$(DATADIR)/zpub/xpub-guard.nft
+	rmdir $(DESTDIR)$(DATADIR)/zpub 2>/dev/null || true
 	for unit in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$unit; done
 	@if cmp -s etc/zpub/zpubd.conf $(DESTDIR)$(SYSCONFDIR)/zpub/zpubd.conf; then \
 	  rm -f $(DESTDIR)$(SYSCONFDIR)/zpub/zpubd.conf; rmdir $(DESTDIR)$(SYSCONFDIR)/zpub 2>/dev/null || true; \

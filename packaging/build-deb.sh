@@ -24,7 +24,7 @@ doc=$root/usr/share/doc/zpub
 install -d "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/zpub" "$doc/examples" \
     "$root/usr/share/man/man1" "$root/usr/share/man/man5" "$root/usr/share/man/man8" \
     "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
-    "$root/usr/share/fish/vendor_completions.d"
+    "$root/usr/share/fish/vendor_completions.d" "$root/usr/share/zpub"
 
 for program in zpubd zpub; do
     install -m 0755 "$binaries/$program" "$root/usr/bin/$program"
@@ -57,6 +57,9 @@ install -m 0644 "$here/README.md" "$doc/README.md"
 install -m 0644 "$here/packaging/deb/copyright" "$doc/copyright"
 sed -e "s/@VERSION@/$version/" "$here/packaging/deb/changelog" | gzip -9n >"$doc/changelog.Debian.gz"
 install -m 0644 "$here/etc/zpub/zpubd.conf" "$doc/examples/zpubd.conf"
+# The kernel guard for an XPUB port open to strangers (docs/reliability.md): outside /usr/share/doc,
+# which minimal images leave out.
+install -m 0644 "$here/examples/nftables/xpub-guard.nft" "$root/usr/share/zpub/xpub-guard.nft"
 cp -R "$here/examples/." "$doc/examples/"
 find "$doc/examples" -name __pycache__ -prune -exec rm -rf {} +
 find "$doc/examples" -type f -exec chmod 0644 {} +

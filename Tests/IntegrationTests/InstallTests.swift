@@ -24,7 +24,7 @@ final class InstallTests: XCTestCase {
         XCTAssertEqual(install.status, 0, install.stderr)
 
         let files =
-            ["usr/bin/zpubd", "usr/bin/zpub", "etc/zpub/zpubd.conf"]
+            ["usr/bin/zpubd", "usr/bin/zpub", "etc/zpub/zpubd.conf", "usr/share/zpub/xpub-guard.nft"]
             + ["zpubd.service", "zpubd-activated.service", "zpubd.socket"].map { "lib/systemd/system/\($0)" }
         for file in files {
             XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent(file).path), file)

@@ -60,7 +60,7 @@ final class PackageTests: XCTestCase {
             "usr/share/zsh/vendor-completions/_zpub", "usr/share/zsh/vendor-completions/_zpubd",
             "usr/share/fish/vendor_completions.d/zpub.fish", "usr/share/fish/vendor_completions.d/zpubd.fish",
             "usr/share/doc/zpub/README.md", "usr/share/doc/zpub/copyright", "usr/share/doc/zpub/changelog.Debian.gz",
-            "usr/share/doc/zpub/examples/slow-job/web.py",
+            "usr/share/doc/zpub/examples/slow-job/web.py", "usr/share/zpub/xpub-guard.nft",
         ]
         for file in files {
             XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent(file).path), file)
