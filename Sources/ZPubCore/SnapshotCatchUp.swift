@@ -57,6 +57,11 @@ public struct SnapshotCatchUp<Item> {
     /// Live messages held until the reply is in.
     public var heldCount: Int { heldBeforeMarker.count + heldAfterMarker.count }
 
+    /// The prefixes the reply covers (a replay's: the history prefixes), once it is in.
+    public var coveredPrefixes: [[UInt8]]? {
+        if case .values(let prefixes) = reply { prefixes } else { nil }
+    }
+
     /// Whether a message on the SUB socket is this handshake's marker (feed it to `markerReceived`).
     public func isMarker(topic: some Collection<UInt8>) -> Bool {
         topic.elementsEqual(markerTopic)

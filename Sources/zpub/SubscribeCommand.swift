@@ -212,6 +212,14 @@ struct Subscribe: ParsableCommand {
         var catchUp: SnapshotCatchUp<[[UInt8]]>?
         /// A message seen, waiting for its sequence marker (which follows it at once if kept).
         var waiting: [[UInt8]]?
+        var waitingSince: UInt64 = 0
+        /// The history prefixes, from the last replay: a message under one is kept, so it is
+        /// printed with its sequence or not at all. Its marker can fail to come: the broker died
+        /// between the two (a failover), or this socket's queue dropped it. A resume after the
+        /// last sequence printed then brings the message, numbered, if history has it; printing
+        /// it unnumbered would print it twice when the replay has it too.
+        var keptPrefixes: [[UInt8]] = []
+        func isKept(_ topic: [UInt8]) -> Bool { keptPrefixes.contains { topic.starts(with: $0) } }
         var lastCheck = SystemClock.monotonicNanoseconds()
         /// The last resume failed: the next check resumes again, whichever broker is active.
         var retrying = false
@@ -244,6 +252,7 @@ struct Subscribe: ParsableCommand {
                 return false
             }
             retrying = false
+            keptPrefixes = handshake.coveredPrefixes ?? keptPrefixes
             resumed = SystemClock.monotonicNanoseconds()
             for entry in release.entries {
                 if let frames = entry.messageFrames, emit(frames, entry.seq) { return true }
@@ -266,6 +275,8 @@ struct Subscribe: ParsableCommand {
                         Output.error("\(current) is active now (was \(active)); resuming after \(last)")
                     }
                     active = current
+                    // A live-only message is printed; a kept one comes with the replay.
+                    if let held = waiting, !isKept(held[0]), emit(held, nil) { return }
                     waiting = nil
                     if try resume() { return }
                 }
@@ -275,9 +286,16 @@ struct Subscribe: ParsableCommand {
                 throw noMessage(within: timeout, watch)
             }
             guard let frames = try socket.receiveFrames(timeoutMilliseconds: waiting == nil ? 100 : 50) else {
-                // A message whose marker did not follow is not kept: it has no sequence.
-                if let held = waiting, emit(held, nil) { return }
-                waiting = nil
+                guard let held = waiting else { continue }
+                if !isKept(held[0]) {
+                    // A message whose marker did not follow is not kept: it has no sequence.
+                    waiting = nil
+                    if emit(held, nil) { return }
+                } else if now &- waitingSince > 1_000_000_000 {
+                    waiting = nil
+                    retrying = true
+                    lastCheck = 0
+                }
                 continue
             }
             lastMessage = SystemClock.monotonicNanoseconds()
@@ -301,8 +319,17 @@ struct Subscribe: ParsableCommand {
                 }
                 continue
             }
-            if let held = waiting, emit(held, nil) { return }
+            if let held = waiting {
+                // Not its marker: the marker is lost.
+                if isKept(held[0]) {
+                    retrying = true
+                    lastCheck = 0
+                } else if emit(held, nil) {
+                    return
+                }
+            }
             waiting = frames
+            waitingSince = lastMessage
         }
     }
 
