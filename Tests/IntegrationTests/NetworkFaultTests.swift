@@ -197,10 +197,7 @@ final class NetworkFaultTests: XCTestCase {
     /// connection may send at once) all reach the broker's table, TCP resending what the guard
     /// dropped.
     func testTheXPUBGuardLetsABigSubscriptionSetThroughSlowly() throws {
-        let lab = try XCTUnwrap(lab)
-        let broker = try NamespacedBroker(lab: lab, directory: directory, heartbeat: Self.lossTolerantHeartbeat)
-        self.broker = broker
-        try lab.loadXPUBGuard(try String(contentsOf: Self.xpubGuard, encoding: .utf8), port: broker.xpubPort)
+        let (lab, broker) = try startGuardedBroker()
         let count = 2_000
         // SNDHWM 0: a SUB's own send queue would otherwise hold back all but 1,000 (NOTES).
         let script = """
@@ -212,9 +209,8 @@ final class NetworkFaultTests: XCTestCase {
                 socket.setsockopt(zmq.SUBSCRIBE, b"guard.%026d" % i)
             time.sleep(120)
             """
-        let (ip, arguments) = lab.exec(in: lab.subscriberNamespace, "/usr/bin/python3", ["-c", script, broker.xpub])
         let started = monotonicSeconds()
-        let subscriber = try RunningProgram(ip, arguments)
+        let subscriber = try lab.python(in: lab.subscriberNamespace, script, [broker.xpub])
         defer { subscriber.signal(SIGKILL) }
         // The budget's own pace is (70 - 16) KB at 16 KiB a second, some 3.5 s; TCP's resends
         // back off on top of that.
@@ -236,10 +232,7 @@ final class NetworkFaultTests: XCTestCase {
     /// once (each retries every 100 ms when refused): zpubd sees 32 peers, and the others are
     /// refused.
     func testTheXPUBGuardCapsConnectionsPerAddress() throws {
-        let lab = try XCTUnwrap(lab)
-        let broker = try NamespacedBroker(lab: lab, directory: directory, heartbeat: Self.lossTolerantHeartbeat)
-        self.broker = broker
-        try lab.loadXPUBGuard(try String(contentsOf: Self.xpubGuard, encoding: .utf8), port: broker.xpubPort)
+        let (lab, broker) = try startGuardedBroker()
         let script = """
             import sys, time, zmq
             context = zmq.Context()
@@ -248,8 +241,7 @@ final class NetworkFaultTests: XCTestCase {
                 socket.connect(sys.argv[1])
             time.sleep(120)
             """
-        let (ip, arguments) = lab.exec(in: lab.subscriberNamespace, "/usr/bin/python3", ["-c", script, broker.xpub])
-        let subscribers = try RunningProgram(ip, arguments)
+        let subscribers = try lab.python(in: lab.subscriberNamespace, script, [broker.xpub])
         defer { subscribers.signal(SIGKILL) }
         var peers = 0
         var refused = 0
@@ -270,6 +262,15 @@ final class NetworkFaultTests: XCTestCase {
     private static let xpubGuard = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
             "examples/nftables/xpub-guard.nft")
+
+    /// zpubd in the broker namespace with the shipped XPUB guard in front of its port.
+    private func startGuardedBroker() throws -> (NetworkLab, NamespacedBroker) {
+        let lab = try XCTUnwrap(lab)
+        let broker = try NamespacedBroker(lab: lab, directory: directory, heartbeat: Self.lossTolerantHeartbeat)
+        self.broker = broker
+        try lab.loadXPUBGuard(try String(contentsOf: Self.xpubGuard, encoding: .utf8), port: broker.xpubPort)
+        return (lab, broker)
+    }
 
     /// Heartbeats for the partition: short, so that a dead peer is found quickly.
     private static let shortHeartbeat = Heartbeat(interval: 300, timeout: 1_000)
@@ -414,6 +415,12 @@ final class NetworkLab {
     /// Runs `program` inside a namespace (the argument list of `ip netns exec`).
     func exec(in namespace: String, _ program: String, _ arguments: [String]) -> (URL, [String]) {
         (ip, ["netns", "exec", namespace, program] + arguments)
+    }
+
+    /// Starts a Python program given as text inside a namespace, in the background.
+    func python(in namespace: String, _ script: String, _ arguments: [String]) throws -> RunningProgram {
+        let (ip, arguments) = exec(in: namespace, "/usr/bin/python3", ["-c", script] + arguments)
+        return try RunningProgram(ip, arguments)
     }
 
     // MARK: Faults (nftables in the subscriber's namespace)
