@@ -62,6 +62,7 @@ install -m 0644 "$here/etc/zpub/zpubd.conf" "$doc/examples/zpubd.conf"
 install -m 0644 "$here/examples/nftables/xpub-guard.nft" "$root/usr/share/zpub/xpub-guard.nft"
 cp -R "$here/examples/." "$doc/examples/"
 find "$doc/examples" -name __pycache__ -prune -exec rm -rf {} +
+rm -r "$doc/examples/nftables"  # installed once, in /usr/share/zpub (above)
 find "$doc/examples" -type f -exec chmod 0644 {} +
 find "$root" -type d -exec chmod 0755 {} +
 

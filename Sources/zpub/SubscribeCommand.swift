@@ -223,6 +223,11 @@ struct Subscribe: ParsableCommand {
         var lastCheck = SystemClock.monotonicNanoseconds()
         /// The last resume failed: the next check resumes again, whichever broker is active.
         var retrying = false
+        /// Resumes after `last` at the next turn of the loop, not at the next periodic check.
+        func resumeNow() {
+            retrying = true
+            lastCheck = 0
+        }
         /// When the current catch-up began: one whose marker never comes (lost with a dropped
         /// connection) is started again.
         var resumed: UInt64 = 0
@@ -293,8 +298,7 @@ struct Subscribe: ParsableCommand {
                     if emit(held, nil) { return }
                 } else if now &- waitingSince > 1_000_000_000 {
                     waiting = nil
-                    retrying = true
-                    lastCheck = 0
+                    resumeNow()
                 }
                 continue
             }
@@ -311,8 +315,7 @@ struct Subscribe: ParsableCommand {
                         // A takeover, seen in the live stream before HEALTH says so: what the new
                         // broker mirrored after `last` would be skipped. Resume after `last`
                         // instead (the replay brings this message too, in order).
-                        retrying = true
-                        lastCheck = 0
+                        resumeNow()
                         continue
                     }
                     if emit(held, sequence) { return }
@@ -322,8 +325,7 @@ struct Subscribe: ParsableCommand {
             if let held = waiting {
                 // Not its marker: the marker is lost.
                 if isKept(held[0]) {
-                    retrying = true
-                    lastCheck = 0
+                    resumeNow()
                 } else if emit(held, nil) {
                     return
                 }

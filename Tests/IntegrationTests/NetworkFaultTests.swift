@@ -464,13 +464,20 @@ final class NetworkLab {
     func lossCounters() throws -> (Int, Int) {
         let listed = try Self.run(
             ip, ["netns", "exec", subscriberNamespace, nft.path, "list", "table", "inet", "zpubfault"])
-        let counts = listed.stdout.split(separator: "\n").compactMap { line -> Int? in
-            let words = line.split(separator: " ")
-            guard let index = words.firstIndex(of: "packets"), index + 1 < words.count else { return nil }
-            return Int(words[index + 1])
-        }
+        let counts = Self.packetCounts(listed.stdout)
         guard counts.count == 2 else { throw TimedOut(what: "reading the nftables counters:\n\(listed.stdout)") }
         return (counts[0], counts[1])
+    }
+
+    /// The packets of each rule's `counter` in an `nft list` of rules, in order. (Sets with
+    /// `limit ... packets` elements say "packets" too: only what follows "counter" counts.)
+    private static func packetCounts(_ listing: String) -> [Int] {
+        listing.split(separator: "\n").compactMap { line -> Int? in
+            let words = line.split(separator: " ")
+            guard let index = words.firstIndex(of: "counter"), index + 2 < words.count, words[index + 1] == "packets"
+            else { return nil }
+            return Int(words[index + 2])
+        }
     }
 
     /// Loads the XPUB guard (examples/nftables/xpub-guard.nft) into the broker's namespace, with
@@ -493,11 +500,7 @@ final class NetworkLab {
     func xpubGuardCounters() throws -> XPUBGuardCounters {
         let listed = try Self.run(
             ip, ["netns", "exec", brokerNamespace, nft.path, "list", "chain", "inet", "zpub_xpub_guard", "xpub"])
-        let counts = listed.stdout.split(separator: "\n").compactMap { line -> Int? in
-            let words = line.split(separator: " ")
-            guard let index = words.firstIndex(of: "counter"), index + 2 < words.count else { return nil }
-            return Int(words[index + 2])
-        }
+        let counts = Self.packetCounts(listed.stdout)
         // The rules' order in the file: connection rate, open connections, bytes, writes; each
         // for IPv4, then IPv6.
         guard counts.count == 8 else { throw TimedOut(what: "reading the guard's counters:\n\(listed.stdout)") }
