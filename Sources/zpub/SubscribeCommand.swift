@@ -198,6 +198,9 @@ struct Subscribe: ParsableCommand {
 
     // MARK: Following a pair
 
+    /// Messages whose sequence marker never came, held for the next resume's replay.
+    static let maximumOrphans = 1_000
+
     /// `--since` with both brokers of a pair (`-c` twice): resumes from the active one, learns
     /// each kept message's sequence from its marker (`$zpub/seq/<topic>`, which follows it), and
     /// when another broker becomes active resumes there after the last sequence printed, so
@@ -213,13 +216,24 @@ struct Subscribe: ParsableCommand {
         /// A message seen, waiting for its sequence marker (which follows it at once if kept).
         var waiting: [[UInt8]]?
         var waitingSince: UInt64 = 0
-        /// The history prefixes, from the last replay: a message under one is kept, so it is
-        /// printed with its sequence or not at all. Its marker can fail to come: the broker died
-        /// between the two (a failover), or this socket's queue dropped it. A resume after the
-        /// last sequence printed then brings the message, numbered, if history has it; printing
-        /// it unnumbered would print it twice when the replay has it too.
+        /// The history prefixes, from the last replay: a message under one is kept, so it waits
+        /// for its sequence. Its marker can fail to come: the broker died between the two (a
+        /// failover), this socket's queue dropped it, or a reload took the prefix out of
+        /// history. Such a message becomes an orphan and a resume after the last sequence
+        /// printed follows: the replay brings it numbered if history has it, and otherwise it
+        /// is printed unnumbered, before the replay (everything history kept after `last` came
+        /// after it). Printing it at once would print it twice when the replay has it too.
         var keptPrefixes: [[UInt8]] = []
         func isKept(_ topic: [UInt8]) -> Bool { keptPrefixes.contains { topic.starts(with: $0) } }
+        var orphans: [[[UInt8]]] = []
+        func orphan(_ frames: [[UInt8]]) {
+            // Only a resume that keeps failing while messages keep coming can pile them up.
+            if orphans.count == Self.maximumOrphans {
+                Output.error("more than \(Self.maximumOrphans) messages wait for a resume; the oldest is not printed")
+                orphans.removeFirst()
+            }
+            orphans.append(frames)
+        }
         var lastCheck = SystemClock.monotonicNanoseconds()
         /// The last resume failed: the next check resumes again, whichever broker is active.
         var retrying = false
@@ -259,6 +273,11 @@ struct Subscribe: ParsableCommand {
             retrying = false
             keptPrefixes = handshake.coveredPrefixes ?? keptPrefixes
             resumed = SystemClock.monotonicNanoseconds()
+            let replayed = release.entries.compactMap(\.messageFrames)
+            for frames in orphans where !replayed.contains(frames) {
+                if emit(frames, nil) { return true }
+            }
+            orphans = []
             for entry in release.entries {
                 if let frames = entry.messageFrames, emit(frames, entry.seq) { return true }
             }
@@ -280,9 +299,15 @@ struct Subscribe: ParsableCommand {
                         Output.error("\(current) is active now (was \(active)); resuming after \(last)")
                     }
                     active = current
-                    // A live-only message is printed; a kept one comes with the replay.
-                    if let held = waiting, !isKept(held[0]), emit(held, nil) { return }
-                    waiting = nil
+                    // A live-only message is printed; a kept one waits for the replay.
+                    if let held = waiting {
+                        waiting = nil
+                        if !isKept(held[0]) {
+                            if emit(held, nil) { return }
+                        } else {
+                            orphan(held)
+                        }
+                    }
                     if try resume() { return }
                 }
             }
@@ -298,6 +323,7 @@ struct Subscribe: ParsableCommand {
                     if emit(held, nil) { return }
                 } else if now &- waitingSince > 1_000_000_000 {
                     waiting = nil
+                    orphan(held)
                     resumeNow()
                 }
                 continue
@@ -325,6 +351,7 @@ struct Subscribe: ParsableCommand {
             if let held = waiting {
                 // Not its marker: the marker is lost.
                 if isKept(held[0]) {
+                    orphan(held)
                     resumeNow()
                 } else if emit(held, nil) {
                     return
