@@ -14,6 +14,11 @@ final class HistoryQueue: Sendable {
     /// The highest sequence the loop assigned, kept or dropped.
     private let assigned = Atomic<UInt64>(0)
     private let droppedCount = Atomic<UInt64>(0)
+    /// Last-value records put in the ring (counted before they are published), and those the
+    /// writer has found in it: while the two are equal, a batch holds only messages, and the
+    /// writer does not look at each record before the store parses it (`withTaken`).
+    private let lastValuesQueued = Atomic<UInt64>(0)
+    private let lastValuesTaken = Atomic<UInt64>(0)
 
     init(capacityBytes: Int) {
         ring = RecordRing(capacity: capacityBytes)
@@ -67,7 +72,12 @@ final class HistoryQueue: Sendable {
         ring.append(integer: sequence)
         ring.append(integer: milliseconds)
         for frame in frames { frame.withUnsafeBytes { appendFrame($0) } }
-        if !ring.commit() { droppedCount.add(1, ordering: .relaxed) }
+        // Counted before the commit publishes it: a writer that sees the record sees the count.
+        lastValuesQueued.add(1, ordering: .relaxed)
+        if !ring.commit() {
+            lastValuesQueued.subtract(1, ordering: .relaxed)
+            droppedCount.add(1, ordering: .relaxed)
+        }
     }
 
     // MARK: The writer's side
@@ -85,6 +95,11 @@ final class HistoryQueue: Sendable {
     ) rethrows -> Result {
         let assignedThrough = assigned.load(ordering: .acquiring)
         return try ring.consumeBatch(limit: limit) { records, count in
+            // Read after the ring's published end (an acquiring load): every last-value record
+            // in `records` is counted in it.
+            if lastValuesQueued.load(ordering: .relaxed) == lastValuesTaken.load(ordering: .relaxed) {
+                return try body(records, count, count, [], assignedThrough)
+            }
             var lastValues: [LastValueRecord] = []
             var messages = 0
             _ = HistoryRecord.forEachRecord(in: records) { slot in
@@ -93,6 +108,7 @@ final class HistoryQueue: Sendable {
                 let fields = Array(
                     UnsafeRawBufferPointer(rebasing: records[(slot.body.lowerBound + 1)..<slot.body.upperBound]))
                 if let update = Self.decodeLastValue(fields[...]) { lastValues.append(update) }
+                lastValuesTaken.add(1, ordering: .relaxed)
             }
             return try body(records, count, messages, lastValues, assignedThrough)
         }

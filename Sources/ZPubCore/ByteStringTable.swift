@@ -212,28 +212,7 @@ public struct ByteStringTable<Value> {
         guard Int(entry.keyCount) == key.count else { return false }
         if key.isEmpty { return true }
         return keyBytes.withUnsafeBytes { stored in
-            let start = stored.baseAddress! + Int(entry.keyStart)
-            let other = UnsafeRawPointer(key.baseAddress!)
-            let count = key.count
-            // Short keys (most topics) in two overlapping word loads from each end: a call to
-            // memcmp costs more, and a byte loop some 5 instructions per byte.
-            if count >= 8 {
-                guard count <= 16 else { return memcmp(start, other, count) == 0 }
-                return start.loadUnaligned(as: UInt64.self) == other.loadUnaligned(as: UInt64.self)
-                    && start.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
-                        == other.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
-            }
-            if count >= 4 {
-                return start.loadUnaligned(as: UInt32.self) == other.loadUnaligned(as: UInt32.self)
-                    && start.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)
-                        == other.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)
-            }
-            // 1 to 3 bytes: the first, the middle and the last cover them all.
-            return start.load(as: UInt8.self) == other.load(as: UInt8.self)
-                && start.load(fromByteOffset: count / 2, as: UInt8.self)
-                    == other.load(fromByteOffset: count / 2, as: UInt8.self)
-                && start.load(fromByteOffset: count - 1, as: UInt8.self)
-                    == other.load(fromByteOffset: count - 1, as: UInt8.self)
+            RawBytes.equal(stored.baseAddress! + Int(entry.keyStart), key.baseAddress!, count: key.count)
         }
     }
 }

@@ -4,16 +4,27 @@
 
 /// Comparing bytes where they lie, for topics and prefixes on hot paths.
 public enum RawBytes {
-    /// Whether `count` bytes at `a` and `b` are equal. Short runs (prefixes, the usual case)
-    /// byte by byte: a call to memcmp costs more than comparing them.
+    /// Whether `count` bytes at `a` and `b` are equal. Short runs (topics and prefixes, the
+    /// usual case) in two overlapping loads from each end, which read only those bytes: a call
+    /// to memcmp costs more, and a byte loop some 5 instructions per byte.
     @inlinable @inline(__always)
     public static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
-        if count > 16 { return memcmp(a, b, count) == 0 }
-        for offset in 0..<count
-        where a.load(fromByteOffset: offset, as: UInt8.self) != b.load(fromByteOffset: offset, as: UInt8.self) {
-            return false
+        if count >= 8 {
+            guard count <= 16 else { return memcmp(a, b, count) == 0 }
+            return a.loadUnaligned(as: UInt64.self) == b.loadUnaligned(as: UInt64.self)
+                && a.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+                    == b.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
         }
-        return true
+        if count >= 4 {
+            return a.loadUnaligned(as: UInt32.self) == b.loadUnaligned(as: UInt32.self)
+                && a.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
+                    == b.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
+        }
+        guard count > 0 else { return true }
+        // 1 to 3 bytes: the first, the middle and the last cover them all.
+        return a.load(as: UInt8.self) == b.load(as: UInt8.self)
+            && a.load(fromByteOffset: count / 2, as: UInt8.self) == b.load(fromByteOffset: count / 2, as: UInt8.self)
+            && a.load(fromByteOffset: count &- 1, as: UInt8.self) == b.load(fromByteOffset: count &- 1, as: UInt8.self)
     }
 }
 

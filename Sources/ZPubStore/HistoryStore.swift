@@ -860,33 +860,62 @@ private struct BlockDraft {
     }
 }
 
-/// A block's messages and bytes per prefix, counted where the prefixes lie in the batch: runs of
-/// one prefix (the usual case) cost one comparison each, and no string is made per message.
+/// A block's messages and bytes per prefix, counted where the prefixes lie in the batch: a run
+/// of one prefix (the usual case) adds up in two integers, with one comparison of the prefix
+/// per message, and no string is made per message.
 private struct PrefixTally {
-    /// Each prefix seen: where its bytes lie (its first occurrence) and its counts.
+    /// Each prefix seen: where its bytes lie (its first occurrence) and its counts, those of
+    /// the current run not included.
     private var entries: [(prefix: Range<Int>, messages: Int, bytes: Int)] = []
+    /// The entry the current run adds to (-1 before the first message), its prefix, and the
+    /// run's counts.
     private var current = -1
+    private var currentPrefix = 0..<0
+    private var runMessages = 0
+    private var runBytes = 0
 
+    @inline(__always)
     mutating func add(_ prefix: Range<Int>, bytes: Int, in buffer: UnsafeRawBufferPointer) {
-        if current < 0 || !Self.equal(entries[current].prefix, prefix, in: buffer) {
-            current = entries.firstIndex { Self.equal($0.prefix, prefix, in: buffer) } ?? -1
-            if current < 0 {
-                entries.append((prefix, 0, 0))
-                current = entries.count - 1
-            }
-        }
-        entries[current].messages &+= 1
-        entries[current].bytes &+= bytes
+        if current < 0 || !Self.equal(currentPrefix, prefix, in: buffer) { startRun(prefix, in: buffer) }
+        runMessages &+= 1
+        runBytes &+= bytes
     }
 
+    @inline(never)
+    private mutating func startRun(_ prefix: Range<Int>, in buffer: UnsafeRawBufferPointer) {
+        if current >= 0 {
+            entries[current].messages &+= runMessages
+            entries[current].bytes &+= runBytes
+        }
+        runMessages = 0
+        runBytes = 0
+        current = entries.firstIndex { Self.equal($0.prefix, prefix, in: buffer) } ?? -1
+        if current < 0 {
+            entries.append((prefix, 0, 0))
+            current = entries.count - 1
+        }
+        currentPrefix = entries[current].prefix
+    }
+
+    @inline(__always)
     private static func equal(_ a: Range<Int>, _ b: Range<Int>, in buffer: UnsafeRawBufferPointer) -> Bool {
         guard a.count == b.count else { return false }
         guard a.count > 0, let base = buffer.baseAddress else { return true }
         return RawBytes.equal(base + a.lowerBound, base + b.lowerBound, count: a.count)
     }
 
+    /// Every prefix's counts, the current run's included.
+    private var totals: [(prefix: Range<Int>, messages: Int, bytes: Int)] {
+        var totals = entries
+        if current >= 0 {
+            totals[current].messages &+= runMessages
+            totals[current].bytes &+= runBytes
+        }
+        return totals
+    }
+
     func counts(in buffer: UnsafeRawBufferPointer) -> [(String, HistoryStore.PrefixCounts)] {
-        entries.map {
+        totals.map {
             (
                 String(decoding: UnsafeRawBufferPointer(rebasing: buffer[$0.prefix]), as: UTF8.self),
                 HistoryStore.PrefixCounts(messages: $0.messages, bytes: $0.bytes)
@@ -897,7 +926,7 @@ private struct PrefixTally {
     /// `HistoryStore.decodePrefixCounts`' layout.
     func encoded(in buffer: UnsafeRawBufferPointer) -> [UInt8] {
         var blob: [UInt8] = []
-        for entry in entries {
+        for entry in totals {
             HistoryRecord.appendBigEndian(UInt16(entry.prefix.count), to: &blob)
             blob += UnsafeRawBufferPointer(rebasing: buffer[entry.prefix])
             HistoryRecord.appendBigEndian(UInt32(entry.messages), to: &blob)
