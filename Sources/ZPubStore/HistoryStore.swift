@@ -425,7 +425,12 @@ public final class HistoryStore {
             if !lastValues.isEmpty { try trimLastValues() }
             added = try insertBlocks(from: records)
             let through = max(assignedThrough, added.last?.lastSequence ?? 0, lastSequence)
-            try setMeta(key: "last_sequence", through)
+            // A restart takes the highest sequence from the blocks too (`loadCounts`): the meta
+            // row is needed only for sequences assigned above the last one stored (messages
+            // history dropped). Left alone otherwise, it spares each commit a page of the log.
+            if through > max(added.last?.lastSequence ?? 0, highestStored) {
+                try setMeta(key: "last_sequence", through)
+            }
             try database.execute("COMMIT")
             lastSequence = through
             highestStored = added.last?.lastSequence ?? highestStored

@@ -122,6 +122,26 @@ final class HistoryStoreTests: XCTestCase {
         XCTAssertEqual(try HistoryStore(directory: directory, bounds: roomy).lastSequence, 5)
     }
 
+    /// The last sequence is written apart only when it is above the last one stored: a reopen
+    /// takes it from the blocks otherwise, and from the eviction mark once they are all gone.
+    func testTheLastSequenceSurvivesAReopenWithoutItsOwnRow() throws {
+        let oneSecond = HistoryStore.Bounds(maxMessages: 1_000, maxBytes: 1 << 20, maxAgeMilliseconds: 1_000)
+        do {
+            let store = try HistoryStore(directory: directory, bounds: oneSecond)
+            try store.append((1...3).map { message($0, "a.x", "p\($0)") }, assignedThrough: 3, nowMilliseconds: 1_000)
+        }
+        do {
+            let store = try HistoryStore(directory: directory, bounds: oneSecond)
+            XCTAssertEqual(store.lastSequence, 3)
+            try store.applyBounds(nowMilliseconds: 60_000)
+            XCTAssertEqual(store.messageCount, 0, "all evicted")
+        }
+        let store = try HistoryStore(directory: directory, bounds: oneSecond)
+        XCTAssertEqual(store.lastSequence, 3, "never reused, with every message evicted")
+        try store.append([message(4, "a.x", "four", at: 60_000)], assignedThrough: 4, nowMilliseconds: 60_000)
+        XCTAssertEqual(try store.messages(after: 0, prefix: [], limit: 10).map(\.sequence), [4])
+    }
+
     /// The writer takes at most a batch's worth at a time, so a batch may end before sequences
     /// that were assigned when it was taken: the messages that carry them, in the next batch,
     /// are stored all the same, here and after a reopen.
