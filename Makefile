@@ -124,7 +124,7 @@ uninstall:
 # over TCP on loopback. `bench` runs the full matrix (~7 min), `bench-quick` a subset (~1 min).
 # Each writes its report to .build/bench/. Unpinned by default (the forwarder is the
 # bottleneck and its CPU per delivery shows); make bench ARGS="--pin" pins clients and forwarder.
-.PHONY: bench bench-quick bench-gateway
+.PHONY: bench bench-quick bench-gateway bench-multicast
 
 bench: deps
 	$(RELEASE_BUILD)
@@ -144,6 +144,12 @@ bench-gateway: deps
 	  done; done; \
 	  if command -v pushpin >/dev/null; then $(GATEWAY_BENCH) $$clients 2000 200 sse pushpin || exit 1; fi; \
 	done
+
+# Fan-out over TCP and over multicast (epgm): the broker's CPU per message with 1 to 512
+# receivers, zmq_proxy beside it (docs/performance.md, "Multicast"). Root: a network namespace.
+bench-multicast: deps test-deps
+	$(RELEASE_BUILD)
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) /usr/bin/python3 scripts/multicast-fanout-cost.py $(ARGS)
 
 bench-quick: deps
 	$(RELEASE_BUILD)
