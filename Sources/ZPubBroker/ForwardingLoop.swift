@@ -365,6 +365,17 @@ final class ForwardingLoop {
             if caching { capturedFrames.append(message.bytes) }
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }
         }
+        var keptSequence: UInt64?
+        if keeping {
+            // The sequence is used up even when the writer's queue is full: never reused.
+            let sequence = nextSequence
+            keptSequence = sequence
+            historyQueue?._withUnsafeGuaranteedRef { $0.commit(sequence: sequence) }
+            if !sequenceMarkerTopic.isEmpty { try sendSequenceMarker(nextSequence) }
+            nextSequence &+= 1
+        }
+        // After the message's history record is committed: the ring builds one record at a
+        // time, and a last-value record begun before the commit would abandon the message's.
         if caching {
             let captured = capturedFrames
             // Handed over whole: the next cached message starts a new array.
@@ -376,15 +387,6 @@ final class ForwardingLoop {
                     $0.lastValue(captured, sequence: sequence, milliseconds: nowMilliseconds)
                 }
             }
-        }
-        var keptSequence: UInt64?
-        if keeping {
-            // The sequence is used up even when the writer's queue is full: never reused.
-            let sequence = nextSequence
-            keptSequence = sequence
-            historyQueue?._withUnsafeGuaranteedRef { $0.commit(sequence: sequence) }
-            if !sequenceMarkerTopic.isEmpty { try sendSequenceMarker(nextSequence) }
-            nextSequence &+= 1
         }
         let size = UInt64(bytes)
         if role == .pull {

@@ -171,6 +171,33 @@ final class HistoryTests: XCTestCase {
         XCTAssertFalse(received.contains { $0[0].starts(with: Array("$zpub/".utf8)) }, "no markers unasked")
     }
 
+    /// A topic both kept and cached, with a state directory: every message is in history (the
+    /// last value's record, persisted through the same queue, must not displace the message's),
+    /// and the last value survives a restart.
+    func testATopicBothKeptAndCachedIsKeptWholeAndItsLastValuePersists() throws {
+        let arguments = ["--history", "state.", "--last-value", "state.", "--state-dir", stateDirectory.path]
+        do {
+            let daemon = try Daemon(arguments: arguments)
+            let clients = try Clients()
+            let push = try clients.socket(.push, connect: daemon.pull)
+            for number in 1...50 { try push.send(frames: frames("state.lamp", "\(number)")) }
+            try Wait.until("history has written all 50") { try daemon.stats().history?.written == 50 }
+            let history = try XCTUnwrap(try daemon.stats().history)
+            XCTAssertEqual(history.messages, 50)
+            XCTAssertEqual(history.dropped, 0, "none lost to the last value's record")
+            let kept = try daemon.decode("HISTORY since 0 state.", as: HistoryReply.self).messages
+            XCTAssertEqual(kept.compactMap(\.messageFrames), (1...50).map { frames("state.lamp", "\($0)") })
+            XCTAssertEqual(kept.compactMap(\.seq), Array(1...50))
+            try killAfterTheNextSync(daemon)
+        }
+        let restarted = try Daemon(arguments: arguments)
+        XCTAssertTrue(restarted.log.contains("1 restored"), restarted.log)
+        XCTAssertEqual(try restarted.stats().history?.messages, 50)
+        let clients = try Clients()
+        let late = try clients.subscriber(restarted.xpub, prefixes: ["state.lamp"])
+        XCTAssertEqual(try late.receive(1), [frames("state.lamp", "50")], "the last value, restored")
+    }
+
     /// With a state directory the last-value cache survives a SIGKILL: a subscriber after the
     /// restart gets the current state, and SNAPSHOT lists it, deletions included.
     func testTheLastValueCacheSurvivesASIGKILL() throws {
