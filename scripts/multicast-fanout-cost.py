@@ -122,6 +122,7 @@ def measure(namespace, directory, forwarder, transport, receivers, rate, seconds
     # OpenPGM prints a warning about the loopback interface on stdout.
     broker = subprocess.Popen(["ip", "netns", "exec", namespace] + command, stdout=subprocess.DEVNULL)
     context = zmq.Context()
+    processes = []
     try:
         deadline = time.monotonic() + 15
         while forwarder == "zpubd":
@@ -135,7 +136,6 @@ def measure(namespace, directory, forwarder, transport, receivers, rate, seconds
                 break
             if broker.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("zpubd did not start in its namespace")
-        processes = []
         for start in range(0, receivers, PER_PROCESS):
             count = min(PER_PROCESS, receivers - start)
             ready = f"{directory}/ready-{start}"
@@ -179,7 +179,10 @@ def measure(namespace, directory, forwarder, transport, receivers, rate, seconds
         push.close(linger=0)
         return messages, got, cpu, user_share
     finally:
-        context.term()
+        for process, _, _ in processes:
+            if process.poll() is None:
+                process.kill()
+        context.destroy(linger=0)
         broker.terminate()
         broker.wait()
 

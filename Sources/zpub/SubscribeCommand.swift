@@ -221,8 +221,11 @@ struct Subscribe: ParsableCommand {
         /// failover), this socket's queue dropped it, or a reload took the prefix out of
         /// history. Such a message becomes an orphan and a resume after the last sequence
         /// printed follows: the replay brings it numbered if history has it, and otherwise it
-        /// is printed unnumbered, before the replay (everything history kept after `last` came
-        /// after it). Printing it at once would print it twice when the replay has it too.
+        /// is printed unnumbered, before the replay (what history kept after `last` came after
+        /// it, as a rule). Printing it at once would print it twice when the replay has it too.
+        /// One case still prints a message twice: printed unnumbered because the active broker
+        /// lacks it, it is replayed later by a broker that has it (an old primary that kept it
+        /// and becomes active again before anything else is printed).
         var keptPrefixes: [[UInt8]] = []
         func isKept(_ topic: [UInt8]) -> Bool { keptPrefixes.contains { topic.starts(with: $0) } }
         var orphans: [[[UInt8]]] = []
@@ -273,11 +276,26 @@ struct Subscribe: ParsableCommand {
             retrying = false
             keptPrefixes = handshake.coveredPrefixes ?? keptPrefixes
             resumed = SystemClock.monotonicNanoseconds()
-            let replayed = release.entries.compactMap(\.messageFrames)
-            for frames in orphans where !replayed.contains(frames) {
-                if emit(frames, nil) { return true }
+            if !orphans.isEmpty {
+                // Each replayed message accounts for one orphan at most, and only one that the
+                // orphan's own broker numbered or mirrored: a takeover's new sequences start far
+                // above `last`, and a message there with the same bytes is another one.
+                var replayed: [[[UInt8]]: Int] = [:]
+                for entry in release.entries {
+                    guard let seq = entry.seq, seq <= last &+ PairSettings.minimumTakeoverGap / 2,
+                        let frames = entry.messageFrames
+                    else { continue }
+                    replayed[frames, default: 0] += 1
+                }
+                for frames in orphans {
+                    if let count = replayed[frames], count > 0 {
+                        replayed[frames] = count - 1
+                    } else if emit(frames, nil) {
+                        return true
+                    }
+                }
+                orphans = []
             }
-            orphans = []
             for entry in release.entries {
                 if let frames = entry.messageFrames, emit(frames, entry.seq) { return true }
             }
