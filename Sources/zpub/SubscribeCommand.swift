@@ -200,6 +200,9 @@ struct Subscribe: ParsableCommand {
 
     /// Messages whose sequence marker never came, held for the next resume's replay.
     static let maximumOrphans = 1_000
+    /// How many numbered messages a follower remembers having printed (as hashes): more than
+    /// a socket's queue holds (its receive high-water mark, 1,000 by default).
+    static let recentMessages = 65_536
 
     /// `--since` with both brokers of a pair (`-c` twice): resumes from the active one, learns
     /// each kept message's sequence from its marker (`$zpub/seq/<topic>`, which follows it), and
@@ -229,6 +232,12 @@ struct Subscribe: ParsableCommand {
         var keptPrefixes: [[UInt8]] = []
         func isKept(_ topic: [UInt8]) -> Bool { keptPrefixes.contains { topic.starts(with: $0) } }
         var orphans: [[[UInt8]]] = []
+        /// The numbered messages printed lately. After a takeover the resume on the new broker
+        /// can print a message numbered while the dead broker's copy still waits in this
+        /// socket's queue; if its marker died with that broker, it becomes an orphan the next
+        /// replay (after `last`) does not hold, and must not be printed again. The price: an
+        /// orphan with the same bytes as a message printed lately is taken for that message.
+        var recentlyPrinted = RecentMessages(capacity: Self.recentMessages)
         func orphan(_ frames: [[UInt8]]) {
             // Only a resume that keeps failing while messages keep coming can pile them up.
             if orphans.count == Self.maximumOrphans {
@@ -254,6 +263,7 @@ struct Subscribe: ParsableCommand {
             if let sequence {
                 guard sequence > last else { return false }
                 last = sequence
+                recentlyPrinted.insert(frames)
             }
             received += 1
             Output.line(json ? Self.jsonLine(frames, sequence: sequence) : Self.textLine(frames))
@@ -290,7 +300,7 @@ struct Subscribe: ParsableCommand {
                 for frames in orphans {
                     if let count = replayed[frames], count > 0 {
                         replayed[frames] = count - 1
-                    } else if emit(frames, nil) {
+                    } else if !recentlyPrinted.contains(frames), emit(frames, nil) {
                         return true
                     }
                 }
@@ -446,4 +456,31 @@ struct Subscribe: ParsableCommand {
     static func jsonLine(_ frames: [[UInt8]], sequence: UInt64? = nil) -> String {
         String(decoding: MessageJSON.write(frames, seq: sequence), as: UTF8.self)
     }
+}
+
+/// The last `capacity` messages added, as hashes of their frames, oldest forgotten first.
+struct RecentMessages {
+    private var order: [Int] = []
+    private var next = 0
+    private var counts: [Int: Int] = [:]
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    mutating func insert(_ frames: [[UInt8]]) {
+        let hash = frames.hashValue
+        if order.count < capacity {
+            order.append(hash)
+        } else {
+            let oldest = order[next]
+            if let count = counts[oldest], count > 1 { counts[oldest] = count - 1 } else { counts[oldest] = nil }
+            order[next] = hash
+            next = (next + 1) % capacity
+        }
+        counts[hash, default: 0] += 1
+    }
+
+    func contains(_ frames: [[UInt8]]) -> Bool { counts[frames.hashValue] != nil }
 }

@@ -214,6 +214,12 @@ final class PairTests: XCTestCase {
 
         // The follower printed every kept message once, in order of sequence, across the
         // failover: all the backup keeps, and what the dead primary delivered before it died.
+        // It prints from its own process, and on a loaded machine its catch-up on the new
+        // broker can run seconds behind the live subscriber: wait for the last kept message.
+        let lastKept = try XCTUnwrap(kept.last?.seq)
+        try Wait.until("zpub sub printed the last kept message, \(lastKept)", timeout: 60) {
+            follower.stdoutSoFar.contains("\"seq\":\(lastKept)}")
+        }
         kill(follower.processIdentifier, SIGTERM)
         let followed = try follower.finish(timeout: 10)
         let lines = followed.stdout.split(separator: "\n").compactMap {
