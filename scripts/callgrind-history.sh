@@ -12,6 +12,8 @@
 # XPUB from dropping while libzmq's I/O thread waits for its turn.
 #
 # Usage: scripts/callgrind-history.sh [N]   (after `make release`; default N = 20000)
+# KEEP_WORK=1 keeps callgrind's files; CALLGRIND_OPTS adds options (--dump-instr=yes, to
+# annotate the disassembly).
 # valgrind 3.19 cannot read the DWARF 5 of a static-stdlib build, so a copy stripped of debug
 # information (symbols kept) is measured; the instructions are the same.
 set -eu
@@ -29,7 +31,7 @@ measure() { # size history messages
     set -- --config "$run/zpubd.conf" --pull "$pull" --xpub "$xpub" --xsub tcp://127.0.0.1:$(port) \
         --control "$control" --log-level warning
     [ "$history" = on ] && set -- "$@" --history t --state-dir "$run/state"
-    valgrind --tool=callgrind --fair-sched=yes --separate-threads=yes --callgrind-out-file="$run/cg.out" "$work/zpubd" "$@" \
+    valgrind --tool=callgrind --fair-sched=yes --separate-threads=yes ${CALLGRIND_OPTS:-} --callgrind-out-file="$run/cg.out" "$work/zpubd" "$@" \
         2>"$run/valgrind.log" &
     broker=$!
     until "$bin/zpub" ping -c "$control" --timeout 1000 >/dev/null 2>&1; do sleep 0.2; done

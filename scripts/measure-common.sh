@@ -6,7 +6,12 @@
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin="$here/.build/release"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# KEEP_WORK=1 keeps the scratch directory (callgrind's files, to annotate) and names it.
+if [ "${KEEP_WORK:-0}" = 1 ]; then
+    echo "scratch directory kept: $work" >&2
+else
+    trap 'rm -rf "$work"' EXIT
+fi
 
 stripped() { strip --strip-debug -o "$work/$1" "$bin/$1"; }
 # A loopback port nobody listens on, and waiting until one accepts connections.

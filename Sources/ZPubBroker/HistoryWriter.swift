@@ -33,14 +33,14 @@ final class HistoryQueue: Sendable {
     func begin(sequence: UInt64, milliseconds: UInt64, prefixLength: Int, topic: UnsafeRawBufferPointer) {
         ring.begin()
         let header = HistoryRecord.messageHeaderSize
-        ring.append(count: header + 4 + topic.count) { record in
+        ring.append(count: header &+ 4 &+ topic.count) { record in
             record.storeBytes(of: HistoryRecord.messageKind, toByteOffset: 0, as: UInt8.self)
             record.storeBytes(of: sequence.bigEndian, toByteOffset: 1, as: UInt64.self)
             record.storeBytes(of: milliseconds.bigEndian, toByteOffset: 9, as: UInt64.self)
             record.storeBytes(of: UInt16(truncatingIfNeeded: prefixLength).bigEndian, toByteOffset: 17, as: UInt16.self)
             record.storeBytes(
                 of: UInt32(truncatingIfNeeded: topic.count).bigEndian, toByteOffset: header, as: UInt32.self)
-            if let bytes = topic.baseAddress { (record + header + 4).copyMemory(from: bytes, byteCount: topic.count) }
+            RawBytes.copy(record + header + 4, from: topic)
         }
     }
 

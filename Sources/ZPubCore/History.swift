@@ -27,6 +27,41 @@ public enum RawBytes {
         }
         return true
     }
+
+    /// Copies `bytes` to `target` (the two do not overlap). Up to 32 bytes (topics, small
+    /// payloads: the usual case) in overlapping 8-byte moves from each end, which touch only
+    /// those bytes; more through memcpy, whose call and size dispatch cost more than the copy
+    /// below that (callgrind: some 14 instructions a call).
+    @inlinable @inline(__always)
+    public static func copy(_ target: UnsafeMutableRawPointer, from bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress else { return }
+        let count = bytes.count
+        if count > 16 {
+            guard count <= 32 else { return target.copyMemory(from: source, byteCount: count) }
+            let a = source.loadUnaligned(as: UInt64.self)
+            let b = source.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+            let c = source.loadUnaligned(fromByteOffset: count &- 16, as: UInt64.self)
+            let d = source.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+            target.storeBytes(of: a, as: UInt64.self)
+            target.storeBytes(of: b, toByteOffset: 8, as: UInt64.self)
+            target.storeBytes(of: c, toByteOffset: count &- 16, as: UInt64.self)
+            target.storeBytes(of: d, toByteOffset: count &- 8, as: UInt64.self)
+        } else if count >= 8 {
+            let a = source.loadUnaligned(as: UInt64.self)
+            let b = source.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+            target.storeBytes(of: a, as: UInt64.self)
+            target.storeBytes(of: b, toByteOffset: count &- 8, as: UInt64.self)
+        } else if count >= 4 {
+            let a = source.loadUnaligned(as: UInt32.self)
+            let b = source.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
+            target.storeBytes(of: a, as: UInt32.self)
+            target.storeBytes(of: b, toByteOffset: count &- 4, as: UInt32.self)
+        } else {
+            for offset in 0..<count {
+                target.storeBytes(of: source.load(fromByteOffset: offset, as: UInt8.self), toByteOffset: offset, as: UInt8.self)
+            }
+        }
+    }
 }
 
 /// Which topics history keeps: the configured prefixes, matched on the forwarding thread for

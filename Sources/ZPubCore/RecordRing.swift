@@ -29,11 +29,18 @@ public final class RecordRing: @unchecked Sendable {
     /// Where the producer may write up to without looking at `tail` again (the consumer only
     /// ever frees space, so a stale limit is safe, just conservative).
     @exclusivity(unchecked) @usableFromInline var writableEnd = 0
+    /// The fast path's one bound: bytes at `cursor` up to here can be written in one piece,
+    /// with no other check (within `writableEnd` and before the storage's end). Zero while no
+    /// record is open or the open one no longer fits, so that every append then takes the slow
+    /// path, which knows why. One comparison per append instead of four (callgrind: about 80
+    /// instructions per kept message).
+    @exclusivity(unchecked) @usableFromInline var fastEnd = 0
     @exclusivity(unchecked) @usableFromInline var building = false
     @exclusivity(unchecked) @usableFromInline var overflowed = false
 
     public init(capacity: Int) {
         precondition(capacity >= 16, "a ring holds at least one small record")
+        precondition(capacity <= 1 << 32, "a record's length is 4 bytes")
         var size = 16
         while size < capacity { size <<= 1 }
         self.capacity = size
@@ -57,6 +64,15 @@ public final class RecordRing: @unchecked Sendable {
         building = true
         // Even the length does not fit while the ring is full.
         overflowed = !reserve(0)
+        openFastPath()
+    }
+
+    /// Sets `fastEnd` for the state the producer is in now.
+    @inlinable @inline(__always)
+    func openFastPath() {
+        // The storage ends where the lap `cursor` is in ends.
+        let storageEnd = (cursor & ~mask) &+ capacity
+        fastEnd = building && !overflowed ? Swift.min(writableEnd, storageEnd) : 0
     }
 
     /// Whether `count` more bytes fit after `cursor`; looks at the consumer's progress only
@@ -72,13 +88,10 @@ public final class RecordRing: @unchecked Sendable {
     /// and `commit` will refuse it.
     @inlinable @inline(__always)
     public func append(_ bytes: UnsafeRawBufferPointer) {
-        guard building, !overflowed else { return }
-        guard reserve(bytes.count) else {
-            overflowed = true
-            return
-        }
-        copyIn(bytes, at: cursor)
-        cursor += bytes.count
+        let end = cursor &+ bytes.count
+        guard end <= fastEnd else { return appendSlowly(lengthPrefixed: false, bytes) }
+        RawBytes.copy(storage + (cursor & mask), from: bytes)
+        cursor = end
     }
 
     /// Appends `count` bytes that `write` stores through the pointer it is given: in place when
@@ -86,58 +99,63 @@ public final class RecordRing: @unchecked Sendable {
     /// fields, which then cost one check for room instead of one each.
     @inlinable @inline(__always)
     public func append(count: Int, _ write: (UnsafeMutableRawPointer) -> Void) {
+        let end = cursor &+ count
+        if end <= fastEnd {
+            write(storage + (cursor & mask))
+            cursor = end
+            return
+        }
         guard building, !overflowed else { return }
         guard reserve(count) else {
             overflowed = true
+            fastEnd = 0
             return
         }
-        let offset = cursor & mask
-        if offset + count <= capacity {
-            write(storage + offset)
-        } else {
-            withUnsafeTemporaryAllocation(byteCount: count, alignment: 8) { buffer in
-                write(buffer.baseAddress!)
-                copyIn(UnsafeRawBufferPointer(buffer), at: cursor)
-            }
+        withUnsafeTemporaryAllocation(byteCount: count, alignment: 8) { buffer in
+            write(buffer.baseAddress!)
+            copyIn(UnsafeRawBufferPointer(buffer), at: cursor)
         }
-        cursor += count
+        cursor &+= count
+        openFastPath()
     }
 
     /// Appends `bytes` as a 4-byte big-endian length and the bytes (`FrameCodec`'s layout), with
     /// one check for room.
     @inlinable @inline(__always)
     public func appendLengthPrefixed(_ bytes: UnsafeRawBufferPointer) {
+        let end = cursor &+ 4 &+ bytes.count
+        guard end <= fastEnd else { return appendSlowly(lengthPrefixed: true, bytes) }
+        let target = storage + (cursor & mask)
+        target.storeBytes(of: UInt32(truncatingIfNeeded: bytes.count).bigEndian, as: UInt32.self)
+        RawBytes.copy(target + 4, from: bytes)
+        cursor = end
+    }
+
+    /// An append that the fast path could not take: no record open, the record already too
+    /// large, the cached room used up (the consumer may have freed more), or the bytes wrap
+    /// around the storage's end.
+    @usableFromInline @inline(never)
+    func appendSlowly(lengthPrefixed: Bool, _ bytes: UnsafeRawBufferPointer) {
         guard building, !overflowed else { return }
-        guard reserve(4 &+ bytes.count) else {
+        let count = lengthPrefixed ? 4 &+ bytes.count : bytes.count
+        guard reserve(count) else {
             overflowed = true
+            fastEnd = 0
             return
         }
-        let length = UInt32(truncatingIfNeeded: bytes.count).bigEndian
-        let offset = cursor & mask
-        if offset &+ 4 <= capacity {
-            storage.storeBytes(of: length, toByteOffset: offset, as: UInt32.self)
+        if lengthPrefixed {
+            withUnsafeBytes(of: UInt32(truncatingIfNeeded: bytes.count).bigEndian) { copyIn($0, at: cursor) }
+            copyIn(bytes, at: cursor &+ 4)
         } else {
-            withUnsafeBytes(of: length) { copyIn($0, at: cursor) }
+            copyIn(bytes, at: cursor)
         }
-        copyIn(bytes, at: cursor &+ 4)
-        cursor &+= 4 &+ bytes.count
+        cursor &+= count
+        openFastPath()
     }
 
     @inlinable
     public func append<T: FixedWidthInteger>(integer value: T) {
-        guard building, !overflowed else { return }
-        let size = MemoryLayout<T>.size
-        guard reserve(size) else {
-            overflowed = true
-            return
-        }
-        let offset = cursor & mask
-        if offset + size <= capacity {
-            storage.storeBytes(of: value.bigEndian, toByteOffset: offset, as: T.self)
-        } else {
-            withUnsafeBytes(of: value.bigEndian) { copyIn($0, at: cursor) }
-        }
-        cursor += size
+        withUnsafeBytes(of: value.bigEndian) { append($0) }
     }
 
     /// Publishes the record. False when it did not fit (nothing of it is visible).
@@ -146,10 +164,12 @@ public final class RecordRing: @unchecked Sendable {
     public func commit() -> Bool {
         guard building else { return false }
         building = false
+        fastEnd = 0
         guard !overflowed else { return false }
-        let length = UInt32(cursor - recordStart - 4).bigEndian
+        // At most the capacity, which `init` keeps within 4 bytes' reach.
+        let length = UInt32(truncatingIfNeeded: cursor &- recordStart &- 4).bigEndian
         let offset = recordStart & mask
-        if offset + 4 <= capacity {
+        if offset &+ 4 <= capacity {
             storage.storeBytes(of: length, toByteOffset: offset, as: UInt32.self)
         } else {
             withUnsafeBytes(of: length) { copyIn($0, at: recordStart) }

@@ -108,6 +108,53 @@ final class RecordRingTests: XCTestCase {
         XCTAssertEqual(take(ring), [])
     }
 
+    /// Every kind of append from every position in the ring, of every size up to and past what
+    /// is left before the storage's end: the fast path ends exactly where the slow one begins
+    /// (room, the storage's end, an abandoned record, appends with no record open).
+    func testEveryAppendFromEveryPositionComesOutIntact() {
+        let ring = RecordRing(capacity: 64)
+        var expectedRecords = 0
+        for start in 0..<64 {
+            for size in 0..<41 {
+                // Move the ring to `start` (mod 64) with filler records (4 bytes at least each).
+                while ring.published % 64 != start {
+                    let needed = (start - ring.published % 64 + 64) % 64
+                    XCTAssertTrue(put(ring, Array(repeating: 0xEE, count: needed >= 4 ? needed - 4 : 30)))
+                    XCTAssertEqual(take(ring).count, 1)
+                }
+
+                let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ start) }
+                // Ignored: no record is open.
+                bytes.withUnsafeBytes { ring.append($0) }
+                // Abandoned by the next begin.
+                ring.begin()
+                bytes.withUnsafeBytes { ring.appendLengthPrefixed($0) }
+                ring.begin()
+                let small = Array(bytes.prefix(size / 3))
+                small.withUnsafeBytes { ring.append($0) }
+                ring.append(count: 3) { $0.storeBytes(of: (UInt16(size), UInt8(start)), as: (UInt16, UInt8).self) }
+                bytes.withUnsafeBytes { ring.appendLengthPrefixed($0) }
+                ring.append(integer: UInt16(start))
+                let fits = 4 + small.count + 3 + 4 + size + 2 <= 64
+                XCTAssertEqual(ring.commit(), fits, "start \(start), size \(size)")
+                bytes.withUnsafeBytes { ring.append($0) }
+                XCTAssertFalse(ring.commit(), "nothing is open after a commit")
+                let taken = take(ring)
+                guard fits else {
+                    XCTAssertEqual(taken, [], "start \(start), size \(size)")
+                    continue
+                }
+                expectedRecords += 1
+                let fields = withUnsafeBytes(of: (UInt16(size), UInt8(start))) { Array($0.prefix(3)) }
+                let expected =
+                    small + fields + withUnsafeBytes(of: UInt32(size).bigEndian, Array.init) + bytes
+                    + withUnsafeBytes(of: UInt16(start).bigEndian, Array.init)
+                XCTAssertEqual(taken, [expected], "start \(start), size \(size)")
+            }
+        }
+        XCTAssertEqual(expectedRecords, 64 * 39, "sizes 0-38 fit, 39 and 40 do not")
+    }
+
     /// The consumer reads records in the ring's own memory while the producer goes on: the
     /// producer never writes into a batch until the consumer is done with it (each batch is
     /// checked twice, the second time after giving the producer time to write).
@@ -179,6 +226,20 @@ final class HistoryPrefixesTests: XCTestCase {
         XCTAssertEqual(match(["", "t"], "anything"), 0, "the empty prefix keeps everything")
         XCTAssertNil(match([], "t"))
         XCTAssertFalse(HistoryPrefixes([]).isEnabled)
+    }
+
+    /// `RawBytes.copy`'s short moves: every size around their boundaries, exactly the bytes
+    /// asked for, the neighbours untouched.
+    func testRawBytesCopyMovesExactlyTheBytesAskedFor() {
+        for count in 0..<70 {
+            let source = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }
+            var target = [UInt8](repeating: 0xAA, count: count + 16)
+            target.withUnsafeMutableBytes { target in
+                source.withUnsafeBytes { RawBytes.copy(target.baseAddress! + 8, from: $0) }
+            }
+            XCTAssertEqual(Array(target[8..<(8 + count)]), source, "\(count) bytes")
+            XCTAssertEqual(Array(target[..<8]) + Array(target[(8 + count)...]), Array(repeating: 0xAA, count: 16))
+        }
     }
 
     func testLongPrefixesAreComparedWholly() {
