@@ -58,7 +58,8 @@ public enum RawBytes {
             target.storeBytes(of: b, toByteOffset: count &- 4, as: UInt32.self)
         } else {
             for offset in 0..<count {
-                target.storeBytes(of: source.load(fromByteOffset: offset, as: UInt8.self), toByteOffset: offset, as: UInt8.self)
+                let byte = source.load(fromByteOffset: offset, as: UInt8.self)
+                target.storeBytes(of: byte, toByteOffset: offset, as: UInt8.self)
             }
         }
     }
