@@ -94,9 +94,10 @@ public final class RecordRing: @unchecked Sendable {
         cursor = end
     }
 
-    /// Appends `count` bytes that `write` stores through the pointer it is given: in place when
-    /// they lie contiguous in the ring, through a temporary copy when they wrap. For fixed-size
-    /// fields, which then cost one check for room instead of one each.
+    /// Appends `count` bytes that `write` stores through the pointer it is given: in place on
+    /// the fast path, through a temporary copy on the slow one (they wrap, or the room seen
+    /// free must be looked at again). For fixed-size fields, which then cost one check for room
+    /// instead of one each.
     @inlinable @inline(__always)
     public func append(count: Int, _ write: (UnsafeMutableRawPointer) -> Void) {
         let end = cursor &+ count

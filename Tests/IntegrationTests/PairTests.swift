@@ -23,29 +23,41 @@ final class PairTests: XCTestCase {
     private func endpoint(_ name: String) -> String { "ipc://\(directory.path)/\(name).sock" }
 
     /// One broker of the pair, with endpoints of its own (named after `name`) so that a
-    /// restarted broker has the same ones.
-    private func broker(_ name: String, role: PairSettings.Role) throws -> Daemon {
-        let endpoints: [BrokerSocketRole: String] = [
-            .pull: endpoint("\(name)-pull"), .xsub: endpoint("\(name)-xsub"), .xpub: endpoint("\(name)-xpub"),
-            .control: endpoint("\(name)-control"),
-        ]
-        return try Daemon(configuration: configuration(role: role), endpoints: endpoints)
+    /// restarted broker has the same ones; `configuration(role:)` unless a test needs more.
+    private func broker(_ name: String, role: PairSettings.Role, configuration text: String? = nil) throws -> Daemon {
+        try Daemon(configuration: text ?? configuration(role: role), endpoints: endpoints(name))
     }
 
-    /// The configuration file of one broker of the pair: history and last values for `history`.
-    private func configuration(role: PairSettings.Role, history: String = "n.") -> String {
+    /// The sockets of the broker named `name`, over ipc in the test's directory.
+    private func endpoints(_ name: String, xpub: String? = nil) -> [BrokerSocketRole: String] {
+        [
+            .pull: endpoint("\(name)-pull"), .xsub: endpoint("\(name)-xsub"), .xpub: xpub ?? endpoint("\(name)-xpub"),
+            .control: endpoint("\(name)-control"),
+        ]
+    }
+
+    /// The `[ha]` section of the broker in `role` (the primary is "a", the backup "b"): the
+    /// pair's link over ipc and a failover after 1 s of silence, then `extra` lines.
+    private func haSection(_ role: PairSettings.Role, extra: String = "") -> String {
         let (me, peer) = role == .primary ? ("a", "b") : ("b", "a")
         return """
-            [history]
-            prefixes = ["\(history)"]
-            [last_value]
-            prefixes = ["n."]
             [ha]
             role = "\(role.rawValue)"
             bind = "\(endpoint("pair-\(me)"))"
             peer = "\(endpoint("pair-\(peer)"))"
             failover_ms = 1000
-            """
+            """ + (extra.isEmpty ? "" : "\n" + extra)
+    }
+
+    /// The configuration file of one broker of the pair: history and last values for `history`.
+    private func configuration(role: PairSettings.Role, history: String = "n.") -> String {
+        """
+        [history]
+        prefixes = ["\(history)"]
+        [last_value]
+        prefixes = ["n."]
+
+        """ + haSection(role)
     }
 
     private func pairState(_ daemon: Daemon) -> PairMachine.State? {
@@ -361,10 +373,7 @@ final class PairTests: XCTestCase {
                     peer = "tcp://\(peerHost):5611"
                     failover_ms = 1000
                     """,
-                endpoints: [
-                    .pull: endpoint("\(name)-pull"), .xsub: endpoint("\(name)-xsub"), .xpub: "tcp://\(host):5612",
-                    .control: endpoint("\(name)-control"),
-                ], launcher: [ip.path, "netns", "exec", namespace])
+                endpoints: endpoints(name, xpub: "tcp://\(host):5612"), launcher: [ip.path, "netns", "exec", namespace])
         }
         let primary = try start(.primary, namespace: lab.brokerNamespace, host: primaryHost, peerHost: backupHost)
         let backup = try start(.backup, namespace: lab.subscriberNamespace, host: backupHost, peerHost: primaryHost)
@@ -420,24 +429,16 @@ final class PairTests: XCTestCase {
     func testAnSSEClientResumesAcrossAFailoverWithLastEventID() throws {
         let ports = (try FreePort.find(), try FreePort.find())
         func start(_ role: PairSettings.Role, port: Int) throws -> Daemon {
-            let (name, me, peer) = role == .primary ? ("a", "a", "b") : ("b", "b", "a")
-            return try Daemon(
+            try broker(
+                role == .primary ? "a" : "b", role: role,
                 configuration: """
                     [history]
                     prefixes = ["n."]
                     [http]
                     enabled = true
                     listen = "127.0.0.1:\(port)"
-                    [ha]
-                    role = "\(role.rawValue)"
-                    bind = "\(endpoint("pair-\(me)"))"
-                    peer = "\(endpoint("pair-\(peer)"))"
-                    failover_ms = 1000
-                    """,
-                endpoints: [
-                    .pull: endpoint("\(name)-pull"), .xsub: endpoint("\(name)-xsub"), .xpub: endpoint("\(name)-xpub"),
-                    .control: endpoint("\(name)-control"),
-                ])
+
+                    """ + haSection(role))
         }
         let primary = try start(.primary, port: ports.0)
         let backup = try start(.backup, port: ports.1)
@@ -543,23 +544,15 @@ final class PairTests: XCTestCase {
         func key(_ file: String) -> String { directory.appendingPathComponent(file).path }
         func start(_ role: PairSettings.Role) throws -> Daemon {
             let (me, peer) = role == .primary ? ("a", "b") : ("b", "a")
-            return try Daemon(
+            return try broker(
+                me, role: role,
                 configuration: """
                     [security]
                     server_secret_key_file = "\(key("\(me).secret"))"
                     [history]
                     prefixes = ["n."]
-                    [ha]
-                    role = "\(role.rawValue)"
-                    bind = "\(endpoint("pair-\(me)"))"
-                    peer = "\(endpoint("pair-\(peer)"))"
-                    peer_public_key_file = "\(key("\(peer).public"))"
-                    failover_ms = 1000
-                    """,
-                endpoints: [
-                    .pull: endpoint("\(me)-pull"), .xsub: endpoint("\(me)-xsub"), .xpub: endpoint("\(me)-xpub"),
-                    .control: endpoint("\(me)-control"),
-                ])
+
+                    """ + haSection(role, extra: "peer_public_key_file = \"\(key("\(peer).public"))\""))
         }
         let primary = try start(.primary)
         let backup = try start(.backup)

@@ -155,6 +155,39 @@ final class RecordRingTests: XCTestCase {
         XCTAssertEqual(expectedRecords, 64 * 39, "sizes 0-38 fit, 39 and 40 do not")
     }
 
+    /// A record that fills exactly the room left beside an unread one, from every position
+    /// (its fixed fields written in place or through the copy that wraps), then nothing more
+    /// fits until the consumer takes them; one byte more is refused whole.
+    func testARecordFillsExactlyTheRoomLeftBesideUnreadOnes() {
+        let ring = RecordRing(capacity: 64)
+        for start in 0..<64 {
+            for extra in [0, 1] {
+                while ring.published % 64 != start {
+                    let needed = (start - ring.published % 64 + 64) % 64
+                    XCTAssertTrue(put(ring, Array(repeating: 0xEE, count: needed >= 4 ? needed - 4 : 30)))
+                    XCTAssertEqual(take(ring).count, 1)
+                }
+                let unread = [UInt8](repeating: UInt8(start), count: 20)
+                XCTAssertTrue(put(ring, unread))
+                // 64 - 24 bytes left: 4 (length) + 23 (fields) + 4 + 9 (a frame) fill them.
+                let frame = (0..<(9 + extra)).map { UInt8(truncatingIfNeeded: $0 + start) }
+                ring.begin()
+                ring.append(count: 23) { fields in
+                    for index in 0..<23 { fields.storeBytes(of: UInt8(index), toByteOffset: index, as: UInt8.self) }
+                }
+                frame.withUnsafeBytes { ring.appendLengthPrefixed($0) }
+                XCTAssertEqual(ring.commit(), extra == 0, "start \(start), extra \(extra)")
+                if extra == 0 {
+                    XCTAssertFalse(put(ring, []), "start \(start): full, and an empty record needs 4 bytes")
+                }
+                let expected =
+                    (0..<23).map(UInt8.init) + withUnsafeBytes(of: UInt32(frame.count).bigEndian, Array.init) + frame
+                XCTAssertEqual(
+                    take(ring), extra == 0 ? [unread, expected] : [unread], "start \(start), extra \(extra)")
+            }
+        }
+    }
+
     /// The consumer reads records in the ring's own memory while the producer goes on: the
     /// producer never writes into a batch until the consumer is done with it (each batch is
     /// checked twice, the second time after giving the producer time to write).
