@@ -198,82 +198,53 @@ struct Subscribe: ParsableCommand {
 
     // MARK: Following a pair
 
-    /// Messages whose sequence marker never came, held for the next resume's replay.
-    static let maximumOrphans = 1_000
-    /// How many numbered messages a follower remembers having printed (as hashes): more than
-    /// a socket's queue holds (its receive high-water mark, 1,000 by default).
-    static let recentMessages = 65_536
-
     /// `--since` with both brokers of a pair (`-c` twice): resumes from the active one, learns
     /// each kept message's sequence from its marker (`$zpub/seq/<topic>`, which follows it), and
     /// when another broker becomes active resumes there after the last sequence printed, so
-    /// that what history kept arrives once and in order across a failover.
+    /// that what history kept arrives once and in order across a failover. `PairFollower`
+    /// makes the decisions; this loop does the talking and the waiting.
     private func follow(_ socket: Socket, since: UInt64, watch: ConnectionWatch) throws {
         let prefix = Array((prefixes.first ?? "").utf8)
         let markers = BrokerState.sequenceMarkerPrefix
         try socket.setOption(.subscribe, bytes: markers + prefix)
-        var last = since
+        var follower = PairFollower(since: since, markerPrefix: markers)
         var received = 0
         var active = try activeControl(waitingMilliseconds: timeout ?? 10_000)
         var catchUp: SnapshotCatchUp<[[UInt8]]>?
-        /// A message seen, waiting for its sequence marker (which follows it at once if kept).
-        var waiting: [[UInt8]]?
-        var waitingSince: UInt64 = 0
-        /// The history prefixes, from the last replay: a message under one is kept, so it waits
-        /// for its sequence. Its marker can fail to come: the broker died between the two (a
-        /// failover), this socket's queue dropped it, or a reload took the prefix out of
-        /// history. Such a message becomes an orphan and a resume after the last sequence
-        /// printed follows: the replay brings it numbered if history has it, and otherwise it
-        /// is printed unnumbered, before the replay (what history kept after `last` came after
-        /// it, as a rule). Printing it at once would print it twice when the replay has it too.
-        /// One case still prints a message twice: printed unnumbered because the active broker
-        /// lacks it, it is replayed later by a broker that has it (an old primary that kept it
-        /// and becomes active again before anything else is printed).
-        var keptPrefixes: [[UInt8]] = []
-        func isKept(_ topic: [UInt8]) -> Bool { keptPrefixes.contains { topic.starts(with: $0) } }
-        var orphans: [[[UInt8]]] = []
-        /// The numbered messages printed lately. After a takeover the resume on the new broker
-        /// can print a message numbered while the dead broker's copy still waits in this
-        /// socket's queue; if its marker died with that broker, it becomes an orphan the next
-        /// replay (after `last`) does not hold, and must not be printed again. The price: an
-        /// orphan with the same bytes as a message printed lately is taken for that message.
-        var recentlyPrinted = RecentMessages(capacity: Self.recentMessages)
-        func orphan(_ frames: [[UInt8]]) {
-            // Only a resume that keeps failing while messages keep coming can pile them up.
-            if orphans.count == Self.maximumOrphans {
-                Output.error("more than \(Self.maximumOrphans) messages wait for a resume; the oldest is not printed")
-                orphans.removeFirst()
-            }
-            orphans.append(frames)
-        }
         var lastCheck = SystemClock.monotonicNanoseconds()
-        /// The last resume failed: the next check resumes again, whichever broker is active.
+        /// The last resume failed, or the follower asked for one: the next turn of the loop
+        /// resumes, whichever broker is active.
         var retrying = false
-        /// Resumes after `last` at the next turn of the loop, not at the next periodic check.
-        func resumeNow() {
-            retrying = true
-            lastCheck = 0
-        }
         /// When the current catch-up began: one whose marker never comes (lost with a dropped
         /// connection) is started again.
         var resumed: UInt64 = 0
         var lastMessage = lastCheck
 
-        func emit(_ frames: [[UInt8]], _ sequence: UInt64?) -> Bool {
-            if let sequence {
-                guard sequence > last else { return false }
-                last = sequence
-                recentlyPrinted.insert(frames)
+        /// Carries out the follower's actions in order; true once `--count` messages are out.
+        func act(_ actions: [PairFollower.Action]) -> Bool {
+            for action in actions {
+                switch action {
+                case .deliver(let frames, let sequence):
+                    received += 1
+                    Output.line(json ? Self.jsonLine(frames, sequence: sequence) : Self.textLine(frames))
+                    if let count, received >= count { return true }
+                case .resume:
+                    retrying = true
+                    lastCheck = 0
+                case .droppedOrphan:
+                    Output.error(
+                        "more than \(PairFollower.maximumOrphans) messages wait for a resume; the oldest is not printed"
+                    )
+                }
             }
-            received += 1
-            Output.line(json ? Self.jsonLine(frames, sequence: sequence) : Self.textLine(frames))
-            return count.map { received >= $0 } ?? false
+            return false
         }
         func resume() throws -> Bool {
             var handshake = try startSnapshot(subscriber: socket)
             let release: SnapshotCatchUp<[[UInt8]]>.Release
             do {
-                release = try fetchReplay(token: handshake.token, since: last, into: &handshake, from: active)
+                release = try fetchReplay(
+                    token: handshake.token, since: follower.last, into: &handshake, from: active)
             } catch {
                 // The broker may have just taken over, or dropped this connection for a moment:
                 // give up this handshake and try again (a new token) at the next check.
@@ -284,31 +255,11 @@ struct Subscribe: ParsableCommand {
                 return false
             }
             retrying = false
-            keptPrefixes = handshake.coveredPrefixes ?? keptPrefixes
             resumed = SystemClock.monotonicNanoseconds()
-            if !orphans.isEmpty {
-                // Each replayed message accounts for one orphan at most, and only one that the
-                // orphan's own broker numbered or mirrored: a takeover's new sequences start far
-                // above `last`, and a message there with the same bytes is another one.
-                var replayed: [[[UInt8]]: Int] = [:]
-                for entry in release.entries {
-                    guard let seq = entry.seq, seq <= last &+ PairSettings.minimumTakeoverGap / 2,
-                        let frames = entry.messageFrames
-                    else { continue }
-                    replayed[frames, default: 0] += 1
-                }
-                for frames in orphans {
-                    if let count = replayed[frames], count > 0 {
-                        replayed[frames] = count - 1
-                    } else if !recentlyPrinted.contains(frames), emit(frames, nil) {
-                        return true
-                    }
-                }
-                orphans = []
+            let messages = release.entries.compactMap { entry in
+                entry.messageFrames.map { (frames: $0, sequence: entry.seq) }
             }
-            for entry in release.entries {
-                if let frames = entry.messageFrames, emit(frames, entry.seq) { return true }
-            }
+            if act(follower.replayed(messages, keptPrefixes: handshake.coveredPrefixes)) { return true }
             catchUp = handshake
             return false
         }
@@ -319,23 +270,16 @@ struct Subscribe: ParsableCommand {
                 lastCheck = now
                 if catchUp != nil && now &- resumed > 10_000_000_000 {
                     Output.error(
-                        "the catch-up from \(active) did not complete within 10 s; resuming again after \(last)")
+                        "the catch-up from \(active) did not complete within 10 s; resuming again after \(follower.last)"
+                    )
                     retrying = true
                 }
                 if let current = try? activeControl(waitingMilliseconds: 0), current != active || retrying {
                     if current != active {
-                        Output.error("\(current) is active now (was \(active)); resuming after \(last)")
+                        Output.error("\(current) is active now (was \(active)); resuming after \(follower.last)")
                     }
                     active = current
-                    // A live-only message is printed; a kept one waits for the replay.
-                    if let held = waiting {
-                        waiting = nil
-                        if !isKept(held[0]) {
-                            if emit(held, nil) { return }
-                        } else {
-                            orphan(held)
-                        }
-                    }
+                    if act(follower.resuming()) { return }
                     if try resume() { return }
                 }
             }
@@ -343,50 +287,14 @@ struct Subscribe: ParsableCommand {
             if let timeout, now &- lastMessage > UInt64(timeout) * 1_000_000 {
                 throw noMessage(within: timeout, watch)
             }
-            guard let frames = try socket.receiveFrames(timeoutMilliseconds: waiting == nil ? 100 : 50) else {
-                guard let held = waiting else { continue }
-                if !isKept(held[0]) {
-                    // A message whose marker did not follow is not kept: it has no sequence.
-                    waiting = nil
-                    if emit(held, nil) { return }
-                } else if now &- waitingSince > 1_000_000_000 {
-                    waiting = nil
-                    orphan(held)
-                    resumeNow()
-                }
+            guard let frames = try socket.receiveFrames(timeoutMilliseconds: follower.isHolding ? 50 : 100) else {
+                if act(follower.idle(now: now)) { return }
                 continue
             }
             lastMessage = SystemClock.monotonicNanoseconds()
             // Sequence markers are not the catch-up's business: they number what it lets through.
             guard try Self.passesCatchUp(frames, &catchUp, socket: socket, passing: markers) else { continue }
-            if frames[0].starts(with: markers) {
-                let sequence = frames.count > 1 ? UInt64(String(decoding: frames[1], as: UTF8.self)) : nil
-                if let held = waiting, frames[0].dropFirst(markers.count).elementsEqual(held[0]) {
-                    waiting = nil
-                    if let sequence, catchUp == nil, last > since,
-                        sequence > last &+ PairSettings.minimumTakeoverGap / 2
-                    {
-                        // A takeover, seen in the live stream before HEALTH says so: what the new
-                        // broker mirrored after `last` would be skipped. Resume after `last`
-                        // instead (the replay brings this message too, in order).
-                        resumeNow()
-                        continue
-                    }
-                    if emit(held, sequence) { return }
-                }
-                continue
-            }
-            if let held = waiting {
-                // Not its marker: the marker is lost.
-                if isKept(held[0]) {
-                    orphan(held)
-                    resumeNow()
-                } else if emit(held, nil) {
-                    return
-                }
-            }
-            waiting = frames
-            waitingSince = lastMessage
+            if act(follower.received(frames, now: lastMessage, catchingUp: catchUp != nil)) { return }
         }
     }
 
@@ -456,31 +364,4 @@ struct Subscribe: ParsableCommand {
     static func jsonLine(_ frames: [[UInt8]], sequence: UInt64? = nil) -> String {
         String(decoding: MessageJSON.write(frames, seq: sequence), as: UTF8.self)
     }
-}
-
-/// The last `capacity` messages added, as hashes of their frames, oldest forgotten first.
-struct RecentMessages {
-    private var order: [Int] = []
-    private var next = 0
-    private var counts: [Int: Int] = [:]
-    let capacity: Int
-
-    init(capacity: Int) {
-        self.capacity = capacity
-    }
-
-    mutating func insert(_ frames: [[UInt8]]) {
-        let hash = frames.hashValue
-        if order.count < capacity {
-            order.append(hash)
-        } else {
-            let oldest = order[next]
-            if let count = counts[oldest], count > 1 { counts[oldest] = count - 1 } else { counts[oldest] = nil }
-            order[next] = hash
-            next = (next + 1) % capacity
-        }
-        counts[hash, default: 0] += 1
-    }
-
-    func contains(_ frames: [[UInt8]]) -> Bool { counts[frames.hashValue] != nil }
 }

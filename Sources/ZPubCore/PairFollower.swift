@@ -1,0 +1,199 @@
+/// The decisions of a subscriber that follows a primary/backup pair from a history sequence
+/// (`zpub sub --since` with `-c` twice; docs/topologies.md, "A pair"), with no sockets and no
+/// clock, so that every race of a failover can be played in a test in the order it happens.
+///
+/// The subscriber takes the live stream of both brokers on one SUB socket, subscribed to the
+/// data prefix and to its sequence markers (`$zpub/seq/<topic>`, which the active broker sends
+/// right after each kept message, numbering it). It resumes from the active broker after the
+/// last sequence printed (a replay, `replayed`) at start and whenever another broker becomes
+/// active. The caller feeds what happens; each call returns what to do now, in order.
+///
+/// The rules:
+/// - a message under a history prefix (as the last replay said) waits for its marker and is
+///   printed with that sequence; a sequence not above the last one printed is not printed again;
+/// - a message under no history prefix is printed without a sequence, as soon as the next
+///   message shows that no marker follows it;
+/// - a kept message whose marker never comes (its broker died between the two, the socket's
+///   queue dropped the marker, a reload took its prefix out of history) becomes an *orphan*,
+///   and a resume follows. If the replay holds it, the replay prints it numbered; if not, it is
+///   printed without a sequence, before the replay (what history kept after `last` came after
+///   it, as a rule). Printing it at once would print it twice when the replay has it too.
+/// - each replayed message accounts for one orphan at most, and only one its own broker could
+///   have numbered: a takeover's new sequences start far above `last`
+///   (`PairSettings.minimumTakeoverGap`), and a message there with the same bytes is another;
+/// - an orphan with the same bytes as one of the last `recentMessages` numbered messages
+///   printed is taken for that message: after a takeover the resume on the new broker can
+///   print a message while the dead broker's copy, its marker lost, still waits in the socket;
+/// - a marker whose sequence jumps by more than half the takeover gap, seen before the caller
+///   learnt of the takeover, asks for a resume after `last` instead (the new broker's mirrored
+///   messages after `last` would be skipped otherwise); the message it numbers comes in the
+///   replay.
+///
+/// One case still prints a message twice: printed unnumbered because the active broker lacks
+/// it, it is replayed later by a broker that has it (an old primary that kept it and becomes
+/// active again before anything else is printed).
+public struct PairFollower {
+    public enum Action: Equatable {
+        /// Print the message, with its history sequence when it has one.
+        case deliver([[UInt8]], sequence: UInt64?)
+        /// Resume after `last` from the active broker at the next turn of the loop.
+        case resume
+        /// More than `maximumOrphans` messages wait for a resume: the oldest was dropped.
+        case droppedOrphan
+    }
+
+    /// Orphans held at most: only a resume that keeps failing while messages keep coming piles
+    /// them up.
+    public static let maximumOrphans = 1_000
+    /// How many numbered messages are remembered (as hashes) as printed: more than a socket's
+    /// queue holds (its receive high-water mark, 1,000 by default).
+    public static let recentMessages = 65_536
+    /// How long a kept message waits for its marker while nothing else arrives (the broker
+    /// sends the marker right after the message, so only a lost one takes this long).
+    public static let markerWaitNanoseconds: UInt64 = 1_000_000_000
+
+    /// The last sequence printed: a resume asks for what comes after it.
+    public private(set) var last: UInt64
+    private let since: UInt64
+    private let markerPrefix: [UInt8]
+    /// The history prefixes, from the last replay.
+    private var keptPrefixes: [[UInt8]] = []
+    /// A message seen, waiting for its marker, and since when.
+    private var waiting: [[UInt8]]?
+    private var waitingSince: UInt64 = 0
+    public private(set) var orphans: [[[UInt8]]] = []
+    private var recentlyPrinted = RecentMessages(capacity: Self.recentMessages)
+
+    public init(since: UInt64, markerPrefix: [UInt8] = BrokerState.sequenceMarkerPrefix) {
+        self.since = since
+        self.last = since
+        self.markerPrefix = markerPrefix
+    }
+
+    /// A message waits for its marker: the caller polls again soon, to learn whether it came.
+    public var isHolding: Bool { waiting != nil }
+
+    /// A live message or marker, at `now` (monotonic nanoseconds), that the catch-up let
+    /// through; `catchingUp` while a resume's catch-up is not complete.
+    public mutating func received(_ frames: [[UInt8]], now: UInt64, catchingUp: Bool) -> [Action] {
+        guard let topic = frames.first else { return [] }
+        if topic.starts(with: markerPrefix) {
+            guard let held = waiting, topic.dropFirst(markerPrefix.count).elementsEqual(held[0]) else { return [] }
+            waiting = nil
+            let sequence = frames.count > 1 ? UInt64(String(decoding: frames[1], as: UTF8.self)) : nil
+            if let sequence, !catchingUp, last > since, sequence > last &+ PairSettings.minimumTakeoverGap / 2 {
+                return [.resume]
+            }
+            return deliver(held, sequence)
+        }
+        var actions: [Action] = []
+        if let held = waiting {
+            // Not its marker: the marker is lost.
+            if isKept(held[0]) {
+                actions = orphan(held) + [.resume]
+            } else {
+                actions = deliver(held, nil)
+            }
+        }
+        waiting = frames
+        waitingSince = now
+        return actions
+    }
+
+    /// Nothing arrived for a moment, at `now`.
+    public mutating func idle(now: UInt64) -> [Action] {
+        guard let held = waiting else { return [] }
+        if !isKept(held[0]) {
+            // A message whose marker did not follow is not kept: it has no sequence.
+            waiting = nil
+            return deliver(held, nil)
+        }
+        guard now &- waitingSince > Self.markerWaitNanoseconds else { return [] }
+        waiting = nil
+        return orphan(held) + [.resume]
+    }
+
+    /// The caller is about to resume (another broker is active, or the last resume failed): a
+    /// live-only message is printed, a kept one waits for the replay.
+    public mutating func resuming() -> [Action] {
+        guard let held = waiting else { return [] }
+        waiting = nil
+        return isKept(held[0]) ? orphan(held) : deliver(held, nil)
+    }
+
+    /// A resume's replay: the messages after `last` (each with its sequence), and the history
+    /// prefixes it covers (nil: unchanged).
+    public mutating func replayed(_ messages: [(frames: [[UInt8]], sequence: UInt64?)], keptPrefixes: [[UInt8]]?)
+        -> [Action]
+    {
+        if let keptPrefixes { self.keptPrefixes = keptPrefixes }
+        var actions: [Action] = []
+        if !orphans.isEmpty {
+            var replayed: [[[UInt8]]: Int] = [:]
+            for message in messages {
+                guard let sequence = message.sequence, sequence <= last &+ PairSettings.minimumTakeoverGap / 2 else {
+                    continue
+                }
+                replayed[message.frames, default: 0] += 1
+            }
+            for frames in orphans {
+                if let count = replayed[frames], count > 0 {
+                    replayed[frames] = count - 1
+                } else if !recentlyPrinted.contains(frames) {
+                    actions += deliver(frames, nil)
+                }
+            }
+            orphans = []
+        }
+        for message in messages { actions += deliver(message.frames, message.sequence) }
+        return actions
+    }
+
+    private func isKept(_ topic: [UInt8]) -> Bool { keptPrefixes.contains { topic.starts(with: $0) } }
+
+    private mutating func orphan(_ frames: [[UInt8]]) -> [Action] {
+        var actions: [Action] = []
+        if orphans.count == Self.maximumOrphans {
+            orphans.removeFirst()
+            actions.append(.droppedOrphan)
+        }
+        orphans.append(frames)
+        return actions
+    }
+
+    private mutating func deliver(_ frames: [[UInt8]], _ sequence: UInt64?) -> [Action] {
+        if let sequence {
+            guard sequence > last else { return [] }
+            last = sequence
+            recentlyPrinted.insert(frames)
+        }
+        return [.deliver(frames, sequence: sequence)]
+    }
+}
+
+/// The last `capacity` messages added, as hashes of their frames, oldest forgotten first.
+struct RecentMessages {
+    private var order: [Int] = []
+    private var next = 0
+    private var counts: [Int: Int] = [:]
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    mutating func insert(_ frames: [[UInt8]]) {
+        let hash = frames.hashValue
+        if order.count < capacity {
+            order.append(hash)
+        } else {
+            let oldest = order[next]
+            if let count = counts[oldest], count > 1 { counts[oldest] = count - 1 } else { counts[oldest] = nil }
+            order[next] = hash
+            next = (next + 1) % capacity
+        }
+        counts[hash, default: 0] += 1
+    }
+
+    func contains(_ frames: [[UInt8]]) -> Bool { counts[frames.hashValue] != nil }
+}

@@ -1,0 +1,182 @@
+import XCTest
+import ZPubCore
+
+/// A subscriber following a pair across failovers (`PairFollower`): each race of a takeover
+/// played in the order it happens, which the integration tests (PairTests) can only meet by
+/// chance. The broker sends a kept message and then its marker; a failover can cut between the
+/// two, and the dead broker's messages can still wait in the subscriber's socket after the
+/// resume on the new one.
+final class PairFollowerTests: XCTestCase {
+    private let gap = PairSettings.minimumTakeoverGap
+    private let second: UInt64 = 1_000_000_000
+
+    private func message(_ topic: String, _ payload: String) -> [[UInt8]] {
+        [Array(topic.utf8), Array(payload.utf8)]
+    }
+
+    private func marker(_ topic: String, _ sequence: UInt64) -> [[UInt8]] {
+        [BrokerState.sequenceMarkerPrefix + Array(topic.utf8), Array(String(sequence).utf8)]
+    }
+
+    /// A follower after its first resume, which said history keeps `n.`.
+    private func follower(since: UInt64 = 0, replay: [(String, UInt64)] = []) -> (PairFollower, [PairFollower.Action]) {
+        var follower = PairFollower(since: since)
+        let actions = follower.replayed(
+            replay.map { (frames: message("n.a", $0.0), sequence: $0.1) }, keptPrefixes: [Array("n.".utf8)])
+        return (follower, actions)
+    }
+
+    private func delivered(_ actions: [PairFollower.Action]) -> [String] {
+        actions.compactMap {
+            guard case .deliver(let frames, let sequence) = $0 else { return nil }
+            let payload = String(decoding: frames[1], as: UTF8.self)
+            return sequence.map { "\(payload)#\($0)" } ?? payload
+        }
+    }
+
+    func testAKeptMessageIsPrintedWithTheSequenceItsMarkerBrings() {
+        var (follower, actions) = follower(replay: [("one", 1), ("two", 2)])
+        XCTAssertEqual(delivered(actions), ["one#1", "two#2"])
+        XCTAssertEqual(follower.received(message("n.a", "three"), now: 0, catchingUp: false), [])
+        XCTAssertTrue(follower.isHolding, "it waits for its marker")
+        XCTAssertEqual(delivered(follower.received(marker("n.a", 3), now: 0, catchingUp: false)), ["three#3"])
+        XCTAssertEqual(follower.last, 3)
+        // The same sequence again (a replay overlapping the live stream) is not printed twice.
+        XCTAssertEqual(follower.received(message("n.a", "three"), now: 0, catchingUp: false), [])
+        XCTAssertEqual(follower.received(marker("n.a", 3), now: 0, catchingUp: false), [])
+        // A marker for another topic does not number the held message.
+        XCTAssertEqual(follower.received(message("n.a", "four"), now: 0, catchingUp: false), [])
+        XCTAssertEqual(follower.received(marker("n.b", 4), now: 0, catchingUp: false), [])
+        XCTAssertTrue(follower.isHolding)
+    }
+
+    func testAMessageHistoryDoesNotKeepIsPrintedWithoutASequence() {
+        var (follower, _) = follower()
+        XCTAssertEqual(follower.received(message("live.x", "1"), now: 0, catchingUp: false), [])
+        // The next message shows that no marker followed.
+        XCTAssertEqual(delivered(follower.received(message("live.x", "2"), now: 0, catchingUp: false)), ["1"])
+        // Nothing more comes: the held one is printed at the next idle turn.
+        XCTAssertEqual(delivered(follower.idle(now: 0)), ["2"])
+        XCTAssertFalse(follower.isHolding)
+        XCTAssertEqual(follower.last, 0)
+    }
+
+    /// The race: the primary died after sending a kept message and before its marker, and the
+    /// backup had mirrored it. The resume on the backup prints it, numbered, once.
+    func testAMessageWhoseMarkerDiedWithThePrimaryIsPrintedOnceFromTheReplay() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        XCTAssertEqual(follower.received(message("n.a", "two"), now: 0, catchingUp: false), [])
+        // The backup takes over; the caller resumes.
+        XCTAssertEqual(follower.resuming(), [])
+        XCTAssertEqual(follower.orphans.count, 1)
+        let actions = follower.replayed(
+            [(message("n.a", "two"), 2), (message("n.a", "three"), 2 + gap)], keptPrefixes: nil)
+        XCTAssertEqual(delivered(actions), ["two#2", "three#\(2 + gap)"])
+        XCTAssertEqual(follower.orphans.count, 0)
+    }
+
+    /// The same race, but the backup had not mirrored it: printed unnumbered, before the
+    /// replay, since everything the new broker kept after `last` came after it.
+    func testAMessageNoBrokerKeptIsPrintedUnnumberedBeforeTheReplay() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        _ = follower.received(message("n.a", "two"), now: 0, catchingUp: false)
+        _ = follower.resuming()
+        let actions = follower.replayed([(message("n.a", "three"), 1 + gap)], keptPrefixes: nil)
+        XCTAssertEqual(delivered(actions), ["two", "three#\(1 + gap)"])
+    }
+
+    /// After a takeover the resume on the new broker printed a message numbered while the dead
+    /// broker's copy, its marker lost, still waited in the socket: that copy is not printed
+    /// again, although the next replay (after `last`) does not hold it.
+    func testTheDeadBrokersCopyOfAMessageThePrintedReplayHadIsNotPrintedAgain() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        XCTAssertEqual(follower.resuming(), [])
+        XCTAssertEqual(delivered(follower.replayed([(message("n.a", "two"), 2)], keptPrefixes: nil)), ["two#2"])
+        // The dead primary's copy of "two" comes out of the socket; its marker never will.
+        XCTAssertEqual(follower.received(message("n.a", "two"), now: 0, catchingUp: true), [])
+        XCTAssertEqual(follower.received(message("n.a", "three"), now: 0, catchingUp: true), [.resume])
+        XCTAssertEqual(
+            delivered(follower.received(marker("n.a", 2 + gap), now: 0, catchingUp: true)), ["three#\(2 + gap)"])
+        XCTAssertEqual(follower.replayed([], keptPrefixes: nil), [], "two is not printed a second time")
+        XCTAssertEqual(follower.orphans.count, 0)
+    }
+
+    /// Each replayed message accounts for one orphan at most: two messages with the same bytes,
+    /// one of them kept, are two messages.
+    func testAReplayedMessageAccountsForOneOrphanAtMost() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        _ = follower.received(message("n.a", "same"), now: 0, catchingUp: false)
+        XCTAssertEqual(follower.received(message("n.a", "same"), now: 0, catchingUp: false), [.resume])
+        _ = follower.resuming()
+        XCTAssertEqual(follower.orphans.count, 2)
+        let actions = follower.replayed([(message("n.a", "same"), 2)], keptPrefixes: nil)
+        XCTAssertEqual(delivered(actions), ["same", "same#2"])
+    }
+
+    /// A replayed message numbered by a new broker (above the takeover gap) is another message,
+    /// even with the same bytes: the orphan is printed too.
+    func testAMessageOfANewBrokersNumberingDoesNotAccountForAnOrphan() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        _ = follower.received(message("n.a", "tick"), now: 0, catchingUp: false)
+        _ = follower.resuming()
+        let actions = follower.replayed([(message("n.a", "tick"), 1 + gap)], keptPrefixes: nil)
+        XCTAssertEqual(delivered(actions), ["tick", "tick#\(1 + gap)"])
+    }
+
+    /// A marker whose sequence jumps by a takeover's gap, before the caller learnt of the
+    /// takeover: resume after `last`, where the new broker's mirrored messages are; the message
+    /// it numbers comes in that replay.
+    func testASequenceJumpInTheLiveStreamAsksForAResume() {
+        var (follower, _) = follower(replay: [("one", 1), ("two", 2)])
+        _ = follower.received(message("n.a", "late"), now: 0, catchingUp: false)
+        XCTAssertEqual(follower.received(marker("n.a", 3 + gap), now: 0, catchingUp: false), [.resume])
+        XCTAssertEqual(follower.last, 2)
+        let actions = follower.replayed(
+            [(message("n.a", "three"), 3), (message("n.a", "late"), 3 + gap)], keptPrefixes: nil)
+        XCTAssertEqual(delivered(actions), ["three#3", "late#\(3 + gap)"])
+        // During a catch-up the jump is expected (its replay is being joined): no resume.
+        _ = follower.received(message("n.a", "next"), now: 0, catchingUp: true)
+        XCTAssertEqual(
+            delivered(follower.received(marker("n.a", 4 + 2 * gap), now: 0, catchingUp: true)),
+            ["next#\(4 + 2 * gap)"])
+    }
+
+    /// A kept message whose marker does not come while nothing else arrives waits a second,
+    /// then becomes an orphan and a resume follows.
+    func testAKeptMessageWaitsASecondForItsMarker() {
+        var (follower, _) = follower()
+        _ = follower.received(message("n.a", "x"), now: 5 * second, catchingUp: false)
+        XCTAssertEqual(follower.idle(now: 5 * second + second / 2), [])
+        XCTAssertEqual(follower.idle(now: 6 * second), [], "exactly a second is not yet too long")
+        XCTAssertEqual(follower.idle(now: 6 * second + 1), [.resume])
+        XCTAssertEqual(follower.orphans, [message("n.a", "x")])
+        XCTAssertFalse(follower.isHolding)
+    }
+
+    /// A reload that takes a prefix out of history: the replay says so, and from then on its
+    /// messages are printed at once, unnumbered.
+    func testTheReplayTellsWhichPrefixesAreKept() {
+        var (follower, _) = follower()
+        _ = follower.replayed([], keptPrefixes: [Array("other.".utf8)])
+        _ = follower.received(message("n.a", "1"), now: 0, catchingUp: false)
+        XCTAssertEqual(delivered(follower.idle(now: 0)), ["1"])
+        XCTAssertEqual(follower.orphans, [])
+    }
+
+    func testOrphansAreBoundedAndADroppedOneIsSaid() {
+        var (follower, _) = follower()
+        var dropped = 0
+        for number in 0...PairFollower.maximumOrphans {
+            let actions = follower.received(message("n.a", "\(number)"), now: 0, catchingUp: false)
+            dropped += actions.filter { $0 == .droppedOrphan }.count
+        }
+        // The last one waits for its marker; the ones before it are orphans.
+        XCTAssertEqual(follower.orphans.count, PairFollower.maximumOrphans)
+        XCTAssertEqual(dropped, 0)
+        XCTAssertEqual(follower.resuming(), [.droppedOrphan], "one more than the bound")
+        XCTAssertEqual(follower.orphans.count, PairFollower.maximumOrphans)
+        XCTAssertEqual(follower.orphans.first, message("n.a", "1"), "the oldest went")
+        let actions = follower.replayed([], keptPrefixes: nil)
+        XCTAssertEqual(delivered(actions).count, PairFollower.maximumOrphans)
+    }
+}
