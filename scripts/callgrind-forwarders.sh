@@ -69,8 +69,10 @@ measure() {
     if [ "$ingest" = pub ]; then
         publish "$xsub" "$size" "$messages"
     else
+        # zpub pub waits up to --timeout for the broker to take what it queued (its linger); the
+        # default 3 s dropped the last messages once, under valgrind on a busy machine.
         python3 -c "import sys; line='x'*$size; sys.stdout.write((line+'\n')*$messages)" |
-            "$bin/zpub" pub -e "$pull" t.topic
+            "$bin/zpub" pub --timeout 600000 -e "$pull" t.topic
     fi
     for pid in $pids; do wait "$pid"; done
     # (Silenced: the shell's "Terminated" notice for the killed job would fill the table.)

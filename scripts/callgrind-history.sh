@@ -38,8 +38,10 @@ measure() { # size history messages
     "$bin/zpub" sub -e "$xpub" --count "$messages" t >/dev/null &
     subscriber=$!
     until "$bin/zpub" stats -c "$control" --json | grep -q '"total":1'; do sleep 0.1; done
+    # zpub pub waits up to --timeout for the broker to take what it queued (its linger); the
+    # default 3 s dropped the last messages once, under valgrind on a busy machine.
     python3 -c "import sys; line='x'*$size; sys.stdout.write((line+'\n')*$messages)" |
-        "$bin/zpub" pub -e "$pull" t.topic
+        "$bin/zpub" pub --timeout 600000 -e "$pull" t.topic
     wait "$subscriber"
     if [ "$history" = on ]; then
         until "$bin/zpub" stats -c "$control" --json |

@@ -23,8 +23,10 @@ for size in 32 1024; do
     broker=$!
     until "$bin/zpub" ping -c "$control" --timeout 1000 >/dev/null 2>&1; do sleep 0.2; done
     # N messages, paced by the writer: a burst the writer's queue cannot hold would be dropped.
+    # zpub pub waits up to --timeout for the broker to take what it queued (its linger); the
+    # default 3 s dropped the last messages once, under valgrind on a busy machine.
     python3 -c "import sys; line='x'*$size; sys.stdout.write((line+'\n')*$count)" |
-        "$bin/zpub" pub -e "$pull" t.topic
+        "$bin/zpub" pub --timeout 600000 -e "$pull" t.topic
     until "$bin/zpub" stats -c "$control" --json |
         python3 -c "import json,sys; h=json.load(sys.stdin)['history']; sys.exit(0 if h['written'] + h['dropped'] >= $count else 1)"; do
         sleep 0.5

@@ -38,7 +38,27 @@ public final class RecordRing: @unchecked Sendable {
     @exclusivity(unchecked) @usableFromInline var building = false
     @exclusivity(unchecked) @usableFromInline var overflowed = false
 
-    public init(capacity: Int) {
+    /// The producer goes back to the storage's start, when it finds the ring empty, once it is
+    /// this far into it (`begin`). A ring goes round all its memory, so without this every page
+    /// of it becomes resident as traffic passes, however little is ever waiting: 64 MiB of
+    /// history queue held for good after 64 MiB of kept messages (scripts/memory-soak.py).
+    /// With it the ring touches what its fullest moment needed, plus this.
+    public let restartOffset: Int
+    /// Where the producer last went back to the storage's start (-1: never): the consumer
+    /// skips from there to the next lap without reading the memory, which the producer may
+    /// reuse at once. Only one is ever pending: the producer goes back only when the consumer
+    /// has taken everything.
+    @usableFromInline let restartedAt = Atomic<Int>(-1)
+    /// Producer-only: where the producer last went back to; the consumer reads nothing below
+    /// it, so the room runs to here plus the capacity even before `tail` gets here.
+    @exclusivity(unchecked) @usableFromInline var restartedTo = 0
+    /// How many times the producer went back to the storage's start.
+    public var restarts: Int { restartCount.load(ordering: .relaxed) }
+    @usableFromInline let restartCount = Atomic<Int>(0)
+
+    /// `restartOffset` nil: a quarter of the capacity, at most 1 MiB; the capacity or more
+    /// never restarts early.
+    public init(capacity: Int, restartOffset: Int? = nil) {
         precondition(capacity >= 16, "a ring holds at least one small record")
         precondition(capacity <= 1 << 32, "a record's length is 4 bytes")
         var size = 16
@@ -47,6 +67,7 @@ public final class RecordRing: @unchecked Sendable {
         mask = size - 1
         storage = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
         writableEnd = size
+        self.restartOffset = restartOffset ?? Swift.min(size / 4, 1 << 20)
     }
 
     deinit { storage.deallocate() }
@@ -60,11 +81,26 @@ public final class RecordRing: @unchecked Sendable {
     @inlinable @inline(__always)
     public func begin() {
         recordStart = head.load(ordering: .relaxed)
+        if recordStart & mask > restartOffset && tail.load(ordering: .acquiring) == recordStart { restart() }
         cursor = recordStart &+ 4
         building = true
         // Even the length does not fit while the ring is full.
         overflowed = !reserve(0)
         openFastPath()
+    }
+
+    /// Past `restartOffset` with nothing waiting (`begin` looks): the next record starts at the storage's
+    /// start, in memory already resident, and the rest of the storage is left unused this lap
+    /// (`restartedAt` tells the consumer). One look at the consumer per record until it has
+    /// taken everything, so that the records' order stays the order of their positions.
+    @usableFromInline @inline(never)
+    func restart() {
+        restartedAt.store(recordStart, ordering: .relaxed)
+        recordStart = (recordStart & ~mask) &+ capacity
+        restartedTo = recordStart
+        writableEnd = recordStart &+ capacity
+        head.store(recordStart, ordering: .releasing)
+        restartCount.add(1, ordering: .relaxed)
     }
 
     /// Sets `fastEnd` for the state the producer is in now.
@@ -80,7 +116,7 @@ public final class RecordRing: @unchecked Sendable {
     @inlinable @inline(__always)
     func reserve(_ count: Int) -> Bool {
         if cursor &+ count <= writableEnd { return true }
-        writableEnd = tail.load(ordering: .acquiring) &+ capacity
+        writableEnd = Swift.max(tail.load(ordering: .acquiring), restartedTo) &+ capacity
         return cursor &+ count <= writableEnd
     }
 
@@ -201,8 +237,13 @@ public final class RecordRing: @unchecked Sendable {
     public var published: Int { head.load(ordering: .acquiring) }
     public var consumed: Int { tail.load(ordering: .relaxed) }
 
-    /// Bytes published and not yet consumed.
-    public var usedBytes: Int { head.load(ordering: .acquiring) - tail.load(ordering: .relaxed) }
+    /// Bytes published and not yet consumed (not the storage left unused by a restart).
+    public var usedBytes: Int {
+        let end = head.load(ordering: .acquiring)
+        let start = tail.load(ordering: .relaxed)
+        let restart = restartedAt.load(ordering: .relaxed)
+        return end - (restart == start ? (restart & ~mask) &+ capacity : start)
+    }
 
     /// Calls `body` with the published records, oldest first, at most `limit` of them, each its
     /// 4-byte length and then its bytes (what the history store keeps: `HistoryRecord`), and
@@ -214,14 +255,26 @@ public final class RecordRing: @unchecked Sendable {
         limit: Int = .max, _ body: (UnsafeRawBufferPointer, Int) throws -> Result
     ) rethrows -> Result {
         let end = head.load(ordering: .acquiring)
-        let start = tail.load(ordering: .relaxed)
+        // Read after `head`: a restart that `end` includes is seen.
+        let restart = restartedAt.load(ordering: .relaxed)
+        var start = tail.load(ordering: .relaxed)
         var position = start
         var count = 0
         while position < end && count < limit {
+            if position == restart {
+                // The producer went back to the storage's start (`restart`), which it
+                // does only when everything before was taken: nothing is between.
+                position = (position & ~mask) &+ capacity
+                start = position
+                continue
+            }
             position += 4 + length(at: position)
             count += 1
         }
-        guard count > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0), 0) }
+        guard count > 0 else {
+            if start != tail.load(ordering: .relaxed) { tail.store(start, ordering: .releasing) }
+            return try body(UnsafeRawBufferPointer(start: nil, count: 0), 0)
+        }
         defer { tail.store(position, ordering: .releasing) }
         let offset = start & mask
         let size = position - start

@@ -75,7 +75,7 @@ final class RecordRingTests: XCTestCase {
     }
 
     func testRecordsWrapAroundTheEnd() {
-        let ring = RecordRing(capacity: 40)
+        let ring = RecordRing(capacity: 40, restartOffset: 64)
         XCTAssertEqual(ring.capacity, 64, "rounded up to a power of two (positions wrap with a mask)")
         for round in 0..<50 {
             let record = (0..<UInt8(round % 23)).map { $0 &+ UInt8(round) }
@@ -87,7 +87,7 @@ final class RecordRingTests: XCTestCase {
     /// The fixed-size and length-prefixed appends the forwarding loop uses: in place, or
     /// through a copy when they wrap, and refused whole when they do not fit.
     func testFixedFieldsAndLengthPrefixedFramesWrapAndOverflowLikeAnyBytes() {
-        let ring = RecordRing(capacity: 64)
+        let ring = RecordRing(capacity: 64, restartOffset: 64)
         for round in 0..<40 {
             let frame = (0..<UInt8(round % 13)).map { $0 &+ UInt8(round) }
             ring.begin()
@@ -112,7 +112,7 @@ final class RecordRingTests: XCTestCase {
     /// is left before the storage's end: the fast path ends exactly where the slow one begins
     /// (room, the storage's end, an abandoned record, appends with no record open).
     func testEveryAppendFromEveryPositionComesOutIntact() {
-        let ring = RecordRing(capacity: 64)
+        let ring = RecordRing(capacity: 64, restartOffset: 64)
         var expectedRecords = 0
         for start in 0..<64 {
             for size in 0..<41 {
@@ -159,7 +159,7 @@ final class RecordRingTests: XCTestCase {
     /// (its fixed fields written in place or through the copy that wraps), then nothing more
     /// fits until the consumer takes them; one byte more is refused whole.
     func testARecordFillsExactlyTheRoomLeftBesideUnreadOnes() {
-        let ring = RecordRing(capacity: 64)
+        let ring = RecordRing(capacity: 64, restartOffset: 64)
         for start in 0..<64 {
             for extra in [0, 1] {
                 while ring.published % 64 != start {
@@ -186,6 +186,41 @@ final class RecordRingTests: XCTestCase {
                     take(ring), extra == 0 ? [unread, expected] : [unread], "start \(start), extra \(extra)")
             }
         }
+    }
+
+    /// A ring goes round all its memory; the producer goes back to the storage's start once it
+    /// is past `restartOffset` and finds the ring empty, so that little traffic keeps little of
+    /// the ring resident. Records waiting carry it further; once taken, it goes back.
+    func testTheProducerGoesBackToTheStartWhenItFindsTheRingEmpty() {
+        let ring = RecordRing(capacity: 1_024, restartOffset: 100)
+        var furthest = 0
+        for round in 0..<200 {
+            let record = [UInt8](repeating: UInt8(truncatingIfNeeded: round), count: 60)
+            XCTAssertTrue(put(ring, record))
+            furthest = max(furthest, (ring.published - 1) % 1_024)
+            XCTAssertEqual(take(ring), [record], "round \(round)")
+        }
+        XCTAssertLessThan(furthest, 100 + 64, "never past the restart offset and one record")
+        XCTAssertEqual(ring.usedBytes, 0)
+        // Five records waiting: the producer goes on past the offset, in order.
+        let waiting = (0..<5).map { [UInt8](repeating: UInt8($0), count: 60) }
+        for record in waiting { XCTAssertTrue(put(ring, record)) }
+        XCTAssertGreaterThan((ring.published - 1) % 1_024, 100 + 64)
+        XCTAssertEqual(take(ring), waiting)
+        // Taken: the next record starts at the storage's start again, with the whole ring
+        // free at once (the consumer has not yet skipped the rest of the storage).
+        let large = [UInt8](repeating: 9, count: 1_000)
+        XCTAssertTrue(put(ring, large))
+        XCTAssertEqual(ring.usedBytes, 1_004, "the storage left unused is not counted")
+        XCTAssertEqual(take(ring), [large])
+        XCTAssertTrue(put(ring, [7]))
+        XCTAssertEqual(ring.published % 1_024, 5, "its length and its byte, at the start")
+        XCTAssertEqual(take(ring), [[7]])
+        // A record dropped on a full ring does not move the producer: the padding is only
+        // written when the ring is empty.
+        XCTAssertFalse(put(ring, [UInt8](repeating: 1, count: 2_000)))
+        XCTAssertTrue(put(ring, [8]))
+        XCTAssertEqual(take(ring), [[8]])
     }
 
     /// The consumer reads records in the ring's own memory while the producer goes on: the
@@ -222,6 +257,7 @@ final class RecordRingTests: XCTestCase {
             }
         }
         XCTAssertEqual(expected, count)
+        XCTAssertGreaterThan(ring.restarts, 0, "the producer went back to the start while batches were read")
     }
 
     func testAProducerAndAConsumerThreadLoseAndMangleNothing() {
@@ -240,6 +276,7 @@ final class RecordRingTests: XCTestCase {
             }
         }
         XCTAssertEqual(expected, UInt32(count))
+        XCTAssertGreaterThan(ring.restarts, 0, "the producer went back to the start while the consumer read")
     }
 }
 
