@@ -24,7 +24,7 @@ TEST_PACKAGES = python3-zmq php-cli php-zmq systemd $(PACKAGE_PACKAGES) tmux ipr
 # Chromium, curl (shell and PHP), PyJWT to sign tokens, openssl to make keys and certificates.
 HTTP_TEST_PACKAGES = python3-websocket python3-prometheus-client chromium curl php-curl python3-jwt python3-cryptography openssl
 
-.PHONY: all deps test-deps build release run test format lint clean install install-files uninstall fuzz sanitize soak
+.PHONY: all deps test-deps build release run test format lint clean install install-files uninstall fuzz sanitize soak soak-memory
 
 all: build
 
@@ -59,6 +59,15 @@ soak: test-deps
 	$(SWIFT) build --build-tests
 	ZPUB_SOAK=1 $(SWIFT) test --disable-swift-testing --filter 'FaultTests|NetworkFaultTests'
 	./scripts/fuzz.sh 600
+
+# zpubd's memory over a long run with every table churning (history evicting, last values,
+# topics at their limit, subscribers and SSE clients coming and going, admin requests): RSS
+# every 10 s, and a failure if anonymous memory grows by more than 10% after the first
+# quarter. SOAK_SECONDS long (default 900).
+SOAK_SECONDS ?= 900
+soak-memory: deps test-deps
+	$(RELEASE_BUILD)
+	/usr/bin/python3 scripts/memory-soak.py $(SOAK_SECONDS)
 
 # libFuzzer with AddressSanitizer over the pure parsers, FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 300
