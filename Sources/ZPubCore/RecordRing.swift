@@ -237,12 +237,17 @@ public final class RecordRing: @unchecked Sendable {
     public var published: Int { head.load(ordering: .acquiring) }
     public var consumed: Int { tail.load(ordering: .relaxed) }
 
-    /// Bytes published and not yet consumed (not the storage left unused by a restart).
+    /// Bytes published and not yet consumed (not the storage left unused by a restart): a
+    /// gauge, read from any thread while both sides move. Its three loads are not one moment:
+    /// a restart between them, or a thread paused between them across two restarts, can make
+    /// the difference fall outside the ring (below zero; a test saw capacity + 61), hence the
+    /// clamp; inside it, a figure a moment stale is what any gauge shows.
     public var usedBytes: Int {
         let end = head.load(ordering: .acquiring)
         let start = tail.load(ordering: .relaxed)
         let restart = restartedAt.load(ordering: .relaxed)
-        return end - (restart == start ? (restart & ~mask) &+ capacity : start)
+        let used = end - (restart == start ? (restart & ~mask) &+ capacity : start)
+        return Swift.min(Swift.max(0, used), capacity)
     }
 
     /// Calls `body` with the published records, oldest first, at most `limit` of them, each its

@@ -1,3 +1,4 @@
+import Synchronization
 import XCTest
 import ZPubCore
 
@@ -216,8 +217,7 @@ final class RecordRingTests: XCTestCase {
         XCTAssertTrue(put(ring, [7]))
         XCTAssertEqual(ring.published % 1_024, 5, "its length and its byte, at the start")
         XCTAssertEqual(take(ring), [[7]])
-        // A record dropped on a full ring does not move the producer: the padding is only
-        // written when the ring is empty.
+        // A record larger than the ring is refused, and the ring goes on.
         XCTAssertFalse(put(ring, [UInt8](repeating: 1, count: 2_000)))
         XCTAssertTrue(put(ring, [8]))
         XCTAssertEqual(take(ring), [[8]])
@@ -260,10 +260,21 @@ final class RecordRingTests: XCTestCase {
         XCTAssertGreaterThan(ring.restarts, 0, "the producer went back to the start while batches were read")
     }
 
+    /// Records come out whole and in order while the producer restarts at the storage's start;
+    /// a third thread reading `usedBytes` meanwhile (as STATS does) never sees it outside
+    /// 0...capacity.
     func testAProducerAndAConsumerThreadLoseAndMangleNothing() {
         let ring = RecordRing(capacity: 4_096)
         let count = 200_000
         startNumberedProducer(ring, count: UInt32(count), fillerModulo: 50)
+        let watch = UsedBytesWatch()
+        Thread {
+            while !watch.done.load(ordering: .relaxed) {
+                let used = ring.usedBytes
+                if used < 0 || used > ring.capacity { watch.outside.store(used, ordering: .relaxed) }
+            }
+        }.start()
+        defer { watch.done.store(true, ordering: .relaxed) }
         var expected: UInt32 = 0
         let deadline = Date().addingTimeInterval(60)
         while expected < count && Date() < deadline {
@@ -277,7 +288,14 @@ final class RecordRingTests: XCTestCase {
         }
         XCTAssertEqual(expected, UInt32(count))
         XCTAssertGreaterThan(ring.restarts, 0, "the producer went back to the start while the consumer read")
+        XCTAssertEqual(watch.outside.load(ordering: .relaxed), 0, "usedBytes read from a third thread")
     }
+}
+
+/// What a thread reading `usedBytes` beside the producer and consumer saw out of range.
+private final class UsedBytesWatch: Sendable {
+    let done = Atomic<Bool>(false)
+    let outside = Atomic<Int>(0)
 }
 
 /// Which history prefix keeps a topic: the first that matches, by its length (the prefix is
