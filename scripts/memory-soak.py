@@ -15,6 +15,7 @@ end of the warm-up (the first quarter) to the end, and a verdict against a bound
 
 Usage: scripts/memory-soak.py [DURATION_S] [RATE_PER_S]   (defaults 600 and 20000)
 """
+import argparse
 import json
 import os
 import random
@@ -29,8 +30,12 @@ import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.join(HERE, "..", ".build", "release")
-DURATION = int(sys.argv[1]) if len(sys.argv) > 1 else 600
-RATE = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
+_arguments = argparse.ArgumentParser(
+    description="zpubd's memory over a long run with every table churning (see the top of this file).")
+_arguments.add_argument("duration", nargs="?", type=int, default=600, help="seconds to run (at least 80)")
+_arguments.add_argument("rate", nargs="?", type=int, default=20000, help="messages a second")
+_parsed = _arguments.parse_args()
+DURATION, RATE = _parsed.duration, _parsed.rate
 BOUND = 0.10
 # The history writer's queue, a ring that becomes resident as traffic passes through it.
 QUEUE_BYTES = int(os.environ.get("SOAK_QUEUE_BYTES", 67108864))
@@ -54,6 +59,8 @@ def memory_kib(pid):
 
 
 def main():
+    if not os.access(os.path.join(BIN, "zpubd"), os.X_OK):
+        sys.exit(f"no release zpubd in {os.path.normpath(BIN)}: run `make release` first (or `make soak-memory`)")
     work = tempfile.mkdtemp(prefix="zpub-soak-")
     ports = {name: free_port() for name in ("pull", "xsub", "xpub", "control", "http")}
     config = os.path.join(work, "zpubd.conf")
