@@ -40,6 +40,8 @@ import time
 
 import zmq
 
+from measure_common import cpu_ns, free_port
+
 clients = int(sys.argv[1]) if len(sys.argv) > 1 else 500
 messages = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
 rate = float(sys.argv[3]) if len(sys.argv) > 3 else 200.0
@@ -53,36 +55,6 @@ if server not in ("zpubd", "pushpin"):
 if server == "pushpin" and kind != "sse":
     sys.exit("Pushpin is measured with SSE only (its WebSocket needs an origin server)")
 here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def process_tree(pid):
-    """pid and every process below it (Pushpin's runner starts one process per service)."""
-    tree, at = [pid], 0
-    while at < len(tree):
-        try:
-            for task in os.listdir(f"/proc/{tree[at]}/task"):
-                tree += [int(child) for child in open(f"/proc/{tree[at]}/task/{task}/children").read().split()]
-        except OSError:
-            pass  # the process ended meanwhile
-        at += 1
-    return tree
-
-
-def cpu_ns(pid):
-    total = 0
-    for process in process_tree(pid):
-        try:
-            for task in os.listdir(f"/proc/{process}/task"):
-                total += int(open(f"/proc/{process}/task/{task}/schedstat").read().split()[0])
-        except (OSError, ValueError):
-            pass  # the process or thread ended meanwhile
-    return total
 
 
 work = tempfile.mkdtemp(prefix="zpub-sse-cost-")
@@ -260,7 +232,7 @@ try:
         state["events"] = 0
         state["bytes"] = 0
     sample, measuring = next(iter(streams)), True
-    before = cpu_ns(broker.pid)
+    before = cpu_ns(broker.pid, children=True)
     started = time.time()
     for i in range(messages):
         due = started + i / rate
@@ -270,7 +242,7 @@ try:
     deadline = time.time() + 30
     while min(state["events"] for state in streams.values()) < messages and time.time() < deadline:
         read(0.05)
-    after = cpu_ns(broker.pid)
+    after = cpu_ns(broker.pid, children=True)
     delivered = sum(min(state["events"], messages) for state in streams.values())
     wire = sum(state["bytes"] for state in streams.values()) / max(1, delivered)
     latencies.sort()

@@ -15,17 +15,7 @@ import socket
 import sys
 import time
 
-
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from measure_common import memory_kib, user_system_s
 
 
 def connect(port, request):
@@ -52,7 +42,7 @@ def main():
     report = []
 
     def sample(label, n):
-        report.append((label, n, rss_kib(pid), cpu_seconds(pid)))
+        report.append((label, n, sum(memory_kib(pid)), sum(user_system_s(pid))))
 
     sample("start", 0)
     sockets = []

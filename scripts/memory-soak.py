@@ -28,6 +28,8 @@ import time
 
 import zmq
 
+from measure_common import free_port, memory_kib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.join(HERE, "..", ".build", "release")
 _arguments = argparse.ArgumentParser(
@@ -41,21 +43,6 @@ BOUND = 0.10
 QUEUE_BYTES = int(os.environ.get("SOAK_QUEUE_BYTES", 67108864))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def memory_kib(pid):
-    """(anonymous, file-backed) resident KiB, from /proc/PID/status."""
-    fields = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("RssAnon", "RssFile", "RssShmem"):
-                fields[key] = int(value.split()[0])
-    return fields.get("RssAnon", 0), fields.get("RssFile", 0) + fields.get("RssShmem", 0)
 
 
 def main():

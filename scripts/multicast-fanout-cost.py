@@ -23,7 +23,6 @@ over PGM it sends each message to the group once, and the network and the receiv
 fan-out), not how fast it goes. At this rate a message's cost includes waking the loop for it.
 """
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -32,6 +31,8 @@ import tempfile
 import time
 
 import zmq
+
+from measure_common import cpu_ns, user_system_s
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ZPUBD = os.path.join(HERE, "..", ".build", "release", "zpubd")
@@ -88,26 +89,6 @@ def run(command):
     subprocess.run(command, check=True)
 
 
-def broker_cpu_ns(pid):
-    """CPU time of all of a process's threads, in ns (the first field of each schedstat)."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
-                total += int(stat.read().split()[0])
-        except FileNotFoundError:
-            pass
-    return total
-
-
-def broker_user_system_s(pid):
-    """User and system CPU time of a process (all its threads), in seconds (/proc stat ticks)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / ticks, int(fields[12]) / ticks
-
-
 def measure(namespace, directory, forwarder, transport, receivers, rate, seconds, size):
     pull = f"ipc://{directory}/pull"
     control = f"ipc://{directory}/control"
@@ -156,8 +137,8 @@ def measure(namespace, directory, forwarder, transport, receivers, rate, seconds
         time.sleep(0.5)
         payload = b"x" * size
         messages = rate * seconds
-        cpu_before = broker_cpu_ns(broker.pid)
-        user_before, system_before = broker_user_system_s(broker.pid)
+        cpu_before = cpu_ns(broker.pid)
+        user_before, system_before = user_system_s(broker.pid)
         start = time.monotonic()
         for number in range(messages):
             push.send_multipart([b"data", payload])
@@ -165,8 +146,8 @@ def measure(namespace, directory, forwarder, transport, receivers, rate, seconds
             if pause > 0:
                 time.sleep(pause)
         time.sleep(0.2)
-        cpu = broker_cpu_ns(broker.pid) - cpu_before
-        user, system = broker_user_system_s(broker.pid)
+        cpu = cpu_ns(broker.pid) - cpu_before
+        user, system = user_system_s(broker.pid)
         user_share = (user - user_before) / max(user - user_before + system - system_before, 1e-9)
         for _ in range(20):
             push.send_multipart([b"end", b"e"])
