@@ -145,6 +145,9 @@ public struct HistoryStats: Codable, Equatable, Sendable {
     public var perPrefix: [String: PrefixStats]
     /// Messages written to the store since start.
     public var written: UInt64
+    /// Transactions the writer committed since start: `written / commits` is how many messages
+    /// each carried (docs/history.md, "Where it is kept").
+    public var commits: UInt64
     /// Bytes of messages waiting for the writer now.
     public var queuedBytes: Int
     /// Messages history could not keep because the writer's queue was full (forwarding went on).
@@ -167,6 +170,7 @@ public struct HistoryStats: Codable, Equatable, Sendable {
         lastSequence = 0
         perPrefix = [:]
         written = 0
+        commits = 0
         queuedBytes = 0
         dropped = 0
         writeFailures = 0
@@ -176,7 +180,7 @@ public struct HistoryStats: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case prefixes, persistent, directory, messages, bytes, written, dropped, evictions
+        case prefixes, persistent, directory, messages, bytes, written, commits, dropped, evictions
         case queuedBytes = "queued_bytes"
         case firstSequence = "first_seq"
         case lastSequence = "last_seq"
@@ -233,7 +237,9 @@ public struct HistoryReply: Codable, Equatable, Sendable {
 
     /// The evicted range a reader that wants everything after `since` missed, if any.
     public static func gap(since: UInt64, firstSequence: UInt64, lastSequence: UInt64) -> Gap? {
-        guard firstSequence > 0, since &+ 1 < firstSequence else {
+        // `since < firstSequence - 1`, not `since + 1 < firstSequence`: a client may ask for
+        // anything after UInt64.max, and the sum would wrap and pass.
+        guard firstSequence > 0, since < firstSequence - 1 else {
             // Nothing stored: everything up to the last assigned sequence is gone.
             if firstSequence == 0 && since < lastSequence { return Gap(from: since + 1, to: lastSequence) }
             return nil

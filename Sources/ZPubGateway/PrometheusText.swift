@@ -79,6 +79,9 @@ struct PrometheusText {
                 [(["end": "first"], Double(history.firstSequence)), (["end": "last"], Double(history.lastSequence))])
             counter("zpub_history_written_total", "Messages history wrote", [([:], Double(history.written))])
             counter(
+                "zpub_history_commits_total", "Transactions the history writer committed",
+                [([:], Double(history.commits))])
+            counter(
                 "zpub_history_not_kept_total", "Messages history could not keep",
                 [
                     (["reason": "queue_full"], Double(history.dropped)),

@@ -290,6 +290,29 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: position, encoding: .utf8), "18")
     }
 
+    /// At a few messages a second the writer gathers what arrives for 100 ms before it commits
+    /// (`HistoryWriter.commitMilliseconds`), where it committed at every look at its queue
+    /// (every 20 ms), each commit writing whole pages for a message or two.
+    func testTheWriterGathersSlowTrafficIntoFewCommits() throws {
+        let daemon = try Daemon(arguments: ["--history", "slow.", "--state-dir", stateDirectory.path])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let before = try XCTUnwrap(try daemon.stats().history)
+        let count = 40
+        let started = Date()
+        for i in 0..<count {
+            try push.send(frames: frames("slow.t", "\(i)"))
+            Thread.sleep(forTimeInterval: 0.01)  // the traffic's pace, not a wait for a condition
+        }
+        try Wait.until("all \(count) are written") { try daemon.stats().history?.written == UInt64(count) }
+        let elapsed = Date().timeIntervalSince(started)
+        let commits = try XCTUnwrap(try daemon.stats().history).commits - before.commits
+        // At most one commit per 100 ms and one per sync (each second), plus the first and the
+        // last; committing at each look would have made some 20 of them.
+        XCTAssertLessThanOrEqual(commits, UInt64(elapsed * 11) + 2, "\(commits) commits in \(elapsed) s")
+        XCTAssertGreaterThan(commits, 0)
+    }
+
     func testBoundsEvictTheOldestAndAnOlderPositionReportsAGap() throws {
         let daemon = try Daemon(configuration: "[history]\nprefixes = [\"t.\"]\nmax_messages = 5")
         let clients = try Clients()
@@ -311,6 +334,9 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(run.stdout.split(separator: "\n").first, "8\tt.x\t8")
         XCTAssertTrue(run.stderr.contains("messages 3 to 7 are no longer kept"), run.stderr)
         XCTAssertNil(try daemon.decode("HISTORY since 7 t.", as: HistoryReply.self).gap, "nothing missed after 7")
+        let afterTheLargest = try daemon.decode("HISTORY since \(UInt64.max) t.", as: HistoryReply.self)
+        XCTAssertEqual(afterTheLargest.messages, [])
+        XCTAssertNil(afterTheLargest.gap)
         let printed = try zpub(["stats", "-c", daemon.control]).stdout
         XCTAssertTrue(printed.contains("history        5 messages kept"), printed)
         XCTAssertTrue(printed.contains("sequences 8-12, in memory only; 0 not kept, 7 evicted"), printed)

@@ -45,5 +45,12 @@ final class HistoryQueryTests: XCTestCase {
         XCTAssertEqual(
             HistoryReply.gap(since: 0, firstSequence: 0, lastSequence: 5), .init(from: 1, to: 5), "all evicted")
         XCTAssertNil(HistoryReply.gap(since: 0, firstSequence: 0, lastSequence: 0), "nothing ever kept")
+        // The largest position a client may name: nothing after it, and no arithmetic trap
+        // (`since + 1` wrapped and passed the check once: HISTORY, REPLAY and a WebSocket's
+        // `since` stopped zpubd).
+        XCTAssertNil(HistoryReply.gap(since: .max, firstSequence: 8, lastSequence: 12))
+        XCTAssertNil(HistoryReply.gap(since: .max - 1, firstSequence: 8, lastSequence: 12))
+        XCTAssertNil(HistoryReply.gap(since: .max, firstSequence: 0, lastSequence: 5))
+        XCTAssertEqual(HistoryReply.gap(since: 0, firstSequence: .max, lastSequence: .max), .init(from: 1, to: .max - 1))
     }
 }

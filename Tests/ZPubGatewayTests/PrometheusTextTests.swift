@@ -28,7 +28,7 @@ final class PrometheusTextTests: XCTestCase {
              "uptime_s":1.5,"descriptors":{"accept_paused":true,"accept_pauses":3},
              "security":{"curve":[],"allowed":0,"denied":0,"denied_by_socket":{}},
              "history":{"prefixes":["o."],"persistent":true,"directory":"/var/lib/zpub","messages":3,"bytes":30,
-               "first_seq":5,"last_seq":9,"per_prefix":{"o.":{"messages":3,"bytes":30}},"written":9,"queued_bytes":0,
+               "first_seq":5,"last_seq":9,"per_prefix":{"o.":{"messages":3,"bytes":30}},"written":9,"commits":2,"queued_bytes":0,
                "dropped":1,"write_failures":0,"evictions":4,"disk_bytes":4096,"last_sync_ms":1000}}
             """#
         let stats = try JSONDecoder().decode(StatsSnapshot.self, from: Data(json.utf8))
@@ -42,6 +42,7 @@ final class PrometheusTextTests: XCTestCase {
         XCTAssertTrue(text.contains("zpub_history_messages{prefix=\"o.\"} 3\n"))
         XCTAssertTrue(text.contains("zpub_history_not_kept_total{reason=\"queue_full\"} 1\n"))
         XCTAssertTrue(text.contains("zpub_history_sequence{end=\"last\"} 9\n"))
+        XCTAssertTrue(text.contains("\nzpub_history_commits_total 2\n"))
         var declared: Set<String> = []
         for line in text.split(separator: "\n") {
             if line.hasPrefix("# TYPE ") {
