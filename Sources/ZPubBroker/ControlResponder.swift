@@ -90,13 +90,7 @@ final class ControlResponder: BrokerControl {
                 return .error(
                     ControlError(.badArgument, "HISTORY since <sequence> [prefix] | HISTORY last <count> [prefix]"))
             }
-            guard let history, !configuration.historyPrefixes.isEmpty else {
-                return .error(
-                    ControlError(
-                        .historyOff,
-                        "history is off: name the prefixes to keep with [history] prefixes or --history (docs/history.md)"
-                    ))
-            }
+            guard let history, !configuration.historyPrefixes.isEmpty else { return historyOff() }
             switch history.query(query, milliseconds: Self.snapshotTimeoutMilliseconds) {
             case .success(let reply): return .history(reply)
             case .failure(let error): return .error(error)
@@ -105,18 +99,19 @@ final class ControlResponder: BrokerControl {
             guard let (token, since, prefix) = request.replayArguments else {
                 return .error(ControlError(.badArgument, "REPLAY <token> <since> [prefix]"))
             }
-            guard history != nil, !configuration.historyPrefixes.isEmpty else {
-                return .error(
-                    ControlError(
-                        .historyOff,
-                        "history is off: name the prefixes to keep with [history] prefixes or --history (docs/history.md)"
-                    ))
-            }
+            guard history != nil, !configuration.historyPrefixes.isEmpty else { return historyOff() }
             return replay(token: token, since: since, prefix: prefix)
         case .pause, .resume:
             let slot = ReplySlot<Bool>()
             loop.mailbox.post(.setPaused(request.command == .pause, slot))
-            guard let paused = slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds) else { return unavailable() }
+            guard let paused = slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds) else {
+                // The command waits in the loop's mailbox: say that it may still apply.
+                return .error(
+                    ControlError(
+                        .unavailable,
+                        "the forwarding loop did not answer within \(Self.loopReplyTimeoutMilliseconds) ms; the \(request.command == .pause ? "PAUSE" : "RESUME") takes effect when it does; send HEALTH to see the loop's state"
+                    ))
+            }
             return .forwarding(paused ? .paused : .running)
         }
     }
@@ -139,8 +134,11 @@ final class ControlResponder: BrokerControl {
     }
 
     private func health() -> HealthReport {
-        let lag =
-            Double(SystemClock.monotonicNanoseconds() &- loop.lastIterationNanoseconds.load(ordering: .relaxed)) / 1e9
+        // The loop's time first, then the clock: read the other way round, an iteration that
+        // ends in between made the difference wrap to some 584 years.
+        let lastIteration = loop.lastIterationNanoseconds.load(ordering: .relaxed)
+        let now = SystemClock.monotonicNanoseconds()
+        let lag = Double(now > lastIteration ? now - lastIteration : 0) / 1e9
         let pair = loop.pairStatus.withLock { $0 }
         guard let stats = loopStats() else {
             return HealthReport(
@@ -210,6 +208,18 @@ final class ControlResponder: BrokerControl {
 
     private func uptime() -> Double {
         Double(SystemClock.monotonicNanoseconds() &- startNanoseconds) / 1e9
+    }
+
+    /// HISTORY or REPLAY without history: what to do depends on whether a reload named the
+    /// prefixes (history starts only with zpubd).
+    private func historyOff() -> ControlReply {
+        .error(
+            ControlError(
+                .historyOff,
+                history == nil && !configuration.historyPrefixes.isEmpty
+                    ? "history is off: a reload named [history] prefixes, but history starts only with zpubd; restart it (systemctl restart zpubd)"
+                    : "history is off: name the prefixes to keep with [history] prefixes or --history (docs/history.md)"
+            ))
     }
 
     private func unavailable() -> ControlReply {

@@ -279,6 +279,9 @@ final class HistoryWriter {
                 lastCommit = now
             }
             if syncDue {
+                // Bounds apply at each commit, and here too: with no traffic, `max_age_s` would
+                // otherwise keep messages until the next one arrives.
+                applyBounds()
                 sync()
                 lastSync = now
             }
@@ -290,7 +293,9 @@ final class HistoryWriter {
                     let mark = queue.published
                     while queue.consumed < mark && writeBatch() > 0 {}
                     slot.fulfill(answer(query))
-                case .reconfigure(let configuration): apply(configuration)
+                case .reconfigure(let configuration):
+                    apply(configuration)
+                    applyBounds()
                 case .stop: stopping = true
                 }
             }
@@ -370,6 +375,19 @@ final class HistoryWriter {
             }
         }
         return taken
+    }
+
+    /// Evicts what the bounds no longer allow, between commits.
+    private func applyBounds() {
+        do {
+            try store.applyBounds(nowMilliseconds: SystemClock.wallMilliseconds())
+        } catch {
+            if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+                logger.error(
+                    "history could not evict what its bounds no longer allow: \(error)\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                )
+            }
+        }
     }
 
     private func sync() {

@@ -19,6 +19,14 @@ enum ClientRequest: Equatable {
     case refresh(token: String)
     case ping
 
+    /// How many prefixes a subscribe or unsubscribe names (nil for the others).
+    var prefixCount: Int? {
+        switch self {
+        case .subscribe(let list, _, _), .unsubscribe(let list): list.count
+        default: nil
+        }
+    }
+
     /// A request that breaks the protocol: the connection is closed with this code and reason.
     struct Violation: Error, Equatable {
         /// RFC 6455 close code: 1007 (not JSON), 1008 (not a known request).

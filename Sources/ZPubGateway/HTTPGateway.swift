@@ -92,6 +92,10 @@ public final class HTTPGateway: Sendable {
     }
 
     private static func configure(_ channel: Channel, shared: GatewayShared) throws {
+        // First of all: no more reading from a client while what it was sent waits past the
+        // write buffer's high mark. Without it a client that pipelines requests (or WebSocket
+        // pings) and never reads made the one event loop buffer replies without limit.
+        try channel.pipeline.syncOperations.addHandler(BackPressureHandler())
         // The context in force when the client connects: a reload swaps it for the next ones.
         if let tls = shared.keys.tls {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))

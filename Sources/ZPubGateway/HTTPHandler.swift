@@ -352,6 +352,15 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             count(status, code)
             return respondError(context, status, code, message, head)
         }
+        // Read once more for the stream's expiry: a JWT that expired (or whose key a reload
+        // removed) since the check above is refused, not streamed with no end.
+        let credentials: Credentials
+        switch shared.credentials(head, target) {
+        case .success(let read): credentials = read
+        case .failure(let rejection):
+            count(.unauthorized, rejection.reason.rawValue)
+            return respondError(context, .unauthorized, rejection.reason.rawValue, rejection.message, head)
+        }
         let lastEventID = head.headers.first(name: "Last-Event-ID") ?? target.value("last_event_id")
         let resume: ResumePoint? = lastEventID.flatMap { id in
             if let sequence = WireFormat.historySequence(fromEventID: id) { return .history(after: sequence) }
@@ -378,7 +387,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         // opens a new one with a fresh token.
         var expiry: Scheduled<Void>?
         var subject: String?
-        if case .success(let credentials) = shared.credentials(head, target), let user = credentials.user {
+        if let user = credentials.user {
             subject = user.subject
             shared.counters.userConnected(user.subject)
             let shared = self.shared

@@ -202,6 +202,15 @@ final class WebSocketSession: ChannelInboundHandler {
 
     private func handle(_ request: ClientRequest, context: ChannelHandlerContext) {
         guard let outbox else { return }
+        // A request answers each prefix it names: more than a client may hold would let one
+        // 64 KiB frame of empty prefixes queue some 20,000 replies, 12 times its size.
+        if let count = request.prefixCount, count > shared.settings.maxClientPrefixes {
+            reply(
+                context, error: "too_many_prefixes",
+                "a request names at most max_client_prefixes (\(shared.settings.maxClientPrefixes)) prefixes; it named \(count)"
+            )
+            return
+        }
         switch request {
         case .subscribe(let list, let token, let since):
             if let token, !adopt(token, context: context) { return }
@@ -234,13 +243,21 @@ final class WebSocketSession: ChannelInboundHandler {
             }
         case .unsubscribe(let list):
             for prefix in list {
-                prefixes.remove(prefix)
-                shared.linkMailbox.post(.unsubscribe(outbox.id, Array(prefix.utf8)))
+                // Only what the client holds: the link has nothing to undo for the rest.
+                if prefixes.remove(prefix) != nil {
+                    shared.linkMailbox.post(.unsubscribe(outbox.id, Array(prefix.utf8)))
+                }
                 send(context, "{\"type\":\"unsubscribed\",\"prefix\":\(WireFormat.jsonString(prefix))}")
             }
         case .publish(let topic, let payload, let token):
             if let token, !adopt(token, context: context) { return }
             let topicBytes = Array(topic.utf8)
+            // As POST /publish: markers and snapshots under $zpub/ are zpubd's, and a forged one
+            // would reach every subscriber of "" (the gateway's own marker parser among them).
+            if topic.hasPrefix("$zpub/") {
+                reply(context, error: "publish_not_allowed", "topics under $zpub/ are zpubd's own", topic: topic)
+                return
+            }
             if let denial = shared.policy.checkPublish(topicBytes, credentials) {
                 reply(context, error: denial.code, denial.message, topic: topic)
                 return

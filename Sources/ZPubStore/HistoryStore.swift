@@ -822,6 +822,12 @@ public final class HistoryStore {
             index += length
             let messages = try integer(4)
             let bytes = try integer(8)
+            // A block holds at most 4,096 messages; far above what any block can hold, the
+            // counts are damaged (SQLite checks its pages' structure, not the values in them),
+            // and adding them up would trap instead of refusing the file with the reason.
+            guard messages <= 1 << 24, bytes >= 0, bytes <= 1 << 40 else {
+                throw SQLiteError(operation: "read a block's counts", code: 11, message: "they are damaged")
+            }
             result.append((prefix, PrefixCounts(messages: messages, bytes: bytes)))
         }
         return result

@@ -132,6 +132,15 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(publish?["code"] as? String, "publish_not_allowed")
         let token = (results["token_required"] as? [String: Any])?["message"] as? [String: Any]
         XCTAssertEqual(token?["code"] as? String, "token_required")
+        // A marker forged over WebSocket would reach every subscriber of "": refused as POST
+        // /publish refuses it, whatever publish_prefixes say.
+        let forged = (results["zpub_topic"] as? [String: Any])?["message"] as? [String: Any]
+        XCTAssertEqual(forged?["code"] as? String, "publish_not_allowed")
+        XCTAssertTrue((forged?["message"] as? String ?? "").contains("zpubd's own"), "\(forged ?? [:])")
+        let tooMany = (results["too_many_prefixes"] as? [[String: Any]] ?? []).map { $0["message"] as? [String: Any] }
+        XCTAssertEqual(tooMany.map { $0?["type"] as? String }, ["error", "pong"], "\(tooMany)")
+        XCTAssertEqual(tooMany.first??["code"] as? String, "too_many_prefixes")
+        XCTAssertTrue((tooMany.first??["message"] as? String ?? "").contains("it named 65"), "\(tooMany)")
         XCTAssertEqual((results["bad_origin"] as? [String: Any])?["status"] as? Int, 403)
         XCTAssertEqual((results["good_origin"] as? [String: Any])?["status"] as? Int, 101)
         XCTAssertTrue(daemon.process.isRunning)
@@ -767,6 +776,31 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.stderr)
         let messages = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
         XCTAssertEqual(messages.map { $0["topic"] as? String }, ["live.a", "live.b"], "the WebSocket stayed connected")
+    }
+
+    /// A client that pipelines requests and never reads their replies: the gateway stops
+    /// reading from it once a write buffer's worth waits (NIO's BackPressureHandler), instead
+    /// of queueing a reply per request in zpubd's memory.
+    func testAClientThatNeverReadsItsRepliesCannotGrowZpubdsMemory() throws {
+        let (daemon, port) = try startDaemon(http: "")
+        let before = try residentKiB(daemon.process.processIdentifier)
+        let run = try python(["pipeline-flood", "\(port)", "3"]).finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        let requests = try XCTUnwrap(result["requests"] as? Int)
+        let replyBytes = try XCTUnwrap(result["reply_bytes"] as? Int)
+        // The flood is large enough to show the difference: its replies, if all were queued,
+        // would take more than 256 MiB.
+        XCTAssertGreaterThan(requests * replyBytes, 256 << 20, "\(requests) requests of \(replyBytes) bytes")
+        let grown = try residentKiB(daemon.process.processIdentifier) - before
+        XCTAssertLessThan(grown, 64 << 10, "zpubd grew by \(grown) KiB for \(requests) unread replies")
+        XCTAssertEqual(try HTTPProbe.get(port: port, "/healthz").status, 200, "the gateway still answers others")
+    }
+
+    private func residentKiB(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+        return try XCTUnwrap(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
     }
 
     func testBadHTTPRequestsGetClearErrors() throws {

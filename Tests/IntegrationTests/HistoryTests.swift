@@ -313,6 +313,21 @@ final class HistoryTests: XCTestCase {
         XCTAssertGreaterThan(commits, 0)
     }
 
+    /// `max_age_s` holds with no traffic after the messages it evicts: bounds were applied only
+    /// when a batch was written, so the last messages before a quiet spell stayed for ever.
+    func testMessagesOlderThanMaxAgeGoWithNoFurtherTraffic() throws {
+        let daemon = try Daemon(configuration: "[history]\nprefixes = [\"t.\"]\nmax_age_s = 1")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...3 { try push.send(frames: frames("t.x", "\(i)")) }
+        try Wait.until("all 3 are written") { try daemon.stats().history?.written == 3 }
+        try Wait.until("all 3 evicted by age, with nothing sent since", timeout: 30) {
+            let history = try daemon.stats().history
+            return history?.messages == 0 && history?.evictions == 3
+        }
+        XCTAssertEqual(try daemon.decode("HISTORY since 0 t.", as: HistoryReply.self).messages, [])
+    }
+
     func testBoundsEvictTheOldestAndAnOlderPositionReportsAGap() throws {
         let daemon = try Daemon(configuration: "[history]\nprefixes = [\"t.\"]\nmax_messages = 5")
         let clients = try Clients()

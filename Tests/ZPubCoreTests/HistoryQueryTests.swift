@@ -51,6 +51,7 @@ final class HistoryQueryTests: XCTestCase {
         XCTAssertNil(HistoryReply.gap(since: .max, firstSequence: 8, lastSequence: 12))
         XCTAssertNil(HistoryReply.gap(since: .max - 1, firstSequence: 8, lastSequence: 12))
         XCTAssertNil(HistoryReply.gap(since: .max, firstSequence: 0, lastSequence: 5))
-        XCTAssertEqual(HistoryReply.gap(since: 0, firstSequence: .max, lastSequence: .max), .init(from: 1, to: .max - 1))
+        XCTAssertEqual(
+            HistoryReply.gap(since: 0, firstSequence: .max, lastSequence: .max), .init(from: 1, to: .max - 1))
     }
 }

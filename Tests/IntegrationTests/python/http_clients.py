@@ -133,6 +133,13 @@ def ws_bad_requests(port):
     results["publish_not_allowed"] = frame_of(*ws.recv_data(control_frame=True))
     ws.send(json.dumps({"op": "subscribe", "prefix": "private."}))
     results["token_required"] = frame_of(*ws.recv_data(control_frame=True))
+    ws.send(json.dumps({"op": "publish", "topic": "$zpub/seq/x", "payload": "18446744073709551615"}))
+    results["zpub_topic"] = frame_of(*ws.recv_data(control_frame=True))
+    # More prefixes than a client may hold (max_client_prefixes, 64): one error for the request,
+    # then the answer to the next request, not a reply per prefix.
+    ws.send(json.dumps({"op": "subscribe", "prefixes": [f"p{i}." for i in range(65)]}))
+    ws.send(json.dumps({"op": "ping"}))
+    results["too_many_prefixes"] = [frame_of(*ws.recv_data(control_frame=True)) for _ in range(2)]
     ws.close()
     try:
         websocket.create_connection(ws_url(port), timeout=10, origin="https://evil.example")
@@ -294,6 +301,38 @@ def metrics(port):
     print(json.dumps({"content_type": response.getheader("Content-Type"), "families": families}), flush=True)
 
 
+def pipeline_flood(port, seconds):
+    """Sends pipelined GET / requests for SECONDS and never reads a reply (with a tiny receive
+    buffer): prints how many were sent and the size of one reply."""
+    import socket
+    import time
+
+    one = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    one.request("GET", "/")
+    reply_bytes = len(one.getresponse().read())
+    one.close()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    burst = request * 256
+    sent, pending, deadline = 0, b"", time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not pending:
+            pending = burst
+        try:
+            n = s.send(pending)
+            sent += n
+            pending = pending[n:]
+        except BlockingIOError:
+            time.sleep(0.005)  # the kernel's buffers are full: the server stopped reading
+        except OSError:
+            break  # the server hung up
+    print(json.dumps({"requests": sent // len(request), "reply_bytes": reply_bytes}), flush=True)
+    s.close()
+
+
 if __name__ == "__main__":
     command, port, *rest = sys.argv[1:]
     port = int(port)
@@ -317,6 +356,8 @@ if __name__ == "__main__":
             rest[3] if len(rest) > 3 else None, rest[4] if len(rest) > 4 else None)
     elif command == "metrics":
         metrics(port)
+    elif command == "pipeline-flood":
+        pipeline_flood(port, float(rest[0]))
     elif command == "ws-liveness":
         ws_liveness(port, float(rest[0]))
     else:
