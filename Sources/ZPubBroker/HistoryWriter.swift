@@ -214,6 +214,8 @@ final class HistoryWriter {
     private let logger: Logger
     private var written: UInt64 = 0
     private var commits: UInt64 = 0
+    /// Whether the last transaction failed: its numbers may be above what is committed.
+    private var lastWriteFailed = false
     private var writeFailures: UInt64 = 0
     private var lastSyncMilliseconds: UInt64 = 0
     private var failureLog = LogRateLimit()
@@ -241,7 +243,7 @@ final class HistoryWriter {
             stats: HistoryStats(
                 prefixes: configuration.historyPrefixes, persistent: configuration.stateDirectory != nil,
                 directory: configuration.stateDirectory),
-            firstNewSequence: store.lastSequence + 1)
+            firstNewSequence: store.continuesAfter + 1)
         syncIntervalNanoseconds = UInt64(configuration.historySyncIntervalMilliseconds) * 1_000_000
         commitBytes = min(64 * 1_024, configuration.historyQueueBytes / 4)
         self.logger = logger
@@ -249,7 +251,7 @@ final class HistoryWriter {
         if let path = store.path {
             if !configuration.historyPrefixes.isEmpty {
                 logger.notice(
-                    "history of \(configuration.historyPrefixes.joined(separator: ", ")) in \(path): \(store.messageCount) messages kept, sequences continue after \(store.lastSequence)"
+                    "history of \(configuration.historyPrefixes.joined(separator: ", ")) in \(path): \(store.messageCount) messages kept, sequences continue after \(store.continuesAfter)\(store.continuesAfter > store.lastSequence ? " (the last run stopped uncleanly: above the \(store.continuesAfter - store.lastSequence) numbers it may have handed out uncommitted)" : "")"
                 )
             }
             if !configuration.lastValuePrefixes.isEmpty {
@@ -301,7 +303,14 @@ final class HistoryWriter {
             }
             refreshStats()
         }
-        writeWaiting()
+        // Everything, not a turn's worth: the loop has stopped, and numbers it handed out must
+        // be committed before the reserve above them is given back.
+        while writeBatch() > 0 {}
+        do {
+            if !lastWriteFailed { try store.releaseReservation() }
+        } catch {
+            logger.error("history could not record a clean stop: \(error); the next start numbers above a reserve")
+        }
         sync()
         refreshStats()
     }
@@ -349,6 +358,7 @@ final class HistoryWriter {
                 nowMilliseconds: SystemClock.wallMilliseconds())
             written &+= UInt64(stored)
             commits &+= 1
+            lastWriteFailed = false
             if let error = store.evictionError,
                 let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds())
             {
@@ -368,6 +378,7 @@ final class HistoryWriter {
             }
         } catch {
             writeFailures &+= UInt64(messages + lastValues.count)
+            lastWriteFailed = true
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.error(
                     "history could not store \(messages) messages: \(error); forwarding goes on\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"

@@ -120,8 +120,22 @@ public final class HistoryStore {
     public var lastValueLimit = Int.max
     public private(set) var lastValueCount = 0
 
-    /// The highest sequence ever assigned (stored or not): new ones continue above it.
+    /// The highest sequence ever assigned (stored or not) that the store knows of.
     public private(set) var lastSequence: UInt64 = 0
+    /// Sequences the forwarding loop may have handed out beyond what is committed: the loop
+    /// numbers a message (its marker, SSE id and publish receipt go out at once) before the
+    /// writer commits it, so a process that dies uncommitted had handed out numbers the store
+    /// never saw. Kept `sequenceReserve` ahead of what is committed, in the same transaction,
+    /// and brought down to `lastSequence` at a clean stop; a start continues above it, so a
+    /// number is never given to two messages, also across a SIGKILL or a power loss.
+    private(set) var reservedThrough: UInt64 = 0
+    /// 2^30: renewed when half is used, so more than 500 million numbers are handed out between
+    /// a renewal and the sync that makes it durable (60 s, the longest `sync_interval_ms`, at
+    /// more than 8 million a second) before a power loss could reuse one.
+    static let sequenceReserve: UInt64 = 1 << 30
+    /// Where new sequences continue: above everything assigned, and above what an unclean stop
+    /// may have handed out.
+    public var continuesAfter: UInt64 { max(lastSequence, reservedThrough) }
     public private(set) var firstSequence: UInt64 = 0
     public private(set) var messageCount = 0
     public private(set) var byteCount = 0
@@ -319,12 +333,13 @@ public final class HistoryStore {
     }
 
     private func loadCounts() throws {
-        let meta = try database.prepare("SELECT key, value FROM meta WHERE key IN ('last_sequence', 'evicted_through')")
+        let meta = try database.prepare(
+            "SELECT key, value FROM meta WHERE key IN ('last_sequence', 'evicted_through', 'reserved_through')")
         while try meta.step() {
-            if meta.text(0) == "last_sequence" {
-                lastSequence = meta.uint64(1)
-            } else {
-                evictedThrough = meta.uint64(1)
+            switch meta.text(0) {
+            case "last_sequence": lastSequence = meta.uint64(1)
+            case "evicted_through": evictedThrough = meta.uint64(1)
+            default: reservedThrough = meta.uint64(1)
             }
         }
         let blocks = try database.prepare("SELECT last_seq, prefixes FROM blocks")
@@ -431,7 +446,14 @@ public final class HistoryStore {
             if through > max(added.last?.lastSequence ?? 0, highestStored) {
                 try setMeta(key: "last_sequence", through)
             }
+            // Once every 2^29 numbers: a page of the log, not one per commit.
+            var reserved = reservedThrough
+            if through &+ Self.sequenceReserve / 2 > reserved {
+                reserved = through &+ Self.sequenceReserve
+                try setMeta(key: "reserved_through", reserved)
+            }
             try database.execute("COMMIT")
+            reservedThrough = reserved
             lastSequence = through
             highestStored = added.last?.lastSequence ?? highestStored
         } catch {
@@ -710,6 +732,14 @@ public final class HistoryStore {
     /// Writes the log to the database file and syncs both: everything committed so far
     /// survives a power loss (SQLite's `wal_checkpoint`; with `synchronous=NORMAL` the log is
     /// synced before each checkpoint).
+    /// At a clean stop, once everything assigned is committed: the next start continues right
+    /// after `lastSequence` instead of above the reserve.
+    public func releaseReservation() throws {
+        guard reservedThrough > lastSequence else { return }
+        try setMeta(key: "reserved_through", lastSequence)
+        reservedThrough = lastSequence
+    }
+
     public func checkpoint() throws {
         guard path != nil else { return }
         try database.execute("PRAGMA wal_checkpoint(PASSIVE)")

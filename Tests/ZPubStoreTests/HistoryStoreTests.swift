@@ -122,6 +122,35 @@ final class HistoryStoreTests: XCTestCase {
         XCTAssertEqual(try HistoryStore(directory: directory, bounds: roomy).lastSequence, 5)
     }
 
+    /// The forwarding loop hands a number out before the writer commits it. A store closed
+    /// without `releaseReservation` (a SIGKILL, a power loss) continues above the reserve it
+    /// committed with its first batch; a clean stop continues right after the last number.
+    func testAStartAfterAnUncleanStopContinuesAboveTheReserve() throws {
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            XCTAssertEqual(store.continuesAfter, 0, "a new store starts at 1")
+            try store.append([message(1, "a.x", "one")], assignedThrough: 1, nowMilliseconds: 1_000)
+            try store.append([message(2, "a.x", "two")], assignedThrough: 2, nowMilliseconds: 1_000)
+        }
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            XCTAssertEqual(store.lastSequence, 2)
+            XCTAssertEqual(
+                store.continuesAfter, 1 + HistoryStore.sequenceReserve, "the reserve taken at the first batch")
+            let next = store.continuesAfter + 1
+            try store.append([message(next, "a.x", "three")], assignedThrough: next, nowMilliseconds: 1_000)
+            XCTAssertEqual(store.continuesAfter, next + HistoryStore.sequenceReserve, "renewed once half was used")
+            try store.releaseReservation()
+            XCTAssertEqual(store.continuesAfter, next)
+        }
+        let store = try HistoryStore(directory: directory, bounds: roomy)
+        XCTAssertEqual(
+            store.continuesAfter, 2 + HistoryStore.sequenceReserve, "after a clean stop: right after the last")
+        XCTAssertEqual(
+            try store.messages(after: 0, prefix: [], limit: 10).map(\.sequence),
+            [1, 2, 2 + HistoryStore.sequenceReserve])
+    }
+
     /// The last sequence is written apart only when it is above the last one stored: a reopen
     /// takes it from the blocks otherwise, and from the eviction mark once they are all gone.
     func testTheLastSequenceSurvivesAReopenWithoutItsOwnRow() throws {
