@@ -121,6 +121,9 @@ final class BrokerLink {
         var replay: ReplayPages?
         /// The prefix the replay asked for (its HISTORY pages ask for the same).
         var replayPrefix: [UInt8] = []
+        /// A REPLAY round: its marker carries a history sequence, not the cache's, and must
+        /// not move the event-id watermark.
+        var isReplay = false
     }
 
     private struct ReplayPages {
@@ -449,7 +452,8 @@ final class BrokerLink {
         nextToken += 1
         let catchUp = SnapshotCatchUp<ClientOutbox.Item>(token: tokenPrefix + String(nextToken))
         try? sub.setOption(.subscribe, bytes: catchUp.markerTopic)
-        rounds[catchUp.token] = Round(client: client, catchUp: catchUp, replayPrefix: prefix)
+        rounds[catchUp.token] = Round(
+            client: client, catchUp: catchUp, replayPrefix: prefix, isReplay: replayAfter != nil)
         let token = catchUp.token
         if let after = replayAfter {
             ask(ControlRequest(command: .replay, argument: Array("\(token) \(after) ".utf8) + prefix), round: token)
@@ -468,7 +472,10 @@ final class BrokerLink {
         let token = String(decoding: topic.dropFirst(Self.markerPrefix.count), as: UTF8.self)
         guard var round = rounds[token] else { return }
         round.catchUp.markerReceived(frames: frames)
-        if let sequence = round.catchUp.markerSequence { watermark = max(watermark, sequence) }
+        // The watermark counts the cache's updates (ids of cached topics resume from it); a
+        // REPLAY's marker carries a history sequence, another counter, which made a client's
+        // later Last-Event-ID skip every cache update below it.
+        if !round.isReplay, let sequence = round.catchUp.markerSequence { watermark = max(watermark, sequence) }
         try? sub.setOption(.unsubscribe, bytes: topic)
         rounds[token] = round
         finishRoundIfDone(token)

@@ -333,6 +333,45 @@ final class HTTPGatewayTests: XCTestCase {
                 (last - sent) * 1_000))
     }
 
+    /// A history resume's marker carries a history sequence; the ids of cached topics count the
+    /// cache's updates. Taking the first for the second made a later Last-Event-ID of a cached
+    /// topic skip every update numbered below it.
+    func testAHistoryResumeDoesNotDisturbTheIDsOfCachedTopics() throws {
+        let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"orders.\"]", lastValue: ["state."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...50 { try push.send(frames: frames("orders.x", "\(i)")) }
+        try Wait.until("history holds 50") { try daemon.stats().history?.written == 50 }
+        let replay = try openSSEReader(port: port, "?prefix=orders.", count: 49, lastEventID: "h1").finish(timeout: 20)
+        XCTAssertEqual(replay.status, 0, replay.stderr)
+        XCTAssertEqual(jsonLines(replay.stdout).filter { $0["data"] != nil }.count, 49, replay.stdout)
+
+        let first = try openSSEReader(port: port, "?prefix=state.", count: 1)
+        try Wait.until("the gateway subscribes to state.") {
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == "state." }
+        }
+        try push.send(frames: frames("state.a", "1"))
+        let firstRun = try first.finish(timeout: 20)
+        XCTAssertEqual(firstRun.status, 0, firstRun.stderr)
+        let lastID = try XCTUnwrap(jsonLines(firstRun.stdout).last { $0["data"] != nil }?["id"] as? String)
+        try Wait.until("the client is gone") {
+            try !daemon.subscriptions().subscriptions.contains { $0.prefix == "state." }
+        }
+        try push.send(frames: frames("state.a", "2"))
+        try Wait.until("the cache holds the update") { try daemon.stats().lastValue.updates >= 2 }
+        let second = try openSSEReader(
+            port: port, "?prefix=state.", count: 10, lastEventID: lastID, untilTopic: "state.end")
+        try Wait.until("the gateway subscribes for the resumed client") {
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == "state." }
+        }
+        try push.send(frames: frames("state.end", "live"))
+        let secondRun = try second.finish(timeout: 20)
+        XCTAssertEqual(secondRun.status, 0, secondRun.stderr)
+        let values = jsonLines(secondRun.stdout).compactMap { $0["data"] as? [String: Any] }
+            .map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+        XCTAssertTrue(values.contains("state.a=2"), "the update while away, after id \(lastID): \(values)")
+    }
+
     /// Exact replay for browsers: an SSE client away while 1,000 messages pass, and zpubd
     /// restarted meanwhile, reconnects with its Last-Event-ID ("h<sequence>") and gets exactly
     /// those 1,000, in order, then live.
