@@ -129,8 +129,11 @@ final class BrokerLink {
     private struct ReplayPages {
         var through: UInt64
         var prefixes: [String]
+        /// What the client wants of the pages so far (the newest `limit` of them).
         var entries: [MessageJSON]
         var gap: HistoryReply.Gap?
+        /// The last sequence the pages held, wanted or not: where the next page starts.
+        var lastSeen: UInt64
     }
 
     private var rounds: [String: Round] = [:]
@@ -491,7 +494,10 @@ final class BrokerLink {
             let pages = nextReplayPages(
                 round.replay, reply,
                 limit: round.client.flatMap { clients[$0]?.outbox.limit }.map { $0 * ClientOutbox.resumeFactor - 2 }
-                    ?? HistoryReply.pageSize)
+                    ?? HistoryReply.pageSize,
+                wanted: round.client.flatMap { id in
+                    clients[id].map { $0.resume?.only ?? Array(index.prefixes(of: id)) }
+                })
         {
             // A replay: its first page, or the next one; ask for more until the last.
             let more: Bool
@@ -502,11 +508,11 @@ final class BrokerLink {
             }
             round.replay = pages
             rounds[token] = round
-            if more, let last = pages.entries.last?.sequence {
+            if more, pages.lastSeen > 0 {
                 ask(
                     ControlRequest(
                         command: .history,
-                        argument: Array("since \(last) until \(pages.through) ".utf8) + round.replayPrefix),
+                        argument: Array("since \(pages.lastSeen) until \(pages.through) ".utf8) + round.replayPrefix),
                     round: token)
                 return
             }
@@ -534,18 +540,36 @@ final class BrokerLink {
     }
 
     /// The replay's pages with `reply` added, or nil when `reply` is no replay page. A browser
-    /// gets at most `limit` replayed messages (its queue's catch-up bound): the newest ones;
-    /// older ones become part of the gap it is told about.
-    private func nextReplayPages(_ pages: ReplayPages?, _ reply: ControlReply, limit: Int) -> ReplayPages? {
+    /// gets at most `limit` replayed messages (its queue's catch-up bound): the newest of those
+    /// under its prefixes (`wanted`), chosen after leaving out the rest, since a replay for
+    /// several prefixes asks for all of history's; older ones become part of the gap it is told
+    /// about.
+    private func nextReplayPages(_ pages: ReplayPages?, _ reply: ControlReply, limit: Int, wanted: [[UInt8]]?)
+        -> ReplayPages?
+    {
+        func kept(_ messages: [MessageJSON]) -> [MessageJSON] {
+            guard let wanted else { return messages }
+            return messages.filter { entry in
+                guard let topic = entry.messageFrames?.first else { return false }
+                return wanted.contains { topic.starts(with: $0) }
+            }
+        }
         var result: ReplayPages
         switch reply {
         case .replay(let first) where pages == nil:
             result = ReplayPages(
-                through: first.through, prefixes: first.prefixes, entries: first.messages, gap: first.gap)
+                through: first.through, prefixes: first.prefixes, entries: kept(first.messages), gap: first.gap,
+                lastSeen: first.messages.last?.sequence ?? 0)
         case .history(let page):
             guard let pages else { return nil }
             result = pages
-            result.entries += page.messages
+            result.entries += kept(page.messages)
+            result.lastSeen = page.messages.last?.sequence ?? pages.lastSeen
+            // Evicted between two pages: told too. One gap per resume, so two become one
+            // that may also cover messages delivered between them (told, never hidden).
+            if let later = page.gap {
+                result.gap = HistoryReply.Gap(from: result.gap?.from ?? later.from, to: later.to)
+            }
         default:
             return nil
         }

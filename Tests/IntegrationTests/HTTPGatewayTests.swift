@@ -372,6 +372,33 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(values.contains("state.a=2"), "the update while away, after id \(lastID): \(values)")
     }
 
+    /// An SSE resume replays all of history's prefixes and keeps the client's: the newest
+    /// `client_queue x 10 - 2` (here 18) are chosen among the client's, not among all, so busy
+    /// traffic under another history prefix does not push the client's messages into a gap.
+    func testAnSSEResumeKeepsItsOwnMessagesAmongBusierOnes() throws {
+        let (daemon, port) = try startDaemon(
+            http: "client_queue = 2\n[history]\nprefixes = [\"orders.\", \"metrics.\"]")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...5 { try push.send(frames: frames("orders.x", "\(i)")) }
+        for i in 1...100 { try push.send(frames: frames("metrics.x", "\(i)")) }
+        try Wait.until("history holds all 105") { try daemon.stats().history?.written == 105 }
+        let reader = try openSSEReader(
+            port: port, "?prefix=orders.", count: 20, lastEventID: "h1", untilTopic: "orders.end")
+        try Wait.until("the gateway subscribes for the resumed client") {
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == "orders." }
+        }
+        try push.send(frames: frames("orders.end", "live"))
+        let run = try reader.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        XCTAssertEqual(events.filter { $0["event"] as? String == "gap" }.count, 0, "nothing of orders. was evicted")
+        XCTAssertEqual(
+            events.compactMap { ($0["data"] as? [String: Any])?["payload"] }.map { "\($0)" },
+            ["2", "3", "4", "5", "live"],
+            run.stdout)
+    }
+
     /// Exact replay for browsers: an SSE client away while 1,000 messages pass, and zpubd
     /// restarted meanwhile, reconnects with its Last-Event-ID ("h<sequence>") and gets exactly
     /// those 1,000, in order, then live.
