@@ -418,19 +418,21 @@ final class HistoryWriter {
         do {
             let messages: [StoredMessage]
             var gap: HistoryReply.Gap?
+            var more = false
             switch query.position {
             case .since(let sequence):
-                messages = try store.messages(
+                let page = try store.page(
                     after: sequence, through: query.through ?? UInt64(Int64.max), prefix: query.prefix,
-                    limit: HistoryReply.pageSize)
+                    limit: HistoryReply.pageSize, maxBytes: HistoryReply.pageBytes)
+                messages = page.messages
+                more = page.cutByBytes || messages.count == HistoryReply.pageSize
                 gap = HistoryReply.gap(
                     since: sequence, firstSequence: store.firstSequence, lastSequence: store.lastSequence)
             case .last(let count):
                 messages = try store.messages(
-                    after: 0, prefix: query.prefix, limit: min(count, HistoryReply.pageSize), newest: true)
+                    after: 0, prefix: query.prefix, limit: min(count, HistoryReply.pageSize),
+                    maxBytes: HistoryReply.pageBytes, newest: true)
             }
-            let more: Bool =
-                if case .since = query.position { messages.count == HistoryReply.pageSize } else { false }
             return .success(
                 HistoryReply(
                     firstSequence: store.firstSequence, lastSequence: store.lastSequence, through: query.through,

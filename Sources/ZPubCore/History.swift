@@ -195,6 +195,9 @@ public struct HistoryStats: Codable, Equatable, Sendable {
 /// oldest first, each with its sequence; at most `HistoryReply.pageSize` per reply.
 public struct HistoryReply: Codable, Equatable, Sendable {
     public static let pageSize = 1_000
+    /// And at most this many bytes of frames (one message at least): a page of 1,000 large
+    /// messages would otherwise be built in memory several times over (frames, base64, JSON).
+    public static let pageBytes = 4 << 20
 
     /// Sequences that were asked for but are no longer kept (evicted): `from` through `to`.
     public struct Gap: Codable, Equatable, Sendable {

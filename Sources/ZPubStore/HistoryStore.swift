@@ -772,13 +772,24 @@ public final class HistoryStore {
     // MARK: Reading
 
     /// Stored messages with `after < sequence <= through`, whose topic starts with `prefix`,
-    /// oldest first, at most `limit`. With `newest`, the last `limit` of them instead.
+    /// oldest first, at most `limit`, and no more frame bytes than `maxBytes` (one message at
+    /// least, whatever its size). With `newest`, the last of them instead.
     public func messages(
-        after: UInt64, through: UInt64 = UInt64(Int64.max), prefix: [UInt8], limit: Int, newest: Bool = false
+        after: UInt64, through: UInt64 = UInt64(Int64.max), prefix: [UInt8], limit: Int, maxBytes: Int = .max,
+        newest: Bool = false
     ) throws -> [StoredMessage] {
+        try page(after: after, through: through, prefix: prefix, limit: limit, maxBytes: maxBytes, newest: newest)
+            .messages
+    }
+
+    /// `messages`, and whether `maxBytes` cut it short (more may follow below `limit`).
+    public func page(
+        after: UInt64, through: UInt64 = UInt64(Int64.max), prefix: [UInt8], limit: Int, maxBytes: Int = .max,
+        newest: Bool = false
+    ) throws -> (messages: [StoredMessage], cutByBytes: Bool) {
         let lower = max(after, evictedThrough)
         let through = min(through, UInt64(Int64.max))
-        guard limit > 0, lower < through else { return [] }
+        guard limit > 0, lower < through else { return ([], false) }
         // Blocks from the one that holds `lower + 1` (the last to start at or before it) on.
         let select = try database.prepare(
             """
@@ -790,20 +801,41 @@ public final class HistoryStore {
         select.bind(1, lower)
         select.bind(2, through)
         var result: [StoredMessage] = []
-        while result.count < limit, try select.step() {
+        var resultBytes = 0
+        var full = false
+        while !full, result.count < limit, try select.step() {
             var found: [StoredMessage] = []
             let wanted = newest ? Int.max : limit - result.count
             try select.withBlob(1) { bytes in
                 // Where they lie first, decoded once it is known which are kept: `last 1` decodes
                 // one message, not a block's worth.
                 var matches: [HistoryRecord.Message] = []
+                var matchedBytes = 0
                 try Self.forEachMessage(in: bytes, block: select.uint64(0)) { message, bytes in
                     guard message.sequence <= through else { return false }
                     guard message.sequence > lower, message.topicStarts(with: prefix, in: bytes) else { return true }
+                    if !newest && resultBytes + matchedBytes + message.bytes > maxBytes
+                        && result.count + matches.count > 0
+                    {
+                        full = true
+                        return false
+                    }
                     matches.append(message)
+                    matchedBytes += message.bytes
                     return matches.count < wanted
                 }
-                found = matches.suffix(limit - result.count).map { message in
+                var chosen = matches.suffix(limit - result.count)
+                if newest {
+                    // The newest first: this block's oldest go while over the budget.
+                    var total = chosen.reduce(0) { $0 + $1.bytes }
+                    while resultBytes + total > maxBytes, chosen.count > (result.isEmpty ? 1 : 0) {
+                        total -= chosen.removeFirst().bytes
+                        full = true
+                    }
+                    matchedBytes = total
+                }
+                resultBytes += matchedBytes
+                found = chosen.map { message in
                     StoredMessage(
                         sequence: message.sequence, receivedMilliseconds: message.receivedMilliseconds,
                         frames: message.decodedFrames(in: bytes),
@@ -817,7 +849,7 @@ public final class HistoryStore {
                 result += found
             }
         }
-        return result
+        return (result, full)
     }
 
     /// Bytes on disk: the database file and its write-ahead log.

@@ -12,7 +12,7 @@ struct History: ParsableCommand {
     @Argument(help: "The topic prefix; none: every kept topic.")
     var prefix: String = ""
 
-    @Option(name: .long, help: ArgumentHelp("Only the newest N messages.", valueName: "N"))
+    @Option(name: .long, help: ArgumentHelp("Only the newest N messages (at most 1,000).", valueName: "N"))
     var last: Int?
 
     @Option(name: .long, help: ArgumentHelp("Only messages after this sequence number.", valueName: "seq"))
@@ -23,6 +23,10 @@ struct History: ParsableCommand {
     func validate() throws {
         if last != nil && since != nil { throw ValidationError("give --last or --since, not both") }
         if let last, last < 1 { throw ValidationError("--last must be at least 1") }
+        if let last, last > HistoryReply.pageSize {
+            throw ValidationError(
+                "--last is at most \(HistoryReply.pageSize) (one reply); use --since to read more")
+        }
     }
 
     func run() throws {
@@ -37,9 +41,12 @@ struct History: ParsableCommand {
             var first = true
             while true {
                 let (reply, _) = try client.request("HISTORY since \(after) \(prefix)", as: HistoryReply.self)
-                if first, let gap = reply.gap {
+                // Any page may report one: messages evicted while earlier pages were read.
+                if let gap = reply.gap {
                     Output.error(
-                        "zpub: messages \(gap.from) to \(gap.to) are no longer kept (history's bounds); printing from \(reply.firstSequence)"
+                        first
+                            ? "zpub: messages \(gap.from) to \(gap.to) are no longer kept (history's bounds); printing from \(reply.firstSequence)"
+                            : "zpub: messages \(gap.from) to \(gap.to) were evicted while the history was read (history's bounds)"
                     )
                 }
                 first = false

@@ -185,6 +185,10 @@ struct Subscribe: ParsableCommand {
         while more, let last = entries.last?.sequence {
             let (page, _) = try client.request(
                 "HISTORY since \(last) until \(reply.through) \(prefix)", as: HistoryReply.self)
+            // Evicted while the pages were read: told, as the first page's gap is.
+            if let gap = page.gap {
+                Output.error("messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)")
+            }
             entries += page.messages
             more = page.more
         }

@@ -341,6 +341,26 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(try daemon.decode("HISTORY since 0 t.", as: HistoryReply.self).messages, [])
     }
 
+    /// A reply holds at most 4 MiB of frames (`HistoryReply.pageBytes`): large messages come
+    /// a few per page, and `zpub history` reads them all.
+    func testLargeMessagesArePagedByTheirBytesAndNoneIsLost() throws {
+        let daemon = try Daemon(arguments: ["--history", "big."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 0..<10 {
+            try push.send(frames: [Array("big.x".utf8), [UInt8](repeating: UInt8(48 + i), count: 1_000_000)])
+        }
+        try Wait.until("all 10 are written") { try daemon.stats().history?.written == 10 }
+        let first = try daemon.decode("HISTORY since 0 big.", as: HistoryReply.self)
+        XCTAssertEqual(first.messages.map(\.sequence), [1, 2, 3, 4], "4 of 1,000,005 bytes in 4 MiB")
+        XCTAssertTrue(first.more)
+        let run = try zpub(["history", "-c", daemon.control, "big."])
+        let lines = run.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 10, run.stderr)
+        XCTAssertEqual(
+            lines.map { $0.prefix(9) }, (0..<10).map { "\($0 + 1)\tbig.x\t\($0)" }.map { Substring($0.prefix(9)) })
+    }
+
     func testBoundsEvictTheOldestAndAnOlderPositionReportsAGap() throws {
         let daemon = try Daemon(configuration: "[history]\nprefixes = [\"t.\"]\nmax_messages = 5")
         let clients = try Clients()

@@ -122,6 +122,29 @@ final class HistoryStoreTests: XCTestCase {
         XCTAssertEqual(try HistoryStore(directory: directory, bounds: roomy).lastSequence, 5)
     }
 
+    /// A page holds at most `maxBytes` of frames (one message at least): a reply of 1,000 large
+    /// messages is not built in memory.
+    func testAPageStopsAtItsByteBudget() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        let big = String(repeating: "x", count: 100_000)
+        try store.append(
+            (1...10).map { message($0, "a.x", big) }, assignedThrough: 10, nowMilliseconds: 1_000)
+        let oldest = try store.page(after: 0, prefix: [], limit: 1_000, maxBytes: 250_000)
+        XCTAssertEqual(oldest.messages.map(\.sequence), [1, 2], "two of 100,003 bytes fit in 250,000")
+        XCTAssertTrue(oldest.cutByBytes)
+        let rest = try store.page(after: 8, prefix: [], limit: 1_000, maxBytes: 250_000)
+        XCTAssertEqual(rest.messages.map(\.sequence), [9, 10])
+        XCTAssertFalse(rest.cutByBytes, "all that was left")
+        XCTAssertEqual(
+            try store.page(after: 0, prefix: [], limit: 1_000, maxBytes: 10).messages.map(\.sequence), [1],
+            "one at least")
+        XCTAssertEqual(
+            try store.messages(after: 0, prefix: [], limit: 5, maxBytes: 250_000, newest: true).map(\.sequence),
+            [9, 10])
+        XCTAssertEqual(
+            try store.messages(after: 0, prefix: [], limit: 5, maxBytes: 10, newest: true).map(\.sequence), [10])
+    }
+
     /// The forwarding loop hands a number out before the writer commits it. A store closed
     /// without `releaseReservation` (a SIGKILL, a power loss) continues above the reserve it
     /// committed with its first batch; a clean stop continues right after the last number.
