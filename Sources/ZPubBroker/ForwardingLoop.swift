@@ -718,6 +718,12 @@ final class ForwardingLoop {
             logger.warning(
                 "io_threads is read at start: libzmq keeps \(configuration.ioThreads) I/O thread(s) until a restart")
         }
+        if newConfiguration.pair != configuration.pair {
+            // The pair's link, role and endpoints are set up at start (docs/topologies.md).
+            logger.warning(
+                "[ha] is read at start: this broker keeps its role (\(configuration.pair.role?.rawValue ?? "none")) and its peer until a restart; CONFIG shows the file's, not these"
+            )
+        }
         configuration = newConfiguration
         state.apply(newConfiguration)
         if let history {

@@ -399,7 +399,10 @@ struct Parser {
                 return .success(text)
             }
             if byte == UInt8(ascii: "\\") {
-                guard position < bytes.count else { break }
+                // A backslash at the end of the line: the string ends there unclosed. Taking the
+                // newline as the escaped byte ate the next line and shifted every later line
+                // number in the errors.
+                guard position < bytes.count, bytes[position] != UInt8(ascii: "\n") else { break }
                 let escaped = bytes[position]
                 position += 1
                 switch escaped {

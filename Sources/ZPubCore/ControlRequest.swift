@@ -52,7 +52,8 @@ public struct ControlRequest: Equatable, Sendable {
             return .failure(ControlError(.invalidUTF8, "the request is not valid UTF-8 text"))
         }
         let trimmed = text.drop { $0 == " " || $0 == "\t" }
-        let wordEnd = trimmed.firstIndex { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" } ?? trimmed.endIndex
+        // `isNewline`: "\r\n" is one Character in Swift, equal to neither "\r" nor "\n".
+        let wordEnd = trimmed.firstIndex { $0 == " " || $0 == "\t" || $0.isNewline } ?? trimmed.endIndex
         let word = trimmed[..<wordEnd].uppercased()
         if word.isEmpty {
             return .failure(
@@ -68,7 +69,7 @@ public struct ControlRequest: Equatable, Sendable {
         }
         var rest = trimmed[wordEnd...].drop { $0 == " " || $0 == "\t" }
         // A trailing newline (from `echo STATS | ...`) is not part of an argument.
-        while let last = rest.last, last == "\n" || last == "\r" { rest = rest.dropLast() }
+        while let last = rest.last, last.isNewline { rest = rest.dropLast() }
         if !rest.isEmpty && !command.takesArgument {
             return .failure(ControlError(.badArgument, "\(command.rawValue) takes no argument"))
         }

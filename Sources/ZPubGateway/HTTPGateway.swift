@@ -29,6 +29,8 @@ public final class HTTPGateway: Sendable {
     private let serverChannel: Channel
     private let shared: GatewayShared
     private let linkThread: JoinableThread
+    /// The history prefixes whose sequence markers the link follows, from start.
+    private let historyPrefixes: [String]
 
     /// Joins the broker over inproc with its `context`, asks it through `control`, and starts
     /// listening. Throws `GatewayError` when the address cannot be bound.
@@ -55,6 +57,7 @@ public final class HTTPGateway: Sendable {
             settings: settings, keys: keys, counters: counters, linkMailbox: linkMailbox,
             control: dispatcher, maxPrefixLength: maxPrefixLength, logger: logger)
         self.shared = shared
+        self.historyPrefixes = historyPrefixes
         // The link and its sockets live on this thread from now on.
         let linkThread = JoinableThread(name: "zpubd-http-link") { link.run() }
         self.linkThread = linkThread
@@ -134,9 +137,19 @@ public final class HTTPGateway: Sendable {
     /// prefixes apply to the next request; the TLS certificate, client_queue, max_frame,
     /// max_client_prefixes, ping_interval and write_delay_ms to new connections; max_clients at once. `listen`
     /// and `enabled` need a restart: the notes say so.
-    public func reload(_ settings: HTTPSettings, keys: GatewayKeys) -> [String] {
+    public func reload(
+        _ settings: HTTPSettings, keys: GatewayKeys, maxPrefixLength: Int? = nil, historyPrefixes: [String]? = nil
+    ) -> [String] {
         let previous = shared.settings
         var notes: [String] = []
+        // The broker refuses a subscription longer than its limit: the gateway must refuse it
+        // too, or its client is told "subscribed" and gets nothing.
+        if let maxPrefixLength { shared.maxPrefixLength = maxPrefixLength }
+        if let historyPrefixes, historyPrefixes != self.historyPrefixes {
+            notes.append(
+                "[history] prefixes changed: the HTTP gateway numbers events (h<seq> ids, seq) for the prefixes it started with (\(self.historyPrefixes.joined(separator: ", "))) until a restart"
+            )
+        }
         var applied = settings
         if settings.listen != previous.listen {
             notes.append(
@@ -176,7 +189,12 @@ final class GatewayShared: Sendable {
     /// The ZeroMQ link's mailbox: clients attach, subscribe, publish and leave through it.
     let linkMailbox: Mailbox<LinkCommand>
     let control: ControlDispatcher
-    let maxPrefixLength: Int
+    /// The broker's `max_subscription_length`, which a reload may change.
+    private let maxPrefixLengthNow: Atomic<Int>
+    var maxPrefixLength: Int {
+        get { maxPrefixLengthNow.load(ordering: .relaxed) }
+        set { maxPrefixLengthNow.store(newValue, ordering: .relaxed) }
+    }
     let logger: Logger
     private let nextID = Atomic<UInt64>(0)
 
@@ -188,7 +206,7 @@ final class GatewayShared: Sendable {
         self.counters = counters
         self.linkMailbox = linkMailbox
         self.control = control
-        self.maxPrefixLength = maxPrefixLength
+        maxPrefixLengthNow = Atomic(maxPrefixLength)
         self.logger = logger
     }
 

@@ -101,7 +101,10 @@ struct Services {
     ) -> [BrokerError] {
         let failures = broker.reload(configuration, security: security)
         if let gateway {
-            for note in gateway.reload(configuration.http, keys: gatewayKeys) { logger.warning("\(note)") }
+            let notes = gateway.reload(
+                configuration.http, keys: gatewayKeys, maxPrefixLength: configuration.maxSubscriptionLength,
+                historyPrefixes: configuration.historyPrefixes)
+            for note in notes { logger.warning("\(note)") }
             Self.warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
         } else if configuration.http.enabled {
             logger.warning("[http] enabled = true: the gateway starts at the next restart")

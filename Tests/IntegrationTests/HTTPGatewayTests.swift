@@ -808,12 +808,20 @@ final class HTTPGatewayTests: XCTestCase {
         }
         XCTAssertEqual(try publish("secret.x", token: "first-token-1"), 200)
         XCTAssertEqual(try HTTPProbe.get(port: port, "/stats").status, 200, "no operator_token yet")
+        let longPrefix = String(repeating: "p", count: 40)
+        func eventsStatus(_ prefix: String) throws -> Int {
+            try HTTPProbe.request(port: port, method: "GET", "/events?prefix=\(prefix)", headers: [:], readTimeout: 500)
+                .status
+        }
+        XCTAssertEqual(try eventsStatus(longPrefix), 200, "40 bytes: within the default limit")
 
         let otherPort = try FreePort.find()
         try configuration(
             """
             tokens = ["secret.=second-token-2"]
             operator_token = "operator-token-3"
+            [limits]
+            max_subscription_length = 32
             """
         ).replacingOccurrences(of: "127.0.0.1:\(port)", with: "127.0.0.1:\(otherPort)")
             .write(to: daemon.configURL, atomically: true, encoding: .utf8)
@@ -825,6 +833,8 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(try HTTPProbe.get(port: port, "/stats").status, 401, "the operator pages are closed now")
         XCTAssertEqual(
             try HTTPProbe.get(port: port, "/stats", headers: ["Authorization": "Bearer operator-token-3"]).status, 200)
+        // The broker's lowered limit is the gateway's too: refused, not "subscribed" to nothing.
+        XCTAssertEqual(try eventsStatus(longPrefix), 400, "40 bytes over the reloaded 32")
 
         // A bad [http] is refused and the one in force stays.
         try configuration("tokens = [\"secret.=second-token-2\"]\noperator_token = \"short\"\n")

@@ -111,6 +111,13 @@ final class ConfigurationFileTests: XCTestCase {
     func testSyntaxErrors() {
         XCTAssertEqual(problems("log_level = \"info\"").first?.line, 1, "keys outside a section are unknown")
         XCTAssertTrue(problems("[daemon]\nlog_level = \"unterminated\n").first!.message.contains("no closing quote"))
+        // A backslash ending the line does not take the newline (and the next line) with it:
+        // the next lines are still read, and their line numbers still right.
+        let afterBackslash = problems(
+            "[history]\ndirectory = \"/var/lib/zpub\\\nmax_messages = 0\n[limits]\nmax_topics = -1\n")
+        XCTAssertEqual(afterBackslash.map(\.line), [2, 3, 5], afterBackslash.map(\.message).joined(separator: "; "))
+        XCTAssertTrue(afterBackslash[0].message.contains("no closing quote"))
+        XCTAssertFalse(afterBackslash[0].message.contains("\n"))
         XCTAssertTrue(problems("[daemon]\nlog_level\n").first!.message.contains("expected ="))
         XCTAssertTrue(problems("[daemon]\nlog_level =\n").first!.message.contains("missing"))
         XCTAssertTrue(problems("[endpoints]\nxpub = [\"a\"\n").first!.message.contains("no closing ]"))

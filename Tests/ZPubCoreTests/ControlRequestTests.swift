@@ -10,6 +10,10 @@ final class ControlRequestTests: XCTestCase {
     func testCommandsAreCaseInsensitiveAndTakeAnArgument() throws {
         XCTAssertEqual(try parse("stats").get(), ControlRequest(command: .stats))
         XCTAssertEqual(try parse("  PING\n").get(), ControlRequest(command: .ping))
+        // CRLF (a Windows client, telnet): "\r\n" is one Swift Character.
+        XCTAssertEqual(try parse("STATS\r\n").get(), ControlRequest(command: .stats))
+        XCTAssertEqual(
+            try parse("TOPICS orders.\r\n").get(), ControlRequest(command: .topics, argument: Array("orders.".utf8)))
         XCTAssertEqual(
             try parse("TOPICS weather.").get(), ControlRequest(command: .topics, argument: Array("weather.".utf8)))
         XCTAssertEqual(
