@@ -223,7 +223,17 @@ public final class Broker: Sendable {
                     code: .threadFailed, message: "the forwarding loop did not apply the new configuration within 10 s")
             )
         }
-        failures += controlSlot.wait(milliseconds: 10_000) ?? []
+        if let controlFailures = controlSlot.wait(milliseconds: 10_000) {
+            failures += controlFailures
+        } else {
+            // Its endpoint changes (if any) apply when it gets to them; their failures are lost.
+            failures.append(
+                BrokerError(
+                    code: .threadFailed,
+                    message:
+                        "the control socket's thread did not apply the new configuration within 10 s (a slow request?); it applies it when it is free, and CONFIG then shows it"
+                ))
+        }
         return failures
     }
 

@@ -85,12 +85,16 @@ final class ControlServer {
         do {
             guard try socket.receive(into: message, dontWait: true) else { return }
             let maxRequest = responder.configuration.maxControlRequest
-            // Read every frame (REP must, before replying) but keep at most the limit's worth.
+            // Read every frame (REP must, before replying) but keep at most the limit's worth,
+            // and two frames: a request is one, and a million empty ones would cost a million
+            // array entries.
             var frames: [[UInt8]] = []
+            var frameCount = 0
             var total = 0
             while true {
                 total += message.count
-                if total <= maxRequest { frames.append(message.bytes) }
+                frameCount += 1
+                if total <= maxRequest && frames.count < 2 { frames.append(message.bytes) }
                 guard message.hasMore else { break }
                 _ = try socket.receive(into: message)
             }
@@ -101,6 +105,8 @@ final class ControlServer {
                     ControlError(
                         .requestTooLarge,
                         "the request is \(total) bytes; the limit is \(maxRequest) (max_control_request)"))
+            } else if frameCount > 1 {
+                reply = .error(ControlError(.badRequest, "a request is exactly one frame; this one had \(frameCount)"))
             } else {
                 switch ControlRequest.parse(frames: frames, maxSize: maxRequest) {
                 case .success(let request): reply = responder.respond(to: request)

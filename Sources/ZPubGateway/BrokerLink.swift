@@ -124,6 +124,8 @@ final class BrokerLink {
         /// A REPLAY round: its marker carries a history sequence, not the cache's, and must
         /// not move the event-id watermark.
         var isReplay = false
+        /// When the reply was in while the marker was not (monotonic ns), or nil.
+        var repliedBeforeMarker: UInt64?
     }
 
     private struct ReplayPages {
@@ -199,6 +201,7 @@ final class BrokerLink {
                 deliver(waiting.frames, sequence: nil)
             }
             startWatermarkRoundIfDue(now: now)
+            expireRoundsWithoutMarker(now: now)
         }
         sub.close()
         push.close()
@@ -484,6 +487,33 @@ final class BrokerLink {
         finishRoundIfDone(token)
     }
 
+    /// The broker sends a round's marker without waiting (it never blocks its loop on the
+    /// gateway), so when the gateway's queue from it is full the marker is lost. Its round would
+    /// then wait for ever, skipping every live message on the topics its reply covers. Ten
+    /// seconds after the reply, the marker is taken as lost: a client's round ends by
+    /// disconnecting the client, whose reconnection (EventSource's own, with its Last-Event-ID)
+    /// resumes exactly; a watermark round just ends.
+    static let markerWaitNanoseconds: UInt64 = 10_000_000_000
+
+    private func expireRoundsWithoutMarker(now: UInt64) {
+        for (token, round) in rounds {
+            guard let replied = round.repliedBeforeMarker, now &- replied > Self.markerWaitNanoseconds else { continue }
+            rounds[token] = nil
+            try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
+            counters.markersLost.add(1, ordering: .relaxed)
+            logger.warning(
+                "http gateway: a catch-up's marker did not come within 10 s of its reply (the broker's queue to the gateway was full?); \(round.client == nil ? "the event-id watermark waits for the next round" : "its client is disconnected to resume again")"
+            )
+            guard let id = round.client, let client = clients.removeValue(forKey: id) else { continue }
+            for prefix in index.removeAll(id) { setUpstream(prefix, subscribed: false) }
+            client.outbox.close()
+            client.outbox.closeWithError(
+                code: "resume_again",
+                "the catch-up could not be joined to the live stream (the gateway fell behind); reconnect to resume",
+                closeCode: 1013)
+        }
+    }
+
     private func snapshotReplied(token: String, _ result: Result<ControlReply, ControlUnavailable>) {
         guard var round = rounds[token] else { return }
         let release: SnapshotCatchUp<ClientOutbox.Item>.Release
@@ -534,6 +564,7 @@ final class BrokerLink {
                 if !outbox.offer(.webSocketText(text), catchingUp: true) { drop(id) }
             }
         }
+        if !round.catchUp.isComplete { round.repliedBeforeMarker = SystemClock.monotonicNanoseconds() }
         rounds[token] = round
         if let id = round.client { deliverRelease(release, gap: round.replay?.gap, to: id) }
         finishRoundIfDone(token)

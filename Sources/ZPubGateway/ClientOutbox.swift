@@ -130,15 +130,22 @@ final class ClientOutbox: Sendable {
     /// disconnects it. The message only gets through if the connection has room, which a slow
     /// client's often has not: the disconnection itself is what counts.
     func closeTooSlow() {
-        let reason = "too slow: more than \(limit) messages queued (client_queue)"
+        closeWithError(
+            code: "too_slow", "too slow: more than \(limit) messages queued (client_queue)", closeCode: 1008)
+    }
+
+    /// Tells the client why (a close frame with `closeCode`, or a last SSE `error` event with
+    /// `code`) and disconnects it.
+    func closeWithError(code: String, _ reason: String, closeCode: UInt16) {
         let channel = self.channel
         let kind = self.kind
         channel.eventLoop.execute {
             switch kind {
             case .webSocket:
-                channel.writeAndFlush(WebSocketFrame.close(code: 1008, reason: reason), promise: nil)
+                channel.writeAndFlush(WebSocketFrame.close(code: closeCode, reason: reason), promise: nil)
             case .serverSentEvents:
-                let data = "{\"type\":\"error\",\"code\":\"too_slow\",\"message\":\(WireFormat.jsonString(reason))}"
+                let data =
+                    "{\"type\":\"error\",\"code\":\(WireFormat.jsonString(code)),\"message\":\(WireFormat.jsonString(reason))}"
                 self.writeRaw(
                     WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "error", data: Array(data.utf8))))
                 channel.flush()

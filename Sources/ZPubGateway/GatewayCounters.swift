@@ -37,6 +37,8 @@ final class GatewayCounters: Sendable {
     let upstreamPrefixes = Atomic<Int>(0)
     let resumes = Atomic<UInt64>(0)
     let resumedValues = Atomic<UInt64>(0)
+    /// Catch-ups whose marker never came (`BrokerLink.expireRoundsWithoutMarker`).
+    let markersLost = Atomic<UInt64>(0)
     /// Connected clients per JWT user (`sub`): an entry lives while its user has a client, so
     /// the table is bounded by max_clients.
     private let users = Locked<[String: Int]>([:])
@@ -85,6 +87,7 @@ final class GatewayCounters: Sendable {
             upstreamPrefixes: upstreamPrefixes.load(ordering: .relaxed),
             resumes: resumes.load(ordering: .relaxed),
             resumedValues: resumedValues.load(ordering: .relaxed),
+            markersLost: markersLost.load(ordering: .relaxed),
             users: users.withLock { table in
                 table.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(Self.shownUsers)
                     .map { UserClients(sub: $0.key, clients: $0.value) }
@@ -119,6 +122,7 @@ final class GatewayCounters: Sendable {
         var upstreamPrefixes: Int
         var resumes: UInt64
         var resumedValues: UInt64
+        var markersLost: UInt64
         /// JWT users with clients connected (the busiest `shownUsers`), and how many in all.
         var users: [UserClients]
         var userCount: Int
@@ -145,6 +149,7 @@ final class GatewayCounters: Sendable {
             case publishFailures = "publish_failures"
             case upstreamPrefixes = "upstream_prefixes"
             case resumedValues = "resumed_values"
+            case markersLost = "markers_lost"
         }
     }
 }

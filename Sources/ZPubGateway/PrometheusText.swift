@@ -197,6 +197,10 @@ struct PrometheusText {
         counter(
             "zpub_http_resumes_total", "SSE reconnections resumed from the last-value cache",
             [([:], Double(gateway.resumes))])
+        counter(
+            "zpub_http_markers_lost_total",
+            "Catch-ups whose marker never came (the broker's queue to the gateway was full); their clients were asked to resume again",
+            [([:], Double(gateway.markersLost))])
     }
 
     // MARK: Format

@@ -238,7 +238,7 @@ struct ZPubDaemon: ParsableCommand {
                     metadata: DaemonLogging.endpointMetadata(services.broker.boundEndpoints))
             } else {
                 logger.error(
-                    "configuration reloaded with \(failures.count) endpoint(s) not bound: \(failures.map(\.message).joined(separator: "; "))"
+                    "configuration reloaded with \(failures.count) problem(s) (endpoints not bound, or a thread that had not applied it yet): \(failures.map(\.message).joined(separator: "; "))"
                 )
             }
             return next

@@ -30,6 +30,7 @@ final class ControlTests: XCTestCase {
             ("unknown command", [Array("FROBNICATE".utf8)], "unknown_command"),
             ("empty request", [[]], "empty_request"),
             ("multi-frame request", [Array("STATS".utf8), Array("extra".utf8)], "bad_request"),
+            ("100,000 empty frames", Array(repeating: [], count: 100_000), "bad_request"),
             ("bad UTF-8", [[0xC3, 0x28, 0xFF]], "invalid_utf8"),
             ("huge request", [Array(repeating: UInt8(ascii: "A"), count: 200_000)], "request_too_large"),
             (
