@@ -136,6 +136,8 @@ final class ForwardingLoop {
     private let persistLastValues: Bool
     @exclusivity(unchecked) private var historyPrefixes: HistoryPrefixes
     @exclusivity(unchecked) private var nextSequence: UInt64
+    /// The lowest number this broker may give a message itself: above its store's reserve.
+    private let sequenceFloor: UInt64
     /// False while this broker is the waiting or passive one of a pair: the producers'
     /// endpoints are not bound, and nothing is forwarded (docs/topologies.md, "A pair").
     private var pairActive: Bool
@@ -181,7 +183,11 @@ final class ForwardingLoop {
         self.historyQueue = history.map { Unmanaged.passUnretained($0.queue) }
         self.persistLastValues = history != nil && configuration.stateDirectory != nil
         self.historyPrefixes = HistoryPrefixes(history == nil ? [] : configuration.historyPrefixes)
-        self.nextSequence = history?.firstNewSequence ?? 1
+        // A pair member starts passive: it mirrors the peer's numbers from its last one, and
+        // numbers above its own floor only once it takes over (`activate`).
+        self.nextSequence =
+            (configuration.pair.isEnabled ? history?.firstMirroredSequence : history?.firstNewSequence) ?? 1
+        self.sequenceFloor = history?.firstNewSequence ?? 1
         self.pairActive = !configuration.pair.isEnabled
         self.handle = ForwardingLoopHandle(logger: logger)
         self.upstreamEndpoints = configuration.upstreamEndpoints
@@ -705,7 +711,7 @@ final class ForwardingLoop {
         guard !pairActive else { return [] }
         pairActive = true
         state.lastValueOnSubscribe = lastValueOnSubscribeSupported
-        nextSequence = max(nextSequence, sequence)
+        nextSequence = max(nextSequence, sequence, sequenceFloor)
         var failures = pullEndpoints.reconcile(with: configuration.pullEndpoints, on: pull, logger: logger)
         failures += xsubEndpoints.reconcile(with: configuration.xsubEndpoints, on: xsub, logger: logger)
         registry.set(.pull, pullEndpoints.actual)

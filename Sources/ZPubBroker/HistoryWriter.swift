@@ -170,13 +170,17 @@ final class HistoryHandle: Sendable {
     let queue: HistoryQueue
     let mailbox = Mailbox<HistoryCommand>()
     let stats: Locked<HistoryStats>
-    /// Where the forwarding loop's sequences start.
+    /// Where the forwarding loop's own numbering starts (above an unclean stop's reserve).
     let firstNewSequence: UInt64
+    /// Where a passive pair member's mirroring of its peer's numbers continues: after the last
+    /// number this store holds, not above its reserve (the peer numbers those messages).
+    let firstMirroredSequence: UInt64
 
-    init(queue: HistoryQueue, stats: HistoryStats, firstNewSequence: UInt64) {
+    init(queue: HistoryQueue, stats: HistoryStats, firstNewSequence: UInt64, firstMirroredSequence: UInt64) {
         self.queue = queue
         self.stats = Locked(stats)
         self.firstNewSequence = firstNewSequence
+        self.firstMirroredSequence = firstMirroredSequence
     }
 
     /// Asks the writer for stored messages; waits at most `milliseconds`.
@@ -243,7 +247,7 @@ final class HistoryWriter {
             stats: HistoryStats(
                 prefixes: configuration.historyPrefixes, persistent: configuration.stateDirectory != nil,
                 directory: configuration.stateDirectory),
-            firstNewSequence: store.continuesAfter + 1)
+            firstNewSequence: store.startsAfter + 1, firstMirroredSequence: store.lastSequence + 1)
         syncIntervalNanoseconds = UInt64(configuration.historySyncIntervalMilliseconds) * 1_000_000
         commitBytes = min(64 * 1_024, configuration.historyQueueBytes / 4)
         self.logger = logger
@@ -251,7 +255,7 @@ final class HistoryWriter {
         if let path = store.path {
             if !configuration.historyPrefixes.isEmpty {
                 logger.notice(
-                    "history of \(configuration.historyPrefixes.joined(separator: ", ")) in \(path): \(store.messageCount) messages kept, sequences continue after \(store.continuesAfter)\(store.continuesAfter > store.lastSequence ? " (the last run stopped uncleanly: above the \(store.continuesAfter - store.lastSequence) numbers it may have handed out uncommitted)" : "")"
+                    "history of \(configuration.historyPrefixes.joined(separator: ", ")) in \(path): \(store.messageCount) messages kept, sequences continue after \(store.startsAfter)\(store.startsAfter > store.lastSequence ? " (above the last kept, \(store.lastSequence): an earlier run stopped uncleanly and may have handed out numbers it never committed)" : "")"
                 )
             }
             if !configuration.lastValuePrefixes.isEmpty {

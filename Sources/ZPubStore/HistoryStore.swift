@@ -125,17 +125,18 @@ public final class HistoryStore {
     /// Sequences the forwarding loop may have handed out beyond what is committed: the loop
     /// numbers a message (its marker, SSE id and publish receipt go out at once) before the
     /// writer commits it, so a process that dies uncommitted had handed out numbers the store
-    /// never saw. Kept `sequenceReserve` ahead of what is committed, in the same transaction,
-    /// and brought down to `lastSequence` at a clean stop; a start continues above it, so a
-    /// number is never given to two messages, also across a SIGKILL or a power loss.
+    /// never saw. Reserved `sequenceReserve` ahead when the store opens (committed and synced
+    /// before the loop numbers anything), renewed in the same transaction as the messages once
+    /// half is used, and given back at a clean stop; a start continues above it, so a number
+    /// is never given to two messages, also across a SIGKILL or a power loss.
     private(set) var reservedThrough: UInt64 = 0
+    /// Where this run's own numbering continues: above everything assigned before, and above
+    /// the reserve of a run that stopped uncleanly. Fixed at open.
+    public private(set) var startsAfter: UInt64 = 0
     /// 2^30: renewed when half is used, so more than 500 million numbers are handed out between
     /// a renewal and the sync that makes it durable (60 s, the longest `sync_interval_ms`, at
     /// more than 8 million a second) before a power loss could reuse one.
     static let sequenceReserve: UInt64 = 1 << 30
-    /// Where new sequences continue: above everything assigned, and above what an unclean stop
-    /// may have handed out.
-    public var continuesAfter: UInt64 { max(lastSequence, reservedThrough) }
     public private(set) var firstSequence: UInt64 = 0
     public private(set) var messageCount = 0
     public private(set) var byteCount = 0
@@ -184,6 +185,7 @@ public final class HistoryStore {
             deleteLastValue = try database.prepare("DELETE FROM last_values WHERE topic = ?")
             if version == 1 { try migrateFromRows() }
             try loadCounts()
+            try reserveAtOpen()
         } catch let error as HistoryStoreError {
             throw error
         } catch {
@@ -733,11 +735,21 @@ public final class HistoryStore {
     /// survives a power loss (SQLite's `wal_checkpoint`; with `synchronous=NORMAL` the log is
     /// synced before each checkpoint).
     /// At a clean stop, once everything assigned is committed: the next start continues right
-    /// after `lastSequence` instead of above the reserve.
+    /// after the last number instead of above this run's reserve. Never below `startsAfter`:
+    /// a run that committed nothing keeps the floor an earlier unclean stop set.
     public func releaseReservation() throws {
-        guard reservedThrough > lastSequence else { return }
-        try setMeta(key: "reserved_through", lastSequence)
-        reservedThrough = lastSequence
+        let floor = max(lastSequence, startsAfter)
+        guard reservedThrough > floor else { return }
+        try setMeta(key: "reserved_through", floor)
+        reservedThrough = floor
+    }
+
+    /// At open: where this run continues, and its reserve, durable before anything is numbered.
+    private func reserveAtOpen() throws {
+        startsAfter = max(lastSequence, reservedThrough)
+        reservedThrough = startsAfter &+ Self.sequenceReserve
+        try setMeta(key: "reserved_through", reservedThrough)
+        try checkpoint()
     }
 
     public func checkpoint() throws {

@@ -83,7 +83,7 @@ final class HistoryTests: XCTestCase {
         // (the loop may have handed some out that never reached the store).
         let announced = try XCTUnwrap(
             restarted.log.firstMatch(
-                of: /(\d+) messages kept, sequences continue after (\d+) \(the last run stopped uncleanly/),
+                of: /(\d+) messages kept, sequences continue after (\d+) \(above the last kept/),
             restarted.log)
         XCTAssertEqual(Int(announced.1), 2 * perProducer)
         let continuesAfter = try XCTUnwrap(UInt64(announced.2))

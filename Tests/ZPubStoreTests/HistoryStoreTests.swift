@@ -145,33 +145,47 @@ final class HistoryStoreTests: XCTestCase {
             try store.messages(after: 0, prefix: [], limit: 5, maxBytes: 10, newest: true).map(\.sequence), [10])
     }
 
-    /// The forwarding loop hands a number out before the writer commits it. A store closed
-    /// without `releaseReservation` (a SIGKILL, a power loss) continues above the reserve it
-    /// committed with its first batch; a clean stop continues right after the last number.
+    /// The forwarding loop hands a number out before the writer commits it. The store reserves
+    /// numbers when it opens, durable before the loop numbers anything; a store closed without
+    /// `releaseReservation` (a SIGKILL, a power loss) continues above that reserve, a clean
+    /// stop continues right after the last number, and never below an earlier unclean stop's.
     func testAStartAfterAnUncleanStopContinuesAboveTheReserve() throws {
+        let reserve = HistoryStore.sequenceReserve
+        let far = 2 * reserve + reserve / 2 + 1
         do {
             let store = try HistoryStore(directory: directory, bounds: roomy)
-            XCTAssertEqual(store.continuesAfter, 0, "a new store starts at 1")
-            try store.append([message(1, "a.x", "one")], assignedThrough: 1, nowMilliseconds: 1_000)
-            try store.append([message(2, "a.x", "two")], assignedThrough: 2, nowMilliseconds: 1_000)
+            XCTAssertEqual(store.startsAfter, 0, "a new store starts at 1")
+        }  // killed before its first commit: the loop may have numbered messages all the same
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            XCTAssertEqual(store.startsAfter, reserve, "above the reserve taken at the first open")
+            try store.append([message(reserve + 1, "a.x", "one")], assignedThrough: reserve + 1, nowMilliseconds: 1_000)
+        }  // killed again
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            XCTAssertEqual(store.lastSequence, reserve + 1)
+            XCTAssertEqual(store.startsAfter, 2 * reserve, "above the second open's reserve")
+            try store.releaseReservation()  // a clean stop that committed nothing
         }
         do {
             let store = try HistoryStore(directory: directory, bounds: roomy)
-            XCTAssertEqual(store.lastSequence, 2)
-            XCTAssertEqual(
-                store.continuesAfter, 1 + HistoryStore.sequenceReserve, "the reserve taken at the first batch")
-            let next = store.continuesAfter + 1
+            XCTAssertEqual(store.startsAfter, 2 * reserve, "the unclean stop's floor stays")
+            // Half the reserve used: renewed in the same transaction.
+            try store.append([message(far, "a.x", "two")], assignedThrough: far, nowMilliseconds: 1_000)
+        }  // killed
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            XCTAssertEqual(store.startsAfter, far + reserve, "the renewed reserve")
+            let next = store.startsAfter + 1
             try store.append([message(next, "a.x", "three")], assignedThrough: next, nowMilliseconds: 1_000)
-            XCTAssertEqual(store.continuesAfter, next + HistoryStore.sequenceReserve, "renewed once half was used")
             try store.releaseReservation()
-            XCTAssertEqual(store.continuesAfter, next)
         }
         let store = try HistoryStore(directory: directory, bounds: roomy)
-        XCTAssertEqual(
-            store.continuesAfter, 2 + HistoryStore.sequenceReserve, "after a clean stop: right after the last")
+        let last = far + reserve + 1
+        XCTAssertEqual(store.startsAfter, last, "after a clean stop: right after the last")
         XCTAssertEqual(
             try store.messages(after: 0, prefix: [], limit: 10).map(\.sequence),
-            [1, 2, 2 + HistoryStore.sequenceReserve])
+            [reserve + 1, far, last])
     }
 
     /// The last sequence is written apart only when it is above the last one stored: a reopen
