@@ -355,6 +355,11 @@ final class ForwardingLoop {
         }
         // Assigned, not appended: a message whose reading failed half way must not leave its
         // first frames in front of the next one's.
+        // A message larger than the cache's max_bytes is not cached: stored, it would evict
+        // every other value and then itself. It still replaces the topic's older value, which
+        // is stale now: it is captured as its topic alone, which the cache takes as a deletion.
+        if caching && firstFrameSize > state.lastValue.maxBytes { caching = false }
+        var capturedBytes = firstFrameSize
         if caching { capturedFrames = [message.bytes] }
         // XPUB does not block and, without XPUB_NODROP, does not refuse; if it ever does, the
         // rest of the message must still be read so the next message starts at a first frame.
@@ -368,7 +373,14 @@ final class ForwardingLoop {
                     historyQueue._withUnsafeGuaranteedRef { $0.appendFrame(frame) }
                 }
             }
-            if caching { capturedFrames.append(message.bytes) }
+            if caching {
+                capturedBytes &+= frameSize
+                if capturedBytes <= state.lastValue.maxBytes {
+                    capturedFrames.append(message.bytes)
+                } else if capturedFrames.count > 1 {
+                    capturedFrames.removeSubrange(1...)
+                }
+            }
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }
         }
         var keptSequence: UInt64?

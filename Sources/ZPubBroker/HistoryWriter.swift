@@ -93,8 +93,13 @@ final class HistoryQueue: Sendable {
             _ assignedThrough: UInt64
         ) throws -> Result
     ) rethrows -> Result {
-        let assignedThrough = assigned.load(ordering: .acquiring)
+        let assignedAtLoad = assigned.load(ordering: .acquiring)
         return try ring.consumeBatch(limit: limit) { records, count in
+            // Every record numbered up to `assignedAtLoad` was published before the load; a
+            // batch cut by `limit` may leave some of them for the next, and must not claim
+            // their numbers as stored (a reply's last_seq would then tell a passive pair
+            // member to mirror past them). The next batch that is not cut claims them.
+            let assignedThrough = count < limit ? assignedAtLoad : 0
             // Read after the ring's published end (an acquiring load): every last-value record
             // in `records` is counted in it.
             if lastValuesQueued.load(ordering: .relaxed) == lastValuesTaken.load(ordering: .relaxed) {

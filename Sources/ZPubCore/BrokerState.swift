@@ -52,7 +52,7 @@ public struct BrokerState: Sendable {
     public init(configuration: BrokerConfiguration) {
         subscriptions = SubscriptionTable(
             maxPrefixes: configuration.maxSubscriptions, maxPrefixLength: configuration.maxSubscriptionLength)
-        topics = TopicTable(maxTopics: configuration.maxTopics)
+        topics = TopicTable(maxTopics: configuration.maxTopics, maxTopicLength: configuration.maxSubscriptionLength)
         topicAccounting = configuration.topicAccounting
         lastValue = LastValueCache(
             prefixes: configuration.lastValuePrefixes.map { Array($0.utf8) },
@@ -67,6 +67,7 @@ public struct BrokerState: Sendable {
         subscriptions.maxPrefixes = configuration.maxSubscriptions
         subscriptions.maxPrefixLength = configuration.maxSubscriptionLength
         topics.maxTopics = configuration.maxTopics
+        topics.maxTopicLength = configuration.maxSubscriptionLength
         topicAccounting = configuration.topicAccounting
         lastValue.prefixes = configuration.lastValuePrefixes.map { Array($0.utf8) }
         lastValue.maxEntries = configuration.lastValueMaxEntries

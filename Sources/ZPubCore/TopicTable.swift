@@ -1,7 +1,8 @@
 /// Traffic per topic (the first frame of each message): messages, bytes, when last seen.
 ///
-/// Bounded by `maxTopics`: traffic on topics beyond the bound is counted in `untracked`, and the
-/// table never grows past it. Recording a message on a known topic allocates nothing.
+/// Bounded by `maxTopics` and `maxTopicLength`: traffic on topics beyond the bounds is counted in
+/// `untracked`, and the table never grows past them (at most `maxTopics x maxTopicLength` bytes
+/// of keys). Recording a message on a known topic allocates nothing.
 public struct TopicTable: Sendable {
     public struct Counters: Equatable, Sendable {
         public var messages: UInt64 = 0
@@ -17,6 +18,9 @@ public struct TopicTable: Sendable {
     }
 
     public var maxTopics: Int
+    /// Longer topics are untracked: a producer sending 16 MiB topic frames would otherwise fill
+    /// the keys' storage by gigabytes (and past its 2 GiB bound, stop the broker).
+    public var maxTopicLength: Int
     @usableFromInline var table = ByteStringTable<Counters>()
     /// Traffic on topics that did not fit in the table.
     public private(set) var untrackedMessages: UInt64 = 0
@@ -26,8 +30,9 @@ public struct TopicTable: Sendable {
     /// because entries are never removed, only all at once (`removeAll`).
     @usableFromInline var lastIndex = -1
 
-    public init(maxTopics: Int) {
+    public init(maxTopics: Int, maxTopicLength: Int = 1_024) {
         self.maxTopics = maxTopics
+        self.maxTopicLength = maxTopicLength
     }
 
     public var count: Int { table.count }
@@ -67,7 +72,7 @@ public struct TopicTable: Sendable {
             index = lastIndex
         } else {
             index = table.index(of: topic)
-            if index == nil && table.count < maxTopics {
+            if index == nil && table.count < maxTopics && topic.count <= maxTopicLength {
                 index = table.insert(topic, value: Counters())
             }
             lastIndex = index ?? -1

@@ -598,19 +598,23 @@ final class BrokerLink {
             result.lastSeen = page.messages.last?.sequence ?? pages.lastSeen
             // Evicted between two pages: told too. One gap per resume, so two become one
             // that may also cover messages delivered between them (told, never hidden).
-            if let later = page.gap {
-                result.gap = HistoryReply.Gap(from: result.gap?.from ?? later.from, to: later.to)
-            }
+            if let later = page.gap { result.gap = Self.union(result.gap, later) }
         default:
             return nil
         }
         if result.entries.count > limit {
             let dropped = result.entries.prefix(result.entries.count - limit)
-            let from = result.gap?.from ?? dropped.first!.sequence
-            result.gap = HistoryReply.Gap(from: from, to: dropped.last!.sequence)
+            result.gap = Self.union(
+                result.gap, HistoryReply.Gap(from: dropped.first!.sequence, to: dropped.last!.sequence))
             result.entries.removeFirst(dropped.count)
         }
         return result
+    }
+
+    /// One gap covering both (a resume tells of one): from the lower start to the higher end.
+    static func union(_ gap: HistoryReply.Gap?, _ other: HistoryReply.Gap) -> HistoryReply.Gap {
+        guard let gap else { return other }
+        return HistoryReply.Gap(from: min(gap.from, other.from), to: max(gap.to, other.to))
     }
 
     /// The history prefixes a replay of `wanted` covers: live messages before the marker on

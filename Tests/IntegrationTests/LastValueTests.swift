@@ -77,6 +77,28 @@ final class LastValueTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1).first?.first, Array("t.4999".utf8))
     }
 
+    /// A message larger than the cache's max_bytes is not cached (it would evict every other
+    /// value, then itself), and the older value of its topic goes: it is stale.
+    func testAMessageLargerThanTheCacheLeavesTheOtherValuesAlone() throws {
+        let daemon = try Daemon(
+            configuration: "[last_value]\nprefixes = [\"t.\"]\nmax_entries = 100\nmax_bytes = 4000\n")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for name in ["a", "b", "c"] { try push.send(frames: frames("t.\(name)", "small")) }
+        try Wait.until("3 values cached") { try daemon.stats().lastValue.entries == 3 }
+        try push.send(frames: [
+            Array("t.a".utf8), [UInt8](repeating: 120, count: 2_000), [UInt8](repeating: 121, count: 2_500),
+        ])
+        try Wait.until("the large message is seen, and t.a's old value gone") {
+            try daemon.stats().lastValue.entries == 2
+        }
+        let stats = try daemon.stats().lastValue
+        XCTAssertEqual(stats.evictions, 0, "nothing evicted for it")
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t.b", "t.a"])
+        XCTAssertEqual(try subscriber.receive(1), [frames("t.b", "small")], "t.b kept; t.a has no value now")
+        try subscriber.assertNothing(within: 300)
+    }
+
     /// The Clone pattern through `zpub sub --snapshot` while a producer keeps publishing: every
     /// topic's values, snapshot then live, must follow each other without gap or duplicate.
     func testSnapshotThenLiveStreamHasNoGapAndNoDuplicate() throws {

@@ -65,6 +65,21 @@ final class TopicTableTests: XCTestCase {
         XCTAssertEqual(table.counters(of: Array("topic1".utf8))?.messages, 2, "known topics keep counting")
     }
 
+    /// A topic longer than `maxTopicLength` is untracked: 128 distinct topics of 16 MiB filled
+    /// the keys' 2 GiB bound and stopped the broker.
+    func testTopicsLongerThanTheLimitAreUntracked() {
+        var table = TopicTable(maxTopics: 100, maxTopicLength: 8)
+        let subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
+        XCTAssertTrue(
+            record(&table, "12345678", bytes: 8, subscriptions: SubscriptionTable(maxPrefixes: 1, maxPrefixLength: 1))
+                == false)
+        for i in 0..<5 { _ = record(&table, "123456789-\(i)", bytes: 12, subscriptions: subscriptions) }
+        XCTAssertEqual(table.count, 1, "only the topic of 8 bytes")
+        XCTAssertEqual(table.untrackedMessages, 5)
+        XCTAssertEqual(table.untrackedBytes, 5 * 12)
+        XCTAssertNil(table.counters(of: Array("123456789-0".utf8)))
+    }
+
     func testWantedFollowsSubscriptionChanges() {
         var table = TopicTable(maxTopics: 10)
         var subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
