@@ -161,6 +161,7 @@ final class ForwardingLoop {
     /// Refused subscriptions and failed handshakes are logged once per 10 s at most: a flood of
     /// them must not flood the journal too (STATS counts every one).
     private var refusalLogLimit = LogRateLimit()
+    private var strangerLogLimit = LogRateLimit()
     private var handshakeLogLimit = LogRateLimit()
 
     private static func heldBackNote(_ heldBack: Int) -> String {
@@ -479,9 +480,10 @@ final class ForwardingLoop {
                 guard try xpub.receive(into: message, dontWait: true) else { return }
                 state.xpub.messagesIn &+= 1
                 state.xpub.bytesIn &+= UInt64(message.count)
-                if message.hasMore {
+                if message.hasMore || message.count == 0 || message.withUnsafeBytes({ $0[0] > 1 }) {
                     // Not a subscription: subscribers have nothing else to say. Discard it whole.
                     while message.hasMore { _ = try xpub.receive(into: message) }
+                    warnOfAMessageThatIsNoSubscription()
                     continue
                 }
                 let actions = message.withUnsafeBytes {
@@ -492,6 +494,17 @@ final class ForwardingLoop {
         } catch {
             logger.error("handling subscriptions failed: \(error)")
         }
+    }
+
+    /// libzmq 4.3.4 (and its master in 2026) queues such a message without the peer it came
+    /// from, while XPUB_MANUAL pairs each message read with the next peer in that queue: the
+    /// subscriptions waiting behind it are applied to the wrong subscribers until the queue
+    /// drains. zpubd cannot tell which peer it was; the operator can restrict who connects.
+    private func warnOfAMessageThatIsNoSubscription() {
+        guard let heldBack = strangerLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) else { return }
+        logger.warning(
+            "a peer of the XPUB sent a message that is not a subscription; libzmq may then apply the subscriptions queued behind it to other subscribers: restrict who may connect to the XPUB (allowed_keys, a firewall; docs/security.md)\(heldBack > 0 ? " (\(heldBack) more since the last such message)" : "")"
+        )
     }
 
     /// Does what `BrokerState.handleSubscriptionFrame` decided, in its order; the frame is

@@ -111,6 +111,25 @@ final class ForwardingTests: XCTestCase {
         XCTAssertEqual(stats.topics.limit, 10)
     }
 
+    /// A peer of the XPUB that sends data upstream (an XSUB may): libzmq queues it without its
+    /// peer, which misdirects the manual subscriptions queued behind it, so the log says so
+    /// and names what to do. Forwarding goes on.
+    func testAMessageThatIsNoSubscriptionOnTheXPUBIsLoggedAndDropped() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let stranger = try clients.socket(.xsub, connect: daemon.xpub)
+        try daemon.waitForSubscriptions(0)
+        try stranger.send(frames: frames("hello", "upstream"))
+        try stranger.send(frames: [Array("\u{2}x".utf8)])
+        try Wait.until("the log tells of it\n\(daemon.log)") {
+            daemon.log.contains("sent a message that is not a subscription") && daemon.log.contains("allowed_keys")
+        }
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t"])
+        try daemon.waitForSubscriptions(1)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("t", "still forwarding"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("t", "still forwarding")])
+    }
+
     func testTopicAccountingCanBeTurnedOff() throws {
         let daemon = try Daemon(configuration: "[daemon]\ntopic_accounting = false\n")
         let clients = try Clients()
