@@ -438,9 +438,12 @@ final class HistoryWriter {
                 gap = HistoryReply.gap(
                     since: sequence, firstSequence: store.firstSequence, lastSequence: store.lastSequence)
             case .last(let count):
-                messages = try store.messages(
+                // `more`: the newest did not all fit in the reply's bytes.
+                let page = try store.page(
                     after: 0, prefix: query.prefix, limit: min(count, HistoryReply.pageSize),
                     maxBytes: HistoryReply.pageBytes, newest: true)
+                messages = page.messages
+                more = page.cutByBytes
             }
             return .success(
                 HistoryReply(

@@ -146,8 +146,9 @@ public struct HistoryStats: Codable, Equatable, Sendable {
     /// Messages written to the store since start.
     public var written: UInt64
     /// Transactions the writer committed since start: `written / commits` is how many messages
-    /// each carried (docs/history.md, "Where it is kept").
-    public var commits: UInt64
+    /// each carried (docs/history.md, "Where it is kept"). Optional: a zpubd from before
+    /// 2026-12-01 does not send it, and `zpub stats` must still read its STATS.
+    public var commits: UInt64?
     /// Bytes of messages waiting for the writer now.
     public var queuedBytes: Int
     /// Messages history could not keep because the writer's queue was full (forwarding went on).

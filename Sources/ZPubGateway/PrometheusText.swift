@@ -80,7 +80,7 @@ struct PrometheusText {
             counter("zpub_history_written_total", "Messages history wrote", [([:], Double(history.written))])
             counter(
                 "zpub_history_commits_total", "Transactions the history writer committed",
-                [([:], Double(history.commits))])
+                [([:], Double(history.commits ?? 0))])
             counter(
                 "zpub_history_not_kept_total", "Messages history could not keep",
                 [

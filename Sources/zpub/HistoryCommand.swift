@@ -35,6 +35,11 @@ struct History: ParsableCommand {
             if let last {
                 let (reply, _) = try client.request("HISTORY last \(last) \(prefix)", as: HistoryReply.self)
                 reply.messages.forEach(print)
+                if reply.more, let oldest = reply.messages.first?.sequence {
+                    Output.error(
+                        "zpub: only the newest \(reply.messages.count) fit in one reply (\(HistoryReply.pageBytes >> 20) MiB of frames); read the older ones with --since and a sequence before \(oldest)"
+                    )
+                }
                 return
             }
             var after = since ?? 0

@@ -319,7 +319,7 @@ final class HistoryTests: XCTestCase {
         }
         try Wait.until("all \(count) are written") { try daemon.stats().history?.written == UInt64(count) }
         let elapsed = Date().timeIntervalSince(started)
-        let commits = try XCTUnwrap(try daemon.stats().history).commits - before.commits
+        let commits = try XCTUnwrap(try XCTUnwrap(try daemon.stats().history).commits) - (before.commits ?? 0)
         // At most one commit per 100 ms and one per sync (each second), plus the first and the
         // last; committing at each look would have made some 20 of them.
         XCTAssertLessThanOrEqual(commits, UInt64(elapsed * 11) + 2, "\(commits) commits in \(elapsed) s")
@@ -354,6 +354,12 @@ final class HistoryTests: XCTestCase {
         let first = try daemon.decode("HISTORY since 0 big.", as: HistoryReply.self)
         XCTAssertEqual(first.messages.map(\.sequence), [1, 2, 3, 4], "4 of 1,000,005 bytes in 4 MiB")
         XCTAssertTrue(first.more)
+        let newest = try daemon.decode("HISTORY last 10 big.", as: HistoryReply.self)
+        XCTAssertEqual(newest.messages.map(\.sequence), [7, 8, 9, 10], "the newest that fit")
+        XCTAssertTrue(newest.more)
+        let lastRun = try zpub(["history", "-c", daemon.control, "--last", "10", "big."])
+        XCTAssertEqual(lastRun.stdout.split(separator: "\n").count, 4)
+        XCTAssertTrue(lastRun.stderr.contains("only the newest 4 fit in one reply"), lastRun.stderr)
         let run = try zpub(["history", "-c", daemon.control, "big."])
         let lines = run.stdout.split(separator: "\n")
         XCTAssertEqual(lines.count, 10, run.stderr)

@@ -32,6 +32,10 @@ final class PrometheusTextTests: XCTestCase {
                "dropped":1,"write_failures":0,"evictions":4,"disk_bytes":4096,"last_sync_ms":1000}}
             """#
         let stats = try JSONDecoder().decode(StatsSnapshot.self, from: Data(json.utf8))
+        // STATS of a zpubd from before history.commits still reads.
+        let older = try JSONDecoder().decode(
+            StatsSnapshot.self, from: Data(json.replacingOccurrences(of: #""commits":2,"#, with: "").utf8))
+        XCTAssertNil(older.history?.commits)
         let text = PrometheusText.render(stats: stats, gateway: gateway)
         XCTAssertTrue(text.contains("zpub_socket_messages_total{direction=\"in\",socket=\"pull\"} 1\n"))
         XCTAssertTrue(text.contains("zpub_uptime_seconds 1.5\n"))
