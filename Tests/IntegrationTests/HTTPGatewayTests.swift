@@ -72,6 +72,22 @@ final class HTTPGatewayTests: XCTestCase {
         return reader
     }
 
+    /// An SSE client of `state.` reconnecting with `lastEventID`: what it gets ("topic=payload"),
+    /// until a live `state.end` that is sent once the gateway has subscribed again for it (the
+    /// response's head comes before the gateway attaches the client).
+    private func resumeStateStream(_ daemon: Daemon, port: Int, lastEventID: String, push: Socket) throws -> [String] {
+        let reader = try openSSEReader(
+            port: port, "?prefix=state.", count: 10, lastEventID: lastEventID, untilTopic: "state.end")
+        try Wait.until("the gateway subscribes for the resumed client") {
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == "state." }
+        }
+        try push.send(frames: frames("state.end", "live"))
+        let run = try reader.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        return jsonLines(run.stdout).compactMap { $0["data"] as? [String: Any] }
+            .map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+    }
+
     // MARK: WebSocket
 
     func testWebSocketClientGetsTextAndBinaryMessagesAndPublishes() throws {
@@ -257,18 +273,7 @@ final class HTTPGatewayTests: XCTestCase {
         try push.send(frames: frames("state.a", "2"))
         try push.send(frames: frames("state.c", "new"))
         try Wait.until("the cache holds the new values") { try daemon.stats().lastValue.updates >= 4 }
-        let second = try openSSEReader(
-            port: port, "?prefix=state.", count: 10, lastEventID: lastID, untilTopic: "state.end")
-        // The response's head comes before the gateway attaches the client and subscribes again:
-        // a live message is sent once that subscription has reached the broker.
-        try Wait.until("the gateway subscribes for the resumed client") {
-            try daemon.subscriptions().subscriptions.contains { $0.prefix == "state." }
-        }
-        try push.send(frames: frames("state.end", "live"))
-        let secondRun = try second.finish(timeout: 20)
-        XCTAssertEqual(secondRun.status, 0, secondRun.stderr)
-        let resumed = jsonLines(secondRun.stdout).compactMap { $0["data"] as? [String: Any] }
-        let values = resumed.map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+        let values = try resumeStateStream(daemon, port: port, lastEventID: lastID, push: push)
         XCTAssertTrue(values.contains("state.a=2"), "missed update resent from the cache: \(values)")
         XCTAssertTrue(values.contains("state.c=new"), "missed topic sent from the cache: \(values)")
         XCTAssertFalse(values.contains("state.a=1"), "never an outdated value: \(values)")
@@ -359,16 +364,7 @@ final class HTTPGatewayTests: XCTestCase {
         }
         try push.send(frames: frames("state.a", "2"))
         try Wait.until("the cache holds the update") { try daemon.stats().lastValue.updates >= 2 }
-        let second = try openSSEReader(
-            port: port, "?prefix=state.", count: 10, lastEventID: lastID, untilTopic: "state.end")
-        try Wait.until("the gateway subscribes for the resumed client") {
-            try daemon.subscriptions().subscriptions.contains { $0.prefix == "state." }
-        }
-        try push.send(frames: frames("state.end", "live"))
-        let secondRun = try second.finish(timeout: 20)
-        XCTAssertEqual(secondRun.status, 0, secondRun.stderr)
-        let values = jsonLines(secondRun.stdout).compactMap { $0["data"] as? [String: Any] }
-            .map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+        let values = try resumeStateStream(daemon, port: port, lastEventID: lastID, push: push)
         XCTAssertTrue(values.contains("state.a=2"), "the update while away, after id \(lastID): \(values)")
     }
 
