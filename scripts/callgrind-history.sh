@@ -34,7 +34,7 @@ measure() { # size history messages
     valgrind --tool=callgrind --fair-sched=yes --separate-threads=yes ${CALLGRIND_OPTS:-} --callgrind-out-file="$run/cg.out" "$work/zpubd" "$@" \
         2>"$run/valgrind.log" &
     broker=$!
-    until "$bin/zpub" ping -c "$control" --timeout 1000 >/dev/null 2>&1; do sleep 0.2; done
+    wait_broker "$broker" "$control" "$run/valgrind.log"
     "$bin/zpub" sub -e "$xpub" --count "$messages" t >/dev/null &
     subscriber=$!
     until "$bin/zpub" stats -c "$control" --json | grep -q '"total":1'; do sleep 0.1; done

@@ -14,9 +14,32 @@ else
 fi
 
 stripped() { strip --strip-debug -o "$work/$1" "$bin/$1"; }
-# A loopback port nobody listens on, and waiting until one accepts connections.
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A loopback port nobody listens on and this script has not handed out yet (the kernel may
+# give the same free port twice in a row, and zpubd refuses one endpoint for two sockets),
+# and waiting until one accepts connections.
+port() {
+    while :; do
+        p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        if ! grep -qx "$p" "$work/ports" 2>/dev/null; then
+            echo "$p" >>"$work/ports"
+            echo "$p"
+            return
+        fi
+    done
+}
 wait_port() { until python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do sleep 0.2; done; }
+# Waits until the zpubd of process `pid` answers PING on `control`; stops the script, naming
+# `log`, if that process ends first (a refused configuration, a crash under valgrind).
+wait_broker() { # pid control log
+    until "$bin/zpub" ping -c "$2" --timeout 1000 >/dev/null 2>&1; do
+        if ! kill -0 "$1" 2>/dev/null; then
+            echo "zpubd exited before it answered; see $3:" >&2
+            tail -5 "$3" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
 
 # Callgrind counts every byte that a `rep movsb`/`rep stosb` moves as one instruction, but the
 # CPU moves a cache line or more per cycle. glibc takes those instructions for copies and fills

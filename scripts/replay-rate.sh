@@ -21,7 +21,7 @@ for size in 32 1024; do
     "$bin/zpubd" --pull "$pull" --xpub "$xpub" --xsub tcp://127.0.0.1:$(port) --control "$control" \
         --history t. --state-dir "$work/state-$size" --log-level warning &
     broker=$!
-    until "$bin/zpub" ping -c "$control" --timeout 1000 >/dev/null 2>&1; do sleep 0.2; done
+    wait_broker "$broker" "$control" /dev/null
     # N messages, paced by the writer: a burst the writer's queue cannot hold would be dropped.
     # zpub pub waits up to --timeout for the broker to take what it queued (its linger); the
     # default 3 s dropped the last messages once, under valgrind on a busy machine.
