@@ -752,6 +752,18 @@ final class ForwardingLoop {
         pairActive = true
         state.lastValueOnSubscribe = lastValueOnSubscribeSupported
         nextSequence = max(nextSequence, sequence, sequenceFloor)
+        // Numbers from here on must be covered by the store's reserve before any goes out; the
+        // peer may have been far above this store's. Waiting is fine here: nothing is forwarded
+        // before the producers' endpoints are bound below.
+        if let history {
+            let reserved = ReplySlot<Bool>()
+            history.mailbox.post(.reserve(above: nextSequence, reserved))
+            if reserved.wait(milliseconds: 5_000) != true {
+                logger.warning(
+                    "taking over without a durable reserve above sequence \(nextSequence): a crash in the next second could give a number twice"
+                )
+            }
+        }
         var failures = pullEndpoints.reconcile(with: configuration.pullEndpoints, on: pull, logger: logger)
         failures += xsubEndpoints.reconcile(with: configuration.xsubEndpoints, on: xsub, logger: logger)
         registry.set(.pull, pullEndpoints.actual)

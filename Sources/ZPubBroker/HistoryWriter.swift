@@ -166,6 +166,9 @@ enum HistoryCommand: Sendable {
     case query(HistoryQuery, ReplySlot<Result<HistoryReply, ControlError>>)
     /// A reloaded configuration: its bounds apply from now on.
     case reconfigure(BrokerConfiguration)
+    /// A pair member taking over numbers from here on: its store reserves above it, durably,
+    /// before the loop hands any out (true once done).
+    case reserve(above: UInt64, ReplySlot<Bool>)
     case stop
 }
 
@@ -307,6 +310,14 @@ final class HistoryWriter {
                 case .reconfigure(let configuration):
                     apply(configuration)
                     applyBounds()
+                case .reserve(let sequence, let slot):
+                    do {
+                        try store.reserve(above: sequence)
+                        slot.fulfill(true)
+                    } catch {
+                        logger.error("history could not reserve sequences above \(sequence): \(error)")
+                        slot.fulfill(false)
+                    }
                 case .stop: stopping = true
                 }
             }

@@ -744,6 +744,16 @@ public final class HistoryStore {
         reservedThrough = floor
     }
 
+    /// Before the loop numbers from `sequence` on (a pair member taking over from a peer that
+    /// was far ahead): the reserve covers it, committed and synced.
+    public func reserve(above sequence: UInt64) throws {
+        guard sequence &+ Self.sequenceReserve / 2 > reservedThrough else { return }
+        let reserved = sequence &+ Self.sequenceReserve
+        try setMeta(key: "reserved_through", reserved)
+        reservedThrough = reserved
+        try checkpoint()
+    }
+
     /// At open: where this run continues, and its reserve, durable before anything is numbered.
     private func reserveAtOpen() throws {
         startsAfter = max(lastSequence, reservedThrough)

@@ -188,6 +188,19 @@ final class HistoryStoreTests: XCTestCase {
             [reserve + 1, far, last])
     }
 
+    /// A pair member that takes over numbers from far above its own reserve (its peer was
+    /// ahead) has the store reserve above them, durably, before it hands any out.
+    func testATakeoverFarAboveTheReserveIsCoveredBeforeItNumbers() throws {
+        let reserve = HistoryStore.sequenceReserve
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            try store.reserve(above: 10 * reserve)
+            try store.reserve(above: 10 * reserve + 5)  // within the reserve: nothing to do
+        }  // killed before its first commit
+        let store = try HistoryStore(directory: directory, bounds: roomy)
+        XCTAssertEqual(store.startsAfter, 11 * reserve, "the takeover's reserve held")
+    }
+
     /// The last sequence is written apart only when it is above the last one stored: a reopen
     /// takes it from the blocks otherwise, and from the eviction mark once they are all gone.
     func testTheLastSequenceSurvivesAReopenWithoutItsOwnRow() throws {
