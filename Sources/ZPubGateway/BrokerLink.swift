@@ -411,14 +411,21 @@ final class BrokerLink {
 
     /// A client whose queue is full: counted, told why, disconnected.
     private func drop(_ id: ClientID) {
-        guard let client = clients.removeValue(forKey: id) else { return }
+        guard let client = disconnect(id) else { return }
         counters.droppedSlow.add(1, ordering: .relaxed)
-        for prefix in index.removeAll(id) { setUpstream(prefix, subscribed: false) }
-        client.outbox.close()
         client.outbox.closeTooSlow()
         logger.info(
             "http gateway: dropped a \(client.outbox.kind.rawValue) client that fell \(client.outbox.limit) messages behind (client_queue)"
         )
+    }
+
+    /// Forgets a client the gateway disconnects (its prefixes, upstream subscriptions it alone
+    /// held, its queue); the caller tells it why.
+    private func disconnect(_ id: ClientID) -> Client? {
+        guard let client = clients.removeValue(forKey: id) else { return nil }
+        for prefix in index.removeAll(id) { setUpstream(prefix, subscribed: false) }
+        client.outbox.close()
+        return client
     }
 
     // MARK: Snapshots, resumes and the event-id watermark
@@ -504,9 +511,7 @@ final class BrokerLink {
             logger.warning(
                 "http gateway: a catch-up's marker did not come within 10 s of its reply (the broker's queue to the gateway was full?); \(round.client == nil ? "the event-id watermark waits for the next round" : "its client is disconnected to resume again")"
             )
-            guard let id = round.client, let client = clients.removeValue(forKey: id) else { continue }
-            for prefix in index.removeAll(id) { setUpstream(prefix, subscribed: false) }
-            client.outbox.close()
+            guard let id = round.client, let client = disconnect(id) else { continue }
             client.outbox.closeWithError(
                 code: "resume_again",
                 "the catch-up could not be joined to the live stream (the gateway fell behind); reconnect to resume",

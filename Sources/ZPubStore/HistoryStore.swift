@@ -449,11 +449,8 @@ public final class HistoryStore {
                 try setMeta(key: "last_sequence", through)
             }
             // Once every 2^29 numbers: a page of the log, not one per commit.
-            var reserved = reservedThrough
-            if through &+ Self.sequenceReserve / 2 > reserved {
-                reserved = through &+ Self.sequenceReserve
-                try setMeta(key: "reserved_through", reserved)
-            }
+            let reserved = renewedReserve(above: through) ?? reservedThrough
+            if reserved != reservedThrough { try setMeta(key: "reserved_through", reserved) }
             try database.execute("COMMIT")
             reservedThrough = reserved
             lastSequence = through
@@ -747,19 +744,23 @@ public final class HistoryStore {
     /// Before the loop numbers from `sequence` on (a pair member taking over from a peer that
     /// was far ahead): the reserve covers it, committed and synced.
     public func reserve(above sequence: UInt64) throws {
-        guard sequence &+ Self.sequenceReserve / 2 > reservedThrough else { return }
-        let reserved = sequence &+ Self.sequenceReserve
+        guard let reserved = renewedReserve(above: sequence) else { return }
         try setMeta(key: "reserved_through", reserved)
         reservedThrough = reserved
         try checkpoint()
     }
 
-    /// At open: where this run continues, and its reserve, durable before anything is numbered.
+    /// The reserve to record before numbering above `sequence`, or nil while the one recorded
+    /// has more than half its room left: the one rule for opening, appending and taking over.
+    private func renewedReserve(above sequence: UInt64) -> UInt64? {
+        sequence &+ Self.sequenceReserve / 2 > reservedThrough ? sequence &+ Self.sequenceReserve : nil
+    }
+
+    /// At open: where this run continues, and its reserve, durable before anything is numbered
+    /// (`startsAfter` is at least the recorded reserve, so a new one is always taken).
     private func reserveAtOpen() throws {
         startsAfter = max(lastSequence, reservedThrough)
-        reservedThrough = startsAfter &+ Self.sequenceReserve
-        try setMeta(key: "reserved_through", reservedThrough)
-        try checkpoint()
+        try reserve(above: startsAfter)
     }
 
     public func checkpoint() throws {
