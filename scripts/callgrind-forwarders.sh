@@ -8,7 +8,9 @@
 # is the same for all).
 #
 # Usage: scripts/callgrind-forwarders.sh [N] [REPEATS]   (after `make release`; default N = 20000,
-# REPEATS = 1). INGEST=pub measures the publishers' path instead: the producer publishes into
+# REPEATS = 1). FORWARDERS (default "proxy loop zpubd-off zpubd-on") and CASES (default
+# "32x1 32x8 1024x1") narrow a run; KEEP_WORK=1 keeps each run's cg.out to annotate.
+# INGEST=pub measures the publishers' path instead: the producer publishes into
 # each forwarder's XSUB, and zmq_proxy runs XSUB -> XPUB (the baseline issue 14 names).
 # With REPEATS > 1 each figure is the median of that many N/2N pairs: the 1 KiB column moves by
 # about a hundred instructions from run to run (how many messages each poll finds while
@@ -104,12 +106,16 @@ PYTHON
 }
 
 echo "ingest: $ingest"
-printf '| forwarder | 32 B x1 | 32 B x8 | 1 KiB x1 |\n|---|---:|---:|---:|\n'
-for forwarder in proxy loop zpubd-off zpubd-on; do
+cases=${CASES:-32x1 32x8 1024x1}
+header="| forwarder |" rule="|---|"
+for case in $cases; do
+    header="$header ${case%x*} B x${case#*x} |" rule="$rule---:|"
+done
+printf '%s\n%s\n' "$header" "$rule"
+for forwarder in ${FORWARDERS:-proxy loop zpubd-off zpubd-on}; do
     line="| $forwarder |"
-    for case in "32 1" "32 8" "1024 1"; do
-        set -- $case
-        size=$1 subscribers=$2
+    for case in $cases; do
+        size=${case%x*} subscribers=${case#*x}
         figures=
         r=0
         while [ $r -lt "$repeats" ]; do

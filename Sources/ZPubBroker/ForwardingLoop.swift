@@ -163,6 +163,7 @@ final class ForwardingLoop {
     /// them must not flood the journal too (STATS counts every one).
     private var refusalLogLimit = LogRateLimit()
     private var strangerLogLimit = LogRateLimit()
+    private var ceilingLogLimit = LogRateLimit()
     private var handshakeLogLimit = LogRateLimit()
 
     private static func heldBackNote(_ heldBack: Int) -> String {
@@ -423,6 +424,10 @@ final class ForwardingLoop {
     private func keep(_ topic: UnsafeRawBufferPointer) -> Bool {
         guard let historyQueue, let prefixLength = historyPrefixes.matchLength(topic) else { return false }
         let (sequence, milliseconds) = (nextSequence, nowMilliseconds)
+        guard historyQueue._withUnsafeGuaranteedRef({ $0.mayNumber(sequence) }) else {
+            warnOfTheSequenceCeiling()
+            return false
+        }
         historyQueue._withUnsafeGuaranteedRef {
             $0.begin(sequence: sequence, milliseconds: milliseconds, prefixLength: prefixLength, topic: topic)
         }
@@ -434,6 +439,15 @@ final class ForwardingLoop {
             sequenceMarkerTopic.removeAll(keepingCapacity: true)
         }
         return true
+    }
+
+    /// Out of line: only reached while the history writer's commits fail.
+    @inline(never)
+    private func warnOfTheSequenceCeiling() {
+        guard let heldBack = ceilingLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) else { return }
+        logger.error(
+            "history keeps nothing for now: sequence \(nextSequence) is above the numbers its store has reserved, which it renews only when a write succeeds (see the history writer's errors); messages are forwarded, and kept again once it can\(Self.heldBackNote(heldBack))"
+        )
     }
 
     /// Publishes `[$zpub/seq/<topic>, <sequence>]` right after the kept message it numbers: a

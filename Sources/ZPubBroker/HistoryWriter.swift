@@ -14,6 +14,11 @@ final class HistoryQueue: Sendable {
     /// The highest sequence the loop assigned, kept or dropped.
     private let assigned = Atomic<UInt64>(0)
     private let droppedCount = Atomic<UInt64>(0)
+    /// The highest sequence the store has reserved (committed): the loop numbers nothing
+    /// above it. Only reached while the writer's commits fail (the reserve is renewed with
+    /// half of it left); the loop then keeps nothing until a commit succeeds again, instead
+    /// of handing out numbers that a restart would give again.
+    private let ceiling = Atomic<UInt64>(.max)
     /// Last-value records put in the ring (counted before they are published), and those the
     /// writer has found in it: while the two are equal, a batch holds only messages, and the
     /// writer does not look at each record before the store parses it (`withTaken`).
@@ -42,6 +47,15 @@ final class HistoryQueue: Sendable {
                 of: UInt32(truncatingIfNeeded: topic.count).bigEndian, toByteOffset: header, as: UInt32.self)
             RawBytes.copy(record + header + 4, from: topic)
         }
+    }
+
+    /// Whether the loop may number a message `sequence`; a refusal counts as a drop (STATS
+    /// `history.dropped`; the loop logs why).
+    @inline(__always)
+    func mayNumber(_ sequence: UInt64) -> Bool {
+        if sequence <= ceiling.load(ordering: .relaxed) { return true }
+        droppedCount.add(1, ordering: .relaxed)
+        return false
     }
 
     @inline(__always)
@@ -118,6 +132,15 @@ final class HistoryQueue: Sendable {
             return try body(records, count, messages, lastValues, assignedThrough)
         }
     }
+
+    /// The writer's: the store's reserve after each change (`UInt64.max`: in memory, where
+    /// numbering restarts at 1 anyway).
+    func setCeiling(_ sequence: UInt64) {
+        ceiling.store(sequence, ordering: .relaxed)
+    }
+
+    /// The highest sequence the loop has assigned so far.
+    var assignedThrough: UInt64 { assigned.load(ordering: .acquiring) }
 
     /// Where the ring's published records end now, and where the writer has read to.
     var published: Int { ring.published }
@@ -240,7 +263,8 @@ final class HistoryWriter {
             directory: configuration.stateDirectory,
             bounds: HistoryStore.Bounds(
                 maxMessages: configuration.historyMaxMessages, maxBytes: configuration.historyMaxBytes,
-                maxAgeMilliseconds: UInt64(configuration.historyMaxAgeSeconds) * 1_000))
+                maxAgeMilliseconds: UInt64(configuration.historyMaxAgeSeconds) * 1_000),
+            sequenceReserve: UInt64(configuration.historySequenceReserve))
         store.lastValueLimit = configuration.lastValueMaxEntries
         do {
             restored = configuration.lastValuePrefixes.isEmpty ? [] : try store.lastValues()
@@ -259,6 +283,7 @@ final class HistoryWriter {
         syncIntervalNanoseconds = UInt64(configuration.historySyncIntervalMilliseconds) * 1_000_000
         commitBytes = min(64 * 1_024, configuration.historyQueueBytes / 4)
         self.logger = logger
+        publishCeiling()
         refreshStats()
         if let path = store.path {
             if !configuration.historyPrefixes.isEmpty {
@@ -296,6 +321,7 @@ final class HistoryWriter {
                 // Bounds apply at each commit, and here too: with no traffic, `max_age_s` would
                 // otherwise keep messages until the next one arrives.
                 applyBounds()
+                renewReserve()
                 sync()
                 lastSync = now
             }
@@ -313,6 +339,7 @@ final class HistoryWriter {
                 case .reserve(let sequence, let slot):
                     do {
                         try store.reserve(above: sequence)
+                        publishCeiling()
                         slot.fulfill(true)
                     } catch {
                         logger.error("history could not reserve sequences above \(sequence): \(error)")
@@ -379,6 +406,7 @@ final class HistoryWriter {
             written &+= UInt64(stored)
             commits &+= 1
             lastWriteFailed = false
+            publishCeiling()
             if let error = store.evictionError,
                 let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds())
             {
@@ -406,6 +434,29 @@ final class HistoryWriter {
             }
         }
         return taken
+    }
+
+    /// Tells the loop how far it may number: the store's reserve, as committed.
+    private func publishCeiling() {
+        queue.setCeiling(store.path == nil ? .max : store.reservedThrough)
+    }
+
+    /// Renews the reserve above what the loop has numbered, if half of it is used. Commits do
+    /// this too, but while they fail none renews it, and a loop stopped at the reserve keeps
+    /// nothing, so nothing is committed to renew it: each sync tries again.
+    private func renewReserve() {
+        guard store.path != nil else { return }
+        let sequence = max(queue.assignedThrough, store.lastSequence)
+        do {
+            try store.reserve(above: sequence)
+            publishCeiling()
+        } catch {
+            if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+                logger.error(
+                    "history could not reserve sequences above \(sequence): \(error); messages are forwarded, and kept again once it can\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                )
+            }
+        }
     }
 
     /// Evicts what the bounds no longer allow, between commits.

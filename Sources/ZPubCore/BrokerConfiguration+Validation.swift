@@ -74,6 +74,9 @@ extension BrokerConfiguration {
         check(
             "history_queue_bytes", historyQueueBytes, 65_536...(1 << 32),
             "the bytes of messages waiting for the history writer", shown: "queue_bytes")
+        check(
+            "history_sequence_reserve", historySequenceReserve, 1_000...(1 << 40),
+            "the sequence numbers reserved ahead of the last one committed", shown: "sequence_reserve")
         for prefix in historyPrefixes where prefix.hasPrefix("$zpub/") {
             problems.append(("history_prefixes", "history prefix \"\(prefix)\" is under $zpub/, which is zpubd's own"))
         }

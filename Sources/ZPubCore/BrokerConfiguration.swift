@@ -66,6 +66,9 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         /// Bytes of messages waiting for the history writer; past this, history drops (forwarding
         /// does not).
         public static let historyQueueBytes = 64 * 1024 * 1024
+        /// How many sequence numbers a persistent history reserves ahead (docs/history.md,
+        /// "Numbering"): what an unclean stop may skip.
+        public static let historySequenceReserve = 1 << 30
         /// An ipc control socket: the owner and its group may connect (and nobody else).
         public static let controlIPCMode = 0o660
     }
@@ -105,6 +108,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var historyMaxAgeSeconds = Defaults.historyMaxAgeSeconds
     public var historySyncIntervalMilliseconds = Defaults.historySyncIntervalMilliseconds
     public var historyQueueBytes = Defaults.historyQueueBytes
+    public var historySequenceReserve = Defaults.historySequenceReserve
     /// Where history and the last-value cache persist (`--state-dir`, `[history] directory`);
     /// nil: in memory only, lost at exit.
     public var stateDirectory: String?
@@ -163,6 +167,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case historyMaxAgeSeconds = "history_max_age_s"
         case historySyncIntervalMilliseconds = "history_sync_interval_ms"
         case historyQueueBytes = "history_queue_bytes"
+        case historySequenceReserve = "history_sequence_reserve"
         case stateDirectory = "state_directory"
         case serverSecretKeyFile = "server_secret_key_file"
         case controlIPCMode = "control_ipc_mode"

@@ -217,6 +217,9 @@ enum Schema {
                 "history", "sync_interval_ms", \.historySyncIntervalMilliseconds,
                 configurationKey: "history_sync_interval_ms"),
             integer("history", "queue_bytes", \.historyQueueBytes, configurationKey: "history_queue_bytes"),
+            integer(
+                "history", "sequence_reserve", \.historySequenceReserve,
+                configurationKey: "history_sequence_reserve"),
             Field(section: "history", key: "directory", configurationKey: "state_directory") { value, configuration in
                 guard case .string(let path) = value else { return "directory must be a path in quotes" }
                 configuration.stateDirectory = path

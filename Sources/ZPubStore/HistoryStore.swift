@@ -129,14 +129,19 @@ public final class HistoryStore {
     /// before the loop numbers anything), renewed in the same transaction as the messages once
     /// half is used, and given back at a clean stop; a start continues above it, so a number
     /// is never given to two messages, also across a SIGKILL or a power loss.
-    private(set) var reservedThrough: UInt64 = 0
+    /// The forwarding loop numbers nothing above it (`HistoryQueue.ceiling`): while commits
+    /// fail, the reserve is not renewed, and a loop that numbered on would reach numbers a
+    /// restart gives again.
+    public private(set) var reservedThrough: UInt64 = 0
     /// Where this run's own numbering continues: above everything assigned before, and above
     /// the reserve of a run that stopped uncleanly. Fixed at open.
     public private(set) var startsAfter: UInt64 = 0
-    /// 2^30: renewed when half is used, so more than 500 million numbers are handed out between
-    /// a renewal and the sync that makes it durable (60 s, the longest `sync_interval_ms`, at
+    /// How far ahead numbers are reserved (`[history] sequence_reserve`): renewed when half is
+    /// used, so with the default, 2^30, more than 500 million numbers are handed out between a
+    /// renewal and the sync that makes it durable (60 s, the longest `sync_interval_ms`, at
     /// more than 8 million a second) before a power loss could reuse one.
-    static let sequenceReserve: UInt64 = 1 << 30
+    public let sequenceReserve: UInt64
+    public static let defaultSequenceReserve: UInt64 = 1 << 30
     public private(set) var firstSequence: UInt64 = 0
     public private(set) var messageCount = 0
     public private(set) var byteCount = 0
@@ -157,8 +162,11 @@ public final class HistoryStore {
 
     /// Opens the store in `directory` (creating it), or in memory when nil. Throws
     /// `HistoryStoreError` naming the file and what to do; never wipes a file it cannot read.
-    public init(directory: String?, bounds: Bounds) throws(HistoryStoreError) {
+    public init(
+        directory: String?, bounds: Bounds, sequenceReserve: UInt64 = defaultSequenceReserve
+    ) throws(HistoryStoreError) {
         self.bounds = bounds
+        self.sequenceReserve = sequenceReserve
         let path = directory.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/" + Self.fileName }
         self.path = path
         if let directory { try Self.prepareDirectory(directory) }
@@ -728,9 +736,6 @@ public final class HistoryStore {
         SQLiteError(operation: "read the block of messages from \(block)", code: 11, message: "its records are damaged")
     }
 
-    /// Writes the log to the database file and syncs both: everything committed so far
-    /// survives a power loss (SQLite's `wal_checkpoint`; with `synchronous=NORMAL` the log is
-    /// synced before each checkpoint).
     /// At a clean stop, once everything assigned is committed: the next start continues right
     /// after the last number instead of above this run's reserve. Never below `startsAfter`:
     /// a run that committed nothing keeps the floor an earlier unclean stop set.
@@ -742,7 +747,9 @@ public final class HistoryStore {
     }
 
     /// Before the loop numbers from `sequence` on (a pair member taking over from a peer that
-    /// was far ahead): the reserve covers it, committed and synced.
+    /// was far ahead, or a loop stopped at the reserve while commits failed): the reserve
+    /// covers it, committed and synced. Nothing is written while the recorded one has more
+    /// than half its room left.
     public func reserve(above sequence: UInt64) throws {
         guard let reserved = renewedReserve(above: sequence) else { return }
         try setMeta(key: "reserved_through", reserved)
@@ -753,7 +760,7 @@ public final class HistoryStore {
     /// The reserve to record before numbering above `sequence`, or nil while the one recorded
     /// has more than half its room left: the one rule for opening, appending and taking over.
     private func renewedReserve(above sequence: UInt64) -> UInt64? {
-        sequence &+ Self.sequenceReserve / 2 > reservedThrough ? sequence &+ Self.sequenceReserve : nil
+        sequence &+ sequenceReserve / 2 > reservedThrough ? sequence &+ sequenceReserve : nil
     }
 
     /// At open: where this run continues, and its reserve, durable before anything is numbered
@@ -763,6 +770,9 @@ public final class HistoryStore {
         try reserve(above: startsAfter)
     }
 
+    /// Writes the log to the database file and syncs both: everything committed so far
+    /// survives a power loss (SQLite's `wal_checkpoint`; with `synchronous=NORMAL` the log is
+    /// synced before each checkpoint).
     public func checkpoint() throws {
         guard path != nil else { return }
         try database.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -112,6 +112,57 @@ final class HistoryTests: XCTestCase {
         XCTAssertFalse(again.log.contains("uncleanly"), again.log)
     }
 
+    /// The loop hands a number out (here as a sequence marker) before the writer commits it,
+    /// and numbers only up to the reserve the store has committed. With a reserve of 1,000 a
+    /// steady producer outruns the writer's commits (one per 100 ms) at once: the loop stops
+    /// keeping at the reserve until the next commit renews it, and a SIGKILL in the middle of
+    /// that never lets a restart give a number a subscriber has already seen.
+    func testAKillMidStreamNeverGivesANumberTwice() throws {
+        // No send HWM, and none on the subscriber: the newest markers, the ones that tell, are
+        // not dropped while the test sends.
+        let configuration = "[sockets]\nsend_hwm = 0\n[history]\nprefixes = [\"r.\"]\nsequence_reserve = 1000\n"
+        let arguments = ["--state-dir", stateDirectory.path]
+        var highestSeen: UInt64 = 0
+        do {
+            let daemon = try Daemon(configuration: configuration, arguments: arguments)
+            let clients = try Clients()
+            let markers = try clients.subscriber(daemon.xpub, prefixes: ["$zpub/seq/r."], receiveHWM: 0)
+            try daemon.waitForSubscriptions(1)
+            let push = try clients.socket(.push, connect: daemon.pull)
+            func readMarkers() throws {
+                while let frames = try markers.receiveFrames(timeoutMilliseconds: 0) {
+                    let sequence = try XCTUnwrap(UInt64(String(decoding: frames[1], as: UTF8.self)))
+                    highestSeen = max(highestSeen, sequence)
+                }
+            }
+            let ceilingReached = "history keeps nothing for now"
+            let deadline = Date().addingTimeInterval(60)
+            var sent = 0
+            // Until the loop has stopped at the reserve and gone on past a renewed one.
+            while !(daemon.log.contains(ceilingReached) && highestSeen > 2_000) && Date() < deadline {
+                for _ in 0..<1_000 { try push.send(frames: frames("r.x", "\(sent)")) }
+                sent += 1_000
+                try readMarkers()
+            }
+            XCTAssertTrue(daemon.log.contains(ceilingReached), "the loop reached the reserve: \(daemon.log)")
+            // Killed while the producer still sends (the loop numbers as far as the reserve lets it).
+            for _ in 0..<5_000 { try push.send(frames: frames("r.x", "\(sent)")) }
+            daemon.signal(SIGKILL)
+            XCTAssertNotNil(daemon.waitForExit())
+            try readMarkers()
+            while let frames = try markers.receiveFrames(timeoutMilliseconds: 500) {
+                highestSeen = max(highestSeen, try XCTUnwrap(UInt64(String(decoding: frames[1], as: UTF8.self))))
+            }
+            XCTAssertGreaterThan(highestSeen, 2_000, "numbered beyond the first reserve: renewed as it went")
+        }
+        let restarted = try Daemon(configuration: configuration, arguments: arguments)
+        let clients = try Clients()
+        try clients.socket(.push, connect: restarted.pull).send(frames: frames("r.x", "after"))
+        try Wait.until("the new message is written") { try restarted.stats().history?.written == 1 }
+        let newest = try XCTUnwrap(try history(restarted, ["--last", "1"]).first)
+        XCTAssertGreaterThan(newest.seq, highestSeen, "a number handed out before the kill is not given again")
+    }
+
     /// `zpub sub --since` while a producer keeps publishing: the replay ends and the live stream
     /// begins mid-stream, and every message arrives exactly once, in order. Topics outside the
     /// history prefixes under the same subscription come live only.

@@ -150,7 +150,7 @@ final class HistoryStoreTests: XCTestCase {
     /// `releaseReservation` (a SIGKILL, a power loss) continues above that reserve, a clean
     /// stop continues right after the last number, and never below an earlier unclean stop's.
     func testAStartAfterAnUncleanStopContinuesAboveTheReserve() throws {
-        let reserve = HistoryStore.sequenceReserve
+        let reserve = HistoryStore.defaultSequenceReserve
         let far = 2 * reserve + reserve / 2 + 1
         do {
             let store = try HistoryStore(directory: directory, bounds: roomy)
@@ -191,7 +191,7 @@ final class HistoryStoreTests: XCTestCase {
     /// A pair member that takes over numbers from far above its own reserve (its peer was
     /// ahead) has the store reserve above them, durably, before it hands any out.
     func testATakeoverFarAboveTheReserveIsCoveredBeforeItNumbers() throws {
-        let reserve = HistoryStore.sequenceReserve
+        let reserve = HistoryStore.defaultSequenceReserve
         do {
             let store = try HistoryStore(directory: directory, bounds: roomy)
             try store.reserve(above: 10 * reserve)
@@ -199,6 +199,26 @@ final class HistoryStoreTests: XCTestCase {
         }  // killed before its first commit
         let store = try HistoryStore(directory: directory, bounds: roomy)
         XCTAssertEqual(store.startsAfter, 11 * reserve, "the takeover's reserve held")
+    }
+
+    /// A configured reserve is the one taken, renewed and given back; `reservedThrough` is what
+    /// the forwarding loop may number up to (its ceiling) at every step.
+    func testAConfiguredReserveIsTheOneTakenAndRenewed() throws {
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy, sequenceReserve: 1_000)
+            XCTAssertEqual(store.reservedThrough, 1_000)
+            try store.append([message(400, "a.x", "one")], assignedThrough: 400, nowMilliseconds: 1_000)
+            XCTAssertEqual(store.reservedThrough, 1_000, "more than half left: not renewed")
+            try store.append([message(501, "a.x", "two")], assignedThrough: 501, nowMilliseconds: 1_000)
+            XCTAssertEqual(store.reservedThrough, 1_501, "half used: renewed above the batch")
+            try store.reserve(above: 900)
+            XCTAssertEqual(store.reservedThrough, 1_501, "a reserve with room left is kept")
+            try store.reserve(above: 1_400)
+            XCTAssertEqual(store.reservedThrough, 2_400)
+        }  // killed
+        let store = try HistoryStore(directory: directory, bounds: roomy, sequenceReserve: 1_000)
+        XCTAssertEqual(store.startsAfter, 2_400, "above the last reserve recorded")
+        XCTAssertEqual(store.reservedThrough, 3_400)
     }
 
     /// The last sequence is written apart only when it is above the last one stored: a reopen
