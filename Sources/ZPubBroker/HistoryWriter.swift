@@ -411,7 +411,7 @@ final class HistoryWriter {
                 let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds())
             {
                 logger.error(
-                    "history stored its messages but could not evict the oldest: \(error); the store may grow beyond max_messages, max_bytes and max_age_s until this is fixed (a damaged file: move it aside at the next restart)\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                    "history stored its messages but could not evict the oldest: \(error); the store may grow beyond max_messages, max_bytes and max_age_s until this is fixed (a damaged file: move it aside at the next restart)\(Self.heldBackNote(heldBack))"
                 )
             }
             // The store leaves out a record it cannot read or whose sequence is not new: never
@@ -420,7 +420,7 @@ final class HistoryWriter {
                 writeFailures &+= UInt64(messages - stored)
                 if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                     logger.error(
-                        "history left out \(messages - stored) of \(messages) messages it could not read or whose sequence was not new; this is a bug in zpubd, please report it\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                        "history left out \(messages - stored) of \(messages) messages it could not read or whose sequence was not new; this is a bug in zpubd, please report it\(Self.heldBackNote(heldBack))"
                     )
                 }
             }
@@ -429,11 +429,16 @@ final class HistoryWriter {
             lastWriteFailed = true
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.error(
-                    "history could not store \(messages) messages: \(error); forwarding goes on\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                    "history could not store \(messages) messages: \(error); forwarding goes on\(Self.heldBackNote(heldBack))"
                 )
             }
         }
         return taken
+    }
+
+    /// What a rate-limited error ends with: how many were held back since the last one logged.
+    private static func heldBackNote(_ heldBack: Int) -> String {
+        heldBack == 0 ? "" : " (\(heldBack) more failures since the last such message)"
     }
 
     /// Tells the loop how far it may number: the store's reserve, as committed.
@@ -453,7 +458,7 @@ final class HistoryWriter {
         } catch {
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.error(
-                    "history could not reserve sequences above \(sequence): \(error); messages are forwarded, and kept again once it can\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                    "history could not reserve sequences above \(sequence): \(error); messages are forwarded, and kept again once it can\(Self.heldBackNote(heldBack))"
                 )
             }
         }
@@ -466,7 +471,7 @@ final class HistoryWriter {
         } catch {
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.error(
-                    "history could not evict what its bounds no longer allow: \(error)\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                    "history could not evict what its bounds no longer allow: \(error)\(Self.heldBackNote(heldBack))"
                 )
             }
         }
@@ -479,7 +484,7 @@ final class HistoryWriter {
         } catch {
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.error(
-                    "history could not sync to disk: \(error)\(heldBack > 0 ? " (\(heldBack) more failures since the last such message)" : "")"
+                    "history could not sync to disk: \(error)\(Self.heldBackNote(heldBack))"
                 )
             }
         }
