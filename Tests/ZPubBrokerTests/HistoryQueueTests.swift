@@ -1,0 +1,65 @@
+import XCTest
+
+@testable import ZPubBroker
+
+/// The hand-off from the forwarding loop to the history writer, on one thread: what a batch
+/// claims as numbered, and the reserve's ceiling. (The two threads together are tested end to
+/// end in IntegrationTests/HistoryTests.)
+final class HistoryQueueTests: XCTestCase {
+    private func keep(_ queue: HistoryQueue, _ sequences: ClosedRange<UInt64>) {
+        for sequence in sequences {
+            Array("h.topic".utf8).withUnsafeBytes { topic in
+                queue.begin(sequence: sequence, milliseconds: 1_000, prefixLength: 2, topic: topic)
+            }
+            Array("payload \(sequence)".utf8).withUnsafeBytes { queue.appendFrame($0) }
+            queue.commit(sequence: sequence)
+        }
+    }
+
+    /// A batch cut by its limit leaves numbered records for the next one, so it claims no
+    /// number: a reply's last_seq would otherwise run ahead of the store, and a passive pair
+    /// member would mirror past messages it never stored. The batch that takes the rest claims
+    /// every number assigned before it was taken.
+    func testABatchCutByItsLimitClaimsNoNumber() {
+        let queue = HistoryQueue(capacityBytes: 1 << 20)
+        keep(queue, 1...5)
+        queue.withTaken(limit: 3) { _, count, messages, lastValues, assignedThrough in
+            XCTAssertEqual(count, 3)
+            XCTAssertEqual(messages, 3)
+            XCTAssertTrue(lastValues.isEmpty)
+            XCTAssertEqual(assignedThrough, 0, "two numbered records are still queued")
+        }
+        queue.withTaken(limit: 3) { _, count, _, _, assignedThrough in
+            XCTAssertEqual(count, 2)
+            XCTAssertEqual(assignedThrough, 5)
+        }
+        XCTAssertEqual(queue.assignedThrough, 5)
+    }
+
+    /// The loop numbers nothing above the store's committed reserve; each refusal counts as a
+    /// message history dropped.
+    func testTheCeilingRefusesNumbersAboveItAndCountsThem() {
+        let queue = HistoryQueue(capacityBytes: 1 << 20)
+        XCTAssertTrue(queue.mayNumber(.max), "no ceiling until the writer sets one")
+        queue.setCeiling(3)
+        XCTAssertTrue(queue.mayNumber(3))
+        XCTAssertFalse(queue.mayNumber(4))
+        XCTAssertFalse(queue.mayNumber(5))
+        XCTAssertEqual(queue.depth.dropped, 2)
+        queue.setCeiling(1_003)
+        XCTAssertTrue(queue.mayNumber(4), "a renewed reserve lets numbering go on")
+        XCTAssertEqual(queue.depth.dropped, 2)
+    }
+
+    /// A mirrored message that history does not keep still counts as numbered, so a passive
+    /// pair member's store never gives its number again.
+    func testAMirroredNumberNotKeptIsStillAssigned() {
+        let queue = HistoryQueue(capacityBytes: 1 << 20)
+        keep(queue, 1...2)
+        queue.commit(sequence: 7, kept: false)
+        queue.withTaken(limit: 10) { _, count, _, _, assignedThrough in
+            XCTAssertEqual(count, 2)
+            XCTAssertEqual(assignedThrough, 7)
+        }
+    }
+}
