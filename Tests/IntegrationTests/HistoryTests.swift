@@ -447,6 +447,71 @@ final class HistoryTests: XCTestCase {
         XCTAssertTrue(printed.contains("sequences 8-12, in memory only; 0 not kept, 7 evicted"), printed)
     }
 
+    /// `zpub history` and `zpub sub --since` read a long history page by page; messages
+    /// evicted between two pages are reported too, not only a gap before the first. The
+    /// eviction is put exactly between the pages: the client's requests go through a relay in
+    /// this test, which lowers `max_messages` (a reload) before it passes the second request on
+    /// to the real zpubd.
+    func testMessagesEvictedBetweenTwoPagesAreReported() throws {
+        let (history, historyRequests) = try readThroughARelayThatEvictsBetweenPages { relay, _ in
+            try RunningProgram(Binaries.zpub, ["history", "-c", relay, "g."])
+        }
+        XCTAssertEqual(historyRequests, ["HISTORY since 0 g.", "HISTORY since 1000 g."], "two pages")
+        XCTAssertEqual(history.status, 0, history.stderr)
+        let sequences = history.stdout.split(separator: "\n").compactMap { UInt64($0.split(separator: "\t")[0]) }
+        XCTAssertEqual(sequences, Array(1...1_000) + Array(1_201...1_500))
+        XCTAssertTrue(
+            history.stderr.contains("messages 1001 to 1200 were evicted while the history was read"), history.stderr)
+
+        let (sub, subRequests) = try readThroughARelayThatEvictsBetweenPages { relay, daemon in
+            try RunningProgram(
+                Binaries.zpub, ["sub", "-e", daemon.xpub, "-c", relay, "--since", "0", "--count", "1300", "g."])
+        }
+        XCTAssertEqual(subRequests.count, 2, "\(subRequests)")
+        XCTAssertTrue(subRequests[1].hasPrefix("HISTORY since 1000 until 1500 g."), "\(subRequests)")
+        XCTAssertEqual(sub.status, 0, sub.stderr)
+        XCTAssertEqual(
+            sub.stdout.split(separator: "\n").map { String($0) },
+            (Array(1...1_000) + Array(1_201...1_500)).map { "g.x\t\($0)" })
+        XCTAssertTrue(sub.stderr.contains("messages 1001 to 1200 are no longer kept"), sub.stderr)
+    }
+
+    /// Keeps 1,500 messages in a fresh zpubd, starts `client` with a relay's endpoint as its
+    /// control endpoint, and passes its requests on; before the second, all but the newest 300
+    /// are evicted. Returns the client's run and the requests it made.
+    private func readThroughARelayThatEvictsBetweenPages(
+        _ client: (_ relay: String, _ daemon: Daemon) throws -> RunningProgram
+    ) throws -> (Run, [String]) {
+        let daemon = try Daemon(configuration: "[history]\nprefixes = [\"g.\"]\nmax_messages = 2000\n")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...1_500 { try push.send(frames: frames("g.x", "\(i)")) }
+        try Wait.until("all 1,500 are kept") { try daemon.stats().history?.messages == 1_500 }
+
+        let relayEndpoint = "ipc://\(daemon.directory.path)/relay.sock"
+        let relay = try Socket(clients.context, type: .rep)
+        defer { relay.close() }
+        try relay.setOption(.linger, 0)
+        try relay.bind(relayEndpoint)
+        let program = try client(relayEndpoint, daemon)
+        var requests: [String] = []
+        let deadline = Date().addingTimeInterval(60)
+        while program.isRunning && Date() < deadline {
+            guard let request = try relay.receiveFrames(timeoutMilliseconds: 100) else { continue }
+            requests.append(String(decoding: request[0], as: UTF8.self))
+            if requests.count == 2 {
+                // Between the pages: 1,001-1,200 go (the newest 300 stay).
+                try "[history]\nprefixes = [\"g.\"]\nmax_messages = 300\n".write(
+                    to: daemon.configURL, atomically: true, encoding: .utf8)
+                daemon.signal(SIGHUP)
+                try Wait.until("the reload evicted all but 300") { try daemon.stats().history?.messages == 300 }
+            }
+            let reply = try XCTUnwrap(try daemon.request(request), "zpubd answers \(requests.last!)")
+            _ = try relay.send(frames: [reply])
+        }
+        return (try program.finish(timeout: 10), requests)
+    }
+
     func testAPlainREQClientReadsHistoryAndErrorsAreReplies() throws {
         let daemon = try Daemon(arguments: ["--history", "h."])
         let clients = try Clients()
