@@ -441,12 +441,13 @@ final class ForwardingLoop {
         return true
     }
 
-    /// Out of line: only reached while the history writer's commits fail.
+    /// Out of line: reached only while the history writer's commits fail, or when more than
+    /// half a small `sequence_reserve` arrives between two of its commits.
     @inline(never)
     private func warnOfTheSequenceCeiling() {
         guard let heldBack = ceilingLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) else { return }
         logger.error(
-            "history keeps nothing for now: sequence \(nextSequence) is above the numbers its store has reserved, which it renews only when a write succeeds (see the history writer's errors); messages are forwarded, and kept again once it can\(Self.heldBackNote(heldBack))"
+            "history keeps nothing for now: sequence \(nextSequence) is beyond the numbers its store has reserved on disk, which the writer renews as it commits (if it reports errors, they are why; if not, [history] sequence_reserve is too small for this rate); messages are forwarded, and kept again once it can\(Self.heldBackNote(heldBack))"
         )
     }
 
@@ -774,7 +775,7 @@ final class ForwardingLoop {
             history.mailbox.post(.reserve(above: nextSequence, reserved))
             if reserved.wait(milliseconds: 5_000) != true {
                 logger.warning(
-                    "taking over without a durable reserve above sequence \(nextSequence): a crash in the next second could give a number twice"
+                    "taking over without a durable reserve above sequence \(nextSequence): history keeps nothing until its writer records one (forwarding goes on)"
                 )
             }
         }
@@ -789,6 +790,11 @@ final class ForwardingLoop {
         if newConfiguration.ioThreads != configuration.ioThreads {
             logger.warning(
                 "io_threads is read at start: libzmq keeps \(configuration.ioThreads) I/O thread(s) until a restart")
+        }
+        if newConfiguration.historySequenceReserve != configuration.historySequenceReserve {
+            logger.warning(
+                "[history] sequence_reserve is read at start: the store keeps reserving \(configuration.historySequenceReserve) until a restart"
+            )
         }
         if newConfiguration.pair != configuration.pair {
             // The pair's link, role and endpoints are set up at start (docs/topologies.md).

@@ -14,11 +14,16 @@ final class HistoryQueue: Sendable {
     /// The highest sequence the loop assigned, kept or dropped.
     private let assigned = Atomic<UInt64>(0)
     private let droppedCount = Atomic<UInt64>(0)
-    /// The highest sequence the store has reserved (committed): the loop numbers nothing
-    /// above it. Only reached while the writer's commits fail (the reserve is renewed with
-    /// half of it left); the loop then keeps nothing until a commit succeeds again, instead
-    /// of handing out numbers that a restart would give again.
+    /// The highest sequence the store has reserved durably (`HistoryStore.durableReserve`):
+    /// the loop numbers nothing above it. Reached while the writer's commits fail (the reserve
+    /// is renewed with half of it left), or when more than half a small `sequence_reserve`
+    /// arrives between two commits; the loop then keeps nothing until the writer renews it,
+    /// instead of handing out numbers that a restart would give again.
     private let ceiling = Atomic<UInt64>(.max)
+    /// The last sequence refused at the ceiling: the writer renews the reserve above it (a
+    /// pair member taking over numbers far above its store's reserve would otherwise wait for
+    /// a commit that never comes, with nothing kept to commit).
+    private let refused = Atomic<UInt64>(0)
     /// Last-value records put in the ring (counted before they are published), and those the
     /// writer has found in it: while the two are equal, a batch holds only messages, and the
     /// writer does not look at each record before the store parses it (`withTaken`).
@@ -55,6 +60,7 @@ final class HistoryQueue: Sendable {
     func mayNumber(_ sequence: UInt64) -> Bool {
         if sequence <= ceiling.load(ordering: .relaxed) { return true }
         droppedCount.add(1, ordering: .relaxed)
+        refused.store(sequence, ordering: .relaxed)
         return false
     }
 
@@ -141,6 +147,9 @@ final class HistoryQueue: Sendable {
 
     /// The highest sequence the loop has assigned so far.
     var assignedThrough: UInt64 { assigned.load(ordering: .acquiring) }
+
+    /// The last sequence the loop could not number (0: none yet).
+    var refusedSequence: UInt64 { refused.load(ordering: .relaxed) }
 
     /// Where the ring's published records end now, and where the writer has read to.
     var published: Int { ring.published }
@@ -316,6 +325,9 @@ final class HistoryWriter {
             if syncDue || now &- lastCommit >= commitInterval || queue.depth.queuedBytes >= commitBytes {
                 writeWaiting()
                 lastCommit = now
+                // Commits renew the reserve above what the loop numbered; not above a number
+                // it could not give, far above the rest (a takeover's).
+                if queue.refusedSequence > store.durableReserve { renewReserve() }
             }
             if syncDue {
                 // Bounds apply at each commit, and here too: with no traffic, `max_age_s` would
@@ -339,7 +351,7 @@ final class HistoryWriter {
                 case .reserve(let sequence, let slot):
                     do {
                         try store.reserve(above: sequence)
-                        publishCeiling()
+                        publishCeiling()  // before the loop, waiting for this, numbers anything
                         slot.fulfill(true)
                     } catch {
                         logger.error("history could not reserve sequences above \(sequence): \(error)")
@@ -348,6 +360,7 @@ final class HistoryWriter {
                 case .stop: stopping = true
                 }
             }
+            publishCeiling()
             refreshStats()
         }
         // Everything, not a turn's worth: the loop has stopped, and numbers it handed out must
@@ -406,7 +419,6 @@ final class HistoryWriter {
             written &+= UInt64(stored)
             commits &+= 1
             lastWriteFailed = false
-            publishCeiling()
             if let error = store.evictionError,
                 let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds())
             {
@@ -441,20 +453,20 @@ final class HistoryWriter {
         heldBack == 0 ? "" : " (\(heldBack) more failures since the last such message)"
     }
 
-    /// Tells the loop how far it may number: the store's reserve, as committed.
+    /// Tells the loop how far it may number: the store's reserve, as synced to disk (each
+    /// turn: cheap, and a sync may have made more of it durable).
     private func publishCeiling() {
-        queue.setCeiling(store.path == nil ? .max : store.reservedThrough)
+        queue.setCeiling(store.path == nil ? .max : store.durableReserve)
     }
 
-    /// Renews the reserve above what the loop has numbered, if half of it is used. Commits do
-    /// this too, but while they fail none renews it, and a loop stopped at the reserve keeps
-    /// nothing, so nothing is committed to renew it: each sync tries again.
+    /// Renews the reserve above what the loop has numbered or tried to, if half of it is
+    /// used. Commits do this too, but while they fail none renews it, and a loop stopped at
+    /// the reserve keeps nothing, so nothing is committed to renew it: each sync tries again.
     private func renewReserve() {
         guard store.path != nil else { return }
-        let sequence = max(queue.assignedThrough, store.lastSequence)
+        let sequence = max(queue.assignedThrough, store.lastSequence, queue.refusedSequence)
         do {
             try store.reserve(above: sequence)
-            publishCeiling()
         } catch {
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.error(

@@ -129,10 +129,12 @@ public final class HistoryStore {
     /// before the loop numbers anything), renewed in the same transaction as the messages once
     /// half is used, and given back at a clean stop; a start continues above it, so a number
     /// is never given to two messages, also across a SIGKILL or a power loss.
-    /// The forwarding loop numbers nothing above it (`HistoryQueue.ceiling`): while commits
-    /// fail, the reserve is not renewed, and a loop that numbered on would reach numbers a
-    /// restart gives again.
     public private(set) var reservedThrough: UInt64 = 0
+    /// `reservedThrough` as of the last checkpoint: what survives a power loss. The forwarding
+    /// loop numbers nothing above it (`HistoryQueue.ceiling`): while commits fail the reserve
+    /// is not renewed, and a loop that numbered on would reach numbers a restart gives again.
+    /// A renewal is checkpointed at once, so with room left the loop never waits for it.
+    public private(set) var durableReserve: UInt64 = 0
     /// Where this run's own numbering continues: above everything assigned before, and above
     /// the reserve of a run that stopped uncleanly. Fixed at open.
     public private(set) var startsAfter: UInt64 = 0
@@ -460,9 +462,13 @@ public final class HistoryStore {
             let reserved = renewedReserve(above: through) ?? reservedThrough
             if reserved != reservedThrough { try setMeta(key: "reserved_through", reserved) }
             try database.execute("COMMIT")
+            let renewed = reserved != reservedThrough
             reservedThrough = reserved
             lastSequence = through
             highestStored = added.last?.lastSequence ?? highestStored
+            // Durable before the loop may number into it (`durableReserve`). The batch is
+            // stored whatever this does; a failed checkpoint is retried at the next sync.
+            if renewed { try? checkpoint() }
         } catch {
             try? database.execute("ROLLBACK")
             throw error
@@ -774,8 +780,9 @@ public final class HistoryStore {
     /// survives a power loss (SQLite's `wal_checkpoint`; with `synchronous=NORMAL` the log is
     /// synced before each checkpoint).
     public func checkpoint() throws {
-        guard path != nil else { return }
-        try database.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        let reserve = reservedThrough
+        if path != nil { try database.execute("PRAGMA wal_checkpoint(PASSIVE)") }
+        durableReserve = reserve
     }
 
     /// Keeps at most `lastValueLimit` last values: the oldest updates go.

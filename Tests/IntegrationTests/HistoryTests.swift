@@ -569,6 +569,114 @@ final class HistoryTests: XCTestCase {
         XCTAssertTrue(daemon.process.isRunning)
     }
 
+    /// On a full disk the loop numbers only within the reserve on disk (a crash would
+    /// otherwise give numbers again): it stops at it, history keeps nothing while forwarding
+    /// goes on, and the reserve grows only as far as the writer manages to record it. Once
+    /// the disk has room, history keeps messages again; after a SIGKILL the reserve recorded
+    /// in the file covers every number a subscriber saw, and the restart numbers above them.
+    func testOnAFullDiskNumbersStayWithinTheReserveOnDisk() throws {
+        try XCTSkipUnless(geteuid() == 0, "mounting a small tmpfs needs root")
+        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        let mount = try Run.program(
+            URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=2m", "tmpfs", stateDirectory.path])
+        guard mount.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mount.stderr)") }
+        defer { _ = try? Run.program(URL(fileURLWithPath: "/bin/umount"), ["-l", stateDirectory.path]) }
+
+        let daemon = try Daemon(
+            configuration: "[history]\nprefixes = [\"f.\"]\nsequence_reserve = 1000\n",
+            arguments: ["--state-dir", stateDirectory.path])
+        let filler = stateDirectory.appendingPathComponent("filler").path
+        // Fills what is left of the disk (dd stops, failing, when it is full).
+        func fillTheDisk() throws {
+            _ = try Run.program(URL(fileURLWithPath: "/bin/dd"), ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+        }
+        try fillTheDisk()
+        let clients = try Clients()
+        // The messages and their sequence markers: what the loop numbered, as it numbered it.
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["f.", "$zpub/seq/f."], receiveHWM: 0)
+        try daemon.waitForSubscriptions(2)
+        var received = 0
+        var highestMarker: UInt64 = 0
+        /// Reads until nothing arrives for `quietMilliseconds`; with `count`, waits (30 s at
+        /// most) until that many messages have arrived instead.
+        func drain(until count: Int? = nil, quietMilliseconds: Int = 0) throws {
+            let deadline = Date().addingTimeInterval(30)
+            while true {
+                if let count, received >= count || Date() >= deadline { break }
+                guard
+                    let message = try subscriber.receiveFrames(
+                        timeoutMilliseconds: count == nil ? quietMilliseconds : 100)
+                else {
+                    if count == nil { break } else { continue }
+                }
+                if message[0].starts(with: Array("$zpub/".utf8)) {
+                    let sequence = try XCTUnwrap(UInt64(String(decoding: message[1], as: UTF8.self)))
+                    XCTAssertGreaterThan(sequence, highestMarker, "markers only go up")
+                    highestMarker = sequence
+                } else {
+                    received += 1
+                }
+            }
+            if let count { XCTAssertGreaterThanOrEqual(received, count, "every message forwarded") }
+        }
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let payload = String(repeating: "x", count: 200)
+        var sent = 0
+        func send(_ count: Int) throws {
+            for _ in 0..<count { try push.send(frames: frames("f.x", "\(sent)", payload)) }
+            sent += count
+        }
+        let ceilingReached = "history keeps nothing for now"
+        let deadline = Date().addingTimeInterval(60)
+        while !(daemon.log.contains(ceilingReached) && daemon.log.contains("history could not store"))
+            && Date() < deadline
+        {
+            try send(500)
+            try drain()
+        }
+        XCTAssertTrue(daemon.log.contains(ceilingReached), "the loop reached the reserve: \(daemon.log)")
+        XCTAssertTrue(daemon.log.contains("history could not store"), daemon.log)
+        try send(2_000)
+        try drain(until: sent)
+        let stalled = try XCTUnwrap(try daemon.stats().history)
+        XCTAssertGreaterThan(stalled.dropped, 0)
+
+        try FileManager.default.removeItem(atPath: filler)
+        try Wait.until("history keeps messages again", timeout: 30) {
+            try send(1)
+            try drain()
+            return try XCTUnwrap(try daemon.stats().history).written > stalled.written
+        }
+        // Full again, and killed while it is.
+        try fillTheDisk()
+        try send(5_000)
+        try drain(until: sent)
+        daemon.signal(SIGKILL)
+        XCTAssertNotNil(daemon.waitForExit())
+        try drain(quietMilliseconds: 500)  // the markers still on their way
+        try FileManager.default.removeItem(atPath: filler)
+        // Read with Python's sqlite3 (zpubd holds the file exclusively while it runs).
+        let reserve = try Run.program(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                "-c",
+                "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT value FROM meta WHERE key = 'reserved_through'\").fetchone()[0])",
+                stateDirectory.appendingPathComponent("history.sqlite3").path,
+            ])
+        XCTAssertEqual(reserve.status, 0, reserve.stderr)
+        let recorded = try XCTUnwrap(
+            UInt64(reserve.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), reserve.stdout)
+        XCTAssertGreaterThanOrEqual(recorded, highestMarker, "every number handed out is within the reserve on disk")
+
+        let restarted = try Daemon(
+            configuration: "[history]\nprefixes = [\"f.\"]\nsequence_reserve = 1000\n",
+            arguments: ["--state-dir", stateDirectory.path])
+        try clients.socket(.push, connect: restarted.pull).send(frames: frames("f.x", "after"))
+        try Wait.until("the new message is written") { try restarted.stats().history?.written == 1 }
+        let newest = try XCTUnwrap(try history(restarted, ["--last", "1"]).first)
+        XCTAssertGreaterThan(newest.seq, highestMarker, "a number handed out before the kill is not given again")
+    }
+
     func testADamagedStoreIsRefusedWithItsNameAndNeverWiped() throws {
         try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
         let file = stateDirectory.appendingPathComponent("history.sqlite3")
