@@ -139,8 +139,8 @@ final class HistoryQueue: Sendable {
         }
     }
 
-    /// The writer's: the store's reserve after each change (`UInt64.max`: in memory, where
-    /// numbering restarts at 1 anyway).
+    /// The writer's, each turn: the store's reserve as synced to disk (`UInt64.max`: in memory,
+    /// where numbering restarts at 1 anyway).
     func setCeiling(_ sequence: UInt64) {
         ceiling.store(sequence, ordering: .relaxed)
     }

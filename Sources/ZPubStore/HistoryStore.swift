@@ -138,10 +138,9 @@ public final class HistoryStore {
     /// Where this run's own numbering continues: above everything assigned before, and above
     /// the reserve of a run that stopped uncleanly. Fixed at open.
     public private(set) var startsAfter: UInt64 = 0
-    /// How far ahead numbers are reserved (`[history] sequence_reserve`): renewed when half is
-    /// used, so with the default, 2^30, more than 500 million numbers are handed out between a
-    /// renewal and the sync that makes it durable (60 s, the longest `sync_interval_ms`, at
-    /// more than 8 million a second) before a power loss could reuse one.
+    /// How far ahead numbers are reserved (`[history] sequence_reserve`, 2^30 by default):
+    /// renewed, and synced at once, when half is used, so the loop numbers on while the
+    /// renewal is written; it waits only if half a reserve arrives before that is done.
     public let sequenceReserve: UInt64
     public static let defaultSequenceReserve: UInt64 = 1 << 30
     public private(set) var firstSequence: UInt64 = 0
@@ -757,10 +756,13 @@ public final class HistoryStore {
     /// covers it, committed and synced. Nothing is written while the recorded one has more
     /// than half its room left.
     public func reserve(above sequence: UInt64) throws {
-        guard let reserved = renewedReserve(above: sequence) else { return }
-        try setMeta(key: "reserved_through", reserved)
-        reservedThrough = reserved
-        try checkpoint()
+        if let reserved = renewedReserve(above: sequence) {
+            try setMeta(key: "reserved_through", reserved)
+            reservedThrough = reserved
+        }
+        // Also when a renewal in `append` was committed but its checkpoint failed: the loop
+        // may number only as far as the disk holds.
+        if durableReserve < reservedThrough { try checkpoint() }
     }
 
     /// The reserve to record before numbering above `sequence`, or nil while the one recorded
