@@ -109,7 +109,10 @@ echo "ingest: $ingest"
 cases=${CASES:-32x1 32x8 1024x1}
 header="| forwarder |" rule="|---|"
 for case in $cases; do
-    header="$header ${case%x*} B x${case#*x} |" rule="$rule---:|"
+    size=${case%x*}
+    label="$size B"
+    [ $((size % 1024)) -eq 0 ] && label="$((size / 1024)) KiB"
+    header="$header $label x${case#*x} |" rule="$rule---:|"
 done
 printf '%s\n%s\n' "$header" "$rule"
 for forwarder in ${FORWARDERS:-proxy loop zpubd-off zpubd-on}; do
