@@ -529,15 +529,22 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(error?["code"] as? String, "history_off")
     }
 
-    /// History on a tiny tmpfs: the disk fills, history counts what it could not keep, and
-    /// forwarding does not notice.
-    func testAFullDiskKeepsForwardingAndCountsWhatHistoryCouldNotKeep() throws {
+    /// A tmpfs of `size` on the state directory, unmounted when the test ends; skips the test
+    /// where it cannot be mounted (not root, no permission).
+    private func mountSmallDiskOnStateDirectory(size: String) throws {
         try XCTSkipUnless(geteuid() == 0, "mounting a small tmpfs needs root")
         try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
         let mount = try Run.program(
-            URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=256k", "tmpfs", stateDirectory.path])
+            URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", stateDirectory.path])
         guard mount.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mount.stderr)") }
-        defer { _ = try? Run.program(URL(fileURLWithPath: "/bin/umount"), ["-l", stateDirectory.path]) }
+        let path = stateDirectory.path
+        addTeardownBlock { _ = try? Run.program(URL(fileURLWithPath: "/bin/umount"), ["-l", path]) }
+    }
+
+    /// History on a tiny tmpfs: the disk fills, history counts what it could not keep, and
+    /// forwarding does not notice.
+    func testAFullDiskKeepsForwardingAndCountsWhatHistoryCouldNotKeep() throws {
+        try mountSmallDiskOnStateDirectory(size: "256k")
 
         let daemon = try Daemon(arguments: ["--history", "f.", "--state-dir", stateDirectory.path])
         let clients = try Clients()
@@ -575,12 +582,7 @@ final class HistoryTests: XCTestCase {
     /// the disk has room, history keeps messages again; after a SIGKILL the reserve recorded
     /// in the file covers every number a subscriber saw, and the restart numbers above them.
     func testOnAFullDiskNumbersStayWithinTheReserveOnDisk() throws {
-        try XCTSkipUnless(geteuid() == 0, "mounting a small tmpfs needs root")
-        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
-        let mount = try Run.program(
-            URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=2m", "tmpfs", stateDirectory.path])
-        guard mount.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mount.stderr)") }
-        defer { _ = try? Run.program(URL(fileURLWithPath: "/bin/umount"), ["-l", stateDirectory.path]) }
+        try mountSmallDiskOnStateDirectory(size: "2m")
 
         let daemon = try Daemon(
             configuration: "[history]\nprefixes = [\"f.\"]\nsequence_reserve = 1000\n",
