@@ -143,7 +143,18 @@ extension BrokerConfiguration {
     /// endpoint.
     func endpointProblems() -> [(key: String, message: String)] {
         var problems: [(key: String, message: String)] = []
+        var seenUpstreams: Set<String> = []
         for endpoint in upstreamEndpoints {
+            // One link per endpoint: the upstream table is keyed by it (a repeat would also
+            // connect twice to one publisher and get each of its messages twice).
+            if !seenUpstreams.insert(endpoint).inserted {
+                problems.append(
+                    (
+                        "upstream",
+                        "upstream endpoint \"\(endpoint)\" is given twice; list each upstream once"
+                    ))
+                continue
+            }
             if let problem = Endpoint.problem(with: endpoint) {
                 problems.append(("upstream", "upstream endpoint \"\(endpoint)\": \(problem)"))
             } else if endpoint.hasPrefix("tcp://*") {

@@ -73,7 +73,9 @@ public struct BrokerState: Sendable {
         lastValue.maxEntries = configuration.lastValueMaxEntries
         lastValue.maxBytes = configuration.lastValueMaxBytes
         lastValue.maxAgeMilliseconds = UInt64(configuration.lastValueMaxAgeSeconds) * 1_000
-        let known = Dictionary(uniqueKeysWithValues: upstreams.map { ($0.endpoint, $0) })
+        // Not `uniqueKeysWithValues`: validation refuses a repeated upstream, but a table
+        // built from input must not be able to stop the process if one ever gets through.
+        let known = Dictionary(upstreams.map { ($0.endpoint, $0) }, uniquingKeysWith: { first, _ in first })
         upstreams = configuration.upstreamEndpoints.map { known[$0] ?? UpstreamLink(endpoint: $0) }
     }
 

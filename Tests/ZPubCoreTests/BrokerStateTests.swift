@@ -40,6 +40,16 @@ final class BrokerStateTests: XCTestCase {
         XCTAssertEqual(state.topicList(prefix: Array("b".utf8)).topics.map(\.topic), ["b1"])
     }
 
+    func testApplyingAConfigurationWithARepeatedUpstreamKeepsOneLink() {
+        var configuration = BrokerConfiguration()
+        configuration.upstreamEndpoints = ["tcp://10.0.0.1:5556", "tcp://10.0.0.1:5556"]
+        var state = BrokerState(configuration: configuration)
+        // A second apply once the table has the repeat in it: what used to stop the process.
+        state.apply(configuration)
+        state.apply(configuration)
+        XCTAssertEqual(state.upstreams.map(\.endpoint), configuration.upstreamEndpoints)
+    }
+
     func testNonUTF8TopicsCarryAHexSpelling() {
         let item = TopicList.Item(topic: [0xFF, 0x41], counters: TopicTable.Counters())
         XCTAssertEqual(item.topicHex, "ff41")

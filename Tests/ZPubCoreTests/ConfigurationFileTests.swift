@@ -138,6 +138,12 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(found[2].message.contains("both xsub and control"))
     }
 
+    func testARepeatedUpstreamIsRefusedWithItsLine() {
+        let found = problems("[endpoints]\nupstream = [\"tcp://10.0.0.1:5556\", \"tcp://10.0.0.1:5556\"]\n")
+        XCTAssertEqual(found.map(\.line), [2])
+        XCTAssertTrue(found.first?.message.contains("is given twice") == true, "\(found)")
+    }
+
     func testAtLeastOneWayInAndOut() {
         XCTAssertTrue(
             problems("[endpoints]\nxpub = []\n").contains { $0.message.contains("subscribers would have nowhere") })
