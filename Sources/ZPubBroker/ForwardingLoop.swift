@@ -719,7 +719,8 @@ final class ForwardingLoop {
                 handle(event, of: role)
             case .stall(let milliseconds):
                 logger.warning("test hook: stalling the forwarding loop for \(milliseconds) ms")
-                usleep(UInt32(milliseconds) * 1_000)
+                // Clamped: a test's setting (an environment variable) must not trap the daemon.
+                usleep(UInt32(min(max(milliseconds, 0), 60_000)) * 1_000)
             case .pairQuery(let slot):
                 slot.fulfill(PairLoopView(nextSequence: nextSequence, subscribers: state.peers[.xpub, default: 0]))
             case .replicate(let messages):

@@ -29,10 +29,17 @@ public struct ByteStringTable<Value> {
     private var deadKeyBytes = 0
     private var slots: [Int32]
     private var mask: Int
+    /// The most key bytes a table can hold: entries keep 4-byte offsets (what keeps an entry
+    /// small enough for 100,000 subscriptions in a few MiB).
+    public static var keyBytesLimit: Int { Int(Int32.max) }
+    /// This table's bound on key bytes: `keyBytesLimit`, or less for a test.
+    public let maxKeyBytes: Int
 
     private static var emptySlot: Int32 { -1 }
 
-    public init(minimumCapacity: Int = 16) {
+    public init(minimumCapacity: Int = 16, maxKeyBytes: Int = keyBytesLimit) {
+        precondition(maxKeyBytes <= Self.keyBytesLimit, "keys are found by 4-byte offsets")
+        self.maxKeyBytes = maxKeyBytes
         var size = 16
         while size < minimumCapacity * 2 { size <<= 1 }
         slots = Array(repeating: Self.emptySlot, count: size)
@@ -113,15 +120,25 @@ public struct ByteStringTable<Value> {
         entries.withUnsafeMutableBufferPointer { body(&$0[index].value) }
     }
 
-    /// Inserts `key` with `value`; the key must not be present. Returns the entry's index.
+    /// Whether a key of `count` bytes can be inserted (the removed keys' bytes are given back
+    /// first if need be). Callers whose keys come from the network ask before `insert`, and
+    /// refuse as they would when the table is full: limits that allow, say, millions of
+    /// 4 KiB topics must not be able to stop the process.
+    public func hasRoom(forKeyOf count: Int) -> Bool {
+        count <= maxKeyBytes - (keyBytes.count - deadKeyBytes)
+    }
+
+    /// Inserts `key` with `value`; the key must not be present, and there must be room for it
+    /// (`hasRoom`). Returns the entry's index.
     @discardableResult
     public mutating func insert(_ key: UnsafeRawBufferPointer, value: Value) -> Int {
+        if key.count > maxKeyBytes - keyBytes.count && deadKeyBytes > 0 { compactKeys() }
+        precondition(key.count <= maxKeyBytes - keyBytes.count, "ByteStringTable keys exceed their bound")
         if (entries.count + 1) * 2 > slots.count { grow() }
         let hash = Self.hash(key)
         var slot = hash & mask
         while slots[slot] != Self.emptySlot { slot = (slot + 1) & mask }
         slots[slot] = Int32(entries.count)
-        precondition(keyBytes.count + key.count <= Int(Int32.max), "ByteStringTable keys exceed 2 GiB")
         let start = Int32(keyBytes.count)
         keyBytes.append(contentsOf: key)
         entries.append(Entry(keyStart: start, keyCount: Int32(key.count), hash: hash, value: value))

@@ -105,6 +105,9 @@ public struct LastValueCache: Sendable {
             totalBytes += bytes - table[valueAt: index].bytes
             table[valueAt: index] = entry
         } else {
+            // The cache is best effort: a new topic with no room left for its key (max_bytes
+            // allows more topic bytes than a table holds) is not cached rather than trapping.
+            guard table.hasRoom(forKeyOf: topic.count) else { return }
             table.insert(topic, value: entry)
             totalBytes += bytes
         }

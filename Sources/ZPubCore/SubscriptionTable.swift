@@ -29,7 +29,8 @@ public struct SubscriptionTable: Sendable {
     public var maxPrefixes: Int
     public var maxPrefixLength: Int
 
-    private var table = ByteStringTable<Int>()
+    // Internal, not private: a test gives it a small bound on key bytes.
+    var table = ByteStringTable<Int>()
     /// How many prefixes exist of each length; lets `matches` probe only lengths in use.
     private var prefixLengthCounts: [Int: Int] = [:]
     private var sortedPrefixLengths: [Int] = []
@@ -62,7 +63,7 @@ public struct SubscriptionTable: Sendable {
             totalSubscriptions += 1
             return .accepted(isNewPrefix: false)
         }
-        if table.count >= maxPrefixes {
+        if table.count >= maxPrefixes || !table.hasRoom(forKeyOf: prefix.count) {
             refusedTableFull &+= 1
             return .refusedTableFull
         }

@@ -19,7 +19,8 @@ public struct TopicTable: Sendable {
 
     public var maxTopics: Int
     /// Longer topics are untracked: a producer sending 16 MiB topic frames would otherwise fill
-    /// the keys' storage by gigabytes (and past its 2 GiB bound, stop the broker).
+    /// the keys' storage by gigabytes. Past the storage's 2 GiB bound (`max_topics` times this
+    /// can be more), new topics are untracked too.
     public var maxTopicLength: Int
     @usableFromInline var table = ByteStringTable<Counters>()
     /// Traffic on topics that did not fit in the table.
@@ -72,7 +73,9 @@ public struct TopicTable: Sendable {
             index = lastIndex
         } else {
             index = table.index(of: topic)
-            if index == nil && table.count < maxTopics && topic.count <= maxTopicLength {
+            if index == nil && table.count < maxTopics && topic.count <= maxTopicLength
+                && table.hasRoom(forKeyOf: topic.count)
+            {
                 index = table.insert(topic, value: Counters())
             }
             lastIndex = index ?? -1

@@ -93,4 +93,30 @@ final class ByteStringTableTests: XCTestCase {
         XCTAssertTrue(odd.allSatisfy { $0.key == key($0.value) })
         XCTAssertEqual(table.entries(withKeyPrefix: []).count, table.count)
     }
+
+    func testAFullKeyStoreRefusesInsteadOfTrapping() {
+        var table = ByteStringTable<Int>(maxKeyBytes: 100)
+        let keys = (0..<10).map { Array("key-\($0)-".utf8) + Array(repeating: 120, count: 5) }  // 11 bytes each
+        var inserted = 0
+        for key in keys where table.hasRoom(forKeyOf: key.count) {
+            table.insert(key, value: inserted)
+            inserted += 1
+        }
+        XCTAssertEqual(inserted, 9, "9 keys of 11 bytes fit in 100, the tenth does not")
+        XCTAssertFalse(table.hasRoom(forKeyOf: keys[9].count))
+        // Removed keys' bytes count as room: the insert compacts them away first.
+        table.remove(at: table.index(of: keys[0])!)
+        XCTAssertTrue(table.hasRoom(forKeyOf: keys[9].count))
+        table.insert(keys[9], value: 9)
+        for key in keys.dropFirst() { XCTAssertNotNil(table[key], String(decoding: key, as: UTF8.self)) }
+    }
+
+    func testASubscriptionTableWithoutRoomForAKeyRefusesAsFull() {
+        var subscriptions = SubscriptionTable(maxPrefixes: 1_000, maxPrefixLength: 100)
+        subscriptions.table = ByteStringTable(maxKeyBytes: 20)
+        XCTAssertEqual(subscriptions.subscribe(Array(repeating: 97, count: 15)), .accepted(isNewPrefix: true))
+        XCTAssertEqual(subscriptions.subscribe(Array(repeating: 98, count: 15)), .refusedTableFull)
+        XCTAssertEqual(subscriptions.subscribe(Array(repeating: 97, count: 15)), .accepted(isNewPrefix: false))
+        XCTAssertEqual(subscriptions.refusedTableFull, 1)
+    }
 }
