@@ -282,6 +282,9 @@ final class ForwardingLoop {
         if due.housekeeping {
             state.lastValue.expire(nowMilliseconds: nowMilliseconds)
             snapshots.expire(nowNanoseconds: now)
+            if !state.subscriberConnections.closing.isEmpty {
+                state.subscriberConnections.forgetClosed(current: Self.socket(at:))
+            }
             // The guard decides on its own thread; STATS shows what it decided.
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
         }
@@ -490,8 +493,9 @@ final class ForwardingLoop {
                     warnOfAMessageThatIsNoSubscription()
                     continue
                 }
+                let connection = subscriberConnection()
                 let actions = message.withUnsafeBytes {
-                    state.handleSubscriptionFrame($0, nowMilliseconds: nowMilliseconds)
+                    state.handleSubscriptionFrame($0, from: connection, nowMilliseconds: nowMilliseconds)
                 }
                 try carryOut(actions)
             }
@@ -535,6 +539,25 @@ final class ForwardingLoop {
         logger.warning(
             "a peer of the XPUB sent a message that is not a subscription; libzmq may then apply the subscriptions queued behind it to other subscribers: restrict who may connect to the XPUB (allowed_keys, a firewall; docs/security.md)\(heldBack > 0 ? " (\(heldBack) more since the last such message)" : "")"
         )
+    }
+
+    /// The connection the subscription frame in `message` came from, as `SubscriberConnections`
+    /// knows connections; nil for frames without one (in-process subscribers, libzmq's own
+    /// unsubscriptions for a closed connection), or whose descriptor is no socket any more.
+    private func subscriberConnection() -> SubscriberConnections.Identity? {
+        guard let source = message.sourceConnection, let socket = Self.socket(at: source.descriptor) else {
+            return nil
+        }
+        return SubscriberConnections.Identity(
+            descriptor: source.descriptor, device: socket.device, inode: socket.inode,
+            metadata: source.metadataAddress)
+    }
+
+    /// The socket a descriptor shows now (nil: closed, or not a socket).
+    private static func socket(at descriptor: Int32) -> SubscriberConnections.Socket? {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return nil }
+        return SubscriberConnections.Socket(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
     }
 
     /// Does what `BrokerState.handleSubscriptionFrame` decided, in its order; the frame is
@@ -671,6 +694,7 @@ final class ForwardingLoop {
             }
         } else if event.event.contains(.disconnected) {
             state.peerChanged(role, by: -1)
+            if role == .xpub { state.subscriberConnections.closed(descriptor: event.value, current: Self.socket(at:)) }
             if state.upstreamEvent(endpoint: event.endpoint, .disconnected) {
                 logger.warning("lost upstream \(event.endpoint); reconnecting", metadata: metadata)
             } else {

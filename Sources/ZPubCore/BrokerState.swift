@@ -46,6 +46,12 @@ public struct BrokerState: Sendable {
     public var sequenceMarkerSubscriptions = 0
     /// Whether libzmq accepted ZMQ_XPUB_MANUAL_LAST_VALUE (probed at start).
     public var lastValueOnSubscribe = false
+    /// Which prefixes each subscriber connection holds (counting subscribers, not frames).
+    public var subscriberConnections = SubscriberConnections()
+    /// Subscriptions a connection repeated, and unsubscriptions from prefixes it did not hold:
+    /// applied in libzmq, not counted (STATS).
+    public var repeatedSubscriptions: UInt64 = 0
+    public var unheldUnsubscriptions: UInt64 = 0
     /// Upstream brokers the XSUB socket connects to, in configuration order.
     public var upstreams: [UpstreamLink] = []
 
@@ -138,7 +144,8 @@ public struct BrokerState: Sendable {
                 total: subscriptions.totalSubscriptions, prefixes: subscriptions.prefixCount,
                 limit: subscriptions.maxPrefixes, subscribeEvents: subscriptions.subscribeEvents,
                 unsubscribeEvents: subscriptions.unsubscribeEvents, refusedTooLong: subscriptions.refusedTooLong,
-                refusedTableFull: subscriptions.refusedTableFull),
+                refusedTableFull: subscriptions.refusedTableFull, repeated: repeatedSubscriptions,
+                unheldUnsubscribes: unheldUnsubscriptions),
             topics: .init(
                 accounting: topicAccounting, tracked: topics.count, limit: topics.maxTopics,
                 untrackedMessages: topics.untrackedMessages, untrackedBytes: topics.untrackedBytes),

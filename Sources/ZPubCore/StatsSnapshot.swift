@@ -132,10 +132,14 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         public var unsubscribeEvents: UInt64
         public var refusedTooLong: UInt64
         public var refusedTableFull: UInt64
+        /// Subscriptions a connection sent for a prefix it held already: applied, not counted.
+        public var repeated: UInt64
+        /// Unsubscriptions a connection sent for a prefix it did not hold: not counted.
+        public var unheldUnsubscribes: UInt64
 
         public init(
             total: Int, prefixes: Int, limit: Int, subscribeEvents: UInt64, unsubscribeEvents: UInt64,
-            refusedTooLong: UInt64, refusedTableFull: UInt64
+            refusedTooLong: UInt64, refusedTableFull: UInt64, repeated: UInt64 = 0, unheldUnsubscribes: UInt64 = 0
         ) {
             self.total = total
             self.prefixes = prefixes
@@ -144,14 +148,31 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             self.unsubscribeEvents = unsubscribeEvents
             self.refusedTooLong = refusedTooLong
             self.refusedTableFull = refusedTableFull
+            self.repeated = repeated
+            self.unheldUnsubscribes = unheldUnsubscribes
+        }
+
+        /// The last two are read as 0 when absent: a newer `zpub` asking an older zpubd.
+        public init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            total = try container.decode(Int.self, forKey: .total)
+            prefixes = try container.decode(Int.self, forKey: .prefixes)
+            limit = try container.decode(Int.self, forKey: .limit)
+            subscribeEvents = try container.decode(UInt64.self, forKey: .subscribeEvents)
+            unsubscribeEvents = try container.decode(UInt64.self, forKey: .unsubscribeEvents)
+            refusedTooLong = try container.decode(UInt64.self, forKey: .refusedTooLong)
+            refusedTableFull = try container.decode(UInt64.self, forKey: .refusedTableFull)
+            repeated = try container.decodeIfPresent(UInt64.self, forKey: .repeated) ?? 0
+            unheldUnsubscribes = try container.decodeIfPresent(UInt64.self, forKey: .unheldUnsubscribes) ?? 0
         }
 
         enum CodingKeys: String, CodingKey {
-            case total, prefixes, limit
+            case total, prefixes, limit, repeated
             case subscribeEvents = "subscribe_events"
             case unsubscribeEvents = "unsubscribe_events"
             case refusedTooLong = "refused_too_long"
             case refusedTableFull = "refused_table_full"
+            case unheldUnsubscribes = "unheld_unsubscribes"
         }
     }
 

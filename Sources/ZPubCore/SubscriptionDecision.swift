@@ -42,12 +42,55 @@ extension BrokerState {
 
     /// Decides what a subscription frame (1 or 0, then the prefix) means, and counts it. Frames
     /// that are neither (empty, or another first byte from an XSUB-style peer) mean nothing.
-    public mutating func handleSubscriptionFrame(_ frame: UnsafeRawBufferPointer, nowMilliseconds: UInt64)
-        -> SubscriptionActions
-    {
+    /// `connection`: the peer the frame came from, when libzmq says (`SubscriberConnections`);
+    /// a connection's repeated subscription, or its unsubscription from a prefix it does not
+    /// hold, is applied in libzmq (which keeps a set per connection) but not counted.
+    public mutating func handleSubscriptionFrame(
+        _ frame: UnsafeRawBufferPointer, from connection: SubscriberConnections.Identity? = nil,
+        nowMilliseconds: UInt64
+    ) -> SubscriptionActions {
         guard let kind = frame.first, kind <= 1 else { return SubscriptionActions() }
         let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
-        return kind == 1 ? subscribe(prefix, nowMilliseconds: nowMilliseconds) : unsubscribe(prefix)
+        let prefixHash = connection.map { _ in SubscriberConnections.hash(prefix) }
+        if kind == 1 {
+            if let connection, let prefixHash, subscriberConnections.holds(prefixHash, connection) {
+                repeatedSubscriptions &+= 1
+                subscriptions.noteUncounted(subscribe: true)
+                return repeatedSubscription(prefix, nowMilliseconds: nowMilliseconds)
+            }
+            let actions = subscribe(prefix, nowMilliseconds: nowMilliseconds)
+            if let connection, let prefixHash, actions.apply == .subscribe {
+                subscriberConnections.subscribed(prefixHash, connection)
+            }
+            return actions
+        }
+        if let connection, let prefixHash, !subscriberConnections.unsubscribed(prefixHash, connection) {
+            unheldUnsubscriptions &+= 1
+            subscriptions.noteUncounted(subscribe: false)
+            var actions = SubscriptionActions()
+            // Harmless in libzmq, which has nothing to remove for this connection either.
+            actions.apply = .unsubscribe
+            return actions
+        }
+        return unsubscribe(prefix)
+    }
+
+    /// A connection subscribes again to a prefix it holds: libzmq applies it (a no-op for its
+    /// set), and the subscriber gets the prefix's last value again as it asked, but the
+    /// subscription is not counted twice nor sent upstream.
+    private mutating func repeatedSubscription(_ prefix: UnsafeRawBufferPointer, nowMilliseconds: UInt64)
+        -> SubscriptionActions
+    {
+        var actions = SubscriptionActions()
+        actions.apply = .subscribe
+        let bytes = Array(prefix)
+        guard !bytes.starts(with: Self.internalPrefix) else { return actions }
+        if lastValue.isEnabled && lastValueOnSubscribe && lastValue.mayHaveValues(for: bytes),
+            let entry = lastValue.newest(under: bytes, nowMilliseconds: nowMilliseconds)
+        {
+            actions.lastValue = entry.frames
+        }
+        return actions
     }
 
     private mutating func subscribe(_ prefix: UnsafeRawBufferPointer, nowMilliseconds: UInt64)

@@ -4,9 +4,8 @@
 /// generates when a subscriber disconnects). Bounded: a table that is full, or a prefix that is
 /// too long, refuses new subscriptions rather than growing.
 ///
-/// libzmq does not say which subscriber a frame came from, so a subscriber that subscribes to
-/// the same prefix twice counts twice, and libzmq reports one unsubscribe when it disconnects;
-/// counts never go below zero.
+/// The table counts what it is given; `SubscriberConnections` keeps a connection's repeated
+/// subscriptions, and its unsubscriptions from prefixes it does not hold, from reaching it.
 public struct SubscriptionTable: Sendable {
     /// What became of a subscribe frame.
     public enum SubscribeOutcome: Equatable, Sendable {
@@ -86,6 +85,12 @@ public struct SubscriptionTable: Sendable {
         removeLength(prefix.count)
         generation &+= 1
         return .removed(wasLast: true)
+    }
+
+    /// A frame that changes no count (a connection's repeated subscription, or its
+    /// unsubscription from a prefix it did not hold): still a frame seen, in the events.
+    public mutating func noteUncounted(subscribe: Bool) {
+        if subscribe { subscribeEvents &+= 1 } else { unsubscribeEvents &+= 1 }
     }
 
     public mutating func subscribe(_ prefix: [UInt8]) -> SubscribeOutcome {

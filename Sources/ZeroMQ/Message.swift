@@ -68,4 +68,20 @@ public final class Message {
         guard let value = zmq_msg_gets(pointer, name) else { return nil }
         return String(cString: value)
     }
+
+    /// The descriptor of the tcp or ipc connection the frame arrived on (libzmq's private
+    /// `__fd` property, what `ZMQ_SRCFD` reads), and the address of that value: it lies in the
+    /// connection's own metadata, so frames of one connection share it, and no other live
+    /// connection's frames have it. Nil for frames without metadata (inproc, or made by libzmq).
+    public var sourceConnection: (descriptor: Int32, metadataAddress: UInt)? {
+        guard let value = zmq_msg_gets(pointer, "__fd") else { return nil }
+        var descriptor: Int32 = 0
+        var digits = value
+        while case let digit = digits.pointee, digit != 0 {
+            guard digit >= 0x30 && digit <= 0x39, descriptor < Int32.max / 10 else { return nil }
+            descriptor = descriptor * 10 + Int32(digit - 0x30)
+            digits += 1
+        }
+        return digits == value ? nil : (descriptor, UInt(bitPattern: value))
+    }
 }

@@ -86,6 +86,76 @@ final class SubscriptionForwardingTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("b.still")])
     }
 
+    /// libzmq keeps a prefix per subscriber as a set, and a SUB that subscribed twice sends one
+    /// unsubscription after its second unsubscribe: counted frame by frame, that subscription
+    /// stayed for good, and the prefix was never unsubscribed upstream.
+    func testASubscriberThatSubscribesTwiceCountsOnceAndLeavesNothingBehind() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let upstream = try clients.socket(.xpub, connect: daemon.xsub) { try $0.setOption(.xpubVerboser, 1) }
+        try Wait.until("the broker has accepted the upstream connection") { try daemon.stats().peers[.xsub] == 1 }
+
+        // Subscribed again once connected: before that, a SUB sends what it holds, once each.
+        let twice = try clients.subscriber(daemon.xpub, prefixes: ["news."])
+        try daemon.waitForSubscriptions(1)
+        // Then another prefix: a connection's frames arrive in order, so once this one is seen,
+        // so is the repeat.
+        try twice.setOption(.subscribe, bytes: Array("news.".utf8))
+        try twice.setOption(.subscribe, bytes: Array("sync.".utf8))
+        try Wait.until("all three frames are seen") { try daemon.stats().subscriptions.subscribeEvents == 3 }
+        XCTAssertEqual(try daemon.subscriptions().total, 2, "news. once, sync. once")
+        XCTAssertEqual(try daemon.stats().subscriptions.repeated, 1)
+        try twice.setOption(.unsubscribe, bytes: Array("sync.".utf8))
+        XCTAssertEqual(
+            Set(try upstream.receive(3).map { $0[0] }),
+            [[1] + Array("news.".utf8), [1] + Array("sync.".utf8), [0] + Array("sync.".utf8)])
+        for _ in 0..<2 { try twice.setOption(.unsubscribe, bytes: Array("news.".utf8)) }
+        XCTAssertEqual(
+            try upstream.receive(1).map { $0[0] }, [[0] + Array("news.".utf8)], "nobody wants news. any more")
+        try Wait.until("the subscription is gone") { try daemon.subscriptions().total == 0 }
+
+        // The same, ended by a disconnect: libzmq then sends one unsubscription per prefix held.
+        let leaver = try clients.subscriber(daemon.xpub, prefixes: ["gone."])
+        try daemon.waitForSubscriptions(1)
+        try leaver.setOption(.subscribe, bytes: Array("gone.".utf8))
+        try Wait.until("both frames are seen") { try daemon.stats().subscriptions.subscribeEvents == 5 }
+        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[1] + Array("gone.".utf8)])
+        clients.close(leaver)
+        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[0] + Array("gone.".utf8)])
+        try Wait.until("nothing is left") { try daemon.subscriptions().total == 0 }
+    }
+
+    /// An unsubscription from a prefix the sender does not hold (here one the broker refused
+    /// it) must not count down the subscriber that does: that sent the prefix's last
+    /// unsubscription upstream, and the subscriber got nothing more from upstream.
+    func testAnUnsubscriptionFromAPrefixNotHeldLeavesTheHoldersSubscription() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_subscriptions = 1\n")
+        let clients = try Clients()
+        let upstream = try clients.socket(.xpub, connect: daemon.xsub) { try $0.setOption(.xpubVerboser, 1) }
+        try Wait.until("the broker has accepted the upstream connection") { try daemon.stats().peers[.xsub] == 1 }
+        let first = try clients.subscriber(daemon.xpub, prefixes: ["a"])
+        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[1] + Array("a".utf8)])
+        let refused = try clients.subscriber(daemon.xpub, prefixes: ["b"])
+        try Wait.until("b is refused: the table is full") { try daemon.stats().subscriptions.refusedTableFull == 1 }
+        try first.setOption(.unsubscribe, bytes: Array("a".utf8))
+        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[0] + Array("a".utf8)])
+        let holder = try clients.subscriber(daemon.xpub, prefixes: ["b"])
+        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[1] + Array("b".utf8)], "room again")
+
+        // The refused subscriber's SUB still holds b, so it does send the unsubscription.
+        // Then a subscription the full table refuses: once it is seen, so is the unsubscription.
+        try refused.setOption(.unsubscribe, bytes: Array("b".utf8))
+        try refused.setOption(.subscribe, bytes: Array("c".utf8))
+        try Wait.until("the connection's next frame is seen") {
+            try daemon.stats().subscriptions.subscribeEvents == 4
+        }
+        XCTAssertEqual(try daemon.subscriptions().subscriptions.map { [$0.prefix: $0.count] }, [["b": 1]])
+        XCTAssertEqual(try daemon.stats().subscriptions.unheldUnsubscribes, 1)
+        try upstream.assertNothing(within: 200)
+        try upstream.send(frames: frames("b.1", "from upstream"))
+        XCTAssertEqual(try holder.receive(1), [frames("b.1", "from upstream")])
+    }
+
     func testAVeryLongSubscriptionThenDisconnectDoesNotCrashTheBroker() throws {
         // ../shared/NOTES.md: ~100 KB subscriptions crash a naive XSUB/XPUB forwarder on removal.
         // The client runs in a pyzmq process: libzmq crashes on the client side too.

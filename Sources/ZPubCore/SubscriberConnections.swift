@@ -1,0 +1,129 @@
+/// Which prefixes each subscriber connection holds, so that the subscription table counts
+/// subscribers, not frames.
+///
+/// libzmq's XPUB keeps a prefix per connection as a set: a connection that subscribes twice
+/// holds it once, and its one unsubscribe (a SUB sends it after as many unsubscribes as it had
+/// subscribes) or its disconnect removes it. Counted frame by frame, the table would keep one
+/// subscription for good for each repeat, and a peer's unsubscribe for a prefix it never held
+/// would count down another subscriber's, which can send the prefix's last unsubscription
+/// upstream while subscribers still want it.
+///
+/// Frames from a tcp or ipc peer say which connection they came from: libzmq's `__fd`
+/// metadata, whose value lives in the connection's own metadata object. A connection is known
+/// by the descriptor, the socket's inode (two connections that had the same descriptor number
+/// one after the other have different ones) and where that metadata lies (frames a closed
+/// connection left queued are read after its descriptor may have gone to a new connection:
+/// their metadata is still the old connection's, alive as long as such a frame is). Frames
+/// without metadata (in-process subscribers, and the unsubscriptions libzmq sends for a
+/// connection that closed, one per prefix it held) are counted as before, frame by frame.
+///
+/// A prefix is remembered by its hash (seeded, 64 bits), not its bytes: 8 bytes a subscription
+/// instead of an array's 40 or more, next to the table's 64 MiB bound for 100,000 of them
+/// (docs/performance.md). Two prefixes of one connection with the same hash would be taken for
+/// one; with a seeded 64-bit hash that is far less likely than a memory error.
+public struct SubscriberConnections: Sendable {
+    /// A connection as libzmq and the kernel know it.
+    public struct Identity: Hashable, Sendable {
+        public let descriptor: Int32
+        /// The socket's device and inode, as the descriptor shows them when the frame is read.
+        public let device: UInt64
+        public let inode: UInt64
+        /// Where the connection's metadata lies: distinct for two connections while either
+        /// still has a frame to read, which is when they could be taken for one another.
+        public let metadata: UInt
+
+        public init(descriptor: Int32, device: UInt64, inode: UInt64, metadata: UInt) {
+            self.descriptor = descriptor
+            self.device = device
+            self.inode = inode
+            self.metadata = metadata
+        }
+
+        /// Whether the descriptor still shows the socket this connection was read on.
+        func isCurrent(_ current: Socket?) -> Bool { current == Socket(device: device, inode: inode) }
+    }
+
+    /// What a descriptor is now (fstat): nil once it is closed or is not a socket.
+    public struct Socket: Equatable, Sendable {
+        public let device: UInt64
+        public let inode: UInt64
+
+        public init(device: UInt64, inode: UInt64) {
+            self.device = device
+            self.inode = inode
+        }
+    }
+
+    /// Per descriptor (what a close event names), each connection read on it and its prefixes.
+    private var connections: [Int32: [Identity: Set<Int>]] = [:]
+    /// Descriptors libzmq reported closed while they still showed a recorded connection's
+    /// socket (libzmq reports before it closes): looked at again until that is gone.
+    public private(set) var closing: Set<Int32> = []
+
+    public init() {}
+
+    /// The connections with at least one prefix recorded.
+    public var count: Int { connections.values.reduce(0) { $0 + $1.count } }
+    /// Prefixes recorded over all connections.
+    public var subscriptionCount: Int {
+        connections.values.reduce(0) { total, byIdentity in byIdentity.values.reduce(total) { $0 + $1.count } }
+    }
+
+    public static func hash(_ prefix: UnsafeRawBufferPointer) -> Int {
+        var hasher = Hasher()
+        hasher.combine(bytes: prefix)
+        return hasher.finalize()
+    }
+
+    /// Whether `connection` holds the prefix already: its subscription is a repeat.
+    public func holds(_ prefixHash: Int, _ connection: Identity) -> Bool {
+        connections[connection.descriptor]?[connection]?.contains(prefixHash) ?? false
+    }
+
+    /// Records an accepted subscription. Records of the descriptor's earlier sockets go: it
+    /// shows another one now, so they are closed, whether or not their close was reported.
+    public mutating func subscribed(_ prefixHash: Int, _ connection: Identity) {
+        var byIdentity = connections[connection.descriptor] ?? [:]
+        if byIdentity[connection] == nil {
+            let socket = Socket(device: connection.device, inode: connection.inode)
+            byIdentity = byIdentity.filter { $0.key.isCurrent(socket) }
+        }
+        byIdentity[connection, default: []].insert(prefixHash)
+        connections[connection.descriptor] = byIdentity
+    }
+
+    /// Records an unsubscription; false when the connection did not hold the prefix (it was
+    /// refused, or the peer unsubscribes from something it never subscribed to), which then
+    /// counts for nothing.
+    public mutating func unsubscribed(_ prefixHash: Int, _ connection: Identity) -> Bool {
+        guard var prefixes = connections[connection.descriptor]?[connection], prefixes.remove(prefixHash) != nil
+        else { return false }
+        connections[connection.descriptor]![connection] = prefixes.isEmpty ? nil : prefixes
+        if connections[connection.descriptor]!.isEmpty { connections[connection.descriptor] = nil }
+        return true
+    }
+
+    /// libzmq reported the connection on `descriptor` closed. Its records go once the
+    /// descriptor (`current`: what it shows now) no longer shows their socket; until then the
+    /// descriptor stays in `closing` for `forgetClosed`. The table's counts are not touched:
+    /// libzmq sends an unsubscription for each prefix the connection held.
+    public mutating func closed(descriptor: Int32, current: (Int32) -> Socket?) {
+        guard connections[descriptor] != nil else { return }
+        if forget(descriptor, current: current(descriptor)) { closing.insert(descriptor) }
+    }
+
+    /// Looks again at the descriptors in `closing` (housekeeping, once a second).
+    public mutating func forgetClosed(current: (Int32) -> Socket?) {
+        for descriptor in closing where !forget(descriptor, current: current(descriptor)) {
+            closing.remove(descriptor)
+        }
+    }
+
+    /// Drops the records of `descriptor` whose socket it no longer shows; true when some remain.
+    private mutating func forget(_ descriptor: Int32, current: Socket?) -> Bool {
+        guard let byIdentity = connections[descriptor] else { return false }
+        let remaining = byIdentity.filter { $0.key.isCurrent(current) }
+        connections[descriptor] = remaining.isEmpty ? nil : remaining
+        return !remaining.isEmpty
+    }
+}

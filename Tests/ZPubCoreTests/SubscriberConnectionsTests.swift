@@ -1,0 +1,110 @@
+import XCTest
+import ZPubCore
+
+/// Counting subscribers, not frames: a connection's repeats and its unsubscriptions from
+/// prefixes it does not hold change no count; closed connections' records go.
+final class SubscriberConnectionsTests: XCTestCase {
+    private typealias Identity = SubscriberConnections.Identity
+
+    private func connection(_ descriptor: Int32, inode: UInt64 = 1, metadata: UInt = 0x1000) -> Identity {
+        Identity(descriptor: descriptor, device: 9, inode: inode, metadata: metadata)
+    }
+
+    private func handle(_ state: inout BrokerState, _ kind: UInt8, _ prefix: String, from source: Identity?)
+        -> SubscriptionActions
+    {
+        ([kind] + Array(prefix.utf8)).withUnsafeBytes {
+            state.handleSubscriptionFrame($0, from: source, nowMilliseconds: 1_000)
+        }
+    }
+
+    func testARepeatedSubscriptionIsAppliedButCountedOnce() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        let peer = connection(7)
+        XCTAssertTrue(handle(&state, 1, "news.", from: peer).forwardUpstream)
+        let repeated = handle(&state, 1, "news.", from: peer)
+        XCTAssertEqual(repeated.apply, .subscribe, "libzmq keeps a set: applying again changes nothing there")
+        XCTAssertFalse(repeated.forwardUpstream)
+        XCTAssertEqual(state.subscriptions.count(of: Array("news.".utf8)), 1)
+        // A SUB unsubscribes once after two subscribes: that one frame ends the subscription.
+        let last = handle(&state, 0, "news.", from: peer)
+        XCTAssertTrue(last.forwardUpstream, "nobody wants news. any more")
+        XCTAssertEqual(state.subscriptions.totalSubscriptions, 0)
+        XCTAssertEqual(state.repeatedSubscriptions, 1)
+        XCTAssertEqual(state.subscriptions.subscribeEvents, 2, "both frames were seen")
+    }
+
+    func testAnUnsubscriptionFromAPrefixNotHeldLeavesOthersCounts() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        _ = handle(&state, 1, "orders.", from: connection(7))
+        _ = handle(&state, 1, "$zpub/seq/", from: connection(7))
+        XCTAssertEqual(state.sequenceMarkerSubscriptions, 1)
+        for prefix in ["orders.", "$zpub/seq/"] {
+            let stray = handle(&state, 0, prefix, from: connection(8))
+            XCTAssertFalse(stray.forwardUpstream, "the last unsubscription must not go upstream: 7 still wants it")
+        }
+        XCTAssertEqual(state.subscriptions.count(of: Array("orders.".utf8)), 1)
+        XCTAssertEqual(state.sequenceMarkerSubscriptions, 1, "sequence markers still go to 7")
+        XCTAssertEqual(state.unheldUnsubscriptions, 2)
+    }
+
+    func testARefusedSubscriptionsUnsubscriptionCountsForNothing() {
+        var configuration = BrokerConfiguration()
+        configuration.maxSubscriptions = 1
+        var state = BrokerState(configuration: configuration)
+        _ = handle(&state, 1, "a", from: connection(7))
+        XCTAssertNotNil(handle(&state, 1, "b", from: connection(8)).refusal)
+        _ = handle(&state, 0, "a", from: connection(7))
+        XCTAssertTrue(handle(&state, 1, "b", from: connection(9)).forwardUpstream, "room again: 9 gets b")
+        XCTAssertFalse(handle(&state, 0, "b", from: connection(8)).forwardUpstream, "8's b was refused")
+        XCTAssertEqual(state.subscriptions.count(of: Array("b".utf8)), 1)
+    }
+
+    func testFramesWithoutAConnectionAreCountedOneByOne() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        _ = handle(&state, 1, "x", from: nil)
+        _ = handle(&state, 1, "x", from: nil)
+        XCTAssertEqual(state.subscriptions.count(of: Array("x".utf8)), 2)
+        // libzmq's unsubscriptions for a closed connection carry no metadata: they count.
+        _ = handle(&state, 1, "x", from: connection(7))
+        XCTAssertEqual(state.subscriptions.count(of: Array("x".utf8)), 3)
+        _ = handle(&state, 0, "x", from: nil)
+        XCTAssertEqual(state.subscriptions.count(of: Array("x".utf8)), 2)
+    }
+
+    func testConnectionsAreToldApartByInodeAndMetadata() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        _ = handle(&state, 1, "x", from: connection(7, inode: 1))
+        // The descriptor number went to a new connection: its subscription is its own.
+        XCTAssertFalse(handle(&state, 1, "x", from: connection(7, inode: 2)).forwardUpstream)
+        XCTAssertEqual(state.subscriptions.count(of: Array("x".utf8)), 2)
+        XCTAssertEqual(state.subscriberConnections.count, 1, "the descriptor's earlier socket is closed")
+        // Frames a closed connection left queued, read once its descriptor shows a new socket.
+        _ = handle(&state, 1, "x", from: connection(7, inode: 2, metadata: 0x2000))
+        XCTAssertEqual(state.subscriptions.count(of: Array("x".utf8)), 3, "not a repeat of the new connection")
+    }
+
+    func testClosedConnectionsAreForgottenOnceTheirDescriptorShowsAnotherSocket() {
+        var connections = SubscriberConnections()
+        connections.subscribed(1, connection(7, inode: 1))
+        connections.subscribed(2, connection(8, inode: 5))
+        var sockets: [Int32: SubscriberConnections.Socket] = [
+            7: .init(device: 9, inode: 1), 8: .init(device: 9, inode: 5),
+        ]
+        // libzmq reports the close before it closes the descriptor.
+        connections.closed(descriptor: 7, current: { sockets[$0] })
+        XCTAssertEqual(connections.count, 2)
+        XCTAssertEqual(connections.closing, [7])
+        sockets[7] = nil
+        connections.forgetClosed(current: { sockets[$0] })
+        XCTAssertEqual(connections.count, 1)
+        XCTAssertEqual(connections.closing, [])
+        XCTAssertFalse(connections.holds(1, connection(7, inode: 1)))
+        XCTAssertTrue(connections.holds(2, connection(8, inode: 5)))
+        // Reported after the descriptor was reused: the new connection's record stays.
+        connections.subscribed(3, connection(7, inode: 6))
+        sockets[7] = .init(device: 9, inode: 6)
+        connections.closed(descriptor: 7, current: { sockets[$0] })
+        XCTAssertTrue(connections.holds(3, connection(7, inode: 6)))
+    }
+}
