@@ -35,7 +35,7 @@ enum LoopCommand: Sendable {
     /// A pair: kept messages mirrored from the active peer, in order, with their sequences.
     case replicate([StoredMessage])
     /// A pair (active side): the cached last values stored after this cache sequence.
-    case lastValues(since: UInt64, ReplySlot<[LastValueCache.Entry]>)
+    case lastValues(since: UInt64, ReplySlot<(entries: [LastValueCache.Entry], more: Bool)>)
     /// A pair (passive side): last values mirrored from the active peer.
     case restoreValues([LastValueCache.Entry])
     /// A pair: become the active broker: bind the producers' endpoints, forward, and assign
@@ -751,8 +751,9 @@ final class ForwardingLoop {
                 replicate(messages)
             case .lastValues(let since, let slot):
                 slot.fulfill(
-                    state.lastValue.entries(under: [], nowMilliseconds: nowMilliseconds).filter { $0.sequence > since }
-                        .sorted { $0.sequence < $1.sequence })
+                    state.lastValue.entries(
+                        updatedAfter: since, limit: PairLink.valuesPageEntries, maxBytes: PairLink.valuesPageBytes,
+                        nowMilliseconds: nowMilliseconds))
             case .restoreValues(let entries):
                 for entry in entries {
                     state.lastValue.restore(

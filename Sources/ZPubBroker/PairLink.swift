@@ -28,6 +28,11 @@ final class PairLink {
     static let replicationIntervalMilliseconds: UInt64 = 50
     /// How often the passive side asks for the last values stored since its last copy.
     static let valuesIntervalMilliseconds: UInt64 = 1_000
+    /// A VALUES reply's bounds (as HISTORY's pages): encoding a whole cache of 64 MiB at once
+    /// would hold this thread, which sends the heartbeats, long enough for the peer to take
+    /// over. A full page says so, and the backup asks for the next one at once.
+    static let valuesPageEntries = 1_000
+    static let valuesPageBytes = 4 << 20
     /// How long a replication request may go unanswered before it is asked again.
     static let replicationTimeoutMilliseconds: UInt64 = 2_000
 
@@ -198,15 +203,17 @@ final class PairLink {
                 }
             case "VALUES" where frames.count >= 3:
                 let since = UInt64(String(decoding: frames[2], as: UTF8.self)) ?? 0
-                let slot = ReplySlot<[LastValueCache.Entry]>()
+                let slot = ReplySlot<(entries: [LastValueCache.Entry], more: Bool)>()
                 loop.mailbox.post(.lastValues(since: since, slot))
-                guard let entries = slot.wait(milliseconds: shortWait) else { continue }
-                let list = entries.map {
+                guard let page = slot.wait(milliseconds: shortWait) else { continue }
+                let list = page.entries.map {
                     MessageJSON(
                         frames: $0.frames, style: .exact, seq: $0.sequence, storedMilliseconds: $0.storedMilliseconds)
                 }
                 guard let json = try? JSONEncoder().encode(list) else { continue }
-                _ = try? router.send(frames: [identity, Array("VALUES".utf8), Array(json)], dontWait: true)
+                // The third frame is new: a backup that does not know it asks again in a second.
+                let more = Array((page.more ? "more" : "done").utf8)
+                _ = try? router.send(frames: [identity, Array("VALUES".utf8), Array(json), more], dontWait: true)
             case "HISTORY" where frames.count >= 3:
                 // Answered from the history writer with a short deadline: this thread sends the
                 // heartbeats, and a slow disk must not silence them (the peer would take over).
@@ -263,6 +270,8 @@ final class PairLink {
             guard frames.count >= 2 else { continue }
             if String(decoding: frames[0], as: UTF8.self) == "VALUES" {
                 mirrorValues(frames[1])
+                // A full page: the next one now, not in a second.
+                if frames.count >= 3 && frames[2] == Array("more".utf8) { valuesAsked = 0 }
                 continue
             }
             guard String(decoding: frames[0], as: UTF8.self) == "HISTORY" else { continue }

@@ -63,6 +63,15 @@ public struct ByteStringTable<Value> {
         return keyBytes[range.lowerBound..<range.lowerBound + prefix.count].elementsEqual(prefix)
     }
 
+    /// The value of every key starting with `prefix`, in table order: no key is copied.
+    public func values(withKeyPrefix prefix: [UInt8]) -> [Value] {
+        prefix.isEmpty
+            ? entries.map(\.value) : indices.filter { key(at: $0, startsWith: prefix) }.map { entries[$0].value }
+    }
+
+    /// Every value, in table order.
+    public var values: [Value] { entries.map(\.value) }
+
     /// Every key starting with `prefix`, with its value, in table order.
     public func entries(withKeyPrefix prefix: [UInt8]) -> [(key: [UInt8], value: Value)] {
         indices.filter { key(at: $0, startsWith: prefix) }.map { (key(at: $0), entries[$0].value) }

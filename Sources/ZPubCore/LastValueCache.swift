@@ -139,10 +139,30 @@ public struct LastValueCache: Sendable {
     /// Every unexpired entry under `prefix`, oldest update first (the snapshot of the Clone
     /// pattern).
     public func entries(under prefix: [UInt8], nowMilliseconds: UInt64) -> [Entry] {
-        table.entries(withKeyPrefix: prefix)
-            .map(\.value)
+        table.values(withKeyPrefix: prefix)
             .filter { !isExpired($0, nowMilliseconds: nowMilliseconds) }
             .sorted { $0.sequence < $1.sequence }
+    }
+
+    /// The unexpired entries updated after `sequence`, oldest update first: at most `limit` of
+    /// them and, past the first, at most `maxBytes` of frames. `more` when some were left for a
+    /// next page (which starts after the last sequence of this one). One pass over the cache,
+    /// and a sort of what was updated: what a pair's backup asks for every second, on the
+    /// forwarding loop.
+    public func entries(updatedAfter sequence: UInt64, limit: Int, maxBytes: Int, nowMilliseconds: UInt64)
+        -> (entries: [Entry], more: Bool)
+    {
+        let updated = table.values
+            .filter { $0.sequence > sequence && !isExpired($0, nowMilliseconds: nowMilliseconds) }
+            .sorted { $0.sequence < $1.sequence }
+        var bytes = 0
+        var count = 0
+        for entry in updated.prefix(limit) {
+            if count > 0 && bytes + entry.bytes > maxBytes { break }
+            bytes += entry.bytes
+            count += 1
+        }
+        return (Array(updated.prefix(count)), count < updated.count)
     }
 
     /// Removes expired entries; call now and then (the forwarding loop does, once a second).

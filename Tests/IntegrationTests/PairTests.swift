@@ -370,6 +370,26 @@ final class PairTests: XCTestCase {
     /// The split-brain rule with a real partition: the backup, in a network namespace of its
     /// own, is cut off from the primary *and* from the clients, which still reach the primary.
     /// It must not become a second active broker; when the link heals, one active remains.
+    /// The backup mirrors the cache in pages of at most 1,000 values (VALUES), asking for the
+    /// next at once while a page comes full: every value arrives, none twice.
+    func testTheBackupMirrorsALargeCacheInPages() throws {
+        let primary = try broker("a", role: .primary)
+        let backup = try broker("b", role: .backup)
+        try Wait.until("the primary is active and the backup passive\n\(primary.log)\n\(backup.log)", timeout: 15) {
+            pairState(primary) == .active && pairState(backup) == .passive
+        }
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: primary.pull)
+        let topics = 2_500
+        for number in 0..<topics { try push.send(frames: frames("n.\(number)", "value \(number)")) }
+        try Wait.until("the primary caches every topic") { try primary.stats().lastValue.entries == topics }
+        try Wait.until("the backup mirrors every value\n\(backup.log)", timeout: 20) {
+            try backup.stats().lastValue.entries == topics
+        }
+        // The values whole: the same bytes on both.
+        XCTAssertEqual(try backup.stats().lastValue.bytes, try primary.stats().lastValue.bytes)
+    }
+
     func testAPartitionBetweenThePairLeavesOneActiveBroker() throws {
         try XCTSkipUnless(geteuid() == 0, "network namespaces and nftables rules need root")
         guard let ip = NetworkLab.tool("ip"), let nft = NetworkLab.tool("nft") else {

@@ -74,6 +74,29 @@ final class LastValueCacheTests: XCTestCase {
         XCTAssertEqual(lastValues.evictions, 0, "updates replace, they do not evict")
     }
 
+    func testUpdatesAfterASequenceComeInBoundedPagesThatCoverEveryEntry() {
+        var cache = cache(maxEntries: 1_000)
+        for round in 0..<3 {
+            for topic in 0..<1_000 { cache.store(message("s.\(topic)", "v\(round)"), nowMilliseconds: 1) }
+        }
+        var seen: [UInt64] = []
+        var since: UInt64 = 1_500
+        while true {
+            let page = cache.entries(updatedAfter: since, limit: 300, maxBytes: 1 << 20, nowMilliseconds: 1)
+            XCTAssertLessThanOrEqual(page.entries.count, 300)
+            seen += page.entries.map(\.sequence)
+            guard let last = page.entries.last?.sequence, page.more else { break }
+            since = last
+        }
+        // Only the live entries (round 2: sequences 2,001-3,000), in order, once each.
+        XCTAssertEqual(seen, Array(2_001...3_000))
+        let byBytes = cache.entries(updatedAfter: 0, limit: 1_000, maxBytes: 50, nowMilliseconds: 1)
+        XCTAssertEqual(byBytes.entries.count, 10, "s.0 to s.9 first, 5 bytes each: ten fit in 50")
+        XCTAssertTrue(byBytes.more)
+        let one = cache.entries(updatedAfter: 0, limit: 1_000, maxBytes: 1, nowMilliseconds: 1)
+        XCTAssertEqual(one.entries.count, 1, "a page holds at least one entry, however large")
+    }
+
     func testExpiresByAge() {
         var lastValues = cache(maxAge: 1_000)
         lastValues.store(message("s.old", "x"), nowMilliseconds: 1_000)
