@@ -9,7 +9,9 @@
 /// `timeoutNanoseconds`, and at most `capacity` early markers are remembered.
 public struct SnapshotRendezvous<Request> {
     public static var capacity: Int { 64 }
-    public static var timeoutNanoseconds: UInt64 { 10_000_000_000 }
+    /// As long as the control thread waits for the snapshot (5 s): a request served later
+    /// would be work for a client that was already told it timed out.
+    public static var timeoutNanoseconds: UInt64 { 5_000_000_000 }
 
     private var waiting: [(token: String, request: Request, deadline: UInt64)] = []
     private var earlyMarkers: [String] = []
