@@ -82,24 +82,26 @@ public struct SubscriberConnections: Sendable {
 
     /// Records an accepted subscription. Records of the descriptor's earlier sockets go: it
     /// shows another one now, so they are closed, whether or not their close was reported.
+    ///
+    /// Every change goes through the dictionaries' subscripts in place: a set copied out and
+    /// written back is copied whole (100,000 subscriptions took 15 s instead of 0.3).
     public mutating func subscribed(_ prefixHash: Int, _ connection: Identity) {
-        var byIdentity = connections[connection.descriptor] ?? [:]
-        if byIdentity[connection] == nil {
+        if connections[connection.descriptor]?[connection] == nil, let others = connections[connection.descriptor] {
             let socket = Socket(device: connection.device, inode: connection.inode)
-            byIdentity = byIdentity.filter { $0.key.isCurrent(socket) }
+            connections[connection.descriptor] = others.filter { $0.key.isCurrent(socket) }
         }
-        byIdentity[connection, default: []].insert(prefixHash)
-        connections[connection.descriptor] = byIdentity
+        connections[connection.descriptor, default: [:]][connection, default: []].insert(prefixHash)
     }
 
     /// Records an unsubscription; false when the connection did not hold the prefix (it was
     /// refused, or the peer unsubscribes from something it never subscribed to), which then
     /// counts for nothing.
     public mutating func unsubscribed(_ prefixHash: Int, _ connection: Identity) -> Bool {
-        guard var prefixes = connections[connection.descriptor]?[connection], prefixes.remove(prefixHash) != nil
-        else { return false }
-        connections[connection.descriptor]![connection] = prefixes.isEmpty ? nil : prefixes
-        if connections[connection.descriptor]!.isEmpty { connections[connection.descriptor] = nil }
+        guard connections[connection.descriptor]?[connection]?.remove(prefixHash) != nil else { return false }
+        if connections[connection.descriptor]?[connection]?.isEmpty == true {
+            connections[connection.descriptor]?[connection] = nil
+            if connections[connection.descriptor]?.isEmpty == true { connections[connection.descriptor] = nil }
+        }
         return true
     }
 
