@@ -100,7 +100,29 @@ public final class HTTPGateway: Sendable {
         // pings) and never reads made the one event loop buffer replies without limit.
         try channel.pipeline.syncOperations.addHandler(BackPressureHandler())
         // The context in force when the client connects: a reload swaps it for the next ones.
-        if let tls = shared.keys.tls {
+        let tls = shared.keys.tls
+        guard let slot = shared.plainConnections.admit() else {
+            shared.counters.rejectedFull.add(1, ordering: .relaxed)
+            if shared.plainConnections.shouldWarn() {
+                shared.logger.warning(
+                    "HTTP: refusing new connections: \(PlainConnections.limit) are open that are not clients (no request yet, or idle between requests), the most the gateway keeps; each is closed \(RequestDeadline.seconds) s after connecting or after its last response. If this lasts, one host may be opening many: ss -tn sport = :\(channel.localAddress?.port ?? 0)"
+                )
+            }
+            try channel.pipeline.syncOperations.addHandler(TooManyConnectionsHandler(answers: tls == nil))
+            return
+        }
+        do {
+            try configureHTTP(channel, tls: tls, slot: slot, shared: shared)
+        } catch {
+            slot.release()
+            throw error
+        }
+    }
+
+    private static func configureHTTP(
+        _ channel: Channel, tls: NIOSSLContext?, slot: PlainConnections.Slot, shared: GatewayShared
+    ) throws {
+        if let tls {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
         }
         let upgrader = NIOWebSocketServerUpgrader(
@@ -113,7 +135,7 @@ public final class HTTPGateway: Sendable {
                     let operations = channel.pipeline.syncOperations
                     try operations.addHandler(
                         NIOWebSocketFrameAggregator(
-                            minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 64,
+                            minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: WebSocketSession.maxFragments,
                             maxAccumulatedFrameSize: shared.settings.maxFrame))
                     try operations.addHandler(WebSocketSession(shared: shared, head: head))
                 }
@@ -129,7 +151,7 @@ public final class HTTPGateway: Sendable {
                 }
             ),
             withErrorHandling: true)
-        try operations.addHandler(HTTPHandler(shared: shared), name: HTTPHandler.name)
+        try operations.addHandler(HTTPHandler(shared: shared, slot: slot), name: HTTPHandler.name)
     }
 
     /// Applies a reloaded `[http]` (already validated, its files read into `keys`) without
@@ -196,6 +218,8 @@ final class GatewayShared: Sendable {
         set { maxPrefixLengthNow.store(newValue, ordering: .relaxed) }
     }
     let logger: Logger
+    /// Connections that are not clients yet, and their cap.
+    let plainConnections = PlainConnections()
     private let nextID = Atomic<UInt64>(0)
 
     init(

@@ -16,6 +16,14 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var bodyBytes = 0
     /// Set once the connection streams events; it then takes no more requests.
     private var stream: EventStream?
+    /// The connection's place among those that are not clients, given back when it starts
+    /// streaming (or is upgraded to a WebSocket, which removes this handler) or closes.
+    private let slot: PlainConnections.Slot
+    /// Runs while the connection owes the gateway a request: until the first one is whole,
+    /// and between a response and the next request.
+    private var deadline = RequestDeadline()
+    /// A response has been sent on this connection: it is a kept-alive one.
+    private var answeredBefore = false
 
     private enum EventStream {
         /// The outbox, the keep-alive, and the close at the JWT's expiry (if any).
@@ -23,8 +31,42 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case status(RepeatedTask)
     }
 
-    init(shared: GatewayShared) {
+    init(shared: GatewayShared, slot: PlainConnections.Slot) {
         self.shared = shared
+        self.slot = slot
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        restartDeadline(context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline.stop()
+        slot.release()
+    }
+
+    private func restartDeadline(_ context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadline.restart(on: context.eventLoop) {
+            let (handler, context) = loopBound.value
+            handler.deadlinePassed(context)
+        }
+    }
+
+    /// No whole request came in time. A client in the middle of one, or that never sent one,
+    /// is told why (a person trying the port by hand sees it); an idle kept-alive connection is
+    /// closed without a word, since a 408 could cross a request the client is just sending and
+    /// be taken for its answer.
+    private func deadlinePassed(_ context: ChannelHandlerContext) {
+        guard stream == nil else { return }
+        guard head != nil || !answeredBefore, let raw = context.pipeline.syncOperations.rawWriterContext() else {
+            context.close(promise: nil)
+            return
+        }
+        let response = RawHTTPResponse.error(
+            status: "408 Request Timeout", code: "request_timeout",
+            "no whole request within \(RequestDeadline.seconds) s; send the request as soon as the connection is open")
+        Goodbye.close(context.channel, once: raw.writeAndFlush(NIOAny(ByteBuffer(bytes: response))))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -51,6 +93,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head else { return }
             self.head = nil
+            // The request is whole; the deadline starts again once it is answered.
+            deadline.stop()
             let requestBody = body
             body = []
             route(context, head, body: requestBody)
@@ -77,6 +121,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             break
         }
         stream = nil
+        deadline.stop()
+        slot.release()
         context.fireChannelInactive()
     }
 
@@ -400,7 +446,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 outbox.writeRaw(
                     WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "error", data: data)), promise: written)
                 channel.flush()
-                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                // A reader that stopped reading must not keep the stream past its token's exp.
+                Goodbye.close(channel, once: written.futureResult)
             }
         }
         stream = .messages(outbox, keepAlive, expiry, user: subject)
@@ -460,6 +507,9 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func startStream(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        // A client now: it counts against max_clients, and streams for as long as it likes.
+        deadline.stop()
+        slot.release()
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "text/event-stream; charset=utf-8")
         headers.add(name: "Cache-Control", value: "no-cache")
@@ -503,6 +553,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             if !keepAlive { channel.close(promise: nil) }
         }
+        // The next request is due within the deadline; and a client that never reads this
+        // response (so that the close above never comes) is closed by it too.
+        answeredBefore = true
+        if channel.isActive { restartDeadline(context) }
     }
 
     /// `{"error":{"code":...,"message":...}}`, as on the control socket.

@@ -191,14 +191,57 @@ final class WebSocketSession: ChannelInboundHandler {
             closing = true
             var data = frame.unmaskedData
             let code = data.readInteger(as: UInt16.self) ?? 1000
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.close(code: code, reason: ""))).whenComplete { _ in
-                channel.close(promise: nil)
-            }
+            Goodbye.close(context.channel, once: context.writeAndFlush(wrapOutboundOut(.close(code: code, reason: ""))))
         default:
             break
         }
     }
+
+    /// What the handlers before this one could not read. Left unhandled, a message that
+    /// `NIOWebSocketFrameAggregator` refused (too large in fragments, say) vanished: the
+    /// aggregator drops it and reports only here, and the client waited for an answer on an
+    /// open connection.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case let refused as NIOWebSocketFrameAggregator.Error:
+            // The rest of a refused message may follow, each fragment an error of its own.
+            guard !closing else { return }
+            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            let (code, reason) = Self.closeFrame(for: refused, maxFrame: shared.settings.maxFrame)
+            close(context, code: code, reason: reason)
+        case is NIOWebSocketError:
+            // NIO's WebSocketProtocolErrorHandler has sent the close frame (1009 for a frame over
+            // max_frame, 1002 otherwise) and hangs up once it is written: bound that wait too.
+            guard !closing else { return }
+            closing = true
+            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            Goodbye.closeAfterGrace(context.channel)
+        default:
+            // An I/O or TLS error: the connection is of no further use.
+            context.close(promise: nil)
+        }
+    }
+
+    /// The close code and reason for a fragmented message the aggregator refused.
+    static func closeFrame(for error: NIOWebSocketFrameAggregator.Error, maxFrame: Int) -> (UInt16, String) {
+        switch error {
+        case .accumulatedFrameSizeIsTooLarge:
+            (1009, "message over max_frame (\(maxFrame) bytes) in all its fragments; send smaller requests")
+        case .tooManyFragments:
+            (1009, "message in more than \(maxFragments) fragments; send it in fewer")
+        case .receivedNewFrameWithoutFinishingPrevious:
+            (1002, "new message before the last fragment of the previous one (RFC 6455 5.4)")
+        case .didReceiveFragmentBeforeReceivingTextOrBinaryFrame:
+            (1002, "continuation frame with no message to continue (RFC 6455 5.4)")
+        case .nonFinalFragmentSizeIsTooSmall:
+            (1002, "fragment too small (RFC 6455 5.4)")
+        }
+    }
+
+    /// The most fragments a message may come in: enough for any client that fragments
+    /// sensibly, few enough that tiny fragments cannot make one message cost thousands of
+    /// buffers.
+    static let maxFragments = 64
 
     private func handle(_ request: ClientRequest, context: ChannelHandlerContext) {
         guard let outbox else { return }
@@ -294,12 +337,10 @@ final class WebSocketSession: ChannelInboundHandler {
             wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))), promise: nil)
     }
 
+    /// Sends a close frame and hangs up, whether or not the client reads it (`Goodbye`).
     private func close(_ context: ChannelHandlerContext, code: UInt16, reason: String) {
         guard !closing else { return }
         closing = true
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.close(code: code, reason: reason))).whenComplete { _ in
-            channel.close(promise: nil)
-        }
+        Goodbye.close(context.channel, once: context.writeAndFlush(wrapOutboundOut(.close(code: code, reason: reason))))
     }
 }

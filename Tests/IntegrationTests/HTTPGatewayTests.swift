@@ -162,6 +162,28 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(daemon.process.isRunning)
     }
 
+    /// A message in fragments (RFC 6455 5.4) is held to max_frame as a whole, and a broken
+    /// sequence of fragments is a protocol error: either closes the connection with its code,
+    /// where NIO's aggregator alone dropped the message and left the client waiting.
+    func testFragmentedMessagesThatBreakTheRulesGetCloseCodes() throws {
+        let (daemon, port) = try startDaemon(http: "max_frame = 65536")
+        let run = try python(["ws-fragments", "\(port)"]).finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let results = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        let ping = (results["fragmented_ping"] as? [String: Any])?["message"] as? [String: Any]
+        XCTAssertEqual(ping?["type"] as? String, "pong", "a fragmented request within the limits is answered")
+        for (name, code, words) in [
+            ("too_large", 1009, "max_frame"), ("too_many", 1009, "fragments"),
+            ("new_message_inside", 1002, "fragment"), ("continuation_alone", 1002, "continuation"),
+        ] {
+            let close = results[name] as? [String: Any] ?? [:]
+            XCTAssertEqual(close["code"] as? Int, code, "\(name): \(close)")
+            XCTAssertTrue((close["reason"] as? String ?? "").contains(words), "\(name): \(close)")
+            XCTAssertEqual(close["then"] as? String, "eof", "\(name): the server hung up after its close frame")
+        }
+        XCTAssertTrue(daemon.process.isRunning)
+    }
+
     func testASlowWebSocketClientIsDroppedWhileTheOthersKeepUp() throws {
         let queue = 200
         let (daemon, port) = try startDaemon(http: "client_queue = \(queue)")

@@ -103,31 +103,43 @@ def ws_since(port, requests, until_topic, ready_file, query=""):
     ws.close()
 
 
+def close_after(port, send, timeout=10):
+    """Sends something on a fresh connection, then reads up to the server's close frame: returns
+    the close frame (with "then": whether the server hung up afterwards), or how the wait ended
+    ("eof", or "timeout": the connection stayed open and silent)."""
+    ws = websocket.create_connection(ws_url(port), timeout=timeout)
+    try:
+        send(ws)
+    except OSError:
+        pass  # the server may hang up before the whole frame is sent; its close frame is read below
+    while True:
+        try:
+            # recv_frame does not answer a close by itself (the server may be gone already).
+            raw = ws.recv_frame()
+        except websocket.WebSocketTimeoutException:
+            return {"kind": "timeout"}
+        except (websocket.WebSocketConnectionClosedException, OSError):
+            return {"kind": "eof"}
+        frame = frame_of(raw.opcode, raw.data)
+        if frame["kind"] == "close":
+            try:
+                while ws.recv_frame():
+                    pass
+            except websocket.WebSocketTimeoutException:
+                frame["then"] = "open"
+            except (websocket.WebSocketConnectionClosedException, OSError):
+                frame["then"] = "eof"
+            return frame
+
+
 def ws_bad_requests(port):
     """Each bad request on a fresh connection: what the server answered."""
     results = {}
-
-    def close_after(send):
-        ws = websocket.create_connection(ws_url(port), timeout=10)
-        try:
-            send(ws)
-        except OSError:
-            pass  # the server may hang up before the whole frame is sent; its close frame is read below
-        while True:
-            try:
-                # recv_frame does not answer a close by itself (the server may be gone already).
-                raw = ws.recv_frame()
-            except (websocket.WebSocketConnectionClosedException, OSError):
-                return {"kind": "eof"}
-            frame = frame_of(raw.opcode, raw.data)
-            if frame["kind"] == "close":
-                return frame
-
-    results["not_json"] = close_after(lambda ws: ws.send("subscribe weather."))
-    results["unknown_op"] = close_after(lambda ws: ws.send(json.dumps({"op": "frobnicate"})))
-    results["no_prefix"] = close_after(lambda ws: ws.send(json.dumps({"op": "subscribe"})))
-    results["binary"] = close_after(lambda ws: ws.send_binary(b"\x00\x01"))
-    results["oversized"] = close_after(lambda ws: ws.send("x" * 70_000))
+    results["not_json"] = close_after(port, lambda ws: ws.send("subscribe weather."))
+    results["unknown_op"] = close_after(port, lambda ws: ws.send(json.dumps({"op": "frobnicate"})))
+    results["no_prefix"] = close_after(port, lambda ws: ws.send(json.dumps({"op": "subscribe"})))
+    results["binary"] = close_after(port, lambda ws: ws.send_binary(b"\x00\x01"))
+    results["oversized"] = close_after(port, lambda ws: ws.send("x" * 70_000))
     ws = websocket.create_connection(ws_url(port), timeout=10)
     ws.send(json.dumps({"op": "publish", "topic": "nope.x", "payload": "hi"}))
     results["publish_not_allowed"] = frame_of(*ws.recv_data(control_frame=True))
@@ -151,6 +163,32 @@ def ws_bad_requests(port):
         results["good_origin"] = {"status": 101}
     except websocket.WebSocketBadStatusException as error:
         results["good_origin"] = {"status": error.status_code}
+    print(json.dumps(results), flush=True)
+
+
+def ws_fragments(port):
+    """Messages in fragments (RFC 6455 5.4), each on a fresh connection: a good one (answered),
+    then bad ones: what the server answered, and whether it hung up."""
+    text, more = websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_CONT
+
+    def fragments(*parts):
+        def send(ws):
+            for opcode, fin, data in parts:
+                ws.send_frame(websocket.ABNF.create_frame(data, opcode, fin))
+        return send
+
+    results = {}
+    ws = websocket.create_connection(ws_url(port), timeout=10)
+    fragments((text, 0, '{"op":'), (more, 0, ' "pi'), (more, 1, 'ng"}'))(ws)
+    results["fragmented_ping"] = frame_of(*ws.recv_data(control_frame=True))
+    ws.close()
+    # Two fragments of 40 KiB: each under max_frame (64 KiB), the message over it.
+    results["too_large"] = close_after(port, fragments((text, 0, "x" * 40960), (more, 1, "x" * 40960)), timeout=5)
+    results["too_many"] = close_after(
+        port, fragments((text, 0, " "), *[(more, 0, " ")] * 69, (more, 1, "{}")), timeout=5)
+    results["new_message_inside"] = close_after(
+        port, fragments((text, 0, '{"op":'), (text, 1, '{"op":"ping"}')), timeout=5)
+    results["continuation_alone"] = close_after(port, fragments((more, 1, '{"op":"ping"}')), timeout=5)
     print(json.dumps(results), flush=True)
 
 
@@ -349,6 +387,8 @@ if __name__ == "__main__":
                  rest[3] if len(rest) > 3 else "")
     elif command == "ws-bad":
         ws_bad_requests(port)
+    elif command == "ws-fragments":
+        ws_fragments(port)
     elif command == "ws-slow":
         ws_slow(port, rest[0], rest[1], rest[2], float(rest[3]))
     elif command == "sse":

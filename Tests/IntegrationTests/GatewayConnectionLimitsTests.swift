@@ -1,0 +1,265 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// How the HTTP gateway bounds what a connection may hold without being a well-behaved client:
+/// the request deadline, the cap on connections that are not clients yet, and the close of a
+/// client that stopped reading. Raw sockets from Python (`python/gateway_limits.py`), so that
+/// the misbehaviour is exactly what the test says. docs/http.md ("Limits").
+final class GatewayConnectionLimitsTests: XCTestCase {
+    /// `RequestDeadline.limit` in Sources/ZPubGateway/ConnectionLimits.swift.
+    private static let requestDeadline = 10.0
+    /// `PlainConnections.limit`, in the same file.
+    private static let plainConnectionLimit = 1_024
+    /// `Goodbye.grace` (Sources/ZPubGateway/Goodbye.swift) is 1 s; a client that stopped reading
+    /// must be gone well within this after the event that closes it.
+    private static let closeBound = 10.0
+
+    private var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-limits-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// zpubd with the gateway on a free port, once it answers /healthz (over TLS with `tls`).
+    private func startDaemon(http extra: String = "", tls: Bool = false) throws -> (Daemon, Int) {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: """
+                [http]
+                enabled = true
+                listen = "127.0.0.1:\(port)"
+                \(extra)
+                """)
+        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 15) {
+            guard tls else { return (try? HTTPProbe.get(port: port, "/healthz").status) == 200 }
+            let run = try Run.python(
+                "gateway_credentials.py", ["https-get", "\(port)", "/healthz", path("server.crt")])
+            return run.status == 0 && run.stdout.contains("\"status\": 200")
+        }
+        return (daemon, port)
+    }
+
+    private func script(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("python/\(name)").path
+    }
+
+    private func python(_ name: String, _ arguments: [String]) throws -> RunningProgram {
+        try RunningProgram(URL(fileURLWithPath: "/usr/bin/python3"), [script(name)] + arguments)
+    }
+
+    private func readyFile() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("zpub-ready-\(UUID().uuidString)").path
+    }
+
+    private func jsonLines(_ text: String) -> [[String: Any]] {
+        text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    /// The gateway's /metrics samples, keyed as written: `name{label="value"}`.
+    private func metrics(_ port: Int) throws -> [String: Double] {
+        var samples: [String: Double] = [:]
+        for line in try HTTPProbe.get(port: port, "/metrics").text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
+                continue
+            }
+            samples[String(line[..<space])] = value
+        }
+        return samples
+    }
+
+    // MARK: The request deadline
+
+    /// A connection that sends nothing, or half a request line, is answered 408 and closed at
+    /// the deadline; a kept-alive connection idle after its response is closed without a word;
+    /// an event stream and a WebSocket opened at the same time outlive the deadline.
+    func testConnectionsWithoutAWholeRequestAreClosedAtTheDeadlineAndStreamsAreNot() throws {
+        let (daemon, port) = try startDaemon()
+        let sseReady = readyFile()
+        let sse = try python("http_clients.py", ["sse", "\(port)", "?prefix=late.", "1", "-", sseReady])
+        let webSocketReady = readyFile()
+        let webSocket = try python("http_clients.py", ["ws-sub", "\(port)", #"["late."]"#, "1", webSocketReady])
+        try Wait.until("both streams are open") {
+            FileManager.default.fileExists(atPath: sseReady) && FileManager.default.fileExists(atPath: webSocketReady)
+        }
+        let idle = try python("gateway_limits.py", ["idle", "\(port)"]).finish(timeout: 90)
+        XCTAssertEqual(idle.status, 0, idle.stderr)
+        let results = try XCTUnwrap(jsonLines(idle.stdout).first, idle.stdout + idle.stderr)
+        let bounds = (Self.requestDeadline - 1)...(Self.requestDeadline + 5)
+        for name in ["silent", "half_request_line"] {
+            let connection = results[name] as? [String: Any] ?? [:]
+            XCTAssertEqual(connection["ending"] as? String, "eof", "\(name) was closed: \(connection)")
+            XCTAssertTrue(
+                bounds.contains(connection["after_s"] as? Double ?? -1), "\(name) at the deadline: \(connection)")
+            let received = connection["received"] as? String ?? ""
+            XCTAssertTrue(received.hasPrefix("HTTP/1.1 408 "), "\(name) was told why: \(connection)")
+            XCTAssertTrue(received.contains("\"request_timeout\""), "\(name): \(connection)")
+        }
+        let keptAlive = results["kept_alive"] as? [String: Any] ?? [:]
+        XCTAssertEqual(keptAlive["first_response"] as? String, "HTTP/1.1 200 OK", "\(keptAlive)")
+        XCTAssertEqual(keptAlive["ending"] as? String, "eof", "an idle kept-alive connection is closed: \(keptAlive)")
+        XCTAssertTrue(bounds.contains(keptAlive["after_s"] as? Double ?? -1), "at the deadline: \(keptAlive)")
+        XCTAssertEqual(keptAlive["received"] as? String, "", "without an unasked-for response: \(keptAlive)")
+
+        // Past the deadline, both streams are still there and still deliver.
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("late.news", "still here"))
+        for (name, stream) in [("SSE", sse), ("WebSocket", webSocket)] {
+            let run = try stream.finish(timeout: 20)
+            XCTAssertEqual(run.status, 0, "\(name): \(run.stderr)")
+            XCTAssertTrue(run.stdout.contains("still here"), "the \(name) stream outlived the deadline: \(run.stdout)")
+        }
+    }
+
+    /// Over TLS the deadline covers the handshake: a connection that sends no ClientHello, or
+    /// part of one, is closed too.
+    func testATLSConnectionWithoutAHandshakeIsClosedAtTheDeadline() throws {
+        let openssl = URL(fileURLWithPath: "/usr/bin/openssl")
+        let made = try Run.program(
+            openssl,
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                "-subj", "/CN=zpub test", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", path("server.key"),
+                "-out", path("server.crt"),
+            ])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let (daemon, port) = try startDaemon(
+            http: """
+                tls_certificate_file = "\(path("server.crt"))"
+                tls_key_file = "\(path("server.key"))"
+                """, tls: true)
+        defer { withExtendedLifetime(daemon) {} }
+        let idle = try python("gateway_limits.py", ["idle", "\(port)", "tls"]).finish(timeout: 90)
+        XCTAssertEqual(idle.status, 0, idle.stderr)
+        let results = try XCTUnwrap(jsonLines(idle.stdout).first, idle.stdout + idle.stderr)
+        for name in ["silent", "partial_client_hello"] {
+            let connection = results[name] as? [String: Any] ?? [:]
+            XCTAssertNotEqual(connection["ending"] as? String, "open", "\(name) was closed: \(connection)")
+            let after = connection["after_s"] as? Double ?? -1
+            XCTAssertTrue(
+                ((Self.requestDeadline - 1)...(Self.requestDeadline + 5)).contains(after),
+                "\(name) at the deadline: \(connection)")
+        }
+    }
+
+    // MARK: The cap on connections that are not clients
+
+    /// One host opening idle connections by the thousand gets a 503 past the cap, instead of
+    /// using up zpubd's descriptors; clients' streams do not count against it, and once the
+    /// crowd is gone the gateway answers again.
+    func testTooManyConnectionsWithoutARequestAreRefused() throws {
+        let (daemon, port) = try startDaemon()
+        let sseReady = readyFile()
+        let sse = try python("http_clients.py", ["sse", "\(port)", "?prefix=crowd.", "1", "-", sseReady])
+        try Wait.until("the stream is open") { FileManager.default.fileExists(atPath: sseReady) }
+
+        let run = try python("gateway_limits.py", ["crowd", "\(port)", "\(Self.plainConnectionLimit)"])
+            .finish(timeout: 90)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let crowd = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        XCTAssertEqual(crowd["opened"] as? Int, Self.plainConnectionLimit)
+        XCTAssertEqual(
+            crowd["answered_or_closed"] as? Int, 0, "up to the cap, connections are kept (the stream is not counted)")
+        let extra = crowd["extra"] as? String ?? ""
+        XCTAssertTrue(extra.hasPrefix("HTTP/1.1 503 "), "the one past the cap is refused: \(crowd)")
+        XCTAssertTrue(extra.contains("\"too_many_connections\""), "\(crowd)")
+        XCTAssertEqual(crowd["extra_ending"] as? String, "eof", "and hung up on: \(crowd)")
+
+        try Wait.until("the gateway answers again once the crowd is gone", timeout: 10) {
+            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+        }
+        XCTAssertTrue(daemon.log.contains("refusing new connections"), daemon.log)
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("crowd.news", "served throughout"))
+        let stream = try sse.finish(timeout: 20)
+        XCTAssertTrue(stream.stdout.contains("served throughout"), stream.stdout + stream.stderr)
+    }
+
+    // MARK: Closing a client that stopped reading
+
+    /// A WebSocket and an event stream whose reader stopped reading (its buffers full, the
+    /// gateway's writes waiting) are closed when their JWT expires, within a bound: the close
+    /// frame or last event can never be written, and waiting for it held the connection, its
+    /// max_clients slot and the expired token's stream for ever.
+    func testClientsThatStopReadingAreClosedAtTheirTokensExpiry() throws {
+        let secret = path("jwt.secret")
+        try "0123456789abcdef0123456789abcdef-test-secret\n".write(toFile: secret, atomically: true, encoding: .utf8)
+        // A queue large enough that the stalled readers are not dropped as too slow first.
+        let (daemon, port) = try startDaemon(
+            http: """
+                jwt_secret_file = "\(secret)"
+                client_queue = 100000
+                """)
+        // exp in whole seconds: 8 to 9 s from now, time enough to connect and fill the buffers.
+        let minted = try Run.python(
+            "gateway_credentials.py", ["jwt", "HS256", secret, "alice", "9", #"["a."]"#, "[]"])
+        XCTAssertEqual(minted.status, 0, minted.stderr)
+        let token = minted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let go = readyFile()
+        defer { try? FileManager.default.removeItem(atPath: go) }
+        var readers: [(String, RunningProgram)] = []
+        for (kind, target) in [
+            ("ws", "/ws?prefix=a.&access_token=\(token)"), ("sse", "/events?prefix=a.&access_token=\(token)"),
+        ] {
+            let ready = readyFile()
+            readers.append(
+                (kind, try python("gateway_limits.py", ["stalled", "\(port)", target, kind, ready, go, "60"])))
+            try Wait.until("the \(kind) reader is connected") { FileManager.default.fileExists(atPath: ready) }
+        }
+        try Wait.until("the gateway has both clients and subscribes for them") {
+            let samples = try metrics(port)
+            let subscribed = try daemon.subscriptions().subscriptions.contains { $0.prefix == "a." }
+            return subscribed && samples["zpub_http_clients{kind=\"websocket\"}"] == 1
+                && samples["zpub_http_clients{kind=\"sse\"}"] == 1
+        }
+
+        // Far more than the readers' socket buffers and NIO's write buffer (64 KiB) hold.
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let count = 3_000
+        let payload = String(repeating: "x", count: 1_000)
+        for index in 0..<count { try push.send(frames: frames("a.load", "\(index) \(payload)")) }
+        try Wait.until("the gateway has every message", timeout: 30) {
+            try metrics(port)["zpub_http_messages_in_total"] ?? 0 >= Double(count)
+        }
+        let written = try metrics(port)
+        for kind in ["websocket", "sse"] {
+            let out = written["zpub_http_messages_out_total{kind=\"\(kind)\"}"] ?? 0
+            XCTAssertLessThan(out, Double(count), "the \(kind) reader's buffers are full: the gateway's writes wait")
+        }
+
+        try Wait.until("both tokens expire", timeout: 30) {
+            try metrics(port)["zpub_http_clients_dropped_total{reason=\"token_expired\"}"] == 2
+        }
+        var open: [String: Double] = [:]
+        let closed = try? Wait.until("the clients are closed", timeout: Self.closeBound) {
+            let samples = try metrics(port)
+            open = samples.filter { $0.key.hasPrefix("zpub_http_clients{") && $0.value > 0 }
+            return open.isEmpty
+        }
+        XCTAssertNotNil(
+            closed, "within \(Self.closeBound) s of their token's expiry, though they read nothing; still open: \(open)"
+        )
+
+        try createEmptyFile(go)
+        for (kind, reader) in readers {
+            let run = try reader.finish(timeout: 60)
+            XCTAssertEqual(run.status, 0, "\(kind): \(run.stderr)")
+            let ending = jsonLines(run.stdout).first ?? [:]
+            XCTAssertNotEqual(ending["ending"] as? String, "open", "\(kind): the connection was closed: \(ending)")
+        }
+    }
+}

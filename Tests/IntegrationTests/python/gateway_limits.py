@@ -1,0 +1,140 @@
+"""Raw-socket clients that misbehave on purpose, for GatewayConnectionLimitsTests.swift: connections
+that send no request, or half of one, or stop reading; and a crowd of idle connections. Each
+command prints one JSON document on stdout for the Swift test to check.
+
+usage:
+  gateway_limits.py idle PORT [tls]
+      three connections at once: one that sends nothing, one that sends half a request line, and
+      one that makes a keep-alive request and then stays idle; with "tls", two: one that sends
+      nothing and one that sends part of a TLS ClientHello. Prints, for each, what the server
+      sent and how long after connecting (after its response, for the kept-alive one) it hung up.
+  gateway_limits.py stalled PORT TARGET KIND READY GO SECONDS
+      opens TARGET as a WebSocket (KIND "ws") or an event stream (KIND "sse") with a tiny
+      receive buffer, creates READY once the response head has arrived, then reads nothing until
+      GO exists (SECONDS at most); then reads to the end and prints how the connection ended.
+  gateway_limits.py crowd PORT COUNT
+      opens COUNT connections that send nothing, then one more; prints how many of the COUNT the
+      server answered or closed, and what the extra one got.
+"""
+import base64
+import json
+import os
+import resource
+import select
+import socket
+import sys
+import threading
+import time
+
+
+def read_to_end(connection, seconds):
+    """What the peer sends until it hangs up: (bytes, "eof" / "reset" / "open")."""
+    connection.settimeout(seconds)
+    received = b""
+    try:
+        while True:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return received, "eof"
+            received += chunk
+    except ConnectionResetError:
+        return received, "reset"
+    except socket.timeout:
+        return received, "open"
+
+
+def idle(port, tls=False):
+    results = {}
+
+    def hang_up_after(name, request, expect_response=False):
+        connection = socket.create_connection(("127.0.0.1", port))
+        connection.sendall(request)
+        started = time.monotonic()
+        response = b""
+        if expect_response:
+            # The response to the whole request, then the idle wait from its end.
+            connection.settimeout(10)
+            while b"\r\n\r\n" not in response:
+                response += connection.recv(65536)
+            head, _, body = response.partition(b"\r\n\r\n")
+            length = int([line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")][0])
+            while len(body) < length:
+                body += connection.recv(65536)
+            started = time.monotonic()
+        received, ending = read_to_end(connection, 40)
+        results[name] = {"first_response": response.decode(errors="replace").split("\r\n")[0],
+                         "received": received.decode(errors="replace"), "ending": ending,
+                         "after_s": round(time.monotonic() - started, 2)}
+        connection.close()
+
+    if tls:
+        cases = [("silent", b""),
+                 # A TLS record header announcing a ClientHello of 512 bytes, and the first 6 of them.
+                 ("partial_client_hello", bytes.fromhex("1603010200" "010001fc0303"))]
+    else:
+        cases = [("silent", b""), ("half_request_line", b"GET /healthz HT"),
+                 ("kept_alive", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", True)]
+    threads = [threading.Thread(target=hang_up_after, args=case) for case in cases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps(results), flush=True)
+
+
+def stalled(port, target, kind, ready_file, go_file, seconds):
+    connection = socket.socket()
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    connection.connect(("127.0.0.1", port))
+    if kind == "ws":
+        key = base64.b64encode(os.urandom(16)).decode()
+        extra = f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    else:
+        extra = "Accept: text/event-stream\r\n"
+    connection.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}\r\n".encode())
+    connection.settimeout(20)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = connection.recv(1024)
+        if not chunk:
+            break
+        head += chunk
+    open(ready_file, "w").close()
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(go_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    received, ending = read_to_end(connection, 30)
+    print(json.dumps({"status_line": head.split(b"\r\n")[0].decode(errors="replace"), "ending": ending,
+                      "bytes_after_go": len(received)}), flush=True)
+
+
+def crowd(port, count):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, count + 64)), hard))
+    connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    # The server accepts them in order; give it a moment to have taken them all.
+    time.sleep(1)
+    extra = socket.create_connection(("127.0.0.1", port))
+    received, ending = read_to_end(extra, 10)
+    poller = select.poll()  # select() takes no descriptor above 1023
+    for connection in connections:
+        poller.register(connection, select.POLLIN)
+    readable = poller.poll(0)
+    print(json.dumps({"opened": len(connections), "answered_or_closed": len(readable),
+                      "extra": received.decode(errors="replace"), "extra_ending": ending}), flush=True)
+    for connection in connections + [extra]:
+        connection.close()
+
+
+if __name__ == "__main__":
+    command, port, *rest = sys.argv[1:]
+    port = int(port)
+    if command == "idle":
+        idle(port, tls=rest == ["tls"])
+    elif command == "stalled":
+        stalled(port, rest[0], rest[1], rest[2], rest[3], float(rest[4]))
+    elif command == "crowd":
+        crowd(port, int(rest[0]))
+    else:
+        sys.exit(f"unknown command {command}")
