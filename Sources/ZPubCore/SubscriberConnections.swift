@@ -17,9 +17,9 @@
 /// without metadata (in-process subscribers, and the unsubscriptions libzmq sends for a
 /// connection that closed, one per prefix it held) are counted as before, frame by frame.
 ///
-/// A prefix is remembered by its hash (seeded, 64 bits), not its bytes: 8 bytes a subscription
-/// instead of an array's 40 or more, next to the table's 64 MiB bound for 100,000 of them
-/// (docs/performance.md). Two prefixes of one connection with the same hash would be taken for
+/// A prefix is remembered by its hash (seeded, 64 bits), not its bytes, in a flat set
+/// (`HashSet64`): 8-16 bytes a subscription instead of an array's 40 or more, next to the
+/// 64 MiB bound for 100,000 of them (docs/performance.md). Two prefixes of one connection with the same hash would be taken for
 /// one; with a seeded 64-bit hash that is far less likely than a memory error.
 public struct SubscriberConnections: Sendable {
     /// A connection as libzmq and the kernel know it.
@@ -55,7 +55,7 @@ public struct SubscriberConnections: Sendable {
     }
 
     /// Per descriptor (what a close event names), each connection read on it and its prefixes.
-    private var connections: [Int32: [Identity: Set<Int>]] = [:]
+    private var connections: [Int32: [Identity: HashSet64]] = [:]
     /// Descriptors libzmq reported closed while they still showed a recorded connection's
     /// socket (libzmq reports before it closes): looked at again until that is gone.
     public private(set) var closing: Set<Int32> = []
@@ -90,14 +90,14 @@ public struct SubscriberConnections: Sendable {
             let socket = Socket(device: connection.device, inode: connection.inode)
             connections[connection.descriptor] = others.filter { $0.key.isCurrent(socket) }
         }
-        connections[connection.descriptor, default: [:]][connection, default: []].insert(prefixHash)
+        connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(prefixHash)
     }
 
     /// Records an unsubscription; false when the connection did not hold the prefix (it was
     /// refused, or the peer unsubscribes from something it never subscribed to), which then
     /// counts for nothing.
     public mutating func unsubscribed(_ prefixHash: Int, _ connection: Identity) -> Bool {
-        guard connections[connection.descriptor]?[connection]?.remove(prefixHash) != nil else { return false }
+        guard connections[connection.descriptor]?[connection]?.remove(prefixHash) == true else { return false }
         if connections[connection.descriptor]?[connection]?.isEmpty == true {
             connections[connection.descriptor]?[connection] = nil
             if connections[connection.descriptor]?.isEmpty == true { connections[connection.descriptor] = nil }
