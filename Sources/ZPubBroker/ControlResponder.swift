@@ -180,7 +180,7 @@ final class ControlResponder: BrokerControl {
             return .error(
                 ControlError(
                     .snapshotTimeout,
-                    "the subscription to \(SnapshotReply.markerPrefix)\(token) did not reach the broker within \(Self.snapshotTimeoutMilliseconds) ms; subscribe to it (on the SUB socket that wants the replay) before sending REPLAY. If you did: the broker may have refused it (max_subscriptions reached: STATS subscriptions.refused_table_full), or more than \(SnapshotRendezvous<Void>.capacity) REPLAY and REPLAY requests were waiting at once"
+                    "the subscription to \(SnapshotReply.markerPrefix)\(token) did not reach the broker within \(Self.snapshotTimeoutMilliseconds) ms; subscribe to it (on the SUB socket that wants the replay) before sending REPLAY. If you did: the broker may have refused it (max_subscriptions reached: STATS subscriptions.refused_table_full), or more than \(SnapshotRendezvous<Void>.capacity) SNAPSHOT and REPLAY requests were waiting at once"
                 ))
         case .failure(let error):
             return .error(error)

@@ -121,6 +121,16 @@ public struct PairFollower {
         return isKept(held[0]) ? orphan(held) : deliver(held, nil)
     }
 
+    /// A resume's replay said the broker numbered nothing after `through`. Below `last`, its
+    /// numbering started again (a restart with history in memory, a history file moved aside):
+    /// numbered messages from it would all be taken for ones printed already, so `last` goes
+    /// back to `through`. True when it did (the caller says so).
+    public mutating func numberingEnds(at through: UInt64) -> Bool {
+        guard through < last else { return false }
+        last = through
+        return true
+    }
+
     /// A resume's replay: the messages after `last` (each with its sequence), and the history
     /// prefixes it covers (nil: unchanged).
     public mutating func replayed(_ messages: [(frames: [[UInt8]], sequence: UInt64?)], keptPrefixes: [[UInt8]]?)

@@ -37,7 +37,7 @@ struct History: ParsableCommand {
                 reply.messages.forEach(print)
                 if reply.more, let oldest = reply.messages.first?.sequence {
                     Output.error(
-                        "zpub: only the newest \(reply.messages.count) fit in one reply (\(HistoryReply.pageBytes >> 20) MiB of frames); read the older ones with --since and a sequence before \(oldest)"
+                        "only the newest \(reply.messages.count) fit in one reply (\(HistoryReply.pageBytes >> 20) MiB of frames); read the older ones with --since and a sequence before \(oldest)"
                     )
                 }
                 return
@@ -50,8 +50,8 @@ struct History: ParsableCommand {
                 if let gap = reply.gap {
                     Output.error(
                         first
-                            ? "zpub: messages \(gap.from) to \(gap.to) are no longer kept (history's bounds); printing from \(reply.firstSequence)"
-                            : "zpub: messages \(gap.from) to \(gap.to) were evicted while the history was read (history's bounds)"
+                            ? "messages \(gap.from) to \(gap.to) are no longer kept (history's bounds); printing from \(reply.firstSequence)"
+                            : "messages \(gap.from) to \(gap.to) were evicted while the history was read (history's bounds)"
                     )
                 }
                 first = false
@@ -64,7 +64,7 @@ struct History: ParsableCommand {
 
     private func print(_ entry: MessageJSON) {
         guard let frames = entry.messageFrames else {
-            return Output.error("zpub: message \(entry.sequence) has a frame that is not base64; skipped")
+            return Output.error("message \(entry.sequence) has a frame that is not base64; skipped")
         }
         if options.json {
             Output.line(Subscribe.jsonLine(frames, sequence: entry.sequence))

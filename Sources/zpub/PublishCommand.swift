@@ -52,6 +52,9 @@ struct Publish: ParsableCommand {
 
     func validate() throws {
         if push && pub { throw ValidationError("--push and --pub exclude each other") }
+        try Milliseconds.check(timeout, "--timeout")
+        // A minute at most: it is slept in microseconds, in 32 bits.
+        try Milliseconds.check(settle, "--settle", maximum: 60_000)
     }
 
     func run() throws {

@@ -8,7 +8,9 @@ struct Subscribe: ParsableCommand {
         commandName: "sub",
         abstract: "Subscribe to topic prefixes and print each message: topic, then frames, tab-separated.",
         discussion: """
-            No PREFIX subscribes to everything. Bytes that are not printable are shown as \\xNN.
+            No PREFIX subscribes to everything, zpubd's own $zpub/ topics (sequence and snapshot
+            markers) excepted: they are printed only under a PREFIX that starts with $zpub/.
+            Bytes that are not printable are shown as \\xNN.
             --json prints one JSON object per message, the shape WebSocket and SSE clients get:
             {"type": "message", "topic": ..., "encoding": ..., "payload": ...}, where encoding is
             json (one JSON payload frame, embedded), text, frames (an array) or base64 (when a
@@ -66,6 +68,7 @@ struct Subscribe: ParsableCommand {
 
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if let timeout { try Milliseconds.check(timeout, "--timeout") }
         if snapshot && prefixes.count > 1 {
             throw ValidationError("--snapshot takes one prefix (or none, for everything)")
         }
@@ -98,6 +101,7 @@ struct Subscribe: ParsableCommand {
             if let since, controls.count > 1 { return try follow(socket, since: since, watch: watch) }
             var received = 0
             func emit(_ frames: [[UInt8]]) -> Bool {
+                guard !isBrokersOwn(frames) else { return false }
                 received += 1
                 Output.line(json ? Self.jsonLine(frames) : Self.textLine(frames))
                 return count.map { received >= $0 } ?? false
@@ -105,17 +109,26 @@ struct Subscribe: ParsableCommand {
             var catchUp: SnapshotCatchUp<[[UInt8]]>?
             if snapshot || since != nil {
                 var handshake = try startSnapshot(subscriber: socket)
-                let release =
+                /// Ends the command once --count messages are out.
+                struct Done: Error {}
+                func print(_ entries: [MessageJSON]) throws {
+                    for entry in entries {
+                        guard let frames = entry.messageFrames else {
+                            let what = entry.seq.map { "message \($0)" } ?? "a cached value"
+                            Output.error("\(what) has a frame that is not base64; skipped")
+                            continue
+                        }
+                        if emit(frames) { throw Done() }
+                    }
+                }
+                do {
                     if let since {
-                        try fetchReplay(token: handshake.token, since: since, into: &handshake)
+                        _ = try fetchReplay(token: handshake.token, since: since, into: &handshake, page: print)
                     } else {
-                        handshake.replied(try fetchSnapshot(token: handshake.token))
+                        try print(handshake.replied(try fetchSnapshot(token: handshake.token)).entries)
                     }
-                for entry in release.entries {
-                    guard let frames = entry.messageFrames else {
-                        throw CLIError("the snapshot has a frame that is not base64")
-                    }
-                    if emit(frames) { return }
+                } catch is Done {
+                    return
                 }
                 catchUp = handshake
             }
@@ -138,6 +151,13 @@ struct Subscribe: ParsableCommand {
                 }
             }
         }
+    }
+
+    /// zpubd's own topics (`$zpub/`: sequence markers, other clients' snapshot markers), which a
+    /// subscription to everything receives too: printed only when a prefix asks for them.
+    private func isBrokersOwn(_ frames: [[UInt8]]) -> Bool {
+        frames[0].starts(with: BrokerState.internalPrefix)
+            && !prefixes.contains { $0.utf8.starts(with: BrokerState.internalPrefix) }
     }
 
     /// Prints what the person should know about the connection; ends the command when libzmq
@@ -169,10 +189,14 @@ struct Subscribe: ParsableCommand {
     }
 
     /// REPLAY, then the rest of the replayed messages page by page (up to the marker's
-    /// sequence: later ones come live). A range no longer kept is reported on stderr.
+    /// sequence: later ones come live), each page handed to `page` as it arrives (a replay of
+    /// a million messages is not held in memory first). A range no longer kept is reported on
+    /// stderr. Returns the handshake's release (the live messages held meanwhile) and the
+    /// replay's `through`: the last sequence the broker had assigned.
     private func fetchReplay(
-        token: String, since: UInt64, into handshake: inout SnapshotCatchUp<[[UInt8]]>, from control: String? = nil
-    ) throws -> SnapshotCatchUp<[[UInt8]]>.Release {
+        token: String, since: UInt64, into handshake: inout SnapshotCatchUp<[[UInt8]]>, from control: String? = nil,
+        page deliver: ([MessageJSON]) throws -> Void
+    ) throws -> (release: SnapshotCatchUp<[[UInt8]]>.Release, through: UInt64) {
         let client = ControlClient(
             endpoint: control ?? self.control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         let prefix = prefixes.first ?? ""
@@ -180,19 +204,21 @@ struct Subscribe: ParsableCommand {
         if let gap = reply.gap {
             Output.error("messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)")
         }
-        var entries = reply.messages
+        try deliver(reply.messages)
+        var last = reply.messages.last?.sequence
         var more = reply.more
-        while more, let last = entries.last?.sequence {
+        while more, let after = last {
             let (page, _) = try client.request(
-                "HISTORY since \(last) until \(reply.through) \(prefix)", as: HistoryReply.self)
+                "HISTORY since \(after) until \(reply.through) \(prefix)", as: HistoryReply.self)
             // Evicted while the pages were read: told, as the first page's gap is.
             if let gap = page.gap {
                 Output.error("messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)")
             }
-            entries += page.messages
+            try deliver(page.messages)
+            last = page.messages.last?.sequence ?? last
             more = page.more
         }
-        return handshake.replied(entries: entries, covering: reply.prefixes)
+        return (handshake.replied(entries: [], covering: reply.prefixes), reply.through)
     }
 
     private func fetchSnapshot(token: String) throws -> SnapshotReply {
@@ -244,11 +270,18 @@ struct Subscribe: ParsableCommand {
             return false
         }
         func resume() throws -> Bool {
+            // A catch-up given up on: its marker must not arrive later as a message to print.
+            if let abandoned = catchUp { try? socket.setOption(.unsubscribe, bytes: abandoned.markerTopic) }
+            catchUp = nil
             var handshake = try startSnapshot(subscriber: socket)
-            let release: SnapshotCatchUp<[[UInt8]]>.Release
+            var entries: [MessageJSON] = []
+            let through: UInt64
             do {
-                release = try fetchReplay(
-                    token: handshake.token, since: follower.last, into: &handshake, from: active)
+                // Held whole: the follower matches the messages it printed without a number
+                // against the whole replay.
+                through = try fetchReplay(
+                    token: handshake.token, since: follower.last, into: &handshake, from: active
+                ) { entries += $0 }.through
             } catch {
                 // The broker may have just taken over, or dropped this connection for a moment:
                 // give up this handshake and try again (a new token) at the next check.
@@ -259,11 +292,19 @@ struct Subscribe: ParsableCommand {
                 return false
             }
             retrying = false
-            resumed = SystemClock.monotonicNanoseconds()
-            let messages = release.entries.compactMap { entry in
+            let previous = follower.last
+            if follower.numberingEnds(at: through) {
+                Output.error(
+                    "\(active) has numbered no message after \(through), below \(previous == since ? "--since" : "the last sequence printed") (\(previous)): its numbering started again (restarted without a state directory, or its history file moved aside). Printing from \(through + 1) on; what it kept before: zpub history -c \(active) --since 0"
+                )
+            }
+            let messages = entries.compactMap { entry in
                 entry.messageFrames.map { (frames: $0, sequence: entry.seq) }
             }
             if act(follower.replayed(messages, keptPrefixes: handshake.coveredPrefixes)) { return true }
+            // From when the replay is printed: printing a long one must not count as the
+            // catch-up's marker being late.
+            resumed = SystemClock.monotonicNanoseconds()
             catchUp = handshake
             return false
         }
@@ -298,6 +339,7 @@ struct Subscribe: ParsableCommand {
             lastMessage = SystemClock.monotonicNanoseconds()
             // Sequence markers are not the catch-up's business: they number what it lets through.
             guard try Self.passesCatchUp(frames, &catchUp, socket: socket, passing: markers) else { continue }
+            if isBrokersOwn(frames) && !frames[0].starts(with: markers) { continue }
             if act(follower.received(frames, now: lastMessage, catchingUp: catchUp != nil)) { return }
         }
     }

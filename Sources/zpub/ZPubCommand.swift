@@ -30,10 +30,30 @@ struct ControlOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Give up after this many milliseconds.", valueName: "ms"))
     var timeout = 3_000
 
-    @Flag(name: .long, help: "Print the broker's JSON reply as it came (top: one JSON line of rates per refresh).")
+    @Flag(
+        name: .long,
+        help:
+            "Print JSON: the broker's reply as it came (top: one line of rates per refresh; history: one object per message)."
+    )
     var json = false
 
     @OptionGroup var curve: CurveOptions
 
     var client: ControlClient { ControlClient(endpoint: control, timeoutMilliseconds: timeout, curve: curve) }
+
+    func validate() throws { try Milliseconds.check(timeout, "--timeout") }
+}
+
+/// The bound on the millisecond options: a day. Past it, what libzmq takes as 32-bit
+/// milliseconds and what is slept in microseconds overflow, and a negative value would wait
+/// for ever where the option promises to give up.
+enum Milliseconds {
+    static let maximum = 86_400_000
+
+    static func check(_ value: Int, _ option: String, maximum: Int = maximum) throws {
+        guard (0...maximum).contains(value) else {
+            let span = maximum == Self.maximum ? " (a day)" : ""
+            throw ValidationError("\(option) is \(value); give between 0 and \(maximum) milliseconds\(span)")
+        }
+    }
 }

@@ -129,6 +129,37 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// Out-of-range milliseconds are refused up front (status 64, the option named), not
+    /// trapped on in the arithmetic into libzmq's 32-bit options, nor taken as "wait for ever".
+    func testMillisecondOptionsOutOfRangeAreRefusedWithTheirName() throws {
+        for (arguments, option) in [
+            (["stats", "--timeout=-1"], "--timeout"), (["stats", "--timeout", "99999999999999"], "--timeout"),
+            (["pub", "--timeout", "3000000000", "t", "m"], "--timeout"),
+            (["pub", "--pub", "--settle", "5000000", "t", "m"], "--settle"),
+            (["sub", "--timeout=-1", "t"], "--timeout"),
+        ] {
+            let run = try zpub(arguments, timeout: 10)
+            XCTAssertEqual(run.status, 64, "\(arguments): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("\(option) is "), run.stderr)
+        }
+    }
+
+    /// A subscription to everything receives zpubd's own topics too (here sequence markers,
+    /// which a history follower turns on): `zpub sub` does not print them unless asked.
+    func testSubscribingToEverythingDoesNotPrintTheBrokersOwnTopics() throws {
+        let daemon = try Daemon(configuration: "[history]\nprefixes = [\"n.\"]\n")
+        let clients = try Clients()
+        _ = try clients.subscriber(daemon.xpub, prefixes: ["$zpub/seq/"])
+        let everything = try RunningProgram(Binaries.zpub, ["sub", "--endpoint", daemon.xpub, "--count", "2"])
+        let markers = try RunningProgram(
+            Binaries.zpub, ["sub", "--endpoint", daemon.xpub, "--count", "2", "$zpub/seq/"])
+        try daemon.waitForSubscriptions(3)
+        XCTAssertEqual(try zpub(["pub", "--endpoint", daemon.pull, "n.1", "one"]).status, 0)
+        XCTAssertEqual(try zpub(["pub", "--endpoint", daemon.pull, "n.2", "two"]).status, 0)
+        XCTAssertEqual(try everything.finish(timeout: 20).stdout, "n.1\tone\nn.2\ttwo\n")
+        XCTAssertEqual(try markers.finish(timeout: 20).stdout, "$zpub/seq/n.1\t1\n$zpub/seq/n.2\t2\n", "asked for")
+    }
+
     func testErrorRepliesAreShownToThePerson() throws {
         let daemon = try Daemon(configuration: "[limits]\nmax_control_request = 64\n")
         let run = try zpub(["topics", String(repeating: "x", count: 100), "--control", daemon.control])

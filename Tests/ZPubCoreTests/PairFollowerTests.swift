@@ -50,6 +50,16 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertTrue(follower.isHolding)
     }
 
+    func testANumberingThatStartedAgainBelowTheLastPrintedIsFollowedFromItsEnd() {
+        var (follower, _) = follower(since: 50_000)
+        XCTAssertFalse(follower.numberingEnds(at: 60_000), "above: nothing to say")
+        XCTAssertTrue(follower.numberingEnds(at: 4_711))
+        XCTAssertEqual(follower.last, 4_711)
+        // Its next message is printed, not taken for one printed already.
+        XCTAssertEqual(follower.received(message("n.a", "next"), now: 0, catchingUp: false), [])
+        XCTAssertEqual(delivered(follower.received(marker("n.a", 4_712), now: 0, catchingUp: false)), ["next#4712"])
+    }
+
     func testAMessageHistoryDoesNotKeepIsPrintedWithoutASequence() {
         var (follower, _) = follower()
         XCTAssertEqual(follower.received(message("live.x", "1"), now: 0, catchingUp: false), [])
