@@ -835,7 +835,7 @@ public final class HistoryStore {
         // Blocks from the one that holds `lower + 1` (the last to start at or before it) on.
         let select = try database.prepare(
             """
-            SELECT first_seq, records FROM blocks
+            SELECT first_seq, records, prefixes FROM blocks
             WHERE first_seq >= coalesce((SELECT max(first_seq) FROM blocks WHERE first_seq <= ?1), 0)
               AND first_seq <= ?2
             ORDER BY first_seq \(newest ? "DESC" : "ASC")
@@ -846,6 +846,10 @@ public final class HistoryStore {
         var resultBytes = 0
         var full = false
         while !full, result.count < limit, try select.step() {
+            // A block none of whose history prefixes can hold a topic under `prefix` is skipped
+            // unread: SQLite reads a row's records only when asked for them. Without this, a
+            // page for a rare prefix parsed the whole store, on the writer's thread.
+            if !prefix.isEmpty, try !Self.block(select.blob(2), mayHoldTopicsUnder: prefix) { continue }
             var found: [StoredMessage] = []
             let wanted = newest ? Int.max : limit - result.count
             try select.withBlob(1) { bytes in
@@ -907,6 +911,15 @@ public final class HistoryStore {
 
     /// The per-prefix counts a block keeps beside its records: for each prefix, its length (2
     /// bytes), its bytes, the messages (4) and their bytes (8), big-endian.
+    /// Whether a block whose history prefixes (its `prefixes` column) are these can hold a
+    /// message whose topic starts with `prefix`: one of them starts with it, or it with one.
+    static func block(_ prefixCounts: [UInt8], mayHoldTopicsUnder prefix: [UInt8]) throws -> Bool {
+        try decodePrefixCounts(prefixCounts).contains { kept, _ in
+            let kept = Array(kept.utf8)
+            return kept.starts(with: prefix) || prefix.starts(with: kept)
+        }
+    }
+
     static func decodePrefixCounts(_ blob: [UInt8]) throws -> [(String, PrefixCounts)] {
         var result: [(String, PrefixCounts)] = []
         var index = 0

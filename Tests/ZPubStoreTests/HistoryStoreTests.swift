@@ -145,6 +145,30 @@ final class HistoryStoreTests: XCTestCase {
             try store.messages(after: 0, prefix: [], limit: 5, maxBytes: 10, newest: true).map(\.sequence), [10])
     }
 
+    /// A page for a prefix reads only blocks whose history prefixes can hold its topics (one of
+    /// them starts with it, or it with one): what it finds must be what a full read finds.
+    func testAPrefixPageSkipsBlocksThatCannotHoldItsTopicsAndMissesNothing() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        try store.append((1...3).map { message($0, "a.x\($0)", "a") }, assignedThrough: 3, nowMilliseconds: 1_000)
+        try store.append([message(4, "b.y", "b")], assignedThrough: 4, nowMilliseconds: 1_000)
+        let long = StoredMessage(
+            sequence: 5, receivedMilliseconds: 1_000, frames: [Array("c.long.z".utf8), Array("c".utf8)],
+            prefix: "c.long.")
+        try store.append([long], assignedThrough: 5, nowMilliseconds: 1_000)
+        XCTAssertEqual(try store.blockCount(), 3, "a block per history prefix here")
+        func sequences(_ prefix: String, limit: Int = 100, newest: Bool = false) throws -> [UInt64] {
+            try store.messages(after: 0, prefix: Array(prefix.utf8), limit: limit, newest: newest).map(\.sequence)
+        }
+        XCTAssertEqual(try sequences("b."), [4])
+        XCTAssertEqual(try sequences("a.x2"), [2], "longer than its history prefix")
+        XCTAssertEqual(try sequences("c."), [5], "shorter than its history prefix")
+        XCTAssertEqual(try sequences("c.long.z"), [5])
+        XCTAssertEqual(try sequences("d."), [])
+        XCTAssertEqual(try sequences(""), [1, 2, 3, 4, 5])
+        XCTAssertEqual(try sequences("a.", limit: 2, newest: true), [2, 3])
+        XCTAssertEqual(try sequences("b.", limit: 1, newest: true), [4])
+    }
+
     /// The forwarding loop hands a number out before the writer commits it. The store reserves
     /// numbers when it opens, durable before the loop numbers anything; a store closed without
     /// `releaseReservation` (a SIGKILL, a power loss) continues above that reserve, a clean
