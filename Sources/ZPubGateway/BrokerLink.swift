@@ -86,6 +86,12 @@ final class BrokerLink {
     private var clients: [ClientID: Client] = [:]
     /// The broker's history prefixes: messages under them get their history sequence as SSE id.
     private let historyPrefixes: [[UInt8]]
+    /// The history prefixes as the latest REPLAY reply named them (a reload may change them):
+    /// what a catch-up from history plans to read.
+    private var historyKept: [[UInt8]]
+    /// The cache's prefixes as the latest SNAPSHOT reply named them; nil until one came.
+    private var cachedPrefixes: [[UInt8]]?
+    private var turns = ResumeTurns()
     /// A kept message waiting for its sequence marker, and since when.
     private var waitingForSequence: (frames: [[UInt8]], since: UInt64)?
     private let tokenPrefix = "gw\(getpid())-"
@@ -93,11 +99,26 @@ final class BrokerLink {
 
     private struct Client {
         let outbox: ClientOutbox
+        /// The catch-up running for it.
         var resume: Resume?
+        /// The catch-up it connected with (an SSE reconnection, a `/ws?since=` URL), waiting for
+        /// its turn (`ResumeTurns`).
+        var firstResume: (prefixes: [[UInt8]], point: ResumePoint)?
         /// WebSocket `since` subscribes that wait for the current resume to finish: one round
-        /// per client at a time. Their prefixes are subscribed when their round starts, so
-        /// that nothing they replay was delivered live before.
+        /// per client at a time.
         var pending = PendingResumes()
+
+        /// The next catch-up it waits for, taken off its queue. Its prefixes are subscribed when
+        /// it starts, so that nothing it catches up on was delivered live before.
+        mutating func takeNextResume() -> (prefixes: [[UInt8]], point: ResumePoint)? {
+            if let first = firstResume {
+                firstResume = nil
+                return first
+            }
+            return pending.next().map { ($0.prefixes, .history(after: $0.after)) }
+        }
+
+        var hasResumeWaiting: Bool { firstResume != nil || !pending.isEmpty }
     }
 
     /// A client catching up through the round `token`: what it missed first (cached values
@@ -106,10 +127,9 @@ final class BrokerLink {
     private struct Resume {
         let token: String
         let point: ResumePoint
-        /// A WebSocket `since`: only kept messages under these prefixes are replayed (the client
-        /// may already get others live). Nil: under all of the client's prefixes (an SSE
-        /// reconnection, whose prefixes are all new).
-        let only: [[UInt8]]?
+        /// What it catches up on: all of an SSE client's prefixes, or those of a WebSocket
+        /// `since` (the client may get its others live meanwhile).
+        let prefixes: [[UInt8]]
     }
 
     /// A SNAPSHOT or REPLAY request and its marker: for a resuming client, or (no client) only
@@ -117,25 +137,17 @@ final class BrokerLink {
     private struct Round {
         var client: ClientID?
         var catchUp: SnapshotCatchUp<ClientOutbox.Item>
-        /// A replay's pages so far (a reply holds at most 1,000 messages).
-        var replay: ReplayPages?
-        /// The prefix the replay asked for (its HISTORY pages ask for the same).
-        var replayPrefix: [UInt8] = []
-        /// A REPLAY round: its marker carries a history sequence, not the cache's, and must
-        /// not move the event-id watermark.
-        var isReplay = false
+        /// A REPLAY round: what it read so far, and what to read next. Its marker carries a
+        /// history sequence, not the cache's, and must not move the event-id watermark.
+        var replay: HistoryReplay?
+        /// A SNAPSHOT round: the prefix it asked for.
+        var snapshotPrefix: [UInt8] = []
         /// When the reply was in while the marker was not (monotonic ns), or nil.
         var repliedBeforeMarker: UInt64?
-    }
-
-    private struct ReplayPages {
-        var through: UInt64
-        var prefixes: [String]
-        /// What the client wants of the pages so far (the newest `limit` of them).
-        var entries: [MessageJSON]
-        var gap: HistoryReply.Gap?
-        /// The last sequence the pages held, wanted or not: where the next page starts.
-        var lastSeen: UInt64
+        /// A client's round waiting for a reply holds one of `ResumeTurns`' places.
+        var holdsPlace = false
+        /// Its client left: nothing more is asked, the round ends with the reply it waits for.
+        var abandoned = false
     }
 
     private var rounds: [String: Round] = [:]
@@ -154,6 +166,7 @@ final class BrokerLink {
     ) throws {
         self.control = control
         self.historyPrefixes = historyPrefixes.map { Array($0.utf8) }
+        historyKept = self.historyPrefixes
         self.counters = counters
         self.logger = logger
         sub = try Socket(context, type: .sub)
@@ -216,25 +229,26 @@ final class BrokerLink {
         switch command {
         case .attach(let outbox, let prefixes, let resume):
             clients[outbox.id] = Client(outbox: outbox)
-            for prefix in prefixes { subscribe(outbox.id, prefix) }
-            if let resume { startResume(outbox.id, from: resume) }
+            if let resume {
+                clients[outbox.id]!.firstResume = (prefixes, resume)
+                waitForTurn(outbox.id)
+            } else {
+                for prefix in prefixes { subscribe(outbox.id, prefix) }
+            }
         case .subscribe(let id, let prefix):
             if clients[id] != nil { subscribe(id, prefix) }
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { setUpstream(prefix, subscribed: false) }
-            if clients[id]?.pending.isEmpty == false { clients[id]!.pending.remove([prefix]) }
+            guard clients[id]?.hasResumeWaiting == true else { return }
+            clients[id]!.pending.remove([prefix])
+            clients[id]!.firstResume?.prefixes.removeAll { $0 == prefix }
+            if clients[id]!.firstResume?.prefixes.isEmpty == true { clients[id]!.firstResume = nil }
         case .resume(let id, let prefixes, let after):
             guard clients[id] != nil else { return }
-            if clients[id]!.resume != nil {
-                clients[id]!.pending.add(prefixes, after: after)
-            } else {
-                for prefix in prefixes { subscribe(id, prefix) }
-                startResume(id, from: .history(after: after), only: prefixes)
-            }
+            clients[id]!.pending.add(prefixes, after: after)
+            if clients[id]!.resume == nil { waitForTurn(id) }
         case .detach(let id):
-            guard let client = clients.removeValue(forKey: id) else { return }
-            client.outbox.close()
-            for prefix in index.removeAll(id) { setUpstream(prefix, subscribed: false) }
+            _ = disconnect(id)
         case .publish(let frames):
             _ = publish(frames)
         case .publishBatch(let messages, let promise):
@@ -419,27 +433,69 @@ final class BrokerLink {
         )
     }
 
-    /// Forgets a client the gateway disconnects (its prefixes, upstream subscriptions it alone
-    /// held, its queue); the caller tells it why.
+    /// Forgets a client that left or that the gateway disconnects (its prefixes, upstream
+    /// subscriptions it alone held, its queue, its turn and its catch-up); when the gateway
+    /// disconnects it, the caller tells it why.
     private func disconnect(_ id: ClientID) -> Client? {
         guard let client = clients.removeValue(forKey: id) else { return nil }
         for prefix in index.removeAll(id) { setUpstream(prefix, subscribed: false) }
         client.outbox.close()
+        turns.leave(id)
+        counters.resumesWaiting.store(turns.waiting, ordering: .relaxed)
+        if let token = client.resume?.token { abandonRound(token) }
         return client
+    }
+
+    /// A client left during its catch-up: nothing more is asked for it (a replay of a busy
+    /// prefix would otherwise page on for nobody). A round waiting for a reply ends when the
+    /// reply comes: its marker subscription must stay until then, since a REPLAY or SNAPSHOT
+    /// whose marker subscription is gone waits for it on the control thread, up to 5 s. A round
+    /// waiting only for its marker ends now.
+    private func abandonRound(_ token: String) {
+        guard var round = rounds[token] else { return }
+        if round.holdsPlace {
+            round.abandoned = true
+            rounds[token] = round
+        } else {
+            rounds[token] = nil
+            try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
+        }
     }
 
     // MARK: Snapshots, resumes and the event-id watermark
 
-    private func startResume(_ id: ClientID, from point: ResumePoint, only: [[UInt8]]? = nil) {
+    /// Queues a client's catch-up and starts those whose turn it is.
+    private func waitForTurn(_ id: ClientID) {
+        turns.wait(id)
+        startTurns()
+    }
+
+    /// Starts waiting catch-ups while `ResumeTurns` has places free.
+    private func startTurns() {
+        while let id = turns.next() {
+            guard var client = clients[id], client.resume == nil, let next = client.takeNextResume() else { continue }
+            clients[id] = client
+            for prefix in next.prefixes { subscribe(id, prefix) }
+            startResume(id, from: next.point, prefixes: next.prefixes)
+        }
+        counters.resumesWaiting.store(turns.waiting, ordering: .relaxed)
+    }
+
+    /// A round that catches `id` up on `prefixes`, asking only for what they can hold
+    /// (`ResumeScope`).
+    private func startResume(_ id: ClientID, from point: ResumePoint, prefixes: [[UInt8]]) {
         let token: String
         switch point {
-        case .lastValue: token = startRound(client: id, prefix: [])
+        case .lastValue:
+            token = startRound(
+                client: id, snapshotOf: ResumeScope.snapshotPrefix(for: prefixes, cached: cachedPrefixes))
         case .history(let after):
-            // One prefix: the broker filters; several: all are replayed and filtered here.
-            let prefix = only.flatMap { $0.count == 1 ? $0[0] : nil } ?? []
-            token = startRound(client: id, prefix: prefix, replayAfter: after)
+            let limit = (clients[id]?.outbox.limit ?? 1) * ClientOutbox.resumeFactor - 2
+            token = startRound(
+                client: id, replay: HistoryReplay(after: after, wanted: prefixes, kept: historyKept, limit: limit))
         }
-        clients[id]?.resume = Resume(token: token, point: point, only: only)
+        turns.started()
+        clients[id]?.resume = Resume(token: token, point: point, prefixes: prefixes)
         counters.resumes.add(1, ordering: .relaxed)
     }
 
@@ -456,24 +512,38 @@ final class BrokerLink {
         else { return }
         lastWatermarkRound = now
         // "$zpub/" matches no cached topic: only the marker's sequence is wanted.
-        _ = startRound(client: nil, prefix: Array("$zpub/".utf8))
+        _ = startRound(client: nil, snapshotOf: Array("$zpub/".utf8))
     }
 
-    /// Subscribes to a fresh marker topic and asks for a SNAPSHOT (docs/last-value.md), or with
-    /// `replayAfter` a REPLAY of the kept messages after that sequence (docs/history.md).
-    private func startRound(client: ClientID?, prefix: [UInt8], replayAfter: UInt64? = nil) -> String {
+    /// Subscribes to a fresh marker topic and asks for a SNAPSHOT of the cached values under
+    /// `prefix` (docs/last-value.md).
+    private func startRound(client: ClientID?, snapshotOf prefix: [UInt8]) -> String {
+        let catchUp = newCatchUp()
+        rounds[catchUp.token] = Round(
+            client: client, catchUp: catchUp, snapshotPrefix: prefix, holdsPlace: client != nil)
+        ask(
+            ControlRequest(command: .snapshot, argument: Array("\(catchUp.token) ".utf8) + prefix), round: catchUp.token
+        )
+        return catchUp.token
+    }
+
+    /// Subscribes to a fresh marker topic and asks for the REPLAY that starts `replay`
+    /// (docs/history.md); its HISTORY pages follow as the replies come.
+    private func startRound(client: ClientID, replay: HistoryReplay) -> String {
+        let catchUp = newCatchUp()
+        rounds[catchUp.token] = Round(client: client, catchUp: catchUp, replay: replay, holdsPlace: true)
+        let (since, prefix) = replay.replayArguments
+        ask(
+            ControlRequest(command: .replay, argument: Array("\(catchUp.token) \(since) ".utf8) + prefix),
+            round: catchUp.token)
+        return catchUp.token
+    }
+
+    private func newCatchUp() -> SnapshotCatchUp<ClientOutbox.Item> {
         nextToken += 1
         let catchUp = SnapshotCatchUp<ClientOutbox.Item>(token: tokenPrefix + String(nextToken))
         try? sub.setOption(.subscribe, bytes: catchUp.markerTopic)
-        rounds[catchUp.token] = Round(
-            client: client, catchUp: catchUp, replayPrefix: prefix, isReplay: replayAfter != nil)
-        let token = catchUp.token
-        if let after = replayAfter {
-            ask(ControlRequest(command: .replay, argument: Array("\(token) \(after) ".utf8) + prefix), round: token)
-        } else {
-            ask(ControlRequest(command: .snapshot, argument: Array("\(token) ".utf8) + prefix), round: token)
-        }
-        return token
+        return catchUp
     }
 
     private func ask(_ request: ControlRequest, round token: String) {
@@ -488,7 +558,7 @@ final class BrokerLink {
         // The watermark counts the cache's updates (ids of cached topics resume from it); a
         // REPLAY's marker carries a history sequence, another counter, which made a client's
         // later Last-Event-ID skip every cache update below it.
-        if !round.isReplay, let sequence = round.catchUp.markerSequence { watermark = max(watermark, sequence) }
+        if round.replay == nil, let sequence = round.catchUp.markerSequence { watermark = max(watermark, sequence) }
         try? sub.setOption(.unsubscribe, bytes: topic)
         rounds[token] = round
         finishRoundIfDone(token)
@@ -521,39 +591,33 @@ final class BrokerLink {
 
     private func snapshotReplied(token: String, _ result: Result<ControlReply, ControlUnavailable>) {
         guard var round = rounds[token] else { return }
+        if round.abandoned {
+            rounds[token] = nil
+            // The broker has answered: no request waits for this subscription any more (and
+            // when the marker came already, it was unsubscribed then: this does nothing).
+            try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
+            return freePlace(of: round)
+        }
         let release: SnapshotCatchUp<ClientOutbox.Item>.Release
-        if case .success(.snapshot(let reply)) = result {
-            release = round.catchUp.replied(reply)
-            cacheEnabled = !reply.prefixes.isEmpty
-        } else if case .success(let reply) = result,
-            let pages = nextReplayPages(
-                round.replay, reply,
-                limit: round.client.flatMap { clients[$0]?.outbox.limit }.map { $0 * ClientOutbox.resumeFactor - 2 }
-                    ?? HistoryReply.pageSize,
-                wanted: round.client.flatMap { id in
-                    clients[id].map { $0.resume?.only ?? Array(index.prefixes(of: id)) }
-                })
-        {
-            // A replay: its first page, or the next one; ask for more until the last.
-            let more: Bool
-            switch reply {
-            case .replay(let first): more = first.more
-            case .history(let page): more = page.more
-            default: more = false
-            }
-            round.replay = pages
-            rounds[token] = round
-            if more, pages.lastSeen > 0 {
+        if case .success(let reply) = result, var replay = round.replay, let step = replay.take(reply) {
+            round.replay = replay
+            if case .replay = reply { historyKept = replay.keptPrefixes.map { Array($0.utf8) } }
+            if case .history(let since, let until, let prefix) = step {
+                rounds[token] = round
                 ask(
-                    ControlRequest(
-                        command: .history,
-                        argument: Array("since \(pages.lastSeen) until \(pages.through) ".utf8) + round.replayPrefix),
+                    ControlRequest(command: .history, argument: Array("since \(since) until \(until) ".utf8) + prefix),
                     round: token)
                 return
             }
-            let only = round.client.flatMap { clients[$0]?.resume?.only }
+            release = round.catchUp.replied(entries: replay.entries, covering: replay.covering)
+        } else if case .success(.snapshot(let reply)) = result, round.replay == nil {
+            let cached = reply.prefixes.map { Array($0.utf8) }
+            cachedPrefixes = cached
+            cacheEnabled = !cached.isEmpty
+            // Live messages before the marker are in the snapshot only under the prefix asked for.
+            let covering = ResumeScope.overlap(of: [round.snapshotPrefix], with: cached)
             release = round.catchUp.replied(
-                entries: pages.entries, covering: only.map { Self.covered(pages.prefixes, by: $0) } ?? pages.prefixes)
+                entries: reply.entries, covering: covering.map { String(decoding: $0, as: UTF8.self) })
         } else {
             release = round.catchUp.failed()
             try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
@@ -562,7 +626,7 @@ final class BrokerLink {
             case .success(let reply): reason = reply.failure?.message ?? "?"
             case .failure(let error): reason = "\(error)"
             }
-            logger.warning("http gateway: SNAPSHOT or REPLAY failed: \(reason)")
+            logger.warning("http gateway: SNAPSHOT, REPLAY or HISTORY failed: \(reason)")
             if let id = round.client, let outbox = clients[id]?.outbox, outbox.kind == .webSocket {
                 let text =
                     "{\"type\":\"error\",\"code\":\"replay_failed\",\"message\":\(WireFormat.jsonString(reason))}"
@@ -570,73 +634,19 @@ final class BrokerLink {
             }
         }
         if !round.catchUp.isComplete { round.repliedBeforeMarker = SystemClock.monotonicNanoseconds() }
+        let placeHeld = round
+        round.holdsPlace = false
         rounds[token] = round
         if let id = round.client { deliverRelease(release, gap: round.replay?.gap, to: id) }
         finishRoundIfDone(token)
+        freePlace(of: placeHeld)
     }
 
-    /// The replay's pages with `reply` added, or nil when `reply` is no replay page. A browser
-    /// gets at most `limit` replayed messages (its queue's catch-up bound): the newest of those
-    /// under its prefixes (`wanted`), chosen after leaving out the rest, since a replay for
-    /// several prefixes asks for all of history's; older ones become part of the gap it is told
-    /// about.
-    private func nextReplayPages(_ pages: ReplayPages?, _ reply: ControlReply, limit: Int, wanted: [[UInt8]]?)
-        -> ReplayPages?
-    {
-        func kept(_ messages: [MessageJSON]) -> [MessageJSON] {
-            guard let wanted else { return messages }
-            return messages.filter { entry in
-                guard let topic = entry.messageFrames?.first else { return false }
-                return wanted.contains { topic.starts(with: $0) }
-            }
-        }
-        var result: ReplayPages
-        switch reply {
-        case .replay(let first) where pages == nil:
-            result = ReplayPages(
-                through: first.through, prefixes: first.prefixes, entries: kept(first.messages), gap: first.gap,
-                lastSeen: first.messages.last?.sequence ?? 0)
-        case .history(let page):
-            guard let pages else { return nil }
-            result = pages
-            result.entries += kept(page.messages)
-            result.lastSeen = page.messages.last?.sequence ?? pages.lastSeen
-            // Evicted between two pages: told too. One gap per resume, so two become one
-            // that may also cover messages delivered between them (told, never hidden).
-            if let later = page.gap { result.gap = Self.union(result.gap, later) }
-        default:
-            return nil
-        }
-        if result.entries.count > limit {
-            let dropped = result.entries.prefix(result.entries.count - limit)
-            result.gap = Self.union(
-                result.gap, HistoryReply.Gap(from: dropped.first!.sequence, to: dropped.last!.sequence))
-            result.entries.removeFirst(dropped.count)
-        }
-        return result
-    }
-
-    /// One gap covering both (a resume tells of one): from the lower start to the higher end.
-    static func union(_ gap: HistoryReply.Gap?, _ other: HistoryReply.Gap) -> HistoryReply.Gap {
-        guard let gap else { return other }
-        return HistoryReply.Gap(from: min(gap.from, other.from), to: max(gap.to, other.to))
-    }
-
-    /// The history prefixes a replay of `wanted` covers: live messages before the marker on
-    /// topics under them are in the replay (a history prefix under a wanted one, or a wanted
-    /// one under a history prefix).
-    static func covered(_ historyPrefixes: [String], by wanted: [[UInt8]]) -> [String] {
-        var result: [String] = []
-        for history in historyPrefixes.map({ Array($0.utf8) }) {
-            for prefix in wanted {
-                if history.starts(with: prefix) {
-                    result.append(String(decoding: history, as: UTF8.self))
-                } else if prefix.starts(with: history) {
-                    result.append(String(decoding: prefix, as: UTF8.self))
-                }
-            }
-        }
-        return result
+    /// A client's round has its last reply: the next catch-up may ask.
+    private func freePlace(of round: Round) {
+        guard round.holdsPlace else { return }
+        turns.finished()
+        startTurns()
     }
 
     private func finishRoundIfDone(_ token: String) {
@@ -644,10 +654,8 @@ final class BrokerLink {
         rounds[token] = nil
         guard let id = round.client, clients[id] != nil else { return }
         clients[id]!.resume = nil
-        // The next WebSocket `since` of this client, if one waits.
-        guard let next = clients[id]!.pending.next() else { return }
-        for prefix in next.prefixes { subscribe(id, prefix) }
-        startResume(id, from: .history(after: next.after), only: next.prefixes)
+        // The next WebSocket `since` of this client, if one waits: at the back of the queue.
+        if clients[id]!.hasResumeWaiting { waitForTurn(id) }
     }
 
     /// Sends a resuming client what it missed under its prefixes (cached values newer than its
@@ -660,7 +668,7 @@ final class BrokerLink {
         guard let client = clients[id], let resume = client.resume else { return }
         var items: [ClientOutbox.Item] = []
         let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
-        let wanted = resume.only ?? Array(index.prefixes(of: id))
+        let wanted = resume.prefixes
         if client.outbox.kind == .webSocket {
             if let gapJSON { items.append(.webSocketText(gapJSON)) }
             for entry in release.entries {

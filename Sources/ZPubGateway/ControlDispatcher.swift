@@ -43,6 +43,7 @@ final class ControlDispatcher: Sendable {
                         description: "\(Self.maxQueued) requests are already waiting for the broker; try again")))
             return
         }
+        counters.controlRequested(request.command)
         pool.submit { [self] state in
             queued.subtract(1, ordering: .relaxed)
             guard case .active = state else {

@@ -36,14 +36,23 @@ final class GatewayCounters: Sendable {
     /// Distinct prefixes the gateway's SUB socket holds (the union of its clients').
     let upstreamPrefixes = Atomic<Int>(0)
     let resumes = Atomic<UInt64>(0)
+    /// Catch-ups waiting for their turn to ask the broker (`ResumeTurns`).
+    let resumesWaiting = Atomic<Int>(0)
     let resumedValues = Atomic<UInt64>(0)
     /// Catch-ups whose marker never came (`BrokerLink.expireRoundsWithoutMarker`).
     let markersLost = Atomic<UInt64>(0)
+    /// Requests the gateway put to the broker's control API, per command (`ControlDispatcher`):
+    /// what /healthz, /stats, /metrics, the status feed and catch-ups cost the broker.
+    private let controlRequests = Locked<[ControlCommand: UInt64]>([:])
     /// Connected clients per JWT user (`sub`): an entry lives while its user has a client, so
     /// the table is bounded by max_clients.
     private let users = Locked<[String: Int]>([:])
     /// The users shown by /stats and the status page, busiest first.
     static let shownUsers = 20
+
+    func controlRequested(_ command: ControlCommand) {
+        controlRequests.withLock { $0[command, default: 0] += 1 }
+    }
 
     func userConnected(_ subject: String) {
         users.withLock { $0[subject, default: 0] += 1 }
@@ -86,6 +95,10 @@ final class GatewayCounters: Sendable {
             publishFailures: publishFailures.load(ordering: .relaxed),
             upstreamPrefixes: upstreamPrefixes.load(ordering: .relaxed),
             resumes: resumes.load(ordering: .relaxed),
+            resumesWaiting: resumesWaiting.load(ordering: .relaxed),
+            controlRequests: controlRequests.withLock { table in
+                Dictionary(uniqueKeysWithValues: table.map { ($0.key.rawValue, $0.value) })
+            },
             resumedValues: resumedValues.load(ordering: .relaxed),
             markersLost: markersLost.load(ordering: .relaxed),
             users: users.withLock { table in
@@ -121,6 +134,9 @@ final class GatewayCounters: Sendable {
         var publishFailures: UInt64
         var upstreamPrefixes: Int
         var resumes: UInt64
+        var resumesWaiting: Int
+        /// Per command word (STATS, REPLAY, ...).
+        var controlRequests: [String: UInt64]
         var resumedValues: UInt64
         var markersLost: UInt64
         /// JWT users with clients connected (the busiest `shownUsers`), and how many in all.
@@ -149,6 +165,8 @@ final class GatewayCounters: Sendable {
             case publishFailures = "publish_failures"
             case upstreamPrefixes = "upstream_prefixes"
             case resumedValues = "resumed_values"
+            case resumesWaiting = "resumes_waiting"
+            case controlRequests = "control_requests"
             case markersLost = "markers_lost"
         }
     }

@@ -53,18 +53,20 @@ public final class HTTPGateway: Sendable {
             throw error
         }
         let linkMailbox = link.mailbox
+        // One event loop: the work per connection is small, and the broker needs the other core.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.group = group
         let shared = GatewayShared(
             settings: settings, keys: keys, counters: counters, linkMailbox: linkMailbox,
-            control: dispatcher, maxPrefixLength: maxPrefixLength, logger: logger)
+            control: dispatcher,
+            statusFeed: StatusFeed(eventLoop: group.next(), control: dispatcher, counters: counters),
+            maxPrefixLength: maxPrefixLength, logger: logger)
         self.shared = shared
         self.historyPrefixes = historyPrefixes
         // The link and its sockets live on this thread from now on.
         let linkThread = JoinableThread(name: "zpubd-http-link") { link.run() }
         self.linkThread = linkThread
 
-        // One event loop: the work per connection is small, and the broker needs the other core.
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.group = group
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -211,6 +213,8 @@ final class GatewayShared: Sendable {
     /// The ZeroMQ link's mailbox: clients attach, subscribe, publish and leave through it.
     let linkMailbox: Mailbox<LinkCommand>
     let control: ControlDispatcher
+    /// The one poll behind every `/status/events` client.
+    let statusFeed: StatusFeed
     /// The broker's `max_subscription_length`, which a reload may change.
     private let maxPrefixLengthNow: Atomic<Int>
     var maxPrefixLength: Int {
@@ -224,12 +228,13 @@ final class GatewayShared: Sendable {
 
     init(
         settings: HTTPSettings, keys: GatewayKeys, counters: GatewayCounters, linkMailbox: Mailbox<LinkCommand>,
-        control: ControlDispatcher, maxPrefixLength: Int, logger: Logger
+        control: ControlDispatcher, statusFeed: StatusFeed, maxPrefixLength: Int, logger: Logger
     ) {
         current = Locked((settings, AccessPolicy(settings), keys))
         self.counters = counters
         self.linkMailbox = linkMailbox
         self.control = control
+        self.statusFeed = statusFeed
         maxPrefixLengthNow = Atomic(maxPrefixLength)
         self.logger = logger
     }

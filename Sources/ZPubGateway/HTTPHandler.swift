@@ -28,7 +28,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private enum EventStream {
         /// The outbox, the keep-alive, and the close at the JWT's expiry (if any).
         case messages(ClientOutbox, RepeatedTask, Scheduled<Void>?, user: String?)
-        case status(RepeatedTask)
+        /// A status page's feed: its id in the shared `StatusFeed`.
+        case status(UInt64)
     }
 
     init(shared: GatewayShared, slot: PlainConnections.Slot) {
@@ -114,8 +115,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let user { shared.counters.userLeft(user) }
             shared.linkMailbox.post(.detach(outbox.id))
             shared.counters.sseClients.add(-1, ordering: .relaxed)
-        case .status(let task):
-            task.cancel()
+        case .status(let id):
+            shared.statusFeed.leave(id)
             shared.counters.statusClients.add(-1, ordering: .relaxed)
         case nil:
             break
@@ -456,7 +457,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Every second: STATS and the gateway's counters; every five: the busiest topics and
-    /// subscriptions. Skipped while the connection has no room (a slow page misses updates).
+    /// subscriptions, from the one poll all status clients share (`StatusFeed`).
     private func statusEvents(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         if let denial = shared.policy.checkOrigin(
             head.headers.first(name: "Origin"), host: head.headers.first(name: "Host"))
@@ -472,38 +473,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         startStream(context, head)
         shared.counters.statusClients.add(1, ordering: .relaxed)
-        let channel = context.channel
-        let shared = self.shared
-        let tick = NIOLoopBoundBox(0, eventLoop: context.eventLoop)
-        let task = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { _ in
-            guard channel.isWritable else { return }
-            tick.value += 1
-            let eventLoop = channel.eventLoop
-            shared.control(.stats, on: eventLoop).whenSuccess { reply in
-                guard case .stats = reply else { return }
-                let gateway = ControlReply.json(shared.counters.snapshot) ?? Array("{}".utf8)
-                let data =
-                    Array("{\"stats\":".utf8) + reply.json + Array(",\"gateway\":".utf8) + gateway + [UInt8(ascii: "}")]
-                Self.send(event: "stats", data: data, on: channel)
-            }
-            guard tick.value % 5 == 1 else { return }
-            shared.control(.topics, on: eventLoop).whenSuccess { reply in
-                guard case .topics(var list) = reply else { return }
-                list.topics = Array(list.topics.sorted { $0.messages > $1.messages }.prefix(12))
-                if let data = ControlReply.json(list) { Self.send(event: "topics", data: data, on: channel) }
-            }
-            shared.control(.subscriptions, on: eventLoop).whenSuccess { reply in
-                guard case .subscriptions(var list) = reply else { return }
-                list.subscriptions = Array(list.subscriptions.sorted { $0.count > $1.count }.prefix(12))
-                if let data = ControlReply.json(list) { Self.send(event: "subscriptions", data: data, on: channel) }
-            }
-        }
-        stream = .status(task)
-    }
-
-    private static func send(event: String, data: [UInt8], on channel: Channel) {
-        let bytes = WireFormat.serverSentEvent(id: nil, event: event, data: data)
-        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))), promise: nil)
+        stream = .status(shared.statusFeed.join(context.channel))
     }
 
     private func startStream(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {

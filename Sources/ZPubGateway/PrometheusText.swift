@@ -195,8 +195,14 @@ struct PrometheusText {
             "zpub_http_upstream_prefixes", "Distinct prefixes the gateway subscribes to",
             [([:], Double(gateway.upstreamPrefixes))])
         counter(
-            "zpub_http_resumes_total", "SSE reconnections resumed from the last-value cache",
+            "zpub_http_resumes_total", "Catch-ups of reconnecting clients (Last-Event-ID, since)",
             [([:], Double(gateway.resumes))])
+        gauge(
+            "zpub_http_resumes_waiting", "Catch-ups waiting for their turn to ask the broker",
+            [([:], Double(gateway.resumesWaiting))])
+        counter(
+            "zpub_http_control_requests_total", "Requests the gateway put to the broker's control API",
+            gateway.controlRequests.keys.sorted().map { (["command": $0], Double(gateway.controlRequests[$0] ?? 0)) })
         counter(
             "zpub_http_markers_lost_total",
             "Catch-ups whose marker never came (the broker's queue to the gateway was full); their clients were asked to resume again",

@@ -262,4 +262,117 @@ final class GatewayConnectionLimitsTests: XCTestCase {
             XCTAssertNotEqual(ending["ending"] as? String, "open", "\(kind): the connection was closed: \(ending)")
         }
     }
+
+    // MARK: What crowds cost the broker
+
+    /// The requests the gateway put to the broker's control API for `command`
+    /// (`zpub_http_control_requests_total`; reading /metrics asks for one STATS itself).
+    private func controlRequests(_ port: Int, _ command: String) throws -> Double {
+        try metrics(port)["zpub_http_control_requests_total{command=\"\(command)\"}"] ?? 0
+    }
+
+    /// zpubd with history on `busy.` and `count` messages kept there, of `size` bytes each.
+    private func startDaemonWithHistory(count: Int, size: Int) throws -> (Daemon, Int) {
+        let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"busy.\"]")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let payload = String(repeating: "x", count: size)
+        // In batches the history writer keeps up with (its queue drops what overflows).
+        for batch in stride(from: 0, to: count, by: 2_000) {
+            for index in batch..<min(batch + 2_000, count) {
+                try push.send(frames: frames("busy.x", "\(index) \(payload)"))
+            }
+            try Wait.until("history keeps the batch", timeout: 30) {
+                try daemon.stats().history?.written == UInt64(min(batch + 2_000, count))
+            }
+        }
+        return (daemon, port)
+    }
+
+    /// A client that reconnects with `Last-Event-ID` and leaves at once stops its catch-up: no
+    /// HISTORY page is asked for it after it left. The catch-up went on paging (here 30 pages
+    /// per client) for nobody, on the history writer and the control thread, and a loop of such
+    /// reconnections kept the broker busy at will.
+    func testAClientThatLeavesDuringItsCatchUpStopsIt() throws {
+        let (daemon, port) = try startDaemonWithHistory(count: 30_000, size: 10)
+        defer { withExtendedLifetime(daemon) {} }
+        let before = try controlRequests(port, "HISTORY")
+        let clients = 3
+        let run = try python(
+            "gateway_limits.py", ["resume-crowd", "\(port)", "/events?prefix=busy.", "h0", "\(clients)"]
+        )
+        .finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let crowd = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        XCTAssertEqual(crowd["heads"] as? Int, clients, "\(crowd)")
+        try Wait.until("the clients are gone") { try metrics(port)["zpub_http_clients{kind=\"sse\"}"] == 0 }
+        // At most the page each one's REPLAY reply may have asked for before its leave was seen.
+        let pages = try controlRequests(port, "HISTORY") - before
+        XCTAssertLessThanOrEqual(pages, Double(clients), "HISTORY pages asked for clients that had left")
+        print("figure: \(clients) clients that left during their catch-up cost \(Int(pages)) HISTORY pages")
+    }
+
+    /// Many clients reconnecting with `Last-Event-ID` at once (a restart, a flapping proxy) take
+    /// turns to ask the broker, a few at a time: /healthz answers 200 throughout, and nothing is
+    /// refused as busy. Each catch-up asked at once, so 300 of them filled the control queue
+    /// (256) that /healthz, /stats and /metrics need too.
+    func testACrowdOfReconnectingClientsLeavesHealthzUp() throws {
+        let (daemon, port) = try startDaemonWithHistory(count: 2_000, size: 2_000)
+        defer { withExtendedLifetime(daemon) {} }
+        let before = try metrics(port)
+        let run = try python("gateway_limits.py", ["resume-crowd", "\(port)", "/events?prefix=busy.", "h0", "300"])
+            .finish(timeout: 120)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let crowd = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        XCTAssertEqual(crowd["heads"] as? Int, 300, "\(crowd)")
+        let healthz = crowd["healthz"] as? [String: Int] ?? [:]
+        XCTAssertEqual(Array(healthz.keys), ["HTTP/1.1 200 OK"], "/healthz during the crowd: \(healthz)")
+        let after = try metrics(port)
+        let busy = "zpub_http_rejected_total{reason=\"busy\"}"
+        XCTAssertEqual(after[busy], before[busy], "control requests refused as busy")
+        let replays =
+            (after["zpub_http_control_requests_total{command=\"REPLAY\"}"] ?? 0)
+            - (before["zpub_http_control_requests_total{command=\"REPLAY\"}"] ?? 0)
+        print(
+            "figure: 300 clients reconnecting at once and leaving: \(Int(replays)) REPLAY requests, /healthz \(healthz)"
+        )
+    }
+
+    /// The status feed asks the broker once per tick, whatever the number of its clients: 20
+    /// status pages for about 4 s cost about 4 STATS, not 80, and every page gets the events.
+    /// With no status page open, nothing is asked.
+    func testStatusPagesShareOnePoll() throws {
+        let (daemon, port) = try startDaemon()
+        defer { withExtendedLifetime(daemon) {} }
+        let before = try metrics(port)
+        let seconds = 4.0
+        let run = try python("gateway_limits.py", ["status-crowd", "\(port)", "20", "\(seconds)"]).finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let pages = try XCTUnwrap(jsonLines(run.stdout).first?["clients"] as? [[String: Int]], run.stdout + run.stderr)
+        XCTAssertEqual(pages.count, 20)
+        for page in pages {
+            XCTAssertGreaterThanOrEqual(page["stats"] ?? 0, 3, "every page gets STATS every second: \(page)")
+            XCTAssertGreaterThanOrEqual(page["topics"] ?? 0, 1, "\(page)")
+            XCTAssertGreaterThanOrEqual(page["subscriptions"] ?? 0, 1, "\(page)")
+        }
+        try Wait.until("the pages are gone") { try metrics(port)["zpub_http_clients{kind=\"status\"}"] == 0 }
+        let after = try metrics(port)
+        func delta(_ command: String) -> Double {
+            let name = "zpub_http_control_requests_total{command=\"\(command)\"}"
+            return (after[name] ?? 0) - (before[name] ?? 0)
+        }
+        // One tick a second while the pages were open (connecting takes a moment too), and the
+        // STATS of each /metrics read.
+        XCTAssertLessThanOrEqual(delta("STATS"), seconds + 6, "STATS per tick, not per page")
+        XCTAssertLessThanOrEqual(delta("TOPICS"), 3, "TOPICS every 5 s, not per page")
+        XCTAssertLessThanOrEqual(delta("SUBSCRIPTIONS"), 3, "SUBSCRIPTIONS every 5 s, not per page")
+        print(
+            "figure: 20 status pages for \(Int(seconds)) s cost \(Int(delta("STATS"))) STATS, \(Int(delta("TOPICS"))) TOPICS"
+        )
+
+        Thread.sleep(forTimeInterval: 2.5)
+        let idle = try metrics(port)
+        let stats = "zpub_http_control_requests_total{command=\"STATS\"}"
+        XCTAssertEqual((idle[stats] ?? 0) - (after[stats] ?? 0), 1, "with no page open, only this /metrics read asks")
+    }
 }

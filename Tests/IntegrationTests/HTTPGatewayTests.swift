@@ -390,9 +390,9 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(values.contains("state.a=2"), "the update while away, after id \(lastID): \(values)")
     }
 
-    /// An SSE resume replays all of history's prefixes and keeps the client's: the newest
-    /// `client_queue x 10 - 2` (here 18) are chosen among the client's, not among all, so busy
-    /// traffic under another history prefix does not push the client's messages into a gap.
+    /// An SSE resume replays the client's prefixes only: the newest `client_queue x 10 - 2`
+    /// (here 18) are chosen among the client's, not among all, so busy traffic under another
+    /// history prefix does not push the client's messages into a gap.
     func testAnSSEResumeKeepsItsOwnMessagesAmongBusierOnes() throws {
         let (daemon, port) = try startDaemon(
             http: "client_queue = 2\n[history]\nprefixes = [\"orders.\", \"metrics.\"]")
@@ -415,6 +415,84 @@ final class HTTPGatewayTests: XCTestCase {
             events.compactMap { ($0["data"] as? [String: Any])?["payload"] }.map { "\($0)" },
             ["2", "3", "4", "5", "live"],
             run.stdout)
+    }
+
+    /// The requests the gateway has put to the broker's control API, per command, from /metrics
+    /// (which asks for one STATS itself).
+    private func controlRequests(port: Int) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        let prefix = "zpub_http_control_requests_total{command=\""
+        for line in try HTTPProbe.get(port: port, "/metrics").text.split(separator: "\n") where line.hasPrefix(prefix) {
+            let rest = line.dropFirst(prefix.count)
+            guard let quote = rest.firstIndex(of: "\""), let space = rest.lastIndex(of: " ") else { continue }
+            counts[String(rest[..<quote])] = Int(rest[rest.index(after: space)...])
+        }
+        return counts
+    }
+
+    /// A catch-up asks only for what its client subscribed to: REPLAY and HISTORY take one
+    /// prefix, and the broker filters. Asking for all of history's prefixes (and filtering in
+    /// the gateway) made a client of a quiet prefix page through every message of a busy one,
+    /// on every reconnection: here 6 requests of 1,000 messages each for 5 that it wanted.
+    func testAResumeAsksOnlyForTheClientsPrefixes() throws {
+        let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"a.\", \"b.\", \"c.\"]")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        var quiet: [String] = []
+        for i in 1...5_000 {
+            try push.send(frames: frames("a.x", "\(i)"))
+            if i % 1_000 == 500 {
+                try push.send(frames: frames("b.x", "b\(i)"))
+                quiet.append("b\(i)")
+            } else if i % 1_000 == 0 {
+                try push.send(frames: frames("c.x", "c\(i)"))
+                quiet.append("c\(i)")
+            }
+        }
+        try Wait.until("history holds all 5,010", timeout: 30) { try daemon.stats().history?.written == 5_010 }
+
+        let before = try controlRequests(port: port)
+        let reader = try openSSEReader(port: port, "?prefix=b.", count: 5, lastEventID: "h0")
+        let run = try reader.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        XCTAssertEqual(
+            events.compactMap { ($0["data"] as? [String: Any])?["payload"] }.map { "\($0)" },
+            quiet.filter { $0.hasPrefix("b") }, run.stdout)
+        let afterSSE = try controlRequests(port: port)
+        XCTAssertEqual((afterSSE["REPLAY"] ?? 0) - (before["REPLAY"] ?? 0), 1, "one REPLAY, for b.: \(afterSSE)")
+        XCTAssertEqual((afterSSE["HISTORY"] ?? 0) - (before["HISTORY"] ?? 0), 0, "no page of a.: \(afterSSE)")
+
+        // Two prefixes: the REPLAY reads b., one HISTORY page c.; merged in sequence order.
+        let ready = readyFile()
+        let client = try python(["ws-since", "\(port)", "[]", "b.end", ready, "?prefix=b.&prefix=c.&since=0"])
+        try Wait.until("the client has caught up") { FileManager.default.fileExists(atPath: ready + ".caught_up") }
+        try push.send(frames: frames("b.end", "live"))
+        let webSocket = try client.finish(timeout: 20)
+        XCTAssertEqual(webSocket.status, 0, webSocket.stderr)
+        let messages = jsonLines(webSocket.stdout).compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(
+            messages.map { "\($0["type"] ?? "")/\($0["payload"] ?? "")" },
+            quiet.map { "message/\($0)" } + ["caught_up/", "message/live"], webSocket.stdout)
+        let afterWebSocket = try controlRequests(port: port)
+        XCTAssertEqual((afterWebSocket["REPLAY"] ?? 0) - (afterSSE["REPLAY"] ?? 0), 1, "\(afterWebSocket)")
+        XCTAssertEqual((afterWebSocket["HISTORY"] ?? 0) - (afterSSE["HISTORY"] ?? 0), 1, "\(afterWebSocket)")
+
+        // A prefix history keeps nothing under: one REPLAY that reads nothing (only the marker).
+        let elsewhere = try openSSEReader(
+            port: port, "?prefix=anything", count: 1, lastEventID: "h0", untilTopic: "anything.x")
+        try Wait.until("the gateway subscribes for the resumed client") {
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == "anything" }
+        }
+        try push.send(frames: frames("anything.x", "live"))
+        let elsewhereRun = try elsewhere.finish(timeout: 20)
+        XCTAssertEqual(elsewhereRun.status, 0, elsewhereRun.stderr)
+        XCTAssertEqual(
+            jsonLines(elsewhereRun.stdout).compactMap { ($0["data"] as? [String: Any])?["payload"] as? String },
+            ["live"], elsewhereRun.stdout)
+        let afterElsewhere = try controlRequests(port: port)
+        XCTAssertEqual((afterElsewhere["REPLAY"] ?? 0) - (afterWebSocket["REPLAY"] ?? 0), 1, "\(afterElsewhere)")
+        XCTAssertEqual((afterElsewhere["HISTORY"] ?? 0) - (afterWebSocket["HISTORY"] ?? 0), 0, "\(afterElsewhere)")
     }
 
     /// Exact replay for browsers: an SSE client away while 1,000 messages pass, and zpubd

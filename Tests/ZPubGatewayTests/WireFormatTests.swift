@@ -71,16 +71,6 @@ final class ClientRequestTests: XCTestCase {
         }
     }
 
-    /// What a replay of the wanted prefixes covers: live messages before its marker on topics
-    /// under these are in the replay, all others pass.
-    func testAReplayCoversTheHistoryPrefixesUnderTheWantedOnes() {
-        let history = ["h.", "orders.eu."]
-        XCTAssertEqual(BrokerLink.covered(history, by: [Array("h.a".utf8)]), ["h.a"])
-        XCTAssertEqual(BrokerLink.covered(history, by: [Array("orders.".utf8)]), ["orders.eu."])
-        XCTAssertEqual(BrokerLink.covered(history, by: [Array("live.".utf8)]), [])
-        XCTAssertEqual(BrokerLink.covered(history, by: [[]]), history)
-    }
-
     func testViolationsCloseWithACodeAndAReason() {
         let cases: [(String, UInt16)] = [
             ("subscribe a.", 1007), ("[1,2]", 1007), ("", 1007), (#"{"prefix":"a"}"#, 1008),

@@ -15,6 +15,12 @@ usage:
   gateway_limits.py crowd PORT COUNT
       opens COUNT connections that send nothing, then one more; prints how many of the COUNT the
       server answered or closed, and what the extra one got.
+  gateway_limits.py resume-crowd PORT TARGET LAST_EVENT_ID COUNT
+      COUNT event streams on TARGET reconnecting with LAST_EVENT_ID, all at once: each sends its
+      request, waits for its response head and hangs up. /healthz is asked every 20 ms meanwhile
+      and for 2 s after. Prints how many heads came and the /healthz statuses seen.
+  gateway_limits.py status-crowd PORT COUNT SECONDS
+      COUNT /status/events clients reading for SECONDS; prints the events each one got, per kind.
 """
 import base64
 import json
@@ -127,6 +133,90 @@ def crowd(port, count):
         connection.close()
 
 
+def healthz_status(port):
+    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        connection.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        received, _ = read_to_end(connection, 10)
+        return received.split(b"\r\n")[0].decode(errors="replace")
+    finally:
+        connection.close()
+
+
+def resume_crowd(port, target, last_event_id, count):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, count + 64)), hard))
+    statuses = {}
+    done = threading.Event()
+
+    def watch_health():
+        while not done.is_set():
+            line = healthz_status(port)
+            statuses[line] = statuses.get(line, 0) + 1
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch_health)
+    watcher.start()
+    request = (f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
+               f"Last-Event-ID: {last_event_id}\r\n\r\n").encode()
+    connections = []
+    for _ in range(count):
+        connection = socket.create_connection(("127.0.0.1", port), timeout=20)
+        connection.sendall(request)
+        connections.append(connection)
+    heads = 0
+    for connection in connections:
+        head = b""
+        try:
+            while b"\r\n\r\n" not in head:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+        except socket.timeout:
+            pass
+        if head.startswith(b"HTTP/1.1 200"):
+            heads += 1
+        connection.close()
+    time.sleep(2)
+    done.set()
+    watcher.join()
+    print(json.dumps({"heads": heads, "healthz": statuses}), flush=True)
+
+
+def status_crowd(port, count, seconds):
+    results = [None] * count
+
+    def read_feed(index):
+        connection = socket.create_connection(("127.0.0.1", port), timeout=seconds + 10)
+        connection.sendall(f"GET /status/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        received = b""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            connection.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = connection.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            received += chunk
+        connection.close()
+        events = {}
+        for line in received.split(b"\n"):
+            if line.startswith(b"event: "):
+                kind = line[7:].decode()
+                events[kind] = events.get(kind, 0) + 1
+        results[index] = events
+
+    threads = [threading.Thread(target=read_feed, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"clients": results}), flush=True)
+
+
 if __name__ == "__main__":
     command, port, *rest = sys.argv[1:]
     port = int(port)
@@ -136,5 +226,9 @@ if __name__ == "__main__":
         stalled(port, rest[0], rest[1], rest[2], rest[3], float(rest[4]))
     elif command == "crowd":
         crowd(port, int(rest[0]))
+    elif command == "resume-crowd":
+        resume_crowd(port, rest[0], rest[1], int(rest[2]))
+    elif command == "status-crowd":
+        status_crowd(port, int(rest[0]), float(rest[1]))
     else:
         sys.exit(f"unknown command {command}")

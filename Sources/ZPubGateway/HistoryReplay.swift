@@ -1,0 +1,123 @@
+import ZPubCore
+
+/// A client's catch-up from history, read one control request at a time: a REPLAY (which puts
+/// the round's marker in the live stream and fixes `through`), then HISTORY pages up to
+/// `through`, one prefix after the other, only under the prefixes the client wants
+/// (`ResumeScope.overlap`). REPLAY and HISTORY take one prefix each and the broker
+/// filters by it, so a client of a quiet prefix reads its few messages, not every page of a busy
+/// neighbour's.
+///
+/// The client gets the newest `limit` messages (its queue's catch-up bound); older ones become
+/// part of the `gap` it is told about. No sockets: `BrokerLink` sends what `next` asks for.
+struct HistoryReplay {
+    /// A REPLAY "since" this reads nothing (no sequence is larger): it brings only the marker,
+    /// `through` and the history prefixes, for a client history keeps nothing for, as far as
+    /// the gateway knows.
+    static let markerOnly = UInt64.max
+
+    /// What to ask the broker next.
+    enum Step: Equatable {
+        case history(since: UInt64, until: UInt64, prefix: [UInt8])
+        case done
+    }
+
+    /// The client has every kept message up to this sequence.
+    let after: UInt64
+    let wanted: [[UInt8]]
+    let limit: Int
+    /// The last sequence assigned when the marker went out (from the REPLAY reply).
+    private(set) var through: UInt64?
+    /// The history prefixes, as the REPLAY reply named them.
+    private(set) var keptPrefixes: [String] = []
+    /// The newest `limit` messages read so far, in sequence order.
+    private(set) var entries: [MessageJSON] = []
+    private(set) var gap: HistoryReply.Gap?
+    /// The prefixes still to read, the one being read first.
+    private var toRead: [[UInt8]]
+    /// Where the next page of `toRead.first` starts.
+    private var nextSince: UInt64
+
+    /// `kept`: the history prefixes as the gateway knows them (a reload may have changed them;
+    /// the REPLAY reply's list is used from then on).
+    init(after: UInt64, wanted: [[UInt8]], kept: [[UInt8]], limit: Int) {
+        self.after = after
+        self.wanted = wanted
+        self.limit = limit
+        toRead = ResumeScope.overlap(of: wanted, with: kept)
+        nextSince = after
+    }
+
+    /// The REPLAY request's `since` and prefix: the first prefix to read, or nothing at all.
+    var replayArguments: (since: UInt64, prefix: [UInt8]) {
+        toRead.first.map { (after, $0) } ?? (Self.markerOnly, [])
+    }
+
+    /// The history prefixes whose live messages before the marker are in the replay (the
+    /// round's catch-up skips those).
+    var covering: [String] {
+        ResumeScope.overlap(of: wanted, with: keptPrefixes.map { Array($0.utf8) })
+            .map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Takes the broker's reply: the REPLAY first, then each HISTORY page. Returns what to ask
+    /// next, or nil when `reply` is not the one expected (an error: the round fails).
+    mutating func take(_ reply: ControlReply) -> Step? {
+        switch reply {
+        case .replay(let first) where through == nil:
+            through = first.through
+            keptPrefixes = first.prefixes
+            add(first.messages, gap: first.gap)
+            // Planned again with the broker's own list; what the REPLAY read is done unless
+            // more of it follows.
+            let read = toRead.first
+            toRead = ResumeScope.overlap(of: wanted, with: first.prefixes.map { Array($0.utf8) })
+            nextSince = after
+            if let read, toRead.contains(read) {
+                toRead.removeAll { $0 == read }
+                if first.more, let last = first.messages.last?.sequence {
+                    toRead.insert(read, at: 0)
+                    nextSince = last
+                }
+            }
+        case .history(let page) where through != nil && !toRead.isEmpty:
+            add(page.messages, gap: page.gap)
+            if page.more, let last = page.messages.last?.sequence {
+                nextSince = last
+            } else {
+                toRead.removeFirst()
+                nextSince = after
+            }
+        default:
+            return nil
+        }
+        guard let prefix = toRead.first, let through else { return .done }
+        return .history(since: nextSince, until: through, prefix: prefix)
+    }
+
+    /// Merges a page into the entries (sequence order; a message read under two prefixes once),
+    /// keeping the newest `limit`.
+    private mutating func add(_ messages: [MessageJSON], gap later: HistoryReply.Gap?) {
+        // Evicted between two pages: told too. One gap per resume, so two become one that may
+        // also cover messages delivered between them (told, never hidden).
+        if let later { gap = Self.union(gap, later) }
+        guard !messages.isEmpty else { return }
+        let inOrder = entries.last.map { $0.sequence < messages[0].sequence } ?? true
+        entries += messages
+        if !inOrder {
+            entries.sort { $0.sequence < $1.sequence }
+            var seen = Set<UInt64>()
+            entries.removeAll { !seen.insert($0.sequence).inserted }
+        }
+        if entries.count > limit {
+            let dropped = entries.prefix(entries.count - limit)
+            gap = Self.union(gap, HistoryReply.Gap(from: dropped.first!.sequence, to: dropped.last!.sequence))
+            entries.removeFirst(dropped.count)
+        }
+    }
+
+    /// One gap covering both (a resume tells of one): from the lower start to the higher end.
+    static func union(_ gap: HistoryReply.Gap?, _ other: HistoryReply.Gap) -> HistoryReply.Gap {
+        guard let gap else { return other }
+        return HistoryReply.Gap(from: min(gap.from, other.from), to: max(gap.to, other.to))
+    }
+}

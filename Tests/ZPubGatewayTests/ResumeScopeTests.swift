@@ -1,0 +1,144 @@
+import XCTest
+import ZPubCore
+
+@testable import ZPubGateway
+
+/// What a catch-up asks the broker for: only what the client wants (`ResumeScope`), read page
+/// by page (`HistoryReplay`), a few at a time (`ResumeTurns`).
+final class ResumeScopeTests: XCTestCase {
+    private func bytes(_ prefixes: String...) -> [[UInt8]] { prefixes.map { Array($0.utf8) } }
+
+    private func message(_ topic: String, _ sequence: UInt64) -> MessageJSON {
+        MessageJSON(frames: [Array(topic.utf8), Array("x".utf8)], style: .exact, seq: sequence)
+    }
+
+    private func replayReply(
+        through: UInt64, prefixes: [String], _ messages: [MessageJSON], more: Bool = false,
+        gap: HistoryReply.Gap? = nil
+    ) -> ControlReply {
+        .replay(
+            ReplayReply(
+                token: "t", through: through, prefixes: prefixes,
+                history: HistoryReply(
+                    firstSequence: 1, lastSequence: through, through: through, messages: messages, more: more, gap: gap
+                )))
+    }
+
+    private func page(_ messages: [MessageJSON], more: Bool = false, gap: HistoryReply.Gap? = nil) -> ControlReply {
+        .history(
+            HistoryReply(firstSequence: 1, lastSequence: 100, through: 100, messages: messages, more: more, gap: gap))
+    }
+
+    // MARK: ResumeScope
+
+    /// What a replay of the wanted prefixes covers: live messages before its marker on topics
+    /// under these are in the replay, all others pass.
+    func testAReplayCoversTheHistoryPrefixesUnderTheWantedOnes() {
+        let history = bytes("h.", "orders.eu.")
+        XCTAssertEqual(ResumeScope.overlap(of: bytes("h.a"), with: history), bytes("h.a"))
+        XCTAssertEqual(ResumeScope.overlap(of: bytes("orders."), with: history), bytes("orders.eu."))
+        XCTAssertEqual(ResumeScope.overlap(of: bytes("live."), with: history), [])
+        XCTAssertEqual(ResumeScope.overlap(of: [[]], with: history), history)
+    }
+
+    /// No prefix is read twice: one under another, or the same twice, is left out.
+    func testOverlappingWantedPrefixesAreReadOnce() {
+        XCTAssertEqual(ResumeScope.overlap(of: bytes("h.a", "h.", "h.a.b", "h."), with: bytes("h.")), bytes("h."))
+        XCTAssertEqual(ResumeScope.outermost(bytes("b.", "a.", "b.", "a.x")), bytes("b.", "a."))
+    }
+
+    /// One SNAPSHOT per catch-up: the longest prefix common to what the client wants of the cache.
+    func testASnapshotAsksForTheLongestCommonPrefixOfWhatTheCacheCanHold() {
+        XCTAssertEqual(ResumeScope.snapshotPrefix(for: bytes("state.a"), cached: nil), Array("state.a".utf8))
+        XCTAssertEqual(ResumeScope.snapshotPrefix(for: bytes("state.a", "state.b"), cached: nil), Array("state.".utf8))
+        XCTAssertEqual(
+            ResumeScope.snapshotPrefix(for: bytes("state.a", "chat."), cached: bytes("state.")), Array("state.a".utf8))
+        XCTAssertEqual(ResumeScope.snapshotPrefix(for: bytes("a.", "b."), cached: nil), [])
+        XCTAssertEqual(
+            ResumeScope.snapshotPrefix(for: bytes("anything"), cached: bytes("state.")), Array("anything".utf8))
+    }
+
+    // MARK: HistoryReplay
+
+    /// A client of a quiet prefix reads its own messages, not the pages of a busy neighbour's.
+    func testAReplayAsksOnlyForTheClientsPrefix() {
+        var replay = HistoryReplay(after: 0, wanted: bytes("b."), kept: bytes("a.", "b."), limit: 100)
+        XCTAssertEqual(replay.replayArguments.since, 0)
+        XCTAssertEqual(replay.replayArguments.prefix, Array("b.".utf8))
+        XCTAssertEqual(replay.take(replayReply(through: 5_000, prefixes: ["a.", "b."], [message("b.x", 7)])), .done)
+        XCTAssertEqual(replay.entries.map(\.sequence), [7])
+        XCTAssertEqual(replay.covering, ["b."])
+    }
+
+    /// Several prefixes: the REPLAY reads the first, HISTORY up to `through` each of the others,
+    /// page by page; the client gets them merged in sequence order.
+    func testSeveralPrefixesAreReadOneAfterTheOtherAndMerged() {
+        var replay = HistoryReplay(after: 3, wanted: bytes("b.", "c."), kept: bytes("a.", "b.", "c."), limit: 100)
+        XCTAssertEqual(replay.replayArguments.prefix, Array("b.".utf8))
+        XCTAssertEqual(
+            replay.take(
+                replayReply(
+                    through: 50, prefixes: ["a.", "b.", "c."], [message("b.x", 4), message("b.x", 9)], more: true)),
+            .history(since: 9, until: 50, prefix: Array("b.".utf8)))
+        XCTAssertEqual(replay.take(page([message("b.x", 20)])), .history(since: 3, until: 50, prefix: Array("c.".utf8)))
+        XCTAssertEqual(replay.take(page([message("c.x", 5), message("c.x", 30)])), .done)
+        XCTAssertEqual(replay.entries.map(\.sequence), [4, 5, 9, 20, 30])
+        XCTAssertEqual(replay.covering, ["b.", "c."])
+        XCTAssertEqual(replay.through, 50)
+    }
+
+    /// Nothing the client wants is kept (as far as the gateway knows): the REPLAY reads nothing
+    /// and brings the marker; if the broker's own list says otherwise (a reload), that is read.
+    func testAClientOfNothingKeptAsksForTheMarkerOnly() {
+        var replay = HistoryReplay(after: 0, wanted: bytes("live."), kept: bytes("a."), limit: 100)
+        XCTAssertEqual(replay.replayArguments.since, HistoryReplay.markerOnly)
+        XCTAssertEqual(replay.take(replayReply(through: 10, prefixes: ["a."], [])), .done)
+        XCTAssertEqual(replay.covering, [])
+
+        var reloaded = HistoryReplay(after: 0, wanted: bytes("live."), kept: bytes("a."), limit: 100)
+        XCTAssertEqual(
+            reloaded.take(replayReply(through: 10, prefixes: ["a.", "live."], [])),
+            .history(since: 0, until: 10, prefix: Array("live.".utf8)))
+    }
+
+    /// The newest `limit` are kept; older ones, and what history evicted, are one gap.
+    func testTheNewestLimitAreKeptAndTheRestIsOneGap() {
+        var replay = HistoryReplay(after: 0, wanted: bytes("b.", "c."), kept: bytes("b.", "c."), limit: 2)
+        _ = replay.take(
+            replayReply(
+                through: 50, prefixes: ["b.", "c."], [message("b.x", 10), message("b.x", 40)],
+                gap: .init(from: 1, to: 4)))
+        _ = replay.take(page([message("c.x", 20), message("c.x", 30)]))
+        XCTAssertEqual(replay.entries.map(\.sequence), [30, 40])
+        XCTAssertEqual(replay.gap, HistoryReply.Gap(from: 1, to: 20))
+    }
+
+    func testAnUnexpectedReplyEndsTheReplay() {
+        var replay = HistoryReplay(after: 0, wanted: bytes("b."), kept: bytes("b."), limit: 10)
+        XCTAssertNil(replay.take(page([])), "a HISTORY page before the REPLAY")
+        XCTAssertNil(replay.take(.error(ControlError(.historyOff, "history is off"))))
+    }
+
+    // MARK: ResumeTurns
+
+    /// A few catch-ups ask at once; the others wait in order, once each, and a client that left
+    /// gets no turn.
+    func testCatchUpsTakeTurns() {
+        var turns = ResumeTurns()
+        for id in 1...10 { turns.wait(ClientID(id)) }
+        turns.wait(1)
+        XCTAssertEqual(turns.waiting, 10)
+        var started: [ClientID] = []
+        while let id = turns.next() {
+            started.append(id)
+            turns.started()
+        }
+        XCTAssertEqual(started, Array(1...ClientID(ResumeTurns.places)))
+        turns.leave(ClientID(ResumeTurns.places + 1))
+        turns.finished()
+        XCTAssertEqual(turns.next(), ClientID(ResumeTurns.places + 2), "the one that left was skipped")
+        turns.started()
+        XCTAssertNil(turns.next(), "every place taken")
+        XCTAssertEqual(turns.waiting, 10 - ResumeTurns.places - 2)
+    }
+}
