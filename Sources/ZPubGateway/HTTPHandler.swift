@@ -163,6 +163,22 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 "\(target.path) shows every topic and subscription: it needs the operator_token (Authorization: Bearer, or ?access_token= for the pages)",
                 head)
         }
+        if target.path == "/events" || target.path == "/status/events" {
+            // A stream's events go out as chunks, shared by every client: HTTP/1.0 has no
+            // chunks, and its client would read the chunks' sizes as events. nginx in front
+            // speaks 1.0 unless told otherwise.
+            guard head.version.major > 1 || head.version.minor >= 1 else {
+                shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+                return respondError(
+                    context, .httpVersionNotSupported, "http_version_not_supported",
+                    "\(target.path) streams events in HTTP/1.1 chunks; send the request in HTTP/1.1 (behind nginx: proxy_http_version 1.1;)",
+                    head)
+            }
+            // The stream's head only: a HEAD opens no stream and holds no client's place.
+            if head.method == .HEAD {
+                return respond(context, head, .ok, contentType: "text/event-stream; charset=utf-8", body: [])
+            }
+        }
         switch target.path {
         case "/":
             respond(context, head, .ok, contentType: "text/html; charset=utf-8", body: Array(StatusPage.html.utf8))
@@ -413,7 +429,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let sequence = WireFormat.historySequence(fromEventID: id) { return .history(after: sequence) }
             return WireFormat.sequence(fromEventID: id).map { .lastValue(after: $0) }
         }
-        startStream(context, head)
+        guard startStream(context, head) else { return }
         let outbox = ClientOutbox(
             id: shared.makeClientID(), kind: .serverSentEvents, channel: context.channel,
             limit: shared.settings.clientQueue, writeDelayMilliseconds: shared.settings.writeDelayMilliseconds,
@@ -471,12 +487,15 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context, .serviceUnavailable, "too_many_clients",
                 "the gateway has max_clients (\(shared.settings.maxClients)) clients; try again later", head)
         }
-        startStream(context, head)
+        guard startStream(context, head) else { return }
         shared.counters.statusClients.add(1, ordering: .relaxed)
         stream = .status(shared.statusFeed.join(context.channel))
     }
 
-    private func startStream(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+    /// Writes the stream's head. False when the connection closed meanwhile (the write failed,
+    /// and NIO closed it at once, before there was a stream for `channelInactive` to end): the
+    /// caller must then register nothing, or it would count a client that is gone for good.
+    private func startStream(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) -> Bool {
         // A client now: it counts against max_clients, and streams for as long as it likes.
         deadline.stop()
         slot.release()
@@ -491,6 +510,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         )
         // The reconnection delay a browser's EventSource uses, then the stream.
         context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "retry: 2000\n\n")))), promise: nil)
+        return context.channel.isActive
     }
 
     // MARK: Responses

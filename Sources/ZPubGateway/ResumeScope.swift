@@ -1,3 +1,4 @@
+import ZPubCore
 /// What a resuming client's catch-up asks the broker for: only what the client subscribed to.
 /// SNAPSHOT, REPLAY and HISTORY each take one prefix, and the broker filters by it; asking
 /// with the empty prefix for a client of one small prefix made every reconnection read (and
@@ -27,9 +28,13 @@ enum ResumeScope {
     /// what it wants of the cache. `cached` (the cache's prefixes, once a snapshot reply has told
     /// them) narrows `wanted` to what the cache can hold: a client of `state.a` and `chat.`
     /// with only `state.` cached asks for `state.a`, not for everything.
+    /// When the cache is known to hold nothing the client wants, the snapshot asks under
+    /// zpubd's own `$zpub/`, which is never cached: the marker alone, not the whole cache (the
+    /// longest common prefix of `a.` and `b.` is everything).
     static func snapshotPrefix(for wanted: [[UInt8]], cached: [[UInt8]]?) -> [UInt8] {
-        let overlapping = cached.map { overlap(of: wanted, with: $0) } ?? []
-        return longestCommonPrefix(overlapping.isEmpty ? wanted : overlapping)
+        guard let cached else { return longestCommonPrefix(wanted) }
+        let overlapping = overlap(of: wanted, with: cached)
+        return overlapping.isEmpty ? BrokerState.internalPrefix : longestCommonPrefix(overlapping)
     }
 
     /// `prefixes` without duplicates and without any that starts with another of them (its

@@ -90,6 +90,24 @@ final class HTTPGatewayTests: XCTestCase {
 
     // MARK: WebSocket
 
+    /// An event stream needs HTTP/1.1 (its events are chunks): an HTTP/1.0 request is told so,
+    /// not sent chunk sizes it would read as events; a HEAD gets the head and no stream.
+    func testAnEventStreamNeedsHTTP11AndAHeadOpensNone() throws {
+        let (daemon, port) = try startDaemon()
+        defer { withExtendedLifetime(daemon) {} }
+        let old = try HTTPProbe.request(port: port, method: "GET", "/events?prefix=x", headers: [:], version: "1.0")
+        XCTAssertEqual(old.status, 505, old.text)
+        XCTAssertTrue(old.text.contains("proxy_http_version 1.1"), old.text)
+        let started = Date()
+        let head = try HTTPProbe.request(
+            port: port, method: "HEAD", "/events?prefix=x", headers: [:], readTimeout: 30_000)
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.headers["content-type"], "text/event-stream; charset=utf-8")
+        XCTAssertEqual(head.text, "", "no stream after the head")
+        XCTAssertLessThan(
+            Date().timeIntervalSince(started), 20, "closed by the gateway, not read until the probe gave up")
+    }
+
     func testWebSocketClientGetsTextAndBinaryMessagesAndPublishes() throws {
         let (daemon, port) = try startDaemon(http: #"publish_prefixes = ["chat."]"#)
         let ready = readyFile()
@@ -1117,11 +1135,11 @@ enum HTTPProbe {
     /// `readTimeout` (ms) ends reading a response that streams (SSE) and never closes.
     static func request(
         port: Int, method: String, _ path: String, headers: [String: String], body: [UInt8] = [],
-        readTimeout: Int = 5_000
+        readTimeout: Int = 5_000, version: String = "1.1"
     ) throws -> Response {
         let fd = try RawTCP.connect(port: port)
         defer { close(fd) }
-        var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        var request = "\(method) \(path) HTTP/\(version)\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "Content-Length: \(body.count)\r\n\r\n"
         _ = (Array(request.utf8) + body).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }

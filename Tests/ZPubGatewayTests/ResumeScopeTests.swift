@@ -55,7 +55,10 @@ final class ResumeScopeTests: XCTestCase {
             ResumeScope.snapshotPrefix(for: bytes("state.a", "chat."), cached: bytes("state.")), Array("state.a".utf8))
         XCTAssertEqual(ResumeScope.snapshotPrefix(for: bytes("a.", "b."), cached: nil), [])
         XCTAssertEqual(
-            ResumeScope.snapshotPrefix(for: bytes("anything"), cached: bytes("state.")), Array("anything".utf8))
+            ResumeScope.snapshotPrefix(for: bytes("anything"), cached: bytes("state.")), Array("$zpub/".utf8),
+            "nothing cached is wanted: the marker alone")
+        XCTAssertEqual(
+            ResumeScope.snapshotPrefix(for: bytes("a.", "b."), cached: bytes("state.")), Array("$zpub/".utf8))
     }
 
     // MARK: HistoryReplay
