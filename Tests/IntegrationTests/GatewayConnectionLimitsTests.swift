@@ -355,17 +355,26 @@ final class GatewayConnectionLimitsTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(page["topics"] ?? 0, 1, "\(page)")
             XCTAssertGreaterThanOrEqual(page["subscriptions"] ?? 0, 1, "\(page)")
         }
-        try Wait.until("the pages are gone") { try metrics(port)["zpub_http_clients{kind=\"status\"}"] == 0 }
+        // Each /metrics read asks STATS too: counted, so that a slow machine's extra polls
+        // here do not count as the feed's.
+        var metricsReads = 0
+        try Wait.until("the pages are gone") {
+            metricsReads += 1
+            return try metrics(port)["zpub_http_clients{kind=\"status\"}"] == 0
+        }
         let after = try metrics(port)
+        metricsReads += 1
         func delta(_ command: String) -> Double {
             let name = "zpub_http_control_requests_total{command=\"\(command)\"}"
             return (after[name] ?? 0) - (before[name] ?? 0)
         }
-        // One tick a second while the pages were open (connecting takes a moment too), and the
-        // STATS of each /metrics read.
-        XCTAssertLessThanOrEqual(delta("STATS"), seconds + 6, "STATS per tick, not per page")
-        XCTAssertLessThanOrEqual(delta("TOPICS"), 3, "TOPICS every 5 s, not per page")
-        XCTAssertLessThanOrEqual(delta("SUBSCRIPTIONS"), 3, "SUBSCRIPTIONS every 5 s, not per page")
+        // One tick a second while the pages were open: some 5, the pages taking a moment to
+        // connect; twice that and more, for a loaded machine, is still far below the 20 a
+        // second that polling per page costs (80 and more).
+        XCTAssertLessThanOrEqual(
+            delta("STATS") - Double(metricsReads), 2 * seconds + 4, "STATS per tick, not per page")
+        XCTAssertLessThanOrEqual(delta("TOPICS"), 4, "TOPICS every 5 s, not per page (20 per poll)")
+        XCTAssertLessThanOrEqual(delta("SUBSCRIPTIONS"), 4, "SUBSCRIPTIONS every 5 s, not per page (20 per poll)")
         print(
             "figure: 20 status pages for \(Int(seconds)) s cost \(Int(delta("STATS"))) STATS, \(Int(delta("TOPICS"))) TOPICS"
         )
