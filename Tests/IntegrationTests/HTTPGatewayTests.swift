@@ -46,6 +46,22 @@ final class HTTPGatewayTests: XCTestCase {
         )
     }
 
+    /// A WebSocket client that resumes with `query` (its `since`): once it has caught up, `live`
+    /// is pushed, which ends it (the reader stops at its topic). Its messages, in order, and
+    /// its whole output (for failure messages).
+    private func catchUpOverWebSocket(port: Int, query: String, push: Socket, live: [[UInt8]]) throws
+        -> (messages: [[String: Any]], stdout: String)
+    {
+        let ready = readyFile()
+        let topic = String(decoding: live[0], as: UTF8.self)
+        let client = try python(["ws-since", "\(port)", "[]", topic, ready, query])
+        try Wait.until("the client has caught up") { FileManager.default.fileExists(atPath: ready + ".caught_up") }
+        try push.send(frames: live)
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        return (jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }, run.stdout)
+    }
+
     /// zpubd with `configuration` (whose [http] listens on `port`), once its gateway answers.
     private func gatewayDaemon(_ configuration: String, port: Int) throws -> Daemon {
         let daemon = try Daemon(configuration: configuration)
@@ -482,16 +498,11 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual((afterSSE["HISTORY"] ?? 0) - (before["HISTORY"] ?? 0), 0, "no page of a.: \(afterSSE)")
 
         // Two prefixes: the REPLAY reads b., one HISTORY page c.; merged in sequence order.
-        let ready = readyFile()
-        let client = try python(["ws-since", "\(port)", "[]", "b.end", ready, "?prefix=b.&prefix=c.&since=0"])
-        try Wait.until("the client has caught up") { FileManager.default.fileExists(atPath: ready + ".caught_up") }
-        try push.send(frames: frames("b.end", "live"))
-        let webSocket = try client.finish(timeout: 20)
-        XCTAssertEqual(webSocket.status, 0, webSocket.stderr)
-        let messages = jsonLines(webSocket.stdout).compactMap { $0["message"] as? [String: Any] }
+        let (messages, stdout) = try catchUpOverWebSocket(
+            port: port, query: "?prefix=b.&prefix=c.&since=0", push: push, live: frames("b.end", "live"))
         XCTAssertEqual(
             messages.map { "\($0["type"] ?? "")/\($0["payload"] ?? "")" },
-            quiet.map { "message/\($0)" } + ["caught_up/", "message/live"], webSocket.stdout)
+            quiet.map { "message/\($0)" } + ["caught_up/", "message/live"], stdout)
         let afterWebSocket = try controlRequests(port: port)
         XCTAssertEqual((afterWebSocket["REPLAY"] ?? 0) - (afterSSE["REPLAY"] ?? 0), 1, "\(afterWebSocket)")
         XCTAssertEqual((afterWebSocket["HISTORY"] ?? 0) - (afterSSE["HISTORY"] ?? 0), 1, "\(afterWebSocket)")
@@ -663,16 +674,11 @@ final class HTTPGatewayTests: XCTestCase {
         let push = try clients.socket(.push, connect: daemon.pull)
         for i in 1...10 { try push.send(frames: frames("h.x", "\(i)")) }
         try Wait.until("all are kept") { try daemon.stats().history?.lastSequence == 10 }
-        let ready = readyFile()
-        let client = try python(["ws-since", "\(port)", "[]", "h.end", ready, "?prefix=h.&since=7"])
-        try Wait.until("the client has caught up") { FileManager.default.fileExists(atPath: ready + ".caught_up") }
-        try push.send(frames: frames("h.end", "11"))
-        let run = try client.finish(timeout: 20)
-        XCTAssertEqual(run.status, 0, run.stderr)
-        let messages = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+        let (messages, stdout) = try catchUpOverWebSocket(
+            port: port, query: "?prefix=h.&since=7", push: push, live: frames("h.end", "11"))
         XCTAssertEqual(
             messages.map { "\($0["type"] ?? "")/\(($0["seq"] as? NSNumber)?.intValue ?? 0)" },
-            ["message/8", "message/9", "message/10", "caught_up/0", "message/11"], run.stdout)
+            ["message/8", "message/9", "message/10", "caught_up/0", "message/11"], stdout)
 
         let refused = try python(["ws-since", "\(port)", "[]", "h.end", "-", "?prefix=h.&since=yesterday"])
             .finish(timeout: 20)
