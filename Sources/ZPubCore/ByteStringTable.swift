@@ -69,20 +69,13 @@ public struct ByteStringTable<Value> {
             ? entries.map(\.value) : indices.filter { key(at: $0, startsWith: prefix) }.map { entries[$0].value }
     }
 
-    /// Every value, in table order.
-    public var values: [Value] { entries.map(\.value) }
-
     /// Every key starting with `prefix`, with its value, in table order.
     public func entries(withKeyPrefix prefix: [UInt8]) -> [(key: [UInt8], value: Value)] {
         indices.filter { key(at: $0, startsWith: prefix) }.map { (key(at: $0), entries[$0].value) }
     }
 
     @inline(__always)
-    static func hash(_ key: UnsafeRawBufferPointer) -> Int {
-        var hasher = Hasher()
-        hasher.combine(bytes: key)
-        return hasher.finalize()
-    }
+    static func hash(_ key: UnsafeRawBufferPointer) -> Int { seededHash(key) }
 
     /// The index in `entries` of `key`, or nil.
     @inline(__always)
@@ -241,6 +234,16 @@ public struct ByteStringTable<Value> {
             RawBytes.equal(stored.baseAddress! + Int(entry.keyStart), key.baseAddress!, count: key.count)
         }
     }
+}
+
+/// Bytes hashed with the standard library's SipHash, seeded afresh in every process, so that
+/// crafted input cannot force collisions: how `ByteStringTable` files its keys, and how
+/// `SubscriberConnections` remembers prefixes.
+@inline(__always)
+func seededHash(_ bytes: UnsafeRawBufferPointer) -> Int {
+    var hasher = Hasher()
+    hasher.combine(bytes: bytes)
+    return hasher.finalize()
 }
 
 extension ByteStringTable: Sendable where Value: Sendable {}

@@ -152,7 +152,7 @@ public struct LastValueCache: Sendable {
     public func entries(updatedAfter sequence: UInt64, limit: Int, maxBytes: Int, nowMilliseconds: UInt64)
         -> (entries: [Entry], more: Bool)
     {
-        let updated = table.values
+        let updated = table.values(withKeyPrefix: [])
             .filter { $0.sequence > sequence && !isExpired($0, nowMilliseconds: nowMilliseconds) }
             .sorted { $0.sequence < $1.sequence }
         var bytes = 0

@@ -69,12 +69,6 @@ public struct SubscriberConnections: Sendable {
         connections.values.reduce(0) { total, byIdentity in byIdentity.values.reduce(total) { $0 + $1.count } }
     }
 
-    public static func hash(_ prefix: UnsafeRawBufferPointer) -> Int {
-        var hasher = Hasher()
-        hasher.combine(bytes: prefix)
-        return hasher.finalize()
-    }
-
     /// Whether `connection` holds the prefix already: its subscription is a repeat.
     public func holds(_ prefixHash: Int, _ connection: Identity) -> Bool {
         connections[connection.descriptor]?[connection]?.contains(prefixHash) ?? false

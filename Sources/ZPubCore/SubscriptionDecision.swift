@@ -51,20 +51,21 @@ extension BrokerState {
     ) -> SubscriptionActions {
         guard let kind = frame.first, kind <= 1 else { return SubscriptionActions() }
         let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
-        let prefixHash = connection.map { _ in SubscriberConnections.hash(prefix) }
+        guard let connection else {
+            return kind == 1 ? subscribe(prefix, nowMilliseconds: nowMilliseconds) : unsubscribe(prefix)
+        }
+        let prefixHash = seededHash(prefix)
         if kind == 1 {
-            if let connection, let prefixHash, subscriberConnections.holds(prefixHash, connection) {
+            if subscriberConnections.holds(prefixHash, connection) {
                 repeatedSubscriptions &+= 1
                 subscriptions.noteUncounted(subscribe: true)
                 return repeatedSubscription(prefix, nowMilliseconds: nowMilliseconds)
             }
             let actions = subscribe(prefix, nowMilliseconds: nowMilliseconds)
-            if let connection, let prefixHash, actions.apply == .subscribe {
-                subscriberConnections.subscribed(prefixHash, connection)
-            }
+            if actions.apply == .subscribe { subscriberConnections.subscribed(prefixHash, connection) }
             return actions
         }
-        if let connection, let prefixHash, !subscriberConnections.unsubscribed(prefixHash, connection) {
+        guard subscriberConnections.unsubscribed(prefixHash, connection) else {
             unheldUnsubscriptions &+= 1
             subscriptions.noteUncounted(subscribe: false)
             var actions = SubscriptionActions()

@@ -88,20 +88,29 @@ final class HTTPGatewayTests: XCTestCase {
         return reader
     }
 
-    /// An SSE client of `state.` reconnecting with `lastEventID`: what it gets ("topic=payload"),
-    /// until a live `state.end` that is sent once the gateway has subscribed again for it (the
-    /// response's head comes before the gateway attaches the client).
-    private func resumeStateStream(_ daemon: Daemon, port: Int, lastEventID: String, push: Socket) throws -> [String] {
+    /// An SSE client of `prefix` reconnecting with `lastEventID`: its events (the lines with
+    /// data), until a live message on `liveTopic`, sent once the gateway has subscribed again for
+    /// it (the response's head comes before the gateway attaches the client).
+    private func resumeSSE(
+        _ daemon: Daemon, port: Int, prefix: String, lastEventID: String, count: Int, push: Socket, liveTopic: String
+    ) throws -> [[String: Any]] {
         let reader = try openSSEReader(
-            port: port, "?prefix=state.", count: 10, lastEventID: lastEventID, untilTopic: "state.end")
+            port: port, "?prefix=\(prefix)", count: count, lastEventID: lastEventID, untilTopic: liveTopic)
         try Wait.until("the gateway subscribes for the resumed client") {
-            try daemon.subscriptions().subscriptions.contains { $0.prefix == "state." }
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == prefix }
         }
-        try push.send(frames: frames("state.end", "live"))
+        try push.send(frames: frames(liveTopic, "live"))
         let run = try reader.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)
-        return jsonLines(run.stdout).compactMap { $0["data"] as? [String: Any] }
-            .map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+        return jsonLines(run.stdout).filter { $0["data"] != nil }
+    }
+
+    /// An SSE client of `state.` reconnecting with `lastEventID`: what it gets ("topic=payload").
+    private func resumeStateStream(_ daemon: Daemon, port: Int, lastEventID: String, push: Socket) throws -> [String] {
+        try resumeSSE(
+            daemon, port: port, prefix: "state.", lastEventID: lastEventID, count: 10, push: push,
+            liveTopic: "state.end"
+        ).compactMap { $0["data"] as? [String: Any] }.map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
     }
 
     // MARK: WebSocket
@@ -435,20 +444,12 @@ final class HTTPGatewayTests: XCTestCase {
         for i in 1...5 { try push.send(frames: frames("orders.x", "\(i)")) }
         for i in 1...100 { try push.send(frames: frames("metrics.x", "\(i)")) }
         try Wait.until("history holds all 105") { try daemon.stats().history?.written == 105 }
-        let reader = try openSSEReader(
-            port: port, "?prefix=orders.", count: 20, lastEventID: "h1", untilTopic: "orders.end")
-        try Wait.until("the gateway subscribes for the resumed client") {
-            try daemon.subscriptions().subscriptions.contains { $0.prefix == "orders." }
-        }
-        try push.send(frames: frames("orders.end", "live"))
-        let run = try reader.finish(timeout: 20)
-        XCTAssertEqual(run.status, 0, run.stderr)
-        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        let events = try resumeSSE(
+            daemon, port: port, prefix: "orders.", lastEventID: "h1", count: 20, push: push, liveTopic: "orders.end")
         XCTAssertEqual(events.filter { $0["event"] as? String == "gap" }.count, 0, "nothing of orders. was evicted")
         XCTAssertEqual(
             events.compactMap { ($0["data"] as? [String: Any])?["payload"] }.map { "\($0)" },
-            ["2", "3", "4", "5", "live"],
-            run.stdout)
+            ["2", "3", "4", "5", "live"], "\(events)")
     }
 
     /// The requests the gateway has put to the broker's control API, per command, from /metrics
@@ -508,17 +509,11 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual((afterWebSocket["HISTORY"] ?? 0) - (afterSSE["HISTORY"] ?? 0), 1, "\(afterWebSocket)")
 
         // A prefix history keeps nothing under: one REPLAY that reads nothing (only the marker).
-        let elsewhere = try openSSEReader(
-            port: port, "?prefix=anything", count: 1, lastEventID: "h0", untilTopic: "anything.x")
-        try Wait.until("the gateway subscribes for the resumed client") {
-            try daemon.subscriptions().subscriptions.contains { $0.prefix == "anything" }
-        }
-        try push.send(frames: frames("anything.x", "live"))
-        let elsewhereRun = try elsewhere.finish(timeout: 20)
-        XCTAssertEqual(elsewhereRun.status, 0, elsewhereRun.stderr)
+        let elsewhere = try resumeSSE(
+            daemon, port: port, prefix: "anything", lastEventID: "h0", count: 1, push: push, liveTopic: "anything.x")
         XCTAssertEqual(
-            jsonLines(elsewhereRun.stdout).compactMap { ($0["data"] as? [String: Any])?["payload"] as? String },
-            ["live"], elsewhereRun.stdout)
+            elsewhere.compactMap { ($0["data"] as? [String: Any])?["payload"] as? String },
+            ["live"], "\(elsewhere)")
         let afterElsewhere = try controlRequests(port: port)
         XCTAssertEqual((afterElsewhere["REPLAY"] ?? 0) - (afterWebSocket["REPLAY"] ?? 0), 1, "\(afterElsewhere)")
         XCTAssertEqual((afterElsewhere["HISTORY"] ?? 0) - (afterWebSocket["HISTORY"] ?? 0), 0, "\(afterElsewhere)")
