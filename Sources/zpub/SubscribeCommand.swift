@@ -8,8 +8,8 @@ struct Subscribe: ParsableCommand {
         commandName: "sub",
         abstract: "Subscribe to topic prefixes and print each message: topic, then frames, tab-separated.",
         discussion: """
-            No PREFIX subscribes to everything, zpubd's own $zpub/ topics (sequence and snapshot
-            markers) excepted: they are printed only under a PREFIX that starts with $zpub/.
+            No PREFIX subscribes to everything, zpubd's own $zpub/ topics (sequence and snapshot \
+            markers) excepted: they are printed only under a PREFIX that starts with $zpub/. \
             Bytes that are not printable are shown as \\xNN.
             --json prints one JSON object per message, the shape WebSocket and SSE clients get:
             {"type": "message", "topic": ..., "encoding": ..., "payload": ...}, where encoding is
