@@ -132,16 +132,25 @@ final class BrokerLink {
         let prefixes: [[UInt8]]
     }
 
+    /// A live message for a client catching up, as its round holds it: with its topic, so that
+    /// a SNAPSHOT asked again (`redoSnapshot`) can sort what the first one held.
+    private struct HeldLive {
+        let topic: [UInt8]
+        let item: ClientOutbox.Item
+    }
+
     /// A SNAPSHOT or REPLAY request and its marker: for a resuming client, or (no client) only
     /// to learn the cache's sequence for SSE event ids.
     private struct Round {
         var client: ClientID?
-        var catchUp: SnapshotCatchUp<ClientOutbox.Item>
+        var catchUp: SnapshotCatchUp<HeldLive>
         /// A REPLAY round: what it read so far, and what to read next. Its marker carries a
         /// history sequence, not the cache's, and must not move the event-id watermark.
         var replay: HistoryReplay?
         /// A SNAPSHOT round: the prefix it asked for.
         var snapshotPrefix: [UInt8] = []
+        /// A SNAPSHOT asked again (`redoSnapshot`): it is not asked a third time.
+        var redone = false
         /// When the reply was in while the marker was not (monotonic ns), or nil.
         var repliedBeforeMarker: UInt64?
         /// A client's round waiting for a reply holds one of `ResumeTurns`' places.
@@ -414,10 +423,10 @@ final class BrokerLink {
     /// round decides; a client holding more than its queue's limit is dropped as too slow.
     private func deliverResuming(_ id: ClientID, round token: String, topic: [UInt8], item: ClientOutbox.Item) {
         guard var round = rounds[token], let outbox = clients[id]?.outbox else { return }
-        let now = round.catchUp.received(topic: topic, item)
+        let now = round.catchUp.received(topic: topic, HeldLive(topic: topic, item: item))
         rounds[token] = round
         if let now {
-            if !outbox.offer(now) { drop(id) }
+            if !outbox.offer(now.item) { drop(id) }
         } else if round.catchUp.heldCount > outbox.limit {
             drop(id)
         }
@@ -539,9 +548,9 @@ final class BrokerLink {
         return catchUp.token
     }
 
-    private func newCatchUp() -> SnapshotCatchUp<ClientOutbox.Item> {
+    private func newCatchUp() -> SnapshotCatchUp<HeldLive> {
         nextToken += 1
-        let catchUp = SnapshotCatchUp<ClientOutbox.Item>(token: tokenPrefix + String(nextToken))
+        let catchUp = SnapshotCatchUp<HeldLive>(token: tokenPrefix + String(nextToken))
         try? sub.setOption(.subscribe, bytes: catchUp.markerTopic)
         return catchUp
     }
@@ -598,7 +607,7 @@ final class BrokerLink {
             try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
             return freePlace(of: round)
         }
-        let release: SnapshotCatchUp<ClientOutbox.Item>.Release
+        let release: SnapshotCatchUp<HeldLive>.Release
         if case .success(let reply) = result, var replay = round.replay, let step = replay.take(reply) {
             round.replay = replay
             if case .replay = reply { historyKept = replay.keptPrefixes.map { Array($0.utf8) } }
@@ -614,6 +623,13 @@ final class BrokerLink {
             let cached = reply.prefixes.map { Array($0.utf8) }
             cachedPrefixes = cached
             cacheEnabled = !cached.isEmpty
+            // The prefix asked was chosen with the cache's prefixes as the gateway knew them; a
+            // reload may have added one the client wants since, which the reply now names.
+            if !round.redone, let id = round.client, let wanted = clients[id]?.resume?.prefixes,
+                let prefix = ResumeScope.snapshotPrefixToRedo(asked: round.snapshotPrefix, for: wanted, cached: cached)
+            {
+                return redoSnapshot(round, token: token, client: id, prefix: prefix)
+            }
             // Live messages before the marker are in the snapshot only under the prefix asked for.
             let covering = ResumeScope.overlap(of: [round.snapshotPrefix], with: cached)
             release = round.catchUp.replied(
@@ -642,6 +658,26 @@ final class BrokerLink {
         freePlace(of: placeHeld)
     }
 
+    /// Asks a client's SNAPSHOT again, under `prefix`, because its reply lacks values the client
+    /// wants (`ResumeScope.snapshotPrefixToRedo`). A new round (a new marker) takes over the
+    /// client's place in `ResumeTurns` and the live messages the old one held: all came before
+    /// the new marker, since it is asked only now, so the new reply sorts them as any held
+    /// before its marker (skipped where it has their topic's value, delivered otherwise). The
+    /// old reply is dropped: the new one has what it had, or newer.
+    private func redoSnapshot(_ old: Round, token: String, client id: ClientID, prefix: [UInt8]) {
+        var old = old
+        rounds[token] = nil
+        // Its reply is in: no request waits for its marker subscription any more.
+        try? sub.setOption(.unsubscribe, bytes: old.catchUp.markerTopic)
+        let held = old.catchUp.failed().items
+        let newToken = startRound(client: id, snapshotOf: prefix)
+        rounds[newToken]!.redone = true
+        for live in held { _ = rounds[newToken]!.catchUp.received(topic: live.topic, live) }
+        if let resume = clients[id]?.resume {
+            clients[id]!.resume = Resume(token: newToken, point: resume.point, prefixes: resume.prefixes)
+        }
+    }
+
     /// A client's round has its last reply: the next catch-up may ask.
     private func freePlace(of round: Round) {
         guard round.holdsPlace else { return }
@@ -663,7 +699,7 @@ final class BrokerLink {
     /// keeps; a WebSocket client then gets `caught_up`), then the live messages its round
     /// released.
     private func deliverRelease(
-        _ release: SnapshotCatchUp<ClientOutbox.Item>.Release, gap: HistoryReply.Gap?, to id: ClientID
+        _ release: SnapshotCatchUp<HeldLive>.Release, gap: HistoryReply.Gap?, to id: ClientID
     ) {
         guard let client = clients[id], let resume = client.resume else { return }
         var items: [ClientOutbox.Item] = []
@@ -680,7 +716,7 @@ final class BrokerLink {
                 items.append(.webSocketText(#"{"type":"caught_up","through":\#(through)}"#))
             }
             counters.resumedValues.add(UInt64(items.count), ordering: .relaxed)
-            items += release.items
+            items += release.items.map(\.item)
             for item in items where !client.outbox.offer(item, catchingUp: true) {
                 drop(id)
                 return
@@ -713,7 +749,7 @@ final class BrokerLink {
             )
         }
         counters.resumedValues.add(UInt64(items.count), ordering: .relaxed)
-        items += release.items
+        items += release.items.map(\.item)
         for item in items where !client.outbox.offer(item, catchingUp: true) {
             drop(id)
             return

@@ -43,8 +43,16 @@ struct HistoryReplay {
         self.after = after
         self.wanted = wanted
         self.limit = limit
-        toRead = ResumeScope.overlap(of: wanted, with: kept)
+        toRead = Self.toRead(wanted, kept: kept)
         nextSince = after
+    }
+
+    /// The prefixes to read, in the order to read them: what a client of `wanted` wants of what
+    /// history keeps under `kept` (`ResumeScope.overlap`), each as the control protocol carries
+    /// it (`ResumeScope.carried`: " a" is read under the empty prefix, and `add` keeps only
+    /// what `wanted` wants); one under another is read once.
+    private static func toRead(_ wanted: [[UInt8]], kept: [[UInt8]]) -> [[UInt8]] {
+        ResumeScope.outermost(ResumeScope.overlap(of: wanted, with: kept).map(ResumeScope.carried))
     }
 
     /// The REPLAY request's `since` and prefix: the first prefix to read, or nothing at all.
@@ -70,7 +78,7 @@ struct HistoryReplay {
             // Planned again with the broker's own list; what the REPLAY read is done unless
             // more of it follows.
             let read = toRead.first
-            toRead = ResumeScope.overlap(of: wanted, with: first.prefixes.map { Array($0.utf8) })
+            toRead = Self.toRead(wanted, kept: first.prefixes.map { Array($0.utf8) })
             nextSince = after
             if let read, toRead.contains(read) {
                 toRead.removeAll { $0 == read }
@@ -95,11 +103,16 @@ struct HistoryReplay {
     }
 
     /// Merges a page into the entries (sequence order; a message read under two prefixes once),
-    /// keeping the newest `limit`.
-    private mutating func add(_ messages: [MessageJSON], gap later: HistoryReply.Gap?) {
+    /// keeping the newest `limit` of those under `wanted` (a prefix read wider than wanted,
+    /// `toRead`, brings others too, which must not push the client's own into the gap).
+    private mutating func add(_ page: [MessageJSON], gap later: HistoryReply.Gap?) {
         // Evicted between two pages: told too. One gap per resume, so two become one that may
         // also cover messages delivered between them (told, never hidden).
         if let later { gap = Self.union(gap, later) }
+        let messages = page.filter { message in
+            let topic = message.topicBase64.flatMap(Base64.decode) ?? Array(message.topic.utf8)
+            return wanted.contains { topic.starts(with: $0) }
+        }
         guard !messages.isEmpty else { return }
         let inOrder = entries.last.map { $0.sequence < messages[0].sequence } ?? true
         entries += messages

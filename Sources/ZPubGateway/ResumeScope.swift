@@ -1,4 +1,5 @@
 import ZPubCore
+
 /// What a resuming client's catch-up asks the broker for: only what the client subscribed to.
 /// SNAPSHOT, REPLAY and HISTORY each take one prefix, and the broker filters by it; asking
 /// with the empty prefix for a client of one small prefix made every reconnection read (and
@@ -31,10 +32,58 @@ enum ResumeScope {
     /// When the cache is known to hold nothing the client wants, the snapshot asks under
     /// zpubd's own `$zpub/`, which is never cached: the marker alone, not the whole cache (the
     /// longest common prefix of `a.` and `b.` is everything).
+    /// The prefix is one the control protocol carries (`carried`): a client of " a" asks for
+    /// everything, and gets only what is under " a" (`BrokerLink` filters what it delivers).
     static func snapshotPrefix(for wanted: [[UInt8]], cached: [[UInt8]]?) -> [UInt8] {
-        guard let cached else { return longestCommonPrefix(wanted) }
+        guard let cached else { return carried(longestCommonPrefix(wanted)) }
         let overlapping = overlap(of: wanted, with: cached)
-        return overlapping.isEmpty ? BrokerState.internalPrefix : longestCommonPrefix(overlapping)
+        return overlapping.isEmpty ? BrokerState.internalPrefix : carried(longestCommonPrefix(overlapping))
+    }
+
+    /// A SNAPSHOT asked under `asked`, chosen with the cache's prefixes as the gateway knew
+    /// them, and whose reply names them as `cached`: when the reply lacks values that the client
+    /// of `wanted` wants (a reload added a cached prefix: `asked` was `$zpub/`, or too narrow),
+    /// the prefix to ask again under; nil when the reply has them all. Asked again, the reply
+    /// has them all (every prefix of the overlap starts with `snapshotPrefix`), unless the
+    /// cache's prefixes changed once more meanwhile.
+    static func snapshotPrefixToRedo(asked: [UInt8], for wanted: [[UInt8]], cached: [[UInt8]]) -> [UInt8]? {
+        // The reply holds every cached value under `asked`; each overlap is cached as a whole.
+        let missed = overlap(of: wanted, with: cached).contains { !$0.starts(with: asked) }
+        return missed ? snapshotPrefix(for: wanted, cached: cached) : nil
+    }
+
+    // MARK: What the control protocol carries
+
+    /// Whether the control protocol carries `prefix` unchanged as a request's last argument.
+    /// A request is UTF-8 text; the run of spaces before an argument is dropped, and so are
+    /// trailing newlines (docs/control-protocol.md). So a prefix that is not UTF-8, starts with
+    /// a space or a tab, or ends with a newline reaches the broker as another prefix (" a" as
+    /// "a"), and so does one whose first character joins the space before it into one
+    /// character (a combining mark: the broker splits its arguments by characters).
+    static func travelsExactly(_ prefix: [UInt8]) -> Bool {
+        guard let text = String(validating: prefix, as: UTF8.self) else { return false }
+        guard let first = text.unicodeScalars.first else { return true }
+        var afterSpace = " "
+        afterSpace.unicodeScalars.append(first)
+        return first != " " && first != "\t" && afterSpace.count == 2 && text.last?.isNewline != true
+    }
+
+    /// The longest prefix of `prefix` that the control protocol carries exactly
+    /// (`travelsExactly`): the broker reads under it, which holds all that `prefix` wants and
+    /// maybe more, so what comes back is filtered by the client's own prefixes. A prefix
+    /// starting with a space is carried as the empty prefix.
+    static func carried(_ prefix: [UInt8]) -> [UInt8] {
+        // Up to the first byte that is not UTF-8, then without trailing newlines: a longer
+        // start would hold invalid bytes or end with a newline.
+        var valid = 0
+        var parser = Unicode.UTF8.ForwardParser()
+        var bytes = prefix.makeIterator()
+        while case .valid(let scalar) = parser.parseScalar(from: &bytes) { valid += scalar.count }
+        var text = String(decoding: prefix[..<valid], as: UTF8.self)
+        while text.last?.isNewline == true { text.removeLast() }
+        let start = Array(text.utf8)
+        // What remains can fail only by its first character, which every non-empty start shares.
+        return travelsExactly(start) ? start : []
     }
 
     /// `prefixes` without duplicates and without any that starts with another of them (its

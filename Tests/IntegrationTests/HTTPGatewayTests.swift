@@ -94,8 +94,9 @@ final class HTTPGatewayTests: XCTestCase {
     private func resumeSSE(
         _ daemon: Daemon, port: Int, prefix: String, lastEventID: String, count: Int, push: Socket, liveTopic: String
     ) throws -> [[String: Any]] {
+        let query = "?prefix=" + prefix.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed)!
         let reader = try openSSEReader(
-            port: port, "?prefix=\(prefix)", count: count, lastEventID: lastEventID, untilTopic: liveTopic)
+            port: port, query, count: count, lastEventID: lastEventID, untilTopic: liveTopic)
         try Wait.until("the gateway subscribes for the resumed client") {
             try daemon.subscriptions().subscriptions.contains { $0.prefix == prefix }
         }
@@ -517,6 +518,70 @@ final class HTTPGatewayTests: XCTestCase {
         let afterElsewhere = try controlRequests(port: port)
         XCTAssertEqual((afterElsewhere["REPLAY"] ?? 0) - (afterWebSocket["REPLAY"] ?? 0), 1, "\(afterElsewhere)")
         XCTAssertEqual((afterElsewhere["HISTORY"] ?? 0) - (afterWebSocket["HISTORY"] ?? 0), 0, "\(afterElsewhere)")
+    }
+
+    /// A prefix that the control protocol cannot carry as it is: SNAPSHOT and REPLAY take the
+    /// client's prefix as their last argument, after a run of spaces, so " a." reached the
+    /// broker as "a.", and the client got "a."'s messages (filtered away) instead of its own.
+    /// The gateway asks for the longest start that travels (here everything) and filters.
+    func testAResumeOfAPrefixStartingWithASpaceGetsItsOwnMessages() throws {
+        let (daemon, port) = try startDaemon(
+            http: "[history]\nprefixes = [\" \", \"a.\"]", lastValue: [" ", "a."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("a.x", "other"))
+        try push.send(frames: frames(" a.x", "mine"))
+        try push.send(frames: frames(" b.x", "neighbour"))
+        try Wait.until("history and the cache hold all 3") {
+            let stats = try daemon.stats()
+            return stats.history?.written == 3 && stats.lastValue.entries == 3
+        }
+        func resume(_ lastEventID: String, liveTopic: String) throws -> [String] {
+            try resumeSSE(
+                daemon, port: port, prefix: " a.", lastEventID: lastEventID, count: 10, push: push,
+                liveTopic: liveTopic
+            ).compactMap { $0["data"] as? [String: Any] }.map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+        }
+        XCTAssertEqual(try resume("h0", liveTopic: " a.live1"), [" a.x=mine", " a.live1=live"], "from history")
+        try daemon.waitForSubscriptions(0)
+        XCTAssertEqual(
+            try resume("0-0", liveTopic: " a.live2"), [" a.x=mine", " a.live1=live", " a.live2=live"],
+            "from the cache")
+    }
+
+    /// The gateway narrows a catch-up's SNAPSHOT to the cached prefixes an earlier reply named;
+    /// a reload that adds one makes them stale, and a client of the new prefix got no values
+    /// (the SNAPSHOT asked for the marker alone). The reply names the new prefixes: the
+    /// gateway asks again, under the client's.
+    func testAResumeGetsTheValuesOfACachedPrefixThatAReloadAdded() throws {
+        let port = try FreePort.find()
+        func configuration(_ lastValue: String) -> String {
+            "[last_value]\nprefixes = [\(lastValue)]\n[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"\n"
+        }
+        let daemon = try gatewayDaemon(configuration(#""state.""#), port: port)
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("state.a", "1"))
+        try Wait.until("the cache holds it") { try daemon.stats().lastValue.entries == 1 }
+        // A resume: the gateway learns the cached prefixes from its SNAPSHOT's reply.
+        XCTAssertEqual(
+            try resumeStateStream(daemon, port: port, lastEventID: "0-0", push: push), ["state.a=1", "state.end=live"])
+        try daemon.waitForSubscriptions(0)
+
+        try configuration(#""state.", "cfg.""#).write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the reload is applied\n\(daemon.log)") {
+            try daemon.stats().lastValue.prefixes.contains("cfg.")
+        }
+        // Two values: the broker sends the gateway's new subscription the newest one by itself
+        // (docs/last-value.md, "on subscribe"); the other comes only from a snapshot.
+        try push.send(frames: frames("cfg.a", "1"))
+        try push.send(frames: frames("cfg.b", "2"))
+        try Wait.until("the cache holds them") { try daemon.stats().lastValue.entries == 4 }
+        let values = try resumeSSE(
+            daemon, port: port, prefix: "cfg.", lastEventID: "0-0", count: 10, push: push, liveTopic: "cfg.end"
+        ).compactMap { $0["data"] as? [String: Any] }.map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+        XCTAssertEqual(values, ["cfg.a=1", "cfg.b=2", "cfg.end=live"], "each once, then live")
     }
 
     /// Exact replay for browsers: an SSE client away while 1,000 messages pass, and zpubd

@@ -61,6 +61,35 @@ final class ResumeScopeTests: XCTestCase {
             ResumeScope.snapshotPrefix(for: bytes("a.", "b."), cached: bytes("state.")), Array("$zpub/".utf8))
     }
 
+    /// A snapshot asked with cached prefixes a reload has changed since: asked again when its
+    /// reply (which names the new ones) lacks what the client wants, and only then.
+    func testASnapshotIsAskedAgainWhenTheReplyNamesCachedPrefixesItMissed() throws {
+        let reloaded = bytes("state.", "cfg.")
+        XCTAssertEqual(
+            ResumeScope.snapshotPrefixToRedo(asked: Array("$zpub/".utf8), for: bytes("cfg."), cached: reloaded),
+            Array("cfg.".utf8), "asked for the marker alone: cfg. was not cached then")
+        XCTAssertEqual(
+            ResumeScope.snapshotPrefixToRedo(
+                asked: Array("state.a".utf8), for: bytes("state.a", "cfg.x"), cached: reloaded), [],
+            "too narrow: both, under their common prefix")
+        XCTAssertNil(ResumeScope.snapshotPrefixToRedo(asked: Array("cfg.".utf8), for: bytes("cfg."), cached: reloaded))
+        XCTAssertNil(
+            ResumeScope.snapshotPrefixToRedo(asked: [], for: bytes("a.", "b."), cached: bytes("a.")),
+            "a prefix no longer cached: the reply has more than needed, not less")
+        XCTAssertNil(
+            ResumeScope.snapshotPrefixToRedo(asked: Array("$zpub/".utf8), for: bytes("x."), cached: reloaded),
+            "nothing wanted is cached")
+        XCTAssertNil(
+            ResumeScope.snapshotPrefixToRedo(asked: [], for: bytes(" a"), cached: bytes("")),
+            "\" a\" was asked as everything")
+        // Asked again as told, the reply has it all.
+        for (asked, wanted) in [("$zpub/", bytes("cfg.")), ("state.a", bytes("state.a", "cfg.x"))] {
+            let again = try XCTUnwrap(
+                ResumeScope.snapshotPrefixToRedo(asked: Array(asked.utf8), for: wanted, cached: reloaded))
+            XCTAssertNil(ResumeScope.snapshotPrefixToRedo(asked: again, for: wanted, cached: reloaded))
+        }
+    }
+
     // MARK: HistoryReplay
 
     /// A client of a quiet prefix reads its own messages, not the pages of a busy neighbour's.
