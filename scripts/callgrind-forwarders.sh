@@ -10,6 +10,8 @@
 # Usage: scripts/callgrind-forwarders.sh [N] [REPEATS]   (after `make release`; default N = 20000,
 # REPEATS = 1). FORWARDERS (default "proxy loop zpubd-off zpubd-on") and CASES (default
 # "32x1 32x8 1024x1") narrow a run; KEEP_WORK=1 keeps each run's cg.out to annotate.
+# ZPUBD_CONFIG adds lines to zpubd's configuration (with \n between them), for example
+# ZPUBD_CONFIG='[last_value]\nprefixes = ["state."]' for the cost of a feature's checks.
 # INGEST=pub measures the publishers' path instead: the producer publishes into
 # each forwarder's XSUB, and zmq_proxy runs XSUB -> XPUB (the baseline issue 14 names).
 # With REPEATS > 1 each figure is the median of that many N/2N pairs: the 1 KiB column moves by
@@ -45,7 +47,7 @@ measure() {
     zpubd-*)
         accounting=true
         [ "$forwarder" = zpubd-off ] && accounting=false
-        printf '[daemon]\ntopic_accounting = %s\n[sockets]\nsend_hwm = 0\n' $accounting >"$run/zpubd.conf"
+        printf '[daemon]\ntopic_accounting = %s\n[sockets]\nsend_hwm = 0\n%b\n' $accounting "${ZPUBD_CONFIG:-}" >"$run/zpubd.conf"
         set -- "$work/zpubd" --config "$run/zpubd.conf" --pull "$pull" --xpub "$xpub" \
             --xsub "$xsub" --control tcp://127.0.0.1:$(port) --log-level warning
         ;;

@@ -69,55 +69,21 @@ public enum RawBytes {
 /// every message (a message is kept under the first prefix its topic starts with).
 public struct HistoryPrefixes: Sendable, Equatable {
     public let names: [String]
-    /// The prefixes' bytes one after the other, and where each ends: one buffer to compare
-    /// against for every forwarded message, with no per-prefix array to retain.
-    @usableFromInline let flat: [UInt8]
-    @usableFromInline let ends: [Int]
+    @usableFromInline var matcher: PrefixMatcher
 
     public init(_ prefixes: [String]) {
         names = prefixes
-        flat = prefixes.flatMap { Array($0.utf8) }
-        var end = 0
-        ends = prefixes.map {
-            end += $0.utf8.count
-            return end
-        }
+        matcher = PrefixMatcher(prefixes.map { Array($0.utf8) })
         isEnabled = !prefixes.isEmpty
     }
 
     public let isEnabled: Bool
 
     /// The length of the first prefix that keeps a message on `topic` (the prefix is then the
-    /// topic's first bytes), or nil.
-    ///
-    /// Mutating although it changes nothing: the forwarding loop keeps this in a stored `var`,
-    /// and a non-mutating call on one copies the struct out first, retaining and releasing its
-    /// arrays for every message (callgrind: 8 calls into the runtime per kept message). A
-    /// mutating call works in place.
+    /// topic's first bytes), or nil. Mutating for `PrefixMatcher.matchLength`'s reason.
     @inlinable @inline(__always)
     public mutating func matchLength(_ topic: UnsafeRawBufferPointer) -> Int? {
-        flat.withUnsafeBytes { all in
-            ends.withUnsafeBufferPointer { ends in
-                var start = 0
-                for end in ends {
-                    let length = end - start
-                    if topic.count >= length && Self.equal(topic.baseAddress, all.baseAddress, start, length) {
-                        return length
-                    }
-                    start = end
-                }
-                return nil
-            }
-        }
-    }
-
-    /// Whether `length` bytes of `topic` equal the prefix at `start` in `flat`.
-    @inlinable @inline(__always)
-    static func equal(
-        _ topic: UnsafeRawPointer?, _ flat: UnsafeRawPointer?, _ start: Int, _ length: Int
-    ) -> Bool {
-        guard length > 0, let topic, let flat else { return true }
-        return RawBytes.equal(topic, flat + start, count: length)
+        matcher.matchLength(topic)
     }
 }
 

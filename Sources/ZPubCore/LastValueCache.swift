@@ -23,7 +23,11 @@ public struct LastValueCache: Sendable {
         }
     }
 
-    public var prefixes: [[UInt8]]
+    public var prefixes: [[UInt8]] {
+        didSet { matcher = PrefixMatcher(prefixes) }
+    }
+    /// `prefixes`, for `covers` on every forwarded message.
+    @usableFromInline var matcher: PrefixMatcher
     public var maxEntries: Int
     public var maxBytes: Int
     /// 0: entries never expire.
@@ -48,6 +52,7 @@ public struct LastValueCache: Sendable {
 
     public init(prefixes: [[UInt8]], maxEntries: Int, maxBytes: Int, maxAgeMilliseconds: UInt64) {
         self.prefixes = prefixes
+        matcher = PrefixMatcher(prefixes)
         self.maxEntries = maxEntries
         self.maxBytes = maxBytes
         self.maxAgeMilliseconds = maxAgeMilliseconds
@@ -56,15 +61,11 @@ public struct LastValueCache: Sendable {
     @inlinable public var isEnabled: Bool { !prefixes.isEmpty }
     public var count: Int { table.count }
 
-    /// Whether messages on `topic` are cached.
-    @inline(__always)
-    public func covers(_ topic: UnsafeRawBufferPointer) -> Bool {
-        for prefix in prefixes where prefix.count <= topic.count {
-            if prefix.withUnsafeBytes({ $0.elementsEqual(UnsafeRawBufferPointer(rebasing: topic[0..<prefix.count])) }) {
-                return true
-            }
-        }
-        return false
+    /// Whether messages on `topic` are cached. Mutating for `PrefixMatcher.matchLength`'s
+    /// reason: the forwarding loop asks for every message while the cache is on.
+    @inlinable @inline(__always)
+    public mutating func covers(_ topic: UnsafeRawBufferPointer) -> Bool {
+        matcher.matchLength(topic) != nil
     }
 
     /// Whether some cached topic could start with `subscription` (the subscription lies under a

@@ -11,13 +11,28 @@ final class LastValueCacheTests: XCTestCase {
     private func message(_ parts: String...) -> [[UInt8]] { parts.map { Array($0.utf8) } }
 
     func testCoversOnlyConfiguredPrefixes() {
-        let lastValues = cache()
+        var lastValues = cache()
         XCTAssertTrue(Array("s.x".utf8).withUnsafeBytes { lastValues.covers($0) })
         XCTAssertFalse(Array("t.x".utf8).withUnsafeBytes { lastValues.covers($0) })
         XCTAssertFalse(Array("s".utf8).withUnsafeBytes { lastValues.covers($0) })
         XCTAssertTrue(lastValues.mayHaveValues(for: Array("s.x".utf8)))
         XCTAssertTrue(lastValues.mayHaveValues(for: []), "a subscription to everything covers s.")
         XCTAssertFalse(lastValues.mayHaveValues(for: Array("t".utf8)))
+    }
+
+    /// `covers` matches through a copy of the prefixes made for the forwarding loop: a reload
+    /// that sets new prefixes must reach it.
+    func testCoversFollowsPrefixesSetLater() {
+        var lastValues = cache()
+        lastValues.prefixes = [Array("state.long.prefix.x".utf8), Array("t".utf8)]
+        XCTAssertFalse(Array("s.x".utf8).withUnsafeBytes { lastValues.covers($0) })
+        XCTAssertTrue(Array("t.x".utf8).withUnsafeBytes { lastValues.covers($0) })
+        XCTAssertTrue(Array("state.long.prefix.x1".utf8).withUnsafeBytes { lastValues.covers($0) })
+        XCTAssertFalse(Array("state.long.prefix.".utf8).withUnsafeBytes { lastValues.covers($0) })
+        lastValues.prefixes = [[]]
+        XCTAssertTrue(Array("anything".utf8).withUnsafeBytes { lastValues.covers($0) }, "the empty prefix covers all")
+        lastValues.prefixes = []
+        XCTAssertFalse(Array("t.x".utf8).withUnsafeBytes { lastValues.covers($0) })
     }
 
     func testKeepsTheLastMessageWholeAndDeletesOnEmptyPayload() {
