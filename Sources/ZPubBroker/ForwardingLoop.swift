@@ -149,9 +149,10 @@ final class ForwardingLoop {
     @exclusivity(unchecked) private var sequenceMarkerTopic: [UInt8] = []
     @exclusivity(unchecked) private var sequenceDigits: [UInt8] = []
     /// The frames of the message being forwarded, copied while the last-value cache covers its
-    /// topic. A property rather than a local: a local optional array was released for every
-    /// message, cached or not (callgrind).
-    @exclusivity(unchecked) private var capturedFrames: [[UInt8]] = []
+    /// topic, in `FrameCodec`'s layout (as the cache and the history queue take them). One
+    /// buffer, kept and refilled: an array per frame cost three allocations per cached message.
+    private let captured = FrameBuffer()
+    /// The frames' bytes so far, lengths not counted.
     @exclusivity(unchecked) private var capturedBytes = 0
     /// Upstream endpoints the XSUB socket is connected to.
     private var upstreamEndpoints: [String]
@@ -389,14 +390,12 @@ final class ForwardingLoop {
         // After the message's history record is committed: the ring builds one record at a
         // time, and a last-value record begun before the commit would abandon the message's.
         if caching {
-            let captured = capturedFrames
-            // Handed over whole: the next cached message starts a new array.
-            capturedFrames = []
-            state.lastValue.store(captured, nowMilliseconds: nowMilliseconds)
+            state.lastValue.store(
+                encoded: captured.bytes, frameCount: captured.frameCount, nowMilliseconds: nowMilliseconds)
             if persistLastValues {
                 let sequence = state.lastValue.lastSequence
                 historyQueue?._withUnsafeGuaranteedRef {
-                    $0.lastValue(captured, sequence: sequence, milliseconds: nowMilliseconds)
+                    $0.lastValue(encoded: captured.bytes, sequence: sequence, milliseconds: nowMilliseconds)
                 }
             }
         }
@@ -504,7 +503,7 @@ final class ForwardingLoop {
         }
     }
 
-    /// The first frame of a message the last-value cache covers, into `capturedFrames`; false
+    /// The first frame of a message the last-value cache covers, into `captured`; false
     /// when the topic alone is larger than the cache may hold. Out of line, as is the next one:
     /// inside the forwarding loop's frame loop their code cost every message some 20
     /// instructions (callgrind), cached or not.
@@ -515,8 +514,9 @@ final class ForwardingLoop {
     @inline(never)
     private func beginCapture(firstFrameSize: Int) -> Bool {
         guard firstFrameSize <= state.lastValue.maxBytes else { return false }
+        captured.removeAll()
+        message.withUnsafeBytes(count: firstFrameSize) { captured.append(frame: $0) }
         capturedBytes = firstFrameSize
-        capturedFrames = [message.bytes]
         return true
     }
 
@@ -524,9 +524,9 @@ final class ForwardingLoop {
     private func continueCapture(frameSize: Int) {
         capturedBytes &+= frameSize
         if capturedBytes <= state.lastValue.maxBytes {
-            capturedFrames.append(message.bytes)
-        } else if capturedFrames.count > 1 {
-            capturedFrames.removeSubrange(1...)
+            message.withUnsafeBytes(count: frameSize) { captured.append(frame: $0) }
+        } else {
+            captured.keepFirstFrame()
         }
     }
 

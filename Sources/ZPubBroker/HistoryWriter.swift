@@ -85,13 +85,15 @@ final class HistoryQueue: Sendable {
         }
     }
 
-    /// A last-value update (the cache stored or deleted `frames`), to persist.
-    func lastValue(_ frames: [[UInt8]], sequence: UInt64, milliseconds: UInt64) {
+    /// A last-value update (the cache stored or deleted the message), to persist: its frames
+    /// as `message` holds them, in `FrameCodec`'s layout (the record's own layout for them, as
+    /// `appendFrame` writes them).
+    func lastValue(encoded message: UnsafeRawBufferPointer, sequence: UInt64, milliseconds: UInt64) {
         ring.begin()
         ring.append(integer: HistoryRecord.lastValueKind)
         ring.append(integer: sequence)
         ring.append(integer: milliseconds)
-        for frame in frames { frame.withUnsafeBytes { appendFrame($0) } }
+        ring.append(message)
         // Counted before the commit publishes it: a writer that sees the record sees the count.
         lastValuesQueued.add(1, ordering: .relaxed)
         if !ring.commit() {

@@ -7,8 +7,13 @@
 /// configured prefixes are stored, so the cost is opt-in.
 public struct LastValueCache: Sendable {
     public struct Entry: Sendable, Equatable {
-        /// Every frame of the message, the topic first.
-        public var frames: [[UInt8]]
+        /// Every frame of the message, the topic first, in `FrameCodec`'s layout: one buffer
+        /// per entry, which an update of its topic refills in place. An array per frame cost
+        /// three allocations and three frees for every cached message.
+        public private(set) var encoded: [UInt8]
+        /// Every frame of the message, the topic first (decoded: for replies and new
+        /// subscribers, not for the forwarding path).
+        public var frames: [[UInt8]] { FrameCodec.decode(encoded) ?? [] }
         public var bytes: Int
         /// Increases with every update the cache stores: later updates have larger numbers.
         public var sequence: UInt64
@@ -16,11 +21,40 @@ public struct LastValueCache: Sendable {
         public var storedMilliseconds: UInt64
 
         public init(frames: [[UInt8]], bytes: Int, sequence: UInt64, storedMilliseconds: UInt64) {
-            self.frames = frames
+            self.init(
+                encoded: FrameCodec.encode(frames), bytes: bytes, sequence: sequence,
+                storedMilliseconds: storedMilliseconds)
+        }
+
+        init(encoded: [UInt8], bytes: Int, sequence: UInt64, storedMilliseconds: UInt64) {
+            self.encoded = encoded
             self.bytes = bytes
             self.sequence = sequence
             self.storedMilliseconds = storedMilliseconds
         }
+
+        /// Replaces the message: in the entry's own buffer when it has the same size (a state
+        /// topic's updates usually do) and nothing else holds it. A buffer of another size is
+        /// made anew, so that what an entry holds is what `bytes` and `max_bytes` count.
+        mutating func refill(
+            with message: UnsafeRawBufferPointer, bytes: Int, sequence: UInt64, storedMilliseconds: UInt64
+        ) {
+            if encoded.count == message.count {
+                encoded.withUnsafeMutableBytes { $0.copyMemory(from: message) }
+            } else {
+                encoded = Array(message)
+            }
+            self.bytes = bytes
+            self.sequence = sequence
+            self.storedMilliseconds = storedMilliseconds
+        }
+    }
+
+    /// Where an entry is in the order of updates: the table indexes of the entries updated just
+    /// before and just after it (-1: none).
+    private struct Link {
+        var older: Int32 = -1
+        var newer: Int32 = -1
     }
 
     public var prefixes: [[UInt8]] {
@@ -34,10 +68,17 @@ public struct LastValueCache: Sendable {
     public var maxAgeMilliseconds: UInt64
 
     private var table = ByteStringTable<Entry>()
-    /// Updates in the order they were stored, for evicting the oldest in amortised O(1); stale
-    /// items (a topic updated or deleted since) are skipped and compacted away.
-    private var order: [(topic: [UInt8], sequence: UInt64)] = []
-    private var orderStart = 0
+    /// The entries in the order of their updates, for evicting the oldest first: a list linked
+    /// through the table's indexes (`links[i]` is the table's entry `i`'s), so that an update
+    /// moves its entry to the newest end, and the oldest goes, without looking a topic up. (A
+    /// queue of (topic, sequence) updates, compacted when mostly stale, hashed every topic
+    /// again to tell which were stale: some 400 instructions per cached message.)
+    private var links: [Link] = []
+    private var oldest: Int32 = -1
+    private var newest: Int32 = -1
+    /// The entry the latest update went to: a run of updates on one topic finds it without
+    /// hashing the topic (checked by comparing the key).
+    private var lastUpdated = -1
 
     public private(set) var totalBytes = 0
     public private(set) var lastSequence: UInt64 = 0
@@ -76,19 +117,32 @@ public struct LastValueCache: Sendable {
 
     /// Stores (or, for a deletion marker, removes) the message `frames` on `frames[0]`.
     public mutating func store(_ frames: [[UInt8]], nowMilliseconds: UInt64) {
-        guard let topic = frames.first else { return }
-        let payload = frames.dropFirst()
-        if payload.isEmpty || (payload.count == 1 && payload.first!.isEmpty) {
-            if let index = table.index(of: topic) {
-                totalBytes -= table[valueAt: index].bytes
-                table.remove(at: index)
+        guard !frames.isEmpty else { return }
+        FrameCodec.encode(frames).withUnsafeBytes {
+            store(encoded: $0, frameCount: frames.count, nowMilliseconds: nowMilliseconds)
+        }
+    }
+
+    /// Stores (or, for a deletion marker, removes) a message of `frameCount` frames, laid out
+    /// as `FrameCodec` lays them out, the topic first: the forwarding loop's path, which
+    /// allocates nothing when the topic already has a value.
+    public mutating func store(encoded message: UnsafeRawBufferPointer, frameCount: Int, nowMilliseconds: UInt64) {
+        guard frameCount > 0, message.count >= 4 else { return }
+        let topicCount = Int(UInt32(bigEndian: message.loadUnaligned(as: UInt32.self)))
+        guard message.count - 4 >= topicCount else { return }
+        let topic = UnsafeRawBufferPointer(rebasing: message[4..<4 + topicCount])
+        let bytes = message.count - 4 * frameCount
+        // No payload, or one empty frame.
+        if frameCount == 1 || (frameCount == 2 && bytes == topicCount) {
+            if let index = index(of: topic) {
+                remove(at: index)
                 deletions &+= 1
             }
             return
         }
         lastSequence &+= 1
         updates &+= 1
-        insert(frames, topic: topic, sequence: lastSequence, storedMilliseconds: nowMilliseconds)
+        put(message, topic: topic, bytes: bytes, sequence: lastSequence, storedMilliseconds: nowMilliseconds)
     }
 
     /// Puts back an entry persisted before a restart, with its own sequence and time (call in
@@ -96,25 +150,44 @@ public struct LastValueCache: Sendable {
     public mutating func restore(_ frames: [[UInt8]], sequence: UInt64, storedMilliseconds: UInt64) {
         guard let topic = frames.first, frames.count > 1 else { return }
         lastSequence = max(lastSequence, sequence)
-        insert(frames, topic: topic, sequence: sequence, storedMilliseconds: storedMilliseconds)
+        let bytes = frames.reduce(0) { $0 + $1.count }
+        FrameCodec.encode(frames).withUnsafeBytes { message in
+            topic.withUnsafeBytes { topic in
+                put(message, topic: topic, bytes: bytes, sequence: sequence, storedMilliseconds: storedMilliseconds)
+            }
+        }
     }
 
-    private mutating func insert(_ frames: [[UInt8]], topic: [UInt8], sequence: UInt64, storedMilliseconds: UInt64) {
-        let bytes = frames.reduce(0) { $0 + $1.count }
-        let entry = Entry(frames: frames, bytes: bytes, sequence: sequence, storedMilliseconds: storedMilliseconds)
-        if let index = table.index(of: topic) {
+    private mutating func put(
+        _ message: UnsafeRawBufferPointer, topic: UnsafeRawBufferPointer, bytes: Int, sequence: UInt64,
+        storedMilliseconds: UInt64
+    ) {
+        if let index = index(of: topic) {
             totalBytes += bytes - table[valueAt: index].bytes
-            table[valueAt: index] = entry
+            table.withValue(at: index) {
+                $0.refill(with: message, bytes: bytes, sequence: sequence, storedMilliseconds: storedMilliseconds)
+            }
+            unlink(index)
+            linkAsNewest(index)
+            lastUpdated = index
         } else {
             // The cache is best effort: a new topic with no room left for its key (max_bytes
             // allows more topic bytes than a table holds) is not cached rather than trapping.
             guard table.hasRoom(forKeyOf: topic.count) else { return }
-            table.insert(topic, value: entry)
+            let entry = Entry(
+                encoded: Array(message), bytes: bytes, sequence: sequence, storedMilliseconds: storedMilliseconds)
+            let index = table.insert(topic, value: entry)
+            links.append(Link())
+            linkAsNewest(index)
+            lastUpdated = index
             totalBytes += bytes
         }
-        order.append((topic, sequence))
         evictWhileOverLimits()
-        compactOrderIfMostlyStale()
+    }
+
+    private func index(of topic: UnsafeRawBufferPointer) -> Int? {
+        if lastUpdated >= 0 && table.key(at: lastUpdated, equals: topic) { return lastUpdated }
+        return table.index(of: topic)
     }
 
     /// The entry of exactly `topic`, if cached and not expired.
@@ -172,8 +245,7 @@ public struct LastValueCache: Sendable {
         var index = 0
         while index < table.count {
             if isExpired(table[valueAt: index], nowMilliseconds: nowMilliseconds) {
-                totalBytes -= table[valueAt: index].bytes
-                table.remove(at: index)
+                remove(at: index)
                 evictions &+= 1
             } else {
                 index += 1
@@ -183,8 +255,10 @@ public struct LastValueCache: Sendable {
 
     public mutating func removeAll() {
         table.removeAll()
-        order.removeAll()
-        orderStart = 0
+        links.removeAll()
+        oldest = -1
+        newest = -1
+        lastUpdated = -1
         totalBytes = 0
     }
 
@@ -193,24 +267,40 @@ public struct LastValueCache: Sendable {
     }
 
     private mutating func evictWhileOverLimits() {
-        while (table.count > maxEntries || totalBytes > maxBytes) && orderStart < order.count {
-            let oldest = order[orderStart]
-            orderStart += 1
-            guard let index = table.index(of: oldest.topic), table[valueAt: index].sequence == oldest.sequence else {
-                continue  // updated or deleted since: not the oldest any more
-            }
-            totalBytes -= table[valueAt: index].bytes
-            table.remove(at: index)
+        while (table.count > maxEntries || totalBytes > maxBytes) && oldest >= 0 {
+            remove(at: Int(oldest))
             evictions &+= 1
         }
     }
 
-    private mutating func compactOrderIfMostlyStale() {
-        let live = order.count - orderStart
-        guard live > 64, live > 2 * table.count + 64 || orderStart > order.count / 2 else { return }
-        order = order[orderStart...].filter { item in
-            table.index(of: item.topic).map { table[valueAt: $0].sequence == item.sequence } ?? false
+    // MARK: The order of updates
+
+    /// Removes the entry at `index`. The table moves its last entry into the hole, and its
+    /// link moves with it.
+    private mutating func remove(at index: Int) {
+        totalBytes -= table[valueAt: index].bytes
+        unlink(index)
+        table.remove(at: index)
+        let moved = table.count
+        if index != moved {
+            links[index] = links[moved]
+            let link = links[index]
+            if link.older >= 0 { links[Int(link.older)].newer = Int32(index) } else { oldest = Int32(index) }
+            if link.newer >= 0 { links[Int(link.newer)].older = Int32(index) } else { newest = Int32(index) }
         }
-        orderStart = 0
+        links.removeLast()
+        lastUpdated = -1
+    }
+
+    private mutating func unlink(_ index: Int) {
+        let link = links[index]
+        if link.older >= 0 { links[Int(link.older)].newer = link.newer } else { oldest = link.newer }
+        if link.newer >= 0 { links[Int(link.newer)].older = link.older } else { newest = link.older }
+    }
+
+    private mutating func linkAsNewest(_ index: Int) {
+        links[index] = Link(older: newest, newer: -1)
+        if newest >= 0 { links[Int(newest)].newer = Int32(index) } else { oldest = Int32(index) }
+        newest = Int32(index)
     }
 }

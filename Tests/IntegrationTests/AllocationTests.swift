@@ -22,8 +22,25 @@ final class AllocationTests: XCTestCase {
             XCTFail("\(library.path) is missing: build it with `swift build` (make test does) before `swift test`")
             return
         }
-        let few = try allocations(forwarding: Self.baseline, library: library)
-        let many = try allocations(forwarding: Self.baseline + Self.extra, library: library)
+        try checkNoAllocationPerMessage(library: library, configuration: "[sockets]\nsend_hwm = 0\n")
+    }
+
+    /// With the last-value cache on and every message on one cached topic: each message
+    /// replaces the topic's value, in the entry's own buffer.
+    func testCachingLastValuesAllocatesNothingPerUpdate() throws {
+        let library = Binaries.directory.appendingPathComponent("libMallocCounter.so")
+        guard FileManager.default.fileExists(atPath: library.path) else {
+            XCTFail("\(library.path) is missing: build it with `swift build` (make test does) before `swift test`")
+            return
+        }
+        try checkNoAllocationPerMessage(
+            library: library, configuration: "[sockets]\nsend_hwm = 0\n[last_value]\nprefixes = [\"t.\"]\n")
+    }
+
+    private func checkNoAllocationPerMessage(library: URL, configuration: String) throws {
+        let few = try allocations(forwarding: Self.baseline, library: library, configuration: configuration)
+        let many = try allocations(
+            forwarding: Self.baseline + Self.extra, library: library, configuration: configuration)
         let perMessage = Double(many - few) / Double(Self.extra)
         XCTAssertLessThan(
             perMessage, 0.05,
@@ -33,14 +50,14 @@ final class AllocationTests: XCTestCase {
 
     /// Runs zpubd under the malloc counter, forwards `count` messages from a PUSH producer to one
     /// subscriber, stops zpubd with SIGTERM and returns the number of allocations it made.
-    private func allocations(forwarding count: Int, library: URL) throws -> Int {
+    private func allocations(forwarding count: Int, library: URL, configuration: String) throws -> Int {
         let countFile = FileManager.default.temporaryDirectory.appendingPathComponent(
             "zpub-malloc-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: countFile) }
         // Unlimited queues towards the subscriber, so that every message arrives and the test
         // knows when forwarding is over without asking the broker (each request allocates).
         let daemon = try Daemon(
-            configuration: "[sockets]\nsend_hwm = 0\n",
+            configuration: configuration,
             environment: ["LD_PRELOAD": library.path, "ZPUB_MALLOC_COUNT_FILE": countFile.path])
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 0)

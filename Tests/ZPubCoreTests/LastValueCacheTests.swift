@@ -112,6 +112,59 @@ final class LastValueCacheTests: XCTestCase {
         XCTAssertEqual(one.entries.count, 1, "a page holds at least one entry, however large")
     }
 
+    /// The order of updates is a list linked through the table's indexes, which a removal
+    /// reshuffles (the last entry moves into the hole). Against a plain model, under random
+    /// updates, deletions, expiry and eviction by count and bytes: the same entries, values and
+    /// sequences, evicted in the same order.
+    func testEvictionFollowsTheOrderOfUpdatesUnderRandomChurn() {
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<20 {
+            let maxEntries = Int.random(in: 1...12, using: &generator)
+            var lastValues = cache(maxEntries: maxEntries, maxBytes: 120, maxAge: 50)
+            // topic -> (value, sequence, stored at)
+            var model: [String: (value: String, sequence: UInt64, milliseconds: UInt64)] = [:]
+            var sequence: UInt64 = 0
+            var evictions: UInt64 = 0
+            var now: UInt64 = 1_000
+            for step in 0..<2_000 {
+                now += UInt64.random(in: 0...3, using: &generator)
+                let topic = "s.\(Int.random(in: 0..<16, using: &generator))"
+                switch Int.random(in: 0..<10, using: &generator) {
+                case 0:
+                    lastValues.store(message(topic, ""), nowMilliseconds: now)
+                    model[topic] = nil
+                case 1:
+                    lastValues.expire(nowMilliseconds: now)
+                    let expired = model.filter { now - $0.value.milliseconds > 50 }
+                    evictions += UInt64(expired.count)
+                    for topic in expired.keys { model[topic] = nil }
+                default:
+                    let value = String(repeating: "v", count: Int.random(in: 1...20, using: &generator))
+                    lastValues.store(message(topic, value), nowMilliseconds: now)
+                    sequence += 1
+                    model[topic] = (value, sequence, now)
+                    func bytes() -> Int { model.reduce(0) { $0 + $1.key.utf8.count + $1.value.value.utf8.count } }
+                    while model.count > maxEntries || bytes() > 120 {
+                        let oldest = model.min { $0.value.sequence < $1.value.sequence }!.key
+                        model[oldest] = nil
+                        evictions += 1
+                    }
+                }
+                // Entries past their age are kept until `expire`, and not shown.
+                let cached = lastValues.entries(under: [], nowMilliseconds: now)
+                let expected = model.filter { now - $0.value.milliseconds <= 50 }
+                    .sorted { $0.value.sequence < $1.value.sequence }
+                guard cached.map(\.frames) == expected.map({ message($0.key, $0.value.value) }),
+                    cached.map(\.sequence) == expected.map(\.value.sequence), lastValues.evictions == evictions
+                else {
+                    return XCTFail("round \(round), step \(step): \(cached.map(\.frames)) against \(expected)")
+                }
+                XCTAssertEqual(
+                    lastValues.totalBytes, model.reduce(0) { $0 + $1.key.utf8.count + $1.value.value.utf8.count })
+            }
+        }
+    }
+
     func testExpiresByAge() {
         var lastValues = cache(maxAge: 1_000)
         lastValues.store(message("s.old", "x"), nowMilliseconds: 1_000)
