@@ -398,6 +398,8 @@ final class ForwardingLoop {
                     $0.lastValue(encoded: captured.bytes, sequence: sequence, milliseconds: nowMilliseconds)
                 }
             }
+            // Now, not at the next cached message: a buffer grown for a large one is given back.
+            captured.removeAll()
         }
         let size = UInt64(bytes)
         if role == .pull {
@@ -755,10 +757,7 @@ final class ForwardingLoop {
                         updatedAfter: since, limit: PairLink.valuesPageEntries, maxBytes: PairLink.valuesPageBytes,
                         nowMilliseconds: nowMilliseconds))
             case .restoreValues(let entries):
-                for entry in entries {
-                    state.lastValue.restore(
-                        entry.frames, sequence: entry.sequence, storedMilliseconds: entry.storedMilliseconds)
-                }
+                for entry in entries { state.lastValue.restore(entry) }
             case .pairActivate(let sequence, let slot):
                 slot.fulfill(activate(nextSequence: sequence))
             }

@@ -35,7 +35,9 @@ public struct LastValueCache: Sendable {
 
         /// Replaces the message: in the entry's own buffer when it has the same size (a state
         /// topic's updates usually do) and nothing else holds it. A buffer of another size is
-        /// made anew, so that what an entry holds is what `bytes` and `max_bytes` count.
+        /// made anew, so that an entry holds no more than its message (`bytes` counts the
+        /// frames' bytes, and `max_bytes` bounds them; their 4-byte lengths come on top, as an
+        /// array per frame's header did before).
         mutating func refill(
             with message: UnsafeRawBufferPointer, bytes: Int, sequence: UInt64, storedMilliseconds: UInt64
         ) {
@@ -125,15 +127,14 @@ public struct LastValueCache: Sendable {
 
     /// Stores (or, for a deletion marker, removes) a message of `frameCount` frames, laid out
     /// as `FrameCodec` lays them out, the topic first: the forwarding loop's path, which
-    /// allocates nothing when the topic already has a value.
-    public mutating func store(encoded message: UnsafeRawBufferPointer, frameCount: Int, nowMilliseconds: UInt64) {
-        guard frameCount > 0, message.count >= 4 else { return }
-        let topicCount = Int(UInt32(bigEndian: message.loadUnaligned(as: UInt32.self)))
-        guard message.count - 4 >= topicCount else { return }
-        let topic = UnsafeRawBufferPointer(rebasing: message[4..<4 + topicCount])
+    /// allocates nothing when the topic already has a value. `frameCount` must be the number of
+    /// frames in `message` (not checked: the check would cost what this path saves), hence
+    /// package access only.
+    package mutating func store(encoded message: UnsafeRawBufferPointer, frameCount: Int, nowMilliseconds: UInt64) {
+        guard frameCount > 0, let topic = Self.topic(in: message) else { return }
         let bytes = message.count - 4 * frameCount
         // No payload, or one empty frame.
-        if frameCount == 1 || (frameCount == 2 && bytes == topicCount) {
+        if frameCount == 1 || (frameCount == 2 && bytes == topic.count) {
             if let index = index(of: topic) {
                 remove(at: index)
                 deletions &+= 1
@@ -148,14 +149,32 @@ public struct LastValueCache: Sendable {
     /// Puts back an entry persisted before a restart, with its own sequence and time (call in
     /// sequence order); later updates continue above its sequence.
     public mutating func restore(_ frames: [[UInt8]], sequence: UInt64, storedMilliseconds: UInt64) {
-        guard let topic = frames.first, frames.count > 1 else { return }
-        lastSequence = max(lastSequence, sequence)
-        let bytes = frames.reduce(0) { $0 + $1.count }
-        FrameCodec.encode(frames).withUnsafeBytes { message in
-            topic.withUnsafeBytes { topic in
-                put(message, topic: topic, bytes: bytes, sequence: sequence, storedMilliseconds: storedMilliseconds)
-            }
+        restore(
+            Entry(
+                frames: frames, bytes: frames.reduce(0) { $0 + $1.count }, sequence: sequence,
+                storedMilliseconds: storedMilliseconds))
+    }
+
+    /// Puts back `entry` (persisted, or mirrored from a pair's active broker), with its own
+    /// sequence and time (call in sequence order); later updates continue above its sequence.
+    /// An entry without a payload frame is not one.
+    public mutating func restore(_ entry: Entry) {
+        entry.encoded.withUnsafeBytes { message in
+            guard let topic = Self.topic(in: message), message.count > 4 + topic.count else { return }
+            lastSequence = max(lastSequence, entry.sequence)
+            put(
+                message, topic: topic, bytes: entry.bytes, sequence: entry.sequence,
+                storedMilliseconds: entry.storedMilliseconds)
         }
+    }
+
+    /// The first frame of a message in `FrameCodec`'s layout, where it lies; nil when there is
+    /// none.
+    private static func topic(in message: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard message.count >= 4 else { return nil }
+        let count = Int(UInt32(bigEndian: message.loadUnaligned(as: UInt32.self)))
+        guard message.count - 4 >= count else { return nil }
+        return UnsafeRawBufferPointer(rebasing: message[4..<4 + count])
     }
 
     private mutating func put(
@@ -289,7 +308,11 @@ public struct LastValueCache: Sendable {
             if link.newer >= 0 { links[Int(link.newer)].older = Int32(index) } else { newest = Int32(index) }
         }
         links.removeLast()
-        lastUpdated = -1
+        if lastUpdated == index {
+            lastUpdated = -1
+        } else if lastUpdated == moved {
+            lastUpdated = index
+        }
     }
 
     private mutating func unlink(_ index: Int) {

@@ -126,14 +126,35 @@ final class LastValueCacheTests: XCTestCase {
             var sequence: UInt64 = 0
             var evictions: UInt64 = 0
             var now: UInt64 = 1_000
+            func evictOldest() -> UInt64 {
+                var evicted: UInt64 = 0
+                func bytes() -> Int { model.reduce(0) { $0 + $1.key.utf8.count + $1.value.value.utf8.count } }
+                while model.count > maxEntries || bytes() > 120 {
+                    let oldest = model.min { $0.value.sequence < $1.value.sequence }!.key
+                    model[oldest] = nil
+                    evicted += 1
+                }
+                return evicted
+            }
             for step in 0..<2_000 {
                 now += UInt64.random(in: 0...3, using: &generator)
                 let topic = "s.\(Int.random(in: 0..<16, using: &generator))"
-                switch Int.random(in: 0..<10, using: &generator) {
+                switch Int.random(in: 0..<100, using: &generator) {
                 case 0:
+                    // Rarely: everything goes (a reload that turns the cache off and on).
+                    lastValues.removeAll()
+                    model = [:]
+                case 1..<6:
+                    // Put back as after a restart, or mirrored from a pair's active broker.
+                    let value = String(repeating: "r", count: Int.random(in: 1...20, using: &generator))
+                    sequence += 1
+                    lastValues.restore(message(topic, value), sequence: sequence, storedMilliseconds: now)
+                    model[topic] = (value, sequence, now)
+                    evictions += evictOldest()
+                case 6..<15:
                     lastValues.store(message(topic, ""), nowMilliseconds: now)
                     model[topic] = nil
-                case 1:
+                case 15..<25:
                     lastValues.expire(nowMilliseconds: now)
                     let expired = model.filter { now - $0.value.milliseconds > 50 }
                     evictions += UInt64(expired.count)
@@ -143,12 +164,7 @@ final class LastValueCacheTests: XCTestCase {
                     lastValues.store(message(topic, value), nowMilliseconds: now)
                     sequence += 1
                     model[topic] = (value, sequence, now)
-                    func bytes() -> Int { model.reduce(0) { $0 + $1.key.utf8.count + $1.value.value.utf8.count } }
-                    while model.count > maxEntries || bytes() > 120 {
-                        let oldest = model.min { $0.value.sequence < $1.value.sequence }!.key
-                        model[oldest] = nil
-                        evictions += 1
-                    }
+                    evictions += evictOldest()
                 }
                 // Entries past their age are kept until `expire`, and not shown.
                 let cached = lastValues.entries(under: [], nowMilliseconds: now)
