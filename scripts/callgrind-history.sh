@@ -13,7 +13,7 @@
 #
 # Usage: scripts/callgrind-history.sh [N]   (after `make release`; default N = 20000)
 # KEEP_WORK=1 keeps callgrind's files; CALLGRIND_OPTS adds options (--dump-instr=yes, to
-# annotate the disassembly).
+# annotate the disassembly); SIZES (default "32 1024") narrows a run.
 # valgrind 3.19 cannot read the DWARF 5 of a static-stdlib build, so a copy stripped of debug
 # information (symbols kept) is measured; the instructions are the same.
 set -eu
@@ -71,7 +71,7 @@ measure() { # size history messages
 }
 
 printf '| size | history | forwarding instr/msg | loop thread instr/msg | writer thread instr/msg | zpubd instr/msg |\n|---|---|---:|---:|---:|---:|\n'
-for size in 32 1024; do
+for size in ${SIZES:-32 1024}; do
     for history in off on; do
         set -- $(measure $size $history "$count")
         one_loop=$1 one_writer=$2 one_total=$3 one_forwarding=$4
