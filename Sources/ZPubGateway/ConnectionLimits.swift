@@ -139,3 +139,34 @@ enum RawHTTPResponse {
         return Array((head + body).utf8)
     }
 }
+
+/// How often a WebSocket client may change its set of prefixes. Each change that adds a prefix
+/// nobody else holds, or removes the last holder's, is a (un)subscription frame from the
+/// gateway's SUB to the broker's XPUB, which the forwarding loop handles on its costly path
+/// (the subscription table, upstream forwarding, and with the last-value cache on a scan of the
+/// cache). `max_client_prefixes` bounds how many prefixes a client holds, not how often it
+/// changes them: without this, one client subscribing and unsubscribing in a loop kept the
+/// forwarding loop busy for everyone. A change beyond the allowance is refused with
+/// `too_many_changes` and not applied; the connection stays open. Each `WebSocketSession` keeps
+/// its client's `TokenBucket`, on its event loop.
+enum SubscriptionChangeLimit {
+    /// 20 changes a second, kept up for as long as the client likes: far more than a page
+    /// driven by a person changes (a view opened, a list scrolled: a few a second), and about a
+    /// two-hundredth of what one Python client sending as fast as it could got through without
+    /// a limit (2,000 changes in 0.53 s, each a frame for the forwarding loop;
+    /// `GatewaySubscriptionChurnTests`). Not a setting: the burst below already follows
+    /// `max_client_prefixes`, and a client that needs to change faster than this for ever is
+    /// the one the limit is there to stop.
+    static let perSecond = 20
+
+    /// Twice `max_client_prefixes`: a client may subscribe to all the prefixes it may hold at
+    /// once, at connect or later, and replace its whole set once (unsubscribing them all and
+    /// subscribing as many new ones) without waiting. The URL's `?prefix=`s are not counted:
+    /// they come with the connection.
+    static func burst(maxClientPrefixes: Int) -> Int { 2 * max(1, maxClientPrefixes) }
+
+    /// A new client's allowance, full.
+    static func bucket(maxClientPrefixes: Int, now: UInt64) -> TokenBucket {
+        TokenBucket(burst: burst(maxClientPrefixes: maxClientPrefixes), perSecond: perSecond, now: now)
+    }
+}

@@ -17,6 +17,8 @@ final class GatewayCounters: Sendable {
     let droppedExpired = Atomic<UInt64>(0)
     /// Control requests (STATS, HEALTH, ...) refused because too many were already waiting.
     let controlBusy = Atomic<UInt64>(0)
+    /// WebSocket subscribes and unsubscribes refused as beyond `SubscriptionChangeLimit`.
+    let changesRefused = Atomic<UInt64>(0)
     /// Requests refused: origin, token, too many clients, bad request, not found.
     let rejectedOrigin = Atomic<UInt64>(0)
     let rejectedToken = Atomic<UInt64>(0)
@@ -84,6 +86,7 @@ final class GatewayCounters: Sendable {
                 "not_found": notFound.load(ordering: .relaxed),
                 "busy": controlBusy.load(ordering: .relaxed),
             ],
+            changesRefused: changesRefused.load(ordering: .relaxed),
             httpRequests: httpRequests.load(ordering: .relaxed),
             messagesIn: messagesIn.load(ordering: .relaxed),
             bytesIn: bytesIn.load(ordering: .relaxed),
@@ -123,6 +126,7 @@ final class GatewayCounters: Sendable {
         var droppedUnresponsive: UInt64
         var droppedExpired: UInt64
         var rejected: [String: UInt64]
+        var changesRefused: UInt64
         var httpRequests: UInt64
         var messagesIn: UInt64
         var bytesIn: UInt64
@@ -155,6 +159,7 @@ final class GatewayCounters: Sendable {
             case droppedSlow = "dropped_slow"
             case droppedUnresponsive = "dropped_unresponsive"
             case droppedExpired = "dropped_expired"
+            case changesRefused = "subscription_changes_refused"
             case httpRequests = "http_requests"
             case messagesIn = "messages_in"
             case bytesIn = "bytes_in"

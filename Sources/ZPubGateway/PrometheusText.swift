@@ -170,6 +170,10 @@ struct PrometheusText {
         counter(
             "zpub_http_rejected_total", "HTTP requests refused",
             gateway.rejected.keys.sorted().map { (["reason": $0], Double(gateway.rejected[$0] ?? 0)) })
+        counter(
+            "zpub_http_subscription_changes_refused_total",
+            "WebSocket subscribes and unsubscribes refused: the client changed its prefixes too fast",
+            [([:], Double(gateway.changesRefused))])
         counter("zpub_http_requests_total", "HTTP requests", [([:], Double(gateway.httpRequests))])
         counter(
             "zpub_http_messages_in_total", "Messages the gateway received from the broker",

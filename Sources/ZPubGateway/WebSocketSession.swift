@@ -25,10 +25,14 @@ final class WebSocketSession: ChannelInboundHandler {
     /// `awaitingReply`. Still set at the next tick: the client is gone, close it.
     private var pingTask: RepeatedTask?
     private var awaitingReply = false
+    /// The client's allowance of subscription changes (`SubscriptionChangeLimit`).
+    private var changes: TokenBucket
 
     init(shared: GatewayShared, head: HTTPRequestHead) {
         self.shared = shared
         self.head = head
+        changes = SubscriptionChangeLimit.bucket(
+            maxClientPrefixes: shared.settings.maxClientPrefixes, now: NIODeadline.now().uptimeNanoseconds)
         let target = RequestTarget(uri: head.uri) ?? RequestTarget(path: "/ws")
         // Checked before the upgrade; checked again here, since the token may have expired, or
         // a reload changed the keys, in between: then the client is closed at once.
@@ -268,12 +272,16 @@ final class WebSocketSession: ChannelInboundHandler {
                     reply(context, error: denial.code, denial.message, prefix: prefix)
                     continue
                 }
-                if !prefixes.contains(prefix) && prefixes.count >= shared.settings.maxClientPrefixes {
+                let held = prefixes.contains(prefix)
+                if !held && prefixes.count >= shared.settings.maxClientPrefixes {
                     reply(
                         context, error: "too_many_prefixes",
                         "at most max_client_prefixes (\(shared.settings.maxClientPrefixes)) per client", prefix: prefix)
                     continue
                 }
+                // A prefix the client holds already changes nothing, unless a catch-up comes
+                // with it (`since`: a marker subscribed and unsubscribed at the broker, a REPLAY).
+                if !held || since != nil, !mayChange("subscribe", prefix, context: context) { continue }
                 prefixes.insert(prefix)
                 accepted.append(Array(prefix.utf8))
                 let sinceField = since.map { ",\"since\":\($0)" } ?? ""
@@ -287,7 +295,9 @@ final class WebSocketSession: ChannelInboundHandler {
         case .unsubscribe(let list):
             for prefix in list {
                 // Only what the client holds: the link has nothing to undo for the rest.
-                if prefixes.remove(prefix) != nil {
+                if prefixes.contains(prefix) {
+                    guard mayChange("unsubscribe", prefix, context: context) else { continue }
+                    prefixes.remove(prefix)
                     shared.linkMailbox.post(.unsubscribe(outbox.id, Array(prefix.utf8)))
                 }
                 send(context, "{\"type\":\"unsubscribed\",\"prefix\":\(WireFormat.jsonString(prefix))}")
@@ -319,6 +329,20 @@ final class WebSocketSession: ChannelInboundHandler {
         case .ping:
             send(context, "{\"type\":\"pong\"}")
         }
+    }
+
+    /// Takes one of the client's subscription changes; when it has none left, tells it so (the
+    /// change is not applied, the connection stays open) and returns false.
+    private func mayChange(_ operation: String, _ prefix: String, context: ChannelHandlerContext) -> Bool {
+        let now = NIODeadline.now().uptimeNanoseconds
+        if changes.take(now: now) { return true }
+        shared.counters.changesRefused.add(1, ordering: .relaxed)
+        let milliseconds = (changes.untilNext(now: now) + 999_999) / 1_000_000
+        reply(
+            context, error: "too_many_changes",
+            "\(operation) not applied: more than \(SubscriptionChangeLimit.perSecond) subscription changes a second (after a burst of \(changes.burst)); slow down, and send it again in \(milliseconds) ms or later",
+            prefix: prefix)
+        return false
     }
 
     private func reply(

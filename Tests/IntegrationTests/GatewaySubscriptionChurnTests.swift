@@ -1,0 +1,124 @@
+import Foundation
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+/// A WebSocket client that subscribes and unsubscribes in a loop cannot load the broker's
+/// forwarding loop at will: the gateway allows each client a burst of changes and then a steady
+/// rate (`SubscriptionChangeLimit`), refuses the rest with an error reply, and keeps the client
+/// connected. docs/http.md ("Limits").
+final class GatewaySubscriptionChurnTests: XCTestCase {
+    /// `SubscriptionChangeLimit.perSecond` in Sources/ZPubGateway/ConnectionLimits.swift.
+    private static let changesPerSecond = 20.0
+    /// Set in the test's [http]; the burst is twice it (`SubscriptionChangeLimit.burst`).
+    private static let maxClientPrefixes = 16
+    private static var burst: Double { Double(2 * maxClientPrefixes) }
+
+    private func script(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("python/\(name)").path
+    }
+
+    private func jsonLines(_ text: String) -> [[String: Any]] {
+        text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    /// The gateway's /metrics samples, keyed as written: `name{label="value"}`.
+    private func metrics(_ port: Int) throws -> [String: Double] {
+        var samples: [String: Double] = [:]
+        for line in try HTTPProbe.get(port: port, "/metrics").text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
+                continue
+            }
+            samples[String(line[..<space])] = value
+        }
+        return samples
+    }
+
+    /// Subscription frames the broker has seen, both kinds.
+    private func subscriptionEvents(_ daemon: Daemon) throws -> UInt64 {
+        let subscriptions = try daemon.stats().subscriptions
+        return subscriptions.subscribeEvents + subscriptions.unsubscribeEvents
+    }
+
+    /// 2,000 subscribe and unsubscribe requests sent as fast as the client can: the broker sees
+    /// at most the burst plus the rate times the time they took (each accepted change of a prefix
+    /// nobody else holds is one frame to it), the rest are refused with `too_many_changes` and
+    /// counted in /metrics, and after a pause the same connection subscribes and gets a message.
+    /// Without the limit, every one of the 2,000 reached the forwarding loop.
+    func testAClientChangingItsSubscriptionsInALoopIsHeldToItsAllowance() throws {
+        let port = try FreePort.find()
+        // With the last-value cache on the churned prefix: the costly path of a subscription.
+        let daemon = try Daemon(
+            configuration: """
+                [http]
+                enabled = true
+                listen = "127.0.0.1:\(port)"
+                max_client_prefixes = \(Self.maxClientPrefixes)
+                [last_value]
+                prefixes = ["churn."]
+                """)
+        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 15) {
+            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+        }
+        let before = try subscriptionEvents(daemon)
+        let refusedName = "zpub_http_subscription_changes_refused_total"
+        XCTAssertEqual(try metrics(port)[refusedName], 0)
+
+        let changes = 2_000
+        // Five tokens' worth: a client that slows down, as the refusal asks, not a wait on zpubd.
+        let pause = 5 / Self.changesPerSecond
+        let ready = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-churn-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: ready) }
+        let client = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script("subscription_churn.py"), "\(port)", "churn.a", "\(changes)", "\(pause)", "after.", ready])
+        try Wait.until("the client has sent its changes and subscribed again\n\(client.stdoutSoFar)", timeout: 60) {
+            guard client.isRunning else { return true }
+            return FileManager.default.fileExists(atPath: ready)
+        }
+        // The gateway's SUB sends its frames in order: once the broker holds "after.", every
+        // change before it has been counted.
+        try Wait.until("the broker holds the client's last subscription\n\(client.stdoutSoFar)") {
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == "after." }
+        }
+        let seen = Double(try subscriptionEvents(daemon) - before) - 1  // not "after." itself
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("after.news", "still connected"))
+
+        let run = try client.finish(timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        let lines = jsonLines(run.stdout)
+        let churn = try XCTUnwrap(lines.first { $0["elapsed_s"] != nil }, run.stdout + run.stderr)
+        let elapsed = try XCTUnwrap(churn["elapsed_s"] as? Double)
+        let replies = churn["replies"] as? [String: Int] ?? [:]
+        let refused = replies["error:too_many_changes"] ?? 0
+        let bound = Self.burst + Self.changesPerSecond * elapsed
+        print(
+            "figure: \(changes) changes in \(String(format: "%.2f", elapsed)) s reached the broker as \(Int(seen)) subscription frames (bound \(Int(bound))); replies \(replies)"
+        )
+
+        XCTAssertLessThanOrEqual(
+            seen, bound,
+            "subscription frames the broker saw from \(changes) changes in \(elapsed) s: at most the burst (\(Self.burst)) plus \(Self.changesPerSecond) a second; replies \(replies)"
+        )
+        XCTAssertGreaterThanOrEqual(seen, Self.burst, "the client got its whole burst: \(replies)")
+        XCTAssertGreaterThan(refused, 0, "the changes beyond the allowance were refused: \(replies)")
+        XCTAssertEqual(replies.values.reduce(0, +), changes, "one reply per request: \(replies)")
+        let refusal = churn["refusal"] as? [String: Any] ?? [:]
+        XCTAssertEqual(refusal["prefix"] as? String, "churn.a", "\(refusal)")
+        XCTAssertTrue((refusal["message"] as? String ?? "").contains("slow down"), "it says what to do: \(refusal)")
+        XCTAssertEqual(try metrics(port)[refusedName], Double(refused), "every refusal is counted")
+
+        // The same connection, after a pause: subscribed, and the message delivered.
+        let after = (lines.first { $0["after"] != nil }?["after"] as? [String: Any])?["message"] as? [String: Any]
+        XCTAssertEqual(after?["type"] as? String, "subscribed", run.stdout)
+        let then = (lines.first { $0["then"] != nil }?["then"] as? [String: Any])?["message"] as? [String: Any]
+        XCTAssertEqual(then?["topic"] as? String, "after.news", run.stdout)
+        XCTAssertEqual(then?["payload"] as? String, "still connected", run.stdout)
+    }
+}
