@@ -12,6 +12,7 @@
 # "32x1 32x8 1024x1") narrow a run; KEEP_WORK=1 keeps each run's cg.out to annotate.
 # ZPUBD_CONFIG adds lines to zpubd's configuration (with \n between them), for example
 # ZPUBD_CONFIG='[last_value]\nprefixes = ["state."]' for the cost of a feature's checks.
+# TOPICS=N (PUSH ingest) sends on N topics in turn (t.00000, t.00001, ...) instead of one.
 # INGEST=pub measures the publishers' path instead: the producer publishes into
 # each forwarder's XSUB, and zmq_proxy runs XSUB -> XPUB (the baseline issue 14 names).
 # With REPEATS > 1 each figure is the median of that many N/2N pairs: the 1 KiB column moves by
@@ -75,8 +76,12 @@ measure() {
     else
         # zpub pub waits up to --timeout for the broker to take what it queued (its linger); the
         # default 3 s dropped the last messages once, under valgrind on a busy machine.
-        python3 -c "import sys; line='x'*$size; sys.stdout.write((line+'\n')*$messages)" |
-            "$bin/zpub" pub --timeout 600000 -e "$pull" t.topic
+        if [ "${TOPICS:-1}" -gt 1 ]; then
+            push_topics "$pull" "$size" "$messages" "$TOPICS"
+        else
+            python3 -c "import sys; line='x'*$size; sys.stdout.write((line+'\n')*$messages)" |
+                "$bin/zpub" pub --timeout 600000 -e "$pull" t.topic
+        fi
     fi
     for pid in $pids; do wait "$pid"; done
     # (Silenced: the shell's "Terminated" notice for the killed job would fill the table.)
@@ -103,6 +108,25 @@ payload = b"x" * size
 for _ in range(messages):
     publisher.send_multipart([b"t.topic", payload])
 publisher.close(linger=-1)
+context.term()
+PYTHON
+}
+
+# PUSHes MESSAGES of [t.NNNNN, SIZE bytes] to ENDPOINT with pyzmq, on TOPICS topics in turn.
+push_topics() { # endpoint size messages topics
+    /usr/bin/python3 - "$@" <<'PYTHON'
+import sys
+import zmq
+endpoint, size, messages, topics = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+context = zmq.Context()
+producer = context.socket(zmq.PUSH)
+producer.setsockopt(zmq.SNDHWM, 0)
+producer.connect(endpoint)
+names = [b"t.%05d" % i for i in range(topics)]
+payload = b"x" * size
+for i in range(messages):
+    producer.send_multipart([names[i % topics], payload])
+producer.close(linger=-1)
 context.term()
 PYTHON
 }
