@@ -104,9 +104,15 @@ public struct BrokerState: Sendable {
     }
 
     /// Out of line: a new topic, or one whose match must be refreshed.
+    /// (`TopicTable.lookup`'s steps, each touching one table, so that neither is copied.)
     @usableFromInline @inline(never)
     mutating func lookupTopicSlowly(_ topic: UnsafeRawBufferPointer) -> (wanted: Bool, index: Int?) {
-        topics.lookup(topic: topic, subscriptions: subscriptions)
+        let generation = subscriptions.generation
+        let index = topics.find(topic)
+        if let index, let matched = topics.knownMatch(at: index, generation: generation) { return (matched, index) }
+        let matched = subscriptions.matches(topic)
+        if let index { topics.setMatch(matched, generation: generation, at: index) }
+        return (matched, index)
     }
 
     @inlinable @inline(__always)

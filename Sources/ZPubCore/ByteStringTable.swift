@@ -2,8 +2,8 @@
 ///
 /// The forwarding loop looks a topic up for every message it moves, straight from the bytes of a
 /// `zmq_msg_t`; a `Dictionary<[UInt8], V>` would have to build an array for each lookup. This
-/// table hashes an `UnsafeRawBufferPointer` with the standard library's randomly seeded SipHash
-/// (so crafted topics cannot force collisions) and compares keys with `memcmp`.
+/// table hashes an `UnsafeRawBufferPointer` with SipHash under a random key (`seededHash`: so
+/// crafted topics cannot force collisions) and compares keys with `memcmp`.
 ///
 /// Layout: `entries` is dense (iteration is a plain array walk, removal moves the last entry into
 /// the hole); `slots` is an open-addressing index into `entries` with linear probing and
@@ -29,6 +29,7 @@ public struct ByteStringTable<Value> {
     private var deadKeyBytes = 0
     private var slots: [Int32]
     private var mask: Int
+    private let hashKey = SipHash.Key.process
     /// The most key bytes a table can hold: entries keep 4-byte offsets (what keeps an entry
     /// small enough for 100,000 subscriptions in a few MiB).
     public static var keyBytesLimit: Int { Int(Int32.max) }
@@ -74,13 +75,17 @@ public struct ByteStringTable<Value> {
         indices.filter { key(at: $0, startsWith: prefix) }.map { (key(at: $0), entries[$0].value) }
     }
 
+    /// `seededHash`, with the process's key copied into the table: no look at the global (its
+    /// once-only initialisation check) per lookup.
     @inline(__always)
-    static func hash(_ key: UnsafeRawBufferPointer) -> Int { seededHash(key) }
+    func hash(_ key: UnsafeRawBufferPointer) -> Int {
+        Int(truncatingIfNeeded: SipHash.hash13(key, key: hashKey))
+    }
 
     /// The index in `entries` of `key`, or nil.
     @inline(__always)
     public func index(of key: UnsafeRawBufferPointer) -> Int? {
-        let hash = Self.hash(key)
+        let hash = self.hash(key)
         var slot = hash & mask
         while true {
             let entryIndex = slots[slot]
@@ -137,7 +142,7 @@ public struct ByteStringTable<Value> {
         if key.count > maxKeyBytes - keyBytes.count && deadKeyBytes > 0 { compactKeys() }
         precondition(key.count <= maxKeyBytes - keyBytes.count, "ByteStringTable keys exceed their bound")
         if (entries.count + 1) * 2 > slots.count { grow() }
-        let hash = Self.hash(key)
+        let hash = self.hash(key)
         var slot = hash & mask
         while slots[slot] != Self.emptySlot { slot = (slot + 1) & mask }
         slots[slot] = Int32(entries.count)
@@ -236,14 +241,12 @@ public struct ByteStringTable<Value> {
     }
 }
 
-/// Bytes hashed with the standard library's SipHash, seeded afresh in every process, so that
-/// crafted input cannot force collisions: how `ByteStringTable` files its keys, and how
+/// Bytes hashed with SipHash-1-3 under a key drawn afresh in every process, so that crafted
+/// input cannot force collisions: how `ByteStringTable` files its keys, and how
 /// `SubscriberConnections` remembers prefixes.
 @inline(__always)
 func seededHash(_ bytes: UnsafeRawBufferPointer) -> Int {
-    var hasher = Hasher()
-    hasher.combine(bytes: bytes)
-    return hasher.finalize()
+    Int(truncatingIfNeeded: SipHash.hash13(bytes, key: .process))
 }
 
 extension ByteStringTable: Sendable where Value: Sendable {}

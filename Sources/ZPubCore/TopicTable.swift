@@ -46,9 +46,13 @@ public struct TopicTable: Sendable {
     public mutating func lookup(topic: UnsafeRawBufferPointer, subscriptions: SubscriptionTable)
         -> (wanted: Bool, index: Int?)
     {
-        if let hit = lookupRepeated(topic: topic, generation: subscriptions.generation) { return hit }
-        let repeated = lastIndex >= 0 && table.key(at: lastIndex, equals: topic)
-        return lookupSlowly(topic: topic, repeated: repeated, subscriptions: subscriptions)
+        let generation = subscriptions.generation
+        if let hit = lookupRepeated(topic: topic, generation: generation) { return hit }
+        let index = find(topic)
+        if let index, let matched = knownMatch(at: index, generation: generation) { return (matched, index) }
+        let matched = subscriptions.matches(topic)
+        if let index { setMatch(matched, generation: generation, at: index) }
+        return (matched, index)
     }
 
     /// The common case, inlined into the forwarding loop: the previous message's topic, its
@@ -62,35 +66,37 @@ public struct TopicTable: Sendable {
         return counters.matchGeneration == generation ? (counters.matched, lastIndex) : nil
     }
 
-    /// `lookup` for a topic other than the previous one (`repeated` false: the caller has
-    /// compared already), or one whose match must be refreshed.
-    @usableFromInline
-    mutating func lookupSlowly(topic: UnsafeRawBufferPointer, repeated: Bool, subscriptions: SubscriptionTable)
-        -> (wanted: Bool, index: Int?)
-    {
-        var index: Int?
-        if repeated {
-            index = lastIndex
-        } else {
-            index = table.index(of: topic)
-            if index == nil && table.count < maxTopics && topic.count <= maxTopicLength
-                && table.hasRoom(forKeyOf: topic.count)
-            {
-                index = table.insert(topic, value: Counters())
-            }
-            lastIndex = index ?? -1
+    // The slow path in three steps, so that the caller asks its subscription table itself, and
+    // only when a topic's match must be refreshed: passed to one call with the topic table, the
+    // subscription table (144 bytes) was copied for every message on another topic than the
+    // previous one (callgrind).
+
+    /// The index of `topic`, inserted if new and there is room; nil when untracked. It becomes
+    /// the previous topic for `lookupRepeated`.
+    public mutating func find(_ topic: UnsafeRawBufferPointer) -> Int? {
+        if lastIndex >= 0 && table.key(at: lastIndex, equals: topic) { return lastIndex }
+        var index = table.index(of: topic)
+        if index == nil && table.count < maxTopics && topic.count <= maxTopicLength
+            && table.hasRoom(forKeyOf: topic.count)
+        {
+            index = table.insert(topic, value: Counters())
         }
-        guard let index else { return (subscriptions.matches(topic), nil) }
-        let generation = subscriptions.generation
+        lastIndex = index ?? -1
+        return index
+    }
+
+    /// Whether some subscription wants the topic at `index`, if known for subscription
+    /// `generation`; nil when it must be matched again (`setMatch`).
+    public func knownMatch(at index: Int, generation: UInt64) -> Bool? {
         let counters = table[valueAt: index]
-        guard counters.matchGeneration != generation else { return (counters.matched, index) }
-        // The subscriptions changed since this topic was last matched: match it again, once.
-        let matched = subscriptions.matches(topic)
+        return counters.matchGeneration == generation ? counters.matched : nil
+    }
+
+    public mutating func setMatch(_ matched: Bool, generation: UInt64, at index: Int) {
         table.withValue(at: index) { counters in
             counters.matched = matched
             counters.matchGeneration = generation
         }
-        return (matched, index)
     }
 
     /// The second half: counts one message of `bytes` bytes at `index` (from `lookup`), or as
