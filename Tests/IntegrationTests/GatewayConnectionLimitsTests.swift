@@ -263,6 +263,94 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         }
     }
 
+    // MARK: A client that sends requests and reads no reply
+
+    /// The largest TCP buffer Linux may autotune a socket to: `net.ipv4.tcp_rmem` or
+    /// `tcp_wmem` (`min default max`), the last field, in bytes.
+    private func tcpBufferMax(_ name: String) throws -> Int {
+        let text = try String(contentsOfFile: "/proc/sys/net/ipv4/\(name)", encoding: .utf8)
+        return try XCTUnwrap(text.split(whereSeparator: \.isWhitespace).last.flatMap { Int($0) }, text)
+    }
+
+    /// A line of /proc/PID/status in KiB: `VmRSS` (resident now) or `VmHWM` (the peak).
+    private func statusKiB(_ pid: Int32, _ key: String) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("\(key):") }, status)
+        return try XCTUnwrap(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]), String(line))
+    }
+
+    /// A WebSocket client that sends requests as fast as it can (pings, `{"op":"ping"}`: each
+    /// answered, none a subscription change) and never reads: the gateway stops reading from it
+    /// once a write buffer's worth of replies waits (`BackPressureHandler`), so the client is
+    /// held to what the sockets' buffers take, zpubd's memory stays put, the other clients are
+    /// served, and the ping timer closes it (it sends nothing the gateway reads any more).
+    /// Without that, the gateway read every request and kept each reply in its memory: the
+    /// client sent all it liked (the cap here), and zpubd grew by some 4 bytes per byte sent.
+    func testAWebSocketClientThatNeverReadsItsRepliesIsNoLongerRead() throws {
+        let pingInterval = 3
+        let (daemon, port) = try startDaemon(http: "ping_interval = \(pingInterval)")
+        let pid = daemon.process.processIdentifier
+        // What the client can send once the gateway stops reading: what the server's receive
+        // buffer holds (autotuned up to tcp_rmem's max), plus the requests whose replies fill
+        // the server's send buffer (up to tcp_wmem's max; a request is at most 1.12 times the
+        // size of its reply, counted twice), plus 4 MiB for the rest: the client's own buffers
+        // (128 KiB and 8 KiB, set by the script), NIO's 64 KiB write buffer and the replies to
+        // one last read (4 reads of 64 KiB at most).
+        let bound = try tcpBufferMax("tcp_rmem") + 2 * tcpBufferMax("tcp_wmem") + (4 << 20)
+        let cap = bound + (16 << 20)
+        // NIO keeps 64 KiB of replies and those to one read (some 300 KiB) for this client;
+        // the rest is room for the allocator and the well-behaved client.
+        let memoryBoundKiB = 16 << 10
+        let before = try statusKiB(pid, "VmRSS")
+
+        let stopped = readyFile()
+        let go = readyFile()
+        defer { for file in [stopped, go] { try? FileManager.default.removeItem(atPath: file) } }
+        let flood = try python("gateway_limits.py", ["ws-flood", "\(port)", "\(cap)", stopped, go])
+        try Wait.until("the flooding client stops sending (blocked, or at its cap)", timeout: 300) {
+            FileManager.default.fileExists(atPath: stopped) || !flood.isRunning
+        }
+
+        // Another client, meanwhile, is served as usual.
+        let ready = readyFile()
+        let good = try python("http_clients.py", ["ws-sub", "\(port)", #"["good."]"#, "1", ready])
+        try Wait.until("the well-behaved client is subscribed") {
+            FileManager.default.fileExists(atPath: ready) || !good.isRunning
+        }
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("good.news", "served while the other floods"))
+        let served = try good.finish(timeout: 60)
+        XCTAssertEqual(served.status, 0, served.stderr)
+        XCTAssertTrue(served.stdout.contains("served while the other floods"), served.stdout + served.stderr)
+
+        // It sends nothing the gateway reads: the ping timer closes it (1001, unresponsive).
+        var clientSamples: [String: Double] = [:]
+        let closed = try? Wait.until("the gateway closes the flooding client as unresponsive", timeout: 300) {
+            // A /metrics read that fails on a loaded machine is asked again.
+            guard let samples = try? metrics(port) else { return false }
+            clientSamples = samples.filter { $0.key.hasPrefix("zpub_http_clients") }
+            return samples["zpub_http_clients_dropped_total{reason=\"unresponsive\"}"] == 1
+                && samples["zpub_http_clients{kind=\"websocket\"}"] == 0
+        }
+        try createEmptyFile(go)
+        let run = try flood.finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        XCTAssertEqual(result["status_line"] as? String, "HTTP/1.1 101 Switching Protocols", "\(result)")
+        let sent = try XCTUnwrap(result["sent"] as? Int, "\(result)")
+        let grown = try statusKiB(pid, "VmHWM") - before
+        XCTAssertLessThanOrEqual(
+            sent, bound, "the gateway kept reading from a client that reads nothing: it sent \(sent) bytes of requests")
+        XCTAssertEqual(result["cap_reached"] as? Bool, false, "\(result)")
+        XCTAssertLessThan(
+            grown, memoryBoundKiB, "zpubd's peak memory grew by \(grown) KiB for \(sent) bytes of requests")
+        XCTAssertNotNil(closed, "a client the gateway no longer reads is closed by the ping timer: \(clientSamples)")
+        print(
+            "figure: a WebSocket client reading nothing sent \(sent) bytes of requests (bound \(bound)) before the gateway stopped reading it; zpubd's peak grew by \(grown) KiB; closed by the server as the client saw it: \(result["hung_up"] ?? "?")"
+        )
+    }
+
     // MARK: What crowds cost the broker
 
     /// The requests the gateway put to the broker's control API for `command`

@@ -21,6 +21,12 @@ usage:
       and for 2 s after. Prints how many heads came and the /healthz statuses seen.
   gateway_limits.py status-crowd PORT COUNT SECONDS
       COUNT /status/events clients reading for SECONDS; prints the events each one got, per kind.
+  gateway_limits.py ws-flood PORT CAP STOPPED GO
+      opens /ws with small socket buffers and sends requests that each get a reply (WebSocket
+      pings and {"op":"ping"}), as fast as the socket takes them, reading nothing, until CAP bytes
+      are sent, the server hangs up, or GO exists. Creates STOPPED once a send has waited 0.5 s or
+      the CAP is sent; after the CAP, waits (reading nothing) for GO or the hang-up. Prints what
+      it sent and whether the server hung up.
 """
 import base64
 import json
@@ -217,6 +223,70 @@ def status_crowd(port, count, seconds):
     print(json.dumps({"clients": results}), flush=True)
 
 
+def masked_frame(opcode, payload):
+    """A whole client frame (RFC 6455 5.2): FIN, `opcode`, masked `payload` of 125 bytes at most."""
+    mask = os.urandom(4)
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(
+        byte ^ mask[index % 4] for index, byte in enumerate(payload))
+
+
+def ws_flood(port, cap, stopped_file, go_file):
+    connection = socket.socket()
+    # Small buffers on this side: what the client gets to send is then mostly the server's.
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    connection.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    connection.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                       .encode())
+    connection.settimeout(20)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = connection.recv(1)  # byte by byte: nothing of what follows the head is read
+        if not chunk:
+            break
+        head += chunk
+    status_line = head.split(b"\r\n")[0].decode(errors="replace")
+    connection.setblocking(False)
+    # Each request is answered: a ping frame with its pong (same payload), {"op":"ping"} with
+    # {"type":"pong"}. Neither changes a subscription or reaches the broker.
+    burst = (masked_frame(0x9, b"p" * 125) + masked_frame(0x1, b'{"op":"ping"}')) * 256
+    poller = select.poll()
+    # POLLERR and POLLHUP come unasked: a reset by the server, which closes with this client's
+    # requests unread.
+    poller.register(connection, select.POLLOUT | select.POLLRDHUP)
+    sent, pending, hung_up, stopped = 0, b"", False, False
+    started = time.monotonic()
+    while sent < cap and not hung_up and not os.path.exists(go_file):
+        if not pending:
+            pending = burst[:cap - sent]
+        try:
+            count = connection.send(pending)
+            sent += count
+            pending = pending[count:]
+            continue
+        except BlockingIOError:
+            pass
+        except OSError:
+            hung_up = True
+            break
+        events = poller.poll(500)
+        if not events and not stopped:
+            stopped = True
+            open(stopped_file, "w").close()
+        hung_up = any(event & ~select.POLLOUT for _, event in events)
+    flood_seconds = time.monotonic() - started
+    if not stopped:
+        open(stopped_file, "w").close()
+    poller.modify(connection, select.POLLRDHUP)
+    while not hung_up and not os.path.exists(go_file):
+        hung_up = bool(poller.poll(50))
+    print(json.dumps({"status_line": status_line, "sent": sent, "cap_reached": sent >= cap, "hung_up": hung_up,
+                      "flood_s": round(flood_seconds, 2)}), flush=True)
+    connection.close()
+
+
 if __name__ == "__main__":
     command, port, *rest = sys.argv[1:]
     port = int(port)
@@ -230,5 +300,7 @@ if __name__ == "__main__":
         resume_crowd(port, rest[0], rest[1], int(rest[2]))
     elif command == "status-crowd":
         status_crowd(port, int(rest[0]), float(rest[1]))
+    elif command == "ws-flood":
+        ws_flood(port, int(rest[0]), rest[1], rest[2])
     else:
         sys.exit(f"unknown command {command}")
