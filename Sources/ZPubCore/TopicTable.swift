@@ -73,7 +73,7 @@ public struct TopicTable: Sendable {
 
     /// The index of `topic`, inserted if new and there is room; nil when untracked. It becomes
     /// the previous topic for `lookupRepeated`.
-    public mutating func find(_ topic: UnsafeRawBufferPointer) -> Int? {
+    @usableFromInline mutating func find(_ topic: UnsafeRawBufferPointer) -> Int? {
         if lastIndex >= 0 && table.key(at: lastIndex, equals: topic) { return lastIndex }
         var index = table.index(of: topic)
         if index == nil && table.count < maxTopics && topic.count <= maxTopicLength
@@ -87,12 +87,12 @@ public struct TopicTable: Sendable {
 
     /// Whether some subscription wants the topic at `index`, if known for subscription
     /// `generation`; nil when it must be matched again (`setMatch`).
-    public func knownMatch(at index: Int, generation: UInt64) -> Bool? {
+    @usableFromInline func knownMatch(at index: Int, generation: UInt64) -> Bool? {
         let counters = table[valueAt: index]
         return counters.matchGeneration == generation ? counters.matched : nil
     }
 
-    public mutating func setMatch(_ matched: Bool, generation: UInt64, at index: Int) {
+    @usableFromInline mutating func setMatch(_ matched: Bool, generation: UInt64, at index: Int) {
         table.withValue(at: index) { counters in
             counters.matched = matched
             counters.matchGeneration = generation

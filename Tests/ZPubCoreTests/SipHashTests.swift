@@ -13,8 +13,11 @@ final class SipHashTests: XCTestCase {
     static let vectors: [(length: Int, sip13: UInt64, sip24: UInt64)] = [
         (0, 0xabac_0158_050f_c4dc, 0x726f_db47_dd0e_0e31),
         (1, 0xc9f4_9bf3_7d57_ca93, 0x74f8_39c5_93dc_67fd),
+        (2, 0x82cb_9b02_4dc7_d44d, 0x0d6c_8009_d9a9_4f5a),
         (3, 0x8bf8_0ab8_e7dd_f7fb, 0x8567_6696_d7fb_7e2d),
         (4, 0xcf75_5760_88d3_8328, 0xcf27_94e0_2771_87b7),
+        (5, 0xdef9_d52f_4953_3b67, 0x1876_5564_cd99_a68d),
+        (6, 0xc50d_2b50_c59f_22a7, 0xcbc9_466e_58fe_e3ce),
         (7, 0xd392_7d98_9bb1_1140, 0xab02_00f5_8b01_d137),
         (8, 0x3690_9511_8d29_9a8e, 0x93f5_f579_9a93_2462),
         (9, 0x25a4_8eb3_6c06_3de4, 0x9e00_82df_0ba9_e4b0),
@@ -46,7 +49,8 @@ final class SipHashTests: XCTestCase {
     /// message, change nothing.
     func testReadsOnlyTheMessageWhereverItLies() {
         let key = SipHash.Key(k0: 1, k1: 2)
-        let message: [UInt8] = Array("orders.eu.1234567".utf8)
+        // 22 bytes: two whole blocks and a tail of 6, read in two overlapping 4-byte loads.
+        let message: [UInt8] = Array("orders.eu.1234567.abcd".utf8)
         let expected = message.withUnsafeBytes { SipHash.hash13($0, key: key) }
         for offset in 0..<8 {
             let padded = [UInt8](repeating: 0xAA, count: offset) + message + [0x55, 0x55, 0x55, 0x55]
