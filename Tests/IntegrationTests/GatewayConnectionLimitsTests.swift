@@ -61,24 +61,6 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         FileManager.default.temporaryDirectory.appendingPathComponent("zpub-ready-\(UUID().uuidString)").path
     }
 
-    private func jsonLines(_ text: String) -> [[String: Any]] {
-        text.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
-    }
-
-    /// The gateway's /metrics samples, keyed as written: `name{label="value"}`.
-    private func metrics(_ port: Int) throws -> [String: Double] {
-        var samples: [String: Double] = [:]
-        for line in try HTTPProbe.get(port: port, "/metrics").text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
-                continue
-            }
-            samples[String(line[..<space])] = value
-        }
-        return samples
-    }
-
     // MARK: The request deadline
 
     /// A connection that sends nothing, or half a request line, is answered 408 and closed at
@@ -220,7 +202,7 @@ final class GatewayConnectionLimitsTests: XCTestCase {
             try Wait.until("the \(kind) reader is connected") { FileManager.default.fileExists(atPath: ready) }
         }
         try Wait.until("the gateway has both clients and subscribes for them") {
-            let samples = try metrics(port)
+            let samples = try HTTPProbe.metrics(port: port)
             let subscribed = try daemon.subscriptions().subscriptions.contains { $0.prefix == "a." }
             return subscribed && samples["zpub_http_clients{kind=\"websocket\"}"] == 1
                 && samples["zpub_http_clients{kind=\"sse\"}"] == 1
@@ -233,20 +215,20 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         let payload = String(repeating: "x", count: 1_000)
         for index in 0..<count { try push.send(frames: frames("a.load", "\(index) \(payload)")) }
         try Wait.until("the gateway has every message", timeout: 30) {
-            try metrics(port)["zpub_http_messages_in_total"] ?? 0 >= Double(count)
+            try HTTPProbe.metrics(port: port)["zpub_http_messages_in_total"] ?? 0 >= Double(count)
         }
-        let written = try metrics(port)
+        let written = try HTTPProbe.metrics(port: port)
         for kind in ["websocket", "sse"] {
             let out = written["zpub_http_messages_out_total{kind=\"\(kind)\"}"] ?? 0
             XCTAssertLessThan(out, Double(count), "the \(kind) reader's buffers are full: the gateway's writes wait")
         }
 
         try Wait.until("both tokens expire", timeout: 30) {
-            try metrics(port)["zpub_http_clients_dropped_total{reason=\"token_expired\"}"] == 2
+            try HTTPProbe.metrics(port: port)["zpub_http_clients_dropped_total{reason=\"token_expired\"}"] == 2
         }
         var open: [String: Double] = [:]
         let closed = try? Wait.until("the clients are closed", timeout: Self.closeBound) {
-            let samples = try metrics(port)
+            let samples = try HTTPProbe.metrics(port: port)
             open = samples.filter { $0.key.hasPrefix("zpub_http_clients{") && $0.value > 0 }
             return open.isEmpty
         }
@@ -328,7 +310,7 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         var clientSamples: [String: Double] = [:]
         let closed = try? Wait.until("the gateway closes the flooding client as unresponsive", timeout: 300) {
             // A /metrics read that fails on a loaded machine is asked again.
-            guard let samples = try? metrics(port) else { return false }
+            guard let samples = try? HTTPProbe.metrics(port: port) else { return false }
             clientSamples = samples.filter { $0.key.hasPrefix("zpub_http_clients") }
             return samples["zpub_http_clients_dropped_total{reason=\"unresponsive\"}"] == 1
                 && samples["zpub_http_clients{kind=\"websocket\"}"] == 0
@@ -356,7 +338,7 @@ final class GatewayConnectionLimitsTests: XCTestCase {
     /// The requests the gateway put to the broker's control API for `command`
     /// (`zpub_http_control_requests_total`; reading /metrics asks for one STATS itself).
     private func controlRequests(_ port: Int, _ command: String) throws -> Double {
-        try metrics(port)["zpub_http_control_requests_total{command=\"\(command)\"}"] ?? 0
+        try HTTPProbe.metrics(port: port)["zpub_http_control_requests_total{command=\"\(command)\"}"] ?? 0
     }
 
     /// zpubd with history on `busy.` and `count` messages kept there, of `size` bytes each.
@@ -393,7 +375,9 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.stderr)
         let crowd = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
         XCTAssertEqual(crowd["heads"] as? Int, clients, "\(crowd)")
-        try Wait.until("the clients are gone") { try metrics(port)["zpub_http_clients{kind=\"sse\"}"] == 0 }
+        try Wait.until("the clients are gone") {
+            try HTTPProbe.metrics(port: port)["zpub_http_clients{kind=\"sse\"}"] == 0
+        }
         // At most the page each one's REPLAY reply may have asked for before its leave was seen.
         let pages = try controlRequests(port, "HISTORY") - before
         XCTAssertLessThanOrEqual(pages, Double(clients), "HISTORY pages asked for clients that had left")
@@ -407,7 +391,7 @@ final class GatewayConnectionLimitsTests: XCTestCase {
     func testACrowdOfReconnectingClientsLeavesHealthzUp() throws {
         let (daemon, port) = try startDaemonWithHistory(count: 2_000, size: 2_000)
         defer { withExtendedLifetime(daemon) {} }
-        let before = try metrics(port)
+        let before = try HTTPProbe.metrics(port: port)
         let run = try python("gateway_limits.py", ["resume-crowd", "\(port)", "/events?prefix=busy.", "h0", "300"])
             .finish(timeout: 120)
         XCTAssertEqual(run.status, 0, run.stderr)
@@ -415,7 +399,7 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         XCTAssertEqual(crowd["heads"] as? Int, 300, "\(crowd)")
         let healthz = crowd["healthz"] as? [String: Int] ?? [:]
         XCTAssertEqual(Array(healthz.keys), ["HTTP/1.1 200 OK"], "/healthz during the crowd: \(healthz)")
-        let after = try metrics(port)
+        let after = try HTTPProbe.metrics(port: port)
         let busy = "zpub_http_rejected_total{reason=\"busy\"}"
         XCTAssertEqual(after[busy], before[busy], "control requests refused as busy")
         let replays =
@@ -432,7 +416,7 @@ final class GatewayConnectionLimitsTests: XCTestCase {
     func testStatusPagesShareOnePoll() throws {
         let (daemon, port) = try startDaemon()
         defer { withExtendedLifetime(daemon) {} }
-        let before = try metrics(port)
+        let before = try HTTPProbe.metrics(port: port)
         let seconds = 4.0
         let run = try python("gateway_limits.py", ["status-crowd", "\(port)", "20", "\(seconds)"]).finish(timeout: 60)
         XCTAssertEqual(run.status, 0, run.stderr)
@@ -448,9 +432,9 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         var metricsReads = 0
         try Wait.until("the pages are gone") {
             metricsReads += 1
-            return try metrics(port)["zpub_http_clients{kind=\"status\"}"] == 0
+            return try HTTPProbe.metrics(port: port)["zpub_http_clients{kind=\"status\"}"] == 0
         }
-        let after = try metrics(port)
+        let after = try HTTPProbe.metrics(port: port)
         metricsReads += 1
         func delta(_ command: String) -> Double {
             let name = "zpub_http_control_requests_total{command=\"\(command)\"}"
@@ -468,7 +452,7 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         )
 
         Thread.sleep(forTimeInterval: 2.5)
-        let idle = try metrics(port)
+        let idle = try HTTPProbe.metrics(port: port)
         let stats = "zpub_http_control_requests_total{command=\"STATS\"}"
         XCTAssertEqual((idle[stats] ?? 0) - (after[stats] ?? 0), 1, "with no page open, only this /metrics read asks")
     }

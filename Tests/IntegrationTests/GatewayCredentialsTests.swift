@@ -86,12 +86,6 @@ final class GatewayCredentialsTests: XCTestCase {
         try HTTPProbe.request(port: port, method: "GET", target, headers: headers, readTimeout: 500)
     }
 
-    private func jsonLines(_ text: String) -> [[String: Any]] {
-        text.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
-    }
-
     // MARK: JWT
 
     /// A JWT grants exactly its claims, on SSE, WebSocket and POST /publish; an expired, forged or

@@ -18,24 +18,6 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("python/\(name)").path
     }
 
-    private func jsonLines(_ text: String) -> [[String: Any]] {
-        text.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
-    }
-
-    /// The gateway's /metrics samples, keyed as written: `name{label="value"}`.
-    private func metrics(_ port: Int) throws -> [String: Double] {
-        var samples: [String: Double] = [:]
-        for line in try HTTPProbe.get(port: port, "/metrics").text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
-                continue
-            }
-            samples[String(line[..<space])] = value
-        }
-        return samples
-    }
-
     /// Subscription frames the broker has seen, both kinds.
     private func subscriptionEvents(_ daemon: Daemon) throws -> UInt64 {
         let subscriptions = try daemon.stats().subscriptions
@@ -64,7 +46,7 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         }
         let before = try subscriptionEvents(daemon)
         let refusedName = "zpub_http_subscription_changes_refused_total"
-        XCTAssertEqual(try metrics(port)[refusedName], 0)
+        XCTAssertEqual(try HTTPProbe.metrics(port: port)[refusedName], 0)
 
         let changes = 2_000
         // Five tokens' worth: a client that slows down, as the refusal asks, not a wait on zpubd.
@@ -112,7 +94,7 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         let refusal = churn["refusal"] as? [String: Any] ?? [:]
         XCTAssertEqual(refusal["prefix"] as? String, "churn.a", "\(refusal)")
         XCTAssertTrue((refusal["message"] as? String ?? "").contains("slow down"), "it says what to do: \(refusal)")
-        XCTAssertEqual(try metrics(port)[refusedName], Double(refused), "every refusal is counted")
+        XCTAssertEqual(try HTTPProbe.metrics(port: port)[refusedName], Double(refused), "every refusal is counted")
 
         // The same connection, after a pause: subscribed, and the message delivered.
         let after = (lines.first { $0["after"] != nil }?["after"] as? [String: Any])?["message"] as? [String: Any]

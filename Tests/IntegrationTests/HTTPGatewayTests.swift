@@ -30,12 +30,6 @@ final class HTTPGatewayTests: XCTestCase {
         return try RunningProgram(URL(fileURLWithPath: "/usr/bin/python3"), [path] + arguments)
     }
 
-    private func jsonLines(_ text: String) -> [[String: Any]] {
-        text.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
-    }
-
     /// The data events an SSE reader printed (`http_clients.py sse`): each payload, and when it
     /// arrived (seconds since the epoch, as the reader stamped it).
     private func sseArrivals(_ stdout: String) -> (payloads: [String], arrivals: [Double]) {
@@ -1196,6 +1190,18 @@ enum HTTPProbe {
 
     static func get(port: Int, _ path: String, headers: [String: String] = [:]) throws -> Response {
         try request(port: port, method: "GET", path, headers: headers)
+    }
+
+    /// The gateway's /metrics samples, keyed as written: `name{label="value"}`.
+    static func metrics(port: Int) throws -> [String: Double] {
+        var samples: [String: Double] = [:]
+        for line in try get(port: port, "/metrics").text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
+                continue
+            }
+            samples[String(line[..<space])] = value
+        }
+        return samples
     }
 
     /// `readTimeout` (ms) ends reading a response that streams (SSE) and never closes.
