@@ -3,9 +3,9 @@
 /// once per process, so that topics crafted to collide cannot be chosen without the key.
 ///
 /// SipHash-1-3 is what Swift's `Hasher` computes too. Through `Hasher` (its init, its
-/// buffered `combine(bytes:)` and its finalize) a 7-byte topic cost some 320 instructions
-/// (callgrind); for every forwarded message whose topic differs from the one before, that was
-/// 8% of all zpubd does for it. In one call, with the rounds unrolled, it is about a third.
+/// buffered `combine(bytes:)` and its finalize) each hash cost some 80 instructions more than
+/// in this one call with the rounds unrolled (callgrind: 1,000 topics in turn, 4,628 and 4,550
+/// instructions per forwarded 32 B message).
 public enum SipHash {
     /// A key: two little-endian 64-bit words.
     public struct Key: Sendable, Equatable {
