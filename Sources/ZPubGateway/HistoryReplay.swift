@@ -74,10 +74,10 @@ struct HistoryReplay {
         case .replay(let first) where through == nil:
             through = first.through
             keptPrefixes = first.prefixes
-            add(first.messages, gap: first.gap)
+            let read = toRead.first
+            add(first.messages, gap: first.gap, readUnder: read)
             // Planned again with the broker's own list; what the REPLAY read is done unless
             // more of it follows.
-            let read = toRead.first
             toRead = Self.toRead(wanted, kept: first.prefixes.map { Array($0.utf8) })
             nextSince = after
             if let read, toRead.contains(read) {
@@ -88,7 +88,7 @@ struct HistoryReplay {
                 }
             }
         case .history(let page) where through != nil && !toRead.isEmpty:
-            add(page.messages, gap: page.gap)
+            add(page.messages, gap: page.gap, readUnder: toRead.first)
             if page.more, let last = page.messages.last?.sequence {
                 nextSince = last
             } else {
@@ -102,17 +102,21 @@ struct HistoryReplay {
         return .history(since: nextSince, until: through, prefix: prefix)
     }
 
-    /// Merges a page into the entries (sequence order; a message read under two prefixes once),
-    /// keeping the newest `limit` of those under `wanted` (a prefix read wider than wanted,
-    /// `toRead`, brings others too, which must not push the client's own into the gap).
-    private mutating func add(_ page: [MessageJSON], gap later: HistoryReply.Gap?) {
+    /// Merges a page read under `prefix` into the entries (sequence order; a message read under
+    /// two prefixes once), keeping the newest `limit` of those under `wanted`. A prefix read wider
+    /// than wanted (`ResumeScope.carried`) brings others too, which must not push the client's
+    /// own into the gap; only then is each topic looked at.
+    private mutating func add(_ page: [MessageJSON], gap later: HistoryReply.Gap?, readUnder prefix: [UInt8]?) {
         // Evicted between two pages: told too. One gap per resume, so two become one that may
         // also cover messages delivered between them (told, never hidden).
         if let later { gap = Self.union(gap, later) }
-        let messages = page.filter { message in
-            let topic = message.topicBase64.flatMap(Base64.decode) ?? Array(message.topic.utf8)
-            return wanted.contains { topic.starts(with: $0) }
-        }
+        let readWider = prefix.map { read in !wanted.contains { read.starts(with: $0) } } ?? true
+        let messages =
+            readWider
+            ? page.filter { message in
+                let topic = message.topicBase64.flatMap(Base64.decode) ?? Array(message.topic.utf8)
+                return wanted.contains { topic.starts(with: $0) }
+            } : page
         guard !messages.isEmpty else { return }
         let inOrder = entries.last.map { $0.sequence < messages[0].sequence } ?? true
         entries += messages
