@@ -216,17 +216,45 @@ public struct LastValueCache: Sendable {
     }
 
     /// The value a new subscription to `prefix` receives: the exact topic if cached, otherwise
-    /// the most recently updated cached topic under the prefix. Costs one lookup for an exact
-    /// topic, a scan of the cache otherwise.
+    /// the most recently updated cached topic under the prefix.
+    ///
+    /// One lookup for an exact topic. Otherwise the newest few updates are looked at first,
+    /// through the order of updates, which finds at once what a subscription to a cached prefix
+    /// itself wants (the whole table's scan, reading every match's value, cost 180 µs per such
+    /// subscription with 10,000 topics cached, 2 ms with 100,000). Past those, the table is
+    /// scanned in its own order, which is sequential memory (following the list further is
+    /// not: 2.4 ns a topic against 1.7 for a prefix that covers nothing).
     public func newest(under prefix: [UInt8], nowMilliseconds: UInt64) -> Entry? {
+        newest(under: prefix, nowMilliseconds: nowMilliseconds, updatesFirst: 32)
+    }
+
+    /// `newest(under:)`, looking at the `updatesFirst` newest updates before the table's scan
+    /// (tests pass fewer, so that both paths are taken with a few topics).
+    func newest(under prefix: [UInt8], nowMilliseconds: UInt64, updatesFirst: Int) -> Entry? {
         if let exact = entry(for: prefix, nowMilliseconds: nowMilliseconds) { return exact }
-        var best: Entry?
-        for index in table.indices where table.key(at: index, startsWith: prefix) {
-            let value = table[valueAt: index]
-            if isExpired(value, nowMilliseconds: nowMilliseconds) { continue }
-            if best == nil || value.sequence > best!.sequence { best = value }
+        // The order of updates is the sequences' order (updates take the next sequence,
+        // restores come in sequence order), so the first unexpired match is the newest.
+        var index = Int(newest)
+        var steps = 0
+        while index >= 0 && steps < updatesFirst {
+            if table.key(at: index, startsWith: prefix) {
+                let value = table[valueAt: index]
+                if !isExpired(value, nowMilliseconds: nowMilliseconds) { return value }
+            }
+            index = Int(links[index].older)
+            steps += 1
         }
-        return best
+        guard index >= 0 else { return nil }
+        var best = -1
+        var bestSequence: UInt64 = 0
+        for index in table.indices where table.key(at: index, startsWith: prefix) {
+            let sequence = table[valueAt: index].sequence
+            if sequence > bestSequence && !isExpired(table[valueAt: index], nowMilliseconds: nowMilliseconds) {
+                best = index
+                bestSequence = sequence
+            }
+        }
+        return best >= 0 ? table[valueAt: best] : nil
     }
 
     /// Every unexpired entry under `prefix`, oldest update first (the snapshot of the Clone

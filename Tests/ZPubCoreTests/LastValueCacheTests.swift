@@ -177,6 +177,21 @@ final class LastValueCacheTests: XCTestCase {
                 }
                 XCTAssertEqual(
                     lastValues.totalBytes, model.reduce(0) { $0 + $1.key.utf8.count + $1.value.value.utf8.count })
+                // What a new subscriber gets: the exact topic, or the newest unexpired entry under
+                // the prefix ("s.1" covers s.1 and s.10 to s.15; "s.2" is a topic and a prefix
+                // of none; "s.x" covers nothing).
+                // Both ways of finding it: the newest few updates, then the table's scan.
+                for prefix in ["s.", "s.1", "s.2", "s.x", topic] {
+                    let newest = lastValues.newest(
+                        under: Array(prefix.utf8), nowMilliseconds: now,
+                        updatesFirst: Int.random(in: 0...4, using: &generator))
+                    let wanted =
+                        expected.first { $0.key == prefix }
+                        ?? expected.last { $0.key.hasPrefix(prefix) }
+                    guard newest?.frames == wanted.map({ message($0.key, $0.value.value) }) else {
+                        return XCTFail("round \(round), step \(step), \(prefix): \(String(describing: newest?.frames))")
+                    }
+                }
             }
         }
     }
@@ -187,6 +202,12 @@ final class LastValueCacheTests: XCTestCase {
         lastValues.store(message("s.new", "y"), nowMilliseconds: 2_500)
         XCTAssertNil(lastValues.entry(for: Array("s.old".utf8), nowMilliseconds: 2_600))
         XCTAssertNotNil(lastValues.entry(for: Array("s.new".utf8), nowMilliseconds: 2_600))
+        // A new subscriber gets no expired value, whichever way the newest is found.
+        for updatesFirst in [0, 32] {
+            let newest = { lastValues.newest(under: Array("s.".utf8), nowMilliseconds: $0, updatesFirst: updatesFirst) }
+            XCTAssertEqual(newest(2_600)?.frames, message("s.new", "y"))
+            XCTAssertNil(newest(3_600))
+        }
         lastValues.expire(nowMilliseconds: 2_600)
         XCTAssertEqual(lastValues.count, 1)
     }
