@@ -53,9 +53,9 @@ struct KeyGen: ParsableCommand {
         commandName: "keygen",
         abstract: "Write a new CURVE key pair: NAME.public and NAME.secret (Z85, readable only by you).",
         discussion: """
-            For the broker: name NAME.secret in [security] server_secret_key_file and give clients
-            the public key (--server-key). For a client: put NAME.public in the broker's
-            allowed_keys and use --client-key NAME.secret.
+            For the broker: name NAME.secret in [security] server_secret_key_file and give \
+            clients the public key (--server-key). For a client: put NAME.public in the \
+            broker's allowed_keys and use --client-key NAME.secret.
             """)
 
     @Argument(help: "The path and base name of the two files, e.g. /etc/zpub/server.")

@@ -5,17 +5,25 @@ struct History: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print stored messages under a prefix, oldest first, each with its sequence number.",
         discussion: """
-            Text lines are the sequence, the topic and the frames, tab-separated (as zpub sub prints them, sequence first). --json prints zpub sub --json's objects (the shape browsers get) with "seq". Without --last or --since, everything kept is printed. Messages no longer kept (evicted by the bounds) are reported on stderr as a gap. See docs/history.md.
+            Text lines are the sequence, the topic and the frames, tab-separated (as zpub \
+            sub prints them, sequence first). --json prints zpub sub --json's objects (the \
+            shape browsers get) with "seq". Without --last or --since, everything kept is \
+            printed. Messages no longer kept (evicted by the bounds) are reported on stderr \
+            as a gap. See docs/history.md.
             """
     )
 
     @Argument(help: "The topic prefix; none: every kept topic.")
     var prefix: String = ""
 
-    @Option(name: .long, help: ArgumentHelp("Only the newest N messages (at most 1,000).", valueName: "N"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("Only the newest N messages (at most 1,000).", valueName: "N"))
     var last: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Only messages after this sequence number.", valueName: "seq"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("Only messages after this sequence number.", valueName: "seq"))
     var since: UInt64?
 
     @OptionGroup var options: ControlOptions

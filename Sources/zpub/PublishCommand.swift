@@ -11,9 +11,11 @@ struct Publish: ParsableCommand {
         commandName: "pub",
         abstract: "Publish a message: TOPIC is the first frame, each MESSAGE one more frame.",
         discussion: """
-            With no MESSAGE, reads standard input and publishes one message per line (TOPIC, line).
-            By default PUSHes to the broker's PULL socket, which queues while the broker is busy;
-            --pub PUBlishes to its XSUB socket instead.
+            With no MESSAGE, reads standard input and publishes one message per line \
+            (TOPIC, line).
+
+            By default PUSHes to the broker's PULL socket, which queues while the broker \
+            is busy; --pub PUBlishes to its XSUB socket instead.
             """
     )
 
@@ -37,12 +39,12 @@ struct Publish: ParsableCommand {
     var endpoint: [String] = []
 
     @Option(
-        name: .long,
+        name: .long, parsing: .unconditional,
         help: ArgumentHelp("Give up if the broker cannot be reached within this many milliseconds.", valueName: "ms"))
     var timeout = 3_000
 
     @Option(
-        name: .long,
+        name: .long, parsing: .unconditional,
         help: ArgumentHelp(
             "With --pub: wait this long after connecting, so the broker's subscriptions arrive first.", valueName: "ms")
     )

@@ -11,10 +11,11 @@ struct Subscribe: ParsableCommand {
             No PREFIX subscribes to everything, zpubd's own $zpub/ topics (sequence and snapshot \
             markers) excepted: they are printed only under a PREFIX that starts with $zpub/. \
             Bytes that are not printable are shown as \\xNN.
-            --json prints one JSON object per message, the shape WebSocket and SSE clients get:
-            {"type": "message", "topic": ..., "encoding": ..., "payload": ...}, where encoding is
-            json (one JSON payload frame, embedded), text, frames (an array) or base64 (when a
-            frame is not UTF-8). See docs/http.md, "Messages".
+
+            --json prints one JSON object per message, the shape WebSocket and SSE clients \
+            get: {"type": "message", "topic": ..., "encoding": ..., "payload": ...}, where \
+            encoding is json (one JSON payload frame, embedded), text, frames (an array) or \
+            base64 (when a frame is not UTF-8). See docs/http.md, "Messages".
             """
     )
 
@@ -31,11 +32,13 @@ struct Subscribe: ParsableCommand {
     @Flag(name: .long, help: "Print each message as a line of JSON.")
     var json = false
 
-    @Option(name: [.customShort("n"), .long], help: ArgumentHelp("Exit after this many messages.", valueName: "N"))
+    @Option(
+        name: [.customShort("n"), .long], parsing: .unconditional,
+        help: ArgumentHelp("Exit after this many messages.", valueName: "N"))
     var count: Int?
 
     @Option(
-        name: .long,
+        name: .long, parsing: .unconditional,
         help: ArgumentHelp("Exit with status 1 if no message arrives for this many milliseconds.", valueName: "ms"))
     var timeout: Int?
 
@@ -47,7 +50,7 @@ struct Subscribe: ParsableCommand {
     var snapshot = false
 
     @Option(
-        name: .long,
+        name: .long, parsing: .unconditional,
         help: ArgumentHelp(
             "First print every kept message after this history sequence under PREFIX, then the live stream, with no gap and no duplicate (docs/history.md).",
             valueName: "seq"))

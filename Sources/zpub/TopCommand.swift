@@ -11,11 +11,15 @@ struct Top: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the broker live: rates in and out, subscriptions, peers, drops, the busiest topics.",
         discussion: """
-            Asks for STATS and TOPICS every --interval and shows the rates between two readings.
-            Keys: r sorts by messages per second, b by bytes per second, m by messages, u by
-            unwanted messages, t by topic; space refreshes now; q (or Ctrl-C) quits.
-            When standard output is not a terminal, prints plain lines instead: one block per
-            refresh, separated by a blank line (with --json, one JSON object per refresh).
+            Asks for STATS and TOPICS every --interval and shows the rates between two \
+            readings.
+
+            Keys: r sorts by messages per second, b by bytes per second, m by messages, u \
+            by unwanted messages, t by topic; space refreshes now; q (or Ctrl-C) quits.
+
+            When standard output is not a terminal, prints plain lines instead: one block \
+            per refresh, separated by a blank line (with --json, one JSON object per \
+            refresh).
             """
     )
 
@@ -28,15 +32,18 @@ struct Top: ParsableCommand {
     var sort: TopSortKey = .rate
 
     @Option(
-        name: [.customShort("d"), .long], help: ArgumentHelp("Refresh every this many milliseconds.", valueName: "ms"))
+        name: [.customShort("d"), .long], parsing: .unconditional,
+        help: ArgumentHelp("Refresh every this many milliseconds.", valueName: "ms"))
     var interval = 1_000
 
     @Option(
-        name: [.customShort("n"), .long],
+        name: [.customShort("n"), .long], parsing: .unconditional,
         help: ArgumentHelp("Exit after this many refreshes (default: run until q).", valueName: "N"))
     var iterations: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Show at most this many topics (plain output: 10).", valueName: "N"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("Show at most this many topics (plain output: 10).", valueName: "N"))
     var topics: Int?
 
     @Flag(name: .long, help: "Print plain lines even on a terminal.")

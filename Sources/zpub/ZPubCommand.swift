@@ -9,9 +9,12 @@ struct ZPubCommand: ParsableCommand {
         commandName: "zpub",
         abstract: "Publish to, subscribe from and inspect a zpubd broker.",
         discussion: """
-            Endpoints default to zpubd's own defaults (loopback): control tcp://127.0.0.1:5555,
-            xpub tcp://127.0.0.1:5556, pull tcp://127.0.0.1:5557, xsub tcp://127.0.0.1:5558.
-            Every command gives up after --timeout instead of waiting for a broker that is not there.
+            Endpoints default to zpubd's own defaults (loopback):
+              control tcp://127.0.0.1:5555   xpub tcp://127.0.0.1:5556
+              pull    tcp://127.0.0.1:5557   xsub tcp://127.0.0.1:5558
+
+            Every command gives up after --timeout instead of waiting for a broker that \
+            is not there.
             """,
         version: ZPubVersion.current,
         subcommands: [
@@ -24,10 +27,13 @@ struct ZPubCommand: ParsableCommand {
 /// Where the control socket is and how long to wait for it; shared by the inspection commands.
 struct ControlOptions: ParsableArguments {
     @Option(
-        name: [.customShort("c"), .long], help: ArgumentHelp("The broker's control endpoint.", valueName: "endpoint"))
+        name: [.customShort("c"), .long],
+        help: ArgumentHelp("The broker's control endpoint.", valueName: "endpoint"))
     var control = BrokerConfiguration.Defaults.controlEndpoints[0]
 
-    @Option(name: .long, help: ArgumentHelp("Give up after this many milliseconds.", valueName: "ms"))
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("Give up after this many milliseconds.", valueName: "ms"))
     var timeout = 3_000
 
     @Flag(

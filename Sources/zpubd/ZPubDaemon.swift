@@ -20,9 +20,10 @@ struct ZPubDaemon: ParsableCommand {
             Without --config, zpubd runs with its embedded defaults (loopback only):
               control tcp://127.0.0.1:5555   xpub tcp://127.0.0.1:5556
               pull    tcp://127.0.0.1:5557   xsub tcp://127.0.0.1:5558
-            Endpoint flags replace that socket's endpoints from the file. SIGHUP reloads the
-            file; SIGTERM or SIGINT shuts down gracefully. Exit status: 0 after a clean stop,
-            1 when a socket cannot be bound, 78 for a bad configuration.
+
+            Endpoint flags replace that socket's endpoints from the file. SIGHUP reloads \
+            the file; SIGTERM or SIGINT shuts down gracefully. Exit status: 0 after a \
+            clean stop, 1 when a socket cannot be bound, 78 for a bad configuration.
             """,
         version: ZPubVersion.current
     )

@@ -137,6 +137,9 @@ final class CLITests: XCTestCase {
             (["pub", "--timeout", "3000000000", "t", "m"], "--timeout"),
             (["pub", "--pub", "--settle", "5000000", "t", "m"], "--settle"),
             (["sub", "--timeout=-1", "t"], "--timeout"),
+            // A negative value as its own argument is the option's value, not another option
+            // ("Missing value" before).
+            (["sub", "--timeout", "-5", "t"], "--timeout"), (["pub", "--timeout", "-5", "t", "m"], "--timeout"),
         ] {
             let run = try zpub(arguments, timeout: 10)
             XCTAssertEqual(run.status, 64, "\(arguments): \(run.stderr)")
