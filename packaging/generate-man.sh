@@ -26,8 +26,14 @@ for page in zpub.1 zpubd.8; do
         # The generator's EXIT STATUS is the generic one; the tail has the real codes.
         # A line indented in a help text is set as is (roff breaks before a leading space);
         # the line after such a run needs a break too, or it joins the last indented line.
+        # A blank line between a help text's paragraphs becomes a paragraph break (mdoc warns
+        # about empty lines).
         sed -e '/^\.Sh "EXIT STATUS"$/,$d' "$scratch/$page" |
-            awk '{ if (indented && $0 !~ /^[ .]/) print ".br"; indented = ($0 ~ /^ /); print }' |
+            awk '{
+                if ($0 == "") { print ".Pp"; indented = 0; next }
+                if (indented && $0 !~ /^[ .]/) print ".br"
+                indented = ($0 ~ /^ /); print
+            }' |
             if [ "$page" = zpubd.8 ]; then
                 # zpubd has no subcommands: drop the implicit `help` one the generator lists.
                 sed -e '/^\.Ar subcommand$/d' -e '/^\.It Em help$/,/^\.El$/d'
