@@ -23,6 +23,25 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(try ConfigurationFile.parse(text).get(), BrokerConfiguration())
     }
 
+    /// A key that takes an array takes one string as an array of one (man/zpubd.conf.5).
+    func testOneStringIsAnArrayOfOne() throws {
+        let configuration = try ConfigurationFile.parse(
+            """
+            [endpoints]
+            xpub = "tcp://127.0.0.1:7001"
+            upstream = "tcp://127.0.0.1:7002"
+            [last_value]
+            prefixes = "state."
+            [history]
+            prefixes = "log."
+            """
+        ).get()
+        XCTAssertEqual(configuration.endpoints(for: .xpub), ["tcp://127.0.0.1:7001"])
+        XCTAssertEqual(configuration.upstreamEndpoints, ["tcp://127.0.0.1:7002"])
+        XCTAssertEqual(configuration.lastValuePrefixes, ["state."])
+        XCTAssertEqual(configuration.historyPrefixes, ["log."])
+    }
+
     func testEveryKeyIsRead() throws {
         let text = """
             [daemon]
