@@ -161,7 +161,9 @@ let package = Package(
 // and passes `--sanitize fuzzer --sanitize address`. A normal build must not see them: they
 // have no main of their own (libFuzzer provides it).
 if Context.environment["ZPUB_FUZZ"] != nil {
-    for name in ["ControlRequestFuzzer", "ConfigurationFuzzer", "SubscriptionFuzzer"] {
+    for name in [
+        "ControlRequestFuzzer", "ConfigurationFuzzer", "SubscriptionFuzzer", "MessageJSONFuzzer",
+    ] {
         package.targets.append(.executableTarget(name: name, dependencies: ["ZPubCore"], path: "Fuzz/\(name)"))
     }
 }

@@ -6,13 +6,17 @@
 #   scripts/fuzz.sh            60 s per target (make fuzz)
 #   scripts/fuzz.sh 10         a short bounded run (make test)
 set -eu
+# A crash must be reported, not hang: the Swift runtime's backtracer (swift-backtrace) hangs
+# under the sanitizers, and libFuzzer prints its own stack anyway.
+export SWIFT_BACKTRACE=enable=no
 seconds=${1:-60}
 cd "$(dirname "$0")/.."
 scratch=.build-fuzz
+targets="ControlRequestFuzzer ConfigurationFuzzer SubscriptionFuzzer MessageJSONFuzzer"
 mkdir -p "$scratch/artifacts"
 # Quiet when the build works; its errors when it does not (a fuzzer that no longer compiles
 # must say why, not just fail).
-for target in ControlRequestFuzzer ConfigurationFuzzer SubscriptionFuzzer; do
+for target in $targets; do
     ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address \
         --product "$target" >"$scratch/build-$target.log" 2>&1 || {
         grep -E "error:" "$scratch/build-$target.log" | sort -u | head -n 20
@@ -21,7 +25,7 @@ for target in ControlRequestFuzzer ConfigurationFuzzer SubscriptionFuzzer; do
     }
 done
 bin=$(ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address --show-bin-path)
-for target in ControlRequestFuzzer ConfigurationFuzzer SubscriptionFuzzer; do
+for target in $targets; do
     corpus="$scratch/corpus/$target"
     mkdir -p "$corpus"
     echo "fuzz: $target for ${seconds}s"

@@ -1,0 +1,148 @@
+import FoundationEssentials
+import ZPubCore
+
+/// libFuzzer entry point: any bytes as JSON, and as a message's frames (split at 0xFF bytes),
+/// through what turns messages into JSON for browsers and reads JSON from them. Foundation's
+/// JSONDecoder is the reference parser here (zpubd itself does not load Foundation; linking all
+/// of Foundation into a fuzzer left it without coverage feedback).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func messageJSONFuzzer(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    checkParser(bytes)
+    let frames = bytes.split(separator: 0xFF, omittingEmptySubsequences: false).map(Array.init)
+    checkMessageLines(frames)
+    checkFrameCodec(bytes, frames)
+    checkBase64(bytes)
+    return 0
+}
+
+/// Any JSON value, as the reference decodes it.
+private enum ReferenceJSON: Decodable {
+    case null, bool(Bool), number(Double), string(String), array([ReferenceJSON])
+    case object([String: ReferenceJSON])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let flag = try? container.decode(Bool.self) {
+            self = .bool(flag)
+        } else if let number = try? container.decode(Double.self) {
+            self = .number(number)
+        } else if let text = try? container.decode(String.self) {
+            self = .string(text)
+        } else if let values = try? container.decode([ReferenceJSON].self) {
+            self = .array(values)
+        } else {
+            self = .object(try container.decode([String: ReferenceJSON].self))
+        }
+    }
+
+    var isObject: Bool {
+        if case .object = self { return true }
+        return false
+    }
+}
+
+private func reference(_ bytes: [UInt8]) -> ReferenceJSON? {
+    try? JSONDecoder().decode(ReferenceJSON.self, from: Data(bytes))
+}
+
+/// Whether a number in `tree` lies beyond a Double's range, like 1e400: valid JSON (RFC 8259
+/// leaves the range to implementations), which browsers' JSON.parse reads as Infinity and
+/// JSONDecoder refuses. zpub passes it on as written; the reference cannot judge it.
+private func exceedsDouble(_ tree: JSONTree) -> Bool {
+    switch tree {
+    case .number(let number): number.isInfinite
+    case .array(let values): values.contains(where: exceedsDouble)
+    case .object(let members): members.values.contains(where: exceedsDouble)
+    default: false
+    }
+}
+
+private func show(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self).debugDescription }
+
+/// zpub's JSON parser: the validating scan and the parse agree; what it accepts, the reference
+/// accepts too (a payload it takes for JSON is embedded in browsers' messages as it is, and
+/// one invalid byte there would break every client's parse); each value's range is that
+/// value's own text.
+private func checkParser(_ bytes: [UInt8]) {
+    let value = JSONValue.parse(bytes)
+    precondition(JSONValue.isValid(bytes) == (value != nil), "isValid and parse disagree on \(show(bytes))")
+    guard let value else { return }
+    precondition(
+        reference(bytes) != nil || exceedsDouble(JSONTree(value, in: bytes)),
+        "JSONValue accepts what JSONDecoder refuses: \(show(bytes))")
+    checkRanges(value, in: bytes)
+}
+
+private func checkRanges(_ value: JSONValue, in bytes: [UInt8]) {
+    let text = Array(bytes[value.range])
+    guard let again = JSONValue.parse(text) else {
+        preconditionFailure("a value's range does not parse: \(show(text))")
+    }
+    precondition(JSONTree(again, in: text) == JSONTree(value, in: bytes), "a value's range is another value")
+    switch value.kind {
+    case .object(let members): for member in members { checkRanges(member.value, in: bytes) }
+    case .array(let values): for element in values { checkRanges(element, in: bytes) }
+    default: break
+    }
+}
+
+/// Any frames, written as browsers get them (`write`, the forwarding path's writer): one line
+/// (an SSE data line must be), a JSON object the reference reads, the same message as the
+/// Codable form, and the exact frames back wherever the encoding carries them. The exact
+/// style, which control replies use, always gives the frames back.
+private func checkMessageLines(_ frames: [[UInt8]]) {
+    for seq in [nil, UInt64(42)] {
+        let line = MessageJSON.write(frames, seq: seq)
+        precondition(!line.contains(0x0A) && !line.contains(0x0D), "a message line holds a line break: \(show(line))")
+        let expected = MessageJSON(frames: frames, style: .readable, seq: seq)
+        if case .value(let tree) = expected.payload, exceedsDouble(tree) { continue }
+        precondition(reference(line)?.isObject == true, "a message line is not a JSON object: \(show(line))")
+        let read: MessageJSON
+        do {
+            read = try JSONDecoder().decode(MessageJSON.self, from: Data(line))
+        } catch {
+            preconditionFailure("a message line does not decode (\(error)): \(show(line))")
+        }
+        precondition(read == expected, "the direct writer and the Codable form differ: \(show(line))")
+        if let exact = read.messageFrames {
+            precondition(exact == frames, "a message line gives other frames back: \(show(line))")
+        } else {
+            precondition(read.encoding == .json, "a message line lost its frames: \(show(line))")
+        }
+    }
+    do {
+        let encoded = try JSONEncoder().encode(MessageJSON(frames: frames, style: .exact))
+        let read = try JSONDecoder().decode(MessageJSON.self, from: encoded)
+        precondition(read.messageFrames == frames, "the exact style gives other frames back")
+    } catch {
+        preconditionFailure("the exact style does not round-trip: \(error)")
+    }
+}
+
+/// The frame layout of history rows and binary WebSocket messages: decoding never traps, and
+/// what decodes encodes back to the same bytes.
+private func checkFrameCodec(_ bytes: [UInt8], _ frames: [[UInt8]]) {
+    if let decoded = FrameCodec.decode(bytes) {
+        precondition(FrameCodec.encode(decoded) == bytes, "FrameCodec decoded to other frames")
+    }
+    precondition(FrameCodec.decode(FrameCodec.encode(frames)) == frames, "FrameCodec lost frames")
+}
+
+/// Base64 as payloads and tokens use it: encoding round-trips, and a strict decode accepts
+/// exactly one spelling of each byte string (a signed token cannot be respelled).
+private func checkBase64(_ bytes: [UInt8]) {
+    let encoded = Base64.encode(bytes)
+    precondition(Base64.decode(encoded) == bytes, "base64 does not round-trip")
+    let text = String(decoding: bytes, as: UTF8.self)
+    if let decoded = Base64.decode(text) {
+        precondition(Data(base64Encoded: text).map { Array($0) } == decoded, "base64 differs from Foundation's")
+    }
+    if let decoded = Base64.decodeURL(bytes) {
+        let url = Base64.encode(decoded).replacing("+", with: "-")
+            .replacing("/", with: "_").replacing("=", with: "")
+        precondition(Array(url.utf8) == bytes, "base64url accepted a second spelling: \(show(bytes))")
+    }
+}
