@@ -83,6 +83,8 @@ final class BrokerLink {
     private var unanswered = 0
     static let maxUnanswered = 10_000
     private var index = SubscriptionIndex()
+    /// Prefixes no client wants that stay subscribed upstream a little longer.
+    private var linger = UpstreamLinger()
     private var clients: [ClientID: Client] = [:]
     /// The broker's history prefixes: messages under them get their history sequence as SSE id.
     private let historyPrefixes: [[UInt8]]
@@ -224,6 +226,7 @@ final class BrokerLink {
             }
             startWatermarkRoundIfDue(now: now)
             expireRoundsWithoutMarker(now: now)
+            for prefix in linger.expire(now: now) { setUpstream(prefix, subscribed: false) }
         }
         sub.close()
         push.close()
@@ -247,7 +250,7 @@ final class BrokerLink {
         case .subscribe(let id, let prefix):
             if clients[id] != nil { subscribe(id, prefix) }
         case .unsubscribe(let id, let prefix):
-            if index.remove(id, prefix) { setUpstream(prefix, subscribed: false) }
+            if index.remove(id, prefix) { release(prefix) }
             guard clients[id]?.hasResumeWaiting == true else { return }
             clients[id]!.pending.remove([prefix])
             clients[id]!.firstResume?.prefixes.removeAll { $0 == prefix }
@@ -315,7 +318,20 @@ final class BrokerLink {
     }
 
     private func subscribe(_ id: ClientID, _ prefix: [UInt8]) {
-        if index.add(id, prefix) { setUpstream(prefix, subscribed: true) }
+        guard index.add(id, prefix) else { return }
+        if linger.reclaim(prefix) {
+            countUpstreamPrefixes()
+        } else {
+            setUpstream(prefix, subscribed: true)
+        }
+    }
+
+    /// A prefix no client wants any more: unsubscribed upstream once its linger is over.
+    private func release(_ prefix: [UInt8]) {
+        for gone in linger.release(prefix, now: SystemClock.monotonicNanoseconds()) {
+            setUpstream(gone, subscribed: false)
+        }
+        countUpstreamPrefixes()
     }
 
     private func setUpstream(_ prefix: [UInt8], subscribed: Bool) {
@@ -324,7 +340,11 @@ final class BrokerLink {
         if historyPrefixes.contains(where: { $0.starts(with: prefix) || prefix.starts(with: $0) }) {
             try? sub.setOption(subscribed ? .subscribe : .unsubscribe, bytes: Self.sequenceMarkerPrefix + prefix)
         }
-        counters.upstreamPrefixes.store(index.distinctPrefixes, ordering: .relaxed)
+        countUpstreamPrefixes()
+    }
+
+    private func countUpstreamPrefixes() {
+        counters.upstreamPrefixes.store(index.distinctPrefixes + linger.count, ordering: .relaxed)
     }
 
     // MARK: Messages: broker -> clients
@@ -447,7 +467,7 @@ final class BrokerLink {
     /// disconnects it, the caller tells it why.
     private func disconnect(_ id: ClientID) -> Client? {
         guard let client = clients.removeValue(forKey: id) else { return nil }
-        for prefix in index.removeAll(id) { setUpstream(prefix, subscribed: false) }
+        for prefix in index.removeAll(id) { release(prefix) }
         client.outbox.close()
         turns.leave(id)
         counters.resumesWaiting.store(turns.waiting, ordering: .relaxed)

@@ -88,11 +88,16 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
             seen, bound,
             "subscription frames the broker saw from \(changes) changes in \(elapsed) s: at most the burst (\(Self.burst)) plus \(Self.changesPerSecond) a second; replies \(replies)"
         )
-        XCTAssertGreaterThanOrEqual(seen, Self.burst, "the client got its whole burst: \(replies)")
+        // Each accepted subscribe is one frame at once; its unsubscribe waits for the gateway's
+        // linger (`UpstreamLinger`), so the frames seen are not the measure of the burst.
+        // The requests alternate, so the burst holds half as many subscribes. (An unsubscribe
+        // from a prefix whose subscribe was refused costs nothing and is always answered.)
+        XCTAssertGreaterThanOrEqual(
+            Double(replies["subscribed"] ?? 0), Self.burst / 2, "the client got its whole burst: \(replies)")
         XCTAssertGreaterThan(refused, 0, "the changes beyond the allowance were refused: \(replies)")
         XCTAssertEqual(replies.values.reduce(0, +), changes, "one reply per request: \(replies)")
         let refusal = churn["refusal"] as? [String: Any] ?? [:]
-        XCTAssertEqual(refusal["prefix"] as? String, "churn.a", "\(refusal)")
+        XCTAssertTrue((refusal["prefix"] as? String ?? "").hasPrefix("churn.a"), "\(refusal)")
         XCTAssertTrue((refusal["message"] as? String ?? "").contains("slow down"), "it says what to do: \(refusal)")
         XCTAssertEqual(try HTTPProbe.metrics(port: port)[refusedName], Double(refused), "every refusal is counted")
 
@@ -102,5 +107,51 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         let then = (lines.first { $0["then"] != nil }?["then"] as? [String: Any])?["message"] as? [String: Any]
         XCTAssertEqual(then?["topic"] as? String, "after.news", run.stdout)
         XCTAssertEqual(then?["payload"] as? String, "still connected", run.stdout)
+    }
+
+    /// A client that reconnects in a loop with the same prefix (a page reloaded over and over)
+    /// gets a fresh allowance of changes with each connection, but costs the broker one
+    /// subscription, not a subscribe and an unsubscribe per connection: the gateway keeps a
+    /// prefix nobody wants subscribed for `UpstreamLinger.nanoseconds` (2 s), and unsubscribes it
+    /// once that is over. docs/http.md ("Limits").
+    func testAClientReconnectingInALoopCostsTheBrokerOneSubscription() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: """
+                [http]
+                enabled = true
+                listen = "127.0.0.1:\(port)"
+                """)
+        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 15) {
+            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
+        }
+        let before = try daemon.stats().subscriptions
+        let connections = 50
+        let run = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script("reconnect_loop.py"), "\(port)", "loop.a", "\(connections)"]
+        ).finish(timeout: 120)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        XCTAssertEqual(result["replies"] as? [String: Int], ["subscribed": connections], run.stdout)
+        let after = try daemon.stats().subscriptions
+        let subscribes = after.subscribeEvents - before.subscribeEvents
+        let unsubscribes = after.unsubscribeEvents - before.unsubscribeEvents
+        // A gap between two connections that outlasts the linger may cost one unsubscribe and
+        // one subscribe more. The client measures each from its close to the next reply; the
+        // gateway's own gap is that give or take its thread's delay, hence half the linger.
+        let gaps = result["gaps_s"] as? [Double] ?? []
+        let slowGaps = UInt64(gaps.filter { $0 >= 1.0 }.count)
+        let gapsSeen = "\(slowGaps) gaps of 1 s or more, the longest \(String(format: "%.3f", gaps.max() ?? 0)) s"
+        print(
+            "figure: \(connections) connections reached the broker as \(subscribes) subscribes and \(unsubscribes) unsubscribes; \(gapsSeen)"
+        )
+        XCTAssertLessThanOrEqual(subscribes, 1 + slowGaps, gapsSeen)
+        // The last connection's release may have lingered out already.
+        XCTAssertLessThanOrEqual(unsubscribes, 1 + slowGaps, gapsSeen)
+        // Nobody wants it: the broker loses the subscription once the linger is over.
+        try Wait.until("the broker drops the subscription nobody wants", timeout: 15) {
+            try !daemon.subscriptions().subscriptions.contains { $0.prefix == "loop.a" }
+        }
     }
 }
