@@ -33,19 +33,14 @@ final class GatewayConnectionLimitsTests: XCTestCase {
     /// zpubd with the gateway on a free port, once it answers /healthz (over TLS with `tls`).
     private func startDaemon(http extra: String = "", tls: Bool = false) throws -> (Daemon, Int) {
         let port = try FreePort.find()
-        let daemon = try Daemon(
-            configuration: """
-                [http]
-                enabled = true
-                listen = "127.0.0.1:\(port)"
-                \(extra)
-                """)
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 15) {
-            guard tls else { return (try? HTTPProbe.get(port: port, "/healthz").status) == 200 }
-            let run = try Run.python(
-                "gateway_credentials.py", ["https-get", "\(port)", "/healthz", path("server.crt")])
-            return run.status == 0 && run.stdout.contains("\"status\": 200")
-        }
+        let daemon = try Daemon(configuration: httpSection(port: port, extra)).waitForGateway(
+            port: port,
+            answers: tls
+                ? {
+                    let run = try Run.python(
+                        "gateway_credentials.py", ["https-get", "\(port)", "/healthz", self.path("server.crt")])
+                    return run.status == 0 && run.stdout.contains("\"status\": 200")
+                } : nil)
         return (daemon, port)
     }
 

@@ -59,13 +59,8 @@ final class GatewayCredentialsTests: XCTestCase {
     }
 
     private func gatewayDaemon(_ http: String, port: Int, tls: Bool = false) throws -> Daemon {
-        let daemon = try Daemon(
-            configuration: "[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"\n\(http)")
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 15) {
-            if tls { return (try? httpsGet(port, "/healthz"))?["status"] as? Int == 200 }
-            return (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-        }
-        return daemon
+        try Daemon(configuration: httpSection(port: port, http)).waitForGateway(
+            port: port, answers: tls ? { (try? self.httpsGet(port, "/healthz"))?["status"] as? Int == 200 } : nil)
     }
 
     /// GET over TLS with Python's ssl, checking the certificate against every test certificate.

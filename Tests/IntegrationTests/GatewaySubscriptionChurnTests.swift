@@ -34,16 +34,11 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         // With the last-value cache on the churned prefix: the costly path of a subscription.
         let daemon = try Daemon(
             configuration: """
-                [http]
-                enabled = true
-                listen = "127.0.0.1:\(port)"
-                max_client_prefixes = \(Self.maxClientPrefixes)
                 [last_value]
                 prefixes = ["churn."]
-                """)
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 15) {
-            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-        }
+                \(httpSection(port: port, "max_client_prefixes = \(Self.maxClientPrefixes)"))
+                """
+        ).waitForGateway(port: port)
         let before = try subscriptionEvents(daemon)
         let refusedName = "zpub_http_subscription_changes_refused_total"
         XCTAssertEqual(try HTTPProbe.metrics(port: port)[refusedName], 0)
@@ -116,15 +111,7 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
     /// once that is over. docs/http.md ("Limits").
     func testAClientReconnectingInALoopCostsTheBrokerOneSubscription() throws {
         let port = try FreePort.find()
-        let daemon = try Daemon(
-            configuration: """
-                [http]
-                enabled = true
-                listen = "127.0.0.1:\(port)"
-                """)
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 15) {
-            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-        }
+        let daemon = try Daemon(configuration: httpSection(port: port)).waitForGateway(port: port)
         let before = try daemon.stats().subscriptions
         let connections = 50
         let run = try RunningProgram(

@@ -58,11 +58,7 @@ final class HTTPGatewayTests: XCTestCase {
 
     /// zpubd with `configuration` (whose [http] listens on `port`), once its gateway answers.
     private func gatewayDaemon(_ configuration: String, port: Int) throws -> Daemon {
-        let daemon = try Daemon(configuration: configuration)
-        try Wait.until("the gateway answers /healthz\n\(daemon.log)", timeout: 10) {
-            (try? HTTPProbe.get(port: port, "/healthz").status) == 200
-        }
-        return daemon
+        try Daemon(configuration: configuration).waitForGateway(port: port)
     }
 
     private func readyFile() -> String {
