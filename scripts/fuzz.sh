@@ -14,17 +14,21 @@ cd "$(dirname "$0")/.."
 scratch=.build-fuzz
 targets="ControlRequestFuzzer ConfigurationFuzzer SubscriptionFuzzer MessageJSONFuzzer"
 mkdir -p "$scratch/artifacts"
+# The coverage instrumentation, asked for by name: `--sanitize fuzzer` alone compiled objects
+# without it on a clean scratch path (libFuzzer then fuzzes blind, with "no interesting inputs"),
+# though an older scratch path had it.
+build="swift build --scratch-path $scratch --sanitize fuzzer --sanitize address
+    -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp"
 # Quiet when the build works; its errors when it does not (a fuzzer that no longer compiles
 # must say why, not just fail).
 for target in $targets; do
-    ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address \
-        --product "$target" >"$scratch/build-$target.log" 2>&1 || {
+    ZPUB_FUZZ=1 $build --product "$target" >"$scratch/build-$target.log" 2>&1 || {
         grep -E "error:" "$scratch/build-$target.log" | sort -u | head -n 20
         echo "fuzz: $target does not build; the whole log is $scratch/build-$target.log" >&2
         exit 1
     }
 done
-bin=$(ZPUB_FUZZ=1 swift build --scratch-path "$scratch" --sanitize fuzzer --sanitize address --show-bin-path)
+bin=$(ZPUB_FUZZ=1 $build --show-bin-path)
 for target in $targets; do
     corpus="$scratch/corpus/$target"
     mkdir -p "$corpus"
@@ -35,6 +39,11 @@ for target in $targets; do
         echo "fuzz: $target found a crash; the input is in $scratch/artifacts/" >&2
         exit 1
     }
-    grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$scratch/$target.log" | sed "s/^/fuzz: $target /"
+    grep -q "inline 8-bit counters" "$scratch/$target.log" || {
+        echo "fuzz: $target ran without coverage feedback (no counters loaded; see $scratch/$target.log)" >&2
+        exit 1
+    }
+    grep -E "stat::number_of_executed_units|stat::new_units_added|stat::peak_rss_mb" "$scratch/$target.log" |
+        sed "s/^/fuzz: $target /"
 done
 echo "fuzz: no crash"

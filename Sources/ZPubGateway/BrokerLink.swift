@@ -93,6 +93,9 @@ final class BrokerLink {
     private var historyKept: [[UInt8]]
     /// The cache's prefixes as the latest SNAPSHOT reply named them; nil until one came.
     private var cachedPrefixes: [[UInt8]]?
+    /// The cache's prefixes in the configuration at start: what the gateway goes by until a
+    /// snapshot reply names them (`cachedPrefixes`).
+    private let configuredCachePrefixes: [[UInt8]]
     private var turns = ResumeTurns()
     /// A kept message waiting for its sequence marker, and since when.
     private var waitingForSequence: (frames: [[UInt8]], since: UInt64)?
@@ -172,11 +175,12 @@ final class BrokerLink {
     private var lastCacheCheck: UInt64 = 0
 
     init(
-        context: Context, control: ControlDispatcher, historyPrefixes: [String], counters: GatewayCounters,
-        logger: Logger
+        context: Context, control: ControlDispatcher, historyPrefixes: [String], lastValuePrefixes: [String] = [],
+        counters: GatewayCounters, logger: Logger
     ) throws {
         self.control = control
         self.historyPrefixes = historyPrefixes.map { Array($0.utf8) }
+        configuredCachePrefixes = lastValuePrefixes.map { Array($0.utf8) }
         historyKept = self.historyPrefixes
         self.counters = counters
         self.logger = logger
@@ -326,8 +330,14 @@ final class BrokerLink {
         }
     }
 
-    /// A prefix no client wants any more: unsubscribed upstream once its linger is over.
+    /// A prefix no client wants any more: unsubscribed upstream once its linger is over. One
+    /// that may have cached values goes at once: the broker sends a cached value only for a new
+    /// subscription, and a page that comes back for that prefix must get it.
     private func release(_ prefix: [UInt8]) {
+        let cached = cachedPrefixes ?? configuredCachePrefixes
+        if cached.contains(where: { $0.starts(with: prefix) || prefix.starts(with: $0) }) {
+            return setUpstream(prefix, subscribed: false)
+        }
         for gone in linger.release(prefix, now: SystemClock.monotonicNanoseconds()) {
             setUpstream(gone, subscribed: false)
         }

@@ -36,7 +36,7 @@ public final class HTTPGateway: Sendable {
     /// listening. Throws `GatewayError` when the address cannot be bound.
     public init(
         settings: HTTPSettings, keys: GatewayKeys = .none, maxPrefixLength: Int, historyPrefixes: [String] = [],
-        context: Context, control: any BrokerControl, logger: Logger
+        lastValuePrefixes: [String] = [], context: Context, control: any BrokerControl, logger: Logger
     ) throws {
         guard let (host, port) = settings.hostAndPort else {
             throw GatewayError("listen \"\(settings.listen)\" is not host:port")
@@ -46,8 +46,8 @@ public final class HTTPGateway: Sendable {
         let link: BrokerLink
         do {
             link = try BrokerLink(
-                context: context, control: dispatcher, historyPrefixes: historyPrefixes, counters: counters,
-                logger: logger)
+                context: context, control: dispatcher, historyPrefixes: historyPrefixes,
+                lastValuePrefixes: lastValuePrefixes, counters: counters, logger: logger)
         } catch {
             dispatcher.shutdown()
             throw error

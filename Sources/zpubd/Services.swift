@@ -75,8 +75,8 @@ struct Services {
         let keys = try GatewayKeys.load(configuration.http)
         let gateway = try HTTPGateway(
             settings: configuration.http, keys: keys, maxPrefixLength: configuration.maxSubscriptionLength,
-            historyPrefixes: configuration.historyPrefixes, context: broker.context, control: broker.control,
-            logger: logger)
+            historyPrefixes: configuration.historyPrefixes, lastValuePrefixes: configuration.lastValuePrefixes,
+            context: broker.context, control: broker.control, logger: logger)
         let scheme = keys.servesTLS ? "https" : "http"
         let summary = keys.summary.isEmpty ? "" : " (\(keys.summary))"
         logger.notice(

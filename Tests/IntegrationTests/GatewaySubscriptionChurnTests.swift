@@ -133,6 +133,7 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         print(
             "figure: \(connections) connections reached the broker as \(subscribes) subscribes and \(unsubscribes) unsubscribes; \(gapsSeen)"
         )
+        XCTAssertGreaterThanOrEqual(subscribes, 1, "the gateway subscribed at all")
         XCTAssertLessThanOrEqual(subscribes, 1 + slowGaps, gapsSeen)
         // The last connection's release may have lingered out already.
         XCTAssertLessThanOrEqual(unsubscribes, 1 + slowGaps, gapsSeen)
@@ -140,5 +141,25 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         try Wait.until("the broker drops the subscription nobody wants", timeout: 15) {
             try !daemon.subscriptions().subscriptions.contains { $0.prefix == "loop.a" }
         }
+    }
+
+    /// A prefix under the last-value cache does not linger: the broker sends a cached value only
+    /// for a new subscription, so a page that comes back for it must cost one. Each of three
+    /// connections in turn gets the cached value.
+    func testAReturningClientOfACachedPrefixGetsItsLastValue() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: "[last_value]\nprefixes = [\"state.\"]\n\(httpSection(port: port))"
+        ).waitForGateway(port: port)
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("state.a", "1"))
+        try Wait.until("the cache holds it") { try daemon.stats().lastValue.entries == 1 }
+        let run = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"), [script("reconnect_loop.py"), "\(port)", "state.a", "3", "1"]
+        ).finish(timeout: 120)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        XCTAssertEqual(result["topics"] as? [String: Int], ["state.a": 3], run.stdout)
     }
 }

@@ -316,8 +316,9 @@ final class HTTPGatewayTests: XCTestCase {
         try push.send(frames: frames("state.b", #"{"on": true}"#))
         let firstRun = try first.finish(timeout: 20)
         XCTAssertEqual(firstRun.status, 0, firstRun.stderr)
-        // Its only client gone, the gateway drops its subscription: the broker's table is empty,
-        // so a subscription seen later is the resumed client's.
+        // Its only client gone, the gateway drops its subscription (at once under a cached
+        // prefix, 2 s later under another: `UpstreamLinger`): the broker's table is empty, so a
+        // subscription seen later is the resumed client's.
         try daemon.waitForSubscriptions(0)
         let events = jsonLines(firstRun.stdout).filter { $0["data"] != nil }
         XCTAssertEqual(events.count, 2, firstRun.stdout)

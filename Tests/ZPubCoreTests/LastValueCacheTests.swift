@@ -124,6 +124,8 @@ final class LastValueCacheTests: XCTestCase {
             // topic -> (value, sequence, stored at)
             var model: [String: (value: String, sequence: UInt64, milliseconds: UInt64)] = [:]
             var sequence: UInt64 = 0
+            /// Sequences below `sequence` that nothing took (a restore may take one).
+            var unused: [UInt64] = []
             var evictions: UInt64 = 0
             var now: UInt64 = 1_000
             func evictOldest() -> UInt64 {
@@ -145,11 +147,21 @@ final class LastValueCacheTests: XCTestCase {
                     lastValues.removeAll()
                     model = [:]
                 case 1..<6:
-                    // Put back as after a restart, or mirrored from a pair's active broker.
+                    // Put back as after a restart, or mirrored from a pair's active broker: ahead
+                    // of the cache (leaving unused sequences behind), or out of order, into one of
+                    // those (a backup copying the active's cache again from the start).
                     let value = String(repeating: "r", count: Int.random(in: 1...20, using: &generator))
-                    sequence += 1
-                    lastValues.restore(message(topic, value), sequence: sequence, storedMilliseconds: now)
-                    model[topic] = (value, sequence, now)
+                    let restored: UInt64
+                    if let behind = unused.indices.randomElement(using: &generator), Bool.random(using: &generator) {
+                        restored = unused.remove(at: behind)
+                    } else {
+                        let skipped = UInt64.random(in: 0...3, using: &generator)
+                        unused += (0..<skipped).map { sequence + 1 + $0 }
+                        sequence += skipped + 1
+                        restored = sequence
+                    }
+                    lastValues.restore(message(topic, value), sequence: restored, storedMilliseconds: now)
+                    model[topic] = (value, restored, now)
                     evictions += evictOldest()
                 case 6..<15:
                     lastValues.store(message(topic, ""), nowMilliseconds: now)
