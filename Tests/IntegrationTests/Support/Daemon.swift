@@ -129,6 +129,16 @@ final class Daemon {
         }
     }
 
+    /// Waits until the broker holds a subscription to each of `prefixes`, whatever else it
+    /// holds: after gateway clients left, their prefixes linger for 2 s (`UpstreamLinger`), so
+    /// a count can be reached before a new subscriber's subscriptions arrive.
+    func waitForSubscriptions(to prefixes: [String], timeout: Double = 10) throws {
+        try Wait.until("the broker holds \(prefixes)", timeout: timeout) {
+            let held = Set(try subscriptions().subscriptions.map(\.prefix))
+            return prefixes.allSatisfy(held.contains)
+        }
+    }
+
     // MARK: Process
 
     func signal(_ signal: Int32) {

@@ -2,10 +2,8 @@
 GatewaySubscriptionChurnTests.swift (websocket-client: Debian's python3-websocket).
 
 usage: subscription_churn.py PORT PREFIX CHANGES PAUSE_S AFTER_PREFIX READY_FILE
-    Connects to /ws and sends CHANGES requests, subscribe and unsubscribe in turn of PREFIX0,
-    then PREFIX1, and so on (a new prefix each pair: the gateway keeps a prefix subscribed for a
-    while after its last client lets go, which would absorb the churn of one), from a thread
-    of their own, without waiting for replies, while it reads the one reply each
+    Connects to /ws and sends CHANGES requests, subscribe and unsubscribe of PREFIX in turn,
+    from a thread of their own, without waiting for replies, while it reads the one reply each
     gets. Prints {"elapsed_s": from before connecting to the last reply, "replies": {type, or
     "error:" and code: count}, "refusal": one refusal}. Then pauses PAUSE_S (a client that slows
     down, as the refusal asks), subscribes to AFTER_PREFIX on the same connection, prints its
@@ -32,8 +30,7 @@ def frame_json(opcode, data):
 def churn(port, prefix, changes, pause, after, ready_file):
     started = time.monotonic()
     ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=20)
-    requests = [json.dumps({"op": "subscribe" if index % 2 == 0 else "unsubscribe",
-                            "prefix": f"{prefix}{index // 2}"})
+    requests = [json.dumps({"op": "subscribe" if index % 2 == 0 else "unsubscribe", "prefix": prefix})
                 for index in range(changes)]
     sender = threading.Thread(target=lambda: [ws.send(request) for request in requests])
     sender.start()
