@@ -7,9 +7,11 @@ import ZeroMQ
     import Glibc
 #endif
 
-/// Where an SSE client reconnecting with Last-Event-ID resumes.
+/// Where a client's catch-up starts: an SSE reconnection's Last-Event-ID, a WebSocket `since`,
+/// or (`lastValue(after: 0)`) a new client of prefixes under the last-value cache.
 enum ResumePoint: Sendable, Equatable {
     /// An id "<cache sequence>-<n>": the cached values newer than that sequence, then live.
+    /// After 0: every cached value under the client's prefixes.
     case lastValue(after: UInt64)
     /// An id "h<history sequence>": every kept message after it (REPLAY), then live, exactly.
     case history(after: UInt64)
@@ -29,7 +31,8 @@ struct PublishReceipt: Sendable, Equatable {
 /// What event loops ask of the gateway's ZeroMQ thread.
 enum LinkCommand: Sendable {
     /// A new client with its first prefixes; with `resume`, first what it missed (an SSE
-    /// reconnection with Last-Event-ID).
+    /// reconnection with Last-Event-ID). Without, a client of cached prefixes gets their cached
+    /// values first (`cachedValuesFirst`).
     case attach(ClientOutbox, prefixes: [[UInt8]], resume: ResumePoint?)
     case subscribe(ClientID, [UInt8])
     case unsubscribe(ClientID, [UInt8])
@@ -109,8 +112,8 @@ final class BrokerLink {
         /// The catch-up it connected with (an SSE reconnection, a `/ws?since=` URL), waiting for
         /// its turn (`ResumeTurns`).
         var firstResume: (prefixes: [[UInt8]], point: ResumePoint)?
-        /// WebSocket `since` subscribes that wait for the current resume to finish: one round
-        /// per client at a time.
+        /// WebSocket subscribes with `since` or of cached prefixes that wait for the current
+        /// resume to finish: one round per client at a time.
         var pending = PendingResumes()
 
         /// The next catch-up it waits for, taken off its queue. Its prefixes are subscribed when
@@ -120,7 +123,7 @@ final class BrokerLink {
                 firstResume = nil
                 return first
             }
-            return pending.next().map { ($0.prefixes, .history(after: $0.after)) }
+            return pending.next().map { ($0.prefixes, $0.point) }
         }
 
         var hasResumeWaiting: Bool { firstResume != nil || !pending.isEmpty }
@@ -245,14 +248,20 @@ final class BrokerLink {
         switch command {
         case .attach(let outbox, let prefixes, let resume):
             clients[outbox.id] = Client(outbox: outbox)
-            if let resume {
-                clients[outbox.id]!.firstResume = (prefixes, resume)
+            if let point = resume ?? cachedValuesFirst(prefixes) {
+                clients[outbox.id]!.firstResume = (prefixes, point)
                 waitForTurn(outbox.id)
             } else {
                 for prefix in prefixes { subscribe(outbox.id, prefix) }
             }
         case .subscribe(let id, let prefix):
-            if clients[id] != nil { subscribe(id, prefix) }
+            guard clients[id] != nil else { return }
+            if !index.prefixes(of: id).contains(prefix), let point = cachedValuesFirst([prefix]) {
+                clients[id]!.pending.add([prefix], from: point)
+                if clients[id]!.resume == nil { waitForTurn(id) }
+            } else {
+                subscribe(id, prefix)
+            }
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { release(prefix) }
             guard clients[id]?.hasResumeWaiting == true else { return }
@@ -261,7 +270,7 @@ final class BrokerLink {
             if clients[id]!.firstResume?.prefixes.isEmpty == true { clients[id]!.firstResume = nil }
         case .resume(let id, let prefixes, let after):
             guard clients[id] != nil else { return }
-            clients[id]!.pending.add(prefixes, after: after)
+            clients[id]!.pending.add(prefixes, from: .history(after: after))
             if clients[id]!.resume == nil { waitForTurn(id) }
         case .detach(let id):
             _ = disconnect(id)
@@ -330,14 +339,10 @@ final class BrokerLink {
         }
     }
 
-    /// A prefix no client wants any more: unsubscribed upstream once its linger is over. One
-    /// that may have cached values goes at once: the broker sends a cached value only for a new
-    /// subscription, and a page that comes back for that prefix must get it.
+    /// A prefix no client wants any more: unsubscribed upstream once its linger is over. A
+    /// client that comes back for a cached prefix meanwhile still gets its values: from the
+    /// gateway's SNAPSHOT (`cachedValuesFirst`), not from the broker's last value on subscribe.
     private func release(_ prefix: [UInt8]) {
-        let cached = cachedPrefixes ?? configuredCachePrefixes
-        if cached.contains(where: { $0.starts(with: prefix) || prefix.starts(with: $0) }) {
-            return setUpstream(prefix, subscribed: false)
-        }
         for gone in linger.release(prefix, now: SystemClock.monotonicNanoseconds()) {
             setUpstream(gone, subscribed: false)
         }
@@ -355,6 +360,18 @@ final class BrokerLink {
 
     private func countUpstreamPrefixes() {
         counters.upstreamPrefixes.store(index.distinctPrefixes + linger.count, ordering: .relaxed)
+    }
+
+    /// Where a client new to `prefixes` starts: with the cached values under them when the
+    /// last-value cache may hold any (a SNAPSHOT round, as `zpub sub --snapshot` does), so
+    /// that every page that opens shows the current state. The broker's own last value on
+    /// subscribe is no substitute: it goes only to a subscription new to the gateway's one SUB
+    /// (the first client of a prefix; none while it lingers), and holds the newest value
+    /// under the prefix, not all of them. nil: live at once.
+    private func cachedValuesFirst(_ prefixes: [[UInt8]]) -> ResumePoint? {
+        guard cacheEnabled, !ResumeScope.overlap(of: prefixes, with: cachedPrefixes ?? configuredCachePrefixes).isEmpty
+        else { return nil }
+        return .lastValue(after: 0)
     }
 
     // MARK: Messages: broker -> clients
@@ -724,6 +741,27 @@ final class BrokerLink {
         if clients[id]!.hasResumeWaiting { waitForTurn(id) }
     }
 
+    /// What of a round's reply goes to its client: the entries under the client's prefixes (the
+    /// SNAPSHOT asked under their common prefix), newer than its Last-Event-ID. Of cached
+    /// values, at most `limit` × (`resumeFactor` - 2), the newest: the rest of the catch-up's
+    /// allowance is room for the live messages held meanwhile and those already queued. A
+    /// client of more cached topics than that was dropped as too slow, and reconnected to be
+    /// dropped again; it now gets the newest values, whose ids resume it from there. (A
+    /// REPLAY is bounded when it is asked: `HistoryReplay`'s limit.)
+    private static func entriesToSend(
+        _ entries: [MessageJSON], for resume: Resume, limit: Int
+    ) -> ArraySlice<(MessageJSON, [[UInt8]])> {
+        var sent: [(MessageJSON, [[UInt8]])] = []
+        for entry in entries {
+            if case .lastValue(let after) = resume.point, entry.sequence <= after { continue }
+            guard let frames = entry.messageFrames, resume.prefixes.contains(where: { frames[0].starts(with: $0) })
+            else { continue }
+            sent.append((entry, frames))
+        }
+        guard case .lastValue = resume.point else { return sent[...] }
+        return sent.suffix(max(1, limit * (ClientOutbox.resumeFactor - 2)))
+    }
+
     /// Sends a resuming client what it missed under its prefixes (cached values newer than its
     /// Last-Event-ID, or every kept message after it, and a `gap` for what history no longer
     /// keeps; a WebSocket client then gets `caught_up`), then the live messages its round
@@ -734,14 +772,10 @@ final class BrokerLink {
         guard let client = clients[id], let resume = client.resume else { return }
         var items: [ClientOutbox.Item] = []
         let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
-        let wanted = resume.prefixes
+        let entries = Self.entriesToSend(release.entries, for: resume, limit: client.outbox.limit)
         if client.outbox.kind == .webSocket {
             if let gapJSON { items.append(.webSocketText(gapJSON)) }
-            for entry in release.entries {
-                guard let frames = entry.messageFrames, wanted.contains(where: { frames[0].starts(with: $0) })
-                else { continue }
-                items.append(.webSocket(frames, sequence: entry.sequence))
-            }
+            for (entry, frames) in entries { items.append(.webSocket(frames, sequence: entry.sequence)) }
             if case .history = resume.point, let through = rounds[resume.token]?.replay?.through {
                 items.append(.webSocketText(#"{"type":"caught_up","through":\#(through)}"#))
             }
@@ -757,19 +791,16 @@ final class BrokerLink {
             items.append(
                 .event(WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "gap", data: Array(gapJSON.utf8)))))
         }
-        for entry in release.entries {
+        for (entry, frames) in entries {
             let eventID: String
             var historySequence: UInt64?
             switch resume.point {
-            case .lastValue(let after):
-                guard entry.sequence > after else { continue }
+            case .lastValue:
                 eventID = WireFormat.eventID(sequence: entry.sequence, number: 0)
             case .history:
                 eventID = WireFormat.historyEventID(entry.sequence)
                 historySequence = entry.sequence
             }
-            guard let frames = entry.messageFrames, wanted.contains(where: { frames[0].starts(with: $0) })
-            else { continue }
             items.append(
                 .event(
                     WireFormat.chunk(

@@ -1,22 +1,30 @@
-/// A WebSocket client's `since` subscribes that wait for its current resume to finish (one
-/// round per client at a time), oldest first.
+/// A WebSocket client's catch-ups that wait for its current one to finish (one round per
+/// client at a time), oldest first: `subscribe` with `since` (kept messages after a history
+/// sequence), and `subscribe` of a prefix under the last-value cache (its cached values).
 ///
 /// Bounded by the client's distinct prefixes (at most `max_client_prefixes`): a prefix asked
-/// for again replaces its earlier request (the latest `since` wins), and an unsubscribed prefix
+/// for again replaces its earlier request (the latest wins), and an unsubscribed prefix
 /// leaves the queue, so repeating a request cannot grow it.
 struct PendingResumes: Equatable {
     struct Request: Equatable {
         var prefixes: [[UInt8]]
-        var after: UInt64
+        var point: ResumePoint
     }
 
     private(set) var requests: [Request] = []
 
     var isEmpty: Bool { requests.isEmpty }
 
-    mutating func add(_ prefixes: [[UInt8]], after: UInt64) {
+    /// Queues a catch-up of `prefixes` from `point`. Joins the newest request when that one
+    /// starts from the same point: subscribes one after the other (a WebSocket request naming
+    /// several prefixes comes as one per prefix) make one round, not one each.
+    mutating func add(_ prefixes: [[UInt8]], from point: ResumePoint) {
         remove(prefixes)
-        requests.append(Request(prefixes: prefixes, after: after))
+        if requests.last?.point == point {
+            requests[requests.count - 1].prefixes += prefixes
+        } else {
+            requests.append(Request(prefixes: prefixes, point: point))
+        }
     }
 
     mutating func remove(_ prefixes: [[UInt8]]) {

@@ -199,7 +199,8 @@ struct PrometheusText {
             "zpub_http_upstream_prefixes", "Distinct prefixes the gateway subscribes to",
             [([:], Double(gateway.upstreamPrefixes))])
         counter(
-            "zpub_http_resumes_total", "Catch-ups of reconnecting clients (Last-Event-ID, since)",
+            "zpub_http_resumes_total",
+            "Catch-ups: reconnections (Last-Event-ID, since) and new clients of cached prefixes",
             [([:], Double(gateway.resumes))])
         gauge(
             "zpub_http_resumes_waiting", "Catch-ups waiting for their turn to ask the broker",

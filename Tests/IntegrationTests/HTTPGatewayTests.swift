@@ -316,9 +316,8 @@ final class HTTPGatewayTests: XCTestCase {
         try push.send(frames: frames("state.b", #"{"on": true}"#))
         let firstRun = try first.finish(timeout: 20)
         XCTAssertEqual(firstRun.status, 0, firstRun.stderr)
-        // Its only client gone, the gateway drops its subscription (at once under a cached
-        // prefix, 2 s later under another: `UpstreamLinger`): the broker's table is empty, so a
-        // subscription seen later is the resumed client's.
+        // Its only client gone, the gateway drops its subscription 2 s later (`UpstreamLinger`):
+        // the broker's table is empty, so a subscription seen later is the resumed client's.
         try daemon.waitForSubscriptions(0)
         let events = jsonLines(firstRun.stdout).filter { $0["data"] != nil }
         XCTAssertEqual(events.count, 2, firstRun.stdout)
@@ -335,6 +334,87 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(values.contains("state.c=new"), "missed topic sent from the cache: \(values)")
         XCTAssertFalse(values.contains("state.a=1"), "never an outdated value: \(values)")
         XCTAssertEqual(values.last, "state.end=live", "then live")
+    }
+
+    /// Every client new to a cached prefix gets all its cached values first, oldest update
+    /// first, then live, whether or not another client holds the prefix already: an SSE stream,
+    /// a WebSocket URL's prefixes, and a WebSocket `subscribe`. The broker's own last value on
+    /// subscribe went only to the first client of a prefix, and held one value of three.
+    func testEveryNewClientOfACachedPrefixGetsItsCachedValuesThenLive() throws {
+        let (daemon, port) = try startDaemon(lastValue: ["state."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for (topic, payload) in [("state.a", "1"), ("state.b", "2"), ("state.c", "3"), ("state.a", "4")] {
+            try push.send(frames: frames(topic, payload))
+        }
+        try Wait.until("the cache holds the values") { try daemon.stats().lastValue.updates == 4 }
+        // Each client is attached (its catch-up counted) before the next comes, and before the
+        // live message goes out, so that each must have it.
+        var caughtUp = 0.0
+        func attached(_ what: String) throws {
+            caughtUp += 1
+            try Wait.until("\(what) is attached") {
+                try HTTPProbe.metrics(port: port)["zpub_http_resumes_total"] == caughtUp
+            }
+        }
+        let first = try openSSEReader(port: port, "?prefix=state.", count: 10, untilTopic: "state.end")
+        try attached("the first SSE client")
+        try Wait.until("the gateway holds the prefix") {
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == "state." }
+        }
+        let second = try openSSEReader(port: port, "?prefix=state.", count: 10, untilTopic: "state.end")
+        try attached("the second SSE client")
+        let byURL = try python(["ws-since", "\(port)", "[]", "state.end", readyFile(), "?prefix=state."])
+        try attached("the WebSocket client of ?prefix=state.")
+        let request = #"[{"op":"subscribe","prefix":"state."}]"#
+        let bySubscribe = try python(["ws-since", "\(port)", request, "state.end", readyFile()])
+        try attached("the WebSocket client that subscribes")
+        try push.send(frames: frames("state.end", "live"))
+
+        let expected = ["state.b=2", "state.c=3", "state.a=4", "state.end=live"]
+        for (name, reader) in [("first SSE", first), ("second SSE", second)] {
+            let run = try reader.finish(timeout: 20)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+            let values = events.compactMap { $0["data"] as? [String: Any] }.map {
+                "\($0["topic"] ?? "")=\($0["payload"] ?? "")"
+            }
+            XCTAssertEqual(values, expected, "\(name): every cached value once, oldest update first, then live")
+            // A cached value's id is its cache sequence: a reconnection resumes after it.
+            let ids = events.compactMap { $0["id"] as? String }
+            XCTAssertEqual(ids.prefix(3).map { $0.hasSuffix("-0") }, [true, true, true], "\(name): \(ids)")
+        }
+        for (name, client) in [("WebSocket by URL", byURL), ("WebSocket by subscribe", bySubscribe)] {
+            let run = try client.finish(timeout: 20)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let values = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+                .filter { $0["type"] as? String == "message" }
+                .map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+            XCTAssertEqual(values, expected, "\(name): \(run.stdout)")
+        }
+    }
+
+    /// A new client of more cached topics than its catch-up may queue gets the newest values
+    /// (8 × `client_queue`), then live, and stays connected: it was dropped as too slow, and
+    /// its reconnection dropped again.
+    func testANewClientOfMoreCachedTopicsThanItsQueueGetsTheNewest() throws {
+        let queue = 5
+        let kept = queue * 8
+        let (daemon, port) = try startDaemon(http: "client_queue = \(queue)", lastValue: ["state."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let topics = (0..<(kept * 3)).map { String(format: "state.%03d", $0) }
+        for topic in topics { try push.send(frames: frames(topic, "v")) }
+        try Wait.until("the cache holds every topic") { try daemon.stats().lastValue.entries == topics.count }
+        let reader = try openSSEReader(port: port, "?prefix=state.", count: kept + 1, untilTopic: "state.end")
+        try Wait.until("the SSE client is attached") {
+            try HTTPProbe.metrics(port: port)["zpub_http_resumes_total"] == 1
+        }
+        try push.send(frames: frames("state.end", "live"))
+        let run = try reader.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let received = jsonLines(run.stdout).compactMap { ($0["data"] as? [String: Any])?["topic"] as? String }
+        XCTAssertEqual(received, Array(topics.suffix(kept)) + ["state.end"], run.stdout)
     }
 
     /// `write_delay_ms` holds a client's messages and writes what gathered in one go: no

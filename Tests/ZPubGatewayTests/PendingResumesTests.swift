@@ -7,10 +7,10 @@ final class PendingResumesTests: XCTestCase {
 
     func testRequestsComeOutOldestFirst() {
         var pending = PendingResumes()
-        pending.add(bytes("a."), after: 1)
-        pending.add(bytes("b.", "c."), after: 2)
-        XCTAssertEqual(pending.next(), .init(prefixes: bytes("a."), after: 1))
-        XCTAssertEqual(pending.next(), .init(prefixes: bytes("b.", "c."), after: 2))
+        pending.add(bytes("a."), from: .history(after: 1))
+        pending.add(bytes("b.", "c."), from: .history(after: 2))
+        XCTAssertEqual(pending.next(), .init(prefixes: bytes("a."), point: .history(after: 1)))
+        XCTAssertEqual(pending.next(), .init(prefixes: bytes("b.", "c."), point: .history(after: 2)))
         XCTAssertNil(pending.next())
     }
 
@@ -18,21 +18,44 @@ final class PendingResumesTests: XCTestCase {
     /// request cannot grow the queue past its distinct prefixes.
     func testARepeatedPrefixReplacesItsEarlierRequest() {
         var pending = PendingResumes()
-        for round in 0..<1_000 { pending.add(bytes("a."), after: UInt64(round)) }
-        pending.add(bytes("a.", "b."), after: 5_000)
-        pending.add(bytes("b."), after: 6_000)
+        for round in 0..<1_000 { pending.add(bytes("a."), from: .history(after: UInt64(round))) }
+        pending.add(bytes("a.", "b."), from: .history(after: 5_000))
+        pending.add(bytes("b."), from: .history(after: 6_000))
         XCTAssertEqual(
-            pending.requests, [.init(prefixes: bytes("a."), after: 5_000), .init(prefixes: bytes("b."), after: 6_000)])
+            pending.requests,
+            [
+                .init(prefixes: bytes("a."), point: .history(after: 5_000)),
+                .init(prefixes: bytes("b."), point: .history(after: 6_000)),
+            ]
+        )
     }
 
     func testAnUnsubscribedPrefixLeavesTheQueue() {
         var pending = PendingResumes()
-        pending.add(bytes("a.", "b."), after: 1)
-        pending.add(bytes("c."), after: 2)
+        pending.add(bytes("a.", "b."), from: .history(after: 1))
+        pending.add(bytes("c."), from: .history(after: 2))
         pending.remove(bytes("a."))
         pending.remove(bytes("c."))
-        XCTAssertEqual(pending.requests, [.init(prefixes: bytes("b."), after: 1)])
+        XCTAssertEqual(pending.requests, [.init(prefixes: bytes("b."), point: .history(after: 1))])
         pending.remove(bytes("b."))
         XCTAssertTrue(pending.isEmpty)
+    }
+
+    /// Subscribes of cached prefixes one after the other (one per prefix of a WebSocket request)
+    /// make one catch-up; one from another point starts a new request, and later ones of the
+    /// first kind do not join an older request past it (they would be served out of order).
+    func testRequestsFromOnePointInARowJoin() {
+        var pending = PendingResumes()
+        for prefix in ["a.", "b.", "c."] { pending.add(bytes(prefix), from: .lastValue(after: 0)) }
+        pending.add(bytes("d."), from: .history(after: 7))
+        pending.add(bytes("e."), from: .lastValue(after: 0))
+        pending.add(bytes("b."), from: .lastValue(after: 0))
+        XCTAssertEqual(
+            pending.requests,
+            [
+                .init(prefixes: bytes("a.", "c."), point: .lastValue(after: 0)),
+                .init(prefixes: bytes("d."), point: .history(after: 7)),
+                .init(prefixes: bytes("e.", "b."), point: .lastValue(after: 0)),
+            ])
     }
 }
