@@ -44,6 +44,8 @@ enum LinkCommand: Sendable {
     /// `POST /publish`: the messages in order; `receipt` learns, on the requester's event loop,
     /// what the broker made of them once it has forwarded them.
     case publishBatch([[[UInt8]]], receipt: EventLoopPromise<PublishReceipt>)
+    /// A reload: the last-value cache's prefixes now in force (none: the cache is off).
+    case cachePrefixes([[UInt8]])
     /// The reply to a round's SNAPSHOT, REPLAY or HISTORY request, from the control thread
     /// (`ControlDispatcher`).
     case snapshotReplied(token: String, Result<ControlReply, ControlUnavailable>)
@@ -291,6 +293,11 @@ final class BrokerLink {
             } else {
                 awaitingReceipts.append((sent, receipt, promise))
             }
+        case .cachePrefixes(let prefixes):
+            // What snapshot replies would tell, but only once a round runs: without SSE
+            // clients there are no marker rounds, and a new client's catch-up must know now.
+            cachedPrefixes = prefixes
+            cacheEnabled = !prefixes.isEmpty
         case .snapshotReplied(let token, let result):
             snapshotReplied(token: token, result)
         case .stop:

@@ -162,13 +162,17 @@ public final class HTTPGateway: Sendable {
     /// max_client_prefixes, ping_interval and write_delay_ms to new connections; max_clients at once. `listen`
     /// and `enabled` need a restart: the notes say so.
     public func reload(
-        _ settings: HTTPSettings, keys: GatewayKeys, maxPrefixLength: Int? = nil, historyPrefixes: [String]? = nil
+        _ settings: HTTPSettings, keys: GatewayKeys, maxPrefixLength: Int? = nil, historyPrefixes: [String]? = nil,
+        lastValuePrefixes: [String]? = nil
     ) -> [String] {
         let previous = shared.settings
         var notes: [String] = []
         // The broker refuses a subscription longer than its limit: the gateway must refuse it
         // too, or its client is told "subscribed" and gets nothing.
         if let maxPrefixLength { shared.maxPrefixLength = maxPrefixLength }
+        // A new client of a cached prefix gets its values first: which prefixes those are
+        // changes with the broker's reload, which comes first.
+        if let lastValuePrefixes { shared.linkMailbox.post(.cachePrefixes(lastValuePrefixes.map { Array($0.utf8) })) }
         if let historyPrefixes, historyPrefixes != self.historyPrefixes {
             notes.append(
                 "[history] prefixes changed: the HTTP gateway numbers events (h<seq> ids, seq) for the prefixes it started with (\(self.historyPrefixes.joined(separator: ", "))) until a restart"

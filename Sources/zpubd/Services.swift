@@ -103,7 +103,7 @@ struct Services {
         if let gateway {
             let notes = gateway.reload(
                 configuration.http, keys: gatewayKeys, maxPrefixLength: configuration.maxSubscriptionLength,
-                historyPrefixes: configuration.historyPrefixes)
+                historyPrefixes: configuration.historyPrefixes, lastValuePrefixes: configuration.lastValuePrefixes)
             for note in notes { logger.warning("\(note)") }
             Self.warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
         } else if configuration.http.enabled {

@@ -394,6 +394,37 @@ final class HTTPGatewayTests: XCTestCase {
         }
     }
 
+    /// A prefix that a reload adds to the cache is caught up for a new client at once, though
+    /// no SSE client runs the marker rounds from whose replies the gateway learns the cache's
+    /// prefixes: the reload tells it.
+    func testAWebSocketClientGetsTheValuesOfACachedPrefixThatAReloadAdded() throws {
+        let port = try FreePort.find()
+        func configuration(_ lastValue: String) -> String {
+            "[last_value]\nprefixes = [\(lastValue)]\n\(httpSection(port: port))"
+        }
+        let daemon = try gatewayDaemon(configuration(#""state.""#), port: port)
+        try configuration(#""state.", "cfg.""#).write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the reload is applied\n\(daemon.log)") {
+            try daemon.stats().lastValue.prefixes.contains("cfg.")
+        }
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("cfg.a", "1"))
+        try push.send(frames: frames("cfg.b", "2"))
+        try Wait.until("the cache holds them") { try daemon.stats().lastValue.entries == 2 }
+        let request = #"[{"op":"subscribe","prefix":"cfg."}]"#
+        let client = try python(["ws-since", "\(port)", request, "cfg.end", readyFile()])
+        try Wait.until("the client is caught up") { try HTTPProbe.metrics(port: port)["zpub_http_resumes_total"] == 1 }
+        try push.send(frames: frames("cfg.end", "live"))
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let values = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+            .filter { $0["type"] as? String == "message" }
+            .map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+        XCTAssertEqual(values, ["cfg.a=1", "cfg.b=2", "cfg.end=live"], run.stdout)
+    }
+
     /// A new client of more cached topics than its catch-up may queue gets the newest values
     /// (8 × `client_queue`), then live, and stays connected: it was dropped as too slow, and
     /// its reconnection dropped again.
