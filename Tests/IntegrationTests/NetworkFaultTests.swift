@@ -204,9 +204,10 @@ final class NetworkFaultTests: XCTestCase {
         // What this guards against is data held behind the flood: p99 0.7-3.1 s without the
         // guard. Its p99 with the guard is 4-7 ms on an idle machine, and reached 52 and 59 ms
         // with both cores taken by other work (a soak, two `yes`), where the scheduler decides
-        // the tail: the bound leaves that room and stays a seventh of the failure it catches.
+        // the tail; once (2026-12-02, the whole suite beside two `yes`) 113 ms, 35 ms on a rerun.
+        // The bound leaves that room and stays under a third of the failure it catches.
         XCTAssertLessThanOrEqual(
-            p99, max(100, 8 * quietP99), "data waited behind the flood (p99 \(quietP99) ms before it)")
+            p99, max(200, 8 * quietP99), "data waited behind the flood (p99 \(quietP99) ms before it)")
     }
 
     /// The guard slows down a subscriber that subscribes to many prefixes at once, and loses
