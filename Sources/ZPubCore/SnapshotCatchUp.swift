@@ -14,7 +14,8 @@
 ///   bound); without a reply (`failed`) everything held is released as it came.
 ///
 /// `zpub sub --snapshot`, `zpub sub --since` (a history replay: the entries are the replayed
-/// messages, the covered prefixes the history prefixes) and the HTTP gateway's SSE resume use it.
+/// messages, the covered prefixes the history prefixes) and the HTTP gateway's catch-ups (SSE
+/// resumes, WebSocket `since`, the cached values a new client gets first) use it.
 public struct SnapshotCatchUp<Item> {
     /// What may be delivered now: the snapshot's entries (if they came with this event), then
     /// live items, in this order.

@@ -34,7 +34,9 @@ enum LinkCommand: Sendable {
     /// reconnection with Last-Event-ID). Without, a client of cached prefixes gets their cached
     /// values first (`cachedValuesFirst`).
     case attach(ClientOutbox, prefixes: [[UInt8]], resume: ResumePoint?)
-    case subscribe(ClientID, [UInt8])
+    /// A WebSocket `subscribe` (without `since`): its prefixes, those under the cache with
+    /// their cached values first.
+    case subscribe(ClientID, [[UInt8]])
     case unsubscribe(ClientID, [UInt8])
     /// A WebSocket subscribe with `since`: the prefixes, with every kept message under them
     /// after that history sequence first (REPLAY), then live.
@@ -111,8 +113,8 @@ final class BrokerLink {
         let outbox: ClientOutbox
         /// The catch-up running for it.
         var resume: Resume?
-        /// The catch-up it connected with (an SSE reconnection, a `/ws?since=` URL), waiting for
-        /// its turn (`ResumeTurns`).
+        /// The catch-up it connected with (an SSE reconnection, a `/ws?since=` URL, or the
+        /// cached values of its first prefixes), waiting for its turn (`ResumeTurns`).
         var firstResume: (prefixes: [[UInt8]], point: ResumePoint)?
         /// WebSocket subscribes with `since` or of cached prefixes that wait for the current
         /// resume to finish: one round per client at a time.
@@ -129,6 +131,12 @@ final class BrokerLink {
         }
 
         var hasResumeWaiting: Bool { firstResume != nil || !pending.isEmpty }
+
+        /// Whether `prefix` waits for a catch-up of its own: the client holds it already (a
+        /// `subscribe` of it changes nothing, and must not replace that catch-up).
+        func waitsToCatchUp(_ prefix: [UInt8]) -> Bool {
+            firstResume?.prefixes.contains(prefix) == true || pending.contains(prefix)
+        }
     }
 
     /// A client catching up through the round `token`: what it missed first (cached values
@@ -138,8 +146,9 @@ final class BrokerLink {
         let token: String
         let point: ResumePoint
         /// What it catches up on: all of an SSE client's prefixes, or those of a WebSocket
-        /// `since` (the client may get its others live meanwhile).
-        let prefixes: [[UInt8]]
+        /// request (the client may get its others live meanwhile); less any it unsubscribes
+        /// meanwhile, whose values it then does not get.
+        var prefixes: [[UInt8]]
     }
 
     /// A live message for a client catching up, as its round holds it: with its topic, so that
@@ -256,16 +265,22 @@ final class BrokerLink {
             } else {
                 for prefix in prefixes { subscribe(outbox.id, prefix) }
             }
-        case .subscribe(let id, let prefix):
-            guard clients[id] != nil else { return }
-            if !index.prefixes(of: id).contains(prefix), let point = cachedValuesFirst([prefix]) {
-                clients[id]!.pending.add([prefix], from: point)
-                if clients[id]!.resume == nil { waitForTurn(id) }
+        case .subscribe(let id, let prefixes):
+            guard let client = clients[id] else { return }
+            let held = index.prefixes(of: id)
+            // New to the client, and not under a prefix it holds (whose values it has).
+            let new = prefixes.filter { prefix in
+                !held.contains { prefix.starts(with: $0) } && !client.waitsToCatchUp(prefix)
+            }
+            if !new.isEmpty, let point = cachedValuesFirst(new) {
+                clients[id]!.pending.add(new, from: point)
+                if client.resume == nil { waitForTurn(id) }
             } else {
-                subscribe(id, prefix)
+                for prefix in new { subscribe(id, prefix) }
             }
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { release(prefix) }
+            clients[id]?.resume?.prefixes.removeAll { $0 == prefix }
             guard clients[id]?.hasResumeWaiting == true else { return }
             clients[id]!.pending.remove([prefix])
             clients[id]!.firstResume?.prefixes.removeAll { $0 == prefix }
@@ -684,8 +699,14 @@ final class BrokerLink {
             {
                 return redoSnapshot(round, token: token, client: id, prefix: prefix)
             }
-            // Live messages before the marker are in the snapshot only under the prefix asked for.
-            let covering = ResumeScope.overlap(of: [round.snapshotPrefix], with: cached)
+            // Live messages before the marker are in what the client gets only under the prefix
+            // asked for and its prefixes in this round: the reply is cut to those (wider when
+            // the SNAPSHOT asked under their common prefix), and the live messages on its other
+            // prefixes must come through.
+            let wanted = round.client.flatMap { clients[$0]?.resume?.prefixes } ?? [round.snapshotPrefix]
+            let covering = ResumeScope.overlap(of: wanted, with: cached).filter {
+                $0.starts(with: round.snapshotPrefix)
+            }
             release = round.catchUp.replied(
                 entries: reply.entries, covering: covering.map { String(decoding: $0, as: UTF8.self) })
         } else {
@@ -744,19 +765,19 @@ final class BrokerLink {
         rounds[token] = nil
         guard let id = round.client, clients[id] != nil else { return }
         clients[id]!.resume = nil
-        // The next WebSocket `since` of this client, if one waits: at the back of the queue.
+        // The next WebSocket catch-up of this client, if one waits: at the back of the queue.
         if clients[id]!.hasResumeWaiting { waitForTurn(id) }
     }
 
     /// What of a round's reply goes to its client: the entries under the client's prefixes (the
     /// SNAPSHOT asked under their common prefix), newer than its Last-Event-ID. Of cached
-    /// values, at most `limit` × (`resumeFactor` - 2), the newest: the rest of the catch-up's
-    /// allowance is room for the live messages held meanwhile and those already queued. A
-    /// client of more cached topics than that was dropped as too slow, and reconnected to be
-    /// dropped again; it now gets the newest values, whose ids resume it from there. (A
-    /// REPLAY is bounded when it is asked: `HistoryReplay`'s limit.)
+    /// values, as many as `room` (what the catch-up's allowance leaves, after what is queued
+    /// and the live messages held meanwhile), the newest. A client of more cached topics than
+    /// that was dropped as too slow, and reconnected to be dropped again; it now gets the
+    /// newest values, whose ids resume it from there. (A REPLAY is bounded when it is asked:
+    /// `HistoryReplay`'s limit.)
     private static func entriesToSend(
-        _ entries: [MessageJSON], for resume: Resume, limit: Int
+        _ entries: [MessageJSON], for resume: Resume, room: Int
     ) -> ArraySlice<(MessageJSON, [[UInt8]])> {
         var sent: [(MessageJSON, [[UInt8]])] = []
         for entry in entries {
@@ -766,7 +787,7 @@ final class BrokerLink {
             sent.append((entry, frames))
         }
         guard case .lastValue = resume.point else { return sent[...] }
-        return sent.suffix(max(1, limit * (ClientOutbox.resumeFactor - 2)))
+        return sent.suffix(max(0, room))
     }
 
     /// Sends a resuming client what it missed under its prefixes (cached values newer than its
@@ -779,10 +800,17 @@ final class BrokerLink {
         guard let client = clients[id], let resume = client.resume else { return }
         var items: [ClientOutbox.Item] = []
         let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
-        let entries = Self.entriesToSend(release.entries, for: resume, limit: client.outbox.limit)
+        // Room in the catch-up's allowance, less the held messages and a `gap` or `caught_up`.
+        let room =
+            client.outbox.limit * ClientOutbox.resumeFactor - client.outbox.queuedCount - release.items.count - 2
+        let entries = Self.entriesToSend(release.entries, for: resume, room: room)
         if client.outbox.kind == .webSocket {
             if let gapJSON { items.append(.webSocketText(gapJSON)) }
-            for (entry, frames) in entries { items.append(.webSocket(frames, sequence: entry.sequence)) }
+            // `seq` is a history sequence (what `since` takes): a cached value has none.
+            let isHistory = if case .history = resume.point { true } else { false }
+            for (entry, frames) in entries {
+                items.append(.webSocket(frames, sequence: isHistory ? entry.sequence : nil))
+            }
             if case .history = resume.point, let through = rounds[resume.token]?.replay?.through {
                 items.append(.webSocketText(#"{"type":"caught_up","through":\#(through)}"#))
             }

@@ -83,6 +83,9 @@ final class ClientOutbox: Sendable {
     /// arrives in one go, and is bounded by the link to this many messages.
     static let resumeFactor = 10
 
+    /// Messages queued now (any thread): what a catch-up's room is reckoned from.
+    var queuedCount: Int { state.withLock { $0.queue.count } }
+
     /// Queues a message (any thread, never blocks). False when the queue is full: the caller
     /// drops the client. A resume's catch-up (`catchingUp`) may fill the queue up to
     /// `resumeFactor` times the limit.

@@ -27,6 +27,10 @@ struct PendingResumes: Equatable {
         }
     }
 
+    func contains(_ prefix: [UInt8]) -> Bool {
+        requests.contains { $0.prefixes.contains(prefix) }
+    }
+
     mutating func remove(_ prefixes: [[UInt8]]) {
         for index in requests.indices { requests[index].prefixes.removeAll { prefixes.contains($0) } }
         requests.removeAll { $0.prefixes.isEmpty }

@@ -290,7 +290,8 @@ final class WebSocketSession: ChannelInboundHandler {
             if let since, !accepted.isEmpty {
                 shared.linkMailbox.post(.resume(outbox.id, prefixes: accepted, after: since))
             } else {
-                for prefix in accepted { shared.linkMailbox.post(.subscribe(outbox.id, prefix)) }
+                // One command for the request: its cached prefixes make one catch-up, not one each.
+                shared.linkMailbox.post(.subscribe(outbox.id, accepted))
             }
         case .unsubscribe(let list):
             for prefix in list {
