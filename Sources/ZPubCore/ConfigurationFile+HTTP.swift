@@ -52,6 +52,7 @@ extension Schema {
         httpInteger("max_client_prefixes", \.maxClientPrefixes),
         httpInteger("ping_interval", \.pingInterval),
         httpInteger("write_delay_ms", \.writeDelayMilliseconds),
+        httpInteger("upstream_subscriptions_per_s", \.upstreamSubscriptionsPerSecond),
         httpStrings("publish_prefixes", \.publishPrefixes, example: "\"chat.\""),
         httpStrings("tokens", \.tokens, example: "\"private.=a-long-random-token\""),
         Field(section: "http", key: "operator_token", configurationKey: "operator_token") { value, configuration in

@@ -30,6 +30,12 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         /// what arrives meanwhile goes out in the same write (one system call instead of one per
         /// message). 0 writes each message at once.
         public static let writeDelayMilliseconds = 0
+        /// Subscriptions a second that the gateway may add at the broker for prefixes it did
+        /// not hold (as many at once): each costs the forwarding loop some 5 µs, and its
+        /// unsubscribe as much, so 5,000 is at most 5% of it. Clients that connect or subscribe
+        /// faster (a restart's reconnections, or one reconnecting in a loop with new prefixes)
+        /// wait for theirs, in turn.
+        public static let upstreamSubscriptionsPerSecond = 5_000
     }
 
     public var enabled = Defaults.enabled
@@ -45,6 +51,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     public var tokens = Defaults.tokens
     public var pingInterval = Defaults.pingInterval
     public var writeDelayMilliseconds = Defaults.writeDelayMilliseconds
+    public var upstreamSubscriptionsPerSecond = Defaults.upstreamSubscriptionsPerSecond
     /// When set, the operator pages (`/`, `/watch`, `/status/events`, `/stats`, `/metrics`) need
     /// it: they show every topic and subscription. `/healthz` stays open.
     public var operatorToken: String?
@@ -75,6 +82,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         case publishPrefixes = "publish_prefixes"
         case pingInterval = "ping_interval"
         case writeDelayMilliseconds = "write_delay_ms"
+        case upstreamSubscriptionsPerSecond = "upstream_subscriptions_per_s"
         case operatorToken = "operator_token"
         case jwtSecretFile = "jwt_secret_file"
         case jwtPublicKeyFile = "jwt_public_key_file"
@@ -97,6 +105,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         try container.encode(tokenPrefixes.map { "\($0)=(hidden)" }, forKey: .tokens)
         try container.encode(pingInterval, forKey: .pingInterval)
         try container.encode(writeDelayMilliseconds, forKey: .writeDelayMilliseconds)
+        try container.encode(upstreamSubscriptionsPerSecond, forKey: .upstreamSubscriptionsPerSecond)
         try container.encodeIfPresent(operatorToken.map { _ in "(hidden)" }, forKey: .operatorToken)
         // Paths, not secrets: an operator checks which files are in force.
         try container.encodeIfPresent(jwtSecretFile, forKey: .jwtSecretFile)
@@ -156,6 +165,9 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         check(
             "write_delay_ms", writeDelayMilliseconds, 0...1_000,
             "the milliseconds a client's messages are held to be written together (0: at once)")
+        check(
+            "upstream_subscriptions_per_s", upstreamSubscriptionsPerSecond, 1...1_000_000,
+            "the subscriptions a second the gateway may add at the broker")
         for origin in allowedOrigins
         where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
             problems.append(

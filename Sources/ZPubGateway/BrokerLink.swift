@@ -48,6 +48,8 @@ enum LinkCommand: Sendable {
     case publishBatch([[[UInt8]]], receipt: EventLoopPromise<PublishReceipt>)
     /// A reload: the last-value cache's prefixes now in force (none: the cache is off).
     case cachePrefixes([[UInt8]])
+    /// A reload: `upstream_subscriptions_per_s`.
+    case upstreamRate(Int)
     /// The reply to a round's SNAPSHOT, REPLAY or HISTORY request, from the control thread
     /// (`ControlDispatcher`).
     case snapshotReplied(token: String, Result<ControlReply, ControlUnavailable>)
@@ -92,6 +94,8 @@ final class BrokerLink {
     private var index = SubscriptionIndex()
     /// Prefixes no client wants that stay subscribed upstream a little longer.
     private var linger = UpstreamLinger()
+    /// How fast new prefixes are subscribed upstream; those over it wait.
+    private var budget: UpstreamBudget
     private var clients: [ClientID: Client] = [:]
     /// The broker's history prefixes: messages under them get their history sequence as SSE id.
     private let historyPrefixes: [[UInt8]]
@@ -190,8 +194,10 @@ final class BrokerLink {
 
     init(
         context: Context, control: ControlDispatcher, historyPrefixes: [String], lastValuePrefixes: [String] = [],
+        upstreamSubscriptionsPerSecond: Int = HTTPSettings.Defaults.upstreamSubscriptionsPerSecond,
         counters: GatewayCounters, logger: Logger
     ) throws {
+        budget = UpstreamBudget(perSecond: upstreamSubscriptionsPerSecond, now: SystemClock.monotonicNanoseconds())
         self.control = control
         self.historyPrefixes = historyPrefixes.map { Array($0.utf8) }
         configuredCachePrefixes = lastValuePrefixes.map { Array($0.utf8) }
@@ -222,7 +228,7 @@ final class BrokerLink {
         var stopping = false
         while !stopping {
             do {
-                _ = try poller.poll(timeoutMilliseconds: 200)
+                _ = try poller.poll(timeoutMilliseconds: pollTimeoutMilliseconds())
             } catch {
                 logger.critical("http gateway cannot poll: \(error)")
                 break
@@ -245,6 +251,7 @@ final class BrokerLink {
             startWatermarkRoundIfDue(now: now)
             expireRoundsWithoutMarker(now: now)
             for prefix in linger.expire(now: now) { setUpstream(prefix, subscribed: false) }
+            subscribeWhatIsDue()
         }
         sub.close()
         push.close()
@@ -308,6 +315,8 @@ final class BrokerLink {
             } else {
                 awaitingReceipts.append((sent, receipt, promise))
             }
+        case .upstreamRate(let perSecond):
+            budget.changeRate(perSecond: perSecond, now: SystemClock.monotonicNanoseconds())
         case .cachePrefixes(let prefixes):
             // What snapshot replies would tell, but only once a round runs: without SSE
             // clients there are no marker rounds, and a new client's catch-up must know now.
@@ -352,19 +361,52 @@ final class BrokerLink {
         return sent
     }
 
-    private func subscribe(_ id: ClientID, _ prefix: [UInt8]) {
-        guard index.add(id, prefix) else { return }
-        if linger.reclaim(prefix) {
-            countUpstreamPrefixes()
-        } else {
-            setUpstream(prefix, subscribed: true)
+    /// A client's prefix; new to the gateway, subscribed upstream within the budget, or when
+    /// its turn comes (`UpstreamBudget`). A catch-up's (`catchingUp`) goes upstream now, ahead
+    /// of its marker, and is charged to the budget.
+    private func subscribe(_ id: ClientID, _ prefix: [UInt8], catchingUp: Bool = false) {
+        let now = SystemClock.monotonicNanoseconds()
+        guard index.add(id, prefix) else {
+            // Held already, but perhaps still waiting for the budget.
+            if catchingUp, budget.cancel(prefix) {
+                budget.charge(now: now)
+                setUpstream(prefix, subscribed: true)
+            }
+            return
         }
+        if linger.reclaim(prefix) { return countUpstreamPrefixes() }
+        if catchingUp {
+            budget.charge(now: now)
+        } else if !budget.admit(prefix, now: now) {
+            return countUpstreamPrefixes()
+        }
+        setUpstream(prefix, subscribed: true)
+    }
+
+    /// Subscribes the waiting prefixes whose turn has come, and starts the catch-ups that
+    /// waited for the budget.
+    private func subscribeWhatIsDue() {
+        guard budget.waitingCount > 0 || turns.waiting > 0 else { return }
+        let now = SystemClock.monotonicNanoseconds()
+        for prefix in budget.due(now: now) { setUpstream(prefix, subscribed: true) }
+        if turns.waiting > 0 { startTurns() }
+        countUpstreamPrefixes()
+    }
+
+    /// Until the next thing due: 200 ms when nothing waits, less when the budget holds back
+    /// prefixes or catch-ups (at least 1 ms).
+    private func pollTimeoutMilliseconds() -> Int {
+        guard budget.waitingCount > 0 || turns.waiting > 0 else { return 200 }
+        let nanoseconds = budget.untilNext(now: SystemClock.monotonicNanoseconds())
+        return Int(min(200, max(1, (nanoseconds + 999_999) / 1_000_000)))
     }
 
     /// A prefix no client wants any more: unsubscribed upstream once its linger is over. A
     /// client that comes back for a cached prefix meanwhile still gets its values: from the
     /// gateway's SNAPSHOT (`cachedValuesFirst`), not from the broker's last value on subscribe.
     private func release(_ prefix: [UInt8]) {
+        // Never subscribed upstream: nothing to undo.
+        if budget.cancel(prefix) { return countUpstreamPrefixes() }
         for gone in linger.release(prefix, now: SystemClock.monotonicNanoseconds()) {
             setUpstream(gone, subscribed: false)
         }
@@ -381,7 +423,10 @@ final class BrokerLink {
     }
 
     private func countUpstreamPrefixes() {
-        counters.upstreamPrefixes.store(index.distinctPrefixes + linger.count, ordering: .relaxed)
+        counters.upstreamPrefixes.store(
+            index.distinctPrefixes - budget.waitingCount + linger.count, ordering: .relaxed)
+        counters.upstreamWaiting.store(budget.waitingCount, ordering: .relaxed)
+        counters.upstreamDelayed.store(budget.delayed, ordering: .relaxed)
     }
 
     /// Where a client new to `prefixes` starts: with the cached values under them when the
@@ -548,12 +593,15 @@ final class BrokerLink {
         startTurns()
     }
 
-    /// Starts waiting catch-ups while `ResumeTurns` has places free.
+    /// Starts waiting catch-ups while `ResumeTurns` has places free and the budget of new
+    /// subscriptions is not in debt: each costs the broker a marker subscription and a request
+    /// (charged as one), and its new prefixes.
     private func startTurns() {
-        while let id = turns.next() {
+        while budget.allowsCatchUp(now: SystemClock.monotonicNanoseconds()), let id = turns.next() {
             guard var client = clients[id], client.resume == nil, let next = client.takeNextResume() else { continue }
             clients[id] = client
-            for prefix in next.prefixes { subscribe(id, prefix) }
+            budget.charge(now: SystemClock.monotonicNanoseconds())
+            for prefix in next.prefixes { subscribe(id, prefix, catchingUp: true) }
             startResume(id, from: next.point, prefixes: next.prefixes)
         }
         counters.resumesWaiting.store(turns.waiting, ordering: .relaxed)

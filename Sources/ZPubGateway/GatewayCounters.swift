@@ -37,6 +37,10 @@ final class GatewayCounters: Sendable {
     let publishFailures = Atomic<UInt64>(0)
     /// Distinct prefixes the gateway's SUB socket holds (the union of its clients').
     let upstreamPrefixes = Atomic<Int>(0)
+    /// Prefixes clients hold that wait for the gateway's budget of new subscriptions at the
+    /// broker (`upstream_subscriptions_per_s`), and how many have waited in all.
+    let upstreamWaiting = Atomic<Int>(0)
+    let upstreamDelayed = Atomic<UInt64>(0)
     let resumes = Atomic<UInt64>(0)
     /// Catch-ups waiting for their turn to ask the broker (`ResumeTurns`).
     let resumesWaiting = Atomic<Int>(0)
@@ -97,6 +101,8 @@ final class GatewayCounters: Sendable {
             published: published.load(ordering: .relaxed),
             publishFailures: publishFailures.load(ordering: .relaxed),
             upstreamPrefixes: upstreamPrefixes.load(ordering: .relaxed),
+            upstreamWaiting: upstreamWaiting.load(ordering: .relaxed),
+            upstreamDelayed: upstreamDelayed.load(ordering: .relaxed),
             resumes: resumes.load(ordering: .relaxed),
             resumesWaiting: resumesWaiting.load(ordering: .relaxed),
             controlRequests: controlRequests.withLock { table in
@@ -137,6 +143,8 @@ final class GatewayCounters: Sendable {
         var published: UInt64
         var publishFailures: UInt64
         var upstreamPrefixes: Int
+        var upstreamWaiting: Int
+        var upstreamDelayed: UInt64
         var resumes: UInt64
         var resumesWaiting: Int
         /// Per command word (STATS, REPLAY, ...).
@@ -169,6 +177,8 @@ final class GatewayCounters: Sendable {
             case sseBytesOut = "sse_bytes_out"
             case publishFailures = "publish_failures"
             case upstreamPrefixes = "upstream_prefixes"
+            case upstreamWaiting = "upstream_waiting"
+            case upstreamDelayed = "upstream_delayed"
             case resumedValues = "resumed_values"
             case resumesWaiting = "resumes_waiting"
             case controlRequests = "control_requests"

@@ -47,7 +47,9 @@ public final class HTTPGateway: Sendable {
         do {
             link = try BrokerLink(
                 context: context, control: dispatcher, historyPrefixes: historyPrefixes,
-                lastValuePrefixes: lastValuePrefixes, counters: counters, logger: logger)
+                lastValuePrefixes: lastValuePrefixes,
+                upstreamSubscriptionsPerSecond: settings.upstreamSubscriptionsPerSecond, counters: counters,
+                logger: logger)
         } catch {
             dispatcher.shutdown()
             throw error
@@ -159,7 +161,8 @@ public final class HTTPGateway: Sendable {
     /// Applies a reloaded `[http]` (already validated, its files read into `keys`) without
     /// touching connected clients: tokens, JWT keys, operator_token, allowed origins and publish
     /// prefixes apply to the next request; the TLS certificate, client_queue, max_frame,
-    /// max_client_prefixes, ping_interval and write_delay_ms to new connections; max_clients at once. `listen`
+    /// max_client_prefixes, ping_interval and write_delay_ms to new connections; max_clients and
+    /// upstream_subscriptions_per_s at once. `listen`
     /// and `enabled` need a restart: the notes say so.
     public func reload(
         _ settings: HTTPSettings, keys: GatewayKeys, maxPrefixLength: Int? = nil, historyPrefixes: [String]? = nil,
@@ -188,6 +191,9 @@ public final class HTTPGateway: Sendable {
         if !settings.enabled {
             notes.append("[http] enabled = false: the gateway keeps running until a restart")
             applied.enabled = true
+        }
+        if applied.upstreamSubscriptionsPerSecond != previous.upstreamSubscriptionsPerSecond {
+            shared.linkMailbox.post(.upstreamRate(applied.upstreamSubscriptionsPerSecond))
         }
         shared.update(applied, keys: keys)
         return notes

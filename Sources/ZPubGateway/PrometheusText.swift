@@ -198,6 +198,12 @@ struct PrometheusText {
         gauge(
             "zpub_http_upstream_prefixes", "Distinct prefixes the gateway subscribes to",
             [([:], Double(gateway.upstreamPrefixes))])
+        gauge(
+            "zpub_http_upstream_waiting", "Prefixes waiting for the budget of new subscriptions at the broker",
+            [([:], Double(gateway.upstreamWaiting))])
+        counter(
+            "zpub_http_upstream_delayed_total", "Subscriptions at the broker that waited for the budget",
+            [([:], Double(gateway.upstreamDelayed))])
         counter(
             "zpub_http_resumes_total",
             "Catch-ups: reconnections (Last-Event-ID, since) and new clients of cached prefixes",

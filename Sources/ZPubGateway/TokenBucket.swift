@@ -35,11 +35,26 @@ struct TokenBucket {
         return true
     }
 
+    /// Takes one token whether or not there is one: the bucket may go into debt, by at most
+    /// `burst`, and gives nothing to `take` until the debt is repaid at its rate. For work that
+    /// must go ahead now but still counts against the rate (`UpstreamBudget`). Past the
+    /// limit of the debt nothing more is counted: the caller stops before it (`inDebt`).
+    mutating func charge(now: UInt64) {
+        refill(now: now)
+        tokens = max(tokens - 1, -burst)
+    }
+
+    /// Whether more has been charged than earned (`charge`).
+    mutating func inDebt(now: UInt64) -> Bool {
+        refill(now: now)
+        return tokens < 0
+    }
+
     /// Nanoseconds from `now` until the next token, 0 when one is there (no token is taken).
     mutating func untilNext(now: UInt64) -> UInt64 {
         refill(now: now)
-        guard tokens == 0 else { return 0 }
-        return interval - (now > creditedUntil ? now - creditedUntil : 0)
+        guard tokens <= 0 else { return 0 }
+        return UInt64(1 - tokens) * interval - (now > creditedUntil ? now - creditedUntil : 0)
     }
 
     private mutating func refill(now: UInt64) {
@@ -52,7 +67,7 @@ struct TokenBucket {
             tokens = burst
             creditedUntil = now
         } else {
-            // earned < missing <= burst: no overflow in either line.
+            // earned < missing <= 2 * burst (with a debt): no overflow in either line.
             tokens += Int(earned)
             creditedUntil += earned * interval
         }

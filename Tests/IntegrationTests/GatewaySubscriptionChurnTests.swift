@@ -110,6 +110,52 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         XCTAssertEqual(then?["payload"] as? String, "still connected", run.stdout)
     }
 
+    /// New prefixes reach the broker within the gateway's budget (`upstream_subscriptions_per_s`,
+    /// as many at once): a client that connects with 60 of them at a budget of 20 a second has
+    /// 20 subscribed at once and the rest in the next two seconds, never faster, and then gets
+    /// messages under the last. Without the budget all 60 reached the broker at once, and a
+    /// client connecting in a loop with new prefixes changed the broker's subscriptions as fast
+    /// as it could connect.
+    func testNewPrefixesReachTheBrokerWithinTheGatewaysBudget() throws {
+        let port = try FreePort.find()
+        let rate = 20.0
+        let daemon = try Daemon(
+            configuration: httpSection(port: port, "upstream_subscriptions_per_s = \(Int(rate))")
+        ).waitForGateway(port: port)
+        let prefixes = (0..<60).map { String(format: "p.%02d.", $0) }
+        let query = "?" + prefixes.map { "prefix=\($0)" }.joined(separator: "&")
+        // Before the client exists: the gateway's clock starts later, so what it may have
+        // subscribed by any moment is at most what this bound allows.
+        let started = Date()
+        let client = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script("http_clients.py"), "ws-since", "\(port)", "[]", "p.59.x", "-", query])
+        var samples: [(seconds: Double, held: Int)] = []
+        try Wait.until("the broker holds all 60 prefixes\n\(samples)", timeout: 30) {
+            let held = try daemon.subscriptions().subscriptions.filter { $0.prefix.hasPrefix("p.") }.count
+            samples.append((Date().timeIntervalSince(started), held))
+            return held == prefixes.count
+        }
+        for sample in samples {
+            XCTAssertLessThanOrEqual(
+                Double(sample.held), rate + rate * sample.seconds + 1, "faster than the budget: \(samples)")
+        }
+        let done = try XCTUnwrap(samples.last?.seconds)
+        XCTAssertGreaterThanOrEqual(done, (Double(prefixes.count) - rate) / rate, "\(samples)")
+        print("figure: 60 prefixes at a budget of 20/s reached the broker in \(String(format: "%.2f", done)) s")
+        let metrics = try HTTPProbe.metrics(port: port)
+        XCTAssertEqual(metrics["zpub_http_upstream_waiting"], 0)
+        let delayed = try XCTUnwrap(metrics["zpub_http_upstream_delayed_total"])
+        XCTAssertTrue((30...40).contains(delayed), "the 40 over the burst waited: \(delayed)")
+
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("p.59.x", "last"))
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        XCTAssertTrue(run.stdout.contains("\"payload\": \"last\""), run.stdout)
+    }
+
     /// A client that reconnects in a loop with the same prefix (a page reloaded over and over)
     /// gets a fresh allowance of changes with each connection, but costs the broker one
     /// subscription, not a subscribe and an unsubscribe per connection: the gateway keeps a

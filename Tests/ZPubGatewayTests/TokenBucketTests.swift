@@ -73,6 +73,29 @@ final class TokenBucketTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(taken, 32 + 20 * 10 - 1, "and all of it when asked often")
     }
 
+    /// Work charged beyond the tokens (a catch-up's subscriptions) is a debt: nothing is given
+    /// until the rate has repaid it, so that over any stretch the rate still holds, and the
+    /// debt stops at the burst.
+    func testAChargeBeyondTheTokensIsADebtRepaidAtTheRate() {
+        var bucket = TokenBucket(burst: 10, perSecond: 20, now: start)
+        XCTAssertFalse(bucket.inDebt(now: start))
+        for _ in 0..<15 { bucket.charge(now: start) }
+        XCTAssertTrue(bucket.inDebt(now: start))
+        XCTAssertFalse(bucket.take(now: start))
+        XCTAssertEqual(bucket.untilNext(now: start), 6 * 50_000_000, "5 owed, then one to take")
+        XCTAssertEqual(bucket.untilNext(now: start + 20_000_000), 6 * 50_000_000 - 20_000_000)
+        XCTAssertTrue(bucket.inDebt(now: start + 5 * 50_000_000 - 1))
+        XCTAssertFalse(bucket.inDebt(now: start + 5 * 50_000_000))
+        XCTAssertFalse(bucket.take(now: start + 5 * 50_000_000), "repaid, nothing earned yet")
+        XCTAssertTrue(bucket.take(now: start + 6 * 50_000_000))
+
+        var deep = TokenBucket(burst: 4, perSecond: 1, now: start)
+        for _ in 0..<100 { deep.charge(now: start) }
+        XCTAssertEqual(deep.tokens, -4, "the debt stops at the burst")
+        XCTAssertEqual(drain(&deep, now: start + 5 * second), 1)
+        XCTAssertEqual(drain(&deep, now: start + 100 * second), 4, "full again, and no further")
+    }
+
     func testAClockThatWentBackEarnsNothing() {
         var bucket = TokenBucket(burst: 2, perSecond: 20, now: start)
         XCTAssertEqual(drain(&bucket, now: start), 2)
