@@ -396,8 +396,12 @@ final class BrokerLink {
     /// Until the next thing due: 200 ms when nothing waits, less when the budget holds back
     /// prefixes or catch-ups (at least 1 ms).
     private func pollTimeoutMilliseconds() -> Int {
-        guard budget.waitingCount > 0 || turns.waiting > 0 else { return 200 }
-        let nanoseconds = budget.untilNext(now: SystemClock.monotonicNanoseconds())
+        let now = SystemClock.monotonicNanoseconds()
+        // Catch-ups that wait for a place (not for the budget) start when a reply frees one.
+        let catchUpsWaitForBudget =
+            turns.waiting > 0 && turns.asking < ResumeTurns.places && !budget.allowsCatchUp(now: now)
+        guard budget.waitingCount > 0 || catchUpsWaitForBudget else { return 200 }
+        let nanoseconds = budget.untilNext(now: now)
         return Int(min(200, max(1, (nanoseconds + 999_999) / 1_000_000)))
     }
 

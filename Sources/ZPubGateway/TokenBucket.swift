@@ -2,7 +2,8 @@
 /// `NIODeadline.now().uptimeNanoseconds`): it holds at most `burst` tokens, starts full, and
 /// earns one every `interval` nanoseconds. Whole tokens only, in integers: no rounding drifts,
 /// and time that earned no whole token yet is carried over to the next call, so that over any
-/// stretch of time at most `burst + elapsed / interval` tokens are taken. Pure, so that its
+/// stretch of time at most `burst + elapsed / interval` tokens are taken (and what `charge`
+/// took beyond them, owed at the stretch's end). Pure, so that its
 /// arithmetic is tested with a clock of the test's choosing (`TokenBucketTests`).
 struct TokenBucket {
     let burst: Int
@@ -13,18 +14,25 @@ struct TokenBucket {
     /// bucket earns nothing), otherwise behind it by less than one `interval`.
     private var creditedUntil: UInt64
 
-    init(burst: Int, interval: UInt64, now: UInt64) {
+    /// Starts with `tokens` (at most `burst`; full when nil).
+    init(burst: Int, interval: UInt64, now: UInt64, tokens: Int? = nil) {
         precondition(burst >= 1 && interval >= 1, "a token bucket needs a burst and an interval of at least 1")
         self.burst = burst
         self.interval = interval
-        tokens = burst
+        self.tokens = min(tokens ?? burst, burst)
         creditedUntil = now
     }
 
     /// `perSecond` tokens a second (at least 1, at most 10⁹).
-    init(burst: Int, perSecond: Int, now: UInt64) {
+    init(burst: Int, perSecond: Int, now: UInt64, tokens: Int? = nil) {
         precondition(perSecond >= 1 && perSecond <= 1_000_000_000, "a rate of 1 to 10^9 tokens a second")
-        self.init(burst: burst, interval: 1_000_000_000 / UInt64(perSecond), now: now)
+        self.init(burst: burst, interval: 1_000_000_000 / UInt64(perSecond), now: now, tokens: tokens)
+    }
+
+    /// The tokens at `now` (negative: a debt).
+    mutating func available(now: UInt64) -> Int {
+        refill(now: now)
+        return tokens
     }
 
     /// Takes one token if there is one at `now`: true when the caller may go ahead.
@@ -35,13 +43,14 @@ struct TokenBucket {
         return true
     }
 
-    /// Takes one token whether or not there is one: the bucket may go into debt, by at most
-    /// `burst`, and gives nothing to `take` until the debt is repaid at its rate. For work that
-    /// must go ahead now but still counts against the rate (`UpstreamBudget`). Past the
-    /// limit of the debt nothing more is counted: the caller stops before it (`inDebt`).
+    /// Takes one token whether or not there is one: the bucket may go into debt, and gives
+    /// nothing to `take` until the debt is repaid at its rate, so that over any stretch at most
+    /// `burst + elapsed / interval` tokens, plus the debt still owed at its end, are taken. For
+    /// work that must go ahead now but still counts against the rate (`UpstreamBudget`); the
+    /// caller bounds the debt (it starts such work only when `inDebt` is false).
     mutating func charge(now: UInt64) {
         refill(now: now)
-        tokens = max(tokens - 1, -burst)
+        tokens -= 1
     }
 
     /// Whether more has been charged than earned (`charge`).
@@ -67,7 +76,7 @@ struct TokenBucket {
             tokens = burst
             creditedUntil = now
         } else {
-            // earned < missing <= 2 * burst (with a debt): no overflow in either line.
+            // earned < missing = burst + the debt, which callers keep small: no overflow.
             tokens += Int(earned)
             creditedUntil += earned * interval
         }

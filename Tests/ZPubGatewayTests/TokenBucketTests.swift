@@ -74,8 +74,8 @@ final class TokenBucketTests: XCTestCase {
     }
 
     /// Work charged beyond the tokens (a catch-up's subscriptions) is a debt: nothing is given
-    /// until the rate has repaid it, so that over any stretch the rate still holds, and the
-    /// debt stops at the burst.
+    /// until the rate has repaid it, however deep it is, so that over any stretch the rate
+    /// still holds.
     func testAChargeBeyondTheTokensIsADebtRepaidAtTheRate() {
         var bucket = TokenBucket(burst: 10, perSecond: 20, now: start)
         XCTAssertFalse(bucket.inDebt(now: start))
@@ -91,9 +91,14 @@ final class TokenBucketTests: XCTestCase {
 
         var deep = TokenBucket(burst: 4, perSecond: 1, now: start)
         for _ in 0..<100 { deep.charge(now: start) }
-        XCTAssertEqual(deep.tokens, -4, "the debt stops at the burst")
-        XCTAssertEqual(drain(&deep, now: start + 5 * second), 1)
-        XCTAssertEqual(drain(&deep, now: start + 100 * second), 4, "full again, and no further")
+        XCTAssertEqual(deep.available(now: start), -96, "deeper than the burst: all of it owed")
+        XCTAssertEqual(drain(&deep, now: start + 96 * second), 0)
+        XCTAssertEqual(drain(&deep, now: start + 97 * second), 1)
+        XCTAssertEqual(drain(&deep, now: start + 1_000 * second), 4, "full again, and no further")
+
+        var carried = TokenBucket(burst: 10, perSecond: 10, now: start, tokens: -3)
+        XCTAssertTrue(carried.inDebt(now: start + 299_999_999))
+        XCTAssertEqual(carried.available(now: start + 400_000_000), 1)
     }
 
     func testAClockThatWentBackEarnsNothing() {
