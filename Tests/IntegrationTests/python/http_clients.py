@@ -18,6 +18,13 @@ def ws_url(port, query=""):
     return f"ws://127.0.0.1:{port}/ws{query}"
 
 
+def is_ping_or_pong(opcode):
+    """The server pings every ping_interval (websocket-client answers by itself): not a message,
+    and on a loaded machine one can come between any two (a ping counted as the awaited message
+    ended a client before it)."""
+    return opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG)
+
+
 def frame_of(opcode, data):
     if opcode == websocket.ABNF.OPCODE_TEXT:
         return {"kind": "text", "message": json.loads(data)}
@@ -48,6 +55,8 @@ def ws_subscribe(port, prefixes, count, ready_file=None, publish=None, token=Non
     received = []
     while len(received) < count:
         opcode, data = ws.recv_data(control_frame=True)
+        if is_ping_or_pong(opcode):
+            continue
         frame = frame_of(opcode, data)
         if frame["kind"] == "text" and frame["message"].get("type") in ("subscribed", "error"):
             print(json.dumps({"ack": frame["message"]}), flush=True)
@@ -87,6 +96,8 @@ def ws_since(port, requests, until_topic, ready_file, query=""):
     acknowledged = 0
     while True:
         opcode, data = ws.recv_data(control_frame=True)
+        if is_ping_or_pong(opcode):
+            continue
         frame = frame_of(opcode, data)
         print(json.dumps(frame), flush=True)
         if frame["kind"] != "text":
