@@ -495,8 +495,11 @@ final class ForwardingLoop {
                     continue
                 }
                 let connection = subscriberConnection()
+                // No connection metadata at all: an inproc peer (the gateway) or libzmq itself.
+                let inProcess = connection == nil && message.sourceConnection == nil
                 let actions = message.withUnsafeBytes {
-                    state.handleSubscriptionFrame($0, from: connection, nowMilliseconds: nowMilliseconds)
+                    state.handleSubscriptionFrame(
+                        $0, from: connection, inProcess: inProcess, nowMilliseconds: nowMilliseconds)
                 }
                 try carryOut(actions)
             }

@@ -45,14 +45,19 @@ extension BrokerState {
     /// `connection`: the peer the frame came from, when libzmq says (`SubscriberConnections`);
     /// a connection's repeated subscription, or its unsubscription from a prefix it does not
     /// hold, is applied in libzmq (which keeps a set per connection) but not counted.
+    /// `inProcess`: the frame came over inproc, from the HTTP gateway's SUB, which gets no last
+    /// value on subscribe: it subscribes once for all its clients and gives each new one the
+    /// cached values itself (a SNAPSHOT), so a value sent to its SUB reached every client of a
+    /// wider prefix again, as a duplicate.
     public mutating func handleSubscriptionFrame(
         _ frame: UnsafeRawBufferPointer, from connection: SubscriberConnections.Identity? = nil,
-        nowMilliseconds: UInt64
+        inProcess: Bool = false, nowMilliseconds: UInt64
     ) -> SubscriptionActions {
         guard let kind = frame.first, kind <= 1 else { return SubscriptionActions() }
         let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
         guard let connection else {
-            return kind == 1 ? subscribe(prefix, nowMilliseconds: nowMilliseconds) : unsubscribe(prefix)
+            guard kind == 1 else { return unsubscribe(prefix) }
+            return subscribe(prefix, lastValueWanted: !inProcess, nowMilliseconds: nowMilliseconds)
         }
         let prefixHash = seededHash(prefix)
         if kind == 1 {
@@ -94,9 +99,9 @@ extension BrokerState {
         return actions
     }
 
-    private mutating func subscribe(_ prefix: UnsafeRawBufferPointer, nowMilliseconds: UInt64)
-        -> SubscriptionActions
-    {
+    private mutating func subscribe(
+        _ prefix: UnsafeRawBufferPointer, lastValueWanted: Bool = true, nowMilliseconds: UInt64
+    ) -> SubscriptionActions {
         var actions = SubscriptionActions()
         switch subscriptions.subscribe(prefix) {
         case .refusedTooLong:
@@ -111,7 +116,7 @@ extension BrokerState {
                 if bytes.starts(with: Self.sequenceMarkerPrefix) { sequenceMarkerSubscriptions += 1 }
                 return actions
             }
-            if lastValue.isEnabled && lastValueOnSubscribe && lastValue.mayHaveValues(for: bytes) {
+            if lastValueWanted && lastValue.isEnabled && lastValueOnSubscribe && lastValue.mayHaveValues(for: bytes) {
                 if let entry = lastValue.newest(under: bytes, nowMilliseconds: nowMilliseconds) {
                     actions.lastValue = entry.frames
                     lastValue.hits &+= 1

@@ -275,10 +275,13 @@ final class BrokerLink {
         case .subscribe(let id, let prefixes):
             guard let client = clients[id] else { return }
             let held = index.prefixes(of: id)
-            // New to the client, and not under a prefix it holds (whose values it has).
-            let new = prefixes.filter { prefix in
-                !held.contains { prefix.starts(with: $0) } && !client.waitsToCatchUp(prefix)
-            }
+            // One that waits for a catch-up of its own already changes nothing.
+            let asked = prefixes.filter { !client.waitsToCatchUp($0) }
+            // Under a prefix it holds, it has the values and gets the messages already: held
+            // from now, with no catch-up (it still must outlive an unsubscribe of the wider one).
+            let isCovered = { (prefix: [UInt8]) in held.contains { prefix.starts(with: $0) } }
+            for prefix in asked where isCovered(prefix) { subscribe(id, prefix) }
+            let new = asked.filter { !isCovered($0) }
             if !new.isEmpty, let point = cachedValuesFirst(new) {
                 clients[id]!.pending.add(new, from: point)
                 if client.resume == nil { waitForTurn(id) }
@@ -287,7 +290,12 @@ final class BrokerLink {
             }
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { release(prefix) }
-            clients[id]?.resume?.prefixes.removeAll { $0 == prefix }
+            if let resume = clients[id]?.resume, resume.prefixes.contains(prefix) {
+                // Its values are left out, but not those of the prefixes under it that the client
+                // holds: they had no catch-up of their own (`.subscribe`).
+                let under = index.prefixes(of: id).filter { $0.starts(with: prefix) && !resume.prefixes.contains($0) }
+                clients[id]!.resume!.prefixes = resume.prefixes.filter { $0 != prefix } + under
+            }
             guard clients[id]?.hasResumeWaiting == true else { return }
             clients[id]!.pending.remove([prefix])
             clients[id]!.firstResume?.prefixes.removeAll { $0 == prefix }

@@ -467,6 +467,32 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(messages.filter { $0["topic"] as? String == "state.a" }.count, 1, run.stdout)
     }
 
+    /// A `subscribe` of a prefix under one the client holds has no catch-up (the client has
+    /// those values), but the prefix is held: once the wider one is unsubscribed, its messages
+    /// still come. The first version of the catch-ups forgot such a prefix.
+    func testAPrefixUnderOneHeldOutlivesItsUnsubscribe() throws {
+        let (daemon, port) = try startDaemon(lastValue: ["state."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("state.a.x", "cached"))
+        try Wait.until("the cache holds it") { try daemon.stats().lastValue.entries == 1 }
+        let ready = readyFile()
+        let requests = """
+            [{"op":"subscribe","prefix":"state."},{"op":"subscribe","prefix":"state.a."},\
+            {"op":"unsubscribe","prefix":"state."}]
+            """
+        let client = try python(["ws-since", "\(port)", requests, "state.a.end", ready])
+        try Wait.until("the client's requests are answered") { FileManager.default.fileExists(atPath: ready) }
+        try push.send(frames: frames("state.b.x", "not wanted any more"))
+        try push.send(frames: frames("state.a.end", "live"))
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let values = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+            .filter { $0["type"] as? String == "message" }
+            .map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+        XCTAssertEqual(values, ["state.a.x=cached", "state.a.end=live"], run.stdout)
+    }
+
     /// A new client of more cached topics than its catch-up may queue gets the newest values
     /// (up to 10 × `client_queue`, less what is queued and held), then live, and stays
     /// connected: it was dropped as too slow, and its reconnection dropped again.

@@ -72,6 +72,22 @@ final class SubscriptionDecisionTests: XCTestCase {
         XCTAssertEqual(state.lastValue.misses, 1, "not a miss either")
     }
 
+    /// The HTTP gateway's SUB (inproc) gets no last value on subscribe: it gives each client
+    /// the cached values itself, and a value sent to its one SUB reached every client of a
+    /// wider prefix again. Its subscriptions are applied and forwarded as any other.
+    func testAnInProcessSubscriberGetsNoLastValueOnSubscribe() {
+        var state = state(lastValuePrefixes: ["state."])
+        state.lastValue.store([Array("state.a".utf8), Array("1".utf8)], nowMilliseconds: 900)
+        let actions = frame(1, "state.").withUnsafeBytes {
+            state.handleSubscriptionFrame($0, inProcess: true, nowMilliseconds: 1_000)
+        }
+        XCTAssertNil(actions.lastValue)
+        XCTAssertEqual(actions.apply, .subscribe)
+        XCTAssertTrue(actions.forwardUpstream)
+        XCTAssertEqual(state.lastValue.hits + state.lastValue.misses, 0, "not looked up")
+        XCTAssertNotNil(handle(&state, frame(1, "state.")).lastValue, "another subscriber still gets it")
+    }
+
     func testWithoutManualLastValueNothingIsSentOnSubscribe() {
         var state = state(lastValuePrefixes: ["state."])
         state.lastValueOnSubscribe = false

@@ -103,7 +103,7 @@ def ws_since(port, requests, until_topic, ready_file, query=""):
         if frame["kind"] != "text":
             break
         message = frame["message"]
-        if message.get("type") in ("subscribed", "error") and "prefix" in message:
+        if message.get("type") in ("subscribed", "unsubscribed", "error") and "prefix" in message:
             acknowledged += 1
             if acknowledged == len(requests) and ready_file:
                 open(ready_file, "w").close()
