@@ -496,7 +496,7 @@ final class ForwardingLoop {
                 }
                 let connection = subscriberConnection()
                 // No connection metadata at all: an inproc peer (the gateway) or libzmq itself.
-                let inProcess = connection == nil && message.sourceConnection == nil
+                let inProcess = connection == nil && !message.hasMetadata
                 let actions = message.withUnsafeBytes {
                     state.handleSubscriptionFrame(
                         $0, from: connection, inProcess: inProcess, nowMilliseconds: nowMilliseconds)

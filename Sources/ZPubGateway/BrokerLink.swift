@@ -104,6 +104,8 @@ final class BrokerLink {
     private var historyKept: [[UInt8]]
     /// The cache's prefixes as the latest SNAPSHOT reply named them; nil until one came.
     private var cachedPrefixes: [[UInt8]]?
+    /// Reloads that told the cache's prefixes (`.cachePrefixes`).
+    private var reloads = 0
     /// The cache's prefixes in the configuration at start: what the gateway goes by until a
     /// snapshot reply names them (`cachedPrefixes`).
     private let configuredCachePrefixes: [[UInt8]]
@@ -167,6 +169,9 @@ final class BrokerLink {
     private struct Round {
         var client: ClientID?
         var catchUp: SnapshotCatchUp<HeldLive>
+        /// `reloads` when it was asked: a reply to a round asked before the latest reload names
+        /// the cache's prefixes as they were, and must not undo what the reload told.
+        var reload = 0
         /// A REPLAY round: what it read so far, and what to read next. Its marker carries a
         /// history sequence, not the cache's, and must not move the event-id watermark.
         var replay: HistoryReplay?
@@ -290,9 +295,17 @@ final class BrokerLink {
             }
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { release(prefix) }
+            // Prefixes under it that the client holds and that still wait for the budget: their
+            // messages came through this one, which may now go, so they go upstream now.
+            let now = SystemClock.monotonicNanoseconds()
+            for under in index.prefixes(of: id) where under.starts(with: prefix) && budget.cancel(under) {
+                budget.charge(now: now)
+                setUpstream(under, subscribed: true)
+            }
             if let resume = clients[id]?.resume, resume.prefixes.contains(prefix) {
                 // Its values are left out, but not those of the prefixes under it that the client
-                // holds: they had no catch-up of their own (`.subscribe`).
+                // holds: this catch-up's values are theirs too (those subscribed during it had
+                // none of their own, `.subscribe`).
                 let under = index.prefixes(of: id).filter { $0.starts(with: prefix) && !resume.prefixes.contains($0) }
                 clients[id]!.resume!.prefixes = resume.prefixes.filter { $0 != prefix } + under
             }
@@ -330,6 +343,7 @@ final class BrokerLink {
             // clients there are no marker rounds, and a new client's catch-up must know now.
             cachedPrefixes = prefixes
             cacheEnabled = !prefixes.isEmpty
+            reloads += 1
         case .snapshotReplied(let token, let result):
             snapshotReplied(token: token, result)
         case .stop:
@@ -444,9 +458,10 @@ final class BrokerLink {
     /// Where a client new to `prefixes` starts: with the cached values under them when the
     /// last-value cache may hold any (a SNAPSHOT round, as `zpub sub --snapshot` does), so
     /// that every page that opens shows the current state. The broker's own last value on
-    /// subscribe is no substitute: it goes only to a subscription new to the gateway's one SUB
-    /// (the first client of a prefix; none while it lingers), and holds the newest value
-    /// under the prefix, not all of them. nil: live at once.
+    /// subscribe would be no substitute: it would go only to a subscription new to the
+    /// gateway's one SUB (the first client of a prefix), and hold the newest value under the
+    /// prefix, not all of them; the broker sends the gateway none (`inProcess` in
+    /// `handleSubscriptionFrame`). nil: live at once.
     private func cachedValuesFirst(_ prefixes: [[UInt8]]) -> ResumePoint? {
         guard cacheEnabled, !ResumeScope.overlap(of: prefixes, with: cachedPrefixes ?? configuredCachePrefixes).isEmpty
         else { return nil }
@@ -658,7 +673,7 @@ final class BrokerLink {
     private func startRound(client: ClientID?, snapshotOf prefix: [UInt8]) -> String {
         let catchUp = newCatchUp()
         rounds[catchUp.token] = Round(
-            client: client, catchUp: catchUp, snapshotPrefix: prefix, holdsPlace: client != nil)
+            client: client, catchUp: catchUp, reload: reloads, snapshotPrefix: prefix, holdsPlace: client != nil)
         ask(
             ControlRequest(command: .snapshot, argument: Array("\(catchUp.token) ".utf8) + prefix), round: catchUp.token
         )
@@ -750,8 +765,10 @@ final class BrokerLink {
             release = round.catchUp.replied(entries: replay.entries, covering: replay.covering)
         } else if case .success(.snapshot(let reply)) = result, round.replay == nil {
             let cached = reply.prefixes.map { Array($0.utf8) }
-            cachedPrefixes = cached
-            cacheEnabled = !cached.isEmpty
+            if round.reload == reloads {
+                cachedPrefixes = cached
+                cacheEnabled = !cached.isEmpty
+            }
             // The prefix asked was chosen with the cache's prefixes as the gateway knew them; a
             // reload may have added one the client wants since, which the reply now names.
             if !round.redone, let id = round.client, let wanted = clients[id]?.resume?.prefixes,

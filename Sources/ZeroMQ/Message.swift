@@ -63,6 +63,10 @@ public final class Message {
         count > 0 ? zmq_msg_data(pointer).load(as: UInt8.self) : nil
     }
 
+    /// Whether the frame carries its connection's metadata at all: every ZMTP 3 peer's has its
+    /// `Socket-Type`; frames over inproc, and those libzmq makes itself, have none.
+    public var hasMetadata: Bool { zmq_msg_gets(pointer, "Socket-Type") != nil }
+
     /// A metadata property of the connection the frame arrived on, e.g. "Peer-Address".
     public func property(_ name: String) -> String? {
         guard let value = zmq_msg_gets(pointer, name) else { return nil }

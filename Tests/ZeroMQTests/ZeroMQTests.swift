@@ -58,6 +58,30 @@ final class SocketTests: XCTestCase {
         }
     }
 
+    /// A frame over tcp carries its connection's metadata (its descriptor too); one over
+    /// inproc none: how the broker tells the gateway's in-process SUB from network peers.
+    func testOnlyFramesFromANetworkPeerCarryMetadata() throws {
+        let (inprocPull, inprocPush) = try pair("metadata", .pull, .push)
+        let tcpPull = try Socket(context, type: .pull)
+        let tcpPush = try Socket(context, type: .push)
+        defer { [inprocPull, inprocPush, tcpPull, tcpPush].forEach { $0.close() } }
+        for socket in [tcpPull, tcpPush] { try socket.setOption(.linger, 0) }
+        try tcpPull.bind("tcp://127.0.0.1:*")
+        try tcpPush.connect(tcpPull.lastEndpoint)
+        try inprocPush.send(frames: [[1]])
+        try tcpPush.send(frames: [[2]])
+        let message = Message()
+        XCTAssertTrue(try Poller.waitReadable(inprocPull, timeoutMilliseconds: 2_000))
+        XCTAssertTrue(try inprocPull.receive(into: message))
+        XCTAssertFalse(message.hasMetadata)
+        XCTAssertNil(message.sourceConnection)
+        XCTAssertTrue(try Poller.waitReadable(tcpPull, timeoutMilliseconds: 5_000))
+        XCTAssertTrue(try tcpPull.receive(into: message))
+        XCTAssertTrue(message.hasMetadata)
+        XCTAssertEqual(message.property("Socket-Type"), "PUSH")
+        XCTAssertNotNil(message.sourceConnection)
+    }
+
     func testWouldBlockIsAValueNotAnError() throws {
         let pull = try Socket(context, type: .pull)
         defer { pull.close() }
