@@ -61,6 +61,16 @@ final class HTTPGatewayTests: XCTestCase {
         try Daemon(configuration: configuration).waitForGateway(port: port)
     }
 
+    /// The data messages a WebSocket reader printed (`http_clients.py ws-since`), in order.
+    private func webSocketMessages(_ stdout: String) -> [[String: Any]] {
+        jsonLines(stdout).compactMap { $0["message"] as? [String: Any] }.filter { $0["type"] as? String == "message" }
+    }
+
+    /// Messages as "topic=payload", for comparing what a client got at a glance.
+    private func topicsAndPayloads(_ messages: [[String: Any]]) -> [String] {
+        messages.map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
+    }
+
     private func readyFile() -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("zpub-ready-\(UUID().uuidString)").path
     }
@@ -387,10 +397,8 @@ final class HTTPGatewayTests: XCTestCase {
         for (name, client) in [("WebSocket by URL", byURL), ("WebSocket by subscribe", bySubscribe)] {
             let run = try client.finish(timeout: 20)
             XCTAssertEqual(run.status, 0, run.stderr)
-            let messages = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
-                .filter { $0["type"] as? String == "message" }
-            let values = messages.map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
-            XCTAssertEqual(values, expected, "\(name): \(run.stdout)")
+            let messages = webSocketMessages(run.stdout)
+            XCTAssertEqual(topicsAndPayloads(messages), expected, "\(name): \(run.stdout)")
             // `seq` is a history sequence, which `since` takes: a cached value has none.
             XCTAssertTrue(messages.allSatisfy { $0["seq"] == nil }, "\(name): \(run.stdout)")
         }
@@ -421,15 +429,14 @@ final class HTTPGatewayTests: XCTestCase {
         try push.send(frames: frames("cfg.end", "live"))
         let run = try client.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)
-        let values = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
-            .filter { $0["type"] as? String == "message" }
-            .map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
-        XCTAssertEqual(values, ["cfg.a=1", "cfg.b=2", "cfg.end=live"], run.stdout)
+        XCTAssertEqual(
+            topicsAndPayloads(webSocketMessages(run.stdout)), ["cfg.a=1", "cfg.b=2", "cfg.end=live"], run.stdout)
     }
 
     /// A plain `subscribe` of a prefix whose `since` waits for its turn (behind a catch-up of
-    /// cached values) changes nothing, though the prefix is cached too: the replay still comes. The first version let it
-    /// replace the `since` with a catch-up of cached values: no replay, no `caught_up`.
+    /// cached values) changes nothing, though the prefix is cached too: the replay still comes.
+    /// The first version let it replace the `since` with a catch-up of cached values: no
+    /// replay, no `caught_up`.
     func testASubscribeRepeatedWhileItsSinceWaitsKeepsTheReplay() throws {
         let port = try FreePort.find()
         let daemon = try gatewayDaemon(
@@ -487,10 +494,8 @@ final class HTTPGatewayTests: XCTestCase {
         try push.send(frames: frames("state.a.end", "live"))
         let run = try client.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)
-        let values = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
-            .filter { $0["type"] as? String == "message" }
-            .map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" }
-        XCTAssertEqual(values, ["state.a.x=cached", "state.a.end=live"], run.stdout)
+        XCTAssertEqual(
+            topicsAndPayloads(webSocketMessages(run.stdout)), ["state.a.x=cached", "state.a.end=live"], run.stdout)
     }
 
     /// A new client of more cached topics than its catch-up may queue gets the newest values
@@ -545,8 +550,7 @@ final class HTTPGatewayTests: XCTestCase {
         try push.send(frames: frames("state.a.end", "live"))
         let run = try client.finish(timeout: 30)
         XCTAssertEqual(run.status, 0, "\(run.stderr.suffix(300))\n\(run.stdout.suffix(1_500))")
-        let messages = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
-            .filter { $0["type"] as? String == "message" }
+        let messages = webSocketMessages(run.stdout)
         let payloads = messages.filter { $0["topic"] as? String == "state.a.x" }.compactMap {
             ($0["payload"] as? NSNumber)?.intValue
         }
@@ -554,11 +558,7 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(payloads, Array(first..<(first + payloads.count)), "no live message lost or repeated")
         XCTAssertGreaterThan(payloads.count, 100)
         XCTAssertEqual(
-            messages.filter {
-                ($0["topic"] as? String ?? "").hasPrefix("state.b.")
-                    || ($0["topic"] as? String ?? "").hasPrefix("state.c.")
-            }
-            .map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" },
+            topicsAndPayloads(messages).filter { $0.hasPrefix("state.b.") || $0.hasPrefix("state.c.") },
             ["state.b.x=b", "state.c.x=c"], "the two prefixes' cached values, once")
     }
 
