@@ -297,11 +297,7 @@ final class BrokerLink {
             if index.remove(id, prefix) { release(prefix) }
             // Prefixes under it that the client holds and that still wait for the budget: their
             // messages came through this one, which may now go, so they go upstream now.
-            let now = SystemClock.monotonicNanoseconds()
-            for under in index.prefixes(of: id) where under.starts(with: prefix) && budget.cancel(under) {
-                budget.charge(now: now)
-                setUpstream(under, subscribed: true)
-            }
+            for under in index.prefixes(of: id) where under.starts(with: prefix) { subscribeNowIfWaiting(under) }
             if let resume = clients[id]?.resume, resume.prefixes.contains(prefix) {
                 // Its values are left out, but not those of the prefixes under it that the client
                 // holds: this catch-up's values are theirs too (those subscribed during it had
@@ -390,10 +386,7 @@ final class BrokerLink {
         let now = SystemClock.monotonicNanoseconds()
         guard index.add(id, prefix) else {
             // Held already, but perhaps still waiting for the budget.
-            if catchingUp, budget.cancel(prefix) {
-                budget.charge(now: now)
-                setUpstream(prefix, subscribed: true)
-            }
+            if catchingUp { subscribeNowIfWaiting(prefix) }
             return
         }
         if linger.reclaim(prefix) { return countUpstreamPrefixes() }
@@ -402,6 +395,14 @@ final class BrokerLink {
         } else if !budget.admit(prefix, now: now) {
             return countUpstreamPrefixes()
         }
+        setUpstream(prefix, subscribed: true)
+    }
+
+    /// A prefix that waits for the budget goes upstream now, charged to it: a catch-up needs it
+    /// ahead of its marker, or the wider prefix its messages came through is going.
+    private func subscribeNowIfWaiting(_ prefix: [UInt8]) {
+        guard budget.cancel(prefix) else { return }
+        budget.charge(now: SystemClock.monotonicNanoseconds())
         setUpstream(prefix, subscribed: true)
     }
 
