@@ -143,6 +143,17 @@ final class BrokerLink {
         func waitsToCatchUp(_ prefix: [UInt8]) -> Bool {
             firstResume?.prefixes.contains(prefix) == true || pending.contains(prefix)
         }
+
+        /// Joins `prefix` to the first waiting catch-up of a prefix it falls under, if any: that
+        /// catch-up brings its values and messages too, so a catch-up of its own would send
+        /// them twice, and subscribing it now would send its live messages before them.
+        mutating func joinWaitingCatchUp(_ prefix: [UInt8]) -> Bool {
+            if let first = firstResume, first.prefixes.contains(where: { prefix.starts(with: $0) }) {
+                firstResume!.prefixes.append(prefix)
+                return true
+            }
+            return pending.join(prefix)
+        }
     }
 
     /// A client catching up through the round `token`: what it missed first (cached values
@@ -280,8 +291,9 @@ final class BrokerLink {
         case .subscribe(let id, let prefixes):
             guard let client = clients[id] else { return }
             let held = index.prefixes(of: id)
-            // One that waits for a catch-up of its own already changes nothing.
-            let asked = prefixes.filter { !client.waitsToCatchUp($0) }
+            // One that waits for a catch-up of its own, or of a wider prefix, changes nothing
+            // more (the latter joins that catch-up).
+            let asked = prefixes.filter { !clients[id]!.waitsToCatchUp($0) && !clients[id]!.joinWaitingCatchUp($0) }
             // Under a prefix it holds, it has the values and gets the messages already: held
             // from now, with no catch-up (it still must outlive an unsubscribe of the wider one).
             let isCovered = { (prefix: [UInt8]) in held.contains { prefix.starts(with: $0) } }

@@ -27,6 +27,15 @@ struct PendingResumes: Equatable {
         }
     }
 
+    /// Adds `prefix` to the oldest request of a prefix it falls under; false when there is none.
+    mutating func join(_ prefix: [UInt8]) -> Bool {
+        guard let index = requests.firstIndex(where: { $0.prefixes.contains { prefix.starts(with: $0) } }) else {
+            return false
+        }
+        requests[index].prefixes.append(prefix)
+        return true
+    }
+
     func contains(_ prefix: [UInt8]) -> Bool {
         requests.contains { $0.prefixes.contains(prefix) }
     }

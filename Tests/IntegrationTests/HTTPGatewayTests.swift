@@ -474,6 +474,44 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(messages.filter { $0["topic"] as? String == "state.a" }.count, 1, run.stdout)
     }
 
+    /// A `subscribe` of a prefix under one whose catch-up still waits for its turn joins that
+    /// catch-up: each cached value comes once. It had a catch-up of its own, which sent its
+    /// values a second time. The turn is made to wait by a budget of new upstream
+    /// subscriptions (one a second) that another client's two prefixes have put in debt.
+    func testASubscribeUnderAPrefixWaitingToCatchUpGetsItsValuesOnce() throws {
+        let (daemon, port) = try startDaemon(http: "upstream_subscriptions_per_s = 1", lastValue: ["state."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("state.a.x", "1"))
+        try push.send(frames: frames("state.b.x", "2"))
+        try Wait.until("the cache holds them") { try daemon.stats().lastValue.entries == 2 }
+        func catchUps() throws -> Double? { try HTTPProbe.metrics(port: port)["zpub_http_resumes_total"] }
+        let other = try python(["ws-since", "\(port)", "[]", "state.p0.end", "-", "?prefix=state.p0.&prefix=state.p1."])
+        try Wait.until("the other client's catch-up has run") { try catchUps() == 1 }
+        let ready = readyFile()
+        let client = try python(
+            ["ws-since", "\(port)", #"[{"op":"subscribe","prefix":"state.a."}]"#, "state.end", ready, "?prefix=state."])
+        try Wait.until("the client's catch-up waits for its turn") {
+            try HTTPProbe.metrics(port: port)["zpub_http_resumes_waiting"] == 1
+        }
+        try Wait.until("the client's subscribe is acknowledged") { FileManager.default.fileExists(atPath: ready) }
+        try Wait.until("the client's catch-up has run") { try catchUps() == 2 }
+        // A catch-up of its own for "state.a." would start once the budget is out of debt again,
+        // within 3 s at one a second (its round, its prefix and the other's last charge): twice
+        // that, and none has.
+        let deadline = Date().addingTimeInterval(6)
+        while Date() < deadline, try catchUps() == 2 { usleep(50_000) }
+        XCTAssertEqual(try catchUps(), 2, "no catch-up of its own for the prefix under the waiting one")
+        try push.send(frames: frames("state.end", "live"))
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(
+            topicsAndPayloads(webSocketMessages(run.stdout)), ["state.a.x=1", "state.b.x=2", "state.end=live"],
+            run.stdout)
+        try push.send(frames: frames("state.p0.end", "live"))
+        XCTAssertEqual(try other.finish(timeout: 20).status, 0)
+    }
+
     /// A `subscribe` of a prefix under one the client holds has no catch-up (the client has
     /// those values), but the prefix is held: once the wider one is unsubscribed, its messages
     /// still come. The first version of the catch-ups forgot such a prefix.

@@ -58,4 +58,23 @@ final class PendingResumesTests: XCTestCase {
                 .init(prefixes: bytes("e.", "b."), point: .lastValue(after: 0)),
             ])
     }
+
+    /// A prefix under one waiting to catch up joins the oldest such request, whatever its point
+    /// (that catch-up brings its messages); one under none is left to the caller.
+    func testAPrefixUnderAWaitingOneJoinsTheOldestRequestOfIt() {
+        var pending = PendingResumes()
+        pending.add(bytes("a."), from: .history(after: 3))
+        pending.add(bytes("b."), from: .lastValue(after: 0))
+        pending.add(bytes("a.x."), from: .lastValue(after: 0))
+        XCTAssertTrue(pending.join(Array("a.x.y".utf8)))
+        XCTAssertTrue(pending.join(Array("b.z".utf8)))
+        XCTAssertFalse(pending.join(Array("c.".utf8)))
+        XCTAssertFalse(pending.join(Array("a".utf8)), "wider, not under")
+        XCTAssertEqual(
+            pending.requests,
+            [
+                .init(prefixes: bytes("a.", "a.x.y"), point: .history(after: 3)),
+                .init(prefixes: bytes("b.", "a.x.", "b.z"), point: .lastValue(after: 0)),
+            ])
+    }
 }
