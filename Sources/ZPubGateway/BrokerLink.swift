@@ -865,10 +865,11 @@ final class BrokerLink {
     /// and the live messages held meanwhile), the newest. A client of more cached topics than
     /// that was dropped as too slow, and reconnected to be dropped again; it now gets the
     /// newest values, whose ids resume it from there. (A REPLAY is bounded when it is asked:
-    /// `HistoryReplay`'s limit.)
+    /// `HistoryReplay`'s limit.) Also how many cached values did not fit, which the client is
+    /// told (`truncated`).
     private static func entriesToSend(
         _ entries: [MessageJSON], for resume: Resume, room: Int
-    ) -> ArraySlice<(MessageJSON, [[UInt8]])> {
+    ) -> (entries: ArraySlice<(MessageJSON, [[UInt8]])>, leftOut: Int) {
         var sent: [(MessageJSON, [[UInt8]])] = []
         for entry in entries {
             if case .lastValue(let after) = resume.point, entry.sequence <= after { continue }
@@ -876,8 +877,9 @@ final class BrokerLink {
             else { continue }
             sent.append((entry, frames))
         }
-        guard case .lastValue = resume.point else { return sent[...] }
-        return sent.suffix(max(0, room))
+        guard case .lastValue = resume.point else { return (sent[...], 0) }
+        let room = max(0, room)
+        return (sent.suffix(room), max(0, sent.count - room))
     }
 
     /// Sends a resuming client what it missed under its prefixes (cached values newer than its
@@ -890,12 +892,17 @@ final class BrokerLink {
         guard let client = clients[id], let resume = client.resume else { return }
         var items: [ClientOutbox.Item] = []
         let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
-        // Room in the catch-up's allowance, less the held messages and a `gap` or `caught_up`.
+        // Room in the catch-up's allowance, less the held messages and a `gap` or `caught_up`
+        // (or `truncated`).
         let room =
             client.outbox.limit * ClientOutbox.resumeFactor - client.outbox.queuedCount - release.items.count - 2
-        let entries = Self.entriesToSend(release.entries, for: resume, room: room)
+        let (entries, leftOut) = Self.entriesToSend(release.entries, for: resume, room: room)
+        // Cached values that did not fit, the oldest: said, never silence (as history's `gap`).
+        counters.valuesLeftOut.add(UInt64(leftOut), ordering: .relaxed)
+        let truncatedJSON = leftOut > 0 ? #"{"type":"truncated","left_out":\#(leftOut)}"# : nil
         if client.outbox.kind == .webSocket {
             if let gapJSON { items.append(.webSocketText(gapJSON)) }
+            if let truncatedJSON { items.append(.webSocketText(truncatedJSON)) }
             // `seq` is a history sequence (what `since` takes): a cached value has none.
             let isHistory = if case .history = resume.point { true } else { false }
             for (entry, frames) in entries {
@@ -915,6 +922,12 @@ final class BrokerLink {
         if let gapJSON {
             items.append(
                 .event(WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "gap", data: Array(gapJSON.utf8)))))
+        }
+        if let truncatedJSON {
+            items.append(
+                .event(
+                    WireFormat.chunk(
+                        WireFormat.serverSentEvent(id: nil, event: "truncated", data: Array(truncatedJSON.utf8)))))
         }
         for (entry, frames) in entries {
             let eventID: String

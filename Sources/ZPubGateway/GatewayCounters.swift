@@ -47,6 +47,8 @@ final class GatewayCounters: Sendable {
     let resumedValues = Atomic<UInt64>(0)
     /// Catch-ups whose marker never came (`BrokerLink.expireRoundsWithoutMarker`).
     let markersLost = Atomic<UInt64>(0)
+    /// Cached values a catch-up had no room for (the oldest; the client is told: `truncated`).
+    let valuesLeftOut = Atomic<UInt64>(0)
     /// Requests the gateway put to the broker's control API, per command (`ControlDispatcher`):
     /// what /healthz, /stats, /metrics, the status feed and catch-ups cost the broker.
     private let controlRequests = Locked<[ControlCommand: UInt64]>([:])
@@ -110,6 +112,7 @@ final class GatewayCounters: Sendable {
             },
             resumedValues: resumedValues.load(ordering: .relaxed),
             markersLost: markersLost.load(ordering: .relaxed),
+            valuesLeftOut: valuesLeftOut.load(ordering: .relaxed),
             users: users.withLock { table in
                 table.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(Self.shownUsers)
                     .map { UserClients(sub: $0.key, clients: $0.value) }
@@ -151,6 +154,7 @@ final class GatewayCounters: Sendable {
         var controlRequests: [String: UInt64]
         var resumedValues: UInt64
         var markersLost: UInt64
+        var valuesLeftOut: UInt64
         /// JWT users with clients connected (the busiest `shownUsers`), and how many in all.
         var users: [UserClients]
         var userCount: Int
@@ -183,6 +187,7 @@ final class GatewayCounters: Sendable {
             case resumesWaiting = "resumes_waiting"
             case controlRequests = "control_requests"
             case markersLost = "markers_lost"
+            case valuesLeftOut = "values_left_out"
         }
     }
 }

@@ -218,6 +218,10 @@ struct PrometheusText {
             "zpub_http_markers_lost_total",
             "Catch-ups whose marker never came (the broker's queue to the gateway was full); their clients were asked to resume again",
             [([:], Double(gateway.markersLost))])
+        counter(
+            "zpub_http_values_left_out_total",
+            "Cached values a new client's catch-up had no room for (the oldest); the client was told (truncated)",
+            [([:], Double(gateway.valuesLeftOut))])
     }
 
     // MARK: Format

@@ -538,7 +538,8 @@ final class HTTPGatewayTests: XCTestCase {
 
     /// A new client of more cached topics than its catch-up may queue gets the newest values
     /// (up to 10 × `client_queue`, less what is queued and held), then live, and stays
-    /// connected: it was dropped as too slow, and its reconnection dropped again.
+    /// connected: it was dropped as too slow, and its reconnection dropped again. It is told
+    /// first how many older values were left out, over SSE and over a WebSocket.
     func testANewClientOfMoreCachedTopicsThanItsQueueGetsTheNewest() throws {
         let queue = 5
         let kept = queue * 10
@@ -548,19 +549,39 @@ final class HTTPGatewayTests: XCTestCase {
         let topics = (0..<(kept * 3)).map { String(format: "state.%03d", $0) }
         for topic in topics { try push.send(frames: frames(topic, "v")) }
         try Wait.until("the cache holds every topic") { try daemon.stats().lastValue.entries == topics.count }
-        let reader = try openSSEReader(port: port, "?prefix=state.", count: kept + 1, untilTopic: "state.end")
+        let reader = try openSSEReader(port: port, "?prefix=state.", count: kept + 2, untilTopic: "state.end")
         try Wait.until("the SSE client is attached") {
             try HTTPProbe.metrics(port: port)["zpub_http_resumes_total"] == 1
+        }
+        let webSocket = try python(["ws-since", "\(port)", "[]", "state.end", "-", "?prefix=state."])
+        try Wait.until("the WebSocket client is attached") {
+            try HTTPProbe.metrics(port: port)["zpub_http_resumes_total"] == 2
         }
         try push.send(frames: frames("state.end", "live"))
         let run = try reader.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)
-        let received = jsonLines(run.stdout).compactMap { ($0["data"] as? [String: Any])?["topic"] as? String }
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        let received = events.compactMap { ($0["data"] as? [String: Any])?["topic"] as? String }
         XCTAssertEqual(received.last, "state.end", "then live, still connected: \(run.stdout)")
         let values = received.dropLast()
         XCTAssertEqual(Array(values), Array(topics.suffix(values.count)), "the newest, in order: \(run.stdout)")
         XCTAssertGreaterThanOrEqual(values.count, kept - queue, "the catch-up's room, less a little: \(values.count)")
         XCTAssertLessThanOrEqual(values.count, kept)
+        // The values left out are said first, never silence.
+        XCTAssertEqual(events.first?["event"] as? String, "truncated", run.stdout)
+        let notice = try XCTUnwrap(events.first?["data"] as? [String: Any])
+        XCTAssertEqual((notice["left_out"] as? NSNumber)?.intValue, topics.count - values.count, run.stdout)
+
+        let ws = try webSocket.finish(timeout: 20)
+        XCTAssertEqual(ws.status, 0, ws.stderr)
+        let frames = jsonLines(ws.stdout).compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(frames.first?["type"] as? String, "truncated", ws.stdout)
+        let wsValues = webSocketMessages(ws.stdout).compactMap { $0["topic"] as? String }.dropLast()
+        XCTAssertEqual(Array(wsValues), Array(topics.suffix(wsValues.count)), ws.stdout)
+        XCTAssertEqual((frames.first?["left_out"] as? NSNumber)?.intValue, topics.count - wsValues.count, ws.stdout)
+        XCTAssertEqual(
+            try HTTPProbe.metrics(port: port)["zpub_http_values_left_out_total"],
+            Double(2 * topics.count - values.count - wsValues.count))
     }
 
     /// A WebSocket client that holds a prefix and subscribes to two more cached ones in one
