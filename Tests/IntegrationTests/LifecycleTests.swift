@@ -70,12 +70,23 @@ final class LifecycleTests: XCTestCase {
             run.stderr.contains("cannot bind the pull socket to \(taken): Address already in use"), run.stderr)
         XCTAssertTrue(run.stderr.contains("another process"), run.stderr)
 
-        let noDirectory = try Run.program(Binaries.zpubd, ["--xpub", "ipc:///nonexistent-dir/x.sock"])
+        // The other sockets on inproc: a default port in use (a zpubd of `make run`) would fail first.
+        let noDirectory = try Run.program(
+            Binaries.zpubd,
+            [
+                "--xpub", "ipc:///nonexistent-dir/x.sock", "--pull", "inproc://p", "--xsub", "inproc://x", "--control",
+                "inproc://c",
+            ])
         XCTAssertEqual(noDirectory.status, 1)
         XCTAssertTrue(noDirectory.stderr.contains("ipc:///nonexistent-dir/x.sock"), noDirectory.stderr)
 
         // A host name where a local interface belongs (a common first mistake): say what to bind.
-        let remote = try Run.program(Binaries.zpubd, ["--pull", "tcp://no-such-host.invalid:5557"])
+        let remote = try Run.program(
+            Binaries.zpubd,
+            [
+                "--pull", "tcp://no-such-host.invalid:5557", "--xpub", "inproc://o", "--xsub", "inproc://x",
+                "--control", "inproc://c",
+            ])
         XCTAssertEqual(remote.status, 1)
         XCTAssertTrue(remote.stderr.contains("use one it has (e.g. 127.0.0.1 or eth0), or * for all"), remote.stderr)
     }
