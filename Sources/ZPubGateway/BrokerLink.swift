@@ -154,6 +154,20 @@ final class BrokerLink {
             }
             return pending.join(prefix)
         }
+
+        /// Takes the prefixes under `wider` that wait for a catch-up of cached values (not a
+        /// `since` one, which is another request), for a catch-up of `wider` to bring them:
+        /// separate, theirs would come twice.
+        mutating func takeWaitingForValues(under wider: [[UInt8]]) -> [[UInt8]] {
+            let isUnder = { (prefix: [UInt8]) in wider.contains { prefix.starts(with: $0) && prefix != $0 } }
+            var taken = pending.takeWaitingForValues(where: isUnder)
+            if let first = firstResume, first.point == .lastValue(after: 0) {
+                taken += first.prefixes.filter(isUnder)
+                firstResume!.prefixes.removeAll(where: isUnder)
+                if firstResume!.prefixes.isEmpty { firstResume = nil }
+            }
+            return taken
+        }
     }
 
     /// A client catching up through the round `token`: what it missed first (cached values
@@ -291,16 +305,18 @@ final class BrokerLink {
         case .subscribe(let id, let prefixes):
             guard let client = clients[id] else { return }
             let held = index.prefixes(of: id)
-            // One that waits for a catch-up of its own, or of a wider prefix, changes nothing
-            // more (the latter joins that catch-up).
-            let asked = prefixes.filter { !clients[id]!.waitsToCatchUp($0) && !clients[id]!.joinWaitingCatchUp($0) }
             // Under a prefix it holds, it has the values and gets the messages already: held
             // from now, with no catch-up (it still must outlive an unsubscribe of the wider one).
             let isCovered = { (prefix: [UInt8]) in held.contains { prefix.starts(with: $0) } }
+            // One that waits for a catch-up of its own changes nothing; one under a prefix that
+            // waits joins that catch-up.
+            let asked = prefixes.filter { !clients[id]!.waitsToCatchUp($0) }
             for prefix in asked where isCovered(prefix) { subscribe(id, prefix) }
-            let new = asked.filter { !isCovered($0) }
+            let new = asked.filter { !isCovered($0) && !clients[id]!.joinWaitingCatchUp($0) }
             if !new.isEmpty, let point = cachedValuesFirst(new) {
-                clients[id]!.pending.add(new, from: point)
+                // Prefixes under these that wait for their cached values come with them, once.
+                let under = clients[id]!.takeWaitingForValues(under: new)
+                clients[id]!.pending.add(new + under, from: point)
                 if client.resume == nil { waitForTurn(id) }
             } else {
                 for prefix in new { subscribe(id, prefix) }
@@ -898,7 +914,6 @@ final class BrokerLink {
             client.outbox.limit * ClientOutbox.resumeFactor - client.outbox.queuedCount - release.items.count - 2
         let (entries, leftOut) = Self.entriesToSend(release.entries, for: resume, room: room)
         // Cached values that did not fit, the oldest: said, never silence (as history's `gap`).
-        counters.valuesLeftOut.add(UInt64(leftOut), ordering: .relaxed)
         let truncatedJSON = leftOut > 0 ? #"{"type":"truncated","left_out":\#(leftOut)}"# : nil
         if client.outbox.kind == .webSocket {
             if let gapJSON { items.append(.webSocketText(gapJSON)) }
@@ -911,14 +926,24 @@ final class BrokerLink {
             if case .history = resume.point, let through = rounds[resume.token]?.replay?.through {
                 items.append(.webSocketText(#"{"type":"caught_up","through":\#(through)}"#))
             }
-            counters.resumedValues.add(UInt64(items.count), ordering: .relaxed)
-            items += release.items.map(\.item)
-            for item in items where !client.outbox.offer(item, catchingUp: true) {
-                drop(id)
-                return
-            }
+        } else {
+            appendServerSentEvents(to: &items, gap: gapJSON, truncated: truncatedJSON, entries, from: resume.point)
+        }
+        // What it missed: the values and messages, not the notices.
+        counters.resumedValues.add(UInt64(entries.count), ordering: .relaxed)
+        items += release.items.map(\.item)
+        for item in items where !client.outbox.offer(item, catchingUp: true) {
+            drop(id)
             return
         }
+        counters.valuesLeftOut.add(UInt64(leftOut), ordering: .relaxed)
+    }
+
+    /// A catch-up as SSE events: the notices, then each value or kept message with its id.
+    private func appendServerSentEvents(
+        to items: inout [ClientOutbox.Item], gap gapJSON: String?, truncated truncatedJSON: String?,
+        _ entries: ArraySlice<(MessageJSON, [[UInt8]])>, from point: ResumePoint
+    ) {
         if let gapJSON {
             items.append(
                 .event(WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "gap", data: Array(gapJSON.utf8)))))
@@ -932,7 +957,7 @@ final class BrokerLink {
         for (entry, frames) in entries {
             let eventID: String
             var historySequence: UInt64?
-            switch resume.point {
+            switch point {
             case .lastValue:
                 eventID = WireFormat.eventID(sequence: entry.sequence, number: 0)
             case .history:
@@ -946,12 +971,6 @@ final class BrokerLink {
                             id: eventID, event: nil, data: WireFormat.sseData(frames, sequence: historySequence))
                     ))
             )
-        }
-        counters.resumedValues.add(UInt64(items.count), ordering: .relaxed)
-        items += release.items.map(\.item)
-        for item in items where !client.outbox.offer(item, catchingUp: true) {
-            drop(id)
-            return
         }
     }
 }

@@ -36,6 +36,18 @@ struct PendingResumes: Equatable {
         return true
     }
 
+    /// Takes the prefixes of catch-ups of every cached value (`lastValue(after: 0)`) that
+    /// `isWanted` picks.
+    mutating func takeWaitingForValues(where isWanted: ([UInt8]) -> Bool) -> [[UInt8]] {
+        var taken: [[UInt8]] = []
+        for index in requests.indices where requests[index].point == .lastValue(after: 0) {
+            taken += requests[index].prefixes.filter(isWanted)
+            requests[index].prefixes.removeAll(where: isWanted)
+        }
+        requests.removeAll { $0.prefixes.isEmpty }
+        return taken
+    }
+
     func contains(_ prefix: [UInt8]) -> Bool {
         requests.contains { $0.prefixes.contains(prefix) }
     }

@@ -220,7 +220,7 @@ struct PrometheusText {
             [([:], Double(gateway.markersLost))])
         counter(
             "zpub_http_values_left_out_total",
-            "Cached values a new client's catch-up had no room for (the oldest); the client was told (truncated)",
+            "Cached values a catch-up had no room for (the oldest); its client was told (truncated)",
             [([:], Double(gateway.valuesLeftOut))])
     }
 

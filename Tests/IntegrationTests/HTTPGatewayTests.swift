@@ -475,39 +475,50 @@ final class HTTPGatewayTests: XCTestCase {
     }
 
     /// A `subscribe` of a prefix under one whose catch-up still waits for its turn joins that
-    /// catch-up: each cached value comes once. It had a catch-up of its own, which sent its
-    /// values a second time. The turn is made to wait by a budget of new upstream
-    /// subscriptions (one a second) that another client's two prefixes have put in debt.
-    func testASubscribeUnderAPrefixWaitingToCatchUpGetsItsValuesOnce() throws {
-        let (daemon, port) = try startDaemon(http: "upstream_subscriptions_per_s = 1", lastValue: ["state."])
+    /// catch-up, and one of a prefix over one that waits takes it into its own: either way
+    /// each cached value comes once. Each had a catch-up of its own, which sent the narrower
+    /// prefix's values a second time. The turns are made to wait by a budget of new upstream
+    /// subscriptions (ten a second) that another client's 60 prefixes have put in debt.
+    func testASubscribeOverOrUnderAPrefixWaitingToCatchUpGetsItsValuesOnce() throws {
+        let (daemon, port) = try startDaemon(http: "upstream_subscriptions_per_s = 10", lastValue: ["state."])
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
         try push.send(frames: frames("state.a.x", "1"))
         try push.send(frames: frames("state.b.x", "2"))
         try Wait.until("the cache holds them") { try daemon.stats().lastValue.entries == 2 }
-        func catchUps() throws -> Double? { try HTTPProbe.metrics(port: port)["zpub_http_resumes_total"] }
-        let other = try python(["ws-since", "\(port)", "[]", "state.p0.end", "-", "?prefix=state.p0.&prefix=state.p1."])
-        try Wait.until("the other client's catch-up has run") { try catchUps() == 1 }
-        let ready = readyFile()
-        let client = try python(
-            ["ws-since", "\(port)", #"[{"op":"subscribe","prefix":"state.a."}]"#, "state.end", ready, "?prefix=state."])
-        try Wait.until("the client's catch-up waits for its turn") {
-            try HTTPProbe.metrics(port: port)["zpub_http_resumes_waiting"] == 1
+        func metric(_ name: String) throws -> Double? { try HTTPProbe.metrics(port: port)[name] }
+        let query = "?" + (0..<60).map { "prefix=state.p\($0)." }.joined(separator: "&")
+        let other = try python(["ws-since", "\(port)", "[]", "state.p0.end", "-", query])
+        try Wait.until("the other client's catch-up has run") { try metric("zpub_http_resumes_total") == 1 }
+        let (narrower, wider) = (readyFile(), readyFile())
+        let subscribesNarrower = try python(
+            [
+                "ws-since", "\(port)", #"[{"op":"subscribe","prefix":"state.a."}]"#, "state.end", narrower,
+                "?prefix=state.",
+            ])
+        let subscribesWider = try python(
+            ["ws-since", "\(port)", #"[{"op":"subscribe","prefix":"state."}]"#, "state.end", wider, "?prefix=state.a."])
+        try Wait.until("both clients' catch-ups wait for their turns") {
+            try metric("zpub_http_resumes_waiting") == 2
         }
-        try Wait.until("the client's subscribe is acknowledged") { FileManager.default.fileExists(atPath: ready) }
-        try Wait.until("the client's catch-up has run") { try catchUps() == 2 }
-        // A catch-up of its own for "state.a." would start once the budget is out of debt again,
-        // within 3 s at one a second (its round, its prefix and the other's last charge): twice
-        // that, and none has.
-        let deadline = Date().addingTimeInterval(6)
-        while Date() < deadline, try catchUps() == 2 { usleep(50_000) }
-        XCTAssertEqual(try catchUps(), 2, "no catch-up of its own for the prefix under the waiting one")
+        try Wait.until("both clients' subscribes are acknowledged") {
+            FileManager.default.fileExists(atPath: narrower) && FileManager.default.fileExists(atPath: wider)
+        }
+        try Wait.until("both clients have caught up", timeout: 30) { try metric("zpub_http_resumes_total") == 3 }
+        // A catch-up of its own for the second prefix of either would start once the budget is
+        // out of debt again: within 0.3 s at ten a second (its round and two prefixes). Over
+        // six times that, and none has.
+        let deadline = Date().addingTimeInterval(2)
+        while Date() < deadline, try metric("zpub_http_resumes_total") == 3 { usleep(50_000) }
+        XCTAssertEqual(try metric("zpub_http_resumes_total"), 3, "one catch-up per client")
         try push.send(frames: frames("state.end", "live"))
-        let run = try client.finish(timeout: 20)
-        XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertEqual(
-            topicsAndPayloads(webSocketMessages(run.stdout)), ["state.a.x=1", "state.b.x=2", "state.end=live"],
-            run.stdout)
+        for (name, client) in [("subscribes state.a.", subscribesNarrower), ("subscribes state.", subscribesWider)] {
+            let run = try client.finish(timeout: 20)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            XCTAssertEqual(
+                topicsAndPayloads(webSocketMessages(run.stdout)), ["state.a.x=1", "state.b.x=2", "state.end=live"],
+                "\(name): \(run.stdout)")
+        }
         try push.send(frames: frames("state.p0.end", "live"))
         XCTAssertEqual(try other.finish(timeout: 20).status, 0)
     }

@@ -77,4 +77,21 @@ final class PendingResumesTests: XCTestCase {
                 .init(prefixes: bytes("b.", "a.x.", "b.z"), point: .lastValue(after: 0)),
             ])
     }
+
+    /// Prefixes under a new wider one that wait for every cached value leave their requests
+    /// (the wider one's catch-up brings them); those of `since` requests stay.
+    func testPrefixesWaitingForEveryValueAreTakenAndOthersStay() {
+        var pending = PendingResumes()
+        pending.add(bytes("a.x", "b."), from: .lastValue(after: 0))
+        pending.add(bytes("a.y"), from: .history(after: 3))
+        pending.add(bytes("a.z"), from: .lastValue(after: 0))
+        let taken = pending.takeWaitingForValues { $0.starts(with: Array("a.".utf8)) }
+        XCTAssertEqual(taken, bytes("a.x", "a.z"))
+        XCTAssertEqual(
+            pending.requests,
+            [
+                .init(prefixes: bytes("b."), point: .lastValue(after: 0)),
+                .init(prefixes: bytes("a.y"), point: .history(after: 3)),
+            ])
+    }
 }
