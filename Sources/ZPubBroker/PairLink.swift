@@ -269,6 +269,9 @@ final class PairLink {
         while let frames = try? dealer.receiveFrames(dontWait: true) {
             guard frames.count >= 2 else { continue }
             if String(decoding: frames[0], as: UTF8.self) == "VALUES" {
+                // A reply that arrives after a takeover is the old active's: this broker's
+                // values are the current ones now.
+                guard machine.state != .active else { continue }
                 mirrorValues(frames[1])
                 // A full page: the next one now, not in a second.
                 if frames.count >= 3 && frames[2] == Array("more".utf8) { valuesAsked = 0 }

@@ -159,11 +159,13 @@ public struct LastValueCache: Sendable {
 
     /// Puts back `entry` (persisted, or mirrored from a pair's active broker), with its own
     /// sequence and time (in any order: the order of updates follows the sequences); later
-    /// updates continue above its sequence.
+    /// updates continue above its sequence. It never replaces a newer value of its topic: a
+    /// page of mirrored values that arrives late is older than what came since.
     /// An entry without a payload frame is not one.
     public mutating func restore(_ entry: Entry) {
         entry.encoded.withUnsafeBytes { message in
             guard let topic = Self.topic(in: message), message.count > 4 + topic.count else { return }
+            if let index = index(of: topic), table[valueAt: index].sequence > entry.sequence { return }
             lastSequence = max(lastSequence, entry.sequence)
             put(
                 message, topic: topic, bytes: entry.bytes, sequence: entry.sequence,
