@@ -484,11 +484,14 @@ final class PairTests: XCTestCase {
         let passiveHealth = try HTTPProbe.get(port: ports.1, "/healthz")
         XCTAssertEqual(passiveHealth.status, 503, "a load balancer sends browsers to the active one")
         XCTAssertTrue(passiveHealth.text.contains("passive"), passiveHealth.text)
+        // Browsers do not vote: the subscriber docs/topologies.md puts on the load balancer's
+        // host, connected to both brokers, is what lets the backup take over.
         let clients = try Clients()
-        let subscriber = try clients.socket(.sub, connect: endpoint("b-xpub")) { socket in
-            try socket.setOption(.subscribe, bytes: Array("n.".utf8))
+        let vote = try clients.socket(.sub, connect: endpoint("b-xpub")) { socket in
+            try socket.setOption(.subscribe, bytes: Array("pair-vote.".utf8))
+            try socket.connect(endpoint("a-xpub"))
         }
-        _ = subscriber
+        _ = vote
         try Wait.until("the backup sees a client") { (try backup.stats().peers[.xpub] ?? 0) > 0 }
 
         let producer = Producer(endpoints: [endpoint("a-pull"), endpoint("b-pull")], count: 3_000, perSecond: 1_000)
