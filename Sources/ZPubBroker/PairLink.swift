@@ -168,8 +168,13 @@ final class PairLink {
 
     /// Learns the loop's sequence and subscribers, then tells the peer this broker's state.
     private func beat(now: UInt64) {
-        lastHeartbeat = now
         refreshView()
+        announce(now: now)
+    }
+
+    /// Tells the peer this broker's state and last sequence, as known now.
+    private func announce(now: UInt64) {
+        lastHeartbeat = now
         let frames = [Array("HB".utf8), Array(machine.state.rawValue.utf8), Array(String(ownNextSequence &- 1).utf8)]
         _ = try? dealer.send(frames: frames, dontWait: true)
     }
@@ -344,9 +349,20 @@ final class PairLink {
             let gap = peerWasActive ? max(2 &* peerBurst, PairSettings.minimumTakeoverGap) : 0
             let next = known &+ gap &+ 1
             status.tookOverAt = next
+            // Sequences below `next` are used or skipped: the heartbeats say so from now on.
+            ownNextSequence = max(ownNextSequence, next)
             let slot = ReplySlot<[BrokerError]>()
             loop.mailbox.post(.pairActivate(nextSequence: next, slot))
-            for failure in slot.wait(milliseconds: 5_000) ?? [] {
+            // Heartbeats go on while the loop binds and reserves sequences (a write and a sync,
+            // seconds on a slow disk): a peer that heard nothing meanwhile, a primary restarting
+            // beside this broker say, would count it as silent and go active too.
+            let deadline = SystemClock.monotonicNanoseconds() &+ 5_000_000_000
+            var failures: [BrokerError]?
+            repeat {
+                announce(now: SystemClock.monotonicNanoseconds())
+                failures = slot.wait(milliseconds: settings.heartbeatMilliseconds)
+            } while failures == nil && SystemClock.monotonicNanoseconds() < deadline
+            for failure in failures ?? [] {
                 logger.error("pair: taking over: \(failure.message)")
             }
             requestSent = nil

@@ -460,6 +460,80 @@ final class PairTests: XCTestCase {
 
     // MARK: Browsers
 
+    /// A broker taking over keeps up its heartbeats while its loop activates (binding,
+    /// reserving sequences: a write and a sync, seconds on a slow disk; here a stalled loop). A
+    /// peer that heard nothing for `failover_ms` meanwhile, a primary restarting beside it say,
+    /// would go active too. Before, the pair link waited for the loop in silence, up to 5 s.
+    /// The peer is played by the test: a ROUTER where the backup's DEALER connects, and a
+    /// DEALER that says "active" until it stops.
+    func testATakeoverKeepsUpItsHeartbeatsWhileTheLoopActivates() throws {
+        let failover = 2_000
+        let context = try Context()
+        defer { context.terminate() }
+        let router = try Socket(context, type: .router)
+        defer { router.close() }
+        try router.setOption(.linger, 0)
+        try router.bind(endpoint("pair-a"))
+        let backup = try Daemon(
+            configuration: """
+                [ha]
+                role = "backup"
+                bind = "\(endpoint("pair-b"))"
+                peer = "\(endpoint("pair-a"))"
+                failover_ms = \(failover)
+                """,
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "6000"], endpoints: endpoints("b"))
+        let clients = try Clients()
+        let peer = try clients.socket(.dealer, connect: endpoint("pair-b"))
+        let vote = try clients.socket(.sub, connect: backup.xpub)
+        _ = vote
+        var beats: [(at: Date, state: String)] = []
+        var lastSent = Date.distantPast
+        /// Reads the backup's heartbeats for `seconds`, saying "active" meanwhile if `asActive`.
+        func pump(_ seconds: Double, asActive: Bool) throws {
+            let end = Date().addingTimeInterval(seconds)
+            while Date() < end {
+                if asActive && Date().timeIntervalSince(lastSent) >= 0.25 {
+                    try peer.send(frames: [Array("HB".utf8), Array("active".utf8), Array("0".utf8)])
+                    lastSent = Date()
+                }
+                if let frames = try router.receiveFrames(timeoutMilliseconds: 20), frames.count >= 3,
+                    frames[1] == Array("HB".utf8)
+                {
+                    beats.append((Date(), String(decoding: frames[2], as: UTF8.self)))
+                }
+            }
+        }
+        try Wait.until("the backup is passive beside the active peer, with a subscriber", timeout: 15) {
+            try pump(0.1, asActive: true)
+            guard pairState(backup) == .passive else { return false }
+            return try (backup.stats().peers[.xpub] ?? 0) > 0
+        }
+        // Two heartbeats more: each learns the subscriber count from the loop first.
+        let counted = beats.count
+        try Wait.until("two more heartbeats") {
+            try pump(0.1, asActive: true)
+            return beats.count >= counted + 2
+        }
+        // The peer goes silent while the backup's loop stalls for 6 s: the backup takes over
+        // after `failover_ms`, and its loop activates only when the stall ends.
+        backup.signal(SIGUSR2)
+        let silent = Date()
+        beats.removeAll()
+        try Wait.until("the backup announces itself active", timeout: 15) {
+            try pump(0.1, asActive: false)
+            return beats.contains { $0.state == "active" }
+        }
+        try pump(1, asActive: false)
+        let times = [silent] + beats.map(\.at)
+        let longest = zip(times, times.dropFirst()).map { $1.timeIntervalSince($0) }.max() ?? 0
+        XCTAssertLessThan(
+            longest, Double(failover) * 0.75 / 1_000,
+            "the longest silence, where the peer counts silence after failover_ms: \(beats.map { ($0.at.timeIntervalSince(silent), $0.state) })"
+        )
+        try Wait.until("the backup is active once its loop is back", timeout: 15) { pairState(backup) == .active }
+    }
+
     /// An SSE client resumes across a failover with Last-Event-ID: reconnected to the new
     /// active broker's gateway, it gets every kept message after its last event.
     func testAnSSEClientResumesAcrossAFailoverWithLastEventID() throws {
