@@ -760,7 +760,16 @@ final class ForwardingLoop {
                         updatedAfter: since, limit: PairLink.valuesPageEntries, maxBytes: PairLink.valuesPageBytes,
                         nowMilliseconds: nowMilliseconds))
             case .restoreValues(let entries):
-                for entry in entries { state.lastValue.restore(entry) }
+                // Persisted too, as forwarded updates are: a backup that took over and then
+                // restarted alone came back with its own values of before, not the mirrored ones.
+                for entry in entries where state.lastValue.restore(entry) && persistLastValues {
+                    entry.encoded.withUnsafeBytes { message in
+                        historyQueue?._withUnsafeGuaranteedRef {
+                            $0.lastValue(
+                                encoded: message, sequence: entry.sequence, milliseconds: entry.storedMilliseconds)
+                        }
+                    }
+                }
             case .pairActivate(let sequence, let slot):
                 slot.fulfill(activate(nextSequence: sequence))
             }

@@ -161,15 +161,17 @@ public struct LastValueCache: Sendable {
     /// sequence and time (in any order: the order of updates follows the sequences); later
     /// updates continue above its sequence. It never replaces a newer value of its topic: a
     /// page of mirrored values that arrives late is older than what came since.
-    /// An entry without a payload frame is not one.
-    public mutating func restore(_ entry: Entry) {
+    /// An entry without a payload frame is not one. True when it went in.
+    @discardableResult
+    public mutating func restore(_ entry: Entry) -> Bool {
         entry.encoded.withUnsafeBytes { message in
-            guard let topic = Self.topic(in: message), message.count > 4 + topic.count else { return }
-            if let index = index(of: topic), table[valueAt: index].sequence > entry.sequence { return }
+            guard let topic = Self.topic(in: message), message.count > 4 + topic.count else { return false }
+            if let index = index(of: topic), table[valueAt: index].sequence > entry.sequence { return false }
             lastSequence = max(lastSequence, entry.sequence)
             put(
                 message, topic: topic, bytes: entry.bytes, sequence: entry.sequence,
                 storedMilliseconds: entry.storedMilliseconds)
+            return true
         }
     }
 

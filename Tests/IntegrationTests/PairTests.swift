@@ -390,6 +390,34 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(try backup.stats().lastValue.bytes, try primary.stats().lastValue.bytes)
     }
 
+    /// Values a passive broker mirrors are written to its state directory as its own updates
+    /// are: a backup that took over and then restarted alone came back with only the values it
+    /// had cached itself, from before (none here), instead of the current ones.
+    func testMirroredValuesSurviveARestartOfTheBackup() throws {
+        let primary = try broker("a", role: .primary)
+        let backupConfiguration = configuration(role: .backup, state: "b")
+        let backup = try broker("b", role: .backup, configuration: backupConfiguration)
+        try Wait.until("the primary is active and the backup passive\n\(primary.log)\n\(backup.log)", timeout: 15) {
+            pairState(primary) == .active && pairState(backup) == .passive
+        }
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: primary.pull)
+        let topics = 50
+        for number in 0..<topics { try push.send(frames: frames("n.\(number)", "value \(number)")) }
+        try Wait.until("the backup mirrors every value\n\(backup.log)", timeout: 20) {
+            try backup.stats().lastValue.entries == topics
+        }
+        let mirroredBytes = try backup.stats().lastValue.bytes
+        primary.signal(SIGKILL)
+        XCTAssertNotNil(primary.waitForExit())
+        backup.signal(SIGTERM)
+        XCTAssertEqual(backup.waitForExit(), 0, backup.log)
+        let restarted = try broker("b", role: .backup, configuration: backupConfiguration)
+        let restored = try restarted.stats().lastValue
+        XCTAssertEqual(restored.entries, topics, restarted.log)
+        XCTAssertEqual(restored.bytes, mirroredBytes, "the same values")
+    }
+
     func testAPartitionBetweenThePairLeavesOneActiveBroker() throws {
         try XCTSkipUnless(geteuid() == 0, "network namespaces and nftables rules need root")
         guard let ip = NetworkLab.tool("ip"), let nft = NetworkLab.tool("nft") else {
