@@ -33,7 +33,8 @@ enum LoopCommand: Sendable {
     /// subscribers are connected to its XPUB (the clients that may vote for a takeover).
     case pairQuery(ReplySlot<PairLoopView>)
     /// A pair: kept messages mirrored from the active peer, in order, with their sequences.
-    case replicate([StoredMessage])
+    /// Mirrored messages, from a HISTORY reply that answered `since <after>`.
+    case replicate([StoredMessage], after: UInt64)
     /// A pair (active side): the cached last values stored after this cache sequence.
     case lastValues(since: UInt64, ReplySlot<(entries: [LastValueCache.Entry], more: Bool)>)
     /// A pair (passive side): last values mirrored from the active peer.
@@ -50,6 +51,9 @@ enum LoopCommand: Sendable {
 struct PairLoopView: Sendable {
     var nextSequence: UInt64
     var subscribers: Int
+    /// Mirroring stopped here since the last look: the next mirrored message did not fit in the
+    /// history queue, and the pair link must ask again from this sequence.
+    var mirrorStoppedAfter: UInt64?
 }
 
 /// What waits for a client's marker subscription: a SNAPSHOT or a REPLAY.
@@ -141,6 +145,9 @@ final class ForwardingLoop {
     /// False while this broker is the waiting or passive one of a pair: the producers'
     /// endpoints are not bound, and nothing is forwarded (docs/topologies.md, "A pair").
     private var pairActive: Bool
+    /// A passive pair member's mirroring stopped at a message the history queue had no room
+    /// for (`replicate`), until the pair link asks again from there.
+    private var mirrorStopped = false
     /// Whether libzmq sends cached values to new subscribers (`ZMQ_XPUB_MANUAL_LAST_VALUE`);
     /// a passive pair member does not, or subscribers of both would get them twice.
     private let lastValueOnSubscribeSupported: Bool
@@ -751,9 +758,12 @@ final class ForwardingLoop {
                 // Clamped: a test's setting (an environment variable) must not trap the daemon.
                 usleep(UInt32(min(max(milliseconds, 0), 60_000)) * 1_000)
             case .pairQuery(let slot):
-                slot.fulfill(PairLoopView(nextSequence: nextSequence, subscribers: state.peers[.xpub, default: 0]))
-            case .replicate(let messages):
-                replicate(messages)
+                slot.fulfill(
+                    PairLoopView(
+                        nextSequence: nextSequence, subscribers: state.peers[.xpub, default: 0],
+                        mirrorStoppedAfter: mirrorStopped ? nextSequence &- 1 : nil))
+            case .replicate(let messages, let after):
+                replicate(messages, after: after)
             case .lastValues(let since, let slot):
                 slot.fulfill(
                     state.lastValue.entries(
@@ -778,12 +788,18 @@ final class ForwardingLoop {
 
     /// Writes mirrored messages into this broker's history with the active peer's sequences,
     /// so that a takeover continues them and resumes (`since`, Last-Event-ID) work across it.
-    private func replicate(_ messages: [StoredMessage]) {
+    private func replicate(_ messages: [StoredMessage], after: UInt64) {
         guard let historyQueue else { return }
+        // Stopped at a message that did not fit: only a reply to the request asked again from
+        // here continues (replies asked before would leave a hole).
+        if mirrorStopped {
+            guard after < nextSequence else { return }
+            mirrorStopped = false
+        }
         for stored in messages where stored.sequence >= nextSequence {
             guard let topic = stored.frames.first else { continue }
             let prefixLength = topic.withUnsafeBytes { historyPrefixes.matchLength($0) }
-            historyQueue._withUnsafeGuaranteedRef { queue in
+            let fitted = historyQueue._withUnsafeGuaranteedRef { queue in
                 if let prefixLength {
                     topic.withUnsafeBytes {
                         queue.begin(
@@ -792,7 +808,11 @@ final class ForwardingLoop {
                     }
                     for frame in stored.frames.dropFirst() { frame.withUnsafeBytes { queue.appendFrame($0) } }
                 }
-                queue.commit(sequence: stored.sequence, kept: prefixLength != nil)
+                return queue.commitMirrored(sequence: stored.sequence, kept: prefixLength != nil)
+            }
+            guard fitted else {
+                mirrorStopped = true
+                return
             }
             nextSequence = stored.sequence &+ 1
         }

@@ -34,6 +34,8 @@ final class HistoryQueue: Sendable {
         ring = RecordRing(capacity: capacityBytes)
     }
 
+    var capacityBytes: Int { ring.capacity }
+
     // MARK: The forwarding loop's side
 
     /// Starts the record of a kept message with its first frame: `HistoryRecord`'s header, then
@@ -76,13 +78,17 @@ final class HistoryQueue: Sendable {
     }
 
     /// A mirrored message (a pair's passive side): committed if it was begun (`kept`), and its
-    /// sequence counted as assigned either way, so that sequences are never reused.
-    func commit(sequence: UInt64, kept: Bool) {
-        if kept {
-            commit(sequence: sequence)
-        } else {
-            assigned.store(sequence, ordering: .releasing)
+    /// sequence counted as assigned, so that sequences are never reused. False when it did not
+    /// fit: nothing of it is kept, its sequence is not counted, and it is not a drop (the pair
+    /// link asks for it again). One that does not fit an empty queue never will: dropped and
+    /// counted, as the forwarding loop's own.
+    func commitMirrored(sequence: UInt64, kept: Bool) -> Bool {
+        if kept && !ring.commit() {
+            guard ring.usedBytes == 0 else { return false }
+            droppedCount.add(1, ordering: .relaxed)
         }
+        assigned.store(sequence, ordering: .releasing)
+        return true
     }
 
     /// A last-value update (the cache stored or deleted the message), to persist: its frames

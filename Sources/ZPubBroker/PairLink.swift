@@ -59,6 +59,11 @@ final class PairLink {
     private var lastHeartbeat: UInt64 = 0
     /// Replication: the request in flight (sent when), the last time one was answered.
     private var requestSent: UInt64?
+    /// The `since` of the last HISTORY request sent.
+    private var requestedSince: UInt64 = 0
+    /// Mirroring asks again after this sequence (the loop had no room for the next message);
+    /// until that request's reply, replies to earlier ones are ignored.
+    private var mirrorRetryAfter: UInt64?
     private var lastReplication: UInt64 = 0
     private var moreToReplicate = false
     private var ownNextSequence: UInt64 = 1
@@ -187,6 +192,16 @@ final class PairLink {
         guard let view = slot.wait(milliseconds: shortWait) else { return }
         ownNextSequence = view.nextSequence
         subscribers = view.subscribers
+        if let stopped = view.mirrorStoppedAfter, mirrorRetryAfter != stopped {
+            // The loop had no room for a mirrored message: ask again from there, and take no
+            // reply to a request asked before.
+            logger.info(
+                "pair: this broker's history queue had no room for mirrored message \(stopped &+ 1); asking again")
+            status.replicatedThrough = stopped
+            mirrorRetryAfter = stopped
+            moreToReplicate = true
+            requestSent = nil
+        }
         // What this broker kept before (its own store, after a restart) needs no mirroring.
         if status.replicatedThrough == 0 { status.replicatedThrough = view.nextSequence &- 1 }
     }
@@ -227,7 +242,9 @@ final class PairLink {
                     case .success(let reply) = history.query(query, milliseconds: shortWait),
                     let json = try? JSONEncoder().encode(reply)
                 else { continue }
-                _ = try? router.send(frames: [identity, Array("HISTORY".utf8), Array(json)], dontWait: true)
+                // The third frame echoes the request's sequence, so that the peer can tell a late
+                // reply to an earlier request from the one it waits for.
+                _ = try? router.send(frames: [identity, Array("HISTORY".utf8), Array(json), frames[2]], dontWait: true)
             default:
                 continue
             }
@@ -266,8 +283,14 @@ final class PairLink {
         } else if !moreToReplicate && now &- lastReplication < Self.replicationIntervalMilliseconds * 1_000_000 {
             return
         }
+        // Not faster than this broker's writer stores them: a page waits while the history
+        // queue is over half full (a message without room is asked for again, not lost).
+        if let history, history.queue.depth.queuedBytes > history.queue.capacityBytes / 2 { return }
         let frames = [Array("HISTORY".utf8), Array(String(status.replicatedThrough).utf8)]
-        if (try? dealer.send(frames: frames, dontWait: true)) == true { requestSent = now }
+        if (try? dealer.send(frames: frames, dontWait: true)) == true {
+            requestSent = now
+            requestedSince = status.replicatedThrough
+        }
     }
 
     private func receiveReplies() {
@@ -283,6 +306,14 @@ final class PairLink {
                 continue
             }
             guard String(decoding: frames[0], as: UTF8.self) == "HISTORY" else { continue }
+            // The request it answers (a peer before the echo: the last one sent).
+            let since = frames.count >= 3 ? UInt64(String(decoding: frames[2], as: UTF8.self)) : requestedSince
+            // Asking again from where the loop stopped: replies to earlier requests would leave
+            // a hole (and move `replicatedThrough` past it).
+            if let retry = mirrorRetryAfter {
+                guard since == retry else { continue }
+                mirrorRetryAfter = nil
+            }
             requestSent = nil
             lastReplication = SystemClock.monotonicNanoseconds()
             guard let reply = try? JSONDecoder().decode(HistoryReply.self, from: Data(frames[1])) else {
@@ -301,7 +332,7 @@ final class PairLink {
                 status.replicatedThrough = gap.to
             }
             if !messages.isEmpty {
-                loop.mailbox.post(.replicate(messages))
+                loop.mailbox.post(.replicate(messages, after: since ?? requestedSince))
                 status.replicatedThrough = messages.last!.sequence
                 let newest = messages.last!.receivedMilliseconds
                 status.lagMilliseconds =

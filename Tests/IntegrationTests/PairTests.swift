@@ -418,6 +418,29 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(restored.bytes, mirroredBytes, "the same values")
     }
 
+    /// A passive broker whose history queue has less room than a page of mirrored messages
+    /// asks again for what did not fit, once its writer has made room: it mirrors every kept
+    /// message, with the active one's sequences. It counted those as mirrored and dropped
+    /// them, leaving holes for good.
+    func testABackupWithASmallHistoryQueueMirrorsEveryMessage() throws {
+        let primary = try broker("a", role: .primary)
+        try Wait.until("the primary is active alone\n\(primary.log)", timeout: 15) { pairState(primary) == .active }
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: primary.pull)
+        let count = 1_000
+        // 1 KiB each (the history helper reads the zero-padded number back): 64 in the queue.
+        for number in 0..<count { try push.send(frames: frames("n.x", String(format: "%01000d", number))) }
+        try Wait.until("the primary keeps them") { try history(primary).count == count }
+        let small = configuration(role: .backup).replacingOccurrences(
+            of: "[history]\n", with: "[history]\nqueue_bytes = 65536\n")
+        let backup = try broker("b", role: .backup, configuration: small)
+        try Wait.until("the backup mirrors every message\n\(backup.log)", timeout: 60) {
+            try history(backup).count == count
+        }
+        XCTAssertEqual(try history(backup).map(\.seq), try history(primary).map(\.seq))
+        XCTAssertEqual(try backup.stats().history?.dropped, 0)
+    }
+
     func testAPartitionBetweenThePairLeavesOneActiveBroker() throws {
         try XCTSkipUnless(geteuid() == 0, "network namespaces and nftables rules need root")
         guard let ip = NetworkLab.tool("ip"), let nft = NetworkLab.tool("nft") else {

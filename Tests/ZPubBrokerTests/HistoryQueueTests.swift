@@ -56,10 +56,38 @@ final class HistoryQueueTests: XCTestCase {
     func testAMirroredNumberNotKeptIsStillAssigned() {
         let queue = HistoryQueue(capacityBytes: 1 << 20)
         keep(queue, 1...2)
-        queue.commit(sequence: 7, kept: false)
+        XCTAssertTrue(queue.commitMirrored(sequence: 7, kept: false))
         queue.withTaken(limit: 10) { _, count, _, _, assignedThrough in
             XCTAssertEqual(count, 2)
             XCTAssertEqual(assignedThrough, 7)
+        }
+    }
+
+    /// A mirrored message without room is neither kept nor numbered nor a drop: the pair link
+    /// asks for it again. One larger than the whole queue never fits: dropped and numbered,
+    /// as the forwarding loop does with one of its own.
+    func testAMirroredMessageWithoutRoomIsRefusedUnlessItCanNeverFit() {
+        let queue = HistoryQueue(capacityBytes: 1_024)
+        func mirror(_ sequence: UInt64, bytes: Int) -> Bool {
+            let topic = Array("t".utf8)
+            topic.withUnsafeBytes { queue.begin(sequence: sequence, milliseconds: 1, prefixLength: 1, topic: $0) }
+            [UInt8](repeating: 1, count: bytes).withUnsafeBytes { queue.appendFrame($0) }
+            return queue.commitMirrored(sequence: sequence, kept: true)
+        }
+        XCTAssertTrue(mirror(1, bytes: 600))
+        XCTAssertFalse(mirror(2, bytes: 600), "no room beside the first")
+        XCTAssertEqual(queue.depth.dropped, 0)
+        queue.withTaken(limit: 10) { _, count, _, _, assignedThrough in
+            XCTAssertEqual(count, 1)
+            XCTAssertEqual(assignedThrough, 1, "2 is not numbered")
+        }
+        XCTAssertTrue(mirror(2, bytes: 600), "room once the writer took the first")
+        queue.withTaken(limit: 10) { _, _, _, _, _ in }
+        XCTAssertTrue(mirror(3, bytes: 2_000), "larger than the queue: never fits")
+        XCTAssertEqual(queue.depth.dropped, 1)
+        queue.withTaken(limit: 10) { _, count, _, _, assignedThrough in
+            XCTAssertEqual(count, 0)
+            XCTAssertEqual(assignedThrough, 3)
         }
     }
 }
