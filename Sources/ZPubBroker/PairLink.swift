@@ -397,6 +397,15 @@ final class PairLink {
                 logger.error("pair: taking over: \(failure.message)")
             }
             requestSent = nil
+        case .passive where transition.from == .waiting && historyOn && ownNextSequence &- 1 > status.peerSequence:
+            // Its store holds numbers the active peer has not given yet, and will give to other
+            // messages: each was active alone in turn (the backup took over and stopped, then
+            // the primary started alone from its own last number). Mirroring would wait until
+            // the peer passed them, and the two histories would disagree under one number.
+            logger.critical(
+                "pair: this broker's history reaches sequence \(ownNextSequence &- 1), beyond the active peer's \(status.peerSequence): the two numbered different messages alike (each was active alone); this broker stops, its history is set aside, and it mirrors the peer's from the start when restarted"
+            )
+            onDemoted()
         case .passive where transition.from == .active:
             logger.critical(
                 "pair: the primary is active too (a partition between the pair healed); this backup stops so that one active broker remains, and rejoins as passive when restarted"

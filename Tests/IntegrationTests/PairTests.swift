@@ -441,6 +441,56 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(try backup.stats().history?.dropped, 0)
     }
 
+    /// Each active alone in turn: the backup takes over from a primary stopped cleanly, is
+    /// stopped too, and the primary starts alone from its own last number. The backup's store
+    /// then holds numbers the primary will give to other messages: rejoining, it stops (75)
+    /// with its history set aside, and restarted it mirrors the primary's. It used to rejoin as
+    /// passive and mirror nothing until the primary's numbers passed its own, a million later.
+    func testABackupWhoseHistoryIsAheadOfTheActiveOneSetsItAsideAndMirrors() throws {
+        let primaryConfiguration = configuration(role: .primary, state: "a")
+        let backupConfiguration = configuration(role: .backup, state: "b")
+        var primary = try broker("a", role: .primary, configuration: primaryConfiguration)
+        var backup = try broker("b", role: .backup, configuration: backupConfiguration)
+        try Wait.until("the primary is active and the backup passive", timeout: 15) {
+            pairState(primary) == .active && pairState(backup) == .passive
+        }
+        let clients = try Clients()
+        let vote = try clients.socket(.sub, connect: endpoint("a-xpub")) { socket in
+            try socket.connect(self.endpoint("b-xpub"))
+        }
+        _ = vote
+        func send(_ numbers: Range<Int>, to daemon: Daemon) throws {
+            let push = try clients.socket(.push, connect: daemon.pull)
+            for number in numbers { try push.send(frames: frames("n.x", "\(number)")) }
+        }
+        try send(0..<10, to: primary)
+        try Wait.until("the backup mirrors them", timeout: 10) { try history(backup).count == 10 }
+        primary.signal(SIGTERM)
+        XCTAssertEqual(primary.waitForExit(), 0)
+        try Wait.until("the backup takes over", timeout: 15) { pairState(backup) == .active }
+        try send(10..<20, to: backup)
+        try Wait.until("the backup keeps its own") { try history(backup).count == 20 }
+        backup.signal(SIGTERM)
+        XCTAssertEqual(backup.waitForExit(), 0)
+
+        primary = try broker("a", role: .primary, configuration: primaryConfiguration)
+        try Wait.until("the primary is active alone", timeout: 15) { pairState(primary) == .active }
+        try send(20..<25, to: primary)
+        try Wait.until("the primary keeps its own") { try history(primary).count == 15 }
+        backup = try Daemon(configuration: backupConfiguration, endpoints: endpoints("b"), waitUntilReady: false)
+        XCTAssertEqual(backup.waitForExit(), 75, backup.log)
+        XCTAssertTrue(backup.log.contains("beyond the active peer's"), backup.log)
+        let aside = try FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("b").path)
+        XCTAssertTrue(aside.contains { $0.hasPrefix("diverged-") }, "\(aside)")
+
+        backup = try broker("b", role: .backup, configuration: backupConfiguration)
+        try Wait.until("the restarted backup is passive", timeout: 15) { pairState(backup) == .passive }
+        try Wait.until("it mirrors the primary's history", timeout: 15) {
+            try history(backup).map(\.seq) == history(primary).map(\.seq)
+        }
+        XCTAssertEqual(try history(backup).map(\.number), Array(0..<10) + Array(20..<25))
+    }
+
     func testAPartitionBetweenThePairLeavesOneActiveBroker() throws {
         try XCTSkipUnless(geteuid() == 0, "network namespaces and nftables rules need root")
         guard let ip = NetworkLab.tool("ip"), let nft = NetworkLab.tool("nft") else {
