@@ -769,7 +769,7 @@ final class ForwardingLoop {
                     state.lastValue.entries(
                         updatedAfter: since, limit: PairLink.valuesPageEntries, maxBytes: PairLink.valuesPageBytes,
                         nowMilliseconds: nowMilliseconds))
-            case .restoreValues(let entries):
+            case .restoreValues(let entries) where !pairActive:
                 // Persisted too, as forwarded updates are: a backup that took over and then
                 // restarted alone came back with its own values of before, not the mirrored ones.
                 for entry in entries where state.lastValue.restore(entry) && persistLastValues {
@@ -780,6 +780,10 @@ final class ForwardingLoop {
                         }
                     }
                 }
+            case .restoreValues:
+                // A page that came after the takeover: the old active's, older than this
+                // broker's own values now.
+                break
             case .pairActivate(let sequence, let slot):
                 slot.fulfill(activate(nextSequence: sequence))
             }
@@ -793,7 +797,7 @@ final class ForwardingLoop {
         // Stopped at a message that did not fit: only a reply to the request asked again from
         // here continues (replies asked before would leave a hole).
         if mirrorStopped {
-            guard after < nextSequence else { return }
+            guard after == nextSequence &- 1 else { return }
             mirrorStopped = false
         }
         for stored in messages where stored.sequence >= nextSequence {
@@ -808,7 +812,11 @@ final class ForwardingLoop {
                     }
                     for frame in stored.frames.dropFirst() { frame.withUnsafeBytes { queue.appendFrame($0) } }
                 }
-                return queue.commitMirrored(sequence: stored.sequence, kept: prefixLength != nil)
+                // What the record takes: `HistoryRecord`'s header, the topic, each frame, each
+                // with its 4-byte length.
+                let recordBytes = stored.frames.reduce(4 + HistoryRecord.messageHeaderSize) { $0 + 4 + $1.count }
+                return queue.commitMirrored(
+                    sequence: stored.sequence, kept: prefixLength != nil, recordBytes: recordBytes)
             }
             guard fitted else {
                 mirrorStopped = true
@@ -822,6 +830,7 @@ final class ForwardingLoop {
     private func activate(nextSequence sequence: UInt64) -> [BrokerError] {
         guard !pairActive else { return [] }
         pairActive = true
+        mirrorStopped = false
         state.lastValueOnSubscribe = lastValueOnSubscribeSupported
         nextSequence = max(nextSequence, sequence, sequenceFloor)
         // Numbers from here on must be covered by the store's reserve before any goes out; the

@@ -80,11 +80,11 @@ final class HistoryQueue: Sendable {
     /// A mirrored message (a pair's passive side): committed if it was begun (`kept`), and its
     /// sequence counted as assigned, so that sequences are never reused. False when it did not
     /// fit: nothing of it is kept, its sequence is not counted, and it is not a drop (the pair
-    /// link asks for it again). One that does not fit an empty queue never will: dropped and
-    /// counted, as the forwarding loop's own.
-    func commitMirrored(sequence: UInt64, kept: Bool) -> Bool {
+    /// link asks for it again). One larger than the whole queue (`recordBytes`, its 4-byte
+    /// length in the ring aside) never fits: dropped and counted, as the forwarding loop's own.
+    func commitMirrored(sequence: UInt64, kept: Bool, recordBytes: Int) -> Bool {
         if kept && !ring.commit() {
-            guard ring.usedBytes == 0 else { return false }
+            guard recordBytes &+ 4 > ring.capacity else { return false }
             droppedCount.add(1, ordering: .relaxed)
         }
         assigned.store(sequence, ordering: .releasing)

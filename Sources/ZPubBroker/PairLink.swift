@@ -85,6 +85,9 @@ final class PairLink {
         }
         self.settings = settings
         self.history = history
+        // Known before the peer's first heartbeat, which can come in the first pass of `run`
+        // (`apply` compares them when joining as passive).
+        ownNextSequence = history?.firstMirroredSequence ?? 1
         self.loop = loop
         self.historyOn = historyOn
         self.valuesOn = valuesOn
@@ -192,7 +195,7 @@ final class PairLink {
         guard let view = slot.wait(milliseconds: shortWait) else { return }
         ownNextSequence = view.nextSequence
         subscribers = view.subscribers
-        if let stopped = view.mirrorStoppedAfter, mirrorRetryAfter != stopped {
+        if machine.state != .active, let stopped = view.mirrorStoppedAfter, mirrorRetryAfter != stopped {
             // The loop had no room for a mirrored message: ask again from there, and take no
             // reply to a request asked before.
             logger.info(
@@ -266,9 +269,17 @@ final class PairLink {
 
     // MARK: Replication
 
+    /// Not faster than this broker's writer stores what comes: a page (of messages, or of last
+    /// values to persist) waits while the history queue is over half full. A message without
+    /// room is asked for again; a last value without room would go unpersisted.
+    private var historyQueueHasRoom: Bool {
+        guard let history else { return true }
+        return history.queue.depth.queuedBytes <= history.queue.capacityBytes / 2
+    }
+
     private func replicateIfDue(now: UInt64) {
         if valuesOn, machine.state != .active, machine.peerState == .active,
-            now &- valuesAsked > Self.valuesIntervalMilliseconds * 1_000_000
+            now &- valuesAsked > Self.valuesIntervalMilliseconds * 1_000_000, historyQueueHasRoom
         {
             valuesAsked = now
             _ = try? dealer.send(frames: [Array("VALUES".utf8), Array(String(valuesThrough).utf8)], dontWait: true)
@@ -283,9 +294,7 @@ final class PairLink {
         } else if !moreToReplicate && now &- lastReplication < Self.replicationIntervalMilliseconds * 1_000_000 {
             return
         }
-        // Not faster than this broker's writer stores them: a page waits while the history
-        // queue is over half full (a message without room is asked for again, not lost).
-        if let history, history.queue.depth.queuedBytes > history.queue.capacityBytes / 2 { return }
+        guard historyQueueHasRoom else { return }
         let frames = [Array("HISTORY".utf8), Array(String(status.replicatedThrough).utf8)]
         if (try? dealer.send(frames: frames, dontWait: true)) == true {
             requestSent = now
@@ -379,9 +388,11 @@ final class PairLink {
             let known = max(status.replicatedThrough, status.peerSequence, ownNextSequence &- 1)
             let gap = peerWasActive ? max(2 &* peerBurst, PairSettings.minimumTakeoverGap) : 0
             let next = known &+ gap &+ 1
-            status.tookOverAt = next
-            // Sequences below `next` are used or skipped: the heartbeats say so from now on.
-            ownNextSequence = max(ownNextSequence, next)
+            // The loop numbers from here, or above its store's reserve after an unclean stop.
+            let first = max(next, history?.firstNewSequence ?? 1)
+            status.tookOverAt = first
+            // Sequences below it are used or skipped: the heartbeats say so from now on.
+            ownNextSequence = max(ownNextSequence, first)
             let slot = ReplySlot<[BrokerError]>()
             loop.mailbox.post(.pairActivate(nextSequence: next, slot))
             // Heartbeats go on while the loop binds and reserves sequences (a write and a sync,

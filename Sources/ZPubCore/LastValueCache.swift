@@ -159,14 +159,14 @@ public struct LastValueCache: Sendable {
 
     /// Puts back `entry` (persisted, or mirrored from a pair's active broker), with its own
     /// sequence and time (in any order: the order of updates follows the sequences); later
-    /// updates continue above its sequence. It never replaces a newer value of its topic: a
-    /// page of mirrored values that arrives late is older than what came since.
+    /// updates continue above its sequence. It replaces its topic's value whatever that one's
+    /// sequence: each broker of a pair numbers its own cache when active, so after each was
+    /// active alone their numbers do not compare (late pages are dropped before they get here).
     /// An entry without a payload frame is not one. True when it went in.
     @discardableResult
     public mutating func restore(_ entry: Entry) -> Bool {
         entry.encoded.withUnsafeBytes { message in
             guard let topic = Self.topic(in: message), message.count > 4 + topic.count else { return false }
-            if let index = index(of: topic), table[valueAt: index].sequence > entry.sequence { return false }
             lastSequence = max(lastSequence, entry.sequence)
             put(
                 message, topic: topic, bytes: entry.bytes, sequence: entry.sequence,

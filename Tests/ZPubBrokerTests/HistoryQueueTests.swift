@@ -1,4 +1,5 @@
 import XCTest
+import ZPubCore
 
 @testable import ZPubBroker
 
@@ -56,7 +57,7 @@ final class HistoryQueueTests: XCTestCase {
     func testAMirroredNumberNotKeptIsStillAssigned() {
         let queue = HistoryQueue(capacityBytes: 1 << 20)
         keep(queue, 1...2)
-        XCTAssertTrue(queue.commitMirrored(sequence: 7, kept: false))
+        XCTAssertTrue(queue.commitMirrored(sequence: 7, kept: false, recordBytes: 0))
         queue.withTaken(limit: 10) { _, count, _, _, assignedThrough in
             XCTAssertEqual(count, 2)
             XCTAssertEqual(assignedThrough, 7)
@@ -72,7 +73,8 @@ final class HistoryQueueTests: XCTestCase {
             let topic = Array("t".utf8)
             topic.withUnsafeBytes { queue.begin(sequence: sequence, milliseconds: 1, prefixLength: 1, topic: $0) }
             [UInt8](repeating: 1, count: bytes).withUnsafeBytes { queue.appendFrame($0) }
-            return queue.commitMirrored(sequence: sequence, kept: true)
+            let recordBytes = 4 + HistoryRecord.messageHeaderSize + 4 + topic.count + 4 + bytes
+            return queue.commitMirrored(sequence: sequence, kept: true, recordBytes: recordBytes)
         }
         XCTAssertTrue(mirror(1, bytes: 600))
         XCTAssertFalse(mirror(2, bytes: 600), "no room beside the first")
