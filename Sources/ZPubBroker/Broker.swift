@@ -21,6 +21,9 @@ public final class Broker: Sendable {
     /// The broker's libzmq context: components in the same process (the HTTP gateway) join the
     /// broker through it, over the always-bound `InternalEndpoints` (inproc).
     public let context: Context
+    /// Clients served through other doors than the XPUB (the HTTP gateway's), which count for
+    /// a pair's takeover (`PairLink`).
+    public let clientsElsewhere = ClientsElsewhere()
     private let loop: ForwardingLoopHandle
     private let responder: ControlResponder
     private let controlMailbox = Mailbox<ControlServerCommand>()
@@ -152,7 +155,7 @@ public final class Broker: Sendable {
                     valuesOn: !configuration.lastValuePrefixes.isEmpty,
                     curve: security.serverKeyPair.flatMap { own in security.pairPeerKey.map { (own, $0) } },
                     logger: logger,
-                    notifier: notifier, onDemoted: onDemoted)
+                    notifier: notifier, clientsElsewhere: clientsElsewhere, onDemoted: onDemoted)
             } catch {
                 control.close()
                 for bound in [sockets.pull, sockets.xsub, sockets.xpub] { bound.close() }

@@ -67,7 +67,9 @@ final class PairLink {
     private var lastReplication: UInt64 = 0
     private var moreToReplicate = false
     private var ownNextSequence: UInt64 = 1
+    /// Clients connected, for the takeover rule: subscribers on the XPUB and the gateway's.
     private var subscribers = 0
+    private let clientsElsewhere: ClientsElsewhere
     /// The most sequences the peer assigned between two of its heartbeats: what it may have
     /// assigned after its last heartbeat and before it died, which a takeover skips.
     private var peerBurst: UInt64 = 0
@@ -78,8 +80,10 @@ final class PairLink {
     init(
         settings: PairSettings, context: Context, loop: ForwardingLoopHandle, history: HistoryHandle?,
         historyOn: Bool, valuesOn: Bool, curve: (own: CurveKeyPair, peer: CurveKey)?, logger: Logger,
-        notifier: Notifier, onDemoted: @escaping @Sendable () -> Void
+        notifier: Notifier, clientsElsewhere: ClientsElsewhere = ClientsElsewhere(),
+        onDemoted: @escaping @Sendable () -> Void
     ) throws {
+        self.clientsElsewhere = clientsElsewhere
         guard let role = settings.role, let bind = settings.bind, let peer = settings.peer else {
             throw BrokerError(code: .socketSetupFailed, message: "[ha] needs role, bind and peer")
         }
@@ -194,7 +198,7 @@ final class PairLink {
         loop.mailbox.post(.pairQuery(slot))
         guard let view = slot.wait(milliseconds: shortWait) else { return }
         ownNextSequence = view.nextSequence
-        subscribers = view.subscribers
+        subscribers = view.subscribers + clientsElsewhere.count
         if machine.state != .active, let stopped = view.mirrorStoppedAfter, mirrorRetryAfter != stopped {
             // The loop had no room for a mirrored message: ask again from there, and take no
             // reply to a request asked before.
@@ -437,4 +441,22 @@ final class PairLink {
         let snapshot = status
         loop.pairStatus.withLock { $0 = snapshot }
     }
+}
+
+/// How many clients this broker serves through another door than its XPUB's connections: the
+/// HTTP gateway's browsers, whose SUB joins the XPUB over inproc (no connection events). They
+/// count for a pair's takeover as subscribers do: behind a load balancer that sends browsers
+/// to the passive broker once the active one fails, they are the clients that vote. Set once
+/// the gateway runs.
+public final class ClientsElsewhere: Sendable {
+    private let source = Locked<(@Sendable () -> Int)?>(nil)
+
+    public init() {}
+
+    /// Counts with `source` from now on.
+    public func count(with source: @escaping @Sendable () -> Int) {
+        self.source.withLock { $0 = source }
+    }
+
+    var count: Int { source.withLock { $0 }?() ?? 0 }
 }

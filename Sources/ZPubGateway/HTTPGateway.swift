@@ -25,6 +25,10 @@ import ZeroMQ
 public final class HTTPGateway: Sendable {
     /// The address actually listened on (the port resolved when 0 was asked for).
     public let localAddress: String
+    /// WebSocket and SSE clients connected now.
+    public var clientCount: Int {
+        shared.counters.webSocketClients.load(ordering: .relaxed) + shared.counters.sseClients.load(ordering: .relaxed)
+    }
     private let group: MultiThreadedEventLoopGroup
     private let serverChannel: Channel
     private let shared: GatewayShared

@@ -83,6 +83,8 @@ struct Services {
             "http gateway listening on \(scheme)://\(gateway.localAddress)/\(summary)",
             metadata: ["endpoint": "\(scheme)://\(gateway.localAddress)"])
         warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
+        // Its browsers vote for a pair's takeover, as subscribers do (docs/topologies.md).
+        broker.clientsElsewhere.count { gateway.clientCount }
         return gateway
     }
 

@@ -635,6 +635,43 @@ final class PairTests: XCTestCase {
         try Wait.until("the backup is active once its loop is back", timeout: 15) { pairState(backup) == .active }
     }
 
+    /// Browsers on the passive broker's gateway vote as subscribers do: a load balancer that
+    /// sends them there once the active broker fails (nginx's `backup` server, say) makes the
+    /// backup take over, with no ZeroMQ subscriber. The gateway's clients join the XPUB over
+    /// inproc, which the takeover rule did not count: such a pair never failed over.
+    func testBrowsersOnThePassiveGatewayLetTheBackupTakeOver() throws {
+        let ports = (try FreePort.find(), try FreePort.find())
+        func start(_ role: PairSettings.Role, port: Int) throws -> Daemon {
+            try broker(
+                role == .primary ? "a" : "b", role: role,
+                configuration: configuration(role: role) + "\n" + httpSection(port: port))
+        }
+        let primary = try start(.primary, port: ports.0)
+        let backup = try start(.backup, port: ports.1)
+        try Wait.until("the primary is active and the backup passive", timeout: 15) {
+            pairState(primary) == .active && pairState(backup) == .passive
+        }
+        primary.signal(SIGKILL)
+        XCTAssertNotNil(primary.waitForExit())
+        let ready = directory.appendingPathComponent("browser-ready").path
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "python/http_clients.py"
+        ).path
+        let browser = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script, "sse", "\(ports.1)", "?prefix=n.", "1", "-", ready, "n.live"])
+        try Wait.until("the browser is connected to the passive gateway") {
+            FileManager.default.fileExists(atPath: ready)
+        }
+        try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: backup.pull)
+        try push.send(frames: frames("n.live", "after the takeover"))
+        let run = try browser.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("after the takeover"), run.stdout)
+    }
+
     /// An SSE client resumes across a failover with Last-Event-ID: reconnected to the new
     /// active broker's gateway, it gets every kept message after its last event.
     func testAnSSEClientResumesAcrossAFailoverWithLastEventID() throws {
@@ -659,8 +696,9 @@ final class PairTests: XCTestCase {
         let passiveHealth = try HTTPProbe.get(port: ports.1, "/healthz")
         XCTAssertEqual(passiveHealth.status, 503, "a load balancer sends browsers to the active one")
         XCTAssertTrue(passiveHealth.text.contains("passive"), passiveHealth.text)
-        // Browsers do not vote: the subscriber docs/topologies.md puts on the load balancer's
-        // host, connected to both brokers, is what lets the backup take over.
+        // A subscriber of both, as a pair's clients are: the browser of this test comes to the
+        // backup only after the takeover (testBrowsersOnThePassiveGatewayLetTheBackupTakeOver
+        // has browsers as the only vote).
         let clients = try Clients()
         let vote = try clients.socket(.sub, connect: endpoint("b-xpub")) { socket in
             try socket.setOption(.subscribe, bytes: Array("pair-vote.".utf8))
