@@ -69,6 +69,8 @@ final class PairLink {
     private var ownNextSequence: UInt64 = 1
     /// Clients connected, for the takeover rule: subscribers on the XPUB and the gateway's.
     private var subscribers = 0
+    /// Since when this passive broker's history has been ahead of the active peer's (`checkAhead`).
+    private var aheadSince: UInt64?
     private let clientsElsewhere: ClientsElsewhere
     /// The most sequences the peer assigned between two of its heartbeats: what it may have
     /// assigned after its last heartbeat and before it died, which a takeover skips.
@@ -269,6 +271,29 @@ final class PairLink {
         if let transition = machine.peerSaid(newest.state, nowNanoseconds: SystemClock.monotonicNanoseconds()) {
             apply(transition)
         }
+        checkAhead()
+    }
+
+    /// A broker that joined as passive with its history ahead of the active peer's: its store
+    /// holds numbers the peer has not given yet, and will give to other messages (each was
+    /// active alone in turn: the backup took over and was stopped, then the primary started
+    /// alone from its own last number). Mirroring would wait until the peer passed them, and
+    /// the two histories would disagree under one number. Still ahead after `failover_ms` of
+    /// heartbeats, it stops like a demoted broker, and its history is set aside.
+    private func checkAhead() {
+        guard let since = aheadSince else { return }
+        let own = ownNextSequence &- 1
+        guard machine.state == .passive, own > status.peerSequence else {
+            aheadSince = nil
+            return
+        }
+        guard SystemClock.monotonicNanoseconds() &- since >= UInt64(settings.failoverMilliseconds) * 1_000_000
+        else { return }
+        aheadSince = nil
+        logger.critical(
+            "pair: this broker's history reaches sequence \(own), beyond the active peer's \(status.peerSequence): the two numbered different messages alike (each was active alone); this broker stops, its history is set aside, and it mirrors the peer's from the start when restarted"
+        )
+        onDemoted()
     }
 
     // MARK: Replication
@@ -413,14 +438,9 @@ final class PairLink {
             }
             requestSent = nil
         case .passive where transition.from == .waiting && historyOn && ownNextSequence &- 1 > status.peerSequence:
-            // Its store holds numbers the active peer has not given yet, and will give to other
-            // messages: each was active alone in turn (the backup took over and stopped, then
-            // the primary started alone from its own last number). Mirroring would wait until
-            // the peer passed them, and the two histories would disagree under one number.
-            logger.critical(
-                "pair: this broker's history reaches sequence \(ownNextSequence &- 1), beyond the active peer's \(status.peerSequence): the two numbered different messages alike (each was active alone); this broker stops, its history is set aside, and it mirrors the peer's from the start when restarted"
-            )
-            onDemoted()
+            // Checked again on the peer's heartbeats for `failover_ms` (`checkAhead`): one
+            // heartbeat's sequence is stale when the peer's loop was slow to tell it.
+            aheadSince = SystemClock.monotonicNanoseconds()
         case .passive where transition.from == .active:
             logger.critical(
                 "pair: the primary is active too (a partition between the pair healed); this backup stops so that one active broker remains, and rejoins as passive when restarted"
