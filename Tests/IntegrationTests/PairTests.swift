@@ -638,7 +638,9 @@ final class PairTests: XCTestCase {
     /// Browsers on the passive broker's gateway vote as subscribers do: a load balancer that
     /// sends them there once the active broker fails (nginx's `backup` server, say) makes the
     /// backup take over, with no ZeroMQ subscriber. The gateway's clients join the XPUB over
-    /// inproc, which the takeover rule did not count: such a pair never failed over.
+    /// inproc, which the takeover rule did not count: such a pair never failed over. The
+    /// browser resumes with its Last-Event-ID while the backup is still passive: it gets what
+    /// the backup mirrored after that id, then the live stream once it has taken over.
     func testBrowsersOnThePassiveGatewayLetTheBackupTakeOver() throws {
         let ports = (try FreePort.find(), try FreePort.find())
         func start(_ role: PairSettings.Role, port: Int) throws -> Daemon {
@@ -651,6 +653,11 @@ final class PairTests: XCTestCase {
         try Wait.until("the primary is active and the backup passive", timeout: 15) {
             pairState(primary) == .active && pairState(backup) == .passive
         }
+        let clients = try Clients()
+        let before = try clients.socket(.push, connect: primary.pull)
+        for number in 1...5 { try before.send(frames: frames("n.x", "\(number)")) }
+        try Wait.until("the backup mirrors them", timeout: 10) { try history(backup).count == 5 }
+        let seen = try history(backup)[1].seq
         primary.signal(SIGKILL)
         XCTAssertNotNil(primary.waitForExit())
         let ready = directory.appendingPathComponent("browser-ready").path
@@ -659,17 +666,21 @@ final class PairTests: XCTestCase {
         ).path
         let browser = try RunningProgram(
             URL(fileURLWithPath: "/usr/bin/python3"),
-            [script, "sse", "\(ports.1)", "?prefix=n.", "1", "-", ready, "n.live"])
+            [script, "sse", "\(ports.1)", "?prefix=n.", "10", "h\(seen)", ready, "n.live"])
         try Wait.until("the browser is connected to the passive gateway") {
             FileManager.default.fileExists(atPath: ready)
         }
         try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
-        let clients = try Clients()
         let push = try clients.socket(.push, connect: backup.pull)
         try push.send(frames: frames("n.live", "after the takeover"))
         let run = try browser.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertTrue(run.stdout.contains("after the takeover"), run.stdout)
+        let events = run.stdout.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }
+        // Numbers are embedded as JSON (3), text as a string.
+        let payloads = events.compactMap { ($0["data"] as? [String: Any])?["payload"] }.map { "\($0)" }
+        XCTAssertEqual(payloads, ["3", "4", "5", "after the takeover"], run.stdout)
     }
 
     /// An SSE client resumes across a failover with Last-Event-ID: reconnected to the new
