@@ -519,7 +519,7 @@ final class HistoryWriter {
             case .since(let sequence):
                 let page = try store.page(
                     after: sequence, through: query.through ?? UInt64(Int64.max), prefix: query.prefix,
-                    limit: HistoryReply.pageSize, maxBytes: HistoryReply.pageBytes)
+                    limit: HistoryReply.pageSize, maxBytes: min(query.maxBytes, HistoryReply.pageBytes))
                 messages = page.messages
                 more = page.cutByBytes || messages.count == HistoryReply.pageSize
                 gap = HistoryReply.gap(

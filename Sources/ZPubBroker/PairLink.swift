@@ -247,8 +247,12 @@ final class PairLink {
                 // Answered from the history writer with a short deadline: this thread sends the
                 // heartbeats, and a slow disk must not silence them (the peer would take over).
                 // Unanswered, the peer asks again.
-                guard let history, let query = HistoryQuery.parse(Array("since ".utf8) + frames[2]),
-                    case .success(let reply) = history.query(query, milliseconds: shortWait),
+                guard let history, var query = HistoryQuery.parse(Array("since ".utf8) + frames[2]) else { continue }
+                // The fourth frame, when the peer sends it: the bytes its history queue has room for.
+                if frames.count >= 4, let room = Int(String(decoding: frames[3], as: UTF8.self)), room > 0 {
+                    query.maxBytes = room
+                }
+                guard case .success(let reply) = history.query(query, milliseconds: shortWait),
                     let json = try? JSONEncoder().encode(reply)
                 else { continue }
                 // The third frame echoes the request's sequence, so that the peer can tell a late
@@ -324,7 +328,13 @@ final class PairLink {
             return
         }
         guard historyQueueHasRoom else { return }
-        let frames = [Array("HISTORY".utf8), Array(String(status.replicatedThrough).utf8)]
+        var frames = [Array("HISTORY".utf8), Array(String(status.replicatedThrough).utf8)]
+        // No more than the history queue has room for (its records take a little more than
+        // the frames): a page that did not fit would be read and sent for nothing.
+        if let history {
+            let room = history.queue.capacityBytes / 2 - history.queue.depth.queuedBytes
+            frames.append(Array(String(max(1, room * 3 / 4)).utf8))
+        }
         if (try? dealer.send(frames: frames, dontWait: true)) == true {
             requestSent = now
             requestedSince = status.replicatedThrough

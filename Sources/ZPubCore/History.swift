@@ -231,6 +231,10 @@ public struct HistoryQuery: Equatable, Sendable {
     /// With `since`: no message after this sequence (a replay's marker, or `until`).
     public var through: UInt64?
     public var prefix: [UInt8]
+    /// With `since`: at most this many bytes of frames in the reply (one message at least), and
+    /// never more than `HistoryReply.pageBytes`. A pair's passive broker asks for what its
+    /// history queue has room for. Not part of the text form.
+    public var maxBytes = HistoryReply.pageBytes
 
     public init(position: Position, through: UInt64? = nil, prefix: [UInt8]) {
         self.position = position
