@@ -302,17 +302,18 @@ final class PairLink {
 
     // MARK: Replication
 
-    /// Not faster than this broker's writer stores what comes: a page (of messages, or of last
-    /// values to persist) waits while the history queue is over half full. A message without
-    /// room is asked for again; a last value without room would go unpersisted.
-    private var historyQueueHasRoom: Bool {
-        guard let history else { return true }
-        return history.queue.depth.queuedBytes <= history.queue.capacityBytes / 2
+    /// Not faster than this broker's writer stores what comes: the bytes of the history queue's
+    /// first half still free, which a page (of messages, or of last values to persist) waits for
+    /// while it is negative. A message without room is asked for again; a last value without
+    /// room would go unpersisted. `Int.max` without history.
+    private var historyQueueRoom: Int {
+        guard let history else { return .max }
+        return history.queue.capacityBytes / 2 - history.queue.depth.queuedBytes
     }
 
     private func replicateIfDue(now: UInt64) {
         if valuesOn, machine.state != .active, machine.peerState == .active,
-            now &- valuesAsked > Self.valuesIntervalMilliseconds * 1_000_000, historyQueueHasRoom
+            now &- valuesAsked > Self.valuesIntervalMilliseconds * 1_000_000, historyQueueRoom >= 0
         {
             valuesAsked = now
             _ = try? dealer.send(frames: [Array("VALUES".utf8), Array(String(valuesThrough).utf8)], dontWait: true)
@@ -327,14 +328,12 @@ final class PairLink {
         } else if !moreToReplicate && now &- lastReplication < Self.replicationIntervalMilliseconds * 1_000_000 {
             return
         }
-        guard historyQueueHasRoom else { return }
+        let room = historyQueueRoom
+        guard room >= 0 else { return }
         var frames = [Array("HISTORY".utf8), Array(String(status.replicatedThrough).utf8)]
         // No more than the history queue has room for (its records take a little more than
         // the frames): a page that did not fit would be read and sent for nothing.
-        if let history {
-            let room = history.queue.capacityBytes / 2 - history.queue.depth.queuedBytes
-            frames.append(Array(String(max(1, room * 3 / 4)).utf8))
-        }
+        if history != nil { frames.append(Array(String(max(1, room * 3 / 4)).utf8)) }
         if (try? dealer.send(frames: frames, dontWait: true)) == true {
             requestSent = now
             requestedSince = status.replicatedThrough

@@ -66,6 +66,14 @@ final class PairTests: XCTestCase {
         (try? daemon.decode("HEALTH", as: HealthReport.self))?.pair?.state
     }
 
+    /// Waits until the pair has formed: `primary` active, `backup` passive (their logs in the
+    /// failure).
+    private func waitForPair(_ primary: Daemon, _ backup: Daemon) throws {
+        try Wait.until("the primary is active and the backup passive\n\(primary.log)\n\(backup.log)", timeout: 15) {
+            pairState(primary) == .active && pairState(backup) == .passive
+        }
+    }
+
     /// Every kept message of `daemon`, oldest first: (sequence, message number).
     private func history(_ daemon: Daemon) throws -> [(seq: UInt64, number: Int)] {
         var kept: [(UInt64, Int)] = []
@@ -121,9 +129,7 @@ final class PairTests: XCTestCase {
         // its store's reserve for numbers of its own, and must still mirror the peer's.
         var primary: Daemon? = try broker("a", role: .primary, configuration: configuration(role: .primary, state: "a"))
         let backup = try broker("b", role: .backup, configuration: configuration(role: .backup, state: "b"))
-        try Wait.until("the primary is active and the backup passive\n\(primary!.log)\n\(backup.log)", timeout: 15) {
-            pairState(primary!) == .active && pairState(backup) == .passive
-        }
+        try waitForPair(primary!, backup)
         // A subscriber of both: the backup counts it as a client (the split-brain rule).
         let clients = try Clients()
         let subscriber = try clients.socket(.sub, connect: endpoint("a-xpub")) { socket in
@@ -311,9 +317,7 @@ final class PairTests: XCTestCase {
     func testAFollowerPrintsAMessageWhoseMarkerNeverCameOnceUnnumbered() throws {
         let primary = try broker("a", role: .primary)
         let backup = try broker("b", role: .backup)
-        try Wait.until("the primary is active and the backup passive\n\(primary.log)\n\(backup.log)", timeout: 15) {
-            pairState(primary) == .active && pairState(backup) == .passive
-        }
+        try waitForPair(primary, backup)
         let clients = try Clients()
         let producer = try clients.socket(.push, connect: endpoint("a-pull"))
         try producer.send(frames: frames("n.1", "1"))
@@ -375,9 +379,7 @@ final class PairTests: XCTestCase {
     func testTheBackupMirrorsALargeCacheInPages() throws {
         let primary = try broker("a", role: .primary)
         let backup = try broker("b", role: .backup)
-        try Wait.until("the primary is active and the backup passive\n\(primary.log)\n\(backup.log)", timeout: 15) {
-            pairState(primary) == .active && pairState(backup) == .passive
-        }
+        try waitForPair(primary, backup)
         let clients = try Clients()
         let push = try clients.socket(.push, connect: primary.pull)
         let topics = 2_500
@@ -397,9 +399,7 @@ final class PairTests: XCTestCase {
         let primary = try broker("a", role: .primary)
         let backupConfiguration = configuration(role: .backup, state: "b")
         let backup = try broker("b", role: .backup, configuration: backupConfiguration)
-        try Wait.until("the primary is active and the backup passive\n\(primary.log)\n\(backup.log)", timeout: 15) {
-            pairState(primary) == .active && pairState(backup) == .passive
-        }
+        try waitForPair(primary, backup)
         let clients = try Clients()
         let push = try clients.socket(.push, connect: primary.pull)
         let topics = 50
@@ -451,9 +451,7 @@ final class PairTests: XCTestCase {
         let backupConfiguration = configuration(role: .backup, state: "b")
         var primary = try broker("a", role: .primary, configuration: primaryConfiguration)
         var backup = try broker("b", role: .backup, configuration: backupConfiguration)
-        try Wait.until("the primary is active and the backup passive", timeout: 15) {
-            pairState(primary) == .active && pairState(backup) == .passive
-        }
+        try waitForPair(primary, backup)
         let clients = try Clients()
         let vote = try clients.socket(.sub, connect: endpoint("a-xpub")) { socket in
             try socket.connect(self.endpoint("b-xpub"))
@@ -514,9 +512,7 @@ final class PairTests: XCTestCase {
         }
         let primary = try start(.primary, namespace: lab.brokerNamespace, host: primaryHost, peerHost: backupHost)
         let backup = try start(.backup, namespace: lab.subscriberNamespace, host: backupHost, peerHost: primaryHost)
-        try Wait.until("the primary is active and the backup passive\n\(primary.log)\n\(backup.log)", timeout: 15) {
-            pairState(primary) == .active && pairState(backup) == .passive
-        }
+        try waitForPair(primary, backup)
         // The client: a pyzmq subscriber of both, on the primary's side of the link.
         let client = try RunningProgram(
             ip,
@@ -650,9 +646,7 @@ final class PairTests: XCTestCase {
         }
         let primary = try start(.primary, port: ports.0)
         let backup = try start(.backup, port: ports.1)
-        try Wait.until("the primary is active and the backup passive", timeout: 15) {
-            pairState(primary) == .active && pairState(backup) == .passive
-        }
+        try waitForPair(primary, backup)
         let clients = try Clients()
         let before = try clients.socket(.push, connect: primary.pull)
         for number in 1...5 { try before.send(frames: frames("n.x", "\(number)")) }
@@ -701,9 +695,7 @@ final class PairTests: XCTestCase {
         }
         let primary = try start(.primary, port: ports.0)
         let backup = try start(.backup, port: ports.1)
-        try Wait.until("the primary is active and the backup passive", timeout: 15) {
-            pairState(primary) == .active && pairState(backup) == .passive
-        }
+        try waitForPair(primary, backup)
         let passiveHealth = try HTTPProbe.get(port: ports.1, "/healthz")
         XCTAssertEqual(passiveHealth.status, 503, "a load balancer sends browsers to the active one")
         XCTAssertTrue(passiveHealth.text.contains("passive"), passiveHealth.text)
@@ -760,9 +752,7 @@ final class PairTests: XCTestCase {
         }
         let primary = try broker("a", role: .primary)
         let backup = try broker("b", role: .backup)
-        try Wait.until("the primary is active and the backup passive", timeout: 15) {
-            pairState(primary) == .active && pairState(backup) == .passive
-        }
+        try waitForPair(primary, backup)
         let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("examples")
         let both = (
