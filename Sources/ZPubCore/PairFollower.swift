@@ -18,6 +18,12 @@
 ///   and a resume follows. If the replay holds it, the replay prints it numbered; if not, it is
 ///   printed without a sequence, before the replay (what history kept after `last` came after
 ///   it, as a rule). Printing it at once would print it twice when the replay has it too.
+/// - while an orphan waits for its resume, the kept messages after it wait too, their markers
+///   noted: printing one would move `last` past the orphan, so that the replay (after `last`)
+///   could no longer hold it. Each is then left to the replay when it holds that sequence, and
+///   printed unnumbered when it does not (the broker that numbered it died with it). While
+///   resumes keep failing, what waits is bounded (`maximumOrphans`): the oldest is then printed
+///   as it is, so that the output lags, and does not stop;
 /// - each replayed message accounts for one orphan at most, and only one its own broker could
 ///   have numbered: a takeover's new sequences start far above `last`
 ///   (`PairSettings.minimumTakeoverGap`), and a message there with the same bytes is another;
@@ -29,9 +35,13 @@
 ///   messages after `last` would be skipped otherwise); the message it numbers comes in the
 ///   replay.
 ///
-/// One case still prints a message twice: printed unnumbered because the active broker lacks
+/// Two cases still print a message twice. Printed unnumbered because the active broker lacks
 /// it, it is replayed later by a broker that has it (an old primary that kept it and becomes
-/// active again before anything else is printed).
+/// active again before anything else is printed). And a message of the new broker that waited
+/// for its marker while the dead broker's last messages, still queued in the socket, came in
+/// between: it is taken for an orphan, and the replay numbers it above the takeover's gap,
+/// where the rule above keeps same bytes apart (one socket does not say which broker a message
+/// came from; a socket per broker would).
 public struct PairFollower {
     public enum Action: Equatable {
         /// Print the message, with its history sequence when it has one.
@@ -61,7 +71,11 @@ public struct PairFollower {
     /// A message seen, waiting for its marker, and since when.
     private var waiting: [[UInt8]]?
     private var waitingSince: UInt64 = 0
-    public private(set) var orphans: [[[UInt8]]] = []
+    /// Kept messages waiting for a resume, oldest first, each with the sequence its marker
+    /// brought (nil: its marker never came).
+    private var waitingForResume: [(frames: [[UInt8]], sequence: UInt64?)] = []
+    /// The kept messages waiting for a resume.
+    public var orphans: [[[UInt8]]] { waitingForResume.map(\.frames) }
     private var recentlyPrinted = RecentMessages(capacity: Self.recentMessages)
 
     public init(since: UInt64, markerPrefix: [UInt8] = BrokerState.sequenceMarkerPrefix) {
@@ -83,6 +97,10 @@ public struct PairFollower {
             let sequence = frames.count > 1 ? UInt64(String(decoding: frames[1], as: UTF8.self)) : nil
             if let sequence, !catchingUp, last > since, sequence > last &+ PairSettings.minimumTakeoverGap / 2 {
                 return [.resume]
+            }
+            if let sequence, !waitingForResume.isEmpty {
+                // Not printed before the orphans ahead of it are settled (see the rules).
+                return sequence > last ? orphan(held, sequence: sequence) : []
             }
             return deliver(held, sequence)
         }
@@ -138,22 +156,33 @@ public struct PairFollower {
     {
         if let keptPrefixes { self.keptPrefixes = keptPrefixes }
         var actions: [Action] = []
-        if !orphans.isEmpty {
+        if !waitingForResume.isEmpty {
+            // Replayed messages an orphan without a marker may be: numbered by the broker it
+            // came from, below the gap.
             var replayed: [[[UInt8]]: Int] = [:]
+            var replayedSequences: [UInt64: [[UInt8]]] = [:]
             for message in messages {
-                guard let sequence = message.sequence, sequence <= last &+ PairSettings.minimumTakeoverGap / 2 else {
-                    continue
-                }
-                replayed[message.frames, default: 0] += 1
+                guard let sequence = message.sequence else { continue }
+                replayedSequences[sequence] = message.frames
+                if sequence <= last &+ PairSettings.minimumTakeoverGap / 2 { replayed[message.frames, default: 0] += 1 }
             }
-            for frames in orphans {
-                if let count = replayed[frames], count > 0 {
+            // Orphans whose marker came are in the replay under that sequence, or nowhere; one
+            // that is there accounts for its replayed message before any orphan without one.
+            for (frames, sequence) in waitingForResume {
+                guard let sequence, replayedSequences[sequence] == frames, let count = replayed[frames], count > 0
+                else { continue }
+                replayed[frames] = count - 1
+            }
+            for (frames, sequence) in waitingForResume {
+                if let sequence {
+                    if replayedSequences[sequence] != frames { actions += deliver(frames, nil) }
+                } else if let count = replayed[frames], count > 0 {
                     replayed[frames] = count - 1
                 } else if !recentlyPrinted.contains(frames) {
                     actions += deliver(frames, nil)
                 }
             }
-            orphans = []
+            waitingForResume = []
         }
         for message in messages { actions += deliver(message.frames, message.sequence) }
         return actions
@@ -161,13 +190,15 @@ public struct PairFollower {
 
     private func isKept(_ topic: [UInt8]) -> Bool { keptPrefixes.contains { topic.starts(with: $0) } }
 
-    private mutating func orphan(_ frames: [[UInt8]]) -> [Action] {
+    private mutating func orphan(_ frames: [[UInt8]], sequence: UInt64? = nil) -> [Action] {
         var actions: [Action] = []
-        if orphans.count == Self.maximumOrphans {
-            orphans.removeFirst()
-            actions.append(.droppedOrphan)
+        if waitingForResume.count == Self.maximumOrphans {
+            // The oldest gives way: printed if its marker came (nothing waits before it now),
+            // dropped if not.
+            let oldest = waitingForResume.removeFirst()
+            actions += oldest.sequence.map { deliver(oldest.frames, $0) } ?? [.droppedOrphan]
         }
-        orphans.append(frames)
+        waitingForResume.append((frames, sequence))
         return actions
     }
 
