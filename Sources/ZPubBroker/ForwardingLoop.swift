@@ -360,12 +360,26 @@ final class ForwardingLoop {
         var topicWanted = true
         var caching = false
         var keeping = false
-        if accounting || state.lastValue.isEnabled || historyPrefixes.isEnabled {
-            message.withUnsafeBytes(count: firstFrameSize) { topic in
-                if accounting { (topicWanted, topicIndex) = state.lookupTopic(topic) }
-                caching = state.lastValue.isEnabled && state.lastValue.covers(topic)
-                keeping = historyPrefixes.isEnabled && keep(topic)
+        var internalTopic = false
+        message.withUnsafeBytes(count: firstFrameSize) { topic in
+            // zpubd's own topics (sequence markers, snapshot markers) come from zpubd alone: a
+            // producer's, or an upstream broker's with its own numbers, would mislead the
+            // clients that resume from them.
+            if topic.first == BrokerState.internalPrefix[0] && topic.starts(with: BrokerState.internalPrefix) {
+                internalTopic = true
+                return
             }
+            if accounting { (topicWanted, topicIndex) = state.lookupTopic(topic) }
+            caching = state.lastValue.isEnabled && state.lastValue.covers(topic)
+            keeping = historyPrefixes.isEnabled && keep(topic)
+        }
+        if internalTopic {
+            while more {
+                _ = try source.receiveSize(into: message)
+                more = message.hasMore
+            }
+            state.internalTopicMessages &+= 1
+            return nil
         }
         // Assigned, not appended: a message whose reading failed half way must not leave its
         // first frames in front of the next one's.
@@ -525,16 +539,17 @@ final class ForwardingLoop {
     /// now: it is captured as its topic alone, which the cache takes as a deletion.
     @inline(never)
     private func beginCapture(firstFrameSize: Int) -> Bool {
-        guard firstFrameSize <= state.lastValue.maxBytes else { return false }
+        // Counted as the cache counts an entry: each frame with its 4-byte length.
+        guard 4 + firstFrameSize <= state.lastValue.maxBytes else { return false }
         captured.removeAll()
         message.withUnsafeBytes(count: firstFrameSize) { captured.append(frame: $0) }
-        capturedBytes = firstFrameSize
+        capturedBytes = 4 + firstFrameSize
         return true
     }
 
     @inline(never)
     private func continueCapture(frameSize: Int) {
-        capturedBytes &+= frameSize
+        capturedBytes &+= 4 + frameSize
         if capturedBytes <= state.lastValue.maxBytes {
             message.withUnsafeBytes(count: frameSize) { captured.append(frame: $0) }
         } else {
@@ -557,8 +572,15 @@ final class ForwardingLoop {
     /// knows connections; nil for frames without one (in-process subscribers, libzmq's own
     /// unsubscriptions for a closed connection), or whose descriptor is no socket any more.
     private func subscriberConnection() -> SubscriberConnections.Identity? {
-        guard let source = message.sourceConnection, let socket = Self.socket(at: source.descriptor) else {
-            return nil
+        guard let source = message.sourceConnection else { return nil }
+        guard let socket = Self.socket(at: source.descriptor) else {
+            // The connection closed before its frame was read (libzmq reads ahead): still
+            // that connection, known by its metadata, which lives as long as the frame. Counted
+            // frame by frame instead, an unsubscription from a prefix it never held counted
+            // down another subscriber's, and a repeated subscription was counted twice.
+            return state.subscriberConnections.recorded(descriptor: source.descriptor, metadata: source.metadataAddress)
+                ?? SubscriberConnections.Identity(
+                    descriptor: source.descriptor, device: 0, inode: 0, metadata: source.metadataAddress)
         }
         return SubscriberConnections.Identity(
             descriptor: source.descriptor, device: socket.device, inode: socket.inode,

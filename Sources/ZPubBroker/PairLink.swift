@@ -400,7 +400,7 @@ final class PairLink {
         let entries: [LastValueCache.Entry] = list.compactMap { entry in
             guard let frames = entry.messageFrames, let sequence = entry.seq else { return nil }
             return LastValueCache.Entry(
-                frames: frames, bytes: frames.reduce(0) { $0 + $1.count }, sequence: sequence,
+                frames: frames, bytes: frames.reduce(0) { $0 + 4 + $1.count }, sequence: sequence,
                 storedMilliseconds: entry.storedMilliseconds ?? 0)
         }
         guard let newest = entries.last?.sequence else { return }

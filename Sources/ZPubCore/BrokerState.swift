@@ -13,6 +13,8 @@ public struct BrokerState: Sendable {
     public var topicAccounting: Bool
     public var unwantedMessages: UInt64 = 0
     public var sendFailures: UInt64 = 0
+    /// Messages from producers or upstreams under `internalPrefix`, dropped.
+    public var internalTopicMessages: UInt64 = 0
     public var paused = false
     /// Connected peers per data socket role (pull, xsub, xpub), from socket monitor events.
     public var peers: [BrokerSocketRole: Int] = [.pull: 0, .xsub: 0, .xpub: 0]
@@ -157,6 +159,7 @@ public struct BrokerState: Sendable {
                 untrackedMessages: topics.untrackedMessages, untrackedBytes: topics.untrackedBytes),
             unwantedMessages: unwantedMessages,
             sendFailures: sendFailures,
+            internalTopicMessages: internalTopicMessages,
             peers: peers,
             handshakeFailures: handshakeFailures,
             descriptors: .init(acceptPaused: acceptPaused, acceptPauses: acceptPauses),

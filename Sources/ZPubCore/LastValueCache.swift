@@ -35,9 +35,8 @@ public struct LastValueCache: Sendable {
 
         /// Replaces the message: in the entry's own buffer when it has the same size (a state
         /// topic's updates usually do) and nothing else holds it. A buffer of another size is
-        /// made anew, so that an entry holds no more than its message (`bytes` counts the
-        /// frames' bytes, and `max_bytes` bounds them; their 4-byte lengths come on top, as an
-        /// array per frame's header did before).
+        /// made anew, so that an entry holds no more than its message (`bytes` counts it,
+        /// each frame's 4-byte length included, and `max_bytes` bounds them).
         mutating func refill(
             with message: UnsafeRawBufferPointer, bytes: Int, sequence: UInt64, storedMilliseconds: UInt64
         ) {
@@ -134,9 +133,8 @@ public struct LastValueCache: Sendable {
     /// package access only.
     package mutating func store(encoded message: UnsafeRawBufferPointer, frameCount: Int, nowMilliseconds: UInt64) {
         guard frameCount > 0, let topic = Self.topic(in: message) else { return }
-        let bytes = message.count - 4 * frameCount
         // No payload, or one empty frame.
-        if frameCount == 1 || (frameCount == 2 && bytes == topic.count) {
+        if frameCount == 1 || (frameCount == 2 && message.count == 8 + topic.count) {
             if let index = index(of: topic) {
                 remove(at: index)
                 deletions &+= 1
@@ -145,7 +143,7 @@ public struct LastValueCache: Sendable {
         }
         lastSequence &+= 1
         updates &+= 1
-        put(message, topic: topic, bytes: bytes, sequence: lastSequence, storedMilliseconds: nowMilliseconds)
+        put(message, topic: topic, sequence: lastSequence, storedMilliseconds: nowMilliseconds)
     }
 
     /// Puts back an entry persisted before a restart, with its own sequence and time (in any
@@ -153,7 +151,7 @@ public struct LastValueCache: Sendable {
     public mutating func restore(_ frames: [[UInt8]], sequence: UInt64, storedMilliseconds: UInt64) {
         restore(
             Entry(
-                frames: frames, bytes: frames.reduce(0) { $0 + $1.count }, sequence: sequence,
+                frames: frames, bytes: frames.reduce(0) { $0 + 4 + $1.count }, sequence: sequence,
                 storedMilliseconds: storedMilliseconds))
     }
 
@@ -168,9 +166,7 @@ public struct LastValueCache: Sendable {
         entry.encoded.withUnsafeBytes { message in
             guard let topic = Self.topic(in: message), message.count > 4 + topic.count else { return false }
             lastSequence = max(lastSequence, entry.sequence)
-            put(
-                message, topic: topic, bytes: entry.bytes, sequence: entry.sequence,
-                storedMilliseconds: entry.storedMilliseconds)
+            put(message, topic: topic, sequence: entry.sequence, storedMilliseconds: entry.storedMilliseconds)
             return true
         }
     }
@@ -184,10 +180,14 @@ public struct LastValueCache: Sendable {
         return UnsafeRawBufferPointer(rebasing: message[4..<4 + count])
     }
 
+    /// `bytes`, the entry's size against `max_bytes`, is what it holds: the frames with their
+    /// 4-byte lengths. Counting the frames' bytes alone let a message of a million empty frames
+    /// count as its topic while it took 4 MB.
     private mutating func put(
-        _ message: UnsafeRawBufferPointer, topic: UnsafeRawBufferPointer, bytes: Int, sequence: UInt64,
+        _ message: UnsafeRawBufferPointer, topic: UnsafeRawBufferPointer, sequence: UInt64,
         storedMilliseconds: UInt64
     ) {
+        let bytes = message.count
         if let index = index(of: topic) {
             totalBytes += bytes - table[valueAt: index].bytes
             table.withValue(at: index) {

@@ -20,6 +20,9 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var unwantedMessages: UInt64
     /// Messages XPUB refused to take (should stay 0: XPUB drops per subscriber silently).
     public var sendFailures: UInt64
+    /// Messages from producers or upstreams on zpubd's own topics (`$zpub/`), dropped (absent
+    /// in replies of older zpubd).
+    public var internalTopicMessages: UInt64?
     /// Connected peers per data socket (pull, xsub, xpub).
     public var peers: [BrokerSocketRole: Int]
     /// Connections dropped during the ZeroMQ handshake.
@@ -202,7 +205,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         messagesIn: UInt64, messagesOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, uptimeSeconds: Double,
         forwarding: ForwardingState, sockets: [BrokerSocketRole: TrafficCounters], subscriptions: SubscriptionStats,
         topics: TopicStats,
-        unwantedMessages: UInt64, sendFailures: UInt64, peers: [BrokerSocketRole: Int] = [:],
+        unwantedMessages: UInt64, sendFailures: UInt64, internalTopicMessages: UInt64? = 0,
+        peers: [BrokerSocketRole: Int] = [:],
         handshakeFailures: UInt64 = 0,
         descriptors: DescriptorStats? = nil, lastValue: LastValueStats = .init(), upstreams: [UpstreamLink] = []
     ) {
@@ -220,6 +224,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         self.topics = topics
         self.unwantedMessages = unwantedMessages
         self.sendFailures = sendFailures
+        self.internalTopicMessages = internalTopicMessages
         self.peers = peers
         self.handshakeFailures = handshakeFailures
     }
@@ -233,6 +238,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case forwarding, sockets, subscriptions, topics
         case unwantedMessages = "unwanted_messages"
         case sendFailures = "send_failures"
+        case internalTopicMessages = "internal_topic_messages"
         case peers, upstreams, security, descriptors, history, pair
         case handshakeFailures = "handshake_failures"
         case lastValue = "last_value"

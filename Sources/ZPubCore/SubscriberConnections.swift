@@ -17,6 +17,17 @@
 /// without metadata (in-process subscribers, and the unsubscriptions libzmq sends for a
 /// connection that closed, one per prefix it held) are counted as before, frame by frame.
 ///
+/// libzmq's XPUB records every subscription frame it reads for its connection, applied or not,
+/// and sends an unsubscription for each when the connection closes. So a subscription zpubd
+/// refused (the table full, the prefix too long) still gets one, without a connection to tell
+/// whose: counted, it would count down a subscriber who holds the prefix, and could send its
+/// last unsubscription upstream while that subscriber still wants it. Refused prefixes are
+/// recorded per connection too, and as many of those anonymous unsubscriptions as are still to
+/// come for a prefix count for nothing (`absorbsUnsubscription`). Which one of several comes
+/// first cannot be told: a held prefix's may be taken for a refused one's and the refused one's
+/// counted in its place, so the counts are right once both came, and in between a count is
+/// high, never low (a prefix is forwarded upstream a moment longer, never withdrawn early).
+///
 /// A prefix is remembered by its hash (seeded, 64 bits), not its bytes, in a flat set
 /// (`HashSet64`): 8-16 bytes a subscription instead of an array's 40 or more, next to the
 /// 64 MiB bound for 100,000 of them (docs/performance.md). Two prefixes of one connection with the same hash would be taken for
@@ -54,8 +65,15 @@ public struct SubscriberConnections: Sendable {
         }
     }
 
-    /// Per descriptor (what a close event names), each connection read on it and its prefixes.
+    /// Per descriptor (what a close event names), each connection read on it and its prefixes
+    /// (held, or refused: `refusedKey`).
     private var connections: [Int32: [Identity: HashSet64]] = [:]
+    /// Per prefix hash, the anonymous unsubscriptions still to come for refused subscriptions.
+    private var refusedPending: [Int: Int] = [:]
+    private var refusedPendingTotal = 0
+    /// Refused subscriptions tracked at most (beyond, they are not: a flood of refused
+    /// subscriptions costs no memory here, and the counts may then drift as they did before).
+    public static let maxRefusedPending = 100_000
     /// Descriptors libzmq reported closed while they still showed a recorded connection's
     /// socket (libzmq reports before it closes): looked at again until that is gone.
     public private(set) var closing: Set<Int32> = []
@@ -74,30 +92,87 @@ public struct SubscriberConnections: Sendable {
         connections[connection.descriptor]?[connection]?.contains(prefixHash) ?? false
     }
 
+    /// A recorded connection on `descriptor` with this metadata: what a frame read after its
+    /// descriptor closed belongs to (its metadata lives as long as the frame).
+    public func recorded(descriptor: Int32, metadata: UInt) -> Identity? {
+        connections[descriptor]?.keys.first { $0.metadata == metadata }
+    }
+
     /// Records an accepted subscription. Records of the descriptor's earlier sockets go: it
     /// shows another one now, so they are closed, whether or not their close was reported.
     ///
     /// Every change goes through the dictionaries' subscripts in place: a set copied out and
     /// written back is copied whole (100,000 subscriptions took 15 s instead of 0.3).
     public mutating func subscribed(_ prefixHash: Int, _ connection: Identity) {
-        if connections[connection.descriptor]?[connection] == nil, let others = connections[connection.descriptor] {
+        // A connection whose descriptor had closed when its frame was read (device and inode
+        // 0) shows nothing to compare with.
+        if connection.inode != 0 || connection.device != 0,
+            connections[connection.descriptor]?[connection] == nil, let others = connections[connection.descriptor]
+        {
             let socket = Socket(device: connection.device, inode: connection.inode)
             connections[connection.descriptor] = others.filter { $0.key.isCurrent(socket) }
         }
         connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(prefixHash)
+        // libzmq's one record of the prefix for this connection is a counted subscription now.
+        takeRefused(prefixHash, connection)
+    }
+
+    /// Records a subscription zpubd refused, which libzmq keeps for the connection anyway.
+    public mutating func refused(_ prefixHash: Int, _ connection: Identity) {
+        guard refusedPendingTotal < Self.maxRefusedPending else { return }
+        guard
+            connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(
+                Self.refusedKey(prefixHash))
+        else { return }
+        refusedPending[prefixHash, default: 0] += 1
+        refusedPendingTotal += 1
     }
 
     /// Records an unsubscription; false when the connection did not hold the prefix (it was
     /// refused, or the peer unsubscribes from something it never subscribed to), which then
     /// counts for nothing.
     public mutating func unsubscribed(_ prefixHash: Int, _ connection: Identity) -> Bool {
-        guard connections[connection.descriptor]?[connection]?.remove(prefixHash) == true else { return false }
+        guard connections[connection.descriptor]?[connection]?.remove(prefixHash) == true else {
+            // libzmq drops its record of a refused prefix too: no unsubscription comes for it.
+            takeRefused(prefixHash, connection)
+            return false
+        }
+        dropIfEmpty(connection)
+        return true
+    }
+
+    /// An unsubscription without a connection (libzmq's, for one that closed): true when it
+    /// is one still to come for a refused subscription, which then counts for nothing.
+    public mutating func absorbsUnsubscription(_ prefixHash: Int) -> Bool {
+        guard let pending = refusedPending[prefixHash] else { return false }
+        refusedPending[prefixHash] = pending > 1 ? pending - 1 : nil
+        refusedPendingTotal -= 1
+        return true
+    }
+
+    /// Refused subscriptions whose unsubscription is still to come.
+    public var refusedPendingCount: Int { refusedPendingTotal }
+
+    private mutating func takeRefused(_ prefixHash: Int, _ connection: Identity) {
+        guard connections[connection.descriptor]?[connection]?.remove(Self.refusedKey(prefixHash)) == true else {
+            return
+        }
+        dropIfEmpty(connection)
+        if let pending = refusedPending[prefixHash] {
+            refusedPending[prefixHash] = pending > 1 ? pending - 1 : nil
+            refusedPendingTotal -= 1
+        }
+    }
+
+    private mutating func dropIfEmpty(_ connection: Identity) {
         if connections[connection.descriptor]?[connection]?.isEmpty == true {
             connections[connection.descriptor]?[connection] = nil
             if connections[connection.descriptor]?.isEmpty == true { connections[connection.descriptor] = nil }
         }
-        return true
     }
+
+    /// A refused prefix's entry in its connection's set, apart from the held prefixes' hashes.
+    private static func refusedKey(_ prefixHash: Int) -> Int { ~prefixHash }
 
     /// libzmq reported the connection on `descriptor` closed. Its records go once the
     /// descriptor (`current`: what it shows now) no longer shows their socket; until then the

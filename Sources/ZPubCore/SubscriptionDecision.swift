@@ -56,7 +56,21 @@ extension BrokerState {
         guard let kind = frame.first, kind <= 1 else { return SubscriptionActions() }
         let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
         guard let connection else {
-            guard kind == 1 else { return unsubscribe(prefix) }
+            guard kind == 1 else {
+                // libzmq's unsubscription for a refused subscription of a connection that
+                // closed (`SubscriberConnections`): nobody's count goes down for it.
+                guard
+                    subscriberConnections.refusedPendingCount == 0
+                        || !subscriberConnections.absorbsUnsubscription(seededHash(prefix))
+                else {
+                    unheldUnsubscriptions &+= 1
+                    subscriptions.noteUncounted(subscribe: false)
+                    var actions = SubscriptionActions()
+                    actions.apply = .unsubscribe
+                    return actions
+                }
+                return unsubscribe(prefix)
+            }
             return subscribe(prefix, lastValueWanted: !inProcess, nowMilliseconds: nowMilliseconds)
         }
         let prefixHash = seededHash(prefix)
@@ -67,7 +81,11 @@ extension BrokerState {
                 return repeatedSubscription(prefix, nowMilliseconds: nowMilliseconds)
             }
             let actions = subscribe(prefix, nowMilliseconds: nowMilliseconds)
-            if actions.apply == .subscribe { subscriberConnections.subscribed(prefixHash, connection) }
+            if actions.apply == .subscribe {
+                subscriberConnections.subscribed(prefixHash, connection)
+            } else if actions.refusal != nil {
+                subscriberConnections.refused(prefixHash, connection)
+            }
             return actions
         }
         guard subscriberConnections.unsubscribed(prefixHash, connection) else {

@@ -58,6 +58,9 @@ struct PrometheusText {
         counter(
             "zpub_unwanted_messages_total", "Messages no subscription wanted", [([:], Double(stats.unwantedMessages))])
         counter("zpub_send_failures_total", "Messages XPUB refused", [([:], Double(stats.sendFailures))])
+        counter(
+            "zpub_internal_topic_messages_total", "Messages from producers or upstreams on $zpub/ topics, dropped",
+            [([:], Double(stats.internalTopicMessages ?? 0))])
         gauge(
             "zpub_peers", "Connected peers per data socket",
             stats.peers.sorted { $0.key.rawValue < $1.key.rawValue }.map {

@@ -31,6 +31,25 @@ final class ForwardingTests: XCTestCase {
         try sport.assertNothing(within: 50)
     }
 
+    /// `$zpub/` topics are zpubd's own (sequence and snapshot markers): a producer's, or an
+    /// upstream broker's numbered with its own sequences, would mislead clients that resume from
+    /// them. They are dropped whole and counted; the next message goes through as usual.
+    func testAProducersMessageOnZpubdsOwnTopicsIsDroppedAndCounted() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let everything = try clients.subscriber(daemon.xpub, prefixes: ["", "$zpub/seq/"])
+        try daemon.waitForSubscriptions(2)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("$zpub/seq/orders.1", "999999", "more"))
+        try push.send(frames: frames("$zpub/snapshot/0123", "forged"))
+        try push.send(frames: frames("orders.1", "real"))
+        XCTAssertEqual(try everything.receive(1), [frames("orders.1", "real")])
+        try everything.assertNothing(within: 200)
+        let stats = try daemon.stats()
+        XCTAssertEqual(stats.internalTopicMessages, 2)
+        XCTAssertEqual(stats.messagesOut, 1)
+    }
+
     func testPublishersIntoXSUBReachSubscribers() throws {
         let daemon = try Daemon()
         let clients = try Clients()

@@ -99,6 +99,30 @@ final class LastValueTests: XCTestCase {
         try subscriber.assertNothing(within: 300)
     }
 
+    /// Each frame counts against max_bytes with its 4-byte length, as the cache holds it: a
+    /// message of thousands of empty frames is not cached as if it were its topic alone.
+    func testAMessageOfManyEmptyFramesCountsWhatItHolds() throws {
+        let daemon = try Daemon(
+            configuration: "[last_value]\nprefixes = [\"t.\"]\nmax_entries = 100\nmax_bytes = 4000\n")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for name in ["a", "b", "c"] { try push.send(frames: frames("t.\(name)", "small")) }
+        // 2,000 empty frames: 8 KB held, over max_bytes.
+        try push.send(frames: [Array("t.many".utf8)] + Array(repeating: [], count: 2_000))
+        try push.send(frames: frames("t.d", "small"))
+        // t.d's value on subscribing: everything before it was seen.
+        let probe = try clients.subscriber(daemon.xpub, prefixes: ["t.d"])
+        XCTAssertEqual(try probe.receive(1), [frames("t.d", "small")])
+        let many = try clients.subscriber(daemon.xpub, prefixes: ["t.many"])
+        try daemon.waitForSubscriptions(2)
+        try many.assertNothing(within: 300)
+        let stats = try daemon.stats().lastValue
+        XCTAssertEqual(stats.entries, 4, "t.a to t.d; t.many not cached")
+        XCTAssertEqual(stats.updates, 4)
+        XCTAssertLessThanOrEqual(stats.bytes, 4_000)
+        XCTAssertEqual(stats.evictions, 0, "nothing evicted for it")
+    }
+
     /// The Clone pattern through `zpub sub --snapshot` while a producer keeps publishing: every
     /// topic's values, snapshot then live, must follow each other without gap or duplicate.
     func testSnapshotThenLiveStreamHasNoGapAndNoDuplicate() throws {

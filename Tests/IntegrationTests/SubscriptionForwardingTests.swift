@@ -156,6 +156,38 @@ final class SubscriptionForwardingTests: XCTestCase {
         XCTAssertEqual(try holder.receive(1), [frames("b.1", "from upstream")])
     }
 
+    /// libzmq's XPUB keeps a subscription zpubd refused (the table full) for its connection,
+    /// and sends an unsubscription for it, without saying whose, when the connection closes.
+    /// Counted, it took the holder's subscription away and withdrew the prefix upstream while
+    /// the holder still wanted it.
+    func testARefusedSubscribersDisconnectLeavesTheHoldersSubscription() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_subscriptions = 1\n")
+        let clients = try Clients()
+        let upstream = try clients.socket(.xpub, connect: daemon.xsub) { try $0.setOption(.xpubVerboser, 1) }
+        try Wait.until("the broker has accepted the upstream connection") { try daemon.stats().peers[.xsub] == 1 }
+        let first = try clients.subscriber(daemon.xpub, prefixes: ["a"])
+        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[1] + Array("a".utf8)])
+        let refused = try clients.subscriber(daemon.xpub, prefixes: ["b"])
+        try Wait.until("b is refused: the table is full") { try daemon.stats().subscriptions.refusedTableFull == 1 }
+        clients.close(first)
+        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[0] + Array("a".utf8)])
+        let holder = try clients.subscriber(daemon.xpub, prefixes: ["b"])
+        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[1] + Array("b".utf8)], "room again")
+
+        clients.close(refused)
+        try Wait.until("libzmq's unsubscription for the refused b is seen") {
+            try daemon.stats().subscriptions.unheldUnsubscribes == 1
+        }
+        XCTAssertEqual(try daemon.subscriptions().subscriptions.map { [$0.prefix: $0.count] }, [["b": 1]])
+        try upstream.assertNothing(within: 200)
+        try upstream.send(frames: frames("b.1", "from upstream"))
+        XCTAssertEqual(try holder.receive(1), [frames("b.1", "from upstream")])
+        // The holder's own disconnect still ends the subscription, upstream too.
+        clients.close(holder)
+        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[0] + Array("b".utf8)])
+        try daemon.waitForSubscriptions(0)
+    }
+
     func testAVeryLongSubscriptionThenDisconnectDoesNotCrashTheBroker() throws {
         // ../shared/NOTES.md: ~100 KB subscriptions crash a naive XSUB/XPUB forwarder on removal.
         // The client runs in a pyzmq process: libzmq crashes on the client side too.

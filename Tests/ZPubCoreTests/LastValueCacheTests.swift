@@ -41,7 +41,7 @@ final class LastValueCacheTests: XCTestCase {
         lastValues.store(message("s.a", "2", "extra"), nowMilliseconds: 2)
         XCTAssertEqual(
             lastValues.entry(for: Array("s.a".utf8), nowMilliseconds: 3)?.frames, message("s.a", "2", "extra"))
-        XCTAssertEqual(lastValues.totalBytes, 3 + 1 + 5)
+        XCTAssertEqual(lastValues.totalBytes, 4 + 3 + 4 + 1 + 4 + 5, "each frame with its 4-byte length")
         lastValues.store(message("s.a", ""), nowMilliseconds: 4)
         XCTAssertNil(lastValues.entry(for: Array("s.a".utf8), nowMilliseconds: 5))
         lastValues.store(message("s.b", "x"), nowMilliseconds: 6)
@@ -74,11 +74,11 @@ final class LastValueCacheTests: XCTestCase {
             [7, 8, 9].map { Array("s.\($0)".utf8) })
         XCTAssertEqual(lastValues.evictions, 7)
 
-        var small = cache(maxEntries: 100, maxBytes: 20)
-        small.store(message("s.a", "0123456789"), nowMilliseconds: 1)  // 13 bytes
-        small.store(message("s.b", "0123456789"), nowMilliseconds: 1)  // 26 in all: a goes
+        var small = cache(maxEntries: 100, maxBytes: 28)
+        small.store(message("s.a", "0123456789"), nowMilliseconds: 1)  // 21 bytes, frame lengths included
+        small.store(message("s.b", "0123456789"), nowMilliseconds: 1)  // 42 in all: a goes
         XCTAssertEqual(small.count, 1)
-        XCTAssertLessThanOrEqual(small.totalBytes, 20)
+        XCTAssertLessThanOrEqual(small.totalBytes, 28)
         XCTAssertNotNil(small.entry(for: Array("s.b".utf8), nowMilliseconds: 1))
     }
 
@@ -105,8 +105,8 @@ final class LastValueCacheTests: XCTestCase {
         }
         // Only the live entries (round 2: sequences 2,001-3,000), in order, once each.
         XCTAssertEqual(seen, Array(2_001...3_000))
-        let byBytes = cache.entries(updatedAfter: 0, limit: 1_000, maxBytes: 50, nowMilliseconds: 1)
-        XCTAssertEqual(byBytes.entries.count, 10, "s.0 to s.9 first, 5 bytes each: ten fit in 50")
+        let byBytes = cache.entries(updatedAfter: 0, limit: 1_000, maxBytes: 130, nowMilliseconds: 1)
+        XCTAssertEqual(byBytes.entries.count, 10, "s.0 to s.9 first, 13 bytes each with their lengths: ten fit in 130")
         XCTAssertTrue(byBytes.more)
         let one = cache.entries(updatedAfter: 0, limit: 1_000, maxBytes: 1, nowMilliseconds: 1)
         XCTAssertEqual(one.entries.count, 1, "a page holds at least one entry, however large")
@@ -130,7 +130,7 @@ final class LastValueCacheTests: XCTestCase {
             var now: UInt64 = 1_000
             func evictOldest() -> UInt64 {
                 var evicted: UInt64 = 0
-                func bytes() -> Int { model.reduce(0) { $0 + $1.key.utf8.count + $1.value.value.utf8.count } }
+                func bytes() -> Int { model.reduce(0) { $0 + 8 + $1.key.utf8.count + $1.value.value.utf8.count } }
                 while model.count > maxEntries || bytes() > 120 {
                     let oldest = model.min { $0.value.sequence < $1.value.sequence }!.key
                     model[oldest] = nil
@@ -188,7 +188,7 @@ final class LastValueCacheTests: XCTestCase {
                     return XCTFail("round \(round), step \(step): \(cached.map(\.frames)) against \(expected)")
                 }
                 XCTAssertEqual(
-                    lastValues.totalBytes, model.reduce(0) { $0 + $1.key.utf8.count + $1.value.value.utf8.count })
+                    lastValues.totalBytes, model.reduce(0) { $0 + 8 + $1.key.utf8.count + $1.value.value.utf8.count })
                 // What a new subscriber gets: the exact topic, or the newest unexpired entry under
                 // the prefix ("s.1" covers s.1 and s.10 to s.15; "s.2" is a topic and a prefix
                 // of none; "s.x" covers nothing).

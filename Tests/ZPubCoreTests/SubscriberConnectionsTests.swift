@@ -60,6 +60,63 @@ final class SubscriberConnectionsTests: XCTestCase {
         XCTAssertEqual(state.subscriptions.count(of: Array("b".utf8)), 1)
     }
 
+    /// libzmq sends an unsubscription, without a connection, for each subscription it kept for
+    /// a connection that closed, refused ones included: those count down nobody.
+    func testTheUnsubscriptionLibzmqSendsForARefusedSubscriptionCountsDownNobody() {
+        var configuration = BrokerConfiguration()
+        configuration.maxSubscriptions = 1
+        var state = BrokerState(configuration: configuration)
+        _ = handle(&state, 1, "a", from: connection(7))
+        XCTAssertNotNil(handle(&state, 1, "b", from: connection(8)).refusal)
+        XCTAssertEqual(state.subscriberConnections.refusedPendingCount, 1)
+        _ = handle(&state, 0, "a", from: connection(7))
+        XCTAssertTrue(handle(&state, 1, "b", from: connection(9)).forwardUpstream, "room again: 9 gets b")
+        // 8 closes.
+        XCTAssertFalse(handle(&state, 0, "b", from: nil).forwardUpstream, "9 still wants b")
+        XCTAssertEqual(state.subscriptions.count(of: Array("b".utf8)), 1)
+        XCTAssertEqual(state.subscriberConnections.refusedPendingCount, 0)
+        // 9 closes.
+        XCTAssertTrue(handle(&state, 0, "b", from: nil).forwardUpstream)
+        XCTAssertEqual(state.subscriptions.totalSubscriptions, 0)
+    }
+
+    /// A refused prefix that its connection gets later (room again), or unsubscribes from,
+    /// leaves no anonymous unsubscription to expect: libzmq keeps one record per connection.
+    func testARefusedPrefixTakenLaterOrUnsubscribedLeavesNothingToAbsorb() {
+        var configuration = BrokerConfiguration()
+        configuration.maxSubscriptions = 1
+        var state = BrokerState(configuration: configuration)
+        _ = handle(&state, 1, "a", from: connection(7))
+        XCTAssertNotNil(handle(&state, 1, "b", from: connection(8)).refusal)
+        XCTAssertNotNil(handle(&state, 1, "c", from: connection(8)).refusal)
+        XCTAssertNotNil(handle(&state, 1, "c", from: connection(8)).refusal, "again: libzmq keeps it once")
+        XCTAssertEqual(state.subscriberConnections.refusedPendingCount, 2)
+        _ = handle(&state, 0, "c", from: connection(8))
+        XCTAssertEqual(state.subscriberConnections.refusedPendingCount, 1)
+        _ = handle(&state, 0, "a", from: connection(7))
+        XCTAssertTrue(handle(&state, 1, "b", from: connection(8)).forwardUpstream)
+        XCTAssertEqual(state.subscriberConnections.refusedPendingCount, 0)
+        // 8 closes: its one unsubscription for b counts.
+        XCTAssertTrue(handle(&state, 0, "b", from: nil).forwardUpstream)
+    }
+
+    /// A frame read after its connection's descriptor closed is still that connection's,
+    /// found by its metadata.
+    func testAConnectionIsFoundByItsMetadataOnceItsDescriptorClosed() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        _ = handle(&state, 1, "x", from: connection(7, metadata: 0x2000))
+        XCTAssertEqual(
+            state.subscriberConnections.recorded(descriptor: 7, metadata: 0x2000), connection(7, metadata: 0x2000))
+        XCTAssertNil(state.subscriberConnections.recorded(descriptor: 7, metadata: 0x3000))
+        // One whose frames were all read after it closed: a placeholder that drops no other's.
+        let closed = Identity(descriptor: 7, device: 0, inode: 0, metadata: 0x3000)
+        _ = handle(&state, 1, "y", from: closed)
+        XCTAssertFalse(handle(&state, 1, "y", from: closed).forwardUpstream, "a repeat")
+        XCTAssertEqual(state.subscriptions.count(of: Array("y".utf8)), 1)
+        XCTAssertNotNil(state.subscriberConnections.recorded(descriptor: 7, metadata: 0x2000))
+        XCTAssertFalse(handle(&state, 0, "z", from: closed).forwardUpstream, "never held: counts for nothing")
+    }
+
     func testFramesWithoutAConnectionAreCountedOneByOne() {
         var state = BrokerState(configuration: BrokerConfiguration())
         _ = handle(&state, 1, "x", from: nil)
