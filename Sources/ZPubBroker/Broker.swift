@@ -130,7 +130,7 @@ public final class Broker: Sendable {
         let forwardingLoop = ForwardingLoop(
             pull: sockets.pull.socket, xsub: sockets.xsub.socket, xpub: sockets.xpub.socket,
             endpoints: (sockets.pull.endpoints, sockets.xsub.endpoints, sockets.xpub.endpoints),
-            receipts: receipts, lastValueOnSubscribe: lastValueOnSubscribe,
+            receipts: receipts, lastValueOnSubscribe: lastValueOnSubscribe, serverKey: serverKey,
             configuration: configuration, history: history, restoredLastValues: restoredLastValues,
             registry: registry, logger: logger, notifier: notifier)
         let loop = forwardingLoop.handle
@@ -143,8 +143,8 @@ public final class Broker: Sendable {
             startNanoseconds: SystemClock.monotonicNanoseconds())
         self.responder = responder
         let controlServer = ControlServer(
-            socket: control.socket, endpoints: control.endpoints, responder: responder, mailbox: controlMailbox,
-            registry: registry, logger: logger)
+            socket: control.socket, endpoints: control.endpoints, responder: responder, serverKey: serverKey,
+            mailbox: controlMailbox, registry: registry, logger: logger)
 
         var pairLink: PairLink?
         if configuration.pair.isEnabled {
@@ -207,37 +207,50 @@ public final class Broker: Sendable {
     /// The endpoints actually bound, per role, with wildcard ports resolved.
     public var boundEndpoints: [String: [String]] { registry.all() }
 
-    /// Applies a new configuration to the running broker: limits, socket options for new
-    /// connections, endpoints added and removed. Returns the binds that failed (the rest of the
-    /// configuration is in force).
-    public func reload(_ configuration: BrokerConfiguration, security: SecurityMaterial = .none) -> [BrokerError] {
-        zap.update(security.policies)
+    /// Applies a new configuration to the running broker: limits, socket options, endpoints
+    /// added and removed. Refused, with nothing changed, when the forwarding loop cannot bind an
+    /// endpoint or connect an upstream the file names; the control socket's endpoints are
+    /// changed after that, all or none, and a failure there is a problem of a reload otherwise
+    /// in force.
+    public func reload(_ configuration: BrokerConfiguration, security: SecurityMaterial = .none) -> ReloadOutcome {
+        let previousPolicies = zap.policies.withLock { $0 }
+        var policies = security.policies
+        // [ha] is read at start, its link's keys too: the peer keeps the policy it started with.
+        policies["pair"] = previousPolicies["pair"]
+        // Before any new endpoint is bound: none of them ever meets the old rules.
+        zap.update(policies)
         let serverKey = security.serverKeyPair?.secretKey
-        let loopSlot = ReplySlot<[BrokerError]>()
+        let loopSlot = ReplySlot<ReloadOutcome>()
         loop.mailbox.post(.reconfigure(configuration, serverKey: serverKey, loopSlot))
+        var problems: [BrokerError] = []
+        switch loopSlot.wait(milliseconds: 10_000) {
+        case .refused(let reason):
+            zap.update(previousPolicies)
+            return .refused(reason)
+        case .applied(let loopProblems):
+            problems += loopProblems
+        case nil:
+            problems.append(
+                BrokerError(
+                    code: .threadFailed,
+                    message:
+                        "the forwarding loop did not apply the new configuration within 10 s; it applies it when it gets to it (or refuses it, and logs why)"
+                ))
+        }
         let controlSlot = ReplySlot<[BrokerError]>()
         controlMailbox.post(.reconfigure(configuration, serverKey: serverKey, controlSlot))
-        var failures: [BrokerError] = []
-        if let loopFailures = loopSlot.wait(milliseconds: 10_000) {
-            failures += loopFailures
-        } else {
-            failures.append(
-                BrokerError(
-                    code: .threadFailed, message: "the forwarding loop did not apply the new configuration within 10 s")
-            )
-        }
         if let controlFailures = controlSlot.wait(milliseconds: 10_000) {
-            failures += controlFailures
+            problems += controlFailures
         } else {
             // Its endpoint changes (if any) apply when it gets to them; their failures are lost.
-            failures.append(
+            problems.append(
                 BrokerError(
                     code: .threadFailed,
                     message:
                         "the control socket's thread did not apply the new configuration within 10 s (a slow request?); it applies it when it is free, and CONFIG then shows it"
                 ))
         }
-        return failures
+        return .applied(problems: problems)
     }
 
     /// Graceful shutdown: the loop forwards what producers already sent (up to

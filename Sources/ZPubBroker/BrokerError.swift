@@ -61,3 +61,12 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
         }
     }
 }
+
+/// What a reload came to.
+public enum ReloadOutcome: Sendable {
+    /// In force; `problems` are what did not apply (the control socket's endpoints, a thread
+    /// that had not applied it yet, an endpoint moved between sockets that could not be bound).
+    case applied(problems: [BrokerError])
+    /// Nothing changed: an endpoint the file names cannot be bound, or an upstream connected.
+    case refused(BrokerError)
+}

@@ -26,11 +26,14 @@ final class ControlServer {
     private let registry: EndpointRegistry
     private let logger: Logger
     private let message = Message()
+    /// The CURVE server key the socket was last set up with (see `reconfigure`).
+    private var serverKey: CurveKey?
 
     init(
-        socket: Socket, endpoints: BoundEndpoints, responder: ControlResponder,
+        socket: Socket, endpoints: BoundEndpoints, responder: ControlResponder, serverKey: CurveKey?,
         mailbox: Mailbox<ControlServerCommand>, registry: EndpointRegistry, logger: Logger
     ) {
+        self.serverKey = serverKey
         self.socket = socket
         self.endpoints = endpoints
         self.responder = responder
@@ -56,15 +59,8 @@ final class ControlServer {
                     switch command {
                     case .stop:
                         stop = true
-                    case .reconfigure(let newConfiguration, let serverKey, let slot):
-                        responder.reconfigure(newConfiguration)
-                        try? SocketSetup.applyOptions(
-                            to: socket, role: .control, configuration: newConfiguration, serverKey: serverKey)
-                        let failures = endpoints.reconcile(
-                            with: newConfiguration.controlEndpoints, on: socket, logger: logger)
-                        IPCPermissions.apply(newConfiguration.controlIPCMode, to: endpoints.actual, logger: logger)
-                        registry.set(.control, endpoints.actual)
-                        slot.fulfill(failures)
+                    case .reconfigure(let newConfiguration, let newServerKey, let slot):
+                        slot.fulfill(reconfigure(newConfiguration, serverKey: newServerKey))
                     }
                 }
                 if stop { break }
@@ -73,6 +69,36 @@ final class ControlServer {
         }
         try? socket.setOption(.linger, 0)
         socket.close()
+    }
+
+    /// The control part of a reload. Its endpoints change all or none (a failure is reported,
+    /// the old ones stay); CURVE switched on or off, or a new server key, binds them again, since
+    /// libzmq keeps each endpoint's options from when it was bound.
+    private func reconfigure(_ newConfiguration: BrokerConfiguration, serverKey newServerKey: CurveKey?)
+        -> [BrokerError]
+    {
+        let (old, new) = (
+            responder.configuration.security(for: .control).curve, newConfiguration.security(for: .control).curve
+        )
+        let rebind = old != new || (new && newServerKey != serverKey)
+        responder.reconfigure(newConfiguration)
+        serverKey = newServerKey
+        do {
+            try SocketSetup.applyOptions(
+                to: socket, role: .control, configuration: newConfiguration, serverKey: newServerKey)
+        } catch {
+            logger.error("cannot apply socket options to control: \(error)")
+        }
+        if rebind {
+            logger.notice(
+                "CURVE changed on control: its endpoints are bound again, and the admins connected there reconnect under the new settings"
+            )
+        }
+        let failure = endpoints.reconcile(
+            with: newConfiguration.controlEndpoints, rebind: rebind, on: socket, logger: logger)
+        IPCPermissions.apply(newConfiguration.controlIPCMode, to: endpoints.actual, logger: logger)
+        registry.set(.control, endpoints.actual)
+        return failure.map { [$0] } ?? []
     }
 
     private func serveOneRequest() {

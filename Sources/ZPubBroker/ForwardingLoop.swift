@@ -17,7 +17,7 @@ enum LoopCommand: Sendable {
     case setPaused(Bool, ReplySlot<Bool>)
     /// Apply a reloaded configuration: limits, socket options, endpoints. Replies with what
     /// could not be bound.
-    case reconfigure(BrokerConfiguration, serverKey: CurveKey?, ReplySlot<[BrokerError]>)
+    case reconfigure(BrokerConfiguration, serverKey: CurveKey?, ReplySlot<ReloadOutcome>)
     /// Forward what producers already sent (for up to `shutdown_drain_ms`), then return.
     case stop
     /// Test hook: block the loop for this long, as a hung loop would (see `ZPUBD_TEST_HOOKS`).
@@ -163,6 +163,9 @@ final class ForwardingLoop {
     @exclusivity(unchecked) private var capturedBytes = 0
     /// Upstream endpoints the XSUB socket is connected to.
     private var upstreamEndpoints: [String]
+    /// The CURVE server key the sockets were last set up with: a reload that changes it binds
+    /// the CURVE sockets' endpoints again.
+    private var serverKey: CurveKey?
     /// SNAPSHOT requests waiting for their marker subscription, and markers seen before their
     /// request; both bounded.
     private var snapshots = SnapshotRendezvous<MarkerRequest>()
@@ -185,7 +188,7 @@ final class ForwardingLoop {
     init(
         pull: Socket, xsub: Socket, xpub: Socket,
         endpoints: (pull: BoundEndpoints, xsub: BoundEndpoints, xpub: BoundEndpoints),
-        receipts: Socket? = nil, lastValueOnSubscribe: Bool,
+        receipts: Socket? = nil, lastValueOnSubscribe: Bool, serverKey: CurveKey?,
         configuration: BrokerConfiguration, history: HistoryHandle?, restoredLastValues: [LastValueRecord],
         registry: EndpointRegistry, logger: Logger, notifier: Notifier
     ) {
@@ -202,6 +205,7 @@ final class ForwardingLoop {
         self.pairActive = !configuration.pair.isEnabled
         self.handle = ForwardingLoopHandle(logger: logger)
         self.upstreamEndpoints = configuration.upstreamEndpoints
+        self.serverKey = serverKey
         self.registry = registry
         self.pull = pull
         self.xsub = xsub
@@ -867,14 +871,23 @@ final class ForwardingLoop {
                 )
             }
         }
-        var failures = pullEndpoints.reconcile(with: configuration.pullEndpoints, on: pull, logger: logger)
-        failures += xsubEndpoints.reconcile(with: configuration.xsubEndpoints, on: xsub, logger: logger)
+        let failures = [
+            pullEndpoints.reconcile(with: configuration.pullEndpoints, on: pull, logger: logger),
+            xsubEndpoints.reconcile(with: configuration.xsubEndpoints, on: xsub, logger: logger),
+        ].compactMap { $0 }
         registry.set(.pull, pullEndpoints.actual)
         registry.set(.xsub, xsubEndpoints.actual)
         return failures
     }
 
-    private func reconfigure(_ newConfiguration: BrokerConfiguration, serverKey: CurveKey?) -> [BrokerError] {
+    /// Applies a reloaded configuration in two steps. First what can fail: the socket options,
+    /// the endpoints new to the broker bound, the new upstreams connected. If any of that fails
+    /// it is undone, and the reload is refused with nothing changed. Then the rest: the limits,
+    /// the endpoints no longer configured unbound (after the binds: an endpoint that cannot be
+    /// bound never costs the one it replaces, or the connections made through it), the
+    /// endpoints moved from another socket bound.
+    private func reconfigure(_ reloaded: BrokerConfiguration, serverKey newServerKey: CurveKey?) -> ReloadOutcome {
+        var newConfiguration = reloaded
         if newConfiguration.ioThreads != configuration.ioThreads {
             logger.warning(
                 "io_threads is read at start: libzmq keeps \(configuration.ioThreads) I/O thread(s) until a restart")
@@ -885,12 +898,96 @@ final class ForwardingLoop {
             )
         }
         if newConfiguration.pair != configuration.pair {
-            // The pair's link, role and endpoints are set up at start (docs/topologies.md).
+            // The pair's link, role and endpoints are set up at start (docs/topologies.md); so
+            // are the subscribers' heartbeats it sets (`SocketSetup.applyOptions`).
             logger.warning(
                 "[ha] is read at start: this broker keeps its role (\(configuration.pair.role?.rawValue ?? "none")) and its peer until a restart; CONFIG shows the file's, not these"
             )
+            newConfiguration.pair = configuration.pair
         }
+        let sockets: [(role: BrokerSocketRole, socket: Socket)] = [(.pull, pull), (.xsub, xsub), (.xpub, xpub)]
+        // A passive pair member binds its producers' endpoints only when it takes over.
+        let wanted: [BrokerSocketRole: [String]] = [
+            .pull: pairActive ? newConfiguration.pullEndpoints : [],
+            .xsub: pairActive ? newConfiguration.xsubEndpoints : [],
+            .xpub: newConfiguration.xpubEndpoints,
+        ]
+        // libzmq copies a socket's options into each listener when it is bound: options set
+        // later reach only endpoints bound later. CURVE switched on or off, or a new server key,
+        // must not wait for that: such a socket's endpoints are all bound again (its
+        // connections are dropped, and clients reconnect under the new rules).
+        let rebinding = Set(
+            sockets.map(\.role).filter { role in
+                let (old, new) = (configuration.security(for: role).curve, newConfiguration.security(for: role).curve)
+                return old != new || (new && newServerKey != serverKey)
+            })
+        let unchangedForListeners = sockets.map(\.role).filter { role in
+            !rebinding.contains(role)
+                && SocketSetup.listenerOptions(role, configuration)
+                    != SocketSetup.listenerOptions(role, newConfiguration)
+        }
+        if !unchangedForListeners.isEmpty {
+            logger.warning(
+                "the reloaded socket options (high-water marks, heartbeats, keepalive, handshake, message size) of \(unchangedForListeners.map(\.rawValue).joined(separator: ", ")) apply to endpoints bound from now on: libzmq keeps each endpoint's options from when it was bound, so those already bound keep theirs until a restart"
+            )
+        }
+
+        // Step 1: what can fail, undone if anything does.
+        func applyOptions(_ configuration: BrokerConfiguration, key: CurveKey?) {
+            for (role, socket) in sockets {
+                do {
+                    try SocketSetup.applyOptions(to: socket, role: role, configuration: configuration, serverKey: key)
+                } catch {
+                    logger.error("cannot apply socket options to \(role.rawValue): \(error)")
+                }
+            }
+        }
+        applyOptions(newConfiguration, key: newServerKey)
+        // Endpoints another of these sockets holds now are bound in step 2, once released.
+        let held = Set(sockets.flatMap { endpoints(of: $0.role).configured })
+        var added: [(role: BrokerSocketRole, endpoints: [String])] = []
+        var connected: [String] = []
+        var refusal: BrokerError?
+        for (role, socket) in sockets {
+            do throws(BrokerError) {
+                let bound = try withEndpoints(of: role) { endpoints throws(BrokerError) in
+                    try endpoints.bindAdded(wanted[role] ?? [], except: held, on: socket, logger: logger)
+                }
+                added.append((role, bound))
+            } catch {
+                refusal = error
+                break
+            }
+        }
+        if refusal == nil {
+            // Upstreams: connect the new, disconnect the gone; libzmq reconnects by itself.
+            for endpoint in newConfiguration.upstreamEndpoints where !upstreamEndpoints.contains(endpoint) {
+                do {
+                    try xsub.connect(endpoint)
+                    connected.append(endpoint)
+                    logger.info("connecting to upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
+                } catch {
+                    refusal = BrokerError(
+                        code: .bindFailed, message: "cannot connect to the upstream \(endpoint): \(error)",
+                        endpoint: endpoint)
+                    break
+                }
+            }
+        }
+        if let refusal {
+            for (role, endpoints) in added {
+                let socket = sockets.first { $0.role == role }!.socket
+                withEndpoints(of: role) { $0.undo(endpoints, on: socket) }
+            }
+            for endpoint in connected { try? xsub.disconnect(endpoint) }
+            // Endpoints bound later (a takeover's) take the options in force.
+            applyOptions(configuration, key: serverKey)
+            return .refused(refusal)
+        }
+
+        // Step 2: the rest.
         configuration = newConfiguration
+        serverKey = newServerKey
         state.apply(newConfiguration)
         if let history {
             historyPrefixes = HistoryPrefixes(newConfiguration.historyPrefixes)
@@ -898,39 +995,44 @@ final class ForwardingLoop {
         } else if !newConfiguration.historyPrefixes.isEmpty {
             logger.warning("[history] prefixes are ignored until a restart: history was off when zpubd started")
         }
-        var failures: [BrokerError] = []
-        for (role, socket) in [(BrokerSocketRole.pull, pull), (.xsub, xsub), (.xpub, xpub)] {
-            do {
-                try SocketSetup.applyOptions(
-                    to: socket, role: role, configuration: newConfiguration, serverKey: serverKey)
-            } catch {
-                logger.error("cannot apply socket options to \(role.rawValue): \(error)")
+        for role in rebinding {
+            logger.notice(
+                "CURVE changed on \(role.rawValue): its endpoints are bound again, and the clients connected there reconnect under the new settings"
+            )
+        }
+        for (role, socket) in sockets {
+            withEndpoints(of: role) {
+                $0.unbindRemoved(wanted[role] ?? [], everything: rebinding.contains(role), on: socket, logger: logger)
             }
         }
-        // A passive pair member binds its producers' endpoints only when it takes over.
-        failures += pullEndpoints.reconcile(
-            with: pairActive ? newConfiguration.pullEndpoints : [], on: pull, logger: logger)
-        failures += xsubEndpoints.reconcile(
-            with: pairActive ? newConfiguration.xsubEndpoints : [], on: xsub, logger: logger)
-        failures += xpubEndpoints.reconcile(with: newConfiguration.xpubEndpoints, on: xpub, logger: logger)
-        // Upstreams: connect the new, disconnect the gone; libzmq reconnects by itself.
+        var problems: [BrokerError] = []
+        for (role, socket) in sockets {
+            problems += withEndpoints(of: role) { $0.bindMissing(wanted[role] ?? [], on: socket, logger: logger) }
+        }
         for endpoint in upstreamEndpoints where !newConfiguration.upstreamEndpoints.contains(endpoint) {
             try? xsub.disconnect(endpoint)
             logger.info("disconnected from upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
-        }
-        for endpoint in newConfiguration.upstreamEndpoints where !upstreamEndpoints.contains(endpoint) {
-            do {
-                try xsub.connect(endpoint)
-                logger.info("connecting to upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
-            } catch {
-                logger.error("cannot connect to upstream \(endpoint): \(error)", metadata: ["endpoint": "\(endpoint)"])
-            }
         }
         upstreamEndpoints = newConfiguration.upstreamEndpoints
         registry.set(.pull, pullEndpoints.actual)
         registry.set(.xsub, xsubEndpoints.actual)
         registry.set(.xpub, xpubEndpoints.actual)
-        return failures
+        return .applied(problems: problems)
+    }
+
+    private func endpoints(of role: BrokerSocketRole) -> BoundEndpoints {
+        withEndpoints(of: role) { $0 }
+    }
+
+    private func withEndpoints<T, E: Error>(
+        of role: BrokerSocketRole, _ body: (inout BoundEndpoints) throws(E) -> T
+    ) throws(E) -> T {
+        switch role {
+        case .pull: try body(&pullEndpoints)
+        case .xsub: try body(&xsubEndpoints)
+        case .xpub: try body(&xpubEndpoints)
+        case .control: preconditionFailure("the control socket's endpoints are the control thread's")
+        }
     }
 
     private func closeSockets() {

@@ -523,7 +523,8 @@ final class HistoryWriter {
                 messages = page.messages
                 more = page.cutByBytes || messages.count == HistoryReply.pageSize
                 gap = HistoryReply.gap(
-                    since: sequence, firstSequence: store.firstSequence, lastSequence: store.lastSequence)
+                    since: sequence, through: query.through, firstSequence: store.firstSequence,
+                    lastSequence: store.lastSequence)
             case .last(let count):
                 // `more`: the newest did not all fit in the reply's bytes.
                 let page = try store.page(

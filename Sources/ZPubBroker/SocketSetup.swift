@@ -28,8 +28,10 @@ enum SocketSetup {
         return socket
     }
 
-    /// Sets the options that depend on the configuration. libzmq applies them to connections made
-    /// after the call, so calling this again on reload changes new connections only.
+    /// Sets the options that depend on the configuration. libzmq copies a socket's options into
+    /// each endpoint when it is bound or connected, so on reload they reach only endpoints bound
+    /// or connected after the call (`ForwardingLoop.reconfigure` says so, and binds a socket's
+    /// endpoints again when its CURVE setting changes).
     static func applyOptions(
         to socket: Socket, role: BrokerSocketRole, configuration: BrokerConfiguration, serverKey: CurveKey?
     ) throws {
@@ -43,14 +45,41 @@ enum SocketSetup {
         } else {
             try socket.setOption(.curveServer, 0)
         }
+        for option in listenerOptions(role, configuration) {
+            // ZMQ_MAXMSGSIZE is libzmq's one 64-bit integer option here; the others are ints.
+            if option.option == .maxMessageSize {
+                try socket.setOption(option.option, int64: option.value)
+            } else {
+                try socket.setOption(option.option, Int32(clamping: option.value))
+            }
+        }
+    }
+
+    /// One integer option and its value.
+    struct IntegerOption: Equatable {
+        let option: SocketOption
+        let value: Int64
+
+        init(_ option: SocketOption, _ value: Int) {
+            self.option = option
+            self.value = Int64(value)
+        }
+    }
+
+    /// The integer options `applyOptions` sets for `role`, in order: what a reload compares to
+    /// tell whether the endpoints already bound keep different ones.
+    static func listenerOptions(_ role: BrokerSocketRole, _ configuration: BrokerConfiguration) -> [IntegerOption] {
+        var options: [IntegerOption] = []
         // IPv6 only where an endpoint asks for it: with it on, IPv4 addresses show up as
-        // IPv4-mapped IPv6 ([::ffff:127.0.0.1]) in logs and replies.
-        let wantsIPv6 = configuration.endpoints(for: role).contains { $0.contains("[") }
-        try socket.setOption(.ipv6, wantsIPv6 ? 1 : 0)
-        try socket.setOption(.linger, Int32(configuration.lingerMilliseconds))
-        try socket.setOption(.handshakeInterval, Int32(configuration.handshakeMilliseconds))
+        // IPv4-mapped IPv6 ([::ffff:127.0.0.1]) in logs and replies. The XSUB's upstreams too:
+        // without it libzmq resolves an upstream's address as IPv4 only, and an IPv6 one is
+        // retried for ever.
+        let endpoints = configuration.endpoints(for: role) + (role == .xsub ? configuration.upstreamEndpoints : [])
+        options.append(IntegerOption(.ipv6, endpoints.contains { $0.contains("[") } ? 1 : 0))
+        options.append(IntegerOption(.linger, configuration.lingerMilliseconds))
+        options.append(IntegerOption(.handshakeInterval, configuration.handshakeMilliseconds))
         // Only pgm/epgm endpoints use it, and only those bound after it is set (at start).
-        try socket.setOption(.multicastRate, Int32(configuration.multicastRateKbps))
+        options.append(IntegerOption(.multicastRate, configuration.multicastRateKbps))
         if role == .xpub && configuration.pair.isEnabled {
             // One of a pair: the subscribers connected here are the clients whose presence lets
             // a backup take over. Cut off from them (a partition), it must see them gone before
@@ -63,34 +92,37 @@ enum SocketSetup {
             let interval =
                 configuration.heartbeatIntervalMilliseconds > 0
                 ? min(configuration.heartbeatIntervalMilliseconds, failover / 10) : failover / 10
-            try socket.setOption(.heartbeatInterval, Int32(interval))
-            try socket.setOption(.heartbeatTimeout, Int32(failover / 2))
+            options.append(IntegerOption(.heartbeatInterval, interval))
+            options.append(IntegerOption(.heartbeatTimeout, failover / 2))
         } else if configuration.heartbeatIntervalMilliseconds > 0 {
-            try socket.setOption(.heartbeatInterval, Int32(configuration.heartbeatIntervalMilliseconds))
-            try socket.setOption(.heartbeatTimeout, Int32(configuration.heartbeatTimeoutMilliseconds))
+            options.append(IntegerOption(.heartbeatInterval, configuration.heartbeatIntervalMilliseconds))
+            options.append(IntegerOption(.heartbeatTimeout, configuration.heartbeatTimeoutMilliseconds))
+        } else {
+            // Off, also when a reload turns them off.
+            options.append(IntegerOption(.heartbeatInterval, 0))
         }
         // On TCP connections only (libzmq ignores it elsewhere). Explicitly off with 0, rather
         // than whatever the system's default is.
         if configuration.tcpKeepaliveIdleSeconds > 0 {
-            try socket.setOption(.tcpKeepalive, 1)
-            try socket.setOption(.tcpKeepaliveIdle, Int32(configuration.tcpKeepaliveIdleSeconds))
-            try socket.setOption(.tcpKeepaliveInterval, Int32(configuration.tcpKeepaliveIntervalSeconds))
-            try socket.setOption(.tcpKeepaliveCount, Int32(configuration.tcpKeepaliveCount))
+            options.append(IntegerOption(.tcpKeepalive, 1))
+            options.append(IntegerOption(.tcpKeepaliveIdle, configuration.tcpKeepaliveIdleSeconds))
+            options.append(IntegerOption(.tcpKeepaliveInterval, configuration.tcpKeepaliveIntervalSeconds))
+            options.append(IntegerOption(.tcpKeepaliveCount, configuration.tcpKeepaliveCount))
         } else {
-            try socket.setOption(.tcpKeepalive, 0)
+            options.append(IntegerOption(.tcpKeepalive, 0))
         }
         switch role {
         case .pull:
-            try socket.setOption(.receiveHighWaterMark, Int32(configuration.receiveHighWaterMark))
-            try socket.setOption(.maxMessageSize, int64: Int64(configuration.maxMessageSize))
+            options.append(IntegerOption(.receiveHighWaterMark, configuration.receiveHighWaterMark))
+            options.append(IntegerOption(.maxMessageSize, configuration.maxMessageSize))
         case .xsub:
-            try socket.setOption(.receiveHighWaterMark, Int32(configuration.receiveHighWaterMark))
-            try socket.setOption(.maxMessageSize, int64: Int64(configuration.maxMessageSize))
+            options.append(IntegerOption(.receiveHighWaterMark, configuration.receiveHighWaterMark))
+            options.append(IntegerOption(.maxMessageSize, configuration.maxMessageSize))
             // Unlimited: the XSUB replays every subscription to a (re)connecting publisher, and a
             // finite send HWM silently drops all but the first thousand (../shared/NOTES.md).
-            try socket.setOption(.sendHighWaterMark, 0)
+            options.append(IntegerOption(.sendHighWaterMark, 0))
         case .xpub:
-            try socket.setOption(.sendHighWaterMark, Int32(configuration.sendHighWaterMark))
+            options.append(IntegerOption(.sendHighWaterMark, configuration.sendHighWaterMark))
             // Unbounded: a subscriber's input must never be stopped by a full receive queue.
             // libzmq 4.3.4 aborts (`!_io_error`, stream_engine_base.cpp:331) when a ZMTP
             // heartbeat falls due on a connection whose peer hung up while its input was
@@ -98,20 +130,21 @@ enum SocketSetup {
             // (docs/reliability.md, "A subscription flood"; scripts/flood-vanish.sh). Subscribers
             // send only subscriptions; what a flood queues here is of the same order as what
             // libzmq's subscription tries already hold for it.
-            try socket.setOption(.receiveHighWaterMark, 0)
+            options.append(IntegerOption(.receiveHighWaterMark, 0))
             // Subscribers only send subscription frames (one byte + prefix). A frame longer than
             // this disconnects that subscriber before libzmq stores it anywhere: very long
             // prefixes crash libzmq 4.3.4's subscription tries on removal (recursion). The floor
             // is there because the limit also applies to the handshake's READY command
             // (about 40 bytes, more with metadata); prefixes between the configured maximum
             // and the floor are refused and counted by the broker itself.
-            try socket.setOption(.maxMessageSize, int64: Int64(max(configuration.maxSubscriptionLength + 1, 1_024)))
+            options.append(IntegerOption(.maxMessageSize, max(configuration.maxSubscriptionLength + 1, 1_024)))
             // The broker applies each subscription itself (see ForwardingLoop.handleSubscriptions),
             // which lets it count them, bound them, and refuse what is over the limits.
-            try socket.setOption(.xpubManual, 1)
+            options.append(IntegerOption(.xpubManual, 1))
         case .control:
-            try socket.setOption(.maxMessageSize, int64: controlHardLimit)
+            options.append(IntegerOption(.maxMessageSize, Int(controlHardLimit)))
         }
+        return options
     }
 }
 
@@ -174,15 +207,40 @@ struct BoundEndpoints {
         try socket.unbind(actual)
     }
 
-    /// Binds the configured endpoints that are new and unbinds those no longer configured.
-    /// Returns what failed; the rest is applied.
-    mutating func reconcile(with wanted: [String], on socket: Socket, logger: Logger) -> [BrokerError] {
-        if !adopted.isEmpty {
-            logger.info("\(role.rawValue) uses sockets passed by systemd; its endpoints in the file are not used")
-            return []
+    /// Binds the endpoints of `wanted` that are not bound here yet, except those in `later`
+    /// (another of the broker's sockets holds them until `unbindRemoved`). All or nothing: a
+    /// bind that fails undoes the ones before it and throws, and nothing is unbound, so that a
+    /// reload naming an endpoint that cannot be bound leaves the endpoints, and the connections
+    /// made through them, as they were. Returns what it bound, for `undo`.
+    mutating func bindAdded(
+        _ wanted: [String], except later: Set<String> = [], on socket: Socket, logger: Logger
+    ) throws(BrokerError) -> [String] {
+        guard adopted.isEmpty else { return [] }
+        var added: [String] = []
+        for endpoint in wanted where resolved[endpoint] == nil && !later.contains(endpoint) {
+            do {
+                try bind(endpoint, on: socket)
+            } catch {
+                undo(added, on: socket)
+                throw error
+            }
+            added.append(endpoint)
+            logger.info(
+                "bound \(role.rawValue) \(resolved[endpoint] ?? endpoint)", metadata: ["endpoint": "\(endpoint)"])
         }
-        var failures: [BrokerError] = []
-        for endpoint in order where !wanted.contains(endpoint) {
+        return added
+    }
+
+    /// Unbinds what `bindAdded` bound: the reload it was for is refused.
+    mutating func undo(_ added: [String], on socket: Socket) {
+        for endpoint in added { try? unbind(endpoint, on: socket) }
+    }
+
+    /// Unbinds the endpoints no longer in `wanted` (all of them with `everything`: they are
+    /// bound again by `bindMissing`, with the socket's options as they are now).
+    mutating func unbindRemoved(_ wanted: [String], everything: Bool = false, on socket: Socket, logger: Logger) {
+        guard adopted.isEmpty else { return }
+        for endpoint in order where everything || !wanted.contains(endpoint) {
             do {
                 try unbind(endpoint, on: socket)
                 logger.info("unbound \(role.rawValue) \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
@@ -192,6 +250,13 @@ struct BoundEndpoints {
                     metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
             }
         }
+    }
+
+    /// Binds what `wanted` has and this socket does not: after `unbindRemoved`, the endpoints
+    /// another socket gave up, and those unbound to be bound again. Returns what failed.
+    mutating func bindMissing(_ wanted: [String], on socket: Socket, logger: Logger) -> [BrokerError] {
+        guard adopted.isEmpty else { return [] }
+        var failures: [BrokerError] = []
         for endpoint in wanted where resolved[endpoint] == nil {
             do {
                 try bind(endpoint, on: socket)
@@ -204,6 +269,32 @@ struct BoundEndpoints {
         }
         return failures
     }
+
+    /// What every reload does for one socket on its own: `bindAdded`, then `unbindRemoved`
+    /// (or, with `rebind`, every endpoint unbound and bound again). Nil when applied; the
+    /// failed bind when refused, nothing changed.
+    mutating func reconcile(
+        with wanted: [String], rebind: Bool = false, on socket: Socket, logger: Logger
+    ) -> BrokerError? {
+        if !adopted.isEmpty {
+            logger.info("\(role.rawValue) uses sockets passed by systemd; its endpoints in the file are not used")
+            return nil
+        }
+        do {
+            _ = try bindAdded(wanted, on: socket, logger: logger)
+        } catch {
+            logger.error("\(error.message)", metadata: ["endpoint": "\(error.endpoint ?? "")"])
+            return error
+        }
+        unbindRemoved(wanted, everything: rebind, on: socket, logger: logger)
+        return bindMissing(wanted, on: socket, logger: logger).first
+    }
+
+    /// Whether systemd passed this socket's listeners (the file's endpoints are not used).
+    var isAdopted: Bool { !adopted.isEmpty }
+
+    /// The configured endpoints bound here, in order.
+    var configured: [String] { order }
 }
 
 /// Permissions of ipc control sockets: libzmq creates the socket file with the process umask;

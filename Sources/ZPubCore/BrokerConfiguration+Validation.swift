@@ -91,35 +91,41 @@ extension BrokerConfiguration {
     func securityProblems() -> [(key: String, message: String)] {
         var problems: [(key: String, message: String)] = []
         let curveRoles = BrokerSocketRole.allCases.filter { security(for: $0).curve }
-        if !curveRoles.isEmpty && serverSecretKeyFile == nil {
+        if let first = curveRoles.first, serverSecretKeyFile == nil {
             problems.append(
                 (
-                    "curve",
+                    "security.\(first.rawValue).curve",
                     "curve is on for \(curveRoles.map(\.rawValue).joined(separator: ", ")) but [security] has no server_secret_key_file; create one with `zpub keygen`"
                 ))
         }
         for role in BrokerSocketRole.allCases {
             let settings = security(for: role)
+            // Each role's section has its own keys (and lines).
+            let section = "security.\(role.rawValue)"
             // A promise of encryption that multicast would silently break.
             if settings.curve || settings.allowedKeys != nil || !settings.allowedAddresses.isEmpty,
                 let multicast = endpoints(for: role).first(where: Endpoint.isMulticast)
             {
+                let key = settings.curve ? "curve" : settings.allowedKeys != nil ? "allowed_keys" : "allowed_addresses"
                 problems.append(
                     (
-                        "curve",
+                        "\(section).\(key)",
                         "[security.\(role.rawValue)] cannot protect \(multicast): pgm and epgm carry no ZeroMQ handshake, so CURVE, allowed_keys and allowed_addresses do not apply to them. Put the multicast endpoint on a trusted network without security settings, or leave it out"
                     ))
             }
             if settings.allowedKeys != nil && !settings.curve {
                 problems.append(
                     (
-                        "allowed_keys",
-                        "allowed_keys in [security.\(role.rawValue)] needs curve = true there: without CURVE, clients have no key"
+                        "\(section).allowed_keys",
+                        "allowed_keys in [\(section)] needs curve = true there: without CURVE, clients have no key"
                     ))
             }
             for block in settings.allowedAddresses where CIDR(block) == nil {
                 problems.append(
-                    ("allowed_addresses", "\"\(block)\" is not an address or CIDR block (e.g. 10.0.0.0/8, ::1)"))
+                    (
+                        "\(section).allowed_addresses",
+                        "\"\(block)\" in [\(section)] allowed_addresses is not an address or CIDR block (e.g. 10.0.0.0/8, ::1)"
+                    ))
             }
         }
         // The control socket can pause the broker and read its configuration: never open it to

@@ -29,11 +29,36 @@ public struct ConfigurationProblems: Error, Equatable, Sendable {
 ///
 /// All problems are collected, each with its line, before the file is refused.
 public enum ConfigurationFile {
-    /// Parses `text` on top of `base` (normally the defaults). Returns the configuration or every
-    /// problem found, in line order.
+    /// Parses `text` on top of `base` (normally the defaults), and validates the result. Returns
+    /// the configuration or every problem found, in line order.
     public static func parse(
         _ text: String, base: BrokerConfiguration = BrokerConfiguration()
     ) -> Result<BrokerConfiguration, ConfigurationProblems> {
+        let (configuration, keyLines, fileProblems) = read(text, base: base)
+        let problems = sorted(fileProblems + validate(configuration, keyLines: keyLines))
+        return problems.isEmpty ? .success(configuration) : .failure(ConfigurationProblems(problems: problems))
+    }
+
+    /// In line order, problems of the file as a whole last.
+    public static func sorted(_ problems: [ConfigurationProblem]) -> [ConfigurationProblem] {
+        problems.sorted { ($0.line ?? .max) < ($1.line ?? .max) }
+    }
+
+    /// `configuration.validate()`'s problems, each with the line of the key it is about
+    /// (`keyLines`, from `read`; none for a key the command line set), in line order.
+    public static func validate(_ configuration: BrokerConfiguration, keyLines: [String: Int])
+        -> [ConfigurationProblem]
+    {
+        sorted(configuration.validate().map { ConfigurationProblem(line: keyLines[$0.key], message: $0.message) })
+    }
+
+    /// Parses `text` on top of `base` without validating the whole: the configuration (the keys
+    /// that could be read applied), the line of each key set (by `validate()`'s names), and the
+    /// problems of the file itself. For a caller that changes the configuration (the command
+    /// line's flags) before it validates it.
+    public static func read(
+        _ text: String, base: BrokerConfiguration = BrokerConfiguration()
+    ) -> (configuration: BrokerConfiguration, keyLines: [String: Int], problems: [ConfigurationProblem]) {
         var configuration = base
         var problems: [ConfigurationProblem] = []
         var keyLines: [String: Int] = [:]
@@ -92,13 +117,7 @@ public enum ConfigurationFile {
 
         // Sections that only repeat the defaults (as the sample file does) change nothing.
         configuration.security = configuration.security.filter { $0.value != SocketSecurity() }
-        for (key, message) in configuration.validate() {
-            problems.append(ConfigurationProblem(line: keyLines[key], message: message))
-        }
-        if !problems.isEmpty {
-            return .failure(ConfigurationProblems(problems: problems.sorted { ($0.line ?? .max) < ($1.line ?? .max) }))
-        }
-        return .success(configuration)
+        return (configuration, keyLines, problems)
     }
 }
 
@@ -261,19 +280,20 @@ enum Schema {
     static func securityFields(_ role: BrokerSocketRole) -> [Field] {
         let section = "security.\(role.rawValue)"
         return [
-            Field(section: section, key: "curve", configurationKey: "curve") { value, configuration in
+            Field(section: section, key: "curve", configurationKey: "\(section).curve") { value, configuration in
                 guard case .boolean(let flag) = value else { return "curve must be true or false" }
                 configuration.security[role, default: SocketSecurity()].curve = flag
                 return nil
             },
-            Field(section: section, key: "allowed_keys", configurationKey: "allowed_keys") { value, configuration in
+            Field(section: section, key: "allowed_keys", configurationKey: "\(section).allowed_keys") {
+                value, configuration in
                 guard case .string(let path) = value else {
                     return "allowed_keys must be the path of a key file or directory, in quotes"
                 }
                 configuration.security[role, default: SocketSecurity()].allowedKeys = path
                 return nil
             },
-            Field(section: section, key: "allowed_addresses", configurationKey: "allowed_addresses") {
+            Field(section: section, key: "allowed_addresses", configurationKey: "\(section).allowed_addresses") {
                 value, configuration in
                 switch value {
                 case .stringArray(let blocks):

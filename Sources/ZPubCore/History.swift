@@ -205,6 +205,14 @@ public struct HistoryReply: Codable, Equatable, Sendable {
         case lastSequence = "last_seq"
     }
 
+    /// The evicted range a reader that wants everything after `since` (up to `through`, when
+    /// a replay's marker bounds it: what comes later comes live) missed, if any.
+    public static func gap(since: UInt64, through: UInt64?, firstSequence: UInt64, lastSequence: UInt64) -> Gap? {
+        guard let gap = gap(since: since, firstSequence: firstSequence, lastSequence: lastSequence) else { return nil }
+        guard let through else { return gap }
+        return gap.from > through ? nil : Gap(from: gap.from, to: min(gap.to, through))
+    }
+
     /// The evicted range a reader that wants everything after `since` missed, if any.
     public static func gap(since: UInt64, firstSequence: UInt64, lastSequence: UInt64) -> Gap? {
         // `since < firstSequence - 1`, not `since + 1 < firstSequence`: a client may ask for

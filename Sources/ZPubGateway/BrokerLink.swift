@@ -824,10 +824,31 @@ final class BrokerLink {
             case .failure(let error): reason = "\(error)"
             }
             logger.warning("http gateway: SNAPSHOT, REPLAY or HISTORY failed: \(reason)")
-            if let id = round.client, let outbox = clients[id]?.outbox, outbox.kind == .webSocket {
+            // Never silence. A replay that may work when asked again (a timeout, a busy broker)
+            // ends an SSE client's connection: EventSource reconnects by itself with the same
+            // Last-Event-ID and resumes exactly, where live events alone would carry ids past
+            // the messages it never got. Otherwise the client is told, and gets live messages.
+            let permanent: Bool
+            if case .success(let reply) = result, reply.failure?.code == .historyOff {
+                permanent = true
+            } else {
+                permanent = round.replay == nil
+            }
+            if let id = round.client, let outbox = clients[id]?.outbox {
                 let text =
                     "{\"type\":\"error\",\"code\":\"replay_failed\",\"message\":\(WireFormat.jsonString(reason))}"
-                if !outbox.offer(.webSocketText(text), catchingUp: true) { drop(id) }
+                switch outbox.kind {
+                case .webSocket:
+                    if !outbox.offer(.webSocketText(text), catchingUp: true) { drop(id) }
+                case .serverSentEvents where permanent:
+                    let event = WireFormat.serverSentEvent(id: nil, event: "error", data: Array(text.utf8))
+                    if !outbox.offer(.event(WireFormat.chunk(event)), catchingUp: true) { drop(id) }
+                case .serverSentEvents:
+                    if let client = disconnect(id) {
+                        client.outbox.closeWithError(
+                            code: "resume_again", "the replay failed (\(reason)); reconnect to resume", closeCode: 1013)
+                    }
+                }
             }
         }
         if !round.catchUp.isComplete { round.repliedBeforeMarker = SystemClock.monotonicNanoseconds() }

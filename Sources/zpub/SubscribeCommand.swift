@@ -140,11 +140,25 @@ struct Subscribe: ParsableCommand {
             let data = poller.add(socket)
             poller.add(watch.monitor)
             var lastMessage = SystemClock.monotonicNanoseconds()
+            // The catch-up's marker travels in the live stream, which the broker sends without
+            // waiting: when its queue to this subscriber is full, the marker is lost, and the
+            // catch-up would skip the topics it covers for ever. As the follow mode and the
+            // gateway do, it is given up on 10 s after the reply.
+            let catchUpReplied = lastMessage
             while count.map({ received < $0 }) ?? true {
                 let untilTimeout = timeout.map { max(0, $0 - Self.millisecondsSince(lastMessage)) }
-                let wait = [untilTimeout, watch.millisecondsUntilDue].compactMap { $0 }.min() ?? -1
+                let untilCatchUpExpires = catchUp.map { _ in max(0, 10_000 - Self.millisecondsSince(catchUpReplied)) }
+                let wait =
+                    [untilTimeout, watch.millisecondsUntilDue, untilCatchUpExpires].compactMap { $0 }.min() ?? -1
                 _ = try poller.poll(timeoutMilliseconds: wait)
                 try tell(watch)
+                if let abandoned = catchUp, Self.millisecondsSince(catchUpReplied) >= 10_000 {
+                    try? socket.setOption(.unsubscribe, bytes: abandoned.markerTopic)
+                    catchUp = nil
+                    Output.error(
+                        "the catch-up's marker did not arrive within 10 s of the \(since == nil ? "snapshot" : "replay") (the broker's queue to this subscriber was full?): printing every live message from now on (the first of them may repeat what the \(since == nil ? "snapshot" : "replay") printed)"
+                    )
+                }
                 if poller.isReadable(data), let frames = try socket.receiveFrames(dontWait: true) {
                     lastMessage = SystemClock.monotonicNanoseconds()
                     guard try Self.passesCatchUp(frames, &catchUp, socket: socket) else { continue }

@@ -31,6 +31,11 @@ struct ConfigurationLoader: Sendable {
 
     func load() -> Result<BrokerConfiguration, Report> {
         var configuration = BrokerConfiguration()
+        // Where each key was set in the file: the whole is validated once the flags are in
+        // (a flag may supply what the file lacks, or replace what it got wrong), and a problem
+        // of a key the file set is reported at its line.
+        var keyLines: [String: Int] = [:]
+        var fileProblems: [ConfigurationProblem] = []
         let source = path ?? "command line"
         if let path {
             let text: String
@@ -43,24 +48,50 @@ struct ConfigurationLoader: Sendable {
                         text: "zpubd: cannot read the configuration file \(path): \(reason). "
                             + "Check the path, or start without --config to use the embedded defaults."))
             }
-            switch ConfigurationFile.parse(text) {
-            case .success(let parsed): configuration = parsed
-            case .failure(let problems):
-                return .failure(Report(text: format(problems.problems, source: path)))
-            }
+            (configuration, keyLines, fileProblems) = ConfigurationFile.read(text)
         }
-        if !overrides.pull.isEmpty { configuration.pullEndpoints = overrides.pull }
-        if !overrides.xsub.isEmpty { configuration.xsubEndpoints = overrides.xsub }
-        if !overrides.xpub.isEmpty { configuration.xpubEndpoints = overrides.xpub }
-        if !overrides.control.isEmpty { configuration.controlEndpoints = overrides.control }
-        if !overrides.upstream.isEmpty { configuration.upstreamEndpoints = overrides.upstream }
-        if !overrides.lastValue.isEmpty { configuration.lastValuePrefixes = overrides.lastValue }
-        if !overrides.history.isEmpty { configuration.historyPrefixes = overrides.history }
-        if let directory = overrides.stateDirectory { configuration.stateDirectory = directory }
-        if let level = overrides.logLevel { configuration.logLevel = level }
+        /// A flag's value replaces the file's: a problem with it is not the file line's.
+        func fromFlag(_ key: String) { keyLines[key] = nil }
+        if !overrides.pull.isEmpty {
+            configuration.pullEndpoints = overrides.pull
+            fromFlag("pull")
+        }
+        if !overrides.xsub.isEmpty {
+            configuration.xsubEndpoints = overrides.xsub
+            fromFlag("xsub")
+        }
+        if !overrides.xpub.isEmpty {
+            configuration.xpubEndpoints = overrides.xpub
+            fromFlag("xpub")
+        }
+        if !overrides.control.isEmpty {
+            configuration.controlEndpoints = overrides.control
+            fromFlag("control")
+        }
+        if !overrides.upstream.isEmpty {
+            configuration.upstreamEndpoints = overrides.upstream
+            fromFlag("upstream")
+        }
+        if !overrides.lastValue.isEmpty {
+            configuration.lastValuePrefixes = overrides.lastValue
+            fromFlag("prefixes")
+        }
+        if !overrides.history.isEmpty {
+            configuration.historyPrefixes = overrides.history
+            fromFlag("history_prefixes")
+        }
+        if let directory = overrides.stateDirectory {
+            configuration.stateDirectory = directory
+            fromFlag("state_directory")
+        }
+        if let level = overrides.logLevel {
+            configuration.logLevel = level
+            fromFlag("log_level")
+        }
         if let listen = overrides.http {
             configuration.http.enabled = true
             configuration.http.listen = listen
+            fromFlag("listen")
         }
 
         if let role = overrides.haRole {
@@ -68,17 +99,20 @@ struct ConfigurationLoader: Sendable {
                 return .failure(Report(text: "zpubd: --ha-role must be primary or backup, not \"\(role)\""))
             }
             configuration.pair.role = parsed
+            fromFlag("role")
         }
-        if let bind = overrides.haBind { configuration.pair.bind = bind }
-        if let peer = overrides.haPeer { configuration.pair.peer = peer }
+        if let bind = overrides.haBind {
+            configuration.pair.bind = bind
+            fromFlag("bind")
+        }
+        if let peer = overrides.haPeer {
+            configuration.pair.peer = peer
+            fromFlag("peer")
+        }
 
-        let problems = configuration.validate()
-        if !problems.isEmpty {
-            return .failure(
-                Report(
-                    text: format(problems.map { ConfigurationProblem(line: nil, message: $0.message) }, source: source))
-            )
-        }
+        let problems = ConfigurationFile.sorted(
+            fileProblems + ConfigurationFile.validate(configuration, keyLines: keyLines))
+        if !problems.isEmpty { return .failure(Report(text: format(problems, source: source))) }
         return .success(configuration)
     }
 

@@ -25,7 +25,8 @@ struct Services {
     /// Starts the broker (on the sockets systemd passed, if any), then the gateway. On failure,
     /// what started is stopped, the reason is logged, and zpubd exits with status 1.
     static func start(
-        _ configuration: BrokerConfiguration, security: SecurityMaterial, notifier: Notifier, logger: Logger
+        _ configuration: BrokerConfiguration, security: SecurityMaterial, gatewayKeys: GatewayKeys,
+        notifier: Notifier, logger: Logger
     ) throws -> Services {
         let adopted = SocketActivation.listeningSockets()
         for socket in adopted {
@@ -58,7 +59,9 @@ struct Services {
             throw ExitCode(1)
         }
         do {
-            return Services(broker: broker, gateway: try startGateway(configuration, broker: broker, logger: logger))
+            return Services(
+                broker: broker,
+                gateway: try startGateway(configuration, keys: gatewayKeys, broker: broker, logger: logger))
         } catch {
             logger.critical("\(error)")
             broker.stop()
@@ -68,11 +71,10 @@ struct Services {
 
     /// The HTTP gateway, when [http] is on: it joins the broker over inproc with the broker's
     /// context and asks its typed control API.
-    private static func startGateway(_ configuration: BrokerConfiguration, broker: Broker, logger: Logger) throws
-        -> HTTPGateway?
-    {
+    private static func startGateway(
+        _ configuration: BrokerConfiguration, keys: GatewayKeys, broker: Broker, logger: Logger
+    ) throws -> HTTPGateway? {
         guard configuration.http.enabled else { return nil }
-        let keys = try GatewayKeys.load(configuration.http)
         let gateway = try HTTPGateway(
             settings: configuration.http, keys: keys, maxPrefixLength: configuration.maxSubscriptionLength,
             historyPrefixes: configuration.historyPrefixes, lastValuePrefixes: configuration.lastValuePrefixes,
@@ -100,8 +102,9 @@ struct Services {
     /// clients; what needs a restart is logged). Returns the endpoints that could not be bound.
     func reload(
         _ configuration: BrokerConfiguration, security: SecurityMaterial, gatewayKeys: GatewayKeys, logger: Logger
-    ) -> [BrokerError] {
-        let failures = broker.reload(configuration, security: security)
+    ) -> ReloadOutcome {
+        let outcome = broker.reload(configuration, security: security)
+        if case .refused = outcome { return outcome }
         if let gateway {
             let notes = gateway.reload(
                 configuration.http, keys: gatewayKeys, maxPrefixLength: configuration.maxSubscriptionLength,
@@ -111,13 +114,15 @@ struct Services {
         } else if configuration.http.enabled {
             logger.warning("[http] enabled = true: the gateway starts at the next restart")
         }
-        return failures
+        return outcome
     }
 
-    /// The files [http] names, read before a reload applies anything (none while the gateway is
-    /// off). Throws `GatewayError`, which refuses the reload.
-    func loadGatewayKeys(_ configuration: BrokerConfiguration) throws -> GatewayKeys {
-        guard gateway != nil else { return .none }
+    /// The files [http] names, read at start (with --check-config too) and before a reload
+    /// applies anything, whenever [http] is on: also while the gateway waits for a restart to
+    /// start, so that a file it could not use refuses the reload instead of that restart.
+    /// Throws `GatewayError`, which refuses the start (status 78) or the reload.
+    static func loadGatewayKeys(_ configuration: BrokerConfiguration) throws -> GatewayKeys {
+        guard configuration.http.enabled else { return .none }
         return try GatewayKeys.load(configuration.http)
     }
 

@@ -126,7 +126,7 @@ struct ZPubDaemon: ParsableCommand {
                 pull: pull, xsub: xsub, xpub: xpub, control: control, upstream: upstream, lastValue: lastValue,
                 history: history, stateDirectory: stateDir, logLevel: logLevel, http: http, haRole: haRole,
                 haBind: haBind, haPeer: haPeer))
-        let (configuration, security) = try loadOrExit(loader)
+        let (configuration, security, gatewayKeys) = try loadOrExit(loader)
         if checkConfig {
             print("\(config ?? "embedded defaults"): configuration is valid")
             return
@@ -144,7 +144,8 @@ struct ZPubDaemon: ParsableCommand {
 
         raiseFileDescriptorLimit(logger: logger)
         let notifier = Notifier()
-        let services = try Services.start(configuration, security: security, notifier: notifier, logger: logger)
+        let services = try Services.start(
+            configuration, security: security, gatewayKeys: gatewayKeys, notifier: notifier, logger: logger)
         let version = Context.libraryVersion
         logger.notice(
             "zpubd \(ZPubVersion.current) (libzmq \(version.major).\(version.minor).\(version.patch)) started",
@@ -163,9 +164,12 @@ struct ZPubDaemon: ParsableCommand {
         }
     }
 
-    /// The configuration and the key material it names, or the reasons on stderr and exit
-    /// status 78 (EX_CONFIG; 1 with --check-config).
-    private func loadOrExit(_ loader: ConfigurationLoader) throws -> (BrokerConfiguration, SecurityMaterial) {
+    /// The configuration and the key material it names (CURVE keys, and the gateway's TLS
+    /// certificate and JWT keys), or the reasons on stderr and exit status 78 (EX_CONFIG; 1 with
+    /// --check-config).
+    private func loadOrExit(_ loader: ConfigurationLoader) throws -> (
+        BrokerConfiguration, SecurityMaterial, GatewayKeys
+    ) {
         let configuration: BrokerConfiguration
         switch loader.load() {
         case .success(let loaded):
@@ -174,10 +178,17 @@ struct ZPubDaemon: ParsableCommand {
             printError(report.text)
             throw ExitCode(checkConfig ? 1 : 78)
         }
+        let security: SecurityMaterial
         do {
-            return (configuration, try SecurityMaterial.load(for: configuration))
+            security = try SecurityMaterial.load(for: configuration)
         } catch {
             printError(error.messages.map { "zpubd: \($0)" }.joined(separator: "\n"))
+            throw ExitCode(checkConfig ? 1 : 78)
+        }
+        do {
+            return (configuration, security, try Services.loadGatewayKeys(configuration))
+        } catch {
+            printError("zpubd: [http]: \(error)")
             throw ExitCode(checkConfig ? 1 : 78)
         }
     }
@@ -225,21 +236,30 @@ struct ZPubDaemon: ParsableCommand {
             let gatewayKeys: GatewayKeys
             do {
                 security = try SecurityMaterial.load(for: next)
-                gatewayKeys = try services.loadGatewayKeys(next)
+                gatewayKeys = try Services.loadGatewayKeys(next)
             } catch {
                 logger.error("reload refused, the configuration in force is unchanged: \(error)")
                 return current
             }
             for warning in security.warnings { logger.warning("\(warning)") }
+            let failures: [BrokerError]
+            switch services.reload(next, security: security, gatewayKeys: gatewayKeys, logger: logger) {
+            case .refused(let reason):
+                logger.error(
+                    "reload refused, the configuration in force is unchanged: \(reason.message)",
+                    metadata: reason.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
+                return current
+            case .applied(let problems):
+                failures = problems
+            }
             LogLevelSwitch.level = Logger.Level(rawValue: next.logLevel) ?? .info
-            let failures = services.reload(next, security: security, gatewayKeys: gatewayKeys, logger: logger)
             if failures.isEmpty {
                 logger.notice(
                     "configuration reloaded from \(config ?? "")",
                     metadata: DaemonLogging.endpointMetadata(services.broker.boundEndpoints))
             } else {
                 logger.error(
-                    "configuration reloaded with \(failures.count) problem(s) (endpoints not bound, or a thread that had not applied it yet): \(failures.map(\.message).joined(separator: "; "))"
+                    "configuration reloaded with \(failures.count) problem(s) (control endpoints unchanged, an endpoint moved between sockets not bound, or a thread that had not applied it yet): \(failures.map(\.message).joined(separator: "; "))"
                 )
             }
             return next

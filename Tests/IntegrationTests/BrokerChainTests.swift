@@ -40,6 +40,21 @@ final class BrokerChainTests: XCTestCase {
         XCTAssertEqual(try bottom.subscriptions().upstreams.first?.state, "connected")
     }
 
+    /// libzmq resolves a connect's address as IPv4 only unless ZMQ_IPV6 is on: an IPv6
+    /// upstream was retried for ever, silently, while the XSUB's own endpoints were IPv4.
+    func testAnIPv6UpstreamIsReached() throws {
+        let port = try FreePort.find()
+        let upstreamXPUB = "tcp://[::1]:\(port)"
+        let top = try Daemon(endpoints: [.xpub: upstreamXPUB])
+        let edge = try Daemon(arguments: ["--upstream", upstreamXPUB])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(edge.xpub, prefixes: ["v6."])
+        try Wait.until("the subscription reaches the top over IPv6") { try top.subscriptions().total == 1 }
+        XCTAssertEqual(try edge.stats().upstreams.first?.state, "connected")
+        try clients.socket(.push, connect: top.pull).send(frames: frames("v6.x", "over ::1"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("v6.x", "over ::1")])
+    }
+
     func testARestartedUpstreamBrokerIsSurvived() throws {
         let port = try FreePort.find()
         let upstreamXPUB = "tcp://127.0.0.1:\(port)"

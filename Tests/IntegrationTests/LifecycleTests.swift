@@ -48,6 +48,18 @@ final class LifecycleTests: XCTestCase {
         let badFlag = try Run.program(Binaries.zpubd, ["--xpub", "udp://x:1"])
         XCTAssertEqual(badFlag.status, 78)
         XCTAssertTrue(badFlag.stderr.contains("unknown transport \"udp\""), badFlag.stderr)
+
+        // The gateway's files are read with the rest: --check-config finds them, and a start
+        // ends with 78 (which systemd does not restart), not 1 after binding everything.
+        let noCertificate = try temporaryFile(
+            "[http]\nenabled = true\nlisten = \"127.0.0.1:0\"\ntls_certificate_file = \"/nonexistent/cert.pem\"\ntls_key_file = \"/nonexistent/key.pem\"\n"
+        )
+        let checked = try Run.program(Binaries.zpubd, ["--config", noCertificate.path, "--check-config"])
+        XCTAssertEqual(checked.status, 1, checked.stdout)
+        XCTAssertTrue(checked.stderr.contains("/nonexistent/cert.pem"), checked.stderr)
+        let started = try Run.program(Binaries.zpubd, ["--config", noCertificate.path, "--xpub", "inproc://x"])
+        XCTAssertEqual(started.status, 78, started.stderr)
+        XCTAssertTrue(started.stderr.contains("[http]"), started.stderr)
     }
 
     func testABindFailureNamesTheEndpointAndTheReason() throws {
@@ -95,6 +107,27 @@ final class LifecycleTests: XCTestCase {
         let daemon = try Daemon(configuration: "[endpoints]\nxpub = [\"ipc:///nonexistent/never-bound.sock\"]\n")
         let bound = try XCTUnwrap(try daemon.json("CONFIG")["bound"] as? [String: [String]])
         XCTAssertEqual(bound["xpub"], [daemon.xpub])
+    }
+
+    /// The file is validated with the flags in: a flag may supply what the file lacks (the
+    /// pair's role), or replace what it got wrong; what is still wrong keeps its file line.
+    func testTheFileIsCheckedWithTheFlagsIn() throws {
+        let file = try temporaryFile(
+            "[ha]\nbind = \"tcp://127.0.0.1:5600\"\npeer = \"tcp://127.0.0.1:5601\"\n[endpoints]\nxpub = [\"tcp://127.0.0.1\"]\n"
+        )
+        let lacking = try Run.program(Binaries.zpubd, ["--config", file.path, "--check-config"])
+        XCTAssertEqual(lacking.status, 1)
+        XCTAssertTrue(lacking.stderr.contains("no role"), lacking.stderr)
+        XCTAssertTrue(lacking.stderr.contains("\(file.path):5: "), lacking.stderr)
+        let supplied = try Run.program(
+            Binaries.zpubd,
+            ["--config", file.path, "--ha-role", "primary", "--xpub", "tcp://127.0.0.1:5556", "--check-config"])
+        XCTAssertEqual(supplied.status, 0, supplied.stderr)
+        let stillWrong = try Run.program(
+            Binaries.zpubd, ["--config", file.path, "--ha-role", "primary", "--check-config"])
+        XCTAssertEqual(stillWrong.status, 1)
+        XCTAssertFalse(stillWrong.stderr.contains("no role"), stillWrong.stderr)
+        XCTAssertTrue(stillWrong.stderr.contains("\(file.path):5: "), stillWrong.stderr)
     }
 
     func testVersionAndHelp() throws {
@@ -155,6 +188,60 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("via", "second")])
         XCTAssertTrue(daemon.log.contains("unbound pull \(first)"), daemon.log)
         XCTAssertTrue(daemon.log.contains("bound pull \(second)"), daemon.log)
+    }
+
+    /// A reload naming an endpoint that cannot be bound is refused whole: the endpoint it would
+    /// replace stays bound, with the subscribers connected through it (libzmq drops a
+    /// listener's connections with it), and the limits stay. The same for an upstream that
+    /// cannot be connected.
+    func testAReloadThatCannotBindOrConnectChangesNothing() throws {
+        let first = "ipc://\(NSTemporaryDirectory())zpubd-refused-\(UUID().uuidString.prefix(8)).sock"
+        let daemon = try Daemon(
+            configuration: "[endpoints]\nxpub = [\"\(first)\"]\n[limits]\nmax_topics = 77\n",
+            endpoints: [.xpub: first], rolesFromFile: [.xpub])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        let context = try Context()
+        let blocker = try Socket(context, type: .pub)
+        defer {
+            blocker.close()
+            context.terminate()
+        }
+        try blocker.bind("tcp://127.0.0.1:*")
+        let taken = blocker.lastEndpoint
+        try "[endpoints]\nxpub = [\"\(taken)\"]\n[limits]\nmax_topics = 5\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the refusal is logged") { daemon.log.contains("reload refused") }
+        XCTAssertTrue(daemon.log.contains("cannot bind the xpub socket to \(taken)"), daemon.log)
+        XCTAssertFalse(daemon.log.contains("configuration reloaded"), daemon.log)
+        XCTAssertEqual((try daemon.json("CONFIG")["bound"] as? [String: [String]])?["xpub"], [first])
+        XCTAssertEqual(try daemon.stats().topics.limit, 77)
+        XCTAssertEqual((try daemon.json("CONFIG")["configuration"] as? [String: Any])?["max_topics"] as? Int, 77)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("still", "connected"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("still", "connected")])
+
+        // An upstream libzmq refuses at once (an ipc path longer than a socket address holds).
+        let upstream = "ipc:///tmp/" + String(repeating: "u", count: 120) + ".sock"
+        try "[endpoints]\nxpub = [\"\(first)\"]\nupstream = [\"\(upstream)\"]\n[limits]\nmax_topics = 6\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the second refusal is logged") {
+            daemon.log.components(separatedBy: "reload refused").count == 3
+        }
+        XCTAssertTrue(daemon.log.contains("cannot connect to the upstream \(upstream)"), daemon.log)
+        XCTAssertEqual(try daemon.stats().topics.limit, 77)
+        try push.send(frames: frames("still", "forwarding"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("still", "forwarding")])
+
+        // A file that can be applied still is.
+        try "[endpoints]\nxpub = [\"\(first)\"]\n[limits]\nmax_topics = 7\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the reload is applied") { try daemon.stats().topics.limit == 7 }
+        XCTAssertTrue(daemon.log.contains("configuration reloaded"), daemon.log)
     }
 
     func testABadFileOnReloadChangesNothing() throws {

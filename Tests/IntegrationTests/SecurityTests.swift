@@ -261,6 +261,39 @@ final class SecurityTests: XCTestCase {
         XCTAssertFalse(try answers(first))
     }
 
+    /// libzmq copies a socket's options into an endpoint when it is bound: CURVE switched on by
+    /// a reload binds the socket's endpoints again, or they would stay open to plain clients
+    /// (they did). The plain subscriber connected before is dropped and cannot come back; a
+    /// CURVE one gets in.
+    func testCURVESwitchedOnByAReloadShutsOutPlainClients() throws {
+        let server = try keygen("server")
+        let keyLine = "[security]\nserver_secret_key_file = \"\(directory.path)/server.secret\"\n"
+        let daemon = try Daemon(configuration: keyLine)
+        let clients = try Clients()
+        let plain = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("t", "before"))
+        XCTAssertEqual(try plain.receive(1), [frames("t", "before")])
+
+        try (keyLine + "[security.xpub]\ncurve = true\n").write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the reload is applied") { daemon.log.contains("configuration reloaded") }
+        XCTAssertTrue(daemon.log.contains("CURVE changed on xpub"), daemon.log)
+        let member = try curveSocket(
+            clients, .sub, daemon.xpub, server: server.publicKey, client: try CurveKeyPair.generate())
+        try member.setOption(.subscribe, bytes: [])
+        var number = 0
+        try Wait.until("the CURVE subscriber gets a message") {
+            number += 1
+            try push.send(frames: frames("t", "after \(number)"))
+            return try member.receiveFrames(timeoutMilliseconds: 100) != nil
+        }
+        try plain.assertNothing(within: 300)
+        XCTAssertEqual(try daemon.stats().security.curve, ["xpub"])
+    }
+
     func testAMissingOrBadKeyFileIsRefusedAtStart() throws {
         let run = try Run.program(
             Binaries.zpubd,

@@ -157,6 +157,32 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(found[2].message.contains("both xsub and control"))
     }
 
+    /// Each [security.<role>] section has its own keys: a problem is reported at the line of
+    /// the section that has it, not the last section to set a key of that name (it was).
+    func testSecurityProblemsPointAtTheirOwnSection() {
+        let found = problems(
+            "[security.xpub]\nallowed_addresses = [\"10.20.0.0/33\"]\nallowed_keys = \"/etc/keys\"\n"
+                + "[security.pull]\nallowed_addresses = []\nallowed_keys = \"/etc/other\"\ncurve = true\n"
+                + "[security.control]\nallowed_addresses = []\n")
+        XCTAssertEqual(found.map(\.line), [2, 3, 7], "\(found)")
+        XCTAssertTrue(found.first?.message.contains("[security.xpub]") == true, "\(found)")
+        XCTAssertTrue(found.dropFirst().first?.message.contains("needs curve = true") == true, "\(found)")
+        XCTAssertTrue(found.last?.message.contains("no server_secret_key_file") == true, "\(found)")
+    }
+
+    /// A caller that changes the configuration before validating it (zpubd's flags) gets the
+    /// lines of what the file set, and none for what it replaced.
+    func testReadLeavesValidationToTheCaller() throws {
+        let text = "[endpoints]\nxpub = [\"tcp://127.0.0.1\"]\n[limits]\nmax_topics = -3\n"
+        let read = ConfigurationFile.read(text)
+        var (configuration, keyLines) = (read.configuration, read.keyLines)
+        XCTAssertEqual(read.problems, [], "only validation finds these")
+        XCTAssertEqual(ConfigurationFile.validate(configuration, keyLines: keyLines).map(\.line), [2, 4])
+        configuration.xpubEndpoints = ["tcp://127.0.0.1:5556"]
+        keyLines["xpub"] = nil
+        XCTAssertEqual(ConfigurationFile.validate(configuration, keyLines: keyLines).map(\.line), [4])
+    }
+
     func testARepeatedUpstreamIsRefusedWithItsLine() {
         let found = problems("[endpoints]\nupstream = [\"tcp://10.0.0.1:5556\", \"tcp://10.0.0.1:5556\"]\n")
         XCTAssertEqual(found.map(\.line), [2])

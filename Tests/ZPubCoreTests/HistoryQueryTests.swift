@@ -54,4 +54,18 @@ final class HistoryQueryTests: XCTestCase {
         XCTAssertEqual(
             HistoryReply.gap(since: 0, firstSequence: .max, lastSequence: .max), .init(from: 1, to: .max - 1))
     }
+
+    /// A replay's marker bounds what it reports: what came after `through` comes live, and was
+    /// not missed (eviction passing `through` between two pages, or a store that kept nothing).
+    func testTheGapOfAReplayEndsAtItsThrough() {
+        XCTAssertEqual(
+            HistoryReply.gap(since: 2, through: 5, firstSequence: 8, lastSequence: 12), .init(from: 3, to: 5))
+        XCTAssertNil(HistoryReply.gap(since: 6, through: 5, firstSequence: 8, lastSequence: 12))
+        XCTAssertEqual(
+            HistoryReply.gap(since: 0, through: 3, firstSequence: 0, lastSequence: 5), .init(from: 1, to: 3))
+        XCTAssertEqual(
+            HistoryReply.gap(since: 2, through: nil, firstSequence: 8, lastSequence: 12), .init(from: 3, to: 7))
+        XCTAssertEqual(
+            HistoryReply.gap(since: 2, through: 20, firstSequence: 8, lastSequence: 12), .init(from: 3, to: 7))
+    }
 }
