@@ -369,7 +369,9 @@ final class ForwardingLoop {
             // zpubd's own topics (sequence markers, snapshot markers) come from zpubd alone: a
             // producer's, or an upstream broker's with its own numbers, would mislead the
             // clients that resume from them.
-            if topic.first == BrokerState.internalPrefix[0] && topic.starts(with: BrokerState.internalPrefix) {
+            // One byte looked at per message (non-generic: a debug build allocated for
+            // `first`); the rest only for topics that start with "$".
+            if topic.count >= 6 && topic[0] == UInt8(ascii: "$") && Self.isInternal(topic) {
                 internalTopic = true
                 return
             }
@@ -445,6 +447,11 @@ final class ForwardingLoop {
             state.sendFailures &+= 1
         }
         return keptSequence
+    }
+
+    @inline(never)
+    private static func isInternal(_ topic: UnsafeRawBufferPointer) -> Bool {
+        topic.starts(with: BrokerState.internalPrefix)
     }
 
     /// Starts a history record for a message whose first frame is `topic`, if the topic is
