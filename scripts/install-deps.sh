@@ -11,7 +11,7 @@ for package in "$@"; do
 done
 
 if ! command -v swift >/dev/null 2>&1; then
-    echo "install-deps: no 'swift' on PATH. zpub needs the Swift 6 toolchain (https://www.swift.org/install/linux/)." >&2
+    echo "install-deps: no 'swift' on PATH. zpub needs a Swift 6.1 (or later) toolchain (https://www.swift.org/install/linux/)." >&2
     exit 1
 fi
 

@@ -23,9 +23,11 @@ public struct Notifier: Sendable {
         send(["RELOADING=1", "MONOTONIC_USEC=\(Self.monotonicMicroseconds())"])
     }
 
-    /// Sends `STOPPING=1`.
-    public func stopping() {
-        send(["STOPPING=1"])
+    /// Sends `STOPPING=1`, with `EXTEND_TIMEOUT_USEC` when the stop may take `milliseconds`:
+    /// systemd then waits that long from now even past the unit's TimeoutStopSec= (it only
+    /// ever extends the timeout).
+    public func stopping(mayTakeMilliseconds milliseconds: Int? = nil) {
+        send(["STOPPING=1"] + (milliseconds.map { ["EXTEND_TIMEOUT_USEC=\(UInt64($0) * 1_000)"] } ?? []))
     }
 
     /// Sends `WATCHDOG=1`. Only the forwarding loop itself may call this: a ping from anywhere

@@ -1,5 +1,9 @@
 import ZPubCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What a request or a WebSocket client presents: static tokens (`tokens` in [http]) and the
 /// user of a verified JWT.
 struct Credentials: Sendable, Equatable {
@@ -81,15 +85,35 @@ struct AccessPolicy: Sendable {
     }
 
     /// A request without Origin (not a browser) is allowed; so is a page served by zpubd itself
-    /// (its Origin names the Host it was loaded from), and any origin listed.
+    /// (its Origin names the Host it was loaded from) when that Host is an address or
+    /// localhost, and any origin listed. A DNS name in Host proves nothing: a page of
+    /// evil.example whose name the attacker points at zpubd's address (DNS rebinding) sends
+    /// Origin and Host both naming evil.example. Pages served under a name are listed.
     func checkOrigin(_ origin: String?, host: String?) -> Denial? {
         guard let origin, !allowsAnyOrigin else { return nil }
         let normalized = Self.normalize(origin)
         if origins.contains(normalized) { return nil }
-        if let host, let authority = Self.authority(of: normalized), authority == host.lowercased() {
+        if let host, let authority = Self.authority(of: normalized), authority == host.lowercased(),
+            Self.isAddressOrLocalhost(host: host)
+        {
             return nil
         }
         return .originNotAllowed(origin)
+    }
+
+    /// Whether a Host header ("name:port", "[v6]:port") names an IP address or localhost.
+    static func isAddressOrLocalhost(host: String) -> Bool {
+        var name = Substring(host.lowercased())
+        if name.hasPrefix("[") {
+            guard let end = name.firstIndex(of: "]") else { return false }
+            name = name[name.index(after: name.startIndex)..<end]
+            var address = in6_addr()
+            return inet_pton(AF_INET6, String(name), &address) == 1
+        }
+        if let colon = name.lastIndex(of: ":") { name = name[..<colon] }
+        if name == "localhost" { return true }
+        var address = in_addr()
+        return inet_pton(AF_INET, String(name), &address) == 1
     }
 
     /// The CORS origin to echo for an allowed cross-origin request.

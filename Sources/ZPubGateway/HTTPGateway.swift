@@ -346,7 +346,7 @@ final class GatewayShared: Sendable {
         if prefix.utf8.count > maxPrefixLength {
             return "a prefix of \(prefix.utf8.count) bytes is longer than max_subscription_length (\(maxPrefixLength))"
         }
-        if prefix.hasPrefix("$zpub/") { return "prefixes under $zpub/ are zpubd's own" }
+        if prefix.utf8.starts(with: BrokerState.internalPrefix) { return "prefixes under $zpub/ are zpubd's own" }
         return nil
     }
 

@@ -43,7 +43,9 @@ enum PublishRequest {
         guard let topic = value["topic"]?.string, !topic.isEmpty else {
             return .failure(Problem(message: #"a message needs "topic" (a non-empty string)"#))
         }
-        if topic.hasPrefix("$zpub/") {
+        // By bytes: String's hasPrefix compares characters, and "$zpub/" followed by a
+        // combining mark is another character.
+        if topic.utf8.starts(with: BrokerState.internalPrefix) {
             return .failure(Problem(message: "topics under $zpub/ are zpubd's own"))
         }
         switch (value["payload"], value["frames"]) {

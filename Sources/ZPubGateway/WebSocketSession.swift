@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import ZPubCore
 
 /// One WebSocket client, after the upgrade: reads its requests (JSON text frames), answers
 /// them, and registers it with the ZeroMQ thread, which sends it messages through its
@@ -12,7 +13,10 @@ final class WebSocketSession: ChannelInboundHandler {
     private let shared: GatewayShared
     private let head: HTTPRequestHead
     private var outbox: ClientOutbox?
-    private var prefixes: Set<String> = []
+    /// Held by bytes, as the broker and the link know them: Swift's String equality takes
+    /// canonically equivalent spellings ("é" precomposed or not) for one, and each spelling
+    /// held that way was a new prefix upstream that no limit counted.
+    private var prefixes: Set<[UInt8]> = []
     /// `?since=` in the URL: the URL's prefixes resume from this history sequence.
     private let since: UInt64?
     private var credentials: Credentials
@@ -42,7 +46,7 @@ final class WebSocketSession: ChannelInboundHandler {
             credentials = Credentials()
             refusedAtStart = rejection
         }
-        prefixes = Set(target.values("prefix"))
+        prefixes = Set(target.values("prefix").map { Array($0.utf8) })
         since = target.value("since").flatMap { UInt64($0) }
     }
 
@@ -61,7 +65,7 @@ final class WebSocketSession: ChannelInboundHandler {
         // Prefixes in the URL (?prefix=...) were checked before the upgrade.
         // With ?since=: every kept message under them after that sequence first.
         shared.linkMailbox.post(
-            .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resume: since.map { .history(after: $0) }))
+            .attach(outbox, prefixes: Array(prefixes), resume: since.map { .history(after: $0) }))
         startPings(context)
         scheduleExpiry(context)
         if let user = credentials.user {
@@ -96,7 +100,7 @@ final class WebSocketSession: ChannelInboundHandler {
             return false
         }
         if let user = next.user, user != credentials.user {
-            let lost = prefixes.filter { !user.maySubscribe(Array($0.utf8)) }.sorted()
+            let lost = prefixes.filter { !user.maySubscribe($0) }.map { String(decoding: $0, as: UTF8.self) }.sorted()
             guard lost.isEmpty else {
                 shared.counters.rejectedToken.add(1, ordering: .relaxed)
                 reply(
@@ -272,7 +276,8 @@ final class WebSocketSession: ChannelInboundHandler {
                     reply(context, error: denial.code, denial.message, prefix: prefix)
                     continue
                 }
-                let held = prefixes.contains(prefix)
+                let bytes = Array(prefix.utf8)
+                let held = prefixes.contains(bytes)
                 if !held && prefixes.count >= shared.settings.maxClientPrefixes {
                     reply(
                         context, error: "too_many_prefixes",
@@ -282,8 +287,8 @@ final class WebSocketSession: ChannelInboundHandler {
                 // A prefix the client holds already changes nothing, unless a catch-up comes
                 // with it (`since`: a marker subscribed and unsubscribed at the broker, a REPLAY).
                 if !held || since != nil, !mayChange("subscribe", prefix, context: context) { continue }
-                prefixes.insert(prefix)
-                accepted.append(Array(prefix.utf8))
+                prefixes.insert(bytes)
+                accepted.append(bytes)
                 let sinceField = since.map { ",\"since\":\($0)" } ?? ""
                 send(context, "{\"type\":\"subscribed\",\"prefix\":\(WireFormat.jsonString(prefix))\(sinceField)}")
             }
@@ -296,10 +301,11 @@ final class WebSocketSession: ChannelInboundHandler {
         case .unsubscribe(let list):
             for prefix in list {
                 // Only what the client holds: the link has nothing to undo for the rest.
-                if prefixes.contains(prefix) {
+                let bytes = Array(prefix.utf8)
+                if prefixes.contains(bytes) {
                     guard mayChange("unsubscribe", prefix, context: context) else { continue }
-                    prefixes.remove(prefix)
-                    shared.linkMailbox.post(.unsubscribe(outbox.id, Array(prefix.utf8)))
+                    prefixes.remove(bytes)
+                    shared.linkMailbox.post(.unsubscribe(outbox.id, bytes))
                 }
                 send(context, "{\"type\":\"unsubscribed\",\"prefix\":\(WireFormat.jsonString(prefix))}")
             }
@@ -308,7 +314,7 @@ final class WebSocketSession: ChannelInboundHandler {
             let topicBytes = Array(topic.utf8)
             // As POST /publish: markers and snapshots under $zpub/ are zpubd's, and a forged one
             // would reach every subscriber of "" (the gateway's own marker parser among them).
-            if topic.hasPrefix("$zpub/") {
+            if topicBytes.starts(with: BrokerState.internalPrefix) {
                 reply(context, error: "publish_not_allowed", "topics under $zpub/ are zpubd's own", topic: topic)
                 return
             }

@@ -23,7 +23,9 @@ struct ZPubDaemon: ParsableCommand {
 
             Endpoint flags replace that socket's endpoints from the file. SIGHUP reloads \
             the file; SIGTERM or SIGINT shuts down gracefully. Exit status: 0 after a \
-            clean stop, 1 when a socket cannot be bound, 78 for a bad configuration.
+            clean stop, 1 when a socket cannot be bound, 78 for a bad configuration, 73 \
+            when the state directory cannot be created or written, 74 when the history \
+            in it is in use or damaged, 75 when one of a pair must give up being active.
             """,
         version: ZPubVersion.current
     )
@@ -152,10 +154,13 @@ struct ZPubDaemon: ParsableCommand {
             metadata: DaemonLogging.endpointMetadata(services.broker.boundEndpoints))
         notifier.ready(status: "forwarding")
 
-        serveSignals(
+        let inForce = serveSignals(
             signals, services: services, loader: loader, configuration: configuration, notifier: notifier,
             logger: logger)
-        notifier.stopping()
+        // The drain and the linger, and some seconds for the gateway and the history's last
+        // commit: more than TimeoutStopSec= when the settings ask for it.
+        notifier.stopping(
+            mayTakeMilliseconds: inForce.shutdownDrainMilliseconds + inForce.lingerMilliseconds + 10_000)
         services.stop()
         logger.notice("zpubd stopped")
         if Services.demoted.load(ordering: .relaxed) {
@@ -194,11 +199,12 @@ struct ZPubDaemon: ParsableCommand {
     }
 
     /// Waits for signals: SIGHUP reloads, SIGUSR2 stalls the loop when test hooks are on
-    /// (`ZPUBD_TEST_HOOKS`), SIGTERM and SIGINT return (to shut down).
+    /// (`ZPUBD_TEST_HOOKS`), SIGTERM and SIGINT return (to shut down) the configuration then in
+    /// force.
     private func serveSignals(
         _ signals: SignalSet, services: Services, loader: ConfigurationLoader, configuration: BrokerConfiguration,
         notifier: Notifier, logger: Logger
-    ) {
+    ) -> BrokerConfiguration {
         let testHooks = getenv("ZPUBD_TEST_HOOKS") != nil
         var current = configuration
         while true {
@@ -215,7 +221,7 @@ struct ZPubDaemon: ParsableCommand {
                 logger.info("SIGUSR2 ignored (test hooks are off)")
             default:
                 logger.notice("received \(received == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
-                return
+                return current
             }
         }
     }

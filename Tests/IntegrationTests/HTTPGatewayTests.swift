@@ -201,6 +201,12 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(tooMany.map { $0?["type"] as? String }, ["error", "pong"], "\(tooMany)")
         XCTAssertEqual(tooMany.first??["code"] as? String, "too_many_prefixes")
         XCTAssertTrue((tooMany.first??["message"] as? String ?? "").contains("it named 65"), "\(tooMany)")
+        // Held by bytes, not by Swift's String equality: 64 spellings of one canonical prefix
+        // fill max_client_prefixes, and the 65th is refused (it was taken for one held).
+        let spellings = results["equivalent_spellings"] as? [String: Any]
+        XCTAssertEqual(spellings?["subscribed"] as? Int, 64, "\(spellings ?? [:])")
+        let next = (spellings?["next"] as? [String: Any])?["message"] as? [String: Any]
+        XCTAssertEqual(next?["code"] as? String, "too_many_prefixes", "\(spellings ?? [:])")
         XCTAssertEqual((results["bad_origin"] as? [String: Any])?["status"] as? Int, 403)
         XCTAssertEqual((results["good_origin"] as? [String: Any])?["status"] as? Int, 101)
         XCTAssertTrue(daemon.process.isRunning)

@@ -25,6 +25,17 @@ final class AccessPolicyTests: XCTestCase {
         XCTAssertEqual(listed.corsOrigin(for: "https://APP.example"), "https://APP.example")
         XCTAssertNotNil(listed.checkOrigin("https://app.example.evil", host: "zpub:8080"))
         XCTAssertNil(policy(origins: ["*"]).checkOrigin("https://any.example", host: nil))
+        // Same origin under an address or localhost; under a DNS name only if listed, since
+        // DNS rebinding makes a page's Origin and Host name the attacker's domain both.
+        XCTAssertNil(strict.checkOrigin("http://[::1]:8080", host: "[::1]:8080"))
+        XCTAssertNil(strict.checkOrigin("http://localhost:8080", host: "localhost:8080"))
+        XCTAssertNil(strict.checkOrigin("http://10.0.0.5", host: "10.0.0.5"))
+        XCTAssertEqual(
+            strict.checkOrigin("http://evil.example:8080", host: "evil.example:8080"),
+            .originNotAllowed("http://evil.example:8080"))
+        XCTAssertNil(
+            policy(origins: ["https://zpub.example.com"]).checkOrigin(
+                "https://zpub.example.com", host: "zpub.example.com"))
         XCTAssertEqual(policy(origins: ["*"]).corsOrigin(for: "https://any.example"), "*")
     }
 

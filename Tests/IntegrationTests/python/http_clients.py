@@ -5,6 +5,7 @@ prometheus_client's parser (python3-prometheus-client) for /metrics.
 Each command prints one JSON document (or JSON lines) on stdout for the Swift test to check.
 """
 import http.client
+import itertools
 import json
 import os
 import socket
@@ -163,6 +164,18 @@ def ws_bad_requests(port):
     ws.send(json.dumps({"op": "subscribe", "prefixes": [f"p{i}." for i in range(65)]}))
     ws.send(json.dumps({"op": "ping"}))
     results["too_many_prefixes"] = [frame_of(*ws.recv_data(control_frame=True)) for _ in range(2)]
+    ws.close()
+    # Canonically equivalent spellings ("\u00e9" or "e\u0301") are different bytes, so different
+    # prefixes at the broker: each counts against max_client_prefixes (64).
+    spellings = ["".join(letters) + "." for letters in itertools.product(["\u00e9", "e\u0301"], repeat=7)][:65]
+    ws = websocket.create_connection(ws_url(port), timeout=10)
+    ws.send(json.dumps({"op": "subscribe", "prefixes": spellings[:64]}))
+    held = [frame_of(*ws.recv_data(control_frame=True)) for _ in range(64)]
+    ws.send(json.dumps({"op": "subscribe", "prefixes": spellings[64:]}))
+    results["equivalent_spellings"] = {
+        "subscribed": sum(1 for frame in held if frame.get("message", {}).get("type") == "subscribed"),
+        "next": frame_of(*ws.recv_data(control_frame=True)),
+    }
     ws.close()
     try:
         websocket.create_connection(ws_url(port), timeout=10, origin="https://evil.example")
