@@ -194,8 +194,9 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
             ("jwt_secret_file", jwtSecretFile), ("jwt_public_key_file", jwtPublicKeyFile),
             ("tls_certificate_file", tlsCertificateFile), ("tls_key_file", tlsKeyFile),
         ] {
-            if let path, !path.hasPrefix("/") {
-                problems.append((key, "\(key) \"\(path)\" is not an absolute path; write the full path"))
+            if let path, !path.hasPrefix("/"), !path.hasPrefix(TextFile.credentialScheme) {
+                problems.append(
+                    (key, "\(key) \"\(path)\" is not an absolute path; write the full path (or credential:NAME)"))
             }
         }
         for entry in tokens {

@@ -25,6 +25,27 @@ public enum TextFile {
     /// Files zpubd reads are a few KiB; anything past this is not one of them.
     public static let maxSize = 16 << 20
 
+    /// A path `credential:NAME` is the credential NAME that systemd passes the service
+    /// (`LoadCredential=NAME:/etc/zpub/...` in the unit), in $CREDENTIALS_DIRECTORY: how a
+    /// service run as a DynamicUser= reads a secret that only root may read.
+    public static let credentialScheme = "credential:"
+
+    /// The file a configured path names (`credentialScheme` resolved).
+    public static func resolve(_ path: String) throws(ReadError) -> String {
+        guard path.hasPrefix(credentialScheme) else { return path }
+        let name = path.dropFirst(credentialScheme.count)
+        guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+            throw ReadError("\"\(path)\" names no credential: write credential:NAME, e.g. credential:server.secret")
+        }
+        guard let directory = getenv("CREDENTIALS_DIRECTORY").map({ String(cString: $0) }), !directory.isEmpty
+        else {
+            throw ReadError(
+                "systemd passed no credentials (CREDENTIALS_DIRECTORY is not set): \(path) needs LoadCredential=\(name):/path/of/the/file in the unit; outside systemd, write the file's path"
+            )
+        }
+        return directory + "/" + name
+    }
+
     /// The file's contents, which must be UTF-8.
     public static func read(_ path: String) throws(ReadError) -> String {
         guard let text = String(validating: try readBytes(path), as: UTF8.self) else {
@@ -35,7 +56,7 @@ public enum TextFile {
 
     /// The file's bytes as they are (a secret may be any bytes).
     public static func readBytes(_ path: String) throws(ReadError) -> [UInt8] {
-        let file = open(path, O_RDONLY | O_CLOEXEC)
+        let file = open(try resolve(path), O_RDONLY | O_CLOEXEC)
         guard file >= 0 else { throw ReadError(errno: errno) }
         defer { close(file) }
         var bytes: [UInt8] = []
@@ -65,14 +86,14 @@ public enum TextFile {
     /// What is at `path` (following symbolic links).
     public static func kind(_ path: String) -> Kind {
         var info = stat()
-        guard stat(path, &info) == 0 else { return .missing }
+        guard let resolved = try? resolve(path), stat(resolved, &info) == 0 else { return .missing }
         if info.st_mode & S_IFMT == S_IFDIR { return .directory }
         return .file(mode: UInt32(info.st_mode) & 0o7777)
     }
 
     /// The names in a directory, without "." and "..", sorted.
     public static func entries(_ path: String) throws(ReadError) -> [String] {
-        guard let directory = opendir(path) else { throw ReadError(errno: errno) }
+        guard let directory = opendir(try resolve(path)) else { throw ReadError(errno: errno) }
         defer { closedir(directory) }
         var names: [String] = []
         while let entry = readdir(directory) {

@@ -36,7 +36,7 @@ public struct GatewayKeys: Sendable {
     private static func makeTLSContext(certificateFile: String, keyFile: String) throws -> NIOSSLContext {
         let chain: [NIOSSLCertificate]
         do {
-            chain = try NIOSSLCertificate.fromPEMFile(certificateFile)
+            chain = try NIOSSLCertificate.fromPEMFile(try TextFile.resolve(certificateFile))
         } catch {
             throw GatewayError(
                 "tls_certificate_file \(certificateFile) cannot be read as PEM certificates (\(error)); check the path, its permissions and that it holds -----BEGIN CERTIFICATE-----"
@@ -47,7 +47,7 @@ public struct GatewayKeys: Sendable {
         }
         let key: NIOSSLPrivateKey
         do {
-            key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
+            key = try NIOSSLPrivateKey(file: try TextFile.resolve(keyFile), format: .pem)
         } catch {
             throw GatewayError(
                 "tls_key_file \(keyFile) cannot be read as a PEM private key (\(error)); check the path and that zpubd's user may read it"

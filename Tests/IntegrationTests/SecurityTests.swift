@@ -294,6 +294,34 @@ final class SecurityTests: XCTestCase {
         XCTAssertEqual(try daemon.stats().security.curve, ["xpub"])
     }
 
+    /// The packaged service runs as a DynamicUser=, which cannot read a key only root may read:
+    /// systemd passes it in (LoadCredential=) under $CREDENTIALS_DIRECTORY, and the
+    /// configuration names it credential:NAME. Outside systemd that is refused with the reason.
+    func testAKeyPassedAsASystemdCredentialIsRead() throws {
+        let server = try keygen("server")
+        let credentials = directory.appendingPathComponent("credentials")
+        try FileManager.default.createDirectory(at: credentials, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: directory.appendingPathComponent("server.secret"),
+            to: credentials.appendingPathComponent("server.secret"))
+        let configuration =
+            "[security]\nserver_secret_key_file = \"credential:server.secret\"\n[security.xpub]\ncurve = true\n"
+        let daemon = try Daemon(configuration: configuration, environment: ["CREDENTIALS_DIRECTORY": credentials.path])
+        let clients = try Clients()
+        let member = try curveSocket(
+            clients, .sub, daemon.xpub, server: server.publicKey, client: try CurveKeyPair.generate())
+        try member.setOption(.subscribe, bytes: [])
+        try daemon.waitForSubscriptions(1)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("t", "through a credential"))
+        XCTAssertEqual(try member.receive(1), [frames("t", "through a credential")])
+
+        let file = directory.appendingPathComponent("credential.conf")
+        try configuration.write(to: file, atomically: true, encoding: .utf8)
+        let outside = try Run.program(Binaries.zpubd, ["--config", file.path, "--check-config"])
+        XCTAssertEqual(outside.status, 1)
+        XCTAssertTrue(outside.stderr.contains("LoadCredential=server.secret:"), outside.stderr)
+    }
+
     func testAMissingOrBadKeyFileIsRefusedAtStart() throws {
         let run = try Run.program(
             Binaries.zpubd,
