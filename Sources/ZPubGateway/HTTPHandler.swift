@@ -24,6 +24,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var deadline = RequestDeadline()
     /// A response has been sent on this connection: it is a kept-alive one.
     private var answeredBefore = false
+    /// A whole request that waits for the connection to take a reply (`channelRead`).
+    private var unanswered: (HTTPRequestHead, [UInt8])?
 
     private enum EventStream {
         /// The outbox, the keep-alive, and the close at the JWT's expiry (if any).
@@ -94,16 +96,31 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head else { return }
             self.head = nil
-            // The request is whole; the deadline starts again once it is answered.
-            deadline.stop()
             let requestBody = body
             body = []
+            // Answered only while the reply can leave. A client that pipelines requests and
+            // does not read the replies had every request of a read answered at once, its
+            // replies queued whatever the water mark: 2 MB of requests on each of 16 such
+            // connections grew zpubd by 48 MB and stalled the gateway. Now the request waits
+            // (and HTTPServerPipelineHandler holds those after it, reading no more), and the
+            // deadline keeps running: a client that never reads is closed.
+            guard context.channel.isWritable else {
+                unanswered = (head, requestBody)
+                return
+            }
+            // The request is whole; the deadline starts again once it is answered.
+            deadline.stop()
             route(context, head, body: requestBody)
         }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if case .messages(let outbox, _, _, _) = stream { outbox.writabilityChanged() }
+        if context.channel.isWritable, let (head, body) = unanswered {
+            unanswered = nil
+            deadline.stop()
+            route(context, head, body: body)
+        }
         context.fireChannelWritabilityChanged()
     }
 

@@ -1345,6 +1345,22 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(try HTTPProbe.get(port: port, "/healthz").status, 200, "the gateway still answers others")
     }
 
+    /// Pipelined requests read in one go were all answered, replies queued whether or not the
+    /// client read them: some 30 KB of requests became megabytes of replies. A request is now
+    /// answered only while its connection can take the reply; the rest wait unread.
+    func testABurstOfPipelinedRequestsOnManyConnectionsCannotGrowZpubdsMemory() throws {
+        let (daemon, port) = try startDaemon(http: "")
+        let before = try residentKiB(daemon.process.processIdentifier)
+        let run = try python(["pipeline-burst", "\(port)", "16", "\(1 << 20)", "2"]).finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let taken = try XCTUnwrap(jsonLines(run.stdout).first?["taken"] as? Int, run.stdout + run.stderr)
+        let grown = try residentKiB(daemon.process.processIdentifier) - before
+        print(
+            "figure: pipelined burst: zpubd took \(taken) bytes of requests on 16 connections and grew by \(grown) KiB")
+        XCTAssertLessThan(grown, 32 << 10, "zpubd grew by \(grown) KiB for \(taken) bytes of unread requests")
+        XCTAssertEqual(try HTTPProbe.get(port: port, "/healthz").status, 200, "the gateway still answers others")
+    }
+
     private func residentKiB(_ pid: Int32) throws -> Int {
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })

@@ -363,6 +363,37 @@ def metrics(port):
     print(json.dumps({"content_type": response.getheader("Content-Type"), "families": families}), flush=True)
 
 
+def pipeline_burst(port, connections, burst_bytes, hold_seconds):
+    """Opens CONNECTIONS connections with a tiny receive buffer, sends each one burst of
+    pipelined GET / requests (as much of BURST_BYTES as the server takes), never reads a reply,
+    and holds them HOLD_SECONDS: prints how many bytes of requests the server took."""
+    import socket
+    import time
+
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    burst = request * (burst_bytes // len(request))
+    sockets, taken = [], 0
+    for _ in range(connections):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", port))
+        s.setblocking(False)
+        sockets.append(s)
+    # Each burst goes out in one go, as far as the kernel takes it; then again once, a little
+    # later, so that the server's reads of it come in large buffers.
+    for _ in range(2):
+        for s in sockets:
+            try:
+                taken += s.send(burst)
+            except (BlockingIOError, ConnectionError):
+                pass
+        time.sleep(0.5)
+    time.sleep(hold_seconds)
+    print(json.dumps({"taken": taken}), flush=True)
+    for s in sockets:
+        s.close()
+
+
 def pipeline_flood(port, seconds):
     """Sends pipelined GET / requests for SECONDS and never reads a reply (with a tiny receive
     buffer): prints how many were sent and the size of one reply."""
@@ -409,6 +440,8 @@ if __name__ == "__main__":
     elif command == "ws-since":
         ws_since(port, json.loads(rest[0]), rest[1], rest[2] if len(rest) > 2 and rest[2] != "-" else None,
                  rest[3] if len(rest) > 3 else "")
+    elif command == "pipeline-burst":
+        pipeline_burst(port, int(rest[0]), int(rest[1]), float(rest[2]))
     elif command == "ws-bad":
         ws_bad_requests(port)
     elif command == "ws-fragments":
