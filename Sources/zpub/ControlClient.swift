@@ -33,11 +33,33 @@ struct ControlClient {
                 let waited = watch.isHopeless ? "" : " within \(timeoutMilliseconds) ms"
                 throw CLIError("no reply from zpubd at \(endpoint)\(waited): \(problem)")
             }
+            if let problem = Self.ipcProblem(endpoint) {
+                throw CLIError("no reply from zpubd at \(endpoint): \(problem)")
+            }
             throw CLIError(
                 "no reply from zpubd at \(endpoint) within \(timeoutMilliseconds) ms; is zpubd running there? (start it with `zpubd`, or point --control at it)"
             )
         }
         return frames.first ?? []
+    }
+
+    /// Why an ipc endpoint cannot be reached, when the file system says: libzmq retries a
+    /// connect that fails with EACCES or ENOENT in silence, and "is zpubd running?" misled
+    /// whoever ran `zpub stats` on the packaged service's root-only socket without sudo.
+    static func ipcProblem(_ endpoint: String) -> String? {
+        guard endpoint.hasPrefix("ipc://"), !endpoint.hasPrefix("ipc://@") else { return nil }
+        let path = String(endpoint.dropFirst("ipc://".count))
+        if access(path, F_OK) != 0 {
+            if errno == EACCES {
+                return
+                    "permission denied on a directory of \(path): the packaged service's control socket is for root (run with sudo)"
+            }
+            return "no socket file at \(path); is zpubd running, with that control endpoint?"
+        }
+        if access(path, W_OK) != 0 {
+            return "permission denied on \(path): the packaged service's control socket is for root (run with sudo)"
+        }
+        return nil
     }
 
     /// The reply, or nil when the deadline passed or libzmq gave the connection up (a refused

@@ -89,7 +89,8 @@ struct Top: ParsableCommand {
         var refreshes = 0
         while true {
             draw(view, on: terminal, endpoint: client.endpoint, sort: sort, problem: problem)
-            if let iterations, refreshes >= iterations { return 0 }
+            // A failed reading counts too: -n bounds the run even when the broker is gone.
+            if let iterations, refreshes >= iterations { return problem == nil ? 0 : 1 }
             switch waitForNextRefresh(terminal, signals: signals) {
             case .quit(let status): return status
             case .sort(let key):
@@ -104,6 +105,7 @@ struct Top: ParsableCommand {
                 refreshes += 1
             } catch {
                 problem = "\(error) (retrying)"
+                refreshes += 1
             }
         }
     }
@@ -160,6 +162,7 @@ struct Top: ParsableCommand {
     private func runPlain(_ client: ControlClient, first: TopSample, signals: SignalWatcher) -> Int32 {
         var previous = first
         var refreshes = 0
+        var lastFailed = false
         while iterations.map({ refreshes < $0 }) ?? true {
             let deadline = Date().addingTimeInterval(Double(interval) / 1000)
             while Date() < deadline {
@@ -174,9 +177,14 @@ struct Top: ParsableCommand {
             do {
                 next = try Self.read(client)
             } catch {
-                Output.error("\(error) (retrying)")
+                // Counted: -n bounds the run even when the broker is gone (a monitor's
+                // `zpub top -n 10 --json` ran for ever), which then ends with status 1.
+                Output.error("\(error)\(iterations.map { refreshes + 1 < $0 } ?? true ? " (retrying)" : "")")
+                refreshes += 1
+                lastFailed = true
                 continue
             }
+            lastFailed = false
             let view = TopView(previous: previous, current: next)
             previous = next
             refreshes += 1
@@ -189,7 +197,7 @@ struct Top: ParsableCommand {
             let block = (refreshes > 1 ? [""] : []) + summary + [heading] + rows
             Output.line(block.map(Self.trimmingTrailingSpaces).joined(separator: "\n"))
         }
-        return 0
+        return lastFailed ? 1 : 0
     }
 
     static func trimmingTrailingSpaces(_ line: String) -> String {

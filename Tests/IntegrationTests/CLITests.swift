@@ -87,6 +87,10 @@ final class CLITests: XCTestCase {
             XCTAssertTrue(run.stderr.hasPrefix("zpub: "), run.stderr)
             XCTAssertTrue(run.stderr.contains(nowhere), run.stderr)
         }
+        // An ipc control socket that is not there is said to be missing (libzmq retries it in
+        // silence).
+        let stats = try zpub(["stats", "--control", nowhere, "--timeout", "300"], timeout: 10)
+        XCTAssertTrue(stats.stderr.contains("no socket file at"), stats.stderr)
     }
 
     /// ZeroMQ retries an absent broker in silence; `zpub sub` says that it has no connection yet

@@ -233,6 +233,21 @@ final class TopTests: XCTestCase {
         XCTAssertFalse(run.stdout.contains("\"history\""), run.stdout)
     }
 
+    /// -n bounds the run when the broker goes away too: a failed reading counts, and the run
+    /// ends with status 1 (a monitor's `zpub top -n N --json` ran for ever).
+    func testIterationsEndTheRunWhenTheBrokerIsGone() throws {
+        let daemon = try Daemon()
+        let top = try RunningProgram(
+            Binaries.zpub,
+            ["top", "-c", daemon.control, "--interval", "200", "--timeout", "300", "-n", "4", "--json"])
+        try Wait.until("the first reading is printed", timeout: 20) { top.stdoutSoFar.contains("\n") }
+        daemon.signal(SIGKILL)
+        _ = daemon.waitForExit()
+        let run = try top.finish(timeout: 20)
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("no reply"), run.stderr)
+    }
+
     func testNoBrokerIsReportedNotWaitedFor() throws {
         let nowhere = "ipc://\(NSTemporaryDirectory())/zpub-top-nobody-\(getpid()).sock"
         let run = try Run.program(Binaries.zpub, ["top", "-c", nowhere, "--timeout", "300"], timeout: 10)
