@@ -197,8 +197,8 @@ listen = "127.0.0.1:{ports['http']}"
         thread.start()
     samples = []
     started = time.time()
-    print("| t (s) | RSS anon (MiB) | RSS file (MiB) | history on disk (MiB) | kept | topics | last values | subscriptions | messages in |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| t (s) | RSS anon (MiB) | RSS file (MiB) | history queue resident (MiB) | history on disk (MiB) | kept | topics | last values | subscriptions | messages in |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     while time.time() - started < DURATION and not stop.is_set():
         time.sleep(10)
         if daemon.poll() is not None:
@@ -209,6 +209,7 @@ listen = "127.0.0.1:{ports['http']}"
         history = stats.get("history", {})
         samples.append((time.time() - started, anon))
         print(f"| {time.time() - started:.0f} | {anon / 1024:.1f} | {file_backed / 1024:.1f} | "
+              f"{history.get('queue_resident_bytes', 0) / 1048576:.1f} | "
               f"{history.get('disk_bytes', 0) / 1048576:.1f} | {history.get('messages', 0)} | "
               f"{stats.get('topics', {}).get('tracked', '?')} | {stats.get('last_value', {}).get('entries', '?')} | "
               f"{stats.get('subscriptions', {}).get('total', '?')} | {stats.get('messages_in', '?')} |", flush=True)

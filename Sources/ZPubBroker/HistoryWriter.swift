@@ -167,6 +167,9 @@ final class HistoryQueue: Sendable {
         (ring.usedBytes, droppedCount.load(ordering: .relaxed))
     }
 
+    /// Bytes of the queue's memory resident now.
+    var residentBytes: Int { ring.residentBytes }
+
     static func decodeLastValue(_ record: ArraySlice<UInt8>) -> LastValueRecord? {
         var reader = RecordReader(record)
         guard let sequence = reader.integer(8), let milliseconds = reader.integer(8),
@@ -548,6 +551,7 @@ final class HistoryWriter {
 
     private func refreshStats() {
         let (queuedBytes, dropped) = queue.depth
+        let residentBytes = queue.residentBytes
         let perPrefix = store.perPrefix.mapValues { HistoryStats.PrefixStats(messages: $0.messages, bytes: $0.bytes) }
         let diskBytes = store.diskBytes
         handle.stats.withLock { stats in
@@ -559,6 +563,7 @@ final class HistoryWriter {
             stats.written = written
             stats.commits = commits
             stats.queuedBytes = queuedBytes
+            stats.queueResidentBytes = residentBytes
             stats.dropped = dropped
             stats.writeFailures = writeFailures
             stats.evictions = store.evictions

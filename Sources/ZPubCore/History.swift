@@ -117,6 +117,10 @@ public struct HistoryStats: Codable, Equatable, Sendable {
     public var commits: UInt64?
     /// Bytes of messages waiting for the writer now.
     public var queuedBytes: Int
+    /// Bytes of the writer's queue resident in memory: as far as its fullest moment took it,
+    /// given back a slice at a time once traffic is light again (`RecordRing.trim`). Optional:
+    /// absent from a zpubd before 2026-12-02.
+    public var queueResidentBytes: Int?
     /// Messages history could not keep because the writer's queue was full (forwarding went on).
     public var dropped: UInt64
     /// Messages lost because the store failed to write them (a full disk, say).
@@ -149,6 +153,7 @@ public struct HistoryStats: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case prefixes, persistent, directory, messages, bytes, written, commits, dropped, evictions
         case queuedBytes = "queued_bytes"
+        case queueResidentBytes = "queue_resident_bytes"
         case firstSequence = "first_seq"
         case lastSequence = "last_seq"
         case perPrefix = "per_prefix"

@@ -227,6 +227,28 @@ final class RecordRingTests: XCTestCase {
         XCTAssertEqual(take(ring), [[8]])
     }
 
+    /// A burst makes the ring resident far past restartOffset (the writer fell behind); the
+    /// restarts of light traffic afterwards give it back, a slice each, down to the offset.
+    func testRestartsGiveBackWhatABurstMadeResident() {
+        let ring = RecordRing(capacity: 16 << 20, restartOffset: 256 << 10)
+        let burst = [UInt8](repeating: 1, count: (64 << 10) - 4)
+        for _ in 0..<192 { XCTAssertTrue(put(ring, burst)) }
+        XCTAssertEqual(take(ring).count, 192)
+        XCTAssertGreaterThanOrEqual(ring.residentBytes, 12 << 20, "the burst's 12 MiB")
+        let small = [UInt8](repeating: 2, count: 1_000)
+        let restarts = ring.restarts
+        while ring.restarts < restarts + 12 {
+            XCTAssertTrue(put(ring, small))
+            XCTAssertEqual(take(ring), [small])
+        }
+        XCTAssertLessThanOrEqual(ring.residentBytes, (256 << 10) + (64 << 10), "back to the offset and a record")
+        XCTAssertGreaterThanOrEqual(ring.trimmedBytes, (12 << 20) - (256 << 10))
+        // And the pages given back are zero-filled when the ring needs them again: records
+        // written there come out intact.
+        for _ in 0..<100 { XCTAssertTrue(put(ring, burst)) }
+        XCTAssertEqual(take(ring), Array(repeating: burst, count: 100))
+    }
+
     /// The consumer reads records in the ring's own memory while the producer goes on: the
     /// producer never writes into a batch until the consumer is done with it (each batch is
     /// checked twice, the second time after giving the producer time to write). It reads until
