@@ -365,19 +365,23 @@ final class ForwardingLoop {
         var caching = false
         var keeping = false
         var internalTopic = false
-        message.withUnsafeBytes(count: firstFrameSize) { topic in
-            // zpubd's own topics (sequence markers, snapshot markers) come from zpubd alone: a
-            // producer's, or an upstream broker's with its own numbers, would mislead the
-            // clients that resume from them.
-            // One byte looked at per message (non-generic: a debug build allocated for
-            // `first`); the rest only for topics that start with "$".
-            if topic.count >= 6 && topic[0] == UInt8(ascii: "$") && Self.isInternal(topic) {
-                internalTopic = true
-                return
+        if accounting || state.lastValue.isEnabled || historyPrefixes.isEnabled {
+            message.withUnsafeBytes(count: firstFrameSize) { topic in
+                // zpubd's own topics (sequence and snapshot markers) come from zpubd alone: a
+                // producer's, or an upstream broker's numbered with its own sequences, would
+                // mislead the clients that resume from them. Looked for where the topic is
+                // looked at anyway: with accounting, the cache and history all off, no marker
+                // means anything, and the look would cost some 80 instructions a message.
+                // One byte per message (non-generic: a debug build allocated for `first`);
+                // the rest only for topics that start with "$".
+                if topic.count >= 6 && topic[0] == UInt8(ascii: "$") && Self.isInternal(topic) {
+                    internalTopic = true
+                    return
+                }
+                if accounting { (topicWanted, topicIndex) = state.lookupTopic(topic) }
+                caching = state.lastValue.isEnabled && state.lastValue.covers(topic)
+                keeping = historyPrefixes.isEnabled && keep(topic)
             }
-            if accounting { (topicWanted, topicIndex) = state.lookupTopic(topic) }
-            caching = state.lastValue.isEnabled && state.lastValue.covers(topic)
-            keeping = historyPrefixes.isEnabled && keep(topic)
         }
         if internalTopic {
             while more {
