@@ -81,13 +81,20 @@ public final class RecordRing: @unchecked Sendable {
         while size < capacity { size <<= 1 }
         self.capacity = size
         mask = size - 1
-        // Page-aligned, so that `trim` can give back whole pages.
-        storage = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Self.pageSize)
+        // A mapping of its own: page-aligned, so that `trim` gives back whole pages, and none of
+        // it resident until written. From malloc, a long-running process's arena can hand out
+        // memory already resident (glibc raises its mmap threshold as large blocks are freed):
+        // the whole suite's run saw 4 MiB past the ring's reach resident that no trim covered.
+        let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let mapped, mapped != MAP_FAILED else {
+            fatalError("the history queue cannot map \(size) bytes: \(String(cString: strerror(errno)))")
+        }
+        storage = mapped
         writableEnd = size
         self.restartOffset = restartOffset ?? Swift.min(size / 4, 1 << 20)
     }
 
-    deinit { storage.deallocate() }
+    deinit { munmap(storage, capacity) }
 
     // MARK: Producer (inlinable: the forwarding loop calls these for every kept message)
     // Positions use wrapping arithmetic: they only grow, by less than the capacity per record,
@@ -131,7 +138,9 @@ public final class RecordRing: @unchecked Sendable {
     @usableFromInline func trim() {
         let floor = (restartOffset + Self.pageSize - 1) & ~(Self.pageSize - 1)
         let end = Swift.min(capacity, (touchedEnd + Self.pageSize - 1) & ~(Self.pageSize - 1))
-        guard end > floor else { return }
+        // Not the page or two that steady traffic reaches past the offset before each restart:
+        // given back at every restart, they would be faulted in again at every lap.
+        guard end > floor + Self.trimSlice / 32 else { return }
         let start = Swift.max(floor, end - Self.trimSlice)
         if madvise(storage + start, end - start, MADV_DONTNEED) == 0 {
             trimmed.add(end - start, ordering: .relaxed)
