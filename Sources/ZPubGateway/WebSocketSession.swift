@@ -166,12 +166,44 @@ final class WebSocketSession: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         outbox?.writabilityChanged()
+        while context.channel.isWritable, !closing, !deferred.isEmpty {
+            process(deferred.removeFirst(), context: context)
+        }
         context.fireChannelWritabilityChanged()
     }
+
+    /// Requests read while the connection could not take their replies, answered once it can.
+    /// A client that sends requests and does not read the replies had every request of a read
+    /// answered at once (a request naming 64 prefixes gets 64 replies: ten times its size),
+    /// the replies queued whatever the water mark. NIO reads no more while the connection is
+    /// not writable, so these are what one read brought; more than `maxDeferred` of them is a
+    /// client that does not read at all.
+    private var deferred: [WebSocketFrame] = []
+    static let maxDeferred = 1_024
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         awaitingReply = false
+        if closing {
+            // A close was sent: only the client's echo of it matters now.
+            if frame.opcode == .connectionClose { process(frame, context: context) }
+            return
+        }
+        guard context.channel.isWritable, deferred.isEmpty else {
+            guard deferred.count < Self.maxDeferred else {
+                // It reads nothing: as unresponsive as one that does not answer pings.
+                deferred.removeAll()
+                shared.counters.droppedUnresponsive.add(1, ordering: .relaxed)
+                close(context, code: 1008, reason: "requests sent while their replies are not read")
+                return
+            }
+            deferred.append(frame)
+            return
+        }
+        process(frame, context: context)
+    }
+
+    private func process(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
         switch frame.opcode {
         case .text:
             var data = frame.unmaskedData
