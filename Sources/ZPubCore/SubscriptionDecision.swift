@@ -62,13 +62,7 @@ extension BrokerState {
                 guard
                     subscriberConnections.refusedPendingCount == 0
                         || !subscriberConnections.absorbsUnsubscription(seededHash(prefix))
-                else {
-                    unheldUnsubscriptions &+= 1
-                    subscriptions.noteUncounted(subscribe: false)
-                    var actions = SubscriptionActions()
-                    actions.apply = .unsubscribe
-                    return actions
-                }
+                else { return uncountedUnsubscription() }
                 return unsubscribe(prefix)
             }
             return subscribe(prefix, lastValueWanted: !inProcess, nowMilliseconds: nowMilliseconds)
@@ -88,15 +82,18 @@ extension BrokerState {
             }
             return actions
         }
-        guard subscriberConnections.unsubscribed(prefixHash, connection) else {
-            unheldUnsubscriptions &+= 1
-            subscriptions.noteUncounted(subscribe: false)
-            var actions = SubscriptionActions()
-            // Harmless in libzmq, which has nothing to remove for this connection either.
-            actions.apply = .unsubscribe
-            return actions
-        }
+        guard subscriberConnections.unsubscribed(prefixHash, connection) else { return uncountedUnsubscription() }
         return unsubscribe(prefix)
+    }
+
+    /// An unsubscription from a prefix nobody's count holds for it: applied (harmless in
+    /// libzmq, which has nothing to remove for the connection either), counted for nothing.
+    private mutating func uncountedUnsubscription() -> SubscriptionActions {
+        unheldUnsubscriptions &+= 1
+        subscriptions.noteUncounted(subscribe: false)
+        var actions = SubscriptionActions()
+        actions.apply = .unsubscribe
+        return actions
     }
 
     /// A connection subscribes again to a prefix it holds: libzmq applies it (a no-op for its

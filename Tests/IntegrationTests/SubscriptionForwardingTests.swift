@@ -125,10 +125,11 @@ final class SubscriptionForwardingTests: XCTestCase {
         try Wait.until("nothing is left") { try daemon.subscriptions().total == 0 }
     }
 
-    /// An unsubscription from a prefix the sender does not hold (here one the broker refused
-    /// it) must not count down the subscriber that does: that sent the prefix's last
-    /// unsubscription upstream, and the subscriber got nothing more from upstream.
-    func testAnUnsubscriptionFromAPrefixNotHeldLeavesTheHoldersSubscription() throws {
+    /// A broker whose table holds one prefix, with an upstream XPUB that sees what it forwards,
+    /// a subscriber holding "a", and another whose "b" the full table refused.
+    private func fullTableWithARefusedSubscriber() throws -> (
+        Daemon, Clients, upstream: Socket, first: Socket, refused: Socket
+    ) {
         let daemon = try Daemon(configuration: "[limits]\nmax_subscriptions = 1\n")
         let clients = try Clients()
         let upstream = try clients.socket(.xpub, connect: daemon.xsub) { try $0.setOption(.xpubVerboser, 1) }
@@ -137,6 +138,14 @@ final class SubscriptionForwardingTests: XCTestCase {
         XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[1] + Array("a".utf8)])
         let refused = try clients.subscriber(daemon.xpub, prefixes: ["b"])
         try Wait.until("b is refused: the table is full") { try daemon.stats().subscriptions.refusedTableFull == 1 }
+        return (daemon, clients, upstream, first, refused)
+    }
+
+    /// An unsubscription from a prefix the sender does not hold (here one the broker refused
+    /// it) must not count down the subscriber that does: that sent the prefix's last
+    /// unsubscription upstream, and the subscriber got nothing more from upstream.
+    func testAnUnsubscriptionFromAPrefixNotHeldLeavesTheHoldersSubscription() throws {
+        let (daemon, clients, upstream, first, refused) = try fullTableWithARefusedSubscriber()
         try first.setOption(.unsubscribe, bytes: Array("a".utf8))
         XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[0] + Array("a".utf8)])
         let holder = try clients.subscriber(daemon.xpub, prefixes: ["b"])
@@ -161,14 +170,7 @@ final class SubscriptionForwardingTests: XCTestCase {
     /// Counted, it took the holder's subscription away and withdrew the prefix upstream while
     /// the holder still wanted it.
     func testARefusedSubscribersDisconnectLeavesTheHoldersSubscription() throws {
-        let daemon = try Daemon(configuration: "[limits]\nmax_subscriptions = 1\n")
-        let clients = try Clients()
-        let upstream = try clients.socket(.xpub, connect: daemon.xsub) { try $0.setOption(.xpubVerboser, 1) }
-        try Wait.until("the broker has accepted the upstream connection") { try daemon.stats().peers[.xsub] == 1 }
-        let first = try clients.subscriber(daemon.xpub, prefixes: ["a"])
-        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[1] + Array("a".utf8)])
-        let refused = try clients.subscriber(daemon.xpub, prefixes: ["b"])
-        try Wait.until("b is refused: the table is full") { try daemon.stats().subscriptions.refusedTableFull == 1 }
+        let (daemon, clients, upstream, first, refused) = try fullTableWithARefusedSubscriber()
         clients.close(first)
         XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[0] + Array("a".utf8)])
         let holder = try clients.subscriber(daemon.xpub, prefixes: ["b"])
