@@ -45,8 +45,9 @@ public struct SecurityMaterial: Sendable {
             } catch let error as ConfigurationProblem {
                 problems.append("\(path):\(error.line ?? 0): \(error.message)")
             } catch {
-                problems.append(
-                    "cannot read server_secret_key_file \(path): \(Self.reason(error)); create one with `zpub keygen`")
+                // A credential's reason says what to add to the unit; a path's, how to make one.
+                let hint = path.hasPrefix(TextFile.credentialScheme) ? "" : "; create one with `zpub keygen`"
+                problems.append("cannot read server_secret_key_file \(path): \(Self.reason(error))\(hint)")
             }
         }
         var policies: [String: ZAPPolicy] = [:]
