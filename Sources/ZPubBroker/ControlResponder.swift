@@ -129,6 +129,8 @@ final class ControlResponder: BrokerControl {
             allowed: zapCounters.allowed.values.reduce(0, +), denied: zapCounters.denied.values.reduce(0, +),
             deniedBySocket: zapCounters.denied)
         stats.history = history?.stats.withLock { $0 }
+        // Asked of the kernel (mincore) when STATS asks, not at each of the writer's turns.
+        stats.history?.queueResidentBytes = history?.queue.residentBytes
         stats.pair = loop.pairStatus.withLock { $0 }
         return stats
     }

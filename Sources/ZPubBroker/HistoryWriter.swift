@@ -551,7 +551,6 @@ final class HistoryWriter {
 
     private func refreshStats() {
         let (queuedBytes, dropped) = queue.depth
-        let residentBytes = queue.residentBytes
         let perPrefix = store.perPrefix.mapValues { HistoryStats.PrefixStats(messages: $0.messages, bytes: $0.bytes) }
         let diskBytes = store.diskBytes
         handle.stats.withLock { stats in
@@ -563,7 +562,6 @@ final class HistoryWriter {
             stats.written = written
             stats.commits = commits
             stats.queuedBytes = queuedBytes
-            stats.queueResidentBytes = residentBytes
             stats.dropped = dropped
             stats.writeFailures = writeFailures
             stats.evictions = store.evictions

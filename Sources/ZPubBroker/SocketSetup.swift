@@ -219,14 +219,12 @@ struct BoundEndpoints {
         var added: [String] = []
         for endpoint in wanted where resolved[endpoint] == nil && !later.contains(endpoint) {
             do {
-                try bind(endpoint, on: socket)
+                try bindLogged(endpoint, on: socket, logger: logger)
             } catch {
                 undo(added, on: socket)
                 throw error
             }
             added.append(endpoint)
-            logger.info(
-                "bound \(role.rawValue) \(resolved[endpoint] ?? endpoint)", metadata: ["endpoint": "\(endpoint)"])
         }
         return added
     }
@@ -259,15 +257,18 @@ struct BoundEndpoints {
         var failures: [BrokerError] = []
         for endpoint in wanted where resolved[endpoint] == nil {
             do {
-                try bind(endpoint, on: socket)
-                logger.info(
-                    "bound \(role.rawValue) \(resolved[endpoint] ?? endpoint)", metadata: ["endpoint": "\(endpoint)"])
+                try bindLogged(endpoint, on: socket, logger: logger)
             } catch {
                 logger.error("\(error.message)", metadata: ["endpoint": "\(endpoint)"])
                 failures.append(error)
             }
         }
         return failures
+    }
+
+    private mutating func bindLogged(_ endpoint: String, on socket: Socket, logger: Logger) throws(BrokerError) {
+        try bind(endpoint, on: socket)
+        logger.info("bound \(role.rawValue) \(resolved[endpoint] ?? endpoint)", metadata: ["endpoint": "\(endpoint)"])
     }
 
     /// What every reload does for one socket on its own: `bindAdded`, then `unbindRemoved`

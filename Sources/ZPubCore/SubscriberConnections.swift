@@ -144,10 +144,7 @@ public struct SubscriberConnections: Sendable {
     /// An unsubscription without a connection (libzmq's, for one that closed): true when it
     /// is one still to come for a refused subscription, which then counts for nothing.
     public mutating func absorbsUnsubscription(_ prefixHash: Int) -> Bool {
-        guard let pending = refusedPending[prefixHash] else { return false }
-        refusedPending[prefixHash] = pending > 1 ? pending - 1 : nil
-        refusedPendingTotal -= 1
-        return true
+        takePending(prefixHash)
     }
 
     /// Refused subscriptions whose unsubscription is still to come.
@@ -158,10 +155,16 @@ public struct SubscriberConnections: Sendable {
             return
         }
         dropIfEmpty(connection)
-        if let pending = refusedPending[prefixHash] {
-            refusedPending[prefixHash] = pending > 1 ? pending - 1 : nil
-            refusedPendingTotal -= 1
-        }
+        takePending(prefixHash)
+    }
+
+    /// One anonymous unsubscription fewer to expect for the prefix; false if none was.
+    @discardableResult
+    private mutating func takePending(_ prefixHash: Int) -> Bool {
+        guard let pending = refusedPending[prefixHash] else { return false }
+        refusedPending[prefixHash] = pending > 1 ? pending - 1 : nil
+        refusedPendingTotal -= 1
+        return true
     }
 
     private mutating func dropIfEmpty(_ connection: Identity) {
