@@ -360,6 +360,7 @@ final class HistoryWriter {
                     apply(configuration)
                     applyBounds()
                 case .reserve(let sequence, let slot):
+                    store.expectTakeover(numberingFrom: sequence)
                     do {
                         try store.reserve(above: sequence)
                         publishCeiling()  // before the loop, waiting for this, numbers anything
@@ -518,6 +519,7 @@ final class HistoryWriter {
             let messages: [StoredMessage]
             var gap: HistoryReply.Gap?
             var more = false
+            var notKept: [HistoryReply.NotKept] = []
             switch query.position {
             case .since(let sequence):
                 let page = try store.page(
@@ -528,6 +530,11 @@ final class HistoryWriter {
                 gap = HistoryReply.gap(
                     since: sequence, through: query.through, firstSequence: store.firstSequence,
                     lastSequence: store.lastSequence)
+                // Up to the last message when more follow (the next page tells the rest).
+                let end =
+                    more
+                    ? messages.last?.sequence ?? sequence : min(query.through ?? store.lastSequence, store.lastSequence)
+                notKept = try store.notKept(after: sequence, through: end)
             case .last(let count):
                 // `more`: the newest did not all fit in the reply's bytes.
                 let page = try store.page(
@@ -535,6 +542,9 @@ final class HistoryWriter {
                     maxBytes: HistoryReply.pageBytes, newest: true)
                 messages = page.messages
                 more = page.cutByBytes
+                if let first = messages.first?.sequence {
+                    notKept = try store.notKept(after: first - 1, through: store.lastSequence)
+                }
             }
             return .success(
                 HistoryReply(
@@ -543,7 +553,7 @@ final class HistoryWriter {
                         MessageJSON(
                             frames: $0.frames, style: .exact, seq: $0.sequence,
                             storedMilliseconds: $0.receivedMilliseconds)
-                    }, more: more, gap: gap))
+                    }, more: more, gap: gap, notKept: notKept))
         } catch {
             return .failure(ControlError(.internalError, "history could not be read: \(error)"))
         }
@@ -565,6 +575,7 @@ final class HistoryWriter {
             stats.dropped = dropped
             stats.writeFailures = writeFailures
             stats.evictions = store.evictions
+            stats.notKeptRanges = store.notKeptRanges
             stats.diskBytes = diskBytes
             stats.lastSyncMilliseconds = lastSyncMilliseconds
         }

@@ -127,6 +127,9 @@ public struct HistoryStats: Codable, Equatable, Sendable {
     public var writeFailures: UInt64
     /// The oldest messages removed to stay within the bounds.
     public var evictions: UInt64
+    /// Ranges of numbers handed out that the store does not hold (`HistoryReply.NotKept`),
+    /// as recorded. Optional: absent from a zpubd before 2026-12-02.
+    public var notKeptRanges: Int?
     public var diskBytes: Int
     /// Wall time (ms since the epoch) of the last sync to disk; 0 in memory or before the first.
     public var lastSyncMilliseconds: UInt64
@@ -154,6 +157,7 @@ public struct HistoryStats: Codable, Equatable, Sendable {
         case prefixes, persistent, directory, messages, bytes, written, commits, dropped, evictions
         case queuedBytes = "queued_bytes"
         case queueResidentBytes = "queue_resident_bytes"
+        case notKeptRanges = "not_kept_ranges"
         case firstSequence = "first_seq"
         case lastSequence = "last_seq"
         case perPrefix = "per_prefix"
@@ -182,6 +186,53 @@ public struct HistoryReply: Codable, Equatable, Sendable {
         }
     }
 
+    /// Sequences history handed out but does not hold: within `from`...`to`, every number
+    /// that is not among the messages read was given to a message history could not keep (or,
+    /// for `uncleanStop`, may have been: a zpubd that stopped uncleanly had reserved them, and
+    /// may have used some before it could write them). Any prefix's: a reader of one prefix
+    /// learns that some of its messages may be among them, never which.
+    public struct NotKept: Codable, Equatable, Sendable {
+        public enum Reason: String, Codable, Sendable {
+            /// The writer's queue was full, or the batch that held them could not be written.
+            case dropped
+            /// Numbered by a run that stopped uncleanly (SIGKILL, power loss) before writing them.
+            case uncleanStop = "unclean_stop"
+            /// Numbered by the pair's other broker, which this one took over from, and never
+            /// mirrored here (a takeover numbers far above the peer: some were never used).
+            case takeover
+        }
+
+        public var from: UInt64
+        public var to: UInt64
+        public var reason: Reason
+
+        public init(from: UInt64, to: UInt64, reason: Reason) {
+            self.from = from
+            self.to = to
+            self.reason = reason
+        }
+
+        /// What a person reads about it; `prefix` is the one read, if any.
+        public func describe(readUnder prefix: String) -> String {
+            let range = from == to ? "message \(from) was" : "messages \(from) to \(to) were"
+            let whose = prefix.isEmpty ? "" : " (those under \(prefix) among them are lost)"
+            let numbers = from == to ? "this number" : "these numbers"
+            switch reason {
+            case .dropped:
+                return "\(range) not kept: history's queue was full or a write failed\(whose)"
+            case .uncleanStop:
+                return
+                    "\(range) not kept: zpubd stopped uncleanly before writing them, and may have used only some of \(numbers)\(whose)"
+            case .takeover:
+                return
+                    "\(range) not kept here: the pair's other broker may have used some of \(numbers) before this one took over, and they never reached it\(whose)"
+            }
+        }
+    }
+
+    /// At most this many `notKept` ranges in a reply; the rest are joined into the last.
+    public static let notKeptRanges = 100
+
     public var firstSequence: UInt64
     public var lastSequence: UInt64
     /// The upper bound asked for (`until`, or a replay's marker), if any.
@@ -191,10 +242,13 @@ public struct HistoryReply: Codable, Equatable, Sendable {
     /// More messages follow: ask again with `since` the last one's sequence.
     public var more: Bool
     public var gap: Gap?
+    /// Holes among the messages read (between `since` and the last message, or `through` when
+    /// this is the last page), oldest first; nil when there are none.
+    public var notKept: [NotKept]?
 
     public init(
         firstSequence: UInt64, lastSequence: UInt64, through: UInt64? = nil, messages: [MessageJSON],
-        more: Bool, gap: Gap?
+        more: Bool, gap: Gap?, notKept: [NotKept] = []
     ) {
         self.firstSequence = firstSequence
         self.lastSequence = lastSequence
@@ -202,12 +256,14 @@ public struct HistoryReply: Codable, Equatable, Sendable {
         self.messages = messages
         self.more = more
         self.gap = gap
+        self.notKept = notKept.isEmpty ? nil : notKept
     }
 
     enum CodingKeys: String, CodingKey {
         case messages, more, gap, through
         case firstSequence = "first_seq"
         case lastSequence = "last_seq"
+        case notKept = "not_kept"
     }
 
     /// The evicted range a reader that wants everything after `since` (up to `through`, when
@@ -304,6 +360,7 @@ public struct ReplayReply: Codable, Equatable, Sendable {
     public var messages: [MessageJSON]
     public var more: Bool
     public var gap: HistoryReply.Gap?
+    public var notKept: [HistoryReply.NotKept]?
 
     public init(token: String, through: UInt64, prefixes: [String], history: HistoryReply) {
         self.token = token
@@ -314,10 +371,31 @@ public struct ReplayReply: Codable, Equatable, Sendable {
         self.messages = history.messages
         self.more = history.more
         self.gap = history.gap
+        self.notKept = history.notKept
     }
 
     enum CodingKeys: String, CodingKey {
         case token, marker, through, prefixes, messages, more, gap
         case firstSequence = "first_seq"
+        case notKept = "not_kept"
+    }
+}
+
+/// Tells each number history did not keep once over a read of several pages: a range may reach
+/// across two of them.
+public struct NotKeptReport: Sendable {
+    private var toldThrough: UInt64 = 0
+
+    public init() {}
+
+    /// The part of `ranges` not told yet.
+    public mutating func untold(_ ranges: [HistoryReply.NotKept]?) -> [HistoryReply.NotKept] {
+        var result: [HistoryReply.NotKept] = []
+        for var range in ranges ?? [] where range.to > toldThrough {
+            range.from = max(range.from, toldThrough + 1)
+            toldThrough = range.to
+            result.append(range)
+        }
+        return result
     }
 }

@@ -75,7 +75,7 @@ struct HistoryReplay {
             through = first.through
             keptPrefixes = first.prefixes
             let read = toRead.first
-            add(first.messages, gap: first.gap, readUnder: read)
+            add(first.messages, gap: first.gap, notKept: first.notKept, readUnder: read)
             // Planned again with the broker's own list; what the REPLAY read is done unless
             // more of it follows.
             toRead = Self.toRead(wanted, kept: first.prefixes.map { Array($0.utf8) })
@@ -88,7 +88,7 @@ struct HistoryReplay {
                 }
             }
         case .history(let page) where through != nil && !toRead.isEmpty:
-            add(page.messages, gap: page.gap, readUnder: toRead.first)
+            add(page.messages, gap: page.gap, notKept: page.notKept, readUnder: toRead.first)
             if page.more, let last = page.messages.last?.sequence {
                 nextSince = last
             } else {
@@ -106,10 +106,15 @@ struct HistoryReplay {
     /// two prefixes once), keeping the newest `limit` of those under `wanted`. A prefix read wider
     /// than wanted (`ResumeScope.carried`) brings others too, which must not push the client's
     /// own into the gap; only then is each topic looked at.
-    private mutating func add(_ page: [MessageJSON], gap later: HistoryReply.Gap?, readUnder prefix: [UInt8]?) {
+    private mutating func add(
+        _ page: [MessageJSON], gap later: HistoryReply.Gap?, notKept: [HistoryReply.NotKept]?,
+        readUnder prefix: [UInt8]?
+    ) {
         // Evicted between two pages: told too. One gap per resume, so two become one that may
-        // also cover messages delivered between them (told, never hidden).
+        // also cover messages delivered between them (told, never hidden). Numbers history
+        // did not keep join it the same way: for a browser, both are messages it will not get.
         if let later { gap = Self.union(gap, later) }
+        for range in notKept ?? [] { gap = Self.union(gap, HistoryReply.Gap(from: range.from, to: range.to)) }
         let readWider = prefix.map { read in !wanted.contains { read.starts(with: $0) } } ?? true
         let messages =
             readWider

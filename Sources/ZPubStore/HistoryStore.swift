@@ -160,6 +160,8 @@ public final class HistoryStore {
     private var highestStored: UInt64 = 0
     /// `oldestBlock()`'s, nil until it is needed and after that block is deleted.
     private var oldest: OldestBlock?
+    /// The numbers handed out that the store does not hold, told to readers.
+    var notKeptLedger = NotKeptLedger()
 
     /// Opens the store in `directory` (creating it), or in memory when nil. Throws
     /// `HistoryStoreError` naming the file and what to do; never wipes a file it cannot read.
@@ -282,6 +284,9 @@ public final class HistoryStore {
                 frames BLOB NOT NULL
             );
             """)
+        // Added without a new schema version: a file without it has recorded no ranges, and
+        // an earlier zpubd leaves the table alone.
+        try NotKeptLedger.createTable(database)
         if version == schemaVersion {
             try database.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', \(schemaVersion)) ON CONFLICT(key) DO NOTHING")
@@ -380,6 +385,7 @@ public final class HistoryStore {
         let lastValues = try database.prepare("SELECT count(*) FROM last_values")
         lastValueCount = try lastValues.step() ? Int(lastValues.int64(0)) : 0
         try loadFirstSequence()
+        try notKeptLedger.load(database, storedThrough: highestStored)
     }
 
     /// The oldest sequence still kept: the first after `evictedThrough`, in the oldest block.
@@ -450,6 +456,8 @@ public final class HistoryStore {
             }
             if !lastValues.isEmpty { try trimLastValues() }
             added = try insertBlocks(from: records)
+            notKeptLedger.settled(through: assignedThrough)
+            try notKeptLedger.write(database)
             let through = max(assignedThrough, added.last?.lastSequence ?? 0, lastSequence)
             // A restart takes the highest sequence from the blocks too (`loadCounts`): the meta
             // row is needed only for sequences assigned above the last one stored (messages
@@ -461,6 +469,7 @@ public final class HistoryStore {
             let reserved = renewedReserve(above: through) ?? reservedThrough
             if reserved != reservedThrough { try setMeta(key: "reserved_through", reserved) }
             try database.execute("COMMIT")
+            notKeptLedger.committed()
             let renewed = reserved != reservedThrough
             reservedThrough = reserved
             lastSequence = through
@@ -470,6 +479,7 @@ public final class HistoryStore {
             if renewed { try? checkpoint() }
         } catch {
             try? database.execute("ROLLBACK")
+            notKeptLedger.rolledBack()
             throw error
         }
         var stored = 0
@@ -523,6 +533,7 @@ public final class HistoryStore {
         _ = try HistoryRecord.forEachRecord(in: buffer) { slot in
             guard let message = HistoryRecord.Message(slot, in: buffer), message.sequence > floor else { return }
             floor = message.sequence
+            notKeptLedger.stored(message.sequence)
             if draft.count > 0
                 && (draft.count == Self.blockMessages || draft.recordBytes + slot.range.count > Self.blockBytes)
             {
@@ -638,6 +649,7 @@ public final class HistoryStore {
     private func evict(through sequence: UInt64) throws {
         guard let oldest = try oldestBlock() else { return }
         var removed: [(String, PrefixCounts)] = []
+        var notKeptRowsEvicted = 0
         try database.execute("BEGIN")
         do {
             // The oldest block from its first kept record, and the block that straddles
@@ -676,12 +688,14 @@ public final class HistoryStore {
             let delete = try database.prepare("DELETE FROM blocks WHERE last_seq <= ?")
             delete.bind(1, sequence)
             try delete.run()
+            notKeptRowsEvicted = try NotKeptLedger.deleteEvicted(database, through: sequence)
             try setMeta(key: "evicted_through", sequence)
             try database.execute("COMMIT")
         } catch {
             try? database.execute("ROLLBACK")
             throw error
         }
+        notKeptLedger.forgetEvicted(rows: notKeptRowsEvicted, through: sequence)
         evictedThrough = sequence
         forget(removed)
         evictions &+= UInt64(removed.reduce(0) { $0 + $1.1.messages })
@@ -765,6 +779,12 @@ public final class HistoryStore {
         if durableReserve < reservedThrough { try checkpoint() }
     }
 
+    /// A pair member takes over and numbers from `sequence` on: the numbers between what it
+    /// mirrored and `sequence` are told as the peer's (`takeover`), not as its own drops.
+    public func expectTakeover(numberingFrom sequence: UInt64) {
+        notKeptLedger.takeoverStart = sequence
+    }
+
     /// The reserve to record before numbering above `sequence`, or nil while the one recorded
     /// has more than half its room left: the one rule for opening, appending and taking over.
     private func renewedReserve(above sequence: UInt64) -> UInt64? {
@@ -776,6 +796,25 @@ public final class HistoryStore {
     private func reserveAtOpen() throws {
         startsAfter = max(lastSequence, reservedThrough)
         try reserve(above: startsAfter)
+        try recordWhatEarlierRunsDidNotKeep()
+    }
+
+    /// The numbers an earlier run handed out and never stored: those it knew it dropped (a
+    /// file from before the `not_kept` table), and the reserve of a run that stopped
+    /// uncleanly, above everything it recorded.
+    private func recordWhatEarlierRunsDidNotKeep() throws {
+        notKeptLedger.settled(through: lastSequence, .dropped)
+        notKeptLedger.settled(through: startsAfter, .uncleanStop)
+        try database.execute("BEGIN")
+        do {
+            try notKeptLedger.write(database)
+            try database.execute("COMMIT")
+            notKeptLedger.committed()
+        } catch {
+            try? database.execute("ROLLBACK")
+            notKeptLedger.rolledBack()
+            throw error
+        }
     }
 
     /// Writes the log to the database file and syncs both: everything committed so far
@@ -897,6 +936,20 @@ public final class HistoryStore {
         }
         return (result, full)
     }
+
+    /// The numbers in `after + 1 ... through` that were handed out and are not stored (nor
+    /// evicted: that is the reader's `gap`), as ranges, oldest first: at most `limit`, the rest
+    /// joined into the last. See `HistoryReply.NotKept`.
+    public func notKept(after: UInt64, through: UInt64, limit: Int = HistoryReply.notKeptRanges) throws
+        -> [HistoryReply.NotKept]
+    {
+        try NotKeptLedger.ranges(database, after: max(after, evictedThrough), through: through, limit: limit).map {
+            HistoryReply.NotKept(from: $0.first, to: $0.last, reason: $0.reason)
+        }
+    }
+
+    /// Rows in the `not_kept` table.
+    public var notKeptRanges: Int { notKeptLedger.rows }
 
     /// Bytes on disk: the database file and its write-ahead log.
     public var diskBytes: Int {

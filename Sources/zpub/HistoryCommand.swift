@@ -9,7 +9,8 @@ struct History: ParsableCommand {
             sub prints them, sequence first). --json prints zpub sub --json's objects (the \
             shape browsers get) with "seq". Without --last or --since, everything kept is \
             printed. Messages no longer kept (evicted by the bounds) are reported on stderr \
-            as a gap. See docs/history.md.
+            as a gap, and numbers history handed out but could not keep (its queue was full, \
+            a write failed, zpubd stopped uncleanly) as not kept. See docs/history.md.
             """
     )
 
@@ -43,6 +44,7 @@ struct History: ParsableCommand {
             if let last {
                 let (reply, _) = try client.request("HISTORY last \(last) \(prefix)", as: HistoryReply.self)
                 reply.messages.forEach(print)
+                for range in reply.notKept ?? [] { Output.error(range.describe(readUnder: prefix)) }
                 if reply.more, let oldest = reply.messages.first?.sequence {
                     Output.error(
                         "only the newest \(reply.messages.count) fit in one reply (\(HistoryReply.pageBytes >> 20) MiB of frames); read the older ones with --since and a sequence before \(oldest)"
@@ -52,6 +54,7 @@ struct History: ParsableCommand {
             }
             var after = since ?? 0
             var first = true
+            var notKept = NotKeptReport()
             while true {
                 let (reply, _) = try client.request("HISTORY since \(after) \(prefix)", as: HistoryReply.self)
                 // Any page may report one: messages evicted while earlier pages were read.
@@ -64,6 +67,7 @@ struct History: ParsableCommand {
                 }
                 first = false
                 reply.messages.forEach(print)
+                for range in notKept.untold(reply.notKept) { Output.error(range.describe(readUnder: prefix)) }
                 guard reply.more, let newest = reply.messages.last?.sequence else { return }
                 after = newest
             }

@@ -221,6 +221,8 @@ struct Subscribe: ParsableCommand {
         if let gap = reply.gap {
             Output.error("messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)")
         }
+        var notKept = NotKeptReport()
+        for range in notKept.untold(reply.notKept) { Output.error(range.describe(readUnder: prefix)) }
         try deliver(reply.messages)
         var last = reply.messages.last?.sequence
         var more = reply.more
@@ -231,6 +233,7 @@ struct Subscribe: ParsableCommand {
             if let gap = page.gap {
                 Output.error("messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)")
             }
+            for range in notKept.untold(page.notKept) { Output.error(range.describe(readUnder: prefix)) }
             try deliver(page.messages)
             last = page.messages.last?.sequence ?? last
             more = page.more

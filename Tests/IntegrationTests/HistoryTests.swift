@@ -679,6 +679,96 @@ final class HistoryTests: XCTestCase {
         XCTAssertGreaterThan(newest.seq, highestMarker, "a number handed out before the kill is not given again")
     }
 
+    /// Every kept message after `since` under `prefix`, page by page, and the ranges told as
+    /// not kept (each number once), with the HISTORY requests any REQ client sends.
+    private func readAll(_ daemon: Daemon, since: UInt64 = 0, prefix: String) throws
+        -> (sequences: [UInt64], notKept: [HistoryReply.NotKept])
+    {
+        var sequences: [UInt64] = []
+        var report = NotKeptReport()
+        var notKept: [HistoryReply.NotKept] = []
+        var after = since
+        while true {
+            let page = try daemon.decode("HISTORY since \(after) \(prefix)", as: HistoryReply.self)
+            sequences += page.messages.map(\.sequence)
+            notKept += report.untold(page.notKept)
+            guard page.more, let last = page.messages.last?.sequence else { break }
+            after = last
+        }
+        return (sequences, notKept)
+    }
+
+    /// Numbers handed out for messages the store could not write (its disk was full) are told
+    /// to readers as not kept, exactly: with the messages read, they cover every number, and
+    /// they add up to what STATS counts as lost. After a SIGKILL, the dead run's reserve is
+    /// told the same way, as numbers it may have used.
+    func testNumbersOfMessagesHistoryCouldNotWriteAreToldToReaders() throws {
+        try mountSmallDiskOnStateDirectory(size: "2m")
+        let daemon = try Daemon(arguments: ["--history", "f.", "--state-dir", stateDirectory.path])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let payload = String(repeating: "x", count: 200)
+        var sent = 0
+        func send(_ count: Int) throws {
+            for _ in 0..<count { try push.send(frames: frames("f.x", "\(sent)", payload)) }
+            sent += count
+        }
+        func accounted() throws -> HistoryStats {
+            var stats: HistoryStats?
+            try Wait.until("history accounts for every message: written, or counted as lost", timeout: 30) {
+                stats = try daemon.stats().history
+                return stats.map { $0.written + $0.writeFailures + $0.dropped } == UInt64(sent)
+            }
+            return try XCTUnwrap(stats)
+        }
+        try send(100)
+        _ = try accounted()
+        let filler = stateDirectory.appendingPathComponent("filler").path
+        _ = try Run.program(URL(fileURLWithPath: "/bin/dd"), ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+        try Wait.until("a write fails on the full disk", timeout: 60) {
+            try send(200)
+            return try accounted().writeFailures > 0
+        }
+        try FileManager.default.removeItem(atPath: filler)
+        try Wait.until("history keeps messages again", timeout: 30) {
+            let before = try accounted().written
+            try send(10)
+            return try accounted().written > before
+        }
+        let stats = try accounted()
+        XCTAssertGreaterThan(stats.writeFailures, 0)
+        XCTAssertGreaterThan(stats.notKeptRanges ?? 0, 0, "STATS counts the ranges")
+
+        let (sequences, notKept) = try readAll(daemon, prefix: "f.")
+        XCTAssertFalse(notKept.isEmpty, "the lost messages are told")
+        XCTAssertTrue(notKept.allSatisfy { $0.reason == .dropped }, "\(notKept)")
+        let lost = notKept.reduce(UInt64(0)) { $0 + $1.to - $1.from + 1 }
+        XCTAssertEqual(lost, stats.writeFailures + stats.dropped, "each lost message told once, and no other")
+        var covered = Set(sequences)
+        for range in notKept {
+            for sequence in range.from...range.to {
+                XCTAssertTrue(covered.insert(sequence).inserted, "\(sequence) is both kept and told as not kept")
+            }
+        }
+        XCTAssertEqual(covered, Set(1...UInt64(sent)), "every number handed out is either read or told")
+        let run = try zpub(["history", "-c", daemon.control, "f."])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains("were not kept: history's queue was full or a write failed (those under f. among them"),
+            run.stderr)
+
+        // Killed once everything is written and synced: the dead run's reserve is told.
+        try killAfterTheNextSync(daemon)
+        let restarted = try Daemon(arguments: ["--history", "f.", "--state-dir", stateDirectory.path])
+        try clients.socket(.push, connect: restarted.pull).send(frames: frames("f.x", "after"))
+        try Wait.until("the new message is written") { try restarted.stats().history?.written == 1 }
+        let after = try readAll(restarted, since: UInt64(sent), prefix: "f.")
+        let newest = try XCTUnwrap(after.sequences.first)
+        XCTAssertEqual(after.sequences, [newest])
+        XCTAssertEqual(
+            after.notKept, [HistoryReply.NotKept(from: UInt64(sent) + 1, to: newest - 1, reason: .uncleanStop)])
+    }
+
     func testADamagedStoreIsRefusedWithItsNameAndNeverWiped() throws {
         try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
         let file = stateDirectory.appendingPathComponent("history.sqlite3")

@@ -1,0 +1,237 @@
+import ZPubCore
+
+/// The sequences history numbered but does not hold, as ranges in the `not_kept` table: a
+/// reader is told of them (`HistoryReply.notKept`) instead of finding, with no word, that a
+/// replay skipped from 4 to 6. Every sequence goes to one kept message (one counter for all
+/// history prefixes), so a number the store never got is a message lost: its queue was full,
+/// its batch failed, or the run that numbered it stopped uncleanly.
+///
+/// Found where the numbers are known to be settled: between two stored messages, and up to the
+/// highest number a batch that took everything waiting was told of (`HistoryQueue.withTaken`).
+/// Changes are made inside the store's transaction and take effect in memory only once it
+/// commits (`committed`, `rolledBack`).
+///
+/// Bounded: at most `maximumRows` rows (10,000; the oldest two are joined into one beyond that) and
+/// `maximumPerBatch` new ones per batch (the rest joined into the last). A joined range
+/// covers kept messages too, which is why a range means "every number in it that is not among
+/// the messages read": the promise holds for the ranges as recorded, joined or not.
+struct NotKeptLedger {
+    typealias Reason = HistoryReply.NotKept.Reason
+
+    struct Range: Equatable {
+        var first: UInt64
+        var last: UInt64
+        var reason: Reason
+    }
+
+    static let maximumPerBatch = 16
+    /// Rows kept at most (a smaller one in tests).
+    var maximumRows = 10_000
+
+    /// Every sequence up to here is stored, evicted, or in a range (as committed).
+    private(set) var accountedThrough: UInt64 = 0
+    private var newest: Range?
+    private var rowCount = 0
+    /// This transaction's: the same, moved on as it finds ranges.
+    private var working: (through: UInt64, found: [Range]) = (0, [])
+    /// The newest row and the row count once this transaction's ranges are written.
+    private var pendingState: (newest: Range?, rows: Int)?
+    /// The first number of a takeover (`HistoryStore.expectTakeover`): a range that ends just
+    /// below it is the numbers the peer may have used, not messages this broker dropped.
+    var takeoverStart: UInt64 = 0
+
+    static func createTable(_ database: SQLiteDatabase) throws {
+        try database.execute(
+            """
+            CREATE TABLE IF NOT EXISTS not_kept (
+                first_seq INTEGER PRIMARY KEY,
+                last_seq INTEGER NOT NULL,
+                reason INTEGER NOT NULL
+            )
+            """)
+    }
+
+    /// Reads the table's state; `storedThrough`: the highest sequence stored or evicted.
+    mutating func load(_ database: SQLiteDatabase, storedThrough: UInt64) throws {
+        let select = try database.prepare(
+            "SELECT first_seq, last_seq, reason, (SELECT count(*) FROM not_kept) FROM not_kept ORDER BY first_seq DESC LIMIT 1"
+        )
+        newest = nil
+        rowCount = 0
+        if try select.step() {
+            newest = Range(first: select.uint64(0), last: select.uint64(1), reason: Self.reason(select.int64(2)))
+            rowCount = Int(select.int64(3))
+        }
+        accountedThrough = max(storedThrough, newest?.last ?? 0)
+        working = (accountedThrough, [])
+    }
+
+    // MARK: Inside a transaction
+
+    /// A message with this sequence is stored: the numbers between the last accounted for and
+    /// it are not kept.
+    @inline(__always)
+    mutating func stored(_ sequence: UInt64) {
+        if sequence > working.through &+ 1 { found(working.through + 1, sequence - 1, .dropped) }
+        if sequence > working.through { working.through = sequence }
+    }
+
+    /// Every number up to `sequence` is settled: any not stored by now is not kept (`reason`).
+    mutating func settled(through sequence: UInt64, _ reason: Reason = .dropped) {
+        guard sequence > working.through else { return }
+        found(working.through + 1, sequence, reason)
+        working.through = sequence
+    }
+
+    private mutating func found(_ first: UInt64, _ last: UInt64, _ reason: Reason) {
+        let reason = reason == .dropped && last &+ 1 == takeoverStart ? .takeover : reason
+        if working.found.count == Self.maximumPerBatch {
+            // Joined into the last: it then covers the stored messages in between too.
+            working.found[working.found.count - 1].last = last
+            if reason == .dropped { working.found[working.found.count - 1].reason = .dropped }
+            return
+        }
+        working.found.append(Range(first: first, last: last, reason: reason))
+    }
+
+    /// Writes what this transaction found (inside it): a range that continues the newest row
+    /// with the same reason extends it.
+    mutating func write(_ database: SQLiteDatabase) throws {
+        guard !working.found.isEmpty else { return }
+        var newest = self.newest
+        var rows = rowCount
+        for range in working.found {
+            if var last = newest, last.last &+ 1 == range.first, last.reason == range.reason {
+                last.last = range.last
+                try Self.setLast(database, of: last.first, to: last.last)
+                newest = last
+                continue
+            }
+            let insert = try database.prepare(
+                "INSERT INTO not_kept (first_seq, last_seq, reason) VALUES (?, ?, ?) ON CONFLICT(first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)"
+            )
+            insert.bind(1, range.first)
+            insert.bind(2, range.last)
+            insert.bind(3, Self.code(range.reason))
+            try insert.run()
+            newest = range
+            rows += 1
+        }
+        while rows > maximumRows, let joined = try joinOldestTwo(database) {
+            if let last = newest, joined.last >= last.last { newest = joined }
+            rows -= 1
+        }
+        pendingState = (newest, rows)
+    }
+
+    /// The oldest two rows become one, from the first's start to the second's end (dropped
+    /// unless both say otherwise); returns it (nil with fewer than two rows).
+    private func joinOldestTwo(_ database: SQLiteDatabase) throws -> Range? {
+        let select = try database.prepare("SELECT first_seq, last_seq, reason FROM not_kept ORDER BY first_seq LIMIT 2")
+        var rows: [Range] = []
+        while try select.step() {
+            rows.append(Range(first: select.uint64(0), last: select.uint64(1), reason: Self.reason(select.int64(2))))
+        }
+        guard rows.count == 2 else { return nil }
+        let delete = try database.prepare("DELETE FROM not_kept WHERE first_seq = ?")
+        delete.bind(1, rows[1].first)
+        try delete.run()
+        let update = try database.prepare("UPDATE not_kept SET last_seq = ?, reason = ? WHERE first_seq = ?")
+        let joined = Range(
+            first: rows[0].first, last: rows[1].last,
+            reason: rows[0].reason == rows[1].reason ? rows[0].reason : .dropped)
+        update.bind(1, joined.last)
+        update.bind(2, Self.code(joined.reason))
+        update.bind(3, joined.first)
+        try update.run()
+        return joined
+    }
+
+    private static func setLast(_ database: SQLiteDatabase, of first: UInt64, to last: UInt64) throws {
+        let update = try database.prepare("UPDATE not_kept SET last_seq = ? WHERE first_seq = ?")
+        update.bind(1, last)
+        update.bind(2, first)
+        try update.run()
+    }
+
+    /// The transaction committed: what it found is recorded.
+    mutating func committed() {
+        accountedThrough = working.through
+        if let (newest, rows) = pendingState {
+            self.newest = newest
+            rowCount = rows
+        }
+        pendingState = nil
+        working.found = []
+    }
+
+    /// The transaction was rolled back: as before it.
+    mutating func rolledBack() {
+        working = (accountedThrough, [])
+        pendingState = nil
+    }
+
+    // MARK: Eviction and reading
+
+    /// Ranges wholly at or below `sequence` go with the messages evicted (inside the caller's
+    /// transaction; `forgetEvicted` once it commits).
+    static func deleteEvicted(_ database: SQLiteDatabase, through sequence: UInt64) throws -> Int {
+        let delete = try database.prepare("DELETE FROM not_kept WHERE first_seq <= ?1 AND last_seq <= ?1")
+        delete.bind(1, sequence)
+        try delete.run()
+        return database.changes
+    }
+
+    mutating func forgetEvicted(rows: Int, through sequence: UInt64) {
+        rowCount -= rows
+        if let newest, newest.last <= sequence { self.newest = nil }
+    }
+
+    var rows: Int { rowCount }
+
+    /// The ranges that meet `after + 1 ... through`, cut to it, oldest first; more than
+    /// `limit` are joined into the last.
+    static func ranges(_ database: SQLiteDatabase, after: UInt64, through: UInt64, limit: Int) throws -> [Range] {
+        // SQLite's integers are signed: a larger bound would bind as a negative one.
+        let through = min(through, UInt64(Int64.max))
+        guard after < through, limit > 0 else { return [] }
+        let select = try database.prepare(
+            """
+            SELECT first_seq, last_seq, reason FROM not_kept
+            WHERE first_seq >= coalesce((SELECT max(first_seq) FROM not_kept WHERE first_seq <= ?1), 0)
+              AND first_seq <= ?2 AND last_seq > ?1
+            ORDER BY first_seq
+            """)
+        select.bind(1, after)
+        select.bind(2, through)
+        var result: [Range] = []
+        while try select.step() {
+            let range = Range(
+                first: max(select.uint64(0), after + 1), last: min(select.uint64(1), through),
+                reason: reason(select.int64(2)))
+            if result.count == limit {
+                result[limit - 1].last = range.last
+                if range.reason == .dropped { result[limit - 1].reason = .dropped }
+            } else {
+                result.append(range)
+            }
+        }
+        return result
+    }
+
+    private static func code(_ reason: Reason) -> Int64 {
+        switch reason {
+        case .dropped: 1
+        case .uncleanStop: 2
+        case .takeover: 3
+        }
+    }
+
+    private static func reason(_ code: Int64) -> Reason {
+        switch code {
+        case 2: .uncleanStop
+        case 3: .takeover
+        default: .dropped
+        }
+    }
+}

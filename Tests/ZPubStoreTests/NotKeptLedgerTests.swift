@@ -1,0 +1,172 @@
+import XCTest
+import ZPubCore
+
+@testable import ZPubStore
+
+/// The numbers history handed out but does not hold, as the store records them and tells
+/// readers (`HistoryStore.notKept`): between stored messages, after a batch's last one, across
+/// a reopen, after an unclean stop; evicted with the messages; bounded.
+final class NotKeptLedgerTests: XCTestCase {
+    private var directory = ""
+    private let roomy = HistoryStore.Bounds(maxMessages: 1_000, maxBytes: 1 << 20, maxAgeMilliseconds: 0)
+
+    override func setUpWithError() throws {
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent("zpub-notkept-\(UUID().uuidString)").path
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func append(_ store: HistoryStore, _ sequences: [UInt64], assignedThrough: UInt64) throws {
+        let records = sequences.flatMap { sequence in
+            HistoryRecord.encodeMessage(
+                sequence: sequence, receivedMilliseconds: 1_000, prefixLength: 2,
+                frames: [Array("a.x".utf8), Array("\(sequence)".utf8)])
+        }
+        try store.append(records: records, assignedThrough: assignedThrough, nowMilliseconds: 1_000)
+    }
+
+    private func ranges(_ store: HistoryStore, after: UInt64 = 0, through: UInt64 = .max, limit: Int = 100) throws
+        -> [String]
+    {
+        try store.notKept(after: after, through: through, limit: limit).map {
+            "\($0.from)-\($0.to)" + ($0.reason == .uncleanStop ? " unclean" : "")
+        }
+    }
+
+    func testNumbersNeverStoredAreToldBetweenMessagesAfterABatchAndAcrossAReopen() throws {
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            try append(store, [1, 2, 5], assignedThrough: 5)
+            XCTAssertEqual(try ranges(store), ["3-4"])
+            // 8 and 9 were numbered and never reached the store: settled by the batch's bound.
+            try append(store, [7], assignedThrough: 9)
+            XCTAssertEqual(try ranges(store), ["3-4", "6-6", "8-9"])
+            // A batch cut short (bound 0) claims nothing beyond its messages.
+            try append(store, [10, 11], assignedThrough: 0)
+            // The next number stored continues the newest range's neighbour, not a new hole.
+            try append(store, [13], assignedThrough: 13)
+            XCTAssertEqual(try ranges(store), ["3-4", "6-6", "8-9", "12-12"])
+            XCTAssertEqual(try ranges(store, after: 3, through: 8), ["4-4", "6-6", "8-8"], "cut to what was asked")
+            XCTAssertEqual(try ranges(store, after: 9, through: 11), [])
+            try store.releaseReservation()
+        }
+        let store = try HistoryStore(directory: directory, bounds: roomy)
+        XCTAssertEqual(try ranges(store), ["3-4", "6-6", "8-9", "12-12"], "a clean restart adds none")
+        XCTAssertEqual(store.notKeptRanges, 4)
+        XCTAssertEqual(store.startsAfter, 13)
+    }
+
+    func testARangeThatContinuesTheNewestIsOneRow() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        try append(store, [1], assignedThrough: 3)
+        try append(store, [], assignedThrough: 6)
+        XCTAssertEqual(try ranges(store), ["2-6"])
+        XCTAssertEqual(store.notKeptRanges, 1)
+    }
+
+    func testAnUncleanStopsReserveIsToldAsPossiblyUsed() throws {
+        let reserve = HistoryStore.defaultSequenceReserve
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            try append(store, [1, 2], assignedThrough: 4)
+        }  // killed: 3 and 4 were dropped, and numbers up to the reserve may have been handed out
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            XCTAssertEqual(store.startsAfter, reserve)
+            XCTAssertEqual(try ranges(store), ["3-4", "5-\(reserve) unclean"])
+            try append(store, [reserve + 1], assignedThrough: reserve + 1)
+            XCTAssertEqual(
+                try ranges(store, after: 2), ["3-4", "5-\(reserve) unclean"], "the new run's message adds none")
+            try store.releaseReservation()
+        }
+        let store = try HistoryStore(directory: directory, bounds: roomy)
+        XCTAssertEqual(try ranges(store), ["3-4", "5-\(reserve) unclean"], "recorded once, not at every start")
+    }
+
+    func testRangesGoWithTheMessagesEvictedAndReadsStartAfterTheEvicted() throws {
+        let store = try HistoryStore(
+            directory: nil, bounds: HistoryStore.Bounds(maxMessages: 2, maxBytes: 1 << 20, maxAgeMilliseconds: 0))
+        try append(store, [1, 3, 5, 7], assignedThrough: 7)
+        // The newest two (5, 7) are kept: evicted through 3, and the range 2-2 with them.
+        XCTAssertEqual(store.firstSequence, 5)
+        XCTAssertEqual(try ranges(store), ["4-4", "6-6"])
+        XCTAssertEqual(store.notKeptRanges, 2)
+    }
+
+    func testABatchRecordsAtMostSixteenRangesAndTheTableAtMostItsLimit() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        // Every other number: 20 holes in one batch.
+        try append(store, (1...20).map { $0 * 2 }, assignedThrough: 40)
+        let recorded = try ranges(store)
+        XCTAssertEqual(recorded.count, NotKeptLedger.maximumPerBatch)
+        XCTAssertEqual(recorded.first, "1-1")
+        XCTAssertEqual(recorded.last, "31-39", "the rest joined into the last, messages in between and all")
+
+        store.notKeptLedger.maximumRows = 18
+        try append(store, [42, 44, 46], assignedThrough: 46)  // 41, 43, 45: 19 rows
+        let joined = try ranges(store)
+        XCTAssertEqual(store.notKeptRanges, 18)
+        XCTAssertEqual(joined.count, 18)
+        XCTAssertEqual(joined.first, "1-3", "the oldest two joined")
+        XCTAssertEqual(joined.last, "45-45")
+    }
+
+    func testTheNumbersBelowATakeoverAreThePeers() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        try append(store, [1, 2], assignedThrough: 2)
+        store.expectTakeover(numberingFrom: 1_000)
+        try append(store, [1_000, 1_002], assignedThrough: 1_002)
+        XCTAssertEqual(
+            try store.notKept(after: 0, through: .max),
+            [
+                HistoryReply.NotKept(from: 3, to: 999, reason: .takeover),
+                HistoryReply.NotKept(from: 1_001, to: 1_001, reason: .dropped),
+            ])
+    }
+
+    func testAReadTellsAtMostItsLimitJoiningTheRest() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        try append(store, [2, 4, 6, 8, 10, 12], assignedThrough: 12)
+        XCTAssertEqual(try ranges(store, limit: 3), ["1-1", "3-3", "5-11"])
+    }
+
+    func testAFailedTransactionRecordsNothing() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        try append(store, [1], assignedThrough: 1)
+        try store.database.execute("CREATE TRIGGER refuse BEFORE INSERT ON blocks BEGIN SELECT RAISE(ABORT, 'no'); END")
+        XCTAssertThrowsError(try append(store, [3], assignedThrough: 3))
+        XCTAssertEqual(try ranges(store), [], "rolled back with the batch")
+        try store.database.execute("DROP TRIGGER refuse")
+        try append(store, [5], assignedThrough: 5)
+        XCTAssertEqual(try ranges(store), ["2-4"], "the failed batch's message among them")
+    }
+
+    func testAReportTellsEachNumberOnceOverPages() {
+        var report = NotKeptReport()
+        let first = [HistoryReply.NotKept(from: 3, to: 9, reason: .dropped)]
+        XCTAssertEqual(report.untold(first), first)
+        XCTAssertEqual(
+            report.untold([
+                HistoryReply.NotKept(from: 5, to: 12, reason: .dropped),
+                HistoryReply.NotKept(from: 20, to: 20, reason: .uncleanStop),
+            ]),
+            [
+                HistoryReply.NotKept(from: 10, to: 12, reason: .dropped),
+                HistoryReply.NotKept(from: 20, to: 20, reason: .uncleanStop),
+            ])
+        XCTAssertEqual(report.untold(nil), [])
+    }
+
+    func testTheWordingNamesTheRangeTheReasonAndThePrefix() {
+        XCTAssertEqual(
+            HistoryReply.NotKept(from: 4, to: 4, reason: .dropped).describe(readUnder: ""),
+            "message 4 was not kept: history's queue was full or a write failed")
+        XCTAssertEqual(
+            HistoryReply.NotKept(from: 4, to: 9, reason: .uncleanStop).describe(readUnder: "orders."),
+            "messages 4 to 9 were not kept: zpubd stopped uncleanly before writing them, and may have used only some of these numbers (those under orders. among them are lost)"
+        )
+    }
+}
