@@ -146,7 +146,8 @@ let package = Package(
         .testTarget(name: "ZPubStoreTests", dependencies: ["ZPubStore", "ZPubCore"]),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"]),
         .testTarget(name: "ZPubGatewayTests", dependencies: ["ZPubGateway"]),
-        .testTarget(name: "ZPubBrokerTests", dependencies: ["ZPubBroker"]),
+        .testTarget(
+            name: "ZPubBrokerTests", dependencies: ["ZPubBroker", .product(name: "Logging", package: "swift-log")]),
         // End to end: starts the real zpubd and zpub binaries and talks to them over real
         // sockets, from Swift and from pyzmq.
         .testTarget(

@@ -351,11 +351,7 @@ final class HistoryWriter {
             for command in commands {
                 switch command {
                 case .query(let query, let slot):
-                    // Everything the loop handed over before the query was posted is written
-                    // first: a replay up to its marker's sequence misses nothing.
-                    let mark = queue.published
-                    while queue.consumed < mark && writeBatch() > 0 {}
-                    slot.fulfill(answer(query))
+                    slot.fulfill(answerOnceWritten(query))
                 case .reconfigure(let configuration):
                     apply(configuration)
                     applyBounds()
@@ -413,7 +409,7 @@ final class HistoryWriter {
     static let batchLimit = 10_000
 
     /// Writes one transaction's worth; returns how many records it took from the queue.
-    private func writeBatch() -> Int {
+    func writeBatch() -> Int {
         queue.withTaken(limit: Self.batchLimit) { records, taken, messages, lastValues, assignedThrough in
             write(records, taken: taken, messages: messages, lastValues: lastValues, assignedThrough: assignedThrough)
         }
@@ -512,6 +508,17 @@ final class HistoryWriter {
                 )
             }
         }
+    }
+
+    /// Answers once everything the loop handed over before the query was posted is written: a
+    /// replay up to its marker's sequence misses nothing. Numbers handed out after the last
+    /// batch took its bound (dropped, or after a batch cut at its limit) are settled by one
+    /// more, even an empty one: the replay is told of those not kept.
+    func answerOnceWritten(_ query: HistoryQuery) -> Result<HistoryReply, ControlError> {
+        let mark = queue.published
+        while queue.consumed < mark && writeBatch() > 0 {}
+        if queue.assignedThrough > store.lastSequence { _ = writeBatch() }
+        return answer(query)
     }
 
     private func answer(_ query: HistoryQuery) -> Result<HistoryReply, ControlError> {

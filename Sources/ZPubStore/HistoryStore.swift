@@ -530,10 +530,13 @@ public final class HistoryStore {
         var summaries: [BlockSummary] = []
         var floor = highestStored
         var draft = BlockDraft()
+        // A local copy, stored back once every block is inserted: a class's property changed
+        // per message would be checked for exclusive access each time.
+        var ledger = notKeptLedger
         _ = try HistoryRecord.forEachRecord(in: buffer) { slot in
             guard let message = HistoryRecord.Message(slot, in: buffer), message.sequence > floor else { return }
             floor = message.sequence
-            notKeptLedger.stored(message.sequence)
+            ledger.stored(message.sequence)
             if draft.count > 0
                 && (draft.count == Self.blockMessages || draft.recordBytes + slot.range.count > Self.blockBytes)
             {
@@ -543,6 +546,7 @@ public final class HistoryStore {
             draft.add(message, record: slot.range, in: buffer)
         }
         if draft.count > 0 { summaries.append(try insert(draft, from: buffer)) }
+        notKeptLedger = ledger
         return summaries
     }
 
@@ -801,10 +805,11 @@ public final class HistoryStore {
 
     /// The numbers an earlier run handed out and never stored: those it knew it dropped (a
     /// file from before the `not_kept` table), and the reserve of a run that stopped
-    /// uncleanly, above everything it recorded.
+    /// uncleanly, above everything it recorded (told once the first number of this run
+    /// shows whether this store numbers on, or mirrors a pair peer that did).
     private func recordWhatEarlierRunsDidNotKeep() throws {
-        notKeptLedger.settled(through: lastSequence, .dropped)
-        notKeptLedger.settled(through: startsAfter, .uncleanStop)
+        notKeptLedger.settled(through: lastSequence)
+        notKeptLedger.expectUncleanStop(through: startsAfter)
         try database.execute("BEGIN")
         do {
             try notKeptLedger.write(database)
@@ -943,7 +948,13 @@ public final class HistoryStore {
     public func notKept(after: UInt64, through: UInt64, limit: Int = HistoryReply.notKeptRanges) throws
         -> [HistoryReply.NotKept]
     {
-        try NotKeptLedger.ranges(database, after: max(after, evictedThrough), through: through, limit: limit).map {
+        // Not below the oldest kept message: what lies there is the reader's `gap`
+        // (`HistoryReply.gap`), told once.
+        let oldest = firstSequence > 0 ? firstSequence - 1 : lastSequence
+        return try NotKeptLedger.ranges(
+            database, after: max(after, evictedThrough, oldest), through: through, limit: limit
+        )
+        .map {
             HistoryReply.NotKept(from: $0.first, to: $0.last, reason: $0.reason)
         }
     }

@@ -30,10 +30,23 @@ struct NotKeptLedger {
 
     /// Every sequence up to here is stored, evicted, or in a range (as committed).
     private(set) var accountedThrough: UInt64 = 0
+    /// The reserve of a run that stopped uncleanly (0: none): the numbers above
+    /// `accountedThrough` up to here that it may have handed out. The first number stored or
+    /// settled after the start decides: one above it is this run's own, and the reserve is
+    /// then recorded (`uncleanStop`); one within it is a pair peer's, mirrored from where this
+    /// store stopped (the peer numbered on from there, and its stream shows what it kept).
+    private var uncleanThrough: UInt64 = 0
     private var newest: Range?
     private var rowCount = 0
+
     /// This transaction's: the same, moved on as it finds ranges.
-    private var working: (through: UInt64, found: [Range]) = (0, [])
+    private struct Working {
+        var through: UInt64 = 0
+        var uncleanThrough: UInt64 = 0
+        var found: [Range] = []
+    }
+
+    private var working = Working()
     /// The newest row and the row count once this transaction's ranges are written.
     private var pendingState: (newest: Range?, rows: Int)?
     /// The first number of a takeover (`HistoryStore.expectTakeover`): a range that ends just
@@ -63,7 +76,14 @@ struct NotKeptLedger {
             rowCount = Int(select.int64(3))
         }
         accountedThrough = max(storedThrough, newest?.last ?? 0)
-        working = (accountedThrough, [])
+        uncleanThrough = 0
+        working = Working(through: accountedThrough)
+    }
+
+    /// At the start after an unclean stop: numbers up to `sequence` may have been handed out
+    /// by the run that died (see `uncleanThrough`).
+    mutating func expectUncleanStop(through sequence: UInt64) {
+        if sequence > working.through { working.uncleanThrough = sequence }
     }
 
     // MARK: Inside a transaction
@@ -72,19 +92,47 @@ struct NotKeptLedger {
     /// it are not kept.
     @inline(__always)
     mutating func stored(_ sequence: UInt64) {
-        if sequence > working.through &+ 1 { found(working.through + 1, sequence - 1, .dropped) }
+        if sequence > working.through &+ 1 || working.uncleanThrough != 0 { storedAfterAHole(sequence) }
         if sequence > working.through { working.through = sequence }
     }
 
-    /// Every number up to `sequence` is settled: any not stored by now is not kept (`reason`).
-    mutating func settled(through sequence: UInt64, _ reason: Reason = .dropped) {
+    @inline(never)
+    private mutating func storedAfterAHole(_ sequence: UInt64) {
+        resolveUncleanStop(by: sequence)
+        if sequence > working.through &+ 1 { found(working.through + 1, sequence - 1, .dropped) }
+    }
+
+    /// Every number up to `sequence` is settled: any not stored by now is not kept.
+    mutating func settled(through sequence: UInt64) {
         guard sequence > working.through else { return }
-        found(working.through + 1, sequence, reason)
+        resolveUncleanStop(by: sequence)
+        guard sequence > working.through else { return }
+        found(working.through + 1, sequence, .dropped)
         working.through = sequence
     }
 
+    /// The first number after an unclean stop came (see `uncleanThrough`).
+    private mutating func resolveUncleanStop(by sequence: UInt64) {
+        guard working.uncleanThrough != 0 else { return }
+        if sequence > working.uncleanThrough {
+            found(working.through + 1, working.uncleanThrough, .uncleanStop)
+            working.through = working.uncleanThrough
+        }
+        working.uncleanThrough = 0
+    }
+
+    /// A range not kept: the part up to a takeover's first number is the peer's (`takeover`),
+    /// even when this broker then dropped its own first messages too.
     private mutating func found(_ first: UInt64, _ last: UInt64, _ reason: Reason) {
-        let reason = reason == .dropped && last &+ 1 == takeoverStart ? .takeover : reason
+        if reason == .dropped, takeoverStart > first, last >= takeoverStart - 1 {
+            add(first, takeoverStart - 1, .takeover)
+            if last >= takeoverStart { add(takeoverStart, last, .dropped) }
+        } else {
+            add(first, last, reason)
+        }
+    }
+
+    private mutating func add(_ first: UInt64, _ last: UInt64, _ reason: Reason) {
         if working.found.count == Self.maximumPerBatch {
             // Joined into the last: it then covers the stored messages in between too.
             working.found[working.found.count - 1].last = last
@@ -157,6 +205,7 @@ struct NotKeptLedger {
     /// The transaction committed: what it found is recorded.
     mutating func committed() {
         accountedThrough = working.through
+        uncleanThrough = working.uncleanThrough
         if let (newest, rows) = pendingState {
             self.newest = newest
             rowCount = rows
@@ -167,7 +216,7 @@ struct NotKeptLedger {
 
     /// The transaction was rolled back: as before it.
     mutating func rolledBack() {
-        working = (accountedThrough, [])
+        working = Working(through: accountedThrough, uncleanThrough: uncleanThrough)
         pendingState = nil
     }
 

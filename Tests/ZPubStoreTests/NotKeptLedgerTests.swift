@@ -76,7 +76,7 @@ final class NotKeptLedgerTests: XCTestCase {
         do {
             let store = try HistoryStore(directory: directory, bounds: roomy)
             XCTAssertEqual(store.startsAfter, reserve)
-            XCTAssertEqual(try ranges(store), ["3-4", "5-\(reserve) unclean"])
+            XCTAssertEqual(try ranges(store), ["3-4"], "the reserve waits for this run's first number")
             try append(store, [reserve + 1], assignedThrough: reserve + 1)
             XCTAssertEqual(
                 try ranges(store, after: 2), ["3-4", "5-\(reserve) unclean"], "the new run's message adds none")
@@ -92,26 +92,41 @@ final class NotKeptLedgerTests: XCTestCase {
         try append(store, [1, 3, 5, 7], assignedThrough: 7)
         // The newest two (5, 7) are kept: evicted through 3, and the range 2-2 with them.
         XCTAssertEqual(store.firstSequence, 5)
-        XCTAssertEqual(try ranges(store), ["4-4", "6-6"])
+        // 4 is below the oldest kept: a reader from before it is told of it as its gap.
+        XCTAssertEqual(try ranges(store), ["6-6"])
         XCTAssertEqual(store.notKeptRanges, 2)
     }
 
     func testABatchRecordsAtMostSixteenRangesAndTheTableAtMostItsLimit() throws {
         let store = try HistoryStore(directory: nil, bounds: roomy)
         // Every other number: 20 holes in one batch.
-        try append(store, (1...20).map { $0 * 2 }, assignedThrough: 40)
+        try append(store, (0...20).map { $0 * 2 + 1 }, assignedThrough: 41)
         let recorded = try ranges(store)
         XCTAssertEqual(recorded.count, NotKeptLedger.maximumPerBatch)
-        XCTAssertEqual(recorded.first, "1-1")
-        XCTAssertEqual(recorded.last, "31-39", "the rest joined into the last, messages in between and all")
+        XCTAssertEqual(recorded.first, "2-2")
+        XCTAssertEqual(recorded.last, "32-40", "the rest joined into the last, messages in between and all")
 
         store.notKeptLedger.maximumRows = 18
-        try append(store, [42, 44, 46], assignedThrough: 46)  // 41, 43, 45: 19 rows
+        try append(store, [43, 45, 47], assignedThrough: 47)  // 42, 44, 46: 19 rows
         let joined = try ranges(store)
         XCTAssertEqual(store.notKeptRanges, 18)
         XCTAssertEqual(joined.count, 18)
-        XCTAssertEqual(joined.first, "1-3", "the oldest two joined")
-        XCTAssertEqual(joined.last, "45-45")
+        XCTAssertEqual(joined.first, "2-4", "the oldest two joined")
+        XCTAssertEqual(joined.last, "46-46")
+    }
+
+    /// A pair member restarted after an unclean stop mirrors its peer from where it stopped:
+    /// its own reserve is not told, the peer's stream is.
+    func testAMemberThatMirrorsAfterAnUncleanStopDoesNotTellItsReserve() throws {
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            try append(store, [1, 2], assignedThrough: 2)
+        }  // killed
+        let store = try HistoryStore(directory: directory, bounds: roomy)
+        try append(store, [3, 4], assignedThrough: 4)
+        XCTAssertEqual(try ranges(store), [])
+        try append(store, [5_000_000], assignedThrough: 5_000_000)
+        XCTAssertEqual(try ranges(store), ["5-4999999"], "the peer's own jump")
     }
 
     func testTheNumbersBelowATakeoverAreThePeers() throws {
@@ -125,12 +140,23 @@ final class NotKeptLedgerTests: XCTestCase {
                 HistoryReply.NotKept(from: 3, to: 999, reason: .takeover),
                 HistoryReply.NotKept(from: 1_001, to: 1_001, reason: .dropped),
             ])
+        // The first numbers of the takeover dropped as well: the peer's part is still its own.
+        let other = try HistoryStore(directory: nil, bounds: roomy)
+        try append(other, [1], assignedThrough: 1)
+        other.expectTakeover(numberingFrom: 100)
+        try append(other, [102], assignedThrough: 102)
+        XCTAssertEqual(
+            try other.notKept(after: 0, through: .max),
+            [
+                HistoryReply.NotKept(from: 2, to: 99, reason: .takeover),
+                HistoryReply.NotKept(from: 100, to: 101, reason: .dropped),
+            ])
     }
 
     func testAReadTellsAtMostItsLimitJoiningTheRest() throws {
         let store = try HistoryStore(directory: nil, bounds: roomy)
-        try append(store, [2, 4, 6, 8, 10, 12], assignedThrough: 12)
-        XCTAssertEqual(try ranges(store, limit: 3), ["1-1", "3-3", "5-11"])
+        try append(store, [1, 3, 5, 7, 9, 11, 13], assignedThrough: 13)
+        XCTAssertEqual(try ranges(store, limit: 3), ["2-2", "4-4", "6-12"])
     }
 
     func testAFailedTransactionRecordsNothing() throws {
