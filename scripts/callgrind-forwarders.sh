@@ -58,8 +58,8 @@ measure() {
     # cut the spread between runs at 1 KiB from ~350 instructions to ~120 (5 runs each).
     valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$run/cg.out" "$@" 2>"$run/valgrind.log" &
     broker=$!
-    wait_port "$ingest_port"
-    wait_port "$xpub_port"
+    wait_port "$ingest_port" "$broker" "$run/valgrind.log"
+    wait_port "$xpub_port" "$broker" "$run/valgrind.log"
     i=0 pids=
     while [ $i -lt "$subscribers" ]; do
         "$bin/zpub" sub -e "$xpub" --count "$messages" t >/dev/null &

@@ -14,6 +14,14 @@ else
 fi
 
 stripped() { strip --strip-debug -o "$work/$1" "$bin/$1"; }
+
+# What the scripts run: valgrind, pyzmq for Python clients (PUB ingest, many topics), and
+# the release build (`make release`).
+"$here/scripts/install-deps.sh" valgrind python3-zmq
+if [ ! -x "$bin/zpubd" ]; then
+    echo "no release build in $bin: run 'make release' first" >&2
+    exit 1
+fi
 # A loopback port nobody listens on and this script has not handed out yet (the kernel may
 # give the same free port twice in a row, and zpubd refuses one endpoint for two sockets),
 # and waiting until one accepts connections.
@@ -27,7 +35,24 @@ port() {
         fi
     done
 }
-wait_port() { until python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do sleep 0.2; done; }
+# With a pid and a log, stops the script, naming the log, if that process ends first (valgrind
+# missing or crashed, a refused configuration) or nothing listens within 120 s.
+wait_port() { # port [pid log]
+    tries=0
+    until python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; do
+        tries=$((tries + 1))
+        if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
+            echo "the forwarder exited before it listened on port $1; see ${3:-its log}:" >&2
+            [ -n "${3:-}" ] && tail -5 "$3" >&2
+            exit 1
+        fi
+        if [ "$tries" -ge 600 ]; then
+            echo "nothing listens on port $1 after 120 s${3:+; see $3}" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
 # Waits until the zpubd of process `pid` answers PING on `control`; stops the script, naming
 # `log`, if that process ends first (a refused configuration, a crash under valgrind).
 wait_broker() { # pid control log

@@ -33,7 +33,9 @@ enum LinkCommand: Sendable {
     /// A new client with its first prefixes; with `resume`, first what it missed (an SSE
     /// reconnection with Last-Event-ID). Without, a client of cached prefixes gets their cached
     /// values first (`cachedValuesFirst`).
-    case attach(ClientOutbox, prefixes: [[UInt8]], resume: ResumePoint?)
+    /// `keptAfter`: with a `lastValue` resume, the history sequence its id carried (the client
+    /// resumes its prefixes that history keeps from there).
+    case attach(ClientOutbox, prefixes: [[UInt8]], resume: ResumePoint?, keptAfter: UInt64? = nil)
     /// A WebSocket `subscribe` (without `since`): its prefixes, those under the cache with
     /// their cached values first.
     case subscribe(ClientID, [[UInt8]])
@@ -112,6 +114,9 @@ final class BrokerLink {
     private var turns = ResumeTurns()
     /// A kept message waiting for its sequence marker, and since when.
     private var waitingForSequence: (frames: [[UInt8]], since: UInt64)?
+    /// The history sequence of the last kept message delivered: an unkept event's id carries
+    /// it, since every kept message a client got before that event is at or below it.
+    private var lastHistorySequence: UInt64 = 0
     private let tokenPrefix = "gw\(getpid())-"
     private var nextToken = 0
 
@@ -174,12 +179,16 @@ final class BrokerLink {
     /// newer than its id, or kept messages after it), then the live stream (the round's
     /// `SnapshotCatchUp` holds it meanwhile).
     private struct Resume {
-        let token: String
+        var token: String
         let point: ResumePoint
         /// What it catches up on: all of an SSE client's prefixes, or those of a WebSocket
         /// request (the client may get its others live meanwhile); less any it unsubscribes
         /// meanwhile, whose values it then does not get.
         var prefixes: [[UInt8]]
+        /// `lastHistorySequence` when it started (its prefixes subscribed then): the position
+        /// of kept messages its cached values' SSE ids carry. Kept messages under them until
+        /// then came before the client subscribed; later ones are held, and follow the values.
+        var historyAtStart: UInt64
     }
 
     /// A live message for a client catching up, as its round holds it: with its topic, so that
@@ -294,9 +303,11 @@ final class BrokerLink {
 
     private func handle(_ command: LinkCommand) {
         switch command {
-        case .attach(let outbox, let prefixes, let resume):
+        case .attach(let outbox, let prefixes, let resume, let keptAfter):
             clients[outbox.id] = Client(outbox: outbox)
-            if let point = resume ?? cachedValuesFirst(prefixes) {
+            if let keptAfter, let resume, resumeKeptExactly(outbox.id, prefixes, after: keptAfter, rest: resume) {
+                waitForTurn(outbox.id)
+            } else if let point = resume ?? cachedValuesFirst(prefixes) {
                 clients[outbox.id]!.firstResume = (prefixes, point)
                 waitForTurn(outbox.id)
             } else {
@@ -554,6 +565,7 @@ final class BrokerLink {
     private func deliver(_ frames: [[UInt8]], sequence: UInt64?) {
         let topic = frames[0]
         messageNumber &+= 1
+        if let sequence, sequence > lastHistorySequence { lastHistorySequence = sequence }
         counters.messagesIn.add(1, ordering: .relaxed)
         counters.bytesIn.add(UInt64(frames.reduce(0) { $0 + $1.count }), ordering: .relaxed)
         let matched = index.clients(matching: topic)
@@ -573,7 +585,7 @@ final class BrokerLink {
                 if eventItem == nil {
                     let id =
                         sequence.map(WireFormat.historyEventID)
-                        ?? WireFormat.eventID(sequence: watermark, number: messageNumber)
+                        ?? WireFormat.eventID(sequence: watermark, number: messageNumber, history: lastHistorySequence)
                     eventItem = .event(
                         WireFormat.chunk(
                             WireFormat.serverSentEvent(
@@ -663,6 +675,21 @@ final class BrokerLink {
         counters.resumesWaiting.store(turns.waiting, ordering: .relaxed)
     }
 
+    /// An SSE reconnection whose id carries both positions (an unkept event's): the prefixes
+    /// history keeps any of resume from the history sequence, exactly, first; the others
+    /// from the cache position (`rest`) after them, subscribed only then. False when none of
+    /// the prefixes is under history (the cache position alone then).
+    private func resumeKeptExactly(
+        _ id: ClientID, _ prefixes: [[UInt8]], after sequence: UInt64, rest: ResumePoint
+    ) -> Bool {
+        let kept = prefixes.filter { !ResumeScope.overlap(of: [$0], with: historyKept).isEmpty }
+        guard !kept.isEmpty else { return false }
+        clients[id]!.firstResume = (kept, .history(after: sequence))
+        let others = prefixes.filter { !kept.contains($0) }
+        if !others.isEmpty { clients[id]!.pending.add(others, from: rest) }
+        return true
+    }
+
     /// A round that catches `id` up on `prefixes`, asking only for what they can hold
     /// (`ResumeScope`).
     private func startResume(_ id: ClientID, from point: ResumePoint, prefixes: [[UInt8]]) {
@@ -677,7 +704,8 @@ final class BrokerLink {
                 client: id, replay: HistoryReplay(after: after, wanted: prefixes, kept: historyKept, limit: limit))
         }
         turns.started()
-        clients[id]?.resume = Resume(token: token, point: point, prefixes: prefixes)
+        clients[id]?.resume = Resume(
+            token: token, point: point, prefixes: prefixes, historyAtStart: lastHistorySequence)
         counters.resumes.add(1, ordering: .relaxed)
     }
 
@@ -876,7 +904,7 @@ final class BrokerLink {
         rounds[newToken]!.redone = true
         for live in held { _ = rounds[newToken]!.catchUp.received(topic: live.topic, live) }
         if let resume = clients[id]?.resume {
-            clients[id]!.resume = Resume(token: newToken, point: resume.point, prefixes: resume.prefixes)
+            clients[id]!.resume!.token = newToken
         }
     }
 
@@ -948,7 +976,9 @@ final class BrokerLink {
                 items.append(.webSocketText(#"{"type":"caught_up","through":\#(through)}"#))
             }
         } else {
-            appendServerSentEvents(to: &items, gap: gapJSON, truncated: truncatedJSON, entries, from: resume.point)
+            appendServerSentEvents(
+                to: &items, gap: gapJSON, truncated: truncatedJSON, entries, from: resume.point,
+                history: resume.historyAtStart)
         }
         // What it missed: the values and messages, not the notices.
         counters.resumedValues.add(UInt64(entries.count), ordering: .relaxed)
@@ -963,7 +993,7 @@ final class BrokerLink {
     /// A catch-up as SSE events: the notices, then each value or kept message with its id.
     private func appendServerSentEvents(
         to items: inout [ClientOutbox.Item], gap gapJSON: String?, truncated truncatedJSON: String?,
-        _ entries: ArraySlice<(MessageJSON, [[UInt8]])>, from point: ResumePoint
+        _ entries: ArraySlice<(MessageJSON, [[UInt8]])>, from point: ResumePoint, history: UInt64
     ) {
         if let gapJSON {
             items.append(
@@ -980,7 +1010,7 @@ final class BrokerLink {
             var historySequence: UInt64?
             switch point {
             case .lastValue:
-                eventID = WireFormat.eventID(sequence: entry.sequence, number: 0)
+                eventID = WireFormat.eventID(sequence: entry.sequence, number: 0, history: history)
             case .history:
                 eventID = WireFormat.historyEventID(entry.sequence)
                 historySequence = entry.sequence

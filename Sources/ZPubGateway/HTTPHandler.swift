@@ -446,6 +446,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let sequence = WireFormat.historySequence(fromEventID: id) { return .history(after: sequence) }
             return WireFormat.sequence(fromEventID: id).map { .lastValue(after: $0) }
         }
+        // An unkept event's id also says how far the kept ones had come.
+        let keptAfter = resume == nil ? nil : lastEventID.flatMap(WireFormat.historySequence(inCacheEventID:))
         guard startStream(context, head) else { return }
         let outbox = ClientOutbox(
             id: shared.makeClientID(), kind: .serverSentEvents, channel: context.channel,
@@ -486,7 +488,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         stream = .messages(outbox, keepAlive, expiry, user: subject)
         shared.linkMailbox.post(
-            .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resume: resume))
+            .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resume: resume, keptAfter: keptAfter))
     }
 
     /// Every second: STATS and the gateway's counters; every five: the busiest topics and

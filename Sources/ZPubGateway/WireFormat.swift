@@ -42,9 +42,14 @@ enum WireFormat {
     }
 
     /// An SSE event id: the last-value cache sequence the gateway had seen when the message
-    /// passed, then the gateway's own message number ("<sequence>-<number>"). A reconnecting
-    /// client's Last-Event-ID gives back the sequence.
-    static func eventID(sequence: UInt64, number: UInt64) -> String { "\(sequence)-\(number)" }
+    /// passed, then the gateway's own message number ("<sequence>-<number>"), and, when
+    /// `history` is not 0, the last history sequence it had passed ("-h<history>"). A
+    /// reconnecting client's Last-Event-ID gives back both positions: a client whose prefixes
+    /// mix kept and unkept topics, and whose last event was an unkept one, resumes its kept
+    /// topics exactly from there.
+    static func eventID(sequence: UInt64, number: UInt64, history: UInt64 = 0) -> String {
+        history == 0 ? "\(sequence)-\(number)" : "\(sequence)-\(number)-h\(history)"
+    }
 
     /// The SSE event id of a message history keeps: "h" and its history sequence. A reconnecting
     /// client's Last-Event-ID then resumes exactly after it (docs/history.md).
@@ -54,6 +59,13 @@ enum WireFormat {
     static func historySequence(fromEventID id: String) -> UInt64? {
         guard id.first == "h" else { return nil }
         return UInt64(id.dropFirst())
+    }
+
+    /// The history sequence a cache id carries (the digits after "-h"), or nil.
+    static func historySequence(inCacheEventID id: String) -> UInt64? {
+        let parts = id.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[2].first == "h" else { return nil }
+        return UInt64(parts[2].dropFirst())
     }
 
     /// The cache sequence in a Last-Event-ID (the digits before "-"), or nil.

@@ -5,8 +5,8 @@ enum Report {
     /// One row per forwarder and topic count for each workload, with ratios to zmq_proxy.
     static func matrixTable(_ matrix: Matrix, _ results: [Workload: [Variant: Summary]]) -> String {
         var lines = [
-            "| workload | forwarder | topics | msg/s median (min-max) | x proxy | broker CPU ns/delivery (min-max) | CPU x proxy | MB/s | p50 µs | p99 µs (min-max) | p99 x proxy | p99.9 µs | max µs | sent | recv | lost | peak RSS MiB |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| workload | forwarder | topics | msg/s median (min-max) | x proxy | broker CPU ns/delivery (min-max) | CPU x proxy | CPUs busy | MB/s | p50 µs | p99 µs (min-max) | p99 x proxy | p99.9 µs | max µs | sent | recv | lost | peak RSS MiB |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for workload in matrix.workloads {
             guard let byVariant = results[workload] else { continue }
@@ -21,8 +21,9 @@ enum Report {
                 let cpu = summary.cpu.map(rateText) ?? "-"
                 var cpuRatio = "-"
                 if let cpu = summary.cpu, let proxyCPU = proxy?.cpu { cpuRatio = ratio(cpu.median, proxyCPU.median) }
+                let busy = summary.busyCPUs.map { String(format: "%.2f", $0.median) } ?? "-"
                 lines.append(
-                    "| \(workload) | \(variant.forwarder) | \(variant.topics) | \(rate) | \(throughputRatio) | \(cpu) | \(cpuRatio) | \(number(summary.megabytes.median)) | \(number(summary.p50.median)) | \(number(p99.median)) (\(number(p99.min))-\(number(p99.max))) | \(latencyRatio) | \(number(summary.p999.median)) | \(number(summary.max.median)) | \(summary.sent) | \(summary.received) | \(summary.lost) | \(summary.peakRSSMiB.map { number($0) } ?? "-") |"
+                    "| \(workload) | \(variant.forwarder) | \(variant.topics) | \(rate) | \(throughputRatio) | \(cpu) | \(cpuRatio) | \(busy) | \(number(summary.megabytes.median)) | \(number(summary.p50.median)) | \(number(p99.median)) (\(number(p99.min))-\(number(p99.max))) | \(latencyRatio) | \(number(summary.p999.median)) | \(number(summary.max.median)) | \(summary.sent) | \(summary.received) | \(summary.lost) | \(summary.peakRSSMiB.map { number($0) } ?? "-") |"
                 )
             }
         }
@@ -32,8 +33,8 @@ enum Report {
     /// zpubd against zmq_proxy only: the short version, one line per workload.
     static func summaryTable(_ matrix: Matrix, _ results: [Workload: [Variant: Summary]]) -> String {
         var lines = [
-            "| workload | zmq_proxy msg/s | zpubd acct off | zpubd acct on | zmq_proxy CPU ns/delivery | zpubd off CPU | zpubd on CPU | zmq_proxy p99 µs | zpubd off p99 | zpubd on p99 |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| workload | zmq_proxy msg/s | zpubd acct off | zpubd acct on | zmq_proxy CPU ns/delivery | zpubd off CPU | zpubd on CPU | zmq_proxy p99 µs | zpubd off p99 | zpubd on p99 | CPUs busy: proxy / off / on | lost while measuring rates: proxy / off / on |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         let topics = matrix.topicCounts.last ?? 1
         for workload in matrix.workloads {
@@ -51,8 +52,10 @@ enum Report {
                 guard let cpu = summary?.cpu?.median else { return "-" }
                 return "\(number(cpu)) (\(ratio(cpu, proxyCPU)))"
             }
+            let busy = [proxy, off, on].map { $0?.busyCPUs.map { String(format: "%.2f", $0.median) } ?? "-" }
+            let lost = [proxy, off, on].map { $0.map { "\($0.throughputLost)" } ?? "-" }
             lines.append(
-                "| \(workload) | \(number(proxy.throughput.median)) | \(cell(off, \.throughput.median, proxy.throughput.median)) | \(cell(on, \.throughput.median, proxy.throughput.median)) | \(proxy.cpu.map { number($0.median) } ?? "-") | \(cpuCell(off)) | \(cpuCell(on)) | \(number(proxy.p99.median)) | \(cell(off, \.p99.median, proxy.p99.median)) | \(cell(on, \.p99.median, proxy.p99.median)) |"
+                "| \(workload) | \(number(proxy.throughput.median)) | \(cell(off, \.throughput.median, proxy.throughput.median)) | \(cell(on, \.throughput.median, proxy.throughput.median)) | \(proxy.cpu.map { number($0.median) } ?? "-") | \(cpuCell(off)) | \(cpuCell(on)) | \(number(proxy.p99.median)) | \(cell(off, \.p99.median, proxy.p99.median)) | \(cell(on, \.p99.median, proxy.p99.median)) | \(busy.joined(separator: " / ")) | \(lost.joined(separator: " / ")) |"
             )
         }
         return lines.joined(separator: "\n")

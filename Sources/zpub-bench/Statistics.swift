@@ -11,6 +11,10 @@ struct RunResult: Sendable {
     var sent: Int
     var received: Int
     var lost: Int
+    /// Lost in the throughput phase alone: where the rates and the CPU per delivery come from.
+    var throughputLost: Int
+    /// Deliveries per second over all subscribers in the throughput phase.
+    var deliveriesPerSecond: Double
     /// Peak RSS of the forwarder process in MiB; nil for the direct baseline.
     var peakRSSMiB: Double?
     /// The forwarder's CPU time (all its threads) per delivered message during the throughput
@@ -22,6 +26,8 @@ struct RunResult: Sendable {
         // Messages per second per subscriber: the rate at which distinct messages get through.
         let perSubscriber = Double(throughput.received) / Double(workload.subscribers)
         messagesPerSecond = seconds > 0 ? perSubscriber / seconds : 0
+        deliveriesPerSecond = seconds > 0 ? Double(throughput.received) / seconds : 0
+        throughputLost = throughput.lost
         megabytesPerSecond = messagesPerSecond * Double(workload.size) / 1e6
         let micro = { (value: UInt64) in Double(value) / 1_000 }
         p50 = micro(Percentile.of(latency.latencies, 0.50))
@@ -76,6 +82,16 @@ struct Summary: Sendable {
     var sent: Int { runs.reduce(0) { $0 + $1.sent } }
     var received: Int { runs.reduce(0) { $0 + $1.received } }
     var lost: Int { runs.reduce(0) { $0 + $1.lost } }
+    var throughputLost: Int { runs.reduce(0) { $0 + $1.throughputLost } }
+    /// How much of one CPU the forwarder used while it delivered (its CPU per delivery times
+    /// deliveries per second): near 1.0, the forwarder set the pace (its loop thread is one
+    /// CPU's worth; libzmq's I/O thread runs beside it); well below, the clients did.
+    var busyCPUs: Spread? {
+        let values = runs.compactMap { run in
+            run.brokerNanosecondsPerDelivery.map { $0 * run.deliveriesPerSecond / 1e9 }
+        }
+        return values.isEmpty ? nil : Spread(values)
+    }
     var peakRSSMiB: Double? { runs.compactMap(\.peakRSSMiB).max() }
     /// Nil when no run measured it (the direct baseline has no forwarder).
     var cpu: Spread? {

@@ -726,6 +726,52 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(values.contains("state.a=2"), "the update while away, after id \(lastID): \(values)")
     }
 
+    /// A connection of kept and unkept prefixes whose last event was an unkept one: its id
+    /// carries the history position too, and the reconnection replays the kept messages
+    /// published while it was away. With the cache's position alone (ids before 2026-12-02)
+    /// they were neither replayed nor reported.
+    func testAMixedSSEConnectionResumesItsKeptTopicsFromAnUnkeptEventsID() throws {
+        let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"orders.\"]")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let first = try openSSEReader(port: port, "?prefix=orders.&prefix=news.", count: 2)
+        try Wait.until("the gateway subscribes to both") {
+            let held = Set(try daemon.subscriptions().subscriptions.map(\.prefix))
+            return held.isSuperset(of: ["orders.", "news."])
+        }
+        try push.send(frames: frames("orders.x", "1"))
+        try push.send(frames: frames("news.x", "a"))
+        let firstRun = try first.finish(timeout: 20)
+        XCTAssertEqual(firstRun.status, 0, firstRun.stderr)
+        let firstEvents = jsonLines(firstRun.stdout).filter { $0["data"] != nil }
+        XCTAssertEqual(firstEvents.compactMap { $0["id"] as? String }.first, "h1", firstRun.stdout)
+        let lastID = try XCTUnwrap(firstEvents.last?["id"] as? String)
+        XCTAssertTrue(lastID.hasSuffix("-h1"), "an unkept event's id carries the history position: \(lastID)")
+        try Wait.until("the client is gone") {
+            try !daemon.subscriptions().subscriptions.contains { $0.prefix == "orders." }
+        }
+        // While it is away: two kept messages, one unkept (lost: nothing keeps it).
+        try push.send(frames: frames("orders.x", "2"))
+        try push.send(frames: frames("news.x", "b"))
+        try push.send(frames: frames("orders.x", "3"))
+        try Wait.until("history holds all 3") { try daemon.stats().history?.written == 3 }
+
+        let reader = try openSSEReader(
+            port: port, "?prefix=orders.&prefix=news.", count: 10, lastEventID: lastID, untilTopic: "news.end")
+        try Wait.until("the gateway subscribes for the resumed client") {
+            let held = Set(try daemon.subscriptions().subscriptions.map(\.prefix))
+            return held.isSuperset(of: ["orders.", "news."])
+        }
+        try push.send(frames: frames("news.end", "live"))
+        let run = try reader.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        XCTAssertEqual(
+            events.compactMap { ($0["data"] as? [String: Any]).map { "\($0["topic"] ?? "")=\($0["payload"] ?? "")" } },
+            ["orders.x=2", "orders.x=3", "news.end=live"], run.stdout)
+        XCTAssertEqual(events.prefix(2).compactMap { $0["id"] as? String }, ["h2", "h3"])
+    }
+
     /// An SSE resume replays the client's prefixes only: the newest `client_queue x 10 - 2`
     /// (here 18) are chosen among the client's, not among all, so busy traffic under another
     /// history prefix does not push the client's messages into a gap.

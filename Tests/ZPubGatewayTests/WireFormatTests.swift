@@ -32,6 +32,13 @@ final class WireFormatTests: XCTestCase {
         XCTAssertEqual(WireFormat.sequence(fromEventID: "42"), 42)
         XCTAssertNil(WireFormat.sequence(fromEventID: "abc"))
         XCTAssertNil(WireFormat.sequence(fromEventID: ""))
+        // With the history position of the kept messages passed before it.
+        XCTAssertEqual(WireFormat.eventID(sequence: 7, number: 3, history: 12), "7-3-h12")
+        XCTAssertEqual(WireFormat.sequence(fromEventID: "7-3-h12"), 7)
+        XCTAssertEqual(WireFormat.historySequence(inCacheEventID: "7-3-h12"), 12)
+        XCTAssertNil(WireFormat.historySequence(inCacheEventID: "7-3"))
+        XCTAssertNil(WireFormat.historySequence(inCacheEventID: "7-3-hx"))
+        XCTAssertNil(WireFormat.historySequence(fromEventID: "7-3-h12"), "not a history id")
     }
 }
 
