@@ -262,14 +262,18 @@ public final class Broker: Sendable {
             return stopped
         }
         guard !alreadyStopped else { return }
-        if let pair {
-            pair.link.post(true)
-            pair.thread.join()
-        }
+        // The pair link keeps its heartbeats up while the loop drains (it forwards and numbers
+        // until then): stopped first, the peer took over meanwhile, and both were active. It
+        // takes over nothing from now on.
+        pair?.link.post(false)
         loop.descriptorGuard.stop()
         threads.guard.join()
         loop.mailbox.post(.stop)
         threads.loop.join()
+        if let pair {
+            pair.link.post(true)
+            pair.thread.join()
+        }
         // After the loop has closed the sockets they watch: their last events are read.
         eventReaderStop.post(true)
         threads.events.join()

@@ -78,6 +78,17 @@ final class PairLink {
     /// Whether the peer was ever heard active: a takeover then skips the sequences it may have
     /// used unseen.
     private var peerWasActive = false
+    /// Whether the peer was heard at all since this broker started: a takeover without it
+    /// cannot know how far the peer numbered while this one was down (`unheardTakeoverGap`).
+    private var peerEverHeard = false
+    /// The broker is stopping (it drains what producers sent): heartbeats go on, so that the
+    /// peer does not take over while this one still forwards, but this one takes over nothing.
+    private var draining = false
+    private var dualActiveLog = LogRateLimit()
+    /// A takeover by a broker that has not heard its peer since it started skips this many:
+    /// the peer may have numbered all the while this one was down (at 100,000 messages a
+    /// second, a billion is three hours of it).
+    static let unheardTakeoverGap: UInt64 = 1 << 30
 
     init(
         settings: PairSettings, context: Context, loop: ForwardingLoopHandle, history: HistoryHandle?,
@@ -160,7 +171,11 @@ final class PairLink {
                 logger.critical("pair link cannot poll: \(error)")
                 return
             }
-            if poller.isReadable(mailboxIndex), mailbox.take().contains(true) { break }
+            if poller.isReadable(mailboxIndex) {
+                let commands = mailbox.take()
+                if commands.contains(true) { break }
+                if commands.contains(false) { draining = true }
+            }
             if poller.isReadable(routerIndex) { serveRequests() }
             if poller.isReadable(dealerIndex) { receiveReplies() }
             let later = SystemClock.monotonicNanoseconds()
@@ -169,7 +184,7 @@ final class PairLink {
             // Before a takeover the clients are counted afresh: in a partition they are gone
             // from here, and a count from the last heartbeat could still show them.
             if machine.state != .active && machine.peerIsSilent(nowNanoseconds: later) { refreshView() }
-            if let transition = machine.tick(nowNanoseconds: later, clientsConnected: subscribers > 0) {
+            if !draining, let transition = machine.tick(nowNanoseconds: later, clientsConnected: subscribers > 0) {
                 apply(transition)
             }
             publishStatus(now: later)
@@ -218,7 +233,7 @@ final class PairLink {
     /// Heartbeats and replication requests from the peer, on the ROUTER. Of several heartbeats
     /// waiting only the newest counts.
     private func serveRequests() {
-        var newest: (state: PairMachine.State, sequence: UInt64)?
+        var newest: (state: PairMachine.State, sequence: UInt64, identity: [UInt8])?
         while let frames = try? router.receiveFrames(dontWait: true) {
             guard frames.count >= 2 else { continue }
             let identity = frames[0]
@@ -228,7 +243,7 @@ final class PairLink {
                 if let state = PairMachine.State(rawValue: String(decoding: frames[2], as: UTF8.self)),
                     let sequence = UInt64(String(decoding: frames[3], as: UTF8.self))
                 {
-                    newest = (state, sequence)
+                    newest = (state, sequence, identity)
                 }
             case "VALUES" where frames.count >= 3:
                 let since = UInt64(String(decoding: frames[2], as: UTF8.self)) ?? 0
@@ -263,6 +278,29 @@ final class PairLink {
             }
         }
         guard let newest else { return }
+        // Answered on the peer's own connection: in a one-way partition (the peer's pair port
+        // unreachable from here, this one's from there) the peer hears this broker this way,
+        // and a backup that took over yields instead of staying active beside the primary.
+        let answer = [
+            newest.identity, Array("HB".utf8), Array(machine.state.rawValue.utf8),
+            Array(String(ownNextSequence &- 1).utf8),
+        ]
+        _ = try? router.send(frames: answer, dontWait: true)
+        if newest.state == .active && machine.state == .active && status.role == .primary {
+            if let heldBack = dualActiveLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+                logger.critical(
+                    "pair: both brokers are active (the backup at sequence \(newest.sequence)); the answer to its heartbeat tells it that the primary keeps the role. If this repeats, the backup hears neither: check the pair link between \(settings.bind ?? "this broker") and \(settings.peer ?? "the peer")\(heldBack == 0 ? "" : " (\(heldBack) more since the last such message)")"
+                )
+            }
+        }
+        heard(newest.state, sequence: newest.sequence)
+    }
+
+    /// The peer's state and last sequence, from its heartbeat (or, on a one-way partition, the
+    /// primary's answer on this broker's own connection).
+    private func heard(_ state: PairMachine.State, sequence: UInt64) {
+        let newest = (state: state, sequence: sequence)
+        peerEverHeard = true
         if newest.state == .active { peerWasActive = true }
         if newest.state == .waiting {
             // The peer restarted: its cache sequences (in memory) may start again from zero.
@@ -343,6 +381,16 @@ final class PairLink {
     private func receiveReplies() {
         while let frames = try? dealer.receiveFrames(dontWait: true) {
             guard frames.count >= 2 else { continue }
+            if String(decoding: frames[0], as: UTF8.self) == "HB" {
+                // The peer's answer to this broker's heartbeat, on this broker's connection.
+                if frames.count >= 3,
+                    let state = PairMachine.State(rawValue: String(decoding: frames[1], as: UTF8.self)),
+                    let sequence = UInt64(String(decoding: frames[2], as: UTF8.self))
+                {
+                    heard(state, sequence: sequence)
+                }
+                continue
+            }
             if String(decoding: frames[0], as: UTF8.self) == "VALUES" {
                 // A reply that arrives after a takeover is the old active's: this broker's
                 // values are the current ones now.
@@ -424,7 +472,12 @@ final class PairLink {
             // that a client resuming from a sequence it got from the old active misses nothing
             // (docs/topologies.md, "What a failover can lose").
             let known = max(status.replicatedThrough, status.peerSequence, ownNextSequence &- 1)
-            let gap = peerWasActive ? max(2 &* peerBurst, PairSettings.minimumTakeoverGap) : 0
+            // A peer never heard since this broker started may have numbered all the while it
+            // was down: skipped by far more. A peer heard only waiting or passive numbered
+            // nothing this one does not know of.
+            let gap =
+                peerWasActive
+                ? max(2 &* peerBurst, PairSettings.minimumTakeoverGap) : peerEverHeard ? 0 : Self.unheardTakeoverGap
             let next = known &+ gap &+ 1
             // The loop numbers from here, or above its store's reserve after an unclean stop.
             let first = max(next, history?.firstNewSequence ?? 1)

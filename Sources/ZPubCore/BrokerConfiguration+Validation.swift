@@ -206,6 +206,15 @@ extension BrokerConfiguration {
                 seen[endpoint] = role
             }
         }
+        // The pair's own endpoint too: bound while passive, it would make the takeover's bind
+        // of the same endpoint fail, leaving an active broker that producers cannot reach.
+        if let bind = pair.bind, pair.role != nil, let other = seen[bind] {
+            problems.append(
+                (
+                    "bind",
+                    "[ha] bind \"\(bind)\" is also the \(other.rawValue) endpoint; the pair link needs an endpoint of its own"
+                ))
+        }
         return problems
     }
 }

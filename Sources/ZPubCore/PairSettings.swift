@@ -45,11 +45,40 @@ public struct PairSettings: Codable, Equatable, Sendable {
         case peerPublicKeyFile = "peer_public_key_file"
     }
 
+    /// A tcp endpoint's wildcard the pair cannot use: the peer's host must be named, and this
+    /// broker's port fixed (the peer connects to it).
+    private static func wildcard(in endpoint: String, key: String) -> String? {
+        let address = endpoint.dropFirst("tcp://".count)
+        guard let colon = address.lastIndex(of: ":") else { return nil }
+        let host = address[..<colon]
+        let port = address[address.index(after: colon)...]
+        if key == "peer" && (host == "*" || host.isEmpty) {
+            return "peer \"\(endpoint)\" must name the other broker's host, e.g. \"tcp://10.0.0.2:5600\""
+        }
+        if port == "*" || port == "0" {
+            return
+                "\(key) \"\(endpoint)\" needs a fixed port: \(key == "bind" ? "the peer connects to it" : "this broker connects to it")"
+        }
+        return nil
+    }
+
     /// Problems, each naming its key.
     public func validate() -> [(key: String, message: String)] {
         guard role != nil else {
             if bind != nil || peer != nil {
                 return [("role", "[ha] has bind or peer but no role; set role = \"primary\" or \"backup\"")]
+            }
+            // Set, and silently ignored, they would let a reader believe the pair is on.
+            if failoverMilliseconds != Defaults.failoverMilliseconds {
+                return [("failover_ms", "[ha] has failover_ms but no role; set role, bind and peer, or remove it")]
+            }
+            if peerPublicKeyFile != nil {
+                return [
+                    (
+                        "peer_public_key_file",
+                        "[ha] has peer_public_key_file but no role; set role, bind and peer, or remove it"
+                    )
+                ]
             }
             return []
         }
@@ -67,6 +96,8 @@ public struct PairSettings: Codable, Equatable, Sendable {
                 problems.append((key, "\(key) \"\(value)\": \(problem)"))
             } else if Endpoint.isMulticast(value) || value.hasPrefix("inproc://") {
                 problems.append((key, "\(key) \"\(value)\" must be tcp or ipc: the pair talks across processes"))
+            } else if value.hasPrefix("tcp://"), let wildcard = Self.wildcard(in: value, key: key) {
+                problems.append((key, wildcard))
             }
         }
         if bind != nil && bind == peer {

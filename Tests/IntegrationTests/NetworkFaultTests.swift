@@ -528,6 +528,22 @@ final class NetworkLab {
     }
 
     /// Removes the faults; returns when the link is whole again.
+    /// A one-way partition: TCP segments arriving at the subscriber's side for `port` are
+    /// dropped (connections to that port are cut, with what flows on them), while connections
+    /// the subscriber's side makes go on.
+    func blockIncomingAtSubscriber(tcpPort port: Int) throws -> Double {
+        let table = { (rule: String) in
+            """
+            table inet zpubfault {
+                chain input { type filter hook input priority 0; policy accept; \(rule) }
+            }
+            """
+        }
+        try nftables(in: subscriberNamespace, table("tcp dport \(port) drop;"))
+        try nftables(in: brokerNamespace, table(""))  // for `heal`, which removes both
+        return monotonicSeconds()
+    }
+
     func heal() throws -> Double {
         for namespace in [brokerNamespace, subscriberNamespace] {
             try command(ip, ["netns", "exec", namespace, nft.path, "delete", "table", "inet", "zpubfault"])

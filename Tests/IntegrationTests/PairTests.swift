@@ -442,11 +442,13 @@ final class PairTests: XCTestCase {
     }
 
     /// Each active alone in turn: the backup takes over from a primary stopped cleanly, is
-    /// stopped too, and the primary starts alone from its own last number. The backup's store
-    /// then holds numbers the primary will give to other messages: rejoining, it stops (75)
-    /// with its history set aside, and restarted it mirrors the primary's. It used to rejoin as
-    /// passive and mirror nothing until the primary's numbers passed its own, a million later.
-    func testABackupWhoseHistoryIsAheadOfTheActiveOneSetsItAsideAndMirrors() throws {
+    /// stopped too, and the primary starts alone. It has not heard the backup since it
+    /// started, so it cannot know how far the backup numbered: it numbers a billion above what
+    /// it knows, and never gives a number the backup gave. The backup rejoins as passive and
+    /// mirrors the primary's new messages above its own. (Until 2026-12-02 the primary went on
+    /// from its own last number, giving the backup's numbers to other messages; the backup
+    /// then found its history ahead of the primary's, stopped with 75 and set it aside.)
+    func testAPrimaryStartingAloneNumbersAboveWhatTheBackupMayHaveGiven() throws {
         let primaryConfiguration = configuration(role: .primary, state: "a")
         let backupConfiguration = configuration(role: .backup, state: "b")
         var primary = try broker("a", role: .primary, configuration: primaryConfiguration)
@@ -468,6 +470,7 @@ final class PairTests: XCTestCase {
         try Wait.until("the backup takes over", timeout: 15) { pairState(backup) == .active }
         try send(10..<20, to: backup)
         try Wait.until("the backup keeps its own") { try history(backup).count == 20 }
+        let backupsOwn = try history(backup).map(\.seq)
         backup.signal(SIGTERM)
         XCTAssertEqual(backup.waitForExit(), 0)
 
@@ -475,18 +478,17 @@ final class PairTests: XCTestCase {
         try Wait.until("the primary is active alone", timeout: 15) { pairState(primary) == .active }
         try send(20..<25, to: primary)
         try Wait.until("the primary keeps its own") { try history(primary).count == 15 }
-        backup = try Daemon(configuration: backupConfiguration, endpoints: endpoints("b"), waitUntilReady: false)
-        XCTAssertEqual(backup.waitForExit(), 75, backup.log)
-        XCTAssertTrue(backup.log.contains("beyond the active peer's"), backup.log)
-        let aside = try FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("b").path)
-        XCTAssertTrue(aside.contains { $0.hasPrefix("diverged-") }, "\(aside)")
+        let primarysNew = try history(primary).map(\.seq).suffix(5)
+        XCTAssertGreaterThan(
+            try XCTUnwrap(primarysNew.first), try XCTUnwrap(backupsOwn.last) + (1 << 29),
+            "far above every number the backup gave: \(primarysNew) against \(backupsOwn)")
 
         backup = try broker("b", role: .backup, configuration: backupConfiguration)
         try Wait.until("the restarted backup is passive", timeout: 15) { pairState(backup) == .passive }
-        try Wait.until("it mirrors the primary's history", timeout: 15) {
-            try history(backup).map(\.seq) == history(primary).map(\.seq)
-        }
-        XCTAssertEqual(try history(backup).map(\.number), Array(0..<10) + Array(20..<25))
+        try Wait.until("it mirrors the primary's new messages", timeout: 15) { try history(backup).count == 25 }
+        XCTAssertEqual(try history(backup).map(\.number), Array(0..<25), "its own, then the primary's")
+        XCTAssertEqual(Array(try history(backup).map(\.seq).suffix(5)), Array(primarysNew))
+        XCTAssertFalse(backup.log.contains("beyond the active peer's"), backup.log)
     }
 
     func testAPartitionBetweenThePairLeavesOneActiveBroker() throws {
@@ -553,6 +555,68 @@ final class PairTests: XCTestCase {
         }
         XCTAssertEqual(pairState(primary), .active)
         XCTAssertEqual(pairState(backup), .passive)
+    }
+
+    /// A one-way partition of the pair link: the backup's pair port cannot be reached (a
+    /// firewall), the primary's can. The backup stops getting the primary's heartbeats, and
+    /// with a client it took over; the primary heard it say "active" and kept the role in
+    /// silence: both stayed active. Each broker now answers the peer's heartbeat on the peer's
+    /// own connection, so the backup hears the primary that way and stays passive.
+    func testAOneWayPartitionOfThePairLinkLeavesOneActiveBroker() throws {
+        try XCTSkipUnless(geteuid() == 0, "network namespaces and nftables rules need root")
+        guard let ip = NetworkLab.tool("ip"), let nft = NetworkLab.tool("nft") else {
+            throw XCTSkip("`ip` (iproute2) or `nft` (nftables) is missing; `make test` installs them")
+        }
+        NetworkLab.removeStale(ip: ip)
+        let lab = try NetworkLab(ip: ip, nft: nft)
+        defer { lab.remove() }
+        let (primaryHost, backupHost) = (NetworkLab.brokerAddress, NetworkLab.subscriberAddress)
+        func start(_ role: PairSettings.Role, namespace: String, host: String, peerHost: String) throws -> Daemon {
+            try Daemon(
+                configuration: """
+                    [ha]
+                    role = "\(role.rawValue)"
+                    bind = "tcp://\(host):5611"
+                    peer = "tcp://\(peerHost):5611"
+                    failover_ms = 1000
+                    """,
+                endpoints: endpoints(role == .primary ? "a" : "b", xpub: "tcp://\(host):5612"),
+                launcher: [ip.path, "netns", "exec", namespace])
+        }
+        let primary = try start(.primary, namespace: lab.brokerNamespace, host: primaryHost, peerHost: backupHost)
+        let backup = try start(.backup, namespace: lab.subscriberNamespace, host: backupHost, peerHost: primaryHost)
+        try waitForPair(primary, backup)
+        // A client of both: the backup would take over for it.
+        let client = try RunningProgram(
+            ip,
+            [
+                "netns", "exec", lab.subscriberNamespace, "/usr/bin/python3", "-c",
+                """
+                import time, zmq
+                sub = zmq.Context().socket(zmq.SUB)
+                sub.connect("tcp://\(primaryHost):5612"); sub.connect("tcp://\(backupHost):5612")
+                sub.setsockopt(zmq.SUBSCRIBE, b"n.")
+                time.sleep(120)
+                """,
+            ])
+        defer { kill(client.processIdentifier, SIGKILL) }
+        try Wait.until("both brokers see the client") {
+            let primarySees = try primary.stats().peers[.xpub] ?? 0
+            let backupSees = try backup.stats().peers[.xpub] ?? 0
+            return primarySees > 0 && backupSees > 0
+        }
+
+        _ = try lab.blockIncomingAtSubscriber(tcpPort: 5611)
+        // Four failover intervals: without the answers, the backup takes over after one.
+        let until = Date().addingTimeInterval(4)
+        while Date() < until {
+            XCTAssertNotEqual(pairState(backup), .active, "a second active broker in a one-way partition")
+            XCTAssertEqual(pairState(primary), .active)
+            usleep(100_000)
+        }
+        XCTAssertLessThan(
+            try XCTUnwrap(try backup.decode("HEALTH", as: HealthReport.self).pair?.peerHeardMillisecondsAgo), 1_000,
+            "the backup hears the primary on its own connection")
     }
 
     // MARK: Browsers

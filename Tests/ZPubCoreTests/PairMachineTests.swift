@@ -94,4 +94,28 @@ final class PairMachineTests: XCTestCase {
         else { return XCTFail("accepted") }
         XCTAssertTrue(missing.problems.contains { $0.description.contains("needs peer") }, "\(missing.problems)")
     }
+
+    /// What would start and then fail at a takeover, or never do what it says, is refused at
+    /// start with the line: the pair's endpoint shared with a producers' endpoint, a wildcard
+    /// the pair cannot use, [ha] keys without a role.
+    func testPairSettingsThatCannotWorkAreRefusedWithTheirLine() {
+        func problems(_ text: String) -> [String] {
+            guard case .failure(let failure) = ConfigurationFile.parse(text) else { return [] }
+            return failure.problems.map(\.description)
+        }
+        let shared = problems(
+            "[endpoints]\npull = \"tcp://*:5555\"\n[ha]\nrole = \"primary\"\nbind = \"tcp://*:5555\"\npeer = \"tcp://b:5600\"\n"
+        )
+        XCTAssertTrue(shared.contains { $0.hasPrefix("line 5:") && $0.contains("also the pull endpoint") }, "\(shared)")
+        let wildPeer = problems("[ha]\nrole = \"backup\"\nbind = \"tcp://*:5600\"\npeer = \"tcp://*:5600\"\n")
+        XCTAssertTrue(
+            wildPeer.contains { $0.hasPrefix("line 4:") && $0.contains("must name the other broker's host") },
+            "\(wildPeer)")
+        let wildPort = problems("[ha]\nrole = \"backup\"\nbind = \"tcp://*:*\"\npeer = \"tcp://a:5600\"\n")
+        XCTAssertTrue(wildPort.contains { $0.hasPrefix("line 3:") && $0.contains("needs a fixed port") }, "\(wildPort)")
+        let noRole = problems("[ha]\nfailover_ms = 3000\n")
+        XCTAssertTrue(noRole.contains { $0.hasPrefix("line 2:") && $0.contains("no role") }, "\(noRole)")
+        let keyNoRole = problems("[ha]\npeer_public_key_file = \"/etc/zpub/peer.public\"\n")
+        XCTAssertTrue(keyNoRole.contains { $0.hasPrefix("line 2:") && $0.contains("no role") }, "\(keyNoRole)")
+    }
 }
