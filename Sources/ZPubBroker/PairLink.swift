@@ -85,6 +85,12 @@ final class PairLink {
     /// peer does not take over while this one still forwards, but this one takes over nothing.
     private var draining = false
     private var dualActiveLog = LogRateLimit()
+    /// The peer's HISTORY request the writer is answering, sent once ready
+    /// (`sendHistoryAnswerIfReady`): this thread, which sends the heartbeats, never waits for
+    /// a slow disk, and a slow answer is late, not lost (the peer then waited 2 s to ask
+    /// again). A newer request replaces it: the peer asks one at a time.
+    private var pendingHistory:
+        (identity: [UInt8], echo: [UInt8], slot: ReplySlot<Result<HistoryReply, ControlError>>, asked: UInt64)?
     /// A takeover by a broker that has not heard its peer since it started skips this many:
     /// the peer may have numbered all the while this one was down (at 100,000 messages a
     /// second, a billion is three hours of it).
@@ -164,7 +170,9 @@ final class PairLink {
         while true {
             let now = SystemClock.monotonicNanoseconds()
             let untilHeartbeat = heartbeat &- min(heartbeat, now &- lastHeartbeat)
-            let timeout = Int(min(untilHeartbeat / 1_000_000, Self.replicationIntervalMilliseconds))
+            var timeout = Int(min(untilHeartbeat / 1_000_000, Self.replicationIntervalMilliseconds))
+            // An answer on its way from the history writer is looked for often.
+            if pendingHistory != nil { timeout = min(timeout, 2) }
             do {
                 _ = try poller.poll(timeoutMilliseconds: max(1, timeout))
             } catch {
@@ -177,6 +185,7 @@ final class PairLink {
                 if commands.contains(false) { draining = true }
             }
             if poller.isReadable(routerIndex) { serveRequests() }
+            sendHistoryAnswerIfReady()
             if poller.isReadable(dealerIndex) { receiveReplies() }
             let later = SystemClock.monotonicNanoseconds()
             if later &- lastHeartbeat >= heartbeat { beat(now: later) }
@@ -259,20 +268,14 @@ final class PairLink {
                 let more = Array((page.more ? "more" : "done").utf8)
                 _ = try? router.send(frames: [identity, Array("VALUES".utf8), Array(json), more], dontWait: true)
             case "HISTORY" where frames.count >= 3:
-                // Answered from the history writer with a short deadline: this thread sends the
-                // heartbeats, and a slow disk must not silence them (the peer would take over).
-                // Unanswered, the peer asks again.
                 guard let history, var query = HistoryQuery.parse(Array("since ".utf8) + frames[2]) else { continue }
                 // The fourth frame, when the peer sends it: the bytes its history queue has room for.
                 if frames.count >= 4, let room = Int(String(decoding: frames[3], as: UTF8.self)), room > 0 {
                     query.maxBytes = room
                 }
-                guard case .success(let reply) = history.query(query, milliseconds: shortWait),
-                    let json = try? JSONEncoder().encode(reply)
-                else { continue }
-                // The third frame echoes the request's sequence, so that the peer can tell a late
-                // reply to an earlier request from the one it waits for.
-                _ = try? router.send(frames: [identity, Array("HISTORY".utf8), Array(json), frames[2]], dontWait: true)
+                let slot = ReplySlot<Result<HistoryReply, ControlError>>()
+                history.mailbox.post(.query(query, slot))
+                pendingHistory = (identity, frames[2], slot, SystemClock.monotonicNanoseconds())
             default:
                 continue
             }
@@ -296,10 +299,29 @@ final class PairLink {
         heard(newest.state, sequence: newest.sequence)
     }
 
+    /// Sends the writer's answer to the peer's HISTORY request, if it has come.
+    private func sendHistoryAnswerIfReady() {
+        guard let pending = pendingHistory else { return }
+        guard let result = pending.slot.wait(milliseconds: 0) else {
+            // The peer asks again after this long: an answer later than that is not waited for.
+            let age = SystemClock.monotonicNanoseconds() &- pending.asked
+            if age > Self.replicationTimeoutMilliseconds * 1_000_000 { pendingHistory = nil }
+            return
+        }
+        pendingHistory = nil
+        guard case .success(let reply) = result, let json = try? JSONEncoder().encode(reply) else { return }
+        // The third frame echoes the request's sequence, so that the peer can tell a late reply
+        // to an earlier request from the one it waits for.
+        _ = try? router.send(
+            frames: [pending.identity, Array("HISTORY".utf8), Array(json), pending.echo], dontWait: true)
+    }
+
     /// The peer's state and last sequence, from its heartbeat (or, on a one-way partition, the
     /// primary's answer on this broker's own connection).
     private func heard(_ state: PairMachine.State, sequence: UInt64) {
-        let newest = (state: state, sequence: sequence)
+        // No broker numbers near 2^62; a number above it (a damaged or hostile heartbeat) must
+        // not wrap the takeover's arithmetic.
+        let newest = (state: state, sequence: min(sequence, 1 << 62))
         peerEverHeard = true
         if newest.state == .active { peerWasActive = true }
         if newest.state == .waiting {
