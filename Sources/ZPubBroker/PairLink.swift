@@ -85,6 +85,9 @@ final class PairLink {
     /// peer does not take over while this one still forwards, but this one takes over nothing.
     private var draining = false
     private var dualActiveLog = LogRateLimit()
+    /// When the peer's own heartbeat last came (on the ROUTER): its answers count only while
+    /// these do not.
+    private var lastDirectHeartbeat: UInt64 = 0
     /// The peer's HISTORY request the writer is answering, sent once ready
     /// (`sendHistoryAnswerIfReady`): this thread, which sends the heartbeats, never waits for
     /// a slow disk, and a slow answer is late, not lost (the peer then waited 2 s to ask
@@ -281,22 +284,25 @@ final class PairLink {
             }
         }
         guard let newest else { return }
-        // Answered on the peer's own connection: in a one-way partition (the peer's pair port
-        // unreachable from here, this one's from there) the peer hears this broker this way,
-        // and a backup that took over yields instead of staying active beside the primary.
+        lastDirectHeartbeat = SystemClock.monotonicNanoseconds()
+        let wasActive = machine.state == .active
+        heard(newest.state, sequence: newest.sequence)
+        // Answered on the peer's own connection, in the state this heartbeat left this broker
+        // in: in a one-way partition (the peer's pair port unreachable from here, this one's
+        // from there) the peer hears this broker this way, and a backup that took over yields
+        // instead of staying active beside the primary.
         let answer = [
             newest.identity, Array("HB".utf8), Array(machine.state.rawValue.utf8),
             Array(String(ownNextSequence &- 1).utf8),
         ]
         _ = try? router.send(frames: answer, dontWait: true)
-        if newest.state == .active && machine.state == .active && status.role == .primary {
+        if newest.state == .active && wasActive && machine.state == .active && status.role == .primary {
             if let heldBack = dualActiveLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.critical(
                     "pair: both brokers are active (the backup at sequence \(newest.sequence)); the answer to its heartbeat tells it that the primary keeps the role. If this repeats, the backup hears neither: check the pair link between \(settings.bind ?? "this broker") and \(settings.peer ?? "the peer")\(heldBack == 0 ? "" : " (\(heldBack) more since the last such message)")"
                 )
             }
         }
-        heard(newest.state, sequence: newest.sequence)
     }
 
     /// Sends the writer's answer to the peer's HISTORY request, if it has come.
@@ -332,7 +338,10 @@ final class PairLink {
             peerBurst = max(peerBurst, newest.sequence &- status.peerSequence)
         }
         status.peerSequence = newest.sequence
-        if let transition = machine.peerSaid(newest.state, nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+        // A broker that stops takes over nothing, from the peer's word either.
+        if !draining,
+            let transition = machine.peerSaid(newest.state, nowNanoseconds: SystemClock.monotonicNanoseconds())
+        {
             apply(transition)
         }
         checkAhead()
@@ -404,7 +413,12 @@ final class PairLink {
         while let frames = try? dealer.receiveFrames(dontWait: true) {
             guard frames.count >= 2 else { continue }
             if String(decoding: frames[0], as: UTF8.self) == "HB" {
-                // The peer's answer to this broker's heartbeat, on this broker's connection.
+                // The peer's answer to this broker's heartbeat, on this broker's connection:
+                // heeded only while the peer's own heartbeats do not come (a one-way
+                // partition). Otherwise it is news already had, or older: an answer sent
+                // before the peer's last heartbeat, read after it, would undo it.
+                let directSilence = SystemClock.monotonicNanoseconds() &- lastDirectHeartbeat
+                guard directSilence > 2 &* UInt64(settings.heartbeatMilliseconds) &* 1_000_000 else { continue }
                 if frames.count >= 3,
                     let state = PairMachine.State(rawValue: String(decoding: frames[1], as: UTF8.self)),
                     let sequence = UInt64(String(decoding: frames[2], as: UTF8.self))

@@ -955,6 +955,12 @@ final class BrokerLink {
         _ release: SnapshotCatchUp<HeldLive>.Release, gap: HistoryReply.Gap?, to id: ClientID
     ) {
         guard let client = clients[id], let resume = client.resume else { return }
+        // The marker has come: every kept message numbered up to the replay's `through` that
+        // this gateway receives has passed (live, in order before it), so unkept events' ids
+        // may say so, also before any kept message passes live (after a restart, say).
+        if let through = rounds[resume.token]?.replay?.through, through > lastHistorySequence {
+            lastHistorySequence = through
+        }
         var items: [ClientOutbox.Item] = []
         let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
         // Room in the catch-up's allowance, less the held messages and a `gap` or `caught_up`

@@ -772,6 +772,21 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(events.prefix(2).compactMap { $0["id"] as? String }, ["h2", "h3"])
     }
 
+    /// Kept messages published before any client came never pass the gateway live; a replay
+    /// tells it how far history has numbered, so that unkept events' ids carry the position
+    /// from then on, not only once a kept message passes live.
+    func testAReplayGivesUnkeptEventsTheHistoryPosition() throws {
+        let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"orders.\"]")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...3 { try push.send(frames: frames("orders.x", "\(i)")) }
+        try Wait.until("history holds 3") { try daemon.stats().history?.written == 3 }
+        let events = try resumeSSE(
+            daemon, port: port, prefix: "news.", lastEventID: "h3", count: 5, push: push, liveTopic: "news.x")
+        let id = try XCTUnwrap(events.last?["id"] as? String, "\(events)")
+        XCTAssertTrue(id.hasSuffix("-h3"), "the replay's through, in the unkept event's id: \(id)")
+    }
+
     /// An SSE resume replays the client's prefixes only: the newest `client_queue x 10 - 2`
     /// (here 18) are chosen among the client's, not among all, so busy traffic under another
     /// history prefix does not push the client's messages into a gap.
