@@ -212,6 +212,9 @@ enum HistoryCommand: Sendable {
     /// A pair member taking over numbers from here on: its store reserves above it, durably,
     /// before the loop hands any out (true once done).
     case reserve(above: UInt64, ReplySlot<Bool>)
+    /// A passive pair member: the ranges the active peer told as not kept, with its reasons
+    /// (its takeover jump, its unclean stop), for this store's record of the same numbers.
+    case peerNotKept([HistoryReply.NotKept])
     case stop
 }
 
@@ -355,6 +358,13 @@ final class HistoryWriter {
                 case .reconfigure(let configuration):
                     apply(configuration)
                     applyBounds()
+                case .peerNotKept(let ranges):
+                    do {
+                        try store.takeReasons(from: ranges)
+                    } catch {
+                        logger.warning(
+                            "history could not record the peer's reasons for numbers it did not keep: \(error)")
+                    }
                 case .reserve(let sequence, let slot):
                     store.expectTakeover(numberingFrom: sequence)
                     do {

@@ -474,6 +474,10 @@ final class PairLink {
             // Nothing newer kept: the peer's assigned sequences up to here are ours too.
             if !reply.more { status.replicatedThrough = max(status.replicatedThrough, reply.lastSequence) }
             moreToReplicate = reply.more
+            // Numbers the peer did not keep are not kept here either: its reasons say why.
+            if let notKept = reply.notKept, !notKept.isEmpty, let history {
+                history.mailbox.post(.peerNotKept(notKept))
+            }
         }
     }
 

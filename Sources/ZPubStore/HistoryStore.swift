@@ -959,6 +959,18 @@ public final class HistoryStore {
         }
     }
 
+    /// A passive pair member's record of numbers its active peer did not keep takes the peer's
+    /// reasons (`takeover`, `unclean_stop`) instead of `dropped`: rows already recorded wholly
+    /// inside one of `ranges` now, later ones as they are found (`NotKeptLedger.peerReasons`).
+    public func takeReasons(from ranges: [HistoryReply.NotKept]) throws {
+        let told = ranges.filter { $0.reason != .dropped }
+        guard !told.isEmpty else { return }
+        for range in told {
+            try NotKeptLedger.relabel(database, from: range.from, to: range.to, as: range.reason)
+            notKeptLedger.expect(range)
+        }
+    }
+
     /// Rows in the `not_kept` table.
     public var notKeptRanges: Int { notKeptLedger.rows }
 

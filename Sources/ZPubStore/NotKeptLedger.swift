@@ -52,6 +52,10 @@ struct NotKeptLedger {
     /// The first number of a takeover (`HistoryStore.expectTakeover`): a range that ends just
     /// below it is the numbers the peer may have used, not messages this broker dropped.
     var takeoverStart: UInt64 = 0
+    /// Ranges a pair peer told with their reasons (`HistoryStore.takeReasons`): a range found
+    /// wholly inside one takes its reason. The newest 64.
+    private var peerReasons: [Range] = []
+    static let maximumPeerReasons = 64
 
     static func createTable(_ database: SQLiteDatabase) throws {
         try database.execute(
@@ -124,7 +128,9 @@ struct NotKeptLedger {
     /// A range not kept: the part up to a takeover's first number is the peer's (`takeover`),
     /// even when this broker then dropped its own first messages too.
     private mutating func found(_ first: UInt64, _ last: UInt64, _ reason: Reason) {
-        if reason == .dropped, takeoverStart > first, last >= takeoverStart - 1 {
+        if reason == .dropped, let told = peerReasons.last(where: { $0.first <= first && last <= $0.last }) {
+            add(first, last, told.reason)
+        } else if reason == .dropped, takeoverStart > first, last >= takeoverStart - 1 {
             add(first, takeoverStart - 1, .takeover)
             if last >= takeoverStart { add(takeoverStart, last, .dropped) }
         } else {
@@ -218,6 +224,30 @@ struct NotKeptLedger {
     mutating func rolledBack() {
         working = Working(through: accountedThrough, uncleanThrough: uncleanThrough)
         pendingState = nil
+    }
+
+    /// A range the pair peer told, with its reason, for ranges found later.
+    mutating func expect(_ told: HistoryReply.NotKept) {
+        peerReasons.removeAll { $0.last <= accountedThrough }
+        if peerReasons.count == Self.maximumPeerReasons { peerReasons.removeFirst() }
+        peerReasons.append(Range(first: told.from, last: told.to, reason: told.reason))
+        // The newest row, if relabelled (`relabel`), must keep extending under its new reason.
+        if var last = newest, told.from <= last.first, last.last <= told.to {
+            last.reason = told.reason
+            newest = last
+        }
+    }
+
+    /// Rows recorded wholly inside `from...to` as `dropped` take `reason` (outside a transaction:
+    /// one statement).
+    static func relabel(_ database: SQLiteDatabase, from: UInt64, to: UInt64, as reason: Reason) throws {
+        let update = try database.prepare(
+            "UPDATE not_kept SET reason = ?1 WHERE first_seq >= ?2 AND last_seq <= ?3 AND reason = ?4")
+        update.bind(1, code(reason))
+        update.bind(2, min(from, UInt64(Int64.max)))
+        update.bind(3, min(to, UInt64(Int64.max)))
+        update.bind(4, code(.dropped))
+        try update.run()
     }
 
     // MARK: Eviction and reading

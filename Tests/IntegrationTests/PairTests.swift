@@ -489,6 +489,10 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(try history(backup).map(\.number), Array(0..<25), "its own, then the primary's")
         XCTAssertEqual(Array(try history(backup).map(\.seq).suffix(5)), Array(primarysNew))
         XCTAssertFalse(backup.log.contains("beyond the active peer's"), backup.log)
+        // The numbers between the backup's own and the primary's new ones: not kept, and
+        // the backup says why as the primary does (its jump), not as if it had dropped them.
+        let reply = try backup.decode("HISTORY since \(try XCTUnwrap(backupsOwn.last))", as: HistoryReply.self)
+        XCTAssertEqual(reply.notKept?.map(\.reason), [.takeover], "\(String(describing: reply.notKept))")
     }
 
     func testAPartitionBetweenThePairLeavesOneActiveBroker() throws {

@@ -153,6 +153,25 @@ final class NotKeptLedgerTests: XCTestCase {
             ])
     }
 
+    /// A passive pair member records the peer's takeover jump as a hole like any other; the
+    /// peer's HISTORY reply tells its reason, before the hole is found or after.
+    func testAPassiveMemberTakesThePeersReasons() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        try append(store, [1, 2], assignedThrough: 2)
+        try append(store, [1_000], assignedThrough: 1_000)  // the peer's jump, mirrored
+        try store.takeReasons(from: [HistoryReply.NotKept(from: 3, to: 999, reason: .takeover)])
+        // Told first, found later.
+        try store.takeReasons(from: [HistoryReply.NotKept(from: 1_001, to: 5_000, reason: .uncleanStop)])
+        try append(store, [5_001, 5_003], assignedThrough: 5_003)
+        XCTAssertEqual(
+            try store.notKept(after: 0, through: .max),
+            [
+                HistoryReply.NotKept(from: 3, to: 999, reason: .takeover),
+                HistoryReply.NotKept(from: 1_001, to: 5_000, reason: .uncleanStop),
+                HistoryReply.NotKept(from: 5_002, to: 5_002, reason: .dropped),
+            ])
+    }
+
     func testAReadTellsAtMostItsLimitJoiningTheRest() throws {
         let store = try HistoryStore(directory: nil, bounds: roomy)
         try append(store, [1, 3, 5, 7, 9, 11, 13], assignedThrough: 13)
