@@ -85,9 +85,14 @@ final class PairLink {
     /// peer does not take over while this one still forwards, but this one takes over nothing.
     private var draining = false
     private var dualActiveLog = LogRateLimit()
-    /// When the peer's own heartbeat last came (on the ROUTER): its answers count only while
-    /// these do not.
-    private var lastDirectHeartbeat: UInt64 = 0
+    /// Every report of this broker's state (heartbeat or answer) carries this run's random id
+    /// and a number counting up, so that the peer, which gets them on two connections, takes
+    /// a report only if it is newer than the last it took: an answer read after a newer
+    /// heartbeat, or a heartbeat after a newer answer, would otherwise undo it.
+    private let runID = UInt64.random(in: 1...UInt64.max)
+    private var reportNumber: UInt64 = 0
+    /// The peer's run and the number of its last report taken (nil: none yet).
+    private var peerReport: (run: UInt64, number: UInt64)?
     /// The peer's HISTORY request the writer is answering, sent once ready
     /// (`sendHistoryAnswerIfReady`): this thread, which sends the heartbeats, never waits for
     /// a slow disk, and a slow answer is late, not lost (the peer then waited 2 s to ask
@@ -216,8 +221,28 @@ final class PairLink {
     /// Tells the peer this broker's state and last sequence, as known now.
     private func announce(now: UInt64) {
         lastHeartbeat = now
-        let frames = [Array("HB".utf8), Array(machine.state.rawValue.utf8), Array(String(ownNextSequence &- 1).utf8)]
-        _ = try? dealer.send(frames: frames, dontWait: true)
+        _ = try? dealer.send(frames: [Array("HB".utf8)] + report(), dontWait: true)
+    }
+
+    /// This broker's state, last sequence, run and report number, as heartbeat and answer say it.
+    private func report() -> [[UInt8]] {
+        reportNumber &+= 1
+        return [
+            Array(machine.state.rawValue.utf8), Array(String(ownNextSequence &- 1).utf8), Array(String(runID).utf8),
+            Array(String(reportNumber).utf8),
+        ]
+    }
+
+    /// Whether a report of the peer's (`fields`: state, sequence, and from a zpubd since
+    /// 2026-12-02 run and number) is newer than the last taken; takes note of it if so. A new
+    /// run (the peer restarted) starts afresh.
+    private func isNewerReport(_ fields: ArraySlice<[UInt8]>) -> Bool {
+        guard fields.count >= 4, let run = UInt64(String(decoding: fields[fields.startIndex + 2], as: UTF8.self)),
+            let number = UInt64(String(decoding: fields[fields.startIndex + 3], as: UTF8.self))
+        else { return true }
+        if let last = peerReport, last.run == run, number <= last.number { return false }
+        peerReport = (run, number)
+        return true
     }
 
     /// Asks the loop for its next sequence and its subscribers (no answer in 500 ms: the last
@@ -245,7 +270,7 @@ final class PairLink {
     /// Heartbeats and replication requests from the peer, on the ROUTER. Of several heartbeats
     /// waiting only the newest counts.
     private func serveRequests() {
-        var newest: (state: PairMachine.State, sequence: UInt64, identity: [UInt8])?
+        var newest: (state: PairMachine.State, sequence: UInt64, identity: [UInt8], fields: ArraySlice<[UInt8]>)?
         while let frames = try? router.receiveFrames(dontWait: true) {
             guard frames.count >= 2 else { continue }
             let identity = frames[0]
@@ -255,7 +280,7 @@ final class PairLink {
                 if let state = PairMachine.State(rawValue: String(decoding: frames[2], as: UTF8.self)),
                     let sequence = UInt64(String(decoding: frames[3], as: UTF8.self))
                 {
-                    newest = (state, sequence, identity)
+                    newest = (state, sequence, identity, frames[2...])
                 }
             case "VALUES" where frames.count >= 3:
                 let since = UInt64(String(decoding: frames[2], as: UTF8.self)) ?? 0
@@ -284,18 +309,13 @@ final class PairLink {
             }
         }
         guard let newest else { return }
-        lastDirectHeartbeat = SystemClock.monotonicNanoseconds()
         let wasActive = machine.state == .active
-        heard(newest.state, sequence: newest.sequence)
+        if isNewerReport(newest.fields) { heard(newest.state, sequence: newest.sequence) }
         // Answered on the peer's own connection, in the state this heartbeat left this broker
         // in: in a one-way partition (the peer's pair port unreachable from here, this one's
         // from there) the peer hears this broker this way, and a backup that took over yields
         // instead of staying active beside the primary.
-        let answer = [
-            newest.identity, Array("HB".utf8), Array(machine.state.rawValue.utf8),
-            Array(String(ownNextSequence &- 1).utf8),
-        ]
-        _ = try? router.send(frames: answer, dontWait: true)
+        _ = try? router.send(frames: [newest.identity, Array("HB".utf8)] + report(), dontWait: true)
         if newest.state == .active && wasActive && machine.state == .active && status.role == .primary {
             if let heldBack = dualActiveLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.critical(
@@ -339,9 +359,10 @@ final class PairLink {
         }
         status.peerSequence = newest.sequence
         // A broker that stops takes over nothing, from the peer's word either.
-        if !draining,
-            let transition = machine.peerSaid(newest.state, nowNanoseconds: SystemClock.monotonicNanoseconds())
-        {
+        let now = SystemClock.monotonicNanoseconds()
+        if draining {
+            machine.noteHeard(newest.state, nowNanoseconds: now)
+        } else if let transition = machine.peerSaid(newest.state, nowNanoseconds: now) {
             apply(transition)
         }
         checkAhead()
@@ -413,15 +434,12 @@ final class PairLink {
         while let frames = try? dealer.receiveFrames(dontWait: true) {
             guard frames.count >= 2 else { continue }
             if String(decoding: frames[0], as: UTF8.self) == "HB" {
-                // The peer's answer to this broker's heartbeat, on this broker's connection:
-                // heeded only while the peer's own heartbeats do not come (a one-way
-                // partition). Otherwise it is news already had, or older: an answer sent
-                // before the peer's last heartbeat, read after it, would undo it.
-                let directSilence = SystemClock.monotonicNanoseconds() &- lastDirectHeartbeat
-                guard directSilence > 2 &* UInt64(settings.heartbeatMilliseconds) &* 1_000_000 else { continue }
+                // The peer's answer to this broker's heartbeat, on this broker's connection
+                // (taken only if newer than the last report taken, whichever way that came).
                 if frames.count >= 3,
                     let state = PairMachine.State(rawValue: String(decoding: frames[1], as: UTF8.self)),
-                    let sequence = UInt64(String(decoding: frames[2], as: UTF8.self))
+                    let sequence = UInt64(String(decoding: frames[2], as: UTF8.self)),
+                    isNewerReport(frames[1...])
                 {
                     heard(state, sequence: sequence)
                 }

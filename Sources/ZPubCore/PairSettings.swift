@@ -161,6 +161,13 @@ public struct PairMachine: Sendable {
         return Transition(from: state, to: next, reason: reason)
     }
 
+    /// A heartbeat from the peer taken in without any change of state: a broker that stops
+    /// still knows its peer is alive (HEALTH, and no takeover on silence either way).
+    public mutating func noteHeard(_ peer: State, nowNanoseconds now: UInt64) {
+        peerHeard = now
+        peerState = peer
+    }
+
     /// A heartbeat from the peer, saying its state.
     public mutating func peerSaid(_ peer: State, nowNanoseconds now: UInt64) -> Transition? {
         peerHeard = now

@@ -769,6 +769,13 @@ final class BrokerLink {
         // REPLAY's marker carries a history sequence, another counter, which made a client's
         // later Last-Event-ID skip every cache update below it.
         if round.replay == nil, let sequence = round.catchUp.markerSequence { watermark = max(watermark, sequence) }
+        // A REPLAY's marker: every kept message numbered up to it that this gateway receives
+        // has passed (live, in order before it, any waiting for its own sequence marker
+        // flushed by `receive` first), so unkept events' ids may say so, also before any kept
+        // message passes live (after a restart, say). Not at the reply, which can come first.
+        if round.replay != nil, let sequence = round.catchUp.markerSequence, sequence > lastHistorySequence {
+            lastHistorySequence = sequence
+        }
         try? sub.setOption(.unsubscribe, bytes: topic)
         rounds[token] = round
         finishRoundIfDone(token)
@@ -955,12 +962,6 @@ final class BrokerLink {
         _ release: SnapshotCatchUp<HeldLive>.Release, gap: HistoryReply.Gap?, to id: ClientID
     ) {
         guard let client = clients[id], let resume = client.resume else { return }
-        // The marker has come: every kept message numbered up to the replay's `through` that
-        // this gateway receives has passed (live, in order before it), so unkept events' ids
-        // may say so, also before any kept message passes live (after a restart, say).
-        if let through = rounds[resume.token]?.replay?.through, through > lastHistorySequence {
-            lastHistorySequence = through
-        }
         var items: [ClientOutbox.Item] = []
         let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
         // Room in the catch-up's allowance, less the held messages and a `gap` or `caught_up`

@@ -232,7 +232,7 @@ struct NotKeptLedger {
         if peerReasons.count == Self.maximumPeerReasons { peerReasons.removeFirst() }
         peerReasons.append(Range(first: told.from, last: told.to, reason: told.reason))
         // The newest row, if relabelled (`relabel`), must keep extending under its new reason.
-        if var last = newest, told.from <= last.first, last.last <= told.to {
+        if var last = newest, last.reason == .dropped, told.from <= last.first, last.last <= told.to {
             last.reason = told.reason
             newest = last
         }
