@@ -37,10 +37,23 @@ final class AllocationTests: XCTestCase {
             library: library, configuration: "[sockets]\nsend_hwm = 0\n[last_value]\nprefixes = [\"t.\"]\n")
     }
 
-    private func checkNoAllocationPerMessage(library: URL, configuration: String) throws {
-        let few = try allocations(forwarding: Self.baseline, library: library, configuration: configuration)
+    /// With 1,000 topics in turn, each message's topic is found through the topic cache or the
+    /// table's seeded hash (and its tally flushed): once every topic is known, nothing
+    /// allocates. Both runs send every topic, so the table's growth cancels out.
+    func testManyTopicsInTurnAllocateNothingOnceKnown() throws {
+        let library = Binaries.directory.appendingPathComponent("libMallocCounter.so")
+        guard FileManager.default.fileExists(atPath: library.path) else {
+            XCTFail("\(library.path) is missing: build it with `swift build` (make test does) before `swift test`")
+            return
+        }
+        try checkNoAllocationPerMessage(library: library, configuration: "[sockets]\nsend_hwm = 0\n", topics: 1_000)
+    }
+
+    private func checkNoAllocationPerMessage(library: URL, configuration: String, topics: Int = 1) throws {
+        let few = try allocations(
+            forwarding: Self.baseline, library: library, configuration: configuration, topics: topics)
         let many = try allocations(
-            forwarding: Self.baseline + Self.extra, library: library, configuration: configuration)
+            forwarding: Self.baseline + Self.extra, library: library, configuration: configuration, topics: topics)
         let perMessage = Double(many - few) / Double(Self.extra)
         XCTAssertLessThan(
             perMessage, 0.05,
@@ -48,9 +61,10 @@ final class AllocationTests: XCTestCase {
         )
     }
 
-    /// Runs zpubd under the malloc counter, forwards `count` messages from a PUSH producer to one
-    /// subscriber, stops zpubd with SIGTERM and returns the number of allocations it made.
-    private func allocations(forwarding count: Int, library: URL, configuration: String) throws -> Int {
+    /// Runs zpubd under the malloc counter, forwards `count` messages on `topics` topics in
+    /// turn from a PUSH producer to one subscriber, stops zpubd with SIGTERM and returns the
+    /// number of allocations it made.
+    private func allocations(forwarding count: Int, library: URL, configuration: String, topics: Int) throws -> Int {
         let countFile = FileManager.default.temporaryDirectory.appendingPathComponent(
             "zpub-malloc-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: countFile) }
@@ -67,9 +81,11 @@ final class AllocationTests: XCTestCase {
         let topic = Message()
         let payload = Message()
         let received = Message()
+        // Built before sending, so that the test's own allocations stay out of the loop.
+        let topicNames = topics == 1 ? [Array("t.small".utf8)] : (0..<topics).map { Array("t.\($0)".utf8) }
         var arrived = 0
         for index in 0..<count {
-            topic.replace(with: "t.small".utf8)
+            topic.replace(with: topicNames[index % topicNames.count])
             payload.replace(with: withUnsafeBytes(of: UInt64(index)) { Array($0) })
             XCTAssertTrue(try producer.send(topic, more: true))
             XCTAssertTrue(try producer.send(payload))
