@@ -2,9 +2,9 @@
 /// (`zpub sub --since` with `-c` twice; docs/topologies.md, "A pair"), with no sockets and no
 /// clock, so that every race of a failover can be played in a test in the order it happens.
 ///
-/// The subscriber takes the live stream of both brokers on one SUB socket, subscribed to the
-/// data prefix and to its sequence markers (`$zpub/seq/<topic>`, which the active broker sends
-/// right after each kept message, numbering it). It resumes from the active broker after the
+/// The subscriber takes the live stream of each broker on a SUB socket of its own (a *source*),
+/// subscribed to the data prefix and to its sequence markers (`$zpub/seq/<topic>`, which the
+/// active broker sends right after each kept message, numbering it, on the same connection). It resumes from the active broker after the
 /// last sequence printed (a replay, `replayed`) at start and whenever another broker becomes
 /// active. The caller feeds what happens; each call returns what to do now, in order.
 ///
@@ -35,13 +35,12 @@
 ///   messages after `last` would be skipped otherwise); the message it numbers comes in the
 ///   replay.
 ///
-/// Two cases still print a message twice. Printed unnumbered because the active broker lacks
+/// One case still prints a message twice: printed unnumbered because the active broker lacks
 /// it, it is replayed later by a broker that has it (an old primary that kept it and becomes
-/// active again before anything else is printed). And a message of the new broker that waited
-/// for its marker while the dead broker's last messages, still queued in the socket, came in
-/// between: it is taken for an orphan, and the replay numbers it above the takeover's gap,
-/// where the rule above keeps same bytes apart (one socket does not say which broker a message
-/// came from; a socket per broker would).
+/// active again before anything else is printed). (A second case ended with a socket per
+/// broker: a new broker's message waiting for its marker while the dead broker's last
+/// messages, still queued, came in between was taken for an orphan, and printed once
+/// unnumbered and once from the replay, numbered above the takeover's gap.)
 public struct PairFollower {
     public enum Action: Equatable {
         /// Print the message, with its history sequence when it has one.
@@ -68,9 +67,10 @@ public struct PairFollower {
     private let markerPrefix: [UInt8]
     /// The history prefixes, from the last replay.
     private var keptPrefixes: [[UInt8]] = []
-    /// A message seen, waiting for its marker, and since when.
-    private var waiting: [[UInt8]]?
-    private var waitingSince: UInt64 = 0
+    /// The message each source (a SUB socket per broker) last brought, waiting for its marker,
+    /// and since when. Per source: a marker follows its message on its broker's connection,
+    /// whatever another broker's connection brings in between.
+    private var waiting: [Int: (frames: [[UInt8]], since: UInt64)] = [:]
     /// Kept messages waiting for a resume, oldest first, each with the sequence its marker
     /// brought (nil: its marker never came).
     private var waitingForResume: [(frames: [[UInt8]], sequence: UInt64?)] = []
@@ -85,58 +85,77 @@ public struct PairFollower {
     }
 
     /// A message waits for its marker: the caller polls again soon, to learn whether it came.
-    public var isHolding: Bool { waiting != nil }
+    public var isHolding: Bool { !waiting.isEmpty }
 
-    /// A live message or marker, at `now` (monotonic nanoseconds), that the catch-up let
-    /// through; `catchingUp` while a resume's catch-up is not complete.
-    public mutating func received(_ frames: [[UInt8]], now: UInt64, catchingUp: Bool) -> [Action] {
+    /// A live message or marker from `source` (which of the caller's sockets, one per broker,
+    /// it came on), at `now` (monotonic nanoseconds), that the catch-up let through;
+    /// `catchingUp` while a resume's catch-up is not complete.
+    public mutating func received(_ frames: [[UInt8]], from source: Int = 0, now: UInt64, catchingUp: Bool)
+        -> [Action]
+    {
         guard let topic = frames.first else { return [] }
+        // What waits on the other sources: a message history does not keep is printed now (as
+        // a message on its own source would print it), a kept one once its wait is over.
+        var actions = settleOthers(than: source, now: now)
         if topic.starts(with: markerPrefix) {
-            guard let held = waiting, topic.dropFirst(markerPrefix.count).elementsEqual(held[0]) else { return [] }
-            waiting = nil
+            guard let held = waiting[source]?.frames, topic.dropFirst(markerPrefix.count).elementsEqual(held[0])
+            else { return actions }
+            waiting[source] = nil
             let sequence = frames.count > 1 ? UInt64(String(decoding: frames[1], as: UTF8.self)) : nil
             if let sequence, !catchingUp, last > since, sequence > last &+ PairSettings.minimumTakeoverGap / 2 {
-                return [.resume]
+                return actions + [.resume]
             }
             if let sequence, !waitingForResume.isEmpty {
                 // Not printed before the orphans ahead of it are settled (see the rules).
-                return sequence > last ? orphan(held, sequence: sequence) : []
+                return actions + (sequence > last ? orphan(held, sequence: sequence) : [])
             }
-            return deliver(held, sequence)
+            return actions + deliver(held, sequence)
         }
-        var actions: [Action] = []
-        if let held = waiting {
+        if let held = waiting[source]?.frames {
             // Not its marker: the marker is lost.
             if isKept(held[0]) {
-                actions = orphan(held) + [.resume]
+                actions += orphan(held) + [.resume]
             } else {
-                actions = deliver(held, nil)
+                actions += deliver(held, nil)
             }
         }
-        waiting = frames
-        waitingSince = now
+        waiting[source] = (frames, now)
         return actions
     }
 
     /// Nothing arrived for a moment, at `now`.
     public mutating func idle(now: UInt64) -> [Action] {
-        guard let held = waiting else { return [] }
-        if !isKept(held[0]) {
-            // A message whose marker did not follow is not kept: it has no sequence.
-            waiting = nil
-            return deliver(held, nil)
-        }
-        guard now &- waitingSince > Self.markerWaitNanoseconds else { return [] }
-        waiting = nil
-        return orphan(held) + [.resume]
+        settleOthers(than: nil, now: now)
     }
 
     /// The caller is about to resume (another broker is active, or the last resume failed): a
-    /// live-only message is printed, a kept one waits for the replay.
+    /// live-only message is printed, a kept one waits for the replay (oldest first).
     public mutating func resuming() -> [Action] {
-        guard let held = waiting else { return [] }
-        waiting = nil
-        return isKept(held[0]) ? orphan(held) : deliver(held, nil)
+        var actions: [Action] = []
+        for (source, held) in waiting.sorted(by: { $0.value.since < $1.value.since }) {
+            waiting[source] = nil
+            actions += isKept(held.frames[0]) ? orphan(held.frames) : deliver(held.frames, nil)
+        }
+        return actions
+    }
+
+    /// Settles what waits on every source but `source` (nil: on all), when another message
+    /// arrived or nothing did for a moment: a message history does not keep is printed without
+    /// a sequence; a kept one becomes an orphan, and a resume follows, once it waited
+    /// `markerWaitNanoseconds` for its marker.
+    private mutating func settleOthers(than source: Int?, now: UInt64) -> [Action] {
+        var actions: [Action] = []
+        for (other, held) in waiting.sorted(by: { $0.value.since < $1.value.since }) where other != source {
+            if !isKept(held.frames[0]) {
+                // A message whose marker did not follow is not kept: it has no sequence.
+                waiting[other] = nil
+                actions += deliver(held.frames, nil)
+            } else if now &- held.since > Self.markerWaitNanoseconds {
+                waiting[other] = nil
+                actions += orphan(held.frames) + [.resume]
+            }
+        }
+        return actions
     }
 
     /// A resume's replay said the broker numbered nothing after `through`. Below `last`, its

@@ -9,9 +9,9 @@ import ZeroMQ
 /// (measured: one attempt, then nothing for as long as the socket lives). Without this, a wrong
 /// endpoint, a wrong key and a quiet topic all looked the same to `zpub sub`: no output.
 final class ConnectionWatch {
-    /// The monitor's PAIR socket, to poll beside the watched one (readable when events wait).
-    let monitor: Socket
-    private let watched: Socket
+    /// The monitors' PAIR sockets, to poll beside the watched ones (readable when events wait).
+    let monitors: [Socket]
+    private let watched: [Socket]
     private let endpoints: [String]
     private let usingCurve: Bool
     /// Endpoints (as libzmq names them in events) with a connection whose handshake succeeded.
@@ -29,22 +29,38 @@ final class ConnectionWatch {
     /// Since when no connection has been up (monotonic nanoseconds), or nil while one is.
     private var unconnectedSince: UInt64?
 
-    /// Starts watching `socket`, which must not have connected yet (events before the monitor
-    /// starts are not reported). `endpoints` are the ones it will connect to.
+    /// Starts watching `sockets` as one (a connection up on any of them is a connection up),
+    /// which must not have connected yet (events before the monitor starts are not reported).
+    /// `endpoints` are the ones they will connect to, all of them.
     init(
-        _ socket: Socket, context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000
+        _ sockets: [Socket], context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000
     ) throws {
-        // Unique per watched socket (inproc names are per context, and a context may hold several).
-        let address = "inproc://zpub-connection-watch-\(ObjectIdentifier(socket).hashValue)"
-        try socket.startMonitor(address, events: [.handshakeSucceeded, .disconnected, .handshakeFailed])
-        monitor = try Socket(context, type: .pair)
-        try monitor.setOption(.linger, 0)
-        try monitor.connect(address)
-        watched = socket
+        var monitors: [Socket] = []
+        for socket in sockets {
+            // Unique per watched socket (inproc names are per context, and a context may hold
+            // several).
+            let address = "inproc://zpub-connection-watch-\(ObjectIdentifier(socket).hashValue)"
+            try socket.startMonitor(address, events: [.handshakeSucceeded, .disconnected, .handshakeFailed])
+            let monitor = try Socket(context, type: .pair)
+            try monitor.setOption(.linger, 0)
+            try monitor.connect(address)
+            monitors.append(monitor)
+        }
+        self.monitors = monitors
+        watched = sockets
         self.endpoints = endpoints
         self.usingCurve = usingCurve
         self.patienceMilliseconds = patienceMilliseconds
         unconnectedSince = SystemClock.monotonicNanoseconds()
+    }
+
+    /// Starts watching `socket` (see above).
+    convenience init(
+        _ socket: Socket, context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000
+    ) throws {
+        try self.init(
+            [socket], context: context, endpoints: endpoints, usingCurve: usingCurve,
+            patienceMilliseconds: patienceMilliseconds)
     }
 
     /// Whether a connection is up (its handshake done), as of the events read so far.
@@ -58,7 +74,9 @@ final class ConnectionWatch {
         while !isConnected && !isHopeless {
             let now = SystemClock.monotonicNanoseconds()
             guard now < deadline else { return false }
-            _ = try Poller.waitReadable(monitor, timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
+            var poller = Poller()
+            for monitor in monitors { poller.add(monitor) }
+            _ = try poller.poll(timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
             _ = try readEvents()
         }
         return isConnected
@@ -110,6 +128,14 @@ final class ConnectionWatch {
 
     private func readEvents() throws -> [String] {
         var notices: [String] = []
+        for monitor in monitors {
+            notices += try readEvents(of: monitor)
+        }
+        return notices
+    }
+
+    private func readEvents(of monitor: Socket) throws -> [String] {
+        var notices: [String] = []
         while let event = try monitor.readMonitorEvent() {
             let endpoint = event.endpoint
             if event.event.contains(.handshakeSucceeded) {
@@ -142,8 +168,8 @@ final class ConnectionWatch {
 
     /// Stops the monitor (before the socket or the context closes).
     func close() {
-        try? watched.stopMonitor()
-        monitor.close()
+        for socket in watched { try? socket.stopMonitor() }
+        for monitor in monitors { monitor.close() }
     }
 
     /// A failed handshake in words, and whether libzmq has given the endpoint up for it.

@@ -68,7 +68,7 @@ struct ControlClient {
     private func receiveReply(_ socket: Socket, watch: ConnectionWatch, deadline: UInt64) throws -> [[UInt8]]? {
         var poller = Poller()
         let reply = poller.add(socket)
-        poller.add(watch.monitor)
+        for monitor in watch.monitors { poller.add(monitor) }
         while true {
             if let frames = try socket.receiveFrames(dontWait: true) { return frames }
             if watch.failure() != nil && watch.isHopeless { return nil }

@@ -85,23 +85,35 @@ struct Subscribe: ParsableCommand {
         try reportingErrors {
             let context = try Context()
             defer { context.terminate() }
-            let socket = try Socket(context, type: .sub)
-            defer { socket.close() }
-            try socket.setOption(.linger, 0)
-            if snapshot || since != nil {
-                // Live messages wait here while the snapshot or the replay is fetched; a bounded
-                // queue would drop some of them, the marker that ends the catch-up among them.
-                try socket.setOption(.receiveHighWaterMark, 0)
+            // Following a pair, a socket per broker: a sequence marker follows its message on its
+            // broker's connection, and only a socket of its own says which broker a message came
+            // from (`PairFollower`).
+            let following = since != nil && controls.count > 1
+            let sockets = try (0..<(following ? endpoints.count : 1)).map { _ in try Socket(context, type: .sub) }
+            defer { for socket in sockets { socket.close() } }
+            for socket in sockets {
+                try socket.setOption(.linger, 0)
+                if snapshot || since != nil {
+                    // Live messages wait here while the snapshot or the replay is fetched; a
+                    // bounded queue would drop some of them, the marker that ends the catch-up
+                    // among them.
+                    try socket.setOption(.receiveHighWaterMark, 0)
+                }
+                try curve.apply(to: socket)
             }
-            try curve.apply(to: socket)
             let watch = try ConnectionWatch(
-                socket, context: context, endpoints: endpoints, usingCurve: curve.serverKey != nil)
+                sockets, context: context, endpoints: endpoints, usingCurve: curve.serverKey != nil)
             defer { watch.close() }
-            for endpoint in endpoints { try socket.connect(endpoint, option: "--endpoint") }
-            for prefix in prefixes.isEmpty ? [""] : prefixes {
-                try socket.setOption(.subscribe, bytes: Array(prefix.utf8))
+            for (index, endpoint) in endpoints.enumerated() {
+                try sockets[following ? index : 0].connect(endpoint, option: "--endpoint")
             }
-            if let since, controls.count > 1 { return try follow(socket, since: since, watch: watch) }
+            for socket in sockets {
+                for prefix in prefixes.isEmpty ? [""] : prefixes {
+                    try socket.setOption(.subscribe, bytes: Array(prefix.utf8))
+                }
+            }
+            if let since, following { return try follow(sockets, since: since, watch: watch) }
+            let socket = sockets[0]
             var received = 0
             func emit(_ frames: [[UInt8]]) -> Bool {
                 guard !isBrokersOwn(frames) else { return false }
@@ -111,7 +123,7 @@ struct Subscribe: ParsableCommand {
             }
             var catchUp: SnapshotCatchUp<[[UInt8]]>?
             if snapshot || since != nil {
-                var handshake = try startSnapshot(subscriber: socket)
+                var handshake = try startSnapshot(subscribers: [socket])
                 /// Ends the command once --count messages are out.
                 struct Done: Error {}
                 func print(_ entries: [MessageJSON]) throws {
@@ -138,7 +150,7 @@ struct Subscribe: ParsableCommand {
             // Messages and the connection's news, whichever comes first.
             var poller = Poller()
             let data = poller.add(socket)
-            poller.add(watch.monitor)
+            for monitor in watch.monitors { poller.add(monitor) }
             var lastMessage = SystemClock.monotonicNanoseconds()
             // The catch-up's marker travels in the live stream, which the broker sends without
             // waiting: when its queue to this subscriber is full, the marker is lost, and the
@@ -161,7 +173,7 @@ struct Subscribe: ParsableCommand {
                 }
                 if poller.isReadable(data), let frames = try socket.receiveFrames(dontWait: true) {
                     lastMessage = SystemClock.monotonicNanoseconds()
-                    guard try Self.passesCatchUp(frames, &catchUp, socket: socket) else { continue }
+                    guard try Self.passesCatchUp(frames, &catchUp, sockets: [socket]) else { continue }
                     if emit(frames) { return }
                 } else if let timeout, Self.millisecondsSince(lastMessage) >= timeout {
                     throw noMessage(within: timeout, watch)
@@ -198,10 +210,10 @@ struct Subscribe: ParsableCommand {
     /// The Clone pattern's first half: subscribe to a marker topic of our own; the broker takes
     /// the snapshot once that subscription (and so the data subscription sent before it) has
     /// arrived, and ends it with a marker message in the live stream (`SnapshotCatchUp`).
-    private func startSnapshot(subscriber: Socket) throws -> SnapshotCatchUp<[[UInt8]]> {
+    private func startSnapshot(subscribers: [Socket]) throws -> SnapshotCatchUp<[[UInt8]]> {
         let token = (0..<16).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
         let handshake = SnapshotCatchUp<[[UInt8]]>(token: token)
-        try subscriber.setOption(.subscribe, bytes: handshake.markerTopic)
+        for subscriber in subscribers { try subscriber.setOption(.subscribe, bytes: handshake.markerTopic) }
         return handshake
     }
 
@@ -253,10 +265,33 @@ struct Subscribe: ParsableCommand {
     /// when another broker becomes active resumes there after the last sequence printed, so
     /// that what history kept arrives once and in order across a failover. `PairFollower`
     /// makes the decisions; this loop does the talking and the waiting.
-    private func follow(_ socket: Socket, since: UInt64, watch: ConnectionWatch) throws {
+    private func follow(_ sockets: [Socket], since: UInt64, watch: ConnectionWatch) throws {
         let prefix = Array((prefixes.first ?? "").utf8)
         let markers = BrokerState.sequenceMarkerPrefix
-        try socket.setOption(.subscribe, bytes: markers + prefix)
+        for socket in sockets { try socket.setOption(.subscribe, bytes: markers + prefix) }
+        func unsubscribe(_ topic: [UInt8]) {
+            for socket in sockets { try? socket.setOption(.unsubscribe, bytes: topic) }
+        }
+        var poller = Poller()
+        for socket in sockets { poller.add(socket) }
+        /// The socket read first at the next turn: they take turns, so that a busy broker's
+        /// stream cannot keep another's waiting.
+        var turn = 0
+        /// A whole message from whichever socket has one, within `timeout`, with the index of
+        /// its socket (the follower's source).
+        func receive(timeoutMilliseconds timeout: Int) throws -> (frames: [[UInt8]], source: Int)? {
+            for attempt in 0..<2 {
+                for offset in sockets.indices {
+                    let source = (turn + offset) % sockets.count
+                    if let frames = try sockets[source].receiveFrames(dontWait: true) {
+                        turn = (source + 1) % sockets.count
+                        return (frames, source)
+                    }
+                }
+                if attempt == 0 { _ = try poller.poll(timeoutMilliseconds: timeout) }
+            }
+            return nil
+        }
         var follower = PairFollower(since: since, markerPrefix: markers)
         var received = 0
         var active = try activeControl(waitingMilliseconds: timeout ?? 10_000)
@@ -291,9 +326,9 @@ struct Subscribe: ParsableCommand {
         }
         func resume() throws -> Bool {
             // A catch-up given up on: its marker must not arrive later as a message to print.
-            if let abandoned = catchUp { try? socket.setOption(.unsubscribe, bytes: abandoned.markerTopic) }
+            if let abandoned = catchUp { unsubscribe(abandoned.markerTopic) }
             catchUp = nil
-            var handshake = try startSnapshot(subscriber: socket)
+            var handshake = try startSnapshot(subscribers: sockets)
             var entries: [MessageJSON] = []
             let through: UInt64
             do {
@@ -305,7 +340,7 @@ struct Subscribe: ParsableCommand {
             } catch {
                 // The broker may have just taken over, or dropped this connection for a moment:
                 // give up this handshake and try again (a new token) at the next check.
-                try? socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
+                unsubscribe(handshake.markerTopic)
                 Output.error("cannot resume from \(active) yet (\(error)); trying again")
                 catchUp = nil
                 retrying = true
@@ -352,15 +387,16 @@ struct Subscribe: ParsableCommand {
             if let timeout, now &- lastMessage > UInt64(timeout) * 1_000_000 {
                 throw noMessage(within: timeout, watch)
             }
-            guard let frames = try socket.receiveFrames(timeoutMilliseconds: follower.isHolding ? 50 : 100) else {
+            guard let arrival = try receive(timeoutMilliseconds: follower.isHolding ? 50 : 100) else {
                 if act(follower.idle(now: now)) { return }
                 continue
             }
+            let (frames, source) = arrival
             lastMessage = SystemClock.monotonicNanoseconds()
             // Sequence markers are not the catch-up's business: they number what it lets through.
-            guard try Self.passesCatchUp(frames, &catchUp, socket: socket, passing: markers) else { continue }
+            guard try Self.passesCatchUp(frames, &catchUp, sockets: sockets, passing: markers) else { continue }
             if isBrokersOwn(frames) && !frames[0].starts(with: markers) { continue }
-            if act(follower.received(frames, now: lastMessage, catchingUp: catchUp != nil)) { return }
+            if act(follower.received(frames, from: source, now: lastMessage, catchingUp: catchUp != nil)) { return }
         }
     }
 
@@ -368,13 +404,13 @@ struct Subscribe: ParsableCommand {
     /// unsubscribed), messages the snapshot or replay already holds are skipped. True when the
     /// message is to be delivered; topics under `passing` always are.
     private static func passesCatchUp(
-        _ frames: [[UInt8]], _ catchUp: inout SnapshotCatchUp<[[UInt8]]>?, socket: Socket, passing: [UInt8]? = nil
+        _ frames: [[UInt8]], _ catchUp: inout SnapshotCatchUp<[[UInt8]]>?, sockets: [Socket], passing: [UInt8]? = nil
     ) throws -> Bool {
         guard var handshake = catchUp else { return true }
         defer { catchUp = handshake.isComplete ? nil : handshake }
         if handshake.isMarker(topic: frames[0]) {
             handshake.markerReceived(frames: frames)
-            try socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
+            for socket in sockets { try socket.setOption(.unsubscribe, bytes: handshake.markerTopic) }
             return false
         }
         if let passing, frames[0].starts(with: passing) { return true }
