@@ -4,9 +4,10 @@
 ///
 /// The subscriber takes the live stream of each broker on a SUB socket of its own (a *source*),
 /// subscribed to the data prefix and to its sequence markers (`$zpub/seq/<topic>`, which the
-/// active broker sends right after each kept message, numbering it, on the same connection). It resumes from the active broker after the
-/// last sequence printed (a replay, `replayed`) at start and whenever another broker becomes
-/// active. The caller feeds what happens; each call returns what to do now, in order.
+/// active broker sends right after each kept message, numbering it, on the same connection).
+/// It resumes from the active broker after the last sequence printed (a replay, `replayed`) at
+/// start and whenever another broker becomes active. The caller feeds what happens; each call
+/// returns what to do now, in order.
 ///
 /// The rules:
 /// - a message under a history prefix (as the last replay said) waits for its marker and is
@@ -18,6 +19,10 @@
 ///   and a resume follows. If the replay holds it, the replay prints it numbered; if not, it is
 ///   printed without a sequence, before the replay (what history kept after `last` came after
 ///   it, as a rule). Printing it at once would print it twice when the replay has it too.
+/// - a message waits for its marker on its own source: another source's messages in between
+///   change nothing, but once a message is numbered, a kept message that came before it on
+///   another source and still has no marker is an orphan (as the next message on one socket
+///   made it), and one waiting a second while other sources stream is one too;
 /// - while an orphan waits for its resume, the kept messages after it wait too, their markers
 ///   noted: printing one would move `last` past the orphan, so that the replay (after `last`)
 ///   could no longer hold it. Each is then left to the replay when it holds that sequence, and
@@ -98,10 +103,15 @@ public struct PairFollower {
         // a message on its own source would print it), a kept one once its wait is over.
         var actions = settleOthers(than: source, now: now)
         if topic.starts(with: markerPrefix) {
-            guard let held = waiting[source]?.frames, topic.dropFirst(markerPrefix.count).elementsEqual(held[0])
+            guard let waited = waiting[source], topic.dropFirst(markerPrefix.count).elementsEqual(waited.frames[0])
             else { return actions }
             waiting[source] = nil
+            let held = waited.frames
             let sequence = frames.count > 1 ? UInt64(String(decoding: frames[1], as: UTF8.self)) : nil
+            // A kept message that came before this one on another source, still without its
+            // marker, is an orphan now (as one socket's next message made it): printing this
+            // one would move `last` past it, out of the resume's replay.
+            if sequence != nil { actions += orphanKept(arrivedBefore: waited.since) }
             if let sequence, !catchingUp, last > since, sequence > last &+ PairSettings.minimumTakeoverGap / 2 {
                 return actions + [.resume]
             }
@@ -137,6 +147,20 @@ public struct PairFollower {
             actions += isKept(held.frames[0]) ? orphan(held.frames) : deliver(held.frames, nil)
         }
         return actions
+    }
+
+    /// Every kept message waiting on any source since before `time` becomes an orphan (oldest
+    /// first), and a resume follows.
+    private mutating func orphanKept(arrivedBefore time: UInt64) -> [Action] {
+        var actions: [Action] = []
+        var orphaned = false
+        for (source, held) in waiting.sorted(by: { $0.value.since < $1.value.since })
+        where held.since < time && isKept(held.frames[0]) {
+            waiting[source] = nil
+            actions += orphan(held.frames)
+            orphaned = true
+        }
+        return orphaned ? actions + [.resume] : actions
     }
 
     /// Settles what waits on every source but `source` (nil: on all), when another message

@@ -18,7 +18,7 @@ struct TopicIndexCache: Sendable {
 
     /// Table indexes, two per set (-1: empty).
     private var ways: [Int32]
-    /// Per process, so that which topics share a set differs from run to run.
+    /// Random per table, so that which topics share a set differs from run to run.
     private let seed: UInt64
     /// 2^64 divided by the golden ratio, odd: the usual multiplier of multiplicative hashing
     /// (Knuth), which spreads every input bit over the product's high bits.

@@ -89,6 +89,11 @@ struct Subscribe: ParsableCommand {
             // broker's connection, and only a socket of its own says which broker a message came
             // from (`PairFollower`).
             let following = since != nil && controls.count > 1
+            if following && endpoints.count < controls.count {
+                Output.error(
+                    "following \(controls.count) brokers through \(endpoints.count) --endpoint: give each broker's XPUB endpoint, so that each is read on a socket of its own (on one, a failover can print a message twice)"
+                )
+            }
             let sockets = try (0..<(following ? endpoints.count : 1)).map { _ in try Socket(context, type: .sub) }
             defer { for socket in sockets { socket.close() } }
             for socket in sockets {
@@ -304,6 +309,13 @@ struct Subscribe: ParsableCommand {
         /// connection) is started again.
         var resumed: UInt64 = 0
         var lastMessage = lastCheck
+        /// The socket the last catch-up's marker came on: the active broker's.
+        var activeSource: Int?
+        /// During a catch-up on a broker that took over, the socket of the one active before:
+        /// what comes on it is that broker's last messages, which the new broker's replay may
+        /// not hold (not mirrored). They go to the follower as live messages, whose rules
+        /// settle them; the catch-up would skip them as replayed.
+        var previousSource: Int?
 
         /// Carries out the follower's actions in order; true once `--count` messages are out.
         func act(_ actions: [PairFollower.Action]) -> Bool {
@@ -377,6 +389,8 @@ struct Subscribe: ParsableCommand {
                 if let current = try? activeControl(waitingMilliseconds: 0), current != active || retrying {
                     if current != active {
                         Output.error("\(current) is active now (was \(active)); resuming after \(follower.last)")
+                        previousSource = activeSource
+                        activeSource = nil
                     }
                     active = current
                     if act(follower.resuming()) { return }
@@ -393,8 +407,14 @@ struct Subscribe: ParsableCommand {
             }
             let (frames, source) = arrival
             lastMessage = SystemClock.monotonicNanoseconds()
+            if let handshake = catchUp, handshake.isMarker(topic: frames[0]) {
+                activeSource = source
+                previousSource = nil
+            }
             // Sequence markers are not the catch-up's business: they number what it lets through.
-            guard try Self.passesCatchUp(frames, &catchUp, sockets: sockets, passing: markers) else { continue }
+            if source != previousSource || catchUp == nil {
+                guard try Self.passesCatchUp(frames, &catchUp, sockets: sockets, passing: markers) else { continue }
+            }
             if isBrokersOwn(frames) && !frames[0].starts(with: markers) { continue }
             if act(follower.received(frames, from: source, now: lastMessage, catchingUp: catchUp != nil)) { return }
         }

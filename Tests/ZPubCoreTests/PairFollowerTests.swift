@@ -231,10 +231,10 @@ final class PairFollowerTests: XCTestCase {
         var (follower, _) = follower(replay: [("one", 1)])
         XCTAssertEqual(follower.resuming(), [])
         XCTAssertEqual(delivered(follower.replayed([(message("n.a", "two"), 2)], keptPrefixes: nil)), ["two#2"])
-        XCTAssertEqual(follower.received(message("n.a", "new"), from: 1, now: 0, catchingUp: true), [])
-        XCTAssertEqual(follower.received(message("n.a", "two"), from: 0, now: 0, catchingUp: true), [])
+        XCTAssertEqual(follower.received(message("n.a", "new"), from: 1, now: 1, catchingUp: true), [])
+        XCTAssertEqual(follower.received(message("n.a", "two"), from: 0, now: 2, catchingUp: true), [])
         XCTAssertEqual(
-            delivered(follower.received(marker("n.a", 2 + gap), from: 1, now: 0, catchingUp: true)), ["new#\(2 + gap)"])
+            delivered(follower.received(marker("n.a", 2 + gap), from: 1, now: 3, catchingUp: true)), ["new#\(2 + gap)"])
         // The dead broker's copy never gets its marker: after a second it is an orphan, which
         // the printed "two#2" accounts for.
         XCTAssertEqual(follower.idle(now: 2 * second), [.resume])
@@ -243,26 +243,45 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertEqual(follower.last, 2 + gap)
     }
 
+    /// A kept message on one socket, its marker lost, and a later message numbered on another:
+    /// the first is an orphan once the second is numbered, and the second waits with it for
+    /// the resume (printed at once, it would move `last` past the orphan, out of the replay,
+    /// which would then print the orphan unnumbered although the new broker keeps it).
+    func testAMessageNumberedOnOneSocketWaitsForAnOlderOneOnAnother() {
+        var (follower, _) = follower(since: 0)
+        _ = follower.received(message("n.a", "dying"), from: 0, now: 1, catchingUp: false)
+        _ = follower.received(message("n.a", "new"), from: 1, now: 2, catchingUp: false)
+        XCTAssertEqual(follower.received(marker("n.a", 1 + gap), from: 1, now: 3, catchingUp: false), [.resume])
+        XCTAssertEqual(follower.orphans, [message("n.a", "dying"), message("n.a", "new")])
+        XCTAssertEqual(follower.last, 0)
+        XCTAssertEqual(follower.resuming(), [])
+        let actions = follower.replayed(
+            [(message("n.a", "dying"), 1), (message("n.a", "new"), 1 + gap)], keptPrefixes: nil)
+        XCTAssertEqual(delivered(actions), ["dying#1", "new#\(1 + gap)"])
+    }
+
     /// What waits on one socket is settled while another keeps bringing messages: an unkept
     /// message at the other's next message (no marker follows it), a kept one once it waited a
-    /// second for its marker.
+    /// second for its marker, and a resume settles every source, oldest first.
     func testWhatWaitsOnOneSocketIsSettledWhileAnotherStreams() {
         var (follower, _) = follower()
-        _ = follower.received(message("live.a", "unkept"), from: 0, now: 0, catchingUp: false)
+        _ = follower.received(message("live.a", "unkept"), from: 0, now: 1, catchingUp: false)
         XCTAssertEqual(
-            delivered(follower.received(message("n.a", "kept"), from: 1, now: 1, catchingUp: false)), ["unkept"])
-        _ = follower.received(message("n.a", "stale"), from: 0, now: 2, catchingUp: false)
-        XCTAssertEqual(delivered(follower.received(marker("n.a", 1), from: 1, now: 3, catchingUp: false)), ["kept#1"])
-        XCTAssertEqual(follower.received(message("n.a", "b"), from: 1, now: second, catchingUp: false), [])
-        XCTAssertEqual(delivered(follower.received(marker("n.a", 2), from: 1, now: second, catchingUp: false)), ["b#2"])
+            delivered(follower.received(message("n.a", "kept"), from: 1, now: 2, catchingUp: false)), ["unkept"])
+        // A kept message on the other socket after it does not hold it back.
+        _ = follower.received(message("n.a", "stale"), from: 0, now: 3, catchingUp: false)
+        XCTAssertEqual(delivered(follower.received(marker("n.a", 1), from: 1, now: 4, catchingUp: false)), ["kept#1"])
+        // Unkept messages on socket 1 while "stale" waits on socket 0: after a second it is an
+        // orphan.
+        _ = follower.received(message("live.a", "x"), from: 1, now: second, catchingUp: false)
+        XCTAssertEqual(follower.orphans, [])
         XCTAssertEqual(
-            follower.received(message("n.a", "c"), from: 1, now: second + 3, catchingUp: false), [.resume],
-            "stale waited more than a second on the other socket")
+            follower.received(message("live.a", "y"), from: 1, now: second + 4, catchingUp: false),
+            [.resume, .deliver(message("live.a", "x"), sequence: nil)])
         XCTAssertEqual(follower.orphans, [message("n.a", "stale")])
-        XCTAssertTrue(follower.isHolding, "c waits for its marker")
-        // A resume settles every source, oldest first.
-        _ = follower.received(message("n.a", "d"), from: 0, now: second + 4, catchingUp: false)
-        _ = follower.resuming()
+        _ = follower.received(message("n.a", "c"), from: 0, now: second + 5, catchingUp: false)
+        _ = follower.received(message("n.a", "d"), from: 1, now: second + 6, catchingUp: false)
+        XCTAssertEqual(delivered(follower.resuming()), [], "y was printed when c came")
         XCTAssertEqual(follower.orphans, [message("n.a", "stale"), message("n.a", "c"), message("n.a", "d")])
         XCTAssertFalse(follower.isHolding)
     }

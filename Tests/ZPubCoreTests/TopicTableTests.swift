@@ -134,8 +134,9 @@ extension TopicTableTests {
     }
 
     /// More topics than the cache holds, and a table emptied and filled with other topics:
-    /// every message is still counted on its own topic (the cache only ever proposes an index,
-    /// which its key must confirm).
+    /// every message is still counted on its own topic. (The cache only ever proposes an
+    /// index, which its key must confirm: even a cache left full after `removeAll` could not
+    /// mix topics up, so this checks the confirmation, not the emptying.)
     func testTheTopicCacheNeverMixesTopicsUp() {
         var table = TopicTable(maxTopics: 20_000)
         let subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
