@@ -9,12 +9,16 @@
 /// topics and never more, and a topic that collides (by chance or by design) is looked up
 /// through the seeded table as before. Colliding topics cost one failed look here, no more.
 ///
-/// Two ways per set, 4,096 sets: 8,192 topics in 32 KiB. A topic found through the table goes
-/// into the first way, pushing the previous first into the second: with 1,000 topics in turn,
-/// only the few sets that three or more of them share keep missing.
+/// Two ways per set, and a set for each topic the table may hold (`max_topics`), rounded up to
+/// a power of two between 1,024 and 65,536: 16,384 sets in 128 KiB for the default 10,000. A
+/// topic found through the table goes into the first way, pushing the previous first into the
+/// second: with every topic coming in turn, only the sets that three or more share keep
+/// missing (one topic in eight, with as many sets as topics; about a third with 4,096 sets for
+/// 5,000 topics).
 struct TopicIndexCache: Sendable {
-    static let setBits = 12
-    static let setCount = 1 << setBits
+    static let setBitsRange = 10...16
+    /// log2 of the number of sets.
+    let setBits: Int
 
     /// Table indexes, two per set (-1: empty).
     private var ways: [Int32]
@@ -24,10 +28,16 @@ struct TopicIndexCache: Sendable {
     /// (Knuth), which spreads every input bit over the product's high bits.
     private static let multiplier: UInt64 = 0x9e37_79b9_7f4a_7c15
 
-    init(seed: UInt64 = .random(in: .min ... .max)) {
-        ways = Array(repeating: -1, count: Self.setCount * 2)
+    /// A cache for a table of at most `topics` topics.
+    init(topics: Int = 4_096, seed: UInt64 = .random(in: .min ... .max)) {
+        var bits = Self.setBitsRange.lowerBound
+        while bits < Self.setBitsRange.upperBound && 1 << bits < topics { bits += 1 }
+        setBits = bits
+        ways = Array(repeating: -1, count: 2 << bits)
         self.seed = seed
     }
+
+    var setCount: Int { 1 << setBits }
 
     /// The set `topic` belongs to: each 8-byte word mixed in with a multiply, the last 1 to 7
     /// bytes read in at most two loads (as `SipHash` does), the length on top.
@@ -35,7 +45,7 @@ struct TopicIndexCache: Sendable {
     func set(of topic: UnsafeRawBufferPointer) -> Int {
         let count = topic.count
         var hash = seed ^ UInt64(truncatingIfNeeded: count)
-        guard let base = topic.baseAddress else { return Self.finish(hash) }
+        guard let base = topic.baseAddress else { return finish(hash) }
         var offset = 0
         while count &- offset >= 8 {
             hash =
@@ -58,14 +68,14 @@ struct TopicIndexCache: Sendable {
             let end = UInt64(base.load(fromByteOffset: count &- 1, as: UInt8.self))
             last = first | middle << 8 | end << 16 | 1 << 24
         }
-        return Self.finish(hash ^ last)
+        return finish(hash ^ last)
     }
 
     @inline(__always)
-    private static func finish(_ hash: UInt64) -> Int {
-        var mixed = hash &* multiplier
+    private func finish(_ hash: UInt64) -> Int {
+        var mixed = hash &* Self.multiplier
         mixed ^= mixed >> 29
-        mixed = mixed &* multiplier
+        mixed = mixed &* Self.multiplier
         return Int(truncatingIfNeeded: mixed >> UInt64(64 - setBits))
     }
 

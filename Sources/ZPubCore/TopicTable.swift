@@ -17,7 +17,10 @@ public struct TopicTable: Sendable {
         @usableFromInline var matched = false
     }
 
-    public var maxTopics: Int
+    public var maxTopics: Int {
+        // A reload that changes the bound sizes the cache for it (an empty cache only misses).
+        didSet { if maxTopics != oldValue { recentIndexes = TopicIndexCache(topics: maxTopics) } }
+    }
     /// Longer topics are untracked: a producer sending 16 MiB topic frames would otherwise fill
     /// the keys' storage by gigabytes. Past the storage's 2 GiB bound (`max_topics` times this
     /// can be more), new topics are untracked too.
@@ -32,12 +35,13 @@ public struct TopicTable: Sendable {
     @usableFromInline var lastIndex = -1
     /// Where recent topics are in `table`, under a cheaper hash than the table's own (for
     /// messages on another topic than the previous one). Valid for the same reason.
-    var recentIndexes = TopicIndexCache()
+    var recentIndexes: TopicIndexCache
     /// Lookups that went past `recentIndexes` to the table's seeded hash (tests, profiles).
     private(set) var seededLookups: UInt64 = 0
 
     public init(maxTopics: Int, maxTopicLength: Int = 1_024) {
         self.maxTopics = maxTopics
+        recentIndexes = TopicIndexCache(topics: maxTopics)
         self.maxTopicLength = maxTopicLength
     }
 

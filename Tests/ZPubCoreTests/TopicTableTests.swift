@@ -120,9 +120,10 @@ final class TopicTableTests: XCTestCase {
 extension TopicTableTests {
     /// Messages on many topics in turn are found through the topic cache after the first
     /// round, not through the table's seeded hash (~110 instructions each for a short topic).
-    /// With 1,000 topics in 8,192 places only the few sets that three share keep missing.
+    /// With 1,000 topics in 4,096 sets of two (`maxTopics` 4,096) only the few sets that three
+    /// share keep missing: some 25 topics a round.
     func testRoundsOfManyTopicsAreFoundWithoutTheSeededHash() {
-        var table = TopicTable(maxTopics: 2_000)
+        var table = TopicTable(maxTopics: 4_096)
         let subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
         let topics = (0..<1_000).map { "t.\($0)" }
         for _ in 0..<3 {
@@ -158,5 +159,23 @@ extension TopicTableTests {
         XCTAssertEqual(table.count, 3_000)
         XCTAssertTrue(
             table.entries().allSatisfy { $0.counters.messages == 2 && $0.topic.starts(with: Array("other/".utf8)) })
+    }
+}
+
+extension TopicTableTests {
+    /// The topic cache has a set for each topic the table may hold (a power of two, 1,024 to
+    /// 65,536), and a reload that changes `maxTopics` sizes it again.
+    func testTheTopicCacheIsSizedByMaxTopics() {
+        XCTAssertEqual(TopicTable(maxTopics: 10).recentIndexes.setCount, 1_024)
+        XCTAssertEqual(TopicTable(maxTopics: 10_000).recentIndexes.setCount, 16_384)
+        XCTAssertEqual(TopicTable(maxTopics: 16_384).recentIndexes.setCount, 16_384)
+        XCTAssertEqual(TopicTable(maxTopics: 10_000_000).recentIndexes.setCount, 65_536)
+        var table = TopicTable(maxTopics: 10_000)
+        let subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
+        for topic in ["a", "b", "c"] { _ = record(&table, topic, bytes: 1, subscriptions: subscriptions) }
+        table.maxTopics = 100_000
+        XCTAssertEqual(table.recentIndexes.setCount, 65_536)
+        for topic in ["a", "b", "c"] { _ = record(&table, topic, bytes: 1, subscriptions: subscriptions) }
+        XCTAssertTrue(table.entries().allSatisfy { $0.counters.messages == 2 }, "found again in the table")
     }
 }
