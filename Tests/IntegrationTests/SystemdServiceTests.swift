@@ -86,10 +86,14 @@ final class SystemdServiceTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains("stalling the forwarding loop"), daemon.log)
     }
 
+    /// Reload and stop are announced; the stop asks systemd for the time it may take (the
+    /// drain, the linger and 10 s) with the settings in force, here those of the reload.
     func testReloadAndStopAreAnnounced() throws {
         let notify = try notifyListener()
         let daemon = try Daemon(configuration: "", environment: ["NOTIFY_SOCKET": notify.path])
         _ = try notify.waitFor("READY=1") { $0.contains("READY=1") }
+        try "[daemon]\nshutdown_drain_ms = 4500\n[sockets]\nlinger_ms = 700\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
         let reloading = try notify.waitFor("RELOADING=1") { $0.contains("RELOADING=1") }
         XCTAssertNotNil(reloading.text.range(of: #"MONOTONIC_USEC=\d+"#, options: .regularExpression), reloading.text)
@@ -99,7 +103,10 @@ final class SystemdServiceTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(readyAgain.time, reloading.time)
         XCTAssertEqual(notify.received.filter { $0.text.contains("READY=1") }.count, 2)
         daemon.signal(SIGTERM)
-        _ = try notify.waitFor("STOPPING=1") { $0.contains("STOPPING=1") }
+        let stopping = try notify.waitFor("STOPPING=1") { $0.contains("STOPPING=1") }
+        XCTAssertTrue(
+            stopping.text.split(separator: "\n").contains("EXTEND_TIMEOUT_USEC=\((4_500 + 700 + 10_000) * 1_000)"),
+            stopping.text)
         XCTAssertEqual(daemon.waitForExit(), 0)
     }
 
