@@ -787,6 +787,51 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(id.hasSuffix("-h3"), "the replay's through, in the unkept event's id: \(id)")
     }
 
+    /// A replay that fails for a while (here the forwarding loop stalled by the test hook
+    /// longer than REPLAY waits) ends an SSE resume with an `error` event, code
+    /// `resume_again`, and the connection: EventSource then reconnects with the same
+    /// Last-Event-ID, which resumes exactly once the broker answers. (Live events alone would
+    /// carry ids past the messages the client never got.)
+    func testAnSSEResumeWhoseReplayFailsIsClosedToBeResumedAgain() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: """
+                [http]
+                enabled = true
+                listen = "127.0.0.1:\(port)"
+                [history]
+                prefixes = ["orders."]
+                """,
+            // REPLAY waits 5 s for the loop: stalled for 15 s, it fails if asked within 10 s
+            // of the stall's start, whatever the machine's load.
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "15000"]
+        ).waitForGateway(port: port)
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...3 { try push.send(frames: frames("orders.x", "\(i)")) }
+        try Wait.until("history holds 3") { try daemon.stats().history?.written == 3 }
+        daemon.signal(SIGUSR2)
+        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        let stalled = Date()
+        let failed = try openSSEReader(port: port, "?prefix=orders.", count: 10, lastEventID: "h1")
+        try XCTSkipIf(
+            Date().timeIntervalSince(stalled) > 9, "the client took more than 9 s to connect: the replay may not fail")
+        let run = try failed.finish(timeout: 40)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        XCTAssertEqual(events.count, 1, run.stdout)
+        XCTAssertEqual(events.first?["event"] as? String, "error", run.stdout)
+        XCTAssertEqual((events.first?["data"] as? [String: Any])?["code"] as? String, "resume_again", run.stdout)
+        XCTAssertFalse(
+            run.stderr.contains("timed out"), "closed by the gateway, not by the client's timeout: \(run.stderr)")
+        // Once the loop answers again, the same Last-Event-ID resumes exactly.
+        try Wait.until("the loop answers again", timeout: 30) { (try? daemon.stats()) != nil }
+        let resumed = try resumeSSE(
+            daemon, port: port, prefix: "orders.", lastEventID: "h1", count: 5, push: push, liveTopic: "orders.end")
+        XCTAssertEqual(
+            resumed.compactMap { ($0["data"] as? [String: Any])?["payload"] }.map { "\($0)" }, ["2", "3", "live"],
+            "\(resumed)")
+    }
+
     /// An SSE resume replays the client's prefixes only: the newest `client_queue x 10 - 2`
     /// (here 18) are chosen among the client's, not among all, so busy traffic under another
     /// history prefix does not push the client's messages into a gap.
