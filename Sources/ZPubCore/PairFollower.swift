@@ -111,7 +111,14 @@ public struct PairFollower {
             // A kept message that came before this one on another source, still without its
             // marker, is an orphan now (as one socket's next message made it): printing this
             // one would move `last` past it, out of the resume's replay.
-            if sequence != nil { actions += orphanKept(arrivedBefore: waited.since) }
+            if let sequence, sequence > last { actions += orphanKept(arrivedBefore: waited.since) }
+            if let sequence, sequence <= last, !recentlyPrinted.contains(held) {
+                // Numbered at or below what was printed, and not printed: a dead broker's
+                // message that its successor, whose numbers `last` now follows, did not mirror
+                // (it came on that broker's socket). An orphan: the resume's replay or the
+                // messages printed lately account for it, or it is printed without a sequence.
+                return actions + orphan(held) + [.resume]
+            }
             if let sequence, !catchingUp, last > since, sequence > last &+ PairSettings.minimumTakeoverGap / 2 {
                 return actions + [.resume]
             }

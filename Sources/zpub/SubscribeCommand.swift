@@ -409,10 +409,11 @@ struct Subscribe: ParsableCommand {
             lastMessage = SystemClock.monotonicNanoseconds()
             if let handshake = catchUp, handshake.isMarker(topic: frames[0]) {
                 activeSource = source
-                previousSource = nil
             }
             // Sequence markers are not the catch-up's business: they number what it lets through.
-            if source != previousSource || catchUp == nil {
+            // A catch-up filters the active broker's socket only (once its marker said which):
+            // before that, after a failover, every socket but the old broker's.
+            if catchUp == nil || (activeSource.map { source == $0 } ?? (source != previousSource)) {
                 guard try Self.passesCatchUp(frames, &catchUp, sockets: sockets, passing: markers) else { continue }
             }
             if isBrokersOwn(frames) && !frames[0].starts(with: markers) { continue }

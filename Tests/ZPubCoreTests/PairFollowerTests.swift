@@ -260,6 +260,25 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertEqual(delivered(actions), ["dying#1", "new#\(1 + gap)"])
     }
 
+    /// After a takeover `last` follows the new broker's numbers; the dead broker's last
+    /// messages, still queued on its socket with their markers, are numbered below it. One
+    /// printed already is skipped; one that was not (not mirrored) is an orphan, printed
+    /// without a sequence when the replay does not hold it, instead of being dropped.
+    func testADeadBrokersNumberedMessageBelowLastIsPrintedIfItWasNot() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        XCTAssertEqual(follower.resuming(), [])
+        XCTAssertEqual(
+            delivered(follower.replayed([(message("n.a", "new"), 1 + gap)], keptPrefixes: nil)), ["new#\(1 + gap)"])
+        _ = follower.received(message("n.a", "one"), from: 0, now: 1, catchingUp: false)
+        XCTAssertEqual(follower.received(marker("n.a", 1), from: 0, now: 2, catchingUp: false), [], "printed already")
+        _ = follower.received(message("n.a", "two"), from: 0, now: 3, catchingUp: false)
+        XCTAssertEqual(follower.received(marker("n.a", 2), from: 0, now: 4, catchingUp: false), [.resume])
+        XCTAssertEqual(follower.orphans, [message("n.a", "two")])
+        _ = follower.resuming()
+        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil)), ["two"])
+        XCTAssertEqual(follower.last, 1 + gap)
+    }
+
     /// What waits on one socket is settled while another keeps bringing messages: an unkept
     /// message at the other's next message (no marker follows it), a kept one once it waited a
     /// second for its marker, and a resume settles every source, oldest first.
