@@ -23,6 +23,9 @@
 ///   change nothing, but once a message is numbered, a kept message that came before it on
 ///   another source and still has no marker is an orphan (as the next message on one socket
 ///   made it), and one waiting a second while other sources stream is one too;
+/// - a marker numbering a message at or below `last` that is not among the messages printed
+///   lately (a dead broker's, not mirrored by its successor, whose numbers `last` follows) makes
+///   it an orphan;
 /// - while an orphan waits for its resume, the kept messages after it wait too, their markers
 ///   noted: printing one would move `last` past the orphan, so that the replay (after `last`)
 ///   could no longer hold it. Each is then left to the replay when it holds that sequence, and
