@@ -802,9 +802,10 @@ final class HTTPGatewayTests: XCTestCase {
                 [history]
                 prefixes = ["orders."]
                 """,
-            // REPLAY waits 5 s for the loop: stalled for 15 s, it fails if asked within 10 s
-            // of the stall's start, whatever the machine's load.
-            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "15000"]
+            // REPLAY waits 5 s for the loop: stalled for 20 s, it fails if asked within 15 s
+            // of the stall's start: a client connected within 9 s (checked below), plus 5 s
+            // for a SNAPSHOT the gateway's control thread may take for it first.
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "20000"]
         ).waitForGateway(port: port)
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
