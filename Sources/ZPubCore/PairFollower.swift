@@ -152,11 +152,17 @@ public struct PairFollower {
     /// live-only message is printed, a kept one waits for the replay (oldest first).
     public mutating func resuming() -> [Action] {
         var actions: [Action] = []
-        for (source, held) in waiting.sorted(by: { $0.value.since < $1.value.since }) {
+        for (source, held) in waitingOldestFirst {
             waiting[source] = nil
             actions += isKept(held.frames[0]) ? orphan(held.frames) : deliver(held.frames, nil)
         }
         return actions
+    }
+
+    /// What waits, source by source, the oldest first (at most one per source: none to sort
+    /// for the usual single active broker).
+    private var waitingOldestFirst: [(key: Int, value: (frames: [[UInt8]], since: UInt64))] {
+        waiting.count < 2 ? Array(waiting) : waiting.sorted { $0.value.since < $1.value.since }
     }
 
     /// Every kept message waiting on any source since before `time` becomes an orphan (oldest
@@ -164,7 +170,7 @@ public struct PairFollower {
     private mutating func orphanKept(arrivedBefore time: UInt64) -> [Action] {
         var actions: [Action] = []
         var orphaned = false
-        for (source, held) in waiting.sorted(by: { $0.value.since < $1.value.since })
+        for (source, held) in waitingOldestFirst
         where held.since < time && isKept(held.frames[0]) {
             waiting[source] = nil
             actions += orphan(held.frames)
@@ -178,8 +184,9 @@ public struct PairFollower {
     /// a sequence; a kept one becomes an orphan, and a resume follows, once it waited
     /// `markerWaitNanoseconds` for its marker.
     private mutating func settleOthers(than source: Int?, now: UInt64) -> [Action] {
+        guard waiting.count > (source.map { waiting[$0] == nil ? 0 : 1 } ?? 0) else { return [] }
         var actions: [Action] = []
-        for (other, held) in waiting.sorted(by: { $0.value.since < $1.value.since }) where other != source {
+        for (other, held) in waitingOldestFirst where other != source {
             if !isKept(held.frames[0]) {
                 // A message whose marker did not follow is not kept: it has no sequence.
                 waiting[other] = nil

@@ -17,24 +17,14 @@ final class AllocationTests: XCTestCase {
     static let extra = 200_000
 
     func testForwardingAllocatesNothingPerMessage() throws {
-        let library = Binaries.directory.appendingPathComponent("libMallocCounter.so")
-        guard FileManager.default.fileExists(atPath: library.path) else {
-            XCTFail("\(library.path) is missing: build it with `swift build` (make test does) before `swift test`")
-            return
-        }
-        try checkNoAllocationPerMessage(library: library, configuration: "[sockets]\nsend_hwm = 0\n")
+        try checkNoAllocationPerMessage(configuration: "[sockets]\nsend_hwm = 0\n")
     }
 
     /// With the last-value cache on and every message on one cached topic: each message
     /// replaces the topic's value, in the entry's own buffer.
     func testCachingLastValuesAllocatesNothingPerUpdate() throws {
-        let library = Binaries.directory.appendingPathComponent("libMallocCounter.so")
-        guard FileManager.default.fileExists(atPath: library.path) else {
-            XCTFail("\(library.path) is missing: build it with `swift build` (make test does) before `swift test`")
-            return
-        }
         try checkNoAllocationPerMessage(
-            library: library, configuration: "[sockets]\nsend_hwm = 0\n[last_value]\nprefixes = [\"t.\"]\n")
+            configuration: "[sockets]\nsend_hwm = 0\n[last_value]\nprefixes = [\"t.\"]\n")
     }
 
     /// With 5,000 topics in turn (and `max_topics` 5,000: 8,192 sets in the topic cache), each
@@ -43,16 +33,16 @@ final class AllocationTests: XCTestCase {
     /// once every topic is known, nothing allocates on either path. Both runs send every topic,
     /// so the table's growth cancels out.
     func testManyTopicsInTurnAllocateNothingOnceKnown() throws {
+        try checkNoAllocationPerMessage(
+            configuration: "[sockets]\nsend_hwm = 0\n[limits]\nmax_topics = 5000\n", topics: 5_000)
+    }
+
+    private func checkNoAllocationPerMessage(configuration: String, topics: Int = 1) throws {
         let library = Binaries.directory.appendingPathComponent("libMallocCounter.so")
         guard FileManager.default.fileExists(atPath: library.path) else {
             XCTFail("\(library.path) is missing: build it with `swift build` (make test does) before `swift test`")
             return
         }
-        try checkNoAllocationPerMessage(
-            library: library, configuration: "[sockets]\nsend_hwm = 0\n[limits]\nmax_topics = 5000\n", topics: 5_000)
-    }
-
-    private func checkNoAllocationPerMessage(library: URL, configuration: String, topics: Int = 1) throws {
         let few = try allocations(
             forwarding: Self.baseline, library: library, configuration: configuration, topics: topics)
         let many = try allocations(
