@@ -5,97 +5,131 @@
 /// topics cannot pile up in one probe run. For a 7-byte topic that hash alone was some 110 of
 /// the ~210 instructions a lookup took (callgrind, 1,000 topics in turn). This cache answers
 /// most lookups with a multiply-and-shift hash instead, and it is safe against crafted topics
-/// because it is only a cache: a hit is confirmed by comparing the stored key, a set holds two
-/// topics and never more, and a topic that collides (by chance or by design) is looked up
-/// through the seeded table as before. Colliding topics cost one failed look here, no more.
+/// because it is only a cache: a set holds two topics and never more, and a topic that
+/// collides (by chance or by design) is looked up through the seeded table as before.
+/// Colliding topics cost one failed look here, no more.
 ///
-/// Two ways per set, and a set for each topic the table may hold (`max_topics`), rounded up to
-/// a power of two between 1,024 and 65,536: 16,384 sets in 128 KiB for the default 10,000. A
+/// A way holds the topic's `TopicKey` beside its table index, so that a topic of up to 16 bytes
+/// is confirmed by comparing three words, without reaching into the table's keys; a longer one
+/// is confirmed against the table's key (`lookUp`'s `confirm`).
+///
+/// Two ways per set, 48 bytes. The number of sets follows the table: 1,024 to start with (48
+/// KiB), doubled (and emptied: it is only a cache) while the table holds more than a quarter as
+/// many topics as there are sets, up to two sets for each topic `max_topics` allows, rounded up
+/// to a power of two, at most 65,536 (3 MiB; 1.5 MiB with the default 10,000 topics, in use). A
 /// topic found through the table goes into the first way, pushing the previous first into the
-/// second: with every topic coming in turn, only the sets that three or more share keep
-/// missing (one topic in eight with 0.6 topics per set, as 10,000 in 16,384; about a quarter
-/// with as many sets as topics; a third with 4,096 sets for 5,000 topics).
+/// second: with every topic coming in turn, only the sets that three or more share keep missing
+/// (some 0.2% of topics with 0.25 topics per set, 1% with 0.3, 4% with 0.5).
 struct TopicIndexCache: Sendable {
     static let setBitsRange = 10...16
-    /// log2 of the number of sets.
-    let setBits: Int
+    /// log2 of the number of sets now, and at most.
+    private(set) var setBits: Int
+    let maxSetBits: Int
 
-    /// Table indexes, two per set (-1: empty).
-    private var ways: [Int32]
+    /// Three words per way, two ways per set: the key's head and tail, then its length (high
+    /// half) and table index (low half). `UInt64.max` in the third: empty.
+    private var words: [UInt64]
     /// Random per table, so that which topics share a set differs from run to run.
     private let seed: UInt64
     /// 2^64 divided by the golden ratio, odd: the usual multiplier of multiplicative hashing
     /// (Knuth), which spreads every input bit over the product's high bits.
     private static let multiplier: UInt64 = 0x9e37_79b9_7f4a_7c15
+    private static let wordsPerWay = 3
+    private static let wordsPerSet = 2 * wordsPerWay
+    private static let emptyWay = UInt64.max
 
     /// A cache for a table of at most `topics` topics.
     init(topics: Int = 4_096, seed: UInt64 = .random(in: .min ... .max)) {
-        var bits = Self.setBitsRange.lowerBound
-        while bits < Self.setBitsRange.upperBound && 1 << bits < topics { bits += 1 }
-        setBits = bits
-        ways = Array(repeating: -1, count: 2 << bits)
+        maxSetBits = Self.setBits(for: topics, perTopic: 2)
+        setBits = Self.setBitsRange.lowerBound
+        words = Self.emptyWords(setBits: setBits)
         self.seed = seed
     }
 
-    var setCount: Int { 1 << setBits }
-
-    /// The set `topic` belongs to: each 8-byte word mixed in with a multiply, the last 1 to 7
-    /// bytes read in at most two loads (as `SipHash` does), the length on top.
-    @inline(__always)
-    func set(of topic: UnsafeRawBufferPointer) -> Int {
-        let count = topic.count
-        var hash = seed ^ UInt64(truncatingIfNeeded: count)
-        guard let base = topic.baseAddress else { return finish(hash) }
-        var offset = 0
-        while count &- offset >= 8 {
-            hash =
-                (hash ^ UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
-                &* Self.multiplier
-            hash ^= hash >> 32
-            offset &+= 8
-        }
-        let tail = count &- offset
-        var last: UInt64 = 0
-        if tail >= 4 {
-            // Two 4-byte loads, overlapping when fewer than 8 bytes are left.
-            let low = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-            let high = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self))
-            last = UInt64(low) | UInt64(high) << 32
-        } else if tail > 0 {
-            // The first, middle and last of the 1 to 3 bytes left (some of them the same byte).
-            let first = UInt64(base.load(fromByteOffset: offset, as: UInt8.self))
-            let middle = UInt64(base.load(fromByteOffset: offset &+ tail >> 1, as: UInt8.self))
-            let end = UInt64(base.load(fromByteOffset: count &- 1, as: UInt8.self))
-            last = first | middle << 8 | end << 16 | 1 << 24
-        }
-        return finish(hash ^ last)
+    /// log2 of `perTopic` sets for each of `topics` topics, rounded up, within `setBitsRange`.
+    private static func setBits(for topics: Int, perTopic: Int) -> Int {
+        let sets = topics >= Int.max / perTopic ? Int.max : topics * perTopic
+        var bits = setBitsRange.lowerBound
+        while bits < setBitsRange.upperBound && 1 << bits < sets { bits += 1 }
+        return bits
     }
 
+    private static func emptyWords(setBits: Int) -> [UInt64] {
+        Array(repeating: emptyWay, count: wordsPerSet << setBits)
+    }
+
+    var setCount: Int { 1 << setBits }
+    var maxSetCount: Int { 1 << maxSetBits }
+
+    /// The set `key` (of `topic`) belongs to: the key's words mixed in with a multiply, every
+    /// word between them for a topic longer than 16 bytes, the length on top.
     @inline(__always)
-    private func finish(_ hash: UInt64) -> Int {
-        var mixed = hash &* Self.multiplier
+    func set(of key: TopicKey, topic: UnsafeRawBufferPointer) -> Int {
+        var hash = seed ^ UInt64(truncatingIfNeeded: key.count)
+        hash = (hash ^ key.head) &* Self.multiplier
+        hash ^= hash >> 32
+        if !key.isExact, let base = topic.baseAddress {
+            var offset = 8
+            while offset < key.count &- 8 {
+                hash =
+                    (hash ^ UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+                    &* Self.multiplier
+                hash ^= hash >> 32
+                offset &+= 8
+            }
+        }
+        var mixed = (hash ^ key.tail) &* Self.multiplier
         mixed ^= mixed >> 29
         mixed = mixed &* Self.multiplier
-        return Int(truncatingIfNeeded: mixed >> UInt64(64 - setBits))
+        return Int(truncatingIfNeeded: mixed >> UInt64(truncatingIfNeeded: 64 &- setBits))
     }
 
-    /// The two table indexes remembered in `set` (-1 where none): candidates, to be confirmed
-    /// by comparing their keys.
+    /// The table index remembered for `key` in `set`, if any. An exact key (up to 16 bytes) is
+    /// confirmed by the words alone; a longer one also by `confirm`, which compares the table's
+    /// key at the index.
     @inline(__always)
-    func candidates(in set: Int) -> (first: Int, second: Int) {
-        ways.withUnsafeBufferPointer { ways in
-            (Int(ways[set &* 2]), Int(ways[set &* 2 &+ 1]))
+    func lookUp(_ key: TopicKey, in set: Int, confirm: (Int) -> Bool) -> Int? {
+        let meta = UInt64(truncatingIfNeeded: UInt32(truncatingIfNeeded: key.count)) << 32
+        return words.withUnsafeBufferPointer { words in
+            var way = set &* Self.wordsPerSet
+            for _ in 0..<2 {
+                let stored = words[way &+ 2]
+                if stored & 0xffff_ffff_0000_0000 == meta && words[way] == key.head && words[way &+ 1] == key.tail {
+                    let index = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: stored))
+                    if key.isExact || confirm(index) { return index }
+                }
+                way &+= Self.wordsPerWay
+            }
+            return nil
         }
     }
 
-    /// Remembers that the topic filed under `set` is at `index` in the table.
-    mutating func remember(_ index: Int, in set: Int) {
-        ways[set * 2 + 1] = ways[set * 2]
-        ways[set * 2] = Int32(truncatingIfNeeded: index)
+    /// Remembers that the topic of `key`, filed under `set`, is at `index` in the table.
+    mutating func remember(_ key: TopicKey, at index: Int, in set: Int) {
+        let way = set * Self.wordsPerSet
+        words[way + 3] = words[way]
+        words[way + 4] = words[way + 1]
+        words[way + 5] = words[way + 2]
+        words[way] = key.head
+        words[way + 1] = key.tail
+        words[way + 2] =
+            UInt64(truncatingIfNeeded: UInt32(truncatingIfNeeded: key.count)) << 32
+            | UInt64(truncatingIfNeeded: UInt32(truncatingIfNeeded: index))
+    }
+
+    /// Called as the table grows: once it holds more than a quarter as many topics as there are
+    /// sets, the sets are doubled (up to `maxSetBits`) and emptied. Returns whether they were
+    /// (every `set(of:)` computed before is then stale).
+    mutating func grow(toHold topics: Int) -> Bool {
+        let wanted = min(Self.setBits(for: topics, perTopic: 4), maxSetBits)
+        guard wanted > setBits else { return false }
+        setBits = wanted
+        words = Self.emptyWords(setBits: setBits)
+        return true
     }
 
     /// Forgets every topic: for when the table's indexes no longer mean what they did.
     mutating func removeAll() {
-        for way in ways.indices { ways[way] = -1 }
+        for word in words.indices { words[word] = Self.emptyWay }
     }
 }

@@ -19,7 +19,12 @@ public struct TopicTable: Sendable {
 
     public var maxTopics: Int {
         // A reload that changes the bound sizes the cache for it (an empty cache only misses).
-        didSet { if maxTopics != oldValue { recentIndexes = TopicIndexCache(topics: maxTopics) } }
+        didSet {
+            if maxTopics != oldValue {
+                recentIndexes = TopicIndexCache(topics: maxTopics)
+                _ = recentIndexes.grow(toHold: table.count)
+            }
+        }
     }
     /// Longer topics are untracked: a producer sending 16 MiB topic frames would otherwise fill
     /// the keys' storage by gigabytes. Past the storage's 2 GiB bound (`max_topics` times this
@@ -29,10 +34,14 @@ public struct TopicTable: Sendable {
     /// Traffic on topics that did not fit in the table.
     public private(set) var untrackedMessages: UInt64 = 0
     public private(set) var untrackedBytes: UInt64 = 0
-    /// The index of the topic recorded last (-1: none): consecutive messages on one topic skip
-    /// the seeded hash and the probe (callgrind: some 150 instructions per message). Valid
-    /// because entries are never removed, only all at once (`removeAll`).
+    /// The topic looked up last (`TopicKey.none`: none), its index and its match for
+    /// subscription generation `lastGeneration`: consecutive messages on one topic skip the
+    /// cache, the table and its keys (`lookupRepeated`). Valid because entries are never
+    /// removed, only all at once (`removeAll`).
+    @usableFromInline var lastKey = TopicKey.none
     @usableFromInline var lastIndex = -1
+    @usableFromInline var lastGeneration = UInt64.max
+    @usableFromInline var lastMatched = false
     /// Where recent topics are in `table`, under a cheaper hash than the table's own (for
     /// messages on another topic than the previous one). Valid for the same reason.
     var recentIndexes: TopicIndexCache
@@ -50,76 +59,98 @@ public struct TopicTable: Sendable {
     /// The first half of counting a message, while its topic is at hand: the topic's index
     /// (inserted if new and there is room; nil when untracked) and whether some subscription
     /// wants it. The forwarding loop calls `count` once the message's size is known, so the
-    /// topic's counters are updated once per message.
-    @inlinable @inline(__always)
+    /// topic's counters are updated once per message. (`BrokerState.lookupTopic` takes the
+    /// same steps with the loop's own split between inlined and out-of-line code.)
     public mutating func lookup(topic: UnsafeRawBufferPointer, subscriptions: SubscriptionTable)
         -> (wanted: Bool, index: Int?)
     {
+        let key = TopicKey(topic)
         let generation = subscriptions.generation
-        if let hit = lookupRepeated(topic: topic, generation: generation) { return hit }
-        let index = find(topic)
-        if let index, let matched = knownMatch(at: index, generation: generation) { return (matched, index) }
+        if let hit = lookupRepeated(key, topic: topic, generation: generation) { return hit }
+        let index = find(key, topic: topic)
+        if let index, let matched = knownMatch(at: index, generation: generation) {
+            remember(key, at: index, matched: matched, generation: generation)
+            return (matched, index)
+        }
         let matched = subscriptions.matches(topic)
-        if let index { setMatch(matched, generation: generation, at: index) }
+        if let index { setMatch(matched, key: key, generation: generation, at: index) }
         return (matched, index)
     }
 
     /// The common case, inlined into the forwarding loop: the previous message's topic, its
-    /// match still valid for this subscription `generation`; nil otherwise. It takes the
+    /// match still valid for this subscription `generation`; nil otherwise. Two words and a
+    /// length compared (the table's key too, for a topic longer than 16 bytes); it takes the
     /// generation rather than the subscription table so that the loop does not copy the
     /// table's fields for every message (callgrind: some 17 instructions).
     @inlinable @inline(__always)
-    public func lookupRepeated(topic: UnsafeRawBufferPointer, generation: UInt64) -> (wanted: Bool, index: Int?)? {
-        guard lastIndex >= 0 && table.key(at: lastIndex, equals: topic) else { return nil }
-        let counters = table[valueAt: lastIndex]
-        return counters.matchGeneration == generation ? (counters.matched, lastIndex) : nil
+    func lookupRepeated(_ key: TopicKey, topic: UnsafeRawBufferPointer, generation: UInt64) -> (
+        wanted: Bool, index: Int?
+    )? {
+        guard key == lastKey && lastGeneration == generation else { return nil }
+        guard key.isExact || table.key(at: lastIndex, equals: topic) else { return nil }
+        return (lastMatched, lastIndex)
     }
 
-    // The slow path in three steps, so that the caller asks its subscription table itself, and
-    // only when a topic's match must be refreshed: passed to one call with the topic table, the
+    // The slow path in steps, so that the caller asks its subscription table itself, and only
+    // when a topic's match must be refreshed: passed to one call with the topic table, the
     // subscription table (144 bytes) was copied for every message on another topic than the
     // previous one (callgrind).
 
-    /// The index of `topic`, inserted if new and there is room; nil when untracked. It becomes
-    /// the previous topic for `lookupRepeated`. Asks `recentIndexes` first, then the table.
-    /// Inlined: with many topics in turn it runs for every message, and a call of its own
-    /// cost ~35 instructions each (callgrind, 1,000 topics).
-    @usableFromInline @inline(__always)
-    mutating func find(_ topic: UnsafeRawBufferPointer) -> Int? {
-        let set = recentIndexes.set(of: topic)
-        let (first, second) = recentIndexes.candidates(in: set)
-        if first >= 0 && table.key(at: first, equals: topic) {
-            lastIndex = first
-            return first
+    /// The index of the topic of `key`, inserted if new and there is room; nil when untracked.
+    /// Asks `recentIndexes` (inlined: with many topics in turn it answers nearly every
+    /// message), then the table (out of line).
+    @inline(__always)
+    mutating func find(_ key: TopicKey, topic: UnsafeRawBufferPointer) -> Int? {
+        let set = recentIndexes.set(of: key, topic: topic)
+        if let index = recentIndexes.lookUp(key, in: set, confirm: { table.key(at: $0, equals: topic) }) {
+            return index
         }
-        if second >= 0 && table.key(at: second, equals: topic) {
-            lastIndex = second
-            return second
-        }
+        return findInTable(key, topic: topic, set: set)
+    }
+
+    @inline(never)
+    mutating func findInTable(_ key: TopicKey, topic: UnsafeRawBufferPointer, set: Int) -> Int? {
         seededLookups &+= 1
-        var index = table.index(of: topic)
-        if index == nil && table.count < maxTopics && topic.count <= maxTopicLength
-            && table.hasRoom(forKeyOf: topic.count)
-        {
-            index = table.insert(topic, value: Counters())
+        if let index = table.index(of: topic) {
+            recentIndexes.remember(key, at: index, in: set)
+            return index
         }
-        if let index { recentIndexes.remember(index, in: set) }
-        lastIndex = index ?? -1
+        guard table.count < maxTopics && topic.count <= maxTopicLength && table.hasRoom(forKeyOf: topic.count)
+        else { return nil }
+        let index = table.insert(topic, value: Counters())
+        if recentIndexes.grow(toHold: table.count) {
+            recentIndexes.remember(key, at: index, in: recentIndexes.set(of: key, topic: topic))
+        } else {
+            recentIndexes.remember(key, at: index, in: set)
+        }
         return index
     }
 
     /// Whether some subscription wants the topic at `index`, if known for subscription
     /// `generation`; nil when it must be matched again (`setMatch`).
-    @usableFromInline func knownMatch(at index: Int, generation: UInt64) -> Bool? {
+    @inline(__always)
+    func knownMatch(at index: Int, generation: UInt64) -> Bool? {
         let counters = table[valueAt: index]
         return counters.matchGeneration == generation ? counters.matched : nil
     }
 
-    @usableFromInline mutating func setMatch(_ matched: Bool, generation: UInt64, at index: Int) {
+    /// Makes the topic at `index` the previous topic for `lookupRepeated`.
+    @inline(__always)
+    mutating func remember(_ key: TopicKey, at index: Int, matched: Bool, generation: UInt64) {
+        lastKey = key
+        lastIndex = index
+        lastMatched = matched
+        lastGeneration = generation
+    }
+
+    /// Records whether the topic at `index` is wanted under subscription `generation`, and makes
+    /// it the previous topic.
+    mutating func setMatch(_ matched: Bool, key: TopicKey, generation: UInt64, at index: Int) {
         table.withValue(at: index) { counters in
             counters.matched = matched
             counters.matchGeneration = generation
         }
+        remember(key, at: index, matched: matched, generation: generation)
     }
 
     /// The second half: counts one message of `bytes` bytes at `index` (from `lookup`), or as
@@ -185,8 +216,9 @@ public struct TopicTable: Sendable {
 
     public mutating func removeAll() {
         table.removeAll()
+        lastKey = .none
         lastIndex = -1
-        recentIndexes.removeAll()
+        recentIndexes = TopicIndexCache(topics: maxTopics)
         untrackedMessages = 0
         untrackedBytes = 0
     }

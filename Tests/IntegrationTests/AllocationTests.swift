@@ -27,17 +27,19 @@ final class AllocationTests: XCTestCase {
             configuration: "[sockets]\nsend_hwm = 0\n[last_value]\nprefixes = [\"t.\"]\n")
     }
 
-    /// With 5,000 topics in turn (and `max_topics` 5,000: 8,192 sets in the topic cache), each
-    /// message's topic is found through the topic cache or, for about one in eight (the sets
+    /// With 5,000 topics in turn (and `max_topics` 5,000: the topic cache grows to 16,384 sets),
+    /// each message's topic is found through the topic cache or, for a few percent (the sets
     /// that three or more share), through the table's seeded hash, and its tally is flushed:
     /// once every topic is known, nothing allocates on either path. Both runs send every topic,
-    /// so the table's growth cancels out.
+    /// so the table's growth cancels out. The bound is tighter than the others': an allocation
+    /// on the seeded path alone comes to some 0.04 per message, on top of the 0.007-0.013 that
+    /// every run here counts, with one topic or 5,000 (docs/performance.md, "The allocation test").
     func testManyTopicsInTurnAllocateNothingOnceKnown() throws {
         try checkNoAllocationPerMessage(
-            configuration: "[sockets]\nsend_hwm = 0\n[limits]\nmax_topics = 5000\n", topics: 5_000)
+            configuration: "[sockets]\nsend_hwm = 0\n[limits]\nmax_topics = 5000\n", topics: 5_000, bound: 0.03)
     }
 
-    private func checkNoAllocationPerMessage(configuration: String, topics: Int = 1) throws {
+    private func checkNoAllocationPerMessage(configuration: String, topics: Int = 1, bound: Double = 0.05) throws {
         let library = Binaries.directory.appendingPathComponent("libMallocCounter.so")
         guard FileManager.default.fileExists(atPath: library.path) else {
             XCTFail("\(library.path) is missing: build it with `swift build` (make test does) before `swift test`")
@@ -49,7 +51,7 @@ final class AllocationTests: XCTestCase {
             forwarding: Self.baseline + Self.extra, library: library, configuration: configuration, topics: topics)
         let perMessage = Double(many - few) / Double(Self.extra)
         XCTAssertLessThan(
-            perMessage, 0.05,
+            perMessage, bound,
             "zpubd made \(many - few) more allocations for \(Self.extra) more messages (\(few) for \(Self.baseline), \(many) for \(Self.baseline + Self.extra)): the forwarding path allocates per message"
         )
     }

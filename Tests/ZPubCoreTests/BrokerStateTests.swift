@@ -31,13 +31,46 @@ final class BrokerStateTests: XCTestCase {
     func testRecordTopicCountsUnwantedMessages() {
         var state = BrokerState(configuration: BrokerConfiguration())
         _ = state.subscriptions.subscribe(Array("a".utf8))
+        var tally = TopicTally()
         for topic in ["a1", "b1"] {
             let (wanted, index) = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
-            state.countTopic(at: index, bytes: 2, wanted: wanted, nowMilliseconds: 1)
+            state.countTopic(at: index, bytes: 2, wanted: wanted, into: &tally, nowMilliseconds: 1)
         }
+        state.flushTopicTally(&tally, nowMilliseconds: 1)
         XCTAssertEqual(state.unwantedMessages, 1)
         XCTAssertEqual(state.topicList(prefix: []).topics.map(\.topic), ["a1", "b1"])
         XCTAssertEqual(state.topicList(prefix: Array("b".utf8)).topics.map(\.topic), ["b1"])
+    }
+
+    /// As the forwarding loop counts: runs on one topic add up in a tally, written into the
+    /// table when the topic changes and at the end of a burst.
+    /// Every topic ends with its own messages, bytes, unwanted count and last time, whatever the
+    /// order, with short and long topics, and across a change of subscriptions.
+    func testRunsCountedThroughTheLookupsTallyAddUpPerTopic() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        _ = state.subscriptions.subscribe(Array("a".utf8))
+        let long = "a.long.topic.name.over.16.bytes"
+        let sequence = ["a1", "a1", "b1", "a1", long, long, "b1", "b1", "c1", long, "a1"]
+        var tally = TopicTally()
+        for (time, topic) in sequence.enumerated() {
+            if time == 6 { _ = state.subscriptions.subscribe(Array("b".utf8)) }
+            let now = UInt64(time + 1)
+            let (wanted, index) = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
+            state.countTopic(
+                at: index, bytes: UInt64(topic.utf8.count), wanted: wanted, into: &tally, nowMilliseconds: now)
+        }
+        state.flushTopicTally(&tally, nowMilliseconds: UInt64(sequence.count))
+        let expected: [String: (messages: UInt64, unwanted: UInt64)] = [
+            "a1": (4, 0), "b1": (3, 1), "c1": (1, 1), long: (3, 0),
+        ]
+        for (topic, counts) in expected {
+            let counters = state.topics.counters(of: Array(topic.utf8))
+            XCTAssertEqual(counters?.messages, counts.messages, topic)
+            XCTAssertEqual(counters?.bytes, counts.messages * UInt64(topic.utf8.count), topic)
+            XCTAssertEqual(counters?.unwanted, counts.unwanted, topic)
+            XCTAssertNotNil(counters?.lastSeenMilliseconds)
+        }
+        XCTAssertEqual(state.unwantedMessages, 2)
     }
 
     func testApplyingAConfigurationWithARepeatedUpstreamKeepsOneLink() {

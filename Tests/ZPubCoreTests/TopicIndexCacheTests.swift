@@ -3,9 +3,17 @@ import XCTest
 @testable import ZPubCore
 
 final class TopicIndexCacheTests: XCTestCase {
+    /// A cache of 4,096 sets (grown for 1,024 topics).
+    private func cache(seed: UInt64) -> TopicIndexCache {
+        var cache = TopicIndexCache(topics: 4_096, seed: seed)
+        _ = cache.grow(toHold: 1_024)
+        XCTAssertEqual(cache.setCount, 4_096)
+        return cache
+    }
+
     private func sets(of topics: [[UInt8]], seed: UInt64) -> Set<Int> {
-        let cache = TopicIndexCache(seed: seed)
-        return Set(topics.map { topic in topic.withUnsafeBytes { cache.set(of: $0) } })
+        let cache = cache(seed: seed)
+        return Set(topics.map { topic in topic.withUnsafeBytes { cache.set(of: TopicKey($0), topic: $0) } })
     }
 
     /// Topics that share a long prefix and suffix and differ only in the middle (the usual
@@ -46,15 +54,58 @@ final class TopicIndexCacheTests: XCTestCase {
     /// A set keeps the two topics found last through the table: a third pushes the oldest
     /// out.
     func testASetRemembersTheTwoLatestIndexes() {
-        var cache = TopicIndexCache(seed: 3)
-        XCTAssertTrue(cache.candidates(in: 9) == (-1, -1))
-        cache.remember(5, in: 9)
-        cache.remember(6, in: 9)
-        XCTAssertTrue(cache.candidates(in: 9) == (6, 5))
-        cache.remember(7, in: 9)
-        XCTAssertTrue(cache.candidates(in: 9) == (7, 6))
-        XCTAssertTrue(cache.candidates(in: 10) == (-1, -1))
+        var cache = cache(seed: 3)
+        let (five, six, seven) = (key("five"), key("six"), key("seven"))
+        func index(_ key: TopicKey, in set: Int = 9) -> Int? { cache.lookUp(key, in: set, confirm: { _ in true }) }
+        XCTAssertNil(index(five))
+        cache.remember(five, at: 5, in: 9)
+        cache.remember(six, at: 6, in: 9)
+        XCTAssertEqual(index(five), 5)
+        XCTAssertEqual(index(six), 6)
+        cache.remember(seven, at: 7, in: 9)
+        XCTAssertEqual(index(seven), 7)
+        XCTAssertEqual(index(six), 6)
+        XCTAssertNil(index(five), "pushed out")
+        XCTAssertNil(index(seven, in: 10), "another set")
         cache.removeAll()
-        XCTAssertTrue(cache.candidates(in: 9) == (-1, -1))
+        XCTAssertNil(index(seven))
+        XCTAssertNil(index(six))
+    }
+
+    /// A topic longer than 16 bytes is proposed by its key's words and confirmed by `confirm`
+    /// (the table's key): two topics with the same first and last 8 bytes and length are told
+    /// apart there, and either way can hold the right one.
+    func testALongTopicIsConfirmedByItsWholeKey() {
+        var cache = cache(seed: 5)
+        let (left, right) = (key("sensors.A.temperature"), key("sensors.B.temperature"))
+        XCTAssertEqual(left, right, "same length, same first and last 8 bytes")
+        XCTAssertFalse(left.isExact)
+        cache.remember(left, at: 1, in: 2)
+        cache.remember(right, at: 2, in: 2)
+        XCTAssertEqual(cache.lookUp(left, in: 2, confirm: { $0 == 1 }), 1, "the second way's")
+        XCTAssertEqual(cache.lookUp(right, in: 2, confirm: { $0 == 2 }), 2, "the first way's")
+        XCTAssertNil(cache.lookUp(right, in: 2, confirm: { _ in false }))
+    }
+
+    /// The sets follow the table: 1,024 at first, four per topic as topics come, up to two per
+    /// topic `max_topics` allows (powers of two, at most 65,536); each growth empties them.
+    func testTheSetsGrowWithTheTable() {
+        var cache = TopicIndexCache(topics: 10_000, seed: 1)
+        XCTAssertEqual(cache.setCount, 1_024)
+        XCTAssertEqual(cache.maxSetCount, 32_768)
+        XCTAssertFalse(cache.grow(toHold: 256))
+        cache.remember(key("a"), at: 0, in: 0)
+        XCTAssertTrue(cache.grow(toHold: 257))
+        XCTAssertEqual(cache.setCount, 2_048)
+        XCTAssertNil(cache.lookUp(key("a"), in: 0, confirm: { _ in true }), "emptied")
+        XCTAssertTrue(cache.grow(toHold: 10_000))
+        XCTAssertEqual(cache.setCount, 32_768)
+        XCTAssertFalse(cache.grow(toHold: 1_000_000), "bounded by max_topics")
+        XCTAssertEqual(TopicIndexCache(topics: 10_000_000).maxSetCount, 65_536)
+        XCTAssertEqual(TopicIndexCache(topics: 10).maxSetCount, 1_024)
+    }
+
+    private func key(_ topic: String) -> TopicKey {
+        Array(topic.utf8).withUnsafeBytes { TopicKey($0) }
     }
 }
