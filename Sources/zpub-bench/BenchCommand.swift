@@ -76,6 +76,17 @@ struct RunMatrix: ParsableCommand {
     )
     var pin = false
 
+    /// A forwarder with a lower priority than the clients gets the CPU only when they wait on it
+    /// (the producer at its HWM, the receiver with nothing to read), so it should find fuller
+    /// queues at every poll and set the pace. Measured on two cores (docs/performance.md), it did
+    /// not saturate the forwarders: kept to repeat that measurement.
+    @Option(
+        name: .customLong("forwarder-nice"),
+        help:
+            "Run each forwarder with this nice value (nice(1); 19 is the lowest priority), so that the clients run first. Unset by default."
+    )
+    var forwarderNice: Int?
+
     func run() throws {
         var matrix = quick ? Matrix.quick : Matrix.full
         if let repetitions { matrix.repetitions = max(1, repetitions) }
@@ -85,6 +96,7 @@ struct RunMatrix: ParsableCommand {
         programs.ioThreads = ioThreads
         let pinned = pin && ProcessInfo.processInfo.activeProcessorCount >= 2 && Affinity.pinCurrentThread(to: 0)
         if pinned { programs.brokerCPUs = "1" }
+        programs.forwarderNice = forwarderNice
         let started = Time.now()
         let (results, failures) = MatrixRunner.run(matrix, programs: programs)
         var sections = [
@@ -102,7 +114,7 @@ struct RunMatrix: ParsableCommand {
             ]
         }
         sections.append(
-            "libzmq \(Context.libraryVersion.major).\(Context.libraryVersion.minor).\(Context.libraryVersion.patch), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(pinned ? "clients on CPU 0, forwarder on CPU 1" : "not pinned"), \(ioThreads) I/O thread(s) per forwarder, \(Int(Time.seconds(Time.now() - started))) s."
+            "libzmq \(Context.libraryVersion.major).\(Context.libraryVersion.minor).\(Context.libraryVersion.patch), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(pinned ? "clients on CPU 0, forwarder on CPU 1" : "not pinned"),\(forwarderNice.map { " forwarders at nice \($0)," } ?? "") \(ioThreads) I/O thread(s) per forwarder, \(Int(Time.seconds(Time.now() - started))) s."
         )
         let report = sections.joined(separator: "\n")
         print(report)

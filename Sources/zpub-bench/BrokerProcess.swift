@@ -63,6 +63,10 @@ final class BrokerProcess {
             process.arguments = ["-c", cpus, process.executableURL!.path] + (process.arguments ?? [])
             process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
         }
+        if let nice = programs.forwarderNice {
+            process.arguments = ["-n", "\(nice)", process.executableURL!.path] + (process.arguments ?? [])
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/nice")
+        }
         let log = directory.appendingPathComponent("log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: log)
@@ -164,6 +168,8 @@ struct Programs: Sendable {
     var bench: URL
     /// CPUs the forwarder processes are pinned to (with taskset), nil for no pinning.
     var brokerCPUs: String?
+    /// The nice value each forwarder runs with (nice(1)), nil for the clients' own.
+    var forwarderNice: Int?
     /// libzmq I/O threads of each forwarder.
     var ioThreads = 1
 
