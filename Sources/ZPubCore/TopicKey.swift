@@ -2,8 +2,8 @@
 /// loop compares with the previous message's topic and what `TopicIndexCache` hashes and
 /// stores, so that neither has to reach into the topic table's keys.
 ///
-/// Up to 16 bytes, the two words hold every byte (read in at most two overlapping loads, as
-/// `SipHash` reads a tail), so equal keys are equal topics (`isExact`). A longer topic keeps its
+/// Up to 16 bytes, the two words hold every byte (two overlapping loads from 4 bytes up, three
+/// single bytes below, as `SipHash` reads a tail), so equal keys are equal topics (`isExact`). A longer topic keeps its
 /// first and last 8 bytes: equal keys are then only candidates, confirmed against the table.
 /// Topics are mostly short (`t.00042`, `price.EURUSD`), and the table's keys live in one byte
 /// array behind two offsets and a bounds check: comparing there cost some 30 instructions a

@@ -60,15 +60,16 @@ final class BrokerStateTests: XCTestCase {
                 at: index, bytes: UInt64(topic.utf8.count), wanted: wanted, into: &tally, nowMilliseconds: now)
         }
         state.flushTopicTally(&tally, nowMilliseconds: UInt64(sequence.count))
-        let expected: [String: (messages: UInt64, unwanted: UInt64)] = [
-            "a1": (4, 0), "b1": (3, 1), "c1": (1, 1), long: (3, 0),
+        // A run's time is the time it is written: the next run's first message, or the flush.
+        let expected: [String: (messages: UInt64, unwanted: UInt64, lastSeen: UInt64)] = [
+            "a1": (4, 0, 11), "b1": (3, 1, 9), "c1": (1, 1, 10), long: (3, 0, 11),
         ]
         for (topic, counts) in expected {
             let counters = state.topics.counters(of: Array(topic.utf8))
             XCTAssertEqual(counters?.messages, counts.messages, topic)
             XCTAssertEqual(counters?.bytes, counts.messages * UInt64(topic.utf8.count), topic)
             XCTAssertEqual(counters?.unwanted, counts.unwanted, topic)
-            XCTAssertNotNil(counters?.lastSeenMilliseconds)
+            XCTAssertEqual(counters?.lastSeenMilliseconds, counts.lastSeen, topic)
         }
         XCTAssertEqual(state.unwantedMessages, 2)
     }

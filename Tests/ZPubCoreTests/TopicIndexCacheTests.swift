@@ -87,6 +87,15 @@ final class TopicIndexCacheTests: XCTestCase {
         XCTAssertNil(cache.lookUp(right, in: 2, confirm: { _ in false }))
     }
 
+    /// The length is part of what a way must match: "a", "aa" and "aaa" have the same words.
+    func testTopicsOfOneByteRepeatedAreToldApartByTheirLength() {
+        var cache = cache(seed: 11)
+        cache.remember(key("a"), at: 1, in: 9)
+        XCTAssertEqual(cache.lookUp(key("a"), in: 9, confirm: { _ in true }), 1)
+        XCTAssertNil(cache.lookUp(key("aa"), in: 9, confirm: { _ in true }))
+        XCTAssertNil(cache.lookUp(key("aaa"), in: 9, confirm: { _ in true }))
+    }
+
     /// The sets follow the table: 1,024 at first, four per topic as topics come, up to two per
     /// topic `max_topics` allows (powers of two, at most 65,536); each growth empties them.
     func testTheSetsGrowWithTheTable() {
