@@ -51,7 +51,7 @@ public enum SocketActivation {
                     var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
                     var raw = address.pointee.sin_addr
                     inet_ntop(AF_INET, &raw, &text, socklen_t(text.count))
-                    return "tcp://\(String(cString: text)):\(UInt16(bigEndian: address.pointee.sin_port))"
+                    return "tcp://\(Self.string(text)):\(UInt16(bigEndian: address.pointee.sin_port))"
                 }
             }
         case AF_INET6:
@@ -60,7 +60,7 @@ public enum SocketActivation {
                     var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
                     var raw = address.pointee.sin6_addr
                     inet_ntop(AF_INET6, &raw, &text, socklen_t(text.count))
-                    return "tcp://[\(String(cString: text))]:\(UInt16(bigEndian: address.pointee.sin6_port))"
+                    return "tcp://[\(Self.string(text))]:\(UInt16(bigEndian: address.pointee.sin6_port))"
                 }
             }
         case AF_UNIX:
@@ -75,5 +75,10 @@ public enum SocketActivation {
         default:
             return nil
         }
+    }
+
+    /// The text `inet_ntop` wrote into `buffer`, up to its terminating zero.
+    private static func string(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

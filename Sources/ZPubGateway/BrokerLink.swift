@@ -910,7 +910,7 @@ final class BrokerLink {
         let newToken = startRound(client: id, snapshotOf: prefix)
         rounds[newToken]!.redone = true
         for live in held { _ = rounds[newToken]!.catchUp.received(topic: live.topic, live) }
-        if let resume = clients[id]?.resume {
+        if clients[id]?.resume != nil {
             clients[id]!.resume!.token = newToken
         }
     }

@@ -222,7 +222,7 @@ final class GatewayConnectionLimitsTests: XCTestCase {
             try HTTPProbe.metrics(port: port)["zpub_http_clients_dropped_total{reason=\"token_expired\"}"] == 2
         }
         var open: [String: Double] = [:]
-        let closed = try? Wait.until("the clients are closed", timeout: Self.closeBound) {
+        let closed: Void? = try? Wait.until("the clients are closed", timeout: Self.closeBound) {
             let samples = try HTTPProbe.metrics(port: port)
             open = samples.filter { $0.key.hasPrefix("zpub_http_clients{") && $0.value > 0 }
             return open.isEmpty
@@ -303,7 +303,7 @@ final class GatewayConnectionLimitsTests: XCTestCase {
 
         // It sends nothing the gateway reads: the ping timer closes it (1001, unresponsive).
         var clientSamples: [String: Double] = [:]
-        let closed = try? Wait.until("the gateway closes the flooding client as unresponsive", timeout: 300) {
+        let closed: Void? = try? Wait.until("the gateway closes the flooding client as unresponsive", timeout: 300) {
             // A /metrics read that fails on a loaded machine is asked again.
             guard let samples = try? HTTPProbe.metrics(port: port) else { return false }
             clientSamples = samples.filter { $0.key.hasPrefix("zpub_http_clients") }
