@@ -771,7 +771,7 @@ final class ForwardingLoop {
         for command in mailbox.take() {
             switch command {
             case .snapshot(let slot):
-                slot.fulfill(state)
+                slot.fulfill(state.forReaders)
             case .stats(let slot):
                 slot.fulfill(state.statsSnapshot(uptimeSeconds: 0))
             case .setPaused(let paused, let slot):

@@ -157,6 +157,14 @@ public struct BrokerState: Sendable {
         if tally.messages > 0 { topics.flush(&tally, nowMilliseconds: nowMilliseconds) }
     }
 
+    /// This state for a reader on another thread (TOPICS, SUBSCRIPTIONS): a copy that shares
+    /// the tables it lists, but not the topic cache, which only the forwarding loop uses.
+    public var forReaders: BrokerState {
+        var copy = self
+        copy.topics.dropCache()
+        return copy
+    }
+
     public var forwardingState: ForwardingState { paused ? .paused : .running }
 
     public func statsSnapshot(uptimeSeconds: Double) -> StatsSnapshot {

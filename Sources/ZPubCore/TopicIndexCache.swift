@@ -47,6 +47,19 @@ struct TopicIndexCache: Sendable {
         self.seed = seed
     }
 
+    /// One set that never grows: for a copy of the table that is read but not looked up in
+    /// (`TopicTable.dropCache`). Shared by every such copy; a write would copy its 48 bytes.
+    static let singleSet = TopicIndexCache(singleSetSeed: 0)
+
+    private init(singleSetSeed seed: UInt64) {
+        (maxSetBits, setBits) = (0, 0)
+        words = Self.emptyWords(setBits: 0)
+        self.seed = seed
+    }
+
+    /// Where the ways are stored (tests: whether a write copied them).
+    var storageAddress: UnsafeRawPointer? { words.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+
     /// log2 of `perTopic` sets for each of `topics` topics, rounded up, within `setBitsRange`.
     private static func setBits(for topics: Int, perTopic: Int) -> Int {
         let sets = topics >= Int.max / perTopic ? Int.max : topics * perTopic

@@ -214,6 +214,13 @@ public struct TopicTable: Sendable {
             .sorted { $0.topic.lexicographicallyPrecedes($1.topic) }
     }
 
+    /// Puts a one-set topic cache in place of this table's own: for a copy handed to a reader
+    /// (TOPICS), which never looks a topic up. The copy would otherwise share the loop's cache
+    /// (up to 3 MiB), and the loop's next change to it would copy it all first.
+    mutating func dropCache() {
+        recentIndexes = .singleSet
+    }
+
     public mutating func removeAll() {
         table.removeAll()
         lastKey = .none

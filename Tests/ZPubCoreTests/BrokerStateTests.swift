@@ -74,6 +74,27 @@ final class BrokerStateTests: XCTestCase {
         XCTAssertEqual(state.unwantedMessages, 2)
     }
 
+    /// The copy a TOPICS request gets lists every topic, and does not share the loop's topic
+    /// cache: the loop's next write to its cache (a new topic) goes to the same storage, not to
+    /// a copy of it (up to 3 MiB with many topics).
+    func testACopyForReadersLeavesTheLoopsTopicCacheUnshared() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        func record(_ topic: String) {
+            let (wanted, index) = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
+            state.countTopic(at: index, bytes: 1, wanted: wanted, nowMilliseconds: 1)
+        }
+        for number in 0..<100 { record("t.\(number)") }
+        let storage = state.topics.recentIndexes.storageAddress
+        let copy = state.forReaders
+        record("t.new")
+        XCTAssertEqual(state.topics.recentIndexes.storageAddress, storage, "the cache was copied")
+        XCTAssertEqual(copy.topicList(prefix: []).topics.count, 100)
+        XCTAssertEqual(state.topicList(prefix: []).topics.count, 101)
+        record("t.7")
+        XCTAssertEqual(state.topics.counters(of: Array("t.7".utf8))?.messages, 2)
+        XCTAssertEqual(copy.topics.counters(of: Array("t.7".utf8))?.messages, 1)
+    }
+
     func testApplyingAConfigurationWithARepeatedUpstreamKeepsOneLink() {
         var configuration = BrokerConfiguration()
         configuration.upstreamEndpoints = ["tcp://10.0.0.1:5556", "tcp://10.0.0.1:5556"]
