@@ -141,9 +141,4 @@ struct TopicIndexCache: Sendable {
         words = Self.emptyWords(setBits: setBits)
         return true
     }
-
-    /// Forgets every topic: for when the table's indexes no longer mean what they did.
-    mutating func removeAll() {
-        for word in words.indices { words[word] = Self.emptyWay }
-    }
 }

@@ -149,26 +149,23 @@ extension TopicTableTests {
         var table = TopicTable(maxTopics: 20_000)
         let subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
         let topics = (0..<20_000).map { "topic/\($0)" }
-        for topic in topics + topics.reversed() {
-            _ = record(&table, topic, bytes: topic.utf8.count, subscriptions: subscriptions)
+        /// Records each of `topics` twice, in the given order and then reversed, and checks
+        /// that each has its own two messages and bytes.
+        func recordTwiceAndCheck(_ topics: [String]) {
+            for topic in topics + topics.reversed() {
+                _ = record(&table, topic, bytes: topic.utf8.count, subscriptions: subscriptions)
+            }
+            XCTAssertEqual(table.count, topics.count)
+            for topic in topics {
+                let counters = table.counters(of: Array(topic.utf8))
+                XCTAssertEqual(counters?.messages, 2, topic)
+                XCTAssertEqual(counters?.bytes, UInt64(2 * topic.utf8.count), topic)
+            }
         }
-        XCTAssertEqual(table.count, 20_000)
-        for topic in topics {
-            let counters = table.counters(of: Array(topic.utf8))
-            XCTAssertEqual(counters?.messages, 2, topic)
-            XCTAssertEqual(counters?.bytes, UInt64(2 * topic.utf8.count), topic)
-        }
+        recordTwiceAndCheck(topics)
         table.removeAll()
-        let again = zip((0..<3_000).map { "other/\($0)" }, topics.prefix(3_000).reversed()).flatMap { [$0, $1] }
-        for topic in again + again {
-            _ = record(&table, topic, bytes: topic.utf8.count, subscriptions: subscriptions)
-        }
-        XCTAssertEqual(table.count, 6_000)
-        for topic in again {
-            let counters = table.counters(of: Array(topic.utf8))
-            XCTAssertEqual(counters?.messages, 2, topic)
-            XCTAssertEqual(counters?.bytes, UInt64(2 * topic.utf8.count), topic)
-        }
+        recordTwiceAndCheck(
+            zip((0..<3_000).map { "other/\($0)" }, topics.prefix(3_000).reversed()).flatMap { [$0, $1] })
     }
 }
 
