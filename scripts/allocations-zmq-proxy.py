@@ -62,8 +62,11 @@ def run(library, count):
     steer.send(b"TERMINATE")
     proxy.wait(timeout=30)
     context.destroy(0)
-    with open(report) as file:
-        allocations = int(file.read())
+    try:
+        with open(report) as file:
+            allocations = int(file.read())
+    except (OSError, ValueError):
+        sys.exit("the proxy wrote no allocation count (exit status %s): was %s preloaded?" % (proxy.returncode, library))
     os.unlink(report)
     return allocations
 
@@ -71,6 +74,8 @@ def run(library, count):
 def main():
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     library = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, ".build/debug/libMallocCounter.so")
+    if not os.path.isfile(library):
+        sys.exit("no malloc counter at %s: build it with `swift build` (make test does), or name it" % library)
     few, many = run(library, 10_000), run(library, 210_000)
     print("zmq_proxy PULL -> PUB: %d allocations for 10,000 messages, %d for 210,000: %.4f per extra message"
           % (few, many, (many - few) / 200_000))

@@ -53,6 +53,9 @@ struct RunMatrix: ParsableCommand {
 
     func validate() throws {
         guard (1...64).contains(ioThreads) else { throw ValidationError("--io-threads: 1 to 64") }
+        if let forwarderNice, !(-20...19).contains(forwarderNice) {
+            throw ValidationError("--forwarder-nice: -20 (highest priority) to 19 (lowest), as nice(1) takes")
+        }
         for (name, list) in [("--subscribers", subscribers), ("--sizes", sizes)] {
             guard let list else { continue }
             guard let values = Self.integers(list), values.allSatisfy({ $0 > 0 }) else {
@@ -82,8 +85,9 @@ struct RunMatrix: ParsableCommand {
     /// not saturate the forwarders: kept to repeat that measurement.
     @Option(
         name: .customLong("forwarder-nice"),
-        help:
-            "Run each forwarder with this nice value (nice(1); 19 is the lowest priority), so that the clients run first. Unset by default."
+        help: ArgumentHelp(
+            "Run each forwarder with this nice value, -20 to 19 (nice(1); 19 is the lowest priority), so that the clients run first. Unset by default.",
+            valueName: "n")
     )
     var forwarderNice: Int?
 
