@@ -133,11 +133,18 @@ uninstall:
 # over TCP on loopback. `bench` runs the full matrix (~7 min), `bench-quick` a subset (~1 min).
 # Each writes its report to .build/bench/. Unpinned by default (the forwarder is the
 # bottleneck and its CPU per delivery shows); make bench ARGS="--pin" pins clients and forwarder.
-.PHONY: bench bench-quick bench-gateway bench-multicast
+.PHONY: bench bench-quick bench-saturated bench-gateway bench-multicast
 
 bench: deps
 	$(RELEASE_BUILD)
 	./.build/release/zpub-bench run --output .build/bench/full.md $(ARGS)
+
+# Each forwarder made the bottleneck (~2 min): held, a backlog queued in front of it with
+# unlimited queues, then let go; its CPU per delivery from the first message queued to the
+# last delivered (docs/performance.md, "Saturated").
+bench-saturated: deps
+	$(RELEASE_BUILD)
+	./.build/release/zpub-bench saturated --output .build/bench/saturated.md $(ARGS)
 
 # The HTTP gateway's fan-out: server CPU per delivered message and latency, SSE and WebSocket,
 # 100, 500 and 1,000 clients, each message written at once and with write_delay_ms = 25; and

@@ -12,3 +12,17 @@ public func proxy(frontend: Socket, backend: Socket) throws {
         if !error.isContextTerminated { throw error }
     }
 }
+
+/// `zmq_proxy_steerable`: `proxy(frontend:backend:)` with a `control` socket (PAIR or REP) that
+/// takes libzmq's commands: PAUSE and RESUME (in libzmq 4.3.4 a paused proxy keeps polling its
+/// sockets, so it spins while messages wait; to hold one still, TERMINATE it and call again:
+/// the sockets keep their connections and subscriptions), TERMINATE, and STATISTICS.
+///
+/// Returns true when TERMINATE ended it, false when the context was terminated; throws for any
+/// other failure.
+public func proxySteerable(frontend: Socket, backend: Socket, control: Socket) throws -> Bool {
+    if zmq_proxy_steerable(frontend.handle, backend.handle, nil, control.handle) == 0 { return true }
+    let error = ZMQError.last("zmq_proxy_steerable \(frontend.type) -> \(backend.type)")
+    if error.isContextTerminated { return false }
+    throw error
+}

@@ -9,7 +9,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zpub-bench",
         abstract: "Benchmark zpubd against zmq_proxy, a plain poll loop and a direct link (loopback TCP).",
-        subcommands: [RunMatrix.self, ProxyCommand.self, LoopCommand.self],
+        subcommands: [RunMatrix.self, SaturatedCommand.self, ProxyCommand.self, LoopCommand.self],
         defaultSubcommand: RunMatrix.self
     )
 }
@@ -142,6 +142,17 @@ struct BaselineOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("The outgoing socket's send HWM (0: unlimited, as under valgrind).", valueName: "n"))
     var sendHwm: Int32 = 10_000
+
+    @Option(help: ArgumentHelp("The ingest socket's receive HWM (0: unlimited).", valueName: "n"))
+    var receiveHwm: Int32 = 10_000
+
+    @Option(
+        help: ArgumentHelp(
+            "Bind a PAIR here that takes TERMINATE (hold: stop reading, answer HELD) and RESUME (answer RUNNING), for `zpub-bench saturated`.",
+            valueName: "endpoint"))
+    var control: String?
+
+    var highWaterMarks: HighWaterMarks { HighWaterMarks(receive: receiveHwm, send: sendHwm) }
 }
 
 /// `zmq_proxy` in its own process: the reference.
@@ -167,7 +178,7 @@ struct ProxyCommand: ParsableCommand {
     func run() throws {
         try ProxyBaseline.run(
             frontendType: frontendType == "pull" ? .pull : .xsub, frontend: frontend, backend: backend,
-            ioThreads: options.ioThreads, sendHighWaterMark: options.sendHwm)
+            ioThreads: options.ioThreads, highWaterMarks: options.highWaterMarks, control: options.control)
     }
 }
 
@@ -189,6 +200,7 @@ struct LoopCommand: ParsableCommand {
 
     func run() throws {
         try PollLoop.run(
-            pull: pull, xsub: xsub, xpub: xpub, ioThreads: options.ioThreads, sendHighWaterMark: options.sendHwm)
+            pull: pull, xsub: xsub, xpub: xpub, ioThreads: options.ioThreads, highWaterMarks: options.highWaterMarks,
+            control: options.control)
     }
 }

@@ -17,10 +17,18 @@ final class BrokerProcess {
     let process = Process()
     let endpoints: Endpoints
     let forwarder: Forwarder
+    /// zpubd's control socket (REQ/REP), or the baseline's `HoldControl` PAIR when started
+    /// `holdable` (none otherwise).
+    let controlEndpoint: String
     private let directory: URL
 
-    /// Starts `forwarder` for `ingest`, waits until its ports accept connections.
-    init(_ forwarder: Forwarder, ingest: Ingest, programs: Programs, maxSubscriptions: Int = 200_000) throws {
+    /// Starts `forwarder` for `ingest`, waits until its ports accept connections. `holdable`:
+    /// for `zpub-bench saturated`, unlimited queues (a backlog waits in front of the forwarder
+    /// and behind it, nothing is dropped) and, for the baselines, a control PAIR to hold them by.
+    init(
+        _ forwarder: Forwarder, ingest: Ingest, programs: Programs, maxSubscriptions: Int = 200_000,
+        holdable: Bool = false
+    ) throws {
         self.forwarder = forwarder
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "zpub-bench-\(UUID().uuidString.prefix(8))")
@@ -29,6 +37,8 @@ final class BrokerProcess {
         let (pull, xsub, xpub, control) = (ports[0], ports[1], ports[2], ports[3])
         let local = { (port: Int) in "tcp://127.0.0.1:\(port)" }
         endpoints = Endpoints(ingest: local(ingest == .push ? pull : xsub), xpub: local(xpub))
+        controlEndpoint = local(control)
+        let baselineHold = holdable ? ["--receive-hwm", "0", "--send-hwm", "0", "--control", local(control)] : []
 
         switch forwarder {
         case .zpubd, .zpubdHistory:
@@ -36,7 +46,7 @@ final class BrokerProcess {
             var text = BrokerProcess.zpubdConfiguration(
                 pull: local(pull), xsub: local(xsub), xpub: local(xpub), control: local(control),
                 accounting: forwarder != .zpubd(accounting: false), maxSubscriptions: maxSubscriptions,
-                ioThreads: programs.ioThreads)
+                ioThreads: programs.ioThreads, unlimitedQueues: holdable)
             if forwarder == .zpubdHistory {
                 // Every benchmark topic starts with "t" (the warm-up's and end markers' too).
                 text += "[history]\nprefixes = [\"t\"]\ndirectory = \"\(directory.path)/state\"\n"
@@ -46,16 +56,18 @@ final class BrokerProcess {
             process.arguments = ["--config", config.path]
         case .proxy:
             process.executableURL = programs.bench
-            process.arguments = [
-                "proxy", "--frontend-type", ingest == .push ? "pull" : "xsub",
-                "--frontend", endpoints.ingest, "--backend", local(xpub), "--io-threads", "\(programs.ioThreads)",
-            ]
+            process.arguments =
+                [
+                    "proxy", "--frontend-type", ingest == .push ? "pull" : "xsub",
+                    "--frontend", endpoints.ingest, "--backend", local(xpub), "--io-threads", "\(programs.ioThreads)",
+                ] + baselineHold
         case .loop:
             process.executableURL = programs.bench
-            process.arguments = [
-                "loop", "--pull", local(pull), "--xsub", local(xsub), "--xpub", local(xpub),
-                "--io-threads", "\(programs.ioThreads)",
-            ]
+            process.arguments =
+                [
+                    "loop", "--pull", local(pull), "--xsub", local(xsub), "--xpub", local(xpub),
+                    "--io-threads", "\(programs.ioThreads)",
+                ] + baselineHold
         case .direct:
             preconditionFailure("direct runs have no broker process")
         }
@@ -139,26 +151,27 @@ final class BrokerProcess {
     /// the batches it adds on top).
     static func zpubdConfiguration(
         pull: String, xsub: String, xpub: String, control: String, accounting: Bool, maxSubscriptions: Int,
-        ioThreads: Int = 1
+        ioThreads: Int = 1, unlimitedQueues: Bool = false
     ) -> String {
-        """
-        [daemon]
-        log_level = "warning"
-        topic_accounting = \(accounting)
+        let queues = unlimitedQueues ? "send_hwm = 0\nreceive_hwm = 0\n" : ""
+        return """
+            [daemon]
+            log_level = "warning"
+            topic_accounting = \(accounting)
 
-        [endpoints]
-        control = ["\(control)"]
-        xpub = ["\(xpub)"]
-        pull = ["\(pull)"]
-        xsub = ["\(xsub)"]
+            [endpoints]
+            control = ["\(control)"]
+            xpub = ["\(xpub)"]
+            pull = ["\(pull)"]
+            xsub = ["\(xsub)"]
 
-        [sockets]
-        io_threads = \(ioThreads)
+            [sockets]
+            io_threads = \(ioThreads)
+            \(queues)
+            [limits]
+            max_subscriptions = \(maxSubscriptions)
 
-        [limits]
-        max_subscriptions = \(maxSubscriptions)
-
-        """
+            """
     }
 }
 

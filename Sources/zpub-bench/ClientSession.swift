@@ -11,6 +11,9 @@ struct PhaseResult: Sendable {
     var elapsedNanoseconds: UInt64 = 0
     /// The forwarder's CPU time during the phase (all its threads), when measured.
     var brokerCPUNanoseconds: UInt64?
+    /// Backlog phase only: the part of `brokerCPUNanoseconds` spent while the forwarder was held
+    /// (its I/O thread taking the backlog in).
+    var intakeCPUNanoseconds: UInt64?
     /// Sorted one-way latencies in nanoseconds (latency phase only).
     var latencies: [UInt64] = []
 
@@ -32,14 +35,17 @@ final class ClientSession {
     static let prefix: [UInt8] = Array("t".utf8)
 
     /// Connects to `endpoints`, or, when nil, links producer and receivers directly.
-    init(workload: Workload, topicCount: Int, endpoints: Endpoints?) throws {
+    /// `highWaterMark` is every client socket's queue (0: unlimited, for a backlog).
+    init(
+        workload: Workload, topicCount: Int, endpoints: Endpoints?, highWaterMark: Int32 = ClientSession.highWaterMark
+    ) throws {
         self.workload = workload
         topics = (0..<topicCount).map { Array("t\(String(format: "%05d", $0))".utf8) }
         context = try Context()
         let producerType: SocketType = workload.ingest == .push ? .push : .pub
         producer = try Socket(context, type: producerType)
         try producer.setOption(.linger, 0)
-        try producer.setOption(.sendHighWaterMark, Self.highWaterMark)
+        try producer.setOption(.sendHighWaterMark, highWaterMark)
         // A PUSH whose broker stalls blocks; this bounds the wait (send then reports failure).
         try producer.setOption(.sendTimeout, 2_000)
 
@@ -48,7 +54,7 @@ final class ClientSession {
         for _ in 0..<workload.subscribers {
             let socket = try Socket(context, type: receiverType)
             try socket.setOption(.linger, 0)
-            try socket.setOption(.receiveHighWaterMark, Self.highWaterMark)
+            try socket.setOption(.receiveHighWaterMark, highWaterMark)
             if receiverType == .sub { try socket.setOption(.subscribe, bytes: Self.prefix) }
             receivers.append(socket)
         }
@@ -147,6 +153,81 @@ final class ClientSession {
         result.elapsedNanoseconds = receiver.lastNanoseconds &- receiver.firstNanoseconds
         result.latencies = receiver.latencies.sorted()
         return result
+    }
+
+    /// Queues `count` messages in front of a held forwarder, lets it go and measures it working
+    /// through them (`zpub-bench saturated`): every poll finds a full queue, so the forwarder,
+    /// not the clients' pace, decides what a delivery costs. The CPU counted starts before the
+    /// first message is sent (the forwarder's I/O thread takes the backlog in while it is held)
+    /// and ends with the last end marker received. Needs unlimited queues on both sides.
+    func backlog(count: Int, hold: ForwarderHold, brokerCPU: () -> UInt64?) throws -> PhaseResult {
+        let signals = PhaseSignals(token: Time.now())
+        let receiver = Receiver(
+            sockets: receivers, signals: signals, expected: count * receivers.count, recordLatency: false,
+            deadline: Time.now() + 120_000_000_000)
+        receiver.start()
+        defer {
+            signals.abandoned.store(true, ordering: .releasing)
+            receiver.join()
+        }
+        let topic = Message()
+        let payload = Message()
+        var bytes = [UInt8](repeating: 0x61, count: workload.size)
+        try warmUp(signals: signals, topic: topic, payload: payload, bytes: &bytes)
+
+        try hold.hold()
+        guard let cpuBefore = brokerCPU() else { throw BenchError("cannot read the forwarder's CPU time") }
+        for index in 0..<count {
+            topic.replace(with: topics[index % topics.count])
+            let stamp = Time.now()
+            bytes.withUnsafeMutableBytes { $0.storeBytes(of: stamp, as: UInt64.self) }
+            payload.replace(with: bytes)
+            guard try producer.send(topic, more: true), try producer.send(payload) else {
+                throw BenchError("the producer could not queue message \(index + 1) of \(count)")
+            }
+        }
+        let cpuHeld = try Self.waitUntilIdle(brokerCPU)
+        try hold.release()
+
+        var marker = [UInt8](repeating: 0, count: 16)
+        marker.withUnsafeMutableBytes {
+            $0.storeBytes(of: UInt64.max, as: UInt64.self)
+            $0.storeBytes(of: signals.token, toByteOffset: 8, as: UInt64.self)
+        }
+        let markerDeadline = Time.now() + 100_000_000_000
+        while signals.ended.load(ordering: .acquiring) < receivers.count && Time.now() < markerDeadline {
+            topic.replace(with: topics[0])
+            payload.replace(with: marker)
+            _ = try producer.send(topic, more: true, dontWait: true) && producer.send(payload)
+            Time.sleep(milliseconds: 10)
+        }
+        receiver.join()
+        guard let cpuAfter = brokerCPU(), cpuAfter >= cpuHeld else {
+            throw BenchError("cannot read the forwarder's CPU time after the backlog")
+        }
+        var result = PhaseResult(sent: count, received: receiver.received, expected: count * receivers.count)
+        result.brokerCPUNanoseconds = cpuAfter - cpuBefore
+        result.intakeCPUNanoseconds = cpuHeld - cpuBefore
+        result.elapsedNanoseconds = receiver.lastNanoseconds &- receiver.firstNanoseconds
+        return result
+    }
+
+    /// Waits until a held forwarder has taken the backlog in: its CPU time grew by less than
+    /// 1 ms (2% of a CPU) in each of two 50 ms windows in a row. Returns its CPU time then.
+    private static func waitUntilIdle(_ brokerCPU: () -> UInt64?) throws -> UInt64 {
+        let deadline = Time.now() + 60_000_000_000
+        guard var previous = brokerCPU() else { throw BenchError("cannot read the forwarder's CPU time") }
+        var quietWindows = 0
+        while quietWindows < 2 {
+            guard Time.now() < deadline else {
+                throw BenchError("the held forwarder was still busy after 60 s: is it really held?")
+            }
+            Time.sleep(milliseconds: 50)
+            guard let now = brokerCPU() else { throw BenchError("cannot read the forwarder's CPU time") }
+            quietWindows = now &- previous < 1_000_000 ? quietWindows + 1 : 0
+            previous = now
+        }
+        return previous
     }
 
     /// Sends warm-up messages until every receiver has one: connections are up, subscriptions

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import ZeroMQ
@@ -129,8 +130,59 @@ final class SocketTests: XCTestCase {
         XCTAssertEqual(try poller.poll(timeoutMilliseconds: 10), 0)
     }
 
+    /// zpub-bench holds its zmq_proxy baseline by ending it with TERMINATE and calling it again:
+    /// the second call must forward what was queued in between, over the same connections.
+    func testSteerableProxyEndsOnTerminateAndResumesOverTheSameSockets() throws {
+        let (frontend, producer) = try pair("steer-in", .pull, .push)
+        let (backend, sink) = try pair("steer-out", .push, .pull)
+        let (control, steer) = try pair("steer-control", .pair, .pair)
+        defer { [frontend, producer, backend, sink, control, steer].forEach { $0.close() } }
+        let ended = DispatchSemaphore(value: 0)
+        let again = DispatchSemaphore(value: 0)
+        let results = ResultBox()
+        let sockets = HandedOver(frontend: frontend, backend: backend, control: control)
+        let thread = Thread {
+            let proxy = {
+                try? proxySteerable(frontend: sockets.frontend, backend: sockets.backend, control: sockets.control)
+            }
+            results.append(proxy())
+            ended.signal()
+            again.wait()
+            results.append(proxy())
+            ended.signal()
+        }
+        thread.start()
+
+        try producer.send(text: "first")
+        XCTAssertEqual(try sink.receiveFrames(timeoutMilliseconds: 5_000), [Array("first".utf8)])
+        try steer.send(text: "TERMINATE")
+        XCTAssertEqual(ended.wait(timeout: .now() + 10), .success, "TERMINATE ends the proxy")
+        try producer.send(text: "queued while stopped")
+        again.signal()
+        XCTAssertEqual(try sink.receiveFrames(timeoutMilliseconds: 5_000), [Array("queued while stopped".utf8)])
+        try steer.send(text: "TERMINATE")
+        XCTAssertEqual(ended.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(results.values, [true, true], "both calls ended by TERMINATE, not by an error")
+    }
+
     func testLibraryCapabilities() {
         XCTAssertGreaterThanOrEqual(Context.libraryVersion.major, 4)
         XCTAssertTrue(Context.hasCapability("ipc"))
     }
+}
+
+/// The proxy's sockets, used by its thread alone while it runs (the test thread only closes them
+/// after both calls have ended).
+private struct HandedOver: @unchecked Sendable {
+    let frontend: Socket
+    let backend: Socket
+    let control: Socket
+}
+
+/// Results handed from the proxy's thread to the test's, under a lock.
+private final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [Bool?] = []
+    func append(_ value: Bool?) { lock.withLock { stored.append(value) } }
+    var values: [Bool?] { lock.withLock { stored } }
 }
