@@ -115,16 +115,23 @@ final class BrokerProcess {
     /// in nanoseconds: the run time in each thread's /proc schedstat, which the scheduler keeps
     /// to the nanosecond (the tick counts in /proc/PID/stat are 10 ms apart, too coarse for a
     /// run of a fraction of a second).
-    var cpuNanoseconds: UInt64? {
+    var cpuNanoseconds: UInt64? { schedulerStatistics?.runNanoseconds }
+
+    /// Run time and times scheduled in, summed over the forwarder's threads (/proc schedstat).
+    var schedulerStatistics: SchedulerStatistics? {
         guard process.isRunning else { return nil }
         let tasks = "/proc/\(process.processIdentifier)/task"
         guard let threads = try? FileManager.default.contentsOfDirectory(atPath: tasks) else { return nil }
-        var total: UInt64 = 0
+        var total = SchedulerStatistics()
         for thread in threads {
-            guard let text = try? String(contentsOfFile: "\(tasks)/\(thread)/schedstat", encoding: .utf8),
-                let runNanoseconds = text.split(separator: " ").first.flatMap({ UInt64($0) })
-            else { continue }
-            total += runNanoseconds
+            guard let text = try? String(contentsOfFile: "\(tasks)/\(thread)/schedstat", encoding: .utf8) else {
+                continue
+            }
+            // "run time (ns), time waiting to run (ns), timeslices run"
+            let fields = text.split(separator: " ").map { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            guard fields.count >= 3, let run = fields[0], let slices = fields[2] else { continue }
+            total.runNanoseconds += run
+            total.timeslices += slices
         }
         return total
     }
@@ -173,6 +180,13 @@ final class BrokerProcess {
 
             """
     }
+}
+
+/// What the scheduler counted for a process's threads.
+struct SchedulerStatistics: Sendable {
+    var runNanoseconds: UInt64 = 0
+    /// Times a thread was put on a CPU: each wake-up from a wait is one.
+    var timeslices: UInt64 = 0
 }
 
 /// The programs the benchmark starts, and where they run.

@@ -14,6 +14,8 @@ struct PhaseResult: Sendable {
     /// Backlog phase only: the part of `brokerCPUNanoseconds` spent while the forwarder was held
     /// (its I/O thread taking the backlog in).
     var intakeCPUNanoseconds: UInt64?
+    /// Backlog phase only: times the forwarder's threads were scheduled in after it was let go.
+    var drainTimeslices: UInt64?
     /// Sorted one-way latencies in nanoseconds (latency phase only).
     var latencies: [UInt64] = []
 
@@ -160,7 +162,9 @@ final class ClientSession {
     /// not the clients' pace, decides what a delivery costs. The CPU counted starts before the
     /// first message is sent (the forwarder's I/O thread takes the backlog in while it is held)
     /// and ends with the last end marker received. Needs unlimited queues on both sides.
-    func backlog(count: Int, hold: ForwarderHold, brokerCPU: () -> UInt64?) throws -> PhaseResult {
+    func backlog(count: Int, hold: ForwarderHold, brokerStatistics: () -> SchedulerStatistics?) throws
+        -> PhaseResult
+    {
         let signals = PhaseSignals(token: Time.now())
         let receiver = Receiver(
             sockets: receivers, signals: signals, expected: count * receivers.count, recordLatency: false,
@@ -176,7 +180,9 @@ final class ClientSession {
         try warmUp(signals: signals, topic: topic, payload: payload, bytes: &bytes)
 
         try hold.hold()
-        guard let cpuBefore = brokerCPU() else { throw BenchError("cannot read the forwarder's CPU time") }
+        guard let cpuBefore = brokerStatistics()?.runNanoseconds else {
+            throw BenchError("cannot read the forwarder's CPU time")
+        }
         for index in 0..<count {
             topic.replace(with: topics[index % topics.count])
             let stamp = Time.now()
@@ -186,7 +192,8 @@ final class ClientSession {
                 throw BenchError("the producer could not queue message \(index + 1) of \(count)")
             }
         }
-        let cpuHeld = try Self.waitUntilIdle(brokerCPU)
+        let cpuHeld = try Self.waitUntilIdle { brokerStatistics()?.runNanoseconds }
+        let slicesHeld = brokerStatistics()?.timeslices
         try hold.release()
 
         var marker = [UInt8](repeating: 0, count: 16)
@@ -202,12 +209,14 @@ final class ClientSession {
             Time.sleep(milliseconds: 10)
         }
         receiver.join()
-        guard let cpuAfter = brokerCPU(), cpuAfter >= cpuHeld else {
+        guard let after = brokerStatistics(), after.runNanoseconds >= cpuHeld else {
             throw BenchError("cannot read the forwarder's CPU time after the backlog")
         }
+        let cpuAfter = after.runNanoseconds
         var result = PhaseResult(sent: count, received: receiver.received, expected: count * receivers.count)
         result.brokerCPUNanoseconds = cpuAfter - cpuBefore
         result.intakeCPUNanoseconds = cpuHeld - cpuBefore
+        result.drainTimeslices = slicesHeld.map { after.timeslices &- $0 }
         result.elapsedNanoseconds = receiver.lastNanoseconds &- receiver.firstNanoseconds
         return result
     }

@@ -42,6 +42,11 @@ struct SaturatedCommand: ParsableCommand {
             valueName: "n"))
     var deliveries: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Forwarders to run, comma-separated: proxy, loop, zpubd-off, zpubd-on (default: all).", valueName: "list"))
+    var forwarders = "proxy,loop,zpubd-off,zpubd-on"
+
     @Option(help: ArgumentHelp("libzmq I/O threads of every forwarder.", valueName: "n"))
     var ioThreads = 1
 
@@ -60,6 +65,10 @@ struct SaturatedCommand: ParsableCommand {
             }
         }
         guard ingests != nil else { throw ValidationError("--ingest: push, pub, or push,pub") }
+        let chosen = forwarderNames
+        guard !chosen.isEmpty, chosen.allSatisfy(Self.forwarderNames.contains) else {
+            throw ValidationError("--forwarders: some of \(Self.forwarderNames.joined(separator: ", "))")
+        }
         if let deliveries, deliveries < 1_000 {
             throw ValidationError("--deliveries: at least 1000 (a smaller backlog is gone before it is measured)")
         }
@@ -70,13 +79,25 @@ struct SaturatedCommand: ParsableCommand {
         return values.isEmpty || values.contains(nil) ? nil : values.compactMap { $0 }
     }
 
+    private static let forwarderNames = ["proxy", "loop", "zpubd-off", "zpubd-on"]
+    private var forwarderNames: [String] {
+        forwarders.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
     func run() throws {
         var programs = try Programs.locate(zpubd: zpubd)
         programs.ioThreads = ioThreads
         let topicCounts = RunMatrix.integers(topics) ?? [1]
-        var variants = [Variant(forwarder: .proxy, topics: 1), Variant(forwarder: .loop, topics: 1)]
-        variants.append(Variant(forwarder: .zpubd(accounting: false), topics: topicCounts[0]))
-        variants += topicCounts.map { Variant(forwarder: .zpubd(accounting: true), topics: $0) }
+        let chosen = Set(forwarderNames)
+        var variants: [Variant] = []
+        if chosen.contains("proxy") { variants.append(Variant(forwarder: .proxy, topics: 1)) }
+        if chosen.contains("loop") { variants.append(Variant(forwarder: .loop, topics: 1)) }
+        if chosen.contains("zpubd-off") {
+            variants.append(Variant(forwarder: .zpubd(accounting: false), topics: topicCounts[0]))
+        }
+        if chosen.contains("zpubd-on") {
+            variants += topicCounts.map { Variant(forwarder: .zpubd(accounting: true), topics: $0) }
+        }
         var workloads: [Workload] = []
         for ingest in ingests ?? [.push] {
             for size in RunMatrix.integers(sizes) ?? [] {
@@ -147,7 +168,7 @@ struct SaturatedCommand: ParsableCommand {
             let hold = try ForwarderHold(broker)
             let session = try ClientSession(
                 workload: workload, topicCount: variant.topics, endpoints: broker.endpoints, highWaterMark: 0)
-            let phase = try session.backlog(count: messages, hold: hold) { broker.cpuNanoseconds }
+            let phase = try session.backlog(count: messages, hold: hold) { broker.schedulerStatistics }
             return try BacklogRun(workload: workload, phase: phase)
         } catch {
             let running = broker.process.isRunning ? "still running" : "exited"
@@ -159,8 +180,8 @@ struct SaturatedCommand: ParsableCommand {
         -> String
     {
         var lines = [
-            "| workload | forwarder | topics | broker CPU ns/delivery | x zmq_proxy | x poll loop | held: taking in | let go: working through | msg/s per subscriber | x poll loop | lost |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| workload | forwarder | topics | broker CPU ns/delivery | x zmq_proxy | x poll loop | held: taking in | let go: working through | wake-ups per 1k deliveries | msg/s per subscriber | x poll loop | lost |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for workload in workloads {
             guard let byVariant = results[workload] else { continue }
@@ -180,7 +201,8 @@ struct SaturatedCommand: ParsableCommand {
                     "\(workload)", "\(variant.forwarder)", "\(variant.topics)", Report.rateText(cpu),
                     proxyCPU.map { Report.ratio(cpu.median, $0) } ?? "-",
                     loopCPU.map { Report.ratio(cpu.median, $0) } ?? "-",
-                    Report.number(intake), Report.number(cpu.median - intake), Report.rateText(rate),
+                    Report.number(intake), Report.number(cpu.median - intake),
+                    Report.number(Spread(runs.map(\.wakeUpsPerThousand)).median), Report.rateText(rate),
                     loopRate.map { Report.ratio(rate.median, $0) } ?? "-", "\(lost)",
                 ]
                 lines.append("| " + cells.joined(separator: " | ") + " |")
@@ -197,6 +219,9 @@ struct BacklogRun: Sendable {
     var cpuPerDelivery: Double
     /// The part of it spent while held: libzmq's I/O thread taking the backlog in.
     var intakePerDelivery: Double
+    /// Times the forwarder's threads were scheduled in while it worked through the backlog, per
+    /// 1,000 deliveries: a thread that catches up with its queue sleeps and is woken again.
+    var wakeUpsPerThousand: Double
     /// Messages per second per subscriber, first to last delivered.
     var messagesPerSecond: Double
     var lost: Int
@@ -207,6 +232,7 @@ struct BacklogRun: Sendable {
         }
         cpuPerDelivery = Double(cpu) / Double(phase.received)
         intakePerDelivery = Double(intake) / Double(phase.received)
+        wakeUpsPerThousand = Double(phase.drainTimeslices ?? 0) * 1_000 / Double(phase.received)
         let seconds = Time.seconds(phase.elapsedNanoseconds)
         messagesPerSecond = seconds > 0 ? Double(phase.received) / Double(workload.subscribers) / seconds : 0
         lost = phase.lost
