@@ -13,10 +13,12 @@ public func proxy(frontend: Socket, backend: Socket) throws {
     }
 }
 
-/// `zmq_proxy_steerable`: `proxy(frontend:backend:)` with a `control` socket (PAIR or REP) that
-/// takes libzmq's commands: PAUSE and RESUME (in libzmq 4.3.4 a paused proxy keeps polling its
-/// sockets, so it spins while messages wait; to hold one still, TERMINATE it and call again:
-/// the sockets keep their connections and subscriptions), TERMINATE, and STATISTICS.
+/// `zmq_proxy_steerable`: `proxy(frontend:backend:)` with a `control` PAIR that takes libzmq's
+/// commands: PAUSE, RESUME, TERMINATE and STATISTICS (the only one answered; so not a REP,
+/// which could take no second command). In libzmq 4.3.4 any other command aborts the process
+/// (`zmq_assert`), and, built without the draft API (as Debian's is), a paused proxy keeps
+/// polling its sockets and spins while messages wait; to hold one still, TERMINATE it and call
+/// again: the sockets keep their connections and subscriptions.
 ///
 /// Returns true when TERMINATE ended it, false when the context was terminated; throws for any
 /// other failure.

@@ -117,23 +117,10 @@ final class BrokerProcess {
     /// run of a fraction of a second).
     var cpuNanoseconds: UInt64? { schedulerStatistics?.runNanoseconds }
 
-    /// Run time and times scheduled in, summed over the forwarder's threads (/proc schedstat).
+    /// Run time and sleeps, summed over the forwarder's threads; nil once it has exited.
     var schedulerStatistics: SchedulerStatistics? {
         guard process.isRunning else { return nil }
-        let tasks = "/proc/\(process.processIdentifier)/task"
-        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: tasks) else { return nil }
-        var total = SchedulerStatistics()
-        for thread in threads {
-            guard let text = try? String(contentsOfFile: "\(tasks)/\(thread)/schedstat", encoding: .utf8) else {
-                continue
-            }
-            // "run time (ns), time waiting to run (ns), timeslices run"
-            let fields = text.split(separator: " ").map { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            guard fields.count >= 3, let run = fields[0], let slices = fields[2] else { continue }
-            total.runNanoseconds += run
-            total.timeslices += slices
-        }
-        return total
+        return SchedulerStatistics(processIdentifier: process.processIdentifier)
     }
 
     /// Peak resident set size so far (VmHWM), in KiB.
@@ -182,11 +169,35 @@ final class BrokerProcess {
     }
 }
 
-/// What the scheduler counted for a process's threads.
+/// What the scheduler counted for a process's threads (Linux /proc).
 struct SchedulerStatistics: Sendable {
     var runNanoseconds: UInt64 = 0
-    /// Times a thread was put on a CPU: each wake-up from a wait is one.
-    var timeslices: UInt64 = 0
+    /// Voluntary context switches: times a thread waited (a poll with nothing to do, a lock),
+    /// not counting preemptions.
+    var sleeps: UInt64 = 0
+
+    /// Sums every thread of `processIdentifier` (but `excludedThread`): the run time in each
+    /// thread's schedstat and the voluntary_ctxt_switches in its status. Nil when /proc has no
+    /// such process.
+    init?(processIdentifier: Int32, excludedThread: Int32? = nil) {
+        let tasks = "/proc/\(processIdentifier)/task"
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: tasks) else { return nil }
+        for thread in threads where thread != excludedThread.map(String.init) {
+            // schedstat: "run time (ns) wait time (ns) timeslices"
+            if let text = try? String(contentsOfFile: "\(tasks)/\(thread)/schedstat", encoding: .utf8),
+                let run = text.split(separator: " ").first.flatMap({ UInt64($0) })
+            {
+                runNanoseconds += run
+            }
+            if let text = try? String(contentsOfFile: "\(tasks)/\(thread)/status", encoding: .utf8),
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("voluntary_ctxt_switches:") }),
+                let count = UInt64(
+                    line.dropFirst("voluntary_ctxt_switches:".count).trimmingCharacters(in: .whitespaces))
+            {
+                sleeps += count
+            }
+        }
+    }
 }
 
 /// The programs the benchmark starts, and where they run.

@@ -43,7 +43,8 @@ struct HighWaterMarks: Sendable {
 /// The baseline's side of `ForwarderHold` (zpub-bench saturated): a PAIR that takes TERMINATE
 /// (stop forwarding, answered with HELD once nothing is read any more) and RESUME (answered
 /// with RUNNING just before forwarding starts again). TERMINATE is libzmq's own word, which
-/// `zmq_proxy_steerable` acts on by itself.
+/// `zmq_proxy_steerable` acts on by itself; only these two are ever sent, because libzmq 4.3.4's
+/// proxy aborts on a command it does not know.
 struct HoldControl {
     static let hold = "TERMINATE"
     static let resume = "RESUME"

@@ -59,7 +59,11 @@ struct SaturatedCommand: ParsableCommand {
     func validate() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions: at least 1") }
         guard (1...64).contains(ioThreads) else { throw ValidationError("--io-threads: 1 to 64") }
-        for (name, list) in [("--sizes", sizes), ("--subscribers", subscribers), ("--topics", topics)] {
+        // 16 bytes at least: each payload carries its send time and the phase's token.
+        guard let sizeList = RunMatrix.integers(sizes), sizeList.allSatisfy({ $0 >= 16 }) else {
+            throw ValidationError("--sizes: sizes of at least 16 bytes separated by commas, e.g. 32,1024")
+        }
+        for (name, list) in [("--subscribers", subscribers), ("--topics", topics)] {
             guard let values = RunMatrix.integers(list), values.allSatisfy({ $0 > 0 }) else {
                 throw ValidationError("\(name): positive integers separated by commas, e.g. 1,8")
             }
@@ -180,7 +184,7 @@ struct SaturatedCommand: ParsableCommand {
         -> String
     {
         var lines = [
-            "| workload | forwarder | topics | broker CPU ns/delivery | x zmq_proxy | x poll loop | held: taking in | let go: working through | wake-ups per 1k deliveries | msg/s per subscriber | x poll loop | lost |",
+            "| workload | forwarder | topics | broker CPU ns/delivery | x zmq_proxy | x poll loop | held: taking in | let go: working through | sleeps per 1k deliveries | msg/s per subscriber | x poll loop | lost |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for workload in workloads {
@@ -196,13 +200,14 @@ struct SaturatedCommand: ParsableCommand {
                 let cpu = Spread(runs.map(\.cpuPerDelivery))
                 let rate = Spread(runs.map(\.messagesPerSecond))
                 let intake = Spread(runs.map(\.intakePerDelivery)).median
+                let drain = Spread(runs.map { $0.cpuPerDelivery - $0.intakePerDelivery }).median
                 let lost = runs.reduce(0) { $0 + $1.lost }
                 let cells = [
                     "\(workload)", "\(variant.forwarder)", "\(variant.topics)", Report.rateText(cpu),
                     proxyCPU.map { Report.ratio(cpu.median, $0) } ?? "-",
                     loopCPU.map { Report.ratio(cpu.median, $0) } ?? "-",
-                    Report.number(intake), Report.number(cpu.median - intake),
-                    Report.number(Spread(runs.map(\.wakeUpsPerThousand)).median), Report.rateText(rate),
+                    Report.number(intake), Report.number(drain),
+                    Report.number(Spread(runs.map(\.sleepsPerThousand)).median), Report.rateText(rate),
                     loopRate.map { Report.ratio(rate.median, $0) } ?? "-", "\(lost)",
                 ]
                 lines.append("| " + cells.joined(separator: " | ") + " |")
@@ -219,20 +224,21 @@ struct BacklogRun: Sendable {
     var cpuPerDelivery: Double
     /// The part of it spent while held: libzmq's I/O thread taking the backlog in.
     var intakePerDelivery: Double
-    /// Times the forwarder's threads were scheduled in while it worked through the backlog, per
-    /// 1,000 deliveries: a thread that catches up with its queue sleeps and is woken again.
-    var wakeUpsPerThousand: Double
+    /// The forwarder's threads' sleeps (voluntary context switches) while it worked through the
+    /// backlog, per 1,000 deliveries: a thread that catches up with its queue waits to be woken.
+    var sleepsPerThousand: Double
     /// Messages per second per subscriber, first to last delivered.
     var messagesPerSecond: Double
     var lost: Int
 
     init(workload: Workload, phase: PhaseResult) throws {
-        guard phase.received > 0, let cpu = phase.brokerCPUNanoseconds, let intake = phase.intakeCPUNanoseconds else {
-            throw BenchError("nothing was delivered, or the forwarder's CPU time could not be read")
+        guard phase.received > 0 else { throw BenchError("nothing was delivered: see the forwarder's log") }
+        guard let cpu = phase.brokerCPUNanoseconds, let intake = phase.intakeCPUNanoseconds else {
+            throw BenchError("the forwarder's CPU time was not measured (it needs Linux /proc)")
         }
         cpuPerDelivery = Double(cpu) / Double(phase.received)
         intakePerDelivery = Double(intake) / Double(phase.received)
-        wakeUpsPerThousand = Double(phase.drainTimeslices ?? 0) * 1_000 / Double(phase.received)
+        sleepsPerThousand = Double(phase.drainSleeps ?? 0) * 1_000 / Double(phase.received)
         let seconds = Time.seconds(phase.elapsedNanoseconds)
         messagesPerSecond = seconds > 0 ? Double(phase.received) / Double(workload.subscribers) / seconds : 0
         lost = phase.lost

@@ -136,9 +136,20 @@ final class SocketTests: XCTestCase {
         let (frontend, producer) = try pair("steer-in", .pull, .push)
         let (backend, sink) = try pair("steer-out", .push, .pull)
         let (control, steer) = try pair("steer-control", .pair, .pair)
-        defer { [frontend, producer, backend, sink, control, steer].forEach { $0.close() } }
         let ended = DispatchSemaphore(value: 0)
         let again = DispatchSemaphore(value: 0)
+        // The proxy's sockets belong to its thread until it has returned: if a wait below timed
+        // out, shutting the context down makes the proxy return before anything is closed.
+        var proxyRunning = true
+        defer {
+            if proxyRunning {
+                context.shutdown()
+                again.signal()
+                _ = ended.wait(timeout: .now() + 10)
+                _ = ended.wait(timeout: .now() + 10)
+            }
+            [frontend, producer, backend, sink, control, steer].forEach { $0.close() }
+        }
         let results = ResultBox()
         let sockets = HandedOver(frontend: frontend, backend: backend, control: control)
         let thread = Thread {
@@ -162,6 +173,7 @@ final class SocketTests: XCTestCase {
         XCTAssertEqual(try sink.receiveFrames(timeoutMilliseconds: 5_000), [Array("queued while stopped".utf8)])
         try steer.send(text: "TERMINATE")
         XCTAssertEqual(ended.wait(timeout: .now() + 10), .success)
+        proxyRunning = results.values.count < 2
         XCTAssertEqual(results.values, [true, true], "both calls ended by TERMINATE, not by an error")
     }
 
