@@ -197,6 +197,9 @@ final class ClientSession {
             }
         }
         let held = try Self.waitUntilTakenIn(brokerStatistics)
+        // Nothing queued may arrive before this: checked below, so that a hold that does not
+        // hold fails the run instead of measuring a live one.
+        let releasing = Time.now()
         try hold.release()
 
         var marker = [UInt8](repeating: 0, count: 16)
@@ -216,6 +219,11 @@ final class ClientSession {
         guard ended == receivers.count else {
             throw BenchError(
                 "only \(ended) of \(receivers.count) subscribers saw the end marker within 100 s of letting the forwarder go (\(receiver.received) of \(count * receivers.count) deliveries): lower --deliveries, or see the forwarder's log"
+            )
+        }
+        guard receiver.firstNanoseconds >= releasing else {
+            throw BenchError(
+                "a queued message arrived while the forwarder was held: holding it did not stop it forwarding"
             )
         }
         let after = try Self.statistics(brokerStatistics)

@@ -174,6 +174,7 @@ enum Binaries {
 
     static var zpubd: URL { directory.appendingPathComponent("zpubd") }
     static var zpub: URL { directory.appendingPathComponent("zpub") }
+    static var bench: URL { directory.appendingPathComponent("zpub-bench") }
 }
 
 /// Polling with a deadline: tests never wait forever, and never assert on speed.
