@@ -139,9 +139,9 @@ bench: deps
 	$(RELEASE_BUILD)
 	./.build/release/zpub-bench run --output .build/bench/full.md $(ARGS)
 
-# Each forwarder made the bottleneck (~2 min): held, a backlog queued in front of it with
+# Each forwarder made the bottleneck (~3 min): held, a backlog queued in front of it with
 # unlimited queues, then let go; its CPU per delivery from the first message queued to the
-# last delivered (docs/performance.md, "Saturated").
+# last delivered (docs/performance.md, "Saturated"). `bench` and `bench-quick` include it too.
 bench-saturated: deps
 	$(RELEASE_BUILD)
 	./.build/release/zpub-bench saturated --output .build/bench/saturated.md $(ARGS)

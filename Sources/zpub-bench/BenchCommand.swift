@@ -102,7 +102,8 @@ struct RunMatrix: ParsableCommand {
         if pinned { programs.brokerCPUs = "1" }
         programs.forwarderNice = forwarderNice
         let started = Time.now()
-        let (results, failures) = MatrixRunner.run(matrix, programs: programs)
+        let (results, matrixFailures) = MatrixRunner.run(matrix, programs: programs)
+        var failures = matrixFailures
         var sections = [
             "## Forwarding (\(matrix.repetitions) repetitions; median, min-max)", "",
             Report.matrixTable(matrix, results), "",
@@ -110,6 +111,22 @@ struct RunMatrix: ParsableCommand {
             Report.summaryTable(matrix, results), "",
         ]
         if !matrixOnly {
+            // Where the broker is the bottleneck, which the live matrix on two cores is not
+            // (docs/performance.md, "Saturated"): up to 1 KiB and 8 subscribers.
+            let workloads = matrix.workloads.filter { $0.size <= 1024 && $0.subscribers <= 8 }
+            var variants = [Variant(forwarder: .proxy, topics: 1), Variant(forwarder: .loop, topics: 1)]
+            variants.append(Variant(forwarder: .zpubd(accounting: false), topics: matrix.topicCounts[0]))
+            variants += matrix.topicCounts.map { Variant(forwarder: .zpubd(accounting: true), topics: $0) }
+            let repetitions = quick ? 1 : matrix.repetitions
+            let (saturated, saturatedFailures) = SaturatedRunner.run(
+                workloads: workloads, variants: variants, repetitions: repetitions, programs: programs,
+                messages: { SaturatedRunner.messageCount($0, deliveries: quick ? 200_000 : nil) })
+            failures += saturatedFailures
+            sections += [
+                "## Saturated: each forwarder working through a backlog (\(repetitions) repetitions; median, min-max)",
+                "",
+                SaturatedRunner.table(workloads: workloads, variants: variants, results: saturated), "",
+            ]
             let scaling = SubscriptionScaling.run(matrix, programs: programs)
             sections += [
                 "## Subscription table size (batches of \(matrix.subscriptionBatch))", "",

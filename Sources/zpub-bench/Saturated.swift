@@ -112,38 +112,12 @@ struct SaturatedCommand: ParsableCommand {
         }
 
         let started = Time.now()
-        var results: [Workload: [Variant: [BacklogRun]]] = [:]
-        var failures = 0
-        let total = repetitions * workloads.count * variants.count
-        var done = 0
-        for repetition in 0..<repetitions {
-            for workload in workloads {
-                // As in `run`: each repetition starts with another forwarder, alternating direction.
-                let shift = repetition % variants.count
-                var order = Array(variants[shift...] + variants[..<shift])
-                if repetition % 2 == 1 { order.reverse() }
-                for variant in order {
-                    done += 1
-                    let prefix =
-                        "[\(done)/\(total) \(Int(Time.seconds(Time.now() - started)))s] \(workload) \(variant.forwarder) topics=\(variant.topics)"
-                    do {
-                        let run = try Self.runOnce(
-                            workload, variant, messages: messageCount(workload), programs: programs)
-                        results[workload, default: [:]][variant, default: []].append(run)
-                        MatrixRunner.progress(
-                            "\(prefix): \(Report.number(run.cpuPerDelivery)) ns CPU/delivery, \(Report.number(run.messagesPerSecond)) msg/s, lost \(run.lost)"
-                        )
-                    } catch {
-                        failures += 1
-                        MatrixRunner.progress("\(prefix) FAILED: \(error)")
-                    }
-                }
-            }
-        }
-
+        let (results, failures) = SaturatedRunner.run(
+            workloads: workloads, variants: variants, repetitions: repetitions, programs: programs,
+            messages: messageCount)
         let report = [
             "## Saturated: each forwarder working through a backlog (\(repetitions) repetitions; median, min-max)", "",
-            Self.table(workloads: workloads, variants: variants, results: results), "",
+            SaturatedRunner.table(workloads: workloads, variants: variants, results: results), "",
             "libzmq \(Context.libraryVersion.major).\(Context.libraryVersion.minor).\(Context.libraryVersion.patch), \(ProcessInfo.processInfo.activeProcessorCount) cores, not pinned, \(ioThreads) I/O thread(s) per forwarder, unlimited queues, \(Int(Time.seconds(Time.now() - started))) s.",
         ].joined(separator: "\n")
         print(report)
@@ -158,8 +132,58 @@ struct SaturatedCommand: ParsableCommand {
 
     /// Messages in one backlog: the delivery budget shared by the subscribers.
     private func messageCount(_ workload: Workload) -> Int {
-        let budget = deliveries ?? (workload.size <= 256 ? 1_000_000 : 300_000)
-        return max(1_000, budget / workload.subscribers)
+        SaturatedRunner.messageCount(workload, deliveries: deliveries)
+    }
+}
+
+/// Runs backlog measurements (`zpub-bench saturated`, and `run` without --matrix-only) and
+/// formats them.
+enum SaturatedRunner {
+    typealias Results = [Workload: [Variant: [BacklogRun]]]
+
+    /// Every workload against every variant, `repetitions` times, alternating the order as
+    /// `MatrixRunner` does. A run that fails is reported on stderr and left out.
+    static func run(
+        workloads: [Workload], variants: [Variant], repetitions: Int, programs: Programs,
+        messages: (Workload) -> Int
+    ) -> (results: Results, failures: Int) {
+        let started = Time.now()
+        var results: Results = [:]
+        var failures = 0
+        let total = repetitions * workloads.count * variants.count
+        var done = 0
+        for repetition in 0..<repetitions {
+            for workload in workloads {
+                let shift = repetition % variants.count
+                var order = Array(variants[shift...] + variants[..<shift])
+                if repetition % 2 == 1 { order.reverse() }
+                for variant in order {
+                    done += 1
+                    let prefix =
+                        "[saturated \(done)/\(total) \(Int(Time.seconds(Time.now() - started)))s] \(workload) \(variant.forwarder) topics=\(variant.topics)"
+                    do {
+                        let run = try runOnce(workload, variant, messages: messages(workload), programs: programs)
+                        results[workload, default: [:]][variant, default: []].append(run)
+                        MatrixRunner.progress(
+                            "\(prefix): \(Report.number(run.cpuPerDelivery)) ns CPU/delivery, \(Report.number(run.messagesPerSecond)) msg/s, lost \(run.lost)"
+                        )
+                    } catch {
+                        failures += 1
+                        MatrixRunner.progress("\(prefix) FAILED: \(error)")
+                    }
+                }
+            }
+        }
+        return (results, failures)
+    }
+
+    /// Messages in one backlog: `deliveries` (default 1,000,000 up to 256 bytes, 300,000 up to
+    /// 64 KiB, else 20,000) shared by the subscribers, and at most 256 MiB of payload queued.
+    static func messageCount(_ workload: Workload, deliveries: Int? = nil) -> Int {
+        let budget =
+            deliveries ?? (workload.size <= 256 ? 1_000_000 : workload.size < 65536 ? 300_000 : 20_000)
+        let messages = budget / workload.subscribers
+        return max(1_000, min(messages, (256 << 20) / max(1, workload.size)))
     }
 
     /// One run: a fresh forwarder with unlimited queues, fresh clients, one backlog.
