@@ -130,7 +130,7 @@ uninstall:
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # Benchmarks (docs/performance.md): zpubd against zmq_proxy, a plain poll loop and a direct link,
-# over TCP on loopback. `bench` runs the full matrix (~7 min), `bench-quick` a subset (~1 min).
+# over TCP on loopback. `bench` runs the full matrix (~10 min), `bench-quick` a subset (~2 min).
 # Each writes its report to .build/bench/. Unpinned by default (the forwarder is the
 # bottleneck and its CPU per delivery shows); make bench ARGS="--pin" pins clients and forwarder.
 .PHONY: bench bench-quick bench-saturated bench-gateway bench-multicast
