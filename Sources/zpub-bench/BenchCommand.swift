@@ -21,7 +21,7 @@ struct RunMatrix: ParsableCommand {
 
     @Flag(
         help:
-            "The short matrix (about a minute): PUSH and PUB ingest (zmq_proxy XSUB -> XPUB is the baseline for PUB), 1 and 8 subscribers, 2 repetitions."
+            "The short matrix (about 2 minutes with the saturated section): PUSH and PUB ingest (zmq_proxy XSUB -> XPUB is the baseline for PUB), 1 and 8 subscribers, 2 repetitions."
     )
     var quick = false
 
