@@ -633,6 +633,61 @@ final class PairTests: XCTestCase {
 
     // MARK: Browsers
 
+    /// A stopping active broker drains what producers send (up to `shutdown_drain_ms`) and keeps
+    /// reporting to its peer meanwhile (heartbeats, and answers to the backup's requests, either
+    /// of which keeps the backup's view of it alive): the backup, which has a client and would take over after
+    /// `failover_ms` of silence, must wait until the primary has really stopped, and then take
+    /// over. (Silent while draining, the pair would have two active brokers for the rest of
+    /// the drain.)
+    func testADrainingPrimaryKeepsReportingSoTheBackupWaitsForItToStop() throws {
+        let primaryConfiguration = "[daemon]\nshutdown_drain_ms = 4000\n" + configuration(role: .primary)
+        let primary = try broker("a", role: .primary, configuration: primaryConfiguration)
+        let backup = try broker("b", role: .backup)
+        try waitForPair(primary, backup)
+        // A client of both: without one the backup never takes over (the split-brain rule), and
+        // this test could not fail.
+        let clients = try Clients()
+        _ = try clients.socket(.sub, connect: endpoint("a-xpub")) { socket in
+            try socket.connect(self.endpoint("b-xpub"))
+            try socket.setOption(.subscribe, bytes: Array("n.".utf8))
+        }
+        try Wait.until("the backup sees the subscriber") { try backup.stats().peers[.xpub] ?? 0 > 0 }
+        // Messages every 2 ms keep the drain going to its deadline: it ends early only after a
+        // 100 ms poll finds nothing. The last ones go to the backup once it has taken over.
+        let producer = Producer(endpoints: [endpoint("a-pull"), endpoint("b-pull")], count: 4_000, perSecond: 500)
+        try Wait.until("the producer is sending") { producer.sent.load(ordering: .relaxed) > 10 }
+
+        let stopAsked = Date()
+        primary.signal(SIGTERM)
+        var lastPassiveWhileDraining = 0.0
+        var tookOverEarly = false
+        while primary.process.isRunning {
+            let state = pairState(backup)
+            // Only a sample taken wholly while the primary still ran counts.
+            guard primary.process.isRunning else { break }
+            XCTAssertNotEqual(
+                state, .active,
+                "the backup took over \(Date().timeIntervalSince(stopAsked)) s after the primary began to drain\n\(primary.log)\n\(backup.log)"
+            )
+            if state == .active {
+                tookOverEarly = true
+                break
+            }
+            if state == .passive { lastPassiveWhileDraining = Date().timeIntervalSince(stopAsked) }
+            usleep(50_000)
+        }
+        XCTAssertNotNil(primary.waitForExit(timeout: 15), "the primary stops after its drain")
+        // 1 s of silence is the failover: seen passive well after that, the heartbeats went on.
+        guard !tookOverEarly else { return }
+        XCTAssertGreaterThan(
+            lastPassiveWhileDraining, 2.0,
+            "the primary drained for too short a time to show anything (the producer paused for 100 ms?)")
+        try Wait.until("the backup takes over once the primary has stopped\n\(backup.log)", timeout: 10) {
+            pairState(backup) == .active
+        }
+        XCTAssertTrue(producer.wait(timeout: 30), "the producer's last messages went to the new active broker")
+    }
+
     /// A broker taking over keeps up its heartbeats while its loop activates (binding,
     /// reserving sequences: a write and a sync, seconds on a slow disk; here a stalled loop). A
     /// peer that heard nothing for `failover_ms` meanwhile, a primary restarting beside it say,
