@@ -91,8 +91,8 @@ final class PairLink {
     /// heartbeat, or a heartbeat after a newer answer, would otherwise undo it.
     private let runID = UInt64.random(in: 1...UInt64.max)
     private var reportNumber: UInt64 = 0
-    /// The peer's run and the number of its last report taken (nil: none yet).
-    private var peerReport: (run: UInt64, number: UInt64)?
+    /// Which of the peer's reports are newer than the last one taken.
+    private var peerReports = PeerReportOrder()
     /// The peer's HISTORY request the writer is answering, sent once ready
     /// (`sendHistoryAnswerIfReady`): this thread, which sends the heartbeats, never waits for
     /// a slow disk, and a slow answer is late, not lost (the peer then waited 2 s to ask
@@ -234,15 +234,9 @@ final class PairLink {
     }
 
     /// Whether a report of the peer's (`fields`: state, sequence, and from a zpubd since
-    /// 2026-12-02 run and number) is newer than the last taken; takes note of it if so. A new
-    /// run (the peer restarted) starts afresh.
+    /// 2026-12-02 run and number) is newer than the last taken; takes note of it if so.
     private func isNewerReport(_ fields: ArraySlice<[UInt8]>) -> Bool {
-        guard fields.count >= 4, let run = UInt64(String(decoding: fields[fields.startIndex + 2], as: UTF8.self)),
-            let number = UInt64(String(decoding: fields[fields.startIndex + 3], as: UTF8.self))
-        else { return true }
-        if let last = peerReport, last.run == run, number <= last.number { return false }
-        peerReport = (run, number)
-        return true
+        peerReports.take(reportFields: fields)
     }
 
     /// Asks the loop for its next sequence and its subscribers (no answer in 500 ms: the last
