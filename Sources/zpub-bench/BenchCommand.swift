@@ -34,7 +34,7 @@ struct RunMatrix: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the report to this file.", valueName: "path"))
     var output: String?
 
-    @Flag(help: "Skip the subscription scaling and idle memory measurements.")
+    @Flag(help: "Skip the saturated, subscription scaling and idle memory measurements.")
     var matrixOnly = false
 
     @Option(

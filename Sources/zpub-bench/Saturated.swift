@@ -38,7 +38,7 @@ struct SaturatedCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Deliveries (messages x subscribers) per run; default 1,000,000 at up to 256 bytes, 300,000 above.",
+            "Deliveries (messages x subscribers) per run; default 1,000,000 up to 256 bytes, 300,000 below 64 KiB, 20,000 from 64 KiB; at most 256 MiB of payload is queued, whatever is asked.",
             valueName: "n"))
     var deliveries: Int?
 
@@ -177,14 +177,17 @@ enum SaturatedRunner {
         return (results, failures)
     }
 
-    /// Messages in one backlog: `deliveries` (default 1,000,000 up to 256 bytes, 300,000 up to
-    /// 64 KiB, else 20,000) shared by the subscribers, and at most 256 MiB of payload queued.
+    /// Messages in one backlog: `deliveries` (default 1,000,000 up to 256 bytes, 300,000 below
+    /// 64 KiB, 20,000 from 64 KiB) shared by the subscribers, at least 1,000, and then at most
+    /// 256 MiB of payload (262,144 messages at 1 KiB, 256 at 1 MiB): the queues are unlimited.
     static func messageCount(_ workload: Workload, deliveries: Int? = nil) -> Int {
         let budget =
             deliveries ?? (workload.size <= 256 ? 1_000_000 : workload.size < 65536 ? 300_000 : 20_000)
-        let messages = budget / workload.subscribers
-        return max(1_000, min(messages, (256 << 20) / max(1, workload.size)))
+        let messages = max(1_000, budget / workload.subscribers)
+        return min(messages, max(16, Self.payloadCap / max(1, workload.size)))
     }
+
+    static let payloadCap = 256 << 20
 
     /// One run: a fresh forwarder with unlimited queues, fresh clients, one backlog.
     static func runOnce(_ workload: Workload, _ variant: Variant, messages: Int, programs: Programs) throws

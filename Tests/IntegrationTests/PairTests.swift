@@ -108,6 +108,8 @@ final class PairTests: XCTestCase {
                 }
                 try? push.setOption(.immediate, 1)
                 try? push.setOption(.linger, 2_000)
+                // With no broker accepting for 10 s, it gives up rather than block its thread for ever.
+                try? push.setOption(.sendTimeout, 10_000)
                 for endpoint in endpoints { try? push.connect(endpoint) }
                 let start = Date()
                 for number in 1...count {
@@ -640,9 +642,30 @@ final class PairTests: XCTestCase {
     /// over. (Silent while draining, the pair would have two active brokers for the rest of
     /// the drain.)
     func testADrainingPrimaryKeepsReportingSoTheBackupWaitsForItToStop() throws {
+        // A drain that ends early (a producer starved for 100 ms on a loaded machine) shows
+        // nothing either way: that attempt is repeated with fresh brokers, a takeover is not.
+        for attempt in 1...3 {
+            switch try drainWhileTheBackupWatches(attempt: attempt) {
+            case .backupWaited: return
+            case .tookOverEarly: return  // already recorded as a failure
+            case .drainTooShort: continue
+            }
+        }
+        XCTFail("three attempts in a row drained for less than 2 s: the producer could not keep the primary busy")
+    }
+
+    private enum DrainOutcome { case backupWaited, tookOverEarly, drainTooShort }
+
+    private func drainWhileTheBackupWatches(attempt: Int) throws -> DrainOutcome {
         let primaryConfiguration = "[daemon]\nshutdown_drain_ms = 4000\n" + configuration(role: .primary)
         let primary = try broker("a", role: .primary, configuration: primaryConfiguration)
         let backup = try broker("b", role: .backup)
+        defer {
+            primary.signal(SIGKILL)
+            backup.signal(SIGKILL)
+            _ = primary.waitForExit()
+            _ = backup.waitForExit()
+        }
         try waitForPair(primary, backup)
         // A client of both: without one the backup never takes over (the split-brain rule), and
         // this test could not fail.
@@ -660,32 +683,29 @@ final class PairTests: XCTestCase {
         let stopAsked = Date()
         primary.signal(SIGTERM)
         var lastPassiveWhileDraining = 0.0
-        var tookOverEarly = false
         while primary.process.isRunning {
+            let asked = Date().timeIntervalSince(stopAsked)
             let state = pairState(backup)
             // Only a sample taken wholly while the primary still ran counts.
             guard primary.process.isRunning else { break }
-            XCTAssertNotEqual(
-                state, .active,
-                "the backup took over \(Date().timeIntervalSince(stopAsked)) s after the primary began to drain\n\(primary.log)\n\(backup.log)"
-            )
             if state == .active {
-                tookOverEarly = true
-                break
+                XCTFail(
+                    "attempt \(attempt): the backup took over \(asked) s after the primary began to drain\n\(primary.log)\n\(backup.log)"
+                )
+                return .tookOverEarly
             }
-            if state == .passive { lastPassiveWhileDraining = Date().timeIntervalSince(stopAsked) }
+            if state == .passive { lastPassiveWhileDraining = asked }
             usleep(50_000)
         }
         XCTAssertNotNil(primary.waitForExit(timeout: 15), "the primary stops after its drain")
-        // 1 s of silence is the failover: seen passive well after that, the heartbeats went on.
-        guard !tookOverEarly else { return }
-        XCTAssertGreaterThan(
-            lastPassiveWhileDraining, 2.0,
-            "the primary drained for too short a time to show anything (the producer paused for 100 ms?)")
+        // 1 s of silence is the failover: seen passive well after that, the primary kept
+        // reporting while it drained.
+        guard lastPassiveWhileDraining > 2.0 else { return .drainTooShort }
         try Wait.until("the backup takes over once the primary has stopped\n\(backup.log)", timeout: 10) {
             pairState(backup) == .active
         }
         XCTAssertTrue(producer.wait(timeout: 30), "the producer's last messages went to the new active broker")
+        return .backupWaited
     }
 
     /// A broker taking over keeps up its heartbeats while its loop activates (binding,
