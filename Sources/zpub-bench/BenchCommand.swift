@@ -114,9 +114,7 @@ struct RunMatrix: ParsableCommand {
             // Where the broker is the bottleneck, which the live matrix on two cores is not
             // (docs/performance.md, "Saturated"): up to 1 KiB and 8 subscribers.
             let workloads = matrix.workloads.filter { $0.size <= 1024 && $0.subscribers <= 8 }
-            var variants = [Variant(forwarder: .proxy, topics: 1), Variant(forwarder: .loop, topics: 1)]
-            variants.append(Variant(forwarder: .zpubd(accounting: false), topics: matrix.topicCounts[0]))
-            variants += matrix.topicCounts.map { Variant(forwarder: .zpubd(accounting: true), topics: $0) }
+            let variants = SaturatedRunner.variants(topicCounts: matrix.topicCounts)
             let repetitions = quick ? 1 : matrix.repetitions
             let (saturated, saturatedFailures) = SaturatedRunner.run(
                 workloads: workloads, variants: variants, repetitions: repetitions, programs: programs,
@@ -138,13 +136,7 @@ struct RunMatrix: ParsableCommand {
             "libzmq \(Context.libraryVersion.major).\(Context.libraryVersion.minor).\(Context.libraryVersion.patch), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(pinned ? "clients on CPU 0, forwarder on CPU 1" : "not pinned"),\(forwarderNice.map { " forwarders at nice \($0)," } ?? "") \(ioThreads) I/O thread(s) per forwarder, \(Int(Time.seconds(Time.now() - started))) s."
         )
         let report = sections.joined(separator: "\n")
-        print(report)
-        if let output {
-            let url = URL(fileURLWithPath: output)
-            try FileManager.default.createDirectory(
-                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try report.write(to: url, atomically: true, encoding: .utf8)
-        }
+        try Report.emit(report, to: output)
         if failures > 0 {
             throw ValidationError("\(failures) run(s) failed; see the messages above")
         }

@@ -133,21 +133,7 @@ final class ClientSession {
             guard try producer.send(topic, more: true), try producer.send(payload) else { break }
             sent += 1
         }
-        // End markers until every receiver has one: each path is FIFO, so by then every message
-        // sent before it has arrived or was dropped. No idle-time guess, nothing left over.
-        // 16 bytes: a marker proves the path, it need not be as large as the measured messages.
-        var marker = [UInt8](repeating: 0, count: 16)
-        marker.withUnsafeMutableBytes {
-            $0.storeBytes(of: UInt64.max, as: UInt64.self)
-            $0.storeBytes(of: signals.token, toByteOffset: 8, as: UInt64.self)
-        }
-        let markerDeadline = start + 30_000_000_000
-        while signals.ended.load(ordering: .acquiring) < receivers.count && Time.now() < markerDeadline {
-            topic.replace(with: topics[0])
-            payload.replace(with: marker)
-            _ = try producer.send(topic, more: true, dontWait: true) && producer.send(payload)
-            Time.sleep(milliseconds: 10)
-        }
+        try sendEndMarkers(signals: signals, topic: topic, payload: payload, until: start + 30_000_000_000)
         receiver.join()
         let cpuAfter = brokerCPU?()
 
@@ -202,18 +188,7 @@ final class ClientSession {
         let releasing = Time.now()
         try hold.release()
 
-        var marker = [UInt8](repeating: 0, count: 16)
-        marker.withUnsafeMutableBytes {
-            $0.storeBytes(of: UInt64.max, as: UInt64.self)
-            $0.storeBytes(of: signals.token, toByteOffset: 8, as: UInt64.self)
-        }
-        let markerDeadline = Time.now() + 100_000_000_000
-        while signals.ended.load(ordering: .acquiring) < receivers.count && Time.now() < markerDeadline {
-            topic.replace(with: topics[0])
-            payload.replace(with: marker)
-            _ = try producer.send(topic, more: true, dontWait: true) && producer.send(payload)
-            Time.sleep(milliseconds: 10)
-        }
+        try sendEndMarkers(signals: signals, topic: topic, payload: payload, until: Time.now() + 100_000_000_000)
         let ended = signals.ended.load(ordering: .acquiring)
         receiver.join()
         guard ended == receivers.count else {
@@ -280,6 +255,26 @@ final class ClientSession {
             (previous, previousOwn) = (now, own)
         }
         return previous
+    }
+
+    /// End markers until every receiver has one, or `deadline`: each path is FIFO, so by then
+    /// every message sent before it has arrived or was dropped. No idle-time guess, nothing
+    /// left over. 16 bytes: a marker proves the path, it need not be as large as the measured
+    /// messages.
+    private func sendEndMarkers(signals: PhaseSignals, topic: Message, payload: Message, until deadline: UInt64)
+        throws
+    {
+        var marker = [UInt8](repeating: 0, count: 16)
+        marker.withUnsafeMutableBytes {
+            $0.storeBytes(of: UInt64.max, as: UInt64.self)
+            $0.storeBytes(of: signals.token, toByteOffset: 8, as: UInt64.self)
+        }
+        while signals.ended.load(ordering: .acquiring) < receivers.count && Time.now() < deadline {
+            topic.replace(with: topics[0])
+            payload.replace(with: marker)
+            _ = try producer.send(topic, more: true, dontWait: true) && producer.send(payload)
+            Time.sleep(milliseconds: 10)
+        }
     }
 
     /// Sends warm-up messages until every receiver has one: connections are up, subscriptions

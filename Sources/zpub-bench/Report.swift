@@ -2,6 +2,15 @@ import Foundation
 
 /// Formats results as Markdown tables: readable in a terminal, pasteable into docs.
 enum Report {
+    /// Prints `report` and, when `output` is given, writes it there too (creating its folder).
+    static func emit(_ report: String, to output: String?) throws {
+        print(report)
+        guard let output else { return }
+        let url = URL(fileURLWithPath: output)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try report.write(to: url, atomically: true, encoding: .utf8)
+    }
+
     /// One row per forwarder and topic count for each workload, with ratios to zmq_proxy.
     static func matrixTable(_ matrix: Matrix, _ results: [Workload: [Variant: Summary]]) -> String {
         var lines = [

@@ -83,7 +83,7 @@ struct SaturatedCommand: ParsableCommand {
         return values.isEmpty || values.contains(nil) ? nil : values.compactMap { $0 }
     }
 
-    private static let forwarderNames = ["proxy", "loop", "zpubd-off", "zpubd-on"]
+    private static let forwarderNames = SaturatedRunner.forwarderNames
     private var forwarderNames: [String] {
         forwarders.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
     }
@@ -92,16 +92,7 @@ struct SaturatedCommand: ParsableCommand {
         var programs = try Programs.locate(zpubd: zpubd)
         programs.ioThreads = ioThreads
         let topicCounts = RunMatrix.integers(topics) ?? [1]
-        let chosen = Set(forwarderNames)
-        var variants: [Variant] = []
-        if chosen.contains("proxy") { variants.append(Variant(forwarder: .proxy, topics: 1)) }
-        if chosen.contains("loop") { variants.append(Variant(forwarder: .loop, topics: 1)) }
-        if chosen.contains("zpubd-off") {
-            variants.append(Variant(forwarder: .zpubd(accounting: false), topics: topicCounts[0]))
-        }
-        if chosen.contains("zpubd-on") {
-            variants += topicCounts.map { Variant(forwarder: .zpubd(accounting: true), topics: $0) }
-        }
+        let variants = SaturatedRunner.variants(topicCounts: topicCounts, chosen: Set(forwarderNames))
         var workloads: [Workload] = []
         for ingest in ingests ?? [.push] {
             for size in RunMatrix.integers(sizes) ?? [] {
@@ -120,13 +111,7 @@ struct SaturatedCommand: ParsableCommand {
             SaturatedRunner.table(workloads: workloads, variants: variants, results: results), "",
             "libzmq \(Context.libraryVersion.major).\(Context.libraryVersion.minor).\(Context.libraryVersion.patch), \(ProcessInfo.processInfo.activeProcessorCount) cores, not pinned, \(ioThreads) I/O thread(s) per forwarder, unlimited queues, \(Int(Time.seconds(Time.now() - started))) s.",
         ].joined(separator: "\n")
-        print(report)
-        if let output {
-            let url = URL(fileURLWithPath: output)
-            try FileManager.default.createDirectory(
-                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try report.write(to: url, atomically: true, encoding: .utf8)
-        }
+        try Report.emit(report, to: output)
         if failures > 0 { throw ValidationError("\(failures) run(s) failed; see the messages above") }
     }
 
@@ -140,6 +125,24 @@ struct SaturatedCommand: ParsableCommand {
 /// formats them.
 enum SaturatedRunner {
     typealias Results = [Workload: [Variant: [BacklogRun]]]
+
+    /// The names `--forwarders` takes, in the order they run.
+    static let forwarderNames = ["proxy", "loop", "zpubd-off", "zpubd-on"]
+
+    /// The baselines with one topic (they never look at topics), zpubd without accounting with
+    /// the first topic count, and with accounting for each; those in `chosen`.
+    static func variants(topicCounts: [Int], chosen: Set<String> = Set(forwarderNames)) -> [Variant] {
+        var variants: [Variant] = []
+        if chosen.contains("proxy") { variants.append(Variant(forwarder: .proxy, topics: 1)) }
+        if chosen.contains("loop") { variants.append(Variant(forwarder: .loop, topics: 1)) }
+        if chosen.contains("zpubd-off") {
+            variants.append(Variant(forwarder: .zpubd(accounting: false), topics: topicCounts.first ?? 1))
+        }
+        if chosen.contains("zpubd-on") {
+            variants += topicCounts.map { Variant(forwarder: .zpubd(accounting: true), topics: $0) }
+        }
+        return variants
+    }
 
     /// Every workload against every variant, `repetitions` times, alternating the order as
     /// `MatrixRunner` does. A run that fails is reported on stderr and left out.
