@@ -116,6 +116,48 @@ final class ControlTests: XCTestCase {
         XCTAssertEqual(try daemon.json("HEALTH")["status"] as? String, "ok")
     }
 
+    /// A PAUSE longer than the heartbeat timeout loses nothing a producer sent. libzmq stops
+    /// reading a producer whose queue is full, and with ZMTP heartbeats on PULL the broker's
+    /// libzmq then dropped that producer once the timeout had passed, losing what was in flight
+    /// (the socket buffers: tens of thousands of small messages; the producer reconnected and
+    /// queued more, lost the same way). With the defaults any PAUSE over ~30 s did it.
+    func testAPauseLongerThanTheHeartbeatTimeoutLosesNothingAProducerSent() throws {
+        let (interval, timeout) = (100, 300)
+        let daemon = try Daemon(
+            configuration: """
+                [sockets]
+                heartbeat_interval_ms = \(interval)
+                heartbeat_timeout_ms = \(timeout)
+                send_hwm = 0
+                """,
+            endpoints: [.pull: "tcp://127.0.0.1:\(try FreePort.find())"])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""], receiveHWM: 0)
+        try daemon.waitForSubscriptions(1)
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        let push = try clients.socket(.push, connect: daemon.pull) { try $0.setOption(.sendTimeout, 50) }
+        let payload = String(repeating: "x", count: 100)
+        // Send until every queue towards the paused broker is full (a send times out), then go
+        // on trying for several heartbeat timeouts: held back, the producer must stay connected.
+        let hold = Duration.milliseconds(6 * (interval + timeout))
+        var sent = 0
+        var heldSince: ContinuousClock.Instant?
+        while heldSince.map({ ContinuousClock.now - $0 < hold }) ?? true {
+            if try push.send(frames: frames("t", "\(sent)", payload)) {
+                sent += 1
+                guard sent < 5_000_000 else { return XCTFail("5,000,000 messages went to a paused broker") }
+            } else if heldSince == nil {
+                heldSince = .now
+            }
+        }
+        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        let numbers = try subscriber.receive(sent, timeout: 10_000).map { Int(String(decoding: $0[1], as: UTF8.self)) }
+        print("figure: \(sent) messages queued towards the paused broker; \(numbers.count) delivered after RESUME")
+        XCTAssertEqual(numbers.count, sent, "messages were lost while the producer was held back")
+        let firstGap = numbers.indices.first { numbers[$0] != $0 }
+        XCTAssertNil(firstGap, "delivered out of order or with a gap from message \(firstGap ?? -1)")
+    }
+
     /// Raw bytes that are not ZeroMQ on the producer port: that connection is dropped, the
     /// broker and its other peers carry on.
     func testGarbageOnAProducerSocketDropsThatPeerOnly() throws {
