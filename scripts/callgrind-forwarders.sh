@@ -62,7 +62,7 @@ measure() {
     wait_port "$xpub_port" "$broker" "$run/valgrind.log"
     i=0 pids=
     while [ $i -lt "$subscribers" ]; do
-        "$bin/zpub" sub -e "$xpub" --count "$messages" t >/dev/null &
+        timeout "$delivery_timeout" "$bin/zpub" sub -e "$xpub" --count "$messages" t >/dev/null &
         pids="$pids $!"
         i=$((i + 1))
     done
@@ -83,7 +83,8 @@ measure() {
                 "$bin/zpub" pub --timeout 600000 -e "$pull" t.topic
         fi
     fi
-    for pid in $pids; do wait "$pid"; done
+    # shellcheck disable=SC2086 # one pid per word
+    wait_subscribers "$broker" "$run/valgrind.log" $pids
     # (Silenced: the shell's "Terminated" notice for the killed job would fill the table.)
     { kill -TERM "$broker" && wait "$broker"; } 2>/dev/null || true
     sed -n 's/^summary: //p' "$run/cg.out" | cut -d' ' -f1

@@ -35,14 +35,14 @@ measure() { # size history messages
         2>"$run/valgrind.log" &
     broker=$!
     wait_broker "$broker" "$control" "$run/valgrind.log"
-    "$bin/zpub" sub -e "$xpub" --count "$messages" t >/dev/null &
+    timeout "$delivery_timeout" "$bin/zpub" sub -e "$xpub" --count "$messages" t >/dev/null &
     subscriber=$!
     until "$bin/zpub" stats -c "$control" --json | grep -q '"total":1'; do sleep 0.1; done
     # zpub pub waits up to --timeout for the broker to take what it queued (its linger); the
     # default 3 s dropped the last messages once, under valgrind on a busy machine.
     python3 -c "import sys; line='x'*$size; sys.stdout.write((line+'\n')*$messages)" |
         "$bin/zpub" pub --timeout 600000 -e "$pull" t.topic
-    wait "$subscriber"
+    wait_subscribers "$broker" "$run/valgrind.log" "$subscriber"
     if [ "$history" = on ]; then
         until "$bin/zpub" stats -c "$control" --json |
             python3 -c "import json,sys; h=json.load(sys.stdin)['history']; sys.exit(0 if h['written'] >= $messages else 1)"; do
@@ -73,9 +73,12 @@ measure() { # size history messages
 printf '| size | history | forwarding instr/msg | loop thread instr/msg | writer thread instr/msg | zpubd instr/msg |\n|---|---|---:|---:|---:|---:|\n'
 for size in ${SIZES:-32 1024}; do
     for history in off on; do
-        set -- $(measure $size $history "$count")
+        # Assigned first, so that a failed measurement stops the script (set -e).
+        figures=$(measure $size $history "$count")
+        set -- $figures
         one_loop=$1 one_writer=$2 one_total=$3 one_forwarding=$4
-        set -- $(measure $size $history $((2 * count)))
+        figures=$(measure $size $history $((2 * count)))
+        set -- $figures
         printf '| %s B | %s | %d | %d | %d | %d |\n' "$size" "$history" $((($4 - one_forwarding) / count)) \
             $((($1 - one_loop) / count)) $((($2 - one_writer) / count)) $((($3 - one_total) / count))
     done

@@ -66,6 +66,24 @@ wait_broker() { # pid control log
     done
 }
 
+# Subscribers (`zpub sub --count N`) run under `timeout $delivery_timeout`; this waits for them
+# and stops the script, naming `log`, if one did not get its N messages in time. A lost message
+# would otherwise leave the script waiting for ever (it once did: PULL heartbeats dropped a
+# producer that valgrind's zpubd held back, and what was in flight was lost).
+delivery_timeout=${DELIVERY_TIMEOUT:-1800}
+wait_subscribers() { # broker log pid...
+    broker=$1 log=$2
+    shift 2
+    for pid in "$@"; do
+        if ! wait "$pid"; then
+            echo "a subscriber did not receive every message within $delivery_timeout s: messages were" \
+                "lost, or DELIVERY_TIMEOUT is too short for this machine; see $log (KEEP_WORK=1 keeps it)" >&2
+            kill -TERM "$broker" 2>/dev/null || true
+            exit 1
+        fi
+    done
+}
+
 # Callgrind counts every byte that a `rep movsb`/`rep stosb` moves as one instruction, but the
 # CPU moves a cache line or more per cycle. glibc takes those instructions for copies and fills
 # of 2-4 KiB and more, so SQLite's page work at 1 KiB counted some 2,000 instructions per
