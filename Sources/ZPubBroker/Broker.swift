@@ -41,6 +41,7 @@ public final class Broker: Sendable {
     /// One of a primary/backup pair: the link to the peer and its thread.
     private let pair: (link: Mailbox<Bool>, thread: JoinableThread)?
     private let stopped = Locked(false)
+    private let logger: Logger
 
     /// Creates the sockets, binds every configured endpoint and starts the threads; returns once
     /// the forwarding loop is running. Throws, with the endpoint and the reason, if any bind
@@ -56,6 +57,7 @@ public final class Broker: Sendable {
         notifier: Notifier = Notifier(), adopted: [ListeningSocket] = [],
         onDemoted: @escaping @Sendable () -> Void = {}
     ) throws {
+        self.logger = logger
         // The store first: a state directory that cannot be used stops zpubd before anything
         // is bound.
         let historyWriter: HistoryWriter?
@@ -271,6 +273,11 @@ public final class Broker: Sendable {
         loop.mailbox.post(.stop)
         threads.loop.join()
         if let pair {
+            // From here the peer may take over (after `failover_ms` of silence): this broker
+            // forwards nothing more. Said, because the rest of the shutdown (the history's last
+            // writes, on a slow disk) can outlast that, and the takeover then comes while the
+            // process still runs.
+            logger.notice("forwarding has stopped; no longer reporting to the pair's peer, which may take over")
             pair.link.post(true)
             pair.thread.join()
         }
