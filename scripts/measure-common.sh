@@ -77,7 +77,10 @@ wait_subscribers() { # broker log pid...
     for pid in "$@"; do
         if ! wait "$pid"; then
             echo "a subscriber did not receive every message within $delivery_timeout s: messages were" \
-                "lost, or DELIVERY_TIMEOUT is too short for this machine; see $log (KEEP_WORK=1 keeps it)" >&2
+                "lost, or DELIVERY_TIMEOUT is too short for this machine; the end of $log:" >&2
+            tail -5 "$log" >&2
+            # The other subscribers would wait out their own timeouts.
+            for other in "$@"; do kill -TERM "$other" 2>/dev/null || true; done
             kill -TERM "$broker" 2>/dev/null || true
             exit 1
         fi

@@ -84,26 +84,19 @@ enum SocketSetup {
             // One of a pair: the subscribers connected here are the clients whose presence lets
             // a backup take over. Cut off from them (a partition), it must see them gone before
             // the peer counts as silent (at least three quarters of the failover interval after
-            // the partition, heartbeats being a quarter apart): pinged ten times per failover
-            // interval, and dropped once what was sent to them (pings included) has gone
-            // unacknowledged by their kernel, or their receive window stayed shut, for a quarter
-            // of it (TCP_USER_TIMEOUT): gone within 0.35 of it, and TCP's retransmission timer
-            // (200 ms at least, then doubling) makes half of it too late in practice (measured
-            // with `PairTests`' partition). Not by the pings' own timeout, as before: a ping
-            // waits behind the data queued for a subscriber (the socket buffers: megabytes on
-            // TCP), so a healthy subscriber half a second behind in its reading was cut as
-            // dead, and what XPUB held for it lost (16,000 of 20,000 in `PairTests`). Their
-            // timeout stays the configured one, as for any broker. (A quarter of the ping
-            // timeout was tried once: on a loaded machine it dropped healthy subscribers; a
-            // kernel's acknowledgement does not wait for a busy process.)
+            // the partition, heartbeats being a quarter apart), so their connections are checked
+            // ten times per failover interval and dropped after half of it without an answer:
+            // gone within 0.6 of it. (A quarter was tried: on a loaded machine it dropped
+            // healthy subscribers.) The cost: a ping waits behind what the socket buffers hold
+            // for a subscriber, so a TCP subscriber half the interval behind in its reading is
+            // taken for dead (docs/reliability.md). Finding partitions with TCP_USER_TIMEOUT
+            // instead was tried and not kept (docs/topologies.md).
             let failover = configuration.pair.failoverMilliseconds
             let interval =
                 configuration.heartbeatIntervalMilliseconds > 0
                 ? min(configuration.heartbeatIntervalMilliseconds, failover / 10) : failover / 10
             options.append(IntegerOption(.heartbeatInterval, interval))
-            options.append(
-                IntegerOption(.heartbeatTimeout, max(configuration.heartbeatTimeoutMilliseconds, failover / 2)))
-            options.append(IntegerOption(.tcpMaxRetransmitTimeout, failover / 4))
+            options.append(IntegerOption(.heartbeatTimeout, failover / 2))
         } else if role == .pull {
             // Never on PULL: libzmq's heartbeat timeout counts from the last frame it read, and it
             // stops reading a connection whose receive queue is full (PAUSE, a busy loop). A

@@ -23,9 +23,6 @@ public struct SocketOption: RawRepresentable, Hashable, Sendable {
     public static let tcpKeepaliveIdle = SocketOption(rawValue: ZMQ_TCP_KEEPALIVE_IDLE)
     public static let tcpKeepaliveInterval = SocketOption(rawValue: ZMQ_TCP_KEEPALIVE_INTVL)
     public static let tcpKeepaliveCount = SocketOption(rawValue: ZMQ_TCP_KEEPALIVE_CNT)
-    /// TCP_USER_TIMEOUT (ms, 0: the system's): how long sent data may stay unacknowledged, or
-    /// the peer's window stay shut, before the connection is dropped. TCP only.
-    public static let tcpMaxRetransmitTimeout = SocketOption(rawValue: ZMQ_TCP_MAXRT)
     public static let reconnectInterval = SocketOption(rawValue: ZMQ_RECONNECT_IVL)
     public static let reconnectIntervalMax = SocketOption(rawValue: ZMQ_RECONNECT_IVL_MAX)
     public static let requestRelaxed = SocketOption(rawValue: ZMQ_REQ_RELAXED)
