@@ -1,0 +1,52 @@
+import XCTest
+import ZPubCore
+import ZeroMQ
+
+@testable import ZPubBroker
+
+/// Which ZMTP heartbeats each data socket gets: the choices that decide what a held-back
+/// producer or a lagging subscriber loses (docs/reliability.md). The behaviour itself is tested
+/// end to end (`ControlTests`, `PairTests`, `NetworkFaultTests`); these pin the options.
+final class SocketSetupTests: XCTestCase {
+    private func value(_ option: SocketOption, _ role: BrokerSocketRole, _ configuration: BrokerConfiguration) -> Int64?
+    {
+        SocketSetup.listenerOptions(role, configuration).last { $0.option == option }?.value
+    }
+
+    /// PULL never heartbeats: libzmq stops reading a producer while zpubd does not (PAUSE), and
+    /// a heartbeat timeout would then drop it with what it had in flight.
+    func testPULLNeverHeartbeatsWhateverTheConfiguration() {
+        var configuration = BrokerConfiguration()
+        configuration.heartbeatIntervalMilliseconds = 250
+        configuration.heartbeatTimeoutMilliseconds = 750
+        XCTAssertEqual(value(.heartbeatInterval, .pull, configuration), 0)
+        configuration.pair.role = .primary
+        XCTAssertEqual(value(.heartbeatInterval, .pull, configuration), 0, "nor in a pair")
+    }
+
+    func testXSUBAndXPUBHeartbeatAsConfigured() {
+        var configuration = BrokerConfiguration()
+        configuration.heartbeatIntervalMilliseconds = 250
+        configuration.heartbeatTimeoutMilliseconds = 750
+        for role in [BrokerSocketRole.xsub, .xpub] {
+            XCTAssertEqual(value(.heartbeatInterval, role, configuration), 250, "\(role)")
+            XCTAssertEqual(value(.heartbeatTimeout, role, configuration), 750, "\(role)")
+        }
+        configuration.heartbeatIntervalMilliseconds = 0
+        XCTAssertEqual(value(.heartbeatInterval, .xpub, configuration), 0, "off when configured off")
+    }
+
+    /// A pair's XPUB checks its clients ten times per failover interval and drops one silent
+    /// for half of it, whatever the heartbeat settings, so that a partition shows before the
+    /// peer counts as silent.
+    func testAPairsXPUBPingsTenTimesPerFailoverAndTimesOutAtHalfOfIt() {
+        var configuration = BrokerConfiguration()
+        configuration.pair.role = .backup
+        configuration.pair.failoverMilliseconds = 2_000
+        configuration.heartbeatIntervalMilliseconds = 0
+        XCTAssertEqual(value(.heartbeatInterval, .xpub, configuration), 200)
+        XCTAssertEqual(value(.heartbeatTimeout, .xpub, configuration), 1_000)
+        configuration.heartbeatIntervalMilliseconds = 50
+        XCTAssertEqual(value(.heartbeatInterval, .xpub, configuration), 50, "a shorter configured interval stays")
+    }
+}
