@@ -147,7 +147,8 @@ let package = Package(
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"]),
         .testTarget(name: "ZPubGatewayTests", dependencies: ["ZPubGateway"]),
         .testTarget(
-            name: "ZPubBrokerTests", dependencies: ["ZPubBroker", "ZeroMQ", .product(name: "Logging", package: "swift-log")]),
+            name: "ZPubBrokerTests",
+            dependencies: ["ZPubBroker", "ZeroMQ", .product(name: "Logging", package: "swift-log")]),
         // End to end: starts the real zpubd and zpub binaries and talks to them over real
         // sockets, from Swift and from pyzmq.
         .testTarget(
