@@ -97,14 +97,18 @@ enum SocketSetup {
                 ? min(configuration.heartbeatIntervalMilliseconds, failover / 10) : failover / 10
             options.append(IntegerOption(.heartbeatInterval, interval))
             options.append(IntegerOption(.heartbeatTimeout, failover / 2))
-        } else if role == .pull {
-            // Never on PULL: libzmq's heartbeat timeout counts from the last frame it read, and it
-            // stops reading a connection whose receive queue is full (PAUSE, a busy loop). A
-            // producer held back that way for longer than the timeout was dropped, and the
-            // messages in flight to zpubd (socket buffers: 109,192 of 200,000 in a 4 s PAUSE
-            // with 200/1,000 ms heartbeats) were lost; with the defaults, any PAUSE over ~30 s.
-            // TCP keepalive (on by default) finds a producer whose host is gone, and an ipc or
-            // TCP peer that exits closes its connection.
+        } else if role == .pull || role == .xsub {
+            // Never on PULL or XSUB, the sockets PAUSE stops reading. libzmq stops reading a
+            // connection whose receive queue is full, and then (4.3.4):
+            // - its heartbeat timeout, counted from the last frame read, dropped a producer held
+            //   back for longer than the timeout, and the messages in flight to zpubd (socket
+            //   buffers: 109,192 of 200,000 in a 4 s PAUSE with 200/1,000 ms heartbeats) were
+            //   lost; with the defaults, any PAUSE over ~30 s;
+            // - a peer that hangs up while held back, then a heartbeat falling due, aborted
+            //   zpubd (`!_io_error`, docs/reliability.md): a PUSH producer or a publisher
+            //   flooding, then exiting, during a PAUSE did it within one heartbeat interval.
+            // TCP keepalive (on by default) finds a peer whose host is gone, including an
+            // upstream broker the XSUB connects to, and a peer that exits closes its connection.
             options.append(IntegerOption(.heartbeatInterval, 0))
         } else if configuration.heartbeatIntervalMilliseconds > 0 {
             options.append(IntegerOption(.heartbeatInterval, configuration.heartbeatIntervalMilliseconds))

@@ -173,6 +173,56 @@ final class FaultTests: XCTestCase {
         }
     }
 
+    /// A producer or a publisher that hangs up while PAUSE holds it back must not abort
+    /// zpubd. Its connection's input is stopped (the queue is full); libzmq 4.3.4 asserts
+    /// (`!_io_error`) when a heartbeat then falls due on it. With heartbeats on PULL and XSUB,
+    /// zpubd aborted in the first round (pyzmq peers, 100 ms heartbeats).
+    func testPeersHangingUpWhileHeldBackByPauseDoNotAbortTheBroker() throws {
+        let heartbeat = 100
+        let daemon = try Daemon(
+            configuration: "[sockets]\nheartbeat_interval_ms = \(heartbeat)\nheartbeat_timeout_ms = 30000\n",
+            endpoints: [
+                .pull: "tcp://127.0.0.1:\(try FreePort.find())", .xsub: "tcp://127.0.0.1:\(try FreePort.find())",
+            ])
+        let clients = try Clients()
+        _ = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        let payload = String(repeating: "x", count: 200)
+        for (round, type) in [SocketType.push, .xpub, .push, .xpub].enumerated() {
+            let context = try Context()
+            let peer = try Socket(context, type: type)
+            try peer.setOption(.linger, 0)
+            try peer.setOption(.sendTimeout, 50)
+            if type == .xpub {
+                // A publisher that waits for a subscriber's subscription (forwarded by zpubd's
+                // XSUB) and then blocks instead of dropping once its queue is full.
+                try peer.setOption(.xpubNoDrop, 1)
+                try peer.connect(daemon.xsub)
+                XCTAssertNotNil(try peer.receiveFrames(timeoutMilliseconds: 10_000), "round \(round): no subscription")
+            } else {
+                try peer.connect(daemon.pull)
+            }
+            // Until a send times out: every queue towards the paused broker is full, and its
+            // side of the connection has stopped reading.
+            var sent = 0
+            while try peer.send(frames: frames("t", payload)) {
+                sent += 1
+                guard sent < 5_000_000 else { return XCTFail("5,000,000 messages went to a paused broker") }
+            }
+            peer.close()
+            context.terminate()
+            // Heartbeats fall due on the dead connection (ten intervals: the hazard's time to
+            // show, not a wait for something).
+            usleep(UInt32(10 * heartbeat * 1_000))
+            let alive = (try? daemon.request("PING", timeout: 5_000)) != nil
+            XCTAssertTrue(
+                alive, "round \(round) (\(type)): zpubd does not answer; its log ends:\n\(daemon.log.suffix(400))")
+            if !alive { return }
+        }
+        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+    }
+
     func testKilledPeersLeaveTheTableAsTheLiveOnesHoldIt() throws {
         let daemon = try Daemon()
         var subscribers: [RunningProgram] = []
