@@ -62,7 +62,7 @@ measure() {
     wait_port "$xpub_port" "$broker" "$run/valgrind.log"
     i=0 pids=
     while [ $i -lt "$subscribers" ]; do
-        timeout "$delivery_timeout" "$bin/zpub" sub -e "$xpub" --count "$messages" t >/dev/null &
+        start_subscriber "$xpub" "$messages"
         pids="$pids $!"
         i=$((i + 1))
     done

@@ -35,7 +35,7 @@ measure() { # size history messages
         2>"$run/valgrind.log" &
     broker=$!
     wait_broker "$broker" "$control" "$run/valgrind.log"
-    timeout "$delivery_timeout" "$bin/zpub" sub -e "$xpub" --count "$messages" t >/dev/null &
+    start_subscriber "$xpub" "$messages"
     subscriber=$!
     until "$bin/zpub" stats -c "$control" --json | grep -q '"total":1'; do sleep 0.1; done
     # zpub pub waits up to --timeout for the broker to take what it queued (its linger); the

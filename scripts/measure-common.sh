@@ -66,11 +66,17 @@ wait_broker() { # pid control log
     done
 }
 
-# Subscribers (`zpub sub --count N`) run under `timeout $delivery_timeout`; this waits for them
-# and stops the script, naming `log`, if one did not get its N messages in time. A lost message
+# Subscribers (`zpub sub --count N`) run under `timeout $delivery_timeout` (start_subscriber);
+# wait_subscribers waits for them and stops the script, printing the end of `log`, if one did
+# not get its N messages in time. A lost message
 # would otherwise leave the script waiting for ever (it once did: PULL heartbeats dropped a
 # producer that valgrind's zpubd held back, and what was in flight was lost).
 delivery_timeout=${DELIVERY_TIMEOUT:-1800}
+# Starts, in the background, a subscriber to topic prefix `t` that waits for `count` messages
+# (its pid in $!).
+start_subscriber() { # xpub count
+    timeout "$delivery_timeout" "$bin/zpub" sub -e "$1" --count "$2" t >/dev/null &
+}
 wait_subscribers() { # broker log pid...
     broker=$1 log=$2
     shift 2

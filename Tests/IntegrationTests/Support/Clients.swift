@@ -65,6 +65,26 @@ extension Socket {
     }
 }
 
+extension Socket {
+    /// Sends `message(0)`, `message(1)`, ... until a send gives up after the socket's send
+    /// timeout: every queue towards a paused broker is full, and the broker's side of the
+    /// connection has stopped reading. Returns how many went; nil, having failed the test, if
+    /// `limit` went without that happening.
+    func sendUntilHeldBack(
+        limit: Int = 5_000_000, file: StaticString = #filePath, line: UInt = #line, _ message: (Int) -> [[UInt8]]
+    ) throws -> Int? {
+        var sent = 0
+        while try send(frames: message(sent)) {
+            sent += 1
+            guard sent < limit else {
+                XCTFail("\(limit) messages went to a paused broker", file: file, line: line)
+                return nil
+            }
+        }
+        return sent
+    }
+}
+
 /// Frames from strings, for readable test data.
 func frames(_ parts: String...) -> [[UInt8]] { parts.map { Array($0.utf8) } }
 
