@@ -294,6 +294,11 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         try Wait.until("the well-behaved client is subscribed") {
             FileManager.default.fileExists(atPath: ready) || !good.isRunning
         }
+        // The gateway acknowledges a subscription before its SUB's reaches the broker: a
+        // message sent earlier is not for it (failed 1 run in 3 on a loaded machine).
+        try Wait.until("the gateway's subscription reaches the broker") {
+            try daemon.subscriptions().subscriptions.contains { $0.prefix == "good." }
+        }
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
         try push.send(frames: frames("good.news", "served while the other floods"))
