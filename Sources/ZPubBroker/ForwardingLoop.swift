@@ -519,8 +519,11 @@ final class ForwardingLoop {
         let sliceEnd = SystemClock.monotonicNanoseconds() &+ Self.subscriptionSliceNanoseconds
         do {
             for handled in 0..<Self.burst {
-                // The clock every 8 frames: cheap next to a frame, fine-grained next to the slice.
-                if handled & 7 == 7 && SystemClock.monotonicNanoseconds() >= sliceEnd { return }
+                // The clock after every frame: a frame can cost milliseconds (a subscription to
+                // a prefix the last-value cache covers may scan the cache: 2 ms with 100,000
+                // topics, and an XSUB peer can repeat one as often as it likes), and a read of
+                // the clock costs less than the cheapest frame.
+                if handled > 0 && SystemClock.monotonicNanoseconds() >= sliceEnd { return }
                 guard try xpub.receive(into: message, dontWait: true) else { return }
                 state.xpub.messagesIn &+= 1
                 state.xpub.bytesIn &+= UInt64(message.count)
@@ -698,7 +701,7 @@ final class ForwardingLoop {
         guard let history else {
             return slot.fulfill(.failure(ControlError(.historyOff, "history is off")))
         }
-        let through = nextSequence - 1
+        let through = nextSequence &- 1
         publishMarker(token: token, sequence: through)
         history.mailbox.post(
             .query(HistoryQuery(position: .since(since), through: through, prefix: prefix), slot))

@@ -85,6 +85,7 @@ final class PairLink {
     /// peer does not take over while this one still forwards, but this one takes over nothing.
     private var draining = false
     private var dualActiveLog = LogRateLimit()
+    private var refusedReplyLog = LogRateLimit()
     /// Every report of this broker's state (heartbeat or answer) carries this run's random id
     /// and a number counting up, so that the peer, which gets them on two connections, takes
     /// a report only if it is newer than the last it took: an answer read after a newer
@@ -103,6 +104,13 @@ final class PairLink {
     /// the peer may have numbered all the while this one was down (at 100,000 messages a
     /// second, a billion is three hours of it).
     static let unheardTakeoverGap: UInt64 = 1 << 30
+    /// No broker numbers near 2^62 (a million messages a second for 146,000 years); a number
+    /// above it from the peer, in a heartbeat or a HISTORY reply, is damaged or hostile, and
+    /// taken as it is it would wrap the sequences' arithmetic.
+    static let sequenceCeiling: UInt64 = 1 << 62
+    /// The largest frame the ROUTER takes from the peer: its requests' frames are a word and a
+    /// number or two (and its CURVE handshake a few hundred bytes).
+    static let maxRequestFrameBytes: Int64 = 4_096
 
     init(
         settings: PairSettings, context: Context, loop: ForwardingLoopHandle, history: HistoryHandle?,
@@ -148,6 +156,9 @@ final class PairLink {
                 "the pair link on \(bind) is neither encrypted nor authenticated: whoever reaches it can read history and disturb the pair's choice; set peer_public_key_file in [ha] (docs/topologies.md)"
             )
         }
+        // The peer's requests are a few short frames; a larger one is not from a zpubd (and
+        // would be held in memory whole).
+        try router.setOption(.maxMessageSize, int64: Self.maxRequestFrameBytes)
         // Nothing queues for a peer that is not connected: a heartbeat held back and delivered
         // after a partition heals would say a stale state.
         try dealer.setOption(.immediate, 1)
@@ -265,6 +276,8 @@ final class PairLink {
     /// waiting only the newest counts.
     private func serveRequests() {
         var newest: (state: PairMachine.State, sequence: UInt64, identity: [UInt8], fields: ArraySlice<[UInt8]>)?
+        var valuesRequest: (identity: [UInt8], since: UInt64)?
+        defer { if let valuesRequest { sendValues(after: valuesRequest.since, to: valuesRequest.identity) } }
         while let frames = try? router.receiveFrames(dontWait: true) {
             guard frames.count >= 2 else { continue }
             let identity = frames[0]
@@ -277,19 +290,13 @@ final class PairLink {
                     newest = (state, sequence, identity, frames[2...])
                 }
             case "VALUES" where frames.count >= 3:
-                let since = UInt64(String(decoding: frames[2], as: UTF8.self)) ?? 0
-                let slot = ReplySlot<(entries: [LastValueCache.Entry], more: Bool)>()
-                loop.mailbox.post(.lastValues(since: since, slot))
-                guard let page = slot.wait(milliseconds: shortWait) else { continue }
-                let list = page.entries.map {
-                    MessageJSON(
-                        frames: $0.frames, style: .exact, seq: $0.sequence, storedMilliseconds: $0.storedMilliseconds)
-                }
-                guard let json = try? JSONEncoder().encode(list) else { continue }
-                // The third frame is new: a backup that does not know it asks again in a second.
-                let more = Array((page.more ? "more" : "done").utf8)
-                _ = try? router.send(frames: [identity, Array("VALUES".utf8), Array(json), more], dontWait: true)
+                // The newest only: the peer asks one page at a time, and each answer copies the
+                // cache on the forwarding loop.
+                valuesRequest = (identity, UInt64(String(decoding: frames[2], as: UTF8.self)) ?? 0)
             case "HISTORY" where frames.count >= 3:
+                // One at a time: the peer asks again when an answer is 2 s late, and requests
+                // queued behind a slow disk would only grow the writer's mailbox.
+                guard pendingHistory == nil else { continue }
                 guard let history, var query = HistoryQuery.parse(Array("since ".utf8) + frames[2]) else { continue }
                 // The fourth frame, when the peer sends it: the bytes its history queue has room for.
                 if frames.count >= 4, let room = Int(String(decoding: frames[3], as: UTF8.self)), room > 0 {
@@ -319,6 +326,20 @@ final class PairLink {
         }
     }
 
+    /// Answers the peer's VALUES request: the last values stored after `since`, a page at most.
+    private func sendValues(after since: UInt64, to identity: [UInt8]) {
+        let slot = ReplySlot<(entries: [LastValueCache.Entry], more: Bool)>()
+        loop.mailbox.post(.lastValues(since: since, slot))
+        guard let page = slot.wait(milliseconds: shortWait) else { return }
+        let list = page.entries.map {
+            MessageJSON(frames: $0.frames, style: .exact, seq: $0.sequence, storedMilliseconds: $0.storedMilliseconds)
+        }
+        guard let json = try? JSONEncoder().encode(list) else { return }
+        // The third frame is new: a backup that does not know it asks again in a second.
+        let more = Array((page.more ? "more" : "done").utf8)
+        _ = try? router.send(frames: [identity, Array("VALUES".utf8), Array(json), more], dontWait: true)
+    }
+
     /// Sends the writer's answer to the peer's HISTORY request, if it has come.
     private func sendHistoryAnswerIfReady() {
         guard let pending = pendingHistory else { return }
@@ -339,9 +360,8 @@ final class PairLink {
     /// The peer's state and last sequence, from its heartbeat (or, on a one-way partition, the
     /// primary's answer on this broker's own connection).
     private func heard(_ state: PairMachine.State, sequence: UInt64) {
-        // No broker numbers near 2^62; a number above it (a damaged or hostile heartbeat) must
-        // not wrap the takeover's arithmetic.
-        let newest = (state: state, sequence: min(sequence, 1 << 62))
+        // A damaged or hostile heartbeat must not wrap the takeover's arithmetic.
+        let newest = (state: state, sequence: min(sequence, Self.sequenceCeiling))
         peerEverHeard = true
         if newest.state == .active { peerWasActive = true }
         if newest.state == .waiting {
@@ -468,6 +488,18 @@ final class PairLink {
                 return StoredMessage(
                     sequence: sequence, receivedMilliseconds: entry.storedMilliseconds ?? 0, frames: frames, prefix: "")
             }
+            if let problem = Self.implausible(reply, messages: messages, since: since ?? requestedSince) {
+                // Not mirrored, and asked again once the request times out: the reply of a
+                // damaged or hostile peer must not number this broker's history.
+                moreToReplicate = false
+                requestSent = SystemClock.monotonicNanoseconds()
+                if let heldBack = refusedReplyLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+                    logger.error(
+                        "pair: refused the peer's HISTORY reply: \(problem); nothing of it is mirrored (is the peer a zpubd of this version, and the pair link its alone? docs/topologies.md)\(heldBack == 0 ? "" : " (\(heldBack) more since the last such message)")"
+                    )
+                }
+                continue
+            }
             if let gap = reply.gap, gap.to > status.replicatedThrough {
                 // Evicted on the peer before it could be mirrored: nothing to fetch, skip it.
                 logger.warning(
@@ -491,6 +523,24 @@ final class PairLink {
                 history.mailbox.post(.peerNotKept(notKept))
             }
         }
+    }
+
+    /// Why a HISTORY reply cannot be the peer's answer to a request for what follows `since`,
+    /// or nil: sequences above the ceiling, or not rising after `since`, would wrap or rewind
+    /// the numbers this broker gives its own messages once it takes over.
+    static func implausible(_ reply: HistoryReply, messages: [StoredMessage], since: UInt64) -> String? {
+        if messages.count != reply.messages.count { return "a message without a sequence or readable frames" }
+        var previous = since
+        for message in messages {
+            guard message.sequence > previous, message.sequence <= sequenceCeiling else {
+                return "message sequence \(message.sequence) after \(previous) (sequences rise, and stay below 2^62)"
+            }
+            previous = message.sequence
+        }
+        for bound in [reply.lastSequence, reply.gap?.to ?? 0] where bound > sequenceCeiling {
+            return "sequence \(bound) is above 2^62"
+        }
+        return nil
     }
 
     /// Last values from the active peer, written into this broker's cache (not sent to

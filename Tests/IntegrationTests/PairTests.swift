@@ -1014,4 +1014,93 @@ final class PairTests: XCTestCase {
             try knock(["a.public", "b.public", "b.secret"]), "the peer's key is answered (the test can fail)")
         XCTAssertTrue(primary.log.contains("denied a connection to pair"), primary.log)
     }
+
+    /// A "peer" that answers the backup's HISTORY requests with sequences no zpubd gives (the
+    /// pair link without CURVE is open to whoever reaches it): 2^64-1. The backup refuses it,
+    /// logs why, mirrors nothing, asks again later, and keeps answering. Before, it took the
+    /// reply as mirrored through 2^64-1 and from then on asked only for what follows that:
+    /// nothing more was ever mirrored (and the loop's sequence arithmetic was one subtraction
+    /// from a trap). Falling sequences are refused too (`PairLinkTests`).
+    func testAPeersHistoryReplyWithImpossibleSequencesIsRefusedNotMirrored() throws {
+        let impostor = ForgingPeer(endpoint: endpoint("pair-a"), sequences: [UInt64.max])
+        defer { impostor.stop() }
+        XCTAssertEqual(impostor.bound.wait(timeout: .now() + 10), .success, "the forging peer could not bind")
+        let backup = try broker("b", role: .backup)
+        func refused(_ what: String) throws {
+            try Wait.until("the backup refuses \(what)\n\(backup.log)", timeout: 20) {
+                XCTAssertTrue(backup.process.isRunning, "zpubd died\n\(backup.log)")
+                return !backup.process.isRunning || backup.log.contains(what)
+            }
+        }
+        try refused("message sequence \(UInt64.max) after 0")
+        // What the wrapped sequence broke: a replay's marker numbered "next sequence - 1".
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(backup.xpub, prefixes: ["n.", "$zpub/snapshot/impostor"])
+        defer { subscriber.close() }
+        try backup.waitForSubscriptions(2)
+        let replay = try backup.json("REPLAY impostor 0")
+        XCTAssertEqual(replay["token"] as? String, "impostor", "\(replay)\n\(backup.log)")
+        try Wait.until("the backup asks again after refusing\n\(backup.log)", timeout: 20) {
+            impostor.answered.load(ordering: .relaxed) >= 2
+        }
+        let health = try backup.decode("HEALTH", as: HealthReport.self)
+        XCTAssertEqual(health.pair?.state, .passive, backup.log)
+        XCTAssertLessThan(try XCTUnwrap(health.pair).replicatedThrough, 1 << 62)
+        XCTAssertEqual(try history(backup).count, 0, "nothing of the forged replies is mirrored")
+        XCTAssertTrue(backup.process.isRunning, backup.log)
+    }
+
+    /// Plays an active primary at sequence 5 on `endpoint`, on a thread of its own: answers
+    /// heartbeats (so that the backup stays passive and asks for history), and each HISTORY
+    /// request with a page of messages "999" on n.1 numbered `sequences`.
+    private final class ForgingPeer: @unchecked Sendable {
+        let answered = Atomic<Int>(0)
+        let bound = DispatchSemaphore(value: 0)
+        private let stopping = Atomic<Bool>(false)
+        private let finished = DispatchSemaphore(value: 0)
+
+        init(endpoint: String, sequences: [UInt64]) {
+            let thread = Thread { [self] in
+                defer { finished.signal() }
+                guard let context = try? Context(), let router = try? Socket(context, type: .router) else { return }
+                defer {
+                    router.close()
+                    context.terminate()
+                }
+                try? router.setOption(.linger, 0)
+                guard (try? router.bind(endpoint)) != nil else { return }
+                bound.signal()
+                var reportNumber = 0
+                while !stopping.load(ordering: .relaxed) {
+                    guard let request = try? router.receiveFrames(timeoutMilliseconds: 50), request.count >= 3 else {
+                        continue
+                    }
+                    switch String(decoding: request[1], as: UTF8.self) {
+                    case "HB":
+                        reportNumber += 1
+                        let report = ["active", "5", "77", "\(reportNumber)"].map { Array($0.utf8) }
+                        _ = try? router.send(frames: [request[0], Array("HB".utf8)] + report, dontWait: true)
+                    case "HISTORY":
+                        let messages = sequences.map {
+                            MessageJSON(frames: frames("n.1", "999"), style: .exact, seq: $0, storedMilliseconds: 1)
+                        }
+                        let reply = HistoryReply(
+                            firstSequence: 1, lastSequence: 5, messages: messages, more: false, gap: nil)
+                        guard let json = try? JSONEncoder().encode(reply) else { continue }
+                        _ = try? router.send(
+                            frames: [request[0], Array("HISTORY".utf8), Array(json), request[2]], dontWait: true)
+                        answered.add(1, ordering: .relaxed)
+                    default:
+                        continue
+                    }
+                }
+            }
+            thread.start()
+        }
+
+        func stop() {
+            stopping.store(true, ordering: .relaxed)
+            _ = finished.wait(timeout: .now() + 10)
+        }
+    }
 }

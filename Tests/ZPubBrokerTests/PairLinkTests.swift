@@ -1,0 +1,58 @@
+import XCTest
+import ZPubCore
+import ZPubStore
+
+@testable import ZPubBroker
+
+/// What the pair link takes from its peer's HISTORY replies (the whole exchange runs against
+/// real brokers and a forging peer in `PairTests`).
+final class PairLinkTests: XCTestCase {
+    private func page(_ sequences: [UInt64], last: UInt64 = 10, gapTo: UInt64? = nil) -> (
+        HistoryReply, [StoredMessage]
+    ) {
+        let frames: [[UInt8]] = [Array("n.1".utf8), Array("x".utf8)]
+        let reply = HistoryReply(
+            firstSequence: 1, lastSequence: last,
+            messages: sequences.map { MessageJSON(frames: frames, style: .exact, seq: $0, storedMilliseconds: 1) },
+            more: false, gap: gapTo.map { HistoryReply.Gap(from: 1, to: $0) })
+        let messages = sequences.map {
+            StoredMessage(sequence: $0, receivedMilliseconds: 1, frames: frames, prefix: "")
+        }
+        return (reply, messages)
+    }
+
+    func testAPageOfRisingSequencesAfterTheRequestIsTaken() {
+        let (reply, messages) = page([4, 5, 9])
+        XCTAssertNil(PairLink.implausible(reply, messages: messages, since: 3))
+        let (empty, none) = page([])
+        XCTAssertNil(PairLink.implausible(empty, messages: none, since: 3))
+    }
+
+    func testSequencesThatFallRepeatOrStartAtTheRequestAreRefused() {
+        let falling = page([4, 3])
+        XCTAssertEqual(
+            PairLink.implausible(falling.0, messages: falling.1, since: 0),
+            "message sequence 3 after 4 (sequences rise, and stay below 2^62)")
+        let repeated = page([4, 4])
+        XCTAssertNotNil(PairLink.implausible(repeated.0, messages: repeated.1, since: 0))
+        let notAfter = page([3])
+        XCTAssertNotNil(PairLink.implausible(notAfter.0, messages: notAfter.1, since: 3), "asked for what follows 3")
+    }
+
+    func testNumbersAboveTheCeilingAreRefusedWhereverTheyAre() {
+        let ceiling = PairLink.sequenceCeiling
+        let atCeiling = page([ceiling], last: ceiling)
+        XCTAssertNil(PairLink.implausible(atCeiling.0, messages: atCeiling.1, since: 0))
+        let message = page([UInt64.max])
+        XCTAssertNotNil(PairLink.implausible(message.0, messages: message.1, since: 0))
+        let last = page([], last: ceiling + 1)
+        XCTAssertNotNil(PairLink.implausible(last.0, messages: last.1, since: 0))
+        let gap = page([], gapTo: UInt64.max)
+        XCTAssertNotNil(PairLink.implausible(gap.0, messages: gap.1, since: 0))
+    }
+
+    func testAMessageWithoutASequenceOrFramesIsRefused() {
+        let (reply, messages) = page([4, 5])
+        XCTAssertNotNil(PairLink.implausible(reply, messages: Array(messages.prefix(1)), since: 0))
+    }
+}
