@@ -572,7 +572,12 @@ final class HistoryWriter {
                             storedMilliseconds: $0.receivedMilliseconds)
                     }, more: more, gap: gap, notKept: notKept))
         } catch {
-            return .failure(ControlError(.internalError, "history could not be read: \(error)"))
+            // Not `internal_error`: a damaged file or a failing disk is the operator's to see to.
+            return .failure(
+                ControlError(
+                    .historyReadFailed,
+                    "history could not be read from its store: \(error); check the disk and the state directory (the log may say more), and see docs/history.md for a damaged store"
+                ))
         }
     }
 

@@ -195,7 +195,10 @@ extension BrokerConfiguration {
                 if let problem = Endpoint.problem(with: endpoint) {
                     problems.append((role.rawValue, "\(role.rawValue) endpoint \"\(endpoint)\": \(problem)"))
                 }
-                if let other = seen[endpoint] {
+                if let other = seen[endpoint], other == role {
+                    problems.append(
+                        (role.rawValue, "\(role.rawValue) endpoint \"\(endpoint)\" is listed twice; list it once"))
+                } else if let other = seen[endpoint] {
                     problems.append(
                         (
                             role.rawValue,

@@ -15,8 +15,10 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         /// Bounded so that shutdown is bounded even with a stalled subscriber, and well below
         /// systemd's default TimeoutStopSec of 90 s.
         public static let lingerMilliseconds = 1_000
-        /// 16 MiB: large enough for any sane message, small enough that one peer cannot make
-        /// the broker allocate without limit. Larger messages disconnect the sender.
+        /// 16 MiB: large enough for any sane frame. libzmq checks each frame, not a whole
+        /// multipart message, and holds a message's frames until its last one arrives (the
+        /// high-water mark counts whole messages), so one peer that never ends a message can
+        /// still grow memory: docs/security.md says what bounds that.
         public static let maxMessageSize = 16 * 1024 * 1024
         /// How long a connection may take to complete the ZMTP handshake before it is dropped.
         public static let handshakeMilliseconds = 10_000

@@ -398,6 +398,15 @@ struct Parser {
         if word == "false" { return .success(.boolean(false)) }
         let digits = word.replacingUnderscores()
         if !word.isEmpty, let number = Int(digits) { return .success(.integer(number)) }
+        let unsigned = digits.first == "-" || digits.first == "+" ? digits.dropFirst() : Substring(digits)
+        if !unsigned.isEmpty && unsigned.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            return .failure(
+                ConfigurationProblem(
+                    line: startLine,
+                    message:
+                        "\(word) is too large for a whole number (at most \(Int.max)); the key's own range is smaller still"
+                ))
+        }
         let shown = word.isEmpty ? restOfLinePreview() : word
         return .failure(
             ConfigurationProblem(

@@ -85,7 +85,7 @@ public struct ControlRequest: Equatable, Sendable {
             return .failure(
                 ControlError(
                     .badArgument,
-                    "HISTORY takes since <sequence> or last <count>, then an optional prefix: HISTORY since 0 orders. (see docs/history.md)"
+                    "HISTORY takes since <sequence> [until <sequence>] or last <count>, then an optional prefix: HISTORY since 0 orders. (see docs/history.md)"
                 ))
         }
         if command == .replay && request.replayArguments == nil {
@@ -132,6 +132,8 @@ public struct ControlError: Error, Codable, Equatable, Sendable {
         case snapshotTimeout = "snapshot_timeout"
         /// HISTORY while no history prefixes are configured.
         case historyOff = "history_off"
+        /// HISTORY and REPLAY: the store could not be read (a disk or file problem).
+        case historyReadFailed = "history_read_failed"
         case internalError = "internal_error"
     }
 

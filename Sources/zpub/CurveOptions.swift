@@ -79,10 +79,13 @@ struct KeyGen: ParsableCommand {
                 guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
                     throw CLIError("cannot write \(path): check that the directory exists and is writable")
                 }
-                chmod(path, 0o600)
+                // The public key is for handing out (clients give it as --server-key, brokers
+                // list it in allowed_keys), often from another account than the one that ran
+                // keygen with sudo; only the secret key stays its owner's.
+                chmod(path, path.hasSuffix(".secret") ? 0o600 : 0o644)
             }
             Output.line("public key: \(pair.publicKey.z85)")
-            Output.line("wrote \(name).public and \(name).secret (mode 0600)")
+            Output.line("wrote \(name).public (mode 0644) and \(name).secret (mode 0600)")
         }
     }
 }

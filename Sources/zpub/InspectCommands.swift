@@ -93,7 +93,10 @@ struct Subscriptions: ParsableCommand {
                 ])
             }
             table.print()
-            Output.line("\(list.total) subscriptions on \(list.prefixes) prefixes")
+            // The broker's totals, whatever the filter: say so when the table shows a part.
+            let whole =
+                prefix.map { " (the whole broker; \(list.subscriptions.count) prefixes above start with \($0))" } ?? ""
+            Output.line("\(list.total) subscriptions on \(list.prefixes) prefixes\(whole)")
         }
     }
 }
@@ -124,8 +127,9 @@ struct Topics: ParsableCommand {
                 ])
             }
             table.print()
+            let whole = prefix.map { " (the whole broker; \(list.topics.count) topics above start with \($0))" } ?? ""
             Output.line(
-                "\(list.tracked) topics tracked (limit \(list.limit)), \(list.untrackedMessages) messages on untracked topics"
+                "\(list.tracked) topics tracked (limit \(list.limit)), \(list.untrackedMessages) messages on untracked topics\(whole)"
             )
         }
     }

@@ -52,6 +52,10 @@ struct ConfigurationLoader: Sendable {
         }
         /// A flag's value replaces the file's: a problem with it is not the file line's.
         func fromFlag(_ key: String) { keyLines[key] = nil }
+        // Flags whose value cannot even be stored: reported with the file's problems (every
+        // problem at once, and the same exit status as a bad file: 78 at start, which systemd
+        // does not restart in a loop; 1 with --check-config).
+        var flagProblems: [String] = []
         if !overrides.pull.isEmpty {
             configuration.pullEndpoints = overrides.pull
             fromFlag("pull")
@@ -85,8 +89,14 @@ struct ConfigurationLoader: Sendable {
             fromFlag("state_directory")
         }
         if let level = overrides.logLevel {
-            configuration.logLevel = level
-            fromFlag("log_level")
+            if BrokerConfiguration.logLevels.contains(level) {
+                configuration.logLevel = level
+                fromFlag("log_level")
+            } else {
+                flagProblems.append(
+                    "--log-level \"\(level)\" is not a log level; use one of \(BrokerConfiguration.logLevels.joined(separator: ", "))"
+                )
+            }
         }
         if let listen = overrides.http {
             configuration.http.enabled = true
@@ -95,11 +105,12 @@ struct ConfigurationLoader: Sendable {
         }
 
         if let role = overrides.haRole {
-            guard let parsed = PairSettings.Role(rawValue: role) else {
-                return .failure(Report(text: "zpubd: --ha-role must be primary or backup, not \"\(role)\""))
+            if let parsed = PairSettings.Role(rawValue: role) {
+                configuration.pair.role = parsed
+                fromFlag("role")
+            } else {
+                flagProblems.append("--ha-role must be primary or backup, not \"\(role)\"")
             }
-            configuration.pair.role = parsed
-            fromFlag("role")
         }
         if let bind = overrides.haBind {
             configuration.pair.bind = bind
@@ -112,17 +123,21 @@ struct ConfigurationLoader: Sendable {
 
         let problems = ConfigurationFile.sorted(
             fileProblems + ConfigurationFile.validate(configuration, keyLines: keyLines))
-        if !problems.isEmpty { return .failure(Report(text: format(problems, source: source))) }
+        if !problems.isEmpty || !flagProblems.isEmpty {
+            return .failure(Report(text: format(problems, flagProblems: flagProblems, source: source)))
+        }
         return .success(configuration)
     }
 
-    private func format(_ problems: [ConfigurationProblem], source: String) -> String {
-        var lines = problems.map { problem in
+    private func format(_ problems: [ConfigurationProblem], flagProblems: [String], source: String) -> String {
+        var lines = flagProblems.map { "zpubd: \($0)" }
+        lines += problems.map { problem in
             if let line = problem.line { return "\(source):\(line): \(problem.message)" }
             return "\(source): \(problem.message)"
         }
+        let count = flagProblems.count + problems.count
         lines.append(
-            "zpubd: the configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"); nothing was started. The sample etc/zpub/zpubd.conf lists every key."
+            "zpubd: the configuration has \(count) problem\(count == 1 ? "" : "s"); nothing was started. Every key is described in zpubd.conf(5) and in the sample zpubd.conf (etc/zpub/ in the source, /usr/share/doc/zpub/examples/ once installed)."
         )
         return lines.joined(separator: "\n")
     }

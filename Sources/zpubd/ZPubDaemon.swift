@@ -111,14 +111,6 @@ struct ZPubDaemon: ParsableCommand {
             valueName: "host:port"))
     var http: String?
 
-    func validate() throws {
-        if let logLevel, !BrokerConfiguration.logLevels.contains(logLevel) {
-            throw ValidationError(
-                "--log-level \(logLevel) is not a log level; use one of \(BrokerConfiguration.logLevels.joined(separator: ", "))"
-            )
-        }
-    }
-
     /// The daemon's whole life, in order: configuration, signals, broker and gateway, then
     /// signals until SIGTERM or SIGINT; shutdown in reverse order.
     func run() throws {

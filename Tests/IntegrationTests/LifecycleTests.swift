@@ -31,6 +31,19 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("\(bad.path):5: send_hwm = -5 is out of range"), run.stderr)
         XCTAssertTrue(run.stderr.contains("\(bad.path):6: unknown key bogus in [sockets]"), run.stderr)
         XCTAssertTrue(run.stderr.contains("3 problems"), run.stderr)
+
+        // Flags that cannot be taken are listed with the file's problems, named as flags, and
+        // end the same way (1 here, 78 at start: not ArgumentParser's 64, which systemd's
+        // Restart=on-failure would retry for ever).
+        let flags = try Run.program(
+            Binaries.zpubd, ["--config", bad.path, "--log-level", "warn", "--ha-role", "leader", "--check-config"])
+        XCTAssertEqual(flags.status, 1, flags.stderr)
+        XCTAssertTrue(flags.stderr.contains("zpubd: --log-level \"warn\" is not a log level"), flags.stderr)
+        XCTAssertTrue(flags.stderr.contains("zpubd: --ha-role must be primary or backup"), flags.stderr)
+        XCTAssertTrue(flags.stderr.contains("\(bad.path):5: send_hwm = -5 is out of range"), flags.stderr)
+        XCTAssertTrue(flags.stderr.contains("5 problems"), flags.stderr)
+        let started = try Run.program(Binaries.zpubd, ["--log-level", "warn", "--xpub", "inproc://x"])
+        XCTAssertEqual(started.status, 78, started.stderr)
     }
 
     func testABadConfigurationAtStartExitsWithStatus78() throws {

@@ -144,6 +144,9 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(problems("[endpoints]\nxpub = [1]\n").first!.message.contains("must be strings"))
         XCTAssertTrue(problems("[daemon\n").first!.message.contains("section header"))
         XCTAssertTrue(problems("[sockets]\nsend_hwm = 12abc\n").first!.message.contains("not a value"))
+        let huge = problems("[sockets]\nsend_hwm = 99_999_999_999_999_999_999\n")
+        XCTAssertEqual(huge.first?.line, 2)
+        XCTAssertTrue(huge.first?.message.contains("99_999_999_999_999_999_999 is too large") == true, "\(huge)")
         XCTAssertTrue(problems("[limits]\nlog_level = \"x\"\n").first!.message.contains("belongs in [daemon]"))
     }
 
@@ -155,6 +158,8 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(found[0].message.contains("needs a port"))
         XCTAssertTrue(found[1].message.contains("unknown transport"))
         XCTAssertTrue(found[2].message.contains("both xsub and control"))
+        let twice = problems("[endpoints]\nxpub = [\"tcp://127.0.0.1:5556\", \"tcp://127.0.0.1:5556\"]\n")
+        XCTAssertEqual(twice.map(\.message), ["xpub endpoint \"tcp://127.0.0.1:5556\" is listed twice; list it once"])
     }
 
     /// Each [security.<role>] section has its own keys: a problem is reported at the line of
