@@ -44,7 +44,9 @@ enum LinkCommand: Sendable {
     /// after that history sequence first (REPLAY), then live.
     case resume(ClientID, prefixes: [[UInt8]], after: UInt64)
     case detach(ClientID)
-    case publish([[UInt8]])
+    /// A WebSocket `publish`; `client` is told (`broker_busy`) when the broker's queue is full
+    /// and the message was not published, instead of losing it unseen.
+    case publish([[UInt8]], client: ClientOutbox)
     /// `POST /publish`: the messages in order; `receipt` learns, on the requester's event loop,
     /// what the broker made of them once it has forwarded them.
     case publishBatch([[[UInt8]]], receipt: EventLoopPromise<PublishReceipt>)
@@ -354,8 +356,10 @@ final class BrokerLink {
             if clients[id]!.resume == nil { waitForTurn(id) }
         case .detach(let id):
             _ = disconnect(id)
-        case .publish(let frames):
-            _ = publish(frames)
+        case .publish(let frames, let client):
+            // Told through its queue, behind what it was sent before; a client whose queue is
+            // full is dropped by that anyway.
+            if !publish(frames) { _ = client.offer(.webSocketText(Self.busyReply(topic: frames.first ?? []))) }
         case .publishBatch(let messages, let promise):
             var sent = 0
             for frames in messages {
@@ -408,6 +412,14 @@ final class BrokerLink {
     }
 
     /// Hands a message to the broker without waiting; false (and counted) when its queue is full.
+    /// What a WebSocket publisher is told when its message was not published.
+    static func busyReply(topic: [UInt8]) -> String {
+        let message =
+            "the broker's queue is full (it is paused, or behind): this message was not published; send it again later"
+        return
+            "{\"type\":\"error\",\"code\":\"broker_busy\",\"message\":\(WireFormat.jsonString(message)),\"topic\":\(WireFormat.jsonString(String(decoding: topic, as: UTF8.self)))}"
+    }
+
     private func publish(_ frames: [[UInt8]]) -> Bool {
         let sent = (try? push.send(frames: frames, dontWait: true)) ?? false
         if sent {

@@ -354,7 +354,7 @@ final class WebSocketSession: ChannelInboundHandler {
                 reply(context, error: denial.code, denial.message, topic: topic)
                 return
             }
-            shared.linkMailbox.post(.publish([topicBytes, payload]))
+            shared.linkMailbox.post(.publish([topicBytes, payload], client: outbox))
         case .refresh(let token):
             guard adopt(token, context: context) else { return }
             if let user = credentials.user {

@@ -1274,6 +1274,34 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual((resumed.json["seq"] as? [NSNumber])?.first?.uint64Value, first + 2, "nothing kept while paused")
     }
 
+    /// A WebSocket publish the broker has no room for (paused, with its queue from the gateway
+    /// full) is answered `broker_busy`, naming the topic; before, it was dropped unseen (only a
+    /// counter knew). receive_hwm 10 and libzmq's default send HWM bound that queue at some
+    /// 1,010 messages, so of 5,000 published while paused most are refused.
+    func testAWebSocketPublishTheBrokerHasNoRoomForIsAnsweredBusy() throws {
+        let port = try FreePort.find()
+        let daemon = try gatewayDaemon(
+            """
+            [sockets]
+            receive_hwm = 10
+            [http]
+            enabled = true
+            listen = "127.0.0.1:\(port)"
+            publish_prefixes = ["chat."]
+            """, port: port)
+        XCTAssertNotNil(try daemon.request("PAUSE"))
+        let run = try python(["ws-publish-until-busy", "\(port)", "chat.room1", "5000"]).finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let reply = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout)
+        let busy = try XCTUnwrap(reply["busy"] as? [String: Any], "no broker_busy error: \(run.stdout)")
+        XCTAssertEqual(busy["type"] as? String, "error")
+        XCTAssertEqual(busy["topic"] as? String, "chat.room1")
+        XCTAssertTrue((busy["message"] as? String ?? "").contains("send it again later"), "\(busy)")
+        XCTAssertNotNil(try daemon.request("RESUME"))
+        // What was queued before the queue filled is forwarded once resumed.
+        try Wait.until("the queued publishes are forwarded") { try daemon.stats().messagesIn >= 1_000 }
+    }
+
     // MARK: Operators
 
     func testHealthStatsAndMetrics() throws {

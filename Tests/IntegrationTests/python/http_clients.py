@@ -144,6 +144,28 @@ def close_after(port, send, timeout=10):
             return frame
 
 
+def ws_publish_until_busy(port, topic, count):
+    """Publishes `count` messages on `topic` without waiting, then reads until the first
+    broker_busy error (20 s at most). prints {"sent": n, "busy": frame or null, "busy_seen": n}"""
+    ws = websocket.create_connection(ws_url(port), timeout=20)
+    for number in range(count):
+        ws.send(json.dumps({"op": "publish", "topic": topic, "payload": str(number)}))
+    busy, seen = None, 0
+    deadline = time.time() + 20
+    try:
+        while busy is None and time.time() < deadline:
+            frame = frame_of(*ws.recv_data(control_frame=True))
+            seen += 1
+            if frame.get("message", {}).get("code") == "broker_busy":
+                busy = frame["message"]
+            elif frame["kind"] == "close":
+                break
+    except websocket.WebSocketTimeoutException:
+        pass
+    print(json.dumps({"sent": count, "busy": busy, "frames_seen": seen}), flush=True)
+    ws.close()
+
+
 def ws_bad_requests(port):
     """Each bad request on a fresh connection: what the server answered."""
     results = {}
@@ -442,6 +464,8 @@ if __name__ == "__main__":
                  rest[3] if len(rest) > 3 else "")
     elif command == "pipeline-burst":
         pipeline_burst(port, int(rest[0]), int(rest[1]), float(rest[2]))
+    elif command == "ws-publish-until-busy":
+        ws_publish_until_busy(port, rest[0], int(rest[1]))
     elif command == "ws-bad":
         ws_bad_requests(port)
     elif command == "ws-fragments":
