@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,3 +33,13 @@ int ckernel_lowest_free_descriptor(void) {
 }
 
 void ckernel_malloc_trim(void) { malloc_trim(0); }
+
+int ckernel_tcp_peer(int fd, struct ckernel_tcp_peer *peer) {
+    struct tcp_info info;
+    socklen_t length = sizeof info;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return -1;
+    peer->established = info.tcpi_state == TCP_ESTABLISHED;
+    peer->unacknowledged = info.tcpi_unacked;
+    peer->last_ack_ms = info.tcpi_last_ack_recv;
+    return 0;
+}

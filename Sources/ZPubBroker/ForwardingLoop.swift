@@ -148,6 +148,8 @@ final class ForwardingLoop {
     /// A passive pair member's mirroring stopped at a message the history queue had no room
     /// for (`replicate`), until the pair link asks again from there.
     private var mirrorStopped = false
+    /// A pair's XPUB connections, for the count of clients a takeover needs.
+    private var subscriberReachability = SubscriberReachability()
     /// Whether libzmq sends cached values to new subscribers (`ZMQ_XPUB_MANUAL_LAST_VALUE`);
     /// a passive pair member does not, or subscribers of both would get them twice.
     private let lastValueOnSubscribeSupported: Bool
@@ -738,6 +740,7 @@ final class ForwardingLoop {
         let metadata: Logger.Metadata = ["socket": "\(role.rawValue)", "endpoint": "\(event.endpoint)"]
         if event.event.contains(.accepted) || event.event.contains(.connected) {
             state.peerChanged(role, by: 1)
+            if role == .xpub && configuration.pair.isEnabled { subscriberReachability.opened(descriptor: event.value) }
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
             if state.upstreamEvent(endpoint: event.endpoint, .connected) {
                 logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
@@ -746,7 +749,10 @@ final class ForwardingLoop {
             }
         } else if event.event.contains(.disconnected) {
             state.peerChanged(role, by: -1)
-            if role == .xpub { state.subscriberConnections.closed(descriptor: event.value, current: Self.socket(at:)) }
+            if role == .xpub {
+                state.subscriberConnections.closed(descriptor: event.value, current: Self.socket(at:))
+                subscriberReachability.closed(descriptor: event.value)
+            }
             if state.upstreamEvent(endpoint: event.endpoint, .disconnected) {
                 logger.warning("lost upstream \(event.endpoint); reconnecting", metadata: metadata)
             } else {
@@ -798,9 +804,16 @@ final class ForwardingLoop {
                 // Clamped: a test's setting (an environment variable) must not trap the daemon.
                 usleep(UInt32(min(max(milliseconds, 0), 60_000)) * 1_000)
             case .pairQuery(let slot):
+                // Only a broker that may take over asks the kernel about each connection (two
+                // system calls each: not on the active one's loop, at every heartbeat).
+                let subscribers =
+                    pairActive
+                    ? state.peers[.xpub, default: 0]
+                    : subscriberReachability.reachable(
+                        silenceMilliseconds: UInt32(clamping: configuration.pair.failoverMilliseconds / 2))
                 slot.fulfill(
                     PairLoopView(
-                        nextSequence: nextSequence, subscribers: state.peers[.xpub, default: 0],
+                        nextSequence: nextSequence, subscribers: subscribers,
                         mirrorStoppedAfter: mirrorStopped ? nextSequence &- 1 : nil))
             case .replicate(let messages, let after):
                 replicate(messages, after: after)

@@ -620,6 +620,7 @@ final class PairLink {
         status.active = machine.state == .active
         status.peerState = machine.peerState
         status.peerHeardMillisecondsAgo = machine.peerHeard.map { (now &- $0) / 1_000_000 }
+        status.clients = subscribers
         status.lagMessages =
             machine.state == .active ? 0 : status.peerSequence &- min(status.peerSequence, status.replicatedThrough)
         let snapshot = status

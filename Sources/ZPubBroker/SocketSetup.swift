@@ -84,19 +84,22 @@ enum SocketSetup {
             // One of a pair: the subscribers connected here are the clients whose presence lets
             // a backup take over. Cut off from them (a partition), it must see them gone before
             // the peer counts as silent (at least three quarters of the failover interval after
-            // the partition, heartbeats being a quarter apart), so their connections are checked
-            // ten times per failover interval and dropped after half of it without an answer:
-            // gone within 0.6 of it. (A quarter was tried: on a loaded machine it dropped
-            // healthy subscribers.) The cost: a ping waits behind what the socket buffers hold
-            // for a subscriber, so a TCP subscriber half the interval behind in its reading is
-            // taken for dead (docs/reliability.md). Finding partitions with TCP_USER_TIMEOUT
-            // instead was tried and not kept (docs/topologies.md).
+            // the partition, heartbeats being a quarter apart). Pings ten times per failover
+            // interval keep data in flight on every connection, and the passive broker asks the
+            // kernel whether it is acknowledged (`SubscriberReachability`). The timeout stays
+            // the configured one: a ping waits behind what the socket buffers hold for a
+            // subscriber, and half the failover interval (the timeout until 2026-12-03) dropped
+            // healthy TCP subscribers that far behind in their reading, with what XPUB held
+            // for them (docs/topologies.md).
             let failover = configuration.pair.failoverMilliseconds
             let interval =
                 configuration.heartbeatIntervalMilliseconds > 0
                 ? min(configuration.heartbeatIntervalMilliseconds, failover / 10) : failover / 10
             options.append(IntegerOption(.heartbeatInterval, interval))
-            options.append(IntegerOption(.heartbeatTimeout, failover / 2))
+            let timeout =
+                configuration.heartbeatTimeoutMilliseconds > 0
+                ? configuration.heartbeatTimeoutMilliseconds : BrokerConfiguration.Defaults.heartbeatTimeoutMilliseconds
+            options.append(IntegerOption(.heartbeatTimeout, timeout))
         } else if role == .pull || role == .xsub {
             // Never on PULL or XSUB, the sockets PAUSE stops reading. libzmq stops reading a
             // connection whose receive queue is full, and then (4.3.4):

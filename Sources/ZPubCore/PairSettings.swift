@@ -236,6 +236,11 @@ public struct PairStatus: Codable, Equatable, Sendable {
 
     /// `state == .active`, kept as a field so that HEALTH and STATS show it plainly.
     public var active = false
+    /// The clients this broker counted at its last heartbeat: while it is not active, those
+    /// a partition has not cut off (subscribers whose connections answer, and browsers on its
+    /// gateway), which a takeover needs; while active, every subscriber connection and
+    /// browser. Absent in the replies of a zpubd before 2026-12-03.
+    public var clients: Int?
 
     public init(role: PairSettings.Role, peer: String) {
         self.role = role
@@ -249,7 +254,7 @@ public struct PairStatus: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case role, state, peer, active, changes
+        case role, state, peer, active, changes, clients
         case peerState = "peer_state"
         case peerHeardMillisecondsAgo = "peer_heard_ms_ago"
         case replicatedThrough = "replicated_through"

@@ -38,17 +38,20 @@ final class SocketSetupTests: XCTestCase {
         XCTAssertEqual(value(.heartbeatInterval, .xpub, configuration), 0, "off when configured off")
     }
 
-    /// A pair's XPUB checks its clients ten times per failover interval and drops one silent
-    /// for half of it, whatever the heartbeat settings, so that a partition shows before the
-    /// peer counts as silent.
-    func testAPairsXPUBPingsTenTimesPerFailoverAndTimesOutAtHalfOfIt() {
+    /// A pair's XPUB pings its clients ten times per failover interval, whatever the heartbeat
+    /// settings, so that data is in flight on every connection for the passive broker's check
+    /// (`SubscriberReachability`); it drops them only after the configured timeout, as outside
+    /// a pair (half the failover interval dropped subscribers merely behind in their reading).
+    func testAPairsXPUBPingsTenTimesPerFailoverAndTimesOutAsConfigured() {
         var configuration = BrokerConfiguration()
         configuration.pair.role = .backup
         configuration.pair.failoverMilliseconds = 2_000
         configuration.heartbeatIntervalMilliseconds = 0
         XCTAssertEqual(value(.heartbeatInterval, .xpub, configuration), 200)
-        XCTAssertEqual(value(.heartbeatTimeout, .xpub, configuration), 1_000)
+        XCTAssertEqual(value(.heartbeatTimeout, .xpub, configuration), 30_000)
         configuration.heartbeatIntervalMilliseconds = 50
+        configuration.heartbeatTimeoutMilliseconds = 5_000
         XCTAssertEqual(value(.heartbeatInterval, .xpub, configuration), 50, "a shorter configured interval stays")
+        XCTAssertEqual(value(.heartbeatTimeout, .xpub, configuration), 5_000)
     }
 }
