@@ -148,7 +148,7 @@ let package = Package(
         .testTarget(name: "ZPubGatewayTests", dependencies: ["ZPubGateway"]),
         .testTarget(
             name: "ZPubBrokerTests",
-            dependencies: ["ZPubBroker", "ZeroMQ", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["ZPubBroker", "ZeroMQ", "CKernel", .product(name: "Logging", package: "swift-log")]),
         // End to end: starts the real zpubd and zpub binaries and talks to them over real
         // sockets, from Swift and from pyzmq.
         .testTarget(

@@ -34,12 +34,23 @@ int ckernel_lowest_free_descriptor(void) {
 
 void ckernel_malloc_trim(void) { malloc_trim(0); }
 
-int ckernel_tcp_peer(int fd, struct ckernel_tcp_peer *peer) {
+int ckernel_peer(int fd, struct ckernel_peer *peer) {
+    int domain = 0;
+    socklen_t domain_length = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &domain_length) != 0) return -1;
+    peer->kind = 0;
+    peer->established = 0;
+    peer->last_data_ms = 0;
+    if (domain == AF_UNIX) {
+        peer->kind = 2;
+        return 0;
+    }
+    if (domain != AF_INET && domain != AF_INET6) return 0;
     struct tcp_info info;
     socklen_t length = sizeof info;
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return -1;
+    peer->kind = 1;
     peer->established = info.tcpi_state == TCP_ESTABLISHED;
-    peer->unacknowledged = info.tcpi_unacked;
-    peer->last_ack_ms = info.tcpi_last_ack_recv;
+    peer->last_data_ms = info.tcpi_last_data_recv;
     return 0;
 }

@@ -740,7 +740,10 @@ final class ForwardingLoop {
         let metadata: Logger.Metadata = ["socket": "\(role.rawValue)", "endpoint": "\(event.endpoint)"]
         if event.event.contains(.accepted) || event.event.contains(.connected) {
             state.peerChanged(role, by: 1)
-            if role == .xpub && configuration.pair.isEnabled { subscriberReachability.opened(descriptor: event.value) }
+            if role == .xpub && configuration.pair.isEnabled {
+                subscriberReachability.opened(
+                    descriptor: event.value, nowNanoseconds: SystemClock.monotonicNanoseconds())
+            }
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
             if state.upstreamEvent(endpoint: event.endpoint, .connected) {
                 logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
@@ -810,7 +813,8 @@ final class ForwardingLoop {
                     pairActive
                     ? state.peers[.xpub, default: 0]
                     : subscriberReachability.reachable(
-                        silenceMilliseconds: UInt32(clamping: configuration.pair.failoverMilliseconds / 2))
+                        silenceMilliseconds: UInt32(clamping: configuration.pair.failoverMilliseconds / 3),
+                        nowNanoseconds: SystemClock.monotonicNanoseconds())
                 slot.fulfill(
                     PairLoopView(
                         nextSequence: nextSequence, subscribers: subscribers,

@@ -57,6 +57,8 @@ final class PairLink {
     private var machine: PairMachine
     private var status: PairStatus
     private var lastHeartbeat: UInt64 = 0
+    /// A question to the loop (`refreshView`) not answered yet.
+    private var unansweredView: ReplySlot<PairLoopView>?
     /// Replication: the request in flight (sent when), the last time one was answered.
     private var requestSent: UInt64?
     /// The `since` of the last HISTORY request sent.
@@ -210,9 +212,13 @@ final class PairLink {
             if later &- lastHeartbeat >= heartbeat { beat(now: later) }
             replicateIfDue(now: later)
             // Before a takeover the clients are counted afresh: in a partition they are gone
-            // from here, and a count from the last heartbeat could still show them.
-            if machine.state != .active && machine.peerIsSilent(nowNanoseconds: later) { refreshView() }
-            if !draining, let transition = machine.tick(nowNanoseconds: later, clientsConnected: subscribers > 0) {
+            // from here, and a count from the last heartbeat could still show them. No fresh
+            // count (the loop did not answer in time), no takeover on this pass.
+            var countedAfresh = true
+            if machine.state != .active && machine.peerIsSilent(nowNanoseconds: later) { countedAfresh = refreshView() }
+            if !draining,
+                let transition = machine.tick(nowNanoseconds: later, clientsConnected: countedAfresh && subscribers > 0)
+            {
                 apply(transition)
             }
             publishStatus(now: later)
@@ -250,12 +256,19 @@ final class PairLink {
         peerReports.take(reportFields: fields)
     }
 
-    /// Asks the loop for its next sequence and its subscribers (no answer in 500 ms: the last
-    /// known ones; the watchdog deals with a hung loop).
-    private func refreshView() {
-        let slot = ReplySlot<PairLoopView>()
-        loop.mailbox.post(.pairQuery(slot))
-        guard let view = slot.wait(milliseconds: shortWait) else { return }
+    /// Asks the loop for its next sequence and its subscribers; true if it answered within
+    /// `shortWait` (else the last known ones stay; the watchdog deals with a hung loop). One
+    /// question at a time: one the loop has not answered yet is waited for again, not asked
+    /// anew (each answer of a broker that is not active costs two system calls per connection).
+    @discardableResult
+    private func refreshView() -> Bool {
+        let slot = unansweredView ?? ReplySlot<PairLoopView>()
+        if unansweredView == nil { loop.mailbox.post(.pairQuery(slot)) }
+        guard let view = slot.wait(milliseconds: shortWait) else {
+            unansweredView = slot
+            return false
+        }
+        unansweredView = nil
         ownNextSequence = view.nextSequence
         subscribers = view.subscribers + clientsElsewhere.count
         if machine.state != .active, let stopped = view.mirrorStoppedAfter, mirrorRetryAfter != stopped {
@@ -270,6 +283,7 @@ final class PairLink {
         }
         // What this broker kept before (its own store, after a restart) needs no mirroring.
         if status.replicatedThrough == 0 { status.replicatedThrough = view.nextSequence &- 1 }
+        return true
     }
 
     /// Heartbeats and replication requests from the peer, on the ROUTER. Of several heartbeats

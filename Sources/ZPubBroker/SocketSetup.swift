@@ -85,8 +85,9 @@ enum SocketSetup {
             // a backup take over. Cut off from them (a partition), it must see them gone before
             // the peer counts as silent (at least three quarters of the failover interval after
             // the partition, heartbeats being a quarter apart). Pings ten times per failover
-            // interval keep data in flight on every connection, and the passive broker asks the
-            // kernel whether it is acknowledged (`SubscriberReachability`). The timeout stays
+            // interval make every subscriber answer (a PONG), and the broker that is not active
+            // asks the kernel when data last came from each (`SubscriberReachability`). The
+            // timeout stays
             // the configured one: a ping waits behind what the socket buffers hold for a
             // subscriber, and half the failover interval (the timeout until 2026-12-03) dropped
             // healthy TCP subscribers that far behind in their reading, with what XPUB held

@@ -6,50 +6,63 @@ import CKernel
     import Musl
 #endif
 
-/// Which of the XPUB's connections still reach their subscriber: what a pair's passive broker
-/// counts before it takes over (docs/topologies.md, "The rules"). Cut off from its clients by a
-/// partition, it must not take over; so it must see them gone within the failover interval.
+/// Which of the XPUB's connections still reach their subscriber: what a pair's broker that is
+/// not active counts before it takes over (docs/topologies.md, "The rules"). Cut off from its
+/// clients by a partition, it must not take over; so it must see them gone within the failover
+/// interval.
 ///
 /// Asked of the kernel (TCP_INFO), not of libzmq's heartbeat timeout. A ZMTP ping waits behind
 /// whatever the socket buffers hold for a subscriber, so a timeout short enough for the pair
 /// (half the failover interval) also dropped healthy TCP subscribers that had fallen that far
-/// behind in their reading, and what XPUB held for them (4,002 of 20,000 delivered, failover
-/// 1000). The peer's kernel acknowledges a segment however far behind its process is: a
-/// connection whose data in flight (the XPUB's pings, ten per failover interval, keep some
-/// there) has gone unacknowledged for `silenceMilliseconds` is cut off. Taking a live one for
-/// cut off (a lost packet, an overloaded host) only delays a takeover; the check errs that way.
+/// behind in their reading, and what XPUB held for them. A broker that is not active sends its
+/// subscribers nothing but those pings (ten per failover interval), so nothing delays them
+/// there, and each is answered with a PONG: a TCP connection counts if data came from the peer
+/// within `silence`. Data, not acknowledgements: a proxy that ends TCP in the middle (HAProxy,
+/// stunnel, a sidecar) acknowledges whatever the client's fate, the client's PONG comes from
+/// the client. A connection also counts only once it is `silence` old, so that one that connects
+/// and says nothing (a health check, a scanner) never does. Taking a live client for cut off
+/// (an overloaded host, a lost packet) only delays a takeover; the check errs that way.
 struct SubscriberReachability {
-    /// Each open XPUB connection's descriptor, with its inode when it was accepted: a descriptor
-    /// closed and reused by another socket before its disconnection event is read is not taken
-    /// for the connection. One entry per open connection (bounded by the descriptor limit).
-    private var connections: [Int32: UInt64] = [:]
+    private struct Connection {
+        /// The descriptor's inode when the loop learnt of the connection: a descriptor closed
+        /// and reused by another socket is not taken for it.
+        let inode: UInt64
+        let openedNanoseconds: UInt64
+    }
+
+    /// One entry per open XPUB connection (bounded by the process's descriptor limit).
+    private var connections: [Int32: Connection] = [:]
 
     var count: Int { connections.count }
 
-    mutating func opened(descriptor: Int32) {
+    mutating func opened(descriptor: Int32, nowNanoseconds: UInt64) {
         guard descriptor >= 0, let inode = Self.inode(of: descriptor) else { return }
-        connections[descriptor] = inode
+        connections[descriptor] = Connection(inode: inode, openedNanoseconds: nowNanoseconds)
     }
 
     mutating func closed(descriptor: Int32) {
         connections[descriptor] = nil
     }
 
-    /// The connections not cut off: every ipc one (same host), and every TCP one that is
-    /// established with nothing unacknowledged for `silenceMilliseconds`.
-    func reachable(silenceMilliseconds: UInt32) -> Int {
-        connections.reduce(0) { count, connection in
-            count + (Self.isReachable(connection.key, inode: connection.value, silence: silenceMilliseconds) ? 1 : 0)
+    /// The connections not cut off: every Unix-socket (ipc) one, whose peer is on this host,
+    /// and every TCP one that is established, at least `silenceMilliseconds` old, and has
+    /// received data within that time. Two system calls per connection.
+    func reachable(silenceMilliseconds silence: UInt32, nowNanoseconds now: UInt64) -> Int {
+        connections.reduce(0) { count, entry in
+            let (descriptor, connection) = entry
+            // Gone, or another socket now: its disconnection event is on its way.
+            guard Self.inode(of: descriptor) == connection.inode else { return count }
+            var peer = ckernel_peer()
+            guard ckernel_peer(descriptor, &peer) == 0 else { return count }
+            let age = (now &- connection.openedNanoseconds) / 1_000_000
+            let reaches =
+                switch peer.kind {
+                case 2: true
+                case 1: peer.established != 0 && age >= UInt64(silence) && peer.last_data_ms < silence
+                default: false
+                }
+            return count + (reaches ? 1 : 0)
         }
-    }
-
-    static func isReachable(_ descriptor: Int32, inode: UInt64, silence: UInt32) -> Bool {
-        // Gone, or another socket now: its disconnection event is on its way.
-        guard Self.inode(of: descriptor) == inode else { return false }
-        var peer = ckernel_tcp_peer()
-        // Not TCP (ipc's Unix sockets): on this host, no partition between.
-        guard ckernel_tcp_peer(descriptor, &peer) == 0 else { return true }
-        return peer.established != 0 && (peer.unacknowledged == 0 || peer.last_ack_ms < silence)
     }
 
     private static func inode(of descriptor: Int32) -> UInt64? {

@@ -87,9 +87,14 @@ public enum ConfigurationFile {
                 let qualified = section.isEmpty ? key : "\(section).\(key)"
                 guard let field = Schema.fields.first(where: { $0.section == section && $0.key == key }) else {
                     let known = Schema.fields.filter { $0.section == section }.map(\.key)
+                    // Every section that has the key: max_bytes is [last_value]'s and [history]'s.
+                    var elsewhere: [String] = []
+                    for field in Schema.fields where field.key == key && !elsewhere.contains(field.section) {
+                        elsewhere.append(field.section)
+                    }
                     let hint =
-                        if let elsewhere = Schema.fields.first(where: { $0.key == key }) {
-                            "; \(key) belongs in [\(elsewhere.section)]"
+                        if !elsewhere.isEmpty {
+                            "; \(key) belongs in " + elsewhere.map { "[\($0)]" }.joined(separator: " or ")
                         } else {
                             known.isEmpty ? "" : "; keys here are \(known.joined(separator: ", "))"
                         }

@@ -236,10 +236,10 @@ public struct PairStatus: Codable, Equatable, Sendable {
 
     /// `state == .active`, kept as a field so that HEALTH and STATS show it plainly.
     public var active = false
-    /// The clients this broker counted at its last heartbeat: while it is not active, those
-    /// a partition has not cut off (subscribers whose connections answer, and browsers on its
-    /// gateway), which a takeover needs; while active, every subscriber connection and
-    /// browser. Absent in the replies of a zpubd before 2026-12-03.
+    /// The clients this broker counted at its last look: while it is not active, those a
+    /// takeover counts (subscribers whose connections answered within a third of the failover
+    /// interval, ipc ones, and the gateway's browsers); while active, every subscriber
+    /// connection and browser. Absent in the replies of a zpubd before 2026-12-03.
     public var clients: Int?
 
     public init(role: PairSettings.Role, peer: String) {

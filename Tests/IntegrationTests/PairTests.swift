@@ -1019,10 +1019,37 @@ final class PairTests: XCTestCase {
         XCTAssertTrue(primary.log.contains("denied a connection to pair"), primary.log)
     }
 
+    /// The backup takes over for a subscriber connected to both brokers over TCP: its
+    /// connection counts (it answers the backup's pings), and once it does, the backup hears no
+    /// primary and becomes active. (The other takeover tests connect their subscribers over
+    /// ipc, which always counts.) HEALTH shows the count.
+    func testASubscriberOverTCPLetsTheBackupTakeOver() throws {
+        let ports = (try FreePort.find(), try FreePort.find())
+        let primary = try Daemon(
+            configuration: configuration(role: .primary),
+            endpoints: endpoints("a", xpub: "tcp://127.0.0.1:\(ports.0)"))
+        let backup = try Daemon(
+            configuration: configuration(role: .backup),
+            endpoints: endpoints("b", xpub: "tcp://127.0.0.1:\(ports.1)"))
+        try waitForPair(primary, backup)
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(primary.xpub, prefixes: ["n."])
+        try subscriber.connect(backup.xpub)
+        try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
+            try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1
+        }
+        primary.signal(SIGKILL)
+        XCTAssertNotNil(primary.waitForExit())
+        try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
+        let push = try clients.socket(.push, connect: backup.pull)
+        try push.send(frames: frames("n.1", "after the takeover"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("n.1", "after the takeover")])
+    }
+
     /// A subscriber of the active broker that falls far behind in its reading, over TCP (whose
     /// buffers hold megabytes, which a ZMTP ping waits behind), keeps its connection and gets
     /// every message. Until 2026-12-03 a pair's XPUB dropped a subscriber half a failover
-    /// interval behind as dead, with what XPUB held for it: 4,002 of these 20,000 delivered.
+    /// interval behind as dead, with what XPUB held for it: 5,004 of these 20,000 delivered.
     func testASubscriberFarBehindInItsReadingKeepsItsConnectionAndGetsEverything() throws {
         let port = try FreePort.find()
         let primary = try Daemon(

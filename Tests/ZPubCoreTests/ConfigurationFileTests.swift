@@ -148,6 +148,8 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(huge.first?.line, 2)
         XCTAssertTrue(huge.first?.message.contains("99_999_999_999_999_999_999 is too large") == true, "\(huge)")
         XCTAssertTrue(problems("[limits]\nlog_level = \"x\"\n").first!.message.contains("belongs in [daemon]"))
+        let twoHomes = problems("[limits]\nmax_bytes = 1\n").first?.message ?? ""
+        XCTAssertTrue(twoHomes.hasSuffix("max_bytes belongs in [last_value] or [history]"), twoHomes)
     }
 
     func testEndpointProblemsPointAtTheirKey() {

@@ -17,19 +17,19 @@ int ckernel_lowest_free_descriptor(void);
 /// Returns free heap memory at the top of glibc's arenas to the system.
 void ckernel_malloc_trim(void);
 
-/// What the kernel knows of a TCP connection's peer (TCP_INFO), for telling a peer cut off by
-/// a partition from one that is merely slow to read.
-struct ckernel_tcp_peer {
-    /// The connection is ESTABLISHED.
+/// What the kernel knows of a connection's peer, for telling a peer cut off by a partition from
+/// one that is merely slow to read.
+struct ckernel_peer {
+    /// 1: a TCP connection (the fields below are filled, from TCP_INFO); 2: a Unix socket (the
+    /// peer is on this host); 0: anything else.
+    int kind;
+    /// TCP: the connection is ESTABLISHED.
     int established;
-    /// Segments sent and not yet acknowledged.
-    unsigned int unacknowledged;
-    /// Milliseconds since the last acknowledgement arrived.
-    unsigned int last_ack_ms;
+    /// TCP: milliseconds since data (not a bare acknowledgement) last arrived from the peer.
+    unsigned int last_data_ms;
 };
 
-/// Fills `peer` for the TCP socket `fd`. Returns 0, or -1 with errno (EOPNOTSUPP and the like
-/// for a socket that is not TCP, e.g. ipc's Unix sockets).
-int ckernel_tcp_peer(int fd, struct ckernel_tcp_peer *peer);
+/// Fills `peer` for the socket `fd`. Returns 0, or -1 with errno (not a socket, closed).
+int ckernel_peer(int fd, struct ckernel_peer *peer);
 
 #endif
