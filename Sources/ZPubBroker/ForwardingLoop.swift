@@ -51,6 +51,8 @@ enum LoopCommand: Sendable {
 struct PairLoopView: Sendable {
     var nextSequence: UInt64
     var subscribers: Int
+    /// When `subscribers` was counted (monotonic clock).
+    var countedAtNanoseconds: UInt64
     /// Mirroring stopped here since the last look: the next mirrored message did not fit in the
     /// history queue, and the pair link must ask again from this sequence.
     var mirrorStoppedAfter: UInt64?
@@ -807,17 +809,18 @@ final class ForwardingLoop {
                 // Clamped: a test's setting (an environment variable) must not trap the daemon.
                 usleep(UInt32(min(max(milliseconds, 0), 60_000)) * 1_000)
             case .pairQuery(let slot):
-                // Only a broker that may take over asks the kernel about each connection (two
+                // Only a broker that may take over asks the kernel about each connection (three
                 // system calls each: not on the active one's loop, at every heartbeat).
+                let countedAt = SystemClock.monotonicNanoseconds()
                 let subscribers =
                     pairActive
                     ? state.peers[.xpub, default: 0]
                     : subscriberReachability.reachable(
                         silenceMilliseconds: UInt32(clamping: configuration.pair.failoverMilliseconds / 3),
-                        nowNanoseconds: SystemClock.monotonicNanoseconds())
+                        nowNanoseconds: countedAt)
                 slot.fulfill(
                     PairLoopView(
-                        nextSequence: nextSequence, subscribers: subscribers,
+                        nextSequence: nextSequence, subscribers: subscribers, countedAtNanoseconds: countedAt,
                         mirrorStoppedAfter: mirrorStopped ? nextSequence &- 1 : nil))
             case .replicate(let messages, let after):
                 replicate(messages, after: after)

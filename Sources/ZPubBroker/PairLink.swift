@@ -59,6 +59,8 @@ final class PairLink {
     private var lastHeartbeat: UInt64 = 0
     /// A question to the loop (`refreshView`) not answered yet.
     private var unansweredView: ReplySlot<PairLoopView>?
+    /// When the loop counted `subscribers`.
+    private var subscribersCountedAt: UInt64 = 0
     /// Replication: the request in flight (sent when), the last time one was answered.
     private var requestSent: UInt64?
     /// The `since` of the last HISTORY request sent.
@@ -212,13 +214,11 @@ final class PairLink {
             if later &- lastHeartbeat >= heartbeat { beat(now: later) }
             replicateIfDue(now: later)
             // Before a takeover the clients are counted afresh: in a partition they are gone
-            // from here, and a count from the last heartbeat could still show them. No fresh
-            // count (the loop did not answer in time), no takeover on this pass.
-            var countedAfresh = true
-            if machine.state != .active && machine.peerIsSilent(nowNanoseconds: later) { countedAfresh = refreshView() }
-            if !draining,
-                let transition = machine.tick(nowNanoseconds: later, clientsConnected: countedAfresh && subscribers > 0)
-            {
+            // from here, and a count from before the peer fell silent could still show them.
+            // Only a count the loop took since then decides (`countIsFresh`).
+            if machine.state != .active && machine.peerIsSilent(nowNanoseconds: later) { refreshView() }
+            let clients = subscribers > 0 && machine.countIsFresh(countedAtNanoseconds: subscribersCountedAt)
+            if !draining, let transition = machine.tick(nowNanoseconds: later, clientsConnected: clients) {
                 apply(transition)
             }
             publishStatus(now: later)
@@ -256,19 +256,19 @@ final class PairLink {
         peerReports.take(reportFields: fields)
     }
 
-    /// Asks the loop for its next sequence and its subscribers; true if it answered within
-    /// `shortWait` (else the last known ones stay; the watchdog deals with a hung loop). One
-    /// question at a time: one the loop has not answered yet is waited for again, not asked
-    /// anew (each answer of a broker that is not active costs two system calls per connection).
-    @discardableResult
-    private func refreshView() -> Bool {
+    /// Asks the loop for its next sequence and its subscribers, waiting `shortWait` at most
+    /// (else the last known ones stay; the watchdog deals with a hung loop). One question at a
+    /// time: one the loop has not answered yet is waited for again, not asked anew (each answer
+    /// of a broker that is not active costs three system calls per connection).
+    private func refreshView() {
         let slot = unansweredView ?? ReplySlot<PairLoopView>()
         if unansweredView == nil { loop.mailbox.post(.pairQuery(slot)) }
         guard let view = slot.wait(milliseconds: shortWait) else {
             unansweredView = slot
-            return false
+            return
         }
         unansweredView = nil
+        subscribersCountedAt = view.countedAtNanoseconds
         ownNextSequence = view.nextSequence
         subscribers = view.subscribers + clientsElsewhere.count
         if machine.state != .active, let stopped = view.mirrorStoppedAfter, mirrorRetryAfter != stopped {
@@ -283,7 +283,6 @@ final class PairLink {
         }
         // What this broker kept before (its own store, after a restart) needs no mirroring.
         if status.replicatedThrough == 0 { status.replicatedThrough = view.nextSequence &- 1 }
-        return true
     }
 
     /// Heartbeats and replication requests from the peer, on the ROUTER. Of several heartbeats

@@ -46,7 +46,7 @@ struct SubscriberReachability {
 
     /// The connections not cut off: every Unix-socket (ipc) one, whose peer is on this host,
     /// and every TCP one that is established, at least `silenceMilliseconds` old, and has
-    /// received data within that time. Two system calls per connection.
+    /// received data within that time. Three system calls per connection.
     func reachable(silenceMilliseconds silence: UInt32, nowNanoseconds now: UInt64) -> Int {
         connections.reduce(0) { count, entry in
             let (descriptor, connection) = entry

@@ -155,6 +155,13 @@ public struct PairMachine: Sendable {
         now &- (peerHeard ?? started) >= failoverNanoseconds
     }
 
+    /// Whether clients counted at `countedAt` may decide a takeover: only a count taken once the
+    /// peer counted as silent. One taken earlier (the loop's late answer to an earlier question)
+    /// can predate a partition by too little for its cut-off clients to have dropped out.
+    public func countIsFresh(countedAtNanoseconds countedAt: UInt64) -> Bool {
+        countedAt >= (peerHeard ?? started) &+ failoverNanoseconds
+    }
+
     private mutating func move(to next: State, _ reason: String) -> Transition? {
         guard next != state else { return nil }
         defer { state = next }

@@ -561,8 +561,8 @@ final class PairTests: XCTestCase {
             XCTAssertEqual(pairState(primary), .active, "the primary, which still has its clients, stays active")
             usleep(100_000)
         }
-        // Its connection is still open (libzmq's heartbeat timeout is 30 s), but it is not
-        // acknowledged any more: no client counts for a takeover.
+        // Its connection is still open (libzmq's heartbeat timeout is 30 s), but nothing comes
+        // from it any more: no client counts for a takeover.
         XCTAssertEqual(
             try backup.decode("HEALTH", as: HealthReport.self).pair?.clients, 0,
             "the backup no longer counts the client")

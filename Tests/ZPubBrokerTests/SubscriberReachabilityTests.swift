@@ -70,10 +70,11 @@ final class SubscriberReachabilityTests: XCTestCase {
     func testATCPConnectionCountsOnceOldEnoughWhileItsPeerSends() throws {
         let (accepted, client) = try tcpConnection()
         var reachability = SubscriberReachability()
-        reachability.opened(descriptor: accepted, nowNanoseconds: now())
+        let opened = now()
+        reachability.opened(descriptor: accepted, nowNanoseconds: opened)
         send(client)
         XCTAssertEqual(
-            reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now()), 0,
+            reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: opened), 0,
             "younger than the silence it is judged by: a connection that says nothing must not count at once")
         waitForCount(1, of: reachability, silence: 200, sending: client)
         // The peer falls silent (or its PONGs stop coming): it stops counting.
@@ -116,11 +117,12 @@ final class SubscriberReachabilityTests: XCTestCase {
         XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now()), 1)
         close(pair[0])
         XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now()), 0, "closed")
-        // The lowest free number is the one just closed.
+        // Another socket under the same number (as the next accept() could get it).
         var other: [Int32] = [-1, -1]
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &other), 0)
         descriptors += other
-        XCTAssertEqual(other[0], pair[0], "the descriptor was reused")
+        XCTAssertEqual(dup2(other[0], pair[0]), pair[0], "the descriptor was reused")
+        descriptors.append(pair[0])
         XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now()), 0, "another socket")
         XCTAssertEqual(reachability.count, 1, "until its disconnection event")
         reachability.closed(descriptor: pair[0])

@@ -29,6 +29,21 @@ final class PairMachineTests: XCTestCase {
         XCTAssertEqual(backup.tick(nowNanoseconds: 10 * second, clientsConnected: true)?.to, .active)
     }
 
+    /// Clients counted before the primary fell silent decide nothing: a partition just before
+    /// its last heartbeat may not have cut them from the count yet (the loop's late answer to
+    /// an earlier question, 2026-12-03 review). A count taken since does.
+    func testOnlyAClientCountTakenOnceThePeerIsSilentIsFresh() {
+        var backup = machine(.backup)
+        _ = backup.peerSaid(.active, nowNanoseconds: second)
+        XCTAssertFalse(backup.countIsFresh(countedAtNanoseconds: 0))
+        XCTAssertFalse(backup.countIsFresh(countedAtNanoseconds: 3 * second - 1), "before the peer counts as silent")
+        XCTAssertTrue(backup.countIsFresh(countedAtNanoseconds: 3 * second))
+        _ = backup.peerSaid(.active, nowNanoseconds: 4 * second)
+        XCTAssertFalse(backup.countIsFresh(countedAtNanoseconds: 3 * second), "heard again since")
+        let never = machine(.backup)
+        XCTAssertTrue(never.countIsFresh(countedAtNanoseconds: 2 * second), "never heard: silent since its start")
+    }
+
     /// The split-brain rule: a passive backup takes over only when the primary is silent *and*
     /// clients are connected to it.
     func testAPassiveBackupTakesOverOnlyWhenThePrimaryIsSilentAndClientsAreConnected() {

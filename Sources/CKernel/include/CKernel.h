@@ -1,6 +1,6 @@
 // Linux details zpubd needs that Swift's Glibc module does not expose cleanly: a socket filter
-// that drops every packet, the lowest free descriptor number, and malloc_trim (a GNU
-// extension). Used by ZPubBroker only; never part of a public API.
+// that drops every packet, the lowest free descriptor number, malloc_trim (a GNU extension),
+// and what TCP_INFO says of a connection's peer. Used by ZPubBroker only; never part of a public API.
 #ifndef ZPUB_CKERNEL_H
 #define ZPUB_CKERNEL_H
 
