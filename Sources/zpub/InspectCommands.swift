@@ -67,6 +67,10 @@ struct Health: ParsableCommand {
                 } else {
                     line += "not heard"
                 }
+                // What a passive broker's takeover waits for, besides the peer's silence.
+                if !pair.active, let clients = pair.clients {
+                    line += ", \(clients) client\(clients == 1 ? "" : "s") counted for a takeover"
+                }
             }
             Output.line(line)
         }

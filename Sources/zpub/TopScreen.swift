@@ -91,6 +91,7 @@ struct TopScreen {
         if !pair.active {
             line +=
                 ", mirrored through seq \(pair.replicatedThrough), lag \(pair.lagMessages) msgs / \(pair.lagMilliseconds) ms"
+            if let clients = pair.clients { line += ", \(clients) client\(clients == 1 ? "" : "s") for a takeover" }
         }
         return line
     }

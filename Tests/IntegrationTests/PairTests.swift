@@ -1038,6 +1038,9 @@ final class PairTests: XCTestCase {
         try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
             try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1
         }
+        let health = try Run.program(Binaries.zpub, ["health", "--control", backup.control])
+        XCTAssertTrue(health.stdout.contains("passive, peer"), health.stdout + health.stderr)
+        XCTAssertTrue(health.stdout.contains(", 1 client counted for a takeover"), health.stdout)
         primary.signal(SIGKILL)
         XCTAssertNotNil(primary.waitForExit())
         try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
