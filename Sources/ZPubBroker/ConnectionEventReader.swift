@@ -62,7 +62,12 @@ final class ConnectionEventReader: Sendable {
             } else if event.event.contains(.acceptFailed) {
                 descriptorGuard.acceptFailed(errno: event.value, endpoint: event.endpoint)
             }
-            loopMailbox.post(.connectionEvent(monitor.role, event))
+            // The new subscriber's socket as it is now, moments after the accept: by the time the
+            // loop reads the event its number may belong to another socket.
+            let accepted =
+                monitor.role == .xpub && event.event.contains(.accepted)
+                ? SubscriberReachability.Accepted(descriptor: event.value) : nil
+            loopMailbox.post(.connectionEvent(monitor.role, event, accepted: accepted))
         }
     }
 }

@@ -44,7 +44,7 @@ enum LoopCommand: Sendable {
     case pairActivate(nextSequence: UInt64, ReplySlot<[BrokerError]>)
     /// A connection event of PULL, XSUB or XPUB, read by `ConnectionEventReader` (which has fed
     /// the descriptor guard already): peer counts, upstream states, the log.
-    case connectionEvent(BrokerSocketRole, MonitorEvent)
+    case connectionEvent(BrokerSocketRole, MonitorEvent, accepted: SubscriberReachability.Accepted? = nil)
 }
 
 /// What the pair link learns from the loop at each heartbeat.
@@ -738,13 +738,12 @@ final class ForwardingLoop {
     // MARK: Connection events
 
     /// One connection event; the descriptor guard has had it already (`ConnectionEventReader`).
-    private func handle(_ event: MonitorEvent, of role: BrokerSocketRole) {
+    private func handle(_ event: MonitorEvent, of role: BrokerSocketRole, accepted: SubscriberReachability.Accepted?) {
         let metadata: Logger.Metadata = ["socket": "\(role.rawValue)", "endpoint": "\(event.endpoint)"]
         if event.event.contains(.accepted) || event.event.contains(.connected) {
             state.peerChanged(role, by: 1)
-            if role == .xpub && configuration.pair.isEnabled {
-                subscriberReachability.opened(
-                    descriptor: event.value, nowNanoseconds: SystemClock.monotonicNanoseconds())
+            if role == .xpub && configuration.pair.isEnabled, let accepted {
+                subscriberReachability.opened(descriptor: event.value, accepted)
             }
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
             if state.upstreamEvent(endpoint: event.endpoint, .connected) {
@@ -802,8 +801,8 @@ final class ForwardingLoop {
                 requested(.snapshot(prefix: prefix, slot), token: token)
             case .replay(let token, let since, let prefix, let slot):
                 requested(.replay(since: since, prefix: prefix, slot), token: token)
-            case .connectionEvent(let role, let event):
-                handle(event, of: role)
+            case .connectionEvent(let role, let event, let accepted):
+                handle(event, of: role, accepted: accepted)
             case .stall(let milliseconds):
                 logger.warning("test hook: stalling the forwarding loop for \(milliseconds) ms")
                 // Clamped: a test's setting (an environment variable) must not trap the daemon.

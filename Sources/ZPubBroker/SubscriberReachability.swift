@@ -1,4 +1,5 @@
 import CKernel
+import ZPubCore
 
 #if canImport(Glibc)
     import Glibc
@@ -23,21 +24,28 @@ import CKernel
 /// and says nothing (a health check, a scanner) never does. Taking a live client for cut off
 /// (an overloaded host, a lost packet) only delays a takeover; the check errs that way.
 struct SubscriberReachability {
-    private struct Connection {
-        /// The descriptor's inode when the loop learnt of the connection: a descriptor closed
-        /// and reused by another socket is not taken for it.
+    /// A connection as the connection event reader saw it, moments after libzmq accepted it:
+    /// its descriptor's inode (a descriptor closed and reused by another socket is not taken
+    /// for it) and when (its age is counted from then; it is at least that old).
+    struct Accepted: Sendable {
         let inode: UInt64
-        let openedNanoseconds: UInt64
+        let seenNanoseconds: UInt64
+
+        /// Nil when the descriptor is closed already (its disconnection event follows).
+        init?(descriptor: Int32, nowNanoseconds: UInt64 = SystemClock.monotonicNanoseconds()) {
+            guard descriptor >= 0, let inode = SubscriberReachability.inode(of: descriptor) else { return nil }
+            self.inode = inode
+            seenNanoseconds = nowNanoseconds
+        }
     }
 
     /// One entry per open XPUB connection (bounded by the process's descriptor limit).
-    private var connections: [Int32: Connection] = [:]
+    private var connections: [Int32: Accepted] = [:]
 
     var count: Int { connections.count }
 
-    mutating func opened(descriptor: Int32, nowNanoseconds: UInt64) {
-        guard descriptor >= 0, let inode = Self.inode(of: descriptor) else { return }
-        connections[descriptor] = Connection(inode: inode, openedNanoseconds: nowNanoseconds)
+    mutating func opened(descriptor: Int32, _ accepted: Accepted) {
+        connections[descriptor] = accepted
     }
 
     mutating func closed(descriptor: Int32) {
@@ -54,7 +62,7 @@ struct SubscriberReachability {
             guard Self.inode(of: descriptor) == connection.inode else { return count }
             var peer = ckernel_peer()
             guard ckernel_peer(descriptor, &peer) == 0 else { return count }
-            let age = (now &- connection.openedNanoseconds) / 1_000_000
+            let age = (now &- connection.seenNanoseconds) / 1_000_000
             let reaches =
                 switch peer.kind {
                 case 2: true
@@ -65,7 +73,7 @@ struct SubscriberReachability {
         }
     }
 
-    private static func inode(of descriptor: Int32) -> UInt64? {
+    static func inode(of descriptor: Int32) -> UInt64? {
         var status = stat()
         guard fstat(descriptor, &status) == 0 else { return nil }
         return UInt64(status.st_ino)

@@ -71,7 +71,9 @@ final class SubscriberReachabilityTests: XCTestCase {
         let (accepted, client) = try tcpConnection()
         var reachability = SubscriberReachability()
         let opened = now()
-        reachability.opened(descriptor: accepted, nowNanoseconds: opened)
+        reachability.opened(
+            descriptor: accepted,
+            try XCTUnwrap(SubscriberReachability.Accepted(descriptor: accepted, nowNanoseconds: opened)))
         send(client)
         XCTAssertEqual(
             reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: opened), 0,
@@ -87,7 +89,9 @@ final class SubscriberReachabilityTests: XCTestCase {
     func testAPeerWhosePacketsNoLongerArriveStopsCounting() throws {
         let (accepted, client) = try tcpConnection()
         var reachability = SubscriberReachability()
-        reachability.opened(descriptor: accepted, nowNanoseconds: now())
+        reachability.opened(
+            descriptor: accepted,
+            try XCTUnwrap(SubscriberReachability.Accepted(descriptor: accepted, nowNanoseconds: now())))
         waitForCount(1, of: reachability, silence: 200, sending: client)
         XCTAssertEqual(ckernel_set_drop_all_filter(accepted, 1), 0, String(cString: strerror(errno)))
         waitForCount(0, of: reachability, silence: 200, sending: client)
@@ -98,7 +102,9 @@ final class SubscriberReachabilityTests: XCTestCase {
     func testAConnectionThatNeverSendsNeverCounts() throws {
         let (accepted, _) = try tcpConnection()
         var reachability = SubscriberReachability()
-        reachability.opened(descriptor: accepted, nowNanoseconds: now())
+        reachability.opened(
+            descriptor: accepted,
+            try XCTUnwrap(SubscriberReachability.Accepted(descriptor: accepted, nowNanoseconds: now())))
         let until = Date().addingTimeInterval(0.6)
         while Date() < until {
             XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now()), 0)
@@ -108,12 +114,14 @@ final class SubscriberReachabilityTests: XCTestCase {
 
     /// An ipc peer is on this host: no partition between, it counts at once. A descriptor
     /// closed, or reused by another socket before the disconnection event, does not.
-    func testAUnixSocketCountsAndAClosedOrReusedDescriptorDoesNot() {
+    func testAUnixSocketCountsAndAClosedOrReusedDescriptorDoesNot() throws {
         var pair: [Int32] = [-1, -1]
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair), 0)
         descriptors.append(pair[1])
         var reachability = SubscriberReachability()
-        reachability.opened(descriptor: pair[0], nowNanoseconds: now())
+        reachability.opened(
+            descriptor: pair[0],
+            try XCTUnwrap(SubscriberReachability.Accepted(descriptor: pair[0], nowNanoseconds: now())))
         XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now()), 1)
         close(pair[0])
         XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now()), 0, "closed")
