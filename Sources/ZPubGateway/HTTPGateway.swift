@@ -293,11 +293,13 @@ final class GatewayShared: Sendable {
         return .success(credentials)
     }
 
-    /// Adds `token` to `credentials`: a static token as it is, a JWT once verified.
+    /// Adds `token` to `credentials`: a static token as it is, a JWT once verified. A string
+    /// that is neither grants nothing and is not kept (a WebSocket client may present a new one
+    /// with every request; a token the next reload adds must then be presented again).
     func present(_ token: String, to credentials: inout Credentials) -> TokenRejection? {
         let (policy, verifier) = current.withLock { ($0.policy, $0.keys.verifier) }
         guard let verifier, !policy.staticTokens.contains(token) else {
-            credentials.tokens.insert(token)
+            if policy.staticTokens.contains(token) { credentials.tokens.insert(token) }
             return nil
         }
         switch verifier.verify(token) {

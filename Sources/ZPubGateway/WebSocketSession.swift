@@ -230,7 +230,11 @@ final class WebSocketSession: ChannelInboundHandler {
             }
             closing = true
             var data = frame.unmaskedData
-            let code = data.readInteger(as: UInt16.self) ?? 1000
+            // Its code, unless one that must not be sent (RFC 6455 7.4.1: 1005, 1006 and 1015 only
+            // describe a closure; unassigned ones mean nothing).
+            let received = data.readInteger(as: UInt16.self) ?? 1000
+            let sendable = (1000...1003).contains(received) || (1007...1014).contains(received)
+            let code = sendable || (3000...4999).contains(received) ? received : 1000
             Goodbye.close(context.channel, once: context.writeAndFlush(wrapOutboundOut(.close(code: code, reason: ""))))
         default:
             break

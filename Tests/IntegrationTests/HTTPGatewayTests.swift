@@ -209,6 +209,9 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(next?["code"] as? String, "too_many_prefixes", "\(spellings ?? [:])")
         XCTAssertEqual((results["bad_origin"] as? [String: Any])?["status"] as? Int, 403)
         XCTAssertEqual((results["good_origin"] as? [String: Any])?["status"] as? Int, 101)
+        // RFC 6455 7.4.1: 1005 is never sent; the echo says 1000 instead.
+        XCTAssertEqual((results["reserved_close"] as? [String: Any])?["code"] as? Int, 1000, "\(results)")
+        XCTAssertEqual((results["own_close"] as? [String: Any])?["code"] as? Int, 4321, "\(results)")
         XCTAssertTrue(daemon.process.isRunning)
     }
 

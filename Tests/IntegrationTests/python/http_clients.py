@@ -209,6 +209,13 @@ def ws_bad_requests(port):
         results["good_origin"] = {"status": 101}
     except websocket.WebSocketBadStatusException as error:
         results["good_origin"] = {"status": error.status_code}
+    # A close with a code that must not be sent (1005: "no code") is answered 1000; a client's
+    # own code (4000-4999: the application's) is echoed.
+    for name, code in (("reserved_close", 1005), ("own_close", 4321)):
+        ws = websocket.create_connection(ws_url(port), timeout=10)
+        ws.send(code.to_bytes(2, "big"), opcode=websocket.ABNF.OPCODE_CLOSE)
+        results[name] = frame_of(*ws.recv_data(control_frame=True))
+        ws.shutdown()
     print(json.dumps(results), flush=True)
 
 
