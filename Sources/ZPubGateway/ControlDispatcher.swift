@@ -20,6 +20,8 @@ final class ControlDispatcher: Sendable {
     private let control: any BrokerControl
     private let pool: NIOThreadPool
     private let queued = Atomic<Int>(0)
+    /// `requestShared`: who waits for the request in flight, per command.
+    private let sharing = Locked<[String: [@Sendable (Result<ControlReply, ControlUnavailable>) -> Void]]>([:])
     private let counters: GatewayCounters
 
     init(control: any BrokerControl, counters: GatewayCounters) {
@@ -60,6 +62,32 @@ final class ControlDispatcher: Sendable {
             switch result {
             case .success(let reply): promise.succeed(reply)
             case .failure(let error): promise.fail(error)
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// HEALTH or STATS for /healthz, /stats and /metrics: one request in flight per command,
+    /// whose reply every HTTP request that asked meanwhile shares. Anyone may ask /healthz, as
+    /// often as its connections allow; one request each would fill the queue (`maxQueued`) that
+    /// catch-ups need too. Nothing is reused once answered: a request after a PAUSE sees it.
+    func requestShared(_ command: ControlCommand, on eventLoop: EventLoop) -> EventLoopFuture<ControlReply> {
+        let promise = eventLoop.makePromise(of: ControlReply.self)
+        let deliver: @Sendable (Result<ControlReply, ControlUnavailable>) -> Void = { result in
+            switch result {
+            case .success(let reply): promise.succeed(reply)
+            case .failure(let error): promise.fail(error)
+            }
+        }
+        let key = "\(command)"
+        let first = sharing.withLock { waiting in
+            defer { waiting[key, default: []].append(deliver) }
+            return waiting[key] == nil
+        }
+        if first {
+            submit(ControlRequest(command: command)) { [sharing] result in
+                let callbacks = sharing.withLock { $0.removeValue(forKey: key) ?? [] }
+                for callback in callbacks { callback(result) }
             }
         }
         return promise.futureResult

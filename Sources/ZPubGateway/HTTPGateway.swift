@@ -271,6 +271,12 @@ final class GatewayShared: Sendable {
         control.request(ControlRequest(command: command), on: eventLoop)
     }
 
+    /// HEALTH or STATS for an HTTP request, shared with the others asking at the same time
+    /// (`ControlDispatcher.requestShared`).
+    func controlShared(_ command: ControlCommand, on eventLoop: EventLoop) -> EventLoopFuture<ControlReply> {
+        control.requestShared(command, on: eventLoop)
+    }
+
     /// The tokens a request presents: `Authorization: Bearer ...` and `?access_token=`.
     func presentedTokens(_ head: HTTPRequestHead, _ target: RequestTarget) -> Set<String> {
         var tokens = Set(target.values("access_token"))

@@ -358,7 +358,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func health(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        shared.control(.health, on: context.eventLoop).whenComplete { result in
+        shared.controlShared(.health, on: context.eventLoop).whenComplete { result in
             let (handler, context) = loopBound.value
             guard case .success(let reply) = result, case .health(let report) = reply else {
                 let reason = Self.failure(result)
@@ -387,7 +387,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func stats(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        shared.control(.stats, on: context.eventLoop).whenComplete { result in
+        shared.controlShared(.stats, on: context.eventLoop).whenComplete { result in
             let (handler, context) = loopBound.value
             guard case .success(let reply) = result, case .stats = reply else {
                 return handler.respondError(
@@ -401,7 +401,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func metrics(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let counters = shared.counters
-        shared.control(.stats, on: context.eventLoop).whenComplete { result in
+        shared.controlShared(.stats, on: context.eventLoop).whenComplete { result in
             let (handler, context) = loopBound.value
             var stats: StatsSnapshot?
             if case .success(.stats(let value)) = result { stats = value }

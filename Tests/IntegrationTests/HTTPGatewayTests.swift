@@ -836,6 +836,26 @@ final class HTTPGatewayTests: XCTestCase {
             "\(resumed)")
     }
 
+    /// /healthz asked by 300 connections at once while the broker is slow to answer: they share
+    /// one HEALTH request, so the control queue (256, shared with catch-ups) never fills and none
+    /// is refused `busy`; each asked on its own, 256 filled it and the rest got 503 at once.
+    func testConcurrentHealthChecksShareOneRequestToTheBroker() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: "[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"\nmax_clients = 1000\n",
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "3000"]
+        ).waitForGateway(port: port)
+        daemon.signal(SIGUSR2)
+        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        let run = try python(["healthz-burst", "\(port)", "300"]).finish(timeout: 90)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let statuses = try XCTUnwrap(jsonLines(run.stdout).first?["statuses"] as? [String: Int], run.stdout)
+        XCTAssertEqual(statuses.values.reduce(0, +), 300, "\(statuses)")
+        let metrics = try HTTPProbe.metrics(port: port)
+        XCTAssertEqual(metrics["zpub_http_rejected_total{reason=\"busy\"}"] ?? 0, 0, "\(statuses)")
+        XCTAssertTrue(daemon.process.isRunning)
+    }
+
     /// An SSE resume replays the client's prefixes only: the newest `client_queue x 10 - 2`
     /// (here 18) are chosen among the client's, not among all, so busy traffic under another
     /// history prefix does not push the client's messages into a gap.

@@ -166,6 +166,31 @@ def ws_publish_until_busy(port, topic, count):
     ws.close()
 
 
+def healthz_burst(port, count):
+    """`count` GET /healthz at once, each on its own connection. prints {"statuses": {code: n}}"""
+    import threading
+    statuses = {}
+    lock = threading.Lock()
+
+    def get():
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            connection.request("GET", "/healthz")
+            status = str(connection.getresponse().status)
+            connection.close()
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            status = type(error).__name__
+        with lock:
+            statuses[status] = statuses.get(status, 0) + 1
+
+    threads = [threading.Thread(target=get) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"statuses": statuses}), flush=True)
+
+
 def ws_bad_requests(port):
     """Each bad request on a fresh connection: what the server answered."""
     results = {}
@@ -473,6 +498,8 @@ if __name__ == "__main__":
         pipeline_burst(port, int(rest[0]), int(rest[1]), float(rest[2]))
     elif command == "ws-publish-until-busy":
         ws_publish_until_busy(port, rest[0], int(rest[1]))
+    elif command == "healthz-burst":
+        healthz_burst(port, int(rest[0]))
     elif command == "ws-bad":
         ws_bad_requests(port)
     elif command == "ws-fragments":
