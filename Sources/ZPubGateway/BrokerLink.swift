@@ -414,10 +414,10 @@ final class BrokerLink {
     /// Hands a message to the broker without waiting; false (and counted) when its queue is full.
     /// What a WebSocket publisher is told when its message was not published.
     static func busyReply(topic: [UInt8]) -> String {
-        let message =
-            "the broker's queue is full (it is paused, or behind): this message was not published; send it again later"
-        return
-            "{\"type\":\"error\",\"code\":\"broker_busy\",\"message\":\(WireFormat.jsonString(message)),\"topic\":\(WireFormat.jsonString(String(decoding: topic, as: UTF8.self)))}"
+        WireFormat.errorJSON(
+            code: "broker_busy",
+            "the broker's queue is full (it is paused, or behind): this message was not published; send it again later",
+            topic: String(decoding: topic, as: UTF8.self))
     }
 
     private func publish(_ frames: [[UInt8]]) -> Bool {
@@ -882,8 +882,7 @@ final class BrokerLink {
                 permanent = round.replay == nil
             }
             if let id = round.client, let outbox = clients[id]?.outbox {
-                let text =
-                    "{\"type\":\"error\",\"code\":\"replay_failed\",\"message\":\(WireFormat.jsonString(reason))}"
+                let text = WireFormat.errorJSON(code: "replay_failed", reason)
                 switch outbox.kind {
                 case .webSocket:
                     if !outbox.offer(.webSocketText(text), catchingUp: true) { drop(id) }

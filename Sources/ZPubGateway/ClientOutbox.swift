@@ -147,8 +147,7 @@ final class ClientOutbox: Sendable {
             case .webSocket:
                 channel.writeAndFlush(WebSocketFrame.close(code: closeCode, reason: reason), promise: nil)
             case .serverSentEvents:
-                let data =
-                    "{\"type\":\"error\",\"code\":\(WireFormat.jsonString(code)),\"message\":\(WireFormat.jsonString(reason))}"
+                let data = WireFormat.errorJSON(code: code, reason)
                 self.writeRaw(
                     WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "error", data: Array(data.utf8))))
                 channel.flush()

@@ -58,13 +58,20 @@ final class ControlDispatcher: Sendable {
     /// The same, for an event loop: the future completes on `eventLoop`.
     func request(_ request: ControlRequest, on eventLoop: EventLoop) -> EventLoopFuture<ControlReply> {
         let promise = eventLoop.makePromise(of: ControlReply.self)
-        submit(request) { result in
+        submit(request, completion: Self.completing(promise))
+        return promise.futureResult
+    }
+
+    /// A completion that hands the reply, or the reason there is none, to `promise`.
+    private static func completing(_ promise: EventLoopPromise<ControlReply>)
+        -> @Sendable (Result<ControlReply, ControlUnavailable>) -> Void
+    {
+        { result in
             switch result {
             case .success(let reply): promise.succeed(reply)
             case .failure(let error): promise.fail(error)
             }
         }
-        return promise.futureResult
     }
 
     /// HEALTH or STATS for /healthz, /stats and /metrics: one request in flight per command,
@@ -73,12 +80,7 @@ final class ControlDispatcher: Sendable {
     /// catch-ups need too. Nothing is reused once answered: a request after a PAUSE sees it.
     func requestShared(_ command: ControlCommand, on eventLoop: EventLoop) -> EventLoopFuture<ControlReply> {
         let promise = eventLoop.makePromise(of: ControlReply.self)
-        let deliver: @Sendable (Result<ControlReply, ControlUnavailable>) -> Void = { result in
-            switch result {
-            case .success(let reply): promise.succeed(reply)
-            case .failure(let error): promise.fail(error)
-            }
-        }
+        let deliver = Self.completing(promise)
         let key = "\(command)"
         let first = sharing.withLock { waiting in
             defer { waiting[key, default: []].append(deliver) }

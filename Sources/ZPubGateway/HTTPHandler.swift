@@ -476,8 +476,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             expiry = context.eventLoop.scheduleTask(in: WireFormat.timeUntil(user.expires)) {
                 shared.counters.droppedExpired.add(1, ordering: .relaxed)
                 let data = Array(
-                    "{\"type\":\"error\",\"code\":\"token_expired\",\"message\":\"the token of \(user.subject) expired; open the stream again with a fresh one\"}"
-                        .utf8)
+                    WireFormat.errorJSON(
+                        code: "token_expired",
+                        "the token of \(user.subject) expired; open the stream again with a fresh one"
+                    ).utf8)
                 let written = channel.eventLoop.makePromise(of: Void.self)
                 outbox.writeRaw(
                     WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "error", data: data)), promise: written)

@@ -392,11 +392,7 @@ final class WebSocketSession: ChannelInboundHandler {
         _ context: ChannelHandlerContext, error code: String, _ message: String, prefix: String? = nil,
         topic: String? = nil
     ) {
-        var text =
-            "{\"type\":\"error\",\"code\":\(WireFormat.jsonString(code)),\"message\":\(WireFormat.jsonString(message))"
-        if let prefix { text += ",\"prefix\":\(WireFormat.jsonString(prefix))" }
-        if let topic { text += ",\"topic\":\(WireFormat.jsonString(topic))" }
-        send(context, text + "}")
+        send(context, WireFormat.errorJSON(code: code, message, prefix: prefix, topic: topic))
     }
 
     private func send(_ context: ChannelHandlerContext, _ text: String) {

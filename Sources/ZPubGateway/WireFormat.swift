@@ -76,6 +76,16 @@ enum WireFormat {
 
     static func jsonString(_ text: String) -> String { MessageJSON.jsonString(text) }
 
+    /// What a client is told of a refusal or a failure, over WebSocket as a text frame and over
+    /// SSE as an `error` event: `{"type":"error","code":...,"message":...}`, with the prefix
+    /// or topic it concerns.
+    static func errorJSON(code: String, _ message: String, prefix: String? = nil, topic: String? = nil) -> String {
+        var text = "{\"type\":\"error\",\"code\":\(jsonString(code)),\"message\":\(jsonString(message))"
+        if let prefix { text += ",\"prefix\":\(jsonString(prefix))" }
+        if let topic { text += ",\"topic\":\(jsonString(topic))" }
+        return text + "}"
+    }
+
     /// An HTTP/1.1 chunk (RFC 9112, 7.1) holding `bytes`: an SSE event framed once per message
     /// and written as is to every client's stream (`RawWriter`), instead of NIO's encoder
     /// framing it again for each client.

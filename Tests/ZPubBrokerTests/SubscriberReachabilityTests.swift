@@ -45,6 +45,14 @@ final class SubscriberReachabilityTests: XCTestCase {
 
     private func now() -> UInt64 { SystemClock.monotonicNanoseconds() }
 
+    /// A count that knows one connection, seen accepted `at` (now by default).
+    private func knowing(_ descriptor: Int32, at seen: UInt64? = nil) throws -> SubscriberReachability {
+        var reachability = SubscriberReachability()
+        let accepted = SubscriberReachability.Accepted(descriptor: descriptor, nowNanoseconds: seen ?? now())
+        reachability.opened(descriptor: descriptor, try XCTUnwrap(accepted))
+        return reachability
+    }
+
     private func send(_ descriptor: Int32) {
         var byte: UInt8 = 1
         XCTAssertEqual(write(descriptor, &byte, 1), 1)
@@ -69,11 +77,8 @@ final class SubscriberReachabilityTests: XCTestCase {
 
     func testATCPConnectionCountsOnceOldEnoughWhileItsPeerSends() throws {
         let (accepted, client) = try tcpConnection()
-        var reachability = SubscriberReachability()
         let opened = now()
-        reachability.opened(
-            descriptor: accepted,
-            try XCTUnwrap(SubscriberReachability.Accepted(descriptor: accepted, nowNanoseconds: opened)))
+        let reachability = try knowing(accepted, at: opened)
         send(client)
         XCTAssertEqual(
             reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: opened), 0,
@@ -88,10 +93,7 @@ final class SubscriberReachabilityTests: XCTestCase {
     /// although it keeps sending; only data that arrives counts.
     func testAPeerWhosePacketsNoLongerArriveStopsCounting() throws {
         let (accepted, client) = try tcpConnection()
-        var reachability = SubscriberReachability()
-        reachability.opened(
-            descriptor: accepted,
-            try XCTUnwrap(SubscriberReachability.Accepted(descriptor: accepted, nowNanoseconds: now())))
+        let reachability = try knowing(accepted)
         waitForCount(1, of: reachability, silence: 200, sending: client)
         XCTAssertEqual(ckernel_set_drop_all_filter(accepted, 1), 0, String(cString: strerror(errno)))
         waitForCount(0, of: reachability, silence: 200, sending: client)
@@ -101,10 +103,7 @@ final class SubscriberReachabilityTests: XCTestCase {
     /// young nor later.
     func testAConnectionThatNeverSendsNeverCounts() throws {
         let (accepted, _) = try tcpConnection()
-        var reachability = SubscriberReachability()
-        reachability.opened(
-            descriptor: accepted,
-            try XCTUnwrap(SubscriberReachability.Accepted(descriptor: accepted, nowNanoseconds: now())))
+        let reachability = try knowing(accepted)
         let until = Date().addingTimeInterval(0.6)
         while Date() < until {
             XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now()), 0)
@@ -118,10 +117,7 @@ final class SubscriberReachabilityTests: XCTestCase {
         var pair: [Int32] = [-1, -1]
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair), 0)
         descriptors.append(pair[1])
-        var reachability = SubscriberReachability()
-        reachability.opened(
-            descriptor: pair[0],
-            try XCTUnwrap(SubscriberReachability.Accepted(descriptor: pair[0], nowNanoseconds: now())))
+        var reachability = try knowing(pair[0])
         XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now()), 1)
         close(pair[0])
         XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now()), 0, "closed")
