@@ -198,6 +198,30 @@ final class BrokerLink {
     private struct HeldLive {
         let topic: [UInt8]
         let item: ClientOutbox.Item
+        /// For an SSE event of a message history does not keep: what its id was built from,
+        /// so that the id can be built again when the event is released (`item(historyAtLeast:)`).
+        var unkept: UnkeptEvent?
+
+        struct UnkeptEvent {
+            let frames: [[UInt8]]
+            let cacheSequence: UInt64
+            let number: UInt64
+            let history: UInt64
+        }
+
+        /// The event to send after a replay through `through`: an unkept event that came
+        /// before the replay's marker had its id built with the history position as it was
+        /// then (0 after a restart); the client gets it after every kept message up to
+        /// `through`, so its id says so, or a reconnection with it would replay them again
+        /// (or, at 0, lose its history position).
+        func item(historyAtLeast through: UInt64) -> ClientOutbox.Item {
+            guard let unkept, unkept.history < through else { return item }
+            let id = WireFormat.eventID(sequence: unkept.cacheSequence, number: unkept.number, history: through)
+            return .event(
+                WireFormat.chunk(
+                    WireFormat.serverSentEvent(
+                        id: id, event: nil, data: WireFormat.sseData(unkept.frames, sequence: nil))))
+        }
     }
 
     /// A SNAPSHOT or REPLAY request and its marker: for a resuming client, or (no client) only
@@ -606,7 +630,12 @@ final class BrokerLink {
                 item = eventItem!
             }
             if let resume = client.resume {
-                deliverResuming(id, round: resume.token, topic: topic, item: item)
+                var held = HeldLive(topic: topic, item: item)
+                if sequence == nil, client.outbox.kind == .serverSentEvents {
+                    held.unkept = .init(
+                        frames: frames, cacheSequence: watermark, number: messageNumber, history: lastHistorySequence)
+                }
+                deliverResuming(id, round: resume.token, held)
             } else if !client.outbox.offer(item) {
                 drop(id)
             }
@@ -615,12 +644,14 @@ final class BrokerLink {
 
     /// A live message for a client still catching up: delivered, skipped or held as its
     /// round decides; a client holding more than its queue's limit is dropped as too slow.
-    private func deliverResuming(_ id: ClientID, round token: String, topic: [UInt8], item: ClientOutbox.Item) {
+    private func deliverResuming(_ id: ClientID, round token: String, _ held: HeldLive) {
         guard var round = rounds[token], let outbox = clients[id]?.outbox else { return }
-        let now = round.catchUp.received(topic: topic, HeldLive(topic: topic, item: item))
+        let now = round.catchUp.received(topic: held.topic, held)
         rounds[token] = round
         if let now {
-            if !outbox.offer(now.item) { drop(id) }
+            // After the replay's reply and before its marker: the client has what it replayed.
+            let item = round.replay?.through.map { now.item(historyAtLeast: $0) } ?? now.item
+            if !outbox.offer(item) { drop(id) }
         } else if round.catchUp.heldCount > outbox.limit {
             drop(id)
         }
@@ -1000,7 +1031,11 @@ final class BrokerLink {
         }
         // What it missed: the values and messages, not the notices.
         counters.resumedValues.add(UInt64(entries.count), ordering: .relaxed)
-        items += release.items.map(\.item)
+        if let through = rounds[resume.token]?.replay?.through {
+            items += release.items.map { $0.item(historyAtLeast: through) }
+        } else {
+            items += release.items.map(\.item)
+        }
         for item in items where !client.outbox.offer(item, catchingUp: true) {
             drop(id)
             return

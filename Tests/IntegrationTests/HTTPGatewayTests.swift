@@ -790,6 +790,48 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(id.hasSuffix("-h3"), "the replay's through, in the unkept event's id: \(id)")
     }
 
+    /// An unkept live event that reaches the gateway before its client's replay marker (held
+    /// until the replay is sent, or sent at once when the reply came first) carries the
+    /// replay's history position in its id, as one after the marker would: built when it
+    /// arrived, its id said "0-1" (no kept message had passed the gateway yet), and a
+    /// reconnection with it lost the client's place in history. (Which of the two happens
+    /// depends on which of the gateway's inputs it reads first; a loaded machine shows both.) The forwarding loop is stalled while the client connects and the live
+    /// message is pushed; once it runs again it handles the gateway's subscriptions, then the
+    /// pushed message, then the REPLAY (in that order in one iteration), so the message
+    /// comes before the marker every time.
+    func testAnUnkeptEventBeforeTheReplaysMarkerGetsTheReplaysHistoryPosition() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: """
+                [http]
+                enabled = true
+                listen = "127.0.0.1:\(port)"
+                [history]
+                prefixes = ["orders."]
+                """,
+            // Shorter than the 5 s REPLAY waits for the loop, so the replay succeeds.
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "3000"]
+        ).waitForGateway(port: port)
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...3 { try push.send(frames: frames("orders.x", "\(i)")) }
+        try Wait.until("history holds 3") { try daemon.stats().history?.written == 3 }
+        daemon.signal(SIGUSR2)
+        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        let stalled = Date()
+        let reader = try openSSEReader(port: port, "?prefix=news.", count: 5, lastEventID: "h3", untilTopic: "news.x")
+        try push.send(frames: frames("news.x", "live"))
+        try XCTSkipIf(
+            Date().timeIntervalSince(stalled) > 2,
+            "the client took more than 2 s of the 3 s stall to connect: the gateway may not have subscribed in time")
+        let run = try reader.finish(timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        XCTAssertEqual(events.count, 1, run.stdout)
+        let id = try XCTUnwrap(events.last?["id"] as? String, "\(events)")
+        XCTAssertTrue(id.hasSuffix("-h3"), "the replay's through, in the unkept event's id: \(id)")
+    }
+
     /// A replay that fails for a while (here the forwarding loop stalled by the test hook
     /// longer than REPLAY waits) ends an SSE resume with an `error` event, code
     /// `resume_again`, and the connection: EventSource then reconnects with the same
