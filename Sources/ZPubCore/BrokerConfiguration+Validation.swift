@@ -4,7 +4,8 @@ extension BrokerConfiguration {
     /// Problems that make this configuration unusable, whatever it was read from. Each names
     /// the key and what to do; `ConfigurationFile` adds line numbers.
     public func validate() -> [(key: String, message: String)] {
-        limitProblems() + securityProblems() + endpointProblems() + http.validate() + pair.validate()
+        limitProblems() + securityProblems() + endpointProblems() + http.validate() + gatewayRoomProblems()
+            + pair.validate()
             + (pair.peerPublicKeyFile != nil && serverSecretKeyFile == nil
                 ? [
                     (
@@ -12,6 +13,20 @@ extension BrokerConfiguration {
                         "a CURVE pair link needs this broker's own key too: set server_secret_key_file in [security] (zpub keygen writes one)"
                     )
                 ] : [])
+    }
+
+    /// The gateway's prefixes must fit in the broker's subscription table beside everyone
+    /// else's: each is one subscription there, two under a history prefix (its sequence
+    /// markers), and catch-ups add a marker each for a moment.
+    func gatewayRoomProblems() -> [(key: String, message: String)] {
+        let needed = 2 * http.maxUpstreamPrefixes + 64
+        guard http.enabled, maxSubscriptions < needed else { return [] }
+        return [
+            (
+                "max_upstream_prefixes",
+                "max_upstream_prefixes (\(http.maxUpstreamPrefixes)) needs max_subscriptions of at least \(needed) (twice it, plus 64: a prefix under a history prefix is two subscriptions at the broker, and catch-ups add their markers); max_subscriptions is \(maxSubscriptions). Lower max_upstream_prefixes in [http] to at most \(max(1, (maxSubscriptions - 64) / 2)), or raise max_subscriptions in [limits]"
+            )
+        ]
     }
 
     /// The log level and every numeric limit in its range.

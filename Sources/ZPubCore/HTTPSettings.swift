@@ -36,6 +36,10 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         /// faster (a restart's reconnections, or one reconnecting in a loop with new prefixes)
         /// wait for theirs, in turn.
         public static let upstreamSubscriptionsPerSecond = 5_000
+        /// Distinct prefixes the gateway holds for its clients at once (each one or two
+        /// subscriptions at the broker, whose `max_subscriptions` must leave room for them):
+        /// a client that asks for a new one past it is refused (`gateway_full`).
+        public static let maxUpstreamPrefixes = 10_000
     }
 
     public var enabled = Defaults.enabled
@@ -52,6 +56,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     public var pingInterval = Defaults.pingInterval
     public var writeDelayMilliseconds = Defaults.writeDelayMilliseconds
     public var upstreamSubscriptionsPerSecond = Defaults.upstreamSubscriptionsPerSecond
+    public var maxUpstreamPrefixes = Defaults.maxUpstreamPrefixes
     /// When set, the operator pages (`/`, `/watch`, `/status/events`, `/stats`, `/metrics`) need
     /// it: they show every topic and subscription. `/healthz` stays open.
     public var operatorToken: String?
@@ -83,6 +88,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         case pingInterval = "ping_interval"
         case writeDelayMilliseconds = "write_delay_ms"
         case upstreamSubscriptionsPerSecond = "upstream_subscriptions_per_s"
+        case maxUpstreamPrefixes = "max_upstream_prefixes"
         case operatorToken = "operator_token"
         case jwtSecretFile = "jwt_secret_file"
         case jwtPublicKeyFile = "jwt_public_key_file"
@@ -106,6 +112,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         try container.encode(pingInterval, forKey: .pingInterval)
         try container.encode(writeDelayMilliseconds, forKey: .writeDelayMilliseconds)
         try container.encode(upstreamSubscriptionsPerSecond, forKey: .upstreamSubscriptionsPerSecond)
+        try container.encode(maxUpstreamPrefixes, forKey: .maxUpstreamPrefixes)
         try container.encodeIfPresent(operatorToken.map { _ in "(hidden)" }, forKey: .operatorToken)
         // Paths, not secrets: an operator checks which files are in force.
         try container.encodeIfPresent(jwtSecretFile, forKey: .jwtSecretFile)
@@ -168,6 +175,9 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         check(
             "upstream_subscriptions_per_s", upstreamSubscriptionsPerSecond, 1...1_000_000,
             "the subscriptions a second the gateway may add at the broker")
+        check(
+            "max_upstream_prefixes", maxUpstreamPrefixes, 1...1_000_000,
+            "the distinct prefixes the gateway holds for its clients")
         for origin in allowedOrigins
         where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
             problems.append(

@@ -96,6 +96,9 @@ final class BrokerLink {
     private var unanswered = 0
     static let maxUnanswered = 10_000
     private var index = SubscriptionIndex()
+    /// What the event loops let clients hold (`max_upstream_prefixes`): lingering prefixes
+    /// fill only the room claimed ones leave.
+    private let claims: UpstreamClaims
     /// Prefixes no client wants that stay subscribed upstream a little longer.
     private var linger = UpstreamLinger()
     /// How fast new prefixes are subscribed upstream; those over it wait.
@@ -260,10 +263,11 @@ final class BrokerLink {
     init(
         context: Context, control: ControlDispatcher, historyPrefixes: [String], lastValuePrefixes: [String] = [],
         upstreamSubscriptionsPerSecond: Int = HTTPSettings.Defaults.upstreamSubscriptionsPerSecond,
-        counters: GatewayCounters, logger: Logger
+        claims: UpstreamClaims, counters: GatewayCounters, logger: Logger
     ) throws {
         budget = UpstreamBudget(perSecond: upstreamSubscriptionsPerSecond, now: SystemClock.monotonicNanoseconds())
         self.control = control
+        self.claims = claims
         self.historyPrefixes = historyPrefixes.map { Array($0.utf8) }
         configuredCachePrefixes = lastValuePrefixes.map { Array($0.utf8) }
         historyKept = self.historyPrefixes
@@ -465,6 +469,7 @@ final class BrokerLink {
             return
         }
         if linger.reclaim(prefix) { return countUpstreamPrefixes() }
+        for gone in linger.shrink(to: lingerRoom) { setUpstream(gone, subscribed: false) }
         if catchingUp {
             budget.charge(now: now)
         } else if !budget.admit(prefix, now: now) {
@@ -509,11 +514,16 @@ final class BrokerLink {
     private func release(_ prefix: [UInt8]) {
         // Never subscribed upstream: nothing to undo.
         if budget.cancel(prefix) { return countUpstreamPrefixes() }
-        for gone in linger.release(prefix, now: SystemClock.monotonicNanoseconds()) {
+        for gone in linger.release(prefix, now: SystemClock.monotonicNanoseconds(), capacity: lingerRoom) {
             setUpstream(gone, subscribed: false)
         }
         countUpstreamPrefixes()
     }
+
+    /// How many prefixes may linger: what `max_upstream_prefixes` leaves beside those clients
+    /// hold (claimed, some still waiting for a catch-up's turn), so that the gateway's
+    /// subscriptions at the broker stay within it.
+    private var lingerRoom: Int { claims.limit - max(claims.count, index.distinctPrefixes) }
 
     private func setUpstream(_ prefix: [UInt8], subscribed: Bool) {
         try? sub.setOption(subscribed ? .subscribe : .unsubscribe, bytes: prefix)

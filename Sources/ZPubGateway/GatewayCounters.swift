@@ -23,6 +23,8 @@ final class GatewayCounters: Sendable {
     let rejectedOrigin = Atomic<UInt64>(0)
     let rejectedToken = Atomic<UInt64>(0)
     let rejectedFull = Atomic<UInt64>(0)
+    /// Clients and subscriptions refused for `max_upstream_prefixes`.
+    let rejectedGatewayFull = Atomic<UInt64>(0)
     let rejectedBadRequest = Atomic<UInt64>(0)
     let notFound = Atomic<UInt64>(0)
     let httpRequests = Atomic<UInt64>(0)
@@ -88,6 +90,7 @@ final class GatewayCounters: Sendable {
                 "origin": rejectedOrigin.load(ordering: .relaxed),
                 "token": rejectedToken.load(ordering: .relaxed),
                 "full": rejectedFull.load(ordering: .relaxed),
+                "gateway_full": rejectedGatewayFull.load(ordering: .relaxed),
                 "bad_request": rejectedBadRequest.load(ordering: .relaxed),
                 "not_found": notFound.load(ordering: .relaxed),
                 "busy": controlBusy.load(ordering: .relaxed),

@@ -47,13 +47,14 @@ public final class HTTPGateway: Sendable {
         }
         let counters = GatewayCounters()
         let dispatcher = ControlDispatcher(control: control, counters: counters)
+        let claims = UpstreamClaims(limit: settings.maxUpstreamPrefixes)
         let link: BrokerLink
         do {
             link = try BrokerLink(
                 context: context, control: dispatcher, historyPrefixes: historyPrefixes,
                 lastValuePrefixes: lastValuePrefixes,
-                upstreamSubscriptionsPerSecond: settings.upstreamSubscriptionsPerSecond, counters: counters,
-                logger: logger)
+                upstreamSubscriptionsPerSecond: settings.upstreamSubscriptionsPerSecond, claims: claims,
+                counters: counters, logger: logger)
         } catch {
             dispatcher.shutdown()
             throw error
@@ -64,7 +65,7 @@ public final class HTTPGateway: Sendable {
         self.group = group
         let shared = GatewayShared(
             settings: settings, keys: keys, counters: counters, linkMailbox: linkMailbox,
-            control: dispatcher,
+            control: dispatcher, claims: claims,
             statusFeed: StatusFeed(eventLoop: group.next(), control: dispatcher, counters: counters),
             maxPrefixLength: maxPrefixLength, logger: logger)
         self.shared = shared
@@ -165,8 +166,8 @@ public final class HTTPGateway: Sendable {
     /// Applies a reloaded `[http]` (already validated, its files read into `keys`) without
     /// touching connected clients: tokens, JWT keys, operator_token, allowed origins and publish
     /// prefixes apply to the next request; the TLS certificate, client_queue, max_frame,
-    /// max_client_prefixes, ping_interval and write_delay_ms to new connections; max_clients and
-    /// upstream_subscriptions_per_s at once. `listen`
+    /// max_client_prefixes, ping_interval and write_delay_ms to new connections; max_clients,
+    /// max_upstream_prefixes and upstream_subscriptions_per_s at once. `listen`
     /// and `enabled` need a restart: the notes say so.
     public func reload(
         _ settings: HTTPSettings, keys: GatewayKeys, maxPrefixLength: Int? = nil, historyPrefixes: [String]? = nil,
@@ -196,6 +197,8 @@ public final class HTTPGateway: Sendable {
             notes.append("[http] enabled = false: the gateway keeps running until a restart")
             applied.enabled = true
         }
+        // Lowered, it refuses new prefixes until clients let go of enough: none is taken away.
+        shared.claims.limit = applied.maxUpstreamPrefixes
         if applied.upstreamSubscriptionsPerSecond != previous.upstreamSubscriptionsPerSecond {
             shared.linkMailbox.post(.upstreamRate(applied.upstreamSubscriptionsPerSecond))
         }
@@ -227,6 +230,8 @@ final class GatewayShared: Sendable {
     /// The ZeroMQ link's mailbox: clients attach, subscribe, publish and leave through it.
     let linkMailbox: Mailbox<LinkCommand>
     let control: ControlDispatcher
+    /// The distinct prefixes clients hold, within `max_upstream_prefixes`.
+    let claims: UpstreamClaims
     /// The one poll behind every `/status/events` client.
     let statusFeed: StatusFeed
     /// The broker's `max_subscription_length`, which a reload may change.
@@ -242,12 +247,14 @@ final class GatewayShared: Sendable {
 
     init(
         settings: HTTPSettings, keys: GatewayKeys, counters: GatewayCounters, linkMailbox: Mailbox<LinkCommand>,
-        control: ControlDispatcher, statusFeed: StatusFeed, maxPrefixLength: Int, logger: Logger
+        control: ControlDispatcher, claims: UpstreamClaims, statusFeed: StatusFeed, maxPrefixLength: Int,
+        logger: Logger
     ) {
         current = Locked((settings, AccessPolicy(settings), keys))
         self.counters = counters
         self.linkMailbox = linkMailbox
         self.control = control
+        self.claims = claims
         self.statusFeed = statusFeed
         maxPrefixLengthNow = Atomic(maxPrefixLength)
         self.logger = logger
@@ -347,6 +354,8 @@ final class GatewayShared: Sendable {
                 return (denial.isUnauthorized ? .unauthorized : .forbidden, denial.code, denial.message)
             }
         }
+        let held = Set(prefixes.map { Array($0.utf8) })
+        if !claims.wouldAdmit(held) { return (.serviceUnavailable, "gateway_full", claims.refusal(held)) }
         return nil
     }
 

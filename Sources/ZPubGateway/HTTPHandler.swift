@@ -29,7 +29,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private enum EventStream {
         /// The outbox, the keep-alive, and the close at the JWT's expiry (if any).
-        case messages(ClientOutbox, RepeatedTask, Scheduled<Void>?, user: String?)
+        /// An event stream, with the prefixes it claimed (`UpstreamClaims`).
+        case messages(ClientOutbox, RepeatedTask, Scheduled<Void>?, user: String?, prefixes: Set<[UInt8]>)
         /// A status page's feed: its id in the shared `StatusFeed`.
         case status(UInt64)
     }
@@ -115,7 +116,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .messages(let outbox, _, _, _) = stream { outbox.writabilityChanged() }
+        if case .messages(let outbox, _, _, _, _) = stream { outbox.writabilityChanged() }
         if context.channel.isWritable, let (head, body) = unanswered {
             unanswered = nil
             deadline.stop()
@@ -126,9 +127,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         switch stream {
-        case .messages(let outbox, let keepAlive, let expiry, let user):
+        case .messages(let outbox, let keepAlive, let expiry, let user, let prefixes):
             keepAlive.cancel()
             expiry?.cancel()
+            shared.claims.release(prefixes)
             if let user { shared.counters.userLeft(user) }
             shared.linkMailbox.post(.detach(outbox.id))
             shared.counters.sseClients.add(-1, ordering: .relaxed)
@@ -332,6 +334,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .forbidden where code == "origin_not_allowed": shared.counters.rejectedOrigin.add(1, ordering: .relaxed)
         case .forbidden: shared.counters.rejectedToken.add(1, ordering: .relaxed)
         case .unauthorized: shared.counters.rejectedToken.add(1, ordering: .relaxed)
+        case .serviceUnavailable where code == "gateway_full":
+            shared.counters.rejectedGatewayFull.add(1, ordering: .relaxed)
         case .serviceUnavailable: shared.counters.rejectedFull.add(1, ordering: .relaxed)
         default: shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
         }
@@ -448,7 +452,16 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         // An unkept event's id also says how far the kept ones had come.
         let keptAfter = resume == nil ? nil : lastEventID.flatMap(WireFormat.historySequence(inCacheEventID:))
-        guard startStream(context, head) else { return }
+        // Checked above; claimed now, when it counts (another client may have taken the room).
+        let claimed = Set(prefixes.map { Array($0.utf8) })
+        guard shared.claims.claim(claimed) else {
+            count(.serviceUnavailable, "gateway_full")
+            return respondError(context, .serviceUnavailable, "gateway_full", shared.claims.refusal(claimed), head)
+        }
+        guard startStream(context, head) else {
+            shared.claims.release(claimed)
+            return
+        }
         let outbox = ClientOutbox(
             id: shared.makeClientID(), kind: .serverSentEvents, channel: context.channel,
             limit: shared.settings.clientQueue, writeDelayMilliseconds: shared.settings.writeDelayMilliseconds,
@@ -488,7 +501,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 Goodbye.close(channel, once: written.futureResult)
             }
         }
-        stream = .messages(outbox, keepAlive, expiry, user: subject)
+        stream = .messages(outbox, keepAlive, expiry, user: subject, prefixes: claimed)
         shared.linkMailbox.post(
             .attach(outbox, prefixes: prefixes.map { Array($0.utf8) }, resume: resume, keptAfter: keptAfter))
     }

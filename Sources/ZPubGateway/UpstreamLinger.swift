@@ -42,20 +42,28 @@ struct UpstreamLinger {
     }
 
     /// A prefix no client wants any more, at `now`: it lingers. Returns the prefixes to
-    /// unsubscribe at once: none, or the longest lingering when there are more than `limit`.
-    mutating func release(_ prefix: [UInt8], now: UInt64) -> [[UInt8]] {
+    /// unsubscribe at once: none, or the longest lingering when more than `capacity` (at most
+    /// `limit`) would linger: the room `max_upstream_prefixes` leaves beside claimed prefixes.
+    mutating func release(_ prefix: [UInt8], now: UInt64, capacity: Int = Self.limit) -> [[UInt8]] {
         releases &+= 1
         let entry = Entry(prefix: prefix, deadline: now &+ Self.nanoseconds, release: releases)
         latest[prefix] = entry
         queue.append(entry)
-        var gone: [[UInt8]] = []
-        while latest.count > Self.limit, let first = queue.popFirst() {
-            if take(first) { gone.append(first.prefix) }
-        }
+        let gone = shrink(to: capacity)
         // Stale entries pile up only while prefixes are let go and taken back faster than they
         // expire; dropping them all keeps the queue within a few times the limit.
         if queue.count > 4 * Self.limit {
             queue = CircularBuffer(queue.filter(isLatest))
+        }
+        return gone
+    }
+
+    /// Ends the longest lingers until at most `capacity` (and `limit`) prefixes linger: a
+    /// claimed prefix new upstream takes a lingering one's room. Returns those to unsubscribe.
+    mutating func shrink(to capacity: Int) -> [[UInt8]] {
+        var gone: [[UInt8]] = []
+        while latest.count > max(0, min(capacity, Self.limit)), let first = queue.popFirst() {
+            if take(first) { gone.append(first.prefix) }
         }
         return gone
     }

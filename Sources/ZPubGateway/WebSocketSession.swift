@@ -55,6 +55,13 @@ final class WebSocketSession: ChannelInboundHandler {
             close(context, code: 4401, reason: String(refusedAtStart.message.prefix(120)))
             return
         }
+        // Checked before the upgrade; claimed now (another client may have taken the room).
+        guard shared.claims.claim(prefixes) else {
+            shared.counters.rejectedGatewayFull.add(1, ordering: .relaxed)
+            reply(context, error: "gateway_full", shared.claims.refusal(prefixes))
+            close(context, code: 1013, reason: "gateway_full: max_upstream_prefixes reached; try again later")
+            return
+        }
         let outbox = ClientOutbox(
             id: shared.makeClientID(), kind: .webSocket, channel: context.channel, limit: shared.settings.clientQueue,
             writeDelayMilliseconds: shared.settings.writeDelayMilliseconds, counters: shared.counters,
@@ -160,6 +167,7 @@ final class WebSocketSession: ChannelInboundHandler {
         guard let outbox else { return }
         self.outbox = nil
         if let user = credentials.user { shared.counters.userLeft(user.subject) }
+        shared.claims.release(prefixes)
         shared.linkMailbox.post(.detach(outbox.id))
         shared.counters.webSocketClients.add(-1, ordering: .relaxed)
     }
@@ -323,6 +331,11 @@ final class WebSocketSession: ChannelInboundHandler {
                 // A prefix the client holds already changes nothing, unless a catch-up comes
                 // with it (`since`: a marker subscribed and unsubscribed at the broker, a REPLAY).
                 if !held || since != nil, !mayChange("subscribe", prefix, context: context) { continue }
+                if !held, !shared.claims.claim([bytes]) {
+                    shared.counters.rejectedGatewayFull.add(1, ordering: .relaxed)
+                    reply(context, error: "gateway_full", shared.claims.refusal([bytes]), prefix: prefix)
+                    continue
+                }
                 prefixes.insert(bytes)
                 accepted.append(bytes)
                 let sinceField = since.map { ",\"since\":\($0)" } ?? ""
@@ -341,6 +354,7 @@ final class WebSocketSession: ChannelInboundHandler {
                 if prefixes.contains(bytes) {
                     guard mayChange("unsubscribe", prefix, context: context) else { continue }
                     prefixes.remove(bytes)
+                    shared.claims.release([bytes])
                     shared.linkMailbox.post(.unsubscribe(outbox.id, bytes))
                 }
                 send(context, "{\"type\":\"unsubscribed\",\"prefix\":\(WireFormat.jsonString(prefix))}")

@@ -215,4 +215,80 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
         XCTAssertEqual(result["topics"] as? [String: Int], ["state.a": 3], run.stdout)
     }
+
+    /// The gateway's distinct prefixes, as the broker holds them (its catch-up markers aside).
+    private func gatewayPrefixes(_ daemon: Daemon) throws -> Set<String> {
+        Set(try daemon.subscriptions().subscriptions.map(\.prefix).filter { !$0.hasPrefix("$zpub/") })
+    }
+
+    /// The gateway holds at most `max_upstream_prefixes` distinct prefixes for its clients (and
+    /// so at most that many subscriptions at the broker, lingering ones included): a WebSocket
+    /// subscribe of a new one past it is answered `gateway_full` and the client stays; an event
+    /// stream or WebSocket upgrade that needs a new one gets 503 `gateway_full`; a client of a
+    /// prefix held already is let in; once clients let go, new prefixes come in again, taking
+    /// the room of prefixes that linger. Without the cap, every prefix went to the broker until
+    /// its `max_subscriptions` refused them, and clients were told "subscribed" regardless.
+    func testTheGatewayHoldsAtMostMaxUpstreamPrefixes() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(configuration: httpSection(port: port, "max_upstream_prefixes = 3"))
+            .waitForGateway(port: port)
+        let ready = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-full-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: ready) }
+        let requests = ["a.", "b.", "c.", "d."].map { #"{"op":"subscribe","prefix":"\#($0)"}"# }
+        let first = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script("http_clients.py"), "ws-since", "\(port)", "[\(requests.joined(separator: ","))]", "a.end", ready])
+        try Wait.until("the WebSocket client's four subscribes are answered\n\(first.stdoutSoFar)") {
+            FileManager.default.fileExists(atPath: ready)
+        }
+        try Wait.until("the broker holds a., b. and c.") { try gatewayPrefixes(daemon) == ["a.", "b.", "c."] }
+
+        // A new prefix over HTTP: refused before a stream or an upgrade; a held one: let in.
+        let refused = try HTTPProbe.request(port: port, method: "GET", "/events?prefix=e.", headers: [:])
+        XCTAssertEqual(refused.status, 503, refused.text)
+        XCTAssertTrue(refused.text.contains("gateway_full"), refused.text)
+        XCTAssertTrue(refused.text.contains("max_upstream_prefixes (3)"), "it names the setting: \(refused.text)")
+        let upgrade = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script("http_clients.py"), "ws-since", "\(port)", "[]", "-", "-", "?prefix=e."]
+        ).finish(timeout: 30)
+        XCTAssertEqual(jsonLines(upgrade.stdout).first?["status"] as? Int, 503, upgrade.stdout + upgrade.stderr)
+        let held = try HTTPProbe.request(
+            port: port, method: "GET", "/events?prefix=a.", headers: [:], readTimeout: 1_000)
+        XCTAssertEqual(held.status, 200, "a prefix the gateway holds costs nothing: \(held.text)")
+        XCTAssertEqual(try gatewayPrefixes(daemon), ["a.", "b.", "c."], "nothing new reached the broker")
+        XCTAssertEqual(try HTTPProbe.metrics(port: port)[#"zpub_http_rejected_total{reason="gateway_full"}"#], 3)
+
+        // The first client leaves (a message on a. ends it): its prefixes linger, and give way.
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("a.end", "bye"))
+        let run = try first.finish(timeout: 30)
+        let replies = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(
+            replies.filter { $0["type"] as? String == "subscribed" }.compactMap { $0["prefix"] as? String },
+            ["a.", "b.", "c."], run.stdout)
+        let full = try XCTUnwrap(replies.first { $0["type"] as? String == "error" }, run.stdout)
+        XCTAssertEqual(full["code"] as? String, "gateway_full", run.stdout)
+        XCTAssertEqual(full["prefix"] as? String, "d.", run.stdout)
+        try Wait.until("the first client's prefixes are let go") {
+            try HTTPProbe.metrics(port: port)["zpub_http_clients{kind=\"websocket\"}"] == 0
+        }
+        let streamReady = ready + ".sse"
+        defer { try? FileManager.default.removeItem(atPath: streamReady) }
+        let stream = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script("http_clients.py"), "sse", "\(port)", "?prefix=e.", "1", "-", streamReady])
+        try Wait.until("the event stream of e. is open\n\(stream.stdoutSoFar)") {
+            FileManager.default.fileExists(atPath: streamReady)
+        }
+        // e. comes upstream while a., b. and c. linger: the longest lingering goes at once.
+        try Wait.until("the broker holds e.") { try gatewayPrefixes(daemon).contains("e.") }
+        let upstream = try gatewayPrefixes(daemon)
+        XCTAssertLessThanOrEqual(upstream.count, 3, "\(upstream)")
+        try push.send(frames: frames("e.x", "in"))
+        let events = try stream.finish(timeout: 30)
+        XCTAssertTrue(events.stdout.contains(#""status": 200"#), events.stdout + events.stderr)
+        XCTAssertEqual(jsonLines(events.stdout).filter { $0["data"] != nil }.count, 1, events.stdout)
+    }
 }

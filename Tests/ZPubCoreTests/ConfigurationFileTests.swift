@@ -164,6 +164,22 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(twice.map(\.message), ["xpub endpoint \"tcp://127.0.0.1:5556\" is listed twice; list it once"])
     }
 
+    /// The gateway's prefixes must fit in the broker's subscription table: the problem is shown
+    /// at max_upstream_prefixes when the file sets it, else at the max_subscriptions that no
+    /// longer leaves room for its default; with the gateway off there is nothing to fit.
+    func testTheGatewaysPrefixesMustFitInMaxSubscriptions() throws {
+        let small = problems("[limits]\nmax_subscriptions = 1000\n[http]\nenabled = true\n")
+        XCTAssertEqual(small.map(\.line), [2])
+        XCTAssertTrue(small.first?.message.contains("max_upstream_prefixes (10000)") == true, "\(small)")
+        XCTAssertTrue(small.first?.message.contains("at most 468") == true, "it says what fits: \(small)")
+        let large = problems("[http]\nenabled = true\nmax_upstream_prefixes = 60000\n")
+        XCTAssertEqual(large.map(\.line), [3])
+        XCTAssertTrue(large.first?.message.contains("at least 120064") == true, "\(large)")
+        XCTAssertEqual(
+            problems("[limits]\nmax_subscriptions = 1000\n[http]\nmax_upstream_prefixes = 468\nenabled = true\n"), [])
+        XCTAssertEqual(problems("[limits]\nmax_subscriptions = 1000\n"), [], "the gateway is off")
+    }
+
     /// Each [security.<role>] section has its own keys: a problem is reported at the line of
     /// the section that has it, not the last section to set a key of that name (it was).
     func testSecurityProblemsPointAtTheirOwnSection() {

@@ -43,6 +43,20 @@ final class UpstreamLingerTests: XCTestCase {
         XCTAssertTrue(lingering.reclaim(Array("p1".utf8)))
     }
 
+    /// Lingering prefixes fill only the room claimed ones leave: a new one upstream sends the
+    /// longest lingering away, and with no room a released prefix goes at once.
+    func testLingeringPrefixesGiveWayToClaimedOnes() {
+        var lingering = UpstreamLinger()
+        for (index, name) in ["a", "b", "c"].enumerated() {
+            XCTAssertEqual(lingering.release(Array(name.utf8), now: second + UInt64(index), capacity: 3), [])
+        }
+        XCTAssertEqual(lingering.shrink(to: 2), [Array("a".utf8)])
+        XCTAssertEqual(lingering.shrink(to: 2), [], "nothing more while there is room")
+        XCTAssertEqual(lingering.release(Array("d".utf8), now: 2 * second, capacity: 0).count, 3, "no room: all go")
+        XCTAssertEqual(lingering.count, 0)
+        XCTAssertEqual(lingering.shrink(to: -5), [])
+    }
+
     /// A prefix let go and taken back in a loop leaves a stale entry each time; dropping them
     /// (past 4 x the limit) keeps every live one.
     func testDroppingStaleEntriesKeepsEveryLingeringPrefix() {
