@@ -555,12 +555,13 @@ final class HistoryWriter {
             case .last(let count):
                 // `more`: the newest did not all fit in the reply's bytes.
                 let page = try store.page(
-                    after: 0, prefix: query.prefix, limit: min(count, HistoryReply.pageSize),
-                    maxBytes: HistoryReply.pageBytes, newest: true)
+                    after: 0, through: query.through ?? UInt64(Int64.max), prefix: query.prefix,
+                    limit: min(count, HistoryReply.pageSize), maxBytes: HistoryReply.pageBytes, newest: true)
                 messages = page.messages
                 more = page.cutByBytes
                 if let first = messages.first?.sequence {
-                    notKept = try store.notKept(after: first - 1, through: store.lastSequence)
+                    notKept = try store.notKept(
+                        after: first - 1, through: min(query.through ?? store.lastSequence, store.lastSequence))
                 }
             }
             return .success(

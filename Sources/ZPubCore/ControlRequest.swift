@@ -85,7 +85,7 @@ public struct ControlRequest: Equatable, Sendable {
             return .failure(
                 ControlError(
                     .badArgument,
-                    "HISTORY takes since <sequence> [until <sequence>] or last <count>, then an optional prefix: HISTORY since 0 orders. (see docs/history.md)"
+                    "HISTORY takes since <sequence> or last <count>, then optionally until <sequence>, then an optional prefix: HISTORY since 0 orders. (see docs/history.md)"
                 ))
         }
         if command == .replay && request.replayArguments == nil {

@@ -297,7 +297,8 @@ public struct HistoryQuery: Equatable, Sendable {
     }
 
     public var position: Position
-    /// With `since`: no message after this sequence (a replay's marker, or `until`).
+    /// No message after this sequence (a replay's marker, or `until`); with `last`, the newest
+    /// at or before it (a catch-up reads its newest messages backwards, page by page).
     public var through: UInt64?
     public var prefix: [UInt8]
     /// With `since`: at most this many bytes of frames in the reply (one message at least), and
@@ -311,7 +312,7 @@ public struct HistoryQuery: Equatable, Sendable {
         self.prefix = prefix
     }
 
-    /// Parses `since <seq> [until <seq>] [prefix]` or `last <n> [prefix]`.
+    /// Parses `since <seq> [until <seq>] [prefix]` or `last <n> [until <seq>] [prefix]`.
     public static func parse(_ argument: [UInt8]) -> HistoryQuery? {
         var rest = Substring(String(decoding: argument, as: UTF8.self))
         func word() -> Substring? {
@@ -327,17 +328,17 @@ public struct HistoryQuery: Equatable, Sendable {
         case "since":
             guard let sequence = UInt64(number) else { return nil }
             query = HistoryQuery(position: .since(sequence), prefix: [])
-            let saved = rest
-            if word()?.lowercased() == "until", let bound = word().flatMap({ UInt64($0) }) {
-                query.through = bound
-            } else {
-                rest = saved
-            }
         case "last":
             guard let count = Int(number), count > 0 else { return nil }
             query = HistoryQuery(position: .last(count), prefix: [])
         default:
             return nil
+        }
+        let saved = rest
+        if word()?.lowercased() == "until", let bound = word().flatMap({ UInt64($0) }) {
+            query.through = bound
+        } else {
+            rest = saved
         }
         query.prefix = Array(rest.drop { $0 == " " }.utf8)
         return query

@@ -872,11 +872,9 @@ final class BrokerLink {
         if case .success(let reply) = result, var replay = round.replay, let step = replay.take(reply) {
             round.replay = replay
             if case .replay = reply { historyKept = replay.keptPrefixes.map { Array($0.utf8) } }
-            if case .history(let since, let until, let prefix) = step {
+            if let argument = step.historyArgument {
                 rounds[token] = round
-                ask(
-                    ControlRequest(command: .history, argument: Array("since \(since) until \(until) ".utf8) + prefix),
-                    round: token)
+                ask(ControlRequest(command: .history, argument: argument), round: token)
                 return
             }
             release = round.catchUp.replied(entries: replay.entries, covering: replay.covering)

@@ -8,7 +8,10 @@ import ZPubCore
 /// neighbour's.
 ///
 /// The client gets the newest `limit` messages (its queue's catch-up bound); older ones become
-/// part of the `gap` it is told about. No sockets: `BrokerLink` sends what `next` asks for.
+/// part of the `gap` it is told about. A prefix with more than one page after the client's
+/// position is read backwards from `through` (`HISTORY last <n> until <seq>`) until it has
+/// `limit`: a client that comes back after a day reads some `limit` messages, not a day's
+/// pages, and holds its turn that long. No sockets: `BrokerLink` sends what `next` asks for.
 struct HistoryReplay {
     /// A REPLAY "since" this reads nothing (no sequence is larger): it brings only the marker,
     /// `through` and the history prefixes, for a client history keeps nothing for, as far as
@@ -18,7 +21,27 @@ struct HistoryReplay {
     /// What to ask the broker next.
     enum Step: Equatable {
         case history(since: UInt64, until: UInt64, prefix: [UInt8])
+        /// The newest `count` at or before `until` (a page read backwards).
+        case newest(count: Int, until: UInt64, prefix: [UInt8])
         case done
+
+        /// The HISTORY request that takes this step; nil when done.
+        var historyArgument: [UInt8]? {
+            switch self {
+            case .history(let since, let until, let prefix): Array("since \(since) until \(until) ".utf8) + prefix
+            case .newest(let count, let until, let prefix): Array("last \(count) until \(until) ".utf8) + prefix
+            case .done: nil
+            }
+        }
+    }
+
+    /// A prefix read backwards: from `through` down, until `limit` of the client's messages
+    /// newer than `floor` (the last one its forward page read) are in.
+    private struct Backwards {
+        var floor: UInt64
+        var until: UInt64
+        var found = 0
+        var asked = 0
     }
 
     /// The client has every kept message up to this sequence.
@@ -36,6 +59,8 @@ struct HistoryReplay {
     private var toRead: [[UInt8]]
     /// Where the next page of `toRead.first` starts.
     private var nextSince: UInt64
+    /// Set while `toRead.first` is read backwards.
+    private var backwards: Backwards?
 
     /// `kept`: the history prefixes as the gateway knows them (a reload may have changed them;
     /// the REPLAY reply's list is used from then on).
@@ -84,13 +109,16 @@ struct HistoryReplay {
                 toRead.removeAll { $0 == read }
                 if first.more, let last = first.messages.last?.sequence {
                     toRead.insert(read, at: 0)
-                    nextSince = last
+                    backwards = Backwards(floor: last, until: first.through)
                 }
             }
+        case .history(let page) where through != nil && !toRead.isEmpty && backwards != nil:
+            let added = add(page.messages, gap: page.gap, notKept: page.notKept, readUnder: toRead.first)
+            readBackwards(page, added: added)
         case .history(let page) where through != nil && !toRead.isEmpty:
             add(page.messages, gap: page.gap, notKept: page.notKept, readUnder: toRead.first)
-            if page.more, let last = page.messages.last?.sequence {
-                nextSince = last
+            if page.more, let last = page.messages.last?.sequence, let through {
+                backwards = Backwards(floor: last, until: through)
             } else {
                 toRead.removeFirst()
                 nextSince = after
@@ -99,17 +127,46 @@ struct HistoryReplay {
             return nil
         }
         guard let prefix = toRead.first, let through else { return .done }
+        if var reading = backwards {
+            reading.asked = min(limit - reading.found, HistoryReply.pageSize)
+            backwards = reading
+            return .newest(count: reading.asked, until: reading.until, prefix: prefix)
+        }
         return .history(since: nextSince, until: through, prefix: prefix)
+    }
+
+    /// A page read backwards: the next one further back, or the prefix is done, when the page
+    /// reaches what the forward page read, or the oldest kept, or `limit` are in. What lies
+    /// between the forward page and the oldest read back is older than `limit` of the client's
+    /// messages: part of the gap, unread.
+    private mutating func readBackwards(_ page: HistoryReply, added: [MessageJSON]) {
+        guard var reading = backwards else { return }
+        reading.found += added.filter { $0.sequence > reading.floor }.count
+        let oldest = page.messages.first?.sequence
+        let reachedTheStart = page.messages.count < reading.asked && !page.more
+        if let oldest, oldest > reading.floor + 1, !reachedTheStart, reading.found < limit {
+            reading.until = oldest - 1
+            backwards = reading
+            return
+        }
+        if let oldest, oldest > reading.floor + 1, !reachedTheStart {
+            gap = Self.union(gap, HistoryReply.Gap(from: reading.floor + 1, to: oldest - 1))
+        }
+        backwards = nil
+        toRead.removeFirst()
+        nextSince = after
     }
 
     /// Merges a page read under `prefix` into the entries (sequence order; a message read under
     /// two prefixes once), keeping the newest `limit` of those under `wanted`. A prefix read wider
     /// than wanted (`ResumeScope.carried`) brings others too, which must not push the client's
-    /// own into the gap; only then is each topic looked at.
+    /// own into the gap; only then is each topic looked at. Returns the page's messages the
+    /// client wants.
+    @discardableResult
     private mutating func add(
         _ page: [MessageJSON], gap later: HistoryReply.Gap?, notKept: [HistoryReply.NotKept]?,
         readUnder prefix: [UInt8]?
-    ) {
+    ) -> [MessageJSON] {
         // Evicted between two pages: told too. One gap per resume, so two become one that may
         // also cover messages delivered between them (told, never hidden). Numbers history
         // did not keep join it the same way: for a browser, both are messages it will not get.
@@ -122,7 +179,7 @@ struct HistoryReplay {
                 let topic = message.topicBase64.flatMap(Base64.decode) ?? Array(message.topic.utf8)
                 return wanted.contains { topic.starts(with: $0) }
             } : page
-        guard !messages.isEmpty else { return }
+        guard !messages.isEmpty else { return [] }
         let inOrder = entries.last.map { $0.sequence < messages[0].sequence } ?? true
         entries += messages
         if !inOrder {
@@ -135,6 +192,7 @@ struct HistoryReplay {
             gap = Self.union(gap, HistoryReply.Gap(from: dropped.first!.sequence, to: dropped.last!.sequence))
             entries.removeFirst(dropped.count)
         }
+        return messages
     }
 
     /// One gap covering both (a resume tells of one): from the lower start to the higher end.

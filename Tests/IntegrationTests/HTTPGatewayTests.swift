@@ -917,6 +917,32 @@ final class HTTPGatewayTests: XCTestCase {
             ["2", "3", "4", "5", "live"], "\(events)")
     }
 
+    /// A client far behind (5,000 kept messages after its position, five pages) gets the newest
+    /// `client_queue x 10 - 2` (here 18) and a gap for the rest, read backwards from the
+    /// replay's end: the REPLAY's page and one HISTORY page of 18, where reading forward took
+    /// four more pages of 1,000 only to drop them (and held a catch-up's turn that long; a
+    /// client a day behind paged through the day).
+    func testAResumeFarBehindReadsOnlyTheNewestItKeeps() throws {
+        let (daemon, port) = try startDaemon(http: "client_queue = 2\n[history]\nprefixes = [\"orders.\"]")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...5_000 { try push.send(frames: frames("orders.x", "\(i)")) }
+        try Wait.until("history holds all 5,000", timeout: 30) { try daemon.stats().history?.written == 5_000 }
+        let before = try controlRequests(port: port)
+        let events = try resumeSSE(
+            daemon, port: port, prefix: "orders.", lastEventID: "h1", count: 20, push: push, liveTopic: "orders.end")
+        let gapEvent = events.first { $0["event"] as? String == "gap" }
+        let gap = try XCTUnwrap(gapEvent?["data"] as? [String: Any], "\(events)")
+        XCTAssertEqual(gap["from"] as? Int, 2, "\(gap)")
+        XCTAssertEqual(gap["to"] as? Int, 4_982, "\(gap)")
+        XCTAssertEqual(
+            events.compactMap { ($0["data"] as? [String: Any])?["payload"] }.map { "\($0)" },
+            (4_983...5_000).map { "\($0)" } + ["live"], "the newest 18, then live: \(events)")
+        let after = try controlRequests(port: port)
+        XCTAssertEqual((after["REPLAY"] ?? 0) - (before["REPLAY"] ?? 0), 1, "\(after)")
+        XCTAssertEqual((after["HISTORY"] ?? 0) - (before["HISTORY"] ?? 0), 1, "one page, backwards: \(after)")
+    }
+
     /// The requests the gateway has put to the broker's control API, per command, from /metrics
     /// (which asks for one STATS itself).
     private func controlRequests(port: Int) throws -> [String: Int] {

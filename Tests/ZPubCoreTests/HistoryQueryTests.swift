@@ -14,6 +14,9 @@ final class HistoryQueryTests: XCTestCase {
             "a prefix may hold spaces")
         XCTAssertEqual(parse("SINCE 1 until"), HistoryQuery(position: .since(1), prefix: Array("until".utf8)))
         XCTAssertEqual(parse("last 10 a."), HistoryQuery(position: .last(10), prefix: Array("a.".utf8)))
+        XCTAssertEqual(
+            parse("last 10 until 77 a."), HistoryQuery(position: .last(10), through: 77, prefix: Array("a.".utf8)),
+            "the newest at or before 77")
     }
 
     func testMalformedArgumentsAreRefused() {

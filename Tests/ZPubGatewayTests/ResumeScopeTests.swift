@@ -102,8 +102,9 @@ final class ResumeScopeTests: XCTestCase {
         XCTAssertEqual(replay.covering, ["b."])
     }
 
-    /// Several prefixes: the REPLAY reads the first, HISTORY up to `through` each of the others,
-    /// page by page; the client gets them merged in sequence order.
+    /// Several prefixes: the REPLAY reads the first, HISTORY up to `through` each of the others;
+    /// one with more than a page is read backwards from `through` (here down to the start of
+    /// what is kept); the client gets them merged in sequence order.
     func testSeveralPrefixesAreReadOneAfterTheOtherAndMerged() {
         var replay = HistoryReplay(after: 3, wanted: bytes("b.", "c."), kept: bytes("a.", "b.", "c."), limit: 100)
         XCTAssertEqual(replay.replayArguments.prefix, Array("b.".utf8))
@@ -111,8 +112,10 @@ final class ResumeScopeTests: XCTestCase {
             replay.take(
                 replayReply(
                     through: 50, prefixes: ["a.", "b.", "c."], [message("b.x", 4), message("b.x", 9)], more: true)),
-            .history(since: 9, until: 50, prefix: Array("b.".utf8)))
-        XCTAssertEqual(replay.take(page([message("b.x", 20)])), .history(since: 3, until: 50, prefix: Array("c.".utf8)))
+            .newest(count: 100, until: 50, prefix: Array("b.".utf8)))
+        XCTAssertEqual(
+            replay.take(page([message("b.x", 9), message("b.x", 20)])),
+            .history(since: 3, until: 50, prefix: Array("c.".utf8)))
         XCTAssertEqual(replay.take(page([message("c.x", 5), message("c.x", 30)])), .done)
         XCTAssertEqual(replay.entries.map(\.sequence), [4, 5, 9, 20, 30])
         XCTAssertEqual(replay.covering, ["b.", "c."])
@@ -143,6 +146,32 @@ final class ResumeScopeTests: XCTestCase {
         _ = replay.take(page([message("c.x", 20), message("c.x", 30)]))
         XCTAssertEqual(replay.entries.map(\.sequence), [30, 40])
         XCTAssertEqual(replay.gap, HistoryReply.Gap(from: 1, to: 20))
+    }
+
+    /// A client far behind reads the newest `limit` of its prefix backwards from `through`, not
+    /// every page after its position: what lies between its forward page and them is the gap,
+    /// unread. A page cut short by bytes is followed by the next one further back.
+    func testAPrefixWithMoreThanAPageIsReadBackwardsToTheLimit() {
+        var replay = HistoryReplay(after: 0, wanted: bytes("b."), kept: bytes("b."), limit: 3)
+        XCTAssertEqual(
+            replay.take(
+                replayReply(through: 100, prefixes: ["b."], [message("b.x", 1), message("b.x", 2)], more: true)),
+            .newest(count: 3, until: 100, prefix: Array("b.".utf8)))
+        XCTAssertEqual(replay.take(page([message("b.x", 90), message("b.x", 95), message("b.x", 99)])), .done)
+        XCTAssertEqual(replay.entries.map(\.sequence), [90, 95, 99])
+        XCTAssertEqual(replay.gap, HistoryReply.Gap(from: 1, to: 89), "the forward page's and the unread ones")
+
+        var cut = HistoryReplay(after: 0, wanted: bytes("b."), kept: bytes("b."), limit: 5)
+        _ = cut.take(replayReply(through: 100, prefixes: ["b."], [message("b.x", 1), message("b.x", 2)], more: true))
+        XCTAssertEqual(
+            cut.take(page([message("b.x", 97), message("b.x", 99)], more: true)),
+            .newest(count: 3, until: 96, prefix: Array("b.".utf8)))
+        XCTAssertEqual(cut.take(page([message("b.x", 3), message("b.x", 50), message("b.x", 60)])), .done)
+        XCTAssertEqual(cut.entries.map(\.sequence), [3, 50, 60, 97, 99])
+        XCTAssertEqual(cut.gap, HistoryReply.Gap(from: 1, to: 2), "only what did not fit: nothing went unread")
+        XCTAssertEqual(
+            HistoryReplay.Step.newest(count: 3, until: 96, prefix: Array("b.".utf8)).historyArgument,
+            Array("last 3 until 96 b.".utf8))
     }
 
     func testAnUnexpectedReplyEndsTheReplay() {
