@@ -15,16 +15,26 @@ extension BrokerConfiguration {
                 ] : [])
     }
 
-    /// The gateway's prefixes must fit in the broker's subscription table beside everyone
-    /// else's: each is one subscription there, two under a history prefix (its sequence
-    /// markers), and catch-ups add a marker each for a moment.
+    /// A `max_upstream_prefixes` set in the file must fit in the broker's subscription table:
+    /// each prefix is one subscription there, two under or above a history prefix (its
+    /// sequence markers), and catch-ups add a marker each for a while. (Unset, it is derived
+    /// to fit: `HTTPSettings.upstreamPrefixLimit`.)
     func gatewayRoomProblems() -> [(key: String, message: String)] {
-        let needed = 2 * http.maxUpstreamPrefixes + 64
-        guard http.enabled, maxSubscriptions < needed else { return [] }
+        // Out of its range it is reported as such, and 2 x a huge number would overflow.
+        guard http.enabled, let prefixes = http.maxUpstreamPrefixes, (1...1_000_000).contains(prefixes) else {
+            return []
+        }
+        let needed = 2 * prefixes + 64
+        guard maxSubscriptions < needed else { return [] }
+        let fits = (maxSubscriptions - 64) / 2
+        let advice =
+            fits >= 1
+            ? "lower max_upstream_prefixes in [http] to at most \(fits) (or remove it: the gateway then takes what fits), or raise max_subscriptions in [limits]"
+            : "raise max_subscriptions in [limits] to at least \(needed)"
         return [
             (
                 "max_upstream_prefixes",
-                "max_upstream_prefixes (\(http.maxUpstreamPrefixes)) needs max_subscriptions of at least \(needed) (twice it, plus 64: a prefix under a history prefix is two subscriptions at the broker, and catch-ups add their markers); max_subscriptions is \(maxSubscriptions). Lower max_upstream_prefixes in [http] to at most \(max(1, (maxSubscriptions - 64) / 2)), or raise max_subscriptions in [limits]"
+                "max_upstream_prefixes (\(prefixes)) needs max_subscriptions of at least \(needed) (twice it, plus 64: a prefix under or above a history prefix is two subscriptions at the broker, and catch-ups add their markers); max_subscriptions is \(maxSubscriptions): \(advice)"
             )
         ]
     }

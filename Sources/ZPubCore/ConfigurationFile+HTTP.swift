@@ -53,7 +53,14 @@ extension Schema {
         httpInteger("ping_interval", \.pingInterval),
         httpInteger("write_delay_ms", \.writeDelayMilliseconds),
         httpInteger("upstream_subscriptions_per_s", \.upstreamSubscriptionsPerSecond),
-        httpInteger("max_upstream_prefixes", \.maxUpstreamPrefixes),
+        Field(section: "http", key: "max_upstream_prefixes", configurationKey: "max_upstream_prefixes") {
+            value, configuration in
+            guard case .integer(let number) = value else {
+                return "max_upstream_prefixes must be an integer, not \(value.typeName)"
+            }
+            configuration.http.maxUpstreamPrefixes = number
+            return nil
+        },
         httpStrings("publish_prefixes", \.publishPrefixes, example: "\"chat.\""),
         httpStrings("tokens", \.tokens, example: "\"private.=a-long-random-token\""),
         Field(section: "http", key: "operator_token", configurationKey: "operator_token") { value, configuration in

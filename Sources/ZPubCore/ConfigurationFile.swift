@@ -49,16 +49,8 @@ public enum ConfigurationFile {
     public static func validate(_ configuration: BrokerConfiguration, keyLines: [String: Int])
         -> [ConfigurationProblem]
     {
-        sorted(
-            configuration.validate().map {
-                ConfigurationProblem(
-                    line: keyLines[$0.key] ?? relatedKeys[$0.key].flatMap { keyLines[$0] }, message: $0.message)
-            })
+        sorted(configuration.validate().map { ConfigurationProblem(line: keyLines[$0.key], message: $0.message) })
     }
-
-    /// A problem of two keys is reported at the line of the first when the file sets it, or
-    /// else at the second's (a default that no longer fits beside a value the file changed).
-    static let relatedKeys = ["max_upstream_prefixes": "max_subscriptions"]
 
     /// Parses `text` on top of `base` without validating the whole: the configuration (the keys
     /// that could be read applied), the line of each key set (by `validate()`'s names), and the

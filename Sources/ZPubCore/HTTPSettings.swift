@@ -38,7 +38,8 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         public static let upstreamSubscriptionsPerSecond = 5_000
         /// Distinct prefixes the gateway holds for its clients at once (each one or two
         /// subscriptions at the broker, whose `max_subscriptions` must leave room for them):
-        /// a client that asks for a new one past it is refused (`gateway_full`).
+        /// a client that asks for a new one past it is refused (`gateway_full`). Unset, this
+        /// or what `max_subscriptions` leaves room for (`upstreamPrefixLimit`), whichever is less.
         public static let maxUpstreamPrefixes = 10_000
     }
 
@@ -56,7 +57,8 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     public var pingInterval = Defaults.pingInterval
     public var writeDelayMilliseconds = Defaults.writeDelayMilliseconds
     public var upstreamSubscriptionsPerSecond = Defaults.upstreamSubscriptionsPerSecond
-    public var maxUpstreamPrefixes = Defaults.maxUpstreamPrefixes
+    /// nil: derived from `max_subscriptions` (`upstreamPrefixLimit`).
+    public var maxUpstreamPrefixes: Int?
     /// When set, the operator pages (`/`, `/watch`, `/status/events`, `/stats`, `/metrics`) need
     /// it: they show every topic and subscription. `/healthz` stays open.
     public var operatorToken: String?
@@ -72,6 +74,16 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     public var tlsKeyFile: String?
 
     public init() {}
+
+    /// The most distinct prefixes the gateway may hold with a broker of `maxSubscriptions`:
+    /// `max_upstream_prefixes` (unset: 10,000), never more than half of what the table holds
+    /// beyond 64 (a prefix under or above a history prefix is two subscriptions, and catch-ups
+    /// add markers). A value that does not fit refuses the file while the gateway is on
+    /// (`gatewayRoomProblems`); one reloaded beside `enabled = false`, with the gateway still
+    /// running, is held to what fits here.
+    public func upstreamPrefixLimit(maxSubscriptions: Int) -> Int {
+        min(maxUpstreamPrefixes ?? Defaults.maxUpstreamPrefixes, max(1, (maxSubscriptions - 64) / 2))
+    }
 
     public var usesJWT: Bool { jwtSecretFile != nil || jwtPublicKeyFile != nil }
     public var allowsAnonymous: Bool { allowAnonymous ?? !usesJWT }
@@ -112,7 +124,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         try container.encode(pingInterval, forKey: .pingInterval)
         try container.encode(writeDelayMilliseconds, forKey: .writeDelayMilliseconds)
         try container.encode(upstreamSubscriptionsPerSecond, forKey: .upstreamSubscriptionsPerSecond)
-        try container.encode(maxUpstreamPrefixes, forKey: .maxUpstreamPrefixes)
+        try container.encodeIfPresent(maxUpstreamPrefixes, forKey: .maxUpstreamPrefixes)
         try container.encodeIfPresent(operatorToken.map { _ in "(hidden)" }, forKey: .operatorToken)
         // Paths, not secrets: an operator checks which files are in force.
         try container.encodeIfPresent(jwtSecretFile, forKey: .jwtSecretFile)
@@ -175,9 +187,11 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         check(
             "upstream_subscriptions_per_s", upstreamSubscriptionsPerSecond, 1...1_000_000,
             "the subscriptions a second the gateway may add at the broker")
-        check(
-            "max_upstream_prefixes", maxUpstreamPrefixes, 1...1_000_000,
-            "the distinct prefixes the gateway holds for its clients")
+        if let maxUpstreamPrefixes {
+            check(
+                "max_upstream_prefixes", maxUpstreamPrefixes, 1...1_000_000,
+                "the distinct prefixes the gateway holds for its clients")
+        }
         for origin in allowedOrigins
         where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
             problems.append(

@@ -238,6 +238,10 @@ final class BrokerLink {
         /// A REPLAY round: what it read so far, and what to read next. Its marker carries a
         /// history sequence, not the cache's, and must not move the event-id watermark.
         var replay: HistoryReplay?
+        /// A REPLAY round whose replay was sent: what it went through. Unkept events the
+        /// client gets after it carry at least this history position (`HeldLive`); not after a
+        /// replay that failed, whose messages the client never got.
+        var replayedThrough: UInt64?
         /// A SNAPSHOT round: the prefix it asked for.
         var snapshotPrefix: [UInt8] = []
         /// A SNAPSHOT asked again (`redoSnapshot`): it is not asked a third time.
@@ -660,7 +664,7 @@ final class BrokerLink {
         rounds[token] = round
         if let now {
             // After the replay's reply and before its marker: the client has what it replayed.
-            let item = round.replay?.through.map { now.item(historyAtLeast: $0) } ?? now.item
+            let item = round.replayedThrough.map { now.item(historyAtLeast: $0) } ?? now.item
             if !outbox.offer(item) { drop(id) }
         } else if round.catchUp.heldCount > outbox.limit {
             drop(id)
@@ -878,6 +882,7 @@ final class BrokerLink {
                 return
             }
             release = round.catchUp.replied(entries: replay.entries, covering: replay.covering)
+            round.replayedThrough = replay.through
         } else if case .success(.snapshot(let reply)) = result, round.replay == nil {
             let cached = reply.prefixes.map { Array($0.utf8) }
             if round.reload == reloads {
@@ -1029,7 +1034,7 @@ final class BrokerLink {
             for (entry, frames) in entries {
                 items.append(.webSocket(frames, sequence: isHistory ? entry.sequence : nil))
             }
-            if case .history = resume.point, let through = rounds[resume.token]?.replay?.through {
+            if case .history = resume.point, let through = rounds[resume.token]?.replayedThrough {
                 items.append(.webSocketText(#"{"type":"caught_up","through":\#(through)}"#))
             }
         } else {
@@ -1039,7 +1044,7 @@ final class BrokerLink {
         }
         // What it missed: the values and messages, not the notices.
         counters.resumedValues.add(UInt64(entries.count), ordering: .relaxed)
-        if let through = rounds[resume.token]?.replay?.through {
+        if let through = rounds[resume.token]?.replayedThrough {
             items += release.items.map { $0.item(historyAtLeast: through) }
         } else {
             items += release.items.map(\.item)

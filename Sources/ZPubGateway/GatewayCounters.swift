@@ -39,6 +39,8 @@ final class GatewayCounters: Sendable {
     let publishFailures = Atomic<UInt64>(0)
     /// Distinct prefixes the gateway's SUB socket holds (the union of its clients').
     let upstreamPrefixes = Atomic<Int>(0)
+    /// `max_upstream_prefixes` in force (`HTTPSettings.upstreamPrefixLimit`).
+    let upstreamPrefixLimit = Atomic<Int>(0)
     /// Prefixes clients hold that wait for the gateway's budget of new subscriptions at the
     /// broker (`upstream_subscriptions_per_s`), and how many have waited in all.
     let upstreamWaiting = Atomic<Int>(0)
@@ -106,6 +108,7 @@ final class GatewayCounters: Sendable {
             published: published.load(ordering: .relaxed),
             publishFailures: publishFailures.load(ordering: .relaxed),
             upstreamPrefixes: upstreamPrefixes.load(ordering: .relaxed),
+            upstreamPrefixLimit: upstreamPrefixLimit.load(ordering: .relaxed),
             upstreamWaiting: upstreamWaiting.load(ordering: .relaxed),
             upstreamDelayed: upstreamDelayed.load(ordering: .relaxed),
             resumes: resumes.load(ordering: .relaxed),
@@ -149,6 +152,7 @@ final class GatewayCounters: Sendable {
         var published: UInt64
         var publishFailures: UInt64
         var upstreamPrefixes: Int
+        var upstreamPrefixLimit: Int
         var upstreamWaiting: Int
         var upstreamDelayed: UInt64
         var resumes: UInt64
@@ -184,6 +188,7 @@ final class GatewayCounters: Sendable {
             case sseBytesOut = "sse_bytes_out"
             case publishFailures = "publish_failures"
             case upstreamPrefixes = "upstream_prefixes"
+            case upstreamPrefixLimit = "upstream_prefix_limit"
             case upstreamWaiting = "upstream_waiting"
             case upstreamDelayed = "upstream_delayed"
             case resumedValues = "resumed_values"

@@ -39,7 +39,8 @@ public final class HTTPGateway: Sendable {
     /// Joins the broker over inproc with its `context`, asks it through `control`, and starts
     /// listening. Throws `GatewayError` when the address cannot be bound.
     public init(
-        settings: HTTPSettings, keys: GatewayKeys = .none, maxPrefixLength: Int, historyPrefixes: [String] = [],
+        settings: HTTPSettings, keys: GatewayKeys = .none, maxPrefixLength: Int,
+        maxSubscriptions: Int = BrokerConfiguration.Defaults.maxSubscriptions, historyPrefixes: [String] = [],
         lastValuePrefixes: [String] = [], context: Context, control: any BrokerControl, logger: Logger
     ) throws {
         guard let (host, port) = settings.hostAndPort else {
@@ -47,7 +48,8 @@ public final class HTTPGateway: Sendable {
         }
         let counters = GatewayCounters()
         let dispatcher = ControlDispatcher(control: control, counters: counters)
-        let claims = UpstreamClaims(limit: settings.maxUpstreamPrefixes)
+        let claims = UpstreamClaims(limit: settings.upstreamPrefixLimit(maxSubscriptions: maxSubscriptions))
+        counters.upstreamPrefixLimit.store(claims.limit, ordering: .relaxed)
         let link: BrokerLink
         do {
             link = try BrokerLink(
@@ -170,8 +172,8 @@ public final class HTTPGateway: Sendable {
     /// max_upstream_prefixes and upstream_subscriptions_per_s at once. `listen`
     /// and `enabled` need a restart: the notes say so.
     public func reload(
-        _ settings: HTTPSettings, keys: GatewayKeys, maxPrefixLength: Int? = nil, historyPrefixes: [String]? = nil,
-        lastValuePrefixes: [String]? = nil
+        _ settings: HTTPSettings, keys: GatewayKeys, maxPrefixLength: Int? = nil, maxSubscriptions: Int? = nil,
+        historyPrefixes: [String]? = nil, lastValuePrefixes: [String]? = nil
     ) -> [String] {
         let previous = shared.settings
         var notes: [String] = []
@@ -198,7 +200,10 @@ public final class HTTPGateway: Sendable {
             applied.enabled = true
         }
         // Lowered, it refuses new prefixes until clients let go of enough: none is taken away.
-        shared.claims.limit = applied.maxUpstreamPrefixes
+        if let maxSubscriptions {
+            shared.claims.limit = applied.upstreamPrefixLimit(maxSubscriptions: maxSubscriptions)
+            shared.counters.upstreamPrefixLimit.store(shared.claims.limit, ordering: .relaxed)
+        }
         if applied.upstreamSubscriptionsPerSecond != previous.upstreamSubscriptionsPerSecond {
             shared.linkMailbox.post(.upstreamRate(applied.upstreamSubscriptionsPerSecond))
         }

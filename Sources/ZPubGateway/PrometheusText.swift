@@ -202,6 +202,9 @@ struct PrometheusText {
             "zpub_http_upstream_prefixes", "Distinct prefixes the gateway subscribes to",
             [([:], Double(gateway.upstreamPrefixes))])
         gauge(
+            "zpub_http_upstream_prefix_limit", "Distinct prefixes the gateway may hold (max_upstream_prefixes)",
+            [([:], Double(gateway.upstreamPrefixLimit))])
+        gauge(
             "zpub_http_upstream_waiting", "Prefixes waiting for the budget of new subscriptions at the broker",
             [([:], Double(gateway.upstreamWaiting))])
         counter(

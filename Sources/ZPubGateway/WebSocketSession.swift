@@ -330,10 +330,14 @@ final class WebSocketSession: ChannelInboundHandler {
                 }
                 // A prefix the client holds already changes nothing, unless a catch-up comes
                 // with it (`since`: a marker subscribed and unsubscribed at the broker, a REPLAY).
+                // Room first: a refusal for room must not cost the client one of its changes.
+                if !held, !shared.claims.wouldAdmit([bytes]) {
+                    refuseForRoom(prefix, context: context)
+                    continue
+                }
                 if !held || since != nil, !mayChange("subscribe", prefix, context: context) { continue }
                 if !held, !shared.claims.claim([bytes]) {
-                    shared.counters.rejectedGatewayFull.add(1, ordering: .relaxed)
-                    reply(context, error: "gateway_full", shared.claims.refusal([bytes]), prefix: prefix)
+                    refuseForRoom(prefix, context: context)
                     continue
                 }
                 prefixes.insert(bytes)
@@ -400,6 +404,12 @@ final class WebSocketSession: ChannelInboundHandler {
             "\(operation) not applied: more than \(SubscriptionChangeLimit.perSecond) subscription changes a second (after a burst of \(changes.burst)); slow down, and send it again in \(milliseconds) ms or later",
             prefix: prefix)
         return false
+    }
+
+    /// A prefix new to the gateway when it holds `max_upstream_prefixes`.
+    private func refuseForRoom(_ prefix: String, context: ChannelHandlerContext) {
+        shared.counters.rejectedGatewayFull.add(1, ordering: .relaxed)
+        reply(context, error: "gateway_full", shared.claims.refusal([Array(prefix.utf8)]), prefix: prefix)
     }
 
     private func reply(

@@ -77,7 +77,8 @@ struct Services {
         guard configuration.http.enabled else { return nil }
         let gateway = try HTTPGateway(
             settings: configuration.http, keys: keys, maxPrefixLength: configuration.maxSubscriptionLength,
-            historyPrefixes: configuration.historyPrefixes, lastValuePrefixes: configuration.lastValuePrefixes,
+            maxSubscriptions: configuration.maxSubscriptions, historyPrefixes: configuration.historyPrefixes,
+            lastValuePrefixes: configuration.lastValuePrefixes,
             context: broker.context, control: broker.control, logger: logger)
         let scheme = keys.servesTLS ? "https" : "http"
         let summary = keys.summary.isEmpty ? "" : " (\(keys.summary))"
@@ -108,7 +109,8 @@ struct Services {
         if let gateway {
             let notes = gateway.reload(
                 configuration.http, keys: gatewayKeys, maxPrefixLength: configuration.maxSubscriptionLength,
-                historyPrefixes: configuration.historyPrefixes, lastValuePrefixes: configuration.lastValuePrefixes)
+                maxSubscriptions: configuration.maxSubscriptions, historyPrefixes: configuration.historyPrefixes,
+                lastValuePrefixes: configuration.lastValuePrefixes)
             for note in notes { logger.warning("\(note)") }
             Self.warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
         } else if configuration.http.enabled {

@@ -164,20 +164,38 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(twice.map(\.message), ["xpub endpoint \"tcp://127.0.0.1:5556\" is listed twice; list it once"])
     }
 
-    /// The gateway's prefixes must fit in the broker's subscription table: the problem is shown
-    /// at max_upstream_prefixes when the file sets it, else at the max_subscriptions that no
-    /// longer leaves room for its default; with the gateway off there is nothing to fit.
+    /// A `max_upstream_prefixes` set in the file must fit in the broker's subscription table
+    /// (twice it plus 64) while the gateway is on, reported at its line with what fits; unset,
+    /// the gateway takes what fits (so an older file with a small table still starts); a value
+    /// out of its range is reported as such, and does not overflow the check.
     func testTheGatewaysPrefixesMustFitInMaxSubscriptions() throws {
-        let small = problems("[limits]\nmax_subscriptions = 1000\n[http]\nenabled = true\n")
-        XCTAssertEqual(small.map(\.line), [2])
+        let small = problems(
+            "[limits]\nmax_subscriptions = 1000\n[http]\nenabled = true\nmax_upstream_prefixes = 10000\n")
+        XCTAssertEqual(small.map(\.line), [5])
         XCTAssertTrue(small.first?.message.contains("max_upstream_prefixes (10000)") == true, "\(small)")
         XCTAssertTrue(small.first?.message.contains("at most 468") == true, "it says what fits: \(small)")
         let large = problems("[http]\nenabled = true\nmax_upstream_prefixes = 60000\n")
         XCTAssertEqual(large.map(\.line), [3])
         XCTAssertTrue(large.first?.message.contains("at least 120064") == true, "\(large)")
+        let tiny = problems("[limits]\nmax_subscriptions = 50\n[http]\nenabled = true\nmax_upstream_prefixes = 1\n")
+        XCTAssertTrue(
+            tiny.first?.message.contains("raise max_subscriptions in [limits] to at least 66") == true, "\(tiny)")
+        let huge = problems("[http]\nenabled = true\nmax_upstream_prefixes = 5000000000000000000\n")
+        XCTAssertEqual(huge.count, 1, "\(huge)")
+        XCTAssertTrue(huge.first?.message.contains("1000000") == true, "its range: \(huge)")
+        XCTAssertEqual(problems("[limits]\nmax_subscriptions = 1000\n[http]\nenabled = true\n"), [], "unset: what fits")
         XCTAssertEqual(
-            problems("[limits]\nmax_subscriptions = 1000\n[http]\nmax_upstream_prefixes = 468\nenabled = true\n"), [])
-        XCTAssertEqual(problems("[limits]\nmax_subscriptions = 1000\n"), [], "the gateway is off")
+            problems("[limits]\nmax_subscriptions = 1000\n[http]\nmax_upstream_prefixes = 10000\n"), [], "gateway off")
+
+        var settings = HTTPSettings()
+        XCTAssertEqual(settings.upstreamPrefixLimit(maxSubscriptions: 100_000), 10_000)
+        XCTAssertEqual(settings.upstreamPrefixLimit(maxSubscriptions: 1_000), 468)
+        XCTAssertEqual(settings.upstreamPrefixLimit(maxSubscriptions: 10), 1)
+        settings.maxUpstreamPrefixes = 50_000
+        XCTAssertEqual(settings.upstreamPrefixLimit(maxSubscriptions: 200_000), 50_000)
+        // A reload beside enabled = false is not checked, and the running gateway is held to
+        // what fits.
+        XCTAssertEqual(settings.upstreamPrefixLimit(maxSubscriptions: 5_000), 2_468)
     }
 
     /// Each [security.<role>] section has its own keys: a problem is reported at the line of
