@@ -298,4 +298,9 @@ public final class Broker: Sendable {
     public func stallForwardingLoop(milliseconds: Int) {
         loop.mailbox.post(.stall(milliseconds: milliseconds))
     }
+
+    /// Test hook: makes the history writer block for a while, as one on a stalled disk would.
+    public func stallHistoryWriter(milliseconds: Int) {
+        history?.mailbox.post(.stall(milliseconds: milliseconds))
+    }
 }

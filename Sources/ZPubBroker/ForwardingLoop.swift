@@ -147,6 +147,11 @@ final class ForwardingLoop {
     /// False while this broker is the waiting or passive one of a pair: the producers'
     /// endpoints are not bound, and nothing is forwarded (docs/topologies.md, "A pair").
     private var pairActive: Bool
+    /// A takeover waiting for the history writer's reserve above `nextSequence` (a write and a
+    /// sync; seconds on a slow disk): the producers' endpoints are bound once it is recorded,
+    /// or at `deadline` without it, and meanwhile the loop goes on answering subscriptions and
+    /// requests (it used to wait in `activate`, up to 5 s, and STATS and HEALTH with it).
+    private var activation: (reserved: ReplySlot<Bool>, reply: ReplySlot<[BrokerError]>, deadline: UInt64)?
     /// A passive pair member's mirroring stopped at a message the history queue had no room
     /// for (`replicate`), until the pair link asks again from there.
     private var mirrorStopped = false
@@ -252,7 +257,9 @@ final class ForwardingLoop {
         while true {
             let ready: Int
             do {
-                ready = try poller.poll(timeoutMilliseconds: schedule.pollTimeoutMilliseconds)
+                // While a takeover waits for its reserve, its answer is looked for every 5 ms.
+                ready = try poller.poll(
+                    timeoutMilliseconds: activation == nil ? schedule.pollTimeoutMilliseconds : 5)
             } catch {
                 logger.critical("forwarding loop cannot poll: \(error)")
                 break
@@ -276,6 +283,10 @@ final class ForwardingLoop {
                     schedule.startDrain(nowNanoseconds: now, milliseconds: configuration.shutdownDrainMilliseconds)
                     state.paused = false
                 }
+                poller.setWatching(pullIndex, !state.paused && pairActive)
+                poller.setWatching(xsubIndex, !state.paused && pairActive)
+            }
+            if activation != nil, finishActivationIfReserved(now: SystemClock.monotonicNanoseconds()) {
                 poller.setWatching(pullIndex, !state.paused && pairActive)
                 poller.setWatching(xsubIndex, !state.paused && pairActive)
             }
@@ -821,14 +832,17 @@ final class ForwardingLoop {
                     PairLoopView(
                         nextSequence: nextSequence, subscribers: subscribers, countedAtNanoseconds: countedAt,
                         mirrorStoppedAfter: mirrorStopped ? nextSequence &- 1 : nil))
-            case .replicate(let messages, let after):
+            case .replicate(let messages, let after) where activation == nil:
                 replicate(messages, after: after)
+            case .replicate:
+                // Taking over: the numbers from `nextSequence` on are this broker's now.
+                break
             case .lastValues(let since, let slot):
                 slot.fulfill(
                     state.lastValue.entries(
                         updatedAfter: since, limit: PairLink.valuesPageEntries, maxBytes: PairLink.valuesPageBytes,
                         nowMilliseconds: nowMilliseconds))
-            case .restoreValues(let entries) where !pairActive:
+            case .restoreValues(let entries) where !pairActive && activation == nil:
                 // Persisted too, as forwarded updates are: a backup that took over and then
                 // restarted alone came back with its own values of before, not the mirrored ones.
                 for entry in entries where state.lastValue.restore(entry) && persistLastValues {
@@ -844,7 +858,7 @@ final class ForwardingLoop {
                 // broker's own values now.
                 break
             case .pairActivate(let sequence, let slot):
-                slot.fulfill(activate(nextSequence: sequence))
+                beginActivation(nextSequence: sequence, reply: slot)
             }
         }
     }
@@ -885,25 +899,40 @@ final class ForwardingLoop {
         }
     }
 
-    /// The pair chose this broker: bind the producers' endpoints and forward from now on.
-    private func activate(nextSequence sequence: UInt64) -> [BrokerError] {
-        guard !pairActive else { return [] }
-        pairActive = true
+    /// The pair chose this broker: once the history writer has reserved the numbers from here
+    /// on (the peer may have been far above this store's), bind the producers' endpoints and
+    /// forward (`finishActivation`). Nothing is forwarded before, so nothing is numbered.
+    private func beginActivation(nextSequence sequence: UInt64, reply: ReplySlot<[BrokerError]>) {
+        guard !pairActive, activation == nil else { return reply.fulfill([]) }
         mirrorStopped = false
-        state.lastValueOnSubscribe = lastValueOnSubscribeSupported
         nextSequence = max(nextSequence, sequence, sequenceFloor)
-        // Numbers from here on must be covered by the store's reserve before any goes out; the
-        // peer may have been far above this store's. Waiting is fine here: nothing is forwarded
-        // before the producers' endpoints are bound below.
-        if let history {
-            let reserved = ReplySlot<Bool>()
-            history.mailbox.post(.reserve(above: nextSequence, reserved))
-            if reserved.wait(milliseconds: 5_000) != true {
-                logger.warning(
-                    "taking over without a durable reserve above sequence \(nextSequence): history keeps nothing until its writer records one (forwarding goes on)"
-                )
-            }
+        guard let history else { return reply.fulfill(finishActivation()) }
+        let reserved = ReplySlot<Bool>()
+        history.mailbox.post(.reserve(above: nextSequence, reserved))
+        activation = (reserved, reply, SystemClock.monotonicNanoseconds() &+ Self.reserveWaitNanoseconds)
+    }
+
+    /// How long a takeover waits for the history writer's reserve before it forwards anyway.
+    static let reserveWaitNanoseconds: UInt64 = 5_000_000_000
+
+    /// Ends a takeover whose reserve is recorded (or refused, or late); true once it has.
+    private func finishActivationIfReserved(now: UInt64) -> Bool {
+        guard let pending = activation else { return false }
+        let reserved = pending.reserved.value
+        guard reserved != nil || now >= pending.deadline else { return false }
+        activation = nil
+        if reserved != true {
+            logger.warning(
+                "taking over without a durable reserve above sequence \(nextSequence): history keeps nothing until its writer records one (forwarding goes on)"
+            )
         }
+        pending.reply.fulfill(finishActivation())
+        return true
+    }
+
+    private func finishActivation() -> [BrokerError] {
+        pairActive = true
+        state.lastValueOnSubscribe = lastValueOnSubscribeSupported
         let failures = [
             pullEndpoints.reconcile(with: configuration.pullEndpoints, on: pull, logger: logger),
             xsubEndpoints.reconcile(with: configuration.xsubEndpoints, on: xsub, logger: logger),

@@ -4,6 +4,10 @@ import ZPubCore
 import ZPubStore
 import ZeroMQ
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The hand-off from the forwarding loop to the history writer: a byte ring (`RecordRing`),
 /// bounded by `[history] queue_bytes`. The loop writes each kept message into it frame by
 /// frame, as a `HistoryRecord`, with no allocation and no lock; when it is full, history drops
@@ -215,6 +219,8 @@ enum HistoryCommand: Sendable {
     /// A passive pair member: the ranges the active peer told as not kept, with its reasons
     /// (its takeover jump, its unclean stop), for this store's record of the same numbers.
     case peerNotKept([HistoryReply.NotKept])
+    /// Test hook: the writer blocks for a while, as one on a stalled disk would.
+    case stall(milliseconds: Int)
     case stop
 }
 
@@ -375,6 +381,9 @@ final class HistoryWriter {
                         logger.error("history could not reserve sequences above \(sequence): \(error)")
                         slot.fulfill(false)
                     }
+                case .stall(let milliseconds):
+                    logger.warning("test hook: stalling the history writer for \(milliseconds) ms")
+                    usleep(UInt32(min(max(milliseconds, 0), 60_000)) * 1_000)
                 case .stop: stopping = true
                 }
             }

@@ -15,6 +15,9 @@ final class ReplySlot<Value: Sendable>: Sendable {
         condition.signal()
     }
 
+    /// The value if it has arrived, without waiting.
+    var value: Value? { state.withLock { $0 } }
+
     /// The value, or nil if it did not arrive within `milliseconds`.
     func wait(milliseconds: Int) -> Value? {
         guard condition.wait(milliseconds: milliseconds) else { return nil }

@@ -190,7 +190,8 @@ struct ZPubDaemon: ParsableCommand {
         }
     }
 
-    /// Waits for signals: SIGHUP reloads, SIGUSR2 stalls the loop when test hooks are on
+    /// Waits for signals: SIGHUP reloads, SIGUSR2 stalls the loop (or, with
+    /// `ZPUBD_TEST_STALL=history`, the history writer) when test hooks are on
     /// (`ZPUBD_TEST_HOOKS`), SIGTERM and SIGINT return (to shut down) the configuration then in
     /// force.
     private func serveSignals(
@@ -207,8 +208,14 @@ struct ZPubDaemon: ParsableCommand {
                 current = reload(services, loader: loader, current: current, logger: logger)
                 notifier.ready(status: "forwarding")
             case SIGUSR2 where testHooks:
-                services.broker.stallForwardingLoop(
-                    milliseconds: Int(getenv("ZPUBD_TEST_STALL_MS").map { String(cString: $0) } ?? "") ?? 3_000)
+                let milliseconds =
+                    Int(getenv("ZPUBD_TEST_STALL_MS").map { String(cString: $0) } ?? "") ?? 3_000
+                // ZPUBD_TEST_STALL=history: the history writer, as on a stalled disk.
+                if getenv("ZPUBD_TEST_STALL").map({ String(cString: $0) }) == "history" {
+                    services.broker.stallHistoryWriter(milliseconds: milliseconds)
+                } else {
+                    services.broker.stallForwardingLoop(milliseconds: milliseconds)
+                }
             case SIGUSR2:
                 logger.info("SIGUSR2 ignored (test hooks are off)")
             default:

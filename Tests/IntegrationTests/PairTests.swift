@@ -747,12 +747,7 @@ final class PairTests: XCTestCase {
     /// DEALER that says "active" until it stops.
     func testATakeoverKeepsUpItsHeartbeatsWhileTheLoopActivates() throws {
         let failover = 2_000
-        let context = try Context()
-        defer { context.terminate() }
-        let router = try Socket(context, type: .router)
-        defer { router.close() }
-        try router.setOption(.linger, 0)
-        try router.bind(endpoint("pair-a"))
+        let peer = try PlayedActivePeer(own: endpoint("pair-a"), broker: endpoint("pair-b"))
         let backup = try Daemon(
             configuration: """
                 [ha]
@@ -763,54 +758,97 @@ final class PairTests: XCTestCase {
                 """,
             environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "6000"], endpoints: endpoints("b"))
         let clients = try Clients()
-        let peer = try clients.socket(.dealer, connect: endpoint("pair-b"))
         let vote = try clients.socket(.sub, connect: backup.xpub)
         _ = vote
-        var beats: [(at: Date, state: String)] = []
-        var lastSent = Date.distantPast
-        /// Reads the backup's heartbeats for `seconds`, saying "active" meanwhile if `asActive`.
-        func pump(_ seconds: Double, asActive: Bool) throws {
-            let end = Date().addingTimeInterval(seconds)
-            while Date() < end {
-                if asActive && Date().timeIntervalSince(lastSent) >= 0.25 {
-                    try peer.send(frames: [Array("HB".utf8), Array("active".utf8), Array("0".utf8)])
-                    lastSent = Date()
-                }
-                if let frames = try router.receiveFrames(timeoutMilliseconds: 20), frames.count >= 3,
-                    frames[1] == Array("HB".utf8)
-                {
-                    beats.append((Date(), String(decoding: frames[2], as: UTF8.self)))
-                }
-            }
-        }
         try Wait.until("the backup is passive beside the active peer, with a subscriber", timeout: 15) {
-            try pump(0.1, asActive: true)
+            try peer.pump(0.1, asActive: true)
             guard pairState(backup) == .passive else { return false }
             return try (backup.stats().peers[.xpub] ?? 0) > 0
         }
         // Two heartbeats more: each learns the subscriber count from the loop first.
-        let counted = beats.count
+        let counted = peer.beats.count
         try Wait.until("two more heartbeats") {
-            try pump(0.1, asActive: true)
-            return beats.count >= counted + 2
+            try peer.pump(0.1, asActive: true)
+            return peer.beats.count >= counted + 2
         }
         // The peer goes silent while the backup's loop stalls for 6 s: the backup takes over
         // after `failover_ms`, and its loop activates only when the stall ends.
         backup.signal(SIGUSR2)
         let silent = Date()
-        beats.removeAll()
+        peer.beats.removeAll()
         try Wait.until("the backup announces itself active", timeout: 15) {
-            try pump(0.1, asActive: false)
-            return beats.contains { $0.state == "active" }
+            try peer.pump(0.1, asActive: false)
+            return peer.beats.contains { $0.state == "active" }
         }
-        try pump(1, asActive: false)
-        let times = [silent] + beats.map(\.at)
+        try peer.pump(1, asActive: false)
+        let times = [silent] + peer.beats.map(\.at)
         let longest = zip(times, times.dropFirst()).map { $1.timeIntervalSince($0) }.max() ?? 0
         XCTAssertLessThan(
             longest, Double(failover) * 0.75 / 1_000,
-            "the longest silence, where the peer counts silence after failover_ms: \(beats.map { ($0.at.timeIntervalSince(silent), $0.state) })"
+            "the longest silence, where the peer counts silence after failover_ms: \(peer.beats.map { ($0.at.timeIntervalSince(silent), $0.state) })"
         )
         try Wait.until("the backup is active once its loop is back", timeout: 15) { pairState(backup) == .active }
+    }
+
+    /// A takeover waits for the history writer to reserve the numbers it will hand out (a write
+    /// and a sync; here the writer is stalled for 4 s, as on a stalled disk), but the loop goes
+    /// on answering meanwhile: STATS comes back at once while the takeover waits, and once the
+    /// reserve is in the producers' endpoint is bound and a message goes through. Before, the
+    /// loop waited inside the takeover, up to 5 s, and STATS and HEALTH (2 s) timed out with it.
+    /// The active peer is played by the test, as above.
+    func testATakeoverWaitingForItsHistoryReserveKeepsTheLoopAnswering() throws {
+        let stall = 4.0
+        let peer = try PlayedActivePeer(own: endpoint("pair-a"), broker: endpoint("pair-b"))
+        let backup = try Daemon(
+            configuration: """
+                [history]
+                prefixes = ["n."]
+                [ha]
+                role = "backup"
+                bind = "\(endpoint("pair-b"))"
+                peer = "\(endpoint("pair-a"))"
+                failover_ms = 1000
+                """,
+            environment: [
+                "ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL": "history", "ZPUBD_TEST_STALL_MS": "\(Int(stall * 1_000))",
+            ], endpoints: endpoints("b"))
+        let clients = try Clients()
+        let subscriber = try clients.socket(.sub, connect: backup.xpub)
+        try subscriber.setOption(.subscribe, bytes: Array("n.".utf8))
+        try Wait.until("the backup is passive beside the active peer, with a subscriber", timeout: 15) {
+            try peer.pump(0.1, asActive: true)
+            guard pairState(backup) == .passive else { return false }
+            return try (backup.stats().peers[.xpub] ?? 0) > 0
+        }
+        backup.signal(SIGUSR2)
+        try Wait.until("the history writer stalls") { backup.log.contains("test hook: stalling the history writer") }
+        let stalled = Date()
+        // The peer goes silent: the backup takes over after failover_ms, and its takeover waits
+        // for the stalled writer's reserve.
+        peer.beats.removeAll()
+        try Wait.until("the backup announces itself active", timeout: 15) {
+            try peer.pump(0.1, asActive: false)
+            return peer.beats.contains { $0.state == "active" }
+        }
+        let asked = Date()
+        let reply = try backup.request("STATS", timeout: 3_000)
+        let answeredIn = Date().timeIntervalSince(asked)
+        try XCTSkipIf(
+            asked.timeIntervalSince(stalled) > stall - 1.5,
+            "the takeover came \(asked.timeIntervalSince(stalled)) s into the writer's \(stall) s stall: too late to tell"
+        )
+        XCTAssertNotNil(reply, "STATS while the takeover waits for the history writer")
+        XCTAssertLessThan(answeredIn, 1, "the loop answered at once, not after the writer")
+        XCTAssertFalse(
+            backup.log.contains("taking over without a durable reserve"), "the reserve is not yet due: \(backup.log)")
+        // Once the reserve is in: the producers' endpoint is bound, and a message is numbered.
+        let producer = try clients.socket(.push, connect: backup.pull)
+        try Wait.until("a message goes through the new active broker", timeout: 20) {
+            try producer.send(frames: frames("n.x", "after"))
+            return try subscriber.receiveFrames(timeoutMilliseconds: 200) != nil
+        }
+        XCTAssertFalse(backup.log.contains("taking over without a durable reserve"), backup.log)
+        try Wait.until("the message is kept, under the reserve") { try backup.stats().history?.written ?? 0 >= 1 }
     }
 
     /// Browsers on the passive broker's gateway vote as subscribers do: a load balancer that
@@ -1175,6 +1213,52 @@ final class PairTests: XCTestCase {
         func stop() {
             stopping.store(true, ordering: .relaxed)
             _ = finished.wait(timeout: .now() + 10)
+        }
+    }
+}
+
+/// The active peer of a pair, played by a test: a ROUTER where the broker's DEALER connects
+/// (its heartbeats arrive there) and a DEALER to the broker's ROUTER that says "active" while
+/// the test wants it to.
+private final class PlayedActivePeer {
+    private let context: Context
+    private let router: Socket
+    private let dealer: Socket
+    private var lastSent = Date.distantPast
+    /// The broker's heartbeats, with when each came and the state it said.
+    var beats: [(at: Date, state: String)] = []
+
+    /// Listens on `own` (the broker's `peer`) and connects to `broker` (its `bind`).
+    init(own: String, broker: String) throws {
+        context = try Context()
+        router = try Socket(context, type: .router)
+        try router.setOption(.linger, 0)
+        try router.bind(own)
+        dealer = try Socket(context, type: .dealer)
+        try dealer.setOption(.linger, 0)
+        try dealer.connect(broker)
+    }
+
+    deinit {
+        router.close()
+        dealer.close()
+        context.terminate()
+    }
+
+    /// Reads the broker's heartbeats for `seconds`, saying "active" four times a second
+    /// meanwhile if `asActive`.
+    func pump(_ seconds: Double, asActive: Bool) throws {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if asActive && Date().timeIntervalSince(lastSent) >= 0.25 {
+                try dealer.send(frames: [Array("HB".utf8), Array("active".utf8), Array("0".utf8)])
+                lastSent = Date()
+            }
+            if let frames = try router.receiveFrames(timeoutMilliseconds: 20), frames.count >= 3,
+                frames[1] == Array("HB".utf8)
+            {
+                beats.append((Date(), String(decoding: frames[2], as: UTF8.self)))
+            }
         }
     }
 }
