@@ -246,8 +246,15 @@ final class ForwardingLoop {
         let xpubIndex = poller.add(xpub)
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
         let receiptsIndex = receipts.map { poller.add($0) }
-        poller.setWatching(pullIndex, pairActive)
-        poller.setWatching(xsubIndex, pairActive)
+        /// Producers are read only while active and not paused; the gateway's publishes not
+        /// while a takeover waits for its reserve (they wait with it, rather than be refused
+        /// as if paused).
+        func watchProducers() {
+            poller.setWatching(pullIndex, !state.paused && pairActive)
+            poller.setWatching(xsubIndex, !state.paused && pairActive)
+            if let receiptsIndex { poller.setWatching(receiptsIndex, activation == nil) }
+        }
+        watchProducers()
         // The watchdog is pinged from here, and only here: if this loop hangs, the pings stop and
         // systemd restarts the daemon.
         var schedule = LoopSchedule(
@@ -283,15 +290,16 @@ final class ForwardingLoop {
                     schedule.startDrain(nowNanoseconds: now, milliseconds: configuration.shutdownDrainMilliseconds)
                     state.paused = false
                 }
-                poller.setWatching(pullIndex, !state.paused && pairActive)
-                poller.setWatching(xsubIndex, !state.paused && pairActive)
+                watchProducers()
             }
             if activation != nil, finishActivationIfReserved(now: SystemClock.monotonicNanoseconds()) {
-                poller.setWatching(pullIndex, !state.paused && pairActive)
-                poller.setWatching(xsubIndex, !state.paused && pairActive)
+                watchProducers()
             }
             if schedule.drainFinished(pollWasQuiet: ready == 0, nowNanoseconds: now) { break }
         }
+        // Stopped while a takeover waited: it never forwarded; the pair link waits no more.
+        activation?.reply.fulfill([])
+        activation = nil
         closeSockets()
     }
 
@@ -832,10 +840,11 @@ final class ForwardingLoop {
                     PairLoopView(
                         nextSequence: nextSequence, subscribers: subscribers, countedAtNanoseconds: countedAt,
                         mirrorStoppedAfter: mirrorStopped ? nextSequence &- 1 : nil))
-            case .replicate(let messages, let after) where activation == nil:
+            case .replicate(let messages, let after) where !pairActive && activation == nil:
                 replicate(messages, after: after)
             case .replicate:
-                // Taking over: the numbers from `nextSequence` on are this broker's now.
+                // Taking over, or active (a late reply to a passive request): the numbers from
+                // `nextSequence` on are this broker's now.
                 break
             case .lastValues(let since, let slot):
                 slot.fulfill(
@@ -905,6 +914,9 @@ final class ForwardingLoop {
     private func beginActivation(nextSequence sequence: UInt64, reply: ReplySlot<[BrokerError]>) {
         guard !pairActive, activation == nil else { return reply.fulfill([]) }
         mirrorStopped = false
+        // The peer is gone: subscribers that come meanwhile (moved by a load balancer, say)
+        // get their last value as on an active broker.
+        state.lastValueOnSubscribe = lastValueOnSubscribeSupported
         nextSequence = max(nextSequence, sequence, sequenceFloor)
         guard let history else { return reply.fulfill(finishActivation()) }
         let reserved = ReplySlot<Bool>()
@@ -919,8 +931,13 @@ final class ForwardingLoop {
     private func finishActivationIfReserved(now: UInt64) -> Bool {
         guard let pending = activation else { return false }
         let reserved = pending.reserved.value
-        guard reserved != nil || now >= pending.deadline else { return false }
+        guard reserved != nil || now >= pending.deadline || stopRequested else { return false }
         activation = nil
+        // Stopping: a broker on its way out binds nothing more.
+        if stopRequested {
+            pending.reply.fulfill([])
+            return true
+        }
         if reserved != true {
             logger.warning(
                 "taking over without a durable reserve above sequence \(nextSequence): history keeps nothing until its writer records one (forwarding goes on)"
@@ -932,7 +949,6 @@ final class ForwardingLoop {
 
     private func finishActivation() -> [BrokerError] {
         pairActive = true
-        state.lastValueOnSubscribe = lastValueOnSubscribeSupported
         let failures = [
             pullEndpoints.reconcile(with: configuration.pullEndpoints, on: pull, logger: logger),
             xsubEndpoints.reconcile(with: configuration.xsubEndpoints, on: xsub, logger: logger),

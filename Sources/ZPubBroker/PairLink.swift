@@ -604,7 +604,9 @@ final class PairLink {
             // Heartbeats go on while the loop binds and reserves sequences (a write and a sync,
             // seconds on a slow disk): a peer that heard nothing meanwhile, a primary restarting
             // beside this broker say, would count it as silent and go active too.
-            let deadline = SystemClock.monotonicNanoseconds() &+ 5_000_000_000
+            // The loop's own wait for the history reserve, and a margin: the loop starts its
+            // clock when it reads the request, after this one.
+            let deadline = SystemClock.monotonicNanoseconds() &+ ForwardingLoop.reserveWaitNanoseconds &+ 1_000_000_000
             var failures: [BrokerError]?
             repeat {
                 announce(now: SystemClock.monotonicNanoseconds())

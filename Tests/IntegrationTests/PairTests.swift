@@ -830,6 +830,12 @@ final class PairTests: XCTestCase {
             try peer.pump(0.1, asActive: false)
             return peer.beats.contains { $0.state == "active" }
         }
+        // The writer stalled before the takeover asked it for the reserve (a late signal would
+        // let the reserve through first, and the test pass whatever the loop does).
+        let log = backup.log
+        let stallLogged = try XCTUnwrap(log.range(of: "test hook: stalling the history writer"))
+        let takeoverLogged = try XCTUnwrap(log.range(of: "passive -> active"), log)
+        XCTAssertLessThan(stallLogged.lowerBound, takeoverLogged.lowerBound, log)
         let asked = Date()
         let reply = try backup.request("STATS", timeout: 3_000)
         let answeredIn = Date().timeIntervalSince(asked)
