@@ -36,8 +36,14 @@ struct ControlClient {
             if let problem = Self.ipcProblem(endpoint) {
                 throw CLIError("no reply from zpubd at \(endpoint): \(problem)")
             }
+            // The packaged service listens elsewhere than the default: say where.
+            let service = "/run/zpub/control.sock"
+            let packaged =
+                endpoint != "ipc://" + service && access(service, F_OK) == 0
+                ? "; the packaged service listens on ipc://\(service) (sudo zpub ... -c ipc://\(service), or set ZPUB_CONTROL)"
+                : ""
             throw CLIError(
-                "no reply from zpubd at \(endpoint) within \(timeoutMilliseconds) ms; is zpubd running there? (start it with `zpubd`, or point --control at it)"
+                "no reply from zpubd at \(endpoint) within \(timeoutMilliseconds) ms; is zpubd running there? (start it with `zpubd`, or point --control or ZPUB_CONTROL at it)\(packaged)"
             )
         }
         return frames.first ?? []

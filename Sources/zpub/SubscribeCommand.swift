@@ -65,7 +65,7 @@ struct Subscribe: ParsableCommand {
 
     /// The endpoints given, or the defaults.
     private var endpoints: [String] { endpoint.isEmpty ? BrokerConfiguration.Defaults.xpubEndpoints : endpoint }
-    private var control: String { controls.first ?? BrokerConfiguration.Defaults.controlEndpoints[0] }
+    private var control: String { controls.first ?? defaultControlEndpoint }
 
     @OptionGroup var curve: CurveOptions
 

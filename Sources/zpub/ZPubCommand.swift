@@ -1,6 +1,10 @@
 import ArgumentParser
 import ZPubCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// zpub: publish, subscribe and inspect a running zpubd, in the manner of redis-cli,
 /// nats and mosquitto_pub/sub.
 @main
@@ -28,8 +32,10 @@ struct ZPubCommand: ParsableCommand {
 struct ControlOptions: ParsableArguments {
     @Option(
         name: [.customShort("c"), .long],
-        help: ArgumentHelp("The broker's control endpoint.", valueName: "endpoint"))
-    var control = BrokerConfiguration.Defaults.controlEndpoints[0]
+        help: ArgumentHelp(
+            "The broker's control endpoint (default: $ZPUB_CONTROL, or tcp://127.0.0.1:5555; the packaged service listens on ipc:///run/zpub/control.sock).",
+            valueName: "endpoint"))
+    var control = defaultControlEndpoint
 
     @Option(
         name: .long, parsing: .unconditional,
@@ -62,4 +68,11 @@ enum Milliseconds {
             throw ValidationError("\(option) is \(value); give between 0 and \(maximum) milliseconds\(span)")
         }
     }
+}
+
+/// `$ZPUB_CONTROL` when set (so that `zpub stats` finds a broker whose control socket is not
+/// the default, e.g. the packaged service's ipc socket), else the default endpoint.
+var defaultControlEndpoint: String {
+    getenv("ZPUB_CONTROL").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        ?? BrokerConfiguration.Defaults.controlEndpoints[0]
 }

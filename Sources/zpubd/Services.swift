@@ -63,8 +63,16 @@ struct Services {
                 broker: broker,
                 gateway: try startGateway(configuration, keys: gatewayKeys, broker: broker, logger: logger))
         } catch {
-            logger.critical("\(error)")
             broker.stop()
+            // Socket-activated (zpubd-activated.service: no network of its own, Unix sockets
+            // only), the gateway can never listen: said, and not restarted every second.
+            guard adopted.isEmpty else {
+                logger.critical(
+                    "\(error); zpubd was started by socket activation, and under zpubd-activated.service it has no network of its own, so the HTTP gateway cannot listen there: run zpubd.service for the gateway, or set [http] enabled = false"
+                )
+                throw ExitCode(78)
+            }
+            logger.critical("\(error)")
             throw ExitCode(1)
         }
     }

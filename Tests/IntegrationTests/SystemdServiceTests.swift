@@ -155,6 +155,40 @@ final class SystemdServiceTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("adopting a listening socket passed by systemd"), run.stderr)
     }
 
+    /// Socket-activated, a gateway that cannot listen (zpubd-activated.service has no network;
+    /// here its port is taken) stops zpubd with status 78, which the unit does not restart,
+    /// and says why and what to run instead. It exited 1, and systemd restarted it every second
+    /// until its start limit.
+    func testASocketActivatedGatewayThatCannotListenIsAConfigurationError() throws {
+        let activate = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: activate.path), "systemd-socket-activate is missing")
+        let context = try Context()
+        defer { context.terminate() }
+        let squatter = try Socket(context, type: .pull)
+        defer { squatter.close() }
+        try squatter.setOption(.linger, 0)
+        try squatter.bind("tcp://127.0.0.1:*")
+        let taken = squatter.lastEndpoint.replacingOccurrences(of: "tcp://", with: "")
+        let control = NSTemporaryDirectory() + "zpubd-activated-\(UUID().uuidString.prefix(8)).sock"
+        defer { unlink(control) }
+        let ports = try (0..<3).map { _ in try FreePort.find() }
+        let program = try RunningProgram(
+            activate,
+            [
+                "-l", control, "--fdname=control", Binaries.zpubd.path, "--http", taken,
+                "--pull", "tcp://127.0.0.1:\(ports[0])", "--xsub", "tcp://127.0.0.1:\(ports[1])",
+                "--xpub", "tcp://127.0.0.1:\(ports[2])",
+            ])
+        let clients = try Clients()
+        // The first connection makes systemd-socket-activate start zpubd.
+        let request = try clients.socket(.req, connect: "ipc://\(control)")
+        try request.send(text: "PING")
+        let run = try program.finish(timeout: 20)
+        XCTAssertEqual(run.status, 78, run.stderr)
+        XCTAssertTrue(run.stderr.contains("socket activation"), run.stderr + run.stdout)
+        XCTAssertTrue(run.stderr.contains("zpubd.service"), run.stderr)
+    }
+
     /// zpubd logs through sd_journal_sendv when its stderr is the journal; the test plays
     /// journald on the native socket and reads the fields, as `journalctl -p` and field
     /// matches would.
