@@ -9,6 +9,9 @@ struct ControlClient {
     let endpoint: String
     let timeoutMilliseconds: Int
     var curve: CurveOptions? = nil
+    /// Looked at every 100 ms while a reply is awaited: true ends the wait (`Interrupted`), so
+    /// that Ctrl-C in `zpub top` is not held for up to --timeout by a broker that is slow.
+    var interrupted: () -> Bool = { false }
 
     /// The raw reply (one frame of JSON), or a `CLIError` saying what went wrong.
     func request(_ text: String) throws -> [UInt8] {
@@ -80,8 +83,9 @@ struct ControlClient {
             if watch.failure() != nil && watch.isHopeless { return nil }
             let now = SystemClock.monotonicNanoseconds()
             guard now < deadline else { return nil }
-            _ = try poller.poll(timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
+            _ = try poller.poll(timeoutMilliseconds: min(100, Int((deadline - now) / 1_000_000) + 1))
             if poller.isReadable(reply), let frames = try socket.receiveFrames(dontWait: true) { return frames }
+            if interrupted() { throw Interrupted() }
         }
     }
 
@@ -113,6 +117,9 @@ extension Socket {
         }
     }
 }
+
+/// A wait for a reply ended by a signal the caller takes next (`ControlClient.interrupted`).
+struct Interrupted: Error {}
 
 /// An error for a person: printed as `zpub: message`, exit status 1.
 struct CLIError: Error, CustomStringConvertible {

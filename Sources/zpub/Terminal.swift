@@ -95,6 +95,13 @@ struct SignalWatcher {
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
+    /// Whether one of `signals` waits to be taken (`pending()`), without taking it.
+    func isPending(_ signals: [Int32]) -> Bool {
+        var waiting = sigset_t()
+        sigpending(&waiting)
+        return signals.contains { sigismember(&waiting, $0) == 1 }
+    }
+
     /// A signal that arrived since the last call, if any; never waits.
     func pending() -> Int32? {
         var set = self.set

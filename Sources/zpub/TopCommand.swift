@@ -60,9 +60,17 @@ struct Top: ParsableCommand {
         let signals = SignalWatcher([SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP])
         var status: Int32 = 0
         try reportingErrors {
-            let client = options.client
+            var client = options.client
+            // Ctrl-C and friends end a wait for the broker at once; a resize waits its turn.
+            client.interrupted = { signals.isPending([SIGINT, SIGTERM, SIGHUP]) }
             // The first reading fails loudly: a wrong endpoint should not look like an idle broker.
-            let first = try Self.read(client)
+            let first: TopSample
+            do {
+                first = try Self.read(client)
+            } catch is Interrupted {
+                status = 128 + (signals.pending() ?? SIGINT)
+                return
+            }
             if plain || options.json || !Terminal.isOutputTerminal {
                 status = runPlain(client, first: first, signals: signals)
             } else {
@@ -103,6 +111,8 @@ struct Top: ParsableCommand {
                 view = TopView(previous: view.sample, current: try Self.read(client))
                 problem = nil
                 refreshes += 1
+            } catch is Interrupted {
+                continue  // the signal is taken by the wait that follows the drawing
             } catch {
                 problem = "\(error) (retrying)"
                 refreshes += 1
@@ -176,6 +186,8 @@ struct Top: ParsableCommand {
             let next: TopSample
             do {
                 next = try Self.read(client)
+            } catch is Interrupted {
+                continue  // the signal is taken at the top of the loop
             } catch {
                 // Counted: -n bounds the run even when the broker is gone (a monitor's
                 // `zpub top -n 10 --json` ran for ever), which then ends with status 1.

@@ -248,6 +248,25 @@ final class TopTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("no reply"), run.stderr)
     }
 
+    /// Ctrl-C ends `zpub top` at once while it waits for a broker that does not answer (here
+    /// stopped with SIGSTOP) instead of after --timeout (10 s here; each refresh asks twice).
+    func testCtrlCEndsTheWaitForASilentBroker() throws {
+        let daemon = try Daemon()
+        let top = try RunningProgram(
+            Binaries.zpub, ["top", "-c", daemon.control, "--interval", "200", "--timeout", "10000", "--plain"])
+        try Wait.until("the first reading is printed", timeout: 20) { top.stdoutSoFar.contains("zpub top") }
+        daemon.signal(SIGSTOP)
+        defer { daemon.signal(SIGCONT) }
+        // Past the interval: top is waiting for the broker now.
+        usleep(600_000)
+        let interrupted = Date()
+        top.signal(SIGINT)
+        let run = try top.finish(timeout: 20)
+        XCTAssertEqual(run.status, 130, run.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(interrupted), 3, "not after the 10-s timeout")
+        XCTAssertFalse(run.stderr.contains("no reply"), run.stderr)
+    }
+
     func testNoBrokerIsReportedNotWaitedFor() throws {
         let nowhere = "ipc://\(NSTemporaryDirectory())/zpub-top-nobody-\(getpid()).sock"
         let run = try Run.program(Binaries.zpub, ["top", "-c", nowhere, "--timeout", "300"], timeout: 10)
