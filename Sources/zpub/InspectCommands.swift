@@ -48,15 +48,23 @@ struct Stats: ParsableCommand {
 
 struct Health: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check the broker's health; exit status 0 only when it is ok.")
+        abstract: "Check the broker's health; exit status 0 only when it is ok.",
+        discussion: """
+            Exit status: 0 ok; 1 not ok (paused, the passive member of a pair, or no answer). \
+            A load balancer wants that: only the active broker passes. A monitor of the pair \
+            itself gives --passive-ok, and a healthy standby passes too.
+            """)
     @OptionGroup var options: ControlOptions
+
+    @Flag(name: .long, help: "Count the passive member of a pair as ok (a monitor of a standby, not a load balancer).")
+    var passiveOk = false
 
     func run() throws {
         var healthy = false
         try reportingErrors {
             let client = options.client
             let (health, raw) = try client.request("HEALTH", as: HealthReport.self)
-            healthy = health.status == .ok
+            healthy = health.status == .ok || (passiveOk && health.status == .passive)
             if options.json { return Output.raw(raw) }
             var line =
                 "\(health.status.rawValue): forwarding \(health.forwarding.rawValue), up \(Format.duration(health.uptimeSeconds)), loop lag \(String(format: "%.3f", health.loopLagSeconds)) s, \(health.subscriptions) subscriptions, zpubd \(health.version)"

@@ -183,6 +183,8 @@ final class PairTests: XCTestCase {
         let health = try Run.program(Binaries.zpub, ["health", "-c", backup.control])
         XCTAssertNotEqual(health.status, 0)
         XCTAssertTrue(health.stdout.contains("passive") && health.stdout.contains("backup of a pair"), health.stdout)
+        // A monitor of the standby itself: passive is ok with --passive-ok.
+        XCTAssertEqual(try Run.program(Binaries.zpub, ["health", "--passive-ok", "-c", backup.control]).status, 0)
         let top = try Run.program(
             Binaries.zpub, ["top", "-c", backup.control, "--interval", "200", "-n", "1", "--json"])
         let topPair = try XCTUnwrap(
