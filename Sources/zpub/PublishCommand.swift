@@ -128,6 +128,10 @@ struct Publish: ParsableCommand {
             } else if !message.isEmpty {
                 try send([topicFrame] + message.map { Array($0.utf8) })
             } else {
+                // A person at a terminal who gave no MESSAGE: say what zpub waits for.
+                if isatty(0) == 1 {
+                    Output.error("reading lines from standard input, one message each (Ctrl-D ends)")
+                }
                 var lines = StandardInputLines()
                 while let line = try lines.next() { try send([topicFrame, line]) }
             }
