@@ -42,7 +42,8 @@ struct ControlClient {
             // The packaged service listens elsewhere than the default: say where.
             let service = "/run/zpub/control.sock"
             let packaged =
-                endpoint != "ipc://" + service && access(service, F_OK) == 0
+                // EACCES: there, but in the service's directory, which only root may search.
+                endpoint != "ipc://" + service && (access(service, F_OK) == 0 || errno == EACCES)
                 ? "; the packaged service listens on ipc://\(service) (sudo zpub ... -c ipc://\(service), or set ZPUB_CONTROL)"
                 : ""
             throw CLIError(

@@ -12,8 +12,9 @@ struct Publish: ParsableCommand {
         abstract: "Publish a message: TOPIC is the first frame, each MESSAGE one more frame.",
         discussion: """
             With no MESSAGE, reads standard input and publishes one message per line \
-            (TOPIC, line), byte for byte (binary lines too); --file publishes a whole file \
-            (or - for standard input) as one payload frame.
+            (TOPIC, line), byte for byte (binary lines too; the line's end, \\n or \\r\\n, is not \
+            part of it); --file publishes a whole file (or - for standard input) as one payload \
+            frame.
 
             By default PUSHes to the broker's PULL socket, which queues while the broker \
             is busy; --pub PUBlishes to its XSUB socket instead.
@@ -47,8 +48,17 @@ struct Publish: ParsableCommand {
 
     @Option(
         name: .long, parsing: .unconditional,
-        help: ArgumentHelp("Give up if the broker cannot be reached within this many milliseconds.", valueName: "ms"))
+        help: ArgumentHelp(
+            "Give up if the broker cannot be reached, or takes no message, within this many milliseconds.",
+            valueName: "ms"))
     var timeout = 3_000
+
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp(
+            "The largest frame to send, in bytes: the broker's max_message_size (default 16 MiB). zpubd drops the connection, and the message, of a sender of a larger frame, so zpub refuses it instead.",
+            valueName: "bytes"))
+    var maxSize = BrokerConfiguration.Defaults.maxMessageSize
 
     @Option(
         name: .long, parsing: .unconditional,
@@ -62,6 +72,7 @@ struct Publish: ParsableCommand {
     func validate() throws {
         if push && pub { throw ValidationError("--push and --pub exclude each other") }
         if file != nil && !message.isEmpty { throw ValidationError("--file and MESSAGE frames exclude each other") }
+        if maxSize < 1 { throw ValidationError("--max-size must be at least 1") }
         try Milliseconds.check(timeout, "--timeout")
         // A minute at most: it is slept in microseconds, in 32 bits.
         try Milliseconds.check(settle, "--settle", maximum: 60_000)
@@ -112,6 +123,11 @@ struct Publish: ParsableCommand {
 
             var sent = 0
             func send(_ frames: [[UInt8]]) throws {
+                if let large = frames.first(where: { $0.count > maxSize }) {
+                    throw CLIError(
+                        "a frame of \(large.count) bytes is larger than --max-size (\(maxSize)) (\(sent) messages sent before): zpubd drops the connection, and the message, of a sender of a frame over its max_message_size; raise both if the broker's allows it"
+                    )
+                }
                 guard try socket.send(frames: frames) else {
                     // Connected, but the broker took nothing more: not "is it running?".
                     _ = try? watch.update()
@@ -166,13 +182,17 @@ struct StandardInputLines {
     private var buffer = [UInt8](repeating: 0, count: 65_536)
     private var pending: [UInt8] = []
     private var start = 0
+    /// Where the search for the next newline goes on: a long line is not scanned again with
+    /// every read (which made it quadratic).
+    private var scanned = 0
     private var atEnd = false
 
     mutating func next() throws -> [UInt8]? {
         while true {
-            if let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            if let newline = pending[max(start, scanned)...].firstIndex(of: UInt8(ascii: "\n")) {
                 var line = Array(pending[start..<newline])
                 start = newline + 1
+                scanned = start
                 if line.last == UInt8(ascii: "\r") { line.removeLast() }
                 return line
             }
@@ -181,9 +201,11 @@ struct StandardInputLines {
                 defer { start = pending.count }
                 return Array(pending[start...])
             }
+            scanned = pending.count
             // Keep the unread tail only: a long input is not held whole.
             if start > 0 {
                 pending.removeFirst(start)
+                scanned -= start
                 start = 0
             }
             let count = read(0, &buffer, buffer.count)

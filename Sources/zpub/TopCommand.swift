@@ -61,8 +61,8 @@ struct Top: ParsableCommand {
         var status: Int32 = 0
         try reportingErrors {
             var client = options.client
-            // Ctrl-C and friends end a wait for the broker at once; a resize waits its turn.
-            client.interrupted = { signals.isPending([SIGINT, SIGTERM, SIGHUP]) }
+            // Ctrl-C, Ctrl-Z and friends end a wait for the broker at once; a resize waits its turn.
+            client.interrupted = { signals.isPending([SIGINT, SIGTERM, SIGHUP, SIGTSTP]) }
             // The first reading fails loudly: a wrong endpoint should not look like an idle broker.
             let first: TopSample
             do {

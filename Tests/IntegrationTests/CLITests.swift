@@ -65,6 +65,11 @@ final class CLITests: XCTestCase {
         let whole = try zpub(["pub", "--endpoint", daemon.pull, "--file", file.path, "bin.file"])
         XCTAssertEqual(whole.status, 0, whole.stderr)
         XCTAssertEqual(try subscriber.receive(1), [[Array("bin.file".utf8), content]])
+        // Larger than the broker takes (its max_message_size, which --max-size stands for):
+        // refused by zpub, not sent to be dropped with the connection.
+        let large = try zpub(["pub", "--endpoint", daemon.pull, "--max-size", "1000", "--file", file.path, "bin.file"])
+        XCTAssertEqual(large.status, 1, large.stderr)
+        XCTAssertTrue(large.stderr.contains("larger than --max-size (1000)"), large.stderr)
         let missing = try zpub(["pub", "--endpoint", daemon.pull, "--file", "/nonexistent/x", "bin.file"])
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains("cannot read /nonexistent/x"), missing.stderr)
