@@ -16,6 +16,8 @@ struct Services {
     let broker: Broker
     /// When [http] is on (docs/http.md).
     let gateway: HTTPGateway?
+    /// Started on sockets systemd passed: under zpubd-activated.service, with no network.
+    let socketActivated: Bool
 
     /// Set when the pair demoted this broker: zpubd then exits with `demotedExitStatus`.
     static let demoted = Atomic<Bool>(false)
@@ -61,7 +63,8 @@ struct Services {
         do {
             return Services(
                 broker: broker,
-                gateway: try startGateway(configuration, keys: gatewayKeys, broker: broker, logger: logger))
+                gateway: try startGateway(configuration, keys: gatewayKeys, broker: broker, logger: logger),
+                socketActivated: !adopted.isEmpty)
         } catch {
             broker.stop()
             // Socket-activated (zpubd-activated.service: no network of its own, Unix sockets

@@ -247,6 +247,13 @@ struct ZPubDaemon: ParsableCommand {
                 return current
             }
             for warning in security.warnings { logger.warning("\(warning)") }
+            // Accepted, it would make the next start (a watchdog restart, an upgrade) exit 78.
+            if services.socketActivated && services.gateway == nil && next.http.enabled {
+                logger.error(
+                    "reload refused, the configuration in force is unchanged: [http] enabled = true, but zpubd runs socket-activated, and under zpubd-activated.service it has no network of its own, so the gateway could never listen (its next start would fail); run zpubd.service for the gateway, or keep [http] off"
+                )
+                return current
+            }
             let failures: [BrokerError]
             switch services.reload(next, security: security, gatewayKeys: gatewayKeys, logger: logger) {
             case .refused(let reason):

@@ -189,6 +189,44 @@ final class SystemdServiceTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("zpubd.service"), run.stderr)
     }
 
+    /// Socket-activated, a reload that turns the gateway on is refused (the configuration in
+    /// force stays): accepted, it said the gateway would start at the next restart, where it
+    /// could never listen, and that start exited 78.
+    func testASocketActivatedReloadThatTurnsTheGatewayOnIsRefused() throws {
+        let activate = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: activate.path), "systemd-socket-activate is missing")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zpubd-act-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("zpubd.conf")
+        let ports = try (0..<4).map { _ in try FreePort.find() }
+        try """
+        [endpoints]
+        pull = ["tcp://127.0.0.1:\(ports[0])"]
+        xsub = ["tcp://127.0.0.1:\(ports[1])"]
+        xpub = ["tcp://127.0.0.1:\(ports[2])"]
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let control = directory.appendingPathComponent("control.sock").path
+        let program = try RunningProgram(
+            activate, ["-l", control, "--fdname=control", Binaries.zpubd.path, "--config", config.path])
+        let clients = try Clients()
+        let request = try clients.socket(.req, connect: "ipc://\(control)")
+        try request.send(text: "PING")
+        XCTAssertNotNil(try request.receiveFrames(timeoutMilliseconds: 15_000), program.stderrSoFar)
+        try
+            (String(contentsOf: config, encoding: .utf8)
+            + "\n[http]\nenabled = true\nlisten = \"127.0.0.1:\(ports[3])\"\n")
+            .write(to: config, atomically: true, encoding: .utf8)
+        program.signal(SIGHUP)
+        try Wait.until("the reload is refused\n\(program.stderrSoFar)") {
+            program.stderrSoFar.contains("reload refused")
+        }
+        XCTAssertTrue(program.stderrSoFar.contains("socket-activated"), program.stderrSoFar)
+        XCTAssertFalse(program.stderrSoFar.contains("the gateway starts at the next restart"), program.stderrSoFar)
+        program.signal(SIGTERM)
+        XCTAssertEqual(try program.finish(timeout: 15).status, 0)
+    }
+
     /// zpubd logs through sd_journal_sendv when its stderr is the journal; the test plays
     /// journald on the native socket and reads the fields, as `journalctl -p` and field
     /// matches would.
