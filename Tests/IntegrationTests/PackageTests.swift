@@ -117,14 +117,20 @@ final class PackageTests: XCTestCase {
         XCTAssertEqual(try Run.program(zpubd, ["--config", config.path, "--check-config"]).status, 0)
 
         try "[limits]\nmax_topics = 5\n".write(to: config, atomically: true, encoding: .utf8)
+        // What the service keeps under StateDirectory=zpub with DynamicUser= (history).
+        let state = root.appendingPathComponent("var/lib/private/zpub")
+        try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+        try createEmptyFile(state.appendingPathComponent("history.sqlite3").path)
         let remove = try run("/usr/bin/dpkg", dpkg + ["--remove", "zpub"])
         XCTAssertEqual(remove.status, 0, remove.stdout + remove.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: zpubd.path))
         XCTAssertEqual(try String(contentsOf: config, encoding: .utf8), "[limits]\nmax_topics = 5\n")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: state.path), "remove keeps the data")
 
         let purge = try run("/usr/bin/dpkg", dpkg + ["--purge", "zpub"])
         XCTAssertEqual(purge.status, 0, purge.stdout + purge.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: config.path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: state.path), "purge removes the history")
     }
 
     /// lintian finds no error and no warning, apart from the ones packaging/deb/lintian-kept
