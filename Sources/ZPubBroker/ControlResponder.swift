@@ -131,6 +131,13 @@ final class ControlResponder: BrokerControl {
         stats.history = history?.stats.withLock { $0 }
         // Asked of the kernel (mincore) when STATS asks, not at each of the writer's turns.
         stats.history?.queueResidentBytes = history?.queue.residentBytes
+        // The loop's own counts, as they are now: the writer's copy of them is as old as its
+        // last turn, which a write stuck on a full or slow disk makes seconds old (STATS said
+        // `dropped` 0 while the loop dropped every message).
+        if let depth = history?.queue.depth {
+            stats.history?.queuedBytes = depth.queuedBytes
+            stats.history?.dropped = depth.dropped
+        }
         stats.pair = loop.pairStatus.withLock { $0 }
         return stats
     }
