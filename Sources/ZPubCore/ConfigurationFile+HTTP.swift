@@ -8,6 +8,15 @@ extension Schema {
         }
     }
 
+    /// An integer whose absence means something of its own (a value derived from others).
+    static func httpInteger(_ key: String, _ path: WritableKeyPath<HTTPSettings, Int?> & Sendable) -> Field {
+        Field(section: "http", key: key, configurationKey: key) { value, configuration in
+            guard case .integer(let number) = value else { return "\(key) must be an integer, not \(value.typeName)" }
+            configuration.http[keyPath: path] = number
+            return nil
+        }
+    }
+
     static func httpStrings(
         _ key: String, _ path: WritableKeyPath<HTTPSettings, [String]> & Sendable, example: String
     ) -> Field {
@@ -53,14 +62,7 @@ extension Schema {
         httpInteger("ping_interval", \.pingInterval),
         httpInteger("write_delay_ms", \.writeDelayMilliseconds),
         httpInteger("upstream_subscriptions_per_s", \.upstreamSubscriptionsPerSecond),
-        Field(section: "http", key: "max_upstream_prefixes", configurationKey: "max_upstream_prefixes") {
-            value, configuration in
-            guard case .integer(let number) = value else {
-                return "max_upstream_prefixes must be an integer, not \(value.typeName)"
-            }
-            configuration.http.maxUpstreamPrefixes = number
-            return nil
-        },
+        httpInteger("max_upstream_prefixes", \.maxUpstreamPrefixes),
         httpStrings("publish_prefixes", \.publishPrefixes, example: "\"chat.\""),
         httpStrings("tokens", \.tokens, example: "\"private.=a-long-random-token\""),
         Field(section: "http", key: "operator_token", configurationKey: "operator_token") { value, configuration in

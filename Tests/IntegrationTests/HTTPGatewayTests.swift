@@ -790,27 +790,17 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(id.hasSuffix("-h3"), "the replay's through, in the unkept event's id: \(id)")
     }
 
-    /// An unkept live event that reaches the gateway before its client's replay marker (held
-    /// until the replay is sent, or sent at once when the reply came first) carries the
-    /// replay's history position in its id, as one after the marker would: built when it
-    /// arrived, its id said "0-1" (no kept message had passed the gateway yet), and a
-    /// reconnection with it lost the client's place in history. (Which of the two happens
-    /// depends on which of the gateway's inputs it reads first; a loaded machine shows both.) The forwarding loop is stalled while the client connects and the live
-    /// message is pushed; once it runs again it handles the gateway's subscriptions, then the
-    /// pushed message, then the REPLAY (in that order in one iteration), so the message
-    /// comes before the marker every time.
-    func testAnUnkeptEventBeforeTheReplaysMarkerGetsTheReplaysHistoryPosition() throws {
+    /// A gateway whose broker keeps `orders.` (3 messages kept), with its forwarding loop
+    /// stalled (the test hook) for `stallMilliseconds` from the returned moment on, and a
+    /// PUSH to it (its `clients` must outlive it).
+    private func stalledHistoryGateway(stallMilliseconds: Int) throws -> (
+        daemon: Daemon, port: Int, clients: Clients, push: Socket, stalled: Date
+    ) {
         let port = try FreePort.find()
         let daemon = try Daemon(
-            configuration: """
-                [http]
-                enabled = true
-                listen = "127.0.0.1:\(port)"
-                [history]
-                prefixes = ["orders."]
-                """,
-            // Shorter than the 5 s REPLAY waits for the loop, so the replay succeeds.
-            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "3000"]
+            configuration:
+                "[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"\n[history]\nprefixes = [\"orders.\"]\n",
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "\(stallMilliseconds)"]
         ).waitForGateway(port: port)
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
@@ -818,7 +808,23 @@ final class HTTPGatewayTests: XCTestCase {
         try Wait.until("history holds 3") { try daemon.stats().history?.written == 3 }
         daemon.signal(SIGUSR2)
         try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
-        let stalled = Date()
+        return (daemon, port, clients, push, Date())
+    }
+
+    /// An unkept live event that reaches the gateway before its client's replay marker (held
+    /// until the replay is sent, or sent at once when the reply came first) carries the
+    /// replay's history position in its id, as one after the marker would: built when it
+    /// arrived, its id said "0-1" (no kept message had passed the gateway yet), and a
+    /// reconnection with it lost the client's place in history. (Which of the two happens
+    /// depends on which of the gateway's inputs it reads first; a loaded machine shows both.)
+    /// The forwarding loop is stalled while the client connects and the live message is
+    /// pushed; once it runs again it handles the gateway's subscriptions, then the pushed
+    /// message, then the REPLAY (in that order in one iteration), so the message comes before
+    /// the marker every time.
+    func testAnUnkeptEventBeforeTheReplaysMarkerGetsTheReplaysHistoryPosition() throws {
+        // Shorter than the 5 s REPLAY waits for the loop, so the replay succeeds.
+        let (daemon, port, clients, push, stalled) = try stalledHistoryGateway(stallMilliseconds: 3_000)
+        defer { withExtendedLifetime((daemon, clients)) {} }
         let reader = try openSSEReader(port: port, "?prefix=news.", count: 5, lastEventID: "h3", untilTopic: "news.x")
         try push.send(frames: frames("news.x", "live"))
         try XCTSkipIf(
@@ -838,27 +844,11 @@ final class HTTPGatewayTests: XCTestCase {
     /// Last-Event-ID, which resumes exactly once the broker answers. (Live events alone would
     /// carry ids past the messages the client never got.)
     func testAnSSEResumeWhoseReplayFailsIsClosedToBeResumedAgain() throws {
-        let port = try FreePort.find()
-        let daemon = try Daemon(
-            configuration: """
-                [http]
-                enabled = true
-                listen = "127.0.0.1:\(port)"
-                [history]
-                prefixes = ["orders."]
-                """,
-            // REPLAY waits 5 s for the loop: stalled for 20 s, it fails if asked within 15 s
-            // of the stall's start: a client connected within 9 s (checked below), plus 5 s
-            // for a SNAPSHOT the gateway's control thread may take for it first.
-            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "20000"]
-        ).waitForGateway(port: port)
-        let clients = try Clients()
-        let push = try clients.socket(.push, connect: daemon.pull)
-        for i in 1...3 { try push.send(frames: frames("orders.x", "\(i)")) }
-        try Wait.until("history holds 3") { try daemon.stats().history?.written == 3 }
-        daemon.signal(SIGUSR2)
-        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
-        let stalled = Date()
+        // REPLAY waits 5 s for the loop: stalled for 20 s, it fails if asked within 15 s of the
+        // stall's start: a client connected within 9 s (checked below), plus 5 s for a
+        // SNAPSHOT the gateway's control thread may take for it first.
+        let (daemon, port, clients, push, stalled) = try stalledHistoryGateway(stallMilliseconds: 20_000)
+        defer { withExtendedLifetime(clients) {} }
         let failed = try openSSEReader(port: port, "?prefix=orders.", count: 10, lastEventID: "h1")
         try XCTSkipIf(
             Date().timeIntervalSince(stalled) > 9, "the client took more than 9 s to connect: the replay may not fail")
