@@ -331,13 +331,12 @@ final class ForwardingLoop {
     /// the per-message work (scripts/callgrind-history.sh counts the instructions inside it).
     @inline(never)
     private func forwardBurst(from source: Socket, role: BrokerSocketRole) {
-        // A burst's messages on one topic are counted in the topic table once (`TopicTally`).
-        var tally = TopicTally()
-        defer { state.flushTopicTally(&tally, nowMilliseconds: nowMilliseconds) }
+        // Once per burst, so that each message's topic counters are written in place.
+        if state.topicAccounting { state.prepareToCountTopics() }
         do {
             for _ in 0..<Self.burst {
                 guard let size = try source.receiveSize(into: message, dontWait: true) else { return }
-                try forwardMessage(from: source, role: role, firstFrameSize: size, tally: &tally)
+                try forwardMessage(from: source, role: role, firstFrameSize: size)
             }
         } catch {
             logger.error("forwarding from \(role.rawValue) failed: \(error)")
@@ -349,8 +348,7 @@ final class ForwardingLoop {
     /// refused, so that the request gets a clear answer instead of waiting.
     private func forwardWithReceipts() {
         guard let receipts else { return }
-        var tally = TopicTally()
-        defer { state.flushTopicTally(&tally, nowMilliseconds: nowMilliseconds) }
+        if state.topicAccounting { state.prepareToCountTopics() }
         do {
             for _ in 0..<Self.burst {
                 guard let size = try receipts.receiveSize(into: message, dontWait: true) else { return }
@@ -359,7 +357,7 @@ final class ForwardingLoop {
                     outgoing.replace(with: EmptyCollection())
                 } else {
                     let sequence = try forwardMessage(
-                        from: receipts, role: .pull, firstFrameSize: size, tally: &tally)
+                        from: receipts, role: .pull, firstFrameSize: size)
                     outgoing.replace(with: InternalEndpoints.receipt(sequence: sequence ?? 0))
                 }
                 _ = try receipts.send(outgoing, dontWait: true)
@@ -373,7 +371,7 @@ final class ForwardingLoop {
     /// history sequence if history keeps it.
     @inline(__always) @discardableResult
     private func forwardMessage(
-        from source: Socket, role: BrokerSocketRole, firstFrameSize: Int, tally: inout TopicTally
+        from source: Socket, role: BrokerSocketRole, firstFrameSize: Int
     ) throws -> UInt64? {
         var bytes = firstFrameSize
         var more = message.hasMore
@@ -464,8 +462,8 @@ final class ForwardingLoop {
             state.xsub.bytesIn &+= size
         }
         if accounting {
-            state.countTopic(
-                at: topicIndex, bytes: size, wanted: topicWanted, into: &tally, nowMilliseconds: nowMilliseconds)
+            state.countTopicPrepared(
+                at: topicIndex, bytes: size, wanted: topicWanted, nowMilliseconds: nowMilliseconds)
         }
         if sending {
             state.xpub.messagesOut &+= 1

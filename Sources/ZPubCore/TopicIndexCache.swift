@@ -14,18 +14,24 @@
 /// is confirmed against the table's key (`lookUp`'s `confirm`).
 ///
 /// Two ways per set, 48 bytes. The number of sets follows the table: 1,024 to start with (48
-/// KiB), doubled (and emptied: it is only a cache) while the table holds more than a quarter as
+/// KiB), doubled (and emptied: it is only a cache) while the table holds more than an eighth as
 /// many topics as there are sets, up to two sets for each topic `max_topics` allows, rounded up
 /// to a power of two, at most 65,536 (3 MiB; 1.5 MiB with the default 10,000 topics, in use). A
 /// topic found through the table goes into the first way, pushing the previous first into the
 /// second: with every topic coming in turn, only the topics of sets that three or more share
-/// keep missing, 1 - e^-λ(1 + λ) of them with λ topics per set (2.6% with 0.25, 3.7% with 0.3,
-/// 9% with 0.5).
+/// keep missing, 1 - e^-λ(1 + λ) of them with λ topics per set (0.7% with 0.125, 2.6% with
+/// 0.25, 3.7% with 0.3, 9% with 0.5). Each miss costs a seeded lookup, some 500 instructions:
+/// at four sets per topic, 1,000 topics in turn missed 2-6% (by the run's seed), which was
+/// 10-30 instructions a message and most of the spread between runs.
 struct TopicIndexCache: Sendable {
     static let setBitsRange = 10...16
     /// log2 of the number of sets now, and at most.
-    private(set) var setBits: Int
+    private(set) var setBits: Int {
+        didSet { shift = UInt64(64 - setBits) }
+    }
     let maxSetBits: Int
+    /// 64 - `setBits`: a hash's high bits pick its set.
+    private var shift: UInt64
 
     /// Three words per way, two ways per set: the key's head and tail, then its length (high
     /// half) and table index (low half). `UInt64.max` in the third: empty.
@@ -43,17 +49,19 @@ struct TopicIndexCache: Sendable {
     init(topics: Int = 4_096, seed: UInt64 = .random(in: .min ... .max)) {
         maxSetBits = Self.setBits(for: topics, perTopic: 2)
         setBits = Self.setBitsRange.lowerBound
+        shift = UInt64(64 - setBits)
         words = Self.emptyWords(setBits: setBits)
         self.seed = seed
     }
 
-    /// One set that never grows: for a copy of the table that is read but not looked up in
-    /// (`TopicTable.dropCache`). Shared by every such copy; a write would copy its 48 bytes.
+    /// Two sets that never grow: for a copy of the table that is read but not looked up in
+    /// (`TopicTable.dropCache`). Shared by every such copy; a write would copy its 96 bytes.
+    /// (Two, not one: a shift by 64 - 0 bits would not give set 0.)
     static let singleSet = TopicIndexCache(singleSetSeed: 0)
 
     private init(singleSetSeed seed: UInt64) {
-        (maxSetBits, setBits) = (0, 0)
-        words = Self.emptyWords(setBits: 0)
+        (maxSetBits, setBits, shift) = (1, 1, 63)
+        words = Self.emptyWords(setBits: 1)
         self.seed = seed
     }
 
@@ -75,27 +83,33 @@ struct TopicIndexCache: Sendable {
     var setCount: Int { 1 << setBits }
     var maxSetCount: Int { 1 << maxSetBits }
 
-    /// The set `key` (of `topic`) belongs to: the key's words mixed in with a multiply, every
-    /// word between them for a topic longer than 16 bytes, the length on top.
+    /// The set `key` (of `topic`) belongs to: the key's head and length mixed in with a
+    /// multiply, every word between head and tail for a topic longer than 16 bytes, the tail
+    /// with a last multiply, whose high bits pick the set. (A third multiply, as a finaliser
+    /// would add, spread 1,000 and 10,000 numbered topics no better over the sets: simulated.)
     @inline(__always)
     func set(of key: TopicKey, topic: UnsafeRawBufferPointer) -> Int {
-        var hash = seed ^ UInt64(truncatingIfNeeded: key.count)
-        hash = (hash ^ key.head) &* Self.multiplier
-        hash ^= hash >> 32
-        if !key.isExact, let base = topic.baseAddress {
-            var offset = 8
-            while offset < key.count &- 8 {
-                hash =
-                    (hash ^ UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
-                    &* Self.multiplier
-                hash ^= hash >> 32
-                offset &+= 8
-            }
+        var hash = (seed ^ UInt64(truncatingIfNeeded: key.count) ^ key.head) &* Self.multiplier
+        hash ^= hash &>> 32
+        if !key.isExact { hash = Self.mixMiddle(of: topic, into: hash) }
+        let mixed = (hash ^ key.tail) &* Self.multiplier
+        return Int(truncatingIfNeeded: mixed &>> shift)
+    }
+
+    /// The words between a long topic's first and last 8 bytes. Out of line: the short topics
+    /// of the common case keep a small, call-free lookup.
+    @inline(never)
+    private static func mixMiddle(of topic: UnsafeRawBufferPointer, into start: UInt64) -> UInt64 {
+        guard let base = topic.baseAddress else { return start }
+        var hash = start
+        var offset = 8
+        while offset < topic.count &- 8 {
+            hash =
+                (hash ^ UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))) &* multiplier
+            hash ^= hash &>> 32
+            offset &+= 8
         }
-        var mixed = (hash ^ key.tail) &* Self.multiplier
-        mixed ^= mixed >> 29
-        mixed = mixed &* Self.multiplier
-        return Int(truncatingIfNeeded: mixed >> UInt64(truncatingIfNeeded: 64 &- setBits))
+        return hash
     }
 
     /// The table index remembered for `key` in `set`, if any. An exact key (up to 16 bytes) is
@@ -131,11 +145,11 @@ struct TopicIndexCache: Sendable {
             | UInt64(truncatingIfNeeded: UInt32(truncatingIfNeeded: index))
     }
 
-    /// Called as the table grows: once it holds more than a quarter as many topics as there are
+    /// Called as the table grows: once it holds more than an eighth as many topics as there are
     /// sets, the sets are doubled (up to `maxSetBits`) and emptied. Returns whether they were
     /// (every `set(of:)` computed before is then stale).
     mutating func grow(toHold topics: Int) -> Bool {
-        let wanted = min(Self.setBits(for: topics, perTopic: 4), maxSetBits)
+        let wanted = min(Self.setBits(for: topics, perTopic: 8), maxSetBits)
         guard wanted > setBits else { return false }
         setBits = wanted
         words = Self.emptyWords(setBits: setBits)

@@ -7,13 +7,17 @@ public struct TopicTable: Sendable {
     public struct Counters: Equatable, Sendable {
         public var messages: UInt64 = 0
         public var bytes: UInt64 = 0
-        /// Milliseconds since the Unix epoch, as given to `record`.
+        /// Milliseconds since the Unix epoch, as given to `count`.
         public var lastSeenMilliseconds: UInt64 = 0
         /// Messages on this topic that no subscription wanted when they passed.
         public var unwanted: UInt64 = 0
-        /// Cache of "does any subscription match this topic", valid while `generation` equals
-        /// the subscription table's generation.
-        @usableFromInline var matchGeneration: UInt64 = .max
+    }
+
+    /// Whether any subscription matches a topic, valid while `generation` equals the
+    /// subscription table's generation. Kept with the topic's key, apart from its counters: a
+    /// lookup reads it, a count writes the counters.
+    @usableFromInline struct Match: Sendable {
+        @usableFromInline var generation: UInt64 = .max
         @usableFromInline var matched = false
     }
 
@@ -30,7 +34,10 @@ public struct TopicTable: Sendable {
     /// the keys' storage by gigabytes. Past the storage's 2 GiB bound (`max_topics` times this
     /// can be more), new topics are untracked too.
     public var maxTopicLength: Int
-    @usableFromInline var table = ByteStringTable<Counters>()
+    @usableFromInline var table = ByteStringTable<Match>()
+    /// The counters of the topic at each of `table`'s indexes (copied on write, checked once per
+    /// burst: `prepareToCount`).
+    @usableFromInline var counters = TopicCounterStore()
     /// Traffic on topics that did not fit in the table.
     public private(set) var untrackedMessages: UInt64 = 0
     public private(set) var untrackedBytes: UInt64 = 0
@@ -58,8 +65,8 @@ public struct TopicTable: Sendable {
 
     /// The first half of counting a message, while its topic is at hand: the topic's index
     /// (inserted if new and there is room; nil when untracked) and whether some subscription
-    /// wants it. The forwarding loop calls `count` once the message's size is known, so the
-    /// topic's counters are updated once per message. (`BrokerState.lookupTopic` takes the
+    /// wants it. The forwarding loop counts it (`countPrepared`) once the message's size is
+    /// known, so the topic's counters are updated once per message. (`BrokerState.lookupTopic` takes the
     /// same steps with the loop's own split between inlined and out-of-line code.)
     public mutating func lookup(topic: UnsafeRawBufferPointer, subscriptions: SubscriptionTable)
         -> (wanted: Bool, index: Int?)
@@ -108,6 +115,12 @@ public struct TopicTable: Sendable {
         return findInTable(key, topic: topic, set: set)
     }
 
+    /// The index `recentIndexes` holds for the topic of `key`, if any (`find`'s first step).
+    @inline(__always)
+    func cachedIndex(of key: TopicKey, topic: UnsafeRawBufferPointer) -> Int? {
+        recentIndexes.lookUp(key, in: recentIndexes.set(of: key, topic: topic)) { table.key(at: $0, equals: topic) }
+    }
+
     @inline(never)
     mutating func findInTable(_ key: TopicKey, topic: UnsafeRawBufferPointer, set: Int) -> Int? {
         seededLookups &+= 1
@@ -117,7 +130,9 @@ public struct TopicTable: Sendable {
         }
         guard table.count < maxTopics && topic.count <= maxTopicLength && table.hasRoom(forKeyOf: topic.count)
         else { return nil }
-        let index = table.insert(topic, value: Counters())
+        let index = table.insert(topic, value: Match())
+        prepareToCount()
+        counters.append()
         if recentIndexes.grow(toHold: table.count) {
             recentIndexes.remember(key, at: index, in: recentIndexes.set(of: key, topic: topic))
         } else {
@@ -130,8 +145,8 @@ public struct TopicTable: Sendable {
     /// `generation`; nil when it must be matched again (`setMatch`).
     @inline(__always)
     func knownMatch(at index: Int, generation: UInt64) -> Bool? {
-        let counters = table[valueAt: index]
-        return counters.matchGeneration == generation ? counters.matched : nil
+        let match = table[valueAt: index]
+        return match.generation == generation ? match.matched : nil
     }
 
     /// Makes the topic at `index` the previous topic for `lookupRepeated`.
@@ -146,56 +161,46 @@ public struct TopicTable: Sendable {
     /// Records whether the topic at `index` is wanted under subscription `generation`, and makes
     /// it the previous topic.
     mutating func setMatch(_ matched: Bool, key: TopicKey, generation: UInt64, at index: Int) {
-        table.withValue(at: index) { counters in
-            counters.matched = matched
-            counters.matchGeneration = generation
+        table.withValue(at: index) { match in
+            match.matched = matched
+            match.generation = generation
         }
         remember(key, at: index, matched: matched, generation: generation)
     }
 
     /// The second half: counts one message of `bytes` bytes at `index` (from `lookup`), or as
-    /// untracked: a run of one message (see the tally form below, which the forwarding loop
-    /// uses).
+    /// untracked.
     public mutating func count(at index: Int?, bytes: UInt64, wanted: Bool, nowMilliseconds: UInt64) {
-        var tally = TopicTally()
-        count(at: index, bytes: bytes, wanted: wanted, into: &tally, nowMilliseconds: nowMilliseconds)
-        flush(&tally, nowMilliseconds: nowMilliseconds)
+        prepareToCount()
+        countPrepared(at: index, bytes: bytes, wanted: wanted, nowMilliseconds: nowMilliseconds)
     }
 
-    /// As `count(at:...)`, for a run of messages: while consecutive messages share a topic,
-    /// their counts add up in `tally` (in the caller's registers), and the table's entry is
-    /// updated once per run (`flush`). The caller flushes before anything reads the table.
-    /// Callgrind: the per-message update of the entry, with its uniqueness check of the table's
-    /// storage, cost ~30 instructions.
+    /// Makes the counters this table's own (a copy if a copy of the table shares them), so that
+    /// `countPrepared` may write them in place until the table is next copied. The forwarding
+    /// loop calls it once per burst.
     @inlinable @inline(__always)
-    public mutating func count(
-        at index: Int?, bytes: UInt64, wanted: Bool, into tally: inout TopicTally, nowMilliseconds: UInt64
-    ) {
-        guard let index else { return countUntracked(bytes: bytes) }
-        if index != tally.index {
-            if tally.messages > 0 { flush(&tally, nowMilliseconds: nowMilliseconds) }
-            tally.index = index
-        }
-        tally.messages &+= 1
-        tally.bytes &+= bytes
-        if !wanted { tally.unwanted &+= 1 }
+    public mutating func prepareToCount() {
+        if !isKnownUniquelyReferenced(&counters) { copyCounters() }
     }
 
-    /// Writes what `tally` holds into the table, and empties it. One in-place update:
-    /// allocation-free in debug builds too (`withValue`). Inlined into the forwarding loop:
-    /// with many topics in turn it runs for nearly every message (a call cost ~11 more).
+    /// Out of line: once after each copy handed to a reader.
+    @usableFromInline @inline(never)
+    mutating func copyCounters() {
+        counters = counters.copy()
+    }
+
+    /// `count` without the check that the counters are not shared: for the forwarding loop,
+    /// which has called `prepareToCount` since it last handed out a copy of the table. One
+    /// topic's counters updated in place, some ten instructions; a debug build checks the rule.
     @inlinable @inline(__always)
-    public mutating func flush(_ tally: inout TopicTally, nowMilliseconds: UInt64) {
-        if tally.messages > 0 && tally.index >= 0 && tally.index < table.count {
-            let (messages, bytes, unwanted) = (tally.messages, tally.bytes, tally.unwanted)
-            table.withValue(at: tally.index) { counters in
-                counters.messages &+= messages
-                counters.bytes &+= bytes
-                counters.lastSeenMilliseconds = nowMilliseconds
-                counters.unwanted &+= unwanted
-            }
-        }
-        tally = TopicTally()
+    public mutating func countPrepared(at index: Int?, bytes: UInt64, wanted: Bool, nowMilliseconds: UInt64) {
+        assert(isKnownUniquelyReferenced(&counters), "topic counters written while a copy shares them")
+        guard let index, index >= 0 && index < counters.count else { return countUntracked(bytes: bytes) }
+        let entry = counters.base + index
+        entry.pointee.messages &+= 1
+        entry.pointee.bytes &+= bytes
+        entry.pointee.lastSeenMilliseconds = nowMilliseconds
+        if !wanted { entry.pointee.unwanted &+= 1 }
     }
 
     @usableFromInline
@@ -204,13 +209,13 @@ public struct TopicTable: Sendable {
         untrackedBytes &+= bytes
     }
 
-    public func counters(of topic: [UInt8]) -> Counters? { table[topic] }
+    public func counters(of topic: [UInt8]) -> Counters? { table.index(of: topic).map { counters[$0] } }
 
     /// All topics with their counters, optionally only those starting with `filter`, sorted by
     /// topic bytes.
     public func entries(withPrefix filter: [UInt8] = []) -> [(topic: [UInt8], counters: Counters)] {
-        table.entries(withKeyPrefix: filter)
-            .map { (topic: $0.key, counters: $0.value) }
+        table.indices.filter { filter.isEmpty || table.key(at: $0, startsWith: filter) }
+            .map { (topic: table.key(at: $0), counters: counters[$0]) }
             .sorted { $0.topic.lexicographicallyPrecedes($1.topic) }
     }
 
@@ -223,21 +228,11 @@ public struct TopicTable: Sendable {
 
     public mutating func removeAll() {
         table.removeAll()
+        counters = TopicCounterStore()
         lastKey = .none
         lastIndex = -1
         recentIndexes = TopicIndexCache(topics: maxTopics)
         untrackedMessages = 0
         untrackedBytes = 0
     }
-}
-
-/// Counts of consecutive messages on one topic, not yet in the `TopicTable` (see
-/// `TopicTable.count(at:bytes:wanted:into:nowMilliseconds:)`).
-public struct TopicTally: Sendable {
-    @usableFromInline var index = -1
-    @usableFromInline var messages: UInt64 = 0
-    @usableFromInline var bytes: UInt64 = 0
-    @usableFromInline var unwanted: UInt64 = 0
-
-    @inlinable public init() {}
 }

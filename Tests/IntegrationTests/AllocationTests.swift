@@ -29,7 +29,7 @@ final class AllocationTests: XCTestCase {
 
     /// With 5,000 topics in turn (and `max_topics` 5,000: the topic cache grows to 16,384 sets),
     /// each message's topic is found through the topic cache or, for a few percent (the sets
-    /// that three or more share), through the table's seeded hash, and its tally is flushed:
+    /// that three or more share), through the table's seeded hash, and its counters are written:
     /// once every topic is known, nothing allocates on either path. Both runs send every topic,
     /// so the table's growth cancels out. The bound is tighter than the others': an allocation
     /// on the seeded path alone comes to some 0.04 per message, on top of the 0.007-0.013 that

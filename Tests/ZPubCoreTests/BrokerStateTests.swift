@@ -31,38 +31,35 @@ final class BrokerStateTests: XCTestCase {
     func testRecordTopicCountsUnwantedMessages() {
         var state = BrokerState(configuration: BrokerConfiguration())
         _ = state.subscriptions.subscribe(Array("a".utf8))
-        var tally = TopicTally()
+        state.prepareToCountTopics()
         for topic in ["a1", "b1"] {
             let (wanted, index) = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
-            state.countTopic(at: index, bytes: 2, wanted: wanted, into: &tally, nowMilliseconds: 1)
+            state.countTopicPrepared(at: index, bytes: 2, wanted: wanted, nowMilliseconds: 1)
         }
-        state.flushTopicTally(&tally, nowMilliseconds: 1)
         XCTAssertEqual(state.unwantedMessages, 1)
         XCTAssertEqual(state.topicList(prefix: []).topics.map(\.topic), ["a1", "b1"])
         XCTAssertEqual(state.topicList(prefix: Array("b".utf8)).topics.map(\.topic), ["b1"])
     }
 
-    /// As the forwarding loop counts: runs on one topic add up in a tally, written into the
-    /// table when the topic changes and at the end of a burst.
+    /// As the forwarding loop counts: each message in place, through the lookup's index.
     /// Every topic ends with its own messages, bytes, unwanted count and last time, whatever the
     /// order, with short and long topics, and across a change of subscriptions.
-    func testRunsCountedThroughTheLookupsTallyAddUpPerTopic() {
+    func testMessagesCountedInPlaceAddUpPerTopic() {
         var state = BrokerState(configuration: BrokerConfiguration())
         _ = state.subscriptions.subscribe(Array("a".utf8))
         let long = "a.long.topic.name.over.16.bytes"
         let sequence = ["a1", "a1", "b1", "a1", long, long, "b1", "b1", "c1", long, "a1"]
-        var tally = TopicTally()
+        state.prepareToCountTopics()
         for (time, topic) in sequence.enumerated() {
             if time == 6 { _ = state.subscriptions.subscribe(Array("b".utf8)) }
             let now = UInt64(time + 1)
             let (wanted, index) = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
-            state.countTopic(
-                at: index, bytes: UInt64(topic.utf8.count), wanted: wanted, into: &tally, nowMilliseconds: now)
+            state.countTopicPrepared(
+                at: index, bytes: UInt64(topic.utf8.count), wanted: wanted, nowMilliseconds: now)
         }
-        state.flushTopicTally(&tally, nowMilliseconds: UInt64(sequence.count))
-        // A run's time is the time it is written: the next run's first message, or the flush.
+        // Last seen: the time of the topic's last message.
         let expected: [String: (messages: UInt64, unwanted: UInt64, lastSeen: UInt64)] = [
-            "a1": (4, 0, 11), "b1": (3, 1, 9), "c1": (1, 1, 10), long: (3, 0, 11),
+            "a1": (4, 0, 11), "b1": (3, 1, 8), "c1": (1, 1, 9), long: (3, 0, 10),
         ]
         for (topic, counts) in expected {
             let counters = state.topics.counters(of: Array(topic.utf8))

@@ -3,10 +3,10 @@ import XCTest
 @testable import ZPubCore
 
 final class TopicIndexCacheTests: XCTestCase {
-    /// A cache of 4,096 sets (grown for 1,024 topics).
+    /// A cache of 4,096 sets (grown for 512 topics).
     private func cache(seed: UInt64) -> TopicIndexCache {
         var cache = TopicIndexCache(topics: 4_096, seed: seed)
-        _ = cache.grow(toHold: 1_024)
+        _ = cache.grow(toHold: 512)
         XCTAssertEqual(cache.setCount, 4_096)
         return cache
     }
@@ -93,15 +93,15 @@ final class TopicIndexCacheTests: XCTestCase {
         XCTAssertNil(cache.lookUp(key("aaa"), in: 9, confirm: { _ in true }))
     }
 
-    /// The sets follow the table: 1,024 at first, four per topic as topics come, up to two per
+    /// The sets follow the table: 1,024 at first, eight per topic as topics come, up to two per
     /// topic `max_topics` allows (powers of two, at most 65,536); each growth empties them.
     func testTheSetsGrowWithTheTable() {
         var cache = TopicIndexCache(topics: 10_000, seed: 1)
         XCTAssertEqual(cache.setCount, 1_024)
         XCTAssertEqual(cache.maxSetCount, 32_768)
-        XCTAssertFalse(cache.grow(toHold: 256))
+        XCTAssertFalse(cache.grow(toHold: 128))
         cache.remember(key("a"), at: 0, in: 0)
-        XCTAssertTrue(cache.grow(toHold: 257))
+        XCTAssertTrue(cache.grow(toHold: 129))
         XCTAssertEqual(cache.setCount, 2_048)
         XCTAssertNil(cache.lookUp(key("a"), in: 0, confirm: { _ in true }), "emptied")
         XCTAssertTrue(cache.grow(toHold: 10_000))
