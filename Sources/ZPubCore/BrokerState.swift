@@ -97,8 +97,8 @@ public struct BrokerState: Sendable {
     }
 
     /// Counting a message on its topic, in the forwarding loop's two halves: `lookupTopic` while
-    /// the topic frame is at hand, `countTopic` once the message's size is known (one update of
-    /// the topic's counters; a message no subscription wanted is counted as unwanted).
+    /// the topic frame is at hand, `countTopicPrepared` once the message's size is known (one
+    /// update of the topic's counters; a message no subscription wanted is counted as unwanted).
     /// Inlined: the previous message's topic (`TopicTable.lookupRepeated`).
     @inlinable @inline(__always)
     public mutating func lookupTopic(_ topic: UnsafeRawBufferPointer) -> (wanted: Bool, index: Int?) {
@@ -117,20 +117,24 @@ public struct BrokerState: Sendable {
     @usableFromInline @inline(never)
     mutating func lookupTopicSlowly(_ key: TopicKey, _ topic: UnsafeRawBufferPointer) -> (wanted: Bool, index: Int?) {
         let generation = subscriptions.generation
-        guard let index = topics.cachedIndex(of: key, topic: topic),
-            let matched = topics.knownMatch(at: index, generation: generation)
-        else { return lookupTopicInTable(key, topic) }
+        let set = topics.cacheSet(of: key, topic: topic)
+        guard let index = topics.cachedIndex(of: key, topic: topic, in: set) else {
+            return lookupTopicInTable(key, topic, set: set)
+        }
+        guard let matched = topics.knownMatch(at: index, generation: generation) else {
+            return matchTopic(key, topic, at: index)
+        }
         topics.remember(key, at: index, matched: matched, generation: generation)
         return (matched, index)
     }
 
-    /// The rest: a topic the cache does not hold, or whose match must be worked out.
+    /// The rest: a topic the cache does not hold (its `set` in the cache computed already).
     @inline(never)
-    mutating func lookupTopicInTable(_ key: TopicKey, _ topic: UnsafeRawBufferPointer) -> (
+    mutating func lookupTopicInTable(_ key: TopicKey, _ topic: UnsafeRawBufferPointer, set: Int) -> (
         wanted: Bool, index: Int?
     ) {
         let generation = subscriptions.generation
-        let index = topics.find(key, topic: topic)
+        let index = topics.findInTable(key, topic: topic, set: set)
         guard let index, let matched = topics.knownMatch(at: index, generation: generation) else {
             return matchTopic(key, topic, at: index)
         }

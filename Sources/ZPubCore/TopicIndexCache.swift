@@ -84,16 +84,19 @@ struct TopicIndexCache: Sendable {
     var maxSetCount: Int { 1 << maxSetBits }
 
     /// The set `key` (of `topic`) belongs to: the key's head and length mixed in with a
-    /// multiply, every word between head and tail for a topic longer than 16 bytes, the tail
-    /// with a last multiply, whose high bits pick the set. (A third multiply, as a finaliser
-    /// would add, spread 1,000 and 10,000 numbered topics no better over the sets: simulated.)
+    /// multiply, every word between head and tail for a topic longer than 16 bytes, then the
+    /// tail with a last multiply whose two halves (one `mul` gives both) are folded together, so
+    /// that the tail's high bytes, a topic's last characters, move every bit of the result.
+    /// Without the fold the tail's top byte moved only the top bits of the product: topics
+    /// numbered in hex (`id.%08x`) then shared sets by the run's seed, up to a quarter of them
+    /// missing the cache (simulated over 100 seeds; 4-5% with the fold, as random topics).
     @inline(__always)
     func set(of key: TopicKey, topic: UnsafeRawBufferPointer) -> Int {
         var hash = (seed ^ UInt64(truncatingIfNeeded: key.count) ^ key.head) &* Self.multiplier
         hash ^= hash &>> 32
         if !key.isExact { hash = Self.mixMiddle(of: topic, into: hash) }
-        let mixed = (hash ^ key.tail) &* Self.multiplier
-        return Int(truncatingIfNeeded: mixed &>> shift)
+        let product = (hash ^ key.tail).multipliedFullWidth(by: Self.multiplier)
+        return Int(truncatingIfNeeded: (product.high ^ product.low) &>> shift)
     }
 
     /// The words between a long topic's first and last 8 bytes. Out of line: the short topics

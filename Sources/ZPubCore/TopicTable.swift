@@ -115,10 +115,16 @@ public struct TopicTable: Sendable {
         return findInTable(key, topic: topic, set: set)
     }
 
-    /// The index `recentIndexes` holds for the topic of `key`, if any (`find`'s first step).
+    /// The set of `recentIndexes` the topic of `key` belongs to, and the index it holds there
+    /// for the topic, if any (`find`'s steps, for a caller that goes on to `findInTable` itself).
     @inline(__always)
-    func cachedIndex(of key: TopicKey, topic: UnsafeRawBufferPointer) -> Int? {
-        recentIndexes.lookUp(key, in: recentIndexes.set(of: key, topic: topic)) { table.key(at: $0, equals: topic) }
+    func cacheSet(of key: TopicKey, topic: UnsafeRawBufferPointer) -> Int {
+        recentIndexes.set(of: key, topic: topic)
+    }
+
+    @inline(__always)
+    func cachedIndex(of key: TopicKey, topic: UnsafeRawBufferPointer, in set: Int) -> Int? {
+        recentIndexes.lookUp(key, in: set) { table.key(at: $0, equals: topic) }
     }
 
     @inline(never)

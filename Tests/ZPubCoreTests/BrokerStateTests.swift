@@ -71,6 +71,29 @@ final class BrokerStateTests: XCTestCase {
         XCTAssertEqual(state.unwantedMessages, 2)
     }
 
+    /// As the loop runs: a copy handed to a reader (TOPICS) between bursts, then a burst
+    /// prepared and counted in place. The copy keeps the counts it was taken with, and the
+    /// loop's counts go on from where they were.
+    func testACopyForReadersKeepsItsCountsWhileTheNextBurstCountsInPlace() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        func burst(_ topics: [String], at time: UInt64) {
+            state.prepareToCountTopics()
+            for topic in topics {
+                let (wanted, index) = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
+                state.countTopicPrepared(at: index, bytes: 10, wanted: wanted, nowMilliseconds: time)
+            }
+        }
+        burst(["t", "u", "t"], at: 1)
+        let copy = state.forReaders
+        burst(["t", "t", "v"], at: 2)
+        XCTAssertEqual(copy.topicList(prefix: []).topics.map(\.topic), ["t", "u"])
+        XCTAssertEqual(copy.topics.counters(of: Array("t".utf8))?.messages, 2)
+        XCTAssertEqual(copy.topics.counters(of: Array("t".utf8))?.lastSeenMilliseconds, 1)
+        XCTAssertEqual(state.topics.counters(of: Array("t".utf8))?.messages, 4)
+        XCTAssertEqual(state.topics.counters(of: Array("t".utf8))?.bytes, 40)
+        XCTAssertEqual(state.topics.counters(of: Array("v".utf8))?.messages, 1)
+    }
+
     /// The copy a TOPICS request gets lists every topic, and does not share the loop's topic
     /// cache: the loop's next write to its cache (a new topic) goes to the same storage, not to
     /// a copy of it (up to 3 MiB with many topics).

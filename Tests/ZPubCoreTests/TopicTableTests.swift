@@ -26,30 +26,41 @@ final class TopicTableTests: XCTestCase {
     }
 
     /// Messages counted in place (`prepareToCount` once, then `countPrepared`, as the forwarding
-    /// loop counts a burst) end with exactly the counters that counting each message gives: runs
-    /// of one topic, alternating topics, unwanted ones, and untracked ones beyond the limit.
-    func testCountingInPlaceCountsAsEachMessageWouldBeCounted() {
+    /// loop counts a burst) end with each topic's own messages, bytes, unwanted count and last
+    /// time, worked out here message by message: runs of one topic, alternating topics,
+    /// unwanted ones, and untracked ones beyond the limit.
+    func testCountingInPlaceGivesEachTopicItsOwnCounts() {
         var subscriptions = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 10)
         _ = Array("a".utf8).withUnsafeBytes { subscriptions.subscribe($0) }
         let topics = ["a", "a", "a", "b", "a", "b", "b", "c", "d", "a", "d", "d"]
-        var each = TopicTable(maxTopics: 3)
-        var inPlace = TopicTable(maxTopics: 3)
-        inPlace.prepareToCount()
+        var table = TopicTable(maxTopics: 3)
+        table.prepareToCount()
+        var expected: [String: TopicTable.Counters] = [:]
+        var untracked: (messages: UInt64, bytes: UInt64) = (0, 0)
         for (position, topic) in topics.enumerated() {
-            _ = record(&each, topic, bytes: position + 1, at: UInt64(position), subscriptions: subscriptions)
+            let (bytes, time) = (UInt64(position + 1), UInt64(position * 10))
             let (wanted, index) = Array(topic.utf8).withUnsafeBytes {
-                inPlace.lookup(topic: $0, subscriptions: subscriptions)
+                table.lookup(topic: $0, subscriptions: subscriptions)
             }
-            inPlace.countPrepared(
-                at: index, bytes: UInt64(position + 1), wanted: wanted, nowMilliseconds: UInt64(position))
+            XCTAssertEqual(wanted, topic == "a", topic)
+            table.countPrepared(at: index, bytes: bytes, wanted: wanted, nowMilliseconds: time)
+            if topic == "d" {
+                untracked = (untracked.messages + 1, untracked.bytes + bytes)
+            } else {
+                expected[topic, default: .init()].messages += 1
+                expected[topic, default: .init()].bytes += bytes
+                expected[topic, default: .init()].lastSeenMilliseconds = time
+                if !wanted { expected[topic, default: .init()].unwanted += 1 }
+            }
         }
-        XCTAssertEqual(inPlace.entries().map(\.topic), each.entries().map(\.topic))
-        XCTAssertEqual(inPlace.entries().map(\.counters), each.entries().map(\.counters))
-        XCTAssertEqual(inPlace.counters(of: Array("a".utf8))?.messages, 5)
-        XCTAssertEqual(inPlace.counters(of: Array("a".utf8))?.lastSeenMilliseconds, 9)
-        XCTAssertEqual(inPlace.counters(of: Array("b".utf8))?.unwanted, 3)
-        XCTAssertEqual(inPlace.untrackedMessages, 3, "d is beyond the limit of 3 topics")
-        XCTAssertEqual(inPlace.untrackedBytes, each.untrackedBytes)
+        XCTAssertEqual(table.entries().map(\.topic), [Array("a".utf8), Array("b".utf8), Array("c".utf8)])
+        for (topic, counters) in expected {
+            XCTAssertEqual(table.counters(of: Array(topic.utf8)), counters, topic)
+        }
+        XCTAssertEqual(expected["a"]?.messages, 5)
+        XCTAssertEqual(table.untrackedMessages, untracked.messages, "d is beyond the limit of 3 topics")
+        XCTAssertEqual(table.untrackedMessages, 3)
+        XCTAssertEqual(table.untrackedBytes, untracked.bytes)
     }
 
     /// The counters are written in place, but the table is still a value: a copy taken before
@@ -145,7 +156,7 @@ extension TopicTableTests {
     /// Messages on many topics in turn are found through the topic cache, not through the
     /// table's seeded hash (~110 instructions each for a short topic). The cache grows with the
     /// table and empties as it does, so the second round still finds some there; from the third,
-    /// with 1,000 topics in 4,096 sets of two, only the topics of the few sets that three or more
+    /// with 1,000 topics in 8,192 sets of two, only the topics of the few sets that three or more
     /// share keep missing.
     func testRoundsOfManyTopicsAreFoundWithoutTheSeededHash() {
         var table = TopicTable(maxTopics: 4_096)
