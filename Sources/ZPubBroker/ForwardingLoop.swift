@@ -117,7 +117,9 @@ final class ForwardingLoop {
     // Unchecked: only this loop's thread ever touches `state`, and the runtime check on each
     // access cost ~230 instructions per message with topic accounting (docs/performance.md).
     @exclusivity(unchecked) private var state: BrokerState
+    /// Writes through `logQueue`: the loop never waits for its log's reader.
     private let logger: Logger
+    private let logQueue: LogRecordQueue
     private let notifier: Notifier
     private let registry: EndpointRegistry
     /// The HTTP gateway's publishes that want their history sequence back (`InternalEndpoints.receipts`);
@@ -226,7 +228,8 @@ final class ForwardingLoop {
         self.state = BrokerState(configuration: configuration)
         self.lastValueOnSubscribeSupported = lastValueOnSubscribe
         self.state.lastValueOnSubscribe = lastValueOnSubscribe && !configuration.pair.isEnabled
-        self.logger = logger
+        self.logQueue = LogRecordQueue()
+        self.logger = logQueue.logger(like: logger)
         self.notifier = notifier
         // Last values persisted before this start, under the prefixes cached now.
         for record in restoredLastValues {
@@ -301,6 +304,8 @@ final class ForwardingLoop {
         activation?.reply.fulfill([])
         activation = nil
         closeSockets()
+        // The loop's last lines (a poll failure, the drain) are written before the process goes.
+        logQueue.finish(waitingMilliseconds: 2_000)
     }
 
     /// The periodic duties `LoopSchedule` says are due.

@@ -598,3 +598,82 @@ extension RunningProgram {
         try self.init(URL(fileURLWithPath: "/usr/bin/python3"), [path] + arguments)
     }
 }
+
+extension FaultTests {
+    /// zpubd's stderr is a pipe whose reader stopped reading (a `zpubd 2>&1 | tool` whose tool
+    /// hangs; journald stalled is the same for the journal's socket). The forwarding loop logs
+    /// two debug lines per connection; once the pipe is full, a loop that wrote its log itself
+    /// would block in write(2) and stop forwarding and answering STATS. It hands its records to
+    /// a writer thread instead, which drops what does not fit and says so when it can write again.
+    func testALogReaderThatStopsReadingDoesNotStopTheLoop() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpubd-fifo-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let fifo = directory.appendingPathComponent("stderr").path
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        // Held open and never read until the end: the pipe fills at its 64 KiB.
+        let reader = open(fifo, O_RDONLY | O_NONBLOCK)
+        XCTAssertGreaterThanOrEqual(reader, 0)
+        defer { close(reader) }
+        let daemon = try Daemon(
+            arguments: ["--log-level", "debug"], launcher: ["/bin/sh", "-c", "exec \"$@\" 2>\(fifo)", "sh"])
+        let path = String(daemon.xpub.dropFirst("ipc://".count))
+        func unreadBytes() -> Int32 {
+            var count: Int32 = 0
+            _ = ioctl(reader, UInt(FIONREAD), &count)
+            return count
+        }
+        // Connections opened and closed: "peer connected" and "peer disconnected" for each.
+        func connectAndClose() throws {
+            let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            XCTAssertGreaterThanOrEqual(descriptor, 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                raw.copyBytes(from: path.utf8.prefix(raw.count - 1))
+            }
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            XCTAssertEqual(connected, 0, "connect to \(path): errno \(errno)")
+            close(descriptor)
+        }
+        var connections = 0
+        try Wait.until(
+            "the log pipe is full (\(unreadBytes()) bytes unread after \(connections) connections)", timeout: 60
+        ) {
+            for _ in 0..<20 { try connectAndClose() }
+            connections += 20
+            // A write of up to 4 KiB (PIPE_BUF) waits until all of it fits.
+            return unreadBytes() >= 65_536 - 4_096
+        }
+        // Full: every further line waits. More than the 1,000 records the loop's log queue
+        // holds (two lines a connection), so that some are dropped.
+        for _ in 0..<1_000 { try connectAndClose() }
+        try Wait.until("the loop has seen the connections (STATS answers)", timeout: 10) {
+            (try daemon.request("STATS", timeout: 1_000)) != nil
+        }
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t"])
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("t", "through"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("t", "through")])
+        XCTAssertGreaterThanOrEqual(unreadBytes(), 65_536 - 4_096, "the pipe was read after all")
+
+        // Read again: the writer writes on, and says how many records it dropped.
+        var text = ""
+        try Wait.until("the writer reports its drops", timeout: 20) {
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = read(reader, &buffer, buffer.count)
+                if count <= 0 { break }
+                text += String(decoding: buffer[..<count], as: UTF8.self)
+            }
+            return text.contains("log records were dropped")
+        }
+    }
+}
