@@ -122,16 +122,18 @@ final class DescriptorGuard: Sendable {
     }
 
     /// Asks the budget under the lock and carries out its answer there too, so that a pause and
-    /// a resume can never interleave between the two threads.
+    /// a resume can never interleave between the two threads. The log line is written after
+    /// the lock is released: the forwarding loop takes the same lock (`status`), and a write to
+    /// a stalled log reader (a full stderr pipe, journald stuck) would hold it there.
     private func update(
         _ cause: @autoclosure () -> String, endpoint: String?,
         _ decide: (inout DescriptorBudget) -> DescriptorBudget.Action
     ) {
-        state.withLock { state in
+        let line: (level: Logger.Level, message: Logger.Message)? = state.withLock { state in
             let action = decide(&state.budget)
             switch action {
             case .none:
-                return
+                return nil
             case .pause:
                 for (listenerEndpoint, descriptor) in state.listeners
                 where !setDropAllFilter(descriptor, endpoint: listenerEndpoint, on: true) {
@@ -144,16 +146,16 @@ final class DescriptorGuard: Sendable {
                     limit.rlim_cur = limit.rlim_max
                     setrlimit(RLIMIT_NOFILE_VALUE, &limit)
                 }
-                var metadata: Logger.Metadata = [:]
-                if let endpoint { metadata["endpoint"] = "\(endpoint)" }
-                logger.warning(
-                    "out of file descriptors soon (\(cause()); limit \(state.budget.limitBeforePause)): new TCP connections are refused until some are free; connected peers are served as before. Raise LimitNOFILE= (or ulimit -n) if this is normal load",
-                    metadata: metadata)
+                return (
+                    .warning,
+                    "out of file descriptors soon (\(cause()); limit \(state.budget.limitBeforePause)): new TCP connections are refused until some are free; connected peers are served as before. Raise LimitNOFILE= (or ulimit -n) if this is normal load"
+                )
             case .reopen:
                 for (endpoint, descriptor) in state.listeners {
                     _ = setDropAllFilter(descriptor, endpoint: endpoint, on: false)
                 }
-                logger.notice(
+                return (
+                    .notice,
                     "file descriptors are free again (\(cause()) of \(state.budget.limitBeforePause)): accepting connections"
                 )
             case .resume(let restoredLimit):
@@ -161,9 +163,13 @@ final class DescriptorGuard: Sendable {
                 getrlimit(RLIMIT_NOFILE_VALUE, &limit)
                 limit.rlim_cur = rlim_t(restoredLimit)
                 setrlimit(RLIMIT_NOFILE_VALUE, &limit)
-                logger.info("the open file limit is back at \(restoredLimit) (\(cause()))")
+                return (.info, "the open file limit is back at \(restoredLimit) (\(cause()))")
             }
         }
+        guard let line else { return }
+        var metadata: Logger.Metadata = [:]
+        if line.level == .warning, let endpoint { metadata["endpoint"] = "\(endpoint)" }
+        logger.log(level: line.level, line.message, metadata: metadata)
     }
 
     private static func nowSeconds() -> Double {

@@ -243,6 +243,7 @@ final class ForwardingLoop {
     /// Runs until a `.stop` command has been handled; then closes the sockets (lingering as
     /// configured). Call on the loop's own thread.
     func run() {
+        logQueue.start()
         var poller = Poller()
         let pullIndex = poller.add(pull)
         let xsubIndex = poller.add(xsub)

@@ -10,8 +10,11 @@ import ZPubCore
 /// block: journald stalled or restarting, stderr a pipe whose reader stopped reading. The loop
 /// would then stop forwarding for everyone until the reader came back.
 ///
-/// At most `capacity` records wait; beyond that a record is dropped and counted, and the writer
-/// says how many were dropped (at warning) once it gets to write again. Records keep their order.
+/// At most `capacity` records wait, besides the batch the writer has in hand (up to as many
+/// again); beyond that a record is dropped and counted, and the writer says how many were
+/// dropped (at warning, whatever the log level) once it gets to write again. Records keep their
+/// order; they are stamped when written (a line on stderr) or received (the journal), so after
+/// a stall the loop's lines carry the time the reader came back, and the drop warning says so.
 public final class LogRecordQueue: @unchecked Sendable {
     // @unchecked: every field is read and written under `mutex`.
     private struct Record {
@@ -24,6 +27,7 @@ public final class LogRecordQueue: @unchecked Sendable {
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var pending: [Record] = []
     private var dropped = 0
+    private var totalDropped = 0
     private var writing = false
     private var finished = false
     private var writer: JoinableThread?
@@ -31,7 +35,22 @@ public final class LogRecordQueue: @unchecked Sendable {
     public init(capacity: Int = 1_000) {
         self.capacity = capacity
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
+        // Timed waits on the monotonic clock: a step of the wall clock during a stop must not
+        // stretch or cut `finish`'s wait.
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    /// Starts the writer thread; records logged before wait for it. Called where the loop
+    /// starts running, so that a thread that cannot be made fails the start, not a log line in
+    /// the middle of a run.
+    public func start() {
+        locked {
+            if writer == nil && !finished { writer = JoinableThread(name: "zpubd-log") { [self] in write() } }
+        }
     }
 
     deinit {
@@ -49,19 +68,17 @@ public final class LogRecordQueue: @unchecked Sendable {
     }
 
     /// Records dropped so far because the queue was full.
-    public var droppedRecords: Int { locked { dropped } }
+    public var droppedRecords: Int { locked { totalDropped } }
 
     fileprivate func enqueue(_ event: LogEvent, to handler: any LogHandler) {
         locked {
             guard !finished else { return }
             if pending.count >= capacity {
                 dropped += 1
+                totalDropped += 1
                 return
             }
             pending.append(Record(handler: handler, event: event))
-            // Started with the first record: a loop that never logs (or is made and never run,
-            // as in tests) leaves no thread behind.
-            if writer == nil { writer = JoinableThread(name: "zpubd-log") { [self] in write() } }
             pthread_cond_signal(condition)
         }
     }
@@ -70,8 +87,9 @@ public final class LogRecordQueue: @unchecked Sendable {
     /// (the last lines of a stopping loop), then for the writer to end. A writer blocked on its
     /// reader is left behind: the process is on its way out.
     public func finish(waitingMilliseconds milliseconds: Int) {
+        precondition(milliseconds >= 0, "a wait of \(milliseconds) ms")
         var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
         deadline.tv_sec += milliseconds / 1_000
         deadline.tv_nsec += (milliseconds % 1_000) * 1_000_000
         if deadline.tv_nsec >= 1_000_000_000 {
@@ -81,8 +99,10 @@ public final class LogRecordQueue: @unchecked Sendable {
         let written: Bool = locked {
             finished = true
             pthread_cond_broadcast(condition)
+            guard writer != nil else { return false }
             while !pending.isEmpty || writing {
-                if pthread_cond_timedwait(condition, mutex, &deadline) == ETIMEDOUT { return false }
+                // Any error is taken as the end of the wait (ETIMEDOUT, or EINVAL never to loop on).
+                if pthread_cond_timedwait(condition, mutex, &deadline) != 0 { return false }
             }
             return true
         }
@@ -108,7 +128,7 @@ public final class LogRecordQueue: @unchecked Sendable {
                     event: LogEvent(
                         level: .warning,
                         message:
-                            "\(droppedNow) log records were dropped: the log's reader (the journal, or whatever reads zpubd's stderr) did not keep up, and the forwarding loop does not wait for it",
+                            "\(droppedNow) log records were dropped: the log's reader (the journal, or whatever reads zpubd's stderr) did not keep up, and the forwarding loop does not wait for it; the loop's lines written just before this one may be late and carry this time",
                         metadata: nil, source: "zpubd", file: #fileID, function: #function, line: #line))
             }
             locked {
