@@ -809,7 +809,9 @@ final class ForwardingLoop {
             case .snapshot(let slot):
                 slot.fulfill(state.forReaders)
             case .stats(let slot):
-                slot.fulfill(state.statsSnapshot(uptimeSeconds: 0))
+                var stats = state.statsSnapshot(uptimeSeconds: 0)
+                stats.droppedLogRecords = UInt64(logQueue.droppedRecords)
+                slot.fulfill(stats)
             case .setPaused(let paused, let slot):
                 if paused != state.paused {
                     logger.notice(paused ? "forwarding paused" : "forwarding resumed")

@@ -23,6 +23,9 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     /// Messages from producers or upstreams on zpubd's own topics (`$zpub/`), dropped (absent
     /// in replies of older zpubd).
     public var internalTopicMessages: UInt64?
+    /// Log records of the forwarding loop dropped because the log's reader did not keep up
+    /// (absent in replies of older zpubd).
+    public var droppedLogRecords: UInt64?
     /// Connected peers per data socket (pull, xsub, xpub).
     public var peers: [BrokerSocketRole: Int]
     /// Connections dropped during the ZeroMQ handshake.
@@ -239,6 +242,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case unwantedMessages = "unwanted_messages"
         case sendFailures = "send_failures"
         case internalTopicMessages = "internal_topic_messages"
+        case droppedLogRecords = "dropped_log_records"
         case peers, upstreams, security, descriptors, history, pair
         case handshakeFailures = "handshake_failures"
         case lastValue = "last_value"

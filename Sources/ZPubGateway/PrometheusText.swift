@@ -61,6 +61,10 @@ struct PrometheusText {
         counter(
             "zpub_internal_topic_messages_total", "Messages from producers or upstreams on $zpub/ topics, dropped",
             [([:], Double(stats.internalTopicMessages ?? 0))])
+        counter(
+            "zpub_dropped_log_records_total",
+            "Log records of the forwarding loop dropped because the log's reader did not keep up",
+            [([:], Double(stats.droppedLogRecords ?? 0))])
         gauge(
             "zpub_peers", "Connected peers per data socket",
             stats.peers.sorted { $0.key.rawValue < $1.key.rawValue }.map {

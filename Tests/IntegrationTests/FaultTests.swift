@@ -663,6 +663,8 @@ extension FaultTests {
         try push.send(frames: frames("t", "through"))
         XCTAssertEqual(try subscriber.receive(1), [frames("t", "through")])
         XCTAssertGreaterThanOrEqual(unreadBytes(), 65_536 - 4_096, "the pipe was read after all")
+        let dropped = try XCTUnwrap(try daemon.json("STATS")["dropped_log_records"] as? Int)
+        XCTAssertGreaterThan(dropped, 0, "STATS counts the records the loop could not queue")
 
         // Read again: the writer writes on, and says how many records it dropped.
         var text = ""
