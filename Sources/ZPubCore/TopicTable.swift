@@ -108,11 +108,8 @@ public struct TopicTable: Sendable {
     /// message), then the table (out of line).
     @inline(__always)
     mutating func find(_ key: TopicKey, topic: UnsafeRawBufferPointer) -> Int? {
-        let set = recentIndexes.set(of: key, topic: topic)
-        if let index = recentIndexes.lookUp(key, in: set, confirm: { table.key(at: $0, equals: topic) }) {
-            return index
-        }
-        return findInTable(key, topic: topic, set: set)
+        let set = cacheSet(of: key, topic: topic)
+        return cachedIndex(of: key, topic: topic, in: set) ?? findInTable(key, topic: topic, set: set)
     }
 
     /// The set of `recentIndexes` the topic of `key` belongs to, and the index it holds there

@@ -625,34 +625,21 @@ extension FaultTests {
             return count
         }
         // Connections opened and closed: "peer connected" and "peer disconnected" for each.
-        func connectAndClose() throws {
-            let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            XCTAssertGreaterThanOrEqual(descriptor, 0)
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                raw.copyBytes(from: path.utf8.prefix(raw.count - 1))
-            }
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-            XCTAssertEqual(connected, 0, "connect to \(path): errno \(errno)")
-            close(descriptor)
+        func connectAndClose() {
+            XCTAssertTrue(UnixSocket.canConnect(path), "connect to \(path): errno \(errno)")
         }
         var connections = 0
         try Wait.until(
             "the log pipe is full (\(unreadBytes()) bytes unread after \(connections) connections)", timeout: 60
         ) {
-            for _ in 0..<20 { try connectAndClose() }
+            for _ in 0..<20 { connectAndClose() }
             connections += 20
             // A write of up to 4 KiB (PIPE_BUF) waits until all of it fits.
             return unreadBytes() >= 65_536 - 4_096
         }
         // Full: every further line waits. More than the 1,000 records the loop's log queue
         // holds (two lines a connection), so that some are dropped.
-        for _ in 0..<1_000 { try connectAndClose() }
+        for _ in 0..<1_000 { connectAndClose() }
         try Wait.until("the loop has seen the connections (STATS answers)", timeout: 10) {
             (try daemon.request("STATS", timeout: 1_000)) != nil
         }
