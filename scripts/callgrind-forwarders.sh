@@ -12,7 +12,9 @@
 # "32x1 32x8 1024x1") narrow a run; KEEP_WORK=1 keeps each run's cg.out to annotate.
 # ZPUBD_CONFIG adds lines to zpubd's configuration (with \n between them), for example
 # ZPUBD_CONFIG='[last_value]\nprefixes = ["state."]' for the cost of a feature's checks.
-# TOPICS=N (PUSH ingest) sends on N topics in turn (t.00000, t.00001, ...) instead of one.
+# TOPICS=N (PUSH ingest) sends on N topics in turn (t.00000, t.00001, ...) instead of one;
+# TOPIC_PREFIX replaces their "t." (a longer one measures topics over 16 bytes, which zpubd
+# hashes and compares in full; it must start with "t", the subscribers' prefix).
 # INGEST=pub measures the publishers' path instead: the producer publishes into
 # each forwarder's XSUB, and zmq_proxy runs XSUB -> XPUB (the baseline issue 14 names).
 # With REPEATS > 1 each figure is the median of that many N/2N pairs: the 1 KiB column moves by
@@ -115,15 +117,16 @@ PYTHON
 
 # PUSHes MESSAGES of [t.NNNNN, SIZE bytes] to ENDPOINT with pyzmq, on TOPICS topics in turn.
 push_topics() { # endpoint size messages topics
-    /usr/bin/python3 - "$@" <<'PYTHON'
+    /usr/bin/python3 - "$@" "${TOPIC_PREFIX:-t.}" <<'PYTHON'
 import sys
 import zmq
 endpoint, size, messages, topics = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+prefix = sys.argv[5].encode()
 context = zmq.Context()
 producer = context.socket(zmq.PUSH)
 producer.setsockopt(zmq.SNDHWM, 0)
 producer.connect(endpoint)
-names = [b"t.%05d" % i for i in range(topics)]
+names = [prefix + b"%05d" % i for i in range(topics)]
 payload = b"x" * size
 for i in range(messages):
     producer.send_multipart([names[i % topics], payload])

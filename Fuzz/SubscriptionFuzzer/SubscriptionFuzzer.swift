@@ -35,9 +35,9 @@ public func subscriptionFuzzer(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int
             let expected = reference.keys.contains { body.starts(with: $0) }
             precondition(subscriptions.matches(body) == expected, "matches disagrees with the reference")
             // The forwarding loop's two halves: look up while the topic is at hand, count later.
-            let (wanted, position) = body.withUnsafeBytes { topics.lookup(topic: $0, subscriptions: subscriptions) }
-            precondition(wanted == expected)
-            topics.count(at: position, bytes: UInt64(body.count), wanted: wanted, nowMilliseconds: clock)
+            let found = body.withUnsafeBytes { topics.lookup(topic: $0, subscriptions: subscriptions) }
+            precondition(found.wanted == expected)
+            topics.count(found, bytes: UInt64(body.count), nowMilliseconds: clock)
         default:
             lastValues.store([body, Array(body.prefix(3))], nowMilliseconds: clock)
             precondition(lastValues.count <= 4 && lastValues.totalBytes <= 64)

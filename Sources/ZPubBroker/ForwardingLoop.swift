@@ -333,16 +333,43 @@ final class ForwardingLoop {
 
     // MARK: Data: PULL / XSUB -> XPUB
 
+    /// Whether a message may be stored on its way: copied into the last-value cache or kept by
+    /// history (both opt-in, by prefix).
+    private var storesMessages: Bool { state.lastValue.isEnabled || historyPrefixes.isEnabled }
+
+    /// A burst of messages from `source`, by one of two copies of the same code: with neither
+    /// store configured, the copy that never looks at them has none of their checks on each
+    /// message and frame, and fewer values to keep across the calls into libzmq (some 20
+    /// instructions a message of ~4,200; docs/performance.md, "Many topics").
+    @inline(__always)
+    private func forwardBurst(from source: Socket, role: BrokerSocketRole) {
+        if storesMessages {
+            forwardBurstStoring(from: source, role: role)
+        } else {
+            forwardBurstPassing(from: source, role: role)
+        }
+    }
+
     /// Never inlined: one call per burst costs nothing, and it gives profiles a boundary around
     /// the per-message work (scripts/callgrind-history.sh counts the instructions inside it).
     @inline(never)
-    private func forwardBurst(from source: Socket, role: BrokerSocketRole) {
+    private func forwardBurstStoring(from source: Socket, role: BrokerSocketRole) {
+        forwardBurst(from: source, role: role, storing: true)
+    }
+
+    @inline(never)
+    private func forwardBurstPassing(from source: Socket, role: BrokerSocketRole) {
+        forwardBurst(from: source, role: role, storing: false)
+    }
+
+    @inline(__always)
+    private func forwardBurst(from source: Socket, role: BrokerSocketRole, storing: Bool) {
         // Once per burst, so that each message's topic counters are written in place.
         if state.topicAccounting { state.prepareToCountTopics() }
         do {
             for _ in 0..<Self.burst {
                 guard let size = try source.receiveSize(into: message, dontWait: true) else { return }
-                try forwardMessage(from: source, role: role, firstFrameSize: size)
+                try forwardMessage(from: source, role: role, firstFrameSize: size, storing: storing)
             }
         } catch {
             logger.error("forwarding from \(role.rawValue) failed: \(error)")
@@ -363,7 +390,7 @@ final class ForwardingLoop {
                     outgoing.replace(with: EmptyCollection())
                 } else {
                     let sequence = try forwardMessage(
-                        from: receipts, role: .pull, firstFrameSize: size)
+                        from: receipts, role: .pull, firstFrameSize: size, storing: storesMessages)
                     outgoing.replace(with: InternalEndpoints.receipt(sequence: sequence ?? 0))
                 }
                 _ = try receipts.send(outgoing, dontWait: true)
@@ -374,10 +401,11 @@ final class ForwardingLoop {
     }
 
     /// Moves one whole message, whose first frame is already in `message`, to XPUB. Returns its
-    /// history sequence if history keeps it.
+    /// history sequence if history keeps it. `storing` is `storesMessages`, as a constant where
+    /// the caller has one.
     @inline(__always) @discardableResult
     private func forwardMessage(
-        from source: Socket, role: BrokerSocketRole, firstFrameSize: Int
+        from source: Socket, role: BrokerSocketRole, firstFrameSize: Int, storing: Bool
     ) throws -> UInt64? {
         var bytes = firstFrameSize
         var more = message.hasMore
@@ -387,12 +415,11 @@ final class ForwardingLoop {
         // allocation-free path stays so when the cache is off); whether history keeps it, in
         // which case it is written into the history queue's ring frame by frame, with no
         // allocation.
-        var topicIndex: Int?
-        var topicWanted = true
+        var found = TopicTable.Lookup(index: nil, wanted: true)
         var caching = false
         var keeping = false
         var internalTopic = false
-        if accounting || state.lastValue.isEnabled || historyPrefixes.isEnabled {
+        if accounting || storing {
             message.withUnsafeBytes(count: firstFrameSize) { topic in
                 // zpubd's own topics (sequence and snapshot markers) come from zpubd alone: a
                 // producer's, or an upstream broker's numbered with its own sequences, would
@@ -405,7 +432,8 @@ final class ForwardingLoop {
                     internalTopic = true
                     return
                 }
-                if accounting { (topicWanted, topicIndex) = state.lookupTopic(topic) }
+                if accounting { found = state.lookupTopic(topic) }
+                guard storing else { return }
                 caching = state.lastValue.isEnabled && state.lastValue.covers(topic)
                 keeping = historyPrefixes.isEnabled && keep(topic)
             }
@@ -420,7 +448,7 @@ final class ForwardingLoop {
         }
         // Assigned, not appended: a message whose reading failed half way must not leave its
         // first frames in front of the next one's.
-        if caching { caching = beginCapture(firstFrameSize: firstFrameSize) }
+        if storing && caching { caching = beginCapture(firstFrameSize: firstFrameSize) }
         // XPUB does not block and, without XPUB_NODROP, does not refuse; if it ever does, the
         // rest of the message must still be read so the next message starts at a first frame.
         var sending = try xpub.send(message, more: more, dontWait: true)
@@ -428,16 +456,16 @@ final class ForwardingLoop {
             let frameSize = try source.receiveSize(into: message) ?? 0
             bytes &+= frameSize
             more = message.hasMore
-            if keeping, let historyQueue {
+            if storing && keeping, let historyQueue {
                 message.withUnsafeBytes(count: frameSize) { frame in
                     historyQueue._withUnsafeGuaranteedRef { $0.appendFrame(frame) }
                 }
             }
-            if caching { continueCapture(frameSize: frameSize) }
+            if storing && caching { continueCapture(frameSize: frameSize) }
             if sending { sending = try xpub.send(message, more: more, dontWait: true) }
         }
         var keptSequence: UInt64?
-        if keeping {
+        if storing && keeping {
             // The sequence is used up even when the writer's queue is full: never reused.
             let sequence = nextSequence
             keptSequence = sequence
@@ -447,7 +475,7 @@ final class ForwardingLoop {
         }
         // After the message's history record is committed: the ring builds one record at a
         // time, and a last-value record begun before the commit would abandon the message's.
-        if caching {
+        if storing && caching {
             state.lastValue.store(
                 encoded: captured.bytes, frameCount: captured.frameCount, nowMilliseconds: nowMilliseconds)
             if persistLastValues {
@@ -468,8 +496,7 @@ final class ForwardingLoop {
             state.xsub.bytesIn &+= size
         }
         if accounting {
-            state.countTopicPrepared(
-                at: topicIndex, bytes: size, wanted: topicWanted, nowMilliseconds: nowMilliseconds)
+            state.countTopicPrepared(found, bytes: size, nowMilliseconds: nowMilliseconds)
         }
         if sending {
             state.xpub.messagesOut &+= 1

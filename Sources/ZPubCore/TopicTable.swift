@@ -13,6 +13,23 @@ public struct TopicTable: Sendable {
         public var unwanted: UInt64 = 0
     }
 
+    /// What a lookup found: the topic's index in the table (nil when untracked) and whether any
+    /// subscription wanted it, in one word, so that the forwarding loop keeps one register (or
+    /// one stack slot) across its calls into libzmq instead of three.
+    public struct Lookup: Equatable, Sendable {
+        /// The index shifted left by one, the wanted bit in bit 0; negative when untracked.
+        @usableFromInline let raw: Int
+
+        @inlinable init(raw: Int) { self.raw = raw }
+
+        @inlinable public init(index: Int?, wanted: Bool) {
+            raw = (index ?? -1) << 1 | (wanted ? 1 : 0)
+        }
+
+        @inlinable public var index: Int? { raw >= 0 ? raw >> 1 : nil }
+        @inlinable public var wanted: Bool { raw & 1 != 0 }
+    }
+
     /// Whether any subscription matches a topic, valid while `generation` equals the
     /// subscription table's generation. Kept with the topic's key, apart from its counters: a
     /// lookup reads it, a count writes the counters.
@@ -46,9 +63,8 @@ public struct TopicTable: Sendable {
     /// cache, the table and its keys (`lookupRepeated`). Valid because entries are never
     /// removed, only all at once (`removeAll`).
     @usableFromInline var lastKey = TopicKey.none
-    @usableFromInline var lastIndex = -1
+    @usableFromInline var lastFound = Lookup(index: nil, wanted: false)
     @usableFromInline var lastGeneration = UInt64.max
-    @usableFromInline var lastMatched = false
     /// Where recent topics are in `table`, under a cheaper hash than the table's own (for
     /// messages on another topic than the previous one). Valid for the same reason.
     var recentIndexes: TopicIndexCache
@@ -68,20 +84,17 @@ public struct TopicTable: Sendable {
     /// wants it. The forwarding loop counts it (`countPrepared`) once the message's size is
     /// known, so the topic's counters are updated once per message. (`BrokerState.lookupTopic` takes the
     /// same steps with the loop's own split between inlined and out-of-line code.)
-    public mutating func lookup(topic: UnsafeRawBufferPointer, subscriptions: SubscriptionTable)
-        -> (wanted: Bool, index: Int?)
-    {
+    public mutating func lookup(topic: UnsafeRawBufferPointer, subscriptions: SubscriptionTable) -> Lookup {
         let key = TopicKey(topic)
         let generation = subscriptions.generation
         if let hit = lookupRepeated(key, topic: topic, generation: generation) { return hit }
         let index = find(key, topic: topic)
         if let index, let matched = knownMatch(at: index, generation: generation) {
-            remember(key, at: index, matched: matched, generation: generation)
-            return (matched, index)
+            return remember(key, at: index, matched: matched, generation: generation)
         }
         let matched = subscriptions.matches(topic)
-        if let index { setMatch(matched, key: key, generation: generation, at: index) }
-        return (matched, index)
+        guard let index else { return Lookup(index: nil, wanted: matched) }
+        return setMatch(matched, key: key, generation: generation, at: index)
     }
 
     /// The common case, inlined into the forwarding loop: the previous message's topic, its
@@ -90,12 +103,10 @@ public struct TopicTable: Sendable {
     /// generation rather than the subscription table so that the loop does not copy the
     /// table's fields for every message (callgrind: some 17 instructions).
     @inlinable @inline(__always)
-    func lookupRepeated(_ key: TopicKey, topic: UnsafeRawBufferPointer, generation: UInt64) -> (
-        wanted: Bool, index: Int?
-    )? {
+    func lookupRepeated(_ key: TopicKey, topic: UnsafeRawBufferPointer, generation: UInt64) -> Lookup? {
         guard key == lastKey && lastGeneration == generation else { return nil }
-        guard key.isExact || table.key(at: lastIndex, equals: topic) else { return nil }
-        return (lastMatched, lastIndex)
+        guard key.isExact || table.key(at: lastFound.raw >> 1, equals: topic) else { return nil }
+        return lastFound
     }
 
     // The slow path in steps, so that the caller asks its subscription table itself, and only
@@ -122,6 +133,18 @@ public struct TopicTable: Sendable {
     @inline(__always)
     func cachedIndex(of key: TopicKey, topic: UnsafeRawBufferPointer, in set: Int) -> Int? {
         recentIndexes.lookUp(key, in: set) { table.key(at: $0, equals: topic) }
+    }
+
+    /// The common case of `BrokerState.lookupTopicSlowly`: a topic of up to 16 bytes (`key` is
+    /// exact, so no call compares or hashes its middle) that the cache holds with its match
+    /// valid for `generation`, made the previous topic; nil otherwise.
+    @inline(__always)
+    mutating func cachedShortTopic(_ key: TopicKey, topic: UnsafeRawBufferPointer, generation: UInt64) -> Lookup? {
+        let set = recentIndexes.set(of: key, topic: topic)
+        guard let index = recentIndexes.lookUp(key, in: set, confirm: { _ in true }),
+            let matched = knownMatch(at: index, generation: generation)
+        else { return nil }
+        return remember(key, at: index, matched: matched, generation: generation)
     }
 
     @inline(never)
@@ -154,28 +177,30 @@ public struct TopicTable: Sendable {
 
     /// Makes the topic at `index` the previous topic for `lookupRepeated`.
     @inline(__always)
-    mutating func remember(_ key: TopicKey, at index: Int, matched: Bool, generation: UInt64) {
+    @discardableResult
+    mutating func remember(_ key: TopicKey, at index: Int, matched: Bool, generation: UInt64) -> Lookup {
+        let found = Lookup(index: index, wanted: matched)
         lastKey = key
-        lastIndex = index
-        lastMatched = matched
+        lastFound = found
         lastGeneration = generation
+        return found
     }
 
     /// Records whether the topic at `index` is wanted under subscription `generation`, and makes
     /// it the previous topic.
-    mutating func setMatch(_ matched: Bool, key: TopicKey, generation: UInt64, at index: Int) {
+    mutating func setMatch(_ matched: Bool, key: TopicKey, generation: UInt64, at index: Int) -> Lookup {
         table.withValue(at: index) { match in
             match.matched = matched
             match.generation = generation
         }
-        remember(key, at: index, matched: matched, generation: generation)
+        return remember(key, at: index, matched: matched, generation: generation)
     }
 
-    /// The second half: counts one message of `bytes` bytes at `index` (from `lookup`), or as
+    /// The second half: counts one message of `bytes` bytes on the topic `lookup` found, or as
     /// untracked.
-    public mutating func count(at index: Int?, bytes: UInt64, wanted: Bool, nowMilliseconds: UInt64) {
+    public mutating func count(_ found: Lookup, bytes: UInt64, nowMilliseconds: UInt64) {
         prepareToCount()
-        countPrepared(at: index, bytes: bytes, wanted: wanted, nowMilliseconds: nowMilliseconds)
+        countPrepared(found, bytes: bytes, nowMilliseconds: nowMilliseconds)
     }
 
     /// Makes the counters this table's own (a copy if a copy of the table shares them), so that
@@ -196,14 +221,16 @@ public struct TopicTable: Sendable {
     /// which has called `prepareToCount` since it last handed out a copy of the table. One
     /// topic's counters updated in place, some ten instructions; a debug build checks the rule.
     @inlinable @inline(__always)
-    public mutating func countPrepared(at index: Int?, bytes: UInt64, wanted: Bool, nowMilliseconds: UInt64) {
+    public mutating func countPrepared(_ found: Lookup, bytes: UInt64, nowMilliseconds: UInt64) {
         assert(isKnownUniquelyReferenced(&counters), "topic counters written while a copy shares them")
-        guard let index, index >= 0 && index < counters.count else { return countUntracked(bytes: bytes) }
+        // One unsigned comparison: an untracked lookup's negative index is past any count.
+        let index = found.raw >> 1
+        guard UInt(bitPattern: index) < UInt(bitPattern: counters.count) else { return countUntracked(bytes: bytes) }
         let entry = counters.base + index
         entry.pointee.messages &+= 1
         entry.pointee.bytes &+= bytes
         entry.pointee.lastSeenMilliseconds = nowMilliseconds
-        if !wanted { entry.pointee.unwanted &+= 1 }
+        if !found.wanted { entry.pointee.unwanted &+= 1 }
     }
 
     @usableFromInline
@@ -233,7 +260,7 @@ public struct TopicTable: Sendable {
         table.removeAll()
         counters = TopicCounterStore()
         lastKey = .none
-        lastIndex = -1
+        lastFound = Lookup(index: nil, wanted: false)
         recentIndexes = TopicIndexCache(topics: maxTopics)
         untrackedMessages = 0
         untrackedBytes = 0

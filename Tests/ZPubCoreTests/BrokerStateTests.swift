@@ -33,8 +33,8 @@ final class BrokerStateTests: XCTestCase {
         _ = state.subscriptions.subscribe(Array("a".utf8))
         state.prepareToCountTopics()
         for topic in ["a1", "b1"] {
-            let (wanted, index) = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
-            state.countTopicPrepared(at: index, bytes: 2, wanted: wanted, nowMilliseconds: 1)
+            let found = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
+            state.countTopicPrepared(found, bytes: 2, nowMilliseconds: 1)
         }
         XCTAssertEqual(state.unwantedMessages, 1)
         XCTAssertEqual(state.topicList(prefix: []).topics.map(\.topic), ["a1", "b1"])
@@ -53,9 +53,8 @@ final class BrokerStateTests: XCTestCase {
         for (time, topic) in sequence.enumerated() {
             if time == 6 { _ = state.subscriptions.subscribe(Array("b".utf8)) }
             let now = UInt64(time + 1)
-            let (wanted, index) = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
-            state.countTopicPrepared(
-                at: index, bytes: UInt64(topic.utf8.count), wanted: wanted, nowMilliseconds: now)
+            let found = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
+            state.countTopicPrepared(found, bytes: UInt64(topic.utf8.count), nowMilliseconds: now)
         }
         // Last seen: the time of the topic's last message.
         let expected: [String: (messages: UInt64, unwanted: UInt64, lastSeen: UInt64)] = [
@@ -79,8 +78,8 @@ final class BrokerStateTests: XCTestCase {
         func burst(_ topics: [String], at time: UInt64) {
             state.prepareToCountTopics()
             for topic in topics {
-                let (wanted, index) = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
-                state.countTopicPrepared(at: index, bytes: 10, wanted: wanted, nowMilliseconds: time)
+                let found = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
+                state.countTopicPrepared(found, bytes: 10, nowMilliseconds: time)
             }
         }
         burst(["t", "u", "t"], at: 1)
@@ -100,8 +99,8 @@ final class BrokerStateTests: XCTestCase {
     func testACopyForReadersLeavesTheLoopsTopicCacheUnshared() {
         var state = BrokerState(configuration: BrokerConfiguration())
         func record(_ topic: String) {
-            let (wanted, index) = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
-            state.countTopic(at: index, bytes: 1, wanted: wanted, nowMilliseconds: 1)
+            let found = Array(topic.utf8).withUnsafeBytes { state.lookupTopic($0) }
+            state.countTopic(found, bytes: 1, nowMilliseconds: 1)
         }
         for number in 0..<100 { record("t.\(number)") }
         let storage = state.topics.recentIndexes.storageAddress

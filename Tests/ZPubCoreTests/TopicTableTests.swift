@@ -7,11 +7,28 @@ final class TopicTableTests: XCTestCase {
         _ table: inout TopicTable, _ topic: String, bytes: Int, at time: UInt64 = 1, subscriptions: SubscriptionTable
     ) -> Bool {
         // As the forwarding loop does: look up while the topic is at hand, count at the end.
-        let (wanted, index) = Array(topic.utf8).withUnsafeBytes {
+        let found = Array(topic.utf8).withUnsafeBytes {
             table.lookup(topic: $0, subscriptions: subscriptions)
         }
-        table.count(at: index, bytes: UInt64(bytes), wanted: wanted, nowMilliseconds: time)
-        return wanted
+        table.count(found, bytes: UInt64(bytes), nowMilliseconds: time)
+        return found.wanted
+    }
+
+    /// A lookup's index and wanted bit share one word: each combination comes back as it went
+    /// in, the largest index a table can hold included, and an untracked one counts as such.
+    func testALookupKeepsItsIndexAndWantedBitApart() {
+        for index in [nil, 0, 1, 12_345, Int(Int32.max)] as [Int?] {
+            for wanted in [false, true] {
+                let found = TopicTable.Lookup(index: index, wanted: wanted)
+                XCTAssertEqual(found.index, index)
+                XCTAssertEqual(found.wanted, wanted)
+            }
+        }
+        var table = TopicTable(maxTopics: 1)
+        table.count(TopicTable.Lookup(index: nil, wanted: true), bytes: 5, nowMilliseconds: 1)
+        table.count(TopicTable.Lookup(index: 7, wanted: false), bytes: 6, nowMilliseconds: 1)
+        XCTAssertEqual(table.untrackedMessages, 2, "an index the table does not have is counted as untracked")
+        XCTAssertEqual(table.untrackedBytes, 11)
     }
 
     func testCountsMessagesBytesAndLastSeen() {
@@ -39,18 +56,18 @@ final class TopicTableTests: XCTestCase {
         var untracked: (messages: UInt64, bytes: UInt64) = (0, 0)
         for (position, topic) in topics.enumerated() {
             let (bytes, time) = (UInt64(position + 1), UInt64(position * 10))
-            let (wanted, index) = Array(topic.utf8).withUnsafeBytes {
+            let found = Array(topic.utf8).withUnsafeBytes {
                 table.lookup(topic: $0, subscriptions: subscriptions)
             }
-            XCTAssertEqual(wanted, topic == "a", topic)
-            table.countPrepared(at: index, bytes: bytes, wanted: wanted, nowMilliseconds: time)
+            XCTAssertEqual(found.wanted, topic == "a", topic)
+            table.countPrepared(found, bytes: bytes, nowMilliseconds: time)
             if topic == "d" {
                 untracked = (untracked.messages + 1, untracked.bytes + bytes)
             } else {
                 expected[topic, default: .init()].messages += 1
                 expected[topic, default: .init()].bytes += bytes
                 expected[topic, default: .init()].lastSeenMilliseconds = time
-                if !wanted { expected[topic, default: .init()].unwanted += 1 }
+                if !found.wanted { expected[topic, default: .init()].unwanted += 1 }
             }
         }
         XCTAssertEqual(table.entries().map(\.topic), [Array("a".utf8), Array("b".utf8), Array("c".utf8)])
@@ -73,10 +90,10 @@ final class TopicTableTests: XCTestCase {
         let copy = table
         table.prepareToCount()
         for time in UInt64(2)...4 {
-            let (wanted, index) = Array("t".utf8).withUnsafeBytes {
+            let found = Array("t".utf8).withUnsafeBytes {
                 table.lookup(topic: $0, subscriptions: subscriptions)
             }
-            table.countPrepared(at: index, bytes: 10, wanted: wanted, nowMilliseconds: time)
+            table.countPrepared(found, bytes: 10, nowMilliseconds: time)
         }
         _ = record(&table, "u", bytes: 1, at: 5, subscriptions: subscriptions)
         XCTAssertEqual(
