@@ -36,6 +36,12 @@ struct Stats: ParsableCommand {
                 topics.accounting
                     ? "topics         \(topics.tracked) tracked (limit \(topics.limit)), \(topics.untrackedMessages) messages untracked, \(stats.unwantedMessages) unwanted"
                     : "topics         accounting off")
+            // Only when it happened: the log's reader (journald, a pipe) fell behind the loop.
+            if let dropped = stats.droppedLogRecords, dropped > 0 {
+                Output.line(
+                    "log            \(dropped) records of the forwarding loop dropped: its log's reader fell behind (the log says how many, and when it caught up)"
+                )
+            }
             // Without history prefixes the store may still hold persisted last values: no line.
             if let history = stats.history, !history.prefixes.isEmpty {
                 Output.line(

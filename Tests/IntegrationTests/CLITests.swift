@@ -126,6 +126,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(stats.status, 0, stats.stderr)
         XCTAssertTrue(stats.stdout.contains("forwarding running"), stats.stdout)
         XCTAssertNotNil(stats.stdout.range(of: #"pull\s+1\s+0"#, options: .regularExpression), stats.stdout)
+        XCTAssertFalse(stats.stdout.contains("dropped"), "no log line without drops: \(stats.stdout)")
 
         let json = try zpub(["stats", "--json"] + control)
         let decoded = try JSONDecoder().decode(StatsSnapshot.self, from: Data(json.stdout.utf8))

@@ -652,6 +652,8 @@ extension FaultTests {
         XCTAssertGreaterThanOrEqual(unreadBytes(), 65_536 - 4_096, "the pipe was read after all")
         let dropped = try XCTUnwrap(try daemon.json("STATS")["dropped_log_records"] as? Int)
         XCTAssertGreaterThan(dropped, 0, "STATS counts the records the loop could not queue")
+        let stats = try Run.program(Binaries.zpub, ["stats", "--control", daemon.control], timeout: 20)
+        XCTAssertTrue(stats.stdout.contains("records of the forwarding loop dropped"), stats.stdout + stats.stderr)
 
         // Read again: the writer writes on, and says how many records it dropped.
         var text = ""
