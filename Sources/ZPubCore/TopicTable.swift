@@ -20,8 +20,6 @@ public struct TopicTable: Sendable {
         /// The index shifted left by one, the wanted bit in bit 0; negative when untracked.
         @usableFromInline let raw: Int
 
-        @inlinable init(raw: Int) { self.raw = raw }
-
         @inlinable public init(index: Int?, wanted: Bool) {
             raw = (index ?? -1) << 1 | (wanted ? 1 : 0)
         }

@@ -34,6 +34,39 @@ final class LastValueTests: XCTestCase {
         XCTAssertEqual(stats.prefixes, ["state."])
     }
 
+    /// With no store configured the loop forwards through its copy without the stores' checks;
+    /// a reload that turns the cache on must be obeyed from the next message, and one that turns
+    /// it off too.
+    func testAReloadThatTurnsTheCacheOnAndOffIsObeyedFromTheNextMessage() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_topics = 100\n")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        func send(_ payload: String, expectingIn count: UInt64) throws {
+            try push.send(frames: frames("state.lamp", payload))
+            try Wait.until("zpubd has taken message \(count)") { try daemon.stats().messagesIn == count }
+        }
+        func reload(_ configuration: String, cacheOn: Bool) throws {
+            try configuration.write(to: daemon.configURL, atomically: true, encoding: .utf8)
+            daemon.signal(SIGHUP)
+            try Wait.until("the reload turned the cache \(cacheOn ? "on" : "off")") {
+                try daemon.stats().lastValue.enabled == cacheOn
+            }
+        }
+        try send("1", expectingIn: 1)
+        XCTAssertEqual(try daemon.stats().lastValue.updates, 0)
+
+        try reload("[limits]\nmax_topics = 100\n[last_value]\nprefixes = [\"state.\"]\n", cacheOn: true)
+        try send("2", expectingIn: 2)
+        XCTAssertEqual(try daemon.stats().lastValue.updates, 1, "the first message after the reload is cached")
+        let late = try clients.subscriber(daemon.xpub, prefixes: ["state.lamp"])
+        XCTAssertEqual(try late.receive(1), [frames("state.lamp", "2")])
+
+        try reload("[limits]\nmax_topics = 100\n", cacheOn: false)
+        try send("3", expectingIn: 3)
+        XCTAssertEqual(try daemon.stats().lastValue.updates, 1, "nothing cached once the cache is off")
+        XCTAssertEqual(try late.receive(1), [frames("state.lamp", "3")], "and the message is forwarded")
+    }
+
     func testAPrefixOverSeveralCachedTopicsGetsTheNewestOfThem() throws {
         let daemon = try Daemon(arguments: ["--last-value", "sensor."])
         let clients = try Clients()

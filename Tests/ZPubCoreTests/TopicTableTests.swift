@@ -15,9 +15,9 @@ final class TopicTableTests: XCTestCase {
     }
 
     /// A lookup's index and wanted bit share one word: each combination comes back as it went
-    /// in, the largest index a table can hold included, and an untracked one counts as such.
+    /// in, the largest index the topic cache can file (a UInt32) included, and an untracked one counts as such.
     func testALookupKeepsItsIndexAndWantedBitApart() {
-        for index in [nil, 0, 1, 12_345, Int(Int32.max)] as [Int?] {
+        for index in [nil, 0, 1, 12_345, Int(UInt32.max)] as [Int?] {
             for wanted in [false, true] {
                 let found = TopicTable.Lookup(index: index, wanted: wanted)
                 XCTAssertEqual(found.index, index)
