@@ -367,6 +367,29 @@ final class HistoryPrefixesTests: XCTestCase {
         }
     }
 
+    /// `RawBytes.equal` at every size its ways of comparing cover (byte loop, 4- and 8-byte
+    /// loads, the word loop up to 64 bytes, memcmp past it): equal runs are equal, and one byte
+    /// changed anywhere makes them differ.
+    func testRawBytesEqualSeesADifferenceAtEveryPosition() {
+        for count in 0..<80 {
+            let a = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+            a.withUnsafeBytes { first in
+                XCTAssertTrue(
+                    RawBytes.equal(
+                        first.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!,
+                        first.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!, count: count))
+            }
+            for position in 0..<count {
+                var b = a
+                b[position] ^= 0x40
+                let equal = a.withUnsafeBytes { first in
+                    b.withUnsafeBytes { RawBytes.equal(first.baseAddress!, $0.baseAddress!, count: count) }
+                }
+                XCTAssertFalse(equal, "\(count) bytes, byte \(position) differs")
+            }
+        }
+    }
+
     func testLongPrefixesAreComparedWholly() {
         let long = "telemetry.region.eu-west.rack-12."
         XCTAssertEqual(match([long], long + "node-3"), long.utf8.count)
