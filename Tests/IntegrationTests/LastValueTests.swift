@@ -35,8 +35,9 @@ final class LastValueTests: XCTestCase {
     }
 
     /// With no store configured the loop forwards through its copy without the stores' checks;
-    /// a reload that turns the cache on must be obeyed from the next message, and one that turns
-    /// it off too.
+    /// a reload that turns the cache on must be obeyed from the next message (the copy is chosen
+    /// per burst), and one that turns it off too (that half checks the outcome: the other copy
+    /// looks at the cache's own setting as well).
     func testAReloadThatTurnsTheCacheOnAndOffIsObeyedFromTheNextMessage() throws {
         let daemon = try Daemon(configuration: "[limits]\nmax_topics = 100\n")
         let clients = try Clients()

@@ -371,21 +371,24 @@ final class HistoryPrefixesTests: XCTestCase {
     /// loads, the word loop up to 64 bytes, memcmp past it): equal runs are equal, and one byte
     /// changed anywhere makes them differ.
     func testRawBytesEqualSeesADifferenceAtEveryPosition() {
-        for count in 0..<80 {
+        for count in 0...80 {
             let a = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
-            a.withUnsafeBytes { first in
-                XCTAssertTrue(
-                    RawBytes.equal(
-                        first.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!,
-                        first.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!, count: count))
-            }
-            for position in 0..<count {
-                var b = a
-                b[position] ^= 0x40
-                let equal = a.withUnsafeBytes { first in
-                    b.withUnsafeBytes { RawBytes.equal(first.baseAddress!, $0.baseAddress!, count: count) }
+            // A separate copy, with bytes of its own around it: a load at a wrong offset or past
+            // `count` would read different bytes on the two sides.
+            let b = [0x11] + a + [0x22]
+            let equal = a.withUnsafeBytes { first in
+                b.withUnsafeBytes { second in
+                    RawBytes.equal(first.baseAddress ?? second.baseAddress!, second.baseAddress! + 1, count: count)
                 }
-                XCTAssertFalse(equal, "\(count) bytes, byte \(position) differs")
+            }
+            XCTAssertTrue(equal, "\(count) equal bytes")
+            for position in 0..<count {
+                var changed = b
+                changed[position + 1] ^= 0x40
+                let differs = a.withUnsafeBytes { first in
+                    changed.withUnsafeBytes { RawBytes.equal(first.baseAddress!, $0.baseAddress! + 1, count: count) }
+                }
+                XCTAssertFalse(differs, "\(count) bytes, byte \(position) differs")
             }
         }
     }
