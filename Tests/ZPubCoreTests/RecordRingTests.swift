@@ -368,8 +368,8 @@ final class HistoryPrefixesTests: XCTestCase {
     }
 
     /// `RawBytes.equal` at every size its ways of comparing cover (byte loop, 4- and 8-byte
-    /// loads, the word loop up to 64 bytes, memcmp past it): equal runs are equal, and one byte
-    /// changed anywhere makes them differ.
+    /// loads, memcmp past 16 bytes): equal runs are equal, and one byte changed anywhere makes
+    /// them differ.
     func testRawBytesEqualSeesADifferenceAtEveryPosition() {
         for count in 0...80 {
             let a = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
