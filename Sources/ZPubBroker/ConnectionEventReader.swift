@@ -12,19 +12,22 @@ import ZeroMQ
 /// 1 KiB message (callgrind, scripts/callgrind-forwarders.sh), for events that come once per
 /// connection. The mailbox's pipe in the poll set is one plain descriptor, whatever it carries.
 /// And the guard no longer waits for the loop, which a subscription flood can hold inside libzmq
-/// for seconds (docs/reliability.md).
+/// for seconds (docs/reliability.md). While the loop is that far behind, what waits for it is
+/// bounded (`ConnectionEventBacklog`): past 4,096 events the reader adds them up.
 final class ConnectionEventReader: Sendable {
     /// Post anything to stop the reader; it then closes the monitor sockets.
     let stopMailbox = Mailbox<Bool>()
     private let monitors: MonitorSockets
     private let descriptorGuard: DescriptorGuard
     private let loopMailbox: Mailbox<LoopCommand>
+    private let backlog: ConnectionEventBacklog
     private let logger: Logger
 
     init(monitors: MonitorSockets, loop: ForwardingLoopHandle, logger: Logger) {
         self.monitors = monitors
         self.descriptorGuard = loop.descriptorGuard
         self.loopMailbox = loop.mailbox
+        self.backlog = loop.connectionEvents
         self.logger = logger
     }
 
@@ -67,7 +70,10 @@ final class ConnectionEventReader: Sendable {
             let accepted =
                 monitor.role == .xpub && event.event.contains(.accepted)
                 ? SubscriberReachability.Accepted(descriptor: event.value) : nil
-            loopMailbox.post(.connectionEvent(monitor.role, event, accepted: accepted))
+            switch backlog.admit(event, of: monitor.role, accepted: accepted) {
+            case .queue: loopMailbox.post(.connectionEvent(monitor.role, event, accepted: accepted))
+            case .summarized(let wakeLoop): if wakeLoop { loopMailbox.post(.connectionEventSummary) }
+            }
         }
     }
 }

@@ -45,6 +45,8 @@ enum LoopCommand: Sendable {
     /// A connection event of PULL, XSUB or XPUB, read by `ConnectionEventReader` (which has fed
     /// the descriptor guard already): peer counts, upstream states, the log.
     case connectionEvent(BrokerSocketRole, MonitorEvent, accepted: SubscriberReachability.Accepted? = nil)
+    /// The reader has added events up (`ConnectionEventBacklog`): take them from there.
+    case connectionEventSummary
 }
 
 /// What the pair link learns from the loop at each heartbeat.
@@ -83,6 +85,8 @@ final class ForwardingLoopHandle: Sendable {
     /// Near the end of the file descriptors: pauses new TCP connections. The connection event
     /// reader feeds it monitor events; its own thread (started by `Broker`) probes.
     let descriptorGuard: DescriptorGuard
+    /// Bounds what the connection event reader queues in `mailbox` while the loop is behind.
+    let connectionEvents = ConnectionEventBacklog()
 
     /// One of a pair: what `PairLink` last knew (nil for a single broker).
     let pairStatus = Locked<PairStatus?>(nil)
@@ -128,6 +132,7 @@ final class ForwardingLoop {
     let handle: ForwardingLoopHandle
     private var mailbox: Mailbox<LoopCommand> { handle.mailbox }
     private var descriptorGuard: DescriptorGuard { handle.descriptorGuard }
+    private var connectionEvents: ConnectionEventBacklog { handle.connectionEvents }
     private let message = Message()
     /// For messages the loop makes itself (last values, snapshot markers), so that `message`
     /// can still hold the subscription frame being handled.
@@ -187,6 +192,9 @@ final class ForwardingLoop {
     private var strangerLogLimit = LogRateLimit()
     private var ceilingLogLimit = LogRateLimit()
     private var handshakeLogLimit = LogRateLimit()
+    private var summaryLogLimit = LogRateLimit()
+    /// Connection events taken as counts (STATS `connection_events_summarized`).
+    private var connectionEventsSummarized: UInt64 = 0
 
     private static func heldBackNote(_ heldBack: Int) -> String {
         heldBack == 0 ? "" : " (and \(heldBack) more like it since the last such message; see STATS)"
@@ -828,6 +836,47 @@ final class ForwardingLoop {
         }
     }
 
+    /// Connection events the reader added up while the loop was behind: their effect at once,
+    /// as `handle` one by one would leave it; upstream links logged by the state they end in,
+    /// the rest by one line (rate-limited).
+    private func apply(_ summary: ConnectionEventSummary) {
+        guard !summary.isEmpty else { return }
+        for role in BrokerSocketRole.allCases {
+            state.peerChanged(role, by: summary.opened[role, default: 0])
+            state.peerChanged(role, by: -summary.closed[role, default: 0])
+        }
+        for descriptor in summary.closedSubscribers {
+            state.subscriberConnections.closed(descriptor: descriptor, current: Self.socket(at:))
+            subscriberReachability.closed(descriptor: descriptor)
+        }
+        if configuration.pair.isEnabled {
+            for (descriptor, accepted) in summary.openedSubscribers {
+                subscriberReachability.opened(descriptor: descriptor, accepted)
+            }
+        }
+        (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
+        for (endpoint, changes) in summary.links {
+            switch state.upstreamEvents(endpoint: endpoint, changes) {
+            case "connected"?:
+                logger.notice(
+                    "connected to upstream \(endpoint)", metadata: ["socket": "xsub", "endpoint": "\(endpoint)"])
+            case let other? where changes.disconnects > 0:
+                logger.warning(
+                    "lost upstream \(endpoint) (\(changes.disconnects) time(s)); \(other)",
+                    metadata: ["socket": "xsub", "endpoint": "\(endpoint)"])
+            default:
+                break
+            }
+        }
+        state.handshakeFailures &+= UInt64(summary.handshakeFailures)
+        connectionEventsSummarized &+= UInt64(summary.events)
+        if let heldBack = summaryLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+            logger.warning(
+                "the forwarding loop fell \(connectionEvents.limit) connection events behind, and took the next \(summary.events) as counts (peer counts, subscriptions and upstream states stay right; those connections' own log lines were left out)\(Self.heldBackNote(heldBack))"
+            )
+        }
+    }
+
     // MARK: Commands
 
     private func handleCommands() {
@@ -838,6 +887,7 @@ final class ForwardingLoop {
             case .stats(let slot):
                 var stats = state.statsSnapshot(uptimeSeconds: 0)
                 stats.droppedLogRecords = UInt64(logQueue.droppedRecords)
+                stats.connectionEventsSummarized = connectionEventsSummarized
                 slot.fulfill(stats)
             case .setPaused(let paused, let slot):
                 if paused != state.paused {
@@ -855,6 +905,9 @@ final class ForwardingLoop {
                 requested(.replay(since: since, prefix: prefix, slot), token: token)
             case .connectionEvent(let role, let event, let accepted):
                 handle(event, of: role, accepted: accepted)
+                connectionEvents.handled()
+            case .connectionEventSummary:
+                apply(connectionEvents.takeSummary())
             case .stall(let milliseconds):
                 logger.warning("test hook: stalling the forwarding loop for \(milliseconds) ms")
                 // Clamped: a test's setting (an environment variable) must not trap the daemon.

@@ -96,6 +96,15 @@ public struct BrokerState: Sendable {
         return true
     }
 
+    /// Several changes of one link at once (the forwarding loop fell behind the connection
+    /// events); its state afterwards, or nil when `endpoint` is not an upstream link.
+    @discardableResult
+    public mutating func upstreamEvents(endpoint: String, _ changes: UpstreamLink.Changes) -> String? {
+        guard let index = upstreams.firstIndex(where: { $0.endpoint == endpoint }) else { return nil }
+        upstreams[index].apply(changes)
+        return upstreams[index].state
+    }
+
     /// Counting a message on its topic, in the forwarding loop's two halves: `lookupTopic` while
     /// the topic frame is at hand, `countTopicPrepared` once the message's size is known (one
     /// update of the topic's counters; a message no subscription wanted is counted as unwanted).

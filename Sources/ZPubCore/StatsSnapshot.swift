@@ -26,6 +26,9 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     /// Log records of the forwarding loop dropped because the log's reader did not keep up
     /// (absent in replies of older zpubd).
     public var droppedLogRecords: UInt64?
+    /// Connection events the forwarding loop took as counts, not one by one, because it had
+    /// fallen too far behind them (absent in replies of older zpubd).
+    public var connectionEventsSummarized: UInt64?
     /// Connected peers per data socket (pull, xsub, xpub).
     public var peers: [BrokerSocketRole: Int]
     /// Connections dropped during the ZeroMQ handshake.
@@ -243,6 +246,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case sendFailures = "send_failures"
         case internalTopicMessages = "internal_topic_messages"
         case droppedLogRecords = "dropped_log_records"
+        case connectionEventsSummarized = "connection_events_summarized"
         case peers, upstreams, security, descriptors, history, pair
         case handshakeFailures = "handshake_failures"
         case lastValue = "last_value"

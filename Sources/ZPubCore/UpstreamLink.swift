@@ -33,4 +33,47 @@ public struct UpstreamLink: Codable, Equatable, Sendable {
             if state != "connected" { state = "connecting" }
         }
     }
+
+    /// Changes taken together, in order, when the forwarding loop fell behind the connection
+    /// events (`ConnectionEventSummary`): applied at once, they leave a link as applying them one
+    /// by one would, whatever it was before.
+    public struct Changes: Equatable, Sendable {
+        public private(set) var connects: UInt64 = 0
+        public private(set) var disconnects: UInt64 = 0
+        /// The state the changes leave; `connectingUnlessConnected`: "connecting", unless the
+        /// link was connected before them (a retry's delay reported while connected).
+        enum Outcome: Equatable, Sendable { case unchanged, state(String), connectingUnlessConnected }
+        private(set) var outcome = Outcome.unchanged
+
+        public init() {}
+
+        public mutating func record(_ change: Change) {
+            switch change {
+            case .connected:
+                connects &+= 1
+                outcome = .state("connected")
+            case .disconnected:
+                disconnects &+= 1
+                outcome = .state("retrying")
+            case .retrying:
+                outcome = .state("retrying")
+            case .connecting:
+                switch outcome {
+                case .unchanged: outcome = .connectingUnlessConnected
+                case .state(let state) where state != "connected": outcome = .state("connecting")
+                case .state, .connectingUnlessConnected: break
+                }
+            }
+        }
+    }
+
+    public mutating func apply(_ changes: Changes) {
+        connects &+= changes.connects
+        disconnects &+= changes.disconnects
+        switch changes.outcome {
+        case .unchanged: break
+        case .state(let new): state = new
+        case .connectingUnlessConnected: if state != "connected" { state = "connecting" }
+        }
+    }
 }

@@ -65,6 +65,10 @@ struct PrometheusText {
             "zpub_dropped_log_records_total",
             "Log records of the forwarding loop dropped because the log's reader did not keep up",
             [([:], Double(stats.droppedLogRecords ?? 0))])
+        counter(
+            "zpub_connection_events_summarized_total",
+            "Connection events the forwarding loop took as counts because it had fallen behind them",
+            [([:], Double(stats.connectionEventsSummarized ?? 0))])
         gauge(
             "zpub_peers", "Connected peers per data socket",
             stats.peers.sorted { $0.key.rawValue < $1.key.rawValue }.map {

@@ -31,6 +31,12 @@ public struct MonitorEvent: Equatable, Sendable {
     public let value: Int32
     /// The endpoint the event concerns, e.g. "tcp://127.0.0.1:5557".
     public let endpoint: String
+
+    public init(event: SocketEvents, value: Int32, endpoint: String) {
+        self.event = event
+        self.value = value
+        self.endpoint = endpoint
+    }
 }
 
 extension Socket {

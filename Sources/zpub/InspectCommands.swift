@@ -42,6 +42,11 @@ struct Stats: ParsableCommand {
                     "log            \(dropped) records of the forwarding loop dropped: its log's reader fell behind (the log says how many, and when it caught up)"
                 )
             }
+            if let summarized = stats.connectionEventsSummarized, summarized > 0 {
+                Output.line(
+                    "connections    \(summarized) events taken as counts: the forwarding loop fell behind them (peer counts stay right; see docs/reliability.md)"
+                )
+            }
             // Without history prefixes the store may still hold persisted last values: no line.
             if let history = stats.history, !history.prefixes.isEmpty {
                 Output.line(

@@ -127,6 +127,8 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(stats.stdout.contains("forwarding running"), stats.stdout)
         XCTAssertNotNil(stats.stdout.range(of: #"pull\s+1\s+0"#, options: .regularExpression), stats.stdout)
         XCTAssertFalse(stats.stdout.contains("dropped"), "no log line without drops: \(stats.stdout)")
+        XCTAssertFalse(
+            stats.stdout.contains("taken as counts"), "no connections line unless it happened: \(stats.stdout)")
 
         let json = try zpub(["stats", "--json"] + control)
         let decoded = try JSONDecoder().decode(StatsSnapshot.self, from: Data(json.stdout.utf8))

@@ -526,6 +526,90 @@ final class FaultTests: XCTestCase {
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
+    /// Peers that connect and hang up while the forwarding loop is held (here by the test hook,
+    /// as a subscription flood holds it inside libzmq) do not each leave an event in its mailbox
+    /// without bound: past 4,096 the connection event reader adds them up
+    /// (`ConnectionEventBacklog`), and once the loop runs again the peer counts and what is
+    /// delivered are as if it had taken them one by one.
+    func testConnectionChurnWhileTheLoopIsHeldIsAddedUpNotQueuedWithoutBound() throws {
+        let churned = 3_000
+        let stallSeconds = 20.0
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "\(Int(stallSeconds * 1_000))"],
+            endpoints: [.xpub: "tcp://127.0.0.1:\(port)"])
+        let clients = try Clients()
+        let kept = try clients.subscriber(daemon.xpub, prefixes: ["k"])
+        try daemon.waitForSubscriptions(1)
+        daemon.signal(SIGUSR2)
+        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        let stalled = Date()
+        // While it is held: a subscriber that stays, one that comes and goes, and thousands of
+        // connections that open and close at once (two events each, three with the handshake's).
+        let late = try clients.subscriber(daemon.xpub, prefixes: ["k"])
+        let gone = try clients.subscriber(daemon.xpub, prefixes: ["g"])
+        // Paced: libzmq's listen backlog is 100, and a connection beyond it waits a second for
+        // the kernel's SYN retry.
+        for i in 0..<churned {
+            close(try RawTCP.connect(port: port))
+            if i % 25 == 24 {
+                try Wait.until("libzmq takes the churned connections", timeout: stallSeconds) {
+                    Self.serverSideTCPStates(port: port).values.reduce(0, +) <= 3 + 25
+                }
+            }
+        }
+        try Wait.until("libzmq has closed every churned connection", timeout: stallSeconds) {
+            let states = Self.serverSideTCPStates(port: port)
+            return states["08", default: 0] == 0 && states["01", default: 0] == 3
+        }
+        gone.close()
+        try Wait.until("libzmq has closed the subscriber that left", timeout: stallSeconds) {
+            Self.serverSideTCPStates(port: port)["01", default: 0] == 2
+        }
+        let churnSeconds = Date().timeIntervalSince(stalled)
+        try XCTSkipIf(
+            churnSeconds > stallSeconds - 3,
+            "the churn took \(churnSeconds) s of the \(stallSeconds) s stall: this machine is too slow to churn while the loop is held"
+        )
+        // Handled again: two subscribers, the others counted out.
+        // STATS answers with an error while the loop is held.
+        try Wait.until("the loop counts two subscribers", timeout: 30) { (try? daemon.stats())?.peers[.xpub] == 2 }
+        let stats = try daemon.stats()
+        let summarized = try XCTUnwrap(stats.connectionEventsSummarized)
+        XCTAssertGreaterThanOrEqual(
+            Int(summarized), 2 * churned + 3 - ConnectionEventBacklogLimit.events,
+            "every event past the 4,096 queued ones was added up")
+        XCTAssertEqual(stats.peers[.pull] ?? 0, 0)
+        XCTAssertTrue(daemon.log.contains("connection events behind"), daemon.log)
+        let cli = try Run.program(Binaries.zpub, ["stats", "--control", daemon.control], timeout: 20)
+        XCTAssertTrue(
+            cli.stdout.contains("connections    \(summarized) events taken as counts"), cli.stdout + cli.stderr)
+        try daemon.waitForSubscriptions(to: ["k"])
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("k", "after the churn"))
+        XCTAssertEqual(try kept.receive(1), [frames("k", "after the churn")])
+        XCTAssertEqual(try late.receive(1), [frames("k", "after the churn")])
+        figure(
+            "\(churned) connections opened and closed while the loop was held: \(summarized) events added up, peer count right after (2)"
+        )
+    }
+
+    /// Server-side TCP sockets on `port` by state (/proc/net/tcp: "01" established, "08" close
+    /// wait: the peer closed, the listener has not), the listening one left out.
+    private static func serverSideTCPStates(port: Int) -> [String: Int] {
+        // Read to the end: String(contentsOfFile:) stops at the first 4 KiB of a /proc file.
+        guard let data = FileHandle(forReadingAtPath: "/proc/net/tcp")?.readDataToEndOfFile() else { return [:] }
+        let table = String(decoding: data, as: UTF8.self)
+        let local = String(format: ":%04X", port)
+        var states: [String: Int] = [:]
+        for line in table.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            guard fields.count > 3, fields[1].hasSuffix(local), fields[3] != "0A" else { continue }
+            states[String(fields[3]), default: 0] += 1
+        }
+        return states
+    }
+
     func testAThousandSimultaneousConnections() throws {
         let connections = 1_000
         var limit = rlimit()
@@ -565,6 +649,11 @@ final class FaultTests: XCTestCase {
             "\(connections) simultaneous connections: all connected in \(String(format: "%.1f", connected)) s; zpubd RSS \(rss / 1024) MiB"
         )
     }
+}
+
+/// `ConnectionEventBacklog.defaultLimit`, as the tests know it.
+enum ConnectionEventBacklogLimit {
+    static let events = 4_096
 }
 
 enum Soak {

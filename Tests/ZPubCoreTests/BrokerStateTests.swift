@@ -147,3 +147,31 @@ final class BrokerStatusLineTests: XCTestCase {
             "running: 100 msg/s in, 100 msg/s out, 1 subscriptions, 1 peers")
     }
 }
+
+/// `UpstreamLink.Changes`: changes taken together leave a link as taking them one by one does.
+final class UpstreamLinkChangesTests: XCTestCase {
+    func testEverySequenceOfUpToFiveChangesFromEveryStateMatchesOneByOne() {
+        let changes: [UpstreamLink.Change] = [.connected, .disconnected, .retrying, .connecting]
+        var sequences: [[UpstreamLink.Change]] = [[]]
+        var all: [[UpstreamLink.Change]] = []
+        for _ in 1...5 {
+            sequences = sequences.flatMap { sequence in changes.map { sequence + [$0] } }
+            all += sequences
+        }
+        for before in [UpstreamLink.Change.connecting, .connected, .disconnected] {
+            for sequence in all {
+                var oneByOne = UpstreamLink(endpoint: "tcp://upstream:5556")
+                oneByOne.apply(before)
+                var together = oneByOne
+                var recorded = UpstreamLink.Changes()
+                for change in sequence {
+                    oneByOne.apply(change)
+                    recorded.record(change)
+                }
+                together.apply(recorded)
+                XCTAssertEqual(together, oneByOne, "after \(before), \(sequence)")
+            }
+        }
+        XCTAssertEqual(all.count, 4 + 16 + 64 + 256 + 1_024)
+    }
+}
