@@ -28,6 +28,7 @@ public final class Broker: Sendable {
     private let responder: ControlResponder
     private let controlMailbox = Mailbox<ControlServerCommand>()
     private let registry = EndpointRegistry()
+    private let reloadHandler = Locked<ReloadHandler?>(nil)
     private let zap: ZAPShared
     private let history: HistoryHandle?
     private let threads:
@@ -146,7 +147,7 @@ public final class Broker: Sendable {
         self.responder = responder
         let controlServer = ControlServer(
             socket: control.socket, endpoints: control.endpoints, responder: responder, serverKey: serverKey,
-            mailbox: controlMailbox, registry: registry, logger: logger)
+            mailbox: controlMailbox, registry: registry, reloadHandler: reloadHandler, logger: logger)
 
         var pairLink: PairLink?
         if configuration.pair.isEnabled {
@@ -204,6 +205,12 @@ public final class Broker: Sendable {
         try? xpub.setOption(.xpubManualLastValue, 0)
         try? xpub.setOption(.xpubManual, 1)
         return supported
+    }
+
+    /// Who carries out the control socket's RELOAD (zpubd: the thread that reloads on SIGHUP).
+    /// Until one is set, RELOAD is answered with an error.
+    public func serveReloadRequests(with handler: @escaping ReloadHandler) {
+        reloadHandler.withLock { $0 = handler }
     }
 
     /// The endpoints actually bound, per role, with wildcard ports resolved.

@@ -113,6 +113,13 @@ final class ControlResponder: BrokerControl {
                     ))
             }
             return .forwarding(paused ? .paused : .running)
+        case .reload:
+            // The control socket's server answers RELOAD itself (`ControlServer`): a reload
+            // waits for the threads that apply it, the caller's among them.
+            return .error(
+                ControlError(
+                    .unavailable,
+                    "RELOAD is served on the control socket only; send it there (`zpub reload`), or send zpubd SIGHUP"))
         }
     }
 

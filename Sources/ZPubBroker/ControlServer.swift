@@ -6,8 +6,14 @@ import ZeroMQ
 /// What the control server can be asked to do by the broker.
 enum ControlServerCommand: Sendable {
     case reconfigure(BrokerConfiguration, serverKey: CurveKey?, ReplySlot<[BrokerError]>)
+    /// The outcome of the RELOAD with this number: the reply to send.
+    case reloaded(ControlReply, request: UInt64)
     case stop
 }
+
+/// Asks the daemon to reload its configuration file, as SIGHUP does, and calls `done` (on any
+/// thread) with RELOAD's reply once it is in force or refused.
+public typealias ReloadHandler = @Sendable (_ done: @escaping @Sendable (ControlReply) -> Void) -> Void
 
 /// The REP control socket's shell, on a thread of its own so that a slow admin (or a big
 /// TOPICS reply to encode) never holds up forwarding: it reads a request, parses it
@@ -28,12 +34,23 @@ final class ControlServer {
     private let message = Message()
     /// The CURVE server key the socket was last set up with (see `reconfigure`).
     private var serverKey: CurveKey?
+    /// Who reloads for RELOAD (zpubd sets it; nil: RELOAD gets an error).
+    private let reloadHandler: Locked<ReloadHandler?>
+    /// The RELOAD being carried out: its number and when its reply is given up on. Nothing
+    /// else is read meanwhile (a REP socket answers one request at a time), but the mailbox
+    /// is: the reload's own change to this thread comes through it.
+    private var pendingReload: (request: UInt64, deadline: UInt64)?
+    private var reloadRequests: UInt64 = 0
+    /// The longest a RELOAD is waited for: the reload itself waits at most 10 s for each thread.
+    static let reloadTimeoutMilliseconds: UInt64 = 60_000
 
     init(
         socket: Socket, endpoints: BoundEndpoints, responder: ControlResponder, serverKey: CurveKey?,
-        mailbox: Mailbox<ControlServerCommand>, registry: EndpointRegistry, logger: Logger
+        mailbox: Mailbox<ControlServerCommand>, registry: EndpointRegistry, reloadHandler: Locked<ReloadHandler?>,
+        logger: Logger
     ) {
         self.serverKey = serverKey
+        self.reloadHandler = reloadHandler
         self.socket = socket
         self.endpoints = endpoints
         self.responder = responder
@@ -47,8 +64,13 @@ final class ControlServer {
         let socketIndex = poller.add(socket)
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
         while true {
+            var timeout = -1
+            if let pendingReload {
+                let now = SystemClock.monotonicNanoseconds()
+                timeout = now >= pendingReload.deadline ? 0 : Int((pendingReload.deadline - now) / 1_000_000) + 1
+            }
             do {
-                _ = try poller.poll(timeoutMilliseconds: -1)
+                _ = try poller.poll(timeoutMilliseconds: timeout)
             } catch {
                 logger.critical("control server cannot poll: \(error)")
                 break
@@ -61,11 +83,25 @@ final class ControlServer {
                         stop = true
                     case .reconfigure(let newConfiguration, let newServerKey, let slot):
                         slot.fulfill(reconfigure(newConfiguration, serverKey: newServerKey))
+                    case .reloaded(let reply, let request):
+                        // A reply to a RELOAD already answered (timed out) is not sent.
+                        guard pendingReload?.request == request else { break }
+                        pendingReload = nil
+                        send(reply)
                     }
                 }
                 if stop { break }
             }
-            if poller.isReadable(socketIndex) { serveOneRequest() }
+            if let pendingReload, SystemClock.monotonicNanoseconds() >= pendingReload.deadline {
+                self.pendingReload = nil
+                send(
+                    .error(
+                        ControlError(
+                            .unavailable,
+                            "the reload did not finish within \(Self.reloadTimeoutMilliseconds / 1_000) s; the log says how it ends"
+                        )))
+            }
+            if pendingReload == nil && poller.isReadable(socketIndex) { serveOneRequest() }
         }
         try? socket.setOption(.linger, 0)
         socket.close()
@@ -135,20 +171,45 @@ final class ControlServer {
                 reply = .error(ControlError(.badRequest, "a request is exactly one frame; this one had \(frameCount)"))
             } else {
                 switch ControlRequest.parse(frames: frames, maxSize: maxRequest) {
+                case .success(let request) where request.command == .reload:
+                    guard let handler = reloadHandler.withLock({ $0 }) else {
+                        reply = .error(
+                            ControlError(
+                                .unavailable, "this broker has nothing to reload: it runs inside another program"))
+                        break
+                    }
+                    // Answered when the reload is done (`reloaded`), by this thread.
+                    reloadRequests += 1
+                    let (request, mailbox) = (reloadRequests, mailbox)
+                    pendingReload = (
+                        request, SystemClock.monotonicNanoseconds() + Self.reloadTimeoutMilliseconds * 1_000_000
+                    )
+                    handler { reply in mailbox.post(.reloaded(reply, request: request)) }
+                    return
                 case .success(let request): reply = responder.respond(to: request)
                 case .failure(let error): reply = .error(error)
                 }
             }
-            let bytes = reply.json
-            responder.countReply(bytes: bytes.count)
-            largeReply = bytes.count > Self.largeReplyBytes
-            message.replace(with: bytes)
+            largeReply = send(reply)
+        } catch {
+            logger.error("control request failed: \(error)")
+        }
+    }
+
+    /// Sends the reply to the request read last; true when it was a large one.
+    @discardableResult
+    private func send(_ reply: ControlReply) -> Bool {
+        let bytes = reply.json
+        responder.countReply(bytes: bytes.count)
+        message.replace(with: bytes)
+        do {
             if try !socket.send(message, dontWait: true) {
                 logger.warning("control reply dropped: the client's queue is full")
             }
         } catch {
-            logger.error("control request failed: \(error)")
+            logger.error("control reply failed: \(error)")
         }
+        return bytes.count > Self.largeReplyBytes
     }
 }
 

@@ -28,6 +28,8 @@ public enum ControlReply: Sendable, Equatable {
     case replay(ReplayReply)
     /// PAUSE and RESUME: the forwarding state now.
     case forwarding(ForwardingState)
+    /// RELOAD: the file's configuration is in force.
+    case reloaded(ReloadReply)
     case error(ControlError)
 
     /// The error, if the request failed.
@@ -75,9 +77,26 @@ public enum ControlReply: Sendable, Equatable {
             case .history(let value): try value.encode(to: encoder)
             case .replay(let value): try value.encode(to: encoder)
             case .forwarding(let state): try ["forwarding": state].encode(to: encoder)
+            case .reloaded(let value): try value.encode(to: encoder)
             case .error(let error): try ControlErrorReply(error: error).encode(to: encoder)
             }
         }
+    }
+}
+
+/// The reply to `RELOAD` when the file's configuration is in force: `problems` lists what it
+/// could not change (the control endpoints, an endpoint moved between sockets, a thread that
+/// had not applied it yet), as the log does.
+public struct ReloadReply: Codable, Equatable, Sendable {
+    public var reloaded: Bool
+    /// The configuration file read.
+    public var file: String
+    public var problems: [String]
+
+    public init(file: String, problems: [String] = []) {
+        self.reloaded = true
+        self.file = file
+        self.problems = problems
     }
 }
 
@@ -128,6 +147,7 @@ public enum ControlHelp {
         "REPLAY <token> <since> [prefix]: stored messages after <since>, ended by a marker message, to join the live stream with no gap (docs/history.md)",
         "PAUSE: stop forwarding (messages queue up)",
         "RESUME: restart forwarding",
+        "RELOAD: read the configuration file again (as SIGHUP does) and answer whether it is in force",
         "HELP: this list",
     ]
 }

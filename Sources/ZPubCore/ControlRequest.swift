@@ -11,6 +11,7 @@ public enum ControlCommand: String, CaseIterable, Sendable {
     case version = "VERSION"
     case pause = "PAUSE"
     case resume = "RESUME"
+    case reload = "RELOAD"
     case snapshot = "SNAPSHOT"
     case history = "HISTORY"
     case replay = "REPLAY"
@@ -134,6 +135,9 @@ public struct ControlError: Error, Codable, Equatable, Sendable {
         case historyOff = "history_off"
         /// HISTORY and REPLAY: the store could not be read (a disk or file problem).
         case historyReadFailed = "history_read_failed"
+        /// RELOAD: the file, or something it names, was refused; the configuration in force is
+        /// unchanged (the message says why, with the line).
+        case reloadRefused = "reload_refused"
         case internalError = "internal_error"
     }
 

@@ -200,6 +200,37 @@ struct Pause: ParsableCommand {
     }
 }
 
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Have zpubd read its configuration file again, as SIGHUP does, and say whether it is in force.",
+        discussion: """
+            Exit status 0: the file's configuration is in force. 1: refused (the reason, with the \
+            line, is printed; the configuration in force is unchanged) or no answer. 2: in force, \
+            with problems printed (the control endpoints could not be changed, or a thread had \
+            not applied it yet). The packaged units run it for `systemctl reload`, so that a \
+            refused reload fails there too. A reload binds and connects what the file names: give \
+            it --timeout when that may take more than the default 3 s.
+            """)
+    @OptionGroup var options: ControlOptions
+
+    func run() throws {
+        var problems: [String] = []
+        try reportingErrors {
+            let (reply, raw) = try options.client.request("RELOAD", as: ReloadReply.self)
+            problems = reply.problems
+            if options.json {
+                Output.raw(raw)
+            } else {
+                Output.line(
+                    problems.isEmpty
+                        ? "reloaded \(reply.file)" : "reloaded \(reply.file), with \(problems.count) problem(s):")
+                for problem in problems { Output.line("  \(problem)") }
+            }
+        }
+        if !problems.isEmpty { throw ExitCode(2) }
+    }
+}
+
 struct Resume: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Restart forwarding.")
     @OptionGroup var options: ControlOptions

@@ -23,7 +23,7 @@ struct ZPubCommand: ParsableCommand {
         version: ZPubVersion.current,
         subcommands: [
             Publish.self, Subscribe.self, Stats.self, Health.self, Subscriptions.self, Topics.self, Ping.self,
-            ShowConfig.self, Pause.self, Resume.self, KeyGen.self, Top.self, History.self,
+            ShowConfig.self, Reload.self, Pause.self, Resume.self, KeyGen.self, Top.self, History.self,
         ]
     )
 }

@@ -23,7 +23,10 @@ struct ConfigurationLoader: Sendable {
 
     /// Every problem found, ready to print: one line each, prefixed with the file and line.
     struct Report: Error {
+        /// Every problem, one per line, and what to do: for stderr at start.
         let text: String
+        /// The problems alone ("file:line: message"), for a refused reload's log line and reply.
+        let problems: [String]
     }
 
     let path: String?
@@ -46,7 +49,8 @@ struct ConfigurationLoader: Sendable {
                 return .failure(
                     Report(
                         text: "zpubd: cannot read the configuration file \(path): \(reason). "
-                            + "Check the path, or start without --config to use the embedded defaults."))
+                            + "Check the path, or start without --config to use the embedded defaults.",
+                        problems: ["cannot read the configuration file \(path): \(reason)"]))
             }
             (configuration, keyLines, fileProblems) = ConfigurationFile.read(text)
         }
@@ -124,18 +128,23 @@ struct ConfigurationLoader: Sendable {
         let problems = ConfigurationFile.sorted(
             fileProblems + ConfigurationFile.validate(configuration, keyLines: keyLines))
         if !problems.isEmpty || !flagProblems.isEmpty {
-            return .failure(Report(text: format(problems, flagProblems: flagProblems, source: source)))
+            let lines = describe(problems, flagProblems: flagProblems, source: source)
+            return .failure(Report(text: format(lines), problems: lines))
         }
         return .success(configuration)
     }
 
-    private func format(_ problems: [ConfigurationProblem], flagProblems: [String], source: String) -> String {
-        var lines = flagProblems.map { "zpubd: \($0)" }
-        lines += problems.map { problem in
-            if let line = problem.line { return "\(source):\(line): \(problem.message)" }
-            return "\(source): \(problem.message)"
-        }
-        let count = flagProblems.count + problems.count
+    private func describe(_ problems: [ConfigurationProblem], flagProblems: [String], source: String) -> [String] {
+        flagProblems.map { "zpubd: \($0)" }
+            + problems.map { problem in
+                if let line = problem.line { return "\(source):\(line): \(problem.message)" }
+                return "\(source): \(problem.message)"
+            }
+    }
+
+    private func format(_ problems: [String]) -> String {
+        var lines = problems
+        let count = problems.count
         lines.append(
             "zpubd: the configuration has \(count) problem\(count == 1 ? "" : "s"); nothing was started. Every key is described in zpubd.conf(5) and in the sample zpubd.conf (etc/zpub/ in the source, /usr/share/doc/zpub/examples/ once installed)."
         )

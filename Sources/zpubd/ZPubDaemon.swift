@@ -145,10 +145,13 @@ struct ZPubDaemon: ParsableCommand {
             "zpubd \(ZPubVersion.current) (libzmq \(version.major).\(version.minor).\(version.patch)) started",
             metadata: DaemonLogging.endpointMetadata(services.broker.boundEndpoints))
         notifier.ready(status: "forwarding")
+        // RELOAD on the control socket is a SIGHUP that waits for its outcome.
+        let reloadRequests = ReloadRequests()
+        services.broker.serveReloadRequests { done in reloadRequests.add(done) }
 
         let inForce = serveSignals(
             signals, services: services, loader: loader, configuration: configuration, notifier: notifier,
-            logger: logger)
+            reloadRequests: reloadRequests, logger: logger)
         // The drain and the linger, and some seconds for the gateway and the history's last
         // commit: more than TimeoutStopSec= when the settings ask for it.
         notifier.stopping(
@@ -196,7 +199,7 @@ struct ZPubDaemon: ParsableCommand {
     /// force.
     private func serveSignals(
         _ signals: SignalSet, services: Services, loader: ConfigurationLoader, configuration: BrokerConfiguration,
-        notifier: Notifier, logger: Logger
+        notifier: Notifier, reloadRequests: ReloadRequests, logger: Logger
     ) -> BrokerConfiguration {
         let testHooks = getenv("ZPUBD_TEST_HOOKS") != nil
         var current = configuration
@@ -204,9 +207,14 @@ struct ZPubDaemon: ParsableCommand {
             let received = signals.wait()
             switch received {
             case SIGHUP:
+                // Taken first: a RELOAD that comes during this reload waits for the next one,
+                // which its own SIGHUP brings, and reads the file as it is then.
+                let waiting = reloadRequests.take()
                 notifier.reloading()
-                current = reload(services, loader: loader, current: current, logger: logger)
+                let reply: ControlReply
+                (current, reply) = reload(services, loader: loader, current: current, logger: logger)
                 notifier.ready(status: "forwarding")
+                for done in waiting { done(reply) }
             case SIGUSR2 where testHooks:
                 let milliseconds =
                     Int(getenv("ZPUBD_TEST_STALL_MS").map { String(cString: $0) } ?? "") ?? 3_000
@@ -225,17 +233,28 @@ struct ZPubDaemon: ParsableCommand {
         }
     }
 
+    /// Reads the file again and applies it: the configuration then in force, and what RELOAD
+    /// answers (the reason of a refusal is the one the log gets).
     private func reload(_ services: Services, loader: ConfigurationLoader, current: BrokerConfiguration, logger: Logger)
-        -> BrokerConfiguration
+        -> (BrokerConfiguration, ControlReply)
     {
-        guard config != nil else {
+        func refused(_ reason: String, metadata: Logger.Metadata = [:]) -> (BrokerConfiguration, ControlReply) {
+            logger.error("reload refused, the configuration in force is unchanged: \(reason)", metadata: metadata)
+            return (current, .error(ControlError(.reloadRefused, "the configuration in force is unchanged: \(reason)")))
+        }
+        guard let file = config else {
             logger.notice("SIGHUP: no configuration file (started without --config); nothing to reload")
-            return current
+            return (
+                current,
+                .error(
+                    ControlError(
+                        .reloadRefused,
+                        "zpubd was started without --config: there is no configuration file to read again"))
+            )
         }
         switch loader.load() {
         case .failure(let report):
-            logger.error("reload refused, the configuration in force is unchanged: \(report.text)")
-            return current
+            return refused(report.problems.joined(separator: "; "))
         case .success(let next):
             let security: SecurityMaterial
             let gatewayKeys: GatewayKeys
@@ -243,38 +262,51 @@ struct ZPubDaemon: ParsableCommand {
                 security = try SecurityMaterial.load(for: next)
                 gatewayKeys = try Services.loadGatewayKeys(next)
             } catch {
-                logger.error("reload refused, the configuration in force is unchanged: \(error)")
-                return current
+                return refused("\(error)")
             }
             for warning in security.warnings { logger.warning("\(warning)") }
             // Accepted, it would make the next start (a watchdog restart, an upgrade) exit 78.
             if services.socketActivated && services.gateway == nil && next.http.enabled {
-                logger.error(
-                    "reload refused, the configuration in force is unchanged: [http] enabled = true, but zpubd runs socket-activated, and under zpubd-activated.service it has no network of its own, so the gateway could never listen (its next start would fail); run zpubd.service for the gateway, or keep [http] off"
+                return refused(
+                    "[http] enabled = true, but zpubd runs socket-activated, and under zpubd-activated.service it has no network of its own, so the gateway could never listen (its next start would fail); run zpubd.service for the gateway, or keep [http] off"
                 )
-                return current
             }
             let failures: [BrokerError]
             switch services.reload(next, security: security, gatewayKeys: gatewayKeys, logger: logger) {
             case .refused(let reason):
-                logger.error(
-                    "reload refused, the configuration in force is unchanged: \(reason.message)",
-                    metadata: reason.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
-                return current
+                return refused(reason.message, metadata: reason.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
             case .applied(let problems):
                 failures = problems
             }
             LogLevelSwitch.level = Logger.Level(rawValue: next.logLevel) ?? .info
             if failures.isEmpty {
                 logger.notice(
-                    "configuration reloaded from \(config ?? "")",
+                    "configuration reloaded from \(file)",
                     metadata: DaemonLogging.endpointMetadata(services.broker.boundEndpoints))
             } else {
                 logger.error(
                     "configuration reloaded with \(failures.count) problem(s) (control endpoints unchanged, an endpoint moved between sockets not bound, or a thread that had not applied it yet): \(failures.map(\.message).joined(separator: "; "))"
                 )
             }
-            return next
+            return (next, .reloaded(ReloadReply(file: file, problems: failures.map(\.message))))
+        }
+    }
+}
+
+/// The control socket's RELOAD requests waiting for a reload: each one raises SIGHUP, so that
+/// the thread that reloads on signals (the only one that does) carries it out and answers it.
+final class ReloadRequests: Sendable {
+    private let waiting = Locked<[@Sendable (ControlReply) -> Void]>([])
+
+    func add(_ done: @escaping @Sendable (ControlReply) -> Void) {
+        waiting.withLock { $0.append(done) }
+        kill(getpid(), SIGHUP)
+    }
+
+    func take() -> [@Sendable (ControlReply) -> Void] {
+        waiting.withLock { waiting in
+            defer { waiting.removeAll() }
+            return waiting
         }
     }
 }

@@ -16,6 +16,8 @@ final class IndependentClientTests: XCTestCase {
 
     func testPyzmqControlClient() throws { try python("control", try Daemon()) }
 
+    func testPyzmqReload() throws { try python("reload", try Daemon(configuration: "[limits]\nmax_topics = 77\n")) }
+
     private var examples: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()

@@ -258,6 +258,68 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(try daemon.stats().topics.limit, 7)
     }
 
+    /// `zpub reload` (the control socket's RELOAD) answers with the reload's outcome, which
+    /// SIGHUP cannot: exit 0 once the file is in force, 1 with the reason when it is refused,
+    /// for a bad line or for an endpoint that cannot be bound alike. The packaged units run it
+    /// for `systemctl reload`.
+    func testZpubReloadAnswersWithTheOutcome() throws {
+        let first = "ipc://\(NSTemporaryDirectory())zpubd-reload-\(UUID().uuidString.prefix(8)).sock"
+        let daemon = try Daemon(
+            configuration: "[endpoints]\nxpub = [\"\(first)\"]\n[limits]\nmax_topics = 77\n",
+            endpoints: [.xpub: first], rolesFromFile: [.xpub])
+        func reload() throws -> Run {
+            try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        }
+        // In force by the time it answers: no waiting for the log.
+        try "[endpoints]\nxpub = [\"\(first)\"]\n[limits]\nmax_topics = 7\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        let applied = try reload()
+        XCTAssertEqual(applied.status, 0, applied.stdout + applied.stderr)
+        XCTAssertEqual(applied.stdout, "reloaded \(daemon.configURL.path)\n")
+        XCTAssertEqual(try daemon.stats().topics.limit, 7)
+
+        try "[limits]\nmax_topics = 5\nnonsense here\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        let badLine = try reload()
+        XCTAssertEqual(badLine.status, 1, badLine.stdout + badLine.stderr)
+        XCTAssertTrue(badLine.stderr.contains("reload_refused"), badLine.stderr)
+        XCTAssertTrue(badLine.stderr.contains("\(daemon.configURL.path):3: "), badLine.stderr)
+        XCTAssertFalse(badLine.stderr.contains("nothing was started"), "a start's words: \(badLine.stderr)")
+        XCTAssertEqual(try daemon.stats().topics.limit, 7)
+
+        let context = try Context()
+        let blocker = try Socket(context, type: .pub)
+        defer {
+            blocker.close()
+            context.terminate()
+        }
+        try blocker.bind("tcp://127.0.0.1:*")
+        let taken = blocker.lastEndpoint
+        try "[endpoints]\nxpub = [\"\(taken)\"]\n[limits]\nmax_topics = 5\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        let unbindable = try reload()
+        XCTAssertEqual(unbindable.status, 1, unbindable.stdout + unbindable.stderr)
+        XCTAssertTrue(unbindable.stderr.contains("cannot bind the xpub socket to \(taken)"), unbindable.stderr)
+        XCTAssertEqual((try daemon.json("CONFIG")["bound"] as? [String: [String]])?["xpub"], [first])
+        XCTAssertEqual(try daemon.stats().topics.limit, 7)
+
+        // RELOAD and SIGHUP at once: each answered, neither waits for the other for ever.
+        try "[endpoints]\nxpub = [\"\(first)\"]\n[limits]\nmax_topics = 9\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        let concurrent = try reload()
+        XCTAssertEqual(concurrent.status, 0, concurrent.stdout + concurrent.stderr)
+        XCTAssertEqual(try daemon.stats().topics.limit, 9)
+        let json = try Run.program(Binaries.zpub, ["reload", "--json", "-c", daemon.control, "--timeout", "30000"])
+        XCTAssertEqual(json.status, 0, json.stderr)
+        XCTAssertTrue(json.stdout.contains(#""reloaded":true"#), json.stdout)
+
+        // Started without a file: nothing to read again, said so.
+        let plain = try Daemon()
+        let nothing = try Run.program(Binaries.zpub, ["reload", "-c", plain.control])
+        XCTAssertEqual(nothing.status, 1)
+        XCTAssertTrue(nothing.stderr.contains("started without --config"), nothing.stderr)
+    }
+
     func testABadFileOnReloadChangesNothing() throws {
         let daemon = try Daemon(configuration: "[limits]\nmax_topics = 77\n")
         try "[limits]\nmax_topics = 5\nnonsense here\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)

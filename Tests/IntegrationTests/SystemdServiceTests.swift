@@ -285,7 +285,8 @@ final class SystemdServiceTests: XCTestCase {
             .appendingPathComponent("systemd")
     }
 
-    /// The units with ExecStart pointing at the binary under test (verify checks it exists).
+    /// The units with ExecStart and ExecReload pointing at the binaries under test (verify
+    /// checks they exist).
     private func installedUnits() throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "zpubd-units-\(UUID().uuidString.prefix(8))")
@@ -294,6 +295,7 @@ final class SystemdServiceTests: XCTestCase {
         for unit in ["zpubd.service", "zpubd-activated.service", "zpubd.socket"] {
             let text = try String(contentsOf: unitDirectory.appendingPathComponent(unit), encoding: .utf8)
                 .replacingOccurrences(of: "/usr/local/bin/zpubd", with: Binaries.zpubd.path)
+                .replacingOccurrences(of: "/usr/local/bin/zpub ", with: Binaries.zpub.path + " ")
             try text.write(to: directory.appendingPathComponent(unit), atomically: true, encoding: .utf8)
         }
         return directory

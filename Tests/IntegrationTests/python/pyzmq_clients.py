@@ -105,5 +105,16 @@ elif scenario == "control":
     expect(request([b"PING"]) == {"pong": True}, "PING after bad requests")
     print("control: ok")
 
+elif scenario == "reload":
+    # The daemon was started with a configuration file: RELOAD answers once it is in force.
+    for word in [b"RELOAD", b"reload"]:
+        reply = request([word], timeout_ms=30000)
+        expect(reply.get("reloaded") is True and reply.get("problems") == [], "%r got %r" % (word, reply))
+        expect(reply.get("file", "").endswith("zpubd.conf"), "the file read: %r" % reply)
+    reply = request([b"RELOAD now"])
+    expect(reply.get("error", {}).get("code") == "bad_argument", "RELOAD with an argument got %r" % reply)
+    expect(request([b"PING"]) == {"pong": True}, "PING after RELOAD")
+    print("reload: ok")
+
 else:
     fail("unknown scenario " + scenario)
