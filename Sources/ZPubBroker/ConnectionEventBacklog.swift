@@ -82,13 +82,15 @@ struct ConnectionEventSummary: Sendable {
     /// Subscriber connections opened after their descriptor's last close here (a descriptor
     /// closed again is taken out): as the reader saw each, moments after the accept.
     private(set) var openedSubscribers: [Int32: SubscriberReachability.Accepted] = [:]
-    /// Changes per endpoint (each connection event names the endpoint it concerns: an upstream
-    /// link's, or the listening one's for accepted connections). At most `maximumEndpoints`.
+    /// Changes per endpoint of XSUB's connections (upstream links are XSUB's connects; each
+    /// event names its endpoint: the upstream's, or the local address of an accepted
+    /// connection, which is no link and which the loop passes over). At most
+    /// `maximumEndpoints`: far more than a configuration's upstreams and XSUB's listening
+    /// addresses, but a bound on the table all the same; changes of further endpoints are not
+    /// kept (counted in `events` only).
     private(set) var links: [String: UpstreamLink.Changes] = [:]
     private(set) var handshakeFailures = 0
-    private(set) var acceptFailures = 0
 
-    /// Far more than the endpoints a configuration has; a bound on the table all the same.
     static let maximumEndpoints = 1_024
 
     var isEmpty: Bool { events == 0 }
@@ -99,26 +101,27 @@ struct ConnectionEventSummary: Sendable {
         if kind.contains(.accepted) || kind.contains(.connected) {
             opened[role, default: 0] += 1
             if role == .xpub, let accepted { openedSubscribers[event.value] = accepted }
-            record(.connected, endpoint: event.endpoint)
+            record(.connected, endpoint: event.endpoint, of: role)
         } else if kind.contains(.disconnected) {
             closed[role, default: 0] += 1
             if role == .xpub {
                 closedSubscribers.insert(event.value)
                 openedSubscribers[event.value] = nil
             }
-            record(.disconnected, endpoint: event.endpoint)
+            record(.disconnected, endpoint: event.endpoint, of: role)
         } else if kind.contains(.connectRetried) {
-            record(.retrying, endpoint: event.endpoint)
+            record(.retrying, endpoint: event.endpoint, of: role)
         } else if kind.contains(.connectDelayed) {
-            record(.connecting, endpoint: event.endpoint)
+            record(.connecting, endpoint: event.endpoint, of: role)
         } else if kind.contains(.acceptFailed) {
-            acceptFailures += 1
+            // Nothing to keep: the loop reads the descriptor guard's status when it applies.
         } else if !kind.intersection(.handshakeFailed).isEmpty {
             handshakeFailures += 1
         }
     }
 
-    private mutating func record(_ change: UpstreamLink.Change, endpoint: String) {
+    private mutating func record(_ change: UpstreamLink.Change, endpoint: String, of role: BrokerSocketRole) {
+        guard role == .xsub else { return }
         if links[endpoint] == nil && links.count >= Self.maximumEndpoints { return }
         links[endpoint, default: UpstreamLink.Changes()].record(change)
     }

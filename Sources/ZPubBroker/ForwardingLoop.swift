@@ -856,16 +856,14 @@ final class ForwardingLoop {
         }
         (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
         for (endpoint, changes) in summary.links {
-            switch state.upstreamEvents(endpoint: endpoint, changes) {
-            case "connected"?:
-                logger.notice(
-                    "connected to upstream \(endpoint)", metadata: ["socket": "xsub", "endpoint": "\(endpoint)"])
-            case let other? where changes.disconnects > 0:
+            guard let now = state.upstreamEvents(endpoint: endpoint, changes) else { continue }
+            let metadata: Logger.Metadata = ["socket": "xsub", "endpoint": "\(endpoint)"]
+            if changes.disconnects > 0 {
                 logger.warning(
-                    "lost upstream \(endpoint) (\(changes.disconnects) time(s)); \(other)",
-                    metadata: ["socket": "xsub", "endpoint": "\(endpoint)"])
-            default:
-                break
+                    "lost upstream \(endpoint) \(changes.disconnects) time(s) while the loop was behind; \(now) now",
+                    metadata: metadata)
+            } else if changes.connects > 0 {
+                logger.notice("connected to upstream \(endpoint)", metadata: metadata)
             }
         }
         state.handshakeFailures &+= UInt64(summary.handshakeFailures)
