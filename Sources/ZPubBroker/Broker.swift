@@ -28,7 +28,9 @@ public final class Broker: Sendable {
     private let responder: ControlResponder
     private let controlMailbox = Mailbox<ControlServerCommand>()
     private let registry = EndpointRegistry()
-    private let reloadHandler = Locked<ReloadHandler?>(nil)
+    /// Who carries out the control socket's RELOAD (zpubd: the thread that reloads on SIGHUP);
+    /// nil: RELOAD is answered with an error.
+    private let reloadHandler: ReloadHandler?
     private let zap: ZAPShared
     private let history: HistoryHandle?
     private let threads:
@@ -55,10 +57,11 @@ public final class Broker: Sendable {
     /// up being active: zpubd then stops, and rejoins as passive when restarted.
     public init(
         configuration: BrokerConfiguration, security: SecurityMaterial = .none, logger: Logger,
-        notifier: Notifier = Notifier(), adopted: [ListeningSocket] = [],
+        notifier: Notifier = Notifier(), adopted: [ListeningSocket] = [], reloadHandler: ReloadHandler? = nil,
         onDemoted: @escaping @Sendable () -> Void = {}
     ) throws {
         self.logger = logger
+        self.reloadHandler = reloadHandler
         // The store first: a state directory that cannot be used stops zpubd before anything
         // is bound.
         let historyWriter: HistoryWriter?
@@ -205,12 +208,6 @@ public final class Broker: Sendable {
         try? xpub.setOption(.xpubManualLastValue, 0)
         try? xpub.setOption(.xpubManual, 1)
         return supported
-    }
-
-    /// Who carries out the control socket's RELOAD (zpubd: the thread that reloads on SIGHUP).
-    /// Until one is set, RELOAD is answered with an error.
-    public func serveReloadRequests(with handler: @escaping ReloadHandler) {
-        reloadHandler.withLock { $0 = handler }
     }
 
     /// The endpoints actually bound, per role, with wildcard ports resolved.

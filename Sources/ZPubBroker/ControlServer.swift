@@ -34,8 +34,8 @@ final class ControlServer {
     private let message = Message()
     /// The CURVE server key the socket was last set up with (see `reconfigure`).
     private var serverKey: CurveKey?
-    /// Who reloads for RELOAD (zpubd sets it; nil: RELOAD gets an error).
-    private let reloadHandler: Locked<ReloadHandler?>
+    /// Who reloads for RELOAD (zpubd's; nil: RELOAD gets an error).
+    private let reloadHandler: ReloadHandler?
     /// The RELOAD being carried out: its number and when its reply is given up on. Nothing
     /// else is read meanwhile (a REP socket answers one request at a time), but the mailbox
     /// is: the reload's own change to this thread comes through it.
@@ -46,7 +46,7 @@ final class ControlServer {
 
     init(
         socket: Socket, endpoints: BoundEndpoints, responder: ControlResponder, serverKey: CurveKey?,
-        mailbox: Mailbox<ControlServerCommand>, registry: EndpointRegistry, reloadHandler: Locked<ReloadHandler?>,
+        mailbox: Mailbox<ControlServerCommand>, registry: EndpointRegistry, reloadHandler: ReloadHandler?,
         logger: Logger
     ) {
         self.serverKey = serverKey
@@ -90,7 +90,12 @@ final class ControlServer {
                         send(reply)
                     }
                 }
-                if stop { break }
+                if stop {
+                    if pendingReload != nil {
+                        send(.error(ControlError(.unavailable, "zpubd is stopping: the reload may not have finished")))
+                    }
+                    break
+                }
             }
             if let pendingReload, SystemClock.monotonicNanoseconds() >= pendingReload.deadline {
                 self.pendingReload = nil
@@ -172,7 +177,7 @@ final class ControlServer {
             } else {
                 switch ControlRequest.parse(frames: frames, maxSize: maxRequest) {
                 case .success(let request) where request.command == .reload:
-                    guard let handler = reloadHandler.withLock({ $0 }) else {
+                    guard let handler = reloadHandler else {
                         reply = .error(
                             ControlError(
                                 .unavailable, "this broker has nothing to reload: it runs inside another program"))

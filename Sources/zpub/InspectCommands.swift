@@ -208,15 +208,16 @@ struct Reload: ParsableCommand {
             line, is printed; the configuration in force is unchanged) or no answer. 2: in force, \
             with problems printed (the control endpoints could not be changed, or a thread had \
             not applied it yet). The packaged units run it for `systemctl reload`, so that a \
-            refused reload fails there too. A reload binds and connects what the file names: give \
-            it --timeout when that may take more than the default 3 s.
+            refused reload fails there too (and so does one in force with problems: see them in \
+            the journal). It waits up to 65 s by default: zpubd gives up on a reload after 60 s \
+            and says so.
             """)
     @OptionGroup var options: ControlOptions
 
     func run() throws {
         var problems: [String] = []
         try reportingErrors {
-            let (reply, raw) = try options.client.request("RELOAD", as: ReloadReply.self)
+            let (reply, raw) = try options.client(defaultTimeout: 65_000).request("RELOAD", as: ReloadReply.self)
             problems = reply.problems
             if options.json {
                 Output.raw(raw)

@@ -39,8 +39,10 @@ struct ControlOptions: ParsableArguments {
 
     @Option(
         name: .long, parsing: .unconditional,
-        help: ArgumentHelp("Give up after this many milliseconds.", valueName: "ms"))
-    var timeout = 3_000
+        help: ArgumentHelp(
+            "Give up after this many milliseconds (default 3000; for reload 65000, longer than zpubd waits for a reload).",
+            valueName: "ms"))
+    var timeout: Int?
 
     @Flag(
         name: .long,
@@ -51,9 +53,13 @@ struct ControlOptions: ParsableArguments {
 
     @OptionGroup var curve: CurveOptions
 
-    var client: ControlClient { ControlClient(endpoint: control, timeoutMilliseconds: timeout, curve: curve) }
+    var client: ControlClient { client(defaultTimeout: 3_000) }
 
-    func validate() throws { try Milliseconds.check(timeout, "--timeout") }
+    func client(defaultTimeout: Int) -> ControlClient {
+        ControlClient(endpoint: control, timeoutMilliseconds: timeout ?? defaultTimeout, curve: curve)
+    }
+
+    func validate() throws { if let timeout { try Milliseconds.check(timeout, "--timeout") } }
 }
 
 /// The bound on the millisecond options: a day. Past it, what libzmq takes as 32-bit

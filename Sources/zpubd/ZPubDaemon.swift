@@ -138,20 +138,23 @@ struct ZPubDaemon: ParsableCommand {
 
         raiseFileDescriptorLimit(logger: logger)
         let notifier = Notifier()
+        // RELOAD on the control socket is a SIGHUP that waits for its outcome; served from the
+        // control socket's first request on.
+        let reloadRequests = ReloadRequests()
         let services = try Services.start(
-            configuration, security: security, gatewayKeys: gatewayKeys, notifier: notifier, logger: logger)
+            configuration, security: security, gatewayKeys: gatewayKeys, notifier: notifier,
+            reloadHandler: { done in reloadRequests.add(done) }, logger: logger)
         let version = Context.libraryVersion
         logger.notice(
             "zpubd \(ZPubVersion.current) (libzmq \(version.major).\(version.minor).\(version.patch)) started",
             metadata: DaemonLogging.endpointMetadata(services.broker.boundEndpoints))
         notifier.ready(status: "forwarding")
-        // RELOAD on the control socket is a SIGHUP that waits for its outcome.
-        let reloadRequests = ReloadRequests()
-        services.broker.serveReloadRequests { done in reloadRequests.add(done) }
 
         let inForce = serveSignals(
             signals, services: services, loader: loader, configuration: configuration, notifier: notifier,
             reloadRequests: reloadRequests, logger: logger)
+        // A RELOAD from now on, or one whose SIGHUP was not taken, is answered: no reload comes.
+        reloadRequests.close()
         // The drain and the linger, and some seconds for the gateway and the history's last
         // commit: more than TimeoutStopSec= when the settings ask for it.
         notifier.stopping(
@@ -243,7 +246,7 @@ struct ZPubDaemon: ParsableCommand {
             return (current, .error(ControlError(.reloadRefused, "the configuration in force is unchanged: \(reason)")))
         }
         guard let file = config else {
-            logger.notice("SIGHUP: no configuration file (started without --config); nothing to reload")
+            logger.notice("reload: no configuration file (started without --config); nothing to read again")
             return (
                 current,
                 .error(
@@ -261,6 +264,9 @@ struct ZPubDaemon: ParsableCommand {
             do {
                 security = try SecurityMaterial.load(for: next)
                 gatewayKeys = try Services.loadGatewayKeys(next)
+            } catch let problems as SecurityProblems {
+                // One line, as the configuration's problems are.
+                return refused(problems.messages.joined(separator: "; "))
             } catch {
                 return refused("\(error)")
             }
@@ -296,18 +302,37 @@ struct ZPubDaemon: ParsableCommand {
 /// The control socket's RELOAD requests waiting for a reload: each one raises SIGHUP, so that
 /// the thread that reloads on signals (the only one that does) carries it out and answers it.
 final class ReloadRequests: Sendable {
-    private let waiting = Locked<[@Sendable (ControlReply) -> Void]>([])
+    private struct State: Sendable {
+        var waiting: [@Sendable (ControlReply) -> Void] = []
+        var closed = false
+    }
+    private let state = Locked(State())
+    private static let stopping = ControlReply.error(
+        ControlError(.unavailable, "zpubd is stopping: there is no reload to wait for"))
 
     func add(_ done: @escaping @Sendable (ControlReply) -> Void) {
-        waiting.withLock { $0.append(done) }
-        kill(getpid(), SIGHUP)
+        let closed = state.withLock { state in
+            if !state.closed { state.waiting.append(done) }
+            return state.closed
+        }
+        if closed { done(Self.stopping) } else { kill(getpid(), SIGHUP) }
     }
 
     func take() -> [@Sendable (ControlReply) -> Void] {
-        waiting.withLock { waiting in
-            defer { waiting.removeAll() }
-            return waiting
+        state.withLock { state in
+            defer { state.waiting.removeAll() }
+            return state.waiting
         }
+    }
+
+    /// Once signals are no longer served: answers those waiting, and every later one at once.
+    func close() {
+        let waiting = state.withLock { state in
+            state.closed = true
+            defer { state.waiting.removeAll() }
+            return state.waiting
+        }
+        for done in waiting { done(Self.stopping) }
     }
 }
 

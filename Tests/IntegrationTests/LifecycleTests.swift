@@ -320,6 +320,31 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(nothing.stderr.contains("started without --config"), nothing.stderr)
     }
 
+    /// A reload in force with problems (here a control endpoint that cannot be bound: the
+    /// control socket's endpoints change all or none, the rest of the file applies) exits 2 and
+    /// prints them, so that `systemctl reload` does not pass over them.
+    func testZpubReloadInForceWithProblemsExitsTwo() throws {
+        let control = "ipc://\(NSTemporaryDirectory())zpubd-reload-ctl-\(UUID().uuidString.prefix(8)).sock"
+        let daemon = try Daemon(
+            configuration: "[endpoints]\ncontrol = [\"\(control)\"]\n[limits]\nmax_topics = 77\n",
+            endpoints: [.control: control], rolesFromFile: [.control])
+        let context = try Context()
+        let blocker = try Socket(context, type: .pub)
+        defer {
+            blocker.close()
+            context.terminate()
+        }
+        try blocker.bind("tcp://127.0.0.1:*")
+        let taken = blocker.lastEndpoint
+        try "[endpoints]\ncontrol = [\"\(control)\", \"\(taken)\"]\n[limits]\nmax_topics = 8\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control], timeout: 90)
+        XCTAssertEqual(run.status, 2, run.stdout + run.stderr)
+        XCTAssertTrue(run.stdout.contains("with 1 problem(s)"), run.stdout)
+        XCTAssertTrue(run.stdout.contains(taken), run.stdout)
+        XCTAssertEqual(try daemon.stats().topics.limit, 8, "the rest of the file is in force")
+    }
+
     func testABadFileOnReloadChangesNothing() throws {
         let daemon = try Daemon(configuration: "[limits]\nmax_topics = 77\n")
         try "[limits]\nmax_topics = 5\nnonsense here\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
