@@ -320,6 +320,25 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(nothing.stderr.contains("started without --config"), nothing.stderr)
     }
 
+    /// A RELOAD that comes once zpubd has taken SIGTERM is answered at once ("stopping"), not
+    /// left waiting for a reload that will not come. The forwarding loop is held by the test
+    /// hook, so zpubd stays in its shutdown, with the control socket still serving, until the
+    /// hold ends.
+    func testZpubReloadWhileStoppingIsAnsweredAtOnce() throws {
+        let daemon = try Daemon(
+            configuration: "[limits]\nmax_topics = 77\n",
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "10000"])
+        daemon.signal(SIGUSR2)
+        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        daemon.signal(SIGTERM)
+        try Wait.until("SIGTERM is taken") { daemon.log.contains("received SIGTERM") }
+        let started = Date()
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control], timeout: 60)
+        XCTAssertEqual(run.status, 1, run.stdout + run.stderr)
+        XCTAssertTrue(run.stderr.contains("zpubd is stopping"), run.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 8, "answered at once, not after the hold")
+    }
+
     /// A reload in force with problems (here a control endpoint that cannot be bound: the
     /// control socket's endpoints change all or none, the rest of the file applies) exits 2 and
     /// prints them, so that `systemctl reload` does not pass over them.
