@@ -32,6 +32,7 @@ final class InstallTests: XCTestCase {
         let unit = try String(
             contentsOf: root.appendingPathComponent("lib/systemd/system/zpubd.service"), encoding: .utf8)
         XCTAssertTrue(unit.contains("ExecStart=/usr/bin/zpubd --config /etc/zpub/zpubd.conf"), unit)
+        XCTAssertTrue(unit.contains("ExecReload=+/usr/bin/zpub reload --control ipc:///run/zpub/control.sock"), unit)
         XCTAssertFalse(unit.contains("/usr/local/bin"))
         let version = try Run.program(root.appendingPathComponent("usr/bin/zpubd"), ["--version"])
         XCTAssertEqual(version.status, 0)

@@ -68,6 +68,7 @@ final class PackageTests: XCTestCase {
         let unit = try String(
             contentsOf: root.appendingPathComponent("lib/systemd/system/zpubd.service"), encoding: .utf8)
         XCTAssertTrue(unit.contains("ExecStart=/usr/bin/zpubd --config /etc/zpub/zpubd.conf"), unit)
+        XCTAssertTrue(unit.contains("ExecReload=+/usr/bin/zpub reload --control ipc:///run/zpub/control.sock"), unit)
 
         let conffiles = try run("/usr/bin/dpkg-deb", ["--info", package, "conffiles"]).stdout
         XCTAssertEqual(conffiles, "/etc/zpub/zpubd.conf\n")
