@@ -302,13 +302,18 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual((try daemon.json("CONFIG")["bound"] as? [String: [String]])?["xpub"], [first])
         XCTAssertEqual(try daemon.stats().topics.limit, 7)
 
-        // RELOAD and SIGHUP at once: each answered, neither waits for the other for ever.
+        // RELOAD and SIGHUP at once: each answered, neither waits for the other for ever, and
+        // RELOAD's answer is that of a reload that read the file after it was asked for (one
+        // that only reached a SIGHUP's reload already under way would find 9 here, when that
+        // reload read the file first).
         try "[endpoints]\nxpub = [\"\(first)\"]\n[limits]\nmax_topics = 9\n".write(
             to: daemon.configURL, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
+        try "[endpoints]\nxpub = [\"\(first)\"]\n[limits]\nmax_topics = 10\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
         let concurrent = try reload()
         XCTAssertEqual(concurrent.status, 0, concurrent.stdout + concurrent.stderr)
-        XCTAssertEqual(try daemon.stats().topics.limit, 9)
+        XCTAssertEqual(try daemon.stats().topics.limit, 10)
         let json = try Run.program(Binaries.zpub, ["reload", "--json", "-c", daemon.control, "--timeout", "30000"])
         XCTAssertEqual(json.status, 0, json.stderr)
         XCTAssertTrue(json.stdout.contains(#""reloaded":true"#), json.stdout)
