@@ -5,6 +5,18 @@ import ZeroMQ
 
 /// Start-up, configuration, reload and shutdown of the real daemon.
 final class LifecycleTests: XCTestCase {
+    /// A TCP endpoint another socket holds until the test ends: one zpubd cannot bind.
+    private func takenEndpoint() throws -> String {
+        let context = try Context()
+        let blocker = try Socket(context, type: .pub)
+        addTeardownBlock {
+            blocker.close()
+            context.terminate()
+        }
+        try blocker.bind("tcp://127.0.0.1:*")
+        return blocker.lastEndpoint
+    }
+
     private var sampleConfig: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
@@ -215,14 +227,7 @@ final class LifecycleTests: XCTestCase {
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
         try daemon.waitForSubscriptions(1)
-        let context = try Context()
-        let blocker = try Socket(context, type: .pub)
-        defer {
-            blocker.close()
-            context.terminate()
-        }
-        try blocker.bind("tcp://127.0.0.1:*")
-        let taken = blocker.lastEndpoint
+        let taken = try takenEndpoint()
         try "[endpoints]\nxpub = [\"\(taken)\"]\n[limits]\nmax_topics = 5\n".write(
             to: daemon.configURL, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
@@ -286,14 +291,7 @@ final class LifecycleTests: XCTestCase {
         XCTAssertFalse(badLine.stderr.contains("nothing was started"), "a start's words: \(badLine.stderr)")
         XCTAssertEqual(try daemon.stats().topics.limit, 7)
 
-        let context = try Context()
-        let blocker = try Socket(context, type: .pub)
-        defer {
-            blocker.close()
-            context.terminate()
-        }
-        try blocker.bind("tcp://127.0.0.1:*")
-        let taken = blocker.lastEndpoint
+        let taken = try takenEndpoint()
         try "[endpoints]\nxpub = [\"\(taken)\"]\n[limits]\nmax_topics = 5\n".write(
             to: daemon.configURL, atomically: true, encoding: .utf8)
         let unbindable = try reload()
@@ -352,14 +350,7 @@ final class LifecycleTests: XCTestCase {
         let daemon = try Daemon(
             configuration: "[endpoints]\ncontrol = [\"\(control)\"]\n[limits]\nmax_topics = 77\n",
             endpoints: [.control: control], rolesFromFile: [.control])
-        let context = try Context()
-        let blocker = try Socket(context, type: .pub)
-        defer {
-            blocker.close()
-            context.terminate()
-        }
-        try blocker.bind("tcp://127.0.0.1:*")
-        let taken = blocker.lastEndpoint
+        let taken = try takenEndpoint()
         try "[endpoints]\ncontrol = [\"\(control)\", \"\(taken)\"]\n[limits]\nmax_topics = 8\n".write(
             to: daemon.configURL, atomically: true, encoding: .utf8)
         let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control], timeout: 90)
