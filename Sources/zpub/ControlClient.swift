@@ -12,6 +12,9 @@ struct ControlClient {
     /// Looked at every 100 ms while a reply is awaited: true ends the wait (`Interrupted`), so
     /// that Ctrl-C in `zpub top` is not held for up to --timeout by a broker that is slow.
     var interrupted: () -> Bool = { false }
+    /// When shorter than the timeout: how long a connection may take to come up (a wrong
+    /// endpoint is told that soon), the rest of the timeout being for the reply.
+    var connectTimeoutMilliseconds: Int? = nil
 
     /// The raw reply (one frame of JSON), or a `CLIError` saying what went wrong.
     func request(_ text: String) throws -> [UInt8] {
@@ -23,17 +26,24 @@ struct ControlClient {
         // A REQ socket's send waits for a connection to take it; when libzmq gives the only
         // one up at once (a refused CURVE handshake, before the send), that wait never ended:
         // `zpub ping` without --server-key hung in 3 of about 530 runs against a CURVE broker.
-        try socket.setOption(.sendTimeout, Int32(clamping: max(0, timeoutMilliseconds)))
+        let connectTimeout = min(connectTimeoutMilliseconds ?? timeoutMilliseconds, timeoutMilliseconds)
+        try socket.setOption(.sendTimeout, Int32(clamping: max(0, connectTimeout)))
         try curve?.apply(to: socket)
         let watch = try ConnectionWatch(
             socket, context: context, endpoints: [endpoint], usingCurve: curve?.serverKey != nil)
         defer { watch.close() }
         try socket.connect(endpoint, option: "--control")
-        let deadline = SystemClock.monotonicNanoseconds() &+ UInt64(max(0, timeoutMilliseconds)) * 1_000_000
+        let start = SystemClock.monotonicNanoseconds()
+        let deadline = start &+ UInt64(max(0, timeoutMilliseconds)) * 1_000_000
+        let connectDeadline = start &+ UInt64(max(0, connectTimeout)) * 1_000_000
         let sent = try socket.send(text: text)
-        guard sent, let frames = try receiveReply(socket, watch: watch, deadline: deadline) else {
+        guard sent,
+            let frames = try receiveReply(socket, watch: watch, deadline: deadline, connectDeadline: connectDeadline)
+        else {
+            // Not connected: only the connection's time was waited.
+            let waitedMilliseconds = watch.isConnected ? timeoutMilliseconds : connectTimeout
             if let problem = watch.failure() {
-                let waited = watch.isHopeless ? "" : " within \(timeoutMilliseconds) ms"
+                let waited = watch.isHopeless ? "" : " within \(waitedMilliseconds) ms"
                 throw CLIError("no reply from zpubd at \(endpoint)\(waited): \(problem)")
             }
             if let problem = Self.ipcProblem(endpoint) {
@@ -47,7 +57,7 @@ struct ControlClient {
                 ? "; the packaged service listens on ipc://\(service) (sudo zpub ... -c ipc://\(service), or set ZPUB_CONTROL)"
                 : ""
             throw CLIError(
-                "no reply from zpubd at \(endpoint) within \(timeoutMilliseconds) ms; is zpubd running there? (start it with `zpubd`, or point --control or ZPUB_CONTROL at it)\(packaged)"
+                "no reply from zpubd at \(endpoint) within \(waitedMilliseconds) ms; is zpubd running there? (start it with `zpubd`, or point --control or ZPUB_CONTROL at it)\(packaged)"
             )
         }
         return frames.first ?? []
@@ -75,7 +85,9 @@ struct ControlClient {
     /// The reply, or nil when the deadline passed or libzmq gave the connection up (a refused
     /// handshake: no reply can come, so waiting out the timeout would only keep the person
     /// waiting for the same error).
-    private func receiveReply(_ socket: Socket, watch: ConnectionWatch, deadline: UInt64) throws -> [[UInt8]]? {
+    private func receiveReply(_ socket: Socket, watch: ConnectionWatch, deadline: UInt64, connectDeadline: UInt64)
+        throws -> [[UInt8]]?
+    {
         var poller = Poller()
         let reply = poller.add(socket)
         for monitor in watch.monitors { poller.add(monitor) }
@@ -83,7 +95,7 @@ struct ControlClient {
             if let frames = try socket.receiveFrames(dontWait: true) { return frames }
             if watch.failure() != nil && watch.isHopeless { return nil }
             let now = SystemClock.monotonicNanoseconds()
-            guard now < deadline else { return nil }
+            guard now < deadline, now < connectDeadline || watch.isConnected else { return nil }
             _ = try poller.poll(timeoutMilliseconds: min(100, Int((deadline - now) / 1_000_000) + 1))
             if poller.isReadable(reply), let frames = try socket.receiveFrames(dontWait: true) { return frames }
             if interrupted() { throw Interrupted() }

@@ -217,7 +217,11 @@ struct Reload: ParsableCommand {
     func run() throws {
         var problems: [String] = []
         try reportingErrors {
-            let (reply, raw) = try options.client(defaultTimeout: 65_000).request("RELOAD", as: ReloadReply.self)
+            var client = options.client(defaultTimeout: 65_000)
+            // A wrong endpoint is told as soon as by any other command; only the reload itself
+            // is waited for longer.
+            client.connectTimeoutMilliseconds = options.timeout ?? 3_000
+            let (reply, raw) = try client.request("RELOAD", as: ReloadReply.self)
             problems = reply.problems
             if options.json {
                 Output.raw(raw)

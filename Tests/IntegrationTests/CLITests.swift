@@ -177,6 +177,18 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(stats.stderr.contains("no socket file at"), stats.stderr)
     }
 
+    /// `zpub reload` waits up to 65 s for a reload, but not for a broker it cannot reach: with
+    /// no --timeout, a TCP endpoint nobody listens on is told after the 3 s every other
+    /// command waits.
+    func testReloadTellsAnUnreachableBrokerAsSoonAsTheOtherCommands() throws {
+        let port = try FreePort.find()
+        let started = Date()
+        let run = try zpub(["reload", "--control", "tcp://127.0.0.1:\(port)"], timeout: 90)
+        XCTAssertEqual(run.status, 1, run.stdout + run.stderr)
+        XCTAssertTrue(run.stderr.contains("no reply from zpubd at tcp://127.0.0.1:\(port) within 3000 ms"), run.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 30, "not the reload's 65 s")
+    }
+
     /// ZeroMQ retries an absent broker in silence; `zpub sub` says that it has no connection yet
     /// (so a wrong endpoint does not look like a quiet topic), keeps trying, and says when it
     /// has one.
