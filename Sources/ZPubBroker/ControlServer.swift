@@ -40,7 +40,7 @@ final class ControlServer {
     /// else is read meanwhile (a REP socket answers one request at a time), but the mailbox
     /// is: the reload's own change to this thread comes through it.
     private var pendingReload: (request: UInt64, deadline: UInt64)?
-    private var reloadRequests: UInt64 = 0
+    private var reloadsAsked: UInt64 = 0
     /// The longest a RELOAD is waited for: the reload itself waits at most 10 s for each thread.
     static let reloadTimeoutMilliseconds: UInt64 = 60_000
 
@@ -184,8 +184,8 @@ final class ControlServer {
                         break
                     }
                     // Answered when the reload is done (`reloaded`), by this thread.
-                    reloadRequests += 1
-                    let (request, mailbox) = (reloadRequests, mailbox)
+                    reloadsAsked += 1
+                    let (request, mailbox) = (reloadsAsked, mailbox)
                     pendingReload = (
                         request, SystemClock.monotonicNanoseconds() + Self.reloadTimeoutMilliseconds * 1_000_000
                     )

@@ -5,6 +5,16 @@ import ZeroMQ
 
 /// Start-up, configuration, reload and shutdown of the real daemon.
 final class LifecycleTests: XCTestCase {
+    /// zpubd whose `role` endpoint (a fresh ipc path, returned) is in its file, where a reload
+    /// can change it, with `max_topics` set to tell one file from the next.
+    private func daemonWithEndpointInFile(_ role: BrokerSocketRole, maxTopics: Int) throws -> (Daemon, String) {
+        let endpoint = "ipc://\(NSTemporaryDirectory())zpubd-\(role.rawValue)-\(UUID().uuidString.prefix(8)).sock"
+        let daemon = try Daemon(
+            configuration: "[endpoints]\n\(role.rawValue) = [\"\(endpoint)\"]\n[limits]\nmax_topics = \(maxTopics)\n",
+            endpoints: [role: endpoint], rolesFromFile: [role])
+        return (daemon, endpoint)
+    }
+
     /// A TCP endpoint another socket holds until the test ends: one zpubd cannot bind.
     private func takenEndpoint() throws -> String {
         let context = try Context()
@@ -220,10 +230,7 @@ final class LifecycleTests: XCTestCase {
     /// listener's connections with it), and the limits stay. The same for an upstream that
     /// cannot be connected.
     func testAReloadThatCannotBindOrConnectChangesNothing() throws {
-        let first = "ipc://\(NSTemporaryDirectory())zpubd-refused-\(UUID().uuidString.prefix(8)).sock"
-        let daemon = try Daemon(
-            configuration: "[endpoints]\nxpub = [\"\(first)\"]\n[limits]\nmax_topics = 77\n",
-            endpoints: [.xpub: first], rolesFromFile: [.xpub])
+        let (daemon, first) = try daemonWithEndpointInFile(.xpub, maxTopics: 77)
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
         try daemon.waitForSubscriptions(1)
@@ -268,10 +275,7 @@ final class LifecycleTests: XCTestCase {
     /// for a bad line or for an endpoint that cannot be bound alike. The packaged units run it
     /// for `systemctl reload`.
     func testZpubReloadAnswersWithTheOutcome() throws {
-        let first = "ipc://\(NSTemporaryDirectory())zpubd-reload-\(UUID().uuidString.prefix(8)).sock"
-        let daemon = try Daemon(
-            configuration: "[endpoints]\nxpub = [\"\(first)\"]\n[limits]\nmax_topics = 77\n",
-            endpoints: [.xpub: first], rolesFromFile: [.xpub])
+        let (daemon, first) = try daemonWithEndpointInFile(.xpub, maxTopics: 77)
         func reload() throws -> Run {
             try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
         }
@@ -346,10 +350,7 @@ final class LifecycleTests: XCTestCase {
     /// control socket's endpoints change all or none, the rest of the file applies) exits 2 and
     /// prints them, so that `systemctl reload` does not pass over them.
     func testZpubReloadInForceWithProblemsExitsTwo() throws {
-        let control = "ipc://\(NSTemporaryDirectory())zpubd-reload-ctl-\(UUID().uuidString.prefix(8)).sock"
-        let daemon = try Daemon(
-            configuration: "[endpoints]\ncontrol = [\"\(control)\"]\n[limits]\nmax_topics = 77\n",
-            endpoints: [.control: control], rolesFromFile: [.control])
+        let (daemon, control) = try daemonWithEndpointInFile(.control, maxTopics: 77)
         let taken = try takenEndpoint()
         try "[endpoints]\ncontrol = [\"\(control)\", \"\(taken)\"]\n[limits]\nmax_topics = 8\n".write(
             to: daemon.configURL, atomically: true, encoding: .utf8)
