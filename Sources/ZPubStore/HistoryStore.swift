@@ -529,25 +529,110 @@ public final class HistoryStore {
     private func insertBlocks(from buffer: UnsafeRawBufferPointer) throws -> [BlockSummary] {
         var summaries: [BlockSummary] = []
         var floor = highestStored
-        var draft = BlockDraft()
         // A local copy, stored back once every block is inserted: a class's property changed
         // per message would be checked for exclusive access each time.
         var ledger = notKeptLedger
-        _ = try HistoryRecord.forEachRecord(in: buffer) { slot in
-            guard let message = HistoryRecord.Message(slot, in: buffer), message.sequence > floor else { return }
-            floor = message.sequence
-            ledger.stored(message.sequence)
-            if draft.count > 0
-                && (draft.count == Self.blockMessages || draft.recordBytes + slot.range.count > Self.blockBytes)
-            {
-                summaries.append(try insert(draft, from: buffer))
-                draft = BlockDraft()
+        // Every kept message passes through this loop once, so it is written for the machine
+        // (callgrind, one 32 B message: 191 instructions before 2026-12-04, 154 after; the
+        // rest of the writer's ~350 is SQLite's). The ledger hears of a run of consecutive
+        // sequences once, not per message; the block being gathered keeps what changes with
+        // every message in `open` (the compiler holds most of it in registers) and the rest
+        // in `draft`, written when a piece or a prefix run ends, or seldom (the times).
+        var nextInOrder = ledger.nextInOrder
+        var offset = 0
+        while true {
+            var open = OpenBlock()
+            var draft = BlockDraft()
+            // One block's messages; the block is inserted after the loop, which calls out
+            // only for what is rare (a hole in the sequences, a new prefix run or piece).
+            while let slot = HistoryRecord.record(in: buffer, at: offset) {
+                guard let message = HistoryRecord.Message(slot, in: buffer), message.sequence > floor else {
+                    offset = slot.range.upperBound
+                    continue
+                }
+                // The block is full: this record starts the next one (read again there).
+                if open.count > 0 && open.isFull(adding: slot.range) { break }
+                offset = slot.range.upperBound
+                floor = message.sequence
+                if message.sequence == nextInOrder {
+                    nextInOrder &+= 1
+                } else {
+                    ledger.storedInOrder(before: nextInOrder)
+                    ledger.stored(message.sequence)
+                    nextInOrder = ledger.nextInOrder
+                }
+                open.add(message, record: slot.range, to: &draft, in: buffer)
             }
-            draft.add(message, record: slot.range, in: buffer)
+            guard open.count > 0 else { break }
+            summaries.append(try insert(open.closed(into: &draft, lastSequence: floor, in: buffer), from: buffer))
         }
-        if draft.count > 0 { summaries.append(try insert(draft, from: buffer)) }
+        ledger.storedInOrder(before: nextInOrder)
         notKeptLedger = ledger
         return summaries
+    }
+
+    /// What a block being gathered changes with every message it adds; `BlockDraft` holds
+    /// what changes once in a while.
+    private struct OpenBlock {
+        var count = 0
+        var recordBytes = 0
+        /// The end of the last record added: the next one continues the piece if it starts here.
+        var pieceEnd = 0
+        /// The current run of one prefix (usually the only one in the block): where the prefix
+        /// lies and the run's bytes (`BlockDraft.countBeforeRun` has where it started).
+        var runPrefix = 0..<0
+        var runBytes = 0
+
+        @inline(__always)
+        func isFull(adding record: Range<Int>) -> Bool {
+            count == HistoryStore.blockMessages
+                || recordBytes &+ (record.upperBound &- record.lowerBound) > HistoryStore.blockBytes
+        }
+
+        @inline(__always)
+        mutating func add(
+            _ message: HistoryRecord.Message, record: Range<Int>, to draft: inout BlockDraft,
+            in buffer: UnsafeRawBufferPointer
+        ) {
+            if count == 0 {
+                draft.firstSequence = message.sequence
+                draft.pieceStart = record.lowerBound
+                runPrefix = message.prefix
+            } else {
+                if record.lowerBound != pieceEnd { draft.startPiece(at: record.lowerBound, after: pieceEnd) }
+                if !PrefixTally.equal(runPrefix, message.prefix, in: buffer) {
+                    draft.prefixes.add(
+                        run: runPrefix, messages: count &- draft.countBeforeRun, bytes: runBytes, in: buffer)
+                    runPrefix = message.prefix
+                    draft.countBeforeRun = count
+                    runBytes = 0
+                }
+            }
+            pieceEnd = record.upperBound
+            count &+= 1
+            recordBytes &+= record.upperBound &- record.lowerBound
+            runBytes &+= message.bytes
+            // In the draft: compared every message, changed seldom (the clock moves forward).
+            let milliseconds = message.receivedMilliseconds
+            if milliseconds < draft.minMilliseconds { draft.minMilliseconds = milliseconds }
+            if milliseconds > draft.maxMilliseconds { draft.maxMilliseconds = milliseconds }
+        }
+
+        /// `draft` completed with these fields, the current run added to its tally; its last
+        /// message is `lastSequence` (the writer's floor: not kept twice).
+        @inline(__always)
+        func closed(into draft: inout BlockDraft, lastSequence: UInt64, in buffer: UnsafeRawBufferPointer)
+            -> BlockDraft
+        {
+            draft.prefixes.add(
+                run: runPrefix, messages: count &- draft.countBeforeRun, bytes: runBytes, in: buffer)
+            draft.piece = Range(uncheckedBounds: (draft.pieceStart, pieceEnd))
+            draft.count = count
+            draft.bytes = draft.prefixes.bytes
+            draft.recordBytes = recordBytes
+            draft.lastSequence = lastSequence
+            return draft
+        }
     }
 
     private func insert(_ draft: BlockDraft, from buffer: UnsafeRawBufferPointer) throws -> BlockSummary {
@@ -1033,6 +1118,10 @@ private struct BlockDraft {
     /// in `earlierPieces`) unless some records were left out between them.
     var earlierPieces: [Range<Int>] = []
     var piece = 0..<0
+    /// Where `piece` starts, while the block is open (`OpenBlock` has its end).
+    var pieceStart = 0
+    /// The messages before the current prefix run, while the block is open.
+    var countBeforeRun = 0
     var recordBytes = 0
     var count = 0
     var bytes = 0
@@ -1044,23 +1133,10 @@ private struct BlockDraft {
 
     var pieces: [Range<Int>] { earlierPieces + [piece] }
 
-    mutating func add(_ message: HistoryRecord.Message, record: Range<Int>, in buffer: UnsafeRawBufferPointer) {
-        if count == 0 {
-            piece = record
-            firstSequence = message.sequence
-        } else if piece.upperBound == record.lowerBound {
-            piece = Range(uncheckedBounds: (piece.lowerBound, record.upperBound))
-        } else {
-            earlierPieces.append(piece)
-            piece = record
-        }
-        lastSequence = message.sequence
-        count &+= 1
-        bytes &+= message.bytes
-        recordBytes &+= record.count
-        if message.receivedMilliseconds < minMilliseconds { minMilliseconds = message.receivedMilliseconds }
-        if message.receivedMilliseconds > maxMilliseconds { maxMilliseconds = message.receivedMilliseconds }
-        prefixes.add(message.prefix, bytes: message.bytes, in: buffer)
+    /// Records were left out: the piece that ended at `end` is done, the next starts at `start`.
+    mutating func startPiece(at start: Int, after end: Int) {
+        earlierPieces.append(Range(uncheckedBounds: (pieceStart, end)))
+        pieceStart = start
     }
 }
 
@@ -1085,6 +1161,16 @@ private struct PrefixTally {
         runBytes &+= bytes
     }
 
+    /// A whole run of one prefix at once (the history writer follows its runs itself).
+    mutating func add(run prefix: Range<Int>, messages: Int, bytes: Int, in buffer: UnsafeRawBufferPointer) {
+        startRun(prefix, in: buffer)
+        runMessages = messages
+        runBytes = bytes
+    }
+
+    /// The bytes of every prefix, the current run's included.
+    var bytes: Int { entries.reduce(runBytes) { $0 &+ $1.bytes } }
+
     @inline(never)
     private mutating func startRun(_ prefix: Range<Int>, in buffer: UnsafeRawBufferPointer) {
         if current >= 0 {
@@ -1102,10 +1188,12 @@ private struct PrefixTally {
     }
 
     @inline(__always)
-    private static func equal(_ a: Range<Int>, _ b: Range<Int>, in buffer: UnsafeRawBufferPointer) -> Bool {
-        guard a.count == b.count else { return false }
-        guard a.count > 0, let base = buffer.baseAddress else { return true }
-        return RawBytes.equal(base + a.lowerBound, base + b.lowerBound, count: a.count)
+    static func equal(_ a: Range<Int>, _ b: Range<Int>, in buffer: UnsafeRawBufferPointer) -> Bool {
+        // Wrapping: both lie inside `buffer`. (`Range.count` checks for overflow, twice a message.)
+        let count = a.upperBound &- a.lowerBound
+        guard count == b.upperBound &- b.lowerBound else { return false }
+        guard count > 0, let base = buffer.baseAddress else { return true }
+        return RawBytes.equal(base + a.lowerBound, base + b.lowerBound, count: count)
     }
 
     /// Every prefix's counts, the current run's included.

@@ -100,6 +100,18 @@ struct NotKeptLedger {
         if sequence > working.through { working.through = sequence }
     }
 
+    /// The sequence whose storing would only move `through` on by one (no hole before it, no
+    /// unclean stop to resolve); 0 when there is none. The history writer counts such runs in
+    /// a register and reports each once (`storedInOrder(before:)`) instead of calling `stored`
+    /// for every message, whose fields live in memory.
+    var nextInOrder: UInt64 { working.uncleanThrough == 0 ? working.through &+ 1 : 0 }
+
+    /// Every sequence from `nextInOrder` (as it was) up to `next` excluded is stored: what
+    /// `stored` would have done for each, in one step.
+    mutating func storedInOrder(before next: UInt64) {
+        if next > working.through &+ 1 { working.through = next &- 1 }
+    }
+
     @inline(never)
     private mutating func storedAfterAHole(_ sequence: UInt64) {
         resolveUncleanStop(by: sequence)

@@ -16,6 +16,38 @@ extension HistoryStore {
         let count = try database.prepare("SELECT count(*) FROM blocks")
         return try count.step() ? Int(count.int64(0)) : 0
     }
+
+    /// Every block's row, oldest first: what it claims to hold, and its records.
+    fileprivate func blockRows() throws -> [BlockRow] {
+        let select = try database.prepare(
+            "SELECT first_seq, last_seq, count, bytes, min_ms, max_ms, prefixes, records FROM blocks ORDER BY first_seq"
+        )
+        var rows: [BlockRow] = []
+        while try select.step() {
+            var prefixes: [String: PrefixCounts] = [:]
+            for (prefix, counts) in try Self.decodePrefixCounts(select.blob(6)) {
+                XCTAssertNil(prefixes[prefix], "\(prefix) once in a block's counts")
+                prefixes[prefix] = counts
+            }
+            rows.append(
+                BlockRow(
+                    first: select.uint64(0), last: select.uint64(1), count: Int(select.int64(2)),
+                    bytes: Int(select.int64(3)), minMilliseconds: select.uint64(4), maxMilliseconds: select.uint64(5),
+                    prefixes: prefixes, records: select.blob(7)))
+        }
+        return rows
+    }
+}
+
+fileprivate struct BlockRow {
+    var first: UInt64
+    var last: UInt64
+    var count: Int
+    var bytes: Int
+    var minMilliseconds: UInt64
+    var maxMilliseconds: UInt64
+    var prefixes: [String: HistoryStore.PrefixCounts]
+    var records: [UInt8]
 }
 
 /// The history store on a real SQLite file in a temporary directory (and in memory): what it
@@ -330,6 +362,139 @@ final class HistoryStoreTests: XCTestCase {
         XCTAssertEqual(try store.messages(after: 8_190, through: 8_193, prefix: [], limit: 10).count, 3)
         XCTAssertEqual(try store.messages(after: 10_000, prefix: [], limit: 10), [])
         XCTAssertEqual(try store.messages(after: 0, prefix: Array("c.".utf8), limit: 10), [])
+    }
+
+    /// The writer's gathering of records into blocks against a plain model, over random
+    /// batches: every new message is stored once, in order, whatever lies between them in the
+    /// batch (last-value updates, damaged records, sequences already stored); each block's row
+    /// (sequences, count, bytes, oldest and newest time, counts per prefix) is what its own
+    /// records add up to; a block ends only when the next message would take it past 4,096
+    /// messages or 256 KiB of records; and the numbers never stored are the not-kept ranges.
+    func testEveryBlockAddsUpToItsRecordsOverRandomBatches() throws {
+        var generator = SystemRandomNumberGenerator()
+        let store = try HistoryStore(
+            directory: nil,
+            bounds: HistoryStore.Bounds(maxMessages: 1 << 40, maxBytes: 1 << 40, maxAgeMilliseconds: 0))
+        let prefixes = ["a.", "b.", "b,", "a.b.", "", "c.a.longer.prefix.", "c.a.longer.suffix."]
+        var expected: [StoredMessage] = []
+        var batchOf: [UInt64: Int] = [:]
+        var sizeOf: [UInt64: Int] = [:]
+        var sequence: UInt64 = 0
+        var milliseconds: UInt64 = 10_000_000
+        var prefix = prefixes[0]
+        for batch in 0..<12 {
+            var records: [UInt8] = []
+            var holes = 0
+            // Batches of 1 to 3, of small messages only (their blocks fill by count), and of
+            // messages of every size, some larger than a block (blocks fill by bytes).
+            let small = batch % 3 == 1
+            let messages =
+                batch % 4 == 3
+                ? Int.random(in: 1...3, using: &generator)
+                : Int.random(in: (small ? 4_097 : 1)...9_000, using: &generator)
+            for _ in 0..<messages {
+                // Runs of one prefix, as traffic mostly comes, with switches.
+                if Int.random(in: 0..<50, using: &generator) == 0 {
+                    prefix = prefixes.randomElement(using: &generator)!
+                }
+                // A few numbers not kept (at most 10 a batch: a batch records 16 ranges at most).
+                if holes < 10 && Int.random(in: 0..<500, using: &generator) == 0 {
+                    sequence += UInt64.random(in: 1...3, using: &generator)
+                    holes += 1
+                }
+                sequence += 1
+                // The clock mostly moves on, sometimes back.
+                milliseconds =
+                    Int.random(in: 0..<500, using: &generator) == 0
+                    ? milliseconds - UInt64.random(in: 0...500, using: &generator)
+                    : milliseconds + UInt64.random(in: 0...3, using: &generator)
+                let large = !small && Int.random(in: 0..<100, using: &generator) == 0
+                let payload = [UInt8](
+                    repeating: 0x61,
+                    count: large
+                        ? Int.random(in: 10_000...300_000, using: &generator)
+                        : Int.random(in: 0...(small ? 16 : 64), using: &generator))
+                let message = StoredMessage(
+                    sequence: sequence, receivedMilliseconds: milliseconds,
+                    frames: [Array("\(prefix)t\(sequence % 7)".utf8), payload]
+                        + (Bool.random(using: &generator) ? [[]] : []),
+                    prefix: prefix)
+                let record = Self.record(message)
+                records += record
+                expected.append(message)
+                batchOf[sequence] = batch
+                sizeOf[sequence] = record.count
+                // Left out between the messages: what is not a new message.
+                switch Int.random(in: 0..<200, using: &generator) {
+                case 0:
+                    var lastValue = record
+                    lastValue[4] = HistoryRecord.lastValueKind
+                    records += lastValue
+                case 1:
+                    records += HistoryRecord.encodeMessage(
+                        sequence: sequence + 1, receivedMilliseconds: milliseconds, prefixLength: 200,
+                        frames: [Array("short".utf8)])
+                case 2:
+                    records += Self.record(expected[Int.random(in: 0..<expected.count, using: &generator)])
+                default: break
+                }
+            }
+            XCTAssertEqual(
+                try store.append(records: records, assignedThrough: 0, nowMilliseconds: milliseconds), messages)
+        }
+
+        let rows = try store.blockRows()
+        var stored: [StoredMessage] = []
+        for (index, row) in rows.enumerated() {
+            var inBlock: [StoredMessage] = []
+            var prefixCounts: [String: HistoryStore.PrefixCounts] = [:]
+            let whole = try row.records.withUnsafeBytes { bytes in
+                try HistoryRecord.forEachRecord(in: bytes) { slot in
+                    let message = try XCTUnwrap(HistoryRecord.Message(slot, in: bytes), "block \(row.first): a record")
+                    let prefix = String(
+                        decoding: UnsafeRawBufferPointer(rebasing: bytes[message.prefix]), as: UTF8.self)
+                    inBlock.append(
+                        StoredMessage(
+                            sequence: message.sequence, receivedMilliseconds: message.receivedMilliseconds,
+                            frames: message.decodedFrames(in: bytes), prefix: prefix))
+                    prefixCounts[prefix, default: HistoryStore.PrefixCounts()].add(
+                        HistoryStore.PrefixCounts(messages: 1, bytes: message.bytes))
+                }
+            }
+            XCTAssertTrue(whole, "block \(row.first): its records end where the blob does")
+            let what = "block \(row.first)-\(row.last)"
+            XCTAssertEqual(row.first, inBlock.first?.sequence, what)
+            XCTAssertEqual(row.last, inBlock.last?.sequence, what)
+            XCTAssertEqual(row.count, inBlock.count, what)
+            XCTAssertEqual(row.bytes, inBlock.reduce(0) { $0 + $1.bytes }, what)
+            XCTAssertEqual(row.minMilliseconds, inBlock.map(\.receivedMilliseconds).min(), what)
+            XCTAssertEqual(row.maxMilliseconds, inBlock.map(\.receivedMilliseconds).max(), what)
+            XCTAssertEqual(row.prefixes, prefixCounts, what)
+            XCTAssertLessThanOrEqual(row.count, 4_096, what)
+            XCTAssertTrue(row.count == 1 || row.records.count <= 256 * 1_024, "\(what): \(row.records.count) bytes")
+            // Full, when the next block comes from the same batch.
+            if index + 1 < rows.count, batchOf[rows[index + 1].first] == batchOf[row.last] {
+                XCTAssertTrue(
+                    row.count == 4_096 || row.records.count + sizeOf[rows[index + 1].first]! > 256 * 1_024,
+                    "\(what) ended with room for the next message: \(row.count) messages, \(row.records.count) bytes")
+            }
+            stored += inBlock
+        }
+        XCTAssertEqual(stored.count, expected.count)
+        XCTAssertTrue(stored == expected, "every message once, in order, as it came")
+        XCTAssertEqual(store.messageCount, expected.count)
+        XCTAssertEqual(store.byteCount, expected.reduce(0) { $0 + $1.bytes })
+        for prefix in prefixes {
+            let mine = expected.filter { $0.prefix == prefix }
+            XCTAssertEqual(store.perPrefix[prefix]?.messages ?? 0, mine.count, prefix)
+            XCTAssertEqual(store.perPrefix[prefix]?.bytes ?? 0, mine.reduce(0) { $0 + $1.bytes }, prefix)
+        }
+        var holes: [String] = []
+        for (earlier, later) in zip(expected, expected.dropFirst()) where later.sequence > earlier.sequence + 1 {
+            holes.append("\(earlier.sequence + 1)-\(later.sequence - 1)")
+        }
+        XCTAssertEqual(
+            try store.notKept(after: 0, through: sequence, limit: 10_000).map { "\($0.from)-\($0.to)" }, holes)
     }
 
     /// Eviction is exact inside a block: the evicted part of the oldest block is gone for every
