@@ -6,7 +6,7 @@
 # two runs divided by N removes start-up and shutdown. Reported per message: forwarding itself
 # (everything inside ForwardingLoop.forwardBurst: receiving, accounting, history's copy,
 # sending; steady within a few instructions from run to run), the forwarding loop's whole
-# thread, the history writer's thread, and all of zpubd (libzmq's I/O thread included). The
+# thread, the history writer's thread, and all of zpubd (libzmq's I/O thread included), also without its control thread. The
 # whole thread's figure moves by some hundreds from run to run: how many messages each poll
 # finds depends on timing. Under valgrind the threads take turns, so the send HWM is lifted to keep
 # XPUB from dropping while libzmq's I/O thread waits for its turn.
@@ -21,7 +21,7 @@ count=${1:-20000}
 . "$(dirname "$0")/measure-common.sh"
 stripped zpubd
 
-# Instructions of one run: prints "loop writer total".
+# Instructions of one run: prints "loop writer total forwarding control".
 measure() { # size history messages
     size=$1 history=$2 messages=$3
     run="$work/run-$size-$history-$messages"
@@ -52,7 +52,7 @@ measure() { # size history messages
     kill -TERM "$broker"
     wait "$broker" || true
     # One file per thread; the thread is named by the functions it ran.
-    loop=0 writer=0 total=0 forwarding=0
+    loop=0 writer=0 total=0 forwarding=0 control=0
     for file in "$run"/cg.out*; do
         instructions=$(sed -n 's/^summary: //p' "$file" | cut -d' ' -f1)
         [ -n "$instructions" ] || continue
@@ -66,20 +66,25 @@ measure() { # size history messages
             forwarding=$((forwarding + ${burst:-0}))
         fi
         if grep -q 'HistoryWriterC3run' "$file"; then writer=$((writer + instructions)); fi
+        if grep -q 'ControlServerC3run' "$file"; then control=$((control + instructions)); fi
     done
-    echo "$loop $writer $total $forwarding"
+    echo "$loop $writer $total $forwarding $control"
 }
 
-printf '| size | history | forwarding instr/msg | loop thread instr/msg | writer thread instr/msg | zpubd instr/msg |\n|---|---|---:|---:|---:|---:|\n'
+# The last column leaves out the control thread: it answers this script's `zpub stats`
+# polls, whose number follows the time a run takes, not its messages (-35 to +70
+# instructions a message between runs of the same build).
+printf '| size | history | forwarding instr/msg | loop thread instr/msg | writer thread instr/msg | zpubd instr/msg | zpubd without the control thread |\n|---|---|---:|---:|---:|---:|---:|\n'
 for size in ${SIZES:-32 1024}; do
     for history in off on; do
         # Assigned first, so that a failed measurement stops the script (set -e).
         figures=$(measure $size $history "$count")
         set -- $figures
-        one_loop=$1 one_writer=$2 one_total=$3 one_forwarding=$4
+        one_loop=$1 one_writer=$2 one_total=$3 one_forwarding=$4 one_control=$5
         figures=$(measure $size $history $((2 * count)))
         set -- $figures
-        printf '| %s B | %s | %d | %d | %d | %d |\n' "$size" "$history" $((($4 - one_forwarding) / count)) \
-            $((($1 - one_loop) / count)) $((($2 - one_writer) / count)) $((($3 - one_total) / count))
+        printf '| %s B | %s | %d | %d | %d | %d | %d |\n' "$size" "$history" $((($4 - one_forwarding) / count)) \
+            $((($1 - one_loop) / count)) $((($2 - one_writer) / count)) $((($3 - one_total) / count)) \
+            $((($3 - $5 - one_total + one_control) / count))
     done
 done
