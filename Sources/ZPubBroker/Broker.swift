@@ -58,6 +58,7 @@ public final class Broker: Sendable {
     public init(
         configuration: BrokerConfiguration, security: SecurityMaterial = .none, logger: Logger,
         notifier: Notifier = Notifier(), adopted: [ListeningSocket] = [], reloadHandler: ReloadHandler? = nil,
+        reloadTimeoutMilliseconds: UInt64 = Broker.reloadTimeoutMilliseconds,
         onDemoted: @escaping @Sendable () -> Void = {}
     ) throws {
         self.logger = logger
@@ -150,7 +151,8 @@ public final class Broker: Sendable {
         self.responder = responder
         let controlServer = ControlServer(
             socket: control.socket, endpoints: control.endpoints, responder: responder, serverKey: serverKey,
-            mailbox: controlMailbox, registry: registry, reloadHandler: reloadHandler, logger: logger)
+            mailbox: controlMailbox, registry: registry, reloadHandler: reloadHandler,
+            reloadTimeoutMilliseconds: reloadTimeoutMilliseconds, logger: logger)
 
         var pairLink: PairLink?
         if configuration.pair.isEnabled {
@@ -196,6 +198,9 @@ public final class Broker: Sendable {
 
     /// The history database's name in the state directory.
     public static let historyFileName = HistoryStore.fileName
+    /// The longest a RELOAD on the control socket waits for the reload's outcome before it is
+    /// answered "did not finish" (the reload itself waits at most 10 s for each thread).
+    public static let reloadTimeoutMilliseconds: UInt64 = 60_000
 
     /// The control API (STATS, HEALTH, SNAPSHOT, ...) for callers in this process, such as the
     /// HTTP gateway: the same typed requests and replies the REP control socket serves.

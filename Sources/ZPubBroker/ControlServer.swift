@@ -41,16 +41,18 @@ final class ControlServer {
     /// is: the reload's own change to this thread comes through it.
     private var pendingReload: (request: UInt64, deadline: UInt64)?
     private var reloadsAsked: UInt64 = 0
-    /// The longest a RELOAD is waited for: the reload itself waits at most 10 s for each thread.
-    static let reloadTimeoutMilliseconds: UInt64 = 60_000
+    /// The longest a RELOAD is waited for (`Broker.reloadTimeoutMilliseconds`, shorter only
+    /// in tests).
+    private let reloadTimeoutMilliseconds: UInt64
 
     init(
         socket: Socket, endpoints: BoundEndpoints, responder: ControlResponder, serverKey: CurveKey?,
         mailbox: Mailbox<ControlServerCommand>, registry: EndpointRegistry, reloadHandler: ReloadHandler?,
-        logger: Logger
+        reloadTimeoutMilliseconds: UInt64 = Broker.reloadTimeoutMilliseconds, logger: Logger
     ) {
         self.serverKey = serverKey
         self.reloadHandler = reloadHandler
+        self.reloadTimeoutMilliseconds = reloadTimeoutMilliseconds
         self.socket = socket
         self.endpoints = endpoints
         self.responder = responder
@@ -103,7 +105,7 @@ final class ControlServer {
                     .error(
                         ControlError(
                             .unavailable,
-                            "the reload did not finish within \(Self.reloadTimeoutMilliseconds / 1_000) s; the log says how it ends"
+                            "the reload did not finish within \(Self.seconds(reloadTimeoutMilliseconds)) s; the log says how it ends"
                         )))
             }
             if pendingReload == nil && poller.isReadable(socketIndex) { serveOneRequest() }
@@ -187,7 +189,7 @@ final class ControlServer {
                     reloadsAsked += 1
                     let (request, mailbox) = (reloadsAsked, mailbox)
                     pendingReload = (
-                        request, SystemClock.monotonicNanoseconds() + Self.reloadTimeoutMilliseconds * 1_000_000
+                        request, SystemClock.monotonicNanoseconds() + reloadTimeoutMilliseconds * 1_000_000
                     )
                     handler { reply in mailbox.post(.reloaded(reply, request: request)) }
                     return
@@ -203,6 +205,11 @@ final class ControlServer {
 
     /// Sends the reply to the request read last; true when it was a large one.
     @discardableResult
+    /// Whole seconds as "60", a fraction as "0.5" (a test's shorter wait).
+    private static func seconds(_ milliseconds: UInt64) -> String {
+        milliseconds % 1_000 == 0 ? "\(milliseconds / 1_000)" : "\(Double(milliseconds) / 1_000)"
+    }
+
     private func send(_ reply: ControlReply) -> Bool {
         let bytes = reply.json
         responder.countReply(bytes: bytes.count)

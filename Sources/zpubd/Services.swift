@@ -28,7 +28,8 @@ struct Services {
     /// what started is stopped, the reason is logged, and zpubd exits with status 1.
     static func start(
         _ configuration: BrokerConfiguration, security: SecurityMaterial, gatewayKeys: GatewayKeys,
-        notifier: Notifier, reloadHandler: @escaping ReloadHandler, logger: Logger
+        notifier: Notifier, reloadHandler: @escaping ReloadHandler,
+        reloadTimeoutMilliseconds: UInt64 = Broker.reloadTimeoutMilliseconds, logger: Logger
     ) throws -> Services {
         let adopted = SocketActivation.listeningSockets()
         for socket in adopted {
@@ -47,7 +48,7 @@ struct Services {
             for warning in security.warnings { logger.warning("\(warning)") }
             broker = try Broker(
                 configuration: configuration, security: security, logger: logger, notifier: notifier, adopted: adopted,
-                reloadHandler: reloadHandler,
+                reloadHandler: reloadHandler, reloadTimeoutMilliseconds: reloadTimeoutMilliseconds,
                 onDemoted: {
                     // One of a pair that must give up being active: stop as on SIGTERM, with a
                     // status that makes systemd (Restart=on-failure) start it again as passive.

@@ -143,7 +143,9 @@ struct ZPubDaemon: ParsableCommand {
         let reloadRequests = ReloadRequests()
         let services = try Services.start(
             configuration, security: security, gatewayKeys: gatewayKeys, notifier: notifier,
-            reloadHandler: { done in reloadRequests.add(done) }, logger: logger)
+            reloadHandler: { done in reloadRequests.add(done) },
+            reloadTimeoutMilliseconds: Self.testReloadTimeoutMilliseconds ?? Broker.reloadTimeoutMilliseconds,
+            logger: logger)
         let version = Context.libraryVersion
         logger.notice(
             "zpubd \(ZPubVersion.current) (libzmq \(version.major).\(version.minor).\(version.patch)) started",
@@ -194,6 +196,14 @@ struct ZPubDaemon: ParsableCommand {
             printError("zpubd: [http]: \(error)")
             throw ExitCode(checkConfig ? 1 : 78)
         }
+    }
+
+    /// With test hooks on (`ZPUBD_TEST_HOOKS`), `ZPUBD_TEST_RELOAD_TIMEOUT_MS` shortens how long
+    /// RELOAD waits for the reload's outcome, so that a test can see it give up without waiting
+    /// a minute.
+    private static var testReloadTimeoutMilliseconds: UInt64? {
+        guard getenv("ZPUBD_TEST_HOOKS") != nil, let value = getenv("ZPUBD_TEST_RELOAD_TIMEOUT_MS") else { return nil }
+        return UInt64(String(cString: value))
     }
 
     /// Waits for signals: SIGHUP reloads, SIGUSR2 stalls the loop (or, with

@@ -327,16 +327,23 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(nothing.stderr.contains("started without --config"), nothing.stderr)
     }
 
+    /// A daemon (`max_topics = 77` in its file) whose forwarding loop the test hook holds for
+    /// 10 s from when this returns.
+    private func daemonWithTheLoopHeldTenSeconds(environment: [String: String] = [:]) throws -> Daemon {
+        let daemon = try Daemon(
+            configuration: "[limits]\nmax_topics = 77\n",
+            environment: environment.merging(["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "10000"]) { $1 })
+        daemon.signal(SIGUSR2)
+        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        return daemon
+    }
+
     /// A RELOAD that comes once zpubd has taken SIGTERM is answered at once ("stopping"), not
     /// left waiting for a reload that will not come. The forwarding loop is held by the test
     /// hook, so zpubd stays in its shutdown, with the control socket still serving, until the
     /// hold ends.
     func testZpubReloadWhileStoppingIsAnsweredAtOnce() throws {
-        let daemon = try Daemon(
-            configuration: "[limits]\nmax_topics = 77\n",
-            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "10000"])
-        daemon.signal(SIGUSR2)
-        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        let daemon = try daemonWithTheLoopHeldTenSeconds()
         daemon.signal(SIGTERM)
         try Wait.until("SIGTERM is taken") { daemon.log.contains("received SIGTERM") }
         let started = Date()
@@ -344,6 +351,29 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(run.status, 1, run.stdout + run.stderr)
         XCTAssertTrue(run.stderr.contains("zpubd is stopping"), run.stderr)
         XCTAssertLessThan(Date().timeIntervalSince(started), 8, "answered at once, not after the hold")
+    }
+
+    /// A RELOAD whose reload takes longer than zpubd waits for it is answered "did not finish"
+    /// when the wait runs out (60 s; 1 s here, through the test hook), and the reload's own
+    /// outcome, which comes later, is not sent: the control socket's next request gets its own
+    /// reply. The forwarding loop is held by the test hook for 10 s, and the reload waits for it.
+    func testARELOADThatOutlastsItsWaitIsAnsweredThenItsLateOutcomeDropped() throws {
+        let daemon = try daemonWithTheLoopHeldTenSeconds(environment: ["ZPUBD_TEST_RELOAD_TIMEOUT_MS": "1000"])
+        try "[limits]\nmax_topics = 7\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        let started = Date()
+        let late = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control], timeout: 60)
+        XCTAssertEqual(late.status, 1, late.stdout + late.stderr)
+        XCTAssertTrue(late.stderr.contains("the reload did not finish within 1 s"), late.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 8, "answered when the wait ran out, not after the hold")
+
+        try Wait.until("the reload finishes after the hold", timeout: 60) {
+            daemon.log.contains("configuration reloaded from")
+        }
+        XCTAssertEqual(try daemon.stats().topics.limit, 7, "the reload went on and is in force")
+        let next = try Run.program(Binaries.zpub, ["reload", "--json", "-c", daemon.control], timeout: 60)
+        XCTAssertEqual(next.status, 0, next.stdout + next.stderr)
+        XCTAssertTrue(next.stdout.contains(#""reloaded":true"#), next.stdout)
+        XCTAssertFalse(daemon.log.contains("control reply failed"), "the late outcome was sent: \(daemon.log)")
     }
 
     /// A reload in force with problems (here a control endpoint that cannot be bound: the
