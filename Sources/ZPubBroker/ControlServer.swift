@@ -48,7 +48,7 @@ final class ControlServer {
     init(
         socket: Socket, endpoints: BoundEndpoints, responder: ControlResponder, serverKey: CurveKey?,
         mailbox: Mailbox<ControlServerCommand>, registry: EndpointRegistry, reloadHandler: ReloadHandler?,
-        reloadTimeoutMilliseconds: UInt64 = Broker.reloadTimeoutMilliseconds, logger: Logger
+        reloadTimeoutMilliseconds: UInt64, logger: Logger
     ) {
         self.serverKey = serverKey
         self.reloadHandler = reloadHandler
@@ -105,7 +105,7 @@ final class ControlServer {
                     .error(
                         ControlError(
                             .unavailable,
-                            "the reload did not finish within \(Self.seconds(reloadTimeoutMilliseconds)) s; the log says how it ends"
+                            "the reload did not finish within \(reloadTimeoutMilliseconds / 1_000) s; the log says how it ends"
                         )))
             }
             if pendingReload == nil && poller.isReadable(socketIndex) { serveOneRequest() }
@@ -205,11 +205,6 @@ final class ControlServer {
 
     /// Sends the reply to the request read last; true when it was a large one.
     @discardableResult
-    /// Whole seconds as "60", a fraction as "0.5" (a test's shorter wait).
-    private static func seconds(_ milliseconds: UInt64) -> String {
-        milliseconds % 1_000 == 0 ? "\(milliseconds / 1_000)" : "\(Double(milliseconds) / 1_000)"
-    }
-
     private func send(_ reply: ControlReply) -> Bool {
         let bytes = reply.json
         responder.countReply(bytes: bytes.count)

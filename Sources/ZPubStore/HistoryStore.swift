@@ -533,11 +533,11 @@ public final class HistoryStore {
         // per message would be checked for exclusive access each time.
         var ledger = notKeptLedger
         // Every kept message passes through this loop once, so it is written for the machine
-        // (callgrind, one 32 B message: 191 instructions before 2026-12-04, 154 after; the
-        // rest of the writer's ~350 is SQLite's). The ledger hears of a run of consecutive
-        // sequences once, not per message; the block being gathered keeps what changes with
-        // every message in `open` (the compiler holds most of it in registers) and the rest
-        // in `draft`, written when a piece or a prefix run ends, or seldom (the times).
+        // (callgrind, one 32 B message: 191 instructions before 2026-12-04, 143 after; the
+        // rest of the writer's ~340 is SQLite's). The ledger hears of a run of consecutive
+        // sequences once, not per message; the block being gathered keeps its count, size and
+        // last record's end in `open` (the compiler holds them in registers), the rest in
+        // `draft`, whose prefix tally adds up a run of one prefix in two integers.
         var nextInOrder = ledger.nextInOrder
         var offset = 0
         while true {
@@ -564,7 +564,8 @@ public final class HistoryStore {
                 open.add(message, record: slot.range, to: &draft, in: buffer)
             }
             guard open.count > 0 else { break }
-            summaries.append(try insert(open.closed(into: &draft, lastSequence: floor, in: buffer), from: buffer))
+            open.close(&draft, lastSequence: floor)
+            summaries.append(try insert(draft, from: buffer))
         }
         ledger.storedInOrder(before: nextInOrder)
         notKeptLedger = ledger
@@ -578,10 +579,6 @@ public final class HistoryStore {
         var recordBytes = 0
         /// The end of the last record added: the next one continues the piece if it starts here.
         var pieceEnd = 0
-        /// The current run of one prefix (usually the only one in the block): where the prefix
-        /// lies and the run's bytes (`BlockDraft.countBeforeRun` has where it started).
-        var runPrefix = 0..<0
-        var runBytes = 0
 
         @inline(__always)
         func isFull(adding record: Range<Int>) -> Bool {
@@ -597,41 +594,28 @@ public final class HistoryStore {
             if count == 0 {
                 draft.firstSequence = message.sequence
                 draft.pieceStart = record.lowerBound
-                runPrefix = message.prefix
-            } else {
-                if record.lowerBound != pieceEnd { draft.startPiece(at: record.lowerBound, after: pieceEnd) }
-                if !PrefixTally.equal(runPrefix, message.prefix, in: buffer) {
-                    draft.prefixes.add(
-                        run: runPrefix, messages: count &- draft.countBeforeRun, bytes: runBytes, in: buffer)
-                    runPrefix = message.prefix
-                    draft.countBeforeRun = count
-                    runBytes = 0
-                }
+            } else if record.lowerBound != pieceEnd {
+                draft.startPiece(at: record.lowerBound, after: pieceEnd)
             }
             pieceEnd = record.upperBound
             count &+= 1
             recordBytes &+= record.upperBound &- record.lowerBound
-            runBytes &+= message.bytes
+            draft.prefixes.add(message.prefix, bytes: message.bytes, in: buffer)
             // In the draft: compared every message, changed seldom (the clock moves forward).
             let milliseconds = message.receivedMilliseconds
             if milliseconds < draft.minMilliseconds { draft.minMilliseconds = milliseconds }
             if milliseconds > draft.maxMilliseconds { draft.maxMilliseconds = milliseconds }
         }
 
-        /// `draft` completed with these fields, the current run added to its tally; its last
-        /// message is `lastSequence` (the writer's floor: not kept twice).
+        /// Completes `draft` with these fields; its last message is `lastSequence` (the
+        /// writer's floor).
         @inline(__always)
-        func closed(into draft: inout BlockDraft, lastSequence: UInt64, in buffer: UnsafeRawBufferPointer)
-            -> BlockDraft
-        {
-            draft.prefixes.add(
-                run: runPrefix, messages: count &- draft.countBeforeRun, bytes: runBytes, in: buffer)
+        func close(_ draft: inout BlockDraft, lastSequence: UInt64) {
             draft.piece = Range(uncheckedBounds: (draft.pieceStart, pieceEnd))
             draft.count = count
             draft.bytes = draft.prefixes.bytes
             draft.recordBytes = recordBytes
             draft.lastSequence = lastSequence
-            return draft
         }
     }
 
@@ -1120,8 +1104,6 @@ private struct BlockDraft {
     var piece = 0..<0
     /// Where `piece` starts, while the block is open (`OpenBlock` has its end).
     var pieceStart = 0
-    /// The messages before the current prefix run, while the block is open.
-    var countBeforeRun = 0
     var recordBytes = 0
     var count = 0
     var bytes = 0
@@ -1161,13 +1143,6 @@ private struct PrefixTally {
         runBytes &+= bytes
     }
 
-    /// A whole run of one prefix at once (the history writer follows its runs itself).
-    mutating func add(run prefix: Range<Int>, messages: Int, bytes: Int, in buffer: UnsafeRawBufferPointer) {
-        startRun(prefix, in: buffer)
-        runMessages = messages
-        runBytes = bytes
-    }
-
     /// The bytes of every prefix, the current run's included.
     var bytes: Int { entries.reduce(runBytes) { $0 &+ $1.bytes } }
 
@@ -1188,7 +1163,7 @@ private struct PrefixTally {
     }
 
     @inline(__always)
-    static func equal(_ a: Range<Int>, _ b: Range<Int>, in buffer: UnsafeRawBufferPointer) -> Bool {
+    private static func equal(_ a: Range<Int>, _ b: Range<Int>, in buffer: UnsafeRawBufferPointer) -> Bool {
         // Wrapping: both lie inside `buffer`. (`Range.count` checks for overflow, twice a message.)
         let count = a.upperBound &- a.lowerBound
         guard count == b.upperBound &- b.lowerBound else { return false }

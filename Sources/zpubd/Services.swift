@@ -29,7 +29,7 @@ struct Services {
     static func start(
         _ configuration: BrokerConfiguration, security: SecurityMaterial, gatewayKeys: GatewayKeys,
         notifier: Notifier, reloadHandler: @escaping ReloadHandler,
-        reloadTimeoutMilliseconds: UInt64 = Broker.reloadTimeoutMilliseconds, logger: Logger
+        reloadTimeoutMilliseconds: UInt64, logger: Logger
     ) throws -> Services {
         let adopted = SocketActivation.listeningSockets()
         for socket in adopted {

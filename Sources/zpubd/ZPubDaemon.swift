@@ -144,7 +144,8 @@ struct ZPubDaemon: ParsableCommand {
         let services = try Services.start(
             configuration, security: security, gatewayKeys: gatewayKeys, notifier: notifier,
             reloadHandler: { done in reloadRequests.add(done) },
-            reloadTimeoutMilliseconds: Self.testReloadTimeoutMilliseconds ?? Broker.reloadTimeoutMilliseconds,
+            reloadTimeoutMilliseconds: Self.testReloadTimeoutSeconds.map { $0 * 1_000 }
+                ?? Broker.reloadTimeoutMilliseconds,
             logger: logger)
         let version = Context.libraryVersion
         logger.notice(
@@ -198,11 +199,11 @@ struct ZPubDaemon: ParsableCommand {
         }
     }
 
-    /// With test hooks on (`ZPUBD_TEST_HOOKS`), `ZPUBD_TEST_RELOAD_TIMEOUT_MS` shortens how long
+    /// With test hooks on (`ZPUBD_TEST_HOOKS`), `ZPUBD_TEST_RELOAD_TIMEOUT_S` shortens how long
     /// RELOAD waits for the reload's outcome, so that a test can see it give up without waiting
     /// a minute.
-    private static var testReloadTimeoutMilliseconds: UInt64? {
-        guard getenv("ZPUBD_TEST_HOOKS") != nil, let value = getenv("ZPUBD_TEST_RELOAD_TIMEOUT_MS") else { return nil }
+    private static var testReloadTimeoutSeconds: UInt64? {
+        guard getenv("ZPUBD_TEST_HOOKS") != nil, let value = getenv("ZPUBD_TEST_RELOAD_TIMEOUT_S") else { return nil }
         return UInt64(String(cString: value))
     }
 

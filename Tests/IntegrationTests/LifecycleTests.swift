@@ -358,7 +358,7 @@ final class LifecycleTests: XCTestCase {
     /// outcome, which comes later, is not sent: the control socket's next request gets its own
     /// reply. The forwarding loop is held by the test hook for 10 s, and the reload waits for it.
     func testARELOADThatOutlastsItsWaitIsAnsweredThenItsLateOutcomeDropped() throws {
-        let daemon = try daemonWithTheLoopHeldTenSeconds(environment: ["ZPUBD_TEST_RELOAD_TIMEOUT_MS": "1000"])
+        let daemon = try daemonWithTheLoopHeldTenSeconds(environment: ["ZPUBD_TEST_RELOAD_TIMEOUT_S": "1"])
         try "[limits]\nmax_topics = 7\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
         let started = Date()
         let late = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control], timeout: 60)
