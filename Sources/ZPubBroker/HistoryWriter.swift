@@ -114,40 +114,40 @@ final class HistoryQueue: Sendable {
 
     // MARK: The writer's side
 
-    /// Calls `body` with what is waiting (at most `limit` records: one transaction's worth) as
-    /// the ring holds it (valid during `body` only; its space is freed after), how many records
-    /// it holds and how many of them are messages, the last-value updates among it decoded, and
-    /// the highest sequence assigned before it was taken.
+    /// Calls `body` with what is waiting (at most `byteLimit` bytes of records, at least one:
+    /// one transaction's worth) as the ring holds it (valid during `body` only; its space is
+    /// freed after), the last-value updates among it decoded, the highest sequence assigned
+    /// before it was taken (0 when it was cut), and whether it was cut: records were left for
+    /// the next call.
     func withTaken<Result>(
-        limit: Int,
+        byteLimit: Int,
         _ body: (
-            _ records: UnsafeRawBufferPointer, _ count: Int, _ messages: Int, _ lastValues: [LastValueRecord],
-            _ assignedThrough: UInt64
+            _ records: UnsafeRawBufferPointer, _ lastValues: [LastValueRecord], _ assignedThrough: UInt64,
+            _ cut: Bool
         ) throws -> Result
     ) rethrows -> Result {
         let assignedAtLoad = assigned.load(ordering: .acquiring)
-        return try ring.consumeBatch(limit: limit) { records, count in
+        return try ring.consumeBatch(byteLimit: byteLimit) { records, cut in
             // Every record numbered up to `assignedAtLoad` was published before the load; a
-            // batch cut by `limit` may leave some of them for the next, and must not claim
+            // batch cut by `byteLimit` may leave some of them for the next, and must not claim
             // their numbers as stored (a reply's last_seq would then tell a passive pair
             // member to mirror past them). The next batch that is not cut claims them.
-            let assignedThrough = count < limit ? assignedAtLoad : 0
+            let assignedThrough = cut ? 0 : assignedAtLoad
             // Read after the ring's published end (an acquiring load): every last-value record
-            // in `records` is counted in it.
+            // in `records` is counted in it. While none is waiting, the records are not looked
+            // at before the store parses them.
             if lastValuesQueued.load(ordering: .relaxed) == lastValuesTaken.load(ordering: .relaxed) {
-                return try body(records, count, count, [], assignedThrough)
+                return try body(records, [], assignedThrough, cut)
             }
             var lastValues: [LastValueRecord] = []
-            var messages = 0
             _ = HistoryRecord.forEachRecord(in: records) { slot in
-                if slot.kind == HistoryRecord.messageKind { messages += 1 }
                 guard slot.kind == HistoryRecord.lastValueKind else { return }
                 let fields = Array(
                     UnsafeRawBufferPointer(rebasing: records[(slot.body.lowerBound + 1)..<slot.body.upperBound]))
                 if let update = Self.decodeLastValue(fields[...]) { lastValues.append(update) }
                 lastValuesTaken.add(1, ordering: .relaxed)
             }
-            return try body(records, count, messages, lastValues, assignedThrough)
+            return try body(records, lastValues, assignedThrough, cut)
         }
     }
 
@@ -392,7 +392,7 @@ final class HistoryWriter {
         }
         // Everything, not a turn's worth: the loop has stopped, and numbers it handed out must
         // be committed before the reserve above them is given back.
-        while writeBatch() > 0 {}
+        while writeBatch().bytes > 0 {}
         do {
             if !lastWriteFailed { try store.releaseReservation() }
         } catch {
@@ -416,34 +416,41 @@ final class HistoryWriter {
             maxAgeMilliseconds: UInt64(configuration.historyMaxAgeSeconds) * 1_000)
     }
 
-    /// Writes what waits, in transactions of at most `batchLimit` messages and at most ten of
-    /// them per turn, so that a backlog does not keep syncs and queries waiting for long.
+    /// Writes what waits, in transactions of at most `batchBytes` and at most ten of them per
+    /// turn, so that a backlog does not keep syncs and queries waiting for long.
     private func writeWaiting() {
         for _ in 0..<10 {
-            guard writeBatch() == Self.batchLimit else { return }
+            guard writeBatch().cut else { return }
         }
     }
 
-    /// At most this many messages per transaction.
-    static let batchLimit = 10_000
+    /// At most this many bytes of records per transaction (and at least one record): some
+    /// 60,000 messages of 32 bytes, 4,000 of 1 KiB, a few tens of milliseconds' work.
+    static let batchBytes = 4 << 20
 
-    /// Writes one transaction's worth; returns how many records it took from the queue.
-    func writeBatch() -> Int {
-        queue.withTaken(limit: Self.batchLimit) { records, taken, messages, lastValues, assignedThrough in
-            write(records, taken: taken, messages: messages, lastValues: lastValues, assignedThrough: assignedThrough)
+    /// What one `writeBatch` took from the queue: its bytes, and whether it left records for
+    /// the next (it took `batchBytes`).
+    struct Batch {
+        var bytes: Int
+        var cut: Bool
+    }
+
+    /// Writes one transaction's worth.
+    @discardableResult
+    func writeBatch() -> Batch {
+        queue.withTaken(byteLimit: Self.batchBytes) { records, lastValues, assignedThrough, cut in
+            write(records, lastValues: lastValues, assignedThrough: assignedThrough)
+            return Batch(bytes: records.count, cut: cut)
         }
     }
 
-    private func write(
-        _ records: UnsafeRawBufferPointer, taken: Int, messages: Int, lastValues: [LastValueRecord],
-        assignedThrough: UInt64
-    ) -> Int {
-        guard taken > 0 || assignedThrough > store.lastSequence else { return 0 }
+    private func write(_ records: UnsafeRawBufferPointer, lastValues: [LastValueRecord], assignedThrough: UInt64) {
+        guard !records.isEmpty || assignedThrough > store.lastSequence else { return }
         do {
-            let stored = try store.append(
+            let appended = try store.append(
                 records: records, lastValues: lastValues, assignedThrough: assignedThrough,
                 nowMilliseconds: SystemClock.wallMilliseconds())
-            written &+= UInt64(stored)
+            written &+= UInt64(appended.stored)
             commits &+= 1
             lastWriteFailed = false
             if let error = store.evictionError,
@@ -455,15 +462,18 @@ final class HistoryWriter {
             }
             // The store leaves out a record it cannot read or whose sequence is not new: never
             // expected, and never silent.
-            if stored < messages {
-                writeFailures &+= UInt64(messages - stored)
+            if appended.leftOut > 0 {
+                writeFailures &+= UInt64(appended.leftOut)
                 if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                     logger.error(
-                        "history left out \(messages - stored) of \(messages) messages it could not read or whose sequence was not new; this is a bug in zpubd, please report it\(Self.heldBackNote(heldBack))"
+                        "history left out \(appended.leftOut) of \(appended.stored + appended.leftOut) messages it could not read or whose sequence was not new; this is a bug in zpubd, please report it\(Self.heldBackNote(heldBack))"
                     )
                 }
             }
         } catch {
+            // Counted only now, on the rare path: a batch is not walked before it is stored.
+            var messages = 0
+            _ = HistoryRecord.forEachRecord(in: records) { if $0.kind == HistoryRecord.messageKind { messages += 1 } }
             writeFailures &+= UInt64(messages + lastValues.count)
             lastWriteFailed = true
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
@@ -472,7 +482,6 @@ final class HistoryWriter {
                 )
             }
         }
-        return taken
     }
 
     /// What a rate-limited error ends with: how many were held back since the last one logged.
@@ -535,8 +544,8 @@ final class HistoryWriter {
     /// more, even an empty one: the replay is told of those not kept.
     func answerOnceWritten(_ query: HistoryQuery) -> Result<HistoryReply, ControlError> {
         let mark = queue.published
-        while queue.consumed < mark && writeBatch() > 0 {}
-        if queue.assignedThrough > store.lastSequence { _ = writeBatch() }
+        while queue.consumed < mark && writeBatch().bytes > 0 {}
+        if queue.assignedThrough > store.lastSequence { writeBatch() }
         return answer(query)
     }
 

@@ -420,11 +420,11 @@ public final class HistoryStore {
     /// applies the bounds (a failure there is kept in `evictionError`, not thrown: the batch is
     /// stored). `assignedThrough` is the highest sequence assigned so far, including
     /// messages dropped before they reached the store: sequences are never reused. Returns how
-    /// many messages were stored.
+    /// many messages were stored and how many were left out.
     @discardableResult
     public func append(
         records: [UInt8], lastValues: [LastValueRecord] = [], assignedThrough: UInt64, nowMilliseconds: UInt64
-    ) throws -> Int {
+    ) throws -> Appended {
         try records.withUnsafeBytes {
             try append(
                 records: $0, lastValues: lastValues, assignedThrough: assignedThrough, nowMilliseconds: nowMilliseconds)
@@ -437,8 +437,9 @@ public final class HistoryStore {
     public func append(
         records: UnsafeRawBufferPointer, lastValues: [LastValueRecord] = [], assignedThrough: UInt64,
         nowMilliseconds: UInt64
-    ) throws -> Int {
+    ) throws -> Appended {
         let added: [BlockSummary]
+        let leftOut: Int
         try database.execute("BEGIN")
         do {
             for record in lastValues {
@@ -455,7 +456,7 @@ public final class HistoryStore {
                 }
             }
             if !lastValues.isEmpty { try trimLastValues() }
-            added = try insertBlocks(from: records)
+            (added, leftOut) = try insertBlocks(from: records)
             notKeptLedger.settled(through: assignedThrough)
             try notKeptLedger.write(database)
             let through = max(assignedThrough, added.last?.lastSequence ?? 0, lastSequence)
@@ -498,7 +499,21 @@ public final class HistoryStore {
         } catch {
             evictionError = error
         }
-        return stored
+        return Appended(stored: stored, leftOut: leftOut)
+    }
+
+    /// What `append` did with the message records it was given.
+    public struct Appended: Equatable, Sendable {
+        public var stored: Int
+        /// Message records not stored: not well-formed (one for a record cut short at the end,
+        /// which hides how many followed), or their sequence not above those stored. Never
+        /// expected: the history queue hands over what the forwarding loop wrote.
+        public var leftOut: Int
+
+        public init(stored: Int, leftOut: Int) {
+            self.stored = stored
+            self.leftOut = leftOut
+        }
     }
 
     private func setMeta(key: String, _ value: UInt64) throws {
@@ -519,15 +534,21 @@ public final class HistoryStore {
         var prefixes: [(String, PrefixCounts)]
     }
 
-    /// Gathers the message records of `records` into blocks and inserts them (inside the
-    /// caller's transaction). Each block's records are bound where they lie in `records` when
-    /// they lie there one after the other, as they do unless something was left out.
-    private func insertBlocks(from records: [UInt8]) throws -> [BlockSummary] {
+    /// Gathers the message records of `buffer` into blocks and inserts them (inside the
+    /// caller's transaction); counts the message records left out. Each block's records are
+    /// bound where they lie in `buffer` when they lie there one after the other, as they do
+    /// unless something was left out.
+    private func insertBlocks(from records: [UInt8]) throws -> (blocks: [BlockSummary], leftOut: Int) {
         try records.withUnsafeBytes { try insertBlocks(from: $0) }
     }
 
-    private func insertBlocks(from buffer: UnsafeRawBufferPointer) throws -> [BlockSummary] {
+    private func insertBlocks(from buffer: UnsafeRawBufferPointer) throws -> (
+        blocks: [BlockSummary], leftOut: Int
+    ) {
         var summaries: [BlockSummary] = []
+        // Counted where a record is skipped, which is rare: the records are not counted one by
+        // one (the history queue does not count them either).
+        var leftOut = 0
         var floor = highestStored
         // A local copy, stored back once every block is inserted: a class's property changed
         // per message would be checked for exclusive access each time.
@@ -547,6 +568,7 @@ public final class HistoryStore {
             // only for what is rare (a hole in the sequences, a new prefix run or piece).
             while let slot = HistoryRecord.record(in: buffer, at: offset) {
                 guard let message = HistoryRecord.Message(slot, in: buffer), message.sequence > floor else {
+                    if slot.kind == HistoryRecord.messageKind { leftOut &+= 1 }
                     offset = slot.range.upperBound
                     continue
                 }
@@ -569,7 +591,9 @@ public final class HistoryStore {
         }
         ledger.storedInOrder(before: nextInOrder)
         notKeptLedger = ledger
-        return summaries
+        // A record cut short stopped the walk: what it and any after it were is unknown.
+        if offset < buffer.count { leftOut &+= 1 }
+        return (summaries, leftOut)
     }
 
     /// What a block being gathered changes with every message it adds; `BlockDraft` holds

@@ -20,21 +20,50 @@ final class HistoryQueueTests: XCTestCase {
     /// A batch cut by its limit leaves numbered records for the next one, so it claims no
     /// number: a reply's last_seq would otherwise run ahead of the store, and a passive pair
     /// member would mirror past messages it never stored. The batch that takes the rest claims
-    /// every number assigned before it was taken.
+    /// every number assigned before it was taken. The limit is in bytes, and cuts between
+    /// records.
     func testABatchCutByItsLimitClaimsNoNumber() {
         let queue = HistoryQueue(capacityBytes: 1 << 20)
         keep(queue, 1...5)
-        queue.withTaken(limit: 3) { _, count, messages, lastValues, assignedThrough in
-            XCTAssertEqual(count, 3)
-            XCTAssertEqual(messages, 3)
+        // Each record is the same size here ("payload 1" to "payload 5").
+        let recordBytes = queue.published / 5
+        queue.withTaken(byteLimit: 3 * recordBytes + recordBytes / 2) { records, lastValues, assignedThrough, cut in
+            XCTAssertEqual(Self.sequences(in: records), [1, 2, 3], "whole records, within the limit")
             XCTAssertTrue(lastValues.isEmpty)
             XCTAssertEqual(assignedThrough, 0, "two numbered records are still queued")
+            XCTAssertTrue(cut)
         }
-        queue.withTaken(limit: 3) { _, count, _, _, assignedThrough in
-            XCTAssertEqual(count, 2)
+        queue.withTaken(byteLimit: 3 * recordBytes) { records, _, assignedThrough, cut in
+            XCTAssertEqual(Self.sequences(in: records), [4, 5])
             XCTAssertEqual(assignedThrough, 5)
+            XCTAssertFalse(cut)
         }
         XCTAssertEqual(queue.assignedThrough, 5)
+    }
+
+    /// A record larger than the limit is taken alone: the limit never stalls the queue.
+    func testARecordLargerThanTheLimitIsTakenAlone() {
+        let queue = HistoryQueue(capacityBytes: 1 << 20)
+        keep(queue, 1...2)
+        queue.withTaken(byteLimit: 10) { records, _, assignedThrough, cut in
+            XCTAssertEqual(Self.sequences(in: records), [1])
+            XCTAssertEqual(assignedThrough, 0)
+            XCTAssertTrue(cut)
+        }
+        queue.withTaken(byteLimit: 10) { records, _, assignedThrough, cut in
+            XCTAssertEqual(Self.sequences(in: records), [2])
+            XCTAssertEqual(assignedThrough, 2)
+            XCTAssertFalse(cut)
+        }
+    }
+
+    private static func sequences(in records: UnsafeRawBufferPointer) -> [UInt64] {
+        var sequences: [UInt64] = []
+        let whole = HistoryRecord.forEachRecord(in: records) { slot in
+            sequences.append(HistoryRecord.Message(slot, in: records)?.sequence ?? 0)
+        }
+        XCTAssertTrue(whole, "records are taken whole")
+        return sequences
     }
 
     /// The loop numbers nothing above the store's committed reserve; each refusal counts as a
@@ -58,8 +87,8 @@ final class HistoryQueueTests: XCTestCase {
         let queue = HistoryQueue(capacityBytes: 1 << 20)
         keep(queue, 1...2)
         XCTAssertTrue(queue.commitMirrored(sequence: 7, kept: false, recordBytes: 0))
-        queue.withTaken(limit: 10) { _, count, _, _, assignedThrough in
-            XCTAssertEqual(count, 2)
+        queue.withTaken(byteLimit: 1 << 20) { records, _, assignedThrough, _ in
+            XCTAssertEqual(Self.sequences(in: records), [1, 2])
             XCTAssertEqual(assignedThrough, 7)
         }
     }
@@ -79,16 +108,16 @@ final class HistoryQueueTests: XCTestCase {
         XCTAssertTrue(mirror(1, bytes: 600))
         XCTAssertFalse(mirror(2, bytes: 600), "no room beside the first")
         XCTAssertEqual(queue.depth.dropped, 0)
-        queue.withTaken(limit: 10) { _, count, _, _, assignedThrough in
-            XCTAssertEqual(count, 1)
+        queue.withTaken(byteLimit: 1 << 20) { records, _, assignedThrough, _ in
+            XCTAssertEqual(Self.sequences(in: records), [1])
             XCTAssertEqual(assignedThrough, 1, "2 is not numbered")
         }
         XCTAssertTrue(mirror(2, bytes: 600), "room once the writer took the first")
-        queue.withTaken(limit: 10) { _, _, _, _, _ in }
+        queue.withTaken(byteLimit: 1 << 20) { _, _, _, _ in }
         XCTAssertTrue(mirror(3, bytes: 2_000), "larger than the queue: never fits")
         XCTAssertEqual(queue.depth.dropped, 1)
-        queue.withTaken(limit: 10) { _, count, _, _, assignedThrough in
-            XCTAssertEqual(count, 0)
+        queue.withTaken(byteLimit: 1 << 20) { records, _, assignedThrough, _ in
+            XCTAssertEqual(records.count, 0)
             XCTAssertEqual(assignedThrough, 3)
         }
     }

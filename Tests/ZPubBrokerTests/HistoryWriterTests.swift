@@ -32,7 +32,7 @@ final class HistoryWriterTests: XCTestCase {
         let queue = writer.handle.queue
         keep(queue, 1)
         keep(queue, 2)
-        XCTAssertEqual(writer.writeBatch(), 2)
+        XCTAssertEqual(writer.writeBatch().bytes, queue.published, "both records, in one batch")
         keep(queue, 3, bytes: 1 << 17)  // larger than the queue
         keep(queue, 4, bytes: 1 << 17)
         XCTAssertEqual(queue.depth.dropped, 2)

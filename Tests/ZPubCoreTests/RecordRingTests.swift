@@ -61,6 +61,32 @@ final class RecordRingTests: XCTestCase {
         }
     }
 
+    /// A batch takes whole records up to its byte limit (one at least, whatever its size) and
+    /// says whether it left any, wherever they wrap around the storage's end.
+    func testABatchTakesWholeRecordsUpToItsByteLimit() {
+        let ring = RecordRing(capacity: 64, restartOffset: 64)
+        for round in 0..<6 {
+            for value in 0..<4 { XCTAssertTrue(put(ring, [UInt8(round), UInt8(value), 9])) }
+            // Each record is 4 + 3 bytes: two fill the limit exactly.
+            ring.consumeBatch(byteLimit: 14) { bytes, cut in
+                XCTAssertEqual(Array(bytes), [0, 0, 0, 3, UInt8(round), 0, 9, 0, 0, 0, 3, UInt8(round), 1, 9])
+                XCTAssertTrue(cut)
+            }
+            ring.consumeBatch(byteLimit: 3) { bytes, cut in
+                XCTAssertEqual(Array(bytes), [0, 0, 0, 3, UInt8(round), 2, 9], "one record, larger than the limit")
+                XCTAssertTrue(cut)
+            }
+            ring.consumeBatch(byteLimit: 7) { bytes, cut in
+                XCTAssertEqual(Array(bytes), [0, 0, 0, 3, UInt8(round), 3, 9], "exactly the limit")
+                XCTAssertFalse(cut)
+            }
+            ring.consumeBatch { bytes, cut in
+                XCTAssertEqual(bytes.count, 0)
+                XCTAssertFalse(cut)
+            }
+        }
+    }
+
     func testARecordIsInvisibleUntilCommitted() {
         let ring = RecordRing(capacity: 64)
         ring.begin()
@@ -265,7 +291,8 @@ final class RecordRingTests: XCTestCase {
         var expected: UInt32 = 0
         let deadline = Date().addingTimeInterval(60)
         while (expected < 50_000 || ring.restarts < 20) && Date() < deadline {
-            ring.consumeBatch(limit: .random(in: 1...48)) { bytes, records in
+            let byteLimit = Int.random(in: 1...1_200)
+            ring.consumeBatch(byteLimit: byteLimit) { bytes, cut in
                 func check() -> UInt32 {
                     var next = expected
                     let whole = HistoryRecord.forEachRecord(in: bytes) { slot in
@@ -280,7 +307,9 @@ final class RecordRingTests: XCTestCase {
                     return next
                 }
                 let next = check()
-                XCTAssertEqual(Int(next - expected), records)
+                let records = Int(next - expected)
+                XCTAssertTrue(bytes.count <= byteLimit || records == 1, "within the limit, or one record")
+                if cut { XCTAssertGreaterThan(records, 0, "a cut batch takes at least one record") }
                 if records > 0 {
                     usleep(Bool.random() ? 200 : 20)
                     XCTAssertEqual(check(), next, "unchanged while it was read")

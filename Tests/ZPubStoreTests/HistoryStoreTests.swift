@@ -384,6 +384,7 @@ final class HistoryStoreTests: XCTestCase {
         var prefix = prefixes[0]
         for batch in 0..<12 {
             var records: [UInt8] = []
+            var leftOut = 0
             var holes = 0
             // Batches of 1 to 3, of small messages only (their blocks fill by count), and of
             // messages of every size, some larger than a block (blocks fill by bytes).
@@ -434,13 +435,16 @@ final class HistoryStoreTests: XCTestCase {
                     records += HistoryRecord.encodeMessage(
                         sequence: sequence + 1, receivedMilliseconds: milliseconds, prefixLength: 200,
                         frames: [Array("short".utf8)])
+                    leftOut += 1
                 case 2:
                     records += Self.record(expected[Int.random(in: 0..<expected.count, using: &generator)])
+                    leftOut += 1
                 default: break
                 }
             }
             XCTAssertEqual(
-                try store.append(records: records, assignedThrough: 0, nowMilliseconds: milliseconds), messages)
+                try store.append(records: records, assignedThrough: 0, nowMilliseconds: milliseconds),
+                HistoryStore.Appended(stored: messages, leftOut: leftOut))
         }
 
         let rows = try store.blockRows()
@@ -560,7 +564,10 @@ final class HistoryStoreTests: XCTestCase {
         let records =
             Self.record(message(1, "a.x", "one")) + lastValue + damaged + Self.record(message(4, "a.x", "four"))
             + Self.record(message(4, "a.x", "again")) + Self.record(message(5, "a.x", "five"))
-        XCTAssertEqual(try store.append(records: records, assignedThrough: 5, nowMilliseconds: 1_000), 3)
+        XCTAssertEqual(
+            try store.append(records: records, assignedThrough: 5, nowMilliseconds: 1_000),
+            HistoryStore.Appended(stored: 3, leftOut: 2),
+            "the damaged record and the repeated 4; a last value is no message")
         XCTAssertEqual(
             try store.messages(after: 0, prefix: [], limit: 10),
             [message(1, "a.x", "one"), message(4, "a.x", "four"), message(5, "a.x", "five")])
@@ -628,6 +635,17 @@ final class HistoryStoreTests: XCTestCase {
         XCTAssertEqual(check.int64(1), 2, "every row still there")
     }
 
+    /// A batch whose last record is cut short (its length runs past the end) stores what came
+    /// before and counts the rest as left out: one, since how many it hid is unknown.
+    func testARecordCutShortAtTheEndIsCountedAsLeftOut() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        let records = Self.record(message(1, "a.x", "one")) + Self.record(message(2, "a.x", "two")).dropLast(3)
+        XCTAssertEqual(
+            try store.append(records: Array(records), assignedThrough: 2, nowMilliseconds: 1_000),
+            HistoryStore.Appended(stored: 1, leftOut: 1))
+        XCTAssertEqual(try store.messages(after: 0, prefix: [], limit: 10), [message(1, "a.x", "one")])
+    }
+
     /// A block that cannot be read when the bounds need it does not make a stored batch look
     /// lost: the batch counts as stored, and the store says it could not evict.
     func testAFailureToEvictIsNotAFailureToStore() throws {
@@ -637,7 +655,7 @@ final class HistoryStoreTests: XCTestCase {
         store.bounds = HistoryStore.Bounds(maxMessages: 2, maxBytes: 1 << 20, maxAgeMilliseconds: 0)
         XCTAssertEqual(
             try store.append(records: Self.record(message(4, "a.x", "p")), assignedThrough: 4, nowMilliseconds: 1_000),
-            1)
+            HistoryStore.Appended(stored: 1, leftOut: 0))
         XCTAssertNotNil(store.evictionError)
         XCTAssertEqual(store.lastSequence, 4)
         XCTAssertEqual(store.messageCount, 4, "nothing evicted, nothing lost")
