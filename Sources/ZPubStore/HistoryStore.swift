@@ -81,7 +81,7 @@ public final class HistoryStore {
     /// a single record is larger: small enough that reading one for a page of history is cheap,
     /// large enough that SQLite's cost per row is spread thin.
     static let blockMessages = 4_096
-    static let blockBytes = 256 * 1_024
+    public static let blockBytes = 256 * 1_024
 
     public struct Bounds: Sendable, Equatable {
         public var maxMessages: Int
