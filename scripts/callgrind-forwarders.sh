@@ -17,9 +17,9 @@
 # hashes and compares in full; it must start with "t", the subscribers' prefix).
 # INGEST=pub measures the publishers' path instead: the producer publishes into
 # each forwarder's XSUB, and zmq_proxy runs XSUB -> XPUB (the baseline issue 14 names).
-# With REPEATS > 1 each figure is the median of that many N/2N pairs: the 1 KiB column moves by
-# about a hundred instructions from run to run (how many messages each poll finds while
-# valgrind runs the threads in turns), 32 B by about ten.
+# With REPEATS > 1 each figure is the median of that many N/2N pairs, with their range: the
+# 1 KiB column moves by about a hundred instructions from run to run (how many messages each
+# poll finds while valgrind runs the threads in turns), 32 B by about ten.
 # valgrind 3.19 cannot read the DWARF 5 of a static-stdlib build, so copies stripped of debug
 # information (symbols kept) are measured; the instructions are the same.
 set -eu
@@ -157,7 +157,10 @@ for forwarder in ${FORWARDERS:-proxy loop zpubd-off zpubd-on}; do
             figures="$figures $(((two - one) / (count * subscribers)))"
             r=$((r + 1))
         done
-        median=$(printf '%s\n' $figures | sort -n | sed -n "$(((repeats + 1) / 2))p")
+        sorted=$(printf '%s\n' $figures | sort -n)
+        median=$(printf '%s\n' "$sorted" | sed -n "$(((repeats + 1) / 2))p")
+        # The range beside the median: how far one pair's figure moves in this run.
+        [ "$repeats" -gt 1 ] && median="$median ($(printf '%s\n' "$sorted" | head -1)-$(printf '%s\n' "$sorted" | tail -1))"
         line="$line $median |"
     done
     echo "$line"

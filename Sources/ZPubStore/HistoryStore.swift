@@ -509,11 +509,6 @@ public final class HistoryStore {
         /// which hides how many followed), or their sequence not above those stored. Never
         /// expected: the history queue hands over what the forwarding loop wrote.
         public var leftOut: Int
-
-        public init(stored: Int, leftOut: Int) {
-            self.stored = stored
-            self.leftOut = leftOut
-        }
     }
 
     private func setMeta(key: String, _ value: UInt64) throws {
