@@ -10,6 +10,7 @@
 # Usage: scripts/callgrind-forwarders.sh [N] [REPEATS]   (after `make release`; default N = 20000,
 # REPEATS = 1). FORWARDERS (default "proxy loop zpubd-off zpubd-on") and CASES (default
 # "32x1 32x8 1024x1") narrow a run; KEEP_WORK=1 keeps each run's cg.out to annotate.
+# CALLGRIND_OPTS adds options (--dump-instr=yes, to annotate the disassembly).
 # ZPUBD_CONFIG adds lines to zpubd's configuration (with \n between them), for example
 # ZPUBD_CONFIG='[last_value]\nprefixes = ["state."]' for the cost of a feature's checks.
 # TOPICS=N (PUSH ingest) sends on N topics in turn (t.00000, t.00001, ...) instead of one;
@@ -58,7 +59,7 @@ measure() {
     # --fair-sched: valgrind runs one thread at a time, and by default which one runs next
     # decides how many messages each poll finds; its fair scheduler takes turns in order, which
     # cut the spread between runs at 1 KiB from ~350 instructions to ~120 (5 runs each).
-    valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$run/cg.out" "$@" 2>"$run/valgrind.log" &
+    valgrind --tool=callgrind --fair-sched=yes ${CALLGRIND_OPTS:-} --callgrind-out-file="$run/cg.out" "$@" 2>"$run/valgrind.log" &
     broker=$!
     wait_port "$ingest_port" "$broker" "$run/valgrind.log"
     wait_port "$xpub_port" "$broker" "$run/valgrind.log"
