@@ -41,6 +41,12 @@ final class ControlServer {
     /// is: the reload's own change to this thread comes through it.
     private var pendingReload: (request: UInt64, deadline: UInt64)?
     private var reloadsAsked: UInt64 = 0
+    /// A reload's change to the control endpoints that would close the connection the pending
+    /// RELOAD came through (libzmq ends the connections an endpoint accepted when it is
+    /// unbound): CURVE switched on or off, a new server key, an endpoint removed. Made once
+    /// that RELOAD is answered, so that the reply goes out first; added endpoints are bound at
+    /// once. Requests are not read meanwhile (`pendingReload`).
+    private var endpointsAfterReply: (wanted: [String], rebind: Bool)?
     /// The longest a RELOAD is waited for (`Broker.reloadTimeoutMilliseconds`, shorter only
     /// in tests).
     private let reloadTimeoutMilliseconds: UInt64
@@ -90,6 +96,7 @@ final class ControlServer {
                         guard pendingReload?.request == request else { break }
                         pendingReload = nil
                         send(reply)
+                        changeEndpointsAfterReply()
                     }
                 }
                 if stop {
@@ -107,6 +114,7 @@ final class ControlServer {
                             .unavailable,
                             "the reload did not finish within \(reloadTimeoutMilliseconds / 1_000) s; the log says how it ends"
                         )))
+                changeEndpointsAfterReply()
             }
             if pendingReload == nil && poller.isReadable(socketIndex) { serveOneRequest() }
         }
@@ -137,11 +145,35 @@ final class ControlServer {
                 "CURVE changed on control: its endpoints are bound again, and the admins connected there reconnect under the new settings"
             )
         }
-        let failure = endpoints.reconcile(
-            with: newConfiguration.controlEndpoints, rebind: rebind, on: socket, logger: logger)
+        let wanted = newConfiguration.controlEndpoints
+        // A change held for a RELOAD's reply still to come is part of this one.
+        let rebindAll = rebind || endpointsAfterReply?.rebind == true
+        let failure: BrokerError?
+        if pendingReload != nil && endpoints.wouldUnbind(wanted, rebind: rebindAll) {
+            failure = endpoints.reconcileAdded(wanted, on: socket, logger: logger)
+            if failure == nil { endpointsAfterReply = (wanted, rebindAll) }
+        } else {
+            failure = endpoints.reconcile(with: wanted, rebind: rebindAll, on: socket, logger: logger)
+            endpointsAfterReply = nil
+        }
         IPCPermissions.apply(newConfiguration.controlIPCMode, to: endpoints.actual, logger: logger)
         registry.set(.control, endpoints.actual)
         return failure.map { [$0] } ?? []
+    }
+
+    /// Makes the change held for the RELOAD just answered (`endpointsAfterReply`). Its reply
+    /// is queued: the connection it goes to is ended only once the reply is written (within
+    /// `linger_ms`; with 0 it may be lost, as before this was held back).
+    private func changeEndpointsAfterReply() {
+        guard let (wanted, rebind) = endpointsAfterReply else { return }
+        endpointsAfterReply = nil
+        if let failure = endpoints.reconcileRemoved(wanted, rebind: rebind, on: socket, logger: logger) {
+            logger.error(
+                "the reload's change to the control endpoints, made after RELOAD was answered, left one unbound: \(failure.message); CONFIG shows the endpoints bound, and a reload with the endpoint fixed binds it"
+            )
+        }
+        IPCPermissions.apply(responder.configuration.controlIPCMode, to: endpoints.actual, logger: logger)
+        registry.set(.control, endpoints.actual)
     }
 
     private func serveOneRequest() {

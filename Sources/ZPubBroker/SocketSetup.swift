@@ -297,18 +297,39 @@ struct BoundEndpoints {
     mutating func reconcile(
         with wanted: [String], rebind: Bool = false, on socket: Socket, logger: Logger
     ) -> BrokerError? {
+        if let refusal = reconcileAdded(wanted, on: socket, logger: logger) { return refusal }
+        return reconcileRemoved(wanted, rebind: rebind, on: socket, logger: logger)
+    }
+
+    /// `reconcile`'s first half: binds what `wanted` adds. The failed bind when refused
+    /// (nothing changed).
+    mutating func reconcileAdded(_ wanted: [String], on socket: Socket, logger: Logger) -> BrokerError? {
         if !adopted.isEmpty {
             logger.info("\(role.rawValue) uses sockets passed by systemd; its endpoints in the file are not used")
             return nil
         }
         do {
             _ = try bindAdded(wanted, on: socket, logger: logger)
+            return nil
         } catch {
             logger.error("\(error.message)", metadata: ["endpoint": "\(error.endpoint ?? "")"])
             return error
         }
+    }
+
+    /// `reconcile`'s second half: unbinds what `wanted` no longer has (everything, with
+    /// `rebind`) and binds what is missing. The first bind that failed (each is logged).
+    mutating func reconcileRemoved(_ wanted: [String], rebind: Bool, on socket: Socket, logger: Logger)
+        -> BrokerError?
+    {
         unbindRemoved(wanted, everything: rebind, on: socket, logger: logger)
         return bindMissing(wanted, on: socket, logger: logger).first
+    }
+
+    /// Whether `reconcileRemoved` would unbind anything, and so close the connections accepted
+    /// there (libzmq ends them with their endpoint).
+    func wouldUnbind(_ wanted: [String], rebind: Bool) -> Bool {
+        adopted.isEmpty && order.contains { rebind || !wanted.contains($0) }
     }
 
     /// Whether systemd passed this socket's listeners (the file's endpoints are not used).

@@ -296,6 +296,43 @@ final class SecurityTests: XCTestCase {
         XCTAssertEqual(try daemon.stats().security.curve, ["xpub"])
     }
 
+    /// A RELOAD that switches CURVE on for the control socket it came through is answered
+    /// before that socket's endpoints are bound again, which ends its connection: the admin
+    /// hears the outcome (it timed out before). Then plain requests go unanswered, and a CURVE
+    /// client with an allowed key is served.
+    func testARELOADThatSwitchesCURVEOnForItsOwnControlSocketIsAnsweredFirst() throws {
+        let server = try keygen("server")
+        let admin = try CurveKeyPair.generate()
+        let allowed = directory.appendingPathComponent("allowed-control")
+        try admin.publicKey.z85.write(to: allowed, atomically: true, encoding: .utf8)
+        let keyLine = "[security]\nserver_secret_key_file = \"\(directory.path)/server.secret\"\n"
+        let daemon = try Daemon(configuration: keyLine)
+        let clients = try Clients()
+        let plain = try clients.socket(.req, connect: daemon.control)
+        try plain.send(text: "PING")
+        XCTAssertEqual(try plain.receiveFrames(timeoutMilliseconds: 10_000), [Array(#"{"pong":true}"#.utf8)])
+
+        try (keyLine + "[security.control]\ncurve = true\nallowed_keys = \"\(allowed.path)\"\n").write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        try plain.send(text: "RELOAD")
+        let reply = try XCTUnwrap(
+            try plain.receiveFrames(timeoutMilliseconds: 30_000), "RELOAD is answered on the connection it came through"
+        )
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(reply.joined())) as? [String: Any])
+        XCTAssertEqual(json["reloaded"] as? Bool, true, "\(json)")
+        XCTAssertEqual((json["problems"] as? [Any])?.count, 0, "\(json)")
+        XCTAssertTrue(daemon.log.contains("CURVE changed on control"), daemon.log)
+
+        let curve = try curveSocket(clients, .req, daemon.control, server: server.publicKey, client: admin)
+        try curve.send(text: "PING")
+        XCTAssertEqual(
+            try curve.receiveFrames(timeoutMilliseconds: 10_000), [Array(#"{"pong":true}"#.utf8)],
+            "a CURVE admin is served once the endpoint is bound again")
+        let late = try clients.socket(.req, connect: daemon.control)
+        try late.send(text: "PING")
+        XCTAssertNil(try late.receiveFrames(timeoutMilliseconds: 1_000), "a plain request is not served any more")
+    }
+
     /// The packaged service runs as a DynamicUser=, which cannot read a key only root may read:
     /// systemd passes it in (LoadCredential=) under $CREDENTIALS_DIRECTORY, and the
     /// configuration names it credential:NAME. Outside systemd that is refused with the reason.
