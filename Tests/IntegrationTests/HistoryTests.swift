@@ -51,22 +51,38 @@ final class HistoryTests: XCTestCase {
 
     func testEveryMessageSurvivesASIGKILLInOrderAndSequencesContinue() throws {
         let arguments = ["--history", "orders.", "--state-dir", stateDirectory.path]
-        // More than the writer takes in one transaction (10,000): the producers outrun it, so
-        // batches end before sequences already assigned, which the store must still take.
+        // Sent while the writer is held, some 7 MB of records: more than it takes in one
+        // transaction (4 MiB), so its batches end before sequences already assigned, which the
+        // store must still take, and the batch that ends there must not claim them.
         let perProducer = 15_000
+        let padding = String(repeating: "x", count: 200)
+        let stallMilliseconds = 10_000
         do {
-            let daemon = try Daemon(arguments: arguments)
+            let daemon = try Daemon(
+                arguments: arguments,
+                environment: [
+                    "ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL": "history",
+                    "ZPUBD_TEST_STALL_MS": "\(stallMilliseconds)",
+                ])
             let clients = try Clients()
             let producers = [
                 try clients.socket(.push, connect: daemon.pull), try clients.socket(.push, connect: daemon.pull),
             ]
+            daemon.signal(SIGUSR2)
+            try Wait.until("the writer is held") { daemon.log.contains("test hook: stalling the history writer") }
+            let held = Date()
             for i in 0..<perProducer {
                 for (index, producer) in producers.enumerated() {
                     // Three frames, one of them empty: kept whole and unchanged.
-                    try producer.send(frames: frames("orders.p\(index)", "\(i)", ""))
+                    try producer.send(frames: frames("orders.p\(index)", "\(i)\(padding)", ""))
                 }
                 if i % 1_000 == 0 { try producers[0].send(frames: frames("news.x", "not kept")) }
             }
+            // Sent in a second or two even on a loaded machine, and forwarded into the writer's
+            // queue as fast: what it finds when it looks again is more than one batch.
+            XCTAssertLessThan(
+                Date().timeIntervalSince(held), Double(stallMilliseconds) / 2_000,
+                "everything was sent well within the writer's hold (else its batches may not be cut)")
             // Every message accounted for, then each of them written: a message the store left
             // out fails here at once, as a write failure, instead of after a timeout.
             try Wait.until("all \(2 * perProducer) messages are accounted for", timeout: 60) {
@@ -75,6 +91,9 @@ final class HistoryTests: XCTestCase {
             }
             let history = try XCTUnwrap(try daemon.stats().history)
             XCTAssertEqual(history.written, UInt64(2 * perProducer), "none dropped or failed: \(history)")
+            XCTAssertEqual(
+                history.notKeptRanges ?? 0, 0,
+                "no number is recorded as not kept: a batch cut at its limit claimed none still queued")
             try killAfterTheNextSync(daemon)
         }
 
@@ -93,7 +112,8 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(kept.map(\.seq), Array(1...UInt64(2 * perProducer)), "in receive order, none missing")
         for producer in 0..<2 {
             let mine = kept.filter { $0.frames[0] == "orders.p\(producer)" }
-            XCTAssertEqual(mine.map { $0.frames }, (0..<perProducer).map { ["orders.p\(producer)", "\($0)", ""] })
+            XCTAssertEqual(
+                mine.map { $0.frames }, (0..<perProducer).map { ["orders.p\(producer)", "\($0)\(padding)", ""] })
         }
         XCTAssertFalse(kept.contains { $0.frames[0] == "news.x" }, "only history prefixes are kept")
 
