@@ -63,6 +63,7 @@ extension Schema {
         httpInteger("write_delay_ms", \.writeDelayMilliseconds),
         httpInteger("upstream_subscriptions_per_s", \.upstreamSubscriptionsPerSecond),
         httpInteger("max_upstream_prefixes", \.maxUpstreamPrefixes),
+        httpInteger("max_user_prefixes", \.maxUserPrefixes),
         httpStrings("publish_prefixes", \.publishPrefixes, example: "\"chat.\""),
         httpStrings("tokens", \.tokens, example: "\"private.=a-long-random-token\""),
         Field(section: "http", key: "operator_token", configurationKey: "operator_token") { value, configuration in

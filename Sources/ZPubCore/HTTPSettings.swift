@@ -41,6 +41,11 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         /// a client that asks for a new one past it is refused (`gateway_full`). Unset, this
         /// or what `max_subscriptions` leaves room for (`upstreamPrefixLimit`), whichever is less.
         public static let maxUpstreamPrefixes = 10_000
+        /// Distinct prefixes the clients of one user (a JWT's `sub`) may hold at once, over all
+        /// their connections: so that one user cannot take every one of `max_upstream_prefixes`
+        /// by connecting again and again (each connection holds `max_client_prefixes`). A tenth
+        /// of the default cap; 0: no limit per user.
+        public static let maxUserPrefixes = 1_000
     }
 
     public var enabled = Defaults.enabled
@@ -59,6 +64,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     public var upstreamSubscriptionsPerSecond = Defaults.upstreamSubscriptionsPerSecond
     /// nil: derived from `max_subscriptions` (`upstreamPrefixLimit`).
     public var maxUpstreamPrefixes: Int?
+    public var maxUserPrefixes = Defaults.maxUserPrefixes
     /// When set, the operator pages (`/`, `/watch`, `/status/events`, `/stats`, `/metrics`) need
     /// it: they show every topic and subscription. `/healthz` stays open.
     public var operatorToken: String?
@@ -101,6 +107,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         case writeDelayMilliseconds = "write_delay_ms"
         case upstreamSubscriptionsPerSecond = "upstream_subscriptions_per_s"
         case maxUpstreamPrefixes = "max_upstream_prefixes"
+        case maxUserPrefixes = "max_user_prefixes"
         case operatorToken = "operator_token"
         case jwtSecretFile = "jwt_secret_file"
         case jwtPublicKeyFile = "jwt_public_key_file"
@@ -125,6 +132,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         try container.encode(writeDelayMilliseconds, forKey: .writeDelayMilliseconds)
         try container.encode(upstreamSubscriptionsPerSecond, forKey: .upstreamSubscriptionsPerSecond)
         try container.encodeIfPresent(maxUpstreamPrefixes, forKey: .maxUpstreamPrefixes)
+        try container.encode(maxUserPrefixes, forKey: .maxUserPrefixes)
         try container.encodeIfPresent(operatorToken.map { _ in "(hidden)" }, forKey: .operatorToken)
         // Paths, not secrets: an operator checks which files are in force.
         try container.encodeIfPresent(jwtSecretFile, forKey: .jwtSecretFile)
@@ -192,6 +200,9 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
                 "max_upstream_prefixes", maxUpstreamPrefixes, 1...1_000_000,
                 "the distinct prefixes the gateway holds for its clients")
         }
+        check(
+            "max_user_prefixes", maxUserPrefixes, 0...1_000_000,
+            "the distinct prefixes one user's clients may hold (0: no limit)")
         for origin in allowedOrigins
         where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
             problems.append(

@@ -25,6 +25,8 @@ final class GatewayCounters: Sendable {
     let rejectedFull = Atomic<UInt64>(0)
     /// Clients and subscriptions refused for `max_upstream_prefixes`.
     let rejectedGatewayFull = Atomic<UInt64>(0)
+    /// Clients and subscriptions refused for `max_user_prefixes`.
+    let rejectedUserFull = Atomic<UInt64>(0)
     let rejectedBadRequest = Atomic<UInt64>(0)
     let notFound = Atomic<UInt64>(0)
     let httpRequests = Atomic<UInt64>(0)
@@ -93,6 +95,7 @@ final class GatewayCounters: Sendable {
                 "token": rejectedToken.load(ordering: .relaxed),
                 "full": rejectedFull.load(ordering: .relaxed),
                 "gateway_full": rejectedGatewayFull.load(ordering: .relaxed),
+                "user_full": rejectedUserFull.load(ordering: .relaxed),
                 "bad_request": rejectedBadRequest.load(ordering: .relaxed),
                 "not_found": notFound.load(ordering: .relaxed),
                 "busy": controlBusy.load(ordering: .relaxed),

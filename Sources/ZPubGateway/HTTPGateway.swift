@@ -48,7 +48,9 @@ public final class HTTPGateway: Sendable {
         }
         let counters = GatewayCounters()
         let dispatcher = ControlDispatcher(control: control, counters: counters)
-        let claims = UpstreamClaims(limit: settings.upstreamPrefixLimit(maxSubscriptions: maxSubscriptions))
+        let claims = UpstreamClaims(
+            limit: settings.upstreamPrefixLimit(maxSubscriptions: maxSubscriptions), userLimit: settings.maxUserPrefixes
+        )
         counters.upstreamPrefixLimit.store(claims.limit, ordering: .relaxed)
         let link: BrokerLink
         do {
@@ -199,7 +201,8 @@ public final class HTTPGateway: Sendable {
             notes.append("[http] enabled = false: the gateway keeps running until a restart")
             applied.enabled = true
         }
-        // Lowered, it refuses new prefixes until clients let go of enough: none is taken away.
+        // Lowered, they refuse new prefixes until clients let go of enough: none is taken away.
+        shared.claims.userLimit = applied.maxUserPrefixes
         if let maxSubscriptions {
             shared.claims.limit = applied.upstreamPrefixLimit(maxSubscriptions: maxSubscriptions)
             shared.counters.upstreamPrefixLimit.store(shared.claims.limit, ordering: .relaxed)
@@ -360,7 +363,12 @@ final class GatewayShared: Sendable {
             }
         }
         let held = Set(prefixes.map { Array($0.utf8) })
-        if !claims.wouldAdmit(held) { return (.serviceUnavailable, "gateway_full", claims.refusal(held)) }
+        let user = credentials.user?.subject
+        let outcome = claims.wouldAdmit(held, user: user)
+        guard outcome == .claimed else {
+            let (code, message) = claims.refusal(outcome, held, user: user)
+            return (outcome == .userFull ? .tooManyRequests : .serviceUnavailable, code, message)
+        }
         return nil
     }
 

@@ -130,7 +130,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .messages(let outbox, let keepAlive, let expiry, let user, let prefixes):
             keepAlive.cancel()
             expiry?.cancel()
-            shared.claims.release(prefixes)
+            shared.claims.release(prefixes, user: user)
             if let user { shared.counters.userLeft(user) }
             shared.linkMailbox.post(.detach(outbox.id))
             shared.counters.sseClients.add(-1, ordering: .relaxed)
@@ -336,6 +336,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .unauthorized: shared.counters.rejectedToken.add(1, ordering: .relaxed)
         case .serviceUnavailable where code == "gateway_full":
             shared.counters.rejectedGatewayFull.add(1, ordering: .relaxed)
+        case .tooManyRequests where code == "user_full":
+            shared.counters.rejectedUserFull.add(1, ordering: .relaxed)
         case .serviceUnavailable: shared.counters.rejectedFull.add(1, ordering: .relaxed)
         default: shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
         }
@@ -454,12 +456,16 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let keptAfter = resume == nil ? nil : lastEventID.flatMap(WireFormat.historySequence(inCacheEventID:))
         // Checked above; claimed now, when it counts (another client may have taken the room).
         let claimed = Set(prefixes.map { Array($0.utf8) })
-        guard shared.claims.claim(claimed) else {
-            count(.serviceUnavailable, "gateway_full")
-            return respondError(context, .serviceUnavailable, "gateway_full", shared.claims.refusal(claimed), head)
+        let user = credentials.user?.subject
+        let outcome = shared.claims.claim(claimed, user: user)
+        guard outcome == .claimed else {
+            let status: HTTPResponseStatus = outcome == .userFull ? .tooManyRequests : .serviceUnavailable
+            let (code, message) = shared.claims.refusal(outcome, claimed, user: user)
+            count(status, code)
+            return respondError(context, status, code, message, head)
         }
         guard startStream(context, head) else {
-            shared.claims.release(claimed)
+            shared.claims.release(claimed, user: user)
             return
         }
         let outbox = ClientOutbox(

@@ -56,10 +56,13 @@ final class WebSocketSession: ChannelInboundHandler {
             return
         }
         // Checked before the upgrade; claimed now (another client may have taken the room).
-        guard shared.claims.claim(prefixes) else {
-            shared.counters.rejectedGatewayFull.add(1, ordering: .relaxed)
-            reply(context, error: "gateway_full", shared.claims.refusal(prefixes))
-            close(context, code: 1013, reason: "gateway_full: max_upstream_prefixes reached; try again later")
+        let outcome = shared.claims.claim(prefixes, user: credentials.user?.subject)
+        guard outcome == .claimed else {
+            countRefusal(outcome)
+            let (code, message) = shared.claims.refusal(outcome, prefixes, user: credentials.user?.subject)
+            reply(context, error: code, message)
+            let limit = outcome == .userFull ? "max_user_prefixes" : "max_upstream_prefixes"
+            close(context, code: 1013, reason: "\(code): \(limit) reached; try again later")
             return
         }
         let outbox = ClientOutbox(
@@ -120,6 +123,7 @@ final class WebSocketSession: ChannelInboundHandler {
         if next.user?.subject != credentials.user?.subject, outbox != nil {
             if let old = credentials.user { shared.counters.userLeft(old.subject) }
             if let new = next.user { shared.counters.userConnected(new.subject) }
+            shared.claims.move(prefixes, from: credentials.user?.subject, to: next.user?.subject)
         }
         credentials = next
         scheduleExpiry(context)
@@ -167,7 +171,7 @@ final class WebSocketSession: ChannelInboundHandler {
         guard let outbox else { return }
         self.outbox = nil
         if let user = credentials.user { shared.counters.userLeft(user.subject) }
-        shared.claims.release(prefixes)
+        shared.claims.release(prefixes, user: credentials.user?.subject)
         shared.linkMailbox.post(.detach(outbox.id))
         shared.counters.webSocketClients.add(-1, ordering: .relaxed)
     }
@@ -331,13 +335,14 @@ final class WebSocketSession: ChannelInboundHandler {
                 // A prefix the client holds already changes nothing, unless a catch-up comes
                 // with it (`since`: a marker subscribed and unsubscribed at the broker, a REPLAY).
                 // Room first: a refusal for room must not cost the client one of its changes.
-                if !held, !shared.claims.wouldAdmit([bytes]) {
-                    refuseForRoom(prefix, context: context)
+                let user = credentials.user?.subject
+                if !held, case let outcome = shared.claims.wouldAdmit([bytes], user: user), outcome != .claimed {
+                    refuseForRoom(prefix, outcome, context: context)
                     continue
                 }
                 if !held || since != nil, !mayChange("subscribe", prefix, context: context) { continue }
-                if !held, !shared.claims.claim([bytes]) {
-                    refuseForRoom(prefix, context: context)
+                if !held, case let outcome = shared.claims.claim([bytes], user: user), outcome != .claimed {
+                    refuseForRoom(prefix, outcome, context: context)
                     continue
                 }
                 prefixes.insert(bytes)
@@ -358,7 +363,7 @@ final class WebSocketSession: ChannelInboundHandler {
                 if prefixes.contains(bytes) {
                     guard mayChange("unsubscribe", prefix, context: context) else { continue }
                     prefixes.remove(bytes)
-                    shared.claims.release([bytes])
+                    shared.claims.release([bytes], user: credentials.user?.subject)
                     shared.linkMailbox.post(.unsubscribe(outbox.id, bytes))
                 }
                 send(context, "{\"type\":\"unsubscribed\",\"prefix\":\(WireFormat.jsonString(prefix))}")
@@ -406,10 +411,20 @@ final class WebSocketSession: ChannelInboundHandler {
         return false
     }
 
-    /// A prefix new to the gateway when it holds `max_upstream_prefixes`.
-    private func refuseForRoom(_ prefix: String, context: ChannelHandlerContext) {
-        shared.counters.rejectedGatewayFull.add(1, ordering: .relaxed)
-        reply(context, error: "gateway_full", shared.claims.refusal([Array(prefix.utf8)]), prefix: prefix)
+    /// A prefix new to the gateway when it holds `max_upstream_prefixes`, or new to the
+    /// client's user when its clients hold `max_user_prefixes`.
+    private func refuseForRoom(_ prefix: String, _ outcome: UpstreamClaims.Outcome, context: ChannelHandlerContext) {
+        countRefusal(outcome)
+        let (code, message) = shared.claims.refusal(outcome, [Array(prefix.utf8)], user: credentials.user?.subject)
+        reply(context, error: code, message, prefix: prefix)
+    }
+
+    private func countRefusal(_ outcome: UpstreamClaims.Outcome) {
+        if outcome == .userFull {
+            shared.counters.rejectedUserFull.add(1, ordering: .relaxed)
+        } else {
+            shared.counters.rejectedGatewayFull.add(1, ordering: .relaxed)
+        }
     }
 
     private func reply(

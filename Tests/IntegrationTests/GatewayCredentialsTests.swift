@@ -154,6 +154,58 @@ final class GatewayCredentialsTests: XCTestCase {
         XCTAssertEqual((lines.last?["message"] as? [String: Any])?["topic"] as? String, "a.x", run.stdout)
     }
 
+    /// The clients of one user (a JWT's `sub`) hold at most `max_user_prefixes` distinct
+    /// prefixes over all their connections: a new one past it is refused 429 `user_full`, on
+    /// an event stream and a WebSocket upgrade alike; a prefix the user holds already, or
+    /// another user's client, is let in; once the user's stream ends, there is room again.
+    /// Without it one user could take the whole of `max_upstream_prefixes`, 64 prefixes a
+    /// connection.
+    func testOneUsersClientsHoldAtMostMaxUserPrefixes() throws {
+        let secret = try writeSecret()
+        let port = try FreePort.find()
+        let daemon = try gatewayDaemon(
+            """
+            jwt_secret_file = "\(secret)"
+            max_user_prefixes = 2
+            """, port: port)
+        let alice = try token(key: secret)
+        let bob = try token(key: secret, subject: "bob")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("python/http_clients.py").path
+        let ready = path("alice.ready")
+        let stream = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script, "sse", "\(port)", "?prefix=a.1&prefix=a.2&access_token=\(alice)", "1", "-", ready])
+        try Wait.until("alice's event stream is open\n\(stream.stdoutSoFar)") {
+            FileManager.default.fileExists(atPath: ready)
+        }
+
+        let refused = try sse(port, "/events?prefix=a.3&access_token=\(alice)")
+        XCTAssertEqual(refusal(refused).0, 429, refused.text)
+        XCTAssertEqual(refusal(refused).1, "user_full", refused.text)
+        XCTAssertTrue(
+            refused.text.contains("alice hold max_user_prefixes (2)"), "it names the setting: \(refused.text)")
+        let upgrade = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script, "ws-since", "\(port)", "[]", "-", "-", "?prefix=a.3&access_token=\(alice)"]
+        ).finish(timeout: 30)
+        XCTAssertEqual(jsonLines(upgrade.stdout).first?["status"] as? Int, 429, upgrade.stdout + upgrade.stderr)
+        XCTAssertEqual(
+            try sse(port, "/events?prefix=a.1&access_token=\(alice)").status, 200, "a prefix alice holds already")
+        XCTAssertEqual(try sse(port, "/events?prefix=a.3&access_token=\(bob)").status, 200, "bob has room of his own")
+        XCTAssertEqual(try HTTPProbe.metrics(port: port)[#"zpub_http_rejected_total{reason="user_full"}"#], 2)
+
+        // Alice's stream ends (after one message): her prefixes are hers no longer.
+        let clients = try Clients()
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("a.1", "bye"))
+        let run = try stream.finish(timeout: 30)
+        XCTAssertEqual(jsonLines(run.stdout).filter { $0["data"] != nil }.count, 1, run.stdout + run.stderr)
+        try Wait.until("alice's prefixes are let go") {
+            try HTTPProbe.metrics(port: port)["zpub_http_clients{kind=\"sse\"}"] == 0
+        }
+        XCTAssertEqual(try sse(port, "/events?prefix=a.3&prefix=a.4&access_token=\(alice)").status, 200)
+    }
+
     /// A WebSocket whose JWT expires is closed at its exp (4401), unless it sent a fresh token.
     func testAWebSocketIsClosedWhenItsTokenExpiresUnlessRefreshed() throws {
         let secret = try writeSecret()
