@@ -225,20 +225,38 @@ struct Programs: Sendable {
 
 /// Loopback TCP ports: a free one to bind, and whether one accepts connections yet.
 enum FreePort {
-    /// A port the kernel just handed out for 127.0.0.1 and that nobody listens on.
+    /// A port on 127.0.0.1 that nobody used a moment ago, below the kernel's ephemeral range
+    /// when there is room there. A port from that range (what binding port 0 gives) can be
+    /// taken, between this pick and the forwarder's bind, as the local port of any outgoing
+    /// connection: the previous run's clients reconnecting, or the probes that wait for the
+    /// forwarder (a test run once failed so: "bind XSUB ...: Address already in use").
     static func pick() throws -> Int {
+        let ephemeral = EphemeralPorts.range
+        if ephemeral.lowerBound > 11_000 {
+            for _ in 0..<100 {
+                let port = Int.random(in: 10_000..<ephemeral.lowerBound)
+                if let free = try bindable(port) { return free }
+            }
+        }
+        guard let port = try bindable(0) else {
+            throw BenchError("cannot bind an ephemeral loopback port: errno \(errno)")
+        }
+        return port
+    }
+
+    /// `port` (0: one the kernel picks) if it can be bound on 127.0.0.1 now.
+    private static func bindable(_ port: Int) throws -> Int? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw BenchError("socket(): errno \(errno)") }
         defer { close(fd) }
-        var address = loopback(port: 0)
+        var address = loopback(port: port)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
             }
         }
-        guard bound else { throw BenchError("cannot bind an ephemeral loopback port: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
     }
 
     /// True when something listens on 127.0.0.1:`port`.
@@ -261,6 +279,16 @@ enum FreePort {
         address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         return address
     }
+}
+
+/// The kernel's range of local ports for outgoing connections (`ip_local_port_range`).
+enum EphemeralPorts {
+    static let range: Range<Int> = {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        let bounds = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) }
+        guard bounds.count == 2, bounds[0] <= bounds[1] else { return 32_768..<61_000 }
+        return bounds[0]..<(bounds[1] + 1)
+    }()
 }
 
 /// A failure that ends the benchmark, with what to do about it.
