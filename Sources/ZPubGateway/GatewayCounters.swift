@@ -63,6 +63,13 @@ final class GatewayCounters: Sendable {
     private let users = Locked<[String: Int]>([:])
     /// The users shown by /stats and the status page, busiest first.
     static let shownUsers = 20
+    /// The distinct prefixes a user's clients hold (`UpstreamClaims`), shown beside its
+    /// clients: how near it is to `max_user_prefixes`.
+    private let userPrefixes: @Sendable (String) -> Int
+
+    init(userPrefixes: @escaping @Sendable (String) -> Int = { _ in 0 }) {
+        self.userPrefixes = userPrefixes
+    }
 
     func controlRequested(_ command: ControlCommand) {
         controlRequests.withLock { $0[command, default: 0] += 1 }
@@ -122,16 +129,18 @@ final class GatewayCounters: Sendable {
             resumedValues: resumedValues.load(ordering: .relaxed),
             markersLost: markersLost.load(ordering: .relaxed),
             valuesLeftOut: valuesLeftOut.load(ordering: .relaxed),
+            // The claims' counts read after this table's lock is let go: one lock at a time.
             users: users.withLock { table in
                 table.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(Self.shownUsers)
-                    .map { UserClients(sub: $0.key, clients: $0.value) }
-            },
+            }.map { UserClients(sub: $0.key, clients: $0.value, prefixes: userPrefixes($0.key)) },
             userCount: users.withLock { $0.count })
     }
 
     struct UserClients: Codable, Equatable, Sendable {
         var sub: String
         var clients: Int
+        /// Distinct prefixes its clients hold.
+        var prefixes: Int
     }
 
     struct Snapshot: Codable, Equatable, Sendable {

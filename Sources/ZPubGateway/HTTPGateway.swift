@@ -46,11 +46,11 @@ public final class HTTPGateway: Sendable {
         guard let (host, port) = settings.hostAndPort else {
             throw GatewayError("listen \"\(settings.listen)\" is not host:port")
         }
-        let counters = GatewayCounters()
-        let dispatcher = ControlDispatcher(control: control, counters: counters)
         let claims = UpstreamClaims(
             limit: settings.upstreamPrefixLimit(maxSubscriptions: maxSubscriptions), userLimit: settings.maxUserPrefixes
         )
+        let counters = GatewayCounters(userPrefixes: { claims.count(of: $0) })
+        let dispatcher = ControlDispatcher(control: control, counters: counters)
         counters.upstreamPrefixLimit.store(claims.limit, ordering: .relaxed)
         let link: BrokerLink
         do {

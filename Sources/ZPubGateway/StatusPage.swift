@@ -44,7 +44,7 @@ enum StatusPage {
         <h2>Subscriptions</h2>
         <table><thead><tr><th>prefix</th><th class="n">subscribers</th></tr></thead><tbody id="sublist"></tbody></table>
         <h2 id="usershead" hidden>Users (JWT)</h2>
-        <table id="users" hidden><thead><tr><th>user</th><th class="n">clients</th></tr></thead><tbody id="userlist"></tbody></table>
+        <table id="users" hidden><thead><tr><th>user</th><th class="n">clients</th><th class="n">prefixes</th></tr></thead><tbody id="userlist"></tbody></table>
         </main>
         <footer>zpubd <span id="version"></span> &middot; <a href="/metrics">metrics</a> &middot; <a href="/stats">stats</a> &middot; <a href="/healthz">health</a> &middot; <a href="/watch">watch topics</a></footer>
         <script>
@@ -76,7 +76,7 @@ enum StatusPage {
           $("cache").textContent = s.last_value.enabled ? fmt(s.last_value.entries) : "off"; $("uptime").textContent = dur(s.uptime_s);
           $("state").textContent = s.forwarding === "running" ? "live" : s.forwarding; $("state").className = s.forwarding === "running" ? "ok" : "bad";
           $("users").hidden = $("usershead").hidden = g.user_count === 0;
-          $("userlist").replaceChildren(...g.users.map(u => row([u.sub, fmt(u.clients)])));
+          $("userlist").replaceChildren(...g.users.map(u => row([u.sub, fmt(u.clients), fmt(u.prefixes)])));
         });
         source.addEventListener("topics", e => { const t = $("topiclist"); t.replaceChildren(...JSON.parse(e.data).topics.map(x => row([x.topic, fmt(x.messages), fmt(x.bytes)]))); });
         source.addEventListener("subscriptions", e => { const t = $("sublist"); t.replaceChildren(...JSON.parse(e.data).subscriptions.map(x => row([x.prefix === "" ? "(everything)" : x.prefix, fmt(x.count)]))); });

@@ -228,12 +228,13 @@ final class GatewayCredentialsTests: XCTestCase {
             FileManager.default.fileExists(atPath: path("expiring.ready"))
                 && FileManager.default.fileExists(atPath: path("refreshed.ready"))
         }
-        // The status page's feed names the user and counts its clients.
-        try Wait.until("the status feed shows alice with two clients") {
+        // The status page's feed names the user, counts its clients and the distinct prefixes
+        // they hold (both hold a.: one).
+        try Wait.until("the status feed shows alice with two clients holding one prefix") {
             let feed = try HTTPProbe.request(
                 port: port, method: "GET", "/status/events", headers: [:], readTimeout: 1_500)
-            return feed.text.contains(#""users":[{"clients":2,"sub":"alice"}]"#)
-                || feed.text.contains(#""users":[{"sub":"alice","clients":2}]"#)
+            return feed.text.contains(#""users":[{"clients":2,"prefixes":1,"sub":"alice"}]"#)
+                || feed.text.contains(#""users":[{"sub":"alice","clients":2,"prefixes":1}]"#)
         }
         let closed = try expiring.finish(timeout: 30)
         let closedAt = Date().timeIntervalSince1970
