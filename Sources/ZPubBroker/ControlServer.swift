@@ -94,27 +94,24 @@ final class ControlServer {
                     case .reloaded(let reply, let request):
                         // A reply to a RELOAD already answered (timed out) is not sent.
                         guard pendingReload?.request == request else { break }
-                        pendingReload = nil
-                        send(reply)
-                        changeEndpointsAfterReply()
+                        answerReload(reply)
                     }
                 }
                 if stop {
                     if pendingReload != nil {
+                        // The socket closes next: no endpoint change is worth making.
                         send(.error(ControlError(.unavailable, "zpubd is stopping: the reload may not have finished")))
                     }
                     break
                 }
             }
             if let pendingReload, SystemClock.monotonicNanoseconds() >= pendingReload.deadline {
-                self.pendingReload = nil
-                send(
+                answerReload(
                     .error(
                         ControlError(
                             .unavailable,
                             "the reload did not finish within \(reloadTimeoutMilliseconds / 1_000) s; the log says how it ends"
                         )))
-                changeEndpointsAfterReply()
             }
             if pendingReload == nil && poller.isReadable(socketIndex) { serveOneRequest() }
         }
@@ -161,10 +158,13 @@ final class ControlServer {
         return failure.map { [$0] } ?? []
     }
 
-    /// Makes the change held for the RELOAD just answered (`endpointsAfterReply`). Its reply
-    /// is queued: the connection it goes to is ended only once the reply is written (within
-    /// `linger_ms`; with 0 it may be lost, as before this was held back).
-    private func changeEndpointsAfterReply() {
+    /// Answers the pending RELOAD (its outcome, or that it did not finish in time), then makes
+    /// the endpoint change held for that reply (`endpointsAfterReply`). The reply is queued:
+    /// the connection it goes to is ended only once it is written (within `linger_ms`; with 0
+    /// it may be lost, as before this was held back).
+    private func answerReload(_ reply: ControlReply) {
+        pendingReload = nil
+        send(reply)
         guard let (wanted, rebind) = endpointsAfterReply else { return }
         endpointsAfterReply = nil
         if let failure = endpoints.reconcileRemoved(wanted, rebind: rebind, on: socket, logger: logger) {

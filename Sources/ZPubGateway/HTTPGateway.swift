@@ -364,12 +364,17 @@ final class GatewayShared: Sendable {
         }
         let held = Set(prefixes.map { Array($0.utf8) })
         let user = credentials.user?.subject
-        let outcome = claims.wouldAdmit(held, user: user)
-        guard outcome == .claimed else {
-            let (code, message) = claims.refusal(outcome, held, user: user)
-            return (outcome == .userFull ? .tooManyRequests : .serviceUnavailable, code, message)
-        }
-        return nil
+        return claimRefusal(claims.wouldAdmit(held, user: user), held, user: user)
+    }
+
+    /// What an event stream or a WebSocket upgrade whose prefixes were not claimed is answered
+    /// (nil: they were): 503 when the gateway's pool is full, 429 when the user's share is.
+    func claimRefusal(_ outcome: UpstreamClaims.Outcome, _ prefixes: Set<[UInt8]>, user: String?)
+        -> (HTTPResponseStatus, String, String)?
+    {
+        guard outcome != .claimed else { return nil }
+        let (code, message) = claims.refusal(outcome, prefixes, user: user)
+        return (outcome == .userFull ? .tooManyRequests : .serviceUnavailable, code, message)
     }
 
     func prefixProblem(_ prefix: String) -> String? {

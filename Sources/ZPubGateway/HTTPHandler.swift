@@ -457,10 +457,9 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         // Checked above; claimed now, when it counts (another client may have taken the room).
         let claimed = Set(prefixes.map { Array($0.utf8) })
         let user = credentials.user?.subject
-        let outcome = shared.claims.claim(claimed, user: user)
-        guard outcome == .claimed else {
-            let status: HTTPResponseStatus = outcome == .userFull ? .tooManyRequests : .serviceUnavailable
-            let (code, message) = shared.claims.refusal(outcome, claimed, user: user)
+        if let (status, code, message) = shared.claimRefusal(
+            shared.claims.claim(claimed, user: user), claimed, user: user)
+        {
             count(status, code)
             return respondError(context, status, code, message, head)
         }
