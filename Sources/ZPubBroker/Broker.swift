@@ -218,6 +218,11 @@ public final class Broker: Sendable {
     /// The endpoints actually bound, per role, with wildcard ports resolved.
     public var boundEndpoints: [String: [String]] { registry.all() }
 
+    /// The endpoints a socket will be bound to once a change held back is made, per role: the
+    /// control socket's, while a reload that changes them waits for its RELOAD's reply to be
+    /// sent (unbinding ends the connection that reply goes to).
+    public var heldEndpoints: [String: [String]] { registry.allHeld() }
+
     /// Applies a new configuration to the running broker: limits, socket options, endpoints
     /// added and removed. Refused, with nothing changed, when the forwarding loop cannot bind an
     /// endpoint or connect an upstream the file names; the control socket's endpoints are

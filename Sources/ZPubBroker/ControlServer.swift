@@ -153,6 +153,7 @@ final class ControlServer {
             failure = endpoints.reconcile(with: wanted, rebind: rebindAll, on: socket, logger: logger)
             endpointsAfterReply = nil
         }
+        registry.setHeld(.control, endpointsAfterReply?.wanted)
         IPCPermissions.apply(newConfiguration.controlIPCMode, to: endpoints.actual, logger: logger)
         registry.set(.control, endpoints.actual)
         return failure.map { [$0] } ?? []
@@ -167,6 +168,7 @@ final class ControlServer {
         send(reply)
         guard let (wanted, rebind) = endpointsAfterReply else { return }
         endpointsAfterReply = nil
+        registry.setHeld(.control, nil)
         if let failure = endpoints.reconcileRemoved(wanted, rebind: rebind, on: socket, logger: logger) {
             logger.error(
                 "the reload's change to the control endpoints, made after RELOAD was answered, left one unbound: \(failure.message); CONFIG shows the endpoints bound, and a reload with the endpoint fixed binds it"
@@ -252,9 +254,12 @@ final class ControlServer {
     }
 }
 
-/// The endpoints each socket is bound to right now, readable from any thread.
+/// The endpoints each socket is bound to right now, readable from any thread, and those a
+/// socket will have once a change held back is made (the control socket's, until the RELOAD
+/// that asked for it is answered).
 final class EndpointRegistry: Sendable {
     private let table = Locked<[String: [String]]>([:])
+    private let held = Locked<[String: [String]]>([:])
 
     func set(_ role: BrokerSocketRole, _ endpoints: [String]) {
         table.withLock { $0[role.rawValue] = endpoints }
@@ -262,5 +267,14 @@ final class EndpointRegistry: Sendable {
 
     func all() -> [String: [String]] {
         table.withLock { $0 }
+    }
+
+    /// `endpoints` nil: no change is held for `role`.
+    func setHeld(_ role: BrokerSocketRole, _ endpoints: [String]?) {
+        held.withLock { $0[role.rawValue] = endpoints }
+    }
+
+    func allHeld() -> [String: [String]] {
+        held.withLock { $0 }
     }
 }

@@ -18,10 +18,16 @@ enum DaemonLogging {
         return Logger(label: "zpubd")
     }
 
-    static func endpointMetadata(_ endpoints: [String: [String]]) -> Logger.Metadata {
+    /// One field per role with what is bound now, and `<role>_after_reply` where a change is
+    /// held back (the control socket's endpoints, until the RELOAD that changed them is
+    /// answered), so that a reload's log line does not read as if the old endpoints stayed.
+    static func endpointMetadata(_ endpoints: [String: [String]], held: [String: [String]] = [:]) -> Logger.Metadata {
         var metadata: Logger.Metadata = [:]
         for (role, list) in endpoints where !list.isEmpty {
             metadata[role] = .string(list.joined(separator: ","))
+        }
+        for (role, list) in held {
+            metadata["\(role)_after_reply"] = .string(list.joined(separator: ","))
         }
         return metadata
     }

@@ -299,7 +299,8 @@ struct ZPubDaemon: ParsableCommand {
             if failures.isEmpty {
                 logger.notice(
                     "configuration reloaded from \(file)",
-                    metadata: DaemonLogging.endpointMetadata(services.broker.boundEndpoints))
+                    metadata: DaemonLogging.endpointMetadata(
+                        services.broker.boundEndpoints, held: services.broker.heldEndpoints))
             } else {
                 logger.error(
                     "configuration reloaded with \(failures.count) problem(s) (control endpoints unchanged, an endpoint moved between sockets not bound, or a thread that had not applied it yet): \(failures.map(\.message).joined(separator: "; "))"

@@ -322,6 +322,10 @@ final class SecurityTests: XCTestCase {
         XCTAssertEqual(json["reloaded"] as? Bool, true, "\(json)")
         XCTAssertEqual((json["problems"] as? [Any])?.count, 0, "\(json)")
         XCTAssertTrue(daemon.log.contains("CURVE changed on control"), daemon.log)
+        // The reload's line says the control endpoints change once that reply is sent, rather
+        // than listing them as if they stayed as they were.
+        let reloaded = daemon.log.split(separator: "\n").first { $0.contains("configuration reloaded from") }
+        XCTAssertTrue(reloaded?.contains("control_after_reply=") == true, daemon.log)
 
         let curve = try curveSocket(clients, .req, daemon.control, server: server.publicKey, client: admin)
         try curve.send(text: "PING")
