@@ -600,7 +600,8 @@ final class ForwardingLoop {
                 let inProcess = connection == nil && !message.hasMetadata
                 let actions = message.withUnsafeBytes {
                     state.handleSubscriptionFrame(
-                        $0, from: connection, inProcess: inProcess, nowMilliseconds: nowMilliseconds)
+                        $0, from: connection?.identity, connectionClosed: connection?.closed ?? false,
+                        inProcess: inProcess, nowMilliseconds: nowMilliseconds)
                 }
                 try carryOut(actions)
             }
@@ -649,22 +650,35 @@ final class ForwardingLoop {
     }
 
     /// The connection the subscription frame in `message` came from, as `SubscriberConnections`
-    /// knows connections; nil for frames without one (in-process subscribers, libzmq's own
-    /// unsubscriptions for a closed connection), or whose descriptor is no socket any more.
-    private func subscriberConnection() -> SubscriberConnections.Identity? {
+    /// knows connections, and whether it had closed when the frame was read; nil for frames
+    /// without one (in-process subscribers, libzmq's own unsubscriptions for a closed
+    /// connection).
+    ///
+    /// libzmq closes a connection's descriptor before it tells the socket that the connection
+    /// ended, so a descriptor that still shows the connection's socket means that XPUB still
+    /// has the connection: a frame can be applied for it. A closed one (or one that shows
+    /// another socket now) means that the connection is gone or going.
+    private func subscriberConnection() -> (identity: SubscriberConnections.Identity, closed: Bool)? {
         guard let source = message.sourceConnection else { return nil }
-        guard let socket = Self.socket(at: source.descriptor) else {
-            // The connection closed before its frame was read (libzmq reads ahead): still
-            // that connection, known by its metadata, which lives as long as the frame. Counted
-            // frame by frame instead, an unsubscription from a prefix it never held counted
-            // down another subscriber's, and a repeated subscription was counted twice.
-            return state.subscriberConnections.recorded(descriptor: source.descriptor, metadata: source.metadataAddress)
-                ?? SubscriberConnections.Identity(
-                    descriptor: source.descriptor, device: 0, inode: 0, metadata: source.metadataAddress)
+        let socket = Self.socket(at: source.descriptor)
+        // Still that connection, known by its metadata, which lives as long as the frame:
+        // counted frame by frame instead, an unsubscription from a prefix it never held counted
+        // down another subscriber's, and a repeated subscription was counted twice.
+        let recorded = state.subscriberConnections.recorded(
+            descriptor: source.descriptor, metadata: source.metadataAddress)
+        if let recorded, !recorded.isCurrent(socket) { return (recorded, true) }
+        guard let socket else {
+            // The connection closed before its first frame was read (libzmq reads ahead).
+            return (
+                SubscriberConnections.Identity(
+                    descriptor: source.descriptor, device: 0, inode: 0, metadata: source.metadataAddress), true
+            )
         }
-        return SubscriberConnections.Identity(
-            descriptor: source.descriptor, device: socket.device, inode: socket.inode,
-            metadata: source.metadataAddress)
+        return (
+            SubscriberConnections.Identity(
+                descriptor: source.descriptor, device: socket.device, inode: socket.inode,
+                metadata: source.metadataAddress), false
+        )
     }
 
     /// The socket a descriptor shows now (nil: closed, or not a socket).

@@ -49,9 +49,25 @@ extension BrokerState {
     /// value on subscribe: it subscribes once for all its clients and gives each new one the
     /// cached values itself (a SNAPSHOT), so a value sent to its SUB reached every client of a
     /// wider prefix again, as a duplicate.
+    /// `connectionClosed`: the connection had closed when its frame was read. The frame is
+    /// counted as any other (libzmq sends an unsubscription for it once it takes the close in),
+    /// but nothing is applied in XPUB and no last value goes out: libzmq 4.3.4 pairs such a
+    /// frame with a connection it may already have freed, so that applying it put a freed
+    /// connection into XPUB's table (fixed in libzmq 4.3.5), and with that connection gone, the
+    /// value meant for it alone went to every subscriber of its topic.
     public mutating func handleSubscriptionFrame(
         _ frame: UnsafeRawBufferPointer, from connection: SubscriberConnections.Identity? = nil,
-        inProcess: Bool = false, nowMilliseconds: UInt64
+        connectionClosed: Bool = false, inProcess: Bool = false, nowMilliseconds: UInt64
+    ) -> SubscriptionActions {
+        var actions = decideSubscriptionFrame(
+            frame, from: connection, lastValueWanted: !inProcess && !connectionClosed, nowMilliseconds: nowMilliseconds)
+        if connectionClosed { actions.apply = nil }
+        return actions
+    }
+
+    private mutating func decideSubscriptionFrame(
+        _ frame: UnsafeRawBufferPointer, from connection: SubscriberConnections.Identity?, lastValueWanted: Bool,
+        nowMilliseconds: UInt64
     ) -> SubscriptionActions {
         guard let kind = frame.first, kind <= 1 else { return SubscriptionActions() }
         let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
@@ -65,16 +81,16 @@ extension BrokerState {
                 else { return uncountedUnsubscription() }
                 return unsubscribe(prefix)
             }
-            return subscribe(prefix, lastValueWanted: !inProcess, nowMilliseconds: nowMilliseconds)
+            return subscribe(prefix, lastValueWanted: lastValueWanted, nowMilliseconds: nowMilliseconds)
         }
         let prefixHash = seededHash(prefix)
         if kind == 1 {
             if subscriberConnections.holds(prefixHash, connection) {
                 repeatedSubscriptions &+= 1
                 subscriptions.noteUncounted(subscribe: true)
-                return repeatedSubscription(prefix, nowMilliseconds: nowMilliseconds)
+                return repeatedSubscription(prefix, lastValueWanted: lastValueWanted, nowMilliseconds: nowMilliseconds)
             }
-            let actions = subscribe(prefix, nowMilliseconds: nowMilliseconds)
+            let actions = subscribe(prefix, lastValueWanted: lastValueWanted, nowMilliseconds: nowMilliseconds)
             if actions.apply == .subscribe {
                 subscriberConnections.subscribed(prefixHash, connection)
             } else if actions.refusal != nil {
@@ -99,14 +115,14 @@ extension BrokerState {
     /// A connection subscribes again to a prefix it holds: libzmq applies it (a no-op for its
     /// set), and the subscriber gets the prefix's last value again as it asked, but the
     /// subscription is not counted twice nor sent upstream.
-    private mutating func repeatedSubscription(_ prefix: UnsafeRawBufferPointer, nowMilliseconds: UInt64)
-        -> SubscriptionActions
-    {
+    private mutating func repeatedSubscription(
+        _ prefix: UnsafeRawBufferPointer, lastValueWanted: Bool, nowMilliseconds: UInt64
+    ) -> SubscriptionActions {
         var actions = SubscriptionActions()
         actions.apply = .subscribe
         let bytes = Array(prefix)
         guard !bytes.starts(with: Self.internalPrefix) else { return actions }
-        if lastValue.isEnabled && lastValueOnSubscribe && lastValue.mayHaveValues(for: bytes),
+        if lastValueWanted && lastValue.isEnabled && lastValueOnSubscribe && lastValue.mayHaveValues(for: bytes),
             let entry = lastValue.newest(under: bytes, nowMilliseconds: nowMilliseconds)
         {
             actions.lastValue = entry.frames
@@ -115,7 +131,7 @@ extension BrokerState {
     }
 
     private mutating func subscribe(
-        _ prefix: UnsafeRawBufferPointer, lastValueWanted: Bool = true, nowMilliseconds: UInt64
+        _ prefix: UnsafeRawBufferPointer, lastValueWanted: Bool, nowMilliseconds: UInt64
     ) -> SubscriptionActions {
         var actions = SubscriptionActions()
         switch subscriptions.subscribe(prefix) {

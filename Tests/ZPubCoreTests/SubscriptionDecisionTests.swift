@@ -88,6 +88,36 @@ final class SubscriptionDecisionTests: XCTestCase {
         XCTAssertNotNil(handle(&state, frame(1, "state.")).lastValue, "another subscriber still gets it")
     }
 
+    /// A frame read after its connection closed is counted (libzmq sends the unsubscription
+    /// that balances it), but not applied in XPUB and sent no value: libzmq 4.3.4 would pair it
+    /// with a connection it may have freed, and a value meant for that connection alone would
+    /// go to every subscriber of the topic.
+    func testAFrameFromAClosedConnectionIsCountedButNeitherAppliedNorAnsweredWithAValue() {
+        var state = state(lastValuePrefixes: ["state."])
+        state.lastValue.store([Array("state.a".utf8), Array("1".utf8)], nowMilliseconds: 900)
+        let gone = SubscriberConnections.Identity(descriptor: 9, device: 0, inode: 0, metadata: 0x9000)
+        let actions = frame(1, "state.").withUnsafeBytes {
+            state.handleSubscriptionFrame($0, from: gone, connectionClosed: true, nowMilliseconds: 1_000)
+        }
+        XCTAssertNil(actions.apply)
+        XCTAssertNil(actions.lastValue)
+        XCTAssertTrue(actions.forwardUpstream, "counted as the prefix's first subscription until its unsubscription")
+        XCTAssertEqual(state.subscriptions.totalSubscriptions, 1)
+        XCTAssertEqual(state.lastValue.hits + state.lastValue.misses, 0, "not looked up")
+        let repeated = frame(1, "state.").withUnsafeBytes {
+            state.handleSubscriptionFrame($0, from: gone, connectionClosed: true, nowMilliseconds: 1_000)
+        }
+        XCTAssertNil(repeated.apply)
+        XCTAssertNil(repeated.lastValue, "nor for a repeat")
+        let leaving = frame(0, "state.").withUnsafeBytes {
+            state.handleSubscriptionFrame($0, from: gone, connectionClosed: true, nowMilliseconds: 1_000)
+        }
+        XCTAssertNil(leaving.apply)
+        XCTAssertTrue(leaving.forwardUpstream)
+        XCTAssertEqual(state.subscriptions.totalSubscriptions, 0)
+        XCTAssertNotNil(handle(&state, frame(1, "state.")).lastValue, "a live subscriber still gets it")
+    }
+
     func testWithoutManualLastValueNothingIsSentOnSubscribe() {
         var state = state(lastValuePrefixes: ["state."])
         state.lastValueOnSubscribe = false
