@@ -12,7 +12,7 @@ import ZeroMQ
 /// - the forwarding loop thread: PULL, XSUB, XPUB, all counters and tables;
 /// - the connection event thread: the monitor PAIRs of PULL, XSUB and XPUB
 ///   (`ConnectionEventReader`; it passes their events to the loop and the descriptor guard);
-/// - the control thread: the REP control socket;
+/// - the control thread: the control socket;
 /// - the ZAP thread: the ZAP handler's REP socket;
 /// - the history thread (when history is on): the SQLite store (`HistoryWriter`);
 /// - the descriptor guard's thread: no socket; it probes the descriptor table (`DescriptorGuard`);
@@ -203,7 +203,7 @@ public final class Broker: Sendable {
     public static let reloadTimeoutMilliseconds: UInt64 = 60_000
 
     /// The control API (STATS, HEALTH, SNAPSHOT, ...) for callers in this process, such as the
-    /// HTTP gateway: the same typed requests and replies the REP control socket serves.
+    /// HTTP gateway: the same typed requests and replies the control socket serves.
     public var control: any BrokerControl { responder }
 
     /// Whether libzmq accepts ZMQ_XPUB_MANUAL_LAST_VALUE (draft-marked in 4.3.4's headers, but

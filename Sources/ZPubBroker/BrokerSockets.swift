@@ -6,7 +6,7 @@ import ZeroMQ
 /// The broker's sockets, made, monitored and bound, before any thread runs, in two groups made
 /// separately so that each can move to its own thread (`sending`): PULL, XSUB and XPUB go to the
 /// forwarding loop (`BrokerSockets`), their monitors to the connection event reader
-/// (`MonitorSockets`), the REP control socket to the control server (`BrokerSockets.makeControl`).
+/// (`MonitorSockets`), the control socket to the control server (`BrokerSockets.makeControl`).
 struct BrokerSockets {
     /// One role's socket, the endpoints it is bound to, and (data sockets only) the PAIR socket
     /// that receives its connection events.

@@ -1,7 +1,7 @@
 import ZPubCore
 import ZeroMQ
 
-/// The control API's one implementation (`BrokerControl`): the REP control socket's thread and
+/// The control API's one implementation (`BrokerControl`): the control socket's thread and
 /// the HTTP gateway both call it with typed requests and get typed replies. Requests that need
 /// the broker's state ask the forwarding loop through its mailbox, with a deadline, so a
 /// stalled loop makes the reply "unavailable" instead of hanging the caller.
@@ -18,7 +18,7 @@ final class ControlResponder: BrokerControl {
     private let history: HistoryHandle?
     private let startNanoseconds: UInt64
     private let current: Locked<BrokerConfiguration>
-    /// The REP control socket's own traffic (`ControlServer` counts it), shown by STATS.
+    /// The control socket's own traffic (`ControlServer` counts it), shown by STATS.
     private let controlCounters = Locked(TrafficCounters())
 
     init(
@@ -84,6 +84,7 @@ final class ControlResponder: BrokerControl {
             guard let (token, prefix) = request.snapshotArguments else {
                 return .error(ControlError(.badArgument, "SNAPSHOT <token> [prefix]"))
             }
+            if let refusal = markerRefusal(token: token) { return refusal }
             return snapshot(token: token, prefix: prefix)
         case .history:
             guard let query = HistoryQuery.parse(request.argument) else {
@@ -100,6 +101,7 @@ final class ControlResponder: BrokerControl {
                 return .error(ControlError(.badArgument, "REPLAY <token> <since> [prefix]"))
             }
             guard history != nil, !configuration.historyPrefixes.isEmpty else { return historyOff() }
+            if let refusal = markerRefusal(token: token) { return refusal }
             return replay(token: token, since: since, prefix: prefix)
         case .pause, .resume:
             let slot = ReplySlot<Bool>()
@@ -173,13 +175,13 @@ final class ControlResponder: BrokerControl {
     private func snapshot(token: String, prefix: [UInt8]) -> ControlReply {
         let slot = ReplySlot<CapturedSnapshot>()
         loop.mailbox.post(.snapshotValues(token: token, prefix: prefix, slot))
-        guard let captured = slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds) else {
-            return .error(
-                ControlError(
-                    .snapshotTimeout,
-                    "the subscription to \(SnapshotReply.markerPrefix)\(token) did not reach the broker within \(Self.snapshotTimeoutMilliseconds) ms; subscribe to it (on the SUB socket that wants the snapshot) before sending SNAPSHOT. If you did: the broker may have refused it (max_subscriptions reached: STATS subscriptions.refused_table_full), or more than \(SnapshotRendezvous<Void>.capacity) SNAPSHOT and REPLAY requests were waiting at once"
-                ))
-        }
+        return snapshotReply(slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds), token: token)
+    }
+
+    /// SNAPSHOT's reply: the values captured at the marker, or nil when the marker's
+    /// subscription did not come in time.
+    private func snapshotReply(_ captured: CapturedSnapshot?, token: String) -> ControlReply {
+        guard let captured else { return markerTimeout(token: token, request: "SNAPSHOT", wants: "snapshot") }
         return .snapshot(
             SnapshotReply(
                 token: token, sequence: captured.sequence, prefixes: captured.prefixes.map(TopicText.display),
@@ -191,13 +193,13 @@ final class ControlResponder: BrokerControl {
     private func replay(token: String, since: UInt64, prefix: [UInt8]) -> ControlReply {
         let slot = ReplySlot<Result<HistoryReply, ControlError>>()
         loop.mailbox.post(.replay(token: token, since: since, prefix: prefix, slot))
-        switch slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds) {
+        return replayReply(slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds), token: token)
+    }
+
+    private func replayReply(_ outcome: Result<HistoryReply, ControlError>?, token: String) -> ControlReply {
+        switch outcome {
         case nil:
-            return .error(
-                ControlError(
-                    .snapshotTimeout,
-                    "the subscription to \(SnapshotReply.markerPrefix)\(token) did not reach the broker within \(Self.snapshotTimeoutMilliseconds) ms; subscribe to it (on the SUB socket that wants the replay) before sending REPLAY. If you did: the broker may have refused it (max_subscriptions reached: STATS subscriptions.refused_table_full), or more than \(SnapshotRendezvous<Void>.capacity) SNAPSHOT and REPLAY requests were waiting at once"
-                ))
+            return markerTimeout(token: token, request: "REPLAY", wants: "replay")
         case .failure(let error):
             return .error(error)
         case .success(let history):
@@ -205,6 +207,61 @@ final class ControlResponder: BrokerControl {
                 ReplayReply(
                     token: token, through: history.through ?? history.lastSequence,
                     prefixes: configuration.historyPrefixes, history: history))
+        }
+    }
+
+    /// A token whose marker subscription the broker would refuse as too long: told at once,
+    /// rather than after waiting for a subscription that cannot be taken.
+    private func markerRefusal(token: String) -> ControlReply? {
+        let length = SnapshotReply.markerPrefix.utf8.count + token.utf8.count
+        let limit = configuration.maxSubscriptionLength
+        guard length > limit else { return nil }
+        return .error(
+            ControlError(
+                .badArgument,
+                "the marker subscription \(SnapshotReply.markerPrefix)\(token) is \(length) bytes, longer than max_subscription_length (\(limit)), so the broker refuses it: use a shorter token, or raise max_subscription_length in [limits]"
+            ))
+    }
+
+    private func markerTimeout(token: String, request: String, wants: String) -> ControlReply {
+        .error(
+            ControlError(
+                .snapshotTimeout,
+                "the subscription to \(SnapshotReply.markerPrefix)\(token) did not reach the broker within \(Self.snapshotTimeoutMilliseconds) ms; subscribe to it (on the SUB socket that wants the \(wants)) before sending \(request). If you did: the broker may have refused it (max_subscriptions reached: STATS subscriptions.refused_table_full), or more than \(SnapshotRendezvous<Void>.capacity) SNAPSHOT and REPLAY requests were waiting at once"
+            ))
+    }
+
+    /// SNAPSHOT and REPLAY wait up to `snapshotTimeoutMilliseconds` for the client's marker
+    /// subscription. For the control socket they are started here and answered later
+    /// (`DeferredReply`), so that one client that never subscribes does not hold up every
+    /// other admin for that long; `ready` is called (on the loop's thread) once the reply can
+    /// be built. Nil for every other request, and for a SNAPSHOT or REPLAY that is answered at
+    /// once (a bad argument, history off): `respond(to:)` answers those.
+    func respondLater(to request: ControlRequest, ready: @escaping @Sendable () -> Void) -> DeferredReply? {
+        let deadline = SystemClock.monotonicNanoseconds() + UInt64(Self.snapshotTimeoutMilliseconds) * 1_000_000
+        switch request.command {
+        case .snapshot:
+            guard let (token, prefix) = request.snapshotArguments, markerRefusal(token: token) == nil else {
+                return nil
+            }
+            let slot = ReplySlot<CapturedSnapshot>(onFulfil: ready)
+            loop.mailbox.post(.snapshotValues(token: token, prefix: prefix, slot))
+            return DeferredReply(deadline: deadline) { timedOut in
+                if let captured = slot.value { return self.snapshotReply(captured, token: token) }
+                return timedOut ? self.snapshotReply(nil, token: token) : nil
+            }
+        case .replay:
+            guard let (token, since, prefix) = request.replayArguments, history != nil,
+                !configuration.historyPrefixes.isEmpty, markerRefusal(token: token) == nil
+            else { return nil }
+            let slot = ReplySlot<Result<HistoryReply, ControlError>>(onFulfil: ready)
+            loop.mailbox.post(.replay(token: token, since: since, prefix: prefix, slot))
+            return DeferredReply(deadline: deadline) { timedOut in
+                if let outcome = slot.value { return self.replayReply(outcome, token: token) }
+                return timedOut ? self.replayReply(nil, token: token) : nil
+            }
+        default:
+            return nil
         }
     }
 
@@ -245,4 +302,12 @@ final class ControlResponder: BrokerControl {
                 "the forwarding loop did not answer within \(Self.loopReplyTimeoutMilliseconds) ms; it may be stalled or shutting down"
             ))
     }
+}
+
+/// A reply that comes later (`ControlResponder.respondLater`): `reply(false)` is nil until it
+/// is ready; `reply(true)`, once `deadline` (monotonic nanoseconds) has passed, is the reply
+/// that says it did not come in time.
+struct DeferredReply {
+    let deadline: UInt64
+    let reply: (_ timedOut: Bool) -> ControlReply?
 }

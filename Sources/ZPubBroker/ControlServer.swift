@@ -8,6 +8,8 @@ enum ControlServerCommand: Sendable {
     case reconfigure(BrokerConfiguration, serverKey: CurveKey?, ReplySlot<[BrokerError]>)
     /// The outcome of the RELOAD with this number: the reply to send.
     case reloaded(ControlReply, request: UInt64)
+    /// A SNAPSHOT or REPLAY waiting for its reply may have it now (`DeferredReply`).
+    case deferredReady
     case stop
 }
 
@@ -15,12 +17,16 @@ enum ControlServerCommand: Sendable {
 /// thread) with RELOAD's reply once it is in force or refused.
 public typealias ReloadHandler = @Sendable (_ done: @escaping @Sendable (ControlReply) -> Void) -> Void
 
-/// The REP control socket's shell, on a thread of its own so that a slow admin (or a big
-/// TOPICS reply to encode) never holds up forwarding: it reads a request, parses it
+/// The control socket's shell, on a thread of its own so that a slow admin (or a big TOPICS
+/// reply to encode) never holds up forwarding: it reads a request, parses it
 /// (`ControlRequest`), has `ControlResponder` answer it, and sends the JSON back.
 ///
 /// Every request gets exactly one reply frame of JSON, errors included: a REQ client must never
-/// be left waiting.
+/// be left waiting. The socket is a ROUTER, which REQ clients talk to as to a REP, so that
+/// replies can go out in another order than the requests came: a SNAPSHOT or REPLAY waits up
+/// to 5 s for its client's marker subscription, and with a REP every other admin (`zpub
+/// health`, a monitoring probe) waited behind it. A DEALER client may leave out REQ's empty
+/// delimiter frame; its reply then has none either.
 final class ControlServer {
     /// Replies larger than this are followed by malloc_trim (see `serveOneRequest`).
     static let largeReplyBytes = 256 * 1024
@@ -36,10 +42,17 @@ final class ControlServer {
     private var serverKey: CurveKey?
     /// Who reloads for RELOAD (zpubd's; nil: RELOAD gets an error).
     private let reloadHandler: ReloadHandler?
-    /// The RELOAD being carried out: its number and when its reply is given up on. Nothing
-    /// else is read meanwhile (a REP socket answers one request at a time), but the mailbox
-    /// is: the reload's own change to this thread comes through it.
-    private var pendingReload: (request: UInt64, deadline: UInt64)?
+    /// The RELOAD being carried out: its number, when its reply is given up on, and whom it
+    /// goes to. No other request is read meanwhile (a reload is quick, and the RELOAD's reply
+    /// must go out before the endpoint change held for it), but the mailbox is: the reload's
+    /// own change to this thread comes through it.
+    private var pendingReload: (request: UInt64, deadline: UInt64, envelope: [[UInt8]])?
+    /// SNAPSHOT and REPLAY requests waiting for their reply, with whom each goes to; at most
+    /// `SnapshotRendezvous.capacity` (the loop keeps no more).
+    private var deferred: [(envelope: [[UInt8]], reply: DeferredReply)] = []
+    /// Routing frames kept at most before a request (REQ's envelope through proxies); libzmq
+    /// limits a routing id to 255 bytes.
+    static let maxEnvelopeFrames = 16
     private var reloadsAsked: UInt64 = 0
     /// A reload's change to the control endpoints that would close the connection the pending
     /// RELOAD came through (libzmq ends the connections an endpoint accepted when it is
@@ -73,9 +86,10 @@ final class ControlServer {
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
         while true {
             var timeout = -1
-            if let pendingReload {
+            let deadlines = deferred.map(\.reply.deadline) + (pendingReload.map { [$0.deadline] } ?? [])
+            if let deadline = deadlines.min() {
                 let now = SystemClock.monotonicNanoseconds()
-                timeout = now >= pendingReload.deadline ? 0 : Int((pendingReload.deadline - now) / 1_000_000) + 1
+                timeout = now >= deadline ? 0 : Int((deadline - now) / 1_000_000) + 1
             }
             do {
                 _ = try poller.poll(timeoutMilliseconds: timeout)
@@ -95,16 +109,24 @@ final class ControlServer {
                         // A reply to a RELOAD already answered (timed out) is not sent.
                         guard pendingReload?.request == request else { break }
                         answerReload(reply)
+                    case .deferredReady:
+                        break  // looked at below, with the deadlines
                     }
                 }
                 if stop {
-                    if pendingReload != nil {
-                        // The socket closes next: no endpoint change is worth making.
-                        send(.error(ControlError(.unavailable, "zpubd is stopping: the reload may not have finished")))
+                    // The socket closes next: no endpoint change is worth making.
+                    if let pendingReload {
+                        send(
+                            .error(ControlError(.unavailable, "zpubd is stopping: the reload may not have finished")),
+                            to: pendingReload.envelope)
+                    }
+                    for waiting in deferred {
+                        send(.error(ControlError(.unavailable, "zpubd is stopping")), to: waiting.envelope)
                     }
                     break
                 }
             }
+            answerDeferred()
             if let pendingReload, SystemClock.monotonicNanoseconds() >= pendingReload.deadline {
                 answerReload(
                     .error(
@@ -117,6 +139,18 @@ final class ControlServer {
         }
         try? socket.setOption(.linger, 0)
         socket.close()
+    }
+
+    /// Sends the replies of waiting SNAPSHOTs and REPLAYs that have one now, or whose time is up.
+    private func answerDeferred() {
+        guard !deferred.isEmpty else { return }
+        let now = SystemClock.monotonicNanoseconds()
+        deferred.removeAll { waiting in
+            guard let reply = waiting.reply.reply(now >= waiting.reply.deadline) else { return false }
+            let large = send(reply, to: waiting.envelope)
+            if large { ckernel_malloc_trim() }
+            return true
+        }
     }
 
     /// The control part of a reload. Its endpoints change all or none (a failure is reported,
@@ -164,8 +198,9 @@ final class ControlServer {
     /// the connection it goes to is ended only once it is written (within `linger_ms`; with 0
     /// it may be lost, as before this was held back).
     private func answerReload(_ reply: ControlReply) {
+        guard let envelope = pendingReload?.envelope else { return }
         pendingReload = nil
-        send(reply)
+        send(reply, to: envelope)
         guard let (wanted, rebind) = endpointsAfterReply else { return }
         endpointsAfterReply = nil
         registry.setHeld(.control, nil)
@@ -188,18 +223,35 @@ final class ControlServer {
         do {
             guard try socket.receive(into: message, dontWait: true) else { return }
             let maxRequest = responder.configuration.maxControlRequest
-            // Read every frame (REP must, before replying) but keep at most the limit's worth,
-            // and two frames: a request is one, and a million empty ones would cost a million
-            // array entries.
+            // The ROUTER's routing id first, then (from a REQ, or through proxies) more routing
+            // frames up to an empty one, then the request. Every frame is read, but only the
+            // routing frames and at most the limit's worth of request are kept: a million empty
+            // frames would cost a million array entries.
+            var envelope = [message.bytes]
+            var delimited = false
             var frames: [[UInt8]] = []
             var frameCount = 0
             var total = 0
-            while true {
+            while message.hasMore {
+                _ = try socket.receive(into: message)
+                if !delimited && frameCount == 0 && envelope.count < Self.maxEnvelopeFrames
+                    && message.count <= 255
+                {
+                    // Until an empty frame, frames that have more after them are routing
+                    // frames; a last frame is the request (a DEALER that sent no delimiter).
+                    if message.count == 0 {
+                        envelope.append([])
+                        delimited = true
+                        continue
+                    }
+                    if message.hasMore {
+                        envelope.append(message.bytes)
+                        continue
+                    }
+                }
                 total += message.count
                 frameCount += 1
                 if total <= maxRequest && frames.count < 2 { frames.append(message.bytes) }
-                guard message.hasMore else { break }
-                _ = try socket.receive(into: message)
             }
             responder.countRequest(bytes: total)
             let reply: ControlReply
@@ -223,27 +275,48 @@ final class ControlServer {
                     reloadsAsked += 1
                     let (request, mailbox) = (reloadsAsked, mailbox)
                     pendingReload = (
-                        request, SystemClock.monotonicNanoseconds() + reloadTimeoutMilliseconds * 1_000_000
+                        request, SystemClock.monotonicNanoseconds() + reloadTimeoutMilliseconds * 1_000_000, envelope
                     )
                     handler { reply in mailbox.post(.reloaded(reply, request: request)) }
                     return
+                case .success(let request) where request.command == .snapshot || request.command == .replay:
+                    guard deferred.count < SnapshotRendezvous<Void>.capacity else {
+                        reply = .error(
+                            ControlError(
+                                .unavailable,
+                                "\(deferred.count) SNAPSHOT and REPLAY requests are waiting for their marker subscriptions already; retry once they are answered (each waits \(ControlResponder.snapshotTimeoutMilliseconds / 1_000) s at most)"
+                            ))
+                        break
+                    }
+                    let mailbox = mailbox
+                    if let later = responder.respondLater(to: request, ready: { mailbox.post(.deferredReady) }) {
+                        deferred.append((envelope, later))
+                        return
+                    }
+                    reply = responder.respond(to: request)
                 case .success(let request): reply = responder.respond(to: request)
                 case .failure(let error): reply = .error(error)
                 }
             }
-            largeReply = send(reply)
+            largeReply = send(reply, to: envelope)
         } catch {
             logger.error("control request failed: \(error)")
         }
     }
 
-    /// Sends the reply to the request read last; true when it was a large one.
+    /// Sends a reply after the routing frames its request came with; true when it was a
+    /// large one.
     @discardableResult
-    private func send(_ reply: ControlReply) -> Bool {
+    private func send(_ reply: ControlReply, to envelope: [[UInt8]]) -> Bool {
         let bytes = reply.json
         responder.countReply(bytes: bytes.count)
-        message.replace(with: bytes)
         do {
+            for frame in envelope {
+                message.replace(with: frame)
+                // A ROUTER drops what it cannot route (the client left) rather than block.
+                try socket.send(message, more: true, dontWait: true)
+            }
+            message.replace(with: bytes)
             if try !socket.send(message, dontWait: true) {
                 logger.warning("control reply dropped: the client's queue is full")
             }

@@ -9,10 +9,18 @@ import ZPubCore
 final class ReplySlot<Value: Sendable>: Sendable {
     private let state = Locked<Value?>(nil)
     private let condition = ConditionFlag()
+    /// Called once the value is in, for a side that does not wait but polls (`value`): the
+    /// control server, which goes on serving others while a SNAPSHOT waits.
+    private let onFulfil: (@Sendable () -> Void)?
+
+    init(onFulfil: (@Sendable () -> Void)? = nil) {
+        self.onFulfil = onFulfil
+    }
 
     func fulfill(_ value: Value) {
         state.withLock { $0 = value }
         condition.signal()
+        onFulfil?()
     }
 
     /// The value if it has arrived, without waiting.

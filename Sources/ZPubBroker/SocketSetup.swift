@@ -11,7 +11,7 @@ enum SocketSetup {
         case .pull: .pull
         case .xsub: .xsub
         case .xpub: .xpub
-        case .control: .rep
+        case .control: .router
         }
     }
 

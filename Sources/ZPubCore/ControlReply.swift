@@ -4,7 +4,7 @@
     import Foundation
 #endif
 
-/// The broker's control API, typed: what the REP control socket serves as JSON text and what
+/// The broker's control API, typed: what the control socket serves as JSON text and what
 /// the HTTP gateway calls in process, one implementation for both (`ZPubBroker.ControlResponder`).
 public protocol BrokerControl: Sendable {
     /// Answers one request. May block while the forwarding loop is asked (bounded by the

@@ -53,7 +53,10 @@ struct ZPubDaemon: ParsableCommand {
         help: ArgumentHelp("Bind the XPUB socket (subscribers SUB here); repeatable.", valueName: "endpoint"))
     var xpub: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Bind the REP control socket; repeatable.", valueName: "endpoint"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Bind the control socket (REQ clients; it answers as a REP); repeatable.", valueName: "endpoint"))
     var control: [String] = []
 
     @Option(

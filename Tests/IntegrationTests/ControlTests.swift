@@ -3,7 +3,7 @@ import XCTest
 import ZPubCore
 import ZeroMQ
 
-/// The REP control socket: every request gets exactly one JSON reply, bad ones included.
+/// The control socket: every request gets exactly one JSON reply, bad ones included.
 final class ControlTests: XCTestCase {
     func testEveryCommandAnswersWithJSON() throws {
         let daemon = try Daemon()
@@ -56,6 +56,54 @@ final class ControlTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("after", "garbage")])
         let control = try daemon.stats().sockets[.control]
         XCTAssertEqual(control?.messagesIn, control.map { $0.messagesOut + 1 }, "every request was answered")
+    }
+
+    /// A SNAPSHOT waits up to 5 s for its client's marker subscription. Other admins are
+    /// answered meanwhile: with a REP socket every request queued behind it, so that `zpub
+    /// health` timed out while zpubd was fine. Checked by order, not by time: the PING's reply
+    /// comes while the SNAPSHOT still has none.
+    func testAWaitingSnapshotHoldsUpNoOtherAdmin() throws {
+        // Room for a marker of a 5-byte token ($zpub/snapshot/ is 15 bytes), not of a longer one.
+        let daemon = try Daemon(
+            configuration: "[limits]\nmax_subscription_length = 20\n", arguments: ["--last-value", "s."])
+        let clients = try Clients()
+        let waiting = try clients.socket(.req, connect: daemon.control)
+        // Once the SNAPSHOT is taken in, ask from elsewhere. STATS counts the requests read,
+        // itself included: the k-th STATS after `before` reads before + k without the SNAPSHOT.
+        let before = try daemon.stats().sockets[.control]?.messagesIn ?? 0
+        try waiting.send(text: "SNAPSHOT never s.")
+        var polls: UInt64 = 0
+        try Wait.until("zpubd has read the SNAPSHOT") {
+            polls += 1
+            return (try daemon.stats().sockets[.control]?.messagesIn ?? 0) >= before + polls + 1
+        }
+        for _ in 0..<3 {
+            let other = try clients.socket(.req, connect: daemon.control)
+            try other.send(text: "HEALTH")
+            let health = try XCTUnwrap(try other.receiveFrames(timeoutMilliseconds: 30_000), "HEALTH is answered")
+            XCTAssertTrue(String(decoding: health.joined(), as: UTF8.self).contains(#""status":"ok""#))
+        }
+        XCTAssertNil(try waiting.receiveFrames(dontWait: true), "the SNAPSHOT still waits for its marker")
+        let reply = try XCTUnwrap(try waiting.receiveFrames(timeoutMilliseconds: 30_000), "then it is answered")
+        XCTAssertTrue(String(decoding: reply.joined(), as: UTF8.self).contains("snapshot_timeout"))
+
+        // A token whose marker would be refused as too long is told so at once.
+        let refused = try daemon.json("SNAPSHOT sixsix s.")
+        XCTAssertEqual((refused["error"] as? [String: Any])?["code"] as? String, "bad_argument", "\(refused)")
+        XCTAssertTrue(
+            ((refused["error"] as? [String: Any])?["message"] as? String ?? "").contains("max_subscription_length"))
+    }
+
+    /// The control socket is a ROUTER: REQ clients, and DEALER clients with or without REQ's
+    /// empty delimiter, each get their reply shaped as they asked.
+    func testDealerClientsAreAnsweredWithOrWithoutTheDelimiter() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let dealer = try clients.socket(.dealer, connect: daemon.control)
+        try dealer.send(frames: [[], Array("PING".utf8)])
+        XCTAssertEqual(try dealer.receiveFrames(timeoutMilliseconds: 30_000), [[], Array(#"{"pong":true}"#.utf8)])
+        try dealer.send(frames: [Array("PING".utf8)])
+        XCTAssertEqual(try dealer.receiveFrames(timeoutMilliseconds: 30_000), [Array(#"{"pong":true}"#.utf8)])
     }
 
     /// io_threads sets libzmq's I/O threads: zpubd runs that many (libzmq names them
