@@ -297,8 +297,9 @@ final class HistoryWriter {
                 maxMessages: configuration.historyMaxMessages, maxBytes: configuration.historyMaxBytes,
                 maxAgeMilliseconds: UInt64(configuration.historyMaxAgeSeconds) * 1_000),
             sequenceReserve: UInt64(configuration.historySequenceReserve))
-        store.lastValueLimit = configuration.lastValueMaxEntries
         do {
+            try store.setLastValueLimits(
+                entries: configuration.lastValueMaxEntries, bytes: configuration.lastValueMaxBytes)
             restored = configuration.lastValuePrefixes.isEmpty ? [] : try store.lastValues()
         } catch {
             throw HistoryStoreError(
@@ -413,7 +414,14 @@ final class HistoryWriter {
 
     /// Applies a reloaded configuration's bounds (prefixes are the loop's business).
     private func apply(_ configuration: BrokerConfiguration) {
-        store.lastValueLimit = configuration.lastValueMaxEntries
+        do {
+            try store.setLastValueLimits(
+                entries: configuration.lastValueMaxEntries, bytes: configuration.lastValueMaxBytes)
+        } catch {
+            logger.error(
+                "cannot trim the persisted last values to the reloaded max_entries and max_bytes: \(error); they are trimmed with the next update"
+            )
+        }
         store.bounds = HistoryStore.Bounds(
             maxMessages: configuration.historyMaxMessages, maxBytes: configuration.historyMaxBytes,
             maxAgeMilliseconds: UInt64(configuration.historyMaxAgeSeconds) * 1_000)

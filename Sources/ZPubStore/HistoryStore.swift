@@ -116,9 +116,13 @@ public final class HistoryStore {
     private let setMeta: SQLiteStatement
     private let upsertLastValue: SQLiteStatement
     private let deleteLastValue: SQLiteStatement
-    /// Last values kept at most (the cache's `max_entries`): the oldest updates go first.
-    public var lastValueLimit = Int.max
-    public private(set) var lastValueCount = 0
+    /// Last values kept at most (the cache's `max_entries` and `max_bytes`): the oldest
+    /// updates go first, as in the cache (`LastValueSizes`).
+    public private(set) var lastValueLimits = (entries: Int.max, bytes: Int.max)
+    private var lastValueSizes = LastValueSizes()
+    public var lastValueCount: Int { lastValueSizes.count }
+    /// The persisted last values' size, counted as the cache counts its entries.
+    public var lastValueBytes: Int { lastValueSizes.totalBytes }
 
     /// The highest sequence ever assigned (stored or not) that the store knows of.
     public private(set) var lastSequence: UInt64 = 0
@@ -382,8 +386,7 @@ public final class HistoryStore {
                 forget(tally.counts(in: evicted))
             }
         }
-        let lastValues = try database.prepare("SELECT count(*) FROM last_values")
-        lastValueCount = try lastValues.step() ? Int(lastValues.int64(0)) : 0
+        try loadLastValueSizes()
         try loadFirstSequence()
         try notKeptLedger.load(database, storedThrough: highestStored)
     }
@@ -445,17 +448,19 @@ public final class HistoryStore {
             for record in lastValues {
                 let topic = record.frames.first ?? []
                 if record.isDeletion {
-                    deleteLastValue.bind(1, blob: topic)
-                    try deleteLastValue.run()
+                    try deleteLastValueRow(topic)
                 } else {
+                    let encoded = FrameCodec.encode(record.frames)
                     upsertLastValue.bind(1, blob: topic)
                     upsertLastValue.bind(2, record.sequence)
                     upsertLastValue.bind(3, record.storedMilliseconds)
-                    upsertLastValue.bind(4, blob: FrameCodec.encode(record.frames))
+                    upsertLastValue.bind(4, blob: encoded)
                     try upsertLastValue.run()
+                    lastValueSizes.update(topic, sequence: record.sequence, bytes: encoded.count)
+                    // After each update, as the cache evicts.
+                    try evictLastValuesOverLimits()
                 }
             }
-            if !lastValues.isEmpty { try trimLastValues() }
             (added, leftOut) = try insertBlocks(from: records)
             notKeptLedger.settled(through: assignedThrough)
             try notKeptLedger.write(database)
@@ -481,6 +486,8 @@ public final class HistoryStore {
         } catch {
             try? database.execute("ROLLBACK")
             notKeptLedger.rolledBack()
+            // The sizes were told of updates the rollback undid: read them again.
+            if !lastValues.isEmpty { try? loadLastValueSizes() }
             throw error
         }
         var stored = 0
@@ -919,16 +926,44 @@ public final class HistoryStore {
         durableReserve = reserve
     }
 
-    /// Keeps at most `lastValueLimit` last values: the oldest updates go.
-    private func trimLastValues() throws {
-        let count = try database.prepare("SELECT count(*) FROM last_values")
-        lastValueCount = try count.step() ? Int(count.int64(0)) : 0
-        guard lastValueCount > lastValueLimit else { return }
-        let trim = try database.prepare(
-            "DELETE FROM last_values WHERE topic IN (SELECT topic FROM last_values ORDER BY seq LIMIT ?)")
-        trim.bind(1, Int64(lastValueCount - lastValueLimit))
-        try trim.run()
-        lastValueCount = lastValueLimit
+    /// Sets the cache's bounds (at start, and on reload), and trims what is kept to them at
+    /// once: a file written under larger bounds, or by a zpubd that trimmed by count only, is
+    /// not read whole into memory at the next start.
+    public func setLastValueLimits(entries: Int, bytes: Int) throws {
+        lastValueLimits = (entries, bytes)
+        guard lastValueCount > entries || lastValueBytes > bytes else { return }
+        try database.execute("BEGIN")
+        do {
+            try evictLastValuesOverLimits()
+            try database.execute("COMMIT")
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    private func loadLastValueSizes() throws {
+        lastValueSizes = LastValueSizes()
+        let rows = try database.prepare("SELECT topic, seq, length(frames) FROM last_values ORDER BY seq")
+        while try rows.step() {
+            lastValueSizes.update(rows.blob(0), sequence: rows.uint64(1), bytes: Int(rows.int64(2)))
+        }
+    }
+
+    /// Deletes the oldest updates while more is kept than the bounds allow.
+    private func evictLastValuesOverLimits() throws {
+        while lastValueCount > lastValueLimits.entries || lastValueBytes > lastValueLimits.bytes,
+            let topic = lastValueSizes.removeOldest()
+        {
+            deleteLastValue.bind(1, blob: topic)
+            try deleteLastValue.run()
+        }
+    }
+
+    private func deleteLastValueRow(_ topic: [UInt8]) throws {
+        deleteLastValue.bind(1, blob: topic)
+        try deleteLastValue.run()
+        lastValueSizes.remove(topic)
     }
 
     /// The persisted last values, oldest update first (to be restored into the cache).

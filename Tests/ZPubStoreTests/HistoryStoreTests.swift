@@ -126,6 +126,70 @@ final class HistoryStoreTests: XCTestCase {
         XCTAssertEqual(try reopened.messages(after: 0, prefix: [], limit: 10).map(\.prefix), [prefix, prefix])
     }
 
+    /// The persisted last values are the cache's, batch after batch and after a reopen: the
+    /// store evicts by the cache's rule (oldest update first, while over max_entries or
+    /// max_bytes, after each update), not by count at the end of a batch, which kept rows the
+    /// cache had dropped (by bytes) and brought back a value evicted before a deletion.
+    func testThePersistedLastValuesAreTheCachesAfterEveryBatch() throws {
+        let (maxEntries, maxBytes) = (8, 600)
+        var cache = LastValueCache(
+            prefixes: [Array("t.".utf8)], maxEntries: maxEntries, maxBytes: maxBytes, maxAgeMilliseconds: 0)
+        func cached() -> Set<[UInt8]> { Set(cache.entries(under: [], nowMilliseconds: 1_000).map { $0.frames[0] }) }
+        func kept(_ store: HistoryStore) throws -> Set<[UInt8]> { Set(try store.lastValues().map { $0.frames[0] }) }
+        var random: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: UInt64) -> Int {
+            random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((random >> 33) % bound)
+        }
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            try store.setLastValueLimits(entries: maxEntries, bytes: maxBytes)
+            var pending: [LastValueRecord] = []
+            var batches = 0
+            for _ in 0..<3_000 {
+                let topic = Array("t.\(next(24))".utf8)
+                let frames =
+                    next(5) == 0 ? [topic] : [topic, Array(repeating: UInt8(ascii: "v"), count: 1 + next(150))]
+                cache.store(frames, nowMilliseconds: 1_000)
+                pending.append(LastValueRecord(frames: frames, sequence: cache.lastSequence, storedMilliseconds: 1_000))
+                guard next(6) == 0 else { continue }
+                try store.append(records: [], lastValues: pending, assignedThrough: 0, nowMilliseconds: 1_000)
+                pending = []
+                batches += 1
+                XCTAssertEqual(try kept(store), cached(), "after batch \(batches)")
+                XCTAssertLessThanOrEqual(store.lastValueBytes, maxBytes)
+                XCTAssertEqual(store.lastValueBytes, cache.totalBytes, "counted as the cache counts")
+            }
+            try store.append(records: [], lastValues: pending, assignedThrough: 0, nowMilliseconds: 1_000)
+            XCTAssertGreaterThan(batches, 100)
+        }
+        let reopened = try HistoryStore(directory: directory, bounds: roomy)
+        XCTAssertEqual(try kept(reopened), cached(), "the same after a reopen")
+        XCTAssertEqual(reopened.lastValueBytes, cache.totalBytes)
+    }
+
+    /// A file kept under larger bounds is trimmed to the new ones when they are set (at start,
+    /// before its values are read), the oldest updates first.
+    func testLowerLastValueBoundsTrimWhatIsKeptAtOnce() throws {
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            let values = (1...50).map {
+                LastValueRecord(
+                    frames: [Array("t.\($0)".utf8), Array(repeating: 1, count: 96)], sequence: UInt64($0),
+                    storedMilliseconds: 1_000)
+            }
+            try store.append(records: [], lastValues: values, assignedThrough: 0, nowMilliseconds: 1_000)
+            XCTAssertEqual(store.lastValueCount, 50)
+        }
+        let reopened = try HistoryStore(directory: directory, bounds: roomy)
+        // The newest values are 4 + 4 (topic) + 4 + 96 = 108 bytes: room for 9 in 1,000.
+        try reopened.setLastValueLimits(entries: 100, bytes: 1_000)
+        let kept = try reopened.lastValues()
+        XCTAssertLessThanOrEqual(reopened.lastValueBytes, 1_000)
+        XCTAssertEqual(kept.map(\.sequence), Array(UInt64(51 - kept.count)...50), "the newest stay")
+        XCTAssertEqual(kept.count, 9)
+    }
+
     func testMessagesComeBackWholeInOrderAndSurviveAReopen() throws {
         do {
             let store = try HistoryStore(directory: directory, bounds: roomy)
