@@ -296,7 +296,8 @@ final class HistoryWriter {
             bounds: HistoryStore.Bounds(
                 maxMessages: configuration.historyMaxMessages, maxBytes: configuration.historyMaxBytes,
                 maxAgeMilliseconds: UInt64(configuration.historyMaxAgeSeconds) * 1_000),
-            sequenceReserve: UInt64(configuration.historySequenceReserve))
+            sequenceReserve: UInt64(configuration.historySequenceReserve),
+            numbersOnItsOwn: !configuration.pair.isEnabled)
         do {
             try store.setLastValueLimits(
                 entries: configuration.lastValueMaxEntries, bytes: configuration.lastValueMaxBytes)
@@ -579,7 +580,7 @@ final class HistoryWriter {
                 // Up to the last message when more follow (the next page tells the rest).
                 let end =
                     more
-                    ? messages.last?.sequence ?? sequence : min(query.through ?? store.lastSequence, store.lastSequence)
+                    ? messages.last?.sequence ?? sequence : min(query.through ?? store.toldThrough, store.toldThrough)
                 notKept = try store.notKept(after: sequence, through: end)
             case .last(let count):
                 // `more`: the newest did not all fit in the reply's bytes.
@@ -590,7 +591,7 @@ final class HistoryWriter {
                 more = page.cutByBytes
                 if let first = messages.first?.sequence {
                     notKept = try store.notKept(
-                        after: first - 1, through: min(query.through ?? store.lastSequence, store.lastSequence))
+                        after: first - 1, through: min(query.through ?? store.toldThrough, store.toldThrough))
                 }
             }
             return .success(

@@ -166,12 +166,18 @@ public final class HistoryStore {
     private var oldest: OldestBlock?
     /// The numbers handed out that the store does not hold, told to readers.
     var notKeptLedger = NotKeptLedger()
+    private let numbersOnItsOwn: Bool
 
     /// Opens the store in `directory` (creating it), or in memory when nil. Throws
     /// `HistoryStoreError` naming the file and what to do; never wipes a file it cannot read.
+    /// `numbersOnItsOwn`: no pair member (which may mirror a peer's numbers into an unclean
+    /// stop's reserve): the reserve of a run that stopped uncleanly is recorded as not kept
+    /// at open, not when the first new number shows whose it is.
     public init(
-        directory: String?, bounds: Bounds, sequenceReserve: UInt64 = defaultSequenceReserve
+        directory: String?, bounds: Bounds, sequenceReserve: UInt64 = defaultSequenceReserve,
+        numbersOnItsOwn: Bool = false
     ) throws(HistoryStoreError) {
+        self.numbersOnItsOwn = numbersOnItsOwn
         self.bounds = bounds
         self.sequenceReserve = sequenceReserve
         let path = directory.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/" + Self.fileName }
@@ -904,7 +910,7 @@ public final class HistoryStore {
     /// shows whether this store numbers on, or mirrors a pair peer that did).
     private func recordWhatEarlierRunsDidNotKeep() throws {
         notKeptLedger.settled(through: lastSequence)
-        notKeptLedger.expectUncleanStop(through: startsAfter)
+        notKeptLedger.expectUncleanStop(through: startsAfter, numbersOnItsOwn: numbersOnItsOwn)
         try database.execute("BEGIN")
         do {
             try notKeptLedger.write(database)
@@ -1064,6 +1070,11 @@ public final class HistoryStore {
         }
         return (result, full)
     }
+
+    /// How far readers are told of numbers: the highest assigned that the store knows of, or
+    /// further, through the reserve of a run that stopped uncleanly, once it is recorded as not
+    /// kept (`numbersOnItsOwn`): numbers that run may have handed out, above all it stored.
+    public var toldThrough: UInt64 { max(lastSequence, notKeptLedger.accountedThrough) }
 
     /// The numbers in `after + 1 ... through` that were handed out and are not stored (nor
     /// evicted: that is the reader's `gap`), as ranges, oldest first: at most `limit`, the rest

@@ -85,9 +85,13 @@ struct NotKeptLedger {
     }
 
     /// At the start after an unclean stop: numbers up to `sequence` may have been handed out
-    /// by the run that died (see `uncleanThrough`).
-    mutating func expectUncleanStop(through sequence: UInt64) {
-        if sequence > working.through { working.uncleanThrough = sequence }
+    /// by the run that died (see `uncleanThrough`). `numbersOnItsOwn`: this store is no pair
+    /// member, so this run numbers above them whatever comes: they are recorded at once, and a
+    /// reader who resumes before the first new message is told of them.
+    mutating func expectUncleanStop(through sequence: UInt64, numbersOnItsOwn: Bool) {
+        guard sequence > working.through else { return }
+        working.uncleanThrough = sequence
+        if numbersOnItsOwn { resolveUncleanStop(by: sequence &+ 1) }
     }
 
     // MARK: Inside a transaction

@@ -780,6 +780,13 @@ final class HistoryTests: XCTestCase {
         // Killed once everything is written and synced: the dead run's reserve is told.
         try killAfterTheNextSync(daemon)
         let restarted = try Daemon(arguments: ["--history", "f.", "--state-dir", stateDirectory.path])
+        // Told at once, not only once this run keeps a message: a reader who resumes before
+        // that learns that the dead run may have numbered (and delivered live) messages it
+        // lost.
+        let atStart = try readAll(restarted, since: UInt64(sent), prefix: "f.")
+        XCTAssertEqual(atStart.sequences, [])
+        XCTAssertEqual(atStart.notKept.map(\.from), [UInt64(sent) + 1], "\(atStart.notKept)")
+        XCTAssertEqual(atStart.notKept.map(\.reason), [.uncleanStop])
         try clients.socket(.push, connect: restarted.pull).send(frames: frames("f.x", "after"))
         try Wait.until("the new message is written") { try restarted.stats().history?.written == 1 }
         let after = try readAll(restarted, since: UInt64(sent), prefix: "f.")
@@ -787,6 +794,7 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(after.sequences, [newest])
         XCTAssertEqual(
             after.notKept, [HistoryReply.NotKept(from: UInt64(sent) + 1, to: newest - 1, reason: .uncleanStop)])
+        XCTAssertEqual(atStart.notKept, after.notKept, "the same range before and after")
     }
 
     func testADamagedStoreIsRefusedWithItsNameAndNeverWiped() throws {
