@@ -83,6 +83,29 @@ final class PlainConnections: Sendable {
     }
 }
 
+/// A WebSocket upgrade's place among max_clients, from `shouldUpgrade` (which sends the 101)
+/// until its `WebSocketSession` counts it as a client, or the connection closes first. Without
+/// it, the client was counted only once its session started: upgrades that arrived together
+/// all passed the check before any of them counted. Taken and released at most once each.
+final class UpgradePlace: Sendable {
+    private let counters: GatewayCounters
+    private let held = Atomic<Bool>(false)
+
+    init(counters: GatewayCounters) {
+        self.counters = counters
+    }
+
+    func take() {
+        guard !held.exchange(true, ordering: .relaxed) else { return }
+        counters.upgradingWebSockets.add(1, ordering: .relaxed)
+    }
+
+    func release() {
+        guard held.exchange(false, ordering: .relaxed) else { return }
+        counters.upgradingWebSockets.subtract(1, ordering: .relaxed)
+    }
+}
+
 /// Answers a connection refused by `PlainConnections` and hangs up: over plain HTTP with a 503
 /// that says why; over TLS at once, since answering would first cost the handshake that the
 /// refusal is there to save.

@@ -7,6 +7,9 @@ final class GatewayCounters: Sendable {
     let webSocketClients = Atomic<Int>(0)
     let sseClients = Atomic<Int>(0)
     let statusClients = Atomic<Int>(0)
+    /// WebSocket upgrades accepted (their 101 on its way) whose session has not started yet:
+    /// they count against max_clients already (`UpgradePlace`).
+    let upgradingWebSockets = Atomic<Int>(0)
     let webSocketConnections = Atomic<UInt64>(0)
     let sseConnections = Atomic<UInt64>(0)
     /// Clients dropped because their queue was full (too slow).

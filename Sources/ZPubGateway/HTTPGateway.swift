@@ -138,10 +138,19 @@ public final class HTTPGateway: Sendable {
         if let tls {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
         }
+        // The place an accepted upgrade holds among max_clients until its session counts it as a
+        // client, or the connection ends first.
+        let place = UpgradePlace(counters: shared.counters)
+        channel.closeFuture.whenComplete { _ in place.release() }
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: shared.settings.maxFrame, automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
-                channel.eventLoop.makeSucceededFuture(shared.webSocketRefusal(head) == nil ? HTTPHeaders() : nil)
+                // Checked and taken in one go, on the one event loop: counting the client only
+                // when its session started (after the 101 was sent) let upgrades that arrived
+                // together all pass the check, 200 of them against max_clients = 50.
+                guard shared.webSocketRefusal(head) == nil else { return channel.eventLoop.makeSucceededFuture(nil) }
+                place.take()
+                return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
             },
             upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
@@ -150,7 +159,7 @@ public final class HTTPGateway: Sendable {
                         NIOWebSocketFrameAggregator(
                             minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: WebSocketSession.maxFragments,
                             maxAccumulatedFrameSize: shared.settings.maxFrame))
-                    try operations.addHandler(WebSocketSession(shared: shared, head: head))
+                    try operations.addHandler(WebSocketSession(shared: shared, head: head, place: place))
                 }
             })
         let operations = channel.pipeline.syncOperations
@@ -276,9 +285,11 @@ final class GatewayShared: Sendable {
         nextID.add(1, ordering: .relaxed).newValue
     }
 
+    /// The clients that count against max_clients: those connected, and the WebSocket upgrades
+    /// accepted whose session has not started yet.
     var clientCount: Int {
         counters.webSocketClients.load(ordering: .relaxed) + counters.sseClients.load(ordering: .relaxed)
-            + counters.statusClients.load(ordering: .relaxed)
+            + counters.statusClients.load(ordering: .relaxed) + counters.upgradingWebSockets.load(ordering: .relaxed)
     }
 
     /// Asks the broker's control API (HEALTH, STATS, ...); the reply comes on `eventLoop`.

@@ -12,6 +12,9 @@ final class WebSocketSession: ChannelInboundHandler {
 
     private let shared: GatewayShared
     private let head: HTTPRequestHead
+    /// The place the upgrade took among max_clients, handed over to `webSocketClients` once
+    /// this session counts as a client.
+    private let place: UpgradePlace
     private var outbox: ClientOutbox?
     /// Held by bytes, as the broker and the link know them: Swift's String equality takes
     /// canonically equivalent spellings ("é" precomposed or not) for one, and each spelling
@@ -32,9 +35,10 @@ final class WebSocketSession: ChannelInboundHandler {
     /// The client's allowance of subscription changes (`SubscriptionChangeLimit`).
     private var changes: TokenBucket
 
-    init(shared: GatewayShared, head: HTTPRequestHead) {
+    init(shared: GatewayShared, head: HTTPRequestHead, place: UpgradePlace) {
         self.shared = shared
         self.head = head
+        self.place = place
         changes = SubscriptionChangeLimit.bucket(
             maxClientPrefixes: shared.settings.maxClientPrefixes, now: NIODeadline.now().uptimeNanoseconds)
         let target = RequestTarget(uri: head.uri) ?? RequestTarget(path: "/ws")
@@ -71,6 +75,7 @@ final class WebSocketSession: ChannelInboundHandler {
             rawWriter: context.pipeline.syncOperations.rawWriterContext())
         self.outbox = outbox
         shared.counters.webSocketClients.add(1, ordering: .relaxed)
+        place.release()
         shared.counters.webSocketConnections.add(1, ordering: .relaxed)
         // Prefixes in the URL (?prefix=...) were checked before the upgrade.
         // With ?since=: every kept message under them after that sequence first.

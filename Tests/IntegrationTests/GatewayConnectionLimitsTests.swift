@@ -165,6 +165,46 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         XCTAssertTrue(stream.stdout.contains("served throughout"), stream.stdout + stream.stderr)
     }
 
+    // MARK: max_clients
+
+    /// WebSocket upgrades that arrive together (each request whole but its last byte, then every
+    /// last byte at once) get max_clients 101s, and the rest 503: the place is taken when the
+    /// upgrade is accepted. It was taken when the session started, after the 101 went out, and
+    /// 100 such upgrades all got 101 against max_clients = 20. Once they leave, their places
+    /// are free again.
+    func testUpgradesArrivingTogetherGetNoMoreThanMaxClients() throws {
+        let maxClients = 20
+        let upgrades = 100
+        let (daemon, port) = try startDaemon(http: "max_clients = \(maxClients)")
+        defer { withExtendedLifetime(daemon) {} }
+        let go = readyFile()
+        defer { try? FileManager.default.removeItem(atPath: go) }
+        let crowd = try python("gateway_limits.py", ["upgrade-crowd", "\(port)", "\(upgrades)", go])
+        try Wait.until("every upgrade is answered", timeout: 60) {
+            !jsonLines(crowd.stdoutSoFar).isEmpty || !crowd.isRunning
+        }
+        let answered = try XCTUnwrap(jsonLines(crowd.stdoutSoFar).first, crowd.stdoutSoFar + crowd.stderrSoFar)
+        XCTAssertEqual(
+            answered["statuses"] as? [String: Int], ["101": maxClients, "503": upgrades - maxClients], "\(answered)")
+        XCTAssertEqual(answered["codes"] as? [String: Int], ["too_many_clients": upgrades - maxClients])
+        try Wait.until("the upgraded clients' sessions have started") {
+            try HTTPProbe.metrics(port: port)["zpub_http_clients{kind=\"websocket\"}"] == Double(maxClients)
+        }
+
+        try createEmptyFile(go)
+        let run = try crowd.finish(timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        try Wait.until("the clients are gone") {
+            try HTTPProbe.metrics(port: port)["zpub_http_clients{kind=\"websocket\"}"] == 0
+        }
+        // Every place taken by an upgrade was given back: as many may connect again.
+        let again = try python("gateway_limits.py", ["upgrade-crowd", "\(port)", "\(maxClients)", go]).finish(
+            timeout: 60)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let second = try XCTUnwrap(jsonLines(again.stdout).first, again.stdout + again.stderr)
+        XCTAssertEqual(second["statuses"] as? [String: Int], ["101": maxClients], "\(second)")
+    }
+
     // MARK: Closing a client that stopped reading
 
     /// A WebSocket and an event stream whose reader stopped reading (its buffers full, the
