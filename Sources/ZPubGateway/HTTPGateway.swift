@@ -172,7 +172,8 @@ public final class HTTPGateway: Sendable {
                     context.pipeline.syncOperations.removeHandler(name: HTTPHandler.name, promise: nil)
                 }
             ),
-            withErrorHandling: true)
+            // HTTPHandler answers what the decoder cannot read, and closes (`errorCaught`).
+            withErrorHandling: false)
         try operations.addHandler(HTTPHandler(shared: shared, slot: slot), name: HTTPHandler.name)
     }
 

@@ -26,6 +26,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var answeredBefore = false
     /// A whole request that waits for the connection to take a reply (`channelRead`).
     private var unanswered: (HTTPRequestHead, [UInt8])?
+    /// A request could not be read: its 400 is on its way and the connection closing.
+    private var closingForError = false
 
     private enum EventStream {
         /// The outbox, the keep-alive, and the close at the JWT's expiry (if any).
@@ -74,7 +76,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard stream == nil else { return }
+        guard stream == nil, !closingForError else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
@@ -144,6 +146,30 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         deadline.stop()
         slot.release()
         context.fireChannelInactive()
+    }
+
+    /// A request NIO's decoder could not read (a garbled request line, HTTP/2.0, a folded header,
+    /// a bad Content-Length...) is answered 400 and the connection closed: nothing after it can
+    /// be read. Left to NIO's error handler, the 400 (with Connection: close) was written and the
+    /// connection kept, until the request deadline wrote a 408 after it, 10 s later.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            // The upgrader's refusals and the decoder's complaints about bytes after the error
+            // land here too: the request they concern is answered, or the connection closing.
+            return context.fireErrorCaught(error)
+        }
+        guard stream == nil, !closingForError else { return }
+        closingForError = true
+        head = nil
+        unanswered = nil
+        shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+        respondError(
+            context, .badRequest, "bad_request",
+            "the request is not valid HTTP/1.1 (\(parserError)); the connection is closed")
+        // Closed once the 400 is written (Connection: close), or after the grace if the client
+        // does not read it; no deadline, whose 408 would follow the 400.
+        deadline.stop()
+        Goodbye.closeAfterGrace(context.channel)
     }
 
     // MARK: Routing

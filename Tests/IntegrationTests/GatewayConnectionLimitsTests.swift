@@ -100,6 +100,30 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         }
     }
 
+    /// A request the decoder cannot read gets one 400 that says so, and the connection is closed
+    /// at once. It was left open after NIO's 400 (which said Connection: close) until the request
+    /// deadline wrote a 408 after it, 10 s later.
+    func testAnUnreadableRequestGetsOne400AndIsClosedAtOnce() throws {
+        let (daemon, port) = try startDaemon()
+        defer { withExtendedLifetime(daemon) {} }
+        let run = try python("gateway_limits.py", ["unreadable", "\(port)"]).finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let results = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        XCTAssertEqual(results.count, 5, "\(results)")
+        for (name, value) in results {
+            let connection = value as? [String: Any] ?? [:]
+            let received = connection["received"] as? String ?? ""
+            XCTAssertTrue(received.hasPrefix("HTTP/1.1 400 "), "\(name): \(connection)")
+            XCTAssertTrue(received.contains("\"bad_request\"") && received.contains("not valid HTTP"), "\(name)")
+            let statusLines = received.split(separator: "\n").filter { $0.hasPrefix("HTTP/1.1 ") }
+            XCTAssertEqual(statusLines.count, 1, "one response: \(name): \(received)")
+            XCTAssertEqual(connection["ending"] as? String, "eof", "\(name) is closed: \(connection)")
+            // At once: well before the request deadline.
+            XCTAssertLessThan(
+                connection["after_s"] as? Double ?? 99, Self.requestDeadline / 2, "\(name): \(connection)")
+        }
+    }
+
     /// Over TLS the deadline covers the handshake: a connection that sends no ClientHello, or
     /// part of one, is closed too.
     func testATLSConnectionWithoutAHandshakeIsClosedAtTheDeadline() throws {

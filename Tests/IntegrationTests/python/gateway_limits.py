@@ -32,6 +32,10 @@ usage:
       but the last byte, then every last byte goes out at once. Prints the status each got
       (and the error code of each refusal) as soon as all have answered, keeps the upgraded
       connections open until GO exists, then closes them all.
+  gateway_limits.py unreadable PORT
+      requests NIO's HTTP decoder cannot read (a garbled request line, HTTP/2.0, a folded
+      header, a bad Content-Length, a bad chunk), each on its own connection, all at once; prints
+      for each what the server sent and how long after the request it hung up.
 """
 import base64
 import json
@@ -332,6 +336,33 @@ def upgrade_crowd(port, count, go_file):
         connection.close()
 
 
+def unreadable(port):
+    cases = {
+        "request_line": b"GARBAGE\r\n\r\n",
+        "http_2": b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n",
+        "folded_header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n folded\r\n\r\n",
+        "content_length": b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        "chunk": b"POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",
+    }
+    results = {}
+
+    def send(name, request):
+        connection = socket.create_connection(("127.0.0.1", port))
+        connection.sendall(request)
+        started = time.monotonic()
+        received, ending = read_to_end(connection, 30)
+        results[name] = {"received": received.decode(errors="replace"), "ending": ending,
+                         "after_s": round(time.monotonic() - started, 2)}
+        connection.close()
+
+    threads = [threading.Thread(target=send, args=case) for case in cases.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps(results), flush=True)
+
+
 if __name__ == "__main__":
     command, port, *rest = sys.argv[1:]
     port = int(port)
@@ -349,5 +380,7 @@ if __name__ == "__main__":
         ws_flood(port, int(rest[0]), rest[1], rest[2])
     elif command == "upgrade-crowd":
         upgrade_crowd(port, int(rest[0]), rest[1])
+    elif command == "unreadable":
+        unreadable(port)
     else:
         sys.exit(f"unknown command {command}")
