@@ -155,6 +155,7 @@ public final class HTTPGateway: Sendable {
             upgradePipelineHandler: { channel, head in
                 channel.eventLoop.makeCompletedFuture {
                     let operations = channel.pipeline.syncOperations
+                    try operations.addHandler(WebSocketFrameCheck())
                     try operations.addHandler(
                         NIOWebSocketFrameAggregator(
                             minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: WebSocketSession.maxFragments,

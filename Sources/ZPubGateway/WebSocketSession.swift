@@ -245,11 +245,23 @@ final class WebSocketSession: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            closing = true
             var data = frame.unmaskedData
+            // A body is a 2-byte code and a UTF-8 reason (RFC 6455 5.5.1); one that is not gets
+            // the protocol error (1002) or bad data (1007) close, not an echo.
+            if data.readableBytes == 1 {
+                shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+                return close(
+                    context, code: 1002, reason: "a close frame's body is a 2-byte code and a reason, not 1 byte")
+            }
             // Its code, unless one that must not be sent (RFC 6455 7.4.1: 1005, 1006 and 1015 only
             // describe a closure; unassigned ones mean nothing).
             let received = data.readInteger(as: UInt16.self) ?? 1000
+            let reason = data.readBytes(length: data.readableBytes) ?? []
+            guard Array(String(decoding: reason, as: UTF8.self).utf8) == reason else {
+                shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+                return close(context, code: 1007, reason: "the close frame's reason is not UTF-8 (RFC 6455 5.5.1)")
+            }
+            closing = true
             let sendable = (1000...1003).contains(received) || (1007...1014).contains(received)
             let code = sendable || (3000...4999).contains(received) ? received : 1000
             Goodbye.close(context.channel, once: context.writeAndFlush(wrapOutboundOut(.close(code: code, reason: ""))))
@@ -270,6 +282,10 @@ final class WebSocketSession: ChannelInboundHandler {
             shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
             let (code, reason) = Self.closeFrame(for: refused, maxFrame: shared.settings.maxFrame)
             close(context, code: code, reason: reason)
+        case let violation as WebSocketFrameCheck.Violation:
+            guard !closing else { return }
+            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            close(context, code: 1002, reason: violation.reason)
         case is NIOWebSocketError:
             // NIO's WebSocketProtocolErrorHandler has sent the close frame (1009 for a frame over
             // max_frame, 1002 otherwise) and hangs up once it is written: bound that wait too.

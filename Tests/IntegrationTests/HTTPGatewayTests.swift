@@ -237,6 +237,28 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(daemon.process.isRunning)
     }
 
+    /// Frames a client may not send (RFC 6455 5.1, 5.2, 5.5.1) close the connection with 1002,
+    /// a close frame whose reason is not UTF-8 with 1007. They were taken as requests
+    /// (unmasked, RSV set), dropped and counted as signs of life (reserved opcodes), or echoed
+    /// as a normal close.
+    func testFramesThatBreakTheProtocolAreClosedWith1002() throws {
+        let (daemon, port) = try startDaemon()
+        let run = try python(["ws-violations", "\(port)"]).finish(timeout: 90)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let results = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        for (name, code, words) in [
+            ("unmasked", 1002, "masked"), ("rsv1", 1002, "RSV"), ("rsv3", 1002, "RSV"),
+            ("opcode_3", 1002, "reserved opcode 3"), ("opcode_11", 1002, "reserved opcode 11"),
+            ("close_one_byte", 1002, "1 byte"), ("close_reason_not_utf8", 1007, "UTF-8"),
+        ] {
+            let close = results[name] as? [String: Any] ?? [:]
+            XCTAssertEqual(close["code"] as? Int, code, "\(name): \(close)")
+            XCTAssertTrue((close["reason"] as? String ?? "").contains(words), "\(name): \(close)")
+            XCTAssertEqual(close["then"] as? String, "eof", "\(name): the server hung up after its close frame")
+        }
+        XCTAssertTrue(daemon.process.isRunning)
+    }
+
     func testASlowWebSocketClientIsDroppedWhileTheOthersKeepUp() throws {
         let queue = 200
         let (daemon, port) = try startDaemon(http: "client_queue = \(queue)")

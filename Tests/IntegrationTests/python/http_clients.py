@@ -270,6 +270,35 @@ def ws_fragments(port):
     print(json.dumps(results), flush=True)
 
 
+def raw_frame(opcode, payload, masked=True, rsv=0):
+    """A whole frame of 125 bytes at most, byte for byte, for what websocket-client refuses to
+    send: unmasked, with RSV bits, with a reserved opcode."""
+    first = bytes([0x80 | rsv << 4 | opcode, (0x80 if masked else 0) | len(payload)])
+    if not masked:
+        return first + payload
+    mask = os.urandom(4)
+    return first + mask + bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+
+
+def ws_violations(port):
+    """Frames that break RFC 6455, each on a fresh connection and followed by a ping request
+    (answered if the frame was let through): the server's close frame, and whether it hung up."""
+    ping = b'{"op":"ping"}'
+    cases = {
+        "unmasked": raw_frame(0x1, ping, masked=False),
+        "rsv1": raw_frame(0x1, ping, rsv=4),
+        "rsv3": raw_frame(0x1, ping, rsv=1),
+        "opcode_3": raw_frame(0x3, b"x"),
+        "opcode_11": raw_frame(0xB, b"x"),
+        "close_one_byte": raw_frame(0x8, b"\x03"),
+        "close_reason_not_utf8": raw_frame(0x8, b"\x03\xe8\xff\xfe"),
+    }
+    results = {}
+    for name, frame in cases.items():
+        results[name] = close_after(port, lambda ws: ws.sock.sendall(frame + raw_frame(0x1, ping)), timeout=5)
+    print(json.dumps(results), flush=True)
+
+
 def ws_slow(port, prefix, ready_file, go_file, seconds):
     """One client that subscribes and then does not read (with a tiny receive buffer) until
     go_file exists (`seconds` at most); then prints how its connection ended."""
@@ -504,6 +533,8 @@ if __name__ == "__main__":
         ws_bad_requests(port)
     elif command == "ws-fragments":
         ws_fragments(port)
+    elif command == "ws-violations":
+        ws_violations(port)
     elif command == "ws-slow":
         ws_slow(port, rest[0], rest[1], rest[2], float(rest[3]))
     elif command == "sse":
