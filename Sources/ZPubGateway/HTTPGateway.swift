@@ -148,7 +148,9 @@ public final class HTTPGateway: Sendable {
                 // Checked and taken in one go, on the one event loop: counting the client only
                 // when its session started (after the 101 was sent) let upgrades that arrived
                 // together all pass the check, 200 of them against max_clients = 50.
-                guard shared.webSocketRefusal(head) == nil else { return channel.eventLoop.makeSucceededFuture(nil) }
+                guard shared.handshakeProblem(head) == nil, shared.webSocketRefusal(head) == nil else {
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                }
                 place.take()
                 return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
             },
@@ -396,6 +398,55 @@ final class GatewayShared: Sendable {
         }
         if prefix.utf8.starts(with: BrokerState.internalPrefix) { return "prefixes under $zpub/ are zpubd's own" }
         return nil
+    }
+
+    /// What is wrong with an upgrade request as a WebSocket handshake (RFC 6455 4.1, 4.2.1), or
+    /// nil: the error to answer with, and its headers. NIO's upgrader checks only that the key
+    /// and version are there, and passes on what it refuses as a plain request, whose 426 told
+    /// the client to send the Upgrade headers it had sent.
+    func handshakeProblem(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, String, HTTPHeaders)? {
+        guard head.method == .GET else {
+            return (.badRequest, "bad_upgrade", "a WebSocket handshake is a GET (RFC 6455 4.1)", [:])
+        }
+        guard head.version.major > 1 || head.version.minor >= 1 else {
+            return (
+                .badRequest, "bad_upgrade",
+                "a WebSocket handshake needs HTTP/1.1 (RFC 6455 4.1); behind nginx: proxy_http_version 1.1;", [:]
+            )
+        }
+        let versions = head.headers["Sec-WebSocket-Version"]
+        guard versions == ["13"] else {
+            // RFC 6455 4.4: the reply names the version the server speaks.
+            let sent = versions.isEmpty ? "none" : versions.joined(separator: ", ")
+            return (
+                .upgradeRequired, "unsupported_websocket_version",
+                "Sec-WebSocket-Version \(sent) is not supported; the gateway speaks 13 (RFC 6455)",
+                ["Sec-WebSocket-Version": "13"]
+            )
+        }
+        let keys = head.headers["Sec-WebSocket-Key"]
+        guard keys.count == 1, Self.isWebSocketKey(keys[0]) else {
+            let problem = keys.isEmpty ? "is missing" : "is not 16 bytes in base64"
+            return (
+                .badRequest, "bad_websocket_key",
+                "Sec-WebSocket-Key \(problem): send 16 random bytes in base64 (RFC 6455 4.1)", [:]
+            )
+        }
+        return nil
+    }
+
+    /// Whether `key` is 16 bytes in base64: 22 characters of the alphabet and "==".
+    static func isWebSocketKey(_ key: String) -> Bool {
+        let characters = Array(key.utf8)
+        guard characters.count == 24, characters[22...] == [UInt8(ascii: "="), UInt8(ascii: "=")] else { return false }
+        return characters[..<22].allSatisfy { character in
+            switch character {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "/"):
+                true
+            default: false
+            }
+        }
     }
 
     /// Nil when a request may become a WebSocket; otherwise the HTTP error to answer with.

@@ -240,7 +240,21 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case "/status/events":
             statusEvents(context, head)
         case "/ws":
-            // The upgrader refused it: say why.
+            // The upgrader refused it, or never saw it: say why.
+            if head.headers["Upgrade"].contains(where: { $0.lowercased().contains("websocket") }) {
+                // NIO's upgrader looks at the first request of a connection only.
+                if answeredBefore {
+                    shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+                    return respondError(
+                        context, .badRequest, "upgrade_not_first",
+                        "a WebSocket upgrade is taken only as the first request on a connection; open a new connection for it",
+                        head)
+                }
+                if let (status, code, message, headers) = shared.handshakeProblem(head) {
+                    shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+                    return respondError(context, status, code, message, head, headers: headers)
+                }
+            }
             if let (status, code, message) = shared.webSocketRefusal(head) {
                 count(status, code)
                 return respondError(context, status, code, message, head)
@@ -598,20 +612,22 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         addCORS(&headers, head)
         let keepAlive = head.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
+        // Before the writes: writing the end lets NIO hand over a pipelined request at once,
+        // re-entrantly, which must find this one answered (and must stop the deadline itself).
+        // The next request is due within the deadline; and a client that never reads this
+        // response (so that the close below never comes) is closed by it too.
+        answeredBefore = true
+        let channel = context.channel
+        if channel.isActive { restartDeadline(context) }
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
             promise: nil)
         if head.method != .HEAD && !body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
         }
-        let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             if !keepAlive { channel.close(promise: nil) }
         }
-        // The next request is due within the deadline; and a client that never reads this
-        // response (so that the close above never comes) is closed by it too.
-        answeredBefore = true
-        if channel.isActive { restartDeadline(context) }
     }
 
     /// `{"error":{"code":...,"message":...}}`, as on the control socket.

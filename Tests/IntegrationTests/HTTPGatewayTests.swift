@@ -259,6 +259,31 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(daemon.process.isRunning)
     }
 
+    /// Upgrade requests the gateway cannot take are refused with the real reason: not a GET, not
+    /// HTTP/1.1, a key that is not 16 bytes in base64 (these were upgraded), no key or a version
+    /// other than 13 (these got a 426 telling the client to send the Upgrade headers it had
+    /// sent), an upgrade as the second request on a kept-alive connection (the same 426).
+    func testUpgradesThatCannotBeTakenAreToldWhy() throws {
+        let (daemon, port) = try startDaemon()
+        let run = try python(["ws-handshakes", "\(port)"]).finish(timeout: 90)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let results = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        for (name, status, code) in [
+            ("post", 405, "method_not_allowed"), ("http_1_0", 400, "bad_upgrade"),
+            ("short_key", 400, "bad_websocket_key"), ("key_not_base64", 400, "bad_websocket_key"),
+            ("no_key", 400, "bad_websocket_key"), ("version_8", 426, "unsupported_websocket_version"),
+            ("second_request", 400, "upgrade_not_first"),
+        ] {
+            let response = results[name] as? [String: Any] ?? [:]
+            XCTAssertEqual(response["status"] as? Int, status, "\(name): \(response)")
+            XCTAssertEqual(response["code"] as? String, code, "\(name): \(response)")
+        }
+        // RFC 6455 4.4: the refusal of a version names the one the server speaks.
+        let version = (results["version_8"] as? [String: Any])?["headers"] as? [String: String]
+        XCTAssertEqual(version?["sec-websocket-version"], "13", "\(results["version_8"] ?? "-")")
+        XCTAssertTrue(daemon.process.isRunning)
+    }
+
     func testASlowWebSocketClientIsDroppedWhileTheOthersKeepUp() throws {
         let queue = 200
         let (daemon, port) = try startDaemon(http: "client_queue = \(queue)")

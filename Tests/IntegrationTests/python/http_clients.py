@@ -299,6 +299,64 @@ def ws_violations(port):
     print(json.dumps(results), flush=True)
 
 
+def read_response(connection, received=b""):
+    """One response off a raw connection, after what was `received` of it already: status,
+    headers (lowercased names), JSON error code; and what came after it. A 101 has no body."""
+    while b"\r\n\r\n" not in received:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return {"status": None, "received": received.decode(errors="replace")}, b""
+        received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    headers = {name.strip().lower(): value.strip()
+               for name, _, value in (line.partition(":") for line in lines[1:])}
+    status = int(lines[0].split(" ")[1])
+    if status == 101:
+        return {"status": status, "headers": headers}, rest
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        rest += connection.recv(65536)
+    body, rest = rest[:length], rest[length:]
+    code = json.loads(body).get("error", {}).get("code") if body else None
+    return {"status": status, "headers": headers, "code": code}, rest
+
+
+def ws_handshakes(port):
+    """Upgrade requests that cannot be taken, each on a fresh connection: what each got (and for
+    an upgrade sent as the second request on a kept-alive connection, both responses)."""
+    def upgrade(method="GET", version="1.1", ws_version="13", key="dGhlIHNhbXBsZSBub25jZQ=="):
+        request = (f"{method} /ws HTTP/{version}\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Version: {ws_version}\r\n")
+        if key is not None:
+            request += f"Sec-WebSocket-Key: {key}\r\n"
+        return (request + "\r\n").encode()
+
+    cases = {
+        "post": (upgrade(method="POST"), 1),
+        "http_1_0": (upgrade(version="1.0"), 1),
+        "short_key": (upgrade(key="c2hvcnQ="), 1),
+        "key_not_base64": (upgrade(key="!!!!!!!!!!!!!!!!!!!!!!=="), 1),
+        "no_key": (upgrade(key=None), 1),
+        "version_8": (upgrade(ws_version="8"), 1),
+        "second_request": (f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode() + upgrade(), 2),
+    }
+    results = {}
+    for name, (request, count) in cases.items():
+        connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+        connection.sendall(request)
+        responses, rest = [], b""
+        try:
+            for _ in range(count):
+                response, rest = read_response(connection, rest)
+                responses.append(response)
+        except socket.timeout:
+            responses.append({"status": "timeout"})
+        results[name] = responses[-1]
+        connection.close()
+    print(json.dumps(results), flush=True)
+
+
 def ws_slow(port, prefix, ready_file, go_file, seconds):
     """One client that subscribes and then does not read (with a tiny receive buffer) until
     go_file exists (`seconds` at most); then prints how its connection ended."""
@@ -535,6 +593,8 @@ if __name__ == "__main__":
         ws_fragments(port)
     elif command == "ws-violations":
         ws_violations(port)
+    elif command == "ws-handshakes":
+        ws_handshakes(port)
     elif command == "ws-slow":
         ws_slow(port, rest[0], rest[1], rest[2], float(rest[3]))
     elif command == "sse":
