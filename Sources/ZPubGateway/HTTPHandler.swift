@@ -180,7 +180,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
             return respondError(context, .badRequest, "bad_request", "the request target is not a valid path", head)
         }
-        if head.method == .OPTIONS { return preflight(context, head) }
+        if head.method == .OPTIONS { return preflight(context, head, target) }
         if target.path == "/publish" {
             guard head.method == .POST else {
                 var headers = HTTPHeaders()
@@ -383,20 +383,30 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func preflight(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
-        let origin = head.headers.first(name: "Origin")
-        guard let allowed = shared.policy.corsOrigin(for: origin) else {
-            shared.counters.rejectedOrigin.add(1, ordering: .relaxed)
-            return respondError(
-                context, .forbidden, "origin_not_allowed",
-                "origin \(origin ?? "(none)") is not allowed; add it to allowed_origins in [http]", head)
-        }
+    /// `OPTIONS`: a CORS preflight when it carries an Origin, answered for the origins requests
+    /// are accepted from (`checkOrigin`: those listed, and a page served by zpubd itself);
+    /// without one it is no preflight, and gets what the path allows. It was refused 403 with
+    /// advice to list "(none)" in allowed_origins, and a same-origin preflight was refused
+    /// though the request it announced is accepted.
+    private func preflight(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ target: RequestTarget) {
         var headers = HTTPHeaders()
-        headers.add(name: "Access-Control-Allow-Origin", value: allowed)
+        headers.add(name: "Allow", value: target.path == "/publish" ? "POST, OPTIONS" : "GET, HEAD, OPTIONS")
+        guard let origin = head.headers.first(name: "Origin") else {
+            return respond(context, head, .noContent, contentType: nil, body: [], headers: headers)
+        }
+        if let denial = shared.policy.checkOrigin(origin, host: head.headers.first(name: "Host")) {
+            shared.counters.rejectedOrigin.add(1, ordering: .relaxed)
+            return respondError(context, .forbidden, denial.code, denial.message, head)
+        }
+        // A listed origin gets Access-Control-Allow-Origin from respond() (`addCORS`), as every
+        // response does: added here as well, it went out twice, which browsers refuse.
+        if shared.policy.corsOrigin(for: origin) == nil {
+            headers.add(name: "Access-Control-Allow-Origin", value: origin)
+            headers.add(name: "Vary", value: "Origin")
+        }
         headers.add(name: "Access-Control-Allow-Methods", value: "GET, HEAD, POST, OPTIONS")
         headers.add(name: "Access-Control-Allow-Headers", value: "Authorization, Content-Type, Last-Event-ID")
         headers.add(name: "Access-Control-Max-Age", value: "600")
-        headers.add(name: "Vary", value: "Origin")
         respond(context, head, .noContent, contentType: nil, body: [], headers: headers)
     }
 

@@ -1668,6 +1668,35 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(daemon.process.isRunning)
     }
 
+    /// An OPTIONS without Origin is no CORS preflight: 204 with what the path allows, not a 403
+    /// advising to allow the origin "(none)". A preflight from a page zpubd serves (Origin
+    /// naming the Host) is answered as the request it announces would be, and a listed
+    /// origin's gets Access-Control-Allow-Origin once (it came twice, which browsers refuse).
+    func testPreflightsAreAnsweredForWhatTheRequestWouldBe() throws {
+        let (daemon, port) = try startDaemon(http: #"allowed_origins = ["https://good.example"]"#)
+        defer { withExtendedLifetime(daemon) {} }
+        for (path, allow) in [("/publish", "POST, OPTIONS"), ("/stats", "GET, HEAD, OPTIONS")] {
+            let plain = try HTTPProbe.request(port: port, method: "OPTIONS", path, headers: [:])
+            XCTAssertEqual(plain.status, 204, "\(path): \(plain.text)")
+            XCTAssertEqual(plain.headers["allow"], allow, path)
+            XCTAssertNil(plain.headers["access-control-allow-origin"], path)
+        }
+        let own = "http://127.0.0.1:\(port)"
+        let sameOrigin = try HTTPProbe.request(port: port, method: "OPTIONS", "/publish", headers: ["Origin": own])
+        XCTAssertEqual(sameOrigin.status, 204, sameOrigin.text)
+        XCTAssertEqual(sameOrigin.headers["access-control-allow-origin"], own)
+        let listed = try HTTPProbe.request(
+            port: port, method: "OPTIONS", "/publish", headers: ["Origin": "https://good.example"])
+        XCTAssertEqual(listed.status, 204, listed.text)
+        for field in ["access-control-allow-origin", "vary"] {
+            let lines = listed.headerLines.filter { $0.lowercased().hasPrefix(field + ":") }
+            XCTAssertEqual(lines.count, 1, "\(field) once: \(listed.headerLines)")
+        }
+        let evil = try HTTPProbe.request(
+            port: port, method: "OPTIONS", "/publish", headers: ["Origin": "https://evil.example"])
+        XCTAssertEqual(evil.status, 403, evil.text)
+    }
+
     // MARK: Browsers
 
     func testHeadlessChromiumShowsTheStatusPageAndAWatchPageSubscriber() throws {
@@ -1760,6 +1789,8 @@ enum HTTPProbe {
     struct Response {
         let status: Int
         let headers: [String: String]
+        /// The header lines as sent, for a field that must come once.
+        let headerLines: [String]
         let body: [UInt8]
         var text: String { String(decoding: body, as: UTF8.self) }
         var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]) ?? [:] }
@@ -1813,6 +1844,8 @@ enum HTTPProbe {
             guard let colon = line.firstIndex(of: ":") else { continue }
             fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        return Response(status: status, headers: fields, body: Array(received[split.upperBound...]))
+        return Response(
+            status: status, headers: fields, headerLines: Array(head.dropFirst()),
+            body: Array(received[split.upperBound...]))
     }
 }
