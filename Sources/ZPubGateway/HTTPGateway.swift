@@ -136,6 +136,7 @@ public final class HTTPGateway: Sendable {
         _ channel: Channel, tls: NIOSSLContext?, slot: PlainConnections.Slot, shared: GatewayShared
     ) throws {
         if let tls {
+            try channel.pipeline.syncOperations.addHandler(PlainHTTPOnTLSPort(counters: shared.counters))
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
         }
         // The place an accepted upgrade holds among max_clients until its session counts it as a

@@ -124,9 +124,8 @@ final class GatewayConnectionLimitsTests: XCTestCase {
         }
     }
 
-    /// Over TLS the deadline covers the handshake: a connection that sends no ClientHello, or
-    /// part of one, is closed too.
-    func testATLSConnectionWithoutAHandshakeIsClosedAtTheDeadline() throws {
+    /// A self-signed certificate for 127.0.0.1 in server.crt and server.key.
+    private func makeCertificate() throws {
         let openssl = URL(fileURLWithPath: "/usr/bin/openssl")
         let made = try Run.program(
             openssl,
@@ -136,6 +135,12 @@ final class GatewayConnectionLimitsTests: XCTestCase {
                 "-out", path("server.crt"),
             ])
         XCTAssertEqual(made.status, 0, made.stderr)
+    }
+
+    /// Over TLS the deadline covers the handshake: a connection that sends no ClientHello, or
+    /// part of one, is closed too.
+    func testATLSConnectionWithoutAHandshakeIsClosedAtTheDeadline() throws {
+        try makeCertificate()
         let (daemon, port) = try startDaemon(
             http: """
                 tls_certificate_file = "\(path("server.crt"))"
@@ -153,6 +158,23 @@ final class GatewayConnectionLimitsTests: XCTestCase {
                 ((Self.requestDeadline - 1)...(Self.requestDeadline + 5)).contains(after),
                 "\(name) at the deadline: \(connection)")
         }
+    }
+
+    /// Plain HTTP sent to the TLS listener gets a 400 that says the port speaks HTTPS (it was
+    /// closed without a word: curl's "empty reply"), and HTTPS goes on working.
+    func testPlainHTTPOnTheTLSPortIsToldToUseHTTPS() throws {
+        try makeCertificate()
+        let (daemon, port) = try startDaemon(
+            http: """
+                tls_certificate_file = "\(path("server.crt"))"
+                tls_key_file = "\(path("server.key"))"
+                """, tls: true)
+        defer { withExtendedLifetime(daemon) {} }
+        let plain = try HTTPProbe.get(port: port, "/healthz")
+        XCTAssertEqual(plain.status, 400, plain.text)
+        XCTAssertEqual((plain.json["error"] as? [String: Any])?["code"] as? String, "https_required", plain.text)
+        let secure = try Run.python("gateway_credentials.py", ["https-get", "\(port)", "/healthz", path("server.crt")])
+        XCTAssertTrue(secure.stdout.contains("\"status\": 200"), secure.stdout + secure.stderr)
     }
 
     // MARK: The cap on connections that are not clients
