@@ -82,6 +82,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.head = head
             body = []
             bodyBytes = 0
+            if Self.expectsContinue(head) { answerExpectation(context, head) }
         case .body(var part):
             bodyBytes += part.readableBytes
             let limit = shared.settings.maxFrame
@@ -115,6 +116,31 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             deadline.stop()
             route(context, head, body: requestBody)
         }
+    }
+
+    /// `Expect: 100-continue` in HTTP/1.1 (RFC 9110 10.1.1; an HTTP/1.0 one is ignored): the
+    /// client holds its body back until it hears from the server, or for a second of its own
+    /// (curl), which every such POST /publish cost it.
+    static func expectsContinue(_ head: HTTPRequestHead) -> Bool {
+        guard head.version.major > 1 || head.version.minor >= 1 else { return false }
+        return head.headers["Expect"].contains { $0.lowercased() == "100-continue" }
+    }
+
+    /// Asks for the body with `100 Continue`, or refuses at once (413) a body that its
+    /// Content-Length already puts over max_frame: the client then never sends it.
+    private func answerExpectation(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        let limit = shared.settings.maxFrame
+        if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > limit {
+            count(.payloadTooLarge)
+            respondError(
+                context, .payloadTooLarge, "too_large",
+                "a request body may have at most max_frame (\(limit)) bytes; split a batch into several requests", head)
+            self.head = nil
+            context.close(promise: nil)
+            return
+        }
+        context.writeAndFlush(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -1359,6 +1359,30 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertNil(try subscriber.receiveFrames(timeoutMilliseconds: 300), "nothing refused was published")
     }
 
+    /// A POST /publish with `Expect: 100-continue` (as curl sends a larger body) is asked for its
+    /// body at once, instead of the client waiting a second for a word; one whose declared
+    /// length is over max_frame is refused at once, its body never sent.
+    func testAPublishThatExpects100ContinueIsAnsweredAtOnce() throws {
+        let (daemon, port) = try startDaemon(
+            http: """
+                publish_prefixes = ["chat."]
+                max_frame = 65536
+                """)
+        defer { withExtendedLifetime(daemon) {} }
+        let body = #"{"messages":[{"topic":"chat.1","payload":"hello"}]}"#
+        let run = try python(["expect-continue", "\(port)", body]).finish(timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        XCTAssertEqual((result["first"] as? [String: Any])?["status"] as? Int, 100, "\(result)")
+        XCTAssertEqual((result["final"] as? [String: Any])?["status"] as? Int, 200, "\(result)")
+        let large = try python(["expect-continue", "\(port)", body, "100000"]).finish(timeout: 30)
+        XCTAssertEqual(large.status, 0, large.stderr)
+        let refused = try XCTUnwrap(jsonLines(large.stdout).first, large.stdout + large.stderr)
+        let first = refused["first"] as? [String: Any]
+        XCTAssertEqual(first?["status"] as? Int, 413, "\(refused)")
+        XCTAssertEqual(first?["code"] as? String, "too_large", "\(refused)")
+    }
+
     /// POST /publish answers with each kept message's history sequence, which HISTORY then
     /// shows holding exactly that message; PAUSE makes it refuse instead of wait.
     func testPublishingOverHTTPRepliesWithHistorySequences() throws {

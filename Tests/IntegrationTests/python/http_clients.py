@@ -357,6 +357,26 @@ def ws_handshakes(port):
     print(json.dumps(results), flush=True)
 
 
+def expect_continue(port, body, declared_length):
+    """POST /publish with Expect: 100-continue, as curl sends it: the headers, then the body
+    only once the server answered (5 s at most). Prints the interim response (or "timeout"),
+    and the final one."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+    connection.sendall((f"POST /publish HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                        f"Content-Length: {declared_length}\r\nExpect: 100-continue\r\n\r\n").encode())
+    try:
+        first, rest = read_response(connection)
+    except socket.timeout:
+        print(json.dumps({"first": "timeout"}), flush=True)
+        return
+    final = first
+    if first["status"] == 100:
+        connection.sendall(body.encode())
+        final, rest = read_response(connection, rest)
+    print(json.dumps({"first": first, "final": final}), flush=True)
+    connection.close()
+
+
 def ws_slow(port, prefix, ready_file, go_file, seconds):
     """One client that subscribes and then does not read (with a tiny receive buffer) until
     go_file exists (`seconds` at most); then prints how its connection ended."""
@@ -595,6 +615,8 @@ if __name__ == "__main__":
         ws_violations(port)
     elif command == "ws-handshakes":
         ws_handshakes(port)
+    elif command == "expect-continue":
+        expect_continue(port, rest[0], int(rest[1]) if len(rest) > 1 else len(rest[0].encode()))
     elif command == "ws-slow":
         ws_slow(port, rest[0], rest[1], rest[2], float(rest[3]))
     elif command == "sse":
