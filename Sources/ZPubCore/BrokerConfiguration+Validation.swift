@@ -194,6 +194,8 @@ extension BrokerConfiguration {
                         "upstream",
                         "upstream endpoint \"\(endpoint)\": an upstream is connected to, so it needs a host, not *"
                     ))
+            } else if let loop = upstreamLoop(endpoint) {
+                problems.append(("upstream", loop))
             }
         }
 
@@ -244,5 +246,22 @@ extension BrokerConfiguration {
                 ))
         }
         return problems
+    }
+
+    /// Why an upstream would lead back into this broker, or nil. The upstream link subscribes
+    /// at the endpoint it connects to and forwards what arrives into the broker, which
+    /// publishes it on its xpub: connected to its own xpub (or to one of its internal sockets),
+    /// the broker receives every message it sends, forwards it again, and so on forever, one
+    /// core at 100%.
+    func upstreamLoop(_ endpoint: String) -> String? {
+        let advice = "point upstream at another broker's xpub endpoint, or remove it"
+        if endpoint.hasPrefix(InternalEndpoints.reservedPrefix) {
+            return
+                "upstream endpoint \"\(endpoint)\" is under \(InternalEndpoints.reservedPrefix), which is reserved for this broker's own sockets: it would forward the broker's messages back into itself forever (a loop); \(advice)"
+        }
+        guard let own = xpubEndpoints.first(where: { Endpoint.reaches(endpoint, bound: $0) }) else { return nil }
+        let same = own == endpoint ? "" : " (\(own) listens there)"
+        return
+            "upstream endpoint \"\(endpoint)\" is this broker's own xpub endpoint\(same): the broker would receive every message it publishes and forward it again, forever (a loop); \(advice)"
     }
 }

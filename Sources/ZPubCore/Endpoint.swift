@@ -47,3 +47,37 @@ public enum Endpoint {
         return nil
     }
 }
+
+extension Endpoint {
+    /// Whether connecting to `connect` would reach a socket bound to `bound`, judged from the
+    /// strings alone: ipc paths and inproc names when equal; tcp when the ports are the same
+    /// number and the hosts are the same literal, or `connect` is a loopback literal and `bound`
+    /// a wildcard. Host names other than localhost are not resolved, so a miss is possible;
+    /// a false match is not.
+    public static func reaches(_ connect: String, bound: String) -> Bool {
+        if connect == bound { return true }
+        guard let to = tcpHostAndPort(connect), let listener = tcpHostAndPort(bound), to.port == listener.port
+        else { return false }
+        if to.host == listener.host { return true }
+        return wildcardHosts.contains(listener.host) && (loopbackHosts.contains(to.host) || to.host.hasPrefix("127."))
+    }
+
+    /// libzmq's wildcards for "every interface", and what a connect to the local machine names.
+    private static let wildcardHosts: Set<String> = ["*", "0.0.0.0", "::"]
+    private static let loopbackHosts: Set<String> = ["127.0.0.1", "::1", "0.0.0.0", "::"]
+
+    /// A tcp endpoint's host (lowercased, without brackets, localhost as 127.0.0.1 as libzmq
+    /// resolves it without IPv6) and numeric port; nil for other transports and for a port
+    /// that is `*` or 0 (chosen by the kernel: it cannot be compared).
+    private static func tcpHostAndPort(_ endpoint: String) -> (host: String, port: Int)? {
+        guard endpoint.hasPrefix("tcp://") else { return nil }
+        var address = endpoint.dropFirst("tcp://".count)
+        // A connect may name its source first: tcp://source:port;host:port.
+        if let semicolon = address.lastIndex(of: ";") { address = address[address.index(after: semicolon)...] }
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), port > 0
+        else { return nil }
+        var host = address[..<colon].lowercased()
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host == "localhost" ? "127.0.0.1" : host, port)
+    }
+}

@@ -68,6 +68,23 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(started.status, 78, started.stderr)
     }
 
+    /// An upstream that is this broker's own xpub (or its internal one) is refused before
+    /// anything binds: it forwarded one message to itself forever at 100% CPU.
+    func testCheckConfigRefusesAnUpstreamThatIsThisBrokersOwnXPub() throws {
+        let xpub = "ipc://\(NSTemporaryDirectory())zpubd-loop-\(UUID().uuidString.prefix(8)).sock"
+        let file = try temporaryFile(
+            "[endpoints]\nxpub = [\"\(xpub)\"]\nupstream = [\"inproc://zpubd/xpub\", \"\(xpub)\"]\n")
+        let run = try Run.program(Binaries.zpubd, ["--config", file.path, "--check-config"])
+        XCTAssertEqual(run.status, 1, run.stdout)
+        XCTAssertTrue(run.stderr.contains("\(file.path):3: upstream endpoint \"inproc://zpubd/xpub\""), run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains("\(file.path):3: upstream endpoint \"\(xpub)\" is this broker's own xpub"), run.stderr)
+        let flag = try Run.program(
+            Binaries.zpubd, ["--xpub", "tcp://*:47556", "--upstream", "tcp://localhost:47556", "--check-config"])
+        XCTAssertEqual(flag.status, 1, flag.stdout)
+        XCTAssertTrue(flag.stderr.contains("(a loop)"), flag.stderr)
+    }
+
     func testABadConfigurationAtStartExitsWithStatus78() throws {
         let bad = try temporaryFile("[endpoints]\nxpub = [\"tcp://localhost\"]\n")
         let run = try Run.program(Binaries.zpubd, ["--config", bad.path])

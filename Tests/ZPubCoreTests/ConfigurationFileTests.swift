@@ -230,6 +230,43 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(found.first?.message.contains("is given twice") == true, "\(found)")
     }
 
+    /// An upstream that leads back to this broker's own xpub would forward one message to
+    /// itself forever at 100% CPU: refused at its line, saying which endpoint and why.
+    func testAnUpstreamThatLoopsBackToThisBrokerIsRefused() {
+        let reserved = problems("[endpoints]\nupstream = [\"inproc://zpubd/xpub\"]\n")
+        XCTAssertEqual(reserved.map(\.line), [2], "\(reserved)")
+        XCTAssertTrue(reserved.first?.message.contains("\"inproc://zpubd/xpub\" is under inproc://zpubd/") == true)
+        XCTAssertTrue(reserved.first?.message.contains("a loop") == true, "\(reserved)")
+        let ownXPub: [(xpub: String, upstream: String)] = [
+            ("ipc:///tmp/x-xpub", "ipc:///tmp/x-xpub"),
+            ("inproc://mine", "inproc://mine"),
+            ("tcp://127.0.0.1:47556", "tcp://127.0.0.1:47556"),
+            ("tcp://127.0.0.1:47556", "tcp://localhost:47556"),
+            ("tcp://*:47556", "tcp://127.0.0.1:47556"),
+            ("tcp://0.0.0.0:47556", "tcp://localhost:47556"),
+            ("tcp://*:47556", "tcp://[::1]:47556"),
+        ]
+        for (xpub, upstream) in ownXPub {
+            let found = problems("[endpoints]\nxpub = [\"\(xpub)\"]\nupstream = [\"\(upstream)\"]\n")
+            XCTAssertEqual(found.map(\.line), [3], "\(xpub) <- \(upstream): \(found)")
+            XCTAssertTrue(
+                found.first?.message.contains("\"\(upstream)\" is this broker's own xpub endpoint") == true, "\(found)")
+            XCTAssertTrue(found.first?.message.contains("a loop") == true, "\(found)")
+        }
+        let elsewhere: [(xpub: String, upstream: String)] = [
+            ("ipc:///tmp/x-xpub", "ipc:///tmp/other-xpub"),
+            ("tcp://127.0.0.1:47556", "tcp://127.0.0.1:47557"),
+            ("tcp://127.0.0.1:47556", "tcp://10.0.0.1:47556"),
+            ("tcp://*:47556", "tcp://10.0.0.1:47556"),
+            ("tcp://127.0.0.1:*", "tcp://127.0.0.1:47556"),
+            // This broker's pull is not a publisher: no loop (and no handshake).
+            ("tcp://127.0.0.1:5556", "tcp://127.0.0.1:5557"),
+        ]
+        for (xpub, upstream) in elsewhere {
+            XCTAssertEqual(problems("[endpoints]\nxpub = [\"\(xpub)\"]\nupstream = [\"\(upstream)\"]\n"), [], upstream)
+        }
+    }
+
     func testAtLeastOneWayInAndOut() {
         XCTAssertTrue(
             problems("[endpoints]\nxpub = []\n").contains { $0.message.contains("subscribers would have nowhere") })
