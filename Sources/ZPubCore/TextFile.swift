@@ -54,11 +54,20 @@ public enum TextFile {
         return text
     }
 
-    /// The file's bytes as they are (a secret may be any bytes).
+    /// The file's bytes as they are (a secret may be any bytes). Only a regular file is read:
+    /// the open does not block (a FIFO's would wait for a writer, and it runs on the thread that
+    /// handles SIGTERM and RELOAD), and anything else is refused with what it is.
     public static func readBytes(_ path: String) throws(ReadError) -> [UInt8] {
-        let file = open(try resolve(path), O_RDONLY | O_CLOEXEC)
+        let file = open(try resolve(path), O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard file >= 0 else { throw ReadError(errno: errno) }
         defer { close(file) }
+        var info = stat()
+        guard fstat(file, &info) == 0 else { throw ReadError(errno: errno) }
+        if let kind = notRegular(info.st_mode) {
+            throw ReadError(
+                "it is \(kind), not a regular file; zpubd reads only regular files (anything else may wait for a writer forever): put the contents in a regular file there"
+            )
+        }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
@@ -74,6 +83,19 @@ public enum TextFile {
             }
         }
         return bytes
+    }
+
+    /// What a file of `mode` is, when it is not a regular file.
+    private static func notRegular(_ mode: mode_t) -> String? {
+        switch mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFDIR: return "a directory"
+        case S_IFIFO: return "a FIFO (named pipe)"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "a file of an unknown kind"
+        }
     }
 
     public enum Kind: Equatable, Sendable {

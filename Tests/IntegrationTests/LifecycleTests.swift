@@ -344,6 +344,20 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(nothing.stderr.contains("started without --config"), nothing.stderr)
     }
 
+    /// A configuration file replaced by a FIFO is refused at RELOAD with what it is, and
+    /// SIGTERM still stops zpubd: opening the FIFO used to wait for a writer on the thread that
+    /// handles both, so RELOAD hung and SIGTERM was ignored.
+    func testAConfigurationFileThatIsAFIFOIsRefusedAndSIGTERMStillStops() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_topics = 77\n")
+        try FileManager.default.removeItem(at: daemon.configURL)
+        XCTAssertEqual(mkfifo(daemon.configURL.path, 0o600), 0)
+        let reply = try XCTUnwrap(try daemon.request("RELOAD"), "RELOAD waited for a writer of the FIFO")
+        let text = String(decoding: reply, as: UTF8.self)
+        XCTAssertTrue(text.contains("\(daemon.configURL.path): it is a FIFO (named pipe), not a regular file"), text)
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(), 0, daemon.log)
+    }
+
     /// A daemon (`max_topics = 77` in its file) whose forwarding loop the test hook holds for
     /// 10 s from when this returns.
     private func daemonWithTheLoopHeldTenSeconds(environment: [String: String] = [:]) throws -> Daemon {

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import ZPubCore
 
@@ -28,5 +29,35 @@ final class TextFileTests: XCTestCase {
             XCTAssertEqual((error as? TextFile.ReadError)?.reason, "No such file or directory")
         }
         XCTAssertThrowsError(try TextFile.read(directory), "a directory is not a text file")
+    }
+
+    /// A FIFO (or any file that is not a regular file) is refused with what it is, at once: its
+    /// open used to wait for a writer, on the thread that handles SIGTERM and RELOAD. Should the
+    /// read block, a writer is let in after 10 s so that the test fails instead of hanging.
+    func testAFIFOIsRefusedWithoutWaitingForAWriter() throws {
+        let path = "/tmp/zpub-textfile-fifo-\(getpid())"
+        XCTAssertEqual(mkfifo(path, 0o600), 0)
+        defer { unlink(path) }
+        let outcome = Locked<Result<[UInt8], TextFile.ReadError>?>(nil)
+        let finished = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            do throws(TextFile.ReadError) {
+                let bytes = try TextFile.readBytes(path)
+                outcome.withLock { $0 = .success(bytes) }
+            } catch {
+                outcome.withLock { $0 = .failure(error) }
+            }
+            finished.signal()
+        }
+        if finished.wait(timeout: .now() + 10) == .timedOut {
+            close(open(path, O_WRONLY))
+            finished.wait()
+            return XCTFail("reading a FIFO waited for a writer")
+        }
+        guard case .failure(let error) = outcome.withLock({ $0 }) else { return XCTFail("a FIFO must be refused") }
+        XCTAssertTrue(error.reason.hasPrefix("it is a FIFO (named pipe), not a regular file"), error.reason)
+        XCTAssertThrowsError(try TextFile.read("/dev/null")) { error in
+            XCTAssertTrue("\(error)".hasPrefix("it is a character device"), "\(error)")
+        }
     }
 }
