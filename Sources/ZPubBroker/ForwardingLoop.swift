@@ -1063,24 +1063,9 @@ final class ForwardingLoop {
     /// bound never costs the one it replaces, or the connections made through it), the
     /// endpoints moved from another socket bound.
     private func reconfigure(_ reloaded: BrokerConfiguration, serverKey newServerKey: CurveKey?) -> ReloadOutcome {
-        var newConfiguration = reloaded
-        if newConfiguration.ioThreads != configuration.ioThreads {
-            logger.warning(
-                "io_threads is read at start: libzmq keeps \(configuration.ioThreads) I/O thread(s) until a restart")
-        }
-        if newConfiguration.historySequenceReserve != configuration.historySequenceReserve {
-            logger.warning(
-                "[history] sequence_reserve is read at start: the store keeps reserving \(configuration.historySequenceReserve) until a restart"
-            )
-        }
-        if newConfiguration.pair != configuration.pair {
-            // The pair's link, role and endpoints are set up at start (docs/topologies.md); so
-            // are the subscribers' heartbeats it sets (`SocketSetup.applyOptions`).
-            logger.warning(
-                "[ha] is read at start: this broker keeps its role (\(configuration.pair.role?.rawValue ?? "none")) and its peer until a restart; CONFIG shows the file's, not these"
-            )
-            newConfiguration.pair = configuration.pair
-        }
+        // Keys read at start (io_threads, [history] directory, [ha], ...) come with the values
+        // in force: `StartOnlySettings` keeps them, and warns of a change, before any reload.
+        let newConfiguration = reloaded
         let sockets: [(role: BrokerSocketRole, socket: Socket)] = [(.pull, pull), (.xsub, xsub), (.xpub, xpub)]
         // A passive pair member binds its producers' endpoints only when it takes over.
         let wanted: [BrokerSocketRole: [String]] = [

@@ -18,6 +18,8 @@ struct Services {
     let gateway: HTTPGateway?
     /// Started on sockets systemd passed: under zpubd-activated.service, with no network.
     let socketActivated: Bool
+    /// What a reload cannot change: kept at every reload, and a warning for each change.
+    let startOnly: StartOnlySettings
 
     /// Set when the pair demoted this broker: zpubd then exits with `demotedExitStatus`.
     static let demoted = Atomic<Bool>(false)
@@ -66,7 +68,7 @@ struct Services {
             return Services(
                 broker: broker,
                 gateway: try startGateway(configuration, keys: gatewayKeys, broker: broker, logger: logger),
-                socketActivated: !adopted.isEmpty)
+                socketActivated: !adopted.isEmpty, startOnly: StartOnlySettings(configuration))
         } catch {
             broker.stop()
             // Socket-activated (zpubd-activated.service: no network of its own, Unix sockets
@@ -113,10 +115,13 @@ struct Services {
     }
 
     /// Applies a validated configuration: the broker's, then [http] (without dropping its
-    /// clients; what needs a restart is logged). Returns the endpoints that could not be bound.
+    /// clients; what needs a restart is logged). Keys read at start keep their values, so that
+    /// CONFIG shows what is in force. Returns the endpoints that could not be bound.
     func reload(
-        _ configuration: BrokerConfiguration, security: SecurityMaterial, gatewayKeys: GatewayKeys, logger: Logger
+        _ reloaded: BrokerConfiguration, security: SecurityMaterial, gatewayKeys: GatewayKeys, logger: Logger
     ) -> ReloadOutcome {
+        let (configuration, startOnlyWarnings) = startOnly.keep(in: reloaded)
+        for warning in startOnlyWarnings { logger.warning("\(warning)") }
         let outcome = broker.reload(configuration, security: security)
         if case .refused = outcome { return outcome }
         if let gateway {
@@ -126,8 +131,6 @@ struct Services {
                 lastValuePrefixes: configuration.lastValuePrefixes)
             for note in notes { logger.warning("\(note)") }
             Self.warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
-        } else if configuration.http.enabled {
-            logger.warning("[http] enabled = true: the gateway starts at the next restart")
         }
         return outcome
     }

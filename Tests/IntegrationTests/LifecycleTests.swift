@@ -358,6 +358,49 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(daemon.waitForExit(), 0, daemon.log)
     }
 
+    /// A reload that changes keys read at start warns for each with the value in force since
+    /// start, and CONFIG shows that value; the file restored, nothing is said. The warnings were
+    /// once compared with the last reload, so a restored file was said to keep the reloaded
+    /// values, and [history] directory and queue_bytes were never mentioned.
+    func testAReloadOfStartOnlyKeysWarnsAgainstWhatIsInForceSinceStart() throws {
+        let plain = "[limits]\nmax_topics = 77\n"
+        let daemon = try Daemon(configuration: plain)
+        func reload() throws {
+            let run = try Run.program(
+                Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+            XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        }
+        try """
+        [sockets]
+        io_threads = 4
+        [history]
+        directory = "\(daemon.directory.path)/history"
+        queue_bytes = 100000
+        sequence_reserve = 5000
+        """.write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        try reload()
+        let changed = daemon.log
+        for warning in [
+            "io_threads is read at start: libzmq keeps 1 I/O thread(s) until a restart, not 4",
+            "[history] directory is read at start: history stays in memory until a restart",
+            "[history] queue_bytes is read at start: the history writer's queue keeps 67108864 bytes",
+            "[history] sequence_reserve is read at start: the store keeps reserving 1073741824 until a restart",
+        ] {
+            XCTAssertTrue(changed.contains(warning), "\(warning)\n\(changed)")
+        }
+        let configuration = try XCTUnwrap(try daemon.json("CONFIG")["configuration"] as? [String: Any])
+        XCTAssertEqual(configuration["io_threads"] as? Int, 1, "CONFIG shows what is in force")
+        XCTAssertNil(configuration["state_directory"], "history still runs in memory: \(configuration)")
+        XCTAssertEqual(configuration["history_queue_bytes"] as? Int, 67_108_864)
+        XCTAssertEqual(configuration["history_sequence_reserve"] as? Int, 1 << 30)
+
+        try plain.write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        try reload()
+        let restored = String(daemon.log.dropFirst(changed.count))
+        XCTAssertTrue(restored.contains("configuration reloaded"), restored)
+        XCTAssertFalse(restored.contains("read at start"), "the file is back to what is in force: \(restored)")
+    }
+
     /// A daemon (`max_topics = 77` in its file) whose forwarding loop the test hook holds for
     /// 10 s from when this returns.
     private func daemonWithTheLoopHeldTenSeconds(environment: [String: String] = [:]) throws -> Daemon {

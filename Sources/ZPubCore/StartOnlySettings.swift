@@ -1,0 +1,80 @@
+/// The keys zpubd reads only at start (docs/control-protocol.md, CONFIG): libzmq's I/O threads,
+/// where and how history is kept, the pair, and where the HTTP gateway listens. A reload cannot
+/// change them; it keeps the values fixed at start, says so for each key its file changes, and
+/// hands on a configuration that holds what is in force (what CONFIG then shows).
+///
+/// Compared with the start, not with the last reload: a file changed and then restored is back
+/// to what is in force, and nothing is said about it.
+public struct StartOnlySettings: Equatable, Sendable {
+    public let ioThreads: Int
+    public let stateDirectory: String?
+    public let historyQueueBytes: Int
+    public let historySequenceReserve: Int
+    public let pair: PairSettings
+    public let httpEnabled: Bool
+    public let httpListen: String
+
+    /// The values of `configuration`, the one zpubd started with.
+    public init(_ configuration: BrokerConfiguration) {
+        ioThreads = configuration.ioThreads
+        stateDirectory = configuration.stateDirectory
+        historyQueueBytes = configuration.historyQueueBytes
+        historySequenceReserve = configuration.historySequenceReserve
+        pair = configuration.pair
+        httpEnabled = configuration.http.enabled
+        httpListen = configuration.http.listen
+    }
+
+    /// `reloaded` with the start-only keys set back to the values in force, and a warning for
+    /// each key whose value in `reloaded` differs from it.
+    public func keep(in reloaded: BrokerConfiguration) -> (configuration: BrokerConfiguration, warnings: [String]) {
+        var kept = reloaded
+        var warnings: [String] = []
+        if reloaded.ioThreads != ioThreads {
+            warnings.append(
+                "io_threads is read at start: libzmq keeps \(ioThreads) I/O thread(s) until a restart, not \(reloaded.ioThreads)"
+            )
+            kept.ioThreads = ioThreads
+        }
+        if reloaded.stateDirectory != stateDirectory {
+            let place = stateDirectory.map { "in \($0)" } ?? "in memory"
+            warnings.append("[history] directory is read at start: history stays \(place) until a restart")
+            kept.stateDirectory = stateDirectory
+        }
+        if reloaded.historyQueueBytes != historyQueueBytes {
+            warnings.append(
+                "[history] queue_bytes is read at start: the history writer's queue keeps \(historyQueueBytes) bytes until a restart, not \(reloaded.historyQueueBytes)"
+            )
+            kept.historyQueueBytes = historyQueueBytes
+        }
+        if reloaded.historySequenceReserve != historySequenceReserve {
+            warnings.append(
+                "[history] sequence_reserve is read at start: the store keeps reserving \(historySequenceReserve) until a restart, not \(reloaded.historySequenceReserve)"
+            )
+            kept.historySequenceReserve = historySequenceReserve
+        }
+        if reloaded.pair != pair {
+            // The pair's link, role and endpoints are set up at start (docs/topologies.md); so
+            // are the subscribers' heartbeats it sets (`SocketSetup.applyOptions`).
+            warnings.append(
+                "[ha] is read at start: this broker keeps its role (\(pair.role?.rawValue ?? "none")) and its peer until a restart"
+            )
+            kept.pair = pair
+        }
+        if reloaded.http.enabled != httpEnabled {
+            warnings.append(
+                httpEnabled
+                    ? "[http] enabled = false: the gateway keeps running until a restart"
+                    : "[http] enabled = true: the gateway starts at the next restart")
+            kept.http.enabled = httpEnabled
+        }
+        // A gateway that did not start listens nowhere: the file's address is the next start's.
+        if httpEnabled && reloaded.http.listen != httpListen {
+            warnings.append(
+                "[http] listen changed from \(httpListen) to \(reloaded.http.listen): the gateway keeps listening on \(httpListen) until a restart"
+            )
+            kept.http.listen = httpListen
+        }
+        return (kept, warnings)
+    }
+}

@@ -1,0 +1,61 @@
+import XCTest
+import ZPubCore
+
+final class StartOnlySettingsTests: XCTestCase {
+    /// Compared with the start, not the last reload: a file that changes a start-only key and is
+    /// then restored is warned about once, and the restore says nothing.
+    func testAChangeThenARestoreWarnsOnceWithTheValuesInForce() {
+        let started = BrokerConfiguration()
+        let startOnly = StartOnlySettings(started)
+        var changed = started
+        changed.ioThreads = 4
+        changed.historySequenceReserve = 5_000
+        changed.historyQueueBytes = 1 << 20
+        changed.stateDirectory = "/var/lib/elsewhere"
+        changed.maxTopics = 5
+        let (kept, warnings) = startOnly.keep(in: changed)
+        XCTAssertEqual(kept.ioThreads, 1)
+        XCTAssertEqual(kept.historySequenceReserve, 1 << 30)
+        XCTAssertEqual(kept.historyQueueBytes, started.historyQueueBytes)
+        XCTAssertNil(kept.stateDirectory)
+        XCTAssertEqual(kept.maxTopics, 5, "a key a reload applies is the file's")
+        XCTAssertEqual(warnings.count, 4, "\(warnings)")
+        XCTAssertTrue(warnings[0].contains("libzmq keeps 1 I/O thread(s) until a restart, not 4"), warnings[0])
+        XCTAssertTrue(warnings[1].contains("history stays in memory"), warnings[1])
+        XCTAssertTrue(warnings[2].contains("keeps \(started.historyQueueBytes) bytes"), warnings[2])
+        XCTAssertTrue(warnings[3].contains("keeps reserving 1073741824"), warnings[3])
+
+        let restored = startOnly.keep(in: started)
+        XCTAssertEqual(restored.configuration, started)
+        XCTAssertEqual(restored.warnings, [])
+    }
+
+    /// [ha] and [http]'s listen and enabled are kept too (the pair and the gateway are set up
+    /// at start); a gateway that did not start takes the file's address at the next start.
+    func testThePairAndTheGatewaysAddressAreKept() {
+        var started = BrokerConfiguration()
+        started.http.enabled = true
+        started.http.listen = "127.0.0.1:8080"
+        let startOnly = StartOnlySettings(started)
+        var reloaded = started
+        reloaded.pair.role = .primary
+        reloaded.http.listen = "127.0.0.1:9090"
+        reloaded.http.enabled = false
+        let (kept, warnings) = startOnly.keep(in: reloaded)
+        XCTAssertEqual(kept.pair, started.pair)
+        XCTAssertEqual(kept.http.listen, "127.0.0.1:8080")
+        XCTAssertTrue(kept.http.enabled)
+        XCTAssertEqual(warnings.count, 3, "\(warnings)")
+        XCTAssertTrue(warnings.contains { $0.contains("keeps its role (none)") }, "\(warnings)")
+        XCTAssertTrue(warnings.contains { $0.contains("keeps listening on 127.0.0.1:8080") }, "\(warnings)")
+
+        let off = StartOnlySettings(BrokerConfiguration())
+        var on = BrokerConfiguration()
+        on.http.enabled = true
+        on.http.listen = "127.0.0.1:9090"
+        let later = off.keep(in: on)
+        XCTAssertFalse(later.configuration.http.enabled)
+        XCTAssertEqual(later.configuration.http.listen, "127.0.0.1:9090")
+        XCTAssertEqual(later.warnings, ["[http] enabled = true: the gateway starts at the next restart"])
+    }
+}
