@@ -30,6 +30,9 @@ public struct SecurityMaterial: Sendable {
         if let path = configuration.serverSecretKeyFile {
             do {
                 let text = try TextFile.read(path)
+                if let wrong = KeyList.wrongKind(text, path: path, wanted: .secret) {
+                    throw SecurityProblems(["server_secret_key_file \(wrong)"])
+                }
                 let keys = try KeyList.parse(text).get()
                 guard keys.count == 1, let secret = CurveKey(z85: keys[0]) else {
                     throw SecurityProblems([
@@ -110,6 +113,8 @@ public struct SecurityMaterial: Sendable {
         var keys = Set<[UInt8]>()
         for file in files where TextFile.kind(file) != .directory {
             let text = try TextFile.read(file)
+            // A secret key here would be one more key to keep secret, and no client's key.
+            if let wrong = KeyList.wrongKind(text, path: file, wanted: .public) { throw SecurityProblems([wrong]) }
             switch KeyList.parse(text) {
             case .success(let list):
                 for key in list { if let parsed = CurveKey(z85: key) { keys.insert(parsed.bytes) } }

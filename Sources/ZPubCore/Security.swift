@@ -126,6 +126,35 @@ public enum KeyList {
         return .success(keys)
     }
 
+    /// The two files of a key pair from `zpub keygen`, which names the kind on the first line
+    /// ("# CURVE public key, written by zpub keygen"): both look alike (40 characters of Z85),
+    /// so one given for the other would otherwise be taken without a word.
+    public enum Kind: String, Sendable {
+        case `public`, secret
+    }
+
+    /// The kind a key file's header names; nil for a file without zpub keygen's header, which
+    /// is taken as it is.
+    public static func declaredKind(_ text: String) -> Kind? {
+        let header = text.prefix { $0 != "\n" && $0 != "\r\n" }
+        guard header.hasSuffix(", written by zpub keygen") else { return nil }
+        for kind in [Kind.public, .secret] where header.hasPrefix("# CURVE \(kind.rawValue) key") { return kind }
+        return nil
+    }
+
+    /// Nil when the key file at `path` (`text`) may be the `wanted` kind; otherwise what it holds
+    /// and which file to use instead (the other of its pair when the name says which).
+    public static func wrongKind(_ text: String, path: String, wanted: Kind) -> String? {
+        guard let kind = declaredKind(text), kind != wanted else { return nil }
+        let suffix = ".\(kind.rawValue)"
+        let instead =
+            path.hasSuffix(suffix)
+            ? "\(path.dropLast(suffix.count)).\(wanted.rawValue)"
+            : "the \(wanted.rawValue) key file of that pair (NAME.\(wanted.rawValue))"
+        return
+            "\(path) holds a CURVE \(kind.rawValue) key (its first line says so), not a \(wanted.rawValue) one: use \(instead)"
+    }
+
     private static func isZ85(_ byte: UInt8) -> Bool {
         let alphabet = Array(
             "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#".utf8)

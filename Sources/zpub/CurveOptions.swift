@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ZPubCore
 import ZeroMQ
 
 /// CURVE for the CLI's sockets, when the broker's socket requires it.
@@ -24,22 +25,24 @@ struct CurveOptions: ParsableArguments {
             if clientKey != nil { throw CLIError("--client-key needs --server-key (the broker's public key)") }
             return
         }
-        let server = try Self.readKey(serverKey, what: "--server-key")
+        let server = try Self.readKey(serverKey, what: "--server-key", kind: .public)
         let pair: CurveKeyPair
         if let clientKey {
-            pair = try CurveKeyPair(secretKey: try Self.readKey(clientKey, what: "--client-key"))
+            pair = try CurveKeyPair(secretKey: try Self.readKey(clientKey, what: "--client-key", kind: .secret))
         } else {
             pair = try CurveKeyPair.generate()
         }
         try socket.makeCurveClient(serverKey: server, keyPair: pair)
     }
 
-    /// A key given inline (Z85) or in a file (its first non-comment line).
-    static func readKey(_ value: String, what: String) throws -> CurveKey {
+    /// A key given inline (Z85) or in a file (its first non-comment line), which must not be
+    /// of the other kind when its header (zpub keygen's) says which it is.
+    static func readKey(_ value: String, what: String, kind: KeyList.Kind) throws -> CurveKey {
         if let key = CurveKey(z85: value) { return key }
         guard let text = try? String(contentsOfFile: value, encoding: .utf8) else {
             throw CLIError("\(what) \(value) is neither a Z85 key (40 characters) nor a readable file")
         }
+        if let wrong = KeyList.wrongKind(text, path: value, wanted: kind) { throw CLIError("\(what) \(wrong)") }
         let line = text.split(separator: "\n").first { !$0.hasPrefix("#") && !$0.allSatisfy(\.isWhitespace) }
         guard let line, let key = CurveKey(z85: line) else {
             throw CLIError("\(value) holds no CURVE key (40 characters of Z85, as `zpub keygen` writes)")

@@ -381,6 +381,52 @@ final class SecurityTests: XCTestCase {
         XCTAssertTrue(noKey.stderr.contains("no server_secret_key_file"), noKey.stderr)
     }
 
+    /// zpub keygen's two files look alike; its header says which is which, so one given for
+    /// the other is refused, naming the file to use. Both were once taken without a word (a
+    /// public key as the server's secret, a secret key as --server-key); a key file without the
+    /// header is still taken as it is.
+    func testAKeyFileOfTheWrongKindIsRefusedNamingTheRightOne() throws {
+        let server = try keygen("server")
+        let (publicFile, secretFile) = ("\(directory.path)/server.public", "\(directory.path)/server.secret")
+        let check = try Run.program(
+            Binaries.zpubd,
+            [
+                "--check-config", "--config",
+                try writeConfig(
+                    "[security]\nserver_secret_key_file = \"\(publicFile)\"\n[security.pull]\ncurve = true\nallowed_keys = \"\(secretFile)\"\n"
+                ),
+            ])
+        XCTAssertEqual(check.status, 1, check.stdout)
+        XCTAssertTrue(
+            check.stderr.contains(
+                "server_secret_key_file \(publicFile) holds a CURVE public key (its first line says so), not a secret one: use \(secretFile)"
+            ), check.stderr)
+        XCTAssertTrue(check.stderr.contains("\(secretFile) holds a CURVE secret key"), check.stderr)
+
+        for (flag, file, right) in [("--server-key", secretFile, publicFile), ("--client-key", publicFile, secretFile)]
+        {
+            let other = flag == "--server-key" ? ["--client-key", secretFile] : ["--server-key", publicFile]
+            let ping = try Run.program(
+                Binaries.zpub, ["ping", "-c", "ipc://\(directory.path)/none", "--timeout", "200", flag, file] + other)
+            XCTAssertEqual(ping.status, 1, ping.stdout)
+            XCTAssertTrue(ping.stderr.contains("\(flag) \(file) holds a CURVE"), ping.stderr)
+            XCTAssertTrue(ping.stderr.contains("use \(right)"), ping.stderr)
+        }
+
+        // Without the header (written by hand, or by another tool): taken as it is.
+        let bare = directory.appendingPathComponent("bare.secret")
+        try "\(server.secretKey.z85)\n".write(to: bare, atomically: true, encoding: .utf8)
+        chmod(bare.path, 0o600)
+        let plain = try Run.program(
+            Binaries.zpubd,
+            [
+                "--check-config", "--config",
+                try writeConfig(
+                    "[security]\nserver_secret_key_file = \"\(bare.path)\"\n[security.pull]\ncurve = true\n"),
+            ])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+    }
+
     private func writeConfig(_ text: String) throws -> String {
         let url = directory.appendingPathComponent("zpubd-\(UUID().uuidString.prefix(6)).conf")
         try text.write(to: url, atomically: true, encoding: .utf8)

@@ -324,6 +324,27 @@ final class SecurityConfigurationTests: XCTestCase {
         XCTAssertEqual(problem.line, 2)
     }
 
+    /// zpub keygen's header names the kind; a file without it is taken as it is.
+    func testAKeyFileOfTheOtherKindIsNamedWithTheFileToUse() {
+        let key = "KGUo3no$9#eB6qSt>?k0ijqx5)BUbXA^D20XEP-*"
+        let publicText = "# CURVE public key, written by zpub keygen\n\(key)\n"
+        let secretText = "# CURVE secret key, written by zpub keygen\n\(key)\n"
+        XCTAssertEqual(KeyList.declaredKind(publicText), .public)
+        XCTAssertEqual(KeyList.declaredKind(secretText), .secret)
+        XCTAssertNil(KeyList.declaredKind("# my key\n\(key)\n"))
+        XCTAssertNil(KeyList.declaredKind("\(key)\n"))
+        XCTAssertNil(KeyList.wrongKind(publicText, path: "/k/a.public", wanted: .public))
+        XCTAssertNil(KeyList.wrongKind("\(key)\n", path: "/k/a.public", wanted: .secret))
+        XCTAssertEqual(
+            KeyList.wrongKind(publicText, path: "/k/server.public", wanted: .secret),
+            "/k/server.public holds a CURVE public key (its first line says so), not a secret one: use /k/server.secret"
+        )
+        XCTAssertEqual(
+            KeyList.wrongKind(secretText, path: "/k/key", wanted: .public),
+            "/k/key holds a CURVE secret key (its first line says so), not a public one: use the public key file of that pair (NAME.public)"
+        )
+    }
+
     func testSecuritySectionsAreValidated() throws {
         let good = try ConfigurationFile.parse(
             """
