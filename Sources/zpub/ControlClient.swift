@@ -102,18 +102,55 @@ struct ControlClient {
         }
     }
 
-    /// Sends a command and decodes its reply as `T`, turning an error reply into a `CLIError`.
+    /// Sends a command and decodes its reply as `T`, turning an error reply into a `CLIError`
+    /// with its message (whatever its code: a newer zpubd may have codes this CLI does not
+    /// know), and a reply that is neither into one saying it is not what zpubd sends.
     func request<T: Decodable>(_ text: String, as type: T.Type) throws -> (T, [UInt8]) {
         let reply = try request(text)
-        let decoder = JSONDecoder()
-        if let error = try? decoder.decode(ControlErrorReply.self, from: Data(reply)) {
-            throw CLIError("zpubd answered with an error (\(error.error.code.rawValue)): \(error.error.message)")
+        if let error = Self.errorMessage(reply) {
+            throw CLIError("zpubd answered with an error\(error.code.map { " (\($0))" } ?? ""): \(error.message)")
         }
         do {
-            return (try decoder.decode(T.self, from: Data(reply)), reply)
+            return (try JSONDecoder().decode(T.self, from: Data(reply)), reply)
         } catch {
-            throw CLIError("zpubd's reply could not be read (\(error)); is \(endpoint) really a zpubd control socket?")
+            throw CLIError(
+                "the reply from \(endpoint) is not what zpubd sends to \(text.split(separator: " ").first ?? ""): \(Self.whatIsWrong(error)) in \(Self.excerpt(reply)). Is that really zpubd's control endpoint (--control, ZPUB_CONTROL)?"
+            )
         }
+    }
+
+    /// An error reply's code and message, or nil when `reply` is not one. Read loosely:
+    /// `{"error": {"code", "message"}}` with any code, or `{"error": "text"}`.
+    static func errorMessage(_ reply: [UInt8]) -> (code: String?, message: String)? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any],
+            let error = object["error"]
+        else { return nil }
+        if let text = error as? String { return (nil, text) }
+        let detail = error as? [String: Any]
+        return (detail?["code"] as? String, detail?["message"] as? String ?? "no message given")
+    }
+
+    /// What a decoding error found wrong, in a few words rather than Foundation's dump.
+    private static func whatIsWrong(_ error: Error) -> String {
+        func path(_ keys: [CodingKey]) -> String { keys.map(\.stringValue).joined(separator: ".") }
+        switch error as? DecodingError {
+        case .keyNotFound(let key, let context)?:
+            return "no \"\(path(context.codingPath + [key]))\""
+        case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?:
+            return context.codingPath.isEmpty
+                ? "not a JSON object" : "\"\(path(context.codingPath))\" is not of the expected type"
+        case .dataCorrupted(let context)? where !context.codingPath.isEmpty:
+            return "\"\(path(context.codingPath))\" has a value this zpub does not know"
+        default:
+            return "not JSON"
+        }
+    }
+
+    /// The start of a reply, for an error message: what came, not all of it.
+    private static func excerpt(_ reply: [UInt8]) -> String {
+        if reply.isEmpty { return "an empty reply" }
+        let text = String(decoding: reply.prefix(60), as: UTF8.self).map { $0.isNewline || $0 == "\0" ? " " : $0 }
+        return "\"\(String(text))\"\(reply.count > 60 ? "..." : "") (\(reply.count) bytes)"
     }
 }
 

@@ -166,7 +166,12 @@ struct Ping: ParsableCommand {
         try reportingErrors {
             let client = options.client
             let start = Date()
-            let raw = try client.request("PING")
+            let (reply, raw) = try client.request("PING", as: PingReply.self)
+            // Any other REP socket answers too: only zpubd's {"pong": true} is a PONG.
+            guard reply.pong else {
+                throw CLIError(
+                    "the reply from \(options.control) is not zpubd's PONG; is that zpubd's control endpoint?")
+            }
             if options.json { return Output.raw(raw) }
             Output.line(
                 "PONG from \(options.control) in \(String(format: "%.2f", Date().timeIntervalSince(start) * 1000)) ms")
@@ -182,7 +187,7 @@ struct ShowConfig: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let client = options.client
-            Output.raw(try client.request("CONFIG"))
+            Output.raw(try client.request("CONFIG", as: ConfigReply.self).1)
         }
     }
 }
@@ -194,8 +199,8 @@ struct Pause: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let client = options.client
-            let (state, raw) = try client.request("PAUSE", as: [String: String].self)
-            options.json ? Output.raw(raw) : Output.line("forwarding \(state["forwarding"] ?? "?")")
+            let (state, raw) = try client.request("PAUSE", as: ForwardingReply.self)
+            options.json ? Output.raw(raw) : Output.line("forwarding \(state.forwarding.rawValue)")
         }
     }
 }
@@ -243,8 +248,36 @@ struct Resume: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let client = options.client
-            let (state, raw) = try client.request("RESUME", as: [String: String].self)
-            options.json ? Output.raw(raw) : Output.line("forwarding \(state["forwarding"] ?? "?")")
+            let (state, raw) = try client.request("RESUME", as: ForwardingReply.self)
+            options.json ? Output.raw(raw) : Output.line("forwarding \(state.forwarding.rawValue)")
         }
     }
+}
+
+/// The replies the commands above check before printing (any other REP socket answers too).
+struct PingReply: Decodable {
+    let pong: Bool
+}
+
+struct ConfigReply: Decodable {
+    let configuration: AnyJSONObject
+    let bound: [String: [String]]
+}
+
+/// A JSON object, whatever its members: CONFIG's configuration is printed as it came.
+struct AnyJSONObject: Decodable {
+    private struct Key: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: Decoder) throws {
+        _ = try decoder.container(keyedBy: Key.self)
+    }
+}
+
+struct ForwardingReply: Decodable {
+    let forwarding: ForwardingState
 }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import ZPubCore
+import ZeroMQ
 
 /// The zpub command line tool against a real zpubd.
 final class CLITests: XCTestCase {
@@ -268,5 +269,47 @@ final class CLITests: XCTestCase {
         let run = try zpub(["topics", String(repeating: "x", count: 100), "--control", daemon.control])
         XCTAssertEqual(run.status, 1)
         XCTAssertTrue(run.stderr.contains("request_too_large"), run.stderr)
+    }
+
+    /// Something that is not zpubd answering on the control endpoint (another REP socket): the
+    /// CLI answers `reply` to the one request of `arguments` and returns how the command ended.
+    private func zpub(_ arguments: [String], answeredWith reply: [UInt8]) throws -> Run {
+        let clients = try Clients()
+        let endpoint = "ipc://\(NSTemporaryDirectory())zpub-fake-\(UUID().uuidString.prefix(8)).sock"
+        let server = try Socket(clients.context, type: .rep)
+        defer { server.close() }
+        try server.setOption(.linger, 0)
+        try server.bind(endpoint)
+        let program = try RunningProgram(Binaries.zpub, arguments + ["--control", endpoint, "--timeout", "10000"])
+        XCTAssertNotNil(try server.receiveFrames(timeoutMilliseconds: 10_000), "\(arguments) sent its request")
+        _ = try server.send(frames: [reply])
+        return try program.finish(timeout: 20)
+    }
+
+    /// A reply that is not zpubd's (garbage, empty, another shape) is refused with status 1 and
+    /// says so, and an error reply's message is shown whatever its code: `zpub ping` printed
+    /// PONG for any reply, `zpub config` printed any, `zpub pause` printed "forwarding ?", and
+    /// an error with a code the CLI did not know became "Key 'status' not found".
+    func testRepliesThatAreNotZpubdsAreRefusedAndErrorsShown() throws {
+        for reply in ["hello, not json", "", #"{"pong":"yes"}"#, "[1,2,3]"] {
+            for command in ["ping", "config", "pause", "health"] {
+                let run = try zpub([command], answeredWith: Array(reply.utf8))
+                XCTAssertEqual(run.status, 1, "\(command) <- \(reply): \(run.stdout)")
+                XCTAssertTrue(run.stderr.contains("is not what zpubd sends"), "\(command) <- \(reply): \(run.stderr)")
+                XCTAssertTrue(run.stderr.contains("control endpoint"), run.stderr)
+            }
+        }
+        let pong = try zpub(["ping"], answeredWith: Array(#"{"pong":false}"#.utf8))
+        XCTAssertEqual(pong.status, 1, pong.stdout)
+        for (reply, shown) in [
+            (#"{"error":{"code":"weird_code","message":"boom"}}"#, "zpubd answered with an error (weird_code): boom"),
+            (#"{"error":"boom"}"#, "zpubd answered with an error: boom"),
+        ] {
+            for command in ["ping", "config", "pause", "resume", "health", "stats"] {
+                let run = try zpub([command], answeredWith: Array(reply.utf8))
+                XCTAssertEqual(run.status, 1, "\(command) <- \(reply): \(run.stdout)")
+                XCTAssertEqual(run.stderr, "zpub: \(shown)\n", "\(command) <- \(reply)")
+            }
+        }
     }
 }
