@@ -46,7 +46,14 @@ struct ControlClient {
                 let waited = watch.isHopeless ? "" : " within \(waitedMilliseconds) ms"
                 throw CLIError("no reply from zpubd at \(endpoint)\(waited): \(problem)")
             }
-            if let problem = Self.ipcProblem(endpoint) {
+            // Connected: zpubd is there, but busy (a REP socket serves one request at a time, and
+            // one ahead may be long); what was asked may still be done.
+            if watch.isConnected {
+                throw CLIError(
+                    "zpubd at \(endpoint) accepted the connection but did not answer within \(timeoutMilliseconds) ms (busy with a request ahead of this one?); the request may still take effect. Retry with a longer --timeout, or look at zpubd's log"
+                )
+            }
+            if let problem = Self.ipcProblem(endpoint) ?? Self.hostProblem(endpoint) {
                 throw CLIError("no reply from zpubd at \(endpoint): \(problem)")
             }
             // The packaged service listens elsewhere than the default: say where.
@@ -79,7 +86,31 @@ struct ControlClient {
         if access(path, W_OK) != 0 {
             return "permission denied on \(path): the packaged service's control socket is for root (run with sudo)"
         }
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & S_IFMT != S_IFSOCK {
+            let kind = info.st_mode & S_IFMT == S_IFDIR ? "a directory" : "not a socket"
+            return
+                "\(path) is \(kind), not zpubd's control socket; give the socket's path (e.g. ipc:///run/zpub/control.sock)"
+        }
         return nil
+    }
+
+    /// Why a tcp endpoint's host cannot be reached, when its name does not resolve: libzmq
+    /// resolves it only when it connects, and retries a failure in silence.
+    static func hostProblem(_ endpoint: String) -> String? {
+        guard endpoint.hasPrefix("tcp://") else { return nil }
+        var address = endpoint.dropFirst("tcp://".count)
+        if let semicolon = address.lastIndex(of: ";") { address = address[address.index(after: semicolon)...] }
+        guard let colon = address.lastIndex(of: ":") else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, nil, &hints, &found)
+        if let found { freeaddrinfo(found) }
+        guard status != 0 else { return nil }
+        return "the host name \(host) does not resolve (\(String(cString: gai_strerror(status)))); check its spelling"
     }
 
     /// The reply, or nil when the deadline passed or libzmq gave the connection up (a refused

@@ -312,4 +312,38 @@ final class CLITests: XCTestCase {
             }
         }
     }
+
+    /// Connected but not answered in time: zpubd is there but busy (a long request ahead), and
+    /// what was asked may still be done, so "is zpubd running there?" would mislead (a PAUSE
+    /// reported failed took effect later). Not connected, a name that does not resolve and an
+    /// ipc path that is a directory are named as such.
+    func testNoReplyOnAConnectionIsToldApartFromNoConnection() throws {
+        let clients = try Clients()
+        let endpoint = "ipc://\(NSTemporaryDirectory())zpub-busy-\(UUID().uuidString.prefix(8)).sock"
+        let server = try Socket(clients.context, type: .rep)
+        defer { server.close() }
+        try server.setOption(.linger, 0)
+        try server.bind(endpoint)
+        let program = try RunningProgram(Binaries.zpub, ["pause", "--control", endpoint, "--timeout", "300"])
+        XCTAssertNotNil(try server.receiveFrames(timeoutMilliseconds: 10_000), "the request arrived; no reply is sent")
+        let busy = try program.finish(timeout: 20)
+        XCTAssertEqual(busy.status, 1)
+        XCTAssertTrue(
+            busy.stderr.contains("zpubd at \(endpoint) accepted the connection but did not answer within 300 ms"),
+            busy.stderr)
+        XCTAssertTrue(busy.stderr.contains("the request may still take effect"), busy.stderr)
+        XCTAssertFalse(busy.stderr.contains("is zpubd running there"), busy.stderr)
+
+        let unresolved = try zpub(["ping", "--control", "tcp://nosuchhost.invalid:47502", "--timeout", "300"])
+        XCTAssertEqual(unresolved.status, 1)
+        XCTAssertTrue(
+            unresolved.stderr.contains("the host name nosuchhost.invalid does not resolve"), unresolved.stderr)
+        let directory = NSTemporaryDirectory() + "zpub-dir-\(UUID().uuidString.prefix(8))"
+        XCTAssertEqual(mkdir(directory, 0o700), 0)
+        defer { rmdir(directory) }
+        let notASocket = try zpub(["ping", "--control", "ipc://\(directory)", "--timeout", "300"])
+        XCTAssertEqual(notASocket.status, 1)
+        XCTAssertTrue(
+            notASocket.stderr.contains("\(directory) is a directory, not zpubd's control socket"), notASocket.stderr)
+    }
 }
