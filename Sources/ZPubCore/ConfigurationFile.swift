@@ -76,7 +76,7 @@ public enum ConfigurationFile {
                         ConfigurationProblem(
                             line: line,
                             message:
-                                "unknown section [\(name)]; sections are \(Schema.sections.filter { !$0.isEmpty }.map { "[\($0)]" }.joined(separator: ", "))"
+                                "unknown section [\(name.shownInProblem)]; sections are \(Schema.sections.filter { !$0.isEmpty }.map { "[\($0)]" }.joined(separator: ", "))"
                         ))
                     section = "?"
                     continue
@@ -102,7 +102,8 @@ public enum ConfigurationFile {
                         ConfigurationProblem(
                             line: line,
                             message:
-                                "unknown key \(key) in \(section.isEmpty ? "the top level" : "[\(section)]")\(hint)"))
+                                "unknown key \(key.shownInProblem) in \(section.isEmpty ? "the top level" : "[\(section)]")\(hint)"
+                        ))
                     continue
                 }
                 if let first = seenKeys[qualified] {
@@ -327,9 +328,14 @@ struct Parser {
     private let bytes: [UInt8]
     private var position = 0
     private var line = 1
+    /// Set by a problem found at the start of a later line (an array left open before a new
+    /// section or key): the next statement starts there instead of after the rest of that line.
+    private var resumeAtPosition = false
 
     init(_ text: String) {
         bytes = Array(text.utf8)
+        // A byte order mark, as some editors on Windows write: not part of the first line.
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { position = 3 }
     }
 
     mutating func nextStatement() -> Result<Statement, ConfigurationProblem>? {
@@ -343,7 +349,8 @@ struct Parser {
             result = parseAssignment()
         }
         if case .failure = result {
-            skipRestOfLine()
+            if !resumeAtPosition { skipRestOfLine() }
+            resumeAtPosition = false
         } else if let trailing = expectEndOfLine() {
             skipRestOfLine()
             return .failure(ConfigurationProblem(line: startLine, message: trailing))
@@ -374,7 +381,8 @@ struct Parser {
         }
         skipSpaces()
         guard position < bytes.count, bytes[position] == UInt8(ascii: "=") else {
-            return .failure(ConfigurationProblem(line: startLine, message: "expected = after the key \(key)"))
+            return .failure(
+                ConfigurationProblem(line: startLine, message: "expected = after the key \(key.shownInProblem)"))
         }
         position += 1
         skipSpaces()
@@ -409,10 +417,10 @@ struct Parser {
                 ConfigurationProblem(
                     line: startLine,
                     message:
-                        "\(word) is too large for a whole number (at most \(Int.max)); the key's own range is smaller still"
+                        "\(word.shownInProblem) is too large for a whole number (at most \(Int.max)); the key's own range is smaller still"
                 ))
         }
-        let shown = word.isEmpty ? restOfLinePreview() : word
+        let shown = word.isEmpty ? restOfLinePreview() : word.shownInProblem
         return .failure(
             ConfigurationProblem(
                 line: startLine,
@@ -467,10 +475,12 @@ struct Parser {
         position += 1  // [
         var items: [String] = []
         while true {
+            var before = line
             skipBlankAndComments()
             guard position < bytes.count else {
                 return .failure(ConfigurationProblem(line: startLine, message: "the array has no closing ]"))
             }
+            if line != before, let problem = unclosedArray(startLine) { return .failure(problem) }
             if bytes[position] == UInt8(ascii: "]") {
                 position += 1
                 return .success(.stringArray(items))
@@ -483,8 +493,10 @@ struct Parser {
                     ConfigurationProblem(line: itemLine, message: "array items must be strings, not \(other.typeName)"))
             case .failure(let problem): return .failure(problem)
             }
+            before = line
             skipBlankAndComments()
             guard position < bytes.count else { continue }
+            if line != before, let problem = unclosedArray(startLine) { return .failure(problem) }
             if bytes[position] == UInt8(ascii: ",") {
                 position += 1
             } else if bytes[position] != UInt8(ascii: "]") {
@@ -497,18 +509,16 @@ struct Parser {
 
     private mutating func readBareWord() -> String {
         let start = position
-        while position < bytes.count {
-            let byte = bytes[position]
-            let isWordByte =
-                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
-                || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+")
-                || byte == UInt8(ascii: ".")
-            if !isWordByte { break }
-            position += 1
-        }
+        while position < bytes.count, Self.isWordByte(bytes[position]) { position += 1 }
         return String(decoding: bytes[start..<position], as: UTF8.self)
+    }
+
+    private static func isWordByte(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+            || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+")
+            || byte == UInt8(ascii: ".")
     }
 
     private mutating func skipSpaces() {
@@ -545,6 +555,29 @@ struct Parser {
         return "unexpected \"\(restOfLinePreview())\" after the value; one key = value per line"
     }
 
+    /// When a line of an array opened on `startLine` (the parser at its first byte) is a section
+    /// header (`[name]`) or a key (`name =`): the ] was forgotten. The problem is the array's,
+    /// at its line, and this line is read next as what it is (it was "arrays inside arrays are
+    /// not supported" at the header, which was then skipped with its section).
+    private mutating func unclosedArray(_ startLine: Int) -> ConfigurationProblem? {
+        var end = position
+        func skip(_ accept: (UInt8) -> Bool) { while end < bytes.count, accept(bytes[end]) { end += 1 } }
+        func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        let header = bytes[end] == UInt8(ascii: "[")
+        if header { end += 1 }
+        skip(isSpace)
+        let word = end
+        skip(Self.isWordByte)
+        guard end > word else { return nil }
+        skip(isSpace)
+        guard end < bytes.count, bytes[end] == UInt8(ascii: header ? "]" : "=") else { return nil }
+        resumeAtPosition = true
+        return ConfigurationProblem(
+            line: startLine,
+            message:
+                "the array has no closing ] (line \(line) starts a new \(header ? "section" : "key")); close it with ]")
+    }
+
     private mutating func skipRestOfLine() {
         while position < bytes.count, bytes[position] != UInt8(ascii: "\n") { position += 1 }
     }
@@ -559,5 +592,11 @@ struct Parser {
 extension String {
     fileprivate func replacingUnderscores() -> String {
         String(filter { $0 != "_" })
+    }
+
+    /// The word as a problem shows it: whole when short, else its start and its length (a
+    /// 100,000-digit value filled the terminal and the journal).
+    var shownInProblem: String {
+        count <= 40 ? self : "\(prefix(32))... (\(count) characters)"
     }
 }

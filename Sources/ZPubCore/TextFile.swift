@@ -46,12 +46,33 @@ public enum TextFile {
         return directory + "/" + name
     }
 
-    /// The file's contents, which must be UTF-8.
+    /// The file's contents, which must be UTF-8: refused otherwise at the first byte that is
+    /// not, by line and column (a Latin-1 "é" in a comment refused the whole file, unplaced).
     public static func read(_ path: String) throws(ReadError) -> String {
-        guard let text = String(validating: try readBytes(path), as: UTF8.self) else {
-            throw ReadError("not valid UTF-8 text")
+        let bytes = try readBytes(path)
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ReadError(invalidUTF8Reason(bytes))
         }
         return text
+    }
+
+    /// Where the first byte that is not UTF-8 lies in `bytes`, in words.
+    static func invalidUTF8Reason(_ bytes: [UInt8]) -> String {
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var (offset, line, column) = (0, 1, 1)
+        while case .valid(let scalar) = parser.parseScalar(from: &iterator) {
+            offset += scalar.count
+            if scalar.count == 1 && scalar.first == UInt8(ascii: "\n") {
+                (line, column) = (line + 1, 1)
+            } else {
+                column += 1
+            }
+        }
+        guard offset < bytes.count else { return "not valid UTF-8 text" }
+        let byte = String(bytes[offset], radix: 16, uppercase: true)
+        return
+            "not valid UTF-8 text: line \(line), column \(column) (byte \(offset) of the file is 0x\(byte)); save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
     }
 
     /// The file's bytes as they are (a secret may be any bytes). Only a regular file is read:

@@ -152,6 +152,49 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(twoHomes.hasSuffix("max_bytes belongs in [last_value] or [history]"), twoHomes)
     }
 
+    /// An array left open is reported at its own line, and the section header or key that
+    /// follows is still read as one (it was "arrays inside arrays are not supported" at the
+    /// header, and the header was skipped, so its keys landed in the section before).
+    func testAnUnclosedArrayIsReportedAtItsLineAndWhatFollowsIsRead() {
+        for text in [
+            "[last_value]\nprefixes = [\"a\",\n[limits]\nmax_topics = \"x\"\n",
+            "[last_value]\nprefixes = [\"a\"\n[limits]\nmax_topics = \"x\"\n",
+            "[last_value]\nprefixes = [\n  \"a\",\n  [ limits ]  # the next section\nmax_topics = \"x\"\n",
+        ] {
+            let found = problems(text)
+            XCTAssertEqual(found.map(\.line), [2, found.last?.line ?? 0], text)
+            XCTAssertTrue(found.first?.message.hasPrefix("the array has no closing ] (line ") == true, "\(found)")
+            XCTAssertTrue(found.first?.message.contains("starts a new section") == true, "\(found)")
+            XCTAssertTrue(
+                found.last?.message.contains("max_topics must be an integer") == true, "[limits] read: \(found)")
+        }
+        let key = problems("[last_value]\nprefixes = [\"a\",\nmax_entries = 0\n")
+        XCTAssertEqual(key.map(\.line), [2, 3], "\(key)")
+        XCTAssertTrue(key.first?.message.contains("line 3 starts a new key") == true, "\(key)")
+        XCTAssertTrue(key.last?.message.contains("max_entries = 0 is out of range") == true, "\(key)")
+        XCTAssertTrue(
+            problems("[endpoints]\nxpub = [[\"a\"]]\n").first?.message.contains("arrays inside arrays") == true)
+    }
+
+    /// A byte order mark (Notepad's "UTF-8") is skipped, not taken for the first line's start.
+    func testAByteOrderMarkIsSkipped() throws {
+        let configuration = try ConfigurationFile.parse("\u{FEFF}[limits]\nmax_topics = 5\n").get()
+        XCTAssertEqual(configuration.maxTopics, 5)
+    }
+
+    /// A huge value is shown by its start and length, not echoed whole.
+    func testALongValueIsCutInTheProblem() {
+        let digits = String(repeating: "9", count: 100_000)
+        let found = problems("[limits]\nmax_topics = \(digits)\n")
+        XCTAssertEqual(found.map(\.line), [2])
+        XCTAssertLessThan(found.first?.message.count ?? .max, 200, "\(found.first?.message.prefix(300) ?? "")")
+        XCTAssertTrue(found.first?.message.contains("... (100000 characters) is too large") == true)
+        let word = problems("[limits]\nmax_topics = \(String(repeating: "x", count: 5_000))\n")
+        XCTAssertLessThan(word.first?.message.count ?? .max, 200)
+        XCTAssertLessThan(
+            problems("[limits]\n\(String(repeating: "k", count: 5_000)) = 1\n").first?.message.count ?? .max, 400)
+    }
+
     func testEndpointProblemsPointAtTheirKey() {
         let found = problems(
             "[endpoints]\n\nxpub = [\"tcp://127.0.0.1\"]\npull = [\"udp://x:1\"]\nxsub = [\"tcp://127.0.0.1:5558\"]\ncontrol = [\"tcp://127.0.0.1:5558\"]\n"

@@ -60,4 +60,19 @@ final class TextFileTests: XCTestCase {
             XCTAssertTrue("\(error)".hasPrefix("it is a character device"), "\(error)")
         }
     }
+
+    /// A byte that is not UTF-8 (Latin-1's é in a comment) is placed by line and column.
+    func testInvalidUTF8IsPlacedByLineAndColumn() throws {
+        let path = "/tmp/zpub-textfile-latin1-\(getpid())"
+        defer { unlink(path) }
+        let bytes = Array("[limits]\n# caf".utf8) + [0xE9] + Array(" au lait\n".utf8)
+        let file = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        _ = bytes.withUnsafeBytes { write(file, $0.baseAddress, $0.count) }
+        close(file)
+        XCTAssertThrowsError(try TextFile.read(path)) { error in
+            XCTAssertTrue(
+                "\(error)".hasPrefix("not valid UTF-8 text: line 2, column 6 (byte 14 of the file is 0xE9)"), "\(error)"
+            )
+        }
+    }
 }
