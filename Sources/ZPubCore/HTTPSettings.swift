@@ -234,9 +234,15 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
                     (key, "\(key) \"\(path)\" is not an absolute path; write the full path (or credential:NAME)"))
             }
         }
-        for entry in tokens {
+        for (index, entry) in tokens.enumerated() {
+            // Named by its place, never its text: without the =, any of it may be the token, and
+            // the problem goes to the log and to RELOAD's reply.
             guard let equals = entry.firstIndex(of: "=") else {
-                problems.append(("tokens", "token entry \"\(entry.prefix(20))...\" is not \"PREFIX=TOKEN\""))
+                problems.append(
+                    (
+                        "tokens",
+                        "entry \(index + 1) of [http] tokens (counting from 1) has no =: write \"PREFIX=TOKEN\" (its text is not shown, as it may hold the token)"
+                    ))
                 continue
             }
             if entry[entry.index(after: equals)...].count < 8 {

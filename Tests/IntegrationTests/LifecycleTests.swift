@@ -401,6 +401,20 @@ final class LifecycleTests: XCTestCase {
         XCTAssertFalse(restored.contains("read at start"), "the file is back to what is in force: \(restored)")
     }
 
+    /// A reload refused for a token entry without its = names the entry by its place: its text,
+    /// which may be all token, was echoed into the log and RELOAD's reply.
+    func testARefusedTokenEntryIsNotEchoedIntoTheLogOrTheReply() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_topics = 77\n")
+        try "[http]\nenabled = true\nlisten = \"127.0.0.1:0\"\ntokens = [\"secret.SUPERSECRETTOKEN\"]\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(run.status, 1, run.stdout)
+        XCTAssertTrue(run.stderr.contains(":4: entry 1 of [http] tokens (counting from 1) has no ="), run.stderr)
+        XCTAssertFalse(run.stderr.contains("SUPERSECRET"), run.stderr)
+        XCTAssertTrue(daemon.log.contains("reload refused"), daemon.log)
+        XCTAssertFalse(daemon.log.contains("SUPERSECRET"), daemon.log)
+    }
+
     /// A daemon (`max_topics = 77` in its file) whose forwarding loop the test hook holds for
     /// 10 s from when this returns.
     private func daemonWithTheLoopHeldTenSeconds(environment: [String: String] = [:]) throws -> Daemon {

@@ -101,6 +101,19 @@ final class HTTPSettingsTests: XCTestCase {
         XCTAssertTrue(found.contains { $0.contains("shorter than 8") }, "\(found)")
     }
 
+    /// An entry without its = may be all token: it is named by its place, never echoed (it was,
+    /// in the log and in RELOAD's reply).
+    func testATokenEntryWithoutItsSeparatorIsNotEchoed() {
+        var settings = HTTPSettings()
+        settings.enabled = true
+        settings.tokens = ["ok.=a-long-random-token", "secret.SUPERSECRETTOKEN"]
+        let found = settings.validate().map(\.message)
+        XCTAssertEqual(found.count, 1, "\(found)")
+        XCTAssertTrue(found[0].hasPrefix("entry 2 of [http] tokens (counting from 1) has no ="), found[0])
+        XCTAssertFalse(found[0].contains("SUPERSECRET"), found[0])
+        XCTAssertFalse(found[0].contains("secret."), found[0])
+    }
+
     func testCONFIGNeverShowsTokens() throws {
         var settings = HTTPSettings()
         settings.tokens = ["private.=very-secret-token"]
