@@ -1,6 +1,7 @@
 /// A request on the control socket: one frame of UTF-8 text, a command word and an optional
-/// argument (everything after the first run of spaces, so a prefix may itself contain spaces).
-/// See docs/control-protocol.md.
+/// argument: for SUBSCRIPTIONS and TOPICS, whose argument is a prefix, everything after the one
+/// space (or tab) that ends the word, so that a prefix may start with or contain spaces; for the
+/// others, everything after the first run of spaces. See docs/control-protocol.md.
 public enum ControlCommand: String, CaseIterable, Sendable {
     case ping = "PING"
     case health = "HEALTH"
@@ -19,9 +20,11 @@ public enum ControlCommand: String, CaseIterable, Sendable {
 
     /// Whether the command takes an argument.
     var takesArgument: Bool {
-        self == .subscriptions || self == .topics || self == .snapshot || self == .history
-            || self == .replay
+        takesPrefix || self == .snapshot || self == .history || self == .replay
     }
+
+    /// Whether the whole argument is a topic prefix, kept byte for byte.
+    var takesPrefix: Bool { self == .subscriptions || self == .topics }
 }
 
 public struct ControlRequest: Equatable, Sendable {
@@ -68,7 +71,14 @@ public struct ControlRequest: Equatable, Sendable {
                     "unknown command \"\(shown)\"; commands are \(ControlCommand.allCases.map(\.rawValue).joined(separator: ", "))"
                 ))
         }
-        var rest = trimmed[wordEnd...].drop { $0 == " " || $0 == "\t" }
+        var rest = trimmed[wordEnd...]
+        // A prefix is all that follows the one separator: " lead" is not "lead" (zpub
+        // subscriptions " lead" answered for "lead").
+        if command.takesPrefix, let first = rest.first, first == " " || first == "\t" {
+            rest = rest.dropFirst()
+        } else {
+            rest = rest.drop { $0 == " " || $0 == "\t" }
+        }
         // A trailing newline (from `echo STATS | ...`) is not part of an argument.
         while let last = rest.last, last.isNewline { rest = rest.dropLast() }
         if !rest.isEmpty && !command.takesArgument {

@@ -3,6 +3,9 @@
 public enum Endpoint {
     public static let transports = ["tcp", "ipc", "inproc", "pgm", "epgm"]
 
+    /// The longest ipc path (or @abstract name) a Unix socket address holds on Linux.
+    public static let maxIPCPathBytes = 107
+
     /// Whether the endpoint is multicast (pgm or epgm): libzmq sends over it without the ZeroMQ
     /// handshake, so CURVE, ZAP and allow lists do not apply, and receivers' subscriptions never
     /// reach the sender (docs/performance.md, "Multicast").
@@ -35,6 +38,13 @@ public enum Endpoint {
             }
             if address[..<colon].isEmpty {
                 return "a tcp endpoint needs a host or interface before the port, e.g. 127.0.0.1 or *"
+            }
+        case "ipc":
+            // libzmq copies the path into sockaddr_un's sun_path (108 bytes with its NUL; an
+            // abstract name's @ takes the NUL's place) and refuses a longer one at bind.
+            if address.utf8.count > maxIPCPathBytes {
+                return
+                    "the ipc path is \(address.utf8.count) bytes; the kernel takes at most \(maxIPCPathBytes) (sun_path): use a shorter path, e.g. under /run"
             }
         case "pgm", "epgm":
             if !address.contains(";") || !address.contains(":") {

@@ -85,10 +85,11 @@ public struct PairSettings: Codable, Equatable, Sendable {
         var problems: [(key: String, message: String)] = []
         for (key, value) in [("bind", bind), ("peer", peer)] {
             guard let value else {
+                // Not in the file, so no line of its own: the role's line is where [ha] is.
                 problems.append(
                     (
-                        key,
-                        "[ha] needs \(key): the \(key == "bind" ? "this broker's" : "other broker's") pair endpoint, e.g. \"tcp://10.0.0.1:5600\""
+                        "role",
+                        "[ha] needs \(key): \(key == "bind" ? "this broker's own" : "the other broker's") pair endpoint, e.g. \"tcp://10.0.0.1:5600\""
                     ))
                 continue
             }

@@ -346,4 +346,17 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(
             notASocket.stderr.contains("\(directory) is a directory, not zpubd's control socket"), notASocket.stderr)
     }
+
+    /// The prefix argument is kept byte for byte: `zpub subscriptions " lead"` answered for
+    /// "lead" (the control protocol dropped the argument's leading spaces).
+    func testAPrefixArgumentKeepsItsLeadingSpaces() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        _ = try clients.subscriber(daemon.xpub, prefixes: [" lead", "lead"])
+        try daemon.waitForSubscriptions(2)
+        let run = try zpub(["subscriptions", "--json", "--control", daemon.control, " lead"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let list = try JSONDecoder().decode(SubscriptionList.self, from: Data(run.stdout.utf8))
+        XCTAssertEqual(list.subscriptions.map(\.prefix), [" lead"], run.stdout)
+    }
 }

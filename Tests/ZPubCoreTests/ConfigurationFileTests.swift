@@ -344,6 +344,17 @@ final class EndpointTests: XCTestCase {
         }
     }
 
+    /// A Unix socket's path fits in sun_path (107 bytes and its NUL); a longer one passed
+    /// --check-config and failed only at bind.
+    func testAnIPCPathLongerThanTheKernelTakesIsRefused() {
+        let longest = "/tmp/" + String(repeating: "x", count: Endpoint.maxIPCPathBytes - 5)
+        XCTAssertNil(Endpoint.problem(with: "ipc://" + longest))
+        let problem = Endpoint.problem(with: "ipc://" + longest + "y")
+        XCTAssertTrue(
+            problem?.contains("108 bytes; the kernel takes at most 107 (sun_path)") == true, "\(problem ?? "")")
+        XCTAssertNotNil(Endpoint.problem(with: "ipc://@" + String(repeating: "a", count: 107)))
+    }
+
     func testRejectsWithAHint() {
         XCTAssertNotNil(Endpoint.problem(with: "127.0.0.1:5556")?.range(of: "transport://address"))
         XCTAssertNotNil(Endpoint.problem(with: "tcp://127.0.0.1:99999")?.range(of: "0 to 65535"))

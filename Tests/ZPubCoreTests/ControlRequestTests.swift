@@ -17,9 +17,19 @@ final class ControlRequestTests: XCTestCase {
         XCTAssertEqual(
             try parse("TOPICS weather.").get(), ControlRequest(command: .topics, argument: Array("weather.".utf8)))
         XCTAssertEqual(
-            try parse("SUBSCRIPTIONS  a b ").get(),
+            try parse("SUBSCRIPTIONS a b ").get(),
             ControlRequest(command: .subscriptions, argument: Array("a b ".utf8)),
-            "the argument is everything after the separating spaces, inner and trailing spaces kept")
+            "the argument is everything after the separating space, inner and trailing spaces kept")
+        // A prefix is kept byte for byte, leading spaces too: `zpub subscriptions " lead"`
+        // answered for "lead".
+        XCTAssertEqual(
+            try parse("SUBSCRIPTIONS   lead").get(),
+            ControlRequest(command: .subscriptions, argument: Array("  lead".utf8)))
+        XCTAssertEqual(
+            try parse("TOPICS\t lead").get(), ControlRequest(command: .topics, argument: Array(" lead".utf8)))
+        // The other commands' arguments start after the run of spaces, as before.
+        XCTAssertEqual(try parse("SNAPSHOT   tok a").get().snapshotArguments?.token, "tok")
+        XCTAssertEqual(try parse("STATS   ").get(), ControlRequest(command: .stats))
     }
 
     func testMalformedRequestsGetErrorCodes() {

@@ -107,7 +107,16 @@ final class PairMachineTests: XCTestCase {
         XCTAssertTrue(found.contains { $0.hasPrefix("line 2:") && $0.contains("primary") }, "\(found)")
         guard case .failure(let missing) = ConfigurationFile.parse("[ha]\nrole = \"primary\"\nbind = \"tcp://a:1\"\n")
         else { return XCTFail("accepted") }
-        XCTAssertTrue(missing.problems.contains { $0.description.contains("needs peer") }, "\(missing.problems)")
+        XCTAssertEqual(
+            missing.problems.map(\.description),
+            [
+                "line 2: [ha] needs peer: the other broker's pair endpoint, e.g. \"tcp://10.0.0.1:5600\""
+            ], "at the role's line, where [ha] is")
+        guard case .failure(let noBind) = ConfigurationFile.parse("[ha]\nrole = \"primary\"\npeer = \"tcp://a:1\"\n")
+        else { return XCTFail("accepted") }
+        XCTAssertEqual(
+            noBind.problems.map(\.description),
+            ["line 2: [ha] needs bind: this broker's own pair endpoint, e.g. \"tcp://10.0.0.1:5600\""])
     }
 
     /// What would start and then fail at a takeover, or never do what it says, is refused at
