@@ -19,12 +19,15 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
     public let endpoint: String?
     /// The exit status zpubd should end with (sysexits), when not the usual 1.
     public let exitStatus: Int32?
+    /// The `errno` libzmq reported, when it did.
+    let systemError: Int32?
 
-    init(code: Code, message: String, endpoint: String? = nil, exitStatus: Int32? = nil) {
+    init(code: Code, message: String, endpoint: String? = nil, exitStatus: Int32? = nil, systemError: Int32? = nil) {
         self.code = code
         self.message = message
         self.endpoint = endpoint
         self.exitStatus = exitStatus
+        self.systemError = systemError
     }
 
     public var description: String { message }
@@ -34,7 +37,7 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
             code: .bindFailed,
             message:
                 "cannot bind the \(role.rawValue) socket to \(endpoint): \(error.reason)\(hint(for: error.code, endpoint: endpoint, role: role))",
-            endpoint: endpoint
+            endpoint: endpoint, systemError: error.code
         )
     }
 

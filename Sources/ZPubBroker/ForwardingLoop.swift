@@ -1161,6 +1161,9 @@ final class ForwardingLoop {
                 "CURVE changed on \(role.rawValue): its endpoints are bound again, and the clients connected there reconnect under the new settings"
             )
         }
+        // What the sockets hold now: those unbound below were released by this broker, and a
+        // bind of one of them may wait a moment for libzmq to let go of it (`bindMissing`).
+        let boundBefore = Set(sockets.flatMap { endpoints(of: $0.role).configured })
         for (role, socket) in sockets {
             withEndpoints(of: role) {
                 $0.unbindRemoved(wanted[role] ?? [], everything: rebinding.contains(role), on: socket, logger: logger)
@@ -1168,7 +1171,9 @@ final class ForwardingLoop {
         }
         var problems: [BrokerError] = []
         for (role, socket) in sockets {
-            problems += withEndpoints(of: role) { $0.bindMissing(wanted[role] ?? [], on: socket, logger: logger) }
+            problems += withEndpoints(of: role) {
+                $0.bindMissing(wanted[role] ?? [], released: boundBefore, on: socket, logger: logger)
+            }
         }
         for endpoint in upstreamEndpoints where !newConfiguration.upstreamEndpoints.contains(endpoint) {
             try? xsub.disconnect(endpoint)

@@ -3,6 +3,10 @@ import Systemd
 import ZPubCore
 import ZeroMQ
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Creates the broker's sockets with the options each role needs, and binds their endpoints.
 enum SocketSetup {
     /// libzmq's ZMQ_TYPE for each role.
@@ -270,17 +274,41 @@ struct BoundEndpoints {
         }
     }
 
+    /// How long a bind of an endpoint the broker has just unbound is tried again while its
+    /// port is still taken (`bindMissing`).
+    static let releasedBindWaitMilliseconds = 100
+
     /// Binds what `wanted` has and this socket does not: after `unbindRemoved`, the endpoints
     /// another socket gave up, and those unbound to be bound again. Returns what failed.
-    mutating func bindMissing(_ wanted: [String], on socket: Socket, logger: Logger) -> [BrokerError] {
+    ///
+    /// `released`: the endpoints the broker's sockets unbound in this reload. libzmq closes a
+    /// listener in its I/O thread after zmq_unbind has returned, so for a moment its port is
+    /// still taken: a reload that moved a tcp endpoint from one socket to another failed every
+    /// time, blaming "another process". Such a bind is tried again every millisecond for up to
+    /// `releasedBindWaitMilliseconds` (a reload is rare, and the port is usually free within
+    /// one); any other bind fails at once.
+    mutating func bindMissing(
+        _ wanted: [String], released: Set<String> = [], on socket: Socket, logger: Logger
+    ) -> [BrokerError] {
         guard adopted.isEmpty else { return [] }
         var failures: [BrokerError] = []
         for endpoint in wanted where resolved[endpoint] == nil {
-            do {
-                try bindLogged(endpoint, on: socket, logger: logger)
-            } catch {
-                logger.error("\(error.message)", metadata: ["endpoint": "\(endpoint)"])
-                failures.append(error)
+            var waited = 0
+            while true {
+                do {
+                    try bindLogged(endpoint, on: socket, logger: logger)
+                } catch
+                    where error.systemError == EADDRINUSE && released.contains(endpoint)
+                    && waited < Self.releasedBindWaitMilliseconds
+                {
+                    usleep(1_000)
+                    waited += 1
+                    continue
+                } catch {
+                    logger.error("\(error.message)", metadata: ["endpoint": "\(endpoint)"])
+                    failures.append(error)
+                }
+                break
             }
         }
         return failures
@@ -322,8 +350,9 @@ struct BoundEndpoints {
     mutating func reconcileRemoved(_ wanted: [String], rebind: Bool, on socket: Socket, logger: Logger)
         -> BrokerError?
     {
+        let released = Set(order)
         unbindRemoved(wanted, everything: rebind, on: socket, logger: logger)
-        return bindMissing(wanted, on: socket, logger: logger).first
+        return bindMissing(wanted, released: released, on: socket, logger: logger).first
     }
 
     /// Whether `reconcileRemoved` would unbind anything, and so close the connections accepted

@@ -303,6 +303,37 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(try daemon.stats().topics.limit, 7)
     }
 
+    /// A reload that moves a tcp endpoint from one socket to another (PULL's port to XSUB),
+    /// and back: libzmq lets go of a port only a moment after zmq_unbind returns, and the bind
+    /// on the other socket failed every time ("another process is listening there").
+    func testAReloadMovesATCPEndpointBetweenSockets() throws {
+        let (first, second) = ("tcp://127.0.0.1:\(try FreePort.find())", "tcp://127.0.0.1:\(try FreePort.find())")
+        func endpoints(pull: String, xsub: String) -> String {
+            "[endpoints]\npull = [\"\(pull)\"]\nxsub = [\"\(xsub)\"]\n"
+        }
+        let daemon = try Daemon(
+            configuration: endpoints(pull: first, xsub: second), rolesFromFile: [.pull, .xsub])
+        func reload(pull: String, xsub: String) throws {
+            try endpoints(pull: pull, xsub: xsub).write(to: daemon.configURL, atomically: true, encoding: .utf8)
+            let run = try Run.program(
+                Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+            XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+            let bound = try XCTUnwrap(try daemon.json("CONFIG")["bound"] as? [String: [String]])
+            XCTAssertEqual(bound["pull"], [pull])
+            XCTAssertEqual(bound["xsub"], [xsub])
+        }
+        for _ in 0..<3 {
+            try reload(pull: second, xsub: first)
+            try reload(pull: first, xsub: second)
+        }
+        // Still forwarding from the PULL where it is now.
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        try clients.socket(.push, connect: first).send(frames: frames("moved", "and back"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("moved", "and back")])
+    }
+
     /// `zpub reload` (the control socket's RELOAD) answers with the reload's outcome, which
     /// SIGHUP cannot: exit 0 once the file is in force, 1 with the reason when it is refused,
     /// for a bad line or for an endpoint that cannot be bound alike. The packaged units run it
