@@ -55,6 +55,8 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         public static let lastValueMaxBytes = 64 * 1024 * 1024
         /// 0: cached values do not expire.
         public static let lastValueMaxAgeSeconds = 0
+        /// A new subscriber gets the newest cached value under its prefix (docs/last-value.md).
+        public static let lastValueOnSubscribe = true
         /// History is off unless prefixes are configured.
         public static let historyPrefixes: [String] = []
         /// A million stored messages at most (the oldest go first).
@@ -103,6 +105,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var lastValueMaxEntries = Defaults.lastValueMaxEntries
     public var lastValueMaxBytes = Defaults.lastValueMaxBytes
     public var lastValueMaxAgeSeconds = Defaults.lastValueMaxAgeSeconds
+    public var lastValueOnSubscribe = Defaults.lastValueOnSubscribe
     /// Messages under these prefixes get a sequence number and are kept (docs/history.md).
     public var historyPrefixes = Defaults.historyPrefixes
     public var historyMaxMessages = Defaults.historyMaxMessages
@@ -163,6 +166,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case lastValueMaxEntries = "last_value_max_entries"
         case lastValueMaxBytes = "last_value_max_bytes"
         case lastValueMaxAgeSeconds = "last_value_max_age_s"
+        case lastValueOnSubscribe = "last_value_on_subscribe"
         case historyPrefixes = "history_prefixes"
         case historyMaxMessages = "history_max_messages"
         case historyMaxBytes = "history_max_bytes"

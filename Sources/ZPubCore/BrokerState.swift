@@ -46,8 +46,13 @@ public struct BrokerState: Sendable {
     /// Live subscriptions under `$zpub/seq/`: while there are any, every kept message is
     /// followed by its sequence marker (docs/history.md).
     public var sequenceMarkerSubscriptions = 0
-    /// Whether libzmq accepted ZMQ_XPUB_MANUAL_LAST_VALUE (probed at start).
+    /// Whether libzmq accepted ZMQ_XPUB_MANUAL_LAST_VALUE (probed at start), and this broker
+    /// is no passive pair member.
     public var lastValueOnSubscribe = false
+    /// `[last_value] on_subscribe`: off, values are served by snapshots only.
+    public var lastValueOnSubscribeConfigured = BrokerConfiguration.Defaults.lastValueOnSubscribe
+    /// Whether a new subscriber is sent the newest cached value under its prefix.
+    public var sendsLastValueOnSubscribe: Bool { lastValueOnSubscribe && lastValueOnSubscribeConfigured }
     /// Which prefixes each subscriber connection holds (counting subscribers, not frames).
     public var subscriberConnections = SubscriberConnections()
     /// Subscriptions a connection repeated, and unsubscriptions from prefixes it did not hold:
@@ -66,6 +71,7 @@ public struct BrokerState: Sendable {
             prefixes: configuration.lastValuePrefixes.map { Array($0.utf8) },
             maxEntries: configuration.lastValueMaxEntries, maxBytes: configuration.lastValueMaxBytes,
             maxAgeMilliseconds: UInt64(configuration.lastValueMaxAgeSeconds) * 1_000)
+        lastValueOnSubscribeConfigured = configuration.lastValueOnSubscribe
         upstreams = configuration.upstreamEndpoints.map { UpstreamLink(endpoint: $0) }
     }
 
@@ -81,6 +87,7 @@ public struct BrokerState: Sendable {
         lastValue.maxEntries = configuration.lastValueMaxEntries
         lastValue.maxBytes = configuration.lastValueMaxBytes
         lastValue.maxAgeMilliseconds = UInt64(configuration.lastValueMaxAgeSeconds) * 1_000
+        lastValueOnSubscribeConfigured = configuration.lastValueOnSubscribe
         // Not `uniqueKeysWithValues`: validation refuses a repeated upstream, but a table
         // built from input must not be able to stop the process if one ever gets through.
         let known = Dictionary(upstreams.map { ($0.endpoint, $0) }, uniquingKeysWith: { first, _ in first })
@@ -228,7 +235,7 @@ public struct BrokerState: Sendable {
             handshakeFailures: handshakeFailures,
             descriptors: .init(acceptPaused: acceptPaused, acceptPauses: acceptPauses),
             lastValue: .init(
-                enabled: lastValue.isEnabled, onSubscribe: lastValueOnSubscribe,
+                enabled: lastValue.isEnabled, onSubscribe: sendsLastValueOnSubscribe,
                 prefixes: lastValue.prefixes.map(TopicText.display), entries: lastValue.count,
                 bytes: lastValue.totalBytes, maxEntries: lastValue.maxEntries, maxBytes: lastValue.maxBytes,
                 hits: lastValue.hits, misses: lastValue.misses, updates: lastValue.updates,

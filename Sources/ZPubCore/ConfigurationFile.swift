@@ -227,6 +227,14 @@ enum Schema {
             integer("last_value", "max_entries", \.lastValueMaxEntries),
             integer("last_value", "max_bytes", \.lastValueMaxBytes),
             integer("last_value", "max_age_s", \.lastValueMaxAgeSeconds),
+            Field(section: "last_value", key: "on_subscribe", configurationKey: "last_value_on_subscribe") {
+                value, configuration in
+                guard case .boolean(let flag) = value else {
+                    return "on_subscribe must be true or false, not \(value.typeName)"
+                }
+                configuration.lastValueOnSubscribe = flag
+                return nil
+            },
             Field(section: "history", key: "prefixes", configurationKey: "history_prefixes") { value, configuration in
                 switch value {
                 case .stringArray(let list): configuration.historyPrefixes = list

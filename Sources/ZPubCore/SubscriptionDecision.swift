@@ -122,7 +122,7 @@ extension BrokerState {
         actions.apply = .subscribe
         let bytes = Array(prefix)
         guard !bytes.starts(with: Self.internalPrefix) else { return actions }
-        if lastValueWanted && lastValue.isEnabled && lastValueOnSubscribe && lastValue.mayHaveValues(for: bytes),
+        if lastValueWanted && lastValue.isEnabled && sendsLastValueOnSubscribe && lastValue.mayHaveValues(for: bytes),
             let entry = lastValue.newest(under: bytes, nowMilliseconds: nowMilliseconds)
         {
             actions.lastValue = entry.frames
@@ -147,7 +147,9 @@ extension BrokerState {
                 if bytes.starts(with: Self.sequenceMarkerPrefix) { sequenceMarkerSubscriptions += 1 }
                 return actions
             }
-            if lastValueWanted && lastValue.isEnabled && lastValueOnSubscribe && lastValue.mayHaveValues(for: bytes) {
+            if lastValueWanted && lastValue.isEnabled && sendsLastValueOnSubscribe
+                && lastValue.mayHaveValues(for: bytes)
+            {
                 if let entry = lastValue.newest(under: bytes, nowMilliseconds: nowMilliseconds) {
                     actions.lastValue = entry.frames
                     lastValue.hits &+= 1

@@ -68,6 +68,31 @@ final class LastValueTests: XCTestCase {
         XCTAssertEqual(try late.receive(1), [frames("state.lamp", "3")], "and the message is forwarded")
     }
 
+    /// `[last_value] on_subscribe = false`: a new subscriber gets no value when it subscribes
+    /// (snapshots still serve them), and a reload turns it back on. Told by order: a value sent
+    /// on subscribe would come before the live message published after the subscription.
+    func testOnSubscribeFalseSendsNoValueToANewSubscriber() throws {
+        let off = "[last_value]\nprefixes = [\"state.\"]\non_subscribe = false\n"
+        let daemon = try Daemon(configuration: off)
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("state.lamp", "cached"))
+        try Wait.until("the value is cached") { try daemon.stats().lastValue.updates == 1 }
+        XCTAssertEqual(try daemon.stats().lastValue.onSubscribe, false)
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["state."])
+        try daemon.waitForSubscriptions(1)
+        try push.send(frames: frames("state.lamp", "live"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("state.lamp", "live")], "no value on subscribe")
+        XCTAssertEqual(try daemon.stats().lastValue.hits + daemon.stats().lastValue.misses, 0)
+
+        try off.replacingOccurrences(of: "false", with: "true").write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the reload turned on_subscribe on") { try daemon.stats().lastValue.onSubscribe }
+        let late = try clients.subscriber(daemon.xpub, prefixes: ["state."])
+        XCTAssertEqual(try late.receive(1), [frames("state.lamp", "live")], "the value on subscribe again")
+    }
+
     func testAPrefixOverSeveralCachedTopicsGetsTheNewestOfThem() throws {
         let daemon = try Daemon(arguments: ["--last-value", "sensor."])
         let clients = try Clients()

@@ -74,6 +74,8 @@ final class ConfigurationFileTests: XCTestCase {
             max_subscriptions = 9
             max_subscription_length = 10
             max_control_request = 100
+            [last_value]
+            on_subscribe = false
             """
         let configuration = try ConfigurationFile.parse(text).get()
         XCTAssertEqual(configuration.logLevel, "debug")
@@ -100,6 +102,14 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(configuration.maxSubscriptions, 9)
         XCTAssertEqual(configuration.maxSubscriptionLength, 10)
         XCTAssertEqual(configuration.maxControlRequest, 100)
+        XCTAssertFalse(configuration.lastValueOnSubscribe)
+        XCTAssertTrue(BrokerConfiguration().lastValueOnSubscribe, "on by default")
+        guard case .failure(let report) = ConfigurationFile.parse("[last_value]\non_subscribe = 1\n") else {
+            return XCTFail("on_subscribe = 1 is refused")
+        }
+        XCTAssertTrue(
+            report.problems.map(\.message).joined().contains("on_subscribe must be true or false"), "\(report.problems)"
+        )
     }
 
     func testReportsEveryProblemWithItsLine() {
