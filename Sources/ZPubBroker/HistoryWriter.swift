@@ -576,7 +576,7 @@ final class HistoryWriter {
                 more = page.cutByBytes || messages.count == HistoryReply.pageSize
                 gap = HistoryReply.gap(
                     since: sequence, through: query.through, firstSequence: store.firstSequence,
-                    lastSequence: store.lastSequence)
+                    lastSequence: store.lastSequence, evictedThrough: store.evictedThrough)
                 // Up to the last message when more follow (the next page tells the rest).
                 let end =
                     more

@@ -270,11 +270,16 @@ public struct HistoryReply: Codable, Equatable, Sendable {
     }
 
     /// The evicted range a reader that wants everything after `since` (up to `through`, when
-    /// a replay's marker bounds it: what comes later comes live) missed, if any.
-    public static func gap(since: UInt64, through: UInt64?, firstSequence: UInt64, lastSequence: UInt64) -> Gap? {
+    /// a replay's marker bounds it: what comes later comes live) missed, if any. Only up to
+    /// `evictedThrough` (the store's): numbers between it and the oldest kept message were
+    /// never kept (a dead run's reserve before anything was stored), and `not_kept` tells them
+    /// with their reason instead of "no longer kept".
+    public static func gap(
+        since: UInt64, through: UInt64?, firstSequence: UInt64, lastSequence: UInt64, evictedThrough: UInt64 = .max
+    ) -> Gap? {
         guard let gap = gap(since: since, firstSequence: firstSequence, lastSequence: lastSequence) else { return nil }
-        guard let through else { return gap }
-        return gap.from > through ? nil : Gap(from: gap.from, to: min(gap.to, through))
+        let to = min(gap.to, through ?? .max, evictedThrough)
+        return gap.from > to ? nil : Gap(from: gap.from, to: to)
     }
 
     /// The evicted range a reader that wants everything after `since` missed, if any.

@@ -157,7 +157,7 @@ public final class HistoryStore {
     public private(set) var evictionError: (any Error)?
     /// Messages up to this sequence are evicted: gone for every reader and every count, even
     /// where the oldest block still holds their bytes.
-    private(set) var evictedThrough: UInt64 = 0
+    public private(set) var evictedThrough: UInt64 = 0
     /// The highest sequence stored (evicted or not): a record at or below it is not new. Not
     /// `lastSequence`, which also counts sequences assigned to messages still in the queue (a
     /// batch ends at the writer's limit, not at the last sequence assigned when it was taken).
@@ -1082,11 +1082,12 @@ public final class HistoryStore {
     public func notKept(after: UInt64, through: UInt64, limit: Int = HistoryReply.notKeptRanges) throws
         -> [HistoryReply.NotKept]
     {
-        // Not below the oldest kept message: what lies there is the reader's `gap`
-        // (`HistoryReply.gap`), told once.
-        let oldest = firstSequence > 0 ? firstSequence - 1 : lastSequence
+        // Not at or below `evictedThrough`: what lies there is the reader's `gap`
+        // (`HistoryReply.gap`), told once. Between it and the oldest kept message lie numbers
+        // never kept (a dead run's reserve before anything was stored): told here, with their
+        // reason, not as evicted by the bounds.
         return try NotKeptLedger.ranges(
-            database, after: max(after, evictedThrough, oldest), through: through, limit: limit
+            database, after: max(after, evictedThrough), through: through, limit: limit
         )
         .map {
             HistoryReply.NotKept(from: $0.first, to: $0.last, reason: $0.reason)

@@ -718,6 +718,34 @@ final class HistoryTests: XCTestCase {
         return (sequences, notKept)
     }
 
+    /// A run killed before it kept anything: its reserve lies below the next run's first
+    /// message, and is told as not kept (`unclean_stop`), before and after that message, never
+    /// as a gap "no longer kept (history's bounds)": nothing was evicted.
+    func testADeadRunsReserveBelowTheFirstKeptMessageIsNotKeptNotEvicted() throws {
+        let arguments = ["--history", "u.", "--state-dir", stateDirectory.path]
+        do {
+            let daemon = try Daemon(arguments: arguments)
+            daemon.signal(SIGKILL)
+            XCTAssertNotNil(daemon.waitForExit())
+        }
+        let restarted = try Daemon(arguments: arguments)
+        let before = try restarted.decode("HISTORY since 0 u.", as: HistoryReply.self)
+        XCTAssertNil(before.gap)
+        XCTAssertEqual(before.notKept?.map(\.reason), [.uncleanStop])
+        XCTAssertEqual(before.notKept?.map(\.from), [1])
+        let clients = try Clients()
+        try clients.socket(.push, connect: restarted.pull).send(frames: frames("u.x", "first"))
+        try Wait.until("the message is written") { try restarted.stats().history?.written == 1 }
+        let after = try restarted.decode("HISTORY since 0 u.", as: HistoryReply.self)
+        let first = try XCTUnwrap(after.messages.first?.sequence)
+        XCTAssertNil(after.gap, "nothing was evicted")
+        XCTAssertEqual(after.notKept, [HistoryReply.NotKept(from: 1, to: first - 1, reason: .uncleanStop)])
+        let run = try zpub(["history", "-c", restarted.control, "--since", "0", "u."])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("zpubd stopped uncleanly"), run.stderr)
+        XCTAssertFalse(run.stderr.contains("history's bounds"), run.stderr)
+    }
+
     /// Numbers handed out for messages the store could not write (its disk was full) are told
     /// to readers as not kept, exactly: with the messages read, they cover every number, and
     /// they add up to what STATS counts as lost. After a SIGKILL, the dead run's reserve is

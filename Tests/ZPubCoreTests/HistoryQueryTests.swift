@@ -51,6 +51,12 @@ final class HistoryQueryTests: XCTestCase {
         // The largest position a client may name: nothing after it, and no arithmetic trap
         // (`since + 1` wrapped and passed the check once: HISTORY, REPLAY and a WebSocket's
         // `since` stopped zpubd).
+        XCTAssertEqual(
+            HistoryReply.gap(since: 2, through: nil, firstSequence: 8, lastSequence: 12, evictedThrough: 5),
+            .init(from: 3, to: 5), "6 and 7 were never kept, not evicted: not_kept tells them")
+        XCTAssertNil(
+            HistoryReply.gap(since: 0, through: nil, firstSequence: 8, lastSequence: 12, evictedThrough: 0),
+            "nothing evicted: no gap")
         XCTAssertNil(HistoryReply.gap(since: .max, firstSequence: 8, lastSequence: 12))
         XCTAssertNil(HistoryReply.gap(since: .max - 1, firstSequence: 8, lastSequence: 12))
         XCTAssertNil(HistoryReply.gap(since: .max, firstSequence: 0, lastSequence: 5))

@@ -92,8 +92,10 @@ final class NotKeptLedgerTests: XCTestCase {
         try append(store, [1, 3, 5, 7], assignedThrough: 7)
         // The newest two (5, 7) are kept: evicted through 3, and the range 2-2 with them.
         XCTAssertEqual(store.firstSequence, 5)
-        // 4 is below the oldest kept: a reader from before it is told of it as its gap.
-        XCTAssertEqual(try ranges(store), ["6-6"])
+        // 4 is below the oldest kept but above what was evicted: never kept, told as such
+        // (a reader's gap is 1-3 only, `HistoryReply.gap` with `evictedThrough`).
+        XCTAssertEqual(store.evictedThrough, 3)
+        XCTAssertEqual(try ranges(store), ["4-4", "6-6"])
         XCTAssertEqual(store.notKeptRanges, 2)
     }
 
