@@ -91,6 +91,10 @@ final class ControlServer {
                 let now = SystemClock.monotonicNanoseconds()
                 timeout = now >= deadline ? 0 : Int((deadline - now) / 1_000_000) + 1
             }
+            // While a RELOAD waits no request is read: the socket is not watched either, or
+            // one queued request would make every poll return at once (zmq_poll is level-
+            // triggered), a core spinning for as long as the reload takes.
+            poller.setWatching(socketIndex, pendingReload == nil)
             do {
                 _ = try poller.poll(timeoutMilliseconds: timeout)
             } catch {
@@ -224,35 +228,51 @@ final class ControlServer {
             guard try socket.receive(into: message, dontWait: true) else { return }
             let maxRequest = responder.configuration.maxControlRequest
             // The ROUTER's routing id first, then (from a REQ, or through proxies) more routing
-            // frames up to an empty one, then the request. Every frame is read, but only the
-            // routing frames and at most the limit's worth of request are kept: a million empty
-            // frames would cost a million array entries.
+            // frames up to an empty one, then the request. A DEALER may send the request with
+            // no empty frame before it: frames that could be routing frames are held until an
+            // empty one shows they were, or the message ends and shows they were the request.
+            // Every frame is read, but only the routing frames and at most the limit's worth of
+            // request are kept: a million empty frames would cost a million array entries.
             var envelope = [message.bytes]
+            var held: [[UInt8]] = []
             var delimited = false
+            var requestStarted = false
             var frames: [[UInt8]] = []
             var frameCount = 0
             var total = 0
+            func takeRequestFrame(_ bytes: [UInt8]) {
+                total += bytes.count
+                frameCount += 1
+                if total <= maxRequest && frames.count < 2 { frames.append(bytes) }
+            }
             while message.hasMore {
                 _ = try socket.receive(into: message)
-                if !delimited && frameCount == 0 && envelope.count < Self.maxEnvelopeFrames
-                    && message.count <= 255
-                {
-                    // Until an empty frame, frames that have more after them are routing
-                    // frames; a last frame is the request (a DEALER that sent no delimiter).
+                if !delimited && !requestStarted {
                     if message.count == 0 {
-                        envelope.append([])
+                        envelope += held + [[]]
+                        held = []
                         delimited = true
                         continue
                     }
-                    if message.hasMore {
-                        envelope.append(message.bytes)
+                    if message.hasMore && message.count <= 255 && held.count < Self.maxEnvelopeFrames {
+                        held.append(message.bytes)
                         continue
                     }
+                    // No empty frame came, or none can count any more: the request starts
+                    // with what was held.
+                    requestStarted = true
+                    for frame in held { takeRequestFrame(frame) }
+                    held = []
                 }
-                total += message.count
-                frameCount += 1
-                if total <= maxRequest && frames.count < 2 { frames.append(message.bytes) }
+                if frames.count < 2 && total + message.count <= maxRequest {
+                    takeRequestFrame(message.bytes)
+                } else {
+                    total += message.count
+                    frameCount += 1
+                }
             }
+            // Routing frames and a delimiter with nothing after them: an empty request.
+            if frameCount == 0 { takeRequestFrame([]) }
             responder.countRequest(bytes: total)
             let reply: ControlReply
             if total > maxRequest {

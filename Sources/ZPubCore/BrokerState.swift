@@ -75,8 +75,9 @@ public struct BrokerState: Sendable {
         upstreams = configuration.upstreamEndpoints.map { UpstreamLink(endpoint: $0) }
     }
 
-    /// Applies the limits of a reloaded configuration. Existing entries are kept; the new limits
-    /// govern what is added from now on.
+    /// Applies the limits of a reloaded configuration. Existing topics and subscriptions are
+    /// kept, and the new limits govern what is added from now on; the last-value cache is
+    /// brought within its new bounds at once.
     public mutating func apply(_ configuration: BrokerConfiguration) {
         subscriptions.maxPrefixes = configuration.maxSubscriptions
         subscriptions.maxPrefixLength = configuration.maxSubscriptionLength
@@ -87,6 +88,9 @@ public struct BrokerState: Sendable {
         lastValue.maxEntries = configuration.lastValueMaxEntries
         lastValue.maxBytes = configuration.lastValueMaxBytes
         lastValue.maxAgeMilliseconds = UInt64(configuration.lastValueMaxAgeSeconds) * 1_000
+        // Lower bounds evict at once, as the history store trims its copy at once: left for
+        // the next update, the two parted, and a restart before it restored fewer values.
+        lastValue.applyLimits()
         lastValueOnSubscribeConfigured = configuration.lastValueOnSubscribe
         // Not `uniqueKeysWithValues`: validation refuses a repeated upstream, but a table
         // built from input must not be able to stop the process if one ever gets through.

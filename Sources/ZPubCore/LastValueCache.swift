@@ -322,6 +322,12 @@ public struct LastValueCache: Sendable {
         maxAgeMilliseconds > 0 && nowMilliseconds &- entry.storedMilliseconds > maxAgeMilliseconds
     }
 
+    /// Evicts the oldest updates while over lower bounds (a reload's): at once, as the
+    /// persisted table is trimmed at once, so that the two hold the same values.
+    public mutating func applyLimits() {
+        evictWhileOverLimits()
+    }
+
     private mutating func evictWhileOverLimits() {
         while (table.count > maxEntries || totalBytes > maxBytes) && oldest >= 0 {
             remove(at: Int(oldest))

@@ -104,6 +104,18 @@ final class ControlTests: XCTestCase {
         XCTAssertEqual(try dealer.receiveFrames(timeoutMilliseconds: 30_000), [[], Array(#"{"pong":true}"#.utf8)])
         try dealer.send(frames: [Array("PING".utf8)])
         XCTAssertEqual(try dealer.receiveFrames(timeoutMilliseconds: 30_000), [Array(#"{"pong":true}"#.utf8)])
+        // Without the delimiter, frames are not taken for routing frames unless an empty one
+        // follows them: two frames are a request of two frames, refused, and neither is run.
+        func errorCode(_ request: [[UInt8]]) throws -> String? {
+            try dealer.send(frames: request)
+            let reply = try XCTUnwrap(try dealer.receiveFrames(timeoutMilliseconds: 30_000))
+            let json = try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(reply.last))) as? [String: Any]
+            return (json?["error"] as? [String: Any])?["code"] as? String
+        }
+        XCTAssertEqual(try errorCode([Array("HEALTH".utf8), Array("PAUSE".utf8)]), "bad_request")
+        XCTAssertEqual(try daemon.json("HEALTH")["status"] as? String, "ok", "the PAUSE was not run")
+        XCTAssertEqual(try errorCode([[]]), "empty_request")
+        XCTAssertEqual(try errorCode([[], []]), "empty_request")
     }
 
     /// io_threads sets libzmq's I/O threads: zpubd runs that many (libzmq names them

@@ -473,6 +473,41 @@ final class LifecycleTests: XCTestCase {
         return daemon
     }
 
+    /// While a RELOAD waits (here for the forwarding loop, held 10 s by the test hook), the
+    /// control thread reads no other request, and sleeps: with the socket still in its poll
+    /// set, one request queued behind the RELOAD made every poll return at once, a core spent
+    /// for as long as the reload took. Its CPU time over 3 s of the wait is measured; a thread
+    /// that spins takes most of a core, one that sleeps next to nothing.
+    func testTheControlThreadSleepsWhileARELOADWaitsWithRequestsQueued() throws {
+        let daemon = try daemonWithTheLoopHeldTenSeconds()
+        let clients = try Clients()
+        let reload = try clients.socket(.req, connect: daemon.control)
+        try reload.send(text: "RELOAD")
+        let queued = try clients.socket(.req, connect: daemon.control)
+        try queued.send(text: "PING")
+        let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+        func controlThreadSeconds() throws -> Double {
+            let tasks = "/proc/\(daemon.process.processIdentifier)/task"
+            for task in try FileManager.default.contentsOfDirectory(atPath: tasks) {
+                let comm = try String(contentsOfFile: "\(tasks)/\(task)/comm", encoding: .utf8)
+                guard comm.hasPrefix("zpubd-control") else { continue }
+                let stat = try String(contentsOfFile: "\(tasks)/\(task)/stat", encoding: .utf8)
+                // After the ")" that ends the name: state is field 3, utime and stime 14 and 15.
+                let fields = stat[stat.index(after: try XCTUnwrap(stat.lastIndex(of: ")")))...]
+                    .split(separator: " ")
+                return (Double(fields[11])! + Double(fields[12])!) / ticksPerSecond
+            }
+            throw TimedOut(what: "the zpubd-control thread")
+        }
+        let (startCPU, started) = (try controlThreadSeconds(), Date())
+        XCTAssertNil(try queued.receiveFrames(timeoutMilliseconds: 3_000), "nothing else is answered meanwhile")
+        let (cpu, elapsed) = (try controlThreadSeconds() - startCPU, Date().timeIntervalSince(started))
+        XCTAssertLessThan(cpu, elapsed / 3, "\(cpu) s of CPU in \(elapsed) s: the control thread spun")
+        // Both answered once the loop is let go: the RELOAD first.
+        XCTAssertNotNil(try reload.receiveFrames(timeoutMilliseconds: 30_000))
+        XCTAssertEqual(try queued.receiveFrames(timeoutMilliseconds: 30_000), [Array(#"{"pong":true}"#.utf8)])
+    }
+
     /// A RELOAD that comes once zpubd has taken SIGTERM is answered at once ("stopping"), not
     /// left waiting for a reload that will not come. The forwarding loop is held by the test
     /// hook, so zpubd stays in its shutdown, with the control socket still serving, until the

@@ -124,6 +124,28 @@ final class BrokerStateTests: XCTestCase {
         XCTAssertEqual(state.upstreams.map(\.endpoint), configuration.upstreamEndpoints)
     }
 
+    /// Lower last-value bounds on reload evict the oldest updates at once, as the history
+    /// store trims its persisted copy at once: left for the next update, the cache kept values
+    /// the store had dropped, and a restart before that update restored fewer.
+    func testLowerLastValueBoundsOnReloadEvictTheOldestAtOnce() {
+        var configuration = BrokerConfiguration()
+        configuration.lastValuePrefixes = ["s."]
+        var state = BrokerState(configuration: configuration)
+        for index in 0..<10 { state.lastValue.store([Array("s.\(index)".utf8), [1, 2, 3]], nowMilliseconds: 1) }
+        configuration.lastValueMaxEntries = 4
+        state.apply(configuration)
+        XCTAssertEqual(
+            Set(
+                state.lastValue.entries(under: [], nowMilliseconds: 1).map {
+                    String(decoding: $0.frames[0], as: UTF8.self)
+                }),
+            ["s.6", "s.7", "s.8", "s.9"])
+        configuration.lastValueMaxBytes = 2 * (4 + 3 + 4 + 3)
+        state.apply(configuration)
+        XCTAssertEqual(state.lastValue.count, 2)
+        XCTAssertLessThanOrEqual(state.lastValue.totalBytes, configuration.lastValueMaxBytes)
+    }
+
     func testNonUTF8TopicsCarryAHexSpelling() {
         let item = TopicList.Item(topic: [0xFF, 0x41], counters: TopicTable.Counters())
         XCTAssertEqual(item.topicHex, "ff41")
