@@ -80,7 +80,12 @@ final class ControlServer {
         self.logger = logger
     }
 
+    /// How long the replies sent at a stop (to a RELOAD or SNAPSHOT it cut short) are given to
+    /// go out before the socket closes.
+    static let stopReplyLingerMilliseconds: Int32 = 200
+
     func run() {
+        var repliedAtStop = false
         var poller = Poller()
         let socketIndex = poller.add(socket)
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
@@ -127,6 +132,7 @@ final class ControlServer {
                     for waiting in deferred {
                         send(.error(ControlError(.unavailable, "zpubd is stopping")), to: waiting.envelope)
                     }
+                    repliedAtStop = pendingReload != nil || !deferred.isEmpty
                     break
                 }
             }
@@ -141,7 +147,9 @@ final class ControlServer {
             }
             if pendingReload == nil && poller.isReadable(socketIndex) { serveOneRequest() }
         }
-        try? socket.setOption(.linger, 0)
+        // Replies just queued for requests the stop cut short get a moment to go out; with
+        // none, the socket is dropped at once.
+        try? socket.setOption(.linger, repliedAtStop ? Self.stopReplyLingerMilliseconds : 0)
         socket.close()
     }
 
@@ -337,9 +345,9 @@ final class ControlServer {
                 try socket.send(message, more: true, dontWait: true)
             }
             message.replace(with: bytes)
-            if try !socket.send(message, dontWait: true) {
-                logger.warning("control reply dropped: the client's queue is full")
-            }
+            // Never blocks nor fails for a client that left or stopped reading: a ROUTER drops
+            // such a reply (no ZMQ_ROUTER_MANDATORY), and the client's REQ is its own to retry.
+            try socket.send(message, dontWait: true)
         } catch {
             logger.error("control reply failed: \(error)")
         }

@@ -655,24 +655,24 @@ final class ForwardingLoop {
     /// connection).
     ///
     /// libzmq closes a connection's descriptor before it tells the socket that the connection
-    /// ended, so a descriptor that still shows the connection's socket means that XPUB still
-    /// has the connection: a frame can be applied for it. A closed one (or one that shows
-    /// another socket now) means that the connection is gone or going.
+    /// ended, so a descriptor that still shows a socket means that XPUB still has a connection
+    /// there. Which one is not told by the metadata's address: a new connection on the same
+    /// descriptor can get the freed metadata of one that closed, so a socket that differs from
+    /// what was recorded is taken as the frame's own connection, as before (the rarer case, a
+    /// closed connection's late frame read after its descriptor went to a new one, is then
+    /// applied as before this was looked at).
     private func subscriberConnection() -> (identity: SubscriberConnections.Identity, closed: Bool)? {
         guard let source = message.sourceConnection else { return nil }
-        let socket = Self.socket(at: source.descriptor)
-        // Still that connection, known by its metadata, which lives as long as the frame:
-        // counted frame by frame instead, an unsubscription from a prefix it never held counted
-        // down another subscriber's, and a repeated subscription was counted twice.
-        let recorded = state.subscriberConnections.recorded(
-            descriptor: source.descriptor, metadata: source.metadataAddress)
-        if let recorded, !recorded.isCurrent(socket) { return (recorded, true) }
-        guard let socket else {
-            // The connection closed before its first frame was read (libzmq reads ahead).
-            return (
-                SubscriberConnections.Identity(
-                    descriptor: source.descriptor, device: 0, inode: 0, metadata: source.metadataAddress), true
-            )
+        guard let socket = Self.socket(at: source.descriptor) else {
+            // The connection closed before its frame was read (libzmq reads ahead): still
+            // that connection, known by its metadata, which lives as long as the frame. Counted
+            // frame by frame instead, an unsubscription from a prefix it never held counted
+            // down another subscriber's, and a repeated subscription was counted twice.
+            let identity =
+                state.subscriberConnections.recorded(descriptor: source.descriptor, metadata: source.metadataAddress)
+                ?? SubscriberConnections.Identity(
+                    descriptor: source.descriptor, device: 0, inode: 0, metadata: source.metadataAddress)
+            return (identity, true)
         }
         return (
             SubscriberConnections.Identity(
@@ -1161,18 +1161,21 @@ final class ForwardingLoop {
                 "CURVE changed on \(role.rawValue): its endpoints are bound again, and the clients connected there reconnect under the new settings"
             )
         }
-        // What the sockets hold now: those unbound below were released by this broker, and a
-        // bind of one of them may wait a moment for libzmq to let go of it (`bindMissing`).
-        let boundBefore = Set(sockets.flatMap { endpoints(of: $0.role).configured })
+        // Those unbound here were released by this broker: binding one of them on another
+        // socket (or again) may wait a moment for libzmq to let go of it (`bindMissing`).
+        var released = Set<String>()
         for (role, socket) in sockets {
-            withEndpoints(of: role) {
-                $0.unbindRemoved(wanted[role] ?? [], everything: rebinding.contains(role), on: socket, logger: logger)
-            }
+            released.formUnion(
+                withEndpoints(of: role) {
+                    $0.unbindRemoved(
+                        wanted[role] ?? [], everything: rebinding.contains(role), on: socket, logger: logger)
+                })
         }
         var problems: [BrokerError] = []
+        let deadline = SystemClock.monotonicNanoseconds() + BoundEndpoints.releasedBindWaitNanoseconds
         for (role, socket) in sockets {
             problems += withEndpoints(of: role) {
-                $0.bindMissing(wanted[role] ?? [], released: boundBefore, on: socket, logger: logger)
+                $0.bindMissing(wanted[role] ?? [], released: released, until: deadline, on: socket, logger: logger)
             }
         }
         for endpoint in upstreamEndpoints where !newConfiguration.upstreamEndpoints.contains(endpoint) {

@@ -299,6 +299,12 @@ final class HistoryWriter {
             sequenceReserve: UInt64(configuration.historySequenceReserve),
             numbersOnItsOwn: !configuration.pair.isEnabled)
         do {
+            // With the cache on, the table keeps what the cache can hold: values under its
+            // prefixes, within its bounds. With it off, the values are left for a start that
+            // turns it on again.
+            if !configuration.lastValuePrefixes.isEmpty {
+                try store.deleteLastValues(outside: configuration.lastValuePrefixes.map { Array($0.utf8) })
+            }
             try store.setLastValueLimits(
                 entries: configuration.lastValueMaxEntries, bytes: configuration.lastValueMaxBytes)
             restored = configuration.lastValuePrefixes.isEmpty ? [] : try store.lastValues()

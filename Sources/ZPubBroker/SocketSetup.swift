@@ -260,11 +260,17 @@ struct BoundEndpoints {
 
     /// Unbinds the endpoints no longer in `wanted` (all of them with `everything`: they are
     /// bound again by `bindMissing`, with the socket's options as they are now).
-    mutating func unbindRemoved(_ wanted: [String], everything: Bool = false, on socket: Socket, logger: Logger) {
-        guard adopted.isEmpty else { return }
+    /// Returns the endpoints unbound.
+    @discardableResult
+    mutating func unbindRemoved(_ wanted: [String], everything: Bool = false, on socket: Socket, logger: Logger)
+        -> [String]
+    {
+        guard adopted.isEmpty else { return [] }
+        var unbound: [String] = []
         for endpoint in order where everything || !wanted.contains(endpoint) {
             do {
                 try unbind(endpoint, on: socket)
+                unbound.append(endpoint)
                 logger.info("unbound \(role.rawValue) \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
             } catch {
                 logger.warning(
@@ -272,11 +278,12 @@ struct BoundEndpoints {
                     metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
             }
         }
+        return unbound
     }
 
-    /// How long a bind of an endpoint the broker has just unbound is tried again while its
-    /// port is still taken (`bindMissing`).
-    static let releasedBindWaitMilliseconds = 100
+    /// How long binds of endpoints the broker has just unbound are tried again while their
+    /// ports are still taken (`bindMissing`), for one reload in all.
+    static let releasedBindWaitNanoseconds: UInt64 = 100_000_000
 
     /// Binds what `wanted` has and this socket does not: after `unbindRemoved`, the endpoints
     /// another socket gave up, and those unbound to be bound again. Returns what failed.
@@ -284,25 +291,25 @@ struct BoundEndpoints {
     /// `released`: the endpoints the broker's sockets unbound in this reload. libzmq closes a
     /// listener in its I/O thread after zmq_unbind has returned, so for a moment its port is
     /// still taken: a reload that moved a tcp endpoint from one socket to another failed every
-    /// time, blaming "another process". Such a bind is tried again every millisecond for up to
-    /// `releasedBindWaitMilliseconds` (a reload is rare, and the port is usually free within
-    /// one); any other bind fails at once.
+    /// time, blaming "another process". Such a bind is tried again every millisecond until
+    /// `deadline` (monotonic nanoseconds: one for the whole reload, `releasedBindWaitNanoseconds`
+    /// on; a reload is rare, and a port is usually free within a millisecond); any other bind
+    /// fails at once.
     mutating func bindMissing(
-        _ wanted: [String], released: Set<String> = [], on socket: Socket, logger: Logger
+        _ wanted: [String], released: Set<String> = [], until deadline: UInt64 = 0, on socket: Socket,
+        logger: Logger
     ) -> [BrokerError] {
         guard adopted.isEmpty else { return [] }
         var failures: [BrokerError] = []
         for endpoint in wanted where resolved[endpoint] == nil {
-            var waited = 0
             while true {
                 do {
                     try bindLogged(endpoint, on: socket, logger: logger)
                 } catch
                     where error.systemError == EADDRINUSE && released.contains(endpoint)
-                    && waited < Self.releasedBindWaitMilliseconds
+                    && SystemClock.monotonicNanoseconds() < deadline
                 {
                     usleep(1_000)
-                    waited += 1
                     continue
                 } catch {
                     logger.error("\(error.message)", metadata: ["endpoint": "\(endpoint)"])
@@ -350,9 +357,12 @@ struct BoundEndpoints {
     mutating func reconcileRemoved(_ wanted: [String], rebind: Bool, on socket: Socket, logger: Logger)
         -> BrokerError?
     {
-        let released = Set(order)
-        unbindRemoved(wanted, everything: rebind, on: socket, logger: logger)
-        return bindMissing(wanted, released: released, on: socket, logger: logger).first
+        let released = Set(unbindRemoved(wanted, everything: rebind, on: socket, logger: logger))
+        return bindMissing(
+            wanted, released: released,
+            until: SystemClock.monotonicNanoseconds() + Self.releasedBindWaitNanoseconds, on: socket,
+            logger: logger
+        ).first
     }
 
     /// Whether `reconcileRemoved` would unbind anything, and so close the connections accepted

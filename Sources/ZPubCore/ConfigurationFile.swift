@@ -160,6 +160,19 @@ enum Schema {
         ["", "daemon", "endpoints", "sockets", "limits", "last_value", "history", "security", "http", "ha"]
         + BrokerSocketRole.allCases.map { "security.\($0.rawValue)" }
 
+    static func boolean(
+        _ section: String, _ key: String, _ path: WritableKeyPath<BrokerConfiguration, Bool> & Sendable,
+        configurationKey: String? = nil
+    ) -> Field {
+        Field(section: section, key: key, configurationKey: configurationKey ?? key) { value, configuration in
+            guard case .boolean(let flag) = value else {
+                return "\(key) must be true or false, not \(value.typeName)"
+            }
+            configuration[keyPath: path] = flag
+            return nil
+        }
+    }
+
     static func integer(
         _ section: String, _ key: String, _ path: WritableKeyPath<BrokerConfiguration, Int> & Sendable,
         configurationKey: String? = nil
@@ -195,14 +208,7 @@ enum Schema {
                 configuration.logLevel = level
                 return nil
             },
-            Field(section: "daemon", key: "topic_accounting", configurationKey: "topic_accounting") {
-                value, configuration in
-                guard case .boolean(let flag) = value else {
-                    return "topic_accounting must be true or false, not \(value.typeName)"
-                }
-                configuration.topicAccounting = flag
-                return nil
-            },
+            boolean("daemon", "topic_accounting", \.topicAccounting),
             integer("daemon", "shutdown_drain_ms", \.shutdownDrainMilliseconds),
             endpoints("control", .control),
             endpoints("xpub", .xpub),
@@ -227,14 +233,7 @@ enum Schema {
             integer("last_value", "max_entries", \.lastValueMaxEntries),
             integer("last_value", "max_bytes", \.lastValueMaxBytes),
             integer("last_value", "max_age_s", \.lastValueMaxAgeSeconds),
-            Field(section: "last_value", key: "on_subscribe", configurationKey: "last_value_on_subscribe") {
-                value, configuration in
-                guard case .boolean(let flag) = value else {
-                    return "on_subscribe must be true or false, not \(value.typeName)"
-                }
-                configuration.lastValueOnSubscribe = flag
-                return nil
-            },
+            boolean("last_value", "on_subscribe", \.lastValueOnSubscribe, configurationKey: "last_value_on_subscribe"),
             Field(section: "history", key: "prefixes", configurationKey: "history_prefixes") { value, configuration in
                 switch value {
                 case .stringArray(let list): configuration.historyPrefixes = list

@@ -275,7 +275,7 @@ public struct HistoryReply: Codable, Equatable, Sendable {
     /// never kept (a dead run's reserve before anything was stored), and `not_kept` tells them
     /// with their reason instead of "no longer kept".
     public static func gap(
-        since: UInt64, through: UInt64?, firstSequence: UInt64, lastSequence: UInt64, evictedThrough: UInt64 = .max
+        since: UInt64, through: UInt64?, firstSequence: UInt64, lastSequence: UInt64, evictedThrough: UInt64
     ) -> Gap? {
         guard let gap = gap(since: since, firstSequence: firstSequence, lastSequence: lastSequence) else { return nil }
         let to = min(gap.to, through ?? .max, evictedThrough)

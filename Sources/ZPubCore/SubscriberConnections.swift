@@ -51,7 +51,7 @@ public struct SubscriberConnections: Sendable {
         }
 
         /// Whether the descriptor still shows the socket this connection was read on.
-        public func isCurrent(_ current: Socket?) -> Bool { current == Socket(device: device, inode: inode) }
+        func isCurrent(_ current: Socket?) -> Bool { current == Socket(device: device, inode: inode) }
     }
 
     /// What a descriptor is now (fstat): nil once it is closed or is not a socket.

@@ -27,7 +27,7 @@ final class ControlDispatcher: Sendable {
     init(control: any BrokerControl, counters: GatewayCounters) {
         self.control = control
         self.counters = counters
-        // One thread: requests are served in order, as on the REP socket.
+        // One thread: requests are served in order.
         pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
     }

@@ -135,8 +135,13 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             respondError(
                 context, .payloadTooLarge, "too_large",
                 "a request body may have at most max_frame (\(limit)) bytes; split a batch into several requests", head)
+            // Closed after a grace, not at once: a client that sent some body regardless would
+            // have the close reset the connection, and the 413 with it. What it still sends is
+            // not read.
             self.head = nil
-            context.close(promise: nil)
+            closingForError = true
+            deadline.stop()
+            Goodbye.closeAfterGrace(context.channel)
             return
         }
         context.writeAndFlush(
@@ -426,10 +431,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         // A listed origin gets Access-Control-Allow-Origin from respond() (`addCORS`), as every
         // response does: added here as well, it went out twice, which browsers refuse.
-        if shared.policy.corsOrigin(for: origin) == nil {
-            headers.add(name: "Access-Control-Allow-Origin", value: origin)
-            headers.add(name: "Vary", value: "Origin")
-        }
+        if shared.policy.corsOrigin(for: origin) == nil { Self.allowOrigin(origin, in: &headers) }
         headers.add(name: "Access-Control-Allow-Methods", value: "GET, HEAD, POST, OPTIONS")
         headers.add(name: "Access-Control-Allow-Headers", value: "Authorization, Content-Type, Last-Event-ID")
         headers.add(name: "Access-Control-Max-Age", value: "600")
@@ -632,9 +634,15 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func addCORS(_ headers: inout HTTPHeaders, _ head: HTTPRequestHead) {
         if let origin = shared.policy.corsOrigin(for: head.headers.first(name: "Origin")) {
-            headers.add(name: "Access-Control-Allow-Origin", value: origin)
-            headers.add(name: "Vary", value: "Origin")
+            Self.allowOrigin(origin, in: &headers)
         }
+    }
+
+    /// The CORS headers that let `origin` read a response (once per response: a browser
+    /// refuses two).
+    private static func allowOrigin(_ origin: String, in headers: inout HTTPHeaders) {
+        headers.add(name: "Access-Control-Allow-Origin", value: origin)
+        headers.add(name: "Vary", value: "Origin")
     }
 
     func respond(

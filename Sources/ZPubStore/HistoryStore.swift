@@ -944,6 +944,9 @@ public final class HistoryStore {
             try database.execute("COMMIT")
         } catch {
             try? database.execute("ROLLBACK")
+            // The sizes let go of rows the rollback kept: read them again, so that the next
+            // update trims them.
+            try? loadLastValueSizes()
             throw error
         }
     }
@@ -953,6 +956,28 @@ public final class HistoryStore {
         let rows = try database.prepare("SELECT topic, seq, length(frames) FROM last_values ORDER BY seq")
         while try rows.step() {
             lastValueSizes.update(rows.blob(0), sequence: rows.uint64(1), bytes: Int(rows.int64(2)))
+        }
+    }
+
+    /// Deletes the persisted last values whose topic is under none of `prefixes` (the cache's
+    /// at start): the cache does not restore them, and counted against its bounds they would
+    /// make the table evict values the cache holds.
+    public func deleteLastValues(outside prefixes: [[UInt8]]) throws {
+        let rows = try database.prepare("SELECT topic FROM last_values")
+        var outside: [[UInt8]] = []
+        while try rows.step() {
+            let topic = rows.blob(0)
+            if !prefixes.contains(where: { topic.starts(with: $0) }) { outside.append(topic) }
+        }
+        guard !outside.isEmpty else { return }
+        try database.execute("BEGIN")
+        do {
+            for topic in outside { try deleteLastValueRow(topic) }
+            try database.execute("COMMIT")
+        } catch {
+            try? database.execute("ROLLBACK")
+            try? loadLastValueSizes()
+            throw error
         }
     }
 

@@ -7,8 +7,9 @@
 /// deletion in the same batch.
 ///
 /// A topic's size is its encoded frames' (`FrameCodec`: each frame with its 4-byte length), as
-/// the cache counts an entry. The order is a queue of (sequence, topic) with stale entries left
-/// in it until they come to the front: each update appends one, and the queue is compacted
+/// the cache counts an entry. The order is a queue of (sequence, topic), by sequence as the
+/// cache's, with stale entries left in it until they come to the front: each update appends
+/// one (or inserts it in place, for a pair peer's older numbers), and the queue is compacted
 /// once it holds more than about twice the topics.
 struct LastValueSizes {
     private var entries: [[UInt8]: (sequence: UInt64, bytes: Int)] = [:]
@@ -21,7 +22,19 @@ struct LastValueSizes {
     mutating func update(_ topic: [UInt8], sequence: UInt64, bytes: Int) {
         if let old = entries.updateValue((sequence, bytes), forKey: topic) { totalBytes -= old.bytes }
         totalBytes += bytes
-        order.append((sequence, topic))
+        if let last = order.last, sequence < last.sequence {
+            // Older than the newest: a pair peer's values, restored with its numbers. The
+            // cache orders its entries by sequence, and so does this.
+            var low = head
+            var high = order.count
+            while low < high {
+                let middle = (low + high) / 2
+                if order[middle].sequence <= sequence { low = middle + 1 } else { high = middle }
+            }
+            order.insert((sequence, topic), at: low)
+        } else {
+            order.append((sequence, topic))
+        }
         compactIfSparse()
     }
 

@@ -46,8 +46,8 @@ struct ControlClient {
                 let waited = watch.isHopeless ? "" : " within \(waitedMilliseconds) ms"
                 throw CLIError("no reply from zpubd at \(endpoint)\(waited): \(problem)")
             }
-            // Connected: zpubd is there, but busy (a REP socket serves one request at a time, and
-            // one ahead may be long); what was asked may still be done.
+            // Connected: zpubd is there, but busy (a RELOAD ahead of this request holds the
+            // others, and some requests take long); what was asked may still be done.
             if watch.isConnected {
                 throw CLIError(
                     "zpubd at \(endpoint) accepted the connection but did not answer within \(timeoutMilliseconds) ms (busy with a request ahead of this one?); the request may still take effect. Retry with a longer --timeout, or look at zpubd's log"
@@ -110,7 +110,9 @@ struct ControlClient {
         let status = getaddrinfo(host, nil, &hints, &found)
         if let found { freeaddrinfo(found) }
         guard status != 0 else { return nil }
-        return "the host name \(host) does not resolve (\(String(cString: gai_strerror(status)))); check its spelling"
+        // EAI_AGAIN: no answer from the resolver at all, which no spelling fixes.
+        let advice = status == EAI_AGAIN ? "check the machine's DNS settings" : "check its spelling"
+        return "the host name \(host) does not resolve (\(String(cString: gai_strerror(status)))); \(advice)"
     }
 
     /// The reply, or nil when the deadline passed or libzmq gave the connection up (a refused

@@ -121,9 +121,10 @@ struct Services {
         _ reloaded: BrokerConfiguration, security: SecurityMaterial, gatewayKeys: GatewayKeys, logger: Logger
     ) -> ReloadOutcome {
         let (configuration, startOnlyWarnings) = startOnly.keep(in: reloaded)
-        for warning in startOnlyWarnings { logger.warning("\(warning)") }
         let outcome = broker.reload(configuration, security: security)
         if case .refused = outcome { return outcome }
+        // Only for a reload that is applied: a refused one changes nothing to warn about.
+        for warning in startOnlyWarnings { logger.warning("\(warning)") }
         if let gateway {
             let notes = gateway.reload(
                 configuration.http, keys: gatewayKeys, maxPrefixLength: configuration.maxSubscriptionLength,

@@ -68,13 +68,17 @@ final class HistoryQueryTests: XCTestCase {
     /// not missed (eviction passing `through` between two pages, or a store that kept nothing).
     func testTheGapOfAReplayEndsAtItsThrough() {
         XCTAssertEqual(
-            HistoryReply.gap(since: 2, through: 5, firstSequence: 8, lastSequence: 12), .init(from: 3, to: 5))
-        XCTAssertNil(HistoryReply.gap(since: 6, through: 5, firstSequence: 8, lastSequence: 12))
+            HistoryReply.gap(since: 2, through: 5, firstSequence: 8, lastSequence: 12, evictedThrough: .max),
+            .init(from: 3, to: 5))
+        XCTAssertNil(HistoryReply.gap(since: 6, through: 5, firstSequence: 8, lastSequence: 12, evictedThrough: .max))
         XCTAssertEqual(
-            HistoryReply.gap(since: 0, through: 3, firstSequence: 0, lastSequence: 5), .init(from: 1, to: 3))
+            HistoryReply.gap(since: 0, through: 3, firstSequence: 0, lastSequence: 5, evictedThrough: .max),
+            .init(from: 1, to: 3))
         XCTAssertEqual(
-            HistoryReply.gap(since: 2, through: nil, firstSequence: 8, lastSequence: 12), .init(from: 3, to: 7))
+            HistoryReply.gap(since: 2, through: nil, firstSequence: 8, lastSequence: 12, evictedThrough: .max),
+            .init(from: 3, to: 7))
         XCTAssertEqual(
-            HistoryReply.gap(since: 2, through: 20, firstSequence: 8, lastSequence: 12), .init(from: 3, to: 7))
+            HistoryReply.gap(since: 2, through: 20, firstSequence: 8, lastSequence: 12, evictedThrough: .max),
+            .init(from: 3, to: 7))
     }
 }

@@ -150,8 +150,20 @@ final class HistoryStoreTests: XCTestCase {
                 let topic = Array("t.\(next(24))".utf8)
                 let frames =
                     next(5) == 0 ? [topic] : [topic, Array(repeating: UInt8(ascii: "v"), count: 1 + next(150))]
-                cache.store(frames, nowMilliseconds: 1_000)
-                pending.append(LastValueRecord(frames: frames, sequence: cache.lastSequence, storedMilliseconds: 1_000))
+                if frames.count == 2 && next(10) == 0 && cache.lastSequence > 50 {
+                    // A pair peer's value, restored with an older number of its own: the cache
+                    // puts it in its order by sequence, and the store must too.
+                    let older = cache.lastSequence - 1 - UInt64(next(50))
+                    cache.restore(
+                        LastValueCache.Entry(
+                            frames: frames, bytes: frames.reduce(0) { $0 + 4 + $1.count }, sequence: older,
+                            storedMilliseconds: 1_000))
+                    pending.append(LastValueRecord(frames: frames, sequence: older, storedMilliseconds: 1_000))
+                } else {
+                    cache.store(frames, nowMilliseconds: 1_000)
+                    pending.append(
+                        LastValueRecord(frames: frames, sequence: cache.lastSequence, storedMilliseconds: 1_000))
+                }
                 guard next(6) == 0 else { continue }
                 try store.append(records: [], lastValues: pending, assignedThrough: 0, nowMilliseconds: 1_000)
                 pending = []
@@ -166,6 +178,21 @@ final class HistoryStoreTests: XCTestCase {
         let reopened = try HistoryStore(directory: directory, bounds: roomy)
         XCTAssertEqual(try kept(reopened), cached(), "the same after a reopen")
         XCTAssertEqual(reopened.lastValueBytes, cache.totalBytes)
+    }
+
+    /// Values under no prefix of the cache are deleted at start: the cache does not restore
+    /// them, and counted against its bounds they would evict values it holds.
+    func testLastValuesOutsideTheCachesPrefixesAreDeleted() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        let values = ["a.1", "b.1", "a.2"].enumerated().map {
+            LastValueRecord(
+                frames: [Array($0.element.utf8), [1]], sequence: UInt64($0.offset + 1), storedMilliseconds: 1_000)
+        }
+        try store.append(records: [], lastValues: values, assignedThrough: 0, nowMilliseconds: 1_000)
+        try store.deleteLastValues(outside: [Array("a.".utf8)])
+        XCTAssertEqual(try store.lastValues().map { String(decoding: $0.frames[0], as: UTF8.self) }, ["a.1", "a.2"])
+        XCTAssertEqual(store.lastValueCount, 2)
+        XCTAssertEqual(store.lastValueBytes, 2 * (4 + 3 + 4 + 1))
     }
 
     /// A file kept under larger bounds is trimmed to the new ones when they are set (at start,
