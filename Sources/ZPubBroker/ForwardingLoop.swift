@@ -42,6 +42,9 @@ enum LoopCommand: Sendable {
     /// A pair: become the active broker: bind the producers' endpoints, forward, and assign
     /// sequences from `nextSequence` at least. Replies with what could not be bound.
     case pairActivate(nextSequence: UInt64, ReplySlot<[BrokerError]>)
+    /// A pair: this broker must give up being active (it stops next): unbind the producers'
+    /// endpoints at once (`standDown`).
+    case pairStandDown(ReplySlot<Bool>)
     /// A connection event of PULL, XSUB or XPUB, read by `ConnectionEventReader` (which has fed
     /// the descriptor guard already): peer counts, upstream states, the log.
     case connectionEvent(BrokerSocketRole, MonitorEvent, accepted: SubscriberReachability.Accepted? = nil)
@@ -966,6 +969,9 @@ final class ForwardingLoop {
                 break
             case .pairActivate(let sequence, let slot):
                 beginActivation(nextSequence: sequence, reply: slot)
+            case .pairStandDown(let slot):
+                standDown()
+                slot.fulfill(true)
             }
         }
     }
@@ -1043,6 +1049,21 @@ final class ForwardingLoop {
         }
         pending.reply.fulfill(finishActivation())
         return true
+    }
+
+    /// One of a pair that gives up being active, and stops next: its producers' endpoints are
+    /// unbound now, which also ends the connections made through them, so that producers send
+    /// to the active peer. Left bound through the stop's drain (`shutdown_drain_ms`), they took
+    /// and numbered messages for a second or more after the stand-down, into a history that is
+    /// then set aside: lost to the pair. What was already taken in is still forwarded.
+    private func standDown() {
+        guard pairActive else { return }
+        pairActive = false
+        pullEndpoints.unbindRemoved([], on: pull, logger: logger)
+        xsubEndpoints.unbindRemoved([], on: xsub, logger: logger)
+        registry.set(.pull, pullEndpoints.actual)
+        registry.set(.xsub, xsubEndpoints.actual)
+        logger.notice("pair: standing down: the producers' endpoints are unbound, and zpubd stops")
     }
 
     private func finishActivation() -> [BrokerError] {

@@ -190,6 +190,12 @@ final class PairLink {
         )
         notifier.status("pair: \(status.role.rawValue), waiting for the peer \(status.peer)")
         let heartbeat = UInt64(settings.heartbeatMilliseconds) * 1_000_000
+        // The loop passes at least once a heartbeat: a gap of two means this thread did not
+        // run (the process stopped, or starved of CPU), and the peer's silence over it cannot be
+        // told from this broker's own (`PairMachine.noteOwnStall`). A shorter stall, with the
+        // peer heard at most a heartbeat before it, stays under failover_ms (4 heartbeats).
+        let stallNanoseconds = 2 * heartbeat
+        var lastPass = SystemClock.monotonicNanoseconds()
         while true {
             let now = SystemClock.monotonicNanoseconds()
             let untilHeartbeat = heartbeat &- min(heartbeat, now &- lastHeartbeat)
@@ -207,6 +213,14 @@ final class PairLink {
                 if commands.contains(true) { break }
                 if commands.contains(false) { draining = true }
             }
+            let resumed = SystemClock.monotonicNanoseconds()
+            if resumed &- lastPass > stallNanoseconds {
+                machine.noteOwnStall(nowNanoseconds: resumed)
+                logger.warning(
+                    "pair: this broker did not run for \((resumed &- lastPass) / 1_000_000) ms (stopped, or starved of CPU); the peer's silence is counted from now"
+                )
+            }
+            lastPass = resumed
             if poller.isReadable(routerIndex) { serveRequests() }
             sendHistoryAnswerIfReady()
             if poller.isReadable(dealerIndex) { receiveReplies() }
@@ -414,6 +428,16 @@ final class PairLink {
         logger.critical(
             "pair: this broker's history reaches sequence \(own), beyond the active peer's \(status.peerSequence): the two numbered different messages alike (each was active alone); this broker stops, its history is set aside, and it mirrors the peer's from the start when restarted"
         )
+        standDown()
+    }
+
+    /// Gives up being active, and stops: the loop unbinds the producers' endpoints first (a
+    /// second at most is waited for that), so that nothing more is taken in here while zpubd
+    /// drains and stops.
+    private func standDown() {
+        let slot = ReplySlot<Bool>()
+        loop.mailbox.post(.pairStandDown(slot))
+        _ = slot.wait(milliseconds: 1_000)
         onDemoted()
     }
 
@@ -624,7 +648,7 @@ final class PairLink {
             logger.critical(
                 "pair: the primary is active too (a partition between the pair healed); this backup stops so that one active broker remains, and rejoins as passive when restarted"
             )
-            onDemoted()
+            standDown()
         default:
             break
         }

@@ -145,6 +145,11 @@ public struct PairMachine: Sendable {
     public private(set) var peerHeard: UInt64?
     public private(set) var peerState: State?
     private let started: UInt64
+    /// When this broker last came back from a stall of its own (`noteOwnStall`).
+    private var ownStallEnded: UInt64 = 0
+    /// Where the peer's silence is counted from: its last heartbeat, the start, or this
+    /// broker's own last stall, whichever came last.
+    private var silenceStart: UInt64 { max(peerHeard ?? started, ownStallEnded) }
 
     public init(role: PairSettings.Role, failoverMilliseconds: Int, nowNanoseconds: UInt64) {
         self.role = role
@@ -153,14 +158,23 @@ public struct PairMachine: Sendable {
     }
 
     public func peerIsSilent(nowNanoseconds now: UInt64) -> Bool {
-        now &- (peerHeard ?? started) >= failoverNanoseconds
+        now &- silenceStart >= failoverNanoseconds
+    }
+
+    /// This broker did not run for a while (stopped, or starved of CPU) and runs again at
+    /// `now`: the peer's heartbeats of that time may still be on their way in, so its silence
+    /// is counted from now. A backup paused past `failover` and resumed took over from a
+    /// primary that had been beating all along (3 times in 6), then stood down at its next
+    /// heartbeat.
+    public mutating func noteOwnStall(nowNanoseconds now: UInt64) {
+        ownStallEnded = max(ownStallEnded, now)
     }
 
     /// Whether clients counted at `countedAt` may decide a takeover: only a count taken once the
     /// peer counted as silent. One taken earlier (the loop's late answer to an earlier question)
     /// can predate a partition by too little for its cut-off clients to have dropped out.
     public func countIsFresh(countedAtNanoseconds countedAt: UInt64) -> Bool {
-        countedAt >= (peerHeard ?? started) &+ failoverNanoseconds
+        countedAt >= silenceStart &+ failoverNanoseconds
     }
 
     private mutating func move(to next: State, _ reason: String) -> Transition? {

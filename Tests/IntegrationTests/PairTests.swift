@@ -1095,6 +1095,42 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("n.1", "after the takeover")])
     }
 
+    /// A primary that was stopped (SIGSTOP) past the failover time comes back active beside a
+    /// backup that took over: the backup stands down, and unbinds its producers' endpoints
+    /// before it stops, so that nothing more is taken in there (left bound through the stop's
+    /// drain, it took and numbered producers' messages for a second or more after standing
+    /// down, into a history then set aside). The primary stays active throughout.
+    func testABackupThatStandsDownUnbindsItsProducersBeforeItStops() throws {
+        let ports = (try FreePort.find(), try FreePort.find())
+        let primary = try Daemon(
+            configuration: configuration(role: .primary),
+            endpoints: endpoints("a", xpub: "tcp://127.0.0.1:\(ports.0)"))
+        let backup = try Daemon(
+            configuration: configuration(role: .backup),
+            endpoints: endpoints("b", xpub: "tcp://127.0.0.1:\(ports.1)"))
+        try waitForPair(primary, backup)
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(primary.xpub, prefixes: ["n."])
+        try subscriber.connect(backup.xpub)
+        try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
+            try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1
+        }
+        primary.signal(SIGSTOP)
+        try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
+        primary.signal(SIGCONT)
+        try Wait.until("the backup stands down and stops\n\(backup.log)", timeout: 30) {
+            backup.log.contains("received SIGTERM")
+        }
+        let log = backup.log
+        let standing = try XCTUnwrap(log.range(of: "pair: standing down"), log)
+        let unbound = try XCTUnwrap(log.range(of: "unbound pull"), "the producers' endpoint is unbound\n\(log)")
+        let stopping = try XCTUnwrap(log.range(of: "received SIGTERM"), log)
+        XCTAssertLessThan(standing.lowerBound, stopping.lowerBound, "unbound before the stop begins")
+        XCTAssertLessThan(unbound.lowerBound, stopping.lowerBound)
+        XCTAssertNotNil(backup.waitForExit())
+        XCTAssertEqual(pairState(primary), .active)
+    }
+
     /// A subscriber of the active broker that falls far behind in its reading, over TCP (whose
     /// buffers hold megabytes, which a ZMTP ping waits behind), keeps its connection and gets
     /// every message. Until 2026-12-03 a pair's XPUB dropped a subscriber half a failover

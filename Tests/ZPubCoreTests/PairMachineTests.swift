@@ -57,6 +57,25 @@ final class PairMachineTests: XCTestCase {
         XCTAssertTrue(takeover?.reason.contains("silent") ?? false)
     }
 
+    /// A backup that was itself stopped (SIGSTOP, a starved machine) past the failover time
+    /// does not take the primary's silence over that time for a dead primary: the heartbeats
+    /// sent meanwhile may still be on their way in. Its silence counts from the resume.
+    func testABackupThatWasStoppedItselfCountsThePeersSilenceFromItsResume() {
+        var backup = machine(.backup)
+        _ = backup.peerSaid(.waiting, nowNanoseconds: 0)
+        _ = backup.peerSaid(.active, nowNanoseconds: second)
+        XCTAssertEqual(backup.state, .passive)
+        // Stopped from 1 s to 5 s; it runs again at 5 s.
+        backup.noteOwnStall(nowNanoseconds: 5 * second)
+        XCTAssertFalse(backup.peerIsSilent(nowNanoseconds: 5 * second))
+        XCTAssertNil(backup.tick(nowNanoseconds: 5 * second, clientsConnected: true), "no takeover on resuming")
+        XCTAssertFalse(backup.countIsFresh(countedAtNanoseconds: 5 * second))
+        _ = backup.peerSaid(.active, nowNanoseconds: 5 * second + second / 10)
+        XCTAssertEqual(backup.state, .passive)
+        // A primary silent for the failover time after the resume is silent.
+        XCTAssertEqual(backup.tick(nowNanoseconds: 8 * second, clientsConnected: true)?.to, .active)
+    }
+
     func testARecoveredPrimaryRejoinsAsPassiveAndTakesOverAgainLater() {
         var primary = machine(.primary)
         XCTAssertEqual(primary.peerSaid(.active, nowNanoseconds: second / 2)?.to, .passive, "the backup is active")
