@@ -95,6 +95,8 @@ final class PairLink {
     /// a report only if it is newer than the last it took: an answer read after a newer
     /// heartbeat, or a heartbeat after a newer answer, would otherwise undo it.
     private let runID = UInt64.random(in: 1...UInt64.max)
+    /// When a misconfigured pair was last logged (`warnOfMisconfiguration`); 0: never.
+    private var lastMisconfigurationWarning: UInt64 = 0
     private var reportNumber: UInt64 = 0
     /// Which of the peer's reports are newer than the last one taken.
     private var peerReports = PeerReportOrder()
@@ -260,14 +262,39 @@ final class PairLink {
         reportNumber &+= 1
         return [
             Array(machine.state.rawValue.utf8), Array(String(ownNextSequence &- 1).utf8), Array(String(runID).utf8),
-            Array(String(reportNumber).utf8),
+            Array(String(reportNumber).utf8), Array(status.role.rawValue.utf8),
         ]
     }
 
     /// Whether a report of the peer's (`fields`: state, sequence, and from a zpubd since
     /// 2026-12-02 run and number) is newer than the last taken; takes note of it if so.
+    /// A report from this very run (`runID`: the pair's `peer` leads back here) is not taken,
+    /// nor is the peer's silence broken by it; one whose role (the fifth field, from a zpubd
+    /// since 2026-12-04) is this broker's own tells of two brokers configured alike. Both are
+    /// logged as critical, once a minute at most: the pair cannot work as configured.
     private func isNewerReport(_ fields: ArraySlice<[UInt8]>) -> Bool {
-        peerReports.take(reportFields: fields)
+        let field = { (offset: Int) in
+            fields.count > offset ? String(decoding: fields[fields.startIndex + offset], as: UTF8.self) : nil
+        }
+        if field(2).flatMap({ UInt64($0) }) == runID {
+            warnOfMisconfiguration(
+                "pair: this broker hears its own heartbeats: [ha] peer (\(status.peer)) leads back to this broker itself (another spelling of its own bind?); set it to the other broker's pair endpoint. Until then the peer counts as silent"
+            )
+            return false
+        }
+        if let role = field(4).flatMap(PairSettings.Role.init(rawValue:)), role == status.role {
+            warnOfMisconfiguration(
+                "pair: the peer is configured as \(role.rawValue) too: [ha] role must be \"primary\" on one broker and \"backup\" on the other; until that is fixed both may be active at once"
+            )
+        }
+        return peerReports.take(reportFields: fields)
+    }
+
+    private func warnOfMisconfiguration(_ message: String) {
+        let now = SystemClock.monotonicNanoseconds()
+        guard lastMisconfigurationWarning == 0 || now &- lastMisconfigurationWarning >= 60_000_000_000 else { return }
+        lastMisconfigurationWarning = now
+        logger.critical("\(message)")
     }
 
     /// Asks the loop for its next sequence and its subscribers, waiting `shortWait` at most

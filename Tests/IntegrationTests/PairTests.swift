@@ -1095,6 +1095,36 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("n.1", "after the takeover")])
     }
 
+    /// Pairs that cannot work as configured are told in the log as critical: a `peer` that
+    /// leads back to the broker itself (another spelling of its own bind), whose heartbeats
+    /// then counted as a live peer's, and two brokers both configured as primary.
+    func testAPairConfiguredWronglyIsToldInTheLog() throws {
+        let port = try FreePort.find()
+        let alone = try Daemon(
+            configuration: """
+                [ha]
+                role = "primary"
+                bind = "tcp://127.0.0.1:\(port)"
+                peer = "tcp://localhost:\(port)"
+                failover_ms = 1000
+                """, endpoints: endpoints("s"))
+        try Wait.until("the broker tells that it hears itself\n\(alone.log)", timeout: 15) {
+            alone.log.contains("this broker hears its own heartbeats")
+        }
+        try Wait.until("it starts alone, as a primary with a silent peer", timeout: 15) { pairState(alone) == .active }
+        XCTAssertNil(
+            try alone.decode("HEALTH", as: HealthReport.self).pair?.peerState, "its own heartbeats are no peer")
+
+        let primary = try Daemon(configuration: configuration(role: .primary), endpoints: endpoints("a"))
+        let other = try Daemon(
+            configuration: configuration(role: .primary).replacingOccurrences(of: "pair-a", with: "pair-x")
+                .replacingOccurrences(of: "pair-b", with: "pair-a").replacingOccurrences(of: "pair-x", with: "pair-b"),
+            endpoints: endpoints("b"))
+        try Wait.until("a primary tells that its peer is a primary too\n\(primary.log)\n\(other.log)", timeout: 15) {
+            (primary.log + other.log).contains("the peer is configured as primary too")
+        }
+    }
+
     /// A primary that was stopped (SIGSTOP) past the failover time comes back active beside a
     /// backup that took over: the backup stands down, and unbinds its producers' endpoints
     /// before it stops, so that nothing more is taken in there (left bound through the stop's
