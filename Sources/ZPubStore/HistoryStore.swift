@@ -166,6 +166,9 @@ public final class HistoryStore {
     private var oldest: OldestBlock?
     /// The numbers handed out that the store does not hold, told to readers.
     var notKeptLedger = NotKeptLedger()
+    /// Whether the run before this one stopped uncleanly, leaving a reserve not yet accounted
+    /// for (set at open).
+    public private(set) var earlierRunStoppedUncleanly = false
     private let numbersOnItsOwn: Bool
 
     /// Opens the store in `directory` (creating it), or in memory when nil. Throws
@@ -900,6 +903,9 @@ public final class HistoryStore {
     /// (`startsAfter` is at least the recorded reserve, so a new one is always taken).
     private func reserveAtOpen() throws {
         startsAfter = max(lastSequence, reservedThrough)
+        // Not yet accounted for: the run before this one stopped uncleanly. (After an unclean
+        // stop and then a clean one, the reserve is already a recorded range.)
+        earlierRunStoppedUncleanly = startsAfter > max(lastSequence, notKeptLedger.accountedThrough)
         try reserve(above: startsAfter)
         try recordWhatEarlierRunsDidNotKeep()
     }

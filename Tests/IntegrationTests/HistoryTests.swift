@@ -746,6 +746,27 @@ final class HistoryTests: XCTestCase {
         XCTAssertFalse(run.stderr.contains("history's bounds"), run.stderr)
     }
 
+    /// The start after an unclean stop says so; a start after that run's clean stop does not
+    /// again (its reserve is a recorded range by then), though nothing was numbered since.
+    func testOnlyTheStartRightAfterAnUncleanStopSaysSo() throws {
+        let arguments = ["--history", "w.", "--state-dir", stateDirectory.path]
+        do {
+            let daemon = try Daemon(arguments: arguments)
+            daemon.signal(SIGKILL)
+            XCTAssertNotNil(daemon.waitForExit())
+        }
+        do {
+            let daemon = try Daemon(arguments: arguments)
+            try Wait.until("the store is open\n\(daemon.log)") { daemon.log.contains("sequences continue after") }
+            XCTAssertTrue(daemon.log.contains("an earlier run stopped uncleanly"), daemon.log)
+            daemon.signal(SIGTERM)
+            XCTAssertNotNil(daemon.waitForExit())
+        }
+        let daemon = try Daemon(arguments: arguments)
+        try Wait.until("the store is open\n\(daemon.log)") { daemon.log.contains("sequences continue after") }
+        XCTAssertFalse(daemon.log.contains("stopped uncleanly"), daemon.log)
+    }
+
     /// Numbers handed out for messages the store could not write (its disk was full) are told
     /// to readers as not kept, exactly: with the messages read, they cover every number, and
     /// they add up to what STATS counts as lost. After a SIGKILL, the dead run's reserve is
