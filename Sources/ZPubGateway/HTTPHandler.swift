@@ -82,6 +82,18 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.head = head
             body = []
             bodyBytes = 0
+            if let unmet = Self.unmetExpectation(head) {
+                // RFC 9110 10.1.1: an expectation the server cannot meet gets a 417.
+                count(.badRequest)
+                respondError(
+                    context, .expectationFailed, "expectation_failed",
+                    "Expect: \(unmet) cannot be met: this server meets only Expect: 100-continue", head)
+                self.head = nil
+                closingForError = true
+                deadline.stop()
+                Goodbye.closeAfterGrace(context.channel)
+                return
+            }
             if Self.expectsContinue(head) { answerExpectation(context, head) }
         case .body(var part):
             bodyBytes += part.readableBytes
@@ -124,6 +136,12 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     static func expectsContinue(_ head: HTTPRequestHead) -> Bool {
         guard head.version.major > 1 || head.version.minor >= 1 else { return false }
         return head.headers["Expect"].contains { $0.lowercased() == "100-continue" }
+    }
+
+    /// An `Expect` of an HTTP/1.1 request other than 100-continue, which no server here meets.
+    static func unmetExpectation(_ head: HTTPRequestHead) -> String? {
+        guard head.version.major > 1 || head.version.minor >= 1 else { return nil }
+        return head.headers["Expect"].first { $0.lowercased() != "100-continue" }
     }
 
     /// Asks for the body with `100 Continue`, or refuses at once (413) a body that its

@@ -1381,6 +1381,11 @@ final class HTTPGatewayTests: XCTestCase {
         let first = refused["first"] as? [String: Any]
         XCTAssertEqual(first?["status"] as? Int, 413, "\(refused)")
         XCTAssertEqual(first?["code"] as? String, "too_large", "\(refused)")
+        // Any other expectation cannot be met: 417, not a request served as if none was made.
+        let unmet = try HTTPProbe.request(
+            port: port, method: "POST", "/publish", headers: ["Expect": "200-ok"], body: Array(body.utf8))
+        XCTAssertEqual(unmet.status, 417, unmet.text)
+        XCTAssertTrue(unmet.text.contains("expectation_failed"), unmet.text)
     }
 
     /// POST /publish answers with each kept message's history sequence, which HISTORY then
