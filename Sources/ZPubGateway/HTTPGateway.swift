@@ -144,7 +144,8 @@ public final class HTTPGateway: Sendable {
         let place = UpgradePlace(counters: shared.counters)
         channel.closeFuture.whenComplete { _ in place.release() }
         let upgrader = NIOWebSocketServerUpgrader(
-            maxFrameSize: shared.settings.maxFrame, automaticErrorHandling: true,
+            // The decoder's refusals are answered by the session, with a reason.
+            maxFrameSize: shared.settings.maxFrame, automaticErrorHandling: false,
             shouldUpgrade: { channel, head in
                 // Checked and taken in one go, on the one event loop: counting the client only
                 // when its session started (after the 101 was sent) let upgrades that arrived

@@ -286,16 +286,28 @@ final class WebSocketSession: ChannelInboundHandler {
             guard !closing else { return }
             shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
             close(context, code: 1002, reason: violation.reason)
-        case is NIOWebSocketError:
-            // NIO's WebSocketProtocolErrorHandler has sent the close frame (1009 for a frame over
-            // max_frame, 1002 otherwise) and hangs up once it is written: bound that wait too.
+        case let broken as NIOWebSocketError:
+            // The frame decoder's own refusals, answered here with a reason (NIO's error
+            // handler, not installed, sent the code alone).
             guard !closing else { return }
-            closing = true
             shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
-            Goodbye.closeAfterGrace(context.channel)
+            let (code, reason) = Self.closeFrame(for: broken, maxFrame: shared.settings.maxFrame)
+            close(context, code: code, reason: reason)
         default:
             // An I/O or TLS error: the connection is of no further use.
             context.close(promise: nil)
+        }
+    }
+
+    /// The close code and reason for a frame the decoder refused.
+    static func closeFrame(for error: NIOWebSocketError, maxFrame: Int) -> (UInt16, String) {
+        switch error {
+        case .invalidFrameLength:
+            (1009, "frame over max_frame (\(maxFrame) bytes); send smaller requests")
+        case .fragmentedControlFrame:
+            (1002, "a control frame (ping, pong, close) may not be fragmented (RFC 6455 5.5)")
+        case .multiByteControlFrameLength:
+            (1002, "a control frame (ping, pong, close) carries at most 125 bytes (RFC 6455 5.5)")
         }
     }
 

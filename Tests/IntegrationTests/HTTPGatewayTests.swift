@@ -250,6 +250,7 @@ final class HTTPGatewayTests: XCTestCase {
             ("unmasked", 1002, "masked"), ("rsv1", 1002, "RSV"), ("rsv3", 1002, "RSV"),
             ("opcode_3", 1002, "reserved opcode 3"), ("opcode_11", 1002, "reserved opcode 11"),
             ("close_one_byte", 1002, "1 byte"), ("close_reason_not_utf8", 1007, "UTF-8"),
+            ("ping_fragmented", 1002, "may not be fragmented"), ("ping_over_125", 1002, "at most 125 bytes"),
         ] {
             let close = results[name] as? [String: Any] ?? [:]
             XCTAssertEqual(close["code"] as? Int, code, "\(name): \(close)")

@@ -270,10 +270,12 @@ def ws_fragments(port):
     print(json.dumps(results), flush=True)
 
 
-def raw_frame(opcode, payload, masked=True, rsv=0):
-    """A whole frame of 125 bytes at most, byte for byte, for what websocket-client refuses to
-    send: unmasked, with RSV bits, with a reserved opcode."""
-    first = bytes([0x80 | rsv << 4 | opcode, (0x80 if masked else 0) | len(payload)])
+def raw_frame(opcode, payload, masked=True, rsv=0, fin=True):
+    """A frame of up to 65,535 bytes, byte for byte, for what websocket-client refuses to
+    send: unmasked, with RSV bits, with a reserved opcode, a control frame fragmented or over
+    125 bytes."""
+    length = bytes([len(payload)]) if len(payload) <= 125 else bytes([126]) + len(payload).to_bytes(2, "big")
+    first = bytes([(0x80 if fin else 0) | rsv << 4 | opcode]) + bytes([(0x80 if masked else 0) | length[0]]) + length[1:]
     if not masked:
         return first + payload
     mask = os.urandom(4)
@@ -292,6 +294,8 @@ def ws_violations(port):
         "opcode_11": raw_frame(0xB, b"x"),
         "close_one_byte": raw_frame(0x8, b"\x03"),
         "close_reason_not_utf8": raw_frame(0x8, b"\x03\xe8\xff\xfe"),
+        "ping_fragmented": raw_frame(0x9, b"x", fin=False),
+        "ping_over_125": raw_frame(0x9, b"x" * 126),
     }
     results = {}
     for name, frame in cases.items():
