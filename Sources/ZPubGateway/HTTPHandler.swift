@@ -229,7 +229,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
             return respondError(context, .badRequest, "bad_request", "the request target is not a valid path", head)
         }
-        if head.method == .OPTIONS { return preflight(context, head, target) }
+        if head.method == .OPTIONS {
+            // A path that does not exist is that whatever the method.
+            guard Self.paths.contains(target.path) else { return notFound(context, head, target) }
+            return preflight(context, head, target)
+        }
         if target.path == "/publish" {
             guard head.method == .POST else {
                 var headers = HTTPHeaders()
@@ -313,12 +317,21 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context, .upgradeRequired, "upgrade_required",
                 "/ws is a WebSocket endpoint: send Connection: Upgrade, Upgrade: websocket (RFC 6455)", head)
         default:
-            shared.counters.notFound.add(1, ordering: .relaxed)
-            respondError(
-                context, .notFound, "not_found",
-                "no such path \(target.path); paths are /, /watch, /ws, /events, /publish, /status/events, /healthz, /stats, /metrics",
-                head)
+            notFound(context, head, target)
         }
+    }
+
+    /// The gateway's paths, in the order `not_found` lists them.
+    static let pathList = [
+        "/", "/watch", "/ws", "/events", "/publish", "/status/events", "/healthz", "/stats", "/metrics",
+    ]
+    static let paths = Set(pathList)
+
+    private func notFound(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ target: RequestTarget) {
+        shared.counters.notFound.add(1, ordering: .relaxed)
+        respondError(
+            context, .notFound, "not_found",
+            "no such path \(target.path); paths are \(Self.pathList.joined(separator: ", "))", head)
     }
 
     /// `POST /publish`: every message checked first (all or nothing), then handed to the broker

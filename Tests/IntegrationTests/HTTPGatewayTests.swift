@@ -1725,6 +1725,9 @@ final class HTTPGatewayTests: XCTestCase {
         let evil = try HTTPProbe.request(
             port: port, method: "OPTIONS", "/publish", headers: ["Origin": "https://evil.example"])
         XCTAssertEqual(evil.status, 403, evil.text)
+        // A path that does not exist is 404 for OPTIONS as for any method.
+        let nowhere = try HTTPProbe.request(port: port, method: "OPTIONS", "/nope", headers: [:])
+        XCTAssertEqual(nowhere.status, 404, nowhere.text)
     }
 
     // MARK: Browsers
