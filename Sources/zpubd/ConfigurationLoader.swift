@@ -19,6 +19,13 @@ struct ConfigurationLoader: Sendable {
         var haRole: String? = nil
         var haBind: String? = nil
         var haPeer: String? = nil
+
+        /// Whether any option was given on the command line.
+        var anyGiven: Bool {
+            !(pull.isEmpty && xsub.isEmpty && xpub.isEmpty && control.isEmpty && upstream.isEmpty && lastValue.isEmpty
+                && history.isEmpty) || stateDirectory != nil || logLevel != nil || http != nil || haRole != nil
+                || haBind != nil || haPeer != nil
+        }
     }
 
     /// Every problem found, ready to print: one line each, prefixed with the file and line.

@@ -125,7 +125,10 @@ struct ZPubDaemon: ParsableCommand {
                 haBind: haBind, haPeer: haPeer))
         let (configuration, security, gatewayKeys) = try loadOrExit(loader)
         if checkConfig {
-            print("\(config ?? "embedded defaults"): configuration is valid")
+            // What was checked: the file or the embedded defaults, and the options given.
+            let source =
+                (config ?? "embedded defaults") + (loader.overrides.anyGiven ? " with the command-line options" : "")
+            print("\(source): configuration is valid")
             return
         }
 

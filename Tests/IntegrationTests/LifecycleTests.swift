@@ -44,7 +44,10 @@ final class LifecycleTests: XCTestCase {
     func testCheckConfigAcceptsTheSampleAndListsEveryProblemOfABadFile() throws {
         let good = try Run.program(Binaries.zpubd, ["--config", sampleConfig, "--check-config"])
         XCTAssertEqual(good.status, 0, good.stderr)
-        XCTAssertTrue(good.stdout.contains("valid"))
+        XCTAssertEqual(good.stdout, "\(sampleConfig): configuration is valid\n")
+        // It says what it checked: flags without a file are not the embedded defaults alone.
+        let flagsOnly = try Run.program(Binaries.zpubd, ["--pull", "tcp://127.0.0.1:47998", "--check-config"])
+        XCTAssertEqual(flagsOnly.stdout, "embedded defaults with the command-line options: configuration is valid\n")
 
         let bad = try temporaryFile("[daemon]\nlog_level = \"chatty\"\n\n[sockets]\nsend_hwm = -5\nbogus = 1\n")
         let run = try Run.program(Binaries.zpubd, ["--config", bad.path, "--check-config"])
