@@ -88,6 +88,10 @@ extension Endpoint {
         else { return nil }
         var host = address[..<colon].lowercased()
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        // An IPv4 address in IPv6 form (::ffff:127.0.0.1) is that IPv4 address.
+        if host.hasPrefix("::ffff:"), host.dropFirst("::ffff:".count).contains(".") {
+            host = String(host.dropFirst("::ffff:".count))
+        }
         return (host == "localhost" ? "127.0.0.1" : host, port)
     }
 }

@@ -298,6 +298,8 @@ final class ConfigurationFileTests: XCTestCase {
             ("tcp://*:47556", "tcp://127.0.0.1:47556"),
             ("tcp://0.0.0.0:47556", "tcp://localhost:47556"),
             ("tcp://*:47556", "tcp://[::1]:47556"),
+            ("tcp://*:47556", "tcp://[::ffff:127.0.0.1]:47556"),
+            ("tcp://127.0.0.1:47556", "tcp://[::FFFF:127.0.0.1]:47556"),
         ]
         for (xpub, upstream) in ownXPub {
             let found = problems("[endpoints]\nxpub = [\"\(xpub)\"]\nupstream = [\"\(upstream)\"]\n")
