@@ -582,7 +582,7 @@ final class HistoryWriter {
                 more = page.cutByBytes || messages.count == HistoryReply.pageSize
                 gap = HistoryReply.gap(
                     since: sequence, through: query.through, firstSequence: store.firstSequence,
-                    lastSequence: store.lastSequence, evictedThrough: store.evictedThrough)
+                    lastSequence: store.lastSequence, evictedThrough: try store.gapCeiling())
                 // Up to the last message when more follow (the next page tells the rest).
                 let end =
                     more

@@ -271,9 +271,9 @@ public struct HistoryReply: Codable, Equatable, Sendable {
 
     /// The evicted range a reader that wants everything after `since` (up to `through`, when
     /// a replay's marker bounds it: what comes later comes live) missed, if any. Only up to
-    /// `evictedThrough` (the store's): numbers between it and the oldest kept message were
-    /// never kept (a dead run's reserve before anything was stored), and `not_kept` tells them
-    /// with their reason instead of "no longer kept".
+    /// `evictedThrough` (the store's `gapCeiling`): numbers between it and the oldest kept
+    /// message that were never kept (a dead run's reserve before anything was stored) are told
+    /// by `not_kept`, with their reason, instead of "no longer kept".
     public static func gap(
         since: UInt64, through: UInt64?, firstSequence: UInt64, lastSequence: UInt64, evictedThrough: UInt64
     ) -> Gap? {

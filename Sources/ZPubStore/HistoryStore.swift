@@ -1102,6 +1102,17 @@ public final class HistoryStore {
         return (result, full)
     }
 
+    /// Up to where a reader's `gap` goes (`HistoryReply.gap`): the numbers evicted, and above
+    /// them, below the oldest kept message, those no `not_kept` range tells of (a file written
+    /// before that table, 2026-12-02). Numbers a range does tell of (a dead run's reserve
+    /// before anything was kept) are reported there, with their reason, instead.
+    public func gapCeiling() throws -> UInt64 {
+        let below = firstSequence > 0 ? firstSequence - 1 : lastSequence
+        guard below > evictedThrough else { return evictedThrough }
+        let told = try NotKeptLedger.ranges(database, after: evictedThrough, through: below, limit: 1)
+        return told.first.map { $0.first - 1 } ?? below
+    }
+
     /// How far readers are told of numbers: the highest assigned that the store knows of, or
     /// further, through the reserve of a run that stopped uncleanly, once it is recorded as not
     /// kept (`numbersOnItsOwn`): numbers that run may have handed out, above all it stored.

@@ -96,6 +96,11 @@ final class NotKeptLedgerTests: XCTestCase {
         // (a reader's gap is 1-3 only, `HistoryReply.gap` with `evictedThrough`).
         XCTAssertEqual(store.evictedThrough, 3)
         XCTAssertEqual(try ranges(store), ["4-4", "6-6"])
+        XCTAssertEqual(try store.gapCeiling(), 3, "a reader's gap: the evicted numbers")
+        // A file from before the not_kept table holds no range for 4: it stays in the gap,
+        // never silence.
+        try store.database.execute("DELETE FROM not_kept")
+        XCTAssertEqual(try store.gapCeiling(), 4)
         XCTAssertEqual(store.notKeptRanges, 2)
     }
 
