@@ -85,14 +85,9 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let unmet = Self.unmetExpectation(head) {
                 // RFC 9110 10.1.1: an expectation the server cannot meet gets a 417.
                 count(.badRequest)
-                respondError(
+                return refuseAndClose(
                     context, .expectationFailed, "expectation_failed",
                     "Expect: \(unmet) cannot be met: this server meets only Expect: 100-continue", head)
-                self.head = nil
-                closingForError = true
-                deadline.stop()
-                Goodbye.closeAfterGrace(context.channel)
-                return
             }
             if Self.expectsContinue(head) { answerExpectation(context, head) }
         case .body(var part):
@@ -150,17 +145,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let limit = shared.settings.maxFrame
         if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > limit {
             count(.payloadTooLarge)
-            respondError(
+            // Closed after a grace, not at once: a client that sent some body regardless would
+            // have the close reset the connection, and the 413 with it.
+            return refuseAndClose(
                 context, .payloadTooLarge, "too_large",
                 "a request body may have at most max_frame (\(limit)) bytes; split a batch into several requests", head)
-            // Closed after a grace, not at once: a client that sent some body regardless would
-            // have the close reset the connection, and the 413 with it. What it still sends is
-            // not read.
-            self.head = nil
-            closingForError = true
-            deadline.stop()
-            Goodbye.closeAfterGrace(context.channel)
-            return
         }
         context.writeAndFlush(
             wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -208,15 +197,24 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return context.fireErrorCaught(error)
         }
         guard stream == nil, !closingForError else { return }
-        closingForError = true
-        head = nil
-        unanswered = nil
         shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
-        respondError(
+        refuseAndClose(
             context, .badRequest, "bad_request",
-            "the request is not valid HTTP/1.1 (\(parserError)); the connection is closed")
-        // Closed once the 400 is written (Connection: close), or after the grace if the client
-        // does not read it; no deadline, whose 408 would follow the 400.
+            "the request is not valid HTTP/1.1 (\(parserError)); the connection is closed", nil)
+    }
+
+    /// Answers a request that cannot be served with an error and ends the connection: nothing
+    /// more is read (the rest of its body, bytes after a parse error), and it is closed once
+    /// the answer is written (Connection: close) or after the grace if the client does not
+    /// read it. The request deadline stops, or its 408 would follow the answer.
+    private func refuseAndClose(
+        _ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ code: String, _ message: String,
+        _ head: HTTPRequestHead?
+    ) {
+        closingForError = true
+        self.head = nil
+        unanswered = nil
+        respondError(context, status, code, message, head)
         deadline.stop()
         Goodbye.closeAfterGrace(context.channel)
     }

@@ -944,14 +944,18 @@ public final class HistoryStore {
     public func setLastValueLimits(entries: Int, bytes: Int) throws {
         lastValueLimits = (entries, bytes)
         guard lastValueCount > entries || lastValueBytes > bytes else { return }
+        try changingLastValues { try evictLastValuesOverLimits() }
+    }
+
+    /// Runs `body`, which deletes last values, in a transaction of its own. A rollback keeps
+    /// rows the sizes let go of: they are read again, so that the next update trims them.
+    private func changingLastValues(_ body: () throws -> Void) throws {
         try database.execute("BEGIN")
         do {
-            try evictLastValuesOverLimits()
+            try body()
             try database.execute("COMMIT")
         } catch {
             try? database.execute("ROLLBACK")
-            // The sizes let go of rows the rollback kept: read them again, so that the next
-            // update trims them.
             try? loadLastValueSizes()
             throw error
         }
@@ -976,14 +980,8 @@ public final class HistoryStore {
             if !prefixes.contains(where: { topic.starts(with: $0) }) { outside.append(topic) }
         }
         guard !outside.isEmpty else { return }
-        try database.execute("BEGIN")
-        do {
+        try changingLastValues {
             for topic in outside { try deleteLastValueRow(topic) }
-            try database.execute("COMMIT")
-        } catch {
-            try? database.execute("ROLLBACK")
-            try? loadLastValueSizes()
-            throw error
         }
     }
 

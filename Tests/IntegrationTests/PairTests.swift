@@ -74,6 +74,28 @@ final class PairTests: XCTestCase {
         }
     }
 
+    /// A formed pair with XPUBs over TCP, and a subscriber of `n.` connected to both that
+    /// the backup counts for a takeover.
+    private func pairWithASubscriberOverTCP() throws -> (
+        primary: Daemon, backup: Daemon, clients: Clients, subscriber: Socket
+    ) {
+        let ports = (try FreePort.find(), try FreePort.find())
+        let primary = try Daemon(
+            configuration: configuration(role: .primary),
+            endpoints: endpoints("a", xpub: "tcp://127.0.0.1:\(ports.0)"))
+        let backup = try Daemon(
+            configuration: configuration(role: .backup),
+            endpoints: endpoints("b", xpub: "tcp://127.0.0.1:\(ports.1)"))
+        try waitForPair(primary, backup)
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(primary.xpub, prefixes: ["n."])
+        try subscriber.connect(backup.xpub)
+        try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
+            try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1
+        }
+        return (primary, backup, clients, subscriber)
+    }
+
     /// Every kept message of `daemon`, oldest first: (sequence, message number).
     private func history(_ daemon: Daemon) throws -> [(seq: UInt64, number: Int)] {
         var kept: [(UInt64, Int)] = []
@@ -1070,20 +1092,7 @@ final class PairTests: XCTestCase {
     /// primary and becomes active. (The other takeover tests connect their subscribers over
     /// ipc, which always counts.) HEALTH shows the count.
     func testASubscriberOverTCPLetsTheBackupTakeOver() throws {
-        let ports = (try FreePort.find(), try FreePort.find())
-        let primary = try Daemon(
-            configuration: configuration(role: .primary),
-            endpoints: endpoints("a", xpub: "tcp://127.0.0.1:\(ports.0)"))
-        let backup = try Daemon(
-            configuration: configuration(role: .backup),
-            endpoints: endpoints("b", xpub: "tcp://127.0.0.1:\(ports.1)"))
-        try waitForPair(primary, backup)
-        let clients = try Clients()
-        let subscriber = try clients.subscriber(primary.xpub, prefixes: ["n."])
-        try subscriber.connect(backup.xpub)
-        try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
-            try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1
-        }
+        let (primary, backup, clients, subscriber) = try pairWithASubscriberOverTCP()
         let health = try Run.program(Binaries.zpub, ["health", "--control", backup.control])
         XCTAssertTrue(health.stdout.contains("passive, peer"), health.stdout + health.stderr)
         XCTAssertTrue(health.stdout.contains(", 1 client counted for a takeover"), health.stdout)
@@ -1131,20 +1140,7 @@ final class PairTests: XCTestCase {
     /// drain, it took and numbered producers' messages for a second or more after standing
     /// down, into a history then set aside). The primary stays active throughout.
     func testABackupThatStandsDownUnbindsItsProducersBeforeItStops() throws {
-        let ports = (try FreePort.find(), try FreePort.find())
-        let primary = try Daemon(
-            configuration: configuration(role: .primary),
-            endpoints: endpoints("a", xpub: "tcp://127.0.0.1:\(ports.0)"))
-        let backup = try Daemon(
-            configuration: configuration(role: .backup),
-            endpoints: endpoints("b", xpub: "tcp://127.0.0.1:\(ports.1)"))
-        try waitForPair(primary, backup)
-        let clients = try Clients()
-        let subscriber = try clients.subscriber(primary.xpub, prefixes: ["n."])
-        try subscriber.connect(backup.xpub)
-        try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
-            try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1
-        }
+        let (primary, backup, clients, subscriber) = try pairWithASubscriberOverTCP()
         primary.signal(SIGSTOP)
         try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
         primary.signal(SIGCONT)
@@ -1159,6 +1155,8 @@ final class PairTests: XCTestCase {
         XCTAssertLessThan(unbound.lowerBound, stopping.lowerBound)
         XCTAssertNotNil(backup.waitForExit())
         XCTAssertEqual(pairState(primary), .active)
+        // The subscriber stays connected throughout: it is what let the backup take over.
+        withExtendedLifetime((clients, subscriber)) {}
     }
 
     /// A subscriber of the active broker that falls far behind in its reading, over TCP (whose
