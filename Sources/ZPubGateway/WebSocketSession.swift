@@ -253,18 +253,27 @@ final class WebSocketSession: ChannelInboundHandler {
                 return close(
                     context, code: 1002, reason: "a close frame's body is a 2-byte code and a reason, not 1 byte")
             }
-            // Its code, unless one that must not be sent (RFC 6455 7.4.1: 1005, 1006 and 1015 only
-            // describe a closure; unassigned ones mean nothing).
+            // No code at all is a normal close (RFC 6455 5.5.1), echoed as 1000.
             let received = data.readInteger(as: UInt16.self) ?? 1000
             let reason = data.readBytes(length: data.readableBytes) ?? []
             guard Array(String(decoding: reason, as: UTF8.self).utf8) == reason else {
                 shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
                 return close(context, code: 1007, reason: "the close frame's reason is not UTF-8 (RFC 6455 5.5.1)")
             }
+            // A code that must not be on the wire is a protocol error (RFC 6455 7.4.1: 1005, 1006
+            // and 1015 only describe a closure; 1004 and other unassigned ones mean nothing), as
+            // Autobahn's cases 7.9 expect; any other is echoed.
+            guard Self.isSendableCloseCode(received) else {
+                shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+                return close(
+                    context, code: 1002,
+                    reason:
+                        "close code \(received) must not be sent (RFC 6455 7.4): use 1000-1003, 1007-1014, or 3000-4999"
+                )
+            }
             closing = true
-            let sendable = (1000...1003).contains(received) || (1007...1014).contains(received)
-            let code = sendable || (3000...4999).contains(received) ? received : 1000
-            Goodbye.close(context.channel, once: context.writeAndFlush(wrapOutboundOut(.close(code: code, reason: ""))))
+            Goodbye.close(
+                context.channel, once: context.writeAndFlush(wrapOutboundOut(.close(code: received, reason: ""))))
         default:
             break
         }
@@ -297,6 +306,13 @@ final class WebSocketSession: ChannelInboundHandler {
             // An I/O or TLS error: the connection is of no further use.
             context.close(promise: nil)
         }
+    }
+
+    /// A close code a peer may put in its close frame (RFC 6455 7.4.1 and 7.4.2; 1012-1014 as
+    /// IANA's registry has them since): the assigned ones that are not only for a closure's
+    /// description, and the ranges for libraries (3000-3999) and applications (4000-4999).
+    static func isSendableCloseCode(_ code: UInt16) -> Bool {
+        (1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code)
     }
 
     /// The close code and reason for a frame the decoder refused.
