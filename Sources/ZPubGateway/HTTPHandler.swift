@@ -142,6 +142,16 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Asks for the body with `100 Continue`, or refuses at once (413) a body that its
     /// Content-Length already puts over max_frame: the client then never sends it.
     private func answerExpectation(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        // Closed after the answer, since the client may send the body regardless.
+        guard let target = RequestTarget(uri: head.uri) else {
+            count(.badRequest)
+            return refuseAndClose(context, .badRequest, "bad_request", Self.invalidTarget, head)
+        }
+        if let refusal = refusalBeforeBody(head, target, credentials: true) {
+            count(refusal.status, refusal.code)
+            return refuseAndClose(
+                context, refusal.status, refusal.code, refusal.message, head, headers: refusal.headers)
+        }
         let limit = shared.settings.maxFrame
         if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > limit {
             count(.payloadTooLarge)
@@ -209,12 +219,12 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// read it. The request deadline stops, or its 408 would follow the answer.
     private func refuseAndClose(
         _ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ code: String, _ message: String,
-        _ head: HTTPRequestHead?
+        _ head: HTTPRequestHead?, headers: HTTPHeaders = HTTPHeaders()
     ) {
         closingForError = true
         self.head = nil
         unanswered = nil
-        respondError(context, status, code, message, head)
+        respondError(context, status, code, message, head, headers: headers)
         deadline.stop()
         Goodbye.closeAfterGrace(context.channel)
     }
@@ -224,31 +234,15 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func route(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, body: [UInt8]) {
         shared.counters.httpRequests.add(1, ordering: .relaxed)
         guard let target = RequestTarget(uri: head.uri) else {
-            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
-            return respondError(context, .badRequest, "bad_request", "the request target is not a valid path", head)
+            count(.badRequest)
+            return respondError(context, .badRequest, "bad_request", Self.invalidTarget, head)
         }
-        if head.method == .OPTIONS {
-            // A path that does not exist is that whatever the method.
-            guard Self.paths.contains(target.path) else { return notFound(context, head, target) }
-            return preflight(context, head, target)
+        if let refusal = refusalBeforeBody(head, target) {
+            count(refusal.status, refusal.code)
+            return respondError(context, refusal.status, refusal.code, refusal.message, head, headers: refusal.headers)
         }
-        if target.path == "/publish" {
-            guard head.method == .POST else {
-                var headers = HTTPHeaders()
-                headers.add(name: "Allow", value: "POST, OPTIONS")
-                return respondError(
-                    context, .methodNotAllowed, "method_not_allowed", "/publish takes POST with a JSON body", head,
-                    headers: headers)
-            }
-            return publish(context, head, target, body: body)
-        }
-        guard head.method == .GET || head.method == .HEAD else {
-            var headers = HTTPHeaders()
-            headers.add(name: "Allow", value: "GET, HEAD, OPTIONS")
-            return respondError(
-                context, .methodNotAllowed, "method_not_allowed", "\(head.method) is not supported; use GET", head,
-                headers: headers)
-        }
+        if head.method == .OPTIONS { return preflight(context, head, target) }
+        if target.path == "/publish" { return publish(context, head, target, body: body) }
         let operatorPages: Set<String> = ["/", "/watch", "/status/events", "/stats", "/metrics"]
         if let required = shared.settings.operatorToken, operatorPages.contains(target.path),
             !shared.presentedTokens(head, target).contains(required)
@@ -326,10 +320,66 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     static let paths = Set(pathList)
 
     private func notFound(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ target: RequestTarget) {
-        shared.counters.notFound.add(1, ordering: .relaxed)
-        respondError(
-            context, .notFound, "not_found",
-            "no such path \(target.path); paths are \(Self.pathList.joined(separator: ", "))", head)
+        count(.notFound)
+        respondError(context, .notFound, "not_found", Self.noSuchPath(target), head)
+    }
+
+    static let invalidTarget = "the request target is not a valid path"
+
+    static func noSuchPath(_ target: RequestTarget) -> String {
+        "no such path \(target.path); paths are \(pathList.joined(separator: ", "))"
+    }
+
+    /// An error answer that the request's head alone decides.
+    struct Refusal {
+        var status: HTTPResponseStatus
+        var code: String
+        var message: String
+        var headers = HTTPHeaders()
+    }
+
+    /// What refuses a request before its body is read: a path that does not exist, a method
+    /// the path does not take, and for POST /publish an origin not allowed, or with
+    /// `credentials` a token that does not hold. `route` answers these first (and `publish`
+    /// checks the token, whose credentials it needs); a request that sent
+    /// `Expect: 100-continue` gets them instead of the 100, and never sends its body (RFC 9110
+    /// 10.1.1).
+    private func refusalBeforeBody(_ head: HTTPRequestHead, _ target: RequestTarget, credentials: Bool = false)
+        -> Refusal?
+    {
+        // A path that does not exist is that whatever the method.
+        guard Self.paths.contains(target.path) else {
+            return Refusal(status: .notFound, code: "not_found", message: Self.noSuchPath(target))
+        }
+        if head.method == .OPTIONS { return nil }
+        if target.path == "/publish" {
+            guard head.method == .POST else {
+                var refusal = Refusal(
+                    status: .methodNotAllowed, code: "method_not_allowed",
+                    message: "/publish takes POST with a JSON body")
+                refusal.headers.add(name: "Allow", value: "POST, OPTIONS")
+                return refusal
+            }
+            // A page of another origin may POST here without a preflight (a text/plain body):
+            // only the origins allowed may publish through a visitor's browser.
+            if let denial = shared.policy.checkOrigin(
+                head.headers.first(name: "Origin"), host: head.headers.first(name: "Host"))
+            {
+                return Refusal(status: .forbidden, code: denial.code, message: denial.message)
+            }
+            if credentials, case .failure(let rejection) = shared.credentials(head, target) {
+                return Refusal(status: .unauthorized, code: rejection.reason.rawValue, message: rejection.message)
+            }
+            return nil
+        }
+        guard head.method == .GET || head.method == .HEAD else {
+            var refusal = Refusal(
+                status: .methodNotAllowed, code: "method_not_allowed",
+                message: "\(head.method) is not supported; use GET")
+            refusal.headers.add(name: "Allow", value: "GET, HEAD, OPTIONS")
+            return refusal
+        }
+        return nil
     }
 
     /// `POST /publish`: every message checked first (all or nothing), then handed to the broker
@@ -339,14 +389,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func publish(
         _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ target: RequestTarget, body: [UInt8]
     ) {
-        // A page of another origin may POST here without a preflight (a text/plain body):
-        // only the origins allowed may publish through a visitor's browser.
-        if let denial = shared.policy.checkOrigin(
-            head.headers.first(name: "Origin"), host: head.headers.first(name: "Host"))
-        {
-            count(.forbidden, denial.code)
-            return respondError(context, .forbidden, denial.code, denial.message, head)
-        }
+        // The origin and the token were checked from the head (`refusalBeforeBody`).
         let messages: [[[UInt8]]]
         switch PublishRequest.parse(body) {
         case .success(let parsed): messages = parsed
@@ -439,6 +482,9 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .tooManyRequests where code == "user_full":
             shared.counters.rejectedUserFull.add(1, ordering: .relaxed)
         case .serviceUnavailable: shared.counters.rejectedFull.add(1, ordering: .relaxed)
+        case .notFound: shared.counters.notFound.add(1, ordering: .relaxed)
+        // A method a path does not take is the client's mistake, not a bad request.
+        case .methodNotAllowed: break
         default: shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
         }
     }

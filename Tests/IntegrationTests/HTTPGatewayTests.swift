@@ -209,8 +209,13 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(next?["code"] as? String, "too_many_prefixes", "\(spellings ?? [:])")
         XCTAssertEqual((results["bad_origin"] as? [String: Any])?["status"] as? Int, 403)
         XCTAssertEqual((results["good_origin"] as? [String: Any])?["status"] as? Int, 101)
-        // RFC 6455 7.4.1: 1005 is never sent; the echo says 1000 instead.
-        XCTAssertEqual((results["reserved_close"] as? [String: Any])?["code"] as? Int, 1000, "\(results)")
+        // RFC 6455 7.4: a code that must not be sent is a protocol error, told with a reason.
+        for name in ["reserved_close", "unassigned_close", "unassigned_range_close", "out_of_range_close"] {
+            let close = results[name] as? [String: Any] ?? [:]
+            XCTAssertEqual(close["code"] as? Int, 1002, "\(name): \(close)")
+            XCTAssertTrue((close["reason"] as? String ?? "").contains("must not be sent"), "\(name): \(close)")
+        }
+        XCTAssertEqual((results["server_error_close"] as? [String: Any])?["code"] as? Int, 1011, "\(results)")
         XCTAssertEqual((results["own_close"] as? [String: Any])?["code"] as? Int, 4321, "\(results)")
         XCTAssertTrue(daemon.process.isRunning)
     }
@@ -1362,12 +1367,14 @@ final class HTTPGatewayTests: XCTestCase {
 
     /// A POST /publish with `Expect: 100-continue` (as curl sends a larger body) is asked for its
     /// body at once, instead of the client waiting a second for a word; one whose declared
-    /// length is over max_frame is refused at once, its body never sent.
+    /// length is over max_frame, or that its head alone refuses (a path that does not exist,
+    /// an origin not allowed), is refused at once, its body never sent.
     func testAPublishThatExpects100ContinueIsAnsweredAtOnce() throws {
         let (daemon, port) = try startDaemon(
             http: """
                 publish_prefixes = ["chat."]
                 max_frame = 65536
+                allowed_origins = ["https://good.example"]
                 """)
         defer { withExtendedLifetime(daemon) {} }
         let body = #"{"messages":[{"topic":"chat.1","payload":"hello"}]}"#
@@ -1382,6 +1389,22 @@ final class HTTPGatewayTests: XCTestCase {
         let first = refused["first"] as? [String: Any]
         XCTAssertEqual(first?["status"] as? Int, 413, "\(refused)")
         XCTAssertEqual(first?["code"] as? String, "too_large", "\(refused)")
+        for (arguments, status, code) in [
+            (["", "/publsh"], 404, "not_found"), (["", "/publish", "https://evil.example"], 403, "origin_not_allowed"),
+        ] {
+            let run = try python(["expect-continue", "\(port)", body] + arguments).finish(timeout: 30)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let answer = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+            let first = answer["first"] as? [String: Any]
+            XCTAssertEqual(first?["status"] as? Int, status, "\(arguments): \(answer)")
+            XCTAssertEqual(first?["code"] as? String, code, "\(arguments): \(answer)")
+        }
+        // An allowed origin is asked for its body.
+        let allowed = try python(["expect-continue", "\(port)", body, "", "/publish", "https://good.example"])
+            .finish(timeout: 30)
+        let asked = try XCTUnwrap(jsonLines(allowed.stdout).first, allowed.stdout + allowed.stderr)
+        XCTAssertEqual((asked["first"] as? [String: Any])?["status"] as? Int, 100, "\(asked)")
+        XCTAssertEqual((asked["final"] as? [String: Any])?["status"] as? Int, 200, "\(asked)")
         // Any other expectation cannot be met: 417, not a request served as if none was made.
         let unmet = try HTTPProbe.request(
             port: port, method: "POST", "/publish", headers: ["Expect": "200-ok"], body: Array(body.utf8))

@@ -234,9 +234,11 @@ def ws_bad_requests(port):
         results["good_origin"] = {"status": 101}
     except websocket.WebSocketBadStatusException as error:
         results["good_origin"] = {"status": error.status_code}
-    # A close with a code that must not be sent (1005: "no code") is answered 1000; a client's
-    # own code (4000-4999: the application's) is echoed.
-    for name, code in (("reserved_close", 1005), ("own_close", 4321)):
+    # A close with a code that must not be sent (1005: "no code", 1004 and 2000 unassigned,
+    # 5000 out of range) is a protocol error (1002); an assigned code or a client's own
+    # (4000-4999: the application's) is echoed.
+    for name, code in (("reserved_close", 1005), ("unassigned_close", 1004), ("unassigned_range_close", 2000),
+                       ("out_of_range_close", 5000), ("server_error_close", 1011), ("own_close", 4321)):
         ws = websocket.create_connection(ws_url(port), timeout=10)
         ws.send(code.to_bytes(2, "big"), opcode=websocket.ABNF.OPCODE_CLOSE)
         results[name] = frame_of(*ws.recv_data(control_frame=True))
@@ -361,13 +363,14 @@ def ws_handshakes(port):
     print(json.dumps(results), flush=True)
 
 
-def expect_continue(port, body, declared_length):
-    """POST /publish with Expect: 100-continue, as curl sends it: the headers, then the body
-    only once the server answered (5 s at most). Prints the interim response (or "timeout"),
-    and the final one."""
+def expect_continue(port, body, declared_length, path="/publish", origin=None):
+    """POST to path (/publish) with Expect: 100-continue, as curl sends it: the headers, then
+    the body only once the server answered (5 s at most). Prints the interim response (or
+    "timeout"), and the final one."""
     connection = socket.create_connection(("127.0.0.1", port), timeout=5)
-    connection.sendall((f"POST /publish HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                        f"Content-Length: {declared_length}\r\nExpect: 100-continue\r\n\r\n").encode())
+    extra = f"Origin: {origin}\r\n" if origin else ""
+    connection.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                        f"{extra}Content-Length: {declared_length}\r\nExpect: 100-continue\r\n\r\n").encode())
     try:
         first, rest = read_response(connection)
     except socket.timeout:
@@ -620,7 +623,8 @@ if __name__ == "__main__":
     elif command == "ws-handshakes":
         ws_handshakes(port)
     elif command == "expect-continue":
-        expect_continue(port, rest[0], int(rest[1]) if len(rest) > 1 else len(rest[0].encode()))
+        expect_continue(port, rest[0], int(rest[1]) if len(rest) > 1 and rest[1] else len(rest[0].encode()),
+                        *rest[2:4])
     elif command == "ws-slow":
         ws_slow(port, rest[0], rest[1], rest[2], float(rest[3]))
     elif command == "sse":
