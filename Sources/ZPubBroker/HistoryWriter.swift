@@ -595,6 +595,12 @@ final class HistoryWriter {
                     limit: min(count, HistoryReply.pageSize), maxBytes: HistoryReply.pageBytes, newest: true)
                 messages = page.messages
                 more = page.cutByBytes
+                // Fewer than asked for, and older numbers evicted: they may have held the rest.
+                if messages.count < count && !more {
+                    gap = HistoryReply.gap(
+                        since: 0, through: query.through, firstSequence: store.firstSequence,
+                        lastSequence: store.lastSequence, evictedThrough: try store.gapCeiling())
+                }
                 if let first = messages.first?.sequence {
                     notKept = try store.notKept(
                         after: first - 1, through: min(query.through ?? store.toldThrough, store.toldThrough))

@@ -113,7 +113,19 @@ struct HistoryReplay {
                 }
             }
         case .history(let page) where through != nil && !toRead.isEmpty && backwards != nil:
-            let added = add(page.messages, gap: page.gap, notKept: page.notKept, readUnder: toRead.first)
+            // A page read backwards that found fewer than asked tells of every number evicted up
+            // to `until`; the client is owed only those after what the forward page read.
+            let floor = backwards!.floor
+            let above = { (range: HistoryReply.Gap) in
+                range.to > floor ? HistoryReply.Gap(from: max(range.from, floor + 1), to: range.to) : nil
+            }
+            let added = add(
+                page.messages, gap: page.gap.flatMap(above),
+                notKept: page.notKept?.compactMap { range in
+                    above(HistoryReply.Gap(from: range.from, to: range.to)).map {
+                        HistoryReply.NotKept(from: $0.from, to: $0.to, reason: range.reason)
+                    }
+                }, readUnder: toRead.first)
             readBackwards(page, added: added)
         case .history(let page) where through != nil && !toRead.isEmpty:
             add(page.messages, gap: page.gap, notKept: page.notKept, readUnder: toRead.first)

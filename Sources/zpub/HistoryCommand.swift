@@ -43,6 +43,11 @@ struct History: ParsableCommand {
             let client = options.client
             if let last {
                 let (reply, _) = try client.request("HISTORY last \(last) \(prefix)", as: HistoryReply.self)
+                if let gap = reply.gap {
+                    Output.error(
+                        "only \(reply.messages.count) of the newest \(last) are kept: messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)"
+                    )
+                }
                 reply.messages.forEach(print)
                 for range in reply.notKept ?? [] { Output.error(range.describe(readUnder: prefix)) }
                 if reply.more, let oldest = reply.messages.first?.sequence {

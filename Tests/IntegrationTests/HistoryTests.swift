@@ -462,6 +462,18 @@ final class HistoryTests: XCTestCase {
         let afterTheLargest = try daemon.decode("HISTORY since \(UInt64.max) t.", as: HistoryReply.self)
         XCTAssertEqual(afterTheLargest.messages, [])
         XCTAssertNil(afterTheLargest.gap)
+        // `last`: fewer than asked for, and evicted numbers up to `until` that may have held
+        // the rest, are a gap; a full reply has none.
+        let newest = try daemon.decode("HISTORY last 8 t.", as: HistoryReply.self)
+        XCTAssertEqual(newest.messages.map(\.sequence), [8, 9, 10, 11, 12])
+        XCTAssertEqual(newest.gap, HistoryReply.Gap(from: 1, to: 7))
+        let allEvicted = try daemon.decode("HISTORY last 3 until 6 t.", as: HistoryReply.self)
+        XCTAssertEqual(allEvicted.messages, [])
+        XCTAssertEqual(allEvicted.gap, HistoryReply.Gap(from: 1, to: 6))
+        XCTAssertNil(try daemon.decode("HISTORY last 5 t.", as: HistoryReply.self).gap, "all 5 asked for are there")
+        let lastRun = try zpub(["history", "-c", daemon.control, "--last", "8", "t."])
+        XCTAssertEqual(lastRun.stdout.split(separator: "\n").count, 5, lastRun.stdout)
+        XCTAssertTrue(lastRun.stderr.contains("only 5 of the newest 8 are kept: messages 1 to 7"), lastRun.stderr)
         let printed = try zpub(["stats", "-c", daemon.control]).stdout
         XCTAssertTrue(printed.contains("history        5 messages kept"), printed)
         XCTAssertTrue(printed.contains("sequences 8-12, in memory only; 0 not kept, 7 evicted"), printed)

@@ -174,6 +174,24 @@ final class ResumeScopeTests: XCTestCase {
             Array("last 3 until 96 b.".utf8))
     }
 
+    /// History evicted the client's messages between its forward page and the page read
+    /// backwards: the backward page is short and its gap (every evicted number up to `until`)
+    /// tells of them, from after the forward page on; they are not silence.
+    func testMessagesEvictedBeforeTheBackwardReadAreAGap() {
+        var replay = HistoryReplay(after: 10, wanted: bytes("b."), kept: bytes("b."), limit: 3)
+        _ = replay.take(
+            replayReply(through: 100, prefixes: ["b."], [message("b.x", 11), message("b.x", 12)], more: true))
+        XCTAssertEqual(replay.take(page([message("b.x", 99)], gap: .init(from: 1, to: 98))), .done)
+        XCTAssertEqual(replay.entries.map(\.sequence), [11, 12, 99])
+        XCTAssertEqual(replay.gap, HistoryReply.Gap(from: 13, to: 98), "not below what the client had")
+
+        var nothingLeft = HistoryReplay(after: 0, wanted: bytes("b."), kept: bytes("b."), limit: 3)
+        _ = nothingLeft.take(
+            replayReply(through: 100, prefixes: ["b."], [message("b.x", 1), message("b.x", 2)], more: true))
+        XCTAssertEqual(nothingLeft.take(page([], gap: .init(from: 1, to: 100))), .done)
+        XCTAssertEqual(nothingLeft.gap, HistoryReply.Gap(from: 3, to: 100))
+    }
+
     func testAnUnexpectedReplyEndsTheReplay() {
         var replay = HistoryReplay(after: 0, wanted: bytes("b."), kept: bytes("b."), limit: 10)
         XCTAssertNil(replay.take(page([])), "a HISTORY page before the REPLAY")
