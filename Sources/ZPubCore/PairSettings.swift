@@ -242,8 +242,10 @@ public struct PairStatus: Codable, Equatable, Sendable {
     /// What the peer last said, and how long ago (nil: never heard).
     public var peerState: PairMachine.State?
     public var peerHeardMillisecondsAgo: UInt64?
-    /// The last sequence mirrored from the active peer (passive side), and the peer's own last
-    /// assigned sequence as of its latest heartbeat.
+    /// The history here holds everything through this sequence: the last mirrored from the
+    /// active peer, or, before anything was mirrored, the last this broker numbered itself
+    /// (mirroring resumes after it); and the peer's own last assigned sequence as of its latest
+    /// heartbeat.
     public var replicatedThrough: UInt64
     public var peerSequence: UInt64
     /// Replication lag: kept messages the peer has that this broker has not mirrored yet, and
