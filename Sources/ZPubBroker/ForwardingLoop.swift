@@ -45,6 +45,9 @@ enum LoopCommand: Sendable {
     /// A pair: this broker must give up being active (it stops next): unbind the producers'
     /// endpoints at once (`standDown`).
     case pairStandDown(ReplySlot<Bool>)
+    /// A pair's primary, active beside a backup that took over while it was silent: number from
+    /// here on (its history's reserve covers it already), above everything the backup numbered.
+    case pairNumberFrom(UInt64)
     /// A connection event of PULL, XSUB or XPUB, read by `ConnectionEventReader` (which has fed
     /// the descriptor guard already): peer counts, upstream states, the log.
     case connectionEvent(BrokerSocketRole, MonitorEvent, accepted: SubscriberReachability.Accepted? = nil)
@@ -972,6 +975,12 @@ final class ForwardingLoop {
             case .pairStandDown(let slot):
                 standDown()
                 slot.fulfill(true)
+            case .pairNumberFrom(let sequence) where pairActive:
+                // The numbers skipped reach the writer as a hole, told as the peer's
+                // (`takeover`): the writer was told to expect it with the reserve.
+                nextSequence = max(nextSequence, sequence)
+            case .pairNumberFrom:
+                break
             }
         }
     }

@@ -82,6 +82,8 @@ final class PairLink {
     /// Whether the peer was ever heard active: a takeover then skips the sequences it may have
     /// used unseen.
     private var peerWasActive = false
+    /// Where this primary numbers from since it last heard the backup active beside it.
+    private var numberingAboveBackupFrom: UInt64 = 0
     /// Whether the peer was heard at all since this broker started: a takeover without it
     /// cannot know how far the peer numbered while this one was down (`unheardTakeoverGap`).
     private var peerEverHeard = false
@@ -433,7 +435,47 @@ final class PairLink {
         } else if let transition = machine.peerSaid(newest.state, nowNanoseconds: now) {
             apply(transition)
         }
+        if newest.state == .active && machine.state == .active && status.role == .primary && !draining {
+            numberAbove(activeBackupAt: newest.sequence)
+        }
         checkAhead()
+    }
+
+    /// Both brokers are active (this primary was silent past the failover time, a SIGSTOP or a
+    /// partition, and the backup took over): the backup stands down on this broker's answer,
+    /// and this one numbers on above everything the backup numbered, and may number before it
+    /// hears the answer (twice its largest step between two heartbeats), as a takeover does.
+    /// Going on from its own lower numbers, it gave numbers that clients resuming from the
+    /// backup's (`since`, Last-Event-ID) took for ones they had, and a `zpub sub` following the
+    /// pair said "numbering started again" at each. Messages this broker numbered before it
+    /// heard the backup stay below: they are in its history, for a reader from before them.
+    private func numberAbove(activeBackupAt sequence: UInt64) {
+        // The loop's view may not have the last jump yet: once is enough for a backup's numbers.
+        guard sequence >= max(ownNextSequence, numberingAboveBackupFrom) else { return }
+        let next = sequence &+ max(2 &* peerBurst, PairSettings.minimumTakeoverGap) &+ 1
+        numberingAboveBackupFrom = next
+        logger.critical(
+            "pair: the backup numbered up to sequence \(sequence) while both brokers were active; this primary numbers from \(next) on, so that no number is given twice and clients resuming from the backup's numbers miss nothing after them"
+        )
+        if let history {
+            // Recorded before anything is numbered there, as a takeover's reserve is. Heartbeats
+            // go on meanwhile (a sync may take seconds on a slow disk).
+            let reserved = ReplySlot<Bool>()
+            history.mailbox.post(.reserve(above: next, reserved))
+            let deadline = SystemClock.monotonicNanoseconds() &+ ForwardingLoop.reserveWaitNanoseconds
+            var recorded: Bool?
+            repeat {
+                announce(now: SystemClock.monotonicNanoseconds())
+                recorded = reserved.wait(milliseconds: settings.heartbeatMilliseconds)
+            } while recorded == nil && SystemClock.monotonicNanoseconds() < deadline
+            if recorded != true {
+                logger.warning(
+                    "pair: numbering from \(next) without a durable reserve there: history keeps nothing until its writer records one (forwarding goes on)"
+                )
+            }
+        }
+        loop.mailbox.post(.pairNumberFrom(next))
+        ownNextSequence = max(ownNextSequence, next)
     }
 
     /// A broker that joined as passive with its history ahead of the active peer's: its store

@@ -1159,6 +1159,71 @@ final class PairTests: XCTestCase {
         withExtendedLifetime((clients, subscriber)) {}
     }
 
+    /// Two active brokers, healed: the primary was stopped (SIGSTOP) past the failover time,
+    /// the backup took over and numbered far above it, and the primary came back active beside
+    /// it. The backup stands down; the primary then numbers above everything the backup
+    /// numbered, so that a follower (`zpub sub --since`) that printed the backup's numbers
+    /// resumes on the primary after them, and no number goes back. Until 2026-12-04 the primary
+    /// went on from its own lower numbers: the follower skipped its messages and said
+    /// "numbering started again", once per message.
+    func testAfterTheBackupStandsDownThePrimaryNumbersAboveIt() throws {
+        let primary = try broker("a", role: .primary)
+        let backup = try broker("b", role: .backup)
+        try waitForPair(primary, backup)
+        let follower = try RunningProgram(
+            Binaries.zpub,
+            [
+                "sub", "--since", "0", "--json", "-e", endpoint("a-xpub"), "-e", endpoint("b-xpub"), "-c",
+                endpoint("a-control"), "-c", endpoint("b-control"), "n.",
+            ])
+        defer { kill(follower.processIdentifier, SIGTERM) }
+        func printed() -> [(payload: Int, seq: UInt64)] {
+            follower.stdoutSoFar.split(separator: "\n").compactMap {
+                guard let line = try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
+                    let payload = line["payload"] as? Int, let seq = (line["seq"] as? NSNumber)?.uint64Value
+                else { return nil }
+                return (payload, seq)
+            }
+        }
+        // One producer per broker: a message for the stopped primary would wait in its socket
+        // and be numbered when it resumes, before it hears the backup.
+        let clients = try Clients()
+        let toPrimary = try clients.socket(.push, connect: endpoint("a-pull"))
+        let toBackup = try clients.socket(.push, connect: endpoint("b-pull"))
+        try toPrimary.send(frames: frames("n.1", "1"))
+        try Wait.until("the follower prints the first message\n\(follower.stdoutSoFar)") { printed().count == 1 }
+
+        primary.signal(SIGSTOP)
+        try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
+        try toBackup.send(frames: frames("n.2", "2"))
+        try Wait.until("the follower prints the backup's message\n\(follower.stdoutSoFar)", timeout: 20) {
+            printed().contains { $0.payload == 2 }
+        }
+        let backupsSeq = try XCTUnwrap(printed().first { $0.payload == 2 }?.seq)
+
+        primary.signal(SIGCONT)
+        try Wait.until("the backup stands down and stops\n\(backup.log)", timeout: 30) {
+            backup.log.contains("received SIGTERM")
+        }
+        XCTAssertNotNil(backup.waitForExit())
+        XCTAssertEqual(pairState(primary), .active)
+        try toPrimary.send(frames: frames("n.3", "3"))
+        try Wait.until(
+            "the follower prints the primary's message\n\(follower.stdoutSoFar)\n\(follower.stderrSoFar)\n\(primary.log)",
+            timeout: 20
+        ) { printed().contains { $0.payload == 3 } }
+        let primarysSeq = try XCTUnwrap(printed().first { $0.payload == 3 }?.seq)
+        XCTAssertGreaterThan(primarysSeq, backupsSeq, "the primary numbers above the backup\n\(primary.log)")
+        XCTAssertEqual(printed().map(\.payload), [1, 2, 3], follower.stderrSoFar)
+        XCTAssertFalse(follower.stderrSoFar.contains("numbering started again"), follower.stderrSoFar)
+        // The numbers between are told as the peer's, not as this broker's drops.
+        let reply = try primary.decode("HISTORY since \(backupsSeq) n.", as: HistoryReply.self)
+        XCTAssertEqual(reply.messages.map(\.seq), [primarysSeq])
+        XCTAssertEqual(reply.notKept?.map(\.reason), [.takeover], "\(reply.notKept ?? [])")
+        XCTAssertEqual(reply.notKept?.last?.to, primarysSeq - 1, "\(reply.notKept ?? [])")
+        XCTAssertTrue(primary.log.contains("this primary numbers from \(primarysSeq) on"), primary.log)
+    }
+
     /// A subscriber of the active broker that falls far behind in its reading, over TCP (whose
     /// buffers hold megabytes, which a ZMTP ping waits behind), keeps its connection and gets
     /// every message. Until 2026-12-03 a pair's XPUB dropped a subscriber half a failover
