@@ -28,6 +28,11 @@ final class ConnectionWatch {
     let patienceMilliseconds: Int
     /// Since when no connection has been up (monotonic nanoseconds), or nil while one is.
     private var unconnectedSince: UInt64?
+    /// Endpoints that had a connection up once.
+    private var everConnected: Set<String> = []
+    /// Connections up again after one to the same endpoint was lost (a broker restarted, a
+    /// network that came back): what was published meanwhile never reached the socket.
+    private(set) var reconnections = 0
 
     /// Starts watching `sockets` as one (a connection up on any of them is a connection up),
     /// which must not have connected yet (events before the monitor starts are not reported).
@@ -139,6 +144,7 @@ final class ConnectionWatch {
         while let event = try monitor.readMonitorEvent() {
             let endpoint = event.endpoint
             if event.event.contains(.handshakeSucceeded) {
+                if !everConnected.insert(endpoint).inserted && !connected.contains(endpoint) { reconnections += 1 }
                 connected.insert(endpoint)
                 givenUp.remove(endpoint)
                 unconnectedSince = nil

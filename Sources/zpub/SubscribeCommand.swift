@@ -52,7 +52,7 @@ struct Subscribe: ParsableCommand {
     @Option(
         name: .long, parsing: .unconditional,
         help: ArgumentHelp(
-            "First print every kept message after this history sequence under PREFIX, then the live stream, with no gap and no duplicate (docs/history.md).",
+            "First print every kept message after this history sequence under PREFIX, then the live stream, with no gap and no duplicate (docs/history.md). With --json each kept message has its \"seq\", to resume from next time; a broker restarted or a connection lost is resumed after the last one printed.",
             valueName: "seq"))
     var since: UInt64?
 
@@ -66,6 +66,8 @@ struct Subscribe: ParsableCommand {
     /// The endpoints given, or the defaults.
     private var endpoints: [String] { endpoint.isEmpty ? BrokerConfiguration.Defaults.xpubEndpoints : endpoint }
     private var control: String { controls.first ?? defaultControlEndpoint }
+    /// Every control endpoint given, or the default one.
+    private var controlEndpoints: [String] { controls.isEmpty ? [defaultControlEndpoint] : controls }
 
     @OptionGroup var curve: CurveOptions
 
@@ -88,7 +90,9 @@ struct Subscribe: ParsableCommand {
             // Following a pair, a socket per broker: a sequence marker follows its message on its
             // broker's connection, and only a socket of its own says which broker a message came
             // from (`PairFollower`).
-            let following = since != nil && controls.count > 1
+            // One broker is followed as a pair is: its messages print with their `seq` (--json),
+            // and a restart or a dropped connection resumes after the last one printed.
+            let following = since != nil && (controls.count > 1 || endpoints.count == 1)
             if following && endpoints.count < controls.count {
                 Output.error(
                     "following \(controls.count) brokers through \(endpoints.count) --endpoint: give each broker's XPUB endpoint, so that each is read on a socket of its own (on one, a failover can print a message twice)"
@@ -298,6 +302,7 @@ struct Subscribe: ParsableCommand {
             return nil
         }
         var follower = PairFollower(since: since, markerPrefix: markers)
+        var reconnectionsSeen = watch.reconnections
         var received = 0
         var active = try activeControl(waitingMilliseconds: timeout ?? 10_000)
         var catchUp: SnapshotCatchUp<[[UInt8]]>?
@@ -398,6 +403,13 @@ struct Subscribe: ParsableCommand {
                 }
             }
             try tell(watch)
+            if watch.reconnections != reconnectionsSeen {
+                // What the broker kept while this one was not connected comes only from a resume.
+                reconnectionsSeen = watch.reconnections
+                Output.error("connected again; resuming after \(follower.last)")
+                retrying = true
+                lastCheck = 0
+            }
             if let timeout, now &- lastMessage > UInt64(timeout) * 1_000_000 {
                 throw noMessage(within: timeout, watch)
             }
@@ -443,7 +455,7 @@ struct Subscribe: ParsableCommand {
     private func activeControl(waitingMilliseconds: Int) throws -> String {
         let deadline = SystemClock.monotonicNanoseconds() + UInt64(waitingMilliseconds) * 1_000_000
         repeat {
-            for endpoint in controls {
+            for endpoint in controlEndpoints {
                 let client = ControlClient(endpoint: endpoint, timeoutMilliseconds: 300, curve: curve)
                 if let (health, _) = try? client.request("HEALTH", as: HealthReport.self),
                     health.pair?.active ?? true
@@ -454,7 +466,7 @@ struct Subscribe: ParsableCommand {
             usleep(100_000)
         } while SystemClock.monotonicNanoseconds() < deadline
         throw CLIError(
-            "none of \(controls.joined(separator: ", ")) is an active broker; are they running? (zpub health -c ENDPOINT)"
+            "none of \(controlEndpoints.joined(separator: ", ")) is an active broker; are they running? (zpub health -c ENDPOINT)"
         )
     }
 

@@ -214,6 +214,67 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(Set(liveOnly).count, liveOnly.count, "and never twice")
     }
 
+    /// `zpub sub --since` following one broker prints each kept message's `seq` with --json,
+    /// and when the broker comes back after a restart, resumes after the last one it printed:
+    /// messages kept while it could not reach the broker (here a run whose XPUB was elsewhere)
+    /// are printed once, in order, before the live ones. It used to go on with the live stream
+    /// alone, and they were never printed.
+    func testSubSinceResumesAfterTheBrokerComesBack() throws {
+        let sockets = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-follow-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: sockets, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: sockets) }
+        func endpoint(_ name: String) -> String { "ipc://\(sockets.path)/\(name).sock" }
+        let arguments = ["--history", "h.", "--state-dir", stateDirectory.path]
+        let reachable: [BrokerSocketRole: String] = [
+            .pull: endpoint("pull"), .xpub: endpoint("xpub"), .control: endpoint("control"),
+        ]
+        let clients = try Clients()
+        func publish(_ daemon: Daemon, _ numbers: ClosedRange<Int>) throws {
+            let push = try clients.socket(.push, connect: daemon.pull)
+            defer { push.close() }
+            for i in numbers { try push.send(frames: frames("h.x", "\(i)")) }
+            try Wait.until("\(numbers) are kept") {
+                try daemon.stats().history?.lastSequence == UInt64(numbers.upperBound)
+            }
+        }
+        var daemon = try Daemon(arguments: arguments, endpoints: reachable)
+        let follower = try RunningProgram(
+            Binaries.zpub, ["sub", "--since", "0", "--json", "-e", daemon.xpub, "-c", daemon.control, "h."])
+        defer { kill(follower.processIdentifier, SIGTERM) }
+        func printed() -> [(payload: Int, seq: UInt64?)] {
+            follower.stdoutSoFar.split(separator: "\n").compactMap {
+                guard let line = try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
+                    let payload = line["payload"] as? Int
+                else { return nil }
+                return (payload, (line["seq"] as? NSNumber)?.uint64Value)
+            }
+        }
+        try publish(daemon, 1...2)
+        try Wait.until("the follower prints 1 and 2\n\(follower.stdoutSoFar)") { printed().count == 2 }
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(), 0)
+
+        // A run the follower cannot reach: what it keeps comes to the follower only by a resume.
+        daemon = try Daemon(
+            arguments: arguments,
+            endpoints: [.pull: endpoint("pull"), .xpub: endpoint("elsewhere"), .control: endpoint("other-control")])
+        try publish(daemon, 3...4)
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(), 0)
+
+        daemon = try Daemon(arguments: arguments, endpoints: reachable)
+        try Wait.until("the follower prints what was kept meanwhile\n\(follower.stdoutSoFar)\n\(follower.stderrSoFar)")
+        {
+            printed().count == 4
+        }
+        try publish(daemon, 5...5)
+        try Wait.until("the follower prints the live message\n\(follower.stdoutSoFar)") { printed().count == 5 }
+        XCTAssertEqual(printed().map(\.payload), [1, 2, 3, 4, 5], follower.stderrSoFar)
+        XCTAssertEqual(printed().map(\.seq), [1, 2, 3, 4, 5], follower.stdoutSoFar)
+        XCTAssertTrue(follower.stderrSoFar.contains("connected again; resuming after 2"), follower.stderrSoFar)
+    }
+
     func testSubSinceStartsAfterTheGivenSequence() throws {
         let daemon = try Daemon(arguments: ["--history", "h."])
         let clients = try Clients()
@@ -500,6 +561,7 @@ final class HistoryTests: XCTestCase {
                 Binaries.zpub, ["sub", "-e", daemon.xpub, "-c", relay, "--since", "0", "--count", "1300", "g."])
         }
         XCTAssertEqual(subRequests.count, 2, "\(subRequests)")
+        XCTAssertTrue(subRequests[0].hasPrefix("REPLAY "), "\(subRequests)")
         XCTAssertTrue(subRequests[1].hasPrefix("HISTORY since 1000 until 1500 g."), "\(subRequests)")
         XCTAssertEqual(sub.status, 0, sub.stderr)
         XCTAssertEqual(
@@ -509,8 +571,10 @@ final class HistoryTests: XCTestCase {
     }
 
     /// Keeps 1,500 messages in a fresh zpubd, starts `client` with a relay's endpoint as its
-    /// control endpoint, and passes its requests on; before the second, all but the newest 300
-    /// are evicted. Returns the client's run and the requests it made.
+    /// control endpoint, and passes its requests on; before the second that reads history
+    /// (REPLAY or HISTORY), all but the newest 300 are evicted. Returns the client's run and
+    /// the requests it made that read history (a follower's HEALTH checks are passed on, not
+    /// counted).
     private func readThroughARelayThatEvictsBetweenPages(
         _ client: (_ relay: String, _ daemon: Daemon) throws -> RunningProgram
     ) throws -> (Run, [String]) {
@@ -530,15 +594,17 @@ final class HistoryTests: XCTestCase {
         let deadline = Date().addingTimeInterval(60)
         while program.isRunning && Date() < deadline {
             guard let request = try relay.receiveFrames(timeoutMilliseconds: 100) else { continue }
-            requests.append(String(decoding: request[0], as: UTF8.self))
-            if requests.count == 2 {
+            let text = String(decoding: request[0], as: UTF8.self)
+            let readsHistory = text.hasPrefix("HISTORY ") || text.hasPrefix("REPLAY ")
+            if readsHistory { requests.append(text) }
+            if readsHistory && requests.count == 2 {
                 // Between the pages: 1,001-1,200 go (the newest 300 stay).
                 try "[history]\nprefixes = [\"g.\"]\nmax_messages = 300\n".write(
                     to: daemon.configURL, atomically: true, encoding: .utf8)
                 daemon.signal(SIGHUP)
                 try Wait.until("the reload evicted all but 300") { try daemon.stats().history?.messages == 300 }
             }
-            let reply = try XCTUnwrap(try daemon.request(request), "zpubd answers \(requests.last!)")
+            let reply = try XCTUnwrap(try daemon.request(request), "zpubd answers \(text)")
             _ = try relay.send(frames: [reply])
         }
         return (try program.finish(timeout: 10), requests)
