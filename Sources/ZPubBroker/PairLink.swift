@@ -443,16 +443,22 @@ final class PairLink {
 
     /// Both brokers are active (this primary was silent past the failover time, a SIGSTOP or a
     /// partition, and the backup took over): the backup stands down on this broker's answer,
-    /// and this one numbers on above everything the backup numbered, and may number before it
-    /// hears the answer (twice its largest step between two heartbeats), as a takeover does.
-    /// Going on from its own lower numbers, it gave numbers that clients resuming from the
-    /// backup's (`since`, Last-Event-ID) took for ones they had, and a `zpub sub` following the
-    /// pair said "numbering started again" at each. Messages this broker numbered before it
-    /// heard the backup stay below: they are in its history, for a reader from before them.
+    /// and this one numbers on above everything the backup numbered. How far that is, this one
+    /// cannot know: the heartbeat it reads first may have waited in its socket while it was
+    /// stopped (measured: the backup's first as active, 1,000,000, when it had numbered to
+    /// 2,320,680), and the backup numbers until it hears the answer. So it skips as far as a
+    /// takeover by a broker that never heard its peer (`unheardTakeoverGap`, a billion), and
+    /// again should a later heartbeat show the backup beyond that. Going on from its own lower
+    /// numbers, it gave numbers that clients resuming from the backup's (`since`,
+    /// Last-Event-ID) took for ones they had, and a `zpub sub` following the pair said
+    /// "numbering started again" at each; skipping by the takeover's 1,000,000 from the stale
+    /// heartbeat, it gave 40 numbers the backup had given. Messages this broker numbered before
+    /// it heard the backup stay below the backup's: the numbers a takeover skips are there for
+    /// them (in its history, for a reader from before them).
     private func numberAbove(activeBackupAt sequence: UInt64) {
         // The loop's view may not have the last jump yet: once is enough for a backup's numbers.
         guard sequence >= max(ownNextSequence, numberingAboveBackupFrom) else { return }
-        let next = sequence &+ max(2 &* peerBurst, PairSettings.minimumTakeoverGap) &+ 1
+        let next = sequence &+ max(2 &* peerBurst, Self.unheardTakeoverGap) &+ 1
         numberingAboveBackupFrom = next
         logger.critical(
             "pair: the backup numbered up to sequence \(sequence) while both brokers were active; this primary numbers from \(next) on, so that no number is given twice and clients resuming from the backup's numbers miss nothing after them"
