@@ -242,10 +242,10 @@ public struct PairStatus: Codable, Equatable, Sendable {
     /// What the peer last said, and how long ago (nil: never heard).
     public var peerState: PairMachine.State?
     public var peerHeardMillisecondsAgo: UInt64?
-    /// The history here holds everything through this sequence: the last mirrored from the
-    /// active peer, or, before anything was mirrored, the last this broker numbered itself
-    /// (mirroring resumes after it); and the peer's own last assigned sequence as of its latest
-    /// heartbeat.
+    /// Where mirroring from the active peer stands: the last mirrored, or, before anything was
+    /// mirrored, the last sequence this broker's history held at start (mirroring resumes after
+    /// it; it does not move while this broker is active); and the peer's own last assigned
+    /// sequence as of its latest heartbeat.
     public var replicatedThrough: UInt64
     public var peerSequence: UInt64
     /// Replication lag: kept messages the peer has that this broker has not mirrored yet, and

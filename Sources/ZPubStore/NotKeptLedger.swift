@@ -141,12 +141,28 @@ struct NotKeptLedger {
         working.uncleanThrough = 0
     }
 
-    /// A range not kept: the part up to a takeover's first number is the peer's (`takeover`),
-    /// even when this broker then dropped its own first messages too.
+    /// A range not kept: each part the pair peer told of takes the peer's reason (a hole may
+    /// span several of its ranges: an unclean stop's reserve, then a takeover's skip, measured
+    /// as one `dropped` row of a billion numbers); of the rest, the part up to a takeover's first
+    /// number is the peer's (`takeover`), even when this broker then dropped its own first
+    /// messages too.
     private mutating func found(_ first: UInt64, _ last: UInt64, _ reason: Reason) {
-        if reason == .dropped, let told = peerReasons.last(where: { $0.first <= first && last <= $0.last }) {
-            add(first, last, told.reason)
-        } else if reason == .dropped, takeoverStart > first, last >= takeoverStart - 1 {
+        guard reason == .dropped, peerReasons.contains(where: { $0.first <= last && first <= $0.last }) else {
+            return foundHere(first, last, reason)
+        }
+        var next = first
+        for told in peerReasons.sorted(by: { $0.first < $1.first }) where told.first <= last && next <= told.last {
+            if told.first > next { foundHere(next, told.first - 1, .dropped) }
+            add(max(next, told.first), min(last, told.last), told.reason)
+            guard told.last < last else { return }
+            next = told.last + 1
+        }
+        foundHere(next, last, .dropped)
+    }
+
+    /// A range not kept that no range the peer told of covers.
+    private mutating func foundHere(_ first: UInt64, _ last: UInt64, _ reason: Reason) {
+        if reason == .dropped, takeoverStart > first, last >= takeoverStart - 1 {
             add(first, takeoverStart - 1, .takeover)
             if last >= takeoverStart { add(takeoverStart, last, .dropped) }
         } else {

@@ -179,6 +179,26 @@ final class NotKeptLedgerTests: XCTestCase {
             ])
     }
 
+    /// A hole found as one range that spans several the peer told of (its unclean stop's
+    /// reserve, then its takeover's skip) is recorded as the peer's ranges with their reasons,
+    /// and what lies outside them as dropped. It was one `dropped` row.
+    func testAHoleOverSeveralOfThePeersRangesTakesEachOnesReason() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        try append(store, [1, 2], assignedThrough: 2)
+        try store.takeReasons(from: [
+            HistoryReply.NotKept(from: 3, to: 999, reason: .uncleanStop),
+            HistoryReply.NotKept(from: 1_000, to: 4_000, reason: .takeover),
+        ])
+        try append(store, [5_001], assignedThrough: 5_001)
+        XCTAssertEqual(
+            try store.notKept(after: 0, through: .max),
+            [
+                HistoryReply.NotKept(from: 3, to: 999, reason: .uncleanStop),
+                HistoryReply.NotKept(from: 1_000, to: 4_000, reason: .takeover),
+                HistoryReply.NotKept(from: 4_001, to: 5_000, reason: .dropped),
+            ])
+    }
+
     func testAReadTellsAtMostItsLimitJoiningTheRest() throws {
         let store = try HistoryStore(directory: nil, bounds: roomy)
         try append(store, [1, 3, 5, 7, 9, 11, 13], assignedThrough: 13)
