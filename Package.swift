@@ -145,7 +145,12 @@ let package = Package(
         .testTarget(name: "ZPubCoreTests", dependencies: ["ZPubCore"]),
         .testTarget(name: "ZPubStoreTests", dependencies: ["ZPubStore", "ZPubCore"]),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"]),
-        .testTarget(name: "ZPubGatewayTests", dependencies: ["ZPubGateway"]),
+        .testTarget(
+            name: "ZPubGatewayTests",
+            dependencies: [
+                "ZPubGateway", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "ZPubBrokerTests",
             dependencies: ["ZPubBroker", "ZeroMQ", "CKernel", .product(name: "Logging", package: "swift-log")]),

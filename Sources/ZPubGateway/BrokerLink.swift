@@ -657,7 +657,10 @@ final class BrokerLink {
     }
 
     /// A live message for a client still catching up: delivered, skipped or held as its
-    /// round decides; a client holding more than its queue's limit is dropped as too slow.
+    /// round decides; a client holding more than its catch-up allowance (`resumeFactor` times
+    /// its queue's limit, which the held messages share with the replay) is dropped as too
+    /// slow. Held beyond the limit alone, a round of a few pages at 5,000 messages a second
+    /// dropped a client that had not yet been sent anything.
     private func deliverResuming(_ id: ClientID, round token: String, _ held: HeldLive) {
         guard var round = rounds[token], let outbox = clients[id]?.outbox else { return }
         let now = round.catchUp.received(topic: held.topic, held)
@@ -666,7 +669,7 @@ final class BrokerLink {
             // After the replay's reply and before its marker: the client has what it replayed.
             let item = round.replayedThrough.map { now.item(historyAtLeast: $0) } ?? now.item
             if !outbox.offer(item) { drop(id) }
-        } else if round.catchUp.heldCount > outbox.limit {
+        } else if round.catchUp.heldCount > outbox.limit * ClientOutbox.resumeFactor {
             drop(id)
         }
     }
@@ -993,10 +996,13 @@ final class BrokerLink {
     /// that was dropped as too slow, and reconnected to be dropped again; it now gets the
     /// newest values, whose ids resume it from there. (A REPLAY is bounded when it is asked:
     /// `HistoryReplay`'s limit.) Also how many cached values did not fit, which the client is
-    /// told (`truncated`).
+    /// told (`truncated`). Of kept messages too, as many as `room`, the newest: the replay's
+    /// limit leaves no room for the live messages held while it was read (at 5,000 a second, a
+    /// client with client_queue = 300 and 5,000 behind was dropped as too slow in 3 of 6 tries,
+    /// reading as fast as they came); the older ones join the gap (`leftOutOfHistory`).
     private static func entriesToSend(
         _ entries: [MessageJSON], for resume: Resume, room: Int
-    ) -> (entries: ArraySlice<(MessageJSON, [[UInt8]])>, leftOut: Int) {
+    ) -> (entries: ArraySlice<(MessageJSON, [[UInt8]])>, leftOut: Int, leftOutOfHistory: HistoryReply.Gap?) {
         var sent: [(MessageJSON, [[UInt8]])] = []
         for entry in entries {
             if case .lastValue(let after) = resume.point, entry.sequence <= after { continue }
@@ -1004,9 +1010,14 @@ final class BrokerLink {
             else { continue }
             sent.append((entry, frames))
         }
-        guard case .lastValue = resume.point else { return (sent[...], 0) }
         let room = max(0, room)
-        return (sent.suffix(room), max(0, sent.count - room))
+        guard sent.count > room else { return (sent[...], 0, nil) }
+        let leftOut = sent.count - room
+        guard case .lastValue = resume.point else {
+            let gap = HistoryReply.Gap(from: sent[0].0.sequence, to: sent[leftOut - 1].0.sequence)
+            return (sent.suffix(room), 0, gap)
+        }
+        return (sent.suffix(room), leftOut, nil)
     }
 
     /// Sends a resuming client what it missed under its prefixes (cached values newer than its
@@ -1018,12 +1029,13 @@ final class BrokerLink {
     ) {
         guard let client = clients[id], let resume = client.resume else { return }
         var items: [ClientOutbox.Item] = []
-        let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
         // Room in the catch-up's allowance, less the held messages and a `gap` or `caught_up`
         // (or `truncated`).
         let room =
             client.outbox.limit * ClientOutbox.resumeFactor - client.outbox.queuedCount - release.items.count - 2
-        let (entries, leftOut) = Self.entriesToSend(release.entries, for: resume, room: room)
+        let (entries, leftOut, leftOutOfHistory) = Self.entriesToSend(release.entries, for: resume, room: room)
+        let gap = leftOutOfHistory.map { HistoryReplay.union(gap, $0) } ?? gap
+        let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
         // Cached values that did not fit, the oldest: said, never silence (as history's `gap`).
         let truncatedJSON = leftOut > 0 ? #"{"type":"truncated","left_out":\#(leftOut)}"# : nil
         if client.outbox.kind == .webSocket {

@@ -986,6 +986,49 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual((after["HISTORY"] ?? 0) - (before["HISTORY"] ?? 0), 1, "one page, backwards: \(after)")
     }
 
+    /// A WebSocket client that resumes 1,000 messages behind while some 4,000 a second keep
+    /// coming, with client_queue = 100, reads its replay and the live messages behind it and
+    /// is not dropped: the live messages held while the round was read, and those queued
+    /// behind its replay, count against the catch-up's allowance (10 x client_queue), not the
+    /// limit alone. It was dropped as too slow (1008) with 100 held, before anything was sent
+    /// to it, or with 100 queued behind a replay it was still reading.
+    func testAResumeWhileMessagesKeepComingIsNotDroppedAsTooSlow() throws {
+        let (daemon, port) = try startDaemon(http: "client_queue = 100\n[history]\nprefixes = [\"h.\"]")
+        let producer = BackgroundProducer(endpoint: daemon.pull) { i in
+            [frames("h.x", "\(2 * i)"), frames("h.x", "\(2 * i + 1)")]
+        }
+        try Wait.until("history holds 2,000", timeout: 30) { (try daemon.stats().history?.written ?? 0) >= 2_000 }
+        let last = try XCTUnwrap(try daemon.stats().history?.lastSequence)
+        let ready = readyFile()
+        let request = #"[{"op":"subscribe","prefix":"h.","since":\#(last - 1_000)}]"#
+        let client = try python(["ws-since", "\(port)", request, "h.end", ready])
+        try Wait.until("the client has caught up", timeout: 30) {
+            guard client.isRunning else { return true }
+            return FileManager.default.fileExists(atPath: ready + ".caught_up")
+        }
+        // A second of live messages after the catch-up, then the end.
+        let caughtUpAt = try XCTUnwrap(try daemon.stats().history?.lastSequence)
+        try Wait.until("a thousand more are kept", timeout: 30) {
+            (try daemon.stats().history?.lastSequence ?? 0) >= caughtUpAt + 1_000
+        }
+        XCTAssertTrue(producer.stopWhileRunning())
+        let clients = try Clients()
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("h.end", "end"))
+        let run = try client.finish(timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let printed = jsonLines(run.stdout)
+        XCTAssertFalse(printed.contains { $0["kind"] as? String == "close" }, "closed: \(printed.suffix(3))")
+        let messages = printed.compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(messages.filter { $0["type"] as? String == "caught_up" }.count, 1, "\(messages.suffix(3))")
+        // Every number after its position, once, in order: replayed (or in the gap), then live.
+        let sequences = messages.compactMap { ($0["seq"] as? NSNumber)?.uint64Value }
+        let gapEnd = (messages.first { $0["type"] as? String == "gap" }?["to"] as? NSNumber)?.uint64Value
+        let first = (gapEnd ?? (last - 1_000)) + 1
+        XCTAssertEqual(sequences.first, first, "\(messages.prefix(3))")
+        XCTAssertEqual(sequences, Array(first...(sequences.last ?? first)), "no number missing or twice")
+        XCTAssertGreaterThan(sequences.last ?? 0, caughtUpAt + 1_000)
+    }
+
     /// The requests the gateway has put to the broker's control API, per command, from /metrics
     /// (which asks for one STATS itself).
     private func controlRequests(port: Int) throws -> [String: Int] {
