@@ -95,12 +95,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let limit = shared.settings.maxFrame
             if bodyBytes > limit, let head {
                 count(.payloadTooLarge)
-                respondError(
+                refuseAndClose(
                     context, .payloadTooLarge, "too_large",
                     "a request body may have at most max_frame (\(limit)) bytes; split a batch into several requests",
                     head)
-                self.head = nil
-                context.close(promise: nil)
             } else if head?.method == .POST {
                 body += part.readBytes(length: part.readableBytes) ?? []
             }
@@ -224,8 +222,16 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         closingForError = true
         self.head = nil
         unanswered = nil
+        // Said, so that a keep-alive client does not send its next request here to no answer;
+        // and the output ends once the answer is written (the client reads the end of the
+        // stream at once), while what the client still sends is read and dropped until the
+        // grace is over: closed at once, with its body unread, the connection was reset, and
+        // the answer with it.
+        var headers = headers
+        headers.replaceOrAdd(name: "Connection", value: "close")
         respondError(context, status, code, message, head, headers: headers)
         deadline.stop()
+        context.close(mode: .output, promise: nil)
         Goodbye.closeAfterGrace(context.channel)
     }
 
@@ -730,7 +736,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "Cache-Control", value: "no-store")
         addCORS(&headers, head)
         let keepAlive = head.isKeepAlive
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
         // Before the writes: writing the end lets NIO hand over a pipelined request at once,
         // re-entrantly, which must find this one answered (and must stop the deadline itself).
         // The next request is due within the deadline; and a client that never reads this

@@ -1441,6 +1441,11 @@ final class HTTPGatewayTests: XCTestCase {
             let first = answer["first"] as? [String: Any]
             XCTAssertEqual(first?["status"] as? Int, status, "\(arguments): \(answer)")
             XCTAssertEqual(first?["code"] as? String, code, "\(arguments): \(answer)")
+            // Said, and done at once: a keep-alive client would otherwise send its next
+            // request on a connection that closes a second later without an answer.
+            XCTAssertEqual((first?["headers"] as? [String: Any])?["connection"] as? String, "close", "\(answer)")
+            let endedAfter = try XCTUnwrap(answer["ended_after_s"] as? Double, "\(answer)")
+            XCTAssertLessThan(endedAfter, 0.5, "the stream ends after the answer, not after the grace: \(answer)")
         }
         // An allowed origin is asked for its body.
         let allowed = try python(["expect-continue", "\(port)", body, "", "/publish", "https://good.example"])

@@ -380,7 +380,17 @@ def expect_continue(port, body, declared_length, path="/publish", origin=None):
     if first["status"] == 100:
         connection.sendall(body.encode())
         final, rest = read_response(connection, rest)
-    print(json.dumps({"first": first, "final": final}), flush=True)
+    # After a refusal: how long until the server ends the stream (it says Connection: close).
+    ended_after = None
+    if first["status"] != 100:
+        started = time.monotonic()
+        try:
+            while connection.recv(4096):
+                pass
+            ended_after = time.monotonic() - started
+        except socket.timeout:
+            pass
+    print(json.dumps({"first": first, "final": final, "ended_after_s": ended_after}), flush=True)
     connection.close()
 
 
