@@ -1034,7 +1034,11 @@ final class BrokerLink {
         let room =
             client.outbox.limit * ClientOutbox.resumeFactor - client.outbox.queuedCount - release.items.count - 2
         let (entries, leftOut, leftOutOfHistory) = Self.entriesToSend(release.entries, for: resume, room: room)
-        let gap = leftOutOfHistory.map { HistoryReplay.union(gap, $0) } ?? gap
+        // A catch-up whose prefixes the client has all unsubscribed meanwhile tells nothing: its
+        // `caught_up` came before the messages of a catch-up the client asked for since, with
+        // a `through` above them (a client that stored it would have skipped them).
+        let cancelled = resume.prefixes.isEmpty
+        let gap = cancelled ? nil : leftOutOfHistory.map { HistoryReplay.union(gap, $0) } ?? gap
         let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
         // Cached values that did not fit, the oldest: said, never silence (as history's `gap`).
         let truncatedJSON = leftOut > 0 ? #"{"type":"truncated","left_out":\#(leftOut)}"# : nil
@@ -1046,7 +1050,7 @@ final class BrokerLink {
             for (entry, frames) in entries {
                 items.append(.webSocket(frames, sequence: isHistory ? entry.sequence : nil))
             }
-            if case .history = resume.point, let through = rounds[resume.token]?.replayedThrough {
+            if case .history = resume.point, !cancelled, let through = rounds[resume.token]?.replayedThrough {
                 items.append(.webSocketText(#"{"type":"caught_up","through":\#(through)}"#))
             }
         } else {

@@ -1029,6 +1029,36 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertGreaterThan(sequences.last ?? 0, caughtUpAt + 1_000)
     }
 
+    /// A catch-up whose prefix the client unsubscribes before it ends, then subscribes again
+    /// with a later `since`, sends one `caught_up`: the second's. The first one's came too,
+    /// before the messages of the second, with a `through` above them: a client that stored
+    /// it and reconnected would have skipped them.
+    func testACatchUpUnsubscribedMeanwhileSendsNoCaughtUp() throws {
+        let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"h.\"]")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...100 { try push.send(frames: frames("h.x", "\(i)")) }
+        try Wait.until("history holds 100") { try daemon.stats().history?.written == 100 }
+        let requests = """
+            [{"op":"subscribe","prefix":"h.","since":20},{"op":"unsubscribe","prefix":"h."},\
+            {"op":"subscribe","prefix":"h.","since":90}]
+            """
+        let ready = readyFile()
+        let client = try python(["ws-since", "\(port)", requests, "h.end", ready])
+        try Wait.until("the client has caught up", timeout: 20) {
+            FileManager.default.fileExists(atPath: ready + ".caught_up") || !client.isRunning
+        }
+        try push.send(frames: frames("h.end", "end"))
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let messages = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+        let told = messages.filter { ["caught_up", "message"].contains($0["type"] as? String) }.map {
+            "\($0["type"]!)/\($0["through"] ?? $0["seq"] ?? "")"
+        }
+        XCTAssertEqual(
+            told, (91...100).map { "message/\($0)" } + ["caught_up/100", "message/101"], "\(messages)")
+    }
+
     /// The requests the gateway has put to the broker's control API, per command, from /metrics
     /// (which asks for one STATS itself).
     private func controlRequests(port: Int) throws -> [String: Int] {
