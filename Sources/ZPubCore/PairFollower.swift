@@ -43,9 +43,13 @@
 ///   messages after `last` would be skipped otherwise); the message it numbers comes in the
 ///   replay.
 ///
-/// One case still prints a message twice: printed unnumbered because the active broker lacks
-/// it, it is replayed later by a broker that has it (an old primary that kept it and becomes
-/// active again before anything else is printed). (A second case ended with a socket per
+/// - a message printed without a sequence since the last replay is not printed again by the
+///   next one, which holds it numbered (its prefix was made kept by a reload the follower did
+///   not know of yet; or the broker active then lacked it, and the next one has it): the
+///   follower's view of what is kept is the last replay's. A message with the same bytes as
+///   one printed so is taken for it.
+///
+/// (A case ended with a socket per
 /// broker: a new broker's message waiting for its marker while the dead broker's last
 /// messages, still queued, came in between was taken for an orphan, and printed once
 /// unnumbered and once from the replay, numbered above the takeover's gap.)
@@ -81,10 +85,19 @@ public struct PairFollower {
     private var waiting: [Int: (frames: [[UInt8]], since: UInt64)] = [:]
     /// Kept messages waiting for a resume, oldest first, each with the sequence its marker
     /// brought (nil: its marker never came).
-    private var waitingForResume: [(frames: [[UInt8]], sequence: UInt64?)] = []
+    private var waitingForResume: [(frames: [[UInt8]], sequence: UInt64?, source: Int)] = []
     /// The kept messages waiting for a resume.
     public var orphans: [[[UInt8]]] { waitingForResume.map(\.frames) }
     private var recentlyPrinted = RecentMessages(capacity: Self.recentMessages)
+    /// Messages printed without a sequence since the last replay (hashes of their frames, with
+    /// counts; at most `recentMessages`): the next replay does not print one of them again. The
+    /// follower's view of the history prefixes is the last replay's, which a reload since may
+    /// have changed: a message of a prefix made kept was printed at a resume as one history
+    /// does not keep, and then by the replay with its sequence (a probe: 5 runs of 5); so was
+    /// one printed unnumbered because the broker active then lacked it, replayed later by one
+    /// that has it.
+    private var printedUnnumbered: [Int: Int] = [:]
+    private var printedUnnumberedCount = 0
 
     public init(since: UInt64, markerPrefix: [UInt8] = BrokerState.sequenceMarkerPrefix) {
         self.since = since
@@ -120,21 +133,21 @@ public struct PairFollower {
                 // message that its successor, whose numbers `last` now follows, did not mirror
                 // (it came on that broker's socket). An orphan: the resume's replay or the
                 // messages printed lately account for it, or it is printed without a sequence.
-                return actions + orphan(held) + [.resume]
+                return actions + orphan(held, from: source) + [.resume]
             }
             if let sequence, !catchingUp, last > since, sequence > last &+ PairSettings.minimumTakeoverGap / 2 {
                 return actions + [.resume]
             }
             if let sequence, !waitingForResume.isEmpty {
                 // Not printed before the orphans ahead of it are settled (see the rules).
-                return actions + (sequence > last ? orphan(held, sequence: sequence) : [])
+                return actions + (sequence > last ? orphan(held, sequence: sequence, from: source) : [])
             }
             return actions + deliver(held, sequence)
         }
         if let held = waiting[source]?.frames {
             // Not its marker: the marker is lost.
             if isKept(held[0]) {
-                actions += orphan(held) + [.resume]
+                actions += orphan(held, from: source) + [.resume]
             } else {
                 actions += deliver(held, nil)
             }
@@ -154,7 +167,7 @@ public struct PairFollower {
         var actions: [Action] = []
         for (source, held) in waitingOldestFirst {
             waiting[source] = nil
-            actions += isKept(held.frames[0]) ? orphan(held.frames) : deliver(held.frames, nil)
+            actions += isKept(held.frames[0]) ? orphan(held.frames, from: source) : deliver(held.frames, nil)
         }
         return actions
     }
@@ -173,7 +186,7 @@ public struct PairFollower {
         for (source, held) in waitingOldestFirst
         where held.since < time && isKept(held.frames[0]) {
             waiting[source] = nil
-            actions += orphan(held.frames)
+            actions += orphan(held.frames, from: source)
             orphaned = true
         }
         return orphaned ? actions + [.resume] : actions
@@ -193,7 +206,7 @@ public struct PairFollower {
                 actions += deliver(held.frames, nil)
             } else if now &- held.since > Self.markerWaitNanoseconds {
                 waiting[other] = nil
-                actions += orphan(held.frames) + [.resume]
+                actions += orphan(held.frames, from: other) + [.resume]
             }
         }
         return actions
@@ -209,48 +222,72 @@ public struct PairFollower {
         return true
     }
 
-    /// A resume's replay: the messages after `last` (each with its sequence), and the history
-    /// prefixes it covers (nil: unchanged).
-    public mutating func replayed(_ messages: [(frames: [[UInt8]], sequence: UInt64?)], keptPrefixes: [[UInt8]]?)
-        -> [Action]
-    {
+    /// A resume's replay: the messages after `last` (each with its sequence), the history
+    /// prefixes it covers (nil: unchanged), and the source (socket) of the broker it came from,
+    /// when known.
+    public mutating func replayed(
+        _ messages: [(frames: [[UInt8]], sequence: UInt64?)], keptPrefixes: [[UInt8]]?, from replaying: Int? = nil
+    ) -> [Action] {
         if let keptPrefixes { self.keptPrefixes = keptPrefixes }
+        var alreadyPrinted = printedUnnumbered
+        printedUnnumbered = [:]
+        printedUnnumberedCount = 0
         var actions: [Action] = []
         if !waitingForResume.isEmpty {
             // Replayed messages an orphan without a marker may be: numbered by the broker it
             // came from, below the gap.
             var replayed: [[[UInt8]]: Int] = [:]
             var replayedSequences: [UInt64: [[UInt8]]] = [:]
+            // Above the gap too: for an orphan that came on the replaying broker's own socket
+            // (its marker not yet read when the resume began), which that broker numbered after
+            // its takeover. Taken for another message, it was printed twice: unnumbered, then
+            // from the replay (a probe: 6 quick restarts of 10).
+            var replayedAbove: [[[UInt8]]: Int] = [:]
             for message in messages {
                 guard let sequence = message.sequence else { continue }
                 replayedSequences[sequence] = message.frames
-                if sequence <= last &+ PairSettings.minimumTakeoverGap / 2 { replayed[message.frames, default: 0] += 1 }
+                if sequence <= last &+ PairSettings.minimumTakeoverGap / 2 {
+                    replayed[message.frames, default: 0] += 1
+                } else {
+                    replayedAbove[message.frames, default: 0] += 1
+                }
             }
             // Orphans whose marker came are in the replay under that sequence, or nowhere; one
             // that is there accounts for its replayed message before any orphan without one.
-            for (frames, sequence) in waitingForResume {
+            for (frames, sequence, _) in waitingForResume {
                 guard let sequence, replayedSequences[sequence] == frames, let count = replayed[frames], count > 0
                 else { continue }
                 replayed[frames] = count - 1
             }
-            for (frames, sequence) in waitingForResume {
+            for (frames, sequence, source) in waitingForResume {
                 if let sequence {
                     if replayedSequences[sequence] != frames { actions += deliver(frames, nil) }
                 } else if let count = replayed[frames], count > 0 {
                     replayed[frames] = count - 1
+                } else if source == replaying, let count = replayedAbove[frames], count > 0 {
+                    replayedAbove[frames] = count - 1
                 } else if !recentlyPrinted.contains(frames) {
                     actions += deliver(frames, nil)
                 }
             }
             waitingForResume = []
         }
-        for message in messages { actions += deliver(message.frames, message.sequence) }
+        for message in messages {
+            if let sequence = message.sequence, sequence > last, let count = alreadyPrinted[message.frames.hashValue] {
+                // Printed without its sequence since the last replay: now only numbered.
+                alreadyPrinted[message.frames.hashValue] = count > 1 ? count - 1 : nil
+                last = sequence
+                recentlyPrinted.insert(message.frames)
+                continue
+            }
+            actions += deliver(message.frames, message.sequence)
+        }
         return actions
     }
 
     private func isKept(_ topic: [UInt8]) -> Bool { keptPrefixes.contains { topic.starts(with: $0) } }
 
-    private mutating func orphan(_ frames: [[UInt8]], sequence: UInt64? = nil) -> [Action] {
+    private mutating func orphan(_ frames: [[UInt8]], sequence: UInt64? = nil, from source: Int) -> [Action] {
         var actions: [Action] = []
         if waitingForResume.count == Self.maximumOrphans {
             // The oldest gives way: printed if its marker came (nothing waits before it now),
@@ -258,7 +295,7 @@ public struct PairFollower {
             let oldest = waitingForResume.removeFirst()
             actions += oldest.sequence.map { deliver(oldest.frames, $0) } ?? [.droppedOrphan]
         }
-        waitingForResume.append((frames, sequence))
+        waitingForResume.append((frames, sequence, source))
         return actions
     }
 
@@ -267,6 +304,9 @@ public struct PairFollower {
             guard sequence > last else { return [] }
             last = sequence
             recentlyPrinted.insert(frames)
+        } else if printedUnnumberedCount < Self.recentMessages {
+            printedUnnumbered[frames.hashValue, default: 0] += 1
+            printedUnnumberedCount += 1
         }
         return [.deliver(frames, sequence: sequence)]
     }

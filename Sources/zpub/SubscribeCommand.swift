@@ -59,7 +59,7 @@ struct Subscribe: ParsableCommand {
     @Option(
         name: [.customShort("c"), .customLong("control")],
         help: ArgumentHelp(
-            "With --snapshot or --since: the broker's control endpoint. With --since, repeat it for both brokers of a pair: zpub follows the active one, and after a failover resumes from the last sequence it printed.",
+            "With --snapshot or --since: the broker's control endpoint. With --since, repeat it for both brokers of a pair, in the order of their --endpoint options: zpub follows the active one, and after a failover resumes from the last sequence it printed.",
             valueName: "endpoint"))
     var controls: [String] = []
 
@@ -373,7 +373,14 @@ struct Subscribe: ParsableCommand {
             let messages = entries.compactMap { entry in
                 entry.messageFrames.map { (frames: $0, sequence: entry.seq) }
             }
-            if act(follower.replayed(messages, keptPrefixes: handshake.coveredPrefixes)) { return true }
+            // The replaying broker's socket: the one its last catch-up's marker came on, or the
+            // one of its --endpoint, given in the order of the --control options.
+            let replaying =
+                activeSource
+                ?? (endpoints.count == controlEndpoints.count ? controlEndpoints.firstIndex(of: active) : nil)
+            if act(follower.replayed(messages, keptPrefixes: handshake.coveredPrefixes, from: replaying)) {
+                return true
+            }
             // From when the replay is printed: printing a long one must not count as the
             // catch-up's marker being late.
             resumed = SystemClock.monotonicNanoseconds()

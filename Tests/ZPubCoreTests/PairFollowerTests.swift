@@ -307,6 +307,41 @@ final class PairFollowerTests: XCTestCase {
 
     /// A reload that takes a prefix out of history: the replay says so, and from then on its
     /// messages are printed at once, unnumbered.
+    /// A reload made `m.` kept after the last replay, which said only `n.`: an `m.` message
+    /// waiting at a resume is printed as one history does not keep; the replay then holds it,
+    /// numbered, and does not print it again (a probe printed it twice, 5 runs of 5).
+    func testAMessagePrintedUnnumberedIsNotPrintedAgainByTheReplay() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        var actions = follower.received(message("n.a", "two"), now: 0, catchingUp: false)
+        actions += follower.received(message("m.a", "three"), now: 0, catchingUp: false)
+        XCTAssertEqual(actions, [.resume], "n.a two has no marker: an orphan")
+        XCTAssertEqual(delivered(follower.resuming()), ["three"], "m. is not kept, as far as it knows")
+        let replay = follower.replayed(
+            [(frames: message("m.a", "three"), sequence: 3), (frames: message("m.a", "four"), sequence: 4)],
+            keptPrefixes: [Array("m.".utf8)])
+        XCTAssertEqual(delivered(replay), ["two", "four#4"], "three once; two is in no history")
+        XCTAssertEqual(follower.last, 4)
+        // Only until that replay: the next one prints a message with the same bytes.
+        XCTAssertEqual(
+            delivered(follower.replayed([(frames: message("m.a", "three"), sequence: 5)], keptPrefixes: nil)),
+            ["three#5"])
+    }
+
+    /// The new broker's message came on its own socket, and its marker was not read yet when
+    /// the resume began: the replay holds it, numbered above the takeover's gap, and prints it
+    /// once. From the dead broker's socket, a message with the same bytes above the gap is
+    /// another one (the rule above), printed too.
+    func testAnOrphanFromTheReplayingBrokersSocketIsTheReplayedMessage() {
+        for (replaying, expected) in [(1, ["402#\(401 + gap)"]), (0, ["402", "402#\(401 + gap)"])] {
+            var (follower, _) = follower(replay: [("401", 401)])
+            XCTAssertEqual(follower.received(message("n.a", "402"), from: 1, now: 0, catchingUp: false), [])
+            XCTAssertEqual(delivered(follower.resuming()), [], "kept: it waits for the replay")
+            let replay = follower.replayed(
+                [(frames: message("n.a", "402"), sequence: 401 + gap)], keptPrefixes: nil, from: replaying)
+            XCTAssertEqual(delivered(replay), expected, "replayed by broker \(replaying)")
+        }
+    }
+
     func testTheReplayTellsWhichPrefixesAreKept() {
         var (follower, _) = follower()
         _ = follower.replayed([], keptPrefixes: [Array("other.".utf8)])
