@@ -80,7 +80,7 @@ struct AccessPolicy: Sendable {
     }
 
     /// A client without a JWT and without any static token, where `allow_anonymous = false`.
-    private func isAnonymousRefused(_ credentials: Credentials) -> Bool {
+    func isAnonymousRefused(_ credentials: Credentials) -> Bool {
         !allowsAnonymous && credentials.user == nil && !tokens.contains { credentials.tokens.contains($0.token) }
     }
 

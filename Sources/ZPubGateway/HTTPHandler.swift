@@ -346,7 +346,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// What refuses a request before its body is read: a path that does not exist, a method
     /// the path does not take, and for POST /publish an origin not allowed, or with
-    /// `credentials` a token that does not hold. `route` answers these first (and `publish`
+    /// `credentials` a token that does not hold, or none where `allow_anonymous = false`. `route` answers these first (and `publish`
     /// checks the token, whose credentials it needs); a request that sent
     /// `Expect: 100-continue` gets them instead of the 100, and never sends its body (RFC 9110
     /// 10.1.1).
@@ -373,8 +373,16 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             {
                 return Refusal(status: .forbidden, code: denial.code, message: denial.message)
             }
-            if credentials, case .failure(let rejection) = shared.credentials(head, target) {
-                return Refusal(status: .unauthorized, code: rejection.reason.rawValue, message: rejection.message)
+            if credentials {
+                switch shared.credentials(head, target) {
+                case .failure(let rejection):
+                    return Refusal(status: .unauthorized, code: rejection.reason.rawValue, message: rejection.message)
+                case .success(let presented) where shared.policy.isAnonymousRefused(presented):
+                    let denial = AccessPolicy.Denial.credentialsRequired
+                    return Refusal(status: .unauthorized, code: denial.code, message: denial.message)
+                case .success:
+                    break
+                }
             }
             return nil
         }

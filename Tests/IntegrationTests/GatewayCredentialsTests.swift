@@ -128,6 +128,11 @@ final class GatewayCredentialsTests: XCTestCase {
         XCTAssertEqual(try post("a.out.1", token: alice).0, 200)
         XCTAssertEqual(try post("jobs.1", token: alice).1, "not_in_token")
         XCTAssertEqual(try post("jobs.1", token: nil).0, 401)
+        // No token at all decides it from the head: refused before the body is asked for.
+        let expecting = try HTTPProbe.request(
+            port: port, method: "POST", "/publish", headers: ["Expect": "100-continue"],
+            body: Array(#"{"topic":"jobs.1","payload":1}"#.utf8))
+        XCTAssertEqual(refusal(expecting).0, 401, expecting.text)
         XCTAssertEqual(try post("a.out.2", token: expired).1, "token_expired")
         let message = try XCTUnwrap(try subscriber.receiveFrames(timeoutMilliseconds: 5_000))
         XCTAssertEqual(message.map { String(decoding: $0, as: UTF8.self) }, ["a.out.1", "from a.out.1"])
