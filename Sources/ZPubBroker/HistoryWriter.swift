@@ -595,8 +595,9 @@ final class HistoryWriter {
                     limit: min(count, HistoryReply.pageSize), maxBytes: HistoryReply.pageBytes, newest: true)
                 messages = page.messages
                 more = page.cutByBytes
-                // Fewer than asked for, and older numbers evicted: they may have held the rest.
-                if messages.count < count && !more {
+                // Fewer than asked for (and than a page holds), and older numbers evicted: they
+                // may have held the rest.
+                if messages.count < min(count, HistoryReply.pageSize) && !more {
                     gap = HistoryReply.gap(
                         since: 0, through: query.through, firstSequence: store.firstSequence,
                         lastSequence: store.lastSequence, evictedThrough: try store.gapCeiling())

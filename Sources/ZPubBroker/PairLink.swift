@@ -424,7 +424,12 @@ final class PairLink {
             // The peer restarted: its cache sequences (in memory) may start again from zero.
             valuesThrough = 0
         }
-        if newest.sequence > status.peerSequence && status.peerSequence > 0 {
+        // Only what an active peer numbered between two of its heartbeats: a passive one's
+        // position jumps as it mirrors across a takeover's skip, and counted as a burst, each
+        // skip doubled the next (2^31 after one 2^30 skip, then 2^32...).
+        if newest.state == .active && machine.peerState == .active && newest.sequence > status.peerSequence
+            && status.peerSequence > 0
+        {
             peerBurst = max(peerBurst, newest.sequence &- status.peerSequence)
         }
         status.peerSequence = newest.sequence
@@ -464,16 +469,13 @@ final class PairLink {
             "pair: the backup numbered up to sequence \(sequence) while both brokers were active; this primary numbers from \(next) on, so that no number is given twice and clients resuming from the backup's numbers miss nothing after them"
         )
         if let history {
-            // Recorded before anything is numbered there, as a takeover's reserve is. Heartbeats
-            // go on meanwhile (a sync may take seconds on a slow disk).
+            // Recorded before anything is numbered there, as a takeover's reserve is. No
+            // heartbeat meanwhile (a sync may take seconds on a slow disk): hearing this broker,
+            // the backup stands down, and a client then turns here, which must find the numbers
+            // above the backup's already. The backup, itself active, waits for nothing.
             let reserved = ReplySlot<Bool>()
             history.mailbox.post(.reserve(above: next, reserved))
-            let deadline = SystemClock.monotonicNanoseconds() &+ ForwardingLoop.reserveWaitNanoseconds
-            var recorded: Bool?
-            repeat {
-                announce(now: SystemClock.monotonicNanoseconds())
-                recorded = reserved.wait(milliseconds: settings.heartbeatMilliseconds)
-            } while recorded == nil && SystemClock.monotonicNanoseconds() < deadline
+            let recorded = reserved.wait(milliseconds: Int(ForwardingLoop.reserveWaitNanoseconds / 1_000_000))
             if recorded != true {
                 logger.warning(
                     "pair: numbering from \(next) without a durable reserve there: history keeps nothing until its writer records one (forwarding goes on)"

@@ -89,20 +89,28 @@ public struct PairFollower {
     /// The kept messages waiting for a resume.
     public var orphans: [[[UInt8]]] { waitingForResume.map(\.frames) }
     private var recentlyPrinted = RecentMessages(capacity: Self.recentMessages)
-    /// Messages printed without a sequence since the last replay (hashes of their frames, with
-    /// counts; at most `recentMessages`): the next replay does not print one of them again. The
+    /// Messages printed without a sequence since the last replay (the last `recentMessages` of
+    /// them, as hashes): the next replay does not print one of them again. The
     /// follower's view of the history prefixes is the last replay's, which a reload since may
     /// have changed: a message of a prefix made kept was printed at a resume as one history
     /// does not keep, and then by the replay with its sequence (a probe: 5 runs of 5); so was
     /// one printed unnumbered because the broker active then lacked it, replayed later by one
     /// that has it.
-    private var printedUnnumbered: [Int: Int] = [:]
-    private var printedUnnumberedCount = 0
+    private var printedUnnumbered = RecentMessages(capacity: Self.recentMessages)
+    /// Set by `holdForResume` until the next replay.
+    private var holdingForResume = false
 
     public init(since: UInt64, markerPrefix: [UInt8] = BrokerState.sequenceMarkerPrefix) {
         self.since = since
         self.last = since
         self.markerPrefix = markerPrefix
+    }
+
+    /// The caller resumes because its connection came back (the broker restarted, the network
+    /// returned): what the broker kept meanwhile comes only from the replay, so until it comes,
+    /// numbered messages wait (as behind an orphan) instead of moving `last` past them.
+    public mutating func holdForResume() {
+        holdingForResume = true
     }
 
     /// A message waits for its marker: the caller polls again soon, to learn whether it came.
@@ -138,8 +146,9 @@ public struct PairFollower {
             if let sequence, !catchingUp, last > since, sequence > last &+ PairSettings.minimumTakeoverGap / 2 {
                 return actions + [.resume]
             }
-            if let sequence, !waitingForResume.isEmpty {
-                // Not printed before the orphans ahead of it are settled (see the rules).
+            if let sequence, !waitingForResume.isEmpty || holdingForResume {
+                // Not printed before the orphans ahead of it are settled (see the rules), or the
+                // resume asked for comes.
                 return actions + (sequence > last ? orphan(held, sequence: sequence, from: source) : [])
             }
             return actions + deliver(held, sequence)
@@ -229,9 +238,9 @@ public struct PairFollower {
         _ messages: [(frames: [[UInt8]], sequence: UInt64?)], keptPrefixes: [[UInt8]]?, from replaying: Int? = nil
     ) -> [Action] {
         if let keptPrefixes { self.keptPrefixes = keptPrefixes }
+        holdingForResume = false
         var alreadyPrinted = printedUnnumbered
-        printedUnnumbered = [:]
-        printedUnnumberedCount = 0
+        printedUnnumbered = RecentMessages(capacity: Self.recentMessages)
         var actions: [Action] = []
         if !waitingForResume.isEmpty {
             // Replayed messages an orphan without a marker may be: numbered by the broker it
@@ -273,9 +282,8 @@ public struct PairFollower {
             waitingForResume = []
         }
         for message in messages {
-            if let sequence = message.sequence, sequence > last, let count = alreadyPrinted[message.frames.hashValue] {
+            if let sequence = message.sequence, sequence > last, alreadyPrinted.remove(message.frames) {
                 // Printed without its sequence since the last replay: now only numbered.
-                alreadyPrinted[message.frames.hashValue] = count > 1 ? count - 1 : nil
                 last = sequence
                 recentlyPrinted.insert(message.frames)
                 continue
@@ -304,9 +312,8 @@ public struct PairFollower {
             guard sequence > last else { return [] }
             last = sequence
             recentlyPrinted.insert(frames)
-        } else if printedUnnumberedCount < Self.recentMessages {
-            printedUnnumbered[frames.hashValue, default: 0] += 1
-            printedUnnumberedCount += 1
+        } else {
+            printedUnnumbered.insert(frames)
         }
         return [.deliver(frames, sequence: sequence)]
     }
@@ -337,4 +344,12 @@ struct RecentMessages {
     }
 
     func contains(_ frames: [[UInt8]]) -> Bool { counts[frames.hashValue] != nil }
+
+    /// Forgets one of `frames`, if one is remembered: true when one was.
+    mutating func remove(_ frames: [[UInt8]]) -> Bool {
+        let hash = frames.hashValue
+        guard let count = counts[hash] else { return false }
+        counts[hash] = count > 1 ? count - 1 : nil
+        return true
+    }
 }

@@ -244,7 +244,7 @@ public struct PairStatus: Codable, Equatable, Sendable {
     public var peerHeardMillisecondsAgo: UInt64?
     /// Where mirroring from the active peer stands: the last mirrored, or, before anything was
     /// mirrored, the last sequence this broker's history held at start (mirroring resumes after
-    /// it; it does not move while this broker is active); and the peer's own last assigned
+    /// it; while this broker is active it stays there); and the peer's own last assigned
     /// sequence as of its latest heartbeat.
     public var replicatedThrough: UInt64
     public var peerSequence: UInt64

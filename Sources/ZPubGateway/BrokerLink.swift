@@ -1029,10 +1029,12 @@ final class BrokerLink {
     ) {
         guard let client = clients[id], let resume = client.resume else { return }
         var items: [ClientOutbox.Item] = []
-        // Room in the catch-up's allowance, less the held messages and a `gap` or `caught_up`
-        // (or `truncated`).
+        // Room in the catch-up's allowance, less the held messages and the notices: a `gap` or
+        // a `truncated`, and a WebSocket's `caught_up`.
+        let isHistory = if case .history = resume.point { true } else { false }
+        let notices = client.outbox.kind == .webSocket && isHistory ? 2 : 1
         let room =
-            client.outbox.limit * ClientOutbox.resumeFactor - client.outbox.queuedCount - release.items.count - 2
+            client.outbox.limit * ClientOutbox.resumeFactor - client.outbox.queuedCount - release.items.count - notices
         let (entries, leftOut, leftOutOfHistory) = Self.entriesToSend(release.entries, for: resume, room: room)
         // A catch-up whose prefixes the client has all unsubscribed meanwhile tells nothing: its
         // `caught_up` came before the messages of a catch-up the client asked for since, with
@@ -1046,7 +1048,6 @@ final class BrokerLink {
             if let gapJSON { items.append(.webSocketText(gapJSON)) }
             if let truncatedJSON { items.append(.webSocketText(truncatedJSON)) }
             // `seq` is a history sequence (what `since` takes): a cached value has none.
-            let isHistory = if case .history = resume.point { true } else { false }
             for (entry, frames) in entries {
                 items.append(.webSocket(frames, sequence: isHistory ? entry.sequence : nil))
             }
@@ -1060,10 +1061,15 @@ final class BrokerLink {
         }
         // What it missed: the values and messages, not the notices.
         counters.resumedValues.add(UInt64(entries.count), ordering: .relaxed)
+        // Of a cancelled catch-up, only the held messages of prefixes the client still holds:
+        // one it subscribes again waits for a catch-up of its own, which has the others.
+        let held = cancelled ? index.prefixes(of: id) : []
+        let released =
+            cancelled ? release.items.filter { item in held.contains { item.topic.starts(with: $0) } } : release.items
         if let through = rounds[resume.token]?.replayedThrough {
-            items += release.items.map { $0.item(historyAtLeast: through) }
+            items += released.map { $0.item(historyAtLeast: through) }
         } else {
-            items += release.items.map(\.item)
+            items += released.map(\.item)
         }
         for item in items where !client.outbox.offer(item, catchingUp: true) {
             drop(id)

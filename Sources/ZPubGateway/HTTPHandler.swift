@@ -140,18 +140,22 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Asks for the body with `100 Continue`, or refuses at once (413) a body that its
     /// Content-Length already puts over max_frame: the client then never sends it.
     private func answerExpectation(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
-        // Closed after the answer, since the client may send the body regardless.
+        // Closed after the answer, since the client may send the body regardless. A request
+        // refused here never reaches `route`, which counts the others.
         guard let target = RequestTarget(uri: head.uri) else {
+            shared.counters.httpRequests.add(1, ordering: .relaxed)
             count(.badRequest)
             return refuseAndClose(context, .badRequest, "bad_request", Self.invalidTarget, head)
         }
         if let refusal = refusalBeforeBody(head, target, credentials: true) {
+            shared.counters.httpRequests.add(1, ordering: .relaxed)
             count(refusal.status, refusal.code)
             return refuseAndClose(
                 context, refusal.status, refusal.code, refusal.message, head, headers: refusal.headers)
         }
         let limit = shared.settings.maxFrame
         if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > limit {
+            shared.counters.httpRequests.add(1, ordering: .relaxed)
             count(.payloadTooLarge)
             // Closed after a grace, not at once: a client that sent some body regardless would
             // have the close reset the connection, and the 413 with it.
@@ -229,7 +233,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         // the answer with it.
         var headers = headers
         headers.replaceOrAdd(name: "Connection", value: "close")
-        respondError(context, status, code, message, head, headers: headers)
+        // Answered as to a keep-alive request, whatever the client said: `respond` closes a
+        // connection that is not kept alive at once, unread body and all.
+        var answered = head ?? HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+        answered.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        respondError(context, status, code, message, answered, headers: headers)
         deadline.stop()
         context.close(mode: .output, promise: nil)
         Goodbye.closeAfterGrace(context.channel)

@@ -45,7 +45,7 @@ struct History: ParsableCommand {
                 let (reply, _) = try client.request("HISTORY last \(last) \(prefix)", as: HistoryReply.self)
                 if let gap = reply.gap {
                     Output.error(
-                        "only \(reply.messages.count) of the newest \(last) are kept: messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)"
+                        "\(reply.messages.count) of the \(last) asked for are kept; numbers \(gap.from) to \(gap.to) were evicted (history's bounds), and may have held more\(prefix.isEmpty ? "" : " under \(prefix)")"
                     )
                 }
                 reply.messages.forEach(print)

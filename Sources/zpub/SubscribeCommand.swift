@@ -52,7 +52,7 @@ struct Subscribe: ParsableCommand {
     @Option(
         name: .long, parsing: .unconditional,
         help: ArgumentHelp(
-            "First print every kept message after this history sequence under PREFIX, then the live stream, with no gap and no duplicate (docs/history.md). With --json each kept message has its \"seq\", to resume from next time; a broker restarted or a connection lost is resumed after the last one printed.",
+            "First print every kept message after this history sequence under PREFIX, then the live stream, with no gap and no duplicate (docs/history.md). With one --endpoint (or a pair's two) and --json, each kept message has its \"seq\", to resume from next time, and a broker restarted or a connection lost is resumed after the last one printed.",
             valueName: "seq"))
     var since: UInt64?
 
@@ -341,7 +341,12 @@ struct Subscribe: ParsableCommand {
             }
             return false
         }
+        /// The first resume: for one broker, an error there ends the command (history off, a
+        /// refused key, no zpubd there), as it did before one broker was followed as a pair is;
+        /// a pair's may be in the middle of a takeover, and is asked again.
+        var firstResume = true
         func resume() throws -> Bool {
+            defer { firstResume = false }
             // A catch-up given up on: its marker must not arrive later as a message to print.
             if let abandoned = catchUp { unsubscribe(abandoned.markerTopic) }
             catchUp = nil
@@ -358,6 +363,7 @@ struct Subscribe: ParsableCommand {
                 // The broker may have just taken over, or dropped this connection for a moment:
                 // give up this handshake and try again (a new token) at the next check.
                 unsubscribe(handshake.markerTopic)
+                if firstResume && controlEndpoints.count == 1 { throw error }
                 Output.error("cannot resume from \(active) yet (\(error)); trying again")
                 catchUp = nil
                 retrying = true
@@ -398,7 +404,12 @@ struct Subscribe: ParsableCommand {
                     )
                     retrying = true
                 }
-                if let current = try? activeControl(waitingMilliseconds: 0), current != active || retrying {
+                // One broker is asked only to resume; of a pair, the one followed is kept while it
+                // is still active (both are, for a moment, when a partition heals).
+                let asking = controlEndpoints.count > 1 || retrying
+                if asking, let current = try? activeControl(waitingMilliseconds: 0, preferring: active),
+                    current != active || retrying
+                {
                     if current != active {
                         Output.error("\(current) is active now (was \(active)); resuming after \(follower.last)")
                         previousSource = activeSource
@@ -411,11 +422,14 @@ struct Subscribe: ParsableCommand {
             }
             try tell(watch)
             if watch.reconnections != reconnectionsSeen {
-                // What the broker kept while this one was not connected comes only from a resume.
+                // What the broker kept while this one was not connected comes only from a resume,
+                // at once: a kept message printed first would move `last` past them. Until a
+                // replay comes, kept messages wait for it (the resume may fail, and be retried).
                 reconnectionsSeen = watch.reconnections
                 Output.error("connected again; resuming after \(follower.last)")
-                retrying = true
-                lastCheck = 0
+                follower.holdForResume()
+                if act(follower.resuming()) { return }
+                if try resume() { return }
             }
             if let timeout, now &- lastMessage > UInt64(timeout) * 1_000_000 {
                 throw noMessage(within: timeout, watch)
@@ -459,10 +473,12 @@ struct Subscribe: ParsableCommand {
 
     /// The control endpoint of the broker that is active (HEALTH says so, or it is no pair),
     /// asking each in turn until one answers, for up to `waitingMilliseconds`.
-    private func activeControl(waitingMilliseconds: Int) throws -> String {
+    /// The control endpoint of the active broker: `current` while it says it is.
+    private func activeControl(waitingMilliseconds: Int, preferring current: String? = nil) throws -> String {
         let deadline = SystemClock.monotonicNanoseconds() + UInt64(waitingMilliseconds) * 1_000_000
+        let order = current.map { current in [current] + controlEndpoints.filter { $0 != current } } ?? controlEndpoints
         repeat {
-            for endpoint in controlEndpoints {
+            for endpoint in order {
                 let client = ControlClient(endpoint: endpoint, timeoutMilliseconds: 300, curve: curve)
                 if let (health, _) = try? client.request("HEALTH", as: HealthReport.self),
                     health.pair?.active ?? true

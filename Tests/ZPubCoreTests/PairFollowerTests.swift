@@ -305,8 +305,6 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertFalse(follower.isHolding)
     }
 
-    /// A reload that takes a prefix out of history: the replay says so, and from then on its
-    /// messages are printed at once, unnumbered.
     /// A reload made `m.` kept after the last replay, which said only `n.`: an `m.` message
     /// waiting at a resume is printed as one history does not keep; the replay then holds it,
     /// numbered, and does not print it again (a probe printed it twice, 5 runs of 5).
@@ -342,6 +340,27 @@ final class PairFollowerTests: XCTestCase {
         }
     }
 
+    /// The connection came back (the broker restarted): 2 and 3 were kept meanwhile, and 4
+    /// arrives live, numbered, before the resume's replay. Printed at once, it moved `last`
+    /// past 2 and 3, which the replay (after `last`) then left out, without a word.
+    func testAfterItsConnectionCameBackNumberedMessagesWaitForTheReplay() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        follower.holdForResume()
+        var actions = follower.received(message("n.a", "four"), now: 0, catchingUp: false)
+        actions += follower.received(marker("n.a", 4), now: 0, catchingUp: false)
+        XCTAssertEqual(delivered(actions), [], "it waits for the replay")
+        XCTAssertEqual(follower.last, 1)
+        let replay = follower.replayed(
+            [("two", 2), ("three", 3), ("four", 4)].map { (frames: message("n.a", $0.0), sequence: UInt64?($0.1)) },
+            keptPrefixes: nil)
+        XCTAssertEqual(delivered(replay), ["two#2", "three#3", "four#4"])
+        actions = follower.received(message("n.a", "five"), now: 0, catchingUp: false)
+        actions += follower.received(marker("n.a", 5), now: 0, catchingUp: false)
+        XCTAssertEqual(delivered(actions), ["five#5"], "printed at once again after the replay")
+    }
+
+    /// A reload that takes a prefix out of history: the replay says so, and from then on its
+    /// messages are printed at once, unnumbered.
     func testTheReplayTellsWhichPrefixesAreKept() {
         var (follower, _) = follower()
         _ = follower.replayed([], keptPrefixes: [Array("other.".utf8)])
