@@ -64,8 +64,18 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         }
         // The gateway's SUB sends its frames in order: once the broker holds "after.", every
         // change before it has been counted.
-        try Wait.until("the broker holds the client's last subscription\n\(client.stdoutSoFar)") {
-            try daemon.subscriptions().subscriptions.contains { $0.prefix == "after." }
+        do {
+            try Wait.until("the broker holds the client's last subscription") {
+                try daemon.subscriptions().subscriptions.contains { $0.prefix == "after." }
+            }
+        } catch {
+            // Said as it is when the wait ends (a fresh run's failure, once, showed nothing of it).
+            let held = (try? daemon.subscriptions().subscriptions.map(\.prefix)) ?? []
+            let metrics = (try? HTTPProbe.metrics(port: port)) ?? [:]
+            XCTFail(
+                "the broker holds \(held); the client said \(client.stdoutSoFar) \(client.stderrSoFar); gateway: \(metrics.filter { $0.key.contains("subscri") || $0.key.contains("upstream") })\n\(daemon.log.suffix(2_000))"
+            )
+            throw error
         }
         let seen = Double(try subscriptionEvents(daemon) - before) - 1  // not "after." itself
         let snapshots = Double(try daemon.stats().lastValue.snapshots - snapshotsBefore)
