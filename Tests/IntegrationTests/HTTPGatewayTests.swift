@@ -1034,11 +1034,25 @@ final class HTTPGatewayTests: XCTestCase {
     /// before the messages of the second, with a `through` above them: a client that stored
     /// it and reconnected would have skipped them.
     func testACatchUpUnsubscribedMeanwhileSendsNoCaughtUp() throws {
-        let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"h.\"]")
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: """
+                [history]
+                prefixes = ["h."]
+                [http]
+                enabled = true
+                listen = "127.0.0.1:\(port)"
+                """,
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL": "history", "ZPUBD_TEST_STALL_MS": "3000"]
+        ).waitForGateway(port: port)
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
         for i in 1...100 { try push.send(frames: frames("h.x", "\(i)")) }
         try Wait.until("history holds 100") { try daemon.stats().history?.written == 100 }
+        // The first catch-up's replay waits for the history writer (as on a slow disk), so the
+        // unsubscribe and the second subscribe come while it runs, however loaded the machine.
+        daemon.signal(SIGUSR2)
+        try Wait.until("the writer is held") { daemon.log.contains("test hook: stalling the history writer") }
         let requests = """
             [{"op":"subscribe","prefix":"h.","since":20},{"op":"unsubscribe","prefix":"h."},\
             {"op":"subscribe","prefix":"h.","since":90}]
