@@ -514,7 +514,11 @@ final class PairLink {
     private func standDown() {
         let slot = ReplySlot<Bool>()
         loop.mailbox.post(.pairStandDown(slot))
-        _ = slot.wait(milliseconds: 1_000)
+        if slot.wait(milliseconds: 1_000) == nil {
+            logger.warning(
+                "pair: the forwarding loop did not unbind the producers' endpoints within 1 s; zpubd stops all the same, and what producers send meanwhile is numbered into a history that is set aside"
+            )
+        }
         onDemoted()
     }
 
