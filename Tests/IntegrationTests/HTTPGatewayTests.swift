@@ -522,7 +522,7 @@ final class HTTPGatewayTests: XCTestCase {
             [{"op":"subscribe","prefix":"state."},{"op":"subscribe","prefix":"h.","since":0},\
             {"op":"subscribe","prefix":"h."}]
             """
-        let client = try python(["ws-since", "\(port)", requests, "h.end", ready])
+        let client = try python(["ws-since", "\(port)", requests, "orders.end", ready])
         try Wait.until("the client has caught up") { FileManager.default.fileExists(atPath: ready + ".caught_up") }
         try push.send(frames: frames("h.end", "live"))
         let run = try client.finish(timeout: 20)
@@ -843,24 +843,28 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(id.hasSuffix("-h3"), "the replay's through, in the unkept event's id: \(id)")
     }
 
-    /// A gateway whose broker keeps `orders.` (3 messages kept), with its forwarding loop
-    /// stalled (the test hook) for `stallMilliseconds` from the returned moment on, and a
-    /// PUSH to it (its `clients` must outlive it).
-    private func stalledHistoryGateway(stallMilliseconds: Int) throws -> (
-        daemon: Daemon, port: Int, clients: Clients, push: Socket, stalled: Date
-    ) {
+    /// A gateway whose broker keeps `orders.` (`kept` messages, `orders.x` 1, 2...), with its
+    /// forwarding loop stalled (the test hook) for `stallMilliseconds` from the returned moment
+    /// on, or with `historyWriter` its history writer (as on a slow disk), and a PUSH to it (its
+    /// `clients` must outlive it).
+    private func stalledHistoryGateway(stallMilliseconds: Int, kept: Int = 3, historyWriter: Bool = false) throws
+        -> (daemon: Daemon, port: Int, clients: Clients, push: Socket, stalled: Date)
+    {
         let port = try FreePort.find()
+        var environment = ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "\(stallMilliseconds)"]
+        if historyWriter { environment["ZPUBD_TEST_STALL"] = "history" }
         let daemon = try Daemon(
             configuration:
                 "[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"\n[history]\nprefixes = [\"orders.\"]\n",
-            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "\(stallMilliseconds)"]
+            environment: environment
         ).waitForGateway(port: port)
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
-        for i in 1...3 { try push.send(frames: frames("orders.x", "\(i)")) }
-        try Wait.until("history holds 3") { try daemon.stats().history?.written == 3 }
+        for i in 1...kept { try push.send(frames: frames("orders.x", "\(i)")) }
+        try Wait.until("history holds \(kept)") { try daemon.stats().history?.written == UInt64(kept) }
         daemon.signal(SIGUSR2)
-        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        let stalling = historyWriter ? "the history writer" : "the forwarding loop"
+        try Wait.until("\(stalling) stalls") { daemon.log.contains("test hook: stalling \(stalling)") }
         return (daemon, port, clients, push, Date())
     }
 
@@ -1034,35 +1038,21 @@ final class HTTPGatewayTests: XCTestCase {
     /// before the messages of the second, with a `through` above them: a client that stored
     /// it and reconnected would have skipped them.
     func testACatchUpUnsubscribedMeanwhileSendsNoCaughtUp() throws {
-        let port = try FreePort.find()
-        let daemon = try Daemon(
-            configuration: """
-                [history]
-                prefixes = ["h."]
-                [http]
-                enabled = true
-                listen = "127.0.0.1:\(port)"
-                """,
-            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL": "history", "ZPUBD_TEST_STALL_MS": "3000"]
-        ).waitForGateway(port: port)
-        let clients = try Clients()
-        let push = try clients.socket(.push, connect: daemon.pull)
-        for i in 1...100 { try push.send(frames: frames("h.x", "\(i)")) }
-        try Wait.until("history holds 100") { try daemon.stats().history?.written == 100 }
         // The first catch-up's replay waits for the history writer (as on a slow disk), so the
         // unsubscribe and the second subscribe come while it runs, however loaded the machine.
-        daemon.signal(SIGUSR2)
-        try Wait.until("the writer is held") { daemon.log.contains("test hook: stalling the history writer") }
+        let (daemon, port, clients, push, _) = try stalledHistoryGateway(
+            stallMilliseconds: 3_000, kept: 100, historyWriter: true)
+        defer { withExtendedLifetime((daemon, clients)) {} }
         let requests = """
-            [{"op":"subscribe","prefix":"h.","since":20},{"op":"unsubscribe","prefix":"h."},\
-            {"op":"subscribe","prefix":"h.","since":90}]
+            [{"op":"subscribe","prefix":"orders.","since":20},{"op":"unsubscribe","prefix":"orders."},\
+            {"op":"subscribe","prefix":"orders.","since":90}]
             """
         let ready = readyFile()
-        let client = try python(["ws-since", "\(port)", requests, "h.end", ready])
+        let client = try python(["ws-since", "\(port)", requests, "orders.end", ready])
         try Wait.until("the client has caught up", timeout: 20) {
             FileManager.default.fileExists(atPath: ready + ".caught_up") || !client.isRunning
         }
-        try push.send(frames: frames("h.end", "end"))
+        try push.send(frames: frames("orders.end", "end"))
         let run = try client.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)
         let messages = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
