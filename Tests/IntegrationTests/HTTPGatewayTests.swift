@@ -522,7 +522,7 @@ final class HTTPGatewayTests: XCTestCase {
             [{"op":"subscribe","prefix":"state."},{"op":"subscribe","prefix":"h.","since":0},\
             {"op":"subscribe","prefix":"h."}]
             """
-        let client = try python(["ws-since", "\(port)", requests, "orders.end", ready])
+        let client = try python(["ws-since", "\(port)", requests, "h.end", ready])
         try Wait.until("the client has caught up") { FileManager.default.fileExists(atPath: ready + ".caught_up") }
         try push.send(frames: frames("h.end", "live"))
         let run = try client.finish(timeout: 20)
