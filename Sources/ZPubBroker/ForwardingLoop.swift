@@ -199,6 +199,9 @@ final class ForwardingLoop {
     private var ceilingLogLimit = LogRateLimit()
     private var handshakeLogLimit = LogRateLimit()
     private var summaryLogLimit = LogRateLimit()
+    /// A passive pair member mirroring topics its `[history] prefixes` do not keep: a
+    /// configuration that differs from the peer's, said once a minute while it lasts.
+    private var mirroredNotKeptLogLimit = LogRateLimit(intervalSeconds: 60)
     /// Connection events taken as counts (STATS `connection_events_summarized`).
     private var connectionEventsSummarized: UInt64 = 0
 
@@ -1017,8 +1020,22 @@ final class ForwardingLoop {
                 mirrorStopped = true
                 return
             }
+            if prefixLength == nil { warnOfAMirroredTopicNotKept(topic, sequence: stored.sequence) }
             nextSequence = stored.sequence &+ 1
         }
+    }
+
+    /// The peer keeps a topic this broker's history does not: its number is used here and
+    /// nothing is stored under it, so HISTORY replies here tell it as not kept (`dropped`), and
+    /// after a takeover this broker's history lacks the peer's messages of that prefix.
+    @inline(never)
+    private func warnOfAMirroredTopicNotKept(_ topic: [UInt8], sequence: UInt64) {
+        guard let heldBack = mirroredNotKeptLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds())
+        else { return }
+        let shown = TopicText.display(Array(topic.prefix(64))) + (topic.count > 64 ? "…" : "")
+        logger.warning(
+            "pair: the active peer keeps topic '\(shown)' (sequence \(sequence)) in its history, and this broker's [history] prefixes do not: the number is used here, nothing is kept under it, and HISTORY here reports it as not kept (dropped); after a takeover this broker's history lacks that prefix. Give both brokers the same [history] prefixes (docs/topologies.md)\(heldBack == 0 ? "" : "; \(heldBack) more mirrored messages were not kept since the last such warning")"
+        )
     }
 
     /// The pair chose this broker: once the history writer has reserved the numbers from here

@@ -1134,6 +1134,33 @@ final class PairTests: XCTestCase {
         }
     }
 
+    /// Pair members whose `[history] prefixes` differ: the backup mirrors the primary's
+    /// numbers, keeps what its own prefixes keep, and says in its log which topic of the peer's
+    /// it does not keep and what to do. Without the warning the only sign was a `dropped` row
+    /// per such message in its HISTORY replies, which reads as a fault of the broker.
+    func testABackupKeepingOtherPrefixesThanThePrimarySaysSoInItsLog() throws {
+        let primary = try broker(
+            "a", role: .primary, configuration: configuration(role: .primary, history: #"n.", "other."#))
+        let backup = try broker("b", role: .backup)
+        try waitForPair(primary, backup)
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: primary.pull)
+        for number in 0..<4 { try push.send(frames: frames(number % 2 == 0 ? "n.x" : "other.x", "\(number)")) }
+        try Wait.until("the primary keeps all four") { try history(primary).count == 4 }
+        try Wait.until("the backup mirrors the primary's numbers\n\(backup.log)", timeout: 15) {
+            try backup.decode("HEALTH", as: HealthReport.self).pair?.replicatedThrough == 4
+        }
+        XCTAssertEqual(try history(backup).map(\.number), [0, 2], "the backup keeps what its prefixes keep")
+        try Wait.until("the backup tells which topic it does not keep\n\(backup.log)") {
+            backup.log.contains("the active peer keeps topic 'other.x' (sequence 2)")
+        }
+        XCTAssertTrue(backup.log.contains("Give both brokers the same [history] prefixes"), backup.log)
+        XCTAssertEqual(
+            backup.log.components(separatedBy: "the active peer keeps topic").count, 2,
+            "one warning a minute, not one per message: \(backup.log)")
+        XCTAssertFalse(primary.log.contains("the active peer keeps topic"), primary.log)
+    }
+
     /// A primary that was stopped (SIGSTOP) past the failover time comes back active beside a
     /// backup that took over: the backup stands down, and unbinds its producers' endpoints
     /// before it stops, so that nothing more is taken in there (left bound through the stop's
