@@ -15,6 +15,9 @@ final class CLITests: XCTestCase {
             Binaries.zpub, ["sub", "--endpoint", daemon.xpub, "--count", "3", "--json", "a.", "b."])
         try daemon.waitForSubscriptions(2)
         XCTAssertEqual(try zpub(["pub", "--endpoint", daemon.pull, "a.one", "first", "second"]).status, 0)
+        // Two processes are two connections to PULL, read in no set order: the second is sent
+        // once the broker has taken the first.
+        try Wait.until("the broker has taken the first message") { try daemon.stats().messagesIn == 1 }
         XCTAssertEqual(try zpub(["pub", "--endpoint", daemon.pull, "b.lines"], stdin: "line 1\nline 2\n").status, 0)
         let lines = try subscriber.finish(timeout: 20).stdout.split(separator: "\n").map(String.init)
         XCTAssertEqual(
@@ -31,9 +34,19 @@ final class CLITests: XCTestCase {
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["x"])
         try daemon.waitForSubscriptions(1)
-        XCTAssertEqual(
-            try zpub(["pub", "--pub", "--endpoint", daemon.xsub, "--settle", "500", "x.1", "payload"]).status, 0)
+        // --settle is how long it may wait for the broker's subscription that covers the topic:
+        // it sends once that has come, not after the whole wait.
+        let started = Date()
+        let sent = try zpub(
+            ["pub", "--pub", "--endpoint", daemon.xsub, "--settle", "30000", "x.1", "payload"], timeout: 60)
+        XCTAssertEqual(sent.status, 0, sent.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 25, "sent when the subscription came")
+        XCTAssertEqual(sent.stderr, "")
         XCTAssertEqual(try subscriber.receive(1), [frames("x.1", "payload")])
+        // A topic no subscriber wants: sent after the wait, and said.
+        let unwanted = try zpub(["pub", "--pub", "--endpoint", daemon.xsub, "--settle", "200", "y.1", "payload"])
+        XCTAssertEqual(unwanted.status, 0, unwanted.stderr)
+        XCTAssertTrue(unwanted.stderr.contains("no subscription covering 'y.1'"), unwanted.stderr)
     }
 
     /// `zpub pub` publishes what it reads byte for byte: lines of standard input (a 0xff byte
