@@ -280,6 +280,72 @@ final class HistoryTests: XCTestCase {
         XCTAssertTrue(follower.stderrSoFar.contains("connected again; resuming after 2"), follower.stderrSoFar)
     }
 
+    /// `zpub sub --since` following one broker holds the live messages that come after a
+    /// reconnection until its resume has replayed what was kept meanwhile, also when that
+    /// resume fails and is tried again: here the restarted broker refuses the resume's marker
+    /// (`max_subscription_length` below its length) until a RELOAD lifts the limit, while
+    /// messages 5 to 20 come live between the tries. Printed as they came, they moved the
+    /// resume's position past 3 and 4, kept while the follower could not reach the broker,
+    /// which were then never printed.
+    func testSubSinceHoldsLiveMessagesUntilAResumeThatFailedAtFirstSucceeds() throws {
+        let sockets = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-hold-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: sockets, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: sockets) }
+        func endpoint(_ name: String) -> String { "ipc://\(sockets.path)/\(name).sock" }
+        let arguments = ["--history", "h.", "--state-dir", stateDirectory.path]
+        let reachable: [BrokerSocketRole: String] = [
+            .pull: endpoint("pull"), .xpub: endpoint("xpub"), .control: endpoint("control"),
+        ]
+        let clients = try Clients()
+        func publish(_ daemon: Daemon, _ numbers: ClosedRange<Int>) throws {
+            let push = try clients.socket(.push, connect: daemon.pull)
+            defer { push.close() }
+            for i in numbers { try push.send(frames: frames("h.x", "\(i)")) }
+            try Wait.until("\(numbers) are kept") {
+                try daemon.stats().history?.lastSequence == UInt64(numbers.upperBound)
+            }
+        }
+        var daemon = try Daemon(arguments: arguments, endpoints: reachable)
+        let follower = try RunningProgram(
+            Binaries.zpub, ["sub", "--since", "0", "--json", "-e", daemon.xpub, "-c", daemon.control, "h."])
+        defer { kill(follower.processIdentifier, SIGTERM) }
+        func printed() -> [Int] {
+            follower.stdoutSoFar.split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["payload"] as? Int
+            }
+        }
+        try publish(daemon, 1...2)
+        try Wait.until("the follower prints 1 and 2\n\(follower.stdoutSoFar)") { printed().count == 2 }
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(), 0)
+        // A run the follower cannot reach: 3 and 4 come to it only by a resume.
+        daemon = try Daemon(
+            arguments: arguments,
+            endpoints: [.pull: endpoint("pull"), .xpub: endpoint("elsewhere"), .control: endpoint("other-control")])
+        try publish(daemon, 3...4)
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(), 0)
+
+        // Reachable again, refusing the resume's marker ($zpub/snapshot/ and a token, over 20
+        // bytes; h. and its sequence markers fit) until the RELOAD below.
+        daemon = try Daemon(
+            configuration: "[limits]\nmax_subscription_length = 20\n", arguments: arguments, endpoints: reachable)
+        func refusals() -> Int { follower.stderrSoFar.components(separatedBy: "cannot resume from").count - 1 }
+        try Wait.until("the follower's resume is refused\n\(follower.stderrSoFar)", timeout: 30) { refusals() >= 1 }
+        try publish(daemon, 5...20)
+        // Two more tries (half a second apart): the messages have been read in between.
+        let tries = refusals()
+        try Wait.until("the follower tries twice more\n\(follower.stderrSoFar)", timeout: 30) {
+            refusals() >= tries + 2
+        }
+        XCTAssertEqual(printed(), [1, 2], "live messages wait for the resume: \(follower.stdoutSoFar)")
+        try "".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        XCTAssertTrue(String(decoding: try XCTUnwrap(try daemon.request("RELOAD")), as: UTF8.self).contains("reloaded"))
+        try Wait.until("the follower prints every one\n\(follower.stderrSoFar)") { printed().count >= 20 }
+        XCTAssertEqual(printed(), Array(1...20), follower.stderrSoFar)
+    }
+
     func testSubSinceStartsAfterTheGivenSequence() throws {
         let daemon = try Daemon(arguments: ["--history", "h."])
         let clients = try Clients()
