@@ -148,6 +148,8 @@ final class GatewayCredentialsTests: XCTestCase {
         try Wait.until("the WebSocket client's requests are answered") {
             FileManager.default.fileExists(atPath: ready)
         }
+        // Acknowledged by the gateway before its subscription reaches the broker.
+        try daemon.waitForSubscriptions(to: ["a."])
         let push = try clients.socket(.push, connect: daemon.pull)
         try push.send(frames: frames("a.x", "for alice"))
         let run = try client.finish(timeout: 20)
@@ -216,10 +218,12 @@ final class GatewayCredentialsTests: XCTestCase {
         let secret = try writeSecret()
         let port = try FreePort.find()
         let daemon = try gatewayDaemon("jwt_secret_file = \"\(secret)\"", port: port)
-        let short = try token(key: secret, expiresIn: "3")
+        // The short token last, and long enough (5-6 s: exp is whole seconds) for both clients
+        // to start, subscribe and show in the status feed before it expires on a loaded machine.
+        let fresh = try token(key: secret, expiresIn: "120")
+        let short = try token(key: secret, expiresIn: "6")
         let shortClaims = try XCTUnwrap(Self.claims(of: short))
         let expires = try XCTUnwrap(shortClaims["exp"] as? Double)
-        let fresh = try token(key: secret, expiresIn: "120")
 
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("python/gateway_credentials.py").path

@@ -1028,7 +1028,11 @@ final class PairTests: XCTestCase {
             [examples.appendingPathComponent("python/producer.py").path, "5"],
             environment: ["ZPUB_PULL": both.pull])
         XCTAssertEqual(before.status, 0, before.stderr)
-        try Wait.until("the primary forwarded the first five") { try primary.stats().sockets[.xpub]?.messagesOut == 5 }
+        // Printed, not only counted as sent by the primary's XPUB: killed with them still in
+        // its queue, they would be lost, and the subscriber would wait for ten lines.
+        try Wait.until("the subscriber prints the first five\n\(subscriber.stdoutSoFar)") {
+            subscriber.stdoutSoFar.split(separator: "\n").count == 5
+        }
         primary.signal(SIGKILL)
         try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
         let after = try Run.program(

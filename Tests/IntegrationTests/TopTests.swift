@@ -239,7 +239,7 @@ final class TopTests: XCTestCase {
         let daemon = try Daemon()
         let top = try RunningProgram(
             Binaries.zpub,
-            ["top", "-c", daemon.control, "--interval", "200", "--timeout", "300", "-n", "4", "--json"])
+            ["top", "-c", daemon.control, "--interval", "1000", "--timeout", "300", "-n", "4", "--json"])
         try Wait.until("the first reading is printed", timeout: 20) { top.stdoutSoFar.contains("\n") }
         daemon.signal(SIGKILL)
         _ = daemon.waitForExit()
