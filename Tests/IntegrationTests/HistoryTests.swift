@@ -220,53 +220,12 @@ final class HistoryTests: XCTestCase {
     /// are printed once, in order, before the live ones. It used to go on with the live stream
     /// alone, and they were never printed.
     func testSubSinceResumesAfterTheBrokerComesBack() throws {
-        let sockets = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "zpub-follow-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: sockets, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: sockets) }
-        func endpoint(_ name: String) -> String { "ipc://\(sockets.path)/\(name).sock" }
-        let arguments = ["--history", "h.", "--state-dir", stateDirectory.path]
-        let reachable: [BrokerSocketRole: String] = [
-            .pull: endpoint("pull"), .xpub: endpoint("xpub"), .control: endpoint("control"),
-        ]
-        let clients = try Clients()
-        func publish(_ daemon: Daemon, _ numbers: ClosedRange<Int>) throws {
-            let push = try clients.socket(.push, connect: daemon.pull)
-            defer { push.close() }
-            for i in numbers { try push.send(frames: frames("h.x", "\(i)")) }
-            try Wait.until("\(numbers) are kept") {
-                try daemon.stats().history?.lastSequence == UInt64(numbers.upperBound)
-            }
-        }
-        var daemon = try Daemon(arguments: arguments, endpoints: reachable)
-        let follower = try RunningProgram(
-            Binaries.zpub, ["sub", "--since", "0", "--json", "-e", daemon.xpub, "-c", daemon.control, "h."])
-        defer { kill(follower.processIdentifier, SIGTERM) }
-        func printed() -> [(payload: Int, seq: UInt64?)] {
-            follower.stdoutSoFar.split(separator: "\n").compactMap {
-                guard let line = try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
-                    let payload = line["payload"] as? Int
-                else { return nil }
-                return (payload, (line["seq"] as? NSNumber)?.uint64Value)
-            }
-        }
-        try publish(daemon, 1...2)
-        try Wait.until("the follower prints 1 and 2\n\(follower.stdoutSoFar)") { printed().count == 2 }
-        daemon.signal(SIGTERM)
-        XCTAssertEqual(daemon.waitForExit(), 0)
-
-        // A run the follower cannot reach: what it keeps comes to the follower only by a resume.
-        daemon = try Daemon(
-            arguments: arguments,
-            endpoints: [.pull: endpoint("pull"), .xpub: endpoint("elsewhere"), .control: endpoint("other-control")])
-        try publish(daemon, 3...4)
-        daemon.signal(SIGTERM)
-        XCTAssertEqual(daemon.waitForExit(), 0)
-
+        let missed = try FollowerThatMissedARun(stateDirectory: stateDirectory)
+        let (follower, printed) = (missed.follower, missed.printed)
         // Back where the follower can reach it, publishing at once: the first live messages
         // come with the connection, and must not be printed before 3 and 4 (printed first,
         // they moved the resume's position past them).
-        daemon = try Daemon(arguments: arguments, endpoints: reachable)
+        let daemon = try Daemon(arguments: missed.arguments, endpoints: missed.reachable)
         let producer = BackgroundProducer(endpoint: daemon.pull) { i in [frames("h.x", "\(i + 5)")] }
         try Wait.until("the follower prints what was kept meanwhile and more\n\(follower.stderrSoFar)") {
             printed().count >= 100
@@ -288,52 +247,17 @@ final class HistoryTests: XCTestCase {
     /// resume's position past 3 and 4, kept while the follower could not reach the broker,
     /// which were then never printed.
     func testSubSinceHoldsLiveMessagesUntilAResumeThatFailedAtFirstSucceeds() throws {
-        let sockets = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "zpub-hold-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: sockets, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: sockets) }
-        func endpoint(_ name: String) -> String { "ipc://\(sockets.path)/\(name).sock" }
-        let arguments = ["--history", "h.", "--state-dir", stateDirectory.path]
-        let reachable: [BrokerSocketRole: String] = [
-            .pull: endpoint("pull"), .xpub: endpoint("xpub"), .control: endpoint("control"),
-        ]
-        let clients = try Clients()
-        func publish(_ daemon: Daemon, _ numbers: ClosedRange<Int>) throws {
-            let push = try clients.socket(.push, connect: daemon.pull)
-            defer { push.close() }
-            for i in numbers { try push.send(frames: frames("h.x", "\(i)")) }
-            try Wait.until("\(numbers) are kept") {
-                try daemon.stats().history?.lastSequence == UInt64(numbers.upperBound)
-            }
-        }
-        var daemon = try Daemon(arguments: arguments, endpoints: reachable)
-        let follower = try RunningProgram(
-            Binaries.zpub, ["sub", "--since", "0", "--json", "-e", daemon.xpub, "-c", daemon.control, "h."])
-        defer { kill(follower.processIdentifier, SIGTERM) }
-        func printed() -> [Int] {
-            follower.stdoutSoFar.split(separator: "\n").compactMap {
-                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["payload"] as? Int
-            }
-        }
-        try publish(daemon, 1...2)
-        try Wait.until("the follower prints 1 and 2\n\(follower.stdoutSoFar)") { printed().count == 2 }
-        daemon.signal(SIGTERM)
-        XCTAssertEqual(daemon.waitForExit(), 0)
-        // A run the follower cannot reach: 3 and 4 come to it only by a resume.
-        daemon = try Daemon(
-            arguments: arguments,
-            endpoints: [.pull: endpoint("pull"), .xpub: endpoint("elsewhere"), .control: endpoint("other-control")])
-        try publish(daemon, 3...4)
-        daemon.signal(SIGTERM)
-        XCTAssertEqual(daemon.waitForExit(), 0)
-
+        let missed = try FollowerThatMissedARun(stateDirectory: stateDirectory)
+        let follower = missed.follower
+        func printed() -> [Int] { missed.printed().map(\.payload) }
         // Reachable again, refusing the resume's marker ($zpub/snapshot/ and a token, over 20
         // bytes; h. and its sequence markers fit) until the RELOAD below.
-        daemon = try Daemon(
-            configuration: "[limits]\nmax_subscription_length = 20\n", arguments: arguments, endpoints: reachable)
+        let daemon = try Daemon(
+            configuration: "[limits]\nmax_subscription_length = 20\n", arguments: missed.arguments,
+            endpoints: missed.reachable)
         func refusals() -> Int { follower.stderrSoFar.components(separatedBy: "cannot resume from").count - 1 }
         try Wait.until("the follower's resume is refused\n\(follower.stderrSoFar)", timeout: 30) { refusals() >= 1 }
-        try publish(daemon, 5...20)
+        try missed.publish(daemon, 5...20)
         // Two more tries (half a second apart): the messages have been read in between.
         let tries = refusals()
         try Wait.until("the follower tries twice more\n\(follower.stderrSoFar)", timeout: 30) {
@@ -1007,5 +931,67 @@ final class HistoryTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains(file.path), daemon.log)
         XCTAssertTrue(daemon.log.contains("move it aside"), daemon.log)
         XCTAssertEqual(try Data(contentsOf: file), garbage)
+    }
+}
+
+/// A `zpub sub --since 0 --json` follower of `h.` on one broker (ipc endpoints of its own, a
+/// state directory kept across runs) that printed 1 and 2; the broker then ran once where the
+/// follower could not reach it (its XPUB and control elsewhere) and kept 3 and 4, which come to
+/// the follower only by a resume from the run a test starts next, at `reachable`.
+private final class FollowerThatMissedARun {
+    let arguments: [String]
+    let reachable: [BrokerSocketRole: String]
+    let follower: RunningProgram
+    private let clients: Clients
+    private let sockets: URL
+
+    init(stateDirectory: URL) throws {
+        // Short ipc paths of their own (the state directory may be long).
+        sockets = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-follow-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: sockets, withIntermediateDirectories: true)
+        let sockets = self.sockets
+        func endpoint(_ name: String) -> String { "ipc://\(sockets.path)/\(name).sock" }
+        arguments = ["--history", "h.", "--state-dir", stateDirectory.path]
+        reachable = [.pull: endpoint("pull"), .xpub: endpoint("xpub"), .control: endpoint("control")]
+        clients = try Clients()
+        var daemon = try Daemon(arguments: arguments, endpoints: reachable)
+        follower = try RunningProgram(
+            Binaries.zpub, ["sub", "--since", "0", "--json", "-e", daemon.xpub, "-c", daemon.control, "h."])
+        try publish(daemon, 1...2)
+        try Wait.until("the follower prints 1 and 2\n\(follower.stdoutSoFar)") { printed().count == 2 }
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(), 0)
+        daemon = try Daemon(
+            arguments: arguments,
+            endpoints: [.pull: endpoint("pull"), .xpub: endpoint("elsewhere"), .control: endpoint("other-control")])
+        try publish(daemon, 3...4)
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(), 0)
+    }
+
+    deinit {
+        kill(follower.processIdentifier, SIGTERM)
+        try? FileManager.default.removeItem(at: sockets)
+    }
+
+    /// Publishes `h.x` messages with these numbers, and waits until `daemon` has kept them.
+    func publish(_ daemon: Daemon, _ numbers: ClosedRange<Int>) throws {
+        let push = try clients.socket(.push, connect: daemon.pull)
+        defer { push.close() }
+        for i in numbers { try push.send(frames: frames("h.x", "\(i)")) }
+        try Wait.until("\(numbers) are kept") {
+            try daemon.stats().history?.lastSequence == UInt64(numbers.upperBound)
+        }
+    }
+
+    /// What the follower has printed: each message's number and its `seq`.
+    func printed() -> [(payload: Int, seq: UInt64?)] {
+        follower.stdoutSoFar.split(separator: "\n").compactMap {
+            guard let line = try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
+                let payload = line["payload"] as? Int
+            else { return nil }
+            return (payload, (line["seq"] as? NSNumber)?.uint64Value)
+        }
     }
 }
