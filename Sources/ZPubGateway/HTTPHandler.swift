@@ -137,34 +137,38 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         return head.headers["Expect"].first { $0.lowercased() != "100-continue" }
     }
 
-    /// Asks for the body with `100 Continue`, or refuses at once (413) a body that its
-    /// Content-Length already puts over max_frame: the client then never sends it.
+    /// Asks for the body with `100 Continue`, or refuses at once what the head alone refuses
+    /// (`refusalOfExpectation`): the client then never sends the body.
     private func answerExpectation(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
-        // Closed after the answer, since the client may send the body regardless. A request
-        // refused here never reaches `route`, which counts the others.
+        guard let refusal = refusalOfExpectation(head) else {
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            return
+        }
+        // A request refused here never reaches `route`, which counts the others. Closed after
+        // a grace, not at once, since the client may send the body regardless: the close would
+        // reset the connection, and the answer with it.
+        shared.counters.httpRequests.add(1, ordering: .relaxed)
+        count(refusal.status, refusal.code)
+        refuseAndClose(context, refusal.status, refusal.code, refusal.message, head, headers: refusal.headers)
+    }
+
+    /// What refuses an `Expect: 100-continue` request from its head alone: a target that does
+    /// not parse, what `refusalBeforeBody` refuses (credentials included), and a Content-Length
+    /// over max_frame.
+    private func refusalOfExpectation(_ head: HTTPRequestHead) -> Refusal? {
         guard let target = RequestTarget(uri: head.uri) else {
-            shared.counters.httpRequests.add(1, ordering: .relaxed)
-            count(.badRequest)
-            return refuseAndClose(context, .badRequest, "bad_request", Self.invalidTarget, head)
+            return Refusal(status: .badRequest, code: "bad_request", message: Self.invalidTarget)
         }
-        if let refusal = refusalBeforeBody(head, target, credentials: true) {
-            shared.counters.httpRequests.add(1, ordering: .relaxed)
-            count(refusal.status, refusal.code)
-            return refuseAndClose(
-                context, refusal.status, refusal.code, refusal.message, head, headers: refusal.headers)
-        }
+        if let refusal = refusalBeforeBody(head, target, credentials: true) { return refusal }
         let limit = shared.settings.maxFrame
         if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > limit {
-            shared.counters.httpRequests.add(1, ordering: .relaxed)
-            count(.payloadTooLarge)
-            // Closed after a grace, not at once: a client that sent some body regardless would
-            // have the close reset the connection, and the 413 with it.
-            return refuseAndClose(
-                context, .payloadTooLarge, "too_large",
-                "a request body may have at most max_frame (\(limit)) bytes; split a batch into several requests", head)
+            return Refusal(
+                status: .payloadTooLarge, code: "too_large",
+                message:
+                    "a request body may have at most max_frame (\(limit)) bytes; split a batch into several requests")
         }
-        context.writeAndFlush(
-            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        return nil
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -354,8 +358,9 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// What refuses a request before its body is read: a path that does not exist, a method
     /// the path does not take, and for POST /publish an origin not allowed, or with
-    /// `credentials` a token that does not hold, or none where `allow_anonymous = false`. `route` answers these first (and `publish`
-    /// checks the token, whose credentials it needs); a request that sent
+    /// `credentials` a token that does not hold, or none where `allow_anonymous = false`.
+    /// `route` answers these first (and `publish` checks the token, whose credentials it
+    /// needs); a request that sent
     /// `Expect: 100-continue` gets them instead of the 100, and never sends its body (RFC 9110
     /// 10.1.1).
     private func refusalBeforeBody(_ head: HTTPRequestHead, _ target: RequestTarget, credentials: Bool = false)

@@ -472,8 +472,8 @@ struct Subscribe: ParsableCommand {
     }
 
     /// The control endpoint of the broker that is active (HEALTH says so, or it is no pair),
-    /// asking each in turn until one answers, for up to `waitingMilliseconds`.
-    /// The control endpoint of the active broker: `current` while it says it is.
+    /// asking each in turn until one answers, for up to `waitingMilliseconds`; `current` first,
+    /// so that it is kept while it says it is active.
     private func activeControl(waitingMilliseconds: Int, preferring current: String? = nil) throws -> String {
         let deadline = SystemClock.monotonicNanoseconds() + UInt64(waitingMilliseconds) * 1_000_000
         let order = current.map { current in [current] + controlEndpoints.filter { $0 != current } } ?? controlEndpoints
