@@ -125,6 +125,10 @@ final class ControlResponder: BrokerControl {
         }
     }
 
+    func afterSubscriptionsApplied(_ done: @escaping @Sendable () -> Void) {
+        loop.mailbox.post(.afterSubscriptionsApplied(done))
+    }
+
     /// STATS: the loop's counters, with what only this side knows (uptime, the control
     /// socket's traffic, the ZAP handler's counts).
     private func stats() -> StatsSnapshot? {

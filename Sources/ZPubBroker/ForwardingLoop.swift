@@ -53,6 +53,11 @@ enum LoopCommand: Sendable {
     case connectionEvent(BrokerSocketRole, MonitorEvent, accepted: SubscriberReachability.Accepted? = nil)
     /// The reader has added events up (`ConnectionEventBacklog`): take them from there.
     case connectionEventSummary
+    /// Call back once every subscription frame that had reached the XPUB when this was posted
+    /// is read and applied: the HTTP gateway's barrier, so that it tells a client `subscribed`
+    /// only once the broker forwards the prefix (its SUB's subscription is asynchronous). The
+    /// callback runs on the loop: it may only hand over (post to a mailbox).
+    case afterSubscriptionsApplied(@Sendable () -> Void)
 }
 
 /// What the pair link learns from the loop at each heartbeat.
@@ -168,6 +173,8 @@ final class ForwardingLoop {
     /// A passive pair member's mirroring stopped at a message the history queue had no room
     /// for (`replicate`), until the pair link asks again from there.
     private var mirrorStopped = false
+    /// Barriers waiting until the XPUB is read dry (`afterSubscriptionsApplied`).
+    private var subscriptionBarriers: [@Sendable () -> Void] = []
     /// A pair's XPUB connections, for the count of clients a takeover needs.
     private var subscriberReachability = SubscriberReachability()
     /// Whether libzmq sends cached values to new subscribers (`ZMQ_XPUB_MANUAL_LAST_VALUE`);
@@ -297,7 +304,7 @@ final class ForwardingLoop {
             handle.lastIterationNanoseconds.store(now, ordering: .relaxed)
             perform(schedule.tick(nowNanoseconds: now), schedule: &schedule, now: now)
 
-            if poller.isReadable(xpubIndex) { handleSubscriptions() }
+            if poller.isReadable(xpubIndex), handleSubscriptions() { passSubscriptionBarriers() }
             if !state.paused && pairActive {
                 if poller.isReadable(pullIndex) { forwardBurst(from: pull, role: .pull) }
                 if poller.isReadable(xsubIndex) { forwardBurst(from: xsub, role: .xsub) }
@@ -586,7 +593,11 @@ final class ForwardingLoop {
     /// libzmq does inside its own calls under a flood is beyond this; docs/reliability.md.)
     static let subscriptionSliceNanoseconds: UInt64 = 1_000_000
 
-    private func handleSubscriptions() {
+    /// Reads subscription frames for up to a burst or a time slice; true when it read them
+    /// all (the XPUB had no more: libzmq's non-blocking read takes in what its pipes hold
+    /// before it says so).
+    @discardableResult
+    private func handleSubscriptions() -> Bool {
         let sliceEnd = SystemClock.monotonicNanoseconds() &+ Self.subscriptionSliceNanoseconds
         do {
             for handled in 0..<Self.burst {
@@ -594,8 +605,8 @@ final class ForwardingLoop {
                 // a prefix the last-value cache covers may scan the cache: 2 ms with 100,000
                 // topics, and an XSUB peer can repeat one as often as it likes), and a read of
                 // the clock costs less than the cheapest frame.
-                if handled > 0 && SystemClock.monotonicNanoseconds() >= sliceEnd { return }
-                guard try xpub.receive(into: message, dontWait: true) else { return }
+                if handled > 0 && SystemClock.monotonicNanoseconds() >= sliceEnd { return false }
+                guard try xpub.receive(into: message, dontWait: true) else { return true }
                 state.xpub.messagesIn &+= 1
                 state.xpub.bytesIn &+= UInt64(message.count)
                 if message.hasMore || message.count == 0 || message.withUnsafeBytes({ $0[0] > 1 }) {
@@ -617,6 +628,14 @@ final class ForwardingLoop {
         } catch {
             logger.error("handling subscriptions failed: \(error)")
         }
+        return false
+    }
+
+    /// Answers the barriers waiting (`afterSubscriptionsApplied`): the XPUB was just read dry.
+    private func passSubscriptionBarriers() {
+        guard !subscriptionBarriers.isEmpty else { return }
+        for done in subscriptionBarriers { done() }
+        subscriptionBarriers.removeAll()
     }
 
     /// The first frame of a message the last-value cache covers, into `captured`; false
@@ -984,8 +1003,13 @@ final class ForwardingLoop {
                 nextSequence = max(nextSequence, sequence)
             case .pairNumberFrom:
                 break
+            case .afterSubscriptionsApplied(let done):
+                subscriptionBarriers.append(done)
             }
         }
+        // Read now rather than at the XPUB's next turn: it may have nothing more to say, and
+        // the frames the barrier waits for may have been read already.
+        if !subscriptionBarriers.isEmpty, handleSubscriptions() { passSubscriptionBarriers() }
     }
 
     /// Writes mirrored messages into this broker's history with the active peer's sequences,

@@ -10,6 +10,12 @@ public protocol BrokerControl: Sendable {
     /// Answers one request. May block while the forwarding loop is asked (bounded by the
     /// loop's reply timeout): call it from a thread that may wait, never from an event loop.
     func respond(to request: ControlRequest) -> ControlReply
+
+    /// Calls `done` once the forwarding loop has read and applied every subscription that had
+    /// reached its XPUB when this was called (an in-process SUB's subscription is there when
+    /// `setsockopt` returns). Never waits; `done` runs on the forwarding loop's thread, so it
+    /// may only hand over (post to a mailbox). Not called if the loop stops first.
+    func afterSubscriptionsApplied(_ done: @escaping @Sendable () -> Void)
 }
 
 /// A reply of the control API. Its JSON (`json`) is the control socket's wire format,

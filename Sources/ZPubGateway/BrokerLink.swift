@@ -37,8 +37,9 @@ enum LinkCommand: Sendable {
     /// resumes its prefixes that history keeps from there).
     case attach(ClientOutbox, prefixes: [[UInt8]], resume: ResumePoint?, keptAfter: UInt64? = nil)
     /// A WebSocket `subscribe` (without `since`): its prefixes, those under the cache with
-    /// their cached values first.
-    case subscribe(ClientID, [[UInt8]])
+    /// their cached values first. The client's outbox gets `confirm` once the broker forwards
+    /// them: `subscribed` means that what is published from then on reaches the client.
+    case subscribe(ClientID, [[UInt8]], confirm: UInt64)
     case unsubscribe(ClientID, [UInt8])
     /// A WebSocket subscribe with `since`: the prefixes, with every kept message under them
     /// after that history sequence first (REPLAY), then live.
@@ -57,6 +58,9 @@ enum LinkCommand: Sendable {
     /// The reply to a round's SNAPSHOT, REPLAY or HISTORY request, from the control thread
     /// (`ControlDispatcher`).
     case snapshotReplied(token: String, Result<ControlReply, ControlUnavailable>)
+    /// The forwarding loop has applied the subscriptions sent before the barrier in flight
+    /// (`ControlDispatcher.afterSubscriptionsApplied`).
+    case subscriptionsApplied
     case stop
 }
 
@@ -123,6 +127,19 @@ final class BrokerLink {
     /// it, since every kept message a client got before that event is at or below it.
     private var lastHistorySequence: UInt64 = 0
     private let tokenPrefix = "gw\(getpid())-"
+    /// WebSocket subscribes whose prefixes wait for the budget or for the next barrier, and
+    /// those the barrier in flight answers (`confirmWhenForwarded`).
+    private var confirmationsWaiting: [Confirmation] = []
+    private var confirmationsInFlight: [Confirmation] = []
+    private var barrierInFlight = false
+
+    /// A subscribe's `subscribed` replies, held by its session until the broker forwards the
+    /// prefixes it subscribed upstream.
+    private struct Confirmation {
+        let outbox: ClientOutbox
+        let ticket: UInt64
+        let prefixes: [[UInt8]]
+    }
     private var nextToken = 0
 
     private struct Client {
@@ -325,6 +342,7 @@ final class BrokerLink {
             expireRoundsWithoutMarker(now: now)
             for prefix in linger.expire(now: now) { setUpstream(prefix, subscribed: false) }
             subscribeWhatIsDue()
+            askForBarrierIfDue()
         }
         sub.close()
         push.close()
@@ -347,7 +365,7 @@ final class BrokerLink {
             } else {
                 for prefix in prefixes { subscribe(outbox.id, prefix) }
             }
-        case .subscribe(let id, let prefixes):
+        case .subscribe(let id, let prefixes, let ticket):
             guard let client = clients[id] else { return }
             let held = index.prefixes(of: id)
             // Under a prefix it holds, it has the values and gets the messages already: held
@@ -356,15 +374,19 @@ final class BrokerLink {
             // One that waits for a catch-up of its own changes nothing; one under a prefix that
             // waits joins that catch-up.
             let asked = prefixes.filter { !clients[id]!.waitsToCatchUp($0) }
-            for prefix in asked where isCovered(prefix) { subscribe(id, prefix) }
+            let covered = asked.filter(isCovered)
+            for prefix in covered { subscribe(id, prefix) }
             let new = asked.filter { !isCovered($0) && !clients[id]!.joinWaitingCatchUp($0) }
             if !new.isEmpty, let point = cachedValuesFirst(new) {
                 // Prefixes under these that wait for their cached values come with them, once.
                 let under = clients[id]!.takeWaitingForValues(under: new)
                 clients[id]!.pending.add(new + under, from: point)
                 if client.resume == nil { waitForTurn(id) }
+                // Its values come after the reply, as of the catch-up (`cachedValuesFirst`).
+                client.outbox.confirm(ticket: ticket)
             } else {
                 for prefix in new { subscribe(id, prefix) }
+                confirmWhenForwarded(Confirmation(outbox: client.outbox, ticket: ticket, prefixes: covered + new))
             }
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { release(prefix) }
@@ -417,6 +439,10 @@ final class BrokerLink {
             reloads += 1
         case .snapshotReplied(let token, let result):
             snapshotReplied(token: token, result)
+        case .subscriptionsApplied:
+            barrierInFlight = false
+            for confirmation in confirmationsInFlight { confirmation.outbox.confirm(ticket: confirmation.ticket) }
+            confirmationsInFlight.removeAll()
         case .stop:
             break
         }
@@ -480,6 +506,42 @@ final class BrokerLink {
             return countUpstreamPrefixes()
         }
         setUpstream(prefix, subscribed: true)
+    }
+
+    /// Confirms a subscribe once the broker forwards its prefixes: when none of them waits for
+    /// the budget any more (`isForwarded`), and a barrier asked for after that has come back
+    /// from the forwarding loop (the SUB's subscription reaches the broker some time after
+    /// `setsockopt`; a prefix the client held already may have been subscribed a moment ago,
+    /// with the URL's). At once when it names none (all were waiting for a catch-up).
+    private func confirmWhenForwarded(_ confirmation: Confirmation) {
+        guard !confirmation.prefixes.isEmpty else { return confirmation.outbox.confirm(ticket: confirmation.ticket) }
+        confirmationsWaiting.append(confirmation)
+        askForBarrierIfDue()
+    }
+
+    /// Whether messages under `prefix` come to the gateway for this client, once the broker has
+    /// what was sent: the client holds it, or a wider prefix, that does not wait for the budget.
+    /// Held by nothing (the client let go meanwhile): nothing to wait for either.
+    private func isForwarded(_ prefix: [UInt8], to id: ClientID) -> Bool {
+        let covering = index.prefixes(of: id).filter { prefix.starts(with: $0) }
+        return covering.isEmpty || covering.contains { !budget.isWaiting($0) }
+    }
+
+    /// One barrier at a time, for every confirmation whose prefixes are all upstream now.
+    private func askForBarrierIfDue() {
+        guard !barrierInFlight, !confirmationsWaiting.isEmpty else { return }
+        var stillWaiting: [Confirmation] = []
+        for confirmation in confirmationsWaiting {
+            if !confirmation.prefixes.allSatisfy({ isForwarded($0, to: confirmation.outbox.id) }) {
+                stillWaiting.append(confirmation)
+            } else {
+                confirmationsInFlight.append(confirmation)
+            }
+        }
+        confirmationsWaiting = stillWaiting
+        guard !confirmationsInFlight.isEmpty else { return }
+        barrierInFlight = true
+        control.afterSubscriptionsApplied { [mailbox] in mailbox.post(.subscriptionsApplied) }
     }
 
     /// A prefix that waits for the budget goes upstream now, charged to it: a catch-up needs it
@@ -690,6 +752,7 @@ final class BrokerLink {
     private func disconnect(_ id: ClientID) -> Client? {
         guard let client = clients.removeValue(forKey: id) else { return nil }
         for prefix in index.removeAll(id) { release(prefix) }
+        confirmationsWaiting.removeAll { $0.outbox.id == id }
         client.outbox.close()
         turns.leave(id)
         counters.resumesWaiting.store(turns.waiting, ordering: .relaxed)

@@ -21,10 +21,14 @@ final class ClientOutbox: Sendable {
         case webSocketFrame(ByteBuffer)
         /// An SSE event, already an HTTP chunk (`WireFormat.chunk`).
         case event(ByteBuffer)
+        /// Nothing to write: the broker forwards the prefixes of the WebSocket subscribe with
+        /// this ticket. Told to the session in order with the messages (`SubscriptionConfirmed`).
+        case confirmation(UInt64)
 
         var byteCount: Int {
             switch self {
             case .webSocketFrame(let buffer), .event(let buffer): buffer.readableBytes
+            case .confirmation: 0
             }
         }
 
@@ -139,6 +143,19 @@ final class ClientOutbox: Sendable {
         state.catchUpLeft > 0 ? state.catchUpLeft + limit * Self.resumeFactor : limit + state.catchUpQueued
     }
 
+    /// Queues a subscribe's confirmation (any thread, never blocks), behind the messages queued
+    /// before it and outside the limit: a session has one outstanding at a time.
+    func confirm(ticket: UInt64) {
+        let drainNow = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.queue.append(.confirmation(ticket))
+            // A drain waiting out `write_delay_ms` is brought forward: the session waits for this.
+            state.drainScheduled = true
+            return true
+        }
+        if drainNow { channel.eventLoop.execute { self.drain() } }
+    }
+
     /// Stops accepting; what is queued is discarded.
     func close() {
         state.withLock { state in
@@ -183,7 +200,9 @@ final class ClientOutbox: Sendable {
         while channel.isWritable {
             let next = state.withLock { state -> Item? in
                 if let item = state.queue.popFirst() {
-                    if state.catchUpLeft > 0 {
+                    if case .confirmation = item {
+                        return item
+                    } else if state.catchUpLeft > 0 {
                         state.catchUpLeft -= 1
                         // The catch-up is written: the live backlog behind it is what may shrink.
                         if state.catchUpLeft == 0 { state.catchUpQueued = state.queue.count }
@@ -197,6 +216,11 @@ final class ClientOutbox: Sendable {
                 return nil
             }
             guard let item = next else { break }
+            if case .confirmation(let ticket) = item {
+                // Synchronous: the session writes the subscribe's replies here, in order.
+                channel.pipeline.fireUserInboundEventTriggered(SubscriptionConfirmed(ticket: ticket))
+                continue
+            }
             write(item)
             wrote += 1
             bytes += item.byteCount
@@ -227,6 +251,7 @@ final class ClientOutbox: Sendable {
     private func write(_ item: Item) {
         switch item {
         case .event(let chunk), .webSocketFrame(let chunk): writeRaw(chunk)
+        case .confirmation: break
         }
     }
 
@@ -239,6 +264,12 @@ final class ClientOutbox: Sendable {
             channel.write(chunk, promise: promise)
         }
     }
+}
+
+/// The broker forwards the prefixes of the WebSocket subscribe with this ticket: the session
+/// may send its `subscribed` replies (`WebSocketSession`).
+struct SubscriptionConfirmed: Sendable {
+    let ticket: UInt64
 }
 
 extension WebSocketFrame {

@@ -55,6 +55,13 @@ final class ControlDispatcher: Sendable {
         }
     }
 
+    /// Calls `done` once the broker has applied the subscriptions that reached it so far
+    /// (`BrokerControl.afterSubscriptionsApplied`): at once, on the caller's thread, since it
+    /// never waits; `done` is called on the forwarding loop's.
+    func afterSubscriptionsApplied(_ done: @escaping @Sendable () -> Void) {
+        control.afterSubscriptionsApplied(done)
+    }
+
     /// The same, for an event loop: the future completes on `eventLoop`.
     func request(_ request: ControlRequest, on eventLoop: EventLoop) -> EventLoopFuture<ControlReply> {
         let promise = eventLoop.makePromise(of: ControlReply.self)

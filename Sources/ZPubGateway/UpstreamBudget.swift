@@ -47,6 +47,9 @@ struct UpstreamBudget {
 
     var waitingCount: Int { waiting.count }
 
+    /// Whether `prefix` waits for its turn (it is not subscribed at the broker yet).
+    func isWaiting(_ prefix: [UInt8]) -> Bool { waiting[prefix] != nil }
+
     /// A prefix to subscribe at the broker for a client that wants it now: true to subscribe
     /// it now, false when it waits (`due` gives it back when its turn comes). Nothing overtakes
     /// what waits.

@@ -34,6 +34,13 @@ final class WebSocketSession: ChannelInboundHandler {
     private var awaitingReply = false
     /// The client's allowance of subscription changes (`SubscriptionChangeLimit`).
     private var changes: TokenBucket
+    /// A subscribe's replies, held until the link confirms that the broker forwards its
+    /// prefixes (`SubscriptionConfirmed`); requests read meanwhile wait in `deferred`, so that
+    /// replies keep the order of their requests.
+    private var awaitingConfirmation: (ticket: UInt64, replies: [String])?
+    private var lastTicket: UInt64 = 0
+    /// While a subscribe is handled: its replies, in order, instead of being sent.
+    private var collectedReplies: [String]?
 
     init(shared: GatewayShared, head: HTTPRequestHead, place: UpgradePlace) {
         self.shared = shared
@@ -183,13 +190,24 @@ final class WebSocketSession: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         outbox?.writabilityChanged()
-        while context.channel.isWritable, !closing, !deferred.isEmpty {
-            process(deferred.removeFirst(), context: context)
-        }
+        processDeferred(context: context)
         context.fireChannelWritabilityChanged()
     }
 
-    /// Requests read while the connection could not take their replies, answered once it can.
+    /// Frames read while replies could not go out, in order, until one has to wait again.
+    private func processDeferred(context: ChannelHandlerContext) {
+        while context.channel.isWritable, !closing, awaitingConfirmation == nil, !deferred.isEmpty {
+            process(deferred.removeFirst(), context: context)
+        }
+        if readingPaused, deferred.isEmpty {
+            readingPaused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        }
+    }
+
+    /// Requests read while the connection could not take their replies, answered once it can,
+    /// or while a subscribe waits for the broker (`awaitingConfirmation`, usually well under a
+    /// millisecond; as long as `upstream_subscriptions_per_s` makes it).
     /// A client that sends requests and does not read the replies had every request of a read
     /// answered at once (a request naming 64 prefixes gets 64 replies: ten times its size),
     /// the replies queued whatever the water mark. NIO reads no more while the connection is
@@ -197,6 +215,10 @@ final class WebSocketSession: ChannelInboundHandler {
     /// client that does not read at all.
     private var deferred: [WebSocketFrame] = []
     static let maxDeferred = 1_024
+    /// Requests read ahead while a subscribe waits for the broker; then reading pauses
+    /// (`readingPaused`) until they are answered.
+    static let readAheadWhileConfirming = 64
+    private var readingPaused = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
@@ -206,7 +228,17 @@ final class WebSocketSession: ChannelInboundHandler {
             if frame.opcode == .connectionClose { process(frame, context: context) }
             return
         }
-        guard context.channel.isWritable, deferred.isEmpty else {
+        guard context.channel.isWritable, deferred.isEmpty, awaitingConfirmation == nil else {
+            if awaitingConfirmation != nil, context.channel.isWritable {
+                // A client that sends requests faster than a subscribe is confirmed is told to
+                // slow down by TCP: nothing more is read until the requests read are answered.
+                deferred.append(frame)
+                if deferred.count >= Self.readAheadWhileConfirming, !readingPaused {
+                    readingPaused = true
+                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+                }
+                return
+            }
             guard deferred.count < Self.maxDeferred else {
                 // It reads nothing: as unresponsive as one that does not answer pings.
                 deferred.removeAll()
@@ -361,50 +393,7 @@ final class WebSocketSession: ChannelInboundHandler {
         }
         switch request {
         case .subscribe(let list, let token, let since):
-            if let token, !adopt(token, context: context) { return }
-            var accepted: [[UInt8]] = []
-            for prefix in list {
-                if let problem = shared.prefixProblem(prefix) {
-                    reply(context, error: "bad_prefix", problem, prefix: prefix)
-                    continue
-                }
-                if let denial = shared.policy.checkSubscribe(Array(prefix.utf8), credentials) {
-                    shared.counters.rejectedToken.add(1, ordering: .relaxed)
-                    reply(context, error: denial.code, denial.message, prefix: prefix)
-                    continue
-                }
-                let bytes = Array(prefix.utf8)
-                let held = prefixes.contains(bytes)
-                if !held && prefixes.count >= shared.settings.maxClientPrefixes {
-                    reply(
-                        context, error: "too_many_prefixes",
-                        "at most max_client_prefixes (\(shared.settings.maxClientPrefixes)) per client", prefix: prefix)
-                    continue
-                }
-                // A prefix the client holds already changes nothing, unless a catch-up comes
-                // with it (`since`: a marker subscribed and unsubscribed at the broker, a REPLAY).
-                // Room first: a refusal for room must not cost the client one of its changes.
-                let user = credentials.user?.subject
-                if !held, case let outcome = shared.claims.wouldAdmit([bytes], user: user), outcome != .claimed {
-                    refuseForRoom(prefix, outcome, context: context)
-                    continue
-                }
-                if !held || since != nil, !mayChange("subscribe", prefix, context: context) { continue }
-                if !held, case let outcome = shared.claims.claim([bytes], user: user), outcome != .claimed {
-                    refuseForRoom(prefix, outcome, context: context)
-                    continue
-                }
-                prefixes.insert(bytes)
-                accepted.append(bytes)
-                let sinceField = since.map { ",\"since\":\($0)" } ?? ""
-                send(context, "{\"type\":\"subscribed\",\"prefix\":\(WireFormat.jsonString(prefix))\(sinceField)}")
-            }
-            if let since, !accepted.isEmpty {
-                shared.linkMailbox.post(.resume(outbox.id, prefixes: accepted, after: since))
-            } else {
-                // One command for the request: its cached prefixes make one catch-up, not one each.
-                shared.linkMailbox.post(.subscribe(outbox.id, accepted))
-            }
+            subscribe(list, token: token, since: since, outbox: outbox, context: context)
         case .unsubscribe(let list):
             for prefix in list {
                 // Only what the client holds: the link has nothing to undo for the rest.
@@ -446,6 +435,85 @@ final class WebSocketSession: ChannelInboundHandler {
         }
     }
 
+    /// A `subscribe`: each prefix answered in order, `subscribed` or why not. Without `since`,
+    /// the replies wait until the broker forwards the new prefixes (`finishSubscribe`).
+    private func subscribe(
+        _ list: [String], token: String?, since: UInt64?, outbox: ClientOutbox, context: ChannelHandlerContext
+    ) {
+        collectedReplies = []
+        var accepted: [[UInt8]] = []
+        defer { finishSubscribe(accepted, since: since, outbox: outbox, context: context) }
+        if let token, !adopt(token, context: context) { return }
+        for prefix in list {
+            if let problem = shared.prefixProblem(prefix) {
+                reply(context, error: "bad_prefix", problem, prefix: prefix)
+                continue
+            }
+            if let denial = shared.policy.checkSubscribe(Array(prefix.utf8), credentials) {
+                shared.counters.rejectedToken.add(1, ordering: .relaxed)
+                reply(context, error: denial.code, denial.message, prefix: prefix)
+                continue
+            }
+            let bytes = Array(prefix.utf8)
+            let held = prefixes.contains(bytes)
+            if !held && prefixes.count >= shared.settings.maxClientPrefixes {
+                reply(
+                    context, error: "too_many_prefixes",
+                    "at most max_client_prefixes (\(shared.settings.maxClientPrefixes)) per client", prefix: prefix)
+                continue
+            }
+            // A prefix the client holds already changes nothing, unless a catch-up comes
+            // with it (`since`: a marker subscribed and unsubscribed at the broker, a REPLAY).
+            // Room first: a refusal for room must not cost the client one of its changes.
+            let user = credentials.user?.subject
+            if !held, case let outcome = shared.claims.wouldAdmit([bytes], user: user), outcome != .claimed {
+                refuseForRoom(prefix, outcome, context: context)
+                continue
+            }
+            if !held || since != nil, !mayChange("subscribe", prefix, context: context) { continue }
+            if !held, case let outcome = shared.claims.claim([bytes], user: user), outcome != .claimed {
+                refuseForRoom(prefix, outcome, context: context)
+                continue
+            }
+            prefixes.insert(bytes)
+            accepted.append(bytes)
+            let sinceField = since.map { ",\"since\":\($0)" } ?? ""
+            send(context, "{\"type\":\"subscribed\",\"prefix\":\(WireFormat.jsonString(prefix))\(sinceField)}")
+        }
+    }
+
+    /// Hands a subscribe to the link, and sends its replies: at once with `since` (the replay
+    /// covers what comes before the catch-up starts) or when nothing was accepted; otherwise
+    /// once the link confirms, in order with the messages it sent before
+    /// (`userInboundEventTriggered`).
+    private func finishSubscribe(
+        _ accepted: [[UInt8]], since: UInt64?, outbox: ClientOutbox, context: ChannelHandlerContext
+    ) {
+        let replies = collectedReplies ?? []
+        collectedReplies = nil
+        if since == nil, !accepted.isEmpty {
+            lastTicket &+= 1
+            awaitingConfirmation = (lastTicket, replies)
+            // One command for the request: its cached prefixes make one catch-up, not one each.
+            shared.linkMailbox.post(.subscribe(outbox.id, accepted, confirm: lastTicket))
+            return
+        }
+        for text in replies { send(context, text) }
+        if let since, !accepted.isEmpty {
+            shared.linkMailbox.post(.resume(outbox.id, prefixes: accepted, after: since))
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let confirmed = event as? SubscriptionConfirmed else {
+            return context.fireUserInboundEventTriggered(event)
+        }
+        guard let waiting = awaitingConfirmation, waiting.ticket == confirmed.ticket else { return }
+        awaitingConfirmation = nil
+        for text in waiting.replies { send(context, text) }
+        processDeferred(context: context)
+    }
+
     /// Takes one of the client's subscription changes; when it has none left, tells it so (the
     /// change is not applied, the connection stays open) and returns false.
     private func mayChange(_ operation: String, _ prefix: String, context: ChannelHandlerContext) -> Bool {
@@ -484,6 +552,7 @@ final class WebSocketSession: ChannelInboundHandler {
     }
 
     private func send(_ context: ChannelHandlerContext, _ text: String) {
+        if collectedReplies != nil { return collectedReplies!.append(text) }
         context.writeAndFlush(
             wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))), promise: nil)
     }

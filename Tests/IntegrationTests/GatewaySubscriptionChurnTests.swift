@@ -166,6 +166,56 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         XCTAssertTrue(run.stdout.contains("\"payload\": \"last\""), run.stdout)
     }
 
+    /// `subscribed` means the broker forwards the prefix: a page that subscribes to its job's
+    /// results and then starts the job gets them, however fast they come. Here the prefix waits
+    /// for the gateway's budget (10 prefixes ahead of it at 2 a second): the reply comes once it
+    /// reaches the broker and the forwarding loop has applied it, the broker holds it when the
+    /// client reads the reply, and a message pushed at that moment arrives. A `ping` sent right
+    /// after the subscribe is answered after it: replies keep the order of their requests.
+    /// Before, the gateway replied at once: the broker did not hold the prefix, and the message
+    /// was lost.
+    func testSubscribedComesOnceTheBrokerForwardsThePrefix() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(configuration: httpSection(port: port, "upstream_subscriptions_per_s = 2"))
+            .waitForGateway(port: port)
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        // Fills the budget: 2 prefixes at once, 8 waiting for the next 4 s.
+        let filler = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                script("http_clients.py"), "ws-since", "\(port)", "[]", "fill.end", "-",
+                "?" + (0..<10).map { "prefix=fill.\($0)." }.joined(separator: "&"),
+            ])
+        // Held to the end: its prefixes must keep waiting while the client subscribes.
+        defer { withExtendedLifetime(filler) {} }
+        try Wait.until("prefixes wait for the budget") {
+            (try HTTPProbe.metrics(port: port)["zpub_http_upstream_waiting"] ?? 0) > 0
+        }
+        let ready = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-ready-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: ready) }
+        let client = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                script("http_clients.py"), "ws-requests", "\(port)",
+                #"[{"op":"subscribe","prefix":"job.1."},{"op":"ping"}]"#, "job.1.", ready, "job.1.done",
+            ])
+        try Wait.until("the client is told subscribed", timeout: 30) { FileManager.default.fileExists(atPath: ready) }
+        let held = try daemon.subscriptions().subscriptions.map(\.prefix)
+        try push.send(frames: frames("job.1.done", "42"))
+        XCTAssertTrue(held.contains("job.1."), "told subscribed while the broker held only \(held)")
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        let replies = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(replies.map { $0["type"] as? String }, ["subscribed", "pong", "message"], run.stdout)
+        XCTAssertEqual(replies.last?["payload"] as? Int, 42, run.stdout)
+        let waited = jsonLines(run.stdout).first?["after_s"] as? Double ?? 0
+        print("figure: subscribed came \(waited) s after the subscribe, behind 8 prefixes waiting at 2/s")
+        let delayed = try XCTUnwrap(HTTPProbe.metrics(port: port)["zpub_http_upstream_delayed_total"])
+        XCTAssertGreaterThanOrEqual(delayed, 9, "the filler's 8 and job.1. waited")
+    }
+
     /// A client that reconnects in a loop with the same prefix (a page reloaded over and over)
     /// gets a fresh allowance of changes with each connection, but costs the broker one
     /// subscription, not a subscribe and an unsubscribe per connection: the gateway keeps a

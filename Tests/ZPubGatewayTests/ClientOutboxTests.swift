@@ -39,4 +39,41 @@ final class ClientOutboxTests: XCTestCase {
         XCTAssertFalse(outbox.offer(item), "the limit again")
         _ = try channel.finish()
     }
+
+    /// A subscribe's confirmation reaches the session after the messages queued before it are
+    /// written, and before those queued after: the session's `subscribed` replies go out in
+    /// that place (here a handler writes "c" where the session would write them). It is not
+    /// counted against the limit.
+    func testAConfirmationIsToldInOrderWithTheMessages() throws {
+        let (outbox, channel) = outbox(limit: 2)
+        let seen = Seen()
+        try channel.pipeline.syncOperations.addHandler(seen)
+        XCTAssertTrue(outbox.offer(.webSocketText("1")))
+        XCTAssertTrue(outbox.offer(.webSocketText("2")))
+        outbox.confirm(ticket: 7)
+        XCTAssertFalse(outbox.offer(.webSocketText("3")), "the limit counts messages only, and 2 are queued")
+        channel.embeddedEventLoop.run()
+        XCTAssertTrue(outbox.offer(.webSocketText("3")))
+        channel.embeddedEventLoop.run()
+        var written: [String] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            // A text frame of fewer than 126 bytes: two header bytes, then the text.
+            written.append(String(decoding: buffer.readableBytesView.dropFirst(2), as: UTF8.self))
+        }
+        XCTAssertEqual(seen.tickets, [7])
+        XCTAssertEqual(written, ["1", "2", "c", "3"])
+        _ = try channel.finish()
+    }
+
+    /// Writes "c" (as a frame would be: two header bytes first) at each confirmation.
+    private final class Seen: ChannelInboundHandler {
+        typealias InboundIn = Never
+        var tickets: [UInt64] = []
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            guard let confirmed = event as? SubscriptionConfirmed else { return }
+            tickets.append(confirmed.ticket)
+            context.writeAndFlush(NIOAny(ByteBuffer(bytes: [0x81, 1, UInt8(ascii: "c")])), promise: nil)
+        }
+    }
 }

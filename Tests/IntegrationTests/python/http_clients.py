@@ -115,6 +115,31 @@ def ws_since(port, requests, until_topic, ready_file, query=""):
     ws.close()
 
 
+def ws_requests(port, requests, ready_prefix, ready_file, until_topic):
+    """Sends every request (JSON objects) back to back, writes ready_file as soon as the reply
+    `subscribed` for ready_prefix arrives, and prints every frame as a JSON line, each with the
+    seconds since the requests were sent, until a message on until_topic."""
+    ws = websocket.create_connection(ws_url(port), timeout=20)
+    started = time.monotonic()
+    for request in requests:
+        ws.send(json.dumps(request))
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if is_ping_or_pong(opcode):
+            continue
+        frame = frame_of(opcode, data)
+        frame["after_s"] = round(time.monotonic() - started, 3)
+        print(json.dumps(frame), flush=True)
+        if frame["kind"] != "text":
+            break
+        message = frame["message"]
+        if message.get("type") == "subscribed" and message.get("prefix") == ready_prefix:
+            open(ready_file, "w").close()
+        if message.get("type") == "message" and message.get("topic") == until_topic:
+            break
+    ws.close()
+
+
 def close_after(port, send, timeout=10):
     """Sends something on a fresh connection, then reads up to the server's close frame: returns
     the close frame (with "then": whether the server hung up afterwards), or how the wait ended
@@ -618,6 +643,8 @@ if __name__ == "__main__":
     elif command == "ws-since":
         ws_since(port, json.loads(rest[0]), rest[1], rest[2] if len(rest) > 2 and rest[2] != "-" else None,
                  rest[3] if len(rest) > 3 else "")
+    elif command == "ws-requests":
+        ws_requests(port, json.loads(rest[0]), rest[1], rest[2], rest[3])
     elif command == "pipeline-burst":
         pipeline_burst(port, int(rest[0]), int(rest[1]), float(rest[2]))
     elif command == "ws-publish-until-busy":
