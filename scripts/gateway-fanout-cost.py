@@ -168,7 +168,9 @@ try:
                 state["ready"] = True
                 state["buffer"] = state["buffer"].split(b"\r\n\r\n", 1)[1]
             if kind == "sse":
-                state["events"] += state["buffer"].count(b"\ndata: ") + state["buffer"].startswith(b"data: ")
+                # Messages only: not the stream's `subscribed` event.
+                state["events"] += (state["buffer"].count(b'\ndata: {"type":"message"')
+                                    + state["buffer"].startswith(b'data: {"type":"message"'))
                 state["buffer"] = state["buffer"][state["buffer"].rfind(b"\n") + 1:]
             else:
                 state["events"] += count_frames(state)

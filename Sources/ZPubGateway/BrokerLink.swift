@@ -133,12 +133,24 @@ final class BrokerLink {
     private var confirmationsInFlight: [Confirmation] = []
     private var barrierInFlight = false
 
-    /// A subscribe's `subscribed` replies, held by its session until the broker forwards the
-    /// prefixes it subscribed upstream.
+    /// A WebSocket subscribe's `subscribed` replies, held by its session, or an SSE stream's
+    /// `subscribed` event, until the broker forwards the prefixes.
     private struct Confirmation {
         let outbox: ClientOutbox
-        let ticket: UInt64
+        /// The session's ticket (`ClientOutbox.Item.confirmation`), or the SSE event.
+        let item: ClientOutbox.Item
         let prefixes: [[UInt8]]
+
+        func deliver() { outbox.confirm(item) }
+    }
+
+    /// An SSE stream's first event: the broker forwards its prefixes (or, with a catch-up, the
+    /// catch-up follows). A page may start what it waits for once it has it.
+    static func subscribedEvent(_ prefixes: [[UInt8]]) -> ClientOutbox.Item {
+        let list = prefixes.map { WireFormat.jsonString(String(decoding: $0, as: UTF8.self)) }.joined(separator: ",")
+        return .notice(
+            WireFormat.chunk(
+                WireFormat.serverSentEvent(id: nil, event: "subscribed", data: Array("{\"prefixes\":[\(list)]}".utf8))))
     }
     private var nextToken = 0
 
@@ -357,13 +369,21 @@ final class BrokerLink {
         switch command {
         case .attach(let outbox, let prefixes, let resume, let keptAfter):
             clients[outbox.id] = Client(outbox: outbox)
+            let stream = outbox.kind == .serverSentEvents
             if let keptAfter, let resume, resumeKeptExactly(outbox.id, prefixes, after: keptAfter, rest: resume) {
+                if stream { outbox.confirm(Self.subscribedEvent(prefixes)) }
                 waitForTurn(outbox.id)
             } else if let point = resume ?? cachedValuesFirst(prefixes) {
+                // Before the catch-up, which covers what comes until it starts.
+                if stream { outbox.confirm(Self.subscribedEvent(prefixes)) }
                 clients[outbox.id]!.firstResume = (prefixes, point)
                 waitForTurn(outbox.id)
             } else {
                 for prefix in prefixes { subscribe(outbox.id, prefix) }
+                if stream {
+                    confirmWhenForwarded(
+                        Confirmation(outbox: outbox, item: Self.subscribedEvent(prefixes), prefixes: prefixes))
+                }
             }
         case .subscribe(let id, let prefixes, let ticket):
             guard let client = clients[id] else { return }
@@ -383,10 +403,11 @@ final class BrokerLink {
                 clients[id]!.pending.add(new + under, from: point)
                 if client.resume == nil { waitForTurn(id) }
                 // Its values come after the reply, as of the catch-up (`cachedValuesFirst`).
-                client.outbox.confirm(ticket: ticket)
+                client.outbox.confirm(.confirmation(ticket))
             } else {
                 for prefix in new { subscribe(id, prefix) }
-                confirmWhenForwarded(Confirmation(outbox: client.outbox, ticket: ticket, prefixes: covered + new))
+                confirmWhenForwarded(
+                    Confirmation(outbox: client.outbox, item: .confirmation(ticket), prefixes: covered + new))
             }
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { release(prefix) }
@@ -441,7 +462,7 @@ final class BrokerLink {
             snapshotReplied(token: token, result)
         case .subscriptionsApplied:
             barrierInFlight = false
-            for confirmation in confirmationsInFlight { confirmation.outbox.confirm(ticket: confirmation.ticket) }
+            for confirmation in confirmationsInFlight { confirmation.deliver() }
             confirmationsInFlight.removeAll()
         case .stop:
             break
@@ -514,7 +535,7 @@ final class BrokerLink {
     /// `setsockopt`; a prefix the client held already may have been subscribed a moment ago,
     /// with the URL's). At once when it names none (all were waiting for a catch-up).
     private func confirmWhenForwarded(_ confirmation: Confirmation) {
-        guard !confirmation.prefixes.isEmpty else { return confirmation.outbox.confirm(ticket: confirmation.ticket) }
+        guard !confirmation.prefixes.isEmpty else { return confirmation.deliver() }
         confirmationsWaiting.append(confirmation)
         askForBarrierIfDue()
     }

@@ -24,11 +24,22 @@ final class ClientOutbox: Sendable {
         /// Nothing to write: the broker forwards the prefixes of the WebSocket subscribe with
         /// this ticket. Told to the session in order with the messages (`SubscriptionConfirmed`).
         case confirmation(UInt64)
+        /// The gateway's own SSE event (`subscribed`), already an HTTP chunk: written as the
+        /// others, not counted as a message.
+        case notice(ByteBuffer)
 
         var byteCount: Int {
             switch self {
-            case .webSocketFrame(let buffer), .event(let buffer): buffer.readableBytes
+            case .webSocketFrame(let buffer), .event(let buffer), .notice(let buffer): buffer.readableBytes
             case .confirmation: 0
+            }
+        }
+
+        /// A message of the broker's (or of a catch-up's), counted as written.
+        var isMessage: Bool {
+            switch self {
+            case .webSocketFrame, .event: true
+            case .confirmation, .notice: false
             }
         }
 
@@ -144,12 +155,15 @@ final class ClientOutbox: Sendable {
     }
 
     /// Queues a subscribe's confirmation (any thread, never blocks), behind the messages queued
-    /// before it and outside the limit: a session has one outstanding at a time.
-    func confirm(ticket: UInt64) {
+    /// before it and outside the limit: a WebSocket session has one outstanding at a time, an
+    /// SSE stream gets one (its `subscribed` event).
+    func confirm(_ item: Item) {
         let drainNow = state.withLock { state -> Bool in
             guard !state.closed else { return false }
-            state.queue.append(.confirmation(ticket))
-            // A drain waiting out `write_delay_ms` is brought forward: the session waits for this.
+            state.queue.append(item)
+            // Behind a drain already due (after `write_delay_ms`, or when the channel can take
+            // more), which writes it with the messages it waits for.
+            guard !state.drainScheduled else { return false }
             state.drainScheduled = true
             return true
         }
@@ -197,10 +211,11 @@ final class ClientOutbox: Sendable {
     func drain() {
         var wrote = 0
         var bytes = 0
+        var wroteAny = false
         while channel.isWritable {
             let next = state.withLock { state -> Item? in
                 if let item = state.queue.popFirst() {
-                    if case .confirmation = item {
+                    if !item.isMessage {
                         return item
                     } else if state.catchUpLeft > 0 {
                         state.catchUpLeft -= 1
@@ -222,11 +237,13 @@ final class ClientOutbox: Sendable {
                 continue
             }
             write(item)
+            wroteAny = true
+            guard item.isMessage else { continue }
             wrote += 1
             bytes += item.byteCount
         }
+        if wroteAny { channel.flush() }
         if wrote > 0 {
-            channel.flush()
             switch kind {
             case .webSocket:
                 counters.webSocketMessagesOut.add(UInt64(wrote), ordering: .relaxed)
@@ -250,7 +267,7 @@ final class ClientOutbox: Sendable {
 
     private func write(_ item: Item) {
         switch item {
-        case .event(let chunk), .webSocketFrame(let chunk): writeRaw(chunk)
+        case .event(let chunk), .webSocketFrame(let chunk), .notice(let chunk): writeRaw(chunk)
         case .confirmation: break
         }
     }

@@ -168,43 +168,20 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
 
     /// `subscribed` means the broker forwards the prefix: a page that subscribes to its job's
     /// results and then starts the job gets them, however fast they come. Here the prefix waits
-    /// for the gateway's budget (10 prefixes ahead of it at 2 a second): the reply comes once it
-    /// reaches the broker and the forwarding loop has applied it, the broker holds it when the
-    /// client reads the reply, and a message pushed at that moment arrives. A `ping` sent right
-    /// after the subscribe is answered after it: replies keep the order of their requests.
-    /// Before, the gateway replied at once: the broker did not hold the prefix, and the message
-    /// was lost.
+    /// for the gateway's budget (`BudgetFilled`): the reply comes once it reaches the broker and
+    /// the forwarding loop has applied it, the broker holds it when the client reads the reply,
+    /// and a message pushed at that moment arrives. A `ping` sent right after the subscribe is
+    /// answered after it: replies keep the order of their requests. Before, the gateway replied
+    /// at once: the broker did not hold the prefix, and the message was lost.
     func testSubscribedComesOnceTheBrokerForwardsThePrefix() throws {
-        let port = try FreePort.find()
-        let daemon = try Daemon(configuration: httpSection(port: port, "upstream_subscriptions_per_s = 2"))
-            .waitForGateway(port: port)
-        let clients = try Clients()
-        let push = try clients.socket(.push, connect: daemon.pull)
-        // Fills the budget: 2 prefixes at once, 8 waiting for the next 4 s.
-        let filler = try RunningProgram(
-            URL(fileURLWithPath: "/usr/bin/python3"),
-            [
-                script("http_clients.py"), "ws-since", "\(port)", "[]", "fill.end", "-",
-                "?" + (0..<10).map { "prefix=fill.\($0)." }.joined(separator: "&"),
-            ])
-        // Held to the end: its prefixes must keep waiting while the client subscribes.
-        defer { withExtendedLifetime(filler) {} }
-        try Wait.until("prefixes wait for the budget") {
-            (try HTTPProbe.metrics(port: port)["zpub_http_upstream_waiting"] ?? 0) > 0
-        }
-        let ready = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-ready-\(UUID().uuidString)")
-            .path
-        defer { try? FileManager.default.removeItem(atPath: ready) }
+        let filled = try BudgetFilled(script: script("http_clients.py"))
         let client = try RunningProgram(
             URL(fileURLWithPath: "/usr/bin/python3"),
             [
-                script("http_clients.py"), "ws-requests", "\(port)",
-                #"[{"op":"subscribe","prefix":"job.1."},{"op":"ping"}]"#, "job.1.", ready, "job.1.done",
+                script("http_clients.py"), "ws-requests", "\(filled.port)",
+                #"[{"op":"subscribe","prefix":"job.1."},{"op":"ping"}]"#, "job.1.", filled.ready, "job.1.done",
             ])
-        try Wait.until("the client is told subscribed", timeout: 30) { FileManager.default.fileExists(atPath: ready) }
-        let held = try daemon.subscriptions().subscriptions.map(\.prefix)
-        try push.send(frames: frames("job.1.done", "42"))
-        XCTAssertTrue(held.contains("job.1."), "told subscribed while the broker held only \(held)")
+        try filled.pushOnceTold(prefix: "job.1.", frames("job.1.done", "42"))
         let run = try client.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
         let replies = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
@@ -212,8 +189,85 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         XCTAssertEqual(replies.last?["payload"] as? Int, 42, run.stdout)
         let waited = jsonLines(run.stdout).first?["after_s"] as? Double ?? 0
         print("figure: subscribed came \(waited) s after the subscribe, behind 8 prefixes waiting at 2/s")
-        let delayed = try XCTUnwrap(HTTPProbe.metrics(port: port)["zpub_http_upstream_delayed_total"])
-        XCTAssertGreaterThanOrEqual(delayed, 9, "the filler's 8 and job.1. waited")
+        try filled.assertTheyWaited()
+    }
+
+    /// The same for an event stream: its `subscribed` event comes once the broker forwards its
+    /// prefix (a page starts its job then), and a message pushed at that moment arrives. Before,
+    /// a stream had no such event; its response's head came before the gateway had even
+    /// subscribed.
+    func testAnEventStreamsSubscribedEventComesOnceTheBrokerForwardsItsPrefix() throws {
+        let filled = try BudgetFilled(script: script("http_clients.py"))
+        let stream = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script("http_clients.py"), "sse", "\(filled.port)", "?prefix=job.2.", "1", "-", filled.ready])
+        try filled.pushOnceTold(prefix: "job.2.", frames("job.2.done", "43"))
+        let run = try stream.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        let lines = jsonLines(run.stdout)
+        XCTAssertEqual(
+            (lines.first { $0["subscribed"] != nil }?["subscribed"] as? [String: Any])?["prefixes"] as? [String],
+            ["job.2."], run.stdout)
+        let message = lines.compactMap { $0["data"] as? [String: Any] }.first
+        XCTAssertEqual(message?["topic"] as? String, "job.2.done", run.stdout)
+        XCTAssertEqual(message?["payload"] as? Int, 43, run.stdout)
+        try filled.assertTheyWaited()
+    }
+
+    /// A gateway whose budget (`upstream_subscriptions_per_s = 2`) is taken: a client holds
+    /// 10 prefixes, 2 went to the broker at once and 8 wait for the next 4 s, so that a new
+    /// prefix waits behind them.
+    private final class BudgetFilled {
+        let daemon: Daemon
+        let port: Int
+        /// Written by the client once it is told `subscribed`.
+        let ready = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-ready-\(UUID().uuidString)")
+            .path
+        private let clients: Clients
+        private let push: Socket
+        private let filler: RunningProgram
+
+        init(script: String) throws {
+            port = try FreePort.find()
+            daemon = try Daemon(configuration: httpSection(port: port, "upstream_subscriptions_per_s = 2"))
+                .waitForGateway(port: port)
+            clients = try Clients()
+            push = try clients.socket(.push, connect: daemon.pull)
+            filler = try RunningProgram(
+                URL(fileURLWithPath: "/usr/bin/python3"),
+                [
+                    script, "ws-since", "\(port)", "[]", "fill.end", "-",
+                    "?" + (0..<10).map { "prefix=fill.\($0)." }.joined(separator: "&"),
+                ])
+            let port = port
+            try Wait.until("prefixes wait for the budget") {
+                (try HTTPProbe.metrics(port: port)["zpub_http_upstream_waiting"] ?? 0) > 0
+            }
+        }
+
+        deinit { try? FileManager.default.removeItem(atPath: ready) }
+
+        /// Once the client is told: what the broker holds then must include `prefix`, and
+        /// `message` is pushed at once.
+        func pushOnceTold(prefix: String, _ message: [[UInt8]], file: StaticString = #filePath, line: UInt = #line)
+            throws
+        {
+            try Wait.until("the client is told subscribed", timeout: 30) {
+                FileManager.default.fileExists(atPath: self.ready)
+            }
+            let held = try daemon.subscriptions().subscriptions.map(\.prefix)
+            try push.send(frames: message)
+            XCTAssertTrue(
+                held.contains(prefix), "told subscribed while the broker held only \(held)", file: file, line: line)
+        }
+
+        /// The filler's 8 and the client's prefix all waited for the budget.
+        func assertTheyWaited(file: StaticString = #filePath, line: UInt = #line) throws {
+            let delayed = try XCTUnwrap(HTTPProbe.metrics(port: port)["zpub_http_upstream_delayed_total"])
+            XCTAssertGreaterThanOrEqual(
+                delayed, 9, "the filler's 8 and the client's prefix waited", file: file, line: line)
+            XCTAssertTrue(filler.isRunning, "the filler held its prefixes throughout", file: file, line: line)
+        }
     }
 
     /// A client that reconnects in a loop with the same prefix (a page reloaded over and over)

@@ -50,7 +50,7 @@ final class ClientOutboxTests: XCTestCase {
         try channel.pipeline.syncOperations.addHandler(seen)
         XCTAssertTrue(outbox.offer(.webSocketText("1")))
         XCTAssertTrue(outbox.offer(.webSocketText("2")))
-        outbox.confirm(ticket: 7)
+        outbox.confirm(.confirmation(7))
         XCTAssertFalse(outbox.offer(.webSocketText("3")), "the limit counts messages only, and 2 are queued")
         channel.embeddedEventLoop.run()
         XCTAssertTrue(outbox.offer(.webSocketText("3")))

@@ -513,7 +513,8 @@ def ws_liveness(port, seconds, pings_wanted=3):
 
 def sse(port, query, count, last_event_id=None, ready_file=None, until_topic=None):
     """Reads `count` events from /events (or until one on `until_topic`), or prints the HTTP
-    error, as JSON lines."""
+    error, as JSON lines. The stream's `subscribed` event is printed, not counted, and writes
+    ready_file."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     headers = {"Accept": "text/event-stream"}
     if last_event_id:
@@ -524,8 +525,6 @@ def sse(port, query, count, last_event_id=None, ready_file=None, until_topic=Non
     if response.status != 200:
         print(json.dumps({"body": json.loads(response.read())}), flush=True)
         return
-    if ready_file:
-        open(ready_file, "w").close()
     event = {}
     received = 0
     while received < count:
@@ -535,7 +534,12 @@ def sse(port, query, count, last_event_id=None, ready_file=None, until_topic=Non
             return
         line = line.rstrip("\n")
         if line == "":
-            if "data" in event:
+            if event.get("event") == "subscribed":
+                # The broker forwards the stream's prefixes: what is published now arrives.
+                print(json.dumps({"subscribed": json.loads(event["data"])}), flush=True)
+                if ready_file:
+                    open(ready_file, "w").close()
+            elif "data" in event:
                 event["data"] = json.loads(event["data"])
                 event["received_at"] = time.time()
                 print(json.dumps(event), flush=True)
