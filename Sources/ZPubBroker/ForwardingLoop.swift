@@ -595,7 +595,8 @@ final class ForwardingLoop {
 
     /// Reads subscription frames for up to a burst or a time slice; true when it read them
     /// all (the XPUB had no more: libzmq's non-blocking read takes in what its pipes hold
-    /// before it says so).
+    /// before it says so, as does asking for its events when the slice ends; without that, a
+    /// slice that ended on the last frame left a barrier waiting for the next frame to come).
     @discardableResult
     private func handleSubscriptions() -> Bool {
         let sliceEnd = SystemClock.monotonicNanoseconds() &+ Self.subscriptionSliceNanoseconds
@@ -605,7 +606,7 @@ final class ForwardingLoop {
                 // a prefix the last-value cache covers may scan the cache: 2 ms with 100,000
                 // topics, and an XSUB peer can repeat one as often as it likes), and a read of
                 // the clock costs less than the cheapest frame.
-                if handled > 0 && SystemClock.monotonicNanoseconds() >= sliceEnd { return false }
+                if handled > 0 && SystemClock.monotonicNanoseconds() >= sliceEnd { return !xpub.hasInput }
                 guard try xpub.receive(into: message, dontWait: true) else { return true }
                 state.xpub.messagesIn &+= 1
                 state.xpub.bytesIn &+= UInt64(message.count)
@@ -628,7 +629,7 @@ final class ForwardingLoop {
         } catch {
             logger.error("handling subscriptions failed: \(error)")
         }
-        return false
+        return !xpub.hasInput
     }
 
     /// Answers the barriers waiting (`afterSubscriptionsApplied`): the XPUB was just read dry.

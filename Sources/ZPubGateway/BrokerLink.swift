@@ -32,7 +32,7 @@ struct PublishReceipt: Sendable, Equatable {
 enum LinkCommand: Sendable {
     /// A new client with its first prefixes; with `resume`, first what it missed (an SSE
     /// reconnection with Last-Event-ID). Without, a client of cached prefixes gets their cached
-    /// values first (`cachedValuesFirst`).
+    /// values first (`splitByCachedValues`).
     /// `keptAfter`: with a `lastValue` resume, the history sequence its id carried (the client
     /// resumes its prefixes that history keeps from there).
     case attach(ClientOutbox, prefixes: [[UInt8]], resume: ResumePoint?, keptAfter: UInt64? = nil)
@@ -58,9 +58,9 @@ enum LinkCommand: Sendable {
     /// The reply to a round's SNAPSHOT, REPLAY or HISTORY request, from the control thread
     /// (`ControlDispatcher`).
     case snapshotReplied(token: String, Result<ControlReply, ControlUnavailable>)
-    /// The forwarding loop has applied the subscriptions sent before the barrier in flight
+    /// The forwarding loop has applied the subscriptions sent before this barrier
     /// (`ControlDispatcher.afterSubscriptionsApplied`).
-    case subscriptionsApplied
+    case subscriptionsApplied(barrier: UInt64)
     case stop
 }
 
@@ -131,7 +131,16 @@ final class BrokerLink {
     /// those the barrier in flight answers (`confirmWhenForwarded`).
     private var confirmationsWaiting: [Confirmation] = []
     private var confirmationsInFlight: [Confirmation] = []
-    private var barrierInFlight = false
+    /// The barrier asked for and not answered yet, and since when.
+    private var barrierInFlight: (number: UInt64, since: UInt64)?
+    private var barriersAsked: UInt64 = 0
+    /// Something a waiting confirmation may wait for has changed (a prefix left the budget's
+    /// queue, a barrier came back, a new one came): look at them again.
+    private var confirmationsToLookAt = false
+    /// A barrier the forwarding loop has not answered in this long (it is stalled) is given
+    /// up: the subscribes it held are answered anyway, rather than every client's requests
+    /// waiting behind it, and the log says so.
+    static let barrierTimeoutNanoseconds: UInt64 = 5_000_000_000
 
     /// A WebSocket subscribe's `subscribed` replies, held by its session, or an SSE stream's
     /// `subscribed` event, until the broker forwards the prefixes.
@@ -140,8 +149,9 @@ final class BrokerLink {
         /// The session's ticket (`ClientOutbox.Item.confirmation`), or the SSE event.
         let item: ClientOutbox.Item
         let prefixes: [[UInt8]]
-
-        func deliver() { outbox.confirm(item) }
+        /// A catch-up of cached values that starts once the reply is out, so that its values
+        /// follow it.
+        var catchUpAfter = false
     }
 
     /// An SSE stream's first event: the broker forwards its prefixes (or, with a catch-up, the
@@ -373,16 +383,24 @@ final class BrokerLink {
             if let keptAfter, let resume, resumeKeptExactly(outbox.id, prefixes, after: keptAfter, rest: resume) {
                 if stream { outbox.confirm(Self.subscribedEvent(prefixes)) }
                 waitForTurn(outbox.id)
-            } else if let point = resume ?? cachedValuesFirst(prefixes) {
+            } else if let resume {
                 // Before the catch-up, which covers what comes until it starts.
                 if stream { outbox.confirm(Self.subscribedEvent(prefixes)) }
-                clients[outbox.id]!.firstResume = (prefixes, point)
+                clients[outbox.id]!.firstResume = (prefixes, resume)
                 waitForTurn(outbox.id)
             } else {
-                for prefix in prefixes { subscribe(outbox.id, prefix) }
+                // Those with cached values start with a catch-up of them; the others go live
+                // now (the stream's event says when: `confirmWhenForwarded`).
+                let (withValues, live) = splitByCachedValues(prefixes)
+                for prefix in live { subscribe(outbox.id, prefix) }
+                if !withValues.isEmpty { clients[outbox.id]!.firstResume = (withValues, .lastValue(after: 0)) }
                 if stream {
                     confirmWhenForwarded(
-                        Confirmation(outbox: outbox, item: Self.subscribedEvent(prefixes), prefixes: prefixes))
+                        Confirmation(
+                            outbox: outbox, item: Self.subscribedEvent(prefixes), prefixes: live,
+                            catchUpAfter: !withValues.isEmpty))
+                } else if !withValues.isEmpty {
+                    waitForTurn(outbox.id)
                 }
             }
         case .subscribe(let id, let prefixes, let ticket):
@@ -397,18 +415,19 @@ final class BrokerLink {
             let covered = asked.filter(isCovered)
             for prefix in covered { subscribe(id, prefix) }
             let new = asked.filter { !isCovered($0) && !clients[id]!.joinWaitingCatchUp($0) }
-            if !new.isEmpty, let point = cachedValuesFirst(new) {
+            let (withValues, live) = splitByCachedValues(new)
+            for prefix in live { subscribe(id, prefix) }
+            if !withValues.isEmpty {
                 // Prefixes under these that wait for their cached values come with them, once.
-                let under = clients[id]!.takeWaitingForValues(under: new)
-                clients[id]!.pending.add(new + under, from: point)
-                if client.resume == nil { waitForTurn(id) }
-                // Its values come after the reply, as of the catch-up (`cachedValuesFirst`).
-                client.outbox.confirm(.confirmation(ticket))
-            } else {
-                for prefix in new { subscribe(id, prefix) }
-                confirmWhenForwarded(
-                    Confirmation(outbox: client.outbox, item: .confirmation(ticket), prefixes: covered + new))
+                let under = clients[id]!.takeWaitingForValues(under: withValues)
+                clients[id]!.pending.add(withValues + under, from: .lastValue(after: 0))
             }
+            // The reply once the broker forwards the live ones; the values after it, as of
+            // their catch-up.
+            confirmWhenForwarded(
+                Confirmation(
+                    outbox: client.outbox, item: .confirmation(ticket), prefixes: covered + live,
+                    catchUpAfter: !withValues.isEmpty && client.resume == nil))
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { release(prefix) }
             // Prefixes under it that the client holds and that still wait for the budget: their
@@ -460,10 +479,10 @@ final class BrokerLink {
             reloads += 1
         case .snapshotReplied(let token, let result):
             snapshotReplied(token: token, result)
-        case .subscriptionsApplied:
-            barrierInFlight = false
-            for confirmation in confirmationsInFlight { confirmation.deliver() }
-            confirmationsInFlight.removeAll()
+        case .subscriptionsApplied(let barrier):
+            guard barrier == barrierInFlight?.number else { return }  // one given up on
+            barrierInFlight = nil
+            deliverConfirmationsInFlight()
         case .stop:
             break
         }
@@ -535,9 +554,24 @@ final class BrokerLink {
     /// `setsockopt`; a prefix the client held already may have been subscribed a moment ago,
     /// with the URL's). At once when it names none (all were waiting for a catch-up).
     private func confirmWhenForwarded(_ confirmation: Confirmation) {
-        guard !confirmation.prefixes.isEmpty else { return confirmation.deliver() }
+        guard !confirmation.prefixes.isEmpty else { return deliver(confirmation) }
         confirmationsWaiting.append(confirmation)
+        confirmationsToLookAt = true
         askForBarrierIfDue()
+    }
+
+    private func deliver(_ confirmation: Confirmation) {
+        confirmation.outbox.confirm(confirmation.item)
+        if confirmation.catchUpAfter, clients[confirmation.outbox.id]?.resume == nil {
+            waitForTurn(confirmation.outbox.id)
+        }
+    }
+
+    private func deliverConfirmationsInFlight() {
+        let delivered = confirmationsInFlight
+        confirmationsInFlight.removeAll()
+        for confirmation in delivered { deliver(confirmation) }
+        confirmationsToLookAt = true
     }
 
     /// Whether messages under `prefix` come to the gateway for this client, once the broker has
@@ -548,27 +582,41 @@ final class BrokerLink {
         return covering.isEmpty || covering.contains { !budget.isWaiting($0) }
     }
 
-    /// One barrier at a time, for every confirmation whose prefixes are all upstream now.
+    /// One barrier at a time, for every confirmation whose prefixes are all upstream now; and
+    /// a barrier the loop has not answered within `barrierTimeoutNanoseconds` given up.
     private func askForBarrierIfDue() {
-        guard !barrierInFlight, !confirmationsWaiting.isEmpty else { return }
+        if let inFlight = barrierInFlight {
+            let waited = SystemClock.monotonicNanoseconds() &- inFlight.since
+            guard waited > Self.barrierTimeoutNanoseconds else { return }
+            logger.warning(
+                "http gateway: the forwarding loop has not answered a subscription barrier in \(waited / 1_000_000) ms (is it stalled?); \(confirmationsInFlight.count) subscribes answered without it, whose first messages may be lost"
+            )
+            barrierInFlight = nil
+            deliverConfirmationsInFlight()
+        }
+        guard confirmationsToLookAt, !confirmationsWaiting.isEmpty else { return }
+        confirmationsToLookAt = false
         var stillWaiting: [Confirmation] = []
         for confirmation in confirmationsWaiting {
-            if !confirmation.prefixes.allSatisfy({ isForwarded($0, to: confirmation.outbox.id) }) {
-                stillWaiting.append(confirmation)
-            } else {
+            if confirmation.prefixes.allSatisfy({ isForwarded($0, to: confirmation.outbox.id) }) {
                 confirmationsInFlight.append(confirmation)
+            } else {
+                stillWaiting.append(confirmation)
             }
         }
         confirmationsWaiting = stillWaiting
         guard !confirmationsInFlight.isEmpty else { return }
-        barrierInFlight = true
-        control.afterSubscriptionsApplied { [mailbox] in mailbox.post(.subscriptionsApplied) }
+        barriersAsked += 1
+        let number = barriersAsked
+        barrierInFlight = (number, SystemClock.monotonicNanoseconds())
+        control.afterSubscriptionsApplied { [mailbox] in mailbox.post(.subscriptionsApplied(barrier: number)) }
     }
 
     /// A prefix that waits for the budget goes upstream now, charged to it: a catch-up needs it
     /// ahead of its marker, or the wider prefix its messages came through is going.
     private func subscribeNowIfWaiting(_ prefix: [UInt8]) {
         guard budget.cancel(prefix) else { return }
+        confirmationsToLookAt = true
         budget.charge(now: SystemClock.monotonicNanoseconds())
         setUpstream(prefix, subscribed: true)
     }
@@ -578,7 +626,10 @@ final class BrokerLink {
     private func subscribeWhatIsDue() {
         guard budget.waitingCount > 0 || turns.waiting > 0 else { return }
         let now = SystemClock.monotonicNanoseconds()
-        for prefix in budget.due(now: now) { setUpstream(prefix, subscribed: true) }
+        for prefix in budget.due(now: now) {
+            setUpstream(prefix, subscribed: true)
+            confirmationsToLookAt = true
+        }
         if turns.waiting > 0 { startTurns() }
         countUpstreamPrefixes()
     }
@@ -597,10 +648,13 @@ final class BrokerLink {
 
     /// A prefix no client wants any more: unsubscribed upstream once its linger is over. A
     /// client that comes back for a cached prefix meanwhile still gets its values: from the
-    /// gateway's SNAPSHOT (`cachedValuesFirst`), not from the broker's last value on subscribe.
+    /// gateway's SNAPSHOT (`splitByCachedValues`), not from the broker's last value on subscribe.
     private func release(_ prefix: [UInt8]) {
         // Never subscribed upstream: nothing to undo.
-        if budget.cancel(prefix) { return countUpstreamPrefixes() }
+        if budget.cancel(prefix) {
+            confirmationsToLookAt = true
+            return countUpstreamPrefixes()
+        }
         for gone in linger.release(prefix, now: SystemClock.monotonicNanoseconds(), capacity: lingerRoom) {
             setUpstream(gone, subscribed: false)
         }
@@ -628,17 +682,27 @@ final class BrokerLink {
         counters.upstreamDelayed.store(budget.delayed, ordering: .relaxed)
     }
 
-    /// Where a client new to `prefixes` starts: with the cached values under them when the
-    /// last-value cache may hold any (a SNAPSHOT round, as `zpub sub --snapshot` does), so
-    /// that every page that opens shows the current state. The broker's own last value on
+    /// Where a client new to `prefixes` starts. Those that the last-value cache may hold values
+    /// under start with the cached values (a SNAPSHOT round, as `zpub sub --snapshot` does),
+    /// so that every page that opens shows the current state; the others go live at once (their
+    /// catch-up would hold nothing, and would only delay them). The broker's own last value on
     /// subscribe would be no substitute: it would go only to a subscription new to the
     /// gateway's one SUB (the first client of a prefix), and hold the newest value under the
     /// prefix, not all of them; the broker sends the gateway none (`inProcess` in
-    /// `handleSubscriptionFrame`). nil: live at once.
-    private func cachedValuesFirst(_ prefixes: [[UInt8]]) -> ResumePoint? {
-        guard cacheEnabled, !ResumeScope.overlap(of: prefixes, with: cachedPrefixes ?? configuredCachePrefixes).isEmpty
-        else { return nil }
-        return .lastValue(after: 0)
+    /// `handleSubscriptionFrame`).
+    private func splitByCachedValues(_ prefixes: [[UInt8]]) -> (withValues: [[UInt8]], live: [[UInt8]]) {
+        guard cacheEnabled else { return ([], prefixes) }
+        let cached = cachedPrefixes ?? configuredCachePrefixes
+        var withValues: [[UInt8]] = []
+        var live: [[UInt8]] = []
+        for prefix in prefixes {
+            if ResumeScope.overlap(of: [prefix], with: cached).isEmpty {
+                live.append(prefix)
+            } else {
+                withValues.append(prefix)
+            }
+        }
+        return (withValues, live)
     }
 
     // MARK: Messages: broker -> clients

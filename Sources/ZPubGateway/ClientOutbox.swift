@@ -73,6 +73,10 @@ final class ClientOutbox: Sendable {
         /// client_queue = 300 that read a replay of 3,000 as fast as Python could was dropped
         /// as too slow in 3 of 6 tries, its 300 live messages' worth gone in 60 ms.
         var catchUpLeft = 0
+        /// Queued items that are not messages (`Item.isMessage`): not counted against the limit.
+        var notices = 0
+
+        var messagesQueued: Int { queue.count - notices }
     }
 
     let id: ClientID
@@ -105,7 +109,7 @@ final class ClientOutbox: Sendable {
     static let resumeFactor = 10
 
     /// Messages queued now (any thread): what a catch-up's room is reckoned from.
-    var queuedCount: Int { state.withLock { $0.queue.count } }
+    var queuedCount: Int { state.withLock { $0.messagesQueued } }
 
     /// Queues a message (any thread, never blocks). False when the queue is full: the caller
     /// drops the client. A resume's catch-up (`catchingUp`) may fill the queue up to
@@ -118,7 +122,7 @@ final class ClientOutbox: Sendable {
         let (accepted, drain) = state.withLock { state -> (Bool, Drain) in
             if state.closed { return (true, .none) }
             let bound = catchingUp ? limit * Self.resumeFactor : liveBound(state)
-            if state.queue.count >= bound { return (false, .none) }
+            if state.messagesQueued >= bound { return (false, .none) }
             state.queue.append(item)
             if catchingUp {
                 state.catchUpQueued += 1
@@ -128,7 +132,7 @@ final class ClientOutbox: Sendable {
                 // Messages held by the write delay count against the limit like any others: at
                 // half of it, they are written now rather than waiting out the delay and making
                 // a client that reads perfectly well "too slow".
-                guard writeDelay != nil, !state.earlyDrainRequested, state.queue.count >= max(1, bound / 2) else {
+                guard writeDelay != nil, !state.earlyDrainRequested, state.messagesQueued >= max(1, bound / 2) else {
                     return (true, .none)
                 }
                 state.earlyDrainRequested = true
@@ -161,6 +165,7 @@ final class ClientOutbox: Sendable {
         let drainNow = state.withLock { state -> Bool in
             guard !state.closed else { return false }
             state.queue.append(item)
+            state.notices += 1
             // Behind a drain already due (after `write_delay_ms`, or when the channel can take
             // more), which writes it with the messages it waits for.
             guard !state.drainScheduled else { return false }
@@ -175,6 +180,7 @@ final class ClientOutbox: Sendable {
         state.withLock { state in
             state.closed = true
             state.queue.removeAll()
+            state.notices = 0
         }
     }
 
@@ -216,13 +222,14 @@ final class ClientOutbox: Sendable {
             let next = state.withLock { state -> Item? in
                 if let item = state.queue.popFirst() {
                     if !item.isMessage {
+                        state.notices -= 1
                         return item
                     } else if state.catchUpLeft > 0 {
                         state.catchUpLeft -= 1
                         // The catch-up is written: the live backlog behind it is what may shrink.
-                        if state.catchUpLeft == 0 { state.catchUpQueued = state.queue.count }
+                        if state.catchUpLeft == 0 { state.catchUpQueued = state.messagesQueued }
                     } else {
-                        state.catchUpQueued = min(state.catchUpQueued, state.queue.count)
+                        state.catchUpQueued = min(state.catchUpQueued, state.messagesQueued)
                     }
                     return item
                 }

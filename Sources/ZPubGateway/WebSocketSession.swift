@@ -104,11 +104,31 @@ final class WebSocketSession: ChannelInboundHandler {
         expiry = context.eventLoop.scheduleTask(in: WireFormat.timeUntil(user.expires)) {
             let (session, context) = loopBound.value
             guard !session.closing else { return }
+            // A fresh token sent in time may wait behind a subscribe (`deferred`).
+            if session.adoptDeferredRefresh(context) { return }
             session.shared.counters.droppedExpired.add(1, ordering: .relaxed)
             session.shared.logger.info("websocket client closed: the token of \(user.subject) expired")
             session.close(
                 context, code: 4401, reason: "token expired: reconnect with a fresh one, or send refresh before exp")
         }
+    }
+
+    /// A `refresh` waiting in `deferred`, handled now (its reply ahead of the subscribe's it
+    /// waited behind): true when it gave the client a token that has not expired.
+    private func adoptDeferredRefresh(_ context: ChannelHandlerContext) -> Bool {
+        let refresh = deferred.firstIndex { frame in
+            guard frame.opcode == .text else { return false }
+            var data = frame.unmaskedData
+            guard case .success(.refresh) = ClientRequest.parse(data.readBytes(length: data.readableBytes) ?? []) else {
+                return false
+            }
+            return true
+        }
+        guard let refresh else { return false }
+        let before = credentials.user?.expires
+        process(deferred.remove(at: refresh), context: context)
+        guard let user = credentials.user, user.expires != before else { return false }
+        return user.expires > SystemClock.wallSeconds()
     }
 
     /// Takes a token sent on the socket: a static one joins the others; a JWT replaces the
@@ -155,7 +175,8 @@ final class WebSocketSession: ChannelInboundHandler {
 
     private func pingTick(_ context: ChannelHandlerContext) {
         guard !closing else { return }
-        if awaitingReply {
+        // While reading is paused (`readingPaused`) the client's pong may be waiting unread.
+        if awaitingReply && !readingPaused {
             shared.counters.droppedUnresponsive.add(1, ordering: .relaxed)
             let seconds = 2 * shared.settings.pingInterval
             close(context, code: 1001, reason: "no reply to ping for \(seconds) s (ping_interval)")
@@ -230,6 +251,10 @@ final class WebSocketSession: ChannelInboundHandler {
         }
         guard context.channel.isWritable, deferred.isEmpty, awaitingConfirmation == nil else {
             if awaitingConfirmation != nil, context.channel.isWritable {
+                // Pings and a close are not requests: answered now, whatever waits.
+                if frame.opcode != .text && frame.opcode != .binary && frame.opcode != .continuation {
+                    return process(frame, context: context)
+                }
                 // A client that sends requests faster than a subscribe is confirmed is told to
                 // slow down by TCP: nothing more is read until the requests read are answered.
                 deferred.append(frame)
@@ -510,7 +535,13 @@ final class WebSocketSession: ChannelInboundHandler {
         }
         guard let waiting = awaitingConfirmation, waiting.ticket == confirmed.ticket else { return }
         awaitingConfirmation = nil
-        for text in waiting.replies { send(context, text) }
+        // Written, then flushed once: a flush can make the channel writable again at once, and
+        // whatever that lets through (the outbox, deferred requests) must come after these.
+        for text in waiting.replies {
+            context.write(
+                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))), promise: nil)
+        }
+        context.flush()
         processDeferred(context: context)
     }
 

@@ -91,6 +91,12 @@ public final class Socket {
         return value
     }
 
+    /// Whether a message can be read now (`ZMQ_EVENTS`). Asking makes libzmq take in what its
+    /// pipes hold first, so false means nothing is waiting, as a read's EAGAIN would.
+    public var hasInput: Bool {
+        ((try? intOption(.events)) ?? 0) & Int32(ZMQ_POLLIN) != 0
+    }
+
     public func stringOption(_ option: SocketOption) throws -> String {
         var buffer = [CChar](repeating: 0, count: 1024)
         var size = buffer.count

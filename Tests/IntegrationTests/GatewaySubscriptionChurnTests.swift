@@ -192,6 +192,66 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         try filled.assertTheyWaited()
     }
 
+    /// The other half of the wait: with 50,000 subscription frames queued at the broker's XPUB
+    /// ahead of the gateway's (some 5 µs each for the forwarding loop, which forwards messages
+    /// between its slices of them), `subscribed` comes once the loop has read them all, so a
+    /// message pushed when the client reads it arrives. Sent when the SUB had sent the
+    /// subscription, the reply came while it was still queued, and the message went through
+    /// the loop ahead of it and was lost.
+    func testSubscribedWaitsForTheSubscriptionsQueuedAheadOfIt() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(configuration: httpSection(port: port)).waitForGateway(port: port)
+        let run = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script("http_clients.py"), "ws-behind-flood", "\(port)", daemon.xpub, daemon.pull, "50000"]
+        ).finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        XCTAssertEqual(result["received"] as? Bool, true, "the message pushed once told subscribed: \(run.stdout)")
+        print(
+            "figure: behind 50,000 queued subscriptions, subscribed came after \(result["subscribed_after_s"] ?? "?") s"
+        )
+    }
+
+    /// One subscribe naming a prefix under the last-value cache and one that is not: the cached
+    /// one's values come after the replies, and the other goes live at once, its reply once the
+    /// broker forwards it. Before, both waited for the catch-up (here behind another client's,
+    /// for the budget), and the reply came at once: a message on the uncached one pushed then
+    /// was lost.
+    func testASubscribeOfACachedAndAnUncachedPrefixAnswersOnceBothAreForwarded() throws {
+        let filled = try BudgetFilled(
+            script: script("http_clients.py"), before: "[last_value]\nprefixes = [\"state.\"]\n"
+        ) {
+            try $0.send(frames: frames("state.a", "1"))
+        }
+        try Wait.until("the broker caches state.a") { try filled.daemon.stats().lastValue.entries == 1 }
+        // Another client's catch-up runs while prefixes wait: the next one waits for them
+        // (docs/http.md, upstream_subscriptions_per_s).
+        let first = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                script("http_clients.py"), "ws-requests", "\(filled.port)", #"[{"op":"subscribe","prefix":"state."}]"#,
+                "state.", filled.ready + ".first", "state.a",
+            ]
+        ).finish(timeout: 30)
+        XCTAssertTrue(first.stdout.contains(#""topic": "state.a""#), first.stdout + first.stderr)
+        let client = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                script("http_clients.py"), "ws-requests", "\(filled.port)",
+                #"[{"op":"subscribe","prefixes":["state.","job.5."]}]"#, "job.5.", filled.ready, "job.5.done",
+            ])
+        try filled.pushOnceTold(prefix: "job.5.", frames("job.5.done", "45"))
+        let run = try client.finish(timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        let replies = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(
+            replies.map {
+                "\($0["type"] ?? "")\($0["prefix"].map { " \($0)" } ?? "")\($0["topic"].map { " \($0)" } ?? "")"
+            },
+            ["subscribed state.", "subscribed job.5.", "message state.a", "message job.5.done"], run.stdout)
+    }
+
     /// The same for an event stream: its `subscribed` event comes once the broker forwards its
     /// prefix (a page starts its job then), and a message pushed at that moment arrives. Before,
     /// a stream had no such event; its response's head came before the gateway had even
@@ -227,12 +287,14 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         private let push: Socket
         private let filler: RunningProgram
 
-        init(script: String) throws {
+        /// `before`: the configuration's sections before `[http]`.
+        init(script: String, before: String = "", beforeFilling: (Socket) throws -> Void = { _ in }) throws {
             port = try FreePort.find()
-            daemon = try Daemon(configuration: httpSection(port: port, "upstream_subscriptions_per_s = 2"))
+            daemon = try Daemon(configuration: before + httpSection(port: port, "upstream_subscriptions_per_s = 2"))
                 .waitForGateway(port: port)
             clients = try Clients()
             push = try clients.socket(.push, connect: daemon.pull)
+            try beforeFilling(push)
             filler = try RunningProgram(
                 URL(fileURLWithPath: "/usr/bin/python3"),
                 [

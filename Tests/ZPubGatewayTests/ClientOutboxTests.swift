@@ -51,17 +51,19 @@ final class ClientOutboxTests: XCTestCase {
         XCTAssertTrue(outbox.offer(.webSocketText("1")))
         XCTAssertTrue(outbox.offer(.webSocketText("2")))
         outbox.confirm(.confirmation(7))
-        XCTAssertFalse(outbox.offer(.webSocketText("3")), "the limit counts messages only, and 2 are queued")
+        XCTAssertFalse(outbox.offer(.webSocketText("3")), "2 messages are queued: the limit")
         channel.embeddedEventLoop.run()
         XCTAssertTrue(outbox.offer(.webSocketText("3")))
+        outbox.confirm(.confirmation(8))
+        XCTAssertTrue(outbox.offer(.webSocketText("4")), "a confirmation is not counted: 2 messages queued with it")
         channel.embeddedEventLoop.run()
         var written: [String] = []
         while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
             // A text frame of fewer than 126 bytes: two header bytes, then the text.
             written.append(String(decoding: buffer.readableBytesView.dropFirst(2), as: UTF8.self))
         }
-        XCTAssertEqual(seen.tickets, [7])
-        XCTAssertEqual(written, ["1", "2", "c", "3"])
+        XCTAssertEqual(seen.tickets, [7, 8])
+        XCTAssertEqual(written, ["1", "2", "c", "3", "c", "4"])
         _ = try channel.finish()
     }
 

@@ -140,6 +140,55 @@ def ws_requests(port, requests, ready_prefix, ready_file, until_topic):
     ws.close()
 
 
+def ws_behind_flood(port, xpub, pull, count):
+    """Queues COUNT subscription frames at the broker's XPUB from an XSUB of its own (the
+    forwarding loop applies them some 5 µs each), then subscribes job.4. over WebSocket; once told
+    `subscribed`, pushes job.4.done into PULL and waits up to 5 s for it. Prints when the reply
+    came and whether the message did."""
+    import zmq
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.connect(pull)
+    flood = context.socket(zmq.XSUB)
+    flood.setsockopt(zmq.SNDHWM, 0)
+    flood.setsockopt(zmq.LINGER, 0)
+    flood.connect(xpub)
+    ws = websocket.create_connection(ws_url(port), timeout=20)
+    for number in range(count):
+        flood.send(b"\x01flood.%07d." % number)
+    started = time.monotonic()
+    ws.send(json.dumps({"op": "subscribe", "prefix": "job.4."}))
+    result = {"frames": []}
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if is_ping_or_pong(opcode):
+            continue
+        frame = frame_of(opcode, data)
+        result["frames"].append(frame)
+        if frame.get("message", {}).get("type") == "subscribed":
+            result["subscribed_after_s"] = round(time.monotonic() - started, 3)
+            push.send_multipart([b"job.4.done", b"44"])
+            break
+    ws.settimeout(5)
+    try:
+        while True:
+            opcode, data = ws.recv_data(control_frame=True)
+            if is_ping_or_pong(opcode):
+                continue
+            frame = frame_of(opcode, data)
+            result["frames"].append(frame)
+            if frame.get("message", {}).get("topic") == "job.4.done":
+                break
+        result["received"] = True
+    except websocket.WebSocketTimeoutException:
+        result["received"] = False
+    print(json.dumps(result), flush=True)
+    ws.close()
+    flood.close()
+    push.close(linger=1000)
+    context.term()
+
+
 def close_after(port, send, timeout=10):
     """Sends something on a fresh connection, then reads up to the server's close frame: returns
     the close frame (with "then": whether the server hung up afterwards), or how the wait ended
@@ -647,6 +696,8 @@ if __name__ == "__main__":
     elif command == "ws-since":
         ws_since(port, json.loads(rest[0]), rest[1], rest[2] if len(rest) > 2 and rest[2] != "-" else None,
                  rest[3] if len(rest) > 3 else "")
+    elif command == "ws-behind-flood":
+        ws_behind_flood(port, rest[0], rest[1], int(rest[2]))
     elif command == "ws-requests":
         ws_requests(port, json.loads(rest[0]), rest[1], rest[2], rest[3])
     elif command == "pipeline-burst":
