@@ -423,7 +423,8 @@ final class BrokerLink {
                 clients[id]!.pending.add(withValues + under, from: .lastValue(after: 0))
             }
             // The reply once the broker forwards the live ones; the values after it, as of
-            // their catch-up.
+            // their catch-up. (With a catch-up of the client's running, theirs starts when that
+            // one ends: before the reply, if the reply still waits for the budget then.)
             confirmWhenForwarded(
                 Confirmation(
                     outbox: client.outbox, item: .confirmation(ticket), prefixes: covered + live,

@@ -265,6 +265,43 @@ final class GatewayCredentialsTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains("expired"), daemon.log)
     }
 
+    /// A fresh token sent right behind a subscribe that waits for the broker (here for the
+    /// budget, `upstream_subscriptions_per_s`, behind 18 prefixes at 2 a second) is taken when
+    /// the old one expires: the client gets `refreshed`, is not closed, and gets its `subscribed`
+    /// once the prefix is forwarded. Before, the refresh waited behind the subscribe, and the
+    /// client was closed with 4401 at its exp.
+    func testARefreshWaitingBehindASubscribeIsTakenBeforeTheTokenExpires() throws {
+        let secret = try writeSecret()
+        let port = try FreePort.find()
+        let daemon = try gatewayDaemon(
+            "jwt_secret_file = \"\(secret)\"\nupstream_subscriptions_per_s = 2", port: port)
+        let fill = (0..<20).map { "fill.\($0)." }
+        let fillerToken = try token(key: secret, subject: "filler", subscribe: ["fill."])
+        let filler = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+                    "python/http_clients.py"
+                ).path, "ws-since", "\(port)", "[]", "fill.end", "-",
+                "?" + fill.map { "prefix=\($0)" }.joined(separator: "&") + "&access_token=\(fillerToken)",
+            ])
+        defer { withExtendedLifetime(filler) {} }
+        try Wait.until("prefixes wait for the budget") {
+            (try HTTPProbe.metrics(port: port)["zpub_http_upstream_waiting"] ?? 0) >= 10
+        }
+        let fresh = try token(key: secret, expiresIn: "120")
+        let short = try token(key: secret, expiresIn: "3")
+        let expires = try XCTUnwrap(Self.claims(of: short)?["exp"] as? Double)
+        let run = try Run.python(
+            "gateway_credentials.py", ["ws-refresh-behind", "\(port)", short, fresh, "a."], timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let lines = jsonLines(run.stdout)
+        XCTAssertEqual(
+            lines.map { "\($0["type"] ?? "close \($0["close"] ?? "")")" }, ["refreshed", "subscribed"], run.stdout)
+        XCTAssertGreaterThan(Date().timeIntervalSince1970, expires, "the subscribe waited past the first token's exp")
+        _ = daemon
+    }
+
     private static func claims(of token: String) -> [String: Any]? {
         let parts = token.split(separator: ".")
         guard parts.count == 3 else { return nil }

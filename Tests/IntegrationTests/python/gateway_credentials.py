@@ -16,6 +16,10 @@ usage:
       {"op":"refresh"} and waits for "refreshed"; creates READY; then prints every frame until the
       first message or the close, which it prints as {"close", "reason", "after"} (seconds since
       connecting).
+  gateway_credentials.py ws-refresh-behind PORT TOKEN REFRESH PREFIX
+      connects with ?access_token=TOKEN, sends a subscribe of PREFIX and at once a refresh with
+      REFRESH, then prints every text frame with "after" (seconds since connecting) until the
+      `subscribed`, or the close ({"close", "reason", "after"}).
   gateway_credentials.py zmq-sub XPUB PREFIX COUNT READY
       a pyzmq SUB: creates READY once subscribed, prints COUNT messages as JSON lines.
 """
@@ -111,6 +115,28 @@ def ws_expiry(port, token, refresh, ready_file):
             return
 
 
+def ws_refresh_behind(port, token, refresh, prefix):
+    import websocket
+    started = time.monotonic()
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws?access_token={token}", timeout=60)
+    ws.send(json.dumps({"op": "subscribe", "prefix": prefix}))
+    ws.send(json.dumps({"op": "refresh", "token": refresh}))
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        after = round(time.monotonic() - started, 2)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+            print(json.dumps({"close": code, "reason": data[2:].decode(errors="replace"), "after": after}), flush=True)
+            return
+        if opcode != websocket.ABNF.OPCODE_TEXT:
+            continue
+        message = json.loads(data)
+        message["after"] = after
+        print(json.dumps(message), flush=True)
+        if message.get("type") == "subscribed":
+            return
+
+
 def zmq_sub(xpub, prefix, count, ready_file):
     import zmq
     context = zmq.Context()
@@ -128,4 +154,4 @@ def zmq_sub(xpub, prefix, count, ready_file):
 if __name__ == "__main__":
     command, arguments = sys.argv[1], sys.argv[2:]
     {"jwt": make_token, "https-get": https_get, "wss-sub": wss_sub, "ws-expiry": ws_expiry,
-     "zmq-sub": zmq_sub}[command](*arguments)
+     "ws-refresh-behind": ws_refresh_behind, "zmq-sub": zmq_sub}[command](*arguments)
