@@ -56,10 +56,17 @@ struct Subscribe: ParsableCommand {
             valueName: "seq"))
     var since: UInt64?
 
+    @Flag(
+        name: .long,
+        help:
+            "Print \"ready\" on stderr once the broker forwards the subscriptions: whatever is published from then on is printed (a script starts its publisher then). Asks the control socket (-c), as --snapshot does."
+    )
+    var ready = false
+
     @Option(
         name: [.customShort("c"), .customLong("control")],
         help: ArgumentHelp(
-            "With --snapshot or --since: the broker's control endpoint. With --since, repeat it for both brokers of a pair, in the order of their --endpoint options: zpub follows the active one, and after a failover resumes from the last sequence it printed.",
+            "With --snapshot, --since or --ready: the broker's control endpoint. With --since, repeat it for both brokers of a pair, in the order of their --endpoint options: zpub follows the active one, and after a failover resumes from the last sequence it printed.",
             valueName: "endpoint"))
     var controls: [String] = []
 
@@ -81,6 +88,11 @@ struct Subscribe: ParsableCommand {
             throw ValidationError("--since takes one prefix (or none, for everything)")
         }
         if since != nil && snapshot { throw ValidationError("give --snapshot or --since, not both") }
+        if ready && (snapshot || since != nil) {
+            throw ValidationError(
+                "--ready is for a plain subscription: with --snapshot or --since, everything from the snapshot or the sequence on is printed already"
+            )
+        }
     }
 
     func run() throws {
@@ -123,6 +135,7 @@ struct Subscribe: ParsableCommand {
             }
             if let since, following { return try follow(sockets, since: since, watch: watch) }
             let socket = sockets[0]
+            if ready { try waitUntilForwarded(socket) }
             var received = 0
             func emit(_ frames: [[UInt8]]) -> Bool {
                 guard !isBrokersOwn(frames) else { return false }
@@ -260,6 +273,18 @@ struct Subscribe: ParsableCommand {
             more = page.more
         }
         return (handshake.replied(entries: [], covering: reply.prefixes), reply.through)
+    }
+
+    /// `--ready`: a marker round for nothing but the marker itself. The broker answers SNAPSHOT
+    /// once the marker subscription has arrived, and so the data subscriptions sent before it on
+    /// the same connection; the marker message that follows is zpubd's own, never printed.
+    private func waitUntilForwarded(_ socket: Socket) throws {
+        let handshake = try startSnapshot(subscribers: [socket])
+        let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
+        let marker = String(decoding: handshake.markerTopic, as: UTF8.self)
+        _ = try client.request("SNAPSHOT \(handshake.token) \(marker)", as: SnapshotReply.self)
+        try? socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
+        Output.error("ready")
     }
 
     private func fetchSnapshot(token: String) throws -> SnapshotReply {

@@ -29,6 +29,30 @@ final class CLITests: XCTestCase {
             ])
     }
 
+    /// `zpub sub --ready` says so once the broker forwards its subscription, so that a script
+    /// can start its publisher then and lose nothing. Here the broker's forwarding loop is held
+    /// for 3 s (a test hook) as the subscriber starts: "ready" comes only once the loop could
+    /// have taken the subscription, and a message published then is printed.
+    func testSubscribeSaysReadyOnceTheBrokerForwardsItsSubscription() throws {
+        let stall = 3.0
+        let daemon = try Daemon(environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "\(Int(stall * 1_000))"])
+        let signalled = Date()
+        daemon.signal(SIGUSR2)
+        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        let subscriber = try RunningProgram(
+            Binaries.zpub, ["sub", "--endpoint", daemon.xpub, "-c", daemon.control, "--ready", "--count", "1", "jobs."])
+        try Wait.until("zpub sub says it is ready\n\(subscriber.stderrSoFar)", timeout: 20) {
+            subscriber.stderrSoFar.contains("zpub: ready")
+        }
+        // The stall began after the signal: the loop cannot have answered before it ended.
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(signalled), stall, "ready before the loop took anything")
+        XCTAssertEqual(try zpub(["pub", "--endpoint", daemon.pull, "jobs.1", "done"]).status, 0)
+        let run = try subscriber.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout, "jobs.1\tdone\n")
+        XCTAssertTrue(run.stderr.contains("zpub: ready\n"), run.stderr)
+    }
+
     func testPublishThroughXSUB() throws {
         let daemon = try Daemon()
         let clients = try Clients()
