@@ -159,26 +159,24 @@ def ws_behind_flood(port, xpub, pull, count):
     started = time.monotonic()
     ws.send(json.dumps({"op": "subscribe", "prefix": "job.4."}))
     result = {"frames": []}
-    while True:
-        opcode, data = ws.recv_data(control_frame=True)
-        if is_ping_or_pong(opcode):
-            continue
-        frame = frame_of(opcode, data)
-        result["frames"].append(frame)
-        if frame.get("message", {}).get("type") == "subscribed":
-            result["subscribed_after_s"] = round(time.monotonic() - started, 3)
-            push.send_multipart([b"job.4.done", b"44"])
-            break
-    ws.settimeout(5)
-    try:
+
+    def until(wanted):
+        """Reads frames (into the result) until one `wanted` says is it."""
         while True:
             opcode, data = ws.recv_data(control_frame=True)
             if is_ping_or_pong(opcode):
                 continue
             frame = frame_of(opcode, data)
             result["frames"].append(frame)
-            if frame.get("message", {}).get("topic") == "job.4.done":
-                break
+            if wanted(frame.get("message", {})):
+                return
+
+    until(lambda message: message.get("type") == "subscribed")
+    result["subscribed_after_s"] = round(time.monotonic() - started, 3)
+    push.send_multipart([b"job.4.done", b"44"])
+    ws.settimeout(5)
+    try:
+        until(lambda message: message.get("topic") == "job.4.done")
         result["received"] = True
     except websocket.WebSocketTimeoutException:
         result["received"] = False
