@@ -383,10 +383,15 @@ final class BrokerLink {
             if let keptAfter, let resume, resumeKeptExactly(outbox.id, prefixes, after: keptAfter, rest: resume) {
                 if stream { outbox.confirm(Self.subscribedEvent(prefixes)) }
                 waitForTurn(outbox.id)
-            } else if let resume {
-                // Before the catch-up, which covers what comes until it starts.
+            } else if let point = resume
+                ?? (stream && !splitByCachedValues(prefixes).withValues.isEmpty
+                    ? .lastValue(after: 0) : nil)
+            {
+                // Before the catch-up, which covers what comes until it starts. An SSE stream's
+                // prefixes wait for its values together: an event id given before them would
+                // resume after values never sent.
                 if stream { outbox.confirm(Self.subscribedEvent(prefixes)) }
-                clients[outbox.id]!.firstResume = (prefixes, resume)
+                clients[outbox.id]!.firstResume = (prefixes, point)
                 waitForTurn(outbox.id)
             } else {
                 // Those with cached values start with a catch-up of them; the others go live
@@ -563,7 +568,7 @@ final class BrokerLink {
 
     private func deliver(_ confirmation: Confirmation) {
         confirmation.outbox.confirm(confirmation.item)
-        if confirmation.catchUpAfter, clients[confirmation.outbox.id]?.resume == nil {
+        if confirmation.catchUpAfter, let client = clients[confirmation.outbox.id], client.resume == nil {
             waitForTurn(confirmation.outbox.id)
         }
     }

@@ -113,22 +113,27 @@ final class WebSocketSession: ChannelInboundHandler {
         }
     }
 
-    /// A `refresh` waiting in `deferred`, handled now (its reply ahead of the subscribe's it
-    /// waited behind): true when it gave the client a token that has not expired.
+    /// The `refresh` requests waiting in `deferred`, handled now, in order, until one gives the
+    /// client a token that has not expired (their replies ahead of the subscribe's they waited
+    /// behind): true when one did.
     private func adoptDeferredRefresh(_ context: ChannelHandlerContext) -> Bool {
-        let refresh = deferred.firstIndex { frame in
-            guard frame.opcode == .text else { return false }
-            var data = frame.unmaskedData
-            guard case .success(.refresh) = ClientRequest.parse(data.readBytes(length: data.readableBytes) ?? []) else {
-                return false
+        while let refresh = deferred.firstIndex(where: Self.isRefresh) {
+            let before = credentials.user?.expires
+            process(deferred.remove(at: refresh), context: context)
+            if let user = credentials.user, user.expires != before, user.expires > SystemClock.wallSeconds() {
+                return true
             }
-            return true
         }
-        guard let refresh else { return false }
-        let before = credentials.user?.expires
-        process(deferred.remove(at: refresh), context: context)
-        guard let user = credentials.user, user.expires != before else { return false }
-        return user.expires > SystemClock.wallSeconds()
+        return false
+    }
+
+    private static func isRefresh(_ frame: WebSocketFrame) -> Bool {
+        guard frame.opcode == .text else { return false }
+        var data = frame.unmaskedData
+        guard case .success(.refresh) = ClientRequest.parse(data.readBytes(length: data.readableBytes) ?? []) else {
+            return false
+        }
+        return true
     }
 
     /// Takes a token sent on the socket: a static one joins the others; a JWT replaces the

@@ -282,7 +282,16 @@ struct Subscribe: ParsableCommand {
         let handshake = try startSnapshot(subscribers: [socket])
         let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         let marker = String(decoding: handshake.markerTopic, as: UTF8.self)
-        _ = try client.request("SNAPSHOT \(handshake.token) \(marker)", as: SnapshotReply.self)
+        let reply = try client.request("SNAPSHOT \(handshake.token) \(marker)")
+        if let error = ControlClient.errorMessage(reply) {
+            guard error.code == ControlError.Code.snapshotTimeout.rawValue else {
+                throw CLIError("zpubd answered with an error\(error.code.map { " (\($0))" } ?? ""): \(error.message)")
+            }
+            // zpubd's own text tells a SNAPSHOT client to subscribe first: this one did.
+            throw CLIError(
+                "--ready: the subscription did not reach the zpubd at \(control) within 5 s: is --endpoint (\(endpoints.joined(separator: ", "))) that broker's XPUB? (-c names the control socket of the broker to ask)"
+            )
+        }
         try? socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
         Output.error("ready")
     }
