@@ -598,6 +598,7 @@ final class BrokerLink {
                 "http gateway: the forwarding loop has not answered a subscription barrier in \(waited / 1_000_000) ms (is it stalled?); \(confirmationsInFlight.count) subscribes answered without it, whose first messages may be lost"
             )
             barrierInFlight = nil
+            counters.barriersGivenUp.add(1, ordering: .relaxed)
             deliverConfirmationsInFlight()
         }
         guard confirmationsToLookAt, !confirmationsWaiting.isEmpty else { return }

@@ -50,6 +50,9 @@ final class GatewayCounters: Sendable {
     /// broker (`upstream_subscriptions_per_s`), and how many have waited in all.
     let upstreamWaiting = Atomic<Int>(0)
     let upstreamDelayed = Atomic<UInt64>(0)
+    /// Subscription barriers the forwarding loop did not answer in time (`BrokerLink`): their
+    /// subscribes were answered without them.
+    let barriersGivenUp = Atomic<UInt64>(0)
     let resumes = Atomic<UInt64>(0)
     /// Catch-ups waiting for their turn to ask the broker (`ResumeTurns`).
     let resumesWaiting = Atomic<Int>(0)
@@ -124,6 +127,7 @@ final class GatewayCounters: Sendable {
             upstreamPrefixLimit: upstreamPrefixLimit.load(ordering: .relaxed),
             upstreamWaiting: upstreamWaiting.load(ordering: .relaxed),
             upstreamDelayed: upstreamDelayed.load(ordering: .relaxed),
+            barriersGivenUp: barriersGivenUp.load(ordering: .relaxed),
             resumes: resumes.load(ordering: .relaxed),
             resumesWaiting: resumesWaiting.load(ordering: .relaxed),
             controlRequests: controlRequests.withLock { table in
@@ -170,6 +174,7 @@ final class GatewayCounters: Sendable {
         var upstreamPrefixLimit: Int
         var upstreamWaiting: Int
         var upstreamDelayed: UInt64
+        var barriersGivenUp: UInt64
         var resumes: UInt64
         var resumesWaiting: Int
         /// Per command word (STATS, REPLAY, ...).
@@ -206,6 +211,7 @@ final class GatewayCounters: Sendable {
             case upstreamPrefixLimit = "upstream_prefix_limit"
             case upstreamWaiting = "upstream_waiting"
             case upstreamDelayed = "upstream_delayed"
+            case barriersGivenUp = "barriers_given_up"
             case resumedValues = "resumed_values"
             case resumesWaiting = "resumes_waiting"
             case controlRequests = "control_requests"

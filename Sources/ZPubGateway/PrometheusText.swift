@@ -219,6 +219,10 @@ struct PrometheusText {
             "zpub_http_upstream_delayed_total", "Subscriptions at the broker that waited for the budget",
             [([:], Double(gateway.upstreamDelayed))])
         counter(
+            "zpub_http_subscription_barriers_given_up_total",
+            "Subscribes answered without the forwarding loop's confirmation, which did not come within 5 s",
+            [([:], Double(gateway.barriersGivenUp))])
+        counter(
             "zpub_http_resumes_total",
             "Catch-ups: reconnections (Last-Event-ID, since) and new clients of cached prefixes",
             [([:], Double(gateway.resumes))])

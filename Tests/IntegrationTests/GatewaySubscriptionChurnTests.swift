@@ -252,6 +252,41 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
             ["subscribed state.", "subscribed job.5.", "message state.a", "message job.5.done"], run.stdout)
     }
 
+    /// A forwarding loop that does not answer (held 10 s by a test hook) holds a subscribe's
+    /// reply for 5 s, not for ever: the reply then goes without the broker's confirmation, the
+    /// log says so, and /metrics counts it.
+    func testASubscribeIsAnsweredWithoutTheLoopAfterFiveSeconds() throws {
+        let port = try FreePort.find()
+        let stall = 10.0
+        let daemon = try Daemon(
+            configuration: httpSection(port: port),
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "\(Int(stall * 1_000))"]
+        ).waitForGateway(port: port)
+        let signalled = Date()
+        daemon.signal(SIGUSR2)
+        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        let asked = Date()
+        let ready = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-ready-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: ready) }
+        let client = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                script("http_clients.py"), "ws-requests", "\(port)", #"[{"op":"subscribe","prefix":"held."}]"#,
+                "held.", ready, "held.end",
+            ])
+        try Wait.until("the client is told subscribed", timeout: 30) { FileManager.default.fileExists(atPath: ready) }
+        // The barrier was asked for after `asked`: at least the 5 s. The stall began after the
+        // signal, so the loop could not answer before `signalled` + the stall.
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(asked), 5, "answered before the 5 s were up")
+        XCTAssertLessThan(Date().timeIntervalSince(signalled), stall, "answered by the loop, not given up on")
+        XCTAssertTrue(daemon.log.contains("has not answered a subscription barrier"), daemon.log)
+        try Wait.until("/metrics counts it", timeout: 20) {
+            (try? HTTPProbe.metrics(port: port))?["zpub_http_subscription_barriers_given_up_total"] == 1
+        }
+        withExtendedLifetime(client) {}
+    }
+
     /// The same for an event stream: its `subscribed` event comes once the broker forwards its
     /// prefix (a page starts its job then), and a message pushed at that moment arrives. Before,
     /// a stream had no such event; its response's head came before the gateway had even
