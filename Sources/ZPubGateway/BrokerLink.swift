@@ -383,10 +383,7 @@ final class BrokerLink {
             if let keptAfter, let resume, resumeKeptExactly(outbox.id, prefixes, after: keptAfter, rest: resume) {
                 if stream { outbox.confirm(Self.subscribedEvent(prefixes)) }
                 waitForTurn(outbox.id)
-            } else if let point = resume
-                ?? (stream && !splitByCachedValues(prefixes).withValues.isEmpty
-                    ? .lastValue(after: 0) : nil)
-            {
+            } else if let point = resume ?? (stream && overlapsCache(prefixes) ? .lastValue(after: 0) : nil) {
                 // Before the catch-up, which covers what comes until it starts. An SSE stream's
                 // prefixes wait for its values together: an event id given before them would
                 // resume after values never sent.
@@ -698,18 +695,17 @@ final class BrokerLink {
     /// prefix, not all of them; the broker sends the gateway none (`inProcess` in
     /// `handleSubscriptionFrame`).
     private func splitByCachedValues(_ prefixes: [[UInt8]]) -> (withValues: [[UInt8]], live: [[UInt8]]) {
-        guard cacheEnabled else { return ([], prefixes) }
-        let cached = cachedPrefixes ?? configuredCachePrefixes
         var withValues: [[UInt8]] = []
         var live: [[UInt8]] = []
         for prefix in prefixes {
-            if ResumeScope.overlap(of: [prefix], with: cached).isEmpty {
-                live.append(prefix)
-            } else {
-                withValues.append(prefix)
-            }
+            if overlapsCache([prefix]) { withValues.append(prefix) } else { live.append(prefix) }
         }
         return (withValues, live)
+    }
+
+    /// Whether the last-value cache may hold values under any of `prefixes`.
+    private func overlapsCache(_ prefixes: [[UInt8]]) -> Bool {
+        cacheEnabled && !ResumeScope.overlap(of: prefixes, with: cachedPrefixes ?? configuredCachePrefixes).isEmpty
     }
 
     // MARK: Messages: broker -> clients
