@@ -59,7 +59,7 @@ struct Subscribe: ParsableCommand {
     @Flag(
         name: .long,
         help:
-            "Print \"ready\" on stderr once the broker forwards the subscriptions: whatever is published from then on is printed (a script starts its publisher then). Asks the control socket (-c), as --snapshot does."
+            "Print \"zpub: ready\" on stderr once the broker forwards the subscriptions: whatever is published from then on is printed (a script starts its publisher then). Asks the control socket (-c), as --snapshot does."
     )
     var ready = false
 
