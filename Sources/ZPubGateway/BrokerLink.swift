@@ -38,7 +38,8 @@ enum LinkCommand: Sendable {
     case attach(ClientOutbox, prefixes: [[UInt8]], resume: ResumePoint?, keptAfter: UInt64? = nil)
     /// A WebSocket `subscribe` (without `since`): its prefixes, those under the cache with
     /// their cached values first. The client's outbox gets `confirm` once the broker forwards
-    /// them: `subscribed` means that what is published from then on reaches the client.
+    /// them (with a catch-up, at its reply, just before its values): `subscribed` means that
+    /// what is published from then on reaches the client.
     case subscribe(ClientID, [[UInt8]], confirm: UInt64)
     case unsubscribe(ClientID, [UInt8])
     /// A WebSocket subscribe with `since`: the prefixes, with every kept message under them
@@ -148,14 +149,13 @@ final class BrokerLink {
         let outbox: ClientOutbox
         /// The session's ticket (`ClientOutbox.Item.confirmation`), or the SSE event.
         let item: ClientOutbox.Item
+        /// The prefixes that go live without a catch-up: a barrier vouches for them, or the
+        /// reply of the catch-up the confirmation waits for (`Client.confirmationsAfterCatchUp`).
         let prefixes: [[UInt8]]
-        /// A catch-up of cached values that starts once the reply is out, so that its values
-        /// follow it.
-        var catchUpAfter = false
     }
 
-    /// An SSE stream's first event: the broker forwards its prefixes (or, with a catch-up, the
-    /// catch-up follows). A page may start what it waits for once it has it.
+    /// An SSE stream's first event: the broker forwards its prefixes (with a catch-up, sent at
+    /// its reply, before its values). A page may start what it waits for once it has it.
     static func subscribedEvent(_ prefixes: [[UInt8]]) -> ClientOutbox.Item {
         let list = prefixes.map { WireFormat.jsonString(String(decoding: $0, as: UTF8.self)) }.joined(separator: ",")
         return .notice(
@@ -174,6 +174,25 @@ final class BrokerLink {
         /// WebSocket subscribes with `since` or of cached prefixes that wait for the current
         /// resume to finish: one round per client at a time.
         var pending = PendingResumes()
+        /// Confirmations that wait for catch-ups not started yet, each with the prefixes of its
+        /// own those have yet to take. The catch-up that takes the last of them carries it, and
+        /// its reply confirms it: the prefixes are subscribed ahead of the round's marker, so
+        /// the reply means the broker forwards them. (A WebSocket session has one subscribe
+        /// waiting at a time; an SSE stream, its first event.)
+        var confirmationsAfterCatchUp: [(confirmation: Confirmation, waitingFor: [[UInt8]])] = []
+
+        /// The confirmations that a catch-up of `prefixes`, starting now, takes the last
+        /// prefixes of; or (an unsubscribe) that are left with no catch-up to wait for.
+        mutating func confirmationsNoLongerWaiting(after prefixes: [[UInt8]]) -> [Confirmation] {
+            var done: [Confirmation] = []
+            for index in confirmationsAfterCatchUp.indices.reversed() {
+                confirmationsAfterCatchUp[index].waitingFor.removeAll { prefixes.contains($0) }
+                if confirmationsAfterCatchUp[index].waitingFor.isEmpty {
+                    done.insert(confirmationsAfterCatchUp.remove(at: index).confirmation, at: 0)
+                }
+            }
+            return done
+        }
 
         /// The next catch-up it waits for, taken off its queue. Its prefixes are subscribed when
         /// it starts, so that nothing it catches up on was delivered live before.
@@ -233,6 +252,8 @@ final class BrokerLink {
         /// of kept messages its cached values' SSE ids carry. Kept messages under them until
         /// then came before the client subscribed; later ones are held, and follow the values.
         var historyAtStart: UInt64
+        /// Confirmations its first reply sends, ahead of what it releases.
+        var confirmations: [Confirmation] = []
     }
 
     /// A live message for a client catching up, as its round holds it: with its topic, so that
@@ -380,28 +401,26 @@ final class BrokerLink {
         case .attach(let outbox, let prefixes, let resume, let keptAfter):
             clients[outbox.id] = Client(outbox: outbox)
             let stream = outbox.kind == .serverSentEvents
+            // A stream's event comes at the reply of its (last) catch-up, before the values.
+            let event = Confirmation(outbox: outbox, item: Self.subscribedEvent(prefixes), prefixes: [])
             if let keptAfter, let resume, resumeKeptExactly(outbox.id, prefixes, after: keptAfter, rest: resume) {
-                if stream { outbox.confirm(Self.subscribedEvent(prefixes)) }
+                if stream { clients[outbox.id]!.confirmationsAfterCatchUp.append((event, prefixes)) }
                 waitForTurn(outbox.id)
             } else if let point = resume ?? (stream && overlapsCache(prefixes) ? .lastValue(after: 0) : nil) {
-                // Before the catch-up, which covers what comes until it starts. An SSE stream's
-                // prefixes wait for its values together: an event id given before them would
-                // resume after values never sent.
-                if stream { outbox.confirm(Self.subscribedEvent(prefixes)) }
+                // An SSE stream's prefixes wait for its values together: an event id given
+                // before them would resume after values never sent.
                 clients[outbox.id]!.firstResume = (prefixes, point)
+                if stream { clients[outbox.id]!.confirmationsAfterCatchUp.append((event, prefixes)) }
                 waitForTurn(outbox.id)
             } else {
-                // Those with cached values start with a catch-up of them; the others go live
-                // now (the stream's event says when: `confirmWhenForwarded`).
+                // Those with cached values start with a catch-up of them (only a WebSocket's:
+                // a stream's take the branch above); the others go live now (the stream's
+                // event says when: `confirmWhenForwarded`).
                 let (withValues, live) = splitByCachedValues(prefixes)
                 for prefix in live { subscribe(outbox.id, prefix) }
-                if !withValues.isEmpty { clients[outbox.id]!.firstResume = (withValues, .lastValue(after: 0)) }
-                if stream {
-                    confirmWhenForwarded(
-                        Confirmation(
-                            outbox: outbox, item: Self.subscribedEvent(prefixes), prefixes: live,
-                            catchUpAfter: !withValues.isEmpty))
-                } else if !withValues.isEmpty {
+                if stream { confirmWhenForwarded(Confirmation(outbox: outbox, item: event.item, prefixes: live)) }
+                if !withValues.isEmpty {
+                    clients[outbox.id]!.firstResume = (withValues, .lastValue(after: 0))
                     waitForTurn(outbox.id)
                 }
             }
@@ -412,30 +431,43 @@ final class BrokerLink {
             // from now, with no catch-up (it still must outlive an unsubscribe of the wider one).
             let isCovered = { (prefix: [UInt8]) in held.contains { prefix.starts(with: $0) } }
             // One that waits for a catch-up of its own changes nothing; one under a prefix that
-            // waits joins that catch-up.
-            let asked = prefixes.filter { !clients[id]!.waitsToCatchUp($0) }
+            // waits joins that catch-up. The reply waits for those catch-ups.
+            var catchingUp = prefixes.filter { clients[id]!.waitsToCatchUp($0) }
+            let asked = prefixes.filter { !catchingUp.contains($0) }
             let covered = asked.filter(isCovered)
             for prefix in covered { subscribe(id, prefix) }
-            let new = asked.filter { !isCovered($0) && !clients[id]!.joinWaitingCatchUp($0) }
+            var new: [[UInt8]] = []
+            for prefix in asked where !isCovered(prefix) {
+                if clients[id]!.joinWaitingCatchUp(prefix) { catchingUp.append(prefix) } else { new.append(prefix) }
+            }
             let (withValues, live) = splitByCachedValues(new)
             for prefix in live { subscribe(id, prefix) }
             if !withValues.isEmpty {
                 // Prefixes under these that wait for their cached values come with them, once.
                 let under = clients[id]!.takeWaitingForValues(under: withValues)
                 clients[id]!.pending.add(withValues + under, from: .lastValue(after: 0))
+                catchingUp += withValues
             }
-            // The reply once the broker forwards the live ones; the values after it, as of
-            // their catch-up. (With a catch-up of the client's running, theirs starts when that
-            // one ends: before the reply, if the reply still waits for the budget then.)
-            confirmWhenForwarded(
-                Confirmation(
-                    outbox: client.outbox, item: .confirmation(ticket), prefixes: covered + live,
-                    catchUpAfter: !withValues.isEmpty && client.resume == nil))
+            // The reply once the broker forwards the live ones; with a catch-up, at its reply,
+            // ahead of its values (the live ones are made to go upstream before its marker).
+            let confirmation = Confirmation(
+                outbox: client.outbox, item: .confirmation(ticket), prefixes: covered + live)
+            if catchingUp.isEmpty {
+                confirmWhenForwarded(confirmation)
+            } else {
+                clients[id]!.confirmationsAfterCatchUp.append((confirmation, catchingUp))
+                if client.resume == nil { waitForTurn(id) }
+            }
         case .unsubscribe(let id, let prefix):
             if index.remove(id, prefix) { release(prefix) }
             // Prefixes under it that the client holds and that still wait for the budget: their
             // messages came through this one, which may now go, so they go upstream now.
             for under in index.prefixes(of: id) where under.starts(with: prefix) { subscribeNowIfWaiting(under) }
+            // A subscribe whose reply waited for this prefix's catch-up alone: answered as one
+            // without a catch-up.
+            for confirmation in clients[id]?.confirmationsNoLongerWaiting(after: [prefix]) ?? [] {
+                confirmWhenForwarded(confirmation)
+            }
             if let resume = clients[id]?.resume, resume.prefixes.contains(prefix) {
                 // Its values are left out, but not those of the prefixes under it that the client
                 // holds: this catch-up's values are theirs too (those subscribed during it had
@@ -565,9 +597,6 @@ final class BrokerLink {
 
     private func deliver(_ confirmation: Confirmation) {
         confirmation.outbox.confirm(confirmation.item)
-        if confirmation.catchUpAfter, let client = clients[confirmation.outbox.id], client.resume == nil {
-            waitForTurn(confirmation.outbox.id)
-        }
     }
 
     private func deliverConfirmationsInFlight() {
@@ -614,6 +643,12 @@ final class BrokerLink {
         let number = barriersAsked
         barrierInFlight = (number, SystemClock.monotonicNanoseconds())
         control.afterSubscriptionsApplied { [mailbox] in mailbox.post(.subscriptionsApplied(barrier: number)) }
+    }
+
+    /// `prefix` of client `id`'s, and those it holds that `prefix` falls under, go upstream now
+    /// if they wait for the budget: a catch-up's reply is to vouch for them.
+    private func subscribeNowIfWaiting(_ prefix: [UInt8], orWhatCovers id: ClientID) {
+        for held in index.prefixes(of: id) where prefix.starts(with: held) { subscribeNowIfWaiting(held) }
     }
 
     /// A prefix that waits for the budget goes upstream now, charged to it: a catch-up needs it
@@ -878,10 +913,16 @@ final class BrokerLink {
     private func startTurns() {
         while budget.allowsCatchUp(now: SystemClock.monotonicNanoseconds()), let id = turns.next() {
             guard var client = clients[id], client.resume == nil, let next = client.takeNextResume() else { continue }
+            let confirmations = client.confirmationsNoLongerWaiting(after: next.prefixes)
             clients[id] = client
             budget.charge(now: SystemClock.monotonicNanoseconds())
             for prefix in next.prefixes { subscribe(id, prefix, catchingUp: true) }
-            startResume(id, from: next.point, prefixes: next.prefixes)
+            // The other prefixes of the subscribes this catch-up answers go ahead of its marker
+            // too, so that its reply vouches for them as well.
+            for confirmation in confirmations {
+                for prefix in confirmation.prefixes { subscribeNowIfWaiting(prefix, orWhatCovers: id) }
+            }
+            startResume(id, from: next.point, prefixes: next.prefixes, confirmations: confirmations)
         }
         counters.resumesWaiting.store(turns.waiting, ordering: .relaxed)
     }
@@ -903,7 +944,9 @@ final class BrokerLink {
 
     /// A round that catches `id` up on `prefixes`, asking only for what they can hold
     /// (`ResumeScope`).
-    private func startResume(_ id: ClientID, from point: ResumePoint, prefixes: [[UInt8]]) {
+    private func startResume(
+        _ id: ClientID, from point: ResumePoint, prefixes: [[UInt8]], confirmations: [Confirmation]
+    ) {
         let token: String
         switch point {
         case .lastValue:
@@ -916,7 +959,8 @@ final class BrokerLink {
         }
         turns.started()
         clients[id]?.resume = Resume(
-            token: token, point: point, prefixes: prefixes, historyAtStart: lastHistorySequence)
+            token: token, point: point, prefixes: prefixes, historyAtStart: lastHistorySequence,
+            confirmations: confirmations)
         counters.resumes.add(1, ordering: .relaxed)
     }
 
@@ -1025,6 +1069,16 @@ final class BrokerLink {
             // when the marker came already, it was unsubscribed then: this does nothing).
             try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
             return freePlace(of: round)
+        }
+        // The broker served the request once it had the round's marker subscription, and so
+        // every prefix subscribed before it: the subscribes this catch-up answers are answered,
+        // ahead of its values. (On a failure too: the client is told why next, and its
+        // requests must not wait for ever.)
+        if let id = round.client, let resume = clients[id]?.resume, resume.token == token,
+            !resume.confirmations.isEmpty
+        {
+            clients[id]!.resume!.confirmations = []
+            for confirmation in resume.confirmations { deliver(confirmation) }
         }
         let release: SnapshotCatchUp<HeldLive>.Release
         if case .success(let reply) = result, var replay = round.replay, let step = replay.take(reply) {

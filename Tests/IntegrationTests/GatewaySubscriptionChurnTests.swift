@@ -201,16 +201,75 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
     func testSubscribedWaitsForTheSubscriptionsQueuedAheadOfIt() throws {
         let port = try FreePort.find()
         let daemon = try Daemon(configuration: httpSection(port: port)).waitForGateway(port: port)
-        let run = try RunningProgram(
-            URL(fileURLWithPath: "/usr/bin/python3"),
-            [script("http_clients.py"), "ws-behind-flood", "\(port)", daemon.xpub, daemon.pull, "50000"]
-        ).finish(timeout: 60)
-        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
-        let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
-        XCTAssertEqual(result["received"] as? Bool, true, "the message pushed once told subscribed: \(run.stdout)")
+        let result = try runBehindFlood("ws-behind-flood", daemon, port: port)
         print(
             "figure: behind 50,000 queued subscriptions, subscribed came after \(result["subscribed_after_s"] ?? "?") s"
         )
+    }
+
+    /// A prefix that holds a cached one (`job.` holds `job.cached.`) starts with a catch-up of
+    /// the cached values. Its reply comes at the catch-up's reply, which the broker gives once
+    /// it has the round's marker subscription, and so the prefix subscribed before it: with
+    /// 50,000 subscription frames queued ahead, a message on an uncached topic under it, pushed
+    /// when the client reads `subscribed`, arrives, after the cached value. Answered before the
+    /// catch-up, as it was, the message went through the loop ahead of the subscription and
+    /// was lost.
+    func testASubscribeWithACatchUpIsAnsweredOnceTheBrokerForwardsItsPrefix() throws {
+        let (daemon, port) = try daemonCachingAJobValue()
+        let result = try runBehindFlood("ws-behind-flood", daemon, port: port, ["job.", "job.4.done"])
+        let messages = (result["frames"] as? [[String: Any]] ?? []).compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(
+            messages.map { "\($0["type"] ?? "") \($0["prefix"] ?? $0["topic"] ?? "")" },
+            ["subscribed job.", "message job.cached.a", "message job.4.done"], "\(result)")
+        print(
+            "figure: with a catch-up, behind 50,000 queued subscriptions, subscribed came after \(result["subscribed_after_s"] ?? "?") s"
+        )
+    }
+
+    /// The same for an event stream: a stream of a prefix that holds a cached one gets its
+    /// `subscribed` event at its catch-up's reply, before the values. Sent before the catch-up,
+    /// as it was, a message pushed then was lost.
+    func testAnEventStreamWithACatchUpGetsItsSubscribedEventOnceTheBrokerForwardsItsPrefix() throws {
+        let (daemon, port) = try daemonCachingAJobValue()
+        let result = try runBehindFlood("sse-behind-flood", daemon, port: port, ["job.", "job.5.done"])
+        XCTAssertEqual(result["status"] as? Int, 200, "\(result)")
+        let events = (result["events"] as? [[String: Any]] ?? []).map { event in
+            let data = event["data"] as? [String: Any] ?? [:]
+            return "\(event["event"] ?? "") \(data["topic"] ?? (data["prefixes"] as? [String])?.joined() ?? "")"
+        }
+        XCTAssertEqual(events, ["subscribed job.", "message job.cached.a", "message job.5.done"], "\(result)")
+    }
+
+    /// The Python `command` (`ws-behind-flood` or `sse-behind-flood`, with `arguments`) with
+    /// 50,000 subscription frames queued at the broker's XPUB ahead of the gateway's: its
+    /// result, once checked that the message pushed when the client was told it is subscribed
+    /// arrived.
+    private func runBehindFlood(
+        _ command: String, _ daemon: Daemon, port: Int, _ arguments: [String] = [], file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws -> [String: Any] {
+        let run = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [script("http_clients.py"), command, "\(port)", daemon.xpub, daemon.pull, "50000"] + arguments
+        ).finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr, file: file, line: line)
+        let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr, file: file, line: line)
+        XCTAssertEqual(
+            result["received"] as? Bool, true, "the message pushed once told subscribed: \(run.stdout)", file: file,
+            line: line)
+        return result
+    }
+
+    /// A gateway over a cache of `job.cached.`, which holds one value.
+    private func daemonCachingAJobValue() throws -> (Daemon, Int) {
+        let port = try FreePort.find()
+        let daemon = try Daemon(configuration: "[last_value]\nprefixes = [\"job.cached.\"]\n" + httpSection(port: port))
+            .waitForGateway(port: port)
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("job.cached.a", "1"))
+        try Wait.until("the broker caches job.cached.a") { try daemon.stats().lastValue.entries == 1 }
+        return (daemon, port)
     }
 
     /// One subscribe naming a prefix under the last-value cache and one that is not: the cached

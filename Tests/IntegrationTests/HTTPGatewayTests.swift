@@ -75,16 +75,21 @@ final class HTTPGatewayTests: XCTestCase {
         FileManager.default.temporaryDirectory.appendingPathComponent("zpub-ready-\(UUID().uuidString)").path
     }
 
-    /// The Python SSE reader on /events`query`, once its stream is open (its response head has
-    /// arrived): `count` events, resuming after `lastEventID` ("-": none), ending early at an
-    /// event on `untilTopic`.
+    /// The Python SSE reader on /events`query`, once its stream is subscribed (its `subscribed`
+    /// event came) or, with `subscribed` false, open (its response head came): `count` events,
+    /// resuming after `lastEventID` ("-": none), ending early at an event on `untilTopic`.
     private func openSSEReader(
-        port: Int, _ query: String, count: Int, lastEventID: String = "-", untilTopic: String? = nil
+        port: Int, _ query: String, count: Int, lastEventID: String = "-", untilTopic: String? = nil,
+        subscribed: Bool = true
     ) throws -> RunningProgram {
         let ready = readyFile()
         let reader = try python(
             ["sse", "\(port)", query, "\(count)", lastEventID, ready] + (untilTopic.map { [$0] } ?? []))
-        try Wait.until("the SSE client is connected") { FileManager.default.fileExists(atPath: ready) }
+        if subscribed {
+            try Wait.until("the SSE client is subscribed") { FileManager.default.fileExists(atPath: ready) }
+        } else {
+            try Wait.until("the SSE client is connected") { reader.stdoutSoFar.contains(#""status": "#) }
+        }
         return reader
     }
 
@@ -884,7 +889,9 @@ final class HTTPGatewayTests: XCTestCase {
         // Shorter than the 5 s REPLAY waits for the loop, so the replay succeeds.
         let (daemon, port, clients, push, stalled) = try stalledHistoryGateway(stallMilliseconds: 3_000)
         defer { withExtendedLifetime((daemon, clients)) {} }
-        let reader = try openSSEReader(port: port, "?prefix=news.", count: 5, lastEventID: "h3", untilTopic: "news.x")
+        // Connected, not subscribed: its `subscribed` event comes with the replay's reply.
+        let reader = try openSSEReader(
+            port: port, "?prefix=news.", count: 5, lastEventID: "h3", untilTopic: "news.x", subscribed: false)
         try push.send(frames: frames("news.x", "live"))
         try XCTSkipIf(
             Date().timeIntervalSince(stalled) > 2,
@@ -908,7 +915,9 @@ final class HTTPGatewayTests: XCTestCase {
         // SNAPSHOT the gateway's control thread may take for it first.
         let (daemon, port, clients, push, stalled) = try stalledHistoryGateway(stallMilliseconds: 20_000)
         defer { withExtendedLifetime(clients) {} }
-        let failed = try openSSEReader(port: port, "?prefix=orders.", count: 10, lastEventID: "h1")
+        // Its `subscribed` event would come with the failure.
+        let failed = try openSSEReader(
+            port: port, "?prefix=orders.", count: 10, lastEventID: "h1", subscribed: false)
         try XCTSkipIf(
             Date().timeIntervalSince(stalled) > 9, "the client took more than 9 s to connect: the replay may not fail")
         let run = try failed.finish(timeout: 40)

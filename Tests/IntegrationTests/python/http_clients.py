@@ -140,24 +140,31 @@ def ws_requests(port, requests, ready_prefix, ready_file, until_topic):
     ws.close()
 
 
-def ws_behind_flood(port, xpub, pull, count):
+def flood_subscriptions(context, xpub, count):
     """Queues COUNT subscription frames at the broker's XPUB from an XSUB of its own (the
-    forwarding loop applies them some 5 µs each), then subscribes job.4. over WebSocket; once told
-    `subscribed`, pushes job.4.done into PULL and waits up to 5 s for it. Prints when the reply
-    came and whether the message did."""
+    forwarding loop applies them some 5 µs each); returns the socket, to be closed after."""
     import zmq
-    context = zmq.Context()
-    push = context.socket(zmq.PUSH)
-    push.connect(pull)
     flood = context.socket(zmq.XSUB)
     flood.setsockopt(zmq.SNDHWM, 0)
     flood.setsockopt(zmq.LINGER, 0)
     flood.connect(xpub)
-    ws = websocket.create_connection(ws_url(port), timeout=20)
     for number in range(count):
         flood.send(b"\x01flood.%07d." % number)
+    return flood
+
+
+def ws_behind_flood(port, xpub, pull, count, prefix="job.4.", topic="job.4.done"):
+    """Queues COUNT subscription frames at the broker's XPUB (`flood_subscriptions`), then
+    subscribes PREFIX over WebSocket; once told `subscribed`, pushes TOPIC into PULL and waits
+    up to 5 s for it. Prints when the reply came, whether the message did, and the frames."""
+    import zmq
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.connect(pull)
+    ws = websocket.create_connection(ws_url(port), timeout=20)
+    flood = flood_subscriptions(context, xpub, count)
     started = time.monotonic()
-    ws.send(json.dumps({"op": "subscribe", "prefix": "job.4."}))
+    ws.send(json.dumps({"op": "subscribe", "prefix": prefix}))
     result = {"frames": []}
 
     def until(wanted):
@@ -173,15 +180,63 @@ def ws_behind_flood(port, xpub, pull, count):
 
     until(lambda message: message.get("type") == "subscribed")
     result["subscribed_after_s"] = round(time.monotonic() - started, 3)
-    push.send_multipart([b"job.4.done", b"44"])
+    push.send_multipart([topic.encode(), b"44"])
     ws.settimeout(5)
     try:
-        until(lambda message: message.get("topic") == "job.4.done")
+        until(lambda message: message.get("topic") == topic)
         result["received"] = True
     except websocket.WebSocketTimeoutException:
         result["received"] = False
     print(json.dumps(result), flush=True)
     ws.close()
+    flood.close()
+    push.close(linger=1000)
+    context.term()
+
+
+def sse_behind_flood(port, xpub, pull, count, prefix, topic):
+    """As ws_behind_flood, for an event stream of PREFIX: once its `subscribed` event came,
+    pushes TOPIC and waits up to 5 s for it. Prints the events (names and data), when the
+    `subscribed` event came and whether the message did."""
+    import zmq
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.connect(pull)
+    flood = flood_subscriptions(context, xpub, count)
+    started = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    connection.request("GET", "/events?prefix=" + prefix, headers={"Accept": "text/event-stream"})
+    response = connection.getresponse()
+    result = {"status": response.status, "events": []}
+    event = {}
+    try:
+        while True:
+            line = response.readline().decode("utf-8")
+            if line == "":
+                break
+            line = line.rstrip("\n")
+            if line.startswith(":"):
+                continue
+            if line != "":
+                name, _, value = line.partition(":")
+                event[name] = value[1:] if value.startswith(" ") else value
+                continue
+            if "data" in event:
+                data = json.loads(event["data"])
+                result["events"].append({"event": event.get("event", "message"), "data": data})
+                if event.get("event") == "subscribed":
+                    result["subscribed_after_s"] = round(time.monotonic() - started, 3)
+                    push.send_multipart([topic.encode(), b"45"])
+                    connection.sock.settimeout(5)
+                elif data.get("topic") == topic:
+                    result["received"] = True
+                    break
+            event = {}
+    except (socket.timeout, TimeoutError):
+        pass
+    result.setdefault("received", False)
+    print(json.dumps(result), flush=True)
+    connection.close()
     flood.close()
     push.close(linger=1000)
     context.term()
@@ -695,7 +750,9 @@ if __name__ == "__main__":
         ws_since(port, json.loads(rest[0]), rest[1], rest[2] if len(rest) > 2 and rest[2] != "-" else None,
                  rest[3] if len(rest) > 3 else "")
     elif command == "ws-behind-flood":
-        ws_behind_flood(port, rest[0], rest[1], int(rest[2]))
+        ws_behind_flood(port, rest[0], rest[1], int(rest[2]), *rest[3:5])
+    elif command == "sse-behind-flood":
+        sse_behind_flood(port, rest[0], rest[1], int(rest[2]), rest[3], rest[4])
     elif command == "ws-requests":
         ws_requests(port, json.loads(rest[0]), rest[1], rest[2], rest[3])
     elif command == "pipeline-burst":
