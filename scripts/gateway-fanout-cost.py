@@ -176,7 +176,8 @@ try:
                 state["events"] += count_frames(state)
 
     def count_frames(state):
-        """Whole text and binary frames in the buffer (the server's frames are not masked)."""
+        """Whole text and binary frames in the buffer (the server's frames are not masked), but
+        not the `subscribed` that confirms the URL's prefix."""
         buffer, at, frames = state["buffer"], 0, 0
         while len(buffer) - at >= 2:
             opcode, length, header = buffer[at] & 0x0F, buffer[at + 1] & 0x7F, 2
@@ -190,7 +191,8 @@ try:
                 length, header = int.from_bytes(buffer[at + 2:at + 10], "big"), 10
             if len(buffer) - at < header + length:
                 break
-            frames += opcode in (1, 2)
+            notice = buffer[at + header:at + header + length].startswith(b'{"type":"subscribed"')
+            frames += opcode == 2 or (opcode == 1 and not notice)
             at += header + length
         state["buffer"] = buffer[at:]
         return frames

@@ -152,15 +152,47 @@ final class BrokerLink {
         /// The prefixes that go live without a catch-up: a barrier vouches for them, or the
         /// reply of the catch-up the confirmation waits for (`Client.confirmationsAfterCatchUp`).
         let prefixes: [[UInt8]]
+        /// When it was asked for (monotonic ns): one that waits for a catch-up is given up on
+        /// after `catchUpConfirmationTimeoutNanoseconds`.
+        var asked = SystemClock.monotonicNanoseconds()
     }
 
-    /// An SSE stream's first event: the broker forwards its prefixes (with a catch-up, sent at
-    /// its reply, before its values). A page may start what it waits for once it has it.
-    static func subscribedEvent(_ prefixes: [[UInt8]]) -> ClientOutbox.Item {
-        let list = prefixes.map { WireFormat.jsonString(String(decoding: $0, as: UTF8.self)) }.joined(separator: ",")
-        return .notice(
-            WireFormat.chunk(
-                WireFormat.serverSentEvent(id: nil, event: "subscribed", data: Array("{\"prefixes\":[\(list)]}".utf8))))
+    /// A subscribe waits this long for its catch-up's reply at most: behind a crowd's catch-ups
+    /// (they take turns, four at a time, each of whose requests the broker may take 5 s to
+    /// answer) or a stalled control thread, its client's requests would wait without end. It
+    /// is then answered without the guarantee, as a barrier given up on is.
+    static let catchUpConfirmationTimeoutNanoseconds: UInt64 = 10_000_000_000
+    /// Clients with a confirmation that waits for a catch-up (`answerLateConfirmations`).
+    private var confirmingAfterCatchUp = Set<ClientID>()
+    private var lastLateConfirmationCheck: UInt64 = 0
+
+    /// What a new client is told once the broker forwards its first prefixes (with a catch-up,
+    /// at its reply, before its values); a page may start what it waits for then. An SSE
+    /// stream's first event, `subscribed`; a WebSocket's `subscribed` for each prefix in its
+    /// URL, as a `subscribe` would get (nil: none in the URL).
+    static func subscribedNotice(
+        _ kind: ClientOutbox.Kind, _ prefixes: [[UInt8]], resume: ResumePoint?
+    ) -> ClientOutbox.Item? {
+        let names = prefixes.map { String(decoding: $0, as: UTF8.self) }
+        switch kind {
+        case .serverSentEvents:
+            let list = names.map(WireFormat.jsonString).joined(separator: ",")
+            return .notice(
+                WireFormat.chunk(
+                    WireFormat.serverSentEvent(
+                        id: nil, event: "subscribed", data: Array("{\"prefixes\":[\(list)]}".utf8))))
+        case .webSocket:
+            guard !names.isEmpty else { return nil }
+            var since: UInt64?
+            if case .history(let after) = resume { since = after }
+            var frames = ByteBuffer()
+            for name in names {
+                var frame = WireFormat.webSocketFrame(
+                    opcode: .text, Array(WireFormat.subscribedJSON(prefix: name, since: since).utf8))
+                frames.writeBuffer(&frame)
+            }
+            return .notice(frames)
+        }
     }
     private var nextToken = 0
 
@@ -383,6 +415,7 @@ final class BrokerLink {
             }
             startWatermarkRoundIfDue(now: now)
             expireRoundsWithoutMarker(now: now)
+            answerLateConfirmations()
             for prefix in linger.expire(now: now) { setUpstream(prefix, subscribed: false) }
             subscribeWhatIsDue()
             askForBarrierIfDue()
@@ -401,26 +434,33 @@ final class BrokerLink {
         case .attach(let outbox, let prefixes, let resume, let keptAfter):
             clients[outbox.id] = Client(outbox: outbox)
             let stream = outbox.kind == .serverSentEvents
-            // A stream's event comes at the reply of its (last) catch-up, before the values.
-            let event = Confirmation(outbox: outbox, item: Self.subscribedEvent(prefixes), prefixes: [])
+            // The stream's event, or a WebSocket's `subscribed` for each of its URL's prefixes:
+            // once the broker forwards them; with a catch-up, at the reply of the (last) one,
+            // before what it brings.
+            let notice = Self.subscribedNotice(outbox.kind, prefixes, resume: resume)
+            func confirmAfterCatchUp(live: [[UInt8]] = [], of catchingUp: [[UInt8]]) {
+                guard let notice else { return }
+                confirm(Confirmation(outbox: outbox, item: notice, prefixes: live), afterCatchUpOf: catchingUp)
+            }
             if let keptAfter, let resume, resumeKeptExactly(outbox.id, prefixes, after: keptAfter, rest: resume) {
-                if stream { clients[outbox.id]!.confirmationsAfterCatchUp.append((event, prefixes)) }
+                confirmAfterCatchUp(of: prefixes)
                 waitForTurn(outbox.id)
             } else if let point = resume ?? (stream && overlapsCache(prefixes) ? .lastValue(after: 0) : nil) {
                 // An SSE stream's prefixes wait for its values together: an event id given
                 // before them would resume after values never sent.
                 clients[outbox.id]!.firstResume = (prefixes, point)
-                if stream { clients[outbox.id]!.confirmationsAfterCatchUp.append((event, prefixes)) }
+                confirmAfterCatchUp(of: prefixes)
                 waitForTurn(outbox.id)
             } else {
                 // Those with cached values start with a catch-up of them (only a WebSocket's:
-                // a stream's take the branch above); the others go live now (the stream's
-                // event says when: `confirmWhenForwarded`).
+                // a stream's take the branch above); the others go live now.
                 let (withValues, live) = splitByCachedValues(prefixes)
                 for prefix in live { subscribe(outbox.id, prefix) }
-                if stream { confirmWhenForwarded(Confirmation(outbox: outbox, item: event.item, prefixes: live)) }
-                if !withValues.isEmpty {
+                if withValues.isEmpty {
+                    if let notice { confirmWhenForwarded(Confirmation(outbox: outbox, item: notice, prefixes: live)) }
+                } else {
                     clients[outbox.id]!.firstResume = (withValues, .lastValue(after: 0))
+                    confirmAfterCatchUp(live: live, of: withValues)
                     waitForTurn(outbox.id)
                 }
             }
@@ -455,7 +495,7 @@ final class BrokerLink {
             if catchingUp.isEmpty {
                 confirmWhenForwarded(confirmation)
             } else {
-                clients[id]!.confirmationsAfterCatchUp.append((confirmation, catchingUp))
+                confirm(confirmation, afterCatchUpOf: catchingUp)
                 if client.resume == nil { waitForTurn(id) }
             }
         case .unsubscribe(let id, let prefix):
@@ -587,7 +627,8 @@ final class BrokerLink {
     /// the budget any more (`isForwarded`), and a barrier asked for after that has come back
     /// from the forwarding loop (the SUB's subscription reaches the broker some time after
     /// `setsockopt`; a prefix the client held already may have been subscribed a moment ago,
-    /// with the URL's). At once when it names none (all were waiting for a catch-up).
+    /// with the URL's). At once when it names none (an unsubscribe left a confirmation that
+    /// waited for a catch-up with nothing to wait for).
     private func confirmWhenForwarded(_ confirmation: Confirmation) {
         guard !confirmation.prefixes.isEmpty else { return deliver(confirmation) }
         confirmationsWaiting.append(confirmation)
@@ -597,6 +638,50 @@ final class BrokerLink {
 
     private func deliver(_ confirmation: Confirmation) {
         confirmation.outbox.confirm(confirmation.item)
+    }
+
+    /// Confirms at the reply of the catch-up that takes the last of `prefixes` (those waiting,
+    /// now, for a catch-up of its client).
+    private func confirm(_ confirmation: Confirmation, afterCatchUpOf prefixes: [[UInt8]]) {
+        let id = confirmation.outbox.id
+        clients[id]!.confirmationsAfterCatchUp.append((confirmation, prefixes))
+        confirmingAfterCatchUp.insert(id)
+    }
+
+    /// Answers the confirmations that have waited for their catch-up's reply longer than
+    /// `catchUpConfirmationTimeoutNanoseconds`, without it (looked at every 100 ms at most).
+    private func answerLateConfirmations() {
+        guard !confirmingAfterCatchUp.isEmpty else { return }
+        // Read now: the iteration's `now` is older than confirmations made by its commands.
+        let now = SystemClock.monotonicNanoseconds()
+        guard now &- lastLateConfirmationCheck > 100_000_000 else { return }
+        lastLateConfirmationCheck = now
+        let isLate = { (confirmation: Confirmation) in
+            now &- confirmation.asked > Self.catchUpConfirmationTimeoutNanoseconds
+        }
+        var late: [Confirmation] = []
+        for id in confirmingAfterCatchUp {
+            guard var client = clients[id] else {
+                confirmingAfterCatchUp.remove(id)
+                continue
+            }
+            late += client.confirmationsAfterCatchUp.map(\.confirmation).filter(isLate)
+            client.confirmationsAfterCatchUp.removeAll { isLate($0.confirmation) }
+            if let waiting = client.resume?.confirmations {
+                late += waiting.filter(isLate)
+                client.resume!.confirmations.removeAll(where: isLate)
+            }
+            if client.confirmationsAfterCatchUp.isEmpty, client.resume?.confirmations.isEmpty ?? true {
+                confirmingAfterCatchUp.remove(id)
+            }
+            clients[id] = client
+        }
+        guard !late.isEmpty else { return }
+        for confirmation in late { deliver(confirmation) }
+        counters.catchUpConfirmationsGivenUp.add(UInt64(late.count), ordering: .relaxed)
+        logger.warning(
+            "http gateway: \(late.count) subscribes waited more than \(Self.catchUpConfirmationTimeoutNanoseconds / 1_000_000_000) s for their catch-up (catch-ups waiting for their turn: \(turns.waiting)); answered without it, their first messages may be lost"
+        )
     }
 
     private func deliverConfirmationsInFlight() {

@@ -159,8 +159,8 @@ final class ClientOutbox: Sendable {
     }
 
     /// Queues a subscribe's confirmation (any thread, never blocks), behind the messages queued
-    /// before it and outside the limit: a WebSocket session has one outstanding at a time, an
-    /// SSE stream gets one (its `subscribed` event).
+    /// before it and outside the limit: a WebSocket session has one outstanding at a time (and
+    /// gets one notice for its URL's prefixes), an SSE stream gets one (its `subscribed` event).
     func confirm(_ item: Item) {
         let drainNow = state.withLock { state -> Bool in
             guard !state.closed else { return false }

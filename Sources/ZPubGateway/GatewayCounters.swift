@@ -53,6 +53,9 @@ final class GatewayCounters: Sendable {
     /// Subscription barriers the forwarding loop did not answer in time (`BrokerLink`): their
     /// subscribes were answered without them.
     let barriersGivenUp = Atomic<UInt64>(0)
+    /// Subscribes (and SSE `subscribed` events) answered without their catch-up's reply, which
+    /// did not come in time (`BrokerLink.catchUpConfirmationTimeoutNanoseconds`).
+    let catchUpConfirmationsGivenUp = Atomic<UInt64>(0)
     let resumes = Atomic<UInt64>(0)
     /// Catch-ups waiting for their turn to ask the broker (`ResumeTurns`).
     let resumesWaiting = Atomic<Int>(0)
@@ -128,6 +131,7 @@ final class GatewayCounters: Sendable {
             upstreamWaiting: upstreamWaiting.load(ordering: .relaxed),
             upstreamDelayed: upstreamDelayed.load(ordering: .relaxed),
             barriersGivenUp: barriersGivenUp.load(ordering: .relaxed),
+            catchUpConfirmationsGivenUp: catchUpConfirmationsGivenUp.load(ordering: .relaxed),
             resumes: resumes.load(ordering: .relaxed),
             resumesWaiting: resumesWaiting.load(ordering: .relaxed),
             controlRequests: controlRequests.withLock { table in
@@ -175,6 +179,7 @@ final class GatewayCounters: Sendable {
         var upstreamWaiting: Int
         var upstreamDelayed: UInt64
         var barriersGivenUp: UInt64
+        var catchUpConfirmationsGivenUp: UInt64
         var resumes: UInt64
         var resumesWaiting: Int
         /// Per command word (STATS, REPLAY, ...).
@@ -212,6 +217,7 @@ final class GatewayCounters: Sendable {
             case upstreamWaiting = "upstream_waiting"
             case upstreamDelayed = "upstream_delayed"
             case barriersGivenUp = "barriers_given_up"
+            case catchUpConfirmationsGivenUp = "catch_up_confirmations_given_up"
             case resumedValues = "resumed_values"
             case resumesWaiting = "resumes_waiting"
             case controlRequests = "control_requests"

@@ -223,6 +223,10 @@ struct PrometheusText {
             "Subscribes answered without the forwarding loop's confirmation, which did not come within 5 s",
             [([:], Double(gateway.barriersGivenUp))])
         counter(
+            "zpub_http_catch_up_confirmations_given_up_total",
+            "Subscribes with a catch-up answered without its reply, which did not come within 10 s",
+            [([:], Double(gateway.catchUpConfirmationsGivenUp))])
+        counter(
             "zpub_http_resumes_total",
             "Catch-ups: reconnections (Last-Event-ID, since) and new clients of cached prefixes",
             [([:], Double(gateway.resumes))])

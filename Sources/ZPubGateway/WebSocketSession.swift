@@ -233,7 +233,8 @@ final class WebSocketSession: ChannelInboundHandler {
 
     /// Requests read while the connection could not take their replies, answered once it can,
     /// or while a subscribe waits for the broker (`awaitingConfirmation`, usually well under a
-    /// millisecond; as long as `upstream_subscriptions_per_s` makes it).
+    /// millisecond; as long as `upstream_subscriptions_per_s` makes it, or a catch-up takes to
+    /// be answered, up to 10 s).
     /// A client that sends requests and does not read the replies had every request of a read
     /// answered at once (a request naming 64 prefixes gets 64 replies: ten times its size),
     /// the replies queued whatever the water mark. NIO reads no more while the connection is
@@ -507,8 +508,7 @@ final class WebSocketSession: ChannelInboundHandler {
             }
             prefixes.insert(bytes)
             accepted.append(bytes)
-            let sinceField = since.map { ",\"since\":\($0)" } ?? ""
-            send(context, "{\"type\":\"subscribed\",\"prefix\":\(WireFormat.jsonString(prefix))\(sinceField)}")
+            send(context, WireFormat.subscribedJSON(prefix: prefix, since: since))
         }
     }
 

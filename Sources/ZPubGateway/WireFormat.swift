@@ -76,6 +76,12 @@ enum WireFormat {
 
     static func jsonString(_ text: String) -> String { MessageJSON.jsonString(text) }
 
+    /// A WebSocket client's `{"type":"subscribed","prefix":...}` (with `"since"` when a replay
+    /// comes with it): the reply to a `subscribe`, and the notice of a URL's prefix.
+    static func subscribedJSON(prefix: String, since: UInt64? = nil) -> String {
+        "{\"type\":\"subscribed\",\"prefix\":\(jsonString(prefix))\(since.map { ",\"since\":\($0)" } ?? "")}"
+    }
+
     /// What a client is told of a refusal or a failure, over WebSocket as a text frame and over
     /// SSE as an `error` event: `{"type":"error","code":...,"message":...}`, with the prefix
     /// or topic it concerns.

@@ -226,6 +226,67 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         )
     }
 
+    /// A prefix in a WebSocket URL gets the same `subscribed` a request would, unasked, once the
+    /// broker forwards it: behind 50,000 queued subscription frames, a message pushed when the
+    /// client reads it arrives. Before, a URL client had nothing to wait for but the upgrade,
+    /// which comes before the gateway has even subscribed.
+    func testAWebSocketURLsPrefixIsConfirmedOnceTheBrokerForwardsIt() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(configuration: httpSection(port: port)).waitForGateway(port: port)
+        let result = try runBehindFlood("ws-behind-flood", daemon, port: port, ["job.6.", "job.6.done", "url"])
+        let messages = (result["frames"] as? [[String: Any]] ?? []).compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(
+            messages.map { "\($0["type"] ?? "") \($0["prefix"] ?? $0["topic"] ?? "")" },
+            ["subscribed job.6.", "message job.6.done"], "\(result)")
+    }
+
+    /// A subscribe whose catch-up is not answered within 10 s is answered without it, as a
+    /// barrier given up on is: the log says so and /metrics counts it. Here the forwarding
+    /// loop is held 25 s by a test hook and three streams' catch-ups are ahead of the client's
+    /// on the gateway's one control thread, each SNAPSHOT waiting 5 s for the loop: its own
+    /// would fail only after 20 s, and its reply would wait for that.
+    func testASubscribeWaitsAtMostTenSecondsForItsCatchUp() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: "[last_value]\nprefixes = [\"state.\"]\n" + httpSection(port: port),
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "25000"]
+        ).waitForGateway(port: port)
+        daemon.signal(SIGUSR2)
+        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        let streams = try (0..<3).map { _ in
+            try RunningProgram(
+                URL(fileURLWithPath: "/usr/bin/python3"),
+                [script("http_clients.py"), "sse", "\(port)", "?prefix=state.", "1"])
+        }
+        // Open, and so attached (with their catch-ups asked) before the client's subscribe.
+        for stream in streams {
+            try Wait.until("a stream is open") { stream.stdoutSoFar.contains(#""status": "#) }
+        }
+        let ready = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-ready-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: ready) }
+        let asked = Date()
+        let client = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                script("http_clients.py"), "ws-requests", "\(port)", #"[{"op":"subscribe","prefix":"state."}]"#,
+                "state.", ready, "state.end",
+            ])
+        try Wait.until("the client is told subscribed", timeout: 40) { FileManager.default.fileExists(atPath: ready) }
+        // Not before the 10 s, and not with its SNAPSHOT's failure, which comes 20 s after it
+        // was asked (four in turn on the control thread, 5 s each) at the soonest.
+        let waited = Date().timeIntervalSince(asked)
+        XCTAssertGreaterThanOrEqual(waited, 10, "answered before the 10 s were up")
+        XCTAssertLessThan(waited, 19, "answered by the catch-up's failure, not given up on")
+        XCTAssertTrue(daemon.log.contains("subscribes waited more than 10 s for their catch-up"), daemon.log)
+        // /metrics asks the broker too, which answers once the loop runs again. (The later
+        // streams' events are given up on too.)
+        try Wait.until("/metrics counts it", timeout: 40) {
+            (try? HTTPProbe.metrics(port: port))?["zpub_http_catch_up_confirmations_given_up_total"] ?? 0 >= 1
+        }
+        withExtendedLifetime((client, streams)) {}
+    }
+
     /// The same for an event stream: a stream of a prefix that holds a cached one gets its
     /// `subscribed` event at its catch-up's reply, before the values. Sent before the catch-up,
     /// as it was, a message pushed then was lost.

@@ -654,11 +654,12 @@ final class HTTPGatewayTests: XCTestCase {
 
         let ws = try webSocket.finish(timeout: 20)
         XCTAssertEqual(ws.status, 0, ws.stderr)
+        // The URL's prefix is confirmed first, at the catch-up's reply, then the notice.
         let frames = jsonLines(ws.stdout).compactMap { $0["message"] as? [String: Any] }
-        XCTAssertEqual(frames.first?["type"] as? String, "truncated", ws.stdout)
+        XCTAssertEqual(frames.prefix(2).map { $0["type"] as? String }, ["subscribed", "truncated"], ws.stdout)
         let wsValues = webSocketMessages(ws.stdout).compactMap { $0["topic"] as? String }.dropLast()
         XCTAssertEqual(Array(wsValues), Array(topics.suffix(wsValues.count)), ws.stdout)
-        XCTAssertEqual((frames.first?["left_out"] as? NSNumber)?.intValue, topics.count - wsValues.count, ws.stdout)
+        XCTAssertEqual((frames[1]["left_out"] as? NSNumber)?.intValue, topics.count - wsValues.count, ws.stdout)
         XCTAssertEqual(
             try HTTPProbe.metrics(port: port)["zpub_http_values_left_out_total"],
             Double(2 * topics.count - values.count - wsValues.count))
@@ -1124,8 +1125,9 @@ final class HTTPGatewayTests: XCTestCase {
         let (messages, stdout) = try catchUpOverWebSocket(
             port: port, query: "?prefix=b.&prefix=c.&since=0", push: push, live: frames("b.end", "live"))
         XCTAssertEqual(
-            messages.map { "\($0["type"] ?? "")/\($0["payload"] ?? "")" },
-            quiet.map { "message/\($0)" } + ["caught_up/", "message/live"], stdout)
+            messages.map { "\($0["type"] ?? "")/\($0["prefix"] ?? $0["payload"] ?? "")" },
+            ["subscribed/b.", "subscribed/c."] + quiet.map { "message/\($0)" } + ["caught_up/", "message/live"],
+            stdout)
         let afterWebSocket = try controlRequests(port: port)
         XCTAssertEqual((afterWebSocket["REPLAY"] ?? 0) - (afterSSE["REPLAY"] ?? 0), 1, "\(afterWebSocket)")
         XCTAssertEqual((afterWebSocket["HISTORY"] ?? 0) - (afterSSE["HISTORY"] ?? 0), 1, "\(afterWebSocket)")
@@ -1358,8 +1360,8 @@ final class HTTPGatewayTests: XCTestCase {
         let (messages, stdout) = try catchUpOverWebSocket(
             port: port, query: "?prefix=h.&since=7", push: push, live: frames("h.end", "11"))
         XCTAssertEqual(
-            messages.map { "\($0["type"] ?? "")/\(($0["seq"] as? NSNumber)?.intValue ?? 0)" },
-            ["message/8", "message/9", "message/10", "caught_up/0", "message/11"], stdout)
+            messages.map { "\($0["type"] ?? "")/\(($0["seq"] ?? $0["since"]) as? NSNumber ?? 0)" },
+            ["subscribed/7", "message/8", "message/9", "message/10", "caught_up/0", "message/11"], stdout)
 
         let refused = try python(["ws-since", "\(port)", "[]", "h.end", "-", "?prefix=h.&since=yesterday"])
             .finish(timeout: 20)

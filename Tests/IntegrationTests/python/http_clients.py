@@ -82,9 +82,11 @@ def ws_subscribe(port, prefixes, count, ready_file=None, publish=None, token=Non
 
 def ws_since(port, requests, until_topic, ready_file, query=""):
     """Sends each subscribe request (JSON objects, e.g. with "since"), writes ready_file once all
-    are acknowledged (and ready_file + ".caught_up" at a caught_up message), and prints every
-    frame as a JSON line until a message on until_topic. With no requests (prefixes and since in
-    the query), ready_file is written once connected; a refused upgrade prints its status."""
+    are acknowledged, and the query's prefixes confirmed too (and ready_file + ".caught_up" at a
+    caught_up message), and prints every frame as a JSON line until a message on until_topic.
+    With neither requests nor prefixes, ready_file is written once connected; a refused upgrade
+    prints its status."""
+    from urllib.parse import parse_qs
     try:
         ws = websocket.create_connection(ws_url(port, query), timeout=20)
     except websocket.WebSocketBadStatusException as error:
@@ -92,7 +94,9 @@ def ws_since(port, requests, until_topic, ready_file, query=""):
         return
     for request in requests:
         ws.send(json.dumps(request))
-    if not requests and ready_file:
+    # The gateway confirms each of the URL's prefixes with a `subscribed`, as a request's.
+    expected = len(requests) + len(parse_qs(query.lstrip("?")).get("prefix", []))
+    if expected == 0 and ready_file:
         open(ready_file, "w").close()
     acknowledged = 0
     while True:
@@ -106,7 +110,7 @@ def ws_since(port, requests, until_topic, ready_file, query=""):
         message = frame["message"]
         if message.get("type") in ("subscribed", "unsubscribed", "error") and "prefix" in message:
             acknowledged += 1
-            if acknowledged == len(requests) and ready_file:
+            if acknowledged == expected and ready_file:
                 open(ready_file, "w").close()
         if message.get("type") == "caught_up" and ready_file:
             open(ready_file + ".caught_up", "w").close()
@@ -119,7 +123,7 @@ def ws_requests(port, requests, ready_prefix, ready_file, until_topic):
     """Sends every request (JSON objects) back to back, writes ready_file as soon as the reply
     `subscribed` for ready_prefix arrives, and prints every frame as a JSON line, each with the
     seconds since the requests were sent, until a message on until_topic."""
-    ws = websocket.create_connection(ws_url(port), timeout=20)
+    ws = websocket.create_connection(ws_url(port), timeout=60)
     started = time.monotonic()
     for request in requests:
         ws.send(json.dumps(request))
@@ -153,18 +157,24 @@ def flood_subscriptions(context, xpub, count):
     return flood
 
 
-def ws_behind_flood(port, xpub, pull, count, prefix="job.4.", topic="job.4.done"):
+def ws_behind_flood(port, xpub, pull, count, prefix="job.4.", topic="job.4.done", via="request"):
     """Queues COUNT subscription frames at the broker's XPUB (`flood_subscriptions`), then
-    subscribes PREFIX over WebSocket; once told `subscribed`, pushes TOPIC into PULL and waits
-    up to 5 s for it. Prints when the reply came, whether the message did, and the frames."""
+    subscribes PREFIX over WebSocket (VIA a request, or "url": in the URL); once told
+    `subscribed`, pushes TOPIC into PULL and waits up to 5 s for it. Prints when the reply came,
+    whether the message did, and the frames."""
     import zmq
     context = zmq.Context()
     push = context.socket(zmq.PUSH)
     push.connect(pull)
-    ws = websocket.create_connection(ws_url(port), timeout=20)
-    flood = flood_subscriptions(context, xpub, count)
-    started = time.monotonic()
-    ws.send(json.dumps({"op": "subscribe", "prefix": prefix}))
+    if via == "url":
+        flood = flood_subscriptions(context, xpub, count)
+        started = time.monotonic()
+        ws = websocket.create_connection(ws_url(port, "?prefix=" + prefix), timeout=20)
+    else:
+        ws = websocket.create_connection(ws_url(port), timeout=20)
+        flood = flood_subscriptions(context, xpub, count)
+        started = time.monotonic()
+        ws.send(json.dumps({"op": "subscribe", "prefix": prefix}))
     result = {"frames": []}
 
     def until(wanted):
@@ -750,7 +760,7 @@ if __name__ == "__main__":
         ws_since(port, json.loads(rest[0]), rest[1], rest[2] if len(rest) > 2 and rest[2] != "-" else None,
                  rest[3] if len(rest) > 3 else "")
     elif command == "ws-behind-flood":
-        ws_behind_flood(port, rest[0], rest[1], int(rest[2]), *rest[3:5])
+        ws_behind_flood(port, rest[0], rest[1], int(rest[2]), *rest[3:6])
     elif command == "sse-behind-flood":
         sse_behind_flood(port, rest[0], rest[1], int(rest[2]), rest[3], rest[4])
     elif command == "ws-requests":
