@@ -155,6 +155,11 @@ final class BrokerLink {
         /// When it was asked for (monotonic ns): one that waits for a catch-up is given up on
         /// after `catchUpConfirmationTimeoutNanoseconds`.
         var asked = SystemClock.monotonicNanoseconds()
+        /// A WebSocket URL's prefixes, whose `subscribed` (`item`) is made again when it is
+        /// delivered, for those the client still holds: one it has unsubscribed meanwhile got
+        /// its `unsubscribed` already, and a `subscribed` after it would look like the reply
+        /// to a subscribe sent since.
+        var urlPrefixes: (prefixes: [[UInt8]], since: UInt64?)?
     }
 
     /// A subscribe waits this long for its catch-up's reply at most: behind a crowd's catch-ups
@@ -171,7 +176,7 @@ final class BrokerLink {
     /// stream's first event, `subscribed`; a WebSocket's `subscribed` for each prefix in its
     /// URL, as a `subscribe` would get (nil: none in the URL).
     static func subscribedNotice(
-        _ kind: ClientOutbox.Kind, _ prefixes: [[UInt8]], resume: ResumePoint?
+        _ kind: ClientOutbox.Kind, _ prefixes: [[UInt8]], since: UInt64?
     ) -> ClientOutbox.Item? {
         let names = prefixes.map { String(decoding: $0, as: UTF8.self) }
         switch kind {
@@ -183,8 +188,6 @@ final class BrokerLink {
                         id: nil, event: "subscribed", data: Array("{\"prefixes\":[\(list)]}".utf8))))
         case .webSocket:
             guard !names.isEmpty else { return nil }
-            var since: UInt64?
-            if case .history(let after) = resume { since = after }
             var frames = ByteBuffer()
             for name in names {
                 var frame = WireFormat.webSocketFrame(
@@ -437,10 +440,18 @@ final class BrokerLink {
             // The stream's event, or a WebSocket's `subscribed` for each of its URL's prefixes:
             // once the broker forwards them; with a catch-up, at the reply of the (last) one,
             // before what it brings.
-            let notice = Self.subscribedNotice(outbox.kind, prefixes, resume: resume)
+            var since: UInt64?
+            if case .history(let after) = resume { since = after }
+            let notice = Self.subscribedNotice(outbox.kind, prefixes, since: since)
+            func confirmation(live: [[UInt8]]) -> Confirmation? {
+                guard let notice else { return nil }
+                var confirmation = Confirmation(outbox: outbox, item: notice, prefixes: live)
+                if !stream { confirmation.urlPrefixes = (prefixes, since) }
+                return confirmation
+            }
             func confirmAfterCatchUp(live: [[UInt8]] = [], of catchingUp: [[UInt8]]) {
-                guard let notice else { return }
-                confirm(Confirmation(outbox: outbox, item: notice, prefixes: live), afterCatchUpOf: catchingUp)
+                guard let confirmation = confirmation(live: live) else { return }
+                confirm(confirmation, afterCatchUpOf: catchingUp)
             }
             if let keptAfter, let resume, resumeKeptExactly(outbox.id, prefixes, after: keptAfter, rest: resume) {
                 confirmAfterCatchUp(of: prefixes)
@@ -457,7 +468,7 @@ final class BrokerLink {
                 let (withValues, live) = splitByCachedValues(prefixes)
                 for prefix in live { subscribe(outbox.id, prefix) }
                 if withValues.isEmpty {
-                    if let notice { confirmWhenForwarded(Confirmation(outbox: outbox, item: notice, prefixes: live)) }
+                    if let confirmation = confirmation(live: live) { confirmWhenForwarded(confirmation) }
                 } else {
                     clients[outbox.id]!.firstResume = (withValues, .lastValue(after: 0))
                     confirmAfterCatchUp(live: live, of: withValues)
@@ -637,7 +648,16 @@ final class BrokerLink {
     }
 
     private func deliver(_ confirmation: Confirmation) {
-        confirmation.outbox.confirm(confirmation.item)
+        guard let url = confirmation.urlPrefixes else { return confirmation.outbox.confirm(confirmation.item) }
+        let id = confirmation.outbox.id
+        let held = url.prefixes.filter {
+            index.prefixes(of: id).contains($0) || clients[id]?.waitsToCatchUp($0) == true
+        }
+        if held.count == url.prefixes.count {
+            confirmation.outbox.confirm(confirmation.item)
+        } else if let item = Self.subscribedNotice(.webSocket, held, since: url.since) {
+            confirmation.outbox.confirm(item)
+        }
     }
 
     /// Confirms at the reply of the catch-up that takes the last of `prefixes` (those waiting,

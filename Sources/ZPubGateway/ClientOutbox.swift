@@ -24,8 +24,9 @@ final class ClientOutbox: Sendable {
         /// Nothing to write: the broker forwards the prefixes of the WebSocket subscribe with
         /// this ticket. Told to the session in order with the messages (`SubscriptionConfirmed`).
         case confirmation(UInt64)
-        /// The gateway's own SSE event (`subscribed`), already an HTTP chunk: written as the
-        /// others, not counted as a message.
+        /// The gateway's own SSE event (`subscribed`), already an HTTP chunk, or WebSocket
+        /// frames (`subscribed` for a URL's prefixes): written as the others, not counted as a
+        /// message.
         case notice(ByteBuffer)
 
         var byteCount: Int {

@@ -20,6 +20,8 @@ final class WebSocketSession: ChannelInboundHandler {
     /// canonically equivalent spellings ("é" precomposed or not) for one, and each spelling
     /// held that way was a new prefix upstream that no limit counted.
     private var prefixes: Set<[UInt8]> = []
+    /// The URL's prefixes, in its order (each once): the link confirms them in that order.
+    private let urlPrefixes: [[UInt8]]
     /// `?since=` in the URL: the URL's prefixes resume from this history sequence.
     private let since: UInt64?
     private var credentials: Credentials
@@ -57,7 +59,9 @@ final class WebSocketSession: ChannelInboundHandler {
             credentials = Credentials()
             refusedAtStart = rejection
         }
-        prefixes = Set(target.values("prefix").map { Array($0.utf8) })
+        var seen = Set<[UInt8]>()
+        urlPrefixes = target.values("prefix").map { Array($0.utf8) }.filter { seen.insert($0).inserted }
+        prefixes = seen
         since = target.value("since").flatMap { UInt64($0) }
     }
 
@@ -87,7 +91,7 @@ final class WebSocketSession: ChannelInboundHandler {
         // Prefixes in the URL (?prefix=...) were checked before the upgrade.
         // With ?since=: every kept message under them after that sequence first.
         shared.linkMailbox.post(
-            .attach(outbox, prefixes: Array(prefixes), resume: since.map { .history(after: $0) }))
+            .attach(outbox, prefixes: urlPrefixes, resume: since.map { .history(after: $0) }))
         startPings(context)
         scheduleExpiry(context)
         if let user = credentials.user {

@@ -240,6 +240,28 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
             ["subscribed job.6.", "message job.6.done"], "\(result)")
     }
 
+    /// A URL's prefix that the client unsubscribes before it is confirmed (here it waits for the
+    /// budget) gets no `subscribed` after its `unsubscribed`: that would read as the reply to a
+    /// subscribe sent since. The URL's other prefix is confirmed as usual.
+    func testAURLPrefixUnsubscribedBeforeItIsConfirmedIsNotConfirmed() throws {
+        let filled = try BudgetFilled(script: script("http_clients.py"))
+        let client = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                script("http_clients.py"), "ws-requests", "\(filled.port)",
+                #"[{"op":"unsubscribe","prefix":"job.7."}]"#, "job.8.", filled.ready, "job.8.done",
+                "?prefix=job.7.&prefix=job.8.",
+            ])
+        try filled.pushOnceTold(prefix: "job.8.", frames("job.8.done", "48"))
+        let run = try client.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        let replies = jsonLines(run.stdout).compactMap { $0["message"] as? [String: Any] }
+        XCTAssertEqual(
+            replies.map { "\($0["type"] ?? "") \($0["prefix"] ?? $0["topic"] ?? "")" },
+            ["unsubscribed job.7.", "subscribed job.8.", "message job.8.done"], run.stdout)
+        try filled.assertTheyWaited()
+    }
+
     /// A subscribe whose catch-up is not answered within 10 s is answered without it, as a
     /// barrier given up on is: the log says so and /metrics counts it. Here the forwarding
     /// loop is held 25 s by a test hook and three streams' catch-ups are ahead of the client's

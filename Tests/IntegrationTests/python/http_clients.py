@@ -95,7 +95,7 @@ def ws_since(port, requests, until_topic, ready_file, query=""):
     for request in requests:
         ws.send(json.dumps(request))
     # The gateway confirms each of the URL's prefixes with a `subscribed`, as a request's.
-    expected = len(requests) + len(parse_qs(query.lstrip("?")).get("prefix", []))
+    expected = len(requests) + len(set(parse_qs(query.lstrip("?")).get("prefix", [])))
     if expected == 0 and ready_file:
         open(ready_file, "w").close()
     acknowledged = 0
@@ -119,11 +119,11 @@ def ws_since(port, requests, until_topic, ready_file, query=""):
     ws.close()
 
 
-def ws_requests(port, requests, ready_prefix, ready_file, until_topic):
-    """Sends every request (JSON objects) back to back, writes ready_file as soon as the reply
-    `subscribed` for ready_prefix arrives, and prints every frame as a JSON line, each with the
-    seconds since the requests were sent, until a message on until_topic."""
-    ws = websocket.create_connection(ws_url(port), timeout=60)
+def ws_requests(port, requests, ready_prefix, ready_file, until_topic, query=""):
+    """Connects to /ws+QUERY, sends every request (JSON objects) back to back, writes ready_file
+    as soon as `subscribed` for ready_prefix arrives, and prints every frame as a JSON line, each
+    with the seconds since the requests were sent, until a message on until_topic."""
+    ws = websocket.create_connection(ws_url(port, query), timeout=60)
     started = time.monotonic()
     for request in requests:
         ws.send(json.dumps(request))
@@ -764,7 +764,7 @@ if __name__ == "__main__":
     elif command == "sse-behind-flood":
         sse_behind_flood(port, rest[0], rest[1], int(rest[2]), rest[3], rest[4])
     elif command == "ws-requests":
-        ws_requests(port, json.loads(rest[0]), rest[1], rest[2], rest[3])
+        ws_requests(port, json.loads(rest[0]), rest[1], rest[2], rest[3], *rest[4:5])
     elif command == "pipeline-burst":
         pipeline_burst(port, int(rest[0]), int(rest[1]), float(rest[2]))
     elif command == "ws-publish-until-busy":
