@@ -417,7 +417,7 @@ final class BrokerLink {
                 deliver(waiting.frames, sequence: nil)
             }
             startWatermarkRoundIfDue(now: now)
-            expireRoundsWithoutMarker(now: now)
+            expireRoundsWithoutMarker()
             answerLateConfirmations()
             for prefix in linger.expire(now: now) { setUpstream(prefix, subscribed: false) }
             subscribeWhatIsDue()
@@ -1149,9 +1149,14 @@ final class BrokerLink {
     /// resumes exactly; a watermark round just ends.
     static let markerWaitNanoseconds: UInt64 = 10_000_000_000
 
-    private func expireRoundsWithoutMarker(now: UInt64) {
+    private func expireRoundsWithoutMarker() {
+        // Read now: a reply handled in this iteration is newer than the iteration's `now`, and
+        // `now &- replied` wrapped, so that every round replied to before its marker was read
+        // (behind a backlog in the SUB, say) was taken as lost at once.
+        let now = SystemClock.monotonicNanoseconds()
         for (token, round) in rounds {
-            guard let replied = round.repliedBeforeMarker, now &- replied > Self.markerWaitNanoseconds else { continue }
+            guard let replied = round.repliedBeforeMarker, now > replied, now - replied > Self.markerWaitNanoseconds
+            else { continue }
             rounds[token] = nil
             try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
             counters.markersLost.add(1, ordering: .relaxed)

@@ -1002,6 +1002,37 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual((after["HISTORY"] ?? 0) - (before["HISTORY"] ?? 0), 1, "one page, backwards: \(after)")
     }
 
+    /// A catch-up whose reply the gateway reads before its marker, which is queued behind a
+    /// backlog of live messages in the gateway's SUB (here 60,000 pushed at once for another
+    /// client), completes when the marker comes: the stream gets its cached value, then live,
+    /// and stays open. The check for a marker lost for 10 s subtracted the reply's time from
+    /// the loop iteration's clock, read before the reply was handled, so the difference
+    /// wrapped: the round was taken as lost at once, and its client closed with
+    /// `resume_again`.
+    func testACatchUpRepliedBeforeItsMarkerWaitsForIt() throws {
+        let (daemon, port) = try startDaemon(http: "client_queue = 1000000", lastValue: ["state."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("state.a", "cached"))
+        try Wait.until("the cache holds it") { try daemon.stats().lastValue.entries == 1 }
+        // Another client whose messages fill the gateway's SUB.
+        let holder = try python(["ws-since", "\(port)", "[]", "busy.end", "-", "?prefix=busy."])
+        try daemon.waitForSubscriptions(to: ["busy."])
+        let ready = readyFile()
+        let reader = try python(["sse", "\(port)", "?prefix=state.", "2", "-", ready, "state.end"])
+        for i in 0..<60_000 { try push.send(frames: frames("busy.x", "\(i)")) }
+        try Wait.until("the stream is subscribed", timeout: 30) { FileManager.default.fileExists(atPath: ready) }
+        try push.send(frames: frames("state.end", "live"))
+        let run = try reader.finish(timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil || $0["eof"] != nil }
+        XCTAssertEqual(
+            events.map { "\(($0["data"] as? [String: Any])?["topic"] ?? "eof")" }, ["state.a", "state.end"],
+            run.stdout)
+        XCTAssertEqual(try HTTPProbe.metrics(port: port)["zpub_http_markers_lost_total"], 0)
+        withExtendedLifetime(holder) {}
+    }
+
     /// A WebSocket client that resumes 1,000 messages behind while some 4,000 a second keep
     /// coming, with client_queue = 100, reads its replay and the live messages behind it and
     /// is not dropped: the live messages held while the round was read, and those queued
