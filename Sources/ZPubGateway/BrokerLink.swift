@@ -401,7 +401,6 @@ final class BrokerLink {
                 logger.critical("http gateway cannot poll: \(error)")
                 break
             }
-            let now = SystemClock.monotonicNanoseconds()
             if poller.isReadable(mailboxIndex) {
                 for command in mailbox.take() {
                     if case .stop = command { stopping = true } else { handle(command) }
@@ -409,16 +408,18 @@ final class BrokerLink {
             }
             if poller.isReadable(subIndex) { receiveBurst(message) }
             if poller.isReadable(receiptsIndex) { receiveReceipts() }
-            // The clock read again: `now` is from before the burst that may have set `since`.
-            if let waiting = waitingForSequence,
-                SystemClock.monotonicNanoseconds() &- waiting.since > Self.sequenceWaitNanoseconds
-            {
+            // Read once what came is handled: times it set (a reply's, a confirmation's, a
+            // message's wait for its sequence) are then never newer than `now`, which `now &-
+            // then` would wrap (a round replied to before its marker was read was taken as lost
+            // at once).
+            let now = SystemClock.monotonicNanoseconds()
+            if let waiting = waitingForSequence, now &- waiting.since > Self.sequenceWaitNanoseconds {
                 waitingForSequence = nil
                 deliver(waiting.frames, sequence: nil)
             }
             startWatermarkRoundIfDue(now: now)
-            expireRoundsWithoutMarker()
-            answerLateConfirmations()
+            expireRoundsWithoutMarker(now: now)
+            answerLateConfirmations(now: now)
             for prefix in linger.expire(now: now) { setUpstream(prefix, subscribed: false) }
             subscribeWhatIsDue()
             askForBarrierIfDue()
@@ -670,11 +671,8 @@ final class BrokerLink {
 
     /// Answers the confirmations that have waited for their catch-up's reply longer than
     /// `catchUpConfirmationTimeoutNanoseconds`, without it (looked at every 100 ms at most).
-    private func answerLateConfirmations() {
-        guard !confirmingAfterCatchUp.isEmpty else { return }
-        // Read now: the iteration's `now` is older than confirmations made by its commands.
-        let now = SystemClock.monotonicNanoseconds()
-        guard now &- lastLateConfirmationCheck > 100_000_000 else { return }
+    private func answerLateConfirmations(now: UInt64) {
+        guard !confirmingAfterCatchUp.isEmpty, now &- lastLateConfirmationCheck > 100_000_000 else { return }
         lastLateConfirmationCheck = now
         let isLate = { (confirmation: Confirmation) in
             now &- confirmation.asked > Self.catchUpConfirmationTimeoutNanoseconds
@@ -1149,14 +1147,9 @@ final class BrokerLink {
     /// resumes exactly; a watermark round just ends.
     static let markerWaitNanoseconds: UInt64 = 10_000_000_000
 
-    private func expireRoundsWithoutMarker() {
-        // Read now: a reply handled in this iteration is newer than the iteration's `now`, and
-        // `now &- replied` wrapped, so that every round replied to before its marker was read
-        // (behind a backlog in the SUB, say) was taken as lost at once.
-        let now = SystemClock.monotonicNanoseconds()
+    private func expireRoundsWithoutMarker(now: UInt64) {
         for (token, round) in rounds {
-            guard let replied = round.repliedBeforeMarker, now > replied, now - replied > Self.markerWaitNanoseconds
-            else { continue }
+            guard let replied = round.repliedBeforeMarker, now &- replied > Self.markerWaitNanoseconds else { continue }
             rounds[token] = nil
             try? sub.setOption(.unsubscribe, bytes: round.catchUp.markerTopic)
             counters.markersLost.add(1, ordering: .relaxed)
