@@ -62,6 +62,10 @@ enum LinkCommand: Sendable {
     /// The forwarding loop has applied the subscriptions sent before this barrier
     /// (`ControlDispatcher.afterSubscriptionsApplied`).
     case subscriptionsApplied(barrier: UInt64)
+    /// Test hook (`ZPUBD_TEST_STALL=gateway`, SIGUSR2): the link stops reading its SUB, or
+    /// starts again, as a link fallen far behind would: the broker's queue to it fills, and the
+    /// broker drops what does not fit, catch-ups' markers included.
+    case toggleReadingFromBroker
     case stop
 }
 
@@ -358,6 +362,8 @@ final class BrokerLink {
     /// Learnt from snapshot replies: false when the broker caches nothing (no rounds needed).
     private var cacheEnabled = true
     private var lastCacheCheck: UInt64 = 0
+    /// Off only while the test hook holds the link back (`toggleReadingFromBroker`).
+    private var readingFromBroker = true
 
     init(
         context: Context, control: ControlDispatcher, historyPrefixes: [String], lastValuePrefixes: [String] = [],
@@ -403,10 +409,19 @@ final class BrokerLink {
             }
             if poller.isReadable(mailboxIndex) {
                 for command in mailbox.take() {
-                    if case .stop = command { stopping = true } else { handle(command) }
+                    switch command {
+                    case .stop: stopping = true
+                    case .toggleReadingFromBroker:
+                        readingFromBroker.toggle()
+                        poller.setWatching(subIndex, readingFromBroker)
+                        logger.warning(
+                            "test hook: the http gateway \(readingFromBroker ? "reads from the broker again" : "stops reading from the broker")"
+                        )
+                    default: handle(command)
+                    }
                 }
             }
-            if poller.isReadable(subIndex) { receiveBurst(message) }
+            if readingFromBroker && poller.isReadable(subIndex) { receiveBurst(message) }
             if poller.isReadable(receiptsIndex) { receiveReceipts() }
             // Read once what came is handled: times it set (a reply's, a confirmation's, a
             // message's wait for its sequence) are then never newer than `now`, which `now &-
@@ -570,8 +585,8 @@ final class BrokerLink {
             guard barrier == barrierInFlight?.number else { return }  // one given up on
             barrierInFlight = nil
             deliverConfirmationsInFlight()
-        case .stop:
-            break
+        case .stop, .toggleReadingFromBroker:
+            break  // `run`'s own
         }
     }
 

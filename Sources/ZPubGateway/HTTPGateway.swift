@@ -229,6 +229,12 @@ public final class HTTPGateway: Sendable {
         return notes
     }
 
+    /// Test hook: the link stops reading from the broker, or starts again
+    /// (`LinkCommand.toggleReadingFromBroker`).
+    public func toggleReadingFromBroker() {
+        shared.linkMailbox.post(.toggleReadingFromBroker)
+    }
+
     /// Closes the listener and every connection, then the gateway's sockets. Call before the
     /// broker terminates its context (which waits for every socket).
     public func stop() {

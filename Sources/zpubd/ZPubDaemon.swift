@@ -214,7 +214,8 @@ struct ZPubDaemon: ParsableCommand {
     }
 
     /// Waits for signals: SIGHUP reloads, SIGUSR2 stalls the loop (or, with
-    /// `ZPUBD_TEST_STALL=history`, the history writer) when test hooks are on
+    /// `ZPUBD_TEST_STALL=history`, the history writer; with `gateway`, it stops or starts
+    /// the gateway's reading from the broker) when test hooks are on
     /// (`ZPUBD_TEST_HOOKS`), SIGTERM and SIGINT return (to shut down) the configuration then in
     /// force.
     private func serveSignals(
@@ -238,11 +239,12 @@ struct ZPubDaemon: ParsableCommand {
             case SIGUSR2 where testHooks:
                 let milliseconds =
                     Int(getenv("ZPUBD_TEST_STALL_MS").map { String(cString: $0) } ?? "") ?? 3_000
-                // ZPUBD_TEST_STALL=history: the history writer, as on a stalled disk.
-                if getenv("ZPUBD_TEST_STALL").map({ String(cString: $0) }) == "history" {
-                    services.broker.stallHistoryWriter(milliseconds: milliseconds)
-                } else {
-                    services.broker.stallForwardingLoop(milliseconds: milliseconds)
+                switch getenv("ZPUBD_TEST_STALL").map({ String(cString: $0) }) {
+                // The history writer, as on a stalled disk.
+                case "history": services.broker.stallHistoryWriter(milliseconds: milliseconds)
+                // The gateway's link, as one fallen far behind: until the next SIGUSR2.
+                case "gateway": services.gateway?.toggleReadingFromBroker()
+                default: services.broker.stallForwardingLoop(milliseconds: milliseconds)
                 }
             case SIGUSR2:
                 logger.info("SIGUSR2 ignored (test hooks are off)")

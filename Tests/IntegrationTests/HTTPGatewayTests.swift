@@ -7,7 +7,9 @@ import ZeroMQ
 /// prometheus_client's parser, headless Chromium, and plain HTTP from Swift. docs/http.md.
 final class HTTPGatewayTests: XCTestCase {
     /// A daemon with the gateway on a free loopback port, plus `extra` lines in [http].
-    private func startDaemon(http extra: String = "", lastValue: [String] = []) throws -> (Daemon, Int) {
+    private func startDaemon(
+        http extra: String = "", lastValue: [String] = [], environment: [String: String] = [:]
+    ) throws -> (Daemon, Int) {
         let port = try FreePort.find()
         let prefixes = lastValue.map { "\"\($0)\"" }.joined(separator: ", ")
         let configuration = """
@@ -18,7 +20,7 @@ final class HTTPGatewayTests: XCTestCase {
             listen = "127.0.0.1:\(port)"
             \(extra)
             """
-        let daemon = try gatewayDaemon(configuration, port: port)
+        let daemon = try Daemon(configuration: configuration, environment: environment).waitForGateway(port: port)
         return (daemon, port)
     }
 
@@ -1011,13 +1013,8 @@ final class HTTPGatewayTests: XCTestCase {
     /// `resume_again`.
     func testACatchUpRepliedBeforeItsMarkerWaitsForIt() throws {
         let (daemon, port) = try startDaemon(http: "client_queue = 1000000", lastValue: ["state."])
-        let clients = try Clients()
-        let push = try clients.socket(.push, connect: daemon.pull)
-        try push.send(frames: frames("state.a", "cached"))
-        try Wait.until("the cache holds it") { try daemon.stats().lastValue.entries == 1 }
-        // Another client whose messages fill the gateway's SUB.
-        let holder = try python(["ws-since", "\(port)", "[]", "busy.end", "-", "?prefix=busy."])
-        try daemon.waitForSubscriptions(to: ["busy."])
+        let (clients, push, holder) = try cachedValueAndABusyClient(daemon, port: port)
+        defer { withExtendedLifetime((clients, holder)) {} }
         let ready = readyFile()
         let reader = try python(["sse", "\(port)", "?prefix=state.", "2", "-", ready, "state.end"])
         for i in 0..<60_000 { try push.send(frames: frames("busy.x", "\(i)")) }
@@ -1030,7 +1027,67 @@ final class HTTPGatewayTests: XCTestCase {
             events.map { "\(($0["data"] as? [String: Any])?["topic"] ?? "eof")" }, ["state.a", "state.end"],
             run.stdout)
         XCTAssertEqual(try HTTPProbe.metrics(port: port)["zpub_http_markers_lost_total"], 0)
-        withExtendedLifetime(holder) {}
+    }
+
+    /// `state.a` in the cache of `state.` (as `startDaemon(lastValue: ["state."])` configures),
+    /// and a WebSocket client of `busy.` (no stream: no watermark rounds of its own), whose
+    /// messages fill the gateway's SUB.
+    private func cachedValueAndABusyClient(_ daemon: Daemon, port: Int) throws -> (
+        Clients, push: Socket, holder: RunningProgram
+    ) {
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("state.a", "cached"))
+        try Wait.until("the cache holds it") { try daemon.stats().lastValue.entries == 1 }
+        let holder = try python(["ws-since", "\(port)", "[]", "busy.end", "-", "?prefix=busy."])
+        try daemon.waitForSubscriptions(to: ["busy."])
+        return (clients, push, holder)
+    }
+
+    /// A catch-up's marker the broker dropped (its queue to the gateway full: the gateway fell
+    /// behind) is taken as lost 10 s after the reply: the stream gets `resume_again` and is
+    /// closed, instead of waiting for ever and skipping every live message on its prefixes, and
+    /// its reconnection with the last event's id resumes from the cache: the message the
+    /// gateway never got comes then.
+    func testACatchUpWhoseMarkerIsLostClosesItsStreamToResumeAgain() throws {
+        let (daemon, port) = try startDaemon(
+            http: "client_queue = 1000000", lastValue: ["state."],
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL": "gateway"])
+        let (clients, push, holder) = try cachedValueAndABusyClient(daemon, port: port)
+        defer { withExtendedLifetime((clients, holder)) {} }
+        daemon.signal(SIGUSR2)
+        try Wait.until("the gateway stops reading") { daemon.log.contains("stops reading from the broker") }
+        // More than the queue holds: the gateway's SUB 100,000 and the XPUB's 10,000 (inproc
+        // adds them up).
+        let flood = 150_000
+        for i in 0..<flood { try push.send(frames: frames("busy.x", "\(i)")) }
+        try Wait.until("the broker has forwarded the flood", timeout: 60) {
+            try daemon.stats().messagesIn == UInt64(flood + 1)
+        }
+        // The catch-up's reply comes (the stream's `subscribed` event); its marker found the
+        // queue full.
+        let ready = readyFile()
+        let reader = try python(["sse", "\(port)", "?prefix=state.", "10", "-", ready, "state.end"])
+        try Wait.until("the stream is subscribed", timeout: 30) { FileManager.default.fileExists(atPath: ready) }
+        // Published while the gateway is behind: it never reaches the gateway live.
+        try push.send(frames: frames("state.b", "missed"))
+        try Wait.until("the broker has forwarded it") { try daemon.stats().messagesIn == UInt64(flood + 2) }
+        daemon.signal(SIGUSR2)
+        try Wait.until("the gateway reads again") { daemon.log.contains("reads from the broker again") }
+        let run = try reader.finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        XCTAssertEqual(
+            events.map { "\($0["event"] ?? "message")" }, ["message", "error"], "the cached value, then: \(run.stdout)")
+        XCTAssertEqual((events.last?["data"] as? [String: Any])?["code"] as? String, "resume_again", run.stdout)
+        XCTAssertTrue(jsonLines(run.stdout).contains { $0["eof"] != nil }, "closed by the gateway: \(run.stdout)")
+        XCTAssertGreaterThanOrEqual(try HTTPProbe.metrics(port: port)["zpub_http_markers_lost_total"] ?? 0, 1)
+        XCTAssertTrue(daemon.log.contains("its client is disconnected to resume again"), daemon.log)
+        // EventSource reconnects with the last event's id: the missed value comes from the cache.
+        let id = try XCTUnwrap(events.first?["id"] as? String, run.stdout)
+        XCTAssertEqual(
+            try resumeStateStream(daemon, port: port, lastEventID: id, push: push),
+            ["state.b=missed", "state.end=live"])
     }
 
     /// A WebSocket client that resumes 1,000 messages behind while some 4,000 a second keep
