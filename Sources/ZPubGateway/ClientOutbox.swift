@@ -190,26 +190,30 @@ final class ClientOutbox: Sendable {
     /// client's often has not: the disconnection itself is what counts.
     func closeTooSlow() {
         closeWithError(
-            code: "too_slow", "too slow: more than \(limit) messages queued (client_queue)", closeCode: 1008)
+            code: "too_slow", "too slow: more than \(limit) messages queued (client_queue)", closeCode: 1008,
+            grace: .milliseconds(200))
     }
 
     /// Tells the client why (a close frame with `closeCode`, or a last SSE `error` event with
-    /// `code`) and disconnects it.
-    func closeWithError(code: String, _ reason: String, closeCode: UInt16) {
+    /// `code`) and disconnects it once that is written, or after `grace` (`Goodbye`): a client
+    /// told to come back (`resume_again`) may be reading a catch-up's backlog, and closed
+    /// before its goodbye went out it would not learn why. A client known to be slow gets less.
+    func closeWithError(code: String, _ reason: String, closeCode: UInt16, grace: TimeAmount = Goodbye.grace) {
         let channel = self.channel
         let kind = self.kind
         channel.eventLoop.execute {
+            let written = channel.eventLoop.makePromise(of: Void.self)
             switch kind {
             case .webSocket:
-                channel.writeAndFlush(WebSocketFrame.close(code: closeCode, reason: reason), promise: nil)
+                channel.writeAndFlush(WebSocketFrame.close(code: closeCode, reason: reason), promise: written)
             case .serverSentEvents:
                 let data = WireFormat.errorJSON(code: code, reason)
                 self.writeRaw(
-                    WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "error", data: Array(data.utf8))))
+                    WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "error", data: Array(data.utf8))),
+                    promise: written)
                 channel.flush()
             }
-            // Give the goodbye a moment to leave, then close whatever happened to it.
-            channel.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.close(promise: nil) }
+            Goodbye.close(channel, once: written.futureResult, grace: grace)
         }
     }
 

@@ -11,11 +11,11 @@ import NIOCore
 enum Goodbye {
     /// Long enough for a client that reads, even behind a full write buffer (64 KiB) on a slow
     /// link, to get the goodbye; short enough that a client that does not read gives its slot
-    /// back at once. (`ClientOutbox.closeWithError` waits 200 ms, for clients known to be slow.)
+    /// back at once. (`ClientOutbox.closeTooSlow` waits 200 ms, for clients known to be slow.)
     static let grace = TimeAmount.seconds(1)
 
     /// Closes `channel` once `written` (the goodbye's write) completes, or after `grace`.
-    static func close(_ channel: Channel, once written: EventLoopFuture<Void>) {
+    static func close(_ channel: Channel, once written: EventLoopFuture<Void>, grace: TimeAmount = grace) {
         let fallback = channel.eventLoop.scheduleTask(in: grace) { channel.close(promise: nil) }
         written.whenComplete { _ in
             fallback.cancel()

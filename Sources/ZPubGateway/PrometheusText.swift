@@ -202,7 +202,8 @@ struct PrometheusText {
                 (["kind": "sse"], Double(gateway.sseBytesOut)),
             ])
         counter(
-            "zpub_http_published_total", "Messages WebSocket clients published", [([:], Double(gateway.published))])
+            "zpub_http_published_total", "Messages WebSocket clients and POST /publish published",
+            [([:], Double(gateway.published))])
         counter(
             "zpub_http_publish_failures_total", "Publishes the broker did not take",
             [([:], Double(gateway.publishFailures))])

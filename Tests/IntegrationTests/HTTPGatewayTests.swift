@@ -1048,8 +1048,8 @@ final class HTTPGatewayTests: XCTestCase {
     /// behind) is taken as lost 10 s after the reply: the stream gets `resume_again` and is
     /// closed, instead of waiting for ever and skipping every live message on its prefixes, and
     /// its reconnection with the last event's id resumes from the cache: the message the
-    /// gateway never got comes then.
-    func testACatchUpWhoseMarkerIsLostClosesItsStreamToResumeAgain() throws {
+    /// gateway never got comes then. A WebSocket client's is closed with 1013 (try again later).
+    func testACatchUpWhoseMarkerIsLostClosesItsClientToResumeAgain() throws {
         let (daemon, port) = try startDaemon(
             http: "client_queue = 1000000", lastValue: ["state."],
             environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL": "gateway"])
@@ -1064,11 +1064,15 @@ final class HTTPGatewayTests: XCTestCase {
         try Wait.until("the broker has forwarded the flood", timeout: 60) {
             try daemon.stats().messagesIn == UInt64(flood + 1)
         }
-        // The catch-up's reply comes (the stream's `subscribed` event); its marker found the
-        // queue full.
+        // The catch-ups' replies come (the stream's `subscribed` event, the WebSocket URL
+        // prefix's `subscribed`); their markers found the queue full.
         let ready = readyFile()
         let reader = try python(["sse", "\(port)", "?prefix=state.", "10", "-", ready, "state.end"])
-        try Wait.until("the stream is subscribed", timeout: 30) { FileManager.default.fileExists(atPath: ready) }
+        let webSocketReady = readyFile()
+        let webSocket = try python(["ws-since", "\(port)", "[]", "state.end", webSocketReady, "?prefix=state."])
+        try Wait.until("both are subscribed", timeout: 30) {
+            FileManager.default.fileExists(atPath: ready) && FileManager.default.fileExists(atPath: webSocketReady)
+        }
         // Published while the gateway is behind: it never reaches the gateway live.
         try push.send(frames: frames("state.b", "missed"))
         try Wait.until("the broker has forwarded it") { try daemon.stats().messagesIn == UInt64(flood + 2) }
@@ -1083,6 +1087,15 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(jsonLines(run.stdout).contains { $0["eof"] != nil }, "closed by the gateway: \(run.stdout)")
         XCTAssertGreaterThanOrEqual(try HTTPProbe.metrics(port: port)["zpub_http_markers_lost_total"] ?? 0, 1)
         XCTAssertTrue(daemon.log.contains("its client is disconnected to resume again"), daemon.log)
+        let webSocketRun = try webSocket.finish(timeout: 60)
+        XCTAssertEqual(webSocketRun.status, 0, webSocketRun.stderr)
+        let frames = jsonLines(webSocketRun.stdout)
+        XCTAssertEqual(
+            frames.compactMap { ($0["message"] as? [String: Any])?["topic"] as? String }, ["state.a"],
+            webSocketRun.stdout)
+        XCTAssertEqual(frames.last?["kind"] as? String, "close", webSocketRun.stdout)
+        XCTAssertEqual(frames.last?["code"] as? Int, 1013, webSocketRun.stdout)
+        XCTAssertTrue((frames.last?["reason"] as? String ?? "").contains("reconnect to resume"), webSocketRun.stdout)
         // EventSource reconnects with the last event's id: the missed value comes from the cache.
         let id = try XCTUnwrap(events.first?["id"] as? String, run.stdout)
         XCTAssertEqual(
