@@ -277,7 +277,7 @@ final class HistoryWriter {
     private var queue: HistoryQueue { handle.queue }
     private var mailbox: Mailbox<HistoryCommand> { handle.mailbox }
     private let store: HistoryStore
-    private let syncIntervalNanoseconds: UInt64
+    private var syncIntervalNanoseconds: UInt64
     private let logger: Logger
     private var written: UInt64 = 0
     private var commits: UInt64 = 0
@@ -419,8 +419,11 @@ final class HistoryWriter {
         return restored
     }
 
-    /// Applies a reloaded configuration's bounds (prefixes are the loop's business).
+    /// Applies a reloaded configuration's bounds and sync interval (prefixes are the loop's
+    /// business; STATS shows them as in force).
     private func apply(_ configuration: BrokerConfiguration) {
+        syncIntervalNanoseconds = UInt64(configuration.historySyncIntervalMilliseconds) * 1_000_000
+        handle.stats.withLock { $0.prefixes = configuration.historyPrefixes }
         do {
             try store.setLastValueLimits(
                 entries: configuration.lastValueMaxEntries, bytes: configuration.lastValueMaxBytes)

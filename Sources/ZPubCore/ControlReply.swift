@@ -149,7 +149,7 @@ public enum ControlHelp {
         "CONFIG: the configuration in force and the bound endpoints",
         "VERSION: zpub and libzmq versions",
         "SNAPSHOT <token> [prefix]: cached last values under the prefix, ended by a marker message (docs/last-value.md)",
-        "HISTORY since <seq> [until <seq>] [prefix] | HISTORY last <n> [prefix]: stored messages, oldest first, with their sequence numbers (docs/history.md)",
+        "HISTORY since <seq> [until <seq>] [prefix] | HISTORY last <n> [until <seq>] [prefix]: stored messages, oldest first, with their sequence numbers (docs/history.md)",
         "REPLAY <token> <since> [prefix]: stored messages after <since>, ended by a marker message, to join the live stream with no gap (docs/history.md)",
         "PAUSE: stop forwarding (messages queue up)",
         "RESUME: restart forwarding",

@@ -270,6 +270,23 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(printed(), Array(1...20), follower.stderrSoFar)
     }
 
+    /// A reload's prefixes are kept from then on, and STATS shows them: it showed those of the
+    /// start for as long as zpubd ran.
+    func testAReloadsHistoryPrefixesAreKeptAndShown() throws {
+        let daemon = try Daemon(configuration: "[history]\nprefixes = [\"a.\"]\n")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("b.x", "not kept yet"))
+        try push.send(frames: frames("a.x", "kept"))
+        try Wait.until("a.x is kept") { try daemon.stats().history?.written == 1 }
+        XCTAssertEqual(try daemon.stats().history?.prefixes, ["a."])
+        try "[history]\nprefixes = [\"a.\", \"b.\"]\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        XCTAssertTrue(String(decoding: try XCTUnwrap(try daemon.request("RELOAD")), as: UTF8.self).contains("reloaded"))
+        try Wait.until("STATS shows the reloaded prefixes") { try daemon.stats().history?.prefixes == ["a.", "b."] }
+        try push.send(frames: frames("b.x", "kept now"))
+        try Wait.until("b.x is kept") { try daemon.stats().history?.written == 2 }
+    }
+
     func testSubSinceStartsAfterTheGivenSequence() throws {
         let daemon = try Daemon(arguments: ["--history", "h."])
         let clients = try Clients()
