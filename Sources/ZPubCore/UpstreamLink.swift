@@ -6,8 +6,8 @@ public struct UpstreamLink: Codable, Equatable, Sendable {
     }
 
     public var endpoint: String
-    /// "connecting" (never connected yet), "connected", or "retrying" (lost or refused; libzmq
-    /// retries with backoff).
+    /// "connecting" (an attempt under way), "connected", or "retrying" (lost or refused; libzmq
+    /// tries again every `reconnect_ivl`, its default 100 ms, with no backoff).
     public var state: String
     public var connects: UInt64
     public var disconnects: UInt64
