@@ -74,6 +74,8 @@ public struct SecurityMaterial: Sendable {
         var pairPeerKey: CurveKey?
         if let path = configuration.pair.peerPublicKeyFile {
             do {
+                // A credential systemd did not pass is refused with its own reason, not "missing".
+                _ = try TextFile.resolve(path)
                 guard TextFile.kind(path) != .missing else {
                     throw SecurityProblems([
                         "peer_public_key_file \(path) of [ha] does not exist; copy the peer's NAME.public (zpub keygen) there"
@@ -100,6 +102,7 @@ public struct SecurityMaterial: Sendable {
 
     /// Keys from a file, or from every regular file in a directory (hidden files skipped).
     private static func readKeys(_ path: String) throws -> Set<[UInt8]> {
+        _ = try TextFile.resolve(path)
         let kind = TextFile.kind(path)
         guard kind != .missing else {
             throw SecurityProblems([

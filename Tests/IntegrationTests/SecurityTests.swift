@@ -363,6 +363,25 @@ final class SecurityTests: XCTestCase {
         let outside = try Run.program(Binaries.zpubd, ["--config", file.path, "--check-config"])
         XCTAssertEqual(outside.status, 1)
         XCTAssertTrue(outside.stderr.contains("LoadCredential=server.secret:"), outside.stderr)
+        // The same reason for a list of allowed keys and the pair's peer key, not "does not
+        // exist; create it".
+        try """
+        [security]
+        server_secret_key_file = "\(directory.appendingPathComponent("server.secret").path)"
+        [security.xpub]
+        curve = true
+        allowed_keys = "credential:clients.public"
+        [ha]
+        role = "primary"
+        bind = "tcp://127.0.0.1:\(try FreePort.find())"
+        peer = "tcp://127.0.0.1:\(try FreePort.find())"
+        peer_public_key_file = "credential:peer.public"
+        """.write(to: file, atomically: true, encoding: .utf8)
+        let lists = try Run.program(Binaries.zpubd, ["--config", file.path, "--check-config"])
+        XCTAssertEqual(lists.status, 1)
+        XCTAssertTrue(lists.stderr.contains("LoadCredential=clients.public:"), lists.stderr)
+        XCTAssertTrue(lists.stderr.contains("LoadCredential=peer.public:"), lists.stderr)
+        XCTAssertFalse(lists.stderr.contains("does not exist"), lists.stderr)
     }
 
     func testAMissingOrBadKeyFileIsRefusedAtStart() throws {
