@@ -148,7 +148,7 @@ struct BrokerSockets {
         // Kept out of `endpoints` and the registry: not configuration, and not for CONFIG.
         if let internalEndpoint = InternalEndpoints.endpoint(for: role) { try socket.bind(internalEndpoint) }
         if role == .control {
-            IPCPermissions.apply(configuration.controlIPCMode, to: endpoints.actual, logger: logger)
+            IPCPermissions.apply(configuration.controlIPCMode, to: endpoints.boundHere, logger: logger)
         } else if !configuration.security(for: role).curve {
             for endpoint in endpoints.actual where Endpoint.isMulticast(endpoint) {
                 logger.warning(

@@ -200,7 +200,7 @@ final class ControlServer {
             endpointsAfterReply = nil
         }
         registry.setHeld(.control, endpointsAfterReply?.wanted)
-        IPCPermissions.apply(newConfiguration.controlIPCMode, to: endpoints.actual, logger: logger)
+        IPCPermissions.apply(newConfiguration.controlIPCMode, to: endpoints.boundHere, logger: logger)
         registry.set(.control, endpoints.actual)
         return failure.map { [$0] } ?? []
     }
@@ -221,7 +221,7 @@ final class ControlServer {
                 "the reload's change to the control endpoints, made after RELOAD was answered, left one unbound: \(failure.message); CONFIG shows the endpoints bound, and a reload with the endpoint fixed binds it"
             )
         }
-        IPCPermissions.apply(responder.configuration.controlIPCMode, to: endpoints.actual, logger: logger)
+        IPCPermissions.apply(responder.configuration.controlIPCMode, to: endpoints.boundHere, logger: logger)
         registry.set(.control, endpoints.actual)
     }
 

@@ -374,6 +374,11 @@ struct BoundEndpoints {
     /// Whether systemd passed this socket's listeners (the file's endpoints are not used).
     var isAdopted: Bool { !adopted.isEmpty }
 
+    /// The endpoints zpubd bound itself: none when systemd passed the listeners, whose files
+    /// and modes are the socket unit's (`SocketMode=`; a DynamicUser= could not change them
+    /// anyway, the files being root's).
+    var boundHere: [String] { isAdopted ? [] : actual }
+
     /// The configured endpoints bound here, in order.
     var configured: [String] { order }
 }

@@ -126,6 +126,12 @@ final class SystemdServiceTests: XCTestCase {
                 "--pull", "tcp://127.0.0.1:1", "--xpub", "tcp://127.0.0.1:2", "--xsub", "tcp://127.0.0.1:3",
                 "--control", "tcp://127.0.0.1:4",
             ])
+        // The control socket's file is systemd's, with the socket unit's SocketMode=: zpubd
+        // leaves its mode alone (it set control_ipc_mode, 0660, and under the unit's
+        // DynamicUser= warned at every start that it could not).
+        try Wait.until("systemd-socket-activate listens") { FileManager.default.fileExists(atPath: control) }
+        let modeBefore = try XCTUnwrap(
+            try FileManager.default.attributesOfItem(atPath: control)[.posixPermissions] as? Int)
         let clients = try Clients()
         // The first connection makes systemd-socket-activate start zpubd.
         let request = try clients.socket(.req, connect: "ipc://\(control)")
@@ -138,6 +144,9 @@ final class SystemdServiceTests: XCTestCase {
         XCTAssertEqual(bound["xsub"], ["tcp://127.0.0.1:\(ports[1])"])
         XCTAssertEqual(bound["xpub"], ["tcp://127.0.0.1:\(ports[2])"])
         XCTAssertEqual(bound["control"], ["ipc://\(control)"])
+        XCTAssertNotEqual(modeBefore, 0o660, "the test needs a mode zpubd would change")
+        XCTAssertEqual(
+            try FileManager.default.attributesOfItem(atPath: control)[.posixPermissions] as? Int, modeBefore)
 
         let subscriber = try clients.subscriber("tcp://127.0.0.1:\(ports[2])", prefixes: ["act"])
         let statsRequest = try clients.socket(.req, connect: "ipc://\(control)")
