@@ -224,8 +224,12 @@ public struct HistoryReply: Codable, Equatable, Sendable {
             case .dropped:
                 return "\(range) not kept: history's queue was full or a write failed\(whose)"
             case .uncleanStop:
+                // Most of such a range is the dead run's reserve, never handed out: said so, or
+                // every reader after a SIGKILL reads of a billion lost messages.
+                let span = from == to ? "number \(from) was" : "numbers \(from) to \(to) were"
+                let lost = prefix.isEmpty ? "" : " (any under \(prefix))"
                 return
-                    "\(range) not kept: zpubd stopped uncleanly before writing them, and may have used only some of \(numbers)\(whose)"
+                    "\(span) reserved by a zpubd that stopped uncleanly (SIGKILL, a crash, a power loss): the messages it numbered there in its last moments and had not yet written are lost\(lost); most of \(numbers) were never used"
             case .takeover:
                 return
                     "\(range) not kept here: the pair's other broker may have used some of \(numbers) before this one took over, and they never reached it\(whose)"

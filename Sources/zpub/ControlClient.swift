@@ -143,8 +143,14 @@ struct ControlClient {
         if let error = Self.errorMessage(reply) {
             throw CLIError("zpubd answered with an error\(error.code.map { " (\($0))" } ?? ""): \(error.message)")
         }
+        return (try decode(reply, of: text, as: T.self), reply)
+    }
+
+    /// A reply to `text` that is not an error, decoded as `T`; one that is neither is said not to
+    /// be what zpubd sends.
+    func decode<T: Decodable>(_ reply: [UInt8], of text: String, as type: T.Type) throws -> T {
         do {
-            return (try JSONDecoder().decode(T.self, from: Data(reply)), reply)
+            return try JSONDecoder().decode(T.self, from: Data(reply))
         } catch {
             throw CLIError(
                 "the reply from \(endpoint) is not what zpubd sends to \(text.split(separator: " ").first ?? ""): \(Self.whatIsWrong(error)) in \(Self.excerpt(reply)). Is that really zpubd's control endpoint (--control, ZPUB_CONTROL)?"

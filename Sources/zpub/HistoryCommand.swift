@@ -49,6 +49,7 @@ struct History: ParsableCommand {
                     )
                 }
                 reply.messages.forEach(print)
+                if reply.messages.isEmpty { try sayWhetherKept(client) }
                 for range in reply.notKept ?? [] { Output.error(range.describe(readUnder: prefix)) }
                 if reply.more, let oldest = reply.messages.first?.sequence {
                     Output.error(
@@ -70,6 +71,7 @@ struct History: ParsableCommand {
                             : "messages \(gap.from) to \(gap.to) were evicted while the history was read (history's bounds)"
                     )
                 }
+                if first && reply.messages.isEmpty && !reply.more { try sayWhetherKept(client) }
                 first = false
                 reply.messages.forEach(print)
                 for range in notKept.untold(reply.notKept) { Output.error(range.describe(readUnder: prefix)) }
@@ -77,6 +79,19 @@ struct History: ParsableCommand {
                 after = newest
             }
         }
+    }
+
+    /// Nothing came back: when history keeps nothing under the prefix at all, says so, rather
+    /// than leave an empty answer to be read as "nothing was published".
+    private func sayWhetherKept(_ client: ControlClient) throws {
+        guard let kept = try client.request("STATS", as: StatsSnapshot.self).0.history?.prefixes,
+            !kept.contains(where: { $0.utf8.starts(with: prefix.utf8) || prefix.utf8.starts(with: $0.utf8) })
+        else { return }
+        Output.error(
+            kept.isEmpty
+                ? "history keeps no prefixes (only last values persist): name them in [history] prefixes, or zpubd --history PREFIX"
+                : "history keeps nothing under \(prefix) (it keeps \(kept.joined(separator: ", "))): add it to [history] prefixes to keep it from now on"
+        )
     }
 
     private func print(_ entry: MessageJSON) {

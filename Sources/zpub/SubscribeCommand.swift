@@ -251,7 +251,12 @@ struct Subscribe: ParsableCommand {
         let client = ControlClient(
             endpoint: control ?? self.control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         let prefix = prefixes.first ?? ""
-        let (reply, _) = try client.request("REPLAY \(token) \(since) \(prefix)", as: ReplayReply.self)
+        let reply = try catchUpRequest("REPLAY \(token) \(since) \(prefix)", as: ReplayReply.self, to: client)
+        if !Self.overlapsAny(prefix, reply.prefixes) {
+            Output.error(
+                "history keeps nothing under \(prefix.isEmpty ? "\"\"" : prefix) (it keeps \(reply.prefixes.joined(separator: ", "))): nothing to replay; live messages follow"
+            )
+        }
         if let gap = reply.gap {
             Output.error("messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)")
         }
@@ -282,23 +287,49 @@ struct Subscribe: ParsableCommand {
         let handshake = try startSnapshot(subscribers: [socket])
         let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         let marker = String(decoding: handshake.markerTopic, as: UTF8.self)
-        let reply = try client.request("SNAPSHOT \(handshake.token) \(marker)")
-        if let error = ControlClient.errorMessage(reply) {
-            guard error.code == ControlError.Code.snapshotTimeout.rawValue else {
-                throw CLIError("zpubd answered with an error\(error.code.map { " (\($0))" } ?? ""): \(error.message)")
-            }
-            // zpubd's own text tells a SNAPSHOT client to subscribe first: this one did.
-            throw CLIError(
-                "--ready: the subscription did not reach the zpubd at \(control) within 5 s: is --endpoint (\(endpoints.joined(separator: ", "))) that broker's XPUB? (-c names the control socket of the broker to ask)"
-            )
-        }
+        _ = try catchUpRequest("SNAPSHOT \(handshake.token) \(marker)", as: SnapshotReply.self, to: client)
         try? socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
         Output.error("ready")
     }
 
     private func fetchSnapshot(token: String) throws -> SnapshotReply {
         let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
-        return try client.request("SNAPSHOT \(token) \(prefixes.first ?? "")", as: SnapshotReply.self).0
+        let prefix = prefixes.first ?? ""
+        let reply = try catchUpRequest("SNAPSHOT \(token) \(prefix)", as: SnapshotReply.self, to: client)
+        if reply.prefixes.isEmpty {
+            Output.error(
+                "that zpubd caches no last values ([last_value] prefixes, zpubd --last-value): nothing to print before the live messages"
+            )
+        } else if !Self.overlapsAny(prefix, reply.prefixes) {
+            Output.error(
+                "no last value is cached under \(prefix.isEmpty ? "\"\"" : prefix) (the cache keeps \(reply.prefixes.joined(separator: ", "))): live messages follow"
+            )
+        }
+        return reply
+    }
+
+    /// A catch-up's request (SNAPSHOT, REPLAY), or `--ready`'s. zpubd's `snapshot_timeout` tells
+    /// a client to subscribe to the marker before asking, which this one did: then the likely
+    /// cause is that --endpoint and -c name different brokers (-c defaults to the local one).
+    private func catchUpRequest<T: Decodable>(_ text: String, as type: T.Type, to client: ControlClient) throws -> T {
+        let reply = try client.request(text)
+        if let error = ControlClient.errorMessage(reply) {
+            guard error.code == ControlError.Code.snapshotTimeout.rawValue else {
+                throw CLIError("zpubd answered with an error\(error.code.map { " (\($0))" } ?? ""): \(error.message)")
+            }
+            let option = ready ? "--ready" : since != nil ? "--since" : "--snapshot"
+            let asked = controls.isEmpty ? "; none was given, so the default \(client.endpoint) was asked" : ""
+            let writer = text.hasPrefix("REPLAY") ? " (or that broker's history writer did not answer in time)" : ""
+            throw CLIError(
+                "\(option): the subscription did not reach the zpubd at \(client.endpoint) within 5 s\(writer): is --endpoint (\(endpoints.joined(separator: ", "))) that broker's XPUB? (-c names the control socket of the broker to ask\(asked))"
+            )
+        }
+        return try client.decode(reply, of: text, as: T.self)
+    }
+
+    /// Whether a subscription to `prefix` and one of `prefixes` can match a common topic.
+    private static func overlapsAny(_ prefix: String, _ prefixes: [String]) -> Bool {
+        prefixes.contains { $0.utf8.starts(with: prefix.utf8) || prefix.utf8.starts(with: $0.utf8) }
     }
 
     // MARK: Following a pair
@@ -406,9 +437,15 @@ struct Subscribe: ParsableCommand {
             retrying = false
             let previous = follower.last
             if follower.numberingEnds(at: through) {
-                Output.error(
-                    "\(active) has numbered no message after \(through), below \(previous == since ? "--since" : "the last sequence printed") (\(previous)): its numbering started again (restarted without a state directory, or its history file moved aside). Printing from \(through + 1) on; what it kept before: zpub history -c \(active) --since 0"
-                )
+                if previous == since {
+                    Output.error(
+                        "--since \(previous) is beyond the newest number \(active) has given (\(through)): nothing to replay. Printing from \(through + 1) on (a number from another broker, or from before it restarted without its state directory? what it keeps: zpub history -c \(active) --since 0)"
+                    )
+                } else {
+                    Output.error(
+                        "\(active) has numbered no message after \(through), below the last sequence printed (\(previous)): its numbering started again (restarted without a state directory, or its history file moved aside). Printing from \(through + 1) on; what it kept before: zpub history -c \(active) --since 0"
+                    )
+                }
             }
             let messages = entries.compactMap { entry in
                 entry.messageFrames.map { (frames: $0, sequence: entry.seq) }

@@ -301,6 +301,55 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try markers.finish(timeout: 20).stdout, "$zpub/seq/n.1\t1\n$zpub/seq/n.2\t2\n", "asked for")
     }
 
+    /// A catch-up that can bring nothing says why, instead of an empty answer read as "nothing
+    /// was published": a prefix history does not keep (`zpub history`, `sub --since`), a broker
+    /// that caches no last values (`sub --snapshot`), a --since beyond the broker's numbers.
+    func testACatchUpThatCanBringNothingSaysWhy() throws {
+        let daemon = try Daemon(arguments: ["--history", "orders."])
+        XCTAssertEqual(try zpub(["pub", "--endpoint", daemon.pull, "orders.1", "kept"]).status, 0)
+        try Wait.until("history holds it") { try daemon.stats().history?.written == 1 }
+        let history = try zpub(["history", "--control", daemon.control, "weather."])
+        XCTAssertEqual(history.status, 0, history.stderr)
+        XCTAssertEqual(history.stdout, "")
+        XCTAssertTrue(
+            history.stderr.contains("history keeps nothing under weather. (it keeps orders.)"), history.stderr)
+        let kept = try zpub(["history", "--control", daemon.control, "orders."])
+        XCTAssertEqual(kept.stdout, "1\torders.1\tkept\n")
+        XCTAssertEqual(kept.stderr, "", "nothing to say when something is kept")
+
+        let since = try zpub([
+            "sub", "--endpoint", daemon.xpub, "-c", daemon.control, "--since", "0", "--timeout", "500", "weather.",
+        ])
+        XCTAssertTrue(since.stderr.contains("history keeps nothing under weather."), since.stderr)
+        let beyond = try zpub([
+            "sub", "--endpoint", daemon.xpub, "-c", daemon.control, "--since", "999", "--timeout", "500", "orders.",
+        ])
+        XCTAssertTrue(
+            beyond.stderr.contains("--since 999 is beyond the newest number"), beyond.stderr)
+        XCTAssertFalse(beyond.stderr.contains("started again"), beyond.stderr)
+
+        let snapshot = try zpub([
+            "sub", "--endpoint", daemon.xpub, "-c", daemon.control, "--snapshot", "--timeout", "500", "state.",
+        ])
+        XCTAssertTrue(snapshot.stderr.contains("caches no last values"), snapshot.stderr)
+    }
+
+    /// `--since` (or `--snapshot`) with one broker's XPUB and another's control socket (the
+    /// default one, say): the broker asked never sees the marker subscription. Said as such,
+    /// rather than as zpubd's own advice to subscribe first, which the CLI did.
+    func testACatchUpAskedOfAnotherBrokerSaysSo() throws {
+        let asked = try Daemon(arguments: ["--history", "orders."])
+        let other = try Daemon(arguments: ["--history", "orders."])
+        let run = try zpub([
+            "sub", "--endpoint", other.xpub, "-c", asked.control, "--since", "0", "--count", "1", "orders.",
+        ])
+        XCTAssertEqual(run.status, 1)
+        XCTAssertTrue(
+            run.stderr.contains(
+                "--since: the subscription did not reach the zpubd at \(asked.control) within 5 s (or that broker's history writer did not answer in time): is --endpoint (\(other.xpub)) that broker's XPUB?"
+            ), run.stderr)
+    }
+
     func testErrorRepliesAreShownToThePerson() throws {
         let daemon = try Daemon(configuration: "[limits]\nmax_control_request = 64\n")
         let run = try zpub(["topics", String(repeating: "x", count: 100), "--control", daemon.control])

@@ -833,7 +833,7 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(after.notKept, [HistoryReply.NotKept(from: 1, to: first - 1, reason: .uncleanStop)])
         let run = try zpub(["history", "-c", restarted.control, "--since", "0", "u."])
         XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertTrue(run.stderr.contains("zpubd stopped uncleanly"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("zpubd that stopped uncleanly"), run.stderr)
         XCTAssertFalse(run.stderr.contains("history's bounds"), run.stderr)
     }
 

@@ -238,7 +238,7 @@ final class NotKeptLedgerTests: XCTestCase {
             "message 4 was not kept: history's queue was full or a write failed")
         XCTAssertEqual(
             HistoryReply.NotKept(from: 4, to: 9, reason: .uncleanStop).describe(readUnder: "orders."),
-            "messages 4 to 9 were not kept: zpubd stopped uncleanly before writing them, and may have used only some of these numbers (those under orders. among them are lost)"
+            "numbers 4 to 9 were reserved by a zpubd that stopped uncleanly (SIGKILL, a crash, a power loss): the messages it numbered there in its last moments and had not yet written are lost (any under orders.); most of these numbers were never used"
         )
     }
 }
