@@ -16,6 +16,10 @@ public enum Endpoint {
     /// Nil when `endpoint` looks bindable; otherwise what is wrong and what to write instead.
     public static func problem(with endpoint: String) -> String? {
         guard let range = endpoint.firstRange(of: "://") else {
+            // host:port without its transport: the likeliest slip, answered with the fix.
+            if let colon = endpoint.lastIndex(of: ":"), Int(endpoint[endpoint.index(after: colon)...]) != nil {
+                return "not an endpoint; write transport://address: tcp://\(endpoint)"
+            }
             return "not an endpoint; write transport://address, e.g. tcp://127.0.0.1:5556 or ipc:///run/zpub/xpub.sock"
         }
         let transport = String(endpoint[..<range.lowerBound])

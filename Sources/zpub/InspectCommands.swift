@@ -91,6 +91,7 @@ struct Health: ParsableCommand {
                     line += ", \(clients) client\(clients == 1 ? "" : "s") counted for a takeover"
                 }
             }
+            if health.status == .paused { line += "; zpub resume starts forwarding again" }
             Output.line(line)
         }
         if !healthy { throw ExitCode.failure }

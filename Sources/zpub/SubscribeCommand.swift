@@ -559,8 +559,11 @@ struct Subscribe: ParsableCommand {
             }
             usleep(100_000)
         } while SystemClock.monotonicNanoseconds() < deadline
+        let given = controls.isEmpty ? " (the default control endpoint: give the broker's with -c)" : ""
         throw CLIError(
-            "none of \(controlEndpoints.joined(separator: ", ")) is an active broker; are they running? (zpub health -c ENDPOINT)"
+            controlEndpoints.count == 1
+                ? "\(control) is not an active broker\(given); is it running? (zpub health -c \(control))"
+                : "none of \(controlEndpoints.joined(separator: ", ")) is an active broker; are they running? (zpub health -c ENDPOINT)"
         )
     }
 

@@ -153,7 +153,7 @@ struct ConfigurationLoader: Sendable {
         var lines = problems
         let count = problems.count
         lines.append(
-            "zpubd: the configuration has \(count) problem\(count == 1 ? "" : "s"); nothing was started. Every key is described in zpubd.conf(5) and in the sample zpubd.conf (etc/zpub/ in the source, /usr/share/doc/zpub/examples/ once installed)."
+            "zpubd: the configuration has \(count) problem\(count == 1 ? "" : "s"), and zpubd starts only with none. Every flag is in zpubd --help, every key is described in zpubd.conf(5) and in the sample zpubd.conf (etc/zpub/ in the source, /usr/share/doc/zpub/examples/ once installed)."
         )
         return lines.joined(separator: "\n")
     }

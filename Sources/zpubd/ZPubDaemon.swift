@@ -143,6 +143,13 @@ struct ZPubDaemon: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         raiseFileDescriptorLimit(logger: logger)
+        if let directory = configuration.stateDirectory, configuration.historyPrefixes.isEmpty,
+            configuration.lastValuePrefixes.isEmpty
+        {
+            logger.warning(
+                "the state directory \(directory) keeps nothing: name [history] prefixes (--history) to keep messages, or [last_value] prefixes (--last-value) to keep their last values across restarts"
+            )
+        }
         let notifier = Notifier()
         // RELOAD on the control socket is a SIGHUP that waits for its outcome; served from the
         // control socket's first request on.
@@ -392,7 +399,7 @@ private func raiseFileDescriptorLimit(logger: Logger) {
     limit.rlim_cur = wanted
     if setrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 {
         logger.info(
-            "set the open file limit from \(previous) to \(wanted) (one per peer; \(limit.rlim_max - wanted) kept in reserve for running out)"
+            "open file limit \(wanted) (one per peer; it was \(previous)): the hard limit \(limit.rlim_max) less \(limit.rlim_max - wanted) kept in reserve for running out"
         )
     }
 }

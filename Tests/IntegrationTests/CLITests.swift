@@ -188,7 +188,9 @@ final class CLITests: XCTestCase {
         let fromEnvironment = try Run.program(Binaries.zpub, ["ping"], environment: ["ZPUB_CONTROL": daemon.control])
         XCTAssertTrue(fromEnvironment.stdout.hasPrefix("PONG"), fromEnvironment.stderr)
         XCTAssertEqual(try zpub(["pause"] + control).stdout, "forwarding paused\n")
-        XCTAssertEqual(try zpub(["health"] + control).status, 1, "paused is not ok")
+        let paused = try zpub(["health"] + control)
+        XCTAssertEqual(paused.status, 1, "paused is not ok")
+        XCTAssertTrue(paused.stdout.contains("zpub resume starts forwarding again"), paused.stdout)
         XCTAssertEqual(try zpub(["resume"] + control).stdout, "forwarding running\n")
         let config = try zpub(["config"] + control)
         XCTAssertTrue(config.stdout.contains(daemon.xpub), config.stdout)
@@ -259,6 +261,11 @@ final class CLITests: XCTestCase {
             (["pub", "--endpoint", "tcp//127.0.0.1:5557", "t", "m"], "--endpoint", "write transport://address"),
             (["sub", "--endpoint", "tcp://127.0.0.1", "t"], "--endpoint", "needs a port"),
             (["stats", "--control", "udp://127.0.0.1:5555"], "--control", "unknown transport"),
+            // host:port alone: the fix, with the port given.
+            (
+                ["pub", "--endpoint", "127.0.0.1:5557", "t", "m"], "--endpoint",
+                "write transport://address: tcp://127.0.0.1:5557"
+            ),
         ] {
             let run = try zpub(arguments, timeout: 10)
             XCTAssertEqual(run.status, 1, arguments.joined(separator: " "))

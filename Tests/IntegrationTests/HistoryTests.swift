@@ -287,6 +287,17 @@ final class HistoryTests: XCTestCase {
         try Wait.until("b.x is kept") { try daemon.stats().history?.written == 2 }
     }
 
+    /// A state directory with nothing to keep there (no history, no last-value prefixes) is
+    /// not taken in silence: persistence was wanted, and none happens.
+    func testAStateDirectoryWithNothingToKeepIsWarnedAbout() throws {
+        let daemon = try Daemon(arguments: ["--state-dir", stateDirectory.path])
+        try Wait.until("the warning is logged") { daemon.log.contains("keeps nothing: name [history] prefixes") }
+        let kept = try Daemon(arguments: ["--state-dir", stateDirectory.path + "-kept", "--history", "h."])
+        defer { try? FileManager.default.removeItem(atPath: stateDirectory.path + "-kept") }
+        try Wait.until("it runs") { try kept.stats().history != nil }
+        XCTAssertFalse(kept.log.contains("keeps nothing"), kept.log)
+    }
+
     func testSubSinceStartsAfterTheGivenSequence() throws {
         let daemon = try Daemon(arguments: ["--history", "h."])
         let clients = try Clients()
