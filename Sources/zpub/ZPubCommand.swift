@@ -26,6 +26,45 @@ struct ZPubCommand: ParsableCommand {
             ShowConfig.self, Reload.self, Pause.self, Resume.self, KeyGen.self, Top.self, History.self,
         ]
     )
+
+    /// ArgumentParser suggests a mistyped option, not a mistyped command ("Unexpected argument
+    /// 'stat'"): that one is answered here, with the command meant.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let first = arguments.first, !first.hasPrefix("-"), first != "help",
+            let message = unknownCommand(first)
+        {
+            Output.error(message)
+            Glibc.exit(64)  // EX_USAGE, as ArgumentParser's own usage errors
+        }
+        main(nil)
+    }
+
+    /// Nil for a command zpub has; otherwise what to say, with the likeliest command meant.
+    static func unknownCommand(_ word: String) -> String? {
+        let names = configuration.subcommands.map { $0._commandName }
+        guard !names.contains(word) else { return nil }
+        // "subscribe" for sub, "publish" for pub; otherwise the nearest by edits, if near.
+        let meant =
+            names.first { word.hasPrefix($0) || $0.hasPrefix(word) }
+            ?? names.map { ($0, editDistance($0, word)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
+        return "unknown command '\(word)'\(meant.map { "; did you mean '\($0)'?" } ?? "") (zpub --help lists them)"
+    }
+
+    /// Levenshtein distance: insertions, deletions and substitutions.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a)
+        let b = Array(b)
+        var previous = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return a.isEmpty ? b.count : previous[b.count]
+    }
 }
 
 /// Where the control socket is and how long to wait for it; shared by the inspection commands.

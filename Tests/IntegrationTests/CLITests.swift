@@ -256,6 +256,20 @@ final class CLITests: XCTestCase {
 
     /// A mistyped endpoint is named with the option it came from and a hint, as zpubd names one
     /// in its configuration, rather than libzmq's bare "Invalid argument".
+    /// A mistyped command gets the command meant, as a mistyped option does (ArgumentParser
+    /// said only "Unexpected argument 'stat'").
+    func testAMistypedCommandGetsTheCommandMeant() throws {
+        for (word, meant) in [("stat", "stats"), ("subscribe", "sub"), ("publish", "pub"), ("histroy", "history")] {
+            let run = try zpub([word, "x"], timeout: 10)
+            XCTAssertEqual(run.status, 64, word)
+            XCTAssertTrue(run.stderr.contains("unknown command '\(word)'; did you mean '\(meant)'?"), run.stderr)
+        }
+        let unknown = try zpub(["frobnicate"], timeout: 10)
+        XCTAssertEqual(unknown.status, 64)
+        XCTAssertTrue(unknown.stderr.contains("unknown command 'frobnicate' (zpub --help lists them)"), unknown.stderr)
+        XCTAssertEqual(try zpub(["help", "stats"], timeout: 10).status, 0)
+    }
+
     func testAMistypedEndpointGetsAHint() throws {
         for (arguments, option, hint) in [
             (["pub", "--endpoint", "tcp//127.0.0.1:5557", "t", "m"], "--endpoint", "write transport://address"),
