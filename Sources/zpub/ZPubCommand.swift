@@ -69,12 +69,16 @@ struct ZPubCommand: ParsableCommand {
 
 /// Where the control socket is and how long to wait for it; shared by the inspection commands.
 struct ControlOptions: ParsableArguments {
+    // Optional, so that the help shows the default as written here, once ($ZPUB_CONTROL
+    // first), not also ArgumentParser's "(default: ...)" of whatever this process found.
     @Option(
-        name: [.customShort("c"), .long],
+        name: [.customShort("c"), .customLong("control")],
         help: ArgumentHelp(
             "The broker's control endpoint (default: $ZPUB_CONTROL, or tcp://127.0.0.1:5555; the packaged service listens on ipc:///run/zpub/control.sock).",
             valueName: "endpoint"))
-    var control = defaultControlEndpoint
+    var givenControl: String?
+
+    var control: String { givenControl ?? defaultControlEndpoint }
 
     @Option(
         name: .long, parsing: .unconditional,
