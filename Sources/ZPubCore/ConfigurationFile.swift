@@ -428,6 +428,13 @@ struct Parser {
                 ))
         }
         let shown = word.isEmpty ? restOfLinePreview() : word.shownInProblem
+        if byte == UInt8(ascii: "'") {
+            // TOML's literal strings: not read here, and the likeliest slip from other formats.
+            return .failure(
+                ConfigurationProblem(
+                    line: startLine,
+                    message: "\(shown) is in single quotes; strings here take double quotes (\"like this\")"))
+        }
         return .failure(
             ConfigurationProblem(
                 line: startLine,

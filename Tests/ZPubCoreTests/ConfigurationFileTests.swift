@@ -154,6 +154,8 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(problems("[endpoints]\nxpub = [1]\n").first!.message.contains("must be strings"))
         XCTAssertTrue(problems("[daemon\n").first!.message.contains("section header"))
         XCTAssertTrue(problems("[sockets]\nsend_hwm = 12abc\n").first!.message.contains("not a value"))
+        let quoted = problems("[daemon]\nlog_level = 'info'\n").first?.message ?? ""
+        XCTAssertTrue(quoted.contains("single quotes; strings here take double quotes"), quoted)
         let huge = problems("[sockets]\nsend_hwm = 99_999_999_999_999_999_999\n")
         XCTAssertEqual(huge.first?.line, 2)
         XCTAssertTrue(huge.first?.message.contains("99_999_999_999_999_999_999 is too large") == true, "\(huge)")
