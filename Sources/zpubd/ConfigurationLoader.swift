@@ -110,9 +110,15 @@ struct ConfigurationLoader: Sendable {
             }
         }
         if let listen = overrides.http {
-            configuration.http.enabled = true
-            configuration.http.listen = listen
-            fromFlag("listen")
+            if HTTPSettings.parseListen(listen) != nil {
+                configuration.http.enabled = true
+                configuration.http.listen = listen
+                fromFlag("listen")
+            } else {
+                flagProblems.append(
+                    "--http \"\(listen)\" is not host:port; write e.g. --http 127.0.0.1:8080, [::1]:8080 or 0.0.0.0:8080"
+                )
+            }
         }
 
         if let role = overrides.haRole {

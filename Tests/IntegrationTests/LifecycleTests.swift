@@ -61,12 +61,17 @@ final class LifecycleTests: XCTestCase {
         // end the same way (1 here, 78 at start: not ArgumentParser's 64, which systemd's
         // Restart=on-failure would retry for ever).
         let flags = try Run.program(
-            Binaries.zpubd, ["--config", bad.path, "--log-level", "warn", "--ha-role", "leader", "--check-config"])
+            Binaries.zpubd,
+            [
+                "--config", bad.path, "--log-level", "warn", "--ha-role", "leader", "--http", "localhost",
+                "--check-config",
+            ])
         XCTAssertEqual(flags.status, 1, flags.stderr)
         XCTAssertTrue(flags.stderr.contains("zpubd: --log-level \"warn\" is not a log level"), flags.stderr)
         XCTAssertTrue(flags.stderr.contains("zpubd: --ha-role must be primary or backup"), flags.stderr)
+        XCTAssertTrue(flags.stderr.contains("zpubd: --http \"localhost\" is not host:port"), flags.stderr)
         XCTAssertTrue(flags.stderr.contains("\(bad.path):5: send_hwm = -5 is out of range"), flags.stderr)
-        XCTAssertTrue(flags.stderr.contains("5 problems"), flags.stderr)
+        XCTAssertTrue(flags.stderr.contains("6 problems"), flags.stderr)
         let started = try Run.program(Binaries.zpubd, ["--log-level", "warn", "--xpub", "inproc://x"])
         XCTAssertEqual(started.status, 78, started.stderr)
     }
