@@ -430,10 +430,11 @@ struct Parser {
         let shown = word.isEmpty ? restOfLinePreview() : word.shownInProblem
         if byte == UInt8(ascii: "'") {
             // TOML's literal strings: not read here, and the likeliest slip from other formats.
+            let quoted = shown.dropFirst().firstIndex(of: "'").map { String(shown[...$0]) } ?? shown
             return .failure(
                 ConfigurationProblem(
                     line: startLine,
-                    message: "\(shown) is in single quotes; strings here take double quotes (\"like this\")"))
+                    message: "\(quoted) is in single quotes; strings here take double quotes (\"like this\")"))
         }
         return .failure(
             ConfigurationProblem(

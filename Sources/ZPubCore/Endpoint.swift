@@ -16,8 +16,12 @@ public enum Endpoint {
     /// Nil when `endpoint` looks bindable; otherwise what is wrong and what to write instead.
     public static func problem(with endpoint: String) -> String? {
         guard let range = endpoint.firstRange(of: "://") else {
-            // host:port without its transport: the likeliest slip, answered with the fix.
-            if let colon = endpoint.lastIndex(of: ":"), Int(endpoint[endpoint.index(after: colon)...]) != nil {
+            // host:port without its transport: the likeliest slip, answered with the fix (only
+            // when that is one: not for "tcp:host:port", nor an IPv6 host without brackets).
+            if let colon = endpoint.lastIndex(of: ":"), !endpoint.contains("/"),
+                endpoint.hasPrefix("[") || !endpoint[..<colon].contains(":"),
+                problem(with: "tcp://" + endpoint) == nil
+            {
                 return "not an endpoint; write transport://address: tcp://\(endpoint)"
             }
             return "not an endpoint; write transport://address, e.g. tcp://127.0.0.1:5556 or ipc:///run/zpub/xpub.sock"

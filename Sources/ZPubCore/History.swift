@@ -228,8 +228,9 @@ public struct HistoryReply: Codable, Equatable, Sendable {
                 // every reader after a SIGKILL reads of a billion lost messages.
                 let span = from == to ? "number \(from) was" : "numbers \(from) to \(to) were"
                 let lost = prefix.isEmpty ? "" : " (any under \(prefix))"
+                let unused = from == to ? "" : "; most of \(numbers) were never used"
                 return
-                    "\(span) reserved by a zpubd that stopped uncleanly (SIGKILL, a crash, a power loss): the messages it numbered there in its last moments and had not yet written are lost\(lost); most of \(numbers) were never used"
+                    "\(span) reserved by a zpubd that stopped uncleanly (SIGKILL, a crash, a power loss): the messages it numbered there in its last moments and had not yet written are lost\(lost)\(unused)"
             case .takeover:
                 return
                     "\(range) not kept here: the pair's other broker may have used some of \(numbers) before this one took over, and they never reached it\(whose)"

@@ -43,7 +43,14 @@ public enum TextFile {
                 "systemd passed no credentials (CREDENTIALS_DIRECTORY is not set): \(path) needs LoadCredential=\(name):/path/of/the/file in the unit; outside systemd, write the file's path"
             )
         }
-        return directory + "/" + name
+        let file = directory + "/" + name
+        // Some credentials passed, not this one: said as such, not as a file to create.
+        guard access(file, F_OK) == 0 else {
+            throw ReadError(
+                "systemd passed no credential \(name) (it is not in $CREDENTIALS_DIRECTORY): add LoadCredential=\(name):/path/of/the/file to the unit"
+            )
+        }
+        return file
     }
 
     /// The file's contents, which must be UTF-8: refused otherwise at the first byte that is

@@ -91,7 +91,9 @@ struct Health: ParsableCommand {
                     line += ", \(clients) client\(clients == 1 ? "" : "s") counted for a takeover"
                 }
             }
-            if health.status == .paused { line += "; zpub resume starts forwarding again" }
+            if health.status == .paused {
+                line += "; zpub resume\(options.givenControl.map { " -c \($0)" } ?? "") starts forwarding again"
+            }
             Output.line(line)
         }
         if !healthy { throw ExitCode.failure }

@@ -246,13 +246,13 @@ struct Subscribe: ParsableCommand {
     /// replay's `through`: the last sequence the broker had assigned.
     private func fetchReplay(
         token: String, since: UInt64, into handshake: inout SnapshotCatchUp<[[UInt8]]>, from control: String? = nil,
-        page deliver: ([MessageJSON]) throws -> Void
+        noteUnkept: Bool = true, page deliver: ([MessageJSON]) throws -> Void
     ) throws -> (release: SnapshotCatchUp<[[UInt8]]>.Release, through: UInt64) {
         let client = ControlClient(
             endpoint: control ?? self.control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         let prefix = prefixes.first ?? ""
         let reply = try catchUpRequest("REPLAY \(token) \(since) \(prefix)", as: ReplayReply.self, to: client)
-        if !Self.overlapsAny(prefix, reply.prefixes) {
+        if noteUnkept && !Self.overlapsAny(prefix, reply.prefixes) {
             Output.error(
                 "history keeps nothing under \(prefix.isEmpty ? "\"\"" : prefix) (it keeps \(reply.prefixes.joined(separator: ", "))): nothing to replay; live messages follow"
             )
@@ -421,8 +421,10 @@ struct Subscribe: ParsableCommand {
             do {
                 // Held whole: the follower matches the messages it printed without a number
                 // against the whole replay.
+                // The note of a prefix history does not keep: once, not at every failover.
                 through = try fetchReplay(
-                    token: handshake.token, since: follower.last, into: &handshake, from: active
+                    token: handshake.token, since: follower.last, into: &handshake, from: active,
+                    noteUnkept: firstResume
                 ) { entries += $0 }.through
             } catch {
                 // The broker may have just taken over, or dropped this connection for a moment:

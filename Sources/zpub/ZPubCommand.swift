@@ -43,10 +43,12 @@ struct ZPubCommand: ParsableCommand {
     /// Nil for a command zpub has; otherwise what to say, with the likeliest command meant.
     static func unknownCommand(_ word: String) -> String? {
         let names = configuration.subcommands.map { $0._commandName }
-        guard !names.contains(word) else { return nil }
-        // "subscribe" for sub, "publish" for pub; otherwise the nearest by edits, if near.
+        guard !word.isEmpty, !names.contains(word) else { return nil }
+        // A command's start ("subs": subscriptions), then the longest command the word starts
+        // with ("subscribe": sub), then the nearest by edits, if near.
         let meant =
-            names.first { word.hasPrefix($0) || $0.hasPrefix(word) }
+            names.first { $0.hasPrefix(word) }
+            ?? names.filter { word.hasPrefix($0) }.max { $0.count < $1.count }
             ?? names.map { ($0, editDistance($0, word)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
         return "unknown command '\(word)'\(meant.map { "; did you mean '\($0)'?" } ?? "") (zpub --help lists them)"
     }

@@ -190,7 +190,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try zpub(["pause"] + control).stdout, "forwarding paused\n")
         let paused = try zpub(["health"] + control)
         XCTAssertEqual(paused.status, 1, "paused is not ok")
-        XCTAssertTrue(paused.stdout.contains("zpub resume starts forwarding again"), paused.stdout)
+        XCTAssertTrue(paused.stdout.contains("zpub resume -c \(daemon.control) starts forwarding again"), paused.stdout)
         XCTAssertEqual(try zpub(["resume"] + control).stdout, "forwarding running\n")
         let config = try zpub(["config"] + control)
         XCTAssertTrue(config.stdout.contains(daemon.xpub), config.stdout)
@@ -259,7 +259,10 @@ final class CLITests: XCTestCase {
     /// A mistyped command gets the command meant, as a mistyped option does (ArgumentParser
     /// said only "Unexpected argument 'stat'").
     func testAMistypedCommandGetsTheCommandMeant() throws {
-        for (word, meant) in [("stat", "stats"), ("subscribe", "sub"), ("publish", "pub"), ("histroy", "history")] {
+        for (word, meant) in [
+            ("stat", "stats"), ("subscribe", "sub"), ("publish", "pub"), ("histroy", "history"),
+            ("subs", "subscriptions"), ("subscription", "subscriptions"),
+        ] {
             let run = try zpub([word, "x"], timeout: 10)
             XCTAssertEqual(run.status, 64, word)
             XCTAssertTrue(run.stderr.contains("unknown command '\(word)'; did you mean '\(meant)'?"), run.stderr)

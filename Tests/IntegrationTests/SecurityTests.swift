@@ -382,6 +382,17 @@ final class SecurityTests: XCTestCase {
         XCTAssertTrue(lists.stderr.contains("LoadCredential=clients.public:"), lists.stderr)
         XCTAssertTrue(lists.stderr.contains("LoadCredential=peer.public:"), lists.stderr)
         XCTAssertFalse(lists.stderr.contains("does not exist"), lists.stderr)
+        // Under systemd with other credentials passed (server.secret), but not these two.
+        let others = try Run.program(
+            Binaries.zpubd, ["--config", file.path, "--check-config"],
+            environment: ["CREDENTIALS_DIRECTORY": credentials.path])
+        XCTAssertEqual(others.status, 1)
+        for name in ["clients.public", "peer.public"] {
+            XCTAssertTrue(
+                others.stderr.contains("systemd passed no credential \(name) (it is not in $CREDENTIALS_DIRECTORY)"),
+                others.stderr)
+        }
+        XCTAssertFalse(others.stderr.contains("does not exist"), others.stderr)
     }
 
     func testAMissingOrBadKeyFileIsRefusedAtStart() throws {

@@ -154,8 +154,8 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(problems("[endpoints]\nxpub = [1]\n").first!.message.contains("must be strings"))
         XCTAssertTrue(problems("[daemon\n").first!.message.contains("section header"))
         XCTAssertTrue(problems("[sockets]\nsend_hwm = 12abc\n").first!.message.contains("not a value"))
-        let quoted = problems("[daemon]\nlog_level = 'info'\n").first?.message ?? ""
-        XCTAssertTrue(quoted.contains("single quotes; strings here take double quotes"), quoted)
+        let quoted = problems("[daemon]\nlog_level = 'info'  # the level\n").first?.message ?? ""
+        XCTAssertTrue(quoted.hasPrefix("'info' is in single quotes; strings here take double quotes"), quoted)
         let huge = problems("[sockets]\nsend_hwm = 99_999_999_999_999_999_999\n")
         XCTAssertEqual(huge.first?.line, 2)
         XCTAssertTrue(huge.first?.message.contains("99_999_999_999_999_999_999 is too large") == true, "\(huge)")
@@ -349,6 +349,19 @@ final class ConfigurationFileTests: XCTestCase {
 }
 
 final class EndpointTests: XCTestCase {
+    /// host:port alone is answered with the endpoint to write, when that is one.
+    func testAnEndpointWithoutItsTransportGetsTheFixWhenThereIsOne() {
+        XCTAssertEqual(
+            Endpoint.problem(with: "127.0.0.1:5557"), "not an endpoint; write transport://address: tcp://127.0.0.1:5557"
+        )
+        XCTAssertEqual(
+            Endpoint.problem(with: "[::1]:5557"), "not an endpoint; write transport://address: tcp://[::1]:5557")
+        for endpoint in ["tcp:127.0.0.1:5555", "::1:5555", "127.0.0.1:99999", "a/b:5"] {
+            let problem = Endpoint.problem(with: endpoint) ?? ""
+            XCTAssertTrue(problem.contains("e.g. tcp://127.0.0.1:5556"), "\(endpoint): \(problem)")
+        }
+    }
+
     func testAcceptsWhatLibzmqBinds() {
         for endpoint in [
             "tcp://127.0.0.1:5556", "tcp://*:5556", "tcp://[::1]:5556", "tcp://eth0:0", "tcp://127.0.0.1:*",

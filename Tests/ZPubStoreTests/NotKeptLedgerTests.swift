@@ -240,5 +240,9 @@ final class NotKeptLedgerTests: XCTestCase {
             HistoryReply.NotKept(from: 4, to: 9, reason: .uncleanStop).describe(readUnder: "orders."),
             "numbers 4 to 9 were reserved by a zpubd that stopped uncleanly (SIGKILL, a crash, a power loss): the messages it numbered there in its last moments and had not yet written are lost (any under orders.); most of these numbers were never used"
         )
+        XCTAssertEqual(
+            HistoryReply.NotKept(from: 4, to: 4, reason: .uncleanStop).describe(readUnder: ""),
+            "number 4 was reserved by a zpubd that stopped uncleanly (SIGKILL, a crash, a power loss): the messages it numbered there in its last moments and had not yet written are lost"
+        )
     }
 }
