@@ -44,7 +44,7 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
     private static func hint(for code: Int32, endpoint: String, role: BrokerSocketRole) -> String {
         switch code {
         case EADDRINUSE:
-            "; another process (another zpubd?) is listening there: stop it, or choose another endpoint with --\(role.rawValue) or in the config file"
+            "; another process (another zpubd?) is listening there: stop it, or choose another endpoint in the config file (or with --\(role.rawValue) at start)"
         case EACCES:
             endpoint.hasPrefix("ipc://")
                 ? "; the directory of the socket file is not writable by this user"
