@@ -42,7 +42,7 @@ struct Publish: ParsableCommand {
     @Option(
         name: [.customShort("e"), .long],
         help: ArgumentHelp(
-            "The endpoint to send to (default: the PULL or XSUB default); repeat it for both brokers of a pair: messages go to the one that is active.",
+            "The endpoint to send to (default: $ZPUB_PULL, or $ZPUB_XSUB with --pub, else the PULL or XSUB default); repeat it for both brokers of a pair: messages go to the one that is active.",
             valueName: "endpoint"))
     var endpoint: [String] = []
 
@@ -96,9 +96,16 @@ struct Publish: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let variable = pub ? "ZPUB_XSUB" : "ZPUB_PULL"
+            let fromEnvironment = endpoint.isEmpty ? environmentEndpoint(variable) : nil
             let targets =
                 endpoint.isEmpty
-                ? [pub ? BrokerConfiguration.Defaults.xsubEndpoints[0] : BrokerConfiguration.Defaults.pullEndpoints[0]]
+                ? [
+                    fromEnvironment
+                        ?? (pub
+                            ? BrokerConfiguration.Defaults.xsubEndpoints[0]
+                            : BrokerConfiguration.Defaults.pullEndpoints[0])
+                ]
                 : endpoint
             let target = targets.joined(separator: " or ")
             let context = try Context()
@@ -125,7 +132,9 @@ struct Publish: ParsableCommand {
             let watch = try ConnectionWatch(
                 socket, context: context, endpoints: targets, usingCurve: curve.serverKey != nil)
             defer { watch.close() }
-            for target in targets { try socket.connect(target, option: "--endpoint") }
+            for target in targets {
+                try socket.connect(target, option: fromEnvironment == nil ? "--endpoint" : variable)
+            }
             /// Why nothing got through within the timeout: a failed handshake if there was one.
             func unreachable() -> CLIError {
                 let why =

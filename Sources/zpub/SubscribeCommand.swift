@@ -25,7 +25,7 @@ struct Subscribe: ParsableCommand {
     @Option(
         name: [.customShort("e"), .long],
         help: ArgumentHelp(
-            "The broker's XPUB endpoint; repeat it for both brokers of a pair (only the active one publishes).",
+            "The broker's XPUB endpoint (default: $ZPUB_XPUB, else the XPUB default); repeat it for both brokers of a pair (only the active one publishes).",
             valueName: "endpoint"))
     var endpoint: [String] = []
 
@@ -71,7 +71,10 @@ struct Subscribe: ParsableCommand {
     var controls: [String] = []
 
     /// The endpoints given, or the defaults.
-    private var endpoints: [String] { endpoint.isEmpty ? BrokerConfiguration.Defaults.xpubEndpoints : endpoint }
+    private var endpoints: [String] {
+        endpoint.isEmpty
+            ? environmentEndpoint("ZPUB_XPUB").map { [$0] } ?? BrokerConfiguration.Defaults.xpubEndpoints : endpoint
+    }
     private var control: String { controls.first ?? defaultControlEndpoint }
     /// Every control endpoint given, or the default one.
     private var controlEndpoints: [String] { controls.isEmpty ? [defaultControlEndpoint] : controls }
@@ -126,7 +129,9 @@ struct Subscribe: ParsableCommand {
                 sockets, context: context, endpoints: endpoints, usingCurve: curve.serverKey != nil)
             defer { watch.close() }
             for (index, endpoint) in endpoints.enumerated() {
-                try sockets[following ? index : 0].connect(endpoint, option: "--endpoint")
+                let option =
+                    self.endpoint.isEmpty && environmentEndpoint("ZPUB_XPUB") != nil ? "ZPUB_XPUB" : "--endpoint"
+                try sockets[following ? index : 0].connect(endpoint, option: option)
             }
             for socket in sockets {
                 for prefix in prefixes.isEmpty ? [""] : prefixes {

@@ -121,6 +121,13 @@ enum Milliseconds {
     }
 }
 
+/// A data endpoint from the environment, when set and not empty: `ZPUB_PULL`, `ZPUB_XSUB` or
+/// `ZPUB_XPUB`, for a broker not on the defaults (as `ZPUB_CONTROL` is for its control socket,
+/// and `NATS_URL` for nats).
+func environmentEndpoint(_ variable: String) -> String? {
+    getenv(variable).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+}
+
 /// `$ZPUB_CONTROL` when set (so that `zpub stats` finds a broker whose control socket is not
 /// the default, e.g. the packaged service's ipc socket), else the default endpoint.
 var defaultControlEndpoint: String {

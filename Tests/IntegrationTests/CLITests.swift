@@ -29,6 +29,28 @@ final class CLITests: XCTestCase {
             ])
     }
 
+    /// A broker not on the default endpoints is found through the environment, as its control
+    /// socket is through ZPUB_CONTROL (nats has NATS_URL): ZPUB_XPUB for sub, ZPUB_PULL for pub,
+    /// ZPUB_XSUB for pub --pub; a malformed one is named by its variable.
+    func testDataEndpointsFromTheEnvironment() throws {
+        let daemon = try Daemon()
+        let subscriber = try RunningProgram(
+            Binaries.zpub, ["sub", "--count", "2", "env."], environment: ["ZPUB_XPUB": daemon.xpub])
+        try daemon.waitForSubscriptions(1)
+        let pushed = try Run.program(
+            Binaries.zpub, ["pub", "env.push", "1"], environment: ["ZPUB_PULL": daemon.pull])
+        XCTAssertEqual(pushed.status, 0, pushed.stderr)
+        try Wait.until("the broker has taken the first message") { try daemon.stats().messagesIn == 1 }
+        let published = try Run.program(
+            Binaries.zpub, ["pub", "--pub", "env.pub", "2"], environment: ["ZPUB_XSUB": daemon.xsub])
+        XCTAssertEqual(published.status, 0, published.stderr)
+        XCTAssertEqual(try subscriber.finish(timeout: 20).stdout, "env.push\t1\nenv.pub\t2\n")
+        let malformed = try Run.program(
+            Binaries.zpub, ["sub", "--count", "1", "x"], timeout: 10, environment: ["ZPUB_XPUB": "127.0.0.1:5556"])
+        XCTAssertEqual(malformed.status, 1)
+        XCTAssertTrue(malformed.stderr.contains("ZPUB_XPUB \"127.0.0.1:5556\""), malformed.stderr)
+    }
+
     /// `zpub sub --ready` says so once the broker forwards its subscription, so that a script
     /// can start its publisher then and lose nothing. Here the broker's forwarding loop is held
     /// for 3 s (a test hook) as the subscriber starts: "ready" comes only once the loop could
