@@ -67,11 +67,8 @@ public final class Broker: Sendable {
         // is bound.
         let historyWriter: HistoryWriter?
         do {
-            // Also for last values alone, when they persist in a state directory.
-            let needed =
-                !configuration.historyPrefixes.isEmpty
-                || (configuration.stateDirectory != nil && !configuration.lastValuePrefixes.isEmpty)
-            historyWriter = needed ? try HistoryWriter(configuration: configuration, logger: logger) : nil
+            historyWriter =
+                configuration.opensHistoryStore ? try HistoryWriter(configuration: configuration, logger: logger) : nil
         } catch {
             throw BrokerError(code: .stateUnusable, message: error.description, exitStatus: error.exitStatus)
         }

@@ -117,6 +117,11 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     /// Where history and the last-value cache persist (`--state-dir`, `[history] directory`);
     /// nil: in memory only, lost at exit.
     public var stateDirectory: String?
+    /// Whether zpubd opens the history store (and runs its writer): for history prefixes, or
+    /// for last values that persist in a state directory. Decided at start.
+    public var opensHistoryStore: Bool {
+        !historyPrefixes.isEmpty || (stateDirectory != nil && !lastValuePrefixes.isEmpty)
+    }
     /// The CURVE server's secret key (Z85, as `zpub keygen` writes it); needed when any socket
     /// has `curve = true`. Only the path is ever shown, never the key.
     public var serverSecretKeyFile: String?

@@ -4,6 +4,14 @@
 /// The prefixes' bytes lie one after the other in one buffer, with where each ends: one buffer
 /// to compare against, with no per-prefix array to retain.
 public struct PrefixMatcher: Sendable, Equatable {
+    /// Whether subscriptions to `a` and to `b` can match a common topic: one starts with the
+    /// other. (A token's rule and a subscription, a kept prefix and a replay's, ...)
+    @inlinable
+    public static func overlap<A: Collection, B: Collection>(_ a: A, _ b: B) -> Bool
+    where A.Element == UInt8, B.Element == UInt8 {
+        a.starts(with: b) || b.starts(with: a)
+    }
+
     @usableFromInline let flat: [UInt8]
     @usableFromInline let ends: [Int]
 

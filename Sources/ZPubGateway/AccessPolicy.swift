@@ -132,7 +132,7 @@ struct AccessPolicy: Sendable {
                 ? nil : .notInToken(prefix: String(decoding: prefix, as: UTF8.self), subject: user.subject)
         }
         if isAnonymousRefused(credentials) { return .credentialsRequired }
-        for rule in tokens where rule.prefix.starts(with: prefix) || prefix.starts(with: rule.prefix) {
+        for rule in tokens where PrefixMatcher.overlap(rule.prefix, prefix) {
             if !credentials.tokens.contains(rule.token) {
                 return .tokenRequired(prefix: String(decoding: rule.prefix, as: UTF8.self))
             }

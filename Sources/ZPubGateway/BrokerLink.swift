@@ -826,7 +826,7 @@ final class BrokerLink {
     private func setUpstream(_ prefix: [UInt8], subscribed: Bool) {
         try? sub.setOption(subscribed ? .subscribe : .unsubscribe, bytes: prefix)
         // Under a history prefix (or above one): the sequence markers too, for SSE ids.
-        if historyPrefixes.contains(where: { $0.starts(with: prefix) || prefix.starts(with: $0) }) {
+        if historyPrefixes.contains(where: { PrefixMatcher.overlap($0, prefix) }) {
             try? sub.setOption(subscribed ? .subscribe : .unsubscribe, bytes: Self.sequenceMarkerPrefix + prefix)
         }
         countUpstreamPrefixes()

@@ -1166,8 +1166,7 @@ public final class HistoryStore {
     /// message whose topic starts with `prefix`: one of them starts with it, or it with one.
     static func block(_ prefixCounts: [UInt8], mayHoldTopicsUnder prefix: [UInt8]) throws -> Bool {
         try decodePrefixCounts(prefixCounts).contains { kept, _ in
-            let kept = Array(kept.utf8)
-            return kept.starts(with: prefix) || prefix.starts(with: kept)
+            PrefixMatcher.overlap(kept.utf8, prefix)
         }
     }
 

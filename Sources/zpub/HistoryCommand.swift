@@ -86,7 +86,7 @@ struct History: ParsableCommand {
     private func sayWhetherKept(_ client: ControlClient) {
         // Advisory: a STATS that fails leaves the empty answer as it is.
         guard let kept = (try? client.request("STATS", as: StatsSnapshot.self))?.0.history?.prefixes,
-            !kept.contains(where: { $0.utf8.starts(with: prefix.utf8) || prefix.utf8.starts(with: $0.utf8) })
+            !kept.contains(where: { PrefixMatcher.overlap($0.utf8, prefix.utf8) })
         else { return }
         Output.error(
             kept.isEmpty

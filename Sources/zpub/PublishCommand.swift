@@ -96,17 +96,9 @@ struct Publish: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let variable = pub ? "ZPUB_XSUB" : "ZPUB_PULL"
-            let fromEnvironment = endpoint.isEmpty ? environmentEndpoint(variable) : nil
-            let targets =
-                endpoint.isEmpty
-                ? [
-                    fromEnvironment
-                        ?? (pub
-                            ? BrokerConfiguration.Defaults.xsubEndpoints[0]
-                            : BrokerConfiguration.Defaults.pullEndpoints[0])
-                ]
-                : endpoint
+            let (targets, source) = dataEndpoints(
+                given: endpoint, variable: pub ? "ZPUB_XSUB" : "ZPUB_PULL",
+                fallback: pub ? BrokerConfiguration.Defaults.xsubEndpoints : BrokerConfiguration.Defaults.pullEndpoints)
             let target = targets.joined(separator: " or ")
             let context = try Context()
             defer { context.terminate() }
@@ -132,9 +124,7 @@ struct Publish: ParsableCommand {
             let watch = try ConnectionWatch(
                 socket, context: context, endpoints: targets, usingCurve: curve.serverKey != nil)
             defer { watch.close() }
-            for target in targets {
-                try socket.connect(target, option: fromEnvironment == nil ? "--endpoint" : variable)
-            }
+            for target in targets { try socket.connect(target, option: source) }
             /// Why nothing got through within the timeout: a failed handshake if there was one.
             func unreachable() -> CLIError {
                 let why =

@@ -70,11 +70,11 @@ struct Subscribe: ParsableCommand {
             valueName: "endpoint"))
     var controls: [String] = []
 
-    /// The endpoints given, or the defaults.
-    private var endpoints: [String] {
-        endpoint.isEmpty
-            ? environmentEndpoint("ZPUB_XPUB").map { [$0] } ?? BrokerConfiguration.Defaults.xpubEndpoints : endpoint
+    /// The endpoints given, or $ZPUB_XPUB, or the default; and where they came from.
+    private var target: (endpoints: [String], source: String) {
+        dataEndpoints(given: endpoint, variable: "ZPUB_XPUB", fallback: BrokerConfiguration.Defaults.xpubEndpoints)
     }
+    private var endpoints: [String] { target.endpoints }
     private var control: String { controls.first ?? defaultControlEndpoint }
     /// Every control endpoint given, or the default one.
     private var controlEndpoints: [String] { controls.isEmpty ? [defaultControlEndpoint] : controls }
@@ -128,10 +128,9 @@ struct Subscribe: ParsableCommand {
             let watch = try ConnectionWatch(
                 sockets, context: context, endpoints: endpoints, usingCurve: curve.serverKey != nil)
             defer { watch.close() }
+            let source = target.source
             for (index, endpoint) in endpoints.enumerated() {
-                let option =
-                    self.endpoint.isEmpty && environmentEndpoint("ZPUB_XPUB") != nil ? "ZPUB_XPUB" : "--endpoint"
-                try sockets[following ? index : 0].connect(endpoint, option: option)
+                try sockets[following ? index : 0].connect(endpoint, option: source)
             }
             for socket in sockets {
                 for prefix in prefixes.isEmpty ? [""] : prefixes {
@@ -334,7 +333,7 @@ struct Subscribe: ParsableCommand {
 
     /// Whether a subscription to `prefix` and one of `prefixes` can match a common topic.
     private static func overlapsAny(_ prefix: String, _ prefixes: [String]) -> Bool {
-        prefixes.contains { $0.utf8.starts(with: prefix.utf8) || prefix.utf8.starts(with: $0.utf8) }
+        prefixes.contains { PrefixMatcher.overlap($0.utf8, prefix.utf8) }
     }
 
     // MARK: Following a pair

@@ -57,15 +57,16 @@ struct ZPubCommand: ParsableCommand {
     static func editDistance(_ a: String, _ b: String) -> Int {
         let a = Array(a)
         let b = Array(b)
-        var previous = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
-            var current = [i] + Array(repeating: 0, count: b.count)
-            for j in 1...max(b.count, 1) where !b.isEmpty {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        // One row of the table at a time: row i holds the distances from a's first i letters.
+        var row = Array(0...b.count)
+        for (i, letter) in a.enumerated() {
+            var next = [i + 1]
+            for (j, other) in b.enumerated() {
+                next.append(min(row[j + 1] + 1, next[j] + 1, row[j] + (letter == other ? 0 : 1)))
             }
-            previous = current
+            row = next
         }
-        return a.isEmpty ? b.count : previous[b.count]
+        return row[b.count]
     }
 }
 
@@ -121,16 +122,22 @@ enum Milliseconds {
     }
 }
 
-/// A data endpoint from the environment, when set and not empty: `ZPUB_PULL`, `ZPUB_XSUB` or
-/// `ZPUB_XPUB`, for a broker not on the defaults (as `ZPUB_CONTROL` is for its control socket,
-/// and `NATS_URL` for nats).
+/// An endpoint from the environment, when set and not empty: for a broker not on the defaults
+/// (as nats has `NATS_URL`).
 func environmentEndpoint(_ variable: String) -> String? {
     getenv(variable).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+}
+
+/// The data endpoints to connect to: those given with -e, else `$variable` (`ZPUB_XPUB`,
+/// `ZPUB_PULL`, `ZPUB_XSUB`), else the default; and the name a malformed one is told by.
+func dataEndpoints(given: [String], variable: String, fallback: [String]) -> (endpoints: [String], source: String) {
+    if !given.isEmpty { return (given, "--endpoint") }
+    if let endpoint = environmentEndpoint(variable) { return ([endpoint], variable) }
+    return (fallback, "--endpoint")
 }
 
 /// `$ZPUB_CONTROL` when set (so that `zpub stats` finds a broker whose control socket is not
 /// the default, e.g. the packaged service's ipc socket), else the default endpoint.
 var defaultControlEndpoint: String {
-    getenv("ZPUB_CONTROL").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
-        ?? BrokerConfiguration.Defaults.controlEndpoints[0]
+    environmentEndpoint("ZPUB_CONTROL") ?? BrokerConfiguration.Defaults.controlEndpoints[0]
 }

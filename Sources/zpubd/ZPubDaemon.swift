@@ -143,9 +143,7 @@ struct ZPubDaemon: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         raiseFileDescriptorLimit(logger: logger)
-        if let directory = configuration.stateDirectory, configuration.historyPrefixes.isEmpty,
-            configuration.lastValuePrefixes.isEmpty
-        {
+        if let directory = configuration.stateDirectory, !configuration.opensHistoryStore {
             logger.warning(
                 "the state directory \(directory) keeps nothing: name [history] prefixes (--history) to keep messages, or [last_value] prefixes (--last-value) to keep their last values across restarts"
             )
