@@ -263,9 +263,21 @@ final class PairLink {
     private func report() -> [[UInt8]] {
         reportNumber &+= 1
         return [
-            Array(machine.state.rawValue.utf8), Array(String(ownNextSequence &- 1).utf8), Array(String(runID).utf8),
+            Array(machine.state.rawValue.utf8), Array(String(announcedSequence).utf8), Array(String(runID).utf8),
             Array(String(reportNumber).utf8), Array(status.role.rawValue.utf8),
         ]
+    }
+
+    /// The last sequence this broker may have given, for the peer's takeover to number above.
+    /// While waiting, that includes what an earlier run that stopped uncleanly reserved: it
+    /// may have given those numbers (sequence markers, receipts, SSE ids) to clients without
+    /// committing the messages. A takeover beside a waiting peer skips little or nothing above
+    /// what the peer says (the primary of two starting together nothing; a passive broker
+    /// whose active peer restarted a takeover's gap), so it must not say less. Once passive,
+    /// this broker mirrors from its last stored message on, and says that.
+    private var announcedSequence: UInt64 {
+        guard machine.state == .waiting else { return ownNextSequence &- 1 }
+        return max(ownNextSequence, history?.firstNewSequence ?? 1) &- 1
     }
 
     /// Whether a report of the peer's (`fields`: state, sequence, and from a zpubd since

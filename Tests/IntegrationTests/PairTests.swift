@@ -529,6 +529,64 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(reply.notKept?.map(\.reason), [.takeover], "\(String(describing: reply.notKept))")
     }
 
+    /// The backup, active after a failover, is killed: it may have given numbers it never
+    /// committed (its sequence markers, receipts and SSE ids go out as messages are numbered),
+    /// and its store reserved numbers on disk above them. Both then start together, and the
+    /// primary leads (the peer is waiting too): it numbers above that reserve, not from the
+    /// backup's last stored message, where it would give those numbers again to other messages
+    /// and a client resuming from one would miss them. Until 2026-12-05 a waiting broker said
+    /// only its last stored number.
+    func testTwoBrokersStartingTogetherNumberAboveWhatAKilledBackupMayHaveGiven() throws {
+        let primaryConfiguration = configuration(role: .primary, state: "a")
+        let backupConfiguration = configuration(role: .backup, state: "b")
+        var primary = try broker("a", role: .primary, configuration: primaryConfiguration)
+        var backup = try broker("b", role: .backup, configuration: backupConfiguration)
+        try waitForPair(primary, backup)
+        let clients = try Clients()
+        let vote = try clients.socket(.sub, connect: endpoint("a-xpub")) { socket in
+            try socket.connect(self.endpoint("b-xpub"))
+        }
+        func send(_ numbers: Range<Int>, to daemon: Daemon) throws {
+            let push = try clients.socket(.push, connect: daemon.pull)
+            for number in numbers { try push.send(frames: frames("n.x", "\(number)")) }
+        }
+        try send(0..<10, to: primary)
+        try Wait.until("the backup mirrors them", timeout: 10) { try history(backup).count == 10 }
+        primary.signal(SIGTERM)
+        XCTAssertEqual(primary.waitForExit(), 0)
+        try Wait.until("the backup takes over", timeout: 15) { pairState(backup) == .active }
+        try send(10..<20, to: backup)
+        try Wait.until("the backup keeps its own") { try history(backup).count == 20 }
+        let backupsOwn = try history(backup).map(\.seq)
+        backup.signal(SIGKILL)
+        XCTAssertNotNil(backup.waitForExit())
+        vote.close()
+
+        // The backup first: with no client connected it waits for its peer however long the
+        // primary takes to start, so the two meet waiting.
+        backup = try broker("b", role: .backup, configuration: backupConfiguration)
+        try Wait.until("the backup has opened its history\n\(backup.log)") {
+            backup.log.contains("sequences continue after")
+        }
+        let reserveLine = try XCTUnwrap(
+            backup.log.split(separator: "\n").first { $0.contains("sequences continue after") }, backup.log)
+        let backupsReserve = try XCTUnwrap(
+            UInt64(reserveLine.split(separator: " ").drop { $0 != "after" }.dropFirst().first ?? ""), String(reserveLine))
+        XCTAssertGreaterThan(backupsReserve, try XCTUnwrap(backupsOwn.last), "its dead run's reserve\n\(backup.log)")
+        primary = try broker("a", role: .primary, configuration: primaryConfiguration)
+        try waitForPair(primary, backup)
+        XCTAssertTrue(primary.log.contains("the peer is waiting too; the primary leads"), primary.log)
+        try send(20..<25, to: primary)
+        try Wait.until("the primary keeps its own") { try history(primary).count == 15 }
+        let primarysNew = try history(primary).map(\.seq).suffix(5)
+        XCTAssertGreaterThan(
+            try XCTUnwrap(primarysNew.first), backupsReserve,
+            "above every number the killed backup may have given: \(primarysNew), its reserve \(backupsReserve)")
+        try Wait.until("the backup mirrors the primary's new messages", timeout: 15) { try history(backup).count == 25 }
+        XCTAssertEqual(try history(backup).map(\.number), Array(0..<25))
+        XCTAssertFalse(backup.log.contains("beyond the active peer's"), backup.log)
+    }
+
     func testAPartitionBetweenThePairLeavesOneActiveBroker() throws {
         try XCTSkipUnless(geteuid() == 0, "network namespaces and nftables rules need root")
         guard let ip = NetworkLab.tool("ip"), let nft = NetworkLab.tool("nft") else {
