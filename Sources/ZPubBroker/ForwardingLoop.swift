@@ -165,6 +165,13 @@ final class ForwardingLoop {
     /// False while this broker is the waiting or passive one of a pair: the producers'
     /// endpoints are not bound, and nothing is forwarded (docs/topologies.md, "A pair").
     private var pairActive: Bool
+    /// A pair member that gave up being active (`standDown`) and stops: its producers'
+    /// endpoints are unbound, but what their connections had already queued here is still read
+    /// and forwarded while it drains, not left in the queue when it exits.
+    private var stoodDown = false
+    /// Whether PULL and XSUB are read: while active and not paused, and through a stand-down's
+    /// drain.
+    private var readsProducers: Bool { !state.paused && (pairActive || stoodDown) }
     /// A takeover waiting for the history writer's reserve above `nextSequence` (a write and a
     /// sync; seconds on a slow disk): the producers' endpoints are bound once it is recorded,
     /// or at `deadline` without it, and meanwhile the loop goes on answering subscriptions and
@@ -278,8 +285,8 @@ final class ForwardingLoop {
         /// while a takeover waits for its reserve (they wait with it, rather than be refused
         /// as if paused).
         func watchProducers() {
-            poller.setWatching(pullIndex, !state.paused && pairActive)
-            poller.setWatching(xsubIndex, !state.paused && pairActive)
+            poller.setWatching(pullIndex, readsProducers)
+            poller.setWatching(xsubIndex, readsProducers)
             if let receiptsIndex { poller.setWatching(receiptsIndex, activation == nil) }
         }
         watchProducers()
@@ -305,7 +312,7 @@ final class ForwardingLoop {
             perform(schedule.tick(nowNanoseconds: now), schedule: &schedule, now: now)
 
             if poller.isReadable(xpubIndex), handleSubscriptions() { passSubscriptionBarriers() }
-            if !state.paused && pairActive {
+            if readsProducers {
                 if poller.isReadable(pullIndex) { forwardBurst(from: pull, role: .pull) }
                 if poller.isReadable(xsubIndex) { forwardBurst(from: xsub, role: .xsub) }
             }
@@ -1106,10 +1113,20 @@ final class ForwardingLoop {
     /// unbound now, which also ends the connections made through them, so that producers send
     /// to the active peer. Left bound through the stop's drain (`shutdown_drain_ms`), they took
     /// and numbered messages for a second or more after the stand-down, into a history that is
-    /// then set aside: lost to the pair. What was already taken in is still forwarded.
+    /// then set aside: lost to the pair. What was already taken in is still forwarded
+    /// (`stoodDown`) to the subscribers still connected here. A takeover still waiting for
+    /// its reserve ends here, unbound: binding the producers' endpoints after the stand-down
+    /// would take in messages for a broker on its way out.
     private func standDown() {
+        if let pending = activation {
+            activation = nil
+            pending.reply.fulfill([])
+            logger.notice("pair: standing down before the takeover's endpoints were bound; zpubd stops")
+            return
+        }
         guard pairActive else { return }
         pairActive = false
+        stoodDown = true
         pullEndpoints.unbindRemoved([], on: pull, logger: logger)
         xsubEndpoints.unbindRemoved([], on: xsub, logger: logger)
         registry.set(.pull, pullEndpoints.actual)

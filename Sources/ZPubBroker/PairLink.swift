@@ -97,15 +97,18 @@ final class PairLink {
     /// a report only if it is newer than the last it took: an answer read after a newer
     /// heartbeat, or a heartbeat after a newer answer, would otherwise undo it.
     private let runID = UInt64.random(in: 1...UInt64.max)
-    /// When a misconfigured pair was last logged (`warnOfMisconfiguration`); 0: never.
-    private var lastMisconfigurationWarning: UInt64 = 0
+    /// When each way a pair can be misconfigured was last logged (`warnOfMisconfiguration`):
+    /// one problem's warning does not hold back the other's.
+    private var lastMisconfigurationWarning: [Misconfiguration: UInt64] = [:]
+    private enum Misconfiguration { case peerIsThisBroker, sameRole }
     private var reportNumber: UInt64 = 0
     /// Which of the peer's reports are newer than the last one taken.
     private var peerReports = PeerReportOrder()
     /// The peer's HISTORY request the writer is answering, sent once ready
     /// (`sendHistoryAnswerIfReady`): this thread, which sends the heartbeats, never waits for
     /// a slow disk, and a slow answer is late, not lost (the peer then waited 2 s to ask
-    /// again). A newer request replaces it: the peer asks one at a time.
+    /// again). The peer asks one at a time; a request that comes while one is answered is
+    /// dropped, and asked again after 2 s.
     private var pendingHistory:
         (identity: [UInt8], echo: [UInt8], slot: ReplySlot<Result<HistoryReply, ControlError>>, asked: UInt64)?
     /// A takeover by a broker that has not heard its peer since it started skips this many:
@@ -292,22 +295,24 @@ final class PairLink {
         }
         if field(2).flatMap({ UInt64($0) }) == runID {
             warnOfMisconfiguration(
+                .peerIsThisBroker,
                 "pair: this broker hears its own heartbeats: [ha] peer (\(status.peer)) leads back to this broker itself (another spelling of its own bind?); set it to the other broker's pair endpoint. Until then the peer counts as silent"
             )
             return false
         }
         if let role = field(4).flatMap(PairSettings.Role.init(rawValue:)), role == status.role {
             warnOfMisconfiguration(
+                .sameRole,
                 "pair: the peer is configured as \(role.rawValue) too: [ha] role must be \"primary\" on one broker and \"backup\" on the other; until that is fixed both may be active at once"
             )
         }
         return peerReports.take(reportFields: fields)
     }
 
-    private func warnOfMisconfiguration(_ message: String) {
+    private func warnOfMisconfiguration(_ problem: Misconfiguration, _ message: String) {
         let now = SystemClock.monotonicNanoseconds()
-        guard lastMisconfigurationWarning == 0 || now &- lastMisconfigurationWarning >= 60_000_000_000 else { return }
-        lastMisconfigurationWarning = now
+        if let last = lastMisconfigurationWarning[problem], now &- last < 60_000_000_000 { return }
+        lastMisconfigurationWarning[problem] = now
         logger.critical("\(message)")
     }
 

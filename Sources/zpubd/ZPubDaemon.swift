@@ -364,18 +364,31 @@ final class ReloadRequests: Sendable {
 /// A broker demoted after both were active kept messages, under sequences, that the other
 /// broker never had: its history has diverged. It is moved aside (kept for the operator), so
 /// that the restarted broker mirrors the active one's history from the start instead of
-/// trusting its own (docs/topologies.md, "A pair").
+/// trusting its own (docs/topologies.md, "A pair"). The newest few set-aside histories are
+/// kept (`DivergedHistories`); older ones are removed, so that a flapping pair does not fill
+/// the disk with copies.
 private func setAsideDivergedHistory(_ configuration: BrokerConfiguration, logger: Logger) {
     guard let directory = configuration.stateDirectory else { return }
     let stamp = SystemClock.wallMilliseconds() / 1_000
     for suffix in ["", "-wal", "-shm"] {
         let path = "\(directory)/\(Broker.historyFileName)\(suffix)"
         guard access(path, F_OK) == 0 else { continue }
-        let aside = "\(directory)/diverged-\(stamp)-\(Broker.historyFileName)\(suffix)"
+        let aside = "\(directory)/\(DivergedHistories.name(of: Broker.historyFileName + suffix, setAsideAt: stamp))"
         if rename(path, aside) == 0 {
             logger.warning("pair: the history kept while both brokers were active is set aside as \(aside)")
         } else {
             logger.error("pair: cannot set aside \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+    let names = (try? TextFile.entries(directory)) ?? []
+    for name in DivergedHistories.surplus(among: names, historyFileName: Broker.historyFileName) {
+        let path = "\(directory)/\(name)"
+        if unlink(path) == 0 {
+            logger.notice(
+                "pair: removed \(path), a history set aside earlier: the \(DivergedHistories.kept) newest are kept")
+        } else {
+            logger.error(
+                "pair: cannot remove \(path), a history set aside earlier: \(String(cString: strerror(errno)))")
         }
     }
 }

@@ -76,7 +76,7 @@ final class PairTests: XCTestCase {
 
     /// A formed pair with XPUBs over TCP, and a subscriber of `n.` connected to both that
     /// the backup counts for a takeover.
-    private func pairWithASubscriberOverTCP() throws -> (
+    private func pairWithASubscriberOverTCP(backupEnvironment: [String: String] = [:]) throws -> (
         primary: Daemon, backup: Daemon, clients: Clients, subscriber: Socket
     ) {
         let ports = (try FreePort.find(), try FreePort.find())
@@ -84,7 +84,7 @@ final class PairTests: XCTestCase {
             configuration: configuration(role: .primary),
             endpoints: endpoints("a", xpub: "tcp://127.0.0.1:\(ports.0)"))
         let backup = try Daemon(
-            configuration: configuration(role: .backup),
+            configuration: configuration(role: .backup), environment: backupEnvironment,
             endpoints: endpoints("b", xpub: "tcp://127.0.0.1:\(ports.1)"))
         try waitForPair(primary, backup)
         let clients = try Clients()
@@ -571,7 +571,8 @@ final class PairTests: XCTestCase {
         let reserveLine = try XCTUnwrap(
             backup.log.split(separator: "\n").first { $0.contains("sequences continue after") }, backup.log)
         let backupsReserve = try XCTUnwrap(
-            UInt64(reserveLine.split(separator: " ").drop { $0 != "after" }.dropFirst().first ?? ""), String(reserveLine))
+            UInt64(reserveLine.split(separator: " ").drop { $0 != "after" }.dropFirst().first ?? ""),
+            String(reserveLine))
         XCTAssertGreaterThan(backupsReserve, try XCTUnwrap(backupsOwn.last), "its dead run's reserve\n\(backup.log)")
         primary = try broker("a", role: .primary, configuration: primaryConfiguration)
         try waitForPair(primary, backup)
@@ -1247,6 +1248,48 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(pairState(primary), .active)
         // The subscriber stays connected throughout: it is what let the backup take over.
         withExtendedLifetime((clients, subscriber)) {}
+    }
+
+    /// What producers had queued in the backup when it stood down still reaches the
+    /// subscribers connected to it, forwarded while it drains. The backup's loop is held (a
+    /// test hook) while a backlog of several bursts queues and until the primary, let go, has
+    /// made it stand down: held, the loop reads one burst (512) before it takes the stand-down.
+    /// Until 2026-12-05 a stand-down stopped the reading at once, and the rest was lost with
+    /// the process.
+    func testWhatProducersQueuedInABackupThatStandsDownIsStillForwarded() throws {
+        let stallSeconds = 10.0
+        let (primary, backup, clients, subscriber) = try pairWithASubscriberOverTCP(
+            backupEnvironment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "\(Int(stallSeconds * 1_000))"])
+        primary.signal(SIGSTOP)
+        try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
+        let push = try clients.socket(.push, connect: backup.pull)
+        try push.send(frames: frames("n.0", "0"))
+        XCTAssertEqual(try subscriber.receive(1).first?.last.map { String(decoding: $0, as: UTF8.self) }, "0")
+
+        backup.signal(SIGUSR2)
+        try Wait.until("the backup's loop is held\n\(backup.log)") {
+            backup.log.contains("test hook: stalling the forwarding loop")
+        }
+        let held = Date()
+        let backlog = 2_000
+        for number in 1...backlog { try push.send(frames: frames("n.1", "\(number)")) }
+        primary.signal(SIGCONT)
+        try Wait.until("the backup hears the primary active and stands down\n\(backup.log)", timeout: 30) {
+            backup.log.contains("the primary is active too")
+        }
+        // Otherwise the loop forwarded the backlog as the active broker, and this proves nothing.
+        XCTAssertLessThan(
+            Date().timeIntervalSince(held), stallSeconds - 1,
+            "the stand-down came after the backup's loop was let go; the test needs a longer stall")
+        var received: [String] = []
+        while received.count < backlog, let message = try subscriber.receiveFrames(timeoutMilliseconds: 30_000) {
+            received.append(String(decoding: message.last ?? [], as: UTF8.self))
+        }
+        XCTAssertEqual(received.count, backlog, backup.log)
+        XCTAssertTrue(received == (1...backlog).map(String.init), "every one, in order")
+        XCTAssertEqual(backup.waitForExit(), 75, "demoted\n\(backup.log)")
+        XCTAssertTrue(backup.log.contains("pair: standing down"), backup.log)
+        XCTAssertEqual(pairState(primary), .active)
     }
 
     /// Two active brokers, healed: the primary was stopped (SIGSTOP) past the failover time,

@@ -1,0 +1,30 @@
+import XCTest
+import ZPubCore
+
+final class DivergedHistoriesTests: XCTestCase {
+    private let file = "history.sqlite3"
+
+    private func setAside(at seconds: UInt64) -> [String] {
+        ["", "-wal", "-shm"].map { DivergedHistories.name(of: file + $0, setAsideAt: seconds) }
+    }
+
+    func testAllButTheNewestSetAsideHistoriesAreSurplusWithTheirLogFiles() {
+        let times: [UInt64] = [1_700_000_100, 1_700_000_005, 1_700_000_300, 1_700_000_200, 999]
+        let names = times.flatMap(setAside) + [file, "\(file)-wal", "lastvalues", "diverged-x-\(file)"]
+        let surplus = DivergedHistories.surplus(among: names.shuffled(), historyFileName: file, keep: 3)
+        XCTAssertEqual(Set(surplus), Set(setAside(at: 1_700_000_005) + setAside(at: 999)))
+    }
+
+    func testNothingIsSurplusUpToTheLimit() {
+        let names = [1, 2, 3].flatMap { setAside(at: UInt64($0)) }
+        XCTAssertEqual(DivergedHistories.surplus(among: names, historyFileName: file, keep: 3), [])
+        XCTAssertEqual(DivergedHistories.surplus(among: [], historyFileName: file), [])
+    }
+
+    func testOtherFilesAreNeverSurplus() {
+        let names = [
+            "diverged-1-other.sqlite3", "diverged-2-\(file).bak", "diverged--\(file)", "kept-3-\(file)", file,
+        ]
+        XCTAssertEqual(DivergedHistories.surplus(among: names, historyFileName: file, keep: 0), [])
+    }
+}
