@@ -69,6 +69,9 @@ struct PairLoopView: Sendable {
     /// Mirroring stopped here since the last look: the next mirrored message did not fit in the
     /// history queue, and the pair link must ask again from this sequence.
     var mirrorStoppedAfter: UInt64?
+    /// Producers' endpoints of the configuration this active broker has not bound (its
+    /// takeover's or a reload's bind failed).
+    var unboundProducerEndpoints: [String] = []
 }
 
 /// What waits for a client's marker subscription: a SNAPSHOT or a REPLAY.
@@ -973,7 +976,10 @@ final class ForwardingLoop {
                 slot.fulfill(
                     PairLoopView(
                         nextSequence: nextSequence, subscribers: subscribers, countedAtNanoseconds: countedAt,
-                        mirrorStoppedAfter: mirrorStopped ? nextSequence &- 1 : nil))
+                        mirrorStoppedAfter: mirrorStopped ? nextSequence &- 1 : nil,
+                        unboundProducerEndpoints: pairActive
+                            ? pullEndpoints.missing(from: configuration.pullEndpoints)
+                                + xsubEndpoints.missing(from: configuration.xsubEndpoints) : []))
             case .replicate(let messages, let after) where !pairActive && activation == nil:
                 replicate(messages, after: after)
             case .replicate:

@@ -100,7 +100,13 @@ final class PairLink {
     /// When each way a pair can be misconfigured was last logged (`warnOfMisconfiguration`):
     /// one problem's warning does not hold back the other's.
     private var lastMisconfigurationWarning: [Misconfiguration: UInt64] = [:]
+    /// When each was last seen, and what it is: a problem of the pair's for a while after.
+    private var misconfigurationSeen: [Misconfiguration: (at: UInt64, message: String)] = [:]
     private enum Misconfiguration { case peerIsThisBroker, sameRole }
+    /// Whether heartbeats travel both ways (`PairLinkWatch`).
+    private var linkWatch: PairLinkWatch
+    /// The producers' endpoints the loop has not bound though active (a takeover's bind failed).
+    private var unboundProducerEndpoints: [String] = []
     private var reportNumber: UInt64 = 0
     /// Which of the peer's reports are newer than the last one taken.
     private var peerReports = PeerReportOrder()
@@ -147,6 +153,8 @@ final class PairLink {
         machine = PairMachine(
             role: role, failoverMilliseconds: settings.failoverMilliseconds,
             nowNanoseconds: SystemClock.monotonicNanoseconds())
+        linkWatch = PairLinkWatch(
+            failoverMilliseconds: settings.failoverMilliseconds, nowNanoseconds: SystemClock.monotonicNanoseconds())
         status = PairStatus(role: role, peer: peer)
         router = try Socket(context, type: .router)
         dealer = try Socket(context, type: .dealer)
@@ -293,7 +301,7 @@ final class PairLink {
         let field = { (offset: Int) in
             fields.count > offset ? String(decoding: fields[fields.startIndex + offset], as: UTF8.self) : nil
         }
-        if field(2).flatMap({ UInt64($0) }) == runID {
+        if isOwnReport(fields) {
             warnOfMisconfiguration(
                 .peerIsThisBroker,
                 "pair: this broker hears its own heartbeats: [ha] peer (\(status.peer)) leads back to this broker itself (another spelling of its own bind?); set it to the other broker's pair endpoint. Until then the peer counts as silent"
@@ -309,8 +317,15 @@ final class PairLink {
         return peerReports.take(reportFields: fields)
     }
 
+    /// Whether a report (state, sequence, run, ...) is this very broker's own: its `peer`
+    /// leads back to itself.
+    private func isOwnReport(_ fields: ArraySlice<[UInt8]>) -> Bool {
+        fields.count > 2 && UInt64(String(decoding: fields[fields.startIndex + 2], as: UTF8.self)) == runID
+    }
+
     private func warnOfMisconfiguration(_ problem: Misconfiguration, _ message: String) {
         let now = SystemClock.monotonicNanoseconds()
+        misconfigurationSeen[problem] = (now, message)
         if let last = lastMisconfigurationWarning[problem], now &- last < 60_000_000_000 { return }
         lastMisconfigurationWarning[problem] = now
         logger.critical("\(message)")
@@ -331,6 +346,7 @@ final class PairLink {
         subscribersCountedAt = view.countedAtNanoseconds
         ownNextSequence = view.nextSequence
         subscribers = view.subscribers + clientsElsewhere.count
+        unboundProducerEndpoints = view.unboundProducerEndpoints
         if machine.state != .active, let stopped = view.mirrorStoppedAfter, mirrorRetryAfter != stopped {
             // The loop had no room for a mirrored message: ask again from there, and take no
             // reply to a request asked before.
@@ -383,6 +399,13 @@ final class PairLink {
             }
         }
         guard let newest else { return }
+        // Its own heartbeat (`peer` leads back here) is neither answered nor taken for an
+        // active peer's: it said "both brokers are active" every 10 s once this one was.
+        if isOwnReport(newest.fields) {
+            _ = isNewerReport(newest.fields)
+            return
+        }
+        linkWatch.peerHeardOnBind(nowNanoseconds: SystemClock.monotonicNanoseconds())
         let wasActive = machine.state == .active
         if isNewerReport(newest.fields) { heard(newest.state, sequence: newest.sequence) }
         // Answered on the peer's own connection, in the state this heartbeat left this broker
@@ -585,13 +608,14 @@ final class PairLink {
             if String(decoding: frames[0], as: UTF8.self) == "HB" {
                 // The peer's answer to this broker's heartbeat, on this broker's connection
                 // (taken only if newer than the last report taken, whichever way that came).
-                if frames.count >= 3,
+                guard frames.count >= 3,
                     let state = PairMachine.State(rawValue: String(decoding: frames[1], as: UTF8.self)),
-                    let sequence = UInt64(String(decoding: frames[2], as: UTF8.self)),
-                    isNewerReport(frames[1...])
-                {
-                    heard(state, sequence: sequence)
+                    let sequence = UInt64(String(decoding: frames[2], as: UTF8.self))
+                else { continue }
+                if !isOwnReport(frames[1...]) {
+                    linkWatch.peerHeardOnConnection(nowNanoseconds: SystemClock.monotonicNanoseconds())
                 }
+                if isNewerReport(frames[1...]) { heard(state, sequence: sequence) }
                 continue
             }
             if String(decoding: frames[0], as: UTF8.self) == "VALUES" {
@@ -760,8 +784,78 @@ final class PairLink {
         status.clients = subscribers
         status.lagMessages =
             machine.state == .active ? 0 : status.peerSequence &- min(status.peerSequence, status.replicatedThrough)
+        let problems = currentProblems(now: now)
+        reportChanges(in: problems)
+        status.problems = problems.isEmpty ? nil : problems
         let snapshot = status
         loop.pairStatus.withLock { $0 = snapshot }
+    }
+
+    /// What is wrong with the pair now (`PairProblem`).
+    private func currentProblems(now: UInt64) -> [PairProblem] {
+        var problems: [PairProblem] = []
+        if let oneWay = linkWatch.problem(nowNanoseconds: now, bind: settings.bind ?? "", peer: status.peer) {
+            problems.append(oneWay)
+        }
+        if !draining && machine.peerIsSilent(nowNanoseconds: now) {
+            let silence =
+                status.peerHeardMillisecondsAgo.map { "has not been heard for \(Self.seconds($0))" }
+                ?? "has not been heard since this broker started"
+            if machine.state == .active {
+                problems.append(
+                    PairProblem(
+                        kind: PairProblem.peerSilent,
+                        message:
+                            "the peer (\(status.peer)) \(silence): no standby would take over should this broker fail; start it, or check the pair link"
+                    ))
+            } else if subscribers == 0 {
+                problems.append(
+                    PairProblem(
+                        kind: PairProblem.peerSilent,
+                        message:
+                            "the peer (\(status.peer)) \(silence), and this broker takes over only while clients are connected to it (none are): no broker of the pair may be active; start the peer, or check the pair link"
+                    ))
+            }
+        }
+        let window = 2 &* UInt64(settings.failoverMilliseconds) * 1_000_000
+        for problem in [Misconfiguration.peerIsThisBroker, .sameRole] {
+            guard let seen = misconfigurationSeen[problem], now &- seen.at < max(window, 5_000_000_000) else {
+                continue
+            }
+            problems.append(PairProblem(kind: PairProblem.misconfigured, message: seen.message))
+        }
+        if machine.state == .active && !unboundProducerEndpoints.isEmpty {
+            problems.append(
+                PairProblem(
+                    kind: PairProblem.producersUnbound,
+                    message:
+                        "this broker took over but could not bind \(unboundProducerEndpoints.joined(separator: ", ")): producers cannot reach it there (the log says why); free the port and reload (zpub reload), or restart zpubd"
+                ))
+        }
+        return problems
+    }
+
+    /// Kinds of problem in the last status, to log a change once.
+    private var reportedProblems: Set<String> = []
+
+    /// Logs a link that works one way, and a silent peer beside a broker that will not take
+    /// over, when they begin and end (the other problems are logged where they are found).
+    private func reportChanges(in problems: [PairProblem]) {
+        let kinds = Set(problems.map(\.kind))
+        defer { reportedProblems = kinds }
+        for problem in problems where !reportedProblems.contains(problem.kind) {
+            if problem.kind == PairProblem.oneWayLink { logger.critical("pair: \(problem.message)") }
+            if problem.kind == PairProblem.peerSilent && machine.state != .active {
+                logger.warning("pair: \(problem.message)")
+            }
+        }
+        if reportedProblems.contains(PairProblem.oneWayLink) && !kinds.contains(PairProblem.oneWayLink) {
+            logger.notice("pair: heartbeats travel both ways between the pair again")
+        }
+    }
+
+    private static func seconds(_ milliseconds: UInt64) -> String {
+        milliseconds < 10_000 ? "\(milliseconds) ms" : "\(milliseconds / 1_000) s"
     }
 }
 

@@ -212,6 +212,12 @@ struct BoundEndpoints {
     /// The endpoints as actually bound, in configuration order.
     var actual: [String] { order.compactMap { resolved[$0] } }
 
+    /// The endpoints of `wanted` not bound here (none for sockets systemd passed, which are
+    /// not the configuration's).
+    func missing(from wanted: [String]) -> [String] {
+        adopted.isEmpty ? wanted.filter { resolved[$0] == nil } : []
+    }
+
     mutating func bind(_ endpoint: String, on socket: Socket) throws(BrokerError) {
         do {
             try socket.bind(endpoint)

@@ -265,6 +265,9 @@ public struct PairStatus: Codable, Equatable, Sendable {
     /// interval, ipc ones, and the gateway's browsers); while active, every subscriber
     /// connection and browser. Absent in the replies of a zpubd before 2026-12-03.
     public var clients: Int?
+    /// What is wrong with the pair now (absent when nothing is, and in the replies of a zpubd
+    /// before 2026-12-05).
+    public var problems: [PairProblem]?
 
     public init(role: PairSettings.Role, peer: String) {
         self.role = role
@@ -278,7 +281,7 @@ public struct PairStatus: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case role, state, peer, active, changes, clients
+        case role, state, peer, active, changes, clients, problems
         case peerState = "peer_state"
         case peerHeardMillisecondsAgo = "peer_heard_ms_ago"
         case replicatedThrough = "replicated_through"

@@ -61,13 +61,19 @@ struct Health: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check the broker's health; exit status 0 only when it is ok.",
         discussion: """
-            Exit status: 0 ok; 1 not ok (paused, the passive member of a pair, or no answer). \
-            A load balancer wants that: only the active broker passes. A monitor of the pair \
-            itself gives --passive-ok, and a healthy standby passes too.
+            Exit status: 0 ok; 1 not ok (paused, the passive member of a pair, an active one \
+            that could not bind its producers' endpoints, or no answer). A load balancer wants \
+            that: only the active broker passes. A monitor of the pair itself gives \
+            --passive-ok: a standby passes too, and either fails while the pair has a problem \
+            (heartbeats one way only, a silent peer, a misconfiguration), each printed.
             """)
     @OptionGroup var options: ControlOptions
 
-    @Flag(name: .long, help: "Count the passive member of a pair as ok (a monitor of a standby, not a load balancer).")
+    @Flag(
+        name: .long,
+        help:
+            "Count the passive member of a pair as ok, and any problem of the pair as not (a monitor of the pair, not a load balancer)."
+    )
     var passiveOk = false
 
     func run() throws {
@@ -75,7 +81,10 @@ struct Health: ParsableCommand {
         try reportingErrors {
             let client = options.client
             let (health, raw) = try client.request("HEALTH", as: HealthReport.self)
-            healthy = health.status == .ok || (passiveOk && health.status == .passive)
+            let problems = health.pair?.problems ?? []
+            healthy =
+                (health.status == .ok || (passiveOk && health.status == .passive))
+                && !problems.contains { $0.affectsServing || passiveOk }
             if options.json { return Output.raw(raw) }
             var line =
                 "\(health.status.rawValue): forwarding \(health.forwarding.rawValue), up \(Format.duration(health.uptimeSeconds)), loop lag \(String(format: "%.3f", health.loopLagSeconds)) s, \(health.subscriptions) subscriptions, zpubd \(health.version)"
@@ -95,6 +104,7 @@ struct Health: ParsableCommand {
                 line += "; zpub resume\(options.givenControl.map { " -c \($0)" } ?? "") starts forwarding again"
             }
             Output.line(line)
+            for problem in problems { Output.line("pair problem (\(problem.kind)): \(problem.message)") }
         }
         if !healthy { throw ExitCode.failure }
     }

@@ -1186,6 +1186,23 @@ final class PairTests: XCTestCase {
         try Wait.until("it starts alone, as a primary with a silent peer", timeout: 15) { pairState(alone) == .active }
         XCTAssertNil(
             try alone.decode("HEALTH", as: HealthReport.self).pair?.peerState, "its own heartbeats are no peer")
+        // Shown while it lasts, with the silent peer it amounts to; and its own heartbeats
+        // while active are not a backup's: until 2026-12-05 it said "both brokers are active"
+        // every 10 s from its first one on.
+        try Wait.until("HEALTH shows the problem\n\(alone.log)") {
+            let kinds = try alone.decode("HEALTH", as: HealthReport.self).pair?.problems?.map(\.kind) ?? []
+            return kinds.contains(PairProblem.misconfigured) && kinds.contains(PairProblem.peerSilent)
+        }
+        let monitor = try Run.program(Binaries.zpub, ["health", "--passive-ok", "-c", alone.control])
+        XCTAssertEqual(monitor.status, 1, monitor.stdout)
+        XCTAssertTrue(
+            monitor.stdout.contains("pair problem (misconfigured): pair: this broker hears its own"), monitor.stdout)
+        XCTAssertEqual(try Run.program(Binaries.zpub, ["health", "-c", alone.control]).status, 0, "it serves")
+        let heartbeatsAsActive = Date().addingTimeInterval(2)
+        while Date() < heartbeatsAsActive {
+            XCTAssertFalse(alone.log.contains("both brokers are active"), alone.log)
+            usleep(100_000)
+        }
 
         let primary = try Daemon(configuration: configuration(role: .primary), endpoints: endpoints("a"))
         let other = try Daemon(
@@ -1195,6 +1212,84 @@ final class PairTests: XCTestCase {
         try Wait.until("a primary tells that its peer is a primary too\n\(primary.log)\n\(other.log)", timeout: 15) {
             (primary.log + other.log).contains("the peer is configured as primary too")
         }
+    }
+
+    /// A backup whose `peer` leads nowhere still hears the primary's heartbeats on its own bind
+    /// (and answers them), so the pair forms; but its requests for history go nowhere, and
+    /// until 2026-12-05 it mirrored nothing, without a word, and would have taken over with
+    /// none of it. Both now show the one-way link in HEALTH and the log. Then, the primary
+    /// killed, the backup with no client to take over for says that no broker may be active.
+    func testALinkThatWorksOneWayAndASilentPeerAreShownAsProblems() throws {
+        let primary = try broker("a", role: .primary)
+        let backup = try broker(
+            "b", role: .backup,
+            configuration: configuration(role: .backup).replacingOccurrences(
+                of: "peer = \"\(endpoint("pair-a"))\"", with: "peer = \"\(endpoint("pair-nowhere"))\""))
+        try waitForPair(primary, backup)
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: primary.pull)
+        try push.send(frames: frames("n.1", "1"))
+        func problems(_ daemon: Daemon) throws -> [PairProblem] {
+            try daemon.decode("HEALTH", as: HealthReport.self).pair?.problems ?? []
+        }
+        try Wait.until("both show the link's problem\n\(primary.log)\n\(backup.log)", timeout: 15) {
+            try problems(primary).map(\.kind) == [PairProblem.oneWayLink]
+                && problems(backup).map(\.kind) == [PairProblem.oneWayLink]
+        }
+        XCTAssertTrue(
+            try XCTUnwrap(problems(backup).first).message.contains(
+                "its connection to [ha] peer (\(endpoint("pair-nowhere"))) gets no answer"))
+        XCTAssertTrue(
+            try XCTUnwrap(problems(primary).first).message.contains("the peer's [ha] peer probably does not lead here"))
+        try Wait.until("the backup's log tells it\n\(backup.log)") { backup.log.contains("gets no answer") }
+        XCTAssertEqual(
+            try backup.decode("HEALTH", as: HealthReport.self).pair?.replicatedThrough, 0, "nothing mirrored")
+        let monitor = try Run.program(Binaries.zpub, ["health", "--passive-ok", "-c", backup.control])
+        XCTAssertEqual(monitor.status, 1, monitor.stdout)
+        XCTAssertTrue(monitor.stdout.contains("pair problem (one_way_link)"), monitor.stdout)
+        XCTAssertEqual(try Run.program(Binaries.zpub, ["health", "-c", primary.control]).status, 0, "it serves")
+
+        primary.signal(SIGKILL)
+        XCTAssertNotNil(primary.waitForExit())
+        try Wait.until("the backup shows the silent peer\n\(backup.log)", timeout: 15) {
+            try problems(backup).map(\.kind) == [PairProblem.peerSilent]
+        }
+        XCTAssertTrue(try XCTUnwrap(problems(backup).first).message.contains("no broker of the pair may be active"))
+        try Wait.until("and logs it\n\(backup.log)") { backup.log.contains("no broker of the pair may be active") }
+        XCTAssertEqual(pairState(backup), .passive, "no client asked for a takeover")
+        XCTAssertEqual(try Run.program(Binaries.zpub, ["health", "--passive-ok", "-c", backup.control]).status, 1)
+    }
+
+    /// A backup that takes over but cannot bind its producers' endpoint (another process holds
+    /// the port: a passive broker binds none, so its start could not tell) is not healthy: it
+    /// said "ok" until 2026-12-05, and a load balancer sent producers to it.
+    func testATakeoverThatCannotBindItsProducersIsNotHealthy() throws {
+        let clients = try Clients()
+        let holder = try clients.socket(.pull, connect: "inproc://unused")
+        let pullPort = try FreePort.find()
+        try holder.bind("tcp://127.0.0.1:\(pullPort)")
+        let xpubPort = try FreePort.find()
+        let primary = try broker("a", role: .primary)
+        var backupEndpoints = endpoints("b", xpub: "tcp://127.0.0.1:\(xpubPort)")
+        backupEndpoints[.pull] = "tcp://127.0.0.1:\(pullPort)"
+        let backup = try Daemon(configuration: configuration(role: .backup), endpoints: backupEndpoints)
+        try waitForPair(primary, backup)
+        let subscriber = try clients.subscriber(backup.xpub, prefixes: ["n."])
+        try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
+            try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1
+        }
+        primary.signal(SIGKILL)
+        XCTAssertNotNil(primary.waitForExit())
+        try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
+        try Wait.until("HEALTH shows the unbound endpoint\n\(backup.log)") {
+            try backup.decode("HEALTH", as: HealthReport.self).pair?.problems?.contains {
+                $0.kind == PairProblem.producersUnbound && $0.message.contains("tcp://127.0.0.1:\(pullPort)")
+            } == true
+        }
+        let balancer = try Run.program(Binaries.zpub, ["health", "-c", backup.control])
+        XCTAssertEqual(balancer.status, 1, balancer.stdout)
+        XCTAssertTrue(balancer.stdout.contains("pair problem (producers_unbound)"), balancer.stdout)
+        withExtendedLifetime(subscriber) {}
     }
 
     /// Pair members whose `[history] prefixes` differ: the backup mirrors the primary's

@@ -1,0 +1,55 @@
+import XCTest
+import ZPubCore
+
+final class PairLinkWatchTests: XCTestCase {
+    private let second: UInt64 = 1_000_000_000
+
+    /// Heartbeats every quarter of a 1 s failover, one way or both, for `seconds`.
+    private func watch(seconds: UInt64, onBind: Bool, onConnection: Bool) -> PairLinkWatch {
+        var watch = PairLinkWatch(failoverMilliseconds: 1_000, nowNanoseconds: 0)
+        var now: UInt64 = 0
+        while now <= seconds * second {
+            if onBind { watch.peerHeardOnBind(nowNanoseconds: now) }
+            if onConnection { watch.peerHeardOnConnection(nowNanoseconds: now) }
+            now += second / 4
+        }
+        return watch
+    }
+
+    func testHeartbeatsBothWaysAreNoProblem() {
+        let both = watch(seconds: 10, onBind: true, onConnection: true)
+        XCTAssertNil(both.problem(nowNanoseconds: 10 * second, bind: "b", peer: "p"))
+    }
+
+    func testAPeerHeardOnlyOnTheBindIsTold() throws {
+        let oneWay = watch(seconds: 10, onBind: true, onConnection: false)
+        let problem = try XCTUnwrap(oneWay.problem(nowNanoseconds: 10 * second, bind: "tcp://b", peer: "tcp://p"))
+        XCTAssertEqual(problem.kind, PairProblem.oneWayLink)
+        XCTAssertTrue(problem.message.contains("its connection to [ha] peer (tcp://p) gets no answer"), problem.message)
+        XCTAssertFalse(problem.affectsServing)
+    }
+
+    func testAPeerHeardOnlyOnTheConnectionIsTold() throws {
+        let oneWay = watch(seconds: 10, onBind: false, onConnection: true)
+        let problem = try XCTUnwrap(oneWay.problem(nowNanoseconds: 10 * second, bind: "tcp://b", peer: "tcp://p"))
+        XCTAssertTrue(
+            problem.message.contains("sends none of its own to this broker's bind (tcp://b)"), problem.message)
+    }
+
+    /// The first heartbeat one way, before the first the other way: not yet a problem; the
+    /// other way silent for twice the failover time since the start is one.
+    func testAMomentsDifferenceIsNoProblem() {
+        var watch = PairLinkWatch(failoverMilliseconds: 1_000, nowNanoseconds: 0)
+        watch.peerHeardOnBind(nowNanoseconds: second / 2)
+        XCTAssertNil(watch.problem(nowNanoseconds: second, bind: "b", peer: "p"))
+        watch.peerHeardOnBind(nowNanoseconds: 2 * second)
+        XCTAssertNil(watch.problem(nowNanoseconds: 2 * second, bind: "b", peer: "p"))
+        XCTAssertNotNil(watch.problem(nowNanoseconds: 2 * second + second / 10, bind: "b", peer: "p"))
+    }
+
+    /// A peer silent both ways is the silent peer's problem, not the link's.
+    func testAPeerSilentBothWaysIsNoLinkProblem() {
+        let watch = watch(seconds: 10, onBind: true, onConnection: true)
+        XCTAssertNil(watch.problem(nowNanoseconds: 20 * second, bind: "b", peer: "p"))
+    }
+}
