@@ -102,7 +102,7 @@ final class PairLink {
     private var lastMisconfigurationWarning: [Misconfiguration: UInt64] = [:]
     /// When each was last seen, and what it is: a problem of the pair's for a while after.
     private var misconfigurationSeen: [Misconfiguration: (at: UInt64, message: String)] = [:]
-    private enum Misconfiguration { case peerIsThisBroker, sameRole }
+    private enum Misconfiguration { case peerIsThisBroker, sameRole, historyDiffers }
     /// Whether heartbeats travel both ways (`PairLinkWatch`).
     private var linkWatch: PairLinkWatch
     /// The producers' endpoints the loop has not bound though active (a takeover's bind failed).
@@ -276,6 +276,7 @@ final class PairLink {
         return [
             Array(machine.state.rawValue.utf8), Array(String(announcedSequence).utf8), Array(String(runID).utf8),
             Array(String(reportNumber).utf8), Array(status.role.rawValue.utf8),
+            Array((historyOn ? "history" : "no_history").utf8),
         ]
     }
 
@@ -314,6 +315,14 @@ final class PairLink {
                 "pair: the peer is configured as \(role.rawValue) too: [ha] role must be \"primary\" on one broker and \"backup\" on the other; until that is fixed both may be active at once"
             )
         }
+        // The sixth field (from a zpubd since 2026-12-05): whether the peer keeps history.
+        if let peerKeeps = field(5).map({ $0 == "history" }), peerKeeps != historyOn {
+            let (keeper, other) = historyOn ? ("this broker", "the peer") : ("the peer", "this broker")
+            warnOfMisconfiguration(
+                .historyDiffers,
+                "pair: \(keeper) keeps history and \(other) keeps none ([history] prefixes on one broker only): \(other) mirrors nothing, and while it is active nothing is kept, so clients cannot resume across a failover to it (zpub sub --since, SSE Last-Event-ID) and what they missed is lost; give both brokers the same [history] prefixes (docs/topologies.md)",
+                level: .warning)
+        }
         return peerReports.take(reportFields: fields)
     }
 
@@ -323,12 +332,14 @@ final class PairLink {
         fields.count > 2 && UInt64(String(decoding: fields[fields.startIndex + 2], as: UTF8.self)) == runID
     }
 
-    private func warnOfMisconfiguration(_ problem: Misconfiguration, _ message: String) {
+    private func warnOfMisconfiguration(
+        _ problem: Misconfiguration, _ message: String, level: Logger.Level = .critical
+    ) {
         let now = SystemClock.monotonicNanoseconds()
         misconfigurationSeen[problem] = (now, message)
         if let last = lastMisconfigurationWarning[problem], now &- last < 60_000_000_000 { return }
         lastMisconfigurationWarning[problem] = now
-        logger.critical("\(message)")
+        logger.log(level: level, "\(message)")
     }
 
     /// Asks the loop for its next sequence and its subscribers, waiting `shortWait` at most
@@ -818,7 +829,7 @@ final class PairLink {
             }
         }
         let window = 2 &* UInt64(settings.failoverMilliseconds) * 1_000_000
-        for problem in [Misconfiguration.peerIsThisBroker, .sameRole] {
+        for problem in [Misconfiguration.peerIsThisBroker, .sameRole, .historyDiffers] {
             guard let seen = misconfigurationSeen[problem], now &- seen.at < max(window, 5_000_000_000) else {
                 continue
             }

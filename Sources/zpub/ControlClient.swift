@@ -213,7 +213,12 @@ struct Interrupted: Error {}
 /// An error for a person: printed as `zpub: message`, exit status 1.
 struct CLIError: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
+    /// zpubd's error code, when the error is its answer (`history_off`, ...).
+    let code: String?
+    init(_ description: String, code: String? = nil) {
+        self.description = description
+        self.code = code
+    }
 }
 
 /// Output that reaches the reader at once, even through a pipe (one write(2) per call).

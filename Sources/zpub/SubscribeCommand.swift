@@ -164,7 +164,9 @@ struct Subscribe: ParsableCommand {
                 }
                 do {
                     if let since {
-                        _ = try fetchReplay(token: handshake.token, since: since, into: &handshake, page: print)
+                        var notKept = NotKeptReport()
+                        _ = try fetchReplay(
+                            token: handshake.token, since: since, into: &handshake, told: &notKept, page: print)
                     } else {
                         try print(handshake.replied(try fetchSnapshot(token: handshake.token)).entries)
                     }
@@ -250,7 +252,7 @@ struct Subscribe: ParsableCommand {
     /// replay's `through`: the last sequence the broker had assigned.
     private func fetchReplay(
         token: String, since: UInt64, into handshake: inout SnapshotCatchUp<[[UInt8]]>, from control: String? = nil,
-        noteUnkept: Bool = true, page deliver: ([MessageJSON]) throws -> Void
+        noteUnkept: Bool = true, told notKept: inout NotKeptReport, page deliver: ([MessageJSON]) throws -> Void
     ) throws -> (release: SnapshotCatchUp<[[UInt8]]>.Release, through: UInt64) {
         let client = ControlClient(
             endpoint: control ?? self.control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
@@ -264,7 +266,6 @@ struct Subscribe: ParsableCommand {
         if let gap = reply.gap {
             Output.error("messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)")
         }
-        var notKept = NotKeptReport()
         for range in notKept.untold(reply.notKept) { Output.error(range.describe(readUnder: prefix)) }
         try deliver(reply.messages)
         var last = reply.messages.last?.sequence
@@ -319,7 +320,9 @@ struct Subscribe: ParsableCommand {
         let reply = try client.request(text)
         if let error = ControlClient.errorMessage(reply) {
             guard error.code == ControlError.Code.snapshotTimeout.rawValue else {
-                throw CLIError("zpubd answered with an error\(error.code.map { " (\($0))" } ?? ""): \(error.message)")
+                throw CLIError(
+                    "zpubd answered with an error\(error.code.map { " (\($0))" } ?? ""): \(error.message)",
+                    code: error.code)
             }
             let option = ready ? "--ready" : since != nil ? "--since" : "--snapshot"
             let asked = controls.isEmpty ? "; none was given, so the default \(client.endpoint) was asked" : ""
@@ -414,6 +417,11 @@ struct Subscribe: ParsableCommand {
         /// refused key, no zpubd there), as it did before one broker was followed as a pair is;
         /// a pair's may be in the middle of a takeover, and is asked again.
         var firstResume = true
+        /// The not-kept ranges told so far, over every resume: one after `last` is told the
+        /// ranges above it again (a restart's reserve, which the first live number jumps over).
+        var toldNotKept = NotKeptReport()
+        /// The broker last found to keep no history, told once (until a replay works again).
+        var historyOffNoted: String?
         func resume() throws -> Bool {
             defer { firstResume = false }
             // A catch-up given up on: its marker must not arrive later as a message to print.
@@ -428,8 +436,26 @@ struct Subscribe: ParsableCommand {
                 // The note of a prefix history does not keep: once, not at every failover.
                 through = try fetchReplay(
                     token: handshake.token, since: follower.last, into: &handshake, from: active,
-                    noteUnkept: firstResume
+                    noteUnkept: firstResume, told: &toldNotKept
                 ) { entries += $0 }.through
+            } catch let error as CLIError
+                where error.code == ControlError.Code.historyOff.rawValue
+                && !(firstResume && controlEndpoints.count == 1)
+            {
+                // The active broker keeps no history (a pair member without [history]): asking
+                // again cannot help. Said once; what waited for a replay is printed unnumbered,
+                // and every live message as it comes (nothing there is kept, so none waits for
+                // a sequence marker).
+                unsubscribe(handshake.markerTopic)
+                catchUp = nil
+                retrying = false
+                if historyOffNoted != active {
+                    historyOffNoted = active
+                    Output.error(
+                        "\(active) keeps no history ([history] prefixes): what it forwarded after sequence \(follower.last) that was not printed here cannot be replayed; printing its live messages, without sequences"
+                    )
+                }
+                return act(follower.replayed([], keptPrefixes: [], from: nil))
             } catch {
                 // The broker may have just taken over, or dropped this connection for a moment:
                 // give up this handshake and try again (a new token) at the next check.
@@ -441,8 +467,11 @@ struct Subscribe: ParsableCommand {
                 return false
             }
             retrying = false
+            historyOffNoted = nil
             let previous = follower.last
             if follower.numberingEnds(at: through) {
+                // Numbers below the ranges told are given again: their ranges are news.
+                toldNotKept = NotKeptReport()
                 if previous == since {
                     Output.error(
                         "--since \(previous) is beyond the newest number \(active) has given (\(through)): nothing to replay. Printing from \(through + 1) on (a number from another broker, or from before it restarted without its state directory? what it keeps: zpub history -c \(active) --since 0)"

@@ -848,6 +848,36 @@ final class HistoryTests: XCTestCase {
         XCTAssertFalse(run.stderr.contains("history's bounds"), run.stderr)
     }
 
+    /// `zpub sub --since` after an unclean stop tells the dead run's reserve once: the first
+    /// live message is numbered above it, a jump the follower resumes across, and the replay
+    /// of that resume holds the same range. Until 2026-12-05 it was told again there.
+    func testSubSinceTellsADeadRunsReserveOnce() throws {
+        let arguments = ["--history", "r.", "--state-dir", stateDirectory.path]
+        do {
+            let daemon = try Daemon(arguments: arguments)
+            let clients = try Clients()
+            let push = try clients.socket(.push, connect: daemon.pull)
+            for number in 1...3 { try push.send(frames: frames("r.x", "\(number)")) }
+            try Wait.until("the three are written") { try daemon.stats().history?.written == 3 }
+            try killAfterTheNextSync(daemon)
+        }
+        let restarted = try Daemon(arguments: arguments)
+        let follower = try RunningProgram(
+            Binaries.zpub, ["sub", "--since", "0", "-e", restarted.xpub, "-c", restarted.control, "r."])
+        defer { kill(follower.processIdentifier, SIGTERM) }
+        try Wait.until("the three are replayed\n\(follower.stdoutSoFar)\n\(follower.stderrSoFar)") {
+            follower.stdoutSoFar.split(separator: "\n").count == 3
+        }
+        let clients = try Clients()
+        try clients.socket(.push, connect: restarted.pull).send(frames: frames("r.x", "live"))
+        try Wait.until("the live one is printed\n\(follower.stdoutSoFar)\n\(follower.stderrSoFar)") {
+            follower.stdoutSoFar.contains("live")
+        }
+        let stderr = follower.stderrSoFar
+        XCTAssertEqual(stderr.components(separatedBy: "stopped uncleanly").count, 2, "told once:\n\(stderr)")
+        XCTAssertFalse(stderr.contains("numbering started again"), stderr)
+    }
+
     /// The start after an unclean stop says so; a start after that run's clean stop does not
     /// again (its reserve is a recorded range by then), though nothing was numbered since.
     func testOnlyTheStartRightAfterAnUncleanStopSaysSo() throws {

@@ -1292,6 +1292,51 @@ final class PairTests: XCTestCase {
         withExtendedLifetime(subscriber) {}
     }
 
+    /// A backup without history beside a primary with it: both say so in their logs (and
+    /// HEALTH), and a `zpub sub --since` following the pair, once the backup has taken over,
+    /// says once that it keeps no history and prints its live messages. Until 2026-12-05
+    /// nothing was said, and the follower asked the backup for a replay twice a second for
+    /// ever ("history_off ... trying again"), printing nothing more.
+    func testAFollowerOfAPairWhoseBackupKeepsNoHistoryGoesOnLive() throws {
+        let primary = try broker("a", role: .primary)
+        let backup = try broker("b", role: .backup, configuration: haSection(.backup))
+        try waitForPair(primary, backup)
+        try Wait.until("both tell the difference\n\(primary.log)\n\(backup.log)", timeout: 15) {
+            primary.log.contains("this broker keeps history and the peer keeps none")
+                && backup.log.contains("the peer keeps history and this broker keeps none")
+        }
+        XCTAssertEqual(
+            try backup.decode("HEALTH", as: HealthReport.self).pair?.problems?.map(\.kind), [PairProblem.misconfigured])
+        let follower = try RunningProgram(
+            Binaries.zpub,
+            [
+                "sub", "--since", "0", "--json", "-e", endpoint("a-xpub"), "-e", endpoint("b-xpub"), "-c",
+                endpoint("a-control"), "-c", endpoint("b-control"), "n.",
+            ])
+        defer { kill(follower.processIdentifier, SIGTERM) }
+        func printed() -> [Int] {
+            follower.stdoutSoFar.split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["payload"] as? Int
+            }
+        }
+        let clients = try Clients()
+        try clients.socket(.push, connect: endpoint("a-pull")).send(frames: frames("n.1", "1"))
+        try Wait.until("the follower prints the primary's message\n\(follower.stderrSoFar)") { printed() == [1] }
+        try Wait.until("the backup counts the follower\n\(backup.log)", timeout: 10) {
+            (try backup.decode("HEALTH", as: HealthReport.self).pair?.clients ?? 0) > 0
+        }
+        primary.signal(SIGKILL)
+        XCTAssertNotNil(primary.waitForExit())
+        try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
+        try clients.socket(.push, connect: endpoint("b-pull")).send(frames: frames("n.2", "2"))
+        try Wait.until("the follower prints the backup's message\n\(follower.stderrSoFar)", timeout: 20) {
+            printed() == [1, 2]
+        }
+        let stderr = follower.stderrSoFar
+        XCTAssertEqual(stderr.components(separatedBy: "keeps no history").count, 2, "said once:\n\(stderr)")
+        XCTAssertFalse(stderr.contains("trying again"), stderr)
+    }
+
     /// Pair members whose `[history] prefixes` differ: the backup mirrors the primary's
     /// numbers, keeps what its own prefixes keep, and says in its log which topic of the peer's
     /// it does not keep and what to do. Without the warning the only sign was a `dropped` row
