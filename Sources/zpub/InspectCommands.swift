@@ -224,8 +224,8 @@ struct Reload: ParsableCommand {
         discussion: """
             Exit status 0: the file's configuration is in force. 1: refused (the reason, with the \
             line, is printed; the configuration in force is unchanged) or no answer. 2: in force, \
-            with problems printed (the control endpoints could not be changed, or a thread had \
-            not applied it yet). The packaged units run it for `systemctl reload`, so that a \
+            with problems printed (the control endpoints could not be changed, a thread had \
+            not applied it yet, or the file changes a key read only at start, such as [ha]). The packaged units run it for `systemctl reload`, so that a \
             refused reload fails there too (and so does one in force with problems: see them in \
             the journal). It waits up to 65 s by default: zpubd gives up on a reload after 60 s \
             and says so.

@@ -116,13 +116,14 @@ struct Services {
 
     /// Applies a validated configuration: the broker's, then [http] (without dropping its
     /// clients; what needs a restart is logged). Keys read at start keep their values, so that
-    /// CONFIG shows what is in force. Returns the endpoints that could not be bound.
+    /// CONFIG shows what is in force. Returns the broker's outcome, and the keys whose change
+    /// waits for a restart (`notApplied`: the file is not wholly in force, which RELOAD says).
     func reload(
         _ reloaded: BrokerConfiguration, security: SecurityMaterial, gatewayKeys: GatewayKeys, logger: Logger
-    ) -> ReloadOutcome {
+    ) -> (outcome: ReloadOutcome, notApplied: [String]) {
         let (configuration, startOnlyWarnings) = startOnly.keep(in: reloaded)
         let outcome = broker.reload(configuration, security: security)
-        if case .refused = outcome { return outcome }
+        if case .refused = outcome { return (outcome, []) }
         // Only for a reload that is applied: a refused one changes nothing to warn about.
         for warning in startOnlyWarnings { logger.warning("\(warning)") }
         if let gateway {
@@ -133,7 +134,7 @@ struct Services {
             for note in notes { logger.warning("\(note)") }
             Self.warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
         }
-        return outcome
+        return (outcome, startOnlyWarnings)
     }
 
     /// The files [http] names, read at start (with --check-config too) and before a reload

@@ -302,7 +302,9 @@ struct ZPubDaemon: ParsableCommand {
                 )
             }
             let failures: [BrokerError]
-            switch services.reload(next, security: security, gatewayKeys: gatewayKeys, logger: logger) {
+            let (outcome, notApplied) = services.reload(
+                next, security: security, gatewayKeys: gatewayKeys, logger: logger)
+            switch outcome {
             case .refused(let reason):
                 return refused(reason.message, metadata: reason.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
             case .applied(let problems):
@@ -319,7 +321,9 @@ struct ZPubDaemon: ParsableCommand {
                     "configuration reloaded with \(failures.count) problem(s) (control endpoints unchanged, an endpoint moved between sockets not bound, or a thread that had not applied it yet): \(failures.map(\.message).joined(separator: "; "))"
                 )
             }
-            return (next, .reloaded(ReloadReply(file: file, problems: failures.map(\.message))))
+            // Keys read at start that the file changes (logged as warnings): it is in force
+            // but for them, which `zpub reload` says with its exit status 2.
+            return (next, .reloaded(ReloadReply(file: file, problems: failures.map(\.message) + notApplied)))
         }
     }
 }
