@@ -105,6 +105,8 @@ final class PairLink {
     private enum Misconfiguration { case peerIsThisBroker, sameRole, historyDiffers }
     /// Whether heartbeats travel both ways (`PairLinkWatch`).
     private var linkWatch: PairLinkWatch
+    /// Whether the link runs over CURVE: a wrong key is then one reason for a silent peer.
+    private let linkEncrypted: Bool
     /// The producers' endpoints the loop has not bound though active (a takeover's bind failed).
     private var unboundProducerEndpoints: [String] = []
     private var reportNumber: UInt64 = 0
@@ -136,6 +138,7 @@ final class PairLink {
         onDemoted: @escaping @Sendable () -> Void
     ) throws {
         self.clientsElsewhere = clientsElsewhere
+        linkEncrypted = curve != nil
         guard let role = settings.role, let bind = settings.bind, let peer = settings.peer else {
             throw BrokerError(code: .socketSetupFailed, message: "[ha] needs role, bind and peer")
         }
@@ -809,6 +812,12 @@ final class PairLink {
             problems.append(oneWay)
         }
         if !draining && machine.peerIsSilent(nowNanoseconds: now) {
+            // A peer whose key this broker does not have (or the other way round) is refused
+            // at the handshake, on one side only in the log.
+            let check =
+                linkEncrypted
+                ? "check the pair link, and that each broker's [ha] peer_public_key_file holds the other's public key"
+                : "check the pair link"
             let silence =
                 status.peerHeardMillisecondsAgo.map { "has not been heard for \(Self.seconds($0))" }
                 ?? "has not been heard since this broker started"
@@ -817,14 +826,14 @@ final class PairLink {
                     PairProblem(
                         kind: PairProblem.peerSilent,
                         message:
-                            "the peer (\(status.peer)) \(silence): no standby would take over should this broker fail; start it, or check the pair link"
+                            "the peer (\(status.peer)) \(silence): no standby would take over should this broker fail; start it, or \(check)"
                     ))
             } else if subscribers == 0 {
                 problems.append(
                     PairProblem(
                         kind: PairProblem.peerSilent,
                         message:
-                            "the peer (\(status.peer)) \(silence), and this broker takes over only while clients are connected to it (none are): no broker of the pair may be active; start the peer, or check the pair link"
+                            "the peer (\(status.peer)) \(silence), and this broker takes over only while clients are connected to it (none are): no broker of the pair may be active; start the peer, or \(check)"
                     ))
             }
         }

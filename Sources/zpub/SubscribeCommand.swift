@@ -583,17 +583,22 @@ struct Subscribe: ParsableCommand {
     private func activeControl(waitingMilliseconds: Int, preferring current: String? = nil) throws -> String {
         let deadline = SystemClock.monotonicNanoseconds() + UInt64(waitingMilliseconds) * 1_000_000
         let order = current.map { current in [current] + controlEndpoints.filter { $0 != current } } ?? controlEndpoints
+        // A broker that answers as the passive one of a pair is told as such, with its peer.
+        var passive: (control: String, peer: String)?
         repeat {
             for endpoint in order {
                 let client = ControlClient(endpoint: endpoint, timeoutMilliseconds: 300, curve: curve)
-                if let (health, _) = try? client.request("HEALTH", as: HealthReport.self),
-                    health.pair?.active ?? true
-                {
-                    return endpoint
-                }
+                guard let (health, _) = try? client.request("HEALTH", as: HealthReport.self) else { continue }
+                guard let pair = health.pair, !pair.active else { return endpoint }
+                passive = (endpoint, pair.peer)
             }
             usleep(100_000)
         } while SystemClock.monotonicNanoseconds() < deadline
+        if controlEndpoints.count == 1, let passive {
+            throw CLIError(
+                "\(passive.control) is the standby of a pair, not its active broker (its peer's pair endpoint is \(passive.peer)): follow the pair with both brokers' endpoints, -e XPUB_A -e XPUB_B -c CONTROL_A -c CONTROL_B (docs/topologies.md)"
+            )
+        }
         let given = controls.isEmpty ? " (the default control endpoint: give the broker's with -c)" : ""
         throw CLIError(
             controlEndpoints.count == 1

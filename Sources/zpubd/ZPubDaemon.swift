@@ -254,7 +254,14 @@ struct ZPubDaemon: ParsableCommand {
             case SIGUSR2:
                 logger.info("SIGUSR2 ignored (test hooks are off)")
             default:
-                logger.notice("received \(received == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
+                if received == SIGTERM && Services.demoted.load(ordering: .relaxed) {
+                    // Raised by the pair link itself: nobody sent it.
+                    logger.notice(
+                        "shutting down: the pair demoted this broker (exit status \(Services.demotedExitStatus): systemd's Restart=on-failure starts it again, and it rejoins as passive)"
+                    )
+                } else {
+                    logger.notice("received \(received == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
+                }
                 return current
             }
         }

@@ -1260,6 +1260,19 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(try Run.program(Binaries.zpub, ["health", "--passive-ok", "-c", backup.control]).status, 1)
     }
 
+    /// `zpub sub --since` given the standby alone says that it is the standby and how to follow
+    /// the pair; it said "is not an active broker; is it running?" of a broker that runs.
+    func testAFollowerGivenOnlyTheStandbySaysSo() throws {
+        let primary = try broker("a", role: .primary)
+        let backup = try broker("b", role: .backup)
+        try waitForPair(primary, backup)
+        let run = try Run.program(
+            Binaries.zpub, ["sub", "--since", "0", "-e", endpoint("b-xpub"), "-c", endpoint("b-control"), "n."])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("\(endpoint("b-control")) is the standby of a pair"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("-e XPUB_A -e XPUB_B -c CONTROL_A -c CONTROL_B"), run.stderr)
+    }
+
     /// A backup that takes over but cannot bind its producers' endpoint (another process holds
     /// the port: a passive broker binds none, so its start could not tell) is not healthy: it
     /// said "ok" until 2026-12-05, and a load balancer sent producers to it.
@@ -1375,7 +1388,7 @@ final class PairTests: XCTestCase {
         try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
         primary.signal(SIGCONT)
         try Wait.until("the backup stands down and stops\n\(backup.log)", timeout: 30) {
-            backup.log.contains("received SIGTERM")
+            backup.log.contains("shutting down: the pair demoted this broker")
         }
         XCTAssertEqual(backup.waitForExit(), 75, "demoted")
         // Unbound before the stop began: the pair thread waits for the loop to have unbound them,
@@ -1476,7 +1489,7 @@ final class PairTests: XCTestCase {
 
         primary.signal(SIGCONT)
         try Wait.until("the backup stands down and stops\n\(backup.log)", timeout: 30) {
-            backup.log.contains("received SIGTERM")
+            backup.log.contains("shutting down: the pair demoted this broker")
         }
         XCTAssertNotNil(backup.waitForExit())
         XCTAssertEqual(pairState(primary), .active)
