@@ -13,7 +13,11 @@ extension Schema {
     static let pairFields: [Field] = [
         Field(section: "ha", key: "role", configurationKey: "role") { value, configuration in
             guard case .string(let text) = value, let role = PairSettings.Role(rawValue: text) else {
-                return "role must be \"primary\" or \"backup\""
+                let given =
+                    if case .string(let text) = value {
+                        ", not \"\(text)\"\(PairSettings.Role(rawValue: text.lowercased()) != nil ? " (lower case)" : "")"
+                    } else { "" }
+                return "role must be \"primary\" or \"backup\"\(given)"
             }
             configuration.pair.role = role
             return nil

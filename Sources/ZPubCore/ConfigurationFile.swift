@@ -35,13 +35,27 @@ public enum ConfigurationFile {
         _ text: String, base: BrokerConfiguration = BrokerConfiguration()
     ) -> Result<BrokerConfiguration, ConfigurationProblems> {
         let (configuration, keyLines, fileProblems) = read(text, base: base)
-        let problems = sorted(fileProblems + validate(configuration, keyLines: keyLines))
+        let problems = allProblems(fileProblems, configuration, keyLines: keyLines)
         return problems.isEmpty ? .success(configuration) : .failure(ConfigurationProblems(problems: problems))
     }
 
     /// In line order, problems of the file as a whole last.
     public static func sorted(_ problems: [ConfigurationProblem]) -> [ConfigurationProblem] {
         problems.sorted { ($0.line ?? .max) < ($1.line ?? .max) }
+    }
+
+    /// The file's problems and the whole configuration's, in line order; not a validation
+    /// problem of a key whose value the file's problems already refused (on its line): that
+    /// key kept its default, and `role = "Primary"` was also told "[ha] has bind or peer but
+    /// no role".
+    public static func allProblems(
+        _ fileProblems: [ConfigurationProblem], _ configuration: BrokerConfiguration, keyLines: [String: Int]
+    ) -> [ConfigurationProblem] {
+        let refusedLines = Set(fileProblems.compactMap(\.line))
+        let validation = validate(configuration, keyLines: keyLines).filter {
+            $0.line.map { !refusedLines.contains($0) } ?? true
+        }
+        return sorted(fileProblems + validation)
     }
 
     /// `configuration.validate()`'s problems, each with the line of the key it is about
@@ -113,10 +127,11 @@ public enum ConfigurationFile {
                     continue
                 }
                 seenKeys[qualified] = line
+                // Also for a value refused: a validation problem of the key is then left out
+                // (`allProblems`).
+                keyLines[field.configurationKey] = line
                 if let message = field.apply(value, &configuration) {
                     problems.append(ConfigurationProblem(line: line, message: message))
-                } else {
-                    keyLines[field.configurationKey] = line
                 }
             }
         }

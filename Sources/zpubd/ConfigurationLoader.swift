@@ -138,8 +138,7 @@ struct ConfigurationLoader: Sendable {
             fromFlag("peer")
         }
 
-        let problems = ConfigurationFile.sorted(
-            fileProblems + ConfigurationFile.validate(configuration, keyLines: keyLines))
+        let problems = ConfigurationFile.allProblems(fileProblems, configuration, keyLines: keyLines)
         if !problems.isEmpty || !flagProblems.isEmpty {
             let lines = describe(problems, flagProblems: flagProblems, source: source)
             return .failure(Report(text: format(lines), problems: lines))

@@ -125,6 +125,11 @@ struct ZPubDaemon: ParsableCommand {
                 haBind: haBind, haPeer: haPeer))
         let (configuration, security, gatewayKeys) = try loadOrExit(loader)
         if checkConfig {
+            // What a start would refuse of the state directory, without creating it.
+            if let problem = stateDirectoryProblem(configuration) {
+                printError("zpubd: \(problem)")
+                throw ExitCode(1)
+            }
             // What was checked: the file or the embedded defaults, and the options given.
             let source =
                 (config ?? "embedded defaults") + (loader.overrides.anyGiven ? " with the command-line options" : "")
@@ -401,6 +406,26 @@ private func setAsideDivergedHistory(_ configuration: BrokerConfiguration, logge
             logger.error(
                 "pair: cannot remove \(path), a history set aside earlier: \(String(cString: strerror(errno)))")
         }
+    }
+}
+
+/// For --check-config: a state directory the history store could not use at start (it creates
+/// one that is missing, in a parent that exists). Whether zpubd's user may write there is left to
+/// the start: the check may run as another user.
+private func stateDirectoryProblem(_ configuration: BrokerConfiguration) -> String? {
+    guard configuration.opensHistoryStore, let directory = configuration.stateDirectory else { return nil }
+    switch TextFile.kind(directory) {
+    case .directory:
+        return nil
+    case .file:
+        return "the state directory \(directory) is not a directory; choose another with --state-dir"
+    case .missing:
+        var path = Substring(directory)
+        while path.count > 1 && path.hasSuffix("/") { path = path.dropLast() }
+        let parent = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        guard TextFile.kind(parent) != .directory else { return nil }
+        return
+            "cannot create the state directory \(directory): \(parent) is not a directory; create it, writable by zpubd's user, or choose another with --state-dir"
     }
 }
 

@@ -74,6 +74,18 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(flags.stderr.contains("6 problems"), flags.stderr)
         let started = try Run.program(Binaries.zpubd, ["--log-level", "warn", "--xpub", "inproc://x"])
         XCTAssertEqual(started.status, 78, started.stderr)
+
+        // A state directory the start could not use: a file, or under a parent that is none.
+        let notADirectory = try temporaryFile("")
+        for (directory, told) in [
+            (notADirectory.path, "the state directory \(notADirectory.path) is not a directory"),
+            ("/nonexistent-\(UUID().uuidString)/state", "is not a directory; create it"),
+        ] {
+            let state = try Run.program(
+                Binaries.zpubd, ["--history", "o.", "--state-dir", directory, "--check-config"])
+            XCTAssertEqual(state.status, 1, state.stdout)
+            XCTAssertTrue(state.stderr.contains(told), state.stderr)
+        }
     }
 
     /// An upstream that is this broker's own xpub (or its internal one) is refused before

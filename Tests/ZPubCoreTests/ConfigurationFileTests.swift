@@ -23,6 +23,24 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(try ConfigurationFile.parse(text).get(), BrokerConfiguration())
     }
 
+    /// A value refused is told once, by its own problem: the key keeps its default, which the
+    /// validation of the whole would blame again (a refused role was also "no role").
+    func testARefusedValueIsNotToldAgainByTheValidation() {
+        let told = problems(
+            """
+            [ha]
+            role = "Primary"
+            bind = "tcp://127.0.0.1:27300"
+            peer = "tcp://127.0.0.1:27400"
+            """)
+        XCTAssertEqual(told.map(\.line), [2], "\(told)")
+        XCTAssertTrue(told.first?.message.contains("Primary") == true, "\(told)")
+        // Without a role at all, the validation's own problem stays.
+        let missing = problems("[ha]\nbind = \"tcp://127.0.0.1:27300\"\npeer = \"tcp://127.0.0.1:27400\"\n")
+        XCTAssertEqual(
+            missing.map(\.message), ["[ha] has bind or peer but no role; set role = \"primary\" or \"backup\""])
+    }
+
     /// A key that takes an array takes one string as an array of one (man/zpubd.conf.5).
     func testOneStringIsAnArrayOfOne() throws {
         let configuration = try ConfigurationFile.parse(
