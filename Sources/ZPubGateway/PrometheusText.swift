@@ -127,6 +127,15 @@ struct PrometheusText {
                 pair.peerHeardMillisecondsAgo.map { [([:], Double($0) / 1000)] } ?? [])
             counter(
                 "zpub_pair_role_changes_total", "Changes of this broker's pair state", [([:], Double(pair.changes))])
+            // Every kind, 0 or 1, so that an alert on one has a series before it first fires.
+            let present = Set((pair.problems ?? []).map(\.kind))
+            gauge(
+                "zpub_pair_problem", "1 while the pair has this problem (HEALTH's pair.problems say what to do)",
+                [
+                    PairProblem.oneWayLink, PairProblem.peerSilent, PairProblem.misconfigured,
+                    PairProblem.producersUnbound,
+                ]
+                .map { (["kind": $0], present.contains($0) ? 1 : 0) })
         }
         if let descriptors = stats.descriptors {
             gauge(

@@ -50,8 +50,11 @@ struct Stats: ParsableCommand {
             // Without history prefixes the store may still hold persisted last values: no line.
             if let history = stats.history, !history.prefixes.isEmpty {
                 Output.line(
-                    "history        \(history.messages) messages kept (\(Format.bytes(UInt64(history.bytes)))), sequences \(history.firstSequence)-\(history.lastSequence), \(history.persistent ? "on disk in \(history.directory ?? "?")" : "in memory only"); \(history.dropped + history.writeFailures) not kept, \(history.evictions) evicted"
+                    "history        \(history.messages) messages kept (\(Format.bytes(UInt64(history.bytes)))), sequences \(history.firstSequence)-\(history.lastSequence), \(history.persistent ? "on disk in \(history.directory ?? "?")" : "in memory only"); \(history.dropped + history.writeFailures) not kept, \(history.evictions) evicted\(TopScreen.notKeptRangesNote(history))"
                 )
+            }
+            if let pair = stats.pair {
+                Output.line("pair           " + TopScreen.pairLine(pair).dropFirst("pair     ".count))
             }
         }
     }

@@ -258,15 +258,19 @@ struct Subscribe: ParsableCommand {
             endpoint: control ?? self.control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         let prefix = prefixes.first ?? ""
         let reply = try catchUpRequest("REPLAY \(token) \(since) \(prefix)", as: ReplayReply.self, to: client)
-        if noteUnkept && !Self.overlapsAny(prefix, reply.prefixes) {
+        // Nothing under the prefix is kept: the numbers history lost or evicted were others'.
+        let unkept = !Self.overlapsAny(prefix, reply.prefixes) && reply.messages.isEmpty
+        if noteUnkept && unkept {
             Output.error(
                 "history keeps nothing under \(prefix.isEmpty ? "\"\"" : prefix) (it keeps \(reply.prefixes.joined(separator: ", "))): nothing to replay; live messages follow"
             )
         }
-        if let gap = reply.gap {
+        if let gap = reply.gap, !unkept {
             Output.error("messages \(gap.from) to \(gap.to) are no longer kept (history's bounds)")
         }
-        for range in notKept.untold(reply.notKept) { Output.error(range.describe(readUnder: prefix)) }
+        if !unkept {
+            for range in notKept.untold(reply.notKept) { Output.error(range.describe(readUnder: prefix)) }
+        }
         try deliver(reply.messages)
         var last = reply.messages.last?.sequence
         var more = reply.more

@@ -93,7 +93,18 @@ struct TopScreen {
                 ", mirrored through seq \(pair.replicatedThrough), lag \(pair.lagMessages) msgs / \(pair.lagMilliseconds) ms"
             if let clients = pair.clients { line += ", \(clients) client\(clients == 1 ? "" : "s") for a takeover" }
         }
+        if let problems = pair.problems, !problems.isEmpty {
+            line +=
+                "; \(problems.count) problem\(problems.count == 1 ? "" : "s") (\(problems.map(\.kind).joined(separator: ", ")): zpub health says what to do)"
+        }
         return line
+    }
+
+    /// The ranges of numbers not kept besides this run's drops (a takeover's skip, an unclean
+    /// stop's reserve): "0 not kept" alone read as if nothing was missing.
+    static func notKeptRangesNote(_ history: HistoryStats) -> String {
+        guard let ranges = history.notKeptRanges, ranges > 0 else { return "" }
+        return " (and \(ranges) range\(ranges == 1 ? "" : "s") of numbers not kept: zpub history --since 0 says which)"
     }
 
     /// Kept messages, the writer's rate and queue, what was not kept, and (on disk) the store's
@@ -102,7 +113,8 @@ struct TopScreen {
         var line = "history  \(rate(writes, "msg/s")) written   kept \(history.messages) msgs"
         line += " (\(Format.bytes(UInt64(history.bytes)))), seq \(history.firstSequence)-\(history.lastSequence)"
         line += ", queue \(Format.bytes(UInt64(history.queuedBytes)))"
-        line += ", not kept \(history.dropped + history.writeFailures), evicted \(history.evictions)"
+        line +=
+            ", not kept \(history.dropped + history.writeFailures)\(notKeptRangesNote(history)), evicted \(history.evictions)"
         if history.persistent {
             line += ", disk \(Format.bytes(UInt64(history.diskBytes)))"
             if history.lastSyncMilliseconds > 0 {

@@ -876,6 +876,18 @@ final class HistoryTests: XCTestCase {
         let stderr = follower.stderrSoFar
         XCTAssertEqual(stderr.components(separatedBy: "stopped uncleanly").count, 2, "told once:\n\(stderr)")
         XCTAssertFalse(stderr.contains("numbering started again"), stderr)
+
+        // A prefix history does not keep: said so, and the ranges, which are other topics'
+        // numbers, are not told ("those under s. among them are lost" of a prefix never kept).
+        let other = try RunningProgram(
+            Binaries.zpub, ["sub", "--since", "0", "-e", restarted.xpub, "-c", restarted.control, "s."])
+        defer { kill(other.processIdentifier, SIGTERM) }
+        try Wait.until("the note\n\(other.stderrSoFar)") {
+            other.stderrSoFar.contains("history keeps nothing under s.")
+        }
+        try clients.socket(.push, connect: restarted.pull).send(frames: frames("s.x", "live"))
+        try Wait.until("the live one is printed\n\(other.stdoutSoFar)") { other.stdoutSoFar.contains("live") }
+        XCTAssertFalse(other.stderrSoFar.contains("stopped uncleanly"), other.stderrSoFar)
     }
 
     /// The start after an unclean stop says so; a start after that run's clean stop does not

@@ -1248,6 +1248,9 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(monitor.status, 1, monitor.stdout)
         XCTAssertTrue(monitor.stdout.contains("pair problem (one_way_link)"), monitor.stdout)
         XCTAssertEqual(try Run.program(Binaries.zpub, ["health", "-c", primary.control]).status, 0, "it serves")
+        let stats = try Run.program(Binaries.zpub, ["stats", "-c", backup.control])
+        XCTAssertTrue(stats.stdout.contains("pair           backup passive, peer "), stats.stdout)
+        XCTAssertTrue(stats.stdout.contains("1 problem (one_way_link: zpub health says what to do)"), stats.stdout)
 
         primary.signal(SIGKILL)
         XCTAssertNotNil(primary.waitForExit())

@@ -29,7 +29,10 @@ final class PrometheusTextTests: XCTestCase {
              "security":{"curve":[],"allowed":0,"denied":0,"denied_by_socket":{}},
              "history":{"prefixes":["o."],"persistent":true,"directory":"/var/lib/zpub","messages":3,"bytes":30,
                "first_seq":5,"last_seq":9,"per_prefix":{"o.":{"messages":3,"bytes":30}},"written":9,"commits":2,"queued_bytes":0,
-               "dropped":1,"write_failures":0,"evictions":4,"disk_bytes":4096,"last_sync_ms":1000}}
+               "dropped":1,"write_failures":0,"evictions":4,"disk_bytes":4096,"last_sync_ms":1000},
+             "pair":{"role":"backup","state":"passive","peer":"tcp://p:1","active":false,"changes":1,"replicated_through":3,
+               "peer_sequence":3,"lag_messages":0,"lag_ms":0,"took_over_at":0,
+               "problems":[{"kind":"one_way_link","message":"m"}]}}
             """#
         let stats = try JSONDecoder().decode(StatsSnapshot.self, from: Data(json.utf8))
         // STATS of a zpubd from before history.commits still reads.
@@ -49,6 +52,8 @@ final class PrometheusTextTests: XCTestCase {
         XCTAssertTrue(text.contains("zpub_history_not_kept_total{reason=\"queue_full\"} 1\n"))
         XCTAssertTrue(text.contains("zpub_history_sequence{end=\"last\"} 9\n"))
         XCTAssertTrue(text.contains("\nzpub_history_commits_total 2\n"))
+        XCTAssertTrue(text.contains("zpub_pair_problem{kind=\"one_way_link\"} 1\n"))
+        XCTAssertTrue(text.contains("zpub_pair_problem{kind=\"peer_silent\"} 0\n"), "every kind has a series")
         var declared: Set<String> = []
         for line in text.split(separator: "\n") {
             if line.hasPrefix("# TYPE ") {
