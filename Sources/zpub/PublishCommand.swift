@@ -128,7 +128,8 @@ struct Publish: ParsableCommand {
             /// Why nothing got through within the timeout: a failed handshake if there was one.
             func unreachable() -> CLIError {
                 let why =
-                    watch.failure().map { ": \($0)" } ?? "; is it running? (start it with `zpubd`, or give --endpoint)"
+                    watch.failure().map { ": \($0)" }
+                    ?? "; is it running? (start it with `zpubd`, or give --endpoint; the standby of a pair binds no producers' endpoint: give both brokers', -e A -e B)"
                 return CLIError("could not reach zpubd at \(target) within \(timeout) ms\(why)")
             }
             if pub {

@@ -589,13 +589,20 @@ struct Subscribe: ParsableCommand {
         let order = current.map { current in [current] + controlEndpoints.filter { $0 != current } } ?? controlEndpoints
         // A broker that answers as the passive one of a pair is told as such, with its peer.
         var passive: (control: String, peer: String)?
+        // The only broker given is the standby of a live active peer: no takeover is under way
+        // to wait for.
+        var standbyOfALivePeer = false
         repeat {
             for endpoint in order {
                 let client = ControlClient(endpoint: endpoint, timeoutMilliseconds: 300, curve: curve)
                 guard let (health, _) = try? client.request("HEALTH", as: HealthReport.self) else { continue }
                 guard let pair = health.pair, !pair.active else { return endpoint }
                 passive = (endpoint, pair.peer)
+                standbyOfALivePeer =
+                    controlEndpoints.count == 1 && pair.peerState == .active
+                    && (pair.peerHeardMillisecondsAgo ?? .max) < 1_000
             }
+            if standbyOfALivePeer { break }
             usleep(100_000)
         } while SystemClock.monotonicNanoseconds() < deadline
         if controlEndpoints.count == 1, let passive {
