@@ -980,7 +980,10 @@ final class ForwardingLoop {
                         unboundProducerEndpoints: pairActive
                             ? pullEndpoints.missing(from: configuration.pullEndpoints)
                                 + xsubEndpoints.missing(from: configuration.xsubEndpoints) : []))
-            case .replicate(let messages, let after) where !pairActive && activation == nil:
+            // Not once stood down: the drain numbers what producers had queued here, above what
+            // it mirrored, and mirroring the active peer's numbers meanwhile would make this
+            // broker give them again.
+            case .replicate(let messages, let after) where !pairActive && activation == nil && !stoodDown:
                 replicate(messages, after: after)
             case .replicate:
                 // Taking over, or active (a late reply to a passive request): the numbers from
@@ -991,7 +994,7 @@ final class ForwardingLoop {
                     state.lastValue.entries(
                         updatedAfter: since, limit: PairLink.valuesPageEntries, maxBytes: PairLink.valuesPageBytes,
                         nowMilliseconds: nowMilliseconds))
-            case .restoreValues(let entries) where !pairActive && activation == nil:
+            case .restoreValues(let entries) where !pairActive && activation == nil && !stoodDown:
                 // Persisted too, as forwarded updates are: a backup that took over and then
                 // restarted alone came back with its own values of before, not the mirrored ones.
                 for entry in entries where state.lastValue.restore(entry) && persistLastValues {
@@ -1135,6 +1138,12 @@ final class ForwardingLoop {
         stoodDown = true
         pullEndpoints.unbindRemoved([], on: pull, logger: logger)
         xsubEndpoints.unbindRemoved([], on: xsub, logger: logger)
+        // Upstream brokers' messages are the active peer's to forward now: the drain would
+        // number them into the history set aside, for as long as they keep coming.
+        for endpoint in upstreamEndpoints {
+            try? xsub.disconnect(endpoint)
+            logger.info("disconnected from upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
+        }
         registry.set(.pull, pullEndpoints.actual)
         registry.set(.xsub, xsubEndpoints.actual)
         logger.notice("pair: standing down: the producers' endpoints are unbound, and zpubd stops")

@@ -90,6 +90,8 @@ final class PairLink {
     /// The broker is stopping (it drains what producers sent): heartbeats go on, so that the
     /// peer does not take over while this one still forwards, but this one takes over nothing.
     private var draining = false
+    /// This broker gave up being active and stops (`standDown`).
+    private var stoodDown = false
     private var dualActiveLog = LogRateLimit()
     private var refusedReplyLog = LogRateLimit()
     /// Every report of this broker's state (heartbeat or answer) carries this run's random id
@@ -234,6 +236,7 @@ final class PairLink {
             let resumed = SystemClock.monotonicNanoseconds()
             if resumed &- lastPass > stallNanoseconds {
                 machine.noteOwnStall(nowNanoseconds: resumed)
+                linkWatch.noteOwnStall(nowNanoseconds: resumed)
                 logger.warning(
                     "pair: this broker did not run for \((resumed &- lastPass) / 1_000_000) ms (stopped, or starved of CPU); the peer's silence is counted from now"
                 )
@@ -323,7 +326,7 @@ final class PairLink {
             let (keeper, other) = historyOn ? ("this broker", "the peer") : ("the peer", "this broker")
             warnOfMisconfiguration(
                 .historyDiffers,
-                "pair: \(keeper) keeps history and \(other) keeps none ([history] prefixes on one broker only): \(other) mirrors nothing, and while it is active nothing is kept, so clients cannot resume across a failover to it (zpub sub --since, SSE Last-Event-ID) and what they missed is lost; give both brokers the same [history] prefixes (docs/topologies.md)",
+                "pair: \(keeper) keeps history and \(other) keeps none ([history] prefixes on one broker only): \(other) mirrors nothing, and while it is active nothing is kept, so clients cannot resume across a failover to it (zpub sub --since, SSE Last-Event-ID) and what they missed is lost; give both brokers the same [history] prefixes, and restart the one changed (whether a pair member keeps history is read at its start; docs/topologies.md)",
                 level: .warning)
         }
         return peerReports.take(reportFields: fields)
@@ -339,7 +342,8 @@ final class PairLink {
         _ problem: Misconfiguration, _ message: String, level: Logger.Level = .critical
     ) {
         let now = SystemClock.monotonicNanoseconds()
-        misconfigurationSeen[problem] = (now, message)
+        // Shown as a pair problem without the log's "pair: " (the other problems have none).
+        misconfigurationSeen[problem] = (now, message.hasPrefix("pair: ") ? String(message.dropFirst(6)) : message)
         if let last = lastMisconfigurationWarning[problem], now &- last < 60_000_000_000 { return }
         lastMisconfigurationWarning[problem] = now
         logger.log(level: level, "\(message)")
@@ -566,6 +570,7 @@ final class PairLink {
     /// second at most is waited for that), so that nothing more is taken in here while zpubd
     /// drains and stops.
     private func standDown() {
+        stoodDown = true
         let slot = ReplySlot<Bool>()
         loop.mailbox.post(.pairStandDown(slot))
         if slot.wait(milliseconds: 1_000) == nil {
@@ -588,6 +593,9 @@ final class PairLink {
     }
 
     private func replicateIfDue(now: UInt64) {
+        // A broker that gave up being active mirrors nothing more: it stops, and its history
+        // is set aside (the loop refuses such pages too).
+        guard !stoodDown else { return }
         if valuesOn, machine.state != .active, machine.peerState == .active,
             now &- valuesAsked > Self.valuesIntervalMilliseconds * 1_000_000, historyQueueRoom >= 0
         {
@@ -849,7 +857,7 @@ final class PairLink {
                 PairProblem(
                     kind: PairProblem.producersUnbound,
                     message:
-                        "this broker took over but could not bind \(unboundProducerEndpoints.joined(separator: ", ")): producers cannot reach it there (the log says why); free the port and reload (zpub reload), or restart zpubd"
+                        "this broker is active but could not bind \(unboundProducerEndpoints.joined(separator: ", ")): producers cannot reach it there (the log says why); free the port and reload (zpub reload), or restart zpubd"
                 ))
         }
         return problems

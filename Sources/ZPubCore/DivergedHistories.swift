@@ -11,14 +11,21 @@ public enum DivergedHistories {
     }
 
     /// Of the file names in a state directory, those of set-aside histories beyond the `keep`
-    /// newest, to remove. Names that are not set-aside copies of `historyFileName` are left.
-    public static func surplus(among names: [String], historyFileName: String, keep: Int = kept) -> [String] {
+    /// newest, to remove. Names that are not set-aside copies of `historyFileName` are left,
+    /// and so is the one set aside at `sparing`, whatever the clock did since the others (set
+    /// back, it would make the copy just made look oldest).
+    public static func surplus(
+        among names: [String], historyFileName: String, keep: Int = kept, sparing: UInt64? = nil
+    ) -> [String] {
         var byTime: [UInt64: [String]] = [:]
         for name in names {
             guard let seconds = setAsideTime(name, historyFileName: historyFileName) else { continue }
             byTime[seconds, default: []].append(name)
         }
-        return byTime.keys.sorted(by: >).dropFirst(keep).flatMap { byTime[$0]!.sorted() }
+        let others = byTime.keys.filter { $0 != sparing }.sorted(by: >)
+        let spared = sparing.map { byTime[$0] != nil } ?? false
+        let room = spared ? max(keep - 1, 0) : keep
+        return others.dropFirst(room).flatMap { byTime[$0]!.sorted() }
     }
 
     private static func setAsideTime(_ name: String, historyFileName: String) -> UInt64? {

@@ -36,26 +36,44 @@ public struct PairProblem: Codable, Equatable, Sendable {
 /// standby's requests for history travel on its connection, so it mirrors nothing meanwhile.
 public struct PairLinkWatch: Sendable {
     private let failoverNanoseconds: UInt64
-    private let started: UInt64
     private var heardOnBind: UInt64?
     private var heardOnConnection: UInt64?
+    /// Since when the other way's silence counts: the peer heard again after a silence (its
+    /// restart, the pair forming late), or this broker's own stall. Its first heartbeat one way
+    /// comes up to a heartbeat before the first answer the other way.
+    private var countedFrom: UInt64
 
     public init(failoverMilliseconds: Int, nowNanoseconds: UInt64) {
         failoverNanoseconds = UInt64(max(failoverMilliseconds, 1)) * 1_000_000
-        started = nowNanoseconds
+        countedFrom = nowNanoseconds
     }
 
     /// A heartbeat of the peer's came to this broker's bind.
-    public mutating func peerHeardOnBind(nowNanoseconds now: UInt64) { heardOnBind = now }
+    public mutating func peerHeardOnBind(nowNanoseconds now: UInt64) {
+        if !recent(heardOnBind, now: now) && !recent(heardOnConnection, now: now) { countedFrom = now }
+        heardOnBind = now
+    }
 
     /// The peer answered a heartbeat on this broker's connection to it.
-    public mutating func peerHeardOnConnection(nowNanoseconds now: UInt64) { heardOnConnection = now }
+    public mutating func peerHeardOnConnection(nowNanoseconds now: UInt64) {
+        if !recent(heardOnBind, now: now) && !recent(heardOnConnection, now: now) { countedFrom = now }
+        heardOnConnection = now
+    }
+
+    /// This broker did not run for a while (`PairMachine.noteOwnStall`): what it missed meanwhile
+    /// may still be on its way, either way.
+    public mutating func noteOwnStall(nowNanoseconds now: UInt64) { countedFrom = now }
+
+    private func recent(_ heard: UInt64?, now: UInt64) -> Bool {
+        heard.map { now &- $0 < failoverNanoseconds } ?? false
+    }
 
     /// The problem, when one way has been heard within `failover_ms` and the other not for
-    /// twice that (or since the start): a moment's difference is a heartbeat in flight.
+    /// twice that (since the start, or since the peer was heard again after a silence): a
+    /// moment's difference is a heartbeat in flight.
     public func problem(nowNanoseconds now: UInt64, bind: String, peer: String) -> PairProblem? {
-        func recent(_ heard: UInt64?) -> Bool { heard.map { now &- $0 < failoverNanoseconds } ?? false }
-        func silent(_ heard: UInt64?) -> Bool { now &- (heard ?? started) > 2 &* failoverNanoseconds }
+        func recent(_ heard: UInt64?) -> Bool { self.recent(heard, now: now) }
+        func silent(_ heard: UInt64?) -> Bool { now &- max(heard ?? 0, countedFrom) > 2 &* failoverNanoseconds }
         if recent(heardOnBind) && silent(heardOnConnection) {
             return PairProblem(
                 kind: PairProblem.oneWayLink,

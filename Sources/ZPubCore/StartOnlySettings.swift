@@ -13,6 +13,9 @@ public struct StartOnlySettings: Equatable, Sendable {
     public let pair: PairSettings
     public let httpEnabled: Bool
     public let httpListen: String
+    /// Whether a pair member keeps history (and so mirrors its peer's): its link is set up
+    /// with it at start, though the prefixes themselves change live.
+    public let pairKeepsHistory: Bool
 
     /// The values of `configuration`, the one zpubd started with.
     public init(_ configuration: BrokerConfiguration) {
@@ -23,6 +26,7 @@ public struct StartOnlySettings: Equatable, Sendable {
         pair = configuration.pair
         httpEnabled = configuration.http.enabled
         httpListen = configuration.http.listen
+        pairKeepsHistory = !configuration.historyPrefixes.isEmpty
     }
 
     /// `reloaded` with the start-only keys set back to the values in force, and a warning for
@@ -60,6 +64,13 @@ public struct StartOnlySettings: Equatable, Sendable {
                 "[ha] is read at start: this broker keeps its role (\(pair.role?.rawValue ?? "none")) and its peer until a restart"
             )
             kept.pair = pair
+        }
+        if pair.isEnabled && reloaded.historyPrefixes.isEmpty == pairKeepsHistory {
+            warnings.append(
+                pairKeepsHistory
+                    ? "[history] prefixes are now empty, but whether this pair member keeps history and mirrors its peer's is read at start: it goes on asking its peer for history until a restart"
+                    : "[history] prefixes are now set (and applied to this broker's own messages), but whether this pair member mirrors its peer's history is read at start: it mirrors nothing until a restart"
+            )
         }
         if reloaded.http.enabled != httpEnabled {
             warnings.append(

@@ -95,9 +95,16 @@ struct TopScreen {
         }
         if let problems = pair.problems, !problems.isEmpty {
             line +=
-                "; \(problems.count) problem\(problems.count == 1 ? "" : "s") (\(problems.map(\.kind).joined(separator: ", ")): zpub health says what to do)"
+                "; \(problems.count) problem\(problems.count == 1 ? "" : "s") (\(kinds(problems).joined(separator: ", ")): zpub health says what to do)"
         }
         return line
+    }
+
+    /// The problems' kinds, each once, in order.
+    private static func kinds(_ problems: [PairProblem]) -> [String] {
+        var kinds: [String] = []
+        for problem in problems where !kinds.contains(problem.kind) { kinds.append(problem.kind) }
+        return kinds
     }
 
     /// The ranges of numbers not kept besides this run's drops (a takeover's skip, an unclean

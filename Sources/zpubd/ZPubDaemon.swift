@@ -234,6 +234,8 @@ struct ZPubDaemon: ParsableCommand {
     ) -> BrokerConfiguration {
         let testHooks = getenv("ZPUBD_TEST_HOOKS") != nil
         var current = configuration
+        // The start-only keys a reload's answer has told of (`reload`).
+        var toldNotApplied: Set<String> = []
         while true {
             let received = signals.wait()
             switch received {
@@ -243,7 +245,8 @@ struct ZPubDaemon: ParsableCommand {
                 let waiting = reloadRequests.take()
                 notifier.reloading()
                 let reply: ControlReply
-                (current, reply) = reload(services, loader: loader, current: current, logger: logger)
+                (current, reply) = reload(
+                    services, loader: loader, current: current, toldNotApplied: &toldNotApplied, logger: logger)
                 notifier.ready(status: "forwarding")
                 for done in waiting { done(reply) }
             case SIGUSR2 where testHooks:
@@ -274,9 +277,10 @@ struct ZPubDaemon: ParsableCommand {
 
     /// Reads the file again and applies it: the configuration then in force, and what RELOAD
     /// answers (the reason of a refusal is the one the log gets).
-    private func reload(_ services: Services, loader: ConfigurationLoader, current: BrokerConfiguration, logger: Logger)
-        -> (BrokerConfiguration, ControlReply)
-    {
+    private func reload(
+        _ services: Services, loader: ConfigurationLoader, current: BrokerConfiguration,
+        toldNotApplied: inout Set<String>, logger: Logger
+    ) -> (BrokerConfiguration, ControlReply) {
         func refused(_ reason: String, metadata: Logger.Metadata = [:]) -> (BrokerConfiguration, ControlReply) {
             logger.error("reload refused, the configuration in force is unchanged: \(reason)", metadata: metadata)
             return (current, .error(ControlError(.reloadRefused, "the configuration in force is unchanged: \(reason)")))
@@ -333,9 +337,13 @@ struct ZPubDaemon: ParsableCommand {
                     "configuration reloaded with \(failures.count) problem(s) (control endpoints unchanged, an endpoint moved between sockets not bound, or a thread that had not applied it yet): \(failures.map(\.message).joined(separator: "; "))"
                 )
             }
-            // Keys read at start that the file changes (logged as warnings): it is in force
-            // but for them, which `zpub reload` says with its exit status 2.
-            return (next, .reloaded(ReloadReply(file: file, problems: failures.map(\.message) + notApplied)))
+            // Keys read at start that the file changes (logged as warnings at every reload): it
+            // is in force but for them, which `zpub reload` says with its exit status 2, once
+            // for each change. Told at every reload, each `systemctl reload` for an unrelated
+            // edit failed until a restart.
+            let untold = notApplied.filter { !toldNotApplied.contains($0) }
+            toldNotApplied = Set(notApplied)
+            return (next, .reloaded(ReloadReply(file: file, problems: failures.map(\.message) + untold)))
         }
     }
 }
@@ -397,7 +405,7 @@ private func setAsideDivergedHistory(_ configuration: BrokerConfiguration, logge
         }
     }
     let names = (try? TextFile.entries(directory)) ?? []
-    for name in DivergedHistories.surplus(among: names, historyFileName: Broker.historyFileName) {
+    for name in DivergedHistories.surplus(among: names, historyFileName: Broker.historyFileName, sparing: stamp) {
         let path = "\(directory)/\(name)"
         if unlink(path) == 0 {
             logger.notice(
@@ -414,19 +422,22 @@ private func setAsideDivergedHistory(_ configuration: BrokerConfiguration, logge
 /// the start: the check may run as another user.
 private func stateDirectoryProblem(_ configuration: BrokerConfiguration) -> String? {
     guard configuration.opensHistoryStore, let directory = configuration.stateDirectory else { return nil }
-    switch TextFile.kind(directory) {
-    case .directory:
-        return nil
-    case .file:
+    var status = stat()
+    if stat(directory, &status) == 0 {
+        guard status.st_mode & S_IFMT != S_IFDIR else { return nil }
         return "the state directory \(directory) is not a directory; choose another with --state-dir"
-    case .missing:
-        var path = Substring(directory)
-        while path.count > 1 && path.hasSuffix("/") { path = path.dropLast() }
-        let parent = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
-        guard TextFile.kind(parent) != .directory else { return nil }
-        return
-            "cannot create the state directory \(directory): \(parent) is not a directory; create it, writable by zpubd's user, or choose another with --state-dir"
     }
+    // Only what is certain: a path this user may not look into (DynamicUser='s private
+    // directories) is left to the start.
+    guard errno == ENOENT || errno == ENOTDIR else { return nil }
+    var path = Substring(directory)
+    while path.count > 1 && path.hasSuffix("/") { path = path.dropLast() }
+    let parent = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+    let found = stat(parent, &status) == 0
+    if found && status.st_mode & S_IFMT == S_IFDIR { return nil }
+    if !found && errno != ENOENT && errno != ENOTDIR { return nil }
+    return
+        "cannot create the state directory \(directory): \(parent) is not a directory; create it, writable by zpubd's user, or choose another with --state-dir"
 }
 
 private func printError(_ text: String) {

@@ -1196,7 +1196,7 @@ final class PairTests: XCTestCase {
         let monitor = try Run.program(Binaries.zpub, ["health", "--passive-ok", "-c", alone.control])
         XCTAssertEqual(monitor.status, 1, monitor.stdout)
         XCTAssertTrue(
-            monitor.stdout.contains("pair problem (misconfigured): pair: this broker hears its own"), monitor.stdout)
+            monitor.stdout.contains("pair problem (misconfigured): this broker hears its own"), monitor.stdout)
         XCTAssertEqual(try Run.program(Binaries.zpub, ["health", "-c", alone.control]).status, 0, "it serves")
         let heartbeatsAsActive = Date().addingTimeInterval(2)
         while Date() < heartbeatsAsActive {

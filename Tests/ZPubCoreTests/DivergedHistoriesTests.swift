@@ -21,6 +21,13 @@ final class DivergedHistoriesTests: XCTestCase {
         XCTAssertEqual(DivergedHistories.surplus(among: [], historyFileName: file), [])
     }
 
+    /// The copy just made is kept even when the clock was set back since the others.
+    func testTheOneJustSetAsideIsNeverSurplus() {
+        let names = [500, 400, 300, 100].flatMap { setAside(at: UInt64($0)) }
+        let surplus = DivergedHistories.surplus(among: names, historyFileName: file, keep: 3, sparing: 100)
+        XCTAssertEqual(Set(surplus), Set(setAside(at: 300)))
+    }
+
     func testOtherFilesAreNeverSurplus() {
         let names = [
             "diverged-1-other.sqlite3", "diverged-2-\(file).bak", "diverged--\(file)", "kept-3-\(file)", file,

@@ -47,6 +47,29 @@ final class PairLinkWatchTests: XCTestCase {
         XCTAssertNotNil(watch.problem(nowNanoseconds: 2 * second + second / 10, bind: "b", peer: "p"))
     }
 
+    /// A peer heard again long after the start, or after a silence (its restart, the pair
+    /// forming late), or after this broker's own stall: the first heartbeat one way comes up to
+    /// a heartbeat before the first the other way, and is no problem.
+    func testAPeerHeardAgainAfterASilenceIsNoProblemAtFirst() {
+        var late = PairLinkWatch(failoverMilliseconds: 1_000, nowNanoseconds: 0)
+        late.peerHeardOnBind(nowNanoseconds: 10 * second)
+        XCTAssertNil(late.problem(nowNanoseconds: 10 * second + second / 4, bind: "b", peer: "p"))
+        late.peerHeardOnConnection(nowNanoseconds: 10 * second + second / 4)
+        XCTAssertNil(late.problem(nowNanoseconds: 12 * second, bind: "b", peer: "p"))
+
+        var restarted = watch(seconds: 10, onBind: true, onConnection: true)
+        restarted.peerHeardOnConnection(nowNanoseconds: 20 * second)
+        XCTAssertNil(restarted.problem(nowNanoseconds: 20 * second + second / 4, bind: "b", peer: "p"))
+        // Still one way only, twice the failover time after it was heard again: a problem.
+        restarted.peerHeardOnConnection(nowNanoseconds: 22 * second)
+        XCTAssertNotNil(restarted.problem(nowNanoseconds: 22 * second + second / 10, bind: "b", peer: "p"))
+
+        var stalled = watch(seconds: 10, onBind: true, onConnection: true)
+        stalled.noteOwnStall(nowNanoseconds: 15 * second)
+        stalled.peerHeardOnBind(nowNanoseconds: 15 * second)
+        XCTAssertNil(stalled.problem(nowNanoseconds: 15 * second + second / 4, bind: "b", peer: "p"))
+    }
+
     /// A peer silent both ways is the silent peer's problem, not the link's.
     func testAPeerSilentBothWaysIsNoLinkProblem() {
         let watch = watch(seconds: 10, onBind: true, onConnection: true)
