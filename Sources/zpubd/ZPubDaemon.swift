@@ -298,12 +298,22 @@ struct ZPubDaemon: ParsableCommand {
         switch loader.load() {
         case .failure(let report):
             return refused(report.problems.joined(separator: "; "))
-        case .success(let next):
+        case .success(var next):
+            // A file that turns [http] off (or drops the section) leaves the running gateway as
+            // it is until a restart, its TLS, tokens and keys included: with the file's other
+            // [http] values it went on without TLS and accepted no JWT.
+            let gatewayRuns = services.gateway != nil
+            if gatewayRuns && !next.http.enabled {
+                next.http = current.http
+                next.http.enabled = false
+            }
+            var keysFor = next
+            if gatewayRuns { keysFor.http.enabled = true }
             let security: SecurityMaterial
             let gatewayKeys: GatewayKeys
             do {
                 security = try SecurityMaterial.load(for: next)
-                gatewayKeys = try Services.loadGatewayKeys(next)
+                gatewayKeys = try Services.loadGatewayKeys(keysFor)
             } catch let problems as SecurityProblems {
                 // One line, as the configuration's problems are.
                 return refused(problems.messages.joined(separator: "; "))

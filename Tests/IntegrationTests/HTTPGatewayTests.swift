@@ -1829,6 +1829,23 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains("operator_token is shorter than 8"), daemon.log)
         XCTAssertEqual(try publish("secret.x", token: "second-token-2"), 200)
 
+        // [http] turned off, or dropped: the gateway runs on as it is until a restart, its
+        // tokens with it. Until 2026-12-05 it took the file's other [http] values: no tokens (so
+        // every protected prefix refused), and a TLS gateway served plain HTTP.
+        for text in [
+            configuration("tokens = [\"secret.=third-token-3\"]\n").replacingOccurrences(
+                of: "enabled = true", with: "enabled = false"),
+            "[limits]\nmax_subscription_length = 32\n",
+        ] {
+            try text.write(to: daemon.configURL, atomically: true, encoding: .utf8)
+            let reload = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"])
+            XCTAssertNotEqual(reload.status, 1, reload.stdout + reload.stderr)
+            XCTAssertEqual(try publish("secret.x", token: "second-token-2"), 200, "the tokens in force stay: \(text)")
+            XCTAssertEqual(try publish("secret.x", token: "third-token-3"), 401, "the file's are not taken: \(text)")
+            XCTAssertEqual(try publish("secret.x"), 401, "nor is the protection dropped: \(text)")
+        }
+        XCTAssertTrue(daemon.log.contains("enabled = false: the gateway keeps running until a restart"), daemon.log)
+
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
         try push.send(frames: frames("live.a", "after the reloads"))
