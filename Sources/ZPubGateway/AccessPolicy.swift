@@ -23,6 +23,7 @@ struct Credentials: Sendable, Equatable {
 struct AccessPolicy: Sendable {
     enum Denial: Error, Equatable {
         case originNotAllowed(String)
+        case hostNotAllowed(String)
         case tokenRequired(prefix: String)
         case credentialsRequired
         case notInToken(prefix: String, subject: String)
@@ -32,6 +33,8 @@ struct AccessPolicy: Sendable {
             switch self {
             case .originNotAllowed(let origin):
                 "origin \(origin) is not allowed; add it to allowed_origins in [http]"
+            case .hostNotAllowed(let host):
+                "a browser's request for Host \(host) is not allowed: a name other than localhost may have been pointed at this address by another site (DNS rebinding); if pages are served under that name, add their origin (https://\(host)) to allowed_origins in [http]"
             case .tokenRequired(let prefix):
                 "prefix \"\(prefix)\" needs a bearer token (Authorization: Bearer, ?access_token= or \"token\")"
             case .credentialsRequired:
@@ -55,6 +58,7 @@ struct AccessPolicy: Sendable {
         var code: String {
             switch self {
             case .originNotAllowed: "origin_not_allowed"
+            case .hostNotAllowed: "host_not_allowed"
             case .tokenRequired, .credentialsRequired: "token_required"
             case .notInToken: "not_in_token"
             case .publishNotAllowed: "publish_not_allowed"
@@ -64,6 +68,12 @@ struct AccessPolicy: Sendable {
 
     let allowsAnyOrigin: Bool
     let origins: Set<String>
+    /// The hosts ("name[:port]") of the listed origins: Host headers a browser's request may
+    /// name besides addresses and localhost (`checkHost`).
+    let originHosts: Set<String>
+    /// The gateway listens on a loopback address only: every legitimate request then names an
+    /// address or localhost in Host (or a listed origin's host, behind a proxy on this machine).
+    let listensOnLoopbackOnly: Bool
     let publishPrefixes: [[UInt8]]
     let tokens: [(prefix: [UInt8], token: String)]
     /// Every static token, and the operator's: a presented string in here is never read as a JWT.
@@ -73,6 +83,9 @@ struct AccessPolicy: Sendable {
     init(_ settings: HTTPSettings) {
         allowsAnyOrigin = settings.allowedOrigins.contains("*")
         origins = Set(settings.allowedOrigins.map(Self.normalize))
+        originHosts = Set(origins.compactMap { Self.authority(of: $0).map(String.init) })
+        listensOnLoopbackOnly = Endpoint.isLoopbackOnly(
+            "tcp://" + settings.listen.filter { $0 != "[" && $0 != "]" })
         publishPrefixes = settings.publishPrefixes.map { Array($0.utf8) }
         tokens = settings.tokenRules.map { (Array($0.prefix.utf8), $0.token) }
         staticTokens = Set(tokens.map(\.token) + (settings.operatorToken.map { [$0] } ?? []))
@@ -99,6 +112,30 @@ struct AccessPolicy: Sendable {
             return nil
         }
         return .originNotAllowed(origin)
+    }
+
+    /// DNS rebinding: a page of evil.example whose name its owner points at zpubd's address
+    /// makes the visitor's browser send requests it takes for same-origin ones, a GET or an
+    /// EventSource without Origin, and Host naming evil.example: /stats, /metrics, the status
+    /// page and SSE streams then read out to that page. So a request is taken only for a Host
+    /// that is an address, localhost, or the host of a listed origin: every request when the
+    /// gateway listens on loopback only (as by default), where no other Host is legitimate;
+    /// otherwise a browser's (one with Origin, or Sec-Fetch-Site, which browsers send to
+    /// HTTPS and localhost pages but not to plain HTTP ones: a gateway reachable under a name,
+    /// over plain HTTP, is behind TLS or a proxy in any deployment that matters), so that
+    /// clients on other machines may name it as they like.
+    func checkHost(_ host: String?, fromBrowser: Bool) -> Denial? {
+        guard fromBrowser || listensOnLoopbackOnly, !allowsAnyOrigin, let host else { return nil }
+        let name = host.lowercased()
+        if Self.isAddressOrLocalhost(host: name) || originHosts.contains(name) { return nil }
+        // A listed origin on the scheme's default port is sent as Host with or without it.
+        if let colon = name.lastIndex(of: ":"), !name.hasSuffix("]"),
+            originHosts.contains(String(name[..<colon]))
+        {
+            let port = name[name.index(after: colon)...]
+            if port == "80" || port == "443" { return nil }
+        }
+        return .hostNotAllowed(host)
     }
 
     /// Whether a Host header ("name:port", "[v6]:port") names an IP address or localhost.

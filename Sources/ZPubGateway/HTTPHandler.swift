@@ -370,6 +370,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard Self.paths.contains(target.path) else {
             return Refusal(status: .notFound, code: "not_found", message: Self.noSuchPath(target))
         }
+        // Before anything a browser may read (`AccessPolicy.checkHost`).
+        let fromBrowser = head.headers.contains(name: "Sec-Fetch-Site") || head.headers.contains(name: "Origin")
+        if let denial = shared.policy.checkHost(head.headers.first(name: "Host"), fromBrowser: fromBrowser) {
+            return Refusal(status: .forbidden, code: denial.code, message: denial.message)
+        }
         if head.method == .OPTIONS { return nil }
         if target.path == "/publish" {
             guard head.method == .POST else {
@@ -501,7 +506,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func count(_ status: HTTPResponseStatus, _ code: String = "") {
         switch status {
-        case .forbidden where code == "origin_not_allowed": shared.counters.rejectedOrigin.add(1, ordering: .relaxed)
+        case .forbidden where code == "origin_not_allowed" || code == "host_not_allowed":
+            shared.counters.rejectedOrigin.add(1, ordering: .relaxed)
         case .forbidden: shared.counters.rejectedToken.add(1, ordering: .relaxed)
         case .unauthorized: shared.counters.rejectedToken.add(1, ordering: .relaxed)
         case .serviceUnavailable where code == "gateway_full":
@@ -786,8 +792,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         )
         var headers = headers
         if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Bearer") }
-        let requestHead =
+        var requestHead =
             head ?? HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Connection": "close"])
+        // A request for a foreign Host (DNS rebinding) ends its connection: its page may
+        // have pipelined more, each answered cheaply, for as long as it keeps sending.
+        if code == "host_not_allowed" { requestHead.headers.replaceOrAdd(name: "Connection", value: "close") }
         respond(context, requestHead, status, contentType: "application/json", body: body, headers: headers)
     }
 }

@@ -1969,6 +1969,34 @@ final class HTTPGatewayTests: XCTestCase {
 
     // MARK: Browsers
 
+    /// DNS rebinding, for real: a page of evil.example, whose name now resolves to zpubd's
+    /// address (Chromium's host resolver rules stand in for the attacker's DNS), fetches /stats
+    /// as a same-origin request, which carries no Origin. Until 2026-12-05 it got the broker's
+    /// statistics (and an EventSource its streams); now the browser's Host is refused.
+    func testAPageUnderAReboundNameReadsNothing() throws {
+        let (daemon, port) = try startDaemon()
+        defer { withExtendedLifetime(daemon) {} }
+        let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/test-artifacts")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("python/headless_chromium.py").path
+        let run = try Run.program(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                script, "http://evil.example:\(port)/nope", "30", artifacts.appendingPathComponent("rebound.png").path,
+                "String(window.__s)",
+                // Once the page of evil.example is loaded: its fetch's outcome.
+                #"location.hostname === "evil.example" && (window.__s !== undefined || ((window.__f = window.__f || fetch("/stats").then(r => { window.__s = r.status }, e => { window.__s = "error: " + e })), false))"#,
+            ], timeout: 90,
+            environment: ["ZPUB_CHROMIUM_FLAGS": "'--host-resolver-rules=MAP evil.example 127.0.0.1'"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let line = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        XCTAssertEqual(line["ready"] as? Bool, true, run.stdout)
+        XCTAssertEqual(line["value"] as? String, "403", "the rebound page's fetch of /stats: \(run.stdout)")
+        // A browser's request under the address is served.
+        XCTAssertEqual(try HTTPProbe.get(port: port, "/stats", headers: ["Sec-Fetch-Site": "same-origin"]).status, 200)
+    }
+
     func testHeadlessChromiumShowsTheStatusPageAndAWatchPageSubscriber() throws {
         let (daemon, port) = try startDaemon()
         let artifacts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -39,6 +39,37 @@ final class AccessPolicyTests: XCTestCase {
         XCTAssertEqual(policy(origins: ["*"]).corsOrigin(for: "https://any.example"), "*")
     }
 
+    /// DNS rebinding: a browser's same-origin GET or EventSource carries no Origin, and its
+    /// Host names the attacker's domain; taken only for an address, localhost or a listed
+    /// origin's host. Clients that are no browser are not asked.
+    func testHosts() {
+        let strict = policy()
+        XCTAssertEqual(strict.checkHost("evil.example:8080", fromBrowser: true), .hostNotAllowed("evil.example:8080"))
+        XCTAssertEqual(
+            strict.checkHost("evil.example:8080", fromBrowser: false), .hostNotAllowed("evil.example:8080"),
+            "listening on loopback (the default), no other name is legitimate: a plain-HTTP page sends no Sec-Fetch-Site"
+        )
+        var everywhere = HTTPSettings()
+        everywhere.listen = "0.0.0.0:8080"
+        XCTAssertNil(AccessPolicy(everywhere).checkHost("zpub.internal:8080", fromBrowser: false), "curl, Prometheus")
+        XCTAssertNotNil(AccessPolicy(everywhere).checkHost("evil.example:8080", fromBrowser: true))
+        var sixLoopback = HTTPSettings()
+        sixLoopback.listen = "[::1]:8080"
+        XCTAssertNotNil(AccessPolicy(sixLoopback).checkHost("evil.example:8080", fromBrowser: false))
+        XCTAssertNil(strict.checkHost("127.0.0.1:8080", fromBrowser: true))
+        XCTAssertNil(strict.checkHost("[::1]:8080", fromBrowser: true))
+        XCTAssertNil(strict.checkHost("LOCALHOST:8080", fromBrowser: true))
+        XCTAssertNil(strict.checkHost(nil, fromBrowser: true))
+        let listed = policy(origins: ["https://zpub.example.com", "http://app.example:8080"])
+        XCTAssertNil(listed.checkHost("zpub.example.com", fromBrowser: true))
+        XCTAssertNil(listed.checkHost("zpub.example.com:443", fromBrowser: true), "the default port, spelled out")
+        XCTAssertNil(listed.checkHost("app.example:8080", fromBrowser: true))
+        XCTAssertNotNil(listed.checkHost("app.example:9090", fromBrowser: true))
+        XCTAssertNotNil(listed.checkHost("zpub.example.com.evil", fromBrowser: true))
+        XCTAssertNil(policy(origins: ["*"]).checkHost("any.example", fromBrowser: true))
+        XCTAssertEqual(AccessPolicy.Denial.hostNotAllowed("x").code, "host_not_allowed")
+    }
+
     private func tokens(_ list: Set<String>) -> Credentials { Credentials(tokens: list) }
 
     private func user(subscribe: [String], publish: [String] = []) -> Credentials {

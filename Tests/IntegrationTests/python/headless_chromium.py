@@ -13,6 +13,7 @@ prints {"value": <the expression's value>, "ready": <whether CONDITION held>, "w
 import base64
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -34,8 +35,9 @@ def main():
          "--disable-dev-shm-usage",
          "--no-first-run", "--disable-extensions", "--remote-debugging-port=0", "--remote-allow-origins=*",
          f"--user-data-dir={profile}", f"--window-size={width},{height}"]
-        # Extra flags from the test, e.g. --ignore-certificate-errors for a test certificate.
-        + os.environ.get("ZPUB_CHROMIUM_FLAGS", "").split() + ["about:blank"],
+        # Extra flags from the test, e.g. --ignore-certificate-errors for a test certificate
+        # (quoted as a shell would: a flag's value may hold spaces).
+        + shlex.split(os.environ.get("ZPUB_CHROMIUM_FLAGS", "")) + ["about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port_file = os.path.join(profile, "DevToolsActivePort")

@@ -696,7 +696,7 @@ def pipeline_burst(port, connections, burst_bytes, hold_seconds):
     import socket
     import time
 
-    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     burst = request * (burst_bytes // len(request))
     sockets, taken = [], 0
     for _ in range(connections):
@@ -734,7 +734,7 @@ def pipeline_flood(port, seconds):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", port))
     s.setblocking(False)
-    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     burst = request * 256
     sent, pending, deadline = 0, b"", time.monotonic() + seconds
     while time.monotonic() < deadline:
