@@ -9,6 +9,12 @@ import ZPubCore
 struct Credentials: Sendable, Equatable {
     var tokens: Set<String> = []
     var user: TokenUser?
+    /// A token was presented that is none of the static ones (and no JWT): a refusal says the
+    /// token is wrong, not missing.
+    var presentedUnknown = false
+
+    /// Whether the client presented any token at all.
+    var presentedAny: Bool { presentedUnknown || !tokens.isEmpty || user != nil }
 }
 
 /// Who may connect, subscribe and publish: allowed origins, bearer tokens per prefix, publish
@@ -24,7 +30,8 @@ struct AccessPolicy: Sendable {
     enum Denial: Error, Equatable {
         case originNotAllowed(String)
         case hostNotAllowed(String)
-        case tokenRequired(prefix: String)
+        /// `presented`: the client gave a token, and it is not this prefix's.
+        case tokenRequired(prefix: String, presented: Bool = false)
         case credentialsRequired
         case notInToken(prefix: String, subject: String)
         case publishNotAllowed(topic: String)
@@ -35,8 +42,10 @@ struct AccessPolicy: Sendable {
                 "origin \(origin) is not allowed; add it to allowed_origins in [http]"
             case .hostNotAllowed(let host):
                 "a browser's request for Host \(host) is not allowed: a name other than localhost may have been pointed at this address by another site (DNS rebinding); if pages are served under that name, add their origin (https://\(host)) to allowed_origins in [http]"
-            case .tokenRequired(let prefix):
+            case .tokenRequired(let prefix, false):
                 "prefix \"\(prefix)\" needs a bearer token (Authorization: Bearer, ?access_token= or \"token\")"
+            case .tokenRequired(let prefix, true):
+                "the token given is not the one for prefix \"\(prefix)\" (tokens in [http]); check it, or subscribe outside that prefix"
             case .credentialsRequired:
                 "this gateway needs a token (allow_anonymous = false): a JWT from the app, or a static token, as Authorization: Bearer, ?access_token= or \"token\""
             case .notInToken(let prefix, let subject):
@@ -171,7 +180,8 @@ struct AccessPolicy: Sendable {
         if isAnonymousRefused(credentials) { return .credentialsRequired }
         for rule in tokens where PrefixMatcher.overlap(rule.prefix, prefix) {
             if !credentials.tokens.contains(rule.token) {
-                return .tokenRequired(prefix: String(decoding: rule.prefix, as: UTF8.self))
+                return .tokenRequired(
+                    prefix: String(decoding: rule.prefix, as: UTF8.self), presented: credentials.presentedAny)
             }
         }
         return nil
@@ -187,7 +197,8 @@ struct AccessPolicy: Sendable {
             return .publishNotAllowed(topic: String(decoding: topic, as: UTF8.self))
         }
         for rule in tokens where topic.starts(with: rule.prefix) && !credentials.tokens.contains(rule.token) {
-            return .tokenRequired(prefix: String(decoding: rule.prefix, as: UTF8.self))
+            return .tokenRequired(
+                prefix: String(decoding: rule.prefix, as: UTF8.self), presented: credentials.presentedAny)
         }
         return nil
     }

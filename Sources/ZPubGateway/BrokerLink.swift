@@ -597,7 +597,9 @@ final class BrokerLink {
             guard !awaitingReceipts.isEmpty else { continue }
             let reply = frames.first ?? []
             if reply.count != 8 {
+                // Refused while paused: a publish the broker did not take, as a busy one.
                 awaitingReceipts[0].receipt.paused += 1
+                counters.publishFailures.add(1, ordering: .relaxed)
             } else {
                 let sequence = reply.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
                 awaitingReceipts[0].receipt.sequences.append(sequence == 0 ? nil : sequence)

@@ -343,7 +343,11 @@ final class GatewayShared: Sendable {
     func present(_ token: String, to credentials: inout Credentials) -> TokenRejection? {
         let (policy, verifier) = current.withLock { ($0.policy, $0.keys.verifier) }
         guard let verifier, !policy.staticTokens.contains(token) else {
-            if policy.staticTokens.contains(token) { credentials.tokens.insert(token) }
+            if policy.staticTokens.contains(token) {
+                credentials.tokens.insert(token)
+            } else {
+                credentials.presentedUnknown = true
+            }
             return nil
         }
         switch verifier.verify(token) {

@@ -456,6 +456,17 @@ final class WebSocketSession: ChannelInboundHandler {
             }
             shared.linkMailbox.post(.publish([topicBytes, payload], client: outbox))
         case .refresh(let token):
+            // A refresh is a JWT's: a static token (or a gateway without JWT keys) answered
+            // "refreshed" and changed nothing.
+            var probe = credentials
+            if shared.present(token, to: &probe) == nil && probe.user == nil {
+                shared.counters.rejectedToken.add(1, ordering: .relaxed)
+                reply(
+                    context, error: "bad_token",
+                    "refresh takes a JWT, and this token is none (a static token is sent with subscribe or publish, and lasts as long as the connection)"
+                )
+                return
+            }
             guard adopt(token, context: context) else { return }
             if let user = credentials.user {
                 send(

@@ -199,6 +199,14 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(publish?["code"] as? String, "publish_not_allowed")
         let token = (results["token_required"] as? [String: Any])?["message"] as? [String: Any]
         XCTAssertEqual(token?["code"] as? String, "token_required")
+        // A token given and wrong is told as such; it read "needs a bearer token".
+        let wrong = (results["wrong_token"] as? [String: Any])?["message"] as? [String: Any]
+        XCTAssertEqual(wrong?["code"] as? String, "token_required")
+        XCTAssertTrue(
+            (wrong?["message"] as? String ?? "").contains("the token given is not the one"), "\(wrong ?? [:])")
+        // A refresh is a JWT's: a static token is refused, not answered "refreshed".
+        let refresh = (results["static_refresh"] as? [String: Any])?["message"] as? [String: Any]
+        XCTAssertEqual(refresh?["code"] as? String, "bad_token", "\(refresh ?? [:])")
         // A marker forged over WebSocket would reach every subscriber of "": refused as POST
         // /publish refuses it, whatever publish_prefixes say.
         let forged = (results["zpub_topic"] as? [String: Any])?["message"] as? [String: Any]

@@ -84,6 +84,11 @@ final class AccessPolicyTests: XCTestCase {
         let none = Credentials()
         XCTAssertNil(guarded.checkSubscribe(Array("public.".utf8), none))
         XCTAssertEqual(guarded.checkSubscribe(Array("private.x".utf8), none), .tokenRequired(prefix: "private."))
+        // A wrong token is told as such, not as a missing one (same code: a token is required).
+        let wrong = guarded.checkSubscribe(Array("private.x".utf8), Credentials(presentedUnknown: true))
+        XCTAssertEqual(wrong, .tokenRequired(prefix: "private.", presented: true))
+        XCTAssertEqual(wrong?.code, "token_required")
+        XCTAssertTrue(wrong?.message.contains("the token given is not the one for prefix") == true)
         XCTAssertNotNil(guarded.checkSubscribe(Array("".utf8), none), "everything includes private.")
         XCTAssertNotNil(guarded.checkSubscribe(Array("priv".utf8), none))
         XCTAssertNil(guarded.checkSubscribe(Array("".utf8), tokens(["secret-token"])))

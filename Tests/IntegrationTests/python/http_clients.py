@@ -348,6 +348,10 @@ def ws_bad_requests(port):
     results["publish_not_allowed"] = frame_of(*ws.recv_data(control_frame=True))
     ws.send(json.dumps({"op": "subscribe", "prefix": "private."}))
     results["token_required"] = frame_of(*ws.recv_data(control_frame=True))
+    ws.send(json.dumps({"op": "subscribe", "prefix": "private.", "token": "wrong-token-xx"}))
+    results["wrong_token"] = frame_of(*ws.recv_data(control_frame=True))
+    ws.send(json.dumps({"op": "refresh", "token": "s3cret-token-123"}))
+    results["static_refresh"] = frame_of(*ws.recv_data(control_frame=True))
     ws.send(json.dumps({"op": "publish", "topic": "$zpub/seq/x", "payload": "18446744073709551615"}))
     results["zpub_topic"] = frame_of(*ws.recv_data(control_frame=True))
     # More prefixes than a client may hold (max_client_prefixes, 64): one error for the request,
