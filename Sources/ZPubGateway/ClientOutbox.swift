@@ -208,9 +208,7 @@ final class ClientOutbox: Sendable {
                 channel.writeAndFlush(WebSocketFrame.close(code: closeCode, reason: reason), promise: written)
             case .serverSentEvents:
                 let data = WireFormat.errorJSON(code: code, reason)
-                self.writeRaw(
-                    WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "error", data: Array(data.utf8))),
-                    promise: written)
+                self.writeRaw(WireFormat.lastServerSentEvent(error: Array(data.utf8)), promise: written)
                 channel.flush()
             }
             Goodbye.close(channel, once: written.futureResult, grace: grace)

@@ -685,8 +685,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                         "the token of \(user.subject) expired; open the stream again with a fresh one"
                     ).utf8)
                 let written = channel.eventLoop.makePromise(of: Void.self)
-                outbox.writeRaw(
-                    WireFormat.chunk(WireFormat.serverSentEvent(id: nil, event: "error", data: data)), promise: written)
+                outbox.writeRaw(WireFormat.lastServerSentEvent(error: data), promise: written)
                 channel.flush()
                 // A reader that stopped reading must not keep the stream past its token's exp.
                 Goodbye.close(channel, once: written.futureResult)

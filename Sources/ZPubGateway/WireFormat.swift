@@ -106,6 +106,15 @@ enum WireFormat {
         return buffer
     }
 
+    /// An SSE stream's last event, `error` with `data`, as its chunk and the chunk that ends a
+    /// chunked body (RFC 9112, 7.1: size 0, no trailers): a stream the gateway ends is ended as
+    /// HTTP says, not cut (curl exited 18, "transfer closed with outstanding read data").
+    static func lastServerSentEvent(error data: [UInt8]) -> ByteBuffer {
+        var buffer = chunk(serverSentEvent(id: nil, event: "error", data: data))
+        buffer.writeStaticString("0\r\n\r\n")
+        return buffer
+    }
+
     /// A whole WebSocket frame from the server (RFC 6455 5.2: FIN, the opcode, the length, no
     /// mask) holding `bytes`: framed once per message and written as is to every client
     /// (`RawWriter`), instead of NIO's frame encoder framing it again for each one.

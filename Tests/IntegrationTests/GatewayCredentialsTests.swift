@@ -233,17 +233,23 @@ final class GatewayCredentialsTests: XCTestCase {
         }
         let expiring = try client("-", path("expiring.ready"))
         let refreshed = try client(fresh, path("refreshed.ready"))
+        // An SSE stream of the short token, read by curl: ended by the gateway as HTTP ends a
+        // chunked body (curl exited 18, "transfer closed with outstanding read data", before
+        // the last chunk was sent).
+        let stream = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/curl"),
+            ["-sN", "--max-time", "60", "http://127.0.0.1:\(port)/events?prefix=a.&access_token=\(short)"])
         try Wait.until("both clients are subscribed (and one refreshed)") {
             FileManager.default.fileExists(atPath: path("expiring.ready"))
                 && FileManager.default.fileExists(atPath: path("refreshed.ready"))
         }
         // The status page's feed names the user, counts its clients and the distinct prefixes
-        // they hold (both hold a.: one).
-        try Wait.until("the status feed shows alice with two clients holding one prefix") {
+        // they hold (all three hold a.: one).
+        try Wait.until("the status feed shows alice with three clients holding one prefix") {
             let feed = try HTTPProbe.request(
                 port: port, method: "GET", "/status/events", headers: [:], readTimeout: 1_500)
-            return feed.text.contains(#""users":[{"clients":2,"prefixes":1,"sub":"alice"}]"#)
-                || feed.text.contains(#""users":[{"sub":"alice","clients":2,"prefixes":1}]"#)
+            return feed.text.contains(#""users":[{"clients":3,"prefixes":1,"sub":"alice"}]"#)
+                || feed.text.contains(#""users":[{"sub":"alice","clients":3,"prefixes":1}]"#)
         }
         let closed = try expiring.finish(timeout: 30)
         let closedAt = Date().timeIntervalSince1970
@@ -252,6 +258,10 @@ final class GatewayCredentialsTests: XCTestCase {
         XCTAssertEqual(close["close"] as? Int, 4401, closed.stdout)
         XCTAssertTrue((close["reason"] as? String ?? "").contains("expired"), closed.stdout)
         XCTAssertGreaterThanOrEqual(closedAt, expires, "not closed before its exp")
+        let streamed = try stream.finish(timeout: 30)
+        XCTAssertEqual(streamed.status, 0, "curl: \(streamed.stderr)\n\(streamed.stdout)")
+        XCTAssertTrue(streamed.stdout.contains("event: error"), streamed.stdout)
+        XCTAssertTrue(streamed.stdout.contains("token_expired"), streamed.stdout)
 
         // The refreshed client outlives the first token and still receives.
         try Wait.until("the first token has expired", timeout: 30) { Date().timeIntervalSince1970 > expires + 0.5 }
