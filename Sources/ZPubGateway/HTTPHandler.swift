@@ -342,7 +342,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         respondError(context, .notFound, "not_found", Self.noSuchPath(target), head)
     }
 
-    static let invalidTarget = "the request target is not a valid path"
+    static let invalidTarget =
+        "the request target is not a valid path and query: it starts with /, and its %XX escapes are two hex digits that decode to UTF-8 (a prefix that is not UTF-8 is for ZeroMQ clients: the gateway's clients name theirs in UTF-8)"
 
     static func noSuchPath(_ target: RequestTarget) -> String {
         "no such path \(target.path); paths are \(pathList.joined(separator: ", "))"
