@@ -559,12 +559,16 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     context, .serviceUnavailable, "unavailable", "the broker did not answer HEALTH: \(reason)", head)
             }
             var body = reply.json
-            if report.status != .ok {
+            // As `zpub health` without --passive-ok: an active broker that could not bind its
+            // producers' endpoints is not one to send them to.
+            let serving = report.pair?.problems?.first { $0.affectsServing }
+            if report.status != .ok || serving != nil {
                 let reason =
                     switch report.status {
                     case .paused: "forwarding is paused (PAUSE on the control socket); RESUME restarts it"
                     case .passive:
                         "this broker is the \(report.pair?.state.rawValue ?? "passive") one of a pair: clients go to the active one (\(report.pair?.peer ?? "its peer"))"
+                    case .ok: serving?.message ?? ""
                     default: "the forwarding loop is not responding (\(report.forwarding.rawValue))"
                     }
                 body =
@@ -573,8 +577,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                             .utf8) + body + Array("}".utf8)
             }
             handler.respond(
-                context, head, report.status == .ok ? .ok : .serviceUnavailable, contentType: "application/json",
-                body: body)
+                context, head, report.status == .ok && serving == nil ? .ok : .serviceUnavailable,
+                contentType: "application/json", body: body)
         }
     }
 

@@ -1288,7 +1288,12 @@ final class PairTests: XCTestCase {
         let primary = try broker("a", role: .primary)
         var backupEndpoints = endpoints("b", xpub: "tcp://127.0.0.1:\(xpubPort)")
         backupEndpoints[.pull] = "tcp://127.0.0.1:\(pullPort)"
-        let backup = try Daemon(configuration: configuration(role: .backup), endpoints: backupEndpoints)
+        let httpPort = try FreePort.find()
+        let backup = try Daemon(
+            configuration: configuration(role: .backup)
+                + "\n[http]\nenabled = true\nlisten = \"127.0.0.1:\(httpPort)\"\n",
+            endpoints: backupEndpoints
+        ).waitForGateway(port: httpPort) { (try? HTTPProbe.get(port: httpPort, "/healthz").status) == 503 }
         try waitForPair(primary, backup)
         let subscriber = try clients.subscriber(backup.xpub, prefixes: ["n."])
         try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
@@ -1305,6 +1310,10 @@ final class PairTests: XCTestCase {
         let balancer = try Run.program(Binaries.zpub, ["health", "-c", backup.control])
         XCTAssertEqual(balancer.status, 1, balancer.stdout)
         XCTAssertTrue(balancer.stdout.contains("pair problem (producers_unbound)"), balancer.stdout)
+        // A load balancer asking the gateway is told the same.
+        let healthz = try HTTPProbe.get(port: httpPort, "/healthz")
+        XCTAssertEqual(healthz.status, 503, healthz.text)
+        XCTAssertTrue(healthz.text.contains("could not bind"), healthz.text)
         withExtendedLifetime(subscriber) {}
     }
 
