@@ -475,6 +475,47 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(try backup.stats().history?.dropped, 0)
     }
 
+    /// A pair keeping history on disk that failed over: ten numbered messages through the
+    /// primary, mirrored; the primary stopped cleanly and the backup taking over (for `vote`, a
+    /// subscriber of both); ten more through the backup, kept (`backupsOwn`, their sequences).
+    private struct FailedOverPair {
+        let primaryConfiguration: String
+        let backupConfiguration: String
+        let primary: Daemon
+        let backup: Daemon
+        let clients: Clients
+        let vote: Socket
+        let backupsOwn: [UInt64]
+    }
+
+    private func pairOnDiskThatFailedOver() throws -> FailedOverPair {
+        let primaryConfiguration = configuration(role: .primary, state: "a")
+        let backupConfiguration = configuration(role: .backup, state: "b")
+        let primary = try broker("a", role: .primary, configuration: primaryConfiguration)
+        let backup = try broker("b", role: .backup, configuration: backupConfiguration)
+        try waitForPair(primary, backup)
+        let clients = try Clients()
+        let vote = try clients.socket(.sub, connect: endpoint("a-xpub")) { socket in
+            try socket.connect(self.endpoint("b-xpub"))
+        }
+        try send(0..<10, to: primary, clients)
+        try Wait.until("the backup mirrors them", timeout: 10) { try history(backup).count == 10 }
+        primary.signal(SIGTERM)
+        XCTAssertEqual(primary.waitForExit(), 0)
+        try Wait.until("the backup takes over", timeout: 15) { pairState(backup) == .active }
+        try send(10..<20, to: backup, clients)
+        try Wait.until("the backup keeps its own") { try history(backup).count == 20 }
+        return FailedOverPair(
+            primaryConfiguration: primaryConfiguration, backupConfiguration: backupConfiguration, primary: primary,
+            backup: backup, clients: clients, vote: vote, backupsOwn: try history(backup).map(\.seq))
+    }
+
+    /// Messages `n.x` numbered `numbers`, PUSHed to `daemon`.
+    private func send(_ numbers: Range<Int>, to daemon: Daemon, _ clients: Clients) throws {
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for number in numbers { try push.send(frames: frames("n.x", "\(number)")) }
+    }
+
     /// Each active alone in turn: the backup takes over from a primary stopped cleanly, is
     /// stopped too, and the primary starts alone. It has not heard the backup since it
     /// started, so it cannot know how far the backup numbered: it numbers a billion above what
@@ -483,34 +524,16 @@ final class PairTests: XCTestCase {
     /// from its own last number, giving the backup's numbers to other messages; the backup
     /// then found its history ahead of the primary's, stopped with 75 and set it aside.)
     func testAPrimaryStartingAloneNumbersAboveWhatTheBackupMayHaveGiven() throws {
-        let primaryConfiguration = configuration(role: .primary, state: "a")
-        let backupConfiguration = configuration(role: .backup, state: "b")
-        var primary = try broker("a", role: .primary, configuration: primaryConfiguration)
-        var backup = try broker("b", role: .backup, configuration: backupConfiguration)
-        try waitForPair(primary, backup)
-        let clients = try Clients()
-        let vote = try clients.socket(.sub, connect: endpoint("a-xpub")) { socket in
-            try socket.connect(self.endpoint("b-xpub"))
-        }
-        _ = vote
-        func send(_ numbers: Range<Int>, to daemon: Daemon) throws {
-            let push = try clients.socket(.push, connect: daemon.pull)
-            for number in numbers { try push.send(frames: frames("n.x", "\(number)")) }
-        }
-        try send(0..<10, to: primary)
-        try Wait.until("the backup mirrors them", timeout: 10) { try history(backup).count == 10 }
-        primary.signal(SIGTERM)
-        XCTAssertEqual(primary.waitForExit(), 0)
-        try Wait.until("the backup takes over", timeout: 15) { pairState(backup) == .active }
-        try send(10..<20, to: backup)
-        try Wait.until("the backup keeps its own") { try history(backup).count == 20 }
-        let backupsOwn = try history(backup).map(\.seq)
+        let pair = try pairOnDiskThatFailedOver()
+        let (primaryConfiguration, backupConfiguration, clients, backupsOwn) =
+            (pair.primaryConfiguration, pair.backupConfiguration, pair.clients, pair.backupsOwn)
+        var (primary, backup) = (pair.primary, pair.backup)
         backup.signal(SIGTERM)
         XCTAssertEqual(backup.waitForExit(), 0)
 
         primary = try broker("a", role: .primary, configuration: primaryConfiguration)
         try Wait.until("the primary is active alone", timeout: 15) { pairState(primary) == .active }
-        try send(20..<25, to: primary)
+        try send(20..<25, to: primary, clients)
         try Wait.until("the primary keeps its own") { try history(primary).count == 15 }
         let primarysNew = try history(primary).map(\.seq).suffix(5)
         XCTAssertGreaterThan(
@@ -537,27 +560,10 @@ final class PairTests: XCTestCase {
     /// and a client resuming from one would miss them. Until 2026-12-05 a waiting broker said
     /// only its last stored number.
     func testTwoBrokersStartingTogetherNumberAboveWhatAKilledBackupMayHaveGiven() throws {
-        let primaryConfiguration = configuration(role: .primary, state: "a")
-        let backupConfiguration = configuration(role: .backup, state: "b")
-        var primary = try broker("a", role: .primary, configuration: primaryConfiguration)
-        var backup = try broker("b", role: .backup, configuration: backupConfiguration)
-        try waitForPair(primary, backup)
-        let clients = try Clients()
-        let vote = try clients.socket(.sub, connect: endpoint("a-xpub")) { socket in
-            try socket.connect(self.endpoint("b-xpub"))
-        }
-        func send(_ numbers: Range<Int>, to daemon: Daemon) throws {
-            let push = try clients.socket(.push, connect: daemon.pull)
-            for number in numbers { try push.send(frames: frames("n.x", "\(number)")) }
-        }
-        try send(0..<10, to: primary)
-        try Wait.until("the backup mirrors them", timeout: 10) { try history(backup).count == 10 }
-        primary.signal(SIGTERM)
-        XCTAssertEqual(primary.waitForExit(), 0)
-        try Wait.until("the backup takes over", timeout: 15) { pairState(backup) == .active }
-        try send(10..<20, to: backup)
-        try Wait.until("the backup keeps its own") { try history(backup).count == 20 }
-        let backupsOwn = try history(backup).map(\.seq)
+        let pair = try pairOnDiskThatFailedOver()
+        let (primaryConfiguration, backupConfiguration, clients, vote, backupsOwn) =
+            (pair.primaryConfiguration, pair.backupConfiguration, pair.clients, pair.vote, pair.backupsOwn)
+        var (primary, backup) = (pair.primary, pair.backup)
         backup.signal(SIGKILL)
         XCTAssertNotNil(backup.waitForExit())
         vote.close()
@@ -577,7 +583,7 @@ final class PairTests: XCTestCase {
         primary = try broker("a", role: .primary, configuration: primaryConfiguration)
         try waitForPair(primary, backup)
         XCTAssertTrue(primary.log.contains("the peer is waiting too; the primary leads"), primary.log)
-        try send(20..<25, to: primary)
+        try send(20..<25, to: primary, clients)
         try Wait.until("the primary keeps its own") { try history(primary).count == 15 }
         let primarysNew = try history(primary).map(\.seq).suffix(5)
         XCTAssertGreaterThan(
