@@ -42,9 +42,12 @@ final class PairLinkWatchTests: XCTestCase {
         var watch = PairLinkWatch(failoverMilliseconds: 1_000, nowNanoseconds: 0)
         watch.peerHeardOnBind(nowNanoseconds: second / 2)
         XCTAssertNil(watch.problem(nowNanoseconds: second, bind: "b", peer: "p"))
-        watch.peerHeardOnBind(nowNanoseconds: 2 * second)
-        XCTAssertNil(watch.problem(nowNanoseconds: 2 * second, bind: "b", peer: "p"))
-        XCTAssertNotNil(watch.problem(nowNanoseconds: 2 * second + second / 10, bind: "b", peer: "p"))
+        // Heartbeats every quarter second one way only: a problem once the other way has been
+        // silent for twice the failover time since the first.
+        for quarter in UInt64(2)...10 { watch.peerHeardOnBind(nowNanoseconds: quarter * second / 4) }
+        XCTAssertNil(watch.problem(nowNanoseconds: 2 * second + second / 4, bind: "b", peer: "p"))
+        watch.peerHeardOnBind(nowNanoseconds: 2 * second + second / 2)
+        XCTAssertNotNil(watch.problem(nowNanoseconds: 2 * second + second / 2 + second / 10, bind: "b", peer: "p"))
     }
 
     /// A peer heard again long after the start, or after a silence (its restart, the pair
@@ -60,8 +63,9 @@ final class PairLinkWatchTests: XCTestCase {
         var restarted = watch(seconds: 10, onBind: true, onConnection: true)
         restarted.peerHeardOnConnection(nowNanoseconds: 20 * second)
         XCTAssertNil(restarted.problem(nowNanoseconds: 20 * second + second / 4, bind: "b", peer: "p"))
-        // Still one way only, twice the failover time after it was heard again: a problem.
-        restarted.peerHeardOnConnection(nowNanoseconds: 22 * second)
+        // Still one way only (every quarter second), twice the failover time after it was heard
+        // again: a problem.
+        for quarter in UInt64(81)...88 { restarted.peerHeardOnConnection(nowNanoseconds: quarter * second / 4) }
         XCTAssertNotNil(restarted.problem(nowNanoseconds: 22 * second + second / 10, bind: "b", peer: "p"))
 
         var stalled = watch(seconds: 10, onBind: true, onConnection: true)
