@@ -58,4 +58,31 @@ final class StartOnlySettingsTests: XCTestCase {
         XCTAssertEqual(later.configuration.http.listen, "127.0.0.1:9090")
         XCTAssertEqual(later.warnings, ["[http] enabled = true: the gateway starts at the next restart"])
     }
+
+    /// Whether a pair member keeps history (and mirrors its peer's) is set up with its link at
+    /// start: a reload that empties [history] prefixes, or sets them where there were none,
+    /// says so, though the prefixes themselves apply; other prefix changes say nothing.
+    func testAPairMemberTurningHistoryOnOrOffIsWarned() {
+        var started = BrokerConfiguration()
+        started.pair.role = .backup
+        started.pair.bind = "tcp://127.0.0.1:5600"
+        started.pair.peer = "tcp://127.0.0.1:5601"
+        let none = StartOnlySettings(started)
+        var keeping = started
+        keeping.historyPrefixes = ["orders."]
+        let turnedOn = none.keep(in: keeping)
+        XCTAssertEqual(turnedOn.configuration.historyPrefixes, ["orders."], "applied to its own messages")
+        XCTAssertEqual(turnedOn.warnings.count, 1, "\(turnedOn.warnings)")
+        XCTAssertTrue(turnedOn.warnings[0].contains("mirrors nothing until a restart"), turnedOn.warnings[0])
+
+        let some = StartOnlySettings(keeping)
+        XCTAssertTrue(some.keep(in: started).warnings.first?.contains("goes on asking its peer") == true)
+        var other = keeping
+        other.historyPrefixes = ["jobs."]
+        XCTAssertEqual(some.keep(in: other).warnings, [], "prefixes that change, kept on")
+        var single = keeping
+        single.pair.role = nil
+        XCTAssertFalse(
+            StartOnlySettings(single).keep(in: BrokerConfiguration()).warnings.contains { $0.contains("pair member") })
+    }
 }
