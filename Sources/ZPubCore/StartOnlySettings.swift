@@ -75,7 +75,7 @@ public struct StartOnlySettings: Equatable, Sendable {
         if reloaded.http.enabled != httpEnabled {
             warnings.append(
                 httpEnabled
-                    ? "[http] enabled = false: the gateway keeps running until a restart"
+                    ? "[http] enabled = false: the gateway keeps running until a restart, as it is (the file's other [http] values, tokens included, are not applied either)"
                     : "[http] enabled = true: the gateway starts at the next restart")
             kept.http.enabled = httpEnabled
         }

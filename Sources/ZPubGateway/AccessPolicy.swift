@@ -41,7 +41,7 @@ struct AccessPolicy: Sendable {
             case .originNotAllowed(let origin):
                 "origin \(origin) is not allowed; add it to allowed_origins in [http]"
             case .hostNotAllowed(let host):
-                "a browser's request for Host \(host) is not allowed: a name other than localhost may have been pointed at this address by another site (DNS rebinding); if pages are served under that name, add their origin (https://\(host)) to allowed_origins in [http]"
+                "a request for Host \(host) is not allowed: a name other than an address or localhost may have been pointed at this gateway by another site (DNS rebinding). If it is yours (a proxy's public name, or an nginx upstream's name: proxy_set_header Host $host or $proxy_host), add its origin (https://\(host)) to allowed_origins in [http]"
             case .tokenRequired(let prefix, false):
                 "prefix \"\(prefix)\" needs a bearer token (Authorization: Bearer, ?access_token= or \"token\")"
             case .tokenRequired(let prefix, true):
@@ -133,8 +133,11 @@ struct AccessPolicy: Sendable {
     /// HTTPS and localhost pages but not to plain HTTP ones: a gateway reachable under a name,
     /// over plain HTTP, is behind TLS or a proxy in any deployment that matters), so that
     /// clients on other machines may name it as they like.
-    func checkHost(_ host: String?, fromBrowser: Bool) -> Denial? {
+    /// A request whose Origin is listed is the listed page's (a rebound page cannot send it),
+    /// whatever name it reached the gateway under.
+    func checkHost(_ host: String?, origin: String? = nil, fromBrowser: Bool) -> Denial? {
         guard fromBrowser || listensOnLoopbackOnly, !allowsAnyOrigin, let host else { return nil }
+        if let origin, origins.contains(Self.normalize(origin)) { return nil }
         let name = host.lowercased()
         if Self.isAddressOrLocalhost(host: name) || originHosts.contains(name) { return nil }
         // A listed origin on the scheme's default port is sent as Host with or without it.

@@ -65,6 +65,8 @@ final class ClientOutbox: Sendable {
         /// asked for too (`write_delay_ms` must not make a client look too slow).
         var earlyDrainRequested = false
         var closed = false
+        /// An SSE stream's last event was written (`endStream`): nothing follows it.
+        var ended = false
         /// Catch-up messages still queued: live messages behind them are measured against
         /// `limit` on top of these, so a resume does not make the next live message "too slow".
         var catchUpQueued = 0
@@ -185,6 +187,26 @@ final class ClientOutbox: Sendable {
         }
     }
 
+    /// Closed (`close`, `endStream`): nothing more is written (a keep-alive comment either).
+    var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Ends an SSE stream with its last event, an `error` with `data`, and the chunk that ends
+    /// a chunked body (on the channel's event loop): closed first, so that nothing queued or
+    /// offered is written after it, and written once, when an expiry and a drop meet.
+    func endStream(lastEvent data: [UInt8], promise: EventLoopPromise<Void>) {
+        let first = state.withLock { state -> Bool in
+            defer {
+                state.closed = true
+                state.ended = true
+                state.queue.removeAll()
+                state.notices = 0
+            }
+            return !state.ended
+        }
+        guard first else { return promise.succeed(()) }
+        writeRaw(WireFormat.lastServerSentEvent(error: data), promise: promise)
+    }
+
     /// Tells the client it was too slow (a close frame 1008, or a last SSE `error` event) and
     /// disconnects it. The message only gets through if the connection has room, which a slow
     /// client's often has not: the disconnection itself is what counts.
@@ -208,7 +230,7 @@ final class ClientOutbox: Sendable {
                 channel.writeAndFlush(WebSocketFrame.close(code: closeCode, reason: reason), promise: written)
             case .serverSentEvents:
                 let data = WireFormat.errorJSON(code: code, reason)
-                self.writeRaw(WireFormat.lastServerSentEvent(error: Array(data.utf8)), promise: written)
+                self.endStream(lastEvent: Array(data.utf8), promise: written)
                 channel.flush()
             }
             Goodbye.close(channel, once: written.futureResult, grace: grace)

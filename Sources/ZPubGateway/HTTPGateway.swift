@@ -469,6 +469,12 @@ final class GatewayShared: Sendable {
         if let since = target.value("since"), UInt64(since) == nil {
             return (.badRequest, "bad_since", "since must be a history sequence: a whole number, 0 or more")
         }
+        // As for every other request (`HTTPHandler.refusalBeforeBody`); an upgrade is a browser's.
+        if let denial = policy.checkHost(
+            head.headers.first(name: "Host"), origin: head.headers.first(name: "Origin"), fromBrowser: true)
+        {
+            return (.forbidden, denial.code, denial.message)
+        }
         return subscriptionRefusal(head, target, prefixes: target.values("prefix"))
     }
 }

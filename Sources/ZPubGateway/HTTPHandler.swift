@@ -373,7 +373,9 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         // Before anything a browser may read (`AccessPolicy.checkHost`).
         let fromBrowser = head.headers.contains(name: "Sec-Fetch-Site") || head.headers.contains(name: "Origin")
-        if let denial = shared.policy.checkHost(head.headers.first(name: "Host"), fromBrowser: fromBrowser) {
+        if let denial = shared.policy.checkHost(
+            head.headers.first(name: "Host"), origin: head.headers.first(name: "Origin"), fromBrowser: fromBrowser)
+        {
             return Refusal(status: .forbidden, code: denial.code, message: denial.message)
         }
         if head.method == .OPTIONS { return nil }
@@ -571,9 +573,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     case .ok: serving?.message ?? ""
                     default: "the forwarding loop is not responding (\(report.forwarding.rawValue))"
                     }
+                let problem = serving.map { ",\"problem\":\(WireFormat.jsonString($0.kind))" } ?? ""
                 body =
                     Array(
-                        "{\"status\":\(WireFormat.jsonString(report.status.rawValue)),\"reason\":\(WireFormat.jsonString(reason)),\"health\":"
+                        "{\"status\":\(WireFormat.jsonString(report.status.rawValue)),\"reason\":\(WireFormat.jsonString(reason))\(problem),\"health\":"
                             .utf8) + body + Array("}".utf8)
             }
             handler.respond(
@@ -668,7 +671,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let channel = context.channel
         let keepAliveChunk = WireFormat.chunk(Array(":\n\n".utf8))
         let keepAlive = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(15), delay: .seconds(15)) { _ in
-            if channel.isWritable {
+            if channel.isWritable && !outbox.isClosed {
                 outbox.writeRaw(keepAliveChunk)
                 channel.flush()
             }
@@ -690,7 +693,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                         "the token of \(user.subject) expired; open the stream again with a fresh one"
                     ).utf8)
                 let written = channel.eventLoop.makePromise(of: Void.self)
-                outbox.writeRaw(WireFormat.lastServerSentEvent(error: data), promise: written)
+                outbox.endStream(lastEvent: data, promise: written)
                 channel.flush()
                 // A reader that stopped reading must not keep the stream past its token's exp.
                 Goodbye.close(channel, once: written.futureResult)

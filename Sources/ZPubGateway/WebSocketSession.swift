@@ -458,7 +458,7 @@ final class WebSocketSession: ChannelInboundHandler {
         case .refresh(let token):
             // A refresh is a JWT's: a static token (or a gateway without JWT keys) answered
             // "refreshed" and changed nothing.
-            var probe = credentials
+            var probe = Credentials()
             if shared.present(token, to: &probe) == nil && probe.user == nil {
                 shared.counters.rejectedToken.add(1, ordering: .relaxed)
                 reply(

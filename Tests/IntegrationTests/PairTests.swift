@@ -1320,6 +1320,7 @@ final class PairTests: XCTestCase {
         let healthz = try HTTPProbe.get(port: httpPort, "/healthz")
         XCTAssertEqual(healthz.status, 503, healthz.text)
         XCTAssertTrue(healthz.text.contains("could not bind"), healthz.text)
+        XCTAssertTrue(healthz.text.contains(#""problem":"producers_unbound""#), healthz.text)
         withExtendedLifetime(subscriber) {}
     }
 

@@ -67,6 +67,9 @@ final class AccessPolicyTests: XCTestCase {
         XCTAssertNotNil(listed.checkHost("app.example:9090", fromBrowser: true))
         XCTAssertNotNil(listed.checkHost("zpub.example.com.evil", fromBrowser: true))
         XCTAssertNil(policy(origins: ["*"]).checkHost("any.example", fromBrowser: true))
+        // A listed page's request, whatever name the gateway was reached under.
+        XCTAssertNil(listed.checkHost("zpub.other.example", origin: "https://zpub.example.com", fromBrowser: true))
+        XCTAssertNotNil(listed.checkHost("zpub.other.example", origin: "http://evil.example", fromBrowser: true))
         XCTAssertEqual(AccessPolicy.Denial.hostNotAllowed("x").code, "host_not_allowed")
     }
 
