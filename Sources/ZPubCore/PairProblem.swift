@@ -24,6 +24,9 @@ public struct PairProblem: Codable, Equatable, Sendable {
     /// there.
     public static let producersUnbound = "producers_unbound"
 
+    /// Every kind this version knows.
+    public static let kinds = [oneWayLink, peerSilent, misconfigured, producersUnbound]
+
     /// Whether it keeps this broker from serving as the active one, not only the pair from
     /// being redundant: `zpub health` fails on it even without `--passive-ok`.
     public var affectsServing: Bool { kind == Self.producersUnbound }

@@ -268,6 +268,17 @@ public struct HealthReport: Codable, Equatable, Sendable {
 
     public var status: Status
     public var forwarding: ForwardingState
+
+    /// The pair's first problem that keeps this broker from serving (`PairProblem.affectsServing`).
+    public var servingProblem: PairProblem? { pair?.problems?.first { $0.affectsServing } }
+
+    /// Whether a client should be sent here: ok, and no problem that keeps it from serving.
+    /// `passiveOK`, for a monitor of the pair: the standby counts as ok, and any problem of
+    /// the pair as not (`zpub health --passive-ok`).
+    public func isHealthy(passiveOK: Bool = false) -> Bool {
+        let up = status == .ok || (passiveOK && status == .passive)
+        return up && (passiveOK ? (pair?.problems ?? []).isEmpty : servingProblem == nil)
+    }
     public var uptimeSeconds: Double
     /// Seconds since the forwarding loop last completed an iteration.
     public var loopLagSeconds: Double

@@ -563,8 +563,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             var body = reply.json
             // As `zpub health` without --passive-ok: an active broker that could not bind its
             // producers' endpoints is not one to send them to.
-            let serving = report.pair?.problems?.first { $0.affectsServing }
-            if report.status != .ok || serving != nil {
+            let serving = report.servingProblem
+            if !report.isHealthy() {
                 let reason =
                     switch report.status {
                     case .paused: "forwarding is paused (PAUSE on the control socket); RESUME restarts it"
@@ -580,7 +580,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                             .utf8) + body + Array("}".utf8)
             }
             handler.respond(
-                context, head, report.status == .ok && serving == nil ? .ok : .serviceUnavailable,
+                context, head, report.isHealthy() ? .ok : .serviceUnavailable,
                 contentType: "application/json", body: body)
         }
     }

@@ -131,11 +131,7 @@ struct PrometheusText {
             let present = Set((pair.problems ?? []).map(\.kind))
             gauge(
                 "zpub_pair_problem", "1 while the pair has this problem (HEALTH's pair.problems say what to do)",
-                [
-                    PairProblem.oneWayLink, PairProblem.peerSilent, PairProblem.misconfigured,
-                    PairProblem.producersUnbound,
-                ]
-                .map { (["kind": $0], present.contains($0) ? 1 : 0) })
+                PairProblem.kinds.map { (["kind": $0], present.contains($0) ? 1 : 0) })
         }
         if let descriptors = stats.descriptors {
             gauge(

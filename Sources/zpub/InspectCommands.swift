@@ -85,9 +85,7 @@ struct Health: ParsableCommand {
             let client = options.client
             let (health, raw) = try client.request("HEALTH", as: HealthReport.self)
             let problems = health.pair?.problems ?? []
-            healthy =
-                (health.status == .ok || (passiveOk && health.status == .passive))
-                && !problems.contains { $0.affectsServing || passiveOk }
+            healthy = health.isHealthy(passiveOK: passiveOk)
             if options.json { return Output.raw(raw) }
             var line =
                 "\(health.status.rawValue): forwarding \(health.forwarding.rawValue), up \(Format.duration(health.uptimeSeconds)), loop lag \(String(format: "%.3f", health.loopLagSeconds)) s, \(health.subscriptions) subscriptions, zpubd \(health.version)"
