@@ -80,21 +80,20 @@ struct AccessPolicy: Sendable {
     /// The hosts ("name[:port]") of the listed origins: Host headers a browser's request may
     /// name besides addresses and localhost (`checkHost`).
     let originHosts: Set<String>
-    /// The gateway listens on a loopback address only: every legitimate request then names an
-    /// address or localhost in Host (or a listed origin's host, behind a proxy on this machine).
-    let listensOnLoopbackOnly: Bool
+    /// This machine's name (gethostname, lowercased), which its own clients may name the
+    /// gateway by (Debian's /etc/hosts points it at 127.0.1.1): no other site's page can have it.
+    let machineName: String
     let publishPrefixes: [[UInt8]]
     let tokens: [(prefix: [UInt8], token: String)]
     /// Every static token, and the operator's: a presented string in here is never read as a JWT.
     let staticTokens: Set<String>
     let allowsAnonymous: Bool
 
-    init(_ settings: HTTPSettings) {
+    init(_ settings: HTTPSettings, machineName: String = Self.hostName()) {
         allowsAnyOrigin = settings.allowedOrigins.contains("*")
         origins = Set(settings.allowedOrigins.map(Self.normalize))
         originHosts = Set(origins.compactMap { Self.authority(of: $0).map(String.init) })
-        listensOnLoopbackOnly = Endpoint.isLoopbackOnly(
-            "tcp://" + settings.listen.filter { $0 != "[" && $0 != "]" })
+        self.machineName = machineName.lowercased()
         publishPrefixes = settings.publishPrefixes.map { Array($0.utf8) }
         tokens = settings.tokenRules.map { (Array($0.prefix.utf8), $0.token) }
         staticTokens = Set(tokens.map(\.token) + (settings.operatorToken.map { [$0] } ?? []))
@@ -127,19 +126,21 @@ struct AccessPolicy: Sendable {
     /// makes the visitor's browser send requests it takes for same-origin ones, a GET or an
     /// EventSource without Origin, and Host naming evil.example: /stats, /metrics, the status
     /// page and SSE streams then read out to that page. So a request is taken only for a Host
-    /// that is an address, localhost, or the host of a listed origin: every request when the
-    /// gateway listens on loopback only (as by default), where no other Host is legitimate;
-    /// otherwise a browser's (one with Origin, or Sec-Fetch-Site, which browsers send to
-    /// HTTPS and localhost pages but not to plain HTTP ones: a gateway reachable under a name,
-    /// over plain HTTP, is behind TLS or a proxy in any deployment that matters), so that
-    /// clients on other machines may name it as they like.
+    /// that is an address, localhost, this machine's name or the host of a listed origin:
+    /// every request that arrived over loopback (`viaLoopback`: the gateway's default listen,
+    /// and the usual rebinding target even when it listens everywhere), where no other Host is
+    /// legitimate; otherwise a browser's (one with Origin, or Sec-Fetch-Site, which browsers
+    /// send to HTTPS and localhost pages but not to plain HTTP ones: a gateway reachable under
+    /// a name, over plain HTTP, is behind TLS or a proxy in any deployment that matters), so
+    /// that clients on other machines may name it as they like.
     /// A request whose Origin is listed is the listed page's (a rebound page cannot send it),
     /// whatever name it reached the gateway under.
-    func checkHost(_ host: String?, origin: String? = nil, fromBrowser: Bool) -> Denial? {
-        guard fromBrowser || listensOnLoopbackOnly, !allowsAnyOrigin, let host else { return nil }
+    func checkHost(_ host: String?, origin: String? = nil, fromBrowser: Bool, viaLoopback: Bool) -> Denial? {
+        guard fromBrowser || viaLoopback, !allowsAnyOrigin, let host else { return nil }
         if let origin, origins.contains(Self.normalize(origin)) { return nil }
         let name = host.lowercased()
         if Self.isAddressOrLocalhost(host: name) || originHosts.contains(name) { return nil }
+        if !machineName.isEmpty, name == machineName || name.hasPrefix(machineName + ":") { return nil }
         // A listed origin on the scheme's default port is sent as Host with or without it.
         if let colon = name.lastIndex(of: ":"), !name.hasSuffix("]"),
             originHosts.contains(String(name[..<colon]))
@@ -148,6 +149,41 @@ struct AccessPolicy: Sendable {
             if port == "80" || port == "443" { return nil }
         }
         return .hostNotAllowed(host)
+    }
+
+    /// RFC 9112 3.2: a server answers 400 to an HTTP/1.1 request without Host, to any with more
+    /// than one, and to one whose Host is no valid `uri-host[:port]`. (HTTP/1.0 may omit it.)
+    /// `checkHost` judges the name; without this a request could name none, or two.
+    static func hostFieldProblem(_ hosts: [String], http11: Bool) -> String? {
+        if hosts.count > 1 {
+            return "a request has one Host header, this one had \(hosts.count) (RFC 9112 3.2)"
+        }
+        guard let host = hosts.first else {
+            return http11
+                ? "an HTTP/1.1 request needs a Host header (RFC 9112 3.2): the address or name and port you connect to"
+                : nil
+        }
+        // reg-name or IP literal (RFC 3986 3.2.2), then an optional port: no spaces, no path.
+        let valid = host.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"):
+                true
+            default: hostPunctuation.contains(byte)
+            }
+        }
+        return valid
+            ? nil
+            : "Host \"\(host)\" is not a host[:port] (RFC 9112 3.2); send the address or name and port you connect to"
+    }
+
+    private static let hostPunctuation = Set("-._~!$&'()*+,;=%:[]".utf8)
+
+    /// This machine's name, as `gethostname` gives it ("" if it cannot).
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
+        return String(cString: buffer)
     }
 
     /// Whether a Host header ("name:port", "[v6]:port") names an IP address or localhost.

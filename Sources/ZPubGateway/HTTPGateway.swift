@@ -143,6 +143,7 @@ public final class HTTPGateway: Sendable {
         // client, or the connection ends first.
         let place = UpgradePlace(counters: shared.counters)
         channel.closeFuture.whenComplete { _ in place.release() }
+        let viaLoopback = channel.localAddress.map(GatewayShared.isLoopback) ?? false
         let upgrader = NIOWebSocketServerUpgrader(
             // The decoder's refusals are answered by the session, with a reason.
             maxFrameSize: shared.settings.maxFrame, automaticErrorHandling: false,
@@ -150,7 +151,9 @@ public final class HTTPGateway: Sendable {
                 // Checked and taken in one go, on the one event loop: counting the client only
                 // when its session started (after the 101 was sent) let upgrades that arrived
                 // together all pass the check, 200 of them against max_clients = 50.
-                guard shared.handshakeProblem(head) == nil, shared.webSocketRefusal(head) == nil else {
+                guard shared.handshakeProblem(head) == nil,
+                    shared.webSocketRefusal(head, viaLoopback: viaLoopback) == nil
+                else {
                     return channel.eventLoop.makeSucceededFuture(nil)
                 }
                 place.take()
@@ -179,7 +182,8 @@ public final class HTTPGateway: Sendable {
             ),
             // HTTPHandler answers what the decoder cannot read, and closes (`errorCaught`).
             withErrorHandling: false)
-        try operations.addHandler(HTTPHandler(shared: shared, slot: slot), name: HTTPHandler.name)
+        try operations.addHandler(
+            HTTPHandler(shared: shared, slot: slot, viaLoopback: viaLoopback), name: HTTPHandler.name)
     }
 
     /// Applies a reloaded `[http]` (already validated, its files read into `keys`) without
@@ -461,19 +465,46 @@ final class GatewayShared: Sendable {
         }
     }
 
+    /// A request whose Host is missing or malformed (400, `AccessPolicy.hostFieldProblem`), or
+    /// names this gateway as another site may have (403, `AccessPolicy.checkHost`), or nil.
+    func hostRefusal(_ head: HTTPRequestHead, viaLoopback: Bool, fromBrowser: Bool = false) -> (
+        status: HTTPResponseStatus, code: String, message: String
+    )? {
+        let hosts = head.headers["Host"]
+        if let problem = AccessPolicy.hostFieldProblem(
+            hosts, http11: head.version.major > 1 || head.version.minor >= 1)
+        {
+            return (.badRequest, "bad_host", problem)
+        }
+        let fromBrowser =
+            fromBrowser || head.headers.contains(name: "Sec-Fetch-Site") || head.headers.contains(name: "Origin")
+        if let denial = policy.checkHost(
+            hosts.first, origin: head.headers.first(name: "Origin"), fromBrowser: fromBrowser, viaLoopback: viaLoopback)
+        {
+            return (.forbidden, denial.code, denial.message)
+        }
+        return nil
+    }
+
+    /// Whether a connection came in on a loopback address (IPv4 127/8, ::1, or IPv4-mapped
+    /// 127/8 on a dual-stack listener).
+    static func isLoopback(_ address: SocketAddress) -> Bool {
+        guard let ip = address.ipAddress else { return false }
+        return ip.hasPrefix("127.") || ip == "::1" || ip.lowercased().hasPrefix("::ffff:127.")
+    }
+
     /// Nil when a request may become a WebSocket; otherwise the HTTP error to answer with.
-    func webSocketRefusal(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, String)? {
+    func webSocketRefusal(_ head: HTTPRequestHead, viaLoopback: Bool) -> (HTTPResponseStatus, String, String)? {
         guard let target = RequestTarget(uri: head.uri), target.path == "/ws" else {
             return (.notFound, "not_found", "WebSocket connections go to /ws")
         }
         if let since = target.value("since"), UInt64(since) == nil {
             return (.badRequest, "bad_since", "since must be a history sequence: a whole number, 0 or more")
         }
-        // As for every other request (`HTTPHandler.refusalBeforeBody`); an upgrade is a browser's.
-        if let denial = policy.checkHost(
-            head.headers.first(name: "Host"), origin: head.headers.first(name: "Origin"), fromBrowser: true)
-        {
-            return (.forbidden, denial.code, denial.message)
+        // As for every other request (`HTTPHandler.refusalBeforeBody`), and since a browser's
+        // upgrade may carry no Sec-Fetch-Site, it is taken for a browser's.
+        if let refusal = hostRefusal(head, viaLoopback: viaLoopback, fromBrowser: true) {
+            return (refusal.status, refusal.code, refusal.message)
         }
         return subscriptionRefusal(head, target, prefixes: target.values("prefix"))
     }

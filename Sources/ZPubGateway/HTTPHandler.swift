@@ -28,6 +28,9 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var unanswered: (HTTPRequestHead, [UInt8])?
     /// A request could not be read: its 400 is on its way and the connection closing.
     private var closingForError = false
+    /// The connection came in over loopback: its requests' Host is checked whoever sends them
+    /// (`AccessPolicy.checkHost`).
+    private let viaLoopback: Bool
 
     private enum EventStream {
         /// The outbox, the keep-alive, and the close at the JWT's expiry (if any).
@@ -37,9 +40,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case status(UInt64)
     }
 
-    init(shared: GatewayShared, slot: PlainConnections.Slot) {
+    init(shared: GatewayShared, slot: PlainConnections.Slot, viaLoopback: Bool) {
         self.shared = shared
         self.slot = slot
+        self.viaLoopback = viaLoopback
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -318,7 +322,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     return respondError(context, status, code, message, head, headers: headers)
                 }
             }
-            if let (status, code, message) = shared.webSocketRefusal(head) {
+            if let (status, code, message) = shared.webSocketRefusal(head, viaLoopback: viaLoopback) {
                 count(status, code)
                 return respondError(context, status, code, message, head)
             }
@@ -372,11 +376,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return Refusal(status: .notFound, code: "not_found", message: Self.noSuchPath(target))
         }
         // Before anything a browser may read (`AccessPolicy.checkHost`).
-        let fromBrowser = head.headers.contains(name: "Sec-Fetch-Site") || head.headers.contains(name: "Origin")
-        if let denial = shared.policy.checkHost(
-            head.headers.first(name: "Host"), origin: head.headers.first(name: "Origin"), fromBrowser: fromBrowser)
-        {
-            return Refusal(status: .forbidden, code: denial.code, message: denial.message)
+        if let refusal = shared.hostRefusal(head, viaLoopback: viaLoopback) {
+            return Refusal(status: refusal.status, code: refusal.code, message: refusal.message)
         }
         if head.method == .OPTIONS { return nil }
         if target.path == "/publish" {
@@ -802,8 +803,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         var requestHead =
             head ?? HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Connection": "close"])
         // A request for a foreign Host (DNS rebinding) ends its connection: its page may
-        // have pipelined more, each answered cheaply, for as long as it keeps sending.
-        if code == "host_not_allowed" { requestHead.headers.replaceOrAdd(name: "Connection", value: "close") }
+        // have pipelined more, each answered cheaply, for as long as it keeps sending. One
+        // without a valid Host is no request RFC 9112 lets the rest of the connection follow.
+        if code == "host_not_allowed" || code == "bad_host" {
+            requestHead.headers.replaceOrAdd(name: "Connection", value: "close")
+        }
         respond(context, requestHead, status, contentType: "application/json", body: body, headers: headers)
     }
 }

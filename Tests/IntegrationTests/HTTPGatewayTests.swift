@@ -8,7 +8,8 @@ import ZeroMQ
 final class HTTPGatewayTests: XCTestCase {
     /// A daemon with the gateway on a free loopback port, plus `extra` lines in [http].
     private func startDaemon(
-        http extra: String = "", lastValue: [String] = [], environment: [String: String] = [:]
+        http extra: String = "", lastValue: [String] = [], environment: [String: String] = [:],
+        listenOn address: String = "127.0.0.1"
     ) throws -> (Daemon, Int) {
         let port = try FreePort.find()
         let prefixes = lastValue.map { "\"\($0)\"" }.joined(separator: ", ")
@@ -17,7 +18,7 @@ final class HTTPGatewayTests: XCTestCase {
             prefixes = [\(prefixes)]
             [http]
             enabled = true
-            listen = "127.0.0.1:\(port)"
+            listen = "\(address):\(port)"
             \(extra)
             """
         let daemon = try Daemon(configuration: configuration, environment: environment).waitForGateway(port: port)
@@ -1975,6 +1976,70 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(nowhere.status, 404, nowhere.text)
     }
 
+    /// RFC 9112 3.2: an HTTP/1.1 request without Host, any with two, and one whose Host is no
+    /// host[:port] get 400 (they were answered: the Host check had nothing to check). HTTP/1.0
+    /// may leave Host out.
+    func testARequestNamesOneValidHost() throws {
+        let (daemon, port) = try startDaemon()
+        defer { withExtendedLifetime(daemon) {} }
+        let upgrade =
+            "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        let cases: [(String, String, Int, String?)] = [
+            ("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", "no Host", 400, "bad_host"),
+            (
+                "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n",
+                "two Hosts", 400, "bad_host"
+            ),
+            (
+                "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1/x\r\nConnection: close\r\n\r\n", "a path in Host", 400,
+                "bad_host"
+            ),
+            ("GET /ws HTTP/1.1\r\n\(upgrade)\r\n", "an upgrade without Host", 400, "bad_host"),
+            ("GET /healthz HTTP/1.0\r\n\r\n", "HTTP/1.0 without Host", 200, nil),
+            ("GET /healthz HTTP/1.1\r\nHost: [::1]:\(port)\r\nConnection: close\r\n\r\n", "an IPv6 Host", 200, nil),
+        ]
+        for (request, what, status, code) in cases {
+            let response = try HTTPProbe.raw(port: port, Array(request.utf8), what: what)
+            XCTAssertEqual(response.status, status, "\(what): \(response.text)")
+            guard let code else { continue }
+            let error = response.json["error"] as? [String: Any]
+            XCTAssertEqual(error?["code"] as? String, code, what)
+            XCTAssertTrue((error?["message"] as? String ?? "").contains("RFC 9112"), "\(what): \(response.text)")
+        }
+    }
+
+    /// A gateway listening on every address checks the Host of what comes in over loopback as
+    /// one listening on loopback does: a page of evil.example rebound to 127.0.0.1 is the
+    /// classic attack on a service of the visitor's own machine, and no browser header tells a
+    /// plain-HTTP page's GET from curl's. This machine's name is taken (Debian's /etc/hosts
+    /// points it at 127.0.1.1). Over another address the name is the client's business.
+    func testAGatewayListeningEverywhereChecksHostOverLoopback() throws {
+        let (daemon, port) = try startDaemon(listenOn: "0.0.0.0")
+        defer { withExtendedLifetime(daemon) {} }
+        func get(_ host: String, via address: String = "127.0.0.1") throws -> HTTPProbe.Response {
+            let request = "GET /stats HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"
+            return try HTTPProbe.raw(
+                port: port, address: address, Array(request.utf8), what: "Host \(host) via \(address)")
+        }
+        let rebound = try get("evil.example:\(port)")
+        XCTAssertEqual(rebound.status, 403, rebound.text)
+        XCTAssertEqual((rebound.json["error"] as? [String: Any])?["code"] as? String, "host_not_allowed")
+        XCTAssertEqual(try get("127.0.0.1:\(port)").status, 200)
+        var buffer = [CChar](repeating: 0, count: 256)
+        XCTAssertEqual(gethostname(&buffer, 255), 0)
+        let name = String(cString: buffer)
+        XCTAssertEqual(try get("\(name):\(port)").status, 200, "this machine's name, \(name)")
+        guard let outside = RawTCP.nonLoopbackAddress() else {
+            return print("note: no IPv4 address besides loopback; the other half of the test needs one")
+        }
+        let named = try get("zpub.internal:\(port)", via: outside)
+        XCTAssertEqual(named.status, 200, "a client on the network names the gateway as it likes: \(named.text)")
+        XCTAssertEqual(try get("evil.example:\(port)", via: outside).status, 200)
+        let browser = "GET /stats HTTP/1.1\r\nHost: evil.example:\(port)\r\nSec-Fetch-Site: same-origin\r\n\r\n"
+        XCTAssertEqual(
+            try HTTPProbe.raw(port: port, address: outside, Array(browser.utf8), what: "a browser's").status, 403)
+    }
+
     // MARK: Browsers
 
     /// DNS rebinding, for real: a page of evil.example, whose name now resolves to zpubd's
@@ -2123,12 +2188,19 @@ enum HTTPProbe {
         port: Int, method: String, _ path: String, headers: [String: String], body: [UInt8] = [],
         readTimeout: Int = 5_000, version: String = "1.1"
     ) throws -> Response {
-        let fd = try RawTCP.connect(port: port)
-        defer { close(fd) }
         var request = "\(method) \(path) HTTP/\(version)\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "Content-Length: \(body.count)\r\n\r\n"
-        _ = (Array(request.utf8) + body).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        return try raw(port: port, Array(request.utf8) + body, readTimeout: readTimeout, what: "\(method) \(path)")
+    }
+
+    /// The response to `bytes` written as they are, to `address`.
+    static func raw(
+        port: Int, address: String = "127.0.0.1", _ bytes: [UInt8], readTimeout: Int = 5_000, what: String
+    ) throws -> Response {
+        let fd = try RawTCP.connect(port: port, address: address)
+        defer { close(fd) }
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         let deadline = Date().addingTimeInterval(Double(readTimeout) / 1000)
@@ -2140,8 +2212,7 @@ enum HTTPProbe {
             received += buffer[0..<count]
         }
         guard let split = received.firstRange(of: Array("\r\n\r\n".utf8)) else {
-            throw TimedOut(
-                what: "an HTTP response to \(method) \(path); got \(String(decoding: received, as: UTF8.self))")
+            throw TimedOut(what: "an HTTP response to \(what); got \(String(decoding: received, as: UTF8.self))")
         }
         let head = String(decoding: received[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
         let status = Int(head[0].split(separator: " ")[1]) ?? 0

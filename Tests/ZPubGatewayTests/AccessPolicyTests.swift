@@ -40,37 +40,57 @@ final class AccessPolicyTests: XCTestCase {
     }
 
     /// DNS rebinding: a browser's same-origin GET or EventSource carries no Origin, and its
-    /// Host names the attacker's domain; taken only for an address, localhost or a listed
-    /// origin's host. Clients that are no browser are not asked.
+    /// Host names the attacker's domain; taken only for an address, localhost, this machine's
+    /// name or a listed origin's host. Clients that are no browser are asked only over loopback.
     func testHosts() {
-        let strict = policy()
-        XCTAssertEqual(strict.checkHost("evil.example:8080", fromBrowser: true), .hostNotAllowed("evil.example:8080"))
+        var settings = HTTPSettings()
+        settings.listen = "0.0.0.0:8080"
+        let strict = AccessPolicy(settings, machineName: "Web1")
         XCTAssertEqual(
-            strict.checkHost("evil.example:8080", fromBrowser: false), .hostNotAllowed("evil.example:8080"),
-            "listening on loopback (the default), no other name is legitimate: a plain-HTTP page sends no Sec-Fetch-Site"
-        )
-        var everywhere = HTTPSettings()
-        everywhere.listen = "0.0.0.0:8080"
-        XCTAssertNil(AccessPolicy(everywhere).checkHost("zpub.internal:8080", fromBrowser: false), "curl, Prometheus")
-        XCTAssertNotNil(AccessPolicy(everywhere).checkHost("evil.example:8080", fromBrowser: true))
-        var sixLoopback = HTTPSettings()
-        sixLoopback.listen = "[::1]:8080"
-        XCTAssertNotNil(AccessPolicy(sixLoopback).checkHost("evil.example:8080", fromBrowser: false))
-        XCTAssertNil(strict.checkHost("127.0.0.1:8080", fromBrowser: true))
-        XCTAssertNil(strict.checkHost("[::1]:8080", fromBrowser: true))
-        XCTAssertNil(strict.checkHost("LOCALHOST:8080", fromBrowser: true))
-        XCTAssertNil(strict.checkHost(nil, fromBrowser: true))
+            strict.checkHost("evil.example:8080", fromBrowser: true, viaLoopback: false),
+            .hostNotAllowed("evil.example:8080"))
+        XCTAssertEqual(
+            strict.checkHost("evil.example:8080", fromBrowser: false, viaLoopback: true),
+            .hostNotAllowed("evil.example:8080"),
+            "over loopback no other name is legitimate: a plain-HTTP page sends no Sec-Fetch-Site")
+        XCTAssertNil(strict.checkHost("zpub.internal:8080", fromBrowser: false, viaLoopback: false), "curl, Prometheus")
+        XCTAssertNil(strict.checkHost("web1:8080", fromBrowser: false, viaLoopback: true), "this machine's name")
+        XCTAssertNil(strict.checkHost("WEB1", fromBrowser: true, viaLoopback: true))
+        XCTAssertNotNil(strict.checkHost("web1.evil.example", fromBrowser: true, viaLoopback: true))
+        XCTAssertNotNil(AccessPolicy(settings, machineName: "").checkHost("", fromBrowser: true, viaLoopback: true))
+        XCTAssertNil(strict.checkHost("127.0.0.1:8080", fromBrowser: true, viaLoopback: true))
+        XCTAssertNil(strict.checkHost("[::1]:8080", fromBrowser: true, viaLoopback: true))
+        XCTAssertNil(strict.checkHost("LOCALHOST:8080", fromBrowser: true, viaLoopback: true))
+        XCTAssertNil(strict.checkHost(nil, fromBrowser: true, viaLoopback: true), "HTTP/1.0 (hostFieldProblem)")
         let listed = policy(origins: ["https://zpub.example.com", "http://app.example:8080"])
-        XCTAssertNil(listed.checkHost("zpub.example.com", fromBrowser: true))
-        XCTAssertNil(listed.checkHost("zpub.example.com:443", fromBrowser: true), "the default port, spelled out")
-        XCTAssertNil(listed.checkHost("app.example:8080", fromBrowser: true))
-        XCTAssertNotNil(listed.checkHost("app.example:9090", fromBrowser: true))
-        XCTAssertNotNil(listed.checkHost("zpub.example.com.evil", fromBrowser: true))
-        XCTAssertNil(policy(origins: ["*"]).checkHost("any.example", fromBrowser: true))
+        XCTAssertNil(listed.checkHost("zpub.example.com", fromBrowser: true, viaLoopback: true))
+        XCTAssertNil(
+            listed.checkHost("zpub.example.com:443", fromBrowser: true, viaLoopback: true),
+            "the default port, spelled out")
+        XCTAssertNil(listed.checkHost("app.example:8080", fromBrowser: true, viaLoopback: true))
+        XCTAssertNotNil(listed.checkHost("app.example:9090", fromBrowser: true, viaLoopback: true))
+        XCTAssertNotNil(listed.checkHost("zpub.example.com.evil", fromBrowser: true, viaLoopback: true))
+        XCTAssertNil(policy(origins: ["*"]).checkHost("any.example", fromBrowser: true, viaLoopback: true))
         // A listed page's request, whatever name the gateway was reached under.
-        XCTAssertNil(listed.checkHost("zpub.other.example", origin: "https://zpub.example.com", fromBrowser: true))
-        XCTAssertNotNil(listed.checkHost("zpub.other.example", origin: "http://evil.example", fromBrowser: true))
+        XCTAssertNil(
+            listed.checkHost(
+                "zpub.other.example", origin: "https://zpub.example.com", fromBrowser: true, viaLoopback: true))
+        XCTAssertNotNil(
+            listed.checkHost("zpub.other.example", origin: "http://evil.example", fromBrowser: true, viaLoopback: true))
         XCTAssertEqual(AccessPolicy.Denial.hostNotAllowed("x").code, "host_not_allowed")
+    }
+
+    /// RFC 9112 3.2: one Host, a valid one; HTTP/1.0 may send none.
+    func testHostFields() {
+        XCTAssertNil(AccessPolicy.hostFieldProblem(["127.0.0.1:8080"], http11: true))
+        XCTAssertNil(AccessPolicy.hostFieldProblem(["[::1]:8080"], http11: true))
+        XCTAssertNil(AccessPolicy.hostFieldProblem(["zpub.example.com"], http11: true))
+        XCTAssertNil(AccessPolicy.hostFieldProblem([], http11: false))
+        XCTAssertNotNil(AccessPolicy.hostFieldProblem([], http11: true))
+        XCTAssertNotNil(AccessPolicy.hostFieldProblem(["a", "a"], http11: false))
+        XCTAssertNotNil(AccessPolicy.hostFieldProblem(["a b"], http11: true))
+        XCTAssertNotNil(AccessPolicy.hostFieldProblem(["a/b"], http11: true))
+        XCTAssertNotNil(AccessPolicy.hostFieldProblem(["user@a"], http11: true))
     }
 
     private func tokens(_ list: Set<String>) -> Credentials { Credentials(tokens: list) }

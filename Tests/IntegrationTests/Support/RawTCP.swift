@@ -4,18 +4,19 @@ import Foundation
     import Glibc
 #endif
 
-/// Plain TCP connections to 127.0.0.1, for what no ZeroMQ client would send: garbage, idle
-/// connections, hand-written HTTP.
+/// Plain TCP connections (to 127.0.0.1 unless told), for what no ZeroMQ client would send:
+/// garbage, idle connections, hand-written HTTP.
 enum RawTCP {
     /// A connected socket's descriptor (the caller closes it). `blocking: false` returns at once,
     /// with the kernel completing the handshake in the background.
-    static func connect(port: Int, blocking: Bool = true) throws -> Int32 {
+    static func connect(port: Int, address: String = "127.0.0.1", blocking: Bool = true) throws -> Int32 {
         let type = Int32(SOCK_STREAM.rawValue) | (blocking ? 0 : Int32(SOCK_NONBLOCK.rawValue))
         let fd = socket(AF_INET, type, 0)
         guard fd >= 0 else { throw TimedOut(what: "a socket for port \(port) (errno \(errno))") }
+        let host = address
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(host)
         address.sin_port = UInt16(port).bigEndian
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -24,7 +25,7 @@ enum RawTCP {
         }
         guard connected == 0 || (!blocking && errno == EINPROGRESS) else {
             close(fd)
-            throw TimedOut(what: "a raw connection to port \(port)")
+            throw TimedOut(what: "a raw connection to \(host):\(port)")
         }
         return fd
     }
@@ -48,5 +49,23 @@ enum RawTCP {
             if recv(fd, &buffer, buffer.count, 0) <= 0 { return true }
         }
         return false
+    }
+
+    /// This machine's first IPv4 address that is not loopback, if it has one.
+    static func nonLoopbackAddress() -> String? {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return nil }
+        defer { freeifaddrs(list) }
+        var entry = list
+        while let current = entry {
+            defer { entry = current.pointee.ifa_next }
+            guard let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else {
+                continue
+            }
+            let ipv4 = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+            guard let text = inet_ntoa(ipv4).map({ String(cString: $0) }), !text.hasPrefix("127.") else { continue }
+            return text
+        }
+        return nil
     }
 }
