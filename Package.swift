@@ -114,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "zpubd",
             dependencies: [
-                "ZPubBroker", "ZPubCore", "Systemd", "ZPubGateway",
+                "ZPubBroker", "ZPubCore", "ZPubStore", "Systemd", "ZPubGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -298,6 +298,17 @@ final class PairLink {
         return max(ownNextSequence, history?.firstNewSequence ?? 1) &- 1
     }
 
+    /// Whether a report (`fields`) is this broker's own, heard back because `peer` leads here;
+    /// says so (a misconfiguration) if it is.
+    private func warnIfOwnReport(_ fields: ArraySlice<[UInt8]>) -> Bool {
+        guard isOwnReport(fields) else { return false }
+        warnOfMisconfiguration(
+            .peerIsThisBroker,
+            "pair: this broker hears its own heartbeats: [ha] peer (\(status.peer)) leads back to this broker itself (another spelling of its own bind?); set it to the other broker's pair endpoint. Until then the peer counts as silent"
+        )
+        return true
+    }
+
     /// Whether a report of the peer's (`fields`: state, sequence, and from a zpubd since
     /// 2026-12-02 run and number) is newer than the last taken; takes note of it if so.
     /// A report from this very run (`runID`: the pair's `peer` leads back here) is not taken,
@@ -308,13 +319,7 @@ final class PairLink {
         let field = { (offset: Int) in
             fields.count > offset ? String(decoding: fields[fields.startIndex + offset], as: UTF8.self) : nil
         }
-        if isOwnReport(fields) {
-            warnOfMisconfiguration(
-                .peerIsThisBroker,
-                "pair: this broker hears its own heartbeats: [ha] peer (\(status.peer)) leads back to this broker itself (another spelling of its own bind?); set it to the other broker's pair endpoint. Until then the peer counts as silent"
-            )
-            return false
-        }
+        if warnIfOwnReport(fields) { return false }
         if let role = field(4).flatMap(PairSettings.Role.init(rawValue:)), role == status.role {
             warnOfMisconfiguration(
                 .sameRole,
@@ -419,10 +424,7 @@ final class PairLink {
         guard let newest else { return }
         // Its own heartbeat (`peer` leads back here) is neither answered nor taken for an
         // active peer's: it said "both brokers are active" every 10 s once this one was.
-        if isOwnReport(newest.fields) {
-            _ = isNewerReport(newest.fields)
-            return
-        }
+        if warnIfOwnReport(newest.fields) { return }
         linkWatch.peerHeardOnBind(nowNanoseconds: SystemClock.monotonicNanoseconds())
         let wasActive = machine.state == .active
         if isNewerReport(newest.fields) { heard(newest.state, sequence: newest.sequence) }

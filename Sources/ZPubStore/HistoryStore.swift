@@ -217,19 +217,43 @@ public final class HistoryStore {
         }
     }
 
+    private static func cannotCreate(_ directory: String, because reason: String) -> String {
+        "cannot create the state directory \(directory): \(reason); create it, writable by zpubd's user, or choose another with --state-dir"
+    }
+
+    private static func notADirectory(_ directory: String) -> String {
+        "the state directory \(directory) is not a directory; choose another with --state-dir"
+    }
+
+    /// What `prepareDirectory` would refuse, found without creating anything (for
+    /// `zpubd --check-config`): a path that is no directory, or a missing one under a parent
+    /// that is none. Whether zpubd's user may write there is left to the start, since the check
+    /// may run as another user, as is a path this user may not look into (DynamicUser='s
+    /// private directories).
+    public static func stateDirectoryProblem(_ directory: String) -> String? {
+        var status = stat()
+        if stat(directory, &status) == 0 {
+            return status.st_mode & S_IFMT == S_IFDIR ? nil : notADirectory(directory)
+        }
+        guard errno == ENOENT || errno == ENOTDIR else { return nil }
+        var path = Substring(directory)
+        while path.count > 1 && path.hasSuffix("/") { path = path.dropLast() }
+        let parent = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let found = stat(parent, &status) == 0
+        if found && status.st_mode & S_IFMT == S_IFDIR { return nil }
+        if !found && errno != ENOENT && errno != ENOTDIR { return nil }
+        return cannotCreate(directory, because: "\(parent) is not a directory")
+    }
+
     private static func prepareDirectory(_ directory: String) throws(HistoryStoreError) {
         var status = stat()
         if stat(directory, &status) != 0 {
             guard mkdir(directory, 0o750) == 0 || errno == EEXIST else {
                 throw HistoryStoreError(
-                    description:
-                        "cannot create the state directory \(directory): \(String(cString: strerror(errno))); create it, writable by zpubd's user, or choose another with --state-dir",
-                    exitStatus: 73)
+                    description: cannotCreate(directory, because: String(cString: strerror(errno))), exitStatus: 73)
             }
         } else if status.st_mode & S_IFMT != S_IFDIR {
-            throw HistoryStoreError(
-                description: "the state directory \(directory) is not a directory; choose another with --state-dir",
-                exitStatus: 73)
+            throw HistoryStoreError(description: notADirectory(directory), exitStatus: 73)
         }
         guard access(directory, W_OK | X_OK) == 0 else {
             throw HistoryStoreError(

@@ -4,6 +4,7 @@ import Systemd
 import ZPubBroker
 import ZPubCore
 import ZPubGateway
+import ZPubStore
 import ZeroMQ
 
 #if canImport(Glibc)
@@ -427,27 +428,10 @@ private func setAsideDivergedHistory(_ configuration: BrokerConfiguration, logge
     }
 }
 
-/// For --check-config: a state directory the history store could not use at start (it creates
-/// one that is missing, in a parent that exists). Whether zpubd's user may write there is left to
-/// the start: the check may run as another user.
+/// For --check-config: a state directory the history store could not use at start.
 private func stateDirectoryProblem(_ configuration: BrokerConfiguration) -> String? {
     guard configuration.opensHistoryStore, let directory = configuration.stateDirectory else { return nil }
-    var status = stat()
-    if stat(directory, &status) == 0 {
-        guard status.st_mode & S_IFMT != S_IFDIR else { return nil }
-        return "the state directory \(directory) is not a directory; choose another with --state-dir"
-    }
-    // Only what is certain: a path this user may not look into (DynamicUser='s private
-    // directories) is left to the start.
-    guard errno == ENOENT || errno == ENOTDIR else { return nil }
-    var path = Substring(directory)
-    while path.count > 1 && path.hasSuffix("/") { path = path.dropLast() }
-    let parent = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
-    let found = stat(parent, &status) == 0
-    if found && status.st_mode & S_IFMT == S_IFDIR { return nil }
-    if !found && errno != ENOENT && errno != ENOTDIR { return nil }
-    return
-        "cannot create the state directory \(directory): \(parent) is not a directory; create it, writable by zpubd's user, or choose another with --state-dir"
+    return HistoryStore.stateDirectoryProblem(directory)
 }
 
 private func printError(_ text: String) {
