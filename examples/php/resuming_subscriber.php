@@ -12,7 +12,7 @@
 // Environment: ZPUB_XPUB, ZPUB_CONTROL, ZPUB_PREFIX (orders.), ZPUB_POSITION_FILE (./position)
 
 $xpub = getenv("ZPUB_XPUB") ?: "tcp://127.0.0.1:5556";
-$control = getenv("ZPUB_CONTROL") ?: "tcp://127.0.0.1:5559";
+$control = getenv("ZPUB_CONTROL") ?: "tcp://127.0.0.1:5555";
 $prefix = getenv("ZPUB_PREFIX") ?: "orders.";
 $positionFile = getenv("ZPUB_POSITION_FILE") ?: "position";
 $count = isset($argv[1]) ? (int)$argv[1] : null;

@@ -19,7 +19,7 @@ import uuid
 import zmq
 
 xpub = os.environ.get("ZPUB_XPUB", "tcp://127.0.0.1:5556")
-control = os.environ.get("ZPUB_CONTROL", "tcp://127.0.0.1:5559")
+control = os.environ.get("ZPUB_CONTROL", "tcp://127.0.0.1:5555")
 prefix = os.environ.get("ZPUB_PREFIX", "orders.").encode()
 position_file = os.environ.get("ZPUB_POSITION_FILE", "position")
 count = int(sys.argv[1]) if len(sys.argv) > 1 else None
