@@ -163,21 +163,43 @@ struct AccessPolicy: Sendable {
                 ? "an HTTP/1.1 request needs a Host header (RFC 9112 3.2): the address or name and port you connect to"
                 : nil
         }
-        // reg-name or IP literal (RFC 3986 3.2.2), then an optional port: no spaces, no path.
-        let valid = host.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"):
-                true
-            default: hostPunctuation.contains(byte)
-            }
-        }
-        return valid
+        return isHostAndPort(host)
             ? nil
             : "Host \"\(host)\" is not a host[:port] (RFC 9112 3.2); send the address or name and port you connect to"
     }
 
-    private static let hostPunctuation = Set("-._~!$&'()*+,;=%:[]".utf8)
+    /// `uri-host [":" port]` (RFC 9110 7.2, RFC 3986 3.2.2): an IPv6 address in brackets, or a
+    /// name or IPv4 address of unreserved, percent-encoded and sub-delims characters; then
+    /// digits of a port up to 65535.
+    static func isHostAndPort(_ value: String) -> Bool {
+        var rest = Substring(value)
+        if rest.hasPrefix("[") {
+            guard let end = rest.firstIndex(of: "]") else { return false }
+            var address = in6_addr()
+            guard inet_pton(AF_INET6, String(rest[rest.index(after: rest.startIndex)..<end]), &address) == 1 else {
+                return false
+            }
+            rest = rest[rest.index(after: end)...]
+        } else {
+            let name = rest.prefix { $0 != ":" }
+            let isNameByte = { (byte: UInt8) in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    true
+                default: hostPunctuation.contains(byte)
+                }
+            }
+            guard !name.isEmpty, name.utf8.allSatisfy(isNameByte) else { return false }
+            rest = rest[name.endIndex...]
+        }
+        guard let colon = rest.first else { return true }
+        let port = rest.dropFirst()
+        return colon == ":" && port.count <= 5 && port.allSatisfy(\.isASCII) && port.allSatisfy(\.isNumber)
+            && (Int(port) ?? 0) <= 65535
+    }
+
+    private static let hostPunctuation = Set("-._~!$&'()*+,;=%".utf8)
 
     /// This machine's name, as `gethostname` gives it ("" if it cannot).
     static func hostName() -> String {

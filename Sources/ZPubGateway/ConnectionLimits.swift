@@ -158,7 +158,7 @@ enum RawHTTPResponse {
             "{\"error\":{\"code\":\(WireFormat.jsonString(code)),\"message\":\(WireFormat.jsonString(message))}}\n"
         let head =
             "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
-            + "Cache-Control: no-store\r\nConnection: close\r\n\(extraHeaders)\r\n"
+            + "Cache-Control: no-store\r\nDate: \(HTTPDate.now())\r\nConnection: close\r\n\(extraHeaders)\r\n"
         return Array((head + body).utf8)
     }
 }

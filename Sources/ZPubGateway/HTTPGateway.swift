@@ -65,10 +65,11 @@ public final class HTTPGateway: Sendable {
         }
         let linkMailbox = link.mailbox
         // One event loop: the work per connection is small, and the broker needs the other core.
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let turns = LoopTurns()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1, metricsDelegate: turns)
         self.group = group
         let shared = GatewayShared(
-            settings: settings, keys: keys, counters: counters, linkMailbox: linkMailbox,
+            settings: settings, keys: keys, counters: counters, linkMailbox: linkMailbox, turns: turns,
             control: dispatcher, claims: claims,
             statusFeed: StatusFeed(eventLoop: group.next(), control: dispatcher, counters: counters),
             maxPrefixLength: maxPrefixLength, logger: logger)
@@ -276,15 +277,18 @@ final class GatewayShared: Sendable {
     let logger: Logger
     /// Connections that are not clients yet, and their cap.
     let plainConnections = PlainConnections()
+    /// The event loop's turns, which each connection's `TurnBudget` counts by.
+    let turns: LoopTurns
     private let nextID = Atomic<UInt64>(0)
 
     init(
         settings: HTTPSettings, keys: GatewayKeys, counters: GatewayCounters, linkMailbox: Mailbox<LinkCommand>,
-        control: ControlDispatcher, claims: UpstreamClaims, statusFeed: StatusFeed, maxPrefixLength: Int,
-        logger: Logger
+        turns: LoopTurns, control: ControlDispatcher, claims: UpstreamClaims, statusFeed: StatusFeed,
+        maxPrefixLength: Int, logger: Logger
     ) {
         current = Locked((settings, AccessPolicy(settings), keys))
         self.counters = counters
+        self.turns = turns
         self.linkMailbox = linkMailbox
         self.control = control
         self.claims = claims
@@ -437,7 +441,7 @@ final class GatewayShared: Sendable {
             return (
                 .upgradeRequired, "unsupported_websocket_version",
                 "Sec-WebSocket-Version \(sent) is not supported; the gateway speaks 13 (RFC 6455)",
-                ["Sec-WebSocket-Version": "13"]
+                ["Sec-WebSocket-Version": "13", "Upgrade": "websocket", "Connection": "Upgrade"]
             )
         }
         let keys = head.headers["Sec-WebSocket-Key"]

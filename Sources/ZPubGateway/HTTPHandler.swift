@@ -28,6 +28,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var unanswered: (HTTPRequestHead, [UInt8])?
     /// A request could not be read: its 400 is on its way and the connection closing.
     private var closingForError = false
+    /// Requests served in this turn of the event loop (`TurnBudget`).
+    private var turn = TurnBudget()
+    /// Removed from the pipeline (an upgrade): a turn's end has nothing more to serve.
+    private var removed = false
     /// The connection came in over loopback: its requests' Host is checked whoever sends them
     /// (`AccessPolicy.checkHost`).
     private let viaLoopback: Bool
@@ -51,6 +55,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
         deadline.stop()
         slot.release()
     }
@@ -116,15 +121,33 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             // replies queued whatever the water mark: 2 MB of requests on each of 16 such
             // connections grew zpubd by 48 MB and stalled the gateway. Now the request waits
             // (and HTTPServerPipelineHandler holds those after it, reading no more), and the
-            // deadline keeps running: a client that never reads is closed.
-            guard context.channel.isWritable else {
-                unanswered = (head, requestBody)
-                return
-            }
-            // The request is whole; the deadline starts again once it is answered.
-            deadline.stop()
-            route(context, head, body: requestBody)
+            // deadline keeps running: a client that never reads is closed. Past its turn's
+            // budget it waits too, for the turn's end, behind every other connection.
+            unanswered = (head, requestBody)
+            serveUnanswered(context)
         }
+    }
+
+    /// Answers the request that waits, if the connection can take the reply and this turn of
+    /// the event loop has room (`TurnBudget`); otherwise writability, or the turn's end, calls
+    /// again. (Answering may deliver the next pipelined request at once, which comes here.)
+    private func serveUnanswered(_ context: ChannelHandlerContext) {
+        guard !removed, stream == nil, !closingForError, context.channel.isWritable, unanswered != nil else { return }
+        guard turn.take(shared.turns) else {
+            guard turn.startWaiting() else { return }
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            shared.turns.afterThisTurn(on: context.eventLoop) {
+                let (handler, context) = loopBound.value
+                handler.turn.resumed()
+                handler.serveUnanswered(context)
+            }
+            return
+        }
+        guard let (head, body) = unanswered else { return }
+        unanswered = nil
+        // The request is whole; the deadline starts again once it is answered.
+        deadline.stop()
+        route(context, head, body: body)
     }
 
     /// `Expect: 100-continue` in HTTP/1.1 (RFC 9110 10.1.1; an HTTP/1.0 one is ignored): the
@@ -177,11 +200,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if case .messages(let outbox, _, _, _, _) = stream { outbox.writabilityChanged() }
-        if context.channel.isWritable, let (head, body) = unanswered {
-            unanswered = nil
-            deadline.stop()
-            route(context, head, body: body)
-        }
+        serveUnanswered(context)
         context.fireChannelWritabilityChanged()
     }
 
@@ -216,6 +235,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             // land here too: the request they concern is answered, or the connection closing.
             return context.fireErrorCaught(error)
         }
+        // Bytes after a request that said Connection: close (or an HTTP/1.0 one without
+        // keep-alive): its answer closes the connection, and nothing more is read or answered
+        // (RFC 9112 9.6). They got a 400 after the answer, counted as a bad request.
+        if parserError == .closedConnection { return }
         guard stream == nil, !closingForError else { return }
         shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
         refuseAndClose(
@@ -286,8 +309,14 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     "\(target.path) streams events in HTTP/1.1 chunks; send the request in HTTP/1.1 (behind nginx: proxy_http_version 1.1;)",
                     head)
             }
-            // The stream's head only: a HEAD opens no stream and holds no client's place.
+            // The stream's head only: a HEAD opens no stream and holds no client's place. It
+            // is refused as the GET would be (RFC 9110 9.3.2): it was 200 without a prefix, or
+            // without a protected prefix's token.
             if head.method == .HEAD {
+                if target.path == "/events", let refusal = streamRefusal(head, target) {
+                    count(refusal.status, refusal.code)
+                    return respondError(context, refusal.status, refusal.code, refusal.message, head)
+                }
                 return respond(context, head, .ok, contentType: "text/event-stream; charset=utf-8", body: [])
             }
         }
@@ -327,9 +356,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return respondError(context, status, code, message, head)
             }
             shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            // RFC 9110 15.5.22: a 426 names the protocol to upgrade to.
             respondError(
                 context, .upgradeRequired, "upgrade_required",
-                "/ws is a WebSocket endpoint: send Connection: Upgrade, Upgrade: websocket (RFC 6455)", head)
+                "/ws is a WebSocket endpoint: send Connection: Upgrade, Upgrade: websocket (RFC 6455)", head,
+                headers: ["Upgrade": "websocket", "Connection": "Upgrade"])
         default:
             notFound(context, head, target)
         }
@@ -621,18 +652,27 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Event streams
 
-    private func events(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ target: RequestTarget) {
+    /// What refuses `/events` before its stream starts: no prefix, or what `subscriptionRefusal`
+    /// finds (a token missing, a prefix too long...). The GET and the HEAD alike.
+    private func streamRefusal(_ head: HTTPRequestHead, _ target: RequestTarget) -> Refusal? {
         let prefixes = target.values("prefix")
         guard !prefixes.isEmpty else {
-            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
-            return respondError(
-                context, .badRequest, "no_prefix",
-                "name the topic prefixes: /events?prefix=weather.&prefix=state. (prefix= for every topic)", head)
+            return Refusal(
+                status: .badRequest, code: "no_prefix",
+                message: "name the topic prefixes: /events?prefix=weather.&prefix=state. (prefix= for every topic)")
         }
         if let (status, code, message) = shared.subscriptionRefusal(head, target, prefixes: prefixes) {
-            count(status, code)
-            return respondError(context, status, code, message, head)
+            return Refusal(status: status, code: code, message: message)
         }
+        return nil
+    }
+
+    private func events(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ target: RequestTarget) {
+        if let refusal = streamRefusal(head, target) {
+            count(refusal.status, refusal.code)
+            return respondError(context, refusal.status, refusal.code, refusal.message, head)
+        }
+        let prefixes = target.values("prefix")
         // Read once more for the stream's expiry: a JWT that expired (or whose key a reload
         // removed) since the check above is refused, not streamed with no end.
         let credentials: Credentials
@@ -735,6 +775,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "text/event-stream; charset=utf-8")
         headers.add(name: "Cache-Control", value: "no-cache")
+        headers.add(name: "Date", value: HTTPDate.now())
         // nginx and friends: do not buffer an event stream.
         headers.add(name: "X-Accel-Buffering", value: "no")
         addCORS(&headers, head)
@@ -769,6 +810,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let contentType { headers.add(name: "Content-Type", value: contentType) }
         headers.add(name: "Content-Length", value: String(body.count))
         headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "Date", value: HTTPDate.now())
         addCORS(&headers, head)
         let keepAlive = head.isKeepAlive
         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }

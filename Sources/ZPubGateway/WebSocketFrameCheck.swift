@@ -9,25 +9,67 @@ import NIOWebSocket
 /// dropped reserved opcodes while counting them as signs of life. The first frame that breaks
 /// a rule becomes a `Violation` for `WebSocketSession`, which closes with 1002 (7.4.1); nothing
 /// the client sends after it is read. (Event-loop only.)
-final class WebSocketFrameCheck: ChannelInboundHandler {
+///
+/// A message begun in fragments must also end within `unfinishedMessageSeconds`: the
+/// aggregator holds its fragments (up to `max_frame`) until it ends, and a client that began
+/// one and answered pings kept some 140 KiB of zpubd's memory for as long as it liked (1,000
+/// such clients: 140 MiB). It is closed with 1008.
+final class WebSocketFrameCheck: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
     typealias InboundOut = WebSocketFrame
 
-    /// A frame that breaks the protocol: why, for the close frame's reason.
+    /// A frame that breaks the protocol (1002), or a message not finished in time (1008): why,
+    /// for the close frame's reason.
     struct Violation: Error {
         let reason: String
+        var code: UInt16 = 1002
     }
 
+    static let unfinishedMessageSeconds: Int64 = 10
+
     private var violated = false
+    /// The close of the message begun in fragments, if it does not end in time.
+    private var unfinished: Scheduled<Void>?
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !violated else { return }
-        if let reason = Self.violation(in: unwrapInboundIn(data)) {
-            violated = true
-            context.fireErrorCaught(Violation(reason: reason))
+        let frame = unwrapInboundIn(data)
+        if let reason = Self.violation(in: frame) {
+            violate(context, Violation(reason: reason))
             return
         }
+        if frame.opcode == .text || frame.opcode == .binary || frame.opcode == .continuation {
+            if frame.fin {
+                unfinished?.cancel()
+                unfinished = nil
+            } else if unfinished == nil {
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                unfinished = context.eventLoop.scheduleTask(in: .seconds(Self.unfinishedMessageSeconds)) {
+                    let (check, context) = loopBound.value
+                    check.unfinished = nil
+                    check.violate(
+                        context,
+                        Violation(
+                            reason:
+                                "a message begun \(Self.unfinishedMessageSeconds) s ago is not finished; send its fragments together",
+                            code: 1008))
+                }
+            }
+        }
         context.fireChannelRead(data)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        unfinished?.cancel()
+        unfinished = nil
+    }
+
+    private func violate(_ context: ChannelHandlerContext, _ violation: Violation) {
+        guard !violated else { return }
+        violated = true
+        unfinished?.cancel()
+        unfinished = nil
+        context.fireErrorCaught(violation)
     }
 
     /// Why `frame` may not come from a client, or nil.

@@ -206,6 +206,7 @@ final class WebSocketSession: ChannelInboundHandler {
     }
 
     private func detach() {
+        detached = true
         pingTask?.cancel()
         pingTask = nil
         expiry?.cancel()
@@ -224,13 +225,17 @@ final class WebSocketSession: ChannelInboundHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    /// Frames read while replies could not go out, in order, until one has to wait again.
+    /// Frames read while replies could not go out, in order, until one has to wait again (for
+    /// writability, a confirmation, or the next turn of the event loop: `TurnBudget`).
     private func processDeferred(context: ChannelHandlerContext) {
-        while context.channel.isWritable, !closing, awaitingConfirmation == nil, !deferred.isEmpty {
+        while context.channel.isWritable, !closing, awaitingConfirmation == nil, !deferred.isEmpty,
+            takeTurn(context)
+        {
             process(deferred.removeFirst(), context: context)
         }
-        if readingPaused, deferred.isEmpty {
+        if readingPaused || pausedForTurn, deferred.isEmpty {
             readingPaused = false
+            pausedForTurn = false
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
         }
     }
@@ -244,12 +249,31 @@ final class WebSocketSession: ChannelInboundHandler {
     /// the replies queued whatever the water mark. NIO reads no more while the connection is
     /// not writable, so these are what one read brought; more than `maxDeferred` of them is a
     /// client that does not read at all.
-    private var deferred: [WebSocketFrame] = []
+    private var deferred = CircularBuffer<WebSocketFrame>()
     static let maxDeferred = 1_024
     /// Requests read ahead while a subscribe waits for the broker; then reading pauses
     /// (`readingPaused`) until they are answered.
     static let readAheadWhileConfirming = 64
     private var readingPaused = false
+    /// Reading stopped while this turn's budget of frames is used (`TurnBudget`).
+    private var pausedForTurn = false
+    /// Frames served in this turn of the event loop (`TurnBudget`).
+    private var turn = TurnBudget()
+    private var detached = false
+
+    /// A frame's place in this turn; past the budget, frames wait for the turn's end.
+    private func takeTurn(_ context: ChannelHandlerContext) -> Bool {
+        if turn.take(shared.turns) { return true }
+        guard turn.startWaiting() else { return false }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        shared.turns.afterThisTurn(on: context.eventLoop) {
+            let (session, context) = loopBound.value
+            session.turn.resumed()
+            guard !session.detached else { return }
+            session.processDeferred(context: context)
+        }
+        return false
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
@@ -259,7 +283,19 @@ final class WebSocketSession: ChannelInboundHandler {
             if frame.opcode == .connectionClose { process(frame, context: context) }
             return
         }
-        guard context.channel.isWritable, deferred.isEmpty, awaitingConfirmation == nil else {
+        guard context.channel.isWritable, deferred.isEmpty, awaitingConfirmation == nil, takeTurn(context) else {
+            if awaitingConfirmation == nil, context.channel.isWritable {
+                // This turn's frames are served (`TurnBudget`): the rest of what was read
+                // waits for the turn's end, and nothing more is read until it is served.
+                // (Not `readingPaused`: a client whose replies then stop leaving is judged by
+                // the ping timer as any other.)
+                deferred.append(frame)
+                if !pausedForTurn && !readingPaused {
+                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+                }
+                pausedForTurn = true
+                return
+            }
             if awaitingConfirmation != nil, context.channel.isWritable {
                 // Pings and a close are not requests: answered now, whatever waits.
                 if frame.opcode != .text && frame.opcode != .binary && frame.opcode != .continuation {
@@ -269,12 +305,15 @@ final class WebSocketSession: ChannelInboundHandler {
                 // slow down by TCP: nothing more is read until the requests read are answered.
                 deferred.append(frame)
                 if deferred.count >= Self.readAheadWhileConfirming, !readingPaused {
+                    if !pausedForTurn {
+                        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+                    }
                     readingPaused = true
-                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
                 }
                 return
             }
-            guard deferred.count < Self.maxDeferred else {
+            // (Frames deferred for the turn's budget are those of one read: reading is paused.)
+            guard pausedForTurn || deferred.count < Self.maxDeferred else {
                 // It reads nothing: as unresponsive as one that does not answer pings.
                 deferred.removeAll()
                 shared.counters.droppedUnresponsive.add(1, ordering: .relaxed)
@@ -361,7 +400,7 @@ final class WebSocketSession: ChannelInboundHandler {
         case let violation as WebSocketFrameCheck.Violation:
             guard !closing else { return }
             shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
-            close(context, code: 1002, reason: violation.reason)
+            close(context, code: violation.code, reason: violation.reason)
         case let broken as NIOWebSocketError:
             // The frame decoder's own refusals, answered here with a reason (NIO's error
             // handler, not installed, sent the code alone).

@@ -91,6 +91,25 @@ final class AccessPolicyTests: XCTestCase {
         XCTAssertNotNil(AccessPolicy.hostFieldProblem(["a b"], http11: true))
         XCTAssertNotNil(AccessPolicy.hostFieldProblem(["a/b"], http11: true))
         XCTAssertNotNil(AccessPolicy.hostFieldProblem(["user@a"], http11: true))
+        XCTAssertNotNil(AccessPolicy.hostFieldProblem([""], http11: true), "an http target has a host")
+        for valid in [
+            "localhost:8080", "[::1]", "[::1]:8080", "zpub.example.com:", "127.0.0.1:65535", "xn--bcher-kva.example",
+        ] {
+            XCTAssertTrue(AccessPolicy.isHostAndPort(valid), valid)
+        }
+        for invalid in [
+            "127.0.0.1:abc", "localhost:99999", "localhost:123456", "[::1]junk", "[zz]:80", "[::1", ":8080", "a:b:c",
+            "127.0.0.1:80 x",
+        ] {
+            XCTAssertFalse(AccessPolicy.isHostAndPort(invalid), invalid)
+        }
+    }
+
+    func testHTTPDates() {
+        // RFC 9110 5.6.7's example, and a leap day.
+        XCTAssertEqual(HTTPDate.format(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT")
+        XCTAssertEqual(HTTPDate.format(1_709_164_800), "Thu, 29 Feb 2024 00:00:00 GMT")
+        XCTAssertEqual(HTTPDate.now(), HTTPDate.format(Int(time(nil))), "formatted once a second")
     }
 
     private func tokens(_ list: Set<String>) -> Credentials { Credentials(tokens: list) }

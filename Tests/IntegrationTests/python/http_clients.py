@@ -417,6 +417,10 @@ def ws_fragments(port):
     results["new_message_inside"] = close_after(
         port, fragments((text, 0, '{"op":'), (text, 1, '{"op":"ping"}')), timeout=5)
     results["continuation_alone"] = close_after(port, fragments((more, 1, '{"op":"ping"}')), timeout=5)
+    # Begun and never finished: closed after 10 s, whatever else the client does.
+    started = time.monotonic()
+    results["unfinished"] = close_after(port, fragments((text, 0, '{"op":')), timeout=30)
+    results["unfinished"]["after_s"] = round(time.monotonic() - started, 1)
     print(json.dumps(results), flush=True)
 
 
@@ -756,6 +760,97 @@ def pipeline_flood(port, seconds):
     s.close()
 
 
+def hog(port, kind, connections, seconds, probes):
+    """CONNECTIONS clients that each write batches of pipelined requests (KIND "http": GET
+    /nope; "ws": {"op":"ping"} frames on a WebSocket) as fast as the gateway answers them, and
+    read every answer, until PROBES new connections, one every 50 ms, have each asked GET
+    /healthz (SECONDS at most). Prints the answers the hogs got, each probe's wait in
+    milliseconds, and how many probes were answered while every hog was still at it."""
+    import base64
+    import socket
+    import threading
+    import time
+
+    stop_at = [time.monotonic() + seconds]
+    answered = [0] * connections
+    failures = []
+
+    def one_hog(index):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            if kind == "ws":
+                key = base64.b64encode(os.urandom(16)).decode()
+                s.sendall(
+                    f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\n"
+                    f"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n".encode())
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += s.recv(4096)
+                assert head.startswith(b"HTTP/1.1 101"), head[:200]
+                batch = raw_frame(0x1, b'{"op":"ping"}') * 2000
+                marker = b'"pong"'
+            else:
+                batch = b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 2000
+                marker = b"HTTP/1.1 404"
+            sent = [0]
+
+            def read():
+                tail = b""
+                try:
+                    while time.monotonic() < stop_at[0] or answered[index] < sent[0]:
+                        chunk = s.recv(1 << 16)
+                        if not chunk:
+                            failures.append("the gateway closed a hog's connection")
+                            return
+                        data = tail + chunk
+                        answered[index] += data.count(marker)
+                        tail = data[-(len(marker) - 1):]
+                except OSError as error:
+                    failures.append(f"a hog's answers stopped: {error!r}")
+
+            # Written on while fewer than two batches wait for their answers, which are read
+            # by a thread of their own: a writer that stopped to read would let the gateway
+            # rest between batches.
+            reader = None
+            while time.monotonic() < stop_at[0]:
+                if sent[0] - answered[index] >= 4000:
+                    time.sleep(0.001)
+                    continue
+                sent[0] += 2000
+                s.sendall(batch)
+                if reader is None:
+                    reader = threading.Thread(target=read)
+                    reader.start()
+            reader.join()
+            s.close()
+        except Exception as error:  # noqa: BLE001 - reported, and the test fails on it
+            failures.append(repr(error))
+
+    threads = [threading.Thread(target=one_hog, args=(index,)) for index in range(connections)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)  # the hogs are at it
+    waits, during = [], 0
+    for _ in range(probes):
+        if time.monotonic() >= stop_at[0]:
+            break
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/healthz")
+        status = connection.getresponse().status
+        waits.append(round((time.monotonic() - started) * 1000, 1))
+        connection.close()
+        if status != 200:
+            failures.append(f"/healthz answered {status}")
+        if time.monotonic() < stop_at[0] and all(thread.is_alive() for thread in threads):
+            during += 1
+        time.sleep(0.05)
+    stop_at[0] = time.monotonic()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"answered": sum(answered), "probe_ms": waits, "during": during, "failures": failures}), flush=True)
+
+
 if __name__ == "__main__":
     command, port, *rest = sys.argv[1:]
     port = int(port)
@@ -800,6 +895,8 @@ if __name__ == "__main__":
             rest[3] if len(rest) > 3 else None, rest[4] if len(rest) > 4 else None)
     elif command == "metrics":
         metrics(port)
+    elif command == "hog":
+        hog(port, rest[0], int(rest[1]), float(rest[2]), int(rest[3]))
     elif command == "pipeline-flood":
         pipeline_flood(port, float(rest[0]))
     elif command == "ws-liveness":

@@ -1,0 +1,85 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// How many requests one connection is served in one turn of the gateway's event loop, which
+/// every connection shares. A client that pipelined thousands of requests in one write (HTTP),
+/// or streamed WebSocket requests, and read the answers, was served all that one read brought
+/// before any other connection was looked at: a new client's /healthz waited 2.3-10 s beside
+/// one to four such clients (debug build). Past `perTurn`, the rest wait for the next turn,
+/// after the I/O of every other ready connection (`LoopTurns`).
+struct TurnBudget {
+    static let perTurn = 32
+    private var used = 0
+    private var turn = UInt64.max
+    /// `resume` is queued for the next turn and has not run yet.
+    private var waiting = false
+
+    /// Takes a request's place in this turn, or false when the turn's are used: the caller then
+    /// holds the request and, if `startWaiting` says so, queues its resumption for the next turn.
+    mutating func take(_ turns: LoopTurns) -> Bool {
+        let now = turns.current
+        if now != turn {
+            turn = now
+            used = 0
+        }
+        guard used < Self.perTurn else { return false }
+        used += 1
+        return true
+    }
+
+    /// True the first time a held request needs its resumption queued (`LoopTurns.afterThisTurn`,
+    /// whose closure calls `resumed`).
+    mutating func startWaiting() -> Bool {
+        defer { waiting = true }
+        return !waiting
+    }
+
+    mutating func resumed() { waiting = false }
+}
+
+/// Counts the turns ("ticks") of the gateway's event loop (NIO tells this delegate at the end
+/// of each), and runs what waits for a later one. A task queued with `execute` cannot wait for
+/// other connections' I/O: NIO runs the tasks that tasks queue, and scheduled ones that fall
+/// due meanwhile, in the same turn, before it looks at sockets again; and one queued from the
+/// loop's own thread after that does not wake it (measured: connections stalled until other
+/// I/O came). So one timer serves every waiting connection: should it fire in the turn of the
+/// latest registration, it is set again, 50 µs on (a timer per connection, each set again,
+/// kept 16 of them always due and the turn never ended); in a later turn it runs them all.
+final class LoopTurns: NIOEventLoopMetricsDelegate {
+    private let count = Atomic<UInt64>(0)
+    private let waiting = Mutex<(turn: UInt64, resumes: [@Sendable () -> Void], timerSet: Bool)>((0, [], false))
+
+    /// The current turn's number.
+    var current: UInt64 { count.load(ordering: .relaxed) }
+
+    /// Runs `resume` on `loop` (the gateway's one event loop) in a later turn than this one.
+    func afterThisTurn(on loop: EventLoop, _ resume: @escaping @Sendable () -> Void) {
+        let setTimer = waiting.withLock { state in
+            state.resumes.append(resume)
+            state.turn = current
+            defer { state.timerSet = true }
+            return !state.timerSet
+        }
+        if setTimer { runWaiting(on: loop) }
+    }
+
+    private func runWaiting(on loop: EventLoop) {
+        loop.scheduleTask(in: .microseconds(50)) { [self] in
+            let due = waiting.withLock { state -> [@Sendable () -> Void]? in
+                guard current != state.turn else { return nil }
+                defer {
+                    state.resumes.removeAll()
+                    state.timerSet = false
+                }
+                return state.resumes
+            }
+            guard let due else { return runWaiting(on: loop) }
+            for resume in due { resume() }
+        }
+    }
+
+    func processedTick(info: NIOEventLoopTickInfo) {
+        count.add(1, ordering: .relaxed)
+    }
+}
