@@ -87,10 +87,27 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard stream == nil, !closingForError else { return }
         switch unwrapInboundIn(data) {
-        case .head(let head):
+        case .head(let received):
+            let head = Self.originForm(received)
             self.head = head
             body = []
             bodyBytes = 0
+            if head.method == .CONNECT {
+                // llhttp reads what follows a CONNECT as a tunnel's bytes: no request after it
+                // could be read. It got a 400 without its body and the connection stayed open
+                // 10 s. Written below NIO's encoder, which leaves a CONNECT's answer bodiless.
+                closingForError = true
+                deadline.stop()
+                guard let raw = context.pipeline.syncOperations.rawWriterContext() else {
+                    return context.close(promise: nil)
+                }
+                let response = RawHTTPResponse.error(
+                    status: "405 Method Not Allowed", code: "method_not_allowed",
+                    "CONNECT is not supported: the gateway is no proxy",
+                    extraHeaders: "Allow: GET, HEAD, POST, OPTIONS\r\n")
+                Goodbye.close(context.channel, once: raw.writeAndFlush(NIOAny(ByteBuffer(bytes: response))))
+                return
+            }
             if let unmet = Self.unmetExpectation(head) {
                 // RFC 9110 10.1.1: an expectation the server cannot meet gets a 417.
                 count(.badRequest)
@@ -148,6 +165,24 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         // The request is whole; the deadline starts again once it is answered.
         deadline.stop()
         route(context, head, body: body)
+    }
+
+    /// A request in absolute form (`GET http://host:port/stats`, RFC 9112 3.2.2), which a
+    /// server must take, as its origin form (`/stats`) with the target's authority as its Host
+    /// (the Host header, if any, is ignored). It got 400. Any other head as it is.
+    static func originForm(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        let uri = head.uri
+        let lowered = uri.prefix(8).lowercased()
+        let schemeLength = lowered.hasPrefix("http://") ? 7 : lowered.hasPrefix("https://") ? 8 : 0
+        guard schemeLength > 0 else { return head }
+        let rest = uri.dropFirst(schemeLength)
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        var normalized = head
+        let path = rest[authorityEnd...]
+        normalized.uri = path.hasPrefix("/") ? String(path) : "/" + path
+        normalized.headers.remove(name: "Host")
+        normalized.headers.add(name: "Host", value: String(rest[..<authorityEnd]))
+        return normalized
     }
 
     /// `Expect: 100-continue` in HTTP/1.1 (RFC 9110 10.1.1; an HTTP/1.0 one is ignored): the
@@ -278,6 +313,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func route(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, body: [UInt8]) {
         shared.counters.httpRequests.add(1, ordering: .relaxed)
+        // `OPTIONS *` asks about the server as a whole (RFC 9110 9.3.7): what any path takes.
+        if head.method == .OPTIONS && head.uri == "*" {
+            return respond(
+                context, head, .noContent, contentType: nil, body: [], headers: ["Allow": "GET, HEAD, POST, OPTIONS"])
+        }
         guard let target = RequestTarget(uri: head.uri) else {
             count(.badRequest)
             return respondError(context, .badRequest, "bad_request", Self.invalidTarget, head)

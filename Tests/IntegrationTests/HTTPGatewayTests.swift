@@ -2064,6 +2064,24 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertFalse(answer.text.contains("HTTP/1.1"), "one answer only: \(answer.text)")
         let after = try HTTPProbe.metrics(port: port)["zpub_http_rejected_total{reason=\"bad_request\"}"] ?? -1
         XCTAssertEqual(after, before, "the bytes after the close are no bad request")
+        // The absolute form is taken, its authority as the Host (RFC 9112 3.2.2); OPTIONS *
+        // is answered; a CONNECT is refused with a framed answer, and the connection closed.
+        let absolute =
+            "GET http://127.0.0.1:\(port)/healthz HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+        XCTAssertEqual(try HTTPProbe.raw(port: port, Array(absolute.utf8), what: "absolute form").status, 200)
+        let rebound = "GET http://evil.example/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        XCTAssertEqual(try HTTPProbe.raw(port: port, Array(rebound.utf8), what: "absolute, rebound").status, 403)
+        let star = try HTTPProbe.raw(
+            port: port, Array("OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8),
+            what: "OPTIONS *")
+        XCTAssertEqual(star.status, 204)
+        XCTAssertEqual(star.headers["allow"], "GET, HEAD, POST, OPTIONS")
+        let started = Date()
+        let connect = try HTTPProbe.raw(
+            port: port, Array("CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n".utf8), what: "CONNECT")
+        XCTAssertEqual(connect.status, 405, connect.text)
+        XCTAssertEqual(connect.headers["content-length"].flatMap(Int.init), connect.body.count)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 4, "closed after the answer, not held for the deadline")
     }
 
     /// A gateway listening on every address checks the Host of what comes in over loopback as
