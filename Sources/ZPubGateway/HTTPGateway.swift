@@ -144,7 +144,8 @@ public final class HTTPGateway: Sendable {
         // client, or the connection ends first.
         let place = UpgradePlace(counters: shared.counters)
         channel.closeFuture.whenComplete { _ in place.release() }
-        let viaLoopback = channel.localAddress.map(GatewayShared.isLoopback) ?? false
+        // Unknown, it is taken as loopback: the stricter rule.
+        let viaLoopback = channel.localAddress.map(GatewayShared.isLoopback) ?? true
         let upgrader = NIOWebSocketServerUpgrader(
             // The decoder's refusals are answered by the session, with a reason.
             maxFrameSize: shared.settings.maxFrame, automaticErrorHandling: false,

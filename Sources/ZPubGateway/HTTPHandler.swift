@@ -174,7 +174,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let uri = head.uri
         let lowered = uri.prefix(8).lowercased()
         let schemeLength = lowered.hasPrefix("http://") ? 7 : lowered.hasPrefix("https://") ? 8 : 0
-        guard schemeLength > 0 else { return head }
+        // Two Hosts are refused as ever (`hostFieldProblem`), whatever the target says.
+        guard schemeLength > 0, head.headers["Host"].count <= 1 else { return head }
         let rest = uri.dropFirst(schemeLength)
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
         var normalized = head
@@ -315,6 +316,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         shared.counters.httpRequests.add(1, ordering: .relaxed)
         // `OPTIONS *` asks about the server as a whole (RFC 9110 9.3.7): what any path takes.
         if head.method == .OPTIONS && head.uri == "*" {
+            if let refusal = shared.hostRefusal(head, viaLoopback: viaLoopback) {
+                count(refusal.status, refusal.code)
+                return respondError(context, refusal.status, refusal.code, refusal.message, head)
+            }
             return respond(
                 context, head, .noContent, contentType: nil, body: [], headers: ["Allow": "GET, HEAD, POST, OPTIONS"])
         }

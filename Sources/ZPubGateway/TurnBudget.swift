@@ -43,12 +43,13 @@ struct TurnBudget {
 /// other connections' I/O: NIO runs the tasks that tasks queue, and scheduled ones that fall
 /// due meanwhile, in the same turn, before it looks at sockets again; and one queued from the
 /// loop's own thread after that does not wake it (measured: connections stalled until other
-/// I/O came). So one timer serves every waiting connection: should it fire in the turn of the
-/// latest registration, it is set again, 50 µs on (a timer per connection, each set again,
-/// kept 16 of them always due and the turn never ended); in a later turn it runs them all.
+/// I/O came). So one timer serves every waiting connection, 50 µs on: it runs those that
+/// began waiting in an earlier turn and is set again for the others (a timer per connection,
+/// each set again, kept 16 of them always due and the turn never ended).
 final class LoopTurns: NIOEventLoopMetricsDelegate {
     private let count = Atomic<UInt64>(0)
-    private let waiting = Mutex<(turn: UInt64, resumes: [@Sendable () -> Void], timerSet: Bool)>((0, [], false))
+    /// Each waiting connection's resumption, with the turn it began waiting in.
+    private let waiting = Mutex<(resumes: [(turn: UInt64, resume: @Sendable () -> Void)], timerSet: Bool)>(([], false))
 
     /// The current turn's number.
     var current: UInt64 { count.load(ordering: .relaxed) }
@@ -56,26 +57,25 @@ final class LoopTurns: NIOEventLoopMetricsDelegate {
     /// Runs `resume` on `loop` (the gateway's one event loop) in a later turn than this one.
     func afterThisTurn(on loop: EventLoop, _ resume: @escaping @Sendable () -> Void) {
         let setTimer = waiting.withLock { state in
-            state.resumes.append(resume)
-            state.turn = current
+            state.resumes.append((current, resume))
             defer { state.timerSet = true }
             return !state.timerSet
         }
         if setTimer { runWaiting(on: loop) }
     }
 
+    /// Runs the resumptions whose turn has passed; the timer is set again for the others.
     private func runWaiting(on loop: EventLoop) {
         loop.scheduleTask(in: .microseconds(50)) { [self] in
-            let due = waiting.withLock { state -> [@Sendable () -> Void]? in
-                guard current != state.turn else { return nil }
-                defer {
-                    state.resumes.removeAll()
-                    state.timerSet = false
-                }
-                return state.resumes
+            let now = current
+            let (due, more) = waiting.withLock { state in
+                let due = state.resumes.filter { $0.turn != now }
+                state.resumes.removeAll { $0.turn != now }
+                state.timerSet = !state.resumes.isEmpty
+                return (due, state.timerSet)
             }
-            guard let due else { return runWaiting(on: loop) }
-            for resume in due { resume() }
+            if more { runWaiting(on: loop) }
+            for waiter in due { waiter.resume() }
         }
     }
 

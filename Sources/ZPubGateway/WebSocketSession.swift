@@ -185,7 +185,8 @@ final class WebSocketSession: ChannelInboundHandler {
     private func pingTick(_ context: ChannelHandlerContext) {
         guard !closing else { return }
         // While reading is paused (`readingPaused`) the client's pong may be waiting unread.
-        if awaitingReply && !readingPaused {
+        // So may it while this turn's budget holds reading, unless the replies cannot leave.
+        if awaitingReply && !readingPaused && !(pausedForTurn && context.channel.isWritable) {
             shared.counters.droppedUnresponsive.add(1, ordering: .relaxed)
             let seconds = 2 * shared.settings.pingInterval
             close(context, code: 1001, reason: "no reply to ping for \(seconds) s (ping_interval)")
@@ -220,6 +221,7 @@ final class WebSocketSession: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { unwritableArrivals = 0 }
         outbox?.writabilityChanged()
         processDeferred(context: context)
         context.fireChannelWritabilityChanged()
@@ -257,6 +259,10 @@ final class WebSocketSession: ChannelInboundHandler {
     private var readingPaused = false
     /// Reading stopped while this turn's budget of frames is used (`TurnBudget`).
     private var pausedForTurn = false
+    /// Frames that arrived while the replies could not leave, since the connection last could
+    /// take them: past `maxDeferred`, a client that does not read (frames deferred for the
+    /// turn's budget, which may be a whole read's, are not counted).
+    private var unwritableArrivals = 0
     /// Frames served in this turn of the event loop (`TurnBudget`).
     private var turn = TurnBudget()
     private var detached = false
@@ -312,8 +318,8 @@ final class WebSocketSession: ChannelInboundHandler {
                 }
                 return
             }
-            // (Frames deferred for the turn's budget are those of one read: reading is paused.)
-            guard pausedForTurn || deferred.count < Self.maxDeferred else {
+            unwritableArrivals += 1
+            guard unwritableArrivals <= Self.maxDeferred else {
                 // It reads nothing: as unresponsive as one that does not answer pings.
                 deferred.removeAll()
                 shared.counters.droppedUnresponsive.add(1, ordering: .relaxed)

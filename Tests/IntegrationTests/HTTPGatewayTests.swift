@@ -1922,11 +1922,13 @@ final class HTTPGatewayTests: XCTestCase {
             let answered = result["answered"] as? Int ?? 0
             print("figure: \(kind) hogs: \(answered) answers; probes waited \(waits) ms")
             XCTAssertEqual(waits.count, 20, run.stdout)
-            XCTAssertEqual(result["during"] as? Int, 20, "every probe answered while the hogs were at it")
-            XCTAssertGreaterThan(answered, 8_000, "\(kind): the hogs were served too: \(run.stdout)")
-            // Measured 35-80 ms with the budget (debug build), seconds without: a wide margin
-            // both ways.
-            XCTAssertLessThan(waits[waits.count / 2], 500, "\(kind): the median probe: \(waits)")
+            let during = result["during"] as? [Int] ?? []
+            XCTAssertEqual(during.count, 4, run.stdout)
+            XCTAssertTrue(
+                during.allSatisfy { $0 > 0 }, "\(kind): every hog was served while the probes asked: \(during)")
+            // Measured 35-80 ms with the budget (debug build), 6-21 s without; the probe shares
+            // its Python process with the hogs' eight threads, so the bound leaves room.
+            XCTAssertLessThan(waits[waits.count / 2], 1_500, "\(kind): the median probe: \(waits)")
         }
     }
 

@@ -830,7 +830,8 @@ def hog(port, kind, connections, seconds, probes):
     for thread in threads:
         thread.start()
     time.sleep(0.5)  # the hogs are at it
-    waits, during = [], 0
+    waits = []
+    at_first_probe = list(answered)
     for _ in range(probes):
         if time.monotonic() >= stop_at[0]:
             break
@@ -842,9 +843,9 @@ def hog(port, kind, connections, seconds, probes):
         connection.close()
         if status != 200:
             failures.append(f"/healthz answered {status}")
-        if time.monotonic() < stop_at[0] and all(thread.is_alive() for thread in threads):
-            during += 1
         time.sleep(0.05)
+    # Each hog's answers while the probes were asked: all of them were served meanwhile.
+    during = [now - then for now, then in zip(answered, at_first_probe)]
     stop_at[0] = time.monotonic()
     for thread in threads:
         thread.join()
