@@ -33,7 +33,7 @@ final class BrokerProcess {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "zpub-bench-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let ports = try (0..<4).map { _ in try FreePort.pick() }
+        let ports = try FreePort.pick(distinct: 4)
         let (pull, xsub, xpub, control) = (ports[0], ports[1], ports[2], ports[3])
         let local = { (port: Int) in "tcp://127.0.0.1:\(port)" }
         endpoints = Endpoints(ingest: local(ingest == .push ? pull : xsub), xpub: local(xpub))
@@ -242,6 +242,17 @@ enum FreePort {
             throw BenchError("cannot bind an ephemeral loopback port: errno \(errno)")
         }
         return port
+    }
+
+    /// `count` different ports from `pick`: random picks may repeat (a run failed when pull and
+    /// xpub got the same one: "given for both pull and xpub").
+    static func pick(distinct count: Int) throws -> [Int] {
+        var ports: [Int] = []
+        while ports.count < count {
+            let port = try pick()
+            if !ports.contains(port) { ports.append(port) }
+        }
+        return ports
     }
 
     /// `port` (0: one the kernel picks) if it can be bound on 127.0.0.1 now.
