@@ -74,13 +74,24 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// be taken for its answer.
     private func deadlinePassed(_ context: ChannelHandlerContext) {
         guard stream == nil else { return }
-        guard head != nil || !answeredBefore, let raw = context.pipeline.syncOperations.rawWriterContext() else {
+        guard head != nil || !answeredBefore else {
             context.close(promise: nil)
             return
         }
-        let response = RawHTTPResponse.error(
-            status: "408 Request Timeout", code: "request_timeout",
-            "no whole request within \(RequestDeadline.seconds) s; send the request as soon as the connection is open")
+        answerRawAndClose(
+            context,
+            RawHTTPResponse.error(
+                status: "408 Request Timeout", code: "request_timeout",
+                "no whole request within \(RequestDeadline.seconds) s; send the request as soon as the connection is open"
+            ))
+    }
+
+    /// Writes `response` below NIO's HTTP encoder (which has no request to answer, or leaves a
+    /// CONNECT's answer bodiless) and closes the connection once it is written (`Goodbye`).
+    private func answerRawAndClose(_ context: ChannelHandlerContext, _ response: [UInt8]) {
+        guard let raw = context.pipeline.syncOperations.rawWriterContext() else {
+            return context.close(promise: nil)
+        }
         Goodbye.close(context.channel, once: raw.writeAndFlush(NIOAny(ByteBuffer(bytes: response))))
     }
 
@@ -98,15 +109,12 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 // 10 s. Written below NIO's encoder, which leaves a CONNECT's answer bodiless.
                 closingForError = true
                 deadline.stop()
-                guard let raw = context.pipeline.syncOperations.rawWriterContext() else {
-                    return context.close(promise: nil)
-                }
-                let response = RawHTTPResponse.error(
-                    status: "405 Method Not Allowed", code: "method_not_allowed",
-                    "CONNECT is not supported: the gateway is no proxy",
-                    extraHeaders: "Allow: GET, HEAD, POST, OPTIONS\r\n")
-                Goodbye.close(context.channel, once: raw.writeAndFlush(NIOAny(ByteBuffer(bytes: response))))
-                return
+                return answerRawAndClose(
+                    context,
+                    RawHTTPResponse.error(
+                        status: "405 Method Not Allowed", code: "method_not_allowed",
+                        "CONNECT is not supported: the gateway is no proxy",
+                        extraHeaders: "Allow: GET, HEAD, POST, OPTIONS\r\n"))
             }
             if let unmet = Self.unmetExpectation(head) {
                 // RFC 9110 10.1.1: an expectation the server cannot meet gets a 417.

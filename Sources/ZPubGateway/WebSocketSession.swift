@@ -259,6 +259,13 @@ final class WebSocketSession: ChannelInboundHandler {
     private var readingPaused = false
     /// Reading stopped while this turn's budget of frames is used (`TurnBudget`).
     private var pausedForTurn = false
+
+    /// Stops reading, unless a pause (`readingPaused`, `pausedForTurn`) already did; reading
+    /// starts again when the deferred frames are served (`processDeferred`).
+    private func stopReading(_ context: ChannelHandlerContext) {
+        guard !readingPaused && !pausedForTurn else { return }
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+    }
     /// Frames that arrived while the replies could not leave, since the connection last could
     /// take them: past `maxDeferred`, a client that does not read (frames deferred for the
     /// turn's budget, which may be a whole read's, are not counted).
@@ -296,9 +303,7 @@ final class WebSocketSession: ChannelInboundHandler {
                 // (Not `readingPaused`: a client whose replies then stop leaving is judged by
                 // the ping timer as any other.)
                 deferred.append(frame)
-                if !pausedForTurn && !readingPaused {
-                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-                }
+                stopReading(context)
                 pausedForTurn = true
                 return
             }
@@ -311,9 +316,7 @@ final class WebSocketSession: ChannelInboundHandler {
                 // slow down by TCP: nothing more is read until the requests read are answered.
                 deferred.append(frame)
                 if deferred.count >= Self.readAheadWhileConfirming, !readingPaused {
-                    if !pausedForTurn {
-                        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-                    }
+                    stopReading(context)
                     readingPaused = true
                 }
                 return
