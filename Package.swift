@@ -149,7 +149,7 @@ let package = Package(
             name: "ZPubGatewayTests",
             dependencies: [
                 "ZPubGateway", .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(
             name: "ZPubBrokerTests",

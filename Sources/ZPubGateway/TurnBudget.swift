@@ -46,7 +46,13 @@ struct TurnBudget {
 /// I/O came). So one timer serves every waiting connection, 50 µs on: it runs those that
 /// began waiting in an earlier turn and is set again for the others (a timer per connection,
 /// each set again, kept 16 of them always due and the turn never ended).
+///
+/// One firing runs at most `perFiring` of them; the others due then wait for the next turn as
+/// if they had begun waiting in this one. Each runs `TurnBudget.perTurn` requests, so a turn
+/// serves at most `perFiring` times as many for waiting connections, however many wait (all
+/// of them in one firing made the turn as long as every hog's share).
 final class LoopTurns: NIOEventLoopMetricsDelegate {
+    static let perFiring = 16
     private let count = Atomic<UInt64>(0)
     /// Each waiting connection's resumption, with the turn it began waiting in.
     private let waiting = Mutex<(resumes: [(turn: UInt64, resume: @Sendable () -> Void)], timerSet: Bool)>(([], false))
@@ -69,13 +75,25 @@ final class LoopTurns: NIOEventLoopMetricsDelegate {
         loop.scheduleTask(in: .microseconds(50)) { [self] in
             let now = current
             let (due, more) = waiting.withLock { state in
-                let due = state.resumes.filter { $0.turn != now }
-                state.resumes.removeAll { $0.turn != now }
-                state.timerSet = !state.resumes.isEmpty
+                var due: [@Sendable () -> Void] = []
+                var kept: [(turn: UInt64, resume: @Sendable () -> Void)] = []
+                kept.reserveCapacity(state.resumes.count)
+                for waiter in state.resumes {
+                    if waiter.turn == now {
+                        kept.append(waiter)
+                    } else if due.count < Self.perFiring {
+                        due.append(waiter.resume)
+                    } else {
+                        // Due, but this turn's share is given: the next turn's, first in line.
+                        kept.append((now, waiter.resume))
+                    }
+                }
+                state.resumes = kept
+                state.timerSet = !kept.isEmpty
                 return (due, state.timerSet)
             }
             if more { runWaiting(on: loop) }
-            for waiter in due { waiter.resume() }
+            for resume in due { resume() }
         }
     }
 

@@ -13,10 +13,20 @@ import NIOWebSocket
 /// A message begun in fragments must also end within `unfinishedMessageSeconds`: the
 /// aggregator holds its fragments (up to `max_frame`) until it ends, and a client that began
 /// one and answered pings kept some 140 KiB of zpubd's memory for as long as it liked (1,000
-/// such clients: 140 MiB). It is closed with 1008.
-final class WebSocketFrameCheck: ChannelInboundHandler, RemovableChannelHandler {
+/// such clients: 140 MiB). It is closed with 1008. The time runs only while the gateway reads
+/// from the connection (`ReadingPause`): a client whose last fragments wait unread behind its
+/// subscribe's confirmation (up to 10 s) sent them in time.
+final class WebSocketFrameCheck: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
     typealias InboundOut = WebSocketFrame
+    typealias OutboundIn = Any
+    typealias OutboundOut = Any
+
+    /// The session stops reading from the connection (`WebSocketSession.stopReading`), or starts
+    /// again: sent down the pipeline as a user outbound event, taken here.
+    enum ReadingPause: Sendable {
+        case began, ended
+    }
 
     /// A frame that breaks the protocol (1002), or a message not finished in time (1008): why,
     /// for the close frame's reason.
@@ -28,8 +38,10 @@ final class WebSocketFrameCheck: ChannelInboundHandler, RemovableChannelHandler 
     static let unfinishedMessageSeconds: Int64 = 10
 
     private var violated = false
-    /// The close of the message begun in fragments, if it does not end in time.
-    private var unfinished: Scheduled<Void>?
+    private var readingPaused = false
+    /// A message begun in fragments: the reading time it has left to end in, and while the
+    /// gateway reads, the close that comes when that is over.
+    private var unfinished: (left: TimeAmount, since: NIODeadline, close: Scheduled<Void>?)?
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !violated else { return }
@@ -40,35 +52,67 @@ final class WebSocketFrameCheck: ChannelInboundHandler, RemovableChannelHandler 
         }
         if frame.opcode == .text || frame.opcode == .binary || frame.opcode == .continuation {
             if frame.fin {
-                unfinished?.cancel()
-                unfinished = nil
+                forgetUnfinished()
             } else if unfinished == nil {
-                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                unfinished = context.eventLoop.scheduleTask(in: .seconds(Self.unfinishedMessageSeconds)) {
-                    let (check, context) = loopBound.value
-                    check.unfinished = nil
-                    check.violate(
-                        context,
-                        Violation(
-                            reason:
-                                "a message begun \(Self.unfinishedMessageSeconds) s ago is not finished; send its fragments together",
-                            code: 1008))
-                }
+                unfinished = (.seconds(Self.unfinishedMessageSeconds), .now(), nil)
+                if !readingPaused { startClock(context) }
             }
         }
         context.fireChannelRead(data)
     }
 
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let pause = event as? ReadingPause else {
+            return context.triggerUserOutboundEvent(event, promise: promise)
+        }
+        switch pause {
+        case .began:
+            readingPaused = true
+            stopClock()
+        case .ended:
+            readingPaused = false
+            startClock(context)
+        }
+        promise?.succeed(())
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
-        unfinished?.cancel()
+        forgetUnfinished()
+    }
+
+    /// The unfinished message's time runs again (reading began, or went on).
+    private func startClock(_ context: ChannelHandlerContext) {
+        guard let left = unfinished?.left, unfinished?.close == nil else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let scheduled = context.eventLoop.scheduleTask(in: left) {
+            let (check, context) = loopBound.value
+            check.unfinished = nil
+            check.violate(
+                context,
+                Violation(
+                    reason:
+                        "a message begun in fragments is not finished after \(Self.unfinishedMessageSeconds) s; send its fragments together",
+                    code: 1008))
+        }
+        unfinished = (left, .now(), scheduled)
+    }
+
+    /// The unfinished message's time stops while the gateway reads nothing from the client.
+    private func stopClock() {
+        guard let (left, since, close) = unfinished, let close else { return }
+        close.cancel()
+        unfinished = (max(left - (.now() - since), .zero), .now(), nil)
+    }
+
+    private func forgetUnfinished() {
+        unfinished?.close?.cancel()
         unfinished = nil
     }
 
     private func violate(_ context: ChannelHandlerContext, _ violation: Violation) {
         guard !violated else { return }
         violated = true
-        unfinished?.cancel()
-        unfinished = nil
+        forgetUnfinished()
         context.fireErrorCaught(violation)
     }
 

@@ -239,6 +239,7 @@ final class WebSocketSession: ChannelInboundHandler {
             readingPaused = false
             pausedForTurn = false
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            context.triggerUserOutboundEvent(WebSocketFrameCheck.ReadingPause.ended, promise: nil)
         }
     }
 
@@ -261,10 +262,12 @@ final class WebSocketSession: ChannelInboundHandler {
     private var pausedForTurn = false
 
     /// Stops reading, unless a pause (`readingPaused`, `pausedForTurn`) already did; reading
-    /// starts again when the deferred frames are served (`processDeferred`).
+    /// starts again when the deferred frames are served (`processDeferred`). The frame check
+    /// is told: an unfinished message's time does not run meanwhile.
     private func stopReading(_ context: ChannelHandlerContext) {
         guard !readingPaused && !pausedForTurn else { return }
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        context.triggerUserOutboundEvent(WebSocketFrameCheck.ReadingPause.began, promise: nil)
     }
     /// Frames that arrived while the replies could not leave, since the connection last could
     /// take them: past `maxDeferred`, a client that does not read (frames deferred for the

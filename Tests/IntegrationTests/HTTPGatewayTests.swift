@@ -262,6 +262,27 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertTrue(daemon.process.isRunning)
     }
 
+    /// A message's 10 s run only while the gateway reads from the client: its last fragment,
+    /// sent a second after the first, waits unread behind 64 requests that wait for a subscribe
+    /// of 13 new prefixes, which `upstream_subscriptions_per_s = 1` confirms over 12 s. The
+    /// client was closed with 1008 at 10 s, before its requests were answered.
+    func testAMessageFinishedInTimeIsNotClosedWhileTheGatewayIsNotReading() throws {
+        let prefixes = 13
+        let (daemon, port) = try startDaemon(http: "upstream_subscriptions_per_s = 1")
+        let run = try python(["ws-fragments-behind-subscribe", "\(port)", "\(prefixes)"]).finish(timeout: 90)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let result = try XCTUnwrap(jsonLines(run.stdout).first, run.stdout + run.stderr)
+        XCTAssertTrue(result["ending"] is NSNull, "\(result)")
+        let replies = result["replies"] as? [String: Int] ?? [:]
+        XCTAssertEqual(replies["subscribed"], prefixes, "\(result)")
+        XCTAssertEqual(replies["pong"], 65, "the 64 pings and the fragmented one: \(result)")
+        // The budget lets one prefix through at once and one a second after: the reading
+        // stopped for longer than the message's 10 s, or this test would prove nothing.
+        XCTAssertGreaterThanOrEqual(
+            result["after_s"] as? Double ?? 0, Double(prefixes - 1) - 0.5, "\(result)")
+        XCTAssertTrue(daemon.process.isRunning)
+    }
+
     /// Frames a client may not send (RFC 6455 5.1, 5.2, 5.5.1) close the connection with 1002,
     /// a close frame whose reason is not UTF-8 with 1007. They were taken as requests
     /// (unmasked, RSV set), dropped and counted as signs of life (reserved opcodes), or echoed

@@ -424,6 +424,43 @@ def ws_fragments(port):
     print(json.dumps(results), flush=True)
 
 
+def ws_fragments_behind_subscribe(port, prefixes):
+    """A message begun in fragments whose end waits unread while the gateway reads nothing: a
+    subscribe of PREFIXES new prefixes (confirmed as upstream_subscriptions_per_s lets them
+    through), 64 pings behind it (past which the gateway stops reading), and the first fragment
+    of a ping, in one write; its last fragment a second later. Prints what came back, in
+    order, and when the last reply came."""
+    text, more = websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_CONT
+    ws = websocket.create_connection(ws_url(port), timeout=60)
+    subscribe = json.dumps({"op": "subscribe", "prefixes": [f"paused.{n}." for n in range(prefixes)]})
+    frames = [websocket.ABNF.create_frame(subscribe, text)]
+    frames += [websocket.ABNF.create_frame('{"op":"ping"}', text) for _ in range(64)]
+    frames.append(websocket.ABNF.create_frame('{"op":', text, 0))
+    started = time.monotonic()
+    ws.sock.sendall(b"".join(frame.format() for frame in frames))
+    time.sleep(1)
+    ws.send_frame(websocket.ABNF.create_frame(' "ping"}', more, 1))
+    replies = {"subscribed": 0, "pong": 0}
+    ending = None
+    while replies["pong"] < 65:
+        try:
+            opcode, data = ws.recv_data(control_frame=True)
+        except (websocket.WebSocketException, OSError) as error:
+            ending = {"kind": "error", "error": repr(error)}
+            break
+        if is_ping_or_pong(opcode):
+            continue
+        frame = frame_of(opcode, data)
+        if frame["kind"] != "text":
+            ending = frame
+            break
+        kind = frame["message"].get("type")
+        replies[kind] = replies.get(kind, 0) + 1
+    print(json.dumps({"replies": replies, "ending": ending,
+                      "after_s": round(time.monotonic() - started, 1)}), flush=True)
+    ws.close()
+
+
 def raw_frame(opcode, payload, masked=True, rsv=0, fin=True):
     """A frame of up to 65,535 bytes, byte for byte, for what websocket-client refuses to
     send: unmasked, with RSV bits, with a reserved opcode, a control frame fragmented or over
@@ -882,6 +919,8 @@ if __name__ == "__main__":
         ws_bad_requests(port)
     elif command == "ws-fragments":
         ws_fragments(port)
+    elif command == "ws-fragments-behind-subscribe":
+        ws_fragments_behind_subscribe(port, int(rest[0]))
     elif command == "ws-violations":
         ws_violations(port)
     elif command == "ws-handshakes":
