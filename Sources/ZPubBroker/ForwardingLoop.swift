@@ -187,6 +187,11 @@ final class ForwardingLoop {
     private var subscriptionBarriers: [@Sendable () -> Void] = []
     /// A pair's XPUB connections, for the count of clients a takeover needs.
     private var subscriberReachability = SubscriberReachability()
+    /// A subscription frame of each connection `SubscriberConnections` records, by the address
+    /// of its metadata: libzmq frees a connection's metadata once no frame holds it, and a new
+    /// connection may then get the same address; held here, the address names one connection
+    /// for as long as it is recorded (64 bytes a subscriber; let go at housekeeping).
+    private var connectionPins: [UInt: Message] = [:]
     /// Whether libzmq sends cached values to new subscribers (`ZMQ_XPUB_MANUAL_LAST_VALUE`);
     /// a passive pair member does not, or subscribers of both would get them twice.
     private let lastValueOnSubscribeSupported: Bool
@@ -357,8 +362,13 @@ final class ForwardingLoop {
         if due.housekeeping {
             state.lastValue.expire(nowMilliseconds: nowMilliseconds)
             snapshots.expire(nowNanoseconds: now)
-            if !state.subscriberConnections.closing.isEmpty {
-                state.subscriberConnections.forgetClosed(current: Self.socket(at:))
+            if state.subscriberConnections.hasClosed, !xpub.hasInput {
+                state.subscriberConnections.forgetClosed(
+                    current: Self.socket(at:), nowMilliseconds: SystemClock.monotonicNanoseconds() / 1_000_000)
+            }
+            if !connectionPins.isEmpty {
+                let recorded = state.subscriberConnections.recordedMetadata
+                connectionPins = connectionPins.filter { recorded.contains($0.key) }
             }
             // The guard decides on its own thread; STATS shows what it decided.
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
@@ -634,6 +644,11 @@ final class ForwardingLoop {
                         $0, from: connection?.identity, connectionClosed: connection?.closed ?? false,
                         inProcess: inProcess, nowMilliseconds: nowMilliseconds)
                 }
+                if let identity = connection?.identity, connectionPins[identity.metadata] == nil,
+                    state.subscriberConnections.isRecorded(identity)
+                {
+                    connectionPins[identity.metadata] = Message(copyOf: message)
+                }
                 try carryOut(actions)
             }
         } catch {
@@ -694,15 +709,23 @@ final class ForwardingLoop {
     /// connection).
     ///
     /// libzmq closes a connection's descriptor before it tells the socket that the connection
-    /// ended, so a descriptor that still shows a socket means that XPUB still has a connection
-    /// there. Which one is not told by the metadata's address: a new connection on the same
-    /// descriptor can get the freed metadata of one that closed, so a socket that differs from
-    /// what was recorded is taken as the frame's own connection, as before (the rarer case, a
-    /// closed connection's late frame read after its descriptor went to a new one, is then
-    /// applied as before this was looked at).
+    /// ended, so a descriptor that still shows the socket a connection was recorded with means
+    /// that it is still open. A connection not recorded yet is the one the descriptor shows (a
+    /// closed connection's first frame read after its descriptor went to a new one is then
+    /// taken as the new one's: applied, as before this was looked at).
     private func subscriberConnection() -> (identity: SubscriberConnections.Identity, closed: Bool)? {
         guard let source = message.sourceConnection else { return nil }
-        guard let socket = Self.socket(at: source.descriptor) else {
+        let socket = Self.socket(at: source.descriptor)
+        // A recorded connection's metadata is pinned (`connectionPins`): a frame with it is that
+        // connection's, open or closed, even once its descriptor went to a new connection. Taken
+        // for the new one, a closed connection's late unsubscription was one from a prefix not
+        // held, and its subscription stayed counted for good.
+        if let known = state.subscriberConnections.recorded(
+            descriptor: source.descriptor, metadata: source.metadataAddress)
+        {
+            return (known, !known.isCurrent(socket))
+        }
+        guard let socket else {
             // The connection closed before its frame was read (libzmq reads ahead): still
             // that connection, known by its metadata, which lives as long as the frame. Counted
             // frame by frame instead, an unsubscription from a prefix it never held counted
@@ -865,7 +888,9 @@ final class ForwardingLoop {
         } else if event.event.contains(.disconnected) {
             state.peerChanged(role, by: -1)
             if role == .xpub {
-                state.subscriberConnections.closed(descriptor: event.value, current: Self.socket(at:))
+                state.subscriberConnections.closed(
+                    descriptor: event.value, current: Self.socket(at:),
+                    nowMilliseconds: SystemClock.monotonicNanoseconds() / 1_000_000)
                 subscriberReachability.closed(descriptor: event.value)
             }
             if state.upstreamEvent(endpoint: event.endpoint, .disconnected) {
@@ -899,7 +924,9 @@ final class ForwardingLoop {
             state.peerChanged(role, by: -summary.closed[role, default: 0])
         }
         for descriptor in summary.closedSubscribers {
-            state.subscriberConnections.closed(descriptor: descriptor, current: Self.socket(at:))
+            state.subscriberConnections.closed(
+                descriptor: descriptor, current: Self.socket(at:),
+                nowMilliseconds: SystemClock.monotonicNanoseconds() / 1_000_000)
             subscriberReachability.closed(descriptor: descriptor)
         }
         if configuration.pair.isEnabled {

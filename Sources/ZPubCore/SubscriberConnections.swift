@@ -51,7 +51,7 @@ public struct SubscriberConnections: Sendable {
         }
 
         /// Whether the descriptor still shows the socket this connection was read on.
-        func isCurrent(_ current: Socket?) -> Bool { current == Socket(device: device, inode: inode) }
+        public func isCurrent(_ current: Socket?) -> Bool { current == Socket(device: device, inode: inode) }
     }
 
     /// What a descriptor is now (fstat): nil once it is closed or is not a socket.
@@ -77,6 +77,19 @@ public struct SubscriberConnections: Sendable {
     /// Descriptors libzmq reported closed while they still showed a recorded connection's
     /// socket (libzmq reports before it closes): looked at again until that is gone.
     public private(set) var closing: Set<Int32> = []
+    /// When each closed connection whose records are kept was first seen closed (monotonic
+    /// milliseconds). libzmq reads a connection's frames ahead, so some may be read after its
+    /// close is reported: a subscription and then its unsubscription, say. Forgotten at the
+    /// close, the record made the unsubscription one from a prefix not held, counted for
+    /// nothing, and the subscription stayed counted for good (libzmq sends no unsubscription
+    /// for it at the close: it had read the unsubscription). 300 subscribers that subscribe,
+    /// unsubscribe and close at once left 2-19 subscriptions counted; enough such connections
+    /// filled max_subscriptions.
+    private var closedAt: [Identity: UInt64] = [:]
+    /// How long a closed connection's records are kept at least, and until the XPUB has been
+    /// read dry after it (`forgetClosed`): libzmq has queued its last frames microseconds after
+    /// it reports the close.
+    public static let lateFrameMilliseconds: UInt64 = 1_000
 
     public init() {}
 
@@ -92,14 +105,27 @@ public struct SubscriberConnections: Sendable {
         connections[connection.descriptor]?[connection]?.contains(prefixHash) ?? false
     }
 
-    /// A recorded connection on `descriptor` with this metadata: what a frame read after its
-    /// descriptor closed belongs to (its metadata lives as long as the frame).
+    /// A recorded connection on `descriptor` with this metadata: what a frame with this
+    /// metadata belongs to, whether the connection is open, closed, or its descriptor went to
+    /// another since, as long as the metadata cannot go to another connection meanwhile (the
+    /// loop keeps it alive while the connection is recorded: `isRecorded`).
     public func recorded(descriptor: Int32, metadata: UInt) -> Identity? {
         connections[descriptor]?.keys.first { $0.metadata == metadata }
     }
 
-    /// Records an accepted subscription. Records of the descriptor's earlier sockets go: it
-    /// shows another one now, so they are closed, whether or not their close was reported.
+    /// Whether `connection` has records (a prefix held or refused).
+    public func isRecorded(_ connection: Identity) -> Bool { connections[connection.descriptor]?[connection] != nil }
+
+    /// The metadata addresses of every recorded connection.
+    public var recordedMetadata: Set<UInt> {
+        var addresses = Set<UInt>()
+        for byIdentity in connections.values { for identity in byIdentity.keys { addresses.insert(identity.metadata) } }
+        return addresses
+    }
+
+    /// Records an accepted subscription. Records of the descriptor's earlier sockets are
+    /// closed connections, whether or not their close was reported: kept for their late
+    /// frames, like any closed connection's (`closedAt`).
     ///
     /// Every change goes through the dictionaries' subscripts in place: a set copied out and
     /// written back is copied whole (100,000 subscriptions took 15 s instead of 0.3).
@@ -110,7 +136,9 @@ public struct SubscriberConnections: Sendable {
             connections[connection.descriptor]?[connection] == nil, let others = connections[connection.descriptor]
         {
             let socket = Socket(device: connection.device, inode: connection.inode)
-            connections[connection.descriptor] = others.filter { $0.key.isCurrent(socket) }
+            for identity in others.keys where !identity.isCurrent(socket) && closedAt[identity] == nil {
+                closedAt[identity] = Self.unstamped
+            }
         }
         connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(prefixHash)
         // libzmq's one record of the prefix for this connection is a counted subscription now.
@@ -170,6 +198,7 @@ public struct SubscriberConnections: Sendable {
     private mutating func dropIfEmpty(_ connection: Identity) {
         if connections[connection.descriptor]?[connection]?.isEmpty == true {
             connections[connection.descriptor]?[connection] = nil
+            if !closedAt.isEmpty { closedAt[connection] = nil }
             if connections[connection.descriptor]?.isEmpty == true { connections[connection.descriptor] = nil }
         }
     }
@@ -177,27 +206,52 @@ public struct SubscriberConnections: Sendable {
     /// A refused prefix's entry in its connection's set, apart from the held prefixes' hashes.
     private static func refusedKey(_ prefixHash: Int) -> Int { ~prefixHash }
 
-    /// libzmq reported the connection on `descriptor` closed. Its records go once the
-    /// descriptor (`current`: what it shows now) no longer shows their socket; until then the
-    /// descriptor stays in `closing` for `forgetClosed`. The table's counts are not touched:
-    /// libzmq sends an unsubscription for each prefix the connection held.
-    public mutating func closed(descriptor: Int32, current: (Int32) -> Socket?) {
+    /// libzmq reported the connection on `descriptor` closed. Its records are kept for its
+    /// late frames (`closedAt`) once the descriptor (`current`: what it shows now) no longer
+    /// shows their socket; until then the descriptor stays in `closing` for `forgetClosed`. The
+    /// table's counts are not touched: libzmq sends an unsubscription for each prefix the
+    /// connection held.
+    public mutating func closed(descriptor: Int32, current: (Int32) -> Socket?, nowMilliseconds: UInt64) {
         guard connections[descriptor] != nil else { return }
-        if forget(descriptor, current: current(descriptor)) { closing.insert(descriptor) }
+        if retire(descriptor, current: current(descriptor), now: nowMilliseconds) { closing.insert(descriptor) }
     }
 
-    /// Looks again at the descriptors in `closing` (housekeeping, once a second).
-    public mutating func forgetClosed(current: (Int32) -> Socket?) {
-        for descriptor in closing where !forget(descriptor, current: current(descriptor)) {
+    /// Looks again at the descriptors in `closing`, and forgets the closed connections seen
+    /// closed `lateFrameMilliseconds` ago (housekeeping, once a second, when the XPUB has no
+    /// frame left to read: none of theirs can come later).
+    public mutating func forgetClosed(current: (Int32) -> Socket?, nowMilliseconds: UInt64) {
+        for descriptor in closing where !retire(descriptor, current: current(descriptor), now: nowMilliseconds) {
             closing.remove(descriptor)
+        }
+        for (identity, since) in closedAt {
+            if since == Self.unstamped {
+                closedAt[identity] = nowMilliseconds
+            } else if nowMilliseconds &- since >= Self.lateFrameMilliseconds {
+                closedAt[identity] = nil
+                connections[identity.descriptor]?[identity] = nil
+                if connections[identity.descriptor]?.isEmpty == true { connections[identity.descriptor] = nil }
+            }
         }
     }
 
-    /// Drops the records of `descriptor` whose socket it no longer shows; true when some remain.
-    private mutating func forget(_ descriptor: Int32, current: Socket?) -> Bool {
+    /// Whether closed connections' records wait to be forgotten.
+    public var hasClosed: Bool { !closing.isEmpty || !closedAt.isEmpty }
+
+    /// `closedAt` for a connection seen closed whose time `forgetClosed` has still to note.
+    private static let unstamped = UInt64.max
+
+    /// Notes the records of `descriptor` whose socket it no longer shows as closed; true while
+    /// one still shows it (libzmq reported the close first).
+    private mutating func retire(_ descriptor: Int32, current: Socket?, now: UInt64) -> Bool {
         guard let byIdentity = connections[descriptor] else { return false }
-        let remaining = byIdentity.filter { $0.key.isCurrent(current) }
-        connections[descriptor] = remaining.isEmpty ? nil : remaining
-        return !remaining.isEmpty
+        var open = false
+        for identity in byIdentity.keys {
+            if identity.isCurrent(current) {
+                open = true
+            } else if closedAt[identity] == nil {
+                closedAt[identity] = now
+            }
+        }
+        return open
     }
 }

@@ -21,6 +21,13 @@ public final class Message {
         replace(with: bytes)
     }
 
+    /// A frame sharing `other`'s content and its connection's metadata (`zmq_msg_copy`): while
+    /// it lives, so does that metadata, whose address then names no other connection.
+    public convenience init(copyOf other: Message) {
+        self.init()
+        zmq_msg_copy(pointer, other.pointer)
+    }
+
     deinit {
         zmq_msg_close(pointer)
         pointer.deallocate()

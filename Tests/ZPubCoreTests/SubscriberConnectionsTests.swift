@@ -135,7 +135,16 @@ final class SubscriberConnectionsTests: XCTestCase {
         // The descriptor number went to a new connection: its subscription is its own.
         XCTAssertFalse(handle(&state, 1, "x", from: connection(7, inode: 2)).forwardUpstream)
         XCTAssertEqual(state.subscriptions.count(of: Array("x".utf8)), 2)
-        XCTAssertEqual(state.subscriberConnections.count, 1, "the descriptor's earlier socket is closed")
+        // The descriptor's earlier socket is closed: its record stays a while for late frames.
+        XCTAssertEqual(state.subscriberConnections.count, 2)
+        XCTAssertTrue(state.subscriberConnections.hasClosed)
+        let none: (Int32) -> SubscriberConnections.Socket? = { _ in .init(device: 9, inode: 2) }
+        state.subscriberConnections.forgetClosed(current: none, nowMilliseconds: 5_000)
+        XCTAssertEqual(state.subscriberConnections.count, 2)
+        state.subscriberConnections.forgetClosed(
+            current: none, nowMilliseconds: 5_000 + SubscriberConnections.lateFrameMilliseconds)
+        XCTAssertEqual(state.subscriberConnections.count, 1, "forgotten once it had time for its late frames")
+        XCTAssertFalse(state.subscriberConnections.hasClosed)
         // Frames a closed connection left queued, read once its descriptor shows a new socket.
         _ = handle(&state, 1, "x", from: connection(7, inode: 2, metadata: 0x2000))
         XCTAssertEqual(state.subscriptions.count(of: Array("x".utf8)), 3, "not a repeat of the new connection")
@@ -149,11 +158,18 @@ final class SubscriberConnectionsTests: XCTestCase {
             7: .init(device: 9, inode: 1), 8: .init(device: 9, inode: 5),
         ]
         // libzmq reports the close before it closes the descriptor.
-        connections.closed(descriptor: 7, current: { sockets[$0] })
+        connections.closed(descriptor: 7, current: { sockets[$0] }, nowMilliseconds: 10_000)
         XCTAssertEqual(connections.count, 2)
         XCTAssertEqual(connections.closing, [7])
         sockets[7] = nil
-        connections.forgetClosed(current: { sockets[$0] })
+        // Seen closed now: kept a while for its late frames.
+        connections.forgetClosed(current: { sockets[$0] }, nowMilliseconds: 11_000)
+        XCTAssertEqual(connections.count, 2)
+        connections.forgetClosed(
+            current: { sockets[$0] }, nowMilliseconds: 11_000 + SubscriberConnections.lateFrameMilliseconds - 1)
+        XCTAssertEqual(connections.count, 2)
+        connections.forgetClosed(
+            current: { sockets[$0] }, nowMilliseconds: 11_000 + SubscriberConnections.lateFrameMilliseconds)
         XCTAssertEqual(connections.count, 1)
         XCTAssertEqual(connections.closing, [])
         XCTAssertFalse(connections.holds(1, connection(7, inode: 1)))
@@ -161,7 +177,35 @@ final class SubscriberConnectionsTests: XCTestCase {
         // Reported after the descriptor was reused: the new connection's record stays.
         connections.subscribed(3, connection(7, inode: 6))
         sockets[7] = .init(device: 9, inode: 6)
-        connections.closed(descriptor: 7, current: { sockets[$0] })
+        connections.closed(descriptor: 7, current: { sockets[$0] }, nowMilliseconds: 20_000)
         XCTAssertTrue(connections.holds(3, connection(7, inode: 6)))
+    }
+
+    /// libzmq reads frames ahead: a connection's subscription and its unsubscription can both
+    /// be read after its close was reported (its descriptor closed by then). The record kept
+    /// for such late frames makes the unsubscription count the subscription down. Forgotten at
+    /// the close, it left the subscription counted for good: libzmq sends no unsubscription
+    /// for a prefix whose unsubscription it had read.
+    func testAClosedConnectionsLateUnsubscriptionCountsDownItsLateSubscription() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        let sockets: [Int32: SubscriberConnections.Socket] = [:]
+        // The descriptor was closed when the frames were read: the loop names the connection by
+        // its descriptor and metadata, with no socket (`ForwardingLoop.subscriberConnection`).
+        func late() -> Identity {
+            state.subscriberConnections.recorded(descriptor: 7, metadata: 0x3000)
+                ?? Identity(descriptor: 7, device: 0, inode: 0, metadata: 0x3000)
+        }
+        let subscribe = ([1] + Array("p.1".utf8)).withUnsafeBytes {
+            state.handleSubscriptionFrame($0, from: late(), connectionClosed: true, nowMilliseconds: 1_000)
+        }
+        XCTAssertTrue(subscribe.forwardUpstream)
+        state.subscriberConnections.closed(descriptor: 7, current: { sockets[$0] }, nowMilliseconds: 50_000)
+        let unsubscribe = ([0] + Array("p.1".utf8)).withUnsafeBytes {
+            state.handleSubscriptionFrame($0, from: late(), connectionClosed: true, nowMilliseconds: 1_000)
+        }
+        XCTAssertTrue(unsubscribe.forwardUpstream, "the last subscriber of p.1 is gone")
+        XCTAssertEqual(state.subscriptions.totalSubscriptions, 0)
+        XCTAssertEqual(state.unheldUnsubscriptions, 0)
+        XCTAssertEqual(state.subscriberConnections.count, 0, "its record went with its last prefix")
     }
 }
