@@ -868,19 +868,24 @@ final class PairLink {
     /// Kinds of problem in the last status, to log a change once.
     private var reportedProblems: Set<String> = []
 
-    /// Logs a link that works one way, and a silent peer beside a broker that will not take
-    /// over, when they begin and end (the other problems are logged where they are found).
+    /// Logs a link that works one way, and a silent peer, when they begin and end (the other
+    /// problems are logged where they are found).
     private func reportChanges(in problems: [PairProblem]) {
         let kinds = Set(problems.map(\.kind))
         defer { reportedProblems = kinds }
         for problem in problems where !reportedProblems.contains(problem.kind) {
             if problem.kind == PairProblem.oneWayLink { logger.critical("pair: \(problem.message)") }
-            if problem.kind == PairProblem.peerSilent && machine.state != .active {
-                logger.warning("pair: \(problem.message)")
-            }
+            // Beside an active broker too: its standby died or stalls, and nothing would take
+            // over should this one fail (an operator watching `journalctl -g pair:` saw nothing).
+            if problem.kind == PairProblem.peerSilent { logger.warning("pair: \(problem.message)") }
         }
         if reportedProblems.contains(PairProblem.oneWayLink) && !kinds.contains(PairProblem.oneWayLink) {
             logger.notice("pair: heartbeats travel both ways between the pair again")
+        }
+        if reportedProblems.contains(PairProblem.peerSilent) && !kinds.contains(PairProblem.peerSilent)
+            && machine.peerIsSilent(nowNanoseconds: SystemClock.monotonicNanoseconds()) == false
+        {
+            logger.notice("pair: the peer (\(status.peer)) is heard again")
         }
     }
 

@@ -222,7 +222,10 @@ public struct HistoryReply: Codable, Equatable, Sendable {
             let numbers = from == to ? "this number" : "these numbers"
             switch reason {
             case .dropped:
-                return "\(range) not kept: history's queue was full or a write failed\(whose)"
+                // A pair member mirroring a peer whose prefixes are wider leaves out the rest
+                // the same way: said, or the operator looks at the disk (the log says which).
+                return
+                    "\(range) not kept: history's queue was full or a write failed, or, mirrored from the pair's other broker, its topic is under none of this broker's [history] prefixes\(whose)"
             case .uncleanStop:
                 // Most of such a range is the dead run's reserve, never handed out: said so, or
                 // every reader after a SIGKILL reads of a billion lost messages.

@@ -59,9 +59,12 @@ public struct StartOnlySettings: Equatable, Sendable {
         }
         if reloaded.pair != pair {
             // The pair's link, role and endpoints are set up at start (docs/topologies.md); so
-            // are the subscribers' heartbeats it sets (`SocketSetup.applyOptions`).
+            // are the subscribers' heartbeats it sets (`SocketSetup.applyOptions`). The keys
+            // are named: a reload that tells each change once would take a second, different
+            // change for the first one told, and say nothing.
+            let changed = Self.changedKeys(from: pair, to: reloaded.pair).joined(separator: ", ")
             warnings.append(
-                "[ha] is read at start: this broker keeps its role (\(pair.role?.rawValue ?? "none")) and its peer until a restart"
+                "[ha] is read at start (\(changed) changed): this broker keeps its role (\(pair.role?.rawValue ?? "none")) and its peer until a restart"
             )
             kept.pair = pair
         }
@@ -87,5 +90,21 @@ public struct StartOnlySettings: Equatable, Sendable {
             kept.http.listen = httpListen
         }
         return (kept, warnings)
+    }
+
+    /// The `[ha]` keys whose values differ, with the new values (the file's spelling).
+    static func changedKeys(from old: PairSettings, to new: PairSettings) -> [String] {
+        func shown(_ value: String?) -> String { value.map { "\"\($0)\"" } ?? "unset" }
+        var keys: [String] = []
+        if old.role != new.role { keys.append("role = \(shown(new.role?.rawValue))") }
+        if old.bind != new.bind { keys.append("bind = \(shown(new.bind))") }
+        if old.peer != new.peer { keys.append("peer = \(shown(new.peer))") }
+        if old.failoverMilliseconds != new.failoverMilliseconds {
+            keys.append("failover_ms = \(new.failoverMilliseconds)")
+        }
+        if old.peerPublicKeyFile != new.peerPublicKeyFile {
+            keys.append("peer_public_key_file = \(shown(new.peerPublicKeyFile))")
+        }
+        return keys
     }
 }

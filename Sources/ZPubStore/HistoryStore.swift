@@ -188,6 +188,7 @@ public final class HistoryStore {
         if let directory { try Self.prepareDirectory(directory) }
         do {
             database = try SQLiteDatabase(path: path ?? ":memory:")
+            try Self.refuseForeignFile(database, path: path)
             if path != nil {
                 // Exclusive: a second zpubd on the same directory fails at start instead of
                 // interleaving sequences. WAL: readers never block the writer, and a commit is
@@ -289,8 +290,28 @@ public final class HistoryStore {
         return HistoryStoreError(description: "cannot open \(file): \(error)", exitStatus: 74)
     }
 
+    /// The tables of a zpub history, of either version (`messages` is version 1's).
+    private static let ownTables: Set<String> = ["meta", "blocks", "last_values", "not_kept", "messages"]
+
     /// Creates the tables of a new file, or checks the version of an existing one; returns the
     /// version the file had (1 is converted by the caller; a newer one is refused untouched).
+    /// Refuses another program's SQLite file in zpubd's place, before anything is written to
+    /// it: it was taken for a new history, and zpubd's tables written beside the program's own.
+    private static func refuseForeignFile(_ database: SQLiteDatabase, path: String?) throws {
+        let tables = try database.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        var foreign: [String] = []
+        while try tables.step() {
+            let name = tables.text(0)
+            if !ownTables.contains(name) && !name.hasPrefix("sqlite_") { foreign.append(name) }
+        }
+        guard foreign.isEmpty else {
+            throw HistoryStoreError(
+                description:
+                    "\(path ?? "history") is not a zpub history: it holds tables zpubd did not make (\(foreign.prefix(5).joined(separator: ", ")))); zpubd does not change it: move it aside, or give zpubd another --state-dir",
+                exitStatus: 74)
+        }
+    }
+
     private static func prepareSchema(_ database: SQLiteDatabase, path: String?) throws -> Int64 {
         try database.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         let select = try database.prepare("SELECT value FROM meta WHERE key = 'schema_version'")

@@ -967,7 +967,7 @@ final class HistoryTests: XCTestCase {
         let run = try zpub(["history", "-c", daemon.control, "f."])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(
-            run.stderr.contains("were not kept: history's queue was full or a write failed (those under f. among them"),
+            run.stderr.contains("[history] prefixes (those under f. among them"),
             run.stderr)
 
         // Killed once everything is written and synced: the dead run's reserve is told.

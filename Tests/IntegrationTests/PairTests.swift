@@ -1269,6 +1269,27 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(try Run.program(Binaries.zpub, ["health", "--passive-ok", "-c", backup.control]).status, 1)
     }
 
+    /// The active broker logs that its standby went silent, and that it is heard again: it
+    /// logged nothing, and an operator following `journalctl -g pair:` did not learn that no
+    /// broker would take over should this one fail.
+    func testTheActiveBrokerLogsItsStandbyGoingSilentAndComingBack() throws {
+        let primary = try broker("a", role: .primary)
+        var backup = try broker("b", role: .backup)
+        try waitForPair(primary, backup)
+        backup.signal(SIGKILL)
+        XCTAssertNotNil(backup.waitForExit())
+        try Wait.until("the primary logs its silent standby\n\(primary.log)", timeout: 15) {
+            primary.log.contains("pair: the peer (\(endpoint("pair-b"))) has not been heard for")
+                && primary.log.contains("no standby would take over should this broker fail")
+        }
+        XCTAssertEqual(pairState(primary), .active)
+        backup = try broker("b", role: .backup)
+        try waitForPair(primary, backup)
+        try Wait.until("and that it is back\n\(primary.log)", timeout: 15) {
+            primary.log.contains("pair: the peer (\(endpoint("pair-b"))) is heard again")
+        }
+    }
+
     /// `zpub sub --since` given the standby alone says that it is the standby and how to follow
     /// the pair; it said "is not an active broker; is it running?" of a broker that runs.
     func testAFollowerGivenOnlyTheStandbySaysSo() throws {

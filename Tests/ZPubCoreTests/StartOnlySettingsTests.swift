@@ -30,6 +30,31 @@ final class StartOnlySettingsTests: XCTestCase {
         XCTAssertEqual(restored.warnings, [])
     }
 
+    /// Each [ha] change names its keys: a reload tells a warning once, and with one fixed text a
+    /// second, different change (a new role after a new failover_ms) was taken for the first
+    /// and said nothing (exit 0 from `zpub reload`).
+    func testDifferentPairChangesAreToldApart() {
+        var started = BrokerConfiguration()
+        started.pair.role = .backup
+        started.pair.bind = "tcp://127.0.0.1:5600"
+        started.pair.peer = "tcp://127.0.0.1:5601"
+        let startOnly = StartOnlySettings(started)
+        var slower = started
+        slower.pair.failoverMilliseconds = 5_000
+        var promoted = slower
+        promoted.pair.role = .primary
+        let first = startOnly.keep(in: slower).warnings
+        let second = startOnly.keep(in: promoted).warnings
+        XCTAssertEqual(
+            first,
+            [
+                "[ha] is read at start (failover_ms = 5000 changed): this broker keeps its role (backup) and its peer until a restart"
+            ])
+        XCTAssertEqual(second.count, 1)
+        XCTAssertTrue(second[0].contains("role = \"primary\", failover_ms = 5000 changed"), second[0])
+        XCTAssertNotEqual(first, second)
+    }
+
     /// [ha] and [http]'s listen and enabled are kept too (the pair and the gateway are set up
     /// at start); a gateway that did not start takes the file's address at the next start.
     func testThePairAndTheGatewaysAddressAreKept() {

@@ -761,6 +761,20 @@ final class HistoryStoreTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: file)), garbage, "never wiped")
     }
 
+    /// Another program's SQLite file where the history belongs is refused, byte for byte as it
+    /// was: it was taken for a new history and zpubd's tables were written into it.
+    func testAnotherProgramsDatabaseIsRefusedAndLeftAsItWas() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let file = directory + "/" + HistoryStore.fileName
+        do {
+            let other = try SQLiteDatabase(path: file)
+            try other.execute("CREATE TABLE foo (a INTEGER); INSERT INTO foo VALUES (42)")
+        }
+        let before = try Data(contentsOf: URL(fileURLWithPath: file))
+        assertOpenIsRefused(directory, exitStatus: 74, saying: "not a zpub history", "(foo)", "move it aside")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: file)), before, "never changed")
+    }
+
     func testASecondStoreOnTheSameDirectoryIsRefused() throws {
         let first = try HistoryStore(directory: directory, bounds: roomy)
         try first.append([message(1, "a.x", "one")], assignedThrough: 1, nowMilliseconds: 1_000)

@@ -235,7 +235,8 @@ final class NotKeptLedgerTests: XCTestCase {
     func testTheWordingNamesTheRangeTheReasonAndThePrefix() {
         XCTAssertEqual(
             HistoryReply.NotKept(from: 4, to: 4, reason: .dropped).describe(readUnder: ""),
-            "message 4 was not kept: history's queue was full or a write failed")
+            "message 4 was not kept: history's queue was full or a write failed, or, mirrored from the pair's other broker, its topic is under none of this broker's [history] prefixes"
+        )
         XCTAssertEqual(
             HistoryReply.NotKept(from: 4, to: 9, reason: .uncleanStop).describe(readUnder: "orders."),
             "numbers 4 to 9 were reserved by a zpubd that stopped uncleanly (SIGKILL, a crash, a power loss): the messages it numbered there in its last moments and had not yet written are lost (any under orders.); most of these numbers were never used"
