@@ -86,6 +86,14 @@ public final class HTTPGateway: Sendable {
             // What NIO buffers per connection before the channel reports itself unwritable; past
             // that, messages wait in the client's bounded queue (client_queue).
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 64 * 1024))
+            // One read of at most 16 KiB per connection per turn of the loop (NIO's default is
+            // four of up to 64 KiB): what one read brings is decoded whole, into objects some 20
+            // times its size when it holds small WebSocket frames, before a turn's budget can
+            // hold any of it (`TurnBudget`), and a connection's share of a turn is that read.
+            .childChannelOption(.maxMessagesPerRead, value: 1)
+            .childChannelOption(
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 16384)
+            )
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try HTTPGateway.configure(channel, shared: shared)

@@ -254,6 +254,8 @@ final class WebSocketSession: ChannelInboundHandler {
     /// client that does not read at all.
     private var deferred = CircularBuffer<WebSocketFrame>()
     static let maxDeferred = 1_024
+    /// Frames held at most, whatever holds them: one read (16 KiB at most) brings fewer.
+    static let maxHeld = 4_096
     /// Requests read ahead while a subscribe waits for the broker; then reading pauses
     /// (`readingPaused`) until they are answered.
     static let readAheadWhileConfirming = 64
@@ -300,6 +302,17 @@ final class WebSocketSession: ChannelInboundHandler {
             return
         }
         guard context.channel.isWritable, deferred.isEmpty, awaitingConfirmation == nil, takeTurn(context) else {
+            guard deferred.count < Self.maxHeld else {
+                // More than one read brings: NIO reads all a connection still has when it ends
+                // (a reset, an EOF), however reading was paused, and closes it then, so none of
+                // it can be answered. 200 clients that sent 1 MiB of pings each and hung up
+                // held 400 MB of frames for 30 s, and the gateway answered no one meanwhile.
+                // Closed now, the rest is not read.
+                deferred.removeAll()
+                closing = true
+                context.close(promise: nil)
+                return
+            }
             if awaitingConfirmation == nil, context.channel.isWritable {
                 // This turn's frames are served (`TurnBudget`): the rest of what was read
                 // waits for the turn's end, and nothing more is read until it is served.
