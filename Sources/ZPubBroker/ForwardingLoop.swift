@@ -192,6 +192,12 @@ final class ForwardingLoop {
     /// connection may then get the same address; held here, the address names one connection
     /// for as long as it is recorded (64 bytes a subscriber; let go at housekeeping).
     private var connectionPins: [UInt: Message] = [:]
+    /// Connections accepted on each bound endpoint, for those an unbind closes (`UnbindClosures`).
+    private var unbinding = UnbindClosures()
+    /// `SubscriberConnections.forgotten` when `connectionPins` last let go of theirs.
+    private var pinsPrunedAt: UInt64 = 0
+    /// Untracked messages when the full topic table was last told of, and when (`warnIfTopicTableIsFull`).
+    private var topicTableFullWarning = (untracked: UInt64(0), at: UInt64(0), told: false)
     /// Whether libzmq sends cached values to new subscribers (`ZMQ_XPUB_MANUAL_LAST_VALUE`);
     /// a passive pair member does not, or subscribers of both would get them twice.
     private let lastValueOnSubscribeSupported: Bool
@@ -366,9 +372,14 @@ final class ForwardingLoop {
                 state.subscriberConnections.forgetClosed(
                     current: Self.socket(at:), nowMilliseconds: SystemClock.monotonicNanoseconds() / 1_000_000)
             }
-            if !connectionPins.isEmpty {
+            if !connectionPins.isEmpty && state.subscriberConnections.forgotten != pinsPrunedAt {
+                pinsPrunedAt = state.subscriberConnections.forgotten
                 let recorded = state.subscriberConnections.recordedMetadata
                 connectionPins = connectionPins.filter { recorded.contains($0.key) }
+            }
+            warnIfTopicTableIsFull(nowNanoseconds: now)
+            for closed in unbinding.closedByUnbind(now: now, socket: Self.socket(at:)) {
+                connectionClosedWithoutEvent(closed.descriptor, role: closed.role)
             }
             // The guard decides on its own thread; STATS shows what it decided.
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
@@ -657,6 +668,19 @@ final class ForwardingLoop {
         return !xpub.hasInput
     }
 
+    /// Tells, once a minute at most, that messages go untracked because the topic table is full:
+    /// counted in TOPICS and STATS, it was said nowhere, and the table keeps its topics until a
+    /// restart (or a reload that changes `max_topics`).
+    private func warnIfTopicTableIsFull(nowNanoseconds now: UInt64) {
+        let untracked = state.topics.untrackedMessages
+        guard untracked != topicTableFullWarning.untracked, state.topics.count >= state.topics.maxTopics else { return }
+        guard !topicTableFullWarning.told || now &- topicTableFullWarning.at >= 60_000_000_000 else { return }
+        logger.warning(
+            "the topic table is full (max_topics = \(state.topics.maxTopics)): \(untracked &- topicTableFullWarning.untracked) messages on other topics were forwarded without being counted per topic (TOPICS and STATS show them as untracked); the table keeps its topics until a restart: raise max_topics (a reload applies it) if they should be counted"
+        )
+        topicTableFullWarning = (untracked, now, true)
+    }
+
     /// Answers the barriers waiting (`afterSubscriptionsApplied`): the XPUB was just read dry.
     private func passSubscriptionBarriers() {
         guard !subscriptionBarriers.isEmpty else { return }
@@ -874,6 +898,11 @@ final class ForwardingLoop {
     /// One connection event; the descriptor guard has had it already (`ConnectionEventReader`).
     private func handle(_ event: MonitorEvent, of role: BrokerSocketRole, accepted: SubscriberReachability.Accepted?) {
         let metadata: Logger.Metadata = ["socket": "\(role.rawValue)", "endpoint": "\(event.endpoint)"]
+        if event.event.contains(.accepted) {
+            unbinding.accepted(descriptor: event.value, role: role, endpoint: event.endpoint, socket: Self.socket(at:))
+        } else if event.event.contains(.disconnected), !unbinding.expectsDisconnect(descriptor: event.value) {
+            return  // counted out already, as closed by an unbind
+        }
         if event.event.contains(.accepted) || event.event.contains(.connected) {
             state.peerChanged(role, by: 1)
             if role == .xpub && configuration.pair.isEnabled, let accepted {
@@ -914,11 +943,25 @@ final class ForwardingLoop {
         }
     }
 
+    /// A connection an unbind closed: libzmq ends those without a disconnect event, so the
+    /// peer count kept them (10 subscribers of an endpoint a reload removed were still counted,
+    /// and 20 once they reconnected elsewhere), and a pair's backup counted them as clients.
+    private func connectionClosedWithoutEvent(_ descriptor: Int32, role: BrokerSocketRole) {
+        state.peerChanged(role, by: -1)
+        if role == .xpub {
+            state.subscriberConnections.closed(
+                descriptor: descriptor, current: Self.socket(at:),
+                nowMilliseconds: SystemClock.monotonicNanoseconds() / 1_000_000)
+            subscriberReachability.closed(descriptor: descriptor)
+        }
+    }
+
     /// Connection events the reader added up while the loop was behind: their effect at once,
     /// as `handle` one by one would leave it; upstream links logged by the state they end in,
     /// the rest by one line (rate-limited).
     private func apply(_ summary: ConnectionEventSummary) {
         guard !summary.isEmpty else { return }
+        unbinding.summarized()
         for role in BrokerSocketRole.allCases {
             state.peerChanged(role, by: summary.opened[role, default: 0])
             state.peerChanged(role, by: -summary.closed[role, default: 0])
@@ -1296,11 +1339,13 @@ final class ForwardingLoop {
         // socket (or again) may wait a moment for libzmq to let go of it (`bindMissing`).
         var released = Set<String>()
         for (role, socket) in sockets {
-            released.formUnion(
-                withEndpoints(of: role) {
-                    $0.unbindRemoved(
-                        wanted[role] ?? [], everything: rebinding.contains(role), on: socket, logger: logger)
-                })
+            let resolvedBefore = endpoints(of: role).resolved
+            let unbound = withEndpoints(of: role) {
+                $0.unbindRemoved(wanted[role] ?? [], everything: rebinding.contains(role), on: socket, logger: logger)
+            }
+            released.formUnion(unbound)
+            unbinding.unbound(
+                unbound.compactMap { resolvedBefore[$0] }, role: role, now: SystemClock.monotonicNanoseconds())
         }
         var problems: [BrokerError] = []
         let deadline = SystemClock.monotonicNanoseconds() + BoundEndpoints.releasedBindWaitNanoseconds

@@ -116,6 +116,9 @@ public struct SubscriberConnections: Sendable {
     /// Whether `connection` has records (a prefix held or refused).
     public func isRecorded(_ connection: Identity) -> Bool { connections[connection.descriptor]?[connection] != nil }
 
+    /// Connections forgotten so far: when it has not moved, `recordedMetadata` has lost none.
+    public private(set) var forgotten: UInt64 = 0
+
     /// The metadata addresses of every recorded connection.
     public var recordedMetadata: Set<UInt> {
         var addresses = Set<UInt>()
@@ -198,6 +201,7 @@ public struct SubscriberConnections: Sendable {
     private mutating func dropIfEmpty(_ connection: Identity) {
         if connections[connection.descriptor]?[connection]?.isEmpty == true {
             connections[connection.descriptor]?[connection] = nil
+            forgotten &+= 1
             if !closedAt.isEmpty { closedAt[connection] = nil }
             if connections[connection.descriptor]?.isEmpty == true { connections[connection.descriptor] = nil }
         }
@@ -229,6 +233,7 @@ public struct SubscriberConnections: Sendable {
             } else if nowMilliseconds &- since >= Self.lateFrameMilliseconds {
                 closedAt[identity] = nil
                 connections[identity.descriptor]?[identity] = nil
+                forgotten &+= 1
                 if connections[identity.descriptor]?.isEmpty == true { connections[identity.descriptor] = nil }
             }
         }

@@ -105,7 +105,8 @@ struct ControlOptions: ParsableArguments {
         ControlClient(endpoint: control, timeoutMilliseconds: timeout ?? defaultTimeout, curve: curve)
     }
 
-    func validate() throws { if let timeout { try Milliseconds.check(timeout, "--timeout") } }
+    /// 0 is no time for a reply: every request failed at once ("no reply within 0 ms").
+    func validate() throws { if let timeout { try Milliseconds.check(timeout, "--timeout", minimum: 1) } }
 }
 
 /// The bound on the millisecond options: a day. Past it, what libzmq takes as 32-bit
@@ -114,10 +115,10 @@ struct ControlOptions: ParsableArguments {
 enum Milliseconds {
     static let maximum = 86_400_000
 
-    static func check(_ value: Int, _ option: String, maximum: Int = maximum) throws {
-        guard (0...maximum).contains(value) else {
+    static func check(_ value: Int, _ option: String, minimum: Int = 0, maximum: Int = maximum) throws {
+        guard (minimum...maximum).contains(value) else {
             let span = maximum == Self.maximum ? " (a day)" : ""
-            throw ValidationError("\(option) is \(value); give between 0 and \(maximum) milliseconds\(span)")
+            throw ValidationError("\(option) is \(value); give between \(minimum) and \(maximum) milliseconds\(span)")
         }
     }
 }

@@ -354,6 +354,27 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("moved", "and back")])
     }
 
+    /// A reload that removes an endpoint ends the connections accepted there, and libzmq reports
+    /// no disconnect for them: the peer count kept them for good (and counted them again once
+    /// they connected elsewhere).
+    func testAReloadThatRemovesAnEndpointCountsItsConnectionsOut() throws {
+        let (daemon, first) = try daemonWithEndpointInFile(.xpub, maxTopics: 77)
+        let second = "ipc://\(NSTemporaryDirectory())zpubd-xpub-\(UUID().uuidString.prefix(8)).sock"
+        let clients = try Clients()
+        for index in 0..<5 { _ = try clients.subscriber(first, prefixes: ["s.\(index)."]) }
+        try Wait.until("five subscribers are counted") { try daemon.stats().peers[.xpub] == 5 }
+        try "[endpoints]\nxpub = [\"\(second)\"]\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        try Wait.until("the connections the unbind ended are counted out\n\(daemon.log)") {
+            try daemon.stats().peers[.xpub] == 0 && daemon.subscriptions().total == 0
+        }
+        let moved = try clients.subscriber(second, prefixes: ["s."])
+        try Wait.until("the new endpoint's subscriber is counted") { try daemon.stats().peers[.xpub] == 1 }
+        clients.close(moved)
+        try Wait.until("and counted out when it leaves") { try daemon.stats().peers[.xpub] == 0 }
+    }
+
     /// `zpub reload` (the control socket's RELOAD) answers with the reload's outcome, which
     /// SIGHUP cannot: exit 0 once the file is in force, 1 with the reason when it is refused,
     /// for a bad line or for an endpoint that cannot be bound alike. The packaged units run it
