@@ -133,6 +133,12 @@ final class ForwardingTests: XCTestCase {
         XCTAssertEqual(stats.topics.tracked, 10)
         XCTAssertEqual(stats.topics.untrackedMessages, 490)
         XCTAssertEqual(stats.topics.limit, 10)
+        // And the log says so (at housekeeping, once a second), with what to do.
+        try Wait.until("the full table is logged\n\(daemon.log)") {
+            // How many it counts depends on when housekeeping ran: not all 490 may be in yet.
+            daemon.log.contains("the topic table is full (max_topics = 10): ")
+        }
+        XCTAssertTrue(daemon.log.contains("raise max_topics"), daemon.log)
     }
 
     /// A peer of the XPUB that sends data upstream (an XSUB may): libzmq queues it without its
