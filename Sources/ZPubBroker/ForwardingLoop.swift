@@ -368,9 +368,10 @@ final class ForwardingLoop {
         if due.housekeeping {
             state.lastValue.expire(nowMilliseconds: nowMilliseconds)
             snapshots.expire(nowNanoseconds: now)
-            if state.subscriberConnections.hasClosed, !xpub.hasInput {
+            if state.subscriberConnections.hasClosed {
                 state.subscriberConnections.forgetClosed(
-                    current: Self.socket(at:), nowMilliseconds: SystemClock.monotonicNanoseconds() / 1_000_000)
+                    current: Self.socket(at:), nowMilliseconds: SystemClock.monotonicNanoseconds() / 1_000_000,
+                    readDry: !xpub.hasInput)
             }
             if !connectionPins.isEmpty && state.subscriberConnections.forgotten != pinsPrunedAt {
                 pinsPrunedAt = state.subscriberConnections.forgotten

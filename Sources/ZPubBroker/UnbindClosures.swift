@@ -1,4 +1,3 @@
-import Foundation
 import ZPubCore
 
 /// The connections an unbind closes. libzmq ends the connections it accepted on an endpoint

@@ -90,6 +90,9 @@ public struct SubscriberConnections: Sendable {
     /// read dry after it (`forgetClosed`): libzmq has queued its last frames microseconds after
     /// it reports the close.
     public static let lateFrameMilliseconds: UInt64 = 1_000
+    /// How long they are kept at most, read dry or not: subscription frames that never stop
+    /// coming must not keep every closed connection's records.
+    public static let lateFrameMaximumMilliseconds: UInt64 = 10_000
 
     public init() {}
 
@@ -221,16 +224,18 @@ public struct SubscriberConnections: Sendable {
     }
 
     /// Looks again at the descriptors in `closing`, and forgets the closed connections seen
-    /// closed `lateFrameMilliseconds` ago (housekeeping, once a second, when the XPUB has no
-    /// frame left to read: none of theirs can come later).
-    public mutating func forgetClosed(current: (Int32) -> Socket?, nowMilliseconds: UInt64) {
+    /// closed `lateFrameMilliseconds` ago when the XPUB has no frame left to read (`readDry`:
+    /// none of theirs can come later), `lateFrameMaximumMilliseconds` ago otherwise
+    /// (housekeeping, once a second).
+    public mutating func forgetClosed(current: (Int32) -> Socket?, nowMilliseconds: UInt64, readDry: Bool = true) {
+        let keep = readDry ? Self.lateFrameMilliseconds : Self.lateFrameMaximumMilliseconds
         for descriptor in closing where !retire(descriptor, current: current(descriptor), now: nowMilliseconds) {
             closing.remove(descriptor)
         }
         for (identity, since) in closedAt {
             if since == Self.unstamped {
                 closedAt[identity] = nowMilliseconds
-            } else if nowMilliseconds &- since >= Self.lateFrameMilliseconds {
+            } else if nowMilliseconds &- since >= keep {
                 closedAt[identity] = nil
                 connections[identity.descriptor]?[identity] = nil
                 forgotten &+= 1

@@ -145,6 +145,17 @@ final class SubscriberConnectionsTests: XCTestCase {
             current: none, nowMilliseconds: 5_000 + SubscriberConnections.lateFrameMilliseconds)
         XCTAssertEqual(state.subscriberConnections.count, 1, "forgotten once it had time for its late frames")
         XCTAssertFalse(state.subscriberConnections.hasClosed)
+        // While frames keep coming (never read dry), kept longer, but not for good.
+        _ = handle(&state, 1, "y", from: connection(9, inode: 5))
+        let closed: (Int32) -> SubscriberConnections.Socket? = { _ in nil }
+        state.subscriberConnections.closed(descriptor: 9, current: closed, nowMilliseconds: 20_000)
+        state.subscriberConnections.forgetClosed(
+            current: closed, nowMilliseconds: 20_000 + SubscriberConnections.lateFrameMilliseconds, readDry: false)
+        XCTAssertEqual(state.subscriberConnections.count, 2, "not read dry: its late frames may still come")
+        state.subscriberConnections.forgetClosed(
+            current: closed, nowMilliseconds: 20_000 + SubscriberConnections.lateFrameMaximumMilliseconds,
+            readDry: false)
+        XCTAssertEqual(state.subscriberConnections.count, 1)
         // Frames a closed connection left queued, read once its descriptor shows a new socket.
         _ = handle(&state, 1, "x", from: connection(7, inode: 2, metadata: 0x2000))
         XCTAssertEqual(state.subscriptions.count(of: Array("x".utf8)), 3, "not a repeat of the new connection")
