@@ -36,15 +36,25 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
         BrokerError(
             code: .bindFailed,
             message:
-                "cannot bind the \(role.rawValue) socket to \(endpoint): \(error.reason)\(hint(for: error.code, endpoint: endpoint, role: role))",
+                "cannot bind the \(role.rawValue) socket to \(endpoint): \(error.reason)\(hint(for: error.code, endpoint: endpoint, setting: "the config file (or with --\(role.rawValue) at start)"))",
             endpoint: endpoint, systemError: error.code
         )
     }
 
-    private static func hint(for code: Int32, endpoint: String, role: BrokerSocketRole) -> String {
+    /// The pair's own endpoint (`[ha] bind`) could not be bound.
+    static func pairBindFailed(endpoint: String, error: ZMQError) -> BrokerError {
+        BrokerError(
+            code: .bindFailed,
+            message:
+                "cannot bind the pair endpoint \(endpoint) ([ha] bind): \(error.reason)\(hint(for: error.code, endpoint: endpoint, setting: "[ha] bind (or with --ha-bind at start)"))",
+            endpoint: endpoint, systemError: error.code)
+    }
+
+    /// What to do about a failed bind; `setting` is where the endpoint is chosen.
+    private static func hint(for code: Int32, endpoint: String, setting: String) -> String {
         switch code {
         case EADDRINUSE:
-            "; another process (another zpubd?) is listening there: stop it, or choose another endpoint in the config file (or with --\(role.rawValue) at start)"
+            "; another process (another zpubd?) is listening there: stop it, or choose another endpoint in \(setting)"
         case EACCES:
             endpoint.hasPrefix("ipc://")
                 ? "; the directory of the socket file is not writable by this user"

@@ -192,9 +192,7 @@ final class PairLink {
         } catch let error as ZMQError {
             router.close()
             dealer.close()
-            throw BrokerError(
-                code: .bindFailed, message: "cannot bind the pair endpoint \(bind) ([ha] bind): \(error.reason)",
-                endpoint: bind)
+            throw BrokerError.pairBindFailed(endpoint: bind, error: error)
         }
         try dealer.connect(peer)
         loop.pairStatus.withLock { $0 = status }

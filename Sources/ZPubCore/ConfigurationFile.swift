@@ -52,8 +52,12 @@ public enum ConfigurationFile {
         _ fileProblems: [ConfigurationProblem], _ configuration: BrokerConfiguration, keyLines: [String: Int]
     ) -> [ConfigurationProblem] {
         let refusedLines = Set(fileProblems.compactMap(\.line))
+        // A refused role leaves none: "[ha] has failover_ms but no role" on failover_ms's line
+        // followed `role = "primry"`'s own problem.
+        let roleRefused = keyLines["role"].map { refusedLines.contains($0) } ?? false
         let validation = validate(configuration, keyLines: keyLines).filter {
-            $0.line.map { !refusedLines.contains($0) } ?? true
+            ($0.line.map { !refusedLines.contains($0) } ?? true)
+                && !(roleRefused && $0.message.hasPrefix("[ha] has ") && $0.message.contains(" but no role"))
         }
         return sorted(fileProblems + validation)
     }

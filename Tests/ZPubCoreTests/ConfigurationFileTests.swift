@@ -35,6 +35,9 @@ final class ConfigurationFileTests: XCTestCase {
             """)
         XCTAssertEqual(told.map(\.line), [2], "\(told)")
         XCTAssertTrue(told.first?.message.contains("Primary") == true, "\(told)")
+        // Nor by a key that needs a role (it was "[ha] has failover_ms but no role", line 3).
+        let misspelt = problems("[ha]\nrole = \"primry\"\nfailover_ms = 1000\n")
+        XCTAssertEqual(misspelt.map(\.line), [2], "\(misspelt)")
         // Without a role at all, the validation's own problem stays.
         let missing = problems("[ha]\nbind = \"tcp://127.0.0.1:27300\"\npeer = \"tcp://127.0.0.1:27400\"\n")
         XCTAssertEqual(
