@@ -190,7 +190,9 @@ final class ForwardingLoop {
     /// A subscription frame of each connection `SubscriberConnections` records, by the address
     /// of its metadata: libzmq frees a connection's metadata once no frame holds it, and a new
     /// connection may then get the same address; held here, the address names one connection
-    /// for as long as it is recorded (64 bytes a subscriber; let go at housekeeping).
+    /// for as long as it is recorded (a `zmq_msg_t` of 64 bytes, and a prefix longer than 32
+    /// bytes shared with libzmq: at most `max_subscription_length` a subscriber; let go at
+    /// housekeeping).
     private var connectionPins: [UInt: Message] = [:]
     /// Connections accepted on each bound endpoint, for those an unbind closes (`UnbindClosures`).
     private var unbinding = UnbindClosures()
@@ -656,7 +658,10 @@ final class ForwardingLoop {
                         $0, from: connection?.identity, connectionClosed: connection?.closed ?? false,
                         inProcess: inProcess, nowMilliseconds: nowMilliseconds)
                 }
+                // A frame longer than a subscription may be (a refused one) is not the pin: libzmq
+                // shares a long frame's content with its copy, and up to 16 MiB would stay.
                 if let identity = connection?.identity, connectionPins[identity.metadata] == nil,
+                    message.count <= 1 + configuration.maxSubscriptionLength,
                     state.subscriberConnections.isRecorded(identity)
                 {
                     connectionPins[identity.metadata] = Message(copyOf: message)
@@ -745,8 +750,10 @@ final class ForwardingLoop {
         // connection's, open or closed, even once its descriptor went to a new connection. Taken
         // for the new one, a closed connection's late unsubscription was one from a prefix not
         // held, and its subscription stayed counted for good.
+        // (Unpinned, a recorded connection is trusted only while its descriptor shows its socket.)
         if let known = state.subscriberConnections.recorded(
-            descriptor: source.descriptor, metadata: source.metadataAddress)
+            descriptor: source.descriptor, metadata: source.metadataAddress),
+            connectionPins[known.metadata] != nil || known.isCurrent(socket)
         {
             return (known, !known.isCurrent(socket))
         }
@@ -755,11 +762,10 @@ final class ForwardingLoop {
             // that connection, known by its metadata, which lives as long as the frame. Counted
             // frame by frame instead, an unsubscription from a prefix it never held counted
             // down another subscriber's, and a repeated subscription was counted twice.
-            let identity =
-                state.subscriberConnections.recorded(descriptor: source.descriptor, metadata: source.metadataAddress)
-                ?? SubscriberConnections.Identity(
-                    descriptor: source.descriptor, device: 0, inode: 0, metadata: source.metadataAddress)
-            return (identity, true)
+            return (
+                SubscriberConnections.Identity(
+                    descriptor: source.descriptor, device: 0, inode: 0, metadata: source.metadataAddress), true
+            )
         }
         return (
             SubscriberConnections.Identity(
@@ -901,7 +907,10 @@ final class ForwardingLoop {
         let metadata: Logger.Metadata = ["socket": "\(role.rawValue)", "endpoint": "\(event.endpoint)"]
         if event.event.contains(.accepted) {
             unbinding.accepted(descriptor: event.value, role: role, endpoint: event.endpoint, socket: Self.socket(at:))
-        } else if event.event.contains(.disconnected), !unbinding.expectsDisconnect(descriptor: event.value) {
+        } else if event.event.contains(.connected) {
+            unbinding.connected(descriptor: event.value, role: role)
+        } else if event.event.contains(.disconnected), !unbinding.expectsDisconnect(descriptor: event.value, role: role)
+        {
             return  // counted out already, as closed by an unbind
         }
         if event.event.contains(.accepted) || event.event.contains(.connected) {
@@ -1345,8 +1354,7 @@ final class ForwardingLoop {
                 $0.unbindRemoved(wanted[role] ?? [], everything: rebinding.contains(role), on: socket, logger: logger)
             }
             released.formUnion(unbound)
-            unbinding.unbound(
-                unbound.compactMap { resolvedBefore[$0] }, role: role, now: SystemClock.monotonicNanoseconds())
+            unbinding.unbound(unbound.compactMap { resolvedBefore[$0] }, role: role)
         }
         var problems: [BrokerError] = []
         let deadline = SystemClock.monotonicNanoseconds() + BoundEndpoints.releasedBindWaitNanoseconds

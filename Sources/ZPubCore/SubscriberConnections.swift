@@ -147,8 +147,18 @@ public struct SubscriberConnections: Sendable {
             }
         }
         connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(prefixHash)
+        noteIfClosed(connection)
         // libzmq's one record of the prefix for this connection is a counted subscription now.
         takeRefused(prefixHash, connection)
+    }
+
+    /// A connection whose descriptor had closed when its frame was read is a closed one: its
+    /// close may have been handled before it had records (`closed` then found none), and no
+    /// other would come to let them go.
+    private mutating func noteIfClosed(_ connection: Identity) {
+        if connection.inode == 0 && connection.device == 0 && closedAt[connection] == nil {
+            closedAt[connection] = Self.unstamped
+        }
     }
 
     /// Records a subscription zpubd refused, which libzmq keeps for the connection anyway.
@@ -158,6 +168,7 @@ public struct SubscriberConnections: Sendable {
             connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(
                 Self.refusedKey(prefixHash))
         else { return }
+        noteIfClosed(connection)
         refusedPending[prefixHash, default: 0] += 1
         refusedPendingTotal += 1
     }

@@ -13,9 +13,11 @@ import NIOWebSocket
 /// A message begun in fragments must also end within `unfinishedMessageSeconds`: the
 /// aggregator holds its fragments (up to `max_frame`) until it ends, and a client that began
 /// one and answered pings kept some 140 KiB of zpubd's memory for as long as it liked (1,000
-/// such clients: 140 MiB). It is closed with 1008. The time runs only while the gateway reads
-/// from the connection (`ReadingPause`): a client whose last fragments wait unread behind its
-/// subscribe's confirmation (up to 10 s) sent them in time.
+/// such clients: 140 MiB). It is closed with 1008. The time stops while the session has
+/// stopped reading (`ReadingPause`): a client whose last fragments wait unread behind its
+/// subscribe's confirmation (up to 10 s) sent them in time. (Reading also stops while the
+/// client leaves what it is sent unread, `BackPressureHandler`; that time counts: the client
+/// is the one that holds things up.)
 final class WebSocketFrameCheck: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
     typealias InboundOut = WebSocketFrame

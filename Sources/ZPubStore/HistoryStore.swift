@@ -293,8 +293,6 @@ public final class HistoryStore {
     /// The tables of a zpub history, of either version (`messages` is version 1's).
     private static let ownTables: Set<String> = ["meta", "blocks", "last_values", "not_kept", "messages"]
 
-    /// Creates the tables of a new file, or checks the version of an existing one; returns the
-    /// version the file had (1 is converted by the caller; a newer one is refused untouched).
     /// Refuses another program's SQLite file in zpubd's place, before anything is written to
     /// it: it was taken for a new history, and zpubd's tables written beside the program's own.
     private static func refuseForeignFile(_ database: SQLiteDatabase, path: String?) throws {
@@ -312,6 +310,8 @@ public final class HistoryStore {
         }
     }
 
+    /// Creates the tables of a new file, or checks the version of an existing one; returns the
+    /// version the file had (1 is converted by the caller; a newer one is refused untouched).
     private static func prepareSchema(_ database: SQLiteDatabase, path: String?) throws -> Int64 {
         try database.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         let select = try database.prepare("SELECT value FROM meta WHERE key = 'schema_version'")

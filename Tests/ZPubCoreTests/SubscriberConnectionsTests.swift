@@ -192,6 +192,25 @@ final class SubscriberConnectionsTests: XCTestCase {
         XCTAssertTrue(connections.holds(3, connection(7, inode: 6)))
     }
 
+    /// A close handled before the connection's late frames are read finds no records to keep;
+    /// the records the late frames then make are those of a closed connection all the same,
+    /// and go in time (they stayed, with their pin, until the descriptor was reused).
+    func testRecordsMadeAfterTheCloseWasHandledGoInTime() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        let none: (Int32) -> SubscriberConnections.Socket? = { _ in nil }
+        state.subscriberConnections.closed(descriptor: 5, current: none, nowMilliseconds: 1_000)
+        XCTAssertFalse(state.subscriberConnections.hasClosed, "nothing recorded yet")
+        let late = Identity(descriptor: 5, device: 0, inode: 0, metadata: 0x5000)
+        _ = handle(&state, 1, "x", from: late)
+        XCTAssertEqual(state.subscriberConnections.count, 1)
+        XCTAssertTrue(state.subscriberConnections.hasClosed)
+        state.subscriberConnections.forgetClosed(current: none, nowMilliseconds: 2_000)
+        state.subscriberConnections.forgetClosed(
+            current: none, nowMilliseconds: 2_000 + SubscriberConnections.lateFrameMilliseconds)
+        XCTAssertEqual(state.subscriberConnections.count, 0)
+        XCTAssertFalse(state.subscriberConnections.hasClosed)
+    }
+
     /// libzmq reads frames ahead: a connection's subscription and its unsubscription can both
     /// be read after its close was reported (its descriptor closed by then). The record kept
     /// for such late frames makes the unsubscription count the subscription down. Forgotten at
