@@ -1334,6 +1334,13 @@ final class ForwardingLoop {
         configuration = newConfiguration
         serverKey = newServerKey
         state.apply(newConfiguration)
+        let prefixesHeld = state.subscriptions.prefixCount
+        if prefixesHeld > newConfiguration.maxSubscriptions {
+            // Taken without a word, it looked applied, while the table stays above it.
+            logger.warning(
+                "max_subscriptions is now \(newConfiguration.maxSubscriptions), below the \(prefixesHeld) prefixes subscribed: they stay, and subscriptions to other prefixes are refused until fewer are held"
+            )
+        }
         if let history {
             historyPrefixes = HistoryPrefixes(newConfiguration.historyPrefixes)
             history.mailbox.post(.reconfigure(newConfiguration))

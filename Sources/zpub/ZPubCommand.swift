@@ -31,9 +31,9 @@ struct ZPubCommand: ParsableCommand {
     /// 'stat'"): that one is answered here, with the command meant.
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        if let first = arguments.first, !first.hasPrefix("-"), first != "help",
-            let message = unknownCommand(first)
-        {
+        // `zpub help frobnicate` printed the general help and exited 0.
+        let word = arguments.first == "help" ? arguments.dropFirst().first : arguments.first
+        if let word, !word.hasPrefix("-"), word != "help", let message = unknownCommand(word) {
             Output.error(message)
             Glibc.exit(64)  // EX_USAGE, as ArgumentParser's own usage errors
         }

@@ -293,6 +293,11 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(unknown.status, 64)
         XCTAssertTrue(unknown.stderr.contains("unknown command 'frobnicate' (zpub --help lists them)"), unknown.stderr)
         XCTAssertEqual(try zpub(["help", "stats"], timeout: 10).status, 0)
+        // Help for a command zpub does not have printed the general help and exited 0.
+        let helpUnknown = try zpub(["help", "stat"], timeout: 10)
+        XCTAssertEqual(helpUnknown.status, 64)
+        XCTAssertTrue(helpUnknown.stderr.contains("did you mean 'stats'?"), helpUnknown.stderr)
+        XCTAssertEqual(try zpub(["help"], timeout: 10).status, 0)
     }
 
     func testAMistypedEndpointGetsAHint() throws {

@@ -375,6 +375,23 @@ final class LifecycleTests: XCTestCase {
         try Wait.until("and counted out when it leaves") { try daemon.stats().peers[.xpub] == 0 }
     }
 
+    /// A reload that lowers max_subscriptions below what is held says so: the subscriptions
+    /// stay, and it looked applied without a word.
+    func testAReloadBelowTheSubscriptionsHeldSaysSo() throws {
+        let (daemon, first) = try daemonWithEndpointInFile(.xpub, maxTopics: 77)
+        let clients = try Clients()
+        for index in 0..<3 { _ = try clients.subscriber(first, prefixes: ["s.\(index)."]) }
+        try daemon.waitForSubscriptions(3)
+        try "[endpoints]\nxpub = [\"\(first)\"]\n[limits]\nmax_subscriptions = 2\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        try Wait.until("the log says so\n\(daemon.log)") {
+            daemon.log.contains("max_subscriptions is now 2, below the 3 prefixes subscribed")
+        }
+        XCTAssertEqual(try daemon.subscriptions().total, 3, "they stay")
+    }
+
     /// `zpub reload` (the control socket's RELOAD) answers with the reload's outcome, which
     /// SIGHUP cannot: exit 0 once the file is in force, 1 with the reason when it is refused,
     /// for a bad line or for an endpoint that cannot be bound alike. The packaged units run it
