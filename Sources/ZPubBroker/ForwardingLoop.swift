@@ -196,8 +196,6 @@ final class ForwardingLoop {
     private var connectionPins: [UInt: Message] = [:]
     /// Connections accepted on each bound endpoint, for those an unbind closes (`UnbindClosures`).
     private var unbinding = UnbindClosures()
-    /// `SubscriberConnections.forgotten` when `connectionPins` last let go of theirs.
-    private var pinsPrunedAt: UInt64 = 0
     /// Untracked messages when the full topic table was last told of, and when (`warnIfTopicTableIsFull`).
     private var topicTableFullWarning = (untracked: UInt64(0), at: UInt64(0), told: false)
     /// Whether libzmq sends cached values to new subscribers (`ZMQ_XPUB_MANUAL_LAST_VALUE`);
@@ -372,13 +370,12 @@ final class ForwardingLoop {
             snapshots.expire(nowNanoseconds: now)
             if state.subscriberConnections.hasClosed {
                 state.subscriberConnections.forgetClosed(
-                    current: Self.socket(at:), nowMilliseconds: SystemClock.monotonicNanoseconds() / 1_000_000,
+                    current: Self.socket(at:), nowMilliseconds: SystemClock.monotonicMilliseconds(),
                     readDry: !xpub.hasInput)
             }
-            if !connectionPins.isEmpty && state.subscriberConnections.forgotten != pinsPrunedAt {
-                pinsPrunedAt = state.subscriberConnections.forgotten
-                let recorded = state.subscriberConnections.recordedMetadata
-                connectionPins = connectionPins.filter { recorded.contains($0.key) }
+            for gone in state.subscriberConnections.takeForgotten()
+            where state.subscriberConnections.recorded(descriptor: gone.descriptor, metadata: gone.metadata) == nil {
+                connectionPins[gone.metadata] = nil
             }
             warnIfTopicTableIsFull(nowNanoseconds: now)
             for closed in unbinding.closedByUnbind(now: now, socket: Self.socket(at:)) {
@@ -929,7 +926,7 @@ final class ForwardingLoop {
             if role == .xpub {
                 state.subscriberConnections.closed(
                     descriptor: event.value, current: Self.socket(at:),
-                    nowMilliseconds: SystemClock.monotonicNanoseconds() / 1_000_000)
+                    nowMilliseconds: SystemClock.monotonicMilliseconds())
                 subscriberReachability.closed(descriptor: event.value)
             }
             if state.upstreamEvent(endpoint: event.endpoint, .disconnected) {
@@ -961,7 +958,7 @@ final class ForwardingLoop {
         if role == .xpub {
             state.subscriberConnections.closed(
                 descriptor: descriptor, current: Self.socket(at:),
-                nowMilliseconds: SystemClock.monotonicNanoseconds() / 1_000_000)
+                nowMilliseconds: SystemClock.monotonicMilliseconds())
             subscriberReachability.closed(descriptor: descriptor)
         }
     }
@@ -979,7 +976,7 @@ final class ForwardingLoop {
         for descriptor in summary.closedSubscribers {
             state.subscriberConnections.closed(
                 descriptor: descriptor, current: Self.socket(at:),
-                nowMilliseconds: SystemClock.monotonicNanoseconds() / 1_000_000)
+                nowMilliseconds: SystemClock.monotonicMilliseconds())
             subscriberReachability.closed(descriptor: descriptor)
         }
         if configuration.pair.isEnabled {

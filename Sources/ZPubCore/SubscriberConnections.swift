@@ -119,14 +119,14 @@ public struct SubscriberConnections: Sendable {
     /// Whether `connection` has records (a prefix held or refused).
     public func isRecorded(_ connection: Identity) -> Bool { connections[connection.descriptor]?[connection] != nil }
 
-    /// Connections forgotten so far: when it has not moved, `recordedMetadata` has lost none.
-    public private(set) var forgotten: UInt64 = 0
+    /// Connections forgotten since `takeForgotten` was last asked: what holds on to their
+    /// metadata (the loop's pins) may let go.
+    private var forgotten: [Identity] = []
 
-    /// The metadata addresses of every recorded connection.
-    public var recordedMetadata: Set<UInt> {
-        var addresses = Set<UInt>()
-        for byIdentity in connections.values { for identity in byIdentity.keys { addresses.insert(identity.metadata) } }
-        return addresses
+    /// The connections forgotten since the last call.
+    public mutating func takeForgotten() -> [Identity] {
+        defer { forgotten.removeAll(keepingCapacity: true) }
+        return forgotten
     }
 
     /// Records an accepted subscription. Records of the descriptor's earlier sockets are
@@ -213,12 +213,15 @@ public struct SubscriberConnections: Sendable {
     }
 
     private mutating func dropIfEmpty(_ connection: Identity) {
-        if connections[connection.descriptor]?[connection]?.isEmpty == true {
-            connections[connection.descriptor]?[connection] = nil
-            forgotten &+= 1
-            if !closedAt.isEmpty { closedAt[connection] = nil }
-            if connections[connection.descriptor]?.isEmpty == true { connections[connection.descriptor] = nil }
-        }
+        if connections[connection.descriptor]?[connection]?.isEmpty == true { forget(connection) }
+    }
+
+    /// Drops a connection's records, the one way they go.
+    private mutating func forget(_ connection: Identity) {
+        connections[connection.descriptor]?[connection] = nil
+        if connections[connection.descriptor]?.isEmpty == true { connections[connection.descriptor] = nil }
+        if !closedAt.isEmpty { closedAt[connection] = nil }
+        forgotten.append(connection)
     }
 
     /// A refused prefix's entry in its connection's set, apart from the held prefixes' hashes.
@@ -247,10 +250,7 @@ public struct SubscriberConnections: Sendable {
             if since == Self.unstamped {
                 closedAt[identity] = nowMilliseconds
             } else if nowMilliseconds &- since >= keep {
-                closedAt[identity] = nil
-                connections[identity.descriptor]?[identity] = nil
-                forgotten &+= 1
-                if connections[identity.descriptor]?.isEmpty == true { connections[identity.descriptor] = nil }
+                forget(identity)
             }
         }
     }

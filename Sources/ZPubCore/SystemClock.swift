@@ -19,6 +19,8 @@ public enum SystemClock {
         Double(wallMilliseconds()) / 1_000
     }
 
+    public static func monotonicMilliseconds() -> UInt64 { monotonicNanoseconds() / 1_000_000 }
+
     public static func monotonicNanoseconds() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
