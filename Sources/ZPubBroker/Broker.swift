@@ -42,7 +42,7 @@ public final class Broker: Sendable {
     private let eventReaderStop: Mailbox<Bool>
     private let historyThread: JoinableThread?
     /// One of a primary/backup pair: the link to the peer and its thread.
-    private let pair: (link: Mailbox<Bool>, thread: JoinableThread)?
+    private let pair: (link: Mailbox<PairLink.Command>, thread: JoinableThread)?
     private let stopped = Locked(false)
     private let logger: Logger
 
@@ -278,19 +278,22 @@ public final class Broker: Sendable {
         // The pair link keeps its heartbeats up while the loop drains (it forwards and numbers
         // until then): stopped first, the peer took over meanwhile, and both were active. It
         // takes over nothing from now on.
-        pair?.link.post(false)
+        pair?.link.post(.drain)
         loop.descriptorGuard.stop()
         threads.guard.join()
         loop.mailbox.post(.stop)
         threads.loop.join()
         if let pair {
+            // An active broker first waits (briefly) for its passive peer to have mirrored the
+            // last messages it numbered (`PairLink.handOverMilliseconds`): they are in its
+            // history only until then, and a takeover would skip them.
+            pair.link.post(.stop(lastSequence: loop.lastSequenceGiven.load(ordering: .relaxed)))
+            pair.thread.join()
             // From here the peer may take over (after `failover_ms` of silence): this broker
             // forwards nothing more. Said, because the rest of the shutdown (the history's last
             // writes, on a slow disk) can outlast that, and the takeover then comes while the
             // process still runs.
             logger.notice("forwarding has stopped; no longer reporting to the pair's peer, which may take over")
-            pair.link.post(true)
-            pair.thread.join()
         }
         // After the loop has closed the sockets they watch: their last events are read.
         eventReaderStop.post(true)

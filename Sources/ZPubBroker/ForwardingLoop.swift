@@ -104,6 +104,9 @@ final class ForwardingLoopHandle: Sendable {
 
     /// One of a pair: what `PairLink` last knew (nil for a single broker).
     let pairStatus = Locked<PairStatus?>(nil)
+    /// The last sequence the loop gave, set when it has stopped: what a pair's active broker
+    /// waits for its peer to have mirrored before it stops reporting (`PairLink`).
+    let lastSequenceGiven = Atomic<UInt64>(0)
 
     init(logger: Logger) {
         descriptorGuard = DescriptorGuard(logger: logger)
@@ -349,6 +352,7 @@ final class ForwardingLoop {
         // Stopped while a takeover waited: it never forwarded; the pair link waits no more.
         activation?.reply.fulfill([])
         activation = nil
+        handle.lastSequenceGiven.store(nextSequence &- 1, ordering: .relaxed)
         closeSockets()
         // The loop's last lines (a poll failure, the drain) are written before the process goes.
         logQueue.finish(waitingMilliseconds: 2_000)

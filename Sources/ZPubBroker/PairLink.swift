@@ -36,7 +36,20 @@ final class PairLink {
     /// How long a replication request may go unanswered before it is asked again.
     static let replicationTimeoutMilliseconds: UInt64 = 2_000
 
-    let mailbox = Mailbox<Bool>()
+    enum Command: Sendable {
+        /// The broker is stopping: it drains what producers sent, and takes over nothing.
+        case drain
+        /// The forwarding loop has stopped, having numbered up to `lastSequence`: hand over
+        /// (if active) and stop.
+        case stop(lastSequence: UInt64)
+    }
+
+    let mailbox = Mailbox<Command>()
+    /// How long an active broker that stops keeps answering its passive peer's HISTORY
+    /// requests, and beating, until the peer has asked for what follows its last sequence
+    /// (it mirrored everything): its last messages are in its own history only until then.
+    /// The peer asks every `replicationIntervalMilliseconds` while it is behind.
+    static let handOverMilliseconds: UInt64 = 3_000
     private let settings: PairSettings
     private let router: Socket
     private let dealer: Socket
@@ -92,6 +105,10 @@ final class PairLink {
     private var draining = false
     /// This broker gave up being active and stops (`standDown`).
     private var stoodDown = false
+    /// The forwarding loop has stopped (`Command.stop`).
+    private var stopping = false
+    /// The `since` of the peer's last HISTORY request: what it has mirrored.
+    private var peerAskedSince: UInt64 = 0
     private var dualActiveLog = LogRateLimit()
     private var refusedReplyLog = LogRateLimit()
     /// Every report of this broker's state (heartbeat or answer) carries this run's random id
@@ -214,6 +231,8 @@ final class PairLink {
         // peer heard at most a heartbeat before it, stays under failover_ms (4 heartbeats).
         let stallNanoseconds = 2 * heartbeat
         var lastPass = SystemClock.monotonicNanoseconds()
+        /// The loop stopped: the thread ends once `handOver` is over, or at once without one.
+        var handOver: HandOver?
         while true {
             let now = SystemClock.monotonicNanoseconds()
             let untilHeartbeat = heartbeat &- min(heartbeat, now &- lastHeartbeat)
@@ -227,10 +246,15 @@ final class PairLink {
                 return
             }
             if poller.isReadable(mailboxIndex) {
-                let commands = mailbox.take()
-                if commands.contains(true) { break }
-                if commands.contains(false) { draining = true }
+                for command in mailbox.take() {
+                    switch command {
+                    case .drain: draining = true
+                    case .stop(let lastSequence): handOver = startHandOver(through: lastSequence, now: now)
+                    }
+                }
+                if stopping && handOver == nil { break }
             }
+            if let waiting = handOver, handOverIsOver(waiting, now: SystemClock.monotonicNanoseconds()) { break }
             let resumed = SystemClock.monotonicNanoseconds()
             if resumed &- lastPass > stallNanoseconds {
                 machine.noteOwnStall(nowNanoseconds: resumed)
@@ -264,7 +288,8 @@ final class PairLink {
 
     /// Learns the loop's sequence and subscribers, then tells the peer this broker's state.
     private func beat(now: UInt64) {
-        refreshView()
+        // A stopped loop answers no query: each would hold this thread `shortWait`.
+        if !stopping { refreshView() }
         announce(now: now)
     }
 
@@ -404,6 +429,8 @@ final class PairLink {
                 // cache on the forwarding loop.
                 valuesRequest = (identity, UInt64(String(decoding: frames[2], as: UTF8.self)) ?? 0)
             case "HISTORY" where frames.count >= 3:
+                // What the peer has mirrored: a hand-over waits for it.
+                if let since = UInt64(String(decoding: frames[2], as: UTF8.self)) { peerAskedSince = since }
                 // One at a time: the peer asks again when an answer is 2 s late, and requests
                 // queued behind a slow disk would only grow the writer's mailbox.
                 guard pendingHistory == nil else { continue }
@@ -452,6 +479,48 @@ final class PairLink {
         // The third frame is new: a backup that does not know it asks again in a second.
         let more = Array((page.more ? "more" : "done").utf8)
         _ = try? router.send(frames: [identity, Array("VALUES".utf8), Array(json), more], dontWait: true)
+    }
+
+    /// An active broker's wait, once its loop has stopped, for its passive peer to mirror
+    /// through `lastSequence`.
+    struct HandOver {
+        var lastSequence: UInt64
+        var deadline: UInt64
+    }
+
+    /// The hand-over to start now that the loop stopped at `lastSequence`, or nil when there
+    /// is none to wait for: this broker is not active, keeps no history, or has no passive
+    /// peer that is heard; or the peer has asked for what follows already.
+    private func startHandOver(through lastSequence: UInt64, now: UInt64) -> HandOver? {
+        stopping = true
+        ownNextSequence = max(ownNextSequence, lastSequence &+ 1)
+        guard historyOn, history != nil, machine.state == .active, machine.peerState == .passive,
+            !machine.peerIsSilent(nowNanoseconds: now), peerAskedSince < lastSequence
+        else { return nil }
+        logger.info(
+            "pair: forwarding has stopped at sequence \(lastSequence); waiting up to \(Self.handOverMilliseconds) ms for the peer to mirror what it has not (it asked for what follows \(peerAskedSince))"
+        )
+        return HandOver(lastSequence: lastSequence, deadline: now &+ Self.handOverMilliseconds * 1_000_000)
+    }
+
+    /// Whether `handOver` is over: the peer asked for what follows its last sequence, or fell
+    /// silent, or the time is up (each said).
+    private func handOverIsOver(_ handOver: HandOver, now: UInt64) -> Bool {
+        if peerAskedSince >= handOver.lastSequence {
+            logger.info("pair: the peer has mirrored everything through sequence \(handOver.lastSequence)")
+            return true
+        }
+        if machine.peerIsSilent(nowNanoseconds: now) {
+            logger.warning(
+                "pair: the peer fell silent having mirrored through sequence \(peerAskedSince) of \(handOver.lastSequence); should it take over, the rest is in this broker's history only"
+            )
+            return true
+        }
+        guard now >= handOver.deadline else { return false }
+        logger.warning(
+            "pair: the peer had mirrored through sequence \(peerAskedSince) of \(handOver.lastSequence) when the hand-over's \(Self.handOverMilliseconds) ms ran out; should it take over, the rest is in this broker's history only (it may be behind: lag_messages in its STATS)"
+        )
+        return true
     }
 
     /// Sends the writer's answer to the peer's HISTORY request, if it has come.

@@ -43,6 +43,15 @@
 ///   messages after `last` would be skipped otherwise); the message it numbers comes in the
 ///   replay.
 ///
+/// - the numbers a sequence jumps over by more than half the takeover gap (a takeover's gap,
+///   as a rule) are remembered (`skipped`, the newest `maximumSkippedRanges`): the caller reads
+///   them from each broker it resumes at (`HISTORY since .. until`), and what they hold that was
+///   not printed is printed then, numbered, below `last` (which stays). Their broker numbered
+///   them where its peer's numbering left a gap: a primary stopped (SIGSTOP, a paused VM) while
+///   its backup took over numbers what its producers queued meanwhile when it runs again, below
+///   the backup's numbers, before it hears the backup; they are in its history, and a resume
+///   after `last` never reads them. Live, they may never come (a burst beyond the socket's
+///   high-water mark; a probe lost 650 of 12,000 so, silently);
 /// - a message printed without a sequence since the last replay is not printed again by the
 ///   next one, which holds it numbered (its prefix was made kept by a reload the follower did
 ///   not know of yet; or the broker active then lacked it, and the next one has it): the
@@ -85,7 +94,8 @@ public struct PairFollower {
     private var waiting: [Int: (frames: [[UInt8]], since: UInt64)] = [:]
     /// Kept messages waiting for a resume, oldest first, each with the sequence its marker
     /// brought (nil: its marker never came).
-    private var waitingForResume: [(frames: [[UInt8]], sequence: UInt64?, source: Int)] = []
+    /// `numberedBelow`: the sequence of a marker that numbered it at or below `last`.
+    private var waitingForResume: [(frames: [[UInt8]], sequence: UInt64?, source: Int, numberedBelow: UInt64?)] = []
     /// The kept messages waiting for a resume.
     public var orphans: [[[UInt8]]] { waitingForResume.map(\.frames) }
     private var recentlyPrinted = RecentMessages(capacity: Self.recentMessages)
@@ -97,8 +107,19 @@ public struct PairFollower {
     /// one printed unnumbered because the broker active then lacked it, replayed later by one
     /// that has it.
     private var printedUnnumbered = RecentMessages(capacity: Self.recentMessages)
+    /// Messages printed without a sequence whose marker numbered them at or below `last` (with
+    /// that sequence), the last `recentMessages`: printed as orphans, since no replay after
+    /// `last` holds them, and read again from a `skipped` range at a later resume (one or more
+    /// replays later: `printedUnnumbered` no longer knows them).
+    private var printedBelowLast = RecentMessages(capacity: Self.recentMessages)
     /// Set by `holdForResume` until the next replay.
     private var holdingForResume = false
+    /// The numbers the printed sequence jumped over (see the rules), oldest first: the caller
+    /// reads them at each resume, and passes what they hold to `replayed` (`filling`). A range
+    /// shrinks as its messages are printed.
+    public private(set) var skipped: [ClosedRange<UInt64>] = []
+    /// Skipped ranges remembered at most: each is one takeover's gap, asked for at each resume.
+    public static let maximumSkippedRanges = 4
 
     public init(since: UInt64, markerPrefix: [UInt8] = BrokerState.sequenceMarkerPrefix) {
         self.since = since
@@ -141,7 +162,7 @@ public struct PairFollower {
                 // message that its successor, whose numbers `last` now follows, did not mirror
                 // (it came on that broker's socket). An orphan: the resume's replay or the
                 // messages printed lately account for it, or it is printed without a sequence.
-                return actions + orphan(held, from: source) + [.resume]
+                return actions + orphan(held, from: source, numberedBelow: sequence) + [.resume]
             }
             if let sequence, !catchingUp, last > since, sequence > last &+ PairSettings.minimumTakeoverGap / 2 {
                 return actions + [.resume]
@@ -228,14 +249,18 @@ public struct PairFollower {
     public mutating func numberingEnds(at through: UInt64) -> Bool {
         guard through < last else { return false }
         last = through
+        // Gaps of a numbering that is no more.
+        skipped.removeAll { $0.upperBound > through }
         return true
     }
 
     /// A resume's replay: the messages after `last` (each with its sequence), the history
-    /// prefixes it covers (nil: unchanged), and the source (socket) of the broker it came from,
-    /// when known.
+    /// prefixes it covers (nil: unchanged), the source (socket) of the broker it came from,
+    /// when known, and what the same broker holds within the `skipped` ranges (`filling`,
+    /// oldest first), read just before.
     public mutating func replayed(
-        _ messages: [(frames: [[UInt8]], sequence: UInt64?)], keptPrefixes: [[UInt8]]?, from replaying: Int? = nil
+        _ messages: [(frames: [[UInt8]], sequence: UInt64?)], keptPrefixes: [[UInt8]]?, from replaying: Int? = nil,
+        filling: [(frames: [[UInt8]], sequence: UInt64)] = []
     ) -> [Action] {
         if let keptPrefixes { self.keptPrefixes = keptPrefixes }
         holdingForResume = false
@@ -252,23 +277,25 @@ public struct PairFollower {
             // its takeover. Taken for another message, it was printed twice: unnumbered, then
             // from the replay (a probe: 6 quick restarts of 10).
             var replayedAbove: [[[UInt8]]: Int] = [:]
-            for message in messages {
-                guard let sequence = message.sequence else { continue }
-                replayedSequences[sequence] = message.frames
+            // The skipped ranges' messages are numbered below `last`: the ones an orphan
+            // without a marker may be, from a broker that numbered in a gap.
+            let numbered = messages.compactMap { message in message.sequence.map { (message.frames, $0) } }
+            for (frames, sequence) in filling.map({ ($0.frames, $0.sequence) }) + numbered {
+                replayedSequences[sequence] = frames
                 if sequence <= last &+ PairSettings.minimumTakeoverGap / 2 {
-                    replayed[message.frames, default: 0] += 1
+                    replayed[frames, default: 0] += 1
                 } else {
-                    replayedAbove[message.frames, default: 0] += 1
+                    replayedAbove[frames, default: 0] += 1
                 }
             }
             // Orphans whose marker came are in the replay under that sequence, or nowhere; one
             // that is there accounts for its replayed message before any orphan without one.
-            for (frames, sequence, _) in waitingForResume {
+            for (frames, sequence, _, _) in waitingForResume {
                 guard let sequence, replayedSequences[sequence] == frames, let count = replayed[frames], count > 0
                 else { continue }
                 replayed[frames] = count - 1
             }
-            for (frames, sequence, source) in waitingForResume {
+            for (frames, sequence, source, numberedBelow) in waitingForResume {
                 if let sequence {
                     if replayedSequences[sequence] != frames { actions += deliver(frames, nil) }
                 } else if let count = replayed[frames], count > 0 {
@@ -277,9 +304,30 @@ public struct PairFollower {
                     replayedAbove[frames] = count - 1
                 } else if !recentlyPrinted.contains(frames) {
                     actions += deliver(frames, nil)
+                    // Its number is in a skipped range, read at a later resume.
+                    if let numberedBelow { printedBelowLast.insert(Self.numbered(frames, numberedBelow)) }
                 }
             }
             waitingForResume = []
+        }
+        for message in filling {
+            guard let range = skipped.firstIndex(where: { $0.contains(message.sequence) }) else { continue }
+            // Printed from now on, whatever else follows: the range starts above it.
+            let upper = skipped[range].upperBound
+            if message.sequence < upper {
+                skipped[range] = (message.sequence + 1)...upper
+            } else {
+                skipped.remove(at: range)
+            }
+            // Printed without its sequence: it came live, with its marker below `last` (or
+            // none) and no replay held it then. Not again.
+            if printedBelowLast.remove(Self.numbered(message.frames, message.sequence))
+                || alreadyPrinted.remove(message.frames)
+            {
+                continue
+            }
+            recentlyPrinted.insert(message.frames)
+            actions.append(.deliver(message.frames, sequence: message.sequence))
         }
         for message in messages {
             if let sequence = message.sequence, sequence > last, alreadyPrinted.remove(message.frames) {
@@ -295,7 +343,14 @@ public struct PairFollower {
 
     private func isKept(_ topic: [UInt8]) -> Bool { keptPrefixes.contains { topic.starts(with: $0) } }
 
-    private mutating func orphan(_ frames: [[UInt8]], sequence: UInt64? = nil, from source: Int) -> [Action] {
+    /// A message and its sequence, as one key of `printedBelowLast`.
+    private static func numbered(_ frames: [[UInt8]], _ sequence: UInt64) -> [[UInt8]] {
+        frames + [withUnsafeBytes(of: sequence.littleEndian) { Array($0) }]
+    }
+
+    private mutating func orphan(
+        _ frames: [[UInt8]], sequence: UInt64? = nil, from source: Int, numberedBelow: UInt64? = nil
+    ) -> [Action] {
         var actions: [Action] = []
         if waitingForResume.count == Self.maximumOrphans {
             // The oldest gives way: printed if its marker came (nothing waits before it now),
@@ -303,13 +358,17 @@ public struct PairFollower {
             let oldest = waitingForResume.removeFirst()
             actions += oldest.sequence.map { deliver(oldest.frames, $0) } ?? [.droppedOrphan]
         }
-        waitingForResume.append((frames, sequence, source))
+        waitingForResume.append((frames, sequence, source, numberedBelow))
         return actions
     }
 
     private mutating func deliver(_ frames: [[UInt8]], _ sequence: UInt64?) -> [Action] {
         if let sequence {
             guard sequence > last else { return [] }
+            if sequence - last > PairSettings.minimumTakeoverGap / 2 {
+                if skipped.count == Self.maximumSkippedRanges { skipped.removeFirst() }
+                skipped.append((last + 1)...(sequence - 1))
+            }
             last = sequence
             recentlyPrinted.insert(frames)
         } else {

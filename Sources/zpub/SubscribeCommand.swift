@@ -289,6 +289,40 @@ struct Subscribe: ParsableCommand {
         return (handshake.replied(entries: [], covering: reply.prefixes), reply.through)
     }
 
+    /// What `control` holds of `prefix` within `ranges` (numbers the follower's sequence jumped
+    /// over: `PairFollower.skipped`), oldest first, page by page. A range that cannot be read
+    /// is said, and left for the next resume (the follower keeps it).
+    private func fetchSkipped(_ ranges: [ClosedRange<UInt64>], from control: String) -> [(
+        frames: [[UInt8]], sequence: UInt64
+    )] {
+        let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
+        let prefix = prefixes.first ?? ""
+        var found: [(frames: [[UInt8]], sequence: UInt64)] = []
+        for range in ranges {
+            var after = range.lowerBound - 1
+            var more = true
+            while more {
+                let page: HistoryReply
+                do {
+                    page = try client.request(
+                        "HISTORY since \(after) until \(range.upperBound) \(prefix)", as: HistoryReply.self
+                    ).0
+                } catch {
+                    Output.error(
+                        "cannot read numbers \(range.lowerBound) to \(range.upperBound) from \(control) (\(error)): what it numbered there is asked for again at the next resume"
+                    )
+                    break
+                }
+                for entry in page.messages {
+                    if let frames = entry.messageFrames, let sequence = entry.seq { found.append((frames, sequence)) }
+                }
+                more = page.more && page.messages.last?.seq.map { $0 > after } == true
+                after = page.messages.last?.seq ?? after
+            }
+        }
+        return found
+    }
+
     /// `--ready`: a marker round for nothing but the marker itself. The broker answers SNAPSHOT
     /// once the marker subscription has arrived, and so the data subscriptions sent before it on
     /// the same connection; the marker message that follows is zpubd's own, never printed.
@@ -472,6 +506,9 @@ struct Subscribe: ParsableCommand {
             }
             retrying = false
             historyOffNoted = nil
+            // Read before the numbering's end is checked: a numbering that started again
+            // drops the ranges, and they are not asked for again.
+            let filling = follower.skipped.isEmpty ? [] : fetchSkipped(follower.skipped, from: active)
             let previous = follower.last
             if follower.numberingEnds(at: through) {
                 // Numbers below the ranges told are given again: their ranges are news.
@@ -494,7 +531,10 @@ struct Subscribe: ParsableCommand {
             let replaying =
                 activeSource
                 ?? (endpoints.count == controlEndpoints.count ? controlEndpoints.firstIndex(of: active) : nil)
-            if act(follower.replayed(messages, keptPrefixes: handshake.coveredPrefixes, from: replaying)) {
+            if act(
+                follower.replayed(
+                    messages, keptPrefixes: handshake.coveredPrefixes, from: replaying, filling: filling))
+            {
                 return true
             }
             // From when the replay is printed: printing a long one must not count as the

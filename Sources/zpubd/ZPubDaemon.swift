@@ -175,8 +175,9 @@ struct ZPubDaemon: ParsableCommand {
             reloadRequests: reloadRequests, logger: logger)
         // A RELOAD from now on, or one whose SIGHUP was not taken, is answered: no reload comes.
         reloadRequests.close()
-        // The drain and the linger, and some seconds for the gateway and the history's last
-        // commit: more than TimeoutStopSec= when the settings ask for it.
+        // The drain and the linger, and some seconds for the gateway, a pair's hand-over (3 s
+        // at most) and the history's last commit: more than TimeoutStopSec= when the settings
+        // ask for it.
         notifier.stopping(
             mayTakeMilliseconds: inForce.shutdownDrainMilliseconds + inForce.lingerMilliseconds + 10_000)
         services.stop()

@@ -385,4 +385,72 @@ final class PairFollowerTests: XCTestCase {
         let actions = follower.replayed([], keptPrefixes: nil)
         XCTAssertEqual(delivered(actions).count, PairFollower.maximumOrphans)
     }
+
+    /// A primary stopped while its backup took over numbers what its producers queued meanwhile
+    /// when it runs again, below the backup's numbers (it has not heard the backup yet), and
+    /// they never came live here (a burst beyond the socket's queue). The jump over the
+    /// backup's gap is remembered; at the resume on the primary, what it holds there is printed,
+    /// numbered, once, and `last` stays. Before, the resume read after `last` only: lost.
+    func testWhatAStoppedPrimaryNumberedBelowTheTakeoverIsReadFromTheGapAtTheNextResume() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        XCTAssertEqual(follower.resuming(), [])
+        let backups = 1 + gap + 5
+        XCTAssertEqual(
+            delivered(follower.replayed([(message("n.a", "two"), backups)], keptPrefixes: nil, from: 1)),
+            ["two#\(backups)"])
+        XCTAssertEqual(follower.skipped, [2...(backups - 1)], "the backup's takeover gap")
+        // The primary is active again, and numbered from above the backup since it heard it.
+        let primarys = backups + (1 << 30)
+        XCTAssertEqual(follower.resuming(), [])
+        let actions = follower.replayed(
+            [(message("n.a", "three"), primarys)], keptPrefixes: nil, from: 0,
+            filling: [(message("n.a", "frozen 1"), 2), (message("n.a", "frozen 2"), 3)])
+        XCTAssertEqual(delivered(actions), ["frozen 1#2", "frozen 2#3", "three#\(primarys)"])
+        XCTAssertEqual(follower.last, primarys)
+        XCTAssertEqual(follower.skipped.first, 4...(backups - 1), "what was printed is no longer asked for")
+        // The next resume reads the ranges again (the primary's jump is one now): what they
+        // held was printed, and is not again.
+        XCTAssertEqual(follower.skipped.count, 2)
+        _ = follower.resuming()
+        let again = follower.replayed(
+            [], keptPrefixes: nil, from: 0, filling: [(message("n.a", "frozen 1"), 2), (message("n.a", "frozen 2"), 3)])
+        XCTAssertEqual(delivered(again), [])
+    }
+
+    /// The primary's messages numbered in the gap did come live (their markers below `last`,
+    /// from the primary's socket): printed unnumbered when the resume (on the backup, still
+    /// active) did not hold them, and not again when the primary's range is read later.
+    func testAMessageOfTheGapThatCameLiveIsNotPrintedAgainFromTheRange() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        _ = follower.resuming()
+        let backups = 1 + gap + 5
+        _ = follower.replayed([(message("n.a", "two"), backups)], keptPrefixes: nil, from: 1)
+        XCTAssertEqual(follower.received(message("n.a", "frozen"), from: 0, now: 0, catchingUp: false), [])
+        XCTAssertEqual(follower.received(marker("n.a", 2), from: 0, now: 0, catchingUp: false), [.resume])
+        // Resumed on the backup, which has nothing in its own gap.
+        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil, from: 1, filling: [])), ["frozen"])
+        // Another resume there first (the connection came back): the next replay's memory of
+        // what was printed unnumbered no longer has it.
+        _ = follower.resuming()
+        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil, from: 1, filling: [])), [])
+        _ = follower.resuming()
+        let actions = follower.replayed(
+            [], keptPrefixes: nil, from: 0, filling: [(message("n.a", "frozen"), 2), (message("n.a", "later"), 3)])
+        XCTAssertEqual(delivered(actions), ["later#3"])
+    }
+
+    /// Every jump is remembered, up to a bound: the oldest goes first.
+    func testSkippedRangesAreBounded() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        var sequence: UInt64 = 1
+        for jump in 1...(PairFollower.maximumSkippedRanges + 2) {
+            sequence += gap
+            _ = follower.replayed([(message("n.a", "\(jump)"), sequence)], keptPrefixes: nil)
+        }
+        XCTAssertEqual(follower.skipped.count, PairFollower.maximumSkippedRanges)
+        XCTAssertEqual(follower.skipped.last, (sequence - gap + 1)...(sequence - 1))
+        // A numbering that started again takes its gaps with it.
+        XCTAssertTrue(follower.numberingEnds(at: 10))
+        XCTAssertEqual(follower.skipped, [])
+    }
 }
