@@ -60,6 +60,33 @@ final class ControlServer {
     /// that RELOAD is answered, so that the reply goes out first; added endpoints are bound at
     /// once. Requests are not read meanwhile (`pendingReload`).
     private var endpointsAfterReply: (wanted: [String], rebind: Bool)?
+    /// TOPICS, SUBSCRIPTIONS and HISTORY requests read and not yet answered, oldest first.
+    /// Their replies are costly (a copy of the loop's tables, a page read from disk); the other
+    /// requests (HEALTH, STATS, ...) are answered as they are read, ahead of these, so that a
+    /// flood of them from some clients cannot keep a health check waiting (a probe: 800 REQ
+    /// clients asking TOPICS of 10,000 topics held every other request for over 10 s). One is
+    /// answered per turn, and with it every waiting request equal to it: all were read before
+    /// its reply was built, which is then as fresh for each of them.
+    private var costly: [CostlyRequest] = []
+    /// A costly request, and its number among those read (`costlyRead`).
+    private typealias CostlyRequest = (envelope: [[UInt8]], request: ControlRequest, read: UInt64, bytes: Int)
+    /// Costly requests read so far.
+    private var costlyRead: UInt64 = 0
+    /// The reply last built for a costly request, while equal requests read before it was
+    /// built still wait for it (`answerCostly`).
+    private var sharedReply: (request: ControlRequest, json: [UInt8], builtAfterRead: UInt64)?
+    /// Bytes of costly replies sent at most per turn (one reply at least): 800 replies of
+    /// 500 KB each to equal TOPICS requests, sent in one turn, held HEALTH for 0.8 s.
+    static let costlyTurnBytes = 8 << 20
+    /// Costly requests waiting at most, and their bytes (request and routing frames); more
+    /// are refused (`unavailable`), to be asked again. Requests are small (`max_control_request`,
+    /// 4 KiB by default; TOPICS is a few bytes): at 256, 517 of 800 equal TOPICS were refused.
+    static let maxCostlyWaiting = 4_096
+    static let maxCostlyWaitingBytes = 4 << 20
+    /// The bytes of the costly requests waiting.
+    private var costlyBytes = 0
+    /// Requests read at most per turn before a costly one is answered and the mailbox looked at.
+    static let readsPerTurn = 256
     /// The longest a RELOAD is waited for (`Broker.reloadTimeoutMilliseconds`, shorter only
     /// in tests).
     private let reloadTimeoutMilliseconds: UInt64
@@ -90,11 +117,12 @@ final class ControlServer {
         let socketIndex = poller.add(socket)
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
         while true {
-            var timeout = -1
+            // Costly requests wait: the socket and the mailbox are looked at, not waited for.
+            var timeout = costly.isEmpty ? -1 : 0
             let deadlines = deferred.map(\.reply.deadline) + (pendingReload.map { [$0.deadline] } ?? [])
             if let deadline = deadlines.min() {
                 let now = SystemClock.monotonicNanoseconds()
-                timeout = now >= deadline ? 0 : Int((deadline - now) / 1_000_000) + 1
+                timeout = now >= deadline || !costly.isEmpty ? 0 : Int((deadline - now) / 1_000_000) + 1
             }
             // While a RELOAD waits no request is read: the socket is not watched either, or
             // one queued request would make every poll return at once (zmq_poll is level-
@@ -132,7 +160,10 @@ final class ControlServer {
                     for waiting in deferred {
                         send(.error(ControlError(.unavailable, "zpubd is stopping")), to: waiting.envelope)
                     }
-                    repliedAtStop = pendingReload != nil || !deferred.isEmpty
+                    for waiting in costly {
+                        send(.error(ControlError(.unavailable, "zpubd is stopping")), to: waiting.envelope)
+                    }
+                    repliedAtStop = pendingReload != nil || !deferred.isEmpty || !costly.isEmpty
                     break
                 }
             }
@@ -145,7 +176,12 @@ final class ControlServer {
                             "the reload did not finish within \(reloadTimeoutMilliseconds / 1_000) s; the log says how it ends"
                         )))
             }
-            if pendingReload == nil && poller.isReadable(socketIndex) { serveOneRequest() }
+            if pendingReload == nil && poller.isReadable(socketIndex) {
+                // Everything waiting (a turn's worth): the cheap ones are answered at once.
+                var reads = 0
+                while reads < Self.readsPerTurn && pendingReload == nil && serveOneRequest() { reads += 1 }
+            }
+            answerCostly()
         }
         // Replies just queued for requests the stop cut short get a moment to go out; with
         // none, the socket is dropped at once.
@@ -225,7 +261,9 @@ final class ControlServer {
         registry.set(.control, endpoints.actual)
     }
 
-    private func serveOneRequest() {
+    /// Reads one request, if one waits, and answers it, or queues it (`costly`); false when
+    /// none waited.
+    private func serveOneRequest() -> Bool {
         var largeReply = false
         defer {
             // A reply listing 100,000 subscriptions builds ~10 MiB of small allocations on this
@@ -233,7 +271,7 @@ final class ControlServer {
             if largeReply { ckernel_malloc_trim() }
         }
         do {
-            guard try socket.receive(into: message, dontWait: true) else { return }
+            guard try socket.receive(into: message, dontWait: true) else { return false }
             let maxRequest = responder.configuration.maxControlRequest
             // The ROUTER's routing id first, then (from a REQ, or through proxies) more routing
             // frames up to an empty one, then the request. A DEALER may send the request with
@@ -306,7 +344,7 @@ final class ControlServer {
                         request, SystemClock.monotonicNanoseconds() + reloadTimeoutMilliseconds * 1_000_000, envelope
                     )
                     handler { reply in mailbox.post(.reloaded(reply, request: request)) }
-                    return
+                    return true
                 case .success(let request) where request.command == .snapshot || request.command == .replay:
                     guard deferred.count < SnapshotRendezvous<Void>.capacity else {
                         reply = .error(
@@ -319,9 +357,24 @@ final class ControlServer {
                     let mailbox = mailbox
                     if let later = responder.respondLater(to: request, ready: { mailbox.post(.deferredReady) }) {
                         deferred.append((envelope, later))
-                        return
+                        return true
                     }
                     reply = responder.respond(to: request)
+                case .success(let request) where Self.isCostly(request.command):
+                    let bytes = envelope.reduce(request.argument.count + 16) { $0 + $1.count }
+                    guard costly.count < Self.maxCostlyWaiting && costlyBytes + bytes <= Self.maxCostlyWaitingBytes
+                    else {
+                        reply = .error(
+                            ControlError(
+                                .unavailable,
+                                "\(costly.count) TOPICS, SUBSCRIPTIONS and HISTORY requests are waiting already; retry in a moment"
+                            ))
+                        break
+                    }
+                    costlyRead += 1
+                    costlyBytes += bytes
+                    costly.append((envelope, request, costlyRead, bytes))
+                    return true
                 case .success(let request): reply = responder.respond(to: request)
                 case .failure(let error): reply = .error(error)
                 }
@@ -330,13 +383,55 @@ final class ControlServer {
         } catch {
             logger.error("control request failed: \(error)")
         }
+        return true
+    }
+
+    /// Requests whose replies are built from a copy of the loop's tables or read from disk.
+    private static func isCostly(_ command: ControlCommand) -> Bool {
+        command == .topics || command == .subscriptions || command == .history
+    }
+
+    /// Answers the oldest costly request, and waiting ones equal to it that were read before
+    /// its reply was built, with the same reply: as many as `costlyTurnBytes` of replies
+    /// allow this turn (one at least), the rest at the next turns (the reply is kept for them).
+    private func answerCostly() {
+        guard let first = costly.first else { return }
+        let shared: (request: ControlRequest, json: [UInt8], builtAfterRead: UInt64)
+        if let reply = sharedReply, reply.request == first.request, first.read <= reply.builtAfterRead {
+            shared = reply
+        } else {
+            shared = (first.request, responder.respond(to: first.request).json, costlyRead)
+        }
+        func sharesTheReply(_ waiting: CostlyRequest) -> Bool {
+            waiting.request == shared.request && waiting.read <= shared.builtAfterRead
+        }
+        var budget = max(1, Self.costlyTurnBytes / max(1, shared.json.count))
+        var large = false
+        var others: [CostlyRequest] = []
+        for waiting in costly {
+            if budget > 0 && sharesTheReply(waiting) {
+                large = send(json: shared.json, to: waiting.envelope)
+                budget -= 1
+                costlyBytes -= waiting.bytes
+            } else {
+                others.append(waiting)
+            }
+        }
+        costly = others
+        sharedReply = costly.contains(where: sharesTheReply) ? shared : nil
+        // See `serveOneRequest`.
+        if large && sharedReply == nil { ckernel_malloc_trim() }
     }
 
     /// Sends a reply after the routing frames its request came with; true when it was a
     /// large one.
     @discardableResult
     private func send(_ reply: ControlReply, to envelope: [[UInt8]]) -> Bool {
-        let bytes = reply.json
+        send(json: reply.json, to: envelope)
+    }
+
+    @discardableResult
+    private func send(json bytes: [UInt8], to envelope: [[UInt8]]) -> Bool {
         responder.countReply(bytes: bytes.count)
         do {
             for frame in envelope {

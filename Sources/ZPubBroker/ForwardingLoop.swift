@@ -352,7 +352,10 @@ final class ForwardingLoop {
         // Stopped while a takeover waited: it never forwarded; the pair link waits no more.
         activation?.reply.fulfill([])
         activation = nil
-        handle.lastSequenceGiven.store(nextSequence &- 1, ordering: .relaxed)
+        // The last number a kept message got (not `nextSequence`, which a takeover moves up
+        // without a message): the peer mirrors up to the history's last sequence, which is it.
+        let assigned = historyQueue?._withUnsafeGuaranteedRef { $0.assignedThrough } ?? 0
+        handle.lastSequenceGiven.store(assigned, ordering: .relaxed)
         closeSockets()
         // The loop's last lines (a poll failure, the drain) are written before the process goes.
         logQueue.finish(waitingMilliseconds: 2_000)

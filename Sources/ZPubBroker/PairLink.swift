@@ -49,7 +49,9 @@ final class PairLink {
     /// requests, and beating, until the peer has asked for what follows its last sequence
     /// (it mirrored everything): its last messages are in its own history only until then.
     /// The peer asks every `replicationIntervalMilliseconds` while it is behind.
-    static let handOverMilliseconds: UInt64 = 3_000
+    /// Longer than the peer waits for an answer before it asks again
+    /// (`replicationTimeoutMilliseconds`): a request lost to a slow disk is asked again in time.
+    static let handOverMilliseconds: UInt64 = 5_000
     private let settings: PairSettings
     private let router: Socket
     private let dealer: Socket
@@ -107,8 +109,11 @@ final class PairLink {
     private var stoodDown = false
     /// The forwarding loop has stopped (`Command.stop`).
     private var stopping = false
-    /// The `since` of the peer's last HISTORY request: what it has mirrored.
+    /// The `since` of the peer's last HISTORY request: what it has received to mirror.
     private var peerAskedSince: UInt64 = 0
+    /// Whether the peer keeps history, as its reports say (a zpubd before 2026-12-05 does not
+    /// say: taken as yes). One that keeps none asks for nothing: no hand-over waits for it.
+    private var peerKeepsHistory = true
     private var dualActiveLog = LogRateLimit()
     private var refusedReplyLog = LogRateLimit()
     /// Every report of this broker's state (heartbeat or answer) carries this run's random id
@@ -350,6 +355,7 @@ final class PairLink {
             )
         }
         // The sixth field (from a zpubd since 2026-12-05): whether the peer keeps history.
+        if let peerKeeps = field(5).map({ $0 == "history" }) { peerKeepsHistory = peerKeeps }
         if let peerKeeps = field(5).map({ $0 == "history" }), peerKeeps != historyOn {
             let (keeper, other) = historyOn ? ("this broker", "the peer") : ("the peer", "this broker")
             warnOfMisconfiguration(
@@ -469,6 +475,8 @@ final class PairLink {
 
     /// Answers the peer's VALUES request: the last values stored after `since`, a page at most.
     private func sendValues(after since: UInt64, to identity: [UInt8]) {
+        // A stopped loop answers nothing: waiting for it would hold this thread `shortWait`.
+        guard !stopping else { return }
         let slot = ReplySlot<(entries: [LastValueCache.Entry], more: Bool)>()
         loop.mailbox.post(.lastValues(since: since, slot))
         guard let page = slot.wait(milliseconds: shortWait) else { return }
@@ -494,7 +502,7 @@ final class PairLink {
     private func startHandOver(through lastSequence: UInt64, now: UInt64) -> HandOver? {
         stopping = true
         ownNextSequence = max(ownNextSequence, lastSequence &+ 1)
-        guard historyOn, history != nil, machine.state == .active, machine.peerState == .passive,
+        guard historyOn, history != nil, peerKeepsHistory, machine.state == .active, machine.peerState == .passive,
             !machine.peerIsSilent(nowNanoseconds: now), peerAskedSince < lastSequence
         else { return nil }
         logger.info(
@@ -510,9 +518,9 @@ final class PairLink {
             logger.info("pair: the peer has mirrored everything through sequence \(handOver.lastSequence)")
             return true
         }
-        if machine.peerIsSilent(nowNanoseconds: now) {
+        if machine.peerIsSilent(nowNanoseconds: now) || machine.peerState != .passive {
             logger.warning(
-                "pair: the peer fell silent having mirrored through sequence \(peerAskedSince) of \(handOver.lastSequence); should it take over, the rest is in this broker's history only"
+                "pair: the peer \(machine.peerState == .passive ? "fell silent" : "is no longer passive") having mirrored through sequence \(peerAskedSince) of \(handOver.lastSequence); the rest is in this broker's history only"
             )
             return true
         }

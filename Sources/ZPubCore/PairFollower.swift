@@ -44,14 +44,17 @@
 ///   replay.
 ///
 /// - the numbers a sequence jumps over by more than half the takeover gap (a takeover's gap,
-///   as a rule) are remembered (`skipped`, the newest `maximumSkippedRanges`): the caller reads
-///   them from each broker it resumes at (`HISTORY since .. until`), and what they hold that was
-///   not printed is printed then, numbered, below `last` (which stays). Their broker numbered
+///   as a rule) are remembered (`skipped`, the newest `maximumSkippedRanges`), with the source
+///   of the broker whose numbers jumped: the caller reads them (`HISTORY since .. until`) from
+///   the next other broker it resumes at (`rangesToRead`), once, and what they hold that was
+///   not printed is printed then, numbered, below `last` (which stays). That broker numbered
 ///   them where its peer's numbering left a gap: a primary stopped (SIGSTOP, a paused VM) while
 ///   its backup took over numbers what its producers queued meanwhile when it runs again, below
 ///   the backup's numbers, before it hears the backup; they are in its history, and a resume
 ///   after `last` never reads them. Live, they may never come (a burst beyond the socket's
-///   high-water mark; a probe lost 650 of 12,000 so, silently);
+///   high-water mark; a probe lost 650 of 12,000 so, silently). The broker whose numbers
+///   jumped has nothing there (a jump of a quiet prefix's follower, other prefixes' messages
+///   between, is such a range too): it is not asked;
 /// - a message printed without a sequence since the last replay is not printed again by the
 ///   next one, which holds it numbered (its prefix was made kept by a reload the follower did
 ///   not know of yet; or the broker active then lacked it, and the next one has it): the
@@ -112,12 +115,34 @@ public struct PairFollower {
     /// `last` holds them, and read again from a `skipped` range at a later resume (one or more
     /// replays later: `printedUnnumbered` no longer knows them).
     private var printedBelowLast = RecentMessages(capacity: Self.recentMessages)
+    /// Kept messages printed without a sequence because their marker never came: a `skipped`
+    /// range read later may hold one of them, numbered.
+    private var printedWithoutMarker = RecentMessages(capacity: Self.recentMessages)
     /// Set by `holdForResume` until the next replay.
     private var holdingForResume = false
-    /// The numbers the printed sequence jumped over (see the rules), oldest first: the caller
-    /// reads them at each resume, and passes what they hold to `replayed` (`filling`). A range
-    /// shrinks as its messages are printed.
-    public private(set) var skipped: [ClosedRange<UInt64>] = []
+    /// The numbers the printed sequence jumped over (see the rules), oldest first, each with
+    /// the source whose numbers jumped (nil: not known).
+    private var skippedRanges: [(range: ClosedRange<UInt64>, source: Int?)] = []
+    /// The numbers the printed sequence jumped over, not read yet, oldest first.
+    public var skipped: [ClosedRange<UInt64>] { skippedRanges.map(\.range) }
+
+    /// The skipped ranges to read from the broker of `source` before its replay is passed to
+    /// `replayed` (`filling`): those another broker's numbers jumped over.
+    public func rangesToRead(at source: Int?) -> [ClosedRange<UInt64>] {
+        skippedRanges.filter { $0.source == nil || source == nil || $0.source != source }.map(\.range)
+    }
+
+    /// What a broker holds within skipped ranges (`rangesToRead`): the ranges read whole, and
+    /// their messages, oldest first.
+    public struct GapReading {
+        public var ranges: [ClosedRange<UInt64>]
+        public var messages: [(frames: [[UInt8]], sequence: UInt64)]
+
+        public init(ranges: [ClosedRange<UInt64>], messages: [(frames: [[UInt8]], sequence: UInt64)]) {
+            self.ranges = ranges
+            self.messages = messages
+        }
+    }
     /// Skipped ranges remembered at most: each is one takeover's gap, asked for at each resume.
     public static let maximumSkippedRanges = 4
 
@@ -172,7 +197,7 @@ public struct PairFollower {
                 // resume asked for comes.
                 return actions + (sequence > last ? orphan(held, sequence: sequence, from: source) : [])
             }
-            return actions + deliver(held, sequence)
+            return actions + deliver(held, sequence, from: source)
         }
         if let held = waiting[source]?.frames {
             // Not its marker: the marker is lost.
@@ -249,19 +274,24 @@ public struct PairFollower {
     public mutating func numberingEnds(at through: UInt64) -> Bool {
         guard through < last else { return false }
         last = through
-        // Gaps of a numbering that is no more.
-        skipped.removeAll { $0.upperBound > through }
+        // Gaps of a numbering that is no more: their numbers name other messages now.
+        skippedRanges.removeAll()
         return true
     }
 
     /// A resume's replay: the messages after `last` (each with its sequence), the history
     /// prefixes it covers (nil: unchanged), the source (socket) of the broker it came from,
-    /// when known, and what the same broker holds within the `skipped` ranges (`filling`,
-    /// oldest first), read just before.
+    /// when known, and what the same broker holds within skipped ranges (`rangesToRead`),
+    /// read just before.
     public mutating func replayed(
         _ messages: [(frames: [[UInt8]], sequence: UInt64?)], keptPrefixes: [[UInt8]]?, from replaying: Int? = nil,
-        filling: [(frames: [[UInt8]], sequence: UInt64)] = []
+        filling: GapReading? = nil
     ) -> [Action] {
+        // Ranges dropped since they were read (a numbering that started again) fill nothing.
+        let readRanges = (filling?.ranges ?? []).filter { read in skippedRanges.contains { $0.range == read } }
+        let filling = (filling?.messages ?? []).filter { message in
+            readRanges.contains { $0.contains(message.sequence) }
+        }
         if let keptPrefixes { self.keptPrefixes = keptPrefixes }
         holdingForResume = false
         var alreadyPrinted = printedUnnumbered
@@ -297,32 +327,35 @@ public struct PairFollower {
             }
             for (frames, sequence, source, numberedBelow) in waitingForResume {
                 if let sequence {
-                    if replayedSequences[sequence] != frames { actions += deliver(frames, nil) }
+                    if replayedSequences[sequence] != frames {
+                        actions += deliver(frames, nil)
+                        // A jump may yet pass over its number, and another broker hold it there.
+                        printedBelowLast.insert(Self.numbered(frames, sequence))
+                    }
                 } else if let count = replayed[frames], count > 0 {
                     replayed[frames] = count - 1
                 } else if source == replaying, let count = replayedAbove[frames], count > 0 {
                     replayedAbove[frames] = count - 1
                 } else if !recentlyPrinted.contains(frames) {
                     actions += deliver(frames, nil)
-                    // Its number is in a skipped range, read at a later resume.
-                    if let numberedBelow { printedBelowLast.insert(Self.numbered(frames, numberedBelow)) }
+                    // A skipped range read at a later resume may hold it, numbered.
+                    if let numberedBelow {
+                        printedBelowLast.insert(Self.numbered(frames, numberedBelow))
+                    } else {
+                        printedWithoutMarker.insert(frames)
+                    }
                 }
             }
             waitingForResume = []
         }
+        // Read whole: nothing more comes there (the broker that numbered in the gap heard its
+        // peer, and numbers above it, before it could be resumed at).
+        skippedRanges.removeAll { skipped in readRanges.contains(skipped.range) }
         for message in filling {
-            guard let range = skipped.firstIndex(where: { $0.contains(message.sequence) }) else { continue }
-            // Printed from now on, whatever else follows: the range starts above it.
-            let upper = skipped[range].upperBound
-            if message.sequence < upper {
-                skipped[range] = (message.sequence + 1)...upper
-            } else {
-                skipped.remove(at: range)
-            }
             // Printed without its sequence: it came live, with its marker below `last` (or
             // none) and no replay held it then. Not again.
             if printedBelowLast.remove(Self.numbered(message.frames, message.sequence))
-                || alreadyPrinted.remove(message.frames)
+                || alreadyPrinted.remove(message.frames) || printedWithoutMarker.remove(message.frames)
             {
                 continue
             }
@@ -336,7 +369,7 @@ public struct PairFollower {
                 recentlyPrinted.insert(message.frames)
                 continue
             }
-            actions += deliver(message.frames, message.sequence)
+            actions += deliver(message.frames, message.sequence, from: replaying)
         }
         return actions
     }
@@ -356,18 +389,20 @@ public struct PairFollower {
             // The oldest gives way: printed if its marker came (nothing waits before it now),
             // dropped if not.
             let oldest = waitingForResume.removeFirst()
-            actions += oldest.sequence.map { deliver(oldest.frames, $0) } ?? [.droppedOrphan]
+            actions += oldest.sequence.map { deliver(oldest.frames, $0, from: oldest.source) } ?? [.droppedOrphan]
         }
         waitingForResume.append((frames, sequence, source, numberedBelow))
         return actions
     }
 
-    private mutating func deliver(_ frames: [[UInt8]], _ sequence: UInt64?) -> [Action] {
+    /// Prints a message; `source`: the broker that numbered it, if known (a jump is noted as
+    /// that broker's).
+    private mutating func deliver(_ frames: [[UInt8]], _ sequence: UInt64?, from source: Int? = nil) -> [Action] {
         if let sequence {
             guard sequence > last else { return [] }
             if sequence - last > PairSettings.minimumTakeoverGap / 2 {
-                if skipped.count == Self.maximumSkippedRanges { skipped.removeFirst() }
-                skipped.append((last + 1)...(sequence - 1))
+                if skippedRanges.count == Self.maximumSkippedRanges { skippedRanges.removeFirst() }
+                skippedRanges.append(((last + 1)...(sequence - 1), source))
             }
             last = sequence
             recentlyPrinted.insert(frames)

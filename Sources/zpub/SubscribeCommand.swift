@@ -290,37 +290,39 @@ struct Subscribe: ParsableCommand {
     }
 
     /// What `control` holds of `prefix` within `ranges` (numbers the follower's sequence jumped
-    /// over: `PairFollower.skipped`), oldest first, page by page. A range that cannot be read
-    /// is said, and left for the next resume (the follower keeps it).
-    private func fetchSkipped(_ ranges: [ClosedRange<UInt64>], from control: String) -> [(
-        frames: [[UInt8]], sequence: UInt64
-    )] {
+    /// over: `PairFollower.rangesToRead`), oldest first, page by page. A range that cannot be
+    /// read whole is said, and left out (the follower asks for it at the next resume).
+    private func fetchSkipped(_ ranges: [ClosedRange<UInt64>], from control: String) -> PairFollower.GapReading {
         let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         let prefix = prefixes.first ?? ""
-        var found: [(frames: [[UInt8]], sequence: UInt64)] = []
+        var reading = PairFollower.GapReading(ranges: [], messages: [])
         for range in ranges {
+            var found: [(frames: [[UInt8]], sequence: UInt64)] = []
             var after = range.lowerBound - 1
             var more = true
-            while more {
-                let page: HistoryReply
-                do {
-                    page = try client.request(
+            do {
+                while more {
+                    let page = try client.request(
                         "HISTORY since \(after) until \(range.upperBound) \(prefix)", as: HistoryReply.self
                     ).0
-                } catch {
-                    Output.error(
-                        "cannot read numbers \(range.lowerBound) to \(range.upperBound) from \(control) (\(error)): what it numbered there is asked for again at the next resume"
-                    )
-                    break
+                    for entry in page.messages {
+                        if let frames = entry.messageFrames, let sequence = entry.seq {
+                            found.append((frames, sequence))
+                        }
+                    }
+                    more = page.more && page.messages.last?.seq.map { $0 > after } == true
+                    after = page.messages.last?.seq ?? after
                 }
-                for entry in page.messages {
-                    if let frames = entry.messageFrames, let sequence = entry.seq { found.append((frames, sequence)) }
-                }
-                more = page.more && page.messages.last?.seq.map { $0 > after } == true
-                after = page.messages.last?.seq ?? after
+            } catch {
+                Output.error(
+                    "cannot read numbers \(range.lowerBound) to \(range.upperBound) from \(control) (\(error)): what it numbered there is asked for again at the next resume"
+                )
+                continue
             }
+            reading.ranges.append(range)
+            reading.messages += found
         }
-        return found
+        return reading
     }
 
     /// `--ready`: a marker round for nothing but the marker itself. The broker answers SNAPSHOT
@@ -506,9 +508,13 @@ struct Subscribe: ParsableCommand {
             }
             retrying = false
             historyOffNoted = nil
-            // Read before the numbering's end is checked: a numbering that started again
-            // drops the ranges, and they are not asked for again.
-            let filling = follower.skipped.isEmpty ? [] : fetchSkipped(follower.skipped, from: active)
+            // The replaying broker's socket: the one its last catch-up's marker came on, or the
+            // one of its --endpoint, given in the order of the --control options.
+            let replaying =
+                activeSource
+                ?? (endpoints.count == controlEndpoints.count ? controlEndpoints.firstIndex(of: active) : nil)
+            let gaps = follower.rangesToRead(at: replaying)
+            let filling = gaps.isEmpty ? nil : fetchSkipped(gaps, from: active)
             let previous = follower.last
             if follower.numberingEnds(at: through) {
                 // Numbers below the ranges told are given again: their ranges are news.
@@ -526,11 +532,6 @@ struct Subscribe: ParsableCommand {
             let messages = entries.compactMap { entry in
                 entry.messageFrames.map { (frames: $0, sequence: entry.seq) }
             }
-            // The replaying broker's socket: the one its last catch-up's marker came on, or the
-            // one of its --endpoint, given in the order of the --control options.
-            let replaying =
-                activeSource
-                ?? (endpoints.count == controlEndpoints.count ? controlEndpoints.firstIndex(of: active) : nil)
             if act(
                 follower.replayed(
                     messages, keptPrefixes: handshake.coveredPrefixes, from: replaying, filling: filling))

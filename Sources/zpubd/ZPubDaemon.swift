@@ -175,7 +175,7 @@ struct ZPubDaemon: ParsableCommand {
             reloadRequests: reloadRequests, logger: logger)
         // A RELOAD from now on, or one whose SIGHUP was not taken, is answered: no reload comes.
         reloadRequests.close()
-        // The drain and the linger, and some seconds for the gateway, a pair's hand-over (3 s
+        // The drain and the linger, and some seconds for the gateway, a pair's hand-over (5 s
         // at most) and the history's last commit: more than TimeoutStopSec= when the settings
         // ask for it.
         notifier.stopping(

@@ -93,6 +93,51 @@ final class ControlTests: XCTestCase {
             ((refused["error"] as? [String: Any])?["message"] as? String ?? "").contains("max_subscription_length"))
     }
 
+    /// A flood of costly requests (TOPICS of 20,000 topics, each a copy of the loop's table
+    /// and a long reply) holds up no cheap one: HEALTH is answered as it is read, ahead of
+    /// TOPICS requests read before it. Checked by order, not by time: when HEALTH's reply
+    /// comes, most TOPICS still have none. Until 2026-12-05 the socket was served in the order
+    /// it read, and libzmq's fair queue reads the last connection to send last: HEALTH came
+    /// after every TOPICS (a probe: 800 clients held it over 10 s).
+    func testAFloodOfCostlyRequestsHoldsUpNoHealthCheck() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_topics = 30000\n")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let topics = 20_000
+        for number in 0..<topics { try push.send(frames: frames("t.\(number)", "x")) }
+        try Wait.until("zpubd tracks every topic", timeout: 60) { try daemon.stats().topics.tracked == topics }
+        // Distinct requests (each prefix matches some 1,100 to 11,100 topics): equal ones
+        // waiting together share one reply.
+        let asking = 100
+        let flood = try (0..<asking).map { _ in try clients.socket(.dealer, connect: daemon.control) }
+        let health = try clients.socket(.dealer, connect: daemon.control)
+        // Every connection is made before the flood: a request is never read before its
+        // connection exists.
+        for socket in flood + [health] {
+            try socket.send(frames: [[], Array("PING".utf8)])
+            XCTAssertNotNil(try socket.receiveFrames(timeoutMilliseconds: 30_000))
+        }
+        for (number, socket) in flood.enumerated() {
+            try socket.send(frames: [[], Array("TOPICS t.\(number + 1)".utf8)])
+        }
+        try health.send(frames: [[], Array("HEALTH".utf8)])
+        let reply = try XCTUnwrap(try health.receiveFrames(timeoutMilliseconds: 60_000), "HEALTH is answered")
+        XCTAssertTrue(String(decoding: reply.joined(), as: UTF8.self).contains(#""status":"ok""#))
+        var replies = try flood.map { try $0.receiveFrames(dontWait: true) }
+        let answeredBefore = replies.compactMap { $0 }.count
+        XCTAssertLessThan(answeredBefore, asking / 2, "HEALTH waited behind the TOPICS requests read before it")
+        // And every TOPICS is answered, with its own prefix's topics.
+        for (number, socket) in flood.enumerated() where replies[number] == nil {
+            replies[number] = try socket.receiveFrames(timeoutMilliseconds: 60_000)
+        }
+        for (number, reply) in replies.enumerated() {
+            let list = try XCTUnwrap(reply?.last, "TOPICS t.\(number + 1) is answered")
+            let text = String(decoding: list, as: UTF8.self)
+            XCTAssertTrue(text.contains("\"t.\(number + 1)\""), "TOPICS t.\(number + 1): \(text.prefix(200))")
+            XCTAssertFalse(text.contains("\"t.0\""), "TOPICS t.\(number + 1): \(text.prefix(200))")
+        }
+    }
+
     /// The control socket is a ROUTER: REQ clients, and DEALER clients with or without REQ's
     /// empty delimiter, each get their reply shaped as they asked.
     func testDealerClientsAreAnsweredWithOrWithoutTheDelimiter() throws {

@@ -520,7 +520,7 @@ final class PairTests: XCTestCase {
     func testAnActiveBrokerThatIsStoppedHandsItsLastMessagesToThePeer() throws {
         let primary = try Daemon(
             configuration: configuration(role: .primary),
-            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL": "history", "ZPUBD_TEST_STALL_MS": "1500"],
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL": "history", "ZPUBD_TEST_STALL_MS": "2500"],
             endpoints: endpoints("a"))
         let backup = try broker("b", role: .backup)
         try waitForPair(primary, backup)
@@ -534,6 +534,9 @@ final class PairTests: XCTestCase {
         }
         try send(10..<1_010, to: primary, clients)
         try Wait.until("the primary has taken them in") { try primary.stats().messagesIn >= 1_010 }
+        // Otherwise the writer was let go already, the backup mirrored them, and this proves
+        // nothing.
+        XCTAssertEqual(try history(backup).count, 10, "the test needs a longer stall")
         primary.signal(SIGTERM)
         XCTAssertEqual(primary.waitForExit(), 0, primary.log)
         XCTAssertEqual(try history(backup).map(\.number), Array(0..<1_010), "every one, once, in order\n\(primary.log)")
@@ -1640,6 +1643,14 @@ final class PairTests: XCTestCase {
         try Wait.until(
             "the follower prints every message\n\(follower.stderrSoFar)\n\(primary.log.suffix(3_000))", timeout: 60
         ) { printed().count >= expected.count && printed().contains { $0.payload == 3 } }
+        // A duplicate would come later: the follower settles first (a second without output).
+        var settled = follower.stdoutSoFar.count
+        try Wait.until("the follower's output settles", timeout: 30) {
+            let now = follower.stdoutSoFar.count
+            defer { settled = now }
+            if now == settled { usleep(1_000_000) }
+            return now == settled && follower.stdoutSoFar.count == now
+        }
         let all = printed()
         let counts = Dictionary(all.map { ($0.payload, 1) }, uniquingKeysWith: +)
         let twice = all.filter { counts[$0.payload, default: 0] > 1 }.map {

@@ -386,11 +386,16 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertEqual(delivered(actions).count, PairFollower.maximumOrphans)
     }
 
+    private func gap(_ ranges: [ClosedRange<UInt64>], _ messages: [(String, UInt64)]) -> PairFollower.GapReading {
+        PairFollower.GapReading(ranges: ranges, messages: messages.map { (message("n.a", $0.0), $0.1) })
+    }
+
     /// A primary stopped while its backup took over numbers what its producers queued meanwhile
     /// when it runs again, below the backup's numbers (it has not heard the backup yet), and
     /// they never came live here (a burst beyond the socket's queue). The jump over the
-    /// backup's gap is remembered; at the resume on the primary, what it holds there is printed,
-    /// numbered, once, and `last` stays. Before, the resume read after `last` only: lost.
+    /// backup's gap is remembered as the backup's; at the resume on the primary, what it holds
+    /// there is printed, numbered, once, and `last` stays. Before, the resume read after `last`
+    /// only: lost.
     func testWhatAStoppedPrimaryNumberedBelowTheTakeoverIsReadFromTheGapAtTheNextResume() {
         var (follower, _) = follower(replay: [("one", 1)])
         XCTAssertEqual(follower.resuming(), [])
@@ -399,27 +404,28 @@ final class PairFollowerTests: XCTestCase {
             delivered(follower.replayed([(message("n.a", "two"), backups)], keptPrefixes: nil, from: 1)),
             ["two#\(backups)"])
         XCTAssertEqual(follower.skipped, [2...(backups - 1)], "the backup's takeover gap")
+        XCTAssertEqual(follower.rangesToRead(at: 1), [], "the backup numbered nothing there")
         // The primary is active again, and numbered from above the backup since it heard it.
         let primarys = backups + (1 << 30)
         XCTAssertEqual(follower.resuming(), [])
+        let ranges = follower.rangesToRead(at: 0)
+        XCTAssertEqual(ranges, [2...(backups - 1)])
         let actions = follower.replayed(
             [(message("n.a", "three"), primarys)], keptPrefixes: nil, from: 0,
-            filling: [(message("n.a", "frozen 1"), 2), (message("n.a", "frozen 2"), 3)])
+            filling: gap(ranges, [("frozen 1", 2), ("frozen 2", 3)]))
         XCTAssertEqual(delivered(actions), ["frozen 1#2", "frozen 2#3", "three#\(primarys)"])
         XCTAssertEqual(follower.last, primarys)
-        XCTAssertEqual(follower.skipped.first, 4...(backups - 1), "what was printed is no longer asked for")
-        // The next resume reads the ranges again (the primary's jump is one now): what they
-        // held was printed, and is not again.
-        XCTAssertEqual(follower.skipped.count, 2)
+        XCTAssertEqual(follower.skipped, [(backups + 1)...(primarys - 1)], "read whole: only the primary's own jump")
+        // The primary's own jump is not read from it; from the backup, once, at a resume there.
         _ = follower.resuming()
-        let again = follower.replayed(
-            [], keptPrefixes: nil, from: 0, filling: [(message("n.a", "frozen 1"), 2), (message("n.a", "frozen 2"), 3)])
-        XCTAssertEqual(delivered(again), [])
+        XCTAssertEqual(follower.rangesToRead(at: 0), [])
+        XCTAssertEqual(follower.rangesToRead(at: 1), [(backups + 1)...(primarys - 1)])
     }
 
     /// The primary's messages numbered in the gap did come live (their markers below `last`,
     /// from the primary's socket): printed unnumbered when the resume (on the backup, still
-    /// active) did not hold them, and not again when the primary's range is read later.
+    /// active) did not hold them, and not again when the primary's range is read later, even
+    /// replays later; nor one whose marker never came.
     func testAMessageOfTheGapThatCameLiveIsNotPrintedAgainFromTheRange() {
         var (follower, _) = follower(replay: [("one", 1)])
         _ = follower.resuming()
@@ -428,15 +434,32 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertEqual(follower.received(message("n.a", "frozen"), from: 0, now: 0, catchingUp: false), [])
         XCTAssertEqual(follower.received(marker("n.a", 2), from: 0, now: 0, catchingUp: false), [.resume])
         // Resumed on the backup, which has nothing in its own gap.
-        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil, from: 1, filling: [])), ["frozen"])
-        // Another resume there first (the connection came back): the next replay's memory of
-        // what was printed unnumbered no longer has it.
+        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil, from: 1)), ["frozen"])
+        // Its marker lost (the socket's queue dropped it): the next message shows it.
+        XCTAssertEqual(follower.received(message("n.a", "no marker"), from: 0, now: 0, catchingUp: false), [])
+        XCTAssertEqual(follower.received(message("n.a", "next"), from: 0, now: 0, catchingUp: false), [.resume])
+        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil, from: 1)), ["no marker"])
+        // Another resume there (the connection came back): the memory of what the last replay
+        // printed unnumbered is gone by the primary's turn.
         _ = follower.resuming()
-        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil, from: 1, filling: [])), [])
+        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil, from: 1)), ["next"], "its marker never came")
         _ = follower.resuming()
         let actions = follower.replayed(
-            [], keptPrefixes: nil, from: 0, filling: [(message("n.a", "frozen"), 2), (message("n.a", "later"), 3)])
-        XCTAssertEqual(delivered(actions), ["later#3"])
+            [], keptPrefixes: nil, from: 0,
+            filling: gap(follower.rangesToRead(at: 0), [("frozen", 2), ("no marker", 3), ("later", 4)]))
+        XCTAssertEqual(delivered(actions), ["later#4"])
+    }
+
+    /// A range dropped since it was read (the numbering started again) fills nothing.
+    func testAReadOfARangeNoLongerSkippedPrintsNothing() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        let backups = 1 + gap + 5
+        _ = follower.replayed([(message("n.a", "two"), backups)], keptPrefixes: nil, from: 1)
+        let ranges = follower.rangesToRead(at: 0)
+        XCTAssertTrue(follower.numberingEnds(at: 1))
+        XCTAssertEqual(follower.skipped, [])
+        XCTAssertEqual(
+            delivered(follower.replayed([], keptPrefixes: nil, from: 0, filling: gap(ranges, [("x", 2)]))), [])
     }
 
     /// Every jump is remembered, up to a bound: the oldest goes first.
