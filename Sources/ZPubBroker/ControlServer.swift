@@ -181,7 +181,8 @@ final class ControlServer {
                 var reads = 0
                 while reads < Self.readsPerTurn && pendingReload == nil && serveOneRequest() { reads += 1 }
             }
-            answerCostly()
+            // After the reply's bytes are freed (see `serveOneRequest`).
+            if answerCostly() { ckernel_malloc_trim() }
         }
         // Replies just queued for requests the stop cut short get a moment to go out; with
         // none, the socket is dropped at once.
@@ -232,6 +233,7 @@ final class ControlServer {
             failure = endpoints.reconcileAdded(wanted, on: socket, logger: logger)
             if failure == nil { endpointsAfterReply = (wanted, rebindAll) }
         } else {
+            if endpoints.wouldUnbind(wanted, rebind: rebindAll) { refuseCostlyBeforeUnbind() }
             failure = endpoints.reconcile(with: wanted, rebind: rebindAll, on: socket, logger: logger)
             endpointsAfterReply = nil
         }
@@ -252,6 +254,7 @@ final class ControlServer {
         guard let (wanted, rebind) = endpointsAfterReply else { return }
         endpointsAfterReply = nil
         registry.setHeld(.control, nil)
+        refuseCostlyBeforeUnbind()
         if let failure = endpoints.reconcileRemoved(wanted, rebind: rebind, on: socket, logger: logger) {
             logger.error(
                 "the reload's change to the control endpoints, made after RELOAD was answered, left one unbound: \(failure.message); CONFIG shows the endpoints bound, and a reload with the endpoint fixed binds it"
@@ -381,9 +384,25 @@ final class ControlServer {
             }
             largeReply = send(reply, to: envelope)
         } catch {
+            // Not read again this turn: a failing socket logs once a turn, not once a read.
             logger.error("control request failed: \(error)")
+            return false
         }
         return true
+    }
+
+    /// Answers the costly requests waiting, `unavailable`, before control endpoints are
+    /// unbound: libzmq ends the connections an endpoint accepted with it, and a reply sent
+    /// after that is dropped (the client's REQ waits for ever). Sent now, they go out within
+    /// the linger, as RELOAD's own reply does.
+    private func refuseCostlyBeforeUnbind() {
+        guard !costly.isEmpty else { return }
+        let refusal = ControlReply.error(
+            ControlError(.unavailable, "the control endpoints are being bound again (a reload); ask again"))
+        for waiting in costly { send(refusal, to: waiting.envelope) }
+        costly = []
+        costlyBytes = 0
+        sharedReply = nil
     }
 
     /// Requests whose replies are built from a copy of the loop's tables or read from disk.
@@ -394,8 +413,9 @@ final class ControlServer {
     /// Answers the oldest costly request, and waiting ones equal to it that were read before
     /// its reply was built, with the same reply: as many as `costlyTurnBytes` of replies
     /// allow this turn (one at least), the rest at the next turns (the reply is kept for them).
-    private func answerCostly() {
-        guard let first = costly.first else { return }
+    /// True when a large reply went out and none is kept: time for malloc_trim.
+    private func answerCostly() -> Bool {
+        guard let first = costly.first else { return false }
         let shared: (request: ControlRequest, json: [UInt8], builtAfterRead: UInt64)
         if let reply = sharedReply, reply.request == first.request, first.read <= reply.builtAfterRead {
             shared = reply
@@ -419,8 +439,7 @@ final class ControlServer {
         }
         costly = others
         sharedReply = costly.contains(where: sharesTheReply) ? shared : nil
-        // See `serveOneRequest`.
-        if large && sharedReply == nil { ckernel_malloc_trim() }
+        return large && sharedReply == nil
     }
 
     /// Sends a reply after the routing frames its request came with; true when it was a
