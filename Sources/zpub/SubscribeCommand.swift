@@ -66,7 +66,7 @@ struct Subscribe: ParsableCommand {
     @Option(
         name: [.customShort("c"), .customLong("control")],
         help: ArgumentHelp(
-            "With --snapshot, --since or --ready: the broker's control endpoint. With --since, repeat it for both brokers of a pair, in the order of their --endpoint options: zpub follows the active one, and after a failover resumes from the last sequence it printed.",
+            "With --snapshot, --since or --ready: the broker's control endpoint. With --since, repeat it for both brokers of a pair, in the order of their --endpoint options: zpub follows the active one, and after a failover resumes from the last sequence it printed; what a broker numbered in the other's takeover gap (a primary stopped while its backup took over) is read at the next resume there, and printed with its lower sequence.",
             valueName: "endpoint"))
     var controls: [String] = []
 
