@@ -115,6 +115,8 @@ public struct PairFollower {
     /// `last` holds them, and read again from a `skipped` range at a later resume (one or more
     /// replays later: `printedUnnumbered` no longer knows them).
     private var printedBelowLast = RecentMessages(capacity: Self.recentMessages)
+    /// The highest sequence printed from each source (a broker's numbering).
+    private var highestPrinted: [Int: UInt64] = [:]
     /// Kept messages printed without a sequence because their marker never came: a `skipped`
     /// range read later may hold one of them, numbered.
     private var printedWithoutMarker = RecentMessages(capacity: Self.recentMessages)
@@ -271,8 +273,16 @@ public struct PairFollower {
     /// numbering started again (a restart with history in memory, a history file moved aside):
     /// numbered messages from it would all be taken for ones printed already, so `last` goes
     /// back to `through`. True when it did (the caller says so).
-    public mutating func numberingEnds(at through: UInt64) -> Bool {
+    ///
+    /// Not when `replaying` (its source) is the broker behind: one whose numbers printed here
+    /// it has all (`through` at or above the highest of them) is behind the other broker's
+    /// numbering, not started again (while both are active for a moment, after a primary that
+    /// was stopped came back above the backup: the follower said "numbering started again"
+    /// over and over, and went back).
+    public mutating func numberingEnds(at through: UInt64, from replaying: Int? = nil) -> Bool {
         guard through < last else { return false }
+        if let replaying, let highest = highestPrinted[replaying], through >= highest { return false }
+        highestPrinted = [:]
         last = through
         // Gaps of a numbering that is no more: their numbers name other messages now.
         skippedRanges.removeAll()
@@ -337,11 +347,15 @@ public struct PairFollower {
                 } else if source == replaying, let count = replayedAbove[frames], count > 0 {
                     replayedAbove[frames] = count - 1
                 } else if !recentlyPrinted.contains(frames) {
-                    actions += deliver(frames, nil)
-                    // A skipped range read at a later resume may hold it, numbered.
                     if let numberedBelow {
+                        // With the number its broker gave it (below `last`, which stays): it
+                        // is in that broker's history under it.
+                        actions.append(.deliver(frames, sequence: numberedBelow))
+                        recentlyPrinted.insert(frames)
                         printedBelowLast.insert(Self.numbered(frames, numberedBelow))
                     } else {
+                        actions += deliver(frames, nil)
+                        // A skipped range read at a later resume may hold it, numbered.
                         printedWithoutMarker.insert(frames)
                     }
                 }
@@ -405,6 +419,7 @@ public struct PairFollower {
                 skippedRanges.append(((last + 1)...(sequence - 1), source))
             }
             last = sequence
+            if let source { highestPrinted[source] = max(highestPrinted[source] ?? 0, sequence) }
             recentlyPrinted.insert(frames)
         } else {
             printedUnnumbered.insert(frames)

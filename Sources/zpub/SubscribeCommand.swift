@@ -516,7 +516,7 @@ struct Subscribe: ParsableCommand {
             let gaps = follower.rangesToRead(at: replaying)
             let filling = gaps.isEmpty ? nil : fetchSkipped(gaps, from: active)
             let previous = follower.last
-            if follower.numberingEnds(at: through) {
+            if follower.numberingEnds(at: through, from: replaying) {
                 // Numbers below the ranges told are given again: their ranges are news.
                 toldNotKept = NotKeptReport()
                 if previous == since {

@@ -518,6 +518,53 @@ final class PairTests: XCTestCase {
     /// been mirrored before the stop. Until 2026-12-05 the link stopped with the forwarding,
     /// and the backup missed them (a probe: the last 16-80 of a burst, every time).
     func testAnActiveBrokerThatIsStoppedHandsItsLastMessagesToThePeer() throws {
+        let (primary, backup, clients) = try pairWithMessagesTheBackupHasNotMirrored()
+        primary.signal(SIGTERM)
+        XCTAssertEqual(primary.waitForExit(), 0, primary.log)
+        XCTAssertEqual(try history(backup).map(\.number), Array(0..<1_010), "every one, once, in order\n\(primary.log)")
+        XCTAssertTrue(primary.log.contains("pair: the peer has mirrored everything through sequence"), primary.log)
+        withExtendedLifetime(clients) {}
+    }
+
+    /// The hand-over waits for a peer that falls silent for a moment (starved of CPU; here
+    /// stopped with SIGSTOP for 1.5 s, more than its silence takes to be noticed): once it runs,
+    /// it mirrors the rest. Until the probe of 2026-12-05 the stopping broker gave up on such a
+    /// peer half a second into its silence, and the peer missed 254-874 messages.
+    func testAHandOverWaitsForAPeerThatFallsSilentForAMoment() throws {
+        let (primary, backup, clients) = try pairWithMessagesTheBackupHasNotMirrored()
+        backup.signal(SIGSTOP)
+        primary.signal(SIGTERM)
+        try Wait.until("the primary waits for its peer\n\(primary.log)") {
+            primary.log.contains("waiting up to 5000 ms for the peer to mirror")
+        }
+        // The scenario's starvation, not a wait for a condition.
+        usleep(1_500_000)
+        backup.signal(SIGCONT)
+        XCTAssertEqual(primary.waitForExit(), 0, primary.log)
+        XCTAssertEqual(try history(backup).map(\.number), Array(0..<1_010), "every one, once, in order\n\(primary.log)")
+        XCTAssertTrue(primary.log.contains("pair: the peer has mirrored everything through sequence"), primary.log)
+        withExtendedLifetime(clients) {}
+    }
+
+    /// Both brokers stopped together: the passive one says goodbye as its pair link closes,
+    /// and the active one's hand-over does not wait for it (5 s) in vain.
+    func testAHandOverDoesNotWaitForAPeerThatSaysItStops() throws {
+        let (primary, backup, clients) = try pairWithMessagesTheBackupHasNotMirrored()
+        backup.signal(SIGTERM)
+        XCTAssertEqual(backup.waitForExit(), 0, backup.log)
+        primary.signal(SIGTERM)
+        XCTAssertEqual(primary.waitForExit(), 0, primary.log)
+        XCTAssertFalse(primary.log.contains("ran out"), primary.log)
+        XCTAssertFalse(
+            primary.log.contains("waiting up to 5000 ms"), "the goodbye came before the stop\n\(primary.log)")
+        withExtendedLifetime(clients) {}
+    }
+
+    /// A formed pair whose primary numbered 1,010 messages of which the backup mirrored the
+    /// first 10 only: the primary's history writer is held (a test hook, as a slow disk) for
+    /// 2.5 s from before the last 1,000 were sent, so none of them can be mirrored meanwhile.
+    private func pairWithMessagesTheBackupHasNotMirrored() throws -> (primary: Daemon, backup: Daemon, clients: Clients)
+    {
         let primary = try Daemon(
             configuration: configuration(role: .primary),
             environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL": "history", "ZPUBD_TEST_STALL_MS": "2500"],
@@ -527,6 +574,11 @@ final class PairTests: XCTestCase {
         let clients = try Clients()
         try send(0..<10, to: primary, clients)
         try Wait.until("the backup mirrors the first ones", timeout: 10) { try history(backup).count == 10 }
+        // And the primary has heard it passive.
+        try Wait.until("the primary hears its peer mirror") {
+            let pair = try primary.decode("HEALTH", as: HealthReport.self).pair
+            return pair?.peerState == .passive
+        }
 
         primary.signal(SIGUSR2)
         try Wait.until("the primary's history writer is held\n\(primary.log)") {
@@ -534,13 +586,10 @@ final class PairTests: XCTestCase {
         }
         try send(10..<1_010, to: primary, clients)
         try Wait.until("the primary has taken them in") { try primary.stats().messagesIn >= 1_010 }
-        // Otherwise the writer was let go already, the backup mirrored them, and this proves
-        // nothing.
+        // Otherwise the writer was let go already, the backup mirrored them, and the test
+        // proves nothing.
         XCTAssertEqual(try history(backup).count, 10, "the test needs a longer stall")
-        primary.signal(SIGTERM)
-        XCTAssertEqual(primary.waitForExit(), 0, primary.log)
-        XCTAssertEqual(try history(backup).map(\.number), Array(0..<1_010), "every one, once, in order\n\(primary.log)")
-        XCTAssertTrue(primary.log.contains("pair: the peer has mirrored everything through sequence"), primary.log)
+        return (primary, backup, clients)
     }
 
     /// Messages `n.x` numbered `numbers`, PUSHed to `daemon`.

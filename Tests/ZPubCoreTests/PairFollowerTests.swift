@@ -262,8 +262,10 @@ final class PairFollowerTests: XCTestCase {
 
     /// After a takeover `last` follows the new broker's numbers; the dead broker's last
     /// messages, still queued on its socket with their markers, are numbered below it. One
-    /// printed already is skipped; one that was not (not mirrored) is an orphan, printed
-    /// without a sequence when the replay does not hold it, instead of being dropped.
+    /// printed already is skipped; one that was not (not mirrored) is an orphan, printed with
+    /// its broker's number when the replay does not hold it (`last` stays), instead of being
+    /// dropped. (Until 2026-12-05 it was printed without a number, though that broker keeps it
+    /// under one.)
     func testADeadBrokersNumberedMessageBelowLastIsPrintedIfItWasNot() {
         var (follower, _) = follower(replay: [("one", 1)])
         XCTAssertEqual(follower.resuming(), [])
@@ -275,7 +277,7 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertEqual(follower.received(marker("n.a", 2), from: 0, now: 4, catchingUp: false), [.resume])
         XCTAssertEqual(follower.orphans, [message("n.a", "two")])
         _ = follower.resuming()
-        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil)), ["two"])
+        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil)), ["two#2"])
         XCTAssertEqual(follower.last, 1 + gap)
     }
 
@@ -423,9 +425,9 @@ final class PairFollowerTests: XCTestCase {
     }
 
     /// The primary's messages numbered in the gap did come live (their markers below `last`,
-    /// from the primary's socket): printed unnumbered when the resume (on the backup, still
-    /// active) did not hold them, and not again when the primary's range is read later, even
-    /// replays later; nor one whose marker never came.
+    /// from the primary's socket): printed with their numbers when the resume (on the backup,
+    /// still active) did not hold them, and not again when the primary's range is read later,
+    /// even replays later; nor one whose marker never came (printed unnumbered).
     func testAMessageOfTheGapThatCameLiveIsNotPrintedAgainFromTheRange() {
         var (follower, _) = follower(replay: [("one", 1)])
         _ = follower.resuming()
@@ -434,7 +436,8 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertEqual(follower.received(message("n.a", "frozen"), from: 0, now: 0, catchingUp: false), [])
         XCTAssertEqual(follower.received(marker("n.a", 2), from: 0, now: 0, catchingUp: false), [.resume])
         // Resumed on the backup, which has nothing in its own gap.
-        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil, from: 1)), ["frozen"])
+        XCTAssertEqual(delivered(follower.replayed([], keptPrefixes: nil, from: 1)), ["frozen#2"])
+        XCTAssertEqual(follower.last, backups)
         // Its marker lost (the socket's queue dropped it): the next message shows it.
         XCTAssertEqual(follower.received(message("n.a", "no marker"), from: 0, now: 0, catchingUp: false), [])
         XCTAssertEqual(follower.received(message("n.a", "next"), from: 0, now: 0, catchingUp: false), [.resume])
@@ -460,6 +463,23 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertEqual(follower.skipped, [])
         XCTAssertEqual(
             delivered(follower.replayed([], keptPrefixes: nil, from: 0, filling: gap(ranges, [("x", 2)]))), [])
+    }
+
+    /// A broker whose numbers printed here it has all, behind the other's numbering (both
+    /// active for a moment, the primary above the backup), has not started its numbering
+    /// again: `last` stays. One below what was printed from it has.
+    func testABrokerBehindTheOthersNumberingHasNotStartedAgain() {
+        var (follower, _) = follower(replay: [("one", 1)])
+        _ = follower.resuming()
+        let backups = 1 + gap
+        _ = follower.replayed([(message("n.a", "two"), backups)], keptPrefixes: nil, from: 1)
+        let primarys = backups + (1 << 30)
+        _ = follower.resuming()
+        _ = follower.replayed([(message("n.a", "three"), primarys)], keptPrefixes: nil, from: 0)
+        XCTAssertFalse(follower.numberingEnds(at: backups + 7, from: 1), "the backup is behind, not restarted")
+        XCTAssertEqual(follower.last, primarys)
+        XCTAssertTrue(follower.numberingEnds(at: 5, from: 1), "below its own numbers printed here")
+        XCTAssertEqual(follower.last, 5)
     }
 
     /// Every jump is remembered, up to a bound: the oldest goes first.
