@@ -114,11 +114,6 @@ final class PairLink {
     /// The peer said it stops (`BYE`, from a zpubd since 2026-12-05), and no heartbeat came
     /// since: a hand-over does not wait for it.
     private var peerSaidGoodbye = false
-    /// The active peer said it stops having handed over every message through this sequence
-    /// (its goodbye after a hand-over): a takeover numbers right after it, skipping nothing.
-    private var peerHandedOverThrough: UInt64?
-    /// This broker's hand-over ended with the peer having everything through this sequence.
-    private var handedOverThrough: UInt64?
     /// Whether the peer keeps history, as its reports say (a zpubd before 2026-12-05 does not
     /// say: taken as yes). One that keeps none asks for nothing: no hand-over waits for it.
     private var peerKeepsHistory = true
@@ -295,11 +290,7 @@ final class PairLink {
         }
         // The peer's hand-over (if it is stopping too, as active) need not wait for this one.
         try? dealer.setOption(.linger, Int32(Self.goodbyeLingerMilliseconds))
-        // After a hand-over, with the last sequence this broker gave: the peer, which has
-        // every message through it, takes over numbering right after it, skipping nothing.
-        var goodbye = [Array("BYE".utf8)]
-        if let handedOverThrough { goodbye += [Array(String(handedOverThrough).utf8), Array("handed_over".utf8)] }
-        _ = try? dealer.send(frames: goodbye, dontWait: true)
+        _ = try? dealer.send(frames: [Array("BYE".utf8)], dontWait: true)
         router.close()
         dealer.close()
     }
@@ -449,19 +440,9 @@ final class PairLink {
                     newest = (state, sequence, identity, frames[2...])
                     // A heartbeat after a goodbye on the same connection: a new run.
                     peerSaidGoodbye = false
-                    peerHandedOverThrough = nil
                 }
             case "BYE":
                 peerSaidGoodbye = true
-                if frames.count >= 4, frames[3] == Array("handed_over".utf8),
-                    let through = UInt64(String(decoding: frames[2], as: UTF8.self)), through <= Self.sequenceCeiling,
-                    machine.state == .passive, machine.peerState == .active
-                {
-                    peerHandedOverThrough = through
-                    logger.notice(
-                        "pair: the active peer stops, having handed over everything through sequence \(through); this broker takes over once it is silent for \(settings.failoverMilliseconds) ms"
-                    )
-                }
             case "VALUES" where frames.count >= 3:
                 // The newest only: the peer asks one page at a time, and each answer copies the
                 // cache on the forwarding loop.
@@ -540,12 +521,8 @@ final class PairLink {
         // A peer still waiting (just started) mirrors once it hears this one active.
         let mirroring = machine.peerState == .passive || machine.peerState == .waiting
         guard historyOn, history != nil, peerKeepsHistory, machine.state == .active, mirroring, heardLately,
-            !peerSaidGoodbye
+            !peerSaidGoodbye, peerAskedSince < lastSequence
         else { return nil }
-        guard peerAskedSince < lastSequence else {
-            if lastSequence > 0 { handedOverThrough = lastSequence }
-            return nil
-        }
         logger.info(
             "pair: forwarding has stopped at sequence \(lastSequence); waiting up to \(Self.handOverMilliseconds) ms for the peer to mirror what it has not (it asked for what follows \(peerAskedSince))"
         )
@@ -559,7 +536,6 @@ final class PairLink {
     private func handOverIsOver(_ handOver: HandOver, now: UInt64) -> Bool {
         if peerAskedSince >= handOver.lastSequence {
             logger.info("pair: the peer has mirrored everything through sequence \(handOver.lastSequence)")
-            handedOverThrough = handOver.lastSequence
             return true
         }
         if machine.peerState == .active || peerSaidGoodbye {
@@ -879,13 +855,9 @@ final class PairLink {
             // A peer never heard since this broker started may have numbered all the while it
             // was down: skipped by far more. A peer heard only waiting or passive numbered
             // nothing this one does not know of.
-            // A peer that stopped after handing everything over gave nothing after it.
-            let handedOver = peerHandedOverThrough.map { status.replicatedThrough >= $0 } ?? false
             let gap =
-                handedOver
-                ? 0
-                : peerWasActive
-                    ? max(2 &* peerBurst, PairSettings.minimumTakeoverGap) : peerEverHeard ? 0 : Self.unheardTakeoverGap
+                peerWasActive
+                ? max(2 &* peerBurst, PairSettings.minimumTakeoverGap) : peerEverHeard ? 0 : Self.unheardTakeoverGap
             let next = known &+ gap &+ 1
             // The loop numbers from here, or above its store's reserve after an unclean stop.
             let first = max(next, history?.firstNewSequence ?? 1)
