@@ -338,8 +338,12 @@ final class ForwardingLoop {
             if poller.isReadable(mailboxIndex) {
                 handleCommands()
                 if stopRequested && !schedule.isDraining {
-                    // Forward what producers already sent, paused or not, then stop.
-                    schedule.startDrain(nowNanoseconds: now, milliseconds: configuration.shutdownDrainMilliseconds)
+                    // Forward what producers already sent, paused or not, then stop. A pair's
+                    // passive broker binds no producers' endpoint: nothing to drain (mirrored
+                    // pages kept its loop from ever being quiet, and it waited the whole drain).
+                    let drains = pairActive || stoodDown || activation != nil
+                    schedule.startDrain(
+                        nowNanoseconds: now, milliseconds: drains ? configuration.shutdownDrainMilliseconds : 0)
                     state.paused = false
                 }
                 watchProducers()

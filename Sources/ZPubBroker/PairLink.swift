@@ -576,8 +576,11 @@ final class PairLink {
         peerEverHeard = true
         if newest.state == .active { peerWasActive = true }
         if newest.state == .waiting {
-            // The peer restarted: its cache sequences (in memory) may start again from zero.
+            // The peer restarted: its cache sequences (in memory) may start again from zero,
+            // and what its last run mirrored says nothing of this one's (a hand-over would
+            // take it for mirrored).
             valuesThrough = 0
+            peerAskedSince = 0
         }
         // Only what an active peer numbered between two of its heartbeats: a passive one's
         // position jumps as it mirrors across a takeover's skip, and counted as a burst, each

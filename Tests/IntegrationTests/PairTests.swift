@@ -521,6 +521,8 @@ final class PairTests: XCTestCase {
         let (primary, backup, clients) = try pairWithMessagesTheBackupHasNotMirrored()
         primary.signal(SIGTERM)
         XCTAssertEqual(primary.waitForExit(), 0, primary.log)
+        // The backup's loop and writer may still be storing the last page.
+        try Wait.until("the backup keeps every one\n\(primary.log)") { try history(backup).count >= 1_010 }
         XCTAssertEqual(try history(backup).map(\.number), Array(0..<1_010), "every one, once, in order\n\(primary.log)")
         XCTAssertTrue(primary.log.contains("pair: the peer has mirrored everything through sequence"), primary.log)
         withExtendedLifetime(clients) {}
@@ -541,6 +543,8 @@ final class PairTests: XCTestCase {
         usleep(1_500_000)
         backup.signal(SIGCONT)
         XCTAssertEqual(primary.waitForExit(), 0, primary.log)
+        // The backup's loop and writer may still be storing the last page.
+        try Wait.until("the backup keeps every one\n\(primary.log)") { try history(backup).count >= 1_010 }
         XCTAssertEqual(try history(backup).map(\.number), Array(0..<1_010), "every one, once, in order\n\(primary.log)")
         XCTAssertTrue(primary.log.contains("pair: the peer has mirrored everything through sequence"), primary.log)
         withExtendedLifetime(clients) {}
@@ -554,10 +558,31 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(backup.waitForExit(), 0, backup.log)
         primary.signal(SIGTERM)
         XCTAssertEqual(primary.waitForExit(), 0, primary.log)
+        // Not waited for: no hand-over began (the goodbye was read first), or one ended when it
+        // was (the pair thread reads its mailbox before the peer's messages).
         XCTAssertFalse(primary.log.contains("ran out"), primary.log)
-        XCTAssertFalse(
-            primary.log.contains("waiting up to 5000 ms"), "the goodbye came before the stop\n\(primary.log)")
+        XCTAssertTrue(
+            !primary.log.contains("waiting up to 5000 ms") || primary.log.contains("is stopping too"), primary.log)
         withExtendedLifetime(clients) {}
+    }
+
+    /// A passive broker binds no producers' endpoint, so it has nothing to drain when it is
+    /// stopped: it stops at once, not after `shutdown_drain_ms` (30 s here) while the active
+    /// one's traffic, mirrored page by page, keeps its loop from ever being quiet (a probe: a
+    /// passive broker waited its whole drain).
+    func testAPassiveBrokerStopsWithoutADrain() throws {
+        let primary = try broker("a", role: .primary)
+        let backup = try broker(
+            "b", role: .backup, configuration: "[daemon]\nshutdown_drain_ms = 30000\n" + configuration(role: .backup))
+        try waitForPair(primary, backup)
+        // 20 s of traffic, mirrored page after page: a drain would last as long.
+        let producer = Producer(endpoints: [endpoint("a-pull")], count: 100_000, perSecond: 5_000)
+        try Wait.until("the backup mirrors the traffic") { try history(backup).count > 100 }
+        backup.signal(SIGTERM)
+        XCTAssertEqual(backup.waitForExit(timeout: 10), 0, "it drained\n\(backup.log.suffix(2_000))")
+        XCTAssertLessThan(producer.sent.load(ordering: .relaxed), 100_000, "the traffic went on meanwhile")
+        primary.signal(SIGTERM)
+        XCTAssertTrue(producer.wait(timeout: 30), "the producer gives up once no broker takes its messages")
     }
 
     /// A formed pair whose primary numbered 1,010 messages of which the backup mirrored the
