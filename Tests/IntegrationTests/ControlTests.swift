@@ -104,10 +104,7 @@ final class ControlTests: XCTestCase {
     func testAFloodOfCostlyRequestsHoldsUpNoHealthCheck() throws {
         let daemon = try Daemon(configuration: "[limits]\nmax_topics = 30000\n")
         let clients = try Clients()
-        let push = try clients.socket(.push, connect: daemon.pull)
-        let topics = 20_000
-        for number in 0..<topics { try push.send(frames: frames("t.\(number)", "x")) }
-        try Wait.until("zpubd tracks every topic", timeout: 60) { try daemon.stats().topics.tracked == topics }
+        try publishTwentyThousandTopics(to: daemon, clients)
         // Distinct requests (each prefix matches 111 to 11,111 topics, and each reply is built
         // from a copy of the whole table): equal ones waiting together share one reply.
         let asking = 100
@@ -155,10 +152,7 @@ final class ControlTests: XCTestCase {
             configuration: "[endpoints]\ncontrol = [\"\(removed)\", \"\(kept)\"]\n[limits]\nmax_topics = 30000\n",
             endpoints: [.control: kept], rolesFromFile: [.control])
         let clients = try Clients()
-        let push = try clients.socket(.push, connect: daemon.pull)
-        let topics = 20_000
-        for number in 0..<topics { try push.send(frames: frames("t.\(number)", "x")) }
-        try Wait.until("zpubd tracks every topic", timeout: 60) { try daemon.stats().topics.tracked == topics }
+        try publishTwentyThousandTopics(to: daemon, clients)
         let asking = 100
         let flood = try (0..<asking).map { _ in try clients.socket(.dealer, connect: removed) }
         for socket in flood {
@@ -192,6 +186,15 @@ final class ControlTests: XCTestCase {
         }
         // The case in question: some still waited at the unbind.
         XCTAssertGreaterThan(refused, 0, "every TOPICS was answered before the RELOAD's unbind")
+    }
+
+    /// Topics `t.0` to `t.19999`, one message each, until zpubd tracks them all (TOPICS of
+    /// them is a costly request: a copy of the whole table, and a long reply).
+    private func publishTwentyThousandTopics(to daemon: Daemon, _ clients: Clients) throws {
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let topics = 20_000
+        for number in 0..<topics { try push.send(frames: frames("t.\(number)", "x")) }
+        try Wait.until("zpubd tracks every topic", timeout: 60) { try daemon.stats().topics.tracked == topics }
     }
 
     /// The control socket is a ROUTER: REQ clients, and DEALER clients with or without REQ's

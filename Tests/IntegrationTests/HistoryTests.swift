@@ -1056,12 +1056,5 @@ private final class FollowerThatMissedARun {
     }
 
     /// What the follower has printed: each message's number and its `seq`.
-    func printed() -> [(payload: Int, seq: UInt64?)] {
-        follower.stdoutSoFar.split(separator: "\n").compactMap {
-            guard let line = try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
-                let payload = line["payload"] as? Int
-            else { return nil }
-            return (payload, (line["seq"] as? NSNumber)?.uint64Value)
-        }
-    }
+    func printed() -> [(payload: Int, seq: UInt64?)] { printedNumbers(follower.stdoutSoFar) }
 }

@@ -512,7 +512,7 @@ final class PairTests: XCTestCase {
 
     /// An active broker that is stopped (SIGTERM) hands its last messages over: after its
     /// forwarding has stopped it keeps answering its passive peer's HISTORY requests (and
-    /// beating) until the peer has mirrored everything it numbered, 3 s at most, so that the
+    /// beating) until the peer has mirrored everything it numbered, 5 s at most, so that the
     /// peer, which then takes over, has them all. The primary's history writer is held (a
     /// test hook, as a slow disk) while the last messages come, so that none of them can have
     /// been mirrored before the stop. Until 2026-12-05 the link stopped with the forwarding,
@@ -520,11 +520,7 @@ final class PairTests: XCTestCase {
     func testAnActiveBrokerThatIsStoppedHandsItsLastMessagesToThePeer() throws {
         let (primary, backup, clients) = try pairWithMessagesTheBackupHasNotMirrored()
         primary.signal(SIGTERM)
-        XCTAssertEqual(primary.waitForExit(), 0, primary.log)
-        // The backup's loop and writer may still be storing the last page.
-        try Wait.until("the backup keeps every one\n\(primary.log)") { try history(backup).count >= 1_010 }
-        XCTAssertEqual(try history(backup).map(\.number), Array(0..<1_010), "every one, once, in order\n\(primary.log)")
-        XCTAssertTrue(primary.log.contains("pair: the peer has mirrored everything through sequence"), primary.log)
+        try assertHandedOverEverything(from: primary, to: backup)
         withExtendedLifetime(clients) {}
     }
 
@@ -542,11 +538,7 @@ final class PairTests: XCTestCase {
         // The scenario's starvation, not a wait for a condition.
         usleep(1_500_000)
         backup.signal(SIGCONT)
-        XCTAssertEqual(primary.waitForExit(), 0, primary.log)
-        // The backup's loop and writer may still be storing the last page.
-        try Wait.until("the backup keeps every one\n\(primary.log)") { try history(backup).count >= 1_010 }
-        XCTAssertEqual(try history(backup).map(\.number), Array(0..<1_010), "every one, once, in order\n\(primary.log)")
-        XCTAssertTrue(primary.log.contains("pair: the peer has mirrored everything through sequence"), primary.log)
+        try assertHandedOverEverything(from: primary, to: backup)
         withExtendedLifetime(clients) {}
     }
 
@@ -583,6 +575,16 @@ final class PairTests: XCTestCase {
         XCTAssertLessThan(producer.sent.load(ordering: .relaxed), 100_000, "the traffic went on meanwhile")
         primary.signal(SIGTERM)
         XCTAssertTrue(producer.wait(timeout: 30), "the producer gives up once no broker takes its messages")
+    }
+
+    /// The primary of `pairWithMessagesTheBackupHasNotMirrored` stops (exit 0) having handed
+    /// every message over: the backup keeps all 1,010, once, in order.
+    private func assertHandedOverEverything(from primary: Daemon, to backup: Daemon) throws {
+        XCTAssertEqual(primary.waitForExit(), 0, primary.log)
+        // The backup's loop and writer may still be storing the last page.
+        try Wait.until("the backup keeps every one\n\(primary.log)") { try history(backup).count >= 1_010 }
+        XCTAssertEqual(try history(backup).map(\.number), Array(0..<1_010), "every one, once, in order\n\(primary.log)")
+        XCTAssertTrue(primary.log.contains("pair: the peer has mirrored everything through sequence"), primary.log)
     }
 
     /// A formed pair whose primary numbered 1,010 messages of which the backup mirrored the
@@ -1679,14 +1681,7 @@ final class PairTests: XCTestCase {
                 endpoint("a-control"), "-c", endpoint("b-control"), "n.",
             ])
         defer { kill(follower.processIdentifier, SIGTERM) }
-        func printed() -> [(payload: Int, seq: UInt64?)] {
-            follower.stdoutSoFar.split(separator: "\n").compactMap {
-                guard let line = try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
-                    let payload = line["payload"] as? Int
-                else { return nil }
-                return (payload, (line["seq"] as? NSNumber)?.uint64Value)
-            }
-        }
+        func printed() -> [(payload: Int, seq: UInt64?)] { printedNumbers(follower.stdoutSoFar) }
         let clients = try Clients()
         // Held in the producer's socket while the primary is stopped, however many.
         let toPrimary = try clients.socket(.push, connect: endpoint("a-pull")) {
