@@ -160,10 +160,8 @@ final class ControlServer {
                     for waiting in deferred {
                         send(.error(ControlError(.unavailable, "zpubd is stopping")), to: waiting.envelope)
                     }
-                    for waiting in costly {
-                        send(.error(ControlError(.unavailable, "zpubd is stopping")), to: waiting.envelope)
-                    }
-                    repliedAtStop = pendingReload != nil || !deferred.isEmpty || !costly.isEmpty
+                    let refusedCostly = refuseCostly(because: "zpubd is stopping")
+                    repliedAtStop = pendingReload != nil || !deferred.isEmpty || refusedCostly
                     break
                 }
             }
@@ -396,13 +394,20 @@ final class ControlServer {
     /// after that is dropped (the client's REQ waits for ever). Sent now, they go out within
     /// the linger, as RELOAD's own reply does.
     private func refuseCostlyBeforeUnbind() {
-        guard !costly.isEmpty else { return }
-        let refusal = ControlReply.error(
-            ControlError(.unavailable, "the control endpoints are being bound again (a reload); ask again"))
+        refuseCostly(because: "the control endpoints are being bound again (a reload); ask again")
+    }
+
+    /// Answers every costly request waiting with `unavailable` and `message`, and forgets
+    /// them; true when there was one.
+    @discardableResult
+    private func refuseCostly(because message: String) -> Bool {
+        guard !costly.isEmpty else { return false }
+        let refusal = ControlReply.error(ControlError(.unavailable, message))
         for waiting in costly { send(refusal, to: waiting.envelope) }
         costly = []
         costlyBytes = 0
         sharedReply = nil
+        return true
     }
 
     /// Requests whose replies are built from a copy of the loop's tables or read from disk.
