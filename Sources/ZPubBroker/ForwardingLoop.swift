@@ -47,7 +47,9 @@ enum LoopCommand: Sendable {
     case pairStandDown(ReplySlot<Bool>)
     /// A pair's primary, active beside a backup that took over while it was silent: number from
     /// here on (its history's reserve covers it already), above everything the backup numbered.
-    case pairNumberFrom(UInt64)
+    /// `split`: the last number the backup had mirrored before it took over (nil: unknown), for
+    /// readers resuming from the backup's numbers (`HistoryStore.recordSplit`).
+    case pairNumberFrom(UInt64, split: UInt64?)
     /// A connection event of PULL, XSUB or XPUB, read by `ConnectionEventReader` (which has fed
     /// the descriptor guard already): peer counts, upstream states, the log.
     case connectionEvent(BrokerSocketRole, MonitorEvent, accepted: SubscriberReachability.Accepted? = nil)
@@ -880,8 +882,9 @@ final class ForwardingLoop {
         }
         let through = nextSequence &- 1
         publishMarker(token: token, sequence: through)
-        history.mailbox.post(
-            .query(HistoryQuery(position: .since(since), through: through, prefix: prefix), slot))
+        var query = HistoryQuery(position: .since(since), through: through, prefix: prefix)
+        query.resumesAcrossSplit = true
+        history.mailbox.post(.query(query, slot))
     }
 
     private func publishMarker(token: String, sequence: UInt64) {
@@ -1102,9 +1105,14 @@ final class ForwardingLoop {
             case .pairStandDown(let slot):
                 standDown()
                 slot.fulfill(true)
-            case .pairNumberFrom(let sequence) where pairActive:
+            case .pairNumberFrom(let sequence, let split) where pairActive:
                 // The numbers skipped reach the writer as a hole, told as the peer's
-                // (`takeover`): the writer was told to expect it with the reserve.
+                // (`takeover`): the writer was told to expect it with the reserve. Before any
+                // later REPLAY reaches the writer, it learns that a reader positioned among
+                // them resumes after the split (what this broker numbered since is below).
+                if let split, sequence > nextSequence, split < nextSequence, let history {
+                    history.mailbox.post(.split(numbers: nextSequence...(sequence - 1), resumeAfter: split))
+                }
                 nextSequence = max(nextSequence, sequence)
             case .pairNumberFrom:
                 break

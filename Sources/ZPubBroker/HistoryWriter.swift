@@ -219,6 +219,10 @@ enum HistoryCommand: Sendable {
     /// A passive pair member: the ranges the active peer told as not kept, with its reasons
     /// (its takeover jump, its unclean stop), for this store's record of the same numbers.
     case peerNotKept([HistoryReply.NotKept])
+    /// A primary numbers far above its backup after both were active: `numbers` are the
+    /// backup's (or none's), and a reader positioned there resumes after `resumeAfter`
+    /// (`HistoryStore.recordSplit`).
+    case split(numbers: ClosedRange<UInt64>, resumeAfter: UInt64)
     /// Test hook: the writer blocks for a while, as one on a stalled disk would.
     case stall(milliseconds: Int)
     case stop
@@ -381,6 +385,15 @@ final class HistoryWriter {
                     } catch {
                         logger.warning(
                             "history could not record the peer's reasons for numbers it did not keep: \(error)")
+                    }
+                case .split(let numbers, let resumeAfter):
+                    do {
+                        try store.recordSplit(
+                            numbers: numbers.lowerBound, through: numbers.upperBound, resumeAfter: resumeAfter)
+                    } catch {
+                        logger.warning(
+                            "history could not record where the pair's numbering split (\(error)): a client resuming from one of the backup's numbers \(numbers.lowerBound) to \(numbers.upperBound) misses this broker's messages after \(resumeAfter)"
+                        )
                     }
                 case .reserve(let sequence, let slot):
                     store.expectTakeover(numberingFrom: sequence)
@@ -576,8 +589,13 @@ final class HistoryWriter {
             var gap: HistoryReply.Gap?
             var more = false
             var notKept: [HistoryReply.NotKept] = []
+            var resumedAfter: UInt64?
             switch query.position {
-            case .since(let sequence):
+            case .since(let asked):
+                // A resume from a number the pair's other broker gave while both were active
+                // starts where the numberings split: this broker's messages since lie below it.
+                resumedAfter = query.resumesAcrossSplit ? try store.resumePoint(since: asked) : nil
+                let sequence = resumedAfter ?? asked
                 let page = try store.page(
                     after: sequence, through: query.through ?? UInt64(Int64.max), prefix: query.prefix,
                     limit: HistoryReply.pageSize, maxBytes: min(query.maxBytes, HistoryReply.pageBytes))
@@ -610,14 +628,15 @@ final class HistoryWriter {
                         after: first - 1, through: min(query.through ?? store.toldThrough, store.toldThrough))
                 }
             }
-            return .success(
-                HistoryReply(
-                    firstSequence: store.firstSequence, lastSequence: store.lastSequence, through: query.through,
-                    messages: messages.map {
-                        MessageJSON(
-                            frames: $0.frames, style: .exact, seq: $0.sequence,
-                            storedMilliseconds: $0.receivedMilliseconds)
-                    }, more: more, gap: gap, notKept: notKept))
+            var reply = HistoryReply(
+                firstSequence: store.firstSequence, lastSequence: store.lastSequence, through: query.through,
+                messages: messages.map {
+                    MessageJSON(
+                        frames: $0.frames, style: .exact, seq: $0.sequence,
+                        storedMilliseconds: $0.receivedMilliseconds)
+                }, more: more, gap: gap, notKept: notKept)
+            reply.resumedAfter = resumedAfter
+            return .success(reply)
         } catch {
             // Not `internal_error`: a damaged file or a failing disk is the operator's to see to.
             return .failure(

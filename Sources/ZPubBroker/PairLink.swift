@@ -640,7 +640,11 @@ final class PairLink {
                 )
             }
         }
-        loop.mailbox.post(.pairNumberFrom(next))
+        // Where the backup's numbering split from this one's: the last HISTORY it asked for
+        // before it took over (it may have mirrored a page more; a reader then gets some
+        // messages twice, never too few), 0 if it asked for none (it had mirrored nothing).
+        // A backup without history mirrors nothing and serves no replay: no split to tell.
+        loop.mailbox.post(.pairNumberFrom(next, split: peerKeepsHistory ? peerAskedSince : nil))
         ownNextSequence = max(ownNextSequence, next)
     }
 

@@ -256,6 +256,10 @@ public struct HistoryReply: Codable, Equatable, Sendable {
     /// Holes among the messages read (between `since` and the last message, or `through` when
     /// this is the last page), oldest first; nil when there are none.
     public var notKept: [NotKept]?
+    /// A replay read from here instead of its `since` (`HistoryQuery.resumesAcrossSplit`):
+    /// `since` was a number the pair's other broker gave while both were active, and this
+    /// broker's messages after the point the two numberings split lie below it.
+    public var resumedAfter: UInt64?
 
     public init(
         firstSequence: UInt64, lastSequence: UInt64, through: UInt64? = nil, messages: [MessageJSON],
@@ -275,6 +279,7 @@ public struct HistoryReply: Codable, Equatable, Sendable {
         case firstSequence = "first_seq"
         case lastSequence = "last_seq"
         case notKept = "not_kept"
+        case resumedAfter = "resumed_after"
     }
 
     /// The evicted range a reader that wants everything after `since` (up to `through`, when
@@ -321,6 +326,10 @@ public struct HistoryQuery: Equatable, Sendable {
     /// never more than `HistoryReply.pageBytes`. A pair's passive broker asks for what its
     /// history queue has room for. Not part of the text form.
     public var maxBytes = HistoryReply.pageBytes
+    /// With `since`: a resume (REPLAY), which starts where the pair's numbering split when
+    /// `since` is a number the other broker gave while both were active
+    /// (`HistoryReply.resumedAfter`). Not part of the text form: HISTORY reads as asked.
+    public var resumesAcrossSplit = false
 
     public init(position: Position, through: UInt64? = nil, prefix: [UInt8]) {
         self.position = position
@@ -378,6 +387,11 @@ public struct ReplayReply: Codable, Equatable, Sendable {
     public var more: Bool
     public var gap: HistoryReply.Gap?
     public var notKept: [HistoryReply.NotKept]?
+    /// The replay starts after this number, below the `since` asked for: that was a number
+    /// the pair's other broker gave while both brokers were active (a stopped primary ran
+    /// again), and this broker's messages numbered after the split lie below it. Some of them
+    /// the client may have had already (live); each comes with its sequence.
+    public var resumedAfter: UInt64?
 
     public init(token: String, through: UInt64, prefixes: [String], history: HistoryReply) {
         self.token = token
@@ -389,12 +403,14 @@ public struct ReplayReply: Codable, Equatable, Sendable {
         self.more = history.more
         self.gap = history.gap
         self.notKept = history.notKept
+        self.resumedAfter = history.resumedAfter
     }
 
     enum CodingKeys: String, CodingKey {
         case token, marker, through, prefixes, messages, more, gap
         case firstSequence = "first_seq"
         case notKept = "not_kept"
+        case resumedAfter = "resumed_after"
     }
 }
 

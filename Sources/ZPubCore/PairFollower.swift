@@ -120,6 +120,9 @@ public struct PairFollower {
     /// Kept messages printed without a sequence because their marker never came: a `skipped`
     /// range read later may hold one of them, numbered.
     private var printedWithoutMarker = RecentMessages(capacity: Self.recentMessages)
+    /// The sequences printed, the last `recentMessages`: a replay that starts below `last`
+    /// (`replayed(resumedAfter:)`) prints only those it has not.
+    private var printedNumbers = RecentMessages(capacity: Self.recentMessages)
     /// Set by `holdForResume` until the next replay.
     private var holdingForResume = false
     /// The numbers the printed sequence jumped over (see the rules), oldest first, each with
@@ -292,10 +295,12 @@ public struct PairFollower {
     /// A resume's replay: the messages after `last` (each with its sequence), the history
     /// prefixes it covers (nil: unchanged), the source (socket) of the broker it came from,
     /// when known, and what the same broker holds within skipped ranges (`rangesToRead`),
-    /// read just before.
+    /// read just before. `resumedAfter`: the broker replayed from there, below `last` (the
+    /// reply's `resumed_after`); the messages from there up to `last` not printed yet are
+    /// printed, with their numbers.
     public mutating func replayed(
         _ messages: [(frames: [[UInt8]], sequence: UInt64?)], keptPrefixes: [[UInt8]]?, from replaying: Int? = nil,
-        filling: GapReading? = nil
+        filling: GapReading? = nil, resumedAfter: UInt64? = nil
     ) -> [Action] {
         // Ranges dropped since they were read (a numbering that started again) fill nothing.
         let readRanges = (filling?.ranges ?? []).filter { read in skippedRanges.contains { $0.range == read } }
@@ -352,6 +357,7 @@ public struct PairFollower {
                         // is in that broker's history under it.
                         actions.append(.deliver(frames, sequence: numberedBelow))
                         recentlyPrinted.insert(frames)
+                        printedNumbers.insert(numberedBelow)
                         printedBelowLast.insert(Self.numbered(frames, numberedBelow))
                     } else {
                         actions += deliver(frames, nil)
@@ -374,7 +380,27 @@ public struct PairFollower {
                 continue
             }
             recentlyPrinted.insert(message.frames)
+            printedNumbers.insert(message.sequence)
             actions.append(.deliver(message.frames, sequence: message.sequence))
+        }
+        if let resumedAfter, resumedAfter < last {
+            // The broker read from below `last`: this follower's position was a number its
+            // peer gave while both were active, and what this broker numbered after the split
+            // lies below it. Printed with their numbers (`last` stays), each not printed yet.
+            let filled = Set(filling.map(\.sequence))
+            for message in messages {
+                guard let sequence = message.sequence, sequence > resumedAfter, sequence <= last,
+                    !filled.contains(sequence), !printedNumbers.contains(sequence)
+                else { continue }
+                if printedBelowLast.remove(Self.numbered(message.frames, sequence))
+                    || alreadyPrinted.remove(message.frames) || printedWithoutMarker.remove(message.frames)
+                {
+                    continue
+                }
+                recentlyPrinted.insert(message.frames)
+                printedNumbers.insert(sequence)
+                actions.append(.deliver(message.frames, sequence: sequence))
+            }
         }
         for message in messages {
             if let sequence = message.sequence, sequence > last, alreadyPrinted.remove(message.frames) {
@@ -421,6 +447,7 @@ public struct PairFollower {
             last = sequence
             if let source { highestPrinted[source] = max(highestPrinted[source] ?? 0, sequence) }
             recentlyPrinted.insert(frames)
+            printedNumbers.insert(sequence)
         } else {
             printedUnnumbered.insert(frames)
         }
@@ -428,7 +455,7 @@ public struct PairFollower {
     }
 }
 
-/// The last `capacity` messages added, as hashes of their frames, oldest forgotten first.
+/// The last `capacity` messages (or numbers) added, as hashes, oldest forgotten first.
 struct RecentMessages {
     private var order: [Int] = []
     private var next = 0
@@ -439,7 +466,7 @@ struct RecentMessages {
         self.capacity = capacity
     }
 
-    mutating func insert(_ frames: [[UInt8]]) {
+    mutating func insert(_ frames: some Hashable) {
         let hash = frames.hashValue
         if order.count < capacity {
             order.append(hash)
@@ -452,10 +479,10 @@ struct RecentMessages {
         counts[hash, default: 0] += 1
     }
 
-    func contains(_ frames: [[UInt8]]) -> Bool { counts[frames.hashValue] != nil }
+    func contains(_ frames: some Hashable) -> Bool { counts[frames.hashValue] != nil }
 
     /// Forgets one of `frames`, if one is remembered: true when one was.
-    mutating func remove(_ frames: [[UInt8]]) -> Bool {
+    mutating func remove(_ frames: some Hashable) -> Bool {
         let hash = frames.hashValue
         guard let count = counts[hash] else { return false }
         counts[hash] = count > 1 ? count - 1 : nil

@@ -44,8 +44,10 @@ struct HistoryReplay {
         var asked = 0
     }
 
-    /// The client has every kept message up to this sequence.
-    let after: UInt64
+    /// The client has every kept message up to this sequence: its position, or lower, where
+    /// the REPLAY reply says it resumed (`resumedAfter`: the position was a number the pair's
+    /// other broker gave while both were active, and this broker's messages since lie below).
+    private(set) var after: UInt64
     let wanted: [[UInt8]]
     let limit: Int
     /// The last sequence assigned when the marker went out (from the REPLAY reply).
@@ -99,6 +101,8 @@ struct HistoryReplay {
         case .replay(let first) where through == nil:
             through = first.through
             keptPrefixes = first.prefixes
+            // Every prefix is read from there, not only the REPLAY's.
+            if let resumed = first.resumedAfter, resumed < after { after = resumed }
             let read = toRead.first
             add(first.messages, gap: first.gap, notKept: first.notKept, readUnder: read)
             // Planned again with the broker's own list; what the REPLAY read is done unless

@@ -166,6 +166,7 @@ public final class HistoryStore {
     private var oldest: OldestBlock?
     /// The numbers handed out that the store does not hold, told to readers.
     var notKeptLedger = NotKeptLedger()
+    private var splitNumbering = SplitNumbering()
     /// Whether the run before this one stopped uncleanly, leaving a reserve not yet accounted
     /// for (set at open).
     public private(set) var earlierRunStoppedUncleanly = false
@@ -291,7 +292,9 @@ public final class HistoryStore {
     }
 
     /// The tables of a zpub history, of either version (`messages` is version 1's).
-    private static let ownTables: Set<String> = ["meta", "blocks", "last_values", "not_kept", "messages"]
+    private static let ownTables: Set<String> = [
+        "meta", "blocks", "last_values", "not_kept", "messages", "split_numbering",
+    ]
 
     /// Refuses another program's SQLite file in zpubd's place, before anything is written to
     /// it: it was taken for a new history, and zpubd's tables written beside the program's own.
@@ -443,6 +446,7 @@ public final class HistoryStore {
         try loadLastValueSizes()
         try loadFirstSequence()
         try notKeptLedger.load(database, storedThrough: highestStored)
+        try splitNumbering.load(database)
     }
 
     /// The oldest sequence still kept: the first after `evictedThrough`, in the oldest block.
@@ -842,6 +846,7 @@ public final class HistoryStore {
             delete.bind(1, sequence)
             try delete.run()
             notKeptRowsEvicted = try NotKeptLedger.deleteEvicted(database, through: sequence)
+            try splitNumbering.deleteEvicted(database, through: sequence)
             try setMeta(key: "evicted_through", sequence)
             try database.execute("COMMIT")
         } catch {
@@ -1189,6 +1194,20 @@ public final class HistoryStore {
             try NotKeptLedger.relabel(database, from: range.from, to: range.to, as: range.reason)
             notKeptLedger.expect(range)
         }
+    }
+
+    /// A pair's primary numbers far above its backup after both were active: the numbers
+    /// `first...last` are the backup's (or none's), and a reader positioned among them has
+    /// what the backup had mirrored, up to `resumeAfter`, and no more of this broker's
+    /// (`SplitNumbering`).
+    public func recordSplit(numbers first: UInt64, through last: UInt64, resumeAfter: UInt64) throws {
+        try splitNumbering.record(database, first: first, last: last, resumeAfter: resumeAfter)
+    }
+
+    /// Where a replay for a reader positioned at `since` starts: below it when `since` is a
+    /// number the pair's other broker gave while both were active (`recordSplit`), else nil.
+    public func resumePoint(since: UInt64) throws -> UInt64? {
+        try splitNumbering.resumePoint(database, since: since)
     }
 
     /// Rows in the `not_kept` table.

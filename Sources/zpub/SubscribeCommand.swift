@@ -66,7 +66,7 @@ struct Subscribe: ParsableCommand {
     @Option(
         name: [.customShort("c"), .customLong("control")],
         help: ArgumentHelp(
-            "With --snapshot, --since or --ready: the broker's control endpoint. With --since, repeat it for both brokers of a pair, in the order of their --endpoint options: zpub follows the active one, and after a failover resumes from the last sequence it printed; what a broker numbered in the other's takeover gap (a primary stopped while its backup took over) is read at the next resume there, and printed with its lower sequence.",
+            "With --snapshot, --since or --ready: the broker's control endpoint. With --since, repeat it for both brokers of a pair, in the order of their --endpoint options: zpub follows the active one, and after a failover resumes from the last sequence it printed; what a broker numbered in the other's takeover gap (a primary stopped while its backup took over) is read at the next resume there, and printed with its lower sequence; so is, from the primary, what it numbered below a --since the backup gave.",
             valueName: "endpoint"))
     var controls: [String] = []
 
@@ -248,12 +248,14 @@ struct Subscribe: ParsableCommand {
     /// REPLAY, then the rest of the replayed messages page by page (up to the marker's
     /// sequence: later ones come live), each page handed to `page` as it arrives (a replay of
     /// a million messages is not held in memory first). A range no longer kept is reported on
-    /// stderr. Returns the handshake's release (the live messages held meanwhile) and the
-    /// replay's `through`: the last sequence the broker had assigned.
+    /// stderr. Returns the handshake's release (the live messages held meanwhile), the
+    /// replay's `through` (the last sequence the broker had assigned) and, when the broker
+    /// replayed from below `since` (a pair's numbering split: `ReplayReply.resumedAfter`),
+    /// where it started.
     private func fetchReplay(
         token: String, since: UInt64, into handshake: inout SnapshotCatchUp<[[UInt8]]>, from control: String? = nil,
         noteUnkept: Bool = true, told notKept: inout NotKeptReport, page deliver: ([MessageJSON]) throws -> Void
-    ) throws -> (release: SnapshotCatchUp<[[UInt8]]>.Release, through: UInt64) {
+    ) throws -> (release: SnapshotCatchUp<[[UInt8]]>.Release, through: UInt64, resumedAfter: UInt64?) {
         let client = ControlClient(
             endpoint: control ?? self.control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         let prefix = prefixes.first ?? ""
@@ -286,7 +288,7 @@ struct Subscribe: ParsableCommand {
             last = page.messages.last?.sequence ?? last
             more = page.more
         }
-        return (handshake.replied(entries: [], covering: reply.prefixes), reply.through)
+        return (handshake.replied(entries: [], covering: reply.prefixes), reply.through, reply.resumedAfter)
     }
 
     /// What `control` holds of `prefix` within `ranges` (numbers the follower's sequence jumped
@@ -470,14 +472,15 @@ struct Subscribe: ParsableCommand {
             var handshake = try startSnapshot(subscribers: sockets)
             var entries: [MessageJSON] = []
             let through: UInt64
+            let resumedAfter: UInt64?
             do {
                 // Held whole: the follower matches the messages it printed without a number
                 // against the whole replay.
                 // The note of a prefix history does not keep: once, not at every failover.
-                through = try fetchReplay(
+                (_, through, resumedAfter) = try fetchReplay(
                     token: handshake.token, since: follower.last, into: &handshake, from: active,
                     noteUnkept: firstResume, told: &toldNotKept
-                ) { entries += $0 }.through
+                ) { entries += $0 }
             } catch let error as CLIError
                 where error.code == ControlError.Code.historyOff.rawValue
                 && !(firstResume && controlEndpoints.count == 1)
@@ -516,7 +519,9 @@ struct Subscribe: ParsableCommand {
             let gaps = follower.rangesToRead(at: replaying)
             let filling = gaps.isEmpty ? nil : fetchSkipped(gaps, from: active)
             let previous = follower.last
-            if follower.numberingEnds(at: through, from: replaying) {
+            // A broker that resumed from below `last` numbers above it: `last` was its peer's
+            // number, given while both were active, not one of a numbering that started again.
+            if resumedAfter == nil, follower.numberingEnds(at: through, from: replaying) {
                 // Numbers below the ranges told are given again: their ranges are news.
                 toldNotKept = NotKeptReport()
                 if previous == since {
@@ -534,7 +539,8 @@ struct Subscribe: ParsableCommand {
             }
             if act(
                 follower.replayed(
-                    messages, keptPrefixes: handshake.coveredPrefixes, from: replaying, filling: filling))
+                    messages, keptPrefixes: handshake.coveredPrefixes, from: replaying, filling: filling,
+                    resumedAfter: resumedAfter))
             {
                 return true
             }

@@ -590,10 +590,12 @@ final class PairTests: XCTestCase {
     /// A formed pair whose primary numbered 1,010 messages of which the backup mirrored the
     /// first 10 only: the primary's history writer is held (a test hook, as a slow disk) for
     /// 2.5 s from before the last 1,000 were sent, so none of them can be mirrored meanwhile.
-    private func pairWithMessagesTheBackupHasNotMirrored() throws -> (primary: Daemon, backup: Daemon, clients: Clients)
-    {
+    /// `extra`: more of the primary's configuration.
+    private func pairWithMessagesTheBackupHasNotMirrored(extra: String = "") throws -> (
+        primary: Daemon, backup: Daemon, clients: Clients
+    ) {
         let primary = try Daemon(
-            configuration: configuration(role: .primary),
+            configuration: configuration(role: .primary) + "\n" + extra,
             environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL": "history", "ZPUBD_TEST_STALL_MS": "2500"],
             endpoints: endpoints("a"))
         let backup = try broker("b", role: .backup)
@@ -1743,6 +1745,87 @@ final class PairTests: XCTestCase {
         let numberedBelow = all.filter { queued.contains($0.payload) && $0.seq.map { $0 < backupsSeq } == true }
         XCTAssertTrue(numberedBelow.allSatisfy { belowSeqs.contains($0.seq ?? 0) }, "\(numberedBelow.prefix(10))")
         XCTAssertFalse(follower.stderrSoFar.contains("numbering started again"), follower.stderrSoFar)
+    }
+
+    /// A client that read the backup's numbers while a stopped primary was frozen, and resumes
+    /// only once the primary runs again (a `zpub sub --since` started again, a browser's
+    /// Last-Event-ID), gets what the primary numbered between the backup's last mirroring and the
+    /// takeover: below the backup's numbers, in the primary's history only. The primary records
+    /// where the two numberings split, and a REPLAY from one of the backup's numbers starts
+    /// there (`resumed_after`). Until 2026-12-05 both missed them, with no word (a probe: 979
+    /// messages over 4 stop cycles); only a `zpub sub` that ran through the takeover read them.
+    func testAResumeFromTheBackupsNumbersGetsWhatTheStoppedPrimaryNumberedBelowThem() throws {
+        let port = try FreePort.find()
+        // A client of both from the start, for the backup's takeover rule.
+        let voters = try Clients()
+        let vote = try voters.socket(.sub, connect: endpoint("b-xpub")) { socket in
+            try socket.setOption(.subscribe, bytes: Array("pair-vote.".utf8))
+            try socket.connect(endpoint("a-xpub"))
+        }
+        _ = vote
+        // Messages 10 to 1,009, numbered by the primary, not mirrored: its writer is held.
+        let (primary, backup, clients) = try pairWithMessagesTheBackupHasNotMirrored(extra: httpSection(port: port))
+        try Wait.until("the backup sees a client") { (try backup.stats().peers[.xpub] ?? 0) > 0 }
+        primary.signal(SIGSTOP)
+        try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
+        let backupsOwn = 100_000
+        try clients.socket(.push, connect: backup.pull).send(frames: frames("n.b", "\(backupsOwn)"))
+        var backupsSeq: UInt64 = 0
+        try Wait.until("the backup keeps its message", timeout: 10) {
+            backupsSeq = try history(backup).first { $0.number == backupsOwn }?.seq ?? 0
+            return backupsSeq > 0
+        }
+        primary.signal(SIGCONT)
+        try Wait.until("the backup stands down and stops\n\(backup.log)", timeout: 30) {
+            backup.log.contains("shutting down: the pair demoted this broker")
+        }
+        XCTAssertNotNil(backup.waitForExit())
+        let after = 100_001
+        try clients.socket(.push, connect: primary.pull).send(frames: frames("n.a", "\(after)"))
+        var kept: [(seq: UInt64, number: Int)] = []
+        try Wait.until("the primary keeps every message\n\(primary.log.suffix(3_000))", timeout: 30) {
+            kept = try history(primary)
+            return kept.contains { $0.number == after }
+        }
+        let unmirrored = Set(10..<1_010)
+        XCTAssertTrue(
+            kept.filter { unmirrored.contains($0.number) }.allSatisfy { $0.seq < backupsSeq },
+            "the primary numbered them below the backup's number \(backupsSeq)")
+        let expected = unmirrored.union([after])
+        let numbers = Dictionary(kept.map { ($0.number, $0.seq) }, uniquingKeysWith: { first, _ in first })
+
+        // `zpub sub --since` the backup's number, started only now.
+        let follower = try RunningProgram(
+            Binaries.zpub,
+            ["sub", "--since", "\(backupsSeq)", "--json", "-e", endpoint("a-xpub"), "-c", endpoint("a-control"), "n."])
+        defer { kill(follower.processIdentifier, SIGTERM) }
+        func printed() -> [(payload: Int, seq: UInt64?)] { printedNumbers(follower.stdoutSoFar) }
+        try Wait.until("the restarted follower prints the primary's messages\n\(follower.stderrSoFar)", timeout: 30) {
+            Set(printed().map(\.payload)).isSuperset(of: expected)
+        }
+        let all = printed()
+        let counts = Dictionary(all.map { ($0.payload, 1) }, uniquingKeysWith: +)
+        XCTAssertEqual(counts.filter { $0.value > 1 }.keys.sorted(), [], "each once\n\(follower.stderrSoFar)")
+        // Those the backup had mirrored (0 to 9) may come again: where it stopped mirroring is
+        // known to a page.
+        XCTAssertEqual(Set(all.map(\.payload)).subtracting(expected).subtracting(0..<10), [], "nothing else")
+        XCTAssertTrue(all.allSatisfy { $0.seq == numbers[$0.payload] }, "each with the primary's number")
+
+        // A browser that comes back to the primary's gateway with the backup's number as its
+        // Last-Event-ID. Of two prefixes: the gateway reads the second from where the REPLAY of
+        // the first said it resumed.
+        try primary.waitForGateway(port: port)
+        let browser = try Run.python(
+            "http_clients.py", ["sse", "\(port)", "?prefix=n.a&prefix=n.x", "10000", "h\(backupsSeq)", "", "n.a"],
+            timeout: 30)
+        XCTAssertEqual(browser.status, 0, browser.stderr)
+        let events = jsonLines(browser.stdout).filter { $0["id"] != nil }
+        let payloads = events.compactMap { ($0["data"] as? [String: Any])?["payload"] as? Int }
+        let missing = expected.subtracting(payloads).sorted()
+        XCTAssertEqual(missing, [], "\(missing.count) missing\n\(browser.stdout.prefix(1_000))")
+        let ids = events.compactMap { $0["id"] as? String }
+        let keptIDs = kept.filter { expected.contains($0.number) || payloads.contains($0.number) }.map { "h\($0.seq)" }
+        XCTAssertTrue(ids == keptIDs, "in order, with their numbers: \(ids.prefix(3)) against \(keptIDs.prefix(3))")
     }
 
     /// A subscriber of the active broker that falls far behind in its reading, over TCP (whose

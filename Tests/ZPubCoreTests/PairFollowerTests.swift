@@ -496,4 +496,33 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertTrue(follower.numberingEnds(at: 10))
         XCTAssertEqual(follower.skipped, [])
     }
+
+    /// A follower started with `--since` one of the backup's numbers, after a stopped primary
+    /// ran again: the primary's replay starts where the two numberings split
+    /// (`resumedAfter`), below `since`; what it numbered there is printed with its numbers, and
+    /// `last` stays. At a later resume from below again, what was printed is not printed twice.
+    func testAReplayFromBelowTheFollowersPositionPrintsWhatItHasNotOnce() {
+        let backups = 10 + gap + 5
+        var follower = PairFollower(since: backups)
+        let primarys = backups + (1 << 30)
+        let replay: [(frames: [[UInt8]], sequence: UInt64?)] = [
+            (message("n.a", "mirrored"), 10), (message("n.a", "frozen 1"), 11), (message("n.a", "frozen 2"), 12),
+            (message("n.a", "after"), primarys),
+        ]
+        XCTAssertEqual(
+            delivered(
+                follower.replayed(Array(replay.dropFirst()), keptPrefixes: [Array("n.".utf8)], resumedAfter: 10)),
+            ["frozen 1#11", "frozen 2#12", "after#\(primarys)"])
+        XCTAssertEqual(follower.last, primarys)
+        // The same broker, resumed again from below (its split said so again): nothing twice,
+        // only what came since.
+        XCTAssertEqual(follower.resuming(), [])
+        let again = replay + [(message("n.a", "later"), primarys + 1)]
+        XCTAssertEqual(
+            delivered(follower.replayed(again, keptPrefixes: nil, resumedAfter: 10)), ["later#\(primarys + 1)"])
+        // Without `resumedAfter`, nothing below `last` is printed (a replay after `last`).
+        var plain = PairFollower(since: backups)
+        XCTAssertEqual(
+            delivered(plain.replayed(replay, keptPrefixes: [Array("n.".utf8)])), ["after#\(primarys)"])
+    }
 }

@@ -14,14 +14,12 @@ final class ResumeScopeTests: XCTestCase {
 
     private func replayReply(
         through: UInt64, prefixes: [String], _ messages: [MessageJSON], more: Bool = false,
-        gap: HistoryReply.Gap? = nil
+        gap: HistoryReply.Gap? = nil, resumedAfter: UInt64? = nil
     ) -> ControlReply {
-        .replay(
-            ReplayReply(
-                token: "t", through: through, prefixes: prefixes,
-                history: HistoryReply(
-                    firstSequence: 1, lastSequence: through, through: through, messages: messages, more: more, gap: gap
-                )))
+        var history = HistoryReply(
+            firstSequence: 1, lastSequence: through, through: through, messages: messages, more: more, gap: gap)
+        history.resumedAfter = resumedAfter
+        return .replay(ReplayReply(token: "t", through: through, prefixes: prefixes, history: history))
     }
 
     private func page(_ messages: [MessageJSON], more: Bool = false, gap: HistoryReply.Gap? = nil) -> ControlReply {
@@ -120,6 +118,22 @@ final class ResumeScopeTests: XCTestCase {
         XCTAssertEqual(replay.entries.map(\.sequence), [4, 5, 9, 20, 30])
         XCTAssertEqual(replay.covering, ["b.", "c."])
         XCTAssertEqual(replay.through, 50)
+    }
+
+    /// A Last-Event-ID among the numbers a pair's other broker gave while both were active: the
+    /// REPLAY started where the numberings split (`resumedAfter`), and every other prefix is read
+    /// from there too, not from the client's id.
+    func testAReplayResumedBelowTheClientsPositionReadsEveryPrefixFromThere() {
+        var replay = HistoryReplay(after: 5_000, wanted: bytes("b.", "c."), kept: bytes("b.", "c."), limit: 100)
+        XCTAssertEqual(replay.replayArguments.since, 5_000)
+        XCTAssertEqual(
+            replay.take(
+                replayReply(
+                    through: 9_000, prefixes: ["b.", "c."], [message("b.x", 12), message("b.x", 8_000)],
+                    resumedAfter: 10)),
+            .history(since: 10, until: 9_000, prefix: Array("c.".utf8)))
+        XCTAssertEqual(replay.take(page([message("c.x", 11), message("c.x", 8_001)])), .done)
+        XCTAssertEqual(replay.entries.map(\.sequence), [11, 12, 8_000, 8_001])
     }
 
     /// Nothing the client wants is kept (as far as the gateway knows): the REPLAY reads nothing
