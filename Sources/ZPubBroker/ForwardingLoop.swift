@@ -41,7 +41,9 @@ enum LoopCommand: Sendable {
     case restoreValues([LastValueCache.Entry])
     /// A pair: become the active broker: bind the producers' endpoints, forward, and assign
     /// sequences from `nextSequence` at least. Replies with what could not be bound.
-    case pairActivate(nextSequence: UInt64, ReplySlot<[BrokerError]>)
+    /// `unusedAbove`: the peer handed over every number it gave, through this one; those
+    /// skipped above it were never used (`HistoryStore.expectTakeover`).
+    case pairActivate(nextSequence: UInt64, unusedAbove: UInt64?, ReplySlot<[BrokerError]>)
     /// A pair: this broker must give up being active (it stops next): unbind the producers'
     /// endpoints at once (`standDown`).
     case pairStandDown(ReplySlot<Bool>)
@@ -1100,8 +1102,8 @@ final class ForwardingLoop {
                 // A page that came after the takeover: the old active's, older than this
                 // broker's own values now.
                 break
-            case .pairActivate(let sequence, let slot):
-                beginActivation(nextSequence: sequence, reply: slot)
+            case .pairActivate(let sequence, let unusedAbove, let slot):
+                beginActivation(nextSequence: sequence, unusedAbove: unusedAbove, reply: slot)
             case .pairStandDown(let slot):
                 standDown()
                 slot.fulfill(true)
@@ -1178,7 +1180,7 @@ final class ForwardingLoop {
     /// The pair chose this broker: once the history writer has reserved the numbers from here
     /// on (the peer may have been far above this store's), bind the producers' endpoints and
     /// forward (`finishActivation`). Nothing is forwarded before, so nothing is numbered.
-    private func beginActivation(nextSequence sequence: UInt64, reply: ReplySlot<[BrokerError]>) {
+    private func beginActivation(nextSequence sequence: UInt64, unusedAbove: UInt64?, reply: ReplySlot<[BrokerError]>) {
         guard !pairActive, activation == nil else { return reply.fulfill([]) }
         mirrorStopped = false
         // The peer is gone: subscribers that come meanwhile (moved by a load balancer, say)
@@ -1187,7 +1189,7 @@ final class ForwardingLoop {
         nextSequence = max(nextSequence, sequence, sequenceFloor)
         guard let history else { return reply.fulfill(finishActivation()) }
         let reserved = ReplySlot<Bool>()
-        history.mailbox.post(.reserve(above: nextSequence, reserved))
+        history.mailbox.post(.reserve(above: nextSequence, unusedAbove: unusedAbove, reserved))
         activation = (reserved, reply, SystemClock.monotonicNanoseconds() &+ Self.reserveWaitNanoseconds)
     }
 

@@ -214,8 +214,9 @@ enum HistoryCommand: Sendable {
     /// A reloaded configuration: its bounds apply from now on.
     case reconfigure(BrokerConfiguration)
     /// A pair member taking over numbers from here on: its store reserves above it, durably,
-    /// before the loop hands any out (true once done).
-    case reserve(above: UInt64, ReplySlot<Bool>)
+    /// before the loop hands any out (true once done). `unusedAbove`: the peer handed over
+    /// every number it gave through this one, and the numbers skipped above it were never used.
+    case reserve(above: UInt64, unusedAbove: UInt64?, ReplySlot<Bool>)
     /// A passive pair member: the ranges the active peer told as not kept, with its reasons
     /// (its takeover jump, its unclean stop), for this store's record of the same numbers.
     case peerNotKept([HistoryReply.NotKept])
@@ -395,8 +396,8 @@ final class HistoryWriter {
                             "history could not record where the pair's numbering split (\(error)): a client resuming from one of the backup's numbers \(numbers.lowerBound) to \(numbers.upperBound) misses this broker's messages after \(resumeAfter)"
                         )
                     }
-                case .reserve(let sequence, let slot):
-                    store.expectTakeover(numberingFrom: sequence)
+                case .reserve(let sequence, let unusedAbove, let slot):
+                    store.expectTakeover(numberingFrom: sequence, unusedAbove: unusedAbove)
                     do {
                         try store.reserve(above: sequence)
                         publishCeiling()  // before the loop, waiting for this, numbers anything

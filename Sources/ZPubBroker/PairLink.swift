@@ -114,6 +114,13 @@ final class PairLink {
     /// The peer said it stops (`BYE`, from a zpubd since 2026-12-05), and no heartbeat came
     /// since: a hand-over does not wait for it.
     private var peerSaidGoodbye = false
+    /// The peer's goodbye said that this broker had mirrored every number it gave, through
+    /// `through`, in its run `run` (from a zpubd since 2026-12-05; cleared by its next
+    /// heartbeat): a takeover then knows the numbers it skips above were never used.
+    private var peerHandedOver: (run: UInt64, through: UInt64)?
+    /// This broker, active and stopped, saw its peer mirror everything through this sequence
+    /// (the hand-over): said in its goodbye.
+    private var handedOverThrough: UInt64?
     /// Whether the peer keeps history, as its reports say (a zpubd before 2026-12-05 does not
     /// say: taken as yes). One that keeps none asks for nothing: no hand-over waits for it.
     private var peerKeepsHistory = true
@@ -290,7 +297,10 @@ final class PairLink {
         }
         // The peer's hand-over (if it is stopping too, as active) need not wait for this one.
         try? dealer.setOption(.linger, Int32(Self.goodbyeLingerMilliseconds))
-        _ = try? dealer.send(frames: [Array("BYE".utf8)], dontWait: true)
+        // With this run's id and the last sequence given once the peer mirrored everything: its
+        // takeover then knows the numbers it skips were never used (not `not_kept`).
+        let handedOver = handedOverThrough.map { [Array(String(runID).utf8), Array(String($0).utf8)] } ?? []
+        _ = try? dealer.send(frames: [Array("BYE".utf8)] + handedOver, dontWait: true)
         router.close()
         dealer.close()
     }
@@ -440,9 +450,16 @@ final class PairLink {
                     newest = (state, sequence, identity, frames[2...])
                     // A heartbeat after a goodbye on the same connection: a new run.
                     peerSaidGoodbye = false
+                    peerHandedOver = nil
                 }
             case "BYE":
                 peerSaidGoodbye = true
+                // "BYE <run> <through>": everything the peer's run numbered is mirrored here.
+                if frames.count >= 4, let run = UInt64(String(decoding: frames[2], as: UTF8.self)),
+                    let through = UInt64(String(decoding: frames[3], as: UTF8.self))
+                {
+                    peerHandedOver = (run, through)
+                }
             case "VALUES" where frames.count >= 3:
                 // The newest only: the peer asks one page at a time, and each answer copies the
                 // cache on the forwarding loop.
@@ -521,8 +538,12 @@ final class PairLink {
         // A peer still waiting (just started) mirrors once it hears this one active.
         let mirroring = machine.peerState == .passive || machine.peerState == .waiting
         guard historyOn, history != nil, peerKeepsHistory, machine.state == .active, mirroring, heardLately,
-            !peerSaidGoodbye, peerAskedSince < lastSequence
+            !peerSaidGoodbye
         else { return nil }
+        guard peerAskedSince < lastSequence else {
+            handedOverThrough = lastSequence
+            return nil
+        }
         logger.info(
             "pair: forwarding has stopped at sequence \(lastSequence); waiting up to \(Self.handOverMilliseconds) ms for the peer to mirror what it has not (it asked for what follows \(peerAskedSince))"
         )
@@ -536,6 +557,7 @@ final class PairLink {
     private func handOverIsOver(_ handOver: HandOver, now: UInt64) -> Bool {
         if peerAskedSince >= handOver.lastSequence {
             logger.info("pair: the peer has mirrored everything through sequence \(handOver.lastSequence)")
+            handedOverThrough = handOver.lastSequence
             return true
         }
         if machine.peerState == .active || peerSaidGoodbye {
@@ -632,7 +654,7 @@ final class PairLink {
             // the backup stands down, and a client then turns here, which must find the numbers
             // above the backup's already. The backup, itself active, waits for nothing.
             let reserved = ReplySlot<Bool>()
-            history.mailbox.post(.reserve(above: next, reserved))
+            history.mailbox.post(.reserve(above: next, unusedAbove: nil, reserved))
             let recorded = reserved.wait(milliseconds: Int(ForwardingLoop.reserveWaitNanoseconds / 1_000_000))
             if recorded != true {
                 logger.warning(
@@ -871,8 +893,16 @@ final class PairLink {
             status.tookOverAt = first
             // Sequences below it are used or skipped: the heartbeats say so from now on.
             ownNextSequence = max(ownNextSequence, first)
+            // After a complete hand-over (the goodbye of the run last heard, everything it
+            // numbered mirrored here), the numbers skipped were never used: not told as
+            // possibly lost. The skip stays: a `zpub sub` following the pair sees the takeover
+            // by it.
+            let handedOver = peerHandedOver.flatMap { goodbye in
+                goodbye.run == peerReports.last?.run && status.replicatedThrough >= goodbye.through
+                    ? goodbye.through : nil
+            }
             let slot = ReplySlot<[BrokerError]>()
-            loop.mailbox.post(.pairActivate(nextSequence: next, slot))
+            loop.mailbox.post(.pairActivate(nextSequence: next, unusedAbove: handedOver, slot))
             // Heartbeats go on while the loop binds and reserves sequences (a write and a sync,
             // seconds on a slow disk): a peer that heard nothing meanwhile, a primary restarting
             // beside this broker say, would count it as silent and go active too.

@@ -938,9 +938,12 @@ public final class HistoryStore {
     }
 
     /// A pair member takes over and numbers from `sequence` on: the numbers between what it
-    /// mirrored and `sequence` are told as the peer's (`takeover`), not as its own drops.
-    public func expectTakeover(numberingFrom sequence: UInt64) {
+    /// mirrored and `sequence` are told as the peer's (`takeover`), not as its own drops; those
+    /// above `unusedAbove` (the peer handed over every number it gave through it, at a planned
+    /// stop) are not told at all: nobody used them.
+    public func expectTakeover(numberingFrom sequence: UInt64, unusedAbove: UInt64? = nil) {
         notKeptLedger.takeoverStart = sequence
+        notKeptLedger.takeoverUnusedAbove = unusedAbove
     }
 
     /// The reserve to record before numbering above `sequence`, or nil while the one recorded

@@ -52,6 +52,10 @@ struct NotKeptLedger {
     /// The first number of a takeover (`HistoryStore.expectTakeover`): a range that ends just
     /// below it is the numbers the peer may have used, not messages this broker dropped.
     var takeoverStart: UInt64 = 0
+    /// With `takeoverStart`: the peer handed over every number it gave through this one, so
+    /// the numbers above it and below `takeoverStart` were never used: no range is recorded
+    /// for them.
+    var takeoverUnusedAbove: UInt64?
     /// Ranges a pair peer told with their reasons (`HistoryStore.takeReasons`): a range found
     /// wholly inside one takes its reason. The newest 64.
     private var peerReasons: [Range] = []
@@ -163,7 +167,8 @@ struct NotKeptLedger {
     /// A range not kept that no range the peer told of covers.
     private mutating func foundHere(_ first: UInt64, _ last: UInt64, _ reason: Reason) {
         if reason == .dropped, takeoverStart > first, last >= takeoverStart - 1 {
-            add(first, takeoverStart - 1, .takeover)
+            let used = min(takeoverStart - 1, takeoverUnusedAbove ?? .max)
+            if first <= used { add(first, used, .takeover) }
             if last >= takeoverStart { add(takeoverStart, last, .dropped) }
         } else {
             add(first, last, reason)

@@ -160,6 +160,26 @@ final class NotKeptLedgerTests: XCTestCase {
             ])
     }
 
+    /// After a complete hand-over (the peer gave nothing above `unusedAbove`), the numbers the
+    /// takeover skips are nobody's: no range. Numbers the peer gave that are missing here (below
+    /// it) are still the peer's; this broker's own drops are still its own.
+    func testNumbersATakeoverSkipsAfterACompleteHandOverAreNotTold() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        try append(store, [1, 2], assignedThrough: 2)
+        store.expectTakeover(numberingFrom: 1_000, unusedAbove: 2)
+        try append(store, [1_000, 1_002], assignedThrough: 1_002)
+        XCTAssertEqual(
+            try store.notKept(after: 0, through: .max), [HistoryReply.NotKept(from: 1_001, to: 1_001, reason: .dropped)]
+        )
+
+        let short = try HistoryStore(directory: nil, bounds: roomy)
+        try append(short, [1], assignedThrough: 1)
+        short.expectTakeover(numberingFrom: 100, unusedAbove: 3)
+        try append(short, [100], assignedThrough: 100)
+        XCTAssertEqual(
+            try short.notKept(after: 0, through: .max), [HistoryReply.NotKept(from: 2, to: 3, reason: .takeover)])
+    }
+
     /// A passive pair member records the peer's takeover jump as a hole like any other; the
     /// peer's HISTORY reply tells its reason, before the hole is found or after.
     func testAPassiveMemberTakesThePeersReasons() throws {
