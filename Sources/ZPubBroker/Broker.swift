@@ -289,8 +289,8 @@ public final class Broker: Sendable {
             // history only until then, and a takeover would skip them.
             pair.link.post(.stop(lastSequence: loop.lastSequenceGiven.load(ordering: .relaxed)))
             pair.thread.join()
-            // From here the peer may take over (after `failover_ms` of silence): this broker
-            // forwards nothing more. Said, because the rest of the shutdown (the history's last
+            // From here the peer may take over (at once on the goodbye the pair link said as it
+            // closed, or after `failover_ms` of silence): this broker forwards nothing more. Said, because the rest of the shutdown (the history's last
             // writes, on a slow disk) can outlast that, and the takeover then comes while the
             // process still runs.
             logger.notice("forwarding has stopped; no longer reporting to the pair's peer, which may take over")

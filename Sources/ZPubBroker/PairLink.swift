@@ -300,6 +300,9 @@ final class PairLink {
         // With this run's id and the last sequence given once the peer mirrored everything: its
         // takeover then knows the numbers it skips were never used (not `not_kept`).
         let handedOver = handedOverThrough.map { [Array(String(runID).utf8), Array(String($0).utf8)] } ?? []
+        logger.info(
+            "pair: saying goodbye to the peer\(handedOverThrough.map { ", which has mirrored everything through sequence \($0)," } ?? ""); a passive peer with clients takes over now"
+        )
         _ = try? dealer.send(frames: [Array("BYE".utf8)] + handedOver, dontWait: true)
         router.close()
         dealer.close()
@@ -438,6 +441,10 @@ final class PairLink {
         var newest: (state: PairMachine.State, sequence: UInt64, identity: [UInt8], fields: ArraySlice<[UInt8]>)?
         var valuesRequest: (identity: [UInt8], since: UInt64)?
         defer { if let valuesRequest { sendValues(after: valuesRequest.since, to: valuesRequest.identity) } }
+        // A goodbye with no heartbeat after it: the peer is gone now, not `failover_ms` later
+        // (a planned stop hands over first, then says so).
+        var goodbyeLast = false
+        defer { if goodbyeLast { machine.peerStopped(nowNanoseconds: SystemClock.monotonicNanoseconds()) } }
         while let frames = try? router.receiveFrames(dontWait: true) {
             guard frames.count >= 2 else { continue }
             let identity = frames[0]
@@ -451,9 +458,11 @@ final class PairLink {
                     // A heartbeat after a goodbye on the same connection: a new run.
                     peerSaidGoodbye = false
                     peerHandedOver = nil
+                    goodbyeLast = false
                 }
             case "BYE":
                 peerSaidGoodbye = true
+                goodbyeLast = true
                 // "BYE <run> <through>": everything the peer's run numbered is mirrored here.
                 if frames.count >= 4, let run = UInt64(String(decoding: frames[2], as: UTF8.self)),
                     let through = UInt64(String(decoding: frames[3], as: UTF8.self))

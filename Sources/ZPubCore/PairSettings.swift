@@ -150,6 +150,14 @@ public struct PairMachine: Sendable {
     /// Where the peer's silence is counted from: its last heartbeat, the start, or this
     /// broker's own last stall, whichever came last.
     private var silenceStart: UInt64 { max(peerHeard ?? started, ownStallEnded) }
+    /// When the peer said it stops (its goodbye), if nothing was heard from it since.
+    private var peerStoppedAt: UInt64?
+    /// When the peer counts as silent for a takeover: `failover` after `silenceStart`, or at
+    /// once once it said it stops.
+    private var silentFrom: UInt64 {
+        if let stopped = peerStoppedAt, stopped >= silenceStart { return stopped }
+        return silenceStart &+ failoverNanoseconds
+    }
 
     public init(role: PairSettings.Role, failoverMilliseconds: Int, nowNanoseconds: UInt64) {
         self.role = role
@@ -158,7 +166,15 @@ public struct PairMachine: Sendable {
     }
 
     public func peerIsSilent(nowNanoseconds now: UInt64) -> Bool {
-        now &- silenceStart >= failoverNanoseconds
+        now >= silentFrom
+    }
+
+    /// The peer said it stops (`BYE` on the pair link, once its forwarding has stopped and its
+    /// hand-over is over): its silence is complete at once, not `failover` later. A takeover
+    /// still needs clients counted since, as after any silence. Anything heard from it later
+    /// (a new run) undoes this.
+    public mutating func peerStopped(nowNanoseconds now: UInt64) {
+        peerStoppedAt = now
     }
 
     /// This broker did not run for a while (stopped, or starved of CPU) and runs again at
@@ -174,7 +190,7 @@ public struct PairMachine: Sendable {
     /// peer counted as silent. One taken earlier (the loop's late answer to an earlier question)
     /// can predate a partition by too little for its cut-off clients to have dropped out.
     public func countIsFresh(countedAtNanoseconds countedAt: UInt64) -> Bool {
-        countedAt >= silenceStart &+ failoverNanoseconds
+        countedAt >= silentFrom
     }
 
     private mutating func move(to next: State, _ reason: String) -> Transition? {
@@ -224,7 +240,9 @@ public struct PairMachine: Sendable {
     /// passive broker, clients are connected).
     public mutating func tick(nowNanoseconds now: UInt64, clientsConnected: Bool) -> Transition? {
         guard state != .active, peerIsSilent(nowNanoseconds: now) else { return nil }
-        let silence = "the peer has been silent for \(failoverNanoseconds / 1_000_000) ms"
+        let silence =
+            peerStoppedAt.map { $0 >= silenceStart } == true
+            ? "the peer said it stops" : "the peer has been silent for \(failoverNanoseconds / 1_000_000) ms"
         if state == .waiting && role == .primary {
             return move(to: .active, "\(silence): the primary starts alone")
         }

@@ -554,6 +554,33 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(reply.messages.count, 11)
     }
 
+    /// A planned stop of the active broker is taken over at once: its goodbye, once its
+    /// forwarding has stopped and its hand-over is over, tells the peer it is gone, and the
+    /// peer (clients connected to it, as for any takeover) does not wait `failover_ms` (20 s
+    /// here) of silence. Until 2026-12-05 a `systemctl restart` of the active broker left the
+    /// pair without an active broker for `failover_ms`.
+    func testThePeerOfABrokerThatSaysItStopsTakesOverAtOnce() throws {
+        let voters = try Clients()
+        let vote = try voters.socket(.sub, connect: endpoint("b-xpub")) { socket in
+            try socket.setOption(.subscribe, bytes: Array("pair-vote.".utf8))
+            try socket.connect(endpoint("a-xpub"))
+        }
+        _ = vote
+        func slow(_ role: PairSettings.Role) -> String {
+            configuration(role: role).replacingOccurrences(of: "failover_ms = 1000", with: "failover_ms = 20000")
+        }
+        let primary = try broker("a", role: .primary, configuration: slow(.primary))
+        let backup = try broker("b", role: .backup, configuration: slow(.backup))
+        try waitForPair(primary, backup)
+        try Wait.until("the backup sees a client") { (try backup.stats().peers[.xpub] ?? 0) > 0 }
+        primary.signal(SIGTERM)
+        XCTAssertEqual(primary.waitForExit(), 0, primary.log)
+        try Wait.until("the backup takes over well before 20 s of silence\n\(backup.log)", timeout: 10) {
+            pairState(backup) == .active
+        }
+        XCTAssertTrue(backup.log.contains("the peer said it stops"), backup.log)
+    }
+
     /// The hand-over waits for a peer that falls silent for a moment (starved of CPU; here
     /// stopped with SIGSTOP for 1.5 s, more than its silence takes to be noticed): once it runs,
     /// it mirrors the rest. Until the probe of 2026-12-05 the stopping broker gave up on such a
@@ -934,18 +961,18 @@ final class PairTests: XCTestCase {
             guard primary.process.isRunning else { break }
             if state == .active {
                 // After the drain (ended early on a loaded machine, or at its deadline) the
-                // primary forwards nothing and stops reporting; the rest of its shutdown can take
-                // longer than the failover interval, and a takeover then is what should happen,
-                // but only after the peer's silence: at least the failover less one heartbeat
-                // interval (0.75 s) after the primary said it stopped (both logs' clocks).
-                if let stopped = Self.loggedAt(primary.log, "no longer reporting to the pair's peer") {
+                // primary forwards nothing, says goodbye and stops reporting; the rest of its
+                // shutdown can take longer, and a takeover then is what should happen, but only
+                // once the primary has said goodbye (both logs' clocks). Until 2026-12-05 the
+                // backup waited for the failover's silence after it.
+                if let stopped = Self.loggedAt(primary.log, "pair: saying goodbye") {
                     // Logged before the state changes, so already there.
                     guard let tookOver = Self.loggedAt(backup.log, "passive -> active") else {
                         XCTFail("the backup is active but logged no takeover\n\(backup.log)")
                         return .tookOverEarly
                     }
                     XCTAssertGreaterThanOrEqual(
-                        tookOver.timeIntervalSince(stopped), 0.5,
+                        tookOver.timeIntervalSince(stopped), 0,
                         "attempt \(attempt): the backup took over too soon after the primary stopped reporting\n\(primary.log)\n\(backup.log)"
                     )
                     break

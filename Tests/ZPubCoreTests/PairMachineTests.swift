@@ -57,6 +57,28 @@ final class PairMachineTests: XCTestCase {
         XCTAssertTrue(takeover?.reason.contains("silent") ?? false)
     }
 
+    /// A peer that says it stops (its goodbye, after its hand-over) is silent at once: the
+    /// backup takes over with clients counted since, without waiting `failover`. Heard again
+    /// (a new run), it is not.
+    func testAPeerThatSaysItStopsIsSilentAtOnce() {
+        var backup = machine(.backup)
+        _ = backup.peerSaid(.active, nowNanoseconds: second)
+        backup.peerStopped(nowNanoseconds: second + 10)
+        XCTAssertTrue(backup.peerIsSilent(nowNanoseconds: second + 10))
+        XCTAssertFalse(backup.countIsFresh(countedAtNanoseconds: second + 9), "counted before the goodbye")
+        XCTAssertNil(
+            backup.tick(nowNanoseconds: second + 20, clientsConnected: false), "still no takeover without clients")
+        let takeover = backup.tick(nowNanoseconds: second + 20, clientsConnected: true)
+        XCTAssertEqual(takeover?.to, .active)
+        XCTAssertTrue(takeover?.reason.contains("said it stops") ?? false)
+
+        var again = machine(.backup)
+        _ = again.peerSaid(.active, nowNanoseconds: second)
+        again.peerStopped(nowNanoseconds: second + 10)
+        _ = again.peerSaid(.waiting, nowNanoseconds: second + 20)
+        XCTAssertFalse(again.peerIsSilent(nowNanoseconds: second + 30), "a new run was heard")
+    }
+
     /// A backup that was itself stopped (SIGSTOP, a starved machine) past the failover time
     /// does not take the primary's silence over that time for a dead primary: the heartbeats
     /// sent meanwhile may still be on their way in. Its silence counts from the resume.
