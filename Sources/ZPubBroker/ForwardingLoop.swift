@@ -1189,7 +1189,7 @@ final class ForwardingLoop {
         nextSequence = max(nextSequence, sequence, sequenceFloor)
         guard let history else { return reply.fulfill(finishActivation()) }
         let reserved = ReplySlot<Bool>()
-        history.mailbox.post(.reserve(above: nextSequence, unusedAbove: unusedAbove, reserved))
+        history.mailbox.post(.reserve(above: nextSequence, unusedAbove: unusedAbove, settles: true, reserved))
         activation = (reserved, reply, SystemClock.monotonicNanoseconds() &+ Self.reserveWaitNanoseconds)
     }
 

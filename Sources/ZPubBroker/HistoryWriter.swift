@@ -216,7 +216,9 @@ enum HistoryCommand: Sendable {
     /// A pair member taking over numbers from here on: its store reserves above it, durably,
     /// before the loop hands any out (true once done). `unusedAbove`: the peer handed over
     /// every number it gave through this one, and the numbers skipped above it were never used.
-    case reserve(above: UInt64, unusedAbove: UInt64?, ReplySlot<Bool>)
+    /// `settles`: a passive broker's takeover, which mirrors nothing more: once reserved, the
+    /// numbers below are settled (`HistoryStore.settleBeforeTakeover`).
+    case reserve(above: UInt64, unusedAbove: UInt64?, settles: Bool, ReplySlot<Bool>)
     /// A passive pair member: the ranges the active peer told as not kept, with its reasons
     /// (its takeover jump, its unclean stop), for this store's record of the same numbers.
     case peerNotKept([HistoryReply.NotKept])
@@ -396,7 +398,7 @@ final class HistoryWriter {
                             "history could not record where the pair's numbering split (\(error)): a client resuming from one of the backup's numbers \(numbers.lowerBound) to \(numbers.upperBound) misses this broker's messages after \(resumeAfter)"
                         )
                     }
-                case .reserve(let sequence, let unusedAbove, let slot):
+                case .reserve(let sequence, let unusedAbove, let settles, let slot):
                     store.expectTakeover(numberingFrom: sequence, unusedAbove: unusedAbove)
                     do {
                         try store.reserve(above: sequence)
@@ -406,6 +408,7 @@ final class HistoryWriter {
                         logger.error("history could not reserve sequences above \(sequence): \(error)")
                         slot.fulfill(false)
                     }
+                    if settles { settleBeforeTakeover(numberingFrom: sequence) }
                 case .stall(let milliseconds):
                     logger.warning("test hook: stalling the history writer for \(milliseconds) ms")
                     usleep(UInt32(min(max(milliseconds, 0), 60_000)) * 1_000)
@@ -570,6 +573,20 @@ final class HistoryWriter {
                     "history could not sync to disk: \(error)\(Self.heldBackNote(heldBack))"
                 )
             }
+        }
+    }
+
+    /// After the takeover's reserve (not before it: the takeover does not wait for this): what
+    /// was mirrored is written, and the numbers below `sequence` not stored are recorded.
+    private func settleBeforeTakeover(numberingFrom sequence: UInt64) {
+        let mark = queue.published
+        while queue.consumed < mark && writeBatch().bytes > 0 {}
+        do {
+            try store.settleBeforeTakeover(numberingFrom: sequence)
+        } catch {
+            logger.warning(
+                "history could not record the numbers below \(sequence) this takeover skips (\(error)): readers are told of them once the first new message is written"
+            )
         }
     }
 

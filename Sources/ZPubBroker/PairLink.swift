@@ -663,7 +663,8 @@ final class PairLink {
             // the backup stands down, and a client then turns here, which must find the numbers
             // above the backup's already. The backup, itself active, waits for nothing.
             let reserved = ReplySlot<Bool>()
-            history.mailbox.post(.reserve(above: next, unusedAbove: nil, reserved))
+            // Not settled: the loop may number below `next` until it reads the jump.
+            history.mailbox.post(.reserve(above: next, unusedAbove: nil, settles: false, reserved))
             let recorded = reserved.wait(milliseconds: Int(ForwardingLoop.reserveWaitNanoseconds / 1_000_000))
             if recorded != true {
                 logger.warning(

@@ -946,6 +946,25 @@ public final class HistoryStore {
         notKeptLedger.takeoverUnusedAbove = unusedAbove
     }
 
+    /// A takeover numbers from `sequence` on, and this store holds everything it mirrored:
+    /// the numbers below it not stored are settled now (the peer's, `takeover`, as
+    /// `expectTakeover` said), so that a reader who resumes before the first new message is
+    /// stored is told of them too (until 2026-12-05 only that message revealed the hole).
+    public func settleBeforeTakeover(numberingFrom sequence: UInt64) throws {
+        guard sequence > 1 else { return }
+        notKeptLedger.settled(through: sequence - 1)
+        try database.execute("BEGIN")
+        do {
+            try notKeptLedger.write(database)
+            try database.execute("COMMIT")
+            notKeptLedger.committed()
+        } catch {
+            try? database.execute("ROLLBACK")
+            notKeptLedger.rolledBack()
+            throw error
+        }
+    }
+
     /// The reserve to record before numbering above `sequence`, or nil while the one recorded
     /// has more than half its room left: the one rule for opening, appending and taking over.
     private func renewedReserve(above sequence: UInt64) -> UInt64? {

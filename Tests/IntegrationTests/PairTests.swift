@@ -554,6 +554,34 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(reply.messages.count, 11)
     }
 
+    /// A reader who resumes from the backup just after its takeover, before it has stored a
+    /// message of its own, is told of the numbers the dead primary may have used and the
+    /// backup never got (`not_kept`, `takeover`). Until 2026-12-05 only the first new message
+    /// stored revealed that hole: such a reader (a browser reconnecting at once) learnt nothing.
+    func testAReaderRightAfterATakeoverIsToldWhatTheDeadBrokerMayHaveNumbered() throws {
+        let voters = try Clients()
+        let vote = try voters.socket(.sub, connect: endpoint("b-xpub")) { socket in
+            try socket.setOption(.subscribe, bytes: Array("pair-vote.".utf8))
+            try socket.connect(endpoint("a-xpub"))
+        }
+        _ = vote
+        // The primary numbered 1,010; the backup mirrored the first 10.
+        let (primary, backup, clients) = try pairWithMessagesTheBackupHasNotMirrored()
+        try Wait.until("the backup sees a client") { (try backup.stats().peers[.xpub] ?? 0) > 0 }
+        primary.signal(SIGKILL)
+        XCTAssertNotNil(primary.waitForExit())
+        try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
+        let tookOverAt = try XCTUnwrap(try backup.decode("HEALTH", as: HealthReport.self).pair?.tookOverAt)
+        var told: [HistoryReply.NotKept] = []
+        try Wait.until("the backup tells the hole\n\(backup.log)") {
+            told = try backup.decode("HISTORY since 5", as: HistoryReply.self).notKept ?? []
+            return !told.isEmpty
+        }
+        XCTAssertEqual(told, [HistoryReply.NotKept(from: 11, to: tookOverAt - 1, reason: .takeover)])
+        XCTAssertEqual(try history(backup).count, 10, "nothing new stored yet")
+        withExtendedLifetime(clients) {}
+    }
+
     /// A planned stop of the active broker is taken over at once: its goodbye, once its
     /// forwarding has stopped and its hand-over is over, tells the peer it is gone, and the
     /// peer (clients connected to it, as for any takeover) does not wait `failover_ms` (20 s
