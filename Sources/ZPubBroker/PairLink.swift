@@ -300,9 +300,9 @@ final class PairLink {
         // With this run's id and the last sequence given once the peer mirrored everything: its
         // takeover then knows the numbers it skips were never used (not `not_kept`).
         let handedOver = handedOverThrough.map { [Array(String(runID).utf8), Array(String($0).utf8)] } ?? []
-        logger.info(
-            "pair: saying goodbye to the peer\(handedOverThrough.map { ", which has mirrored everything through sequence \($0)," } ?? ""); a passive peer with clients takes over now"
-        )
+        let mirrored = handedOverThrough.map { ", which has mirrored everything through sequence \($0)" } ?? ""
+        let next = machine.state == .active ? "; it takes over now if clients are connected to it" : ""
+        logger.info("pair: saying goodbye to the peer\(mirrored)\(next)")
         _ = try? dealer.send(frames: [Array("BYE".utf8)] + handedOver, dontWait: true)
         router.close()
         dealer.close()
