@@ -49,9 +49,7 @@ enum LoopCommand: Sendable {
     case pairStandDown(ReplySlot<Bool>)
     /// A pair's primary, active beside a backup that took over while it was silent: number from
     /// here on (its history's reserve covers it already), above everything the backup numbered.
-    /// `split`: the last number the backup had mirrored before it took over (nil: unknown), for
-    /// readers resuming from the backup's numbers (`HistoryStore.recordSplit`).
-    case pairNumberFrom(UInt64, split: UInt64?)
+    case pairNumberFrom(UInt64)
     /// A connection event of PULL, XSUB or XPUB, read by `ConnectionEventReader` (which has fed
     /// the descriptor guard already): peer counts, upstream states, the log.
     case connectionEvent(BrokerSocketRole, MonitorEvent, accepted: SubscriberReachability.Accepted? = nil)
@@ -1107,14 +1105,10 @@ final class ForwardingLoop {
             case .pairStandDown(let slot):
                 standDown()
                 slot.fulfill(true)
-            case .pairNumberFrom(let sequence, let split) where pairActive:
+            case .pairNumberFrom(let sequence) where pairActive:
                 // The numbers skipped reach the writer as a hole, told as the peer's
-                // (`takeover`): the writer was told to expect it with the reserve. Before any
-                // later REPLAY reaches the writer, it learns that a reader positioned among
-                // them resumes after the split (what this broker numbered since is below).
-                if let split, sequence > nextSequence, split < nextSequence, let history {
-                    history.mailbox.post(.split(numbers: nextSequence...(sequence - 1), resumeAfter: split))
-                }
+                // (`takeover`): the writer was told to expect it with the reserve (and where
+                // the numberings split, for readers positioned among them: `PairLink`).
                 nextSequence = max(nextSequence, sequence)
             case .pairNumberFrom:
                 break

@@ -222,6 +222,9 @@ enum HistoryCommand: Sendable {
     /// A passive pair member: the ranges the active peer told as not kept, with its reasons
     /// (its takeover jump, its unclean stop), for this store's record of the same numbers.
     case peerNotKept([HistoryReply.NotKept])
+    /// A passive pair member: numbers the active peer's HISTORY reply left out with no
+    /// `not_kept` range, never used (`HistoryStore.takeUnused`).
+    case peerUnused([ClosedRange<UInt64>])
     /// A primary numbers far above its backup after both were active: `numbers` are the
     /// backup's (or none's), and a reader positioned there resumes after `resumeAfter`
     /// (`HistoryStore.recordSplit`).
@@ -388,6 +391,14 @@ final class HistoryWriter {
                     } catch {
                         logger.warning(
                             "history could not record the peer's reasons for numbers it did not keep: \(error)")
+                    }
+                case .peerUnused(let ranges):
+                    do {
+                        try store.takeUnused(ranges)
+                    } catch {
+                        logger.warning(
+                            "history could not record the numbers the peer never used (\(error)): they may be told as not kept here"
+                        )
                     }
                 case .split(let numbers, let resumeAfter):
                     do {
@@ -612,7 +623,7 @@ final class HistoryWriter {
             case .since(let asked):
                 // A resume from a number the pair's other broker gave while both were active
                 // starts where the numberings split: this broker's messages since lie below it.
-                resumedAfter = query.resumesAcrossSplit ? try store.resumePoint(since: asked) : nil
+                resumedAfter = query.resumesAcrossSplit ? store.resumePoint(since: asked) : nil
                 let sequence = resumedAfter ?? asked
                 let page = try store.page(
                     after: sequence, through: query.through ?? UInt64(Int64.max), prefix: query.prefix,

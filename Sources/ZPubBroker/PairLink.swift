@@ -111,6 +111,8 @@ final class PairLink {
     private var stopping = false
     /// The `since` of the peer's last HISTORY request: what it has received to mirror.
     private var peerAskedSince: UInt64 = 0
+    /// The peer's sequence in its last heartbeat as passive: what it had mirrored then.
+    private var peerPassiveSequence: UInt64 = 0
     /// The peer said it stops (`BYE`, from a zpubd since 2026-12-05), and no heartbeat came
     /// since: a hand-over does not wait for it.
     private var peerSaidGoodbye = false
@@ -118,6 +120,9 @@ final class PairLink {
     /// `through`, in its run `run` (from a zpubd since 2026-12-05; cleared by its next
     /// heartbeat): a takeover then knows the numbers it skips above were never used.
     private var peerHandedOver: (run: UInt64, through: UInt64)?
+    /// The peer's run that said goodbye: a report of it read later (its last answer, on the
+    /// other connection) is not taken, or it would undo the goodbye (`PairMachine.peerStopped`).
+    private var peerGoneRun: UInt64?
     /// This broker, active and stopped, saw its peer mirror everything through this sequence
     /// (the hand-over): said in its goodbye.
     private var handedOverThrough: UInt64?
@@ -299,11 +304,16 @@ final class PairLink {
         try? dealer.setOption(.linger, Int32(Self.goodbyeLingerMilliseconds))
         // With this run's id and the last sequence given once the peer mirrored everything: its
         // takeover then knows the numbers it skips were never used (not `not_kept`).
-        let handedOver = handedOverThrough.map { [Array(String(runID).utf8), Array(String($0).utf8)] } ?? []
+        let goodbye = [Array(String(runID).utf8)] + (handedOverThrough.map { [Array(String($0).utf8)] } ?? [])
         let mirrored = handedOverThrough.map { ", which has mirrored everything through sequence \($0)" } ?? ""
         let next = machine.state == .active ? "; it takes over now if clients are connected to it" : ""
         logger.info("pair: saying goodbye to the peer\(mirrored)\(next)")
-        _ = try? dealer.send(frames: [Array("BYE".utf8)] + handedOver, dontWait: true)
+        _ = try? dealer.send(frames: [Array("BYE".utf8)] + goodbye, dontWait: true)
+        // The peer may be active from now on: for the rest of this broker's shutdown, HEALTH
+        // no longer says it is (a `zpub sub` following the pair asked it for a replay).
+        status.active = false
+        let gone = status
+        loop.pairStatus.withLock { $0 = gone }
         router.close()
         dealer.close()
     }
@@ -370,6 +380,12 @@ final class PairLink {
             fields.count > offset ? String(decoding: fields[fields.startIndex + offset], as: UTF8.self) : nil
         }
         if warnIfOwnReport(fields) { return false }
+        // A late report of a run that said goodbye.
+        if let gone = peerGoneRun, fields.count > 2,
+            UInt64(String(decoding: fields[fields.startIndex + 2], as: UTF8.self)) == gone
+        {
+            return false
+        }
         if let role = field(4).flatMap(PairSettings.Role.init(rawValue:)), role == status.role {
             warnOfMisconfiguration(
                 .sameRole,
@@ -456,17 +472,21 @@ final class PairLink {
                 {
                     newest = (state, sequence, identity, frames[2...])
                     // A heartbeat after a goodbye on the same connection: a new run.
-                    peerSaidGoodbye = false
-                    peerHandedOver = nil
-                    goodbyeLast = false
+                    let run = frames.count > 4 ? UInt64(String(decoding: frames[4], as: UTF8.self)) : nil
+                    if run == nil || run != peerGoneRun {
+                        peerSaidGoodbye = false
+                        peerHandedOver = nil
+                        goodbyeLast = false
+                    }
                 }
             case "BYE":
                 peerSaidGoodbye = true
                 goodbyeLast = true
-                // "BYE <run> <through>": everything the peer's run numbered is mirrored here.
-                if frames.count >= 4, let run = UInt64(String(decoding: frames[2], as: UTF8.self)),
-                    let through = UInt64(String(decoding: frames[3], as: UTF8.self))
-                {
+                // "BYE <run> [<through>]": the run that stops, and (after a complete hand-over)
+                // the last sequence it gave, all mirrored here.
+                let run = frames.count >= 3 ? UInt64(String(decoding: frames[2], as: UTF8.self)) : nil
+                peerGoneRun = run ?? peerGoneRun
+                if let run, frames.count >= 4, let through = UInt64(String(decoding: frames[3], as: UTF8.self)) {
                     peerHandedOver = (run, through)
                 }
             case "VALUES" where frames.count >= 3:
@@ -612,7 +632,11 @@ final class PairLink {
             // take it for mirrored).
             valuesThrough = 0
             peerAskedSince = 0
+            peerPassiveSequence = 0
         }
+        // A passive peer's sequence is what it has mirrored (a waiting one's may include a
+        // reserve of its own).
+        if newest.state == .passive { peerPassiveSequence = newest.sequence }
         // Only what an active peer numbered between two of its heartbeats: a passive one's
         // position jumps as it mirrors across a takeover's skip, and counted as a burst, each
         // skip doubled the next (2^31 after one 2^30 skip, then 2^32...).
@@ -657,6 +681,17 @@ final class PairLink {
         logger.critical(
             "pair: the backup numbered up to sequence \(sequence) while both brokers were active; this primary numbers from \(next) on, so that no number is given twice and clients resuming from the backup's numbers miss nothing after them"
         )
+        if let history, peerKeepsHistory {
+            // Where the backup's numbering split from this one's: what it had mirrored before
+            // it took over, as far as this broker knows (its last HISTORY request, its last
+            // heartbeat as passive; it may have mirrored a page more: a reader then gets some
+            // messages twice, never too few). Before the reserve, and so before any REPLAY the
+            // writer answers later: the backup may already have stood down on a heartbeat this
+            // broker had queued before it was stopped, and clients come here now.
+            let split = max(peerAskedSince, peerPassiveSequence)
+            let first = max(ownNextSequence, split &+ 1)
+            if first < next { history.mailbox.post(.split(numbers: first...(next - 1), resumeAfter: split)) }
+        }
         if let history {
             // Recorded before anything is numbered there, as a takeover's reserve is. No
             // heartbeat meanwhile (a sync may take seconds on a slow disk): hearing this broker,
@@ -672,11 +707,7 @@ final class PairLink {
                 )
             }
         }
-        // Where the backup's numbering split from this one's: the last HISTORY it asked for
-        // before it took over (it may have mirrored a page more; a reader then gets some
-        // messages twice, never too few), 0 if it asked for none (it had mirrored nothing).
-        // A backup without history mirrors nothing and serves no replay: no split to tell.
-        loop.mailbox.post(.pairNumberFrom(next, split: peerKeepsHistory ? peerAskedSince : nil))
+        loop.mailbox.post(.pairNumberFrom(next))
         ownNextSequence = max(ownNextSequence, next)
     }
 
@@ -839,7 +870,31 @@ final class PairLink {
             if let notKept = reply.notKept, !notKept.isEmpty, let history {
                 history.mailbox.post(.peerNotKept(notKept))
             }
+            // Numbers it never used (a takeover's skip after a complete hand-over) are not
+            // told here either.
+            let unused = Self.unusedNumbers(in: reply, messages: messages, after: since ?? requestedSince)
+            if !unused.isEmpty, let history { history.mailbox.post(.peerUnused(unused)) }
         }
+    }
+
+    /// The holes among a HISTORY reply's messages (from `after` on) that neither its
+    /// `not_kept` nor its `gap` covers: the peer's history accounts for every number it gave,
+    /// so these it never used (the numbers a takeover skipped after a complete hand-over).
+    static func unusedNumbers(in reply: HistoryReply, messages: [StoredMessage], after: UInt64)
+        -> [ClosedRange<UInt64>]
+    {
+        var told = (reply.notKept ?? []).map { $0.from...$0.to }
+        if let gap = reply.gap { told.append(gap.from...gap.to) }
+        var unused: [ClosedRange<UInt64>] = []
+        var previous = after
+        for message in messages {
+            if message.sequence > previous &+ 1 {
+                let hole = (previous + 1)...(message.sequence - 1)
+                if !told.contains(where: { $0.overlaps(hole) }) { unused.append(hole) }
+            }
+            previous = max(previous, message.sequence)
+        }
+        return unused
     }
 
     /// Why a HISTORY reply cannot be the peer's answer to a request for what follows `since`,
@@ -971,8 +1026,10 @@ final class PairLink {
                 ? "check the pair link, and that each broker's [ha] peer_public_key_file holds the other's public key"
                 : "check the pair link"
             let silence =
-                status.peerHeardMillisecondsAgo.map { "has not been heard for \(Self.seconds($0))" }
-                ?? "has not been heard since this broker started"
+                peerSaidGoodbye
+                ? "said it stops"
+                : status.peerHeardMillisecondsAgo.map { "has not been heard for \(Self.seconds($0))" }
+                    ?? "has not been heard since this broker started"
             if machine.state == .active {
                 problems.append(
                     PairProblem(

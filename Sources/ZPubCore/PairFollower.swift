@@ -120,9 +120,10 @@ public struct PairFollower {
     /// Kept messages printed without a sequence because their marker never came: a `skipped`
     /// range read later may hold one of them, numbered.
     private var printedWithoutMarker = RecentMessages(capacity: Self.recentMessages)
-    /// The sequences printed, the last `recentMessages`: a replay that starts below `last`
-    /// (`replayed(resumedAfter:)`) prints only those it has not.
-    private var printedNumbers = RecentMessages(capacity: Self.recentMessages)
+    /// Below the starting position (`since`), the numbers after this one are not read yet: a
+    /// replay that starts lower (`replayed(resumedAfter:)`) prints what it holds there, once.
+    /// (Above `since`, what a broker numbered below `last` is read from the skipped ranges.)
+    private var unreadBelowStart: UInt64
     /// Set by `holdForResume` until the next replay.
     private var holdingForResume = false
     /// The numbers the printed sequence jumped over (see the rules), oldest first, each with
@@ -154,6 +155,7 @@ public struct PairFollower {
     public init(since: UInt64, markerPrefix: [UInt8] = BrokerState.sequenceMarkerPrefix) {
         self.since = since
         self.last = since
+        unreadBelowStart = since
         self.markerPrefix = markerPrefix
     }
 
@@ -295,9 +297,9 @@ public struct PairFollower {
     /// A resume's replay: the messages after `last` (each with its sequence), the history
     /// prefixes it covers (nil: unchanged), the source (socket) of the broker it came from,
     /// when known, and what the same broker holds within skipped ranges (`rangesToRead`),
-    /// read just before. `resumedAfter`: the broker replayed from there, below `last` (the
-    /// reply's `resumed_after`); the messages from there up to `last` not printed yet are
-    /// printed, with their numbers.
+    /// read just before. `resumedAfter`: the broker replayed from there, below the starting
+    /// position (the reply's `resumed_after`); its messages from there up to that position are
+    /// printed once, with their numbers.
     public mutating func replayed(
         _ messages: [(frames: [[UInt8]], sequence: UInt64?)], keptPrefixes: [[UInt8]]?, from replaying: Int? = nil,
         filling: GapReading? = nil, resumedAfter: UInt64? = nil
@@ -357,7 +359,6 @@ public struct PairFollower {
                         // is in that broker's history under it.
                         actions.append(.deliver(frames, sequence: numberedBelow))
                         recentlyPrinted.insert(frames)
-                        printedNumbers.insert(numberedBelow)
                         printedBelowLast.insert(Self.numbered(frames, numberedBelow))
                     } else {
                         actions += deliver(frames, nil)
@@ -380,17 +381,16 @@ public struct PairFollower {
                 continue
             }
             recentlyPrinted.insert(message.frames)
-            printedNumbers.insert(message.sequence)
             actions.append(.deliver(message.frames, sequence: message.sequence))
         }
-        if let resumedAfter, resumedAfter < last {
-            // The broker read from below `last`: this follower's position was a number its
+        if let resumedAfter, resumedAfter < unreadBelowStart {
+            // The broker read from below the starting position: it was a number the broker's
             // peer gave while both were active, and what this broker numbered after the split
-            // lies below it. Printed with their numbers (`last` stays), each not printed yet.
+            // lies below it. Printed with their numbers (`last` stays), once.
             let filled = Set(filling.map(\.sequence))
             for message in messages {
-                guard let sequence = message.sequence, sequence > resumedAfter, sequence <= last,
-                    !filled.contains(sequence), !printedNumbers.contains(sequence)
+                guard let sequence = message.sequence, sequence > resumedAfter, sequence <= unreadBelowStart,
+                    !filled.contains(sequence)
                 else { continue }
                 if printedBelowLast.remove(Self.numbered(message.frames, sequence))
                     || alreadyPrinted.remove(message.frames) || printedWithoutMarker.remove(message.frames)
@@ -398,9 +398,9 @@ public struct PairFollower {
                     continue
                 }
                 recentlyPrinted.insert(message.frames)
-                printedNumbers.insert(sequence)
                 actions.append(.deliver(message.frames, sequence: sequence))
             }
+            unreadBelowStart = resumedAfter
         }
         for message in messages {
             if let sequence = message.sequence, sequence > last, alreadyPrinted.remove(message.frames) {
@@ -447,7 +447,6 @@ public struct PairFollower {
             last = sequence
             if let source { highestPrinted[source] = max(highestPrinted[source] ?? 0, sequence) }
             recentlyPrinted.insert(frames)
-            printedNumbers.insert(sequence)
         } else {
             printedUnnumbered.insert(frames)
         }
@@ -455,7 +454,7 @@ public struct PairFollower {
     }
 }
 
-/// The last `capacity` messages (or numbers) added, as hashes, oldest forgotten first.
+/// The last `capacity` messages added, as hashes of their frames, oldest forgotten first.
 struct RecentMessages {
     private var order: [Int] = []
     private var next = 0
@@ -466,7 +465,7 @@ struct RecentMessages {
         self.capacity = capacity
     }
 
-    mutating func insert(_ frames: some Hashable) {
+    mutating func insert(_ frames: [[UInt8]]) {
         let hash = frames.hashValue
         if order.count < capacity {
             order.append(hash)
@@ -479,10 +478,10 @@ struct RecentMessages {
         counts[hash, default: 0] += 1
     }
 
-    func contains(_ frames: some Hashable) -> Bool { counts[frames.hashValue] != nil }
+    func contains(_ frames: [[UInt8]]) -> Bool { counts[frames.hashValue] != nil }
 
     /// Forgets one of `frames`, if one is remembered: true when one was.
-    mutating func remove(_ frames: some Hashable) -> Bool {
+    mutating func remove(_ frames: [[UInt8]]) -> Bool {
         let hash = frames.hashValue
         guard let count = counts[hash] else { return false }
         counts[hash] = count > 1 ? count - 1 : nil

@@ -292,9 +292,7 @@ public final class HistoryStore {
     }
 
     /// The tables of a zpub history, of either version (`messages` is version 1's).
-    private static let ownTables: Set<String> = [
-        "meta", "blocks", "last_values", "not_kept", "messages", "split_numbering",
-    ]
+    private static let ownTables: Set<String> = ["meta", "blocks", "last_values", "not_kept", "messages"]
 
     /// Refuses another program's SQLite file in zpubd's place, before anything is written to
     /// it: it was taken for a new history, and zpubd's tables written beside the program's own.
@@ -854,6 +852,7 @@ public final class HistoryStore {
             throw error
         }
         notKeptLedger.forgetEvicted(rows: notKeptRowsEvicted, through: sequence)
+        splitNumbering.forgetEvicted(through: sequence)
         evictedThrough = sequence
         forget(removed)
         evictions &+= UInt64(removed.reduce(0) { $0 + $1.1.messages })
@@ -1228,8 +1227,20 @@ public final class HistoryStore {
 
     /// Where a replay for a reader positioned at `since` starts: below it when `since` is a
     /// number the pair's other broker gave while both were active (`recordSplit`), else nil.
-    public func resumePoint(since: UInt64) throws -> UInt64? {
-        try splitNumbering.resumePoint(database, since: since)
+    public func resumePoint(since: UInt64) -> UInt64? {
+        splitNumbering.resumePoint(since: since)
+    }
+
+    /// A passive pair member's record of holes its active peer's HISTORY reply left out with no
+    /// `not_kept` range: numbers the peer never used (a takeover's skip after a complete
+    /// hand-over). No row for them here either: rows already recorded go, later holes inside
+    /// them record none (`NotKeptLedger.peerUnused`).
+    public func takeUnused(_ ranges: [ClosedRange<UInt64>]) throws {
+        for unused in ranges {
+            let rows = try NotKeptLedger.deleteUnused(database, unused)
+            notKeptLedger.forgetDeleted(rows: rows, inside: unused)
+            notKeptLedger.expectUnused(unused)
+        }
     }
 
     /// Rows in the `not_kept` table.

@@ -60,6 +60,10 @@ struct NotKeptLedger {
     /// wholly inside one takes its reason. The newest 64.
     private var peerReasons: [Range] = []
     static let maximumPeerReasons = 64
+    /// Numbers a pair peer's HISTORY reply left out without a `not_kept` range: numbers it never
+    /// used (a takeover's skip after a complete hand-over, `takeoverUnusedAbove`). A hole found
+    /// inside one records no row, as on the peer. The newest 64.
+    private var peerUnused: [ClosedRange<UInt64>] = []
 
     static func createTable(_ database: SQLiteDatabase) throws {
         try database.execute(
@@ -145,12 +149,27 @@ struct NotKeptLedger {
         working.uncleanThrough = 0
     }
 
+    /// A range not kept, less the numbers the pair peer never used (`peerUnused`).
+    private mutating func found(_ first: UInt64, _ last: UInt64, _ reason: Reason) {
+        guard reason == .dropped, peerUnused.contains(where: { $0.lowerBound <= last && first <= $0.upperBound }) else {
+            return foundUsed(first, last, reason)
+        }
+        var next = first
+        for unused in peerUnused.sorted(by: { $0.lowerBound < $1.lowerBound })
+        where unused.lowerBound <= last && next <= unused.upperBound {
+            if unused.lowerBound > next { foundUsed(next, unused.lowerBound - 1, reason) }
+            guard unused.upperBound < last else { return }
+            next = unused.upperBound + 1
+        }
+        foundUsed(next, last, reason)
+    }
+
     /// A range not kept: each part the pair peer told of takes the peer's reason (a hole may
     /// span several of its ranges: an unclean stop's reserve, then a takeover's skip, measured
     /// as one `dropped` row of a billion numbers); of the rest, the part up to a takeover's first
     /// number is the peer's (`takeover`), even when this broker then dropped its own first
     /// messages too.
-    private mutating func found(_ first: UInt64, _ last: UInt64, _ reason: Reason) {
+    private mutating func foundUsed(_ first: UInt64, _ last: UInt64, _ reason: Reason) {
         guard reason == .dropped, peerReasons.contains(where: { $0.first <= last && first <= $0.last }) else {
             return foundHere(first, last, reason)
         }
@@ -273,6 +292,33 @@ struct NotKeptLedger {
             last.reason = told.reason
             newest = last
         }
+    }
+
+    /// Numbers the pair peer never used (`peerUnused`), for holes found later; rows already
+    /// recorded wholly inside them as `dropped` go (`deleteUnused`, `forgetDeleted`).
+    mutating func expectUnused(_ unused: ClosedRange<UInt64>) {
+        peerUnused.removeAll { $0.upperBound <= accountedThrough }
+        if peerUnused.count == Self.maximumPeerReasons { peerUnused.removeFirst() }
+        peerUnused.append(unused)
+    }
+
+    /// Deletes the rows recorded wholly inside `unused` as `dropped` (outside a transaction: one
+    /// statement); returns how many.
+    static func deleteUnused(_ database: SQLiteDatabase, _ unused: ClosedRange<UInt64>) throws -> Int {
+        let delete = try database.prepare(
+            "DELETE FROM not_kept WHERE first_seq >= ?1 AND last_seq <= ?2 AND reason = ?3")
+        delete.bind(1, min(unused.lowerBound, UInt64(Int64.max)))
+        delete.bind(2, min(unused.upperBound, UInt64(Int64.max)))
+        delete.bind(3, code(.dropped))
+        try delete.run()
+        return database.changes
+    }
+
+    /// `rows` rows inside `unused` were deleted.
+    mutating func forgetDeleted(rows: Int, inside unused: ClosedRange<UInt64>) {
+        guard rows > 0 else { return }
+        rowCount -= rows
+        if let newest, unused.contains(newest.first) && unused.contains(newest.last) { self.newest = nil }
     }
 
     /// Rows recorded wholly inside `from...to` as `dropped` take `reason` (outside a transaction:

@@ -28,6 +28,17 @@ final class PairLinkTests: XCTestCase {
         XCTAssertNil(PairLink.implausible(empty, messages: none, since: 3))
     }
 
+    /// The holes of a page that neither `not_kept` nor `gap` tells of are numbers the peer never
+    /// used (a takeover's skip after a complete hand-over): mirrored as such.
+    func testHolesAPageTellsNothingOfAreTheNumbersThePeerNeverUsed() {
+        var (reply, messages) = page([2, 5, 9, 20], gapTo: 1)
+        reply.notKept = [HistoryReply.NotKept(from: 6, to: 8, reason: .dropped)]
+        XCTAssertEqual(PairLink.unusedNumbers(in: reply, messages: messages, after: 0), [3...4, 10...19])
+        XCTAssertEqual(PairLink.unusedNumbers(in: reply, messages: messages, after: 2), [3...4, 10...19])
+        let (none, nothing) = page([])
+        XCTAssertEqual(PairLink.unusedNumbers(in: none, messages: nothing, after: 5), [])
+    }
+
     func testSequencesThatFallRepeatOrStartAtTheRequestAreRefused() {
         let falling = page([4, 3])
         XCTAssertEqual(

@@ -500,7 +500,9 @@ final class PairFollowerTests: XCTestCase {
     /// A follower started with `--since` one of the backup's numbers, after a stopped primary
     /// ran again: the primary's replay starts where the two numberings split
     /// (`resumedAfter`), below `since`; what it numbered there is printed with its numbers, and
-    /// `last` stays. At a later resume from below again, what was printed is not printed twice.
+    /// `last` stays. At a later resume from below again, nothing is printed twice, however
+    /// much was printed in between; what lies between `since` and `last` is the skipped
+    /// ranges' to read, not this.
     func testAReplayFromBelowTheFollowersPositionPrintsWhatItHasNotOnce() {
         let backups = 10 + gap + 5
         var follower = PairFollower(since: backups)

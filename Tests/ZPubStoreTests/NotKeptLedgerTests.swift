@@ -180,6 +180,23 @@ final class NotKeptLedgerTests: XCTestCase {
             try short.notKept(after: 0, through: .max), [HistoryReply.NotKept(from: 2, to: 3, reason: .takeover)])
     }
 
+    /// A passive pair member mirroring a peer whose reply tells nothing of a hole (numbers the
+    /// peer never used): no row, whether the hole was recorded before the word came or is
+    /// found after it.
+    func testHolesThePeerNeverUsedRecordNoRow() throws {
+        let store = try HistoryStore(directory: nil, bounds: roomy)
+        try append(store, [1, 2, 10], assignedThrough: 10)
+        XCTAssertEqual(try ranges(store), ["3-9"])
+        try store.takeUnused([3...9, 12...19])
+        XCTAssertEqual(try ranges(store), [])
+        XCTAssertEqual(store.notKeptRanges, 0)
+        try append(store, [11, 20], assignedThrough: 20)
+        XCTAssertEqual(try ranges(store), [])
+        // Only inside: a hole that reaches past it is told for the rest.
+        try append(store, [30], assignedThrough: 30)
+        XCTAssertEqual(try ranges(store), ["21-29"])
+    }
+
     /// A passive pair member records the peer's takeover jump as a hole like any other; the
     /// peer's HISTORY reply tells its reason, before the hole is found or after.
     func testAPassiveMemberTakesThePeersReasons() throws {
