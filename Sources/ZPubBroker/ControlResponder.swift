@@ -104,6 +104,7 @@ final class ControlResponder: BrokerControl {
             if let refusal = markerRefusal(token: token) { return refusal }
             return replay(token: token, since: since, prefix: prefix)
         case .pause, .resume:
+            guard !loopStopped else { return unavailable() }
             let slot = ReplySlot<Bool>()
             loop.mailbox.post(.setPaused(request.command == .pause, slot))
             guard let paused = slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds) else {
@@ -271,6 +272,7 @@ final class ControlResponder: BrokerControl {
 
     /// The loop's counters, without its tables (see `LoopCommand.stats`).
     private func loopStats() -> StatsSnapshot? {
+        guard !loopStopped else { return nil }
         let slot = ReplySlot<StatsSnapshot>()
         loop.mailbox.post(.stats(slot))
         return slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds)
@@ -278,6 +280,7 @@ final class ControlResponder: BrokerControl {
 
     /// The loop's whole state, tables included: for the requests that list a table.
     private func brokerState() -> BrokerState? {
+        guard !loopStopped else { return nil }
         let slot = ReplySlot<BrokerState>()
         loop.mailbox.post(.snapshot(slot))
         return slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds)
@@ -299,11 +302,16 @@ final class ControlResponder: BrokerControl {
             ))
     }
 
+    /// The loop has stopped (zpubd is on its way out): nothing waits for it.
+    private var loopStopped: Bool { loop.stopped.load(ordering: .acquiring) }
+
     private func unavailable() -> ControlReply {
         .error(
             ControlError(
                 .unavailable,
-                "the forwarding loop did not answer within \(Self.loopReplyTimeoutMilliseconds) ms; it may be stalled or shutting down"
+                loopStopped
+                    ? "zpubd is stopping: its forwarding loop has stopped; ask again once it is back (or the pair's other broker)"
+                    : "the forwarding loop did not answer within \(Self.loopReplyTimeoutMilliseconds) ms; it may be stalled or shutting down"
             ))
     }
 }

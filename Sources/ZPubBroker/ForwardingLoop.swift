@@ -109,6 +109,10 @@ final class ForwardingLoopHandle: Sendable {
     /// The last sequence the loop gave, set when it has stopped: what a pair's active broker
     /// waits for its peer to have mirrored before it stops reporting (`PairLink`).
     let lastSequenceGiven = Atomic<UInt64>(0)
+    /// Set once the loop has stopped: requests that ask it (STATS, HEALTH...) are answered at
+    /// once rather than after `ControlResponder.loopReplyTimeoutMilliseconds` each, which held
+    /// the control thread, and so the exit, for minutes under a monitor's steady requests.
+    let stopped = Atomic<Bool>(false)
 
     init(logger: Logger) {
         descriptorGuard = DescriptorGuard(logger: logger)
@@ -362,6 +366,7 @@ final class ForwardingLoop {
         // without a message): the peer mirrors up to the history's last sequence, which is it.
         let assigned = historyQueue?._withUnsafeGuaranteedRef { $0.assignedThrough } ?? 0
         handle.lastSequenceGiven.store(assigned, ordering: .relaxed)
+        handle.stopped.store(true, ordering: .releasing)
         closeSockets()
         // The loop's last lines (a poll failure, the drain) are written before the process goes.
         logQueue.finish(waitingMilliseconds: 2_000)

@@ -117,8 +117,8 @@ final class PairLink {
     /// since: a hand-over does not wait for it.
     private var peerSaidGoodbye = false
     /// The peer's goodbye said that this broker had mirrored every number it gave, through
-    /// `through`, in its run `run` (from a zpubd since 2026-12-05; cleared by its next
-    /// heartbeat): a takeover then knows the numbers it skips above were never used.
+    /// `through`, in its run `run` (from a zpubd since 2026-12-05; cleared once a peer is heard
+    /// active): a takeover then knows the numbers it skips above were never used.
     private var peerHandedOver: (run: UInt64, through: UInt64)?
     /// The peer's run that said goodbye: a report of it read later (its last answer, on the
     /// other connection) is not taken, or it would undo the goodbye (`PairMachine.peerStopped`).
@@ -294,6 +294,14 @@ final class PairLink {
             // from here, and a count from before the peer fell silent could still show them.
             // Only a count the loop took since then decides (`countIsFresh`).
             if machine.state != .active && machine.peerIsSilent(nowNanoseconds: later) { refreshView() }
+            // Starved within this pass (after the check above: the peer's heartbeats of that time
+            // may wait unread), it is the same: the silence counts from now. A probe saw a
+            // passive primary take over from a live backup this way, and note its stall 6 ms later.
+            let beforeTick = SystemClock.monotonicNanoseconds()
+            if beforeTick &- resumed > stallNanoseconds {
+                machine.noteOwnStall(nowNanoseconds: beforeTick)
+                linkWatch.noteOwnStall(nowNanoseconds: beforeTick)
+            }
             let clients = subscribers > 0 && machine.countIsFresh(countedAtNanoseconds: subscribersCountedAt)
             if !draining, let transition = machine.tick(nowNanoseconds: later, clientsConnected: clients) {
                 apply(transition)
@@ -475,7 +483,6 @@ final class PairLink {
                     let run = frames.count > 4 ? UInt64(String(decoding: frames[4], as: UTF8.self)) : nil
                     if run == nil || run != peerGoneRun {
                         peerSaidGoodbye = false
-                        peerHandedOver = nil
                         goodbyeLast = false
                     }
                 }
@@ -637,6 +644,9 @@ final class PairLink {
         // A passive peer's sequence is what it has mirrored (a waiting one's may include a
         // reserve of its own).
         if newest.state == .passive { peerPassiveSequence = newest.sequence }
+        // Only an active broker gives numbers: a new run heard waiting (restarted at once)
+        // leaves the goodbye's word on the numbers above it standing, an active one ends it.
+        if newest.state == .active { peerHandedOver = nil }
         // Only what an active peer numbered between two of its heartbeats: a passive one's
         // position jumps as it mirrors across a takeover's skip, and counted as a burst, each
         // skip doubled the next (2^31 after one 2^30 skip, then 2^32...).
@@ -877,20 +887,32 @@ final class PairLink {
         }
     }
 
-    /// The holes among a HISTORY reply's messages (from `after` on) that neither its
-    /// `not_kept` nor its `gap` covers: the peer's history accounts for every number it gave,
-    /// so these it never used (the numbers a takeover skipped after a complete hand-over).
+    /// The numbers in the holes among a HISTORY reply's messages (from `after` on) that
+    /// neither its `not_kept` nor its `gap` covers: the peer's history accounts for every number
+    /// it gave, so these it never used (the numbers a takeover skipped after a complete
+    /// hand-over).
     static func unusedNumbers(in reply: HistoryReply, messages: [StoredMessage], after: UInt64)
         -> [ClosedRange<UInt64>]
     {
         var told = (reply.notKept ?? []).map { $0.from...$0.to }
         if let gap = reply.gap { told.append(gap.from...gap.to) }
+        told.sort { $0.lowerBound < $1.lowerBound }
         var unused: [ClosedRange<UInt64>] = []
         var previous = after
         for message in messages {
             if message.sequence > previous &+ 1 {
-                let hole = (previous + 1)...(message.sequence - 1)
-                if !told.contains(where: { $0.overlaps(hole) }) { unused.append(hole) }
+                // The hole, less every range told within it.
+                var next = previous + 1
+                let last = message.sequence - 1
+                for range in told where range.upperBound >= next && range.lowerBound <= last {
+                    if range.lowerBound > next { unused.append(next...(range.lowerBound - 1)) }
+                    guard range.upperBound < last else {
+                        next = message.sequence
+                        break
+                    }
+                    next = range.upperBound + 1
+                }
+                if next <= last { unused.append(next...last) }
             }
             previous = max(previous, message.sequence)
         }
@@ -958,13 +980,12 @@ final class PairLink {
             status.tookOverAt = first
             // Sequences below it are used or skipped: the heartbeats say so from now on.
             ownNextSequence = max(ownNextSequence, first)
-            // After a complete hand-over (the goodbye of the run last heard, everything it
-            // numbered mirrored here), the numbers skipped were never used: not told as
+            // After a complete hand-over (a goodbye, and no peer heard active since: everything
+            // it numbered is mirrored here), the numbers skipped were never used: not told as
             // possibly lost. The skip stays: a `zpub sub` following the pair sees the takeover
             // by it.
             let handedOver = peerHandedOver.flatMap { goodbye in
-                goodbye.run == peerReports.last?.run && status.replicatedThrough >= goodbye.through
-                    ? goodbye.through : nil
+                status.replicatedThrough >= goodbye.through ? goodbye.through : nil
             }
             let slot = ReplySlot<[BrokerError]>()
             loop.mailbox.post(.pairActivate(nextSequence: next, unusedAbove: handedOver, slot))

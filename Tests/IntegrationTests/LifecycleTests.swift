@@ -533,6 +533,32 @@ final class LifecycleTests: XCTestCase {
 
     /// A daemon (`max_topics = 77` in its file) whose forwarding loop the test hook holds for
     /// 10 s from when this returns.
+    /// A monitor that keeps asking HEALTH while zpubd stops does not hold its exit: once the
+    /// forwarding loop has stopped, requests that ask it are answered at once ("zpubd is
+    /// stopping"). Until 2026-12-05 each waited 2 s for the stopped loop, and the control
+    /// thread, serving them, reached its stop only once the monitor quit (a probe: 3 minutes,
+    /// past systemd's stop timeout). The history writer is held 3 s (a test hook, as a slow
+    /// disk) so that the control thread outlives the loop by that much.
+    func testAMonitorAskingWhileZpubdStopsDoesNotHoldItsExit() throws {
+        let daemon = try Daemon(
+            configuration: "[history]\nprefixes = [\"n.\"]\n",
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL": "history", "ZPUBD_TEST_STALL_MS": "3000"])
+        let clients = try Clients()
+        let monitor = try clients.socket(.dealer, connect: daemon.control)
+        _ = try XCTUnwrap(try daemon.request("HEALTH"), "answers before the stop")
+        daemon.signal(SIGUSR2)
+        try Wait.until("the history writer is held") { daemon.log.contains("test hook: stalling the history writer") }
+        daemon.signal(SIGTERM)
+        let stopAsked = Date()
+        // HEALTH every 20 ms until it exits (replies left unread).
+        while daemon.process.isRunning && Date().timeIntervalSince(stopAsked) < 30 {
+            _ = try monitor.send(frames: [[], Array("HEALTH".utf8)], dontWait: true)
+            usleep(20_000)
+        }
+        XCTAssertFalse(daemon.process.isRunning, "still running 30 s after SIGTERM\n\(daemon.log.suffix(2_000))")
+        XCTAssertEqual(daemon.waitForExit(), 0, daemon.log)
+    }
+
     private func daemonWithTheLoopHeldTenSeconds(environment: [String: String] = [:]) throws -> Daemon {
         let daemon = try Daemon(
             configuration: "[limits]\nmax_topics = 77\n",

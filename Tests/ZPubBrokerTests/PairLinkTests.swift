@@ -37,6 +37,13 @@ final class PairLinkTests: XCTestCase {
         XCTAssertEqual(PairLink.unusedNumbers(in: reply, messages: messages, after: 2), [3...4, 10...19])
         let (none, nothing) = page([])
         XCTAssertEqual(PairLink.unusedNumbers(in: none, messages: nothing, after: 5), [])
+        // A hole partly told: the rest is unused (a takeover's skip, then its first messages
+        // dropped).
+        var (partly, its) = page([2, 100])
+        partly.notKept = [HistoryReply.NotKept(from: 50, to: 60, reason: .dropped)]
+        XCTAssertEqual(PairLink.unusedNumbers(in: partly, messages: its, after: 2), [3...49, 61...99])
+        partly.notKept = [HistoryReply.NotKept(from: 3, to: 99, reason: .takeover)]
+        XCTAssertEqual(PairLink.unusedNumbers(in: partly, messages: its, after: 2), [])
     }
 
     func testSequencesThatFallRepeatOrStartAtTheRequestAreRefused() {
