@@ -158,10 +158,7 @@ final class PairLink {
     /// dropped, and asked again after 2 s.
     private var pendingHistory:
         (identity: [UInt8], echo: [UInt8], slot: ReplySlot<Result<HistoryReply, ControlError>>, asked: UInt64)?
-    /// A takeover by a broker that has not heard its peer since it started skips this many:
-    /// the peer may have numbered all the while this one was down (at 100,000 messages a
-    /// second, a billion is three hours of it).
-    static let unheardTakeoverGap: UInt64 = 1 << 30
+    static let unheardTakeoverGap = PairSettings.unheardTakeoverGap
     /// No broker numbers near 2^62 (a million messages a second for 146,000 years); a number
     /// above it from the peer, in a heartbeat or a HISTORY reply, is damaged or hostile, and
     /// taken as it is it would wrap the sequences' arithmetic.

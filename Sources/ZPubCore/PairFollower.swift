@@ -124,6 +124,13 @@ public struct PairFollower {
     /// replay that starts lower (`replayed(resumedAfter:)`) prints what it holds there, once.
     /// (Above `since`, what a broker numbered below `last` is read from the skipped ranges.)
     private var unreadBelowStart: UInt64
+    /// Jumps by more than half `PairSettings.unheardTakeoverGap` printed live, with the last
+    /// number before each and the source whose numbers jumped: a primary numbering above a
+    /// backup that was active beside it. Its messages below the jump may lie below this
+    /// follower's position too (a follower started among the backup's numbers): the first
+    /// resume at that broker replays from before the jump (`replayPosition`), where the broker
+    /// can tell that the numberings split. The newest four.
+    private var splitJumps: [(before: UInt64, source: Int)] = []
     /// Set by `holdForResume` until the next replay.
     private var holdingForResume = false
     /// The numbers the printed sequence jumped over (see the rules), oldest first, each with
@@ -131,6 +138,16 @@ public struct PairFollower {
     private var skippedRanges: [(range: ClosedRange<UInt64>, source: Int?)] = []
     /// The numbers the printed sequence jumped over, not read yet, oldest first.
     public var skipped: [ClosedRange<UInt64>] { skippedRanges.map(\.range) }
+
+    /// Where a resume at the broker of `source` replays from: `last`, or from before a jump of
+    /// that broker's numbers by more than half `PairSettings.unheardTakeoverGap` not yet
+    /// replayed there (`splitJumps`): what it printed above that comes again and is not
+    /// printed twice; what the broker numbered below its jump (and below this follower's
+    /// position) comes with `resumed_after`.
+    public func replayPosition(at source: Int?) -> UInt64 {
+        guard let source, let jump = splitJumps.first(where: { $0.source == source }) else { return last }
+        return min(jump.before, last)
+    }
 
     /// The skipped ranges to read from the broker of `source` before its replay is passed to
     /// `replayed` (`filling`): those another broker's numbers jumped over.
@@ -291,6 +308,7 @@ public struct PairFollower {
         last = through
         // Gaps of a numbering that is no more: their numbers name other messages now.
         skippedRanges.removeAll()
+        splitJumps.removeAll()
         return true
     }
 
@@ -311,6 +329,9 @@ public struct PairFollower {
         }
         if let keptPrefixes { self.keptPrefixes = keptPrefixes }
         holdingForResume = false
+        // Replayed from before them (`replayPosition`), or the broker holds no split there:
+        // its jumps are read (one this replay brought included).
+        defer { if let replaying { splitJumps.removeAll { $0.source == replaying } } }
         var alreadyPrinted = printedUnnumbered
         printedUnnumbered = RecentMessages(capacity: Self.recentMessages)
         var actions: [Action] = []
@@ -443,6 +464,10 @@ public struct PairFollower {
             if sequence - last > PairSettings.minimumTakeoverGap / 2 {
                 if skippedRanges.count == Self.maximumSkippedRanges { skippedRanges.removeFirst() }
                 skippedRanges.append(((last + 1)...(sequence - 1), source))
+            }
+            if sequence - last > PairSettings.unheardTakeoverGap / 2, let source {
+                if splitJumps.count == Self.maximumSkippedRanges { splitJumps.removeFirst() }
+                splitJumps.append((last, source))
             }
             last = sequence
             if let source { highestPrinted[source] = max(highestPrinted[source] ?? 0, sequence) }

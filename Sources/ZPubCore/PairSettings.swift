@@ -30,6 +30,12 @@ public struct PairSettings: Codable, Equatable, Sendable {
     /// bits leave room for any number of failovers). A client that sees sequences jump by half
     /// of this knows a takeover happened (`zpub sub` following a pair resumes then).
     public static let minimumTakeoverGap: UInt64 = 1_000_000
+    /// A takeover by a broker that has not heard its peer since it started skips this many,
+    /// and so does a primary numbering above a backup that was active beside it: the peer may
+    /// have numbered all the while (at 100,000 messages a second, a billion is three hours of
+    /// it). A follower that sees sequences jump by half of this knows the numberings may have
+    /// split (`PairFollower.replayPosition`).
+    public static let unheardTakeoverGap: UInt64 = 1 << 30
 
     /// The ZAP domain of the pair endpoint when it uses CURVE.
     public static let zapDomain = "pair"

@@ -473,12 +473,18 @@ struct Subscribe: ParsableCommand {
             var entries: [MessageJSON] = []
             let through: UInt64
             let resumedAfter: UInt64?
+            // The replaying broker's socket: the one its last catch-up's marker came on, or the
+            // one of its --endpoint, given in the order of the --control options.
+            let replaying =
+                activeSource
+                ?? (endpoints.count == controlEndpoints.count ? controlEndpoints.firstIndex(of: active) : nil)
             do {
                 // Held whole: the follower matches the messages it printed without a number
                 // against the whole replay.
                 // The note of a prefix history does not keep: once, not at every failover.
                 (_, through, resumedAfter) = try fetchReplay(
-                    token: handshake.token, since: follower.last, into: &handshake, from: active,
+                    token: handshake.token, since: follower.replayPosition(at: replaying), into: &handshake,
+                    from: active,
                     noteUnkept: firstResume, told: &toldNotKept
                 ) { entries += $0 }
             } catch let error as CLIError
@@ -511,11 +517,6 @@ struct Subscribe: ParsableCommand {
             }
             retrying = false
             historyOffNoted = nil
-            // The replaying broker's socket: the one its last catch-up's marker came on, or the
-            // one of its --endpoint, given in the order of the --control options.
-            let replaying =
-                activeSource
-                ?? (endpoints.count == controlEndpoints.count ? controlEndpoints.firstIndex(of: active) : nil)
             let gaps = follower.rangesToRead(at: replaying)
             let filling = gaps.isEmpty ? nil : fetchSkipped(gaps, from: active)
             let previous = follower.last

@@ -527,4 +527,35 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertEqual(
             delivered(plain.replayed(replay, keptPrefixes: [Array("n.".utf8)])), ["after#\(primarys)"])
     }
+
+    /// A follower started among the backup's numbers prints, live, the first numbers of a
+    /// primary that jumped above the backup (a billion up) before it resumes there: the resume
+    /// replays from before that jump, so that the primary can say its numbering split below
+    /// (`resumedAfter`), once; then from `last` again.
+    func testAResumeAtABrokerThatJumpedByABillionReplaysFromBeforeTheJump() {
+        let backups = 10 + gap + 5
+        var follower = PairFollower(since: backups)
+        _ = follower.replayed([], keptPrefixes: [Array("n.".utf8)], from: 1)
+        let primarys = backups + PairSettings.unheardTakeoverGap + 1
+        XCTAssertEqual(follower.received(message("n.a", "after"), from: 0, now: 0, catchingUp: false), [])
+        XCTAssertEqual(
+            delivered(follower.received(marker("n.a", primarys), from: 0, now: 0, catchingUp: false)),
+            ["after#\(primarys)"])
+        XCTAssertEqual(follower.last, primarys)
+        XCTAssertEqual(follower.replayPosition(at: 0), backups, "from before the jump, at the broker that jumped")
+        XCTAssertEqual(follower.replayPosition(at: 1), primarys)
+        _ = follower.resuming()
+        let replay: [(frames: [[UInt8]], sequence: UInt64?)] = [
+            (message("n.a", "frozen"), 11), (message("n.a", "after"), primarys),
+            (message("n.a", "later"), primarys + 1),
+        ]
+        XCTAssertEqual(
+            delivered(follower.replayed(replay, keptPrefixes: nil, from: 0, resumedAfter: 10)),
+            ["frozen#11", "later#\(primarys + 1)"])
+        XCTAssertEqual(follower.replayPosition(at: 0), primarys + 1, "once")
+        // A jump by the takeover's million is not one.
+        var other = PairFollower(since: 5)
+        _ = other.replayed([(message("n.a", "jump"), 5 + gap + 1)], keptPrefixes: [Array("n.".utf8)], from: 0)
+        XCTAssertEqual(other.replayPosition(at: 0), 5 + gap + 1)
+    }
 }
