@@ -952,6 +952,11 @@ public final class HistoryStore {
     public func settleBeforeTakeover(numberingFrom sequence: UInt64) throws {
         guard sequence > 1 else { return }
         notKeptLedger.settled(through: sequence - 1)
+        try writeLedger()
+    }
+
+    /// Writes what the not-kept ledger found outside a batch, in a transaction of its own.
+    private func writeLedger() throws {
         try database.execute("BEGIN")
         do {
             try notKeptLedger.write(database)
@@ -988,16 +993,7 @@ public final class HistoryStore {
     private func recordWhatEarlierRunsDidNotKeep() throws {
         notKeptLedger.settled(through: lastSequence)
         notKeptLedger.expectUncleanStop(through: startsAfter, numbersOnItsOwn: numbersOnItsOwn)
-        try database.execute("BEGIN")
-        do {
-            try notKeptLedger.write(database)
-            try database.execute("COMMIT")
-            notKeptLedger.committed()
-        } catch {
-            try? database.execute("ROLLBACK")
-            notKeptLedger.rolledBack()
-            throw error
-        }
+        try writeLedger()
     }
 
     /// Writes the log to the database file and syncs both: everything committed so far

@@ -66,6 +66,17 @@ final class PairTests: XCTestCase {
         (try? daemon.decode("HEALTH", as: HealthReport.self))?.pair?.state
     }
 
+    /// A subscriber of both brokers' XPUBs (connected before they bind, so from the start): the
+    /// client the backup's takeover rule asks for. Kept alive by the caller.
+    private func aClientOfBoth() throws -> (Clients, Socket) {
+        let clients = try Clients()
+        let vote = try clients.socket(.sub, connect: endpoint("b-xpub")) { socket in
+            try socket.setOption(.subscribe, bytes: Array("pair-vote.".utf8))
+            try socket.connect(endpoint("a-xpub"))
+        }
+        return (clients, vote)
+    }
+
     /// Waits until the pair has formed: `primary` active, `backup` passive (their logs in the
     /// failure).
     private func waitForPair(_ primary: Daemon, _ backup: Daemon) throws {
@@ -530,13 +541,8 @@ final class PairTests: XCTestCase {
     /// lost: nobody used them. Until 2026-12-05 every planned switchover gave readers a
     /// `not_kept` range of a million numbers, and browsers a `gap` event.
     func testATakeoverAfterACompleteHandOverTellsNoNumberAsPossiblyLost() throws {
-        // A client of both from the start, for the backup's takeover rule.
-        let voters = try Clients()
-        let vote = try voters.socket(.sub, connect: endpoint("b-xpub")) { socket in
-            try socket.setOption(.subscribe, bytes: Array("pair-vote.".utf8))
-            try socket.connect(endpoint("a-xpub"))
-        }
-        _ = vote
+        let voter = try aClientOfBoth()
+        defer { withExtendedLifetime(voter) {} }
         let (primary, backup, clients) = try pairWithMessagesTheBackupHasNotMirrored()
         try Wait.until("the backup sees a client") { (try backup.stats().peers[.xpub] ?? 0) > 0 }
         primary.signal(SIGTERM)
@@ -591,12 +597,8 @@ final class PairTests: XCTestCase {
     /// backup never got (`not_kept`, `takeover`). Until 2026-12-05 only the first new message
     /// stored revealed that hole: such a reader (a browser reconnecting at once) learnt nothing.
     func testAReaderRightAfterATakeoverIsToldWhatTheDeadBrokerMayHaveNumbered() throws {
-        let voters = try Clients()
-        let vote = try voters.socket(.sub, connect: endpoint("b-xpub")) { socket in
-            try socket.setOption(.subscribe, bytes: Array("pair-vote.".utf8))
-            try socket.connect(endpoint("a-xpub"))
-        }
-        _ = vote
+        let voter = try aClientOfBoth()
+        defer { withExtendedLifetime(voter) {} }
         // The primary numbered 1,010; the backup mirrored the first 10.
         let (primary, backup, clients) = try pairWithMessagesTheBackupHasNotMirrored()
         try Wait.until("the backup sees a client") { (try backup.stats().peers[.xpub] ?? 0) > 0 }
@@ -620,12 +622,8 @@ final class PairTests: XCTestCase {
     /// here) of silence. Until 2026-12-05 a `systemctl restart` of the active broker left the
     /// pair without an active broker for `failover_ms`.
     func testThePeerOfABrokerThatSaysItStopsTakesOverAtOnce() throws {
-        let voters = try Clients()
-        let vote = try voters.socket(.sub, connect: endpoint("b-xpub")) { socket in
-            try socket.setOption(.subscribe, bytes: Array("pair-vote.".utf8))
-            try socket.connect(endpoint("a-xpub"))
-        }
-        _ = vote
+        let voter = try aClientOfBoth()
+        defer { withExtendedLifetime(voter) {} }
         func slow(_ role: PairSettings.Role) -> String {
             configuration(role: role).replacingOccurrences(of: "failover_ms = 1000", with: "failover_ms = 20000")
         }
@@ -1884,13 +1882,8 @@ final class PairTests: XCTestCase {
     /// messages over 4 stop cycles); only a `zpub sub` that ran through the takeover read them.
     func testAResumeFromTheBackupsNumbersGetsWhatTheStoppedPrimaryNumberedBelowThem() throws {
         let port = try FreePort.find()
-        // A client of both from the start, for the backup's takeover rule.
-        let voters = try Clients()
-        let vote = try voters.socket(.sub, connect: endpoint("b-xpub")) { socket in
-            try socket.setOption(.subscribe, bytes: Array("pair-vote.".utf8))
-            try socket.connect(endpoint("a-xpub"))
-        }
-        _ = vote
+        let voter = try aClientOfBoth()
+        defer { withExtendedLifetime(voter) {} }
         // Messages 10 to 1,009, numbered by the primary, not mirrored: its writer is held.
         let (primary, backup, clients) = try pairWithMessagesTheBackupHasNotMirrored(extra: httpSection(port: port))
         try Wait.until("the backup sees a client") { (try backup.stats().peers[.xpub] ?? 0) > 0 }
