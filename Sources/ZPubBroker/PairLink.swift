@@ -574,7 +574,8 @@ final class PairLink {
             !peerSaidGoodbye
         else { return nil }
         guard peerAskedSince < lastSequence else {
-            handedOverThrough = lastSequence
+            // A run that kept nothing (0) says nothing of the numbers of runs before it.
+            if lastSequence > 0 { handedOverThrough = lastSequence }
             return nil
         }
         logger.info(
