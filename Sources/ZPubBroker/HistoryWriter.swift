@@ -587,11 +587,16 @@ final class HistoryWriter {
         }
     }
 
+    /// Writes every record the loop had handed over when this was called.
+    private func writeEverythingPublished() {
+        let mark = queue.published
+        while queue.consumed < mark && writeBatch().bytes > 0 {}
+    }
+
     /// After the takeover's reserve (not before it: the takeover does not wait for this): what
     /// was mirrored is written, and the numbers below `sequence` not stored are recorded.
     private func settleBeforeTakeover(numberingFrom sequence: UInt64) {
-        let mark = queue.published
-        while queue.consumed < mark && writeBatch().bytes > 0 {}
+        writeEverythingPublished()
         do {
             try store.settleBeforeTakeover(numberingFrom: sequence)
         } catch {
@@ -606,8 +611,7 @@ final class HistoryWriter {
     /// batch took its bound (dropped, or after a batch cut at its limit) are settled by one
     /// more, even an empty one: the replay is told of those not kept.
     func answerOnceWritten(_ query: HistoryQuery) -> Result<HistoryReply, ControlError> {
-        let mark = queue.published
-        while queue.consumed < mark && writeBatch().bytes > 0 {}
+        writeEverythingPublished()
         if queue.assignedThrough > store.lastSequence { writeBatch() }
         return answer(query)
     }

@@ -894,23 +894,11 @@ final class PairLink {
     {
         var told = (reply.notKept ?? []).map { $0.from...$0.to }
         if let gap = reply.gap { told.append(gap.from...gap.to) }
-        told.sort { $0.lowerBound < $1.lowerBound }
         var unused: [ClosedRange<UInt64>] = []
         var previous = after
         for message in messages {
             if message.sequence > previous &+ 1 {
-                // The hole, less every range told within it.
-                var next = previous + 1
-                let last = message.sequence - 1
-                for range in told where range.upperBound >= next && range.lowerBound <= last {
-                    if range.lowerBound > next { unused.append(next...(range.lowerBound - 1)) }
-                    guard range.upperBound < last else {
-                        next = message.sequence
-                        break
-                    }
-                    next = range.upperBound + 1
-                }
-                if next <= last { unused.append(next...last) }
+                unused += SequenceRanges.parts(of: (previous + 1)...(message.sequence - 1), outside: told)
             }
             previous = max(previous, message.sequence)
         }

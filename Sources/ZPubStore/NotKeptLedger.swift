@@ -151,17 +151,10 @@ struct NotKeptLedger {
 
     /// A range not kept, less the numbers the pair peer never used (`peerUnused`).
     private mutating func found(_ first: UInt64, _ last: UInt64, _ reason: Reason) {
-        guard reason == .dropped, peerUnused.contains(where: { $0.lowerBound <= last && first <= $0.upperBound }) else {
-            return foundUsed(first, last, reason)
+        guard reason == .dropped, !peerUnused.isEmpty else { return foundUsed(first, last, reason) }
+        for part in SequenceRanges.parts(of: first...last, outside: peerUnused) {
+            foundUsed(part.lowerBound, part.upperBound, reason)
         }
-        var next = first
-        for unused in peerUnused.sorted(by: { $0.lowerBound < $1.lowerBound })
-        where unused.lowerBound <= last && next <= unused.upperBound {
-            if unused.lowerBound > next { foundUsed(next, unused.lowerBound - 1, reason) }
-            guard unused.upperBound < last else { return }
-            next = unused.upperBound + 1
-        }
-        foundUsed(next, last, reason)
     }
 
     /// A range not kept: each part the pair peer told of takes the peer's reason (a hole may
