@@ -623,6 +623,7 @@ final class HistoryWriter {
             var more = false
             var notKept: [HistoryReply.NotKept] = []
             var resumedAfter: UInt64?
+            var splits: [HistoryReply.Split] = []
             switch query.position {
             case .since(let asked):
                 // A resume from a number the pair's other broker gave while both were active
@@ -642,6 +643,7 @@ final class HistoryWriter {
                     more
                     ? messages.last?.sequence ?? sequence : min(query.through ?? store.toldThrough, store.toldThrough)
                 notKept = try store.notKept(after: sequence, through: end)
+                if query.tellsSplits && sequence < end { splits = store.splits(overlapping: (sequence + 1)...end) }
             case .last(let count):
                 // `more`: the newest did not all fit in the reply's bytes.
                 let page = try store.page(
@@ -669,6 +671,7 @@ final class HistoryWriter {
                         storedMilliseconds: $0.receivedMilliseconds)
                 }, more: more, gap: gap, notKept: notKept)
             reply.resumedAfter = resumedAfter
+            reply.splits = splits.isEmpty ? nil : splits
             return .success(reply)
         } catch {
             // Not `internal_error`: a damaged file or a failing disk is the operator's to see to.

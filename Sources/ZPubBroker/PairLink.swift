@@ -508,6 +508,7 @@ final class PairLink {
                 if frames.count >= 4, let room = Int(String(decoding: frames[3], as: UTF8.self)), room > 0 {
                     query.maxBytes = room
                 }
+                query.tellsSplits = true
                 let slot = ReplySlot<Result<HistoryReply, ControlError>>()
                 history.mailbox.post(.query(query, slot))
                 pendingHistory = (identity, frames[2], slot, SystemClock.monotonicNanoseconds())
@@ -882,6 +883,11 @@ final class PairLink {
             // told here either.
             let unused = Self.unusedNumbers(in: reply, messages: messages, after: since ?? requestedSince)
             if !unused.isEmpty, let history { history.mailbox.post(.peerUnused(unused)) }
+            // Where the peer's numbering split: a resume here after a later failover starts
+            // after the split as it would there.
+            for split in reply.splits ?? [] where split.first <= split.last {
+                history?.mailbox.post(.split(numbers: split.first...split.last, resumeAfter: split.resumeAfter))
+            }
         }
     }
 

@@ -260,6 +260,29 @@ public struct HistoryReply: Codable, Equatable, Sendable {
     /// `since` was a number the pair's other broker gave while both were active, and this
     /// broker's messages after the point the two numberings split lie below it.
     public var resumedAfter: UInt64?
+    /// Where the pair's numbering split (`HistoryQuery.tellsSplits`), among the numbers this
+    /// reply covers: the pair's other broker, mirroring, records them too, so that a resume
+    /// at it after a later failover starts after the split as it would here.
+    public var splits: [Split]?
+
+    /// "A reader positioned in `first...last` (numbers the other broker gave while both
+    /// were active) has this broker's messages up to `resumeAfter` only."
+    public struct Split: Codable, Equatable, Sendable {
+        public var first: UInt64
+        public var last: UInt64
+        public var resumeAfter: UInt64
+
+        public init(first: UInt64, last: UInt64, resumeAfter: UInt64) {
+            self.first = first
+            self.last = last
+            self.resumeAfter = resumeAfter
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case first, last
+            case resumeAfter = "resume_after"
+        }
+    }
 
     public init(
         firstSequence: UInt64, lastSequence: UInt64, through: UInt64? = nil, messages: [MessageJSON],
@@ -280,6 +303,7 @@ public struct HistoryReply: Codable, Equatable, Sendable {
         case lastSequence = "last_seq"
         case notKept = "not_kept"
         case resumedAfter = "resumed_after"
+        case splits
     }
 
     /// The evicted range a reader that wants everything after `since` (up to `through`, when
@@ -330,6 +354,9 @@ public struct HistoryQuery: Equatable, Sendable {
     /// `since` is a number the other broker gave while both were active
     /// (`HistoryReply.resumedAfter`). Not part of the text form: HISTORY reads as asked.
     public var resumesAcrossSplit = false
+    /// With `since`: the reply names the split records among the numbers it covers
+    /// (`HistoryReply.splits`). The pair link's mirroring only; not part of the text form.
+    public var tellsSplits = false
 
     public init(position: Position, through: UInt64? = nil, prefix: [UInt8]) {
         self.position = position

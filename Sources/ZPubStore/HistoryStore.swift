@@ -1227,6 +1227,14 @@ public final class HistoryStore {
         splitNumbering.resumePoint(since: since)
     }
 
+    /// The split records (`recordSplit`) with numbers in `numbers`, oldest first, for the
+    /// pair's other broker to record as it mirrors.
+    public func splits(overlapping numbers: ClosedRange<UInt64>) -> [HistoryReply.Split] {
+        splitNumbering.records(overlapping: numbers).map {
+            HistoryReply.Split(first: $0.first, last: $0.last, resumeAfter: $0.resumeAfter)
+        }
+    }
+
     /// A passive pair member's record of holes its active peer's HISTORY reply left out with no
     /// `not_kept` range: numbers the peer never used (a takeover's skip after a complete
     /// hand-over). No row for them here either: rows already recorded go, later holes inside

@@ -72,6 +72,12 @@ struct SplitNumbering {
         return record.resumeAfter < since ? record.resumeAfter : nil
     }
 
+    /// The records with numbers in `numbers`, oldest first: what a mirror of this history
+    /// needs to resume readers as this one does.
+    func records(overlapping numbers: ClosedRange<UInt64>) -> [Record] {
+        records.filter { $0.first <= numbers.upperBound && numbers.lowerBound <= $0.last }
+    }
+
     /// Records whose numbers are all evicted go (inside the caller's transaction);
     /// `forgetEvicted` once it commits.
     func deleteEvicted(_ database: SQLiteDatabase, through sequence: UInt64) throws {

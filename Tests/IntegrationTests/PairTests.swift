@@ -1916,21 +1916,29 @@ final class PairTests: XCTestCase {
         let numbers = Dictionary(kept.map { ($0.number, $0.seq) }, uniquingKeysWith: { first, _ in first })
 
         // `zpub sub --since` the backup's number, started only now.
-        let follower = try RunningProgram(
-            Binaries.zpub,
-            ["sub", "--since", "\(backupsSeq)", "--json", "-e", endpoint("a-xpub"), "-c", endpoint("a-control"), "n."])
-        defer { kill(follower.processIdentifier, SIGTERM) }
-        func printed() -> [(payload: Int, seq: UInt64?)] { printedNumbers(follower.stdoutSoFar) }
-        try Wait.until("the restarted follower prints the primary's messages\n\(follower.stderrSoFar)", timeout: 30) {
-            Set(printed().map(\.payload)).isSuperset(of: expected)
+        func aFollowerResumingFromTheBackupsNumberGetsThem(at name: String) throws {
+            let follower = try RunningProgram(
+                Binaries.zpub,
+                [
+                    "sub", "--since", "\(backupsSeq)", "--json", "-e", endpoint("\(name)-xpub"), "-c",
+                    endpoint("\(name)-control"), "n.",
+                ])
+            defer { kill(follower.processIdentifier, SIGTERM) }
+            func printed() -> [(payload: Int, seq: UInt64?)] { printedNumbers(follower.stdoutSoFar) }
+            try Wait.until(
+                "the follower at \(name) prints the primary's messages\n\(follower.stderrSoFar)", timeout: 30
+            ) {
+                Set(printed().map(\.payload)).isSuperset(of: expected)
+            }
+            let all = printed()
+            let counts = Dictionary(all.map { ($0.payload, 1) }, uniquingKeysWith: +)
+            XCTAssertEqual(counts.filter { $0.value > 1 }.keys.sorted(), [], "each once\n\(follower.stderrSoFar)")
+            // Those the backup had mirrored (0 to 9) may come again: where it stopped mirroring
+            // is known to a page.
+            XCTAssertEqual(Set(all.map(\.payload)).subtracting(expected).subtracting(0..<10), [], "nothing else")
+            XCTAssertTrue(all.allSatisfy { $0.seq == numbers[$0.payload] }, "each with the primary's number")
         }
-        let all = printed()
-        let counts = Dictionary(all.map { ($0.payload, 1) }, uniquingKeysWith: +)
-        XCTAssertEqual(counts.filter { $0.value > 1 }.keys.sorted(), [], "each once\n\(follower.stderrSoFar)")
-        // Those the backup had mirrored (0 to 9) may come again: where it stopped mirroring is
-        // known to a page.
-        XCTAssertEqual(Set(all.map(\.payload)).subtracting(expected).subtracting(0..<10), [], "nothing else")
-        XCTAssertTrue(all.allSatisfy { $0.seq == numbers[$0.payload] }, "each with the primary's number")
+        try aFollowerResumingFromTheBackupsNumberGetsThem(at: "a")
 
         // A browser that comes back to the primary's gateway with the backup's number as its
         // Last-Event-ID. Of two prefixes: the gateway reads the second from where the REPLAY of
@@ -1947,6 +1955,19 @@ final class PairTests: XCTestCase {
         let ids = events.compactMap { $0["id"] as? String }
         let keptIDs = kept.filter { expected.contains($0.number) || payloads.contains($0.number) }.map { "h\($0.seq)" }
         XCTAssertTrue(ids == keptIDs, "in order, with their numbers: \(ids.prefix(3)) against \(keptIDs.prefix(3))")
+
+        // The backup, started again, mirrors the primary's history from the start, and where
+        // the numberings split with it: after a later failover, a resume there from the same
+        // number gets the same.
+        let rejoined = try broker("b", role: .backup)
+        try Wait.until("the restarted backup mirrors the primary's last message\n\(rejoined.log)", timeout: 30) {
+            try history(rejoined).contains { $0.number == after }
+        }
+        primary.signal(SIGTERM)
+        try Wait.until("the restarted backup takes over\n\(rejoined.log)", timeout: 20) {
+            pairState(rejoined) == .active
+        }
+        try aFollowerResumingFromTheBackupsNumberGetsThem(at: "b")
     }
 
     /// A subscriber of the active broker that falls far behind in its reading, over TCP (whose

@@ -59,6 +59,22 @@ final class SplitNumberingTests: XCTestCase {
         XCTAssertEqual(reopened.resumePoint(since: 21), 8)
     }
 
+    /// The pair's other broker, mirroring page by page, is told the records among the numbers
+    /// each page covers (`HistoryQuery.tellsSplits`), and none other.
+    func testAMirrorIsToldTheRecordsAmongTheNumbersItReads() throws {
+        let store = try HistoryStore(directory: directory, bounds: roomy)
+        try append(store, Array(1...20))
+        try store.recordSplit(numbers: 21, through: 4_999, resumeAfter: 8)
+        try store.recordSplit(numbers: 5_000, through: 9_999, resumeAfter: 8)
+        let first = HistoryReply.Split(first: 21, last: 4_999, resumeAfter: 8)
+        let second = HistoryReply.Split(first: 5_000, last: 9_999, resumeAfter: 8)
+        XCTAssertEqual(store.splits(overlapping: 1...20), [])
+        XCTAssertEqual(store.splits(overlapping: 9...21), [first])
+        XCTAssertEqual(store.splits(overlapping: 4_999...5_000), [first, second], "oldest first")
+        XCTAssertEqual(store.splits(overlapping: 9_999...UInt64.max), [second])
+        XCTAssertEqual(store.splits(overlapping: 10_000...UInt64.max), [])
+    }
+
     func testARangeGoesWhenItsNumbersAreEvictedAndAtMostSixtyFourAreKept() throws {
         let store = try HistoryStore(
             directory: nil, bounds: HistoryStore.Bounds(maxMessages: 2, maxBytes: 1 << 20, maxAgeMilliseconds: 0))
