@@ -563,9 +563,14 @@ struct Subscribe: ParsableCommand {
                     retrying = true
                 }
                 // One broker is asked only to resume; of a pair, the one followed is kept while it
-                // is still active (both are, for a moment, when a partition heals).
+                // is still active (both are, for a moment, when a partition heals), unless the
+                // other's numbers jumped above it: that one is asked first (`jumpedSource`).
                 let asking = controlEndpoints.count > 1 || retrying
-                if asking, let current = try? activeControl(waitingMilliseconds: 0, preferring: active),
+                let jumped = follower.jumpedSource.flatMap { source in
+                    endpoints.count == controlEndpoints.count && source < controlEndpoints.count
+                        ? controlEndpoints[source] : nil
+                }
+                if asking, let current = try? activeControl(waitingMilliseconds: 0, preferring: jumped ?? active),
                     current != active || retrying
                 {
                     if current != active {

@@ -558,4 +558,47 @@ final class PairFollowerTests: XCTestCase {
         _ = other.replayed([(message("n.a", "jump"), 5 + gap + 1)], keptPrefixes: [Array("n.".utf8)], from: 0)
         XCTAssertEqual(other.replayPosition(at: 0), 5 + gap + 1)
     }
+
+    /// The primary's first number after its jump above the backup comes live while the backup
+    /// still says it is active: the resume that jump asks for is to go to the primary
+    /// (`jumpedSource`). Should it go to the backup, which lacks the message, and the primary's
+    /// next message be printed live meanwhile, the primary's replay from before its jump prints
+    /// the one that was not, with its number (a probe lost the first 1 to 4 numbers after the
+    /// jump in 3 of 17 runs).
+    func testWhatABrokerNumberedAfterItsJumpIsPrintedWhenItsResumeWentToTheOther() {
+        let backups = 10 + gap + 5
+        var follower = PairFollower(since: backups)
+        XCTAssertEqual(
+            delivered(
+                follower.replayed([(message("n.a", "b1"), backups + 1)], keptPrefixes: [Array("n.".utf8)], from: 1)),
+            ["b1#\(backups + 1)"])
+        let jump = backups + 1 + PairSettings.unheardTakeoverGap + 1
+        _ = follower.received(message("n.a", "first"), from: 0, now: 0, catchingUp: false)
+        XCTAssertEqual(follower.received(marker("n.a", jump), from: 0, now: 0, catchingUp: false), [.resume])
+        XCTAssertEqual(follower.jumpedSource, 0, "the resume is the primary's to answer")
+        // It went to the backup, still active, which has nothing after `last`.
+        _ = follower.resuming()
+        XCTAssertEqual(follower.replayed([], keptPrefixes: nil, from: 1), [])
+        XCTAssertEqual(follower.jumpedSource, 0, "still: only a replay from the primary answers it")
+        // The primary's next message comes live during that replay's catch-up.
+        _ = follower.received(message("n.a", "second"), from: 0, now: 0, catchingUp: true)
+        XCTAssertEqual(
+            delivered(follower.received(marker("n.a", jump + 1), from: 0, now: 0, catchingUp: true)),
+            ["second#\(jump + 1)"])
+        // The backup stands down: the resume at the primary replays from before its jump.
+        _ = follower.resuming()
+        XCTAssertEqual(follower.replayPosition(at: 0), backups + 1)
+        let replay: [(frames: [[UInt8]], sequence: UInt64?)] = [
+            (message("n.a", "frozen"), 11), (message("n.a", "first"), jump), (message("n.a", "second"), jump + 1),
+            (message("n.a", "third"), jump + 2),
+        ]
+        XCTAssertEqual(
+            delivered(follower.replayed(replay, keptPrefixes: nil, from: 0, resumedAfter: 10)),
+            ["frozen#11", "first#\(jump)", "third#\(jump + 2)"])
+        XCTAssertEqual(follower.last, jump + 2)
+        XCTAssertNil(follower.jumpedSource)
+        // Once: a later replay from there prints none of them again.
+        _ = follower.resuming()
+        XCTAssertEqual(delivered(follower.replayed(replay, keptPrefixes: nil, from: 0, resumedAfter: 10)), [])
+    }
 }
