@@ -307,8 +307,9 @@ final class WebSocketSession: ChannelInboundHandler {
                 // (a reset, an EOF), however reading was paused, and closes it then, so none of
                 // it can be answered. 200 clients that sent 1 MiB of pings each and hung up
                 // held 400 MB of frames for 30 s, and the gateway answered no one meanwhile.
-                // Closed now, the rest is not read.
+                // Closed now, the rest is not read; counted as a client that does not read.
                 deferred.removeAll()
+                shared.counters.droppedUnresponsive.add(1, ordering: .relaxed)
                 closing = true
                 context.close(promise: nil)
                 return
