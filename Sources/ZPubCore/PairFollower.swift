@@ -133,8 +133,8 @@ public struct PairFollower {
     private var splitJumps: [(before: UInt64, source: Int)] = []
     /// Set by `holdForResume` until the next replay.
     private var holdingForResume = false
-    /// The source whose jump in numbers asked for the last resume (see the rules), until a
-    /// replay from it: the resume is to go there. The message that jumped comes in that
+    /// The source whose jump in numbers asked for the resume under way (see the rules), until
+    /// the next replay: the resume is to go there when that broker says it is active. The message that jumped comes in that
     /// broker's replay; the other broker, still active for a moment (a backup that has not yet
     /// heard the primary that jumped above it), does not hold it, and while its replay's
     /// catch-up ran, the next of the jumping broker's messages came live, were printed, and
@@ -342,7 +342,9 @@ public struct PairFollower {
         // its jumps are read (one this replay brought included).
         let jumpedFrom = replaying.flatMap { source in splitJumps.first { $0.source == source }?.before }
         defer { if let replaying { splitJumps.removeAll { $0.source == replaying } } }
-        if replaying != nil && replaying == jumpedSource { jumpedSource = nil }
+        // Asked for once: a broker that then did not say it was active (dead, or not yet
+        // active) is not asked first at every later check.
+        jumpedSource = nil
         var alreadyPrinted = printedUnnumbered
         printedUnnumbered = RecentMessages(capacity: Self.recentMessages)
         var actions: [Action] = []
