@@ -1290,21 +1290,22 @@ final class ForwardingLoop {
         }
         if !unchangedForListeners.isEmpty {
             logger.warning(
-                "the reloaded socket options (high-water marks, heartbeats, keepalive, handshake, message size) of \(unchangedForListeners.map(\.rawValue).joined(separator: ", ")) apply to endpoints bound from now on: libzmq keeps each endpoint's options from when it was bound, so those already bound keep theirs until a restart"
+                "the reloaded socket options (heartbeats, keepalive, handshake, message size) of \(unchangedForListeners.map(\.rawValue).joined(separator: ", ")) apply to endpoints bound from now on: libzmq keeps each endpoint's options from when it was bound, so those already bound keep theirs until a restart"
             )
         }
 
         // Step 1: what can fail, undone if anything does.
-        func applyOptions(_ configuration: BrokerConfiguration, key: CurveKey?) {
+        func applyOptions(_ configuration: BrokerConfiguration, key: CurveKey?, inForce: BrokerConfiguration) {
             for (role, socket) in sockets {
                 do {
-                    try SocketSetup.applyOptions(to: socket, role: role, configuration: configuration, serverKey: key)
+                    try SocketSetup.applyOptions(
+                        to: socket, role: role, configuration: configuration, serverKey: key, inForce: inForce)
                 } catch {
                     logger.error("cannot apply socket options to \(role.rawValue): \(error)")
                 }
             }
         }
-        applyOptions(newConfiguration, key: newServerKey)
+        applyOptions(newConfiguration, key: newServerKey, inForce: configuration)
         // Endpoints another of these sockets holds now are bound in step 2, once released.
         let held = Set(sockets.flatMap { endpoints(of: $0.role).configured })
         var added: [(role: BrokerSocketRole, endpoints: [String])] = []
@@ -1343,7 +1344,7 @@ final class ForwardingLoop {
             }
             for endpoint in connected { try? xsub.disconnect(endpoint) }
             // Endpoints bound later (a takeover's) take the options in force.
-            applyOptions(configuration, key: serverKey)
+            applyOptions(configuration, key: serverKey, inForce: newConfiguration)
             return .refused(refusal)
         }
 

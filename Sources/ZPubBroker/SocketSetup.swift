@@ -36,8 +36,15 @@ enum SocketSetup {
     /// each endpoint when it is bound or connected, so on reload they reach only endpoints bound
     /// or connected after the call (`ForwardingLoop.reconfigure` says so, and binds a socket's
     /// endpoints again when its CURVE setting changes).
+    ///
+    /// `inForce`: a reload's, the configuration the socket has its options from. Only the
+    /// integer options whose value changes are set then, never a high-water mark (read at start:
+    /// `StartOnlySettings`): libzmq 4.3.4 hands a high-water mark to each of the socket's
+    /// connections, one closing at that moment included, and died in its I/O thread (SIGSEGV)
+    /// when reloads came while subscribers came and went.
     static func applyOptions(
-        to socket: Socket, role: BrokerSocketRole, configuration: BrokerConfiguration, serverKey: CurveKey?
+        to socket: Socket, role: BrokerSocketRole, configuration: BrokerConfiguration, serverKey: CurveKey?,
+        inForce: BrokerConfiguration? = nil
     ) throws {
         // Every connection goes through the ZAP handler (domain = role), and none gets in
         // without its answer. This also shuts out legacy ZMTP/1.0 peers, whose raw bytes
@@ -49,7 +56,11 @@ enum SocketSetup {
         } else {
             try socket.setOption(.curveServer, 0)
         }
-        for option in listenerOptions(role, configuration) {
+        let unchanged = inForce.map { listenerOptions(role, $0) } ?? []
+        for option in listenerOptions(role, configuration) where !unchanged.contains(option) {
+            if inForce != nil && (option.option == .sendHighWaterMark || option.option == .receiveHighWaterMark) {
+                continue
+            }
             // ZMQ_MAXMSGSIZE is libzmq's one 64-bit integer option here; the others are ints.
             if option.option == .maxMessageSize {
                 try socket.setOption(option.option, int64: option.value)

@@ -1,5 +1,6 @@
 /// The keys zpubd reads only at start (docs/control-protocol.md, CONFIG): libzmq's I/O threads,
-/// where and how history is kept, the pair, and where the HTTP gateway listens. A reload cannot
+/// the sockets' high-water marks, where and how history is kept, the pair, and where the HTTP
+/// gateway listens. A reload cannot
 /// change them; it keeps the values fixed at start, says so for each key its file changes, and
 /// hands on a configuration that holds what is in force (what CONFIG then shows).
 ///
@@ -7,6 +8,8 @@
 /// to what is in force, and nothing is said about it.
 public struct StartOnlySettings: Equatable, Sendable {
     public let ioThreads: Int
+    public let sendHighWaterMark: Int
+    public let receiveHighWaterMark: Int
     public let stateDirectory: String?
     public let historyQueueBytes: Int
     public let historySequenceReserve: Int
@@ -20,6 +23,8 @@ public struct StartOnlySettings: Equatable, Sendable {
     /// The values of `configuration`, the one zpubd started with.
     public init(_ configuration: BrokerConfiguration) {
         ioThreads = configuration.ioThreads
+        sendHighWaterMark = configuration.sendHighWaterMark
+        receiveHighWaterMark = configuration.receiveHighWaterMark
         stateDirectory = configuration.stateDirectory
         historyQueueBytes = configuration.historyQueueBytes
         historySequenceReserve = configuration.historySequenceReserve
@@ -39,6 +44,22 @@ public struct StartOnlySettings: Equatable, Sendable {
                 "io_threads is read at start: libzmq keeps \(ioThreads) I/O thread(s) until a restart, not \(reloaded.ioThreads)"
             )
             kept.ioThreads = ioThreads
+        }
+        // libzmq 4.3.4 hands a high-water mark set on a socket to each of its connections, and
+        // to a connection closing at that moment too: zpubd died (SIGSEGV in libzmq's I/O
+        // thread) within a few hundred reloads while subscribers came and went, within ten
+        // at a reload a second and 400 connections a second. Set once, before the first bind.
+        if reloaded.sendHighWaterMark != sendHighWaterMark {
+            warnings.append(
+                "send_hwm is read at start: the XPUB keeps queues of \(sendHighWaterMark) messages per subscriber until a restart, not \(reloaded.sendHighWaterMark)"
+            )
+            kept.sendHighWaterMark = sendHighWaterMark
+        }
+        if reloaded.receiveHighWaterMark != receiveHighWaterMark {
+            warnings.append(
+                "receive_hwm is read at start: PULL and XSUB keep queues of \(receiveHighWaterMark) messages per producer until a restart, not \(reloaded.receiveHighWaterMark)"
+            )
+            kept.receiveHighWaterMark = receiveHighWaterMark
         }
         if reloaded.stateDirectory != stateDirectory {
             let place = stateDirectory.map { "in \($0)" } ?? "in memory"
