@@ -19,6 +19,9 @@ enum SocketSetup {
         }
     }
 
+    /// Replies a control client may leave unread before the next ones to it are dropped.
+    static let controlRepliesQueued = 16
+
     /// The hard ceiling on one control request frame. libzmq disconnects a peer that exceeds
     /// ZMQ_MAXMSGSIZE, which leaves a REQ client hanging, so this is far above the configured
     /// `max_control_request` (those requests get an error reply); only absurd frames hit it.
@@ -178,6 +181,11 @@ enum SocketSetup {
             options.append(IntegerOption(.xpubManual, 1))
         case .control:
             options.append(IntegerOption(.maxMessageSize, Int(controlHardLimit)))
+            // Replies waiting for one client, at most: a REQ has one request out at a time, and
+            // a DEALER that sends many and reads none no longer makes zpubd hold them all
+            // (libzmq's default of 1,000: a probe's two such clients, asking for 5 MB pages of
+            // history, held 3.2 GB). Replies beyond it are dropped, for that client alone.
+            options.append(IntegerOption(.sendHighWaterMark, controlRepliesQueued))
         }
         return options
     }
