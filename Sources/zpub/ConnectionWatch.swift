@@ -30,6 +30,10 @@ final class ConnectionWatch {
     private var unconnectedSince: UInt64?
     /// Endpoints that had a connection up once.
     private var everConnected: Set<String> = []
+    /// The silence was told (its words may have changed since: `reachedWithoutHandshake`).
+    private var silenceTold = false
+    /// Endpoints where a connection was made (TCP, IPC), its ZeroMQ handshake done or not.
+    private var reached: Set<String> = []
     /// Connections up again after one to the same endpoint was lost (a broker restarted, a
     /// network that came back): what was published meanwhile never reached the socket.
     private(set) var reconnections = 0
@@ -45,7 +49,8 @@ final class ConnectionWatch {
             // Unique per watched socket (inproc names are per context, and a context may hold
             // several).
             let address = "inproc://zpub-connection-watch-\(ObjectIdentifier(socket).hashValue)"
-            try socket.startMonitor(address, events: [.handshakeSucceeded, .disconnected, .handshakeFailed])
+            try socket.startMonitor(
+                address, events: [.connected, .handshakeSucceeded, .disconnected, .handshakeFailed])
             let monitor = try Socket(context, type: .pair)
             try monitor.setOption(.linger, 0)
             try monitor.connect(address)
@@ -101,8 +106,7 @@ final class ConnectionWatch {
     /// no connection has been up for the patience.
     var problem: String? {
         if let lastFailure { return lastFailure }
-        let silence = silence(stillTrying: false)
-        return told.contains(silence) ? silence : nil
+        return silenceTold ? silence(stillTrying: false) : nil
     }
 
     /// Reads the events waiting; returns the sentences a person should see now: each failed
@@ -111,6 +115,7 @@ final class ConnectionWatch {
     func update() throws -> [String] {
         var notices = try readEvents()
         if millisecondsUntilDue == 0 {
+            silenceTold = true
             told.insert(silence(stillTrying: false))
             notices.append(silence(stillTrying: true))
         }
@@ -128,7 +133,13 @@ final class ConnectionWatch {
     /// That no connection has been up for the patience: a notice while zpub goes on trying, or
     /// the reason of an error that ends it.
     private func silence(stillTrying: Bool) -> String {
-        "no connection to \(endpoints.joined(separator: " or ")) for \(patienceMilliseconds / 1000) s\(stillTrying ? "; still trying." : ".") Is zpubd running there? (start it with `zpubd`, or give --endpoint)"
+        if let unanswered = reachedWithoutHandshake(
+            within: "\(patienceMilliseconds / 1000) s", stillTrying: stillTrying)
+        {
+            return unanswered
+        }
+        return
+            "no connection to \(endpoints.joined(separator: " or ")) for \(patienceMilliseconds / 1000) s\(stillTrying ? "; still trying." : ".") Is zpubd running there? (start it with `zpubd`, or give --endpoint)"
     }
 
     private func readEvents() throws -> [String] {
@@ -143,13 +154,16 @@ final class ConnectionWatch {
         var notices: [String] = []
         while let event = try monitor.readMonitorEvent() {
             let endpoint = event.endpoint
-            if event.event.contains(.handshakeSucceeded) {
+            if event.event.contains(.connected) {
+                reached.insert(endpoint)
+            } else if event.event.contains(.handshakeSucceeded) {
                 if !everConnected.insert(endpoint).inserted && !connected.contains(endpoint) { reconnections += 1 }
                 connected.insert(endpoint)
                 givenUp.remove(endpoint)
                 unconnectedSince = nil
                 if !told.isEmpty { notices.append("connected to \(endpoint)") }
                 lastFailure = nil
+                silenceTold = false
                 told.removeAll()
                 seen.removeAll()
             } else if event.event.contains(.disconnected) {
@@ -170,6 +184,17 @@ final class ConnectionWatch {
             }
         }
         return notices
+    }
+
+    /// Endpoints that took a connection and completed no ZeroMQ handshake on it, in words, or
+    /// nil. A service that speaks first (SSH, SMTP) looks to libzmq like a ZMTP 1.0 peer: a
+    /// PUSH with ZMQ_IMMEDIATE sent it messages as if it were zpubd.
+    func reachedWithoutHandshake(within time: String, stillTrying: Bool = false) -> String? {
+        _ = try? readEvents()
+        let unanswered = reached.subtracting(everConnected)
+        guard !unanswered.isEmpty, connected.isEmpty else { return nil }
+        return
+            "\(unanswered.sorted().joined(separator: " and ")) took the connection but completed no ZeroMQ handshake in \(time)\(stillTrying ? "; still trying" : ""). Is that zpubd's endpoint (its PULL, XSUB or XPUB, not another service's port), and not too busy to answer?"
     }
 
     /// Stops the monitor (before the socket or the context closes).

@@ -128,14 +128,18 @@ struct Publish: ParsableCommand {
             /// Why nothing got through within the timeout: a failed handshake if there was one.
             func unreachable() -> CLIError {
                 let why =
-                    watch.failure().map { ": \($0)" }
+                    watch.failure().map { ": \($0)" } ?? watch.reachedWithoutHandshake(within: "\(timeout) ms").map {
+                        ": \($0)"
+                    }
                     ?? "; is it running? (start it with `zpubd`, or give --endpoint; the standby of a pair binds no producers' endpoint: give both brokers', -e A -e B)"
                 return CLIError("could not reach zpubd at \(target) within \(timeout) ms\(why)")
             }
+            // A ZeroMQ handshake first: PUB drops what it sends while nothing is connected (a
+            // broker that is not there got the messages "sent", exit 0), and a PUSH with
+            // ZMQ_IMMEDIATE takes any peer that speaks first for a ZMTP 1.0 one (an SSH or
+            // SMTP server given by mistake got the message, exit 0).
+            guard try watch.waitUntilConnected(timeoutMilliseconds: timeout) else { throw unreachable() }
             if pub {
-                // PUB drops what it sends while nothing is connected: without this, a broker
-                // that is not there got the messages "sent" and zpub exited 0.
-                guard try watch.waitUntilConnected(timeoutMilliseconds: timeout) else { throw unreachable() }
                 if try !waitForSubscription(covering: Array(topic.utf8), on: socket) {
                     Output.error(
                         "no subscription covering '\(topic)' reached this publisher within --settle (\(settle) ms): zpubd forwards the prefixes its subscribers want, so what is sent now may reach no one"

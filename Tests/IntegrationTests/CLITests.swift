@@ -484,6 +484,45 @@ final class CLITests: XCTestCase {
             notASocket.stderr.contains("\(directory) is a directory, not zpubd's control socket"), notASocket.stderr)
     }
 
+    /// `zpub pub` given the port of a service that speaks first (an SSH server here) says that
+    /// no ZeroMQ handshake came, and sends it nothing. libzmq takes such a peer for a ZMTP 1.0
+    /// one, and a PUSH with ZMQ_IMMEDIATE sent it the message: exit 0 (a probe: 15 runs of 15,
+    /// SSH-, SMTP- and HTTP-like servers alike).
+    func testPublishingToAServiceThatIsNotZeroMQFails() throws {
+        let server = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                "-c",
+                """
+                import socket, sys, threading
+                listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(8)
+                print(listener.getsockname()[1], flush=True)
+                def serve(connection):
+                    connection.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\\r\\n")
+                    while True:
+                        data = connection.recv(65536)
+                        if not data: return
+                        print("received", data.hex(), flush=True)
+                while True:
+                    threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+                """,
+            ])
+        defer { kill(server.processIdentifier, SIGKILL) }
+        var port = ""
+        try Wait.until("the server listens") {
+            port = server.stdoutSoFar.split(separator: "\n").first.map(String.init) ?? ""
+            return Int(port) != nil
+        }
+        let endpoint = "tcp://127.0.0.1:\(port)"
+        let run = try zpub(["pub", "-e", endpoint, "--timeout", "1000", "t", "not-for-ssh"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains("\(endpoint) took the connection but completed no ZeroMQ handshake"), run.stderr)
+        XCTAssertFalse(
+            server.stdoutSoFar.contains(Hex.encode(Array("not-for-ssh".utf8))),
+            "the message went out\n\(server.stdoutSoFar)")
+    }
+
     /// The prefix argument is kept byte for byte: `zpub subscriptions " lead"` answered for
     /// "lead" (the control protocol dropped the argument's leading spaces).
     func testAPrefixArgumentKeepsItsLeadingSpaces() throws {
