@@ -1359,6 +1359,13 @@ final class ForwardingLoop {
                 "max_subscriptions is now \(newConfiguration.maxSubscriptions), below the \(prefixesHeld) prefixes subscribed: they stay, and subscriptions to other prefixes are refused until fewer are held"
             )
         }
+        if state.topics.count > newConfiguration.maxTopics {
+            // The same for topics, whose table keeps what it holds until a restart: this was
+            // said only once a message on a new topic came.
+            logger.warning(
+                "max_topics is now \(newConfiguration.maxTopics), below the \(state.topics.count) topics the table holds: they stay counted until a restart, and messages on other topics are forwarded without being counted per topic"
+            )
+        }
         if let history {
             historyPrefixes = HistoryPrefixes(newConfiguration.historyPrefixes)
             history.mailbox.post(.reconfigure(newConfiguration))

@@ -387,7 +387,10 @@ public struct HistoryQuery: Equatable, Sendable {
             return nil
         }
         let saved = rest
-        if word()?.lowercased() == "until", let bound = word().flatMap({ UInt64($0) }) {
+        if word()?.lowercased() == "until" {
+            // `until` names a sequence: "until -1" or "until x" was read as the prefix, and
+            // answered with no message instead of an error.
+            guard let bound = word().flatMap({ UInt64($0) }) else { return nil }
             query.through = bound
         } else {
             rest = saved

@@ -393,6 +393,22 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(try daemon.subscriptions().total, 3, "they stay")
     }
 
+    /// A reload that lowers max_topics below the topics held says so at once, as for
+    /// max_subscriptions: it was said only once a message on a new topic came.
+    func testAReloadBelowTheTopicsHeldSaysSo() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_topics = 100\n")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for index in 0..<5 { try push.send(frames: [Array("t.\(index)".utf8), Array("m".utf8)]) }
+        try Wait.until("five topics are held") { try daemon.stats().topics.tracked == 5 }
+        try "[limits]\nmax_topics = 2\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        try Wait.until("the log says so\n\(daemon.log)") {
+            daemon.log.contains("max_topics is now 2, below the 5 topics the table holds")
+        }
+    }
+
     /// `zpub reload` (the control socket's RELOAD) answers with the reload's outcome, which
     /// SIGHUP cannot: exit 0 once the file is in force, 1 with the reason when it is refused,
     /// for a bad line or for an endpoint that cannot be bound alike. The packaged units run it
