@@ -41,6 +41,25 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
         )
     }
 
+    /// A reload's bind that failed because the port is this broker's own, bound on another
+    /// address (`bound`: the endpoints its sockets hold, as bound): the usual hint blamed
+    /// "another process (another zpubd?)" for a reload that widened 127.0.0.1:P to *:P.
+    func naming(portHeldIn bound: [String]) -> BrokerError {
+        guard systemError == EADDRINUSE, let endpoint, let port = Self.tcpPort(of: endpoint),
+            let holder = bound.first(where: { $0 != endpoint && Self.tcpPort(of: $0) == port })
+        else { return self }
+        return BrokerError(
+            code: code,
+            message:
+                "cannot bind \(endpoint): this zpubd holds its port itself, on \(holder), and a reload binds the endpoints it adds before it unbinds those it removes (so that one that cannot be bound costs nothing); change it in two reloads (first without \(holder), then with \(endpoint)), or restart",
+            endpoint: endpoint, systemError: systemError)
+    }
+
+    private static func tcpPort(of endpoint: String) -> Substring? {
+        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return nil }
+        return endpoint[endpoint.index(after: colon)...]
+    }
+
     /// The pair's own endpoint (`[ha] bind`) could not be bound.
     static func pairBindFailed(endpoint: String, error: ZMQError) -> BrokerError {
         BrokerError(

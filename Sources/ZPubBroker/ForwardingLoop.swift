@@ -1318,7 +1318,7 @@ final class ForwardingLoop {
                 }
                 added.append((role, bound))
             } catch {
-                refusal = error
+                refusal = error.naming(portHeldIn: sockets.flatMap { endpoints(of: $0.role).actual })
                 break
             }
         }

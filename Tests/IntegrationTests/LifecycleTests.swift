@@ -324,6 +324,22 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(try daemon.stats().topics.limit, 7)
     }
 
+    /// A reload that widens an endpoint's address (127.0.0.1:P to *:P) is refused with the
+    /// reason: the port is this zpubd's own, and a reload binds before it unbinds. It blamed
+    /// "another process (another zpubd?)".
+    func testAReloadThatWidensAnEndpointsAddressSaysWhyItCannot() throws {
+        let port = try FreePort.find()
+        let narrow = "tcp://127.0.0.1:\(port)"
+        let daemon = try Daemon(configuration: "[endpoints]\nxpub = [\"\(narrow)\"]\n", rolesFromFile: [.xpub])
+        try "[endpoints]\nxpub = [\"tcp://*:\(port)\"]\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(run.status, 1, run.stdout + run.stderr)
+        let said = run.stdout + run.stderr
+        XCTAssertTrue(said.contains("this zpubd holds its port itself, on \(narrow)"), said)
+        XCTAssertFalse(said.contains("another process"), said)
+        XCTAssertEqual((try daemon.json("CONFIG")["bound"] as? [String: [String]])?["xpub"], [narrow])
+    }
+
     /// A reload that moves a tcp endpoint from one socket to another (PULL's port to XSUB),
     /// and back: libzmq lets go of a port only a moment after zmq_unbind returns, and the bind
     /// on the other socket failed every time ("another process is listening there").
