@@ -189,12 +189,16 @@ final class ConnectionWatch {
     /// Endpoints that took a connection and completed no ZeroMQ handshake on it, in words, or
     /// nil. A service that speaks first (SSH, SMTP) looks to libzmq like a ZMTP 1.0 peer: a
     /// PUSH with ZMQ_IMMEDIATE sent it messages as if it were zpubd.
-    func reachedWithoutHandshake(within time: String, stillTrying: Bool = false) -> String? {
+    /// `expected`: the endpoint meant, in words.
+    func reachedWithoutHandshake(
+        within time: String, stillTrying: Bool = false,
+        expected: String = "zpubd's endpoint (its PULL, XSUB or XPUB, not another service's port)"
+    ) -> String? {
         _ = try? readEvents()
         let unanswered = reached.subtracting(everConnected)
         guard !unanswered.isEmpty, connected.isEmpty else { return nil }
         return
-            "\(unanswered.sorted().joined(separator: " and ")) took the connection but completed no ZeroMQ handshake in \(time)\(stillTrying ? "; still trying" : ""). Is that zpubd's endpoint (its PULL, XSUB or XPUB, not another service's port), and not too busy to answer?"
+            "\(unanswered.sorted().joined(separator: " and ")) took the connection but completed no ZeroMQ handshake in \(time)\(stillTrying ? "; still trying" : ""). Is that \(expected), and not too busy to answer?"
     }
 
     /// Stops the monitor (before the socket or the context closes).

@@ -56,6 +56,14 @@ struct ControlClient {
             if let problem = Self.ipcProblem(endpoint) ?? Self.hostProblem(endpoint) {
                 throw CLIError("no reply from zpubd at \(endpoint): \(problem)")
             }
+            // Something listens there, but no ZeroMQ handshake came: another of zpubd's
+            // endpoints (its XPUB or PULL refuses a REQ in silence), or another service.
+            if let unanswered = watch.reachedWithoutHandshake(
+                within: "\(waitedMilliseconds) ms",
+                expected: "zpubd's control endpoint (not its PULL, XSUB or XPUB, nor another service's port)")
+            {
+                throw CLIError("no reply from zpubd at \(endpoint): \(unanswered)")
+            }
             // The packaged service listens elsewhere than the default: say where.
             let service = "/run/zpub/control.sock"
             let packaged =

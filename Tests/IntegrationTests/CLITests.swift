@@ -523,6 +523,20 @@ final class CLITests: XCTestCase {
             "the message went out\n\(server.stdoutSoFar)")
     }
 
+    /// A control command given another of zpubd's endpoints (its XPUB, which refuses a REQ in
+    /// silence) says that no ZeroMQ handshake came there, not "is zpubd running there?".
+    func testAControlCommandGivenADataEndpointSaysSo() throws {
+        let daemon = try Daemon(endpoints: [.xpub: "tcp://127.0.0.1:\(try FreePort.find())"])
+        let run = try zpub(["stats", "-c", daemon.xpub, "--timeout", "500"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        // Or, as libzmq's timing has it, the handshake is told as failed.
+        XCTAssertTrue(
+            run.stderr.contains(
+                "\(daemon.xpub) took the connection but completed no ZeroMQ handshake in 500 ms. Is that zpubd's control endpoint"
+            ) || run.stderr.contains("the handshake with \(daemon.xpub) failed"), run.stderr)
+        XCTAssertFalse(run.stderr.contains("is zpubd running there"), run.stderr)
+    }
+
     /// The prefix argument is kept byte for byte: `zpub subscriptions " lead"` answered for
     /// "lead" (the control protocol dropped the argument's leading spaces).
     func testAPrefixArgumentKeepsItsLeadingSpaces() throws {
