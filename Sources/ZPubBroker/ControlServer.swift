@@ -210,11 +210,14 @@ final class ControlServer {
             responder.configuration.security(for: .control).curve, newConfiguration.security(for: .control).curve
         )
         let rebind = old != new || (new && newServerKey != serverKey)
+        // Only the options that change: setting the high-water mark again on a socket whose
+        // client is leaving killed zpubd (`SocketSetup.applyOptions`).
+        let inForce = responder.configuration
         responder.reconfigure(newConfiguration)
         serverKey = newServerKey
         do {
             try SocketSetup.applyOptions(
-                to: socket, role: .control, configuration: newConfiguration, serverKey: newServerKey)
+                to: socket, role: .control, configuration: newConfiguration, serverKey: newServerKey, inForce: inForce)
         } catch {
             logger.error("cannot apply socket options to control: \(error)")
         }
