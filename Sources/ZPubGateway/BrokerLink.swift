@@ -282,7 +282,7 @@ final class BrokerLink {
     /// `SnapshotCatchUp` holds it meanwhile).
     private struct Resume {
         var token: String
-        let point: ResumePoint
+        var point: ResumePoint
         /// What it catches up on: all of an SSE client's prefixes, or those of a WebSocket
         /// request (the client may get its others live meanwhile); less any it unsubscribes
         /// meanwhile, whose values it then does not get.
@@ -1212,6 +1212,14 @@ final class BrokerLink {
             release = round.catchUp.replied(entries: replay.entries, covering: replay.covering)
             round.replayedThrough = replay.through
         } else if case .success(.snapshot(let reply)) = result, round.replay == nil {
+            // A Last-Event-ID above every sequence this cache has given is another numbering's
+            // (zpubd restarted without a state directory: its cache numbers from 1 again) or a
+            // made-up one: every value is news. Taken as a position, it withheld them all.
+            if let id = round.client, let resume = clients[id]?.resume, resume.token == token,
+                case .lastValue(let after) = resume.point, after > reply.sequence
+            {
+                clients[id]!.resume!.point = .lastValue(after: 0)
+            }
             let cached = reply.prefixes.map { Array($0.utf8) }
             if round.reload == reloads {
                 cachedPrefixes = cached
