@@ -33,7 +33,7 @@ public struct SecurityMaterial: Sendable {
                 if let wrong = KeyList.wrongKind(text, path: path, wanted: .secret) {
                     throw SecurityProblems(["server_secret_key_file \(wrong)"])
                 }
-                let keys = try KeyList.parse(text).get()
+                let keys = try KeyList.parse(text, kind: .secret).get()
                 guard keys.count == 1, let secret = CurveKey(z85: keys[0]) else {
                     throw SecurityProblems([
                         "\(path): expected one secret key (40 characters of Z85, as `zpub keygen` writes)"
@@ -60,6 +60,13 @@ public struct SecurityMaterial: Sendable {
             if let path = settings.allowedKeys {
                 do {
                     keys = try readKeys(path)
+                    if keys?.isEmpty == true {
+                        // Closed to every CURVE client: what an empty list means, but more
+                        // likely a file not yet filled than a wish.
+                        warnings.append(
+                            "allowed_keys \(path) of [security.\(role.rawValue)] holds no key: no CURVE client is let in there until one is added (one public key per line, as `zpub keygen` writes)"
+                        )
+                    }
                 } catch let error as SecurityProblems {
                     problems += error.messages
                 } catch {

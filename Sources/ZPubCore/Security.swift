@@ -109,8 +109,9 @@ extension Endpoint {
 /// key (40 characters) per line; a line starting with `#` is a comment (only at the start: `#`
 /// is a Z85 digit); blank lines are ignored. Pure parsing; the broker reads the files.
 public enum KeyList {
-    /// The keys in `text`, or the first problem with its line.
-    public static func parse(_ text: String) -> Result<[String], ConfigurationProblem> {
+    /// The keys in `text`, or the first problem with its line; `kind`: what the file holds,
+    /// for the message.
+    public static func parse(_ text: String, kind: Kind = .public) -> Result<[String], ConfigurationProblem> {
         var keys: [String] = []
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let key = rawLine.filter { !$0.isWhitespace }
@@ -119,7 +120,7 @@ public enum KeyList {
                 return .failure(
                     ConfigurationProblem(
                         line: index + 1,
-                        message: "not a CURVE public key (40 characters of Z85, as `zpub keygen` writes)"))
+                        message: "not a CURVE \(kind.rawValue) key (40 characters of Z85, as `zpub keygen` writes)"))
             }
             keys.append(key)
         }
