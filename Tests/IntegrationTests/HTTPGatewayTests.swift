@@ -1968,6 +1968,19 @@ final class HTTPGatewayTests: XCTestCase {
         return try XCTUnwrap(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
     }
 
+    /// A client that hangs up in the middle of its request is no bad request: no one is left to
+    /// answer, and a churn of them (9,191 in a probe) swamped the real ones in
+    /// `zpub_http_rejected_total{reason="bad_request"}`.
+    func testAClientThatHangsUpMidRequestIsNotCountedAsABadRequest() throws {
+        let (daemon, port) = try startDaemon()
+        defer { withExtendedLifetime(daemon) {} }
+        for _ in 0..<3 {
+            XCTAssertTrue(try RawTCP.send(Array("GET /events?pre".utf8), port: port), "the gateway closes it")
+        }
+        let metrics = try HTTPProbe.get(port: port, "/metrics").text
+        XCTAssertTrue(metrics.contains("zpub_http_rejected_total{reason=\"bad_request\"} 0\n"), metrics)
+    }
+
     func testBadHTTPRequestsGetClearErrors() throws {
         let (daemon, port) = try startDaemon(
             http: """
