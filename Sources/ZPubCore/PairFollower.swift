@@ -125,12 +125,13 @@ public struct PairFollower {
     /// (Above `since`, what a broker numbered below `last` is read from the skipped ranges.)
     private var unreadBelowStart: UInt64
     /// Jumps by more than half `PairSettings.unheardTakeoverGap` printed live, with the last
-    /// number before each and the source whose numbers jumped: a primary numbering above a
+    /// number before each, the first printed after it, and the source whose numbers jumped: a
+    /// primary numbering above a
     /// backup that was active beside it. Its messages below the jump may lie below this
     /// follower's position too (a follower started among the backup's numbers): the first
     /// resume at that broker replays from before the jump (`replayPosition`), where the broker
     /// can tell that the numberings split. The newest four.
-    private var splitJumps: [(before: UInt64, source: Int)] = []
+    private var splitJumps: [(before: UInt64, target: UInt64, source: Int)] = []
     /// Set by `holdForResume` until the next replay.
     private var holdingForResume = false
     /// The source whose jump in numbers asked for the resume under way (see the rules), until
@@ -340,7 +341,9 @@ public struct PairFollower {
         holdingForResume = false
         // Replayed from before them (`replayPosition`), or the broker holds no split there:
         // its jumps are read (one this replay brought included).
-        let jumpedFrom = replaying.flatMap { source in splitJumps.first { $0.source == source }?.before }
+        // Only what lies between the number before the jump and the first printed after it can
+        // have been missed; what was printed above that is not printed again, however long ago.
+        let jumpedOver = replaying.flatMap { source in splitJumps.first { $0.source == source } }
         defer { if let replaying { splitJumps.removeAll { $0.source == replaying } } }
         // Asked for once: a broker that then did not say it was active (dead, or not yet
         // active) is not asked first at every later check.
@@ -437,8 +440,8 @@ public struct PairFollower {
             unreadBelowStart = resumedAfter
         }
         for message in messages {
-            if let sequence = message.sequence, let jumpedFrom, sequence > jumpedFrom, sequence <= last,
-                !recentlyPrinted.contains(message.frames)
+            if let sequence = message.sequence, let jumpedOver, sequence > jumpedOver.before,
+                sequence < jumpedOver.target, !recentlyPrinted.contains(message.frames)
             {
                 // Replayed from before its jump (`replayPosition`): what the broker numbered
                 // above it and this follower did not print (the resume that its jump asked for
@@ -446,6 +449,9 @@ public struct PairFollower {
                 // broker's next messages came live meanwhile), with its number (`last` stays).
                 if !alreadyPrinted.remove(message.frames) && !printedWithoutMarker.remove(message.frames) {
                     recentlyPrinted.insert(message.frames)
+                    // A skipped range holds its number too: read at another broker later, it
+                    // is not printed again.
+                    printedBelowLast.insert(Self.numbered(message.frames, sequence))
                     actions.append(.deliver(message.frames, sequence: sequence))
                 }
                 continue
@@ -493,7 +499,7 @@ public struct PairFollower {
             }
             if sequence - last > PairSettings.unheardTakeoverGap / 2, let source {
                 if splitJumps.count == Self.maximumSkippedRanges { splitJumps.removeFirst() }
-                splitJumps.append((last, source))
+                splitJumps.append((last, sequence, source))
             }
             last = sequence
             if let source { highestPrinted[source] = max(highestPrinted[source] ?? 0, sequence) }

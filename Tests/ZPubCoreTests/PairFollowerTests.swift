@@ -585,19 +585,33 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertEqual(
             delivered(follower.received(marker("n.a", jump + 1), from: 0, now: 0, catchingUp: true)),
             ["second#\(jump + 1)"])
+        _ = follower.received(message("n.a", "fourth"), from: 0, now: 0, catchingUp: false)
+        XCTAssertEqual(
+            delivered(follower.received(marker("n.a", jump + 3), from: 0, now: 0, catchingUp: false)),
+            ["fourth#\(jump + 3)"])
         // The backup stands down: the resume at the primary replays from before its jump.
         _ = follower.resuming()
         XCTAssertEqual(follower.replayPosition(at: 0), backups + 1)
         let replay: [(frames: [[UInt8]], sequence: UInt64?)] = [
             (message("n.a", "frozen"), 11), (message("n.a", "first"), jump), (message("n.a", "second"), jump + 1),
-            (message("n.a", "third"), jump + 2),
+            (message("n.a", "other"), jump + 2), (message("n.a", "fourth"), jump + 3),
+            (message("n.a", "fifth"), jump + 4),
         ]
+        // Only what lies between the number before the jump and the first printed after it:
+        // what came after that was printed, or, like any message a live stream skipped, is not
+        // printed below `last` (the follower no longer remembers all it printed).
         XCTAssertEqual(
             delivered(follower.replayed(replay, keptPrefixes: nil, from: 0, resumedAfter: 10)),
-            ["frozen#11", "first#\(jump)", "third#\(jump + 2)"])
-        XCTAssertEqual(follower.last, jump + 2)
-        // Once: a later replay from there prints none of them again.
+            ["frozen#11", "first#\(jump)", "fifth#\(jump + 4)"])
+        XCTAssertEqual(follower.last, jump + 4)
+        // Once: a later replay from there prints none of them again, nor does a read of the
+        // range the jump skipped at the backup, which has mirrored the primary since.
         _ = follower.resuming()
         XCTAssertEqual(delivered(follower.replayed(replay, keptPrefixes: nil, from: 0, resumedAfter: 10)), [])
+        let skipped = follower.rangesToRead(at: 1)
+        XCTAssertTrue(skipped.contains { $0.contains(jump) }, "\(skipped)")
+        _ = follower.resuming()
+        XCTAssertEqual(
+            delivered(follower.replayed([], keptPrefixes: nil, from: 1, filling: gap(skipped, [("first", jump)]))), [])
     }
 }
