@@ -42,7 +42,8 @@ struct History: ParsableCommand {
         try reportingErrors {
             let client = options.client
             if let last {
-                let (reply, _) = try client.request("HISTORY last \(last) \(prefix)", as: HistoryReply.self)
+                let (reply, _) = try client.request(
+                    "HISTORY last \(last) \(Self.unbounded(prefix))", as: HistoryReply.self)
                 if let gap = reply.gap {
                     Output.error(
                         "\(reply.messages.count) of the \(last) asked for are kept; numbers \(gap.from) to \(gap.to) were evicted (history's bounds), and may have held more\(prefix.isEmpty ? "" : " under \(prefix)")"
@@ -62,7 +63,8 @@ struct History: ParsableCommand {
             var first = true
             var notKept = NotKeptReport()
             while true {
-                let (reply, _) = try client.request("HISTORY since \(after) \(prefix)", as: HistoryReply.self)
+                let (reply, _) = try client.request(
+                    "HISTORY since \(after) \(Self.unbounded(prefix))", as: HistoryReply.self)
                 // Any page may report one: messages evicted while earlier pages were read.
                 if let gap = reply.gap {
                     Output.error(
@@ -104,5 +106,15 @@ struct History: ParsableCommand {
         } else {
             Output.line("\(entry.sequence)\t" + Subscribe.textLine(frames))
         }
+    }
+}
+
+extension History {
+    /// `prefix` as a HISTORY request's last argument when no `until` precedes it: a prefix whose
+    /// first word is "until" would be read as one (and refused), so a bound that changes nothing
+    /// (the largest sequence history keeps) goes before it.
+    static func unbounded(_ prefix: String) -> String {
+        let firstWord = prefix.drop { $0 == " " }.prefix { $0 != " " }
+        return firstWord.lowercased() == "until" ? "until \(Int64.max) \(prefix)" : prefix
     }
 }

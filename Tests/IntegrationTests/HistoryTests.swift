@@ -272,6 +272,20 @@ final class HistoryTests: XCTestCase {
 
     /// A reload's prefixes are kept from then on, and STATS shows them: it showed those of the
     /// start for as long as zpubd ran.
+    /// `zpub history` of a prefix whose first word is "until" reads it: HISTORY takes a word
+    /// "until" for its bound, so the command puts a bound that changes nothing before it.
+    func testZpubHistoryReadsAPrefixNamedUntil() throws {
+        let daemon = try Daemon(configuration: "[history]\nprefixes = [\"until\"]\n")
+        let clients = try Clients()
+        try clients.socket(.push, connect: daemon.pull).send(frames: [Array("until.x".utf8), Array("kept".utf8)])
+        try Wait.until("history holds it") { try daemon.stats().history?.messages == 1 }
+        for arguments in [["--since", "0"], ["--last", "5"]] {
+            let run = try Run.program(Binaries.zpub, ["history", "-c", daemon.control] + arguments + ["until"])
+            XCTAssertEqual(run.status, 0, "\(arguments): \(run.stderr)")
+            XCTAssertTrue(run.stdout.contains("kept"), "\(arguments): \(run.stdout)")
+        }
+    }
+
     func testAReloadsHistoryPrefixesAreKeptAndShown() throws {
         let daemon = try Daemon(configuration: "[history]\nprefixes = [\"a.\"]\n")
         let clients = try Clients()
