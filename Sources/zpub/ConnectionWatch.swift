@@ -189,12 +189,12 @@ final class ConnectionWatch {
     /// Endpoints that took a connection and completed no ZeroMQ handshake on it, in words, or
     /// nil. A service that speaks first (SSH, SMTP) looks to libzmq like a ZMTP 1.0 peer: a
     /// PUSH with ZMQ_IMMEDIATE sent it messages as if it were zpubd.
-    /// `expected`: the endpoint meant, in words.
+    /// `expected`: the endpoint meant, in words. As of the events read so far (`failure`,
+    /// `update`): reading them here would drop the notices they bring.
     func reachedWithoutHandshake(
         within time: String, stillTrying: Bool = false,
         expected: String = "zpubd's endpoint (its PULL, XSUB or XPUB, not another service's port)"
     ) -> String? {
-        _ = try? readEvents()
         let unanswered = reached.subtracting(everConnected)
         guard !unanswered.isEmpty, connected.isEmpty else { return nil }
         return
