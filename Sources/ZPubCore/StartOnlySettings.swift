@@ -39,45 +39,33 @@ public struct StartOnlySettings: Equatable, Sendable {
     public func keep(in reloaded: BrokerConfiguration) -> (configuration: BrokerConfiguration, warnings: [String]) {
         var kept = reloaded
         var warnings: [String] = []
-        if reloaded.ioThreads != ioThreads {
-            warnings.append(
-                "io_threads is read at start: libzmq keeps \(ioThreads) I/O thread(s) until a restart, not \(reloaded.ioThreads)"
-            )
-            kept.ioThreads = ioThreads
+        /// A number read at start: the value in force is kept, and `what` (of the value in
+        /// force, then the file's) says so when the file's differs.
+        func keepNumber(_ key: WritableKeyPath<BrokerConfiguration, Int>, _ inForce: Int, _ what: String) {
+            guard reloaded[keyPath: key] != inForce else { return }
+            warnings.append("\(what) until a restart, not \(reloaded[keyPath: key])")
+            kept[keyPath: key] = inForce
         }
-        // libzmq 4.3.4 hands a high-water mark set on a socket to each of its connections, and
-        // to a connection closing at that moment too: zpubd died (SIGSEGV in libzmq's I/O
-        // thread) within a few hundred reloads while subscribers came and went, within ten
-        // at a reload a second and 400 connections a second. Set once, before the first bind.
-        if reloaded.sendHighWaterMark != sendHighWaterMark {
-            warnings.append(
-                "send_hwm is read at start: the XPUB keeps queues of \(sendHighWaterMark) messages per subscriber until a restart, not \(reloaded.sendHighWaterMark)"
-            )
-            kept.sendHighWaterMark = sendHighWaterMark
-        }
-        if reloaded.receiveHighWaterMark != receiveHighWaterMark {
-            warnings.append(
-                "receive_hwm is read at start: PULL and XSUB keep queues of \(receiveHighWaterMark) messages per producer until a restart, not \(reloaded.receiveHighWaterMark)"
-            )
-            kept.receiveHighWaterMark = receiveHighWaterMark
-        }
+        keepNumber(\.ioThreads, ioThreads, "io_threads is read at start: libzmq keeps \(ioThreads) I/O thread(s)")
+        // Set once, before the first bind (`SocketSetup.applyOptions`: libzmq 4.3.4 hands a new
+        // high-water mark to connections that are closing too, and died of it).
+        keepNumber(
+            \.sendHighWaterMark, sendHighWaterMark,
+            "send_hwm is read at start: the XPUB keeps queues of \(sendHighWaterMark) messages per subscriber")
+        keepNumber(
+            \.receiveHighWaterMark, receiveHighWaterMark,
+            "receive_hwm is read at start: PULL and XSUB keep queues of \(receiveHighWaterMark) messages per producer")
         if reloaded.stateDirectory != stateDirectory {
             let place = stateDirectory.map { "in \($0)" } ?? "in memory"
             warnings.append("[history] directory is read at start: history stays \(place) until a restart")
             kept.stateDirectory = stateDirectory
         }
-        if reloaded.historyQueueBytes != historyQueueBytes {
-            warnings.append(
-                "[history] queue_bytes is read at start: the history writer's queue keeps \(historyQueueBytes) bytes until a restart, not \(reloaded.historyQueueBytes)"
-            )
-            kept.historyQueueBytes = historyQueueBytes
-        }
-        if reloaded.historySequenceReserve != historySequenceReserve {
-            warnings.append(
-                "[history] sequence_reserve is read at start: the store keeps reserving \(historySequenceReserve) until a restart, not \(reloaded.historySequenceReserve)"
-            )
-            kept.historySequenceReserve = historySequenceReserve
-        }
+        keepNumber(
+            \.historyQueueBytes, historyQueueBytes,
+            "[history] queue_bytes is read at start: the history writer's queue keeps \(historyQueueBytes) bytes")
+        keepNumber(
+            \.historySequenceReserve, historySequenceReserve,
+            "[history] sequence_reserve is read at start: the store keeps reserving \(historySequenceReserve)")
         if reloaded.pair != pair {
             // The pair's link, role and endpoints are set up at start (docs/topologies.md); so
             // are the subscribers' heartbeats it sets (`SocketSetup.applyOptions`). The keys
