@@ -309,7 +309,12 @@ public final class Broker: Sendable {
     }
 
     /// Test hook: makes the forwarding loop block for a while, as a hung loop would.
+    /// Asked while a stall holds the loop, it ends that stall instead.
     public func stallForwardingLoop(milliseconds: Int) {
+        let (released, _) = loop.stall.compareExchange(
+            expected: ForwardingLoopHandle.stallHeld, desired: ForwardingLoopHandle.stallReleased,
+            ordering: .sequentiallyConsistent)
+        if released { return }
         loop.mailbox.post(.stall(milliseconds: milliseconds))
     }
 

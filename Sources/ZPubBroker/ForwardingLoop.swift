@@ -113,6 +113,12 @@ final class ForwardingLoopHandle: Sendable {
     /// once rather than after `ControlResponder.loopReplyTimeoutMilliseconds` each, which held
     /// the control thread, and so the exit, for minutes under a monitor's steady requests.
     let stopped = Atomic<Bool>(false)
+    /// Test hook: `stallIdle`, `stallHeld` while a stall holds the loop, `stallReleased` once
+    /// another SIGUSR2 asked it to end early (a test done with the stall needs not wait it out).
+    let stall = Atomic<Int>(ForwardingLoopHandle.stallIdle)
+    static let stallIdle = 0
+    static let stallHeld = 1
+    static let stallReleased = 2
 
     init(logger: Logger) {
         descriptorGuard = DescriptorGuard(logger: logger)
@@ -1056,9 +1062,7 @@ final class ForwardingLoop {
             case .connectionEventSummary:
                 apply(connectionEvents.takeSummary())
             case .stall(let milliseconds):
-                logger.warning("test hook: stalling the forwarding loop for \(milliseconds) ms")
-                // Clamped: a test's setting (an environment variable) must not trap the daemon.
-                usleep(UInt32(min(max(milliseconds, 0), 60_000)) * 1_000)
+                holdForTest(milliseconds: milliseconds)
             case .pairQuery(let slot):
                 // Only a broker that may take over asks the kernel about each connection (three
                 // system calls each: not on the active one's loop, at every heartbeat).
@@ -1128,6 +1132,23 @@ final class ForwardingLoop {
 
     /// Writes mirrored messages into this broker's history with the active peer's sequences,
     /// so that a takeover continues them and resumes (`since`, Last-Event-ID) work across it.
+    /// Test hook: holds the loop as a subscription flood inside libzmq would, for `milliseconds`
+    /// (clamped: a test's setting, an environment variable, must not trap the daemon) or until
+    /// `Broker.stallForwardingLoop` is asked again.
+    private func holdForTest(milliseconds: Int) {
+        logger.warning("test hook: stalling the forwarding loop for \(milliseconds) ms")
+        handle.stall.store(ForwardingLoopHandle.stallHeld, ordering: .sequentiallyConsistent)
+        let deadline = SystemClock.monotonicNanoseconds() + UInt64(min(max(milliseconds, 0), 60_000)) * 1_000_000
+        while SystemClock.monotonicNanoseconds() < deadline {
+            if handle.stall.load(ordering: .sequentiallyConsistent) == ForwardingLoopHandle.stallReleased {
+                logger.warning("test hook: the forwarding loop's stall ends early")
+                break
+            }
+            usleep(5_000)
+        }
+        handle.stall.store(ForwardingLoopHandle.stallIdle, ordering: .sequentiallyConsistent)
+    }
+
     private func replicate(_ messages: [StoredMessage], after: UInt64) {
         guard let historyQueue else { return }
         // Stopped at a message that did not fit: only a reply to the request asked again from

@@ -225,7 +225,7 @@ struct ZPubDaemon: ParsableCommand {
         return UInt64(String(cString: value))
     }
 
-    /// Waits for signals: SIGHUP reloads, SIGUSR2 stalls the loop (or, with
+    /// Waits for signals: SIGHUP reloads, SIGUSR2 stalls the loop, or ends its stall early (or, with
     /// `ZPUBD_TEST_STALL=history`, the history writer; with `gateway`, it stops or starts
     /// the gateway's reading from the broker) when test hooks are on
     /// (`ZPUBD_TEST_HOOKS`), SIGTERM and SIGINT return (to shut down) the configuration then in

@@ -591,9 +591,15 @@ final class FaultTests: XCTestCase {
             churnSeconds > stallSeconds - 3,
             "the churn took \(churnSeconds) s of the \(stallSeconds) s stall: this machine is too slow to churn while the loop is held"
         )
-        // Handled again: two subscribers, the others counted out.
+        // Done while it was held: a second SIGUSR2 lets the loop run again at once.
+        daemon.signal(SIGUSR2)
+        // Handled again: two subscribers, the others counted out, the upstream's handshake (its
+        // monitor event may come just after the TCP connection seen above).
         // STATS answers with an error while the loop is held.
-        try Wait.until("the loop counts two subscribers", timeout: 30) { (try? daemon.stats())?.peers[.xpub] == 2 }
+        try Wait.until("the loop counts two subscribers and the upstream", timeout: 30) {
+            let stats = try? daemon.stats()
+            return stats?.peers[.xpub] == 2 && stats?.upstreams.first?.state == "connected"
+        }
         let stats = try daemon.stats()
         let summarized = try XCTUnwrap(stats.connectionEventsSummarized)
         XCTAssertGreaterThanOrEqual(

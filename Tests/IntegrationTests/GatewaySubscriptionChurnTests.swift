@@ -301,8 +301,9 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(waited, 10, "answered before the 10 s were up")
         XCTAssertLessThan(waited, 19, "answered by the catch-up's failure, not given up on")
         XCTAssertTrue(daemon.log.contains("subscribes waited more than 10 s for their catch-up"), daemon.log)
-        // /metrics asks the broker too, which answers once the loop runs again. (The later
-        // streams' events are given up on too.)
+        // /metrics asks the broker too, which answers once the loop runs again: a second SIGUSR2
+        // ends its stall. (The later streams' events are given up on too.)
+        daemon.signal(SIGUSR2)
         try Wait.until("/metrics counts it", timeout: 40) {
             (try? HTTPProbe.metrics(port: port))?["zpub_http_catch_up_confirmations_given_up_total"] ?? 0 >= 1
         }

@@ -973,7 +973,9 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual((events.first?["data"] as? [String: Any])?["code"] as? String, "resume_again", run.stdout)
         XCTAssertFalse(
             run.stderr.contains("timed out"), "closed by the gateway, not by the client's timeout: \(run.stderr)")
-        // Once the loop answers again, the same Last-Event-ID resumes exactly.
+        // Once the loop answers again (a second SIGUSR2 ends its stall), the same Last-Event-ID
+        // resumes exactly.
+        daemon.signal(SIGUSR2)
         try Wait.until("the loop answers again", timeout: 30) { (try? daemon.stats()) != nil }
         let resumed = try resumeSSE(
             daemon, port: port, prefix: "orders.", lastEventID: "h1", count: 5, push: push, liveTopic: "orders.end")
