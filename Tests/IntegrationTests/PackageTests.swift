@@ -10,6 +10,8 @@ final class PackageTests: XCTestCase {
         .deletingLastPathComponent().deletingLastPathComponent()
 
     private var scratch: URL!
+    /// The package the tests share (built once: some 8 s each), in a directory of its own.
+    nonisolated(unsafe) private static var built: (directory: URL, path: String)?
 
     override func setUpWithError() throws {
         for tool in ["/usr/bin/dpkg-deb", "/usr/bin/dpkg-shlibdeps", "/usr/bin/lintian", "/usr/bin/man"] {
@@ -25,20 +27,29 @@ final class PackageTests: XCTestCase {
         if let scratch { try? FileManager.default.removeItem(at: scratch) }
     }
 
+    override class func tearDown() {
+        if let built { try? FileManager.default.removeItem(at: built.directory) }
+        built = nil
+    }
+
     private func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Run {
         try Run.program(URL(fileURLWithPath: tool), arguments, timeout: 120, environment: environment)
     }
 
-    /// Builds the package from the binaries under test; returns its path.
+    /// Builds the package from the binaries under test, once for all the tests; returns its path.
     private func buildPackage() throws -> String {
+        if let built = Self.built { return built.path }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-package-built-\(UUID().uuidString.prefix(8))")
         let build = try run(
             Self.repository.appendingPathComponent("packaging/build-deb.sh").path,
-            [Binaries.directory.path, scratch.appendingPathComponent("out").path],
+            [Binaries.directory.path, directory.path],
             // A debug build links the toolchain's Swift runtime, which no Debian package provides.
             environment: ["ZPUB_DEB_ALLOW_UNPACKAGED_LIBS": "1", "ZPUB_DEB_COMPRESSION": "gzip"])
         XCTAssertEqual(build.status, 0, build.stderr)
         let path = build.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertTrue(path.hasSuffix("zpub_\(ZPubVersion.current)-1_amd64.deb"), path)
+        if build.status == 0 { Self.built = (directory, path) }
         return path
     }
 
