@@ -43,6 +43,17 @@ public struct JSONValue: Equatable, Sendable {
         return parser.document() != nil
     }
 
+    /// Why `bytes` are not exactly one JSON value, in words for the client that sent them (nil
+    /// when they are one): "not UTF-8", "nested deeper than 64 levels", "a lone surrogate
+    /// escape at byte 12", "invalid at byte 7", "more after the value at byte 9". Parses
+    /// again: for the refusal only, never in the forwarding of a valid value.
+    public static func problem(in bytes: [UInt8]) -> String? {
+        guard String(validating: bytes, as: UTF8.self) != nil else { return "not UTF-8" }
+        var parser = JSONParser(bytes: bytes, building: false)
+        guard parser.document() == nil else { return nil }
+        return parser.problem ?? "invalid at byte \(parser.index)"
+    }
+
     /// The member called `key` of an object (the last one, if the key repeats), else nil.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = kind else { return nil }
@@ -71,6 +82,8 @@ private struct JSONParser {
     let building: Bool
     var index = 0
     var depth = 0
+    /// What failed, where a byte position alone would not say it (`JSONValue.problem(in:)`).
+    var problem: String?
 
     init(bytes: [UInt8], building: Bool) {
         self.bytes = bytes
@@ -81,7 +94,11 @@ private struct JSONParser {
         skipWhitespace()
         guard let value = value() else { return nil }
         skipWhitespace()
-        return index == bytes.count ? value : nil
+        guard index == bytes.count else {
+            problem = "more after the value at byte \(index)"
+            return nil
+        }
+        return value
     }
 
     private var current: UInt8? { index < bytes.count ? bytes[index] : nil }
@@ -131,7 +148,8 @@ private struct JSONParser {
     private mutating func object() -> JSONValue.Kind? {
         depth += 1
         defer { depth -= 1 }
-        guard depth <= JSONValue.maxDepth, expect(UInt8(ascii: "{")) else { return nil }
+        guard depth <= JSONValue.maxDepth else { return tooDeep() }
+        guard expect(UInt8(ascii: "{")) else { return nil }
         var members: [JSONValue.Member] = []
         skipWhitespace()
         if expect(UInt8(ascii: "}")) { return .object(members) }
@@ -152,7 +170,8 @@ private struct JSONParser {
     private mutating func array() -> JSONValue.Kind? {
         depth += 1
         defer { depth -= 1 }
-        guard depth <= JSONValue.maxDepth, expect(UInt8(ascii: "[")) else { return nil }
+        guard depth <= JSONValue.maxDepth else { return tooDeep() }
+        guard expect(UInt8(ascii: "[")) else { return nil }
         var values: [JSONValue] = []
         skipWhitespace()
         if expect(UInt8(ascii: "]")) { return .array(values) }
@@ -164,6 +183,11 @@ private struct JSONParser {
             if expect(UInt8(ascii: "]")) { return .array(values) }
             guard expect(UInt8(ascii: ",")) else { return nil }
         }
+    }
+
+    private mutating func tooDeep() -> JSONValue.Kind? {
+        problem = "nested deeper than \(JSONValue.maxDepth) levels"
+        return nil
     }
 
     private mutating func literal(_ word: StaticString) -> Bool {
@@ -235,15 +259,20 @@ private struct JSONParser {
         case UInt8(ascii: "r"): return [0x0D]
         case UInt8(ascii: "t"): return [0x09]
         case UInt8(ascii: "u"):
+            let escapeStart = index - 2
             guard var scalar = hex4() else { return nil }
             if (0xD800..<0xDC00).contains(scalar) {
                 // A high surrogate must be followed by an escaped low one.
                 guard expect(UInt8(ascii: "\\")), expect(UInt8(ascii: "u")), let low = hex4(),
                     (0xDC00..<0xE000).contains(low)
-                else { return nil }
+                else {
+                    problem = "a lone surrogate escape at byte \(escapeStart)"
+                    return nil
+                }
                 scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
             } else if (0xDC00..<0xE000).contains(scalar) {
-                return nil  // a lone low surrogate
+                problem = "a lone surrogate escape at byte \(escapeStart)"
+                return nil
             }
             guard let unicode = Unicode.Scalar(scalar) else { return nil }
             return Array(String(Character(unicode)).utf8)

@@ -35,7 +35,12 @@ enum ClientRequest: Equatable {
     }
 
     static func parse(_ bytes: [UInt8]) -> Result<ClientRequest, Violation> {
-        guard let object = JSONValue.parse(bytes), case .object = object.kind else {
+        guard let object = JSONValue.parse(bytes) else {
+            let problem = JSONValue.problem(in: bytes) ?? "invalid"
+            return .failure(
+                Violation(code: 1007, reason: "not JSON (\(problem)); send {\"op\":\"subscribe\",\"prefix\":\"...\"}"))
+        }
+        guard case .object = object.kind else {
             return .failure(
                 Violation(code: 1007, reason: "not a JSON object; send {\"op\":\"subscribe\",\"prefix\":\"...\"}"))
         }

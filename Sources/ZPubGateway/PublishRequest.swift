@@ -17,7 +17,12 @@ enum PublishRequest {
     }
 
     static func parse(_ bytes: [UInt8]) -> Result<[[[UInt8]]], Problem> {
-        guard let body = JSONValue.parse(bytes), case .object = body.kind else {
+        guard let body = JSONValue.parse(bytes) else {
+            let problem = JSONValue.problem(in: bytes) ?? "invalid"
+            return .failure(
+                Problem(message: #"the body is not JSON ("# + problem + #"); send {"topic": "...", "payload": ...}"#))
+        }
+        guard case .object = body.kind else {
             return .failure(
                 Problem(message: #"the body is not a JSON object; send {"topic": "...", "payload": ...}"#))
         }

@@ -30,6 +30,20 @@ final class JSONValueTests: XCTestCase {
         XCTAssertFalse(JSONValue.isValid([0x22, 0xFF, 0x22]), "not UTF-8")
     }
 
+    /// What a client is told: why, and where.
+    func testAProblemIsNamed() {
+        let cases: [(String, String?)] = [
+            (#"{"a":[1,2]}"#, nil), ("", "invalid at byte 0"), ("[1,]", "invalid at byte 3"),
+            ("[1]x", "more after the value at byte 3"), (#"["\ud83d"]"#, "a lone surrogate escape at byte 2"),
+            (#"["ok","\ude00"]"#, "a lone surrogate escape at byte 7"),
+            (String(repeating: "[", count: 65), "nested deeper than 64 levels"),
+        ]
+        for (text, problem) in cases {
+            XCTAssertEqual(JSONValue.problem(in: Array(text.utf8)), problem, text)
+        }
+        XCTAssertEqual(JSONValue.problem(in: [0x22, 0xFF, 0x22]), "not UTF-8")
+    }
+
     func testDeepNestingIsRefusedNotACrash() {
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         XCTAssertFalse(valid(deep))

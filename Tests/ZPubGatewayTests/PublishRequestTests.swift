@@ -23,7 +23,8 @@ final class PublishRequestTests: XCTestCase {
 
     func testEveryProblemIsExplained() {
         let cases: [(String, String)] = [
-            ("not json", "not a JSON object"), ("[1]", "not a JSON object"),
+            ("not json", "not JSON (invalid at byte 0)"), ("[1]", "not a JSON object"),
+            (String(repeating: "[", count: 100), "not JSON (nested deeper than 64 levels)"),
             (#"{"payload":"x"}"#, #"needs "topic""#), (#"{"topic":"","payload":"x"}"#, #"needs "topic""#),
             (#"{"topic":"a"}"#, #""payload" (any JSON value) or "frames""#),
             (#"{"topic":"a","payload":1,"frames":[]}"#, "not both"),

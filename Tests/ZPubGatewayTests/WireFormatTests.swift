@@ -94,6 +94,19 @@ final class ClientRequestTests: XCTestCase {
             XCTAssertFalse(violation.reason.isEmpty)
             XCTAssertLessThanOrEqual(violation.reason.utf8.count, 123, "fits a close frame: \(text)")
         }
+        // Not JSON, and why: a probe's 5,000-deep request was told "not a JSON object".
+        for (text, reason) in [
+            (String(repeating: #"{"a":"#, count: 5_000), "not JSON (nested deeper than 64 levels)"),
+            (#"{"op":"ping","x":"\uDC00"}"#, "not JSON (a lone surrogate escape at byte 18)"),
+            ("subscribe a.", "not JSON (invalid at byte 0)"), ("[1,2]", "not a JSON object"),
+        ] {
+            guard case .failure(let violation) = parse(text) else {
+                XCTFail("\(text.prefix(40)) was accepted")
+                continue
+            }
+            XCTAssertTrue(violation.reason.hasPrefix(reason), violation.reason)
+            XCTAssertLessThanOrEqual(violation.reason.utf8.count, 123, violation.reason)
+        }
     }
 
     func testAKeptMessageCarriesItsHistorySequence() {
