@@ -83,6 +83,57 @@ final class SocketTests: XCTestCase {
         XCTAssertNotNil(message.sourceConnection)
     }
 
+    /// A SUB that has not read since its peer came back (a new broker on the same port) sends
+    /// a subscription change, and the subscriptions it held, to the new peer at once: libzmq
+    /// takes a reconnection in only when the socket processes its commands, which
+    /// zmq_setsockopt does not (`Socket.setOption`).
+    func testASubscriptionChangeAfterAReconnectionReachesTheNewPeer() throws {
+        let first = try Socket(context, type: .xpub)
+        try first.setOption(.linger, 0)
+        try first.bind("tcp://127.0.0.1:*")
+        let endpoint = first.lastEndpoint
+        let subscriber = try Socket(context, type: .sub)
+        try subscriber.setOption(.linger, 0)
+        try subscriber.startMonitor("inproc://resubscribe-monitor", events: .handshakeSucceeded)
+        let monitor = try Socket(context, type: .pair)
+        try monitor.setOption(.linger, 0)
+        try monitor.connect("inproc://resubscribe-monitor")
+        defer {
+            subscriber.close()
+            monitor.close()
+        }
+        try subscriber.connect(endpoint)
+        try subscriber.setOption(.subscribe, bytes: Array("a".utf8))
+        XCTAssertEqual(try first.receiveFrames(timeoutMilliseconds: 10_000), [[1] + Array("a".utf8)])
+        // Unread in the subscriber, as a flood's are.
+        for _ in 0..<10 { XCTAssertTrue(try first.send(frames: [Array("a".utf8)])) }
+        first.close()
+        let second = try Socket(context, type: .xpub)
+        try second.setOption(.linger, 0)
+        defer { second.close() }
+        // The port is free once libzmq's I/O thread has closed the first listener.
+        let deadline = Date().addingTimeInterval(10)
+        while true {
+            do {
+                try second.bind(endpoint)
+                break
+            } catch  where Date() < deadline {
+                usleep(10_000)
+            }
+        }
+        var handshakes = 0
+        while handshakes < 2 && Date() < deadline {
+            if try monitor.readMonitorEvent() != nil { handshakes += 1 } else { usleep(10_000) }
+        }
+        XCTAssertEqual(handshakes, 2, "connected to the second peer")
+        try subscriber.setOption(.subscribe, bytes: Array("m".utf8))
+        var received: Set<[UInt8]> = []
+        while received.count < 2, let frames = try second.receiveFrames(timeoutMilliseconds: 5_000) {
+            received.insert(frames[0])
+        }
+        XCTAssertEqual(received, [[1] + Array("a".utf8), [1] + Array("m".utf8)])
+    }
+
     func testWouldBlockIsAValueNotAnError() throws {
         let pull = try Socket(context, type: .pull)
         defer { pull.close() }
