@@ -327,24 +327,69 @@ public struct PairFollower {
     /// when known, and what the same broker holds within skipped ranges (`rangesToRead`),
     /// read just before. `resumedAfter`: the broker replayed from there, below the starting
     /// position (the reply's `resumed_after`); its messages from there up to that position are
-    /// printed once, with their numbers.
+    /// printed once, with their numbers. The whole replay at once: `beginReplay`,
+    /// `replayedPage` and `endReplay` take it page by page when no orphan waits.
     public mutating func replayed(
         _ messages: [(frames: [[UInt8]], sequence: UInt64?)], keptPrefixes: [[UInt8]]?, from replaying: Int? = nil,
         filling: GapReading? = nil, resumedAfter: UInt64? = nil
     ) -> [Action] {
+        var (pass, actions) = beginReplay(
+            keptPrefixes: keptPrefixes, from: replaying, filling: filling, resumedAfter: resumedAfter,
+            orphansMatchedIn: messages)
+        actions += replayedPage(messages, in: &pass)
+        endReplay(pass)
+        return actions
+    }
+
+    /// What a replay passed page by page keeps between its parts.
+    public struct ReplayPass {
+        fileprivate var alreadyPrinted: RecentMessages
+        fileprivate let jumpedOver: (before: UInt64, target: UInt64, source: Int)?
+        fileprivate let replaying: Int?
+        fileprivate let resumedAfter: UInt64?
+        fileprivate let startBelow: UInt64
+        fileprivate let filled: Set<UInt64>
+        fileprivate let wasHolding: Bool
+        /// Printed from below the starting position (`resumedAfter`), with their numbers: a
+        /// replay given up and asked again replays them again.
+        fileprivate var printedBelowStart: [[[UInt8]]] = []
+    }
+
+    /// Whether a replay may be passed page by page (`beginReplay`): no orphan waits for it.
+    /// An orphan is matched against the whole replay, and printed before it when not there.
+    /// (A replay of a million messages held whole took `zpub sub --since` to 700 MB before it
+    /// printed the first: a probe.)
+    public var mayTakeReplayInPages: Bool { waitingForResume.isEmpty }
+
+    /// `replayed` in parts, for a replay read page by page (`mayTakeReplayInPages`): this with
+    /// what comes before its first page (the arguments of `replayed` but its messages, known
+    /// with the first reply), then `replayedPage` for each page, then `endReplay`, or
+    /// `abandonReplay` when a page cannot be read.
+    public mutating func beginReplay(
+        keptPrefixes: [[UInt8]]?, from replaying: Int? = nil, filling: GapReading? = nil, resumedAfter: UInt64? = nil
+    ) -> (ReplayPass, [Action]) {
+        beginReplay(
+            keptPrefixes: keptPrefixes, from: replaying, filling: filling, resumedAfter: resumedAfter,
+            orphansMatchedIn: [])
+    }
+
+    private mutating func beginReplay(
+        keptPrefixes: [[UInt8]]?, from replaying: Int?, filling: GapReading?, resumedAfter: UInt64?,
+        orphansMatchedIn messages: [(frames: [[UInt8]], sequence: UInt64?)]
+    ) -> (ReplayPass, [Action]) {
         // Ranges dropped since they were read (a numbering that started again) fill nothing.
         let readRanges = (filling?.ranges ?? []).filter { read in skippedRanges.contains { $0.range == read } }
         let filling = (filling?.messages ?? []).filter { message in
             readRanges.contains { $0.contains(message.sequence) }
         }
         if let keptPrefixes { self.keptPrefixes = keptPrefixes }
+        let wasHolding = holdingForResume
         holdingForResume = false
         // Replayed from before them (`replayPosition`), or the broker holds no split there:
-        // its jumps are read (one this replay brought included).
+        // its jumps are read (one this replay brought included; `endReplay`).
         // Only what lies between the number before the jump and the first printed after it can
         // have been missed; what was printed above that is not printed again, however long ago.
         let jumpedOver = replaying.flatMap { source in splitJumps.first { $0.source == source } }
-        defer { if let replaying { splitJumps.removeAll { $0.source == replaying } } }
         // Asked for once: a broker that then did not say it was active (dead, or not yet
         // active) is not asked first at every later check.
         jumpedSource = nil
@@ -420,34 +465,45 @@ public struct PairFollower {
             recentlyPrinted.insert(message.frames)
             actions.append(.deliver(message.frames, sequence: message.sequence))
         }
-        if let resumedAfter, resumedAfter < unreadBelowStart {
+        let pass = ReplayPass(
+            alreadyPrinted: alreadyPrinted, jumpedOver: jumpedOver, replaying: replaying, resumedAfter: resumedAfter,
+            startBelow: unreadBelowStart, filled: Set(filling.map(\.sequence)), wasHolding: wasHolding)
+        return (pass, actions)
+    }
+
+    /// One page of a replay begun with `beginReplay` (pages in order, sequences ascending).
+    public mutating func replayedPage(
+        _ messages: [(frames: [[UInt8]], sequence: UInt64?)], in pass: inout ReplayPass
+    ) -> [Action] {
+        var actions: [Action] = []
+        if let resumedAfter = pass.resumedAfter, resumedAfter < pass.startBelow {
             // The broker read from below the starting position: it was a number the broker's
             // peer gave while both were active, and what this broker numbered after the split
-            // lies below it. Printed with their numbers (`last` stays), once.
-            let filled = Set(filling.map(\.sequence))
+            // lies below it. Printed with their numbers (`last` stays), once. (Below the
+            // starting position, so in the pages before any the loop below prints from.)
             for message in messages {
-                guard let sequence = message.sequence, sequence > resumedAfter, sequence <= unreadBelowStart,
-                    !filled.contains(sequence)
+                guard let sequence = message.sequence, sequence > resumedAfter, sequence <= pass.startBelow,
+                    !pass.filled.contains(sequence)
                 else { continue }
                 if printedBelowLast.remove(Self.numbered(message.frames, sequence))
-                    || alreadyPrinted.remove(message.frames) || printedWithoutMarker.remove(message.frames)
+                    || pass.alreadyPrinted.remove(message.frames) || printedWithoutMarker.remove(message.frames)
                 {
                     continue
                 }
                 recentlyPrinted.insert(message.frames)
+                pass.printedBelowStart.append(Self.numbered(message.frames, sequence))
                 actions.append(.deliver(message.frames, sequence: sequence))
             }
-            unreadBelowStart = resumedAfter
         }
         for message in messages {
-            if let sequence = message.sequence, let jumpedOver, sequence > jumpedOver.before,
+            if let sequence = message.sequence, let jumpedOver = pass.jumpedOver, sequence > jumpedOver.before,
                 sequence < jumpedOver.target, !recentlyPrinted.contains(message.frames)
             {
                 // Replayed from before its jump (`replayPosition`): what the broker numbered
                 // above it and this follower did not print (the resume that its jump asked for
                 // went to the other broker, still active, which lacked it, and the jumping
                 // broker's next messages came live meanwhile), with its number (`last` stays).
-                if !alreadyPrinted.remove(message.frames) && !printedWithoutMarker.remove(message.frames) {
+                if !pass.alreadyPrinted.remove(message.frames) && !printedWithoutMarker.remove(message.frames) {
                     recentlyPrinted.insert(message.frames)
                     // A skipped range holds its number too: read at another broker later, it
                     // is not printed again.
@@ -456,15 +512,30 @@ public struct PairFollower {
                 }
                 continue
             }
-            if let sequence = message.sequence, sequence > last, alreadyPrinted.remove(message.frames) {
+            if let sequence = message.sequence, sequence > last, pass.alreadyPrinted.remove(message.frames) {
                 // Printed without its sequence since the last replay: now only numbered.
                 last = sequence
                 recentlyPrinted.insert(message.frames)
                 continue
             }
-            actions += deliver(message.frames, message.sequence, from: replaying)
+            actions += deliver(message.frames, message.sequence, from: pass.replaying)
         }
         return actions
+    }
+
+    /// The replay begun with `beginReplay` is through.
+    public mutating func endReplay(_ pass: ReplayPass) {
+        if let resumedAfter = pass.resumedAfter, resumedAfter < pass.startBelow { unreadBelowStart = resumedAfter }
+        if let replaying = pass.replaying { splitJumps.removeAll { $0.source == replaying } }
+    }
+
+    /// A page of the replay begun with `beginReplay` could not be read: the next resume asks
+    /// again from `last` (what was printed stays printed). What waits for a replay waits on,
+    /// and what was printed without a number before it is still known to the next.
+    public mutating func abandonReplay(_ pass: ReplayPass) {
+        holdingForResume = pass.wasHolding
+        printedUnnumbered = pass.alreadyPrinted
+        for printed in pass.printedBelowStart { printedBelowLast.insert(printed) }
     }
 
     private func isKept(_ topic: [UInt8]) -> Bool { keptPrefixes.contains { topic.starts(with: $0) } }

@@ -254,7 +254,9 @@ struct Subscribe: ParsableCommand {
     /// where it started.
     private func fetchReplay(
         token: String, since: UInt64, into handshake: inout SnapshotCatchUp<[[UInt8]]>, from control: String? = nil,
-        noteUnkept: Bool = true, told notKept: inout NotKeptReport, page deliver: ([MessageJSON]) throws -> Void
+        noteUnkept: Bool = true, told notKept: inout NotKeptReport,
+        begin: (_ through: UInt64, _ resumedAfter: UInt64?, _ prefixes: [String]) throws -> Void = { _, _, _ in },
+        page deliver: ([MessageJSON]) throws -> Void
     ) throws -> (release: SnapshotCatchUp<[[UInt8]]>.Release, through: UInt64, resumedAfter: UInt64?) {
         let client = ControlClient(
             endpoint: control ?? self.control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
@@ -273,6 +275,7 @@ struct Subscribe: ParsableCommand {
         if !unkept {
             for range in notKept.untold(reply.notKept) { Output.error(range.describe(readUnder: prefix)) }
         }
+        try begin(reply.through, reply.resumedAfter, reply.prefixes)
         try deliver(reply.messages)
         var last = reply.messages.last?.sequence
         var more = reply.more
@@ -470,7 +473,11 @@ struct Subscribe: ParsableCommand {
             if let abandoned = catchUp { unsubscribe(abandoned.markerTopic) }
             catchUp = nil
             var handshake = try startSnapshot(subscribers: sockets)
+            /// The replay held whole: only when an orphan waits (matched against all of it).
             var entries: [MessageJSON] = []
+            /// The replay passed page by page as it is read (`PairFollower.mayTakeReplayInPages`).
+            let paged = follower.mayTakeReplayInPages
+            var pass: PairFollower.ReplayPass?
             let through: UInt64
             let resumedAfter: UInt64?
             // The replaying broker's socket: the one its last catch-up's marker came on, or the
@@ -478,15 +485,60 @@ struct Subscribe: ParsableCommand {
             let replaying =
                 activeSource
                 ?? (endpoints.count == controlEndpoints.count ? controlEndpoints.firstIndex(of: active) : nil)
+            var numberingStartedAgain = false
+            defer { if numberingStartedAgain { toldNotKept = NotKeptReport() } }
+            /// Before the replay's messages: the numbering's news, and what the broker holds of
+            /// the ranges the follower skipped.
+            func beforeTheMessages(through: UInt64, resumedAfter: UInt64?) -> PairFollower.GapReading? {
+                let gaps = follower.rangesToRead(at: replaying)
+                let filling = gaps.isEmpty ? nil : fetchSkipped(gaps, from: active)
+                let previous = follower.last
+                // A broker that resumed from below `last` numbers above it: `last` was its peer's
+                // number, given while both were active, not one of a numbering that started again.
+                if resumedAfter == nil, follower.numberingEnds(at: through, from: replaying) {
+                    // Numbers below the ranges told are given again: their ranges are news
+                    // (forgotten once the replay is read: `fetchReplay` holds the report).
+                    numberingStartedAgain = true
+                    if previous == since {
+                        Output.error(
+                            "--since \(previous) is beyond the newest number \(active) has given (\(through)): nothing to replay. Printing from \(through + 1) on (a number from another broker, or from before it restarted without its state directory? what it keeps: zpub history -c \(active) --since 0)"
+                        )
+                    } else {
+                        Output.error(
+                            "\(active) has numbered no message after \(through), below the last sequence printed (\(previous)): its numbering started again (restarted without a state directory, or its history file moved aside). Printing from \(through + 1) on; what it kept before: zpub history -c \(active) --since 0"
+                        )
+                    }
+                }
+                return filling
+            }
+            func numbered(_ page: [MessageJSON]) -> [(frames: [[UInt8]], sequence: UInt64?)] {
+                page.compactMap { entry in entry.messageFrames.map { (frames: $0, sequence: entry.seq) } }
+            }
+            /// `--count` reached in the middle of the replay.
+            struct Done: Error {}
             do {
-                // Held whole: the follower matches the messages it printed without a number
-                // against the whole replay.
                 // The note of a prefix history does not keep: once, not at every failover.
                 (_, through, resumedAfter) = try fetchReplay(
                     token: handshake.token, since: follower.replayPosition(at: replaying), into: &handshake,
-                    from: active,
-                    noteUnkept: firstResume, told: &toldNotKept
-                ) { entries += $0 }
+                    from: active, noteUnkept: firstResume, told: &toldNotKept,
+                    begin: { through, resumedAfter, prefixes in
+                        guard paged else { return }
+                        let filling = beforeTheMessages(through: through, resumedAfter: resumedAfter)
+                        let (begun, actions) = follower.beginReplay(
+                            keptPrefixes: prefixes.map { Array($0.utf8) }, from: replaying, filling: filling,
+                            resumedAfter: resumedAfter)
+                        pass = begun
+                        if act(actions) { throw Done() }
+                    }
+                ) { page in
+                    guard paged, pass != nil else {
+                        entries += page
+                        return
+                    }
+                    if act(follower.replayedPage(numbered(page), in: &pass!)) { throw Done() }
+                }
+            } catch is Done {
+                return true
             } catch let error as CLIError
                 where error.code == ControlError.Code.historyOff.rawValue
                 && !(firstResume && controlEndpoints.count == 1)
@@ -495,6 +547,7 @@ struct Subscribe: ParsableCommand {
                 // again cannot help. Said once; what waited for a replay is printed unnumbered,
                 // and every live message as it comes (nothing there is kept, so none waits for
                 // a sequence marker).
+                if let pass { follower.abandonReplay(pass) }
                 unsubscribe(handshake.markerTopic)
                 catchUp = nil
                 retrying = false
@@ -507,7 +560,9 @@ struct Subscribe: ParsableCommand {
                 return act(follower.replayed([], keptPrefixes: [], from: nil))
             } catch {
                 // The broker may have just taken over, or dropped this connection for a moment:
-                // give up this handshake and try again (a new token) at the next check.
+                // give up this handshake and try again (a new token) at the next check, from
+                // what was printed of it.
+                if let pass { follower.abandonReplay(pass) }
                 unsubscribe(handshake.markerTopic)
                 if firstResume && controlEndpoints.count == 1 { throw error }
                 Output.error("cannot resume from \(active) yet (\(error)); trying again")
@@ -517,30 +572,12 @@ struct Subscribe: ParsableCommand {
             }
             retrying = false
             historyOffNoted = nil
-            let gaps = follower.rangesToRead(at: replaying)
-            let filling = gaps.isEmpty ? nil : fetchSkipped(gaps, from: active)
-            let previous = follower.last
-            // A broker that resumed from below `last` numbers above it: `last` was its peer's
-            // number, given while both were active, not one of a numbering that started again.
-            if resumedAfter == nil, follower.numberingEnds(at: through, from: replaying) {
-                // Numbers below the ranges told are given again: their ranges are news.
-                toldNotKept = NotKeptReport()
-                if previous == since {
-                    Output.error(
-                        "--since \(previous) is beyond the newest number \(active) has given (\(through)): nothing to replay. Printing from \(through + 1) on (a number from another broker, or from before it restarted without its state directory? what it keeps: zpub history -c \(active) --since 0)"
-                    )
-                } else {
-                    Output.error(
-                        "\(active) has numbered no message after \(through), below the last sequence printed (\(previous)): its numbering started again (restarted without a state directory, or its history file moved aside). Printing from \(through + 1) on; what it kept before: zpub history -c \(active) --since 0"
-                    )
-                }
-            }
-            let messages = entries.compactMap { entry in
-                entry.messageFrames.map { (frames: $0, sequence: entry.seq) }
-            }
-            if act(
+            if let pass {
+                follower.endReplay(pass)
+            } else if act(
                 follower.replayed(
-                    messages, keptPrefixes: handshake.coveredPrefixes, from: replaying, filling: filling,
+                    numbered(entries), keptPrefixes: handshake.coveredPrefixes, from: replaying,
+                    filling: beforeTheMessages(through: through, resumedAfter: resumedAfter),
                     resumedAfter: resumedAfter))
             {
                 return true

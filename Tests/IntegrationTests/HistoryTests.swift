@@ -286,6 +286,35 @@ final class HistoryTests: XCTestCase {
         }
     }
 
+    /// `zpub sub --since` prints a replay page by page as it reads it, and holds no more than a
+    /// page or so: held whole, a probe's replay of a million messages took it to 700 MB before
+    /// it printed the first. Here 16,000 messages of 4 KB (64 MB).
+    func testZpubSubSinceHoldsAPageOfTheReplayNotAllOfIt() throws {
+        let daemon = try Daemon(configuration: "[history]\nprefixes = [\"h.\"]\n")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        let payload = [UInt8](repeating: 0x61, count: 4_000)
+        for _ in 0..<16_000 { try push.send(frames: [Array("h.x".utf8), payload]) }
+        try Wait.until("history holds them", timeout: 60) { try daemon.stats().history?.messages == 16_000 }
+        // The largest resident size of the child, as the kernel accounts it once it has exited.
+        let measure = """
+            import resource, subprocess, sys
+            run = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+            print(run.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, run.stderr.decode())
+            """
+        let run = try Run.program(
+            URL(fileURLWithPath: "/usr/bin/python3"),
+            [
+                "-c", measure, Binaries.zpub.path, "sub", "--since", "0", "--count", "16000", "--json", "-e",
+                daemon.xpub, "-c", daemon.control, "h.",
+            ], timeout: 150)
+        let fields = run.stdout.split(separator: " ", maxSplits: 2)
+        XCTAssertEqual(fields.first, "0", run.stdout + run.stderr)
+        let kilobytes = try XCTUnwrap(fields.dropFirst().first.flatMap { Int($0) }, run.stdout + run.stderr)
+        print("figure: zpub sub --since 0 over 16,000 kept messages of 4 KB: \(kilobytes / 1_024) MiB at most")
+        XCTAssertLessThan(kilobytes, 110 * 1_024, "zpub held \(kilobytes / 1_024) MiB")
+    }
+
     func testAReloadsHistoryPrefixesAreKeptAndShown() throws {
         let daemon = try Daemon(configuration: "[history]\nprefixes = [\"a.\"]\n")
         let clients = try Clients()

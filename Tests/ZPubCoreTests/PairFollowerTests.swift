@@ -614,4 +614,65 @@ final class PairFollowerTests: XCTestCase {
         XCTAssertEqual(
             delivered(follower.replayed([], keptPrefixes: nil, from: 1, filling: gap(skipped, [("first", jump)]))), [])
     }
+
+    /// A replay taken page by page (`beginReplay`, `replayedPage`, `endReplay`), as `zpub sub
+    /// --since` reads it when no orphan waits (held whole, a replay of a million messages took
+    /// it to 700 MB before it printed the first: a probe), prints what the whole replay does,
+    /// in the same order, and leaves the follower where the whole replay does, at any page size.
+    func testAReplayTakenPageByPageIsTheWholeReplay() {
+        typealias Replay = [(frames: [[UInt8]], sequence: UInt64?)]
+        /// A follower at the resume after a jump (the primary's), with messages printed
+        /// unnumbered before it (`alreadyPrinted`), and the primary's replay from below the start.
+        func atTheResume() -> (PairFollower, Replay) {
+            let backups = 10 + gap + 5
+            var follower = PairFollower(since: backups)
+            _ = follower.replayed([(message("n.a", "b1"), backups + 1)], keptPrefixes: [Array("n.".utf8)], from: 1)
+            let jump = backups + 1 + PairSettings.unheardTakeoverGap + 1
+            _ = follower.received(message("n.a", "first"), from: 0, now: 0, catchingUp: false)
+            _ = follower.received(marker("n.a", jump), from: 0, now: 0, catchingUp: false)
+            _ = follower.resuming()
+            _ = follower.replayed([], keptPrefixes: nil, from: 1)
+            _ = follower.received(message("n.a", "second"), from: 0, now: 0, catchingUp: true)
+            _ = follower.received(marker("n.a", jump + 1), from: 0, now: 0, catchingUp: true)
+            // Not kept, as far as it knows: printed unnumbered; the replay says m. is kept now.
+            _ = follower.received(message("m.a", "unnumbered"), from: 0, now: 0, catchingUp: false)
+            _ = follower.resuming()
+            let replay: Replay = [
+                (message("n.a", "frozen"), 11), (message("n.a", "frozen2"), 12), (message("n.a", "first"), jump),
+                (message("n.a", "second"), jump + 1), (message("m.a", "unnumbered"), jump + 2),
+                (message("n.a", "other"), jump + 3), (message("n.a", "fifth"), jump + 4),
+            ]
+            return (follower, replay)
+        }
+        let prefixes = [Array("n.".utf8), Array("m.".utf8)]
+        var (whole, replay) = atTheResume()
+        let expected = delivered(whole.replayed(replay, keptPrefixes: prefixes, from: 0, resumedAfter: 10))
+        XCTAssertEqual(expected.count, 5, "\(expected)")
+        for size in 1...replay.count {
+            var (paged, _) = atTheResume()
+            XCTAssertTrue(paged.mayTakeReplayInPages)
+            var (pass, actions) = paged.beginReplay(keptPrefixes: prefixes, from: 0, resumedAfter: 10)
+            for start in stride(from: 0, to: replay.count, by: size) {
+                actions += paged.replayedPage(Array(replay[start..<min(start + size, replay.count)]), in: &pass)
+            }
+            paged.endReplay(pass)
+            XCTAssertEqual(delivered(actions), expected, "pages of \(size)")
+            XCTAssertEqual(paged.last, whole.last, "pages of \(size)")
+            XCTAssertEqual(paged.replayPosition(at: 0), whole.replayPosition(at: 0), "pages of \(size)")
+            XCTAssertEqual(paged.rangesToRead(at: 1), whole.rangesToRead(at: 1), "pages of \(size)")
+        }
+        // A replay given up after a page: the next prints the rest, and nothing twice.
+        var (broken, _) = atTheResume()
+        var (pass, actions) = broken.beginReplay(keptPrefixes: prefixes, from: 0, resumedAfter: 10)
+        actions += broken.replayedPage(Array(replay[0..<3]), in: &pass)
+        broken.abandonReplay(pass)
+        _ = broken.resuming()
+        actions += broken.replayed(replay, keptPrefixes: prefixes, from: 0, resumedAfter: 10)
+        XCTAssertEqual(delivered(actions), expected)
+        // An orphan waiting: the replay is to be taken whole.
+        var (waiting, _) = follower(replay: [("one", 1)])
+        _ = waiting.received(message("n.a", "two"), now: 0, catchingUp: false)
+        _ = waiting.received(message("m.a", "three"), now: 0, catchingUp: false)
+        XCTAssertFalse(waiting.mayTakeReplayInPages)
+    }
 }
