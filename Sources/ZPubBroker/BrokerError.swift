@@ -41,6 +41,16 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
         )
     }
 
+    /// An ipc endpoint whose socket file another process serves (`IPCSocketFile`); told as a
+    /// port in use is, and so retried as one while this broker's other socket lets it go.
+    static func ipcFileServed(role: BrokerSocketRole, endpoint: String) -> BrokerError {
+        BrokerError(
+            code: .bindFailed,
+            message:
+                "cannot bind the \(role.rawValue) socket to \(endpoint): another process (another zpubd?) accepts connections on that socket file, and binding would take it over silently (libzmq removes the file first): stop that process, or choose another path in the config file (or with --\(role.rawValue) at start)",
+            endpoint: endpoint, systemError: EADDRINUSE)
+    }
+
     /// A reload's bind that failed because the port is this broker's own, bound on another
     /// address (`bound`: the endpoints its sockets hold, as bound): the usual hint blamed
     /// "another process (another zpubd?)" for a reload that widened 127.0.0.1:P to *:P.

@@ -238,6 +238,7 @@ struct BoundEndpoints {
     }
 
     mutating func bind(_ endpoint: String, on socket: Socket) throws(BrokerError) {
+        if IPCSocketFile.isServed(endpoint) { throw BrokerError.ipcFileServed(role: role, endpoint: endpoint) }
         do {
             try socket.bind(endpoint)
         } catch let error as ZMQError {

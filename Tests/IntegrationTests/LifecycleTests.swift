@@ -16,6 +16,49 @@ final class LifecycleTests: XCTestCase {
         return (daemon, endpoint)
     }
 
+    /// A second zpubd given the ipc endpoints of one that runs refuses to start, as it does for
+    /// a TCP port in use: libzmq removes an ipc socket file before binding, and the second
+    /// took the first one's endpoints in silence, leaving it running but unreachable there (a
+    /// probe; the packaged control socket is ipc). A file nobody serves any more (left by a
+    /// zpubd that was killed) is bound as before.
+    func testASecondZpubdOnTheSameIPCEndpointsIsRefused() throws {
+        let (first, xpub) = try daemonWithEndpointInFile(.xpub, maxTopics: 77)
+        let run = try Run.program(
+            Binaries.zpubd, ["--xpub", xpub, "--control", "inproc://c", "--pull", "inproc://p", "--xsub", "inproc://x"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains(
+                "cannot bind the xpub socket to \(xpub): another process (another zpubd?) accepts connections on that socket file"
+            ),
+            run.stderr)
+        // The first still serves it.
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(xpub, prefixes: ["a"])
+        try first.waitForSubscriptions(1)
+        try clients.socket(.push, connect: first.pull).send(frames: frames("a", "still there"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("a", "still there")])
+
+        // A stale file: its server is gone.
+        let stale = "\(NSTemporaryDirectory())zpubd-stale-\(UUID().uuidString.prefix(8)).sock"
+        defer { unlink(stale) }
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(stale.utf8))
+            raw[stale.utf8.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        XCTAssertEqual(bound, 0)
+        close(listener)
+        let second = try Daemon(endpoints: [.xpub: "ipc://\(stale)"])
+        XCTAssertEqual(try second.json("HEALTH")["status"] as? String, "ok")
+    }
+
     /// A TCP endpoint another socket holds until the test ends: one zpubd cannot bind.
     private func takenEndpoint() throws -> String {
         let context = try Context()
