@@ -21,6 +21,9 @@ enum SocketSetup {
 
     /// Replies a control client may leave unread before the next ones to it are dropped.
     static let controlRepliesQueued = 16
+    /// The bytes a subscriber's subscription frame holds beyond its prefix, at most (ZMTP
+    /// 3.1's SUBSCRIBE command name and its length: 10), with room to spare.
+    static let subscriptionFrameOverhead = 16
 
     /// The hard ceiling on one control request frame. libzmq disconnects a peer that exceeds
     /// ZMQ_MAXMSGSIZE, which leaves a REQ client hanging, so this is far above the configured
@@ -174,8 +177,14 @@ enum SocketSetup {
             // prefixes crash libzmq 4.3.4's subscription tries on removal (recursion). The floor
             // is there because the limit also applies to the handshake's READY command
             // (about 40 bytes, more with metadata); prefixes between the configured maximum
-            // and the floor are refused and counted by the broker itself.
-            options.append(IntegerOption(.maxMessageSize, max(configuration.maxSubscriptionLength + 1, 1_024)))
+            // and the floor are refused and counted by the broker itself. The headroom: a
+            // libzmq 4.3 SUB sends a subscription as ZMTP 3.1's SUBSCRIBE command, 10 bytes
+            // before the prefix (0x01 alone in ZMTP 3.0); with 1 byte, prefixes of the last 9
+            // allowed lengths were dropped with their connection, which then came back and
+            // sent them again, 8 times a second (a probe).
+            options.append(
+                IntegerOption(
+                    .maxMessageSize, max(configuration.maxSubscriptionLength + Self.subscriptionFrameOverhead, 1_024)))
             // The broker applies each subscription itself (see ForwardingLoop.handleSubscriptions),
             // which lets it count them, bound them, and refuse what is over the limits.
             options.append(IntegerOption(.xpubManual, 1))

@@ -86,6 +86,23 @@ final class SubscriptionForwardingTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("b.still")])
     }
 
+    /// A prefix of every allowed length is taken, the longest (`max_subscription_length`, 1,024
+    /// by default) too, and one byte longer is refused and counted. libzmq 4.3's SUB sends a
+    /// subscription as a SUBSCRIBE command, 10 bytes more than the prefix: with room for 1,
+    /// prefixes of 1,016 to 1,024 bytes dropped their subscriber's connection, again and again.
+    func testTheLongestAllowedPrefixIsTakenAndOneByteMoreIsCounted() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let longest = String(repeating: "p", count: 1_024)
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [longest])
+        try daemon.waitForSubscriptions(1)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames(longest + ".x", "1"))
+        XCTAssertEqual(try subscriber.receive(1), [frames(longest + ".x", "1")])
+        _ = try clients.subscriber(daemon.xpub, prefixes: [longest + "q"])
+        try Wait.until("one byte longer is refused") { try daemon.stats().subscriptions.refusedTooLong == 1 }
+        XCTAssertEqual(try daemon.subscriptions().total, 1)
+    }
+
     /// libzmq keeps a prefix per subscriber as a set, and a SUB that subscribed twice sends one
     /// unsubscription after its second unsubscribe: counted frame by frame, that subscription
     /// stayed for good, and the prefix was never unsubscribed upstream.
