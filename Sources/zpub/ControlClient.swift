@@ -231,14 +231,35 @@ struct CLIError: Error, CustomStringConvertible {
 
 /// Output that reaches the reader at once, even through a pipe (one write(2) per call).
 enum Output {
+    /// sysexits' EX_IOERR: standard output could not be written.
+    static let cannotWriteExitStatus: Int32 = 74
+
     static func line(_ text: String) {
-        var bytes = Array((text + "\n").utf8)
-        _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+        writeOut(Array((text + "\n").utf8))
     }
 
     static func raw(_ bytes: [UInt8]) {
-        var bytes = bytes + [10]
-        _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+        writeOut(bytes + [10])
+    }
+
+    /// Writes all of `bytes` to standard output, or ends zpub with `cannotWriteExitStatus`:
+    /// a script whose output goes to a full disk must not lose messages and see success (a
+    /// probe: `zpub sub > /dev/full` ran on, printing nothing). A reader that went away is
+    /// SIGPIPE's, as for any tool in a pipe.
+    private static func writeOut(_ bytes: [UInt8]) {
+        var written = 0
+        while written < bytes.count {
+            let result = bytes.withUnsafeBytes { write(1, $0.baseAddress! + written, $0.count - written) }
+            if result > 0 {
+                written += result
+            } else if result < 0 && errno == EINTR {
+                continue
+            } else {
+                let reason = result < 0 ? String(cString: strerror(errno)) : "nothing was written"
+                error("cannot write to standard output (\(reason)); what was not written is lost")
+                exit(cannotWriteExitStatus)
+            }
+        }
     }
 
     static func error(_ text: String) {

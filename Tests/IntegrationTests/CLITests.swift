@@ -525,6 +525,29 @@ final class CLITests: XCTestCase {
 
     /// A control command given another of zpubd's endpoints (its XPUB, which refuses a REQ in
     /// silence) says that no ZeroMQ handshake came there, not "is zpubd running there?".
+    /// Output that cannot be written ends zpub with 74 and says so: `zpub stats > /dev/full`
+    /// exited 0, and `zpub sub > /dev/full` ran on, losing every message (a probe).
+    func testOutputThatCannotBeWrittenEndsZpubWithAnError() throws {
+        let daemon = try Daemon()
+        let stats = try Run.program(
+            URL(fileURLWithPath: "/bin/sh"),
+            ["-c", "exec \"$0\" stats -c \"$1\" > /dev/full", Binaries.zpub.path, daemon.control])
+        XCTAssertEqual(stats.status, 74, stats.stderr)
+        XCTAssertTrue(stats.stderr.contains("cannot write to standard output (No space left on device)"), stats.stderr)
+        let subscriber = try RunningProgram(
+            URL(fileURLWithPath: "/bin/sh"),
+            [
+                "-c", "exec \"$0\" sub -c \"$1\" -e \"$2\" full. > /dev/full", Binaries.zpub.path, daemon.control,
+                daemon.xpub,
+            ])
+        try daemon.waitForSubscriptions(1)
+        let clients = try Clients()
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("full.x", "1"))
+        let run = try subscriber.finish(timeout: 30)
+        XCTAssertEqual(run.status, 74, run.stderr)
+        XCTAssertTrue(run.stderr.contains("what was not written is lost"), run.stderr)
+    }
+
     func testAControlCommandGivenADataEndpointSaysSo() throws {
         let daemon = try Daemon(endpoints: [.xpub: "tcp://127.0.0.1:\(try FreePort.find())"])
         let run = try zpub(["stats", "-c", daemon.xpub, "--timeout", "500"])
