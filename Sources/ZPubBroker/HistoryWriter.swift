@@ -352,6 +352,7 @@ final class HistoryWriter {
     }
 
     func run() {
+        ran = true
         var poller = Poller()
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
         var lastSync = SystemClock.monotonicNanoseconds()
@@ -439,6 +440,23 @@ final class HistoryWriter {
         }
         sync()
         refreshStats()
+    }
+
+    /// Set when `run` begins: a writer dropped before that belonged to a start that failed.
+    private var ran = false
+
+    /// zpubd did not start after all (a bind failed once the store was open): nothing was
+    /// numbered, so the reserve taken at open is given back. Kept, it was told at the next
+    /// start as the numbers of a zpubd that stopped uncleanly (a probe).
+    deinit {
+        guard !ran else { return }
+        do {
+            try store.releaseReservation()
+        } catch {
+            logger.error(
+                "history could not give back the sequences reserved at start: \(error); the next start numbers above them"
+            )
+        }
     }
 
     /// The last values persisted before this start, oldest update first (once: then empty).

@@ -132,6 +132,38 @@ final class HistoryTests: XCTestCase {
         XCTAssertFalse(again.log.contains("uncleanly"), again.log)
     }
 
+    /// A start that fails after the store is open (a port in use) numbers nothing, and gives
+    /// back the sequences it reserved at open: kept, the next start told them as a zpubd's that
+    /// stopped uncleanly, and clients were told 2^30 numbers were `unclean_stop` (a probe).
+    func testAStartThatCannotBindGivesItsReserveBack() throws {
+        let arguments = ["--history", "h.", "--state-dir", stateDirectory.path]
+        let first = try Daemon(arguments: arguments)
+        let clients = try Clients()
+        try clients.socket(.push, connect: first.pull).send(frames: frames("h.x", "1"))
+        try Wait.until("it is written") { try first.stats().history?.written == 1 }
+        first.signal(SIGTERM)
+        XCTAssertEqual(first.waitForExit(), 0)
+        let context = try Context()
+        let squatter = try Socket(context, type: .pull)
+        defer {
+            squatter.close()
+            context.terminate()
+        }
+        try squatter.setOption(.linger, 0)
+        try squatter.bind("tcp://127.0.0.1:*")
+        let failed = try Run.program(
+            Binaries.zpubd,
+            arguments + [
+                "--pull", squatter.lastEndpoint, "--control", "inproc://c", "--xsub", "inproc://x", "--xpub",
+                "inproc://p",
+            ])
+        XCTAssertEqual(failed.status, 1, failed.stderr)
+        XCTAssertTrue(failed.stderr.contains("sequences continue after 1"), failed.stderr)
+        let again = try Daemon(arguments: arguments)
+        XCTAssertTrue(again.log.contains("1 messages kept, sequences continue after 1"), again.log)
+        XCTAssertFalse(again.log.contains("uncleanly"), again.log)
+    }
+
     /// The loop hands a number out (here as a sequence marker) before the writer commits it,
     /// and numbers only up to the reserve the store has committed. With a reserve of 1,000 a
     /// steady producer outruns the writer's commits (one per 100 ms) at once: the loop stops
