@@ -117,6 +117,12 @@ struct Subscriptions: ParsableCommand {
     @OptionGroup var options: ControlOptions
     @Argument(help: "Only prefixes starting with this.") var prefix: String?
 
+    /// A prefix's or topic's own bytes: the reply's hex when they are not UTF-8 (its text then
+    /// holds U+FFFD in their place, and two such names printed alike).
+    static func bytes(_ text: String, hex: String?) -> [UInt8] {
+        hex.flatMap(Hex.decode) ?? Array(text.utf8)
+    }
+
     func run() throws {
         try reportingErrors {
             let client = options.client
@@ -126,7 +132,9 @@ struct Subscriptions: ParsableCommand {
             var table = Table(["prefix", "subscriptions"])
             for item in list.subscriptions {
                 table.add([
-                    item.prefix.isEmpty ? "(everything)" : Subscribe.escape(Array(item.prefix.utf8)), "\(item.count)",
+                    item.prefix.isEmpty
+                        ? "(everything)" : Subscribe.escape(Self.bytes(item.prefix, hex: item.prefixHex)),
+                    "\(item.count)",
                 ])
             }
             table.print()
@@ -158,7 +166,8 @@ struct Topics: ParsableCommand {
             for item in list.topics {
                 let age = now - Double(item.lastSeenMilliseconds) / 1000
                 table.add([
-                    Subscribe.escape(Array(item.topic.utf8)), "\(item.messages)", Format.bytes(item.bytes),
+                    Subscribe.escape(Subscriptions.bytes(item.topic, hex: item.topicHex)), "\(item.messages)",
+                    Format.bytes(item.bytes),
                     "\(item.unwanted)",
                     Format.duration(max(0, age)) + " ago",
                 ])

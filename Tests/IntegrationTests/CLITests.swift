@@ -525,6 +525,27 @@ final class CLITests: XCTestCase {
 
     /// A control command given another of zpubd's endpoints (its XPUB, which refuses a REQ in
     /// silence) says that no ZeroMQ handshake came there, not "is zpubd running there?".
+    /// Topics and prefixes that are not UTF-8 are printed by their bytes, as `zpub sub` prints
+    /// them (`\\xfe`): they were printed with U+FFFD in place of each, two of them alike.
+    func testTopicsAndPrefixesThatAreNotUTF8ArePrintedByTheirBytes() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let subscriber = try clients.socket(.sub, connect: daemon.xpub) {
+            try $0.setOption(.subscribe, bytes: [0x70, 0xFE])
+        }
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: [[0x71, 0xFE], Array("1".utf8)])
+        try push.send(frames: [[0x71, 0xFF], Array("2".utf8)])
+        try Wait.until("both topics are counted") { try daemon.stats().topics.tracked == 2 }
+        let topics = try Run.program(Binaries.zpub, ["topics", "-c", daemon.control])
+        XCTAssertEqual(topics.status, 0, topics.stderr)
+        XCTAssertTrue(topics.stdout.contains("q\\xfe ") && topics.stdout.contains("q\\xff "), topics.stdout)
+        let subscriptions = try Run.program(Binaries.zpub, ["subscriptions", "-c", daemon.control])
+        XCTAssertTrue(subscriptions.stdout.contains("p\\xfe "), subscriptions.stdout)
+        withExtendedLifetime(subscriber) {}
+    }
+
     /// Output that cannot be written ends zpub with 74 and says so: `zpub stats > /dev/full`
     /// exited 0, and `zpub sub > /dev/full` ran on, losing every message (a probe).
     func testOutputThatCannotBeWrittenEndsZpubWithAnError() throws {
