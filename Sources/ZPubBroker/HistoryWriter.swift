@@ -519,6 +519,12 @@ final class HistoryWriter {
                 nowMilliseconds: SystemClock.wallMilliseconds())
             written &+= UInt64(appended.stored)
             commits &+= 1
+            if lastWriteFailed {
+                // Its failures were logged (rate-limited): so is their end.
+                logger.notice(
+                    "history stores messages again (\(writeFailures) could not be stored since start; HISTORY replies name their numbers in not_kept)"
+                )
+            }
             lastWriteFailed = false
             if let error = store.evictionError,
                 let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds())
@@ -544,9 +550,12 @@ final class HistoryWriter {
             writeFailures &+= UInt64(messages + lastValues.count)
             lastWriteFailed = true
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+                // A batch of no message records the numbers handed out and not kept.
+                let what =
+                    messages > 0
+                    ? "store \(messages) messages" : "record the numbers through \(assignedThrough) it did not keep"
                 logger.error(
-                    "history could not store \(messages) messages: \(error); forwarding goes on\(Self.heldBackNote(heldBack))"
-                )
+                    "history could not \(what): \(error); forwarding goes on\(Self.heldBackNote(heldBack))")
             }
         }
     }
