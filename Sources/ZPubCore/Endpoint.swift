@@ -1,3 +1,5 @@
+import Glibc
+
 /// Checks of ZeroMQ endpoint strings before they reach libzmq, so that a typo in a config file is
 /// reported with its line and a hint rather than as libzmq's bare EINVAL at bind time.
 public enum Endpoint {
@@ -74,10 +76,28 @@ extension Endpoint {
     /// a false match is not.
     public static func reaches(_ connect: String, bound: String) -> Bool {
         if connect == bound { return true }
+        if let file = ipcFile(connect), let listener = ipcFile(bound) { return file == listener }
         guard let to = tcpHostAndPort(connect), let listener = tcpHostAndPort(bound), to.port == listener.port
         else { return false }
         if to.host == listener.host { return true }
         return wildcardHosts.contains(listener.host) && (loopbackHosts.contains(to.host) || to.host.hasPrefix("127."))
+    }
+
+    /// An ipc endpoint's socket file in one spelling: its directory resolved (`.`, `..`, a
+    /// doubled `/`, symbolic links, a path relative to the working directory), where it
+    /// exists; nil for other transports and abstract names (`ipc://@...`). `/tmp/./x.sock`
+    /// was taken for another file than `/tmp/x.sock` (a probe: an upstream looping into its
+    /// own xpub, passed by --check-config).
+    private static func ipcFile(_ endpoint: String) -> String? {
+        guard endpoint.hasPrefix("ipc://"), !endpoint.hasPrefix("ipc://@") else { return nil }
+        let path = endpoint.dropFirst("ipc://".count)
+        let slash = path.lastIndex(of: "/")
+        let name = slash.map { path[path.index(after: $0)...] } ?? path
+        let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        guard let resolved = realpath(directory, nil) else { return String(path) }
+        defer { free(resolved) }
+        let base = String(cString: resolved)
+        return (base == "/" ? "" : base) + "/" + name
     }
 
     /// libzmq's wildcards for "every interface", and what a connect to the local machine names.

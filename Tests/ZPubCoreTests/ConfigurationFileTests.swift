@@ -315,6 +315,8 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(reserved.first?.message.contains("a loop") == true, "\(reserved)")
         let ownXPub: [(xpub: String, upstream: String)] = [
             ("ipc:///tmp/x-xpub", "ipc:///tmp/x-xpub"),
+            ("ipc:///tmp/x-xpub", "ipc:///tmp/./x-xpub"), ("ipc:///tmp/x-xpub", "ipc:///tmp//x-xpub"),
+            ("ipc:///tmp/x-xpub", "ipc:///var/../tmp/x-xpub"),
             ("inproc://mine", "inproc://mine"),
             ("tcp://127.0.0.1:47556", "tcp://127.0.0.1:47556"),
             ("tcp://127.0.0.1:47556", "tcp://localhost:47556"),
