@@ -87,6 +87,7 @@ struct Publish: ParsableCommand {
 
     func validate() throws {
         if push && pub { throw ValidationError("--push and --pub exclude each other") }
+        try EndpointArgument.check(endpoint, "--endpoint")
         if file != nil && !message.isEmpty { throw ValidationError("--file and MESSAGE frames exclude each other") }
         if maxSize < 1 { throw ValidationError("--max-size must be at least 1") }
         try Milliseconds.check(timeout, "--timeout")

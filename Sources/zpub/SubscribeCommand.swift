@@ -83,6 +83,8 @@ struct Subscribe: ParsableCommand {
 
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        try EndpointArgument.check(endpoint, "--endpoint")
+        try EndpointArgument.check(controls, "--control")
         if let timeout { try Milliseconds.check(timeout, "--timeout") }
         if snapshot && prefixes.count > 1 {
             throw ValidationError("--snapshot takes one prefix (or none, for everything)")

@@ -106,7 +106,22 @@ struct ControlOptions: ParsableArguments {
     }
 
     /// 0 is no time for a reply: every request failed at once ("no reply within 0 ms").
-    func validate() throws { if let timeout { try Milliseconds.check(timeout, "--timeout", minimum: 1) } }
+    func validate() throws {
+        if let timeout { try Milliseconds.check(timeout, "--timeout", minimum: 1) }
+        try EndpointArgument.check(givenControl.map { [$0] } ?? [], "--control")
+    }
+}
+
+/// Endpoints given on the command line, checked as zpubd checks its own: a wrong one is a
+/// wrong command line (exit 64, with the usage), not a broker that is not there (exit 1).
+enum EndpointArgument {
+    static func check(_ endpoints: [String], _ option: String) throws {
+        for endpoint in endpoints {
+            if let problem = Endpoint.problem(with: endpoint) {
+                throw ValidationError("\(option) \"\(endpoint)\": \(problem)")
+            }
+        }
+    }
 }
 
 /// The bound on the millisecond options: a day. Past it, what libzmq takes as 32-bit

@@ -310,9 +310,12 @@ final class CLITests: XCTestCase {
                 ["pub", "--endpoint", "127.0.0.1:5557", "t", "m"], "--endpoint",
                 "write transport://address: tcp://127.0.0.1:5557"
             ),
+            (["ping", "-c", "tcp://127.0.0.1:99999"], "--control", "not a number from 0 to 65535"),
+            (["sub", "-c", "foo", "--since", "0", "t"], "--control", "not an endpoint"),
         ] {
             let run = try zpub(arguments, timeout: 10)
-            XCTAssertEqual(run.status, 1, arguments.joined(separator: " "))
+            // A wrong command line, as zpub(1) says (it was 1: a broker that did not answer).
+            XCTAssertEqual(run.status, 64, arguments.joined(separator: " "))
             XCTAssertTrue(run.stderr.contains("\(option) \"\(arguments[2])\""), run.stderr)
             XCTAssertTrue(run.stderr.contains(hint), run.stderr)
         }
