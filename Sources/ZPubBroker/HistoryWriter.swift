@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import Synchronization
 import ZPubCore
@@ -295,6 +296,10 @@ final class HistoryWriter {
     private var lastWriteFailed = false
     private var writeFailures: UInt64 = 0
     private var lastSyncMilliseconds: UInt64 = 0
+    /// The store's file as opened (device, inode): one deleted or replaced under zpubd is said.
+    private let openedFile: [UInt64]?
+    /// Said once, until the file is back.
+    private var fileGoneTold = false
     private var failureLog = LogRateLimit()
     /// Persisted last values read at start, handed to the forwarding loop once.
     private var restored: [LastValueRecord]
@@ -308,6 +313,7 @@ final class HistoryWriter {
                 maxAgeMilliseconds: UInt64(configuration.historyMaxAgeSeconds) * 1_000),
             sequenceReserve: UInt64(configuration.historySequenceReserve),
             numbersOnItsOwn: !configuration.pair.isEnabled)
+        openedFile = store.path.flatMap(Self.fileIdentity)
         do {
             // With the cache on, the table keeps what the cache can hold: values under its
             // prefixes, within its bounds. With it off, the values are left for a start that
@@ -602,6 +608,7 @@ final class HistoryWriter {
     }
 
     private func sync() {
+        checkTheFileIsStillThere()
         do {
             try store.checkpoint()
             if store.path != nil { lastSyncMilliseconds = SystemClock.wallMilliseconds() }
@@ -612,6 +619,31 @@ final class HistoryWriter {
                 )
             }
         }
+    }
+
+    /// SQLite writes on into a file deleted under it (`rm -rf` of the state directory), which
+    /// is gone when zpubd stops: everything kept since is lost, and the next start numbers from
+    /// 1 again. Nothing failed, so nothing was said (a probe); now the sync, once a second,
+    /// looks at the path.
+    private func checkTheFileIsStillThere() {
+        guard let path = store.path, let openedFile else { return }
+        let now = Self.fileIdentity(path)
+        guard now != openedFile else {
+            fileGoneTold = false
+            return
+        }
+        guard !fileGoneTold else { return }
+        fileGoneTold = true
+        logger.error(
+            "history's file \(path) was \(now == nil ? "deleted" : "replaced by another file") while zpubd runs: what it keeps goes on into the file it opened, which is lost when zpubd stops, and the next start numbers from what the path holds then (from 1 if nothing); put the file back, or restart zpubd to keep history in a file that stays"
+        )
+    }
+
+    /// Device and inode of the file at `path`, nil when there is none.
+    private static func fileIdentity(_ path: String) -> [UInt64]? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        return [UInt64(status.st_dev), UInt64(status.st_ino)]
     }
 
     /// Writes every record the loop had handed over when this was called.

@@ -132,6 +132,23 @@ final class HistoryTests: XCTestCase {
         XCTAssertFalse(again.log.contains("uncleanly"), again.log)
     }
 
+    /// A state directory deleted under zpubd is said in its log: SQLite writes on into the
+    /// deleted file, lost when zpubd stops, and the next start numbers from 1 again. It was
+    /// silent, HEALTH ok (a probe: 290,000 messages lost, numbers given again).
+    func testAHistoryFileDeletedWhileZpubdRunsIsSaid() throws {
+        let daemon = try Daemon(arguments: ["--history", "h.", "--state-dir", stateDirectory.path])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("h.x", "1"))
+        try Wait.until("it is written") { try daemon.stats().history?.written == 1 }
+        try FileManager.default.removeItem(at: stateDirectory)
+        try push.send(frames: frames("h.x", "2"))
+        try Wait.until("the log says so\n\(daemon.log)", timeout: 30) {
+            daemon.log.contains("was deleted while zpubd runs")
+        }
+        XCTAssertEqual(daemon.log.components(separatedBy: "was deleted while zpubd runs").count, 2, "once")
+    }
+
     /// A start that fails after the store is open (a port in use) numbers nothing, and gives
     /// back the sequences it reserved at open: kept, the next start told them as a zpubd's that
     /// stopped uncleanly, and clients were told 2^30 numbers were `unclean_stop` (a probe).
