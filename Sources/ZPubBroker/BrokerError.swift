@@ -55,6 +55,17 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
     /// address (`bound`: the endpoints its sockets hold, as bound): the usual hint blamed
     /// "another process (another zpubd?)" for a reload that widened 127.0.0.1:P to *:P.
     func naming(portHeldIn bound: [String]) -> BrokerError {
+        // An ipc socket file this broker serves under another spelling (a symbolic link, ./):
+        // `IPCSocketFile` found it served, by this zpubd.
+        if systemError == EADDRINUSE, let endpoint, let file = Endpoint.ipcFile(endpoint),
+            let holder = bound.first(where: { $0 != endpoint && Endpoint.ipcFile($0) == file })
+        {
+            return BrokerError(
+                code: code,
+                message:
+                    "cannot bind \(endpoint): this zpubd serves that socket file itself, as \(holder), and a reload binds the endpoints it adds before it unbinds those it removes (unbinding \(holder) would then delete the file); change it in two reloads (first without \(holder), then with \(endpoint)), or restart",
+                endpoint: endpoint, systemError: systemError)
+        }
         guard systemError == EADDRINUSE, let endpoint, let port = Self.tcpPort(of: endpoint),
             let holder = bound.first(where: { $0 != endpoint && Self.tcpPort(of: $0) == port })
         else { return self }

@@ -1130,8 +1130,6 @@ final class ForwardingLoop {
         if !subscriptionBarriers.isEmpty, handleSubscriptions() { passSubscriptionBarriers() }
     }
 
-    /// Writes mirrored messages into this broker's history with the active peer's sequences,
-    /// so that a takeover continues them and resumes (`since`, Last-Event-ID) work across it.
     /// Test hook: holds the loop as a subscription flood inside libzmq would, for `milliseconds`
     /// (clamped: a test's setting, an environment variable, must not trap the daemon) or until
     /// `Broker.stallForwardingLoop` is asked again.
@@ -1149,6 +1147,8 @@ final class ForwardingLoop {
         handle.stall.store(ForwardingLoopHandle.stallIdle, ordering: .sequentiallyConsistent)
     }
 
+    /// Writes mirrored messages into this broker's history with the active peer's sequences,
+    /// so that a takeover continues them and resumes (`since`, Last-Event-ID) work across it.
     private func replicate(_ messages: [StoredMessage], after: UInt64) {
         guard let historyQueue else { return }
         // Stopped at a message that did not fit: only a reply to the request asked again from

@@ -88,7 +88,7 @@ extension Endpoint {
     /// exists; nil for other transports and abstract names (`ipc://@...`). `/tmp/./x.sock`
     /// was taken for another file than `/tmp/x.sock` (a probe: an upstream looping into its
     /// own xpub, passed by --check-config).
-    private static func ipcFile(_ endpoint: String) -> String? {
+    public static func ipcFile(_ endpoint: String) -> String? {
         guard endpoint.hasPrefix("ipc://"), !endpoint.hasPrefix("ipc://@") else { return nil }
         let path = endpoint.dropFirst("ipc://".count)
         let slash = path.lastIndex(of: "/")

@@ -485,13 +485,14 @@ public struct PairFollower {
                 guard let sequence = message.sequence, sequence > resumedAfter, sequence <= pass.startBelow,
                     !pass.filled.contains(sequence)
                 else { continue }
+                // Printed, now or before: a replay given up and asked again skips it either way.
+                pass.printedBelowStart.append(Self.numbered(message.frames, sequence))
                 if printedBelowLast.remove(Self.numbered(message.frames, sequence))
                     || pass.alreadyPrinted.remove(message.frames) || printedWithoutMarker.remove(message.frames)
                 {
                     continue
                 }
                 recentlyPrinted.insert(message.frames)
-                pass.printedBelowStart.append(Self.numbered(message.frames, sequence))
                 actions.append(.deliver(message.frames, sequence: sequence))
             }
         }
@@ -503,8 +504,10 @@ public struct PairFollower {
                 // above it and this follower did not print (the resume that its jump asked for
                 // went to the other broker, still active, which lacked it, and the jumping
                 // broker's next messages came live meanwhile), with its number (`last` stays).
+                // Printed, now or before: not again (here, or by a replay asked again after this
+                // one is given up).
+                recentlyPrinted.insert(message.frames)
                 if !pass.alreadyPrinted.remove(message.frames) && !printedWithoutMarker.remove(message.frames) {
-                    recentlyPrinted.insert(message.frames)
                     // A skipped range holds its number too: read at another broker later, it
                     // is not printed again.
                     printedBelowLast.insert(Self.numbered(message.frames, sequence))

@@ -69,7 +69,9 @@ public final class Socket {
     }
 
     public func setOption(_ option: SocketOption, bytes: UnsafeRawBufferPointer) throws {
-        if option == .subscribe || option == .unsubscribe {
+        // A SUB's: on an XPUB (the broker's, in XPUB_MANUAL mode) these apply a subscriber's
+        // frame, once per frame of a flood, where the extra system call is not wanted.
+        if type == .sub && (option == .subscribe || option == .unsubscribe) {
             // libzmq takes a reconnection in (its "hiccup": the new connection's pipe, to which
             // the socket sends every subscription again) only when the socket processes its
             // commands, which zmq_setsockopt does not; a receive does, but with messages queued

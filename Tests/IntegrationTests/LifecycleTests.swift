@@ -383,6 +383,20 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual((try daemon.json("CONFIG")["bound"] as? [String: [String]])?["xpub"], [narrow])
     }
 
+    /// The same for an ipc socket file named another way (`/tmp/./x.sock`): refused as this
+    /// zpubd's own, not blamed on another process (review), and what is bound stays.
+    func testAReloadThatRespellsAnIPCEndpointSaysWhyItCannot() throws {
+        let (daemon, xpub) = try daemonWithEndpointInFile(.xpub, maxTopics: 77)
+        let respelled = xpub.replacingOccurrences(of: "ipc:///tmp/", with: "ipc:///tmp/./")
+        XCTAssertNotEqual(respelled, xpub)
+        try "[endpoints]\nxpub = [\"\(respelled)\"]\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(run.status, 1, run.stdout + run.stderr)
+        let said = run.stdout + run.stderr
+        XCTAssertTrue(said.contains("this zpubd serves that socket file itself, as \(xpub)"), said)
+        XCTAssertEqual((try daemon.json("CONFIG")["bound"] as? [String: [String]])?["xpub"], [xpub])
+    }
+
     /// A reload that moves a tcp endpoint from one socket to another (PULL's port to XSUB),
     /// and back: libzmq lets go of a port only a moment after zmq_unbind returns, and the bind
     /// on the other socket failed every time ("another process is listening there").
