@@ -241,6 +241,9 @@ final class ForwardingLoop {
     private var strangerLogLimit = LogRateLimit()
     private var ceilingLogLimit = LogRateLimit()
     private var handshakeLogLimit = LogRateLimit()
+    /// Upstreams whose failed connection attempts the log has told of, until they connect:
+    /// one refused, or whose host is not found, was said nowhere but in STATS (a probe).
+    private var upstreamsToldUnreachable: Set<String> = []
     private var summaryLogLimit = LogRateLimit()
     /// A passive pair member mirroring topics its `[history] prefixes` do not keep: a
     /// configuration that differs from the peer's, said once a minute while it lasts.
@@ -942,6 +945,7 @@ final class ForwardingLoop {
             }
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
             if state.upstreamEvent(endpoint: event.endpoint, .connected) {
+                upstreamsToldUnreachable.remove(event.endpoint)
                 logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
             } else {
                 logger.debug("peer connected", metadata: metadata)
@@ -960,7 +964,13 @@ final class ForwardingLoop {
                 logger.debug("peer disconnected", metadata: metadata)
             }
         } else if event.event.contains(.connectRetried) {
-            state.upstreamEvent(endpoint: event.endpoint, .retrying)
+            if state.upstreamEvent(endpoint: event.endpoint, .retrying),
+                upstreamsToldUnreachable.insert(event.endpoint).inserted
+            {
+                logger.warning(
+                    "upstream \(event.endpoint) cannot be reached (the connection is refused, or its host is not found); trying again until it can: is the broker there running, and is that its XPUB endpoint?",
+                    metadata: metadata)
+            }
         } else if event.event.contains(.connectDelayed) {
             state.upstreamEvent(endpoint: event.endpoint, .connecting)
         } else if event.event.contains(.acceptFailed) {

@@ -42,6 +42,26 @@ final class BrokerChainTests: XCTestCase {
 
     /// libzmq resolves a connect's address as IPv4 only unless ZMQ_IPV6 is on: an IPv6
     /// upstream was retried for ever, silently, while the XSUB's own endpoints were IPv4.
+    /// An upstream that cannot be reached is said in the log, once until it connects: one
+    /// refused, or whose host was not found, was said only in STATS ("retrying"; a probe).
+    func testAnUpstreamThatCannotBeReachedIsSaidOnce() throws {
+        let upstream = "tcp://127.0.0.1:\(try FreePort.find())"
+        let edge = try Daemon(arguments: ["--upstream", upstream])
+        try Wait.until("the log says so\n\(edge.log)") { edge.log.contains("upstream \(upstream) cannot be reached") }
+        // The input: libzmq tries again every 100 ms, and each attempt fails meanwhile.
+        usleep(500_000)
+        let context = try Context()
+        let top = try Socket(context, type: .xpub)
+        defer {
+            top.close()
+            context.terminate()
+        }
+        try top.setOption(.linger, 0)
+        try top.bind(upstream)
+        try Wait.until("it connects\n\(edge.log)") { edge.log.contains("connected to upstream \(upstream)") }
+        XCTAssertEqual(edge.log.components(separatedBy: "cannot be reached").count, 2, "once: \(edge.log)")
+    }
+
     func testAnIPv6UpstreamIsReached() throws {
         let port = try FreePort.find()
         let upstreamXPUB = "tcp://[::1]:\(port)"
