@@ -50,16 +50,11 @@ final class BrokerChainTests: XCTestCase {
         try Wait.until("the log says so\n\(edge.log)") { edge.log.contains("upstream \(upstream) cannot be reached") }
         // The input: libzmq tries again every 100 ms, and each attempt fails meanwhile.
         usleep(500_000)
-        let context = try Context()
-        let top = try Socket(context, type: .xpub)
-        defer {
-            top.close()
-            context.terminate()
-        }
-        try top.setOption(.linger, 0)
-        try top.bind(upstream)
+        let clients = try Clients()
+        _ = try clients.socket(.xpub, bind: upstream)
         try Wait.until("it connects\n\(edge.log)") { edge.log.contains("connected to upstream \(upstream)") }
         XCTAssertEqual(edge.log.components(separatedBy: "cannot be reached").count, 2, "once: \(edge.log)")
+        withExtendedLifetime(clients) {}
     }
 
     func testAnIPv6UpstreamIsReached() throws {

@@ -160,14 +160,7 @@ final class HistoryTests: XCTestCase {
         try Wait.until("it is written") { try first.stats().history?.written == 1 }
         first.signal(SIGTERM)
         XCTAssertEqual(first.waitForExit(), 0)
-        let context = try Context()
-        let squatter = try Socket(context, type: .pull)
-        defer {
-            squatter.close()
-            context.terminate()
-        }
-        try squatter.setOption(.linger, 0)
-        try squatter.bind("tcp://127.0.0.1:*")
+        let squatter = try clients.socket(.pull, bind: "tcp://127.0.0.1:*")
         let failed = try Run.program(
             Binaries.zpubd,
             arguments + [
@@ -179,6 +172,7 @@ final class HistoryTests: XCTestCase {
         let again = try Daemon(arguments: arguments)
         XCTAssertTrue(again.log.contains("1 messages kept, sequences continue after 1"), again.log)
         XCTAssertFalse(again.log.contains("uncleanly"), again.log)
+        withExtendedLifetime(clients) {}
     }
 
     /// The loop hands a number out (here as a sequence marker) before the writer commits it,

@@ -28,6 +28,16 @@ final class Clients {
         return socket
     }
 
+    /// A socket bound to `endpoint` (another broker's XPUB, a port held from zpubd), closed with
+    /// the others.
+    func socket(_ type: SocketType, bind endpoint: String) throws -> Socket {
+        let socket = try Socket(context, type: type)
+        try socket.setOption(.linger, 0)
+        try socket.bind(endpoint)
+        sockets.append(socket)
+        return socket
+    }
+
     func subscriber(_ endpoint: String, prefixes: [String], receiveHWM: Int32? = nil) throws -> Socket {
         try socket(.sub, connect: endpoint) { socket in
             if let receiveHWM { try socket.setOption(.receiveHighWaterMark, receiveHWM) }
