@@ -209,6 +209,8 @@ final class ForwardingLoop {
     /// bytes shared with libzmq: at most `max_subscription_length` a subscriber; let go at
     /// housekeeping).
     private var connectionPins: [UInt: Message] = [:]
+    /// After a message that is no subscription, until the XPUB is read dry.
+    private var misdirected = MisdirectedSubscriptions()
     /// Connections accepted on each bound endpoint, for those an unbind closes (`UnbindClosures`).
     private var unbinding = UnbindClosures()
     /// Untracked messages when the full topic table was last told of, and when (`warnIfTopicTableIsFull`).
@@ -657,6 +659,12 @@ final class ForwardingLoop {
     /// slice that ended on the last frame left a barrier waiting for the next frame to come).
     @discardableResult
     private func handleSubscriptions() -> Bool {
+        let readAll = readSubscriptions()
+        if readAll && misdirected.isOpen { dropMisdirectedConnections() }
+        return readAll
+    }
+
+    private func readSubscriptions() -> Bool {
         let sliceEnd = SystemClock.monotonicNanoseconds() &+ Self.subscriptionSliceNanoseconds
         do {
             for handled in 0..<Self.burst {
@@ -669,18 +677,25 @@ final class ForwardingLoop {
                 state.xpub.messagesIn &+= 1
                 state.xpub.bytesIn &+= UInt64(message.count)
                 if message.hasMore || message.count == 0 || message.withUnsafeBytes({ $0[0] > 1 }) {
-                    // Not a subscription: subscribers have nothing else to say. Discard it whole.
+                    // Not a subscription: subscribers have nothing else to say. Discard it whole,
+                    // and drop its sender and the subscribers libzmq now pairs wrongly.
+                    let sender = subscriberConnection()
+                    misdirected.notASubscription(from: sender?.closed == false ? sender?.identity : nil)
+                    state.nonSubscriptionMessages &+= 1
                     while message.hasMore { _ = try xpub.receive(into: message) }
-                    warnOfAMessageThatIsNoSubscription()
                     continue
                 }
                 let connection = subscriberConnection()
                 // No connection metadata at all: an inproc peer (the gateway) or libzmq itself.
                 let inProcess = connection == nil && !message.hasMetadata
-                let actions = message.withUnsafeBytes {
+                var actions = message.withUnsafeBytes {
                     state.handleSubscriptionFrame(
                         $0, from: connection?.identity, connectionClosed: connection?.closed ?? false,
                         inProcess: inProcess, nowMilliseconds: nowMilliseconds)
+                }
+                if misdirected.isOpen {
+                    actions = misdirected.withhold(
+                        actions, from: connection?.identity, closed: connection?.closed ?? false)
                 }
                 // A frame longer than a subscription may be (a refused one) is not the pin: libzmq
                 // shares a long frame's content with its copy, and up to 16 MiB would stay.
@@ -746,14 +761,20 @@ final class ForwardingLoop {
         }
     }
 
-    /// libzmq 4.3.4 (and its master in 2026) queues such a message without the peer it came
-    /// from, while XPUB_MANUAL pairs each message read with the next peer in that queue: the
-    /// subscriptions waiting behind it are applied to the wrong subscribers until the queue
-    /// drains. zpubd cannot tell which peer it was; the operator can restrict who connects.
-    private func warnOfAMessageThatIsNoSubscription() {
+    /// The XPUB was read dry after a message that is no subscription: its sender, and the
+    /// subscribers whose subscriptions were held back meanwhile, are dropped; they reconnect and
+    /// subscribe again (`MisdirectedSubscriptions`).
+    private func dropMisdirectedConnections() {
+        let (connections, senders) = misdirected.readDry()
+        var dropped = 0
+        for connection in connections where MisdirectedSubscriptions.drop(connection, current: Self.socket(at:)) {
+            dropped += 1
+        }
+        state.misdirectionDrops &+= UInt64(dropped)
         guard let heldBack = strangerLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) else { return }
+        let others = connections.count - senders
         logger.warning(
-            "a peer of the XPUB sent a message that is not a subscription; libzmq may then apply the subscriptions queued behind it to other subscribers: restrict who may connect to the XPUB (allowed_keys, a firewall; docs/security.md)\(heldBack > 0 ? " (\(heldBack) more since the last such message)" : "")"
+            "a peer of the XPUB sent a message that is not a subscription (an XSUB sending data upstream): zpubd dropped \(senders == 0 ? "nothing of the sender (it was gone, or in-process)" : "its connection"), and the connections of \(others) subscriber\(others == 1 ? "" : "s") whose subscriptions libzmq would have given to others then; they reconnect and subscribe again. If such a peer should not connect at all: allowed_keys, a firewall (docs/security.md)\(heldBack > 0 ? " (\(heldBack) more since the last such message)" : "")"
         )
     }
 

@@ -59,6 +59,10 @@ public struct BrokerState: Sendable {
     /// applied in libzmq, not counted (STATS).
     public var repeatedSubscriptions: UInt64 = 0
     public var unheldUnsubscriptions: UInt64 = 0
+    /// Messages on the XPUB that were no subscription (dropped), and the connections zpubd
+    /// dropped for them: their senders', and those libzmq would have paired wrongly then.
+    public var nonSubscriptionMessages: UInt64 = 0
+    public var misdirectionDrops: UInt64 = 0
     /// Upstream brokers the XSUB socket connects to, in configuration order.
     public var upstreams: [UpstreamLink] = []
 
@@ -228,7 +232,8 @@ public struct BrokerState: Sendable {
                 limit: subscriptions.maxPrefixes, subscribeEvents: subscriptions.subscribeEvents,
                 unsubscribeEvents: subscriptions.unsubscribeEvents, refusedTooLong: subscriptions.refusedTooLong,
                 refusedTableFull: subscriptions.refusedTableFull, repeated: repeatedSubscriptions,
-                unheldUnsubscribes: unheldUnsubscriptions),
+                unheldUnsubscribes: unheldUnsubscriptions, notSubscriptions: nonSubscriptionMessages,
+                droppedForMisdirection: misdirectionDrops),
             topics: .init(
                 accounting: topicAccounting, tracked: topics.count, limit: topics.maxTopics,
                 untrackedMessages: topics.untrackedMessages, untrackedBytes: topics.untrackedBytes),

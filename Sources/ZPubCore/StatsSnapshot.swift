@@ -145,10 +145,16 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         public var repeated: UInt64
         /// Unsubscriptions a connection sent for a prefix it did not hold: not counted.
         public var unheldUnsubscribes: UInt64
+        /// Messages a peer of the XPUB sent that were no subscription (dropped).
+        public var notSubscriptions: UInt64
+        /// Connections dropped for them: each sender's, and those of the subscribers libzmq
+        /// would have paired wrongly meanwhile (they reconnect and subscribe again).
+        public var droppedForMisdirection: UInt64
 
         public init(
             total: Int, prefixes: Int, limit: Int, subscribeEvents: UInt64, unsubscribeEvents: UInt64,
-            refusedTooLong: UInt64, refusedTableFull: UInt64, repeated: UInt64 = 0, unheldUnsubscribes: UInt64 = 0
+            refusedTooLong: UInt64, refusedTableFull: UInt64, repeated: UInt64 = 0, unheldUnsubscribes: UInt64 = 0,
+            notSubscriptions: UInt64 = 0, droppedForMisdirection: UInt64 = 0
         ) {
             self.total = total
             self.prefixes = prefixes
@@ -159,9 +165,11 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             self.refusedTableFull = refusedTableFull
             self.repeated = repeated
             self.unheldUnsubscribes = unheldUnsubscribes
+            self.notSubscriptions = notSubscriptions
+            self.droppedForMisdirection = droppedForMisdirection
         }
 
-        /// The last two are read as 0 when absent: a newer `zpub` asking an older zpubd.
+        /// The last four are read as 0 when absent: a newer `zpub` asking an older zpubd.
         public init(from decoder: Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             total = try container.decode(Int.self, forKey: .total)
@@ -173,6 +181,9 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             refusedTableFull = try container.decode(UInt64.self, forKey: .refusedTableFull)
             repeated = try container.decodeIfPresent(UInt64.self, forKey: .repeated) ?? 0
             unheldUnsubscribes = try container.decodeIfPresent(UInt64.self, forKey: .unheldUnsubscribes) ?? 0
+            notSubscriptions = try container.decodeIfPresent(UInt64.self, forKey: .notSubscriptions) ?? 0
+            droppedForMisdirection =
+                try container.decodeIfPresent(UInt64.self, forKey: .droppedForMisdirection) ?? 0
         }
 
         enum CodingKeys: String, CodingKey {
@@ -182,6 +193,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             case refusedTooLong = "refused_too_long"
             case refusedTableFull = "refused_table_full"
             case unheldUnsubscribes = "unheld_unsubscribes"
+            case notSubscriptions = "not_subscriptions"
+            case droppedForMisdirection = "dropped_for_misdirection"
         }
     }
 

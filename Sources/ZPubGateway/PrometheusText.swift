@@ -51,6 +51,13 @@ struct PrometheusText {
                 (["reason": "too_long"], Double(subscriptions.refusedTooLong)),
                 (["reason": "table_full"], Double(subscriptions.refusedTableFull)),
             ])
+        counter(
+            "zpub_not_subscriptions_total", "Messages peers of the XPUB sent that were no subscription, dropped",
+            [([:], Double(subscriptions.notSubscriptions))])
+        counter(
+            "zpub_dropped_for_misdirection_total",
+            "XPUB connections dropped after such a message: its sender, and the subscribers libzmq would have paired wrongly",
+            [([:], Double(subscriptions.droppedForMisdirection))])
         gauge("zpub_topics", "Topics tracked by topic accounting", [([:], Double(stats.topics.tracked))])
         counter(
             "zpub_untracked_messages_total", "Messages on topics beyond max_topics",

@@ -1,0 +1,84 @@
+import Glibc
+import XCTest
+import ZPubCore
+
+@testable import ZPubBroker
+
+/// What is held back after a message on the XPUB that is no subscription, and whom it drops
+/// (`MisdirectedSubscriptions`).
+final class MisdirectedSubscriptionsTests: XCTestCase {
+    private typealias Identity = SubscriberConnections.Identity
+
+    private func connection(_ descriptor: Int32, inode: UInt64) -> Identity {
+        Identity(descriptor: descriptor, device: 1, inode: inode, metadata: UInt(descriptor) * 64)
+    }
+
+    private func actions(_ change: SubscriptionActions.Change, lastValue: Bool = false) -> SubscriptionActions {
+        var actions = SubscriptionActions()
+        actions.apply = change
+        actions.forwardUpstream = true
+        if lastValue { actions.lastValue = [Array("t".utf8)] }
+        return actions
+    }
+
+    func testFromTheMessageUntilReadDryNothingIsAppliedAndThoseSubscribersAreDropped() {
+        var window = MisdirectedSubscriptions()
+        XCTAssertFalse(window.isOpen)
+        window.notASubscription(from: connection(7, inode: 70))
+        XCTAssertTrue(window.isOpen)
+
+        // A connection's subscription: counted and forwarded, neither applied nor given a value.
+        let held = window.withhold(actions(.subscribe, lastValue: true), from: connection(8, inode: 80), closed: false)
+        XCTAssertNil(held.apply)
+        XCTAssertNil(held.lastValue)
+        XCTAssertTrue(held.forwardUpstream, "the counting stands")
+        // A closed connection's: nothing applied, nobody to drop.
+        XCTAssertNil(window.withhold(actions(.unsubscribe), from: connection(9, inode: 90), closed: true).apply)
+        // Frames without a connection: the gateway's subscription is applied as ever; an
+        // unsubscription (libzmq's for a connection gone, or the gateway's) is not.
+        XCTAssertEqual(window.withhold(actions(.subscribe), from: nil, closed: false).apply, .subscribe)
+        XCTAssertNil(window.withhold(actions(.unsubscribe), from: nil, closed: false).apply)
+        // The sender's own subscription, after its message: one connection to drop, still a sender.
+        _ = window.withhold(actions(.subscribe), from: connection(7, inode: 70), closed: false)
+
+        let dry = window.readDry()
+        XCTAssertEqual(Set(dry.connections.map(\.descriptor)), [7, 8])
+        XCTAssertEqual(dry.senders, 1)
+        XCTAssertFalse(window.isOpen)
+        XCTAssertTrue(window.readDry().connections.isEmpty, "each window once")
+    }
+
+    func testASenderThatIsGoneOrInProcessIsNotDropped() {
+        var window = MisdirectedSubscriptions()
+        window.notASubscription(from: nil)
+        window.notASubscription(from: Identity(descriptor: 5, device: 0, inode: 0, metadata: 320))
+        XCTAssertTrue(window.isOpen)
+        let dry = window.readDry()
+        XCTAssertEqual(dry.connections.count, 0)
+        XCTAssertEqual(dry.senders, 0)
+    }
+
+    /// A connection is dropped only while its descriptor still shows its socket: a descriptor
+    /// that went to another connection is left alone.
+    func testOnlyAConnectionItsDescriptorStillShowsIsDropped() throws {
+        var pair: [Int32] = [0, 0]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair), 0)
+        defer {
+            close(pair[0])
+            close(pair[1])
+        }
+        var info = stat()
+        XCTAssertEqual(fstat(pair[0], &info), 0)
+        let shown = SubscriberConnections.Socket(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        let current: (Int32) -> SubscriberConnections.Socket? = { $0 == pair[0] ? shown : nil }
+        let other = Identity(descriptor: pair[0], device: shown.device, inode: shown.inode &+ 1, metadata: 1)
+        XCTAssertFalse(MisdirectedSubscriptions.drop(other, current: current))
+        var byte: UInt8 = 1
+        XCTAssertEqual(write(pair[1], &byte, 1), 1, "still open")
+        let itself = Identity(descriptor: pair[0], device: shown.device, inode: shown.inode, metadata: 1)
+        XCTAssertTrue(MisdirectedSubscriptions.drop(itself, current: current))
+        // Shut down: the peer reads the end of the stream once the byte is read.
+        XCTAssertEqual(read(pair[0], &byte, 1), 1)
+        XCTAssertEqual(read(pair[1], &byte, 1), 0, "the peer sees the connection end")
+    }
+}
