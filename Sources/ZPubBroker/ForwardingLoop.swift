@@ -241,6 +241,7 @@ final class ForwardingLoop {
     /// them must not flood the journal too (STATS counts every one).
     private var refusalLogLimit = LogRateLimit()
     private var strangerLogLimit = LogRateLimit()
+    private var admissionLogLimit = LogRateLimit()
     private var ceilingLogLimit = LogRateLimit()
     private var handshakeLogLimit = LogRateLimit()
     /// Upstreams whose failed connection attempts the log has told of, until they connect:
@@ -407,6 +408,9 @@ final class ForwardingLoop {
                 connectionPins[gone.metadata] = nil
             }
             warnIfTopicTableIsFull(nowNanoseconds: now)
+            // An upstream that refused a subscription for a full table admits it at this
+            // connection's next frame once it has room (`BrokerState.retryPrefix`).
+            if !upstreamEndpoints.isEmpty { try? subscribeUpstream(BrokerState.retryPrefix) }
             for closed in unbinding.closedByUnbind(now: now, socket: Self.socket(at:)) {
                 connectionClosedWithoutEvent(closed.descriptor, role: closed.role)
             }
@@ -836,6 +840,7 @@ final class ForwardingLoop {
                 try? xpub.setOption(change == .subscribe ? .subscribe : .unsubscribe, bytes: prefix)
             }
         }
+        if !actions.admitted.isEmpty { try admit(actions.admitted) }
         if let value = actions.lastValue { try sendToNewSubscriberOnly(value) }
         switch actions.marker {
         case .subscribed(let token):
@@ -860,6 +865,32 @@ final class ForwardingLoop {
                     "refused a subscription: the table holds max_subscriptions (\(limit)) prefixes; raise the limit in [limits]\(Self.heldBackNote(heldBack))"
                 )
             }
+        }
+    }
+
+    /// Applies subscriptions refused earlier for a full table to the connection whose frame was
+    /// just read (before a last value is sent to it: that send ends libzmq's pairing), and
+    /// sends those new to the table upstream. No last value: it goes to the connection of the
+    /// frame read last, and only once.
+    private func admit(_ admitted: [SubscriptionActions.Admission]) throws {
+        for admission in admitted {
+            try? xpub.setOption(.subscribe, bytes: admission.prefix)
+            if admission.forwardUpstream { try subscribeUpstream(admission.prefix) }
+        }
+        if let heldBack = admissionLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+            logger.info(
+                "admitted \(admitted.count) subscription\(admitted.count == 1 ? "" : "s") of a subscriber refused earlier for max_subscriptions, now that the table has room\(Self.heldBackNote(heldBack))"
+            )
+        }
+    }
+
+    /// Sends a subscription to `prefix` to the publishers and upstream brokers on XSUB.
+    private func subscribeUpstream(_ prefix: [UInt8]) throws {
+        outgoing.replace(with: [1] + prefix)
+        let size = UInt64(outgoing.count)
+        if try xsub.send(outgoing, dontWait: true) {
+            state.xsub.messagesOut &+= 1
+            state.xsub.bytesOut &+= size
         }
     }
 

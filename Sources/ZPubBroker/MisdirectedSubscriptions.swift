@@ -52,6 +52,7 @@ struct MisdirectedSubscriptions {
         }
         actions.apply = nil
         actions.lastValue = nil
+        actions.admitted.removeAll()
         if !closed { toDrop[connection.descriptor] = connection }
         return actions
     }

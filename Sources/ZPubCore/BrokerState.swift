@@ -62,6 +62,8 @@ public struct BrokerState: Sendable {
     /// Messages on the XPUB that were no subscription (dropped), and the connections zpubd
     /// dropped for them: their senders', and those libzmq would have paired wrongly then.
     public var nonSubscriptionMessages: UInt64 = 0
+    /// Subscriptions refused for a full table and admitted later, when it had room.
+    public var admittedSubscriptions: UInt64 = 0
     public var misdirectionDrops: UInt64 = 0
     /// Upstream brokers the XSUB socket connects to, in configuration order.
     public var upstreams: [UpstreamLink] = []
@@ -233,7 +235,8 @@ public struct BrokerState: Sendable {
                 unsubscribeEvents: subscriptions.unsubscribeEvents, refusedTooLong: subscriptions.refusedTooLong,
                 refusedTableFull: subscriptions.refusedTableFull, repeated: repeatedSubscriptions,
                 unheldUnsubscribes: unheldUnsubscriptions, notSubscriptions: nonSubscriptionMessages,
-                droppedForMisdirection: misdirectionDrops),
+                droppedForMisdirection: misdirectionDrops, admittedLater: admittedSubscriptions,
+                waitingForRoom: subscriberConnections.waitingCount),
             topics: .init(
                 accounting: topicAccounting, tracked: topics.count, limit: topics.maxTopics,
                 untrackedMessages: topics.untrackedMessages, untrackedBytes: topics.untrackedBytes),

@@ -150,11 +150,16 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         /// Connections dropped for them: each sender's, and those of the subscribers libzmq
         /// would have paired wrongly meanwhile (they reconnect and subscribe again).
         public var droppedForMisdirection: UInt64
+        /// Subscriptions refused for a full table and admitted once it had room, and those
+        /// still waiting for room (their subscribers connected).
+        public var admittedLater: UInt64
+        public var waitingForRoom: Int
 
         public init(
             total: Int, prefixes: Int, limit: Int, subscribeEvents: UInt64, unsubscribeEvents: UInt64,
             refusedTooLong: UInt64, refusedTableFull: UInt64, repeated: UInt64 = 0, unheldUnsubscribes: UInt64 = 0,
-            notSubscriptions: UInt64 = 0, droppedForMisdirection: UInt64 = 0
+            notSubscriptions: UInt64 = 0, droppedForMisdirection: UInt64 = 0, admittedLater: UInt64 = 0,
+            waitingForRoom: Int = 0
         ) {
             self.total = total
             self.prefixes = prefixes
@@ -167,9 +172,11 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             self.unheldUnsubscribes = unheldUnsubscribes
             self.notSubscriptions = notSubscriptions
             self.droppedForMisdirection = droppedForMisdirection
+            self.admittedLater = admittedLater
+            self.waitingForRoom = waitingForRoom
         }
 
-        /// The last four are read as 0 when absent: a newer `zpub` asking an older zpubd.
+        /// The last six are read as 0 when absent: a newer `zpub` asking an older zpubd.
         public init(from decoder: Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             total = try container.decode(Int.self, forKey: .total)
@@ -184,6 +191,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             notSubscriptions = try container.decodeIfPresent(UInt64.self, forKey: .notSubscriptions) ?? 0
             droppedForMisdirection =
                 try container.decodeIfPresent(UInt64.self, forKey: .droppedForMisdirection) ?? 0
+            admittedLater = try container.decodeIfPresent(UInt64.self, forKey: .admittedLater) ?? 0
+            waitingForRoom = try container.decodeIfPresent(Int.self, forKey: .waitingForRoom) ?? 0
         }
 
         enum CodingKeys: String, CodingKey {
@@ -195,6 +204,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             case unheldUnsubscribes = "unheld_unsubscribes"
             case notSubscriptions = "not_subscriptions"
             case droppedForMisdirection = "dropped_for_misdirection"
+            case admittedLater = "admitted_later"
+            case waitingForRoom = "waiting_for_room"
         }
     }
 

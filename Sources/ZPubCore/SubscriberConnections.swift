@@ -74,6 +74,17 @@ public struct SubscriberConnections: Sendable {
     /// Refused subscriptions tracked at most (beyond, they are not: a flood of refused
     /// subscriptions costs no memory here, and the counts may then drift as they did before).
     public static let maxRefusedPending = 100_000
+    /// Subscriptions refused because the table was full, per connection in the order refused,
+    /// with their prefixes: admitted when the table has room again and the connection sends
+    /// its next frame (`BrokerState`), which is when libzmq lets zpubd apply a prefix to it.
+    /// Before, such a subscriber (a downstream broker, whose subscription is sent once) never
+    /// got the prefix while it stayed connected.
+    private var waiting: [Identity: [(hash: Int, prefix: [UInt8])]] = [:]
+    /// Refused subscriptions waiting for room, and their prefixes' bytes; bounded by both.
+    public private(set) var waitingCount = 0
+    private var waitingBytes = 0
+    public static let maxWaiting = 10_000
+    public static let maxWaitingBytes = 4 << 20
     /// Descriptors libzmq reported closed while they still showed a recorded connection's
     /// socket (libzmq reports before it closes): looked at again until that is gone.
     public private(set) var closing: Set<Int32> = []
@@ -161,16 +172,38 @@ public struct SubscriberConnections: Sendable {
         }
     }
 
-    /// Records a subscription zpubd refused, which libzmq keeps for the connection anyway.
-    public mutating func refused(_ prefixHash: Int, _ connection: Identity) {
-        guard refusedPendingTotal < Self.maxRefusedPending else { return }
+    /// Records a subscription zpubd refused, which libzmq keeps for the connection anyway;
+    /// `waitsForRoom`: keeps its prefix for admission once the table has room (refused because
+    /// it was full: not one too long). False when it was not recorded (recorded already, or
+    /// beyond the bounds).
+    @discardableResult
+    public mutating func refused(_ prefixHash: Int, _ connection: Identity, waitsForRoom prefix: [UInt8]? = nil) -> Bool
+    {
+        guard refusedPendingTotal < Self.maxRefusedPending else { return false }
         guard
             connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(
                 Self.refusedKey(prefixHash))
-        else { return }
+        else { return false }
         noteIfClosed(connection)
         refusedPending[prefixHash, default: 0] += 1
         refusedPendingTotal += 1
+        if let prefix, waitingCount < Self.maxWaiting, waitingBytes + prefix.count <= Self.maxWaitingBytes {
+            waiting[connection, default: []].append((prefixHash, prefix))
+            waitingCount += 1
+            waitingBytes += prefix.count
+        }
+        return true
+    }
+
+    /// The refused subscriptions of `connection` waiting for room, in the order refused.
+    public func waiting(for connection: Identity) -> [(hash: Int, prefix: [UInt8])]? { waiting[connection] }
+
+    private mutating func stopWaiting(_ prefixHash: Int, _ connection: Identity) {
+        guard let index = waiting[connection]?.firstIndex(where: { $0.hash == prefixHash }) else { return }
+        waitingBytes -= waiting[connection]![index].prefix.count
+        waitingCount -= 1
+        waiting[connection]!.remove(at: index)
+        if waiting[connection]!.isEmpty { waiting[connection] = nil }
     }
 
     /// Records an unsubscription; false when the connection did not hold the prefix (it was
@@ -199,6 +232,7 @@ public struct SubscriberConnections: Sendable {
         guard connections[connection.descriptor]?[connection]?.remove(Self.refusedKey(prefixHash)) == true else {
             return
         }
+        if waitingCount > 0 { stopWaiting(prefixHash, connection) }
         dropIfEmpty(connection)
         takePending(prefixHash)
     }
@@ -221,6 +255,10 @@ public struct SubscriberConnections: Sendable {
         connections[connection.descriptor]?[connection] = nil
         if connections[connection.descriptor]?.isEmpty == true { connections[connection.descriptor] = nil }
         if !closedAt.isEmpty { closedAt[connection] = nil }
+        if waitingCount > 0, let gone = waiting.removeValue(forKey: connection) {
+            waitingCount -= gone.count
+            waitingBytes -= gone.reduce(0) { $0 + $1.prefix.count }
+        }
         forgotten.append(connection)
     }
 

@@ -29,6 +29,20 @@ public struct SubscriptionActions: Equatable, Sendable {
     /// last unsubscription go upstream, so publishers see one subscriber, the broker.
     public var forwardUpstream = false
     public var refusal: Refusal?
+    /// Subscriptions of the frame's connection refused earlier for a full table, admitted now
+    /// that it has room: apply each in XPUB after the frame's own change (libzmq applies to
+    /// the connection of the frame read last), and send those new to the table upstream.
+    public var admitted: [Admission] = []
+
+    public struct Admission: Equatable, Sendable {
+        public var prefix: [UInt8]
+        public var forwardUpstream: Bool
+
+        public init(prefix: [UInt8], forwardUpstream: Bool) {
+            self.prefix = prefix
+            self.forwardUpstream = forwardUpstream
+        }
+    }
 
     public init() {}
 }
@@ -39,6 +53,11 @@ extension BrokerState {
     public static let markerPrefix = Array(SnapshotReply.markerPrefix.utf8)
     /// Sequence markers: `$zpub/seq/<topic>`, one after each kept message, carrying its sequence.
     public static let sequenceMarkerPrefix = Array("$zpub/seq/".utf8)
+    /// A subscription frame that subscribes to nothing: a downstream zpubd sends it upstream
+    /// every second, so that subscriptions an upstream refused for a full table are admitted
+    /// (at a connection's next frame: `SubscriberConnections`) once it has room. Neither
+    /// counted nor applied; any subscriber may send it.
+    public static let retryPrefix = Array("$zpub/retry".utf8)
 
     /// Decides what a subscription frame (1 or 0, then the prefix) means, and counts it. Frames
     /// that are neither (empty, or another first byte from an XSUB-style peer) mean nothing.
@@ -61,8 +80,27 @@ extension BrokerState {
     ) -> SubscriptionActions {
         var actions = decideSubscriptionFrame(
             frame, from: connection, lastValueWanted: !inProcess && !connectionClosed, nowMilliseconds: nowMilliseconds)
-        if connectionClosed { actions.apply = nil }
+        if connectionClosed {
+            actions.apply = nil
+        } else if let connection, subscriberConnections.waitingCount > 0, subscriptions.hasRoom {
+            admitWaiting(connection, into: &actions)
+        }
         return actions
+    }
+
+    /// Admits the connection's subscriptions refused for a full table, in the order refused,
+    /// while the table has room. Each costs an admission or ends the loop: a frame costs no
+    /// more than what it admits.
+    private mutating func admitWaiting(
+        _ connection: SubscriberConnections.Identity, into actions: inout SubscriptionActions
+    ) {
+        guard let waiting = subscriberConnections.waiting(for: connection) else { return }
+        for (hash, prefix) in waiting {
+            guard let isNewPrefix = subscriptions.admit(prefix) else { break }
+            subscriberConnections.subscribed(hash, connection)
+            actions.admitted.append(.init(prefix: prefix, forwardUpstream: isNewPrefix))
+            admittedSubscriptions &+= 1
+        }
     }
 
     private mutating func decideSubscriptionFrame(
@@ -71,6 +109,7 @@ extension BrokerState {
     ) -> SubscriptionActions {
         guard let kind = frame.first, kind <= 1 else { return SubscriptionActions() }
         let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
+        if prefix.elementsEqual(Self.retryPrefix) { return SubscriptionActions() }
         guard let connection else {
             guard kind == 1 else {
                 // libzmq's unsubscription for a refused subscription of a connection that
@@ -93,8 +132,11 @@ extension BrokerState {
             let actions = subscribe(prefix, lastValueWanted: lastValueWanted, nowMilliseconds: nowMilliseconds)
             if actions.apply == .subscribe {
                 subscriberConnections.subscribed(prefixHash, connection)
-            } else if actions.refusal != nil {
-                subscriberConnections.refused(prefixHash, connection)
+            } else if let refusal = actions.refusal {
+                // Only a full table's refusal can end; the broker's own prefixes wait for nobody.
+                var waits = false
+                if case .tableFull = refusal { waits = !prefix.starts(with: Self.internalPrefix) }
+                subscriberConnections.refused(prefixHash, connection, waitsForRoom: waits ? Array(prefix) : nil)
             }
             return actions
         }

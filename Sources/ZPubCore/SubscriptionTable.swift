@@ -57,20 +57,35 @@ public struct SubscriptionTable: Sendable {
             refusedTooLong &+= 1
             return .refusedTooLong
         }
-        if let index = table.index(of: prefix) {
-            table[valueAt: index] += 1
-            totalSubscriptions += 1
-            return .accepted(isNewPrefix: false)
-        }
-        if table.count >= maxPrefixes || !table.hasRoom(forKeyOf: prefix.count) {
+        guard let isNewPrefix = add(prefix) else {
             refusedTableFull &+= 1
             return .refusedTableFull
         }
+        return .accepted(isNewPrefix: isNewPrefix)
+    }
+
+    /// Whether the table has room for one more prefix.
+    public var hasRoom: Bool { table.count < maxPrefixes }
+
+    /// Counts a subscription refused earlier for a full table, now admitted (not a frame seen,
+    /// nor a refusal: both were counted when it came). Nil when there is still no room; else
+    /// whether nobody wanted the prefix before.
+    public mutating func admit(_ prefix: [UInt8]) -> Bool? {
+        prefix.count > maxPrefixLength ? nil : prefix.withUnsafeBytes { add($0) }
+    }
+
+    private mutating func add(_ prefix: UnsafeRawBufferPointer) -> Bool? {
+        if let index = table.index(of: prefix) {
+            table[valueAt: index] += 1
+            totalSubscriptions += 1
+            return false
+        }
+        if table.count >= maxPrefixes || !table.hasRoom(forKeyOf: prefix.count) { return nil }
         table.insert(prefix, value: 1)
         totalSubscriptions += 1
         addLength(prefix.count)
         generation &+= 1
-        return .accepted(isNewPrefix: true)
+        return true
     }
 
     public mutating func unsubscribe(_ prefix: UnsafeRawBufferPointer) -> UnsubscribeOutcome {

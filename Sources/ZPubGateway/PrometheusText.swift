@@ -52,6 +52,13 @@ struct PrometheusText {
                 (["reason": "table_full"], Double(subscriptions.refusedTableFull)),
             ])
         counter(
+            "zpub_subscriptions_admitted_later_total",
+            "Subscriptions refused for a full table, admitted once it had room",
+            [([:], Double(subscriptions.admittedLater))])
+        gauge(
+            "zpub_subscriptions_waiting_for_room", "Subscriptions refused for a full table, waiting for room",
+            [([:], Double(subscriptions.waitingForRoom))])
+        counter(
             "zpub_not_subscriptions_total", "Messages peers of the XPUB sent that were no subscription, dropped",
             [([:], Double(subscriptions.notSubscriptions))])
         counter(

@@ -40,6 +40,32 @@ final class BrokerChainTests: XCTestCase {
         XCTAssertEqual(try bottom.subscriptions().upstreams.first?.state, "connected")
     }
 
+    /// An upstream whose table is full refuses the edge's subscription, which the edge sends
+    /// once and believes forwarded. Once the upstream has room, the edge's `$zpub/retry` (every
+    /// second) has it admitted, and the edge's subscriber gets what it asked for. Before, it got
+    /// nothing until the link reconnected (a probe).
+    func testASubscriptionAnUpstreamRefusedForAFullTableIsAdmittedOnceItHasRoom() throws {
+        let top = try Daemon(configuration: "[limits]\nmax_subscriptions = 1\n")
+        let clients = try Clients()
+        let occupant = try clients.subscriber(top.xpub, prefixes: ["held."])
+        try top.waitForSubscriptions(1)
+        let edge = try Daemon(arguments: ["--upstream", top.xpub])
+        let subscriber = try clients.subscriber(edge.xpub, prefixes: ["wanted."])
+        try Wait.until("the top refuses it") { try top.stats().subscriptions.refusedTableFull == 1 }
+        XCTAssertEqual(try top.stats().subscriptions.waitingForRoom, 1)
+        clients.close(occupant)
+        try Wait.until("the top admits it at the edge's next retry\n\(top.log)", timeout: 15) {
+            try top.subscriptions().subscriptions.map(\.prefix) == ["wanted."]
+        }
+        try clients.socket(.push, connect: top.pull).send(frames: frames("wanted.x", "at last"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("wanted.x", "at last")])
+        let stats = try top.stats().subscriptions
+        XCTAssertEqual(stats.admittedLater, 1)
+        XCTAssertEqual(stats.waitingForRoom, 0)
+        XCTAssertEqual(stats.total, 1, "the retries are never counted")
+        XCTAssertTrue(top.log.contains("admitted 1 subscription of a subscriber refused earlier"), top.log)
+    }
+
     /// libzmq resolves a connect's address as IPv4 only unless ZMQ_IPV6 is on: an IPv6
     /// upstream was retried for ever, silently, while the XSUB's own endpoints were IPv4.
     /// An upstream that cannot be reached is said in the log, once until it connects: one

@@ -90,6 +90,25 @@ final class SubscriptionForwardingTests: XCTestCase {
     /// by default) too, and one byte longer is refused and counted. libzmq 4.3's SUB sends a
     /// subscription as a SUBSCRIBE command, 10 bytes more than the prefix: with room for 1,
     /// prefixes of 1,016 to 1,024 bytes dropped their subscriber's connection, again and again.
+    /// A subscriber refused for a full table is admitted at its next subscription frame once
+    /// the table has room (libzmq lets zpubd apply a prefix only to the connection whose frame
+    /// was read last): any frame, or `$zpub/retry`, which subscribes to nothing.
+    func testARefusedSubscriberIsAdmittedAtItsNextFrameOnceThereIsRoom() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_subscriptions = 1\n")
+        let clients = try Clients()
+        let occupant = try clients.subscriber(daemon.xpub, prefixes: ["a"])
+        try daemon.waitForSubscriptions(1)
+        let late = try clients.subscriber(daemon.xpub, prefixes: ["b"])
+        try Wait.until("b is refused") { try daemon.stats().subscriptions.refusedTableFull == 1 }
+        clients.close(occupant)
+        try daemon.waitForSubscriptions(0)
+        try late.setOption(.subscribe, bytes: BrokerState.retryPrefix)
+        try daemon.waitForSubscriptions(to: ["b"])
+        XCTAssertEqual(try daemon.subscriptions().total, 1)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("b", "admitted"))
+        XCTAssertEqual(try late.receive(1), [frames("b", "admitted")])
+    }
+
     func testTheLongestAllowedPrefixIsTakenAndOneByteMoreIsCounted() throws {
         let daemon = try Daemon()
         let clients = try Clients()

@@ -238,4 +238,84 @@ final class SubscriberConnectionsTests: XCTestCase {
         XCTAssertEqual(state.unheldUnsubscriptions, 0)
         XCTAssertEqual(state.subscriberConnections.count, 0, "its record went with its last prefix")
     }
+
+    private func state(maxSubscriptions: Int, maxLength: Int = 64) -> BrokerState {
+        var configuration = BrokerConfiguration()
+        configuration.maxSubscriptions = maxSubscriptions
+        configuration.maxSubscriptionLength = maxLength
+        return BrokerState(configuration: configuration)
+    }
+
+    /// A subscription refused for a full table waits: libzmq lets zpubd apply a prefix only to
+    /// the connection whose frame was read last, so it is admitted at that connection's next
+    /// frame once the table has room (a downstream zpubd sends `$zpub/retry` every second),
+    /// in the order refused, as far as the room goes. Before, it was never admitted.
+    func testARefusedSubscriptionIsAdmittedAtItsConnectionsNextFrameOnceThereIsRoom() {
+        var state = state(maxSubscriptions: 2)
+        _ = handle(&state, 1, "a", from: connection(7))
+        _ = handle(&state, 1, "x", from: connection(9))
+        XCTAssertNotNil(handle(&state, 1, "b", from: connection(8)).refusal)
+        XCTAssertNotNil(handle(&state, 1, "c", from: connection(8)).refusal)
+        XCTAssertNil(handle(&state, 1, "a", from: connection(8)).refusal, "7 holds a already: no room needed")
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 2)
+        let full = handle(&state, 1, "$zpub/retry", from: connection(8))
+        XCTAssertEqual(full.admitted, [], "no room yet")
+        _ = handle(&state, 0, "x", from: connection(9))
+        // Room for one: the first refused goes in, at 8's next frame (not at 9's).
+        let retry = handle(&state, 1, "$zpub/retry", from: connection(8))
+        XCTAssertNil(retry.apply, "the retry frame subscribes to nothing")
+        XCTAssertEqual(retry.admitted, [.init(prefix: Array("b".utf8), forwardUpstream: true)])
+        XCTAssertEqual(state.subscriptions.count(of: Array("b".utf8)), 1)
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 1)
+        XCTAssertEqual(state.admittedSubscriptions, 1)
+        XCTAssertEqual(state.subscriptions.subscribeEvents, 5, "the retries are no subscription events")
+        XCTAssertEqual(state.subscriptions.refusedTableFull, 2, "counted once, when refused")
+        // Room again once neither holds a; any frame of 8's will do: its unsubscription from a.
+        _ = handle(&state, 0, "a", from: connection(7))
+        let next = handle(&state, 0, "a", from: connection(8))
+        XCTAssertEqual(next.admitted, [.init(prefix: Array("c".utf8), forwardUpstream: true)])
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 0)
+        // 8 closes: libzmq's unsubscriptions for b and c (no connection) count them down.
+        XCTAssertTrue(handle(&state, 0, "b", from: nil).forwardUpstream)
+        XCTAssertTrue(handle(&state, 0, "c", from: nil).forwardUpstream)
+        XCTAssertEqual(state.subscriptions.totalSubscriptions, 0)
+        XCTAssertEqual(state.subscriberConnections.refusedPendingCount, 0)
+    }
+
+    /// What never waits: a prefix too long (no room makes it shorter), the broker's own
+    /// prefixes, and refused subscriptions of a connection that unsubscribed or closed.
+    func testOnlyAFullTablesRefusalsOfAConnectionStillThereWait() {
+        var state = state(maxSubscriptions: 1, maxLength: 12)
+        _ = handle(&state, 1, "a", from: connection(7))
+        XCTAssertNotNil(handle(&state, 1, "toolongprefix", from: connection(8)).refusal)
+        XCTAssertNotNil(handle(&state, 1, "$zpub/seq/", from: connection(8)).refusal)
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 0)
+        XCTAssertNotNil(handle(&state, 1, "b", from: connection(8)).refusal)
+        XCTAssertNotNil(handle(&state, 1, "c", from: connection(8)).refusal)
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 2)
+        _ = handle(&state, 0, "b", from: connection(8))
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 1, "8 no longer wants b")
+        // A retry from a connection without metadata (in-process) or one never refused: nothing.
+        _ = handle(&state, 0, "a", from: connection(7))
+        XCTAssertEqual(handle(&state, 1, "$zpub/retry", from: nil).admitted, [])
+        XCTAssertEqual(handle(&state, 1, "$zpub/retry", from: connection(9)).admitted, [])
+        XCTAssertEqual(state.subscriptions.totalSubscriptions, 0, "retries are never counted")
+        // 8 closes before it sends another frame: its waiting subscription goes with it.
+        state.subscriberConnections.closed(descriptor: 8, current: { _ in nil }, nowMilliseconds: 1_000)
+        state.subscriberConnections.forgetClosed(
+            current: { _ in nil }, nowMilliseconds: 1_000 + SubscriberConnections.lateFrameMilliseconds)
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 0)
+    }
+
+    /// Bounded: beyond `maxWaiting` refused subscriptions are still refused and tracked for
+    /// their unsubscriptions, but none more waits.
+    func testWaitingSubscriptionsAreBounded() {
+        var state = state(maxSubscriptions: 1)
+        _ = handle(&state, 1, "a", from: connection(7))
+        for index in 0...SubscriberConnections.maxWaiting {
+            _ = handle(&state, 1, "p\(index)", from: connection(8))
+        }
+        XCTAssertEqual(state.subscriberConnections.waitingCount, SubscriberConnections.maxWaiting)
+        XCTAssertEqual(state.subscriberConnections.refusedPendingCount, SubscriberConnections.maxWaiting + 1)
+    }
 }
