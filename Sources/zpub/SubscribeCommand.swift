@@ -187,12 +187,14 @@ struct Subscribe: ParsableCommand {
             // catch-up would skip the topics it covers for ever. As the follow mode and the
             // gateway do, it is given up on 10 s after the reply.
             let catchUpReplied = lastMessage
+            var retry = SubscriptionRetry()
             while count.map({ received < $0 }) ?? true {
                 let untilTimeout = timeout.map { max(0, $0 - Self.millisecondsSince(lastMessage)) }
                 let untilCatchUpExpires = catchUp.map { _ in max(0, 10_000 - Self.millisecondsSince(catchUpReplied)) }
-                let wait =
-                    [untilTimeout, watch.millisecondsUntilDue, untilCatchUpExpires].compactMap { $0 }.min() ?? -1
+                let wait = [untilTimeout, watch.millisecondsUntilDue, untilCatchUpExpires, retry.millisecondsUntilDue]
+                    .compactMap { $0 }.min()!
                 _ = try poller.poll(timeoutMilliseconds: wait)
+                retry.sendIfDue(on: [socket])
                 try tell(watch)
                 if let abandoned = catchUp, Self.millisecondsSince(catchUpReplied) >= 10_000 {
                     try? socket.setOption(.unsubscribe, bytes: abandoned.markerTopic)
@@ -209,6 +211,27 @@ struct Subscribe: ParsableCommand {
                     throw noMessage(within: timeout, watch)
                 }
             }
+        }
+    }
+
+    /// A broker whose table was full when this subscriber subscribed admits what it refused at
+    /// the subscriber's next subscription frame once it has room (it can apply a prefix only to
+    /// the connection whose frame it read last): `$zpub/retry`, which subscribes to nothing,
+    /// every 2 s gets them admitted without a reconnection.
+    private struct SubscriptionRetry {
+        static let intervalNanoseconds: UInt64 = 2_000_000_000
+        private var due = SystemClock.monotonicNanoseconds() &+ intervalNanoseconds
+
+        var millisecondsUntilDue: Int {
+            let now = SystemClock.monotonicNanoseconds()
+            return now >= due ? 0 : Int((due - now) / 1_000_000) + 1
+        }
+
+        mutating func sendIfDue(on sockets: [Socket]) {
+            let now = SystemClock.monotonicNanoseconds()
+            guard now >= due else { return }
+            due = now &+ Self.intervalNanoseconds
+            for socket in sockets { try? socket.setOption(.subscribe, bytes: BrokerState.retryPrefix) }
         }
     }
 
@@ -591,8 +614,10 @@ struct Subscribe: ParsableCommand {
             return false
         }
         if try resume() { return }
+        var retry = SubscriptionRetry()
         while true {
             let now = SystemClock.monotonicNanoseconds()
+            retry.sendIfDue(on: sockets)
             if now &- lastCheck > 500_000_000 {
                 lastCheck = now
                 if catchUp != nil && now &- resumed > 10_000_000_000 {

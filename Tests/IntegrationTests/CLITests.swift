@@ -29,6 +29,23 @@ final class CLITests: XCTestCase {
             ])
     }
 
+    /// A subscription the broker refused because its table was full gets in once there is room:
+    /// zpub sub sends `$zpub/retry` every 2 s, at which the broker admits what waits for that
+    /// connection. Before, it never did while zpub sub stayed connected.
+    func testASubscriptionRefusedForAFullTableGetsInOnceThereIsRoom() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_subscriptions = 1\n")
+        let clients = try Clients()
+        let occupant = try clients.subscriber(daemon.xpub, prefixes: ["held."])
+        try daemon.waitForSubscriptions(1)
+        let subscriber = try RunningProgram(
+            Binaries.zpub, ["sub", "--endpoint", daemon.xpub, "--count", "1", "late."])
+        try Wait.until("the broker refuses it") { try daemon.stats().subscriptions.refusedTableFull == 1 }
+        clients.close(occupant)
+        try daemon.waitForSubscriptions(to: ["late."], timeout: 15)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("late.x", "in"))
+        XCTAssertEqual(try subscriber.finish(timeout: 20).stdout, "late.x\tin\n")
+    }
+
     /// A broker not on the default endpoints is found through the environment, as its control
     /// socket is through ZPUB_CONTROL (nats has NATS_URL): ZPUB_XPUB for sub, ZPUB_PULL for pub,
     /// ZPUB_XSUB for pub --pub; a malformed one is named by its variable.
