@@ -170,9 +170,18 @@ final class ControlResponder: BrokerControl {
         }
         let status: HealthReport.Status =
             if stats.forwarding == .paused { .paused } else if let pair, !pair.active { .passive } else { .ok }
+        var problems = history?.stats.withLock { $0.problems } ?? []
+        for upstream in stats.upstreams where upstream.state != "connected" {
+            problems.append(
+                HealthProblem(
+                    .upstreamNotConnected,
+                    "upstream \(upstream.endpoint) is \(upstream.state) (connected \(upstream.connects) times, lost \(upstream.disconnects)): its messages do not reach this broker until it connects; the log says why"
+                ))
+        }
         return HealthReport(
             status: status, forwarding: stats.forwarding, uptimeSeconds: uptime(), loopLagSeconds: max(0, lag),
-            subscriptions: stats.subscriptions.total, version: ZPubVersion.current, pair: pair)
+            subscriptions: stats.subscriptions.total, version: ZPubVersion.current, pair: pair,
+            problems: problems.isEmpty ? nil : problems)
     }
 
     /// Waits for the loop to take the snapshot at the client's marker; the values are encoded

@@ -294,6 +294,9 @@ final class HistoryWriter {
     private var commits: UInt64 = 0
     /// Whether the last transaction failed: its numbers may be above what is committed.
     private var lastWriteFailed = false
+    /// Why it failed, for HEALTH while it lasts.
+    private var lastWriteError = ""
+
     private var writeFailures: UInt64 = 0
     private var lastSyncMilliseconds: UInt64 = 0
     /// The store's file as opened (device, inode): one deleted or replaced under zpubd is said.
@@ -555,6 +558,7 @@ final class HistoryWriter {
             _ = HistoryRecord.forEachRecord(in: records) { if $0.kind == HistoryRecord.messageKind { messages += 1 } }
             writeFailures &+= UInt64(messages + lastValues.count)
             lastWriteFailed = true
+            lastWriteError = "\(error)"
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 // A batch of no message records the numbers handed out and not kept.
                 let what =
@@ -637,6 +641,26 @@ final class HistoryWriter {
         logger.error(
             "history's file \(path) was \(now == nil ? "deleted" : "replaced by another file") while zpubd runs: what it keeps goes on into the file it opened, which is lost when zpubd stops, and the next start numbers from what the path holds then (from 1 if nothing); put the file back, or restart zpubd to keep history in a file that stays"
         )
+    }
+
+    /// What keeps history from keeping messages now (HEALTH lists them; the log said each).
+    private var problems: [HealthProblem] {
+        var problems: [HealthProblem] = []
+        if lastWriteFailed {
+            problems.append(
+                HealthProblem(
+                    .historyNotStoring,
+                    "history could not store its last batch (\(lastWriteError)): messages are forwarded but not kept until a write succeeds; \(writeFailures) lost since start"
+                ))
+        }
+        if fileGoneTold, let path = store.path {
+            problems.append(
+                HealthProblem(
+                    .historyFileGone,
+                    "history's file \(path) was deleted or replaced while zpubd runs: what it keeps is lost when zpubd stops; put the file back, or restart zpubd"
+                ))
+        }
+        return problems
     }
 
     /// Device and inode of the file at `path`, nil when there is none.
@@ -761,6 +785,7 @@ final class HistoryWriter {
             stats.notKeptRanges = store.notKeptRanges
             stats.diskBytes = diskBytes
             stats.lastSyncMilliseconds = lastSyncMilliseconds
+            stats.problems = problems
         }
     }
 }

@@ -136,6 +136,9 @@ public struct HistoryStats: Codable, Equatable, Sendable {
     public var diskBytes: Int
     /// Wall time (ms since the epoch) of the last sync to disk; 0 in memory or before the first.
     public var lastSyncMilliseconds: UInt64
+    /// What keeps history from keeping messages now (HEALTH lists them too). Optional: absent
+    /// from a zpubd before 2026-12-06, and when there is none.
+    public var problems: [HealthProblem]?
 
     public init(prefixes: [String], persistent: Bool, directory: String?) {
         self.prefixes = prefixes
@@ -167,6 +170,7 @@ public struct HistoryStats: Codable, Equatable, Sendable {
         case writeFailures = "write_failures"
         case diskBytes = "disk_bytes"
         case lastSyncMilliseconds = "last_sync_ms"
+        case problems
     }
 }
 

@@ -310,12 +310,18 @@ public struct HealthReport: Codable, Equatable, Sendable {
     public var version: String
     /// One of a primary/backup pair: its role, state and peer (absent for a single broker).
     public var pair: PairStatus?
+    /// What does not stop forwarding but wants an operator: history not keeping messages, an
+    /// upstream not connected. `status` stays ok (a load balancer must not drop a broker that
+    /// forwards); `zpub health --strict` fails on them. Absent when there is none (and from a
+    /// zpubd before 2026-12-06).
+    public var problems: [HealthProblem]?
 
     public init(
         status: Status, forwarding: ForwardingState, uptimeSeconds: Double, loopLagSeconds: Double, subscriptions: Int,
-        version: String, pair: PairStatus? = nil
+        version: String, pair: PairStatus? = nil, problems: [HealthProblem]? = nil
     ) {
         self.pair = pair
+        self.problems = problems
         self.status = status
         self.forwarding = forwarding
         self.uptimeSeconds = uptimeSeconds
@@ -325,9 +331,29 @@ public struct HealthReport: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case status, forwarding, subscriptions, version, pair
+        case status, forwarding, subscriptions, version, pair, problems
         case uptimeSeconds = "uptime_s"
         case loopLagSeconds = "loop_lag_s"
+    }
+}
+
+/// Something wrong that does not stop forwarding (`HealthReport.problems`).
+public struct HealthProblem: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, Sendable {
+        /// The last write of history failed (a full disk, say): messages are not kept.
+        case historyNotStoring = "history_not_storing"
+        /// History's file was deleted or replaced under zpubd.
+        case historyFileGone = "history_file_gone"
+        /// An upstream broker is not connected.
+        case upstreamNotConnected = "upstream_not_connected"
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
     }
 }
 

@@ -68,7 +68,9 @@ struct Health: ParsableCommand {
             that could not bind its producers' endpoints, or no answer). A load balancer wants \
             that: only the active broker passes. A monitor of the pair itself gives \
             --passive-ok: a standby passes too, and either fails while the pair has a problem \
-            (heartbeats one way only, a silent peer, a misconfiguration), each printed.
+            (heartbeats one way only, a silent peer, a misconfiguration), each printed. \
+            Problems that do not stop forwarding (history not keeping messages, an upstream not \
+            connected) are printed too; --strict fails on them.
             """)
     @OptionGroup var options: ControlOptions
 
@@ -79,13 +81,20 @@ struct Health: ParsableCommand {
     )
     var passiveOk = false
 
+    @Flag(
+        name: .long,
+        help:
+            "Fail also on problems that do not stop forwarding: history not keeping messages, an upstream not connected (a monitor, not a load balancer)."
+    )
+    var strict = false
+
     func run() throws {
         var healthy = false
         try reportingErrors {
             let client = options.client
             let (health, raw) = try client.request("HEALTH", as: HealthReport.self)
             let problems = health.pair?.problems ?? []
-            healthy = health.isHealthy(passiveOK: passiveOk)
+            healthy = health.isHealthy(passiveOK: passiveOk) && !(strict && health.problems != nil)
             if options.json { return Output.raw(raw) }
             var line =
                 "\(health.status.rawValue): forwarding \(health.forwarding.rawValue), up \(Format.duration(health.uptimeSeconds)), loop lag \(String(format: "%.3f", health.loopLagSeconds)) s, \(health.subscriptions) subscriptions, zpubd \(health.version)"
@@ -106,6 +115,9 @@ struct Health: ParsableCommand {
             }
             Output.line(line)
             for problem in problems { Output.line("pair problem (\(problem.kind)): \(problem.message)") }
+            for problem in health.problems ?? [] {
+                Output.line("problem (\(problem.kind.rawValue)): \(problem.message)")
+            }
         }
         if !healthy { throw ExitCode.failure }
     }

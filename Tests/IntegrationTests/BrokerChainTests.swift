@@ -74,11 +74,19 @@ final class BrokerChainTests: XCTestCase {
         let upstream = "tcp://127.0.0.1:\(try FreePort.find())"
         let edge = try Daemon(arguments: ["--upstream", upstream])
         try Wait.until("the log says so\n\(edge.log)") { edge.log.contains("upstream \(upstream) cannot be reached") }
+        // HEALTH says so too, and stays ok: the edge forwards what its own producers send.
+        let health = try edge.decode("HEALTH", as: HealthReport.self)
+        XCTAssertEqual(health.status, .ok)
+        XCTAssertEqual(health.problems?.map(\.kind), [.upstreamNotConnected])
+        XCTAssertTrue(health.problems?.first?.message.contains(upstream) == true, "\(health)")
         // The input: libzmq tries again every 100 ms, and each attempt fails meanwhile.
         usleep(500_000)
         let clients = try Clients()
         _ = try clients.socket(.xpub, bind: upstream)
         try Wait.until("it connects\n\(edge.log)") { edge.log.contains("connected to upstream \(upstream)") }
+        try Wait.until("HEALTH has no problem left") {
+            try edge.decode("HEALTH", as: HealthReport.self).problems == nil
+        }
         XCTAssertEqual(edge.log.components(separatedBy: "cannot be reached").count, 2, "once: \(edge.log)")
         withExtendedLifetime(clients) {}
     }

@@ -147,6 +147,14 @@ final class HistoryTests: XCTestCase {
             daemon.log.contains("was deleted while zpubd runs")
         }
         XCTAssertEqual(daemon.log.components(separatedBy: "was deleted while zpubd runs").count, 2, "once")
+        // HEALTH says it too: still ok (it forwards), with the problem; --strict fails on it.
+        let health = try daemon.decode("HEALTH", as: HealthReport.self)
+        XCTAssertEqual(health.status, .ok)
+        XCTAssertEqual(health.problems?.map(\.kind), [.historyFileGone])
+        let plain = try zpub(["health", "-c", daemon.control])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertTrue(plain.stdout.contains("problem (history_file_gone): history's file"), plain.stdout)
+        XCTAssertEqual(try zpub(["health", "--strict", "-c", daemon.control]).status, 1)
     }
 
     /// A start that fails after the store is open (a port in use) numbers nothing, and gives
@@ -1028,12 +1036,18 @@ final class HistoryTests: XCTestCase {
             try send(200)
             return try accounted().writeFailures > 0
         }
+        // HEALTH: still ok (it forwards), and says what history cannot do.
+        try Wait.until("HEALTH tells of it") {
+            try daemon.decode("HEALTH", as: HealthReport.self).problems?.map(\.kind) == [.historyNotStoring]
+        }
+        XCTAssertEqual(try daemon.decode("HEALTH", as: HealthReport.self).status, .ok)
         try FileManager.default.removeItem(atPath: filler)
         try Wait.until("history keeps messages again", timeout: 30) {
             let before = try accounted().written
             try send(10)
             return try accounted().written > before
         }
+        XCTAssertNil(try daemon.decode("HEALTH", as: HealthReport.self).problems, "a write succeeded")
         let stats = try accounted()
         XCTAssertGreaterThan(stats.writeFailures, 0)
         XCTAssertGreaterThan(stats.notKeptRanges ?? 0, 0, "STATS counts the ranges")
