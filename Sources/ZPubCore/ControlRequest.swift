@@ -92,12 +92,22 @@ public struct ControlRequest: Equatable, Sendable {
                     "SNAPSHOT takes a token and an optional prefix: SNAPSHOT <token> [prefix]; the token is 1 to 64 letters, digits, - or _ (see docs/last-value.md)"
                 ))
         }
-        if command == .history && HistoryQuery.parse(request.argument) == nil {
-            return .failure(
-                ControlError(
-                    .badArgument,
-                    "HISTORY takes since <sequence> or last <count>, then optionally until <sequence>, then an optional prefix: HISTORY since 0 orders. (see docs/history.md)"
-                ))
+        if command == .history {
+            guard let query = HistoryQuery.parse(request.argument) else {
+                return .failure(
+                    ControlError(
+                        .badArgument,
+                        "HISTORY takes since <sequence> or last <count>, then optionally until <sequence>, then an optional prefix: HISTORY since 0 orders. (see docs/history.md)"
+                    ))
+            }
+            // Answered with no message, it read as "nothing was kept there".
+            if case .since(let since) = query.position, let until = query.through, until < since {
+                return .failure(
+                    ControlError(
+                        .badArgument,
+                        "HISTORY since \(since) until \(until): until is below since, so no message lies between them; since is the sequence before the first wanted, until the last wanted (see docs/history.md)"
+                    ))
+            }
         }
         if command == .replay && request.replayArguments == nil {
             return .failure(
@@ -114,7 +124,7 @@ public struct ControlRequest: Equatable, Sendable {
         guard let (token, rest) = snapshotArguments else { return nil }
         let text = String(decoding: rest, as: UTF8.self)
         let number = text.prefix { $0 != " " }
-        guard let since = UInt64(number) else { return nil }
+        guard let since = HistoryQuery.decimal(number) else { return nil }
         return (token, since, Array(text.dropFirst(number.count).drop { $0 == " " }.utf8))
     }
 

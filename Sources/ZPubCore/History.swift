@@ -368,6 +368,13 @@ public struct HistoryQuery: Equatable, Sendable {
         self.prefix = prefix
     }
 
+    /// A number as the protocol writes them: decimal digits only. `UInt64("+5")` is 5, and
+    /// "since +5" was taken.
+    public static func decimal(_ text: Substring) -> UInt64? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return UInt64(text)
+    }
+
     /// Parses `since <seq> [until <seq>] [prefix]` or `last <n> [until <seq>] [prefix]`.
     public static func parse(_ argument: [UInt8]) -> HistoryQuery? {
         var rest = Substring(String(decoding: argument, as: UTF8.self))
@@ -382,10 +389,10 @@ public struct HistoryQuery: Equatable, Sendable {
         var query: HistoryQuery
         switch keyword {
         case "since":
-            guard let sequence = UInt64(number) else { return nil }
+            guard let sequence = decimal(number) else { return nil }
             query = HistoryQuery(position: .since(sequence), prefix: [])
         case "last":
-            guard let count = Int(number), count > 0 else { return nil }
+            guard let count = decimal(number).flatMap({ Int(exactly: $0) }), count > 0 else { return nil }
             query = HistoryQuery(position: .last(count), prefix: [])
         default:
             return nil
@@ -394,7 +401,7 @@ public struct HistoryQuery: Equatable, Sendable {
         if word()?.lowercased() == "until" {
             // `until` names a sequence: "until -1" or "until x" was read as the prefix, and
             // answered with no message instead of an error.
-            guard let bound = word().flatMap({ UInt64($0) }) else { return nil }
+            guard let bound = word().flatMap(decimal) else { return nil }
             query.through = bound
         } else {
             rest = saved

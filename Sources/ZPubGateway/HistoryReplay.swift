@@ -148,6 +148,9 @@ struct HistoryReplay {
             backwards = reading
             return .newest(count: reading.asked, until: reading.until, prefix: prefix)
         }
+        // Nothing lies after `through` for any prefix (a client whose id is ahead of the
+        // broker's numbers): no page to ask, and the broker refuses `until` below `since`.
+        guard nextSince < through else { return .done }
         return .history(since: nextSince, until: through, prefix: prefix)
     }
 

@@ -24,9 +24,23 @@ final class HistoryQueryTests: XCTestCase {
         for text in [
             "", "since", "since x", "last 0", "last -1", "first 3", "since -1", "SINCE 1 until", "last 2 until -1",
             "since 0 until 18446744073709551616", "since 0 until x orders.",
+            // Decimal digits only: Swift's UInt64("+5") is 5.
+            "since +5", "last +2", "since 1 until +9",
         ] {
             XCTAssertNil(parse(text), text)
         }
+        // A range that holds nothing is a mistake, said as such: answered with no message, it
+        // read as "nothing was kept there". `since` is exclusive, so since 5 until 5 is fine
+        // (empty: what a pager asks once it has everything).
+        if case .failure(let error) = ControlRequest.parse(Array("HISTORY since 5 until 3".utf8), maxSize: 100) {
+            XCTAssertEqual(error.code, .badArgument)
+            XCTAssertTrue(error.message.contains("until is below since"), error.message)
+        } else {
+            XCTFail("HISTORY since 5 until 3 must be refused")
+        }
+        XCTAssertNotNil(try? ControlRequest.parse(Array("HISTORY since 5 until 5".utf8), maxSize: 100).get())
+        XCTAssertNotNil(try? ControlRequest.parse(Array("HISTORY last 5 until 3".utf8), maxSize: 100).get())
+        XCTAssertNil(try? ControlRequest.parse(Array("REPLAY tok +5".utf8), maxSize: 100).get())
         if case .failure(let error) = ControlRequest.parse(Array("HISTORY whenever".utf8), maxSize: 100) {
             XCTAssertEqual(error.code, .badArgument)
         } else {
