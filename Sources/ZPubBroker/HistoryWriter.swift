@@ -294,6 +294,10 @@ final class HistoryWriter {
     private var commits: UInt64 = 0
     /// Whether the last transaction failed: its numbers may be above what is committed.
     private var lastWriteFailed = false
+    /// Whether messages failed to be stored since the last write that stored one: a write of
+    /// no message (the not-kept numbers only) may succeed on a full disk, and said the outage
+    /// was over while every message still failed.
+    private var failingToStore = false
     /// Why it failed, for HEALTH while it lasts.
     private var lastWriteError = ""
 
@@ -528,11 +532,12 @@ final class HistoryWriter {
                 nowMilliseconds: SystemClock.wallMilliseconds())
             written &+= UInt64(appended.stored)
             commits &+= 1
-            if lastWriteFailed {
+            if failingToStore && appended.stored > 0 {
                 // Its failures were logged (rate-limited): so is their end.
                 logger.notice(
                     "history stores messages again (\(writeFailures) could not be stored since start; HISTORY replies name their numbers in not_kept)"
                 )
+                failingToStore = false
             }
             lastWriteFailed = false
             if let error = store.evictionError,
@@ -558,6 +563,7 @@ final class HistoryWriter {
             _ = HistoryRecord.forEachRecord(in: records) { if $0.kind == HistoryRecord.messageKind { messages += 1 } }
             writeFailures &+= UInt64(messages + lastValues.count)
             lastWriteFailed = true
+            failingToStore = true
             lastWriteError = "\(error)"
             if let heldBack = failureLog.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 // A batch of no message records the numbers handed out and not kept.
@@ -646,7 +652,7 @@ final class HistoryWriter {
     /// What keeps history from keeping messages now (HEALTH lists them; the log said each).
     private var problems: [HealthProblem] {
         var problems: [HealthProblem] = []
-        if lastWriteFailed {
+        if failingToStore {
             problems.append(
                 HealthProblem(
                     .historyNotStoring,
@@ -785,7 +791,7 @@ final class HistoryWriter {
             stats.notKeptRanges = store.notKeptRanges
             stats.diskBytes = diskBytes
             stats.lastSyncMilliseconds = lastSyncMilliseconds
-            stats.problems = problems
+            stats.problems = problems.isEmpty ? nil : problems
         }
     }
 }

@@ -1041,6 +1041,21 @@ final class HistoryTests: XCTestCase {
             try daemon.decode("HEALTH", as: HealthReport.self).problems?.map(\.kind) == [.historyNotStoring]
         }
         XCTAssertEqual(try daemon.decode("HEALTH", as: HealthReport.self).status, .ok)
+        // Meanwhile a reader after the last message stored is told of the numbers lost since
+        // (the store cannot record them yet): it was told nothing, and printed nothing.
+        let stored = try XCTUnwrap(try daemon.stats().history?.lastSequence)
+        let outage = try daemon.decode("HISTORY since \(stored) f.", as: HistoryReply.self)
+        XCTAssertTrue(outage.messages.isEmpty)
+        XCTAssertEqual(outage.notKept?.map(\.reason), [.dropped], "\(outage)")
+        XCTAssertEqual(outage.notKept?.first?.from, stored + 1)
+        let told = try zpub(["history", "--since", "\(stored)", "-c", daemon.control, "f."])
+        XCTAssertEqual(told.status, 0, told.stderr)
+        XCTAssertTrue(told.stderr.contains("\(stored + 1)"), told.stderr)
+        // Recording those numbers is a write that succeeds on the full disk: it must not end
+        // the problem while no message can be stored (it did, and the log said "stores again").
+        XCTAssertEqual(
+            try daemon.decode("HEALTH", as: HealthReport.self).problems?.map(\.kind), [.historyNotStoring])
+        XCTAssertFalse(daemon.log.contains("history stores messages again"), daemon.log)
         try FileManager.default.removeItem(atPath: filler)
         try Wait.until("history keeps messages again", timeout: 30) {
             let before = try accounted().written
