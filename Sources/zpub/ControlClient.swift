@@ -18,6 +18,11 @@ struct ControlClient {
 
     /// The raw reply (one frame of JSON), or a `CLIError` saying what went wrong.
     func request(_ text: String) throws -> [UInt8] {
+        // An ipc file that is not there, or not for this user, is said at once: libzmq would
+        // retry in silence, and the answer came only after the whole connection timeout.
+        if let problem = Self.ipcProblem(endpoint) {
+            throw CLIError("no reply from zpubd at \(endpoint): \(problem)")
+        }
         let context = try Context()
         defer { context.terminate() }
         let socket = try Socket(context, type: .req)

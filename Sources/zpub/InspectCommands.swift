@@ -29,8 +29,19 @@ struct Stats: ParsableCommand {
             Output.line("")
             let subscriptions = stats.subscriptions
             Output.line(
-                "subscriptions  \(subscriptions.total) on \(subscriptions.prefixes) prefixes (limit \(subscriptions.limit)), refused \(subscriptions.refusedTooLong + subscriptions.refusedTableFull)"
+                "subscriptions  \(subscriptions.total) on \(subscriptions.prefixes) prefixes (limit \(subscriptions.limit)), refused \(subscriptions.refusedTooLong + subscriptions.refusedTableFull)\(subscriptions.waitingForRoom > 0 ? ", \(subscriptions.waitingForRoom) waiting for room" : "")"
             )
+            // Only when it happened: a peer sent data upstream (`docs/control-protocol.md`).
+            if subscriptions.notSubscriptions > 0 {
+                Output.line(
+                    "               \(subscriptions.notSubscriptions) messages on the XPUB were no subscription; \(subscriptions.droppedForMisdirection) connections dropped for them"
+                )
+            }
+            for upstream in stats.upstreams {
+                Output.line(
+                    "upstream       \(upstream.endpoint) \(upstream.state) (connected \(upstream.connects) times, lost \(upstream.disconnects))"
+                )
+            }
             let topics = stats.topics
             Output.line(
                 topics.accounting

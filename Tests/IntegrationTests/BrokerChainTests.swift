@@ -79,6 +79,8 @@ final class BrokerChainTests: XCTestCase {
         XCTAssertEqual(health.status, .ok)
         XCTAssertEqual(health.problems?.map(\.kind), [.upstreamNotConnected])
         XCTAssertTrue(health.problems?.first?.message.contains(upstream) == true, "\(health)")
+        let stats = try Run.program(Binaries.zpub, ["stats", "-c", edge.control])
+        XCTAssertTrue(stats.stdout.contains("upstream       \(upstream) "), stats.stdout)
         // The input: libzmq tries again every 100 ms, and each attempt fails meanwhile.
         usleep(500_000)
         let clients = try Clients()
