@@ -120,6 +120,13 @@ enum EndpointArgument {
             if let problem = Endpoint.problem(with: endpoint) {
                 throw ValidationError("\(option) \"\(endpoint)\": \(problem)")
             }
+            // inproc reaches sockets of the same process only: zpub would wait for a broker
+            // that can never be there.
+            if endpoint.lowercased().hasPrefix("inproc://") {
+                throw ValidationError(
+                    "\(option) \"\(endpoint)\": inproc reaches only sockets inside one process, and zpubd is another; use its tcp or ipc endpoint"
+                )
+            }
         }
     }
 }

@@ -332,6 +332,12 @@ final class CLITests: XCTestCase {
             ),
             (["ping", "-c", "tcp://127.0.0.1:99999"], "--control", "not a number from 0 to 65535"),
             (["sub", "-c", "foo", "--since", "0", "t"], "--control", "not an endpoint"),
+            // It waited for a broker that cannot be there.
+            (
+                ["sub", "--endpoint", "inproc://xpub", "t"], "--endpoint",
+                "inproc reaches only sockets inside one process"
+            ),
+            (["stats", "--control", "inproc://control"], "--control", "use its tcp or ipc endpoint"),
         ] {
             let run = try zpub(arguments, timeout: 10)
             // A wrong command line, as zpub(1) says (it was 1: a broker that did not answer).
