@@ -67,6 +67,16 @@ struct KeyGen: ParsableCommand {
     @Flag(name: .long, help: "Overwrite existing files.")
     var force = false
 
+    /// A name that ends in "/" has no base name: the files were written as the directory's
+    /// hidden `.public` and `.secret`.
+    func validate() throws {
+        if name.isEmpty || name.hasSuffix("/") || name.hasSuffix("/.") || name == "." {
+            throw ValidationError(
+                "NAME \"\(name)\" names a directory, not the files' base name: give one, e.g. \(name.hasSuffix("/") ? name : name + "/")server"
+            )
+        }
+    }
+
     func run() throws {
         try reportingErrors {
             let pair = try CurveKeyPair.generate()

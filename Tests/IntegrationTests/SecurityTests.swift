@@ -42,6 +42,11 @@ final class SecurityTests: XCTestCase {
         let again = try Run.program(Binaries.zpub, ["keygen", directory.appendingPathComponent("server").path])
         XCTAssertEqual(again.status, 1, "never overwrites a key without --force")
         XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
+        // A directory is no base name: it wrote the hidden files .public and .secret in it.
+        let intoDirectory = try Run.program(Binaries.zpub, ["keygen", directory.path + "/"])
+        XCTAssertEqual(intoDirectory.status, 64, intoDirectory.stderr)
+        XCTAssertTrue(intoDirectory.stderr.contains("names a directory"), intoDirectory.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent(".secret").path))
     }
 
     private func curveDaemon(allowedKeys: [CurveKey]?, extra: String = "") throws -> (Daemon, CurveKeyPair) {
