@@ -176,7 +176,17 @@ struct Publish: ParsableCommand {
                     Output.error("reading lines from standard input, one message each (Ctrl-D ends)")
                 }
                 var lines = StandardInputLines()
-                while let line = try lines.next() { try send([topicFrame, line]) }
+                while true {
+                    let line: [UInt8]?
+                    do {
+                        line = try lines.next()
+                    } catch let error as CLIError {
+                        // Which lines went: the ones before it, each a message.
+                        throw CLIError("\(error.description) (\(sent) messages sent before)")
+                    }
+                    guard let line else { break }
+                    try send([topicFrame, line])
+                }
             }
         }
     }

@@ -29,6 +29,18 @@ final class CLITests: XCTestCase {
             ])
     }
 
+    /// Standard input that cannot be read ends zpub pub with the reason and how many of its
+    /// lines went before (each line is a message).
+    func testStandardInputThatCannotBeReadIsSaidWithHowManyLinesWent() throws {
+        let daemon = try Daemon()
+        let run = try Run.program(
+            URL(fileURLWithPath: "/bin/sh"),
+            ["-c", "exec \"$0\" pub --endpoint \"$1\" t < /", Binaries.zpub.path, daemon.pull])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains("cannot read standard input: Is a directory (0 messages sent before)"), run.stderr)
+    }
+
     /// A subscription the broker refused because its table was full gets in once there is room:
     /// zpub sub sends `$zpub/retry` every 2 s, at which the broker admits what waits for that
     /// connection. Before, it never did while zpub sub stayed connected.
