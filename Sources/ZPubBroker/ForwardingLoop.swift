@@ -686,35 +686,53 @@ final class ForwardingLoop {
                     let sender = subscriberConnection()
                     misdirected.notASubscription(from: sender?.closed == false ? sender?.identity : nil)
                     state.nonSubscriptionMessages &+= 1
-                    while message.hasMore { _ = try xpub.receive(into: message) }
+                    while message.hasMore {
+                        _ = try xpub.receive(into: message)
+                        // libzmq takes a further frame that starts with 0 or 1 for a subscription
+                        // of the sender's (it ends the message there: its copy has no "more"):
+                        // it keeps it for the sender, and unsubscribes it when the sender leaves.
+                        // Counted as one, or that unsubscription counted down somebody else's.
+                        if message.count > 0 && message.withUnsafeBytes({ $0[0] <= 1 }) { try takeSubscriptionFrame() }
+                    }
                     continue
                 }
-                let connection = subscriberConnection()
-                // No connection metadata at all: an inproc peer (the gateway) or libzmq itself.
-                let inProcess = connection == nil && !message.hasMetadata
-                var actions = message.withUnsafeBytes {
-                    state.handleSubscriptionFrame(
-                        $0, from: connection?.identity, connectionClosed: connection?.closed ?? false,
-                        inProcess: inProcess, nowMilliseconds: nowMilliseconds)
-                }
-                if misdirected.isOpen {
-                    actions = misdirected.withhold(
-                        actions, from: connection?.identity, closed: connection?.closed ?? false)
-                }
-                // A frame longer than a subscription may be (a refused one) is not the pin: libzmq
-                // shares a long frame's content with its copy, and up to 16 MiB would stay.
-                if let identity = connection?.identity, connectionPins[identity.metadata] == nil,
-                    message.count <= 1 + configuration.maxSubscriptionLength,
-                    state.subscriberConnections.isRecorded(identity)
-                {
-                    connectionPins[identity.metadata] = Message(copyOf: message)
-                }
-                try carryOut(actions)
+                try takeSubscriptionFrame()
             }
         } catch {
             logger.error("handling subscriptions failed: \(error)")
         }
         return !xpub.hasInput
+    }
+
+    /// Counts the subscription frame in `message` and carries out what it means.
+    private func takeSubscriptionFrame() throws {
+        let connection = subscriberConnection()
+        // No connection metadata at all: an inproc peer (the gateway) or libzmq itself.
+        let inProcess = connection == nil && !message.hasMetadata
+        var actions = message.withUnsafeBytes {
+            state.handleSubscriptionFrame(
+                $0, from: connection?.identity, connectionClosed: connection?.closed ?? false,
+                inProcess: inProcess, admitsWaiting: !misdirected.isOpen, nowMilliseconds: nowMilliseconds)
+        }
+        var heldForTheGateway: [[UInt8]] = []
+        if misdirected.isOpen {
+            actions = message.withUnsafeBytes {
+                misdirected.withhold(
+                    actions, frame: $0, from: connection?.identity, closed: connection?.closed ?? false)
+            }
+        } else if inProcess && !misdirected.inProcessHeld.isEmpty && message.withUnsafeBytes({ $0.first == 1 }) {
+            // The gateway's frame: libzmq pairs it with the gateway, as it does what was held.
+            heldForTheGateway = misdirected.takeInProcessHeld()
+        }
+        // A frame longer than a subscription may be (a refused one) is not the pin: libzmq
+        // shares a long frame's content with its copy, and up to 16 MiB would stay.
+        if let identity = connection?.identity, connectionPins[identity.metadata] == nil,
+            message.count <= 1 + configuration.maxSubscriptionLength,
+            state.subscriberConnections.isRecorded(identity)
+        {
+            connectionPins[identity.metadata] = Message(copyOf: message)
+        }
+        try carryOut(actions, thenApply: heldForTheGateway)
     }
 
     /// Tells, once a minute at most, that messages go untracked because the topic table is full:
@@ -831,8 +849,9 @@ final class ForwardingLoop {
     }
 
     /// Does what `BrokerState.handleSubscriptionFrame` decided, in its order; the frame is
-    /// still in `message`.
-    private func carryOut(_ actions: SubscriptionActions) throws {
+    /// still in `message`. `held`: prefixes to apply for the same subscriber too (the
+    /// gateway's, held back while libzmq paired frames wrongly: `MisdirectedSubscriptions`).
+    private func carryOut(_ actions: SubscriptionActions, thenApply held: [[UInt8]] = []) throws {
         if let change = actions.apply {
             message.withUnsafeBytes { frame in
                 let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
@@ -840,6 +859,8 @@ final class ForwardingLoop {
                 try? xpub.setOption(change == .subscribe ? .subscribe : .unsubscribe, bytes: prefix)
             }
         }
+        // Before anything is sent: a send (a last value, a marker) may end libzmq's pairing.
+        for prefix in held { try? xpub.setOption(.subscribe, bytes: prefix) }
         if !actions.admitted.isEmpty { try admit(actions.admitted) }
         if let value = actions.lastValue { try sendToNewSubscriberOnly(value) }
         switch actions.marker {

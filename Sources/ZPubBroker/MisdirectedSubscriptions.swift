@@ -7,21 +7,25 @@ import ZPubCore
 /// With XPUB_MANUAL, libzmq 4.3.4 (and its master in 2026) queues each frame a peer sends
 /// together with that peer, and `zmq_setsockopt(ZMQ_SUBSCRIBE)` applies a prefix to the peer
 /// of the frame read last. A message that is no subscription (an XSUB may send data upstream)
-/// is queued without its peer, but its read still takes the next peer off that queue: each
-/// subscription read after it, until the XPUB is read dry, is paired with the peer of the one
-/// behind it. Applied, a subscriber's prefix went to another subscriber, and the one that
-/// asked got nothing (measured: one such frame, and a pyzmq SUB's subscription queued behind it
-/// received nothing, every run). zpubd knows each frame's real connection (its metadata), but
-/// cannot make libzmq apply a prefix to it; it can start those connections afresh.
+/// is queued without its peer, but each of its frames read still takes the next peer off that
+/// queue: each subscription read after it, until the XPUB is read dry, is paired with the peer
+/// of a later one (or, the queue empty, of the last). Applied, a subscriber's prefix went to
+/// another subscriber, and the one that asked got nothing (measured: one such frame, and a
+/// pyzmq SUB's subscription queued behind it received nothing, every run); the peer taken may
+/// even be one that closed, which libzmq 4.3.4 may have freed. zpubd knows each frame's real
+/// connection (its metadata), but cannot make libzmq apply a prefix to it; it can start those
+/// connections afresh.
 ///
 /// So from such a message until the XPUB is read dry (the queue is empty, and libzmq pairs
-/// frames rightly again) subscription frames are counted but not applied, and then the sender
-/// and every connection whose subscription was held back are dropped (`drop`): libzmq ends
-/// them, the peers reconnect and subscribe again, each frame paired with its own peer.
-/// Frames without a connection (the in-process gateway's; libzmq's own unsubscriptions for a
-/// connection that closed) cannot be dropped: their subscriptions are applied as before, their
-/// unsubscriptions not (libzmq's are for a connection gone; the gateway's would only leave it a
-/// prefix its own index filters out).
+/// frames rightly again) subscription frames are counted but nothing is applied, and then the
+/// sender and every connection that had something held back (a change to apply, a last value)
+/// are dropped (`drop`): libzmq ends them, the peers reconnect and subscribe again, each frame
+/// paired with its own peer. A frame that applies nothing (`$zpub/retry`, a refused
+/// subscription) costs its connection nothing. Frames without a connection cannot be dropped:
+/// the in-process gateway's subscriptions are held (`inProcessHeld`) and applied at its next
+/// subscription frame read outside such a window (it sends `$zpub/retry` every second); the
+/// unsubscriptions are not applied (libzmq's own, for a connection that closed, need nothing,
+/// and the gateway's cannot be told from them: it is left a prefix its own index filters out).
 struct MisdirectedSubscriptions {
     /// Whether libzmq may pair the frames read now with the wrong peers.
     private(set) var isOpen = false
@@ -29,6 +33,12 @@ struct MisdirectedSubscriptions {
     private var toDrop: [Int32: SubscriberConnections.Identity] = [:]
     /// The senders among them (those known: not in-process, not gone already).
     private var senders: Set<Int32> = []
+    /// The in-process gateway's subscriptions held back, to apply at its next frame read
+    /// outside a window; bounded (`maxInProcessHeldBytes`): beyond, one is lost (`inProcessLost`).
+    private(set) var inProcessHeld: [[UInt8]] = []
+    private var inProcessHeldBytes = 0
+    static let maxInProcessHeldBytes = 16 << 20
+    private(set) var inProcessLost: UInt64 = 0
 
     /// A message that is no subscription, from `sender` (nil: unknown, or closed already).
     mutating func notASubscription(from sender: SubscriberConnections.Identity?) {
@@ -39,22 +49,45 @@ struct MisdirectedSubscriptions {
         }
     }
 
-    /// What of `actions` may be carried out for a subscription frame from `connection` while
-    /// the window is open: the counting is done; applying it (and a last value, which goes to
-    /// the peer it is applied to) waits for the peer's new connection.
+    /// What of `actions` may be carried out for the subscription frame `frame` from
+    /// `connection` while the window is open: the counting is done; applying it (and a last
+    /// value, which goes to the peer it is applied to) waits for the peer's new connection. A
+    /// snapshot marker's subscription is not taken as arrived: the client's new connection
+    /// brings it again, and the marker then goes where it is wanted.
     mutating func withhold(
-        _ actions: SubscriptionActions, from connection: SubscriberConnections.Identity?, closed: Bool
+        _ actions: SubscriptionActions, frame: UnsafeRawBufferPointer, from connection: SubscriberConnections.Identity?,
+        closed: Bool
     ) -> SubscriptionActions {
         var actions = actions
-        guard let connection else {
-            if actions.apply == .unsubscribe { actions.apply = nil }
-            return actions
-        }
+        let heldBack = actions.apply != nil || actions.lastValue != nil
         actions.apply = nil
         actions.lastValue = nil
-        actions.admitted.removeAll()
-        if !closed { toDrop[connection.descriptor] = connection }
+        if case .subscribed = actions.marker { actions.marker = nil }
+        guard let connection else {
+            if heldBack && frame.first == 1 { holdInProcess(Array(frame[1...])) }
+            return actions
+        }
+        if heldBack && !closed { toDrop[connection.descriptor] = connection }
         return actions
+    }
+
+    private mutating func holdInProcess(_ prefix: [UInt8]) {
+        guard inProcessHeldBytes + prefix.count <= Self.maxInProcessHeldBytes else {
+            inProcessLost &+= 1
+            return
+        }
+        inProcessHeld.append(prefix)
+        inProcessHeldBytes += prefix.count
+    }
+
+    /// The gateway's subscriptions held back, to apply now: its frame was just read, outside a
+    /// window.
+    mutating func takeInProcessHeld() -> [[UInt8]] {
+        defer {
+            inProcessHeld.removeAll()
+            inProcessHeldBytes = 0
+        }
+        return inProcessHeld
     }
 
     /// The XPUB was read dry: the connections to drop now; the window closes.

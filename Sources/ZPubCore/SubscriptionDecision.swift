@@ -68,6 +68,8 @@ extension BrokerState {
     /// value on subscribe: it subscribes once for all its clients and gives each new one the
     /// cached values itself (a SNAPSHOT), so a value sent to its SUB reached every client of a
     /// wider prefix again, as a duplicate.
+    /// `admitsWaiting`: false while libzmq pairs frames with the wrong peers
+    /// (`MisdirectedSubscriptions`): nothing could be applied to this connection now.
     /// `connectionClosed`: the connection had closed when its frame was read. The frame is
     /// counted as any other (libzmq sends an unsubscription for it once it takes the close in),
     /// but nothing is applied in XPUB and no last value goes out: libzmq 4.3.4 pairs such a
@@ -76,13 +78,13 @@ extension BrokerState {
     /// value meant for it alone went to every subscriber of its topic.
     public mutating func handleSubscriptionFrame(
         _ frame: UnsafeRawBufferPointer, from connection: SubscriberConnections.Identity? = nil,
-        connectionClosed: Bool = false, inProcess: Bool = false, nowMilliseconds: UInt64
+        connectionClosed: Bool = false, inProcess: Bool = false, admitsWaiting: Bool = true, nowMilliseconds: UInt64
     ) -> SubscriptionActions {
         var actions = decideSubscriptionFrame(
             frame, from: connection, lastValueWanted: !inProcess && !connectionClosed, nowMilliseconds: nowMilliseconds)
         if connectionClosed {
             actions.apply = nil
-        } else if let connection, subscriberConnections.waitingCount > 0, subscriptions.hasRoom {
+        } else if admitsWaiting, let connection, subscriberConnections.waitingCount > 0, subscriptions.hasRoom {
             admitWaiting(connection, into: &actions)
         }
         return actions
@@ -95,12 +97,20 @@ extension BrokerState {
         _ connection: SubscriberConnections.Identity, into actions: inout SubscriptionActions
     ) {
         guard let waiting = subscriberConnections.waiting(for: connection) else { return }
+        var taken = 0
         for (hash, prefix) in waiting {
+            // Too long since a reload lowered max_subscription_length: it never gets in.
+            if prefix.count > subscriptions.maxPrefixLength {
+                taken += 1
+                continue
+            }
             guard let isNewPrefix = subscriptions.admit(prefix) else { break }
-            subscriberConnections.subscribed(hash, connection)
+            taken += 1
+            subscriberConnections.subscribed(hash, connection, waited: true)
             actions.admitted.append(.init(prefix: prefix, forwardUpstream: isNewPrefix))
             admittedSubscriptions &+= 1
         }
+        subscriberConnections.stopWaiting(first: taken, of: connection)
     }
 
     private mutating func decideSubscriptionFrame(

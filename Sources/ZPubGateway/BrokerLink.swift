@@ -400,6 +400,7 @@ final class BrokerLink {
         let receiptsIndex = poller.add(receipts)
         let message = Message()
         var stopping = false
+        var nextRetry = SystemClock.monotonicNanoseconds()
         while !stopping {
             do {
                 _ = try poller.poll(timeoutMilliseconds: pollTimeoutMilliseconds())
@@ -438,6 +439,13 @@ final class BrokerLink {
             for prefix in linger.expire(now: now) { setUpstream(prefix, subscribed: false) }
             subscribeWhatIsDue()
             askForBarrierIfDue()
+            // A frame that subscribes to nothing, once a second: the broker applies at the
+            // gateway's next frame what it held back while libzmq paired frames wrongly (a peer
+            // of the XPUB sent data; docs/control-protocol.md). This loop wakes every 200 ms.
+            if now >= nextRetry {
+                nextRetry = now &+ 1_000_000_000
+                try? sub.setOption(.subscribe, bytes: BrokerState.retryPrefix)
+            }
         }
         sub.close()
         push.close()

@@ -181,6 +181,27 @@ final class ForwardingTests: XCTestCase {
             daemon.log)
     }
 
+    /// A further frame of such a message that starts with 1 is a subscription of the sender's
+    /// for libzmq, which unsubscribes it when the sender leaves: uncounted, that unsubscription
+    /// counted down another subscriber's, here the whole of "" (and sent it upstream).
+    func testASubscriptionInsideAMessageThatIsNoneIsCountedForItsSender() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let everything = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        let stranger = try clients.socket(.xsub, connect: daemon.xpub) { try $0.setOption(.reconnectInterval, -1) }
+        try Wait.until("two peers on the XPUB") { try daemon.stats().peers[.xpub] == 2 }
+        try stranger.send(frames: [Array("hello".utf8), [1]])
+        try Wait.until("the stranger is dropped") { try daemon.stats().peers[.xpub] == 1 }
+        // A frame of the subscriber's after the drop, to be sure what the drop brought was read.
+        try everything.setOption(.subscribe, bytes: Array("z".utf8))
+        try daemon.waitForSubscriptions(to: ["z"])
+        XCTAssertEqual(try daemon.subscriptions().subscriptions.first { $0.prefix == "" }?.count, 1)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("t", "still"))
+        XCTAssertEqual(try everything.receive(1), [frames("t", "still")])
+        XCTAssertEqual(try daemon.stats().unwantedMessages, 0)
+    }
+
     /// Whether every TCP connection to or from `port` has nothing queued: what was sent has
     /// been read by its receiver's process.
     private static func loopbackQueuesAreEmpty(port: Int) -> Bool {

@@ -86,10 +86,6 @@ final class SubscriptionForwardingTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("b.still")])
     }
 
-    /// A prefix of every allowed length is taken, the longest (`max_subscription_length`, 1,024
-    /// by default) too, and one byte longer is refused and counted. libzmq 4.3's SUB sends a
-    /// subscription as a SUBSCRIBE command, 10 bytes more than the prefix: with room for 1,
-    /// prefixes of 1,016 to 1,024 bytes dropped their subscriber's connection, again and again.
     /// A subscriber refused for a full table is admitted at its next subscription frame once
     /// the table has room (libzmq lets zpubd apply a prefix only to the connection whose frame
     /// was read last): any frame, or `$zpub/retry`, which subscribes to nothing.
@@ -109,6 +105,10 @@ final class SubscriptionForwardingTests: XCTestCase {
         XCTAssertEqual(try late.receive(1), [frames("b", "admitted")])
     }
 
+    /// A prefix of every allowed length is taken, the longest (`max_subscription_length`, 1,024
+    /// by default) too, and one byte longer is refused and counted. libzmq 4.3's SUB sends a
+    /// subscription as a SUBSCRIBE command, 10 bytes more than the prefix: with room for 1,
+    /// prefixes of 1,016 to 1,024 bytes dropped their subscriber's connection, again and again.
     func testTheLongestAllowedPrefixIsTakenAndOneByteMoreIsCounted() throws {
         let daemon = try Daemon()
         let clients = try Clients()

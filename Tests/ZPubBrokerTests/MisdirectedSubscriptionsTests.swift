@@ -21,6 +21,14 @@ final class MisdirectedSubscriptionsTests: XCTestCase {
         return actions
     }
 
+    private func withhold(
+        _ window: inout MisdirectedSubscriptions, _ actions: SubscriptionActions, _ frame: String,
+        from connection: Identity?, closed: Bool = false
+    ) -> SubscriptionActions {
+        let bytes = [frame.first == "-" ? 0 : 1] + Array(frame.dropFirst().utf8)
+        return bytes.withUnsafeBytes { window.withhold(actions, frame: $0, from: connection, closed: closed) }
+    }
+
     func testFromTheMessageUntilReadDryNothingIsAppliedAndThoseSubscribersAreDropped() {
         var window = MisdirectedSubscriptions()
         XCTAssertFalse(window.isOpen)
@@ -28,24 +36,32 @@ final class MisdirectedSubscriptionsTests: XCTestCase {
         XCTAssertTrue(window.isOpen)
 
         // A connection's subscription: counted and forwarded, neither applied nor given a value.
-        let held = window.withhold(actions(.subscribe, lastValue: true), from: connection(8, inode: 80), closed: false)
+        var subscribed = actions(.subscribe, lastValue: true)
+        subscribed.marker = .subscribed(token: "t")
+        let held = withhold(&window, subscribed, "+a", from: connection(8, inode: 80))
         XCTAssertNil(held.apply)
         XCTAssertNil(held.lastValue)
+        XCTAssertNil(held.marker, "its marker is taken when the new connection brings it")
         XCTAssertTrue(held.forwardUpstream, "the counting stands")
         // A closed connection's: nothing applied, nobody to drop.
-        XCTAssertNil(window.withhold(actions(.unsubscribe), from: connection(9, inode: 90), closed: true).apply)
-        // Frames without a connection: the gateway's subscription is applied as ever; an
-        // unsubscription (libzmq's for a connection gone, or the gateway's) is not.
-        XCTAssertEqual(window.withhold(actions(.subscribe), from: nil, closed: false).apply, .subscribe)
-        XCTAssertNil(window.withhold(actions(.unsubscribe), from: nil, closed: false).apply)
+        XCTAssertNil(withhold(&window, actions(.unsubscribe), "-b", from: connection(9, inode: 90), closed: true).apply)
+        // A frame that applies nothing (a retry, a refusal): its connection is not dropped.
+        _ = withhold(&window, SubscriptionActions(), "+$zpub/retry", from: connection(10, inode: 100))
+        // Frames without a connection: the gateway's subscription is held for its next frame,
+        // an unsubscription (libzmq's for a connection gone, or the gateway's) is not applied.
+        XCTAssertNil(withhold(&window, actions(.subscribe), "+g", from: nil).apply)
+        XCTAssertNil(withhold(&window, actions(.unsubscribe), "-h", from: nil).apply)
+        XCTAssertEqual(window.inProcessHeld, [Array("g".utf8)])
         // The sender's own subscription, after its message: one connection to drop, still a sender.
-        _ = window.withhold(actions(.subscribe), from: connection(7, inode: 70), closed: false)
+        _ = withhold(&window, actions(.subscribe), "+s", from: connection(7, inode: 70))
 
         let dry = window.readDry()
         XCTAssertEqual(Set(dry.connections.map(\.descriptor)), [7, 8])
         XCTAssertEqual(dry.senders, 1)
         XCTAssertFalse(window.isOpen)
         XCTAssertTrue(window.readDry().connections.isEmpty, "each window once")
+        XCTAssertEqual(window.takeInProcessHeld(), [Array("g".utf8)], "kept past the window, for the gateway")
+        XCTAssertEqual(window.inProcessHeld, [])
     }
 
     func testASenderThatIsGoneOrInProcessIsNotDropped() {

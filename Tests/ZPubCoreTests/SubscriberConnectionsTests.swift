@@ -307,6 +307,26 @@ final class SubscriberConnectionsTests: XCTestCase {
         XCTAssertEqual(state.subscriberConnections.waitingCount, 0)
     }
 
+    /// A waiting prefix that a reload made too long is let go, not left to block the others;
+    /// many are admitted in one frame, as far as the room goes.
+    func testAdmissionLetsGoOfWhatCanNeverFitAndTakesManyAtOnce() {
+        var state = state(maxSubscriptions: 1, maxLength: 8)
+        _ = handle(&state, 1, "a", from: connection(7))
+        XCTAssertNotNil(handle(&state, 1, "longlong", from: connection(8)).refusal)
+        for index in 0..<5_000 { _ = handle(&state, 1, "p\(index)", from: connection(8)) }
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 5_001)
+        state.subscriptions.maxPrefixLength = 6
+        state.subscriptions.maxPrefixes = 4_000
+        let admitted = handle(&state, 1, "$zpub/retry", from: connection(8)).admitted
+        XCTAssertEqual(admitted.count, 3_999, "the room there was")
+        XCTAssertEqual(admitted.first?.prefix, Array("p0".utf8), "in the order refused, the long one let go")
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 5_000 - 3_999)
+        state.subscriptions.maxPrefixes = 10_000
+        XCTAssertEqual(handle(&state, 1, "$zpub/retry", from: connection(8)).admitted.count, 1_001)
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 0)
+        XCTAssertEqual(state.subscriptions.totalSubscriptions, 5_001)
+    }
+
     /// Bounded: beyond `maxWaiting` refused subscriptions are still refused and tracked for
     /// their unsubscriptions, but none more waits.
     func testWaitingSubscriptionsAreBounded() {
