@@ -211,6 +211,9 @@ final class ForwardingLoop {
     private var connectionPins: [UInt: Message] = [:]
     /// After a message that is no subscription, until the XPUB is read dry.
     private var misdirected = MisdirectedSubscriptions()
+    /// The connections to drop for it, once each is known as the XPUB's, or by the deadline.
+    private var misdirectedToDrop: [(connection: SubscriberConnections.Identity, deadline: UInt64)] = []
+    static let misdirectedDropNanoseconds: UInt64 = 10_000_000_000
     /// Connections accepted on each bound endpoint, for those an unbind closes (`UnbindClosures`).
     private var unbinding = UnbindClosures()
     /// Untracked messages when the full topic table was last told of, and when (`warnIfTopicTableIsFull`).
@@ -408,6 +411,7 @@ final class ForwardingLoop {
                 connectionPins[gone.metadata] = nil
             }
             warnIfTopicTableIsFull(nowNanoseconds: now)
+            if !misdirectedToDrop.isEmpty { dropMisdirectedConnections(now: now) }
             // An upstream that refused a subscription for a full table admits it at this
             // connection's next frame once it has room (`BrokerState.retryPrefix`).
             if !upstreamEndpoints.isEmpty { try? subscribeUpstream(BrokerState.retryPrefix) }
@@ -664,7 +668,12 @@ final class ForwardingLoop {
     @discardableResult
     private func handleSubscriptions() -> Bool {
         let readAll = readSubscriptions()
-        if readAll && misdirected.isOpen { dropMisdirectedConnections() }
+        if readAll && misdirected.isOpen {
+            let now = SystemClock.monotonicNanoseconds()
+            let toDrop = misdirected.readDry()
+            misdirectedToDrop += toDrop.map { ($0, now &+ Self.misdirectedDropNanoseconds) }
+            tellOfAMessageThatIsNoSubscription(subscribersToDrop: toDrop.count)
+        }
         return readAll
     }
 
@@ -683,8 +692,7 @@ final class ForwardingLoop {
                 if message.hasMore || message.count == 0 || message.withUnsafeBytes({ $0[0] > 1 }) {
                     // Not a subscription: subscribers have nothing else to say. Discard it whole,
                     // and drop its sender and the subscribers libzmq now pairs wrongly.
-                    let sender = subscriberConnection()
-                    misdirected.notASubscription(from: sender?.closed == false ? sender?.identity : nil)
+                    misdirected.notASubscription()
                     state.nonSubscriptionMessages &+= 1
                     while message.hasMore {
                         _ = try xpub.receive(into: message)
@@ -783,20 +791,34 @@ final class ForwardingLoop {
         }
     }
 
-    /// The XPUB was read dry after a message that is no subscription: its sender, and the
-    /// subscribers whose subscriptions were held back meanwhile, are dropped; they reconnect and
-    /// subscribe again (`MisdirectedSubscriptions`).
-    private func dropMisdirectedConnections() {
-        let (connections, senders) = misdirected.readDry()
+    /// The subscribers whose subscriptions were held back after a message that is no
+    /// subscription are dropped; they reconnect and subscribe again (`MisdirectedSubscriptions`).
+    /// At housekeeping, once their accept events are in (a connection is dropped only as the
+    /// XPUB's); one whose event has not come by its deadline is let be.
+    private func dropMisdirectedConnections(now: UInt64) {
         var dropped = 0
-        for connection in connections where MisdirectedSubscriptions.drop(connection, current: Self.socket(at:)) {
+        misdirectedToDrop.removeAll { connection, deadline in
+            guard let socket = Self.socket(at: connection.descriptor), connection.isCurrent(socket) else { return true }
+            guard
+                MisdirectedSubscriptions.drop(
+                    connection, current: Self.socket(at:),
+                    isSubscriber: { unbinding.isOpen(descriptor: $0, role: .xpub, socket: $1) })
+            else { return now >= deadline }
             dropped += 1
+            return true
         }
         state.misdirectionDrops &+= UInt64(dropped)
+    }
+
+    /// Says that the window after a message that is no subscription is over, and what it costs.
+    private func tellOfAMessageThatIsNoSubscription(subscribersToDrop: Int) {
         guard let heldBack = strangerLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) else { return }
-        let others = connections.count - senders
+        let cost =
+            subscribersToDrop == 0
+            ? "no subscription was read meanwhile"
+            : "zpubd applied none of the \(subscribersToDrop) subscriber\(subscribersToDrop == 1 ? "'s" : "s'") subscriptions read meanwhile (libzmq would have given them to others) and drops their connections: they reconnect and subscribe again"
         logger.warning(
-            "a peer of the XPUB sent a message that is not a subscription (an XSUB sending data upstream): zpubd dropped \(senders == 0 ? "nothing of the sender (it was gone, or in-process)" : "its connection"), and the connections of \(others) subscriber\(others == 1 ? "" : "s") whose subscriptions libzmq would have given to others then; they reconnect and subscribe again. If such a peer should not connect at all: allowed_keys, a firewall (docs/security.md)\(heldBack > 0 ? " (\(heldBack) more since the last such message)" : "")"
+            "a peer of the XPUB sent a message that is not a subscription (an XSUB sending data upstream; dropped): \(cost). If such a peer should not connect at all: allowed_keys, a firewall (docs/security.md)\(heldBack > 0 ? " (\(heldBack) more since the last such message)" : "")"
         )
     }
 

@@ -17,10 +17,13 @@ import ZPubCore
 /// connections afresh.
 ///
 /// So from such a message until the XPUB is read dry (the queue is empty, and libzmq pairs
-/// frames rightly again) subscription frames are counted but nothing is applied, and then the
-/// sender and every connection that had something held back (a change to apply, a last value)
-/// are dropped (`drop`): libzmq ends them, the peers reconnect and subscribe again, each frame
-/// paired with its own peer. A frame that applies nothing (`$zpub/retry`, a refused
+/// frames rightly again) subscription frames are counted but nothing is applied, and then every
+/// connection that had something held back (a change to apply, a last value) is dropped
+/// (`drop`): libzmq ends them, the peers reconnect and subscribe again, each frame paired with
+/// its own peer. The sender is not: it is known only by its descriptor, which may belong to
+/// another connection by then (it sent and closed while the loop was behind, and the kernel
+/// gave the number to the next connection accepted: a producer's, whose queued messages the
+/// drop lost; a probe), and once the window is over its message did no harm. A frame that applies nothing (`$zpub/retry`, a refused
 /// subscription) costs its connection nothing. Frames without a connection cannot be dropped:
 /// the in-process gateway's subscriptions are held (`inProcessHeld`) and applied at its next
 /// subscription frame read outside such a window (it sends `$zpub/retry` every second); the
@@ -31,8 +34,6 @@ struct MisdirectedSubscriptions {
     private(set) var isOpen = false
     /// The connections to drop at the end, by descriptor (bounded by the descriptors open).
     private var toDrop: [Int32: SubscriberConnections.Identity] = [:]
-    /// The senders among them (those known: not in-process, not gone already).
-    private var senders: Set<Int32> = []
     /// The in-process gateway's subscriptions held back, to apply at its next frame read
     /// outside a window; bounded (`maxInProcessHeldBytes`): beyond, one is lost (`inProcessLost`).
     private(set) var inProcessHeld: [[UInt8]] = []
@@ -40,13 +41,9 @@ struct MisdirectedSubscriptions {
     static let maxInProcessHeldBytes = 16 << 20
     private(set) var inProcessLost: UInt64 = 0
 
-    /// A message that is no subscription, from `sender` (nil: unknown, or closed already).
-    mutating func notASubscription(from sender: SubscriberConnections.Identity?) {
+    /// A message that is no subscription was read.
+    mutating func notASubscription() {
         isOpen = true
-        if let sender, sender.inode != 0 || sender.device != 0 {
-            toDrop[sender.descriptor] = sender
-            senders.insert(sender.descriptor)
-        }
     }
 
     /// What of `actions` may be carried out for the subscription frame `frame` from
@@ -91,22 +88,28 @@ struct MisdirectedSubscriptions {
     }
 
     /// The XPUB was read dry: the connections to drop now; the window closes.
-    mutating func readDry() -> (connections: [SubscriberConnections.Identity], senders: Int) {
+    mutating func readDry() -> [SubscriberConnections.Identity] {
         defer {
             isOpen = false
             toDrop.removeAll()
-            senders.removeAll()
         }
-        return (Array(toDrop.values), senders.count)
+        return Array(toDrop.values)
     }
 
-    /// Ends `connection` under libzmq, if its descriptor still shows its socket: shutdown, not
-    /// close (the descriptor stays libzmq's, which reads the end of the stream and closes it).
-    /// `current`: what a descriptor shows now. False when it was gone already.
+    /// Ends `connection` under libzmq, if its descriptor still shows its socket and that socket
+    /// is one the XPUB accepted (`isSubscriber`: its accept event named this descriptor and
+    /// socket): a connection whose frame was read after it closed, its number since given to
+    /// another connection, is taken for that one when it has no record yet, and that one may
+    /// be a producer's. Shutdown, not close (the descriptor stays libzmq's, which reads the end
+    /// of the stream and closes it). `current`: what a descriptor shows now. False when it was
+    /// not dropped.
     static func drop(
-        _ connection: SubscriberConnections.Identity, current: (Int32) -> SubscriberConnections.Socket?
+        _ connection: SubscriberConnections.Identity, current: (Int32) -> SubscriberConnections.Socket?,
+        isSubscriber: (Int32, SubscriberConnections.Socket) -> Bool
     ) -> Bool {
-        guard connection.isCurrent(current(connection.descriptor)) else { return false }
+        guard let socket = current(connection.descriptor), connection.isCurrent(socket),
+            isSubscriber(connection.descriptor, socket)
+        else { return false }
         return shutdown(connection.descriptor, Int32(SHUT_RDWR)) == 0
     }
 }

@@ -49,6 +49,12 @@ struct UnbindClosures {
         open[key] = Accepted(endpoint: endpoint, socket: socket(descriptor))
     }
 
+    /// Whether `descriptor` shows a connection `role`'s socket accepted, open: its accept
+    /// event named this descriptor, and the descriptor showed `socket` when it was taken in.
+    func isOpen(descriptor: Int32, role: BrokerSocketRole, socket: SubscriberConnections.Socket) -> Bool {
+        open[Key(role: role, descriptor: descriptor)]?.socket == socket
+    }
+
     /// A connection of `role` on `descriptor` that is no accepted one (an upstream link): a
     /// disconnect for the descriptor is its own.
     mutating func connected(descriptor: Int32, role: BrokerSocketRole) {

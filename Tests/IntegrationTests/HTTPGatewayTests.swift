@@ -126,6 +126,46 @@ final class HTTPGatewayTests: XCTestCase {
 
     /// An event stream needs HTTP/1.1 (its events are chunks): an HTTP/1.0 request is told so,
     /// not sent chunk sizes it would read as events; a HEAD gets the head and no stream.
+    /// The gateway's subscription, read while libzmq paired the XPUB's frames with the wrong
+    /// peers (a peer sent data there), is held and applied at the gateway's next frame (its
+    /// retry, every second). Applied at once, it went to the subscriber whose frame came next,
+    /// and the gateway's clients got nothing.
+    func testTheGatewaysSubscriptionBehindAMessageThatIsNoSubscriptionStillReachesIt() throws {
+        let port = try FreePort.find()
+        let xpubPort = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: httpSection(port: port),
+            environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "30000"],
+            endpoints: [.xpub: "tcp://127.0.0.1:\(xpubPort)"]
+        ).waitForGateway(port: port)
+        let clients = try Clients()
+        let peersBefore = try daemon.stats().peers[.xpub] ?? 0
+        let stranger = try clients.socket(.xsub, connect: daemon.xpub)
+        let other = try clients.socket(.sub, connect: daemon.xpub)
+        try Wait.until("two more peers on the XPUB") { try daemon.stats().peers[.xpub] == peersBefore + 2 }
+        // Queued while the loop is held, in this order: the stranger's data, the gateway's
+        // subscription, another subscriber's.
+        daemon.signal(SIGUSR2)
+        try Wait.until("the loop stalls") { daemon.log.contains("test hook: stalling the forwarding loop") }
+        try stranger.send(frames: frames("hello", "upstream"))
+        try Wait.until("zpubd's I/O thread has read it") { RawTCP.queuesAreEmpty(port: xpubPort) }
+        let reader = try python(["sse", "\(port)", "?prefix=g.", "1"])
+        try Wait.until("the gateway subscribes to g.", timeout: 20) {
+            try HTTPProbe.metrics(port: port)["zpub_http_upstream_prefixes"] == 1
+        }
+        try other.setOption(.subscribe, bytes: Array("o.".utf8))
+        try Wait.until("zpubd's I/O thread has read it") { RawTCP.queuesAreEmpty(port: xpubPort) }
+        daemon.signal(SIGUSR2)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try Wait.until("the event stream gets g.x\n\(daemon.log)", timeout: 20) {
+            try push.send(frames: frames("g.x", "through"))
+            return !reader.isRunning
+        }
+        let run = try reader.finish(timeout: 20)
+        XCTAssertEqual(sseArrivals(run.stdout).payloads, ["through"], run.stdout + run.stderr)
+        XCTAssertEqual(try daemon.stats().subscriptions.notSubscriptions, 1)
+    }
+
     func testAnEventStreamNeedsHTTP11AndAHeadOpensNone() throws {
         let (daemon, port) = try startDaemon()
         defer { withExtendedLifetime(daemon) {} }

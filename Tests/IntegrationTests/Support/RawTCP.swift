@@ -7,6 +7,29 @@ import Foundation
 /// Plain TCP connections (to 127.0.0.1 unless told), for what no ZeroMQ client would send:
 /// garbage, idle connections, hand-written HTTP.
 enum RawTCP {
+    /// Whether every TCP connection to or from `port` has nothing queued: what was sent has
+    /// been read by its receiver's process.
+    static func queuesAreEmpty(port: Int) -> Bool {
+        guard let data = FileHandle(forReadingAtPath: "/proc/net/tcp")?.readDataToEndOfFile() else { return false }
+        let suffix = String(format: ":%04X", port)
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, fields[1].hasSuffix(suffix) || fields[2].hasSuffix(suffix) else { continue }
+            if fields[4] != "00000000:00000000" { return false }
+        }
+        return true
+    }
+
+    /// How many established TCP connections `port` has on its side (the listener's).
+    static func connections(port: Int) -> Int {
+        guard let data = FileHandle(forReadingAtPath: "/proc/net/tcp")?.readDataToEndOfFile() else { return 0 }
+        let suffix = String(format: ":%04X", port)
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst().filter { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 3 && fields[1].hasSuffix(suffix) && fields[3] == "01"
+        }.count
+    }
+
     /// A connected socket's descriptor (the caller closes it). `blocking: false` returns at once,
     /// with the kernel completing the handshake in the background.
     static func connect(port: Int, address: String = "127.0.0.1", blocking: Bool = true) throws -> Int32 {
