@@ -18,11 +18,6 @@ struct ControlClient {
 
     /// The raw reply (one frame of JSON), or a `CLIError` saying what went wrong.
     func request(_ text: String) throws -> [UInt8] {
-        // An ipc file that is not there, or not for this user, is said at once: libzmq would
-        // retry in silence, and the answer came only after the whole connection timeout.
-        if let problem = Self.ipcProblem(endpoint) {
-            throw CLIError("no reply from zpubd at \(endpoint): \(problem)")
-        }
         let context = try Context()
         defer { context.terminate() }
         let socket = try Socket(context, type: .req)
@@ -34,6 +29,12 @@ struct ControlClient {
         let connectTimeout = min(connectTimeoutMilliseconds ?? timeoutMilliseconds, timeoutMilliseconds)
         try socket.setOption(.sendTimeout, Int32(clamping: max(0, connectTimeout)))
         try curve?.apply(to: socket)
+        // An ipc file that is not there, or not for this user, is said at once (after what is
+        // wrong with the command line, such as a key file): libzmq would retry in silence, and
+        // the answer came only after the whole connection timeout.
+        if let problem = Self.ipcProblem(endpoint) {
+            throw CLIError("no reply from zpubd at \(endpoint): \(problem)")
+        }
         let watch = try ConnectionWatch(
             socket, context: context, endpoints: [endpoint], usingCurve: curve?.serverKey != nil)
         defer { watch.close() }
