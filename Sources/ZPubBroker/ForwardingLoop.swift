@@ -690,8 +690,8 @@ final class ForwardingLoop {
                 state.xpub.messagesIn &+= 1
                 state.xpub.bytesIn &+= UInt64(message.count)
                 if message.hasMore || message.count == 0 || message.withUnsafeBytes({ $0[0] > 1 }) {
-                    // Not a subscription: subscribers have nothing else to say. Discard it whole,
-                    // and drop its sender and the subscribers libzmq now pairs wrongly.
+                    // Not a subscription: subscribers have nothing else to say. Discard it whole;
+                    // until the XPUB is read dry, libzmq pairs frames with the wrong subscribers.
                     misdirected.notASubscription()
                     state.nonSubscriptionMessages &+= 1
                     while message.hasMore {
