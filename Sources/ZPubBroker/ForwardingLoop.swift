@@ -211,8 +211,9 @@ final class ForwardingLoop {
     private var connectionPins: [UInt: Message] = [:]
     /// After a message that is no subscription, until the XPUB is read dry.
     private var misdirected = MisdirectedSubscriptions()
-    /// The connections to drop for it, once each is known as the XPUB's, or by the deadline.
-    private var misdirectedToDrop: [(connection: SubscriberConnections.Identity, deadline: UInt64)] = []
+    /// The connections to drop for it, once each is known as the XPUB's, or by the deadline
+    /// (one entry a connection: bounded by the descriptors, however many windows there are).
+    private var misdirectedToDrop: [SubscriberConnections.Identity: UInt64] = [:]
     static let misdirectedDropNanoseconds: UInt64 = 10_000_000_000
     /// Connections accepted on each bound endpoint, for those an unbind closes (`UnbindClosures`).
     private var unbinding = UnbindClosures()
@@ -671,7 +672,7 @@ final class ForwardingLoop {
         if readAll && misdirected.isOpen {
             let now = SystemClock.monotonicNanoseconds()
             let toDrop = misdirected.readDry()
-            misdirectedToDrop += toDrop.map { ($0, now &+ Self.misdirectedDropNanoseconds) }
+            for connection in toDrop { misdirectedToDrop[connection] = now &+ Self.misdirectedDropNanoseconds }
             tellOfAMessageThatIsNoSubscription(subscribersToDrop: toDrop.count)
         }
         return readAll
@@ -797,15 +798,18 @@ final class ForwardingLoop {
     /// XPUB's); one whose event has not come by its deadline is let be.
     private func dropMisdirectedConnections(now: UInt64) {
         var dropped = 0
-        misdirectedToDrop.removeAll { connection, deadline in
-            guard let socket = Self.socket(at: connection.descriptor), connection.isCurrent(socket) else { return true }
-            guard
-                MisdirectedSubscriptions.drop(
+        for (connection, deadline) in misdirectedToDrop {
+            let settled: Bool
+            if let socket = Self.socket(at: connection.descriptor), connection.isCurrent(socket) {
+                let done = MisdirectedSubscriptions.drop(
                     connection, current: Self.socket(at:),
                     isSubscriber: { unbinding.isOpen(descriptor: $0, role: .xpub, socket: $1) })
-            else { return now >= deadline }
-            dropped += 1
-            return true
+                if done { dropped += 1 }
+                settled = done || now >= deadline
+            } else {
+                settled = true  // gone already
+            }
+            if settled { misdirectedToDrop[connection] = nil }
         }
         state.misdirectionDrops &+= UInt64(dropped)
     }
