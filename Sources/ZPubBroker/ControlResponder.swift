@@ -175,7 +175,7 @@ final class ControlResponder: BrokerControl {
             problems.append(
                 HealthProblem(
                     .upstreamNotConnected,
-                    "upstream \(upstream.endpoint) is \(upstream.state) (connected \(upstream.connects) times, lost \(upstream.disconnects)): its messages do not reach this broker until it connects; the log says why"
+                    "upstream \(upstream.summary): its messages do not reach this broker until it connects; the log says why"
                 ))
         }
         return HealthReport(

@@ -817,10 +817,15 @@ final class ForwardingLoop {
     /// Says that the window after a message that is no subscription is over, and what it costs.
     private func tellOfAMessageThatIsNoSubscription(subscribersToDrop: Int) {
         guard let heldBack = strangerLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) else { return }
-        let cost =
+        var cost =
             subscribersToDrop == 0
             ? "no subscription was read meanwhile"
             : "zpubd applied none of the \(subscribersToDrop) subscriber\(subscribersToDrop == 1 ? "'s" : "s'") subscriptions read meanwhile (libzmq would have given them to others) and drops their connections: they reconnect and subscribe again"
+        // The gateway's held back beyond the bound: said, not lost in silence.
+        if misdirected.inProcessLost > 0 {
+            cost +=
+                "; \(misdirected.inProcessLost) of the HTTP gateway's subscriptions could not be held (over \(MisdirectedSubscriptions.maxInProcessHeldBytes >> 20) MiB since start): its clients of those prefixes get nothing until they subscribe again"
+        }
         logger.warning(
             "a peer of the XPUB sent a message that is not a subscription (an XSUB sending data upstream; dropped): \(cost). If such a peer should not connect at all: allowed_keys, a firewall (docs/security.md)\(heldBack > 0 ? " (\(heldBack) more since the last such message)" : "")"
         )

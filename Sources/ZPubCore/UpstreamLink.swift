@@ -12,6 +12,9 @@ public struct UpstreamLink: Codable, Equatable, Sendable {
     public var connects: UInt64
     public var disconnects: UInt64
 
+    /// Its state and history, as HEALTH's problem and `zpub stats` say it.
+    public var summary: String { "\(endpoint) \(state) (connected \(connects) times, lost \(disconnects))" }
+
     public init(endpoint: String) {
         self.endpoint = endpoint
         self.state = "connecting"

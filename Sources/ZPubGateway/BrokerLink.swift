@@ -400,7 +400,8 @@ final class BrokerLink {
         let receiptsIndex = poller.add(receipts)
         let message = Message()
         var stopping = false
-        var nextRetry = SystemClock.monotonicNanoseconds()
+        var retry = SubscriptionRetry(
+            intervalNanoseconds: 1_000_000_000, nowNanoseconds: SystemClock.monotonicNanoseconds())
         while !stopping {
             do {
                 _ = try poller.poll(timeoutMilliseconds: pollTimeoutMilliseconds())
@@ -442,10 +443,7 @@ final class BrokerLink {
             // A frame that subscribes to nothing, once a second: the broker applies at the
             // gateway's next frame what it held back while libzmq paired frames wrongly (a peer
             // of the XPUB sent data; docs/control-protocol.md). This loop wakes every 200 ms.
-            if now >= nextRetry {
-                nextRetry = now &+ 1_000_000_000
-                try? sub.setOption(.subscribe, bytes: BrokerState.retryPrefix)
-            }
+            if retry.isDue(nowNanoseconds: now) { try? sub.setOption(.subscribe, bytes: BrokerState.retryPrefix) }
         }
         sub.close()
         push.close()

@@ -38,9 +38,7 @@ struct Stats: ParsableCommand {
                 )
             }
             for upstream in stats.upstreams {
-                Output.line(
-                    "upstream       \(upstream.endpoint) \(upstream.state) (connected \(upstream.connects) times, lost \(upstream.disconnects))"
-                )
+                Output.line("upstream       \(upstream.summary)")
             }
             let topics = stats.topics
             Output.line(

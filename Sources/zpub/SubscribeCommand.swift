@@ -187,14 +187,15 @@ struct Subscribe: ParsableCommand {
             // catch-up would skip the topics it covers for ever. As the follow mode and the
             // gateway do, it is given up on 10 s after the reply.
             let catchUpReplied = lastMessage
-            var retry = SubscriptionRetry()
+            var retry = Self.retry()
             while count.map({ received < $0 }) ?? true {
                 let untilTimeout = timeout.map { max(0, $0 - Self.millisecondsSince(lastMessage)) }
                 let untilCatchUpExpires = catchUp.map { _ in max(0, 10_000 - Self.millisecondsSince(catchUpReplied)) }
-                let wait = [untilTimeout, watch.millisecondsUntilDue, untilCatchUpExpires, retry.millisecondsUntilDue]
+                let untilRetry = retry.millisecondsUntilDue(nowNanoseconds: SystemClock.monotonicNanoseconds())
+                let wait = [untilTimeout, watch.millisecondsUntilDue, untilCatchUpExpires, untilRetry]
                     .compactMap { $0 }.min()!
                 _ = try poller.poll(timeoutMilliseconds: wait)
-                retry.sendIfDue(on: [socket])
+                Self.sendRetryIfDue(&retry, on: [socket])
                 try tell(watch)
                 if let abandoned = catchUp, Self.millisecondsSince(catchUpReplied) >= 10_000 {
                     try? socket.setOption(.unsubscribe, bytes: abandoned.markerTopic)
@@ -218,21 +219,13 @@ struct Subscribe: ParsableCommand {
     /// the subscriber's next subscription frame once it has room (it can apply a prefix only to
     /// the connection whose frame it read last): `$zpub/retry`, which subscribes to nothing,
     /// every 2 s gets them admitted without a reconnection.
-    private struct SubscriptionRetry {
-        static let intervalNanoseconds: UInt64 = 2_000_000_000
-        private var due = SystemClock.monotonicNanoseconds() &+ intervalNanoseconds
+    private static func retry() -> SubscriptionRetry {
+        SubscriptionRetry(intervalNanoseconds: 2_000_000_000, nowNanoseconds: SystemClock.monotonicNanoseconds())
+    }
 
-        var millisecondsUntilDue: Int {
-            let now = SystemClock.monotonicNanoseconds()
-            return now >= due ? 0 : Int((due - now) / 1_000_000) + 1
-        }
-
-        mutating func sendIfDue(on sockets: [Socket]) {
-            let now = SystemClock.monotonicNanoseconds()
-            guard now >= due else { return }
-            due = now &+ Self.intervalNanoseconds
-            for socket in sockets { try? socket.setOption(.subscribe, bytes: BrokerState.retryPrefix) }
-        }
+    private static func sendRetryIfDue(_ retry: inout SubscriptionRetry, on sockets: [Socket]) {
+        guard retry.isDue(nowNanoseconds: SystemClock.monotonicNanoseconds()) else { return }
+        for socket in sockets { try? socket.setOption(.subscribe, bytes: BrokerState.retryPrefix) }
     }
 
     /// zpubd's own topics (`$zpub/`: sequence markers, other clients' snapshot markers), which a
@@ -614,10 +607,10 @@ struct Subscribe: ParsableCommand {
             return false
         }
         if try resume() { return }
-        var retry = SubscriptionRetry()
+        var retry = Self.retry()
         while true {
             let now = SystemClock.monotonicNanoseconds()
-            retry.sendIfDue(on: sockets)
+            Self.sendRetryIfDue(&retry, on: sockets)
             if now &- lastCheck > 500_000_000 {
                 lastCheck = now
                 if catchUp != nil && now &- resumed > 10_000_000_000 {
