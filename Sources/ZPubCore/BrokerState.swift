@@ -236,7 +236,8 @@ public struct BrokerState: Sendable {
                 refusedTableFull: subscriptions.refusedTableFull, repeated: repeatedSubscriptions,
                 unheldUnsubscribes: unheldUnsubscriptions, notSubscriptions: nonSubscriptionMessages,
                 droppedForMisdirection: misdirectionDrops, admittedLater: admittedSubscriptions,
-                waitingForRoom: subscriberConnections.waitingCount),
+                waitingForRoom: subscriberConnections.waitingCount,
+                waitingGivenUp: subscriberConnections.waitingGivenUp),
             topics: .init(
                 accounting: topicAccounting, tracked: topics.count, limit: topics.maxTopics,
                 untrackedMessages: topics.untrackedMessages, untrackedBytes: topics.untrackedBytes),

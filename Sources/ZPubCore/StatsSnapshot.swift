@@ -147,19 +147,21 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         public var unheldUnsubscribes: UInt64
         /// Messages a peer of the XPUB sent that were no subscription (dropped).
         public var notSubscriptions: UInt64
-        /// Connections dropped for them: each sender's, and those of the subscribers libzmq
-        /// would have paired wrongly meanwhile (they reconnect and subscribe again).
+        /// Connections dropped for them: the subscribers' libzmq would have paired wrongly
+        /// meanwhile (they reconnect and subscribe again; the sender is not dropped).
         public var droppedForMisdirection: UInt64
         /// Subscriptions refused for a full table and admitted once it had room, and those
-        /// still waiting for room (their subscribers connected).
+        /// still waiting for room (their subscribers connected), and those that gave their
+        /// place to another connection's at the bounds (never to be admitted while connected).
         public var admittedLater: UInt64
         public var waitingForRoom: Int
+        public var waitingGivenUp: UInt64
 
         public init(
             total: Int, prefixes: Int, limit: Int, subscribeEvents: UInt64, unsubscribeEvents: UInt64,
             refusedTooLong: UInt64, refusedTableFull: UInt64, repeated: UInt64 = 0, unheldUnsubscribes: UInt64 = 0,
             notSubscriptions: UInt64 = 0, droppedForMisdirection: UInt64 = 0, admittedLater: UInt64 = 0,
-            waitingForRoom: Int = 0
+            waitingForRoom: Int = 0, waitingGivenUp: UInt64 = 0
         ) {
             self.total = total
             self.prefixes = prefixes
@@ -174,9 +176,10 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             self.droppedForMisdirection = droppedForMisdirection
             self.admittedLater = admittedLater
             self.waitingForRoom = waitingForRoom
+            self.waitingGivenUp = waitingGivenUp
         }
 
-        /// The last six are read as 0 when absent: a newer `zpub` asking an older zpubd.
+        /// The last seven are read as 0 when absent: a newer `zpub` asking an older zpubd.
         public init(from decoder: Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             total = try container.decode(Int.self, forKey: .total)
@@ -193,6 +196,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
                 try container.decodeIfPresent(UInt64.self, forKey: .droppedForMisdirection) ?? 0
             admittedLater = try container.decodeIfPresent(UInt64.self, forKey: .admittedLater) ?? 0
             waitingForRoom = try container.decodeIfPresent(Int.self, forKey: .waitingForRoom) ?? 0
+            waitingGivenUp = try container.decodeIfPresent(UInt64.self, forKey: .waitingGivenUp) ?? 0
         }
 
         enum CodingKeys: String, CodingKey {
@@ -206,6 +210,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             case droppedForMisdirection = "dropped_for_misdirection"
             case admittedLater = "admitted_later"
             case waitingForRoom = "waiting_for_room"
+            case waitingGivenUp = "waiting_given_up"
         }
     }
 

@@ -85,6 +85,13 @@ public struct SubscriberConnections: Sendable {
     private var waitingBytes = 0
     public static let maxWaiting = 10_000
     public static let maxWaitingBytes = 4 << 20
+    /// The connection that last gave way at the bounds (`makeRoomToWait`), and a count no
+    /// connection's list exceeds: with them a connection under its share finds whom to take
+    /// from without looking through every list each time.
+    private var heaviestWaiting: Identity?
+    private var mostWaiting = 0
+    /// Waiting subscriptions given up so that another connection's could wait.
+    public private(set) var waitingGivenUp: UInt64 = 0
     /// Descriptors libzmq reported closed while they still showed a recorded connection's
     /// socket (libzmq reports before it closes): looked at again until that is gone.
     public private(set) var closing: Set<Int32> = []
@@ -187,12 +194,40 @@ public struct SubscriberConnections: Sendable {
         noteIfClosed(connection)
         refusedPending[prefixHash, default: 0] += 1
         refusedPendingTotal += 1
-        if let prefix, waitingCount < Self.maxWaiting, waitingBytes + prefix.count <= Self.maxWaitingBytes {
+        if let prefix, makeRoomToWait(prefix.count, for: connection) {
             waiting[connection, default: []].append((prefixHash, prefix))
             waitingCount += 1
             waitingBytes += prefix.count
+            mostWaiting = max(mostWaiting, waiting[connection]!.count)
         }
         return true
+    }
+
+    /// Whether a prefix of `bytes` may wait for `connection`. At the bounds, a connection with
+    /// fewer waiting than another's list takes that list's newest entry (max-min fair shares):
+    /// before, one peer refused 10,000 prefixes and no other connection's could wait at all.
+    private mutating func makeRoomToWait(_ bytes: Int, for connection: Identity) -> Bool {
+        guard bytes <= Self.maxWaitingBytes else { return false }
+        let mine = waiting[connection]?.count ?? 0
+        while waitingCount >= Self.maxWaiting || waitingBytes + bytes > Self.maxWaitingBytes {
+            guard let victim = connectionToGiveWay(above: mine + 1) else { return false }
+            let gone = waiting[victim]!.removeLast()
+            waitingCount -= 1
+            waitingBytes -= gone.prefix.count
+            waitingGivenUp += 1
+            if waiting[victim]!.isEmpty { waiting[victim] = nil }
+        }
+        return true
+    }
+
+    /// A connection (not the asking one, which has `count - 1`) with more than `count` waiting.
+    private mutating func connectionToGiveWay(above count: Int) -> Identity? {
+        if let heaviest = heaviestWaiting, let entries = waiting[heaviest], entries.count > count { return heaviest }
+        guard mostWaiting > count else { return nil }
+        let heaviest = waiting.max { $0.value.count < $1.value.count }
+        heaviestWaiting = heaviest?.key
+        mostWaiting = heaviest?.value.count ?? 0
+        return mostWaiting > count ? heaviestWaiting : nil
     }
 
     /// The refused subscriptions of `connection` waiting for room, in the order refused.

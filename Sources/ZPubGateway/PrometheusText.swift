@@ -59,11 +59,15 @@ struct PrometheusText {
             "zpub_subscriptions_waiting_for_room", "Subscriptions refused for a full table, waiting for room",
             [([:], Double(subscriptions.waitingForRoom))])
         counter(
+            "zpub_subscriptions_waiting_given_up_total",
+            "Waiting subscriptions that gave their place to another connection's at the bounds",
+            [([:], Double(subscriptions.waitingGivenUp))])
+        counter(
             "zpub_not_subscriptions_total", "Messages peers of the XPUB sent that were no subscription, dropped",
             [([:], Double(subscriptions.notSubscriptions))])
         counter(
             "zpub_dropped_for_misdirection_total",
-            "XPUB connections dropped after such a message: its sender, and the subscribers libzmq would have paired wrongly",
+            "XPUB subscribers dropped after such a message: those libzmq would have paired wrongly",
             [([:], Double(subscriptions.droppedForMisdirection))])
         gauge("zpub_topics", "Topics tracked by topic accounting", [([:], Double(stats.topics.tracked))])
         counter(

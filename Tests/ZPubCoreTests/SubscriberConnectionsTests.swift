@@ -338,4 +338,57 @@ final class SubscriberConnectionsTests: XCTestCase {
         XCTAssertEqual(state.subscriberConnections.waitingCount, SubscriberConnections.maxWaiting)
         XCTAssertEqual(state.subscriberConnections.refusedPendingCount, SubscriberConnections.maxWaiting + 1)
     }
+
+    /// At the bounds the places are shared fairly: a connection with fewer waiting takes the
+    /// newest place of the one with the most, until both hold as many. Before, the first
+    /// connection refused 10,000 times kept every other connection's refusals from waiting.
+    func testOneConnectionCannotTakeEveryWaitingPlace() {
+        let limit = SubscriberConnections.maxWaiting
+        var state = state(maxSubscriptions: 1)
+        _ = handle(&state, 1, "a", from: connection(7))
+        for index in 0..<limit { _ = handle(&state, 1, "p\(index)", from: connection(8)) }
+        for index in 0..<limit { _ = handle(&state, 1, "q\(index)", from: connection(9)) }
+        XCTAssertEqual(state.subscriberConnections.waitingCount, limit)
+        XCTAssertEqual(state.subscriberConnections.waiting(for: connection(8))?.count, limit / 2)
+        XCTAssertEqual(state.subscriberConnections.waiting(for: connection(9))?.count, limit / 2)
+        XCTAssertEqual(state.subscriberConnections.waitingGivenUp, UInt64(limit / 2))
+        XCTAssertEqual(state.statsSnapshot(uptimeSeconds: 0).subscriptions.waitingGivenUp, UInt64(limit / 2))
+        // 8 kept its oldest, in order; 9 its first refused.
+        XCTAssertEqual(
+            state.subscriberConnections.waiting(for: connection(8))?.last?.prefix, Array("p\(limit / 2 - 1)".utf8))
+        XCTAssertEqual(state.subscriberConnections.waiting(for: connection(9))?.first?.prefix, Array("q0".utf8))
+        // A third connection gets a place; once all are even, a newcomer's refusals take none.
+        _ = handle(&state, 1, "r0", from: connection(10))
+        XCTAssertEqual(state.subscriberConnections.waiting(for: connection(10))?.count, 1)
+        XCTAssertEqual(state.subscriberConnections.waitingCount, limit)
+        // Room for two: 9's oldest are admitted at its next frame.
+        state.subscriptions.maxPrefixes = 3
+        let admitted = handle(&state, 1, "$zpub/retry", from: connection(9)).admitted.map(\.prefix)
+        XCTAssertEqual(admitted, [Array("q0".utf8), Array("q1".utf8)])
+    }
+
+    /// When every connection holds one place, a newcomer takes none (and finds that out
+    /// without looking through them all at each refusal); the bytes are shared fairly too.
+    func testEvenSharesAreKeptAndTheBytesBoundIsSharedToo() {
+        let limit = SubscriberConnections.maxWaiting
+        var state = state(maxSubscriptions: 1, maxLength: 1_000)
+        _ = handle(&state, 1, "a", from: connection(7))
+        for descriptor in 0..<Int32(limit) { _ = handle(&state, 1, "p", from: connection(100 + descriptor)) }
+        XCTAssertEqual(state.subscriberConnections.waitingCount, limit)
+        for index in 0..<1_000 { _ = handle(&state, 1, "q\(index)", from: connection(50)) }
+        XCTAssertNil(state.subscriberConnections.waiting(for: connection(50)))
+        XCTAssertEqual(state.subscriberConnections.waitingGivenUp, 0)
+
+        var bytes = self.state(maxSubscriptions: 1, maxLength: 1_000)
+        _ = handle(&bytes, 1, "a", from: connection(7))
+        let long = { (tag: String, index: Int) in tag + String(repeating: "x", count: 900) + "\(index)" }
+        for index in 0..<5_000 { _ = handle(&bytes, 1, long("p", index), from: connection(8)) }
+        let fitting = bytes.subscriberConnections.waitingCount
+        XCTAssertLessThan(fitting, 5_000, "4 MiB holds fewer than 5,000 prefixes of 900 bytes")
+        for index in 0..<5_000 { _ = handle(&bytes, 1, long("q", index), from: connection(9)) }
+        let eight = bytes.subscriberConnections.waiting(for: connection(8))?.count ?? 0
+        let nine = bytes.subscriberConnections.waiting(for: connection(9))?.count ?? 0
+        XCTAssertLessThanOrEqual(abs(eight - nine), 1, "\(eight) and \(nine)")
+        XCTAssertGreaterThanOrEqual(eight + nine, fitting - 1)
+    }
 }
