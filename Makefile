@@ -51,7 +51,7 @@ run: release
 test: test-deps lint
 	./scripts/fuzz.sh 10
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --disable-swift-testing
+	SWIFT="$(SWIFT)" ./scripts/test.sh
 
 # The fault tests at full size, with their ratio assertions (docs/reliability.md), then a
 # longer fuzz run.

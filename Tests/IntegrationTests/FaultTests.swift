@@ -393,7 +393,9 @@ final class FaultTests: XCTestCase {
             }
             try request.send(frames: frames)
             guard let reply = try request.receiveFrames(timeoutMilliseconds: 5_000) else {
-                return XCTFail("request \(i) got no reply")
+                return XCTFail(
+                    "request \(i) (\(frames.map(\.count)) bytes) got no reply; zpubd \(daemon.process.isRunning ? "runs" : "is gone"), its log:\n\(daemon.log)"
+                )
             }
             XCTAssertEqual(reply.count, 1)
             XCTAssertEqual(reply[0].first, UInt8(ascii: "{"))
