@@ -349,6 +349,8 @@ public struct HealthProblem: Codable, Equatable, Sendable {
         case historyNotStoring = "history_not_storing"
         /// History's file was deleted or replaced under zpubd.
         case historyFileGone = "history_file_gone"
+        /// History's file is damaged: some of its messages cannot be read.
+        case historyDamaged = "history_damaged"
         /// An upstream broker is not connected.
         case upstreamNotConnected = "upstream_not_connected"
     }

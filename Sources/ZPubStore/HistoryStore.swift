@@ -113,6 +113,15 @@ public final class HistoryStore {
     let database: SQLiteDatabase
     private let insertBlock: SQLiteStatement
     private let selectBlockRecords: SQLiteStatement
+    private let selectBlockToCheck: SQLiteStatement
+    /// The check of every block after the store opens (`checkNextBlock`): the last block it
+    /// read, and whether it is over.
+    private var checkedThrough: UInt64?
+    public private(set) var checkIsOver = false
+    public private(set) var blocksChecked = 0
+    /// The blocks stored when the store opened are checked; those written since were read
+    /// back from no disk.
+    private var checkUpTo: UInt64 = 0
     private let setMeta: SQLiteStatement
     private let upsertLastValue: SQLiteStatement
     private let deleteLastValue: SQLiteStatement
@@ -203,6 +212,8 @@ public final class HistoryStore {
                 "INSERT INTO blocks (first_seq, last_seq, count, bytes, min_ms, max_ms, prefixes, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             )
             selectBlockRecords = try database.prepare("SELECT records FROM blocks WHERE first_seq = ?")
+            selectBlockToCheck = try database.prepare(
+                "SELECT first_seq, last_seq, count FROM blocks WHERE first_seq > ? ORDER BY first_seq LIMIT 1")
             setMeta = try database.prepare(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
             upsertLastValue = try database.prepare(
@@ -211,6 +222,7 @@ public final class HistoryStore {
             deleteLastValue = try database.prepare("DELETE FROM last_values WHERE topic = ?")
             if version == 1 { try migrateFromRows() }
             try loadCounts()
+            checkUpTo = highestStored
             try reserveAtOpen()
         } catch let error as HistoryStoreError {
             throw error
@@ -905,6 +917,59 @@ public final class HistoryStore {
             else { throw damaged(block) }
             guard try body(message, bytes) else { return }
             offset = slot.range.upperBound
+        }
+    }
+
+    /// What `checkNextBlock` found wrong with a block.
+    public struct BlockDamage: Error, CustomStringConvertible {
+        /// The block's first sequence; nil when the table could not be read on to the next.
+        public let block: UInt64?
+        public let reason: any Error
+        public var description: String {
+            // SQLite's own words; the operation would name the block a second time.
+            let why = (reason as? SQLiteError).map { "\($0.message) (SQLite error \($0.code))" } ?? "\(reason)"
+            return block.map { "the block of messages from \($0): \(why)" } ?? "the table of blocks: \(why)"
+        }
+    }
+
+    /// Reads the block after the last one checked, as a reader would, and checks its records
+    /// against its row (their number, their sequences within its range). The open reads every
+    /// block's row but not its records, which hold most of the file's pages: a damaged page
+    /// there was found only by the reader who asked for those messages. Throws `BlockDamage`
+    /// (the check goes on at the next block, or is over if the table itself cannot be read);
+    /// sets `checkIsOver` once past the last block.
+    public func checkNextBlock() throws(BlockDamage) {
+        guard !checkIsOver else { return }
+        // The row first, then its records on their own: SQLite reads a blob's overflow pages
+        // (where damage mostly lies) only when the column is asked for, so a damaged block
+        // still names itself and the check goes on after it.
+        selectBlockToCheck.bind(1, checkedThrough.map { Int64(bitPattern: $0) } ?? -1)
+        let row: (first: UInt64, last: UInt64, count: Int64)
+        do {
+            defer { selectBlockToCheck.reset() }
+            guard try selectBlockToCheck.step(), selectBlockToCheck.uint64(0) <= checkUpTo else {
+                checkIsOver = true
+                return
+            }
+            row = (selectBlockToCheck.uint64(0), selectBlockToCheck.uint64(1), selectBlockToCheck.int64(2))
+        } catch {
+            checkIsOver = true
+            throw BlockDamage(block: nil, reason: error)
+        }
+        checkedThrough = row.first
+        blocksChecked += 1
+        do {
+            var found: Int64 = 0
+            try forEachMessage(inBlock: row.first) { message, _ in
+                guard message.sequence >= row.first && message.sequence <= row.last else {
+                    throw Self.damaged(row.first)
+                }
+                found += 1
+                return true
+            }
+            if found != row.count { throw Self.damaged(row.first) }
+        } catch {
+            throw BlockDamage(block: row.first, reason: error)
         }
     }
 

@@ -1117,6 +1117,62 @@ final class HistoryTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains("move it aside"), daemon.log)
         XCTAssertEqual(try Data(contentsOf: file), garbage)
     }
+
+    /// Damage inside the blocks of messages (most of the file's pages, which the open does not
+    /// read) is found after the start by reading the blocks back, before any reader asks for
+    /// them: the log names the first, HEALTH says so (status still ok: it forwards), the
+    /// blocks around it are served and the damaged ones refused. Before, zpubd said nothing
+    /// until a reader met the damage, and only to that reader.
+    func testDamageInsideTheStoredBlocksIsFoundAfterTheStartBeforeAnyReaderMeetsIt() throws {
+        let arguments = ["--history", "h.", "--state-dir", stateDirectory.path]
+        let payload = String(repeating: "d", count: 1_000)
+        do {
+            let daemon = try Daemon(arguments: arguments)
+            let clients = try Clients()
+            let push = try clients.socket(.push, connect: daemon.pull)
+            for i in 0..<1_500 { try push.send(frames: frames("h.x", "\(i) \(payload)")) }
+            try Wait.until("all 1,500 are stored", timeout: 60) { try daemon.stats().history?.written == 1_500 }
+            daemon.signal(SIGTERM)
+            XCTAssertEqual(daemon.waitForExit(), 0, daemon.log)
+        }
+        let file = stateDirectory.appendingPathComponent("history.sqlite3").path
+        let damage = try Run.python("damage_history.py", [file])
+        XCTAssertEqual(damage.status, 0, damage.stderr)
+        let damaged = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(damage.stdout.utf8)) as? [String: Any], damage.stdout)
+        let blocks = try XCTUnwrap(damaged["blocks"] as? [NSNumber]).map(\.uint64Value)
+        let truncated = try XCTUnwrap(damaged["truncated"] as? NSNumber).uint64Value
+        let zeroed = try XCTUnwrap(damaged["zeroed"] as? NSNumber).uint64Value
+
+        let daemon = try Daemon(arguments: arguments)
+        try Wait.until("HEALTH tells of the damage\n\(daemon.log)", timeout: 30) {
+            try daemon.decode("HEALTH", as: HealthReport.self).problems?.map(\.kind) == [.historyDamaged]
+        }
+        let health = try daemon.decode("HEALTH", as: HealthReport.self)
+        XCTAssertEqual(health.status, .ok)
+        XCTAssertTrue(health.problems?.first?.message.contains(file) == true, "\(health)")
+        try Wait.until("the log sums the check up\n\(daemon.log)") { daemon.log.contains("history read back the") }
+        XCTAssertTrue(
+            daemon.log.contains("history's file \(file) is damaged: the block of messages from \(truncated)"),
+            daemon.log)
+        XCTAssertTrue(daemon.log.contains("read back the \(blocks.count) blocks of \(file)"), daemon.log)
+        XCTAssertTrue(daemon.log.contains(": 2 damaged"), daemon.log)
+        // Each damaged block is refused; the ones before and after are served.
+        for block in [truncated, zeroed] {
+            let refused = try daemon.json("HISTORY since \(block - 1) h.")["error"] as? [String: Any]
+            XCTAssertEqual(refused?["code"] as? String, "history_read_failed", "the block from \(block)")
+        }
+        let first = try daemon.decode("HISTORY since 0 until \(blocks[1] - 1) h.", as: HistoryReply.self)
+        XCTAssertEqual(first.messages.map(\.sequence), Array(blocks[0]..<blocks[1]))
+        let third = try daemon.decode("HISTORY since \(blocks[2] - 1) until \(blocks[3] - 1) h.", as: HistoryReply.self)
+        XCTAssertEqual(third.messages.map(\.sequence), Array(blocks[2]..<blocks[3]))
+        // Forwarding goes on.
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["h."])
+        try daemon.waitForSubscriptions(1)
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("h.x", "after"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("h.x", "after")])
+    }
 }
 
 /// A `zpub sub --since 0 --json` follower of `h.` on one broker (ipc endpoints of its own, a

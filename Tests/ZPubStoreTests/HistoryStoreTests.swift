@@ -126,6 +126,46 @@ final class HistoryStoreTests: XCTestCase {
         XCTAssertEqual(try reopened.messages(after: 0, prefix: [], limit: 10).map(\.prefix), [prefix, prefix])
     }
 
+    /// The check after the open reads each block stored before it and names the damaged ones,
+    /// going on after each: records that do not parse, fewer or more than the row says, a
+    /// sequence outside the row's range. Blocks written after the open are not its to check.
+    func testTheCheckAfterTheOpenNamesEachDamagedBlockAndGoesOn() throws {
+        do {
+            let store = try HistoryStore(directory: directory, bounds: roomy)
+            // One block a batch: 1-2, 3-4, 5-6, 7-8, 9-10.
+            for first in stride(from: UInt64(1), through: 9, by: 2) {
+                try store.append(
+                    [message(first, "h.x", "one"), message(first + 1, "h.x", "two")], assignedThrough: first + 1,
+                    nowMilliseconds: 1_000)
+            }
+            XCTAssertEqual(try store.blockCount(), 5)
+        }
+        do {
+            let database = try SQLiteDatabase(path: directory + "/" + HistoryStore.fileName)
+            try database.execute(
+                "UPDATE blocks SET records = substr(records, 1, length(records) - 3) WHERE first_seq = 3")
+            try database.execute("UPDATE blocks SET count = 3 WHERE first_seq = 5")
+            try database.execute("UPDATE blocks SET last_seq = 7 WHERE first_seq = 7")
+        }
+        let store = try HistoryStore(directory: directory, bounds: roomy)
+        try store.append([message(11, "h.x", "new")], assignedThrough: 11, nowMilliseconds: 1_000)
+        var damaged: [UInt64?] = []
+        var turns = 0
+        while !store.checkIsOver && turns < 100 {
+            turns += 1
+            do throws(HistoryStore.BlockDamage) {
+                try store.checkNextBlock()
+            } catch {
+                damaged.append(error.block)
+                XCTAssertTrue((error.reason as? SQLiteError)?.isCorrupt == true, "\(error)")
+            }
+        }
+        XCTAssertEqual(damaged, [3, 5, 7])
+        XCTAssertEqual(store.blocksChecked, 5, "the five of before the open, not the one written since")
+        XCTAssertNoThrow(try store.checkNextBlock(), "over: nothing more")
+        XCTAssertEqual(store.blocksChecked, 5)
+    }
+
     /// The persisted last values are the cache's, batch after batch and after a reopen: the
     /// store evicts by the cache's rule (oldest update first, while over max_entries or
     /// max_bytes, after each update), not by count at the end of a batch, which kept rows the

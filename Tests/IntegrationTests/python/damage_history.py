@@ -1,0 +1,46 @@
+"""Damages a stopped zpubd's history file the two ways a disk does, in two blocks of messages:
+the second block's records cut in half (bytes that no longer parse, which SQLite cannot see),
+and one page in the middle of the fourth block's overflow chain zeroed (a page SQLite reports
+as damaged when the block is read). Python's sqlite3 module and plain file writes, nothing of
+zpub's. Prints JSON: the blocks' first sequences, and which two were damaged.
+Usage: damage_history.py HISTORY_FILE"""
+import json
+import os
+import sqlite3
+import sys
+
+path = sys.argv[1]
+if os.path.exists(path + "-wal") and os.path.getsize(path + "-wal") > 0:
+    sys.exit(path + "-wal is not empty: stop zpubd cleanly first")
+
+database = sqlite3.connect(path)
+blocks = [row[0] for row in database.execute("SELECT first_seq FROM blocks ORDER BY first_seq")]
+if len(blocks) < 4:
+    sys.exit("only %d blocks: four are needed" % len(blocks))
+truncated, zeroed = blocks[1], blocks[3]
+database.execute(
+    "UPDATE blocks SET records = substr(records, 1, length(records) / 2) WHERE first_seq = ?", (truncated,))
+database.commit()
+page_size = database.execute("PRAGMA page_size").fetchone()[0]
+# dbstat names pages by their path in the table's b-tree (hex, zero-padded: in key order when
+# sorted). The leaves' cells, in order, are the rows in order of first_seq; a cell's overflow
+# pages are "LEAFPATH" + its index + "+" + their place in its chain.
+cells = []
+for leaf, count in database.execute(
+        "SELECT path, ncell FROM dbstat WHERE name = 'blocks' AND pagetype = 'leaf' ORDER BY path"):
+    cells += [leaf + format(index, "03x") for index in range(count)]
+if len(cells) != len(blocks):
+    sys.exit("%d cells in the leaves for %d blocks" % (len(cells), len(blocks)))
+cell = cells[blocks.index(zeroed)]
+chain = [page for page_path, page in database.execute(
+    "SELECT path, pageno FROM dbstat WHERE name = 'blocks' AND pagetype = 'overflow' ORDER BY path")
+    if page_path.startswith(cell + "+")]
+database.close()
+if os.path.exists(path + "-wal") and os.path.getsize(path + "-wal") > 0:
+    sys.exit("the update is still in " + path + "-wal")
+if len(chain) < 3:
+    sys.exit("the block from %d has %d overflow pages: too few" % (zeroed, len(chain)))
+with open(path, "r+b") as file:
+    file.seek((chain[len(chain) // 2] - 1) * page_size)
+    file.write(bytes(page_size))
+print(json.dumps({"blocks": blocks, "truncated": truncated, "zeroed": zeroed}))
