@@ -29,7 +29,7 @@ struct Stats: ParsableCommand {
             Output.line("")
             let subscriptions = stats.subscriptions
             Output.line(
-                "subscriptions  \(subscriptions.total) on \(subscriptions.prefixes) prefixes (limit \(subscriptions.limit)), refused \(subscriptions.refusedTooLong + subscriptions.refusedTableFull)\(subscriptions.waitingForRoom > 0 ? ", \(subscriptions.waitingForRoom) waiting for room" : "")"
+                "subscriptions  \(subscriptions.total) on \(subscriptions.prefixes) prefixes (limit \(subscriptions.limit)), refused \(subscriptions.refusedTooLong + subscriptions.refusedTableFull)\(subscriptions.waitingForRoom > 0 ? ", \(subscriptions.waitingForRoom) waiting for room" : "")\(subscriptions.waitingGivenUp > 0 ? " (\(subscriptions.waitingGivenUp) gave their place to another subscriber's)" : "")"
             )
             // Only when it happened: a peer sent data upstream (`docs/control-protocol.md`).
             if subscriptions.notSubscriptions > 0 {
