@@ -50,11 +50,22 @@ started=$(date +%s)
 run_suite='
     suite=$1
     start=$(date +%s)
-    timeout --kill-after=10 "$limit" "$bundle" "$suite" >"$logs/$suite.log" 2>&1
+    tag="ZPUB_TEST_SUITE=$suite.$$"
+    env "$tag" timeout --kill-after=10 "$limit" "$bundle" "$suite" >"$logs/$suite.log" 2>&1
     echo $? >"$logs/$suite.status"
+    # What the suite left running (it hung and was killed, it crashed, a test leaked a
+    # daemon): Foundation starts each child in a process group of its own, out of reach of
+    # timeout, but with the environment, and so the tag.
+    left=""
+    for environ in /proc/[0-9]*/environ; do
+        pid=${environ#/proc/}
+        tr "\0" "\n" <"$environ" 2>/dev/null | grep -qxF "$tag" && left="$left ${pid%/environ}"
+    done
+    [ -n "$left" ] && kill -KILL $left 2>/dev/null && echo "$left" >"$logs/$suite.left"
     summary=$(grep -a -E "^[[:space:]]*Executed [0-9]+ tests?," "$logs/$suite.log" | tail -n 1 | sed "s/^[[:space:]]*//")
     status=$(cat "$logs/$suite.status")
     [ "$status" = 124 ] && summary="hung: killed after $limit s (TEST_SUITE_SECONDS)"
+    [ -n "$left" ] && summary="$summary; left running and killed:$left"
     echo "test: ${suite#*.}: ${summary:-no summary (exit $status)} [$(($(date +%s) - start)) s]"
 '
 export bundle logs limit
@@ -81,6 +92,8 @@ for suite in $broken; do
     tail -n 600 "$logs/$suite.log"
 done
 echo
+leaky=$(for file in "$logs"/*.left; do [ -e "$file" ] && basename "$file" .left; done)
+[ -n "$leaky" ] && echo "test: left processes running, killed once they ended:" $leaky
 if [ "$skipped" -gt 0 ]; then
     echo "test: skipped:"
     cat "$logs"/*.log | grep -a -E "^Test Case '.*' skipped \(|: Test skipped" | sed 's/^/    /'
