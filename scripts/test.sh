@@ -31,7 +31,7 @@ if [ $# -gt 0 ]; then
         match=$(echo "$all" | grep -E "^$name\.|(^|\.)$name\$") || { echo "test: no suite or module $name" >&2; exit 1; }
         chosen="$chosen $match"
     done
-    all=$(printf '%s\n' $chosen)
+    all=$(printf '%s\n' $chosen | sort -u)
 fi
 # The longest suites first (seconds measured on 2026-12-06), so that the queues end together;
 # a suite not named here runs after them.
@@ -46,30 +46,42 @@ order=$(
 )
 
 started=$(date +%s)
+# Every process a suite starts carries two tags in its environment: this run's and its
+# suite's. Foundation starts each child (zpubd, zpub, python) in a process group of its own,
+# out of reach of timeout and of the terminal's Ctrl-C; the tags find them. The pids of the
+# processes whose environment holds the line $1:
+tagged='grep -lzxF "$1" /proc/[0-9]*/environ 2>/dev/null | sed "s|^/proc/\([0-9]*\)/environ\$|\1|"'
+run_tag="ZPUB_TEST_RUN=$$"
 # One suite: its log, its exit status, and a line when it ends.
 run_suite='
     suite=$1
     start=$(date +%s)
     tag="ZPUB_TEST_SUITE=$suite.$$"
-    env "$tag" timeout --kill-after=10 "$limit" "$bundle" "$suite" >"$logs/$suite.log" 2>&1
+    env "$run_tag" "$tag" timeout --kill-after=10 "$limit" "$bundle" "$suite" >"$logs/$suite.log" 2>&1
     echo $? >"$logs/$suite.status"
-    # What the suite left running (it hung and was killed, it crashed, a test leaked a
-    # daemon): Foundation starts each child in a process group of its own, out of reach of
-    # timeout, but with the environment, and so the tag.
-    left=""
-    for environ in /proc/[0-9]*/environ; do
-        pid=${environ#/proc/}
-        tr "\0" "\n" <"$environ" 2>/dev/null | grep -qxF "$tag" && left="$left ${pid%/environ}"
-    done
-    [ -n "$left" ] && kill -KILL $left 2>/dev/null && echo "$left" >"$logs/$suite.left"
+    # What the suite left running: it hung and was killed, it crashed, a test leaked a daemon.
+    left=$(sh -c "$tagged" sh "$tag" | tr "\n" " ")
+    if [ -n "$left" ]; then
+        kill -KILL $left 2>/dev/null
+        echo "$left" >"$logs/$suite.left"
+    fi
     summary=$(grep -a -E "^[[:space:]]*Executed [0-9]+ tests?," "$logs/$suite.log" | tail -n 1 | sed "s/^[[:space:]]*//")
     status=$(cat "$logs/$suite.status")
-    [ "$status" = 124 ] && summary="hung: killed after $limit s (TEST_SUITE_SECONDS)"
-    [ -n "$left" ] && summary="$summary; left running and killed:$left"
+    case $status in
+        124) summary="hung: killed after $limit s (TEST_SUITE_SECONDS)" ;;
+        137) summary="killed: hung past $limit s (TEST_SUITE_SECONDS), or the run was interrupted" ;;
+    esac
+    [ -n "$left" ] && summary="$summary; left running and killed: $left"
     echo "test: ${suite#*.}: ${summary:-no summary (exit $status)} [$(($(date +%s) - start)) s]"
 '
-export bundle logs limit
-echo "$order" | xargs -P "$jobs" -I{} sh -c "$run_suite" sh {}
+export bundle logs limit tagged run_tag
+# In the background, waited for: a signal ends the wait at once (a trap would otherwise run
+# only once xargs is done).
+echo "$order" | xargs -P "$jobs" -I{} sh -c "$run_suite" sh {} &
+runner=$!
+trap 'kill $runner 2>/dev/null; pids=$(sh -c "$tagged" sh "$run_tag"); [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+    echo "test: interrupted; the suites still running were killed" >&2; exit 130' INT TERM
+wait $runner
 
 tests=0
 failures=0
@@ -79,7 +91,8 @@ for suite in $order; do
     status=$(cat "$logs/$suite.status" 2>/dev/null || echo missing)
     line=$(grep -a -E "^[[:space:]]*Executed [0-9]+ tests?," "$log" | tail -n 1)
     count=$(echo "$line" | sed -n 's/.*Executed \([0-9]*\) tests\{0,1\},.*/\1/p')
-    failed=$(echo "$line" | sed -n 's/.* with \([0-9]*\) failures\{0,1\}.*/\1/p')
+    # "with 1 failure (", or "with 2 tests skipped and 1 failure (".
+    failed=$(echo "$line" | sed -n 's/.* \([0-9]*\) failures\{0,1\} (.*/\1/p')
     tests=$((tests + ${count:-0}))
     failures=$((failures + ${failed:-0}))
     if [ "$status" != 0 ] || [ -z "$count" ]; then broken="$broken $suite"; fi
