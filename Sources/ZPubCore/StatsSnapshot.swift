@@ -344,15 +344,22 @@ public struct HealthReport: Codable, Equatable, Sendable {
 
 /// Something wrong that does not stop forwarding (`HealthReport.problems`).
 public struct HealthProblem: Codable, Equatable, Sendable {
-    public enum Kind: String, Codable, Sendable {
+    /// A kind is any string: a kind a newer zpubd adds decodes too. As an enum it made an
+    /// older `zpub` fail on the whole HEALTH reply (and `zpub sub`, following a pair, skip
+    /// that broker).
+    public struct Kind: RawRepresentable, Codable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
         /// The last write of history failed (a full disk, say): messages are not kept.
-        case historyNotStoring = "history_not_storing"
+        public static let historyNotStoring = Kind(rawValue: "history_not_storing")
         /// History's file was deleted or replaced under zpubd.
-        case historyFileGone = "history_file_gone"
+        public static let historyFileGone = Kind(rawValue: "history_file_gone")
         /// History's file is damaged: some of its messages cannot be read.
-        case historyDamaged = "history_damaged"
+        public static let historyDamaged = Kind(rawValue: "history_damaged")
         /// An upstream broker is not connected.
-        case upstreamNotConnected = "upstream_not_connected"
+        public static let upstreamNotConnected = Kind(rawValue: "upstream_not_connected")
     }
 
     public var kind: Kind

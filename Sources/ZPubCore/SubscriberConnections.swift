@@ -85,11 +85,15 @@ public struct SubscriberConnections: Sendable {
     private var waitingBytes = 0
     public static let maxWaiting = 10_000
     public static let maxWaitingBytes = 4 << 20
-    /// The connection that last gave way at the bounds (`makeRoomToWait`), and a count no
-    /// connection's list exceeds: with them a connection under its share finds whom to take
-    /// from without looking through every list each time.
-    private var heaviestWaiting: Identity?
+    /// The connections that held the longest lists when they were last looked through, and
+    /// a length no connection's list exceeds: with them a connection under its share finds
+    /// whom to take from without looking through every list each time (each look yields
+    /// every connection at the longest length: 5,000 lists of 2 are one look, not 5,000).
+    private var heaviestWaiting: [Identity] = []
     private var mostWaiting = 0
+    /// The most places one refusal may take (at the bytes bound, several short prefixes may
+    /// give way to one long one): bounded work per frame, undone if not enough.
+    static let maxPlacesTakenAtOnce = 64
     /// Waiting subscriptions given up so that another connection's could wait.
     public private(set) var waitingGivenUp: UInt64 = 0
     /// Descriptors libzmq reported closed while they still showed a recorded connection's
@@ -209,25 +213,38 @@ public struct SubscriberConnections: Sendable {
     private mutating func makeRoomToWait(_ bytes: Int, for connection: Identity) -> Bool {
         guard bytes <= Self.maxWaitingBytes else { return false }
         let mine = waiting[connection]?.count ?? 0
+        var taken: [(from: Identity, entry: (hash: Int, prefix: [UInt8]))] = []
         while waitingCount >= Self.maxWaiting || waitingBytes + bytes > Self.maxWaitingBytes {
-            guard let victim = connectionToGiveWay(above: mine + 1) else { return false }
+            guard taken.count < Self.maxPlacesTakenAtOnce, let victim = connectionToGiveWay(above: mine + 1) else {
+                // Not enough room to be had: the places taken go back where they were.
+                for (victim, entry) in taken.reversed() {
+                    waiting[victim, default: []].append(entry)
+                    waitingCount += 1
+                    waitingBytes += entry.prefix.count
+                }
+                return false
+            }
             let gone = waiting[victim]!.removeLast()
             waitingCount -= 1
             waitingBytes -= gone.prefix.count
-            waitingGivenUp += 1
             if waiting[victim]!.isEmpty { waiting[victim] = nil }
+            taken.append((victim, gone))
         }
+        waitingGivenUp += UInt64(taken.count)
         return true
     }
 
     /// A connection (not the asking one, which has `count - 1`) with more than `count` waiting.
     private mutating func connectionToGiveWay(above count: Int) -> Identity? {
-        if let heaviest = heaviestWaiting, let entries = waiting[heaviest], entries.count > count { return heaviest }
+        // A candidate too short for this asker is dropped: the next look finds it if needed.
+        while let candidate = heaviestWaiting.last {
+            if let entries = waiting[candidate], entries.count > count { return candidate }
+            heaviestWaiting.removeLast()
+        }
         guard mostWaiting > count else { return nil }
-        let heaviest = waiting.max { $0.value.count < $1.value.count }
-        heaviestWaiting = heaviest?.key
-        mostWaiting = heaviest?.value.count ?? 0
-        return mostWaiting > count ? heaviestWaiting : nil
+        mostWaiting = waiting.values.reduce(0) { max($0, $1.count) }
+        heaviestWaiting = waiting.compactMap { $0.value.count == mostWaiting ? $0.key : nil }
+        return mostWaiting > count ? heaviestWaiting.last : nil
     }
 
     /// The refused subscriptions of `connection` waiting for room, in the order refused.

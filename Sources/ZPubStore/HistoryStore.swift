@@ -926,8 +926,12 @@ public final class HistoryStore {
         public let block: UInt64?
         public let reason: any Error
         public var description: String {
-            // SQLite's own words; the operation would name the block a second time.
-            let why = (reason as? SQLiteError).map { "\($0.message) (SQLite error \($0.code))" } ?? "\(reason)"
+            // SQLite's own words (the operation would name the block a second time), or
+            // zpub's, which no SQLite code names.
+            let why =
+                (reason as? SQLiteError).map {
+                    $0.message == HistoryStore.recordsDamaged ? $0.message : "\($0.message) (SQLite error \($0.code))"
+                } ?? "\(reason)"
             return block.map { "the block of messages from \($0): \(why)" } ?? "the table of blocks: \(why)"
         }
     }
@@ -973,8 +977,11 @@ public final class HistoryStore {
         }
     }
 
+    /// Records SQLite read whole that do not parse, or do not match their block's row.
+    static let recordsDamaged = "its records are damaged"
+
     private static func damaged(_ block: UInt64) -> SQLiteError {
-        SQLiteError(operation: "read the block of messages from \(block)", code: 11, message: "its records are damaged")
+        SQLiteError(operation: "read the block of messages from \(block)", code: 11, message: recordsDamaged)
     }
 
     /// At a clean stop, once everything assigned is committed: the next start continues right
@@ -1167,6 +1174,8 @@ public final class HistoryStore {
         let through = min(through, UInt64(Int64.max))
         guard limit > 0, lower < through else { return ([], false) }
         // Blocks from the one that holds `lower + 1` (the last to start at or before it) on.
+        // Not the last to start at or before `lower`: a page that begins where a block does
+        // read the block before it too (found when that one was damaged: the page failed).
         let select = try database.prepare(
             """
             SELECT first_seq, records, prefixes FROM blocks
@@ -1174,7 +1183,7 @@ public final class HistoryStore {
               AND first_seq <= ?2
             ORDER BY first_seq \(newest ? "DESC" : "ASC")
             """)
-        select.bind(1, lower)
+        select.bind(1, lower + 1)
         select.bind(2, through)
         var result: [StoredMessage] = []
         var resultBytes = 0

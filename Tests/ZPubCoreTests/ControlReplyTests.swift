@@ -33,6 +33,21 @@ final class ControlReplyTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(HealthReport.self, from: Data(json)), report)
     }
 
+    /// A problem kind this zpub does not know (a newer zpubd's) decodes as itself: the whole
+    /// reply failed to decode while the kinds were an enum.
+    func testHealthWithAProblemOfAKindNotKnownHereStillDecodes() throws {
+        var report = HealthReport(
+            status: .ok, forwarding: .running, uptimeSeconds: 1, loopLagSeconds: 0, subscriptions: 0, version: "9.0")
+        report.problems = [
+            HealthProblem(.init(rawValue: "disk_on_fire"), "put it out"), HealthProblem(.historyDamaged, "x"),
+        ]
+        let json = ControlReply.health(report).json
+        XCTAssertTrue(String(decoding: json, as: UTF8.self).contains(#""kind":"disk_on_fire""#))
+        let decoded = try JSONDecoder().decode(HealthReport.self, from: Data(json))
+        XCTAssertEqual(decoded.problems?.map(\.kind.rawValue), ["disk_on_fire", "history_damaged"])
+        XCTAssertEqual(decoded.problems?.last?.kind, .historyDamaged)
+    }
+
     func testSlashesInTopicsAreNotEscaped() {
         let list = SubscriptionList(total: 1, prefixes: 1, subscriptions: [.init(prefix: Array("a/b".utf8), count: 1)])
         XCTAssertTrue(text(.subscriptions(list)).contains(#""prefix":"a/b""#))

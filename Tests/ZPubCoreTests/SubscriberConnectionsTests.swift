@@ -391,4 +391,31 @@ final class SubscriberConnectionsTests: XCTestCase {
         XCTAssertLessThanOrEqual(abs(eight - nine), 1, "\(eight) and \(nine)")
         XCTAssertGreaterThanOrEqual(eight + nine, fitting - 1)
     }
+
+    /// At the bytes bound a long prefix may take several short ones' places, up to
+    /// `maxPlacesTakenAtOnce`; when that is not enough, the places taken go back and nothing
+    /// is given up for nothing (they were, before the review of this change).
+    func testPlacesTakenForALongPrefixThatStillDoesNotFitGoBack() {
+        var state = state(maxSubscriptions: 1, maxLength: 1_024)
+        _ = handle(&state, 1, "a", from: connection(7))
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        let short = { (index: Int) in String([alphabet[index / 36], alphabet[index % 36]]) }
+        let long = { (index: Int) in short(index % 1_296) + "\(index / 1_296)" + String(repeating: "x", count: 1_021) }
+        // 4,095 connections with one prefix of 1,024 bytes, and one with 300 of 2 bytes:
+        // 424 bytes of the 4 MiB left.
+        for index in 0..<4_095 { _ = handle(&state, 1, long(index), from: connection(Int32(100 + index))) }
+        for index in 0..<300 { _ = handle(&state, 1, short(index), from: connection(8)) }
+        XCTAssertEqual(state.subscriberConnections.waiting(for: connection(8))?.count, 300)
+        // 600 bytes need 88 of the short places: more than one refusal may take.
+        _ = handle(&state, 1, String(repeating: "y", count: 600), from: connection(9))
+        XCTAssertNil(state.subscriberConnections.waiting(for: connection(9)))
+        XCTAssertEqual(state.subscriberConnections.waiting(for: connection(8))?.count, 300, "all given back")
+        XCTAssertEqual(state.subscriberConnections.waitingGivenUp, 0)
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 4_395)
+        // 500 bytes need 38: taken, from the newest.
+        _ = handle(&state, 1, String(repeating: "z", count: 500), from: connection(9))
+        XCTAssertEqual(state.subscriberConnections.waiting(for: connection(9))?.count, 1)
+        XCTAssertEqual(state.subscriberConnections.waiting(for: connection(8))?.count, 300 - 38)
+        XCTAssertEqual(state.subscriberConnections.waitingGivenUp, 38)
+    }
 }

@@ -1,5 +1,5 @@
 """Damages a stopped zpubd's history file the two ways a disk does, in two blocks of messages:
-the second block's records cut in half (bytes that no longer parse, which SQLite cannot see),
+the second block's records cut in the middle of a record (bytes that no longer parse, which SQLite cannot see),
 and one page in the middle of the fourth block's overflow chain zeroed (a page SQLite reports
 as damaged when the block is read). Python's sqlite3 module and plain file writes, nothing of
 zpub's. Prints JSON: the blocks' first sequences, and which two were damaged.
@@ -19,7 +19,8 @@ if len(blocks) < 4:
     sys.exit("only %d blocks: four are needed" % len(blocks))
 truncated, zeroed = blocks[1], blocks[3]
 database.execute(
-    "UPDATE blocks SET records = substr(records, 1, length(records) / 2) WHERE first_seq = ?", (truncated,))
+    # Not at half exactly: records of one size would end there, and the cut block parse.
+    "UPDATE blocks SET records = substr(records, 1, length(records) / 2 + 3) WHERE first_seq = ?", (truncated,))
 database.commit()
 page_size = database.execute("PRAGMA page_size").fetchone()[0]
 # dbstat names pages by their path in the table's b-tree (hex, zero-padded: in key order when
