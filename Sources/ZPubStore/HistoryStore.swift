@@ -1178,7 +1178,7 @@ public final class HistoryStore {
         // read the block before it too (found when that one was damaged: the page failed).
         let select = try database.prepare(
             """
-            SELECT first_seq, records, prefixes FROM blocks
+            SELECT first_seq, records, prefixes, last_seq FROM blocks
             WHERE first_seq >= coalesce((SELECT max(first_seq) FROM blocks WHERE first_seq <= ?1), 0)
               AND first_seq <= ?2
             ORDER BY first_seq \(newest ? "DESC" : "ASC")
@@ -1200,7 +1200,11 @@ public final class HistoryStore {
                 // one message, not a block's worth.
                 var matches: [HistoryRecord.Message] = []
                 var matchedBytes = 0
-                try Self.forEachMessage(in: bytes, block: select.uint64(0)) { message, bytes in
+                // A block read to its end must end with its row's last sequence: records cut
+                // where one ends parse, and would have been served as the whole block.
+                var last: UInt64 = 0
+                var readToTheEnd = true
+                func take(_ message: HistoryRecord.Message, _ bytes: UnsafeRawBufferPointer) -> Bool {
                     guard message.sequence <= through else { return false }
                     guard message.sequence > lower, message.topicStarts(with: prefix, in: bytes) else { return true }
                     if !newest && resultBytes + matchedBytes + message.bytes > maxBytes
@@ -1213,6 +1217,12 @@ public final class HistoryStore {
                     matchedBytes += message.bytes
                     return matches.count < wanted
                 }
+                try Self.forEachMessage(in: bytes, block: select.uint64(0)) { message, bytes in
+                    last = message.sequence
+                    readToTheEnd = take(message, bytes)
+                    return readToTheEnd
+                }
+                if readToTheEnd && last != select.uint64(3) { throw Self.damaged(select.uint64(0)) }
                 var chosen = matches.suffix(limit - result.count)
                 if newest {
                     // The newest first: this block's oldest go while over the budget.

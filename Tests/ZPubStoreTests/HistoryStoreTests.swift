@@ -146,6 +146,9 @@ final class HistoryStoreTests: XCTestCase {
                 "UPDATE blocks SET records = substr(records, 1, length(records) - 3) WHERE first_seq = 3")
             try database.execute("UPDATE blocks SET count = 3 WHERE first_seq = 5")
             try database.execute("UPDATE blocks SET last_seq = 7 WHERE first_seq = 7")
+            // Where one record ends (the two are of one size): the rest parses.
+            try database.execute(
+                "UPDATE blocks SET records = substr(records, 1, length(records) / 2) WHERE first_seq = 9")
         }
         let store = try HistoryStore(directory: directory, bounds: roomy)
         try store.append([message(11, "h.x", "new")], assignedThrough: 11, nowMilliseconds: 1_000)
@@ -160,10 +163,15 @@ final class HistoryStoreTests: XCTestCase {
                 XCTAssertTrue((error.reason as? SQLiteError)?.isCorrupt == true, "\(error)")
             }
         }
-        XCTAssertEqual(damaged, [3, 5, 7])
+        XCTAssertEqual(damaged, [3, 5, 7, 9])
         XCTAssertEqual(store.blocksChecked, 5, "the five of before the open, not the one written since")
         XCTAssertNoThrow(try store.checkNextBlock(), "over: nothing more")
         XCTAssertEqual(store.blocksChecked, 5)
+        // A reader of the block cut where a record ends is told, not served half of it; the
+        // whole blocks around it are served.
+        XCTAssertThrowsError(try store.messages(after: 8, through: 10, prefix: [], limit: 10))
+        XCTAssertEqual(try store.messages(after: 0, through: 2, prefix: [], limit: 10).map(\.sequence), [1, 2])
+        XCTAssertEqual(try store.messages(after: 10, prefix: [], limit: 10).map(\.sequence), [11])
     }
 
     /// The persisted last values are the cache's, batch after batch and after a reopen: the
