@@ -65,6 +65,7 @@ final class Daemon {
         processEnvironment["JOURNAL_STREAM"] = nil
         for (key, value) in environment { processEnvironment[key] = value }
         process.environment = processEnvironment
+        FailureWatch.shared.start()
         try process.run()
         if waitUntilReady {
             try Wait.until("zpubd answers PING on \(control)\nlog:\n\(self.log)", timeout: 15) {
@@ -83,7 +84,9 @@ final class Daemon {
             while process.isRunning && Date() < deadline { usleep(10_000) }
         }
         context.terminate()
-        try? FileManager.default.removeItem(at: directory)
+        // Removed once the test is over, its log printed first if the test failed (a thrown
+        // error is recorded only after the test's daemons are gone).
+        FailureWatch.shared.leave(directory, log: logURL, pid: process.processIdentifier)
     }
 
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
@@ -159,6 +162,54 @@ struct DaemonExited: Error, CustomStringConvertible {
 }
 
 /// Where the binaries under test are: next to the test bundle in the build folder.
+/// A failed test shows what its daemons said: their directories go once the test is over,
+/// after their logs are printed if it failed. A failure seen once (under load, in CI) was
+/// otherwise left without zpubd's side of it.
+final class FailureWatch: NSObject, XCTestObservation, @unchecked Sendable {
+    static let shared = FailureWatch()
+    private let lock = NSLock()
+    private var failed = false
+    private var observing = false
+    private var left: [(directory: URL, log: URL, pid: Int32)] = []
+
+    func leave(_ directory: URL, log: URL, pid: Int32) { lock.withLock { left.append((directory, log, pid)) } }
+
+    func testCaseDidFinish(_ testCase: XCTestCase) {
+        let (failed, left) = lock.withLock {
+            defer { self.left = [] }
+            return (self.failed, self.left)
+        }
+        for daemon in left {
+            if failed {
+                let text = (try? String(contentsOf: daemon.log, encoding: .utf8)) ?? ""
+                let lines = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(80)
+                print("---- zpubd \(daemon.pid)'s log, the last \(lines.count) lines ----")
+                for line in lines { print(line) }
+                print("---- end of zpubd \(daemon.pid)'s log ----")
+            }
+            try? FileManager.default.removeItem(at: daemon.directory)
+        }
+    }
+
+    /// Observes from the first daemon on (registered once).
+    func start() {
+        let first = lock.withLock {
+            defer { observing = true }
+            return !observing
+        }
+        if first { XCTestObservationCenter.shared.addTestObserver(self) }
+    }
+
+    func testCaseWillStart(_ testCase: XCTestCase) { lock.withLock { failed = false } }
+
+    func testCase(
+        _ testCase: XCTestCase, didFailWithDescription description: String, inFile filePath: String?,
+        atLine lineNumber: Int
+    ) {
+        lock.withLock { failed = true }
+    }
+}
+
 enum Binaries {
     static var directory: URL {
         if let override = ProcessInfo.processInfo.environment["ZPUB_BIN_DIR"] {
