@@ -148,9 +148,12 @@ final class HistoryTests: XCTestCase {
         }
         XCTAssertEqual(daemon.log.components(separatedBy: "was deleted while zpubd runs").count, 2, "once")
         // HEALTH says it too: still ok (it forwards), with the problem; --strict fails on it.
-        let health = try daemon.decode("HEALTH", as: HealthReport.self)
-        XCTAssertEqual(health.status, .ok)
-        XCTAssertEqual(health.problems?.map(\.kind), [.historyFileGone])
+        // Waited for: the writer logs it, then publishes its stats at the end of its turn
+        // (asked in between, under load, HEALTH had no problem yet: a fresh-clone run).
+        try Wait.until("HEALTH tells of it") {
+            try daemon.decode("HEALTH", as: HealthReport.self).problems?.map(\.kind) == [.historyFileGone]
+        }
+        XCTAssertEqual(try daemon.decode("HEALTH", as: HealthReport.self).status, .ok)
         let plain = try zpub(["health", "-c", daemon.control])
         XCTAssertEqual(plain.status, 0, plain.stderr)
         XCTAssertTrue(plain.stdout.contains("problem (history_file_gone): history's file"), plain.stdout)
