@@ -80,8 +80,11 @@ export bundle logs limit tagged run_tag
 echo "$order" | xargs -P "$jobs" -I{} sh -c "$run_suite" sh {} &
 runner=$!
 trap 'kill $runner 2>/dev/null; pids=$(sh -c "$tagged" sh "$run_tag"); [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+    rm -rf "/tmp/zpub-test-ports-$$"
     echo "test: interrupted; the suites still running were killed" >&2; exit 130' INT TERM
 wait $runner
+# The suites' claims on TCP ports (FreePort in the integration tests), one file a port.
+rm -rf "/tmp/zpub-test-ports-$$"
 
 tests=0
 failures=0

@@ -392,9 +392,29 @@ enum FreePort {
             let candidate = ephemeral > 11_000 && attempt < 100 ? Int.random(in: 10_000..<ephemeral) : 0
             guard let port = bindable(candidate) else { continue }
             let isNew = lock.withLock { handedOut.insert(port).inserted }
-            if isNew { return port }
+            if isNew && claimedAcrossTheRun(port) { return port }
         }
         throw TimedOut(what: "a free port not handed out before")
+    }
+
+    /// Where every suite of this run claims its ports (scripts/test.sh runs two suites at a
+    /// time, each in a process of its own, and names the run in ZPUB_TEST_RUN): one file a
+    /// port, created exclusively. Without it, two suites could both find a port free before
+    /// either bound it.
+    private static let runDirectory: String? = {
+        guard let run = ProcessInfo.processInfo.environment["ZPUB_TEST_RUN"], !run.isEmpty else { return nil }
+        let path = "/tmp/zpub-test-ports-\(run)"
+        mkdir(path, 0o700)  // made by the first suite to ask; the others find it
+        return path
+    }()
+
+    /// False when another suite of this run claimed `port` already.
+    private static func claimedAcrossTheRun(_ port: Int) -> Bool {
+        guard let directory = runDirectory else { return true }
+        let descriptor = open("\(directory)/\(port)", O_CREAT | O_EXCL | O_WRONLY, 0o600)
+        guard descriptor >= 0 else { return errno != EEXIST }
+        close(descriptor)
+        return true
     }
 
     /// Where the kernel's local ports for outgoing connections start (`ip_local_port_range`).
