@@ -667,8 +667,9 @@ final class HistoryWriter {
     }
 
     /// Reads back the blocks stored before this start, for `checkMillisecondsPerTurn` a turn
-    /// while nothing waits to be written (some 100 MiB a second: 1 GiB of history in about
-    /// 10 s): damage is found after a start, not by the reader who asks for those messages.
+    /// while nothing waits to be written and after each commit (idle, some 100 MiB a second:
+    /// 1 GiB of history in about 12 s): damage is found after a start, not by the reader who
+    /// asks for those messages.
     private func checkSomeBlocks() {
         let now = SystemClock.monotonicNanoseconds()
         if checkStarted == nil { checkStarted = now }
