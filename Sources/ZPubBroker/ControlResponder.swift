@@ -20,6 +20,8 @@ final class ControlResponder: BrokerControl {
     private let current: Locked<BrokerConfiguration>
     /// The control socket's own traffic (`ControlServer` counts it), shown by STATS.
     private let controlCounters = Locked(TrafficCounters())
+    /// Replies dropped for clients with no room left for them (`ControlServer.send`).
+    private let controlRepliesDropped = Locked<UInt64>(0)
 
     init(
         configuration: BrokerConfiguration, loop: ForwardingLoopHandle, registry: EndpointRegistry, zap: ZAPShared,
@@ -47,6 +49,10 @@ final class ControlResponder: BrokerControl {
             $0.messagesIn &+= 1
             $0.bytesIn &+= UInt64(bytes)
         }
+    }
+
+    func countDroppedReply() {
+        controlRepliesDropped.withLock { $0 &+= 1 }
     }
 
     func countReply(bytes: Int) {
@@ -137,6 +143,7 @@ final class ControlResponder: BrokerControl {
         let configuration = configuration
         stats.uptimeSeconds = uptime()
         stats.sockets[.control] = controlCounters.withLock { $0 }
+        stats.controlRepliesDropped = controlRepliesDropped.withLock { $0 }
         let zapCounters = zap.snapshot
         stats.security = StatsSnapshot.SecurityStats(
             curve: BrokerSocketRole.allCases.filter { configuration.security(for: $0).curve }.map(\.rawValue),

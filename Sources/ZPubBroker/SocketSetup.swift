@@ -195,6 +195,9 @@ enum SocketSetup {
             // (libzmq's default of 1,000: a probe's two such clients, asking for 5 MB pages of
             // history, held 3.2 GB). Replies beyond it are dropped, for that client alone.
             options.append(IntegerOption(.sendHighWaterMark, controlRepliesQueued))
+            // A reply for a client with no room left then fails (EAGAIN, counted), and one for a
+            // client that left (EHOSTUNREACH) too, where libzmq would drop either without a word.
+            options.append(IntegerOption(.routerMandatory, 1))
         }
         return options
     }

@@ -29,6 +29,9 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     /// Connection events the forwarding loop took as counts, not one by one, because it had
     /// fallen too far behind them (absent in replies of older zpubd).
     public var connectionEventsSummarized: UInt64?
+    /// Control replies not sent because their client had 16 replies unread already: a DEALER
+    /// that sends requests and reads no replies (absent in replies of older zpubd).
+    public var controlRepliesDropped: UInt64?
     /// Connected peers per data socket (pull, xsub, xpub).
     public var peers: [BrokerSocketRole: Int]
     /// Connections dropped during the ZeroMQ handshake.
@@ -276,6 +279,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case internalTopicMessages = "internal_topic_messages"
         case droppedLogRecords = "dropped_log_records"
         case connectionEventsSummarized = "connection_events_summarized"
+        case controlRepliesDropped = "control_replies_dropped"
         case peers, upstreams, security, descriptors, history, pair
         case handshakeFailures = "handshake_failures"
         case lastValue = "last_value"

@@ -2,7 +2,8 @@
 ///
 /// For PULL and XSUB "in" is data from producers; for XPUB "out" is data to subscribers and
 /// "in" the subscription frames subscribers send; for XSUB "out" is subscription frames sent
-/// upstream; for the control socket, requests in and replies out.
+/// upstream; for the control socket, requests in and replies out (those to clients that left before
+/// their reply included; those dropped for a client with no room are `controlRepliesDropped`).
 public struct TrafficCounters: Codable, Equatable, Sendable {
     public var messagesIn: UInt64 = 0
     public var messagesOut: UInt64 = 0

@@ -84,6 +84,10 @@ struct PrometheusText {
             "Log records of the forwarding loop dropped because the log's reader did not keep up",
             [([:], Double(stats.droppedLogRecords ?? 0))])
         counter(
+            "zpub_control_replies_dropped_total",
+            "Control replies dropped because their client had 16 replies unread already",
+            [([:], Double(stats.controlRepliesDropped ?? 0))])
+        counter(
             "zpub_connection_events_summarized_total",
             "Connection events the forwarding loop took as counts because it had fallen behind them",
             [([:], Double(stats.connectionEventsSummarized ?? 0))])

@@ -109,6 +109,16 @@ public final class Socket {
         ((try? intOption(.events)) ?? 0) & Int32(ZMQ_POLLIN) != 0
     }
 
+    /// Has libzmq take in the notes its I/O thread left for this socket: how many messages a
+    /// peer's side has read of those sent to it, input waiting again, connections come and gone.
+    /// libzmq takes them in when the socket is polled or a read finds nothing, and on a send at
+    /// most once a millisecond; a socket that goes from read to send to read without a read
+    /// ever finding nothing counts what its peers have read as it was, and its send high-water
+    /// mark fills with messages long delivered. Asking for `ZMQ_EVENTS` takes them in at once.
+    public func takeInPendingNotes() {
+        _ = try? intOption(.events)
+    }
+
     public func stringOption(_ option: SocketOption) throws -> String {
         var buffer = [CChar](repeating: 0, count: 1024)
         var size = buffer.count

@@ -25,6 +25,7 @@ public struct SocketOption: RawRepresentable, Hashable, Sendable {
     public static let tcpKeepaliveCount = SocketOption(rawValue: ZMQ_TCP_KEEPALIVE_CNT)
     public static let reconnectInterval = SocketOption(rawValue: ZMQ_RECONNECT_IVL)
     public static let reconnectIntervalMax = SocketOption(rawValue: ZMQ_RECONNECT_IVL_MAX)
+    public static let routerMandatory = SocketOption(rawValue: ZMQ_ROUTER_MANDATORY)
     public static let requestRelaxed = SocketOption(rawValue: ZMQ_REQ_RELAXED)
     public static let requestCorrelate = SocketOption(rawValue: ZMQ_REQ_CORRELATE)
     public static let xpubVerbose = SocketOption(rawValue: ZMQ_XPUB_VERBOSE)

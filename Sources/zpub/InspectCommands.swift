@@ -51,6 +51,11 @@ struct Stats: ParsableCommand {
                     "log            \(dropped) records of the forwarding loop dropped: its log's reader fell behind (the log says how many, and when it caught up)"
                 )
             }
+            if let dropped = stats.controlRepliesDropped, dropped > 0 {
+                Output.line(
+                    "control        \(dropped) replies dropped: their clients had 16 replies unread already (a DEALER that does not read its replies)"
+                )
+            }
             if let summarized = stats.connectionEventsSummarized, summarized > 0 {
                 Output.line(
                     "connections    \(summarized) events taken as counts: the forwarding loop fell behind them (peer counts stay right; see docs/reliability.md)"

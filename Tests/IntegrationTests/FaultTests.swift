@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 import ZPubCore
 import ZeroMQ
@@ -406,6 +407,65 @@ final class FaultTests: XCTestCase {
         try daemon.waitForSubscriptions(1)
         try clients.socket(.push, connect: daemon.pull).send(frames: frames("still", "fine"))
         XCTAssertEqual(try subscriber.receive(1), [frames("still", "fine")])
+    }
+
+    /// Clients asking one request after another, each as soon as the last is answered, get
+    /// every reply. libzmq drops a reply once a client has `controlRepliesQueued` (16) unread,
+    /// counting what it has read by notes its I/O thread sends every eighth reply read; the
+    /// socket takes them in when polled or when a read finds nothing, and on a send at most once
+    /// a millisecond. A client whose next request was there before the control thread looked
+    /// again kept it from doing either, and after 16 replies its next was dropped: with three
+    /// such clients and two cores kept busy, every few seconds (`ControlServer.send`). Here
+    /// four clients, each on a thread of its own, ask PING (the quickest reply) in a row, with
+    /// two spinning threads per core meanwhile: the control thread is then often set aside
+    /// between a reply and its next read while a client's next request arrives. Without the
+    /// fix 4 runs in 6 failed here (3 in 6 with one spinning thread per core, none of 5 with
+    /// none); the flood test above, one client, failed twice in a dozen full runs.
+    func testClientsAskingInLockstepAreAnsweredEveryTime() throws {
+        let daemon = try Daemon()
+        let endpoint = daemon.control
+        let context = try Context()
+        defer { context.terminate() }
+        let clients = 4
+        let requests = Soak.scale(8_000, 50_000)
+        let unanswered = Locked<[String]>([])
+        let answered = Locked(0)
+        let spinning = Atomic<Bool>(true)
+        let spinners = (0..<2 * ProcessInfo.processInfo.activeProcessorCount).map { _ in
+            Thread { while spinning.load(ordering: .relaxed) {} }
+        }
+        spinners.forEach { $0.start() }
+        let start = Date()
+        DispatchQueue.concurrentPerform(iterations: clients) { client in
+            do {
+                let socket = try Socket(context, type: .req)
+                defer { socket.close() }
+                try socket.setOption(.linger, 0)
+                try socket.connect(endpoint)
+                for index in 0..<requests {
+                    try socket.send(text: "PING")
+                    guard let reply = try socket.receiveFrames(timeoutMilliseconds: 5_000) else {
+                        unanswered.withLock { $0.append("client \(client): request \(index) got no reply in 5 s") }
+                        return
+                    }
+                    guard reply == [Array(#"{"pong":true}"#.utf8)] else {
+                        unanswered.withLock { $0.append("client \(client): request \(index) got \(reply)") }
+                        return
+                    }
+                    answered.withLock { $0 += 1 }
+                }
+            } catch {
+                unanswered.withLock { $0.append("client \(client): \(error)") }
+            }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        spinning.store(false, ordering: .relaxed)
+        XCTAssertEqual(unanswered.withLock { $0 }, [], "zpubd \(daemon.process.isRunning ? "runs" : "is gone")")
+        let stats = try daemon.stats()
+        XCTAssertEqual(stats.controlRepliesDropped, 0)
+        figure(
+            "\(clients) clients asking PING in lockstep beside \(spinners.count) spinning threads: \(answered.withLock { $0 }) of \(clients * requests) requests answered in \(String(format: "%.1f", seconds)) s"
+        )
     }
 
     /// Out of file descriptors, libzmq 4.3.4's TCP listener retries accept() in a tight loop

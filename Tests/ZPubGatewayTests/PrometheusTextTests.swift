@@ -16,7 +16,7 @@ final class PrometheusTextTests: XCTestCase {
 
     func testEveryFamilyHasHelpAndTypeAndEverySampleIsWellFormed() throws {
         let json = #"""
-            {"bytes_in":10,"bytes_out":10,"forwarding":"running","handshake_failures":0,"dropped_log_records":4,"connection_events_summarized":7,
+            {"bytes_in":10,"bytes_out":10,"forwarding":"running","handshake_failures":0,"dropped_log_records":4,"connection_events_summarized":7,"control_replies_dropped":5,
              "last_value":{"bytes":5,"deletions":0,"enabled":true,"entries":1,"evictions":0,"hits":2,"max_bytes":9,
                "max_entries":9,"misses":0,"on_subscribe":true,"prefixes":["s."],"snapshots":0,"updates":1},
              "messages_in":1,"messages_out":1,"peers":{"pull":1,"xpub":2,"xsub":0},"send_failures":0,
@@ -43,6 +43,7 @@ final class PrometheusTextTests: XCTestCase {
         XCTAssertTrue(text.contains("zpub_socket_messages_total{direction=\"in\",socket=\"pull\"} 1\n"))
         XCTAssertTrue(text.contains("zpub_uptime_seconds 1.5\n"))
         XCTAssertTrue(text.contains("\nzpub_dropped_log_records_total 4\n"))
+        XCTAssertTrue(text.contains("\nzpub_control_replies_dropped_total 5\n"))
         XCTAssertTrue(text.contains("\nzpub_connection_events_summarized_total 7\n"))
         XCTAssertTrue(text.contains("zpub_upstream_connected{endpoint=\"tcp://a\\\"b:1\"} 1\n"), "label escaping")
         XCTAssertTrue(text.contains("zpub_last_value_events_total{event=\"hit\"} 2\n"))
