@@ -478,7 +478,7 @@ final class ControlServer {
             message.replace(with: envelope[0])
             guard try socket.send(message, more: true, dontWait: true) else {
                 responder.countDroppedReply()
-                return false
+                return bytes.count > Self.largeReplyBytes
             }
             for frame in envelope.dropFirst() {
                 message.replace(with: frame)
