@@ -384,9 +384,9 @@ final class BrokerLink {
         for socket in [sub, push, receipts] { try socket.setOption(.linger, 0) }
         // Unbounded here: `unanswered` bounds it (`maxUnanswered`). libzmq's bound would be
         // 11,000 (this side's 10,000 and the broker's receive HWM of 1,000, in-process), but it
-        // counts what the broker read by reports every 9,976 messages (the bound less 1,024),
-        // so a send could fail with only some 1,000 unanswered: publishes refused `busy` while
-        // the broker had room (a review's reading of libzmq 4.3.4, pipe.cpp compute_lwm).
+        // counts what the broker read by reports every 5,500 messages (half the bound), so a
+        // send could fail with some 5,500 unanswered: publishes refused `busy` while the broker
+        // had room, below the gateway's own bound (libzmq 4.3.4, pipe.cpp compute_lwm).
         try receipts.setOption(.sendHighWaterMark, 0)
         try receipts.setOption(.receiveHighWaterMark, 0)
         // Room for bursts while this thread hands messages to clients' queues.
