@@ -1,5 +1,9 @@
 import CZeroMQ
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A `zmq_poll` set over sockets and plain file descriptors, built once and polled repeatedly
 /// without allocating.
 public struct Poller {
@@ -47,10 +51,23 @@ public struct Poller {
         items[index].revents & Int16(ZMQ_POLLIN) != 0
     }
 
-    /// Waits up to `timeoutMilliseconds` for one socket to become readable.
+    /// Waits up to `timeoutMilliseconds` (-1: for ever) for one socket to become readable. A
+    /// signal caught meanwhile does not end the wait early: false means the time is up.
     public static func waitReadable(_ socket: Socket, timeoutMilliseconds: Int) throws -> Bool {
         var poller = Poller()
         poller.add(socket)
-        return try poller.poll(timeoutMilliseconds: timeoutMilliseconds) > 0
+        let deadline = timeoutMilliseconds < 0 ? nil : monotonicMilliseconds() + timeoutMilliseconds
+        while true {
+            let left = deadline.map { max(0, $0 - monotonicMilliseconds()) } ?? -1
+            if try poller.poll(timeoutMilliseconds: left) > 0 { return true }
+            // `poll` gives 0 both when the time is up and when a signal cut it short.
+            if left == 0 || (deadline.map { monotonicMilliseconds() >= $0 } ?? false) { return false }
+        }
+    }
+
+    private static func monotonicMilliseconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return now.tv_sec * 1_000 + now.tv_nsec / 1_000_000
     }
 }

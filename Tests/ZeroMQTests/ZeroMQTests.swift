@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 
 @testable import ZeroMQ
@@ -140,6 +141,42 @@ final class SocketTests: XCTestCase {
         try pull.bind("inproc://empty")
         XCTAssertFalse(try pull.receive(into: Message(), dontWait: true))
         XCTAssertNil(try pull.receiveFrames(timeoutMilliseconds: 10))
+    }
+
+    /// A signal caught while a wait with a timeout is under way does not end it: nil means
+    /// the time is up. zmq_poll ends with EINTR on a signal, and that was taken for a timeout
+    /// (`zpub pub --pub` then stopped waiting for its subscription at once).
+    func testACaughtSignalDoesNotCutAWaitShort() throws {
+        let pull = try Socket(context, type: .pull)
+        defer { pull.close() }
+        try pull.bind("inproc://signalled")
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        var previous = sigaction()
+        XCTAssertEqual(sigaction(SIGUSR1, &action, &previous), 0)
+        // Signals this thread every 20 ms until the wait is over; stopped before the handler
+        // goes (SIGUSR1's default action ends the process).
+        let waiter = pthread_self()
+        let waiting = Atomic<Bool>(true)
+        let stopped = DispatchSemaphore(value: 0)
+        Thread {
+            var sent = 0
+            while waiting.load(ordering: .relaxed) {
+                if sent < 10 { pthread_kill(waiter, SIGUSR1) }
+                sent += 1
+                usleep(20_000)
+            }
+            stopped.signal()
+        }.start()
+        let start = Date()
+        let frames = try pull.receiveFrames(timeoutMilliseconds: 300)
+        let waited = Date().timeIntervalSince(start)
+        waiting.store(false, ordering: .relaxed)
+        stopped.wait()
+        sigaction(SIGUSR1, &previous, nil)
+        XCTAssertNil(frames)
+        XCTAssertGreaterThanOrEqual(waited, 0.29, "the wait ended early")
     }
 
     func testErrorsCarryErrnoAndTheOperation() throws {
