@@ -61,7 +61,7 @@ public struct Poller {
             let left = deadline.map { max(0, $0 - monotonicMilliseconds()) } ?? -1
             if try poller.poll(timeoutMilliseconds: left) > 0 { return true }
             // `poll` gives 0 both when the time is up and when a signal cut it short.
-            if left == 0 || (deadline.map { monotonicMilliseconds() >= $0 } ?? false) { return false }
+            if let deadline, monotonicMilliseconds() >= deadline { return false }
         }
     }
 

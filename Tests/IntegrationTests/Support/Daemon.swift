@@ -161,7 +161,6 @@ struct DaemonExited: Error, CustomStringConvertible {
     var description: String { "zpubd exited early; its log:\n\(log)" }
 }
 
-/// Where the binaries under test are: next to the test bundle in the build folder.
 /// A failed test shows what its daemons said: their directories go once the test is over,
 /// after their logs are printed if it failed. A failure seen once (under load, in CI) was
 /// otherwise left without zpubd's side of it.
@@ -210,6 +209,7 @@ final class FailureWatch: NSObject, XCTestObservation, @unchecked Sendable {
     }
 }
 
+/// Where the binaries under test are: next to the test bundle in the build folder.
 enum Binaries {
     static var directory: URL {
         if let override = ProcessInfo.processInfo.environment["ZPUB_BIN_DIR"] {
