@@ -34,6 +34,8 @@ final class ConnectionWatch {
     private var silenceTold = false
     /// Endpoints where a connection was made (TCP, IPC), its ZeroMQ handshake done or not.
     private var reached: Set<String> = []
+    /// Endpoints whose connection failed (refused: nothing listens) and is being retried.
+    private var refused: Set<String> = []
     /// Connections up again after one to the same endpoint was lost (a broker restarted, a
     /// network that came back): what was published meanwhile never reached the socket.
     private(set) var reconnections = 0
@@ -50,7 +52,7 @@ final class ConnectionWatch {
             // several).
             let address = "inproc://zpub-connection-watch-\(ObjectIdentifier(socket).hashValue)"
             try socket.startMonitor(
-                address, events: [.connected, .handshakeSucceeded, .disconnected, .handshakeFailed])
+                address, events: [.connected, .connectRetried, .handshakeSucceeded, .disconnected, .handshakeFailed])
             let monitor = try Socket(context, type: .pair)
             try monitor.setOption(.linger, 0)
             try monitor.connect(address)
@@ -94,6 +96,10 @@ final class ConnectionWatch {
 
     /// True when libzmq has given up every endpoint: nothing will ever arrive.
     var isHopeless: Bool { connected.isEmpty && givenUp.count >= endpoints.count }
+
+    /// True when every endpoint has refused a connection at least once and none is up, as of
+    /// the events read so far: nothing listens there now (libzmq goes on retrying).
+    var isRefusedEverywhere: Bool { connected.isEmpty && refused.count >= endpoints.count }
 
     /// The last failed handshake since the last connection, after reading the events waiting:
     /// why a request or a send timed out, when there is more to say than "not there".
@@ -156,6 +162,8 @@ final class ConnectionWatch {
             let endpoint = event.endpoint
             if event.event.contains(.connected) {
                 reached.insert(endpoint)
+            } else if event.event.contains(.connectRetried) {
+                refused.insert(endpoint)
             } else if event.event.contains(.handshakeSucceeded) {
                 if !everConnected.insert(endpoint).inserted && !connected.contains(endpoint) { reconnections += 1 }
                 connected.insert(endpoint)

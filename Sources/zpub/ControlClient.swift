@@ -15,6 +15,9 @@ struct ControlClient {
     /// When shorter than the timeout: how long a connection may take to come up (a wrong
     /// endpoint is told that soon), the rest of the timeout being for the reply.
     var connectTimeoutMilliseconds: Int? = nil
+    /// Give up as soon as the connection is refused (nothing listens), rather than wait for the
+    /// broker to come: for a question that is only worth asking of a broker already there.
+    var givingUpWhenRefused = false
 
     /// The raw reply (one frame of JSON), or a `CLIError` saying what went wrong.
     func request(_ text: String) throws -> [UInt8] {
@@ -141,6 +144,7 @@ struct ControlClient {
         while true {
             if let frames = try socket.receiveFrames(dontWait: true) { return frames }
             if watch.failure() != nil && watch.isHopeless { return nil }
+            if givingUpWhenRefused && watch.isRefusedEverywhere { return nil }
             let now = SystemClock.monotonicNanoseconds()
             guard now < deadline, now < connectDeadline || watch.isConnected else { return nil }
             _ = try poller.poll(timeoutMilliseconds: min(100, Int((deadline - now) / 1_000_000) + 1))

@@ -56,9 +56,17 @@ struct Publish: ParsableCommand {
     @Option(
         name: .long, parsing: .unconditional,
         help: ArgumentHelp(
-            "The largest frame to send, in bytes: the broker's max_message_size (default 16 MiB). zpubd drops the connection, and the message, of a sender of a larger frame, so zpub refuses it instead.",
+            "The largest frame to send, in bytes (default: the broker's max_message_size, asked of its control endpoint when zpub knows it, else 16 MiB). zpubd drops the connection, and the message, of a sender of a larger frame, so zpub refuses it instead.",
             valueName: "bytes"))
-    var maxSize = BrokerConfiguration.Defaults.maxMessageSize
+    var maxSize: Int?
+
+    // Optional: given or not decides whether zpub must be told why it could not ask.
+    @Option(
+        name: [.customShort("c"), .customLong("control")],
+        help: ArgumentHelp(
+            "The broker's control endpoint, asked for its max_message_size before sending (default: $ZPUB_CONTROL, or tcp://127.0.0.1:5555 when the broker's endpoint is the default one). Not asked with --max-size, nor with --endpoint unless --control is given, nor with $ZPUB_PULL or $ZPUB_XSUB unless $ZPUB_CONTROL is set: that may be another broker's.",
+            valueName: "endpoint"))
+    var givenControl: String?
 
     @Option(
         name: .long, parsing: .unconditional,
@@ -89,7 +97,8 @@ struct Publish: ParsableCommand {
         if push && pub { throw ValidationError("--push and --pub exclude each other") }
         try EndpointArgument.check(endpoint, "--endpoint")
         if file != nil && !message.isEmpty { throw ValidationError("--file and MESSAGE frames exclude each other") }
-        if maxSize < 1 { throw ValidationError("--max-size must be at least 1") }
+        if let maxSize, maxSize < 1 { throw ValidationError("--max-size must be at least 1") }
+        try EndpointArgument.check(givenControl.map { [$0] } ?? [], "--control")
         try Milliseconds.check(timeout, "--timeout")
         // A minute at most: it is slept in microseconds, in 32 bits.
         try Milliseconds.check(settle, "--settle", maximum: 60_000)
@@ -148,11 +157,13 @@ struct Publish: ParsableCommand {
                 }
             }
 
+            let limit = largestFrame(endpointFromEnvironment: source != "--endpoint")
+
             var sent = 0
             func send(_ frames: [[UInt8]]) throws {
-                if let large = frames.first(where: { $0.count > maxSize }) {
+                if let large = frames.first(where: { $0.count > limit.bytes }) {
                     throw CLIError(
-                        "a frame of \(large.count) bytes is larger than --max-size (\(maxSize)) (\(sent) messages sent before): zpubd drops the connection, and the message, of a sender of a frame over its max_message_size; raise both if the broker's allows it"
+                        "a frame of \(large.count) bytes is larger than \(limit.source) (\(sent) messages sent before): zpubd drops the connection, and the message, of a sender of a frame over its max_message_size; \(limit.advice)"
                     )
                 }
                 guard try socket.send(frames: frames) else {
@@ -188,6 +199,48 @@ struct Publish: ParsableCommand {
                     try send([topicFrame, line])
                 }
             }
+        }
+    }
+
+    /// The largest frame the broker takes, and where that figure comes from (for the error
+    /// that refuses a larger one). A PUSH has no reply, and libzmq tells neither side why it
+    /// closed a connection: a frame over the broker's `max_message_size` was lost with exit 0
+    /// whenever the broker's limit was below zpub's default. So zpub asks, as a NATS client
+    /// reads `max_payload` from the server's INFO. The control endpoint asked is the one given,
+    /// else the one found where the data endpoint was found (the environment, the defaults):
+    /// that is the same broker's.
+    private func largestFrame(endpointFromEnvironment: Bool) -> (bytes: Int, source: String, advice: String) {
+        let advice = "raise both if the broker's allows it"
+        let fallback = BrokerConfiguration.Defaults.maxMessageSize
+        if let maxSize { return (maxSize, "--max-size (\(maxSize))", advice) }
+        let named = givenControl ?? environmentEndpoint("ZPUB_CONTROL")
+        // With --endpoint (or $ZPUB_PULL) and no --control (or $ZPUB_CONTROL), the default
+        // control endpoint may be another broker's: nothing is asked.
+        guard named != nil || (endpoint.isEmpty && !endpointFromEnvironment), givenControl != nil || endpoint.isEmpty
+        else { return (fallback, "--max-size (\(fallback))", advice) }
+        let control = named ?? BrokerConfiguration.Defaults.controlEndpoints[0]
+        var client = ControlClient(endpoint: control, timeoutMilliseconds: timeout, curve: curve)
+        // The default endpoint may have no broker behind it (zpubd started with other control
+        // endpoints): the publish goes on unasked once the connection is refused, or after a
+        // short wait for it.
+        if named == nil {
+            client.connectTimeoutMilliseconds = min(timeout, 250)
+            client.givingUpWhenRefused = true
+        }
+        do {
+            let (reply, _) = try client.request("CONFIG", as: MaxMessageSizeReply.self)
+            let bytes = reply.configuration.maxMessageSize
+            return (
+                bytes, "zpubd's max_message_size (\(bytes), asked of \(control))",
+                "send it in smaller frames, or raise max_message_size in zpubd's configuration"
+            )
+        } catch {
+            if named != nil {
+                Output.error(
+                    "could not ask zpubd for its max_message_size (\(error)); sending frames up to \(fallback) bytes (--max-size): one over the broker's limit is lost with the connection"
+                )
+            }
+            return (fallback, "--max-size (\(fallback))", advice)
         }
     }
 
@@ -253,4 +306,13 @@ struct StandardInputLines {
             if count == 0 { atEnd = true } else { pending += buffer[..<count] }
         }
     }
+}
+
+/// The one member of CONFIG's reply that `zpub pub` reads.
+private struct MaxMessageSizeReply: Decodable {
+    struct Configuration: Decodable {
+        let maxMessageSize: Int
+        enum CodingKeys: String, CodingKey { case maxMessageSize = "max_message_size" }
+    }
+    let configuration: Configuration
 }

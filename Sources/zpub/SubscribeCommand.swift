@@ -10,7 +10,9 @@ struct Subscribe: ParsableCommand {
         discussion: """
             No PREFIX subscribes to everything, zpubd's own $zpub/ topics (sequence and snapshot \
             markers) excepted: they are printed only under a PREFIX that starts with $zpub/. \
-            Bytes that are not printable are shown as \\xNN.
+            Bytes that are not printable are shown as \\xNN. A prefix the broker refused \
+            because its max_subscriptions was reached gets in once it has room: zpub sub sends \
+            $zpub/retry (which subscribes to nothing) every 2 s, at which the broker admits it.
 
             --json prints one JSON object per message, the shape WebSocket and SSE clients \
             get: {"type": "message", "topic": ..., "encoding": ..., "payload": ...}, where \

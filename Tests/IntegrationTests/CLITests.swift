@@ -164,6 +164,48 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("cannot read /nonexistent/x"), missing.stderr)
     }
 
+    /// `zpub pub` asks the broker's control endpoint for its max_message_size and refuses a
+    /// larger frame: a PUSH has no reply and libzmq says to neither side why it closed the
+    /// connection, so a broker configured below zpub's 16 MiB took the frame's connection down
+    /// and the message with it, and zpub exited 0 (zpubd logged nothing either).
+    func testPublishRefusesAFrameLargerThanTheBrokerTakes() throws {
+        let daemon = try Daemon(configuration: "[sockets]\nmax_message_size = 1000\n")
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["big."])
+        try daemon.waitForSubscriptions(1)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-big-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let largest = directory.appendingPathComponent("1000")
+        let over = directory.appendingPathComponent("1001")
+        try Data(repeating: 0x41, count: 1000).write(to: largest)
+        try Data(repeating: 0x42, count: 1001).write(to: over)
+
+        let refused = try zpub(["pub", "-e", daemon.pull, "-c", daemon.control, "--file", over.path, "big.over"])
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(
+            refused.stderr.contains("larger than zpubd's max_message_size (1000, asked of \(daemon.control))"),
+            refused.stderr)
+        // The broker's own limit is inclusive: its largest frame goes through.
+        let taken = try zpub(["pub", "-e", daemon.pull, "-c", daemon.control, "--file", largest.path, "big.largest"])
+        XCTAssertEqual(taken.status, 0, taken.stderr)
+        XCTAssertEqual(try subscriber.receive(1), [[Array("big.largest".utf8), Array(repeating: 0x41, count: 1000)]])
+        // Found through the environment as the producers' endpoint is.
+        let fromEnvironment = try Run.program(
+            Binaries.zpub, ["pub", "--file", over.path, "big.over"],
+            environment: ["ZPUB_PULL": daemon.pull, "ZPUB_CONTROL": daemon.control])
+        XCTAssertEqual(fromEnvironment.status, 1, fromEnvironment.stderr)
+        XCTAssertTrue(fromEnvironment.stderr.contains("zpubd's max_message_size (1000"), fromEnvironment.stderr)
+        // A control endpoint named that does not answer: said, and the publish goes on.
+        let nowhere = "ipc://\(directory.path)/no-control.sock"
+        let unasked = try zpub(["pub", "-e", daemon.pull, "-c", nowhere, "big.unasked", "small"])
+        XCTAssertEqual(unasked.status, 0, unasked.stderr)
+        XCTAssertTrue(unasked.stderr.contains("could not ask zpubd for its max_message_size"), unasked.stderr)
+        XCTAssertEqual(try subscriber.receive(1), [frames("big.unasked", "small")])
+        // Neither a refused frame nor a dropped connection reached the broker.
+        XCTAssertEqual(try daemon.stats().messagesIn, 2)
+    }
+
     /// `zpub pub --pub` does not lose lines piped faster than the broker reads them: its PUB
     /// waits for room (XPUB_NODROP) instead of dropping, as it did (37,802 of 300,000 in one
     /// run, exit 0). Every line is counted in by the broker.
