@@ -56,6 +56,45 @@ final class ManPageTests: XCTestCase {
         }
     }
 
+    /// Every help text the binaries show (commands' abstracts and discussions, options' help),
+    /// and the hand-written tail, word for word in the committed page: the page is generated,
+    /// and a help text changed without `make man`, or the page edited by hand (which the next
+    /// `make man` undoes: it dropped two such edits on 2026-12-06), shows here.
+    func testPagesAreWhatMakeManWrites() throws {
+        for (binary, name) in [(Binaries.zpub, "zpub.1"), (Binaries.zpubd, "zpubd.8")] {
+            let page = try page(name)
+            let texts = try helpTexts(of: binary)
+            XCTAssertGreaterThan(texts.count, 15, name)
+            for text in texts {
+                // roff shows a backslash as \e.
+                let written = text.replacingOccurrences(of: "\\", with: "\\e")
+                XCTAssertTrue(page.contains(written), "\(name) lacks the help text \"\(text)\": run make man")
+            }
+            let tail = try self.page(name + ".tail")
+            XCTAssertTrue(page.contains(tail), "\(name) does not end with \(name).tail: run make man")
+        }
+    }
+
+    /// The help texts of every command and option, from the parser's description of itself
+    /// (the implicit `help` command aside, which zpubd's page leaves out).
+    private func helpTexts(of binary: URL) throws -> [String] {
+        let dump = try Run.program(binary, ["--experimental-dump-help"])
+        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(dump.stdout.utf8)) as? [String: Any])
+        var texts: [String] = []
+        func walk(_ command: [String: Any], top: Bool) {
+            guard command["commandName"] as? String != "help" || top else { return }
+            if !top, let abstract = command["abstract"] as? String { texts.append(abstract) }
+            texts += (command["discussion"] as? String ?? "").components(separatedBy: "\n\n")
+            for argument in command["arguments"] as? [[String: Any]] ?? []
+            where argument["shouldDisplay"] as? Bool != false {
+                texts += [argument["abstract"] as? String, argument["discussion"] as? String].compactMap { $0 }
+            }
+            for sub in command["subcommands"] as? [[String: Any]] ?? [] { walk(sub, top: false) }
+        }
+        walk(try XCTUnwrap(root["command"] as? [String: Any]), top: true)
+        return texts.filter { !$0.isEmpty }
+    }
+
     func testZpubdPageNamesEveryOption() throws {
         let page = try page("zpubd.8")
         let (_, options) = try commandLine(of: Binaries.zpubd)
