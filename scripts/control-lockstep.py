@@ -25,9 +25,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import zmq
+
+from measure_common import answers_ping
 
 
 def request_frames(index):
@@ -44,17 +45,8 @@ def request_frames(index):
 
 
 def wait_until_ready(context, control):
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        ping = context.socket(zmq.REQ)
-        ping.linger = 0
-        ping.connect(control)
-        ping.send(b"PING")
-        answered = ping.poll(200)
-        ping.close()
-        if answered:
-            return
-    sys.exit("zpubd did not answer PING within 15 s")
+    if not answers_ping(context, control):
+        sys.exit("zpubd did not answer PING within 15 s")
 
 
 def one_client(zpubd, rounds, requests):

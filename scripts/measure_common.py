@@ -1,10 +1,13 @@
-"""What the measurement scripts read about a process under test, from /proc, in one place.
+"""What the measurement scripts read about a process under test, from /proc, in one place,
+and how they wait for the zpubd they started.
 
 Imported by the scripts beside it (gateway-fanout-cost.py, multicast-fanout-cost.py,
-memory-soak.py, http-idle-cost.py); Python puts a script's own folder first on its path.
+memory-soak.py, http-idle-cost.py, control-lockstep.py); Python puts a script's own folder
+first on its path.
 """
 import os
 import socket
+import time
 
 
 _handed_out = set()
@@ -21,6 +24,27 @@ def free_port():
         if port not in _handed_out:
             _handed_out.add(port)
             return port
+
+
+def answers_ping(context, control, process=None, timeout_s=15, wait_ms=200):
+    """True once zpubd answers PING on its control endpoint; False when timeout_s passes first,
+    or when `process` (the Popen it runs in) has ended. A fresh REQ each try: a REQ whose
+    request went unanswered cannot ask again."""
+    import zmq  # here: the /proc readers above serve scripts that have no pyzmq
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        request = context.socket(zmq.REQ)
+        request.setsockopt(zmq.LINGER, 0)
+        request.connect(control)
+        request.send(b"PING")
+        answered = request.poll(wait_ms)
+        request.close()
+        if answered:
+            return True
+        if process is not None and process.poll() is not None:
+            return False
+    return False
 
 
 def process_tree(pid):

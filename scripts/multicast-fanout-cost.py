@@ -32,7 +32,7 @@ import time
 
 import zmq
 
-from measure_common import cpu_ns, user_system_s
+from measure_common import answers_ping, cpu_ns, user_system_s
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ZPUBD = os.path.join(HERE, "..", ".build", "release", "zpubd")
@@ -105,18 +105,8 @@ def measure(namespace, directory, forwarder, transport, receivers, rate, seconds
     context = zmq.Context()
     processes = []
     try:
-        deadline = time.monotonic() + 15
-        while forwarder == "zpubd":
-            request = context.socket(zmq.REQ)
-            request.setsockopt(zmq.LINGER, 0)
-            request.connect(control)
-            request.send(b"PING")
-            answered = request.poll(500)
-            request.close()
-            if answered:
-                break
-            if broker.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("zpubd did not start in its namespace")
+        if forwarder == "zpubd" and not answers_ping(context, control, process=broker, wait_ms=500):
+            raise SystemExit("zpubd did not start in its namespace")
         for start in range(0, receivers, PER_PROCESS):
             count = min(PER_PROCESS, receivers - start)
             ready = f"{directory}/ready-{start}"
