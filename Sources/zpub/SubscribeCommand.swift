@@ -121,6 +121,10 @@ struct Subscribe: ParsableCommand {
             defer { for socket in sockets { socket.close() } }
             for socket in sockets {
                 try socket.setOption(.linger, 0)
+                // Subscriptions are messages this socket sends: past libzmq's default send queue
+                // (1,000, and as many on the broker's side) they were dropped in silence, and
+                // `zpub sub` given 3,000 prefixes got 2,000 of them.
+                try socket.setOption(.sendHighWaterMark, 0)
                 if snapshot || since != nil {
                     // Live messages wait here while the snapshot or the replay is fetched; a
                     // bounded queue would drop some of them, the marker that ends the catch-up

@@ -54,7 +54,7 @@ struct TopScreen {
         let columns = TopSortKey.allCases.filter { $0 != .topic }
         let numberWidth = 11
         // As wide as the longest topic shown, so that the numbers stay next to their names.
-        let longest = view.topics.map(\.topic.count).max() ?? 0
+        let longest = view.topics.map(\.shown.count).max() ?? 0
         let topicWidth = max(12, min(longest + 2, width - columns.count * (numberWidth + 1)))
         func row(_ topic: String, _ cells: [String]) -> String {
             Self.fit(
@@ -64,7 +64,7 @@ struct TopScreen {
             sort == .topic ? "TOPIC*" : "TOPIC", columns.map { $0 == sort ? $0.column + "*" : $0.column })
         let rows = view.sortedTopics(by: sort).prefix(topicLimit).map { topic in
             row(
-                topic.topic,
+                topic.shown,
                 [
                     topic.messagesPerSecond.map(Self.number) ?? "-",
                     topic.bytesPerSecond.map { Format.bytes(UInt64($0.rounded())) } ?? "-",

@@ -30,6 +30,10 @@ struct ZPubCommand: ParsableCommand {
     /// ArgumentParser suggests a mistyped option, not a mistyped command ("Unexpected argument
     /// 'stat'"): that one is answered here, with the command meant.
     static func main() {
+        if let message = argumentNotUTF8() {
+            Output.error(message)
+            Glibc.exit(64)
+        }
         let arguments = Array(CommandLine.arguments.dropFirst())
         // `zpub help frobnicate` printed the general help and exited 0.
         let word = arguments.first == "help" ? arguments.dropFirst().first : arguments.first
@@ -38,6 +42,20 @@ struct ZPubCommand: ParsableCommand {
             Glibc.exit(64)  // EX_USAGE, as ArgumentParser's own usage errors
         }
         main(nil)
+    }
+
+    /// What to say of the first argument that is not UTF-8, or nil. Swift hands arguments over
+    /// as strings, repairing what is not UTF-8 with U+FFFD: `zpub pub $'caf\\xe9' x` published
+    /// "caf\u{FFFD}" and `zpub sub $'\\xff'` subscribed to EF BF BD, with exit 0.
+    static func argumentNotUTF8() -> String? {
+        for index in 1..<Int(CommandLine.argc) {
+            guard let pointer = CommandLine.unsafeArgv[index] else { continue }
+            let bytes = Array(UnsafeBufferPointer(start: pointer, count: strlen(pointer))).map { UInt8(bitPattern: $0) }
+            guard String(validating: bytes, as: UTF8.self) == nil else { continue }
+            return
+                "argument \(index) (\(Subscribe.escape(bytes))) is not UTF-8 text, and zpub would use it changed. Give topics, frames and prefixes as UTF-8; binary frames on standard input or with --file (zpub pub)"
+        }
+        return nil
     }
 
     /// Nil for a command zpub has; otherwise what to say, with the likeliest command meant.

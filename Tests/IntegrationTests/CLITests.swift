@@ -164,6 +164,72 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("cannot read /nonexistent/x"), missing.stderr)
     }
 
+    /// `zpub pub` does not exit 0 when the broker took none of its last messages before it
+    /// left: they wait in its socket while it lingers (--timeout) and are dropped after. A
+    /// walkthrough (2026-12-06) piped 14,500 lines to a paused broker: 267 lost, exit 0. What
+    /// fits in the kernel's buffers towards a paused broker is not lost (it is read on RESUME),
+    /// and not reported.
+    func testPublishSaysWhenItsLastMessagesWereNotTaken() throws {
+        let daemon = try Daemon(configuration: "[sockets]\nreceive_hwm = 10\n")
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        // 200 lines of 16 KiB: 3.2 MB, where the unix socket's buffers (~200 KiB) and the
+        // broker's queue of 10 hold a few dozen; zpub's own queue (1,000) takes the rest.
+        let line = String(repeating: "z", count: 16_384) + "\n"
+        let many = try zpub(
+            ["pub", "--endpoint", daemon.pull, "--timeout", "500", "held.many"],
+            stdin: String(repeating: line, count: 200))
+        XCTAssertEqual(many.status, 1, many.stderr)
+        XCTAssertTrue(many.stderr.contains("took none of the last messages within --timeout (500 ms)"), many.stderr)
+        // A few lines fit in the buffers: exit 0, and they come on RESUME.
+        let few = try zpub(
+            ["pub", "--endpoint", daemon.pull, "--timeout", "500", "held.few"], stdin: "1\n2\n3\n")
+        XCTAssertEqual(few.status, 0, few.stderr)
+        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        // The error was true: some of the 200 never came; all of the 3 did.
+        try Wait.until("the broker has taken what reached it") {
+            guard let topics = try daemon.json("TOPICS")["topics"] as? [[String: Any]] else { return false }
+            let counts = Dictionary(
+                topics.map { ($0["topic"] as? String ?? "", $0["messages"] as? Int ?? 0) }, uniquingKeysWith: +)
+            guard counts["held.few"] == 3, let many = counts["held.many"] else { return false }
+            XCTAssertLessThan(many, 200)
+            return true
+        }
+    }
+
+    /// An argument that is not UTF-8 is refused, not repaired: Swift turns its bytes into U+FFFD,
+    /// and `zpub pub $'caf\\xe9' x` published "caf\u{FFFD}" and `zpub sub $'\\xff'` subscribed
+    /// to EF BF BD, exit 0 (a walkthrough, 2026-12-06).
+    func testArgumentsThatAreNotUTF8AreRefused() throws {
+        let daemon = try Daemon()
+        let shell = URL(fileURLWithPath: "/bin/sh")
+        for command in [#""$0" pub -e "$1" "$(printf 'caf\351')" x"#, #""$0" sub -e "$1" -n 1 "$(printf '\377')""#] {
+            let run = try Run.program(shell, ["-c", command, Binaries.zpub.path, daemon.xpub], timeout: 20)
+            XCTAssertEqual(run.status, 64, run.stderr)
+            XCTAssertTrue(run.stderr.contains("is not UTF-8 text"), run.stderr)
+        }
+        let run = try Run.program(
+            shell, ["-c", #""$0" pub -e "$1" "$(printf 'caf\303\251')" x"#, Binaries.zpub.path, daemon.pull])
+        XCTAssertEqual(run.status, 0, "UTF-8 is taken: \(run.stderr)")
+        try Wait.until("the broker has taken it") { try daemon.stats().messagesIn == 1 }
+        XCTAssertEqual(try daemon.subscriptions().total, 0, "the refused sub subscribed nothing")
+    }
+
+    /// `zpub sub` subscribes to every prefix it is given, however many: subscriptions are
+    /// messages its SUB sends, and past libzmq's send queue (1,000, and as many on the broker's
+    /// side) they were dropped in silence: 3,000 prefixes, 2,000 subscribed, nothing said (a
+    /// walkthrough, 2026-12-06).
+    func testSubscribeSendsEveryPrefixHoweverMany() throws {
+        let daemon = try Daemon()
+        let prefixes = (1...3_000).map { "many\($0)." }
+        let subscriber = try RunningProgram(
+            Binaries.zpub, ["sub", "--endpoint", daemon.xpub, "--count", "1"] + prefixes)
+        try daemon.waitForSubscriptions(3_000, timeout: 30)
+        XCTAssertEqual(try zpub(["pub", "--endpoint", daemon.pull, "many3000.x", "last"]).status, 0)
+        let run = try subscriber.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout, "many3000.x\tlast\n")
+    }
+
     /// `zpub pub` asks the broker's control endpoint for its max_message_size and refuses a
     /// larger frame: a PUSH has no reply and libzmq says to neither side why it closed the
     /// connection, so a broker configured below zpub's 16 MiB took the frame's connection down

@@ -174,6 +174,27 @@ final class TopTests: XCTestCase {
             "some interval had traffic:\n\(run.stdout)")
     }
 
+    /// A producer's topic reaches the operator's terminal through `zpub top`: shown escaped, as
+    /// `zpub topics` shows it. Printed raw, an escape sequence in a topic recoloured the screen
+    /// and a newline broke its rows (found by a walkthrough, 2026-12-06).
+    func testTopicsAreShownEscaped() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for topic in ["esc\u{1B}[31mred", "nl\nhere", "bin\u{7F}"] {
+            XCTAssertTrue(try push.send(frames: [Array(topic.utf8), Array("x".utf8)]))
+        }
+        try Wait.until("the broker has taken the three messages") { try daemon.stats().messagesIn == 3 }
+        let run = try Run.program(Binaries.zpub, ["top", "-c", daemon.control, "-n", "1"], timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertFalse(run.stdout.contains("\u{1B}"), run.stdout)
+        XCTAssertFalse(run.stdout.contains("\u{7F}"), run.stdout)
+        for shown in [#"esc\x1b[31mred"#, #"nl\nhere"#, #"bin\x7f"#] {
+            XCTAssertTrue(run.stdout.contains(shown), "\(shown) in\n\(run.stdout)")
+        }
+        XCTAssertFalse(run.stdout.contains("\nhere"), "a topic's newline starts no line:\n\(run.stdout)")
+    }
+
     func testJSONLinesCarryTheRates() throws {
         let daemon = try Daemon()
         let traffic = try Traffic(daemon)
