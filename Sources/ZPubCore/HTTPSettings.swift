@@ -150,7 +150,11 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     public static func parseListen(_ text: String) -> (host: String, port: Int)? {
         guard let colon = text.lastIndex(of: ":") else { return nil }
         var host = String(text[..<colon])
-        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port), !host.isEmpty else {
+        // No host has a "/": "http://127.0.0.1:8080" was taken for host "http://127.0.0.1",
+        // and failed only at the bind, "UnknownHost".
+        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port), !host.isEmpty,
+            !host.contains("/")
+        else {
             return nil
         }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

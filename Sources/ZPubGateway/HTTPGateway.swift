@@ -106,11 +106,22 @@ public final class HTTPGateway: Sendable {
             linkThread.join()
             dispatcher.shutdown()
             try? group.syncShutdownGracefully()
-            // NIO's IOError prints the syscall's Swift signature; the reason is what a person needs.
-            let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+            // NIO's IOError prints the syscall's Swift signature; the reason is what a person needs,
+            // and the advice follows it: "pick a free port" was given for an address this
+            // machine does not have, too.
+            let code = (error as? IOError)?.errnoCode
+            let reason = code.map { String(cString: strerror($0)) } ?? "\(error)"
+            let advice =
+                switch code {
+                case EADDRINUSE?: "pick a free port"
+                case EADDRNOTAVAIL?:
+                    "the host is not an address of this machine; give one of its own, 127.0.0.1 or 0.0.0.0"
+                case EACCES?: "a port below 1024 needs CAP_NET_BIND_SERVICE; pick one above"
+                case nil: "is the host one of this machine's names or addresses?"
+                default: "check the address"
+                }
             throw GatewayError(
-                "cannot listen for HTTP on \(settings.listen): \(reason); pick a free port with listen in [http] or --http"
-            )
+                "cannot listen for HTTP on \(settings.listen): \(reason); \(advice) (listen in [http], or --http)")
         }
         let address = serverChannel.localAddress
         localAddress = "\(address?.ipAddress ?? host):\(address?.port ?? port)"

@@ -118,6 +118,20 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(flags.stderr.contains("6 problems"), flags.stderr)
         let started = try Run.program(Binaries.zpubd, ["--log-level", "warn", "--xpub", "inproc://x"])
         XCTAssertEqual(started.status, 78, started.stderr)
+        // A URL where host:port belongs parsed as host "http://127.0.0.1": refused at start now,
+        // not at the bind (exit 1, "UnknownHost ...; pick a free port").
+        let url = try Run.program(Binaries.zpubd, ["--http", "http://127.0.0.1:8080", "--check-config"])
+        XCTAssertEqual(url.status, 1, url.stderr)
+        XCTAssertTrue(url.stderr.contains("--http \"http://127.0.0.1:8080\" is not host:port"), url.stderr)
+        // An address this machine does not have (TEST-NET-1): the advice is about the address.
+        let sockets = FileManager.default.temporaryDirectory.appendingPathComponent("zpubd-http-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: sockets, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: sockets) }
+        let endpoints = ["control", "xpub", "pull", "xsub"].flatMap { ["--\($0)", "ipc://\(sockets.path)/\($0)"] }
+        let foreign = try Run.program(Binaries.zpubd, ["--http", "192.0.2.1:8080"] + endpoints)
+        XCTAssertEqual(foreign.status, 1, foreign.stderr)
+        XCTAssertTrue(foreign.stderr.contains("not an address of this machine"), foreign.stderr)
+        XCTAssertFalse(foreign.stderr.contains("pick a free port"), foreign.stderr)
 
         // A state directory the start could not use: a file, or under a parent that is none.
         let notADirectory = try temporaryFile("")
