@@ -26,6 +26,10 @@ final class ConnectionWatch {
     private var lastFailure: String?
     /// How long without a connection before saying so.
     let patienceMilliseconds: Int
+    /// The endpoint meant, in words, for the sentences that ask whether it was the right one:
+    /// a SUB given the broker's PULL port sees a connection and no handshake, and "is that
+    /// zpubd's endpoint?" did not say which of its four was needed.
+    let expected: String
     /// Since when no connection has been up (monotonic nanoseconds), or nil while one is.
     private var unconnectedSince: UInt64?
     /// Endpoints that had a connection up once.
@@ -44,7 +48,8 @@ final class ConnectionWatch {
     /// which must not have connected yet (events before the monitor starts are not reported).
     /// `endpoints` are the ones they will connect to, all of them.
     init(
-        _ sockets: [Socket], context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000
+        _ sockets: [Socket], context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000,
+        expected: String = ConnectionWatch.anyDataEndpoint
     ) throws {
         var monitors: [Socket] = []
         for socket in sockets {
@@ -63,16 +68,30 @@ final class ConnectionWatch {
         self.endpoints = endpoints
         self.usingCurve = usingCurve
         self.patienceMilliseconds = patienceMilliseconds
+        self.expected = expected
         unconnectedSince = SystemClock.monotonicNanoseconds()
     }
 
     /// Starts watching `socket` (see above).
     convenience init(
-        _ socket: Socket, context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000
+        _ socket: Socket, context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000,
+        expected: String = ConnectionWatch.anyDataEndpoint
     ) throws {
         try self.init(
             [socket], context: context, endpoints: endpoints, usingCurve: usingCurve,
-            patienceMilliseconds: patienceMilliseconds)
+            patienceMilliseconds: patienceMilliseconds, expected: expected)
+    }
+
+    static let anyDataEndpoint = "zpubd's endpoint (its PULL, XSUB or XPUB, not another service's port)"
+
+    /// `expected` for a socket that talks to one kind of zpubd's sockets only (ZeroMQ refuses
+    /// the others in the handshake, in silence): `ours` is this client's type, `theirs` the
+    /// broker's socket it needs.
+    static func only(_ theirs: String, for ours: String) -> String {
+        let others = ["XPUB", "PULL", "XSUB", "control"].filter { $0 != theirs }
+        let article = theirs.hasPrefix("X") ? "an" : "a"
+        return
+            "zpubd's \(theirs) endpoint (a \(ours) completes the handshake with \(article) \(theirs) only: not its \(others.dropLast().joined(separator: ", ")) or \(others.last!) endpoint, nor another service's port)"
     }
 
     /// Whether a connection is up (its handshake done), as of the events read so far.
@@ -144,6 +163,10 @@ final class ConnectionWatch {
         {
             return unanswered
         }
+        // libzmq resolves a host name when it connects, and retries a failure in silence.
+        if let unresolved = endpoints.lazy.compactMap(ControlClient.hostProblem).first {
+            return "no connection to \(endpoints.joined(separator: " or ")): \(unresolved)"
+        }
         return
             "no connection to \(endpoints.joined(separator: " or ")) for \(patienceMilliseconds / 1000) s\(stillTrying ? "; still trying." : ".") Is zpubd running there? (start it with `zpubd`, or give --endpoint)"
     }
@@ -197,12 +220,9 @@ final class ConnectionWatch {
     /// Endpoints that took a connection and completed no ZeroMQ handshake on it, in words, or
     /// nil. A service that speaks first (SSH, SMTP) looks to libzmq like a ZMTP 1.0 peer: a
     /// PUSH with ZMQ_IMMEDIATE sent it messages as if it were zpubd.
-    /// `expected`: the endpoint meant, in words. As of the events read so far (`failure`,
-    /// `update`): reading them here would drop the notices they bring.
-    func reachedWithoutHandshake(
-        within time: String, stillTrying: Bool = false,
-        expected: String = "zpubd's endpoint (its PULL, XSUB or XPUB, not another service's port)"
-    ) -> String? {
+    /// In terms of `expected`. As of the events read so far (`failure`, `update`): reading them
+    /// here would drop the notices they bring.
+    func reachedWithoutHandshake(within time: String, stillTrying: Bool = false) -> String? {
         let unanswered = reached.subtracting(everConnected)
         guard !unanswered.isEmpty, connected.isEmpty else { return nil }
         return
@@ -247,7 +267,7 @@ final class ConnectionWatch {
             return (
                 usingCurve
                     ? "\(endpoint) closed the connection during the CURVE handshake (\(reason)); is --server-key this broker's public key?"
-                    : "the handshake with \(endpoint) failed (\(reason)); is it a zpubd endpoint?",
+                    : "the handshake with \(endpoint) failed (\(reason)); is it \(expected)?",
                 false
             )
         }

@@ -39,7 +39,8 @@ struct ControlClient {
             throw CLIError("no reply from zpubd at \(endpoint): \(problem)")
         }
         let watch = try ConnectionWatch(
-            socket, context: context, endpoints: [endpoint], usingCurve: curve?.serverKey != nil)
+            socket, context: context, endpoints: [endpoint], usingCurve: curve?.serverKey != nil,
+            expected: "zpubd's control endpoint (not its PULL, XSUB or XPUB, nor another service's port)")
         defer { watch.close() }
         try socket.connect(endpoint, option: "--control")
         let start = SystemClock.monotonicNanoseconds()
@@ -67,10 +68,7 @@ struct ControlClient {
             }
             // Something listens there, but no ZeroMQ handshake came: another of zpubd's
             // endpoints (its XPUB or PULL refuses a REQ in silence), or another service.
-            if let unanswered = watch.reachedWithoutHandshake(
-                within: "\(waitedMilliseconds) ms",
-                expected: "zpubd's control endpoint (not its PULL, XSUB or XPUB, nor another service's port)")
-            {
+            if let unanswered = watch.reachedWithoutHandshake(within: "\(waitedMilliseconds) ms") {
                 throw CLIError("no reply from zpubd at \(endpoint): \(unanswered)")
             }
             // The packaged service listens elsewhere than the default: say where.

@@ -135,15 +135,18 @@ struct Publish: ParsableCommand {
             try socket.setOption(.sendTimeout, Int32(timeout))
             try curve.apply(to: socket)
             let watch = try ConnectionWatch(
-                socket, context: context, endpoints: targets, usingCurve: curve.serverKey != nil)
+                socket, context: context, endpoints: targets, usingCurve: curve.serverKey != nil,
+                expected: pub
+                    ? ConnectionWatch.only("XSUB", for: "publisher (--pub)") : ConnectionWatch.only("PULL", for: "PUSH")
+            )
             defer { if !closed { watch.close() } }
             for target in targets { try socket.connect(target, option: source) }
             /// Why nothing got through within the timeout: a failed handshake if there was one.
             func unreachable() -> CLIError {
                 let why =
-                    watch.failure().map { ": \($0)" } ?? watch.reachedWithoutHandshake(within: "\(timeout) ms").map {
-                        ": \($0)"
-                    }
+                    watch.failure().map { ": \($0)" }
+                    ?? watch.reachedWithoutHandshake(within: "\(timeout) ms").map { ": \($0)" }
+                    ?? targets.lazy.compactMap(ControlClient.hostProblem).first.map { ": \($0)" }
                     ?? "; is it running? (start it with `zpubd`, or give --endpoint; the standby of a pair binds no producers' endpoint: give both brokers', -e A -e B)"
                 return CLIError("could not reach zpubd at \(target) within \(timeout) ms\(why)")
             }

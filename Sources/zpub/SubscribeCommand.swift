@@ -134,7 +134,8 @@ struct Subscribe: ParsableCommand {
                 try curve.apply(to: socket)
             }
             let watch = try ConnectionWatch(
-                sockets, context: context, endpoints: endpoints, usingCurve: curve.serverKey != nil)
+                sockets, context: context, endpoints: endpoints, usingCurve: curve.serverKey != nil,
+                expected: ConnectionWatch.only("XPUB", for: "SUB"))
             defer { watch.close() }
             let source = target.source
             for (index, endpoint) in endpoints.enumerated() {

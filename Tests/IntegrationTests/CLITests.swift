@@ -672,6 +672,30 @@ final class CLITests: XCTestCase {
             "the message went out\n\(server.stdoutSoFar)")
     }
 
+    /// pub and sub given the wrong one of zpubd's endpoints are told which one they need (ZeroMQ
+    /// refuses the handshake of a socket type it does not pair with, in silence: "is that
+    /// zpubd's endpoint?" was asked of zpubd's own PULL port), and a host name that does not
+    /// resolve is said to, not "is it running?" (a walkthrough, 2026-12-06).
+    func testPublishersAndSubscribersGivenAnotherEndpointAreToldWhichOneTheyNeed() throws {
+        let daemon = try Daemon()
+        let push = try zpub(["pub", "-e", daemon.xpub, "--timeout", "1000", "t", "x"])
+        XCTAssertEqual(push.status, 1, push.stderr)
+        XCTAssertTrue(
+            push.stderr.contains("zpubd's PULL endpoint (a PUSH completes the handshake with a PULL only"), push.stderr)
+        let publisher = try zpub(["pub", "--pub", "-e", daemon.pull, "--timeout", "1000", "t", "x"])
+        XCTAssertEqual(publisher.status, 1, publisher.stderr)
+        XCTAssertTrue(publisher.stderr.contains("zpubd's XSUB endpoint"), publisher.stderr)
+        // zpub sub says it after 3 s without a connection, and tries on until --timeout.
+        let subscriber = try zpub(["sub", "-e", daemon.pull, "--timeout", "4000", "t"])
+        XCTAssertTrue(
+            subscriber.stderr.contains("zpubd's XPUB endpoint (a SUB completes the handshake with an XPUB only"),
+            subscriber.stderr)
+        let unresolved = try zpub(["pub", "-e", "tcp://nosuchhost.invalid:47503", "--timeout", "500", "t", "x"])
+        XCTAssertEqual(unresolved.status, 1, unresolved.stderr)
+        XCTAssertTrue(
+            unresolved.stderr.contains("the host name nosuchhost.invalid does not resolve"), unresolved.stderr)
+    }
+
     /// A control command given another of zpubd's endpoints (its XPUB, which refuses a REQ in
     /// silence) says that no ZeroMQ handshake came there, not "is zpubd running there?".
     /// Topics and prefixes that are not UTF-8 are printed by their bytes, as `zpub sub` prints
