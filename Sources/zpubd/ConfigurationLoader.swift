@@ -140,17 +140,22 @@ struct ConfigurationLoader: Sendable {
 
         let problems = ConfigurationFile.allProblems(fileProblems, configuration, keyLines: keyLines)
         if !problems.isEmpty || !flagProblems.isEmpty {
-            let lines = describe(problems, flagProblems: flagProblems, source: source)
+            // A problem of no line (two keys that conflict, a key missing) may be of a flag's
+            // value: the file alone was blamed for --xpub set to the file's pull endpoint.
+            let whole = path.map { overrides.anyGiven ? "\($0) with the command line's flags" : $0 } ?? source
+            let lines = describe(problems, flagProblems: flagProblems, source: source, whole: whole)
             return .failure(Report(text: format(lines), problems: lines))
         }
         return .success(configuration)
     }
 
-    private func describe(_ problems: [ConfigurationProblem], flagProblems: [String], source: String) -> [String] {
+    private func describe(_ problems: [ConfigurationProblem], flagProblems: [String], source: String, whole: String)
+        -> [String]
+    {
         flagProblems.map { "zpubd: \($0)" }
             + problems.map { problem in
                 if let line = problem.line { return "\(source):\(line): \(problem.message)" }
-                return "\(source): \(problem.message)"
+                return "\(whole): \(problem.message)"
             }
     }
 

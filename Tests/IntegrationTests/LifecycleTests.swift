@@ -123,6 +123,16 @@ final class LifecycleTests: XCTestCase {
         let url = try Run.program(Binaries.zpubd, ["--http", "http://127.0.0.1:8080", "--check-config"])
         XCTAssertEqual(url.status, 1, url.stderr)
         XCTAssertTrue(url.stderr.contains("--http \"http://127.0.0.1:8080\" is not host:port"), url.stderr)
+        // What a flag lacks is told with the flag's name; a conflict of no line with the flags
+        // beside the file (it blamed the file alone).
+        let pair = try Run.program(Binaries.zpubd, ["--ha-role", "primary", "--check-config"])
+        XCTAssertEqual(pair.status, 1, pair.stderr)
+        XCTAssertTrue(pair.stderr.contains("command line: [ha] needs bind (or --ha-bind)"), pair.stderr)
+        let endpointsFile = try temporaryFile("[endpoints]\npull = \"tcp://127.0.0.1:47600\"\n")
+        let clash = try Run.program(
+            Binaries.zpubd, ["--config", endpointsFile.path, "--xpub", "tcp://127.0.0.1:47600", "--check-config"])
+        XCTAssertEqual(clash.status, 1, clash.stderr)
+        XCTAssertTrue(clash.stderr.contains("\(endpointsFile.path) with the command line's flags: "), clash.stderr)
         // An address this machine does not have (TEST-NET-1): the advice is about the address.
         let sockets = FileManager.default.temporaryDirectory.appendingPathComponent("zpubd-http-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: sockets, withIntermediateDirectories: true)
@@ -174,7 +184,8 @@ final class LifecycleTests: XCTestCase {
             run.stderr.contains("\(file.path):2: xpub endpoint \"ipc://\(path)\": the ipc path is 125 bytes"),
             run.stderr)
         XCTAssertTrue(
-            run.stderr.contains("\(file.path):4: [ha] needs bind: this broker's own pair endpoint"), run.stderr)
+            run.stderr.contains("\(file.path):4: [ha] needs bind (or --ha-bind): this broker's own pair endpoint"),
+            run.stderr)
     }
 
     func testABadConfigurationAtStartExitsWithStatus78() throws {

@@ -151,13 +151,13 @@ final class PairMachineTests: XCTestCase {
         XCTAssertEqual(
             missing.problems.map(\.description),
             [
-                "line 2: [ha] needs peer: the other broker's pair endpoint, e.g. \"tcp://10.0.0.1:5600\""
+                "line 2: [ha] needs peer (or --ha-peer): the other broker's pair endpoint, e.g. \"tcp://10.0.0.1:5600\""
             ], "at the role's line, where [ha] is")
         guard case .failure(let noBind) = ConfigurationFile.parse("[ha]\nrole = \"primary\"\npeer = \"tcp://a:1\"\n")
         else { return XCTFail("accepted") }
         XCTAssertEqual(
             noBind.problems.map(\.description),
-            ["line 2: [ha] needs bind: this broker's own pair endpoint, e.g. \"tcp://10.0.0.1:5600\""])
+            ["line 2: [ha] needs bind (or --ha-bind): this broker's own pair endpoint, e.g. \"tcp://10.0.0.1:5600\""])
     }
 
     /// What would start and then fail at a takeover, or never do what it says, is refused at
