@@ -18,6 +18,7 @@ struct BrokerSockets {
         /// Closes what was made, without lingering: for a start that failed.
         func close() {
             BrokerSockets.close([socket] + (monitor.map { [$0] } ?? []))
+            endpoints.removeSocketFiles()
         }
     }
 
@@ -141,7 +142,12 @@ struct BrokerSockets {
             // One of a pair: producers' endpoints are bound when this broker becomes active
             // (`PairLink`), so that producers connected to both reach only the active one.
         } else if adopted.isEmpty {
-            for endpoint in configuration.endpoints(for: role) { try endpoints.bind(endpoint, on: socket) }
+            do {
+                for endpoint in configuration.endpoints(for: role) { try endpoints.bind(endpoint, on: socket) }
+            } catch {
+                endpoints.removeSocketFiles()
+                throw error
+            }
         } else {
             for listening in adopted { try endpoints.adopt(listening, on: socket) }
         }

@@ -190,6 +190,7 @@ final class ControlServer {
         // none, the socket is dropped at once.
         try? socket.setOption(.linger, repliedAtStop ? Self.stopReplyLingerMilliseconds : 0)
         socket.close()
+        endpoints.removeSocketFiles()
     }
 
     /// Sends the replies of waiting SNAPSHOTs and REPLAYs that have one now, or whose time is up.

@@ -1562,6 +1562,7 @@ final class ForwardingLoop {
             try? socket.setOption(.linger, linger)
             socket.close()
         }
+        for endpoints in [pullEndpoints, xsubEndpoints, xpubEndpoints] { endpoints.removeSocketFiles() }
         receipts?.close()
         logger.info(
             "forwarding stopped",

@@ -31,4 +31,31 @@ enum IPCSocketFile {
         }
         return result == 0 || errno == EAGAIN
     }
+
+    /// Which file a path names: the device and inode, so that a file bound later at the same
+    /// path (by another process, or by a bind after an unbind) is told apart.
+    struct Identity: Equatable {
+        let path: String
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    /// The socket file behind an `ipc://<path>` endpoint, or nil for any other endpoint, an
+    /// abstract one (no file) or a path that is no socket.
+    static func identity(of endpoint: String) -> Identity? {
+        guard endpoint.hasPrefix("ipc://"), !endpoint.hasPrefix("ipc://@") else { return nil }
+        let path = String(endpoint.dropFirst("ipc://".count))
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return nil }
+        return Identity(path: path, device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+
+    /// Removes the socket file `identity` names, if the path still names that file. libzmq
+    /// 4.3.4 removes a socket file only for a wildcard endpoint's temporary directory: every
+    /// stop and every unbind left one behind, where a client found "connection refused" rather
+    /// than "no such file" (is zpubd running?).
+    static func remove(_ identity: Identity) {
+        guard let now = Self.identity(of: "ipc://" + identity.path), now == identity else { return }
+        unlink(identity.path)
+    }
 }

@@ -211,6 +211,10 @@ struct BoundEndpoints {
     private(set) var order: [String] = []
     /// Sockets passed by systemd: not the configuration's to change on reload.
     private(set) var adopted: [String] = []
+    /// The socket files this broker's binds made (ipc endpoints), removed when the endpoint is
+    /// unbound or the broker stops (`IPCSocketFile.remove`). Not those systemd passed: its
+    /// socket unit owns them.
+    private var socketFiles: [String: IPCSocketFile.Identity] = [:]
 
     init(role: BrokerSocketRole) { self.role = role }
 
@@ -260,6 +264,7 @@ struct BoundEndpoints {
         }
         resolved[endpoint] = socket.lastEndpoint.isEmpty ? endpoint : socket.lastEndpoint
         order.append(endpoint)
+        socketFiles[endpoint] = IPCSocketFile.identity(of: resolved[endpoint] ?? endpoint)
     }
 
     mutating func unbind(_ endpoint: String, on socket: Socket) throws {
@@ -267,6 +272,14 @@ struct BoundEndpoints {
         resolved[endpoint] = nil
         order.removeAll { $0 == endpoint }
         try socket.unbind(actual)
+        // Before a bind again of the same path, which makes a file of its own.
+        if let file = socketFiles.removeValue(forKey: endpoint) { IPCSocketFile.remove(file) }
+    }
+
+    /// Removes the socket files of the ipc endpoints bound here: the socket is closed, or
+    /// about to be, at a stop or a start that failed.
+    func removeSocketFiles() {
+        for file in socketFiles.values { IPCSocketFile.remove(file) }
     }
 
     /// Binds the endpoints of `wanted` that are not bound here yet, except those in `later`

@@ -345,6 +345,66 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains("bound pull \(second)"), daemon.log)
     }
 
+    /// zpubd removes the socket files of its ipc endpoints when it unbinds them and when it
+    /// stops, and after a start that failed: libzmq 4.3.4 leaves them (it removes only a
+    /// wildcard's temporary one), and a client then met "connection refused" on a stale file
+    /// rather than "no such file" (a walkthrough, 2026-12-06). A file bound again by another
+    /// process in between is not its to remove.
+    func testSocketFilesAreRemovedWhenUnboundAndAtStop() throws {
+        let directory = NSTemporaryDirectory() + "zpubd-files-\(UUID().uuidString.prefix(8))"
+        let (first, second) = ("\(directory)-first.sock", "\(directory)-second.sock")
+        let daemon = try Daemon(
+            configuration: "[endpoints]\npull = [\"ipc://\(first)\", \"ipc://\(second)\"]\n", rolesFromFile: [.pull])
+        let files = [first, second] + [daemon.control, daemon.xpub, daemon.xsub].map { String($0.dropFirst(6)) }
+        for file in files { XCTAssertTrue(FileManager.default.fileExists(atPath: file), file) }
+        try "[endpoints]\npull = [\"ipc://\(second)\"]\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the first pull endpoint is unbound") { daemon.log.contains("unbound pull ipc://\(first)") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: first), "an unbound endpoint's file")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: second))
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(), 0, daemon.log)
+        for file in files.dropFirst() { XCTAssertFalse(FileManager.default.fileExists(atPath: file), "left: \(file)") }
+
+        // A start whose last socket cannot bind (its port is taken) leaves none of the files
+        // its other sockets made.
+        let failed = NSTemporaryDirectory() + "zpubd-failed-\(UUID().uuidString.prefix(8))"
+        let made = ["control", "pull", "xsub"].map { "\(failed)-\($0).sock" }
+        let taken = try takenEndpoint()
+        let run = try Run.program(
+            Binaries.zpubd,
+            [
+                "--control", "ipc://\(made[0])", "--pull", "ipc://\(made[1])", "--xsub", "ipc://\(made[2])", "--xpub",
+                taken,
+            ])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("cannot bind the xpub socket to \(taken)"), run.stderr)
+        for file in made {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: file), "left: \(file)\n\(run.stderr)")
+        }
+
+        // Another process's file at the path when zpubd stops: kept.
+        let other = try Daemon()
+        let path = String(other.xpub.dropFirst(6))
+        try FileManager.default.removeItem(atPath: path)
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(path.utf8) + [0])
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        XCTAssertEqual(bound, 0, String(cString: strerror(errno)))
+        other.signal(SIGTERM)
+        XCTAssertEqual(other.waitForExit(), 0, other.log)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path), "another process's socket file was removed")
+    }
+
     /// A reload naming an endpoint that cannot be bound is refused whole: the endpoint it would
     /// replace stays bound, with the subscribers connected through it (libzmq drops a
     /// listener's connections with it), and the limits stay. The same for an upstream that
