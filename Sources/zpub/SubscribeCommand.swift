@@ -395,7 +395,17 @@ struct Subscribe: ParsableCommand {
                     code: error.code)
             }
             let option = ready ? "--ready" : since != nil ? "--since" : "--snapshot"
-            let asked = controls.isEmpty ? "; none was given, so the default \(client.endpoint) was asked" : ""
+            // A full table refuses the marker's subscription as any other: the broker is the
+            // right one, and the endpoint is not to blame.
+            if let (stats, _) = try? client.request("STATS", as: StatsSnapshot.self),
+                stats.subscriptions.total >= stats.subscriptions.limit || stats.subscriptions.waitingForRoom > 0
+            {
+                throw CLIError(
+                    "\(option): the subscription table of the zpubd at \(client.endpoint) is full (\(stats.subscriptions.total) of max_subscriptions \(stats.subscriptions.limit), \(stats.subscriptions.waitingForRoom) waiting for room), so it refused the subscription \(option) waits for; it gets in once subscribers leave. Raise max_subscriptions, or subscribe with fewer prefixes"
+                )
+            }
+            let named = environmentEndpoint("ZPUB_CONTROL") != nil ? "$ZPUB_CONTROL's" : "the default"
+            let asked = controls.isEmpty ? "; none was given, so \(named) \(client.endpoint) was asked" : ""
             let writer = text.hasPrefix("REPLAY") ? " (or that broker's history writer did not answer in time)" : ""
             throw CLIError(
                 "\(option): the subscription did not reach the zpubd at \(client.endpoint) within 5 s\(writer): is --endpoint (\(endpoints.joined(separator: ", "))) that broker's XPUB? (-c names the control socket of the broker to ask\(asked))"

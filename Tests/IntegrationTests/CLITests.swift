@@ -52,6 +52,14 @@ final class CLITests: XCTestCase {
         let subscriber = try RunningProgram(
             Binaries.zpub, ["sub", "--endpoint", daemon.xpub, "--count", "1", "late."])
         try Wait.until("the broker refuses it") { try daemon.stats().subscriptions.refusedTableFull == 1 }
+        // --ready waits for a subscription the full table refuses too: the table is blamed, not
+        // the endpoint ("is --endpoint that broker's XPUB?", before 2026-12-06).
+        let ready = try zpub(
+            ["sub", "--endpoint", daemon.xpub, "-c", daemon.control, "--ready", "other."], timeout: 30)
+        XCTAssertEqual(ready.status, 1, ready.stderr)
+        XCTAssertTrue(ready.stderr.contains("--ready: the subscription table of the zpubd at"), ready.stderr)
+        XCTAssertTrue(ready.stderr.contains("of max_subscriptions 1"), ready.stderr)
+        XCTAssertFalse(ready.stderr.contains("XPUB?"), ready.stderr)
         clients.close(occupant)
         try daemon.waitForSubscriptions(to: ["late."], timeout: 15)
         try clients.socket(.push, connect: daemon.pull).send(frames: frames("late.x", "in"))
