@@ -152,7 +152,14 @@ struct BrokerSockets {
             for listening in adopted { try endpoints.adopt(listening, on: socket) }
         }
         // Kept out of `endpoints` and the registry: not configuration, and not for CONFIG.
-        if let internalEndpoint = InternalEndpoints.endpoint(for: role) { try socket.bind(internalEndpoint) }
+        if let internalEndpoint = InternalEndpoints.endpoint(for: role) {
+            do {
+                try socket.bind(internalEndpoint)
+            } catch {
+                endpoints.removeSocketFiles()
+                throw error
+            }
+        }
         if role == .control {
             IPCPermissions.apply(configuration.controlIPCMode, to: endpoints.boundHere, logger: logger)
         } else if !configuration.security(for: role).curve {

@@ -32,12 +32,20 @@ enum IPCSocketFile {
         return result == 0 || errno == EAGAIN
     }
 
-    /// Which file a path names: the device and inode, so that a file bound later at the same
-    /// path (by another process, or by a bind after an unbind) is told apart.
+    /// Which file a path names, so that a file bound later at the same path (by another
+    /// process, or by a bind after an unbind) is told apart: the device and inode, and the
+    /// modification time, since ext4 hands a path's freed inode number to the next file made
+    /// there (50 times in 50). Not the change time: the control socket's chmod follows its bind.
     struct Identity: Equatable {
         let path: String
         let device: UInt64
         let inode: UInt64
+        let modified: timespec
+
+        static func == (a: Identity, b: Identity) -> Bool {
+            a.path == b.path && a.device == b.device && a.inode == b.inode
+                && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
+        }
     }
 
     /// The socket file behind an `ipc://<path>` endpoint, or nil for any other endpoint, an
@@ -47,7 +55,7 @@ enum IPCSocketFile {
         let path = String(endpoint.dropFirst("ipc://".count))
         var info = stat()
         guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return nil }
-        return Identity(path: path, device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        return Identity(path: path, device: UInt64(info.st_dev), inode: UInt64(info.st_ino), modified: info.st_mtim)
     }
 
     /// Removes the socket file `identity` names, if the path still names that file. libzmq

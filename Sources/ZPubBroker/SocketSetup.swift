@@ -264,7 +264,9 @@ struct BoundEndpoints {
         }
         resolved[endpoint] = socket.lastEndpoint.isEmpty ? endpoint : socket.lastEndpoint
         order.append(endpoint)
-        socketFiles[endpoint] = IPCSocketFile.identity(of: resolved[endpoint] ?? endpoint)
+        // Not a wildcard's (`ipc://*`): libzmq removes its file and its temporary directory
+        // itself, the directory only if the file is still there to remove.
+        if endpoint != "ipc://*" { socketFiles[endpoint] = IPCSocketFile.identity(of: resolved[endpoint] ?? endpoint) }
     }
 
     mutating func unbind(_ endpoint: String, on socket: Socket) throws {

@@ -47,17 +47,24 @@ final class ConnectionWatch {
     /// Starts watching `sockets` as one (a connection up on any of them is a connection up),
     /// which must not have connected yet (events before the monitor starts are not reported).
     /// `endpoints` are the ones they will connect to, all of them.
+    /// `noticingRefusals`: also hear each refused connection (`isRefusedEverywhere`), for a
+    /// short-lived question only: libzmq reports every retry (each 100-200 ms while nothing
+    /// listens), and a monitor whose events go unread blocks libzmq's I/O thread once some
+    /// 2,000 wait (its send to the monitor's PAIR blocks): `zpub pub -e A -e B` beside a
+    /// standby that binds nothing stopped sending after five minutes, and hung at exit.
     init(
         _ sockets: [Socket], context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000,
-        expected: String = ConnectionWatch.anyDataEndpoint
+        expected: String = ConnectionWatch.anyDataEndpoint, noticingRefusals: Bool = false
     ) throws {
+        var events: SocketEvents = [.connected, .handshakeSucceeded, .disconnected, .handshakeFailed]
+        if noticingRefusals { events.insert(.connectRetried) }
         var monitors: [Socket] = []
         for socket in sockets {
             // Unique per watched socket (inproc names are per context, and a context may hold
             // several).
             let address = "inproc://zpub-connection-watch-\(ObjectIdentifier(socket).hashValue)"
             try socket.startMonitor(
-                address, events: [.connected, .connectRetried, .handshakeSucceeded, .disconnected, .handshakeFailed])
+                address, events: events)
             let monitor = try Socket(context, type: .pair)
             try monitor.setOption(.linger, 0)
             try monitor.connect(address)
@@ -75,11 +82,11 @@ final class ConnectionWatch {
     /// Starts watching `socket` (see above).
     convenience init(
         _ socket: Socket, context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000,
-        expected: String = ConnectionWatch.anyDataEndpoint
+        expected: String = ConnectionWatch.anyDataEndpoint, noticingRefusals: Bool = false
     ) throws {
         try self.init(
             [socket], context: context, endpoints: endpoints, usingCurve: usingCurve,
-            patienceMilliseconds: patienceMilliseconds, expected: expected)
+            patienceMilliseconds: patienceMilliseconds, expected: expected, noticingRefusals: noticingRefusals)
     }
 
     static let anyDataEndpoint = "zpubd's endpoint (its PULL, XSUB or XPUB, not another service's port)"

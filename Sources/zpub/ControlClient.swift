@@ -40,7 +40,8 @@ struct ControlClient {
         }
         let watch = try ConnectionWatch(
             socket, context: context, endpoints: [endpoint], usingCurve: curve?.serverKey != nil,
-            expected: "zpubd's control endpoint (not its PULL, XSUB or XPUB, nor another service's port)")
+            expected: "zpubd's control endpoint (not its PULL, XSUB or XPUB, nor another service's port)",
+            noticingRefusals: givingUpWhenRefused)
         defer { watch.close() }
         try socket.connect(endpoint, option: "--control")
         let start = SystemClock.monotonicNanoseconds()

@@ -209,15 +209,17 @@ struct Publish: ParsableCommand {
             // whatever the broker has not taken by then (paused, or its queue full) is dropped
             // when the context ends, and libzmq says nothing of it: 267 of 14,500 lines piped to
             // a paused broker were lost with exit 0. Only how long the linger took tells: the
-            // linger's timer ends it no sooner than --timeout, an emptied queue at once.
+            // linger's timer ends it no sooner than --timeout, an emptied queue at once. Not
+            // covered: a connection lost while lingering (the broker stopped, or failed over)
+            // takes its queue with it at once, and the linger ends early, with exit 0.
             closed = true
+            let start = SystemClock.monotonicNanoseconds()
             watch.close()
             socket.close()
-            let start = SystemClock.monotonicNanoseconds()
             context.terminate()
             if SystemClock.monotonicNanoseconds() &- start >= UInt64(timeout) * 1_000_000 {
                 throw CLIError(
-                    "zpubd at \(target) took none of the last messages within --timeout (\(timeout) ms): of the \(sent) handed over, those still queued here were dropped at exit (zpub cannot tell how many). Is it paused (`zpub resume`)? Send the last ones again, or give a longer --timeout"
+                    "zpubd at \(target) did not take all of the last messages within --timeout (\(timeout) ms): of the \(sent) handed over, those still queued here were dropped at exit (zpub cannot tell how many). Is it paused (`zpub resume`)? Send the last ones again, or give a longer --timeout"
                 )
             }
         }
@@ -234,23 +236,25 @@ struct Publish: ParsableCommand {
         let advice = "raise both if the broker's allows it"
         let fallback = BrokerConfiguration.Defaults.maxMessageSize
         if let maxSize { return (maxSize, "--max-size (\(maxSize))", advice) }
+        // Which control endpoint is the data endpoint's broker's: --control; else, with no
+        // --endpoint, $ZPUB_CONTROL, or the default one when the data endpoint is the default
+        // too. With --endpoint (or $ZPUB_PULL, $ZPUB_XSUB) alone, nothing is asked: the default
+        // control endpoint may be another broker's.
         let named = givenControl ?? environmentEndpoint("ZPUB_CONTROL")
-        // With --endpoint (or $ZPUB_PULL) and no --control (or $ZPUB_CONTROL), the default
-        // control endpoint may be another broker's: nothing is asked.
         guard named != nil || (endpoint.isEmpty && !endpointFromEnvironment), givenControl != nil || endpoint.isEmpty
         else { return (fallback, "--max-size (\(fallback))", advice) }
         let control = named ?? BrokerConfiguration.Defaults.controlEndpoints[0]
         var client = ControlClient(endpoint: control, timeoutMilliseconds: timeout, curve: curve)
-        // The default endpoint may have no broker behind it (zpubd started with other control
-        // endpoints): the publish goes on unasked once the connection is refused, or after a
-        // short wait for it.
-        if named == nil {
-            client.connectTimeoutMilliseconds = min(timeout, 250)
-            client.givingUpWhenRefused = true
-        }
+        // The control endpoint may have no broker behind it (the default one, for a zpubd
+        // started with others; a pair's stopped half): the publish goes on unasked once the
+        // connection is refused, or after a short wait for it, not after --timeout each time.
+        client.connectTimeoutMilliseconds = min(timeout, 250)
+        client.givingUpWhenRefused = true
         do {
             let (reply, _) = try client.request("CONFIG", as: MaxMessageSizeReply.self)
-            let bytes = reply.configuration.maxMessageSize
+            // With CURVE, libzmq checks the encrypted frame: the payload and 33 bytes of the
+            // MESSAGE command (its name, nonce, MAC and flags; libzmq's curve_mechanism_base).
+            let bytes = reply.configuration.maxMessageSize - (curve.serverKey != nil ? 33 : 0)
             return (
                 bytes, "zpubd's max_message_size (\(bytes), asked of \(control))",
                 "send it in smaller frames, or raise max_message_size in zpubd's configuration"

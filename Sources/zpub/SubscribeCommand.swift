@@ -398,7 +398,7 @@ struct Subscribe: ParsableCommand {
             // A full table refuses the marker's subscription as any other: the broker is the
             // right one, and the endpoint is not to blame.
             if let (stats, _) = try? client.request("STATS", as: StatsSnapshot.self),
-                stats.subscriptions.total >= stats.subscriptions.limit || stats.subscriptions.waitingForRoom > 0
+                stats.subscriptions.total >= stats.subscriptions.limit
             {
                 throw CLIError(
                     "\(option): the subscription table of the zpubd at \(client.endpoint) is full (\(stats.subscriptions.total) of max_subscriptions \(stats.subscriptions.limit), \(stats.subscriptions.waitingForRoom) waiting for room), so it refused the subscription \(option) waits for; it gets in once subscribers leave. Raise max_subscriptions, or subscribe with fewer prefixes"

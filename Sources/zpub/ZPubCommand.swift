@@ -53,7 +53,7 @@ struct ZPubCommand: ParsableCommand {
             let bytes = Array(UnsafeBufferPointer(start: pointer, count: strlen(pointer))).map { UInt8(bitPattern: $0) }
             guard String(validating: bytes, as: UTF8.self) == nil else { continue }
             return
-                "argument \(index) (\(Subscribe.escape(bytes))) is not UTF-8 text, and zpub would use it changed. Give topics, frames and prefixes as UTF-8; binary frames on standard input or with --file (zpub pub)"
+                "argument \(index) (\(Subscribe.escape(bytes))) is not UTF-8 text, and zpub would use it changed. Give topics, frames and prefixes as UTF-8; a binary frame through standard input (zpub pub --file - TOPIC < file; or one frame per line)"
         }
         return nil
     }
