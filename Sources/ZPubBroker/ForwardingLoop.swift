@@ -480,7 +480,10 @@ final class ForwardingLoop {
                 guard let size = try receipts.receiveSize(into: message, dontWait: true) else { return }
                 if state.paused || !pairActive {
                     while message.hasMore { _ = try receipts.receiveSize(into: message) }
-                    outgoing.replace(with: EmptyCollection())
+                    // Passive first: a publisher told "paused" was sent to RESUME, which answers
+                    // "running" and changes nothing on a pair's passive broker.
+                    outgoing.replace(
+                        with: pairActive ? InternalEndpoints.refusedWhilePaused : InternalEndpoints.refusedWhilePassive)
                 } else {
                     let sequence = try forwardMessage(
                         from: receipts, role: .pull, firstFrameSize: size, storing: storesMessages)

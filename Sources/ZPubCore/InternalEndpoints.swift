@@ -11,8 +11,13 @@ public enum InternalEndpoints {
     public static let receipts = reservedPrefix + "receipts"
 
     /// A receipt: the kept message's history sequence, 8 bytes little-endian (0: not kept);
-    /// empty: refused and not forwarded (forwarding is paused).
+    /// `refusedWhilePaused` or `refusedWhilePassive`: refused and not forwarded.
     public static func receipt(sequence: UInt64) -> [UInt8] { withUnsafeBytes(of: sequence.littleEndian) { Array($0) } }
+    /// The receipt of a message refused because forwarding is paused (PAUSE).
+    public static let refusedWhilePaused: [UInt8] = []
+    /// The receipt of a message refused because this broker is the passive one of a pair: it
+    /// forwards nothing until it takes over, and RESUME does not change that.
+    public static let refusedWhilePassive: [UInt8] = [UInt8(ascii: "p")]
 
     /// The internal endpoint of a socket role; nil for XSUB (nothing in process publishes there).
     public static func endpoint(for role: BrokerSocketRole) -> String? {

@@ -22,10 +22,12 @@ struct PublishReceipt: Sendable, Equatable {
     /// One per forwarded message, in order: its history sequence, or nil if history keeps
     /// nothing under its topic.
     var sequences: [UInt64?] = []
-    /// Messages not forwarded: the queue to the broker was full (`busy`), or forwarding is
-    /// paused (`paused`); those after the first such are not sent either.
+    /// Messages not forwarded: the queue to the broker was full (`busy`), forwarding is paused
+    /// (`paused`), or the broker is a pair's passive one (`passive`); those after the first
+    /// such are not sent either.
     var busy = 0
     var paused = 0
+    var passive = 0
 }
 
 /// What event loops ask of the gateway's ZeroMQ thread.
@@ -608,8 +610,12 @@ final class BrokerLink {
             guard !awaitingReceipts.isEmpty else { continue }
             let reply = frames.first ?? []
             if reply.count != 8 {
-                // Refused while paused: a publish the broker did not take, as a busy one.
-                awaitingReceipts[0].receipt.paused += 1
+                // Refused: a publish the broker did not take, as a busy one.
+                if reply == InternalEndpoints.refusedWhilePassive {
+                    awaitingReceipts[0].receipt.passive += 1
+                } else {
+                    awaitingReceipts[0].receipt.paused += 1
+                }
                 counters.publishFailures.add(1, ordering: .relaxed)
             } else {
                 let sequence = reply.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
@@ -617,7 +623,7 @@ final class BrokerLink {
                 counters.published.add(1, ordering: .relaxed)
             }
             let waiting = awaitingReceipts[0]
-            if waiting.receipt.sequences.count + waiting.receipt.paused == waiting.sent {
+            if waiting.receipt.sequences.count + waiting.receipt.paused + waiting.receipt.passive == waiting.sent {
                 awaitingReceipts.removeFirst()
                 waiting.promise.succeed(waiting.receipt)
             }

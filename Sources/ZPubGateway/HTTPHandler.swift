@@ -567,7 +567,12 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     context, .serviceUnavailable, "unavailable", "the gateway is stopping", head)
             }
             let published = receipt.sequences.count
-            if receipt.paused > 0 {
+            if receipt.passive > 0 {
+                handler.respondError(
+                    context, .serviceUnavailable, "passive",
+                    "this broker is the passive one of a pair: it forwards nothing until it takes over; publish through the active broker's gateway (\(published) of \(messages.count) messages went through)",
+                    head)
+            } else if receipt.paused > 0 {
                 handler.respondError(
                     context, .serviceUnavailable, "paused",
                     "forwarding is paused (PAUSE on the control socket; RESUME restarts it): \(published) of \(messages.count) messages went through",

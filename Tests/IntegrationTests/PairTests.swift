@@ -1544,10 +1544,18 @@ final class PairTests: XCTestCase {
         let httpPort = try FreePort.find()
         let backup = try Daemon(
             configuration: configuration(role: .backup)
-                + "\n[http]\nenabled = true\nlisten = \"127.0.0.1:\(httpPort)\"\n",
+                + "\n[http]\nenabled = true\nlisten = \"127.0.0.1:\(httpPort)\"\npublish_prefixes = [\"n.\"]\n",
             endpoints: backupEndpoints
         ).waitForGateway(port: httpPort) { (try? HTTPProbe.get(port: httpPort, "/healthz").status) == 503 }
         try waitForPair(primary, backup)
+        // POST /publish at the passive broker's gateway says so. It said "paused" and sent the
+        // publisher to RESUME, which answers "running" and changes nothing (a walkthrough,
+        // 2026-12-06).
+        let refused = try HTTPProbe.request(
+            port: httpPort, method: "POST", "/publish", headers: [:], body: Array(#"{"topic":"n.x","payload":1}"#.utf8))
+        XCTAssertEqual(refused.status, 503, refused.text)
+        XCTAssertEqual((refused.json["error"] as? [String: Any])?["code"] as? String, "passive", refused.text)
+        XCTAssertTrue(refused.text.contains("publish through the active broker's gateway"), refused.text)
         let subscriber = try clients.subscriber(backup.xpub, prefixes: ["n."])
         try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
             try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1
