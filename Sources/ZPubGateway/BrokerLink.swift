@@ -1272,8 +1272,13 @@ final class BrokerLink {
             // ends an SSE client's connection: EventSource reconnects by itself with the same
             // Last-Event-ID and resumes exactly, where live events alone would carry ids past
             // the messages it never got. Otherwise the client is told, and gets live messages.
+            // Nor does a store that cannot be read (a damaged block, a failing disk: the
+            // operator's to see to): EventSource came back with the same id and met it again,
+            // for ever, with no live message between (a walkthrough, 2026-12-06).
             let permanent: Bool
-            if case .success(let reply) = result, reply.failure?.code == .historyOff {
+            if case .success(let reply) = result,
+                reply.failure?.code == .historyOff || reply.failure?.code == .historyReadFailed
+            {
                 permanent = true
             } else {
                 permanent = round.replay == nil

@@ -1147,10 +1147,19 @@ final class HistoryTests: XCTestCase {
         let truncated = try XCTUnwrap(damaged["truncated"] as? NSNumber).uint64Value
         let zeroed = try XCTUnwrap(damaged["zeroed"] as? NSNumber).uint64Value
 
-        let daemon = try Daemon(arguments: arguments)
+        let httpPort = try FreePort.find()
+        let daemon = try Daemon(arguments: arguments + ["--http", "127.0.0.1:\(httpPort)"]).waitForGateway(
+            port: httpPort)
         try Wait.until("HEALTH tells of the damage\n\(daemon.log)", timeout: 30) {
             try daemon.decode("HEALTH", as: HealthReport.self).problems?.map(\.kind) == [.historyDamaged]
         }
+        // A browser resuming into a damaged block is told, and stays for the live messages: it
+        // was sent away with resume_again, and EventSource came back with the same id for ever.
+        let resume = try Run.python("http_clients.py", ["sse", "\(httpPort)", "?prefix=h.", "1", "h\(truncated - 1)"])
+        let told = resume.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }.first { $0["event"] as? String == "error" }
+        XCTAssertEqual((told?["data"] as? [String: Any])?["code"] as? String, "replay_failed", resume.stdout)
         let health = try daemon.decode("HEALTH", as: HealthReport.self)
         XCTAssertEqual(health.status, .ok)
         XCTAssertTrue(health.problems?.first?.message.contains(file) == true, "\(health)")
