@@ -368,7 +368,20 @@ struct Subscribe: ParsableCommand {
     }
 
     private func fetchSnapshot(token: String) throws -> SnapshotReply {
-        let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
+        // A pair's passive broker holds a copy of the active one's values, taken once a second:
+        // asked, it printed a value already replaced, with no word (a walkthrough, 2026-12-06).
+        // With both control endpoints the active one is asked; with one, a passive is said.
+        let endpoint = controls.count > 1 ? try activeControl(waitingMilliseconds: 3_000) : control
+        if controls.count <= 1,
+            let (health, _) = try? ControlClient(endpoint: endpoint, timeoutMilliseconds: 1_000, curve: curve)
+                .request("HEALTH", as: HealthReport.self),
+            let pair = health.pair, !pair.active
+        {
+            Output.error(
+                "\(endpoint) is the passive broker of a pair: its values are a copy of the active one's, up to a second old; give the active broker's control endpoint, or both brokers' (-c A -c B)"
+            )
+        }
+        let client = ControlClient(endpoint: endpoint, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
         let prefix = prefixes.first ?? ""
         let reply = try catchUpRequest("SNAPSHOT \(token) \(prefix)", as: SnapshotReply.self, to: client)
         if reply.prefixes.isEmpty {

@@ -435,6 +435,22 @@ final class PairTests: XCTestCase {
         }
         // The values whole: the same bytes on both.
         XCTAssertEqual(try backup.stats().lastValue.bytes, try primary.stats().lastValue.bytes)
+        // zpub sub --snapshot asked of the passive one says it may be a second old; given both
+        // brokers, it asks the active one (it took the first -c and said nothing).
+        let passive = try Run.program(
+            Binaries.zpub, ["sub", "--snapshot", "-e", backup.xpub, "-c", backup.control, "-n", "1", "n.7"])
+        XCTAssertEqual(passive.status, 0, passive.stderr)
+        XCTAssertEqual(passive.stdout, "n.7\tvalue 7\n")
+        XCTAssertTrue(passive.stderr.contains("is the passive broker of a pair"), passive.stderr)
+        let both = try Run.program(
+            Binaries.zpub,
+            [
+                "sub", "--snapshot", "-e", primary.xpub, "-e", backup.xpub, "-c", backup.control, "-c", primary.control,
+                "-n", "1", "n.7",
+            ])
+        XCTAssertEqual(both.status, 0, both.stderr)
+        XCTAssertEqual(both.stdout, "n.7\tvalue 7\n")
+        XCTAssertFalse(both.stderr.contains("passive"), both.stderr)
     }
 
     /// Values a passive broker mirrors are written to its state directory as its own updates
