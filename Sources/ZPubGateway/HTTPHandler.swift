@@ -663,7 +663,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     switch report.status {
                     case .paused: "forwarding is paused (PAUSE on the control socket); RESUME restarts it"
                     case .passive:
-                        "this broker is the \(report.pair?.state.rawValue ?? "passive") one of a pair: clients go to the active one (\(report.pair?.peer ?? "its peer"))"
+                        "this broker is the \(report.pair?.state.rawValue ?? "passive") one of a pair: clients go to the active one (its peer, whose pair endpoint is \(report.pair?.peer ?? "not known"))"
                     case .ok: serving?.message ?? ""
                     default: "the forwarding loop is not responding (\(report.forwarding.rawValue))"
                     }

@@ -115,7 +115,9 @@ struct Health: ParsableCommand {
             if let pair = health.pair {
                 line += "; \(pair.role.rawValue) of a pair, \(pair.state.rawValue), peer \(pair.peer) "
                 if let peerState = pair.peerState {
-                    line += "\(peerState.rawValue) (heard \(pair.peerHeardMillisecondsAgo ?? 0) ms ago)"
+                    // The state it said last: of a peer that died, what it was ("active (heard 4407
+                    // ms ago)" read as a live peer beside the peer_silent problem).
+                    line += "last heard \(peerState.rawValue) \(pair.peerHeardMillisecondsAgo ?? 0) ms ago"
                 } else {
                     line += "not heard"
                 }

@@ -84,7 +84,7 @@ struct TopScreen {
     static func pairLine(_ pair: PairStatus) -> String {
         var line = "pair     \(pair.role.rawValue) \(pair.state.rawValue), peer \(pair.peer)"
         if let peerState = pair.peerState, let ago = pair.peerHeardMillisecondsAgo {
-            line += " \(peerState.rawValue) (heard \(ago) ms ago)"
+            line += " last heard \(peerState.rawValue) \(ago) ms ago"
         } else {
             line += " not heard"
         }

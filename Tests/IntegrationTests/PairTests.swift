@@ -1587,6 +1587,8 @@ final class PairTests: XCTestCase {
         let balancer = try Run.program(Binaries.zpub, ["health", "-c", backup.control])
         XCTAssertEqual(balancer.status, 1, balancer.stdout)
         XCTAssertTrue(balancer.stdout.contains("pair problem (producers_unbound)"), balancer.stdout)
+        // The dead primary's state is the one it said last, and said to be.
+        XCTAssertTrue(balancer.stdout.contains("last heard active"), balancer.stdout)
         // A load balancer asking the gateway is told the same.
         let healthz = try HTTPProbe.get(port: httpPort, "/healthz")
         XCTAssertEqual(healthz.status, 503, healthz.text)
