@@ -138,27 +138,21 @@ struct BrokerSockets {
             try pair.setOption(.linger, 0)
             try pair.connect(monitorEndpoint)
         }
-        if configuration.pair.isEnabled && (role == .pull || role == .xsub) {
-            // One of a pair: producers' endpoints are bound when this broker becomes active
-            // (`PairLink`), so that producers connected to both reach only the active one.
-        } else if adopted.isEmpty {
-            do {
+        do {
+            if configuration.pair.isEnabled && (role == .pull || role == .xsub) {
+                // One of a pair: producers' endpoints are bound when this broker becomes active
+                // (`PairLink`), so that producers connected to both reach only the active one.
+            } else if adopted.isEmpty {
                 for endpoint in configuration.endpoints(for: role) { try endpoints.bind(endpoint, on: socket) }
-            } catch {
-                endpoints.removeSocketFiles()
-                throw error
+            } else {
+                for listening in adopted { try endpoints.adopt(listening, on: socket) }
             }
-        } else {
-            for listening in adopted { try endpoints.adopt(listening, on: socket) }
-        }
-        // Kept out of `endpoints` and the registry: not configuration, and not for CONFIG.
-        if let internalEndpoint = InternalEndpoints.endpoint(for: role) {
-            do {
-                try socket.bind(internalEndpoint)
-            } catch {
-                endpoints.removeSocketFiles()
-                throw error
-            }
+            // Kept out of `endpoints` and the registry: not configuration, and not for CONFIG.
+            if let internalEndpoint = InternalEndpoints.endpoint(for: role) { try socket.bind(internalEndpoint) }
+        } catch {
+            // The files of the endpoints bound before the failure: the socket closes next.
+            endpoints.removeSocketFiles()
+            throw error
         }
         if role == .control {
             IPCPermissions.apply(configuration.controlIPCMode, to: endpoints.boundHere, logger: logger)

@@ -40,22 +40,23 @@ enum IPCSocketFile {
         let path: String
         let device: UInt64
         let inode: UInt64
-        let modified: timespec
-
-        static func == (a: Identity, b: Identity) -> Bool {
-            a.path == b.path && a.device == b.device && a.inode == b.inode
-                && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
-        }
+        let modifiedSeconds: Int
+        let modifiedNanoseconds: Int
     }
 
     /// The socket file behind an `ipc://<path>` endpoint, or nil for any other endpoint, an
     /// abstract one (no file) or a path that is no socket.
     static func identity(of endpoint: String) -> Identity? {
         guard endpoint.hasPrefix("ipc://"), !endpoint.hasPrefix("ipc://@") else { return nil }
-        let path = String(endpoint.dropFirst("ipc://".count))
+        return identity(atPath: String(endpoint.dropFirst("ipc://".count)))
+    }
+
+    private static func identity(atPath path: String) -> Identity? {
         var info = stat()
         guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return nil }
-        return Identity(path: path, device: UInt64(info.st_dev), inode: UInt64(info.st_ino), modified: info.st_mtim)
+        return Identity(
+            path: path, device: UInt64(info.st_dev), inode: UInt64(info.st_ino),
+            modifiedSeconds: info.st_mtim.tv_sec, modifiedNanoseconds: info.st_mtim.tv_nsec)
     }
 
     /// Removes the socket file `identity` names, if the path still names that file. libzmq
@@ -63,7 +64,7 @@ enum IPCSocketFile {
     /// stop and every unbind left one behind, where a client found "connection refused" rather
     /// than "no such file" (is zpubd running?).
     static func remove(_ identity: Identity) {
-        guard let now = Self.identity(of: "ipc://" + identity.path), now == identity else { return }
+        guard Self.identity(atPath: identity.path) == identity else { return }
         unlink(identity.path)
     }
 }

@@ -194,7 +194,7 @@ struct Topics: ParsableCommand {
             for item in list.topics {
                 let age = now - Double(item.lastSeenMilliseconds) / 1000
                 table.add([
-                    Subscribe.escape(Subscriptions.bytes(item.topic, hex: item.topicHex)), "\(item.messages)",
+                    item.printable, "\(item.messages)",
                     Format.bytes(item.bytes),
                     "\(item.unwanted)",
                     Format.duration(max(0, age)) + " ago",
@@ -331,4 +331,10 @@ struct AnyJSONObject: Decodable {
 
 struct ForwardingReply: Decodable {
     let forwarding: ForwardingState
+}
+
+extension TopicList.Item {
+    /// The topic as zpub prints it on a terminal (`zpub topics`, `zpub top`): its own bytes,
+    /// escaped, so that a producer's topic cannot move the cursor or recolour the screen.
+    var printable: String { Subscribe.escape(Subscriptions.bytes(topic, hex: topicHex)) }
 }

@@ -239,11 +239,11 @@ struct Publish: ParsableCommand {
         // Which control endpoint is the data endpoint's broker's: --control; else, with no
         // --endpoint, $ZPUB_CONTROL, or the default one when the data endpoint is the default
         // too. With --endpoint (or $ZPUB_PULL, $ZPUB_XSUB) alone, nothing is asked: the default
-        // control endpoint may be another broker's.
-        let named = givenControl ?? environmentEndpoint("ZPUB_CONTROL")
-        guard named != nil || (endpoint.isEmpty && !endpointFromEnvironment), givenControl != nil || endpoint.isEmpty
-        else { return (fallback, "--max-size (\(fallback))", advice) }
-        let control = named ?? BrokerConfiguration.Defaults.controlEndpoints[0]
+        // control endpoint may be another broker's. One named must answer, or zpub says so.
+        let named = givenControl ?? (endpoint.isEmpty ? environmentEndpoint("ZPUB_CONTROL") : nil)
+        let unnamed =
+            endpoint.isEmpty && !endpointFromEnvironment ? BrokerConfiguration.Defaults.controlEndpoints[0] : nil
+        guard let control = named ?? unnamed else { return (fallback, "--max-size (\(fallback))", advice) }
         var client = ControlClient(endpoint: control, timeoutMilliseconds: timeout, curve: curve)
         // The control endpoint may have no broker behind it (the default one, for a zpubd
         // started with others; a pair's stopped half): the publish goes on unasked once the

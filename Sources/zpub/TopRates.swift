@@ -15,9 +15,8 @@ struct TopView {
     /// One topic's counters and rates.
     struct TopicRow {
         var topic: String
-        /// The topic as the screen shows it, escaped as `zpub topics` shows it (`Subscribe.escape`):
-        /// a producer's topic reaches the operator's terminal, and an escape sequence or a
-        /// newline in it recoloured the screen or broke its rows.
+        /// The topic as the screen shows it (`TopicList.Item.printable`): printed raw, an escape
+        /// sequence or a newline in a producer's topic recoloured the screen or broke its rows.
         var shown: String
         var messages: UInt64
         var bytes: UInt64
@@ -61,7 +60,7 @@ struct TopView {
         for item in previous?.topics.topics ?? [] { before[item.topicHex ?? item.topic] = item }
         topics = current.topics.topics.map { item in
             var row = TopicRow(
-                topic: item.topic, shown: Subscribe.escape(Subscriptions.bytes(item.topic, hex: item.topicHex)),
+                topic: item.topic, shown: item.printable,
                 messages: item.messages, bytes: item.bytes, unwanted: item.unwanted)
             if let interval {
                 // A topic absent from the previous reading is new: it started from zero.

@@ -48,7 +48,7 @@ struct ZPubCommand: ParsableCommand {
     /// as strings, repairing what is not UTF-8 with U+FFFD: `zpub pub $'caf\\xe9' x` published
     /// "caf\u{FFFD}" and `zpub sub $'\\xff'` subscribed to EF BF BD, with exit 0.
     static func argumentNotUTF8() -> String? {
-        for index in 1..<Int(CommandLine.argc) {
+        for index in 1..<max(1, Int(CommandLine.argc)) {
             guard let pointer = CommandLine.unsafeArgv[index] else { continue }
             let bytes = Array(UnsafeBufferPointer(start: pointer, count: strlen(pointer))).map { UInt8(bitPattern: $0) }
             guard String(validating: bytes, as: UTF8.self) == nil else { continue }
