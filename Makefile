@@ -15,10 +15,11 @@ ARGS ?=
 # Packaging (make deb, and the package tests): dpkg-deb and dpkg-shlibdeps, lintian, groff for
 # man pages. The tests also use tmux (a real terminal for `zpub top`).
 PACKAGE_PACKAGES = dpkg-dev lintian groff-base man-db
-# Build: libzmq, libsystemd and SQLite headers, pkg-config. Tests: pyzmq (an independent client),
+# Build: libzmq, libsystemd and SQLite headers, pkg-config, binutils (`make release` checks
+# zpubd's dynamic symbols with nm). Tests: pyzmq (an independent client),
 # PHP with its zmq extension (the README examples), systemd's tools (systemd-analyze,
 # systemd-socket-activate).
-BUILD_PACKAGES = libzmq3-dev libsystemd-dev libsqlite3-dev libgcrypt20-dev pkg-config
+BUILD_PACKAGES = libzmq3-dev libsystemd-dev libsqlite3-dev libgcrypt20-dev pkg-config binutils
 TEST_PACKAGES = python3-zmq php-cli php-zmq systemd $(PACKAGE_PACKAGES) tmux iproute2 nftables $(HTTP_TEST_PACKAGES)
 # The HTTP gateway's tests (docs/http.md): a WebSocket client, a Prometheus text parser, headless
 # Chromium, curl (shell and PHP), PyJWT to sign tokens, openssl to make keys and certificates.
@@ -43,6 +44,10 @@ RELEASE_BUILD = $(SWIFT) build -c release --static-swift-stdlib
 
 release: deps
 	$(RELEASE_BUILD)
+	@# libzmq must bind to zpubd's epoll wrappers (Sources/CHangupDeferral), which a link that
+	@# exports nothing of the executable would silently undo.
+	@test "$$(nm -D --defined-only .build/release/zpubd | grep -cE ' epoll_(create1?|ctl|wait)$$')" = 4 || \
+		{ echo "zpubd exports no epoll wrappers: libzmq would drop what ipc peers send before they hang up (Package.swift's release link)" >&2; exit 1; }
 
 # Runs zpubd in the foreground with its embedded defaults (loopback only). Extra flags: make run ARGS="--log-level debug"
 run: release

@@ -70,6 +70,12 @@ let package = Package(
 
         .target(name: "CKernel"),
 
+        // zpubd's wrappers of epoll, for libzmq's epoll sets only: a peer's hang-up while
+        // libzmq is not reading it is held back, so that what the peer sent before it is read
+        // (libzmq 4.3.4 dropped it: the last messages of an ipc producer that exits while its
+        // queue is full). Linked into zpubd alone; its header says how.
+        .target(name: "CHangupDeferral"),
+
         // A thin, safe Swift layer over libzmq: context, socket, message, poller, errors.
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
 
@@ -114,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "zpubd",
             dependencies: [
-                "ZPubBroker", "ZPubCore", "ZPubStore", "Systemd", "ZPubGateway",
+                "ZPubBroker", "ZPubCore", "ZPubStore", "Systemd", "ZPubGateway", "CHangupDeferral",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CHangupDeferral
 import Logging
 import Systemd
 import ZPubBroker
@@ -149,6 +150,12 @@ struct ZPubDaemon: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         raiseFileDescriptorLimit(logger: logger)
+        // Before the ZeroMQ context creates libzmq's epoll sets (Sources/CHangupDeferral).
+        if hangup_deferral_enable() == 0 {
+            logger.warning(
+                "hang-ups are not held back (ZPUBD_HANGUP_DEFERRAL=off, or no memory for its table): a producer or publisher that exits while zpubd's queue for it is full can lose its last messages over ipc (docs/reliability.md)"
+            )
+        }
         if let directory = configuration.stateDirectory, !configuration.opensHistoryStore {
             logger.warning(
                 "the state directory \(directory) keeps nothing: name [history] prefixes (--history) to keep messages, or [last_value] prefixes (--last-value) to keep their last values across restarts"

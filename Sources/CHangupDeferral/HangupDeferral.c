@@ -1,0 +1,169 @@
+// See include/CHangupDeferral.h for why this exists.
+#define _GNU_SOURCE
+#include "CHangupDeferral.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/// What is known of one descriptor registered in one of libzmq's epoll sets. A descriptor is
+/// in one set at a time, and each of libzmq's sets is used by one thread only (an I/O thread,
+/// the reaper), so an entry is only touched by that thread; the kernel's close and open order
+/// a number's reuse by another thread.
+struct registration {
+    /// The epoll set it is in, plus one (0: none). Atomic: `descriptor_for` reads every
+    /// entry's, other threads' sets included.
+    atomic_int set;
+    /// Taken out of the set at a hang-up, until libzmq modifies its registration again.
+    atomic_int parked;
+    /// libzmq's data for it (a pointer of its own), to find the descriptor an event is for.
+    _Atomic uint64_t data;
+};
+
+static atomic_int enabled;
+static struct registration *registrations;
+/// Descriptor numbers tracked: below the hard limit on open files (capped).
+static int capacity;
+/// The highest descriptor number registered so far plus one (a search bound).
+static atomic_int highest;
+/// Which descriptor numbers are epoll sets libzmq created (1), indexed like `registrations`.
+static atomic_uchar *libzmq_sets;
+
+int hangup_deferral_enable(void) {
+    if (atomic_load(&enabled)) return 1;
+    const char *setting = getenv("ZPUBD_HANGUP_DEFERRAL");
+    if (setting && strcmp(setting, "off") == 0) return 0;
+    struct rlimit limit;
+    rlim_t wanted = 1 << 16;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_max != RLIM_INFINITY && limit.rlim_max > wanted)
+        wanted = limit.rlim_max;
+    if (wanted > (1 << 21)) wanted = 1 << 21;
+    // Untouched pages cost nothing: the table is as large as descriptor numbers can go.
+    registrations = calloc((size_t)wanted, sizeof *registrations);
+    libzmq_sets = calloc((size_t)wanted, sizeof *libzmq_sets);
+    if (!registrations || !libzmq_sets) {
+        free(registrations);
+        free((void *)libzmq_sets);
+        registrations = NULL;
+        libzmq_sets = NULL;
+        return 0;
+    }
+    capacity = (int)wanted;
+    atomic_store(&enabled, 1);
+    return 1;
+}
+
+static int raw_epoll_ctl(int set, int op, int fd, struct epoll_event *event) {
+    return (int)syscall(SYS_epoll_ctl, set, op, fd, event);
+}
+
+static int tracked(int fd) { return atomic_load_explicit(&enabled, memory_order_acquire) && fd >= 0 && fd < capacity; }
+
+static int is_libzmq_set(int set) { return tracked(set) && atomic_load_explicit(&libzmq_sets[set], memory_order_relaxed); }
+
+/// Records whether a new epoll set is libzmq's, by where the call came from.
+static int noting_creator(int set, void *caller) {
+    if (set < 0 || !tracked(set)) return set;
+    Dl_info info;
+    int from_libzmq = dladdr(caller, &info) != 0 && info.dli_fname && strstr(info.dli_fname, "libzmq") != NULL;
+    atomic_store_explicit(&libzmq_sets[set], (unsigned char)from_libzmq, memory_order_relaxed);
+    return set;
+}
+
+int epoll_create1(int flags) {
+    return noting_creator((int)syscall(SYS_epoll_create1, flags), __builtin_return_address(0));
+}
+
+int epoll_create(int size) {
+    if (size <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return noting_creator((int)syscall(SYS_epoll_create1, 0), __builtin_return_address(0));
+}
+
+int epoll_ctl(int set, int op, int fd, struct epoll_event *event) {
+    if (!is_libzmq_set(set) || !tracked(fd)) return raw_epoll_ctl(set, op, fd, event);
+    struct registration *entry = &registrations[fd];
+    int parked_here = atomic_load_explicit(&entry->parked, memory_order_relaxed) && entry->set == set + 1;
+    int result;
+    switch (op) {
+    case EPOLL_CTL_ADD:
+        atomic_store_explicit(&entry->parked, 0, memory_order_relaxed);
+        result = raw_epoll_ctl(set, op, fd, event);
+        if (result == 0) {
+            atomic_store_explicit(&entry->data, event->data.u64, memory_order_relaxed);
+            entry->set = set + 1;
+            int seen = atomic_load_explicit(&highest, memory_order_relaxed);
+            while (fd + 1 > seen && !atomic_compare_exchange_weak(&highest, &seen, fd + 1)) {}
+        }
+        return result;
+    case EPOLL_CTL_MOD:
+        // Back into the set: if libzmq reads it now, it reads to the end; if not, the hang-up
+        // is reported again and it is parked again.
+        result = raw_epoll_ctl(set, parked_here ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, event);
+        if (result == 0) {
+            atomic_store_explicit(&entry->parked, 0, memory_order_relaxed);
+            atomic_store_explicit(&entry->data, event->data.u64, memory_order_relaxed);
+        }
+        return result;
+    case EPOLL_CTL_DEL:
+        if (parked_here) {
+            atomic_store_explicit(&entry->parked, 0, memory_order_relaxed);
+            entry->set = 0;
+            return 0;
+        }
+        result = raw_epoll_ctl(set, op, fd, event);
+        if (result == 0) entry->set = 0;
+        return result;
+    default:
+        return raw_epoll_ctl(set, op, fd, event);
+    }
+}
+
+/// The descriptor in `set` whose registration carries `data`, or -1. Searched only for the
+/// rare event that is held back.
+static int descriptor_for(int set, uint64_t data) {
+    int bound = atomic_load_explicit(&highest, memory_order_relaxed);
+    for (int fd = 0; fd < bound; fd++) {
+        struct registration *entry = &registrations[fd];
+        if (entry->set == set + 1 && !atomic_load_explicit(&entry->parked, memory_order_relaxed)
+            && atomic_load_explicit(&entry->data, memory_order_relaxed) == data)
+            return fd;
+    }
+    return -1;
+}
+
+int epoll_wait(int set, struct epoll_event *events, int most, int timeout) {
+    int count = epoll_pwait(set, events, most, timeout, NULL);
+    if (count <= 0 || !is_libzmq_set(set)) return count;
+    int kept = 0;
+    for (int index = 0; index < count; index++) {
+        uint32_t what = events[index].events;
+        if ((what & (EPOLLHUP | EPOLLIN | EPOLLERR)) == (EPOLLHUP | EPOLLIN)) {
+            // Read, not hung up: libzmq's loop calls the engine once for the hang-up and
+            // again for the input, and when the first call fills the queue and stops input,
+            // the second meets the stopped input and takes it for an error. Read alone, the
+            // engine meets the end of the stream as read() returning 0, after the data.
+            events[index].events = what & ~(uint32_t)EPOLLHUP;
+        } else if ((what & EPOLLHUP) && !(what & (EPOLLIN | EPOLLERR))) {
+            // EPOLLIN is missing only when libzmq is not reading the descriptor (a hung-up
+            // socket is always readable): the case libzmq takes for an error.
+            int fd = descriptor_for(set, events[index].data.u64);
+            if (fd >= 0 && raw_epoll_ctl(set, EPOLL_CTL_DEL, fd, NULL) == 0) {
+                atomic_store_explicit(&registrations[fd].parked, 1, memory_order_relaxed);
+                // Its EPOLLOUT too: nothing written to a peer that hung up arrives.
+                continue;
+            }
+        }
+        events[kept++] = events[index];
+    }
+    return kept;
+}

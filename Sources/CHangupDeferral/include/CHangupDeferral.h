@@ -1,0 +1,29 @@
+// Keeps what a peer sent before it hung up, where libzmq 4.3.4 would drop it: zpubd only.
+//
+// libzmq stops reading a connection whose receive queue is full (the socket's ZMQ_RCVHWM). A
+// peer that hangs up meanwhile makes epoll report EPOLLHUP, which libzmq reports to the engine
+// as input; an engine whose input is stopped then takes the hang-up for an error, stops
+// reading for good, and closes the connection as soon as its queue has room again: whatever
+// the peer wrote that was still in the kernel's socket buffer is lost (libzmq issue 4660, open
+// in master). A Unix socket reports EPOLLHUP as soon as its peer closes; TCP only once both
+// directions are shut, so in practice the ipc transport loses: a producer that sends a burst to
+// a paused or busy zpubd over ipc and exits lost its last messages, with exit status 0 (98 of
+// 10,100 with PAUSE, every run).
+//
+// This file wraps epoll_create, epoll_create1, epoll_ctl and epoll_wait (the executable's
+// definitions take precedence over glibc's for libzmq's calls). Only the epoll sets libzmq
+// creates are touched, and only when zpubd has called `hangup_deferral_enable`: a hang-up
+// reported for a descriptor libzmq is not reading is not passed on; the descriptor is taken out
+// of the set until libzmq asks to read it again, when it goes back in and libzmq reads the rest
+// up to the end of the stream (read() returning 0). A hang-up reported with input is passed on
+// as input alone: libzmq would hand the engine both, one after the other, and when the first
+// fills the queue the second meets stopped input (the same loss, after a few rounds).
+#ifndef ZPUB_CHANGUPDEFERRAL_H
+#define ZPUB_CHANGUPDEFERRAL_H
+
+/// Turns the deferral on for the epoll sets libzmq creates from now on (create the ZeroMQ
+/// context after this). Returns 1 when on, 0 when the environment turned it off
+/// (ZPUBD_HANGUP_DEFERRAL=off) or the descriptor table could not be allocated.
+int hangup_deferral_enable(void);
+
+#endif
