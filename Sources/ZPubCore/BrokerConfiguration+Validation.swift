@@ -164,7 +164,7 @@ extension BrokerConfiguration {
                     ))
             }
         }
-        if !(0...0o777).contains(controlIPCMode) {
+        if !(0...0o777).contains(controlIPCMode.bits) {
             problems.append(("control_ipc_mode", "control_ipc_mode must be an octal file mode such as \"0660\""))
         }
         return problems

@@ -74,7 +74,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         /// "Numbering"): what an unclean stop may skip.
         public static let historySequenceReserve = 1 << 30
         /// An ipc control socket: the owner and its group may connect (and nobody else).
-        public static let controlIPCMode = 0o660
+        public static let controlIPCMode = FileMode(0o660)
     }
 
     public var controlEndpoints = Defaults.controlEndpoints

@@ -287,7 +287,7 @@ enum Schema {
                 guard case .string(let text) = value, let mode = Int(text, radix: 8) else {
                     return "control_ipc_mode must be an octal mode in quotes, e.g. \"0660\""
                 }
-                configuration.controlIPCMode = mode
+                configuration.controlIPCMode = FileMode(mode)
                 return nil
             },
             integer("sockets", "send_hwm", \.sendHighWaterMark),

@@ -21,6 +21,8 @@ final class ControlTests: XCTestCase {
         XCTAssertEqual(bound["xpub"], [daemon.xpub])
         let configuration = try XCTUnwrap(config["configuration"] as? [String: Any])
         XCTAssertEqual(configuration["max_topics"] as? Int, BrokerConfiguration.Defaults.maxTopics)
+        // As the file writes it (it showed 432).
+        XCTAssertEqual(configuration["control_ipc_mode"] as? String, "0660")
         XCTAssertEqual(try daemon.json("stats")["forwarding"] as? String, "running", "commands are case-insensitive")
     }
 

@@ -359,7 +359,7 @@ final class SecurityConfigurationTests: XCTestCase {
         ).get()
         XCTAssertEqual(good.security(for: .pull).curve, true)
         XCTAssertEqual(good.security(for: .pull).allowedAddresses, ["10.0.0.0/8", "::1"])
-        XCTAssertEqual(good.controlIPCMode, 0o600)
+        XCTAssertEqual(good.controlIPCMode.bits, 0o600)
         XCTAssertFalse(good.security(for: .xpub).curve)
 
         func problems(_ text: String) -> [ConfigurationProblem] {
