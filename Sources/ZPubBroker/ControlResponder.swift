@@ -136,6 +136,8 @@ final class ControlResponder: BrokerControl {
         loop.mailbox.post(.afterSubscriptionsApplied(done))
     }
 
+    var isPassiveInPair: Bool { loop.pairStatus.withLock { $0.map { !$0.active } ?? false } }
+
     /// STATS: the loop's counters, with what only this side knows (uptime, the control
     /// socket's traffic, the ZAP handler's counts).
     private func stats() -> StatsSnapshot? {

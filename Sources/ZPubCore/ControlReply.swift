@@ -16,6 +16,10 @@ public protocol BrokerControl: Sendable {
     /// `setsockopt` returns). Never waits; `done` runs on the forwarding loop's thread, so it
     /// may only hand over (post to a mailbox). Not called if the loop stops first.
     func afterSubscriptionsApplied(_ done: @escaping @Sendable () -> Void)
+
+    /// Whether this broker is a pair's passive one now: it forwards nothing publishers send
+    /// until it takes over, which may be never. Never waits.
+    var isPassiveInPair: Bool { get }
 }
 
 /// A reply of the control API. Its JSON (`json`) is the control socket's wire format,

@@ -567,8 +567,14 @@ final class BrokerLink {
             _ = disconnect(id)
         case .publish(let frames, let client):
             // Told through its queue, behind what it was sent before; a client whose queue is
-            // full is dropped by that anyway.
-            if !publish(frames) { _ = client.offer(.webSocketText(Self.busyReply(topic: frames.first ?? []))) }
+            // full is dropped by that anyway. A pair's passive broker would hold the message
+            // until it takes over, which may be never: refused, as POST /publish is there.
+            if control.brokerIsPassive {
+                counters.publishFailures.add(1, ordering: .relaxed)
+                _ = client.offer(.webSocketText(Self.passiveReply(topic: frames.first ?? [])))
+            } else if !publish(frames) {
+                _ = client.offer(.webSocketText(Self.busyReply(topic: frames.first ?? [])))
+            }
         case .publishBatch(let messages, let promise):
             var sent = 0
             for frames in messages {
@@ -630,7 +636,6 @@ final class BrokerLink {
         }
     }
 
-    /// Hands a message to the broker without waiting; false (and counted) when its queue is full.
     /// What a WebSocket publisher is told when its message was not published.
     static func busyReply(topic: [UInt8]) -> String {
         WireFormat.errorJSON(
@@ -639,6 +644,15 @@ final class BrokerLink {
             topic: String(decoding: topic, as: UTF8.self))
     }
 
+    /// What a WebSocket publisher at a pair's passive broker is told.
+    static func passiveReply(topic: [UInt8]) -> String {
+        WireFormat.errorJSON(
+            code: "passive",
+            "this broker is the passive one of a pair: it forwards nothing until it takes over; this message was not published: publish through the active broker's gateway",
+            topic: String(decoding: topic, as: UTF8.self))
+    }
+
+    /// Hands a message to the broker without waiting; false (and counted) when its queue is full.
     private func publish(_ frames: [[UInt8]]) -> Bool {
         let sent = (try? push.send(frames: frames, dontWait: true)) ?? false
         if sent {

@@ -62,6 +62,9 @@ final class ControlDispatcher: Sendable {
         control.afterSubscriptionsApplied(done)
     }
 
+    /// `BrokerControl.isPassiveInPair`, on the caller's thread (it never waits).
+    var brokerIsPassive: Bool { control.isPassiveInPair }
+
     /// The same, for an event loop: the future completes on `eventLoop`.
     func request(_ request: ControlRequest, on eventLoop: EventLoop) -> EventLoopFuture<ControlReply> {
         let promise = eventLoop.makePromise(of: ControlReply.self)

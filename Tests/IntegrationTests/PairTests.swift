@@ -1572,6 +1572,11 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(refused.status, 503, refused.text)
         XCTAssertEqual((refused.json["error"] as? [String: Any])?["code"] as? String, "passive", refused.text)
         XCTAssertTrue(refused.text.contains("publish through the active broker's gateway"), refused.text)
+        // And a WebSocket publish: it waited in the gateway's queue for a takeover, which may
+        // never come, and was published then, late, without a word (2026-12-06).
+        let webSocket = try Run.python("http_clients.py", ["ws-publish-reply", "\(httpPort)", "n.x", "10"])
+        XCTAssertTrue(webSocket.stdout.contains(#""code": "passive""#), webSocket.stdout + webSocket.stderr)
+        XCTAssertTrue(webSocket.stdout.contains("publish through the active broker's gateway"), webSocket.stdout)
         let subscriber = try clients.subscriber(backup.xpub, prefixes: ["n."])
         try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
             try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1

@@ -126,6 +126,23 @@ def ws_since(port, requests, until_topic, ready_file, query=""):
     ws.close()
 
 
+def ws_publish_reply(port, topic, wait_s):
+    """Publishes one message on `topic` and prints the first text frame that comes back within
+    `wait_s` seconds (a successful publish has no reply), or null."""
+    ws = websocket.create_connection(ws_url(port), timeout=wait_s)
+    ws.send(json.dumps({"op": "publish", "topic": topic, "payload": "one"}))
+    reply = None
+    try:
+        while reply is None:
+            opcode, data = ws.recv_data(control_frame=True)
+            if not is_ping_or_pong(opcode):
+                reply = frame_of(opcode, data)
+    except websocket.WebSocketTimeoutException:
+        pass
+    print(json.dumps(reply), flush=True)
+    ws.close()
+
+
 def ws_requests(port, requests, ready_prefix, ready_file, until_topic, query=""):
     """Connects to /ws+QUERY, sends every request (JSON objects) back to back, writes ready_file
     as soon as `subscribed` for ready_prefix arrives, and prints every frame as a JSON line, each
@@ -911,6 +928,8 @@ if __name__ == "__main__":
         ws_requests(port, json.loads(rest[0]), rest[1], rest[2], rest[3], *rest[4:5])
     elif command == "pipeline-burst":
         pipeline_burst(port, int(rest[0]), int(rest[1]), float(rest[2]))
+    elif command == "ws-publish-reply":
+        ws_publish_reply(port, rest[0], float(rest[1]))
     elif command == "ws-publish-until-busy":
         ws_publish_until_busy(port, rest[0], int(rest[1]))
     elif command == "healthz-burst":
