@@ -832,13 +832,17 @@ final class HistoryWriter {
             reply.splits = splits.isEmpty ? nil : splits
             return .success(reply)
         } catch {
-            if let error = error as? SQLiteError, error.isCorrupt { noteDamage("a read failed: \(error)") }
+            let unreadable = error as? HistoryStore.UnreadableBlock
+            if let cause = (unreadable?.reason ?? error) as? SQLiteError, cause.isCorrupt {
+                noteDamage("a read failed: \(error)")
+            }
             // Not `internal_error`: a damaged file or a failing disk is the operator's to see to.
-            return .failure(
-                ControlError(
-                    .historyReadFailed,
-                    "history could not be read from its store: \(error); check the disk and the state directory (the log may say more), and see docs/history.md for a damaged store"
-                ))
+            var failure = ControlError(
+                .historyReadFailed,
+                "history could not be read from its store: \(error); check the disk and the state directory (the log may say more), and see docs/history.md for a damaged store"
+            )
+            failure.damaged = unreadable.map { HistoryReply.Gap(from: $0.first, to: $0.last) }
+            return .failure(failure)
         }
     }
 

@@ -163,6 +163,9 @@ public struct ControlError: Error, Codable, Equatable, Sendable {
 
     public var code: Code
     public var message: String
+    /// `history_read_failed`: the messages that could not be read, when they are one block's
+    /// (`zpub history` says so and reads on after them).
+    public var damaged: HistoryReply.Gap?
 
     public init(_ code: Code, _ message: String) {
         self.code = code

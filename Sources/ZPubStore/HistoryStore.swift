@@ -920,6 +920,15 @@ public final class HistoryStore {
         }
     }
 
+    /// A block of messages a page needed could not be read (records that do not parse, a
+    /// damaged page, a failing disk): with its range, so that a reader can read on after it.
+    public struct UnreadableBlock: Error, CustomStringConvertible {
+        public let first: UInt64
+        public let last: UInt64
+        public let reason: any Error
+        public var description: String { "messages \(first) to \(last) (one block): \(reason)" }
+    }
+
     /// What `checkNextBlock` found wrong with a block.
     public struct BlockDamage: Error, CustomStringConvertible {
         /// The block's first sequence; nil when the table could not be read on to the next.
@@ -1178,7 +1187,7 @@ public final class HistoryStore {
         // read the block before it too (found when that one was damaged: the page failed).
         let select = try database.prepare(
             """
-            SELECT first_seq, records, prefixes, last_seq FROM blocks
+            SELECT first_seq, prefixes, last_seq FROM blocks
             WHERE first_seq >= coalesce((SELECT max(first_seq) FROM blocks WHERE first_seq <= ?1), 0)
               AND first_seq <= ?2
             ORDER BY first_seq \(newest ? "DESC" : "ASC")
@@ -1192,55 +1201,69 @@ public final class HistoryStore {
             // A block none of whose history prefixes can hold a topic under `prefix` is skipped
             // unread: SQLite reads a row's records only when asked for them. Without this, a
             // page for a rare prefix parsed the whole store, on the writer's thread.
-            if !prefix.isEmpty, try !Self.block(select.blob(2), mayHoldTopicsUnder: prefix) { continue }
+            if !prefix.isEmpty, try !Self.block(select.blob(1), mayHoldTopicsUnder: prefix) { continue }
             var found: [StoredMessage] = []
             let wanted = newest ? Int.max : limit - result.count
-            try select.withBlob(1) { bytes in
-                // Where they lie first, decoded once it is known which are kept: `last 1` decodes
-                // one message, not a block's worth.
-                var matches: [HistoryRecord.Message] = []
-                var matchedBytes = 0
-                // A block read to its end must end with its row's last sequence: records cut
-                // where one ends parse, and would have been served as the whole block.
-                var last: UInt64 = 0
-                var readToTheEnd = true
-                func take(_ message: HistoryRecord.Message, _ bytes: UnsafeRawBufferPointer) -> Bool {
-                    guard message.sequence <= through else { return false }
-                    guard message.sequence > lower, message.topicStarts(with: prefix, in: bytes) else { return true }
-                    if !newest && resultBytes + matchedBytes + message.bytes > maxBytes
-                        && result.count + matches.count > 0
-                    {
-                        full = true
-                        return false
+            let block = (first: select.uint64(0), last: select.uint64(2))
+            // The records on their own (SQLite reads a blob's overflow pages, where damage
+            // mostly lies, when it is asked for), and a failure named with the block's range:
+            // a reader can then read on after it (`zpub history`).
+            do {
+                selectBlockRecords.bind(1, block.first)
+                defer { selectBlockRecords.reset() }
+                guard try selectBlockRecords.step() else { throw Self.damaged(block.first) }
+                try selectBlockRecords.withBlob(0) { bytes in
+                    // Where they lie first, decoded once it is known which are kept: `last 1` decodes
+                    // one message, not a block's worth.
+                    var matches: [HistoryRecord.Message] = []
+                    var matchedBytes = 0
+                    // A block read to its end must end with its row's last sequence: records cut
+                    // where one ends parse, and would have been served as the whole block.
+                    var last: UInt64 = 0
+                    var readToTheEnd = true
+                    func take(_ message: HistoryRecord.Message, _ bytes: UnsafeRawBufferPointer) -> Bool {
+                        guard message.sequence <= through else { return false }
+                        guard message.sequence > lower, message.topicStarts(with: prefix, in: bytes) else {
+                            return true
+                        }
+                        if !newest && resultBytes + matchedBytes + message.bytes > maxBytes
+                            && result.count + matches.count > 0
+                        {
+                            full = true
+                            return false
+                        }
+                        matches.append(message)
+                        matchedBytes += message.bytes
+                        return matches.count < wanted
                     }
-                    matches.append(message)
-                    matchedBytes += message.bytes
-                    return matches.count < wanted
-                }
-                try Self.forEachMessage(in: bytes, block: select.uint64(0)) { message, bytes in
-                    last = message.sequence
-                    readToTheEnd = take(message, bytes)
-                    return readToTheEnd
-                }
-                if readToTheEnd && last != select.uint64(3) { throw Self.damaged(select.uint64(0)) }
-                var chosen = matches.suffix(limit - result.count)
-                if newest {
-                    // The newest first: this block's oldest go while over the budget.
-                    var total = chosen.reduce(0) { $0 + $1.bytes }
-                    while resultBytes + total > maxBytes, chosen.count > (result.isEmpty ? 1 : 0) {
-                        total -= chosen.removeFirst().bytes
-                        full = true
+                    try Self.forEachMessage(in: bytes, block: block.first) { message, bytes in
+                        last = message.sequence
+                        readToTheEnd = take(message, bytes)
+                        return readToTheEnd
                     }
-                    matchedBytes = total
+                    if readToTheEnd && last != block.last { throw Self.damaged(block.first) }
+                    var chosen = matches.suffix(limit - result.count)
+                    if newest {
+                        // The newest first: this block's oldest go while over the budget.
+                        var total = chosen.reduce(0) { $0 + $1.bytes }
+                        while resultBytes + total > maxBytes, chosen.count > (result.isEmpty ? 1 : 0) {
+                            total -= chosen.removeFirst().bytes
+                            full = true
+                        }
+                        matchedBytes = total
+                    }
+                    resultBytes += matchedBytes
+                    found = chosen.map { message in
+                        StoredMessage(
+                            sequence: message.sequence, receivedMilliseconds: message.receivedMilliseconds,
+                            frames: message.decodedFrames(in: bytes),
+                            prefix: String(
+                                decoding: UnsafeRawBufferPointer(rebasing: bytes[message.prefix]), as: UTF8.self)
+                        )
+                    }
                 }
-                resultBytes += matchedBytes
-                found = chosen.map { message in
-                    StoredMessage(
-                        sequence: message.sequence, receivedMilliseconds: message.receivedMilliseconds,
-                        frames: message.decodedFrames(in: bytes),
-                        prefix: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[message.prefix]), as: UTF8.self)
-                    )
-                }
+            } catch {
+                throw UnreadableBlock(first: block.first, last: block.last, reason: error)
             }
             if newest {
                 result = found + result

@@ -157,10 +157,15 @@ struct ControlClient {
     /// know), and a reply that is neither into one saying it is not what zpubd sends.
     func request<T: Decodable>(_ text: String, as type: T.Type) throws -> (T, [UInt8]) {
         let reply = try request(text)
+        return (try decodeUnlessError(reply, of: text, as: T.self), reply)
+    }
+
+    /// `request(_:as:)`'s second half, for a reply already in hand.
+    func decodeUnlessError<T: Decodable>(_ reply: [UInt8], of text: String, as type: T.Type) throws -> T {
         if let error = Self.errorMessage(reply) {
             throw CLIError("zpubd answered with an error\(error.code.map { " (\($0))" } ?? ""): \(error.message)")
         }
-        return (try decode(reply, of: text, as: T.self), reply)
+        return try decode(reply, of: text, as: T.self)
     }
 
     /// A reply to `text` that is not an error, decoded as `T`; one that is neither is said not to

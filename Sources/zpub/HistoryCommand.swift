@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ZPubCore
 
 struct History: ParsableCommand {
@@ -62,9 +63,34 @@ struct History: ParsableCommand {
             var after = since ?? 0
             var first = true
             var notKept = NotKeptReport()
-            while true {
-                let (reply, _) = try client.request(
-                    "HISTORY since \(after) \(Self.unbounded(prefix))", as: HistoryReply.self)
+            var unreadable = 0
+            // A damaged block met: the pages before it are read first (the page that met it
+            // held them too, and failed whole), then it is said and skipped.
+            var damagedAhead: HistoryReply.Gap?
+            func skipDamaged() {
+                guard let range = damagedAhead else { return }
+                // zpubd's own words name SQLite's error and repeat the advice: its log has them.
+                Output.error(
+                    "messages \(range.from) to \(range.to) could not be read from zpubd's history store (damaged there, or its disk is failing: zpubd's log says which); reading on after them"
+                )
+                unreadable += 1
+                after = range.to
+                damagedAhead = nil
+            }
+            pages: while true {
+                let text =
+                    damagedAhead.map { "HISTORY since \(after) until \($0.from - 1) \(prefix)" }
+                    ?? "HISTORY since \(after) \(Self.unbounded(prefix))"
+                let raw = try client.request(text)
+                if damagedAhead == nil,
+                    let failure = try? JSONDecoder().decode(ControlErrorReply.self, from: Data(raw)).error,
+                    failure.code == .historyReadFailed, let damaged = failure.damaged, damaged.to > after
+                {
+                    damagedAhead = damaged
+                    if damaged.from <= after + 1 { skipDamaged() }
+                    continue
+                }
+                let reply = try client.decodeUnlessError(raw, of: text, as: HistoryReply.self)
                 // Any page may report one: messages evicted while earlier pages were read.
                 if let gap = reply.gap {
                     Output.error(
@@ -77,8 +103,17 @@ struct History: ParsableCommand {
                 first = false
                 reply.messages.forEach(print)
                 for range in notKept.untold(reply.notKept) { Output.error(range.describe(readUnder: prefix)) }
-                guard reply.more, let newest = reply.messages.last?.sequence else { return }
+                guard reply.more, let newest = reply.messages.last?.sequence else {
+                    guard damagedAhead != nil else { break pages }
+                    skipDamaged()
+                    continue
+                }
                 after = newest
+            }
+            if unreadable > 0 {
+                throw CLIError(
+                    "\(unreadable == 1 ? "one block" : "\(unreadable) blocks") of zpubd's history could not be read (above); see docs/history.md for a damaged store"
+                )
             }
         }
     }

@@ -1169,13 +1169,30 @@ final class HistoryTests: XCTestCase {
             daemon.log)
         XCTAssertTrue(daemon.log.contains("read back \(blocks.count) blocks of \(file)"), daemon.log)
         XCTAssertTrue(daemon.log.contains(": 2 damaged"), daemon.log)
-        // Each damaged block is refused; the ones before and after are served.
-        // (A page of the cut block's first messages, which are whole, is served.)
+        // Each damaged block is refused, and named by its range; the ones before and after are
+        // served. (A page of the cut block's first messages, which are whole, is served.)
         for block in [truncated, zeroed] {
             let next = try XCTUnwrap(blocks.first { $0 > block })
             let refused = try daemon.json("HISTORY since \(block - 1) until \(next - 1) h.")["error"] as? [String: Any]
             XCTAssertEqual(refused?["code"] as? String, "history_read_failed", "the block from \(block)")
+            let range = refused?["damaged"] as? [String: Any]
+            XCTAssertEqual((range?["from"] as? NSNumber)?.uint64Value, block, "\(refused ?? [:])")
+            XCTAssertEqual((range?["to"] as? NSNumber)?.uint64Value, next - 1, "\(refused ?? [:])")
         }
+        // zpub history reads around them: every other message, each damaged range said, exit 1.
+        // It failed whole at the first page that met one (stop 65's list).
+        let read = try zpub(["history", "-c", daemon.control, "h."])
+        XCTAssertEqual(read.status, 1, read.stderr)
+        let printed = read.stdout.split(separator: "\n").compactMap { UInt64($0.prefix { $0 != "\t" }) }
+        var unreadable = Set<UInt64>()
+        for block in [truncated, zeroed] {
+            let next = try XCTUnwrap(blocks.first { $0 > block })
+            unreadable.formUnion(block..<next)
+            XCTAssertTrue(read.stderr.contains("messages \(block) to \(next - 1) could not be read"), read.stderr)
+        }
+        XCTAssertEqual(printed.count, 1_500 - unreadable.count, read.stderr)
+        XCTAssertEqual(printed, Array(blocks[0]..<blocks[0] + 1_500).filter { !unreadable.contains($0) })
+        XCTAssertTrue(read.stderr.contains("2 blocks of zpubd's history could not be read"), read.stderr)
         func page(_ request: String) throws -> HistoryReply {
             let reply = try XCTUnwrap(try daemon.request(request), "no reply to \(request)")
             do {
