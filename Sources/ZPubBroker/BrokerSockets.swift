@@ -155,7 +155,7 @@ struct BrokerSockets {
             throw error
         }
         if role == .control {
-            IPCPermissions.apply(configuration.controlIPCMode.bits, to: endpoints.boundHere, logger: logger)
+            IPCPermissions.apply(configuration.controlIPCMode, to: endpoints.boundHere, logger: logger)
         } else if !configuration.security(for: role).curve {
             for endpoint in endpoints.actual where Endpoint.isMulticast(endpoint) {
                 logger.warning(

@@ -244,7 +244,7 @@ final class ControlServer {
             endpointsAfterReply = nil
         }
         registry.setHeld(.control, endpointsAfterReply?.wanted)
-        IPCPermissions.apply(newConfiguration.controlIPCMode.bits, to: endpoints.boundHere, logger: logger)
+        IPCPermissions.apply(newConfiguration.controlIPCMode, to: endpoints.boundHere, logger: logger)
         registry.set(.control, endpoints.actual)
         return failure.map { [$0] } ?? []
     }
@@ -266,7 +266,7 @@ final class ControlServer {
                 "the reload's change to the control endpoints, made after RELOAD was answered, left one unbound: \(failure.message); CONFIG shows the endpoints bound, and a reload with the endpoint fixed binds it"
             )
         }
-        IPCPermissions.apply(responder.configuration.controlIPCMode.bits, to: endpoints.boundHere, logger: logger)
+        IPCPermissions.apply(responder.configuration.controlIPCMode, to: endpoints.boundHere, logger: logger)
         registry.set(.control, endpoints.actual)
     }
 

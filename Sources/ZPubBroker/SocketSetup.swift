@@ -439,12 +439,12 @@ struct BoundEndpoints {
 /// Permissions of ipc control sockets: libzmq creates the socket file with the process umask;
 /// the control socket is the keys to the house, so its mode is set explicitly.
 enum IPCPermissions {
-    static func apply(_ mode: Int, to endpoints: [String], logger: Logger) {
+    static func apply(_ mode: FileMode, to endpoints: [String], logger: Logger) {
         for endpoint in endpoints where endpoint.hasPrefix("ipc://") && !endpoint.hasPrefix("ipc://@") {
             let path = String(endpoint.dropFirst("ipc://".count))
-            if chmod(path, mode_t(mode)) != 0 {
+            if chmod(path, mode_t(mode.bits)) != 0 {
                 logger.warning(
-                    "cannot set mode \(String(mode, radix: 8)) on the control socket \(path): errno \(errno)",
+                    "cannot set mode \(mode.octal) on the control socket \(path): errno \(errno)",
                     metadata: ["endpoint": "\(endpoint)"])
             }
         }

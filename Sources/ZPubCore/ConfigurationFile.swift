@@ -284,10 +284,10 @@ enum Schema {
             },
             Field(section: "security", key: "control_ipc_mode", configurationKey: "control_ipc_mode") {
                 value, configuration in
-                guard case .string(let text) = value, let mode = Int(text, radix: 8) else {
+                guard case .string(let text) = value, let mode = FileMode(octal: text) else {
                     return "control_ipc_mode must be an octal mode in quotes, e.g. \"0660\""
                 }
-                configuration.controlIPCMode = FileMode(mode)
+                configuration.controlIPCMode = mode
                 return nil
             },
             integer("sockets", "send_hwm", \.sendHighWaterMark),

@@ -5,6 +5,12 @@ public struct FileMode: Codable, Equatable, Sendable {
 
     public init(_ bits: Int) { self.bits = bits }
 
+    /// As the configuration file writes it ("0660"); nil for text that is no octal number.
+    public init?(octal text: String) {
+        guard let bits = Int(text, radix: 8) else { return nil }
+        self.bits = bits
+    }
+
     /// At least four digits, as chmod's users write them: "0660", "0600", "0000".
     public var octal: String {
         let digits = String(bits, radix: 8)
@@ -14,11 +20,11 @@ public struct FileMode: Codable, Equatable, Sendable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if let text = try? container.decode(String.self) {
-            guard let bits = Int(text, radix: 8) else {
+            guard let mode = FileMode(octal: text) else {
                 throw DecodingError.dataCorruptedError(
                     in: container, debugDescription: "\(text) is not an octal file mode such as \"0660\"")
             }
-            self.bits = bits
+            self = mode
         } else {
             bits = try container.decode(Int.self)
         }
