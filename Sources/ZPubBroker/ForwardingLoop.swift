@@ -320,12 +320,19 @@ final class ForwardingLoop {
         let xpubIndex = poller.add(xpub)
         let mailboxIndex = poller.add(fileDescriptor: mailbox.fileDescriptor)
         let receiptsIndex = receipts.map { poller.add($0) }
+        // While XSUB is not read, libzmq still has to attach a publisher that connects, and send
+        // it the subscriptions, which it does only when the loop polls or asks for ZMQ_EVENTS.
+        // The socket's own descriptor wakes the loop for that (it signals the socket's commands,
+        // not its messages); a loop that slept to its poll timeout (500 ms) let `zpub pub --pub`
+        // give up waiting for a subscription and send to no one.
+        let xsubCommandsIndex = poller.add(fileDescriptor: (try? xsub.intOption(.fileDescriptor)) ?? -1)
         /// Producers are read only while active and not paused; the gateway's publishes not
         /// while a takeover waits for its reserve (they wait with it, rather than be refused
         /// as if paused).
         func watchProducers() {
             poller.setWatching(pullIndex, readsProducers)
             poller.setWatching(xsubIndex, readsProducers)
+            poller.setWatching(xsubCommandsIndex, !readsProducers)
             if let receiptsIndex { poller.setWatching(receiptsIndex, activation == nil) }
         }
         watchProducers()
@@ -354,6 +361,8 @@ final class ForwardingLoop {
             if readsProducers {
                 if poller.isReadable(pullIndex) { forwardBurst(from: pull, role: .pull) }
                 if poller.isReadable(xsubIndex) { forwardBurst(from: xsub, role: .xsub) }
+            } else if poller.isReadable(xsubCommandsIndex) {
+                xsub.takeInPendingNotes()
             }
             // Paused or not: while paused, each gets a refusal instead of waiting.
             if let receiptsIndex, poller.isReadable(receiptsIndex) { forwardWithReceipts() }

@@ -332,6 +332,29 @@ final class ControlTests: XCTestCase {
         XCTAssertEqual(try daemon.json("HEALTH")["status"] as? String, "ok")
     }
 
+    /// A publisher that connects while forwarding is paused gets the subscriptions at once, so
+    /// what it sends waits for RESUME like a producer's. While paused zpubd does not read XSUB,
+    /// and libzmq attached a new publisher (and sent it the subscriptions) only when the loop
+    /// next woke: at its poll timeout, 500 ms, after `zpub pub --pub` had given up waiting
+    /// (300 ms) and sent to no one, with exit 0.
+    func testAPublisherThatConnectsWhilePausedGetsTheSubscriptionsAtOnce() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t."], receiveHWM: 0)
+        try daemon.waitForSubscriptions(1)
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        for round in 0..<3 {
+            let lines = (0..<50).map { "\(round).\($0)\n" }.joined()
+            let run = try Run.program(
+                Binaries.zpub, ["pub", "--pub", "--endpoint", daemon.xsub, "--settle", "300", "t.a"], stdin: lines)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            XCTAssertFalse(run.stderr.contains("no subscription"), "round \(round): \(run.stderr)")
+        }
+        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        let received = Set(try subscriber.receive(150).map { String(decoding: $0[1], as: UTF8.self) })
+        XCTAssertEqual(received, Set((0..<3).flatMap { round in (0..<50).map { "\(round).\($0)" } }))
+    }
+
     /// A PAUSE longer than the heartbeat timeout loses nothing a producer sent. libzmq stops
     /// reading a producer whose queue is full, and with ZMTP heartbeats on PULL the broker's
     /// libzmq then dropped that producer once the timeout had passed, losing what was in flight
