@@ -166,6 +166,15 @@ final class ForwardingLoop {
     /// For messages the loop makes itself (last values, snapshot markers), so that `message`
     /// can still hold the subscription frame being handled.
     private let outgoing = Message()
+    /// RESUME's backlog going out at the subscribers' pace (`ResumeCatchUp`); nil otherwise.
+    private var catchUp: ResumeCatchUp?
+    /// While pacing: the message in hand, whose first frame is `heldFirstFrame` and whose other
+    /// frames still wait in `source`. Kept apart from `message`, which subscriptions use meanwhile.
+    private var inHand: (source: Socket, role: BrokerSocketRole, size: Int)?
+    private let heldFirstFrame = Message()
+    /// What is offered to XPUB while pacing: a share of `heldFirstFrame`, which stays whole when
+    /// the offer is refused.
+    private let offer = Message()
     /// Where kept messages go (nil: history is off), which topics are kept, and the sequence
     /// the next kept message gets (sequences are assigned here, in forwarding order).
     private let history: HistoryHandle?
@@ -326,14 +335,21 @@ final class ForwardingLoop {
         // not its messages); a loop that slept to its poll timeout (500 ms) let `zpub pub --pub`
         // give up waiting for a subscription and send to no one.
         let xsubCommandsIndex = poller.add(fileDescriptor: (try? xsub.intOption(.fileDescriptor)) ?? -1)
+        // The same for XPUB while RESUME's catch-up holds a message: libzmq tells the socket
+        // that a subscriber has read (and its queue has room again) by a command.
+        let xpubCommandsIndex = poller.add(fileDescriptor: (try? xpub.intOption(.fileDescriptor)) ?? -1)
         /// Producers are read only while active and not paused; the gateway's publishes not
         /// while a takeover waits for its reserve (they wait with it, rather than be refused
         /// as if paused).
+        /// While the catch-up holds a message, producers are not read (a poll would find them
+        /// readable at once, every time) and the gateway's publishes wait for its end.
         func watchProducers() {
-            poller.setWatching(pullIndex, readsProducers)
-            poller.setWatching(xsubIndex, readsProducers)
-            poller.setWatching(xsubCommandsIndex, !readsProducers)
-            if let receiptsIndex { poller.setWatching(receiptsIndex, activation == nil) }
+            let holding = catchUp?.isHolding == true
+            poller.setWatching(pullIndex, readsProducers && !holding)
+            poller.setWatching(xsubIndex, readsProducers && !holding)
+            poller.setWatching(xsubCommandsIndex, !readsProducers || holding)
+            poller.setWatching(xpubCommandsIndex, holding)
+            if let receiptsIndex { poller.setWatching(receiptsIndex, activation == nil && catchUp == nil) }
         }
         watchProducers()
         // The watchdog is pinged from here, and only here: if this loop hangs, the pings stop and
@@ -345,9 +361,12 @@ final class ForwardingLoop {
         while true {
             let ready: Int
             do {
-                // While a takeover waits for its reserve, its answer is looked for every 5 ms.
-                ready = try poller.poll(
-                    timeoutMilliseconds: activation == nil ? schedule.pollTimeoutMilliseconds : 5)
+                // While a takeover waits for its reserve, its answer is looked for every 5 ms;
+                // while the catch-up holds a message, room for it every 10 ms besides XPUB's
+                // wake-ups (a command libzmq takes in just before the poll sleeps wakes no one).
+                let timeout =
+                    activation != nil ? 5 : catchUp?.isHolding == true ? 10 : schedule.pollTimeoutMilliseconds
+                ready = try poller.poll(timeoutMilliseconds: timeout)
             } catch {
                 logger.critical("forwarding loop cannot poll: \(error)")
                 break
@@ -358,12 +377,20 @@ final class ForwardingLoop {
             perform(schedule.tick(nowNanoseconds: now), schedule: &schedule, now: now)
 
             if poller.isReadable(xpubIndex), handleSubscriptions() { passSubscriptionBarriers() }
-            if readsProducers {
-                if poller.isReadable(pullIndex) { forwardBurst(from: pull, role: .pull) }
-                if poller.isReadable(xsubIndex) { forwardBurst(from: xsub, role: .xsub) }
-            } else if poller.isReadable(xsubCommandsIndex) {
-                xsub.takeInPendingNotes()
+            if catchUp != nil && (!readsProducers || stopRequested) {
+                endCatchUp(nil, now: now)
+                watchProducers()
             }
+            if readsProducers {
+                if catchUp != nil {
+                    catchUpTurn(now: now)
+                    watchProducers()
+                } else {
+                    if poller.isReadable(pullIndex) { forwardBurst(from: pull, role: .pull) }
+                    if poller.isReadable(xsubIndex) { forwardBurst(from: xsub, role: .xsub) }
+                }
+            }
+            if poller.isReadable(xsubCommandsIndex) { xsub.takeInPendingNotes() }
             // Paused or not: while paused, each gets a refusal instead of waiting.
             if let receiptsIndex, poller.isReadable(receiptsIndex) { forwardWithReceipts() }
             if poller.isReadable(mailboxIndex) {
@@ -508,9 +535,10 @@ final class ForwardingLoop {
     /// Moves one whole message, whose first frame is already in `message`, to XPUB. Returns its
     /// history sequence if history keeps it. `storing` is `storesMessages`, as a constant where
     /// the caller has one.
+    /// `firstFrameSent`: RESUME's catch-up sent a share of the first frame already.
     @inline(__always) @discardableResult
     private func forwardMessage(
-        from source: Socket, role: BrokerSocketRole, firstFrameSize: Int, storing: Bool
+        from source: Socket, role: BrokerSocketRole, firstFrameSize: Int, storing: Bool, firstFrameSent: Bool = false
     ) throws -> UInt64? {
         var bytes = firstFrameSize
         var more = message.hasMore
@@ -556,7 +584,7 @@ final class ForwardingLoop {
         if storing && caching { caching = beginCapture(firstFrameSize: firstFrameSize) }
         // XPUB does not block and, without XPUB_NODROP, does not refuse; if it ever does, the
         // rest of the message must still be read so the next message starts at a first frame.
-        var sending = try xpub.send(message, more: more, dontWait: true)
+        var sending = try firstFrameSent || xpub.send(message, more: more, dontWait: true)
         while more {
             let frameSize = try source.receiveSize(into: message) ?? 0
             bytes &+= frameSize
@@ -664,6 +692,114 @@ final class ForwardingLoop {
         sequenceDigits.reverse()
         outgoing.replace(with: sequenceDigits)
         _ = try xpub.send(outgoing, dontWait: true)
+    }
+
+    // MARK: RESUME's catch-up
+
+    /// RESUME: the backlog goes out at the subscribers' pace (`ResumeCatchUp`), unless pacing is
+    /// off or no queue is bounded (`send_hwm = 0`: nothing is dropped anyway).
+    private func startCatchUp() {
+        let limit = configuration.resumeCatchUpMilliseconds
+        guard limit > 0, catchUp == nil, ((try? xpub.intOption(.sendHighWaterMark)) ?? 0) > 0 else { return }
+        do {
+            try xpub.setOption(.xpubNoDrop, 1)
+        } catch {
+            logger.warning("RESUME's backlog goes out at full speed: XPUB refused XPUB_NODROP (\(error))")
+            return
+        }
+        catchUp = ResumeCatchUp(nowNanoseconds: SystemClock.monotonicNanoseconds(), limitMilliseconds: limit)
+    }
+
+    /// One turn of pacing: the message in hand first, then up to a burst from each of PULL and
+    /// XSUB, each message sent only once every subscriber it goes to has room for it.
+    private func catchUpTurn(now: UInt64) {
+        if state.topicAccounting { state.prepareToCountTopics() }
+        var producersEmpty = true
+        do {
+            if inHand != nil {
+                // The notes of subscribers' reads are what make room; take them in first.
+                xpub.takeInPendingNotes()
+                if try offerInHand(now: now) { producersEmpty = false }
+            }
+            if inHand == nil, try pacedBurst(from: pull, role: .pull, now: now) { producersEmpty = false }
+            if inHand == nil, try pacedBurst(from: xsub, role: .xsub, now: now) { producersEmpty = false }
+        } catch {
+            logger.error("forwarding RESUME's backlog failed: \(error)")
+        }
+        if let ending = catchUp?.ending(nowNanoseconds: now, producersEmpty: producersEmpty) {
+            endCatchUp(ending, now: now)
+        }
+    }
+
+    /// Reads messages from `source` while each can be sent at once, up to a burst; true when it
+    /// read any.
+    private func pacedBurst(from source: Socket, role: BrokerSocketRole, now: UInt64) throws -> Bool {
+        for count in 0..<Self.burst {
+            guard let size = try source.receiveSize(into: heldFirstFrame, dontWait: true) else { return count > 0 }
+            inHand = (source, role, size)
+            guard try offerInHand(now: now) else { return true }
+        }
+        return true
+    }
+
+    /// Offers the message in hand to XPUB, whose XPUB_NODROP refuses its first frame while any
+    /// subscriber it goes to has a full queue; sent whole when taken. True when it went.
+    private func offerInHand(now: UInt64) throws -> Bool {
+        guard let (source, role, size) = inHand else { return false }
+        // zpubd's own topics are not forwarded but read to their end (`forwardMessage`).
+        let internalTopic =
+            size >= 6
+            && heldFirstFrame.withUnsafeBytes(count: size) { $0[0] == UInt8(ascii: "$") && Self.isInternal($0) }
+        if !internalTopic {
+            offer.share(heldFirstFrame)
+            guard try xpub.send(offer, more: heldFirstFrame.hasMore, dontWait: true) else {
+                catchUp?.refused(nowNanoseconds: now)
+                return false
+            }
+        }
+        inHand = nil
+        catchUp?.sent()
+        message.take(from: heldFirstFrame)
+        try forwardMessage(
+            from: source, role: role, firstFrameSize: size, storing: storesMessages, firstFrameSent: !internalTopic)
+        return true
+    }
+
+    /// Ends pacing: XPUB drops for full queues again, and a message in hand goes out as any
+    /// other would. `ending` nil: paused again, stopping, or no longer the active broker.
+    private func endCatchUp(_ ending: ResumeCatchUp.Ending?, now: UInt64) {
+        guard let progress = catchUp else { return }
+        catchUp = nil
+        do {
+            try xpub.setOption(.xpubNoDrop, 0)
+        } catch {
+            logger.error("XPUB_NODROP could not be turned off after RESUME's backlog: \(error)")
+        }
+        if let (source, role, size) = inHand {
+            inHand = nil
+            message.take(from: heldFirstFrame)
+            do {
+                try forwardMessage(from: source, role: role, firstFrameSize: size, storing: storesMessages)
+            } catch {
+                logger.error("forwarding from \(role.rawValue) failed: \(error)")
+            }
+        }
+        let elapsed = progress.elapsedMilliseconds(nowNanoseconds: now)
+        let paced = "\(progress.forwarded) messages in \(elapsed) ms at the slowest subscriber's pace"
+        switch ending {
+        case .caughtUp?:
+            logger.info("RESUME's backlog is out: \(paced)")
+        case .stalled?:
+            logger.warning(
+                "RESUME's backlog goes out at full speed after \(paced): a subscriber read nothing for \(ResumeCatchUp.stallNanoseconds / 1_000_000) ms, and no one waits for it; subscribers send_hwm behind lose messages (docs/reliability.md)"
+            )
+        case .timeLimit?:
+            logger.warning(
+                "RESUME's backlog goes out at full speed after \(paced): resume_catch_up_ms (\(progress.limitMilliseconds)) passed; subscribers send_hwm behind lose messages (raise resume_catch_up_ms or send_hwm)"
+            )
+        case nil:
+            logger.info("RESUME's pacing ended (paused again, stopping, or passive) after \(paced)")
+        }
     }
 
     // MARK: Subscriptions: XPUB -> XSUB
@@ -1171,6 +1307,7 @@ final class ForwardingLoop {
             case .setPaused(let paused, let slot):
                 if paused != state.paused {
                     logger.notice(paused ? "forwarding paused" : "forwarding resumed")
+                    if !paused { startCatchUp() }
                 }
                 state.paused = paused
                 slot.fulfill(paused)

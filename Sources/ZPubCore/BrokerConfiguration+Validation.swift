@@ -76,6 +76,9 @@ extension BrokerConfiguration {
         check("max_subscription_length", maxSubscriptionLength, 1...4_096, "the subscription length in bytes")
         check("max_control_request", maxControlRequest, 64...1_048_576, "the control request size in bytes")
         check("shutdown_drain_ms", shutdownDrainMilliseconds, 0...60_000, "the shutdown drain time in ms")
+        check(
+            "resume_catch_up_ms", resumeCatchUpMilliseconds, 0...600_000,
+            "the time RESUME's backlog may be paced by the subscribers, in ms (0 = not paced)")
         check("max_entries", lastValueMaxEntries, 1...10_000_000, "the number of cached last values")
         check("max_bytes", lastValueMaxBytes, 1...(1 << 34), "the bytes of cached last values")
         check(

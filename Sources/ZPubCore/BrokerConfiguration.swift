@@ -46,6 +46,8 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         public static let topicAccounting = true
         /// After SIGTERM, how long to keep forwarding what producers had already sent.
         public static let shutdownDrainMilliseconds = 2_000
+        /// After RESUME, how long the backlog may go out at the slowest subscriber's pace.
+        public static let resumeCatchUpMilliseconds = 5_000
         /// No upstream brokers: a single broker is the common case.
         public static let upstreamEndpoints: [String] = []
         /// The last-value cache is off unless prefixes are configured.
@@ -100,6 +102,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var maxControlRequest = Defaults.maxControlRequest
     public var topicAccounting = Defaults.topicAccounting
     public var shutdownDrainMilliseconds = Defaults.shutdownDrainMilliseconds
+    public var resumeCatchUpMilliseconds = Defaults.resumeCatchUpMilliseconds
     public var upstreamEndpoints = Defaults.upstreamEndpoints
     public var lastValuePrefixes = Defaults.lastValuePrefixes
     public var lastValueMaxEntries = Defaults.lastValueMaxEntries
@@ -166,6 +169,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case maxControlRequest = "max_control_request"
         case topicAccounting = "topic_accounting"
         case shutdownDrainMilliseconds = "shutdown_drain_ms"
+        case resumeCatchUpMilliseconds = "resume_catch_up_ms"
         case upstreamEndpoints = "upstream"
         case lastValuePrefixes = "last_value_prefixes"
         case lastValueMaxEntries = "last_value_max_entries"

@@ -229,6 +229,7 @@ enum Schema {
             },
             boolean("daemon", "topic_accounting", \.topicAccounting),
             integer("daemon", "shutdown_drain_ms", \.shutdownDrainMilliseconds),
+            integer("daemon", "resume_catch_up_ms", \.resumeCatchUpMilliseconds),
             endpoints("control", .control),
             endpoints("xpub", .xpub),
             endpoints("pull", .pull),

@@ -28,6 +28,17 @@ public final class Message {
         zmq_msg_copy(pointer, other.pointer)
     }
 
+    /// Makes this frame share `other`'s content (`zmq_msg_copy`: a long frame's bytes are
+    /// referenced, not copied; nothing is allocated), releasing what it held.
+    public func share(_ other: Message) {
+        zmq_msg_copy(pointer, other.pointer)
+    }
+
+    /// Takes `other`'s content (`zmq_msg_move`), leaving `other` empty.
+    public func take(from other: Message) {
+        zmq_msg_move(pointer, other.pointer)
+    }
+
     deinit {
         zmq_msg_close(pointer)
         pointer.deallocate()

@@ -355,6 +355,87 @@ final class ControlTests: XCTestCase {
         XCTAssertEqual(received, Set((0..<3).flatMap { round in (0..<50).map { "\(round).\($0)" } }))
     }
 
+    /// RESUME sends what PAUSE held at the pace the subscribers read it: a subscriber that
+    /// keeps reading gets all of it, however far beyond `send_hwm` the backlog is. At full speed
+    /// each subscriber was the whole backlog behind at once, and libzmq dropped all but its
+    /// queue's worth; with pacing off (`resume_catch_up_ms = 0`), as the second half checks,
+    /// it still does.
+    func testResumeSendsABacklogBeyondSendHWMAtTheSubscribersPace() throws {
+        let count = 10_000
+        let (paced, pacedLog) = try deliveredAfterResume(count: count, catchUpMilliseconds: 600_000)
+        XCTAssertEqual(paced, Array(0..<count), "paced: \(paced.count) of \(count) arrived, or out of order")
+        XCTAssertTrue(pacedLog.contains("RESUME's backlog is out: \(count) messages"), pacedLog)
+        let (unpaced, _) = try deliveredAfterResume(count: count, catchUpMilliseconds: 0)
+        print("figure: \(unpaced.count) of \(count) delivered after RESUME without pacing")
+        XCTAssertLessThan(unpaced.count, count, "the backlog fit the queues: this test shows nothing")
+    }
+
+    /// Pauses a zpubd whose subscribers' queues hold 100 messages, queues `count` numbered
+    /// messages from a producer, resumes, and reads them with a subscriber that reads in bursts
+    /// of 500 with 20 ms between (alive, slower than zpubd). Returns the numbers read and the log.
+    private func deliveredAfterResume(count: Int, catchUpMilliseconds: Int) throws -> ([Int], String) {
+        let daemon = try Daemon(
+            configuration: """
+                [daemon]
+                resume_catch_up_ms = \(catchUpMilliseconds)
+                [sockets]
+                send_hwm = 100
+                receive_hwm = 0
+                """)
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 100)
+        try daemon.waitForSubscriptions(1)
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        // zpub pub exits once its messages are handed over: all in zpubd's queue (receive_hwm 0).
+        let lines = (0..<count).map { "\($0) " + String(repeating: "x", count: 100) + "\n" }.joined()
+        let run = try Run.program(Binaries.zpub, ["pub", "--endpoint", daemon.pull, "t"], stdin: lines)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        var numbers: [Int] = []
+        // A message that does not come within 3 s will not come: the producer sent all of it.
+        while let frames = try subscriber.receiveFrames(timeoutMilliseconds: 3_000) {
+            numbers.append(Int(String(decoding: frames[1], as: UTF8.self).prefix { $0 != " " }) ?? -1)
+            if numbers.count % 500 == 0 { usleep(20_000) }
+        }
+        try Wait.until("zpubd logs the end of the catch-up", timeout: 5) {
+            catchUpMilliseconds == 0 || daemon.log.contains("RESUME's backlog")
+        }
+        return (numbers, daemon.log)
+    }
+
+    /// A subscriber that reads nothing holds RESUME's backlog back for a second at most: then
+    /// it goes out at full speed, and the subscriber that reads gets more of it. (Paced for
+    /// ever, it would have got only what came before the other's queue was full, within
+    /// milliseconds of RESUME, and nothing after.)
+    func testASubscriberThatReadsNothingHoldsResumesBacklogBackForASecondAtMost() throws {
+        let daemon = try Daemon(
+            configuration: """
+                [daemon]
+                resume_catch_up_ms = 600000
+                [sockets]
+                send_hwm = 100
+                receive_hwm = 0
+                """)
+        let clients = try Clients()
+        let reader = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 0)
+        let stuck = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 100)
+        try daemon.waitForSubscriptions(2)
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        let lines = (0..<5_000).map { "\($0) " + String(repeating: "x", count: 1_000) + "\n" }.joined()
+        let run = try Run.program(Binaries.zpub, ["pub", "--endpoint", daemon.pull, "t.backlog"], stdin: lines)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let resumed = ContinuousClock.now
+        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        // The stall is a second; the 5 s of silence that ends the reading allow for a loaded machine.
+        var (received, last) = (0, resumed)
+        while try reader.receiveFrames(timeoutMilliseconds: 5_000) != nil { (received, last) = (received + 1, .now) }
+        print("figure: the reader got \(received) of 5,000, the last \(last - resumed) after RESUME")
+        XCTAssertGreaterThan(last - resumed, .seconds(1), "nothing arrived after the stall")
+        XCTAssertTrue(daemon.log.contains("a subscriber read nothing for 1000 ms"), daemon.log)
+        XCTAssertEqual(try daemon.json("PING")["pong"] as? Bool, true)
+        _ = stuck
+    }
+
     /// A PAUSE longer than the heartbeat timeout loses nothing a producer sent. libzmq stops
     /// reading a producer whose queue is full, and with ZMTP heartbeats on PULL the broker's
     /// libzmq then dropped that producer once the timeout had passed, losing what was in flight

@@ -1,0 +1,73 @@
+/// After RESUME, the backlog producers queued while forwarding was paused goes out no faster
+/// than the slowest subscriber it is for reads it: the forwarding loop turns on XPUB_NODROP, so
+/// libzmq refuses a message while any of its subscribers' queues (`send_hwm`) is full, and the
+/// loop holds that message until they have room. At full speed every subscriber is the whole
+/// backlog behind at once, and libzmq dropped all but `send_hwm` of it for each (a healthy
+/// subscriber got 15,000 to 20,669 of 25,000 messages held by a PAUSE).
+///
+/// Pacing holds everyone to the slowest reader, which zpubd otherwise never allows, so it is
+/// bounded: it ends when the backlog is forwarded (a turn finds the producers' sockets empty),
+/// when one message has waited `stallNanoseconds` (a subscriber that reads nothing is not
+/// catching up), or at the configured limit (`resume_catch_up_ms`). This type decides when;
+/// the loop does the sending.
+public struct ResumeCatchUp: Sendable {
+    /// Why pacing ended, for the loop's log line.
+    public enum Ending: Equatable, Sendable {
+        /// The producers' sockets were found empty with nothing held: the backlog is out.
+        case caughtUp
+        /// One message waited this long for a subscriber's room.
+        case stalled
+        /// `resume_catch_up_ms` passed with the backlog still going out.
+        case timeLimit
+    }
+
+    /// A subscriber that lets one message wait this long is not reading.
+    public static let stallNanoseconds: UInt64 = 1_000_000_000
+
+    public let startedNanoseconds: UInt64
+    public let limitMilliseconds: Int
+    private let deadline: UInt64
+    /// Since when the held message has waited; nil while nothing is held.
+    public private(set) var heldSince: UInt64?
+    /// Messages forwarded while pacing.
+    public private(set) var forwarded: UInt64 = 0
+    /// How many times a message had to wait for a subscriber's room.
+    public private(set) var waits: UInt64 = 0
+
+    public init(nowNanoseconds now: UInt64, limitMilliseconds: Int) {
+        startedNanoseconds = now
+        self.limitMilliseconds = limitMilliseconds
+        deadline = now &+ UInt64(max(0, limitMilliseconds)) &* 1_000_000
+    }
+
+    /// Whether a message waits for room: the loop then stops reading producers and wakes when
+    /// XPUB hears that a subscriber read.
+    public var isHolding: Bool { heldSince != nil }
+
+    /// The message in hand was refused (a subscriber's queue is full).
+    public mutating func refused(nowNanoseconds now: UInt64) {
+        guard heldSince == nil else { return }
+        heldSince = now
+        waits &+= 1
+    }
+
+    /// The message in hand went out.
+    public mutating func sent() {
+        heldSince = nil
+        forwarded &+= 1
+    }
+
+    /// How pacing ends at `now`, or nil to go on. `producersEmpty`: this turn read nothing
+    /// from PULL or XSUB.
+    public func ending(nowNanoseconds now: UInt64, producersEmpty: Bool) -> Ending? {
+        if heldSince == nil && producersEmpty { return .caughtUp }
+        if let heldSince, now &- heldSince >= Self.stallNanoseconds { return .stalled }
+        if now >= deadline { return .timeLimit }
+        return nil
+    }
+
+    /// Milliseconds since RESUME, for the log.
+    public func elapsedMilliseconds(nowNanoseconds now: UInt64) -> UInt64 {
+        (now &- startedNanoseconds) / 1_000_000
+    }
+}
