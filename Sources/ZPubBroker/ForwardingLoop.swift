@@ -166,8 +166,8 @@ final class ForwardingLoop {
     /// For messages the loop makes itself (last values, snapshot markers), so that `message`
     /// can still hold the subscription frame being handled.
     private let outgoing = Message()
-    /// RESUME's backlog going out at the subscribers' pace (`ResumeCatchUp`); nil otherwise.
-    private var catchUp: ResumeCatchUp?
+    /// A held backlog going out at the subscribers' pace (`BacklogCatchUp`); nil otherwise.
+    private var catchUp: BacklogCatchUp?
     /// While pacing: the message in hand, whose first frame is `heldFirstFrame` and whose other
     /// frames still wait in `source`. Kept apart from `message`, which subscriptions use meanwhile.
     private var inHand: (source: Socket, role: BrokerSocketRole, size: Int)?
@@ -198,7 +198,11 @@ final class ForwardingLoop {
     private var stoodDown = false
     /// Whether PULL and XSUB are read: while active and not paused, and through a stand-down's
     /// drain.
-    private var readsProducers: Bool { !state.paused && (pairActive || stoodDown) }
+    private var readsProducers: Bool { !state.paused && startHoldUntil == nil && (pairActive || stoodDown) }
+    /// Until when (monotonic ns) producers are not read after start (`start_hold_ms`): a
+    /// restarted zpubd took what producers had queued while it was down before the subscribers
+    /// had reconnected, and dropped it as unwanted (620 to 944 messages per producer).
+    private var startHoldUntil: UInt64?
     /// A takeover waiting for the history writer's reserve above `nextSequence` (a write and a
     /// sync; seconds on a slow disk): the producers' endpoints are bound once it is recorded,
     /// or at `deadline` without it, and meanwhile the loop goes on answering subscriptions and
@@ -335,9 +339,16 @@ final class ForwardingLoop {
         // not its messages); a loop that slept to its poll timeout (500 ms) let `zpub pub --pub`
         // give up waiting for a subscription and send to no one.
         let xsubCommandsIndex = poller.add(fileDescriptor: (try? xsub.intOption(.fileDescriptor)) ?? -1)
-        // The same for XPUB while RESUME's catch-up holds a message: libzmq tells the socket
+        // The same for XPUB while a catch-up holds a message: libzmq tells the socket
         // that a subscriber has read (and its queue has room again) by a command.
         let xpubCommandsIndex = poller.add(fileDescriptor: (try? xpub.intOption(.fileDescriptor)) ?? -1)
+        let hold = configuration.startHoldMilliseconds
+        if hold > 0 && pairActive {
+            startHoldUntil = SystemClock.monotonicNanoseconds() &+ UInt64(hold) &* 1_000_000
+            logger.info(
+                "producers are read \(hold) ms after start (start_hold_ms), once subscribers coming back after a restart have subscribed"
+            )
+        }
         /// Producers are read only while active and not paused; the gateway's publishes not
         /// while a takeover waits for its reserve (they wait with it, rather than be refused
         /// as if paused).
@@ -364,8 +375,12 @@ final class ForwardingLoop {
                 // While a takeover waits for its reserve, its answer is looked for every 5 ms;
                 // while the catch-up holds a message, room for it every 10 ms besides XPUB's
                 // wake-ups (a command libzmq takes in just before the poll sleeps wakes no one).
-                let timeout =
+                var timeout =
                     activation != nil ? 5 : catchUp?.isHolding == true ? 10 : schedule.pollTimeoutMilliseconds
+                if let startHoldUntil {
+                    let left = startHoldUntil &- min(startHoldUntil, SystemClock.monotonicNanoseconds())
+                    timeout = min(timeout, Int(left / 1_000_000) + 1)
+                }
                 ready = try poller.poll(timeoutMilliseconds: timeout)
             } catch {
                 logger.critical("forwarding loop cannot poll: \(error)")
@@ -377,6 +392,12 @@ final class ForwardingLoop {
             perform(schedule.tick(nowNanoseconds: now), schedule: &schedule, now: now)
 
             if poller.isReadable(xpubIndex), handleSubscriptions() { passSubscriptionBarriers() }
+            if let until = startHoldUntil, now >= until {
+                startHoldUntil = nil
+                // What producers queued meanwhile goes out as a paused backlog at RESUME would.
+                if readsProducers { startCatchUp(.startHold) }
+                watchProducers()
+            }
             if catchUp != nil && (!readsProducers || stopRequested) {
                 endCatchUp(nil, now: now)
                 watchProducers()
@@ -535,7 +556,7 @@ final class ForwardingLoop {
     /// Moves one whole message, whose first frame is already in `message`, to XPUB. Returns its
     /// history sequence if history keeps it. `storing` is `storesMessages`, as a constant where
     /// the caller has one.
-    /// `firstFrameSent`: RESUME's catch-up sent a share of the first frame already.
+    /// `firstFrameSent`: a catch-up sent a share of the first frame already.
     @inline(__always) @discardableResult
     private func forwardMessage(
         from source: Socket, role: BrokerSocketRole, firstFrameSize: Int, storing: Bool, firstFrameSent: Bool = false
@@ -694,20 +715,21 @@ final class ForwardingLoop {
         _ = try xpub.send(outgoing, dontWait: true)
     }
 
-    // MARK: RESUME's catch-up
+    // MARK: A held backlog's catch-up
 
-    /// RESUME: the backlog goes out at the subscribers' pace (`ResumeCatchUp`), unless pacing is
-    /// off or no queue is bounded (`send_hwm = 0`: nothing is dropped anyway).
-    private func startCatchUp() {
+    /// RESUME, or the end of the start's hold: the backlog goes out at the subscribers' pace
+    /// (`BacklogCatchUp`), unless pacing is off or no queue is bounded (`send_hwm = 0`: nothing
+    /// is dropped anyway).
+    private func startCatchUp(_ cause: BacklogCatchUp.Cause) {
         let limit = configuration.resumeCatchUpMilliseconds
         guard limit > 0, catchUp == nil, ((try? xpub.intOption(.sendHighWaterMark)) ?? 0) > 0 else { return }
         do {
             try xpub.setOption(.xpubNoDrop, 1)
         } catch {
-            logger.warning("RESUME's backlog goes out at full speed: XPUB refused XPUB_NODROP (\(error))")
+            logger.warning("\(cause.backlog) goes out at full speed: XPUB refused XPUB_NODROP (\(error))")
             return
         }
-        catchUp = ResumeCatchUp(nowNanoseconds: SystemClock.monotonicNanoseconds(), limitMilliseconds: limit)
+        catchUp = BacklogCatchUp(cause, nowNanoseconds: SystemClock.monotonicNanoseconds(), limitMilliseconds: limit)
     }
 
     /// One turn of pacing: the message in hand first, then up to a burst from each of PULL and
@@ -724,7 +746,7 @@ final class ForwardingLoop {
             if inHand == nil, try pacedBurst(from: pull, role: .pull, now: now) { producersEmpty = false }
             if inHand == nil, try pacedBurst(from: xsub, role: .xsub, now: now) { producersEmpty = false }
         } catch {
-            logger.error("forwarding RESUME's backlog failed: \(error)")
+            logger.error("forwarding \(catchUp?.cause.backlog ?? "a held backlog") failed: \(error)")
         }
         if let ending = catchUp?.ending(nowNanoseconds: now, producersEmpty: producersEmpty) {
             endCatchUp(ending, now: now)
@@ -767,13 +789,13 @@ final class ForwardingLoop {
 
     /// Ends pacing: XPUB drops for full queues again, and a message in hand goes out as any
     /// other would. `ending` nil: paused again, stopping, or no longer the active broker.
-    private func endCatchUp(_ ending: ResumeCatchUp.Ending?, now: UInt64) {
+    private func endCatchUp(_ ending: BacklogCatchUp.Ending?, now: UInt64) {
         guard let progress = catchUp else { return }
         catchUp = nil
         do {
             try xpub.setOption(.xpubNoDrop, 0)
         } catch {
-            logger.error("XPUB_NODROP could not be turned off after RESUME's backlog: \(error)")
+            logger.error("XPUB_NODROP could not be turned off after \(progress.cause.backlog): \(error)")
         }
         if let (source, role, size) = inHand {
             inHand = nil
@@ -788,17 +810,20 @@ final class ForwardingLoop {
         let paced = "\(progress.forwarded) messages in \(elapsed) ms at the slowest subscriber's pace"
         switch ending {
         case .caughtUp?:
-            logger.info("RESUME's backlog is out: \(paced)")
+            // Nothing held at start is the usual case, not worth a line.
+            if progress.forwarded > 0 || progress.cause == .resume {
+                logger.info("\(progress.cause.backlog) is out: \(paced)")
+            }
         case .stalled?:
             logger.warning(
-                "RESUME's backlog goes out at full speed after \(paced): a subscriber read nothing for \(ResumeCatchUp.stallNanoseconds / 1_000_000) ms, and no one waits for it; subscribers send_hwm behind lose messages (docs/reliability.md)"
+                "\(progress.cause.backlog) goes out at full speed after \(paced): a subscriber read nothing for \(BacklogCatchUp.stallNanoseconds / 1_000_000) ms, and no one waits for it; subscribers send_hwm behind lose messages (docs/reliability.md)"
             )
         case .timeLimit?:
             logger.warning(
-                "RESUME's backlog goes out at full speed after \(paced): resume_catch_up_ms (\(progress.limitMilliseconds)) passed; subscribers send_hwm behind lose messages (raise resume_catch_up_ms or send_hwm)"
+                "\(progress.cause.backlog) goes out at full speed after \(paced): resume_catch_up_ms (\(progress.limitMilliseconds)) passed; subscribers send_hwm behind lose messages (raise resume_catch_up_ms or send_hwm)"
             )
         case nil:
-            logger.info("RESUME's pacing ended (paused again, stopping, or passive) after \(paced)")
+            logger.info("pacing \(progress.cause.backlog) ended (paused, stopping, or passive) after \(paced)")
         }
     }
 
@@ -1307,7 +1332,7 @@ final class ForwardingLoop {
             case .setPaused(let paused, let slot):
                 if paused != state.paused {
                     logger.notice(paused ? "forwarding paused" : "forwarding resumed")
-                    if !paused { startCatchUp() }
+                    if !paused { startCatchUp(.resume) }
                 }
                 state.paused = paused
                 slot.fulfill(paused)
@@ -1315,6 +1340,8 @@ final class ForwardingLoop {
                 slot.fulfill(reconfigure(newConfiguration, serverKey: serverKey))
             case .stop:
                 stopRequested = true
+                // The drain reads producers at once, held at start or not.
+                startHoldUntil = nil
             case .snapshotValues(let token, let prefix, let slot):
                 requested(.snapshot(prefix: prefix, slot), token: token)
             case .replay(let token, let since, let prefix, let slot):

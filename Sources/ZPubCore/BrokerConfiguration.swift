@@ -48,6 +48,9 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         public static let shutdownDrainMilliseconds = 2_000
         /// After RESUME, how long the backlog may go out at the slowest subscriber's pace.
         public static let resumeCatchUpMilliseconds = 5_000
+        /// At start, producers are read only after this long: subscribers reconnect within
+        /// libzmq's reconnect interval (100 ms) and subscribe first.
+        public static let startHoldMilliseconds = 500
         /// No upstream brokers: a single broker is the common case.
         public static let upstreamEndpoints: [String] = []
         /// The last-value cache is off unless prefixes are configured.
@@ -103,6 +106,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var topicAccounting = Defaults.topicAccounting
     public var shutdownDrainMilliseconds = Defaults.shutdownDrainMilliseconds
     public var resumeCatchUpMilliseconds = Defaults.resumeCatchUpMilliseconds
+    public var startHoldMilliseconds = Defaults.startHoldMilliseconds
     public var upstreamEndpoints = Defaults.upstreamEndpoints
     public var lastValuePrefixes = Defaults.lastValuePrefixes
     public var lastValueMaxEntries = Defaults.lastValueMaxEntries
@@ -170,6 +174,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case topicAccounting = "topic_accounting"
         case shutdownDrainMilliseconds = "shutdown_drain_ms"
         case resumeCatchUpMilliseconds = "resume_catch_up_ms"
+        case startHoldMilliseconds = "start_hold_ms"
         case upstreamEndpoints = "upstream"
         case lastValuePrefixes = "last_value_prefixes"
         case lastValueMaxEntries = "last_value_max_entries"

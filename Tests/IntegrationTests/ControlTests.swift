@@ -364,7 +364,7 @@ final class ControlTests: XCTestCase {
         let count = 10_000
         let (paced, pacedLog) = try deliveredAfterResume(count: count, catchUpMilliseconds: 600_000)
         XCTAssertEqual(paced, Array(0..<count), "paced: \(paced.count) of \(count) arrived, or out of order")
-        XCTAssertTrue(pacedLog.contains("RESUME's backlog is out: \(count) messages"), pacedLog)
+        XCTAssertTrue(pacedLog.contains("the backlog RESUME released is out: \(count) messages"), pacedLog)
         let (unpaced, _) = try deliveredAfterResume(count: count, catchUpMilliseconds: 0)
         print("figure: \(unpaced.count) of \(count) delivered after RESUME without pacing")
         XCTAssertLessThan(unpaced.count, count, "the backlog fit the queues: this test shows nothing")
@@ -398,7 +398,7 @@ final class ControlTests: XCTestCase {
             if numbers.count % 500 == 0 { usleep(20_000) }
         }
         try Wait.until("zpubd logs the end of the catch-up", timeout: 5) {
-            catchUpMilliseconds == 0 || daemon.log.contains("RESUME's backlog")
+            catchUpMilliseconds == 0 || daemon.log.contains("the backlog RESUME released")
         }
         return (numbers, daemon.log)
     }

@@ -282,6 +282,41 @@ final class FaultTests: XCTestCase {
         XCTAssertLessThan(resumed, 10)
     }
 
+    /// What a producer queued while zpubd was down reaches the subscribers that come back with
+    /// it: zpubd reads producers only `start_hold_ms` (500 ms) after start. The producer
+    /// retries every 100 ms (libzmq's default), the subscriber every 250 ms; before the hold, the
+    /// producer's queue arrived first whenever the subscriber's next retry came later (four
+    /// restarts in five), and was dropped as unwanted.
+    func testWhatAProducerQueuedWhileTheBrokerWasDownReachesTheSubscribersThatComeBack() throws {
+        let endpoints: [BrokerSocketRole: String] = [
+            .pull: "tcp://127.0.0.1:\(try FreePort.find())", .xpub: "tcp://127.0.0.1:\(try FreePort.find())",
+        ]
+        var daemon: Daemon? = try Daemon(endpoints: endpoints)
+        let clients = try Clients()
+        let subscriber = try clients.socket(.sub, connect: endpoints[.xpub]!) {
+            try $0.setOption(.reconnectInterval, 250)
+            try $0.setOption(.receiveHighWaterMark, 0)
+            try $0.setOption(.subscribe, bytes: Array("q".utf8))
+        }
+        let push = try clients.socket(.push, connect: endpoints[.pull]!) { try $0.setOption(.sendHighWaterMark, 0) }
+        try daemon!.waitForSubscriptions(1)
+        try push.send(frames: frames("q", "before"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("q", "before")])
+
+        daemon!.signal(SIGTERM)
+        XCTAssertEqual(daemon!.waitForExit(), 0)
+        daemon = nil
+        let count = 1_000
+        for i in 0..<count { try push.send(frames: frames("q", "\(i)")) }
+        let restarted = try Daemon(endpoints: endpoints)
+        let numbers = try subscriber.receive(count).map { String(decoding: $0[1], as: UTF8.self) }
+        XCTAssertEqual(numbers, (0..<count).map(String.init))
+        XCTAssertEqual(try restarted.stats().unwantedMessages, 0)
+        try Wait.until("zpubd logs that the backlog is out\n\(restarted.log)") {
+            restarted.log.contains("the backlog held at start (start_hold_ms) is out")
+        }
+    }
+
     /// No HWM pressure, healthy subscriber: every message arrives, in order per producer.
     func testNothingIsLostAndOrderIsKeptPerProducer() throws {
         let perProducer = Soak.scale(50_000, 500_000)

@@ -62,6 +62,12 @@ final class TopTests: XCTestCase {
             _ = try clients.subscriber(daemon.xpub, prefixes: ["weather."])
             try daemon.waitForSubscriptions(1)
             push = try clients.socket(.push, connect: daemon.pull)
+            // zpubd reads producers only once `start_hold_ms` has passed: a view started before
+            // would show a first interval without traffic.
+            try Wait.until("zpubd forwards") {
+                try send()
+                return try daemon.stats().messagesOut > 0
+            }
         }
 
         /// Pushes five messages on each topic.

@@ -1,5 +1,6 @@
 /// After RESUME, the backlog producers queued while forwarding was paused goes out no faster
-/// than the slowest subscriber it is for reads it: the forwarding loop turns on XPUB_NODROP, so
+/// than the slowest subscriber it is for reads it (and so, after start, what they queued while
+/// `start_hold_ms` held them): the forwarding loop turns on XPUB_NODROP, so
 /// libzmq refuses a message while any of its subscribers' queues (`send_hwm`) is full, and the
 /// loop holds that message until they have room. At full speed every subscriber is the whole
 /// backlog behind at once, and libzmq dropped all but `send_hwm` of it for each (a healthy
@@ -10,7 +11,21 @@
 /// when one message has waited `stallNanoseconds` (a subscriber that reads nothing is not
 /// catching up), or at the configured limit (`resume_catch_up_ms`). This type decides when;
 /// the loop does the sending.
-public struct ResumeCatchUp: Sendable {
+public struct BacklogCatchUp: Sendable {
+    /// What held the backlog, for the loop's log lines.
+    public enum Cause: String, Sendable {
+        case resume = "RESUME"
+        case startHold = "start_hold_ms"
+
+        /// "the backlog RESUME released", "the backlog held at start (start_hold_ms)".
+        public var backlog: String {
+            switch self {
+            case .resume: "the backlog RESUME released"
+            case .startHold: "the backlog held at start (start_hold_ms)"
+            }
+        }
+    }
+
     /// Why pacing ended, for the loop's log line.
     public enum Ending: Equatable, Sendable {
         /// The producers' sockets were found empty with nothing held: the backlog is out.
@@ -24,6 +39,7 @@ public struct ResumeCatchUp: Sendable {
     /// A subscriber that lets one message wait this long is not reading.
     public static let stallNanoseconds: UInt64 = 1_000_000_000
 
+    public let cause: Cause
     public let startedNanoseconds: UInt64
     public let limitMilliseconds: Int
     private let deadline: UInt64
@@ -34,7 +50,8 @@ public struct ResumeCatchUp: Sendable {
     /// How many times a message had to wait for a subscriber's room.
     public private(set) var waits: UInt64 = 0
 
-    public init(nowNanoseconds now: UInt64, limitMilliseconds: Int) {
+    public init(_ cause: Cause, nowNanoseconds now: UInt64, limitMilliseconds: Int) {
+        self.cause = cause
         startedNanoseconds = now
         self.limitMilliseconds = limitMilliseconds
         deadline = now &+ UInt64(max(0, limitMilliseconds)) &* 1_000_000
@@ -66,7 +83,7 @@ public struct ResumeCatchUp: Sendable {
         return nil
     }
 
-    /// Milliseconds since RESUME, for the log.
+    /// Milliseconds since pacing began, for the log.
     public func elapsedMilliseconds(nowNanoseconds now: UInt64) -> UInt64 {
         (now &- startedNanoseconds) / 1_000_000
     }

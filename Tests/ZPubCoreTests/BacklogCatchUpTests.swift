@@ -1,11 +1,11 @@
 import XCTest
 import ZPubCore
 
-final class ResumeCatchUpTests: XCTestCase {
+final class BacklogCatchUpTests: XCTestCase {
     private let second: UInt64 = 1_000_000_000
 
     func testATurnThatFindsTheProducersEmptyWithNothingHeldEndsIt() {
-        var catchUp = ResumeCatchUp(nowNanoseconds: 0, limitMilliseconds: 5_000)
+        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
         XCTAssertNil(catchUp.ending(nowNanoseconds: 1, producersEmpty: false))
         catchUp.sent()
         XCTAssertEqual(catchUp.ending(nowNanoseconds: 2, producersEmpty: true), .caughtUp)
@@ -13,31 +13,32 @@ final class ResumeCatchUpTests: XCTestCase {
     }
 
     func testAHeldMessageIsNotCaughtUpHoweverEmptyTheProducers() {
-        var catchUp = ResumeCatchUp(nowNanoseconds: 0, limitMilliseconds: 5_000)
+        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
         catchUp.refused(nowNanoseconds: 10)
         XCTAssertTrue(catchUp.isHolding)
         XCTAssertNil(catchUp.ending(nowNanoseconds: 20, producersEmpty: true))
     }
 
     func testOneMessageHeldForTheStallTimeEndsItWhateverTheLimit() {
-        var catchUp = ResumeCatchUp(nowNanoseconds: 0, limitMilliseconds: 600_000)
+        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 600_000)
         catchUp.refused(nowNanoseconds: 3 * second)
         // Refused again and again: the wait counts from the first refusal.
-        catchUp.refused(nowNanoseconds: 3 * second + ResumeCatchUp.stallNanoseconds / 2)
+        catchUp.refused(nowNanoseconds: 3 * second + BacklogCatchUp.stallNanoseconds / 2)
         XCTAssertNil(
-            catchUp.ending(nowNanoseconds: 3 * second + ResumeCatchUp.stallNanoseconds - 1, producersEmpty: false))
+            catchUp.ending(nowNanoseconds: 3 * second + BacklogCatchUp.stallNanoseconds - 1, producersEmpty: false))
         XCTAssertEqual(
-            catchUp.ending(nowNanoseconds: 3 * second + ResumeCatchUp.stallNanoseconds, producersEmpty: false), .stalled
+            catchUp.ending(nowNanoseconds: 3 * second + BacklogCatchUp.stallNanoseconds, producersEmpty: false),
+            .stalled
         )
         XCTAssertEqual(catchUp.waits, 1)
     }
 
     func testMessagesThatEachWaitLessThanTheStallTimeGoOnUntilTheLimit() {
-        var catchUp = ResumeCatchUp(nowNanoseconds: 0, limitMilliseconds: 5_000)
+        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
         var now: UInt64 = 0
-        while now + ResumeCatchUp.stallNanoseconds / 2 < 5 * second {
+        while now + BacklogCatchUp.stallNanoseconds / 2 < 5 * second {
             catchUp.refused(nowNanoseconds: now)
-            now += ResumeCatchUp.stallNanoseconds / 2
+            now += BacklogCatchUp.stallNanoseconds / 2
             XCTAssertNil(catchUp.ending(nowNanoseconds: now, producersEmpty: false))
             catchUp.sent()
             now += 1
