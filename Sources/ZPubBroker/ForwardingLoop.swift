@@ -353,14 +353,15 @@ final class ForwardingLoop {
         /// while a takeover waits for its reserve (they wait with it, rather than be refused
         /// as if paused).
         /// While the catch-up holds a message, producers are not read (a poll would find them
-        /// readable at once, every time) and the gateway's publishes wait for its end.
+        /// readable at once, every time). The gateway's publishes wait through the start's hold
+        /// (their subscribers are coming back too), not through a catch-up: they are live.
         func watchProducers() {
             let holding = catchUp?.isHolding == true
             poller.setWatching(pullIndex, readsProducers && !holding)
             poller.setWatching(xsubIndex, readsProducers && !holding)
             poller.setWatching(xsubCommandsIndex, !readsProducers || holding)
             poller.setWatching(xpubCommandsIndex, holding)
-            if let receiptsIndex { poller.setWatching(receiptsIndex, activation == nil && catchUp == nil) }
+            if let receiptsIndex { poller.setWatching(receiptsIndex, activation == nil && startHoldUntil == nil) }
         }
         watchProducers()
         // The watchdog is pinged from here, and only here: if this loop hangs, the pings stop and
@@ -413,7 +414,7 @@ final class ForwardingLoop {
             }
             if poller.isReadable(xsubCommandsIndex) { xsub.takeInPendingNotes() }
             // Paused or not: while paused, each gets a refusal instead of waiting.
-            if let receiptsIndex, poller.isReadable(receiptsIndex) { forwardWithReceipts() }
+            if let receiptsIndex, startHoldUntil == nil, poller.isReadable(receiptsIndex) { forwardWithReceipts() }
             if poller.isReadable(mailboxIndex) {
                 handleCommands()
                 if stopRequested && !schedule.isDraining {
@@ -532,6 +533,11 @@ final class ForwardingLoop {
     private func forwardWithReceipts() {
         guard let receipts else { return }
         if state.topicAccounting { state.prepareToCountTopics() }
+        // Live publishes, not a held backlog: sent as without a catch-up.
+        droppingForFullQueues { forwardReceipts(from: receipts) }
+    }
+
+    private func forwardReceipts(from receipts: Socket) {
         do {
             for _ in 0..<Self.burst {
                 guard let size = try receipts.receiveSize(into: message, dontWait: true) else { return }
@@ -702,6 +708,10 @@ final class ForwardingLoop {
     /// Publishes `[$zpub/seq/<topic>, <sequence>]` right after the kept message it numbers: a
     /// subscriber to both learns each message's sequence, to resume from exactly there.
     private func sendSequenceMarker(_ sequence: UInt64) throws {
+        try droppingForFullQueues { try sendSequenceMarkerFrames(sequence) }
+    }
+
+    private func sendSequenceMarkerFrames(_ sequence: UInt64) throws {
         outgoing.replace(with: sequenceMarkerTopic)
         guard try xpub.send(outgoing, more: true, dontWait: true) else { return }
         sequenceDigits.removeAll(keepingCapacity: true)
@@ -768,9 +778,10 @@ final class ForwardingLoop {
     /// subscriber it goes to has a full queue; sent whole when taken. True when it went.
     private func offerInHand(now: UInt64) throws -> Bool {
         guard let (source, role, size) = inHand else { return false }
-        // zpubd's own topics are not forwarded but read to their end (`forwardMessage`).
+        // zpubd's own topics are not forwarded but read to their end, where `forwardMessage`
+        // looks for them (with accounting or storing on).
         let internalTopic =
-            size >= 6
+            (state.topicAccounting || storesMessages) && size >= 6
             && heldFirstFrame.withUnsafeBytes(count: size) { $0[0] == UInt8(ascii: "$") && Self.isInternal($0) }
         if !internalTopic {
             offer.share(heldFirstFrame)
@@ -787,6 +798,16 @@ final class ForwardingLoop {
         return true
     }
 
+    /// Runs `body` with XPUB dropping for full queues, as it does without a catch-up: a message
+    /// zpubd makes itself (a marker), or a live publish of the gateway, is not held back with
+    /// the backlog, and XPUB_NODROP would refuse it for every subscriber when one is full.
+    private func droppingForFullQueues<T>(_ body: () throws -> T) rethrows -> T {
+        guard catchUp != nil else { return try body() }
+        try? xpub.setOption(.xpubNoDrop, 0)
+        defer { try? xpub.setOption(.xpubNoDrop, 1) }
+        return try body()
+    }
+
     /// Ends pacing: XPUB drops for full queues again, and a message in hand goes out as any
     /// other would. `ending` nil: paused again, stopping, or no longer the active broker.
     private func endCatchUp(_ ending: BacklogCatchUp.Ending?, now: UInt64) {
@@ -797,9 +818,13 @@ final class ForwardingLoop {
         } catch {
             logger.error("XPUB_NODROP could not be turned off after \(progress.cause.backlog): \(error)")
         }
+        // A refused offer still shares its frame's buffer.
+        offer.replace(with: [UInt8]())
         if let (source, role, size) = inHand {
             inHand = nil
             message.take(from: heldFirstFrame)
+            // Ended by a command too, after a reader was handed the counters.
+            if state.topicAccounting { state.prepareToCountTopics() }
             do {
                 try forwardMessage(from: source, role: role, firstFrameSize: size, storing: storesMessages)
             } catch {
@@ -1181,10 +1206,12 @@ final class ForwardingLoop {
     private func publishMarker(token: String, sequence: UInt64) {
         do {
             let marker = SnapshotReply.markerFrames(token: token, sequence: sequence)
-            outgoing.replace(with: marker[0])
-            if try xpub.send(outgoing, more: true, dontWait: true) {
-                outgoing.replace(with: marker[1])
-                _ = try xpub.send(outgoing, dontWait: true)
+            try droppingForFullQueues {
+                outgoing.replace(with: marker[0])
+                if try xpub.send(outgoing, more: true, dontWait: true) {
+                    outgoing.replace(with: marker[1])
+                    _ = try xpub.send(outgoing, dontWait: true)
+                }
             }
         } catch {
             logger.error("cannot publish a snapshot marker: \(error)")
@@ -1328,11 +1355,13 @@ final class ForwardingLoop {
                 var stats = state.statsSnapshot(uptimeSeconds: 0)
                 stats.droppedLogRecords = UInt64(logQueue.droppedRecords)
                 stats.connectionEventsSummarized = connectionEventsSummarized
+                stats.catchUp = catchUp?.stats(nowNanoseconds: SystemClock.monotonicNanoseconds())
                 slot.fulfill(stats)
             case .setPaused(let paused, let slot):
                 if paused != state.paused {
                     logger.notice(paused ? "forwarding paused" : "forwarding resumed")
-                    if !paused { startCatchUp(.resume) }
+                    // Not during the start's hold (its end starts one) or on a passive broker.
+                    if !paused && startHoldUntil == nil && (pairActive || stoodDown) { startCatchUp(.resume) }
                 }
                 state.paused = paused
                 slot.fulfill(paused)
@@ -1340,8 +1369,11 @@ final class ForwardingLoop {
                 slot.fulfill(reconfigure(newConfiguration, serverKey: serverKey))
             case .stop:
                 stopRequested = true
-                // The drain reads producers at once, held at start or not.
+                // The drain reads producers at once, held at start or in a catch-up (whose
+                // held message kept them unwatched: the drain's first poll was quiet, and
+                // ended it with their queues unread).
                 startHoldUntil = nil
+                endCatchUp(nil, now: SystemClock.monotonicNanoseconds())
             case .snapshotValues(let token, let prefix, let slot):
                 requested(.snapshot(prefix: prefix, slot), token: token)
             case .replay(let token, let since, let prefix, let slot):

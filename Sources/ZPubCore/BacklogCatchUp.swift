@@ -83,6 +83,13 @@ public struct BacklogCatchUp: Sendable {
         return nil
     }
 
+    /// What STATS shows of it at `now`.
+    public func stats(nowNanoseconds now: UInt64) -> StatsSnapshot.CatchUpStats {
+        StatsSnapshot.CatchUpStats(
+            cause: cause.rawValue, forwarded: forwarded, elapsedMilliseconds: elapsedMilliseconds(nowNanoseconds: now),
+            waitingMilliseconds: heldSince.map { (now &- min(now, $0)) / 1_000_000 })
+    }
+
     /// Milliseconds since pacing began, for the log.
     public func elapsedMilliseconds(nowNanoseconds now: UInt64) -> UInt64 {
         (now &- startedNanoseconds) / 1_000_000

@@ -38,6 +38,31 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var handshakeFailures: UInt64
     /// Running out of file descriptors (optional: absent in replies of zpubd before 0.x).
     public var descriptors: DescriptorStats?
+    /// A held backlog going out at the subscribers' pace (after RESUME, or the start's hold:
+    /// `BacklogCatchUp`); absent when none is.
+    public var catchUp: CatchUpStats?
+
+    public struct CatchUpStats: Codable, Equatable, Sendable {
+        /// "RESUME" or "start_hold_ms".
+        public var cause: String
+        public var forwarded: UInt64
+        public var elapsedMilliseconds: UInt64
+        /// How long the message in hand has waited for a subscriber's room; absent when none waits.
+        public var waitingMilliseconds: UInt64?
+
+        public init(cause: String, forwarded: UInt64, elapsedMilliseconds: UInt64, waitingMilliseconds: UInt64?) {
+            self.cause = cause
+            self.forwarded = forwarded
+            self.elapsedMilliseconds = elapsedMilliseconds
+            self.waitingMilliseconds = waitingMilliseconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case cause, forwarded
+            case elapsedMilliseconds = "elapsed_ms"
+            case waitingMilliseconds = "waiting_ms"
+        }
+    }
     public var lastValue: LastValueStats
     /// The upstream brokers the XSUB socket connects to, and their state.
     public var upstreams: [UpstreamLink]
@@ -283,6 +308,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case peers, upstreams, security, descriptors, history, pair
         case handshakeFailures = "handshake_failures"
         case lastValue = "last_value"
+        case catchUp = "catch_up"
     }
 }
 

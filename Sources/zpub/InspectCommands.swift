@@ -61,6 +61,14 @@ struct Stats: ParsableCommand {
                     "connections    \(summarized) events taken as counts: the forwarding loop fell behind them (peer counts stay right; see docs/reliability.md)"
                 )
             }
+            if let catchUp = stats.catchUp {
+                let waiting =
+                    catchUp.waitingMilliseconds.map { "; one message has waited \($0) ms for a subscriber's room" }
+                    ?? ""
+                Output.line(
+                    "catching up    \(catchUp.forwarded) messages of the backlog held by \(catchUp.cause) forwarded in \(catchUp.elapsedMilliseconds) ms, at the slowest subscriber's pace\(waiting)"
+                )
+            }
             // Without history prefixes the store may still hold persisted last values: no line.
             if let history = stats.history, !history.prefixes.isEmpty {
                 Output.line(

@@ -25,6 +25,13 @@ struct Subscribe: ParsableCommand {
     var prefixes: [String] = []
 
     @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Also subscribe to the prefixes in this file, one per line (- for standard input; empty lines skipped): for thousands, which as arguments take seconds to parse.",
+            valueName: "file"))
+    var prefixesFrom: String?
+
+    @Option(
         name: [.customShort("e"), .long],
         help: ArgumentHelp(
             "The broker's XPUB endpoint (default: $ZPUB_XPUB, else the XPUB default); repeat it for both brokers of a pair (only the active one publishes).",
@@ -83,7 +90,8 @@ struct Subscribe: ParsableCommand {
 
     @OptionGroup var curve: CurveOptions
 
-    func validate() throws {
+    mutating func validate() throws {
+        if let prefixesFrom { prefixes += try Self.prefixes(from: prefixesFrom) }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         try EndpointArgument.check(endpoint, "--endpoint")
         try EndpointArgument.check(controls, "--control")
@@ -425,6 +433,26 @@ struct Subscribe: ParsableCommand {
             )
         }
         return try client.decode(reply, of: text, as: T.self)
+    }
+
+    /// The prefixes of `--prefixes-from`: a file of one per line, or standard input ("-").
+    private static func prefixes(from path: String) throws -> [String] {
+        let data: Data
+        if path == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("--prefixes-from: cannot read \(path) (\(String(cString: strerror(errno))))")
+            }
+            data = contents
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ValidationError("--prefixes-from: \(path) is not UTF-8 text")
+        }
+        let prefixes = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        // An empty file would otherwise subscribe to everything.
+        guard !prefixes.isEmpty else { throw ValidationError("--prefixes-from: \(path) holds no prefix") }
+        return prefixes
     }
 
     /// Whether a subscription to `prefix` and one of `prefixes` can match a common topic.

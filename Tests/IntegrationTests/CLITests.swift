@@ -239,6 +239,33 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(run.stdout, "many3000.x\tlast\n")
     }
 
+    /// Prefixes by the thousand come from a file: as arguments, ArgumentParser takes time
+    /// quadratic in their number (8,000 took 2.9 s in a release build).
+    func testSubscribeReadsPrefixesFromAFile() throws {
+        let daemon = try Daemon()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-prefixes-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try ((1...10_000).map { "file\($0)." }.joined(separator: "\n") + "\n\n").write(
+            to: file, atomically: true, encoding: .utf8)
+        let subscriber = try RunningProgram(
+            Binaries.zpub, ["sub", "--endpoint", daemon.xpub, "--count", "1", "--prefixes-from", file.path, "arg."])
+        try daemon.waitForSubscriptions(10_001, timeout: 30)
+        XCTAssertEqual(try zpub(["pub", "--endpoint", daemon.pull, "file10000.x", "last"]).status, 0)
+        let run = try subscriber.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout, "file10000.x\tlast\n")
+
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-no-prefixes-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: empty) }
+        try "\n".write(to: empty, atomically: true, encoding: .utf8)
+        let refused = try zpub(["sub", "--endpoint", daemon.xpub, "--prefixes-from", empty.path])
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("holds no prefix"), refused.stderr)
+        let missing = try zpub(["sub", "--endpoint", daemon.xpub, "--prefixes-from", empty.path + ".missing"])
+        XCTAssertTrue(missing.stderr.contains("cannot read"), missing.stderr)
+    }
+
     /// `zpub pub` asks the broker's control endpoint for its max_message_size and refuses a
     /// larger frame: a PUSH has no reply and libzmq says to neither side why it closed the
     /// connection, so a broker configured below zpub's 16 MiB took the frame's connection down
