@@ -375,22 +375,11 @@ final class ControlTests: XCTestCase {
     /// of 500 with 20 ms between (alive, slower than zpubd). Returns the numbers read and the log.
     private func deliveredAfterResume(count: Int, catchUpMilliseconds: Int) throws -> ([Int], String) {
         let daemon = try Daemon(
-            configuration: """
-                [daemon]
-                resume_catch_up_ms = \(catchUpMilliseconds)
-                [sockets]
-                send_hwm = 100
-                receive_hwm = 0
-                """)
+            configuration: catchUpConfiguration(milliseconds: catchUpMilliseconds))
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 100)
         try daemon.waitForSubscriptions(1)
-        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
-        // zpub pub exits once its messages are handed over: all in zpubd's queue (receive_hwm 0).
-        let lines = (0..<count).map { "\($0) " + String(repeating: "x", count: 100) + "\n" }.joined()
-        let run = try Run.program(Binaries.zpub, ["pub", "--endpoint", daemon.pull, "t"], stdin: lines)
-        XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        try daemon.holdBacklog(count: count, topic: "t", bytes: 100)
         var numbers: [Int] = []
         // A message that does not come within 3 s will not come: the producer sent all of it.
         while let frames = try subscriber.receiveFrames(timeoutMilliseconds: 3_000) {
@@ -408,24 +397,11 @@ final class ControlTests: XCTestCase {
     /// ever, it would have got only what came before the other's queue was full, within
     /// milliseconds of RESUME, and nothing after.)
     func testASubscriberThatReadsNothingHoldsResumesBacklogBackForASecondAtMost() throws {
-        let daemon = try Daemon(
-            configuration: """
-                [daemon]
-                resume_catch_up_ms = 600000
-                [sockets]
-                send_hwm = 100
-                receive_hwm = 0
-                """)
-        let clients = try Clients()
+        let (daemon, clients) = try (Daemon(configuration: catchUpConfiguration()), Clients())
         let reader = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 0)
         let stuck = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 100)
         try daemon.waitForSubscriptions(2)
-        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
-        let lines = (0..<5_000).map { "\($0) " + String(repeating: "x", count: 1_000) + "\n" }.joined()
-        let run = try Run.program(Binaries.zpub, ["pub", "--endpoint", daemon.pull, "t.backlog"], stdin: lines)
-        XCTAssertEqual(run.status, 0, run.stderr)
-        let resumed = ContinuousClock.now
-        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        let resumed = try daemon.holdBacklog(count: 5_000, topic: "t.backlog", bytes: 1_000)
         // The stall is a second; the 5 s of silence that ends the reading allow for a loaded machine.
         var (received, last) = (0, resumed)
         while try reader.receiveFrames(timeoutMilliseconds: 5_000) != nil { (received, last) = (received + 1, .now) }
@@ -440,27 +416,17 @@ final class ControlTests: XCTestCase {
     /// as any stop does. The held message kept PULL and XSUB out of the poll, so the drain's
     /// first poll was quiet and ended it with their queues unread (a helper's review).
     func testAStopWhileTheCatchUpWaitsForASubscriberDrainsTheBacklog() throws {
-        let daemon = try Daemon(
-            configuration: """
-                [daemon]
-                resume_catch_up_ms = 600000
-                [sockets]
-                send_hwm = 100
-                receive_hwm = 0
-                """)
-        let clients = try Clients()
+        let (daemon, clients) = try (Daemon(configuration: catchUpConfiguration()), Clients())
         let reader = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 0)
         let stuck = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 100)
         try daemon.waitForSubscriptions(2)
-        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
-        let lines = (0..<5_000).map { "\($0) " + String(repeating: "x", count: 1_000) + "\n" }.joined()
-        XCTAssertEqual(try Run.program(Binaries.zpub, ["pub", "--endpoint", daemon.pull, "t"], stdin: lines).status, 0)
-        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        try daemon.holdBacklog(count: 5_000, topic: "t", bytes: 1_000)
         // A message that waited 200 ms: the other subscriber's queues, its socket's and its
         // libzmq's, are full, and nothing more goes out before the stall ends it at a second.
         var paced: UInt64 = 0
         try Wait.until("a message waits for the subscriber that reads nothing") {
-            guard let catchUp = try daemon.stats().catchUp, catchUp.waitingMilliseconds ?? 0 >= 200 else { return false }
+            let catchUp = try daemon.stats().catchUp
+            guard let catchUp, catchUp.waitingMilliseconds ?? 0 >= 200 else { return false }
             paced = catchUp.forwarded
             return true
         }

@@ -132,34 +132,18 @@ final class HistoryTests: XCTestCase {
         XCTAssertFalse(again.log.contains("uncleanly"), again.log)
     }
 
-    /// A state directory deleted under zpubd is said in its log: SQLite writes on into the
-    /// deleted file, lost when zpubd stops, and the next start numbers from 1 again. It was
-    /// silent, HEALTH ok (a probe: 290,000 messages lost, numbers given again).
     /// While a held backlog goes out at the subscribers' pace (XPUB_NODROP on), a sequence
     /// marker is sent as without it: a subscriber to the markers whose queue is full misses
     /// them, the others do not. With XPUB_NODROP one full queue refused each marker for all.
     func testSequenceMarkersDuringACatchUpAreNotRefusedForAllByOneFullQueue() throws {
-        let daemon = try Daemon(
-            configuration: """
-                [daemon]
-                resume_catch_up_ms = 600000
-                [sockets]
-                send_hwm = 100
-                receive_hwm = 0
-                [history]
-                prefixes = ["m."]
-                """)
+        let daemon = try Daemon(configuration: catchUpConfiguration() + "[history]\nprefixes = [\"m.\"]\n")
         let clients = try Clients()
         let messages = try clients.subscriber(daemon.xpub, prefixes: ["m."], receiveHWM: 100)
         let markers = try clients.subscriber(daemon.xpub, prefixes: ["$zpub/seq/m."], receiveHWM: 0)
         let stuck = try clients.subscriber(daemon.xpub, prefixes: ["$zpub/seq/m."], receiveHWM: 100)
         try daemon.waitForSubscriptions(3)
-        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
         let count = 6_000
-        let lines = (0..<count).map { "\($0)\n" }.joined()
-        XCTAssertEqual(
-            try Run.program(Binaries.zpub, ["pub", "--endpoint", daemon.pull, "m.x"], stdin: lines).status, 0)
-        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        try daemon.holdBacklog(count: count, topic: "m.x")
         // Read slower than zpubd sends, so that the messages are paced by this subscriber's
         // queue; the markers' own subscriber buffers them all (no receive limit).
         var received = 0
@@ -177,6 +161,9 @@ final class HistoryTests: XCTestCase {
         _ = stuck
     }
 
+    /// A state directory deleted under zpubd is said in its log: SQLite writes on into the
+    /// deleted file, lost when zpubd stops, and the next start numbers from 1 again. It was
+    /// silent, HEALTH ok (a probe: 290,000 messages lost, numbers given again).
     func testAHistoryFileDeletedWhileZpubdRunsIsSaid() throws {
         let daemon = try Daemon(arguments: ["--history", "h.", "--state-dir", stateDirectory.path])
         let clients = try Clients()

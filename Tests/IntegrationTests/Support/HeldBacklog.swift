@@ -1,0 +1,27 @@
+import Foundation
+import XCTest
+
+/// The setting of the catch-up tests: subscribers' queues of 100 messages, producers' queues
+/// without a limit, and by default pacing that only the stall (a second) ends.
+func catchUpConfiguration(milliseconds: Int = 600_000) -> String {
+    "[daemon]\nresume_catch_up_ms = \(milliseconds)\n[sockets]\nsend_hwm = 100\nreceive_hwm = 0\n"
+}
+
+extension Daemon {
+    /// Pauses forwarding, has `zpub pub` send `count` numbered lines (`bytes` long each, with
+    /// padding) under `topic` and exit, which it does once zpubd's queue holds them all, then
+    /// resumes. Returns when it sent RESUME.
+    @discardableResult
+    func holdBacklog(
+        count: Int, topic: String, bytes: Int = 0, file: StaticString = #filePath, line: UInt = #line
+    ) throws -> ContinuousClock.Instant {
+        XCTAssertEqual(try json("PAUSE")["forwarding"] as? String, "paused", file: file, line: line)
+        let padding = bytes > 0 ? " " + String(repeating: "x", count: bytes) : ""
+        let lines = (0..<count).map { "\($0)\(padding)\n" }.joined()
+        let run = try Run.program(Binaries.zpub, ["pub", "--endpoint", pull, topic], stdin: lines)
+        XCTAssertEqual(run.status, 0, run.stderr, file: file, line: line)
+        let resumed = ContinuousClock.now
+        XCTAssertEqual(try json("RESUME")["forwarding"] as? String, "running", file: file, line: line)
+        return resumed
+    }
+}
