@@ -25,6 +25,9 @@ struct registration {
     atomic_int parked;
     /// libzmq's data for it (a pointer of its own), to find the descriptor an event is for.
     _Atomic uint64_t data;
+    /// The events libzmq asks for (EPOLLIN, EPOLLOUT): a reset is held back only from a
+    /// connection that asks for neither (see `epoll_wait`).
+    _Atomic uint32_t wanted;
 };
 
 static atomic_int enabled;
@@ -100,6 +103,7 @@ int epoll_ctl(int set, int op, int fd, struct epoll_event *event) {
         result = raw_epoll_ctl(set, op, fd, event);
         if (result == 0) {
             atomic_store_explicit(&entry->data, event->data.u64, memory_order_relaxed);
+            atomic_store_explicit(&entry->wanted, event->events, memory_order_relaxed);
             entry->set = set + 1;
             int seen = atomic_load_explicit(&highest, memory_order_relaxed);
             while (fd + 1 > seen && !atomic_compare_exchange_weak(&highest, &seen, fd + 1)) {}
@@ -112,6 +116,7 @@ int epoll_ctl(int set, int op, int fd, struct epoll_event *event) {
         if (result == 0) {
             atomic_store_explicit(&entry->parked, 0, memory_order_relaxed);
             atomic_store_explicit(&entry->data, event->data.u64, memory_order_relaxed);
+            atomic_store_explicit(&entry->wanted, event->events, memory_order_relaxed);
         }
         return result;
     case EPOLL_CTL_DEL:
@@ -147,16 +152,22 @@ int epoll_wait(int set, struct epoll_event *events, int most, int timeout) {
     int kept = 0;
     for (int index = 0; index < count; index++) {
         uint32_t what = events[index].events;
-        if ((what & (EPOLLHUP | EPOLLIN | EPOLLERR)) == (EPOLLHUP | EPOLLIN)) {
+        if ((what & (EPOLLHUP | EPOLLIN)) == (EPOLLHUP | EPOLLIN)) {
             // Read, not hung up: libzmq's loop calls the engine once for the hang-up and
             // again for the input, and when the first call fills the queue and stops input,
             // the second meets the stopped input and takes it for an error. Read alone, the
-            // engine meets the end of the stream as read() returning 0, after the data.
-            events[index].events = what & ~(uint32_t)EPOLLHUP;
-        } else if ((what & EPOLLHUP) && !(what & (EPOLLIN | EPOLLERR))) {
+            // engine meets the end of the stream as read() returning 0, after the data, or a
+            // reset (EPOLLERR: the peer closed with data of ours unread) as read() failing,
+            // after the data too: Linux hands out what a socket holds before its error.
+            events[index].events = what & ~(uint32_t)(EPOLLHUP | EPOLLERR);
+        } else if ((what & EPOLLHUP) && !(what & EPOLLIN)) {
             // EPOLLIN is missing only when libzmq is not reading the descriptor (a hung-up
-            // socket is always readable): the case libzmq takes for an error.
+            // socket is always readable): the case libzmq takes for an error. A reset
+            // (EPOLLERR) is held back only from a connection that asks for nothing: one that
+            // asks for EPOLLOUT may be connecting, and learns that it failed from this event.
             int fd = descriptor_for(set, events[index].data.u64);
+            uint32_t wanted = fd >= 0 ? atomic_load_explicit(&registrations[fd].wanted, memory_order_relaxed) : 0;
+            if ((what & EPOLLERR) && (wanted & (EPOLLIN | EPOLLOUT))) fd = -1;
             if (fd >= 0 && raw_epoll_ctl(set, EPOLL_CTL_DEL, fd, NULL) == 0) {
                 atomic_store_explicit(&registrations[fd].parked, 1, memory_order_relaxed);
                 // Its EPOLLOUT too: nothing written to a peer that hung up arrives.

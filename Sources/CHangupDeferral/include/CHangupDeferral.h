@@ -17,7 +17,11 @@
 // of the set until libzmq asks to read it again, when it goes back in and libzmq reads the rest
 // up to the end of the stream (read() returning 0). A hang-up reported with input is passed on
 // as input alone: libzmq would hand the engine both, one after the other, and when the first
-// fills the queue the second meets stopped input (the same loss, after a few rounds).
+// fills the queue the second meets stopped input (the same loss, after a few rounds). A reset
+// (EPOLLERR with the hang-up: the peer closed with data from zpubd unread, say subscriptions
+// a publisher never read) is treated the same, but held back only from a connection that asks
+// for neither input nor output: one that is connecting asks for output and learns from the
+// reset that it failed. Linux hands out what a socket holds before its error.
 #ifndef ZPUB_CHANGUPDEFERRAL_H
 #define ZPUB_CHANGUPDEFERRAL_H
 

@@ -4,13 +4,17 @@ and the socket is closed. libzmq's own PUSH writes a few messages at a time when
 is slower than its I/O thread, and each small write costs the socket buffer about 1 kB, so it
 hands the kernel some 40 kB before it waits: too little to make a paused zpubd read in
 several rounds. One write fills the buffer to its 200 kB. Prints how many bytes the kernel
-took. Usage: zmtp_burst.py SOCKET_PATH COUNT SIZE"""
+took. With PUB (to zpubd's XSUB) it waits until zpubd has sent it a subscription, and never
+reads it: closed with data unread, the socket is reset, and zpubd sees EPOLLERR besides the
+hang-up. Usage: zmtp_burst.py SOCKET_PATH COUNT SIZE [PUSH|PUB]"""
+import select
 import socket
 import struct
 import sys
 import time
 
 path, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+socket_type = sys.argv[4].encode() if len(sys.argv) > 4 else b"PUSH"
 connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 connection.settimeout(10)
 connection.connect(path)
@@ -29,12 +33,14 @@ def read_exactly(length):
 # Greeting: signature, version 3.0, mechanism NULL, as-server 0, filler.
 connection.sendall(b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" * 32)
 read_exactly(64)
-# READY with Socket-Type PUSH (a short command: flags 0x04, one byte of size).
-body = b"\x05READY" + b"\x0bSocket-Type" + struct.pack(">I", 4) + b"PUSH"
+# READY with Socket-Type PUSH or PUB (a short command: flags 0x04, one byte of size).
+body = b"\x05READY" + b"\x0bSocket-Type" + struct.pack(">I", len(socket_type)) + socket_type
 connection.sendall(b"\x04" + bytes([len(body)]) + body)
 flags = read_exactly(1)[0]
 length = read_exactly(1)[0] if flags == 0x04 else struct.unpack(">Q", read_exactly(8))[0]
 read_exactly(length)
+if socket_type == b"PUB" and not select.select([connection], [], [], 10)[0]:
+    sys.exit("zpubd sent no subscription within 10 s")
 
 
 def frame(data, more):
