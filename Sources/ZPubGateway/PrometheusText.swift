@@ -36,6 +36,10 @@ struct PrometheusText {
         counter("zpub_bytes_out_total", "Bytes of data messages handed to XPUB", [([:], Double(stats.bytesOut))])
         gauge("zpub_uptime_seconds", "Seconds since zpubd started", [([:], stats.uptimeSeconds)])
         gauge("zpub_forwarding_paused", "1 while forwarding is paused", [([:], stats.forwarding == .paused ? 1 : 0)])
+        gauge(
+            "zpub_catching_up",
+            "1 while a held backlog (RESUME, start_hold_ms) goes out at the slowest subscriber's pace",
+            [([:], stats.catchUp == nil ? 0 : 1)])
         let subscriptions = stats.subscriptions
         gauge("zpub_subscriptions", "Live subscriptions", [([:], Double(subscriptions.total))])
         gauge("zpub_subscription_prefixes", "Distinct subscribed prefixes", [([:], Double(subscriptions.prefixes))])

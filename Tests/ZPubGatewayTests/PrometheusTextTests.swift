@@ -26,6 +26,7 @@ final class PrometheusTextTests: XCTestCase {
              "topics":{"accounting":true,"limit":5,"tracked":1,"untracked_bytes":0,"untracked_messages":0},
              "unwanted_messages":0,"upstreams":[{"endpoint":"tcp://a\"b:1","state":"connected","connects":1,"disconnects":0}],
              "uptime_s":1.5,"descriptors":{"accept_paused":true,"accept_pauses":3},
+             "catch_up":{"cause":"RESUME","forwarded":3,"elapsed_ms":40,"waiting_ms":12},
              "security":{"curve":[],"allowed":0,"denied":0,"denied_by_socket":{}},
              "history":{"prefixes":["o."],"persistent":true,"directory":"/var/lib/zpub","messages":3,"bytes":30,
                "first_seq":5,"last_seq":9,"per_prefix":{"o.":{"messages":3,"bytes":30}},"written":9,"commits":2,"queued_bytes":0,
@@ -42,6 +43,8 @@ final class PrometheusTextTests: XCTestCase {
         let text = PrometheusText.render(stats: stats, gateway: gateway)
         XCTAssertTrue(text.contains("zpub_socket_messages_total{direction=\"in\",socket=\"pull\"} 1\n"))
         XCTAssertTrue(text.contains("zpub_uptime_seconds 1.5\n"))
+        XCTAssertEqual(stats.catchUp?.waitingMilliseconds, 12)
+        XCTAssertTrue(text.contains("\nzpub_catching_up 1\n"))
         XCTAssertTrue(text.contains("\nzpub_dropped_log_records_total 4\n"))
         XCTAssertTrue(text.contains("\nzpub_control_replies_dropped_total 5\n"))
         XCTAssertTrue(text.contains("\nzpub_connection_events_summarized_total 7\n"))
