@@ -74,6 +74,11 @@ public struct BacklogCatchUp: Sendable {
         forwarded &+= 1
     }
 
+    /// What waited (markers zpubd made) went out: no message is held any more.
+    public mutating func unblocked() {
+        heldSince = nil
+    }
+
     /// How pacing ends at `now`, or nil to go on. `producersEmpty`: this turn read nothing
     /// from PULL or XSUB.
     public func ending(nowNanoseconds now: UInt64, producersEmpty: Bool) -> Ending? {

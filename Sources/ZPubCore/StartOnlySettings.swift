@@ -10,6 +10,7 @@ public struct StartOnlySettings: Equatable, Sendable {
     public let ioThreads: Int
     public let sendHighWaterMark: Int
     public let receiveHighWaterMark: Int
+    public let startHoldMilliseconds: Int
     public let stateDirectory: String?
     public let historyQueueBytes: Int
     public let historySequenceReserve: Int
@@ -25,6 +26,7 @@ public struct StartOnlySettings: Equatable, Sendable {
         ioThreads = configuration.ioThreads
         sendHighWaterMark = configuration.sendHighWaterMark
         receiveHighWaterMark = configuration.receiveHighWaterMark
+        startHoldMilliseconds = configuration.startHoldMilliseconds
         stateDirectory = configuration.stateDirectory
         historyQueueBytes = configuration.historyQueueBytes
         historySequenceReserve = configuration.historySequenceReserve
@@ -52,6 +54,9 @@ public struct StartOnlySettings: Equatable, Sendable {
         keepNumber(
             \.sendHighWaterMark, sendHighWaterMark,
             "send_hwm is read at start: the XPUB keeps queues of \(sendHighWaterMark) messages per subscriber")
+        keepNumber(
+            \.startHoldMilliseconds, startHoldMilliseconds,
+            "start_hold_ms is read at start: \(startHoldMilliseconds) ms is in force")
         keepNumber(
             \.receiveHighWaterMark, receiveHighWaterMark,
             "receive_hwm is read at start: PULL and XSUB keep queues of \(receiveHighWaterMark) messages per producer")

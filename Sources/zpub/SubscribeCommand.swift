@@ -449,7 +449,8 @@ struct Subscribe: ParsableCommand {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ValidationError("--prefixes-from: \(path) is not UTF-8 text")
         }
-        let prefixes = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        // "\r\n" is one Character in Swift: a file with CRLF line ends was one long prefix.
+        let prefixes = text.split(omittingEmptySubsequences: true) { $0 == "\n" || $0 == "\r\n" }.map(String.init)
         // An empty file would otherwise subscribe to everything.
         guard !prefixes.isEmpty else { throw ValidationError("--prefixes-from: \(path) holds no prefix") }
         return prefixes

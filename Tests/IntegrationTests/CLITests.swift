@@ -245,7 +245,8 @@ final class CLITests: XCTestCase {
         let daemon = try Daemon()
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-prefixes-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: file) }
-        try ((1...10_000).map { "file\($0)." }.joined(separator: "\n") + "\n\n").write(
+        // CRLF line ends too (a file from Windows).
+        try ((1...10_000).map { "file\($0)." }.joined(separator: "\r\n") + "\n\n").write(
             to: file, atomically: true, encoding: .utf8)
         let subscriber = try RunningProgram(
             Binaries.zpub, ["sub", "--endpoint", daemon.xpub, "--count", "1", "--prefixes-from", file.path, "arg."])

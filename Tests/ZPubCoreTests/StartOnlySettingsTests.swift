@@ -30,6 +30,17 @@ final class StartOnlySettingsTests: XCTestCase {
         XCTAssertEqual(restored.warnings, [])
     }
 
+    /// The start's hold is over once zpubd runs: a reload that changes it says so, and CONFIG
+    /// keeps what the start used.
+    func testAChangedStartHoldIsKeptAndSaid() {
+        let started = BrokerConfiguration()
+        var changed = started
+        changed.startHoldMilliseconds = 2_000
+        let (kept, warnings) = StartOnlySettings(started).keep(in: changed)
+        XCTAssertEqual(kept.startHoldMilliseconds, 500)
+        XCTAssertEqual(warnings, ["start_hold_ms is read at start: 500 ms is in force until a restart, not 2000"])
+    }
+
     /// Each [ha] change names its keys: a reload tells a warning once, and with one fixed text a
     /// second, different change (a new role after a new failover_ms) was taken for the first
     /// and said nothing (exit 0 from `zpub reload`).

@@ -3,8 +3,8 @@ import XCTest
 
 /// The setting of the catch-up tests: subscribers' queues of 100 messages, producers' queues
 /// without a limit, and by default pacing that only the stall (a second) ends.
-func catchUpConfiguration(milliseconds: Int = 600_000) -> String {
-    "[daemon]\nresume_catch_up_ms = \(milliseconds)\n[sockets]\nsend_hwm = 100\nreceive_hwm = 0\n"
+func catchUpConfiguration(milliseconds: Int = 600_000, sendHWM: Int = 100) -> String {
+    "[daemon]\nresume_catch_up_ms = \(milliseconds)\n[sockets]\nsend_hwm = \(sendHWM)\nreceive_hwm = 0\n"
 }
 
 extension Daemon {
