@@ -765,7 +765,9 @@ final class ForwardingLoop {
     /// XSUB, each message sent only once every subscriber it goes to has room for it.
     private func catchUpTurn(now: UInt64) {
         if state.topicAccounting { state.prepareToCountTopics() }
-        var producersEmpty = true
+        // Both found empty in this turn: the backlog is out (not at the next turn, which a poll
+        // with nothing to read would start only at its timeout, 500 ms later).
+        var (pullEmpty, xsubEmpty) = (false, false)
         do {
             // The notes of subscribers' reads are what make room; take them in first.
             if catchUp?.isHolding == true { xpub.takeInPendingNotes() }
@@ -776,37 +778,31 @@ final class ForwardingLoop {
                     catchUp?.refused(nowNanoseconds: now)
                 }
             }
-            if pendingMarkers.isEmpty && inHand != nil {
-                if try offerInHand(now: now) { producersEmpty = false }
-            }
-            if inHand == nil && pendingMarkers.isEmpty, try pacedBurst(from: pull, role: .pull, now: now) {
-                producersEmpty = false
-            }
-            if inHand == nil && pendingMarkers.isEmpty, try pacedBurst(from: xsub, role: .xsub, now: now) {
-                producersEmpty = false
-            }
+            if pendingMarkers.isEmpty && inHand != nil { _ = try offerInHand(now: now) }
+            if inHand == nil && pendingMarkers.isEmpty { pullEmpty = try pacedBurst(from: pull, role: .pull, now: now) }
+            if inHand == nil && pendingMarkers.isEmpty { xsubEmpty = try pacedBurst(from: xsub, role: .xsub, now: now) }
         } catch {
             logger.error("forwarding \(catchUp?.cause.backlog ?? "a held backlog") failed: \(error)")
         }
-        if let ending = catchUp?.ending(nowNanoseconds: now, producersEmpty: producersEmpty) {
+        if let ending = catchUp?.ending(nowNanoseconds: now, producersEmpty: pullEmpty && xsubEmpty) {
             endCatchUp(ending, now: now)
         }
     }
 
     /// Reads messages from `source` while each can be sent at once, up to a burst; true when it
-    /// read any.
+    /// found `source` empty.
     private func pacedBurst(from source: Socket, role: BrokerSocketRole, now: UInt64) throws -> Bool {
-        for count in 0..<Self.burst {
-            guard let size = try source.receiveSize(into: heldFirstFrame, dontWait: true) else { return count > 0 }
+        for _ in 0..<Self.burst {
+            guard let size = try source.receiveSize(into: heldFirstFrame, dontWait: true) else { return true }
             inHand = (source, role, size)
-            guard try offerInHand(now: now) else { return true }
+            guard try offerInHand(now: now) else { return false }
             // Its marker was refused: nothing more before the marker.
             guard pendingMarkers.isEmpty else {
                 catchUp?.refused(nowNanoseconds: now)
-                return true
+                return false
             }
         }
-        return true
+        return false
     }
 
     /// Offers the message in hand to XPUB, whose XPUB_NODROP refuses its first frame while any
