@@ -441,8 +441,15 @@ struct Subscribe: ParsableCommand {
         if path == "-" {
             data = FileHandle.standardInput.readDataToEndOfFile()
         } else {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw ValidationError("--prefixes-from: cannot read \(path): no such file")
+            }
+            guard !isDirectory.boolValue else {
+                throw ValidationError("--prefixes-from: \(path) is a directory; give a file of prefixes, one per line")
+            }
             guard let contents = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("--prefixes-from: cannot read \(path) (\(String(cString: strerror(errno))))")
+                throw ValidationError("--prefixes-from: cannot read \(path) (permission?)")
             }
             data = contents
         }

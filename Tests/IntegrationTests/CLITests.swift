@@ -265,6 +265,8 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(refused.stderr.contains("holds no prefix"), refused.stderr)
         let missing = try zpub(["sub", "--endpoint", daemon.xpub, "--prefixes-from", empty.path + ".missing"])
         XCTAssertTrue(missing.stderr.contains("cannot read"), missing.stderr)
+        let directory = try zpub(["sub", "--endpoint", daemon.xpub, "--prefixes-from", NSTemporaryDirectory()])
+        XCTAssertTrue(directory.stderr.contains("is a directory"), directory.stderr)
     }
 
     /// `zpub pub` asks the broker's control endpoint for its max_message_size and refuses a
