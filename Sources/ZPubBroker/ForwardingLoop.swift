@@ -719,9 +719,6 @@ final class ForwardingLoop {
     /// Publishes `[$zpub/seq/<topic>, <sequence>]` right after the kept message it numbers: a
     /// subscriber to both learns each message's sequence, to resume from exactly there.
     private func sendSequenceMarker(_ sequence: UInt64) throws {
-        if catchUp != nil { return try sendPacedMarker([sequenceMarkerTopic, Array(String(sequence).utf8)]) }
-        outgoing.replace(with: sequenceMarkerTopic)
-        guard try xpub.send(outgoing, more: true, dontWait: true) else { return }
         sequenceDigits.removeAll(keepingCapacity: true)
         var value = sequence
         repeat {
@@ -729,6 +726,10 @@ final class ForwardingLoop {
             value /= 10
         } while value > 0
         sequenceDigits.reverse()
+        if catchUp != nil { return try sendPacedMarker([sequenceMarkerTopic, sequenceDigits]) }
+        // Frame by frame, not `sendFrames`: no array of frames to build for every kept message.
+        outgoing.replace(with: sequenceMarkerTopic)
+        guard try xpub.send(outgoing, more: true, dontWait: true) else { return }
         outgoing.replace(with: sequenceDigits)
         _ = try xpub.send(outgoing, dontWait: true)
     }
@@ -840,12 +841,7 @@ final class ForwardingLoop {
     @discardableResult
     private func sendPendingMarkers() throws -> Bool {
         while let frames = pendingMarkers.first {
-            outgoing.replace(with: frames[0])
-            guard try xpub.send(outgoing, more: frames.count > 1, dontWait: true) else { return false }
-            for index in frames.indices.dropFirst() {
-                outgoing.replace(with: frames[index])
-                _ = try xpub.send(outgoing, more: index < frames.count - 1, dontWait: true)
-            }
+            guard try sendFrames(frames) else { return false }
             pendingMarkers.removeFirst()
         }
         return true
@@ -1217,10 +1213,18 @@ final class ForwardingLoop {
             try? xpub.setOption(.xpubManualLastValue, 0)
             try? xpub.setOption(.xpubManual, 1)
         }
+        try sendFrames(frames)
+    }
+
+    /// Sends a message zpubd makes itself, frame by frame through `outgoing`; false when XPUB
+    /// refused it (XPUB_NODROP refuses only a first frame, so nothing of it went out).
+    @discardableResult
+    private func sendFrames(_ frames: [[UInt8]]) throws -> Bool {
         for (index, frame) in frames.enumerated() {
             outgoing.replace(with: frame)
-            guard try xpub.send(outgoing, more: index < frames.count - 1, dontWait: true) else { return }
+            guard try xpub.send(outgoing, more: index < frames.count - 1, dontWait: true) else { return false }
         }
+        return true
     }
 
     private func requested(_ request: MarkerRequest, token: String) {
@@ -1258,11 +1262,7 @@ final class ForwardingLoop {
         do {
             let marker = SnapshotReply.markerFrames(token: token, sequence: sequence)
             if catchUp != nil { return try sendPacedMarker(marker) }
-            outgoing.replace(with: marker[0])
-            if try xpub.send(outgoing, more: true, dontWait: true) {
-                outgoing.replace(with: marker[1])
-                _ = try xpub.send(outgoing, dontWait: true)
-            }
+            try sendFrames(marker)
         } catch {
             logger.error("cannot publish a snapshot marker: \(error)")
         }
