@@ -1,6 +1,7 @@
 /// After RESUME, the backlog producers queued while forwarding was paused goes out no faster
 /// than the slowest subscriber it is for reads it (and so, after start, what they queued while
-/// `start_hold_ms` held them): the forwarding loop turns on XPUB_NODROP, so
+/// `start_hold_ms` held them, and what either still held when a stop came, within the stop's
+/// drain): the forwarding loop turns on XPUB_NODROP, so
 /// libzmq refuses a message while any of its subscribers' queues (`send_hwm`) is full, and the
 /// loop holds that message until they have room. At full speed every subscriber is the whole
 /// backlog behind at once, and libzmq dropped all but `send_hwm` of it for each (a healthy
@@ -16,12 +17,15 @@ public struct BacklogCatchUp: Sendable {
     public enum Cause: String, Sendable {
         case resume = "RESUME"
         case startHold = "start_hold_ms"
+        /// A stop while paused or held at start: the drain forwards the backlog.
+        case stop = "stop"
 
         /// "the backlog RESUME released", "the backlog held at start (start_hold_ms)".
         public var backlog: String {
             switch self {
             case .resume: "the backlog RESUME released"
             case .startHold: "the backlog held at start (start_hold_ms)"
+            case .stop: "the backlog the stop's drain forwards"
             }
         }
     }
