@@ -8,10 +8,12 @@
 /// subscriber got 15,000 to 20,669 of 25,000 messages held by a PAUSE).
 ///
 /// Pacing holds everyone to the slowest reader, which zpubd otherwise never allows, so it is
-/// bounded: it ends when the backlog is forwarded (a turn finds the producers' sockets empty),
-/// when one message has waited `stallNanoseconds` (a subscriber that reads nothing is not
-/// catching up), or at the configured limit (`resume_catch_up_ms`). This type decides when;
-/// the loop does the sending.
+/// bounded. A message that has waited `stallNanoseconds` waits for a subscriber that reads
+/// nothing (one that reads empties its queue well within that): the loop lets such
+/// subscribers go (`isStalled`, `letGo`), and the rest goes on at the pace of those that read.
+/// Pacing ends when the backlog is forwarded (a turn finds the producers' sockets empty), or
+/// at the configured limit (`resume_catch_up_ms`). This type decides when; the loop does the
+/// sending.
 public struct BacklogCatchUp: Sendable {
     /// What held the backlog, for the loop's log lines.
     public enum Cause: String, Sendable {
@@ -34,13 +36,13 @@ public struct BacklogCatchUp: Sendable {
     public enum Ending: Equatable, Sendable {
         /// The producers' sockets were found empty with nothing held: the backlog is out.
         case caughtUp
-        /// One message waited this long for a subscriber's room.
-        case stalled
         /// `resume_catch_up_ms` passed with the backlog still going out.
         case timeLimit
     }
 
-    /// A subscriber that lets one message wait this long is not reading.
+    /// A subscriber that lets one message wait this long is not reading. libzmq tells XPUB of
+    /// reads in steps of half a queue (`send_hwm`/2), so one that reads fewer messages than
+    /// that in this time counts as not reading.
     public static let stallNanoseconds: UInt64 = 1_000_000_000
 
     public let cause: Cause
@@ -53,6 +55,8 @@ public struct BacklogCatchUp: Sendable {
     public private(set) var forwarded: UInt64 = 0
     /// How many times a message had to wait for a subscriber's room.
     public private(set) var waits: UInt64 = 0
+    /// How many times subscribers that read nothing were let go (`letGo`).
+    public private(set) var stalls: UInt64 = 0
 
     public init(_ cause: Cause, nowNanoseconds now: UInt64, limitMilliseconds: Int) {
         self.cause = cause
@@ -83,11 +87,23 @@ public struct BacklogCatchUp: Sendable {
         heldSince = nil
     }
 
+    /// Whether what is held has waited `stallNanoseconds` at `now`: the loop is to let the
+    /// subscribers it waits for go.
+    public func isStalled(nowNanoseconds now: UInt64) -> Bool {
+        heldSince.map { now &- $0 >= Self.stallNanoseconds } ?? false
+    }
+
+    /// What was held went out without waiting (after `sent` for a message), dropped for the
+    /// subscribers whose queues were full; pacing goes on without them.
+    public mutating func letGo() {
+        heldSince = nil
+        stalls &+= 1
+    }
+
     /// How pacing ends at `now`, or nil to go on. `producersEmpty`: this turn read nothing
     /// from PULL or XSUB.
     public func ending(nowNanoseconds now: UInt64, producersEmpty: Bool) -> Ending? {
         if heldSince == nil && producersEmpty { return .caughtUp }
-        if let heldSince, now &- heldSince >= Self.stallNanoseconds { return .stalled }
         if now >= deadline { return .timeLimit }
         return nil
     }
@@ -96,7 +112,7 @@ public struct BacklogCatchUp: Sendable {
     public func stats(nowNanoseconds now: UInt64) -> StatsSnapshot.CatchUpStats {
         StatsSnapshot.CatchUpStats(
             cause: cause.rawValue, forwarded: forwarded, elapsedMilliseconds: elapsedMilliseconds(nowNanoseconds: now),
-            waitingMilliseconds: heldSince.map { (now &- min(now, $0)) / 1_000_000 })
+            waitingMilliseconds: heldSince.map { (now &- min(now, $0)) / 1_000_000 }, stalls: stalls)
     }
 
     /// Milliseconds since pacing began, for the log.

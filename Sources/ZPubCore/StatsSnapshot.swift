@@ -43,22 +43,29 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var catchUp: CatchUpStats?
 
     public struct CatchUpStats: Codable, Equatable, Sendable {
-        /// "RESUME" or "start_hold_ms".
+        /// "RESUME", "start_hold_ms" or "stop".
         public var cause: String
         public var forwarded: UInt64
         public var elapsedMilliseconds: UInt64
         /// How long the message in hand has waited for a subscriber's room; absent when none waits.
         public var waitingMilliseconds: UInt64?
+        /// How many times subscribers that read nothing for a second were let go (they lose
+        /// what goes out until they read again); absent from an older zpubd's reply.
+        public var stalls: UInt64?
 
-        public init(cause: String, forwarded: UInt64, elapsedMilliseconds: UInt64, waitingMilliseconds: UInt64?) {
+        public init(
+            cause: String, forwarded: UInt64, elapsedMilliseconds: UInt64, waitingMilliseconds: UInt64?,
+            stalls: UInt64? = nil
+        ) {
             self.cause = cause
             self.forwarded = forwarded
             self.elapsedMilliseconds = elapsedMilliseconds
             self.waitingMilliseconds = waitingMilliseconds
+            self.stalls = stalls
         }
 
         enum CodingKeys: String, CodingKey {
-            case cause, forwarded
+            case cause, forwarded, stalls
             case elapsedMilliseconds = "elapsed_ms"
             case waitingMilliseconds = "waiting_ms"
         }

@@ -65,8 +65,10 @@ struct Stats: ParsableCommand {
                 let waiting =
                     catchUp.waitingMilliseconds.map { "; one message has waited \($0) ms for a subscriber's room" }
                     ?? ""
+                let stalls =
+                    catchUp.stalls.map { $0 == 0 ? "" : "; subscribers that read nothing let go \($0) times" } ?? ""
                 Output.line(
-                    "catching up    \(catchUp.forwarded) messages of the backlog held by \(catchUp.cause) forwarded in \(catchUp.elapsedMilliseconds) ms, at the slowest subscriber's pace\(waiting)"
+                    "catching up    \(catchUp.forwarded) messages of the backlog held by \(catchUp.cause) forwarded in \(catchUp.elapsedMilliseconds) ms, at the slowest subscriber's pace\(waiting)\(stalls)"
                 )
             }
             // Without history prefixes the store may still hold persisted last values: no line.

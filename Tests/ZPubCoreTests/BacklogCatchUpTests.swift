@@ -19,18 +19,33 @@ final class BacklogCatchUpTests: XCTestCase {
         XCTAssertNil(catchUp.ending(nowNanoseconds: 20, producersEmpty: true))
     }
 
-    func testOneMessageHeldForTheStallTimeEndsItWhateverTheLimit() {
+    func testOneMessageHeldForTheStallTimeIsStalledAndLettingGoGoesOn() {
         var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 600_000)
-        catchUp.refused(nowNanoseconds: 3 * second)
+        let refused = 3 * second
+        catchUp.refused(nowNanoseconds: refused)
         // Refused again and again: the wait counts from the first refusal.
-        catchUp.refused(nowNanoseconds: 3 * second + BacklogCatchUp.stallNanoseconds / 2)
-        XCTAssertNil(
-            catchUp.ending(nowNanoseconds: 3 * second + BacklogCatchUp.stallNanoseconds - 1, producersEmpty: false))
-        XCTAssertEqual(
-            catchUp.ending(nowNanoseconds: 3 * second + BacklogCatchUp.stallNanoseconds, producersEmpty: false),
-            .stalled
-        )
+        catchUp.refused(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds / 2)
+        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds - 1))
+        XCTAssertTrue(catchUp.isStalled(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds))
+        // A stall does not end pacing: the loop lets the stalled subscribers go.
+        XCTAssertNil(catchUp.ending(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds, producersEmpty: false))
+        catchUp.sent()
+        catchUp.letGo()
+        XCTAssertFalse(catchUp.isHolding)
+        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: refused + 2 * BacklogCatchUp.stallNanoseconds))
         XCTAssertEqual(catchUp.waits, 1)
+        XCTAssertEqual(catchUp.stalls, 1)
+        XCTAssertEqual(catchUp.stats(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds).stalls, 1)
+        // The next refusal waits a whole stall time anew.
+        let next = refused + BacklogCatchUp.stallNanoseconds + 1
+        catchUp.refused(nowNanoseconds: next)
+        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: next + BacklogCatchUp.stallNanoseconds - 1))
+        XCTAssertTrue(catchUp.isStalled(nowNanoseconds: next + BacklogCatchUp.stallNanoseconds))
+    }
+
+    func testNothingHeldIsNeverStalled() {
+        let catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 600_000)
+        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: 100 * second))
     }
 
     func testMessagesThatEachWaitLessThanTheStallTimeGoOnUntilTheLimit() {
