@@ -1457,7 +1457,9 @@ final class ForwardingLoop {
                 var stats = state.statsSnapshot(uptimeSeconds: 0)
                 stats.droppedLogRecords = UInt64(logQueue.droppedRecords)
                 stats.connectionEventsSummarized = connectionEventsSummarized
-                stats.catchUp = catchUp?.stats(nowNanoseconds: SystemClock.monotonicNanoseconds())
+                let now = SystemClock.monotonicNanoseconds()
+                stats.catchUp = catchUp?.stats(nowNanoseconds: now)
+                stats.startHoldLeftMilliseconds = startHoldUntil.map { ($0 &- min($0, now)) / 1_000_000 }
                 slot.fulfill(stats)
             case .setPaused(let paused, let slot):
                 if paused != state.paused {

@@ -41,6 +41,9 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     /// A held backlog going out at the subscribers' pace (after RESUME, or the start's hold:
     /// `BacklogCatchUp`); absent when none is.
     public var catchUp: CatchUpStats?
+    /// How long producers are still not read after start (`start_hold_ms`); absent once they
+    /// are (and always from an older zpubd).
+    public var startHoldLeftMilliseconds: UInt64?
 
     public struct CatchUpStats: Codable, Equatable, Sendable {
         /// "RESUME", "start_hold_ms" or "stop".
@@ -316,6 +319,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         case handshakeFailures = "handshake_failures"
         case lastValue = "last_value"
         case catchUp = "catch_up"
+        case startHoldLeftMilliseconds = "start_hold_left_ms"
     }
 }
 

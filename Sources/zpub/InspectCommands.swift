@@ -61,6 +61,11 @@ struct Stats: ParsableCommand {
                     "connections    \(summarized) events taken as counts: the forwarding loop fell behind them (peer counts stay right; see docs/reliability.md)"
                 )
             }
+            if let left = stats.startHoldLeftMilliseconds {
+                Output.line(
+                    "starting       producers are read in \(left) ms (start_hold_ms), once subscribers coming back after a restart have subscribed"
+                )
+            }
             if let catchUp = stats.catchUp {
                 let waiting =
                     catchUp.waitingMilliseconds.map { "; one message has waited \($0) ms for a subscriber's room" }

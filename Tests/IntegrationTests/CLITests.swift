@@ -349,6 +349,20 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(piped.stderr.contains("is it running"), piped.stderr)
     }
 
+    /// While producers are held at start (`start_hold_ms`), STATS and `zpub stats` say so and
+    /// for how much longer: before, both showed a zpubd forwarding, with nothing forwarded.
+    func testStatsShowTheStartHold() throws {
+        let daemon = try Daemon(configuration: "[daemon]\nstart_hold_ms = 60000\n")
+        let left = try XCTUnwrap(try daemon.stats().startHoldLeftMilliseconds, "no start_hold_left_ms in the hold")
+        XCTAssertTrue((1...60_000).contains(left), "\(left)")
+        let stats = try zpub(["stats", "--control", daemon.control])
+        XCTAssertEqual(stats.status, 0, stats.stderr)
+        XCTAssertNotNil(
+            stats.stdout.range(
+                of: #"starting +producers are read in \d+ ms \(start_hold_ms\)"#, options: .regularExpression),
+            stats.stdout)
+    }
+
     func testInspectionCommands() throws {
         let daemon = try Daemon()
         let clients = try Clients()
@@ -365,6 +379,9 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(stats.stdout.contains("dropped"), "no log line without drops: \(stats.stdout)")
         XCTAssertFalse(
             stats.stdout.contains("taken as counts"), "no connections line unless it happened: \(stats.stdout)")
+        // A message was forwarded: the start's hold is over.
+        XCTAssertFalse(stats.stdout.contains("start_hold_ms"), stats.stdout)
+        XCTAssertNil(try daemon.stats().startHoldLeftMilliseconds)
 
         let json = try zpub(["stats", "--json"] + control)
         let decoded = try JSONDecoder().decode(StatsSnapshot.self, from: Data(json.stdout.utf8))
