@@ -384,8 +384,8 @@ final class ForwardingLoop {
         while true {
             let ready: Int
             // A message held for a subscriber's room leaves the producers unwatched: a poll
-            // with nothing to read then says nothing about them (and a stall may end the
-            // catch-up before the drain asks).
+            // with nothing to read then says nothing about them (and the catch-up may let go
+            // of the message in this turn, before the drain asks).
             let producersUnwatched = catchUp?.isHolding == true
             do {
                 // While a takeover waits for its reserve, its answer is looked for every 5 ms;
@@ -415,12 +415,6 @@ final class ForwardingLoop {
                 if readsProducers { startCatchUp(.startHold) }
                 watchProducers()
             }
-            // A PAUSE suspends a catch-up, with its message in hand (sent now, it was dropped for
-            // the subscriber it waited for); RESUME starts it again. A stop's drain goes on with it.
-            if catchUp != nil && !(pairActive || stoodDown) {
-                endCatchUp(nil, now: now)
-                watchProducers()
-            }
             if readsProducers {
                 if catchUp != nil {
                     catchUpTurn(now: now)
@@ -442,16 +436,14 @@ final class ForwardingLoop {
                     // passive broker binds no producers' endpoint: nothing to drain (mirrored
                     // pages kept its loop from ever being quiet, and it waited the whole drain).
                     let drains = pairActive || stoodDown || activation != nil
-                    schedule.startDrain(
-                        nowNanoseconds: now, milliseconds: drains ? configuration.shutdownDrainMilliseconds : 0)
-                    // A backlog still held (paused, or at start) goes out at the subscribers'
-                    // pace, as at RESUME, within the drain; a catch-up under way goes on. At
-                    // full speed each subscriber lost all but `send_hwm` of it (46,533 of
-                    // 120,000 reached a subscriber that read everything).
+                    let drain = drains ? configuration.shutdownDrainMilliseconds : 0
+                    schedule.startDrain(nowNanoseconds: now, milliseconds: drain)
                     let held = state.paused || startHoldUntil != nil
                     state.paused = false
                     startHoldUntil = nil
-                    if held && drains && (pairActive || stoodDown) { startCatchUp(.stop) }
+                    if drain > 0 && (pairActive || stoodDown) {
+                        paceTheDrain(held: held, milliseconds: drain, now: now)
+                    }
                 }
                 watchProducers()
             }
@@ -462,7 +454,8 @@ final class ForwardingLoop {
                 break
             }
         }
-        // The drain's time ran out with a message held: it goes out lossily, as at full speed.
+        // The drain's time ran out with a message held (pacing ends before it, so rarely): it
+        // goes out lossily, as at full speed.
         endCatchUp(nil, now: SystemClock.monotonicNanoseconds())
         // Stopped while a takeover waited: it never forwarded; the pair link waits no more.
         activation?.reply.fulfill([])
@@ -777,6 +770,22 @@ final class ForwardingLoop {
         catchUp = BacklogCatchUp(cause, nowNanoseconds: SystemClock.monotonicNanoseconds(), limitMilliseconds: limit)
     }
 
+    /// A stop: a backlog still `held` (paused, or at start) goes out at the subscribers' pace,
+    /// as at RESUME, and a catch-up under way goes on, both within the drain. At full speed each
+    /// subscriber lost all but `send_hwm` of a held backlog (46,533 of 120,000 reached a
+    /// subscriber that read everything). Pacing ends before the drain does: its last quarter
+    /// (at most 500 ms) goes at full speed, so that what pacing has not sent by then still
+    /// reaches the subscribers with room, rather than being dropped for everyone with the
+    /// producers' queues at close.
+    private func paceTheDrain(held: Bool, milliseconds: Int, now: UInt64) {
+        if held { startCatchUp(.stop) }
+        let paced = milliseconds - Self.drainAtFullSpeedMilliseconds(milliseconds)
+        catchUp?.endPacing(byNanoseconds: now &+ UInt64(paced) &* 1_000_000)
+    }
+
+    /// The end of a drain of `milliseconds` that goes at full speed.
+    static func drainAtFullSpeedMilliseconds(_ milliseconds: Int) -> Int { min(500, milliseconds / 4) }
+
     /// One turn of pacing: the message in hand first, then up to a burst from each of PULL and
     /// XSUB, each message sent only once every subscriber it goes to has room for it.
     private func catchUpTurn(now: UInt64) {
@@ -794,7 +803,10 @@ final class ForwardingLoop {
                     catchUp?.refused(nowNanoseconds: now)
                 }
             }
-            if pendingMarkers.isEmpty && inHand != nil { _ = try offerInHand(now: now) }
+            if pendingMarkers.isEmpty && inHand != nil, try offerInHand(now: now), !pendingMarkers.isEmpty {
+                // Sent, but its marker was refused: that waits now (as in `pacedBurst`).
+                catchUp?.refused(nowNanoseconds: now)
+            }
             if catchUp?.isStalled(nowNanoseconds: now) == true { letStalledSubscribersGo() }
             if inHand == nil && pendingMarkers.isEmpty { pullEmpty = try pacedBurst(from: pull, role: .pull, now: now) }
             if inHand == nil && pendingMarkers.isEmpty { xsubEmpty = try pacedBurst(from: xsub, role: .xsub, now: now) }
@@ -918,8 +930,8 @@ final class ForwardingLoop {
     }
 
     /// Ends pacing: XPUB drops for full queues again, and a message in hand goes out as any
-    /// other would. `ending` nil: the stop's drain ran out of time, no longer the active
-    /// broker, or a RESUME without pacing after a PAUSE suspended it.
+    /// other would. `ending` nil: the stop's drain ran out of time, XPUB_NODROP could not be
+    /// set, or a RESUME without pacing after a PAUSE suspended it.
     private func endCatchUp(_ ending: BacklogCatchUp.Ending?, now: UInt64) {
         guard let progress = catchUp else { return }
         catchUp = nil
@@ -938,16 +950,17 @@ final class ForwardingLoop {
             if progress.forwarded > 0 || progress.cause == .resume {
                 logger.info("\(progress.cause.backlog) is out: \(paced)")
             }
+        case .timeLimit? where stopRequested:
+            let drain = configuration.shutdownDrainMilliseconds
+            logger.warning(
+                "\(progress.cause.backlog) goes out at full speed for the last \(Self.drainAtFullSpeedMilliseconds(drain)) ms of the stop's drain, after \(paced): subscribers send_hwm behind lose messages, and what producers still have queued when it ends is dropped (raise shutdown_drain_ms)"
+            )
         case .timeLimit?:
             logger.warning(
                 "\(progress.cause.backlog) goes out at full speed after \(paced): resume_catch_up_ms (\(progress.limitMilliseconds)) passed; subscribers send_hwm behind lose messages (raise resume_catch_up_ms or send_hwm)"
             )
-        case nil where stopRequested:
-            logger.warning(
-                "\(progress.cause.backlog) was still going out when the stop's drain ended, after \(paced): what producers had queued beyond it is lost (raise shutdown_drain_ms)"
-            )
         case nil:
-            logger.info("pacing \(progress.cause.backlog) ended (passive, or pacing turned off) after \(paced)")
+            logger.info("pacing \(progress.cause.backlog) ended after \(paced)")
         }
     }
 
@@ -1461,6 +1474,10 @@ final class ForwardingLoop {
                 stats.catchUp = catchUp?.stats(nowNanoseconds: now)
                 stats.startHoldLeftMilliseconds = startHoldUntil.map { ($0 &- min($0, now)) / 1_000_000 }
                 slot.fulfill(stats)
+            case .setPaused(_, let slot) where stopRequested:
+                // Stopping: paused now, the drain would end with the producers' queues unread.
+                logger.notice("PAUSE or RESUME ignored: zpubd is stopping and forwards what producers sent")
+                slot.fulfill(state.paused)
             case .setPaused(let paused, let slot):
                 if paused != state.paused {
                     logger.notice(paused ? "forwarding paused" : "forwarding resumed")

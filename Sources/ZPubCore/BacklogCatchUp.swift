@@ -22,7 +22,7 @@ public struct BacklogCatchUp: Sendable {
         /// A stop while paused or held at start: the drain forwards the backlog.
         case stop = "stop"
 
-        /// "the backlog RESUME released", "the backlog held at start (start_hold_ms)".
+        /// "the backlog RESUME released", ... (log lines).
         public var backlog: String {
             switch self {
             case .resume: "the backlog RESUME released"
@@ -48,7 +48,7 @@ public struct BacklogCatchUp: Sendable {
     public let cause: Cause
     public let startedNanoseconds: UInt64
     public let limitMilliseconds: Int
-    private let deadline: UInt64
+    private var deadline: UInt64
     /// Since when the held message has waited; nil while nothing is held.
     public private(set) var heldSince: UInt64?
     /// Messages forwarded while pacing.
@@ -85,6 +85,11 @@ public struct BacklogCatchUp: Sendable {
     /// What waited (markers zpubd made) went out: no message is held any more.
     public mutating func unblocked() {
         heldSince = nil
+    }
+
+    /// Pacing ends by `deadline` at the latest (a stop's drain).
+    public mutating func endPacing(byNanoseconds deadline: UInt64) {
+        self.deadline = min(self.deadline, deadline)
     }
 
     /// Whether what is held has waited `stallNanoseconds` at `now`: the loop is to let the

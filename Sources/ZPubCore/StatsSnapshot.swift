@@ -38,8 +38,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
     public var handshakeFailures: UInt64
     /// Running out of file descriptors (optional: absent in replies of zpubd before 0.x).
     public var descriptors: DescriptorStats?
-    /// A held backlog going out at the subscribers' pace (after RESUME, or the start's hold:
-    /// `BacklogCatchUp`); absent when none is.
+    /// A held backlog going out at the subscribers' pace (after RESUME, the start's hold, or
+    /// in a stop's drain: `BacklogCatchUp`); absent when none is.
     public var catchUp: CatchUpStats?
     /// How long producers are still not read after start (`start_hold_ms`); absent once they
     /// are (and always from an older zpubd).

@@ -73,7 +73,7 @@ struct Stats: ParsableCommand {
                 let stalls =
                     catchUp.stalls.map { $0 == 0 ? "" : "; subscribers that read nothing let go \($0) times" } ?? ""
                 Output.line(
-                    "catching up    \(catchUp.forwarded) messages of the backlog held by \(catchUp.cause) forwarded in \(catchUp.elapsedMilliseconds) ms, at the slowest subscriber's pace\(waiting)\(stalls)"
+                    "catching up    \(catchUp.forwarded) messages of the backlog \(catchUp.cause == "stop" ? "the stop's drain forwards" : "held by \(catchUp.cause)") forwarded in \(catchUp.elapsedMilliseconds) ms, at the slowest subscriber's pace\(waiting)\(stalls)"
                 )
             }
             // Without history prefixes the store may still hold persisted last values: no line.

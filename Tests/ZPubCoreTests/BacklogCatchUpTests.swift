@@ -43,6 +43,15 @@ final class BacklogCatchUpTests: XCTestCase {
         XCTAssertTrue(catchUp.isStalled(nowNanoseconds: next + BacklogCatchUp.stallNanoseconds))
     }
 
+    func testAStopsDrainBringsTheLimitForwardButNeverBack() {
+        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
+        catchUp.endPacing(byNanoseconds: 2 * second)
+        XCTAssertNil(catchUp.ending(nowNanoseconds: 2 * second - 1, producersEmpty: false))
+        XCTAssertEqual(catchUp.ending(nowNanoseconds: 2 * second, producersEmpty: false), .timeLimit)
+        catchUp.endPacing(byNanoseconds: 9 * second)
+        XCTAssertEqual(catchUp.ending(nowNanoseconds: 2 * second, producersEmpty: false), .timeLimit)
+    }
+
     func testNothingHeldIsNeverStalled() {
         let catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 600_000)
         XCTAssertFalse(catchUp.isStalled(nowNanoseconds: 100 * second))

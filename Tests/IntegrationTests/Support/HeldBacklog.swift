@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
+import ZeroMQ
 
 /// The setting of the catch-up tests: subscribers' queues of 100 messages, producers' queues
-/// without a limit, and by default pacing that only the stall (a second) ends; the stop's
+/// without a limit, and by default pacing with no time limit that matters (600 s); the stop's
 /// drain as configured (`drainMilliseconds`) or by default.
 func catchUpConfiguration(milliseconds: Int = 600_000, sendHWM: Int = 100, drainMilliseconds: Int? = nil) -> String {
     let drain = drainMilliseconds.map { "shutdown_drain_ms = \($0)\n" } ?? ""
@@ -27,5 +28,33 @@ extension Daemon {
         guard resume else { return resumed }
         XCTAssertEqual(try json("RESUME")["forwarding"] as? String, "running", file: file, line: line)
         return resumed
+    }
+
+    /// Waits until the catch-up holds a message for a subscriber's room.
+    func waitForAMessageHeldInTheCatchUp(file: StaticString = #filePath, line: UInt = #line) throws {
+        try Wait.until("a message waits for a subscriber", file: file, line: line) {
+            try stats().catchUp?.waitingMilliseconds != nil
+        }
+    }
+}
+
+/// The number a `holdBacklog` message starts with, -1 if none.
+func heldNumber(_ frames: [[UInt8]]) -> Int {
+    Int(String(decoding: frames[1], as: UTF8.self).prefix { $0 != " " }) ?? -1
+}
+
+extension Socket {
+    /// Reads `holdBacklog`'s numbered messages until none comes for 3 s (the producer sent all
+    /// of them at once). `slowly`: 500 at a time with 20 ms between (alive, slower than zpubd).
+    /// `once2000` runs when 2,000 have come, nothing read meanwhile: the queues towards this
+    /// subscriber fill, and a catch-up holds a message for it.
+    func receiveNumbered(slowly: Bool, once2000: (() throws -> Void)? = nil) throws -> [Int] {
+        var numbers: [Int] = []
+        while let frames = try receiveFrames(timeoutMilliseconds: 3_000) {
+            numbers.append(heldNumber(frames))
+            if slowly && numbers.count % 500 == 0 { usleep(20_000) }
+            if numbers.count == 2_000 { try once2000?() }
+        }
+        return numbers
     }
 }
