@@ -750,11 +750,12 @@ final class ForwardingLoop {
     private func startCatchUp(_ cause: BacklogCatchUp.Cause) {
         let limit = configuration.resumeCatchUpMilliseconds
         let paced = limit > 0 && ((try? xpub.intOption(.sendHighWaterMark)) ?? 0) > 0
-        if catchUp != nil {
+        if let suspended = catchUp {
             // Suspended by a PAUSE: its message in hand goes first, with the time limit anew.
             if paced {
                 catchUp = BacklogCatchUp(
-                    cause, nowNanoseconds: SystemClock.monotonicNanoseconds(), limitMilliseconds: limit)
+                    resuming: suspended, cause, nowNanoseconds: SystemClock.monotonicNanoseconds(),
+                    limitMilliseconds: limit)
             } else {
                 endCatchUp(nil, now: SystemClock.monotonicNanoseconds())
             }
@@ -901,7 +902,7 @@ final class ForwardingLoop {
         }
         guard let progress = catchUp else { return }
         logger.warning(
-            "a subscriber read nothing for \(BacklogCatchUp.stallNanoseconds / 1_000_000) ms while \(progress.cause.backlog) went out (\(progress.forwarded) messages so far): it no longer holds the others back, and loses what goes out until it reads again (docs/reliability.md)"
+            "no read heard from a subscriber for \(BacklogCatchUp.stallNanoseconds / 1_000_000) ms while \(progress.cause.backlog) went out (\(progress.forwarded) forwarded so far): the subscribers whose queues were full no longer hold the others back, and lose what goes out until they read again; one that reads fewer than half its RCVHWM (500 by default) a second looks like that (docs/reliability.md)"
         )
     }
 
@@ -942,8 +943,10 @@ final class ForwardingLoop {
         }
         _ = sendHeldLossily()
         let elapsed = progress.elapsedMilliseconds(nowNanoseconds: now)
-        let stalls = progress.stalls == 0 ? "" : " (subscribers that read nothing let go \(progress.stalls) times)"
-        let paced = "\(progress.forwarded) messages in \(elapsed) ms at the slowest subscriber's pace\(stalls)"
+        let stalls =
+            progress.stalls == 0
+            ? "" : "; subscribers let go at \(progress.stalls) stall\(progress.stalls == 1 ? "" : "s")"
+        let paced = "\(progress.forwarded) forwarded in \(elapsed) ms at the slowest subscriber's pace\(stalls)"
         switch ending {
         case .caughtUp?:
             // Nothing held at start is the usual case, not worth a line.
@@ -957,7 +960,7 @@ final class ForwardingLoop {
             )
         case .timeLimit?:
             logger.warning(
-                "\(progress.cause.backlog) goes out at full speed after \(paced): resume_catch_up_ms (\(progress.limitMilliseconds)) passed; subscribers send_hwm behind lose messages (raise resume_catch_up_ms or send_hwm)"
+                "\(progress.cause.backlog) goes out at full speed after \(paced): resume_catch_up_ms (\(configuration.resumeCatchUpMilliseconds)) passed; subscribers send_hwm behind lose messages (raise resume_catch_up_ms or send_hwm)"
             )
         case nil:
             logger.info("pacing \(progress.cause.backlog) ended after \(paced)")
@@ -1812,6 +1815,13 @@ final class ForwardingLoop {
         configuration = newConfiguration
         serverKey = newServerKey
         state.apply(newConfiguration)
+        // A shorter resume_catch_up_ms ends a catch-up under way sooner (0: at its next turn);
+        // a longer one applies from the next RESUME.
+        if var running = catchUp {
+            let limit = UInt64(max(0, newConfiguration.resumeCatchUpMilliseconds))
+            running.endPacing(byNanoseconds: running.startedNanoseconds &+ limit &* 1_000_000)
+            catchUp = running
+        }
         let prefixesHeld = state.subscriptions.prefixCount
         if prefixesHeld > newConfiguration.maxSubscriptions {
             // Taken without a word, it looked applied, while the table stays above it.

@@ -65,6 +65,14 @@ public struct BacklogCatchUp: Sendable {
         deadline = now &+ UInt64(max(0, limitMilliseconds)) &* 1_000_000
     }
 
+    /// Pacing begun again after a PAUSE suspended `previous`: the time limit anew, the counts
+    /// (what was forwarded, waited, let go) carried on, so that the log's and STATS's figures
+    /// are the backlog's, not what was left of it.
+    public init(resuming previous: BacklogCatchUp, _ cause: Cause, nowNanoseconds now: UInt64, limitMilliseconds: Int) {
+        self.init(cause, nowNanoseconds: now, limitMilliseconds: limitMilliseconds)
+        (forwarded, waits, stalls) = (previous.forwarded, previous.waits, previous.stalls)
+    }
+
     /// Whether a message waits for room: the loop then stops reading producers and wakes when
     /// XPUB hears that a subscriber read.
     public var isHolding: Bool { heldSince != nil }

@@ -68,12 +68,15 @@ struct Stats: ParsableCommand {
             }
             if let catchUp = stats.catchUp {
                 let waiting =
-                    catchUp.waitingMilliseconds.map { "; one message has waited \($0) ms for a subscriber's room" }
-                    ?? ""
+                    stats.forwarding == .paused
+                    ? "; suspended by PAUSE"
+                    : catchUp.waitingMilliseconds.map { "; one message has waited \($0) ms for a subscriber's room" }
+                        ?? ""
                 let stalls =
-                    catchUp.stalls.map { $0 == 0 ? "" : "; subscribers that read nothing let go \($0) times" } ?? ""
+                    catchUp.stalls.map { $0 == 0 ? "" : "; subscribers let go at \($0) stall\($0 == 1 ? "" : "s")" }
+                    ?? ""
                 Output.line(
-                    "catching up    \(catchUp.forwarded) messages of the backlog \(catchUp.cause == "stop" ? "the stop's drain forwards" : "held by \(catchUp.cause)") forwarded in \(catchUp.elapsedMilliseconds) ms, at the slowest subscriber's pace\(waiting)\(stalls)"
+                    "catching up    \(catchUp.forwarded) message\(catchUp.forwarded == 1 ? "" : "s") of the backlog \(catchUp.cause == "stop" ? "the stop's drain forwards" : "held by \(catchUp.cause)") forwarded in \(catchUp.elapsedMilliseconds) ms, at the slowest subscriber's pace\(waiting)\(stalls)"
                 )
             }
             // Without history prefixes the store may still hold persisted last values: no line.

@@ -364,7 +364,7 @@ final class ControlTests: XCTestCase {
         let count = 10_000
         let (paced, pacedLog) = try deliveredAfterResume(count: count, catchUpMilliseconds: 600_000)
         XCTAssertEqual(paced, Array(0..<count), "paced: \(paced.count) of \(count) arrived, or out of order")
-        XCTAssertTrue(pacedLog.contains(" is out: \(count) messages"), pacedLog)
+        XCTAssertTrue(pacedLog.contains(" is out: \(count) forwarded"), pacedLog)
         let (unpaced, _) = try deliveredAfterResume(count: count, catchUpMilliseconds: 0)
         print("figure: \(unpaced.count) of \(count) delivered after RESUME without pacing")
         XCTAssertLessThan(unpaced.count, count, "the backlog fit the queues: this test shows nothing")
@@ -404,6 +404,23 @@ final class ControlTests: XCTestCase {
         XCTAssertEqual(numbers, Array(0..<count), "\(numbers.count) of \(count) arrived, or out of order")
     }
 
+    /// A reload that shortens `resume_catch_up_ms` ends a catch-up under way by the new limit
+    /// (before, only the next RESUME took it: a walkthrough's reload to 1,000 ms at 2.4 s left
+    /// pacing on until 24 s).
+    func testAReloadThatShortensResumeCatchUpMsEndsACatchUpUnderWay() throws {
+        let (daemon, clients) = try (Daemon(configuration: catchUpConfiguration()), Clients())
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 100)
+        try daemon.waitForSubscriptions(1)
+        try daemon.holdBacklog(count: 10_000, topic: "t", bytes: 100)
+        _ = try subscriber.receiveNumbered(slowly: true) {
+            try daemon.waitForAMessageHeldInTheCatchUp()
+            try catchUpConfiguration(milliseconds: 1).write(to: daemon.configURL, atomically: true, encoding: .utf8)
+            XCTAssertEqual(try daemon.json("RELOAD")["reloaded"] as? Bool, true, daemon.log)
+            try Wait.until("the catch-up ends") { try daemon.stats().catchUp == nil }
+        }
+        XCTAssertTrue(daemon.log.contains("resume_catch_up_ms (1) passed"), daemon.log)
+    }
+
     /// A subscriber that reads nothing holds RESUME's backlog back for a second only: then it
     /// is let go, and the backlog goes on at the pace of the subscriber that reads, which gets
     /// all of it. (Ended at the stall, the rest went at full speed and the reader got 650 to
@@ -425,8 +442,8 @@ final class ControlTests: XCTestCase {
         print("figure: the reader got \(numbers.count) of \(count), the last \(last - resumed) after RESUME")
         XCTAssertEqual(numbers, Array(0..<count), "\(numbers.count) of \(count) arrived, or out of order")
         XCTAssertGreaterThan(last - resumed, .seconds(1), "the subscriber that reads nothing held nothing back")
-        XCTAssertTrue(daemon.log.contains("a subscriber read nothing for 1000 ms while"), daemon.log)
-        XCTAssertTrue(daemon.log.contains(" is out: \(count) messages"), daemon.log)
+        XCTAssertTrue(daemon.log.contains("no read heard from a subscriber for 1000 ms while"), daemon.log)
+        XCTAssertTrue(daemon.log.contains(" is out: \(count) forwarded"), daemon.log)
         // What it had queued (a few hundred: its queues and the socket buffers), then live
         // messages again.
         while try stuck.receiveFrames(timeoutMilliseconds: 1_000) != nil {}
@@ -454,7 +471,7 @@ final class ControlTests: XCTestCase {
         var received = 0
         while try reader.receiveFrames(timeoutMilliseconds: 3_000) != nil { received += 1 }
         XCTAssertEqual(received, 5_000)
-        XCTAssertTrue(daemon.log.contains("a subscriber read nothing for 1000 ms"), daemon.log)
+        XCTAssertTrue(daemon.log.contains("no read heard from a subscriber for 1000 ms"), daemon.log)
         _ = stuck
     }
 
@@ -471,7 +488,7 @@ final class ControlTests: XCTestCase {
         let numbers = try subscriber.receiveNumbered(slowly: true)
         XCTAssertEqual(daemon.waitForExit(), 0, daemon.log)
         XCTAssertEqual(numbers, Array(0..<count), "\(numbers.count) of \(count) arrived, or out of order")
-        XCTAssertTrue(daemon.log.contains("the stop's drain forwards is out: \(count) messages"), daemon.log)
+        XCTAssertTrue(daemon.log.contains("the stop's drain forwards is out: \(count) forwarded"), daemon.log)
     }
 
     /// A stop during a catch-up goes on with it within the drain: ended at the stop, the rest
@@ -488,7 +505,7 @@ final class ControlTests: XCTestCase {
         }
         XCTAssertEqual(daemon.waitForExit(), 0, daemon.log)
         XCTAssertEqual(numbers, Array(0..<count), "\(numbers.count) of \(count) arrived, or out of order")
-        XCTAssertTrue(daemon.log.contains(" is out: \(count) messages"), daemon.log)
+        XCTAssertTrue(daemon.log.contains(" is out: \(count) forwarded"), daemon.log)
     }
 
     /// The stop's drain bounds its pacing, and its last quarter goes at full speed: a
@@ -512,7 +529,7 @@ final class ControlTests: XCTestCase {
         let paced = try XCTUnwrap(Int(line.split(separator: "drain, after ")[1].prefix { $0.isNumber }), String(line))
         print("figure: \(paced) paced, \(received) received in all")
         // A stall (a second) cannot come in the drain's 450 paced milliseconds.
-        XCTAssertFalse(daemon.log.contains("a subscriber read nothing"), daemon.log)
+        XCTAssertFalse(daemon.log.contains("no read heard from a subscriber"), daemon.log)
         // What pacing let through, and at least half the reader's queue at full speed.
         XCTAssertGreaterThanOrEqual(received, paced + 50, "nothing went out at full speed")
         _ = stuck

@@ -52,6 +52,20 @@ final class BacklogCatchUpTests: XCTestCase {
         XCTAssertEqual(catchUp.ending(nowNanoseconds: 2 * second, producersEmpty: false), .timeLimit)
     }
 
+    func testPacingBegunAgainAfterAPauseKeepsTheCountsAndTakesANewLimit() {
+        var suspended = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
+        suspended.sent()
+        suspended.refused(nowNanoseconds: 1)
+        suspended.sent()
+        suspended.letGo()
+        let resumed = BacklogCatchUp(resuming: suspended, .stop, nowNanoseconds: 10 * second, limitMilliseconds: 1_000)
+        XCTAssertEqual([resumed.forwarded, resumed.waits, resumed.stalls], [2, 1, 1])
+        XCTAssertEqual(resumed.cause, .stop)
+        XCTAssertFalse(resumed.isHolding)
+        XCTAssertNil(resumed.ending(nowNanoseconds: 11 * second - 1, producersEmpty: false))
+        XCTAssertEqual(resumed.ending(nowNanoseconds: 11 * second, producersEmpty: false), .timeLimit)
+    }
+
     func testNothingHeldIsNeverStalled() {
         let catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 600_000)
         XCTAssertFalse(catchUp.isStalled(nowNanoseconds: 100 * second))
