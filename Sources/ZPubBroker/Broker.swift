@@ -308,6 +308,13 @@ public final class Broker: Sendable {
         context.terminate()
     }
 
+    /// A second SIGTERM or SIGINT while `stop` runs: the loop's drain ends now, and what
+    /// producers still have queued is dropped with its sockets (closed with the linger as
+    /// always).
+    public func endDrain() {
+        loop.mailbox.post(.endDrain)
+    }
+
     /// Test hook: makes the forwarding loop block for a while, as a hung loop would.
     /// Asked while a stall holds the loop, it ends that stall instead.
     public func stallForwardingLoop(milliseconds: Int) {

@@ -20,6 +20,8 @@ enum LoopCommand: Sendable {
     case reconfigure(BrokerConfiguration, serverKey: CurveKey?, ReplySlot<ReloadOutcome>)
     /// Forward what producers already sent (for up to `shutdown_drain_ms`), then return.
     case stop
+    /// A second SIGTERM or SIGINT: end the drain now (or have none, if the stop is yet to come).
+    case endDrain
     /// Test hook: block the loop for this long, as a hung loop would (see `ZPUBD_TEST_HOOKS`).
     case stall(milliseconds: Int)
     /// SNAPSHOT: once the client's marker subscription has arrived, copy the cached values
@@ -291,6 +293,8 @@ final class ForwardingLoop {
 
     private var nowMilliseconds: UInt64 = 0
     private var stopRequested = false
+    /// A second SIGTERM or SIGINT: the drain ends at once (`LoopCommand.endDrain`).
+    private var drainCutShort = false
     /// Messages in and out when STATUS= was last sent, for the rates it shows.
     private var lastStatusCounts: (in: UInt64, out: UInt64) = (0, 0)
     init(
@@ -436,7 +440,7 @@ final class ForwardingLoop {
                     // passive broker binds no producers' endpoint: nothing to drain (mirrored
                     // pages kept its loop from ever being quiet, and it waited the whole drain).
                     let drains = pairActive || stoodDown || activation != nil
-                    let drain = drains ? configuration.shutdownDrainMilliseconds : 0
+                    let drain = drains && !drainCutShort ? configuration.shutdownDrainMilliseconds : 0
                     schedule.startDrain(nowNanoseconds: now, milliseconds: drain)
                     let held = state.paused || startHoldUntil != nil
                     state.paused = false
@@ -445,6 +449,7 @@ final class ForwardingLoop {
                         paceTheDrain(held: held, milliseconds: drain, now: now)
                     }
                 }
+                if drainCutShort && schedule.isDraining { schedule.endDrainNow(nowNanoseconds: now) }
                 watchProducers()
             }
             if activation != nil, finishActivationIfReserved(now: SystemClock.monotonicNanoseconds()) {
@@ -1494,6 +1499,9 @@ final class ForwardingLoop {
             case .stop:
                 // The loop starts the drain once the commands are handled.
                 stopRequested = true
+            case .endDrain:
+                // The loop ends the drain once the commands are handled.
+                drainCutShort = true
             case .snapshotValues(let token, let prefix, let slot):
                 requested(.snapshot(prefix: prefix, slot), token: token)
             case .replay(let token, let since, let prefix, let slot):

@@ -74,6 +74,12 @@ public struct LoopSchedule: Sendable {
         drainDeadline = now &+ UInt64(max(0, milliseconds)) * 1_000_000
     }
 
+    /// Ends the drain at `now` (a second SIGTERM): `drainFinished` says so at once.
+    public mutating func endDrainNow(nowNanoseconds now: UInt64) {
+        guard let deadline = drainDeadline else { return }
+        drainDeadline = min(deadline, now)
+    }
+
     /// Draining ends once a poll found nothing to read (producers are quiet), or at the deadline.
     public func drainFinished(pollWasQuiet: Bool, nowNanoseconds now: UInt64) -> Bool {
         guard let deadline = drainDeadline else { return false }

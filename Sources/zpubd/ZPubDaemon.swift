@@ -182,6 +182,22 @@ struct ZPubDaemon: ParsableCommand {
             reloadRequests: reloadRequests, logger: logger)
         // A RELOAD from now on, or one whose SIGHUP was not taken, is answered: no reload comes.
         reloadRequests.close()
+        // A second SIGTERM or SIGINT ends the drain at once: under producers that keep sending,
+        // a long shutdown_drain_ms was otherwise waited out in full, and only SIGKILL helped.
+        let broker = services.broker
+        _ = JoinableThread(name: "zpubd-signals") {
+            while true {
+                let received = signals.wait()
+                guard received == SIGTERM || received == SIGINT else { continue }
+                // Raised by the pair link itself when it demotes this broker: nobody sent it.
+                let who =
+                    received == SIGTERM && Services.demoted.load(ordering: .relaxed)
+                    ? "the pair demoted this broker while it stopped"
+                    : "received \(received == SIGINT ? "SIGINT" : "SIGTERM") again"
+                logger.notice("\(who): the drain ends now, and what producers still have queued is dropped")
+                broker.endDrain()
+            }
+        }
         // The drain and the linger, and some seconds for the gateway, a pair's hand-over (5 s
         // at most) and the history's last commit: more than TimeoutStopSec= when the settings
         // ask for it.

@@ -961,6 +961,25 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains("zpubd stopped"), daemon.log)
     }
 
+    /// A second SIGTERM ends the drain at once. Under a producer that keeps sending, the first
+    /// one's drain lasts its whole `shutdown_drain_ms` (here a minute), and only SIGKILL ended
+    /// it before (a walkthrough).
+    func testASecondSIGTERMEndsTheDrainAtOnce() throws {
+        let daemon = try Daemon(configuration: "[daemon]\nshutdown_drain_ms = 60000\n")
+        let producer = try RunningProgram(
+            URL(fileURLWithPath: "/bin/sh"),
+            ["-c", "yes message | exec '\(Binaries.zpub.path)' pub --endpoint '\(daemon.pull)' t"])
+        try Wait.until("the producer's messages arrive") { try daemon.stats().messagesIn > 1_000 }
+        daemon.signal(SIGTERM)
+        try Wait.until("zpubd drains") { daemon.log.contains("received SIGTERM, shutting down") }
+        XCTAssertNil(
+            daemon.waitForExit(timeout: 1), "the drain ended with the producer still sending: this shows nothing")
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(timeout: 15), 0, daemon.log)
+        XCTAssertTrue(daemon.log.contains("received SIGTERM again: the drain ends now"), daemon.log)
+        _ = producer
+    }
+
     func testSIGINTStopsCleanlyWithAStalledSubscriber() throws {
         let daemon = try Daemon(configuration: "[sockets]\nlinger_ms = 500\n")
         let clients = try Clients()

@@ -49,4 +49,14 @@ final class LoopScheduleTests: XCTestCase {
         XCTAssertTrue(
             schedule.drainFinished(pollWasQuiet: false, nowNanoseconds: 3_000 * ms), "a second stop keeps the deadline")
     }
+
+    func testEndingTheDrainNowEndsItAtOnceAndOnlyADrain() {
+        var schedule = LoopSchedule(watchdogMicroseconds: nil, reportsStatus: false, nowNanoseconds: 0)
+        schedule.endDrainNow(nowNanoseconds: 500 * ms)
+        XCTAssertFalse(schedule.isDraining, "no drain to end: none starts")
+        schedule.startDrain(nowNanoseconds: 1_000 * ms, milliseconds: 60_000)
+        XCTAssertFalse(schedule.drainFinished(pollWasQuiet: false, nowNanoseconds: 1_200 * ms))
+        schedule.endDrainNow(nowNanoseconds: 1_200 * ms)
+        XCTAssertTrue(schedule.drainFinished(pollWasQuiet: false, nowNanoseconds: 1_200 * ms))
+    }
 }
