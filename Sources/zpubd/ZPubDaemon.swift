@@ -185,13 +185,14 @@ struct ZPubDaemon: ParsableCommand {
         // A second SIGTERM or SIGINT ends the drain at once: under producers that keep sending,
         // a long shutdown_drain_ms was otherwise waited out in full, and only SIGKILL helped.
         let broker = services.broker
+        let demotedAlready = Services.demoted.load(ordering: .relaxed)
         _ = JoinableThread(name: "zpubd-signals") {
             while true {
                 let received = signals.wait()
                 guard received == SIGTERM || received == SIGINT else { continue }
                 // Raised by the pair link itself when it demotes this broker: nobody sent it.
                 let who =
-                    received == SIGTERM && Services.demoted.load(ordering: .relaxed)
+                    received == SIGTERM && !demotedAlready && Services.demoted.load(ordering: .relaxed)
                     ? "the pair demoted this broker while it stopped"
                     : "received \(received == SIGINT ? "SIGINT" : "SIGTERM") again"
                 logger.notice("\(who): the drain ends now, and what producers still have queued is dropped")
