@@ -809,10 +809,7 @@ final class ForwardingLoop {
                     catchUp?.refused(nowNanoseconds: now)
                 }
             }
-            if pendingMarkers.isEmpty && inHand != nil, try offerInHand(now: now), !pendingMarkers.isEmpty {
-                // Sent, but its marker was refused: that waits now (as in `pacedBurst`).
-                catchUp?.refused(nowNanoseconds: now)
-            }
+            if pendingMarkers.isEmpty && inHand != nil { _ = try offerInHand(now: now) }
             if catchUp?.isStalled(nowNanoseconds: now) == true { letStalledSubscribersGo() }
             if inHand == nil && pendingMarkers.isEmpty { pullEmpty = try pacedBurst(from: pull, role: .pull, now: now) }
             if inHand == nil && pendingMarkers.isEmpty { xsubEmpty = try pacedBurst(from: xsub, role: .xsub, now: now) }
@@ -830,12 +827,8 @@ final class ForwardingLoop {
         for _ in 0..<Self.burst {
             guard let size = try source.receiveSize(into: heldFirstFrame, dontWait: true) else { return true }
             inHand = (source, role, size)
-            guard try offerInHand(now: now) else { return false }
-            // Its marker was refused: nothing more before the marker.
-            guard pendingMarkers.isEmpty else {
-                catchUp?.refused(nowNanoseconds: now)
-                return false
-            }
+            // Not sent, or its marker was refused: nothing more before them.
+            guard try offerInHand(now: now), pendingMarkers.isEmpty else { return false }
         }
         return false
     }
@@ -861,6 +854,8 @@ final class ForwardingLoop {
         message.take(from: heldFirstFrame)
         try forwardMessage(
             from: source, role: role, firstFrameSize: size, storing: storesMessages, firstFrameSent: !internalTopic)
+        // Sent, but its marker was refused: that waits now, as a refused message would.
+        if !pendingMarkers.isEmpty { catchUp?.refused(nowNanoseconds: now) }
         return true
     }
 
