@@ -111,9 +111,9 @@ final class ControlResponder: BrokerControl {
             return replay(token: token, since: since, prefix: prefix)
         case .pause, .resume:
             guard !loopStopped else { return unavailable() }
-            let slot = ReplySlot<Bool>()
+            let slot = ReplySlot<ForwardingState>()
             loop.mailbox.post(.setPaused(request.command == .pause, slot))
-            guard let paused = slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds) else {
+            guard let forwarding = slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds) else {
                 // The command waits in the loop's mailbox: say that it may still apply.
                 return .error(
                     ControlError(
@@ -121,7 +121,7 @@ final class ControlResponder: BrokerControl {
                         "the forwarding loop did not answer within \(Self.loopReplyTimeoutMilliseconds) ms; the \(request.command == .pause ? "PAUSE" : "RESUME") takes effect when it does; send HEALTH to see the loop's state"
                     ))
             }
-            return .forwarding(paused ? .paused : .running)
+            return .forwarding(forwarding)
         case .reload:
             // The control socket's server answers RELOAD itself (`ControlServer`): a reload
             // waits for the threads that apply it, the caller's among them.
@@ -178,7 +178,11 @@ final class ControlResponder: BrokerControl {
                 subscriptions: 0, version: ZPubVersion.current, pair: pair)
         }
         let status: HealthReport.Status =
-            if stats.forwarding == .paused { .paused } else if let pair, !pair.active { .passive } else { .ok }
+            switch stats.forwarding {
+            case .paused: .paused
+            case .stopping: .stopping
+            default: if let pair, !pair.active { .passive } else { .ok }
+            }
         var problems = history?.stats.withLock { $0.problems } ?? []
         for upstream in stats.upstreams where upstream.state != "connected" {
             problems.append(

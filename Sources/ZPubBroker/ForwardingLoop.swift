@@ -14,7 +14,7 @@ enum LoopCommand: Sendable {
     /// Send back the counters (STATS, HEALTH): built on the loop, no table is copied.
     case stats(ReplySlot<StatsSnapshot>)
     /// Stop or restart reading producers' sockets; messages wait in libzmq's queues meanwhile.
-    case setPaused(Bool, ReplySlot<Bool>)
+    case setPaused(Bool, ReplySlot<ForwardingState>)
     /// Apply a reloaded configuration: limits, socket options, endpoints. Replies with what
     /// could not be bound.
     case reconfigure(BrokerConfiguration, serverKey: CurveKey?, ReplySlot<ReloadOutcome>)
@@ -292,7 +292,6 @@ final class ForwardingLoop {
     }
 
     private var nowMilliseconds: UInt64 = 0
-    private var stopRequested = false
     /// A second SIGTERM or SIGINT: the drain ends at once (`LoopCommand.endDrain`).
     private var drainCutShort = false
     /// Messages in and out when STATUS= was last sent, for the rates it shows.
@@ -385,6 +384,7 @@ final class ForwardingLoop {
             watchdogMicroseconds: notifier.watchdogIntervalMicroseconds(), reportsStatus: notifier.isActive,
             nowNanoseconds: SystemClock.monotonicNanoseconds())
         handle.started.signal()
+        var drainEndedQuiet = false
         while true {
             let ready: Int
             // A message held for a subscriber's room leaves the producers unwatched: a poll
@@ -401,6 +401,13 @@ final class ForwardingLoop {
                 if let startHoldUntil {
                     let left = startHoldUntil &- min(startHoldUntil, SystemClock.monotonicNanoseconds())
                     timeout = min(timeout, Int(left / 1_000_000) + 1)
+                }
+                // A catch-up may end a while after a turn found the producers empty: woken for
+                // it. (Not in a drain, whose 100 ms poll with nothing to read ends both.)
+                if readsProducers, !schedule.isDraining,
+                    let left = catchUp?.millisecondsUntilCaughtUp(nowNanoseconds: SystemClock.monotonicNanoseconds())
+                {
+                    timeout = min(timeout, left)
                 }
                 ready = try poller.poll(timeoutMilliseconds: timeout)
             } catch {
@@ -435,7 +442,7 @@ final class ForwardingLoop {
             }
             if poller.isReadable(mailboxIndex) {
                 handleCommands()
-                if stopRequested && !schedule.isDraining {
+                if state.stopping && !schedule.isDraining {
                     // Forward what producers already sent, paused or not, then stop. A pair's
                     // passive broker binds no producers' endpoint: nothing to drain (mirrored
                     // pages kept its loop from ever being quiet, and it waited the whole drain).
@@ -455,13 +462,17 @@ final class ForwardingLoop {
             if activation != nil, finishActivationIfReserved(now: SystemClock.monotonicNanoseconds()) {
                 watchProducers()
             }
-            if schedule.drainFinished(pollWasQuiet: ready == 0 && !producersUnwatched, nowNanoseconds: now) {
+            let quiet = ready == 0 && !producersUnwatched
+            if schedule.drainFinished(pollWasQuiet: quiet, nowNanoseconds: now) {
+                drainEndedQuiet = quiet
                 break
             }
         }
-        // The drain's time ran out with a message held (pacing ends before it, so rarely): it
-        // goes out lossily, as at full speed.
-        endCatchUp(nil, now: SystemClock.monotonicNanoseconds())
+        // A drain that ended quiet with nothing held forwarded its backlog (the catch-up would
+        // have ended at its next turn). One whose time ran out with a message held
+        // (pacing ends before it, so rarely) sends it lossily, as at full speed.
+        endCatchUp(
+            drainEndedQuiet && catchUp?.isHolding == false ? .caughtUp : nil, now: SystemClock.monotonicNanoseconds())
         // Stopped while a takeover waited: it never forwarded; the pair link waits no more.
         activation?.reply.fulfill([])
         activation = nil
@@ -850,7 +861,7 @@ final class ForwardingLoop {
             }
         }
         inHand = nil
-        catchUp?.sent()
+        catchUp?.sent(nowNanoseconds: now)
         message.take(from: heldFirstFrame)
         try forwardMessage(
             from: source, role: role, firstFrameSize: size, storing: storesMessages, firstFrameSent: !internalTopic)
@@ -892,7 +903,7 @@ final class ForwardingLoop {
             logger.error("XPUB_NODROP could not be turned off to let a stalled subscriber go: \(error)")
             return endCatchUp(nil, now: SystemClock.monotonicNanoseconds())
         }
-        if sendHeldLossily() { catchUp?.sent() }
+        if sendHeldLossily() { catchUp?.sent(nowNanoseconds: SystemClock.monotonicNanoseconds()) }
         catchUp?.letGo()
         do {
             try xpub.setOption(.xpubNoDrop, 1)
@@ -953,7 +964,7 @@ final class ForwardingLoop {
             if progress.forwarded > 0 || progress.cause == .resume {
                 logger.info("\(progress.cause.backlog) is out: \(paced)")
             }
-        case .timeLimit? where stopRequested:
+        case .timeLimit? where state.stopping:
             let drain = configuration.shutdownDrainMilliseconds
             logger.warning(
                 "\(progress.cause.backlog) goes out at full speed for the last \(Self.drainAtFullSpeedMilliseconds(drain)) ms of the stop's drain, after \(paced): subscribers send_hwm behind lose messages, and what producers still have queued when it ends is dropped (raise shutdown_drain_ms)"
@@ -1477,10 +1488,10 @@ final class ForwardingLoop {
                 stats.catchUp = catchUp?.stats(nowNanoseconds: now)
                 stats.startHoldLeftMilliseconds = startHoldUntil.map { ($0 &- min($0, now)) / 1_000_000 }
                 slot.fulfill(stats)
-            case .setPaused(_, let slot) where stopRequested:
+            case .setPaused(_, let slot) where state.stopping:
                 // Stopping: paused now, the drain would end with the producers' queues unread.
                 logger.notice("PAUSE or RESUME ignored: zpubd is stopping and forwards what producers sent")
-                slot.fulfill(state.paused)
+                slot.fulfill(state.forwardingState)
             case .setPaused(let paused, let slot):
                 if paused != state.paused {
                     logger.notice(paused ? "forwarding paused" : "forwarding resumed")
@@ -1488,12 +1499,12 @@ final class ForwardingLoop {
                     if !paused && startHoldUntil == nil && (pairActive || stoodDown) { startCatchUp(.resume) }
                 }
                 state.paused = paused
-                slot.fulfill(paused)
+                slot.fulfill(state.forwardingState)
             case .reconfigure(let newConfiguration, let serverKey, let slot):
                 slot.fulfill(reconfigure(newConfiguration, serverKey: serverKey))
             case .stop:
                 // The loop starts the drain once the commands are handled.
-                stopRequested = true
+                state.stopping = true
             case .endDrain:
                 // The loop ends the drain once the commands are handled.
                 drainCutShort = true
@@ -1665,10 +1676,10 @@ final class ForwardingLoop {
     private func finishActivationIfReserved(now: UInt64) -> Bool {
         guard let pending = activation else { return false }
         let reserved = pending.reserved.value
-        guard reserved != nil || now >= pending.deadline || stopRequested else { return false }
+        guard reserved != nil || now >= pending.deadline || state.stopping else { return false }
         activation = nil
         // Stopping: a broker on its way out binds nothing more.
-        if stopRequested {
+        if state.stopping {
             pending.reply.fulfill([])
             return true
         }

@@ -11,9 +11,10 @@
 /// bounded. A message that has waited `stallNanoseconds` waits for a subscriber that reads
 /// nothing (one that reads empties its queue well within that): the loop lets such
 /// subscribers go (`isStalled`, `letGo`), and the rest goes on at the pace of those that read.
-/// Pacing ends when the backlog is forwarded (a turn finds the producers' sockets empty), or
-/// at the configured limit (`resume_catch_up_ms`). This type decides when; the loop does the
-/// sending.
+/// Pacing ends when the backlog is forwarded (a turn finds the producers' sockets empty, and
+/// either nothing has come from them for `dryNanoseconds` or no subscriber lacked room for
+/// `keptUpNanoseconds`), or at the configured limit (`resume_catch_up_ms`). This type decides
+/// when; the loop does the sending.
 public struct BacklogCatchUp: Sendable {
     /// What held the backlog, for the loop's log lines.
     public enum Cause: String, Sendable {
@@ -34,7 +35,9 @@ public struct BacklogCatchUp: Sendable {
 
     /// Why pacing ended, for the loop's log line.
     public enum Ending: Equatable, Sendable {
-        /// The producers' sockets were found empty with nothing held: the backlog is out.
+        /// The producers' sockets were found empty with nothing held, and they had sent
+        /// nothing for `dryNanoseconds` or the subscribers had room for `keptUpNanoseconds`:
+        /// the backlog is out.
         case caughtUp
         /// `resume_catch_up_ms` passed with the backlog still going out.
         case timeLimit
@@ -44,6 +47,23 @@ public struct BacklogCatchUp: Sendable {
     /// reads in steps of half a queue (`send_hwm`/2), so one that reads fewer messages than
     /// that in this time counts as not reading.
     public static let stallNanoseconds: UInt64 = 1_000_000_000
+
+    /// A turn that finds the producers' sockets empty has not seen the end of the backlog:
+    /// libzmq refills a socket's queue from the connection only after the loop has read part
+    /// of it, on its I/O thread, and a producer whose own queue holds the rest sends it as it
+    /// is scheduled. Ended at the first such turn, the rest went at full speed (a reader lost
+    /// 3,750 of 5,000 in a test, 52,000 of 100,000 beside a subscriber that read nothing). So
+    /// the backlog is out once nothing more has come for this long.
+    public static let dryNanoseconds: UInt64 = 100_000_000
+
+    /// Or once no subscriber has lacked room for this long: pacing has changed nothing (the
+    /// producers send no faster without it), and what still comes, backlog or live traffic,
+    /// reaches the subscribers at full speed as it did. Without this, live traffic a moment
+    /// apart kept pacing on to the time limit, and each subscriber that stopped reading
+    /// meanwhile held everyone for a second (FaultTests' stalled subscriber, 0.47x). Traffic
+    /// faster than a subscriber reads is paced until the producers stop for `dryNanoseconds`,
+    /// or to the limit.
+    public static let keptUpNanoseconds: UInt64 = 250_000_000
 
     public let cause: Cause
     public let startedNanoseconds: UInt64
@@ -57,11 +77,16 @@ public struct BacklogCatchUp: Sendable {
     public private(set) var waits: UInt64 = 0
     /// How many times subscribers that read nothing were let go (`letGo`).
     public private(set) var stalls: UInt64 = 0
+    /// When a message last went out while pacing; nil if none has.
+    private var lastSent: UInt64?
+    /// When a message was last refused for a subscriber's full queue (at first, the start).
+    private var lastRefused: UInt64
 
     public init(_ cause: Cause, nowNanoseconds now: UInt64, limitMilliseconds: Int) {
         self.cause = cause
         startedNanoseconds = now
         self.limitMilliseconds = limitMilliseconds
+        lastRefused = now
         deadline = now &+ UInt64(max(0, limitMilliseconds)) &* 1_000_000
     }
 
@@ -79,15 +104,17 @@ public struct BacklogCatchUp: Sendable {
 
     /// The message in hand was refused (a subscriber's queue is full).
     public mutating func refused(nowNanoseconds now: UInt64) {
+        lastRefused = now
         guard heldSince == nil else { return }
         heldSince = now
         waits &+= 1
     }
 
     /// The message in hand went out.
-    public mutating func sent() {
+    public mutating func sent(nowNanoseconds now: UInt64) {
         heldSince = nil
         forwarded &+= 1
+        lastSent = now
     }
 
     /// What waited (markers zpubd made) went out: no message is held any more.
@@ -103,7 +130,7 @@ public struct BacklogCatchUp: Sendable {
     /// Whether what is held has waited `stallNanoseconds` at `now`: the loop is to let the
     /// subscribers it waits for go.
     public func isStalled(nowNanoseconds now: UInt64) -> Bool {
-        heldSince.map { now &- $0 >= Self.stallNanoseconds } ?? false
+        heldSince.map { Self.nanoseconds(since: $0, at: now) >= Self.stallNanoseconds } ?? false
     }
 
     /// What was held went out without waiting (after `sent` for a message), dropped for the
@@ -116,20 +143,39 @@ public struct BacklogCatchUp: Sendable {
     /// How pacing ends at `now`, or nil to go on. `producersEmpty`: this turn read nothing
     /// from PULL or XSUB.
     public func ending(nowNanoseconds now: UInt64, producersEmpty: Bool) -> Ending? {
-        if heldSince == nil && producersEmpty { return .caughtUp }
+        if heldSince == nil && producersEmpty && millisecondsUntilCaughtUp(nowNanoseconds: now) == nil {
+            return .caughtUp
+        }
         if now >= deadline { return .timeLimit }
         return nil
+    }
+
+    /// How long, rounded up, until a turn that finds the producers' sockets empty ends pacing
+    /// (nil: one would now): the loop polls no longer than that, to end it on time.
+    public func millisecondsUntilCaughtUp(nowNanoseconds now: UInt64) -> Int? {
+        let sinceSent = lastSent.map { Self.nanoseconds(since: $0, at: now) } ?? Self.dryNanoseconds
+        let sinceRefused = Self.nanoseconds(since: lastRefused, at: now)
+        guard sinceSent < Self.dryNanoseconds && sinceRefused < Self.keptUpNanoseconds else { return nil }
+        let left = min(Self.dryNanoseconds - sinceSent, Self.keptUpNanoseconds - sinceRefused)
+        return Int((left + 999_999) / 1_000_000)
     }
 
     /// What STATS shows of it at `now`.
     public func stats(nowNanoseconds now: UInt64) -> StatsSnapshot.CatchUpStats {
         StatsSnapshot.CatchUpStats(
             cause: cause.rawValue, forwarded: forwarded, elapsedMilliseconds: elapsedMilliseconds(nowNanoseconds: now),
-            waitingMilliseconds: heldSince.map { (now &- min(now, $0)) / 1_000_000 }, stalls: stalls)
+            waitingMilliseconds: heldSince.map { Self.nanoseconds(since: $0, at: now) / 1_000_000 }, stalls: stalls)
     }
 
     /// Milliseconds since pacing began, for the log.
     public func elapsedMilliseconds(nowNanoseconds now: UInt64) -> UInt64 {
-        (now &- startedNanoseconds) / 1_000_000
+        Self.nanoseconds(since: startedNanoseconds, at: now) / 1_000_000
+    }
+
+    /// The time from `then` to `now`, 0 if `now` is earlier: the loop reads the clock once per
+    /// turn, and a catch-up begun in that turn started after it (a start hold's ended
+    /// "18446744073709 ms" after it began, and at once, its last refusal in the future).
+    private static func nanoseconds(since then: UInt64, at now: UInt64) -> UInt64 {
+        now > then ? now - then : 0
     }
 }

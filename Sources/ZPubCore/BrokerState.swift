@@ -16,6 +16,8 @@ public struct BrokerState: Sendable {
     /// Messages from producers or upstreams under `internalPrefix`, dropped.
     public var internalTopicMessages: UInt64 = 0
     public var paused = false
+    /// SIGTERM or SIGINT: the loop drains what producers sent (`shutdown_drain_ms`), then exits.
+    public var stopping = false
     /// Connected peers per data socket role (pull, xsub, xpub), from socket monitor events.
     public var peers: [BrokerSocketRole: Int] = [.pull: 0, .xsub: 0, .xpub: 0]
     /// Connections dropped during the ZeroMQ handshake (garbage, wrong protocol or mechanism).
@@ -218,7 +220,7 @@ public struct BrokerState: Sendable {
         return copy
     }
 
-    public var forwardingState: ForwardingState { paused ? .paused : .running }
+    public var forwardingState: ForwardingState { stopping ? .stopping : paused ? .paused : .running }
 
     public func statsSnapshot(uptimeSeconds: Double) -> StatsSnapshot {
         StatsSnapshot(

@@ -115,6 +115,9 @@ public enum ForwardingState: String, Codable, Sendable {
     case running
     /// PAUSE: producers' messages wait in libzmq's queues until RESUME.
     case paused
+    /// SIGTERM or SIGINT: what producers already sent goes out (`shutdown_drain_ms`), then
+    /// zpubd exits; PAUSE and RESUME are ignored.
+    case stopping
     /// HEALTH only: the loop did not answer in time.
     case notResponding = "not responding"
 }

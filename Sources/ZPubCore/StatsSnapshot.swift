@@ -334,6 +334,9 @@ public struct HealthReport: Codable, Equatable, Sendable {
         case unhealthy
         /// The waiting or passive broker of a pair: healthy, and not the one to send clients to.
         case passive
+        /// Shutting down (SIGTERM or SIGINT): forwarding what producers already sent, then
+        /// exiting; not the one to send clients to.
+        case stopping
     }
 
     public var status: Status

@@ -96,7 +96,7 @@ struct Health: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check the broker's health; exit status 0 only when it is ok.",
         discussion: """
-            Exit status: 0 ok; 1 not ok (paused, the passive member of a pair, an active one \
+            Exit status: 0 ok; 1 not ok (paused, stopping, the passive member of a pair, an active one \
             that could not bind its producers' endpoints, or no answer). A load balancer wants \
             that: only the active broker passes. A monitor of the pair itself gives \
             --passive-ok: a standby passes too, and either fails while the pair has a problem \
@@ -143,6 +143,9 @@ struct Health: ParsableCommand {
                 if !pair.active, let clients = pair.clients {
                     line += ", \(clients) client\(clients == 1 ? "" : "s") counted for a takeover"
                 }
+            }
+            if health.status == .stopping {
+                line += "; zpubd is shutting down (SIGTERM or SIGINT) and forwards what producers already sent first"
             }
             if health.status == .paused {
                 line += "; zpub resume\(options.givenControl.map { " -c \($0)" } ?? "") starts forwarding again"

@@ -387,6 +387,50 @@ final class ControlTests: XCTestCase {
         return (numbers, daemon.log)
     }
 
+    /// A backlog still on its way, in the producer's connection and its own queue, goes out at
+    /// the subscriber's pace to its end. With producers' queues of 10 messages (`receive_hwm`),
+    /// libzmq reads the connection 10 at a time, and only once zpubd has read some: a turn
+    /// finds PULL empty again and again before the backlog is out. (Taken for its end, the
+    /// rest went at full speed: 1,200-1,260 of 5,000 arrived.)
+    func testABacklogStillInTheProducersConnectionGoesAtTheSubscribersPace() throws {
+        let daemon = try Daemon(configuration: catchUpConfiguration(receiveHWM: 10))
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 100)
+        try daemon.waitForSubscriptions(1)
+        try Wait.until("producers are read (start_hold_ms)") { try daemon.stats().startHoldLeftMilliseconds == nil }
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        let count = 5_000
+        let padding = " " + String(repeating: "x", count: 1_000)
+        let (heldBack, done) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        let pull = daemon.pull
+        Thread {
+            defer { done.signal() }
+            guard let context = try? Context(), let push = try? Socket(context, type: .push) else { return }
+            defer {
+                push.close()
+                context.terminate()
+            }
+            // Every queue towards the paused zpubd full (a send waits 200 ms in vain), then the
+            // rest, each send waiting for room.
+            try? push.setOption(.sendHighWaterMark, 10)
+            try? push.setOption(.sendTimeout, 200)
+            try? push.connect(pull)
+            let message = { (number: Int) in [Array("t".utf8), Array("\(number)\(padding)".utf8)] }
+            var number = 0
+            while number < count, (try? push.send(frames: message(number))) == true { number += 1 }
+            heldBack.signal()
+            try? push.setOption(.sendTimeout, 30_000)
+            while number < count, (try? push.send(frames: message(number))) == true { number += 1 }
+        }.start()
+        XCTAssertEqual(heldBack.wait(timeout: .now() + 30), .success, "the producer's queue never filled")
+        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        let numbers = try subscriber.receiveNumbered(slowly: true)
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success, "the producer did not finish")
+        print("figure: \(numbers.count) of \(count) arrived")
+        XCTAssertTrue(numbers == Array(0..<count), "\(numbers.count) of \(count) arrived, or out of order")
+        XCTAssertTrue(daemon.log.contains("the backlog RESUME released is out: \(count) forwarded"), daemon.log)
+    }
+
     /// A PAUSE during a catch-up suspends it with its message in hand, and RESUME goes on from
     /// there: ended at the PAUSE, the message sent then was dropped for the subscriber it had
     /// waited for (one per PAUSE, 4 runs of 4 in a walkthrough).

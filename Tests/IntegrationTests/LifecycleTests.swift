@@ -961,10 +961,12 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains("zpubd stopped"), daemon.log)
     }
 
-    /// A second SIGTERM ends the drain at once. Under a producer that keeps sending, the first
-    /// one's drain lasts its whole `shutdown_drain_ms` (here a minute), and only SIGKILL ended
-    /// it before (a walkthrough).
-    func testASecondSIGTERMEndsTheDrainAtOnce() throws {
+    /// While zpubd drains after SIGTERM, HEALTH, STATS and `zpub health` say it is stopping
+    /// (they said "running" and "ok", and a load balancer kept sending clients to it), and
+    /// PAUSE answers so without pausing. A second SIGTERM ends the drain at once. Under a
+    /// producer that keeps sending, the first one's drain lasts its whole `shutdown_drain_ms`
+    /// (here a minute), and only SIGKILL ended it before (a walkthrough).
+    func testWhileItDrainsItSaysStoppingAndASecondSIGTERMEndsTheDrainAtOnce() throws {
         let daemon = try Daemon(configuration: "[daemon]\nshutdown_drain_ms = 60000\n")
         let producer = try RunningProgram(
             URL(fileURLWithPath: "/bin/sh"),
@@ -974,6 +976,15 @@ final class LifecycleTests: XCTestCase {
         try Wait.until("zpubd drains") { daemon.log.contains("received SIGTERM, shutting down") }
         XCTAssertNil(
             daemon.waitForExit(timeout: 1), "the drain ended with the producer still sending: this shows nothing")
+        let health = try daemon.json("HEALTH")
+        XCTAssertEqual(health["status"] as? String, "stopping", "\(health)")
+        XCTAssertEqual(health["forwarding"] as? String, "stopping", "\(health)")
+        XCTAssertEqual(try daemon.stats().forwarding, .stopping)
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "stopping")
+        let check = try Run.program(Binaries.zpub, ["health", "--control", daemon.control])
+        XCTAssertEqual(check.status, 1, check.stdout + check.stderr)
+        XCTAssertTrue(check.stdout.hasPrefix("stopping: forwarding stopping"), check.stdout)
+        XCTAssertTrue(check.stdout.contains("zpubd is shutting down"), check.stdout)
         daemon.signal(SIGTERM)
         XCTAssertEqual(daemon.waitForExit(timeout: 15), 0, daemon.log)
         XCTAssertTrue(daemon.log.contains("received SIGTERM again: the drain ends now"), daemon.log)

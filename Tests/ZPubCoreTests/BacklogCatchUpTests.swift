@@ -4,12 +4,70 @@ import ZPubCore
 final class BacklogCatchUpTests: XCTestCase {
     private let second: UInt64 = 1_000_000_000
 
-    func testATurnThatFindsTheProducersEmptyWithNothingHeldEndsIt() {
-        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
+    func testATurnThatFindsTheProducersEmptyBeforeAnythingWentEndsIt() {
+        let catchUp = BacklogCatchUp(.startHold, nowNanoseconds: 0, limitMilliseconds: 5_000)
         XCTAssertNil(catchUp.ending(nowNanoseconds: 1, producersEmpty: false))
-        catchUp.sent()
-        XCTAssertEqual(catchUp.ending(nowNanoseconds: 2, producersEmpty: true), .caughtUp)
+        XCTAssertNil(catchUp.millisecondsUntilCaughtUp(nowNanoseconds: 1))
+        XCTAssertEqual(catchUp.ending(nowNanoseconds: 1, producersEmpty: true), .caughtUp)
+    }
+
+    func testTheBacklogIsOutOnceTheProducersSentNothingForTheDryTime() {
+        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
+        let sent = 10 * BacklogCatchUp.dryNanoseconds
+        // Subscribers lack room: only the dry time ends it.
+        catchUp.refused(nowNanoseconds: sent - 1)
+        catchUp.sent(nowNanoseconds: sent)
         XCTAssertEqual(catchUp.forwarded, 1)
+        // Found empty at once: libzmq or the producer refills it a moment later.
+        XCTAssertNil(catchUp.ending(nowNanoseconds: sent + 1, producersEmpty: true))
+        XCTAssertEqual(
+            catchUp.millisecondsUntilCaughtUp(nowNanoseconds: sent + 1), Int(BacklogCatchUp.dryNanoseconds / 1_000_000))
+        let dry = sent + BacklogCatchUp.dryNanoseconds
+        XCTAssertEqual(catchUp.millisecondsUntilCaughtUp(nowNanoseconds: dry - 1), 1)
+        XCTAssertNil(catchUp.ending(nowNanoseconds: dry - 1, producersEmpty: true))
+        XCTAssertNil(catchUp.millisecondsUntilCaughtUp(nowNanoseconds: dry))
+        XCTAssertEqual(catchUp.ending(nowNanoseconds: dry, producersEmpty: true), .caughtUp)
+        // Not before a turn finds them empty.
+        XCTAssertNil(catchUp.ending(nowNanoseconds: dry, producersEmpty: false))
+    }
+
+    func testTrafficThatNeverFillsASubscribersQueueEndsItAfterTheKeptUpTime() {
+        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
+        // A message every millisecond, never refused: never dry, never short of room.
+        catchUp.sent(nowNanoseconds: 0)
+        var now: UInt64 = 1_000_000
+        while now < BacklogCatchUp.keptUpNanoseconds {
+            XCTAssertNil(catchUp.ending(nowNanoseconds: now, producersEmpty: true), "at \(now)")
+            catchUp.sent(nowNanoseconds: now)
+            now += 1_000_000
+        }
+        XCTAssertEqual(catchUp.ending(nowNanoseconds: now, producersEmpty: true), .caughtUp)
+    }
+
+    func testARefusalStartsTheKeptUpTimeAnew() {
+        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
+        let refused = BacklogCatchUp.keptUpNanoseconds / 2
+        catchUp.refused(nowNanoseconds: refused)
+        var now = refused
+        while now + 1_000_000 < refused + BacklogCatchUp.keptUpNanoseconds {
+            catchUp.sent(nowNanoseconds: now)
+            now += 1_000_000
+            XCTAssertNil(catchUp.ending(nowNanoseconds: now, producersEmpty: true), "at \(now)")
+        }
+        XCTAssertEqual(
+            catchUp.millisecondsUntilCaughtUp(nowNanoseconds: refused + BacklogCatchUp.keptUpNanoseconds - 1), 1)
+        XCTAssertEqual(
+            catchUp.ending(nowNanoseconds: refused + BacklogCatchUp.keptUpNanoseconds, producersEmpty: true), .caughtUp)
+    }
+
+    func testATurnWhoseClockReadingPrecedesTheStartCountsAsNoTimeAtAll() {
+        // The loop read the clock, then began pacing in the same turn.
+        var catchUp = BacklogCatchUp(.startHold, nowNanoseconds: second, limitMilliseconds: 5_000)
+        catchUp.sent(nowNanoseconds: second - 1)
+        XCTAssertNil(catchUp.ending(nowNanoseconds: second - 1, producersEmpty: true))
+        XCTAssertEqual(catchUp.elapsedMilliseconds(nowNanoseconds: second - 1), 0)
+        catchUp.refused(nowNanoseconds: second - 1)
+        XCTAssertEqual(catchUp.stats(nowNanoseconds: second - 2).waitingMilliseconds, 0)
     }
 
     func testAHeldMessageIsNotCaughtUpHoweverEmptyTheProducers() {
@@ -29,7 +87,7 @@ final class BacklogCatchUpTests: XCTestCase {
         XCTAssertTrue(catchUp.isStalled(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds))
         // A stall does not end pacing: the loop lets the stalled subscribers go.
         XCTAssertNil(catchUp.ending(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds, producersEmpty: false))
-        catchUp.sent()
+        catchUp.sent(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds)
         catchUp.letGo()
         XCTAssertFalse(catchUp.isHolding)
         XCTAssertFalse(catchUp.isStalled(nowNanoseconds: refused + 2 * BacklogCatchUp.stallNanoseconds))
@@ -54,9 +112,9 @@ final class BacklogCatchUpTests: XCTestCase {
 
     func testPacingBegunAgainAfterAPauseKeepsTheCountsAndTakesANewLimit() {
         var suspended = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
-        suspended.sent()
+        suspended.sent(nowNanoseconds: 1)
         suspended.refused(nowNanoseconds: 1)
-        suspended.sent()
+        suspended.sent(nowNanoseconds: 1)
         suspended.letGo()
         let resumed = BacklogCatchUp(resuming: suspended, .stop, nowNanoseconds: 10 * second, limitMilliseconds: 1_000)
         XCTAssertEqual([resumed.forwarded, resumed.waits, resumed.stalls], [2, 1, 1])
@@ -78,7 +136,7 @@ final class BacklogCatchUpTests: XCTestCase {
             catchUp.refused(nowNanoseconds: now)
             now += BacklogCatchUp.stallNanoseconds / 2
             XCTAssertNil(catchUp.ending(nowNanoseconds: now, producersEmpty: false))
-            catchUp.sent()
+            catchUp.sent(nowNanoseconds: now)
             now += 1
         }
         XCTAssertNil(catchUp.ending(nowNanoseconds: 5 * second - 1, producersEmpty: false))
