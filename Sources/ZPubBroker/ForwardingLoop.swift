@@ -771,7 +771,7 @@ final class ForwardingLoop {
             if paced {
                 catchUp = BacklogCatchUp(
                     resuming: suspended, cause, nowNanoseconds: SystemClock.monotonicNanoseconds(),
-                    limitMilliseconds: limit)
+                    limitMilliseconds: limit, stallMilliseconds: configuration.catchUpStallMilliseconds)
             } else {
                 endCatchUp(nil, now: SystemClock.monotonicNanoseconds())
             }
@@ -784,7 +784,9 @@ final class ForwardingLoop {
             logger.warning("\(cause.backlog) goes out at full speed: XPUB refused XPUB_NODROP (\(error))")
             return
         }
-        catchUp = BacklogCatchUp(cause, nowNanoseconds: SystemClock.monotonicNanoseconds(), limitMilliseconds: limit)
+        catchUp = BacklogCatchUp(
+            cause, nowNanoseconds: SystemClock.monotonicNanoseconds(), limitMilliseconds: limit,
+            stallMilliseconds: configuration.catchUpStallMilliseconds)
     }
 
     /// A stop: a backlog still `held` (paused, or at start) goes out at the subscribers' pace,
@@ -887,7 +889,7 @@ final class ForwardingLoop {
         return true
     }
 
-    /// What is held has waited `BacklogCatchUp.stallNanoseconds`: the subscribers whose queues
+    /// What is held has waited `catch_up_stall_ms`: the subscribers whose queues
     /// are still full read nothing meanwhile (one that reads empties its queue well within
     /// that). Sent without XPUB_NODROP, it is dropped for exactly them, and libzmq takes their
     /// pipes out of the set it sends to until each reads again (`dist_t` deactivates a pipe a
@@ -913,7 +915,7 @@ final class ForwardingLoop {
         }
         guard let progress = catchUp else { return }
         logger.warning(
-            "no read heard from a subscriber for \(BacklogCatchUp.stallNanoseconds / 1_000_000) ms while \(progress.cause.backlog) went out (\(progress.forwarded) forwarded so far): the subscribers whose queues were full no longer hold the others back, and lose what goes out until they read again; one that reads fewer than half its RCVHWM (500 by default) a second looks like that (docs/reliability.md)"
+            "no read heard from a subscriber for \(progress.stallNanoseconds / 1_000_000) ms while \(progress.cause.backlog) went out (\(progress.forwarded) forwarded so far): the subscribers whose queues were full no longer hold the others back, and lose what goes out until they read again; one that reads fewer than half its RCVHWM (500 by default) in that time looks like that: raise catch_up_stall_ms for such readers (docs/reliability.md)"
         )
     }
 
@@ -1830,10 +1832,11 @@ final class ForwardingLoop {
         serverKey = newServerKey
         state.apply(newConfiguration)
         // A shorter resume_catch_up_ms ends a catch-up under way sooner (0: at its next turn);
-        // a longer one applies from the next RESUME.
+        // a longer one applies from the next RESUME. catch_up_stall_ms applies at once.
         if var running = catchUp {
             let limit = UInt64(max(0, newConfiguration.resumeCatchUpMilliseconds))
             running.endPacing(byNanoseconds: running.startedNanoseconds &+ limit &* 1_000_000)
+            running.stall(afterMilliseconds: newConfiguration.catchUpStallMilliseconds)
             catchUp = running
         }
         let prefixesHeld = state.subscriptions.prefixCount

@@ -8,7 +8,8 @@
 /// subscriber got 15,000 to 20,669 of 25,000 messages held by a PAUSE).
 ///
 /// Pacing holds everyone to the slowest reader, which zpubd otherwise never allows, so it is
-/// bounded. A message that has waited `stallNanoseconds` waits for a subscriber that reads
+/// bounded. A message that has waited `stallNanoseconds` (`catch_up_stall_ms`) waits for a
+/// subscriber that reads
 /// nothing (one that reads empties its queue well within that): the loop lets such
 /// subscribers go (`isStalled`, `letGo`), and the rest goes on at the pace of those that read.
 /// Pacing ends when the backlog is forwarded (a turn finds the producers' sockets empty, and
@@ -43,10 +44,11 @@ public struct BacklogCatchUp: Sendable {
         case timeLimit
     }
 
-    /// A subscriber that lets one message wait this long is not reading. libzmq tells XPUB of
-    /// reads in steps of half a queue (`send_hwm`/2), so one that reads fewer messages than
-    /// that in this time counts as not reading.
-    public static let stallNanoseconds: UInt64 = 1_000_000_000
+    /// A subscriber that lets one message wait this long is not reading (`catch_up_stall_ms`,
+    /// a second by default). libzmq tells XPUB of reads in steps of half a queue
+    /// (`send_hwm`/2), so one that reads fewer messages than that in this time counts as not
+    /// reading.
+    public private(set) var stallNanoseconds: UInt64
 
     /// A turn that finds the producers' sockets empty has not seen the end of the backlog:
     /// libzmq refills a socket's queue from the connection only after the loop has read part
@@ -82,10 +84,14 @@ public struct BacklogCatchUp: Sendable {
     /// When a message was last refused for a subscriber's full queue (at first, the start).
     private var lastRefused: UInt64
 
-    public init(_ cause: Cause, nowNanoseconds now: UInt64, limitMilliseconds: Int) {
+    public init(
+        _ cause: Cause, nowNanoseconds now: UInt64, limitMilliseconds: Int,
+        stallMilliseconds: Int = BrokerConfiguration.Defaults.catchUpStallMilliseconds
+    ) {
         self.cause = cause
         startedNanoseconds = now
         self.limitMilliseconds = limitMilliseconds
+        stallNanoseconds = UInt64(max(1, stallMilliseconds)) * 1_000_000
         lastRefused = now
         deadline = now &+ UInt64(max(0, limitMilliseconds)) &* 1_000_000
     }
@@ -93,8 +99,12 @@ public struct BacklogCatchUp: Sendable {
     /// Pacing begun again after a PAUSE suspended `previous`: the time limit anew, the counts
     /// (what was forwarded, waited, let go) carried on, so that the log's and STATS's figures
     /// are the backlog's, not what was left of it.
-    public init(resuming previous: BacklogCatchUp, _ cause: Cause, nowNanoseconds now: UInt64, limitMilliseconds: Int) {
-        self.init(cause, nowNanoseconds: now, limitMilliseconds: limitMilliseconds)
+    public init(
+        resuming previous: BacklogCatchUp, _ cause: Cause, nowNanoseconds now: UInt64, limitMilliseconds: Int,
+        stallMilliseconds: Int = BrokerConfiguration.Defaults.catchUpStallMilliseconds
+    ) {
+        self.init(
+            cause, nowNanoseconds: now, limitMilliseconds: limitMilliseconds, stallMilliseconds: stallMilliseconds)
         (forwarded, waits, stalls) = (previous.forwarded, previous.waits, previous.stalls)
     }
 
@@ -122,6 +132,12 @@ public struct BacklogCatchUp: Sendable {
         heldSince = nil
     }
 
+    /// A reload's `catch_up_stall_ms`: a message held now waits that long from when it was first
+    /// refused.
+    public mutating func stall(afterMilliseconds milliseconds: Int) {
+        stallNanoseconds = UInt64(max(1, milliseconds)) * 1_000_000
+    }
+
     /// Pacing ends by `deadline` at the latest (a stop's drain).
     public mutating func endPacing(byNanoseconds deadline: UInt64) {
         self.deadline = min(self.deadline, deadline)
@@ -130,7 +146,7 @@ public struct BacklogCatchUp: Sendable {
     /// Whether what is held has waited `stallNanoseconds` at `now`: the loop is to let the
     /// subscribers it waits for go.
     public func isStalled(nowNanoseconds now: UInt64) -> Bool {
-        heldSince.map { Self.nanoseconds(since: $0, at: now) >= Self.stallNanoseconds } ?? false
+        heldSince.map { Self.nanoseconds(since: $0, at: now) >= stallNanoseconds } ?? false
     }
 
     /// What was held went out without waiting (after `sent` for a message), dropped for the

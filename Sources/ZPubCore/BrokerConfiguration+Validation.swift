@@ -79,6 +79,9 @@ extension BrokerConfiguration {
         check(
             "resume_catch_up_ms", resumeCatchUpMilliseconds, 0...600_000,
             "the time RESUME's backlog may be paced by the subscribers, in ms (0 = not paced)")
+        check(
+            "catch_up_stall_ms", catchUpStallMilliseconds, 100...60_000,
+            "the time in ms a paced message waits for a subscriber that reads nothing")
         check("start_hold_ms", startHoldMilliseconds, 0...60_000, "the time in ms producers wait at start")
         check("max_entries", lastValueMaxEntries, 1...10_000_000, "the number of cached last values")
         check("max_bytes", lastValueMaxBytes, 1...(1 << 34), "the bytes of cached last values")

@@ -48,6 +48,9 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         public static let shutdownDrainMilliseconds = 2_000
         /// After RESUME, how long the backlog may go out at the slowest subscriber's pace.
         public static let resumeCatchUpMilliseconds = 5_000
+        /// While a backlog is paced, a message that waits this long for a subscriber's room
+        /// lets the subscribers that read nothing go.
+        public static let catchUpStallMilliseconds = 1_000
         /// At start, producers are read only after this long: subscribers reconnect within
         /// libzmq's reconnect interval (100 ms) and subscribe first.
         public static let startHoldMilliseconds = 500
@@ -106,6 +109,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var topicAccounting = Defaults.topicAccounting
     public var shutdownDrainMilliseconds = Defaults.shutdownDrainMilliseconds
     public var resumeCatchUpMilliseconds = Defaults.resumeCatchUpMilliseconds
+    public var catchUpStallMilliseconds = Defaults.catchUpStallMilliseconds
     public var startHoldMilliseconds = Defaults.startHoldMilliseconds
     public var upstreamEndpoints = Defaults.upstreamEndpoints
     public var lastValuePrefixes = Defaults.lastValuePrefixes
@@ -174,6 +178,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case topicAccounting = "topic_accounting"
         case shutdownDrainMilliseconds = "shutdown_drain_ms"
         case resumeCatchUpMilliseconds = "resume_catch_up_ms"
+        case catchUpStallMilliseconds = "catch_up_stall_ms"
         case startHoldMilliseconds = "start_hold_ms"
         case upstreamEndpoints = "upstream"
         case lastValuePrefixes = "last_value_prefixes"

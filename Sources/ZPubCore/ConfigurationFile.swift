@@ -230,6 +230,7 @@ enum Schema {
             boolean("daemon", "topic_accounting", \.topicAccounting),
             integer("daemon", "shutdown_drain_ms", \.shutdownDrainMilliseconds),
             integer("daemon", "resume_catch_up_ms", \.resumeCatchUpMilliseconds),
+            integer("daemon", "catch_up_stall_ms", \.catchUpStallMilliseconds),
             integer("daemon", "start_hold_ms", \.startHoldMilliseconds),
             endpoints("control", .control),
             endpoints("xpub", .xpub),

@@ -111,15 +111,21 @@ public struct ReloadReply: Codable, Equatable, Sendable {
 }
 
 /// Whether the forwarding loop moves messages (STATS, HEALTH, PAUSE and RESUME say which).
-public enum ForwardingState: String, Codable, Sendable {
-    case running
+/// Any string decodes: a state a newer zpubd adds must not make an older `zpub` fail on the
+/// whole reply (as an enum, "stopping" did).
+public struct ForwardingState: RawRepresentable, Codable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    public static let running = ForwardingState(rawValue: "running")
     /// PAUSE: producers' messages wait in libzmq's queues until RESUME.
-    case paused
+    public static let paused = ForwardingState(rawValue: "paused")
     /// SIGTERM or SIGINT: what producers already sent goes out (`shutdown_drain_ms`), then
     /// zpubd exits; PAUSE and RESUME are ignored.
-    case stopping
+    public static let stopping = ForwardingState(rawValue: "stopping")
     /// HEALTH only: the loop did not answer in time.
-    case notResponding = "not responding"
+    public static let notResponding = ForwardingState(rawValue: "not responding")
 }
 
 /// The reply to `VERSION`.

@@ -325,18 +325,23 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
 
 /// The reply to `HEALTH`.
 public struct HealthReport: Codable, Equatable, Sendable {
-    public enum Status: String, Codable, Sendable {
+    /// Any string decodes, as `ForwardingState`: a status a newer zpubd adds is simply not ok.
+    public struct Status: RawRepresentable, Codable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
         /// The forwarding loop answers and is running.
-        case ok
+        public static let ok = Status(rawValue: "ok")
         /// PAUSE is in force.
-        case paused
+        public static let paused = Status(rawValue: "paused")
         /// The forwarding loop does not answer.
-        case unhealthy
+        public static let unhealthy = Status(rawValue: "unhealthy")
         /// The waiting or passive broker of a pair: healthy, and not the one to send clients to.
-        case passive
+        public static let passive = Status(rawValue: "passive")
         /// Shutting down (SIGTERM or SIGINT): forwarding what producers already sent, then
         /// exiting; not the one to send clients to.
-        case stopping
+        public static let stopping = Status(rawValue: "stopping")
     }
 
     public var status: Status

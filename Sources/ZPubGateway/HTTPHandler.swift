@@ -665,7 +665,9 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     case .passive:
                         "this broker is the \(report.pair?.state.rawValue ?? "passive") one of a pair: clients go to the active one (its peer, whose pair endpoint is \(report.pair?.peer ?? "not known"))"
                     case .ok: serving?.message ?? ""
-                    default: "the forwarding loop is not responding (\(report.forwarding.rawValue))"
+                    case .stopping: "the broker is shutting down (SIGTERM or SIGINT): clients go to another"
+                    case .unhealthy: "the forwarding loop is not responding (\(report.forwarding.rawValue))"
+                    default: "the broker's status is \(report.status.rawValue)"
                     }
                 let problem = serving.map { ",\"problem\":\(WireFormat.jsonString($0.kind))" } ?? ""
                 body =

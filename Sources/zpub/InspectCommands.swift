@@ -269,11 +269,14 @@ struct Pause: ParsableCommand {
     @OptionGroup var options: ControlOptions
 
     func run() throws {
+        var forwarding = ForwardingState.running
         try reportingErrors {
             let client = options.client
             let (state, raw) = try client.request("PAUSE", as: ForwardingReply.self)
+            forwarding = state.forwarding
             options.json ? Output.raw(raw) : Output.line("forwarding \(state.forwarding.rawValue)")
         }
+        try failIfStopping(forwarding, "PAUSE")
     }
 }
 
@@ -318,12 +321,24 @@ struct Resume: ParsableCommand {
     @OptionGroup var options: ControlOptions
 
     func run() throws {
+        var forwarding = ForwardingState.running
         try reportingErrors {
             let client = options.client
             let (state, raw) = try client.request("RESUME", as: ForwardingReply.self)
+            forwarding = state.forwarding
             options.json ? Output.raw(raw) : Output.line("forwarding \(state.forwarding.rawValue)")
         }
+        try failIfStopping(forwarding, "RESUME")
     }
+}
+
+/// PAUSE and RESUME change nothing while zpubd stops: not a success.
+private func failIfStopping(_ forwarding: ForwardingState, _ command: String) throws {
+    guard forwarding == .stopping else { return }
+    Output.error(
+        "zpubd is shutting down (SIGTERM or SIGINT) and forwards what producers already sent: \(command) changes nothing"
+    )
+    throw ExitCode.failure
 }
 
 /// The replies the commands above check before printing (any other REP socket answers too).

@@ -768,10 +768,16 @@ struct Subscribe: ParsableCommand {
         // The only broker given is the standby of a live active peer: no takeover is under way
         // to wait for.
         var standbyOfALivePeer = false
+        // One of several that is shutting down is the last choice: its peer takes over.
+        var stopping: String?
         repeat {
             for endpoint in order {
                 let client = ControlClient(endpoint: endpoint, timeoutMilliseconds: 300, curve: curve)
                 guard let (health, _) = try? client.request("HEALTH", as: HealthReport.self) else { continue }
+                if health.status == .stopping && controlEndpoints.count > 1 {
+                    stopping = endpoint
+                    continue
+                }
                 guard let pair = health.pair, !pair.active else { return endpoint }
                 passive = (endpoint, pair.peer)
                 standbyOfALivePeer =
@@ -781,6 +787,7 @@ struct Subscribe: ParsableCommand {
             if standbyOfALivePeer { break }
             usleep(100_000)
         } while SystemClock.monotonicNanoseconds() < deadline
+        if let stopping { return stopping }
         if controlEndpoints.count == 1, let passive {
             throw CLIError(
                 "\(passive.control) is the standby of a pair, not its active broker (its peer's pair endpoint is \(passive.peer)): follow the pair with both brokers' endpoints, -e XPUB_A -e XPUB_B -c CONTROL_A -c CONTROL_B (docs/topologies.md)"

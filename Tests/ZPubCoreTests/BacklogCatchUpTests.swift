@@ -82,23 +82,23 @@ final class BacklogCatchUpTests: XCTestCase {
         let refused = 3 * second
         catchUp.refused(nowNanoseconds: refused)
         // Refused again and again: the wait counts from the first refusal.
-        catchUp.refused(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds / 2)
-        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds - 1))
-        XCTAssertTrue(catchUp.isStalled(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds))
+        catchUp.refused(nowNanoseconds: refused + catchUp.stallNanoseconds / 2)
+        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: refused + catchUp.stallNanoseconds - 1))
+        XCTAssertTrue(catchUp.isStalled(nowNanoseconds: refused + catchUp.stallNanoseconds))
         // A stall does not end pacing: the loop lets the stalled subscribers go.
-        XCTAssertNil(catchUp.ending(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds, producersEmpty: false))
-        catchUp.sent(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds)
+        XCTAssertNil(catchUp.ending(nowNanoseconds: refused + catchUp.stallNanoseconds, producersEmpty: false))
+        catchUp.sent(nowNanoseconds: refused + catchUp.stallNanoseconds)
         catchUp.letGo()
         XCTAssertFalse(catchUp.isHolding)
-        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: refused + 2 * BacklogCatchUp.stallNanoseconds))
+        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: refused + 2 * catchUp.stallNanoseconds))
         XCTAssertEqual(catchUp.waits, 1)
         XCTAssertEqual(catchUp.stalls, 1)
-        XCTAssertEqual(catchUp.stats(nowNanoseconds: refused + BacklogCatchUp.stallNanoseconds).stalls, 1)
+        XCTAssertEqual(catchUp.stats(nowNanoseconds: refused + catchUp.stallNanoseconds).stalls, 1)
         // The next refusal waits a whole stall time anew.
-        let next = refused + BacklogCatchUp.stallNanoseconds + 1
+        let next = refused + catchUp.stallNanoseconds + 1
         catchUp.refused(nowNanoseconds: next)
-        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: next + BacklogCatchUp.stallNanoseconds - 1))
-        XCTAssertTrue(catchUp.isStalled(nowNanoseconds: next + BacklogCatchUp.stallNanoseconds))
+        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: next + catchUp.stallNanoseconds - 1))
+        XCTAssertTrue(catchUp.isStalled(nowNanoseconds: next + catchUp.stallNanoseconds))
     }
 
     func testAStopsDrainBringsTheLimitForwardButNeverBack() {
@@ -124,6 +124,19 @@ final class BacklogCatchUpTests: XCTestCase {
         XCTAssertEqual(resumed.ending(nowNanoseconds: 11 * second, producersEmpty: false), .timeLimit)
     }
 
+    func testTheStallTimeIsConfiguredAndAReloadChangesItForTheMessageHeld() {
+        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 600_000, stallMilliseconds: 3_000)
+        catchUp.refused(nowNanoseconds: second)
+        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: 4 * second - 1))
+        XCTAssertTrue(catchUp.isStalled(nowNanoseconds: 4 * second))
+        catchUp.stall(afterMilliseconds: 500)
+        XCTAssertTrue(catchUp.isStalled(nowNanoseconds: second + second / 2))
+        XCTAssertFalse(catchUp.isStalled(nowNanoseconds: second + second / 2 - 1))
+        let resumed = BacklogCatchUp(
+            resuming: catchUp, .resume, nowNanoseconds: 5 * second, limitMilliseconds: 600_000, stallMilliseconds: 200)
+        XCTAssertEqual(resumed.stallNanoseconds, 200_000_000)
+    }
+
     func testNothingHeldIsNeverStalled() {
         let catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 600_000)
         XCTAssertFalse(catchUp.isStalled(nowNanoseconds: 100 * second))
@@ -132,9 +145,9 @@ final class BacklogCatchUpTests: XCTestCase {
     func testMessagesThatEachWaitLessThanTheStallTimeGoOnUntilTheLimit() {
         var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
         var now: UInt64 = 0
-        while now + BacklogCatchUp.stallNanoseconds / 2 < 5 * second {
+        while now + catchUp.stallNanoseconds / 2 < 5 * second {
             catchUp.refused(nowNanoseconds: now)
-            now += BacklogCatchUp.stallNanoseconds / 2
+            now += catchUp.stallNanoseconds / 2
             XCTAssertNil(catchUp.ending(nowNanoseconds: now, producersEmpty: false))
             catchUp.sent(nowNanoseconds: now)
             now += 1

@@ -167,6 +167,12 @@ final class BrokerStatusLineTests: XCTestCase {
         XCTAssertEqual(
             state.statusLine(previousIn: 100, previousOut: 50, seconds: 2),
             "running: 100 msg/s in, 100 msg/s out, 1 subscriptions, 1 peers")
+        // Stopping outranks paused: the drain forwards whatever PAUSE held.
+        state.paused = true
+        XCTAssertEqual(state.forwardingState, .paused)
+        state.stopping = true
+        XCTAssertEqual(state.forwardingState, .stopping)
+        XCTAssertTrue(state.statusLine(previousIn: 0, previousOut: 0, seconds: 1).hasPrefix("stopping: "))
     }
 }
 

@@ -353,6 +353,15 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(problems("[endpoints]\npull = []\nxsub = []\n").contains { $0.message.contains("no way in") })
     }
 
+    func testCatchUpStallMsIsReadAndOutOfRangeIsRefusedWithItsLine() throws {
+        XCTAssertEqual(
+            try ConfigurationFile.parse("[daemon]\ncatch_up_stall_ms = 3000\n").get().catchUpStallMilliseconds, 3_000)
+        let found = problems("[daemon]\ncatch_up_stall_ms = 50\n")
+        XCTAssertEqual(found.map(\.line), [2])
+        XCTAssertTrue(found.first?.message.contains("catch_up_stall_ms = 50 is out of range") == true, "\(found)")
+        XCTAssertTrue(problems("[daemon]\ncatch_up_stall_ms = 60001\n").first?.message.contains("out of range") == true)
+    }
+
     func testIOThreadsOutOfRangeIsRefusedWithItsLine() {
         let found = problems("[sockets]\nio_threads = 0\n")
         XCTAssertEqual(found.map(\.line), [2])

@@ -33,6 +33,27 @@ final class ControlReplyTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(HealthReport.self, from: Data(json)), report)
     }
 
+    /// A status and forwarding state this zpub does not know (a newer zpubd's) decode as
+    /// themselves, and are not healthy: as enums, "stopping" made an older `zpub` fail on the
+    /// whole reply.
+    func testHealthWithAStatusNotKnownHereStillDecodesAndIsNotHealthy() throws {
+        let json = Array(
+            #"{"status":"melting","forwarding":"sideways","uptime_s":1,"loop_lag_s":0,"subscriptions":0,"version":"9.0"}"#
+                .utf8)
+        let decoded = try JSONDecoder().decode(HealthReport.self, from: Data(json))
+        XCTAssertEqual(decoded.status.rawValue, "melting")
+        XCTAssertEqual(decoded.forwarding.rawValue, "sideways")
+        XCTAssertFalse(decoded.isHealthy())
+        XCTAssertFalse(decoded.isHealthy(passiveOK: true))
+        let stopping = HealthReport(
+            status: .stopping, forwarding: .stopping, uptimeSeconds: 1, loopLagSeconds: 0, subscriptions: 0,
+            version: "0.1.0")
+        let encoded = String(decoding: ControlReply.health(stopping).json, as: UTF8.self)
+        XCTAssertTrue(encoded.contains(#""status":"stopping""#), encoded)
+        XCTAssertTrue(encoded.contains(#""forwarding":"stopping""#), encoded)
+        XCTAssertFalse(stopping.isHealthy(passiveOK: true))
+    }
+
     /// A problem kind this zpub does not know (a newer zpubd's) decodes as itself: the whole
     /// reply failed to decode while the kinds were an enum.
     func testHealthWithAProblemOfAKindNotKnownHereStillDecodes() throws {

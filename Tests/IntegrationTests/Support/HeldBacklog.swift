@@ -4,13 +4,15 @@ import ZeroMQ
 
 /// The setting of the catch-up tests: subscribers' queues of 100 messages, producers' queues
 /// without a limit (or of `receiveHWM`), and by default pacing with no time limit that matters
-/// (600 s); the stop's drain as configured (`drainMilliseconds`) or by default.
+/// (600 s); the stop's drain and `catch_up_stall_ms` as given, or by default.
 func catchUpConfiguration(
-    milliseconds: Int = 600_000, sendHWM: Int = 100, receiveHWM: Int = 0, drainMilliseconds: Int? = nil
+    milliseconds: Int = 600_000, sendHWM: Int = 100, receiveHWM: Int = 0, drainMilliseconds: Int? = nil,
+    stallMilliseconds: Int? = nil
 ) -> String {
     let drain = drainMilliseconds.map { "shutdown_drain_ms = \($0)\n" } ?? ""
+    let stall = stallMilliseconds.map { "catch_up_stall_ms = \($0)\n" } ?? ""
     return
-        "[daemon]\nresume_catch_up_ms = \(milliseconds)\n\(drain)[sockets]\nsend_hwm = \(sendHWM)\nreceive_hwm = \(receiveHWM)\n"
+        "[daemon]\nresume_catch_up_ms = \(milliseconds)\n\(drain)\(stall)[sockets]\nsend_hwm = \(sendHWM)\nreceive_hwm = \(receiveHWM)\n"
 }
 
 extension Daemon {
