@@ -385,6 +385,8 @@ final class ForwardingLoop {
             nowNanoseconds: SystemClock.monotonicNanoseconds())
         handle.started.signal()
         var drainEndedQuiet = false
+        // The drain's length, once it started (0: none, or cut short before it began).
+        var drainMilliseconds = 0
         while true {
             let ready: Int
             // A message held for a subscriber's room leaves the producers unwatched: a poll
@@ -449,6 +451,7 @@ final class ForwardingLoop {
                     let drains = pairActive || stoodDown || activation != nil
                     let drain = drains && !drainCutShort ? configuration.shutdownDrainMilliseconds : 0
                     schedule.startDrain(nowNanoseconds: now, milliseconds: drain)
+                    drainMilliseconds = drain
                     let held = state.paused || startHoldUntil != nil
                     state.paused = false
                     startHoldUntil = nil
@@ -467,6 +470,13 @@ final class ForwardingLoop {
                 drainEndedQuiet = quiet
                 break
             }
+        }
+        if drainMilliseconds > 0 && !drainEndedQuiet && !drainCutShort {
+            // Otherwise nothing told that the drain waited its whole time for producers that
+            // kept sending (a walkthrough: 20 s, 2.7 million messages taken in meanwhile).
+            logger.warning(
+                "the stop's drain reached shutdown_drain_ms (\(drainMilliseconds)) with producers still sending: what they still have queued is dropped (stop the producers first, or raise shutdown_drain_ms)"
+            )
         }
         // A drain that ended quiet with nothing held forwarded its backlog (the catch-up would
         // have ended at its next turn). One whose time ran out with a message held
@@ -966,7 +976,7 @@ final class ForwardingLoop {
             if progress.forwarded > 0 || progress.cause == .resume {
                 logger.info("\(progress.cause.backlog) is out: \(paced)")
             }
-        case .timeLimit? where state.stopping:
+        case .drainsEnd?:
             let drain = configuration.shutdownDrainMilliseconds
             logger.warning(
                 "\(progress.cause.backlog) goes out at full speed for the last \(Self.drainAtFullSpeedMilliseconds(drain)) ms of the stop's drain, after \(paced): subscribers send_hwm behind lose messages, and what producers still have queued when it ends is dropped (raise shutdown_drain_ms)"
@@ -1490,9 +1500,10 @@ final class ForwardingLoop {
                 stats.catchUp = catchUp?.stats(nowNanoseconds: now)
                 stats.startHoldLeftMilliseconds = startHoldUntil.map { ($0 &- min($0, now)) / 1_000_000 }
                 slot.fulfill(stats)
-            case .setPaused(_, let slot) where state.stopping:
+            case .setPaused(let paused, let slot) where state.stopping:
                 // Stopping: paused now, the drain would end with the producers' queues unread.
-                logger.notice("PAUSE or RESUME ignored: zpubd is stopping and forwards what producers sent")
+                logger.notice(
+                    "\(paused ? "PAUSE" : "RESUME") ignored: zpubd is stopping and forwards what producers send")
                 slot.fulfill(state.forwardingState)
             case .setPaused(let paused, let slot):
                 if paused != state.paused {
@@ -1834,8 +1845,7 @@ final class ForwardingLoop {
         // A shorter resume_catch_up_ms ends a catch-up under way sooner (0: at its next turn);
         // a longer one applies from the next RESUME. catch_up_stall_ms applies at once.
         if var running = catchUp {
-            let limit = UInt64(max(0, newConfiguration.resumeCatchUpMilliseconds))
-            running.endPacing(byNanoseconds: running.startedNanoseconds &+ limit &* 1_000_000)
+            running.limit(toMilliseconds: newConfiguration.resumeCatchUpMilliseconds)
             running.stall(afterMilliseconds: newConfiguration.catchUpStallMilliseconds)
             catchUp = running
         }

@@ -42,6 +42,8 @@ public struct BacklogCatchUp: Sendable {
         case caughtUp
         /// `resume_catch_up_ms` passed with the backlog still going out.
         case timeLimit
+        /// A stop's drain reached its last quarter, which goes at full speed (`endPacing`).
+        case drainsEnd
     }
 
     /// A subscriber that lets one message wait this long is not reading (`catch_up_stall_ms`,
@@ -71,6 +73,8 @@ public struct BacklogCatchUp: Sendable {
     public let startedNanoseconds: UInt64
     public let limitMilliseconds: Int
     private var deadline: UInt64
+    /// When a stop's drain ends pacing, if it came before `deadline`.
+    private var drainDeadline: UInt64?
     /// Since when the held message has waited; nil while nothing is held.
     public private(set) var heldSince: UInt64?
     /// Messages forwarded while pacing.
@@ -138,9 +142,15 @@ public struct BacklogCatchUp: Sendable {
         stallNanoseconds = UInt64(max(1, milliseconds)) * 1_000_000
     }
 
-    /// Pacing ends by `deadline` at the latest (a stop's drain).
+    /// A stop's drain: pacing ends by `deadline` at the latest.
     public mutating func endPacing(byNanoseconds deadline: UInt64) {
-        self.deadline = min(self.deadline, deadline)
+        drainDeadline = min(drainDeadline ?? deadline, deadline)
+    }
+
+    /// A reload's shorter `resume_catch_up_ms`, counted from the start; a longer one waits for
+    /// the next catch-up.
+    public mutating func limit(toMilliseconds milliseconds: Int) {
+        deadline = min(deadline, startedNanoseconds &+ UInt64(max(0, milliseconds)) &* 1_000_000)
     }
 
     /// Whether what is held has waited `stallNanoseconds` at `now`: the loop is to let the
@@ -162,6 +172,8 @@ public struct BacklogCatchUp: Sendable {
         if heldSince == nil && producersEmpty && millisecondsUntilCaughtUp(nowNanoseconds: now) == nil {
             return .caughtUp
         }
+        // Whichever came first says why: its own limit can pass during a stop's drain.
+        if let drainDeadline, now >= drainDeadline, drainDeadline < deadline { return .drainsEnd }
         if now >= deadline { return .timeLimit }
         return nil
     }

@@ -145,7 +145,8 @@ struct Health: ParsableCommand {
                 }
             }
             if health.status == .stopping {
-                line += "; zpubd is shutting down (SIGTERM or SIGINT) and forwards what producers already sent first"
+                line +=
+                    "; zpubd is shutting down (SIGTERM or SIGINT), forwarding what producers send until they are quiet (at most shutdown_drain_ms)"
             }
             if health.status == .paused {
                 line += "; zpub resume\(options.givenControl.map { " -c \($0)" } ?? "") starts forwarding again"
@@ -336,8 +337,7 @@ struct Resume: ParsableCommand {
 private func failIfStopping(_ forwarding: ForwardingState, _ command: String) throws {
     guard forwarding == .stopping else { return }
     Output.error(
-        "zpubd is shutting down (SIGTERM or SIGINT) and forwards what producers already sent: \(command) changes nothing"
-    )
+        "zpubd is shutting down (SIGTERM or SIGINT): \(command) changes nothing")
     throw ExitCode.failure
 }
 

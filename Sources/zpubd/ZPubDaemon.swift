@@ -194,7 +194,7 @@ struct ZPubDaemon: ParsableCommand {
                 let who =
                     received == SIGTERM && !demotedAlready && Services.demoted.load(ordering: .relaxed)
                     ? "the pair demoted this broker while it stopped"
-                    : "received \(received == SIGINT ? "SIGINT" : "SIGTERM") again"
+                    : "received \(received == SIGINT ? "SIGINT" : "SIGTERM") while stopping"
                 logger.notice("\(who): the drain ends now, and what producers still have queued is dropped")
                 broker.endDrain()
             }
@@ -294,7 +294,9 @@ struct ZPubDaemon: ParsableCommand {
                         "shutting down: the pair demoted this broker (exit status \(Services.demotedExitStatus): systemd's Restart=on-failure starts it again, and it rejoins as passive)"
                     )
                 } else {
-                    logger.notice("received \(received == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
+                    logger.notice(
+                        "received \(received == SIGINT ? "SIGINT" : "SIGTERM"), shutting down: forwarding what producers send until they are quiet, for up to \(current.shutdownDrainMilliseconds) ms (shutdown_drain_ms); a second SIGTERM or SIGINT ends that at once"
+                    )
                 }
                 return current
             }

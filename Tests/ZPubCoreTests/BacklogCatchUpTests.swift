@@ -105,8 +105,26 @@ final class BacklogCatchUpTests: XCTestCase {
         var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
         catchUp.endPacing(byNanoseconds: 2 * second)
         XCTAssertNil(catchUp.ending(nowNanoseconds: 2 * second - 1, producersEmpty: false))
-        XCTAssertEqual(catchUp.ending(nowNanoseconds: 2 * second, producersEmpty: false), .timeLimit)
+        XCTAssertEqual(catchUp.ending(nowNanoseconds: 2 * second, producersEmpty: false), .drainsEnd)
         catchUp.endPacing(byNanoseconds: 9 * second)
+        XCTAssertEqual(catchUp.ending(nowNanoseconds: 2 * second, producersEmpty: false), .drainsEnd)
+    }
+
+    /// A RESUME's catch-up whose own limit passes during a stop's drain says so, not that the
+    /// drain's end came.
+    func testItsOwnLimitPassingDuringADrainIsTheTimeLimit() {
+        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: 0, limitMilliseconds: 5_000)
+        catchUp.endPacing(byNanoseconds: 60 * second)
+        XCTAssertEqual(catchUp.ending(nowNanoseconds: 5 * second, producersEmpty: false), .timeLimit)
+        XCTAssertEqual(catchUp.ending(nowNanoseconds: 61 * second, producersEmpty: false), .timeLimit)
+    }
+
+    func testAReloadShortensTheLimitFromTheStartButNeverLengthensIt() {
+        var catchUp = BacklogCatchUp(.resume, nowNanoseconds: second, limitMilliseconds: 5_000)
+        catchUp.limit(toMilliseconds: 1_000)
+        XCTAssertNil(catchUp.ending(nowNanoseconds: 2 * second - 1, producersEmpty: false))
+        XCTAssertEqual(catchUp.ending(nowNanoseconds: 2 * second, producersEmpty: false), .timeLimit)
+        catchUp.limit(toMilliseconds: 9_000)
         XCTAssertEqual(catchUp.ending(nowNanoseconds: 2 * second, producersEmpty: false), .timeLimit)
     }
 
