@@ -198,7 +198,9 @@ enum Schema {
     ) -> Field {
         Field(section: section, key: key, configurationKey: configurationKey ?? key) { value, configuration in
             guard case .integer(let number) = value else {
-                return "\(key) must be an integer, not \(value.typeName)"
+                // "1000" in quotes is the likeliest slip: say what to write.
+                let quoted = if case .string = value { ": write it without quotes" } else { "" }
+                return "\(key) must be an integer, not \(value.typeName)\(quoted)"
             }
             configuration[keyPath: path] = number
             return nil
@@ -458,11 +460,18 @@ struct Parser {
                     line: startLine,
                     message: "\(quoted) is in single quotes; strings here take double quotes (\"like this\")"))
         }
+        if Double(digits) != nil {
+            return .failure(
+                ConfigurationProblem(
+                    line: startLine,
+                    message: "\(shown) is not a whole number: numbers here are whole (milliseconds, bytes, counts)"))
+        }
+        // Not in quotes: a word the user wrote bare is shown as written.
         return .failure(
             ConfigurationProblem(
                 line: startLine,
                 message:
-                    "\"\(shown)\" is not a value; write a \"quoted string\", a whole number, true, false or [\"a\", \"list\"]"
+                    "\(shown) is not a value: write a whole number, true or false, a \"quoted string\" or [\"a\", \"list\"]"
             ))
     }
 

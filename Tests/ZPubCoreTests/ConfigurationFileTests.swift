@@ -362,6 +362,20 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(problems("[daemon]\ncatch_up_stall_ms = 60001\n").first?.message.contains("out of range") == true)
     }
 
+    /// What a user wrote for a number, said back as written and with what to write instead
+    /// (a walkthrough: `abc` came back as "abc" with advice to quote it, which is refused too).
+    func testAWordOrAFractionOrAQuotedNumberWhereANumberGoesSaysWhatToWrite() {
+        XCTAssertEqual(
+            problems("[daemon]\ncatch_up_stall_ms = abc\n").first?.message,
+            #"abc is not a value: write a whole number, true or false, a "quoted string" or ["a", "list"]"#)
+        XCTAssertEqual(
+            problems("[daemon]\ncatch_up_stall_ms = 1.5\n").first?.message,
+            "1.5 is not a whole number: numbers here are whole (milliseconds, bytes, counts)")
+        XCTAssertEqual(
+            problems("[daemon]\ncatch_up_stall_ms = \"1000\"\n").first?.message,
+            "catch_up_stall_ms must be an integer, not a string: write it without quotes")
+    }
+
     func testIOThreadsOutOfRangeIsRefusedWithItsLine() {
         let found = problems("[sockets]\nio_threads = 0\n")
         XCTAssertEqual(found.map(\.line), [2])
