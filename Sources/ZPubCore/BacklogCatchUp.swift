@@ -56,7 +56,7 @@ public struct BacklogCatchUp: Sendable {
     /// libzmq refills a socket's queue from the connection only after the loop has read part
     /// of it, on its I/O thread, and a producer whose own queue holds the rest sends it as it
     /// is scheduled. Ended at the first such turn, the rest went at full speed (a reader lost
-    /// 3,750 of 5,000 in a test, 52,000 of 100,000 beside a subscriber that read nothing). So
+    /// 3,750 of 5,000 in a test, 65,000 of 100,000 beside a subscriber that read nothing). So
     /// the backlog is out once nothing more has come for this long.
     public static let dryNanoseconds: UInt64 = 100_000_000
 
