@@ -908,7 +908,10 @@ final class ForwardingLoop {
     /// catch-up there instead sent the rest at full speed: a subscriber that read everything
     /// got 40,000 of 80,000 messages.
     private func letStalledSubscribersGo() {
-        guard catchUp != nil else { return }
+        guard let stalled = catchUp else { return }
+        // Longer than catch_up_stall_ms after a reload that shortened it, or a loop held up.
+        let waited = stalled.stats(nowNanoseconds: SystemClock.monotonicNanoseconds()).waitingMilliseconds ?? 0
+        let longer = waited >= stalled.stallNanoseconds / 1_000_000 + 100 ? "; it waited \(waited) ms" : ""
         do {
             try xpub.setOption(.xpubNoDrop, 0)
         } catch {
@@ -925,7 +928,7 @@ final class ForwardingLoop {
         }
         guard let progress = catchUp else { return }
         logger.warning(
-            "no read heard from a subscriber for \(progress.stallNanoseconds / 1_000_000) ms while \(progress.cause.backlog) went out (\(progress.forwarded) forwarded so far): the subscribers whose queues were full no longer hold the others back, and lose what goes out until they read again; one that reads fewer than half its RCVHWM (500 by default) in that time looks like that: raise catch_up_stall_ms for such readers (docs/reliability.md)"
+            "no read heard from a subscriber for \(progress.stallNanoseconds / 1_000_000) ms while \(progress.cause.backlog) went out (\(progress.forwarded) forwarded so far\(longer)): the subscribers whose queues were full no longer hold the others back, and lose what goes out until they read again; one that reads fewer than half its RCVHWM (500 by default) in that time looks like that: raise catch_up_stall_ms for such readers (docs/reliability.md)"
         )
     }
 
@@ -973,8 +976,13 @@ final class ForwardingLoop {
         switch ending {
         case .caughtUp?:
             // Nothing held at start is the usual case, not worth a line.
+            // The count may include live traffic: pacing cannot tell it from the backlog.
+            let why =
+                progress.producersWentQuiet(nowNanoseconds: now)
+                ? ""
+                : "; the subscribers kept up for \(BacklogCatchUp.keptUpNanoseconds / 1_000_000) ms, so what still comes goes at full speed"
             if progress.forwarded > 0 || progress.cause == .resume {
-                logger.info("\(progress.cause.backlog) is out: \(paced)")
+                logger.info("\(progress.cause.backlog) is out: \(paced)\(why)")
             }
         case .drainsEnd?:
             let drain = configuration.shutdownDrainMilliseconds

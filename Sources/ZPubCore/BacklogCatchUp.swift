@@ -178,6 +178,13 @@ public struct BacklogCatchUp: Sendable {
         return nil
     }
 
+    /// Whether pacing that ends at `now` ends because the producers sent nothing for
+    /// `dryNanoseconds` (the backlog is out), rather than because the subscribers kept up (what
+    /// still comes, backlog or live, goes at full speed).
+    public func producersWentQuiet(nowNanoseconds now: UInt64) -> Bool {
+        lastSent.map { Self.nanoseconds(since: $0, at: now) >= Self.dryNanoseconds } ?? true
+    }
+
     /// How long, rounded up, until a turn that finds the producers' sockets empty ends pacing
     /// (nil: one would now): the loop polls no longer than that, to end it on time.
     public func millisecondsUntilCaughtUp(nowNanoseconds now: UInt64) -> Int? {

@@ -520,6 +520,32 @@ final class ControlTests: XCTestCase {
         XCTAssertTrue(letGoLog.contains("no read heard from a subscriber for 1000 ms while"), letGoLog)
     }
 
+    /// A reload of `catch_up_stall_ms` applies to the message already waiting, and the warning
+    /// says how long that message waited (it said only the setting, 1000 ms, for one that had
+    /// waited 2 s: a walkthrough).
+    func testAReloadOfCatchUpStallMsAppliesToTheMessageWaiting() throws {
+        let daemon = try Daemon(configuration: catchUpConfiguration(stallMilliseconds: 60_000))
+        let clients = try Clients()
+        let reader = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 0)
+        let stuck = try clients.subscriber(daemon.xpub, prefixes: ["t"], receiveHWM: 100)
+        try daemon.waitForSubscriptions(2)
+        try daemon.holdBacklog(count: 5_000, topic: "t", bytes: 1_000)
+        try Wait.until("a message has waited 1.5 s for the subscriber that reads nothing") {
+            try daemon.stats().catchUp?.waitingMilliseconds ?? 0 >= 1_500
+        }
+        try catchUpConfiguration(stallMilliseconds: 1_000).write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try daemon.json("RELOAD")["reloaded"] as? Bool, true, daemon.log)
+        var received = 0
+        while try reader.receiveFrames(timeoutMilliseconds: 3_000) != nil { received += 1 }
+        XCTAssertEqual(received, 5_000)
+        XCTAssertNotNil(
+            daemon.log.range(
+                of: #"no read heard from a subscriber for 1000 ms while .* forwarded so far; it waited \d+ ms\)"#,
+                options: .regularExpression), daemon.log)
+        _ = stuck
+    }
+
     /// A stop while the catch-up holds a message for a subscriber that reads nothing drains
     /// what producers queued, as any stop does: the pacing goes on, the stall lets that
     /// subscriber go, and the reader gets the whole backlog. The held message kept PULL and

@@ -27,6 +27,7 @@ final class BacklogCatchUpTests: XCTestCase {
         XCTAssertNil(catchUp.ending(nowNanoseconds: dry - 1, producersEmpty: true))
         XCTAssertNil(catchUp.millisecondsUntilCaughtUp(nowNanoseconds: dry))
         XCTAssertEqual(catchUp.ending(nowNanoseconds: dry, producersEmpty: true), .caughtUp)
+        XCTAssertTrue(catchUp.producersWentQuiet(nowNanoseconds: dry))
         // Not before a turn finds them empty.
         XCTAssertNil(catchUp.ending(nowNanoseconds: dry, producersEmpty: false))
     }
@@ -42,6 +43,7 @@ final class BacklogCatchUpTests: XCTestCase {
             now += 1_000_000
         }
         XCTAssertEqual(catchUp.ending(nowNanoseconds: now, producersEmpty: true), .caughtUp)
+        XCTAssertFalse(catchUp.producersWentQuiet(nowNanoseconds: now), "ended as the subscribers kept up")
     }
 
     func testARefusalStartsTheKeptUpTimeAnew() {
