@@ -416,8 +416,7 @@ final class ControlTests: XCTestCase {
             try? push.setOption(.sendTimeout, 200)
             try? push.connect(pull)
             let message = { (number: Int) in [Array("t".utf8), Array("\(number)\(padding)".utf8)] }
-            var number = 0
-            while number < count, (try? push.send(frames: message(number))) == true { number += 1 }
+            guard var number = try? push.sendUntilHeldBack(limit: count, message) else { return }
             heldBack.signal()
             try? push.setOption(.sendTimeout, 30_000)
             while number < count, (try? push.send(frames: message(number))) == true { number += 1 }
