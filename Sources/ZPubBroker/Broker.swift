@@ -269,7 +269,12 @@ public final class Broker: Sendable {
     /// Graceful shutdown: the loop forwards what producers already sent (up to
     /// `shutdown_drain_ms`), closes its sockets with the configured linger; then the control
     /// server stops and the context is terminated. Returns when all is closed.
-    public func stop() {
+    ///
+    /// `whenForwardingHasStopped` runs once the loop has closed its sockets, while the control
+    /// server still answers and before the context's end, which waits for every socket on it:
+    /// there the HTTP gateway, a subscriber over inproc, stops. Stopped before, its clients lost
+    /// every message of the drain, and its /healthz never said "stopping".
+    public func stop(whenForwardingHasStopped: () -> Void = {}) {
         let alreadyStopped = stopped.withLock { stopped in
             defer { stopped = true }
             return stopped
@@ -295,6 +300,9 @@ public final class Broker: Sendable {
             // process still runs.
             logger.notice("forwarding has stopped; no longer reporting to the pair's peer, which may take over")
         }
+        // After the pair's hand-over, which its peer's takeover waits for: the gateway's
+        // goodbyes can take seconds.
+        whenForwardingHasStopped()
         // After the loop has closed the sockets they watch: their last events are read.
         eventReaderStop.post(true)
         threads.events.join()

@@ -452,6 +452,7 @@ final class BrokerLink {
             // of the XPUB sent data; docs/control-protocol.md). This loop wakes every 200 ms.
             if retry.isDue(nowNanoseconds: now) { try? sub.setOption(.subscribe, bytes: BrokerState.retryPrefix) }
         }
+        finishClients(message)
         sub.close()
         push.close()
         receipts.close()
@@ -896,10 +897,12 @@ final class BrokerLink {
 
     // MARK: Messages: broker -> clients
 
-    private func receiveBurst(_ message: Message) {
+    /// Reads up to a burst of what the SUB has; true when the burst was full (more may wait).
+    @discardableResult
+    private func receiveBurst(_ message: Message) -> Bool {
         do {
-            for _ in 0..<1_024 {
-                guard try sub.receive(into: message, dontWait: true) else { return }
+            for _ in 0..<Self.burst {
+                guard try sub.receive(into: message, dontWait: true) else { return false }
                 var frames = [message.bytes]
                 while message.hasMore {
                     _ = try sub.receive(into: message)
@@ -909,6 +912,41 @@ final class BrokerLink {
             }
         } catch {
             logger.error("http gateway: receiving from the broker failed: \(error)")
+            return false
+        }
+        return true
+    }
+
+    private static let burst = 1_024
+
+    /// How long the gateway's stop waits for its clients to be written what they were sent
+    /// and their goodbye (`Goodbye.grace` after the goodbye at most, for one that does not read).
+    static let goodbyeWaitNanoseconds: UInt64 = 3_000_000_000
+
+    /// The gateway's stop, inside the broker's, once its loop has drained and closed its
+    /// sockets: what the broker forwarded until then (the drain's messages) is read to the
+    /// end and offered to the clients, each client gets a goodbye behind it (a close frame
+    /// 1001, or a last SSE `error` event `stopping`), and the link waits for them to be
+    /// written, up to `goodbyeWaitNanoseconds`. Before, the gateway stopped first and its
+    /// clients lost every message of the drain.
+    private func finishClients(_ message: Message) {
+        if readingFromBroker {
+            // Bounded by the SUB's receive HWM: nothing comes behind what is queued.
+            var bursts = 0
+            while bursts <= 100_000 / Self.burst && receiveBurst(message) { bursts += 1 }
+        }
+        if let waiting = waitingForSequence {
+            waitingForSequence = nil
+            deliver(waiting.frames, sequence: nil)
+        }
+        let reason = "zpubd is stopping: reconnect to another broker's gateway, or to this one once it is back"
+        let channels = clients.values.map { client in
+            client.outbox.closeAfterQueued(code: "stopping", reason, closeCode: 1001)
+            return client.outbox.channel
+        }
+        let deadline = SystemClock.monotonicNanoseconds() + Self.goodbyeWaitNanoseconds
+        while channels.contains(where: \.isActive) && SystemClock.monotonicNanoseconds() < deadline {
+            usleep(10_000)
         }
     }
 

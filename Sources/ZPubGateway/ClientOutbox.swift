@@ -28,11 +28,14 @@ final class ClientOutbox: Sendable {
         /// frames (`subscribed` for a URL's prefixes): written as the others, not counted as a
         /// message.
         case notice(ByteBuffer)
+        /// The last item: once what is queued before it is written, the client is told why
+        /// and disconnected (`closeWithError`). The gateway's stop queues it.
+        case goodbye(code: String, reason: String, closeCode: UInt16)
 
         var byteCount: Int {
             switch self {
             case .webSocketFrame(let buffer), .event(let buffer), .notice(let buffer): buffer.readableBytes
-            case .confirmation: 0
+            case .confirmation, .goodbye: 0
             }
         }
 
@@ -40,7 +43,7 @@ final class ClientOutbox: Sendable {
         var isMessage: Bool {
             switch self {
             case .webSocketFrame, .event: true
-            case .confirmation, .notice: false
+            case .confirmation, .notice, .goodbye: false
             }
         }
 
@@ -221,20 +224,37 @@ final class ClientOutbox: Sendable {
     /// told to come back (`resume_again`) may be reading a catch-up's backlog, and closed
     /// before its goodbye went out it would not learn why. A client known to be slow gets less.
     func closeWithError(code: String, _ reason: String, closeCode: UInt16, grace: TimeAmount = Goodbye.grace) {
-        let channel = self.channel
-        let kind = self.kind
         channel.eventLoop.execute {
-            let written = channel.eventLoop.makePromise(of: Void.self)
-            switch kind {
-            case .webSocket:
-                channel.writeAndFlush(WebSocketFrame.close(code: closeCode, reason: reason), promise: written)
-            case .serverSentEvents:
-                let data = WireFormat.errorJSON(code: code, reason)
-                self.endStream(lastEvent: Array(data.utf8), promise: written)
-                channel.flush()
-            }
-            Goodbye.close(channel, once: written.futureResult, grace: grace)
+            self.sayGoodbye(code: code, reason, closeCode: closeCode, grace: grace)
         }
+    }
+
+    /// As `closeWithError`, behind what is queued (any thread, never blocks): the client gets
+    /// the messages offered before this first. Outside the limit, as a notice is.
+    func closeAfterQueued(code: String, _ reason: String, closeCode: UInt16) {
+        let drainNow = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.queue.append(.goodbye(code: code, reason: reason, closeCode: closeCode))
+            state.notices += 1
+            guard !state.drainScheduled else { return false }
+            state.drainScheduled = true
+            return true
+        }
+        if drainNow { channel.eventLoop.execute { self.drain() } }
+    }
+
+    /// `closeWithError`'s work, on the channel's event loop.
+    private func sayGoodbye(code: String, _ reason: String, closeCode: UInt16, grace: TimeAmount) {
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        switch kind {
+        case .webSocket:
+            channel.writeAndFlush(WebSocketFrame.close(code: closeCode, reason: reason), promise: written)
+        case .serverSentEvents:
+            let data = WireFormat.errorJSON(code: code, reason)
+            endStream(lastEvent: Array(data.utf8), promise: written)
+            channel.flush()
+        }
+        Goodbye.close(channel, once: written.futureResult, grace: grace)
     }
 
     /// Writes queued messages while the channel is writable (on the channel's event loop); called
@@ -268,6 +288,12 @@ final class ClientOutbox: Sendable {
                 channel.pipeline.fireUserInboundEventTriggered(SubscriptionConfirmed(ticket: ticket))
                 continue
             }
+            if case .goodbye(let code, let reason, let closeCode) = item {
+                if wroteAny { channel.flush() }
+                wroteAny = false
+                sayGoodbye(code: code, reason, closeCode: closeCode, grace: Goodbye.grace)
+                break
+            }
             write(item)
             wroteAny = true
             guard item.isMessage else { continue }
@@ -300,7 +326,7 @@ final class ClientOutbox: Sendable {
     private func write(_ item: Item) {
         switch item {
         case .event(let chunk), .webSocketFrame(let chunk), .notice(let chunk): writeRaw(chunk)
-        case .confirmation: break
+        case .confirmation, .goodbye: break
         }
     }
 

@@ -260,13 +260,16 @@ public final class HTTPGateway: Sendable {
         shared.linkMailbox.post(.toggleReadingFromBroker)
     }
 
-    /// Closes the listener and every connection, then the gateway's sockets. Call before the
-    /// broker terminates its context (which waits for every socket).
+    /// Closes the listener; the link gives every client what the broker forwarded and a
+    /// goodbye (`BrokerLink.finishClients`), and closes the gateway's sockets; then every
+    /// connection closes. Call once the broker's loop has closed its sockets (what the gateway
+    /// still reads from it is then all there is), and before the broker terminates its context
+    /// (which waits for every socket).
     public func stop() {
         try? serverChannel.close().wait()
-        try? group.syncShutdownGracefully()
         shared.linkMailbox.post(.stop)
         linkThread.join()
+        try? group.syncShutdownGracefully()
         shared.control.shutdown()
     }
 }

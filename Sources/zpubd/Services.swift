@@ -11,7 +11,8 @@ import ZPubGateway
 #endif
 
 /// zpubd's services, and their order in one place: started broker first, then the HTTP
-/// gateway (which joins the broker over inproc); reloaded in that order; stopped in reverse.
+/// gateway (which joins the broker over inproc); reloaded in that order; the gateway stopped
+/// inside the broker's stop, once the broker has drained.
 struct Services {
     let broker: Broker
     /// When [http] is on (docs/http.md).
@@ -146,10 +147,10 @@ struct Services {
         return try GatewayKeys.load(configuration.http)
     }
 
-    /// Graceful shutdown, in reverse order: the gateway's connections close, then the broker
-    /// drains what producers already sent and closes its sockets.
+    /// Graceful shutdown: the broker drains what producers already sent while the gateway
+    /// still serves (its clients get the drain's messages, and its /healthz says "stopping");
+    /// then the gateway's connections close, and the rest of the broker stops.
     func stop() {
-        gateway?.stop()
-        broker.stop()
+        broker.stop(whenForwardingHasStopped: { gateway?.stop() })
     }
 }

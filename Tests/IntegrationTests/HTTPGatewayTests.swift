@@ -1767,6 +1767,57 @@ final class HTTPGatewayTests: XCTestCase {
 
     // MARK: Operators
 
+    /// A stop's drain reaches the gateway's clients, then a goodbye, and /healthz says
+    /// "stopping" meanwhile: the gateway stops inside the broker's stop, once the loop has
+    /// drained. Before, it stopped first: its clients lost every message of the drain (here the
+    /// reader got none of 2,000), and /healthz never said "stopping".
+    func testTheGatewaysClientsGetAStopsDrainThenAGoodbye() throws {
+        let port = try FreePort.find()
+        let daemon = try gatewayDaemon(httpSection(port: port, "[daemon]\nshutdown_drain_ms = 60000"), port: port)
+        let count = 2_000
+        let reader = try openSSEReader(port: port, "?prefix=d.", count: count + 10)
+        // Keeps the drain going until a second SIGTERM, on a topic nobody takes.
+        let producer = try daemon.busyProducer(topic: "busy")
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        // Held by PAUSE, so certainly inside the broker when it stops: terminating the
+        // producer's own context returns once every message is in the broker's queue.
+        let producerContext = try Context()
+        let push = try Socket(producerContext, type: .push)
+        try push.setOption(.linger, 10_000)
+        try push.setOption(.sendTimeout, 10_000)
+        try push.connect(daemon.pull)
+        for i in 0..<count { try push.send(frames: frames("d.x", "p\(i)")) }
+        push.close()
+        producerContext.terminate()
+        XCTAssertTrue(reader.stdoutSoFar.contains(#""subscribed""#), reader.stdoutSoFar)
+        XCTAssertFalse(reader.stdoutSoFar.contains(#""payload": "p0""#), "PAUSE held nothing: this shows nothing")
+
+        daemon.signal(SIGTERM)
+        try Wait.until("/healthz says stopping") {
+            (try? HTTPProbe.get(port: port, "/healthz"))?.json["status"] as? String == "stopping"
+        }
+        let health = try HTTPProbe.get(port: port, "/healthz")
+        XCTAssertEqual(health.status, 503, health.text)
+        XCTAssertTrue((health.json["reason"] as? String ?? "").contains("shutting down"), health.text)
+        try Wait.until("the reader has the drain's messages", timeout: 20) {
+            reader.stdoutSoFar.contains(#""payload": "p\#(count - 1)""#)
+        }
+        XCTAssertNil(daemon.waitForExit(timeout: 0.5), "the drain ended with the producer still sending")
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(), 0, daemon.log)
+        let run = try reader.finish(timeout: 10)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        let payloads = events.filter { $0["event"] == nil }.compactMap {
+            ($0["data"] as? [String: Any])?["payload"] as? String
+        }
+        XCTAssertEqual(payloads, (0..<count).map { "p\($0)" })
+        let goodbye = try XCTUnwrap(events.last, run.stdout.suffix(500).description)
+        XCTAssertEqual(goodbye["event"] as? String, "error", "\(goodbye)")
+        XCTAssertEqual((goodbye["data"] as? [String: Any])?["code"] as? String, "stopping", "\(goodbye)")
+        XCTAssertTrue(run.stdout.contains(#""eof": true"#), run.stdout.suffix(500).description)
+        _ = producer
+    }
+
     func testHealthStatsAndMetrics() throws {
         let (daemon, port) = try startDaemon(lastValue: ["state."])
         let clients = try Clients()

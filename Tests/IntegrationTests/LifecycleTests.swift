@@ -968,7 +968,7 @@ final class LifecycleTests: XCTestCase {
     /// (here a minute), and only SIGKILL ended it before (a walkthrough).
     func testWhileItDrainsItSaysStoppingAndASecondSIGTERMEndsTheDrainAtOnce() throws {
         let daemon = try Daemon(configuration: "[daemon]\nshutdown_drain_ms = 60000\n")
-        let producer = try busyProducer(daemon)
+        let producer = try daemon.busyProducer()
         daemon.signal(SIGTERM)
         try Wait.until("zpubd drains") { daemon.log.contains("received SIGTERM, shutting down") }
         XCTAssertNil(
@@ -996,7 +996,7 @@ final class LifecycleTests: XCTestCase {
     /// left (a walkthrough: 20 s, 2.7 million messages taken in meanwhile).
     func testADrainThatRunsToItsLimitSaysSo() throws {
         let daemon = try Daemon(configuration: "[daemon]\nshutdown_drain_ms = 1000\n")
-        let producer = try busyProducer(daemon)
+        let producer = try daemon.busyProducer()
         daemon.signal(SIGTERM)
         XCTAssertEqual(daemon.waitForExit(timeout: 15), 0, daemon.log)
         XCTAssertTrue(daemon.log.contains("for up to 1000 ms (shutdown_drain_ms); a second SIGTERM"), daemon.log)
@@ -1004,16 +1004,6 @@ final class LifecycleTests: XCTestCase {
             daemon.log.contains("the stop's drain reached shutdown_drain_ms (1000) with producers still sending"),
             daemon.log)
         _ = producer
-    }
-
-    /// `zpub pub` fed by `yes`, sending as fast as zpubd takes it: a drain never finds it
-    /// quiet. Returns once zpubd has its first thousand messages.
-    private func busyProducer(_ daemon: Daemon) throws -> RunningProgram {
-        let producer = try RunningProgram(
-            URL(fileURLWithPath: "/bin/sh"),
-            ["-c", "yes message | exec '\(Binaries.zpub.path)' pub --endpoint '\(daemon.pull)' t"])
-        try Wait.until("the producer's messages arrive") { try daemon.stats().messagesIn > 1_000 }
-        return producer
     }
 
     func testSIGINTStopsCleanlyWithAStalledSubscriber() throws {

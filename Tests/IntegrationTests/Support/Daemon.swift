@@ -148,6 +148,16 @@ final class Daemon {
         kill(process.processIdentifier, signal)
     }
 
+    /// `zpub pub` fed by `yes`, sending on `topic` as fast as zpubd takes it: a stop's drain
+    /// never finds it quiet. Returns once zpubd has its first thousand messages.
+    func busyProducer(topic: String = "t") throws -> RunningProgram {
+        let producer = try RunningProgram(
+            URL(fileURLWithPath: "/bin/sh"),
+            ["-c", "yes message | exec '\(Binaries.zpub.path)' pub --endpoint '\(pull)' \(topic)"])
+        try Wait.until("the producer's messages arrive") { try stats().messagesIn > 1_000 }
+        return producer
+    }
+
     /// The exit status, or nil if zpubd is still running after `timeout` seconds.
     func waitForExit(timeout: Double = 15) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
