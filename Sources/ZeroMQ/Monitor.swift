@@ -15,6 +15,9 @@ public struct SocketEvents: OptionSet, Sendable {
     public static let acceptFailed = SocketEvents(rawValue: UInt16(ZMQ_EVENT_ACCEPT_FAILED))
     public static let connectDelayed = SocketEvents(rawValue: UInt16(ZMQ_EVENT_CONNECT_DELAYED))
     public static let connectRetried = SocketEvents(rawValue: UInt16(ZMQ_EVENT_CONNECT_RETRIED))
+    /// The monitored socket is gone: closed, and its linger over (libzmq sends it as the
+    /// socket is destroyed, the last event of its monitor).
+    public static let monitorStopped = SocketEvents(rawValue: UInt16(ZMQ_EVENT_MONITOR_STOPPED))
     /// A listener is up; the event's value is its file descriptor.
     public static let listening = SocketEvents(rawValue: UInt16(ZMQ_EVENT_LISTENING))
 

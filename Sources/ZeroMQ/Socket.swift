@@ -9,7 +9,7 @@ import CZeroMQ
 public final class Socket {
     @usableFromInline let handle: UnsafeMutableRawPointer
     public let type: SocketType
-    private var isClosed = false
+    public private(set) var isClosed = false
 
     public init(_ context: Context, type: SocketType) throws {
         guard let handle = zmq_socket(context.handle, type.rawValue) else {

@@ -43,6 +43,11 @@ final class ConnectionWatch {
     /// Connections up again after one to the same endpoint was lost (a broker restarted, a
     /// network that came back): what was published meanwhile never reached the socket.
     private(set) var reconnections = 0
+    /// Connections lost after their handshake. A PUSH with ZMQ_IMMEDIATE, and a publisher,
+    /// drop what they had queued for a connection when they lose it.
+    private(set) var disconnections = 0
+    /// Watched sockets libzmq has destroyed (closed, their linger over).
+    private var gone = 0
 
     /// Starts watching `sockets` as one (a connection up on any of them is a connection up),
     /// which must not have connected yet (events before the monitor starts are not reported).
@@ -56,7 +61,7 @@ final class ConnectionWatch {
         _ sockets: [Socket], context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000,
         expected: String = ConnectionWatch.anyDataEndpoint, noticingRefusals: Bool = false
     ) throws {
-        var events: SocketEvents = [.connected, .handshakeSucceeded, .disconnected, .handshakeFailed]
+        var events: SocketEvents = [.connected, .handshakeSucceeded, .disconnected, .handshakeFailed, .monitorStopped]
         if noticingRefusals { events.insert(.connectRetried) }
         var monitors: [Socket] = []
         for socket in sockets {
@@ -204,7 +209,10 @@ final class ConnectionWatch {
                 silenceTold = false
                 told.removeAll()
                 seen.removeAll()
+            } else if event.event.contains(.monitorStopped) {
+                gone += 1
             } else if event.event.contains(.disconnected) {
+                if connected.contains(endpoint) { disconnections += 1 }
                 connected.remove(endpoint)
                 if connected.isEmpty && unconnectedSince == nil {
                     unconnectedSince = SystemClock.monotonicNanoseconds()
@@ -236,9 +244,26 @@ final class ConnectionWatch {
             "\(unanswered.sorted().joined(separator: " and ")) took the connection but completed no ZeroMQ handshake in \(time)\(stillTrying ? "; still trying" : ""). Is that \(expected), and not too busy to answer?"
     }
 
-    /// Stops the monitor (before the socket or the context closes).
+    /// Once the watched sockets are closed: reads their monitors until libzmq has destroyed
+    /// every one (their linger over) or `timeoutMilliseconds` pass; false then. The events of
+    /// the linger count: a connection lost while it lasts takes what was still queued for it.
+    func waitUntilClosedSocketsAreGone(timeoutMilliseconds: Int) throws -> Bool {
+        let deadline = SystemClock.monotonicNanoseconds() &+ UInt64(max(0, timeoutMilliseconds)) * 1_000_000
+        _ = try readEvents()
+        while gone < watched.count {
+            let now = SystemClock.monotonicNanoseconds()
+            guard now < deadline else { return false }
+            var poller = Poller()
+            for monitor in monitors { poller.add(monitor) }
+            _ = try poller.poll(timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
+            _ = try readEvents()
+        }
+        return true
+    }
+
+    /// Stops the monitor (before the context closes; a socket closed already stopped its own).
     func close() {
-        for socket in watched { try? socket.stopMonitor() }
+        for socket in watched where !socket.isClosed { try? socket.stopMonitor() }
         for monitor in monitors { monitor.close() }
     }
 

@@ -209,14 +209,23 @@ struct Publish: ParsableCommand {
             // whatever the broker has not taken by then (paused, or its queue full) is dropped
             // when the context ends, and libzmq says nothing of it: 267 of 14,500 lines piped to
             // a paused broker were lost with exit 0. Only how long the linger took tells: the
-            // linger's timer ends it no sooner than --timeout, an emptied queue at once. Not
-            // covered: a connection lost while lingering (the broker stopped, or failed over)
-            // takes its queue with it at once, and the linger ends early, with exit 0.
+            // linger's timer ends it no sooner than --timeout, an emptied queue at once. A
+            // connection lost while lingering (the broker stopped, or failed over) takes its
+            // queue with it at once, and the linger ends early: the monitor tells that one (it
+            // was exit 0 too), and a loss while sending the same way.
             closed = true
             let start = SystemClock.monotonicNanoseconds()
-            watch.close()
             socket.close()
+            // The monitor's last event comes as libzmq destroys the socket, its linger over.
+            _ = try? watch.waitUntilClosedSocketsAreGone(timeoutMilliseconds: timeout + 1_000)
+            watch.close()
             context.terminate()
+            if watch.disconnections > 0 {
+                let times = watch.disconnections == 1 ? "once" : "\(watch.disconnections) times"
+                throw CLIError(
+                    "the connection to zpubd at \(target) was lost \(times) while zpub sent (zpubd stopped, restarted or failed over?): what was still queued here for it then was dropped (zpub cannot tell how many of the \(sent) handed over, possibly none). Send again what must arrive"
+                )
+            }
             if SystemClock.monotonicNanoseconds() &- start >= UInt64(timeout) * 1_000_000 {
                 throw CLIError(
                     "zpubd at \(target) did not take all of the last messages within --timeout (\(timeout) ms): of the \(sent) handed over, those still queued here were dropped at exit (zpub cannot tell how many). Is it paused (`zpub resume`)? Send the last ones again, or give a longer --timeout"

@@ -205,6 +205,38 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// `zpub pub` does not exit 0 when its connection to the broker is lost while its last
+    /// messages wait to go: libzmq drops what was queued for a lost connection, and the linger
+    /// then ends at once, so the --timeout check above did not see it (exit 0 before). Here the
+    /// broker is paused, so most of the 200 lines wait in zpub, and killed once zpub has read
+    /// them all.
+    func testPublishSaysWhenItsConnectionWasLostWithMessagesQueued() throws {
+        let daemon = try Daemon(configuration: "[sockets]\nreceive_hwm = 10\n")
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        let input = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-lines-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: input) }
+        let line = String(repeating: "z", count: 16_384) + "\n"
+        try String(repeating: line, count: 200).write(to: input, atomically: true, encoding: .utf8)
+        let publisher = try RunningProgram(
+            URL(fileURLWithPath: "/bin/sh"),
+            [
+                "-c",
+                "exec '\(Binaries.zpub.path)' pub --endpoint '\(daemon.pull)' --timeout 30000 held < '\(input.path)'",
+            ])
+        // Its input read to the end: every line is handed over, and it lingers (--timeout).
+        try Wait.until("zpub has read its input") {
+            let info = try? String(
+                contentsOfFile: "/proc/\(publisher.processIdentifier)/fdinfo/0", encoding: .utf8)
+            return info?.contains("pos:\t\(200 * line.utf8.count)\n") == true
+        }
+        XCTAssertTrue(publisher.isRunning, "zpub left before the broker was gone: this shows nothing")
+        daemon.signal(SIGKILL)
+        let run = try publisher.finish(timeout: 20)
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("the connection to zpubd at \(daemon.pull) was lost once"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("Send again what must arrive"), run.stderr)
+    }
+
     /// An argument that is not UTF-8 is refused, not repaired: Swift turns its bytes into U+FFFD,
     /// and `zpub pub $'caf\\xe9' x` published "caf\u{FFFD}" and `zpub sub $'\\xff'` subscribed
     /// to EF BF BD, exit 0 (a walkthrough, 2026-12-06).
