@@ -172,6 +172,13 @@ final class ControlResponder: BrokerControl {
         let now = SystemClock.monotonicNanoseconds()
         let lag = Double(now > lastIteration ? now - lastIteration : 0) / 1e9
         let pair = loop.pairStatus.withLock { $0 }
+        // The loop's end is a stop, not a hang: the gateway still serves its /healthz while it
+        // says goodbye to its clients, and a load balancer must read "stopping" there.
+        if loopStopped {
+            return HealthReport(
+                status: .stopping, forwarding: .stopping, uptimeSeconds: uptime(), loopLagSeconds: 0,
+                subscriptions: 0, version: ZPubVersion.current, pair: pair)
+        }
         guard let stats = loopStats() else {
             return HealthReport(
                 status: .unhealthy, forwarding: .notResponding, uptimeSeconds: uptime(), loopLagSeconds: lag,
@@ -200,6 +207,8 @@ final class ControlResponder: BrokerControl {
     /// Waits for the loop to take the snapshot at the client's marker; the values are encoded
     /// here (base64), off the forwarding thread.
     private func snapshot(token: String, prefix: [UInt8]) -> ControlReply {
+        // Nobody would take it from the loop's mailbox: the caller waited 5 s for nothing.
+        guard !loopStopped else { return unavailable() }
         let slot = ReplySlot<CapturedSnapshot>()
         loop.mailbox.post(.snapshotValues(token: token, prefix: prefix, slot))
         return snapshotReply(slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds), token: token)
@@ -218,6 +227,7 @@ final class ControlResponder: BrokerControl {
     /// Waits for the loop to publish the client's marker and the writer to read what was kept
     /// up to it.
     private func replay(token: String, since: UInt64, prefix: [UInt8]) -> ControlReply {
+        guard !loopStopped else { return unavailable() }
         let slot = ReplySlot<Result<HistoryReply, ControlError>>()
         loop.mailbox.post(.replay(token: token, since: since, prefix: prefix, slot))
         return replayReply(slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds), token: token)

@@ -453,6 +453,12 @@ final class BrokerLink {
             if retry.isDue(nowNanoseconds: now) { try? sub.setOption(.subscribe, bytes: BrokerState.retryPrefix) }
         }
         finishClients(message)
+        // What came meanwhile is not served; a POST /publish's requester is told (its promise
+        // left unanswered, NIO's debug builds stop the process as it is freed). Posted later,
+        // it is refused, and its poster answers.
+        for command in mailbox.close() {
+            if case .publishBatch(_, let receipt) = command { receipt.fail(GatewayError("the gateway stopped")) }
+        }
         sub.close()
         push.close()
         receipts.close()
@@ -919,8 +925,12 @@ final class BrokerLink {
 
     private static let burst = 1_024
 
-    /// How long the gateway's stop waits for its clients to be written what they were sent
-    /// and their goodbye (`Goodbye.grace` after the goodbye at most, for one that does not read).
+    /// How long a client has, at the gateway's stop, to take what it was sent before its
+    /// goodbye; one that has not is closed then, its goodbye sent 200 ms at most.
+    static let goodbyePatience = TimeAmount.seconds(2)
+
+    /// How long the gateway's stop waits for its clients to be gone: the patience, the
+    /// goodbye's 200 ms, and some room.
     static let goodbyeWaitNanoseconds: UInt64 = 3_000_000_000
 
     /// The gateway's stop, inside the broker's, once its loop has drained and closed its
@@ -930,18 +940,15 @@ final class BrokerLink {
     /// written, up to `goodbyeWaitNanoseconds`. Before, the gateway stopped first and its
     /// clients lost every message of the drain.
     private func finishClients(_ message: Message) {
-        if readingFromBroker {
-            // Bounded by the SUB's receive HWM: nothing comes behind what is queued.
-            var bursts = 0
-            while bursts <= 100_000 / Self.burst && receiveBurst(message) { bursts += 1 }
-        }
+        // The broker's XPUB is closed: this ends with what its pipe holds.
+        if readingFromBroker { while receiveBurst(message) {} }
         if let waiting = waitingForSequence {
             waitingForSequence = nil
             deliver(waiting.frames, sequence: nil)
         }
         let reason = "zpubd is stopping: reconnect to another broker's gateway, or to this one once it is back"
         let channels = clients.values.map { client in
-            client.outbox.closeAfterQueued(code: "stopping", reason, closeCode: 1001)
+            client.outbox.closeAfterQueued(code: "stopping", reason, closeCode: 1001, patience: Self.goodbyePatience)
             return client.outbox.channel
         }
         let deadline = SystemClock.monotonicNanoseconds() + Self.goodbyeWaitNanoseconds

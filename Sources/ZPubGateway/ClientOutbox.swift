@@ -230,8 +230,10 @@ final class ClientOutbox: Sendable {
     }
 
     /// As `closeWithError`, behind what is queued (any thread, never blocks): the client gets
-    /// the messages offered before this first. Outside the limit, as a notice is.
-    func closeAfterQueued(code: String, _ reason: String, closeCode: UInt16) {
+    /// the messages offered before this first. Outside the limit, as a notice is. A client
+    /// that has not taken them `patience` later (one that does not read: its goodbye would
+    /// wait for room forever) is closed as `closeTooSlow` closes one.
+    func closeAfterQueued(code: String, _ reason: String, closeCode: UInt16, patience: TimeAmount) {
         let drainNow = state.withLock { state -> Bool in
             guard !state.closed else { return false }
             state.queue.append(.goodbye(code: code, reason: reason, closeCode: closeCode))
@@ -241,20 +243,31 @@ final class ClientOutbox: Sendable {
             return true
         }
         if drainNow { channel.eventLoop.execute { self.drain() } }
+        channel.eventLoop.scheduleTask(in: patience) {
+            let waiting = self.state.withLock { state in
+                state.queue.contains { if case .goodbye = $0 { true } else { false } }
+            }
+            guard waiting else { return }
+            self.close()
+            self.sayGoodbye(code: code, reason, closeCode: closeCode, grace: .milliseconds(200))
+        }
     }
 
     /// `closeWithError`'s work, on the channel's event loop.
     private func sayGoodbye(code: String, _ reason: String, closeCode: UInt16, grace: TimeAmount) {
-        let written = channel.eventLoop.makePromise(of: Void.self)
         switch kind {
         case .webSocket:
-            channel.writeAndFlush(WebSocketFrame.close(code: closeCode, reason: reason), promise: written)
+            // Through the session, which sends nothing after its close frame (pongs, pings,
+            // replies); nothing queued here follows it either.
+            close()
+            channel.pipeline.fireUserInboundEventTriggered(
+                CloseRequested(code: closeCode, reason: reason, grace: grace))
         case .serverSentEvents:
-            let data = WireFormat.errorJSON(code: code, reason)
-            endStream(lastEvent: Array(data.utf8), promise: written)
+            let written = channel.eventLoop.makePromise(of: Void.self)
+            endStream(lastEvent: Array(WireFormat.errorJSON(code: code, reason).utf8), promise: written)
             channel.flush()
+            Goodbye.close(channel, once: written.futureResult, grace: grace)
         }
-        Goodbye.close(channel, once: written.futureResult, grace: grace)
     }
 
     /// Writes queued messages while the channel is writable (on the channel's event loop); called
@@ -345,6 +358,14 @@ final class ClientOutbox: Sendable {
 /// may send its `subscribed` replies (`WebSocketSession`).
 struct SubscriptionConfirmed: Sendable {
     let ticket: UInt64
+}
+
+/// The gateway closes a WebSocket client (too slow, told to resume again, the gateway's
+/// stop): the session sends the close frame and hangs up after `grace` at most (`Goodbye`).
+struct CloseRequested: Sendable {
+    let code: UInt16
+    let reason: String
+    let grace: TimeAmount
 }
 
 extension WebSocketFrame {

@@ -543,7 +543,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return respondError(context, .forbidden, denial.code, denial.message, head)
         }
         let promise = context.eventLoop.makePromise(of: PublishReceipt.self)
-        shared.linkMailbox.post(.publishBatch(messages, receipt: promise))
+        // Refused once the link has stopped: the promise then fails here (answered 503
+        // "stopping"), instead of being left unanswered, which NIO takes for a leak.
+        if !shared.linkMailbox.post(.publishBatch(messages, receipt: promise)) {
+            promise.fail(GatewayError("the gateway stopped"))
+        }
         // The broker answers within microseconds; a hung forwarding loop must not hold the
         // request for ever (the watchdog restarts such a daemon).
         let answered = NIOLoopBoundBox(false, eventLoop: context.eventLoop)

@@ -615,6 +615,9 @@ final class WebSocketSession: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let requested = event as? CloseRequested {
+            return close(context, code: requested.code, reason: requested.reason, grace: requested.grace)
+        }
         guard let confirmed = event as? SubscriptionConfirmed else {
             return context.fireUserInboundEventTriggered(event)
         }
@@ -674,9 +677,13 @@ final class WebSocketSession: ChannelInboundHandler {
     }
 
     /// Sends a close frame and hangs up, whether or not the client reads it (`Goodbye`).
-    private func close(_ context: ChannelHandlerContext, code: UInt16, reason: String) {
+    private func close(
+        _ context: ChannelHandlerContext, code: UInt16, reason: String, grace: TimeAmount = Goodbye.grace
+    ) {
         guard !closing else { return }
         closing = true
-        Goodbye.close(context.channel, once: context.writeAndFlush(wrapOutboundOut(.close(code: code, reason: reason))))
+        Goodbye.close(
+            context.channel, once: context.writeAndFlush(wrapOutboundOut(.close(code: code, reason: reason))),
+            grace: grace)
     }
 }

@@ -57,12 +57,18 @@ final class ConnectionWatch {
     /// listens), and a monitor whose events go unread blocks libzmq's I/O thread once some
     /// 2,000 wait (its send to the monitor's PAIR blocks): `zpub pub -e A -e B` beside a
     /// standby that binds nothing stopped sending after five minutes, and hung at exit.
+    /// `watchingTheEnd`: also hear when libzmq destroys a closed socket
+    /// (`waitUntilClosedSocketsAreGone`). Only for a socket closed before the watch: stopping
+    /// a monitor sends that event too, and libzmq's send blocks while the monitor's queue is
+    /// full of unread events.
     init(
         _ sockets: [Socket], context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000,
-        expected: String = ConnectionWatch.anyDataEndpoint, noticingRefusals: Bool = false
+        expected: String = ConnectionWatch.anyDataEndpoint, noticingRefusals: Bool = false,
+        watchingTheEnd: Bool = false
     ) throws {
-        var events: SocketEvents = [.connected, .handshakeSucceeded, .disconnected, .handshakeFailed, .monitorStopped]
+        var events: SocketEvents = [.connected, .handshakeSucceeded, .disconnected, .handshakeFailed]
         if noticingRefusals { events.insert(.connectRetried) }
+        if watchingTheEnd { events.insert(.monitorStopped) }
         var monitors: [Socket] = []
         for socket in sockets {
             // Unique per watched socket (inproc names are per context, and a context may hold
@@ -87,11 +93,13 @@ final class ConnectionWatch {
     /// Starts watching `socket` (see above).
     convenience init(
         _ socket: Socket, context: Context, endpoints: [String], usingCurve: Bool, patienceMilliseconds: Int = 3_000,
-        expected: String = ConnectionWatch.anyDataEndpoint, noticingRefusals: Bool = false
+        expected: String = ConnectionWatch.anyDataEndpoint, noticingRefusals: Bool = false,
+        watchingTheEnd: Bool = false
     ) throws {
         try self.init(
             [socket], context: context, endpoints: endpoints, usingCurve: usingCurve,
-            patienceMilliseconds: patienceMilliseconds, expected: expected, noticingRefusals: noticingRefusals)
+            patienceMilliseconds: patienceMilliseconds, expected: expected, noticingRefusals: noticingRefusals,
+            watchingTheEnd: watchingTheEnd)
     }
 
     static let anyDataEndpoint = "zpubd's endpoint (its PULL, XSUB or XPUB, not another service's port)"
@@ -255,7 +263,11 @@ final class ConnectionWatch {
             guard now < deadline else { return false }
             var poller = Poller()
             for monitor in monitors { poller.add(monitor) }
-            _ = try poller.poll(timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
+            do {
+                _ = try poller.poll(timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
+            } catch let error as ZMQError where error.code == EINTR {
+                // A signal (a terminal's resize): the events are still to be read.
+            }
             _ = try readEvents()
         }
         return true

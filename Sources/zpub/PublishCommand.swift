@@ -137,7 +137,9 @@ struct Publish: ParsableCommand {
             let watch = try ConnectionWatch(
                 socket, context: context, endpoints: targets, usingCurve: curve.serverKey != nil,
                 expected: pub
-                    ? ConnectionWatch.only("XSUB", for: "publisher (--pub)") : ConnectionWatch.only("PULL", for: "PUSH")
+                    ? ConnectionWatch.only("XSUB", for: "publisher (--pub)")
+                    : ConnectionWatch.only("PULL", for: "PUSH"),
+                watchingTheEnd: true
             )
             defer { if !closed { watch.close() } }
             for target in targets { try socket.connect(target, option: source) }
@@ -166,6 +168,18 @@ struct Publish: ParsableCommand {
             let limit = largestFrame(endpointFromEnvironment: source != "--endpoint")
 
             var sent = 0
+            // A lost connection is told when it happens (a long pipe across a broker's restart),
+            // looked for at most every 100 ms while sending.
+            var lossesTold = 0
+            var nextLook = SystemClock.monotonicNanoseconds() &+ 100_000_000
+            func tellLosses() {
+                for notice in (try? watch.update()) ?? [] { Output.error(notice) }
+                guard lossesTold < watch.disconnections else { return }
+                lossesTold = watch.disconnections
+                Output.error(
+                    "lost the connection to zpubd at \(target) (zpubd stopped, restarted or failed over?): what was queued here for it, if anything, was dropped; zpub sends on once it is back (waiting up to --timeout, \(timeout) ms, for each message), and exits 1 at the end"
+                )
+            }
             func send(_ frames: [[UInt8]]) throws {
                 if let large = frames.first(where: { $0.count > limit.bytes }) {
                     throw CLIError(
@@ -181,6 +195,11 @@ struct Publish: ParsableCommand {
                     )
                 }
                 sent += 1
+                let now = SystemClock.monotonicNanoseconds()
+                if now >= nextLook {
+                    nextLook = now &+ 100_000_000
+                    tellLosses()
+                }
             }
             let topicFrame = Array(topic.utf8)
             if let file {
@@ -214,19 +233,27 @@ struct Publish: ParsableCommand {
             // queue with it at once, and the linger ends early: the monitor tells that one (it
             // was exit 0 too), and a loss while sending the same way.
             closed = true
+            _ = try? watch.update()
+            let lostWhileSending = watch.disconnections
             let start = SystemClock.monotonicNanoseconds()
             socket.close()
             // The monitor's last event comes as libzmq destroys the socket, its linger over.
             _ = try? watch.waitUntilClosedSocketsAreGone(timeoutMilliseconds: timeout + 1_000)
             watch.close()
             context.terminate()
-            if watch.disconnections > 0 {
-                let times = watch.disconnections == 1 ? "once" : "\(watch.disconnections) times"
+            if watch.disconnections > lostWhileSending {
                 throw CLIError(
-                    "the connection to zpubd at \(target) was lost \(times) while zpub sent (zpubd stopped, restarted or failed over?): what was still queued here for it then was dropped (zpub cannot tell how many of the \(sent) handed over, possibly none). Send again what must arrive"
+                    "the connection to zpubd at \(target) was lost while zpub's last messages waited to go (zpubd stopped, was killed or failed over?): those still queued here were dropped (zpub cannot tell how many of the \(sent) handed over). Send the last ones again"
                 )
             }
-            if SystemClock.monotonicNanoseconds() &- start >= UInt64(timeout) * 1_000_000 {
+            let lingered = SystemClock.monotonicNanoseconds() &- start
+            if lostWhileSending > 0 && lingered < UInt64(timeout) * 1_000_000 {
+                let times = lostWhileSending == 1 ? "once" : "\(lostWhileSending) times"
+                throw CLIError(
+                    "the connection to zpubd at \(target) was lost \(times) while zpub sent (zpubd stopped, restarted or failed over?): what was queued here for it then was dropped, if anything was (zpub cannot tell how many of the \(sent) handed over; possibly none). Send again what must arrive"
+                )
+            }
+            if lingered >= UInt64(timeout) * 1_000_000 {
                 throw CLIError(
                     "zpubd at \(target) did not take all of the last messages within --timeout (\(timeout) ms): of the \(sent) handed over, those still queued here were dropped at exit (zpub cannot tell how many). Is it paused (`zpub resume`)? Send the last ones again, or give a longer --timeout"
                 )

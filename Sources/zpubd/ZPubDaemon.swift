@@ -199,11 +199,11 @@ struct ZPubDaemon: ParsableCommand {
                 broker.endDrain()
             }
         }
-        // The drain and the linger, and some seconds for the gateway, a pair's hand-over (5 s
-        // at most) and the history's last commit: more than TimeoutStopSec= when the settings
-        // ask for it.
+        // The drain and the linger, a pair's hand-over (5 s at most), the gateway's goodbyes
+        // (3 s at most) and the history's last commit: more than TimeoutStopSec= when the
+        // settings ask for it.
         notifier.stopping(
-            mayTakeMilliseconds: inForce.shutdownDrainMilliseconds + inForce.lingerMilliseconds + 10_000)
+            mayTakeMilliseconds: inForce.shutdownDrainMilliseconds + inForce.lingerMilliseconds + 15_000)
         services.stop()
         logger.notice("zpubd stopped")
         if Services.demoted.load(ordering: .relaxed) {

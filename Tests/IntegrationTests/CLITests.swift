@@ -223,18 +223,25 @@ final class CLITests: XCTestCase {
                 "-c",
                 "exec '\(Binaries.zpub.path)' pub --endpoint '\(daemon.pull)' --timeout 30000 held < '\(input.path)'",
             ])
-        // Its input read to the end: every line is handed over, and it lingers (--timeout).
-        try Wait.until("zpub has read its input") {
-            let info = try? String(
-                contentsOfFile: "/proc/\(publisher.processIdentifier)/fdinfo/0", encoding: .utf8)
-            return info?.contains("pos:\t\(200 * line.utf8.count)\n") == true
+        // Its input read to the end, and its main thread waiting in a poll with a timeout:
+        // every line is handed over, and it lingers (--timeout). (Killed while lines were still
+        // to be sent, zpubd would leave them waiting for a connection, up to --timeout.)
+        let process = "/proc/\(publisher.processIdentifier)"
+        try Wait.until("zpub has read its input and lingers") {
+            let info = try? String(contentsOfFile: "\(process)/fdinfo/0", encoding: .utf8)
+            let call = (try? String(contentsOfFile: "\(process)/syscall", encoding: .utf8))?.split(separator: " ") ?? []
+            let inPollWithTimeout = call.count > 3 && call[0] == "7" && call[3] != "0x0"
+            return info?.contains("pos:\t\(200 * line.utf8.count)\n") == true && inPollWithTimeout
         }
         XCTAssertTrue(publisher.isRunning, "zpub left before the broker was gone: this shows nothing")
         daemon.signal(SIGKILL)
         let run = try publisher.finish(timeout: 20)
         XCTAssertEqual(run.status, 1, run.stderr)
-        XCTAssertTrue(run.stderr.contains("the connection to zpubd at \(daemon.pull) was lost once"), run.stderr)
-        XCTAssertTrue(run.stderr.contains("Send again what must arrive"), run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains(
+                "the connection to zpubd at \(daemon.pull) was lost while zpub's last messages waited to go"),
+            run.stderr)
+        XCTAssertTrue(run.stderr.contains("Send the last ones again"), run.stderr)
     }
 
     /// An argument that is not UTF-8 is refused, not repaired: Swift turns its bytes into U+FFFD,

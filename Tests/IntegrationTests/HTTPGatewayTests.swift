@@ -1773,7 +1773,10 @@ final class HTTPGatewayTests: XCTestCase {
     /// reader got none of 2,000), and /healthz never said "stopping".
     func testTheGatewaysClientsGetAStopsDrainThenAGoodbye() throws {
         let port = try FreePort.find()
-        let daemon = try gatewayDaemon(httpSection(port: port, "[daemon]\nshutdown_drain_ms = 60000"), port: port)
+        // The drain sends the 2,000 at once: room for all of them in the client's queue, so
+        // that a reader held off for a moment on a loaded machine is not dropped as too slow.
+        let daemon = try gatewayDaemon(
+            httpSection(port: port, "client_queue = 5000\n[daemon]\nshutdown_drain_ms = 60000"), port: port)
         let count = 2_000
         let reader = try openSSEReader(port: port, "?prefix=d.", count: count + 10)
         // Keeps the drain going until a second SIGTERM, on a topic nobody takes.

@@ -105,7 +105,7 @@ final class SystemdServiceTests: XCTestCase {
         daemon.signal(SIGTERM)
         let stopping = try notify.waitFor("STOPPING=1") { $0.contains("STOPPING=1") }
         XCTAssertTrue(
-            stopping.text.split(separator: "\n").contains("EXTEND_TIMEOUT_USEC=\((4_500 + 700 + 10_000) * 1_000)"),
+            stopping.text.split(separator: "\n").contains("EXTEND_TIMEOUT_USEC=\((4_500 + 700 + 15_000) * 1_000)"),
             stopping.text)
         XCTAssertEqual(daemon.waitForExit(), 0)
     }
