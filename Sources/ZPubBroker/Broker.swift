@@ -280,6 +280,7 @@ public final class Broker: Sendable {
             return stopped
         }
         guard !alreadyStopped else { return }
+        loop.stopAsked.store(true, ordering: .releasing)
         // The pair link keeps its heartbeats up while the loop drains (it forwards and numbers
         // until then): stopped first, the peer took over meanwhile, and both were active. It
         // takes over nothing from now on.

@@ -179,11 +179,12 @@ final class ControlResponder: BrokerControl {
                 status: .stopping, forwarding: .stopping, uptimeSeconds: uptime(), loopLagSeconds: 0,
                 subscriptions: 0, version: ZPubVersion.current, pair: pair)
         }
-        guard let stats = loopStats() else {
+        guard var stats = loopStats() else {
             return HealthReport(
                 status: .unhealthy, forwarding: .notResponding, uptimeSeconds: uptime(), loopLagSeconds: lag,
                 subscriptions: 0, version: ZPubVersion.current, pair: pair)
         }
+        if loop.stopAsked.load(ordering: .acquiring) { stats.forwarding = .stopping }
         let status: HealthReport.Status =
             switch stats.forwarding {
             case .paused: .paused

@@ -115,6 +115,9 @@ final class ForwardingLoopHandle: Sendable {
     /// once rather than after `ControlResponder.loopReplyTimeoutMilliseconds` each, which held
     /// the control thread, and so the exit, for minutes under a monitor's steady requests.
     let stopped = Atomic<Bool>(false)
+    /// Set as the stop begins, before the loop takes it: HEALTH says "stopping" from the
+    /// signal on (it said "paused" or "ok" until the loop's next turn).
+    let stopAsked = Atomic<Bool>(false)
     /// Test hook: `stallIdle`, `stallHeld` while a stall holds the loop, `stallReleased` once
     /// another SIGUSR2 asked it to end early (a test done with the stall needs not wait it out).
     let stall = Atomic<Int>(ForwardingLoopHandle.stallIdle)
@@ -465,9 +468,14 @@ final class ForwardingLoop {
             if activation != nil, finishActivationIfReserved(now: SystemClock.monotonicNanoseconds()) {
                 watchProducers()
             }
-            let quiet = ready == 0 && !producersUnwatched
-            if schedule.drainFinished(pollWasQuiet: quiet, nowNanoseconds: now) {
-                drainEndedQuiet = quiet
+            let producersReadable =
+                poller.isReadable(pullIndex) || poller.isReadable(xsubIndex)
+                || receiptsIndex.map { poller.isReadable($0) } == true
+            if let end = schedule.drainEnd(
+                pollWasEmpty: ready == 0, producersWereQuiet: !producersReadable && !producersUnwatched,
+                nowNanoseconds: now)
+            {
+                drainEndedQuiet = end == .quiet
                 break
             }
         }

@@ -26,6 +26,8 @@ public struct LoopSchedule: Sendable {
     public private(set) var lastStatus: UInt64
     private var lastHousekeeping: UInt64
     private var drainDeadline: UInt64?
+    /// While draining: when producers last had something to read (or the drain began).
+    private var lastProducerActivity: UInt64 = 0
 
     /// `watchdogMicroseconds`: systemd's WATCHDOG_USEC, nil when no watchdog is asked for.
     public init(watchdogMicroseconds: UInt64?, reportsStatus: Bool, nowNanoseconds: UInt64) {
@@ -72,6 +74,7 @@ public struct LoopSchedule: Sendable {
     public mutating func startDrain(nowNanoseconds now: UInt64, milliseconds: Int) {
         guard drainDeadline == nil else { return }
         drainDeadline = now &+ UInt64(max(0, milliseconds)) * 1_000_000
+        lastProducerActivity = now
     }
 
     /// Ends the drain at `now` (a second SIGTERM): `drainFinished` says so at once.
@@ -80,9 +83,29 @@ public struct LoopSchedule: Sendable {
         drainDeadline = min(deadline, now)
     }
 
-    /// Draining ends once a poll found nothing to read (producers are quiet), or at the deadline.
-    public func drainFinished(pollWasQuiet: Bool, nowNanoseconds now: UInt64) -> Bool {
-        guard let deadline = drainDeadline else { return false }
-        return pollWasQuiet || now >= deadline
+    /// How a drain ended.
+    public enum DrainEnd: Sendable, Equatable {
+        /// Producers were quiet: what they had sent is out.
+        case quiet
+        /// At the deadline (`shutdown_drain_ms`, or a second SIGTERM's `endDrainNow`).
+        case deadline
+    }
+
+    /// After each turn of a drain: whether it ends, and how. It ends when producers are quiet:
+    /// a poll found nothing at all to read (`pollWasEmpty`), or polls woken by others (a
+    /// control request, a subscription) found nothing from producers for a poll's timeout
+    /// (100 ms); or at the deadline. (Any readable socket kept it going before: a load
+    /// balancer asking /healthz every 50 ms held every stop to its shutdown_drain_ms, and the
+    /// log blamed producers.)
+    public mutating func drainEnd(
+        pollWasEmpty: Bool, producersWereQuiet: Bool, nowNanoseconds now: UInt64
+    ) -> DrainEnd? {
+        guard let deadline = drainDeadline else { return nil }
+        if !producersWereQuiet { lastProducerActivity = now }
+        let quietFor = now &- min(now, lastProducerActivity)
+        if producersWereQuiet && (pollWasEmpty || quietFor >= UInt64(pollTimeoutMilliseconds) * 1_000_000) {
+            return .quiet
+        }
+        return now >= deadline ? .deadline : nil
     }
 }

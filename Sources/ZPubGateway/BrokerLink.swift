@@ -951,10 +951,19 @@ final class BrokerLink {
             client.outbox.closeAfterQueued(code: "stopping", reason, closeCode: 1001, patience: Self.goodbyePatience)
             return client.outbox.channel
         }
-        let deadline = SystemClock.monotonicNanoseconds() + Self.goodbyeWaitNanoseconds
-        while channels.contains(where: \.isActive) && SystemClock.monotonicNanoseconds() < deadline {
+        let start = SystemClock.monotonicNanoseconds()
+        while channels.contains(where: \.isActive)
+            && SystemClock.monotonicNanoseconds() &- start < Self.goodbyeWaitNanoseconds
+        {
             usleep(10_000)
         }
+        guard !channels.isEmpty else { return }
+        // Otherwise the seconds between "forwarding stopped" and "zpubd stopped" went unexplained.
+        let left = channels.filter(\.isActive).count
+        let waited = (SystemClock.monotonicNanoseconds() &- start) / 1_000_000
+        logger.notice(
+            "http gateway: \(channels.count) client\(channels.count == 1 ? "" : "s") sent what the broker forwarded and a goodbye (stopping) in \(waited) ms\(left > 0 ? "; \(left) still connected after \(Self.goodbyeWaitNanoseconds / 1_000_000_000) s are closed now" : "")"
+        )
     }
 
     /// Sorts what the SUB brings: snapshot markers, sequence markers (which number the kept

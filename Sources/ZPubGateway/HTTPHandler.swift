@@ -670,7 +670,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                         "this broker is the \(report.pair?.state.rawValue ?? "passive") one of a pair: clients go to the active one (its peer, whose pair endpoint is \(report.pair?.peer ?? "not known"))"
                     case .ok: serving?.message ?? ""
                     case .stopping: "the broker is shutting down (SIGTERM or SIGINT): clients go to another"
-                    case .unhealthy: "the forwarding loop is not responding (\(report.forwarding.rawValue))"
+                    case .unhealthy:
+                        report.forwarding == .notResponding
+                            ? "the forwarding loop is not responding: stalled, or overloaded? (zpubd's log says more)"
+                            : "the forwarding loop says \(report.forwarding.rawValue)"
                     default: "the broker's status is \(report.status.rawValue)"
                     }
                 let problem = serving.map { ",\"problem\":\(WireFormat.jsonString($0.kind))" } ?? ""

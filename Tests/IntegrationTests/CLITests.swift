@@ -239,9 +239,53 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(run.status, 1, run.stderr)
         XCTAssertTrue(
             run.stderr.contains(
-                "the connection to zpubd at \(daemon.pull) was lost while zpub's last messages waited to go"),
+                "lost the connection to zpubd at \(daemon.pull) while the last messages waited to go out"),
             run.stderr)
-        XCTAssertTrue(run.stderr.contains("Send the last ones again"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("Send the last ones again once zpubd is back"), run.stderr)
+    }
+
+    /// A connection lost while `zpub pub` reads a slow pipe is told at once, and sending goes
+    /// on when zpubd is back (exit 0: most often nothing was queued, and zpub cannot tell); one
+    /// that does not come back ends it with that said. Before, the first was silent, and the
+    /// second said "could not reach zpubd ... is it running? (start it with `zpubd` ...)" of
+    /// a broker it had sent to.
+    func testPublishTellsALostConnectionAndSendsOnWhenZpubdIsBack() throws {
+        let first = try Daemon()
+        let go = first.directory.appendingPathComponent("go").path
+        // One line, then the next once the test says so.
+        func slowPipe(_ timeout: Int) throws -> RunningProgram {
+            try? FileManager.default.removeItem(atPath: go)
+            return try RunningProgram(
+                URL(fileURLWithPath: "/bin/sh"),
+                [
+                    "-c",
+                    "(echo first; while [ ! -e '\(go)' ]; do sleep 0.02; done; echo second) | exec '\(Binaries.zpub.path)' pub --endpoint '\(first.pull)' --timeout \(timeout) t",
+                ])
+        }
+        let back = try slowPipe(10_000)
+        try Wait.until("the first line is in") { try first.stats().messagesIn == 1 }
+        first.signal(SIGTERM)
+        XCTAssertEqual(first.waitForExit(), 0)
+        let second = try Daemon(endpoints: [.pull: first.pull])
+        FileManager.default.createFile(atPath: go, contents: nil)
+        let sentOn = try back.finish(timeout: 20)
+        XCTAssertEqual(sentOn.status, 0, sentOn.stderr)
+        XCTAssertTrue(
+            sentOn.stderr.contains("lost the connection to zpubd at \(first.pull) after 1 message (zpubd stopped"),
+            sentOn.stderr)
+        try Wait.until("the second line reached the new zpubd") { try second.stats().messagesIn == 1 }
+
+        let gone = try slowPipe(1_000)
+        try Wait.until("the first line is in") { try second.stats().messagesIn == 2 }
+        second.signal(SIGKILL)
+        _ = second.waitForExit()
+        FileManager.default.createFile(atPath: go, contents: nil)
+        let givenUp = try gone.finish(timeout: 20)
+        XCTAssertEqual(givenUp.status, 1, givenUp.stderr)
+        XCTAssertTrue(
+            givenUp.stderr.contains(
+                "lost the connection to zpubd at \(first.pull) after 1 message, and it did not come back within --timeout (1000 ms)"
+            ), givenUp.stderr)
     }
 
     /// An argument that is not UTF-8 is refused, not repaired: Swift turns its bytes into U+FFFD,

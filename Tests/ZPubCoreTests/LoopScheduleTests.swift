@@ -38,16 +38,41 @@ final class LoopScheduleTests: XCTestCase {
 
     func testTheDrainEndsWhenProducersAreQuietOrAtTheDeadline() {
         var schedule = LoopSchedule(watchdogMicroseconds: nil, reportsStatus: false, nowNanoseconds: 0)
-        XCTAssertFalse(schedule.drainFinished(pollWasQuiet: true, nowNanoseconds: 0), "no stop asked for")
+        XCTAssertNil(
+            schedule.drainEnd(pollWasEmpty: true, producersWereQuiet: true, nowNanoseconds: 0), "no stop asked for")
         schedule.startDrain(nowNanoseconds: 1_000 * ms, milliseconds: 2_000)
         XCTAssertTrue(schedule.isDraining)
         XCTAssertEqual(schedule.pollTimeoutMilliseconds, 100)
-        XCTAssertFalse(schedule.drainFinished(pollWasQuiet: false, nowNanoseconds: 2_999 * ms))
-        XCTAssertTrue(schedule.drainFinished(pollWasQuiet: true, nowNanoseconds: 1_001 * ms))
-        XCTAssertTrue(schedule.drainFinished(pollWasQuiet: false, nowNanoseconds: 3_000 * ms))
+        XCTAssertNil(schedule.drainEnd(pollWasEmpty: false, producersWereQuiet: false, nowNanoseconds: 2_999 * ms))
+        XCTAssertEqual(
+            schedule.drainEnd(pollWasEmpty: true, producersWereQuiet: true, nowNanoseconds: 2_999 * ms), .quiet)
+        XCTAssertEqual(
+            schedule.drainEnd(pollWasEmpty: false, producersWereQuiet: false, nowNanoseconds: 3_000 * ms), .deadline)
         schedule.startDrain(nowNanoseconds: 5_000 * ms, milliseconds: 2_000)
-        XCTAssertTrue(
-            schedule.drainFinished(pollWasQuiet: false, nowNanoseconds: 3_000 * ms), "a second stop keeps the deadline")
+        XCTAssertEqual(
+            schedule.drainEnd(pollWasEmpty: false, producersWereQuiet: false, nowNanoseconds: 3_000 * ms), .deadline,
+            "a second stop keeps the deadline")
+    }
+
+    /// Polls woken by others (control requests, subscriptions) do not keep the drain going:
+    /// producers with nothing to read for a poll's timeout are quiet. A load balancer's
+    /// /healthz every 50 ms held the drain to its deadline before.
+    func testOnlyProducersKeepTheDrainGoing() {
+        var schedule = LoopSchedule(watchdogMicroseconds: nil, reportsStatus: false, nowNanoseconds: 0)
+        schedule.startDrain(nowNanoseconds: 1_000 * ms, milliseconds: 60_000)
+        XCTAssertNil(
+            schedule.drainEnd(pollWasEmpty: false, producersWereQuiet: true, nowNanoseconds: 1_050 * ms),
+            "a control request 50 ms in: producers may still send")
+        XCTAssertEqual(
+            schedule.drainEnd(pollWasEmpty: false, producersWereQuiet: true, nowNanoseconds: 1_100 * ms), .quiet)
+        schedule = LoopSchedule(watchdogMicroseconds: nil, reportsStatus: false, nowNanoseconds: 0)
+        schedule.startDrain(nowNanoseconds: 1_000 * ms, milliseconds: 60_000)
+        XCTAssertNil(schedule.drainEnd(pollWasEmpty: false, producersWereQuiet: false, nowNanoseconds: 1_090 * ms))
+        XCTAssertNil(
+            schedule.drainEnd(pollWasEmpty: false, producersWereQuiet: true, nowNanoseconds: 1_150 * ms),
+            "60 ms since the producers' last message")
+        XCTAssertEqual(
+            schedule.drainEnd(pollWasEmpty: false, producersWereQuiet: true, nowNanoseconds: 1_190 * ms), .quiet)
     }
 
     func testEndingTheDrainNowEndsItAtOnceAndOnlyADrain() {
@@ -55,8 +80,9 @@ final class LoopScheduleTests: XCTestCase {
         schedule.endDrainNow(nowNanoseconds: 500 * ms)
         XCTAssertFalse(schedule.isDraining, "no drain to end: none starts")
         schedule.startDrain(nowNanoseconds: 1_000 * ms, milliseconds: 60_000)
-        XCTAssertFalse(schedule.drainFinished(pollWasQuiet: false, nowNanoseconds: 1_200 * ms))
+        XCTAssertNil(schedule.drainEnd(pollWasEmpty: false, producersWereQuiet: false, nowNanoseconds: 1_200 * ms))
         schedule.endDrainNow(nowNanoseconds: 1_200 * ms)
-        XCTAssertTrue(schedule.drainFinished(pollWasQuiet: false, nowNanoseconds: 1_200 * ms))
+        XCTAssertEqual(
+            schedule.drainEnd(pollWasEmpty: false, producersWereQuiet: false, nowNanoseconds: 1_200 * ms), .deadline)
     }
 }
