@@ -218,7 +218,11 @@ final class ControlResponder: BrokerControl {
     /// SNAPSHOT's reply: the values captured at the marker, or nil when the marker's
     /// subscription did not come in time.
     private func snapshotReply(_ captured: CapturedSnapshot?, token: String) -> ControlReply {
-        guard let captured else { return markerTimeout(token: token, request: "SNAPSHOT", wants: "snapshot") }
+        guard let captured else {
+            // Abandoned by the loop as it stopped, or not taken by it: not a marker's fault.
+            if loopStopped { return unavailable() }
+            return markerTimeout(token: token, request: "SNAPSHOT", wants: "snapshot")
+        }
         return .snapshot(
             SnapshotReply(
                 token: token, sequence: captured.sequence, prefixes: captured.prefixes.map(TopicText.display),
@@ -237,6 +241,7 @@ final class ControlResponder: BrokerControl {
     private func replayReply(_ outcome: Result<HistoryReply, ControlError>?, token: String) -> ControlReply {
         switch outcome {
         case nil:
+            if loopStopped { return unavailable() }
             return markerTimeout(token: token, request: "REPLAY", wants: "replay")
         case .failure(let error):
             return .error(error)
@@ -286,7 +291,7 @@ final class ControlResponder: BrokerControl {
             loop.mailbox.post(.snapshotValues(token: token, prefix: prefix, slot))
             return DeferredReply(deadline: deadline) { timedOut in
                 if let captured = slot.value { return self.snapshotReply(captured, token: token) }
-                return timedOut ? self.snapshotReply(nil, token: token) : nil
+                return timedOut || self.loopStopped ? self.snapshotReply(nil, token: token) : nil
             }
         case .replay:
             guard let (token, since, prefix) = request.replayArguments, history != nil,
@@ -296,7 +301,7 @@ final class ControlResponder: BrokerControl {
             loop.mailbox.post(.replay(token: token, since: since, prefix: prefix, slot))
             return DeferredReply(deadline: deadline) { timedOut in
                 if let outcome = slot.value { return self.replayReply(outcome, token: token) }
-                return timedOut ? self.replayReply(nil, token: token) : nil
+                return timedOut || self.loopStopped ? self.replayReply(nil, token: token) : nil
             }
         default:
             return nil

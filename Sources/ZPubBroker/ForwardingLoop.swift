@@ -64,6 +64,28 @@ enum LoopCommand: Sendable {
     case afterSubscriptionsApplied(@Sendable () -> Void)
 }
 
+extension LoopCommand {
+    /// Wakes whoever waits for this command's reply (`ReplySlot.abandon`): the loop stopped
+    /// before it took the command.
+    func abandon() {
+        switch self {
+        case .snapshot(let slot): slot.abandon()
+        case .stats(let slot): slot.abandon()
+        case .setPaused(_, let slot): slot.abandon()
+        case .reconfigure(_, _, let slot): slot.abandon()
+        case .snapshotValues(_, _, let slot): slot.abandon()
+        case .replay(_, _, _, let slot): slot.abandon()
+        case .pairQuery(let slot): slot.abandon()
+        case .lastValues(_, let slot): slot.abandon()
+        case .pairActivate(_, _, let slot): slot.abandon()
+        case .pairStandDown(let slot): slot.abandon()
+        case .stop, .endDrain, .stall, .replicate, .restoreValues, .pairNumberFrom, .connectionEvent,
+            .connectionEventSummary, .afterSubscriptionsApplied:
+            break
+        }
+    }
+}
+
 /// What the pair link learns from the loop at each heartbeat.
 struct PairLoopView: Sendable {
     var nextSequence: UInt64
@@ -499,6 +521,16 @@ final class ForwardingLoop {
         let assigned = historyQueue?._withUnsafeGuaranteedRef { $0.assignedThrough } ?? 0
         handle.lastSequenceGiven.store(assigned, ordering: .relaxed)
         handle.stopped.store(true, ordering: .releasing)
+        // Requests that wait for the loop are answered now, "stopping", rather than when their
+        // 5 s are up: a SNAPSHOT round of the gateway's, caught by the stop, held its stop that
+        // long (a walkthrough: 200 SSE clients, every stop 5.7-6.0 s).
+        for request in snapshots.removeAll() {
+            switch request {
+            case .snapshot(_, let slot): slot.abandon()
+            case .replay(_, _, let slot): slot.abandon()
+            }
+        }
+        for command in handle.mailbox.take() { command.abandon() }
         closeSockets()
         // The loop's last lines (a poll failure, the drain) are written before the process goes.
         logQueue.finish(waitingMilliseconds: 2_000)

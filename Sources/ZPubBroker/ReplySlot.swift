@@ -23,6 +23,13 @@ final class ReplySlot<Value: Sendable>: Sendable {
         onFulfil?()
     }
 
+    /// Wakes the waiting side without a value: the loop has stopped, and nothing will come.
+    /// `wait` returns nil at once, and `onFulfil` is called, as if the time were up.
+    func abandon() {
+        condition.signal()
+        onFulfil?()
+    }
+
     /// The value if it has arrived, without waiting.
     var value: Value? { state.withLock { $0 } }
 

@@ -47,6 +47,16 @@ public struct SnapshotRendezvous<Request> {
         earlyMarkers.removeAll { $0 == token }
     }
 
+    /// Every request still waiting, removed: the loop has stopped, and their markers will
+    /// not come.
+    public mutating func removeAll() -> [Request] {
+        defer {
+            waiting.removeAll()
+            earlyMarkers.removeAll()
+        }
+        return waiting.map(\.request)
+    }
+
     /// Drops requests whose marker did not come in time; returns them (their clients get the
     /// timeout from the control thread, which stops waiting on its own clock).
     @discardableResult

@@ -947,10 +947,11 @@ final class BrokerLink {
             deliver(waiting.frames, sequence: nil)
         }
         let reason = "zpubd is stopping: reconnect to another broker's gateway, or to this one once it is back"
-        let channels = clients.values.map { client in
-            client.outbox.closeAfterQueued(code: "stopping", reason, closeCode: 1001, patience: Self.goodbyePatience)
-            return client.outbox.channel
+        let outboxes = clients.values.map(\.outbox)
+        for outbox in outboxes {
+            outbox.closeAfterQueued(code: "stopping", reason, closeCode: 1001, patience: Self.goodbyePatience)
         }
+        let channels = outboxes.map(\.channel)
         let start = SystemClock.monotonicNanoseconds()
         while channels.contains(where: \.isActive)
             && SystemClock.monotonicNanoseconds() &- start < Self.goodbyeWaitNanoseconds
@@ -960,10 +961,17 @@ final class BrokerLink {
         guard !channels.isEmpty else { return }
         // Otherwise the seconds between "forwarding stopped" and "zpubd stopped" went unexplained.
         let left = channels.filter(\.isActive).count
+        let cutOff = outboxes.filter(\.wasCutOff).count
         let waited = (SystemClock.monotonicNanoseconds() &- start) / 1_000_000
-        logger.notice(
-            "http gateway: \(channels.count) client\(channels.count == 1 ? "" : "s") sent what the broker forwarded and a goodbye (stopping) in \(waited) ms\(left > 0 ? "; \(left) still connected after \(Self.goodbyeWaitNanoseconds / 1_000_000_000) s are closed now" : "")"
-        )
+        let told = channels.count - cutOff
+        var line =
+            "http gateway: \(told) client\(told == 1 ? "" : "s") sent what the broker forwarded and a goodbye (stopping) in \(waited) ms"
+        if cutOff > 0 {
+            line +=
+                "; \(cutOff) that had not read it within \(Self.goodbyePatience.nanoseconds / 1_000_000_000) s closed without the rest"
+        }
+        if left > 0 { line += "; \(left) still connected are closed now" }
+        logger.notice("\(line)")
     }
 
     /// Sorts what the SUB brings: snapshot markers, sequence markers (which number the kept

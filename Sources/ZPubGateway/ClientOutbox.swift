@@ -81,6 +81,8 @@ final class ClientOutbox: Sendable {
         var catchUpLeft = 0
         /// Queued items that are not messages (`Item.isMessage`): not counted against the limit.
         var notices = 0
+        /// Closed by `closeAfterQueued`'s patience, with messages still queued.
+        var cutOff = false
 
         var messagesQueued: Int { queue.count - notices }
     }
@@ -190,6 +192,9 @@ final class ClientOutbox: Sendable {
         }
     }
 
+    /// Closed by `closeAfterQueued`'s patience before it had taken what was queued.
+    var wasCutOff: Bool { state.withLock { $0.cutOff } }
+
     /// Closed (`close`, `endStream`): nothing more is written (a keep-alive comment either).
     var isClosed: Bool { state.withLock { $0.closed } }
 
@@ -245,7 +250,8 @@ final class ClientOutbox: Sendable {
         if drainNow { channel.eventLoop.execute { self.drain() } }
         channel.eventLoop.scheduleTask(in: patience) {
             let waiting = self.state.withLock { state in
-                state.queue.contains { if case .goodbye = $0 { true } else { false } }
+                state.cutOff = state.queue.contains { if case .goodbye = $0 { true } else { false } }
+                return state.cutOff
             }
             guard waiting else { return }
             self.close()

@@ -21,6 +21,19 @@ final class SnapshotRendezvousTests: XCTestCase {
         XCTAssertEqual(rendezvous.waitingCount, 0)
     }
 
+    /// The loop's stop hands back every request still waiting (each is answered "stopping"
+    /// then, not at its timeout), and forgets the markers that came early.
+    func testRemoveAllReturnsEveryWaitingRequestOnce() {
+        var rendezvous = SnapshotRendezvous<String>()
+        _ = rendezvous.requested(token: "a", "request a", nowNanoseconds: 0)
+        _ = rendezvous.requested(token: "b", "request b", nowNanoseconds: 0)
+        _ = rendezvous.markerSubscribed(token: "c")
+        XCTAssertEqual(rendezvous.removeAll(), ["request a", "request b"])
+        XCTAssertEqual(rendezvous.waitingCount, 0)
+        XCTAssertEqual(rendezvous.removeAll(), [])
+        XCTAssertNil(rendezvous.requested(token: "c", "request c", nowNanoseconds: 0), "c's early marker is gone")
+    }
+
     func testAMarkerUnsubscribedBeforeItsRequestIsForgotten() {
         var rendezvous = SnapshotRendezvous<String>()
         _ = rendezvous.markerSubscribed(token: "a")
