@@ -234,7 +234,7 @@ public final class Broker: Sendable {
         zap.update(policies)
         let serverKey = security.serverKeyPair?.secretKey
         let loopSlot = ReplySlot<ReloadOutcome>()
-        loop.mailbox.post(.reconfigure(configuration, serverKey: serverKey, loopSlot))
+        loop.post(.reconfigure(configuration, serverKey: serverKey, loopSlot))
         var problems: [BrokerError] = []
         switch loopSlot.wait(milliseconds: 10_000) {
         case .refused(let reason):
@@ -242,6 +242,12 @@ public final class Broker: Sendable {
             return .refused(reason)
         case .applied(let loopProblems):
             problems += loopProblems
+        case nil where loop.stopped.load(ordering: .acquiring):
+            zap.update(previousPolicies)
+            return .refused(
+                BrokerError(
+                    code: .threadFailed,
+                    message: "zpubd is stopping: its forwarding loop has stopped, and applies nothing more"))
         case nil:
             problems.append(
                 BrokerError(
@@ -287,7 +293,7 @@ public final class Broker: Sendable {
         pair?.link.post(.drain)
         loop.descriptorGuard.stop()
         threads.guard.join()
-        loop.mailbox.post(.stop)
+        loop.post(.stop)
         threads.loop.join()
         if let pair {
             // An active broker first waits (briefly) for its passive peer to have mirrored the
@@ -321,7 +327,7 @@ public final class Broker: Sendable {
     /// producers still have queued is dropped with its sockets (closed with the linger as
     /// always).
     public func endDrain() {
-        loop.mailbox.post(.endDrain)
+        loop.post(.endDrain)
     }
 
     /// Test hook: makes the forwarding loop block for a while, as a hung loop would.
@@ -331,7 +337,7 @@ public final class Broker: Sendable {
             expected: ForwardingLoopHandle.stallHeld, desired: ForwardingLoopHandle.stallReleased,
             ordering: .sequentiallyConsistent)
         if released { return }
-        loop.mailbox.post(.stall(milliseconds: milliseconds))
+        loop.post(.stall(milliseconds: milliseconds))
     }
 
     /// Test hook: makes the history writer block for a while, as one on a stalled disk would.

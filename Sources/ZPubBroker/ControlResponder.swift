@@ -112,8 +112,9 @@ final class ControlResponder: BrokerControl {
         case .pause, .resume:
             guard !loopStopped else { return unavailable() }
             let slot = ReplySlot<ForwardingState>()
-            loop.mailbox.post(.setPaused(request.command == .pause, slot))
+            loop.post(.setPaused(request.command == .pause, slot))
             guard let forwarding = slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds) else {
+                if loopStopped { return unavailable() }
                 // The command waits in the loop's mailbox: say that it may still apply.
                 return .error(
                     ControlError(
@@ -133,7 +134,7 @@ final class ControlResponder: BrokerControl {
     }
 
     func afterSubscriptionsApplied(_ done: @escaping @Sendable () -> Void) {
-        loop.mailbox.post(.afterSubscriptionsApplied(done))
+        loop.post(.afterSubscriptionsApplied(done))
     }
 
     var isPassiveInPair: Bool { loop.pairStatus.withLock { $0.map { !$0.active } ?? false } }
@@ -180,6 +181,12 @@ final class ControlResponder: BrokerControl {
                 subscriptions: 0, version: ZPubVersion.current, pair: pair)
         }
         guard var stats = loopStats() else {
+            // The loop stopped between the look above and the request (abandoned): a stop.
+            if loopStopped || loop.stopAsked.load(ordering: .acquiring) {
+                return HealthReport(
+                    status: .stopping, forwarding: .stopping, uptimeSeconds: uptime(), loopLagSeconds: 0,
+                    subscriptions: 0, version: ZPubVersion.current, pair: pair)
+            }
             return HealthReport(
                 status: .unhealthy, forwarding: .notResponding, uptimeSeconds: uptime(), loopLagSeconds: lag,
                 subscriptions: 0, version: ZPubVersion.current, pair: pair)
@@ -211,7 +218,7 @@ final class ControlResponder: BrokerControl {
         // Nobody would take it from the loop's mailbox: the caller waited 5 s for nothing.
         guard !loopStopped else { return unavailable() }
         let slot = ReplySlot<CapturedSnapshot>()
-        loop.mailbox.post(.snapshotValues(token: token, prefix: prefix, slot))
+        loop.post(.snapshotValues(token: token, prefix: prefix, slot))
         return snapshotReply(slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds), token: token)
     }
 
@@ -234,7 +241,7 @@ final class ControlResponder: BrokerControl {
     private func replay(token: String, since: UInt64, prefix: [UInt8]) -> ControlReply {
         guard !loopStopped else { return unavailable() }
         let slot = ReplySlot<Result<HistoryReply, ControlError>>()
-        loop.mailbox.post(.replay(token: token, since: since, prefix: prefix, slot))
+        loop.post(.replay(token: token, since: since, prefix: prefix, slot))
         return replayReply(slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds), token: token)
     }
 
@@ -288,7 +295,7 @@ final class ControlResponder: BrokerControl {
                 return nil
             }
             let slot = ReplySlot<CapturedSnapshot>(onFulfil: ready)
-            loop.mailbox.post(.snapshotValues(token: token, prefix: prefix, slot))
+            loop.post(.snapshotValues(token: token, prefix: prefix, slot))
             return DeferredReply(deadline: deadline) { timedOut in
                 if let captured = slot.value { return self.snapshotReply(captured, token: token) }
                 return timedOut || self.loopStopped ? self.snapshotReply(nil, token: token) : nil
@@ -298,7 +305,7 @@ final class ControlResponder: BrokerControl {
                 !configuration.historyPrefixes.isEmpty, markerRefusal(token: token) == nil
             else { return nil }
             let slot = ReplySlot<Result<HistoryReply, ControlError>>(onFulfil: ready)
-            loop.mailbox.post(.replay(token: token, since: since, prefix: prefix, slot))
+            loop.post(.replay(token: token, since: since, prefix: prefix, slot))
             return DeferredReply(deadline: deadline) { timedOut in
                 if let outcome = slot.value { return self.replayReply(outcome, token: token) }
                 return timedOut || self.loopStopped ? self.replayReply(nil, token: token) : nil
@@ -312,7 +319,7 @@ final class ControlResponder: BrokerControl {
     private func loopStats() -> StatsSnapshot? {
         guard !loopStopped else { return nil }
         let slot = ReplySlot<StatsSnapshot>()
-        loop.mailbox.post(.stats(slot))
+        loop.post(.stats(slot))
         return slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds)
     }
 
@@ -320,7 +327,7 @@ final class ControlResponder: BrokerControl {
     private func brokerState() -> BrokerState? {
         guard !loopStopped else { return nil }
         let slot = ReplySlot<BrokerState>()
-        loop.mailbox.post(.snapshot(slot))
+        loop.post(.snapshot(slot))
         return slot.wait(milliseconds: Self.loopReplyTimeoutMilliseconds)
     }
 

@@ -66,7 +66,7 @@ enum LoopCommand: Sendable {
 
 extension LoopCommand {
     /// Wakes whoever waits for this command's reply (`ReplySlot.abandon`): the loop stopped
-    /// before it took the command.
+    /// before it took the command. A barrier's callback runs: there is nothing left to apply.
     func abandon() {
         switch self {
         case .snapshot(let slot): slot.abandon()
@@ -79,8 +79,9 @@ extension LoopCommand {
         case .lastValues(_, let slot): slot.abandon()
         case .pairActivate(_, _, let slot): slot.abandon()
         case .pairStandDown(let slot): slot.abandon()
+        case .afterSubscriptionsApplied(let done): done()
         case .stop, .endDrain, .stall, .replicate, .restoreValues, .pairNumberFrom, .connectionEvent,
-            .connectionEventSummary, .afterSubscriptionsApplied:
+            .connectionEventSummary:
             break
         }
     }
@@ -137,6 +138,12 @@ final class ForwardingLoopHandle: Sendable {
     /// once rather than after `ControlResponder.loopReplyTimeoutMilliseconds` each, which held
     /// the control thread, and so the exit, for minutes under a monitor's steady requests.
     let stopped = Atomic<Bool>(false)
+    /// Posts to the loop. Once it has stopped (its mailbox closed), the command's reply slot is
+    /// abandoned instead: its waiter is answered at once, not at its timeout.
+    func post(_ command: LoopCommand) {
+        if !mailbox.post(command) { command.abandon() }
+    }
+
     /// Set as the stop begins, before the loop takes it: HEALTH says "stopping" from the
     /// signal on (it said "paused" or "ok" until the loop's next turn).
     let stopAsked = Atomic<Bool>(false)
@@ -490,9 +497,12 @@ final class ForwardingLoop {
             if activation != nil, finishActivationIfReserved(now: SystemClock.monotonicNanoseconds()) {
                 watchProducers()
             }
+            // The gateway's POST /publish waits unread while a catch-up runs: it is a producer's
+            // too, and a drain ended then closed its socket on it (asked only while draining).
+            let receiptsWaiting = schedule.isDraining && !readsReceipts && receipts?.hasInput == true
             let producersReadable =
                 poller.isReadable(pullIndex) || poller.isReadable(xsubIndex)
-                || receiptsIndex.map { poller.isReadable($0) } == true
+                || receiptsIndex.map { poller.isReadable($0) } == true || receiptsWaiting
             if let end = schedule.drainEnd(
                 pollWasEmpty: ready == 0, producersWereQuiet: !producersReadable && !producersUnwatched,
                 nowNanoseconds: now)
@@ -530,7 +540,8 @@ final class ForwardingLoop {
             case .replay(_, _, let slot): slot.abandon()
             }
         }
-        for command in handle.mailbox.take() { command.abandon() }
+        for command in handle.mailbox.close() { command.abandon() }
+        passSubscriptionBarriers()
         closeSockets()
         // The loop's last lines (a poll failure, the drain) are written before the process goes.
         logQueue.finish(waitingMilliseconds: 2_000)

@@ -432,7 +432,7 @@ final class PairLink {
     /// of a broker that is not active costs three system calls per connection).
     private func refreshView() {
         let slot = unansweredView ?? ReplySlot<PairLoopView>()
-        if unansweredView == nil { loop.mailbox.post(.pairQuery(slot)) }
+        if unansweredView == nil { loop.post(.pairQuery(slot)) }
         guard let view = slot.wait(milliseconds: shortWait) else {
             unansweredView = slot
             return
@@ -542,7 +542,7 @@ final class PairLink {
         // A stopped loop answers nothing: waiting for it would hold this thread `shortWait`.
         guard !stopping else { return }
         let slot = ReplySlot<(entries: [LastValueCache.Entry], more: Bool)>()
-        loop.mailbox.post(.lastValues(since: since, slot))
+        loop.post(.lastValues(since: since, slot))
         guard let page = slot.wait(milliseconds: shortWait) else { return }
         let list = page.entries.map {
             MessageJSON(frames: $0.frames, style: .exact, seq: $0.sequence, storedMilliseconds: $0.storedMilliseconds)
@@ -716,7 +716,7 @@ final class PairLink {
                 )
             }
         }
-        loop.mailbox.post(.pairNumberFrom(next))
+        loop.post(.pairNumberFrom(next))
         ownNextSequence = max(ownNextSequence, next)
     }
 
@@ -748,8 +748,8 @@ final class PairLink {
     private func standDown() {
         stoodDown = true
         let slot = ReplySlot<Bool>()
-        loop.mailbox.post(.pairStandDown(slot))
-        if slot.wait(milliseconds: 1_000) == nil {
+        loop.post(.pairStandDown(slot))
+        if slot.wait(milliseconds: 1_000) == nil && !loop.stopped.load(ordering: .acquiring) {
             logger.warning(
                 "pair: the forwarding loop did not unbind the producers' endpoints within 1 s; zpubd stops all the same, and what producers send meanwhile is numbered into a history that is set aside"
             )
@@ -864,7 +864,7 @@ final class PairLink {
                 status.replicatedThrough = gap.to
             }
             if !messages.isEmpty {
-                loop.mailbox.post(.replicate(messages, after: since ?? requestedSince))
+                loop.post(.replicate(messages, after: since ?? requestedSince))
                 status.replicatedThrough = messages.last!.sequence
                 let newest = messages.last!.receivedMilliseconds
                 status.lagMilliseconds =
@@ -940,7 +940,7 @@ final class PairLink {
                 storedMilliseconds: entry.storedMilliseconds ?? 0)
         }
         guard let newest = entries.last?.sequence else { return }
-        loop.mailbox.post(.restoreValues(entries))
+        loop.post(.restoreValues(entries))
         valuesThrough = max(valuesThrough, newest)
     }
 
@@ -980,7 +980,7 @@ final class PairLink {
                 status.replicatedThrough >= goodbye.through ? goodbye.through : nil
             }
             let slot = ReplySlot<[BrokerError]>()
-            loop.mailbox.post(.pairActivate(nextSequence: next, unusedAbove: handedOver, slot))
+            loop.post(.pairActivate(nextSequence: next, unusedAbove: handedOver, slot))
             // Heartbeats go on while the loop binds and reserves sequences (a write and a sync,
             // seconds on a slow disk): a peer that heard nothing meanwhile, a primary restarting
             // beside this broker say, would count it as silent and go active too.
@@ -991,7 +991,9 @@ final class PairLink {
             repeat {
                 announce(now: SystemClock.monotonicNanoseconds())
                 failures = slot.wait(milliseconds: settings.heartbeatMilliseconds)
+                // An abandoned slot (the loop stopped) answers every wait at once: no spinning.
             } while failures == nil && SystemClock.monotonicNanoseconds() < deadline
+                && !loop.stopped.load(ordering: .acquiring)
             for failure in failures ?? [] {
                 logger.error("pair: taking over: \(failure.message)")
             }

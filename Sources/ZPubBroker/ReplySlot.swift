@@ -26,8 +26,8 @@ final class ReplySlot<Value: Sendable>: Sendable {
     /// Wakes the waiting side without a value: the loop has stopped, and nothing will come.
     /// `wait` returns nil at once, and `onFulfil` is called, as if the time were up.
     func abandon() {
-        condition.signal()
         onFulfil?()
+        condition.signal()
     }
 
     /// The value if it has arrived, without waiting.

@@ -963,7 +963,7 @@ final class BrokerLink {
         let left = channels.filter(\.isActive).count
         let cutOff = outboxes.filter(\.wasCutOff).count
         let waited = (SystemClock.monotonicNanoseconds() &- start) / 1_000_000
-        let told = channels.count - cutOff
+        let told = channels.count - cutOff - left
         var line =
             "http gateway: \(told) client\(told == 1 ? "" : "s") sent what the broker forwarded and a goodbye (stopping) in \(waited) ms"
         if cutOff > 0 {

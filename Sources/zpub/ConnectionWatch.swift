@@ -263,11 +263,8 @@ final class ConnectionWatch {
             guard now < deadline else { return false }
             var poller = Poller()
             for monitor in monitors { poller.add(monitor) }
-            do {
-                _ = try poller.poll(timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
-            } catch let error as ZMQError where error.code == EINTR {
-                // A signal (a terminal's resize): the events are still to be read.
-            }
+            // (A signal does not end `poll` early: it goes on waiting.)
+            _ = try poller.poll(timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
             _ = try readEvents()
         }
         return true

@@ -172,13 +172,21 @@ struct Publish: ParsableCommand {
             // looked for at most every 100 ms while sending.
             var lossesTold = 0
             var nextLook = SystemClock.monotonicNanoseconds() &+ 100_000_000
-            func tellLosses() {
+            /// Tells connections lost since the last look, while zpub sends on; false if there
+            /// were none. The end tells its own (`lossAtTheEnd`).
+            @discardableResult
+            func tellLosses() -> Bool {
                 for notice in (try? watch.update()) ?? [] { Output.error(notice) }
-                guard lossesTold < watch.disconnections else { return }
+                guard lossesTold < watch.disconnections else { return false }
                 lossesTold = watch.disconnections
+                let what =
+                    pub
+                    ? "a publisher (--pub) drops what it sends while no connection is up; zpub goes on, and exits 1 at the end"
+                    : "those still queued here for it, if there were any, were dropped, and zpub cannot tell which; it sends on once the connection is back (waiting up to --timeout, \(timeout) ms)"
                 Output.error(
-                    "lost the connection to zpubd at \(target) after \(sent) message\(sent == 1 ? "" : "s") (zpubd stopped, restarted or failed over?): those still queued here for it, if there were any, were dropped, and zpub cannot tell which; it sends on once the connection is back (waiting up to --timeout, \(timeout) ms)"
+                    "lost the connection to zpubd at \(target) after \(sent) message\(sent == 1 ? "" : "s") (zpubd stopped, restarted or failed over?): \(what)"
                 )
+                return true
             }
             func send(_ frames: [[UInt8]]) throws {
                 if let large = frames.first(where: { $0.count > limit.bytes }) {
@@ -186,27 +194,33 @@ struct Publish: ParsableCommand {
                         "a frame of \(large.count) bytes is larger than \(limit.source) (\(sent) messages sent before): zpubd drops the connection, and the message, of a sender of a frame over its max_message_size; \(limit.advice)"
                     )
                 }
-                // Before the send, which waits while the connection is down.
                 let now = SystemClock.monotonicNanoseconds()
                 if now >= nextLook {
                     nextLook = now &+ 100_000_000
                     tellLosses()
                 }
-                guard try socket.send(frames: frames) else {
-                    // Connected, but the broker took nothing more: not "is it running?".
-                    _ = try? watch.update()
-                    if !watch.isConnected && watch.disconnections > 0 {
-                        // It was reached: "could not reach ... is it running? start it" misled.
-                        throw CLIError(
-                            "lost the connection to zpubd at \(target) after \(sent) message\(sent == 1 ? "" : "s"), and it did not come back within --timeout (\(timeout) ms): is zpubd still running (`zpub health`)? Those still queued here for it were dropped, and zpub cannot tell which"
-                        )
-                    }
-                    guard watch.isConnected else { throw unreachable() }
-                    throw CLIError(
-                        "zpubd at \(target) took no message for \(timeout) ms (\(sent) handed over before, of which those still queued here are lost if it takes none in the next \(timeout) ms): it is paused (`zpub resume`), or its queue is full because it cannot keep up; send more slowly, or give a longer --timeout"
-                    )
+                // Tried without waiting first: a send that must wait (the connection down, or
+                // the broker's queue full) tells a loss before it waits, however recent.
+                if try !socket.send(frames: frames, dontWait: true) {
+                    tellLosses()
+                    guard try socket.send(frames: frames) else { throw notTaken() }
                 }
                 sent += 1
+            }
+            /// Why a send waited --timeout in vain.
+            func notTaken() -> CLIError {
+                _ = try? watch.update()
+                if !watch.isConnected && watch.disconnections > 0 {
+                    // It was reached: "could not reach ... is it running? start it" misled.
+                    return CLIError(
+                        "lost the connection to zpubd at \(target) after \(sent) message\(sent == 1 ? "" : "s"), and it did not come back within --timeout (\(timeout) ms): is zpubd still running (`zpub health`)? Those still queued here for it were dropped, and zpub cannot tell which"
+                    )
+                }
+                guard watch.isConnected else { return unreachable() }
+                // Connected, but the broker took nothing more: not "is it running?".
+                return CLIError(
+                    "zpubd at \(target) took no message for \(timeout) ms (\(sent) handed over before, of which those still queued here are lost if it takes none in the next \(timeout) ms): it is paused (`zpub resume`), or its queue is full because it cannot keep up; send more slowly, or give a longer --timeout"
+                )
             }
             let topicFrame = Array(topic.utf8)
             if let file {
@@ -240,23 +254,32 @@ struct Publish: ParsableCommand {
             // queue with it at once, and the linger ends early: the monitor tells that one (it
             // was exit 0 too), and a loss while sending the same way.
             closed = true
-            tellLosses()
-            let lostWhileSending = watch.disconnections
+            // Lost since the last look: within 100 ms of the last sends, which may still have
+            // been queued for it.
+            let toldWhileSending = lossesTold
+            _ = try? watch.update()
+            let lostBeforeClose = watch.disconnections
             let start = SystemClock.monotonicNanoseconds()
             socket.close()
             // The monitor's last event comes as libzmq destroys the socket, its linger over.
             _ = try? watch.waitUntilClosedSocketsAreGone(timeoutMilliseconds: timeout + 1_000)
             watch.close()
             context.terminate()
-            if watch.disconnections > lostWhileSending {
-                // The socket was still there, so it still held messages: lost for certain.
+            if watch.disconnections > toldWhileSending {
+                // While the socket still held the last messages (it was not yet destroyed), or
+                // just after they were sent.
                 throw CLIError(
-                    "lost the connection to zpubd at \(target) while the last messages waited to go out (zpubd stopped, was killed or failed over?): some of the \(sent) sent did not arrive, and zpub cannot tell which. Send the last ones again once zpubd is back, if the receivers can take a message twice."
+                    "lost the connection to zpubd at \(target) while the last messages waited to go out (zpubd stopped, was killed or failed over?): some of the \(sent) sent may not have arrived, and zpub cannot tell which. Send the last ones again once zpubd is back, if the receivers can take a message twice."
                 )
             }
-            // A connection lost earlier was told then (`tellLosses`); not an error: most often
-            // nothing was queued (a broker restarted under a slow pipe lost nothing in 6 of 8
-            // walkthrough runs), and zpub cannot tell.
+            if pub && lostBeforeClose > 0 {
+                throw CLIError(
+                    "lost the connection to zpubd at \(target) while zpub sent (zpubd stopped, restarted or failed over?): a publisher (--pub) drops what it sends while no connection is up, so some of the \(sent) sent may not have arrived, and zpub cannot tell which"
+                )
+            }
+            // A PUSH's connection lost while sending was told then (`tellLosses`), and is not
+            // an error: most often nothing was queued for it (a broker restarted under a slow
+            // pipe lost nothing in 6 of 8 walkthrough runs), and zpub cannot tell.
             let lingered = SystemClock.monotonicNanoseconds() &- start
             if lingered >= UInt64(timeout) * 1_000_000 {
                 throw CLIError(

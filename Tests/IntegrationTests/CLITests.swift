@@ -230,7 +230,7 @@ final class CLITests: XCTestCase {
         try Wait.until("zpub has read its input and lingers") {
             let info = try? String(contentsOfFile: "\(process)/fdinfo/0", encoding: .utf8)
             let call = (try? String(contentsOfFile: "\(process)/syscall", encoding: .utf8))?.split(separator: " ") ?? []
-            let inPollWithTimeout = call.count > 3 && call[0] == "7" && call[3] != "0x0"
+            let inPollWithTimeout = call.count > 3 && call[0] == Self.pollSyscall && call[3] != "0x0"
             return info?.contains("pos:\t\(200 * line.utf8.count)\n") == true && inPollWithTimeout
         }
         XCTAssertTrue(publisher.isRunning, "zpub left before the broker was gone: this shows nothing")
@@ -243,6 +243,41 @@ final class CLITests: XCTestCase {
             run.stderr)
         XCTAssertTrue(run.stderr.contains("Send the last ones again once zpubd is back"), run.stderr)
     }
+
+    /// With --pub, a connection lost while sending is an error at the end: a publisher drops
+    /// what it sends while no connection is up (a PUSH waits for one instead).
+    func testPublishingThroughXSUBAcrossARestartExitsOne() throws {
+        let first = try Daemon()
+        // Someone who wants t: the broker subscribes its XSUB's publishers to it.
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(first.xpub, prefixes: ["t"])
+        try first.waitForSubscriptions(1)
+        let go = first.directory.appendingPathComponent("go").path
+        let publisher = try RunningProgram(
+            URL(fileURLWithPath: "/bin/sh"),
+            [
+                "-c",
+                "(echo first; while [ ! -e '\(go)' ]; do sleep 0.02; done; echo second) | exec '\(Binaries.zpub.path)' pub --pub --endpoint '\(first.xsub)' t",
+            ])
+        try Wait.until("the first line is in") { try first.stats().messagesIn == 1 }
+        first.signal(SIGTERM)
+        XCTAssertEqual(first.waitForExit(), 0)
+        let second = try Daemon(endpoints: [.xsub: first.xsub])
+        FileManager.default.createFile(atPath: go, contents: nil)
+        let run = try publisher.finish(timeout: 20)
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains("a publisher (--pub) drops what it sends while no connection is up"), run.stderr)
+        _ = (second, subscriber)
+    }
+
+    /// The system call `zmq_poll` waits in, as /proc/PID/syscall numbers it: poll on x86-64;
+    /// aarch64 has only ppoll (whose timeout is a pointer, never 0x0 either).
+    #if arch(x86_64)
+        static let pollSyscall = "7"
+    #else
+        static let pollSyscall = "73"
+    #endif
 
     /// A connection lost while `zpub pub` reads a slow pipe is told at once, and sending goes
     /// on when zpubd is back (exit 0: most often nothing was queued, and zpub cannot tell); one
@@ -282,10 +317,16 @@ final class CLITests: XCTestCase {
         FileManager.default.createFile(atPath: go, contents: nil)
         let givenUp = try gone.finish(timeout: 20)
         XCTAssertEqual(givenUp.status, 1, givenUp.stderr)
+        // Usually the send waits for a connection that does not come back; if zpub's I/O
+        // thread had not yet seen the kill, the line went to the dead connection's queue, and
+        // the loss shows at the end.
         XCTAssertTrue(
             givenUp.stderr.contains(
                 "lost the connection to zpubd at \(first.pull) after 1 message, and it did not come back within --timeout (1000 ms)"
-            ), givenUp.stderr)
+            )
+                || givenUp.stderr.contains(
+                    "lost the connection to zpubd at \(first.pull) while the last messages waited to go out"),
+            givenUp.stderr)
     }
 
     /// An argument that is not UTF-8 is refused, not repaired: Swift turns its bytes into U+FFFD,
