@@ -120,9 +120,16 @@ final class ConnectionWatch {
     /// Waits until a connection is up, libzmq has given every endpoint up, or the time is over;
     /// true in the first case.
     func waitUntilConnected(timeoutMilliseconds: Int) throws -> Bool {
+        _ = try readEvents(until: { isConnected || isHopeless }, timeoutMilliseconds: timeoutMilliseconds)
+        return isConnected
+    }
+
+    /// Reads the monitors' events as they come until `done` holds, or `timeoutMilliseconds`
+    /// pass; whether it holds. (A signal does not end the poll early: it goes on waiting.)
+    private func readEvents(until done: () -> Bool, timeoutMilliseconds: Int) throws -> Bool {
         let deadline = SystemClock.monotonicNanoseconds() &+ UInt64(max(0, timeoutMilliseconds)) * 1_000_000
         _ = try readEvents()
-        while !isConnected && !isHopeless {
+        while !done() {
             let now = SystemClock.monotonicNanoseconds()
             guard now < deadline else { return false }
             var poller = Poller()
@@ -130,7 +137,7 @@ final class ConnectionWatch {
             _ = try poller.poll(timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
             _ = try readEvents()
         }
-        return isConnected
+        return true
     }
 
     /// True when libzmq has given up every endpoint: nothing will ever arrive.
@@ -256,18 +263,7 @@ final class ConnectionWatch {
     /// every one (their linger over) or `timeoutMilliseconds` pass; false then. The events of
     /// the linger count: a connection lost while it lasts takes what was still queued for it.
     func waitUntilClosedSocketsAreGone(timeoutMilliseconds: Int) throws -> Bool {
-        let deadline = SystemClock.monotonicNanoseconds() &+ UInt64(max(0, timeoutMilliseconds)) * 1_000_000
-        _ = try readEvents()
-        while gone < watched.count {
-            let now = SystemClock.monotonicNanoseconds()
-            guard now < deadline else { return false }
-            var poller = Poller()
-            for monitor in monitors { poller.add(monitor) }
-            // (A signal does not end `poll` early: it goes on waiting.)
-            _ = try poller.poll(timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
-            _ = try readEvents()
-        }
-        return true
+        try readEvents(until: { gone >= watched.count }, timeoutMilliseconds: timeoutMilliseconds)
     }
 
     /// Stops the monitor (before the context closes; a socket closed already stopped its own).

@@ -1782,16 +1782,9 @@ final class HTTPGatewayTests: XCTestCase {
         // Keeps the drain going until a second SIGTERM, on a topic nobody takes.
         let producer = try daemon.busyProducer(topic: "busy")
         XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
-        // Held by PAUSE, so certainly inside the broker when it stops: terminating the
-        // producer's own context returns once every message is in the broker's queue.
-        let producerContext = try Context()
-        let push = try Socket(producerContext, type: .push)
-        try push.setOption(.linger, 10_000)
-        try push.setOption(.sendTimeout, 10_000)
-        try push.connect(daemon.pull)
-        for i in 0..<count { try push.send(frames: frames("d.x", "p\(i)")) }
-        push.close()
-        producerContext.terminate()
+        // Held by PAUSE, so certainly inside the broker when it stops.
+        XCTAssertTrue(
+            try daemon.pushIntoItsQueue((0..<count).map { frames("d.x", "p\($0)") }), "the broker did not take them")
         XCTAssertTrue(reader.stdoutSoFar.contains(#""subscribed""#), reader.stdoutSoFar)
         XCTAssertFalse(reader.stdoutSoFar.contains(#""payload": "p0""#), "PAUSE held nothing: this shows nothing")
 

@@ -148,6 +148,23 @@ final class Daemon {
         kill(process.processIdentifier, signal)
     }
 
+    /// Pushes `messages` from a context of its own that lingers, and returns once they are
+    /// all in the broker's queue: terminating that context waits until every message has been
+    /// written to the connection (the broker's receive HWM, 10,000 by default, must leave room
+    /// for them). False if that took 9 s or more: the linger (10 s) may have run out.
+    func pushIntoItsQueue(_ messages: [[[UInt8]]]) throws -> Bool {
+        let producerContext = try Context()
+        let push = try Socket(producerContext, type: .push)
+        try push.setOption(.linger, 10_000)
+        try push.setOption(.sendTimeout, 10_000)
+        try push.connect(pull)
+        for message in messages { try push.send(frames: message) }
+        let flushing = Date()
+        push.close()
+        producerContext.terminate()
+        return Date().timeIntervalSince(flushing) < 9
+    }
+
     /// `zpub pub` fed by `yes`, sending on `topic` as fast as zpubd takes it: a stop's drain
     /// never finds it quiet. Returns once zpubd has its first thousand messages.
     func busyProducer(topic: String = "t") throws -> RunningProgram {
