@@ -253,12 +253,7 @@ final class CLITests: XCTestCase {
         let subscriber = try clients.subscriber(first.xpub, prefixes: ["t"])
         try first.waitForSubscriptions(1)
         let go = first.directory.appendingPathComponent("go").path
-        let publisher = try RunningProgram(
-            URL(fileURLWithPath: "/bin/sh"),
-            [
-                "-c",
-                "(echo first; while [ ! -e '\(go)' ]; do sleep 0.02; done; echo second) | exec '\(Binaries.zpub.path)' pub --pub --endpoint '\(first.xsub)' t",
-            ])
+        let publisher = try slowPipe(until: go, into: ["--pub", "--endpoint", first.xsub])
         try Wait.until("the first line is in") { try first.stats().messagesIn == 1 }
         first.signal(SIGTERM)
         XCTAssertEqual(first.waitForExit(), 0)
@@ -269,6 +264,19 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(
             run.stderr.contains("a publisher (--pub) drops what it sends while no connection is up"), run.stderr)
         _ = (second, subscriber)
+    }
+
+    /// `zpub pub ARGUMENTS t` fed the line "first", then "second" once the file `go` exists
+    /// (removed first, if there).
+    private func slowPipe(until go: String, into arguments: [String]) throws -> RunningProgram {
+        try? FileManager.default.removeItem(atPath: go)
+        let quoted = arguments.map { "'\($0)'" }.joined(separator: " ")
+        return try RunningProgram(
+            URL(fileURLWithPath: "/bin/sh"),
+            [
+                "-c",
+                "(echo first; while [ ! -e '\(go)' ]; do sleep 0.02; done; echo second) | exec '\(Binaries.zpub.path)' pub \(quoted) t",
+            ])
     }
 
     /// The system call `zmq_poll` waits in, as /proc/PID/syscall numbers it: poll on x86-64;
@@ -287,17 +295,7 @@ final class CLITests: XCTestCase {
     func testPublishTellsALostConnectionAndSendsOnWhenZpubdIsBack() throws {
         let first = try Daemon()
         let go = first.directory.appendingPathComponent("go").path
-        // One line, then the next once the test says so.
-        func slowPipe(_ timeout: Int) throws -> RunningProgram {
-            try? FileManager.default.removeItem(atPath: go)
-            return try RunningProgram(
-                URL(fileURLWithPath: "/bin/sh"),
-                [
-                    "-c",
-                    "(echo first; while [ ! -e '\(go)' ]; do sleep 0.02; done; echo second) | exec '\(Binaries.zpub.path)' pub --endpoint '\(first.pull)' --timeout \(timeout) t",
-                ])
-        }
-        let back = try slowPipe(10_000)
+        let back = try slowPipe(until: go, into: ["--endpoint", first.pull, "--timeout", "10000"])
         try Wait.until("the first line is in") { try first.stats().messagesIn == 1 }
         first.signal(SIGTERM)
         XCTAssertEqual(first.waitForExit(), 0)
@@ -310,7 +308,7 @@ final class CLITests: XCTestCase {
             sentOn.stderr)
         try Wait.until("the second line reached the new zpubd") { try second.stats().messagesIn == 1 }
 
-        let gone = try slowPipe(1_000)
+        let gone = try slowPipe(until: go, into: ["--endpoint", first.pull, "--timeout", "1000"])
         try Wait.until("the first line is in") { try second.stats().messagesIn == 2 }
         second.signal(SIGKILL)
         _ = second.waitForExit()
