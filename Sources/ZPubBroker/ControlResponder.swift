@@ -139,6 +139,14 @@ final class ControlResponder: BrokerControl {
 
     var isPassiveInPair: Bool { loop.pairStatus.withLock { $0.map { !$0.active } ?? false } }
 
+    /// Also for a second after a catch-up ended: its last messages may still wait in an
+    /// in-process subscriber's queue (the gateway's link reads its SUB on its own thread).
+    var isCatchingUp: Bool {
+        if loop.catchingUp.load(ordering: .relaxed) { return true }
+        let ended = loop.catchUpEndedNanoseconds.load(ordering: .relaxed)
+        return ended != 0 && SystemClock.monotonicNanoseconds() &- ended < 1_000_000_000
+    }
+
     /// STATS: the loop's counters, with what only this side knows (uptime, the control
     /// socket's traffic, the ZAP handler's counts).
     private func stats() -> StatsSnapshot? {

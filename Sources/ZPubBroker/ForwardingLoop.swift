@@ -144,6 +144,13 @@ final class ForwardingLoopHandle: Sendable {
         if !mailbox.post(command) { command.abandon() }
     }
 
+    /// Set while a catch-up of a held backlog runs (RESUME's, a stop's), and when the last
+    /// one ended (monotonic ns; 0: none yet): `BrokerControl.isCatchingUp`. Not the start
+    /// hold's: it is for ZeroMQ subscribers coming back, and what producers send as zpubd
+    /// starts, live traffic, went through it (a slow gateway client was then allowed 20
+    /// times its queue, and not dropped).
+    let catchingUp = Atomic<Bool>(false)
+    let catchUpEndedNanoseconds = Atomic<UInt64>(0)
     /// Set as the stop begins, before the loop takes it: HEALTH says "stopping" from the
     /// signal on (it said "paused" or "ok" until the loop's next turn).
     let stopAsked = Atomic<Bool>(false)
@@ -833,6 +840,7 @@ final class ForwardingLoop {
                 catchUp = BacklogCatchUp(
                     resuming: suspended, cause, nowNanoseconds: SystemClock.monotonicNanoseconds(),
                     limitMilliseconds: limit, stallMilliseconds: configuration.catchUpStallMilliseconds)
+                handle.catchingUp.store(cause.isHeldBacklog, ordering: .relaxed)
             } else {
                 endCatchUp(nil, now: SystemClock.monotonicNanoseconds())
             }
@@ -848,6 +856,7 @@ final class ForwardingLoop {
         catchUp = BacklogCatchUp(
             cause, nowNanoseconds: SystemClock.monotonicNanoseconds(), limitMilliseconds: limit,
             stallMilliseconds: configuration.catchUpStallMilliseconds)
+        handle.catchingUp.store(cause.isHeldBacklog, ordering: .relaxed)
     }
 
     /// A stop: a backlog still `held` (paused, or at start) goes out at the subscribers' pace,
@@ -1013,6 +1022,10 @@ final class ForwardingLoop {
     private func endCatchUp(_ ending: BacklogCatchUp.Ending?, now: UInt64) {
         guard let progress = catchUp else { return }
         catchUp = nil
+        if handle.catchingUp.load(ordering: .relaxed) {
+            handle.catchUpEndedNanoseconds.store(SystemClock.monotonicNanoseconds(), ordering: .relaxed)
+            handle.catchingUp.store(false, ordering: .relaxed)
+        }
         do {
             try xpub.setOption(.xpubNoDrop, 0)
         } catch {

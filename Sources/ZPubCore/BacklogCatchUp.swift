@@ -24,6 +24,10 @@ public struct BacklogCatchUp: Sendable {
         /// A stop while paused or held at start: the drain forwards the backlog.
         case stop = "stop"
 
+        /// A backlog a PAUSE held (released by RESUME, or by a stop's drain), not the start
+        /// hold's, which is mostly what producers send as zpubd starts.
+        public var isHeldBacklog: Bool { self != .startHold }
+
         /// "the backlog RESUME released", ... (log lines).
         public var backlog: String {
             switch self {

@@ -20,6 +20,11 @@ public protocol BrokerControl: Sendable {
     /// Whether this broker is a pair's passive one now: it forwards nothing publishers send
     /// until it takes over, which may be never. Never waits.
     var isPassiveInPair: Bool { get }
+
+    /// Whether the forwarding loop sends a held backlog now (after RESUME, or in a stop's
+    /// drain), or did within the last second: at the pace of its slowest subscriber, which an in-process subscriber
+    /// that fans out further (the gateway) does not pass on to its own clients. Never waits.
+    var isCatchingUp: Bool { get }
 }
 
 /// A reply of the control API. Its JSON (`json`) is the control socket's wire format,

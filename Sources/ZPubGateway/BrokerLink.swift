@@ -1018,6 +1018,12 @@ final class BrokerLink {
         counters.bytesIn.add(UInt64(frames.reduce(0) { $0 + $1.count }), ordering: .relaxed)
         let matched = index.clients(matching: topic)
         guard !matched.isEmpty else { return }
+        // A broker's backlog (RESUME, the start's hold, a stop's drain) comes as fast as this
+        // link reads it, and the broker paces it to the link, not to the clients behind it:
+        // it may fill a client's queue as a resume's catch-up does (`resumeFactor` times
+        // `client_queue`). Before, a backlog of 3,000 dropped 6 of 6 reading clients as too
+        // slow after RESUME at the default client_queue (a walkthrough).
+        let backlog = control.brokerIsCatchingUp
         var webSocketItem: ClientOutbox.Item?
         var eventItem: ClientOutbox.Item?
         for id in matched {
@@ -1048,7 +1054,7 @@ final class BrokerLink {
                         frames: frames, cacheSequence: watermark, number: messageNumber, history: lastHistorySequence)
                 }
                 deliverResuming(id, round: resume.token, held)
-            } else if !client.outbox.offer(item) {
+            } else if !client.outbox.offer(item, catchingUp: backlog) {
                 drop(id)
             }
         }

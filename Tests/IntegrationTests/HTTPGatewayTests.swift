@@ -27,10 +27,11 @@ final class HTTPGatewayTests: XCTestCase {
 
     private static let script = "http_clients.py"
 
-    private func python(_ arguments: [String]) throws -> RunningProgram {
+    private func python(_ arguments: [String], environment: [String: String] = [:]) throws -> RunningProgram {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("python/\(Self.script)").path
-        return try RunningProgram(URL(fileURLWithPath: "/usr/bin/python3"), [path] + arguments)
+        return try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"), [path] + arguments, environment: environment)
     }
 
     /// The data events an SSE reader printed (`http_clients.py sse`): each payload, and when it
@@ -83,11 +84,12 @@ final class HTTPGatewayTests: XCTestCase {
     /// resuming after `lastEventID` ("-": none), ending early at an event on `untilTopic`.
     private func openSSEReader(
         port: Int, _ query: String, count: Int, lastEventID: String = "-", untilTopic: String? = nil,
-        subscribed: Bool = true
+        subscribed: Bool = true, environment: [String: String] = [:]
     ) throws -> RunningProgram {
         let ready = readyFile()
         let reader = try python(
-            ["sse", "\(port)", query, "\(count)", lastEventID, ready] + (untilTopic.map { [$0] } ?? []))
+            ["sse", "\(port)", query, "\(count)", lastEventID, ready] + (untilTopic.map { [$0] } ?? []),
+            environment: environment)
         if subscribed {
             try Wait.until("the SSE client is subscribed") { FileManager.default.fileExists(atPath: ready) }
         } else {
@@ -1766,6 +1768,41 @@ final class HTTPGatewayTests: XCTestCase {
     }
 
     // MARK: Operators
+
+    /// A backlog released by RESUME may fill a client's queue beyond `client_queue`, as a
+    /// resume's catch-up may (`resumeFactor` times it): the broker paces it to the gateway, not
+    /// to the clients behind it. Before, a client not reading at that moment was dropped as too
+    /// slow (a walkthrough: 6 of 6 reading clients, 3,000 held, the default client_queue).
+    func testABacklogReleasedByResumeDoesNotDropAClientThatReadsItLater() throws {
+        let port = try FreePort.find()
+        // No start hold: a PAUSE and RESUME within it release their backlog as the start's.
+        let daemon = try gatewayDaemon(
+            httpSection(port: port, "client_queue = 500\n[daemon]\nstart_hold_ms = 0"), port: port)
+        // 3,000 of 4 KiB: 12 MB, more than the kernel's and NIO's buffers towards a reader that
+        // does not read (some 4 MB), so well over 500 wait in the client's queue; and no more
+        // than 10 times 500 in all.
+        let count = 3_000
+        let hold = readyFile()
+        let reader = try openSSEReader(
+            port: port, "?prefix=b.", count: count, environment: ["ZPUB_TEST_SSE_HOLD": hold])
+        XCTAssertEqual(try daemon.json("PAUSE")["forwarding"] as? String, "paused")
+        let payload = String(repeating: "x", count: 4_096)
+        XCTAssertTrue(
+            try daemon.pushIntoItsQueue((0..<count).map { frames("b.x", "\($0) \(payload)") }),
+            "the broker did not take them")
+        XCTAssertEqual(try daemon.json("RESUME")["forwarding"] as? String, "running")
+        try Wait.until("the broker has sent the backlog") { try daemon.stats().messagesOut >= count }
+        try Wait.until("the gateway has taken it in", timeout: 20) {
+            let metrics = try HTTPProbe.get(port: port, "/metrics").text
+            return metrics.contains("zpub_http_messages_in_total \(count)\n")
+        }
+        FileManager.default.createFile(atPath: hold, contents: nil)
+        let run = try reader.finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        XCTAssertFalse(run.stdout.contains("too_slow"), String(run.stdout.suffix(500)))
+        XCTAssertEqual(events.count, count, String(run.stdout.suffix(500)))
+    }
 
     /// A stop's drain reaches the gateway's clients, then a goodbye, and /healthz says
     /// "stopping" meanwhile: the gateway stops inside the broker's stop, once the loop has

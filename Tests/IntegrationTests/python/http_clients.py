@@ -720,6 +720,11 @@ def sse(port, query, count, last_event_id=None, ready_file=None, until_topic=Non
                 print(json.dumps({"subscribed": json.loads(event["data"])}), flush=True)
                 if ready_file:
                     open(ready_file, "w").close()
+                # A reader that stops reading until the test says so (ZPUB_TEST_SSE_HOLD names
+                # the file whose creation says so): what comes meanwhile queues in the gateway.
+                hold = os.environ.get("ZPUB_TEST_SSE_HOLD")
+                while hold and not os.path.exists(hold):
+                    time.sleep(0.02)
             elif "data" in event:
                 event["data"] = json.loads(event["data"])
                 event["received_at"] = time.time()
