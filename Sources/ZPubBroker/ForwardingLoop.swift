@@ -1580,6 +1580,8 @@ final class ForwardingLoop {
             case .setPaused(let paused, let slot):
                 if paused != state.paused {
                     logger.notice(paused ? "forwarding paused" : "forwarding resumed")
+                    // A catch-up suspended sends nothing; RESUME's catch-up says so again.
+                    if paused { handle.catchingUp.store(false, ordering: .relaxed) }
                     // Not during the start's hold (its end starts one) or on a passive broker.
                     if !paused && startHoldUntil == nil && (pairActive || stoodDown) { startCatchUp(.resume) }
                 }

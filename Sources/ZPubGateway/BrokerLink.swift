@@ -1018,7 +1018,7 @@ final class BrokerLink {
         counters.bytesIn.add(UInt64(frames.reduce(0) { $0 + $1.count }), ordering: .relaxed)
         let matched = index.clients(matching: topic)
         guard !matched.isEmpty else { return }
-        // A broker's backlog (RESUME, the start's hold, a stop's drain) comes as fast as this
+        // A broker's backlog (one PAUSE held: RESUME's, a stop's drain) comes as fast as this
         // link reads it, and the broker paces it to the link, not to the clients behind it:
         // it may fill a client's queue as a resume's catch-up does (`resumeFactor` times
         // `client_queue`). Before, a backlog of 3,000 dropped 6 of 6 reading clients as too
@@ -1053,7 +1053,7 @@ final class BrokerLink {
                     held.unkept = .init(
                         frames: frames, cacheSequence: watermark, number: messageNumber, history: lastHistorySequence)
                 }
-                deliverResuming(id, round: resume.token, held)
+                deliverResuming(id, round: resume.token, held, backlog: backlog)
             } else if !client.outbox.offer(item, catchingUp: backlog) {
                 drop(id)
             }
@@ -1065,14 +1065,14 @@ final class BrokerLink {
     /// its queue's limit, which the held messages share with the replay) is dropped as too
     /// slow. Held beyond the limit alone, a round of a few pages at 5,000 messages a second
     /// dropped a client that had not yet been sent anything.
-    private func deliverResuming(_ id: ClientID, round token: String, _ held: HeldLive) {
+    private func deliverResuming(_ id: ClientID, round token: String, _ held: HeldLive, backlog: Bool) {
         guard var round = rounds[token], let outbox = clients[id]?.outbox else { return }
         let now = round.catchUp.received(topic: held.topic, held)
         rounds[token] = round
         if let now {
             // After the replay's reply and before its marker: the client has what it replayed.
             let item = round.replayedThrough.map { now.item(historyAtLeast: $0) } ?? now.item
-            if !outbox.offer(item) { drop(id) }
+            if !outbox.offer(item, catchingUp: backlog) { drop(id) }
         } else if round.catchUp.heldCount > outbox.limit * ClientOutbox.resumeFactor {
             drop(id)
         }
