@@ -181,15 +181,10 @@ final class ControlResponder: BrokerControl {
         let now = SystemClock.monotonicNanoseconds()
         let lag = Double(now > lastIteration ? now - lastIteration : 0) / 1e9
         let pair = loop.pairStatus.withLock { $0 }
-        // The loop's end is a stop, not a hang: the gateway still serves its /healthz while it
-        // says goodbye to its clients, and a load balancer must read "stopping" there.
-        if loopStopped {
-            return HealthReport(
-                status: .stopping, forwarding: .stopping, uptimeSeconds: uptime(), loopLagSeconds: 0,
-                subscriptions: 0, version: ZPubVersion.current, pair: pair)
-        }
         guard var stats = loopStats() else {
-            // The loop stopped between the look above and the request (abandoned): a stop.
+            // The loop's end (or its request abandoned as it ended) is a stop, not a hang: the
+            // gateway still serves its /healthz while it says goodbye to its clients, and a
+            // load balancer must read "stopping" there.
             if loopStopped || loop.stopAsked.load(ordering: .acquiring) {
                 return HealthReport(
                     status: .stopping, forwarding: .stopping, uptimeSeconds: uptime(), loopLagSeconds: 0,
@@ -223,8 +218,7 @@ final class ControlResponder: BrokerControl {
     /// Waits for the loop to take the snapshot at the client's marker; the values are encoded
     /// here (base64), off the forwarding thread.
     private func snapshot(token: String, prefix: [UInt8]) -> ControlReply {
-        // Nobody would take it from the loop's mailbox: the caller waited 5 s for nothing.
-        guard !loopStopped else { return unavailable() }
+        // Once the loop has stopped, `post` abandons the slot, and the reply says so at once.
         let slot = ReplySlot<CapturedSnapshot>()
         loop.post(.snapshotValues(token: token, prefix: prefix, slot))
         return snapshotReply(slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds), token: token)
@@ -247,7 +241,6 @@ final class ControlResponder: BrokerControl {
     /// Waits for the loop to publish the client's marker and the writer to read what was kept
     /// up to it.
     private func replay(token: String, since: UInt64, prefix: [UInt8]) -> ControlReply {
-        guard !loopStopped else { return unavailable() }
         let slot = ReplySlot<Result<HistoryReply, ControlError>>()
         loop.post(.replay(token: token, since: since, prefix: prefix, slot))
         return replayReply(slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds), token: token)

@@ -166,9 +166,10 @@ final class ClientOutbox: Sendable {
         state.catchUpLeft > 0 ? state.catchUpLeft + limit * Self.resumeFactor : limit + state.catchUpQueued
     }
 
-    /// Queues a subscribe's confirmation (any thread, never blocks), behind the messages queued
-    /// before it and outside the limit: a WebSocket session has one outstanding at a time (and
-    /// gets one notice for its URL's prefixes), an SSE stream gets one (its `subscribed` event).
+    /// Queues a notice that is not a message (any thread, never blocks), behind the messages
+    /// queued before it and outside the limit: a subscribe's confirmation (a WebSocket session
+    /// has one outstanding at a time, and gets one notice for its URL's prefixes; an SSE stream
+    /// gets one, its `subscribed` event), or the gateway's goodbye (`closeAfterQueued`).
     func confirm(_ item: Item) {
         let drainNow = state.withLock { state -> Bool in
             guard !state.closed else { return false }
@@ -239,15 +240,7 @@ final class ClientOutbox: Sendable {
     /// that has not taken them `patience` later (one that does not read: its goodbye would
     /// wait for room forever) is closed as `closeTooSlow` closes one.
     func closeAfterQueued(code: String, _ reason: String, closeCode: UInt16, patience: TimeAmount) {
-        let drainNow = state.withLock { state -> Bool in
-            guard !state.closed else { return false }
-            state.queue.append(.goodbye(code: code, reason: reason, closeCode: closeCode))
-            state.notices += 1
-            guard !state.drainScheduled else { return false }
-            state.drainScheduled = true
-            return true
-        }
-        if drainNow { channel.eventLoop.execute { self.drain() } }
+        confirm(.goodbye(code: code, reason: reason, closeCode: closeCode))
         channel.eventLoop.scheduleTask(in: patience) {
             let waiting = self.state.withLock { state in
                 state.cutOff = state.queue.contains { if case .goodbye = $0 { true } else { false } }
