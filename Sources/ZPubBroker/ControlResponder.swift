@@ -336,15 +336,15 @@ final class ControlResponder: BrokerControl {
         Double(SystemClock.monotonicNanoseconds() &- startNanoseconds) / 1e9
     }
 
-    /// HISTORY or REPLAY without history: what to do depends on whether a reload named the
-    /// prefixes (history starts only with zpubd).
+    /// HISTORY or REPLAY without history: what to do depends on whether a store is open (a
+    /// reload's prefixes then apply at once) or not (history starts only with zpubd).
     private func historyOff() -> ControlReply {
         .error(
             ControlError(
                 .historyOff,
-                history == nil && !configuration.historyPrefixes.isEmpty
-                    ? "history is off: a reload named [history] prefixes, but history starts only with zpubd; restart it (systemctl restart zpubd)"
-                    : "history is off: name the prefixes to keep with [history] prefixes or --history (docs/history.md)"
+                history == nil
+                    ? "history is off: name the prefixes to keep with [history] prefixes or --history and restart zpubd (a reload cannot start history; docs/history.md)"
+                    : "history is off: name the prefixes to keep with [history] prefixes and reload (docs/history.md)"
             ))
     }
 

@@ -1937,11 +1937,10 @@ final class ForwardingLoop {
                 "max_topics is now \(newConfiguration.maxTopics), below the \(state.topics.count) topics the table holds: they stay counted until a restart, and messages on other topics are forwarded without being counted per topic"
             )
         }
+        // Without a store, a reload's prefixes were set back to none (`StartOnlySettings`).
         if let history {
             historyPrefixes = HistoryPrefixes(newConfiguration.historyPrefixes)
             history.mailbox.post(.reconfigure(newConfiguration))
-        } else if !newConfiguration.historyPrefixes.isEmpty {
-            logger.warning("[history] prefixes are ignored until a restart: history was off when zpubd started")
         }
         for role in rebinding {
             logger.notice(

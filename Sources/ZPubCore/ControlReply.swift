@@ -160,7 +160,7 @@ public struct ConfigurationReply: Encodable, Equatable, Sendable {
 public enum ControlHelp {
     public static let lines = [
         "PING: is the daemon answering",
-        "HEALTH: ok, paused, passive or unhealthy, with the forwarding loop's lag",
+        "HEALTH: ok, paused, passive, stopping or unhealthy, with the forwarding loop's lag",
         "STATS: message and byte counters, per socket, subscriptions, topics",
         "SUBSCRIPTIONS [prefix]: subscribed prefixes with their counts",
         "TOPICS [prefix]: traffic per topic",

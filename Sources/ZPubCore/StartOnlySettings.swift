@@ -20,6 +20,9 @@ public struct StartOnlySettings: Equatable, Sendable {
     /// Whether a pair member keeps history (and so mirrors its peer's): its link is set up
     /// with it at start, though the prefixes themselves change live.
     public let pairKeepsHistory: Bool
+    /// Whether the history store was opened (and its writer started): at start only, so that
+    /// [history] prefixes a reload names to a broker started without one keep nothing.
+    public let historyStoreOpen: Bool
 
     /// The values of `configuration`, the one zpubd started with.
     public init(_ configuration: BrokerConfiguration) {
@@ -34,6 +37,7 @@ public struct StartOnlySettings: Equatable, Sendable {
         httpEnabled = configuration.http.enabled
         httpListen = configuration.http.listen
         pairKeepsHistory = !configuration.historyPrefixes.isEmpty
+        historyStoreOpen = configuration.opensHistoryStore
     }
 
     /// `reloaded` with the start-only keys set back to the values in force, and a warning for
@@ -82,7 +86,15 @@ public struct StartOnlySettings: Equatable, Sendable {
             )
             kept.pair = pair
         }
-        if pair.isEnabled && reloaded.historyPrefixes.isEmpty == pairKeepsHistory {
+        if !historyStoreOpen && !reloaded.historyPrefixes.isEmpty {
+            // Kept empty, so that CONFIG, STATS and the gateway show what is in force; before,
+            // only the log said so, and `zpub reload` exited 0 as if the file were in force.
+            warnings.append(
+                "[history] prefixes are set, but zpubd started without history (no store is open): nothing is kept until a restart (systemctl restart zpubd)"
+            )
+            kept.historyPrefixes = []
+        }
+        if pair.isEnabled && kept.historyPrefixes.isEmpty == pairKeepsHistory {
             warnings.append(
                 pairKeepsHistory
                     ? "[history] prefixes are now empty, but whether this pair member keeps history and mirrors its peer's is read at start: it goes on asking its peer for history until a restart"

@@ -127,15 +127,18 @@ struct Services {
         if case .refused = outcome { return (outcome, []) }
         // Only for a reload that is applied: a refused one changes nothing to warn about.
         for warning in startOnlyWarnings { logger.warning("\(warning)") }
+        var gatewayNotes: [String] = []
         if let gateway {
-            let notes = gateway.reload(
+            // What the gateway keeps until a restart (its history prefixes' numbering) is not in
+            // force either: RELOAD says so, as for the broker's keys read at start.
+            gatewayNotes = gateway.reload(
                 configuration.http, keys: gatewayKeys, maxPrefixLength: configuration.maxSubscriptionLength,
                 maxSubscriptions: configuration.maxSubscriptions, historyPrefixes: configuration.historyPrefixes,
                 lastValuePrefixes: configuration.lastValuePrefixes)
-            for note in notes { logger.warning("\(note)") }
+            for note in gatewayNotes { logger.warning("\(note)") }
             Self.warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
         }
-        return (outcome, startOnlyWarnings)
+        return (outcome, startOnlyWarnings + gatewayNotes)
     }
 
     /// The files [http] names, read at start (with --check-config too) and before a reload

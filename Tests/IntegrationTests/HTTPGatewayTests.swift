@@ -850,6 +850,19 @@ final class HTTPGatewayTests: XCTestCase {
     /// A history resume's marker carries a history sequence; the ids of cached topics count the
     /// cache's updates. Taking the first for the second made a later Last-Event-ID of a cached
     /// topic skip every update numbered below it.
+    /// The gateway numbers events for the history prefixes it started with: a reload that
+    /// changes them is in force for the broker, not for the gateway, and `zpub reload` says so
+    /// with its exit status 2. Before, only the log did, and it exited 0.
+    func testAReloadThatChangesHistoryPrefixesSaysTheGatewayKeepsItsNumbering() throws {
+        let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"orders.\"]")
+        try "[http]\nenabled = true\nlisten = \"127.0.0.1:\(port)\"\n[history]\nprefixes = [\"orders.\", \"jobs.\"]\n"
+            .write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(run.status, 2, run.stdout + run.stderr)
+        XCTAssertTrue(run.stdout.contains("the HTTP gateway numbers events"), run.stdout + run.stderr)
+        XCTAssertEqual(try daemon.stats().history?.prefixes, ["orders.", "jobs."], "in force for the broker")
+    }
+
     func testAHistoryResumeDoesNotDisturbTheIDsOfCachedTopics() throws {
         let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"orders.\"]", lastValue: ["state."])
         let clients = try Clients()

@@ -415,6 +415,23 @@ final class HistoryTests: XCTestCase {
         try Wait.until("b.x is kept") { try daemon.stats().history?.written == 2 }
     }
 
+    /// A reload cannot start history: prefixes given to a zpubd started without it are not in
+    /// force, and everything says so. Before, only the log did: `zpub reload` exited 0, and
+    /// CONFIG showed the prefixes as if they were kept.
+    func testAReloadThatNamesHistoryPrefixesWithoutHistoryExitsTwoAndSaysRestart() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_topics = 77\n")
+        try "[limits]\nmax_topics = 78\n[history]\nprefixes = [\"a.\"]\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(run.status, 2, run.stdout + run.stderr)
+        XCTAssertTrue(run.stdout.contains("nothing is kept until a restart"), run.stdout + run.stderr)
+        XCTAssertEqual(try daemon.stats().topics.limit, 78, "the rest of the file is in force")
+        let config = try XCTUnwrap(try daemon.json("CONFIG")["configuration"] as? [String: Any])
+        XCTAssertEqual(config["history_prefixes"] as? [String], [], "CONFIG shows what is in force")
+        let reply = String(decoding: try XCTUnwrap(try daemon.request("HISTORY last 1")), as: UTF8.self)
+        XCTAssertTrue(reply.contains("restart zpubd"), reply)
+    }
+
     /// A state directory with nothing to keep there (no history, no last-value prefixes) is
     /// not taken in silence: persistence was wanted, and none happens.
     func testAStateDirectoryWithNothingToKeepIsWarnedAbout() throws {

@@ -95,11 +95,46 @@ final class StartOnlySettingsTests: XCTestCase {
         XCTAssertEqual(later.warnings, ["[http] enabled = true: the gateway starts at the next restart"])
     }
 
+    /// History starts only with zpubd (its store and writer): prefixes a reload gives a broker
+    /// started without a store are kept at none and said, so that CONFIG and `zpub reload`'s
+    /// exit status tell the truth; with a store open (last values persisting) they apply.
+    func testHistoryPrefixesWithoutAStoreAreKeptAtNone() {
+        let started = BrokerConfiguration()
+        var reloaded = started
+        reloaded.historyPrefixes = ["orders."]
+        let (kept, warnings) = StartOnlySettings(started).keep(in: reloaded)
+        XCTAssertEqual(kept.historyPrefixes, [])
+        XCTAssertEqual(warnings.count, 1, "\(warnings)")
+        XCTAssertTrue(warnings[0].contains("nothing is kept until a restart"), warnings[0])
+
+        var persisting = started
+        persisting.stateDirectory = "/var/lib/zpub"
+        persisting.lastValuePrefixes = ["state."]
+        var withHistory = persisting
+        withHistory.historyPrefixes = ["orders."]
+        let open = StartOnlySettings(persisting).keep(in: withHistory)
+        XCTAssertEqual(open.configuration.historyPrefixes, ["orders."], "the store is open: applied")
+        XCTAssertEqual(open.warnings, [])
+
+        var pair = started
+        pair.pair.role = .backup
+        pair.pair.bind = "tcp://127.0.0.1:5600"
+        pair.pair.peer = "tcp://127.0.0.1:5601"
+        var pairWithHistory = pair
+        pairWithHistory.historyPrefixes = ["orders."]
+        let member = StartOnlySettings(pair).keep(in: pairWithHistory).warnings
+        XCTAssertEqual(member.count, 1, "not also told as applied to its own messages: \(member)")
+        XCTAssertTrue(member[0].contains("started without history"), member[0])
+    }
+
     /// Whether a pair member keeps history (and mirrors its peer's) is set up with its link at
     /// start: a reload that empties [history] prefixes, or sets them where there were none,
-    /// says so, though the prefixes themselves apply; other prefix changes say nothing.
+    /// says so, though the prefixes themselves apply (its store open for last values that
+    /// persist); other prefix changes say nothing.
     func testAPairMemberTurningHistoryOnOrOffIsWarned() {
         var started = BrokerConfiguration()
+        started.stateDirectory = "/var/lib/zpub"
+        started.lastValuePrefixes = ["state."]
         started.pair.role = .backup
         started.pair.bind = "tcp://127.0.0.1:5600"
         started.pair.peer = "tcp://127.0.0.1:5601"
