@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /// What is known of one descriptor registered in one of libzmq's epoll sets. A descriptor is
@@ -21,14 +23,30 @@ struct registration {
     /// The epoll set it is in, plus one (0: none). Atomic: `descriptor_for` reads every
     /// entry's, other threads' sets included.
     atomic_int set;
-    /// Taken out of the set at a hang-up, until libzmq modifies its registration again.
+    /// Taken out of the set: at a hang-up (`PARKED_HANGUP`), until libzmq modifies its
+    /// registration again; or a listener resting (`RESTING_LISTENER`), until `resting_until`.
     atomic_int parked;
+    /// A resting listener goes back into its set at this time (ms, CLOCK_MONOTONIC).
+    _Atomic int64_t resting_until;
     /// libzmq's data for it (a pointer of its own), to find the descriptor an event is for.
     _Atomic uint64_t data;
     /// The events libzmq asks for (EPOLLIN, EPOLLOUT): a reset is held back only from a
     /// connection that asks for neither (see `epoll_wait`).
     _Atomic uint32_t wanted;
 };
+
+enum { PARKED_HANGUP = 1, RESTING_LISTENER = 2 };
+
+/// How long a listener whose accept() found no descriptor free stays out of its set. libzmq
+/// 4.3.4's TCP listener retries at once, and its epoll set is level-triggered: with a
+/// connection queued and the table full it spun on both cores, and its monitor's
+/// ACCEPT_FAILED events (7,000 a second) kept the control socket from answering (a
+/// walkthrough: `ulimit -n 64`, 150 connections at once). Resting, it retries 10 times a
+/// second; what waits meanwhile waits in the kernel's queue.
+#define LISTENER_REST_MS 100
+
+/// Listeners resting now, in every set: `epoll_wait` looks for those due only when some are.
+static atomic_int resting_listeners;
 
 static atomic_int enabled;
 static struct registration *registrations;
@@ -71,6 +89,18 @@ static int tracked(int fd) { return atomic_load_explicit(&enabled, memory_order_
 
 static int is_libzmq_set(int set) { return tracked(set) && atomic_load_explicit(&libzmq_sets[set], memory_order_relaxed); }
 
+/// Back in its set (by libzmq's own call or a rest's end): no longer parked or resting.
+static void unpark(struct registration *entry) {
+    if (atomic_exchange_explicit(&entry->parked, 0, memory_order_relaxed) == RESTING_LISTENER)
+        atomic_fetch_sub_explicit(&resting_listeners, 1, memory_order_relaxed);
+}
+
+static int64_t now_milliseconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
 /// Records whether a new epoll set is libzmq's, by where the call came from.
 static int noting_creator(int set, void *caller) {
     if (set < 0 || !tracked(set)) return set;
@@ -99,7 +129,7 @@ int epoll_ctl(int set, int op, int fd, struct epoll_event *event) {
     int result;
     switch (op) {
     case EPOLL_CTL_ADD:
-        atomic_store_explicit(&entry->parked, 0, memory_order_relaxed);
+        unpark(entry);
         result = raw_epoll_ctl(set, op, fd, event);
         if (result == 0) {
             atomic_store_explicit(&entry->data, event->data.u64, memory_order_relaxed);
@@ -114,14 +144,14 @@ int epoll_ctl(int set, int op, int fd, struct epoll_event *event) {
         // is reported again and it is parked again.
         result = raw_epoll_ctl(set, parked_here ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, event);
         if (result == 0) {
-            atomic_store_explicit(&entry->parked, 0, memory_order_relaxed);
+            unpark(entry);
             atomic_store_explicit(&entry->data, event->data.u64, memory_order_relaxed);
             atomic_store_explicit(&entry->wanted, event->events, memory_order_relaxed);
         }
         return result;
     case EPOLL_CTL_DEL:
         if (parked_here) {
-            atomic_store_explicit(&entry->parked, 0, memory_order_relaxed);
+            unpark(entry);
             entry->set = 0;
             return 0;
         }
@@ -146,7 +176,73 @@ static int descriptor_for(int set, uint64_t data) {
     return -1;
 }
 
+/// A listener of libzmq's whose accept() failed for want of a descriptor (EMFILE, ENFILE) leaves
+/// its set for `LISTENER_REST_MS`. Called on the thread that waits on that set. Returns whether
+/// `fd` is a listener in one of libzmq's sets.
+static int rest_listener(int fd) {
+    if (!tracked(fd)) return 0;
+    struct registration *entry = &registrations[fd];
+    int set = entry->set - 1;
+    if (set < 0 || !is_libzmq_set(set)) return 0;
+    if (atomic_load_explicit(&entry->parked, memory_order_relaxed)) return 1;
+    if (raw_epoll_ctl(set, EPOLL_CTL_DEL, fd, NULL) != 0) return 1;
+    atomic_store_explicit(&entry->resting_until, now_milliseconds() + LISTENER_REST_MS, memory_order_relaxed);
+    atomic_store_explicit(&entry->parked, RESTING_LISTENER, memory_order_relaxed);
+    atomic_fetch_add_explicit(&resting_listeners, 1, memory_order_relaxed);
+    return 1;
+}
+
+int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+    int result = (int)syscall(SYS_accept4, fd, address, length, flags);
+    if (result < 0 && (errno == EMFILE || errno == ENFILE)) {
+        int error = errno;
+        if (rest_listener(fd) && error == EMFILE) {
+            // libzmq 4.3.4's ipc listener aborts the process on EMFILE (an errno_assert that
+            // lists ENFILE and ECONNABORTED, not EMFILE): told that this one connection was
+            // aborted, it returns, and the connection waits in the kernel's queue.
+            struct sockaddr_storage local;
+            socklen_t size = sizeof local;
+            if (getsockname(fd, (struct sockaddr *)&local, &size) == 0 && local.ss_family == AF_UNIX)
+                error = ECONNABORTED;
+        }
+        errno = error;
+    }
+    return result;
+}
+
+int accept(int fd, struct sockaddr *address, socklen_t *length) { return accept4(fd, address, length, 0); }
+
+/// Puts the resting listeners of `set` whose time is up back in it; returns the milliseconds
+/// until the next one is due, or -1 if none rests there.
+static int wake_rested_listeners(int set) {
+    int64_t now = now_milliseconds();
+    int64_t next = -1;
+    int bound = atomic_load_explicit(&highest, memory_order_relaxed);
+    for (int fd = 0; fd < bound; fd++) {
+        struct registration *entry = &registrations[fd];
+        if (entry->set != set + 1 || atomic_load_explicit(&entry->parked, memory_order_relaxed) != RESTING_LISTENER)
+            continue;
+        int64_t left = atomic_load_explicit(&entry->resting_until, memory_order_relaxed) - now;
+        if (left > 0) {
+            if (next < 0 || left < next) next = left;
+            continue;
+        }
+        struct epoll_event event = {
+            .events = atomic_load_explicit(&entry->wanted, memory_order_relaxed),
+            .data.u64 = atomic_load_explicit(&entry->data, memory_order_relaxed),
+        };
+        // Not put back (it cannot be: closed under libzmq?), it would be looked at forever.
+        raw_epoll_ctl(set, EPOLL_CTL_ADD, fd, &event);
+        unpark(entry);
+    }
+    return (int)next;
+}
+
 int epoll_wait(int set, struct epoll_event *events, int most, int timeout) {
+    if (atomic_load_explicit(&resting_listeners, memory_order_relaxed) > 0 && is_libzmq_set(set)) {
+        int due = wake_rested_listeners(set);
+        if (due >= 0 && (timeout < 0 || due < timeout)) timeout = due;
+    }
     int count = epoll_pwait(set, events, most, timeout, NULL);
     if (count <= 0 || !is_libzmq_set(set)) return count;
     int kept = 0;
@@ -169,7 +265,7 @@ int epoll_wait(int set, struct epoll_event *events, int most, int timeout) {
             uint32_t wanted = fd >= 0 ? atomic_load_explicit(&registrations[fd].wanted, memory_order_relaxed) : 0;
             if ((what & EPOLLERR) && (wanted & (EPOLLIN | EPOLLOUT))) fd = -1;
             if (fd >= 0 && raw_epoll_ctl(set, EPOLL_CTL_DEL, fd, NULL) == 0) {
-                atomic_store_explicit(&registrations[fd].parked, 1, memory_order_relaxed);
+                atomic_store_explicit(&registrations[fd].parked, PARKED_HANGUP, memory_order_relaxed);
                 // Its EPOLLOUT too: nothing written to a peer that hung up arrives.
                 continue;
             }

@@ -522,6 +522,60 @@ final class FaultTests: XCTestCase {
         try outOfDescriptorRounds(controlEndpoint: nil)
     }
 
+    /// A burst of connections at a small hard limit (`ulimit -n 64`: the pause leaves 20
+    /// descriptors of room, less than the kernel's accept queues hold). The table filled up:
+    /// libzmq's TCP listener retried accept() without end (1.7 cores, the control socket
+    /// silent for seconds), and one more ipc connection aborted zpubd (libzmq 4.3.4's ipc
+    /// listener asserts on EMFILE; a walkthrough, 2026-12-07). Now a listener that meets a full
+    /// table rests for 100 ms, and the ipc listener's EMFILE reaches libzmq as one aborted
+    /// connection (CHangupDeferral).
+    func testABurstOfConnectionsAtASmallHardLimitNeitherSpinsNorAbortsZpubd() throws {
+        let xpubPort = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: "[sockets]\nhandshake_timeout_ms = 5000", endpoints: [.xpub: "tcp://127.0.0.1:\(xpubPort)"],
+            launcher: ["/usr/bin/prlimit", "--nofile=64:64"])
+        let pid = daemon.process.processIdentifier
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        let producer = try clients.socket(.push, connect: daemon.pull)
+        try daemon.waitForSubscriptions(1)
+        var raw: [Int32] = []
+        defer { raw.forEach { close($0) } }
+        for _ in 0..<150 { raw.append(try RawTCP.connect(port: xpubPort, blocking: false)) }
+        try Wait.until("zpubd paused new connections", timeout: 20) {
+            try daemon.stats().descriptors?.acceptPaused == true
+        }
+        /// zpubd's CPU over 2 s, as a share of one core; nil if it died meanwhile.
+        func cpuShareOverTwoSeconds() -> Double? {
+            guard let before = try? cpuSeconds(of: pid) else { return nil }
+            let start = Date()
+            usleep(2_000_000)
+            guard daemon.process.isRunning, let after = try? cpuSeconds(of: pid) else { return nil }
+            return (after - before) / Date().timeIntervalSince(start)
+        }
+        let paused = try XCTUnwrap(cpuShareOverTwoSeconds(), "zpubd died after the TCP burst:\n\(daemon.log)")
+        XCTAssertLessThan(paused, 0.25, "zpubd used \(paused) of a core after the TCP burst: spinning")
+        // More than the room: the table fills, and the control socket's listener meets EMFILE.
+        let controlPath = String(daemon.control.dropFirst("ipc://".count))
+        for _ in 0..<60 { raw.append(try RawTCP.connect(unixPath: controlPath)) }
+        let full = try XCTUnwrap(cpuShareOverTwoSeconds(), "zpubd died with its descriptor table full:\n\(daemon.log)")
+        XCTAssertLessThan(full, 0.25, "zpubd used \(full) of a core with its descriptor table full: spinning")
+
+        raw.forEach { close($0) }
+        raw = []
+        try Wait.until("the control socket answers again", timeout: 20) {
+            try daemon.request("PING", timeout: 1_000) != nil
+        }
+        for i in 0..<10 { try producer.send(frames: frames("t", "\(i)")) }
+        XCTAssertEqual(try subscriber.receive(10).count, 10, "the connected subscriber is served")
+        try Wait.until("zpubd accepts connections again", timeout: 20) {
+            try daemon.stats().descriptors?.acceptPaused == false
+        }
+        figure(
+            "a burst of 150 TCP and 60 ipc connections at a hard limit of 64: zpubd used \(String(format: "%.2f", paused)) of a core paused, \(String(format: "%.2f", full)) with its table full, and lived"
+        )
+    }
+
     /// The same with the control socket on TCP (it is not filtered: operators reach it).
     func testOutOfDescriptorsZpubdLivesAndAnswersOnTCP() throws {
         try outOfDescriptorRounds(controlEndpoint: "tcp://127.0.0.1:\(try FreePort.find())")

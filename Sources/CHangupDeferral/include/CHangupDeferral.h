@@ -22,6 +22,14 @@
 // a publisher never read) is treated the same, but held back only from a connection that asks
 // for neither input nor output: one that is connecting asks for output and learns from the
 // reset that it failed. Linux hands out what a socket holds before its error.
+//
+// It also wraps accept4 and accept, for libzmq's listeners that meet a full descriptor table
+// (EMFILE, ENFILE): such a listener leaves its set for 100 ms, as libzmq's TCP listener would
+// otherwise retry at once for as long as a connection is queued (on both cores, with an
+// ACCEPT_FAILED monitor event each time); and an ipc listener's EMFILE is told to libzmq as
+// ECONNABORTED, since 4.3.4's ipc listener aborts the process on EMFILE. The connection waits
+// in the kernel's queue. zpubd's descriptor guard keeps the table from filling where the hard
+// limit leaves room (docs/reliability.md); these are for where it does not.
 #ifndef ZPUB_CHANGUPDEFERRAL_H
 #define ZPUB_CHANGUPDEFERRAL_H
 

@@ -53,6 +53,29 @@ enum RawTCP {
         return fd
     }
 
+    /// A Unix-domain connection to `path`, made without waiting to be accepted (the caller
+    /// closes it): a peer that says nothing, as on a raw TCP connection.
+    static func connect(unixPath path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw TimedOut(what: "a socket for \(path) (errno \(errno))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { bytes in
+            for (index, byte) in path.utf8.prefix(bytes.count - 1).enumerated() { bytes[index] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        // EAGAIN: the listener's queue is full; the connection was not made.
+        guard connected == 0 || errno == EAGAIN else {
+            close(fd)
+            throw TimedOut(what: "a raw connection to \(path) (errno \(errno))")
+        }
+        return fd
+    }
+
     /// Connects, writes `bytes`, ends its side of the connection and reads (discarding) until
     /// the peer closes the connection too, which it does only after reading what was sent (a
     /// ZeroMQ listener on garbage or at the end of the stream). Returns whether the peer closed
