@@ -311,7 +311,11 @@ final class ForwardingLoop {
 
     /// Refused subscriptions and failed handshakes are logged once per 10 s at most: a flood of
     /// them must not flood the journal too (STATS counts every one).
-    private var refusalLogLimit = LogRateLimit()
+    /// One per kind of refusal: with one for both, a refusal of one kind hid the other's for
+    /// the interval, and the held-back count added both up (a walkthrough: a full table was
+    /// never logged after a too-long prefix).
+    private var tooLongLogLimit = LogRateLimit()
+    private var tableFullLogLimit = LogRateLimit()
     private var strangerLogLimit = LogRateLimit()
     private var admissionLogLimit = LogRateLimit()
     private var ceilingLogLimit = LogRateLimit()
@@ -1312,19 +1316,21 @@ final class ForwardingLoop {
         }
         // Only `outgoing` was sent so far: `message` still holds the subscription frame.
         if actions.forwardUpstream { try forwardUpstream() }
-        if let refusal = actions.refusal,
-            let heldBack = refusalLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds())
-        {
-            switch refusal {
-            case .tooLong(let bytes, let limit):
+        switch actions.refusal {
+        case .tooLong(let bytes, let limit):
+            if let heldBack = tooLongLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.warning(
                     "refused a subscription of \(bytes) bytes: longer than max_subscription_length (\(limit))\(Self.heldBackNote(heldBack))"
                 )
-            case .tableFull(let limit):
+            }
+        case .tableFull(let limit):
+            if let heldBack = tableFullLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.warning(
                     "refused a subscription: the table holds max_subscriptions (\(limit)) prefixes; raise the limit in [limits]\(Self.heldBackNote(heldBack))"
                 )
             }
+        case nil:
+            break
         }
     }
 

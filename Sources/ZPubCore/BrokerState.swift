@@ -30,8 +30,11 @@ public struct BrokerState: Sendable {
     public var totalPeers: Int { peers.values.reduce(0, +) }
 
     /// Counts a connection (`delta` +1) or a disconnection (-1) on a socket; never below zero.
+    /// The data sockets' peers only: a summary of connection events the loop was behind on
+    /// counts the control socket's too, and STATS' `peers` gained a `control` key (a walkthrough).
     public mutating func peerChanged(_ role: BrokerSocketRole, by delta: Int) {
-        peers[role] = max(0, peers[role, default: 0] + delta)
+        guard let count = peers[role] else { return }
+        peers[role] = max(0, count + delta)
     }
 
     /// The one-line status systemd shows (`systemctl status`), given the message counts of one

@@ -522,6 +522,22 @@ final class FaultTests: XCTestCase {
         try outOfDescriptorRounds(controlEndpoint: nil)
     }
 
+    /// Each kind of refused subscription is logged, each under its own rate limit: with one
+    /// for both, a prefix refused as too long hid the full table's refusals for 10 s, and the
+    /// operator never read "max_subscriptions" (a walkthrough).
+    func testATooLongPrefixDoesNotHideAFullTablesRefusalFromTheLog() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_subscriptions = 2\nmax_subscription_length = 16\n")
+        let clients = try Clients()
+        _ = try clients.subscriber(daemon.xpub, prefixes: [String(repeating: "x", count: 20)])
+        try Wait.until("the long prefix is refused") { try daemon.stats().subscriptions.refusedTooLong == 1 }
+        _ = try clients.subscriber(daemon.xpub, prefixes: ["a", "b", "c"])
+        try Wait.until("the third prefix is refused") { try daemon.stats().subscriptions.refusedTableFull == 1 }
+        try Wait.until("both refusals are logged\n\(daemon.log)") {
+            daemon.log.contains("longer than max_subscription_length (16)")
+                && daemon.log.contains("the table holds max_subscriptions (2)")
+        }
+    }
+
     /// A burst of connections at a small hard limit (`ulimit -n 64`: the pause leaves 20
     /// descriptors of room, less than the kernel's accept queues hold). The table filled up:
     /// libzmq's TCP listener retried accept() without end (1.7 cores, the control socket

@@ -28,6 +28,17 @@ final class BrokerStateTests: XCTestCase {
         XCTAssertEqual(sockets["pull"]?["bytes_in"] as? Int, 30)
     }
 
+    /// STATS' `peers` holds the data sockets only, whatever a summary of events counts.
+    func testPeersCountTheDataSocketsOnly() {
+        var state = BrokerState(configuration: BrokerConfiguration())
+        state.peerChanged(.control, by: 3)
+        state.peerChanged(.xpub, by: 2)
+        state.peerChanged(.xpub, by: -5)
+        XCTAssertEqual(state.peers, [.pull: 0, .xsub: 0, .xpub: 0])
+        state.peerChanged(.pull, by: 1)
+        XCTAssertEqual(state.peers[.pull], 1)
+    }
+
     func testRecordTopicCountsUnwantedMessages() {
         var state = BrokerState(configuration: BrokerConfiguration())
         _ = state.subscriptions.subscribe(Array("a".utf8))
