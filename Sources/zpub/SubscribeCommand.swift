@@ -410,12 +410,22 @@ struct Subscribe: ParsableCommand {
     private func catchUpRequest<T: Decodable>(_ text: String, as type: T.Type, to client: ControlClient) throws -> T {
         let reply = try client.request(text)
         if let error = ControlClient.errorMessage(reply) {
+            let option = ready ? "--ready" : since != nil ? "--since" : "--snapshot"
+            // The broker's advice ("use a shorter token") is for clients that choose their own:
+            // zpub's is fixed, so a short max_subscription_length is the one thing to change.
+            if error.code == ControlError.Code.badArgument.rawValue, error.message.contains("max_subscription_length") {
+                let marker = text.split(separator: " ").dropFirst().first.map {
+                    SnapshotReply.markerPrefix.utf8.count + $0.utf8.count
+                }
+                throw CLIError(
+                    "\(option): the zpubd at \(client.endpoint) refuses subscriptions longer than its max_subscription_length, and \(option) needs one of \(marker ?? 31) bytes (the marker that ends the catch-up): raise max_subscription_length in [limits] to \(marker ?? 31) or more (a reload applies it)",
+                    code: error.code)
+            }
             guard error.code == ControlError.Code.snapshotTimeout.rawValue else {
                 throw CLIError(
                     "zpubd answered with an error\(error.code.map { " (\($0))" } ?? ""): \(error.message)",
                     code: error.code)
             }
-            let option = ready ? "--ready" : since != nil ? "--since" : "--snapshot"
             // A full table refuses the marker's subscription as any other: the broker is the
             // right one, and the endpoint is not to blame.
             if let (stats, _) = try? client.request("STATS", as: StatsSnapshot.self),

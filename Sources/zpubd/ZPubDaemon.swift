@@ -25,8 +25,8 @@ struct ZPubDaemon: ParsableCommand {
 
             Endpoint flags replace that socket's endpoints from the file. SIGHUP reloads \
             the file; SIGTERM or SIGINT shuts down gracefully. Exit status: 0 after a \
-            clean stop, 1 when a socket cannot be bound, 78 for a bad configuration, 73 \
-            when the state directory cannot be created or written, 74 when the history \
+            clean stop, 1 when a socket cannot be bound, 78 for a bad configuration, 64 \
+            for a bad command line, 73 when the state directory cannot be created or written, 74 when the history \
             in it is in use or damaged, 75 when one of a pair must give up being active.
             """,
         version: ZPubVersion.current

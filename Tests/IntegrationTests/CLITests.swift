@@ -92,6 +92,17 @@ final class CLITests: XCTestCase {
     /// can start its publisher then and lose nothing. Here the broker's forwarding loop is held
     /// for 3 s (a test hook) as the subscriber starts: "ready" comes only once the loop could
     /// have taken the subscription, and a message published then is printed.
+    /// zpub's marker subscription is 31 bytes: below that, max_subscription_length refuses it,
+    /// and zpub says to raise the limit. It passed on the broker's advice to use a shorter
+    /// token, which zpub offers no way to do (a walkthrough).
+    func testReadyBelowTheMarkersLengthSaysToRaiseMaxSubscriptionLength() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_subscription_length = 16\n")
+        let run = try zpub(["sub", "-e", daemon.xpub, "-c", daemon.control, "--ready", "x"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("raise max_subscription_length in [limits] to 31 or more"), run.stderr)
+        XCTAssertFalse(run.stderr.contains("shorter token"), run.stderr)
+    }
+
     func testSubscribeSaysReadyOnceTheBrokerForwardsItsSubscription() throws {
         let stall = 3.0
         let daemon = try Daemon(environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "\(Int(stall * 1_000))"])
