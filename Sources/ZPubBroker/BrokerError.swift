@@ -11,6 +11,9 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
         case bindFailed, socketSetupFailed, threadFailed
         /// The state directory or the history in it cannot be used (`exitStatus` says how).
         case stateUnusable
+        /// Not a failure: a reload's value that only what is bound from now on gets (libzmq
+        /// keeps a bound endpoint's options); it is in force elsewhere, not there.
+        case keptByBoundEndpoints
     }
 
     public let code: Code

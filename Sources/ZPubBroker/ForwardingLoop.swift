@@ -1858,11 +1858,18 @@ final class ForwardingLoop {
                 && SocketSetup.listenerOptions(role, configuration)
                     != SocketSetup.listenerOptions(role, newConfiguration)
         }
-        if !unchangedForListeners.isEmpty {
-            logger.warning(
-                "the reloaded socket options (heartbeats, keepalive, handshake, message size) of \(unchangedForListeners.map(\.rawValue).joined(separator: ", ")) apply to endpoints bound from now on: libzmq keeps each endpoint's options from when it was bound, so those already bound keep theirs until a restart"
+        // Told with the reload's outcome too (RELOAD's problems, `zpub reload` exit 2): CONFIG
+        // shows the file's max_message_size, and `zpub pub` sized its frames by it while the
+        // bound endpoints dropped them (a walkthrough).
+        let keptOptions: BrokerError? =
+            unchangedForListeners.isEmpty
+            ? nil
+            : BrokerError(
+                code: .keptByBoundEndpoints,
+                message:
+                    "the reloaded socket options (heartbeats, keepalive, handshake, message size, linger) of \(unchangedForListeners.map(\.rawValue).joined(separator: ", ")) apply to endpoints bound from now on: libzmq keeps each endpoint's options from when it was bound, so those already bound keep theirs until a restart"
             )
-        }
+        if let keptOptions { logger.warning("\(keptOptions.message)") }
 
         // Step 1: what can fail, undone if anything does.
         func applyOptions(_ configuration: BrokerConfiguration, key: CurveKey?, inForce: BrokerConfiguration) {
@@ -1979,7 +1986,7 @@ final class ForwardingLoop {
         registry.set(.pull, pullEndpoints.actual)
         registry.set(.xsub, xsubEndpoints.actual)
         registry.set(.xpub, xpubEndpoints.actual)
-        return .applied(problems: problems)
+        return .applied(problems: problems + (keptOptions.map { [$0] } ?? []))
     }
 
     private func endpoints(of role: BrokerSocketRole) -> BoundEndpoints {

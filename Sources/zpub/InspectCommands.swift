@@ -288,7 +288,10 @@ struct Reload: ParsableCommand {
             Exit status 0: the file's configuration is in force. 1: refused (the reason, with the \
             line, is printed; the configuration in force is unchanged) or no answer. 2: in force, \
             with problems printed (the control endpoints could not be changed, a thread had \
-            not applied it yet, or the file changes a key read only at start, such as [ha]). The packaged units run it for `systemctl reload`, so that a \
+            not applied it yet, the file changes a key read only at start, such as [ha], or a \
+            socket option that endpoints already bound keep, such as max_message_size; each \
+            change is told by the first reload that finds it, and later ones warn in the log \
+            only). The packaged units run it for `systemctl reload`, so that a \
             refused reload fails there too (and so does one in force with problems: see them in \
             the journal). It waits up to 65 s by default: zpubd gives up on a reload after 60 s \
             and says so.

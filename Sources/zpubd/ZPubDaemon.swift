@@ -356,13 +356,17 @@ struct ZPubDaemon: ParsableCommand {
                 )
             }
             let failures: [BrokerError]
-            let (outcome, notApplied) = services.reload(
+            let (outcome, startOnlyNotes) = services.reload(
                 next, security: security, gatewayKeys: gatewayKeys, logger: logger)
+            var notApplied = startOnlyNotes
             switch outcome {
             case .refused(let reason):
                 return refused(reason.message, metadata: reason.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
             case .applied(let problems):
-                failures = problems
+                // Options only new endpoints get are not in force everywhere, as keys read at
+                // start are not: told with them (already logged, as a warning).
+                failures = problems.filter { $0.code != .keptByBoundEndpoints }
+                notApplied += problems.filter { $0.code == .keptByBoundEndpoints }.map(\.message)
             }
             LogLevelSwitch.level = Logger.Level(rawValue: next.logLevel) ?? .info
             if failures.isEmpty {

@@ -917,6 +917,21 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(try daemon.stats().topics.limit, 8, "the rest of the file is in force")
     }
 
+    /// libzmq keeps a bound endpoint's options: a reloaded max_message_size reaches endpoints
+    /// bound from then on only, and `zpub reload` says so with exit status 2. It exited 0, and
+    /// CONFIG's new value led `zpub pub` to send frames the bound endpoint dropped (a
+    /// walkthrough).
+    func testAReloadedSocketOptionIsToldAsNotInForceOnBoundEndpoints() throws {
+        let daemon = try Daemon(configuration: "[sockets]\nmax_message_size = 1000\n")
+        try "[sockets]\nmax_message_size = 100000\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(run.status, 2, run.stdout + run.stderr)
+        XCTAssertTrue(run.stdout.contains("of pull, xsub apply to endpoints bound from now on"), run.stdout)
+        XCTAssertFalse(daemon.log.contains("problem(s)"), "not logged as a failure: \(daemon.log)")
+        let again = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(again.status, 0, "told once: \(again.stdout)")
+    }
+
     func testABadFileOnReloadChangesNothing() throws {
         let daemon = try Daemon(configuration: "[limits]\nmax_topics = 77\n")
         try "[limits]\nmax_topics = 5\nnonsense here\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
