@@ -226,8 +226,19 @@ extension BrokerConfiguration {
         var seen: [String: BrokerSocketRole] = [:]
         for role in BrokerSocketRole.allCases {
             for endpoint in endpoints(for: role) {
-                if let problem = Endpoint.problem(with: endpoint) {
+                if let problem = Endpoint.problem(with: endpoint) ?? Endpoint.bindProblem(with: endpoint) {
                     problems.append((role.rawValue, "\(role.rawValue) endpoint \"\(endpoint)\": \(problem)"))
+                }
+                // The same port on another address (tcp://*:P beside tcp://127.0.0.1:P): the
+                // second bind failed at start, blamed on "another process (another zpubd?)".
+                if seen[endpoint] == nil,
+                    let (other, otherRole) = seen.first(where: { Endpoint.takeTheSamePort($0.key, endpoint) })
+                {
+                    problems.append(
+                        (
+                            role.rawValue,
+                            "\(role.rawValue) endpoint \"\(endpoint)\" takes the port of \(otherRole.rawValue) endpoint \"\(other)\" (* holds a port on every address): give each endpoint a port of its own"
+                        ))
                 }
                 if let other = seen[endpoint], other == role {
                     problems.append(

@@ -256,7 +256,8 @@ public final class HistoryStore {
         let found = stat(parent, &status) == 0
         if found && status.st_mode & S_IFMT == S_IFDIR { return nil }
         if !found && errno != ENOENT && errno != ENOTDIR { return nil }
-        return cannotCreate(directory, because: "\(parent) is not a directory")
+        // zpubd creates the state directory, not its parents (as systemd's StateDirectory= does).
+        return cannotCreate(directory, because: found ? "\(parent) is not a directory" : "\(parent) does not exist")
     }
 
     private static func prepareDirectory(_ directory: String) throws(HistoryStoreError) {

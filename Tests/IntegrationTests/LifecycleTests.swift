@@ -147,7 +147,7 @@ final class LifecycleTests: XCTestCase {
         let notADirectory = try temporaryFile("")
         for (directory, told) in [
             (notADirectory.path, "the state directory \(notADirectory.path) is not a directory"),
-            ("/nonexistent-\(UUID().uuidString)/state", "is not a directory; create it"),
+            ("/nonexistent-\(UUID().uuidString)/state", "does not exist; create it"),
         ] {
             let state = try Run.program(
                 Binaries.zpubd, ["--history", "o.", "--state-dir", directory, "--check-config"])
@@ -247,15 +247,18 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(noDirectory.status, 1)
         XCTAssertTrue(noDirectory.stderr.contains("ipc:///nonexistent-dir/x.sock"), noDirectory.stderr)
 
-        // A host name where a local interface belongs (a common first mistake): say what to bind.
+        // A host name where a local interface belongs (a common first mistake): say what to bind,
+        // as a bad configuration (78), before anything is bound; it was found only by the bind.
         let remote = try Run.program(
             Binaries.zpubd,
             [
                 "--pull", "tcp://no-such-host.invalid:5557", "--xpub", "inproc://o", "--xsub", "inproc://x",
                 "--control", "inproc://c",
             ])
-        XCTAssertEqual(remote.status, 1)
-        XCTAssertTrue(remote.stderr.contains("use one it has (e.g. 127.0.0.1 or eth0), or * for all"), remote.stderr)
+        XCTAssertEqual(remote.status, 78)
+        XCTAssertTrue(
+            remote.stderr.contains("write one of its addresses (e.g. tcp://127.0.0.1:5557), or tcp://*:5557"),
+            remote.stderr)
     }
 
     func testFlagsReplaceTheFilesEndpoints() throws {

@@ -240,6 +240,24 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(twice.map(\.message), ["xpub endpoint \"tcp://127.0.0.1:5556\" is listed twice; list it once"])
     }
 
+    /// What --check-config passed and the start then refused (a walkthrough): a host name where
+    /// libzmq binds only addresses and interfaces, and one port taken twice through a wildcard.
+    /// An interface's name, an address and a wildcard alone stay valid.
+    func testUnbindableHostsAndAPortTakenTwiceAreFoundBeforeTheStart() {
+        let named = problems("[endpoints]\nxpub = [\"tcp://localhost:5556\"]\n")
+        XCTAssertEqual(named.map(\.line), [2])
+        XCTAssertTrue(named.first?.message.contains("write tcp://127.0.0.1:5556") == true, "\(named)")
+        let shared = problems("[endpoints]\nxpub = [\"tcp://*:5556\"]\npull = [\"tcp://127.0.0.1:5556\"]\n")
+        XCTAssertEqual(shared.map(\.line), [2])
+        XCTAssertTrue(
+            shared.first?.message.contains("takes the port of pull endpoint \"tcp://127.0.0.1:5556\"") == true,
+            "\(shared)")
+        XCTAssertEqual(
+            problems(
+                "[endpoints]\nxpub = [\"tcp://lo:5556\", \"tcp://[::1]:5559\"]\npull = [\"tcp://127.0.0.1:5557\"]\nxsub = [\"tcp://*:5558\"]\n"
+            ).map(\.message), [])
+    }
+
     /// A `max_upstream_prefixes` set in the file must fit in the broker's subscription table
     /// (twice it plus 64) while the gateway is on, reported at its line with what fits; unset,
     /// the gateway takes what fits (so an older file with a small table still starts); a value
