@@ -209,6 +209,17 @@ final class ControlResponder: BrokerControl {
                     "upstream \(upstream.summary): its messages do not reach this broker until it connects; the log says why"
                 ))
         }
+        // Subscribers that get nothing under some prefixes, while forwarding goes on: only
+        // STATS showed it (a walkthrough). With room, what waits gets in at its connection's
+        // next frame (or was a closed connection's, forgotten within seconds).
+        let table = stats.subscriptions
+        if table.waitingForRoom > 0 && table.prefixes >= table.limit {
+            problems.append(
+                HealthProblem(
+                    .subscriptionsWaiting,
+                    "the subscription table is full (\(table.prefixes) prefixes of max_subscriptions \(table.limit)): \(table.waitingForRoom) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave; raise max_subscriptions in [limits] (a reload applies it)"
+                ))
+        }
         return HealthReport(
             status: status, forwarding: stats.forwarding, uptimeSeconds: uptime(), loopLagSeconds: max(0, lag),
             subscriptions: stats.subscriptions.total, version: ZPubVersion.current, pair: pair,

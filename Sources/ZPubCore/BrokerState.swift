@@ -266,7 +266,8 @@ public struct BrokerState: Sendable {
             total: subscriptions.totalSubscriptions,
             prefixes: subscriptions.prefixCount,
             subscriptions: subscriptions.entries(withPrefix: prefix).map { .init(prefix: $0.prefix, count: $0.count) },
-            upstreams: upstreams)
+            upstreams: upstreams, limit: subscriptions.maxPrefixes,
+            waitingForRoom: subscriberConnections.waitingCount)
     }
 
     public func topicList(prefix: [UInt8]) -> TopicList {

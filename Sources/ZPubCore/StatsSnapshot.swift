@@ -409,6 +409,8 @@ public struct HealthProblem: Codable, Equatable, Sendable {
         public static let historyDamaged = Kind(rawValue: "history_damaged")
         /// An upstream broker is not connected.
         public static let upstreamNotConnected = Kind(rawValue: "upstream_not_connected")
+        /// The subscription table is full, and refused subscriptions wait for room.
+        public static let subscriptionsWaiting = Kind(rawValue: "subscriptions_waiting")
     }
 
     public var kind: Kind
@@ -445,12 +447,27 @@ public struct SubscriptionList: Codable, Equatable, Sendable {
     public var subscriptions: [Item]
     /// Where the subscriptions are forwarded besides publishers connected to XSUB.
     public var upstreams: [UpstreamLink]
+    /// `max_subscriptions`, and the subscriptions a full table refused that wait for room:
+    /// their subscribers get nothing under those prefixes, which the list alone did not show.
+    /// Optional: absent from a zpubd before 2026-12-07.
+    public var limit: Int?
+    public var waitingForRoom: Int?
 
-    public init(total: Int, prefixes: Int, subscriptions: [Item], upstreams: [UpstreamLink] = []) {
+    public init(
+        total: Int, prefixes: Int, subscriptions: [Item], upstreams: [UpstreamLink] = [], limit: Int? = nil,
+        waitingForRoom: Int? = nil
+    ) {
         self.total = total
         self.prefixes = prefixes
         self.subscriptions = subscriptions
         self.upstreams = upstreams
+        self.limit = limit
+        self.waitingForRoom = waitingForRoom
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case total, prefixes, subscriptions, upstreams, limit
+        case waitingForRoom = "waiting_for_room"
     }
 }
 

@@ -102,7 +102,8 @@ struct Health: ParsableCommand {
             --passive-ok: a standby passes too, and either fails while the pair has a problem \
             (heartbeats one way only, a silent peer, a misconfiguration), each printed. \
             Problems that do not stop forwarding (history not keeping messages, an upstream not \
-            connected) are printed too; --strict fails on them.
+            connected, a full subscription table with subscriptions waiting for room) are \
+            printed too; --strict fails on them.
             """)
     @OptionGroup var options: ControlOptions
 
@@ -116,7 +117,7 @@ struct Health: ParsableCommand {
     @Flag(
         name: .long,
         help:
-            "Fail also on problems that do not stop forwarding: history not keeping messages, an upstream not connected (a monitor, not a load balancer)."
+            "Fail also on problems that do not stop forwarding: history not keeping messages, an upstream not connected, subscriptions waiting for room in a full table (a monitor, not a load balancer)."
     )
     var strict = false
 
@@ -192,6 +193,11 @@ struct Subscriptions: ParsableCommand {
             let whole =
                 prefix.map { " (the whole broker; \(list.subscriptions.count) prefixes above start with \($0))" } ?? ""
             Output.line("\(list.total) subscriptions on \(list.prefixes) prefixes\(whole)")
+            if let waiting = list.waitingForRoom, let limit = list.limit, waiting > 0, list.prefixes >= limit {
+                Output.line(
+                    "the table is full (max_subscriptions \(limit)): \(waiting) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave"
+                )
+            }
         }
     }
 }

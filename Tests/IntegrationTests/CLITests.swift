@@ -60,10 +60,22 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(ready.stderr.contains("--ready: the subscription table of the zpubd at"), ready.stderr)
         XCTAssertTrue(ready.stderr.contains("of max_subscriptions 1"), ready.stderr)
         XCTAssertFalse(ready.stderr.contains("XPUB?"), ready.stderr)
+        // What waits is an operator's problem: `health --strict` fails on it and `subscriptions`
+        // says it (only `stats` did).
+        try Wait.until("the refusal waits for room") { try daemon.stats().subscriptions.waitingForRoom >= 1 }
+        let health = try zpub(["health", "--strict", "-c", daemon.control])
+        XCTAssertEqual(health.status, 1, health.stdout + health.stderr)
+        XCTAssertTrue(
+            (health.stdout + health.stderr).contains("subscription table is full"), health.stdout + health.stderr)
+        let listed = try zpub(["subscriptions", "-c", daemon.control])
+        XCTAssertTrue(listed.stdout.contains("the table is full (max_subscriptions 1)"), listed.stdout)
         clients.close(occupant)
         try daemon.waitForSubscriptions(to: ["late."], timeout: 15)
         try clients.socket(.push, connect: daemon.pull).send(frames: frames("late.x", "in"))
         XCTAssertEqual(try subscriber.finish(timeout: 20).stdout, "late.x\tin\n")
+        let after = try zpub(["health", "--strict", "-c", daemon.control])
+        let table = try daemon.stats().subscriptions
+        XCTAssertEqual(after.status, 0, "nothing waits any more: \(after.stdout)\(after.stderr)\n\(table)")
     }
 
     /// A broker not on the default endpoints is found through the environment, as its control
