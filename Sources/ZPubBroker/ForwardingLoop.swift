@@ -316,6 +316,7 @@ final class ForwardingLoop {
     /// never logged after a too-long prefix).
     private var tooLongLogLimit = LogRateLimit()
     private var tableFullLogLimit = LogRateLimit()
+    private var tooLargeLogLimit = LogRateLimit()
     private var strangerLogLimit = LogRateLimit()
     private var admissionLogLimit = LogRateLimit()
     private var ceilingLogLimit = LogRateLimit()
@@ -743,8 +744,11 @@ final class ForwardingLoop {
         // After the message's history record is committed: the ring builds one record at a
         // time, and a last-value record begun before the commit would abandon the message's.
         if storing && caching {
+            let tooLarge = capturedBytes > state.lastValue.maxBytes
+            if tooLarge { tellTooLargeForTheCache(bytes: capturedBytes) }
             state.lastValue.store(
-                encoded: captured.bytes, frameCount: captured.frameCount, nowMilliseconds: nowMilliseconds)
+                encoded: captured.bytes, frameCount: captured.frameCount, nowMilliseconds: nowMilliseconds,
+                tooLarge: tooLarge)
             if persistLastValues {
                 let sequence = state.lastValue.lastSequence
                 historyQueue?._withUnsafeGuaranteedRef {
@@ -1192,6 +1196,16 @@ final class ForwardingLoop {
         message.withUnsafeBytes(count: firstFrameSize) { captured.append(frame: $0) }
         capturedBytes = 4 + firstFrameSize
         return true
+    }
+
+    /// A message too large for the cache, logged (rate-limited): the value a new subscriber
+    /// would expect is not there, and nothing said why.
+    @inline(never)
+    private func tellTooLargeForTheCache(bytes: Int) {
+        guard let heldBack = tooLargeLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) else { return }
+        logger.warning(
+            "a message of \(bytes) bytes (its frames, 4 bytes each besides) under the [last_value] prefixes is larger than max_bytes (\(state.lastValue.maxBytes)): it is forwarded but not cached, and its topic's older value is removed; raise max_bytes to cache such messages\(Self.heldBackNote(heldBack))"
+        )
     }
 
     @inline(never)

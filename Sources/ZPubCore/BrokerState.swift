@@ -257,7 +257,8 @@ public struct BrokerState: Sendable {
                 prefixes: lastValue.prefixes.map(TopicText.display), entries: lastValue.count,
                 bytes: lastValue.totalBytes, maxEntries: lastValue.maxEntries, maxBytes: lastValue.maxBytes,
                 hits: lastValue.hits, misses: lastValue.misses, updates: lastValue.updates,
-                deletions: lastValue.deletions, evictions: lastValue.evictions, snapshots: lastValue.snapshots),
+                deletions: lastValue.deletions, evictions: lastValue.evictions, snapshots: lastValue.snapshots,
+                tooLarge: lastValue.tooLarge),
             upstreams: upstreams)
     }
 

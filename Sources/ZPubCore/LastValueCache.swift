@@ -87,6 +87,9 @@ public struct LastValueCache: Sendable {
     public private(set) var lastSequence: UInt64 = 0
     public private(set) var updates: UInt64 = 0
     public private(set) var deletions: UInt64 = 0
+    /// Messages larger than `maxBytes`: not cached, their topic's older value removed (it is
+    /// stale). Counted as deletions before, which they are not (a walkthrough).
+    public private(set) var tooLarge: UInt64 = 0
     public private(set) var evictions: UInt64 = 0
     /// Values sent to a new subscriber when it subscribed.
     public var hits: UInt64 = 0
@@ -131,8 +134,16 @@ public struct LastValueCache: Sendable {
     /// allocates nothing when the topic already has a value. `frameCount` must be the number of
     /// frames in `message` (not checked: the check would cost what this path saves), hence
     /// package access only.
-    package mutating func store(encoded message: UnsafeRawBufferPointer, frameCount: Int, nowMilliseconds: UInt64) {
+    /// `tooLarge`: the message was larger than `maxBytes`, and `message` holds its topic alone.
+    package mutating func store(
+        encoded message: UnsafeRawBufferPointer, frameCount: Int, nowMilliseconds: UInt64, tooLarge: Bool = false
+    ) {
         guard frameCount > 0, let topic = Self.topic(in: message) else { return }
+        if tooLarge {
+            self.tooLarge &+= 1
+            if let index = index(of: topic) { remove(at: index) }
+            return
+        }
         // No payload, or one empty frame.
         if frameCount == 1 || (frameCount == 2 && message.count == 8 + topic.count) {
             if let index = index(of: topic) {

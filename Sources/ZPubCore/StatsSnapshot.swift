@@ -140,11 +140,13 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         public var deletions: UInt64
         public var evictions: UInt64
         public var snapshots: UInt64
+        /// Messages larger than `max_bytes`, not cached (optional: absent before 2026-12-07).
+        public var tooLarge: UInt64?
 
         public init(
             enabled: Bool = false, onSubscribe: Bool = false, prefixes: [String] = [], entries: Int = 0, bytes: Int = 0,
             maxEntries: Int = 0, maxBytes: Int = 0, hits: UInt64 = 0, misses: UInt64 = 0, updates: UInt64 = 0,
-            deletions: UInt64 = 0, evictions: UInt64 = 0, snapshots: UInt64 = 0
+            deletions: UInt64 = 0, evictions: UInt64 = 0, snapshots: UInt64 = 0, tooLarge: UInt64? = nil
         ) {
             self.enabled = enabled
             self.onSubscribe = onSubscribe
@@ -159,10 +161,12 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             self.deletions = deletions
             self.evictions = evictions
             self.snapshots = snapshots
+            self.tooLarge = tooLarge
         }
 
         enum CodingKeys: String, CodingKey {
             case enabled, prefixes, entries, bytes, hits, misses, updates, deletions, evictions, snapshots
+            case tooLarge = "too_large"
             case onSubscribe = "on_subscribe"
             case maxEntries = "max_entries"
             case maxBytes = "max_bytes"

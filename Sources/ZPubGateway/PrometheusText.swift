@@ -176,6 +176,7 @@ struct PrometheusText {
                 (["event": "hit"], Double(cache.hits)), (["event": "miss"], Double(cache.misses)),
                 (["event": "update"], Double(cache.updates)), (["event": "deletion"], Double(cache.deletions)),
                 (["event": "eviction"], Double(cache.evictions)), (["event": "snapshot"], Double(cache.snapshots)),
+                (["event": "too_large"], Double(cache.tooLarge ?? 0)),
             ])
         gauge(
             "zpub_upstream_connected", "1 when an upstream broker is connected",

@@ -154,6 +154,11 @@ final class LastValueTests: XCTestCase {
         }
         let stats = try daemon.stats().lastValue
         XCTAssertEqual(stats.evictions, 0, "nothing evicted for it")
+        // Counted and logged as what it is: it was counted as a deletion, and nothing said why
+        // t.a had no value (a walkthrough).
+        XCTAssertEqual(stats.tooLarge, 1)
+        XCTAssertEqual(stats.deletions, 0)
+        try Wait.until("the log says why") { daemon.log.contains("is larger than max_bytes (4000)") }
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t.b", "t.a"])
         XCTAssertEqual(try subscriber.receive(1), [frames("t.b", "small")], "t.b kept; t.a has no value now")
         try subscriber.assertNothing(within: 300)
