@@ -91,6 +91,16 @@ struct History: ParsableCommand {
                     continue
                 }
                 let reply = try client.decodeUnlessError(raw, of: text, as: HistoryReply.self)
+                // Nothing at all: a prefix history does not keep is said first, and alone (the
+                // gap below was about other topics' numbers, a walkthrough); past the newest
+                // message, where history stands.
+                if first && reply.messages.isEmpty && !reply.more {
+                    guard sayWhetherKept(client) else { break pages }
+                    if let since, since >= reply.lastSequence, reply.lastSequence > 0 {
+                        Output.error(
+                            "nothing after \(since): the newest message history keeps is \(reply.lastSequence)")
+                    }
+                }
                 // Any page may report one: messages evicted while earlier pages were read.
                 if let gap = reply.gap {
                     Output.error(
@@ -99,7 +109,6 @@ struct History: ParsableCommand {
                             : "messages \(gap.from) to \(gap.to) were evicted while the history was read (history's bounds)"
                     )
                 }
-                if first && reply.messages.isEmpty && !reply.more { sayWhetherKept(client) }
                 first = false
                 reply.messages.forEach(print)
                 for range in notKept.untold(reply.notKept) { Output.error(range.describe(readUnder: prefix)) }
@@ -119,17 +128,19 @@ struct History: ParsableCommand {
     }
 
     /// Nothing came back: when history keeps nothing under the prefix at all, says so, rather
-    /// than leave an empty answer to be read as "nothing was published".
-    private func sayWhetherKept(_ client: ControlClient) {
+    /// than leave an empty answer to be read as "nothing was published". False when it did.
+    @discardableResult
+    private func sayWhetherKept(_ client: ControlClient) -> Bool {
         // Advisory: a STATS that fails leaves the empty answer as it is.
         guard let kept = (try? client.request("STATS", as: StatsSnapshot.self))?.0.history?.prefixes,
             !kept.contains(where: { PrefixMatcher.overlap($0.utf8, prefix.utf8) })
-        else { return }
+        else { return true }
         Output.error(
             kept.isEmpty
                 ? "history keeps no prefixes (only last values persist): name them in [history] prefixes, or zpubd --history PREFIX"
                 : "history keeps nothing under \(prefix) (it keeps \(kept.joined(separator: ", "))): add it to [history] prefixes to keep it from now on"
         )
+        return false
     }
 
     private func print(_ entry: MessageJSON) {

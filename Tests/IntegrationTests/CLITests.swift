@@ -721,6 +721,19 @@ final class CLITests: XCTestCase {
         let kept = try zpub(["history", "--control", daemon.control, "orders."])
         XCTAssertEqual(kept.stdout, "1\torders.1\tkept\n")
         XCTAssertEqual(kept.stderr, "", "nothing to say when something is kept")
+        let past = try zpub(["history", "--control", daemon.control, "--since", "999", "orders."])
+        XCTAssertEqual(past.status, 0, past.stderr)
+        XCTAssertEqual(past.stderr, "zpub: nothing after 999: the newest message history keeps is 1\n")
+        // Evicted numbers are not told for a prefix history does not keep: they were other
+        // topics' (a walkthrough).
+        let bounded = try Daemon(configuration: "[history]\nprefixes = [\"orders.\"]\nmax_messages = 1\n")
+        for i in 1...3 { XCTAssertEqual(try zpub(["pub", "--endpoint", bounded.pull, "orders.\(i)", "x"]).status, 0) }
+        try Wait.until("two are evicted") { try bounded.stats().history?.evictions ?? 0 >= 2 }
+        let other = try zpub(["history", "--control", bounded.control, "weather."])
+        XCTAssertEqual(
+            other.stderr,
+            "zpub: history keeps nothing under weather. (it keeps orders.): add it to [history] prefixes to keep it from now on\n"
+        )
 
         let since = try zpub([
             "sub", "--endpoint", daemon.xpub, "-c", daemon.control, "--since", "0", "--timeout", "500", "weather.",
