@@ -291,8 +291,7 @@ struct Subscribe: ParsableCommand {
         begin: (_ through: UInt64, _ resumedAfter: UInt64?, _ prefixes: [String]) throws -> Void = { _, _, _ in },
         page deliver: ([MessageJSON]) throws -> Void
     ) throws -> (release: SnapshotCatchUp<[[UInt8]]>.Release, through: UInt64, resumedAfter: UInt64?) {
-        let client = ControlClient(
-            endpoint: control ?? self.control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
+        let client = catchUpClient(control ?? self.control)
         let prefix = prefixes.first ?? ""
         let reply = try catchUpRequest("REPLAY \(token) \(since) \(prefix)", as: ReplayReply.self, to: client)
         // Nothing under the prefix is kept: the numbers history lost or evicted were others'.
@@ -331,7 +330,7 @@ struct Subscribe: ParsableCommand {
     /// over: `PairFollower.rangesToRead`), oldest first, page by page. A range that cannot be
     /// read whole is said, and left out (the follower asks for it at the next resume).
     private func fetchSkipped(_ ranges: [ClosedRange<UInt64>], from control: String) -> PairFollower.GapReading {
-        let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
+        let client = catchUpClient(control)
         let prefix = prefixes.first ?? ""
         var reading = PairFollower.GapReading(ranges: [], messages: [])
         for range in ranges {
@@ -368,7 +367,7 @@ struct Subscribe: ParsableCommand {
     /// the same connection; the marker message that follows is zpubd's own, never printed.
     private func waitUntilForwarded(_ socket: Socket) throws {
         let handshake = try startSnapshot(subscribers: [socket])
-        let client = ControlClient(endpoint: control, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
+        let client = catchUpClient(control)
         let marker = String(decoding: handshake.markerTopic, as: UTF8.self)
         _ = try catchUpRequest("SNAPSHOT \(handshake.token) \(marker)", as: SnapshotReply.self, to: client)
         try? socket.setOption(.unsubscribe, bytes: handshake.markerTopic)
@@ -389,7 +388,7 @@ struct Subscribe: ParsableCommand {
                 "\(endpoint) is the passive broker of a pair: its values are a copy of the active one's, up to a second old; give the active broker's control endpoint, or both brokers' (-c A -c B)"
             )
         }
-        let client = ControlClient(endpoint: endpoint, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
+        let client = catchUpClient(endpoint)
         let prefix = prefixes.first ?? ""
         let reply = try catchUpRequest("SNAPSHOT \(token) \(prefix)", as: SnapshotReply.self, to: client)
         if reply.prefixes.isEmpty {
@@ -402,6 +401,15 @@ struct Subscribe: ParsableCommand {
             )
         }
         return reply
+    }
+
+    /// The control client of a catch-up (SNAPSHOT, REPLAY, --ready): its reply may take the
+    /// broker's 5 s for the marker, so it waits 6 s at least; a control endpoint that does not
+    /// connect at all is told within --timeout (it took the 6 s, a walkthrough).
+    private func catchUpClient(_ endpoint: String) -> ControlClient {
+        var client = ControlClient(endpoint: endpoint, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
+        client.connectTimeoutMilliseconds = timeout
+        return client
     }
 
     /// A catch-up's request (SNAPSHOT, REPLAY), or `--ready`'s. zpubd's `snapshot_timeout` tells

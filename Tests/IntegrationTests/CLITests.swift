@@ -104,6 +104,18 @@ final class CLITests: XCTestCase {
     /// can start its publisher then and lose nothing. Here the broker's forwarding loop is held
     /// for 3 s (a test hook) as the subscriber starts: "ready" comes only once the loop could
     /// have taken the subscription, and a message published then is printed.
+    /// A control endpoint nobody listens on is told within --timeout: --ready waited the 6 s it
+    /// allows the broker's answer (which may take zpubd's 5 s for the marker) whatever
+    /// --timeout said (a walkthrough).
+    func testReadyGivesUpWithinItsTimeoutWhenNothingAnswersTheControlEndpoint() throws {
+        let (xpub, control) = ("tcp://127.0.0.1:\(try FreePort.find())", "tcp://127.0.0.1:\(try FreePort.find())")
+        let started = Date()
+        let run = try zpub(["sub", "-e", xpub, "-c", control, "--ready", "--timeout", "500", "x"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("no reply from zpubd at \(control) within 500 ms"), run.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "the 6 s are for a broker that answers")
+    }
+
     /// zpub's marker subscription is 31 bytes: below that, max_subscription_length refuses it,
     /// and zpub says to raise the limit. It passed on the broker's advice to use a shorter
     /// token, which zpub offers no way to do (a walkthrough).
