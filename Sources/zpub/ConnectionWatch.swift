@@ -277,10 +277,14 @@ final class ConnectionWatch {
         let endpoint = event.endpoint
         if event.event.contains(.handshakeFailedAuth) {
             let status = event.value
+            // Without CURVE only the address can be refused: advice about keys misled (a
+            // walkthrough: allowed_addresses without loopback, no CURVE anywhere).
             let reason =
-                status == 400
-                ? "its allowed_keys or allowed_addresses do not admit this client's key or address; give --client-key with a key it allows"
-                : "its access check failed (ZAP status \(status)); see zpubd's log"
+                status != 400
+                ? "its access check failed (ZAP status \(status)); see zpubd's log"
+                : usingCurve
+                    ? "its allowed_keys or allowed_addresses do not admit this client's key or address; give --client-key with a key it allows, or connect from an address it allows"
+                    : "its allowed_addresses do not admit this client's address; connect from an address it allows, or have allowed_addresses include it"
             return ("zpubd at \(endpoint) refused this client: \(reason) (docs/security.md)", true)
         }
         if event.event.contains(.handshakeFailedProtocol) {
@@ -303,7 +307,7 @@ final class ConnectionWatch {
             let reason = String(cString: strerror(event.value))
             return (
                 usingCurve
-                    ? "\(endpoint) closed the connection during the CURVE handshake (\(reason)); is --server-key this broker's public key?"
+                    ? "\(endpoint) closed the connection during the CURVE handshake (\(reason)); is --server-key this broker's public key, and does that socket use CURVE (curve = true in its [security.*] section)? If it does not, leave out --server-key"
                     : "the handshake with \(endpoint) failed (\(reason)); is it \(expected)?",
                 false
             )

@@ -173,7 +173,7 @@ final class SecurityTests: XCTestCase {
         XCTAssertEqual(wrong.status, 1)
         XCTAssertTrue(
             wrong.stderr.contains("closed the connection during the CURVE handshake"), wrong.stderr)
-        XCTAssertTrue(wrong.stderr.contains("is --server-key this broker's public key?"), wrong.stderr)
+        XCTAssertTrue(wrong.stderr.contains("is --server-key this broker's public key"), wrong.stderr)
 
         // A publisher and a control request say why they got nowhere.
         let publisher = try Run.program(
@@ -204,6 +204,13 @@ final class SecurityTests: XCTestCase {
         try Wait.until("the denial is counted") { try daemon.stats().security.deniedBySocket["pull"] ?? 0 >= 1 }
         XCTAssertTrue(daemon.log.contains("denied a connection to pull: address not allowed"), daemon.log)
         XCTAssertTrue(daemon.log.contains("peer=127.0.0.1"), daemon.log)
+        // Without CURVE only the address can be at fault: zpub says so, not "give --client-key".
+        let refused = try Run.program(
+            Binaries.zpub, ["pub", "-e", daemon.pull, "--timeout", "1000", "t", "m"], timeout: 30)
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(
+            refused.stderr.contains("its allowed_addresses do not admit this client's address"), refused.stderr)
+        XCTAssertFalse(refused.stderr.contains("--client-key"), refused.stderr)
     }
 
     /// ZMTP/1.0 peers skip the handshake; without ZAP, libzmq would hand their raw bytes to the
