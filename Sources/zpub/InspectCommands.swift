@@ -245,15 +245,16 @@ struct Ping: ParsableCommand {
         try reportingErrors {
             let client = options.client
             let start = Date()
-            let (reply, raw) = try client.request("PING", as: PingReply.self)
+            let (reply, _) = try client.request("PING", as: PingReply.self)
             // Any other REP socket answers too: only zpubd's {"pong": true} is a PONG.
             guard reply.pong else {
                 throw CLIError(
                     "the reply from \(options.control) is not zpubd's PONG; is that zpubd's control endpoint?")
             }
-            if options.json { return Output.raw(raw) }
-            Output.line(
-                "PONG from \(options.control) in \(String(format: "%.2f", Date().timeIntervalSince(start) * 1000)) ms")
+            let milliseconds = String(format: "%.2f", Date().timeIntervalSince(start) * 1000)
+            // The round trip is what a ping is for: --json kept zpubd's reply alone, without it.
+            if options.json { return Output.line("{\"pong\":true,\"round_trip_ms\":\(milliseconds)}") }
+            Output.line("PONG from \(options.control) in \(milliseconds) ms")
         }
     }
 }

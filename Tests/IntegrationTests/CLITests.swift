@@ -560,6 +560,11 @@ final class CLITests: XCTestCase {
         XCTAssertNotNil(topics.stdout.range(of: #"prices\.eur\s+1\s+"#, options: .regularExpression), topics.stdout)
 
         XCTAssertTrue(try zpub(["ping"] + control).stdout.hasPrefix("PONG"))
+        let pingJSON = try zpub(["ping", "--json"] + control).stdout
+        let ping = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(pingJSON.utf8)) as? [String: Any], pingJSON)
+        XCTAssertEqual(ping["pong"] as? Bool, true)
+        XCTAssertNotNil(ping["round_trip_ms"] as? Double, "the round trip, as the text says it: \(pingJSON)")
         // $ZPUB_CONTROL instead of --control (the packaged service's socket is not the default).
         let fromEnvironment = try Run.program(Binaries.zpub, ["ping"], environment: ["ZPUB_CONTROL": daemon.control])
         XCTAssertTrue(fromEnvironment.stdout.hasPrefix("PONG"), fromEnvironment.stderr)
