@@ -44,10 +44,10 @@ RELEASE_BUILD = $(SWIFT) build -c release --static-swift-stdlib
 
 release: deps
 	$(RELEASE_BUILD)
-	@# libzmq must bind to zpubd's epoll wrappers (Sources/CHangupDeferral), which a link that
-	@# exports nothing of the executable would silently undo.
-	@test "$$(nm -D --defined-only .build/release/zpubd | grep -cE ' epoll_(create1?|ctl|wait)$$')" = 4 || \
-		{ echo "zpubd exports no epoll wrappers: libzmq would drop what ipc peers send before they hang up (Package.swift's release link)" >&2; exit 1; }
+	@# libzmq must bind to zpubd's epoll and accept wrappers (Sources/CHangupDeferral), which a
+	@# link that exports nothing of the executable would silently undo.
+	@test "$$(nm -D --defined-only .build/release/zpubd | grep -cE ' (epoll_(create1?|ctl|wait)|accept4?)$$')" = 6 || \
+		{ echo "zpubd exports no epoll or accept wrappers: libzmq would drop what ipc peers send before they hang up, and abort out of descriptors (Package.swift's release link)" >&2; exit 1; }
 
 # Runs zpubd in the foreground with its embedded defaults (loopback only). Extra flags: make run ARGS="--log-level debug"
 run: release

@@ -73,7 +73,9 @@ let package = Package(
         // zpubd's wrappers of epoll, for libzmq's epoll sets only: a peer's hang-up while
         // libzmq is not reading it is held back, so that what the peer sent before it is read
         // (libzmq 4.3.4 dropped it: the last messages of an ipc producer that exits while its
-        // queue is full). Linked into zpubd alone; its header says how.
+        // queue is full). And of accept, for its listeners out of descriptors: they rest
+        // instead of spinning, and an ipc listener's EMFILE no longer aborts. Linked into
+        // zpubd alone; its header says how.
         .target(name: "CHangupDeferral"),
 
         // A thin, safe Swift layer over libzmq: context, socket, message, poller, errors.

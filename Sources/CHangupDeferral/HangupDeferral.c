@@ -45,8 +45,14 @@ enum { PARKED_HANGUP = 1, RESTING_LISTENER = 2 };
 /// second; what waits meanwhile waits in the kernel's queue.
 #define LISTENER_REST_MS 100
 
-/// Listeners resting now, in every set: `epoll_wait` looks for those due only when some are.
-static atomic_int resting_listeners;
+/// Listeners resting now, per epoll set (indexed by the set's descriptor): `epoll_wait` looks
+/// for those due only in a set that has some, so that a rest in one I/O thread's set costs the
+/// others nothing.
+static atomic_int *resting_in_set;
+/// When the next resting listener of a set is due (ms, CLOCK_MONOTONIC): the set's descriptors
+/// are looked through then, not at every wait (a busy I/O thread waits thousands of times a
+/// second, and the look goes through every descriptor number in use).
+static _Atomic int64_t *next_wake_in_set;
 
 static atomic_int enabled;
 static struct registration *registrations;
@@ -69,11 +75,17 @@ int hangup_deferral_enable(void) {
     // Untouched pages cost nothing: the table is as large as descriptor numbers can go.
     registrations = calloc((size_t)wanted, sizeof *registrations);
     libzmq_sets = calloc((size_t)wanted, sizeof *libzmq_sets);
-    if (!registrations || !libzmq_sets) {
+    resting_in_set = calloc((size_t)wanted, sizeof *resting_in_set);
+    next_wake_in_set = calloc((size_t)wanted, sizeof *next_wake_in_set);
+    if (!registrations || !libzmq_sets || !resting_in_set || !next_wake_in_set) {
         free(registrations);
         free((void *)libzmq_sets);
+        free((void *)resting_in_set);
+        free((void *)next_wake_in_set);
         registrations = NULL;
         libzmq_sets = NULL;
+        resting_in_set = NULL;
+        next_wake_in_set = NULL;
         return 0;
     }
     capacity = (int)wanted;
@@ -89,10 +101,12 @@ static int tracked(int fd) { return atomic_load_explicit(&enabled, memory_order_
 
 static int is_libzmq_set(int set) { return tracked(set) && atomic_load_explicit(&libzmq_sets[set], memory_order_relaxed); }
 
-/// Back in its set (by libzmq's own call or a rest's end): no longer parked or resting.
+/// Back in its set (by libzmq's own call or a rest's end): no longer parked or resting. Called
+/// while `entry->set` still names the set it rested in.
 static void unpark(struct registration *entry) {
-    if (atomic_exchange_explicit(&entry->parked, 0, memory_order_relaxed) == RESTING_LISTENER)
-        atomic_fetch_sub_explicit(&resting_listeners, 1, memory_order_relaxed);
+    int set = entry->set - 1;
+    if (atomic_exchange_explicit(&entry->parked, 0, memory_order_relaxed) == RESTING_LISTENER && set >= 0)
+        atomic_fetch_sub_explicit(&resting_in_set[set], 1, memory_order_relaxed);
 }
 
 static int64_t now_milliseconds(void) {
@@ -186,9 +200,11 @@ static int rest_listener(int fd) {
     if (set < 0 || !is_libzmq_set(set)) return 0;
     if (atomic_load_explicit(&entry->parked, memory_order_relaxed)) return 1;
     if (raw_epoll_ctl(set, EPOLL_CTL_DEL, fd, NULL) != 0) return 1;
-    atomic_store_explicit(&entry->resting_until, now_milliseconds() + LISTENER_REST_MS, memory_order_relaxed);
+    int64_t until = now_milliseconds() + LISTENER_REST_MS;
+    atomic_store_explicit(&entry->resting_until, until, memory_order_relaxed);
     atomic_store_explicit(&entry->parked, RESTING_LISTENER, memory_order_relaxed);
-    atomic_fetch_add_explicit(&resting_listeners, 1, memory_order_relaxed);
+    if (atomic_fetch_add_explicit(&resting_in_set[set], 1, memory_order_relaxed) == 0)
+        atomic_store_explicit(&next_wake_in_set[set], until, memory_order_relaxed);
     return 1;
 }
 
@@ -216,6 +232,8 @@ int accept(int fd, struct sockaddr *address, socklen_t *length) { return accept4
 /// until the next one is due, or -1 if none rests there.
 static int wake_rested_listeners(int set) {
     int64_t now = now_milliseconds();
+    int64_t due = atomic_load_explicit(&next_wake_in_set[set], memory_order_relaxed);
+    if (now < due) return (int)(due - now);
     int64_t next = -1;
     int bound = atomic_load_explicit(&highest, memory_order_relaxed);
     for (int fd = 0; fd < bound; fd++) {
@@ -231,15 +249,22 @@ static int wake_rested_listeners(int set) {
             .events = atomic_load_explicit(&entry->wanted, memory_order_relaxed),
             .data.u64 = atomic_load_explicit(&entry->data, memory_order_relaxed),
         };
-        // Not put back (it cannot be: closed under libzmq?), it would be looked at forever.
-        raw_epoll_ctl(set, EPOLL_CTL_ADD, fd, &event);
+        // Not put back (the kernel short of memory or of epoll watches), it rests on and is
+        // tried again: unparked, libzmq would believe it registered, and it would never be.
+        if (raw_epoll_ctl(set, EPOLL_CTL_ADD, fd, &event) != 0 && errno != EEXIST) {
+            atomic_store_explicit(&entry->resting_until, now + LISTENER_REST_MS, memory_order_relaxed);
+            if (next < 0 || LISTENER_REST_MS < next) next = LISTENER_REST_MS;
+            continue;
+        }
         unpark(entry);
     }
+    // None left (-1): the next rest sets it.
+    atomic_store_explicit(&next_wake_in_set[set], next < 0 ? 0 : now + next, memory_order_relaxed);
     return (int)next;
 }
 
 int epoll_wait(int set, struct epoll_event *events, int most, int timeout) {
-    if (atomic_load_explicit(&resting_listeners, memory_order_relaxed) > 0 && is_libzmq_set(set)) {
+    if (is_libzmq_set(set) && atomic_load_explicit(&resting_in_set[set], memory_order_relaxed) > 0) {
         int due = wake_rested_listeners(set);
         if (due >= 0 && (timeout < 0 || due < timeout)) timeout = due;
     }

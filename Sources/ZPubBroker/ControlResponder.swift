@@ -211,14 +211,14 @@ final class ControlResponder: BrokerControl {
         }
         // Subscribers that get nothing under some prefixes, while forwarding goes on: only
         // STATS showed it (a walkthrough). With room, what waits gets in at its connection's
-        // next frame (or was a closed connection's, forgotten within seconds).
+        // next frame: a plain SUB sends none, and waits on until it reconnects (a review).
         let table = stats.subscriptions
-        if table.waitingForRoom > 0 && table.prefixes >= table.limit {
-            problems.append(
-                HealthProblem(
-                    .subscriptionsWaiting,
-                    "the subscription table is full (\(table.prefixes) prefixes of max_subscriptions \(table.limit)): \(table.waitingForRoom) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave; raise max_subscriptions in [limits] (a reload applies it)"
-                ))
+        if table.waitingForRoom > 0 {
+            let why =
+                table.prefixes >= table.limit
+                ? "the subscription table is full (\(table.prefixes) prefixes of max_subscriptions \(table.limit)): \(table.waitingForRoom) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave; raise max_subscriptions in [limits] (a reload applies it)"
+                : "\(table.waitingForRoom) subscriptions refused while the table was full wait for their connection's next frame to get in (zpub sub and a downstream zpubd send one every 1-2 s; a plain SUB sends none, and gets nothing under those prefixes until it reconnects); a connection that closed is forgotten within seconds"
+            problems.append(HealthProblem(.subscriptionsWaiting, why))
         }
         return HealthReport(
             status: status, forwarding: stats.forwarding, uptimeSeconds: uptime(), loopLagSeconds: max(0, lag),

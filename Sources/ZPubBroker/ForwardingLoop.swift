@@ -1867,21 +1867,26 @@ final class ForwardingLoop {
                 let (old, new) = (configuration.security(for: role).curve, newConfiguration.security(for: role).curve)
                 return old != new || (new && newServerKey != serverKey)
             })
-        let unchangedForListeners = sockets.map(\.role).filter { role in
-            !rebinding.contains(role)
-                && SocketSetup.listenerOptions(role, configuration)
-                    != SocketSetup.listenerOptions(role, newConfiguration)
-        }
         // Told with the reload's outcome too (RELOAD's problems, `zpub reload` exit 2): CONFIG
         // shows the file's max_message_size, and `zpub pub` sized its frames by it while the
-        // bound endpoints dropped them (a walkthrough).
+        // bound endpoints dropped them (a walkthrough). Only for endpoints that stay bound (a
+        // passive member's producers' endpoints are bound at its takeover, with the new ones),
+        // each change named, so that a second, different change is not taken for the first.
+        let keptChanges: [String] = sockets.compactMap { role, _ in
+            // Those the file names again (as spelled), or sockets systemd passed (kept as they are).
+            let bound = endpoints(of: role)
+            let kept = bound.order.filter { (wanted[role] ?? []).contains($0) || bound.adopted.contains($0) }
+            guard !rebinding.contains(role), !kept.isEmpty else { return nil }
+            let changes = SocketSetup.keptOptionChanges(role, from: configuration, to: newConfiguration)
+            return changes.isEmpty ? nil : "\(role.rawValue): \(changes.joined(separator: ", "))"
+        }
         let keptOptions: BrokerError? =
-            unchangedForListeners.isEmpty
+            keptChanges.isEmpty
             ? nil
             : BrokerError(
                 code: .keptByBoundEndpoints,
                 message:
-                    "the reloaded socket options (heartbeats, keepalive, handshake, message size, linger) of \(unchangedForListeners.map(\.rawValue).joined(separator: ", ")) apply to endpoints bound from now on: libzmq keeps each endpoint's options from when it was bound, so those already bound keep theirs until a restart"
+                    "reloaded socket options reach endpoints bound from now on only (\(keptChanges.joined(separator: "; "))): libzmq keeps each endpoint's options from when it was bound, so those already bound keep theirs until a restart"
             )
         if let keptOptions { logger.warning("\(keptOptions.message)") }
 

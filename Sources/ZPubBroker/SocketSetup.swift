@@ -76,6 +76,35 @@ enum SocketSetup {
         }
     }
 
+    /// The options libzmq copies into each endpoint as it binds whose value `new` changes from
+    /// `old`, named as the configuration names them ("max_message_size 1000 -> 100000"): what
+    /// the endpoints of `role` already bound keep until a restart. Not the linger (set on every
+    /// socket as it closes, which its listeners then follow), nor IPv6 (each endpoint decides
+    /// it), nor the multicast rate without a pgm or epgm endpoint: a reload that changed only
+    /// those was told as not in force, and `systemctl reload` failed (a review).
+    static func keptOptionChanges(_ role: BrokerSocketRole, from old: BrokerConfiguration, to new: BrokerConfiguration)
+        -> [String]
+    {
+        var named: [(SocketOption, String)] = [
+            (.handshakeInterval, "handshake_timeout_ms"), (.heartbeatInterval, "heartbeat_interval_ms"),
+            (.heartbeatTimeout, "heartbeat_timeout_ms"), (.tcpKeepalive, "tcp_keepalive"),
+            (.tcpKeepaliveIdle, "tcp_keepalive_idle_s"), (.tcpKeepaliveInterval, "tcp_keepalive_interval_s"),
+            (.tcpKeepaliveCount, "tcp_keepalive_count"),
+            (.maxMessageSize, role == .xpub ? "max_subscription_length" : "max_message_size"),
+        ]
+        if old.endpoints(for: role).contains(where: Endpoint.isMulticast) {
+            named.append((.multicastRate, "multicast_rate_kbps"))
+        }
+        func values(_ configuration: BrokerConfiguration) -> [SocketOption: Int64] {
+            Dictionary(listenerOptions(role, configuration).map { ($0.option, $0.value) }, uniquingKeysWith: { $1 })
+        }
+        let (before, after) = (values(old), values(new))
+        return named.compactMap { option, name in
+            guard let was = before[option], let now = after[option], was != now else { return nil }
+            return "\(name) \(was) -> \(now)"
+        }
+    }
+
     /// One integer option and its value.
     struct IntegerOption: Equatable {
         let option: SocketOption

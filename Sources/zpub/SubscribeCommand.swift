@@ -408,7 +408,9 @@ struct Subscribe: ParsableCommand {
     /// connect at all is told within --timeout (it took the 6 s, a walkthrough).
     private func catchUpClient(_ endpoint: String) -> ControlClient {
         var client = ControlClient(endpoint: endpoint, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
-        client.connectTimeoutMilliseconds = timeout
+        // At least 1 s: for `sub`, --timeout is the wait for a message, and a small one would
+        // fail a CURVE handshake or a slow link that a catch-up had 6 s for (a review).
+        client.connectTimeoutMilliseconds = timeout.map { max($0, 1_000) }
         return client
     }
 

@@ -153,7 +153,7 @@ struct ZPubDaemon: ParsableCommand {
         // Before the ZeroMQ context creates libzmq's epoll sets (Sources/CHangupDeferral).
         if hangup_deferral_enable() == 0 {
             logger.warning(
-                "hang-ups are not held back (ZPUBD_HANGUP_DEFERRAL=off, or no memory for its table): a producer or publisher that exits while zpubd's queue for it is full can lose its last messages over ipc (docs/reliability.md)"
+                "hang-ups are not held back (ZPUBD_HANGUP_DEFERRAL=off, or no memory for its table): a producer or publisher that exits while zpubd's queue for it is full can lose its last messages over ipc, and out of file descriptors libzmq's listeners spin (and an ipc one aborts zpubd) (docs/reliability.md)"
             )
         }
         if let directory = configuration.stateDirectory, !configuration.opensHistoryStore {

@@ -73,9 +73,8 @@ final class CLITests: XCTestCase {
         try daemon.waitForSubscriptions(to: ["late."], timeout: 15)
         try clients.socket(.push, connect: daemon.pull).send(frames: frames("late.x", "in"))
         XCTAssertEqual(try subscriber.finish(timeout: 20).stdout, "late.x\tin\n")
-        let after = try zpub(["health", "--strict", "-c", daemon.control])
-        let table = try daemon.stats().subscriptions
-        XCTAssertEqual(after.status, 0, "nothing waits any more: \(after.stdout)\(after.stderr)\n\(table)")
+        // The refusals of --ready's connection, closed, are forgotten within seconds.
+        try Wait.until("nothing waits any more") { try zpub(["health", "--strict", "-c", daemon.control]).status == 0 }
     }
 
     /// A broker not on the default endpoints is found through the environment, as its control
@@ -100,19 +99,15 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(malformed.stderr.contains("ZPUB_XPUB \"127.0.0.1:5556\""), malformed.stderr)
     }
 
-    /// `zpub sub --ready` says so once the broker forwards its subscription, so that a script
-    /// can start its publisher then and lose nothing. Here the broker's forwarding loop is held
-    /// for 3 s (a test hook) as the subscriber starts: "ready" comes only once the loop could
-    /// have taken the subscription, and a message published then is printed.
     /// A control endpoint nobody listens on is told within --timeout: --ready waited the 6 s it
     /// allows the broker's answer (which may take zpubd's 5 s for the marker) whatever
     /// --timeout said (a walkthrough).
     func testReadyGivesUpWithinItsTimeoutWhenNothingAnswersTheControlEndpoint() throws {
         let (xpub, control) = ("tcp://127.0.0.1:\(try FreePort.find())", "tcp://127.0.0.1:\(try FreePort.find())")
         let started = Date()
-        let run = try zpub(["sub", "-e", xpub, "-c", control, "--ready", "--timeout", "500", "x"])
+        let run = try zpub(["sub", "-e", xpub, "-c", control, "--ready", "--timeout", "1000", "x"])
         XCTAssertEqual(run.status, 1, run.stderr)
-        XCTAssertTrue(run.stderr.contains("no reply from zpubd at \(control) within 500 ms"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("no reply from zpubd at \(control) within 1000 ms"), run.stderr)
         XCTAssertLessThan(Date().timeIntervalSince(started), 5, "the 6 s are for a broker that answers")
     }
 
@@ -127,6 +122,10 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(run.stderr.contains("shorter token"), run.stderr)
     }
 
+    /// `zpub sub --ready` says so once the broker forwards its subscription, so that a script
+    /// can start its publisher then and lose nothing. Here the broker's forwarding loop is held
+    /// for 3 s (a test hook) as the subscriber starts: "ready" comes only once the loop could
+    /// have taken the subscription, and a message published then is printed.
     func testSubscribeSaysReadyOnceTheBrokerForwardsItsSubscription() throws {
         let stall = 3.0
         let daemon = try Daemon(environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "\(Int(stall * 1_000))"])

@@ -558,9 +558,15 @@ final class FaultTests: XCTestCase {
         var raw: [Int32] = []
         defer { raw.forEach { close($0) } }
         for _ in 0..<150 { raw.append(try RawTCP.connect(port: xpubPort, blocking: false)) }
-        try Wait.until("zpubd paused new connections", timeout: 20) {
-            try daemon.stats().descriptors?.acceptPaused == true
+        // With the table full, a control connection waits in the kernel's queue until idle
+        // connections leave (handshake_timeout_ms): asked again until then.
+        func pausedNow() -> Bool {
+            guard let reply = try? daemon.request("STATS", timeout: 2_000),
+                let stats = try? JSONDecoder().decode(StatsSnapshot.self, from: Data(reply))
+            else { return false }
+            return stats.descriptors?.acceptPaused == true
         }
+        try Wait.until("zpubd paused new connections", timeout: 30) { pausedNow() }
         /// zpubd's CPU over 2 s, as a share of one core; nil if it died meanwhile.
         func cpuShareOverTwoSeconds() -> Double? {
             guard let before = try? cpuSeconds(of: pid) else { return nil }

@@ -847,9 +847,6 @@ final class HTTPGatewayTests: XCTestCase {
                 (last - sent) * 1_000))
     }
 
-    /// A history resume's marker carries a history sequence; the ids of cached topics count the
-    /// cache's updates. Taking the first for the second made a later Last-Event-ID of a cached
-    /// topic skip every update numbered below it.
     /// The gateway numbers events for the history prefixes it started with: a reload that
     /// changes them is in force for the broker, not for the gateway, and `zpub reload` says so
     /// with its exit status 2. Before, only the log did, and it exited 0.
@@ -863,6 +860,9 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(try daemon.stats().history?.prefixes, ["orders.", "jobs."], "in force for the broker")
     }
 
+    /// A history resume's marker carries a history sequence; the ids of cached topics count the
+    /// cache's updates. Taking the first for the second made a later Last-Event-ID of a cached
+    /// topic skip every update numbered below it.
     func testAHistoryResumeDoesNotDisturbTheIDsOfCachedTopics() throws {
         let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"orders.\"]", lastValue: ["state."])
         let clients = try Clients()

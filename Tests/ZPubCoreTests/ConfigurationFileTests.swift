@@ -254,8 +254,12 @@ final class ConfigurationFileTests: XCTestCase {
             "\(shared)")
         XCTAssertEqual(
             problems(
-                "[endpoints]\nxpub = [\"tcp://lo:5556\", \"tcp://[::1]:5559\"]\npull = [\"tcp://127.0.0.1:5557\"]\nxsub = [\"tcp://*:5558\"]\n"
-            ).map(\.message), [])
+                "[endpoints]\nxpub = [\"tcp://lo:5556\", \"tcp://[::1]:5559\", \"tcp://[fe80::1%lo]:5560\"]\npull = [\"tcp://127.0.0.1:5557\"]\nxsub = [\"tcp://*:5558\", \"tcp://wg7:5561\"]\n"
+            ).map(\.message), [], "an interface not up yet is the bind's to say")
+        // A v4 wildcard and a v6 address share a port number, not a port.
+        XCTAssertEqual(
+            problems("[endpoints]\nxpub = [\"tcp://0.0.0.0:5556\"]\npull = [\"tcp://[::1]:5556\"]\n").map(\.message), []
+        )
     }
 
     /// A `max_upstream_prefixes` set in the file must fit in the broker's subscription table
