@@ -40,6 +40,12 @@ struct ConfigurationLoader: Sendable {
     let overrides: Overrides
 
     func load() -> Result<BrokerConfiguration, Report> {
+        var overridden: [String] = []
+        return load(noting: &overridden)
+    }
+
+    /// `load()`, noting each key of the file that a flag gives another value.
+    func load(noting overridden: inout [String]) -> Result<BrokerConfiguration, Report> {
         var configuration = BrokerConfiguration()
         // Where each key was set in the file: the whole is validated once the flags are in
         // (a flag may supply what the file lacks, or replace what it got wrong), and a problem
@@ -61,48 +67,56 @@ struct ConfigurationLoader: Sendable {
             }
             (configuration, keyLines, fileProblems) = ConfigurationFile.read(text)
         }
-        /// A flag's value replaces the file's: a problem with it is not the file line's.
-        func fromFlag(_ key: String) { keyLines[key] = nil }
+        /// A flag's value replaces the file's: a problem with it is not the file line's, and a
+        /// file line it overrode with another value is noted (`overridden`: a reload applies
+        /// the rest of the file, and only CONFIG showed that this key was not the file's).
+        let fromFile = configuration
+        func fromFlag<Value: Equatable>(_ key: String, _ flag: String, _ value: KeyPath<BrokerConfiguration, Value>) {
+            if let line = keyLines[key], fromFile[keyPath: value] != configuration[keyPath: value] {
+                overridden.append("\(key) (\(source):\(line)) is overridden by the command line's \(flag)")
+            }
+            keyLines[key] = nil
+        }
         // Flags whose value cannot even be stored: reported with the file's problems (every
         // problem at once, and the same exit status as a bad file: 78 at start, which systemd
         // does not restart in a loop; 1 with --check-config).
         var flagProblems: [String] = []
         if !overrides.pull.isEmpty {
             configuration.pullEndpoints = overrides.pull
-            fromFlag("pull")
+            fromFlag("pull", "--pull", \.pullEndpoints)
         }
         if !overrides.xsub.isEmpty {
             configuration.xsubEndpoints = overrides.xsub
-            fromFlag("xsub")
+            fromFlag("xsub", "--xsub", \.xsubEndpoints)
         }
         if !overrides.xpub.isEmpty {
             configuration.xpubEndpoints = overrides.xpub
-            fromFlag("xpub")
+            fromFlag("xpub", "--xpub", \.xpubEndpoints)
         }
         if !overrides.control.isEmpty {
             configuration.controlEndpoints = overrides.control
-            fromFlag("control")
+            fromFlag("control", "--control", \.controlEndpoints)
         }
         if !overrides.upstream.isEmpty {
             configuration.upstreamEndpoints = overrides.upstream
-            fromFlag("upstream")
+            fromFlag("upstream", "--upstream", \.upstreamEndpoints)
         }
         if !overrides.lastValue.isEmpty {
             configuration.lastValuePrefixes = overrides.lastValue
-            fromFlag("prefixes")
+            fromFlag("prefixes", "--last-value", \.lastValuePrefixes)
         }
         if !overrides.history.isEmpty {
             configuration.historyPrefixes = overrides.history
-            fromFlag("history_prefixes")
+            fromFlag("history_prefixes", "--history", \.historyPrefixes)
         }
         if let directory = overrides.stateDirectory {
             configuration.stateDirectory = directory
-            fromFlag("state_directory")
+            fromFlag("state_directory", "--state-dir", \.stateDirectory)
         }
         if let level = overrides.logLevel {
             if BrokerConfiguration.logLevels.contains(level) {
                 configuration.logLevel = level
-                fromFlag("log_level")
+                fromFlag("log_level", "--log-level", \.logLevel)
             } else {
                 flagProblems.append(
                     "--log-level \"\(level)\" is not a log level; use one of \(BrokerConfiguration.logLevels.joined(separator: ", "))"
@@ -113,7 +127,7 @@ struct ConfigurationLoader: Sendable {
             if HTTPSettings.parseListen(listen) != nil {
                 configuration.http.enabled = true
                 configuration.http.listen = listen
-                fromFlag("listen")
+                fromFlag("listen", "--http", \.http.listen)
             } else {
                 flagProblems.append(
                     "--http \"\(listen)\" is not host:port; write e.g. --http 127.0.0.1:8080, [::1]:8080 or 0.0.0.0:8080"
@@ -124,18 +138,18 @@ struct ConfigurationLoader: Sendable {
         if let role = overrides.haRole {
             if let parsed = PairSettings.Role(rawValue: role) {
                 configuration.pair.role = parsed
-                fromFlag("role")
+                fromFlag("role", "--ha-role", \.pair.role)
             } else {
                 flagProblems.append("--ha-role must be primary or backup, not \"\(role)\"")
             }
         }
         if let bind = overrides.haBind {
             configuration.pair.bind = bind
-            fromFlag("bind")
+            fromFlag("bind", "--ha-bind", \.pair.bind)
         }
         if let peer = overrides.haPeer {
             configuration.pair.peer = peer
-            fromFlag("peer")
+            fromFlag("peer", "--ha-peer", \.pair.peer)
         }
 
         let problems = ConfigurationFile.allProblems(fileProblems, configuration, keyLines: keyLines)

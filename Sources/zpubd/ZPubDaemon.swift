@@ -323,7 +323,8 @@ struct ZPubDaemon: ParsableCommand {
                         "zpubd was started without --config: there is no configuration file to read again"))
             )
         }
-        switch loader.load() {
+        var overridden: [String] = []
+        switch loader.load(noting: &overridden) {
         case .failure(let report):
             return refused(report.problems.joined(separator: "; "))
         case .success(var next):
@@ -358,11 +359,15 @@ struct ZPubDaemon: ParsableCommand {
             let failures: [BrokerError]
             let (outcome, startOnlyNotes) = services.reload(
                 next, security: security, gatewayKeys: gatewayKeys, logger: logger)
-            var notApplied = startOnlyNotes
+            // The file's keys a flag overrides are not the file's either (told once, as the
+            // others): an edit of log_level under --log-level changed nothing, in silence.
+            let flagNotes = overridden.map { "\($0): the flag's value stays in force" }
+            var notApplied = startOnlyNotes + flagNotes
             switch outcome {
             case .refused(let reason):
                 return refused(reason.message, metadata: reason.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
             case .applied(let problems):
+                for note in flagNotes { logger.warning("\(note)") }
                 // Options only new endpoints get are not in force everywhere, as keys read at
                 // start are not: told with them (already logged, as a warning).
                 failures = problems.filter { $0.code != .keptByBoundEndpoints }

@@ -942,6 +942,25 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(linger.status, 0, linger.stdout)
     }
 
+    /// A flag wins over the file at every reload; a file line it overrides is told once, as a
+    /// key read at start is: `log_level` edited under `--log-level` changed nothing, and
+    /// `zpub reload` said "reloaded" (a walkthrough).
+    func testAFileKeyAFlagOverridesIsToldAtReload() throws {
+        let daemon = try Daemon(
+            configuration: "[daemon]\nlog_level = \"info\"\n", arguments: ["--log-level", "warning"])
+        try "[daemon]\nlog_level = \"debug\"\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(run.status, 2, run.stdout + run.stderr)
+        XCTAssertTrue(
+            run.stdout.contains(
+                "log_level (\(daemon.configURL.path):2) is overridden by the command line's --log-level"),
+            run.stdout)
+        XCTAssertEqual(
+            (try daemon.json("CONFIG")["configuration"] as? [String: Any])?["log_level"] as? String, "warning")
+        let again = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        XCTAssertEqual(again.status, 0, "told once: \(again.stdout)")
+    }
+
     func testABadFileOnReloadChangesNothing() throws {
         let daemon = try Daemon(configuration: "[limits]\nmax_topics = 77\n")
         try "[limits]\nmax_topics = 5\nnonsense here\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
