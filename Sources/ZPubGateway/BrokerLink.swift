@@ -343,6 +343,9 @@ final class BrokerLink {
         /// client gets after it carry at least this history position (`HeldLive`); not after a
         /// replay that failed, whose messages the client never got.
         var replayedThrough: UInt64?
+        /// A REPLAY round whose client's position was above every number the broker had
+        /// given (`HistoryReplay.numberingStartedAfter`): the client is told.
+        var numberingStartedAfter: UInt64?
         /// A SNAPSHOT round: the prefix it asked for.
         var snapshotPrefix: [UInt8] = []
         /// A SNAPSHOT asked again (`redoSnapshot`): it is not asked a third time.
@@ -1310,6 +1313,7 @@ final class BrokerLink {
             }
             release = round.catchUp.replied(entries: replay.entries, covering: replay.covering)
             round.replayedThrough = replay.through
+            round.numberingStartedAfter = replay.numberingStartedAfter
         } else if case .success(.snapshot(let reply)) = result, round.replay == nil {
             // A Last-Event-ID above every sequence this cache has given is another numbering's
             // (zpubd restarted without a state directory: its cache numbers from 1 again) or a
@@ -1469,7 +1473,9 @@ final class BrokerLink {
         // Room in the catch-up's allowance, less the held messages and the notices: a `gap` or
         // a `truncated`, and a WebSocket's `caught_up`.
         let isHistory = if case .history = resume.point { true } else { false }
-        let notices = client.outbox.kind == .webSocket && isHistory ? 2 : 1
+        let notices =
+            (client.outbox.kind == .webSocket && isHistory ? 2 : 1)
+            + (rounds[resume.token]?.numberingStartedAfter == nil ? 0 : 1)
         let room =
             client.outbox.limit * ClientOutbox.resumeFactor - client.outbox.queuedCount - release.items.count - notices
         let (entries, leftOut, leftOutOfHistory) = Self.entriesToSend(release.entries, for: resume, room: room)
@@ -1479,9 +1485,18 @@ final class BrokerLink {
         let cancelled = resume.prefixes.isEmpty
         let gap = cancelled ? nil : leftOutOfHistory.map { HistoryReplay.union(gap, $0) } ?? gap
         let gapJSON = gap.map { #"{"type":"gap","from":\#($0.from),"to":\#($0.to)}"# }
+        // Never silence: what was published between the client's last message and the restart
+        // is gone with the broker's memory, and nothing can say how much.
+        let restartedJSON = rounds[resume.token]?.numberingStartedAfter.map { after in
+            WireFormat.errorJSON(
+                code: "numbering_started_again",
+                "history's numbering started again since h\(after) (zpubd restarted without its state directory?): what was published between your last message and the restart is lost; every message kept since follows"
+            )
+        }
         // Cached values that did not fit, the oldest: said, never silence (as history's `gap`).
         let truncatedJSON = leftOut > 0 ? #"{"type":"truncated","left_out":\#(leftOut)}"# : nil
         if client.outbox.kind == .webSocket {
+            if let restartedJSON { items.append(.webSocketText(restartedJSON)) }
             if let gapJSON { items.append(.webSocketText(gapJSON)) }
             if let truncatedJSON { items.append(.webSocketText(truncatedJSON)) }
             // `seq` is a history sequence (what `since` takes): a cached value has none.
@@ -1492,6 +1507,12 @@ final class BrokerLink {
                 items.append(.webSocketText(#"{"type":"caught_up","through":\#(through)}"#))
             }
         } else {
+            if let restartedJSON {
+                items.append(
+                    .event(
+                        WireFormat.chunk(
+                            WireFormat.serverSentEvent(id: nil, event: "error", data: Array(restartedJSON.utf8)))))
+            }
             appendServerSentEvents(
                 to: &items, gap: gapJSON, truncated: truncatedJSON, entries, from: resume.point,
                 history: resume.historyAtStart)

@@ -54,6 +54,10 @@ struct HistoryReplay {
     private(set) var through: UInt64?
     /// The history prefixes, as the REPLAY reply named them.
     private(set) var keptPrefixes: [String] = []
+    /// The client's position when it was above every number the broker had given (its
+    /// numbering started again: zpubd restarted without its state directory): read from the
+    /// start instead, every kept message being news to the client.
+    private(set) var numberingStartedAfter: UInt64?
     /// The newest `limit` messages read so far, in sequence order.
     private(set) var entries: [MessageJSON] = []
     private(set) var gap: HistoryReply.Gap?
@@ -103,6 +107,18 @@ struct HistoryReplay {
             keptPrefixes = first.prefixes
             // Every prefix is read from there, not only the REPLAY's.
             if let resumed = first.resumedAfter, resumed < after { after = resumed }
+            // Above every number given, and no pair's split to explain it: the numbering started
+            // again, and the REPLAY (from the client's position) read nothing. Every prefix is
+            // read from the start (a walkthrough: an SSE client got none of the messages kept
+            // since the restart, and no word).
+            if first.resumedAfter == nil, !toRead.isEmpty, first.through < after {
+                numberingStartedAfter = after
+                after = 0
+                toRead = Self.toRead(wanted, kept: first.prefixes.map { Array($0.utf8) })
+                nextSince = 0
+                guard let prefix = toRead.first, first.through > 0 else { return .done }
+                return .history(since: 0, until: first.through, prefix: prefix)
+            }
             let read = toRead.first
             add(first.messages, gap: first.gap, notKept: first.notKept, readUnder: read)
             // Planned again with the broker's own list; what the REPLAY read is done unless

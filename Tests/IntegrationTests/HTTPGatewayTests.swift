@@ -860,6 +860,24 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(try daemon.stats().history?.prefixes, ["orders.", "jobs."], "in force for the broker")
     }
 
+    /// A Last-Event-ID above every number history has given (zpubd restarted with history in
+    /// memory: its numbering starts again) is told, and every message kept since follows. The
+    /// client got none of them, and no word (a walkthrough).
+    func testAHistoryIdAboveEveryNumberGetsWhatIsKeptAndIsTold() throws {
+        let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"orders.\"]")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...3 { try push.send(frames: frames("orders.x", "\(i)")) }
+        try Wait.until("history holds 3") { try daemon.stats().history?.written == 3 }
+        let run = try openSSEReader(port: port, "?prefix=orders.", count: 4, lastEventID: "h13").finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let events = jsonLines(run.stdout).filter { $0["data"] != nil }
+        XCTAssertEqual(events.first?["event"] as? String, "error", run.stdout)
+        XCTAssertEqual(
+            (events.first?["data"] as? [String: Any])?["code"] as? String, "numbering_started_again", run.stdout)
+        XCTAssertEqual(events.dropFirst().map { $0["id"] as? String }, ["h1", "h2", "h3"], run.stdout)
+    }
+
     /// A history resume's marker carries a history sequence; the ids of cached topics count the
     /// cache's updates. Taking the first for the second made a later Last-Event-ID of a cached
     /// topic skip every update numbered below it.
