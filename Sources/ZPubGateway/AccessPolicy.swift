@@ -32,7 +32,8 @@ struct AccessPolicy: Sendable {
         case hostNotAllowed(String)
         /// `presented`: the client gave a token, and it is not this prefix's.
         case tokenRequired(prefix: String, presented: Bool = false)
-        case credentialsRequired
+        /// `presented`: the client gave a token, and it is none this gateway knows.
+        case credentialsRequired(presented: Bool = false)
         case notInToken(prefix: String, subject: String)
         case publishNotAllowed(topic: String)
 
@@ -46,8 +47,11 @@ struct AccessPolicy: Sendable {
                 "prefix \"\(prefix)\" needs a bearer token (Authorization: Bearer, ?access_token= or \"token\")"
             case .tokenRequired(let prefix, true):
                 "the token given is not the one for prefix \"\(prefix)\" (tokens in [http]); check it, or subscribe outside that prefix"
-            case .credentialsRequired:
+            case .credentialsRequired(false):
                 "this gateway needs a token (allow_anonymous = false): a JWT from the app, or a static token, as Authorization: Bearer, ?access_token= or \"token\""
+            case .credentialsRequired(true):
+                // The operator_token given to /watch read as no token at all (a walkthrough).
+                "the token given is none this gateway admits (allow_anonymous = false): give a JWT from the app or one of the static tokens in [http] (the operator_token opens the operator pages, not subscriptions)"
             case .notInToken(let prefix, let subject):
                 "the token of \(subject) does not grant \"\(prefix)\"; its subscribe and publish claims list what it may use"
             case .publishNotAllowed(let topic):
@@ -238,7 +242,7 @@ struct AccessPolicy: Sendable {
             return user.maySubscribe(prefix)
                 ? nil : .notInToken(prefix: String(decoding: prefix, as: UTF8.self), subject: user.subject)
         }
-        if isAnonymousRefused(credentials) { return .credentialsRequired }
+        if isAnonymousRefused(credentials) { return .credentialsRequired(presented: credentials.presentedAny) }
         for rule in tokens where PrefixMatcher.overlap(rule.prefix, prefix) {
             if !credentials.tokens.contains(rule.token) {
                 return .tokenRequired(
@@ -253,7 +257,7 @@ struct AccessPolicy: Sendable {
             return user.mayPublish(topic)
                 ? nil : .notInToken(prefix: String(decoding: topic, as: UTF8.self), subject: user.subject)
         }
-        if isAnonymousRefused(credentials) { return .credentialsRequired }
+        if isAnonymousRefused(credentials) { return .credentialsRequired(presented: credentials.presentedAny) }
         guard publishPrefixes.contains(where: { topic.starts(with: $0) }) else {
             return .publishNotAllowed(topic: String(decoding: topic, as: UTF8.self))
         }

@@ -52,6 +52,11 @@ enum ClientRequest: Equatable {
         switch op {
         case "subscribe", "unsubscribe":
             let prefixes: [String]
+            // Both: the list was ignored in silence (a walkthrough), as publish's "payload" and
+            // "frames" are not.
+            if object["prefix"] != nil && object["prefixes"] != nil {
+                return .failure(Violation(code: 1008, reason: "\(op): give \"prefix\" or \"prefixes\", not both"))
+            }
             if let single = object["prefix"]?.string {
                 prefixes = [single]
             } else if let list = object["prefixes"]?.strings, !list.isEmpty {

@@ -346,14 +346,17 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         if head.method == .OPTIONS { return preflight(context, head, target) }
         if target.path == "/publish" { return publish(context, head, target, body: body) }
         let operatorPages: Set<String> = ["/", "/watch", "/status/events", "/stats", "/metrics"]
-        if let required = shared.settings.operatorToken, operatorPages.contains(target.path),
-            !shared.presentedTokens(head, target).contains(required)
-        {
-            count(.unauthorized)
-            return respondError(
-                context, .unauthorized, "operator_token_required",
-                "\(target.path) shows every topic and subscription: it needs the operator_token (Authorization: Bearer, or ?access_token= for the pages)",
-                head)
+        if let required = shared.settings.operatorToken, operatorPages.contains(target.path) {
+            let presented = shared.presentedTokens(head, target)
+            if !presented.contains(required) {
+                count(.unauthorized)
+                // A wrong token read as a missing one (a walkthrough): say which it was.
+                let given = presented.isEmpty ? "" : " (the token given is not it)"
+                return respondError(
+                    context, .unauthorized, "operator_token_required",
+                    "\(target.path) shows every topic and subscription: it needs the operator_token\(given) (Authorization: Bearer, or ?access_token= for the pages)",
+                    head)
+            }
         }
         if target.path == "/events" || target.path == "/status/events" {
             // A stream's events go out as chunks, shared by every client: HTTP/1.0 has no
@@ -488,7 +491,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 case .failure(let rejection):
                     return Refusal(status: .unauthorized, code: rejection.reason.rawValue, message: rejection.message)
                 case .success(let presented) where shared.policy.isAnonymousRefused(presented):
-                    let denial = AccessPolicy.Denial.credentialsRequired
+                    let denial = AccessPolicy.Denial.credentialsRequired(presented: presented.presentedAny)
                     return Refusal(status: .unauthorized, code: denial.code, message: denial.message)
                 case .success:
                     break

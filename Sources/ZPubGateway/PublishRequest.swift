@@ -7,6 +7,11 @@ import ZPubCore
 ///     {"topic": "news.1", "frames": ["a", "b"]}       several payload frames
 ///     {"messages": [{...}, {...}]}                     up to `maxMessages` of the above
 ///
+/// and the shape zpub prints a message in (`MessageJSON`: `"encoding"` json, text, frames or
+/// base64, `topic_base64`), so that what a client received can be published again byte for
+/// byte. A field it does not know is refused: ignored, `"encoding": "base64"` published the
+/// base64 text itself, and a `"topic"` beside `"messages"` was dropped (a walkthrough).
+///
 /// Each message becomes a ZeroMQ message (topic frame first), as if a producer had PUSHed it.
 enum PublishRequest {
     static let maxMessages = 1_000
@@ -16,17 +21,30 @@ enum PublishRequest {
         var message: String
     }
 
+    /// A message's fields: its own, and those of the printed shape that say nothing to publish
+    /// (`type` "message"; `seq` and `stored_ms`, which the broker gives anew).
+    private static let messageFields: Set<String> = [
+        "topic", "topic_base64", "payload", "frames", "encoding", "type", "seq", "stored_ms",
+    ]
+
     static func parse(_ bytes: [UInt8]) -> Result<[[[UInt8]]], Problem> {
         guard let body = JSONValue.parse(bytes) else {
             let problem = JSONValue.problem(in: bytes) ?? "invalid"
             return .failure(
                 Problem(message: #"the body is not JSON ("# + problem + #"); send {"topic": "...", "payload": ...}"#))
         }
-        guard case .object = body.kind else {
+        guard case .object(let members) = body.kind else {
             return .failure(
                 Problem(message: #"the body is not a JSON object; send {"topic": "...", "payload": ...}"#))
         }
         guard let batch = body["messages"] else { return message(body, in: bytes).map { [$0] } }
+        if let other = members.first(where: { $0.key != "messages" }) {
+            return .failure(
+                Problem(
+                    message:
+                        #"a body with "messages" has no other field ("\#(other.key)" given): put each message's fields inside "messages""#
+                ))
+        }
         guard case .array(let items) = batch.kind, !items.isEmpty else {
             return .failure(Problem(message: #""messages" must be a non-empty array of messages"#))
         }
@@ -44,28 +62,95 @@ enum PublishRequest {
     }
 
     private static func message(_ value: JSONValue, in bytes: [UInt8]) -> Result<[[UInt8]], Problem> {
-        guard case .object = value.kind else { return .failure(Problem(message: "a message must be a JSON object")) }
-        guard let topic = value["topic"]?.string, !topic.isEmpty else {
-            return .failure(Problem(message: #"a message needs "topic" (a non-empty string)"#))
+        guard case .object(let members) = value.kind else {
+            return .failure(Problem(message: "a message must be a JSON object"))
+        }
+        if let unknown = members.first(where: { !messageFields.contains($0.key) }) {
+            return .failure(
+                Problem(
+                    message:
+                        #"unknown field "\#(unknown.key)": a message has "topic", "payload" or "frames", and "encoding" (json, text, frames or base64)"#
+                ))
+        }
+        if let type = value["type"], type.string != "message" {
+            return .failure(Problem(message: #""type", when given, is "message""#))
+        }
+        let topic: [UInt8]
+        if let encoded = value["topic_base64"] {
+            guard let text = encoded.string, let decoded = Base64.decode(text), !decoded.isEmpty else {
+                return .failure(Problem(message: #""topic_base64" must be the topic's bytes in base64"#))
+            }
+            topic = decoded
+        } else {
+            guard let text = value["topic"]?.string, !text.isEmpty else {
+                return .failure(Problem(message: #"a message needs "topic" (a non-empty string)"#))
+            }
+            topic = Array(text.utf8)
         }
         // By bytes: String's hasPrefix compares characters, and "$zpub/" followed by a
         // combining mark is another character.
-        if topic.utf8.starts(with: BrokerState.internalPrefix) {
+        if topic.starts(with: BrokerState.internalPrefix) {
             return .failure(Problem(message: "topics under $zpub/ are zpubd's own"))
         }
+        let payload: [[UInt8]]
         switch (value["payload"], value["frames"]) {
-        case (let payload?, nil):
-            // A string is sent as its text; any other value as the JSON the client wrote.
-            return .success([Array(topic.utf8), payload.string.map { Array($0.utf8) } ?? Array(bytes[payload.range])])
+        case (let given?, nil):
+            switch payloadFrames(given, encoding: value["encoding"], in: bytes) {
+            case .success(let frames): payload = frames
+            case .failure(let problem): return .failure(problem)
+            }
         case (nil, let frames?):
+            if let encoding = value["encoding"], encoding.string != "frames" {
+                return .failure(Problem(message: #""frames" goes with no "encoding", or "encoding": "frames""#))
+            }
             guard let strings = frames.strings else {
                 return .failure(Problem(message: #""frames" must be an array of strings"#))
             }
-            return .success([Array(topic.utf8)] + strings.map { Array($0.utf8) })
+            payload = strings.map { Array($0.utf8) }
         case (nil, nil):
             return .failure(Problem(message: #"a message needs "payload" (any JSON value) or "frames" (strings)"#))
         case (.some, .some):
             return .failure(Problem(message: #"give "payload" or "frames", not both"#))
+        }
+        return .success([topic] + payload)
+    }
+
+    /// The payload frames of `payload` as `encoding` says (none: a string as its text, any
+    /// other value as its JSON text).
+    private static func payloadFrames(_ payload: JSONValue, encoding: JSONValue?, in bytes: [UInt8])
+        -> Result<[[UInt8]], Problem>
+    {
+        switch encoding.map({ $0.string }) {
+        case nil:
+            return .success([payload.string.map { Array($0.utf8) } ?? Array(bytes[payload.range])])
+        case "json":
+            return .success([Array(bytes[payload.range])])
+        case "text":
+            guard let text = payload.string else {
+                return .failure(Problem(message: #"with "encoding": "text", "payload" is a string"#))
+            }
+            return .success([Array(text.utf8)])
+        case "frames":
+            guard let strings = payload.strings else {
+                return .failure(Problem(message: #"with "encoding": "frames", "payload" is an array of strings"#))
+            }
+            return .success(strings.map { Array($0.utf8) })
+        case "base64":
+            // One frame as a string, or several as an array (the shape zpub prints).
+            guard let texts = payload.string.map({ [$0] }) ?? payload.strings else {
+                return .failure(
+                    Problem(message: #"with "encoding": "base64", "payload" is a base64 string or an array of them"#))
+            }
+            var frames: [[UInt8]] = []
+            for (index, text) in texts.enumerated() {
+                guard let frame = Base64.decode(text) else {
+                    return .failure(Problem(message: "payload frame \(index) is not base64"))
+                }
+                frames.append(frame)
+            }
+            return .success(frames)
+        default:
+            return .failure(Problem(message: #""encoding" is json, text, frames or base64"#))
         }
     }
 }

@@ -171,6 +171,13 @@ final class TokenVerifier: Sendable {
         } catch {
             return invalid(error.message)
         }
+        // Milliseconds (JavaScript's Date.now()) for seconds: a token valid for 55,000 years
+        // (a walkthrough). Seconds since 1970 reach 1e11 in the year 5138.
+        if exp >= 1e11 {
+            return invalid(
+                "the token's exp (\(exp < 1e18 ? String(Int64(exp)) : String(exp))) is in milliseconds, not seconds since 1970 (in JavaScript: Math.floor(Date.now() / 1000) + lifetime)"
+            )
+        }
         guard now < exp else {
             return .failure(
                 TokenRejection(reason: .expired, message: "the token expired; get a fresh one from the app"))

@@ -179,12 +179,18 @@ final class AccessPolicyTests: XCTestCase {
         settings.tokens = ["ops.=static-token"]
         settings.publishPrefixes = ["chat."]
         let strict = AccessPolicy(settings)
-        XCTAssertEqual(strict.checkSubscribe(Array("news.".utf8), Credentials()), .credentialsRequired)
-        XCTAssertEqual(strict.checkPublish(Array("chat.x".utf8), Credentials()), .credentialsRequired)
-        XCTAssertTrue(AccessPolicy.Denial.credentialsRequired.isUnauthorized, "401")
+        XCTAssertEqual(
+            strict.checkSubscribe(Array("news.".utf8), Credentials()), .credentialsRequired(presented: false))
+        XCTAssertEqual(strict.checkPublish(Array("chat.x".utf8), Credentials()), .credentialsRequired(presented: false))
+        XCTAssertTrue(AccessPolicy.Denial.credentialsRequired().isUnauthorized, "401")
+        // A token it does not know (the operator_token, say) is told as such, not as none.
+        let unknown = strict.checkSubscribe(Array("news.".utf8), Credentials(presentedUnknown: true))
+        XCTAssertEqual(unknown, .credentialsRequired(presented: true))
+        XCTAssertTrue(unknown?.message.contains("the token given is none this gateway admits") == true)
         XCTAssertNil(strict.checkSubscribe(Array("news.".utf8), tokens(["static-token"])), "a static token counts")
         XCTAssertEqual(
-            strict.checkSubscribe(Array("news.".utf8), tokens(["made-up-token"])), .credentialsRequired)
+            strict.checkSubscribe(Array("news.".utf8), tokens(["made-up-token"])), .credentialsRequired(presented: true)
+        )
         settings.allowAnonymous = true
         XCTAssertNil(AccessPolicy(settings).checkSubscribe(Array("news.".utf8), Credentials()))
         XCTAssertTrue(HTTPSettings().allowsAnonymous, "no JWT keys: open as before")

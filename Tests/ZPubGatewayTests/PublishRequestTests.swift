@@ -1,5 +1,6 @@
 import XCTest
 
+import ZPubCore
 @testable import ZPubGateway
 
 final class PublishRequestTests: XCTestCase {
@@ -21,6 +22,28 @@ final class PublishRequestTests: XCTestCase {
             [frames("a.1", "1"), frames("a.2", "2")])
     }
 
+    /// The shape zpub prints a message in is published back byte for byte: what a client
+    /// received, sent on, is the same message.
+    func testTheShapeZpubPrintsIsPublishedAsItWas() throws {
+        XCTAssertEqual(
+            try parse(#"{"topic":"a.1","encoding":"base64","payload":"AAEC"}"#).get(),
+            [[Array("a.1".utf8), [0, 1, 2]]])
+        XCTAssertEqual(
+            try parse(#"{"type":"message","topic":"a.1","encoding":"base64","payload":["AA==","AQ=="],"seq":7}"#).get(),
+            [[Array("a.1".utf8), [0], [1]]])
+        XCTAssertEqual(try parse(#"{"topic":"a.1","encoding":"json","payload":"q"}"#).get(), [frames("a.1", #""q""#)])
+        XCTAssertEqual(try parse(#"{"topic":"a.1","encoding":"text","payload":"q"}"#).get(), [frames("a.1", "q")])
+        XCTAssertEqual(
+            try parse(#"{"topic":"a.1","encoding":"frames","payload":["x","y"]}"#).get(), [frames("a.1", "x", "y")])
+        XCTAssertEqual(
+            try parse(#"{"topic":"?","topic_base64":"/w==","payload":"x"}"#).get(), [[[255], Array("x".utf8)]])
+        for frames in [
+            [Array("t".utf8), [0, 255]], [Array("t".utf8), Array("text".utf8)], [Array("t".utf8), Array("{}".utf8)],
+        ] {
+            XCTAssertEqual(try PublishRequest.parse(MessageJSON.write(frames)).get(), [frames], "round trip")
+        }
+    }
+
     func testEveryProblemIsExplained() {
         let cases: [(String, String)] = [
             ("not json", "not JSON (invalid at byte 0)"), ("[1]", "not a JSON object"),
@@ -32,6 +55,14 @@ final class PublishRequestTests: XCTestCase {
             (#"{"topic":"$zpub/seq/x","payload":1}"#, "zpubd's own"),
             (#"{"messages":[]}"#, "non-empty array"),
             (#"{"messages":[{"topic":"a","payload":1},{"topic":"b"}]}"#, "messages[1]:"),
+            // Fields it does not know were ignored: "encoding" published the base64 text, a
+            // "topic" beside "messages" was dropped (a walkthrough).
+            (#"{"topic":"a","payload":"x","encodng":"base64"}"#, #"unknown field "encodng""#),
+            (#"{"messages":[{"topic":"a","payload":1}],"topic":"b","payload":2}"#, #"no other field ("#),
+            (#"{"topic":"a","payload":"!!","encoding":"base64"}"#, "payload frame 0 is not base64"),
+            (#"{"topic":"a","payload":1,"encoding":"text"}"#, #""payload" is a string"#),
+            (#"{"topic":"a","payload":"x","encoding":"utf-16"}"#, #""encoding" is json, text, frames or base64"#),
+            (#"{"type":"gap","topic":"a","payload":"x"}"#, #""type", when given, is "message""#),
         ]
         for (body, expected) in cases {
             guard case .failure(let problem) = parse(body) else {

@@ -211,6 +211,9 @@ final class TokenVerifierTests: XCTestCase {
         XCTAssertTrue(rejection(verifier, numericSub)?.message.contains("sub") ?? false)
         let endless = try hs256(#"{"exp":1e999}"#)
         XCTAssertTrue(rejection(verifier, endless)?.message.contains("finite") ?? false)
+        // JavaScript's Date.now() is milliseconds: such an exp was a token for 55,000 years.
+        let milliseconds = try hs256(#"{"exp":1796601600000}"#)
+        XCTAssertTrue(rejection(verifier, milliseconds)?.message.contains("in milliseconds") ?? false)
         // null is an absent claim, as JSON decoders (and jwt-kit before) read it.
         let nulls = try hs256(#"{"exp":4102444800,"nbf":null,"sub":null,"subscribe":null,"publish":["p."]}"#)
         let user = try verifier.verify(nulls).get()

@@ -83,6 +83,7 @@ final class ClientRequestTests: XCTestCase {
             ("subscribe a.", 1007), ("[1,2]", 1007), ("", 1007), (#"{"prefix":"a"}"#, 1008),
             (#"{"op":"frobnicate"}"#, 1008), (#"{"op":"subscribe"}"#, 1008),
             (#"{"op":"subscribe","prefixes":[]}"#, 1008),
+            (#"{"op":"subscribe","prefix":"a.","prefixes":["b."]}"#, 1008),
             (#"{"op":"publish","topic":"","payload":"x"}"#, 1008), (#"{"op":"publish","topic":"t"}"#, 1008),
         ]
         for (text, code) in cases {

@@ -7,10 +7,12 @@
 
 $url = (getenv("ZPUB_HTTP") ?: "http://127.0.0.1:8080") . "/publish";
 $topic = $argv[1];
-// A JSON argument is published as that JSON value (one frame of its JSON text), anything else
-// as a string: what a slow job's result usually looks like.
-$decoded = json_decode($argv[2], true);
-$payload = json_last_error() === JSON_ERROR_NONE ? $decoded : $argv[2];
+// A JSON argument is published as that JSON value, exactly as written (one frame of its JSON
+// text: put in the body as it is, since decoding and encoding it again in PHP turns {} into
+// []), anything else as a string: what a slow job's result usually looks like.
+json_decode($argv[2]);
+$payload = json_last_error() === JSON_ERROR_NONE ? $argv[2] : json_encode($argv[2]);
+$body = '{"topic":' . json_encode($topic) . ',"payload":' . $payload . '}';
 $headers = "Content-Type: application/json\r\n";
 if (getenv("ZPUB_TOKEN")) {
     $headers .= "Authorization: Bearer " . getenv("ZPUB_TOKEN") . "\r\n";
@@ -18,12 +20,18 @@ if (getenv("ZPUB_TOKEN")) {
 $context = stream_context_create(["http" => [
     "method" => "POST",
     "header" => $headers,
-    "content" => json_encode(["topic" => $topic, "payload" => $payload]),
+    "content" => $body,
     "ignore_errors" => true, // read the gateway's JSON error instead of a bare warning
     "timeout" => 10,
 ]]);
-$reply = file_get_contents($url, false, $context);
-$status = isset($http_response_header[0]) ? (int)explode(" ", $http_response_header[0])[1] : 0;
+$reply = @file_get_contents($url, false, $context);
+if ($reply === false && !isset($http_response_header[0])) {
+    // No answer at all (nothing listening, a timeout): not zpubd's refusal.
+    $error = error_get_last()["message"] ?? "no answer";
+    fwrite(STDERR, "cannot reach zpubd at $url: $error\n");
+    exit(1);
+}
+$status = (int)explode(" ", $http_response_header[0])[1];
 if ($status !== 200) {
     fwrite(STDERR, "zpubd refused ($status): $reply");
     exit(1);

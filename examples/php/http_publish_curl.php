@@ -8,8 +8,9 @@
 
 $url = (getenv("ZPUB_HTTP") ?: "http://127.0.0.1:8080") . "/publish";
 [$_, $topic, $argument] = $argv;
-$decoded = json_decode($argument, true);
-$payload = json_last_error() === JSON_ERROR_NONE ? $decoded : $argument;
+// A JSON argument goes as written (decoded and encoded again in PHP, {} became []).
+json_decode($argument);
+$payload = json_last_error() === JSON_ERROR_NONE ? $argument : json_encode($argument);
 $headers = ["Content-Type: application/json"];
 if (getenv("ZPUB_TOKEN")) {
     $headers[] = "Authorization: Bearer " . getenv("ZPUB_TOKEN");
@@ -17,7 +18,7 @@ if (getenv("ZPUB_TOKEN")) {
 $curl = curl_init($url);
 curl_setopt_array($curl, [
     CURLOPT_POST => true,
-    CURLOPT_POSTFIELDS => json_encode(["topic" => $topic, "payload" => $payload]),
+    CURLOPT_POSTFIELDS => '{"topic":' . json_encode($topic) . ',"payload":' . $payload . '}',
     CURLOPT_HTTPHEADER => $headers,
     CURLOPT_RETURNTRANSFER => true,
     CURLOPT_TIMEOUT => 10,
