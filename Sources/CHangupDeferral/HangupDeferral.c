@@ -249,9 +249,10 @@ static int wake_rested_listeners(int set) {
             .events = atomic_load_explicit(&entry->wanted, memory_order_relaxed),
             .data.u64 = atomic_load_explicit(&entry->data, memory_order_relaxed),
         };
-        // Not put back (the kernel short of memory or of epoll watches), it rests on and is
-        // tried again: unparked, libzmq would believe it registered, and it would never be.
-        if (raw_epoll_ctl(set, EPOLL_CTL_ADD, fd, &event) != 0 && errno != EEXIST) {
+        // Not put back for want of kernel memory or epoll watches, it rests on and is tried
+        // again: unparked, libzmq would believe it registered, and it would never be. Any other
+        // failure (a descriptor closed under libzmq) cannot pass: it is let go.
+        if (raw_epoll_ctl(set, EPOLL_CTL_ADD, fd, &event) != 0 && (errno == ENOMEM || errno == ENOSPC)) {
             atomic_store_explicit(&entry->resting_until, now + LISTENER_REST_MS, memory_order_relaxed);
             if (next < 0 || LISTENER_REST_MS < next) next = LISTENER_REST_MS;
             continue;

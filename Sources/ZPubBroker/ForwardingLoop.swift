@@ -1875,7 +1875,9 @@ final class ForwardingLoop {
         let keptChanges: [String] = sockets.compactMap { role, _ in
             // Those the file names again (as spelled), or sockets systemd passed (kept as they are).
             let bound = endpoints(of: role)
-            let kept = bound.order.filter { (wanted[role] ?? []).contains($0) || bound.adopted.contains($0) }
+            var kept = bound.order.filter { (wanted[role] ?? []).contains($0) || bound.adopted.contains($0) }
+            // The XSUB's connections to upstream brokers keep theirs too.
+            if role == .xsub { kept += upstreamEndpoints.filter(newConfiguration.upstreamEndpoints.contains) }
             guard !rebinding.contains(role), !kept.isEmpty else { return nil }
             let changes = SocketSetup.keptOptionChanges(role, from: configuration, to: newConfiguration)
             return changes.isEmpty ? nil : "\(role.rawValue): \(changes.joined(separator: ", "))"

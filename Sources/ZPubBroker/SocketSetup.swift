@@ -85,24 +85,33 @@ enum SocketSetup {
     static func keptOptionChanges(_ role: BrokerSocketRole, from old: BrokerConfiguration, to new: BrokerConfiguration)
         -> [String]
     {
-        var named: [(SocketOption, String)] = [
-            (.handshakeInterval, "handshake_timeout_ms"), (.heartbeatInterval, "heartbeat_interval_ms"),
-            (.heartbeatTimeout, "heartbeat_timeout_ms"), (.tcpKeepalive, "tcp_keepalive"),
-            (.tcpKeepaliveIdle, "tcp_keepalive_idle_s"), (.tcpKeepaliveInterval, "tcp_keepalive_interval_s"),
-            (.tcpKeepaliveCount, "tcp_keepalive_count"),
-            (.maxMessageSize, role == .xpub ? "max_subscription_length" : "max_message_size"),
+        // Which libzmq options changed, told as the configuration's keys and values (libzmq's
+        // are derived: the XPUB's frame limit is max_subscription_length + 16; a review).
+        var keys: [(option: SocketOption, key: String, value: (BrokerConfiguration) -> Int)] = [
+            (.handshakeInterval, "handshake_timeout_ms", { $0.handshakeMilliseconds }),
+            (.heartbeatInterval, "heartbeat_interval_ms", { $0.heartbeatIntervalMilliseconds }),
+            (.heartbeatTimeout, "heartbeat_timeout_ms", { $0.heartbeatTimeoutMilliseconds }),
+            (.tcpKeepalive, "tcp_keepalive_idle_s", { $0.tcpKeepaliveIdleSeconds }),
+            (.tcpKeepaliveIdle, "tcp_keepalive_idle_s", { $0.tcpKeepaliveIdleSeconds }),
+            (.tcpKeepaliveInterval, "tcp_keepalive_interval_s", { $0.tcpKeepaliveIntervalSeconds }),
+            (.tcpKeepaliveCount, "tcp_keepalive_count", { $0.tcpKeepaliveCount }),
+            role == .xpub
+                ? (.maxMessageSize, "max_subscription_length", { $0.maxSubscriptionLength })
+                : (.maxMessageSize, "max_message_size", { $0.maxMessageSize }),
         ]
         if old.endpoints(for: role).contains(where: Endpoint.isMulticast) {
-            named.append((.multicastRate, "multicast_rate_kbps"))
+            keys.append((.multicastRate, "multicast_rate_kbps", { $0.multicastRateKbps }))
         }
         func values(_ configuration: BrokerConfiguration) -> [SocketOption: Int64] {
             Dictionary(listenerOptions(role, configuration).map { ($0.option, $0.value) }, uniquingKeysWith: { $1 })
         }
         let (before, after) = (values(old), values(new))
-        return named.compactMap { option, name in
-            guard let was = before[option], let now = after[option], was != now else { return nil }
-            return "\(name) \(was) -> \(now)"
+        var told: [String] = []
+        for (option, key, value) in keys where before[option] != after[option] {
+            let change = "\(key) \(value(old)) -> \(value(new))"
+            if !told.contains(change) { told.append(change) }
         }
+        return told
     }
 
     /// One integer option and its value.

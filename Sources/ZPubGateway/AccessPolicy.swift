@@ -51,7 +51,7 @@ struct AccessPolicy: Sendable {
                 "this gateway needs a token (allow_anonymous = false): a JWT from the app, or a static token, as Authorization: Bearer, ?access_token= or \"token\""
             case .credentialsRequired(true):
                 // The operator_token given to /watch read as no token at all (a walkthrough).
-                "the token given is none this gateway admits (allow_anonymous = false): give a JWT from the app or one of the static tokens in [http] (the operator_token opens the operator pages, not subscriptions)"
+                "the token given is none this gateway admits (allow_anonymous = false): give one of the static tokens in [http], or a JWT where the gateway has JWT keys (an operator_token, if that is what was given, opens the operator pages, not subscriptions)"
             case .notInToken(let prefix, let subject):
                 "the token of \(subject) does not grant \"\(prefix)\"; its subscribe and publish claims list what it may use"
             case .publishNotAllowed(let topic):

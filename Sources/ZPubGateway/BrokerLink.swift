@@ -117,6 +117,8 @@ final class BrokerLink {
     private var clients: [ClientID: Client] = [:]
     /// The broker's history prefixes: messages under them get their history sequence as SSE id.
     private let historyPrefixes: [[UInt8]]
+    /// Whether history's numbering starts again at each start (`HistoryReplay`).
+    private let historyNumberingRestarts: Bool
     /// The history prefixes as the latest REPLAY reply named them (a reload may change them):
     /// what a catch-up from history plans to read.
     private var historyKept: [[UInt8]]
@@ -372,6 +374,7 @@ final class BrokerLink {
 
     init(
         context: Context, control: ControlDispatcher, historyPrefixes: [String], lastValuePrefixes: [String] = [],
+        historyNumberingRestarts: Bool = false,
         upstreamSubscriptionsPerSecond: Int = HTTPSettings.Defaults.upstreamSubscriptionsPerSecond,
         claims: UpstreamClaims, counters: GatewayCounters, logger: Logger
     ) throws {
@@ -379,6 +382,7 @@ final class BrokerLink {
         self.control = control
         self.claims = claims
         self.historyPrefixes = historyPrefixes.map { Array($0.utf8) }
+        self.historyNumberingRestarts = historyNumberingRestarts
         configuredCachePrefixes = lastValuePrefixes.map { Array($0.utf8) }
         historyKept = self.historyPrefixes
         self.counters = counters
@@ -1177,7 +1181,10 @@ final class BrokerLink {
         case .history(let after):
             let limit = (clients[id]?.outbox.limit ?? 1) * ClientOutbox.resumeFactor - 2
             token = startRound(
-                client: id, replay: HistoryReplay(after: after, wanted: prefixes, kept: historyKept, limit: limit))
+                client: id,
+                replay: HistoryReplay(
+                    after: after, wanted: prefixes, kept: historyKept, limit: limit,
+                    numberingRestarts: historyNumberingRestarts))
         }
         turns.started()
         clients[id]?.resume = Resume(

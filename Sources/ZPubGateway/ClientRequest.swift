@@ -74,6 +74,16 @@ enum ClientRequest: Equatable {
             }
             return .success(.subscribe(prefixes, token: token, since: sequence))
         case "publish":
+            // What POST /publish takes and a WebSocket publish does not: refused, not ignored
+            // ("encoding": "base64" published the base64 text; a review).
+            if let other = ["encoding", "frames", "topic_base64", "messages"].first(where: { object[$0] != nil }) {
+                return .failure(
+                    Violation(
+                        code: 1008,
+                        reason:
+                            "publish takes \"topic\" and \"payload\", not \"\(other)\": for binary or frames, use POST /publish"
+                    ))
+            }
             guard let topic = object["topic"]?.string, !topic.isEmpty else {
                 return .failure(Violation(code: 1008, reason: "publish needs \"topic\" (a non-empty string)"))
             }

@@ -41,7 +41,8 @@ public final class HTTPGateway: Sendable {
     public init(
         settings: HTTPSettings, keys: GatewayKeys = .none, maxPrefixLength: Int,
         maxSubscriptions: Int = BrokerConfiguration.Defaults.maxSubscriptions, historyPrefixes: [String] = [],
-        lastValuePrefixes: [String] = [], context: Context, control: any BrokerControl, logger: Logger
+        lastValuePrefixes: [String] = [], historyNumberingRestarts: Bool = false, context: Context,
+        control: any BrokerControl, logger: Logger
     ) throws {
         guard let (host, port) = settings.hostAndPort else {
             throw GatewayError("listen \"\(settings.listen)\" is not host:port")
@@ -56,7 +57,7 @@ public final class HTTPGateway: Sendable {
         do {
             link = try BrokerLink(
                 context: context, control: dispatcher, historyPrefixes: historyPrefixes,
-                lastValuePrefixes: lastValuePrefixes,
+                lastValuePrefixes: lastValuePrefixes, historyNumberingRestarts: historyNumberingRestarts,
                 upstreamSubscriptionsPerSecond: settings.upstreamSubscriptionsPerSecond, claims: claims,
                 counters: counters, logger: logger)
         } catch {

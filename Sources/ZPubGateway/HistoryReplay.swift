@@ -58,6 +58,7 @@ struct HistoryReplay {
     /// numbering started again: zpubd restarted without its state directory): read from the
     /// start instead, every kept message being news to the client.
     private(set) var numberingStartedAfter: UInt64?
+    private let numberingRestarts: Bool
     /// The newest `limit` messages read so far, in sequence order.
     private(set) var entries: [MessageJSON] = []
     private(set) var gap: HistoryReply.Gap?
@@ -70,7 +71,11 @@ struct HistoryReplay {
 
     /// `kept`: the history prefixes as the gateway knows them (a reload may have changed them;
     /// the REPLAY reply's list is used from then on).
-    init(after: UInt64, wanted: [[UInt8]], kept: [[UInt8]], limit: Int) {
+    /// `numberingRestarts`: history is in memory on a broker alone, so a client's position
+    /// above every number given is from before a restart (a pair's passive broker lags its
+    /// peer's numbers; a store on disk numbers on).
+    init(after: UInt64, wanted: [[UInt8]], kept: [[UInt8]], limit: Int, numberingRestarts: Bool = false) {
+        self.numberingRestarts = numberingRestarts
         self.after = after
         self.wanted = wanted
         self.limit = limit
@@ -111,10 +116,11 @@ struct HistoryReplay {
             // again, and the REPLAY (from the client's position) read nothing. Every prefix is
             // read from the start (a walkthrough: an SSE client got none of the messages kept
             // since the restart, and no word).
-            if first.resumedAfter == nil, !toRead.isEmpty, first.through < after {
+            let planned = Self.toRead(wanted, kept: first.prefixes.map { Array($0.utf8) })
+            if numberingRestarts, first.resumedAfter == nil, !planned.isEmpty, first.through < after {
                 numberingStartedAfter = after
                 after = 0
-                toRead = Self.toRead(wanted, kept: first.prefixes.map { Array($0.utf8) })
+                toRead = planned
                 nextSince = 0
                 guard let prefix = toRead.first, first.through > 0 else { return .done }
                 return .history(since: 0, until: first.through, prefix: prefix)

@@ -77,8 +77,11 @@ enum PublishRequest {
         }
         let topic: [UInt8]
         if let encoded = value["topic_base64"] {
-            guard let text = encoded.string, let decoded = Base64.decode(text), !decoded.isEmpty else {
+            guard let text = encoded.string, let decoded = Base64.decode(text) else {
                 return .failure(Problem(message: #""topic_base64" must be the topic's bytes in base64"#))
+            }
+            guard !decoded.isEmpty else {
+                return .failure(Problem(message: "a message needs a non-empty topic"))
             }
             topic = decoded
         } else {

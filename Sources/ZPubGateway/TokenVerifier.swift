@@ -172,8 +172,9 @@ final class TokenVerifier: Sendable {
             return invalid(error.message)
         }
         // Milliseconds (JavaScript's Date.now()) for seconds: a token valid for 55,000 years
-        // (a walkthrough). Seconds since 1970 reach 1e11 in the year 5138.
-        if exp >= 1e11 {
+        // (a walkthrough). Any Date.now() since 2001 is above 1e12, which seconds reach in the
+        // year 33658; "never" written as 9999-12-31 (253402300799) stays below.
+        if exp >= 1e12 {
             return invalid(
                 "the token's exp (\(exp < 1e18 ? String(Int64(exp)) : String(exp))) is in milliseconds, not seconds since 1970 (in JavaScript: Math.floor(Date.now() / 1000) + lifetime)"
             )

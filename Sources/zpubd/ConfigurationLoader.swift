@@ -71,52 +71,57 @@ struct ConfigurationLoader: Sendable {
         /// file line it overrode with another value is noted (`overridden`: a reload applies
         /// the rest of the file, and only CONFIG showed that this key was not the file's).
         let fromFile = configuration
-        func fromFlag<Value: Equatable>(_ key: String, _ flag: String, _ value: KeyPath<BrokerConfiguration, Value>) {
-            if let line = keyLines[key], fromFile[keyPath: value] != configuration[keyPath: value] {
-                overridden.append("\(key) (\(source):\(line)) is overridden by the command line's \(flag)")
+        /// `shown`: the key's value as the file writes it; the note carries the file's, so that
+        /// a later change of that line is told again (the start's notes count as told).
+        func fromFlag(_ key: String, _ flag: String, _ shown: (BrokerConfiguration) -> String) {
+            if let line = keyLines[key], shown(fromFile) != shown(configuration) {
+                overridden.append(
+                    "\(key) = \(shown(fromFile)) (\(source):\(line)) is overridden by the command line's \(flag)")
             }
             keyLines[key] = nil
         }
+        func list(_ values: [String]) -> String { "[" + values.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+        func text(_ value: String?) -> String { value.map { "\"\($0)\"" } ?? "(unset)" }
         // Flags whose value cannot even be stored: reported with the file's problems (every
         // problem at once, and the same exit status as a bad file: 78 at start, which systemd
         // does not restart in a loop; 1 with --check-config).
         var flagProblems: [String] = []
         if !overrides.pull.isEmpty {
             configuration.pullEndpoints = overrides.pull
-            fromFlag("pull", "--pull", \.pullEndpoints)
+            fromFlag("pull", "--pull") { list($0.pullEndpoints) }
         }
         if !overrides.xsub.isEmpty {
             configuration.xsubEndpoints = overrides.xsub
-            fromFlag("xsub", "--xsub", \.xsubEndpoints)
+            fromFlag("xsub", "--xsub") { list($0.xsubEndpoints) }
         }
         if !overrides.xpub.isEmpty {
             configuration.xpubEndpoints = overrides.xpub
-            fromFlag("xpub", "--xpub", \.xpubEndpoints)
+            fromFlag("xpub", "--xpub") { list($0.xpubEndpoints) }
         }
         if !overrides.control.isEmpty {
             configuration.controlEndpoints = overrides.control
-            fromFlag("control", "--control", \.controlEndpoints)
+            fromFlag("control", "--control") { list($0.controlEndpoints) }
         }
         if !overrides.upstream.isEmpty {
             configuration.upstreamEndpoints = overrides.upstream
-            fromFlag("upstream", "--upstream", \.upstreamEndpoints)
+            fromFlag("upstream", "--upstream") { list($0.upstreamEndpoints) }
         }
         if !overrides.lastValue.isEmpty {
             configuration.lastValuePrefixes = overrides.lastValue
-            fromFlag("prefixes", "--last-value", \.lastValuePrefixes)
+            fromFlag("prefixes", "--last-value") { list($0.lastValuePrefixes) }
         }
         if !overrides.history.isEmpty {
             configuration.historyPrefixes = overrides.history
-            fromFlag("history_prefixes", "--history", \.historyPrefixes)
+            fromFlag("history_prefixes", "--history") { list($0.historyPrefixes) }
         }
         if let directory = overrides.stateDirectory {
             configuration.stateDirectory = directory
-            fromFlag("state_directory", "--state-dir", \.stateDirectory)
+            fromFlag("state_directory", "--state-dir") { text($0.stateDirectory) }
         }
         if let level = overrides.logLevel {
             if BrokerConfiguration.logLevels.contains(level) {
                 configuration.logLevel = level
-                fromFlag("log_level", "--log-level", \.logLevel)
+                fromFlag("log_level", "--log-level") { text($0.logLevel) }
             } else {
                 flagProblems.append(
                     "--log-level \"\(level)\" is not a log level; use one of \(BrokerConfiguration.logLevels.joined(separator: ", "))"
@@ -127,7 +132,7 @@ struct ConfigurationLoader: Sendable {
             if HTTPSettings.parseListen(listen) != nil {
                 configuration.http.enabled = true
                 configuration.http.listen = listen
-                fromFlag("listen", "--http", \.http.listen)
+                fromFlag("listen", "--http") { text($0.http.listen) }
             } else {
                 flagProblems.append(
                     "--http \"\(listen)\" is not host:port; write e.g. --http 127.0.0.1:8080, [::1]:8080 or 0.0.0.0:8080"
@@ -138,18 +143,18 @@ struct ConfigurationLoader: Sendable {
         if let role = overrides.haRole {
             if let parsed = PairSettings.Role(rawValue: role) {
                 configuration.pair.role = parsed
-                fromFlag("role", "--ha-role", \.pair.role)
+                fromFlag("role", "--ha-role") { text($0.pair.role?.rawValue) }
             } else {
                 flagProblems.append("--ha-role must be primary or backup, not \"\(role)\"")
             }
         }
         if let bind = overrides.haBind {
             configuration.pair.bind = bind
-            fromFlag("bind", "--ha-bind", \.pair.bind)
+            fromFlag("bind", "--ha-bind") { text($0.pair.bind) }
         }
         if let peer = overrides.haPeer {
             configuration.pair.peer = peer
-            fromFlag("peer", "--ha-peer", \.pair.peer)
+            fromFlag("peer", "--ha-peer") { text($0.pair.peer) }
         }
 
         let problems = ConfigurationFile.allProblems(fileProblems, configuration, keyLines: keyLines)

@@ -95,6 +95,9 @@ struct Services {
             settings: configuration.http, keys: keys, maxPrefixLength: configuration.maxSubscriptionLength,
             maxSubscriptions: configuration.maxSubscriptions, historyPrefixes: configuration.historyPrefixes,
             lastValuePrefixes: configuration.lastValuePrefixes,
+            // In memory and alone, history numbers from 1 again at each start; a pair's
+            // passive broker lags its peer's numbers, which is no restart (a review).
+            historyNumberingRestarts: configuration.stateDirectory == nil && !configuration.pair.isEnabled,
             context: broker.context, control: broker.control, logger: logger)
         let scheme = keys.servesTLS ? "https" : "http"
         let summary = keys.summary.isEmpty ? "" : " (\(keys.summary))"

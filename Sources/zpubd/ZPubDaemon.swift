@@ -125,7 +125,7 @@ struct ZPubDaemon: ParsableCommand {
                 pull: pull, xsub: xsub, xpub: xpub, control: control, upstream: upstream, lastValue: lastValue,
                 history: history, stateDirectory: stateDir, logLevel: logLevel, http: http, haRole: haRole,
                 haBind: haBind, haPeer: haPeer))
-        let (configuration, security, gatewayKeys) = try loadOrExit(loader)
+        let (configuration, security, gatewayKeys, flagNotes) = try loadOrExit(loader)
         if checkConfig {
             // What a start would refuse of the state directory, without creating it.
             if let problem = stateDirectoryProblem(configuration) {
@@ -178,8 +178,8 @@ struct ZPubDaemon: ParsableCommand {
         notifier.ready(status: "forwarding")
 
         let inForce = serveSignals(
-            signals, services: services, loader: loader, configuration: configuration, notifier: notifier,
-            reloadRequests: reloadRequests, logger: logger)
+            signals, services: services, loader: loader, configuration: configuration, flagNotes: flagNotes,
+            notifier: notifier, reloadRequests: reloadRequests, logger: logger)
         // A RELOAD from now on, or one whose SIGHUP was not taken, is answered: no reload comes.
         reloadRequests.close()
         // A second SIGTERM or SIGINT ends the drain at once: under producers that keep sending,
@@ -212,14 +212,18 @@ struct ZPubDaemon: ParsableCommand {
         }
     }
 
+    /// A file line a flag overrides, as a reload tells it (`ConfigurationLoader.load(noting:)`).
+    private static func flagNote(_ overridden: String) -> String { "\(overridden): the flag's value stays in force" }
+
     /// The configuration and the key material it names (CURVE keys, and the gateway's TLS
     /// certificate and JWT keys), or the reasons on stderr and exit status 78 (EX_CONFIG; 1 with
     /// --check-config).
     private func loadOrExit(_ loader: ConfigurationLoader) throws -> (
-        BrokerConfiguration, SecurityMaterial, GatewayKeys
+        BrokerConfiguration, SecurityMaterial, GatewayKeys, flagNotes: [String]
     ) {
         let configuration: BrokerConfiguration
-        switch loader.load() {
+        var overridden: [String] = []
+        switch loader.load(noting: &overridden) {
         case .success(let loaded):
             configuration = loaded
         case .failure(let report):
@@ -234,7 +238,7 @@ struct ZPubDaemon: ParsableCommand {
             throw ExitCode(checkConfig ? 1 : 78)
         }
         do {
-            return (configuration, security, try Services.loadGatewayKeys(configuration))
+            return (configuration, security, try Services.loadGatewayKeys(configuration), overridden.map(Self.flagNote))
         } catch {
             printError("zpubd: [http]: \(error)")
             throw ExitCode(checkConfig ? 1 : 78)
@@ -256,12 +260,15 @@ struct ZPubDaemon: ParsableCommand {
     /// force.
     private func serveSignals(
         _ signals: SignalSet, services: Services, loader: ConfigurationLoader, configuration: BrokerConfiguration,
-        notifier: Notifier, reloadRequests: ReloadRequests, logger: Logger
+        flagNotes: [String], notifier: Notifier, reloadRequests: ReloadRequests, logger: Logger
     ) -> BrokerConfiguration {
         let testHooks = getenv("ZPUBD_TEST_HOOKS") != nil
         var current = configuration
         // The start-only keys a reload's answer has told of (`reload`).
-        var toldNotApplied: Set<String> = []
+        // What the start's flags override, with the file's values then: by design (the packaged
+        // unit's --control beside the sample's control key), told only once the file changes
+        // (a review: every first `systemctl reload` failed).
+        var toldNotApplied = Set(flagNotes)
         while true {
             let received = signals.wait()
             switch received {
@@ -361,7 +368,7 @@ struct ZPubDaemon: ParsableCommand {
                 next, security: security, gatewayKeys: gatewayKeys, logger: logger)
             // The file's keys a flag overrides are not the file's either (told once, as the
             // others): an edit of log_level under --log-level changed nothing, in silence.
-            let flagNotes = overridden.map { "\($0): the flag's value stays in force" }
+            let flagNotes = overridden.map(Self.flagNote)
             var notApplied = startOnlyNotes + flagNotes
             switch outcome {
             case .refused(let reason):

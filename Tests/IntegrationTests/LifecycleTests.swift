@@ -948,16 +948,22 @@ final class LifecycleTests: XCTestCase {
     func testAFileKeyAFlagOverridesIsToldAtReload() throws {
         let daemon = try Daemon(
             configuration: "[daemon]\nlog_level = \"info\"\n", arguments: ["--log-level", "warning"])
+        func reload() throws -> Run {
+            try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        }
+        // As at start: by design (the packaged unit's --control beside the sample's control
+        // key), not a problem; every first `systemctl reload` failed (a review).
+        XCTAssertEqual(try reload().status, 0, "the file as at start")
         try "[daemon]\nlog_level = \"debug\"\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
-        let run = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        let run = try reload()
         XCTAssertEqual(run.status, 2, run.stdout + run.stderr)
         XCTAssertTrue(
             run.stdout.contains(
-                "log_level (\(daemon.configURL.path):2) is overridden by the command line's --log-level"),
+                "log_level = \"debug\" (\(daemon.configURL.path):2) is overridden by the command line's --log-level"),
             run.stdout)
         XCTAssertEqual(
             (try daemon.json("CONFIG")["configuration"] as? [String: Any])?["log_level"] as? String, "warning")
-        let again = try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+        let again = try reload()
         XCTAssertEqual(again.status, 0, "told once: \(again.stdout)")
     }
 

@@ -1,6 +1,6 @@
 import XCTest
-
 import ZPubCore
+
 @testable import ZPubGateway
 
 final class PublishRequestTests: XCTestCase {

@@ -136,6 +136,36 @@ final class ResumeScopeTests: XCTestCase {
         XCTAssertEqual(replay.entries.map(\.sequence), [11, 12, 8_000, 8_001])
     }
 
+    /// A position above every number given, where history's numbering starts again at each
+    /// start (in memory, no pair): every prefix is read from the start, and the round says so.
+    /// Not where numbering does not start again (a pair's passive broker lags its peer), nor for
+    /// a position at the newest number, nor in a pair split (`resumedAfter`).
+    func testAPositionAboveEveryNumberReadsFromTheStartWhereNumberingRestarts() {
+        var restarted = HistoryReplay(
+            after: 13, wanted: bytes("b.", "c."), kept: bytes("b.", "c."), limit: 100, numberingRestarts: true)
+        XCTAssertEqual(
+            restarted.take(replayReply(through: 4, prefixes: ["b.", "c."], [])),
+            .history(since: 0, until: 4, prefix: Array("b.".utf8)))
+        XCTAssertEqual(restarted.numberingStartedAfter, 13)
+        XCTAssertEqual(
+            restarted.take(page([message("b.x", 1), message("b.x", 3)])),
+            .history(since: 0, until: 4, prefix: Array("c.".utf8)))
+        XCTAssertEqual(restarted.take(page([message("c.x", 2)])), .done)
+        XCTAssertEqual(restarted.entries.map(\.sequence), [1, 2, 3])
+
+        var passive = HistoryReplay(after: 13, wanted: bytes("b."), kept: bytes("b."), limit: 100)
+        XCTAssertEqual(passive.take(replayReply(through: 4, prefixes: ["b."], [])), .done)
+        XCTAssertNil(passive.numberingStartedAfter, "a lagging broker's numbers are no restart")
+        var atTheNewest = HistoryReplay(
+            after: 4, wanted: bytes("b."), kept: bytes("b."), limit: 100, numberingRestarts: true)
+        XCTAssertEqual(atTheNewest.take(replayReply(through: 4, prefixes: ["b."], [])), .done)
+        XCTAssertNil(atTheNewest.numberingStartedAfter)
+        var empty = HistoryReplay(
+            after: 13, wanted: bytes("b."), kept: bytes("b."), limit: 100, numberingRestarts: true)
+        XCTAssertEqual(empty.take(replayReply(through: 0, prefixes: ["b."], [])), .done)
+        XCTAssertEqual(empty.numberingStartedAfter, 13, "told, with nothing to read")
+    }
+
     /// Nothing the client wants is kept (as far as the gateway knows): the REPLAY reads nothing
     /// and brings the marker; if the broker's own list says otherwise (a reload), that is read.
     func testAClientOfNothingKeptAsksForTheMarkerOnly() {

@@ -214,6 +214,7 @@ final class TokenVerifierTests: XCTestCase {
         // JavaScript's Date.now() is milliseconds: such an exp was a token for 55,000 years.
         let milliseconds = try hs256(#"{"exp":1796601600000}"#)
         XCTAssertTrue(rejection(verifier, milliseconds)?.message.contains("in milliseconds") ?? false)
+        XCTAssertNil(rejection(verifier, try hs256(#"{"exp":253402300799}"#)), "9999-12-31, a common 'never'")
         // null is an absent claim, as JSON decoders (and jwt-kit before) read it.
         let nulls = try hs256(#"{"exp":4102444800,"nbf":null,"sub":null,"subscribe":null,"publish":["p."]}"#)
         let user = try verifier.verify(nulls).get()

@@ -84,6 +84,7 @@ final class ClientRequestTests: XCTestCase {
             (#"{"op":"frobnicate"}"#, 1008), (#"{"op":"subscribe"}"#, 1008),
             (#"{"op":"subscribe","prefixes":[]}"#, 1008),
             (#"{"op":"subscribe","prefix":"a.","prefixes":["b."]}"#, 1008),
+            (#"{"op":"publish","topic":"t","payload":"AAEC","encoding":"base64"}"#, 1008),
             (#"{"op":"publish","topic":"","payload":"x"}"#, 1008), (#"{"op":"publish","topic":"t"}"#, 1008),
         ]
         for (text, code) in cases {
