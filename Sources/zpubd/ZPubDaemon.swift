@@ -374,7 +374,8 @@ struct ZPubDaemon: ParsableCommand {
             case .refused(let reason):
                 return refused(reason.message, metadata: reason.endpoint.map { ["endpoint": "\($0)"] } ?? [:])
             case .applied(let problems):
-                for note in flagNotes { logger.warning("\(note)") }
+                // Only a change: the packaged unit's own --control warned at every reload.
+                for note in flagNotes where !toldNotApplied.contains(note) { logger.warning("\(note)") }
                 // Options only new endpoints get are not in force everywhere, as keys read at
                 // start are not: told with them (already logged, as a warning).
                 failures = problems.filter { $0.code != .keptByBoundEndpoints }
