@@ -95,35 +95,30 @@ enum PublishRequest {
         if topic.starts(with: BrokerState.internalPrefix) {
             return .failure(Problem(message: "topics under $zpub/ are zpubd's own"))
         }
-        let payload: [[UInt8]]
+        // `"frames": [...]` is `"encoding": "frames"` with its payload.
+        let payload: Result<[[UInt8]], Problem>
         switch (value["payload"], value["frames"]) {
         case (let given?, nil):
-            switch payloadFrames(given, encoding: value["encoding"], in: bytes) {
-            case .success(let frames): payload = frames
-            case .failure(let problem): return .failure(problem)
-            }
+            payload = payloadFrames(given, encoding: value["encoding"].map { $0.string ?? "" }, in: bytes)
         case (nil, let frames?):
             if let encoding = value["encoding"], encoding.string != "frames" {
                 return .failure(Problem(message: #""frames" goes with no "encoding", or "encoding": "frames""#))
             }
-            guard let strings = frames.strings else {
-                return .failure(Problem(message: #""frames" must be an array of strings"#))
-            }
-            payload = strings.map { Array($0.utf8) }
+            payload = payloadFrames(frames, encoding: "frames", in: bytes)
         case (nil, nil):
             return .failure(Problem(message: #"a message needs "payload" (any JSON value) or "frames" (strings)"#))
         case (.some, .some):
             return .failure(Problem(message: #"give "payload" or "frames", not both"#))
         }
-        return .success([topic] + payload)
+        return payload.map { [topic] + $0 }
     }
 
     /// The payload frames of `payload` as `encoding` says (none: a string as its text, any
-    /// other value as its JSON text).
-    private static func payloadFrames(_ payload: JSONValue, encoding: JSONValue?, in bytes: [UInt8])
+    /// other value as its JSON text; "" for an encoding that is not a string).
+    private static func payloadFrames(_ payload: JSONValue, encoding: String?, in bytes: [UInt8])
         -> Result<[[UInt8]], Problem>
     {
-        switch encoding.map({ $0.string }) {
+        switch encoding {
         case nil:
             return .success([payload.string.map { Array($0.utf8) } ?? Array(bytes[payload.range])])
         case "json":
@@ -135,7 +130,11 @@ enum PublishRequest {
             return .success([Array(text.utf8)])
         case "frames":
             guard let strings = payload.strings else {
-                return .failure(Problem(message: #"with "encoding": "frames", "payload" is an array of strings"#))
+                return .failure(
+                    Problem(
+                        message:
+                            #"the frames ("frames", or "payload" with "encoding": "frames") must be an array of strings"#
+                    ))
             }
             return .success(strings.map { Array($0.utf8) })
         case "base64":

@@ -39,12 +39,8 @@ struct ConfigurationLoader: Sendable {
     let path: String?
     let overrides: Overrides
 
-    func load() -> Result<BrokerConfiguration, Report> {
-        var overridden: [String] = []
-        return load(noting: &overridden)
-    }
-
-    /// `load()`, noting each key of the file that a flag gives another value.
+    /// The configuration, noting in `overridden` each line of the file that a flag gives another
+    /// value, as a reload tells it.
     func load(noting overridden: inout [String]) -> Result<BrokerConfiguration, Report> {
         var configuration = BrokerConfiguration()
         // Where each key was set in the file: the whole is validated once the flags are in
@@ -76,7 +72,8 @@ struct ConfigurationLoader: Sendable {
         func fromFlag(_ key: String, _ flag: String, _ shown: (BrokerConfiguration) -> String) {
             if let line = keyLines[key], shown(fromFile) != shown(configuration) {
                 overridden.append(
-                    "\(key) = \(shown(fromFile)) (\(source):\(line)) is overridden by the command line's \(flag)")
+                    "\(key) = \(shown(fromFile)) (\(source):\(line)) is overridden by the command line's \(flag): the flag's value stays in force"
+                )
             }
             keyLines[key] = nil
         }

@@ -212,9 +212,6 @@ struct ZPubDaemon: ParsableCommand {
         }
     }
 
-    /// A file line a flag overrides, as a reload tells it (`ConfigurationLoader.load(noting:)`).
-    private static func flagNote(_ overridden: String) -> String { "\(overridden): the flag's value stays in force" }
-
     /// The configuration and the key material it names (CURVE keys, and the gateway's TLS
     /// certificate and JWT keys), or the reasons on stderr and exit status 78 (EX_CONFIG; 1 with
     /// --check-config).
@@ -238,7 +235,7 @@ struct ZPubDaemon: ParsableCommand {
             throw ExitCode(checkConfig ? 1 : 78)
         }
         do {
-            return (configuration, security, try Services.loadGatewayKeys(configuration), overridden.map(Self.flagNote))
+            return (configuration, security, try Services.loadGatewayKeys(configuration), overridden)
         } catch {
             printError("zpubd: [http]: \(error)")
             throw ExitCode(checkConfig ? 1 : 78)
@@ -330,8 +327,8 @@ struct ZPubDaemon: ParsableCommand {
                         "zpubd was started without --config: there is no configuration file to read again"))
             )
         }
-        var overridden: [String] = []
-        switch loader.load(noting: &overridden) {
+        var flagNotes: [String] = []
+        switch loader.load(noting: &flagNotes) {
         case .failure(let report):
             return refused(report.problems.joined(separator: "; "))
         case .success(var next):
@@ -368,7 +365,6 @@ struct ZPubDaemon: ParsableCommand {
                 next, security: security, gatewayKeys: gatewayKeys, logger: logger)
             // The file's keys a flag overrides are not the file's either (told once, as the
             // others): an edit of log_level under --log-level changed nothing, in silence.
-            let flagNotes = overridden.map(Self.flagNote)
             var notApplied = startOnlyNotes + flagNotes
             switch outcome {
             case .refused(let reason):
