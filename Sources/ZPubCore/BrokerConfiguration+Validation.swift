@@ -159,6 +159,22 @@ extension BrokerConfiguration {
                         "\"\(block)\" in [\(section)] allowed_addresses is not an address or CIDR block (e.g. 10.0.0.0/8, ::1)"
                     ))
             }
+            // A loopback endpoint's clients all come from one address: a list without it leaves
+            // the endpoint no client at all (a walkthrough's --check-config passed that, and
+            // every connection was refused).
+            let blocks = settings.allowedAddresses.compactMap(CIDR.init)
+            if !blocks.isEmpty {
+                for endpoint in endpoints(for: role) {
+                    guard let client = Endpoint.loopbackClientAddress(endpoint),
+                        !blocks.contains(where: { $0.contains(client) })
+                    else { continue }
+                    problems.append(
+                        (
+                            "\(section).allowed_addresses",
+                            "[\(section)] allowed_addresses refuses every client of \(endpoint): clients of a loopback endpoint connect from \(client), which none of its blocks holds. Add \"\(client)\" to allowed_addresses, or bind an address the clients it lists can reach"
+                        ))
+                }
+            }
         }
         // The control socket can pause the broker and read its configuration: never open it to
         // the network without CURVE.

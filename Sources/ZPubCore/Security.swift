@@ -88,6 +88,17 @@ public struct CIDR: Equatable, Sendable, CustomStringConvertible {
 }
 
 extension Endpoint {
+    /// The address clients of a TCP endpoint bound to a loopback address connect from (Linux
+    /// picks 127.0.0.1 for all of 127.0.0.0/8), or nil for any other endpoint.
+    public static func loopbackClientAddress(_ endpoint: String) -> String? {
+        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return nil }
+        var host = String(endpoint[endpoint.index(endpoint.startIndex, offsetBy: 6)..<colon])
+        if let semicolon = host.lastIndex(of: ";") { host = String(host[host.index(after: semicolon)...]) }
+        guard let bytes = CIDR.parseAddress(host) else { return nil }
+        if bytes.count == 4 { return bytes[0] == 127 ? "127.0.0.1" : nil }
+        return bytes == [UInt8](repeating: 0, count: 15) + [1] ? "::1" : nil
+    }
+
     /// Whether a tcp endpoint binds to loopback only (127.0.0.0/8, ::1, localhost, lo). Other
     /// transports are local by nature and count as loopback; pgm/epgm are network.
     public static func isLoopbackOnly(_ endpoint: String) -> Bool {

@@ -103,7 +103,9 @@ struct Health: ParsableCommand {
             (heartbeats one way only, a silent peer, a misconfiguration), each printed. \
             Problems that do not stop forwarding (history not keeping messages, an upstream not \
             connected, a full subscription table with subscriptions waiting for room) are \
-            printed too; --strict fails on them.
+            printed too; --strict fails on them. With --json, no answer prints \
+            {"error":"...","status":"no_answer"}, so that a monitor reading standard output \
+            always has a status.
             """)
     @OptionGroup var options: ControlOptions
 
@@ -125,7 +127,16 @@ struct Health: ParsableCommand {
         var healthy = false
         try reportingErrors {
             let client = options.client
-            let (health, raw) = try client.request("HEALTH", as: HealthReport.self)
+            let health: HealthReport
+            let raw: [UInt8]
+            do {
+                (health, raw) = try client.request("HEALTH", as: HealthReport.self)
+            } catch  where options.json {
+                // A monitor that parses standard output read nothing at all, where "not ok" was
+                // the answer it needed; the error still goes to standard error, exit 1.
+                Output.line(Self.noAnswerJSON(String(describing: error)))
+                throw error
+            }
             let problems = health.pair?.problems ?? []
             healthy = health.isHealthy(passiveOK: passiveOk) && !(strict && health.problems != nil)
             if options.json { return Output.raw(raw) }
@@ -159,6 +170,13 @@ struct Health: ParsableCommand {
             }
         }
         if !healthy { throw ExitCode.failure }
+    }
+
+    /// `--json`'s line when zpubd gave no HEALTH reply: a status no zpubd reports, and why.
+    static func noAnswerJSON(_ error: String) -> String {
+        let object: [String: Any] = ["status": "no_answer", "error": error]
+        let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return data.map { String(decoding: $0, as: UTF8.self) } ?? #"{"status":"no_answer"}"#
     }
 }
 

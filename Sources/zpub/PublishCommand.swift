@@ -97,6 +97,9 @@ struct Publish: ParsableCommand {
         if push && pub { throw ValidationError("--push and --pub exclude each other") }
         try EndpointArgument.check(endpoint, "--endpoint")
         if file != nil && !message.isEmpty { throw ValidationError("--file and MESSAGE frames exclude each other") }
+        // Before any connection: a missing file was reported as a broker not running (after
+        // --timeout) when none was, and as exit 1 where --prefixes-from's is 64.
+        if let file, file != "-", let problem = Self.unreadable(file) { throw ValidationError("--file: \(problem)") }
         if let maxSize, maxSize < 1 { throw ValidationError("--max-size must be at least 1") }
         try EndpointArgument.check(givenControl.map { [$0] } ?? [], "--control")
         // 0 is no time for the broker's handshake: every publish failed, "not zpubd's endpoint?".
@@ -331,6 +334,21 @@ struct Publish: ParsableCommand {
             }
             return (fallback, "--max-size (\(fallback))", advice)
         }
+    }
+
+    /// Why `path` cannot be published with --file, or nil when it opens as a file.
+    static func unreadable(_ path: String) -> String? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            return
+                "cannot read \(path): \(String(cString: strerror(errno))); give a readable file, or - for standard input"
+        }
+        defer { close(descriptor) }
+        var status = stat()
+        if fstat(descriptor, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR {
+            return "\(path) is a directory; give a file, or - for standard input"
+        }
+        return nil
     }
 
     /// A file's bytes (`-`: all of standard input), or an error that names the file.

@@ -201,9 +201,18 @@ final class CLITests: XCTestCase {
         let large = try zpub(["pub", "--endpoint", daemon.pull, "--max-size", "1000", "--file", file.path, "bin.file"])
         XCTAssertEqual(large.status, 1, large.stderr)
         XCTAssertTrue(large.stderr.contains("larger than --max-size (1000)"), large.stderr)
-        let missing = try zpub(["pub", "--endpoint", daemon.pull, "--file", "/nonexistent/x", "bin.file"])
-        XCTAssertEqual(missing.status, 1)
-        XCTAssertTrue(missing.stderr.contains("cannot read /nonexistent/x"), missing.stderr)
+        // A file that cannot be read is a wrong command line (64, as --prefixes-from's), told
+        // before any connection: with no broker there, it was told as the broker missing.
+        let nowhere = "ipc://\(NSTemporaryDirectory())/zpub-nobody-\(getpid()).sock"
+        for endpoint in [daemon.pull, nowhere] {
+            let missing = try zpub(["pub", "--endpoint", endpoint, "--file", "/nonexistent/x", "bin.file"])
+            XCTAssertEqual(missing.status, 64, missing.stderr)
+            XCTAssertTrue(missing.stderr.contains("--file: cannot read /nonexistent/x"), missing.stderr)
+            XCTAssertFalse(missing.stderr.contains("zpubd"), missing.stderr)
+        }
+        let directory = try zpub(["pub", "--endpoint", daemon.pull, "--file", NSTemporaryDirectory(), "bin.file"])
+        XCTAssertEqual(directory.status, 64, directory.stderr)
+        XCTAssertTrue(directory.stderr.contains("is a directory"), directory.stderr)
     }
 
     /// `zpub pub` does not exit 0 when the broker took none of its last messages before it
@@ -591,6 +600,14 @@ final class CLITests: XCTestCase {
             XCTAssertTrue(run.stderr.hasPrefix("zpub: "), run.stderr)
             XCTAssertTrue(run.stderr.contains(nowhere), run.stderr)
         }
+        // A monitor parsing `health --json` reads a status even when nothing answers: it read
+        // an empty standard output.
+        let json = try zpub(["health", "--json", "--control", nowhere, "--timeout", "300"], timeout: 10)
+        XCTAssertEqual(json.status, 1, json.stderr)
+        let health = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(health?["status"] as? String, "no_answer", json.stdout)
+        XCTAssertTrue((health?["error"] as? String ?? "").contains(nowhere), json.stdout)
+        XCTAssertTrue(json.stderr.contains(nowhere), json.stderr)
         // An ipc control socket that is not there is said to be missing (libzmq retries it in
         // silence), at once: not after the timeout (20 s here, of which the test allows half).
         let started = Date()

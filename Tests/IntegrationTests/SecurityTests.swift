@@ -189,16 +189,18 @@ final class SecurityTests: XCTestCase {
     }
 
     func testAddressAllowListsApplyPerSocket() throws {
+        // The PULL listens on every address (on 127.0.0.1 alone, a list without loopback is
+        // refused at start: no client could connect), and loopback clients are refused.
+        let pullPort = try FreePort.find()
+        let pull = "tcp://127.0.0.1:\(pullPort)"
         let daemon = try Daemon(
             configuration:
                 "[security.pull]\nallowed_addresses = [\"10.0.0.0/8\"]\n[security.xpub]\nallowed_addresses = [\"127.0.0.0/8\"]\n",
-            endpoints: [
-                .pull: "tcp://127.0.0.1:\(try FreePort.find())", .xpub: "tcp://127.0.0.1:\(try FreePort.find())",
-            ])
+            endpoints: [.pull: "tcp://*:\(pullPort)", .xpub: "tcp://127.0.0.1:\(try FreePort.find())"])
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
         try daemon.waitForSubscriptions(1)
-        let push = try clients.socket(.push, connect: daemon.pull)
+        let push = try clients.socket(.push, connect: pull)
         _ = try push.send(frames: frames("from", "loopback"), dontWait: true)
         try subscriber.assertNothing(within: 500)
         try Wait.until("the denial is counted") { try daemon.stats().security.deniedBySocket["pull"] ?? 0 >= 1 }
@@ -206,11 +208,24 @@ final class SecurityTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains("peer=127.0.0.1"), daemon.log)
         // Without CURVE only the address can be at fault: zpub says so, not "give --client-key".
         let refused = try Run.program(
-            Binaries.zpub, ["pub", "-e", daemon.pull, "--timeout", "1000", "t", "m"], timeout: 30)
+            Binaries.zpub, ["pub", "-e", pull, "--timeout", "1000", "t", "m"], timeout: 30)
         XCTAssertEqual(refused.status, 1, refused.stderr)
         XCTAssertTrue(
             refused.stderr.contains("its allowed_addresses do not admit this client's address"), refused.stderr)
         XCTAssertFalse(refused.stderr.contains("--client-key"), refused.stderr)
+        // On a loopback address alone, such a list admits nobody: refused before binding,
+        // with the line and the address to add.
+        let configuration = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpub-loopback-refused-\(UUID().uuidString).toml")
+        defer { try? FileManager.default.removeItem(at: configuration) }
+        try
+            "[endpoints]\npull = [\"tcp://127.0.0.1:\(pullPort)\"]\n[security.pull]\nallowed_addresses = [\"10.0.0.0/8\"]\n"
+            .write(to: configuration, atomically: true, encoding: .utf8)
+        let check = try Run.program(Binaries.zpubd, ["--config", configuration.path, "--check-config"], timeout: 30)
+        XCTAssertEqual(check.status, 1, check.stdout + check.stderr)
+        XCTAssertTrue(check.stderr.contains(":4:"), check.stderr)
+        XCTAssertTrue(check.stderr.contains("refuses every client of tcp://127.0.0.1:\(pullPort)"), check.stderr)
+        XCTAssertTrue(check.stderr.contains("Add \"127.0.0.1\" to allowed_addresses"), check.stderr)
     }
 
     /// ZMTP/1.0 peers skip the handshake; without ZAP, libzmq would hand their raw bytes to the

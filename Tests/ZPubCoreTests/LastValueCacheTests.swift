@@ -354,11 +354,11 @@ final class SecurityConfigurationTests: XCTestCase {
             [security.pull]
             curve = true
             allowed_keys = "/etc/zpub/clients"
-            allowed_addresses = ["10.0.0.0/8", "::1"]
+            allowed_addresses = ["10.0.0.0/8", "127.0.0.1", "::1"]
             """
         ).get()
         XCTAssertEqual(good.security(for: .pull).curve, true)
-        XCTAssertEqual(good.security(for: .pull).allowedAddresses, ["10.0.0.0/8", "::1"])
+        XCTAssertEqual(good.security(for: .pull).allowedAddresses, ["10.0.0.0/8", "127.0.0.1", "::1"])
         XCTAssertEqual(good.controlIPCMode.bits, 0o600)
         XCTAssertFalse(good.security(for: .xpub).curve)
 
@@ -371,6 +371,17 @@ final class SecurityConfigurationTests: XCTestCase {
         XCTAssertTrue(
             problems("[security.xpub]\nallowed_keys = \"/k\"\n").contains { $0.message.contains("needs curve = true") })
         XCTAssertEqual(problems("[security.xpub]\nallowed_addresses = [\"10.0.0.0/99\"]\n").first?.line, 2)
+        // Loopback endpoints' clients come from 127.0.0.1 or ::1: a list without it admits none.
+        let loopback = problems(
+            "[endpoints]\nxpub = [\"tcp://127.0.0.2:5556\", \"tcp://[::1]:5557\", \"tcp://*:5559\"]\n"
+                + "[security.xpub]\nallowed_addresses = [\"10.0.0.0/8\"]\n")
+        XCTAssertEqual(loopback.map(\.line), [4, 4])
+        XCTAssertTrue(loopback.first?.message.contains("Add \"127.0.0.1\"") == true, "\(loopback)")
+        XCTAssertTrue(loopback.last?.message.contains("Add \"::1\"") == true, "\(loopback)")
+        XCTAssertEqual(
+            problems(
+                "[endpoints]\nxpub = [\"tcp://127.0.0.1:5556\", \"tcp://[::1]:5557\"]\n"
+                    + "[security.xpub]\nallowed_addresses = [\"127.0.0.0/8\", \"::1\"]\n"), [])
         XCTAssertTrue(
             problems("[endpoints]\ncontrol = [\"tcp://*:5555\"]\n").contains {
                 $0.message.contains("without CURVE") && $0.line == 2
