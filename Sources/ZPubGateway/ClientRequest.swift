@@ -49,6 +49,7 @@ enum ClientRequest: Equatable {
             return .failure(
                 Violation(code: 1008, reason: "missing \"op\" (subscribe, unsubscribe, publish, refresh or ping)"))
         }
+        if let violation = unknownField(in: object, op: op) { return .failure(violation) }
         switch op {
         case "subscribe", "unsubscribe":
             let prefixes: [String]
@@ -74,16 +75,6 @@ enum ClientRequest: Equatable {
             }
             return .success(.subscribe(prefixes, token: token, since: sequence))
         case "publish":
-            // What POST /publish takes and a WebSocket publish does not: refused, not ignored
-            // ("encoding": "base64" published the base64 text; a review).
-            if let other = ["encoding", "frames", "topic_base64", "messages"].first(where: { object[$0] != nil }) {
-                return .failure(
-                    Violation(
-                        code: 1008,
-                        reason:
-                            "publish takes \"topic\" and \"payload\", not \"\(other)\": for binary or frames, use POST /publish"
-                    ))
-            }
             guard let topic = object["topic"]?.string, !topic.isEmpty else {
                 return .failure(Violation(code: 1008, reason: "publish needs \"topic\" (a non-empty string)"))
             }
@@ -107,5 +98,33 @@ enum ClientRequest: Equatable {
                     code: 1008, reason: "unknown op \"\(shown)\"; use subscribe, unsubscribe, publish, refresh or ping")
             )
         }
+    }
+
+    /// The fields each op takes besides "op" and "token" (which any request may carry).
+    private static let fields: [String: [String]] = [
+        "subscribe": ["prefix", "prefixes", "since"], "unsubscribe": ["prefix", "prefixes"],
+        "publish": ["topic", "payload"], "refresh": [], "ping": [],
+    ]
+
+    /// A field the op does not take: a typo such as "snce" subscribed live only, the history
+    /// the client asked for skipped in silence. POST /publish's fields get their own advice.
+    private static func unknownField(in object: JSONValue, op: String) -> Violation? {
+        guard let taken = fields[op], case .object(let members) = object.kind else { return nil }
+        if op == "publish",
+            let other = ["encoding", "frames", "topic_base64", "messages"].first(where: { object[$0] != nil })
+        {
+            // What POST /publish takes and a WebSocket publish does not ("encoding": "base64"
+            // published the base64 text; a review).
+            return Violation(
+                code: 1008,
+                reason:
+                    "publish takes \"topic\" and \"payload\", not \"\(other)\": for binary or frames, use POST /publish"
+            )
+        }
+        guard let unknown = members.first(where: { $0.key != "op" && $0.key != "token" && !taken.contains($0.key) })
+        else { return nil }
+        let shown = unknown.key.count > 32 ? unknown.key.prefix(32) + "..." : unknown.key
+        let takes = (taken + ["token"]).joined(separator: ", ")
+        return Violation(code: 1008, reason: "\(op): unknown field \"\(shown)\" (it takes \(takes))")
     }
 }

@@ -111,6 +111,42 @@ final class ClientRequestTests: XCTestCase {
         }
     }
 
+    /// A field an op does not take closes the connection, named: "snce" subscribed live only,
+    /// the history asked for skipped without a word.
+    func testAFieldTheOpDoesNotTakeIsRefusedByName() {
+        for (text, reason) in [
+            (
+                #"{"op":"subscribe","prefix":"h.","snce":4711}"#,
+                #"subscribe: unknown field "snce" (it takes prefix, prefixes, since, token)"#
+            ),
+            (
+                #"{"op":"unsubscribe","prefix":"h.","since":1}"#,
+                #"unsubscribe: unknown field "since" (it takes prefix, prefixes, token)"#
+            ),
+            (
+                #"{"op":"publish","topic":"t","payload":1,"id":7}"#,
+                #"publish: unknown field "id" (it takes topic, payload, token)"#
+            ),
+            (#"{"op":"ping","prefix":"a."}"#, #"ping: unknown field "prefix" (it takes token)"#),
+            (#"{"op":"refresh","token":"x","exp":1}"#, #"refresh: unknown field "exp" (it takes token)"#),
+            (
+                #"{"op":"ping","\#(String(repeating: "k", count: 200))":1}"#,
+                #"ping: unknown field "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk..." (it takes token)"#
+            ),
+        ] {
+            guard case .failure(let violation) = parse(text) else {
+                XCTFail("\(text) was accepted")
+                continue
+            }
+            XCTAssertEqual(violation.code, 1008, text)
+            XCTAssertEqual(violation.reason, reason)
+            XCTAssertLessThanOrEqual(violation.reason.utf8.count, 123, violation.reason)
+        }
+        // "token" goes with any request; "op" and the op's own fields are taken.
+        XCTAssertEqual(try parse(#"{"op":"ping","token":"t"}"#).get(), .ping)
+        XCTAssertEqual(try parse(#"{"op":"unsubscribe","prefixes":["a."],"token":"t"}"#).get(), .unsubscribe(["a."]))
+    }
+
     func testAKeptMessageCarriesItsHistorySequence() {
         let frames = [Array("h.x".utf8), Array("{\"a\":1}".utf8)]
         XCTAssertEqual(
