@@ -234,6 +234,11 @@ final class ForwardingLoop {
     /// Last-value updates go to the store too (a state directory is configured).
     private let persistLastValues: Bool
     @exclusivity(unchecked) private var historyPrefixes: HistoryPrefixes
+    /// Prefixes XSUB holds for zpubd itself, subscribers or not: the history's and the
+    /// last-value cache's. A PUB (and an upstream broker) sends only what is subscribed, so
+    /// without them what it published while no subscriber held the prefix was never sent, and
+    /// neither kept nor cached (a walkthrough: 150 of 400 messages missing from history).
+    private var pinnedUpstream: Set<[UInt8]> = []
     @exclusivity(unchecked) private var nextSequence: UInt64
     /// The lowest number this broker may give a message itself: above its store's reserve.
     private let sequenceFloor: UInt64
@@ -422,6 +427,7 @@ final class ForwardingLoop {
             if let receiptsIndex { poller.setWatching(receiptsIndex, readsReceipts) }
         }
         watchProducers()
+        pinUpstream()
         // The watchdog is pinged from here, and only here: if this loop hangs, the pings stop and
         // systemd restarts the daemon.
         var schedule = LoopSchedule(
@@ -1329,7 +1335,7 @@ final class ForwardingLoop {
             break
         }
         // Only `outgoing` was sent so far: `message` still holds the subscription frame.
-        if actions.forwardUpstream { try forwardUpstream() }
+        if actions.forwardUpstream && !subscriptionFrameIsPinned() { try forwardUpstream() }
         switch actions.refusal {
         case .tooLong(let bytes, let limit):
             if let heldBack = tooLongLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
@@ -1355,7 +1361,9 @@ final class ForwardingLoop {
     private func admit(_ admitted: [SubscriptionActions.Admission]) throws {
         for admission in admitted {
             try? xpub.setOption(.subscribe, bytes: admission.prefix)
-            if admission.forwardUpstream { try subscribeUpstream(admission.prefix) }
+            if admission.forwardUpstream && !pinnedUpstream.contains(admission.prefix) {
+                try subscribeUpstream(admission.prefix)
+            }
         }
         if let heldBack = admissionLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
             logger.info(
@@ -1364,14 +1372,38 @@ final class ForwardingLoop {
         }
     }
 
-    /// Sends a subscription to `prefix` to the publishers and upstream brokers on XSUB.
-    private func subscribeUpstream(_ prefix: [UInt8]) throws {
-        outgoing.replace(with: [1] + prefix)
+    /// Sends a subscription to `prefix` (or its end) to the publishers and upstream brokers on
+    /// XSUB.
+    private func subscribeUpstream(_ prefix: [UInt8], subscribe: Bool = true) throws {
+        outgoing.replace(with: [subscribe ? 1 : 0] + prefix)
         let size = UInt64(outgoing.count)
         if try xsub.send(outgoing, dontWait: true) {
             state.xsub.messagesOut &+= 1
             state.xsub.bytesOut &+= size
         }
+    }
+
+    /// Subscribes XSUB to the prefixes history and the last-value cache keep, and lets go of
+    /// those they no longer keep (at start, and after a reload). A prefix subscribers hold too
+    /// is neither sent again nor let go of: upstream, each prefix is one subscription, which
+    /// the last of zpubd and its subscribers to let go of ends.
+    private func pinUpstream() {
+        var wanted = Set(state.lastValue.prefixes)
+        if history != nil { wanted.formUnion(historyPrefixes.names.map { Array($0.utf8) }) }
+        for prefix in wanted.subtracting(pinnedUpstream) where state.subscriptions.count(of: prefix) == 0 {
+            try? subscribeUpstream(prefix)
+        }
+        for prefix in pinnedUpstream.subtracting(wanted) where state.subscriptions.count(of: prefix) == 0 {
+            try? subscribeUpstream(prefix, subscribe: false)
+        }
+        pinnedUpstream = wanted
+    }
+
+    /// Whether the subscription frame in `message` is for a prefix XSUB holds for zpubd
+    /// (`pinUpstream`): sent already, and kept when its last subscriber leaves.
+    private func subscriptionFrameIsPinned() -> Bool {
+        guard !pinnedUpstream.isEmpty, message.count > 0 else { return false }
+        return message.withUnsafeBytes { pinnedUpstream.contains(Array($0[1...])) }
     }
 
     /// Sends the subscription frame in `message` to the publishers on XSUB.
@@ -1976,6 +2008,7 @@ final class ForwardingLoop {
             historyPrefixes = HistoryPrefixes(newConfiguration.historyPrefixes)
             history.mailbox.post(.reconfigure(newConfiguration))
         }
+        pinUpstream()
         for role in rebinding {
             logger.notice(
                 "CURVE changed on \(role.rawValue): its endpoints are bound again, and the clients connected there reconnect under the new settings"

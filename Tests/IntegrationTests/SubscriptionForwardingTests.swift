@@ -34,6 +34,52 @@ final class SubscriptionForwardingTests: XCTestCase {
         XCTAssertEqual(stats.subscriptions.unsubscribeEvents, 3)
     }
 
+    /// History and the last-value cache keep what publishers send under their prefixes with no
+    /// subscriber there: a PUB sends only what is subscribed, and a walkthrough's history missed
+    /// the 150 of 400 messages a PUB sent while its consumer was away. zpubd holds those
+    /// prefixes upstream itself, through subscribers' comings and goings, and a reload's changes.
+    func testHistoryAndLastValuePrefixesAreSubscribedUpstreamWithNoSubscriber() throws {
+        let daemon = try Daemon(
+            configuration: "[history]\nprefixes = [\"orders.\"]\n[last_value]\nprefixes = [\"state.\"]\n")
+        let clients = try Clients()
+        let upstream = try clients.socket(.xpub, connect: daemon.xsub) { try $0.setOption(.xpubVerboser, 1) }
+        XCTAssertEqual(
+            Set(try upstream.receive(2).map { $0[0] }), [[1] + Array("orders.".utf8), [1] + Array("state.".utf8)])
+        // The upstream plays a PUB: it sends what is subscribed, and no subscriber is there.
+        try upstream.send(frames: frames("news.x", "wanted by nobody"))
+        try upstream.send(frames: frames("orders.1", "kept"))
+        try upstream.send(frames: frames("state.lamp", "on"))
+        try Wait.until("the order is kept and the value cached") {
+            let stats = try daemon.stats()
+            return stats.history?.written == 1 && stats.lastValue.entries == 1
+        }
+        let kept = try daemon.decode("HISTORY since 0", as: HistoryReply.self).messages
+        XCTAssertEqual(kept.compactMap(\.messageFrames), [frames("orders.1", "kept")])
+
+        // A subscriber of a held prefix comes and goes: upstream hears nothing of it (the frames
+        // of one connection keep their order, so "other." coming first would show it).
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["orders."])
+        try daemon.waitForSubscriptions(1)
+        clients.close(subscriber)
+        try daemon.waitForSubscriptions(0)
+        let other = try clients.subscriber(daemon.xpub, prefixes: ["other."])
+        try daemon.waitForSubscriptions(1)
+        clients.close(other)
+        XCTAssertEqual(
+            try upstream.receive(2).map { $0[0] }, [[1] + Array("other.".utf8), [0] + Array("other.".utf8)])
+
+        // A reload lets go of a prefix no longer kept and holds a new one; one a subscriber
+        // still holds stays subscribed until that subscriber leaves.
+        let holder = try clients.subscriber(daemon.xpub, prefixes: ["state."])
+        try daemon.waitForSubscriptions(1)
+        try "[history]\nprefixes = [\"orders.\"]\n[last_value]\nprefixes = [\"cfg.\"]\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try daemon.json("RELOAD")["reloaded"] as? Bool, true, daemon.log)
+        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[1] + Array("cfg.".utf8)])
+        clients.close(holder)
+        XCTAssertEqual(try upstream.receive(1).map { $0[0] }, [[0] + Array("state.".utf8)])
+    }
+
     func testAPublisherThatConnectsLaterGetsEverySubscription() throws {
         let daemon = try Daemon()
         let clients = try Clients()
