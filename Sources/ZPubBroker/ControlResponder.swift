@@ -254,10 +254,12 @@ final class ControlResponder: BrokerControl {
     private func replay(token: String, since: UInt64, prefix: [UInt8]) -> ControlReply {
         let slot = ReplySlot<Result<HistoryReply, ControlError>>()
         loop.post(.replay(token: token, since: since, prefix: prefix, slot))
-        return replayReply(slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds), token: token)
+        return replayReply(slot.wait(milliseconds: Self.snapshotTimeoutMilliseconds), token: token, prefix: prefix)
     }
 
-    private func replayReply(_ outcome: Result<HistoryReply, ControlError>?, token: String) -> ControlReply {
+    private func replayReply(_ outcome: Result<HistoryReply, ControlError>?, token: String, prefix: [UInt8])
+        -> ControlReply
+    {
         switch outcome {
         case nil:
             if loopStopped { return unavailable() }
@@ -268,7 +270,7 @@ final class ControlResponder: BrokerControl {
             return .replay(
                 ReplayReply(
                     token: token, through: history.through ?? history.lastSequence,
-                    prefixes: configuration.historyPrefixes, history: history))
+                    prefixes: configuration.historyPrefixes, asked: prefix, history: history))
         }
     }
 
@@ -319,8 +321,8 @@ final class ControlResponder: BrokerControl {
             let slot = ReplySlot<Result<HistoryReply, ControlError>>(onFulfil: ready)
             loop.post(.replay(token: token, since: since, prefix: prefix, slot))
             return DeferredReply(deadline: deadline) { timedOut in
-                if let outcome = slot.value { return self.replayReply(outcome, token: token) }
-                return timedOut || self.loopStopped ? self.replayReply(nil, token: token) : nil
+                if let outcome = slot.value { return self.replayReply(outcome, token: token, prefix: prefix) }
+                return timedOut || self.loopStopped ? self.replayReply(nil, token: token, prefix: prefix) : nil
             }
         default:
             return nil

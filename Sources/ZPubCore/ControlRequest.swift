@@ -113,7 +113,7 @@ public struct ControlRequest: Equatable, Sendable {
             return .failure(
                 ControlError(
                     .badArgument,
-                    "REPLAY takes a token, a sequence and an optional prefix: REPLAY <token> <since> [prefix] (see docs/history.md)"
+                    "REPLAY takes a token, a sequence and an optional prefix: REPLAY <token> <since> [prefix]; the token is 1 to 64 letters, digits, - or _, and since a whole number, 0 or more (see docs/history.md)"
                 ))
         }
         return .success(request)

@@ -433,8 +433,12 @@ public struct ReplayReply: Codable, Equatable, Sendable {
     /// again), and this broker's messages numbered after the split lie below it. Some of them
     /// the client may have had already (live); each comes with its sequence.
     public var resumedAfter: UInt64?
+    /// Set when history keeps nothing under the prefix asked for: a typo ("oders.") was
+    /// answered as an empty replay, and the client believed it could resume.
+    public var warning: String?
 
-    public init(token: String, through: UInt64, prefixes: [String], history: HistoryReply) {
+    /// `asked`: the prefix the REPLAY named ("" for everything).
+    public init(token: String, through: UInt64, prefixes: [String], asked: [UInt8], history: HistoryReply) {
         self.token = token
         self.marker = SnapshotReply.markerPrefix + token
         self.through = through
@@ -445,10 +449,14 @@ public struct ReplayReply: Codable, Equatable, Sendable {
         self.gap = history.gap
         self.notKept = history.notKept
         self.resumedAfter = history.resumedAfter
+        if !prefixes.contains(where: { PrefixMatcher.overlap(Array($0.utf8), asked) }) {
+            warning =
+                "history keeps nothing under \"\(TopicText.display(asked))\" (it keeps \(prefixes.joined(separator: ", "))): nothing under it is replayed, now or after a restart; check the prefix, or add it to [history] prefixes"
+        }
     }
 
     enum CodingKeys: String, CodingKey {
-        case token, marker, through, prefixes, messages, more, gap
+        case token, marker, through, prefixes, messages, more, gap, warning
         case firstSequence = "first_seq"
         case notKept = "not_kept"
         case resumedAfter = "resumed_after"

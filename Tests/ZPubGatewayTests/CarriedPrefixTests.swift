@@ -92,7 +92,7 @@ final class CarriedPrefixTests: XCTestCase {
         ]
         let reply = ControlReply.replay(
             ReplayReply(
-                token: "t", through: 7, prefixes: [""],
+                token: "t", through: 7, prefixes: [""], asked: [],
                 history: HistoryReply(
                     firstSequence: 1, lastSequence: 7, through: 7, messages: messages, more: false, gap: nil)))
         XCTAssertEqual(replay.take(reply), .done)

@@ -19,7 +19,7 @@ final class ResumeScopeTests: XCTestCase {
         var history = HistoryReply(
             firstSequence: 1, lastSequence: through, through: through, messages: messages, more: more, gap: gap)
         history.resumedAfter = resumedAfter
-        return .replay(ReplayReply(token: "t", through: through, prefixes: prefixes, history: history))
+        return .replay(ReplayReply(token: "t", through: through, prefixes: prefixes, asked: [], history: history))
     }
 
     private func page(_ messages: [MessageJSON], more: Bool = false, gap: HistoryReply.Gap? = nil) -> ControlReply {

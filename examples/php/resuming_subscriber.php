@@ -1,12 +1,15 @@
 <?php
-// A subscriber that misses nothing across its own restarts (docs/history.md); the same
-// protocol as examples/python/resuming_subscriber.py, with the PECL zmq extension.
+// A subscriber that misses nothing across its own restarts and zpubd's (docs/history.md); the
+// same protocol as examples/python/resuming_subscriber.py, with the PECL zmq extension.
 //
-// It keeps the history sequence of the last message it handled in a file. On start, with a
-// position saved, it asks zpubd to replay what it missed (REPLAY, then HISTORY pages) and joins
-// the live stream with no gap and no duplicate; live, it learns each message's sequence from
-// the sequence markers ($zpub/seq/<topic>) that follow kept messages. zpubd must keep the
-// prefix: zpubd --history orders. (with --state-dir to survive zpubd's own restarts too).
+// It keeps the history sequence of the last message it handled in a file. On start with a
+// position saved, and each time its connection to zpubd comes back (zpubd restarted: what zpubd
+// still held for it went with the old connection, and what was published before it subscribed
+// again never came), it asks zpubd to replay what it missed (REPLAY, then HISTORY pages). Live,
+// it learns each message's sequence from the sequence markers ($zpub/seq/<topic>) that follow
+// kept messages, and skips the kept messages a replay already gave it: no gap, no duplicate.
+// zpubd must keep the prefix: zpubd --history orders. (with --state-dir to keep it across
+// zpubd's own restarts too).
 //
 // Run: php resuming_subscriber.php [count]   (stops after count messages; forever without it)
 // Environment: ZPUB_XPUB, ZPUB_CONTROL, ZPUB_PREFIX (orders.), ZPUB_POSITION_FILE (./position)
@@ -17,44 +20,63 @@ $prefix = getenv("ZPUB_PREFIX") ?: "orders.";
 $positionFile = getenv("ZPUB_POSITION_FILE") ?: "position";
 $count = isset($argv[1]) ? (int)$argv[1] : null;
 const SEQ = '$zpub/seq/';
+const SNAPSHOT = '$zpub/snapshot/';
 
 $context = new ZMQContext();
 $sub = $context->getSocket(ZMQ::SOCKET_SUB);
+// A connection lost and made again is the cue to replay: a SUB alone reconnects in silence.
+$sub->monitor("inproc://resuming-subscriber-monitor", ZMQ::EVENT_CONNECTED | ZMQ::EVENT_DISCONNECTED);
+$monitor = $context->getSocket(ZMQ::SOCKET_PAIR);
+$monitor->connect("inproc://resuming-subscriber-monitor");
 $sub->connect($xpub);
 $sub->setSockOpt(ZMQ::SOCKOPT_SUBSCRIBE, $prefix);
 $sub->setSockOpt(ZMQ::SOCKOPT_SUBSCRIBE, SEQ . $prefix); // the sequence of each kept message
+$position = file_exists($positionFile) ? (int)file_get_contents($positionFile) : null;
+$replayedThrough = 0; // kept messages up to this sequence came in a replay
+$marker = null; // the marker topic of the replay under way, until it arrives live
 $handled = 0;
 
-// One request to zpubd's control socket; exits with zpubd's message if it is an error.
-function ask(ZMQContext $context, string $control, string $request): array
+function say(string $text): void
 {
-    $req = $context->getSocket(ZMQ::SOCKET_REQ);
-    $req->setSockOpt(ZMQ::SOCKOPT_LINGER, 0);
-    $req->setSockOpt(ZMQ::SOCKOPT_RCVTIMEO, 10000);
-    $req->connect($control);
-    $req->send($request);
-    $text = $req->recv();
-    if ($text === false) {
-        fwrite(STDERR, "zpubd did not answer $request within 10 s\n");
-        exit(1);
+    fwrite(STDERR, $text . "\n");
+}
+
+// One request to zpubd's control socket, asked again while zpubd does not answer (it may be
+// starting); exits with zpubd's message if the answer is an error.
+function ask(string $request): array
+{
+    global $context, $control;
+    while (true) {
+        $req = $context->getSocket(ZMQ::SOCKET_REQ);
+        $req->setSockOpt(ZMQ::SOCKOPT_LINGER, 0);
+        $req->setSockOpt(ZMQ::SOCKOPT_RCVTIMEO, 10000);
+        $req->connect($control);
+        $req->send($request);
+        $text = $req->recv();
+        unset($req);
+        if ($text === false) {
+            say("zpubd at $control did not answer within 10 s (is it running?); asking again");
+            continue;
+        }
+        $reply = json_decode($text, true);
+        if (isset($reply["error"])) {
+            say("zpubd: " . $reply["error"]["message"]);
+            exit(1);
+        }
+        return $reply;
     }
-    $reply = json_decode($text, true);
-    if (isset($reply["error"])) {
-        fwrite(STDERR, "zpubd: " . $reply["error"]["message"] . "\n");
-        exit(1);
-    }
-    return $reply;
 }
 
 // Prints a message and saves its position (null: a message history does not keep). True when
 // `count` messages have been handled.
 function handle(?int $sequence, array $frames): bool
 {
-    global $handled, $count, $positionFile;
+    global $handled, $count, $positionFile, $position;
     echo implode(" ", $frames), "\n";
     if ($sequence !== null) {
         file_put_contents($positionFile . ".new", (string)$sequence);
         rename($positionFile . ".new", $positionFile);
+        $position = $sequence;
     }
     $handled++;
     return $count !== null && $handled >= $count;
@@ -68,33 +90,65 @@ function stored(array $entry): array
     return array_merge([$topic], array_map("base64_decode", $entry["payload"]));
 }
 
-$marker = null;
-$keptPrefixes = [];
-if (file_exists($positionFile)) {
-    $since = (int)file_get_contents($positionFile);
-    $token = bin2hex(random_bytes(16));
-    $marker = '$zpub/snapshot/' . $token;
-    $sub->setSockOpt(ZMQ::SOCKOPT_SUBSCRIBE, $marker); // after the data prefix: the broker waits for it
-    $reply = ask($context, $control, "REPLAY $token $since $prefix");
+// What history could not give back: evicted (its bounds), or never kept.
+function tellLosses(array $reply): void
+{
+    global $prefix;
     if (!empty($reply["gap"])) {
-        fwrite(STDERR, "missed {$reply["gap"]["from"]} to {$reply["gap"]["to"]}: no longer kept\n");
+        say("missed {$reply["gap"]["from"]} to {$reply["gap"]["to"]}: no longer kept");
     }
-    $keptPrefixes = $reply["prefixes"];
-    $through = $reply["through"];
+    foreach ($reply["not_kept"] ?? [] as $lost) {
+        say("{$lost["from"]} to {$lost["to"]} were not kept ({$lost["reason"]}): lost, if any was under $prefix");
+    }
+}
+
+// Handles every kept message after `since`; live messages go on after the marker. True when
+// `count` messages have been handled.
+function replay(int $since): bool
+{
+    global $sub, $prefix, $marker, $replayedThrough;
+    if ($marker !== null) {
+        $sub->setSockOpt(ZMQ::SOCKOPT_UNSUBSCRIBE, $marker);
+    }
+    $token = bin2hex(random_bytes(16));
+    $marker = SNAPSHOT . $token;
+    $sub->setSockOpt(ZMQ::SOCKOPT_SUBSCRIBE, $marker); // after the data prefix: the broker waits for it
+    $reply = ask("REPLAY $token $since $prefix");
+    if (isset($reply["warning"])) {
+        say("zpubd: " . $reply["warning"]);
+    }
+    if ($reply["through"] < $since) {
+        // zpubd restarted without its state directory: its numbers start again from 1.
+        say("zpubd's numbering started again (it is at {$reply["through"]}, below $since): replaying all it keeps");
+        return replay(0);
+    }
+    tellLosses($reply);
+    $replayedThrough = $reply["through"];
     $entries = $reply["messages"];
     while (true) {
         foreach ($entries as $entry) {
             if (handle($entry["seq"], stored($entry))) {
-                exit(0);
+                return true;
             }
         }
         if (!$reply["more"] || !$entries) {
-            break;
+            return false;
         }
         $last = end($entries)["seq"];
-        $reply = ask($context, $control, "HISTORY since $last until $through $prefix");
+        $reply = ask("HISTORY since $last until $replayedThrough $prefix");
+        tellLosses($reply);
         $entries = $reply["messages"];
     }
+}
+
+// A message from the live stream; a kept one a replay gave already is skipped.
+function live(?int $sequence, array $frames): bool
+{
+    global $position, $replayedThrough;
+    if ($sequence !== null && $sequence <= max($position ?? 0, $replayedThrough)) {
+        return false;
+    }
+    return handle($sequence, $frames);
 }
 
 function startsWith(string $text, string $prefix): bool
@@ -102,29 +156,52 @@ function startsWith(string $text, string $prefix): bool
     return strncmp($text, $prefix, strlen($prefix)) === 0;
 }
 
+if ($position !== null && replay($position)) {
+    exit(0);
+}
+// The SUB alone: PECL zmq 2.x under PHP 8 gives every socket in a ZMQPoll the same key, so a
+// second one added is never reported. The monitor is looked at, without waiting, at each turn.
 $poll = new ZMQPoll();
 $poll->add($sub, ZMQ::POLL_IN);
+$disconnected = false;
 $pending = null; // a data message, until we know whether a sequence marker follows it
+$pendingSince = 0.0;
 while (true) {
-    if ($pending !== null) {
-        $readable = $writable = [];
-        if ($poll->poll($readable, $writable, 1000) === 0) {
-            if (handle(null, $pending)) {
+    while (($monitor->getSockOpt(ZMQ::SOCKOPT_EVENTS) & ZMQ::POLL_IN) !== 0) {
+        $event = $monitor->recvEvent()["event"];
+        if ($event === ZMQ::EVENT_DISCONNECTED) {
+            $disconnected = true;
+        } elseif ($event === ZMQ::EVENT_CONNECTED && $disconnected) {
+            $disconnected = false;
+            if ($position === null) {
+                say("connected to zpubd again; no kept message handled yet, so nothing to replay");
+            } elseif (replay($position)) {
+                break 2;
+            }
+        }
+    }
+    $readable = $writable = [];
+    if ($poll->poll($readable, $writable, 100) === 0) {
+        // A message with no marker behind it within a second is not kept.
+        if ($pending !== null && microtime(true) - $pendingSince >= 1.0) {
+            if (live(null, $pending)) {
                 break;
             }
             $pending = null;
-            continue;
         }
+        continue;
     }
     $frames = $sub->recvMulti();
-    if ($marker !== null && $frames[0] === $marker) {
-        $sub->setSockOpt(ZMQ::SOCKOPT_UNSUBSCRIBE, $marker);
-        $marker = null; // from here on everything is new
-        continue;
+    if (startsWith($frames[0], SNAPSHOT)) {
+        if ($frames[0] === $marker) {
+            $sub->setSockOpt(ZMQ::SOCKOPT_UNSUBSCRIBE, $marker);
+            $marker = null;
+        }
+        continue; // a replay's marker: not a message
     }
     if (startsWith($frames[0], SEQ)) {
         if ($pending !== null && substr($frames[0], strlen(SEQ)) === $pending[0]) {
-            $done = handle((int)$frames[1], $pending);
+            $done = live((int)$frames[1], $pending);
             $pending = null;
             if ($done) {
                 break;
@@ -133,17 +210,11 @@ while (true) {
         continue;
     }
     if ($pending !== null) {
-        if (handle(null, $pending)) {
+        if (live(null, $pending)) {
             break;
         }
         $pending = null;
     }
-    if ($marker !== null) {
-        foreach ($keptPrefixes as $kept) {
-            if (startsWith($frames[0], $kept)) {
-                continue 2; // before the marker, kept topics were in the replay
-            }
-        }
-    }
     $pending = $frames;
+    $pendingSince = microtime(true);
 }

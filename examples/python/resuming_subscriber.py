@@ -1,11 +1,14 @@
 #!/usr/bin/python3
-"""A subscriber that misses nothing across its own restarts (docs/history.md).
+"""A subscriber that misses nothing across its own restarts and zpubd's (docs/history.md).
 
-It keeps the history sequence of the last message it handled in a file. On start, with a
-position saved, it asks zpubd to replay what it missed (REPLAY, then HISTORY pages) and joins
-the live stream with no gap and no duplicate; live, it learns each message's sequence from the
-sequence markers ($zpub/seq/<topic>) that follow kept messages. zpubd must keep the prefix:
-zpubd --history orders. (with --state-dir to survive zpubd's own restarts too).
+It keeps the history sequence of the last message it handled in a file. On start with a
+position saved, and each time its connection to zpubd comes back (zpubd restarted: what zpubd
+still held for it went with the old connection, and what was published before it subscribed
+again never came), it asks zpubd to replay what it missed (REPLAY, then HISTORY pages). Live,
+it learns each message's sequence from the sequence markers ($zpub/seq/<topic>) that follow
+kept messages, and skips the kept messages a replay already gave it: no gap, no duplicate.
+zpubd must keep the prefix: zpubd --history orders. (with --state-dir to keep it across
+zpubd's own restarts too).
 
 Run: python3 resuming_subscriber.py [count]   (stops after count messages; forever without it)
 Environment: ZPUB_XPUB, ZPUB_CONTROL, ZPUB_PREFIX (orders.), ZPUB_POSITION_FILE (./position)
@@ -17,6 +20,7 @@ import sys
 import uuid
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 xpub = os.environ.get("ZPUB_XPUB", "tcp://127.0.0.1:5556")
 control = os.environ.get("ZPUB_CONTROL", "tcp://127.0.0.1:5555")
@@ -24,36 +28,55 @@ prefix = os.environ.get("ZPUB_PREFIX", "orders.").encode()
 position_file = os.environ.get("ZPUB_POSITION_FILE", "position")
 count = int(sys.argv[1]) if len(sys.argv) > 1 else None
 SEQ = b"$zpub/seq/"
+SNAPSHOT = b"$zpub/snapshot/"
 
 context = zmq.Context()
 sub = context.socket(zmq.SUB)
+# A connection lost and made again is the cue to replay: a SUB alone reconnects in silence.
+monitor = sub.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
 sub.connect(xpub)
 sub.setsockopt(zmq.SUBSCRIBE, prefix)
 sub.setsockopt(zmq.SUBSCRIBE, SEQ + prefix)  # the sequence of each kept message
+position = int(open(position_file).read()) if os.path.exists(position_file) else None
+replayed_through = 0  # kept messages up to this sequence came in a replay
+marker = None  # the marker topic of the replay under way, until it arrives live
 handled = 0
 
 
+def say(text):
+    print(text, file=sys.stderr, flush=True)
+
+
 def ask(request):
-    req = context.socket(zmq.REQ)
-    req.setsockopt(zmq.LINGER, 0)
-    req.setsockopt(zmq.RCVTIMEO, 10000)
-    req.connect(control)
-    req.send_string(request)
-    reply = json.loads(req.recv())
-    req.close()
-    if "error" in reply:
-        sys.exit(f"zpubd: {reply['error']['message']}")
-    return reply
+    """One request to zpubd's control socket, asked again while zpubd does not answer (it may
+    be starting); exits with zpubd's message if the answer is an error."""
+    while True:
+        req = context.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.setsockopt(zmq.RCVTIMEO, 10000)
+        req.connect(control)
+        req.send_string(request)
+        try:
+            reply = json.loads(req.recv())
+        except zmq.Again:
+            say(f"zpubd at {control} did not answer within 10 s (is it running?); asking again")
+            continue
+        finally:
+            req.close()
+        if "error" in reply:
+            sys.exit(f"zpubd: {reply['error']['message']}")
+        return reply
 
 
 def handle(sequence, frames):
     """Prints a message and saves its position (None: a message history does not keep)."""
-    global handled
+    global handled, position
     print(frames[0].decode(), *(frame.decode(errors="replace") for frame in frames[1:]), flush=True)
     if sequence is not None:
         with open(position_file + ".new", "w") as file:
             file.write(str(sequence))
         os.replace(position_file + ".new", position_file)
+        position = sequence
     handled += 1
     return count is not None and handled >= count
 
@@ -65,50 +88,91 @@ def stored(entry):
     return [topic] + [base64.b64decode(frame) for frame in entry["payload"]]
 
 
-marker = None
-kept_prefixes = []
-if os.path.exists(position_file):
-    since = int(open(position_file).read())
+def tell_losses(reply):
+    """What history could not give back: evicted (its bounds), or never kept."""
+    if reply.get("gap"):
+        say(f"missed {reply['gap']['from']} to {reply['gap']['to']}: no longer kept")
+    for lost in reply.get("not_kept", []):
+        say(f"{lost['from']} to {lost['to']} were not kept ({lost['reason']}): lost, if any was under {prefix.decode()}")
+
+
+def replay(since):
+    """Handles every kept message after `since`; live messages go on after the marker. True
+    when `count` messages have been handled."""
+    global marker, replayed_through
+    if marker is not None:
+        sub.setsockopt(zmq.UNSUBSCRIBE, marker)
     token = uuid.uuid4().hex
-    marker = b"$zpub/snapshot/" + token.encode()
+    marker = SNAPSHOT + token.encode()
     sub.setsockopt(zmq.SUBSCRIBE, marker)  # after the data prefix: the broker waits for it
     reply = ask(f"REPLAY {token} {since} {prefix.decode()}")
-    if reply.get("gap"):
-        print(f"missed {reply['gap']['from']} to {reply['gap']['to']}: no longer kept", file=sys.stderr)
-    kept_prefixes = [p.encode() for p in reply["prefixes"]]
+    if "warning" in reply:
+        say(f"zpubd: {reply['warning']}")
+    if reply["through"] < since:
+        # zpubd restarted without its state directory: its numbers start again from 1.
+        say(f"zpubd's numbering started again (it is at {reply['through']}, below {since}): replaying all it keeps")
+        return replay(0)
+    tell_losses(reply)
+    replayed_through = reply["through"]
     entries = reply["messages"]
     while True:
         for entry in entries:
             if handle(entry["seq"], stored(entry)):
-                sys.exit(0)
+                return True
         if not reply["more"] or not entries:
-            break
-        reply = ask(f"HISTORY since {entries[-1]['seq']} until {reply['through']} {prefix.decode()}")
+            return False
+        reply = ask(f"HISTORY since {entries[-1]['seq']} until {replayed_through} {prefix.decode()}")
+        tell_losses(reply)
         entries = reply["messages"]
 
+
+def live(sequence, frames):
+    """A message from the live stream; a kept one a replay gave already is skipped."""
+    if sequence is not None and sequence <= max(position or 0, replayed_through):
+        return False
+    return handle(sequence, frames)
+
+
+if position is not None and replay(position):
+    sys.exit(0)
+poller = zmq.Poller()
+poller.register(sub, zmq.POLLIN)
+poller.register(monitor, zmq.POLLIN)
+disconnected = False
 pending = None  # a data message, until we know whether a sequence marker follows it
 while True:
-    if pending is not None and not sub.poll(1000):
-        if handle(None, pending):
+    ready = dict(poller.poll(1000 if pending is not None else None))
+    if monitor in ready:
+        event = recv_monitor_message(monitor)["event"]
+        if event == zmq.EVENT_DISCONNECTED:
+            disconnected = True
+        elif event == zmq.EVENT_CONNECTED and disconnected:
+            disconnected = False
+            if position is None:
+                say("connected to zpubd again; no kept message handled yet, so nothing to replay")
+            elif replay(position):
+                break
+        continue
+    if sub not in ready:
+        if pending is not None and live(None, pending):
             break
         pending = None
         continue
     frames = sub.recv_multipart()
-    if marker is not None and frames[0] == marker:
-        sub.setsockopt(zmq.UNSUBSCRIBE, marker)
-        marker = None  # from here on everything is new
-        continue
+    if frames[0].startswith(SNAPSHOT):
+        if frames[0] == marker:
+            sub.setsockopt(zmq.UNSUBSCRIBE, marker)
+            marker = None
+        continue  # a replay's marker: not a message
     if frames[0].startswith(SEQ):
         if pending is not None and frames[0][len(SEQ):] == pending[0]:
-            done = handle(int(frames[1]), pending)
+            done = live(int(frames[1]), pending)
             pending = None
             if done:
                 break
         continue
     if pending is not None:
-        if handle(None, pending):
+        if live(None, pending):
             break
         pending = None
-    if marker is not None and any(frames[0].startswith(p) for p in kept_prefixes):
-        continue  # before the marker, kept topics were in the replay
     pending = frames
