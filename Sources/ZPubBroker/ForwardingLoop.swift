@@ -151,6 +151,10 @@ final class ForwardingLoopHandle: Sendable {
     /// times its queue, and not dropped).
     let catchingUp = Atomic<Bool>(false)
     let catchUpEndedNanoseconds = Atomic<UInt64>(0)
+    /// When the loop closed its sockets (monotonic ns; 0: not yet), and with which linger:
+    /// `Broker.stop` tells whether the context's end waited the linger out.
+    let socketsClosedNanoseconds = Atomic<UInt64>(0)
+    let lingerAtCloseMilliseconds = Atomic<Int>(0)
     /// Set as the stop begins, before the loop takes it: HEALTH says "stopping" from the
     /// signal on (it said "paused" or "ok" until the loop's next turn).
     let stopAsked = Atomic<Bool>(false)
@@ -2064,6 +2068,8 @@ final class ForwardingLoop {
             try? socket.setOption(.linger, linger)
             socket.close()
         }
+        handle.lingerAtCloseMilliseconds.store(Int(linger), ordering: .relaxed)
+        handle.socketsClosedNanoseconds.store(SystemClock.monotonicNanoseconds(), ordering: .releasing)
         for endpoints in [pullEndpoints, xsubEndpoints, xpubEndpoints] { endpoints.removeSocketFiles() }
         receipts?.close()
         logger.info(
