@@ -136,7 +136,8 @@ public final class Broker: Sendable {
             endpoints: (sockets.pull.endpoints, sockets.xsub.endpoints, sockets.xpub.endpoints),
             receipts: receipts, lastValueOnSubscribe: lastValueOnSubscribe, serverKey: serverKey,
             configuration: configuration, history: history, restoredLastValues: restoredLastValues,
-            registry: registry, logger: logger, notifier: notifier)
+            registry: registry, logger: logger, notifier: notifier,
+            zapAllowed: { [shared = zapHandler.shared] in shared.counters.withLock { $0.allowed } })
         let loop = forwardingLoop.handle
         self.loop = loop
         let eventReader = ConnectionEventReader(monitors: sockets.monitors, loop: loop, logger: logger)

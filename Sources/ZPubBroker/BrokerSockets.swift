@@ -129,6 +129,8 @@ struct BrokerSockets {
                 monitorEndpoint,
                 events: [
                     .accepted, .connected, .disconnected, .handshakeFailed, .connectRetried, .connectDelayed,
+                    // With ZAP's count of connections let in: those dropped in silence after it.
+                    .handshakeSucceeded,
                     // Not .closed: libzmq 4.3.4 leaks the CLOSED events it emits while the
                     // sockets shut down (LeakSanitizer, 3 x 80 bytes per run).
                     .listening, .acceptFailed,

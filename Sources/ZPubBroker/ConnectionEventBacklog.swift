@@ -90,6 +90,7 @@ struct ConnectionEventSummary: Sendable {
     /// kept (counted in `events` only).
     private(set) var links: [String: UpstreamLink.Changes] = [:]
     private(set) var handshakeFailures = 0
+    private(set) var handshakesCompleted: [BrokerSocketRole: Int] = [:]
 
     static let maximumEndpoints = 1_024
 
@@ -115,6 +116,8 @@ struct ConnectionEventSummary: Sendable {
             record(.connecting, endpoint: event.endpoint, of: role)
         } else if kind.contains(.acceptFailed) {
             // Nothing to keep: the loop reads the descriptor guard's status when it applies.
+        } else if kind.contains(.handshakeSucceeded) {
+            handshakesCompleted[role, default: 0] += 1
         } else if !kind.intersection(.handshakeFailed).isEmpty {
             handshakeFailures += 1
         }

@@ -330,6 +330,16 @@ final class ForwardingLoop {
     private var admissionLogLimit = LogRateLimit()
     private var ceilingLogLimit = LogRateLimit()
     private var handshakeLogLimit = LogRateLimit()
+    /// ZAP's count of the connections it let in, by socket (its domain), and the handshakes
+    /// completed since: together they show peers that passed the checks and were then dropped
+    /// in silence (`warnOfIncompleteHandshakes`).
+    private let zapAllowed: @Sendable () -> [String: UInt64]
+    private var handshakesCompleted: [BrokerSocketRole: UInt64] = [:]
+    /// At the last look: ZAP's counts then, and how many of those before never completed.
+    private var zapAllowedAtLastLook: [String: UInt64] = [:]
+    private var incompleteAtLastLook: [BrokerSocketRole: UInt64] = [:]
+    private var nextHandshakeLook: UInt64 = 0
+    private var incompleteHandshakeLogLimit = LogRateLimit(intervalSeconds: 60)
     /// Upstreams whose failed connection attempts the log has told of, until they connect:
     /// one refused, or whose host is not found, was said nowhere but in STATS (a probe).
     private var upstreamsToldUnreachable: Set<String> = []
@@ -354,8 +364,10 @@ final class ForwardingLoop {
         endpoints: (pull: BoundEndpoints, xsub: BoundEndpoints, xpub: BoundEndpoints),
         receipts: Socket? = nil, lastValueOnSubscribe: Bool, serverKey: CurveKey?,
         configuration: BrokerConfiguration, history: HistoryHandle?, restoredLastValues: [LastValueRecord],
-        registry: EndpointRegistry, logger: Logger, notifier: Notifier
+        registry: EndpointRegistry, logger: Logger, notifier: Notifier,
+        zapAllowed: @escaping @Sendable () -> [String: UInt64] = { [:] }
     ) {
+        self.zapAllowed = zapAllowed
         self.receipts = receipts
         self.history = history
         self.historyQueue = history.map { Unmanaged.passUnretained($0.queue) }
@@ -537,7 +549,7 @@ final class ForwardingLoop {
             // Otherwise nothing told that the drain waited its whole time for producers that
             // kept sending (a walkthrough: 20 s, 2.7 million messages taken in meanwhile).
             logger.warning(
-                "the stop's drain reached shutdown_drain_ms (\(drainMilliseconds)) with producers still sending: what they still have queued is dropped (stop the producers first, or raise shutdown_drain_ms)"
+                "the stop's drain reached shutdown_drain_ms (\(drainMilliseconds)) with producers still sending: the messages on their way to zpubd that it has not read are dropped, a few in flight when it kept up, up to receive_hwm per producer when it did not (stop the producers first, or raise shutdown_drain_ms)"
             )
         }
         // A drain that ended quiet with nothing held forwarded its backlog (the catch-up would
@@ -593,6 +605,10 @@ final class ForwardingLoop {
                 connectionPins[gone.metadata] = nil
             }
             warnIfTopicTableIsFull(nowNanoseconds: now)
+            if now >= nextHandshakeLook {
+                nextHandshakeLook = now &+ Self.handshakeLookNanoseconds
+                warnOfIncompleteHandshakes()
+            }
             if !misdirectedToDrop.isEmpty { dropMisdirectedConnections(now: now) }
             // An upstream that refused a subscription for a full table admits it at this
             // connection's next frame once it has room (`BrokerState.retryPrefix`).
@@ -1548,6 +1564,8 @@ final class ForwardingLoop {
             state.upstreamEvent(endpoint: event.endpoint, .connecting)
         } else if event.event.contains(.acceptFailed) {
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
+        } else if event.event.contains(.handshakeSucceeded) {
+            handshakesCompleted[role, default: 0] &+= 1
         } else if !event.event.intersection(.handshakeFailed).isEmpty {
             state.handshakeFailures &+= 1
             if let heldBack = handshakeLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
@@ -1555,6 +1573,38 @@ final class ForwardingLoop {
                     "a peer failed the ZeroMQ handshake and was dropped\(Self.heldBackNote(heldBack))",
                     metadata: metadata)
             }
+        }
+    }
+
+    static let handshakeLookNanoseconds: UInt64 = 5_000_000_000
+
+    /// Warns of connections ZAP let in that never completed the ZeroMQ handshake. libzmq 4.3.4
+    /// drops a peer whose socket type does not pair with the socket's (a PUSH on the XPUB's
+    /// port) with no event but the disconnect, and the peer reconnects every 100 ms, its
+    /// messages going nowhere: a walkthrough found that invisible to both sides. Connections
+    /// ZAP let in before the last look (5 s ago) have had time to complete. Logged once a
+    /// minute at most while it lasts.
+    private func warnOfIncompleteHandshakes() {
+        let allowed = zapAllowed()
+        defer { zapAllowedAtLastLook = allowed }
+        for role in [BrokerSocketRole.pull, .xsub, .xpub] {
+            let letIn = zapAllowedAtLastLook[role.rawValue] ?? 0
+            let incomplete = letIn &- min(letIn, handshakesCompleted[role] ?? 0)
+            let before = incompleteAtLastLook[role] ?? 0
+            incompleteAtLastLook[role] = incomplete
+            guard incomplete > before,
+                let heldBack = incompleteHandshakeLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds())
+            else { continue }
+            let pairs =
+                switch role {
+                case .pull: "PUSH sockets (producers)"
+                case .xsub:
+                    "PUB and XPUB sockets (publishers), and is itself an XSUB towards its upstreams, which must be XPUB or PUB endpoints"
+                default: "SUB and XSUB sockets (subscribers)"
+                }
+            logger.warning(
+                "\(incomplete - before) connections to the \(role.rawValue) socket passed its address and key checks but never completed the ZeroMQ handshake: most likely sockets of a type it does not pair with, which libzmq drops without a word and which reconnect every 100 ms, their messages going nowhere. The \(role.rawValue) socket takes \(pairs); producers' PUSH connect to pull, publishers' PUB to xsub, subscribers' SUB to xpub, and REQ to control\(heldBack == 0 ? "" : " (said once a minute: \(heldBack) such looks were not logged)")",
+                metadata: ["socket": "\(role.rawValue)"])
         }
     }
 
@@ -1605,6 +1655,7 @@ final class ForwardingLoop {
             }
         }
         state.handshakeFailures &+= UInt64(summary.handshakeFailures)
+        for (role, count) in summary.handshakesCompleted { handshakesCompleted[role, default: 0] &+= UInt64(count) }
         connectionEventsSummarized &+= UInt64(summary.events)
         if let heldBack = summaryLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
             logger.warning(

@@ -153,6 +153,27 @@ final class FaultTests: XCTestCase {
     /// receive queue unbounded so that input never stops there (docs/reliability.md, "A
     /// subscription flood"). The rounds follow each other as an attacker's would, without
     /// waiting for the last round's peers to be cleared (which takes libzmq minutes).
+    /// A socket of the wrong type (a PUSH on the XPUB's port) passes ZAP, is then dropped by
+    /// libzmq with no event but the disconnect, and reconnects every 100 ms, its messages going
+    /// nowhere: a walkthrough found it invisible to both sides. zpubd warns, naming the socket
+    /// and what connects where; a right one beside it is no cause.
+    func testSocketsOfTheWrongTypeAreWarnedOf() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        let wrong = try clients.socket(.push, connect: daemon.xpub)
+        _ = try wrong.send(frames: frames("t.lost", "x"), dontWait: true)
+        try Wait.until("zpubd warns of the xpub socket's incomplete handshakes", timeout: 60) {
+            daemon.log.contains("connections to the xpub socket passed its address and key checks but never completed")
+        }
+        XCTAssertTrue(daemon.log.contains("producers' PUSH connect to pull"), daemon.log)
+        XCTAssertFalse(daemon.log.contains("connections to the pull socket passed"), daemon.log)
+        // The right one still works.
+        try clients.socket(.push, connect: daemon.pull).send(frames: frames("t.ok", "y"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("t.ok", "y")])
+    }
+
     func testFloodingPeersThatVanishDoNotAbortTheBroker() throws {
         let port = try FreePort.find()
         let daemon = try Daemon(
