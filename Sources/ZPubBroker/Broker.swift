@@ -137,7 +137,9 @@ public final class Broker: Sendable {
             receipts: receipts, lastValueOnSubscribe: lastValueOnSubscribe, serverKey: serverKey,
             configuration: configuration, history: history, restoredLastValues: restoredLastValues,
             registry: registry, logger: logger, notifier: notifier,
-            zapAllowed: { [shared = zapHandler.shared] in shared.counters.withLock { $0.allowed } })
+            zapDecided: { [shared = zapHandler.shared] in
+                shared.counters.withLock { $0.allowed.merging($0.denied, uniquingKeysWith: &+) }
+            })
         let loop = forwardingLoop.handle
         self.loop = loop
         let eventReader = ConnectionEventReader(monitors: sockets.monitors, loop: loop, logger: logger)
@@ -334,11 +336,14 @@ public final class Broker: Sendable {
         let now = SystemClock.monotonicNanoseconds()
         let closed = loop.socketsClosedNanoseconds.load(ordering: .acquiring)
         let linger = loop.lingerAtCloseMilliseconds.load(ordering: .relaxed)
-        guard linger > 0, closed > 0, now &- terminating >= 5_000_000,
-            now &- closed + 2_000_000 >= UInt64(linger) * 1_000_000
+        // The linger runs from the close: when the steps since (a pair's hand-over, the
+        // gateway's goodbyes) took longer, the context's end cannot tell, and says nothing.
+        let lingerNanoseconds = UInt64(linger) * 1_000_000
+        guard linger > 0, closed > 0, terminating &- closed < lingerNanoseconds, now &- terminating >= 5_000_000,
+            now &- closed + 2_000_000 >= lingerNanoseconds
         else { return }
         logger.warning(
-            "linger_ms (\(linger) ms) ran out while zpubd's sockets still held messages for their peers (most likely a subscriber too slow to take its backlog): those were dropped at exit. A subscriber that replays from history when its connection comes back (zpub sub --since, docs/history.md) gets the kept ones again; a longer linger_ms waits longer for the others"
+            "linger_ms (\(linger) ms) ran out while zpubd still held messages for subscribers (most likely one too slow to take its backlog): those were dropped at exit. A subscriber that replays from history when its connection comes back (zpub sub --since, docs/history.md) gets the kept ones again; a longer linger_ms waits longer for the others"
         )
     }
 

@@ -90,7 +90,8 @@ struct ConnectionEventSummary: Sendable {
     /// kept (counted in `events` only).
     private(set) var links: [String: UpstreamLink.Changes] = [:]
     private(set) var handshakeFailures = 0
-    private(set) var handshakesCompleted: [BrokerSocketRole: Int] = [:]
+    /// Handshakes that completed or failed with an event, by socket.
+    private(set) var handshakesEnded: [BrokerSocketRole: Int] = [:]
 
     static let maximumEndpoints = 1_024
 
@@ -117,8 +118,9 @@ struct ConnectionEventSummary: Sendable {
         } else if kind.contains(.acceptFailed) {
             // Nothing to keep: the loop reads the descriptor guard's status when it applies.
         } else if kind.contains(.handshakeSucceeded) {
-            handshakesCompleted[role, default: 0] += 1
+            handshakesEnded[role, default: 0] += 1
         } else if !kind.intersection(.handshakeFailed).isEmpty {
+            handshakesEnded[role, default: 0] += 1
             handshakeFailures += 1
         }
     }

@@ -330,19 +330,29 @@ final class ForwardingLoop {
     private var admissionLogLimit = LogRateLimit()
     private var ceilingLogLimit = LogRateLimit()
     private var handshakeLogLimit = LogRateLimit()
-    /// ZAP's count of the connections it let in, by socket (its domain), and the handshakes
-    /// completed since: together they show peers that passed the checks and were then dropped
-    /// in silence (`warnOfIncompleteHandshakes`).
-    private let zapAllowed: @Sendable () -> [String: UInt64]
-    private var handshakesCompleted: [BrokerSocketRole: UInt64] = [:]
-    /// At the last look: ZAP's counts then, and how many of those before never completed.
-    private var zapAllowedAtLastLook: [String: UInt64] = [:]
+    /// ZAP's count of the connections it decided on (let in or refused), by socket (its
+    /// domain), and the handshakes that ended since, completed or failed with an event:
+    /// together they show peers that passed the checks and were then dropped in silence
+    /// (`warnOfIncompleteHandshakes`). ZAP is asked for XSUB's own connections upstream too.
+    private let zapDecided: @Sendable () -> [String: UInt64]
+    private var handshakesEnded: [BrokerSocketRole: UInt64] = [:]
+    /// At the last look: ZAP's counts then, and how many of those before never ended.
+    private var zapDecidedAtLastLook: [String: UInt64] = [:]
     private var incompleteAtLastLook: [BrokerSocketRole: UInt64] = [:]
     private var nextHandshakeLook: UInt64 = 0
-    private var incompleteHandshakeLogLimit = LogRateLimit(intervalSeconds: 60)
+    private var incompleteHandshakeLogLimits: [BrokerSocketRole: LogRateLimit] = [:]
     /// Upstreams whose failed connection attempts the log has told of, until they connect:
     /// one refused, or whose host is not found, was said nowhere but in STATS (a probe).
     private var upstreamsToldUnreachable: Set<String> = []
+    /// Upstream links connected whose ZeroMQ handshake has not completed yet.
+    private var upstreamsHandshaking: Set<String> = []
+    /// Upstream links whose handshake failed, and when zpubd connects them again: libzmq 4.3.4
+    /// gives up on a link for good once it finds the peer's socket type does not pair with
+    /// XSUB (an upstream naming another broker's pull or control port), and STATS said
+    /// "retrying" for ever (a walkthrough).
+    private var upstreamReconnects: [String: UInt64] = [:]
+    private var upstreamHandshakeLogLimits: [String: LogRateLimit] = [:]
+    static let upstreamReconnectNanoseconds: UInt64 = 5_000_000_000
     private var summaryLogLimit = LogRateLimit()
     /// A passive pair member mirroring topics its `[history] prefixes` do not keep: a
     /// configuration that differs from the peer's, said once a minute while it lasts.
@@ -365,9 +375,9 @@ final class ForwardingLoop {
         receipts: Socket? = nil, lastValueOnSubscribe: Bool, serverKey: CurveKey?,
         configuration: BrokerConfiguration, history: HistoryHandle?, restoredLastValues: [LastValueRecord],
         registry: EndpointRegistry, logger: Logger, notifier: Notifier,
-        zapAllowed: @escaping @Sendable () -> [String: UInt64] = { [:] }
+        zapDecided: @escaping @Sendable () -> [String: UInt64] = { [:] }
     ) {
-        self.zapAllowed = zapAllowed
+        self.zapDecided = zapDecided
         self.receipts = receipts
         self.history = history
         self.historyQueue = history.map { Unmanaged.passUnretained($0.queue) }
@@ -609,6 +619,7 @@ final class ForwardingLoop {
                 nextHandshakeLook = now &+ Self.handshakeLookNanoseconds
                 warnOfIncompleteHandshakes()
             }
+            if !upstreamReconnects.isEmpty { reconnectFailedUpstreams(now: now) }
             if !misdirectedToDrop.isEmpty { dropMisdirectedConnections(now: now) }
             // An upstream that refused a subscription for a full table admits it at this
             // connection's next frame once it has room (`BrokerState.retryPrefix`).
@@ -1407,9 +1418,14 @@ final class ForwardingLoop {
     /// those they no longer keep (at start, and after a reload). A prefix subscribers hold too
     /// is neither sent again nor let go of: upstream, each prefix is one subscription, which
     /// the last of zpubd and its subscribers to let go of ends.
+    /// A passive pair member holds none: it reads no producer, and what its upstreams sent meanwhile
+    /// would wait in XSUB's queue, to go out at its takeover as new messages, numbered again.
     private func pinUpstream() {
-        var wanted = Set(state.lastValue.prefixes)
-        if history != nil { wanted.formUnion(historyPrefixes.names.map { Array($0.utf8) }) }
+        var wanted = Set<[UInt8]>()
+        if pairActive {
+            wanted.formUnion(state.lastValue.prefixes)
+            if history != nil { wanted.formUnion(historyPrefixes.names.map { Array($0.utf8) }) }
+        }
         for prefix in wanted.subtracting(pinnedUpstream) where state.subscriptions.count(of: prefix) == 0 {
             try? subscribeUpstream(prefix)
         }
@@ -1535,7 +1551,8 @@ final class ForwardingLoop {
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
             if state.upstreamEvent(endpoint: event.endpoint, .connected) {
                 upstreamsToldUnreachable.remove(event.endpoint)
-                logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
+                // Told once the handshake completes: a peer of the wrong type connects too.
+                upstreamsHandshaking.insert(event.endpoint)
             } else {
                 logger.debug("peer connected", metadata: metadata)
             }
@@ -1548,7 +1565,11 @@ final class ForwardingLoop {
                 subscriberReachability.closed(descriptor: event.value)
             }
             if state.upstreamEvent(endpoint: event.endpoint, .disconnected) {
-                logger.warning("lost upstream \(event.endpoint); reconnecting", metadata: metadata)
+                if upstreamsHandshaking.remove(event.endpoint) != nil {
+                    upstreamHandshakeFailed(event.endpoint, metadata: metadata)
+                } else {
+                    logger.warning("lost upstream \(event.endpoint); reconnecting", metadata: metadata)
+                }
             } else {
                 logger.debug("peer disconnected", metadata: metadata)
             }
@@ -1565,8 +1586,13 @@ final class ForwardingLoop {
         } else if event.event.contains(.acceptFailed) {
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
         } else if event.event.contains(.handshakeSucceeded) {
-            handshakesCompleted[role, default: 0] &+= 1
+            handshakesEnded[role, default: 0] &+= 1
+            if role == .xsub, upstreamsHandshaking.remove(event.endpoint) != nil {
+                upstreamReconnects[event.endpoint] = nil
+                logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
+            }
         } else if !event.event.intersection(.handshakeFailed).isEmpty {
+            handshakesEnded[role, default: 0] &+= 1
             state.handshakeFailures &+= 1
             if let heldBack = handshakeLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.info(
@@ -1578,6 +1604,37 @@ final class ForwardingLoop {
 
     static let handshakeLookNanoseconds: UInt64 = 5_000_000_000
 
+    /// An upstream link that ended before its handshake completed: told, and connected again
+    /// in `upstreamReconnectNanoseconds` (libzmq retries a link whose peer hung up, but not one
+    /// it dropped itself over the socket type; connecting again is harmless to the former).
+    private func upstreamHandshakeFailed(_ endpoint: String, metadata: Logger.Metadata) {
+        upstreamReconnects[endpoint] = SystemClock.monotonicNanoseconds() &+ Self.upstreamReconnectNanoseconds
+        // Told here: `warnOfIncompleteHandshakes` is for peers that connect to zpubd.
+        handshakesEnded[.xsub, default: 0] &+= 1
+        guard
+            let heldBack = upstreamHandshakeLogLimits[endpoint, default: LogRateLimit(intervalSeconds: 60)].admit(
+                nowNanoseconds: SystemClock.monotonicNanoseconds())
+        else { return }
+        logger.error(
+            "upstream \(endpoint) dropped the link during the ZeroMQ handshake: is it the upstream broker's xpub endpoint (not its pull, xsub or control), or a PUB, with the same CURVE settings? zpubd connects again every 5 s until it completes\(heldBack == 0 ? "" : " (said once a minute: \(heldBack) more times since)")",
+            metadata: metadata)
+    }
+
+    /// Connects again the upstream links whose handshake failed, when due.
+    private func reconnectFailedUpstreams(now: UInt64) {
+        for (endpoint, due) in upstreamReconnects where now >= due {
+            upstreamReconnects[endpoint] = nil
+            guard upstreamEndpoints.contains(endpoint), !stoodDown else { continue }
+            try? xsub.disconnect(endpoint)
+            do {
+                try xsub.connect(endpoint)
+            } catch {
+                logger.warning(
+                    "cannot connect to upstream \(endpoint) again: \(error)", metadata: ["endpoint": "\(endpoint)"])
+            }
+        }
+    }
+
     /// Warns of connections ZAP let in that never completed the ZeroMQ handshake. libzmq 4.3.4
     /// drops a peer whose socket type does not pair with the socket's (a PUSH on the XPUB's
     /// port) with no event but the disconnect, and the peer reconnects every 100 ms, its
@@ -1585,15 +1642,16 @@ final class ForwardingLoop {
     /// ZAP let in before the last look (5 s ago) have had time to complete. Logged once a
     /// minute at most while it lasts.
     private func warnOfIncompleteHandshakes() {
-        let allowed = zapAllowed()
-        defer { zapAllowedAtLastLook = allowed }
+        let decided = zapDecided()
+        defer { zapDecidedAtLastLook = decided }
         for role in [BrokerSocketRole.pull, .xsub, .xpub] {
-            let letIn = zapAllowedAtLastLook[role.rawValue] ?? 0
-            let incomplete = letIn &- min(letIn, handshakesCompleted[role] ?? 0)
+            let checked = zapDecidedAtLastLook[role.rawValue] ?? 0
+            let incomplete = checked &- min(checked, handshakesEnded[role] ?? 0)
             let before = incompleteAtLastLook[role] ?? 0
             incompleteAtLastLook[role] = incomplete
             guard incomplete > before,
-                let heldBack = incompleteHandshakeLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds())
+                let heldBack = incompleteHandshakeLogLimits[role, default: LogRateLimit(intervalSeconds: 60)].admit(
+                    nowNanoseconds: SystemClock.monotonicNanoseconds())
             else { continue }
             let pairs =
                 switch role {
@@ -1655,7 +1713,7 @@ final class ForwardingLoop {
             }
         }
         state.handshakeFailures &+= UInt64(summary.handshakeFailures)
-        for (role, count) in summary.handshakesCompleted { handshakesCompleted[role, default: 0] &+= UInt64(count) }
+        for (role, count) in summary.handshakesEnded { handshakesEnded[role, default: 0] &+= UInt64(count) }
         connectionEventsSummarized &+= UInt64(summary.events)
         if let heldBack = summaryLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
             logger.warning(
@@ -1914,11 +1972,13 @@ final class ForwardingLoop {
         }
         registry.set(.pull, pullEndpoints.actual)
         registry.set(.xsub, xsubEndpoints.actual)
+        pinUpstream()
         logger.notice("pair: standing down: the producers' endpoints are unbound, and zpubd stops")
     }
 
     private func finishActivation() -> [BrokerError] {
         pairActive = true
+        pinUpstream()
         let failures = [
             pullEndpoints.reconcile(with: configuration.pullEndpoints, on: pull, logger: logger),
             xsubEndpoints.reconcile(with: configuration.xsubEndpoints, on: xsub, logger: logger),
@@ -2037,6 +2097,12 @@ final class ForwardingLoop {
         configuration = newConfiguration
         serverKey = newServerKey
         state.apply(newConfiguration)
+        let uncovered = state.lastValue.dropUncovered()
+        if uncovered > 0 {
+            logger.notice(
+                "dropped \(uncovered) cached last value\(uncovered == 1 ? "" : "s") that [last_value] prefixes no longer cover"
+            )
+        }
         // A shorter resume_catch_up_ms ends a catch-up under way sooner (0: at its next turn);
         // a longer one applies from the next RESUME. catch_up_stall_ms applies at once.
         if var running = catchUp {
@@ -2115,10 +2181,15 @@ final class ForwardingLoop {
 
     private func closeSockets() {
         let linger = Int32(configuration.lingerMilliseconds)
-        for socket in [pull, xsub, xpub] {
-            try? socket.setOption(.linger, linger)
+        // PULL sends nothing, and XSUB only subscriptions: with a linger, XSUB's frames for an
+        // upstream that cannot be reached held every stop for the whole of it, which
+        // `Broker.warnIfTheLingerRanOut` then blamed on a slow subscriber.
+        for socket in [pull, xsub] {
+            try? socket.setOption(.linger, Int32(0))
             socket.close()
         }
+        try? xpub.setOption(.linger, linger)
+        xpub.close()
         handle.lingerAtCloseMilliseconds.store(Int(linger), ordering: .relaxed)
         handle.socketsClosedNanoseconds.store(SystemClock.monotonicNanoseconds(), ordering: .releasing)
         for endpoints in [pullEndpoints, xsubEndpoints, xpubEndpoints] { endpoints.removeSocketFiles() }

@@ -163,7 +163,9 @@ extension BrokerConfiguration {
             // the endpoint no client at all (a walkthrough's --check-config passed that, and
             // every connection was refused).
             let blocks = settings.allowedAddresses.compactMap(CIDR.init)
-            if !blocks.isEmpty {
+            // ZAP also checks XSUB's own connections to its upstreams: a list naming only them
+            // is a working configuration, whatever the bound endpoints.
+            if !blocks.isEmpty && !(role == .xsub && !upstreamEndpoints.isEmpty) {
                 for endpoint in endpoints(for: role) {
                     guard let client = Endpoint.loopbackClientAddress(endpoint),
                         !blocks.contains(where: { $0.contains(client) })

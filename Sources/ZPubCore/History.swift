@@ -451,7 +451,7 @@ public struct ReplayReply: Codable, Equatable, Sendable {
         self.resumedAfter = history.resumedAfter
         if !prefixes.contains(where: { PrefixMatcher.overlap(Array($0.utf8), asked) }) {
             warning =
-                "history keeps nothing under \"\(TopicText.display(asked))\" (it keeps \(prefixes.joined(separator: ", "))): nothing under it is replayed, now or after a restart; check the prefix, or add it to [history] prefixes"
+                "history keeps nothing under \"\(TopicText.display(asked))\" (it keeps \(prefixes.joined(separator: ", "))): nothing under it is replayed; check the prefix, or add it to [history] prefixes"
         }
     }
 

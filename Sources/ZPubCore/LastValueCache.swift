@@ -333,6 +333,22 @@ public struct LastValueCache: Sendable {
         maxAgeMilliseconds > 0 && nowMilliseconds &- entry.storedMilliseconds > maxAgeMilliseconds
     }
 
+    /// Drops the values no prefix covers any more (a reload's): kept, they were served as
+    /// current by SNAPSHOT and on subscribe, while their updates were no longer cached (a
+    /// walkthrough). Returns how many went.
+    public mutating func dropUncovered() -> Int {
+        var dropped = 0
+        // From the end: `remove(at:)` moves the last entry into the hole, one already looked at.
+        for index in stride(from: table.count - 1, through: 0, by: -1) {
+            let covered = table.key(at: index).withUnsafeBytes { covers($0) }
+            if !covered {
+                remove(at: index)
+                dropped += 1
+            }
+        }
+        return dropped
+    }
+
     /// Evicts the oldest updates while over lower bounds (a reload's): at once, as the
     /// persisted table is trimmed at once, so that the two hold the same values.
     public mutating func applyLimits() {

@@ -92,12 +92,24 @@ enum ClientRequest: Equatable {
         case "ping":
             return .success(.ping)
         default:
-            let shown = op.count > 32 ? op.prefix(32) + "..." : op
+            let shown = shortened(op)
             return .failure(
                 Violation(
                     code: 1008, reason: "unknown op \"\(shown)\"; use subscribe, unsubscribe, publish, refresh or ping")
             )
         }
+    }
+
+    /// A client's name for a close reason, at most 32 bytes of it: a close frame's reason holds
+    /// 123 bytes, and one cut inside a character is a protocol error to the browser.
+    private static func shortened(_ name: String) -> String {
+        guard name.utf8.count > 32 else { return name }
+        var kept = ""
+        for scalar in name.unicodeScalars {
+            guard kept.utf8.count + String(scalar).utf8.count <= 32 else { break }
+            kept.unicodeScalars.append(scalar)
+        }
+        return kept + "..."
     }
 
     /// The fields each op takes besides "op" and "token" (which any request may carry).
@@ -123,7 +135,7 @@ enum ClientRequest: Equatable {
         }
         guard let unknown = members.first(where: { $0.key != "op" && $0.key != "token" && !taken.contains($0.key) })
         else { return nil }
-        let shown = unknown.key.count > 32 ? unknown.key.prefix(32) + "..." : unknown.key
+        let shown = shortened(unknown.key)
         let takes = (taken + ["token"]).joined(separator: ", ")
         return Violation(code: 1008, reason: "\(op): unknown field \"\(shown)\" (it takes \(takes))")
     }

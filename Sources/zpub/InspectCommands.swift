@@ -104,8 +104,8 @@ struct Health: ParsableCommand {
             Problems that do not stop forwarding (history not keeping messages, an upstream not \
             connected, a full subscription table with subscriptions waiting for room) are \
             printed too; --strict fails on them. With --json, no answer prints \
-            {"error":"...","status":"no_answer"}, so that a monitor reading standard output \
-            always has a status.
+            {"error":"...","status":"no_answer"} (an error reply, "status":"error"), so that a \
+            monitor reading standard output always has a status.
             """)
     @OptionGroup var options: ControlOptions
 
@@ -133,8 +133,10 @@ struct Health: ParsableCommand {
                 (health, raw) = try client.request("HEALTH", as: HealthReport.self)
             } catch  where options.json {
                 // A monitor that parses standard output read nothing at all, where "not ok" was
-                // the answer it needed; the error still goes to standard error, exit 1.
-                Output.line(Self.noAnswerJSON(String(describing: error)))
+                // the answer it needed; the error still goes to standard error, exit 1. An
+                // error zpubd answered with is "error", not "no_answer".
+                let answered = (error as? CLIError)?.code != nil
+                Output.line(Self.failureJSON(answered ? "error" : "no_answer", String(describing: error)))
                 throw error
             }
             let problems = health.pair?.problems ?? []
@@ -172,11 +174,11 @@ struct Health: ParsableCommand {
         if !healthy { throw ExitCode.failure }
     }
 
-    /// `--json`'s line when zpubd gave no HEALTH reply: a status no zpubd reports, and why.
-    static func noAnswerJSON(_ error: String) -> String {
-        let object: [String: Any] = ["status": "no_answer", "error": error]
+    /// `--json`'s line when zpubd gave no HEALTH report: a status no zpubd reports, and why.
+    static func failureJSON(_ status: String, _ error: String) -> String {
+        let object: [String: Any] = ["status": status, "error": error]
         let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        return data.map { String(decoding: $0, as: UTF8.self) } ?? #"{"status":"no_answer"}"#
+        return data.map { String(decoding: $0, as: UTF8.self) } ?? "{\"status\":\"\(status)\"}"
     }
 }
 

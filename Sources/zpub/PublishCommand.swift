@@ -336,16 +336,15 @@ struct Publish: ParsableCommand {
         }
     }
 
-    /// Why `path` cannot be published with --file, or nil when it opens as a file.
+    /// Why `path` cannot be published with --file, or nil when it looks readable. Not opened
+    /// here: a named pipe's writer would see its reader come and go.
     static func unreadable(_ path: String) -> String? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
+        var status = stat()
+        guard stat(path, &status) == 0, access(path, R_OK) == 0 else {
             return
                 "cannot read \(path): \(String(cString: strerror(errno))); give a readable file, or - for standard input"
         }
-        defer { close(descriptor) }
-        var status = stat()
-        if fstat(descriptor, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR {
+        if (status.st_mode & S_IFMT) == S_IFDIR {
             return "\(path) is a directory; give a file, or - for standard input"
         }
         return nil

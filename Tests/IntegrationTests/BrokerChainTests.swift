@@ -93,6 +93,40 @@ final class BrokerChainTests: XCTestCase {
         withExtendedLifetime(clients) {}
     }
 
+    /// An upstream naming a socket of the wrong type (another broker's pull port): libzmq
+    /// 4.3.4 gives up on such a link for good once its own check of the socket type fails,
+    /// while STATS said "retrying" (a walkthrough: the chain stayed cut after the ports were
+    /// put right). zpubd says what is wrong, and connects again until the handshake completes.
+    func testAnUpstreamOfTheWrongSocketTypeIsToldAndTriedAgain() throws {
+        let upstream = "tcp://127.0.0.1:\(try FreePort.find())"
+        let clients = try Clients()
+        var wrong: Socket? = try clients.socket(.pull, bind: upstream)
+        let edge = try Daemon(arguments: ["--upstream", upstream, "--history", "h."])
+        try Wait.until("the edge says what is wrong\n\(edge.log)", timeout: 30) {
+            edge.log.contains("upstream \(upstream) dropped the link during the ZeroMQ handshake")
+        }
+        XCTAssertFalse(edge.log.contains("connected to upstream"), edge.log)
+        // The right socket takes the port: the edge connects again by itself, and subscribes
+        // (its history's prefix), with nothing else done.
+        clients.close(wrong!)
+        wrong = nil
+        var bound: Socket?
+        try Wait.until("the port is free again (libzmq closes a listener in its own time)") {
+            bound = try? clients.socket(.xpub, bind: upstream)
+            return bound != nil
+        }
+        let right = try XCTUnwrap(bound)
+        var subscribed: Set<[UInt8]> = []
+        while !subscribed.contains([1] + Array("h.".utf8)) && subscribed.count < 4 {
+            guard let frame = try right.receive(1, timeout: 30_000).first?.first else { break }
+            subscribed.insert(frame)
+        }
+        XCTAssertTrue(subscribed.contains([1] + Array("h.".utf8)), "\(subscribed)\n\(edge.log)")
+        try Wait.until("the edge says it is connected\n\(edge.log)") {
+            edge.log.contains("connected to upstream \(upstream)")
+        }
+    }
+
     func testAnIPv6UpstreamIsReached() throws {
         let port = try FreePort.find()
         let upstreamXPUB = "tcp://[::1]:\(port)"

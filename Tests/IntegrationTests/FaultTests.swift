@@ -146,13 +146,6 @@ final class FaultTests: XCTestCase {
             try? daemon.request("PING", timeout: 5_000), "zpubd answers after the flood:\n\(daemon.log.suffix(400))")
     }
 
-    /// Flooding peers that vanish mid-flood must not abort zpubd (`scripts/flood-vanish.sh`
-    /// is the same scenario by hand). libzmq 4.3.4 asserts (`!_io_error`,
-    /// stream_engine_base.cpp:331) when a ZMTP heartbeat falls due on a connection whose peer
-    /// hung up while its input was stopped by a full receive queue; zpubd keeps the XPUB's
-    /// receive queue unbounded so that input never stops there (docs/reliability.md, "A
-    /// subscription flood"). The rounds follow each other as an attacker's would, without
-    /// waiting for the last round's peers to be cleared (which takes libzmq minutes).
     /// A socket of the wrong type (a PUSH on the XPUB's port) passes ZAP, is then dropped by
     /// libzmq with no event but the disconnect, and reconnects every 100 ms, its messages going
     /// nowhere: a walkthrough found it invisible to both sides. zpubd warns, naming the socket
@@ -174,6 +167,13 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("t.ok", "y")])
     }
 
+    /// Flooding peers that vanish mid-flood must not abort zpubd (`scripts/flood-vanish.sh`
+    /// is the same scenario by hand). libzmq 4.3.4 asserts (`!_io_error`,
+    /// stream_engine_base.cpp:331) when a ZMTP heartbeat falls due on a connection whose peer
+    /// hung up while its input was stopped by a full receive queue; zpubd keeps the XPUB's
+    /// receive queue unbounded so that input never stops there (docs/reliability.md, "A
+    /// subscription flood"). The rounds follow each other as an attacker's would, without
+    /// waiting for the last round's peers to be cleared (which takes libzmq minutes).
     func testFloodingPeersThatVanishDoNotAbortTheBroker() throws {
         let port = try FreePort.find()
         let daemon = try Daemon(

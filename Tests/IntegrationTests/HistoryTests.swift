@@ -668,6 +668,55 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(numbers, (1...total).map { "orders.\($0)" }, "every message once, in order")
     }
 
+    /// Across a restart of a zpubd without a state directory, whose numbering starts again:
+    /// the examples replay all it keeps, and take its new numbers as new (they skipped every
+    /// one up to their old position, a review found).
+    func testTheResumingSubscriberExamplesFollowANumberingThatStartedAgain() throws {
+        try resumingSubscriberFollowsANumberingThatStartedAgain(
+            interpreter: URL(fileURLWithPath: "/usr/bin/python3"), example: "python/resuming_subscriber.py")
+        let php = URL(fileURLWithPath: "/usr/bin/php")
+        if FileManager.default.fileExists(atPath: php.path) {
+            try resumingSubscriberFollowsANumberingThatStartedAgain(
+                interpreter: php, example: "php/resuming_subscriber.php")
+        }
+    }
+
+    private func resumingSubscriberFollowsANumberingThatStartedAgain(interpreter: URL, example name: String) throws {
+        let endpoints: [BrokerSocketRole: String] = [
+            .xpub: "tcp://127.0.0.1:\(try FreePort.find())", .control: "tcp://127.0.0.1:\(try FreePort.find())",
+            .pull: "tcp://127.0.0.1:\(try FreePort.find())",
+        ]
+        var daemon = try Daemon(arguments: ["--history", "orders."], endpoints: endpoints)
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/" + name)
+        let client = try RunningProgram(
+            interpreter, [example.path, "8"],
+            environment: [
+                "ZPUB_XPUB": daemon.xpub, "ZPUB_CONTROL": daemon.control, "ZPUB_PREFIX": "orders.",
+                "ZPUB_POSITION_FILE": daemon.directory.appendingPathComponent("position").path,
+            ])
+        try daemon.waitForSubscriptions(2)
+        do {
+            let clients = try Clients()
+            let push = try clients.socket(.push, connect: daemon.pull)
+            for n in 1...5 { try push.send(frames: frames("orders.\(n)", "\(n)")) }
+            try Wait.until("the example handled 5") { client.stdoutSoFar.split(separator: "\n").count == 5 }
+        }
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(timeout: 30), 0, daemon.log)
+        daemon = try Daemon(arguments: ["--history", "orders."], endpoints: endpoints)
+        try Wait.until("the example has replayed from the new numbering's start", timeout: 30) {
+            client.stderrSoFar.contains("numbering started again")
+                && client.stderrSoFar.contains("replayed 0 kept message(s) after 0")
+        }
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for n in 6...8 { try push.send(frames: frames("orders.\(n)", "\(n)")) }
+        let result = try client.finish(timeout: 30)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.stdout, (1...8).map { "orders.\($0) \($0)\n" }.joined(), result.stderr)
+    }
+
     private func resumingSubscriberMissesNothing(interpreter: URL, example name: String) throws {
         let daemon = try Daemon(arguments: ["--history", "orders."])
         let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -1064,7 +1064,8 @@ final class LifecycleTests: XCTestCase {
         daemon.signal(SIGTERM)
         XCTAssertEqual(daemon.waitForExit(timeout: 30), 0, daemon.log)
         XCTAssertTrue(
-            daemon.log.contains("linger_ms (300 ms) ran out while zpubd's sockets still held messages"), daemon.log)
+            daemon.log.contains("linger_ms (300 ms) ran out while zpubd still held messages for subscribers"),
+            daemon.log)
     }
 
     /// Control requests during the drain do not keep it going: only producers do. A load

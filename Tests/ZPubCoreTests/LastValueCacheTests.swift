@@ -35,6 +35,23 @@ final class LastValueCacheTests: XCTestCase {
         XCTAssertFalse(Array("t.x".utf8).withUnsafeBytes { lastValues.covers($0) })
     }
 
+    /// A reload that drops a prefix drops its values: they were served as current while their
+    /// updates were no longer cached (a walkthrough). The others stay, updatable, in order.
+    func testValuesNoPrefixCoversAnyMoreAreDropped() {
+        var lastValues = cache()
+        lastValues.prefixes = [Array("s.".utf8), Array("c.".utf8)]
+        for topic in ["s.a", "c.a", "s.b", "c.b", "s.c"] { lastValues.store(message(topic, "1"), nowMilliseconds: 1) }
+        lastValues.prefixes = [Array("c.".utf8)]
+        XCTAssertEqual(lastValues.dropUncovered(), 3)
+        XCTAssertEqual(lastValues.count, 2)
+        XCTAssertEqual(
+            lastValues.entries(under: [], nowMilliseconds: 1).map(\.frames), [message("c.a", "1"), message("c.b", "1")])
+        lastValues.store(message("c.a", "2"), nowMilliseconds: 2)
+        XCTAssertEqual(
+            lastValues.entries(under: [], nowMilliseconds: 2).map(\.frames), [message("c.b", "1"), message("c.a", "2")])
+        XCTAssertEqual(lastValues.dropUncovered(), 0)
+    }
+
     func testKeepsTheLastMessageWholeAndDeletesOnEmptyPayload() {
         var lastValues = cache()
         lastValues.store(message("s.a", "1"), nowMilliseconds: 1)

@@ -104,6 +104,15 @@ final class ClientRequestTests: XCTestCase {
             XCTAssertEqual(violation.reason, reason)
             XCTAssertLessThanOrEqual(violation.reason.utf8.count, 123, violation.reason)
         }
+        // Cut by bytes, between characters: 40 three-byte characters keep 10 (30 bytes).
+        let wide = String(repeating: "\u{20AC}", count: 40)
+        guard case .failure(let violation) = parse(#"{"op":"ping","\#(wide)":1}"#) else {
+            return XCTFail("a field of 40 euro signs was accepted")
+        }
+        XCTAssertEqual(
+            violation.reason, #"ping: unknown field "\#(String(repeating: "\u{20AC}", count: 10))..." (it takes token)"#
+        )
+        XCTAssertLessThanOrEqual(violation.reason.utf8.count, 123)
         // "token" goes with any request; "op" and the op's own fields are taken.
         XCTAssertEqual(try parse(#"{"op":"ping","token":"t"}"#).get(), .ping)
         XCTAssertEqual(try parse(#"{"op":"unsubscribe","prefixes":["a."],"token":"t"}"#).get(), .unsubscribe(["a."]))

@@ -33,6 +33,7 @@ $sub->setSockOpt(ZMQ::SOCKOPT_SUBSCRIBE, $prefix);
 $sub->setSockOpt(ZMQ::SOCKOPT_SUBSCRIBE, SEQ . $prefix); // the sequence of each kept message
 $position = file_exists($positionFile) ? (int)file_get_contents($positionFile) : null;
 $replayedThrough = 0; // kept messages up to this sequence came in a replay
+$keptPrefixes = []; // what history keeps, as the last replay said
 $marker = null; // the marker topic of the replay under way, until it arrives live
 $handled = 0;
 
@@ -106,7 +107,7 @@ function tellLosses(array $reply): void
 // `count` messages have been handled.
 function replay(int $since): bool
 {
-    global $sub, $prefix, $marker, $replayedThrough;
+    global $sub, $prefix, $marker, $replayedThrough, $keptPrefixes, $position;
     if ($marker !== null) {
         $sub->setSockOpt(ZMQ::SOCKOPT_UNSUBSCRIBE, $marker);
     }
@@ -120,18 +121,23 @@ function replay(int $since): bool
     if ($reply["through"] < $since) {
         // zpubd restarted without its state directory: its numbers start again from 1.
         say("zpubd's numbering started again (it is at {$reply["through"]}, below $since): replaying all it keeps");
+        $position = null; // its new numbers are all new to us
         return replay(0);
     }
     tellLosses($reply);
     $replayedThrough = $reply["through"];
+    $keptPrefixes = $reply["prefixes"];
     $entries = $reply["messages"];
+    $replayed = 0;
     while (true) {
         foreach ($entries as $entry) {
+            $replayed++;
             if (handle($entry["seq"], stored($entry))) {
                 return true;
             }
         }
         if (!$reply["more"] || !$entries) {
+            say("replayed $replayed kept message(s) after $since, through $replayedThrough; live from here");
             return false;
         }
         $last = end($entries)["seq"];
@@ -156,6 +162,16 @@ function startsWith(string $text, string $prefix): bool
     return strncmp($text, $prefix, strlen($prefix)) === 0;
 }
 
+function startsWithAny(string $text, array $prefixes): bool
+{
+    foreach ($prefixes as $prefix) {
+        if (startsWith($text, $prefix)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 if ($position !== null && replay($position)) {
     exit(0);
 }
@@ -175,9 +191,16 @@ while (true) {
             $disconnected = false;
             if ($position === null) {
                 say("connected to zpubd again; no kept message handled yet, so nothing to replay");
-            } elseif (replay($position)) {
+                continue;
+            }
+            if (replay($position)) {
                 break 2;
             }
+            // A message whose marker went with the old connection: the replay had it if kept.
+            if ($pending !== null && !startsWithAny($pending[0], $keptPrefixes) && live(null, $pending)) {
+                break 2;
+            }
+            $pending = null;
         }
     }
     $readable = $writable = [];

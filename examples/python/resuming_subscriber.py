@@ -39,6 +39,7 @@ sub.setsockopt(zmq.SUBSCRIBE, prefix)
 sub.setsockopt(zmq.SUBSCRIBE, SEQ + prefix)  # the sequence of each kept message
 position = int(open(position_file).read()) if os.path.exists(position_file) else None
 replayed_through = 0  # kept messages up to this sequence came in a replay
+kept_prefixes = []  # what history keeps, as the last replay said
 marker = None  # the marker topic of the replay under way, until it arrives live
 handled = 0
 
@@ -99,7 +100,7 @@ def tell_losses(reply):
 def replay(since):
     """Handles every kept message after `since`; live messages go on after the marker. True
     when `count` messages have been handled."""
-    global marker, replayed_through
+    global marker, replayed_through, kept_prefixes, position
     if marker is not None:
         sub.setsockopt(zmq.UNSUBSCRIBE, marker)
     token = uuid.uuid4().hex
@@ -111,15 +112,20 @@ def replay(since):
     if reply["through"] < since:
         # zpubd restarted without its state directory: its numbers start again from 1.
         say(f"zpubd's numbering started again (it is at {reply['through']}, below {since}): replaying all it keeps")
+        position = None  # its new numbers are all new to us
         return replay(0)
     tell_losses(reply)
     replayed_through = reply["through"]
+    kept_prefixes = [p.encode() for p in reply["prefixes"]]
     entries = reply["messages"]
+    replayed = 0
     while True:
         for entry in entries:
+            replayed += 1
             if handle(entry["seq"], stored(entry)):
                 return True
         if not reply["more"] or not entries:
+            say(f"replayed {replayed} kept message(s) after {since}, through {replayed_through}; live from here")
             return False
         reply = ask(f"HISTORY since {entries[-1]['seq']} until {replayed_through} {prefix.decode()}")
         tell_losses(reply)
@@ -150,8 +156,14 @@ while True:
             disconnected = False
             if position is None:
                 say("connected to zpubd again; no kept message handled yet, so nothing to replay")
-            elif replay(position):
+                continue
+            if replay(position):
                 break
+            # A message whose marker went with the old connection: the replay had it if kept.
+            if pending is not None and not any(pending[0].startswith(p) for p in kept_prefixes):
+                if live(None, pending):
+                    break
+            pending = None
         continue
     if sub not in ready:
         if pending is not None and live(None, pending):
