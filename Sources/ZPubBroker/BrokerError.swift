@@ -97,7 +97,11 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
     private static func hint(for code: Int32, endpoint: String, setting: String) -> String {
         switch code {
         case EADDRINUSE:
-            "; another process (another zpubd?) is listening there: stop it, or choose another endpoint in \(setting)"
+            // A port in the ephemeral range may also be a connection's local port, with
+            // nothing listening (a walkthrough blamed a listener that was not there).
+            endpoint.hasPrefix("tcp://")
+                ? "; the port is taken: another process (another zpubd?) is listening there (`ss -ltnp` shows which), or a connection took it as its local port (ports in net.ipv4.ip_local_port_range): stop that process, or choose another endpoint in \(setting)"
+                : "; another process (another zpubd?) is listening there: stop it, or choose another endpoint in \(setting)"
         case EACCES:
             endpoint.hasPrefix("ipc://")
                 ? "; the directory of the socket file is not writable by this user"

@@ -1433,6 +1433,7 @@ final class ForwardingLoop {
             try? subscribeUpstream(prefix, subscribe: false)
         }
         pinnedUpstream = wanted
+        state.heldUpstream = Array(wanted)
     }
 
     /// Whether the subscription frame in `message` is for a prefix XSUB holds for zpubd
@@ -1661,7 +1662,7 @@ final class ForwardingLoop {
                 default: "SUB and XSUB sockets (subscribers)"
                 }
             logger.warning(
-                "\(incomplete - before) connections to the \(role.rawValue) socket passed its address and key checks but never completed the ZeroMQ handshake: most likely sockets of a type it does not pair with, which libzmq drops without a word and which reconnect every 100 ms, their messages going nowhere. The \(role.rawValue) socket takes \(pairs); producers' PUSH connect to pull, publishers' PUB to xsub, subscribers' SUB to xpub, and REQ to control\(heldBack == 0 ? "" : " (said once a minute: \(heldBack) such looks were not logged)")",
+                "\(incomplete - before) connections to the \(role.rawValue) socket passed its address and key checks but never completed the ZeroMQ handshake: most likely sockets of a type it does not pair with, which libzmq drops without a word and which may reconnect every 100 ms, their messages going nowhere. The \(role.rawValue) socket takes \(pairs); producers' PUSH connect to pull, publishers' PUB to xsub, subscribers' SUB to xpub, and REQ to control\(heldBack == 0 ? "" : " (said once a minute: \(heldBack) such looks were not logged)")",
                 metadata: ["socket": "\(role.rawValue)"])
         }
     }

@@ -109,6 +109,9 @@ public struct BrokerState: Sendable {
         upstreams = configuration.upstreamEndpoints.map { known[$0] ?? UpstreamLink(endpoint: $0) }
     }
 
+    /// The prefixes the forwarding loop holds on XSUB for history and the last-value cache.
+    public var heldUpstream: [[UInt8]] = []
+
     /// Applies a connection event of the XSUB socket to the upstream link it concerns, if any.
     /// Returns whether `endpoint` is an upstream.
     @discardableResult
@@ -268,7 +271,8 @@ public struct BrokerState: Sendable {
             prefixes: subscriptions.prefixCount,
             subscriptions: subscriptions.entries(withPrefix: prefix).map { .init(prefix: $0.prefix, count: $0.count) },
             upstreams: upstreams, limit: subscriptions.maxPrefixes,
-            waitingForRoom: subscriberConnections.waitingCount)
+            waitingForRoom: subscriberConnections.waitingCount,
+            heldUpstream: heldUpstream.map(TopicText.display).sorted())
     }
 
     public func topicList(prefix: [UInt8]) -> TopicList {

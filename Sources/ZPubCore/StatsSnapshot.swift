@@ -456,10 +456,14 @@ public struct SubscriptionList: Codable, Equatable, Sendable {
     /// Optional: absent from a zpubd before 2026-12-07.
     public var limit: Int?
     public var waitingForRoom: Int?
+    /// The prefixes zpubd holds on XSUB for its own history and last-value cache, whether or
+    /// not a subscriber wants them: what publishers send it besides `subscriptions` (they
+    /// were shown nowhere; a walkthrough). Optional: absent from a zpubd before 2026-12-07.
+    public var heldUpstream: [String]?
 
     public init(
         total: Int, prefixes: Int, subscriptions: [Item], upstreams: [UpstreamLink] = [], limit: Int? = nil,
-        waitingForRoom: Int? = nil
+        waitingForRoom: Int? = nil, heldUpstream: [String]? = nil
     ) {
         self.total = total
         self.prefixes = prefixes
@@ -467,11 +471,13 @@ public struct SubscriptionList: Codable, Equatable, Sendable {
         self.upstreams = upstreams
         self.limit = limit
         self.waitingForRoom = waitingForRoom
+        self.heldUpstream = heldUpstream
     }
 
     enum CodingKeys: String, CodingKey {
         case total, prefixes, subscriptions, upstreams, limit
         case waitingForRoom = "waiting_for_room"
+        case heldUpstream = "held_upstream"
     }
 }
 

@@ -213,6 +213,11 @@ struct Subscriptions: ParsableCommand {
             let whole =
                 prefix.map { " (the whole broker; \(list.subscriptions.count) prefixes above start with \($0))" } ?? ""
             Output.line("\(list.total) subscriptions on \(list.prefixes) prefixes\(whole)")
+            if let held = list.heldUpstream, !held.isEmpty {
+                Output.line(
+                    "zpubd itself holds \(held.joined(separator: ", ")) upstream for its history and last values: publishers send those to it with no subscriber there"
+                )
+            }
             if let waiting = list.waitingForRoom, let limit = list.limit, waiting > 0, list.prefixes >= limit {
                 Output.line(
                     "the table is full (max_subscriptions \(limit)): \(waiting) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave"

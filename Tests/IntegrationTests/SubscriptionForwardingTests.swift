@@ -55,6 +55,10 @@ final class SubscriptionForwardingTests: XCTestCase {
         }
         let kept = try daemon.decode("HISTORY since 0", as: HistoryReply.self).messages
         XCTAssertEqual(kept.compactMap(\.messageFrames), [frames("orders.1", "kept")])
+        // Shown: SUBSCRIPTIONS lists what zpubd holds for itself, and `zpub subscriptions` says it.
+        XCTAssertEqual(try daemon.subscriptions().heldUpstream, ["orders.", "state."])
+        let listed = try Run.program(Binaries.zpub, ["subscriptions", "-c", daemon.control])
+        XCTAssertTrue(listed.stdout.contains("zpubd itself holds orders., state. upstream"), listed.stdout)
 
         // A subscriber of a held prefix comes and goes: upstream hears nothing of it (the frames
         // of one connection keep their order, so "other." coming first would show it).

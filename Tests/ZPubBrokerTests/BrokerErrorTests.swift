@@ -19,7 +19,7 @@ final class BrokerErrorTests: XCTestCase {
         XCTAssertTrue(pair.message.hasPrefix("cannot bind the pair endpoint tcp://127.0.0.1:5600 ([ha] bind): "))
         XCTAssertTrue(
             pair.message.contains(
-                "another process (another zpubd?) is listening there: stop it, or choose another endpoint in [ha] bind (or with --ha-bind at start)"
+                "another process (another zpubd?) is listening there (`ss -ltnp` shows which), or a connection took it as its local port (ports in net.ipv4.ip_local_port_range): stop that process, or choose another endpoint in [ha] bind (or with --ha-bind at start)"
             ), pair.message)
     }
 }
