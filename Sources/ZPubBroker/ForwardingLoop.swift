@@ -344,12 +344,15 @@ final class ForwardingLoop {
     /// Upstreams whose failed connection attempts the log has told of, until they connect:
     /// one refused, or whose host is not found, was said nowhere but in STATS (a probe).
     private var upstreamsToldUnreachable: Set<String> = []
-    /// Upstream links connected whose ZeroMQ handshake has not completed yet.
+    /// Upstream links connected whose ZeroMQ handshake has not completed yet, and those of
+    /// them whose failure libzmq reported with an event (counted there already).
     private var upstreamsHandshaking: Set<String> = []
-    /// Upstream links whose handshake failed, and when zpubd connects them again: libzmq 4.3.4
-    /// gives up on a link for good once it finds the peer's socket type does not pair with
-    /// XSUB (an upstream naming another broker's pull or control port), and STATS said
-    /// "retrying" for ever (a walkthrough).
+    private var upstreamsFailedWithEvent: Set<String> = []
+    /// Upstream links lost, and when zpubd connects them again unless libzmq retries first
+    /// (its CONNECT_RETRIED, CONNECT_DELAYED or CONNECTED cancel it): libzmq 4.3.4 gives up on
+    /// a link for good once it finds the peer's socket type does not pair with XSUB (an
+    /// upstream naming another broker's pull or control port), while STATS said "retrying"
+    /// for ever (a walkthrough).
     private var upstreamReconnects: [String: UInt64] = [:]
     private var upstreamHandshakeLogLimits: [String: LogRateLimit] = [:]
     static let upstreamReconnectNanoseconds: UInt64 = 5_000_000_000
@@ -1552,6 +1555,7 @@ final class ForwardingLoop {
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
             if state.upstreamEvent(endpoint: event.endpoint, .connected) {
                 upstreamsToldUnreachable.remove(event.endpoint)
+                upstreamReconnects[event.endpoint] = nil
                 // Told once the handshake completes: a peer of the wrong type connects too.
                 upstreamsHandshaking.insert(event.endpoint)
             } else {
@@ -1566,6 +1570,8 @@ final class ForwardingLoop {
                 subscriberReachability.closed(descriptor: event.value)
             }
             if state.upstreamEvent(endpoint: event.endpoint, .disconnected) {
+                upstreamReconnects[event.endpoint] =
+                    SystemClock.monotonicNanoseconds() &+ Self.upstreamReconnectNanoseconds
                 if upstreamsHandshaking.remove(event.endpoint) != nil {
                     upstreamHandshakeFailed(event.endpoint, metadata: metadata)
                 } else {
@@ -1575,6 +1581,7 @@ final class ForwardingLoop {
                 logger.debug("peer disconnected", metadata: metadata)
             }
         } else if event.event.contains(.connectRetried) {
+            upstreamReconnects[event.endpoint] = nil  // libzmq retries this one itself
             if state.upstreamEvent(endpoint: event.endpoint, .retrying),
                 upstreamsToldUnreachable.insert(event.endpoint).inserted
             {
@@ -1583,6 +1590,7 @@ final class ForwardingLoop {
                     metadata: metadata)
             }
         } else if event.event.contains(.connectDelayed) {
+            upstreamReconnects[event.endpoint] = nil
             state.upstreamEvent(endpoint: event.endpoint, .connecting)
         } else if event.event.contains(.acceptFailed) {
             (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
@@ -1590,10 +1598,14 @@ final class ForwardingLoop {
             handshakesEnded[role, default: 0] &+= 1
             if role == .xsub, upstreamsHandshaking.remove(event.endpoint) != nil {
                 upstreamReconnects[event.endpoint] = nil
+                upstreamsFailedWithEvent.remove(event.endpoint)
                 logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
             }
         } else if !event.event.intersection(.handshakeFailed).isEmpty {
             handshakesEnded[role, default: 0] &+= 1
+            if role == .xsub && upstreamsHandshaking.contains(event.endpoint) {
+                upstreamsFailedWithEvent.insert(event.endpoint)
+            }
             state.handshakeFailures &+= 1
             if let heldBack = handshakeLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
                 logger.info(
@@ -1605,13 +1617,12 @@ final class ForwardingLoop {
 
     static let handshakeLookNanoseconds: UInt64 = 5_000_000_000
 
-    /// An upstream link that ended before its handshake completed: told, and connected again
-    /// in `upstreamReconnectNanoseconds` (libzmq retries a link whose peer hung up, but not one
-    /// it dropped itself over the socket type; connecting again is harmless to the former).
+    /// An upstream link that ended before its handshake completed: told (libzmq retries a
+    /// link whose peer hung up, but not one it dropped itself over the socket type: the
+    /// reconnection scheduled at the disconnect covers that).
     private func upstreamHandshakeFailed(_ endpoint: String, metadata: Logger.Metadata) {
-        upstreamReconnects[endpoint] = SystemClock.monotonicNanoseconds() &+ Self.upstreamReconnectNanoseconds
-        // Told here: `warnOfIncompleteHandshakes` is for peers that connect to zpubd.
-        handshakesEnded[.xsub, default: 0] &+= 1
+        // Counted as ended once: `warnOfIncompleteHandshakes` is for peers that connect to zpubd.
+        if upstreamsFailedWithEvent.remove(endpoint) == nil { handshakesEnded[.xsub, default: 0] &+= 1 }
         guard
             let heldBack = upstreamHandshakeLogLimits[endpoint, default: LogRateLimit(intervalSeconds: 60)].admit(
                 nowNanoseconds: SystemClock.monotonicNanoseconds())
@@ -1621,11 +1632,13 @@ final class ForwardingLoop {
             metadata: metadata)
     }
 
-    /// Connects again the upstream links whose handshake failed, when due.
+    /// Connects again the upstream links lost that libzmq did not retry, when due.
     private func reconnectFailedUpstreams(now: UInt64) {
         for (endpoint, due) in upstreamReconnects where now >= due {
             upstreamReconnects[endpoint] = nil
-            guard upstreamEndpoints.contains(endpoint), !stoodDown else { continue }
+            guard upstreamEndpoints.contains(endpoint), !stoodDown, !upstreamsHandshaking.contains(endpoint) else {
+                continue
+            }
             try? xsub.disconnect(endpoint)
             do {
                 try xsub.connect(endpoint)
@@ -1704,6 +1717,13 @@ final class ForwardingLoop {
         (state.acceptPaused, state.acceptPauses) = descriptorGuard.status
         for (endpoint, changes) in summary.links {
             guard let now = state.upstreamEvents(endpoint: endpoint, changes) else { continue }
+            // Taken as counts, the handshake's end is not known: a link not connected now is
+            // connected again in 5 s unless libzmq retries it first (`upstreamReconnects`).
+            upstreamsHandshaking.remove(endpoint)
+            upstreamsFailedWithEvent.remove(endpoint)
+            if now != "connected" {
+                upstreamReconnects[endpoint] = SystemClock.monotonicNanoseconds() &+ Self.upstreamReconnectNanoseconds
+            }
             let metadata: Logger.Metadata = ["socket": "xsub", "endpoint": "\(endpoint)"]
             if changes.disconnects > 0 {
                 logger.warning(
@@ -2098,7 +2118,7 @@ final class ForwardingLoop {
         configuration = newConfiguration
         serverKey = newServerKey
         state.apply(newConfiguration)
-        let uncovered = state.lastValue.dropUncovered()
+        let uncovered = state.lastValuesUncoveredByReload
         if uncovered > 0 {
             logger.notice(
                 "dropped \(uncovered) cached last value\(uncovered == 1 ? "" : "s") that [last_value] prefixes no longer cover"
@@ -2155,6 +2175,10 @@ final class ForwardingLoop {
             }
         }
         for endpoint in upstreamEndpoints where !newConfiguration.upstreamEndpoints.contains(endpoint) {
+            // A link added again later starts afresh.
+            upstreamReconnects[endpoint] = nil
+            upstreamsHandshaking.remove(endpoint)
+            upstreamsFailedWithEvent.remove(endpoint)
             try? xsub.disconnect(endpoint)
             logger.info("disconnected from upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
         }

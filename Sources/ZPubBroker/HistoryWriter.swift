@@ -498,6 +498,11 @@ final class HistoryWriter {
         syncIntervalNanoseconds = UInt64(configuration.historySyncIntervalMilliseconds) * 1_000_000
         handle.stats.withLock { $0.prefixes = configuration.historyPrefixes }
         do {
+            // As the cache drops the values its prefixes no longer cover (as at start: with
+            // the cache off, they are left for a start that turns it on again).
+            if !configuration.lastValuePrefixes.isEmpty {
+                try store.deleteLastValues(outside: configuration.lastValuePrefixes.map { Array($0.utf8) })
+            }
             try store.setLastValueLimits(
                 entries: configuration.lastValueMaxEntries, bytes: configuration.lastValueMaxBytes)
         } catch {

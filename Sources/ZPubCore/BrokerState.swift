@@ -96,6 +96,8 @@ public struct BrokerState: Sendable {
         topics.maxTopicLength = configuration.maxSubscriptionLength
         topicAccounting = configuration.topicAccounting
         lastValue.prefixes = configuration.lastValuePrefixes.map { Array($0.utf8) }
+        // Before the new limits: those evict the oldest of what stays covered.
+        lastValuesUncoveredByReload = lastValue.dropUncovered()
         lastValue.maxEntries = configuration.lastValueMaxEntries
         lastValue.maxBytes = configuration.lastValueMaxBytes
         lastValue.maxAgeMilliseconds = UInt64(configuration.lastValueMaxAgeSeconds) * 1_000
@@ -111,6 +113,8 @@ public struct BrokerState: Sendable {
 
     /// The prefixes the forwarding loop holds on XSUB for history and the last-value cache.
     public var heldUpstream: [[UInt8]] = []
+    /// Cached values the last `apply` dropped because no prefix covers them any more.
+    public private(set) var lastValuesUncoveredByReload = 0
 
     /// Applies a connection event of the XSUB socket to the upstream link it concerns, if any.
     /// Returns whether `endpoint` is an upstream.

@@ -38,6 +38,27 @@ final class LastValueTests: XCTestCase {
     /// a reload that turns the cache on must be obeyed from the next message (the copy is chosen
     /// per burst), and one that turns it off too (that half checks the outcome: the other copy
     /// looks at the cache's own setting as well).
+    /// A reload that moves the cache to other prefixes drops the values of the old ones: a
+    /// walkthrough's SNAPSHOT served `state.a=v1` as current after its updates were no longer
+    /// cached, while `zpub sub --snapshot` said none was.
+    func testAReloadDropsTheValuesOfPrefixesNoLongerCached() throws {
+        let daemon = try Daemon(configuration: "[last_value]\nprefixes = [\"state.\", \"cfg.\"]\n")
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("state.a", "v1"))
+        try push.send(frames: frames("cfg.a", "on"))
+        try Wait.until("both are cached") { try daemon.stats().lastValue.entries == 2 }
+        try "[last_value]\nprefixes = [\"cfg.\"]\n".write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try daemon.json("RELOAD")["reloaded"] as? Bool, true, daemon.log)
+        XCTAssertEqual(try daemon.stats().lastValue.entries, 1)
+        try Wait.until("the log says so") {
+            daemon.log.contains("dropped 1 cached last value that [last_value] prefixes no longer cover")
+        }
+        let late = try clients.subscriber(daemon.xpub, prefixes: ["cfg.", "state."])
+        XCTAssertEqual(try late.receive(1), [frames("cfg.a", "on")])
+        try late.assertNothing(within: 300)
+    }
+
     func testAReloadThatTurnsTheCacheOnAndOffIsObeyedFromTheNextMessage() throws {
         let daemon = try Daemon(configuration: "[limits]\nmax_topics = 100\n")
         let clients = try Clients()

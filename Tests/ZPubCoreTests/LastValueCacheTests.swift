@@ -50,6 +50,10 @@ final class LastValueCacheTests: XCTestCase {
         XCTAssertEqual(
             lastValues.entries(under: [], nowMilliseconds: 2).map(\.frames), [message("c.b", "1"), message("c.a", "2")])
         XCTAssertEqual(lastValues.dropUncovered(), 0)
+        // The order of updates survived the drop: lower limits evict the oldest left.
+        lastValues.maxEntries = 1
+        lastValues.applyLimits()
+        XCTAssertEqual(lastValues.entries(under: [], nowMilliseconds: 2).map(\.frames), [message("c.a", "2")])
     }
 
     func testKeepsTheLastMessageWholeAndDeletesOnEmptyPayload() {

@@ -70,14 +70,20 @@ function ask(string $request): array
 
 // Prints a message and saves its position (null: a message history does not keep). True when
 // `count` messages have been handled.
+function savePosition(int $sequence): void
+{
+    global $positionFile, $position;
+    file_put_contents($positionFile . ".new", (string)$sequence);
+    rename($positionFile . ".new", $positionFile);
+    $position = $sequence;
+}
+
 function handle(?int $sequence, array $frames): bool
 {
-    global $handled, $count, $positionFile, $position;
+    global $handled, $count;
     echo implode(" ", $frames), "\n";
     if ($sequence !== null) {
-        file_put_contents($positionFile . ".new", (string)$sequence);
-        rename($positionFile . ".new", $positionFile);
-        $position = $sequence;
+        savePosition($sequence);
     }
     $handled++;
     return $count !== null && $handled >= $count;
@@ -107,7 +113,7 @@ function tellLosses(array $reply): void
 // `count` messages have been handled.
 function replay(int $since): bool
 {
-    global $sub, $prefix, $marker, $replayedThrough, $keptPrefixes, $position;
+    global $sub, $prefix, $marker, $replayedThrough, $keptPrefixes;
     if ($marker !== null) {
         $sub->setSockOpt(ZMQ::SOCKOPT_UNSUBSCRIBE, $marker);
     }
@@ -121,7 +127,7 @@ function replay(int $since): bool
     if ($reply["through"] < $since) {
         // zpubd restarted without its state directory: its numbers start again from 1.
         say("zpubd's numbering started again (it is at {$reply["through"]}, below $since): replaying all it keeps");
-        $position = null; // its new numbers are all new to us
+        savePosition(0); // its new numbers are all new to us, now and after our own restart
         return replay(0);
     }
     tellLosses($reply);
@@ -205,8 +211,9 @@ while (true) {
     }
     $readable = $writable = [];
     if ($poll->poll($readable, $writable, 100) === 0) {
-        // A message with no marker behind it within a second is not kept.
-        if ($pending !== null && microtime(true) - $pendingSince >= 1.0) {
+        // A message with no marker behind it within a second is not kept. Not while
+        // disconnected: its marker may have gone with the connection, and the replay brings it.
+        if ($pending !== null && !$disconnected && microtime(true) - $pendingSince >= 1.0) {
             if (live(null, $pending)) {
                 break;
             }

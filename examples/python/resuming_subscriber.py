@@ -69,15 +69,20 @@ def ask(request):
         return reply
 
 
+def save_position(sequence):
+    global position
+    with open(position_file + ".new", "w") as file:
+        file.write(str(sequence))
+    os.replace(position_file + ".new", position_file)
+    position = sequence
+
+
 def handle(sequence, frames):
     """Prints a message and saves its position (None: a message history does not keep)."""
-    global handled, position
+    global handled
     print(frames[0].decode(), *(frame.decode(errors="replace") for frame in frames[1:]), flush=True)
     if sequence is not None:
-        with open(position_file + ".new", "w") as file:
-            file.write(str(sequence))
-        os.replace(position_file + ".new", position_file)
-        position = sequence
+        save_position(sequence)
     handled += 1
     return count is not None and handled >= count
 
@@ -100,7 +105,7 @@ def tell_losses(reply):
 def replay(since):
     """Handles every kept message after `since`; live messages go on after the marker. True
     when `count` messages have been handled."""
-    global marker, replayed_through, kept_prefixes, position
+    global marker, replayed_through, kept_prefixes
     if marker is not None:
         sub.setsockopt(zmq.UNSUBSCRIBE, marker)
     token = uuid.uuid4().hex
@@ -112,7 +117,7 @@ def replay(since):
     if reply["through"] < since:
         # zpubd restarted without its state directory: its numbers start again from 1.
         say(f"zpubd's numbering started again (it is at {reply['through']}, below {since}): replaying all it keeps")
-        position = None  # its new numbers are all new to us
+        save_position(0)  # its new numbers are all new to us, now and after our own restart
         return replay(0)
     tell_losses(reply)
     replayed_through = reply["through"]
@@ -166,9 +171,12 @@ while True:
             pending = None
         continue
     if sub not in ready:
-        if pending is not None and live(None, pending):
-            break
-        pending = None
+        # No marker within a second: not kept. Not while disconnected: its marker may have
+        # gone with the connection, and the replay then brings it.
+        if pending is not None and not disconnected:
+            if live(None, pending):
+                break
+            pending = None
         continue
     frames = sub.recv_multipart()
     if frames[0].startswith(SNAPSHOT):
