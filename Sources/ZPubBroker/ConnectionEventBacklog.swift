@@ -90,7 +90,7 @@ struct ConnectionEventSummary: Sendable {
     /// kept (counted in `events` only).
     private(set) var links: [String: UpstreamLink.Changes] = [:]
     private(set) var handshakeFailures = 0
-    /// Handshakes that completed or failed with an event, by socket.
+    /// Handshakes that completed, or that a refusal (ZAP) ended, by socket.
     private(set) var handshakesEnded: [BrokerSocketRole: Int] = [:]
 
     static let maximumEndpoints = 1_024
@@ -120,7 +120,8 @@ struct ConnectionEventSummary: Sendable {
         } else if kind.contains(.handshakeSucceeded) {
             handshakesEnded[role, default: 0] += 1
         } else if !kind.intersection(.handshakeFailed).isEmpty {
-            handshakesEnded[role, default: 0] += 1
+            // As `ForwardingLoop.handle`: only a refusal ends what ZAP decided on.
+            if kind.contains(.handshakeFailedAuth) { handshakesEnded[role, default: 0] += 1 }
             handshakeFailures += 1
         }
     }

@@ -331,8 +331,8 @@ final class ForwardingLoop {
     private var ceilingLogLimit = LogRateLimit()
     private var handshakeLogLimit = LogRateLimit()
     /// ZAP's count of the connections it decided on (let in or refused), by socket (its
-    /// domain), and the handshakes that ended since, completed or failed with an event:
-    /// together they show peers that passed the checks and were then dropped in silence
+    /// domain), and the handshakes that ended since, completed or refused:
+    /// together they show peers that passed the checks and were then dropped, or left
     /// (`warnOfIncompleteHandshakes`). ZAP is asked for XSUB's own connections upstream too.
     private let zapDecided: @Sendable () -> [String: UInt64]
     private var handshakesEnded: [BrokerSocketRole: UInt64] = [:]
@@ -345,7 +345,7 @@ final class ForwardingLoop {
     /// one refused, or whose host is not found, was said nowhere but in STATS (a probe).
     private var upstreamsToldUnreachable: Set<String> = []
     /// Upstream links connected whose ZeroMQ handshake has not completed yet, and those of
-    /// them whose failure libzmq reported with an event (counted there already).
+    /// them refused by the upstream's ZAP (counted as ended there already).
     private var upstreamsHandshaking: Set<String> = []
     private var upstreamsFailedWithEvent: Set<String> = []
     /// Upstream links lost, and when zpubd connects them again unless libzmq retries first
@@ -1602,9 +1602,15 @@ final class ForwardingLoop {
                 logger.notice("connected to upstream \(event.endpoint)", metadata: metadata)
             }
         } else if !event.event.intersection(.handshakeFailed).isEmpty {
-            handshakesEnded[role, default: 0] &+= 1
-            if role == .xsub && upstreamsHandshaking.contains(event.endpoint) {
-                upstreamsFailedWithEvent.insert(event.endpoint)
+            // A refusal (ZAP's, here or upstream) ends the handshake ZAP decided on. Other
+            // failures after ZAP stay incomplete for `warnOfIncompleteHandshakes`: a peer that
+            // hangs up during the handshake is most often one whose own check of the socket
+            // type failed, and which will not come back (libzmq gives such a link up).
+            if event.event.contains(.handshakeFailedAuth) {
+                handshakesEnded[role, default: 0] &+= 1
+                if role == .xsub && upstreamsHandshaking.contains(event.endpoint) {
+                    upstreamsFailedWithEvent.insert(event.endpoint)
+                }
             }
             state.handshakeFailures &+= 1
             if let heldBack = handshakeLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
@@ -1675,7 +1681,7 @@ final class ForwardingLoop {
                 default: "SUB and XSUB sockets (subscribers)"
                 }
             logger.warning(
-                "\(incomplete - before) connections to the \(role.rawValue) socket passed its address and key checks but never completed the ZeroMQ handshake: most likely sockets of a type it does not pair with, which libzmq drops without a word and which may reconnect every 100 ms, their messages going nowhere. The \(role.rawValue) socket takes \(pairs); producers' PUSH connect to pull, publishers' PUB to xsub, subscribers' SUB to xpub, and REQ to control\(heldBack == 0 ? "" : " (said once a minute: \(heldBack) such looks were not logged)")",
+                "\(incomplete - before) connections to the \(role.rawValue) socket passed its address and key checks but never completed the ZeroMQ handshake: most likely sockets of a type it does not pair with, which libzmq drops (or which hang up themselves) without a word, their messages going nowhere. The \(role.rawValue) socket takes \(pairs); producers' PUSH connect to pull, publishers' PUB to xsub, subscribers' SUB to xpub, and REQ to control\(heldBack == 0 ? "" : " (said once a minute: \(heldBack) such looks were not logged)")",
                 metadata: ["socket": "\(role.rawValue)"])
         }
     }

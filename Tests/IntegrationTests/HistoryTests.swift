@@ -575,31 +575,50 @@ final class HistoryTests: XCTestCase {
     /// prints it: a typo ("oders.") was an empty replay, and the client believed it could resume.
     func testAReplayUnderAPrefixHistoryDoesNotKeepCarriesAWarning() throws {
         let daemon = try Daemon(arguments: ["--history", "orders."])
-        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("examples/python/resuming_subscriber.py")
-        let position = daemon.directory.appendingPathComponent("position")
-        try "0".write(to: position, atomically: true, encoding: .utf8)
-        let client = try RunningProgram(
-            URL(fileURLWithPath: "/usr/bin/python3"), [example.path, "1"],
-            environment: [
-                "ZPUB_XPUB": daemon.xpub, "ZPUB_CONTROL": daemon.control, "ZPUB_PREFIX": "oders.",
-                "ZPUB_POSITION_FILE": position.path,
-            ])
+        try "0".write(to: Self.positionFile(of: daemon), atomically: true, encoding: .utf8)
+        let client = try Self.runExample(
+            Self.python, "python/resuming_subscriber.py", count: 1, against: daemon, prefix: "oders.")
         try Wait.until("the example prints zpubd's warning") {
             client.stderrSoFar.contains(
                 #"zpubd: history keeps nothing under "oders." (it keeps orders.): nothing under it is replayed"#)
         }
         // Where history keeps the prefix, no warning: the example goes on to the live stream.
         try publishAndWaitUntilKept(frames("orders.1", "one"), to: daemon)
-        let kept = try RunningProgram(
-            URL(fileURLWithPath: "/usr/bin/python3"), [example.path, "1"],
-            environment: [
-                "ZPUB_XPUB": daemon.xpub, "ZPUB_CONTROL": daemon.control, "ZPUB_PREFIX": "orders.",
-                "ZPUB_POSITION_FILE": position.path,
-            ])
+        let kept = try Self.runExample(Self.python, "python/resuming_subscriber.py", count: 1, against: daemon)
         let result = try kept.finish(timeout: 30)
         XCTAssertEqual(result.stdout, "orders.1 one\n", result.stderr)
         XCTAssertFalse(result.stderr.contains("warning") || result.stderr.contains("keeps nothing"), result.stderr)
+    }
+
+    private static let python = URL(fileURLWithPath: "/usr/bin/python3")
+
+    /// Where the resuming examples keep their position, in `daemon`'s directory.
+    private static func positionFile(of daemon: Daemon) -> URL {
+        daemon.directory.appendingPathComponent("position")
+    }
+
+    /// One of the resuming examples (`name` under examples/), started against `daemon`,
+    /// handling `count` messages under `prefix`.
+    private static func runExample(
+        _ interpreter: URL, _ name: String, count: Int, against daemon: Daemon, prefix: String = "orders."
+    ) throws -> RunningProgram {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/" + name)
+        return try RunningProgram(
+            interpreter, [example.path, "\(count)"],
+            environment: [
+                "ZPUB_XPUB": daemon.xpub, "ZPUB_CONTROL": daemon.control, "ZPUB_PREFIX": prefix,
+                "ZPUB_POSITION_FILE": positionFile(of: daemon).path,
+            ])
+    }
+
+    /// TCP endpoints for a daemon and the one started after it: a client connected to the
+    /// first reconnects to the second (ipc ones are in each daemon's own directory).
+    private static func tcpEndpointsThatOutliveADaemon() throws -> [BrokerSocketRole: String] {
+        [
+            .xpub: "tcp://127.0.0.1:\(try FreePort.find())", .control: "tcp://127.0.0.1:\(try FreePort.find())",
+            .pull: "tcp://127.0.0.1:\(try FreePort.find())",
+        ]
     }
 
     private func publishAndWaitUntilKept(_ message: [[UInt8]], to daemon: Daemon) throws {
@@ -629,23 +648,13 @@ final class HistoryTests: XCTestCase {
     /// `linger_ms` drops a slow subscriber's backlog. zpubd starts again on the same endpoints
     /// and state directory, and the example, let go, must print every message once, in order.
     private func resumingSubscriberMissesNothingAcrossABrokerRestart(interpreter: URL, example name: String) throws {
-        let endpoints: [BrokerSocketRole: String] = [
-            .xpub: "tcp://127.0.0.1:\(try FreePort.find())", .control: "tcp://127.0.0.1:\(try FreePort.find())",
-            .pull: "tcp://127.0.0.1:\(try FreePort.find())",
-        ]
+        let endpoints = try Self.tcpEndpointsThatOutliveADaemon()
         let configuration = "[sockets]\nsend_hwm = 0\nlinger_ms = 0\n"
         let arguments = ["--history", "orders.", "--state-dir", stateDirectory.path]
         var daemon = try Daemon(configuration: configuration, arguments: arguments, endpoints: endpoints)
-        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("examples/" + name)
         let total = 8_000
         let padding = String(repeating: "x", count: 2_500)
-        let client = try RunningProgram(
-            interpreter, [example.path, "\(total)"],
-            environment: [
-                "ZPUB_XPUB": daemon.xpub, "ZPUB_CONTROL": daemon.control, "ZPUB_PREFIX": "orders.",
-                "ZPUB_POSITION_FILE": daemon.directory.appendingPathComponent("position").path,
-            ])
+        let client = try Self.runExample(interpreter, name, count: total, against: daemon)
         try daemon.waitForSubscriptions(2)  // its prefix and its sequence markers
         kill(client.processIdentifier, SIGSTOP)
         defer { kill(client.processIdentifier, SIGCONT) }
@@ -682,19 +691,9 @@ final class HistoryTests: XCTestCase {
     }
 
     private func resumingSubscriberFollowsANumberingThatStartedAgain(interpreter: URL, example name: String) throws {
-        let endpoints: [BrokerSocketRole: String] = [
-            .xpub: "tcp://127.0.0.1:\(try FreePort.find())", .control: "tcp://127.0.0.1:\(try FreePort.find())",
-            .pull: "tcp://127.0.0.1:\(try FreePort.find())",
-        ]
+        let endpoints = try Self.tcpEndpointsThatOutliveADaemon()
         var daemon = try Daemon(arguments: ["--history", "orders."], endpoints: endpoints)
-        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("examples/" + name)
-        let client = try RunningProgram(
-            interpreter, [example.path, "8"],
-            environment: [
-                "ZPUB_XPUB": daemon.xpub, "ZPUB_CONTROL": daemon.control, "ZPUB_PREFIX": "orders.",
-                "ZPUB_POSITION_FILE": daemon.directory.appendingPathComponent("position").path,
-            ])
+        let client = try Self.runExample(interpreter, name, count: 8, against: daemon)
         try daemon.waitForSubscriptions(2)
         do {
             let clients = try Clients()
@@ -719,18 +718,12 @@ final class HistoryTests: XCTestCase {
 
     private func resumingSubscriberMissesNothing(interpreter: URL, example name: String) throws {
         let daemon = try Daemon(arguments: ["--history", "orders."])
-        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("examples/" + name)
-        let position = daemon.directory.appendingPathComponent("position").path
-        let environment = [
-            "ZPUB_XPUB": daemon.xpub, "ZPUB_CONTROL": daemon.control, "ZPUB_PREFIX": "orders.",
-            "ZPUB_POSITION_FILE": position,
-        ]
+        let position = Self.positionFile(of: daemon).path
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
         func run(_ count: Int, publishing numbers: ClosedRange<Int>?) throws -> [String] {
             let before = try daemon.subscriptions().total
-            let client = try RunningProgram(interpreter, [example.path, "\(count)"], environment: environment)
+            let client = try Self.runExample(interpreter, name, count: count, against: daemon)
             if let numbers {
                 try daemon.waitForSubscriptions(before + 2)  // its prefix and its sequence markers
                 for n in numbers { try push.send(frames: frames("orders.\(n)", "order \(n)")) }
