@@ -372,9 +372,17 @@ extension WebSocketFrame {
     static func close(code: UInt16, reason: String) -> WebSocketFrame {
         var buffer = ByteBuffer()
         buffer.writeInteger(code)
-        var bytes = Array(reason.utf8.prefix(123))
-        while String(validating: bytes, as: UTF8.self) == nil { bytes.removeLast() }
-        buffer.writeBytes(bytes)
+        buffer.writeString(reason.utf8Prefix(123))
         return WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)
+    }
+}
+
+extension String {
+    /// At most `maxBytes` of this string's UTF-8, cut between characters: a close frame's
+    /// reason cut inside one is a protocol error to the browser.
+    func utf8Prefix(_ maxBytes: Int) -> String {
+        var bytes = Array(utf8.prefix(maxBytes))
+        while String(validating: bytes, as: UTF8.self) == nil { bytes.removeLast() }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

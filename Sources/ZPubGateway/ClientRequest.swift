@@ -103,13 +103,7 @@ enum ClientRequest: Equatable {
     /// A client's name for a close reason, at most 32 bytes of it: a close frame's reason holds
     /// 123 bytes, and one cut inside a character is a protocol error to the browser.
     private static func shortened(_ name: String) -> String {
-        guard name.utf8.count > 32 else { return name }
-        var kept = ""
-        for scalar in name.unicodeScalars {
-            guard kept.utf8.count + String(scalar).utf8.count <= 32 else { break }
-            kept.unicodeScalars.append(scalar)
-        }
-        return kept + "..."
+        name.utf8.count > 32 ? name.utf8Prefix(32) + "..." : name
     }
 
     /// The fields each op takes besides "op" and "token" (which any request may carry).

@@ -7,6 +7,17 @@ import ZeroMQ
 /// prometheus_client's parser, headless Chromium, and plain HTTP from Swift. docs/http.md.
 final class HTTPGatewayTests: XCTestCase {
     /// A daemon with the gateway on a free loopback port, plus `extra` lines in [http].
+
+    /// A producer of `clients` connected to `daemon`'s PULL that has published `orders.x` 1
+    /// through `count`, each kept by history before this returns.
+    @discardableResult
+    private func keepOrders(_ count: Int, in daemon: Daemon, using clients: Clients) throws -> Socket {
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for i in 1...count { try push.send(frames: frames("orders.x", "\(i)")) }
+        try Wait.until("history holds \(count)") { try daemon.stats().history?.written == UInt64(count) }
+        return push
+    }
+
     private func startDaemon(
         http extra: String = "", lastValue: [String] = [], environment: [String: String] = [:],
         listenOn address: String = "127.0.0.1"
@@ -866,9 +877,7 @@ final class HTTPGatewayTests: XCTestCase {
     func testAHistoryIdAboveEveryNumberGetsWhatIsKeptAndIsTold() throws {
         let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"orders.\"]")
         let clients = try Clients()
-        let push = try clients.socket(.push, connect: daemon.pull)
-        for i in 1...3 { try push.send(frames: frames("orders.x", "\(i)")) }
-        try Wait.until("history holds 3") { try daemon.stats().history?.written == 3 }
+        try keepOrders(3, in: daemon, using: clients)
         let run = try openSSEReader(port: port, "?prefix=orders.", count: 4, lastEventID: "h13").finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)
         let events = jsonLines(run.stdout).filter { $0["data"] != nil }
@@ -884,9 +893,7 @@ final class HTTPGatewayTests: XCTestCase {
     func testAHistoryResumeDoesNotDisturbTheIDsOfCachedTopics() throws {
         let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"orders.\"]", lastValue: ["state."])
         let clients = try Clients()
-        let push = try clients.socket(.push, connect: daemon.pull)
-        for i in 1...50 { try push.send(frames: frames("orders.x", "\(i)")) }
-        try Wait.until("history holds 50") { try daemon.stats().history?.written == 50 }
+        let push = try keepOrders(50, in: daemon, using: clients)
         let replay = try openSSEReader(port: port, "?prefix=orders.", count: 49, lastEventID: "h1").finish(timeout: 20)
         XCTAssertEqual(replay.status, 0, replay.stderr)
         XCTAssertEqual(jsonLines(replay.stdout).filter { $0["data"] != nil }.count, 49, replay.stdout)
@@ -960,9 +967,7 @@ final class HTTPGatewayTests: XCTestCase {
     func testAReplayGivesUnkeptEventsTheHistoryPosition() throws {
         let (daemon, port) = try startDaemon(http: "[history]\nprefixes = [\"orders.\"]")
         let clients = try Clients()
-        let push = try clients.socket(.push, connect: daemon.pull)
-        for i in 1...3 { try push.send(frames: frames("orders.x", "\(i)")) }
-        try Wait.until("history holds 3") { try daemon.stats().history?.written == 3 }
+        let push = try keepOrders(3, in: daemon, using: clients)
         let events = try resumeSSE(
             daemon, port: port, prefix: "news.", lastEventID: "h3", count: 5, push: push, liveTopic: "news.x")
         let id = try XCTUnwrap(events.last?["id"] as? String, "\(events)")
@@ -985,9 +990,7 @@ final class HTTPGatewayTests: XCTestCase {
             environment: environment
         ).waitForGateway(port: port)
         let clients = try Clients()
-        let push = try clients.socket(.push, connect: daemon.pull)
-        for i in 1...kept { try push.send(frames: frames("orders.x", "\(i)")) }
-        try Wait.until("history holds \(kept)") { try daemon.stats().history?.written == UInt64(kept) }
+        let push = try keepOrders(kept, in: daemon, using: clients)
         daemon.signal(SIGUSR2)
         let stalling = historyWriter ? "the history writer" : "the forwarding loop"
         try Wait.until("\(stalling) stalls") { daemon.log.contains("test hook: stalling \(stalling)") }

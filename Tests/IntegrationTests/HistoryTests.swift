@@ -560,14 +560,12 @@ final class HistoryTests: XCTestCase {
     /// once, then live messages.
     func testThePythonResumingSubscriberExampleMissesNothingAcrossItsRestarts() throws {
         try resumingSubscriberMissesNothing(
-            interpreter: URL(fileURLWithPath: "/usr/bin/python3"), example: "python/resuming_subscriber.py")
+            interpreter: Self.python, example: "python/resuming_subscriber.py")
     }
 
     /// The same with examples/php/resuming_subscriber.php (PHP's PECL zmq extension).
     func testThePHPResumingSubscriberExampleMissesNothingAcrossItsRestarts() throws {
-        let php = URL(fileURLWithPath: "/usr/bin/php")
-        try XCTSkipUnless(
-            FileManager.default.fileExists(atPath: php.path), "php-cli is not installed (make test installs it)")
+        let php = try Self.installedPHP()
         try resumingSubscriberMissesNothing(interpreter: php, example: "php/resuming_subscriber.php")
     }
 
@@ -591,6 +589,14 @@ final class HistoryTests: XCTestCase {
     }
 
     private static let python = URL(fileURLWithPath: "/usr/bin/python3")
+
+    /// PHP's command line, or a skip where it is not installed (`make test` installs it).
+    private static func installedPHP() throws -> URL {
+        let php = URL(fileURLWithPath: "/usr/bin/php")
+        try XCTSkipUnless(
+            FileManager.default.fileExists(atPath: php.path), "php-cli is not installed (make test installs it)")
+        return php
+    }
 
     /// Where the resuming examples keep their position, in `daemon`'s directory.
     private static func positionFile(of daemon: Daemon) -> URL {
@@ -632,13 +638,11 @@ final class HistoryTests: XCTestCase {
     /// slow consumer's messages, never replayed, as the example replayed only at its own start).
     func testThePythonResumingSubscriberExampleMissesNothingAcrossABrokerRestart() throws {
         try resumingSubscriberMissesNothingAcrossABrokerRestart(
-            interpreter: URL(fileURLWithPath: "/usr/bin/python3"), example: "python/resuming_subscriber.py")
+            interpreter: Self.python, example: "python/resuming_subscriber.py")
     }
 
     func testThePHPResumingSubscriberExampleMissesNothingAcrossABrokerRestart() throws {
-        let php = URL(fileURLWithPath: "/usr/bin/php")
-        try XCTSkipUnless(
-            FileManager.default.fileExists(atPath: php.path), "php-cli is not installed (make test installs it)")
+        let php = try Self.installedPHP()
         try resumingSubscriberMissesNothingAcrossABrokerRestart(
             interpreter: php, example: "php/resuming_subscriber.php")
     }
@@ -682,12 +686,9 @@ final class HistoryTests: XCTestCase {
     /// one up to their old position, a review found).
     func testTheResumingSubscriberExamplesFollowANumberingThatStartedAgain() throws {
         try resumingSubscriberFollowsANumberingThatStartedAgain(
-            interpreter: URL(fileURLWithPath: "/usr/bin/python3"), example: "python/resuming_subscriber.py")
-        let php = URL(fileURLWithPath: "/usr/bin/php")
-        if FileManager.default.fileExists(atPath: php.path) {
-            try resumingSubscriberFollowsANumberingThatStartedAgain(
-                interpreter: php, example: "php/resuming_subscriber.php")
-        }
+            interpreter: Self.python, example: "python/resuming_subscriber.py")
+        try resumingSubscriberFollowsANumberingThatStartedAgain(
+            interpreter: try Self.installedPHP(), example: "php/resuming_subscriber.php")
     }
 
     private func resumingSubscriberFollowsANumberingThatStartedAgain(interpreter: URL, example name: String) throws {
