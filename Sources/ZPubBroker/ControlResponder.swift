@@ -139,12 +139,12 @@ final class ControlResponder: BrokerControl {
 
     var isPassiveInPair: Bool { loop.pairStatus.withLock { $0.map { !$0.active } ?? false } }
 
-    /// Also for a second after a catch-up ended: its last messages may still wait in an
-    /// in-process subscriber's queue (the gateway's link reads its SUB on its own thread).
-    var isCatchingUp: Bool {
-        if loop.catchingUp.load(ordering: .relaxed) { return true }
-        let ended = loop.catchUpEndedNanoseconds.load(ordering: .relaxed)
-        return ended != 0 && SystemClock.monotonicNanoseconds() &- ended < 1_000_000_000
+    /// Acquiring: the end is stored after the catch-up's last message was sent, so a reader
+    /// that then finds its queue empty has read all of it.
+    var catchUp: BacklogCatchUpState {
+        BacklogCatchUpState(
+            isRunning: loop.catchingUp.load(ordering: .acquiring),
+            lastEndNanoseconds: loop.catchUpEndedNanoseconds.load(ordering: .acquiring))
     }
 
     /// STATS: the loop's counters, with what only this side knows (uptime, the control

@@ -145,7 +145,7 @@ final class ForwardingLoopHandle: Sendable {
     }
 
     /// Set while a catch-up of a held backlog runs (RESUME's, a stop's), and when the last
-    /// one ended (monotonic ns; 0: none yet): `BrokerControl.isCatchingUp`. Not the start
+    /// one ended (monotonic ns; 0: none yet): `BrokerControl.catchUp`. Not the start
     /// hold's: it is for ZeroMQ subscribers coming back, and what producers send as zpubd
     /// starts, live traffic, went through it (a slow gateway client was then allowed 20
     /// times its queue, and not dropped).
@@ -1071,8 +1071,8 @@ final class ForwardingLoop {
         guard let progress = catchUp else { return }
         catchUp = nil
         if handle.catchingUp.load(ordering: .relaxed) {
-            handle.catchUpEndedNanoseconds.store(SystemClock.monotonicNanoseconds(), ordering: .relaxed)
-            handle.catchingUp.store(false, ordering: .relaxed)
+            handle.catchUpEndedNanoseconds.store(SystemClock.monotonicNanoseconds(), ordering: .releasing)
+            handle.catchingUp.store(false, ordering: .releasing)
         }
         do {
             try xpub.setOption(.xpubNoDrop, 0)

@@ -21,10 +21,25 @@ public protocol BrokerControl: Sendable {
     /// until it takes over, which may be never. Never waits.
     var isPassiveInPair: Bool { get }
 
-    /// Whether the forwarding loop sends a held backlog now (after RESUME, or in a stop's
-    /// drain), or did within the last second: at the pace of its slowest subscriber, which an in-process subscriber
-    /// that fans out further (the gateway) does not pass on to its own clients. Never waits.
-    var isCatchingUp: Bool { get }
+    /// The forwarding loop's catch-up of a held backlog (after RESUME, or in a stop's drain):
+    /// sent at the pace of its slowest subscriber, which an in-process subscriber that fans out
+    /// further (the gateway) does not pass on to its own clients. Never waits.
+    var catchUp: BacklogCatchUpState { get }
+}
+
+/// Whether the forwarding loop sends a held backlog, and when it last finished one: what it
+/// sent may still wait in an in-process subscriber's queue then, for as long as that
+/// subscriber takes to read it (`ZPubGateway.BacklogWatch`).
+public struct BacklogCatchUpState: Sendable, Equatable {
+    /// A catch-up runs now.
+    public var isRunning: Bool
+    /// When the last one ended (monotonic ns, distinct for each); 0: none yet.
+    public var lastEndNanoseconds: UInt64
+
+    public init(isRunning: Bool, lastEndNanoseconds: UInt64) {
+        self.isRunning = isRunning
+        self.lastEndNanoseconds = lastEndNanoseconds
+    }
 }
 
 /// A reply of the control API. Its JSON (`json`) is the control socket's wire format,

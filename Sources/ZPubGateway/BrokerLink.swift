@@ -371,6 +371,8 @@ final class BrokerLink {
     private var lastCacheCheck: UInt64 = 0
     /// Off only while the test hook holds the link back (`toggleReadingFromBroker`).
     private var readingFromBroker = true
+    /// Whether what the SUB gives now is a broker's held backlog (`deliver`).
+    private var backlogWatch = BacklogWatch()
 
     init(
         context: Context, control: ControlDispatcher, historyPrefixes: [String], lastValuePrefixes: [String] = [],
@@ -913,9 +915,13 @@ final class BrokerLink {
     /// Reads up to a burst of what the SUB has; true when the burst was full (more may wait).
     @discardableResult
     private func receiveBurst(_ message: Message) -> Bool {
+        backlogWatch.readStarts(control.brokerCatchUp)
         do {
             for _ in 0..<Self.burst {
-                guard try sub.receive(into: message, dontWait: true) else { return false }
+                guard try sub.receive(into: message, dontWait: true) else {
+                    backlogWatch.foundEmpty()
+                    return false
+                }
                 var frames = [message.bytes]
                 while message.hasMore {
                     _ = try sub.receive(into: message)
@@ -1030,7 +1036,7 @@ final class BrokerLink {
         // it may fill a client's queue as a resume's catch-up does (`resumeFactor` times
         // `client_queue`). Before, a backlog of 3,000 dropped 6 of 6 reading clients as too
         // slow after RESUME at the default client_queue (a walkthrough).
-        let backlog = control.brokerIsCatchingUp
+        let backlog = backlogWatch.isBacklog(control.brokerCatchUp, nowNanoseconds: SystemClock.monotonicNanoseconds)
         var webSocketItem: ClientOutbox.Item?
         var eventItem: ClientOutbox.Item?
         for id in matched {

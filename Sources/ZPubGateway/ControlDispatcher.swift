@@ -65,8 +65,9 @@ final class ControlDispatcher: Sendable {
     /// `BrokerControl.isPassiveInPair`, on the caller's thread (it never waits).
     var brokerIsPassive: Bool { control.isPassiveInPair }
 
-    /// The broker sends a backlog now (`BrokerControl.isCatchingUp`).
-    var brokerIsCatchingUp: Bool { control.isCatchingUp }
+    /// Whether the broker sends a backlog now, and when it last finished one
+    /// (`BrokerControl.catchUp`), on the caller's thread (it never waits).
+    var brokerCatchUp: BacklogCatchUpState { control.catchUp }
 
     /// The same, for an event loop: the future completes on `eventLoop`.
     func request(_ request: ControlRequest, on eventLoop: EventLoop) -> EventLoopFuture<ControlReply> {
