@@ -73,8 +73,9 @@ struct BrokerSockets {
         do {
             let sockets = BrokerSockets(pull: try next(.pull), xsub: try next(.xsub), xpub: try next(.xpub))
             // Upstream brokers: the XSUB socket connects to them as well; libzmq reconnects by
-            // itself and replays the subscriptions after every reconnect.
-            for endpoint in configuration.upstreamEndpoints {
+            // itself and replays the subscriptions after every reconnect. A pair's member
+            // starts passive, and connects them as it takes over (`ForwardingLoop`).
+            for endpoint in configuration.upstreamEndpoints where !configuration.pair.isEnabled {
                 do {
                     try sockets.xsub.socket.connect(endpoint)
                 } catch let error as ZMQError {

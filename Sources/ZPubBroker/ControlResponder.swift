@@ -202,7 +202,7 @@ final class ControlResponder: BrokerControl {
             default: if let pair, !pair.active { .passive } else { .ok }
             }
         var problems = history?.stats.withLock { $0.problems } ?? []
-        for upstream in stats.upstreams where upstream.state != "connected" {
+        for upstream in stats.upstreams where upstream.state != "connected" && upstream.state != UpstreamLink.passive {
             problems.append(
                 HealthProblem(
                     .upstreamNotConnected,

@@ -404,6 +404,7 @@ final class ForwardingLoop {
         self.xpubEndpoints = endpoints.xpub
         self.configuration = configuration
         self.state = BrokerState(configuration: configuration)
+        self.state.holdUpstreams(whilePassive: configuration.pair.isEnabled)
         self.lastValueOnSubscribeSupported = lastValueOnSubscribe
         self.state.lastValueOnSubscribe = lastValueOnSubscribe && !configuration.pair.isEnabled
         self.logQueue = LogRecordQueue()
@@ -1642,7 +1643,7 @@ final class ForwardingLoop {
     private func reconnectFailedUpstreams(now: UInt64) {
         for (endpoint, due) in upstreamReconnects where now >= due {
             upstreamReconnects[endpoint] = nil
-            guard upstreamEndpoints.contains(endpoint), !stoodDown, !upstreamsHandshaking.contains(endpoint) else {
+            guard upstreamEndpoints.contains(endpoint), pairActive, !upstreamsHandshaking.contains(endpoint) else {
                 continue
             }
             try? xsub.disconnect(endpoint)
@@ -1997,6 +1998,8 @@ final class ForwardingLoop {
             try? xsub.disconnect(endpoint)
             logger.info("disconnected from upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
         }
+        upstreamReconnects.removeAll()
+        state.holdUpstreams(whilePassive: true)
         registry.set(.pull, pullEndpoints.actual)
         registry.set(.xsub, xsubEndpoints.actual)
         pinUpstream()
@@ -2006,10 +2009,25 @@ final class ForwardingLoop {
     private func finishActivation() -> [BrokerError] {
         pairActive = true
         pinUpstream()
-        let failures = [
+        var failures = [
             pullEndpoints.reconcile(with: configuration.pullEndpoints, on: pull, logger: logger),
             xsubEndpoints.reconcile(with: configuration.xsubEndpoints, on: xsub, logger: logger),
         ].compactMap { $0 }
+        // Now, not while passive: what upstreams sent then waited unread in XSUB's queue, and
+        // went out here as new messages, numbered again. XSUB sends each its subscriptions
+        // (its subscribers' and the pins) as it connects.
+        state.holdUpstreams(whilePassive: false)
+        for endpoint in upstreamEndpoints {
+            do {
+                try xsub.connect(endpoint)
+                logger.info("connecting to upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
+            } catch {
+                failures.append(
+                    BrokerError(
+                        code: .bindFailed, message: "cannot connect to the upstream \(endpoint): \(error)",
+                        endpoint: endpoint))
+            }
+        }
         registry.set(.pull, pullEndpoints.actual)
         registry.set(.xsub, xsubEndpoints.actual)
         return failures
@@ -2051,7 +2069,9 @@ final class ForwardingLoop {
             let bound = endpoints(of: role)
             var kept = bound.order.filter { (wanted[role] ?? []).contains($0) || bound.adopted.contains($0) }
             // The XSUB's connections to upstream brokers keep theirs too.
-            if role == .xsub { kept += upstreamEndpoints.filter(newConfiguration.upstreamEndpoints.contains) }
+            if role == .xsub && pairActive {
+                kept += upstreamEndpoints.filter(newConfiguration.upstreamEndpoints.contains)
+            }
             guard !rebinding.contains(role), !kept.isEmpty else { return nil }
             let changes = SocketSetup.keptOptionChanges(role, from: configuration, to: newConfiguration)
             return changes.isEmpty ? nil : "\(role.rawValue): \(changes.joined(separator: ", "))"
@@ -2095,8 +2115,10 @@ final class ForwardingLoop {
             }
         }
         if refusal == nil {
-            // Upstreams: connect the new, disconnect the gone; libzmq reconnects by itself.
-            for endpoint in newConfiguration.upstreamEndpoints where !upstreamEndpoints.contains(endpoint) {
+            // Upstreams: connect the new, disconnect the gone; libzmq reconnects by itself. A
+            // passive pair member connects them as it takes over.
+            for endpoint in newConfiguration.upstreamEndpoints where pairActive && !upstreamEndpoints.contains(endpoint)
+            {
                 do {
                     try xsub.connect(endpoint)
                     connected.append(endpoint)
@@ -2124,6 +2146,7 @@ final class ForwardingLoop {
         configuration = newConfiguration
         serverKey = newServerKey
         state.apply(newConfiguration)
+        if !pairActive { state.holdUpstreams(whilePassive: true) }
         let uncovered = state.lastValuesUncoveredByReload
         if uncovered > 0 {
             logger.notice(
@@ -2185,6 +2208,7 @@ final class ForwardingLoop {
             upstreamReconnects[endpoint] = nil
             upstreamsHandshaking.remove(endpoint)
             upstreamsFailedWithEvent.remove(endpoint)
+            guard pairActive else { continue }
             try? xsub.disconnect(endpoint)
             logger.info("disconnected from upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
         }

@@ -111,6 +111,12 @@ public struct BrokerState: Sendable {
         upstreams = configuration.upstreamEndpoints.map { known[$0] ?? UpstreamLink(endpoint: $0) }
     }
 
+    /// Marks every upstream link as held by a pair's passive member, or as connecting once it
+    /// takes over (`UpstreamLink.hold`).
+    public mutating func holdUpstreams(whilePassive passive: Bool) {
+        for index in upstreams.indices { upstreams[index].hold(whilePassive: passive) }
+    }
+
     /// The prefixes the forwarding loop holds on XSUB for history and the last-value cache.
     public var heldUpstream: [[UInt8]] = []
     /// Cached values the last `apply` dropped because no prefix covers them any more.

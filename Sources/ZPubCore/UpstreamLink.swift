@@ -6,20 +6,39 @@ public struct UpstreamLink: Codable, Equatable, Sendable {
     }
 
     public var endpoint: String
-    /// "connecting" (an attempt under way), "connected", or "retrying" (lost or refused; libzmq
-    /// tries again every `reconnect_ivl`, its default 100 ms, with no backoff).
+    /// "connecting" (an attempt under way), "connected", "retrying" (lost or refused; libzmq
+    /// tries again every `reconnect_ivl`, its default 100 ms, with no backoff), or "passive"
+    /// (`passive`: not connected until this pair member takes over).
     public var state: String
     public var connects: UInt64
     public var disconnects: UInt64
 
+    /// The state of a pair's passive member's links: it connects to no upstream until it takes
+    /// over. Connected while passive, what an upstream sent waited in XSUB's queue, unread, and
+    /// went out at the takeover as new messages, numbered again.
+    public static let passive = "passive"
+
     /// Its state and history, as HEALTH's problem and `zpub stats` say it.
-    public var summary: String { "\(endpoint) \(state) (connected \(connects) times, lost \(disconnects))" }
+    public var summary: String {
+        if state == Self.passive { return "\(endpoint) passive (connected once this pair member takes over)" }
+        return "\(endpoint) \(state) (connected \(connects) times, lost \(disconnects))"
+    }
 
     public init(endpoint: String) {
         self.endpoint = endpoint
         self.state = "connecting"
         self.connects = 0
         self.disconnects = 0
+    }
+
+    /// Held while this broker is a pair's passive member (`passive`), or let go of as it takes
+    /// over (then "connecting", until its connection's events say more).
+    public mutating func hold(whilePassive passive: Bool) {
+        if passive {
+            state = Self.passive
+        } else if state == Self.passive {
+            state = "connecting"
+        }
     }
 
     public mutating func apply(_ change: Change) {

@@ -1415,6 +1415,49 @@ final class PairTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("n.1", "after the takeover")])
     }
 
+    /// A pair fed by an upstream broker: the passive member connects to it only as it takes
+    /// over. Before, it connected from its start, and what the upstream sent it while passive
+    /// waited unread in its XSUB's queue, to go out at the takeover as new messages, numbered
+    /// again: here its subscriber got "before" a second time, ahead of what came after.
+    func testAPassiveMemberConnectsToItsUpstreamOnlyAsItTakesOver() throws {
+        let upstream = try Daemon()
+        let link = "[endpoints]\nupstream = [\"\(upstream.xpub)\"]\n"
+        let primary = try broker("a", role: .primary, configuration: link + configuration(role: .primary))
+        let backup = try broker("b", role: .backup, configuration: link + configuration(role: .backup))
+        try waitForPair(primary, backup)
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(primary.xpub, prefixes: ["n."])
+        try subscriber.connect(backup.xpub)
+        try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
+            try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1
+        }
+        XCTAssertEqual(try backup.stats().upstreams.map(\.state), [UpstreamLink.passive])
+        let problems = try backup.decode("HEALTH", as: HealthReport.self).problems ?? []
+        XCTAssertFalse(problems.contains { $0.kind == .upstreamNotConnected }, "\(problems)")
+        let push = try clients.socket(.push, connect: upstream.pull)
+        try push.send(frames: frames("n.1", "before"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("n.1", "before")], "through the primary")
+
+        primary.signal(SIGKILL)
+        XCTAssertNotNil(primary.waitForExit())
+        try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
+        try Wait.until("the backup connects to its upstream\n\(backup.log)") {
+            try backup.stats().upstreams.map(\.state) == ["connected"]
+        }
+        // Until the subscription has crossed the new link: whatever came first is what the
+        // takeover released.
+        var received: [[[UInt8]]] = []
+        try Wait.until("a message published after the takeover arrives") {
+            try push.send(frames: frames("n.2", "after"))
+            guard let message = try subscriber.receiveFrames(timeoutMilliseconds: 100) else { return false }
+            received.append(message)
+            return message == frames("n.2", "after")
+        }
+        XCTAssertEqual(
+            received.first, frames("n.2", "after"), "\(received.map { $0.map { String(decoding: $0, as: UTF8.self) } })"
+        )
+    }
+
     /// Pairs that cannot work as configured are told in the log as critical: a `peer` that
     /// leads back to the broker itself (another spelling of its own bind), whose heartbeats
     /// then counted as a live peer's, and two brokers both configured as primary.

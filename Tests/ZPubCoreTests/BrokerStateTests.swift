@@ -189,6 +189,25 @@ final class BrokerStatusLineTests: XCTestCase {
 
 /// `UpstreamLink.Changes`: changes taken together leave a link as taking them one by one does.
 final class UpstreamLinkChangesTests: XCTestCase {
+    /// A pair's passive member holds its links (`passive`, not a problem), and lets go of
+    /// them as it takes over: "connecting" until events say more, its counts kept.
+    func testAPassiveMembersLinksAreHeldUntilItTakesOver() {
+        var configuration = BrokerConfiguration()
+        configuration.upstreamEndpoints = ["tcp://10.0.0.9:5556"]
+        var state = BrokerState(configuration: configuration)
+        state.holdUpstreams(whilePassive: true)
+        XCTAssertEqual(state.upstreams.map(\.state), ["passive"])
+        XCTAssertTrue(state.upstreams[0].summary.contains("connected once this pair member takes over"))
+        state.holdUpstreams(whilePassive: false)
+        XCTAssertEqual(state.upstreams.map(\.state), ["connecting"])
+        _ = state.upstreamEvent(endpoint: "tcp://10.0.0.9:5556", .connected)
+        state.holdUpstreams(whilePassive: false)
+        XCTAssertEqual(state.upstreams.map(\.state), ["connected"], "letting go of a link not held changes nothing")
+        state.holdUpstreams(whilePassive: true)
+        XCTAssertEqual(state.upstreams.map(\.state), ["passive"])
+        XCTAssertEqual(state.upstreams[0].connects, 1)
+    }
+
     func testEverySequenceOfUpToFiveChangesFromEveryStateMatchesOneByOne() {
         let changes: [UpstreamLink.Change] = [.connected, .disconnected, .retrying, .connecting]
         var sequences: [[UpstreamLink.Change]] = [[]]
