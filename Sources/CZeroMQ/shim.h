@@ -8,5 +8,6 @@
 // without ZMQ_BUILD_DRAFT_API). Probed on these machines; see ../shared/NOTES.md.
 #define CZMQ_XPUB_MANUAL_LAST_VALUE 98
 #define CZMQ_ZAP_ENFORCE_DOMAIN 93
+#define CZMQ_METADATA 95
 
 #endif

@@ -716,7 +716,7 @@ final class ForwardingLoop {
     private func forwardMessage(
         from source: Socket, role: BrokerSocketRole, firstFrameSize: Int, storing: Bool, firstFrameSent: Bool = false
     ) throws -> UInt64? {
-        var bytes = firstFrameSize
+        var firstFrameSize = firstFrameSize
         var more = message.hasMore
         let accounting = state.topicAccounting
         // Every decision on the topic from one look at it (each look is two calls into libzmq):
@@ -728,7 +728,13 @@ final class ForwardingLoop {
         var caching = false
         var keeping = false
         var internalTopic = false
-        if accounting || storing {
+        // Looked at again (once) when the first frame wraps an upstream zpubd's last value that
+        // is news here: the message it wraps is forwarded then, its topic first.
+        var lookAgain = true
+        while lookAgain {
+            lookAgain = false
+            // XSUB's messages are looked at for that wrapping even with accounting and stores off.
+            guard accounting || storing || role == .xsub else { break }
             message.withUnsafeBytes(count: firstFrameSize) { topic in
                 // zpubd's own topics (sequence and snapshot markers) come from zpubd alone: a
                 // producer's, or an upstream broker's numbered with its own sequences, would
@@ -746,6 +752,20 @@ final class ForwardingLoop {
                 caching = state.lastValue.isEnabled && state.lastValue.covers(topic)
                 keeping = historyPrefixes.isEnabled && keep(topic)
             }
+            if internalTopic && role == .xsub {
+                switch try unwrapUpstreamValue(from: source, firstFrameSize: firstFrameSize) {
+                case .forward(let topicSize):
+                    firstFrameSize = topicSize
+                    more = message.hasMore
+                    internalTopic = false
+                    lookAgain = true
+                case .known:
+                    while message.hasMore { _ = try source.receiveSize(into: message) }
+                    return nil
+                case .notAWrapping:
+                    break
+                }
+            }
         }
         if internalTopic {
             while more {
@@ -755,6 +775,7 @@ final class ForwardingLoop {
             state.internalTopicMessages &+= 1
             return nil
         }
+        var bytes = firstFrameSize
         // Assigned, not appended: a message whose reading failed half way must not leave its
         // first frames in front of the next one's.
         if storing && caching { caching = beginCapture(firstFrameSize: firstFrameSize) }
@@ -822,6 +843,33 @@ final class ForwardingLoop {
     @inline(never)
     private static func isInternal(_ topic: UnsafeRawBufferPointer) -> Bool {
         topic.starts(with: BrokerState.internalPrefix)
+    }
+
+    enum UpstreamValueFate {
+        /// News here: `message` holds the value's topic, of this size, and the rest follows.
+        case forward(topicSize: Int)
+        /// The cache holds it already: dropped (`message` holds its topic).
+        case known
+        /// Some other internal topic.
+        case notAWrapping
+    }
+
+    /// The first frame in `message` is zpubd's own: whether it wraps an upstream zpubd's last
+    /// value (`UpstreamValue`), and if so, whether this broker's cache holds that value already.
+    /// A value not cached here (or older here) is forwarded: it is news to this broker's
+    /// subscribers, as it was before values were wrapped.
+    @inline(never)
+    private func unwrapUpstreamValue(from source: Socket, firstFrameSize: Int) throws -> UpstreamValueFate {
+        let digest = message.withUnsafeBytes(count: firstFrameSize) { UpstreamValue.digest(inFirstFrame: $0) }
+        guard let digest, message.hasMore else { return .notAWrapping }
+        let topicSize = try source.receiveSize(into: message) ?? 0
+        let now = nowMilliseconds
+        let known =
+            state.lastValue.isEnabled
+            && message.withUnsafeBytes(count: topicSize) { topic in
+                state.lastValue.covers(topic) && state.lastValue.holds(topic, digest: digest, nowMilliseconds: now)
+            }
+        return known ? .known : .forward(topicSize: topicSize)
     }
 
     /// Starts a history record for a message whose first frame is `topic`, if the topic is
@@ -972,7 +1020,7 @@ final class ForwardingLoop {
         // zpubd's own topics are not forwarded but read to their end, where `forwardMessage`
         // looks for them (with accounting or storing on).
         let internalTopic =
-            (state.topicAccounting || storesMessages) && size >= 6
+            (state.topicAccounting || storesMessages || role == .xsub) && size >= 6
             && heldFirstFrame.withUnsafeBytes(count: size) { $0[0] == UInt8(ascii: "$") && Self.isInternal($0) }
         if !internalTopic {
             offer.share(heldFirstFrame)
@@ -1360,7 +1408,17 @@ final class ForwardingLoop {
         // Before anything is sent: a send (a last value, a marker) may end libzmq's pairing.
         for prefix in held { try? xpub.setOption(.subscribe, bytes: prefix) }
         if !actions.admitted.isEmpty { try admit(actions.admitted) }
-        if let value = actions.lastValue { try sendToNewSubscriberOnly(value) }
+        if let value = actions.lastValue {
+            if message.property(UpstreamValue.property) == "1" {
+                // A downstream zpubd: wrapped, so that it forwards the value only if it is news
+                // there. Its connection is subscribed to the wrapping's topic, on which nothing
+                // else is sent, for the send to reach it.
+                try? xpub.setOption(.subscribe, bytes: UpstreamValue.prefix)
+                try sendToNewSubscriberOnly(UpstreamValue.wrapped(value))
+            } else {
+                try sendToNewSubscriberOnly(value)
+            }
+        }
         switch actions.marker {
         case .subscribed(let token):
             if let request = snapshots.markerSubscribed(token: token) { serve(request, token: token) }

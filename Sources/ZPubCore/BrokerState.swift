@@ -271,7 +271,7 @@ public struct BrokerState: Sendable {
                 bytes: lastValue.totalBytes, maxEntries: lastValue.maxEntries, maxBytes: lastValue.maxBytes,
                 hits: lastValue.hits, misses: lastValue.misses, updates: lastValue.updates,
                 deletions: lastValue.deletions, evictions: lastValue.evictions, snapshots: lastValue.snapshots,
-                tooLarge: lastValue.tooLarge),
+                tooLarge: lastValue.tooLarge, upstreamValuesKnown: lastValue.upstreamValuesKnown),
             upstreams: upstreams)
     }
 

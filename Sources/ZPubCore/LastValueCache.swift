@@ -96,6 +96,9 @@ public struct LastValueCache: Sendable {
     /// Subscriptions under a cached prefix for which nothing was cached.
     public var misses: UInt64 = 0
     public var snapshots: UInt64 = 0
+    /// Values an upstream broker sent as this broker subscribed that this cache held already:
+    /// dropped (`UpstreamValue`).
+    public private(set) var upstreamValuesKnown: UInt64 = 0
 
     public init(prefixes: [[UInt8]], maxEntries: Int, maxBytes: Int, maxAgeMilliseconds: UInt64) {
         self.prefixes = prefixes
@@ -225,6 +228,21 @@ public struct LastValueCache: Sendable {
     private func index(of topic: UnsafeRawBufferPointer) -> Int? {
         if lastUpdated >= 0 && table.key(at: lastUpdated, equals: topic) { return lastUpdated }
         return table.index(of: topic)
+    }
+
+    /// Whether the value of `topic` cached now (not expired) has `digest`
+    /// (`UpstreamValue.digest`): an upstream broker's value this cache already holds, counted
+    /// in `upstreamValuesKnown`.
+    public mutating func holds(
+        _ topic: UnsafeRawBufferPointer, digest: UInt64, nowMilliseconds: UInt64
+    ) -> Bool {
+        guard let index = index(of: topic) else { return false }
+        let entry = table[valueAt: index]
+        guard !isExpired(entry, nowMilliseconds: nowMilliseconds),
+            entry.encoded.withUnsafeBytes({ UpstreamValue.digest(encoded: $0) }) == digest
+        else { return false }
+        upstreamValuesKnown &+= 1
+        return true
     }
 
     /// The entry of exactly `topic`, if cached and not expired.

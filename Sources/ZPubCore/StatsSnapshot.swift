@@ -142,11 +142,15 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         public var snapshots: UInt64
         /// Messages larger than `max_bytes`, not cached (optional: absent before 2026-12-07).
         public var tooLarge: UInt64?
+        /// Values an upstream zpubd sent on subscription that the cache held already, dropped
+        /// rather than forwarded again (`UpstreamValue`; optional: absent before 2026-12-07).
+        public var upstreamValuesKnown: UInt64?
 
         public init(
             enabled: Bool = false, onSubscribe: Bool = false, prefixes: [String] = [], entries: Int = 0, bytes: Int = 0,
             maxEntries: Int = 0, maxBytes: Int = 0, hits: UInt64 = 0, misses: UInt64 = 0, updates: UInt64 = 0,
-            deletions: UInt64 = 0, evictions: UInt64 = 0, snapshots: UInt64 = 0, tooLarge: UInt64? = nil
+            deletions: UInt64 = 0, evictions: UInt64 = 0, snapshots: UInt64 = 0, tooLarge: UInt64? = nil,
+            upstreamValuesKnown: UInt64? = nil
         ) {
             self.enabled = enabled
             self.onSubscribe = onSubscribe
@@ -162,11 +166,13 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             self.evictions = evictions
             self.snapshots = snapshots
             self.tooLarge = tooLarge
+            self.upstreamValuesKnown = upstreamValuesKnown
         }
 
         enum CodingKeys: String, CodingKey {
             case enabled, prefixes, entries, bytes, hits, misses, updates, deletions, evictions, snapshots
             case tooLarge = "too_large"
+            case upstreamValuesKnown = "upstream_values_known"
             case onSubscribe = "on_subscribe"
             case maxEntries = "max_entries"
             case maxBytes = "max_bytes"

@@ -177,6 +177,7 @@ struct PrometheusText {
                 (["event": "update"], Double(cache.updates)), (["event": "deletion"], Double(cache.deletions)),
                 (["event": "eviction"], Double(cache.evictions)), (["event": "snapshot"], Double(cache.snapshots)),
                 (["event": "too_large"], Double(cache.tooLarge ?? 0)),
+                (["event": "upstream_value_known"], Double(cache.upstreamValuesKnown ?? 0)),
             ])
         gauge(
             "zpub_upstream_connected", "1 when an upstream broker is connected",

@@ -35,6 +35,9 @@ public struct SocketOption: RawRepresentable, Hashable, Sendable {
     /// Draft-marked in 4.3.4's headers but accepted by Debian's build (see ../shared/NOTES.md).
     public static let xpubManualLastValue = SocketOption(rawValue: CZMQ_XPUB_MANUAL_LAST_VALUE)
     public static let zapEnforceDomain = SocketOption(rawValue: CZMQ_ZAP_ENFORCE_DOMAIN)
+    /// ZMTP metadata sent to every peer, "X-Name:value" (each peer reads it with
+    /// `Message.property`).
+    public static let metadata = SocketOption(rawValue: CZMQ_METADATA)
     public static let useFileDescriptor = SocketOption(rawValue: ZMQ_USE_FD)
     public static let events = SocketOption(rawValue: ZMQ_EVENTS)
     public static let fileDescriptor = SocketOption(rawValue: ZMQ_FD)

@@ -170,6 +170,57 @@ final class BrokerChainTests: XCTestCase {
         XCTAssertEqual(link.disconnects, 1)
     }
 
+    /// An upstream zpubd sends the downstream zpubd a prefix's last value as the downstream
+    /// subscribes to it (on_subscribe, the default), wrapped: the downstream, whose cache holds
+    /// that value already, drops it. Before, it forwarded it as a new message: its subscribers
+    /// got "v1" a second time, each time a new prefix crossed the link.
+    func testAnUpstreamsValueTheDownstreamHoldsIsNotForwardedAgain() throws {
+        let top = try Daemon(configuration: "[last_value]\nprefixes = [\"s.\"]\n")
+        let edge = try Daemon(
+            configuration: "[endpoints]\nupstream = [\"\(top.xpub)\"]\n[last_value]\nprefixes = [\"s.\"]\n")
+        try top.waitForSubscriptions(to: ["s."])
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: top.pull)
+        try push.send(frames: frames("s.a", "v1"))
+        try Wait.until("the edge caches v1") { try edge.stats().lastValue.entries == 1 }
+        // Each gets v1 from the edge's cache; "s.a" and "" are new prefixes upstream, and the
+        // top sends its value under each.
+        let wide = try clients.subscriber(edge.xpub, prefixes: ["s."])
+        XCTAssertEqual(try wide.receive(1), [frames("s.a", "v1")])
+        let exact = try clients.subscriber(edge.xpub, prefixes: ["s.a"])
+        let everything = try clients.subscriber(edge.xpub, prefixes: [""])
+        try top.waitForSubscriptions(to: ["s.", "s.a", ""])
+        try Wait.until("the edge has dropped both of the top's values") {
+            try edge.stats().lastValue.upstreamValuesKnown == 2
+        }
+        try push.send(frames: frames("s.a", "v2"))
+        XCTAssertEqual(try wide.receive(1), [frames("s.a", "v2")], "v1 came again")
+        XCTAssertEqual(try exact.receive(2), [frames("s.a", "v1"), frames("s.a", "v2")])
+        XCTAssertEqual(try everything.receive(2), [frames("s.a", "v1"), frames("s.a", "v2")])
+        XCTAssertEqual(try edge.stats().messagesIn, 2)
+        XCTAssertEqual(try edge.stats().internalTopicMessages, 0)
+    }
+
+    /// A value the downstream does not hold (it started after the value was published) is
+    /// news there: forwarded, and cached, as before values were wrapped.
+    func testAnUpstreamsValueTheDownstreamLacksIsForwardedAndCached() throws {
+        let top = try Daemon(configuration: "[last_value]\nprefixes = [\"s.\"]\n")
+        let clients = try Clients()
+        try clients.socket(.push, connect: top.pull).send(frames: frames("s.a", "v1"))
+        try Wait.until("the top caches v1") { try top.stats().lastValue.entries == 1 }
+        // No cache at the edge: its subscriber gets the top's value through it, unwrapped.
+        let plain = try Daemon(arguments: ["--upstream", top.xpub])
+        let subscriber = try clients.subscriber(plain.xpub, prefixes: ["s."])
+        XCTAssertEqual(try subscriber.receive(1, timeout: 10_000), [frames("s.a", "v1")])
+        // With a cache: the pin brings the value, which the cache takes.
+        let caching = try Daemon(
+            configuration: "[endpoints]\nupstream = [\"\(top.xpub)\"]\n[last_value]\nprefixes = [\"s.\"]\n")
+        try Wait.until("the edge caches the top's value") { try caching.stats().lastValue.entries == 1 }
+        let late = try clients.subscriber(caching.xpub, prefixes: ["s.a"])
+        XCTAssertEqual(try late.receive(1), [frames("s.a", "v1")])
+        try late.assertNothing(within: 300)
+    }
+
     func testUpstreamsCanBeAddedOnReload() throws {
         let top = try Daemon()
         let edge = try Daemon(configuration: "")
