@@ -43,6 +43,8 @@ public final class Broker: Sendable {
     private let historyThread: JoinableThread?
     /// One of a primary/backup pair: the link to the peer and its thread.
     private let pair: (link: Mailbox<PairLink.Command>, thread: JoinableThread)?
+    /// The `[history] prefixes` in force, which the pair link compares with the peer's.
+    private let historyPrefixes: Locked<[String]>
     private let stopped = Locked(false)
     private let logger: Logger
 
@@ -154,13 +156,15 @@ public final class Broker: Sendable {
             mailbox: controlMailbox, registry: registry, reloadHandler: reloadHandler,
             reloadTimeoutMilliseconds: reloadTimeoutMilliseconds, logger: logger)
 
+        let historyPrefixes = Locked(configuration.historyPrefixes)
+        self.historyPrefixes = historyPrefixes
         var pairLink: PairLink?
         if configuration.pair.isEnabled {
             do {
                 pairLink = try PairLink(
                     settings: configuration.pair, context: context, loop: loop, history: history,
                     historyOn: history != nil && !configuration.historyPrefixes.isEmpty,
-                    valuesOn: !configuration.lastValuePrefixes.isEmpty,
+                    historyPrefixes: historyPrefixes, valuesOn: !configuration.lastValuePrefixes.isEmpty,
                     curve: security.serverKeyPair.flatMap { own in security.pairPeerKey.map { (own, $0) } },
                     logger: logger,
                     notifier: notifier, clientsElsewhere: clientsElsewhere, onDemoted: onDemoted)
@@ -235,9 +239,16 @@ public final class Broker: Sendable {
         policies["pair"] = previousPolicies["pair"]
         // Before any new endpoint is bound: none of them ever meets the old rules.
         zap.update(policies)
+        // ZAP checks a connection at its handshake only: where the lists no longer let in every
+        // client they did, the socket's endpoints are bound again and its clients checked anew.
+        let revoked = Set(
+            BrokerSocketRole.allCases.filter { role in
+                !(policies[role.rawValue] ?? .open).admitsEveryClientOf(
+                    previousPolicies[role.rawValue] ?? .open, curve: configuration.security(for: role).curve)
+            })
         let serverKey = security.serverKeyPair?.secretKey
         let loopSlot = ReplySlot<ReloadOutcome>()
-        loop.post(.reconfigure(configuration, serverKey: serverKey, loopSlot))
+        loop.post(.reconfigure(configuration, serverKey: serverKey, revoked: revoked, loopSlot))
         var problems: [BrokerError] = []
         switch loopSlot.wait(milliseconds: 10_000) {
         case .refused(let reason):
@@ -245,6 +256,7 @@ public final class Broker: Sendable {
             return .refused(reason)
         case .applied(let loopProblems):
             problems += loopProblems
+            historyPrefixes.withLock { $0 = configuration.historyPrefixes }
         case nil where loop.stopped.load(ordering: .acquiring):
             zap.update(previousPolicies)
             return .refused(
@@ -260,7 +272,8 @@ public final class Broker: Sendable {
                 ))
         }
         let controlSlot = ReplySlot<[BrokerError]>()
-        controlMailbox.post(.reconfigure(configuration, serverKey: serverKey, controlSlot))
+        controlMailbox.post(
+            .reconfigure(configuration, serverKey: serverKey, revoked: revoked.contains(.control), controlSlot))
         if let controlFailures = controlSlot.wait(milliseconds: 10_000) {
             problems += controlFailures
         } else {

@@ -9,7 +9,7 @@ import ZeroMQ
 
 /// What the control server can be asked to do by the broker.
 enum ControlServerCommand: Sendable {
-    case reconfigure(BrokerConfiguration, serverKey: CurveKey?, ReplySlot<[BrokerError]>)
+    case reconfigure(BrokerConfiguration, serverKey: CurveKey?, revoked: Bool, ReplySlot<[BrokerError]>)
     /// The outcome of the RELOAD with this number: the reply to send.
     case reloaded(ControlReply, request: UInt64)
     /// A SNAPSHOT or REPLAY waiting for its reply may have it now (`DeferredReply`).
@@ -144,8 +144,8 @@ final class ControlServer {
                     switch command {
                     case .stop:
                         stop = true
-                    case .reconfigure(let newConfiguration, let newServerKey, let slot):
-                        slot.fulfill(reconfigure(newConfiguration, serverKey: newServerKey))
+                    case .reconfigure(let newConfiguration, let newServerKey, let revoked, let slot):
+                        slot.fulfill(reconfigure(newConfiguration, serverKey: newServerKey, revoked: revoked))
                     case .reloaded(let reply, let request):
                         // A reply to a RELOAD already answered (timed out) is not sent.
                         guard pendingReload?.request == request else { break }
@@ -208,13 +208,15 @@ final class ControlServer {
     /// The control part of a reload. Its endpoints change all or none (a failure is reported,
     /// the old ones stay); CURVE switched on or off, or a new server key, binds them again, since
     /// libzmq keeps each endpoint's options from when it was bound.
-    private func reconfigure(_ newConfiguration: BrokerConfiguration, serverKey newServerKey: CurveKey?)
-        -> [BrokerError]
-    {
+    /// `revoked`: the allow lists no longer let in every admin they did (`Broker.reload`).
+    private func reconfigure(
+        _ newConfiguration: BrokerConfiguration, serverKey newServerKey: CurveKey?, revoked: Bool
+    ) -> [BrokerError] {
         let (old, new) = (
             responder.configuration.security(for: .control).curve, newConfiguration.security(for: .control).curve
         )
-        let rebind = old != new || (new && newServerKey != serverKey)
+        let curveChanged = old != new || (new && newServerKey != serverKey)
+        let rebind = curveChanged || revoked
         // Only the options that change: setting the high-water mark again on a socket whose
         // client is leaving killed zpubd (`SocketSetup.applyOptions`).
         let inForce = responder.configuration
@@ -226,9 +228,13 @@ final class ControlServer {
         } catch {
             logger.error("cannot apply socket options to control: \(error)")
         }
-        if rebind {
+        if curveChanged {
             logger.notice(
                 "CURVE changed on control: its endpoints are bound again, and the admins connected there reconnect under the new settings"
+            )
+        } else if revoked {
+            logger.notice(
+                "the allow lists of control no longer let in every admin they did: its endpoints are bound again, and the admins connected there reconnect and are checked again"
             )
         }
         let wanted = newConfiguration.controlEndpoints

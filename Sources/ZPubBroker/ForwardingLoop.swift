@@ -17,7 +17,9 @@ enum LoopCommand: Sendable {
     case setPaused(Bool, ReplySlot<ForwardingState>)
     /// Apply a reloaded configuration: limits, socket options, endpoints. Replies with what
     /// could not be bound.
-    case reconfigure(BrokerConfiguration, serverKey: CurveKey?, ReplySlot<ReloadOutcome>)
+    /// `revoked`: the sockets whose allow lists no longer let in every client they did.
+    case reconfigure(
+        BrokerConfiguration, serverKey: CurveKey?, revoked: Set<BrokerSocketRole>, ReplySlot<ReloadOutcome>)
     /// Forward what producers already sent (for up to `shutdown_drain_ms`), then return.
     case stop
     /// A second SIGTERM or SIGINT: end the drain now (or have none, if the stop is yet to come).
@@ -72,7 +74,7 @@ extension LoopCommand {
         case .snapshot(let slot): slot.abandon()
         case .stats(let slot): slot.abandon()
         case .setPaused(_, let slot): slot.abandon()
-        case .reconfigure(_, _, let slot): slot.abandon()
+        case .reconfigure(_, _, _, let slot): slot.abandon()
         case .snapshotValues(_, _, let slot): slot.abandon()
         case .replay(_, _, _, let slot): slot.abandon()
         case .pairQuery(let slot): slot.abandon()
@@ -1838,8 +1840,8 @@ final class ForwardingLoop {
                 }
                 state.paused = paused
                 slot.fulfill(state.forwardingState)
-            case .reconfigure(let newConfiguration, let serverKey, let slot):
-                slot.fulfill(reconfigure(newConfiguration, serverKey: serverKey))
+            case .reconfigure(let newConfiguration, let serverKey, let revoked, let slot):
+                slot.fulfill(reconfigure(newConfiguration, serverKey: serverKey, revoked: revoked))
             case .stop:
                 // The loop starts the drain once the commands are handled.
                 state.stopping = true
@@ -2097,7 +2099,9 @@ final class ForwardingLoop {
     /// the endpoints no longer configured unbound (after the binds: an endpoint that cannot be
     /// bound never costs the one it replaces, or the connections made through it), the
     /// endpoints moved from another socket bound.
-    private func reconfigure(_ reloaded: BrokerConfiguration, serverKey newServerKey: CurveKey?) -> ReloadOutcome {
+    private func reconfigure(
+        _ reloaded: BrokerConfiguration, serverKey newServerKey: CurveKey?, revoked: Set<BrokerSocketRole> = []
+    ) -> ReloadOutcome {
         // Keys read at start (io_threads, [history] directory, [ha], ...) come with the values
         // in force: `StartOnlySettings` keeps them, and warns of a change, before any reload.
         let newConfiguration = reloaded
@@ -2112,11 +2116,15 @@ final class ForwardingLoop {
         // later reach only endpoints bound later. CURVE switched on or off, or a new server key,
         // must not wait for that: such a socket's endpoints are all bound again (its
         // connections are dropped, and clients reconnect under the new rules).
-        let rebinding = Set(
+        let curveChanged = Set(
             sockets.map(\.role).filter { role in
                 let (old, new) = (configuration.security(for: role).curve, newConfiguration.security(for: role).curve)
                 return old != new || (new && newServerKey != serverKey)
             })
+        // The same where the allow lists no longer let in every client they did: ZAP checks a
+        // connection at its handshake only, and the clients connected with a key or from an
+        // address taken out stayed in for as long as they stayed connected (a walkthrough).
+        let rebinding = curveChanged.union(revoked.filter { role in sockets.contains { $0.role == role } })
         // Told with the reload's outcome too (RELOAD's problems, `zpub reload` exit 2): CONFIG
         // shows the file's max_message_size, and `zpub pub` sized its frames by it while the
         // bound endpoints dropped them (a walkthrough). Only for endpoints that stay bound (a
@@ -2239,9 +2247,21 @@ final class ForwardingLoop {
         }
         pinUpstream()
         for role in rebinding {
-            logger.notice(
-                "CURVE changed on \(role.rawValue): its endpoints are bound again, and the clients connected there reconnect under the new settings"
-            )
+            let adopted = !endpoints(of: role).adopted.isEmpty
+            if adopted {
+                // systemd's sockets are kept as they are (`BoundEndpoints.unbindRemoved`).
+                logger.warning(
+                    "\(curveChanged.contains(role) ? "CURVE changed" : "the allow lists changed") on \(role.rawValue), whose endpoints systemd passed: they are not bound again, and the clients connected there keep their connections until they reconnect (restart zpubd, or its socket units, to end them now)"
+                )
+            } else if curveChanged.contains(role) {
+                logger.notice(
+                    "CURVE changed on \(role.rawValue): its endpoints are bound again, and the clients connected there reconnect under the new settings"
+                )
+            } else {
+                logger.notice(
+                    "the allow lists of \(role.rawValue) no longer let in every client they did: its endpoints are bound again, and the clients connected there reconnect and are checked again"
+                )
+            }
         }
         // Those unbound here were released by this broker: binding one of them on another
         // socket (or again) may wait a moment for libzmq to let go of it (`bindMissing`).

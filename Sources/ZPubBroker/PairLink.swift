@@ -57,6 +57,9 @@ final class PairLink {
     private let dealer: Socket
     private let loop: ForwardingLoopHandle
     private let historyOn: Bool
+    /// This broker's `[history] prefixes` now (a reload may change them): heartbeats carry
+    /// their digest, so that each broker tells whether the other keeps the same.
+    private let historyPrefixes: Locked<[String]>
     /// The history writer (answers the peer's HISTORY requests); nil when history is off.
     private let history: HistoryHandle?
     /// How long this thread waits for the loop or the writer: half a heartbeat interval, so
@@ -141,7 +144,7 @@ final class PairLink {
     private var lastMisconfigurationWarning: [Misconfiguration: UInt64] = [:]
     /// When each was last seen, and what it is: a problem of the pair's for a while after.
     private var misconfigurationSeen: [Misconfiguration: (at: UInt64, message: String)] = [:]
-    private enum Misconfiguration { case peerIsThisBroker, sameRole, historyDiffers }
+    private enum Misconfiguration { case peerIsThisBroker, sameRole, historyDiffers, prefixesDiffer }
     /// Whether heartbeats travel both ways (`PairLinkWatch`).
     private var linkWatch: PairLinkWatch
     /// Whether the link runs over CURVE: a wrong key is then one reason for a silent peer.
@@ -169,7 +172,8 @@ final class PairLink {
 
     init(
         settings: PairSettings, context: Context, loop: ForwardingLoopHandle, history: HistoryHandle?,
-        historyOn: Bool, valuesOn: Bool, curve: (own: CurveKeyPair, peer: CurveKey)?, logger: Logger,
+        historyOn: Bool, historyPrefixes: Locked<[String]>, valuesOn: Bool, curve: (own: CurveKeyPair, peer: CurveKey)?,
+        logger: Logger,
         notifier: Notifier, clientsElsewhere: ClientsElsewhere = ClientsElsewhere(),
         onDemoted: @escaping @Sendable () -> Void
     ) throws {
@@ -185,6 +189,7 @@ final class PairLink {
         ownNextSequence = history?.firstMirroredSequence ?? 1
         self.loop = loop
         self.historyOn = historyOn
+        self.historyPrefixes = historyPrefixes
         self.valuesOn = valuesOn
         self.logger = logger
         self.notifier = notifier
@@ -348,7 +353,18 @@ final class PairLink {
             Array(machine.state.rawValue.utf8), Array(String(announcedSequence).utf8), Array(String(runID).utf8),
             Array(String(reportNumber).utf8), Array(status.role.rawValue.utf8),
             Array((historyOn ? "history" : "no_history").utf8),
+            Array(Self.prefixesDigest(historyPrefixes.withLock { $0 }).utf8),
         ]
+    }
+
+    /// The seventh field of a report (from a zpubd since 2026-12-07): a digest of the
+    /// `[history] prefixes`, whatever their order. The list itself might not fit the frame.
+    static func prefixesDigest(_ prefixes: [String]) -> String {
+        let joined = Set(prefixes).sorted().joined(separator: "\u{0}")
+        let digest = Array(joined.utf8).withUnsafeBytes {
+            SipHash.hash13($0, key: SipHash.Key(k0: 0x7a70_7562_7061_6972, k1: 0x7072_6566_6978_6573))
+        }
+        return String(digest, radix: 16)
     }
 
     /// The last sequence this broker may have given, for the peer's takeover to number above.
@@ -404,6 +420,16 @@ final class PairLink {
             warnOfMisconfiguration(
                 .historyDiffers,
                 "pair: \(keeper) keeps history and \(other) keeps none ([history] prefixes on one broker only): \(other) mirrors nothing, and while it is active nothing is kept, so clients cannot resume across a failover to it (zpub sub --since, SSE Last-Event-ID) and what they missed is lost; give both brokers the same [history] prefixes, and restart the one changed (whether a pair member keeps history is read at its start; docs/topologies.md)",
+                level: .warning)
+        }
+        // Seen from the passive side before (a warning for each topic it mirrored and did not
+        // keep), never in HEALTH: a monitor saw nothing wrong (a walkthrough).
+        if historyOn, peerKeepsHistory, let peerDigest = field(6),
+            peerDigest != Self.prefixesDigest(historyPrefixes.withLock { $0 })
+        {
+            warnOfMisconfiguration(
+                .prefixesDiffer,
+                "pair: the peer's [history] prefixes differ from this broker's (\(historyPrefixes.withLock { $0 }.map { "\"\($0)\"" }.joined(separator: ", "))): what the active one keeps and the passive one does not is not mirrored, and is missing from history after a failover; give both brokers the same [history] prefixes (docs/topologies.md)",
                 level: .warning)
         }
         return peerReports.take(reportFields: fields)
@@ -1062,7 +1088,7 @@ final class PairLink {
             }
         }
         let window = 2 &* UInt64(settings.failoverMilliseconds) * 1_000_000
-        for problem in [Misconfiguration.peerIsThisBroker, .sameRole, .historyDiffers] {
+        for problem in [Misconfiguration.peerIsThisBroker, .sameRole, .historyDiffers, .prefixesDiffer] {
             guard let seen = misconfigurationSeen[problem], now &- seen.at < max(window, 5_000_000_000) else {
                 continue
             }

@@ -64,6 +64,20 @@ public struct CIDR: Equatable, Sendable, CustomStringConvertible {
         return true
     }
 
+    /// Whether every address of `other` lies in this block (the same family: a mapped IPv4
+    /// block is not looked into).
+    public func covers(_ other: CIDR) -> Bool {
+        guard other.address.count == address.count, prefixLength <= other.prefixLength else { return false }
+        var remaining = prefixLength
+        for index in address.indices where remaining > 0 {
+            let bits = min(8, remaining)
+            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - bits))
+            if other.address[index] & mask != address[index] & mask { return false }
+            remaining -= bits
+        }
+        return true
+    }
+
     /// 4 bytes for IPv4, 16 for IPv6 (brackets and a %zone are accepted and ignored).
     public static func parseAddress(_ text: String) -> [UInt8]? {
         var text = Substring(text)

@@ -12,6 +12,23 @@ public struct ZAPPolicy: Sendable, Equatable {
         self.allowedAddresses = allowedAddresses
     }
 
+    /// No limit: any address, any key.
+    public static let open = ZAPPolicy(allowedKeys: nil, allowedAddresses: [])
+
+    /// Whether this policy lets in every client `old` let in, as far as the lists tell (keys
+    /// only count under CURVE, `curve`). When it does not, the clients `old` let in are
+    /// checked again (their socket's endpoints are bound again): ZAP checks a connection once,
+    /// at its handshake, and a reload that took a key or an address out of the lists left the
+    /// clients connected with it in for as long as they stayed connected (a walkthrough).
+    public func admitsEveryClientOf(_ old: ZAPPolicy, curve: Bool) -> Bool {
+        if curve, let keys = allowedKeys {
+            guard let oldKeys = old.allowedKeys, oldKeys.isSubset(of: keys) else { return false }
+        }
+        guard !allowedAddresses.isEmpty else { return true }
+        return !old.allowedAddresses.isEmpty
+            && old.allowedAddresses.allSatisfy { block in allowedAddresses.contains { $0.covers(block) } }
+    }
+
     /// Nil when allowed; otherwise why not. An empty address (ipc, inproc) passes the address
     /// list: it is not a network peer.
     public func denial(address: String, mechanism: String, credentials: [UInt8]?) -> String? {

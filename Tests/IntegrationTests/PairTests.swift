@@ -1715,6 +1715,14 @@ final class PairTests: XCTestCase {
             backup.log.components(separatedBy: "the active peer keeps topic").count, 2,
             "one warning a minute, not one per message: \(backup.log)")
         XCTAssertFalse(primary.log.contains("the active peer keeps topic"), primary.log)
+        // Both say so in HEALTH too, as long as it lasts: a monitor sees it (before, only the
+        // backup's log did, and only while such topics came).
+        for daemon in [primary, backup] {
+            let problems = try daemon.decode("HEALTH", as: HealthReport.self).pair?.problems ?? []
+            XCTAssertTrue(
+                problems.contains { $0.kind == PairProblem.misconfigured && $0.message.contains("prefixes differ") },
+                "\(problems)")
+        }
     }
 
     /// A primary that was stopped (SIGSTOP) past the failover time comes back active beside a

@@ -290,6 +290,69 @@ final class SecurityTests: XCTestCase {
         XCTAssertFalse(try answers(first))
     }
 
+    /// A key taken out of allowed_keys ends the connections made with it: ZAP checks a
+    /// connection at its handshake only, so the reload binds the socket's endpoints again, and
+    /// its clients reconnect and are checked anew. Before, the subscriber with the revoked key
+    /// kept receiving for as long as it stayed connected, while the log said the key was out.
+    func testAKeyTakenOutOfAllowedKeysEndsTheConnectionsMadeWithIt() throws {
+        let (kept, revoked) = (try CurveKeyPair.generate(), try CurveKeyPair.generate())
+        let (daemon, server) = try curveDaemon(allowedKeys: [kept.publicKey, revoked.publicKey])
+        let clients = try Clients()
+        let control = try curveSocket(clients, .req, daemon.control, server: server.publicKey, client: kept)
+        let stays = try curveSocket(clients, .sub, daemon.xpub, server: server.publicKey, client: kept)
+        let goes = try curveSocket(clients, .sub, daemon.xpub, server: server.publicKey, client: revoked)
+        for socket in [stays, goes] { try socket.setOption(.subscribe, bytes: []) }
+        try daemon.waitForCurveSubscriptions(2, control: control)
+        let push = try curveSocket(clients, .push, daemon.pull, server: server.publicKey, client: kept)
+        try push.send(frames: frames("t", "before"))
+        XCTAssertEqual(try goes.receive(1), [frames("t", "before")])
+        XCTAssertEqual(try stays.receive(1), [frames("t", "before")])
+
+        try kept.publicKey.z85.write(
+            to: directory.appendingPathComponent("allowed-xpub"), atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the reload is applied") { daemon.log.contains("configuration reloaded") }
+        XCTAssertTrue(
+            daemon.log.contains("the allow lists of xpub no longer let in every client they did"), daemon.log)
+        var number = 0
+        try Wait.until("the subscriber with the kept key is back") {
+            number += 1
+            try push.send(frames: frames("t", "after \(number)"))
+            return try stays.receiveFrames(timeoutMilliseconds: 100) != nil
+        }
+        try goes.assertNothing(within: 500)
+        try Wait.until("its reconnections are refused") {
+            try control.send(text: "STATS")
+            guard let reply = try control.receiveFrames(timeoutMilliseconds: 2_000) else { return false }
+            let stats = try JSONDecoder().decode(StatsSnapshot.self, from: Data(reply[0]))
+            return stats.security.deniedBySocket["xpub"] ?? 0 >= 1
+        }
+        XCTAssertFalse(daemon.log.contains("allow lists of pull"), "pull's lists are as they were")
+    }
+
+    /// The same for an address taken out of allowed_addresses.
+    func testAnAddressTakenOutOfAllowedAddressesEndsTheConnectionsFromIt() throws {
+        let port = try FreePort.find()
+        let daemon = try Daemon(
+            configuration: "[security.xpub]\nallowed_addresses = [\"127.0.0.1\"]\n",
+            endpoints: [.xpub: "tcp://0.0.0.0:\(port)"])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber("tcp://127.0.0.1:\(port)", prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("t", "before"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("t", "before")])
+        try "[security.xpub]\nallowed_addresses = [\"10.0.0.0/8\"]\n".write(
+            to: daemon.configURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try Wait.until("the subscriber's reconnection is refused") {
+            try daemon.stats().security.deniedBySocket["xpub"] ?? 0 >= 1
+        }
+        try push.send(frames: frames("t", "after"))
+        try subscriber.assertNothing(within: 500)
+        XCTAssertEqual(try daemon.subscriptions().total, 0)
+    }
+
     /// libzmq copies a socket's options into an endpoint when it is bound: CURVE switched on by
     /// a reload binds the socket's endpoints again, or they would stay open to plain clients
     /// (they did). The plain subscriber connected before is dropped and cannot come back; a

@@ -64,4 +64,26 @@ final class ZAPDecisionTests: XCTestCase {
             ZAPDecision.reply(requestID: Array("42".utf8), code: "200", text: "OK", user: "u"),
             [Array("1.0".utf8), Array("42".utf8), Array("200".utf8), Array("OK".utf8), Array("u".utf8), []])
     }
+
+    /// A reload checks the connected clients again only where the lists got narrower.
+    func testAPolicyAdmitsEveryClientOfAnotherOnlyWhenItsListsCoverTheOthers() {
+        let (a, b) = ([UInt8](repeating: 1, count: 32), [UInt8](repeating: 2, count: 32))
+        func policy(_ keys: Set<[UInt8]>?, _ blocks: [String]) -> ZAPPolicy {
+            ZAPPolicy(allowedKeys: keys, allowedAddresses: blocks.compactMap(CIDR.init))
+        }
+        let open = ZAPPolicy.open
+        XCTAssertTrue(open.admitsEveryClientOf(policy([a], ["10.0.0.0/8"]), curve: true))
+        XCTAssertFalse(policy([a, b], []).admitsEveryClientOf(open, curve: true), "any key, then a list")
+        XCTAssertTrue(policy([a, b], []).admitsEveryClientOf(open, curve: false), "keys count under CURVE only")
+        XCTAssertTrue(policy([a, b], []).admitsEveryClientOf(policy([a], []), curve: true))
+        XCTAssertFalse(policy([b], []).admitsEveryClientOf(policy([a, b], []), curve: true), "a key taken out")
+        XCTAssertFalse(policy(nil, ["10.0.0.0/8"]).admitsEveryClientOf(open, curve: false))
+        XCTAssertTrue(policy(nil, ["10.0.0.0/8"]).admitsEveryClientOf(policy(nil, ["10.1.0.0/16"]), curve: false))
+        XCTAssertFalse(policy(nil, ["10.1.0.0/16"]).admitsEveryClientOf(policy(nil, ["10.0.0.0/8"]), curve: false))
+        XCTAssertFalse(
+            policy(nil, ["10.0.0.0/8"]).admitsEveryClientOf(policy(nil, ["10.0.0.0/8", "127.0.0.1"]), curve: false))
+        XCTAssertTrue(
+            policy(nil, ["127.0.0.0/8", "10.0.0.0/8"]).admitsEveryClientOf(policy(nil, ["127.0.0.1"]), curve: false))
+        XCTAssertFalse(policy(nil, ["::1"]).admitsEveryClientOf(policy(nil, ["127.0.0.1"]), curve: false))
+    }
 }
