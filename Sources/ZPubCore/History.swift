@@ -239,8 +239,14 @@ public struct HistoryReply: Codable, Equatable, Sendable {
                 return
                     "\(span) reserved by a zpubd that stopped uncleanly (SIGKILL, a crash, a power loss): the messages it numbered there in its last moments and had not yet written are lost\(lost)\(unused)"
             case .takeover:
+                // A takeover skips far above the peer's last known number (2^30): said, or a
+                // fresh pair's reader reads of a billion lost messages (a walkthrough).
+                let lost = prefix.isEmpty ? "" : " (any of them under \(prefix) are lost)"
+                let unused =
+                    from == to
+                    ? "" : "; a takeover numbers far above the peer's last known number, so most were never used"
                 return
-                    "\(range) not kept here: the pair's other broker may have used some of \(numbers) before this one took over, and they never reached it\(whose)"
+                    "\(range) not kept here: the pair's other broker may have used some of \(numbers) before this one took over, and those never reached it\(lost)\(unused)"
             }
         }
     }

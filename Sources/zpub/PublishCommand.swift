@@ -247,6 +247,8 @@ struct Publish: ParsableCommand {
                     guard let line else { break }
                     try send([topicFrame, line])
                 }
+                // Exit 0 said nothing of it (a walkthrough): an empty pipe may be a mistake.
+                if sent == 0 { Output.error("standard input was empty: no message sent") }
             }
             // What is still queued here goes out while the socket lingers, for at most --timeout;
             // whatever the broker has not taken by then (paused, or its queue full) is dropped

@@ -39,6 +39,12 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(run.status, 1, run.stderr)
         XCTAssertTrue(
             run.stderr.contains("cannot read standard input: Is a directory (0 messages sent before)"), run.stderr)
+        // Empty: nothing to send is not an error, but it is said.
+        let empty = try Run.program(
+            URL(fileURLWithPath: "/bin/sh"),
+            ["-c", "exec \"$0\" pub --endpoint \"$1\" t < /dev/null", Binaries.zpub.path, daemon.pull])
+        XCTAssertEqual(empty.status, 0, empty.stderr)
+        XCTAssertTrue(empty.stderr.contains("standard input was empty: no message sent"), empty.stderr)
     }
 
     /// A subscription the broker refused because its table was full gets in once there is room:

@@ -101,7 +101,7 @@ final class TopTests: XCTestCase {
         XCTAssertTrue(screen.contains("zpub top - \(daemon.control)"), screen)
         XCTAssertTrue(screen.contains("subscriptions 1 on 1 prefixes"), screen)
         XCTAssertTrue(screen.contains("peers: pull 1"), screen)
-        XCTAssertTrue(screen.contains("drops: unwanted"), screen)
+        XCTAssertTrue(screen.contains("not forwarded: unwanted"), screen)
         XCTAssertTrue(screen.contains("refused: subscriptions 0, handshakes 0"), screen)
         XCTAssertTrue(screen.contains("sorted by rate"), screen)
         XCTAssertFalse(screen.contains("\u{1B}"), "capture-pane gives the text, not the escapes")

@@ -282,5 +282,11 @@ final class NotKeptLedgerTests: XCTestCase {
             HistoryReply.NotKept(from: 4, to: 4, reason: .uncleanStop).describe(readUnder: ""),
             "number 4 was reserved by a zpubd that stopped uncleanly (SIGKILL, a crash, a power loss): the messages it numbered there in its last moments and had not yet written are lost"
         )
+        // A fresh pair's reader saw "messages 1 to 1073741824 ... (those under orders. among
+        // them are lost)" of numbers nobody used.
+        XCTAssertEqual(
+            HistoryReply.NotKept(from: 1, to: 1 << 30, reason: .takeover).describe(readUnder: "orders."),
+            "messages 1 to 1073741824 were not kept here: the pair's other broker may have used some of these numbers before this one took over, and those never reached it (any of them under orders. are lost); a takeover numbers far above the peer's last known number, so most were never used"
+        )
     }
 }
