@@ -362,6 +362,12 @@ final class ForwardingLoop {
     /// A passive pair member mirroring topics its `[history] prefixes` do not keep: a
     /// configuration that differs from the peer's, said once a minute while it lasts.
     private var mirroredNotKeptLogLimit = LogRateLimit(intervalSeconds: 60)
+    /// The configuration each bound endpoint (and upstream connection) took its socket options
+    /// from: libzmq keeps an endpoint's until it is bound again. A reload's kept options are
+    /// told against these, not against the last file: a value set back to what the endpoints
+    /// had was told as a change, and a walkthrough's reload of a file that matched what was in
+    /// force failed (`zpub reload` exit 2).
+    private var optionsAtBind: [BrokerSocketRole: [String: BrokerConfiguration]] = [:]
     /// Connection events taken as counts (STATS `connection_events_summarized`).
     private var connectionEventsSummarized: UInt64 = 0
 
@@ -425,6 +431,7 @@ final class ForwardingLoop {
     /// configured). Call on the loop's own thread.
     func run() {
         logQueue.start()
+        recordOptionsAtBind()
         var poller = Poller()
         let pullIndex = poller.add(pull)
         let xsubIndex = poller.add(xsub)
@@ -1710,6 +1717,7 @@ final class ForwardingLoop {
             try? xsub.disconnect(endpoint)
             do {
                 try xsub.connect(endpoint)
+                optionsAtBind[.xsub]?[endpoint] = configuration
             } catch {
                 logger.warning(
                     "cannot connect to upstream \(endpoint) again: \(error)", metadata: ["endpoint": "\(endpoint)"])
@@ -2091,6 +2099,7 @@ final class ForwardingLoop {
         }
         registry.set(.pull, pullEndpoints.actual)
         registry.set(.xsub, xsubEndpoints.actual)
+        recordOptionsAtBind()
         return failures
     }
 
@@ -2140,7 +2149,14 @@ final class ForwardingLoop {
                 kept += upstreamEndpoints.filter(newConfiguration.upstreamEndpoints.contains)
             }
             guard !rebinding.contains(role), !kept.isEmpty else { return nil }
-            let changes = SocketSetup.keptOptionChanges(role, from: configuration, to: newConfiguration)
+            var changes: [String] = []
+            for endpoint in kept {
+                let bound = optionsAtBind[role]?[endpoint] ?? configuration
+                for change in SocketSetup.keptOptionChanges(role, from: bound, to: newConfiguration)
+                where !changes.contains(change) {
+                    changes.append(change)
+                }
+            }
             return changes.isEmpty ? nil : "\(role.rawValue): \(changes.joined(separator: ", "))"
         }
         let keptOptions: BrokerError? =
@@ -2295,7 +2311,21 @@ final class ForwardingLoop {
         registry.set(.pull, pullEndpoints.actual)
         registry.set(.xsub, xsubEndpoints.actual)
         registry.set(.xpub, xpubEndpoints.actual)
+        recordOptionsAtBind(rebound: rebinding)
         return .applied(problems: problems + (keptOptions.map { [$0] } ?? []))
+    }
+
+    /// Records the endpoints bound (and upstreams connected) since the last look as having
+    /// the options of the configuration in force, and forgets those gone (`optionsAtBind`).
+    /// `rebound`: the roles whose endpoints were all bound again.
+    private func recordOptionsAtBind(rebound: Set<BrokerSocketRole> = []) {
+        for role in [BrokerSocketRole.pull, .xsub, .xpub] {
+            var bound = endpoints(of: role).order
+            if role == .xsub && pairActive { bound += upstreamEndpoints }
+            let known = rebound.contains(role) ? [:] : optionsAtBind[role] ?? [:]
+            optionsAtBind[role] = Dictionary(
+                bound.map { ($0, known[$0] ?? configuration) }, uniquingKeysWith: { first, _ in first })
+        }
     }
 
     private func endpoints(of role: BrokerSocketRole) -> BoundEndpoints {

@@ -940,6 +940,12 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(heartbeat.stdout.contains("xpub: heartbeat_interval_ms 10000 -> 5000"), heartbeat.stdout)
         let linger = try reload("max_message_size = 100000\nheartbeat_interval_ms = 5000\nlinger_ms = 100\n")
         XCTAssertEqual(linger.status, 0, linger.stdout)
+        // Set back to what the bound endpoints have: nothing is kept from them. This was told
+        // as a change from the last file (1000 <- 100000), and the reload failed for a file that
+        // matched what was in force (a walkthrough).
+        let back = try reload("max_message_size = 1000\nlinger_ms = 100\n")
+        XCTAssertEqual(back.status, 0, back.stdout)
+        XCTAssertFalse(back.stdout.contains("max_message_size"), back.stdout)
     }
 
     /// A flag wins over the file at every reload; a file line it overrides is told once, as a
