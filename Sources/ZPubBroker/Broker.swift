@@ -43,8 +43,6 @@ public final class Broker: Sendable {
     private let historyThread: JoinableThread?
     /// One of a primary/backup pair: the link to the peer and its thread.
     private let pair: (link: Mailbox<PairLink.Command>, thread: JoinableThread)?
-    /// The `[history] prefixes` in force, which the pair link compares with the peer's.
-    private let historyPrefixes: Locked<[String]>
     private let stopped = Locked(false)
     private let logger: Logger
 
@@ -156,15 +154,13 @@ public final class Broker: Sendable {
             mailbox: controlMailbox, registry: registry, reloadHandler: reloadHandler,
             reloadTimeoutMilliseconds: reloadTimeoutMilliseconds, logger: logger)
 
-        let historyPrefixes = Locked(configuration.historyPrefixes)
-        self.historyPrefixes = historyPrefixes
         var pairLink: PairLink?
         if configuration.pair.isEnabled {
             do {
                 pairLink = try PairLink(
                     settings: configuration.pair, context: context, loop: loop, history: history,
                     historyOn: history != nil && !configuration.historyPrefixes.isEmpty,
-                    historyPrefixes: historyPrefixes, valuesOn: !configuration.lastValuePrefixes.isEmpty,
+                    valuesOn: !configuration.lastValuePrefixes.isEmpty,
                     curve: security.serverKeyPair.flatMap { own in security.pairPeerKey.map { (own, $0) } },
                     logger: logger,
                     notifier: notifier, clientsElsewhere: clientsElsewhere, onDemoted: onDemoted)
@@ -256,7 +252,6 @@ public final class Broker: Sendable {
             return .refused(reason)
         case .applied(let loopProblems):
             problems += loopProblems
-            historyPrefixes.withLock { $0 = configuration.historyPrefixes }
         case nil where loop.stopped.load(ordering: .acquiring):
             zap.update(previousPolicies)
             return .refused(

@@ -75,7 +75,8 @@ struct BrokerSockets {
             // Upstream brokers: the XSUB socket connects to them as well; libzmq reconnects by
             // itself and replays the subscriptions after every reconnect. A pair's member
             // starts passive, and connects them as it takes over (`ForwardingLoop`).
-            for endpoint in configuration.upstreamEndpoints where !configuration.pair.isEnabled {
+            let upstreams = configuration.pair.isEnabled ? [] : configuration.upstreamEndpoints
+            for endpoint in upstreams {
                 do {
                     try sockets.xsub.socket.connect(endpoint)
                 } catch let error as ZMQError {
@@ -106,6 +107,17 @@ struct BrokerSockets {
     ) throws -> Bound {
         let socket = try SocketSetup.makeSocket(
             role, context: context, configuration: configuration, serverKey: serverKey)
+        if role == .xsub {
+            // Tells upstream zpubd brokers to wrap the last values they send as this broker
+            // subscribes (`UpstreamValue`), before any connection is made.
+            do {
+                try socket.setOption(.metadata, string: UpstreamValue.metadata)
+            } catch {
+                logger.warning(
+                    "this libzmq refuses ZMQ_METADATA (\(error)): upstream zpubd brokers send their last values plain as this broker subscribes, and it forwards each as a new message (docs/topologies.md)"
+                )
+            }
+        }
         var monitor: Socket?
         do {
             return try bindOne(

@@ -130,6 +130,9 @@ final class ForwardingLoopHandle: Sendable {
     let descriptorGuard: DescriptorGuard
     /// Bounds what the connection event reader queues in `mailbox` while the loop is behind.
     let connectionEvents = ConnectionEventBacklog()
+    /// The `[history] prefixes` the loop keeps by (a reload changes them, once the loop has
+    /// applied it): the pair link's heartbeats carry their digest (`PairLink`).
+    let historyPrefixes = Locked<[String]>([])
 
     /// One of a pair: what `PairLink` last knew (nil for a single broker).
     let pairStatus = Locked<PairStatus?>(nil)
@@ -368,6 +371,9 @@ final class ForwardingLoop {
     /// had was told as a change, and a walkthrough's reload of a file that matched what was in
     /// force failed (`zpub reload` exit 2).
     private var optionsAtBind: [BrokerSocketRole: [String: BrokerConfiguration]] = [:]
+    /// Set once a downstream broker's connection took a wrapped last value
+    /// (`looksForWrappedValues`).
+    private var wrapsValuesForDownstreams = false
     /// Connection events taken as counts (STATS `connection_events_summarized`).
     private var connectionEventsSummarized: UInt64 = 0
 
@@ -400,7 +406,9 @@ final class ForwardingLoop {
             (configuration.pair.isEnabled ? history?.firstMirroredSequence : history?.firstNewSequence) ?? 1
         self.sequenceFloor = history?.firstNewSequence ?? 1
         self.pairActive = !configuration.pair.isEnabled
-        self.handle = ForwardingLoopHandle(logger: logger)
+        let handle = ForwardingLoopHandle(logger: logger)
+        handle.historyPrefixes.withLock { $0 = history == nil ? [] : configuration.historyPrefixes }
+        self.handle = handle
         self.upstreamEndpoints = configuration.upstreamEndpoints
         self.serverKey = serverKey
         self.registry = registry
@@ -736,15 +744,14 @@ final class ForwardingLoop {
         var caching = false
         var keeping = false
         var internalTopic = false
-        // XSUB's messages are looked at for an upstream zpubd's wrapped last value even with
-        // accounting and the stores off (`UpstreamValue`).
-        if accounting || storing || role == .xsub {
+        if accounting || storing || looksForWrappedValues(role) {
             message.withUnsafeBytes(count: firstFrameSize) { topic in
                 // zpubd's own topics (sequence and snapshot markers) come from zpubd alone: a
                 // producer's, or an upstream broker's numbered with its own sequences, would
                 // mislead the clients that resume from them. Looked for where the topic is
                 // looked at anyway: with accounting, the cache and history all off, no marker
-                // means anything, and the look would cost some 80 instructions a message.
+                // means anything, and the look would cost some 80 instructions a message; but
+                // see `looksForWrappedValues`.
                 // One byte per message (non-generic: a debug build allocated for `first`);
                 // the rest only for topics that start with "$".
                 if topic.count >= 6 && topic[0] == UInt8(ascii: "$") && Self.isInternal(topic) {
@@ -759,10 +766,8 @@ final class ForwardingLoop {
         }
         if internalTopic {
             if role == .xsub {
-                switch try unwrapUpstreamValue(from: source, firstFrameSize: firstFrameSize) {
+                switch try unwrapUpstreamValue(in: message, from: source, firstFrameSize: firstFrameSize) {
                 case .forward(let topicSize):
-                    // Out of line: the common path stays as it was (a loop around the look
-                    // cost some 20 instructions a message).
                     return try forwardUnwrapped(from: source, topicSize: topicSize, storing: storing)
                 case .known:
                     while message.hasMore { _ = try source.receiveSize(into: message) }
@@ -848,6 +853,16 @@ final class ForwardingLoop {
         topic.starts(with: BrokerState.internalPrefix)
     }
 
+    /// Whether messages from `role` are looked at for zpubd's own topics even with accounting
+    /// and the stores off: XSUB's where upstreams may send wrapped last values
+    /// (`UpstreamValue`), and everyone's once this broker has wrapped values for a downstream
+    /// broker, whose connection then takes any topic under `UpstreamValue.prefix`: a
+    /// producer's `$zpub/value/...` message would reach it as a value under any topic.
+    @inline(__always)
+    private func looksForWrappedValues(_ role: BrokerSocketRole) -> Bool {
+        wrapsValuesForDownstreams || (role == .xsub && !upstreamEndpoints.isEmpty)
+    }
+
     /// The message an upstream zpubd's wrapped last value holds, forwarded as any from XSUB:
     /// `message` holds its topic.
     @inline(never)
@@ -864,19 +879,22 @@ final class ForwardingLoop {
         case notAWrapping
     }
 
-    /// The first frame in `message` is zpubd's own: whether it wraps an upstream zpubd's last
-    /// value (`UpstreamValue`), and if so, whether this broker's cache holds that value already.
-    /// A value not cached here (or older here) is forwarded: it is news to this broker's
-    /// subscribers, as it was before values were wrapped.
+    /// The first frame in `frame` (`message`, or a catch-up's `heldFirstFrame`) is zpubd's own:
+    /// whether it wraps an upstream zpubd's last value (`UpstreamValue`), and if so, whether
+    /// this broker's cache holds that value already; `frame` then holds the value's topic. A
+    /// value this cache lacks, or holds another value of (zpubd cannot tell which is newer),
+    /// is forwarded: news to this broker's subscribers, as it was before values were wrapped.
     @inline(never)
-    private func unwrapUpstreamValue(from source: Socket, firstFrameSize: Int) throws -> UpstreamValueFate {
-        let digest = message.withUnsafeBytes(count: firstFrameSize) { UpstreamValue.digest(inFirstFrame: $0) }
-        guard let digest, message.hasMore else { return .notAWrapping }
-        let topicSize = try source.receiveSize(into: message) ?? 0
+    private func unwrapUpstreamValue(in frame: Message, from source: Socket, firstFrameSize: Int) throws
+        -> UpstreamValueFate
+    {
+        let digest = frame.withUnsafeBytes(count: firstFrameSize) { UpstreamValue.digest(inFirstFrame: $0) }
+        guard let digest, frame.hasMore else { return .notAWrapping }
+        let topicSize = try source.receiveSize(into: frame) ?? 0
         let now = nowMilliseconds
         let known =
             state.lastValue.isEnabled
-            && message.withUnsafeBytes(count: topicSize) { topic in
+            && frame.withUnsafeBytes(count: topicSize) { topic in
                 state.lastValue.covers(topic) && state.lastValue.holds(topic, digest: digest, nowMilliseconds: now)
             }
         return known ? .known : .forward(topicSize: topicSize)
@@ -1026,11 +1044,27 @@ final class ForwardingLoop {
     /// Offers the message in hand to XPUB, whose XPUB_NODROP refuses its first frame while any
     /// subscriber it goes to has a full queue; sent whole when taken. True when it went.
     private func offerInHand(now: UInt64) throws -> Bool {
-        guard let (source, role, size) = inHand else { return false }
+        guard var (source, role, size) = inHand else { return false }
+        // An upstream zpubd's wrapped last value: its own topic is the first frame to offer,
+        // so that a refusal keeps it in hand as any message (left to `forwardMessage`, it went
+        // out lossily while XPUB_NODROP was on: refused, it was lost for everyone).
+        if role == .xsub && size == UpstreamValue.prefix.count + 16 {
+            switch try unwrapUpstreamValue(in: heldFirstFrame, from: source, firstFrameSize: size) {
+            case .forward(let topicSize):
+                size = topicSize
+                inHand = (source, role, size)
+            case .known:
+                while heldFirstFrame.hasMore { _ = try source.receiveSize(into: heldFirstFrame) }
+                inHand = nil
+                return true
+            case .notAWrapping:
+                break
+            }
+        }
         // zpubd's own topics are not forwarded but read to their end, where `forwardMessage`
         // looks for them (with accounting or storing on).
         let internalTopic =
-            (state.topicAccounting || storesMessages || role == .xsub) && size >= 6
+            (state.topicAccounting || storesMessages || looksForWrappedValues(role)) && size >= 6
             && heldFirstFrame.withUnsafeBytes(count: size) { $0[0] == UInt8(ascii: "$") && Self.isInternal($0) }
         if !internalTopic {
             offer.share(heldFirstFrame)
@@ -1129,16 +1163,18 @@ final class ForwardingLoop {
     private func endCatchUp(_ ending: BacklogCatchUp.Ending?, now: UInt64) {
         guard let progress = catchUp else { return }
         catchUp = nil
-        if handle.catchingUp.load(ordering: .relaxed) {
-            handle.catchUpEndedNanoseconds.store(SystemClock.monotonicNanoseconds(), ordering: .releasing)
-            handle.catchingUp.store(false, ordering: .releasing)
-        }
         do {
             try xpub.setOption(.xpubNoDrop, 0)
         } catch {
             logger.error("XPUB_NODROP could not be turned off after \(progress.cause.backlog): \(error)")
         }
         _ = sendHeldLossily()
+        // After the backlog's last message, the one in hand: an in-process subscriber that
+        // finds its queue empty once it knows of the end has read all of it (`BacklogWatch`).
+        if handle.catchingUp.load(ordering: .relaxed) {
+            handle.catchUpEndedNanoseconds.store(SystemClock.monotonicNanoseconds(), ordering: .releasing)
+            handle.catchingUp.store(false, ordering: .releasing)
+        }
         let elapsed = progress.elapsedMilliseconds(nowNanoseconds: now)
         let stalls =
             progress.stalls == 0
@@ -1424,6 +1460,7 @@ final class ForwardingLoop {
                 // there. Its connection is subscribed to the wrapping's topic, on which nothing
                 // else is sent, for the send to reach it.
                 try? xpub.setOption(.subscribe, bytes: UpstreamValue.prefix)
+                wrapsValuesForDownstreams = true
                 try sendToNewSubscriberOnly(UpstreamValue.wrapped(value))
             } else {
                 try sendToNewSubscriberOnly(value)
@@ -2151,8 +2188,8 @@ final class ForwardingLoop {
             guard !rebinding.contains(role), !kept.isEmpty else { return nil }
             var changes: [String] = []
             for endpoint in kept {
-                let bound = optionsAtBind[role]?[endpoint] ?? configuration
-                for change in SocketSetup.keptOptionChanges(role, from: bound, to: newConfiguration)
+                let atBind = optionsAtBind[role]?[endpoint] ?? configuration
+                for change in SocketSetup.keptOptionChanges(role, from: atBind, to: newConfiguration)
                 where !changes.contains(change) {
                     changes.append(change)
                 }
@@ -2260,10 +2297,12 @@ final class ForwardingLoop {
         // Without a store, a reload's prefixes were set back to none (`StartOnlySettings`).
         if let history {
             historyPrefixes = HistoryPrefixes(newConfiguration.historyPrefixes)
+            handle.historyPrefixes.withLock { $0 = newConfiguration.historyPrefixes }
             history.mailbox.post(.reconfigure(newConfiguration))
         }
         pinUpstream()
-        for role in rebinding {
+        // A passive member's producers' endpoints are not bound: nothing to say of them.
+        for role in rebinding where !endpoints(of: role).order.isEmpty {
             let adopted = !endpoints(of: role).adopted.isEmpty
             if adopted {
                 // systemd's sockets are kept as they are (`BoundEndpoints.unbindRemoved`).
@@ -2308,6 +2347,18 @@ final class ForwardingLoop {
             logger.info("disconnected from upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
         }
         upstreamEndpoints = newConfiguration.upstreamEndpoints
+        // ZAP checks XSUB's own links to its upstreams too (NULL mechanism): narrowed lists
+        // check them again, as the bound endpoints' clients.
+        if revoked.contains(.xsub) && pairActive {
+            for endpoint in upstreamEndpoints where !connected.contains(endpoint) {
+                try? xsub.disconnect(endpoint)
+                try? xsub.connect(endpoint)
+                optionsAtBind[.xsub]?[endpoint] = newConfiguration
+                logger.info(
+                    "connecting to upstream \(endpoint) again: xsub's allow lists changed",
+                    metadata: ["endpoint": "\(endpoint)"])
+            }
+        }
         registry.set(.pull, pullEndpoints.actual)
         registry.set(.xsub, xsubEndpoints.actual)
         registry.set(.xpub, xpubEndpoints.actual)

@@ -57,9 +57,6 @@ final class PairLink {
     private let dealer: Socket
     private let loop: ForwardingLoopHandle
     private let historyOn: Bool
-    /// This broker's `[history] prefixes` now (a reload may change them): heartbeats carry
-    /// their digest, so that each broker tells whether the other keeps the same.
-    private let historyPrefixes: Locked<[String]>
     /// The history writer (answers the peer's HISTORY requests); nil when history is off.
     private let history: HistoryHandle?
     /// How long this thread waits for the loop or the writer: half a heartbeat interval, so
@@ -172,8 +169,7 @@ final class PairLink {
 
     init(
         settings: PairSettings, context: Context, loop: ForwardingLoopHandle, history: HistoryHandle?,
-        historyOn: Bool, historyPrefixes: Locked<[String]>, valuesOn: Bool, curve: (own: CurveKeyPair, peer: CurveKey)?,
-        logger: Logger,
+        historyOn: Bool, valuesOn: Bool, curve: (own: CurveKeyPair, peer: CurveKey)?, logger: Logger,
         notifier: Notifier, clientsElsewhere: ClientsElsewhere = ClientsElsewhere(),
         onDemoted: @escaping @Sendable () -> Void
     ) throws {
@@ -189,7 +185,6 @@ final class PairLink {
         ownNextSequence = history?.firstMirroredSequence ?? 1
         self.loop = loop
         self.historyOn = historyOn
-        self.historyPrefixes = historyPrefixes
         self.valuesOn = valuesOn
         self.logger = logger
         self.notifier = notifier
@@ -353,7 +348,8 @@ final class PairLink {
             Array(machine.state.rawValue.utf8), Array(String(announcedSequence).utf8), Array(String(runID).utf8),
             Array(String(reportNumber).utf8), Array(status.role.rawValue.utf8),
             Array((historyOn ? "history" : "no_history").utf8),
-            Array(Self.prefixesDigest(historyPrefixes.withLock { $0 }).utf8),
+            // Their digest: each broker tells whether the other keeps the same prefixes.
+            Array(Self.prefixesDigest(loop.historyPrefixes.withLock { $0 }).utf8),
         ]
     }
 
@@ -425,11 +421,11 @@ final class PairLink {
         // Seen from the passive side before (a warning for each topic it mirrored and did not
         // keep), never in HEALTH: a monitor saw nothing wrong (a walkthrough).
         if historyOn, peerKeepsHistory, let peerDigest = field(6),
-            peerDigest != Self.prefixesDigest(historyPrefixes.withLock { $0 })
+            peerDigest != Self.prefixesDigest(loop.historyPrefixes.withLock { $0 })
         {
             warnOfMisconfiguration(
                 .prefixesDiffer,
-                "pair: the peer's [history] prefixes differ from this broker's (\(historyPrefixes.withLock { $0 }.map { "\"\($0)\"" }.joined(separator: ", "))): what the active one keeps and the passive one does not is not mirrored, and is missing from history after a failover; give both brokers the same [history] prefixes (docs/topologies.md)",
+                "pair: the peer's [history] prefixes differ from this broker's (\(loop.historyPrefixes.withLock { $0 }.map { "\"\($0)\"" }.joined(separator: ", "))): what the active one keeps and the passive one does not is not mirrored, and is missing from history after a failover; give both brokers the same [history] prefixes (docs/topologies.md)",
                 level: .warning)
         }
         return peerReports.take(reportFields: fields)

@@ -35,12 +35,6 @@ enum SocketSetup {
     ) throws -> Socket {
         let socket = try Socket(context, type: type(of: role))
         try applyOptions(to: socket, role: role, configuration: configuration, serverKey: serverKey)
-        if role == .xsub {
-            // Tells upstream zpubd brokers to wrap the last values they send as this broker
-            // subscribes (`UpstreamValue`). A libzmq without ZMQ_METADATA refuses it: the
-            // upstream then sends them plain, as to any subscriber.
-            try? socket.setOption(.metadata, string: UpstreamValue.metadata)
-        }
         return socket
     }
 

@@ -242,8 +242,9 @@ public struct HistoryReply: Codable, Equatable, Sendable {
                 // A takeover skips far above the peer's last known number (2^30): said, or a
                 // fresh pair's reader reads of a billion lost messages (a walkthrough).
                 let lost = prefix.isEmpty ? "" : " (any of them under \(prefix) are lost)"
+                // Said of a range as wide as a takeover's skip only: a small one may be all used.
                 let unused =
-                    from == to
+                    to &- from < 1 << 20
                     ? "" : "; a takeover numbers far above the peer's last known number, so most were never used"
                 return
                     "\(range) not kept here: the pair's other broker may have used some of \(numbers) before this one took over, and those never reached it\(lost)\(unused)"

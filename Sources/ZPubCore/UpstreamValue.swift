@@ -5,8 +5,8 @@
 /// Sent plain (as to any other subscriber), it reached the downstream's subscribers as a new
 /// message, and the downstream's history kept it again, every time the downstream subscribed
 /// upstream to a prefix: a subscriber of the downstream got a value it already had, twice
-/// (docs/topologies.md). A value the downstream's cache lacks or holds older is forwarded as
-/// before: it is news there.
+/// (docs/topologies.md). A value the downstream's cache lacks, or holds another value of (it
+/// cannot tell which is newer), is forwarded as before: news there.
 ///
 /// A downstream zpubd says it understands the wrapping in its XSUB's ZMTP metadata
 /// (`metadata`); an upstream wraps values for those peers only, so either side may be older.

@@ -933,6 +933,8 @@ final class BrokerLink {
             logger.error("http gateway: receiving from the broker failed: \(error)")
             return false
         }
+        // A full burst that emptied the SUB: the poller does not wake for it again.
+        if !sub.hasInput { backlogWatch.foundEmpty() }
         return true
     }
 

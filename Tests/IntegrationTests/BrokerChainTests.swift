@@ -218,7 +218,33 @@ final class BrokerChainTests: XCTestCase {
         try Wait.until("the edge caches the top's value") { try caching.stats().lastValue.entries == 1 }
         let late = try clients.subscriber(caching.xpub, prefixes: ["s.a"])
         XCTAssertEqual(try late.receive(1), [frames("s.a", "v1")])
+        // Its prefix crossed the link, and the top's value under it came back: held, dropped.
+        try Wait.until("the edge has dropped the top's value") {
+            try caching.stats().lastValue.upstreamValuesKnown == 1
+        }
         try late.assertNothing(within: 300)
+    }
+
+    /// A wrapped value that waits in a paused downstream goes out with its held backlog at
+    /// RESUME, through the catch-up's own path (`offerInHand`), unwrapped and once. (That
+    /// path once sent it without waiting for a full queue, found by reading the code; a full
+    /// queue at that moment is not reproduced here.)
+    func testAnUpstreamsValueDuringACatchUpIsForwardedUnwrapped() throws {
+        let top = try Daemon(configuration: "[last_value]\nprefixes = [\"s.\"]\n")
+        let clients = try Clients()
+        try clients.socket(.push, connect: top.pull).send(frames: frames("s.a", "v1"))
+        try Wait.until("the top caches v1") { try top.stats().lastValue.entries == 1 }
+        let edge = try Daemon(arguments: ["--upstream", top.xpub])
+        XCTAssertEqual(try edge.json("PAUSE")["forwarding"] as? String, "paused")
+        let subscriber = try clients.subscriber(edge.xpub, prefixes: ["s."])
+        try top.waitForSubscriptions(to: ["s."])
+        try Wait.until("the top has sent its value") { try top.stats().lastValue.hits >= 1 }
+        try subscriber.assertNothing(within: 200)
+        XCTAssertEqual(try edge.json("RESUME")["forwarding"] as? String, "running")
+        XCTAssertEqual(try subscriber.receive(1), [frames("s.a", "v1")])
+        try subscriber.assertNothing(within: 300)
+        XCTAssertEqual(try edge.stats().internalTopicMessages, 0)
+        XCTAssertEqual(try edge.stats().messagesIn, 1)
     }
 
     func testUpstreamsCanBeAddedOnReload() throws {
