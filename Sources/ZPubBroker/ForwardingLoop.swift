@@ -371,9 +371,11 @@ final class ForwardingLoop {
     /// had was told as a change, and a walkthrough's reload of a file that matched what was in
     /// force failed (`zpub reload` exit 2).
     private var optionsAtBind: [BrokerSocketRole: [String: BrokerConfiguration]] = [:]
-    /// Set once a downstream broker's connection took a wrapped last value
+    /// Set once a downstream broker's connection subscribed to wrapped last values
     /// (`looksForWrappedValues`).
     private var wrapsValuesForDownstreams = false
+    /// XSUB holds `UpstreamValue.prefix` (`subscribeToWrappedValuesIfUpstreams`).
+    private var subscribedToWrappedValues = false
     /// Connection events taken as counts (STATS `connection_events_summarized`).
     private var connectionEventsSummarized: UInt64 = 0
 
@@ -440,6 +442,7 @@ final class ForwardingLoop {
     func run() {
         logQueue.start()
         recordOptionsAtBind()
+        subscribeToWrappedValuesIfUpstreams()
         var poller = Poller()
         let pullIndex = poller.add(pull)
         let xsubIndex = poller.add(xsub)
@@ -853,11 +856,22 @@ final class ForwardingLoop {
         topic.starts(with: BrokerState.internalPrefix)
     }
 
+    /// Subscribes XSUB to the last values upstream zpubd brokers send wrapped (`UpstreamValue`)
+    /// while there are upstreams, and lets go of it when none are left: XSUB keeps it, and
+    /// sends it to every upstream as it connects. Publishers on XSUB then see one more
+    /// subscription, to a topic they do not send (as they see `$zpub/retry`).
+    private func subscribeToWrappedValuesIfUpstreams() {
+        let wanted = !upstreamEndpoints.isEmpty
+        guard wanted != subscribedToWrappedValues else { return }
+        try? subscribeUpstream(UpstreamValue.prefix, subscribe: wanted)
+        subscribedToWrappedValues = wanted
+    }
+
     /// Whether messages from `role` are looked at for zpubd's own topics even with accounting
     /// and the stores off: XSUB's where upstreams may send wrapped last values
-    /// (`UpstreamValue`), and everyone's once this broker has wrapped values for a downstream
-    /// broker, whose connection then takes any topic under `UpstreamValue.prefix`: a
-    /// producer's `$zpub/value/...` message would reach it as a value under any topic.
+    /// (`UpstreamValue`), and everyone's once a downstream broker has subscribed to
+    /// `UpstreamValue.prefix`: a producer's `$zpub/value/...` message would reach it as a
+    /// value under any topic.
     @inline(__always)
     private func looksForWrappedValues(_ role: BrokerSocketRole) -> Bool {
         wrapsValuesForDownstreams || (role == .xsub && !upstreamEndpoints.isEmpty)
@@ -882,20 +896,23 @@ final class ForwardingLoop {
     /// The first frame in `frame` (`message`, or a catch-up's `heldFirstFrame`) is zpubd's own:
     /// whether it wraps an upstream zpubd's last value (`UpstreamValue`), and if so, whether
     /// this broker's cache holds that value already; `frame` then holds the value's topic. A
-    /// value this cache lacks, or holds another value of (zpubd cannot tell which is newer),
-    /// is forwarded: news to this broker's subscribers, as it was before values were wrapped.
+    /// value this cache lacks, or holds an older value of, is forwarded: news to this broker's
+    /// subscribers, as it was before values were wrapped.
     @inline(never)
     private func unwrapUpstreamValue(in frame: Message, from source: Socket, firstFrameSize: Int) throws
         -> UpstreamValueFate
     {
-        let digest = frame.withUnsafeBytes(count: firstFrameSize) { UpstreamValue.digest(inFirstFrame: $0) }
-        guard let digest, frame.hasMore else { return .notAWrapping }
+        let header = frame.withUnsafeBytes(count: firstFrameSize) { UpstreamValue.header(inFirstFrame: $0) }
+        guard let header, frame.hasMore else { return .notAWrapping }
         let topicSize = try source.receiveSize(into: frame) ?? 0
         let now = nowMilliseconds
         let known =
             state.lastValue.isEnabled
             && frame.withUnsafeBytes(count: topicSize) { topic in
-                state.lastValue.covers(topic) && state.lastValue.holds(topic, digest: digest, nowMilliseconds: now)
+                state.lastValue.covers(topic)
+                    && state.lastValue.supersedes(
+                        topic, digest: header.digest, storedMilliseconds: header.storedMilliseconds,
+                        nowMilliseconds: now)
             }
         return known ? .known : .forward(topicSize: topicSize)
     }
@@ -1048,7 +1065,7 @@ final class ForwardingLoop {
         // An upstream zpubd's wrapped last value: its own topic is the first frame to offer,
         // so that a refusal keeps it in hand as any message (left to `forwardMessage`, it went
         // out lossily while XPUB_NODROP was on: refused, it was lost for everyone).
-        if role == .xsub && size == UpstreamValue.prefix.count + 16 {
+        if role == .xsub && size == UpstreamValue.firstFrameSize {
             switch try unwrapUpstreamValue(in: heldFirstFrame, from: source, firstFrameSize: size) {
             case .forward(let topicSize):
                 size = topicSize
@@ -1449,6 +1466,9 @@ final class ForwardingLoop {
                 let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
                 // XPUB_MANUAL: the change takes effect for the subscriber it came from only here.
                 try? xpub.setOption(change == .subscribe ? .subscribe : .unsubscribe, bytes: prefix)
+                if change == .subscribe && !wrapsValuesForDownstreams && prefix.elementsEqual(UpstreamValue.prefix) {
+                    wrapsValuesForDownstreams = true
+                }
             }
         }
         // Before anything is sent: a send (a last value, a marker) may end libzmq's pairing.
@@ -1457,11 +1477,12 @@ final class ForwardingLoop {
         if let value = actions.lastValue {
             if message.property(UpstreamValue.property) == "1" {
                 // A downstream zpubd: wrapped, so that it forwards the value only if it is news
-                // there. Its connection is subscribed to the wrapping's topic, on which nothing
-                // else is sent, for the send to reach it.
-                try? xpub.setOption(.subscribe, bytes: UpstreamValue.prefix)
-                wrapsValuesForDownstreams = true
-                try sendToNewSubscriberOnly(UpstreamValue.wrapped(value))
+                // there. Its own subscription to the wrapping's topic makes the send reach it
+                // (forced here for its connection, the subscription stayed with whichever
+                // connection libzmq took for it when it paired frames wrongly, a walkthrough's
+                // plain subscriber, which then got every wrapped value).
+                try sendToNewSubscriberOnly(
+                    UpstreamValue.wrapped(value, storedMilliseconds: actions.lastValueStoredMilliseconds))
             } else {
                 try sendToNewSubscriberOnly(value)
             }
@@ -2347,6 +2368,7 @@ final class ForwardingLoop {
             logger.info("disconnected from upstream \(endpoint)", metadata: ["endpoint": "\(endpoint)"])
         }
         upstreamEndpoints = newConfiguration.upstreamEndpoints
+        subscribeToWrappedValuesIfUpstreams()
         // ZAP checks XSUB's own links to its upstreams too (NULL mechanism): narrowed lists
         // check them again, as the bound endpoints' clients.
         if revoked.contains(.xsub) && pairActive {

@@ -96,8 +96,8 @@ public struct LastValueCache: Sendable {
     /// Subscriptions under a cached prefix for which nothing was cached.
     public var misses: UInt64 = 0
     public var snapshots: UInt64 = 0
-    /// Values an upstream broker sent as this broker subscribed that this cache held already:
-    /// dropped (`UpstreamValue`).
+    /// Values an upstream broker sent as this broker subscribed that this cache held already,
+    /// or held a later value of: dropped (`UpstreamValue`).
     public private(set) var upstreamValuesKnown: UInt64 = 0
 
     public init(prefixes: [[UInt8]], maxEntries: Int, maxBytes: Int, maxAgeMilliseconds: UInt64) {
@@ -230,16 +230,18 @@ public struct LastValueCache: Sendable {
         return table.index(of: topic)
     }
 
-    /// Whether the value of `topic` cached now (not expired) has `digest`
-    /// (`UpstreamValue.digest`): an upstream broker's value this cache already holds, counted
-    /// in `upstreamValuesKnown`.
-    public mutating func holds(
-        _ topic: UnsafeRawBufferPointer, digest: UInt64, nowMilliseconds: UInt64
+    /// Whether the value of `topic` cached now (not expired) makes an upstream broker's value
+    /// of it redundant: the same value (`digest`, `UpstreamValue.digest`), or one stored here
+    /// no earlier than the upstream stored its own (`storedMilliseconds`). Counted in
+    /// `upstreamValuesKnown`.
+    public mutating func supersedes(
+        _ topic: UnsafeRawBufferPointer, digest: UInt64, storedMilliseconds: UInt64, nowMilliseconds: UInt64
     ) -> Bool {
         guard let index = index(of: topic) else { return false }
         let entry = table[valueAt: index]
         guard !isExpired(entry, nowMilliseconds: nowMilliseconds),
-            entry.encoded.withUnsafeBytes({ UpstreamValue.digest(encoded: $0) }) == digest
+            entry.storedMilliseconds >= storedMilliseconds
+                || entry.encoded.withUnsafeBytes({ UpstreamValue.digest(encoded: $0) }) == digest
         else { return false }
         upstreamValuesKnown &+= 1
         return true

@@ -24,6 +24,9 @@ public struct SubscriptionActions: Equatable, Sendable {
     public var apply: Change?
     /// Send this message (every frame) to the new subscriber only, before anything else.
     public var lastValue: [[UInt8]]?
+    /// When the cache stored `lastValue` (wall clock, ms): a downstream broker's wrapping
+    /// carries it (`UpstreamValue`).
+    public var lastValueStoredMilliseconds: UInt64 = 0
     public var marker: MarkerEvent?
     /// Send the frame on to the publishers on XSUB: only a prefix's first subscription and its
     /// last unsubscription go upstream, so publishers see one subscriber, the broker.
@@ -120,6 +123,13 @@ extension BrokerState {
         guard let kind = frame.first, kind <= 1 else { return SubscriptionActions() }
         let prefix = UnsafeRawBufferPointer(rebasing: frame[1...])
         if prefix.elementsEqual(Self.retryPrefix) { return SubscriptionActions() }
+        // A downstream broker's, for the last values it gets wrapped (`UpstreamValue`): applied
+        // for its connection, uncounted, not sent upstream, as the retry frame is not.
+        if prefix.elementsEqual(UpstreamValue.prefix) {
+            var actions = SubscriptionActions()
+            actions.apply = kind == 1 ? .subscribe : .unsubscribe
+            return actions
+        }
         guard let connection else {
             guard kind == 1 else {
                 // libzmq's unsubscription for a refused subscription of a connection that
@@ -178,6 +188,7 @@ extension BrokerState {
             let entry = lastValue.newest(under: bytes, nowMilliseconds: nowMilliseconds)
         {
             actions.lastValue = entry.frames
+            actions.lastValueStoredMilliseconds = entry.storedMilliseconds
         }
         return actions
     }
@@ -204,6 +215,7 @@ extension BrokerState {
             {
                 if let entry = lastValue.newest(under: bytes, nowMilliseconds: nowMilliseconds) {
                     actions.lastValue = entry.frames
+                    actions.lastValueStoredMilliseconds = entry.storedMilliseconds
                     lastValue.hits &+= 1
                 } else {
                     lastValue.misses &+= 1

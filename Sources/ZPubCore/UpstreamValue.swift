@@ -1,23 +1,27 @@
 /// A last value an upstream zpubd sends a downstream zpubd as it subscribes (`[last_value]
-/// on_subscribe`), wrapped: `[$zpub/value/<digest>, topic, payload...]`, so that the
-/// downstream can tell it from a new message, and drop it when its own cache holds that value.
+/// on_subscribe`), wrapped: `[$zpub/value/<digest><stored ms>, topic, payload...]`, so that the
+/// downstream can tell it from a new message, and drop it when its own cache holds that value,
+/// or one stored later.
 ///
 /// Sent plain (as to any other subscriber), it reached the downstream's subscribers as a new
 /// message, and the downstream's history kept it again, every time the downstream subscribed
 /// upstream to a prefix: a subscriber of the downstream got a value it already had, twice
-/// (docs/topologies.md). A value the downstream's cache lacks, or holds another value of (it
-/// cannot tell which is newer), is forwarded as before: news there.
+/// (docs/topologies.md). Told apart by its digest alone, a value the downstream held a newer
+/// one of (an upstream restarted with an older value; the downstream's own publishers) went
+/// out as news and set the downstream back (a walkthrough): the time the upstream stored it
+/// is compared with the downstream's own entry's, on the wall clock of each.
 ///
 /// A downstream zpubd says it understands the wrapping in its XSUB's ZMTP metadata
-/// (`metadata`); an upstream wraps values for those peers only, so either side may be older.
+/// (`metadata`), and subscribes its upstreams to `prefix`, so that a wrapped value matches its
+/// connection; an upstream wraps values for those peers only, so either side may be older.
 public enum UpstreamValue {
     /// The ZMTP metadata property a downstream zpubd's XSUB sends (libzmq's ZMQ_METADATA).
     public static let property = "X-ZPub-Values"
     /// ZMQ_METADATA's value: the property and its value.
     public static let metadata = "\(property):1"
 
-    /// The wrapped message's first frame starts with this; the value's digest, 16 hex digits,
-    /// follows.
+    /// The wrapped message's first frame starts with this; the value's digest and the time
+    /// the upstream stored it follow, 16 hex digits each.
     public static let prefix = Array("$zpub/value/".utf8)
 
     /// Fixed: the two brokers must agree (the tables' keys are drawn per process).
@@ -28,28 +32,38 @@ public enum UpstreamValue {
         SipHash.hash13(encoded, key: key)
     }
 
-    /// The whole message an upstream sends a downstream zpubd for `frames`, a cached value.
-    public static func wrapped(_ frames: [[UInt8]]) -> [[UInt8]] {
+    /// The whole message an upstream sends a downstream zpubd for `frames`, a cached value
+    /// stored at `storedMilliseconds` (wall clock).
+    public static func wrapped(_ frames: [[UInt8]], storedMilliseconds: UInt64) -> [[UInt8]] {
         let digest = FrameCodec.encode(frames).withUnsafeBytes { Self.digest(encoded: $0) }
-        var first = prefix
-        first.append(contentsOf: Array(String(digest, radix: 16).utf8).leftPadded(to: 16))
-        return [first] + frames
+        return [prefix + hex16(digest) + hex16(storedMilliseconds)] + frames
     }
 
-    /// The digest a wrapped message's first frame carries; nil when `frame` is not one.
-    public static func digest(inFirstFrame frame: UnsafeRawBufferPointer) -> UInt64? {
-        guard frame.count == prefix.count + 16, frame.starts(with: prefix) else { return nil }
-        var digest: UInt64 = 0
-        for byte in frame[prefix.count...] {
-            guard let value = Hex.value(of: byte) else { return nil }
-            digest = digest << 4 | UInt64(value)
+    /// What a wrapped message's first frame carries; nil when `frame` is not one.
+    public static func header(inFirstFrame frame: UnsafeRawBufferPointer) -> (
+        digest: UInt64, storedMilliseconds: UInt64
+    )? {
+        guard frame.count == prefix.count + 32, frame.starts(with: prefix) else { return nil }
+        guard let digest = number(frame[prefix.count..<(prefix.count + 16)]),
+            let stored = number(frame[(prefix.count + 16)...])
+        else { return nil }
+        return (digest, stored)
+    }
+
+    /// The size of a wrapped message's first frame.
+    public static let firstFrameSize = prefix.count + 32
+
+    private static func hex16(_ value: UInt64) -> [UInt8] {
+        let digits = Array(String(value, radix: 16).utf8)
+        return Array(repeating: UInt8(ascii: "0"), count: 16 - digits.count) + digits
+    }
+
+    private static func number(_ digits: Slice<UnsafeRawBufferPointer>) -> UInt64? {
+        var value: UInt64 = 0
+        for byte in digits {
+            guard let digit = Hex.value(of: byte) else { return nil }
+            value = value << 4 | UInt64(digit)
         }
-        return digest
-    }
-}
-
-extension Array where Element == UInt8 {
-    fileprivate func leftPadded(to count: Int) -> [UInt8] {
-        Array(repeating: UInt8(ascii: "0"), count: Swift.max(0, count - self.count)) + self
+        return value
     }
 }

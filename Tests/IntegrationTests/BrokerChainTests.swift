@@ -225,6 +225,42 @@ final class BrokerChainTests: XCTestCase {
         try late.assertNothing(within: 300)
     }
 
+    /// The upstream's value is older than the one the downstream holds (a publisher on the
+    /// downstream's XSUB sent a later one): dropped, not sent out as news. Told apart by its
+    /// digest alone, it set the downstream's subscribers and cache back to the older value
+    /// (a walkthrough: c1, e1, then c1 again).
+    func testAnUpstreamsOlderValueDoesNotSetTheDownstreamBack() throws {
+        let top = try Daemon(configuration: "[last_value]\nprefixes = [\"s.\"]\n")
+        let clients = try Clients()
+        try clients.socket(.push, connect: top.pull).send(frames: frames("s.m", "c1"))
+        try Wait.until("the top caches c1") { try top.stats().lastValue.entries == 1 }
+        let edge = try Daemon(
+            configuration: "[endpoints]\nupstream = [\"\(top.xpub)\"]\n[last_value]\nprefixes = [\"s.\"]\n")
+        try Wait.until("the edge caches the top's c1") { try edge.stats().lastValue.entries == 1 }
+        let everything = try clients.subscriber(edge.xpub, prefixes: ["s."])
+        XCTAssertEqual(try everything.receive(1), [frames("s.m", "c1")], "from the edge's cache")
+        // A later value from a publisher on the edge's XSUB (sent until the PUB has the edge's
+        // subscription, and the edge caches it).
+        let publisher = try clients.socket(.pub, connect: edge.xsub)
+        try Wait.until("the edge caches e1") {
+            try publisher.send(frames: frames("s.m", "e1"))
+            return try everything.receiveFrames(timeoutMilliseconds: 100) == frames("s.m", "e1")
+        }
+        while try everything.receiveFrames(timeoutMilliseconds: 200) != nil {}
+        let known = try XCTUnwrap(try edge.stats().lastValue.upstreamValuesKnown)
+        let late = try clients.subscriber(edge.xpub, prefixes: ["s.m"])
+        XCTAssertEqual(try late.receive(1), [frames("s.m", "e1")])
+        try top.waitForSubscriptions(to: ["s.m"])
+        try Wait.until("the edge has dropped the top's older c1") {
+            try edge.stats().lastValue.upstreamValuesKnown == known + 1
+        }
+        try late.assertNothing(within: 300)
+        try everything.assertNothing(within: 100)
+        // The cache still holds e1: the next subscriber gets it.
+        let next = try clients.subscriber(edge.xpub, prefixes: ["s.m"])
+        XCTAssertEqual(try next.receive(1), [frames("s.m", "e1")])
+    }
+
     /// A wrapped value that waits in a paused downstream goes out with its held backlog at
     /// RESUME, through the catch-up's own path (`offerInHand`), unwrapped and once. (That
     /// path once sent it without waiting for a full queue, found by reading the code; a full
