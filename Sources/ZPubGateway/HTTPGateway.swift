@@ -386,7 +386,12 @@ final class GatewayShared: Sendable {
         case .success(let user):
             credentials.user = user
             return nil
-        case .failure(let rejection):
+        case .failure(var rejection):
+            // A mistyped static token read as a JWT problem alone (a walkthrough).
+            if rejection.message == TokenVerifier.unreadable && !policy.staticTokens.isEmpty {
+                rejection.message =
+                    "the token is none of this gateway's static tokens, nor a JWT zpubd can read (header.claims.signature, base64url JSON)"
+            }
             return rejection
         }
     }

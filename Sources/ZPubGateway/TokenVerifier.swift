@@ -92,6 +92,9 @@ final class TokenVerifier: Sendable {
         }
     }
 
+    /// Why a string that does not parse as a JWT is refused.
+    static let unreadable = "the token is not a JWT zpubd can read (header.claims.signature, base64url JSON)"
+
     /// The token's user when its signature, `exp` (required) and `nbf` (if any) hold at `now`
     /// (seconds since 1970).
     func verify(_ token: String, now: Double = SystemClock.wallSeconds()) -> Result<
@@ -104,7 +107,7 @@ final class TokenVerifier: Sendable {
         guard bytes.count <= Self.maxTokenLength else {
             return invalid("the token is longer than \(Self.maxTokenLength) bytes")
         }
-        let unreadable = "the token is not a JWT zpubd can read (header.claims.signature, base64url JSON)"
+        let unreadable = Self.unreadable
         let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3, let headerBytes = Base64.decodeURL(parts[0]), let header = JSONValue.parse(headerBytes),
             let signature = Base64.decodeURL(parts[2])

@@ -528,7 +528,7 @@ final class WebSocketSession: ChannelInboundHandler {
                 shared.counters.rejectedToken.add(1, ordering: .relaxed)
                 reply(
                     context, error: "bad_token",
-                    "refresh takes a JWT, and this token is none (a static token is sent with subscribe or publish, and lasts as long as the connection)"
+                    "refresh takes a JWT, and this token is not one (a static token is sent with subscribe or publish, and lasts as long as the connection)"
                 )
                 return
             }
