@@ -98,13 +98,19 @@ final class PairTests: XCTestCase {
             configuration: configuration(role: .backup), environment: backupEnvironment,
             endpoints: endpoints("b", xpub: "tcp://127.0.0.1:\(ports.1)"))
         try waitForPair(primary, backup)
+        let (clients, subscriber) = try aSubscriberOfBoth(primary, backup)
+        return (primary, backup, clients, subscriber)
+    }
+
+    /// A subscriber of `n.` connected to both XPUBs, once the backup counts it for a takeover.
+    private func aSubscriberOfBoth(_ primary: Daemon, _ backup: Daemon) throws -> (Clients, Socket) {
         let clients = try Clients()
         let subscriber = try clients.subscriber(primary.xpub, prefixes: ["n."])
         try subscriber.connect(backup.xpub)
         try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
             try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1
         }
-        return (primary, backup, clients, subscriber)
+        return (clients, subscriber)
     }
 
     /// Every kept message of `daemon`, oldest first: (sequence, message number).
@@ -1425,12 +1431,7 @@ final class PairTests: XCTestCase {
         let primary = try broker("a", role: .primary, configuration: link + configuration(role: .primary))
         let backup = try broker("b", role: .backup, configuration: link + configuration(role: .backup))
         try waitForPair(primary, backup)
-        let clients = try Clients()
-        let subscriber = try clients.subscriber(primary.xpub, prefixes: ["n."])
-        try subscriber.connect(backup.xpub)
-        try Wait.until("the backup counts the subscriber\n\(backup.log)", timeout: 10) {
-            try backup.decode("HEALTH", as: HealthReport.self).pair?.clients == 1
-        }
+        let (clients, subscriber) = try aSubscriberOfBoth(primary, backup)
         XCTAssertEqual(try backup.stats().upstreams.map(\.state), [UpstreamLink.passive])
         let problems = try backup.decode("HEALTH", as: HealthReport.self).problems ?? []
         XCTAssertFalse(problems.contains { $0.kind == .upstreamNotConnected }, "\(problems)")

@@ -314,12 +314,7 @@ final class SecurityTests: XCTestCase {
         try Wait.until("the reload is applied") { daemon.log.contains("configuration reloaded") }
         XCTAssertTrue(
             daemon.log.contains("the allow lists of xpub no longer let in every client they did"), daemon.log)
-        var number = 0
-        try Wait.until("the subscriber with the kept key is back") {
-            number += 1
-            try push.send(frames: frames("t", "after \(number)"))
-            return try stays.receiveFrames(timeoutMilliseconds: 100) != nil
-        }
+        try sendUntilReceived(by: stays, from: push, "the subscriber with the kept key is back")
         try goes.assertNothing(within: 500)
         try Wait.until("its reconnections are refused") {
             try control.send(text: "STATS")
@@ -376,12 +371,7 @@ final class SecurityTests: XCTestCase {
         let member = try curveSocket(
             clients, .sub, daemon.xpub, server: server.publicKey, client: try CurveKeyPair.generate())
         try member.setOption(.subscribe, bytes: [])
-        var number = 0
-        try Wait.until("the CURVE subscriber gets a message") {
-            number += 1
-            try push.send(frames: frames("t", "after \(number)"))
-            return try member.receiveFrames(timeoutMilliseconds: 100) != nil
-        }
+        try sendUntilReceived(by: member, from: push, "the CURVE subscriber gets a message")
         try plain.assertNothing(within: 300)
         XCTAssertEqual(try daemon.stats().security.curve, ["xpub"])
     }
@@ -545,6 +535,17 @@ final class SecurityTests: XCTestCase {
                     "[security]\nserver_secret_key_file = \"\(bare.path)\"\n[security.pull]\ncurve = true\n"),
             ])
         XCTAssertEqual(plain.status, 0, plain.stderr)
+    }
+
+    /// Sends "after N" on topic t until `subscriber` receives one: a subscriber that is
+    /// reconnecting, or whose subscription is on its way.
+    private func sendUntilReceived(by subscriber: Socket, from push: Socket, _ what: String) throws {
+        var number = 0
+        try Wait.until(what) {
+            number += 1
+            try push.send(frames: frames("t", "after \(number)"))
+            return try subscriber.receiveFrames(timeoutMilliseconds: 100) != nil
+        }
     }
 
     private func writeConfig(_ text: String) throws -> String {
