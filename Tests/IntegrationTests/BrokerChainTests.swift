@@ -5,6 +5,20 @@ import ZeroMQ
 
 /// Brokers connected to brokers: subscriptions travel up, only wanted messages travel down.
 final class BrokerChainTests: XCTestCase {
+    /// A broker caching last values under "s.", downstream of `upstream` if given.
+    private func cachingBroker(upstream: String? = nil) throws -> Daemon {
+        let link = upstream.map { "[endpoints]\nupstream = [\"\($0)\"]\n" } ?? ""
+        return try Daemon(configuration: link + "[last_value]\nprefixes = [\"s.\"]\n")
+    }
+
+    /// A caching broker whose cache holds `value` on `topic`, pushed by one of `clients`.
+    private func aTopHolding(_ topic: String, _ value: String, _ clients: Clients) throws -> Daemon {
+        let top = try cachingBroker()
+        try clients.socket(.push, connect: top.pull).send(frames: frames(topic, value))
+        try Wait.until("the top caches \(value)") { try top.stats().lastValue.entries == 1 }
+        return top
+    }
+
     /// top <- middle <- bottom: a producer at the top, a subscriber at the bottom.
     func testThreeBrokersDeliverEndToEndAndForwardOnlyWhatIsSubscribed() throws {
         let top = try Daemon()
@@ -175,9 +189,8 @@ final class BrokerChainTests: XCTestCase {
     /// that value already, drops it. Before, it forwarded it as a new message: its subscribers
     /// got "v1" a second time, each time a new prefix crossed the link.
     func testAnUpstreamsValueTheDownstreamHoldsIsNotForwardedAgain() throws {
-        let top = try Daemon(configuration: "[last_value]\nprefixes = [\"s.\"]\n")
-        let edge = try Daemon(
-            configuration: "[endpoints]\nupstream = [\"\(top.xpub)\"]\n[last_value]\nprefixes = [\"s.\"]\n")
+        let top = try cachingBroker()
+        let edge = try cachingBroker(upstream: top.xpub)
         try top.waitForSubscriptions(to: ["s."])
         let clients = try Clients()
         let push = try clients.socket(.push, connect: top.pull)
@@ -204,17 +217,14 @@ final class BrokerChainTests: XCTestCase {
     /// A value the downstream does not hold (it started after the value was published) is
     /// news there: forwarded, and cached, as before values were wrapped.
     func testAnUpstreamsValueTheDownstreamLacksIsForwardedAndCached() throws {
-        let top = try Daemon(configuration: "[last_value]\nprefixes = [\"s.\"]\n")
         let clients = try Clients()
-        try clients.socket(.push, connect: top.pull).send(frames: frames("s.a", "v1"))
-        try Wait.until("the top caches v1") { try top.stats().lastValue.entries == 1 }
+        let top = try aTopHolding("s.a", "v1", clients)
         // No cache at the edge: its subscriber gets the top's value through it, unwrapped.
         let plain = try Daemon(arguments: ["--upstream", top.xpub])
         let subscriber = try clients.subscriber(plain.xpub, prefixes: ["s."])
         XCTAssertEqual(try subscriber.receive(1, timeout: 10_000), [frames("s.a", "v1")])
         // With a cache: the pin brings the value, which the cache takes.
-        let caching = try Daemon(
-            configuration: "[endpoints]\nupstream = [\"\(top.xpub)\"]\n[last_value]\nprefixes = [\"s.\"]\n")
+        let caching = try cachingBroker(upstream: top.xpub)
         try Wait.until("the edge caches the top's value") { try caching.stats().lastValue.entries == 1 }
         let late = try clients.subscriber(caching.xpub, prefixes: ["s.a"])
         XCTAssertEqual(try late.receive(1), [frames("s.a", "v1")])
@@ -230,12 +240,9 @@ final class BrokerChainTests: XCTestCase {
     /// digest alone, it set the downstream's subscribers and cache back to the older value
     /// (a walkthrough: c1, e1, then c1 again).
     func testAnUpstreamsOlderValueDoesNotSetTheDownstreamBack() throws {
-        let top = try Daemon(configuration: "[last_value]\nprefixes = [\"s.\"]\n")
         let clients = try Clients()
-        try clients.socket(.push, connect: top.pull).send(frames: frames("s.m", "c1"))
-        try Wait.until("the top caches c1") { try top.stats().lastValue.entries == 1 }
-        let edge = try Daemon(
-            configuration: "[endpoints]\nupstream = [\"\(top.xpub)\"]\n[last_value]\nprefixes = [\"s.\"]\n")
+        let top = try aTopHolding("s.m", "c1", clients)
+        let edge = try cachingBroker(upstream: top.xpub)
         try Wait.until("the edge caches the top's c1") { try edge.stats().lastValue.entries == 1 }
         let everything = try clients.subscriber(edge.xpub, prefixes: ["s."])
         XCTAssertEqual(try everything.receive(1), [frames("s.m", "c1")], "from the edge's cache")
@@ -266,10 +273,8 @@ final class BrokerChainTests: XCTestCase {
     /// path once sent it without waiting for a full queue, found by reading the code; a full
     /// queue at that moment is not reproduced here.)
     func testAnUpstreamsValueDuringACatchUpIsForwardedUnwrapped() throws {
-        let top = try Daemon(configuration: "[last_value]\nprefixes = [\"s.\"]\n")
         let clients = try Clients()
-        try clients.socket(.push, connect: top.pull).send(frames: frames("s.a", "v1"))
-        try Wait.until("the top caches v1") { try top.stats().lastValue.entries == 1 }
+        let top = try aTopHolding("s.a", "v1", clients)
         let edge = try Daemon(arguments: ["--upstream", top.xpub])
         XCTAssertEqual(try edge.json("PAUSE")["forwarding"] as? String, "paused")
         let subscriber = try clients.subscriber(edge.xpub, prefixes: ["s."])
