@@ -173,9 +173,12 @@ final class ForwardingTests: XCTestCase {
                 return try subscriber.receiveFrames(timeoutMilliseconds: 50) == frames(topic, "x")
             }
         }
-        let stats = try daemon.stats()
-        XCTAssertEqual(stats.subscriptions.notSubscriptions, 1)
-        XCTAssertGreaterThanOrEqual(stats.subscriptions.droppedForMisdirection, 1, "the sender, at least")
+        XCTAssertEqual(try daemon.stats().subscriptions.notSubscriptions, 1)
+        // Dropped at the loop's housekeeping (once a second, once its accept event is in): it
+        // may come after the subscribers got their messages (a fresh clone's run saw 0 here).
+        try Wait.until("the sender, at least, is dropped\n\(daemon.log)") {
+            try daemon.stats().subscriptions.droppedForMisdirection >= 1
+        }
         XCTAssertTrue(
             daemon.log.contains("sent a message that is not a subscription") && daemon.log.contains("allowed_keys"),
             daemon.log)
