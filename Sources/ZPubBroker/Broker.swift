@@ -45,6 +45,8 @@ public final class Broker: Sendable {
     private let pair: (link: Mailbox<PairLink.Command>, thread: JoinableThread)?
     private let stopped = Locked(false)
     private let logger: Logger
+    /// What the loop and the pair link tell systemd, sent from a thread of its own.
+    private let relay: NotifyRelay
 
     /// Creates the sockets, binds every configured endpoint and starts the threads; returns once
     /// the forwarding loop is running. Throws, with the endpoint and the reason, if any bind
@@ -131,12 +133,15 @@ public final class Broker: Sendable {
                 "this libzmq refuses ZMQ_XPUB_MANUAL_LAST_VALUE: new subscribers will not get cached last values when they subscribe; SNAPSHOT still serves them"
             )
         }
+        // Ended in `stop`, after the loop and the pair link, its only users.
+        let relay = NotifyRelay(notifier)
+        self.relay = relay
         let forwardingLoop = ForwardingLoop(
             pull: sockets.pull.socket, xsub: sockets.xsub.socket, xpub: sockets.xpub.socket,
             endpoints: (sockets.pull.endpoints, sockets.xsub.endpoints, sockets.xpub.endpoints),
             receipts: receipts, lastValueOnSubscribe: lastValueOnSubscribe, serverKey: serverKey,
             configuration: configuration, history: history, restoredLastValues: restoredLastValues,
-            registry: registry, logger: logger, notifier: notifier,
+            registry: registry, logger: logger, notifier: relay,
             zapDecided: { [shared = zapHandler.shared] in
                 shared.counters.withLock { $0.allowed.merging($0.denied, uniquingKeysWith: &+) }
             })
@@ -163,8 +168,9 @@ public final class Broker: Sendable {
                     valuesOn: !configuration.lastValuePrefixes.isEmpty,
                     curve: security.serverKeyPair.flatMap { own in security.pairPeerKey.map { (own, $0) } },
                     logger: logger,
-                    notifier: notifier, clientsElsewhere: clientsElsewhere, onDemoted: onDemoted)
+                    notifier: relay, clientsElsewhere: clientsElsewhere, onDemoted: onDemoted)
             } catch {
+                relay.finish()
                 control.close()
                 for bound in [sockets.pull, sockets.xsub, sockets.xpub] { bound.close() }
                 zapHandler.close()
@@ -318,6 +324,7 @@ public final class Broker: Sendable {
             // process still runs.
             logger.notice("forwarding has stopped; no longer reporting to the pair's peer, which may take over")
         }
+        relay.finish()
         // After the pair's hand-over, which its peer's takeover waits for: the gateway's
         // goodbyes can take seconds.
         whenForwardingHasStopped()

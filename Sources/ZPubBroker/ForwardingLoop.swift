@@ -203,7 +203,7 @@ final class ForwardingLoop {
     /// Writes through `logQueue`: the loop never waits for its log's reader.
     private let logger: Logger
     private let logQueue: LogRecordQueue
-    private let notifier: Notifier
+    private let notifier: NotifyRelay
     private let registry: EndpointRegistry
     /// The HTTP gateway's publishes that want their history sequence back (`InternalEndpoints.receipts`);
     /// nil without the gateway.
@@ -393,7 +393,7 @@ final class ForwardingLoop {
         endpoints: (pull: BoundEndpoints, xsub: BoundEndpoints, xpub: BoundEndpoints),
         receipts: Socket? = nil, lastValueOnSubscribe: Bool, serverKey: CurveKey?,
         configuration: BrokerConfiguration, history: HistoryHandle?, restoredLastValues: [LastValueRecord],
-        registry: EndpointRegistry, logger: Logger, notifier: Notifier,
+        registry: EndpointRegistry, logger: Logger, notifier: NotifyRelay,
         zapDecided: @escaping @Sendable () -> [String: UInt64] = { [:] }
     ) {
         self.zapDecided = zapDecided
@@ -1510,6 +1510,12 @@ final class ForwardingLoop {
                     "refused a subscription: the table holds max_subscriptions (\(limit)) prefixes; raise the limit in [limits]\(Self.heldBackNote(heldBack))"
                 )
             }
+        case .tooMany(let limit):
+            if let heldBack = tableFullLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
+                logger.warning(
+                    "refused a subscription: the connections hold max_live_subscriptions (\(limit)) subscriptions in all; its subscriber gets nothing under that prefix until it reconnects (raise the limit in [limits])\(Self.heldBackNote(heldBack))"
+                )
+            }
         case nil:
             break
         }
@@ -1855,7 +1861,7 @@ final class ForwardingLoop {
             // connected again in 5 s unless libzmq retries it first (`upstreamReconnects`).
             upstreamsHandshaking.remove(endpoint)
             upstreamsFailedWithEvent.remove(endpoint)
-            if now != "connected" {
+            if now != .connected {
                 upstreamReconnects[endpoint] = SystemClock.monotonicNanoseconds() &+ Self.upstreamReconnectNanoseconds
             }
             let metadata: Logger.Metadata = ["socket": "xsub", "endpoint": "\(endpoint)"]

@@ -67,7 +67,7 @@ final class PairLink {
     private var valuesThrough: UInt64 = 0
     private var valuesAsked: UInt64 = 0
     private let logger: Logger
-    private let notifier: Notifier
+    private let notifier: NotifyRelay
     private let onDemoted: @Sendable () -> Void
     private var machine: PairMachine
     private var status: PairStatus
@@ -170,7 +170,7 @@ final class PairLink {
     init(
         settings: PairSettings, context: Context, loop: ForwardingLoopHandle, history: HistoryHandle?,
         historyOn: Bool, valuesOn: Bool, curve: (own: CurveKeyPair, peer: CurveKey)?, logger: Logger,
-        notifier: Notifier, clientsElsewhere: ClientsElsewhere = ClientsElsewhere(),
+        notifier: NotifyRelay, clientsElsewhere: ClientsElsewhere = ClientsElsewhere(),
         onDemoted: @escaping @Sendable () -> Void
     ) throws {
         self.clientsElsewhere = clientsElsewhere

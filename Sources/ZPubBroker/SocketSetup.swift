@@ -21,6 +21,23 @@ enum SocketSetup {
 
     /// Replies a control client may leave unread before the next ones to it are dropped.
     static let controlRepliesQueued = 16
+    /// Requests one control client may have waiting in libzmq, unread by the control thread
+    /// (a RELOAD holds it up to 60 s): past them libzmq stops reading that connection, and
+    /// the client's sends wait. A REQ has one out at a time; libzmq's default of 1,000, of
+    /// `controlHardLimit` each, let one DEALER queue 4 GB.
+    static let controlRequestsQueued = 16
+
+    /// Subscription frames XSUB may hold for one publisher or upstream that does not read them:
+    /// twice `max_subscriptions` as zpubd started, and some. Unlimited, they grew without end
+    /// behind a publisher that sends rarely (libzmq reads a PUB's incoming subscriptions only
+    /// when the application calls into the socket) while subscribers churn. The bound must
+    /// hold a whole replay (XSUB sends every subscription to a peer as it connects; libzmq's
+    /// default 1,000 dropped the rest, ../shared/NOTES.md) with the changes that follow it.
+    /// Past it, libzmq drops the frames for that peer alone, which then filters (a PUB) by an
+    /// older set until it reconnects.
+    static func xsubSubscriptionFramesQueued(_ configuration: BrokerConfiguration) -> Int {
+        2 * configuration.maxSubscriptions + 1_024
+    }
     /// The bytes a subscriber's subscription frame holds beyond its prefix, at most (ZMTP
     /// 3.1's SUBSCRIBE command name and its length: 10), with room to spare.
     static let subscriptionFrameOverhead = 16
@@ -197,9 +214,7 @@ enum SocketSetup {
         case .xsub:
             options.append(IntegerOption(.receiveHighWaterMark, configuration.receiveHighWaterMark))
             options.append(IntegerOption(.maxMessageSize, configuration.maxMessageSize))
-            // Unlimited: the XSUB replays every subscription to a (re)connecting publisher, and a
-            // finite send HWM silently drops all but the first thousand (../shared/NOTES.md).
-            options.append(IntegerOption(.sendHighWaterMark, 0))
+            options.append(IntegerOption(.sendHighWaterMark, xsubSubscriptionFramesQueued(configuration)))
         case .xpub:
             options.append(IntegerOption(.sendHighWaterMark, configuration.sendHighWaterMark))
             // Unbounded: a subscriber's input must never be stopped by a full receive queue.
@@ -233,6 +248,7 @@ enum SocketSetup {
             // (libzmq's default of 1,000: a probe's two such clients, asking for 5 MB pages of
             // history, held 3.2 GB). Replies beyond it are dropped, for that client alone.
             options.append(IntegerOption(.sendHighWaterMark, controlRepliesQueued))
+            options.append(IntegerOption(.receiveHighWaterMark, controlRequestsQueued))
             // A reply for a client with no room left then fails (EAGAIN, counted), and one for a
             // client that left (EHOSTUNREACH) too, where libzmq would drop either without a word.
             options.append(IntegerOption(.routerMandatory, 1))

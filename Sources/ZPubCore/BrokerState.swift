@@ -75,7 +75,8 @@ public struct BrokerState: Sendable {
 
     public init(configuration: BrokerConfiguration) {
         subscriptions = SubscriptionTable(
-            maxPrefixes: configuration.maxSubscriptions, maxPrefixLength: configuration.maxSubscriptionLength)
+            maxPrefixes: configuration.maxSubscriptions, maxPrefixLength: configuration.maxSubscriptionLength,
+            maxSubscriptions: configuration.maxLiveSubscriptions)
         topics = TopicTable(maxTopics: configuration.maxTopics, maxTopicLength: configuration.maxSubscriptionLength)
         topicAccounting = configuration.topicAccounting
         lastValue = LastValueCache(
@@ -91,6 +92,7 @@ public struct BrokerState: Sendable {
     /// brought within its new bounds at once.
     public mutating func apply(_ configuration: BrokerConfiguration) {
         subscriptions.maxPrefixes = configuration.maxSubscriptions
+        subscriptions.maxSubscriptions = configuration.maxLiveSubscriptions
         subscriptions.maxPrefixLength = configuration.maxSubscriptionLength
         topics.maxTopics = configuration.maxTopics
         topics.maxTopicLength = configuration.maxSubscriptionLength
@@ -134,7 +136,7 @@ public struct BrokerState: Sendable {
     /// Several changes of one link at once (the forwarding loop fell behind the connection
     /// events); its state afterwards, or nil when `endpoint` is not an upstream link.
     @discardableResult
-    public mutating func upstreamEvents(endpoint: String, _ changes: UpstreamLink.Changes) -> String? {
+    public mutating func upstreamEvents(endpoint: String, _ changes: UpstreamLink.Changes) -> UpstreamLink.State? {
         guard let index = upstreams.firstIndex(where: { $0.endpoint == endpoint }) else { return nil }
         upstreams[index].apply(changes)
         return upstreams[index].state
@@ -255,7 +257,8 @@ public struct BrokerState: Sendable {
                 unheldUnsubscribes: unheldUnsubscriptions, notSubscriptions: nonSubscriptionMessages,
                 droppedForMisdirection: misdirectionDrops, admittedLater: admittedSubscriptions,
                 waitingForRoom: subscriberConnections.waitingCount,
-                waitingGivenUp: subscriberConnections.waitingGivenUp),
+                waitingGivenUp: subscriberConnections.waitingGivenUp, totalLimit: subscriptions.maxSubscriptions,
+                refusedTooMany: subscriptions.refusedTooMany),
             topics: .init(
                 accounting: topicAccounting, tracked: topics.count, limit: topics.maxTopics,
                 untrackedMessages: topics.untrackedMessages, untrackedBytes: topics.untrackedBytes),
@@ -282,7 +285,7 @@ public struct BrokerState: Sendable {
             subscriptions: subscriptions.entries(withPrefix: prefix).map { .init(prefix: $0.prefix, count: $0.count) },
             upstreams: upstreams, limit: subscriptions.maxPrefixes,
             waitingForRoom: subscriberConnections.waitingCount,
-            heldUpstream: heldUpstream.map(TopicText.display).sorted())
+            heldUpstream: heldUpstream.map(TopicText.display).sorted(), totalLimit: subscriptions.maxSubscriptions)
     }
 
     public func topicList(prefix: [UInt8]) -> TopicList {

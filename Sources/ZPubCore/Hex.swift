@@ -27,6 +27,23 @@ public enum Hex {
         return bytes
     }
 
+    /// `value` as 16 lowercase hex digits, zeros first: a field of fixed width in a frame.
+    public static func fixedWidth(_ value: UInt64) -> [UInt8] {
+        let digits = Array(String(value, radix: 16).utf8)
+        return Array(repeating: UInt8(ascii: "0"), count: 16 - digits.count) + digits
+    }
+
+    /// The number that `digits` (at most 16 hex digits, either case) spell, or nil.
+    public static func number<Digits: Collection<UInt8>>(_ digits: Digits) -> UInt64? {
+        guard digits.count <= 16 else { return nil }
+        var value: UInt64 = 0
+        for byte in digits {
+            guard let digit = Self.value(of: byte) else { return nil }
+            value = value << 4 | UInt64(digit)
+        }
+        return value
+    }
+
     /// The value of one hex digit (either case), or nil.
     public static func value(of digit: UInt8) -> UInt8? {
         switch digit {

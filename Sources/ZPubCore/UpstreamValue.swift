@@ -36,7 +36,7 @@ public enum UpstreamValue {
     /// stored at `storedMilliseconds` (wall clock).
     public static func wrapped(_ frames: [[UInt8]], storedMilliseconds: UInt64) -> [[UInt8]] {
         let digest = FrameCodec.encode(frames).withUnsafeBytes { Self.digest(encoded: $0) }
-        return [prefix + hex16(digest) + hex16(storedMilliseconds)] + frames
+        return [prefix + Hex.fixedWidth(digest) + Hex.fixedWidth(storedMilliseconds)] + frames
     }
 
     /// What a wrapped message's first frame carries; nil when `frame` is not one.
@@ -44,26 +44,12 @@ public enum UpstreamValue {
         digest: UInt64, storedMilliseconds: UInt64
     )? {
         guard frame.count == prefix.count + 32, frame.starts(with: prefix) else { return nil }
-        guard let digest = number(frame[prefix.count..<(prefix.count + 16)]),
-            let stored = number(frame[(prefix.count + 16)...])
+        guard let digest = Hex.number(frame[prefix.count..<(prefix.count + 16)]),
+            let stored = Hex.number(frame[(prefix.count + 16)...])
         else { return nil }
         return (digest, stored)
     }
 
     /// The size of a wrapped message's first frame.
     public static let firstFrameSize = prefix.count + 32
-
-    private static func hex16(_ value: UInt64) -> [UInt8] {
-        let digits = Array(String(value, radix: 16).utf8)
-        return Array(repeating: UInt8(ascii: "0"), count: 16 - digits.count) + digits
-    }
-
-    private static func number(_ digits: Slice<UnsafeRawBufferPointer>) -> UInt64? {
-        var value: UInt64 = 0
-        for byte in digits {
-            guard let digit = Hex.value(of: byte) else { return nil }
-            value = value << 4 | UInt64(digit)
-        }
-        return value
-    }
 }

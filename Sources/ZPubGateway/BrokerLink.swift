@@ -582,6 +582,7 @@ final class BrokerLink {
         case .detach(let id):
             _ = disconnect(id)
         case .publish(let frames, let client):
+            client.publishHandled()
             // Told through its queue, behind what it was sent before; a client whose queue is
             // full is dropped by that anyway. A pair's passive broker would hold the message
             // until it takes over, which may be never: refused, as POST /publish is there.

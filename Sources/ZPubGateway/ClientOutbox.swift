@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import Synchronization
 import ZPubCore
 
 /// One client's bounded queue between the gateway's ZeroMQ thread (which offers messages and
@@ -98,6 +99,13 @@ final class ClientOutbox: Sendable {
     let rawWriter: NIOLoopBound<ChannelHandlerContext>?
     private let counters: GatewayCounters
     private let state = Locked(State())
+    /// WebSocket publishes posted to the link and not handled by it yet (`holdPublish`).
+    private let publishesWaiting = Atomic<Int>(0)
+
+    /// A WebSocket client's publishes that may wait for the gateway's ZeroMQ thread at once.
+    /// Unbounded, they grew while that thread was busy (a fan-out of 1,024 messages to
+    /// thousands of clients), and fed the fan-out that held it (an audit).
+    static let maxPublishesWaiting = 256
 
     init(
         id: ClientID, kind: Kind, channel: Channel, limit: Int, writeDelayMilliseconds: Int = 0,
@@ -111,6 +119,22 @@ final class ClientOutbox: Sendable {
         self.rawWriter = rawWriter.map { NIOLoopBound($0, eventLoop: channel.eventLoop) }
         self.counters = counters
     }
+
+    /// Takes a place for a publish on its way to the link (the client's event loop); false
+    /// when `maxPublishesWaiting` are taken: the publish is refused at once, as busy.
+    func holdPublish() -> Bool {
+        if publishesWaiting.add(1, ordering: .relaxed).newValue <= Self.maxPublishesWaiting { return true }
+        publishesWaiting.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    /// The link handled a publish `holdPublish` let through (its thread).
+    func publishHandled() {
+        publishesWaiting.subtract(1, ordering: .relaxed)
+    }
+
+    /// Publishes waiting for the link now (a test's look at the bound).
+    var publishesWaitingCount: Int { publishesWaiting.load(ordering: .relaxed) }
 
     /// How many times `limit` a resume may queue at once: what a reconnecting client missed
     /// arrives in one go, and is bounded by the link to this many messages.

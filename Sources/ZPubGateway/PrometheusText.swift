@@ -54,6 +54,7 @@ struct PrometheusText {
             [
                 (["reason": "too_long"], Double(subscriptions.refusedTooLong)),
                 (["reason": "table_full"], Double(subscriptions.refusedTableFull)),
+                (["reason": "too_many"], Double(subscriptions.refusedTooMany)),
             ])
         counter(
             "zpub_subscriptions_admitted_later_total",
@@ -181,7 +182,7 @@ struct PrometheusText {
             ])
         gauge(
             "zpub_upstream_connected", "1 when an upstream broker is connected",
-            stats.upstreams.map { (["endpoint": $0.endpoint], $0.state == "connected" ? 1 : 0) })
+            stats.upstreams.map { (["endpoint": $0.endpoint], $0.state == .connected ? 1 : 0) })
         counter(
             "zpub_security_denied_total", "Connections the ZAP handler refused, per socket",
             stats.security.deniedBySocket.keys.sorted().map {

@@ -28,10 +28,16 @@ struct ResumeTurns {
         queue.append(id)
     }
 
-    /// The client left: it gets no turn.
+    /// The client left: it gets no turn. Its place in `queue` goes at the next turn, or here
+    /// once those left behind outnumber the clients waiting: while every place is taken, no
+    /// turn comes, and clients that reconnect in a loop would grow `queue` without end.
     mutating func leave(_ id: ClientID) {
-        queued.remove(id)
+        guard queued.remove(id) != nil, queue.count > 2 * queued.count + 16 else { return }
+        queue = CircularBuffer(queue.filter { queued.contains($0) })
     }
+
+    /// Entries in the queue, those of clients that left included (a test's look at the bound).
+    var queueLength: Int { queue.count }
 
     /// The next waiting client, when a place is free; the caller then calls `started` (or
     /// leaves the place free if the client has nothing to ask after all).

@@ -519,6 +519,14 @@ final class WebSocketSession: ChannelInboundHandler {
                 reply(context, error: denial.code, denial.message, topic: topic)
                 return
             }
+            guard outbox.holdPublish() else {
+                shared.counters.publishFailures.add(1, ordering: .relaxed)
+                reply(
+                    context, error: "broker_busy",
+                    "\(ClientOutbox.maxPublishesWaiting) publishes of this connection still wait for the gateway's link to the broker: this message was not published; send it again later",
+                    topic: topic)
+                return
+            }
             shared.linkMailbox.post(.publish([topicBytes, payload], client: outbox))
         case .refresh(let token):
             // A refresh is a JWT's: a static token (or a gateway without JWT keys) answered

@@ -31,11 +31,11 @@ struct TopScreen {
         var connected = "subscriptions \(stats.subscriptions.total) on \(stats.subscriptions.prefixes) prefixes"
         connected += "   peers: \(peers)"
         if !stats.upstreams.isEmpty {
-            let up = stats.upstreams.filter { $0.state == "connected" }.count
+            let up = stats.upstreams.filter { $0.state == .connected }.count
             connected += "   upstreams \(up)/\(stats.upstreams.count) connected"
         }
         summary.append(connected)
-        let refused = stats.subscriptions.refusedTooLong + stats.subscriptions.refusedTableFull
+        let refused = stats.subscriptions.refusedTooLong + stats.subscriptions.refusedForRoom
         let unwantedRate = view.unwantedPerSecond.map { " (\(Self.number($0))/s)" } ?? ""
         // "drops" alone read as every loss: a walkthrough's slow subscriber lost 216,348 while
         // it said 0. libzmq drops for a full subscriber queue without telling the broker.

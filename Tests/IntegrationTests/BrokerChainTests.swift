@@ -50,8 +50,8 @@ final class BrokerChainTests: XCTestCase {
 
         let links = try middle.stats().upstreams
         XCTAssertEqual(links.map(\.endpoint), [top.xpub])
-        XCTAssertEqual(links.first?.state, "connected")
-        XCTAssertEqual(try bottom.subscriptions().upstreams.first?.state, "connected")
+        XCTAssertEqual(links.first?.state, .connected)
+        XCTAssertEqual(try bottom.subscriptions().upstreams.first?.state, .connected)
     }
 
     /// An upstream whose table is full refuses the edge's subscription, which the edge sends
@@ -149,7 +149,7 @@ final class BrokerChainTests: XCTestCase {
         let clients = try Clients()
         let subscriber = try clients.subscriber(edge.xpub, prefixes: ["v6."])
         try Wait.until("the subscription reaches the top over IPv6") { try top.subscriptions().total == 1 }
-        XCTAssertEqual(try edge.stats().upstreams.first?.state, "connected")
+        XCTAssertEqual(try edge.stats().upstreams.first?.state, .connected)
         try clients.socket(.push, connect: top.pull).send(frames: frames("v6.x", "over ::1"))
         XCTAssertEqual(try subscriber.receive(1), [frames("v6.x", "over ::1")])
     }
@@ -169,7 +169,7 @@ final class BrokerChainTests: XCTestCase {
         top!.signal(SIGKILL)
         _ = top!.waitForExit()
         top = nil
-        try Wait.until("the edge sees the upstream lost") { try edge.stats().upstreams.first?.state == "retrying" }
+        try Wait.until("the edge sees the upstream lost") { try edge.stats().upstreams.first?.state == .retrying }
 
         let restarted = try Daemon(endpoints: [.xpub: upstreamXPUB])
         try Wait.until("the edge replays its subscription to the new top", timeout: 15) {
@@ -179,7 +179,7 @@ final class BrokerChainTests: XCTestCase {
         try push.send(frames: frames("feed", "after"))
         XCTAssertEqual(try subscriber.receive(1), [frames("feed", "after")])
         let link = try XCTUnwrap(try edge.stats().upstreams.first)
-        XCTAssertEqual(link.state, "connected")
+        XCTAssertEqual(link.state, .connected)
         XCTAssertEqual(link.connects, 2)
         XCTAssertEqual(link.disconnects, 1)
     }

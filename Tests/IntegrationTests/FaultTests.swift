@@ -800,7 +800,7 @@ final class FaultTests: XCTestCase {
         // STATS answers with an error while the loop is held.
         try Wait.until("the loop counts two subscribers and the upstream", timeout: 30) {
             let stats = try? daemon.stats()
-            return stats?.peers[.xpub] == 2 && stats?.upstreams.first?.state == "connected"
+            return stats?.peers[.xpub] == 2 && stats?.upstreams.first?.state == .connected
         }
         let stats = try daemon.stats()
         let summarized = try XCTUnwrap(stats.connectionEventsSummarized)
@@ -808,7 +808,7 @@ final class FaultTests: XCTestCase {
             Int(summarized), 2 * churned + 3 - ConnectionEventBacklogLimit.events,
             "every event past the 4,096 queued ones was added up")
         XCTAssertEqual(stats.peers[.pull] ?? 0, 0)
-        XCTAssertEqual(stats.upstreams.first?.state, "connected", "\(stats.upstreams)")
+        XCTAssertEqual(stats.upstreams.first?.state, .connected, "\(stats.upstreams)")
         XCTAssertEqual(stats.upstreams.first?.connects, 1, "\(stats.upstreams)")
         XCTAssertGreaterThanOrEqual(
             stats.handshakeFailures, UInt64(churned),

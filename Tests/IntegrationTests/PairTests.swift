@@ -1432,7 +1432,7 @@ final class PairTests: XCTestCase {
         let backup = try broker("b", role: .backup, configuration: link + configuration(role: .backup))
         try waitForPair(primary, backup)
         let (clients, subscriber) = try aSubscriberOfBoth(primary, backup)
-        XCTAssertEqual(try backup.stats().upstreams.map(\.state), [UpstreamLink.passive])
+        XCTAssertEqual(try backup.stats().upstreams.map(\.state), [.passive])
         let problems = try backup.decode("HEALTH", as: HealthReport.self).problems ?? []
         XCTAssertFalse(problems.contains { $0.kind == .upstreamNotConnected }, "\(problems)")
         let push = try clients.socket(.push, connect: upstream.pull)
@@ -1443,7 +1443,7 @@ final class PairTests: XCTestCase {
         XCTAssertNotNil(primary.waitForExit())
         try Wait.until("the backup takes over\n\(backup.log)", timeout: 15) { pairState(backup) == .active }
         try Wait.until("the backup connects to its upstream\n\(backup.log)") {
-            try backup.stats().upstreams.map(\.state) == ["connected"]
+            try backup.stats().upstreams.map(\.state) == [.connected]
         }
         // Until the subscription has crossed the new link: whatever came first is what the
         // takeover released.

@@ -85,9 +85,10 @@ final class SubscriptionForwardingTests: XCTestCase {
     }
 
     func testAPublisherThatConnectsLaterGetsEverySubscription() throws {
-        let daemon = try Daemon()
+        // A full table: XSUB's send queue for one peer is sized from it, and must hold the
+        // whole replay (libzmq's default HWM of 1,000 silently capped it).
+        let daemon = try Daemon(configuration: "[limits]\nmax_subscriptions = 1500\n")
         let clients = try Clients()
-        // More than libzmq's default HWM of 1000, which would silently cap the replay.
         let prefixes = (0..<1_500).map { "p\($0)." }
         _ = try clients.subscriber(daemon.xpub, prefixes: prefixes) { _ in }
         try daemon.waitForSubscriptions(prefixes.count, timeout: 20)

@@ -86,6 +86,46 @@ final class SystemdServiceTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains("stalling the forwarding loop"), daemon.log)
     }
 
+    /// While systemd reads nothing (PID 1 busy), its notify socket fills at
+    /// `net.unix.max_dgram_qlen` datagrams and sd_notify waits for room: forwarding must not
+    /// wait with it. Before `NotifyRelay`, the loop sent its pings itself and stopped forwarding
+    /// at the queue's eleventh datagram.
+    func testForwardingGoesOnWhileSystemdReadsNothing() throws {
+        let interval = 0.04  // WATCHDOG_USEC: the loop asks for a ping every 20 ms
+        let queueLength =
+            (try? String(contentsOfFile: "/proc/sys/net/unix/max_dgram_qlen", encoding: .utf8))
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 512
+        var notify: DatagramListener? = try notifyListener()  // never read: a PID 1 that is busy
+        let daemon = try Daemon(
+            environment: ["NOTIFY_SOCKET": notify!.path, "WATCHDOG_USEC": "\(Int(interval * 1e6))"])
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["t."])
+        try daemon.waitForSubscriptions(1)
+        let push = try clients.socket(.push, connect: daemon.pull)
+        // The queue is full once that many pings have been sent; four times that, and at least
+        // 3 s, leaves no doubt on a slow machine (the loop pings at least every 20 ms while
+        // it runs). What is sent in the window's last second must still arrive.
+        let window = max(3.0, 4 * Double(queueLength + 1) * interval / 2)
+        let start = Date()
+        var sent = 0
+        while Date().timeIntervalSince(start) < window {
+            try push.send(frames: frames("t.\(sent)", "x"))
+            sent += 1
+            usleep(20_000)
+        }
+        let late = "t.\(sent - 1)"
+        try Wait.until("the last message, sent \(window) s after the first, arrives", timeout: 10) {
+            while let message = try subscriber.receiveFrames(timeoutMilliseconds: 100) {
+                if String(decoding: message[0], as: UTF8.self) == late { return true }
+            }
+            return false
+        }
+        XCTAssertEqual(try daemon.json("PING")["pong"] as? Bool, true, "the control socket answers too")
+        // Gone, the socket lets blocked senders fail at once, so that the stop does not wait.
+        notify = nil
+        XCTAssertTrue(daemon.process.isRunning, daemon.log)
+    }
+
     /// Reload and stop are announced; the stop asks systemd for the time it may take (the
     /// drain, the linger and 10 s) with the settings in force, here those of the reload.
     func testReloadAndStopAreAnnounced() throws {

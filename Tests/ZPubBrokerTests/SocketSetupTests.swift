@@ -54,4 +54,16 @@ final class SocketSetupTests: XCTestCase {
         XCTAssertEqual(value(.heartbeatInterval, .xpub, configuration), 50, "a shorter configured interval stays")
         XCTAssertEqual(value(.heartbeatTimeout, .xpub, configuration), 5_000)
     }
+
+    /// What waits in libzmq for one peer is bounded: XSUB's subscriptions for a publisher that
+    /// does not read them (with room for a whole replay of the table), the control socket's
+    /// requests from one client.
+    func testQueuesForOnePeerAreBoundedWithRoomForAWholeReplay() {
+        var configuration = BrokerConfiguration()
+        configuration.maxSubscriptions = 5_000
+        XCTAssertEqual(value(.sendHighWaterMark, .xsub, configuration), 11_024)
+        XCTAssertEqual(value(.sendHighWaterMark, .control, configuration), 16)
+        XCTAssertEqual(value(.receiveHighWaterMark, .control, configuration), 16)
+        XCTAssertNotEqual(value(.receiveHighWaterMark, .xpub, configuration), 16)
+    }
 }

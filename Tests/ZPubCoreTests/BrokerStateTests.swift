@@ -196,15 +196,15 @@ final class UpstreamLinkChangesTests: XCTestCase {
         configuration.upstreamEndpoints = ["tcp://10.0.0.9:5556"]
         var state = BrokerState(configuration: configuration)
         state.holdUpstreams(whilePassive: true)
-        XCTAssertEqual(state.upstreams.map(\.state), ["passive"])
+        XCTAssertEqual(state.upstreams.map(\.state), [.passive])
         XCTAssertTrue(state.upstreams[0].summary.contains("connected once this pair member takes over"))
         state.holdUpstreams(whilePassive: false)
-        XCTAssertEqual(state.upstreams.map(\.state), ["connecting"])
+        XCTAssertEqual(state.upstreams.map(\.state), [.connecting])
         _ = state.upstreamEvent(endpoint: "tcp://10.0.0.9:5556", .connected)
         state.holdUpstreams(whilePassive: false)
-        XCTAssertEqual(state.upstreams.map(\.state), ["connected"], "letting go of a link not held changes nothing")
+        XCTAssertEqual(state.upstreams.map(\.state), [.connected], "letting go of a link not held changes nothing")
         state.holdUpstreams(whilePassive: true)
-        XCTAssertEqual(state.upstreams.map(\.state), ["passive"])
+        XCTAssertEqual(state.upstreams.map(\.state), [.passive])
         XCTAssertEqual(state.upstreams[0].connects, 1)
     }
 

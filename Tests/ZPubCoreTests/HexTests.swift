@@ -21,4 +21,16 @@ final class HexTests: XCTestCase {
         XCTAssertNil(Hex.decode("é0"))
         XCTAssertEqual(Hex.decode(""), [])
     }
+
+    func testFixedWidthNumbersRoundTrip() {
+        for value: UInt64 in [0, 1, 0xabc, 0x7fff_ffff_ffff_ffff, .max] {
+            let digits = Hex.fixedWidth(value)
+            XCTAssertEqual(digits.count, 16)
+            XCTAssertEqual(Hex.number(digits), value)
+        }
+        XCTAssertEqual(String(decoding: Hex.fixedWidth(0xabc), as: UTF8.self), "0000000000000abc")
+        XCTAssertEqual(Hex.number(Array("00000000000000FF".utf8)), 0xff)
+        XCTAssertNil(Hex.number(Array("0000000000000x00".utf8)), "not digits")
+        XCTAssertNil(Hex.number(Array("1\(String(repeating: "0", count: 16))".utf8)), "17 digits overflow")
+    }
 }

@@ -16,6 +16,19 @@ final class ClientOutboxTests: XCTestCase {
         return (outbox, channel)
     }
 
+    /// A WebSocket client's publishes waiting for the link are bounded; each one the link
+    /// handles gives its place back.
+    func testPublishesWaitingForTheLinkAreBounded() {
+        let (outbox, _) = outbox(limit: 10)
+        for number in 1...ClientOutbox.maxPublishesWaiting { XCTAssertTrue(outbox.holdPublish(), "publish \(number)") }
+        XCTAssertFalse(outbox.holdPublish(), "one more waits for nothing: refused")
+        XCTAssertFalse(outbox.holdPublish())
+        XCTAssertEqual(outbox.publishesWaitingCount, ClientOutbox.maxPublishesWaiting, "refusals take no place")
+        outbox.publishHandled()
+        XCTAssertTrue(outbox.holdPublish(), "the link handled one: room for one")
+        XCTAssertFalse(outbox.holdPublish())
+    }
+
     func testLiveMessagesBeyondTheLimitAreRefused() {
         let (outbox, _) = outbox(limit: 10)
         for number in 1...10 { XCTAssertTrue(outbox.offer(item), "live message \(number)") }

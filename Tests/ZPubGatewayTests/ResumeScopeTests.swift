@@ -264,4 +264,29 @@ final class ResumeScopeTests: XCTestCase {
         XCTAssertNil(turns.next(), "every place taken")
         XCTAssertEqual(turns.waiting, 10 - ResumeTurns.places - 2)
     }
+
+    /// Clients that wait and leave while every place is taken (browsers reconnecting in a loop)
+    /// leave no lasting trace: the queue stays near the number still waiting, and the order of
+    /// those does not change.
+    func testClientsThatLeaveWhileEveryPlaceIsTakenDoNotGrowTheQueue() {
+        var turns = ResumeTurns()
+        for id in 1...ClientID(ResumeTurns.places) {
+            turns.wait(id)
+            _ = turns.next()
+            turns.started()
+        }
+        turns.wait(1_000)
+        for id in ClientID(2_000)..<12_000 {
+            turns.wait(id)
+            turns.leave(id)
+        }
+        turns.wait(1_001)
+        XCTAssertLessThanOrEqual(turns.queueLength, 2 * turns.waiting + 17)
+        XCTAssertEqual(turns.waiting, 2)
+        turns.finished()
+        XCTAssertEqual(turns.next(), 1_000)
+        turns.started()
+        turns.finished()
+        XCTAssertEqual(turns.next(), 1_001)
+    }
 }

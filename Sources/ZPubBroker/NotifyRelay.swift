@@ -1,0 +1,91 @@
+import Systemd
+import ZPubCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Tells systemd what the forwarding loop and the pair link have to say (`WATCHDOG=1`,
+/// `STATUS=`) from a thread of its own, so that neither ever waits for systemd.
+///
+/// `sd_notify` writes a datagram to PID 1's notify socket on a blocking socket. While PID 1
+/// reads nothing (busy: a long `daemon-reload`, a storm of units) and its queue is full (at
+/// `net.unix.max_dgram_qlen` datagrams, 10 by default), the send waits; on the loop's thread,
+/// forwarding stopped with it for every subscriber (an audit; reproduced by a notify socket
+/// nobody reads, `SystemdServiceTests`). On the pair link's, heartbeats did, and the peer took
+/// over.
+///
+/// Requests are taken together: one ping, the newest status. A ping still comes from the loop
+/// alone: this thread sends one only when the loop asked for it since the last, so a hung loop
+/// stops the pings as before (`Notifier.watchdogPing`).
+public final class NotifyRelay: @unchecked Sendable {
+    // Unchecked: `wakeup` is a POSIX semaphore, safe from any thread; the rest is `Locked`
+    // or immutable.
+    private struct Pending: Sendable {
+        var ping = false
+        var status: String?
+        var finished = false
+    }
+
+    private let notifier: Notifier
+    private let pending = Locked(Pending())
+    private let wakeup: UnsafeMutablePointer<sem_t>
+    private let thread: Locked<JoinableThread?> = Locked(nil)
+
+    /// `notifier`'s thread starts only when systemd listens (`Notifier.isActive`); otherwise
+    /// every call is a no-op, as `Notifier`'s are.
+    public init(_ notifier: Notifier) {
+        self.notifier = notifier
+        wakeup = .allocate(capacity: 1)
+        sem_init(wakeup, 0, 0)
+        guard notifier.isActive else { return }
+        let started = JoinableThread(name: "zpubd-notify", stackSize: 256 << 10) { [self] in self.run() }
+        thread.withLock { $0 = started }
+    }
+
+    deinit {
+        sem_destroy(wakeup)
+        wakeup.deallocate()
+    }
+
+    /// Whether systemd listens.
+    public var isActive: Bool { notifier.isActive }
+
+    /// The watchdog interval systemd asked for, in microseconds, or nil.
+    public func watchdogIntervalMicroseconds() -> UInt64? { notifier.watchdogIntervalMicroseconds() }
+
+    /// Asks for `WATCHDOG=1`. Only the forwarding loop calls this.
+    public func watchdogPing() {
+        post { $0.ping = true }
+    }
+
+    /// Asks for `STATUS=text`; a status not sent yet is replaced.
+    public func status(_ text: String) {
+        post { $0.status = text }
+    }
+
+    /// Sends what is still asked for and ends the thread. Call once, after the last request.
+    public func finish() {
+        post { $0.finished = true }
+        thread.withLock { $0 }?.join()
+    }
+
+    private func post(_ change: (inout Pending) -> Void) {
+        guard notifier.isActive else { return }
+        pending.withLock(change)
+        sem_post(wakeup)
+    }
+
+    private func run() {
+        while true {
+            while sem_wait(wakeup) != 0 && errno == EINTR {}
+            let taken = pending.withLock { pending in
+                defer { pending = Pending(finished: pending.finished) }
+                return pending
+            }
+            if taken.ping { notifier.watchdogPing() }
+            if let status = taken.status { notifier.status(status) }
+            if taken.finished { return }
+        }
+    }
+}
