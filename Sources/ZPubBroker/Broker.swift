@@ -324,7 +324,6 @@ public final class Broker: Sendable {
             // process still runs.
             logger.notice("forwarding has stopped; no longer reporting to the pair's peer, which may take over")
         }
-        relay.finish()
         // After the pair's hand-over, which its peer's takeover waits for: the gateway's
         // goodbyes can take seconds.
         whenForwardingHasStopped()
@@ -341,6 +340,9 @@ public final class Broker: Sendable {
         let terminating = SystemClock.monotonicNanoseconds()
         context.terminate()
         warnIfTheLingerRanOut(terminating: terminating)
+        // Last: its users (the loop, the pair link) have stopped, and a PID 1 that reads
+        // nothing holds only this.
+        relay.finish()
     }
 
     /// libzmq drops, without a word, what a socket still holds for its peers when the linger

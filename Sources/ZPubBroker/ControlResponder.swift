@@ -214,13 +214,10 @@ final class ControlResponder: BrokerControl {
         // next frame: a plain SUB sends none, and waits on until it reconnects (a review).
         let table = stats.subscriptions
         if table.waitingForRoom > 0 {
-            let full = SubscriptionTable.noRoom(
-                prefixes: table.prefixes, limit: table.limit, total: table.total, totalLimit: table.totalLimit)
             let why =
-                full.map {
-                    "the subscription table is full (\($0)): \(table.waitingForRoom) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave; raise the limit in [limits] (a reload applies it)"
-                }
-                ?? "\(table.waitingForRoom) subscriptions refused while the table was full wait for their connection's next frame to get in (zpub sub and a downstream zpubd send one every 1-2 s; a plain SUB sends none, and gets nothing under those prefixes until it reconnects); a connection that closed is forgotten within seconds"
+                table.prefixes >= table.limit
+                ? "the subscription table is full (\(table.prefixes) prefixes of max_subscriptions \(table.limit)): \(table.waitingForRoom) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave; raise max_subscriptions in [limits] (a reload applies it)"
+                : "\(table.waitingForRoom) subscriptions refused while the table was full wait for their connection's next frame to get in (zpub sub and a downstream zpubd send one every 1-2 s; a plain SUB sends none, and gets nothing under those prefixes until it reconnects); a connection that closed is forgotten within seconds"
             problems.append(HealthProblem(.subscriptionsWaiting, why))
         }
         return HealthReport(

@@ -197,6 +197,8 @@ final class ForwardingLoop {
     private var xsubEndpoints: BoundEndpoints
     private var xpubEndpoints: BoundEndpoints
     private var configuration: BrokerConfiguration
+    /// XSUB's send high-water mark, set at start from the configuration then.
+    private let xsubQueueAtStart: Int
     // Unchecked: only this loop's thread ever touches `state`, and the runtime check on each
     // access cost ~230 instructions per message with topic accounting (docs/performance.md).
     @exclusivity(unchecked) private var state: BrokerState
@@ -428,6 +430,7 @@ final class ForwardingLoop {
         self.logQueue = LogRecordQueue()
         self.logger = logQueue.logger(like: logger)
         self.notifier = notifier
+        xsubQueueAtStart = SocketSetup.xsubSubscriptionFramesQueued(configuration)
         // Last values persisted before this start, under the prefixes cached now.
         for record in restoredLastValues {
             let cached = record.frames.first.map { topic in topic.withUnsafeBytes { state.lastValue.covers($0) } }
@@ -1510,12 +1513,6 @@ final class ForwardingLoop {
                     "refused a subscription: the table holds max_subscriptions (\(limit)) prefixes; raise the limit in [limits]\(Self.heldBackNote(heldBack))"
                 )
             }
-        case .tooMany(let limit):
-            if let heldBack = tableFullLogLimit.admit(nowNanoseconds: SystemClock.monotonicNanoseconds()) {
-                logger.warning(
-                    "refused a subscription: the connections hold max_live_subscriptions (\(limit)) subscriptions in all; its subscriber gets nothing under that prefix until it reconnects (raise the limit in [limits])\(Self.heldBackNote(heldBack))"
-                )
-            }
         case nil:
             break
         }
@@ -2290,6 +2287,16 @@ final class ForwardingLoop {
         }
 
         // Step 2: the rest.
+        let xsubQueueWanted = SocketSetup.xsubSubscriptionFramesQueued(newConfiguration)
+        if xsubQueueWanted > xsubQueueAtStart
+            && xsubQueueWanted != SocketSetup.xsubSubscriptionFramesQueued(configuration)
+        {
+            // Silently, a publisher or upstream that connects once the table is that large
+            // would get part of it: libzmq drops the rest of XSUB's replay.
+            logger.warning(
+                "max_subscriptions is now \(newConfiguration.maxSubscriptions), but XSUB's queue towards each publisher was sized at start for \(xsubQueueAtStart) subscriptions: once the table holds more than about half that, a publisher or upstream that connects gets only part of it (libzmq drops the rest of the replay); restart zpubd to size the queue for the new limit"
+            )
+        }
         configuration = newConfiguration
         serverKey = newServerKey
         state.apply(newConfiguration)

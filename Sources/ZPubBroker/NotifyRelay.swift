@@ -30,6 +30,8 @@ public final class NotifyRelay: @unchecked Sendable {
     private let notifier: Notifier
     private let pending = Locked(Pending())
     private let wakeup: UnsafeMutablePointer<sem_t>
+    /// Posted by the thread as it ends.
+    private let ended: UnsafeMutablePointer<sem_t>
     private let thread: Locked<JoinableThread?> = Locked(nil)
 
     /// `notifier`'s thread starts only when systemd listens (`Notifier.isActive`); otherwise
@@ -38,6 +40,8 @@ public final class NotifyRelay: @unchecked Sendable {
         self.notifier = notifier
         wakeup = .allocate(capacity: 1)
         sem_init(wakeup, 0, 0)
+        ended = .allocate(capacity: 1)
+        sem_init(ended, 0, 0)
         guard notifier.isActive else { return }
         let started = JoinableThread(name: "zpubd-notify", stackSize: 256 << 10) { [self] in self.run() }
         thread.withLock { $0 = started }
@@ -46,6 +50,8 @@ public final class NotifyRelay: @unchecked Sendable {
     deinit {
         sem_destroy(wakeup)
         wakeup.deallocate()
+        sem_destroy(ended)
+        ended.deallocate()
     }
 
     /// Whether systemd listens.
@@ -64,10 +70,21 @@ public final class NotifyRelay: @unchecked Sendable {
         post { $0.status = text }
     }
 
-    /// Sends what is still asked for and ends the thread. Call once, after the last request.
-    public func finish() {
+    /// Sends what is still asked for and ends the thread, waiting for it `milliseconds` at
+    /// most: a PID 1 that reads nothing would otherwise hold zpubd's exit (the thread, stuck
+    /// in sd_notify, then ends with the process). Call once, after the last request.
+    public func finish(waitingMilliseconds milliseconds: Int = 1_000) {
+        guard let started = thread.withLock({ $0 }) else { return }
         post { $0.finished = true }
-        thread.withLock { $0 }?.join()
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        let nanoseconds = Int(deadline.tv_nsec) + (milliseconds % 1_000) * 1_000_000
+        deadline.tv_sec += milliseconds / 1_000 + nanoseconds / 1_000_000_000
+        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        while sem_timedwait(ended, &deadline) != 0 {
+            guard errno == EINTR else { return }
+        }
+        started.join()
     }
 
     private func post(_ change: (inout Pending) -> Void) {
@@ -85,7 +102,10 @@ public final class NotifyRelay: @unchecked Sendable {
             }
             if taken.ping { notifier.watchdogPing() }
             if let status = taken.status { notifier.status(status) }
-            if taken.finished { return }
+            if taken.finished {
+                sem_post(ended)
+                return
+            }
         }
     }
 }

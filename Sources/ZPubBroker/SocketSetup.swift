@@ -28,7 +28,9 @@ enum SocketSetup {
     static let controlRequestsQueued = 16
 
     /// Subscription frames XSUB may hold for one publisher or upstream that does not read them:
-    /// twice `max_subscriptions` as zpubd started, and some. Unlimited, they grew without end
+    /// twice what the table and zpubd's own prefixes may hold as zpubd started, and some (a
+    /// high-water mark is set at start only; a reload that raises `max_subscriptions` past it
+    /// is told). Unlimited, they grew without end
     /// behind a publisher that sends rarely (libzmq reads a PUB's incoming subscriptions only
     /// when the application calls into the socket) while subscribers churn. The bound must
     /// hold a whole replay (XSUB sends every subscription to a peer as it connects; libzmq's
@@ -36,7 +38,9 @@ enum SocketSetup {
     /// Past it, libzmq drops the frames for that peer alone, which then filters (a PUB) by an
     /// older set until it reconnects.
     static func xsubSubscriptionFramesQueued(_ configuration: BrokerConfiguration) -> Int {
-        2 * configuration.maxSubscriptions + 1_024
+        2
+            * (configuration.maxSubscriptions + configuration.historyPrefixes.count
+                + configuration.lastValuePrefixes.count) + 1_024
     }
     /// The bytes a subscriber's subscription frame holds beyond its prefix, at most (ZMTP
     /// 3.1's SUBSCRIBE command name and its length: 10), with room to spare.

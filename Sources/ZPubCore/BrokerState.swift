@@ -75,8 +75,7 @@ public struct BrokerState: Sendable {
 
     public init(configuration: BrokerConfiguration) {
         subscriptions = SubscriptionTable(
-            maxPrefixes: configuration.maxSubscriptions, maxPrefixLength: configuration.maxSubscriptionLength,
-            maxSubscriptions: configuration.maxLiveSubscriptions)
+            maxPrefixes: configuration.maxSubscriptions, maxPrefixLength: configuration.maxSubscriptionLength)
         topics = TopicTable(maxTopics: configuration.maxTopics, maxTopicLength: configuration.maxSubscriptionLength)
         topicAccounting = configuration.topicAccounting
         lastValue = LastValueCache(
@@ -92,7 +91,6 @@ public struct BrokerState: Sendable {
     /// brought within its new bounds at once.
     public mutating func apply(_ configuration: BrokerConfiguration) {
         subscriptions.maxPrefixes = configuration.maxSubscriptions
-        subscriptions.maxSubscriptions = configuration.maxLiveSubscriptions
         subscriptions.maxPrefixLength = configuration.maxSubscriptionLength
         topics.maxTopics = configuration.maxTopics
         topics.maxTopicLength = configuration.maxSubscriptionLength
@@ -257,8 +255,7 @@ public struct BrokerState: Sendable {
                 unheldUnsubscribes: unheldUnsubscriptions, notSubscriptions: nonSubscriptionMessages,
                 droppedForMisdirection: misdirectionDrops, admittedLater: admittedSubscriptions,
                 waitingForRoom: subscriberConnections.waitingCount,
-                waitingGivenUp: subscriberConnections.waitingGivenUp, totalLimit: subscriptions.maxSubscriptions,
-                refusedTooMany: subscriptions.refusedTooMany),
+                waitingGivenUp: subscriberConnections.waitingGivenUp),
             topics: .init(
                 accounting: topicAccounting, tracked: topics.count, limit: topics.maxTopics,
                 untrackedMessages: topics.untrackedMessages, untrackedBytes: topics.untrackedBytes),
@@ -285,7 +282,7 @@ public struct BrokerState: Sendable {
             subscriptions: subscriptions.entries(withPrefix: prefix).map { .init(prefix: $0.prefix, count: $0.count) },
             upstreams: upstreams, limit: subscriptions.maxPrefixes,
             waitingForRoom: subscriberConnections.waitingCount,
-            heldUpstream: heldUpstream.map(TopicText.display).sorted(), totalLimit: subscriptions.maxSubscriptions)
+            heldUpstream: heldUpstream.map(TopicText.display).sorted())
     }
 
     public func topicList(prefix: [UInt8]) -> TopicList {

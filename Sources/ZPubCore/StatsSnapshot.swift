@@ -185,15 +185,10 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         /// Distinct prefixes.
         public var prefixes: Int
         public var limit: Int
-        /// `max_live_subscriptions`, the bound on `total` (nil from a zpubd before 2026-12-07).
-        public var totalLimit: Int?
         public var subscribeEvents: UInt64
         public var unsubscribeEvents: UInt64
         public var refusedTooLong: UInt64
         public var refusedTableFull: UInt64
-        /// Refused for `max_live_subscriptions`: for good on their connection (they do not wait
-        /// for room, as a full table's do).
-        public var refusedTooMany: UInt64
         /// Subscriptions a connection sent for a prefix it held already: applied, not counted.
         public var repeated: UInt64
         /// Unsubscriptions a connection sent for a prefix it did not hold: not counted.
@@ -214,13 +209,11 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             total: Int, prefixes: Int, limit: Int, subscribeEvents: UInt64, unsubscribeEvents: UInt64,
             refusedTooLong: UInt64, refusedTableFull: UInt64, repeated: UInt64 = 0, unheldUnsubscribes: UInt64 = 0,
             notSubscriptions: UInt64 = 0, droppedForMisdirection: UInt64 = 0, admittedLater: UInt64 = 0,
-            waitingForRoom: Int = 0, waitingGivenUp: UInt64 = 0, totalLimit: Int? = nil, refusedTooMany: UInt64 = 0
+            waitingForRoom: Int = 0, waitingGivenUp: UInt64 = 0
         ) {
             self.total = total
             self.prefixes = prefixes
             self.limit = limit
-            self.totalLimit = totalLimit
-            self.refusedTooMany = refusedTooMany
             self.subscribeEvents = subscribeEvents
             self.unsubscribeEvents = unsubscribeEvents
             self.refusedTooLong = refusedTooLong
@@ -234,7 +227,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             self.waitingGivenUp = waitingGivenUp
         }
 
-        /// The last ones are read as 0 (or nil) when absent: a newer `zpub` asking an older zpubd.
+        /// The last seven are read as 0 when absent: a newer `zpub` asking an older zpubd.
         public init(from decoder: Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             total = try container.decode(Int.self, forKey: .total)
@@ -252,12 +245,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             admittedLater = try container.decodeIfPresent(UInt64.self, forKey: .admittedLater) ?? 0
             waitingForRoom = try container.decodeIfPresent(Int.self, forKey: .waitingForRoom) ?? 0
             waitingGivenUp = try container.decodeIfPresent(UInt64.self, forKey: .waitingGivenUp) ?? 0
-            totalLimit = try container.decodeIfPresent(Int.self, forKey: .totalLimit)
-            refusedTooMany = try container.decodeIfPresent(UInt64.self, forKey: .refusedTooMany) ?? 0
         }
-
-        /// Refused for either bound of the table (not for a prefix's length).
-        public var refusedForRoom: UInt64 { refusedTableFull &+ refusedTooMany }
 
         enum CodingKeys: String, CodingKey {
             case total, prefixes, limit, repeated
@@ -271,8 +259,6 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             case admittedLater = "admitted_later"
             case waitingForRoom = "waiting_for_room"
             case waitingGivenUp = "waiting_given_up"
-            case totalLimit = "total_limit"
-            case refusedTooMany = "refused_too_many"
         }
     }
 
@@ -475,8 +461,6 @@ public struct SubscriptionList: Codable, Equatable, Sendable {
     /// their subscribers get nothing under those prefixes, which the list alone did not show.
     /// Optional: absent from a zpubd before 2026-12-07.
     public var limit: Int?
-    /// `max_live_subscriptions`, the bound on `total`. Absent from a zpubd before 2026-12-07.
-    public var totalLimit: Int?
     public var waitingForRoom: Int?
     /// The prefixes zpubd holds on XSUB for its own history and last-value cache, whether or
     /// not a subscriber wants them: what publishers send it besides `subscriptions` (they
@@ -485,9 +469,8 @@ public struct SubscriptionList: Codable, Equatable, Sendable {
 
     public init(
         total: Int, prefixes: Int, subscriptions: [Item], upstreams: [UpstreamLink] = [], limit: Int? = nil,
-        waitingForRoom: Int? = nil, heldUpstream: [String]? = nil, totalLimit: Int? = nil
+        waitingForRoom: Int? = nil, heldUpstream: [String]? = nil
     ) {
-        self.totalLimit = totalLimit
         self.total = total
         self.prefixes = prefixes
         self.subscriptions = subscriptions
@@ -499,7 +482,6 @@ public struct SubscriptionList: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case total, prefixes, subscriptions, upstreams, limit
-        case totalLimit = "total_limit"
         case waitingForRoom = "waiting_for_room"
         case heldUpstream = "held_upstream"
     }

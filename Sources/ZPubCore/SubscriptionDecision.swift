@@ -17,8 +17,6 @@ public struct SubscriptionActions: Equatable, Sendable {
     public enum Refusal: Equatable, Sendable {
         case tooLong(bytes: Int, limit: Int)
         case tableFull(limit: Int)
-        /// `max_live_subscriptions`: every connection's subscriptions together.
-        case tooMany(limit: Int)
     }
 
     /// Apply the change in XPUB for the subscriber the frame came from (XPUB_MANUAL: until
@@ -157,10 +155,6 @@ extension BrokerState {
             } else if let refusal = actions.refusal {
                 // Only a full table's refusal can end; the broker's own prefixes wait for nobody.
                 var waits = false
-                // Refused for the sum (`tooMany`), it does not wait: often its prefix is held by
-                // others, and the anonymous unsubscription of a holder that leaves is then taken
-                // for this refusal's (above), which keeps the sum where it was: waiting for room
-                // that its own refusal holds, it would never get in while connected.
                 if case .tableFull = refusal { waits = !prefix.starts(with: Self.internalPrefix) }
                 subscriberConnections.refused(prefixHash, connection, waitsForRoom: waits ? Array(prefix) : nil)
             }
@@ -208,8 +202,6 @@ extension BrokerState {
             actions.refusal = .tooLong(bytes: prefix.count, limit: subscriptions.maxPrefixLength)
         case .refusedTableFull:
             actions.refusal = .tableFull(limit: subscriptions.maxPrefixes)
-        case .refusedTooMany:
-            actions.refusal = .tooMany(limit: subscriptions.maxSubscriptions)
         case .accepted(let isNewPrefix):
             actions.apply = .subscribe
             let bytes = Array(prefix)

@@ -1,9 +1,8 @@
 /// Which topic prefixes subscribers want, and by how many subscriptions.
 ///
 /// Fed by the subscribe and unsubscribe frames an XPUB socket reports (including those libzmq
-/// generates when a subscriber disconnects). Bounded: a table that is full (`maxPrefixes`
-/// distinct prefixes, or `maxSubscriptions` in all), or a prefix that is too long, refuses new
-/// subscriptions rather than growing.
+/// generates when a subscriber disconnects). Bounded: a table that is full, or a prefix that is
+/// too long, refuses new subscriptions rather than growing.
 ///
 /// The table counts what it is given; `SubscriberConnections` keeps a connection's repeated
 /// subscriptions, and its unsubscriptions from prefixes it does not hold, from reaching it.
@@ -16,8 +15,6 @@ public struct SubscriptionTable: Sendable {
         case refusedTooLong
         /// `maxPrefixes` distinct prefixes are already tracked.
         case refusedTableFull
-        /// `maxSubscriptions` subscriptions are already counted (the prefix may be known).
-        case refusedTooMany
     }
 
     /// What became of an unsubscribe frame.
@@ -30,8 +27,6 @@ public struct SubscriptionTable: Sendable {
 
     public var maxPrefixes: Int
     public var maxPrefixLength: Int
-    /// Subscriptions in all, each connection's counted (`max_live_subscriptions`).
-    public var maxSubscriptions: Int
 
     // Internal, not private: a test gives it a small bound on key bytes.
     var table = ByteStringTable<Int>()
@@ -45,17 +40,12 @@ public struct SubscriptionTable: Sendable {
     public private(set) var totalSubscriptions = 0
     public private(set) var refusedTooLong: UInt64 = 0
     public private(set) var refusedTableFull: UInt64 = 0
-    public private(set) var refusedTooMany: UInt64 = 0
     public private(set) var subscribeEvents: UInt64 = 0
     public private(set) var unsubscribeEvents: UInt64 = 0
 
-    public init(
-        maxPrefixes: Int, maxPrefixLength: Int,
-        maxSubscriptions: Int = BrokerConfiguration.Defaults.maxLiveSubscriptions
-    ) {
+    public init(maxPrefixes: Int, maxPrefixLength: Int) {
         self.maxPrefixes = maxPrefixes
         self.maxPrefixLength = maxPrefixLength
-        self.maxSubscriptions = maxSubscriptions
     }
 
     /// The number of distinct prefixes wanted.
@@ -67,10 +57,6 @@ public struct SubscriptionTable: Sendable {
             refusedTooLong &+= 1
             return .refusedTooLong
         }
-        if totalSubscriptions >= maxSubscriptions {
-            refusedTooMany &+= 1
-            return .refusedTooMany
-        }
         guard let isNewPrefix = add(prefix) else {
             refusedTableFull &+= 1
             return .refusedTableFull
@@ -79,7 +65,7 @@ public struct SubscriptionTable: Sendable {
     }
 
     /// Whether the table has room for one more prefix.
-    public var hasRoom: Bool { table.count < maxPrefixes && totalSubscriptions < maxSubscriptions }
+    public var hasRoom: Bool { table.count < maxPrefixes }
 
     /// Counts a subscription refused earlier for a full table, now admitted (not a frame seen,
     /// nor a refusal: both were counted when it came). Nil when there is still no room; else
@@ -89,7 +75,6 @@ public struct SubscriptionTable: Sendable {
     }
 
     private mutating func add(_ prefix: UnsafeRawBufferPointer) -> Bool? {
-        if totalSubscriptions >= maxSubscriptions { return nil }
         if let index = table.index(of: prefix) {
             table[valueAt: index] += 1
             totalSubscriptions += 1
@@ -173,17 +158,5 @@ public struct SubscriptionTable: Sendable {
         } else {
             prefixLengthCounts[length] = remaining
         }
-    }
-}
-
-extension SubscriptionTable {
-    /// Why a table with these figures takes no further subscription, naming the setting to
-    /// raise; nil while it has room. For STATS' and SUBSCRIPTIONS' readers as for the broker.
-    public static func noRoom(prefixes: Int, limit: Int?, total: Int, totalLimit: Int?) -> String? {
-        if let limit, prefixes >= limit { return "it holds max_subscriptions (\(limit)) distinct prefixes" }
-        if let totalLimit, total >= totalLimit {
-            return "its connections hold max_live_subscriptions (\(totalLimit)) subscriptions in all"
-        }
-        return nil
     }
 }

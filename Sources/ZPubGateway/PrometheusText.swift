@@ -54,7 +54,6 @@ struct PrometheusText {
             [
                 (["reason": "too_long"], Double(subscriptions.refusedTooLong)),
                 (["reason": "table_full"], Double(subscriptions.refusedTableFull)),
-                (["reason": "too_many"], Double(subscriptions.refusedTooMany)),
             ])
         counter(
             "zpub_subscriptions_admitted_later_total",

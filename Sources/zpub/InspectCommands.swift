@@ -29,7 +29,7 @@ struct Stats: ParsableCommand {
             Output.line("")
             let subscriptions = stats.subscriptions
             Output.line(
-                "subscriptions  \(subscriptions.total) on \(subscriptions.prefixes) prefixes (limit \(subscriptions.limit)\(subscriptions.totalLimit.map { ", \($0) in all" } ?? "")), refused \(subscriptions.refusedTooLong + subscriptions.refusedForRoom)\(subscriptions.waitingForRoom > 0 ? ", \(subscriptions.waitingForRoom) waiting for room" : "")\(subscriptions.waitingGivenUp > 0 ? " (\(subscriptions.waitingGivenUp) gave their place to another subscriber's)" : "")"
+                "subscriptions  \(subscriptions.total) on \(subscriptions.prefixes) prefixes (limit \(subscriptions.limit)), refused \(subscriptions.refusedTooLong + subscriptions.refusedTableFull)\(subscriptions.waitingForRoom > 0 ? ", \(subscriptions.waitingForRoom) waiting for room" : "")\(subscriptions.waitingGivenUp > 0 ? " (\(subscriptions.waitingGivenUp) gave their place to another subscriber's)" : "")"
             )
             // Only when it happened: a peer sent data upstream (`docs/control-protocol.md`).
             if subscriptions.notSubscriptions > 0 {
@@ -218,14 +218,9 @@ struct Subscriptions: ParsableCommand {
                     "zpubd itself holds \(held.joined(separator: ", ")) upstream for its history and last values: publishers send those to it with no subscriber there"
                 )
             }
-            if let full = SubscriptionTable.noRoom(
-                prefixes: list.prefixes, limit: list.limit, total: list.total, totalLimit: list.totalLimit)
-            {
-                let waiting = list.waitingForRoom ?? 0
+            if let waiting = list.waitingForRoom, let limit = list.limit, waiting > 0, list.prefixes >= limit {
                 Output.line(
-                    waiting > 0
-                        ? "the table is full (\(full)): \(waiting) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave"
-                        : "the table is full (\(full)): further subscriptions are refused"
+                    "the table is full (max_subscriptions \(limit)): \(waiting) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave"
                 )
             }
         }

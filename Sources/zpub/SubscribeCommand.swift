@@ -438,13 +438,13 @@ struct Subscribe: ParsableCommand {
             }
             // A full table refuses the marker's subscription as any other: the broker is the
             // right one, and the endpoint is not to blame.
+            // Distinct prefixes against the limit on them: live subscriptions (`total`), a prefix
+            // held by many counted many times, said "full" of a table with room (before 2026-12-07).
             if let (stats, _) = try? client.request("STATS", as: StatsSnapshot.self),
-                let full = SubscriptionTable.noRoom(
-                    prefixes: stats.subscriptions.prefixes, limit: stats.subscriptions.limit,
-                    total: stats.subscriptions.total, totalLimit: stats.subscriptions.totalLimit)
+                stats.subscriptions.prefixes >= stats.subscriptions.limit
             {
                 throw CLIError(
-                    "\(option): the subscription table of the zpubd at \(client.endpoint) is full (\(full); \(stats.subscriptions.waitingForRoom) waiting for room), so it refused the subscription \(option) waits for; it gets in once subscribers leave. Raise that limit in [limits], or subscribe with fewer prefixes"
+                    "\(option): the subscription table of the zpubd at \(client.endpoint) is full (\(stats.subscriptions.prefixes) prefixes of max_subscriptions \(stats.subscriptions.limit), \(stats.subscriptions.waitingForRoom) waiting for room), so it refused the subscription \(option) waits for; it gets in once subscribers leave. Raise max_subscriptions, or subscribe with fewer prefixes"
                 )
             }
             let named = environmentEndpoint("ZPUB_CONTROL") != nil ? "$ZPUB_CONTROL's" : "the default"

@@ -51,7 +51,7 @@ struct TopJSON: Encodable {
         peers = stats.peers
         unwantedMessages = stats.unwantedMessages
         sendFailures = stats.sendFailures
-        refusedSubscriptions = stats.subscriptions.refusedTooLong + stats.subscriptions.refusedForRoom
+        refusedSubscriptions = stats.subscriptions.refusedTooLong + stats.subscriptions.refusedTableFull
         handshakeFailures = stats.handshakeFailures
         deniedConnections = stats.security.denied
         history = stats.history.flatMap { $0.prefixes.isEmpty ? nil : $0 }

@@ -35,7 +35,7 @@ struct TopScreen {
             connected += "   upstreams \(up)/\(stats.upstreams.count) connected"
         }
         summary.append(connected)
-        let refused = stats.subscriptions.refusedTooLong + stats.subscriptions.refusedForRoom
+        let refused = stats.subscriptions.refusedTooLong + stats.subscriptions.refusedTableFull
         let unwantedRate = view.unwantedPerSecond.map { " (\(Self.number($0))/s)" } ?? ""
         // "drops" alone read as every loss: a walkthrough's slow subscriber lost 216,348 while
         // it said 0. libzmq drops for a full subscriber queue without telling the broker.

@@ -47,28 +47,6 @@ final class SubscriptionTableTests: XCTestCase {
         XCTAssertFalse(table.matches(bytes("c1")))
     }
 
-    /// `maxSubscriptions` bounds the sum of the counts: a known prefix is refused too once it is
-    /// reached, and room comes back with an unsubscription.
-    func testRefusesBeyondTheSubscriptionsInAll() {
-        var table = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 4, maxSubscriptions: 2)
-        XCTAssertEqual(table.subscribe(bytes("a")), .accepted(isNewPrefix: true))
-        XCTAssertEqual(table.subscribe(bytes("a")), .accepted(isNewPrefix: false))
-        XCTAssertFalse(table.hasRoom)
-        XCTAssertEqual(table.subscribe(bytes("a")), .refusedTooMany, "a known prefix counts too")
-        XCTAssertEqual(table.subscribe(bytes("b")), .refusedTooMany)
-        XCTAssertNil(table.admit(bytes("b")), "nor is a waiting one admitted")
-        XCTAssertEqual(table.refusedTooMany, 2)
-        XCTAssertEqual(table.refusedTableFull, 0)
-        XCTAssertEqual(table.totalSubscriptions, 2)
-        XCTAssertEqual(table.unsubscribe(bytes("a")), .removed(wasLast: false))
-        XCTAssertTrue(table.hasRoom)
-        XCTAssertEqual(table.admit(bytes("b")), true)
-        XCTAssertEqual(
-            SubscriptionTable.noRoom(prefixes: 2, limit: 10, total: 2, totalLimit: 2),
-            "its connections hold max_live_subscriptions (2) subscriptions in all")
-        XCTAssertNil(SubscriptionTable.noRoom(prefixes: 2, limit: 10, total: 2, totalLimit: nil), "an older zpubd")
-    }
-
     func testGenerationChangesOnlyWhenThePrefixSetChanges() {
         var table = SubscriptionTable(maxPrefixes: 10, maxPrefixLength: 100)
         let start = table.generation
