@@ -299,6 +299,10 @@ final class ForwardingLoop {
     /// (one entry a connection: bounded by the descriptors, however many windows there are).
     private var misdirectedToDrop: [SubscriberConnections.Identity: UInt64] = [:]
     static let misdirectedDropNanoseconds: UInt64 = 10_000_000_000
+    /// Connections that subscribed while the subscriptions of all connections were past
+    /// `max_live_subscriptions`, to drop as `misdirectedToDrop`'s are (`dropOverTheTotal`).
+    private var overTotalToDrop: [SubscriberConnections.Identity: UInt64] = [:]
+    private var overTotalLogLimit = LogRateLimit()
     /// Connections accepted on each bound endpoint, for those an unbind closes (`UnbindClosures`).
     private var unbinding = UnbindClosures()
     /// Untracked messages when the full topic table was last told of, and when (`warnIfTopicTableIsFull`).
@@ -648,6 +652,7 @@ final class ForwardingLoop {
             }
             if !upstreamReconnects.isEmpty { reconnectFailedUpstreams(now: now) }
             if !misdirectedToDrop.isEmpty { dropMisdirectedConnections(now: now) }
+            if !overTotalToDrop.isEmpty { state.overTotalDrops &+= UInt64(drop(&overTotalToDrop, now: now)) }
             // An upstream that refused a subscription for a full table admits it at this
             // connection's next frame once it has room (`BrokerState.retryPrefix`).
             if !upstreamEndpoints.isEmpty { try? subscribeUpstream(BrokerState.retryPrefix) }
@@ -1313,6 +1318,11 @@ final class ForwardingLoop {
             connectionPins[identity.metadata] = Message(copyOf: message)
         }
         try carryOut(actions, thenApply: heldForTheGateway)
+        if let connection, !connection.closed, message.withUnsafeBytes({ $0.first == 1 }),
+            state.subscriptions.totalSubscriptions > state.maxLiveSubscriptions
+        {
+            dropOverTheTotal(connection.identity)
+        }
     }
 
     /// Tells, once a minute at most, that messages go untracked because the topic table is full:
@@ -1378,8 +1388,14 @@ final class ForwardingLoop {
     /// At housekeeping, once their accept events are in (a connection is dropped only as the
     /// XPUB's); one whose event has not come by its deadline is let be.
     private func dropMisdirectedConnections(now: UInt64) {
+        state.misdirectionDrops &+= UInt64(drop(&misdirectedToDrop, now: now))
+    }
+
+    /// Drops the connections in `pending` that are known as the XPUB's by now, and lets be
+    /// those past their deadline or gone; returns how many it dropped.
+    private func drop(_ pending: inout [SubscriberConnections.Identity: UInt64], now: UInt64) -> Int {
         var dropped = 0
-        for (connection, deadline) in misdirectedToDrop {
+        for (connection, deadline) in pending {
             let settled: Bool
             if let socket = Self.socket(at: connection.descriptor), connection.isCurrent(socket) {
                 let done = MisdirectedSubscriptions.drop(
@@ -1390,9 +1406,30 @@ final class ForwardingLoop {
             } else {
                 settled = true  // gone already
             }
-            if settled { misdirectedToDrop[connection] = nil }
+            if settled { pending[connection] = nil }
         }
-        state.misdirectionDrops &+= UInt64(dropped)
+        return dropped
+    }
+
+    /// A subscription from `connection` while every connection's subscriptions together are
+    /// past `max_live_subscriptions`: the connection is dropped (it reconnects, and subscribes
+    /// again). Its subscription is counted and applied first, as any other: libzmq records the
+    /// frame for the connection whatever zpubd does, and unsubscribes it at the close, without
+    /// saying whose; counted, that unsubscription counts it down. Refused instead, it could not
+    /// be told from a holder's of the same prefix (`SubscriberConnections`): counts went wrong,
+    /// or the refused subscriber waited for good (tried, and reviewed, 2026-12-07). Frames
+    /// without a connection (the HTTP gateway's, in-process, bounded by its own limits) are let be.
+    private func dropOverTheTotal(_ connection: SubscriberConnections.Identity) {
+        guard overTotalToDrop[connection] == nil else { return }
+        let now = SystemClock.monotonicNanoseconds()
+        overTotalToDrop[connection] = now &+ Self.misdirectedDropNanoseconds
+        // At once when its accept event is in, as it mostly is; at housekeeping otherwise.
+        state.overTotalDrops &+= UInt64(drop(&overTotalToDrop, now: now))
+        if let heldBack = overTotalLogLimit.admit(nowNanoseconds: now) {
+            logger.warning(
+                "dropped a subscriber's connection: it subscribed while the subscriptions of all connections together (\(state.subscriptions.totalSubscriptions)) were past max_live_subscriptions (\(state.maxLiveSubscriptions)); it reconnects and subscribes again, and is dropped again while the total stays past the limit: raise it in [limits], or find who holds so many (zpub subscriptions)\(Self.heldBackNote(heldBack))"
+            )
+        }
     }
 
     /// Says that the window after a message that is no subscription is over, and what it costs.

@@ -73,6 +73,9 @@ extension BrokerConfiguration {
         check("tcp_keepalive_count", tcpKeepaliveCount, 1...100, "the unanswered TCP keepalive probes before a drop")
         check("max_topics", maxTopics, 0...10_000_000, "the number of tracked topics")
         check("max_subscriptions", maxSubscriptions, 1...10_000_000, "the number of distinct subscriptions")
+        check(
+            "max_live_subscriptions", maxLiveSubscriptions, 1...100_000_000,
+            "the number of subscriptions of all connections together")
         check("max_subscription_length", maxSubscriptionLength, 1...4_096, "the subscription length in bytes")
         check("max_control_request", maxControlRequest, 64...1_048_576, "the control request size in bytes")
         check("shutdown_drain_ms", shutdownDrainMilliseconds, 0...60_000, "the shutdown drain time in ms")

@@ -39,6 +39,12 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         public static let tcpKeepaliveCount = 6
         public static let maxTopics = 10_000
         public static let maxSubscriptions = 100_000
+        /// Subscriptions of all connections together (a prefix held by ten connections is ten):
+        /// zpubd records each connection's prefixes (`SubscriberConnections`), and libzmq its
+        /// frames; `max_subscriptions` counts distinct prefixes only, so connections holding
+        /// the same ones grew both without bound. A connection that subscribes past it is
+        /// dropped (a refusal could not be counted right: `ForwardingLoop.dropOverTheTotal`).
+        public static let maxLiveSubscriptions = 1_000_000
         /// Longer subscriptions are refused: very long ones crash libzmq 4.3.4's XSUB trie.
         /// At most 4,096, for the same reason.
         public static let maxSubscriptionLength = 1_024
@@ -104,6 +110,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     public var tcpKeepaliveCount = Defaults.tcpKeepaliveCount
     public var maxTopics = Defaults.maxTopics
     public var maxSubscriptions = Defaults.maxSubscriptions
+    public var maxLiveSubscriptions = Defaults.maxLiveSubscriptions
     public var maxSubscriptionLength = Defaults.maxSubscriptionLength
     public var maxControlRequest = Defaults.maxControlRequest
     public var topicAccounting = Defaults.topicAccounting
@@ -173,6 +180,7 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
         case tcpKeepaliveCount = "tcp_keepalive_count"
         case maxTopics = "max_topics"
         case maxSubscriptions = "max_subscriptions"
+        case maxLiveSubscriptions = "max_live_subscriptions"
         case maxSubscriptionLength = "max_subscription_length"
         case maxControlRequest = "max_control_request"
         case topicAccounting = "topic_accounting"

@@ -70,6 +70,9 @@ public struct BrokerState: Sendable {
     /// Subscriptions refused for a full table and admitted later, when it had room.
     public var admittedSubscriptions: UInt64 = 0
     public var misdirectionDrops: UInt64 = 0
+    /// `max_live_subscriptions`, and the connections dropped for subscribing past it.
+    public var maxLiveSubscriptions: Int
+    public var overTotalDrops: UInt64 = 0
     /// Upstream brokers the XSUB socket connects to, in configuration order.
     public var upstreams: [UpstreamLink] = []
 
@@ -77,6 +80,7 @@ public struct BrokerState: Sendable {
         subscriptions = SubscriptionTable(
             maxPrefixes: configuration.maxSubscriptions, maxPrefixLength: configuration.maxSubscriptionLength)
         topics = TopicTable(maxTopics: configuration.maxTopics, maxTopicLength: configuration.maxSubscriptionLength)
+        maxLiveSubscriptions = configuration.maxLiveSubscriptions
         topicAccounting = configuration.topicAccounting
         lastValue = LastValueCache(
             prefixes: configuration.lastValuePrefixes.map { Array($0.utf8) },
@@ -91,6 +95,7 @@ public struct BrokerState: Sendable {
     /// brought within its new bounds at once.
     public mutating func apply(_ configuration: BrokerConfiguration) {
         subscriptions.maxPrefixes = configuration.maxSubscriptions
+        maxLiveSubscriptions = configuration.maxLiveSubscriptions
         subscriptions.maxPrefixLength = configuration.maxSubscriptionLength
         topics.maxTopics = configuration.maxTopics
         topics.maxTopicLength = configuration.maxSubscriptionLength
@@ -255,7 +260,8 @@ public struct BrokerState: Sendable {
                 unheldUnsubscribes: unheldUnsubscriptions, notSubscriptions: nonSubscriptionMessages,
                 droppedForMisdirection: misdirectionDrops, admittedLater: admittedSubscriptions,
                 waitingForRoom: subscriberConnections.waitingCount,
-                waitingGivenUp: subscriberConnections.waitingGivenUp),
+                waitingGivenUp: subscriberConnections.waitingGivenUp, totalLimit: maxLiveSubscriptions,
+                droppedOverTheTotal: overTotalDrops),
             topics: .init(
                 accounting: topicAccounting, tracked: topics.count, limit: topics.maxTopics,
                 untrackedMessages: topics.untrackedMessages, untrackedBytes: topics.untrackedBytes),

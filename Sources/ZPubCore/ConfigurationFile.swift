@@ -309,6 +309,7 @@ enum Schema {
             integer("sockets", "tcp_keepalive_count", \.tcpKeepaliveCount),
             integer("limits", "max_topics", \.maxTopics),
             integer("limits", "max_subscriptions", \.maxSubscriptions),
+            integer("limits", "max_live_subscriptions", \.maxLiveSubscriptions),
             integer("limits", "max_subscription_length", \.maxSubscriptionLength),
             integer("limits", "max_control_request", \.maxControlRequest),
         ] + BrokerSocketRole.allCases.flatMap(securityFields) + httpFields + pairFields

@@ -185,6 +185,10 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
         /// Distinct prefixes.
         public var prefixes: Int
         public var limit: Int
+        /// `max_live_subscriptions`, the bound on `total` (nil from a zpubd before 2026-12-07).
+        public var totalLimit: Int?
+        /// Connections dropped for subscribing while `total` was past `totalLimit`.
+        public var droppedOverTheTotal: UInt64
         public var subscribeEvents: UInt64
         public var unsubscribeEvents: UInt64
         public var refusedTooLong: UInt64
@@ -209,11 +213,13 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             total: Int, prefixes: Int, limit: Int, subscribeEvents: UInt64, unsubscribeEvents: UInt64,
             refusedTooLong: UInt64, refusedTableFull: UInt64, repeated: UInt64 = 0, unheldUnsubscribes: UInt64 = 0,
             notSubscriptions: UInt64 = 0, droppedForMisdirection: UInt64 = 0, admittedLater: UInt64 = 0,
-            waitingForRoom: Int = 0, waitingGivenUp: UInt64 = 0
+            waitingForRoom: Int = 0, waitingGivenUp: UInt64 = 0, totalLimit: Int? = nil, droppedOverTheTotal: UInt64 = 0
         ) {
             self.total = total
             self.prefixes = prefixes
             self.limit = limit
+            self.totalLimit = totalLimit
+            self.droppedOverTheTotal = droppedOverTheTotal
             self.subscribeEvents = subscribeEvents
             self.unsubscribeEvents = unsubscribeEvents
             self.refusedTooLong = refusedTooLong
@@ -227,7 +233,7 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             self.waitingGivenUp = waitingGivenUp
         }
 
-        /// The last seven are read as 0 when absent: a newer `zpub` asking an older zpubd.
+        /// The later ones are read as 0 (or nil) when absent: a newer `zpub` asking an older zpubd.
         public init(from decoder: Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             total = try container.decode(Int.self, forKey: .total)
@@ -245,6 +251,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             admittedLater = try container.decodeIfPresent(UInt64.self, forKey: .admittedLater) ?? 0
             waitingForRoom = try container.decodeIfPresent(Int.self, forKey: .waitingForRoom) ?? 0
             waitingGivenUp = try container.decodeIfPresent(UInt64.self, forKey: .waitingGivenUp) ?? 0
+            totalLimit = try container.decodeIfPresent(Int.self, forKey: .totalLimit)
+            droppedOverTheTotal = try container.decodeIfPresent(UInt64.self, forKey: .droppedOverTheTotal) ?? 0
         }
 
         enum CodingKeys: String, CodingKey {
@@ -259,6 +267,8 @@ public struct StatsSnapshot: Codable, Equatable, Sendable {
             case admittedLater = "admitted_later"
             case waitingForRoom = "waiting_for_room"
             case waitingGivenUp = "waiting_given_up"
+            case totalLimit = "total_limit"
+            case droppedOverTheTotal = "dropped_over_the_total"
         }
     }
 

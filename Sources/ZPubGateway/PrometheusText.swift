@@ -73,6 +73,10 @@ struct PrometheusText {
             "zpub_dropped_for_misdirection_total",
             "XPUB subscribers dropped after such a message: those libzmq would have paired wrongly",
             [([:], Double(subscriptions.droppedForMisdirection))])
+        counter(
+            "zpub_dropped_over_the_total_total",
+            "Subscriber connections dropped for subscribing past max_live_subscriptions",
+            [([:], Double(subscriptions.droppedOverTheTotal))])
         gauge("zpub_topics", "Topics tracked by topic accounting", [([:], Double(stats.topics.tracked))])
         counter(
             "zpub_untracked_messages_total", "Messages on topics beyond max_topics",

@@ -160,6 +160,37 @@ final class SubscriptionForwardingTests: XCTestCase {
     /// by default) too, and one byte longer is refused and counted. libzmq 4.3's SUB sends a
     /// subscription as a SUBSCRIBE command, 10 bytes more than the prefix: with room for 1,
     /// prefixes of 1,016 to 1,024 bytes dropped their subscriber's connection, again and again.
+    /// `max_live_subscriptions` bounds every connection's subscriptions together (a prefix three
+    /// connections hold is three): a connection that subscribes past it is dropped, and the
+    /// others are not disturbed. Before, only distinct prefixes were bounded, and connections
+    /// holding the same ones grew zpubd's records of them without end.
+    func testAConnectionThatSubscribesPastTheTotalIsDroppedAndTheOthersGoOn() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_live_subscriptions = 3\n")
+        let clients = try Clients()
+        let first = try clients.subscriber(daemon.xpub, prefixes: ["a.", "b."]) { _ in }
+        let second = try clients.subscriber(daemon.xpub, prefixes: ["a."]) { _ in }
+        try daemon.waitForSubscriptions(3)
+        let third = try clients.subscriber(daemon.xpub, prefixes: ["a."]) { _ in }
+        try Wait.until("the connection past the total is dropped") {
+            try daemon.stats().subscriptions.droppedOverTheTotal >= 1
+        }
+        XCTAssertEqual(try daemon.stats().subscriptions.totalLimit, 3)
+        XCTAssertEqual(try daemon.stats().subscriptions.prefixes, 2, "a held prefix counts too")
+        try Wait.until("the log says which limit") { daemon.log.contains("max_live_subscriptions (3)") }
+        let push = try clients.socket(.push, connect: daemon.pull)
+        try push.send(frames: frames("a.1", "x"))
+        try push.send(frames: frames("b.1", "x"))
+        XCTAssertEqual(try first.receive(2), [frames("a.1", "x"), frames("b.1", "x")])
+        XCTAssertEqual(try second.receive(1), [frames("a.1", "x")])
+        // Gone, the third leaves the counts as the two others hold them.
+        clients.close(third)
+        try Wait.until("the two others' subscriptions are counted, exactly", timeout: 15) {
+            try daemon.subscriptions().total == 3
+        }
+        try push.send(frames: frames("a.2", "x"))
+        XCTAssertEqual(try second.receive(1), [frames("a.2", "x")])
+    }
+
     func testTheLongestAllowedPrefixIsTakenAndOneByteMoreIsCounted() throws {
         let daemon = try Daemon()
         let clients = try Clients()
