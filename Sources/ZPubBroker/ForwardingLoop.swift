@@ -1849,7 +1849,7 @@ final class ForwardingLoop {
                 default: "SUB and XSUB sockets (subscribers)"
                 }
             logger.warning(
-                "\(incomplete - before) connections to the \(role.rawValue) socket passed its address and key checks but never completed the ZeroMQ handshake: most likely sockets of a type it does not pair with, which libzmq drops (or which hang up themselves) without a word, their messages going nowhere. The \(role.rawValue) socket takes \(pairs); producers' PUSH connect to pull, publishers' PUB to xsub, subscribers' SUB to xpub, REQ to control, and a downstream zpubd's upstream setting names this broker's xpub endpoint\(heldBack == 0 ? "" : " (said once a minute: \(heldBack) such looks were not logged)")",
+                "\(incomplete - before) connection\(incomplete - before == 1 ? "" : "s") to the \(role.rawValue) socket passed its address and key checks but never completed the ZeroMQ handshake: most likely sockets of a type it does not pair with, which libzmq drops (or which hang up themselves) without a word, their messages going nowhere. The \(role.rawValue) socket takes \(pairs); producers' PUSH connect to pull, publishers' PUB to xsub, subscribers' SUB to xpub, REQ to control, and a downstream zpubd's upstream setting names this broker's xpub endpoint\(heldBack == 0 ? "" : " (said once a minute: \(heldBack) such looks were not logged)")",
                 metadata: ["socket": "\(role.rawValue)"])
         }
     }

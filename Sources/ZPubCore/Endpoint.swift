@@ -26,7 +26,7 @@ public enum Endpoint {
             {
                 return "not an endpoint; write transport://address: tcp://\(endpoint)"
             }
-            return "not an endpoint; write transport://address, e.g. tcp://127.0.0.1:5556 or ipc:///run/zpub/xpub.sock"
+            return "not an endpoint; write transport://address, e.g. tcp://127.0.0.1:PORT or ipc:///run/zpub/NAME.sock"
         }
         let transport = String(endpoint[..<range.lowerBound])
         let address = String(endpoint[range.upperBound...])

@@ -240,7 +240,8 @@ final class ConnectionWatch {
                 let times = seen[failure, default: 0] + 1
                 seen[failure] = times
                 if (final || times > 1) && told.insert(failure).inserted {
-                    notices.append(final ? failure : failure + " Still trying.")
+                    let sentence = failure.hasSuffix(".") || failure.hasSuffix("?") ? failure : failure + "."
+                    notices.append(final ? failure : sentence + " Still trying.")
                 }
             }
         }

@@ -43,7 +43,10 @@ struct ControlClient {
             expected: "zpubd's control endpoint (not its PULL, XSUB or XPUB, nor another service's port)",
             noticingRefusals: givingUpWhenRefused)
         defer { watch.close() }
-        try socket.connect(endpoint, option: "--control")
+        // Blamed on what named it: a malformed $ZPUB_CONTROL was told as a --control never given.
+        let fromEnvironment =
+            environmentEndpoint("ZPUB_CONTROL") == endpoint && !CommandLine.arguments.contains(endpoint)
+        try socket.connect(endpoint, option: fromEnvironment ? "$ZPUB_CONTROL" : "--control")
         let start = SystemClock.monotonicNanoseconds()
         let deadline = start &+ UInt64(max(0, timeoutMilliseconds)) * 1_000_000
         let connectDeadline = start &+ UInt64(max(0, connectTimeout)) * 1_000_000

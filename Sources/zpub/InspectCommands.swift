@@ -254,7 +254,10 @@ struct Topics: ParsableCommand {
                 ])
             }
             table.print()
-            let whole = prefix.map { " (the whole broker; \(list.topics.count) topics above start with \($0))" } ?? ""
+            let whole =
+                prefix.map {
+                    " (the whole broker; \(list.topics.count) topic\(list.topics.count == 1 ? "" : "s") above start\(list.topics.count == 1 ? "s" : "") with \($0))"
+                } ?? ""
             Output.line(
                 "\(list.tracked) topics tracked (limit \(list.limit)), \(list.untrackedMessages) messages on untracked topics\(whole)"
             )

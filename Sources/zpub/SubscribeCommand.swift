@@ -108,6 +108,18 @@ struct Subscribe: ParsableCommand {
                 "--ready is for a plain subscription: with --snapshot or --since, everything from the snapshot or the sequence on is printed already"
             )
         }
+        // As `zpub pub` asks no guessed control socket: with the broker's XPUB named, the
+        // default control endpoint may be another broker's (a walkthrough's --ready waited
+        // 10 s for tcp://127.0.0.1:5555 and blamed it; with a broker there, --snapshot or
+        // --since would have read the wrong one's cache or history).
+        let asking = [(ready, "--ready"), (snapshot, "--snapshot"), (since != nil, "--since")].first { $0.0 }?.1
+        if let asking, controls.isEmpty, environmentEndpoint("ZPUB_CONTROL") == nil,
+            target.endpoints != BrokerConfiguration.Defaults.xpubEndpoints
+        {
+            throw ValidationError(
+                "\(asking) asks the broker's control socket, and \(target.source == "--endpoint" ? "--endpoint" : "$\(target.source)") names a broker that may not be the one on the default control endpoint (\(BrokerConfiguration.Defaults.controlEndpoints[0])): give its control endpoint with -c (or $ZPUB_CONTROL)"
+            )
+        }
     }
 
     func run() throws {

@@ -41,7 +41,32 @@ struct ZPubCommand: ParsableCommand {
             Output.error(message)
             Glibc.exit(64)  // EX_USAGE, as ArgumentParser's own usage errors
         }
+        if let message = dashedPayload(arguments) {
+            Output.error(message)
+            Glibc.exit(64)
+        }
         main(nil)
+    }
+
+    /// What to say when `zpub pub` is given a frame that starts with "-" and a digit (a
+    /// negative reading: `zpub pub weather.oslo -5`), which ArgumentParser took for an unknown
+    /// option ("Unknown option '-5'"), with no word of `--`; nil otherwise. No option of zpub
+    /// starts so, and redis-cli and mosquitto_pub take such a value as it is.
+    static func dashedPayload(_ arguments: [String]) -> String? {
+        guard arguments.first == "pub" else { return nil }
+        var previous = ""
+        for argument in arguments.dropFirst() {
+            if argument == "--" { return nil }
+            defer { previous = argument }
+            // The value of the option before it (`--timeout -5`): that option says what is wrong.
+            if previous.hasPrefix("-") && !previous.contains("=") { continue }
+            guard argument.count > 1, argument.hasPrefix("-"),
+                argument.dropFirst().first.map({ $0.isNumber || $0 == "." }) == true
+            else { continue }
+            return
+                "'\(argument)' looks like a frame that starts with '-', which zpub would read as an option: put -- before the topic and frames (zpub pub [options] -- TOPIC \(argument))"
+        }
+        return nil
     }
 
     /// What to say of the first argument that is not UTF-8, or nil. Swift hands arguments over

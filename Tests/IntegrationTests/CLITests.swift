@@ -105,6 +105,42 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(malformed.stderr.contains("ZPUB_XPUB \"127.0.0.1:5556\""), malformed.stderr)
     }
 
+    /// With the broker's XPUB named, --ready, --snapshot and --since ask no guessed control
+    /// endpoint, as `zpub pub` does not: the default one may be another broker's (a walkthrough's
+    /// --ready waited 10 s for tcp://127.0.0.1:5555 and blamed it). A malformed $ZPUB_CONTROL is
+    /// named as such, not as a --control never given.
+    func testAskingTheControlSocketNeedsItNamedWithANamedBroker() throws {
+        for (option, extra) in [("--ready", [String]()), ("--snapshot", []), ("--since", ["0"])] {
+            let run = try Run.program(
+                Binaries.zpub, ["sub", "-e", "tcp://127.0.0.1:46999", option] + extra + ["x."], timeout: 10,
+                environment: ["ZPUB_CONTROL": ""])
+            XCTAssertEqual(run.status, 64, "\(option): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("\(option) asks the broker's control socket"), run.stderr)
+            XCTAssertTrue(run.stderr.contains("give its control endpoint with -c"), run.stderr)
+        }
+        let fromVariable = try Run.program(
+            Binaries.zpub, ["sub", "--ready", "x."], timeout: 10, environment: ["ZPUB_XPUB": "tcp://127.0.0.1:46999"])
+        XCTAssertTrue(fromVariable.stderr.contains("$ZPUB_XPUB names a broker"), fromVariable.stderr)
+        let malformed = try Run.program(
+            Binaries.zpub, ["stats"], timeout: 10, environment: ["ZPUB_CONTROL": "127.0.0.1:46555"])
+        XCTAssertEqual(malformed.status, 1, malformed.stderr)
+        XCTAssertTrue(malformed.stderr.contains("$ZPUB_CONTROL \"127.0.0.1:46555\""), malformed.stderr)
+    }
+
+    /// A frame that starts with "-" and a digit (a negative reading) is told how to send it;
+    /// ArgumentParser said only "Unknown option '-5'".
+    func testAPayloadThatStartsWithADashIsToldHowToSendIt() throws {
+        let daemon = try Daemon()
+        let refused = try zpub(["pub", "-e", daemon.pull, "weather.oslo", "-5"])
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("put -- before the topic and frames"), refused.stderr)
+        let subscriber = try RunningProgram(Binaries.zpub, ["sub", "-e", daemon.xpub, "--count", "1", "weather."])
+        try daemon.waitForSubscriptions(1)
+        let sent = try zpub(["pub", "-e", daemon.pull, "--", "weather.oslo", "-5"])
+        XCTAssertEqual(sent.status, 0, sent.stderr)
+        XCTAssertEqual(try subscriber.finish(timeout: 20).stdout, "weather.oslo\t-5\n")
+    }
+
     /// A control endpoint nobody listens on is told within --timeout: --ready waited the 6 s it
     /// allows the broker's answer (which may take zpubd's 5 s for the marker) whatever
     /// --timeout said (a walkthrough).
