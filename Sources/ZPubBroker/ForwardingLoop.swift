@@ -302,6 +302,10 @@ final class ForwardingLoop {
     /// Connections that subscribed while the subscriptions of all connections were past
     /// `max_live_subscriptions`, to drop as `misdirectedToDrop`'s are (`dropOverTheTotal`).
     private var overTotalToDrop: [SubscriberConnections.Identity: UInt64] = [:]
+    /// Those shut down, until their descriptor no longer shows them (or 10 s): what libzmq
+    /// still reads of theirs drops nothing more, and their subscriptions, counted down only
+    /// once libzmq ends their pipes, are not held against other connections meanwhile.
+    private var overTotalShutDown: [SubscriberConnections.Identity: UInt64] = [:]
     private var overTotalLogLimit = LogRateLimit()
     /// Connections accepted on each bound endpoint, for those an unbind closes (`UnbindClosures`).
     private var unbinding = UnbindClosures()
@@ -652,7 +656,13 @@ final class ForwardingLoop {
             }
             if !upstreamReconnects.isEmpty { reconnectFailedUpstreams(now: now) }
             if !misdirectedToDrop.isEmpty { dropMisdirectedConnections(now: now) }
-            if !overTotalToDrop.isEmpty { state.overTotalDrops &+= UInt64(drop(&overTotalToDrop, now: now)) }
+            if !overTotalToDrop.isEmpty { noteDroppedOverTheTotal(drop(&overTotalToDrop, now: now), now: now) }
+            for (connection, since) in overTotalShutDown
+            where now &- since >= Self.misdirectedDropNanoseconds
+                || Self.socket(at: connection.descriptor).map({ connection.isCurrent($0) }) != true
+            {
+                overTotalShutDown[connection] = nil
+            }
             // An upstream that refused a subscription for a full table admits it at this
             // connection's next frame once it has room (`BrokerState.retryPrefix`).
             if !upstreamEndpoints.isEmpty { try? subscribeUpstream(BrokerState.retryPrefix) }
@@ -1294,6 +1304,7 @@ final class ForwardingLoop {
         let connection = subscriberConnection()
         // No connection metadata at all: an inproc peer (the gateway) or libzmq itself.
         let inProcess = connection == nil && !message.hasMetadata
+        let totalBefore = state.subscriptions.totalSubscriptions
         var actions = message.withUnsafeBytes {
             state.handleSubscriptionFrame(
                 $0, from: connection?.identity, connectionClosed: connection?.closed ?? false,
@@ -1318,7 +1329,10 @@ final class ForwardingLoop {
             connectionPins[identity.metadata] = Message(copyOf: message)
         }
         try carryOut(actions, thenApply: heldForTheGateway)
-        if let connection, !connection.closed, message.withUnsafeBytes({ $0.first == 1 }),
+        // Only a frame that added to the total: a repeat, zpub's retry frame or a refusal adds
+        // nothing, and dropping for those dropped everyone who sent one while the total stayed
+        // past the limit (a review).
+        if let connection, !connection.closed, state.subscriptions.totalSubscriptions > totalBefore,
             state.subscriptions.totalSubscriptions > state.maxLiveSubscriptions
         {
             dropOverTheTotal(connection.identity)
@@ -1388,20 +1402,22 @@ final class ForwardingLoop {
     /// At housekeeping, once their accept events are in (a connection is dropped only as the
     /// XPUB's); one whose event has not come by its deadline is let be.
     private func dropMisdirectedConnections(now: UInt64) {
-        state.misdirectionDrops &+= UInt64(drop(&misdirectedToDrop, now: now))
+        state.misdirectionDrops &+= UInt64(drop(&misdirectedToDrop, now: now).count)
     }
 
     /// Drops the connections in `pending` that are known as the XPUB's by now, and lets be
-    /// those past their deadline or gone; returns how many it dropped.
-    private func drop(_ pending: inout [SubscriberConnections.Identity: UInt64], now: UInt64) -> Int {
-        var dropped = 0
+    /// those past their deadline or gone; returns those it dropped.
+    private func drop(_ pending: inout [SubscriberConnections.Identity: UInt64], now: UInt64)
+        -> [SubscriberConnections.Identity]
+    {
+        var dropped: [SubscriberConnections.Identity] = []
         for (connection, deadline) in pending {
             let settled: Bool
             if let socket = Self.socket(at: connection.descriptor), connection.isCurrent(socket) {
                 let done = MisdirectedSubscriptions.drop(
                     connection, current: Self.socket(at:),
                     isSubscriber: { unbinding.isOpen(descriptor: $0, role: .xpub, socket: $1) })
-                if done { dropped += 1 }
+                if done { dropped.append(connection) }
                 settled = done || now >= deadline
             } else {
                 settled = true  // gone already
@@ -1420,16 +1436,25 @@ final class ForwardingLoop {
     /// or the refused subscriber waited for good (tried, and reviewed, 2026-12-07). Frames
     /// without a connection (the HTTP gateway's, in-process, bounded by its own limits) are let be.
     private func dropOverTheTotal(_ connection: SubscriberConnections.Identity) {
-        guard overTotalToDrop[connection] == nil else { return }
+        guard overTotalToDrop[connection] == nil, overTotalShutDown[connection] == nil else { return }
+        // The subscriptions of connections shut down are counted down only as libzmq ends their
+        // pipes: held against this one meanwhile, they dropped it too.
+        let leaving = overTotalShutDown.keys.reduce(0) { $0 + state.subscriberConnections.recordCount(of: $1) }
+        guard state.subscriptions.totalSubscriptions - leaving > state.maxLiveSubscriptions else { return }
         let now = SystemClock.monotonicNanoseconds()
         overTotalToDrop[connection] = now &+ Self.misdirectedDropNanoseconds
         // At once when its accept event is in, as it mostly is; at housekeeping otherwise.
-        state.overTotalDrops &+= UInt64(drop(&overTotalToDrop, now: now))
+        noteDroppedOverTheTotal(drop(&overTotalToDrop, now: now), now: now)
         if let heldBack = overTotalLogLimit.admit(nowNanoseconds: now) {
             logger.warning(
                 "dropped a subscriber's connection: it subscribed while the subscriptions of all connections together (\(state.subscriptions.totalSubscriptions)) were past max_live_subscriptions (\(state.maxLiveSubscriptions)); it reconnects and subscribes again, and is dropped again while the total stays past the limit: raise it in [limits], or find who holds so many (zpub subscriptions)\(Self.heldBackNote(heldBack))"
             )
         }
+    }
+
+    private func noteDroppedOverTheTotal(_ dropped: [SubscriberConnections.Identity], now: UInt64) {
+        for connection in dropped { overTotalShutDown[connection] = now }
+        state.overTotalDrops &+= UInt64(dropped.count)
     }
 
     /// Says that the window after a message that is no subscription is over, and what it costs.
@@ -2356,6 +2381,11 @@ final class ForwardingLoop {
             // Taken without a word, it looked applied, while the table stays above it.
             logger.warning(
                 "max_subscriptions is now \(newConfiguration.maxSubscriptions), below the \(prefixesHeld) prefixes subscribed: they stay, and subscriptions to other prefixes are refused until fewer are held"
+            )
+        }
+        if state.subscriptions.totalSubscriptions > newConfiguration.maxLiveSubscriptions {
+            logger.warning(
+                "max_live_subscriptions is now \(newConfiguration.maxLiveSubscriptions), below the \(state.subscriptions.totalSubscriptions) subscriptions the connections hold: they stay, and a subscriber that adds one is dropped until fewer are held"
             )
         }
         if state.topics.count > newConfiguration.maxTopics {

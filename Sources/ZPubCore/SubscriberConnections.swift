@@ -138,6 +138,11 @@ public struct SubscriberConnections: Sendable {
         connections[descriptor]?.keys.first { $0.metadata == metadata }
     }
 
+    /// The records `connection` has: prefixes held, and refused ones.
+    public func recordCount(of connection: Identity) -> Int {
+        connections[connection.descriptor]?[connection]?.count ?? 0
+    }
+
     /// Whether `connection` has records (a prefix held or refused).
     public func isRecorded(_ connection: Identity) -> Bool { connections[connection.descriptor]?[connection] != nil }
 

@@ -74,7 +74,7 @@ struct PrometheusText {
             "XPUB subscribers dropped after such a message: those libzmq would have paired wrongly",
             [([:], Double(subscriptions.droppedForMisdirection))])
         counter(
-            "zpub_dropped_over_the_total_total",
+            "zpub_subscribers_dropped_over_live_limit_total",
             "Subscriber connections dropped for subscribing past max_live_subscriptions",
             [([:], Double(subscriptions.droppedOverTheTotal))])
         gauge("zpub_topics", "Topics tracked by topic accounting", [([:], Double(stats.topics.tracked))])

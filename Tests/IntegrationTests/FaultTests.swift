@@ -158,10 +158,11 @@ final class FaultTests: XCTestCase {
         let wrong = try clients.socket(.push, connect: daemon.xpub)
         _ = try wrong.send(frames: frames("t.lost", "x"), dontWait: true)
         try Wait.until("zpubd warns of the xpub socket's incomplete handshakes", timeout: 60) {
-            daemon.log.contains("connections to the xpub socket passed its address and key checks but never completed")
+            // "1 connection" or "N connections": how many attempts the look counted.
+            daemon.log.contains("to the xpub socket passed its address and key checks but never completed")
         }
         XCTAssertTrue(daemon.log.contains("producers' PUSH connect to pull"), daemon.log)
-        XCTAssertFalse(daemon.log.contains("connections to the pull socket passed"), daemon.log)
+        XCTAssertFalse(daemon.log.contains("to the pull socket passed"), daemon.log)
         // The right one still works.
         try clients.socket(.push, connect: daemon.pull).send(frames: frames("t.ok", "y"))
         XCTAssertEqual(try subscriber.receive(1), [frames("t.ok", "y")])
