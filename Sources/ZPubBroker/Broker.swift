@@ -59,7 +59,8 @@ public final class Broker: Sendable {
     /// up being active: zpubd then stops, and rejoins as passive when restarted.
     public init(
         configuration: BrokerConfiguration, security: SecurityMaterial = .none, logger: Logger,
-        notifier: Notifier = Notifier(), adopted: [ListeningSocket] = [], reloadHandler: ReloadHandler? = nil,
+        notifier: NotifyRelay = NotifyRelay(Notifier()), adopted: [ListeningSocket] = [],
+        reloadHandler: ReloadHandler? = nil,
         reloadTimeoutMilliseconds: UInt64 = Broker.reloadTimeoutMilliseconds,
         onDemoted: @escaping @Sendable () -> Void = {}
     ) throws {
@@ -134,7 +135,7 @@ public final class Broker: Sendable {
             )
         }
         // Ended in `stop`, after the loop and the pair link, its only users.
-        let relay = NotifyRelay(notifier)
+        let relay = notifier
         self.relay = relay
         let forwardingLoop = ForwardingLoop(
             pull: sockets.pull.socket, xsub: sockets.xsub.socket, xpub: sockets.xpub.socket,

@@ -17,15 +17,29 @@ import ZPubCore
 ///
 /// Requests are taken together: one ping, the newest status. A ping still comes from the loop
 /// alone: this thread sends one only when the loop asked for it since the last, so a hung loop
-/// stops the pings as before (`Notifier.watchdogPing`).
+/// stops the pings as before (`Notifier.watchdogPing`). zpubd's main thread announces its
+/// start, reloads and stop through it too (`Announcement`, in order), so that a PID 1 that
+/// reads nothing holds neither a reload nor the stop.
 public final class NotifyRelay: @unchecked Sendable {
     // Unchecked: `wakeup` is a POSIX semaphore, safe from any thread; the rest is `Locked`
     // or immutable.
+    /// What zpubd's main thread tells systemd, sent in the order told.
+    public enum Announcement: Sendable {
+        case ready(status: String?)
+        case reloading
+        case stopping(mayTakeMilliseconds: Int?)
+    }
+
     private struct Pending: Sendable {
         var ping = false
         var status: String?
+        var announcements: [Announcement] = []
         var finished = false
     }
+
+    /// Announcements waiting at most: each comes from a signal an operator sent; past this
+    /// many unsent (PID 1 reads nothing), newer ones are not kept.
+    static let maxAnnouncements = 64
 
     private let notifier: Notifier
     private let pending = Locked(Pending())
@@ -70,6 +84,13 @@ public final class NotifyRelay: @unchecked Sendable {
         post { $0.status = text }
     }
 
+    /// Announces `READY=1`, `RELOADING=1` or `STOPPING=1` (`Notifier`'s), after those told before.
+    public func announce(_ announcement: Announcement) {
+        post { pending in
+            if pending.announcements.count < Self.maxAnnouncements { pending.announcements.append(announcement) }
+        }
+    }
+
     /// Sends what is still asked for and ends the thread, waiting for it `milliseconds` at
     /// most: a PID 1 that reads nothing would otherwise hold zpubd's exit (the thread, stuck
     /// in sd_notify, then ends with the process). Call once, after the last request.
@@ -99,6 +120,13 @@ public final class NotifyRelay: @unchecked Sendable {
             let taken = pending.withLock { pending in
                 defer { pending = Pending(finished: pending.finished) }
                 return pending
+            }
+            for announcement in taken.announcements {
+                switch announcement {
+                case .ready(let status): notifier.ready(status: status)
+                case .reloading: notifier.reloading()
+                case .stopping(let milliseconds): notifier.stopping(mayTakeMilliseconds: milliseconds)
+                }
             }
             if taken.ping { notifier.watchdogPing() }
             if let status = taken.status { notifier.status(status) }

@@ -31,7 +31,7 @@ struct Services {
     /// what started is stopped, the reason is logged, and zpubd exits with status 1.
     static func start(
         _ configuration: BrokerConfiguration, security: SecurityMaterial, gatewayKeys: GatewayKeys,
-        notifier: Notifier, reloadHandler: @escaping ReloadHandler,
+        notifier: NotifyRelay, reloadHandler: @escaping ReloadHandler,
         reloadTimeoutMilliseconds: UInt64, logger: Logger
     ) throws -> Services {
         let adopted = SocketActivation.listeningSockets()

@@ -161,7 +161,8 @@ struct ZPubDaemon: ParsableCommand {
                 "the state directory \(directory) keeps nothing: name [history] prefixes (--history) to keep messages, or [last_value] prefixes (--last-value) to keep their last values across restarts"
             )
         }
-        let notifier = Notifier()
+        // Ended by the broker's stop, last (`Broker.stop`).
+        let notifier = NotifyRelay(Notifier())
         // RELOAD on the control socket is a SIGHUP that waits for its outcome; served from the
         // control socket's first request on.
         let reloadRequests = ReloadRequests()
@@ -175,7 +176,7 @@ struct ZPubDaemon: ParsableCommand {
         logger.notice(
             "zpubd \(ZPubVersion.current) (libzmq \(version.major).\(version.minor).\(version.patch)) started",
             metadata: DaemonLogging.endpointMetadata(services.broker.boundEndpoints))
-        notifier.ready(status: "forwarding")
+        notifier.announce(.ready(status: "forwarding"))
 
         let inForce = serveSignals(
             signals, services: services, loader: loader, configuration: configuration, flagNotes: flagNotes,
@@ -202,8 +203,8 @@ struct ZPubDaemon: ParsableCommand {
         // The drain and the linger, a pair's hand-over (5 s at most), the gateway's goodbyes
         // (3 s at most) and the history's last commit: more than TimeoutStopSec= when the
         // settings ask for it.
-        notifier.stopping(
-            mayTakeMilliseconds: inForce.shutdownDrainMilliseconds + inForce.lingerMilliseconds + 15_000)
+        notifier.announce(
+            .stopping(mayTakeMilliseconds: inForce.shutdownDrainMilliseconds + inForce.lingerMilliseconds + 15_000))
         services.stop()
         logger.notice("zpubd stopped")
         if Services.demoted.load(ordering: .relaxed) {
@@ -257,7 +258,7 @@ struct ZPubDaemon: ParsableCommand {
     /// force.
     private func serveSignals(
         _ signals: SignalSet, services: Services, loader: ConfigurationLoader, configuration: BrokerConfiguration,
-        flagNotes: [String], notifier: Notifier, reloadRequests: ReloadRequests, logger: Logger
+        flagNotes: [String], notifier: NotifyRelay, reloadRequests: ReloadRequests, logger: Logger
     ) -> BrokerConfiguration {
         let testHooks = getenv("ZPUBD_TEST_HOOKS") != nil
         var current = configuration
@@ -273,11 +274,11 @@ struct ZPubDaemon: ParsableCommand {
                 // Taken first: a RELOAD that comes during this reload waits for the next one,
                 // which its own SIGHUP brings, and reads the file as it is then.
                 let waiting = reloadRequests.take()
-                notifier.reloading()
+                notifier.announce(.reloading)
                 let reply: ControlReply
                 (current, reply) = reload(
                     services, loader: loader, current: current, toldNotApplied: &toldNotApplied, logger: logger)
-                notifier.ready(status: "forwarding")
+                notifier.announce(.ready(status: "forwarding"))
                 for done in waiting { done(reply) }
             case SIGUSR2 where testHooks:
                 let milliseconds =
