@@ -138,7 +138,7 @@ uninstall:
 # over TCP on loopback. `bench` runs the full matrix (~10 min), `bench-quick` a subset (~2 min).
 # Each writes its report to .build/bench/. Unpinned by default (the forwarder is the
 # bottleneck and its CPU per delivery shows); make bench ARGS="--pin" pins clients and forwarder.
-.PHONY: bench bench-quick bench-saturated bench-gateway bench-multicast
+.PHONY: bench bench-quick bench-saturated bench-gateway bench-multicast bench-cache
 
 bench: deps
 	$(RELEASE_BUILD)
@@ -150,6 +150,13 @@ bench: deps
 bench-saturated: deps
 	$(RELEASE_BUILD)
 	./.build/release/zpub-bench saturated --output .build/bench/saturated.md $(ARGS)
+
+# The last-value cache's work on the forwarding loop that grows with the cache, not the traffic
+# (a subscription's scan, expiry, a pair's pages, SNAPSHOT), at 10k, 100k and 1M values (~1 min;
+# docs/performance.md, "Last-value cache at scale").
+bench-cache: deps
+	$(RELEASE_BUILD)
+	./.build/release/zpub-bench cache --output .build/bench/cache.md $(ARGS)
 
 # The HTTP gateway's fan-out: server CPU per delivered message and latency, SSE and WebSocket,
 # 100, 500 and 1,000 clients, each message written at once and with write_delay_ms = 25; and

@@ -109,12 +109,16 @@ enum MarkerRequest {
     case replay(since: UInt64, prefix: [UInt8], ReplySlot<Result<HistoryReply, ControlError>>)
 }
 
-/// Cached values under a prefix, copied by the loop at the marker; the control server encodes
-/// them (so that base64 and JSON work stay off the forwarding thread).
+/// Cached values under a prefix, copied by the loop at the marker; the control server sorts
+/// and encodes them (so that the sort, base64 and JSON work stay off the forwarding thread).
 struct CapturedSnapshot: Sendable {
-    let entries: [LastValueCache.Entry]
+    /// In the cache's table order.
+    let unsortedEntries: [LastValueCache.Entry]
     let sequence: UInt64
     let prefixes: [[UInt8]]
+
+    /// The values, oldest update first, as SNAPSHOT replies them.
+    var entries: [LastValueCache.Entry] { unsortedEntries.sorted { $0.sequence < $1.sequence } }
 }
 
 /// What other threads may touch of the forwarding loop: its mailbox, its heartbeat, the flag it
@@ -1719,7 +1723,7 @@ final class ForwardingLoop {
     /// (everything forwarded later follows it in each subscriber's stream).
     private func serveSnapshot(token: String, prefix: [UInt8], slot: ReplySlot<CapturedSnapshot>) {
         let captured = CapturedSnapshot(
-            entries: state.lastValue.entries(under: prefix, nowMilliseconds: nowMilliseconds),
+            unsortedEntries: state.lastValue.unsortedEntries(under: prefix, nowMilliseconds: nowMilliseconds),
             sequence: state.lastValue.lastSequence, prefixes: state.lastValue.prefixes)
         state.lastValue.snapshots &+= 1
         publishMarker(token: token, sequence: captured.sequence)

@@ -68,7 +68,11 @@ public struct LastValueCache: Sendable {
     public var maxEntries: Int
     public var maxBytes: Int
     /// 0: entries never expire.
-    public var maxAgeMilliseconds: UInt64
+    public var maxAgeMilliseconds: UInt64 {
+        // A longer age brings expired values back, which a remembered answer of
+        // `newest(under:)` may have passed over.
+        didSet { newestFound.removeAll() }
+    }
 
     private var table = ByteStringTable<Entry>()
     /// The entries in the order of their updates, for evicting the oldest first: a list linked
@@ -82,6 +86,31 @@ public struct LastValueCache: Sendable {
     /// The entry the latest update went to: a run of updates on one topic finds it without
     /// hashing the topic (checked by comparing the key).
     private var lastUpdated = -1
+
+    /// What `newest(under:)` found by scanning the whole table, per subscribed prefix: the
+    /// newest topic under it then (nil: none), that topic's sequence, and the cache's last
+    /// sequence at the time. Subscribers that come and go ask for the same few prefixes, and a
+    /// scan of 10 million values takes milliseconds of the forwarding loop; with this, the next
+    /// subscription to the prefix looks only at what was updated since (`newestSince`).
+    private struct NewestFound {
+        var topic: [UInt8]?
+        var sequence: UInt64
+        var through: UInt64
+    }
+    private var newestFound: [[UInt8]: NewestFound] = [:]
+    /// At most this many prefixes are remembered (then forgotten all at once: the next
+    /// subscription to each scans again).
+    static let newestFoundLimit = 1_024
+    /// Whole-table scans `newest(under:)` made (for tests: a remembered prefix needs none).
+    private(set) var tableScans = 0
+
+    /// Where `expire`'s sweep of the table (for values expired out of the order of updates)
+    /// goes on, downwards; -1: at the top.
+    private var expirySweep = -1
+    /// Entries `expire` looks at in the sweep per call, and removes at most from the oldest
+    /// end: bounds on the forwarding loop's work per second whatever the cache's size.
+    static let expirySweepPerCall = 4_096
+    static let expiryRemovalsPerCall = 16_384
 
     public private(set) var totalBytes = 0
     public private(set) var lastSequence: UInt64 = 0
@@ -179,6 +208,8 @@ public struct LastValueCache: Sendable {
     public mutating func restore(_ entry: Entry) -> Bool {
         entry.encoded.withUnsafeBytes { message in
             guard let topic = Self.topic(in: message), message.count > 4 + topic.count else { return false }
+            // An entry put back below the last sequence lies where `newestSince` does not look.
+            if entry.sequence <= lastSequence { newestFound.removeAll() }
             lastSequence = max(lastSequence, entry.sequence)
             put(message, topic: topic, sequence: entry.sequence, storedMilliseconds: entry.storedMilliseconds)
             return true
@@ -259,16 +290,18 @@ public struct LastValueCache: Sendable {
     /// One lookup for an exact topic. Otherwise the newest few updates are looked at first,
     /// through the order of updates, which finds at once what a subscription to a cached prefix
     /// itself wants (the whole table's scan, reading every match's value, cost 180 µs per such
-    /// subscription with 10,000 topics cached, 2 ms with 100,000). Past those, the table is
-    /// scanned in its own order, which is sequential memory (following the list further is
-    /// not: 2.4 ns a topic against 1.2 for a prefix that covers nothing).
-    public func newest(under prefix: [UInt8], nowMilliseconds: UInt64) -> Entry? {
+    /// subscription with 10,000 topics cached, 2 ms with 100,000). Past those, what an earlier
+    /// scan found for the prefix is brought up to date (`newestSince`); failing that, the table
+    /// is scanned in its own order, which is sequential memory (following the list further is
+    /// not: 2.4 ns a topic against 1.2 for a prefix that covers nothing), and what it finds is
+    /// remembered. Mutating for that memory only.
+    public mutating func newest(under prefix: [UInt8], nowMilliseconds: UInt64) -> Entry? {
         newest(under: prefix, nowMilliseconds: nowMilliseconds, updatesFirst: 32)
     }
 
     /// `newest(under:)`, looking at the `updatesFirst` newest updates before the table's scan
-    /// (tests pass fewer, so that both paths are taken with a few topics).
-    func newest(under prefix: [UInt8], nowMilliseconds: UInt64, updatesFirst: Int) -> Entry? {
+    /// (tests pass fewer, so that every path is taken with a few topics).
+    mutating func newest(under prefix: [UInt8], nowMilliseconds: UInt64, updatesFirst: Int) -> Entry? {
         if let exact = entry(for: prefix, nowMilliseconds: nowMilliseconds) { return exact }
         // The list is in the sequences' order (`put`), so the first unexpired match is the
         // newest.
@@ -283,10 +316,20 @@ public struct LastValueCache: Sendable {
             steps += 1
         }
         guard index >= 0 else { return nil }
+        if let found = newestFound[prefix],
+            let known = newestSince(
+                found, under: prefix, nowMilliseconds: nowMilliseconds, stepsAllowed: table.count / 2)
+        {
+            remember(prefix, newestAt: known)
+            return known >= 0 ? table[valueAt: known] : nil
+        }
+        tableScans += 1
         var best = -1
         var bestSequence: UInt64 = 0
         for index in table.indices where table.key(at: index, startsWith: prefix) {
-            let sequence = table[valueAt: index].sequence
+            // The list's copy of the sequence: reading the entry's retains its buffer, a miss
+            // to memory for each (67 ns a topic at a million).
+            let sequence = links[index].sequence
             if (best < 0 || sequence > bestSequence)
                 && !isExpired(table[valueAt: index], nowMilliseconds: nowMilliseconds)
             {
@@ -294,49 +337,126 @@ public struct LastValueCache: Sendable {
                 bestSequence = sequence
             }
         }
+        remember(prefix, newestAt: best)
         return best >= 0 ? table[valueAt: best] : nil
+    }
+
+    /// The index of the newest unexpired entry under `prefix` (-1: none), from what a scan
+    /// `found` and the updates since, which are at the newest end of the list: nil when that
+    /// cannot tell (the entry found then has gone, changed or expired, and the next newest is
+    /// unknown; or more than `stepsAllowed` updates came since, where a scan costs less).
+    private func newestSince(
+        _ found: NewestFound, under prefix: [UInt8], nowMilliseconds: UInt64, stepsAllowed: Int
+    ) -> Int? {
+        var index = Int(newest)
+        var steps = 0
+        while index >= 0 && links[index].sequence > found.through {
+            if table.key(at: index, startsWith: prefix)
+                && !isExpired(table[valueAt: index], nowMilliseconds: nowMilliseconds)
+            {
+                return index
+            }
+            steps += 1
+            if steps > stepsAllowed { return nil }
+            index = Int(links[index].older)
+        }
+        guard let topic = found.topic else { return -1 }
+        guard let index = table.index(of: topic), table[valueAt: index].sequence == found.sequence,
+            !isExpired(table[valueAt: index], nowMilliseconds: nowMilliseconds)
+        else { return nil }
+        return index
+    }
+
+    private mutating func remember(_ prefix: [UInt8], newestAt index: Int) {
+        if newestFound.count >= Self.newestFoundLimit && newestFound[prefix] == nil { newestFound.removeAll() }
+        newestFound[prefix] = NewestFound(
+            topic: index >= 0 ? table.key(at: index) : nil, sequence: index >= 0 ? links[index].sequence : 0,
+            through: lastSequence)
     }
 
     /// Every unexpired entry under `prefix`, oldest update first (the snapshot of the Clone
     /// pattern).
     public func entries(under prefix: [UInt8], nowMilliseconds: UInt64) -> [Entry] {
-        table.values(withKeyPrefix: prefix)
-            .filter { !isExpired($0, nowMilliseconds: nowMilliseconds) }
-            .sorted { $0.sequence < $1.sequence }
+        unsortedEntries(under: prefix, nowMilliseconds: nowMilliseconds).sorted { $0.sequence < $1.sequence }
+    }
+
+    /// `entries(under:)` in the table's order, which is sequential memory: for the forwarding
+    /// loop, which leaves the sort to the thread that replies (at a million values, 60 ms to
+    /// copy, and the sort as much again). Following the order of updates instead, an entry is
+    /// a miss to memory: three times as long.
+    public func unsortedEntries(under prefix: [UInt8], nowMilliseconds: UInt64) -> [Entry] {
+        table.values(withKeyPrefix: prefix).filter { !isExpired($0, nowMilliseconds: nowMilliseconds) }
     }
 
     /// The unexpired entries updated after `sequence`, oldest update first: at most `limit` of
     /// them and, past the first, at most `maxBytes` of frames. `more` when some were left for a
-    /// next page (which starts after the last sequence of this one). One pass over the cache,
-    /// and a sort of what was updated: what a pair's backup asks for every second, on the
-    /// forwarding loop.
+    /// next page (which starts after the last sequence of this one). What a pair's backup asks
+    /// for every second, on the forwarding loop: it costs what the page holds and the shorter
+    /// way to its start (`firstUpdate`), not the cache's size.
     public func entries(updatedAfter sequence: UInt64, limit: Int, maxBytes: Int, nowMilliseconds: UInt64)
         -> (entries: [Entry], more: Bool)
     {
-        let updated = table.values(withKeyPrefix: [])
-            .filter { $0.sequence > sequence && !isExpired($0, nowMilliseconds: nowMilliseconds) }
-            .sorted { $0.sequence < $1.sequence }
+        var page: [Entry] = []
         var bytes = 0
-        var count = 0
-        for entry in updated.prefix(limit) {
-            if count > 0 && bytes + entry.bytes > maxBytes { break }
-            bytes += entry.bytes
-            count += 1
+        var index = firstUpdate(after: sequence)
+        while index >= 0 {
+            let entry = table[valueAt: index]
+            if !isExpired(entry, nowMilliseconds: nowMilliseconds) {
+                if page.count == limit || (!page.isEmpty && bytes + entry.bytes > maxBytes) { return (page, true) }
+                page.append(entry)
+                bytes += entry.bytes
+            }
+            index = Int(links[index].newer)
         }
-        return (Array(updated.prefix(count)), count < updated.count)
+        return (page, false)
+    }
+
+    /// The index of the oldest update with a sequence above `sequence` (-1: none), walking in
+    /// from both ends of the list at once: a backup asking every second for the last second's
+    /// updates finds them a few steps from the newest end, its first page a few from the oldest.
+    private func firstUpdate(after sequence: UInt64) -> Int {
+        var fromOldest = Int(oldest)
+        var fromNewest = Int(newest)
+        var oldestAbove = -1
+        while fromOldest >= 0 {
+            if links[fromOldest].sequence > sequence { return fromOldest }
+            if fromNewest < 0 || links[fromNewest].sequence <= sequence { return oldestAbove }
+            oldestAbove = fromNewest
+            fromNewest = Int(links[fromNewest].older)
+            fromOldest = Int(links[fromOldest].newer)
+        }
+        return -1
     }
 
     /// Removes expired entries; call now and then (the forwarding loop does, once a second).
+    ///
+    /// Updates expire in their order, so the expired are found at the oldest end of the list.
+    /// Entries put back out of order (a restart's, a pair's) or stored while the wall clock went
+    /// back can expire behind one that has not: a sweep of the table finds those, a few
+    /// thousand entries a call. Both are bounded per call, so that the forwarding loop's
+    /// second does not grow with the cache; an expired value left for a later call is never
+    /// served (every read checks its age).
     public mutating func expire(nowMilliseconds: UInt64) {
         guard maxAgeMilliseconds > 0 else { return }
-        var index = 0
-        while index < table.count {
-            if isExpired(table[valueAt: index], nowMilliseconds: nowMilliseconds) {
-                remove(at: index)
+        var removals = 0
+        while oldest >= 0 && removals < Self.expiryRemovalsPerCall
+            && isExpired(table[valueAt: Int(oldest)], nowMilliseconds: nowMilliseconds)
+        {
+            remove(at: Int(oldest))
+            evictions &+= 1
+            removals += 1
+        }
+        // Downwards: a removal moves the last entry, one already looked at in this pass, into
+        // the hole; entries added since the pass began are at the top, for the next pass.
+        var budget = min(Self.expirySweepPerCall, table.count)
+        while budget > 0 {
+            if expirySweep < 0 || expirySweep >= table.count { expirySweep = table.count - 1 }
+            if isExpired(table[valueAt: expirySweep], nowMilliseconds: nowMilliseconds) {
+                remove(at: expirySweep)
                 evictions &+= 1
-            } else {
-                index += 1
             }
+            expirySweep -= 1
+            budget -= 1
         }
     }
 
@@ -347,6 +467,8 @@ public struct LastValueCache: Sendable {
         newest = -1
         lastUpdated = -1
         totalBytes = 0
+        newestFound.removeAll()
+        expirySweep = -1
     }
 
     private func isExpired(_ entry: Entry, nowMilliseconds: UInt64) -> Bool {

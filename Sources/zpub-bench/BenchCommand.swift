@@ -9,7 +9,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zpub-bench",
         abstract: "Benchmark zpubd against zmq_proxy, a plain poll loop and a direct link (loopback TCP).",
-        subcommands: [RunMatrix.self, SaturatedCommand.self, ProxyCommand.self, LoopCommand.self],
+        subcommands: [RunMatrix.self, SaturatedCommand.self, CacheCommand.self, ProxyCommand.self, LoopCommand.self],
         defaultSubcommand: RunMatrix.self
     )
 }

@@ -210,6 +210,18 @@ final class LastValueCacheTests: XCTestCase {
                 }
                 XCTAssertEqual(
                     lastValues.totalBytes, model.reduce(0) { $0 + 8 + $1.key.utf8.count + $1.value.value.utf8.count })
+                // A pair's backup's page: the unexpired entries updated after a sequence, found
+                // by walking in from either end of the order of updates.
+                let since = UInt64.random(in: 0...sequence + 1, using: &generator)
+                let limit = Int.random(in: 1...5, using: &generator)
+                let page = lastValues.entries(
+                    updatedAfter: since, limit: limit, maxBytes: 1 << 20, nowMilliseconds: now)
+                let updated = expected.filter { $0.value.sequence > since }
+                guard page.entries.map(\.sequence) == updated.prefix(limit).map(\.value.sequence),
+                    page.more == (updated.count > limit)
+                else {
+                    return XCTFail("round \(round), step \(step), after \(since): \(page.entries.map(\.sequence))")
+                }
                 // What a new subscriber gets: the exact topic, or the newest unexpired entry under
                 // the prefix ("s.1" covers s.1 and s.10 to s.15; "s.2" is a topic and a prefix
                 // of none; "s.x" covers nothing).
@@ -227,6 +239,86 @@ final class LastValueCacheTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// A subscription to a prefix whose newest value is not among the newest updates scans the
+    /// table once; later subscriptions to it look only at the updates since, and scan again
+    /// only when what was found has gone.
+    func testTheNewestUnderAPrefixIsRememberedAcrossUpdates() {
+        var lastValues = cache(maxEntries: 100_000)
+        for i in 0..<20_000 { lastValues.store(message("s.\(i % 2).\(i)", "v"), nowMilliseconds: 1) }
+        let odd = Array("s.1.".utf8)
+        func newest() -> String? {
+            lastValues.newest(under: odd, nowMilliseconds: 1, updatesFirst: 0)
+                .map { String(decoding: $0.frames[0], as: UTF8.self) }
+        }
+        XCTAssertEqual(newest(), "s.1.19999")
+        XCTAssertEqual(lastValues.tableScans, 1)
+        // Updates elsewhere, then one under the prefix: found along the updates since.
+        for i in 0..<100 { lastValues.store(message("s.0.\(i * 2)", "w"), nowMilliseconds: 1) }
+        XCTAssertEqual(newest(), "s.1.19999")
+        lastValues.store(message("s.1.7", "w"), nowMilliseconds: 1)
+        for i in 0..<100 { lastValues.store(message("s.0.\(i * 2)", "x"), nowMilliseconds: 1) }
+        XCTAssertEqual(newest(), "s.1.7")
+        XCTAssertEqual(lastValues.tableScans, 1, "no scan while what was found stays")
+        // The value found is deleted: the next newest is unknown without a scan.
+        lastValues.store(message("s.1.7", ""), nowMilliseconds: 1)
+        XCTAssertEqual(newest(), "s.1.19999")
+        XCTAssertEqual(lastValues.tableScans, 2)
+        // A value put back below the last sequence is where the updates since are not.
+        lastValues.restore(message("s.1.5", "r"), sequence: lastValues.lastSequence - 1, storedMilliseconds: 1)
+        XCTAssertEqual(newest(), "s.1.5")
+        XCTAssertEqual(lastValues.tableScans, 3)
+        XCTAssertEqual(newest(), "s.1.5")
+        XCTAssertEqual(lastValues.tableScans, 3)
+        // Nothing under a prefix is remembered too, until something comes.
+        let none = Array("s.2".utf8)
+        XCTAssertNil(lastValues.newest(under: none, nowMilliseconds: 1, updatesFirst: 0))
+        XCTAssertNil(lastValues.newest(under: none, nowMilliseconds: 1, updatesFirst: 0))
+        XCTAssertEqual(lastValues.tableScans, 4)
+        lastValues.store(message("s.2x", "y"), nowMilliseconds: 1)
+        XCTAssertEqual(
+            lastValues.newest(under: none, nowMilliseconds: 1, updatesFirst: 0)?.frames, message("s.2x", "y"))
+        XCTAssertEqual(lastValues.tableScans, 4)
+    }
+
+    /// `expire` works at most a bounded amount per call, and finds values that expired out of
+    /// the order of updates (put back with older times) within a few calls; none is served
+    /// meanwhile.
+    func testExpiryIsBoundedPerCallAndReachesValuesOutOfOrder() {
+        let count = LastValueCache.expirySweepPerCall * 3
+        var lastValues = cache(maxEntries: count * 2, maxBytes: 1 << 30, maxAge: 1_000)
+        // Every third entry carries an old time behind newer ones, as a restart's restore.
+        for i in 0..<count {
+            lastValues.restore(
+                message("s.\(i)", "v"), sequence: UInt64(i + 1), storedMilliseconds: i % 3 == 0 ? 500 : 1_800)
+        }
+        XCTAssertEqual(lastValues.entries(under: [], nowMilliseconds: 2_000).count, count * 2 / 3)
+        XCTAssertNil(
+            lastValues.newest(under: Array("s.3".utf8), nowMilliseconds: 2_000, updatesFirst: 0).flatMap {
+                $0.storedMilliseconds == 500 ? $0 : nil
+            })
+        var calls = 0
+        while lastValues.count > count * 2 / 3 {
+            let before = lastValues.count
+            lastValues.expire(nowMilliseconds: 2_000)
+            calls += 1
+            XCTAssertLessThanOrEqual(
+                before - lastValues.count, LastValueCache.expiryRemovalsPerCall + LastValueCache.expirySweepPerCall)
+            guard calls < 10 else { return XCTFail("\(lastValues.count) left after \(calls) calls") }
+        }
+        XCTAssertLessThanOrEqual(calls, 4, "a sweep of a few thousand a call reaches all \(count)")
+        XCTAssertEqual(lastValues.evictions, UInt64(count / 3))
+        // In order, a whole cache's worth expires from the oldest end, a bounded number a call
+        // (and the sweep's).
+        let inOrder = LastValueCache.expiryRemovalsPerCall + LastValueCache.expirySweepPerCall + 1_000
+        var stale = cache(maxEntries: inOrder, maxBytes: 1 << 30, maxAge: 1_000)
+        for i in 0..<inOrder { stale.store(message("s.\(i)", "v"), nowMilliseconds: 1_000) }
+        stale.expire(nowMilliseconds: 3_000)
+        XCTAssertEqual(stale.count, 1_000)
+        XCTAssertTrue(stale.entries(under: [], nowMilliseconds: 3_000).isEmpty, "none served meanwhile")
+        stale.expire(nowMilliseconds: 3_000)
+        XCTAssertEqual(stale.count, 0)
     }
 
     func testExpiresByAge() {
