@@ -96,6 +96,9 @@ public struct LastValueCache: Sendable {
         var topic: [UInt8]?
         var sequence: UInt64
         var through: UInt64
+        /// The time of the scan: what was expired then is expired later, unless the clock went
+        /// back.
+        var at: UInt64
     }
     private var newestFound: [[UInt8]: NewestFound] = [:]
     /// At most this many prefixes are remembered (then forgotten all at once: the next
@@ -103,14 +106,19 @@ public struct LastValueCache: Sendable {
     static let newestFoundLimit = 1_024
     /// Whole-table scans `newest(under:)` made (for tests: a remembered prefix needs none).
     private(set) var tableScans = 0
+    /// The last entry of the last page `entries(updatedAfter:)` gave: its sequence and table
+    /// index.
+    private var lastPageEnd: (sequence: UInt64, index: Int32)?
 
     /// Where `expire`'s sweep of the table (for values expired out of the order of updates)
     /// goes on, downwards; -1: at the top.
     private var expirySweep = -1
-    /// Entries `expire` looks at in the sweep per call, and removes at most from the oldest
-    /// end: bounds on the forwarding loop's work per second whatever the cache's size.
+    /// Entries `expire` looks at in the sweep per call, and removes at most in all: bounds on
+    /// the forwarding loop's work per second whatever the cache's size. A removal costs about
+    /// half a microsecond at a million values (it frees the value, and the table's slots and
+    /// the order's links are far apart in memory): 8,192 are some 4 ms.
     static let expirySweepPerCall = 4_096
-    static let expiryRemovalsPerCall = 16_384
+    static let expiryRemovalsPerCall = 8_192
 
     public private(set) var totalBytes = 0
     public private(set) var lastSequence: UInt64 = 0
@@ -320,7 +328,7 @@ public struct LastValueCache: Sendable {
             let known = newestSince(
                 found, under: prefix, nowMilliseconds: nowMilliseconds, stepsAllowed: table.count / 2)
         {
-            remember(prefix, newestAt: known)
+            remember(prefix, newestAt: known, nowMilliseconds: nowMilliseconds)
             return known >= 0 ? table[valueAt: known] : nil
         }
         tableScans += 1
@@ -337,7 +345,7 @@ public struct LastValueCache: Sendable {
                 bestSequence = sequence
             }
         }
-        remember(prefix, newestAt: best)
+        remember(prefix, newestAt: best, nowMilliseconds: nowMilliseconds)
         return best >= 0 ? table[valueAt: best] : nil
     }
 
@@ -348,6 +356,7 @@ public struct LastValueCache: Sendable {
     private func newestSince(
         _ found: NewestFound, under prefix: [UInt8], nowMilliseconds: UInt64, stepsAllowed: Int
     ) -> Int? {
+        guard nowMilliseconds >= found.at else { return nil }
         var index = Int(newest)
         var steps = 0
         while index >= 0 && links[index].sequence > found.through {
@@ -367,11 +376,11 @@ public struct LastValueCache: Sendable {
         return index
     }
 
-    private mutating func remember(_ prefix: [UInt8], newestAt index: Int) {
+    private mutating func remember(_ prefix: [UInt8], newestAt index: Int, nowMilliseconds: UInt64) {
         if newestFound.count >= Self.newestFoundLimit && newestFound[prefix] == nil { newestFound.removeAll() }
         newestFound[prefix] = NewestFound(
             topic: index >= 0 ? table.key(at: index) : nil, sequence: index >= 0 ? links[index].sequence : 0,
-            through: lastSequence)
+            through: lastSequence, at: nowMilliseconds)
     }
 
     /// Every unexpired entry under `prefix`, oldest update first (the snapshot of the Clone
@@ -391,24 +400,40 @@ public struct LastValueCache: Sendable {
     /// The unexpired entries updated after `sequence`, oldest update first: at most `limit` of
     /// them and, past the first, at most `maxBytes` of frames. `more` when some were left for a
     /// next page (which starts after the last sequence of this one). What a pair's backup asks
-    /// for every second, on the forwarding loop: it costs what the page holds and the shorter
-    /// way to its start (`firstUpdate`), not the cache's size.
-    public func entries(updatedAfter sequence: UInt64, limit: Int, maxBytes: Int, nowMilliseconds: UInt64)
+    /// for every second, on the forwarding loop: it costs what the page holds, and finding its
+    /// start: after the last page's end when the request follows it (a backup copying the
+    /// whole cache), else the shorter way in from an end of the order of updates
+    /// (`firstUpdate`: a few steps for the last second's updates). Mutating for that end only.
+    public mutating func entries(updatedAfter sequence: UInt64, limit: Int, maxBytes: Int, nowMilliseconds: UInt64)
         -> (entries: [Entry], more: Bool)
     {
         var page: [Entry] = []
         var bytes = 0
-        var index = firstUpdate(after: sequence)
+        var index = pageFollowing(sequence) ?? firstUpdate(after: sequence)
         while index >= 0 {
             let entry = table[valueAt: index]
             if !isExpired(entry, nowMilliseconds: nowMilliseconds) {
-                if page.count == limit || (!page.isEmpty && bytes + entry.bytes > maxBytes) { return (page, true) }
+                if page.count == limit || (!page.isEmpty && bytes + entry.bytes > maxBytes) { break }
                 page.append(entry)
                 bytes += entry.bytes
+                lastPageEnd = (entry.sequence, Int32(index))
             }
             index = Int(links[index].newer)
         }
-        return (page, false)
+        return (page, index >= 0)
+    }
+
+    /// Where the page after the last one starts, when `sequence` is that page's last (the
+    /// entry is still where it was, with that sequence: not updated, removed or moved); nil
+    /// otherwise. Entries added since with higher sequences are further on in the order.
+    private func pageFollowing(_ sequence: UInt64) -> Int? {
+        guard let end = lastPageEnd, end.sequence == sequence, Int(end.index) < links.count,
+            links[Int(end.index)].sequence == sequence
+        else { return nil }
+        var index = Int(links[Int(end.index)].newer)
+        // Another entry of the same sequence (restored) is not after it.
+        while index >= 0 && links[index].sequence <= sequence { index = Int(links[index].newer) }
+        return index
     }
 
     /// The index of the oldest update with a sequence above `sequence` (-1: none), walking in
@@ -449,11 +474,12 @@ public struct LastValueCache: Sendable {
         // Downwards: a removal moves the last entry, one already looked at in this pass, into
         // the hole; entries added since the pass began are at the top, for the next pass.
         var budget = min(Self.expirySweepPerCall, table.count)
-        while budget > 0 {
+        while budget > 0 && removals < Self.expiryRemovalsPerCall {
             if expirySweep < 0 || expirySweep >= table.count { expirySweep = table.count - 1 }
             if isExpired(table[valueAt: expirySweep], nowMilliseconds: nowMilliseconds) {
                 remove(at: expirySweep)
                 evictions &+= 1
+                removals += 1
             }
             expirySweep -= 1
             budget -= 1
@@ -469,10 +495,16 @@ public struct LastValueCache: Sendable {
         totalBytes = 0
         newestFound.removeAll()
         expirySweep = -1
+        lastPageEnd = nil
     }
 
+    /// An entry stored later than `now` (mirrored from a pair's peer whose clock is ahead, or
+    /// before this clock stepped back) is of age 0, not expired: the wrapping difference hid
+    /// such values until this clock caught up. So, for a clock that does not go back, an
+    /// expired entry stays expired, which `newestSince` relies on.
     private func isExpired(_ entry: Entry, nowMilliseconds: UInt64) -> Bool {
-        maxAgeMilliseconds > 0 && nowMilliseconds &- entry.storedMilliseconds > maxAgeMilliseconds
+        maxAgeMilliseconds > 0 && nowMilliseconds > entry.storedMilliseconds
+            && nowMilliseconds - entry.storedMilliseconds > maxAgeMilliseconds
     }
 
     /// Drops the values no prefix covers any more (a reload's): kept, they were served as

@@ -33,15 +33,18 @@ struct CacheCommand: ParsableCommand {
         var lines = [
             "## Last-value cache: work on the forwarding loop by cache size",
             "",
-            "Microseconds per operation (median of \(repetitions)); topics updated in a random order. "
-                + "The subscription is to a prefix holding half the values whose newest is not among the "
-                + "newest updates (the case that scans); the page is a pair backup's request "
-                + "(1,000 entries or 4 MiB).",
+            "Microseconds per operation (median of \(repetitions)), after every topic was updated in a random "
+                + "order. Update: nanoseconds per update of a cached topic. Subscribe: to a prefix (s.1.2, "
+                + "s.1.4, ...: 5% of the values) whose newest value is not among the newest updates, the first "
+                + "time (a scan), and again with one update since. Expire: a second's call with nothing "
+                + "expired, and with everything expired (the call's bound of removals). Pages: a pair backup's "
+                + "request (1,000 entries or 4 MiB): for the last 100 updates, from the start, and the one "
+                + "after a page from the middle (a backup copying the cache). SNAPSHOT of everything: the "
+                + "copy on the loop, the sort on the control thread.",
             "",
-            "| values | update (ns) | subscribe, first (µs) | subscribe, again (µs) | expire, per second (µs) "
-                + "| page, last 100 updates (µs) | page, from the start (µs) | SNAPSHOT copy on loop (µs) "
-                + "| SNAPSHOT sort, control thread (µs) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| values | update (ns) | subscribe, first | subscribe, again | expire, none | expire, all "
+                + "| page, last 100 | page, first | page, next | SNAPSHOT copy (loop) | SNAPSHOT sort |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for size in sizes {
             let row = CacheWork(size: size, repetitions: repetitions).measure()
@@ -59,26 +62,31 @@ struct CacheWork {
     let size: Int
     let repetitions: Int
 
+    /// Microseconds, but for the update's nanoseconds.
     struct Row {
         var size: Int
-        var updateNanoseconds: Double
-        var firstSubscribe, againSubscribe, expire, recentPage, firstPage, snapshotCopy, snapshotSort: Double
+        var update: Double
+        var firstSubscribe = 0.0, againSubscribe = 0.0, expireNone = 0.0, expireAll = 0.0
+        var recentPage = 0.0, firstPage = 0.0, nextPage = 0.0, snapshotCopy = 0.0, snapshotSort = 0.0
 
         var markdown: String {
-            let cells = [firstSubscribe, againSubscribe, expire, recentPage, firstPage, snapshotCopy, snapshotSort]
-            return "| \(size) | \(Report.number(updateNanoseconds)) | "
-                + cells.map(Report.number).joined(separator: " | ") + " |"
+            let cells = [
+                update, firstSubscribe, againSubscribe, expireNone, expireAll, recentPage, firstPage, nextPage,
+                snapshotCopy, snapshotSort,
+            ]
+            return "| \(size) | " + cells.map(Report.number).joined(separator: " | ") + " |"
         }
     }
 
     private static let now: UInt64 = 2_000
+    private static let maxAge: UInt64 = 3_600_000
 
     private func topic(_ i: Int) -> [UInt8] { Array("s.\(i % 2).\(i)".utf8) }
 
     /// A full cache whose table order is not its order of updates, as after real traffic.
     private func filledCache() -> LastValueCache {
         var cache = LastValueCache(
-            prefixes: [Array("s.".utf8)], maxEntries: size, maxBytes: 1 << 40, maxAgeMilliseconds: 3_600_000)
+            prefixes: [Array("s.".utf8)], maxEntries: size, maxBytes: 1 << 40, maxAgeMilliseconds: Self.maxAge)
         for i in 0..<size { cache.store([topic(i), [1]], nowMilliseconds: 1_000) }
         var generator = SystemRandomNumberGenerator()
         for i in (0..<size).shuffled(using: &generator) { cache.store([topic(i), [2]], nowMilliseconds: 1_000) }
@@ -98,54 +106,69 @@ struct CacheWork {
 
     func measure() -> Row {
         var cache = filledCache()
-        let odd = Array("s.1.".utf8)
+        // Updates of cached topics, from the message path's layout (half the cache at most, so
+        // that none is a new topic evicting another).
         let updates = 1_000_000
-        let encoded = (0..<1_024).map { FrameCodec.encode([topic($0), Array(repeating: 7, count: 32)]) }
-        let update =
-            median {
+        let encoded = (0..<min(1_024, size / 2)).map { FrameCodec.encode([topic($0), Array(repeating: 7, count: 32)]) }
+        var row = Row(
+            size: size,
+            update: median {
                 microseconds {
                     for i in 0..<updates {
-                        encoded[i & 1_023].withUnsafeBytes {
+                        encoded[i % encoded.count].withUnsafeBytes {
                             cache.store(encoded: $0, frameCount: 2, nowMilliseconds: 1_000)
                         }
                     }
                 }
-            } * 1_000 / Double(updates)
+            } * 1_000 / Double(updates))
         // The newest updates all under s.0., so that a subscription under s.1. scans.
         for i in 0..<64 { cache.store([topic(2 * i), [3]], nowMilliseconds: 1_000) }
-        // Each repetition a new prefix, so that none is remembered; then the first one again,
-        // after an update elsewhere. Even numbers: s.1.2 is no topic (odd ones are), but a
-        // prefix of some (s.1.21).
+        measureSubscriptions(&cache, into: &row)
+        row.expireNone = median { microseconds { cache.expire(nowMilliseconds: Self.now) } }
+        measurePages(&cache, into: &row)
+        var captured: [LastValueCache.Entry] = []
+        row.snapshotCopy = median {
+            microseconds { captured = cache.unsortedEntries(under: [], nowMilliseconds: Self.now) }
+        }
+        row.snapshotSort = median { microseconds { _ = captured.sorted { $0.sequence < $1.sequence } } }
+        // Everything expired at once: one call removes its bound's worth (and sweeps), from a
+        // full cache each time.
+        row.expireAll = median {
+            var expiring = filledCache()
+            return microseconds { expiring.expire(nowMilliseconds: 1_000 + Self.maxAge + 1) }
+        }
+        return row
+    }
+
+    /// Each repetition a new prefix, so that none is remembered (even numbers: s.1.2 is no
+    /// topic, odd ones are, but a prefix of some, s.1.21); then the first one again, after an
+    /// update elsewhere.
+    private func measureSubscriptions(_ cache: inout LastValueCache, into row: inout Row) {
+        let odd = Array("s.1.".utf8)
         var round = 0
-        let first = median {
+        row.firstSubscribe = median {
             round += 1
             let prefix = odd + Array("\(2 * round)".utf8)
             return microseconds { _ = cache.newest(under: prefix, nowMilliseconds: Self.now) }
         }
-        let again = median {
+        row.againSubscribe = median {
             cache.store([topic(0), [4]], nowMilliseconds: 1_000)
             return microseconds { _ = cache.newest(under: odd + Array("2".utf8), nowMilliseconds: Self.now) }
         }
-        let expire = median { microseconds { cache.expire(nowMilliseconds: Self.now) } }
-        let recentPage = median {
-            microseconds {
-                _ = cache.entries(
-                    updatedAfter: cache.lastSequence - 100, limit: 1_000, maxBytes: 4 << 20,
-                    nowMilliseconds: Self.now)
-            }
+    }
+
+    private func measurePages(_ cache: inout LastValueCache, into row: inout Row) {
+        func page(after sequence: UInt64) -> (entries: [LastValueCache.Entry], more: Bool) {
+            cache.entries(updatedAfter: sequence, limit: 1_000, maxBytes: 4 << 20, nowMilliseconds: Self.now)
         }
-        let firstPage = median {
-            microseconds {
-                _ = cache.entries(updatedAfter: 0, limit: 1_000, maxBytes: 4 << 20, nowMilliseconds: Self.now)
-            }
+        row.recentPage = median { microseconds { _ = page(after: cache.lastSequence - 100) } }
+        row.firstPage = median { microseconds { _ = page(after: 0) } }
+        // Half way through a copy of the whole cache, page by page.
+        var middle: UInt64 = 0
+        for _ in 0..<max(1, size / 2_000) { middle = page(after: middle).entries.last?.sequence ?? middle }
+        row.nextPage = median {
+            let end = page(after: middle).entries.last?.sequence ?? middle
+            return microseconds { _ = page(after: end) }
         }
-        var captured: [LastValueCache.Entry] = []
-        let copy = median {
-            microseconds { captured = cache.unsortedEntries(under: [], nowMilliseconds: Self.now) }
-        }
-        let sort = median { microseconds { _ = captured.sorted { $0.sequence < $1.sequence } } }
-        return Row(
-            size: size, updateNanoseconds: update, firstSubscribe: first, againSubscribe: again, expire: expire,
-            recentPage: recentPage, firstPage: firstPage, snapshotCopy: copy, snapshotSort: sort)
     }
 }

@@ -28,4 +28,24 @@ final class BenchmarkToolTests: XCTestCase {
             }
         }
     }
+
+    /// `zpub-bench cache` (`make bench-cache`) end to end, on small caches: a row per size, every
+    /// measurement a number; sizes [last_value] max_entries does not allow are refused.
+    func testCacheWorkMeasuresEverySize() throws {
+        let run = try Run.program(
+            Binaries.bench, ["cache", "--sizes", "1000", "2000", "--repetitions", "1"], timeout: 120)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        for size in ["1000", "2000"] {
+            let row = run.stdout.split(separator: "\n").first { $0.hasPrefix("| \(size) |") }
+            let cells = row.map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+            XCTAssertEqual(cells.count, 11, "a row for \(size) with eleven cells:\n\(run.stdout)")
+            for cell in cells.dropFirst() {
+                XCTAssertNotNil(
+                    Double(cell.trimmingCharacters(in: CharacterSet(charactersIn: "kM"))), "\(size): \(cell)")
+            }
+        }
+        let refused = try Run.program(Binaries.bench, ["cache", "--sizes", "10"], timeout: 30)
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--sizes must be 1000 to 10000000"), refused.stderr)
+    }
 }

@@ -149,6 +149,7 @@ final class LastValueCacheTests: XCTestCase {
             var unused: [UInt64] = []
             var evictions: UInt64 = 0
             var now: UInt64 = 1_000
+            var pageEnd: UInt64 = 0
             func evictOldest() -> UInt64 {
                 var evicted: UInt64 = 0
                 func bytes() -> Int { model.reduce(0) { $0 + 8 + $1.key.utf8.count + $1.value.value.utf8.count } }
@@ -210,17 +211,24 @@ final class LastValueCacheTests: XCTestCase {
                 }
                 XCTAssertEqual(
                     lastValues.totalBytes, model.reduce(0) { $0 + 8 + $1.key.utf8.count + $1.value.value.utf8.count })
-                // A pair's backup's page: the unexpired entries updated after a sequence, found
-                // by walking in from either end of the order of updates.
-                let since = UInt64.random(in: 0...sequence + 1, using: &generator)
+                // A pair's backup's pages: the unexpired entries updated after a sequence, found
+                // by walking in from either end of the order of updates, or after the last
+                // page's end, which the cache remembers. Half the time a page follows the last
+                // one, a step's changes later (which may move or remove its end); half the time
+                // the one after it follows at once, as a backup copying everything asks.
                 let limit = Int.random(in: 1...5, using: &generator)
-                let page = lastValues.entries(
-                    updatedAfter: since, limit: limit, maxBytes: 1 << 20, nowMilliseconds: now)
-                let updated = expected.filter { $0.value.sequence > since }
-                guard page.entries.map(\.sequence) == updated.prefix(limit).map(\.value.sequence),
-                    page.more == (updated.count > limit)
-                else {
-                    return XCTFail("round \(round), step \(step), after \(since): \(page.entries.map(\.sequence))")
+                func pageIsRight(after since: UInt64) -> Bool {
+                    let page = lastValues.entries(
+                        updatedAfter: since, limit: limit, maxBytes: 1 << 20, nowMilliseconds: now)
+                    let updated = expected.filter { $0.value.sequence > since }
+                    pageEnd = page.entries.last?.sequence ?? pageEnd
+                    return page.entries.map(\.sequence) == updated.prefix(limit).map(\.value.sequence)
+                        && page.more == (updated.count > limit)
+                }
+                let since =
+                    Bool.random(using: &generator) ? pageEnd : UInt64.random(in: 0...sequence + 1, using: &generator)
+                guard pageIsRight(after: since), Bool.random(using: &generator) || pageIsRight(after: pageEnd) else {
+                    return XCTFail("round \(round), step \(step): a page after \(since) or the next one")
                 }
                 // What a new subscriber gets: the exact topic, or the newest unexpired entry under
                 // the prefix ("s.1" covers s.1 and s.10 to s.15; "s.2" is a topic and a prefix
@@ -304,14 +312,13 @@ final class LastValueCacheTests: XCTestCase {
             lastValues.expire(nowMilliseconds: 2_000)
             calls += 1
             XCTAssertLessThanOrEqual(
-                before - lastValues.count, LastValueCache.expiryRemovalsPerCall + LastValueCache.expirySweepPerCall)
+                before - lastValues.count, LastValueCache.expiryRemovalsPerCall)
             guard calls < 10 else { return XCTFail("\(lastValues.count) left after \(calls) calls") }
         }
         XCTAssertLessThanOrEqual(calls, 4, "a sweep of a few thousand a call reaches all \(count)")
         XCTAssertEqual(lastValues.evictions, UInt64(count / 3))
-        // In order, a whole cache's worth expires from the oldest end, a bounded number a call
-        // (and the sweep's).
-        let inOrder = LastValueCache.expiryRemovalsPerCall + LastValueCache.expirySweepPerCall + 1_000
+        // In order, a whole cache's worth expires from the oldest end, a bounded number a call.
+        let inOrder = LastValueCache.expiryRemovalsPerCall + 1_000
         var stale = cache(maxEntries: inOrder, maxBytes: 1 << 30, maxAge: 1_000)
         for i in 0..<inOrder { stale.store(message("s.\(i)", "v"), nowMilliseconds: 1_000) }
         stale.expire(nowMilliseconds: 3_000)
@@ -319,6 +326,26 @@ final class LastValueCacheTests: XCTestCase {
         XCTAssertTrue(stale.entries(under: [], nowMilliseconds: 3_000).isEmpty, "none served meanwhile")
         stale.expire(nowMilliseconds: 3_000)
         XCTAssertEqual(stale.count, 0)
+    }
+
+    /// A value stamped later than the clock (a peer's whose clock is ahead; or stored before
+    /// the clock stepped back) is new, not expired; and what a scan found is not trusted after
+    /// the clock went back, when expired values can be young again.
+    func testAClockBehindTheValuesNeitherHidesThemNorFoolsWhatWasRemembered() {
+        var lastValues = cache(maxAge: 1_000)
+        lastValues.store(message("s.1.3", "old"), nowMilliseconds: 1_000)
+        lastValues.store(message("s.1.9", "new"), nowMilliseconds: 3_000)
+        lastValues.store(message("s.0.1", "other"), nowMilliseconds: 3_000)
+        let odd = Array("s.1.".utf8)
+        XCTAssertEqual(
+            lastValues.newest(under: odd, nowMilliseconds: 2_500, updatesFirst: 0)?.frames[1], Array("new".utf8))
+        // Both expired at 5,000: nothing under s.1., remembered.
+        XCTAssertNil(lastValues.newest(under: odd, nowMilliseconds: 5_000, updatesFirst: 0))
+        // The clock steps back to 3,500: s.1.9 is half a second old again.
+        XCTAssertEqual(
+            lastValues.newest(under: odd, nowMilliseconds: 3_500, updatesFirst: 0)?.frames[1], Array("new".utf8))
+        lastValues.expire(nowMilliseconds: 3_500)
+        XCTAssertEqual(lastValues.count, 2, "s.1.3 expired; s.1.9 and s.0.1 are young")
     }
 
     func testExpiresByAge() {
