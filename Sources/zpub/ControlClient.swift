@@ -18,6 +18,8 @@ struct ControlClient {
     /// Give up as soon as the connection is refused (nothing listens), rather than wait for the
     /// broker to come: for a question that is only worth asking of a broker already there.
     var givingUpWhenRefused = false
+    /// What named `endpoint`, for an error that blames it.
+    var source = ControlEndpoint.Source.option
 
     /// The raw reply (one frame of JSON), or a `CLIError` saying what went wrong.
     func request(_ text: String) throws -> [UInt8] {
@@ -43,10 +45,7 @@ struct ControlClient {
             expected: "zpubd's control endpoint (not its PULL, XSUB or XPUB, nor another service's port)",
             noticingRefusals: givingUpWhenRefused)
         defer { watch.close() }
-        // Blamed on what named it: a malformed $ZPUB_CONTROL was told as a --control never given.
-        let fromEnvironment =
-            environmentEndpoint("ZPUB_CONTROL") == endpoint && !CommandLine.arguments.contains(endpoint)
-        try socket.connect(endpoint, option: fromEnvironment ? "$ZPUB_CONTROL" : "--control")
+        try socket.connect(endpoint, option: source.rawValue)
         let start = SystemClock.monotonicNanoseconds()
         let deadline = start &+ UInt64(max(0, timeoutMilliseconds)) * 1_000_000
         let connectDeadline = start &+ UInt64(max(0, connectTimeout)) * 1_000_000
@@ -69,6 +68,11 @@ struct ControlClient {
             }
             if let problem = Self.ipcProblem(endpoint) ?? Self.hostProblem(endpoint) {
                 throw CLIError("no reply from zpubd at \(endpoint): \(problem)")
+            }
+            if givingUpWhenRefused && watch.isRefusedEverywhere {
+                throw CLIError(
+                    "no reply from zpubd at \(endpoint): the connection was refused (nothing listens there); is zpubd running, with that control endpoint? (start it with `zpubd`, or point --control or ZPUB_CONTROL at it)"
+                )
             }
             // Something listens there, but no ZeroMQ handshake came: another of zpubd's
             // endpoints (its XPUB or PULL refuses a REQ in silence), or another service.
@@ -229,6 +233,13 @@ extension Socket {
         } catch let error as ZMQError {
             throw CLIError("cannot connect to \(endpoint): \(error.reason); check the endpoint (\(option))")
         }
+    }
+}
+
+extension ControlClient {
+    init(_ control: ControlEndpoint, timeoutMilliseconds: Int, curve: CurveOptions?) {
+        self.init(endpoint: control.endpoint, timeoutMilliseconds: timeoutMilliseconds, curve: curve)
+        source = control.source
     }
 }
 

@@ -64,7 +64,7 @@ struct Publish: ParsableCommand {
     @Option(
         name: [.customShort("c"), .customLong("control")],
         help: ArgumentHelp(
-            "The broker's control endpoint, asked for its max_message_size before sending (default: $ZPUB_CONTROL, or tcp://127.0.0.1:5555 when the broker's endpoint is the default one). Not asked with --max-size, nor with --endpoint unless --control is given, nor with $ZPUB_PULL or $ZPUB_XSUB unless $ZPUB_CONTROL is set: that may be another broker's.",
+            "The broker's control endpoint, asked for its max_message_size before sending (default: $ZPUB_CONTROL, or tcp://127.0.0.1:5555 when the broker's endpoint is the default one). Not asked with --max-size, nor when --endpoint, $ZPUB_PULL or $ZPUB_XSUB names the broker and neither --control nor $ZPUB_CONTROL does: the default control endpoint may be another broker's.",
             valueName: "endpoint"))
     var givenControl: String?
 
@@ -168,7 +168,11 @@ struct Publish: ParsableCommand {
                 }
             }
 
-            let limit = largestFrame(endpointFromEnvironment: source != "--endpoint")
+            let limit = largestFrame(
+                control: ControlEndpoint.ofBroker(
+                    given: givenControl, dataEndpoints: targets,
+                    defaults: pub
+                        ? BrokerConfiguration.Defaults.xsubEndpoints : BrokerConfiguration.Defaults.pullEndpoints))
 
             var sent = 0
             // A lost connection is told when it happens (a long pipe across a broker's restart),
@@ -298,22 +302,16 @@ struct Publish: ParsableCommand {
     /// that refuses a larger one). A PUSH has no reply, and libzmq tells neither side why it
     /// closed a connection: a frame over the broker's `max_message_size` was lost with exit 0
     /// whenever the broker's limit was below zpub's default. So zpub asks, as a NATS client
-    /// reads `max_payload` from the server's INFO. The control endpoint asked is the one given,
-    /// else the one found where the data endpoint was found (the environment, the defaults):
-    /// that is the same broker's.
-    private func largestFrame(endpointFromEnvironment: Bool) -> (bytes: Int, source: String, advice: String) {
+    /// reads `max_payload` from the server's INFO. The control endpoint asked is the data
+    /// endpoints' broker's (`ControlEndpoint.ofBroker`); with none known, nothing is asked.
+    private func largestFrame(control: ControlEndpoint?) -> (bytes: Int, source: String, advice: String) {
         let advice = "raise both if the broker's allows it"
         let fallback = BrokerConfiguration.Defaults.maxMessageSize
         if let maxSize { return (maxSize, "--max-size (\(maxSize))", advice) }
-        // Which control endpoint is the data endpoint's broker's: --control; else, with no
-        // --endpoint, $ZPUB_CONTROL, or the default one when the data endpoint is the default
-        // too. With --endpoint (or $ZPUB_PULL, $ZPUB_XSUB) alone, nothing is asked: the default
-        // control endpoint may be another broker's. One named must answer, or zpub says so.
-        let named = givenControl ?? (endpoint.isEmpty ? environmentEndpoint("ZPUB_CONTROL") : nil)
-        let unnamed =
-            endpoint.isEmpty && !endpointFromEnvironment ? BrokerConfiguration.Defaults.controlEndpoints[0] : nil
-        guard let control = named ?? unnamed else { return (fallback, "--max-size (\(fallback))", advice) }
-        var client = ControlClient(endpoint: control, timeoutMilliseconds: timeout, curve: curve)
+        guard let control else { return (fallback, "--max-size (\(fallback))", advice) }
+        // One named (-c, $ZPUB_CONTROL) must answer, or zpub says so; the default need not.
+        let named = control.source != .builtIn
+        var client = ControlClient(control, timeoutMilliseconds: timeout, curve: curve)
         // The control endpoint may have no broker behind it (the default one, for a zpubd
         // started with others; a pair's stopped half): the publish goes on unasked once the
         // connection is refused, or after a short wait for it, not after --timeout each time.
@@ -325,11 +323,11 @@ struct Publish: ParsableCommand {
             // MESSAGE command (its name, nonce, MAC and flags; libzmq's curve_mechanism_base).
             let bytes = reply.configuration.maxMessageSize - (curve.serverKey != nil ? 33 : 0)
             return (
-                bytes, "zpubd's max_message_size (\(bytes), asked of \(control))",
+                bytes, "zpubd's max_message_size (\(bytes), asked of \(control.endpoint))",
                 "send it in smaller frames, or raise max_message_size in zpubd's configuration"
             )
         } catch {
-            if named != nil {
+            if named {
                 Output.error(
                     "could not ask zpubd for its max_message_size (\(error)); sending frames up to \(fallback) bytes (--max-size): one over the broker's limit is lost with the connection"
                 )

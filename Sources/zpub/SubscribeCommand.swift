@@ -87,6 +87,12 @@ struct Subscribe: ParsableCommand {
     private var control: String { controls.first ?? defaultControlEndpoint }
     /// Every control endpoint given, or the default one.
     private var controlEndpoints: [String] { controls.isEmpty ? [defaultControlEndpoint] : controls }
+    /// A client of one of `controlEndpoints`, blaming what named it.
+    private func controlClient(_ endpoint: String, timeoutMilliseconds: Int) -> ControlClient {
+        var client = ControlClient(endpoint: endpoint, timeoutMilliseconds: timeoutMilliseconds, curve: curve)
+        client.source = controls.isEmpty ? ControlEndpoint.given(nil).source : .option
+        return client
+    }
 
     @OptionGroup var curve: CurveOptions
 
@@ -113,8 +119,10 @@ struct Subscribe: ParsableCommand {
         // 10 s for tcp://127.0.0.1:5555 and blamed it; with a broker there, --snapshot or
         // --since would have read the wrong one's cache or history).
         let asking = [(ready, "--ready"), (snapshot, "--snapshot"), (since != nil, "--since")].first { $0.0 }?.1
-        if let asking, controls.isEmpty, environmentEndpoint("ZPUB_CONTROL") == nil,
-            target.endpoints != BrokerConfiguration.Defaults.xpubEndpoints
+        if let asking,
+            ControlEndpoint.ofBroker(
+                given: controls.first, dataEndpoints: target.endpoints,
+                defaults: BrokerConfiguration.Defaults.xpubEndpoints) == nil
         {
             throw ValidationError(
                 "\(asking) asks the broker's control socket, and \(target.source == "--endpoint" ? "--endpoint" : "$\(target.source)") names a broker that may not be the one on the default control endpoint (\(BrokerConfiguration.Defaults.controlEndpoints[0])): give its control endpoint with -c (or $ZPUB_CONTROL)"
@@ -392,7 +400,7 @@ struct Subscribe: ParsableCommand {
         // With both control endpoints the active one is asked; with one, a passive is said.
         let endpoint = controls.count > 1 ? try activeControl(waitingMilliseconds: 3_000) : control
         if controls.count <= 1,
-            let (health, _) = try? ControlClient(endpoint: endpoint, timeoutMilliseconds: 1_000, curve: curve)
+            let (health, _) = try? controlClient(endpoint, timeoutMilliseconds: 1_000)
                 .request("HEALTH", as: HealthReport.self),
             let pair = health.pair, !pair.active
         {
@@ -419,7 +427,7 @@ struct Subscribe: ParsableCommand {
     /// broker's 5 s for the marker, so it waits 6 s at least; a control endpoint that does not
     /// connect at all is told within --timeout (it took the 6 s, a walkthrough).
     private func catchUpClient(_ endpoint: String) -> ControlClient {
-        var client = ControlClient(endpoint: endpoint, timeoutMilliseconds: max(timeout ?? 10_000, 6_000), curve: curve)
+        var client = controlClient(endpoint, timeoutMilliseconds: max(timeout ?? 10_000, 6_000))
         // At least 1 s: for `sub`, --timeout is the wait for a message, and a small one would
         // fail a CURVE handshake or a slow link that a catch-up had 6 s for (a review).
         client.connectTimeoutMilliseconds = timeout.map { max($0, 1_000) }
@@ -806,7 +814,7 @@ struct Subscribe: ParsableCommand {
         var stopping: String?
         repeat {
             for endpoint in order {
-                let client = ControlClient(endpoint: endpoint, timeoutMilliseconds: 300, curve: curve)
+                let client = controlClient(endpoint, timeoutMilliseconds: 300)
                 guard let (health, _) = try? client.request("HEALTH", as: HealthReport.self) else { continue }
                 if health.status == .stopping && controlEndpoints.count > 1 {
                     stopping = endpoint

@@ -124,7 +124,8 @@ struct ControlOptions: ParsableArguments {
             valueName: "endpoint"))
     var givenControl: String?
 
-    var control: String { givenControl ?? defaultControlEndpoint }
+    var control: String { controlEndpoint.endpoint }
+    var controlEndpoint: ControlEndpoint { .given(givenControl) }
 
     @Option(
         name: .long, parsing: .unconditional,
@@ -145,7 +146,12 @@ struct ControlOptions: ParsableArguments {
     var client: ControlClient { client(defaultTimeout: 3_000) }
 
     func client(defaultTimeout: Int) -> ControlClient {
-        ControlClient(endpoint: control, timeoutMilliseconds: timeout ?? defaultTimeout, curve: curve)
+        var client = ControlClient(controlEndpoint, timeoutMilliseconds: timeout ?? defaultTimeout, curve: curve)
+        // Nothing listening is said at once, as redis-cli and nats say it: `zpub stats` against
+        // a stopped broker took the whole --timeout (3 s; a reload's 65) to say what the first
+        // refused connection had told.
+        client.givingUpWhenRefused = true
+        return client
     }
 
     /// 0 is no time for a reply: every request failed at once ("no reply within 0 ms").
@@ -204,6 +210,37 @@ func dataEndpoints(given: [String], variable: String, fallback: [String]) -> (en
 
 /// `$ZPUB_CONTROL` when set (so that `zpub stats` finds a broker whose control socket is not
 /// the default, e.g. the packaged service's ipc socket), else the default endpoint.
-var defaultControlEndpoint: String {
-    environmentEndpoint("ZPUB_CONTROL") ?? BrokerConfiguration.Defaults.controlEndpoints[0]
+var defaultControlEndpoint: String { ControlEndpoint.given(nil).endpoint }
+
+/// A control endpoint and what named it, which an error blames (a malformed `$ZPUB_CONTROL` was
+/// told as a `--control` never given).
+struct ControlEndpoint: Equatable {
+    enum Source: String {
+        case option = "--control"
+        case environment = "$ZPUB_CONTROL"
+        case builtIn = "the default control endpoint"
+    }
+
+    var endpoint: String
+    var source: Source
+
+    /// `-c`, else `$ZPUB_CONTROL`, else the default: where the inspection commands ask.
+    static func given(_ given: String?) -> ControlEndpoint {
+        if let given { return ControlEndpoint(endpoint: given, source: .option) }
+        if let variable = environmentEndpoint("ZPUB_CONTROL") {
+            return ControlEndpoint(endpoint: variable, source: .environment)
+        }
+        return ControlEndpoint(endpoint: BrokerConfiguration.Defaults.controlEndpoints[0], source: .builtIn)
+    }
+
+    /// The control endpoint of the broker whose data endpoints a command connects to, when it
+    /// is known: `-c`; else `$ZPUB_CONTROL` (the user's broker); else the default one, but only
+    /// while the data endpoints are the defaults too: a broker named by its data endpoint (`-e`,
+    /// `$ZPUB_XPUB`, `$ZPUB_PULL`) may not be the one on the default control endpoint. `zpub pub`
+    /// (asking the broker's max_message_size) and `zpub sub` (--ready, --snapshot, --since) both
+    /// follow it; they disagreed, pub ignoring `$ZPUB_CONTROL` once `-e` was given.
+    static func ofBroker(given: String?, dataEndpoints: [String], defaults: [String]) -> ControlEndpoint? {
+        let control = Self.given(given)
+        return control.source == .builtIn && dataEndpoints != defaults ? nil : control
+    }
 }
