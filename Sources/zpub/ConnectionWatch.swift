@@ -143,9 +143,11 @@ final class ConnectionWatch {
     /// True when libzmq has given up every endpoint: nothing will ever arrive.
     var isHopeless: Bool { connected.isEmpty && givenUp.count >= endpoints.count }
 
-    /// True when every endpoint has refused a connection at least once and none is up, as of
-    /// the events read so far: nothing listens there now (libzmq goes on retrying).
-    var isRefusedEverywhere: Bool { connected.isEmpty && refused.count >= endpoints.count }
+    /// True when every endpoint has failed to connect at least once, none ever having
+    /// connected, as of the events read so far: nothing listens there now, or the host cannot
+    /// be reached (libzmq goes on retrying). A connection lost after it was made is retried
+    /// the same way, and is not counted: that broker may be restarting.
+    var isRefusedEverywhere: Bool { connected.isEmpty && refused.subtracting(reached).count >= endpoints.count }
 
     /// The last failed handshake since the last connection, after reading the events waiting:
     /// why a request or a send timed out, when there is more to say than "not there".

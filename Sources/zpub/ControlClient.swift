@@ -69,11 +69,6 @@ struct ControlClient {
             if let problem = Self.ipcProblem(endpoint) ?? Self.hostProblem(endpoint) {
                 throw CLIError("no reply from zpubd at \(endpoint): \(problem)")
             }
-            if givingUpWhenRefused && watch.isRefusedEverywhere {
-                throw CLIError(
-                    "no reply from zpubd at \(endpoint): the connection was refused (nothing listens there); is zpubd running, with that control endpoint? (start it with `zpubd`, or point --control or ZPUB_CONTROL at it)"
-                )
-            }
             // Something listens there, but no ZeroMQ handshake came: another of zpubd's
             // endpoints (its XPUB or PULL refuses a REQ in silence), or another service.
             if let unanswered = watch.reachedWithoutHandshake(within: "\(waitedMilliseconds) ms") {
@@ -86,8 +81,13 @@ struct ControlClient {
                 endpoint != "ipc://" + service && (access(service, F_OK) == 0 || errno == EACCES)
                 ? "; the packaged service listens on ipc://\(service) (sudo zpub ... -c ipc://\(service), or set ZPUB_CONTROL)"
                 : ""
+            // Given up at the first failed connection (a refusal): no time was waited.
+            let what =
+                givingUpWhenRefused && watch.isRefusedEverywhere
+                ? ": the connection failed (nothing listens there, or the host cannot be reached)"
+                : " within \(waitedMilliseconds) ms"
             throw CLIError(
-                "no reply from zpubd at \(endpoint) within \(waitedMilliseconds) ms; is zpubd running there? (start it with `zpubd`, or point --control or ZPUB_CONTROL at it)\(packaged)"
+                "no reply from zpubd at \(endpoint)\(what); is zpubd running there? (start it with `zpubd`, or point --control or ZPUB_CONTROL at it)\(packaged)"
             )
         }
         return frames.first ?? []

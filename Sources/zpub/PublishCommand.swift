@@ -64,7 +64,7 @@ struct Publish: ParsableCommand {
     @Option(
         name: [.customShort("c"), .customLong("control")],
         help: ArgumentHelp(
-            "The broker's control endpoint, asked for its max_message_size before sending (default: $ZPUB_CONTROL, or tcp://127.0.0.1:5555 when the broker's endpoint is the default one). Not asked with --max-size, nor when --endpoint, $ZPUB_PULL or $ZPUB_XSUB names the broker and neither --control nor $ZPUB_CONTROL does: the default control endpoint may be another broker's.",
+            "The broker's control endpoint, asked for its max_message_size before sending (default: $ZPUB_CONTROL, or tcp://127.0.0.1:5555 when the broker's endpoint is the default one). Not asked with --max-size, nor with --endpoint unless --control is given, nor with $ZPUB_PULL or $ZPUB_XSUB unless $ZPUB_CONTROL is set: that may be another broker's.",
             valueName: "endpoint"))
     var givenControl: String?
 
@@ -170,7 +170,7 @@ struct Publish: ParsableCommand {
 
             let limit = largestFrame(
                 control: ControlEndpoint.ofBroker(
-                    given: givenControl, dataEndpoints: targets,
+                    given: givenControl, endpointsGiven: !endpoint.isEmpty, dataEndpoints: targets,
                     defaults: pub
                         ? BrokerConfiguration.Defaults.xsubEndpoints : BrokerConfiguration.Defaults.pullEndpoints))
 

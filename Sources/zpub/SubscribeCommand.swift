@@ -75,7 +75,7 @@ struct Subscribe: ParsableCommand {
     @Option(
         name: [.customShort("c"), .customLong("control")],
         help: ArgumentHelp(
-            "With --snapshot, --since or --ready: the broker's control endpoint. With --since, repeat it for both brokers of a pair, in the order of their --endpoint options: zpub follows the active one, and after a failover resumes from the last sequence it printed; what a broker numbered in the other's takeover gap (a primary stopped while its backup took over) is read at the next resume there, and printed with its lower sequence; so is, from the primary, what it numbered below a --since the backup gave.",
+            "With --snapshot, --since or --ready: the broker's control endpoint (default: $ZPUB_CONTROL, or tcp://127.0.0.1:5555 when the broker's endpoint is the default one; with --endpoint, give it). With --since, repeat it for both brokers of a pair, in the order of their --endpoint options: zpub follows the active one, and after a failover resumes from the last sequence it printed; what a broker numbered in the other's takeover gap (a primary stopped while its backup took over) is read at the next resume there, and printed with its lower sequence; so is, from the primary, what it numbered below a --since the backup gave.",
             valueName: "endpoint"))
     var controls: [String] = []
 
@@ -119,13 +119,22 @@ struct Subscribe: ParsableCommand {
         // 10 s for tcp://127.0.0.1:5555 and blamed it; with a broker there, --snapshot or
         // --since would have read the wrong one's cache or history).
         let asking = [(ready, "--ready"), (snapshot, "--snapshot"), (since != nil, "--since")].first { $0.0 }?.1
+        // A malformed $ZPUB_CONTROL is said as such now: the questions below retry a broker
+        // that does not answer, and would blame it after --timeout.
+        if asking != nil, controls.isEmpty, let variable = environmentEndpoint("ZPUB_CONTROL"),
+            let problem = Endpoint.problem(with: variable)
+        {
+            throw ValidationError("$ZPUB_CONTROL \"\(variable)\": \(problem)")
+        }
         if let asking,
             ControlEndpoint.ofBroker(
-                given: controls.first, dataEndpoints: target.endpoints,
+                given: controls.first, endpointsGiven: !endpoint.isEmpty, dataEndpoints: target.endpoints,
                 defaults: BrokerConfiguration.Defaults.xpubEndpoints) == nil
         {
             throw ValidationError(
-                "\(asking) asks the broker's control socket, and \(target.source == "--endpoint" ? "--endpoint" : "$\(target.source)") names a broker that may not be the one on the default control endpoint (\(BrokerConfiguration.Defaults.controlEndpoints[0])): give its control endpoint with -c (or $ZPUB_CONTROL)"
+                endpoint.isEmpty
+                    ? "\(asking) asks the broker's control socket, and $\(target.source) names a broker that may not be the one on the default control endpoint (\(BrokerConfiguration.Defaults.controlEndpoints[0])): give its control endpoint with -c (or $ZPUB_CONTROL)"
+                    : "\(asking) asks the broker's control socket, and --endpoint names a broker whose control endpoint may be neither the default one nor $ZPUB_CONTROL: give its control endpoint with -c"
             )
         }
     }
@@ -835,7 +844,11 @@ struct Subscribe: ParsableCommand {
                 "\(passive.control) is the standby of a pair, not its active broker (its peer's pair endpoint is \(passive.peer)): follow the pair with both brokers' endpoints, -e XPUB_A -e XPUB_B -c CONTROL_A -c CONTROL_B (docs/topologies.md)"
             )
         }
-        let given = controls.isEmpty ? " (the default control endpoint: give the broker's with -c)" : ""
+        let given =
+            !controls.isEmpty
+            ? ""
+            : ControlEndpoint.given(nil).source == .environment
+                ? " ($ZPUB_CONTROL)" : " (the default control endpoint: give the broker's with -c)"
         throw CLIError(
             controlEndpoints.count == 1
                 ? "\(control) is not an active broker\(given); is it running? (zpub health -c \(control))"

@@ -234,12 +234,17 @@ struct ControlEndpoint: Equatable {
     }
 
     /// The control endpoint of the broker whose data endpoints a command connects to, when it
-    /// is known: `-c`; else `$ZPUB_CONTROL` (the user's broker); else the default one, but only
-    /// while the data endpoints are the defaults too: a broker named by its data endpoint (`-e`,
-    /// `$ZPUB_XPUB`, `$ZPUB_PULL`) may not be the one on the default control endpoint. `zpub pub`
-    /// (asking the broker's max_message_size) and `zpub sub` (--ready, --snapshot, --since) both
-    /// follow it; they disagreed, pub ignoring `$ZPUB_CONTROL` once `-e` was given.
-    static func ofBroker(given: String?, dataEndpoints: [String], defaults: [String]) -> ControlEndpoint? {
+    /// is known: `-c`; else, for data endpoints named on the command line (`-e`), none: neither
+    /// the environment's broker nor the default one need be that broker. Else
+    /// `$ZPUB_CONTROL`, which goes with `$ZPUB_XPUB`, `$ZPUB_PULL` and the defaults (the
+    /// broker this shell was set up for); else the default one while the data endpoints are
+    /// the defaults too. `zpub pub` (asking the broker's max_message_size) and `zpub sub`
+    /// (--ready, --snapshot, --since) both follow it: sub took `$ZPUB_CONTROL` with `-e`, and
+    /// would read the environment's broker's cache or history for another's stream.
+    static func ofBroker(
+        given: String?, endpointsGiven: Bool, dataEndpoints: [String], defaults: [String]
+    ) -> ControlEndpoint? {
+        if given == nil && endpointsGiven { return nil }
         let control = Self.given(given)
         return control.source == .builtIn && dataEndpoints != defaults ? nil : control
     }
