@@ -88,14 +88,7 @@ public final class LogRecordQueue: @unchecked Sendable {
     /// reader is left behind: the process is on its way out.
     public func finish(waitingMilliseconds milliseconds: Int) {
         precondition(milliseconds >= 0, "a wait of \(milliseconds) ms")
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        deadline.tv_sec += milliseconds / 1_000
-        deadline.tv_nsec += (milliseconds % 1_000) * 1_000_000
-        if deadline.tv_nsec >= 1_000_000_000 {
-            deadline.tv_sec += 1
-            deadline.tv_nsec -= 1_000_000_000
-        }
+        var deadline = SystemClock.monotonicDeadline(afterMilliseconds: milliseconds)
         let written: Bool = locked {
             finished = true
             pthread_cond_broadcast(condition)

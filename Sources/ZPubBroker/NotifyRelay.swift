@@ -44,8 +44,10 @@ public final class NotifyRelay: @unchecked Sendable {
     private let notifier: Notifier
     private let pending = Locked(Pending())
     private let wakeup: UnsafeMutablePointer<sem_t>
-    /// Posted by the thread as it ends.
-    private let ended: UnsafeMutablePointer<sem_t>
+    /// Set by the thread as it ends; waited for on the monotonic clock (a semaphore's timed
+    /// wait is on the wall clock, which a step back at boot would have made hold zpubd's exit
+    /// for as long as it went back).
+    private let ended = ConditionFlag()
     private let thread: Locked<JoinableThread?> = Locked(nil)
 
     /// `notifier`'s thread starts only when systemd listens (`Notifier.isActive`); otherwise
@@ -54,8 +56,6 @@ public final class NotifyRelay: @unchecked Sendable {
         self.notifier = notifier
         wakeup = .allocate(capacity: 1)
         sem_init(wakeup, 0, 0)
-        ended = .allocate(capacity: 1)
-        sem_init(ended, 0, 0)
         guard notifier.isActive else { return }
         let started = JoinableThread(name: "zpubd-notify", stackSize: 256 << 10) { [self] in self.run() }
         thread.withLock { $0 = started }
@@ -64,8 +64,6 @@ public final class NotifyRelay: @unchecked Sendable {
     deinit {
         sem_destroy(wakeup)
         wakeup.deallocate()
-        sem_destroy(ended)
-        ended.deallocate()
     }
 
     /// Whether systemd listens.
@@ -97,14 +95,7 @@ public final class NotifyRelay: @unchecked Sendable {
     public func finish(waitingMilliseconds milliseconds: Int = 1_000) {
         guard let started = thread.withLock({ $0 }) else { return }
         post { $0.finished = true }
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        let nanoseconds = Int(deadline.tv_nsec) + (milliseconds % 1_000) * 1_000_000
-        deadline.tv_sec += milliseconds / 1_000 + nanoseconds / 1_000_000_000
-        deadline.tv_nsec = nanoseconds % 1_000_000_000
-        while sem_timedwait(ended, &deadline) != 0 {
-            guard errno == EINTR else { return }
-        }
+        guard ended.wait(milliseconds: milliseconds) else { return }
         started.join()
     }
 
@@ -131,7 +122,7 @@ public final class NotifyRelay: @unchecked Sendable {
             if taken.ping { notifier.watchdogPing() }
             if let status = taken.status { notifier.status(status) }
             if taken.finished {
-                sem_post(ended)
+                ended.signal()
                 return
             }
         }

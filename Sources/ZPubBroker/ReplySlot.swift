@@ -70,11 +70,7 @@ final class ConditionFlag: @unchecked Sendable {
 
     /// Waits until set; false on timeout. A negative timeout waits forever.
     func wait(milliseconds: Int) -> Bool {
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        let nanoseconds = Int(deadline.tv_nsec) + (milliseconds % 1000) * 1_000_000
-        deadline.tv_sec += milliseconds / 1000 + nanoseconds / 1_000_000_000
-        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        var deadline = SystemClock.monotonicDeadline(afterMilliseconds: max(milliseconds, 0))
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         while !isSet {

@@ -26,4 +26,15 @@ public enum SystemClock {
         clock_gettime(CLOCK_MONOTONIC, &now)
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
+
+    /// The monotonic time `milliseconds` (0 or more) from now, as the timed waits of threads
+    /// take it (a condition variable set to CLOCK_MONOTONIC, `sem_clockwait`).
+    public static func monotonicDeadline(afterMilliseconds milliseconds: Int) -> timespec {
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let nanoseconds = Int(deadline.tv_nsec) + (milliseconds % 1_000) * 1_000_000
+        deadline.tv_sec += milliseconds / 1_000 + nanoseconds / 1_000_000_000
+        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        return deadline
+    }
 }
