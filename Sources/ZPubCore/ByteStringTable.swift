@@ -57,17 +57,27 @@ public struct ByteStringTable<Value> {
         Array(keyBytes[entries[index].keyRange])
     }
 
-    /// Whether the key at `index` starts with `prefix`, without copying the key.
+    /// Whether the key at `index` starts with `prefix`, without copying the key, nor the entry
+    /// (its value: a copy retained and released a buffer per key, for scans of a million).
     public func key(at index: Int, startsWith prefix: [UInt8]) -> Bool {
-        let range = entries[index].keyRange
-        guard range.count >= prefix.count else { return false }
-        return keyBytes[range.lowerBound..<range.lowerBound + prefix.count].elementsEqual(prefix)
+        let (start, count) = entries.withUnsafeBufferPointer { (Int($0[index].keyStart), Int($0[index].keyCount)) }
+        guard count >= prefix.count else { return false }
+        guard !prefix.isEmpty else { return true }
+        return keyBytes.withUnsafeBytes { stored in
+            prefix.withUnsafeBytes { RawBytes.equal(stored.baseAddress! + start, $0.baseAddress!, count: prefix.count) }
+        }
     }
 
-    /// The value of every key starting with `prefix`, in table order: no key is copied.
-    public func values(withKeyPrefix prefix: [UInt8]) -> [Value] {
-        prefix.isEmpty
-            ? entries.map(\.value) : indices.filter { key(at: $0, startsWith: prefix) }.map { entries[$0].value }
+    /// The value of every key starting with `prefix` that `including` takes, in table order: no
+    /// key is copied, and each value once.
+    public func values(withKeyPrefix prefix: [UInt8], including: (Value) -> Bool = { _ in true }) -> [Value] {
+        var found: [Value] = []
+        if prefix.isEmpty { found.reserveCapacity(entries.count) }
+        for index in indices where key(at: index, startsWith: prefix) {
+            let value = entries[index].value
+            if including(value) { found.append(value) }
+        }
+        return found
     }
 
     /// Every key starting with `prefix`, with its value, in table order.

@@ -94,6 +94,30 @@ final class ByteStringTableTests: XCTestCase {
         XCTAssertEqual(table.entries(withKeyPrefix: []).count, table.count)
     }
 
+    /// A key's prefix test against the naive one, at every length around the key's (the short
+    /// runs and memcmp's), with an empty key among them; and the values under a prefix.
+    func testPrefixesOfKeysAndTheValuesUnderThem() {
+        var table = ByteStringTable<Int>()
+        func key(length: Int) -> [UInt8] { (0..<length).map { UInt8(97 + ($0 * 7 + length) % 26) } }
+        let keys: [[UInt8]] = (0...40).map(key(length:))
+        for (value, key) in keys.enumerated() { table.insert(key, value: value) }
+        for index in table.indices {
+            let key = table.key(at: index)
+            for other in keys {
+                for length in 0...min(other.count, key.count + 2) {
+                    let prefix = Array(other.prefix(length))
+                    XCTAssertEqual(
+                        table.key(at: index, startsWith: prefix), key.starts(with: prefix), "\(key) \(prefix)")
+                }
+            }
+        }
+        let under = Array(keys[20].prefix(5))
+        let expected = keys.indices.filter { keys[$0].starts(with: under) }
+        XCTAssertEqual(table.values(withKeyPrefix: under).sorted(), expected)
+        XCTAssertEqual(table.values(withKeyPrefix: under) { $0 % 2 == 0 }.sorted(), expected.filter { $0 % 2 == 0 })
+        XCTAssertEqual(table.values(withKeyPrefix: []).sorted(), Array(keys.indices))
+    }
+
     func testAFullKeyStoreRefusesInsteadOfTrapping() {
         var table = ByteStringTable<Int>(maxKeyBytes: 100)
         let keys = (0..<10).map { Array("key-\($0)-".utf8) + Array(repeating: 120, count: 5) }  // 11 bytes each
