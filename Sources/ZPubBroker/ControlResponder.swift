@@ -246,7 +246,7 @@ final class ControlResponder: BrokerControl {
         return .snapshot(
             SnapshotReply(
                 token: token, sequence: captured.sequence, prefixes: captured.prefixes.map(TopicText.display),
-                entries: captured.entries.map(MessageJSON.init)))
+                entries: captured.sortedEntries().map(MessageJSON.init)))
     }
 
     /// Waits for the loop to publish the client's marker and the writer to read what was kept

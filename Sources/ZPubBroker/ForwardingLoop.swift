@@ -117,8 +117,8 @@ struct CapturedSnapshot: Sendable {
     let sequence: UInt64
     let prefixes: [[UInt8]]
 
-    /// The values, oldest update first, as SNAPSHOT replies them.
-    var entries: [LastValueCache.Entry] { unsortedEntries.sorted { $0.sequence < $1.sequence } }
+    /// The values, oldest update first, as SNAPSHOT replies them: sorted at each call.
+    func sortedEntries() -> [LastValueCache.Entry] { unsortedEntries.sorted { $0.sequence < $1.sequence } }
 }
 
 /// What other threads may touch of the forwarding loop: its mailbox, its heartbeat, the flag it

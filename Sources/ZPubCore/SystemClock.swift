@@ -28,7 +28,7 @@ public enum SystemClock {
     }
 
     /// The monotonic time `milliseconds` (0 or more) from now, as the timed waits of threads
-    /// take it (a condition variable set to CLOCK_MONOTONIC, `sem_clockwait`).
+    /// take it (a condition variable set to CLOCK_MONOTONIC).
     public static func monotonicDeadline(afterMilliseconds milliseconds: Int) -> timespec {
         var deadline = timespec()
         clock_gettime(CLOCK_MONOTONIC, &deadline)

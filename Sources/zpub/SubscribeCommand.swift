@@ -90,7 +90,7 @@ struct Subscribe: ParsableCommand {
     /// A client of one of `controlEndpoints`, blaming what named it.
     private func controlClient(_ endpoint: String, timeoutMilliseconds: Int) -> ControlClient {
         var client = ControlClient(endpoint: endpoint, timeoutMilliseconds: timeoutMilliseconds, curve: curve)
-        client.source = controls.isEmpty ? ControlEndpoint.given(nil).source : .option
+        client.source = ControlEndpoint.given(controls.first).source
         return client
     }
 
@@ -121,7 +121,7 @@ struct Subscribe: ParsableCommand {
         let asking = [(ready, "--ready"), (snapshot, "--snapshot"), (since != nil, "--since")].first { $0.0 }?.1
         // A malformed $ZPUB_CONTROL is said as such now: the questions below retry a broker
         // that does not answer, and would blame it after --timeout.
-        if asking != nil, controls.isEmpty, let variable = environmentEndpoint("ZPUB_CONTROL"),
+        if asking != nil, controls.isEmpty, endpoint.isEmpty, let variable = environmentEndpoint("ZPUB_CONTROL"),
             let problem = Endpoint.problem(with: variable)
         {
             throw ValidationError("$ZPUB_CONTROL \"\(variable)\": \(problem)")

@@ -61,6 +61,9 @@ struct Top: ParsableCommand {
         var status: Int32 = 0
         try reportingErrors {
             var client = options.client
+            // `zpubd & zpub top` (zpubd's manual): the broker's control socket may not be there
+            // yet, and top waits for it; the other commands say at once that nothing listens.
+            client.givingUpWhenRefused = false
             // Ctrl-C, Ctrl-Z and friends end a wait for the broker at once; a resize waits its turn.
             client.interrupted = { signals.isPending([SIGINT, SIGTERM, SIGHUP, SIGTSTP]) }
             // The first reading fails loudly: a wrong endpoint should not look like an idle broker.

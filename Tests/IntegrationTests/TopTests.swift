@@ -294,6 +294,22 @@ final class TopTests: XCTestCase {
         XCTAssertFalse(run.stderr.contains("no reply"), run.stderr)
     }
 
+    /// `zpubd & zpub top` (zpubd's manual): top may ask before the broker listens, and waits
+    /// for it within --timeout, where the one-shot commands say at once that nothing listens.
+    func testTopStartedBeforeItsBrokerWaitsForIt() throws {
+        let control = "tcp://127.0.0.1:\(try FreePort.find())"
+        let top = try RunningProgram(
+            Binaries.zpub, ["top", "-c", control, "--interval", "300", "--iterations", "1", "--timeout", "60000"])
+        // Refused at least once first: the port has been tried while nothing listened.
+        let refused = try Run.program(Binaries.zpub, ["ping", "-c", control, "--timeout", "60000"], timeout: 30)
+        XCTAssertTrue(refused.stderr.contains("the connection failed"), refused.stderr)
+        XCTAssertTrue(top.isRunning, "top gave up on a broker not started yet")
+        let daemon = try Daemon(endpoints: [.control: control])
+        let run = try top.finish(timeout: 60)
+        XCTAssertEqual(run.status, 0, run.stderr + daemon.log)
+        XCTAssertTrue(run.stdout.hasPrefix("zpub top - \(control)"), run.stdout)
+    }
+
     func testNoBrokerIsReportedNotWaitedFor() throws {
         let nowhere = "ipc://\(NSTemporaryDirectory())/zpub-top-nobody-\(getpid()).sock"
         let run = try Run.program(Binaries.zpub, ["top", "-c", nowhere, "--timeout", "300"], timeout: 10)
