@@ -33,6 +33,12 @@ final class PairLink {
     /// over. A full page says so, and the backup asks for the next one at once.
     static let valuesPageEntries = 1_000
     static let valuesPageBytes = 4 << 20
+    /// Replies the ROUTER queues for one client of the pair port (libzmq's default, 1,000):
+    /// VALUES and HISTORY pages of up to 4 MiB each, so a client that asks and never reads
+    /// held gigabytes. The peer asks one page of each at a time and reads its answers; past
+    /// this many unread, newer replies are dropped (a page is asked again after
+    /// `replicationTimeoutMilliseconds`, and a heartbeat's answer is stale by then anyway).
+    static let repliesQueuedPerClient: Int32 = 32
     /// How long a replication request may go unanswered before it is asked again.
     static let replicationTimeoutMilliseconds: UInt64 = 2_000
 
@@ -221,6 +227,7 @@ final class PairLink {
         // after a partition heals would say a stale state.
         try dealer.setOption(.immediate, 1)
         try dealer.setOption(.sendHighWaterMark, 100)
+        try router.setOption(.sendHighWaterMark, Self.repliesQueuedPerClient)
         do {
             try router.bind(bind)
         } catch let error as ZMQError {
@@ -573,6 +580,7 @@ final class PairLink {
         // The third frame is new: a backup that does not know it asks again in a second.
         let more = Array((page.more ? "more" : "done").utf8)
         _ = try? router.send(frames: [identity, Array("VALUES".utf8), Array(json), more], dontWait: true)
+        status.valuePagesServed = (status.valuePagesServed ?? 0) &+ 1
     }
 
     /// An active broker's wait, once its loop has stopped, for its passive peer to mirror
@@ -645,6 +653,7 @@ final class PairLink {
         // to an earlier request from the one it waits for.
         _ = try? router.send(
             frames: [pending.identity, Array("HISTORY".utf8), Array(json), pending.echo], dontWait: true)
+        status.historyPagesServed = (status.historyPagesServed ?? 0) &+ 1
     }
 
     /// The peer's state and last sequence, from its heartbeat (or, on a one-way partition, the

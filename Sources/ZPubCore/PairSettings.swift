@@ -292,6 +292,10 @@ public struct PairStatus: Codable, Equatable, Sendable {
     /// What is wrong with the pair now (absent when nothing is, and in the replies of a zpubd
     /// before 2026-12-05).
     public var problems: [PairProblem]?
+    /// Pages of last values and of history this broker sent on its pair port (to the peer that
+    /// mirrors it, or any client there): absent in the replies of a zpubd before 2026-12-07.
+    public var valuePagesServed: UInt64?
+    public var historyPagesServed: UInt64?
 
     public init(role: PairSettings.Role, peer: String) {
         self.role = role
@@ -302,6 +306,8 @@ public struct PairStatus: Codable, Equatable, Sendable {
         lagMessages = 0
         lagMilliseconds = 0
         changes = 0
+        valuePagesServed = 0
+        historyPagesServed = 0
     }
 
     enum CodingKeys: String, CodingKey {
@@ -313,5 +319,7 @@ public struct PairStatus: Codable, Equatable, Sendable {
         case lagMessages = "lag_messages"
         case lagMilliseconds = "lag_ms"
         case tookOverAt = "took_over_at"
+        case valuePagesServed = "value_pages_served"
+        case historyPagesServed = "history_pages_served"
     }
 }

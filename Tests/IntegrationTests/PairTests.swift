@@ -459,6 +459,39 @@ final class PairTests: XCTestCase {
         XCTAssertFalse(both.stderr.contains("passive"), both.stderr)
     }
 
+    /// A client of the pair port that asks for pages and never reads them holds a few of them
+    /// in the broker at most (32 queued, `PairLink.repliesQueuedPerClient`): it held libzmq's
+    /// default of 1,000, at up to 4 MiB each. Pages of 1,000 values of 1 KiB here, 100 of them
+    /// asked one after the other, each once the broker counts it served.
+    func testAClientOfThePairPortThatNeverReadsHoldsAFewRepliesAtMost() throws {
+        let primary = try broker("a", role: .primary)
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: primary.pull)
+        let payload = String(repeating: "v", count: 1_000)
+        for number in 0..<1_000 { try push.send(frames: frames("n.\(number)", payload)) }
+        try Wait.until("the primary caches every value") { try primary.stats().lastValue.entries == 1_000 }
+        let asker = try clients.socket(.dealer, connect: endpoint("pair-a")) { socket in
+            try socket.setOption(.receiveHighWaterMark, 1)
+        }
+        func served() throws -> UInt64 {
+            try XCTUnwrap(primary.decode("HEALTH", as: HealthReport.self).pair?.valuePagesServed)
+        }
+        let asked = 100
+        for _ in 0..<asked {
+            let before = try served()
+            try asker.send(frames: [Array("VALUES".utf8), Array("0".utf8)])
+            try Wait.until("the primary answers\n\(primary.log)", timeout: 30) { try served() > before }
+        }
+        var received = 0
+        while let reply = try asker.receiveFrames(timeoutMilliseconds: 2_000) {
+            if reply.first == Array("VALUES".utf8) { received += 1 }
+        }
+        // The broker's 32, and the one or two the asker's own queue and the socket hold.
+        XCTAssertGreaterThanOrEqual(received, 10, "the pages come, once read")
+        XCTAssertLessThan(received, 60, "of \(asked) pages served")
+        XCTAssertTrue(primary.process.isRunning, primary.log)
+    }
+
     /// Values a passive broker mirrors are written to its state directory as its own updates
     /// are: a backup that took over and then restarted alone came back with only the values it
     /// had cached itself, from before (none here), instead of the current ones.
