@@ -45,7 +45,32 @@ struct ZPubCommand: ParsableCommand {
             Output.error(message)
             Glibc.exit(64)
         }
-        main(nil)
+        main(countsSeparated(arguments))
+    }
+
+    /// `arguments` with a count written onto its option (`zpub sub -n1`, as `head -n1` and
+    /// `mosquitto_sub -C1` take it) split into the option and its value: ArgumentParser took
+    /// the next argument for the count ("The value '-e' is invalid for '-n <N>'"). For the
+    /// commands whose -n takes a number (sub, top), up to a `--`.
+    static func countsSeparated(_ arguments: [String]) -> [String] {
+        guard let command = arguments.first, ["sub", "top"].contains(command) else { return arguments }
+        var separated = [command]
+        var rest = arguments.dropFirst()
+        while let argument = rest.popFirst() {
+            if argument == "--" {
+                separated += [argument] + rest
+                break
+            }
+            let digits = argument.dropFirst(2)
+            if argument.hasPrefix("-n") && !digits.isEmpty && digits.allSatisfy(\.isASCII)
+                && digits.allSatisfy(\.isNumber)
+            {
+                separated += ["-n", String(digits)]
+            } else {
+                separated.append(argument)
+            }
+        }
+        return separated
     }
 
     /// What to say when `zpub pub` is given a frame that starts with "-" and a digit (a

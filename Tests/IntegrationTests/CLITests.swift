@@ -145,6 +145,21 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// A count written onto -n (`zpub sub -n1`, as `head -n1`) is taken as `-n 1`: ArgumentParser
+    /// took the next argument for the count ("The value '-e' is invalid for '-n <N>'"). After
+    /// `--`, an argument is a prefix, whatever it looks like.
+    func testACountWrittenOntoItsOptionIsTaken() throws {
+        let daemon = try Daemon()
+        let subscriber = try RunningProgram(Binaries.zpub, ["sub", "-n2", "-e", daemon.xpub, "--", "w.", "-n1"])
+        try daemon.waitForSubscriptions(2)
+        for topic in ["w.a", "-n1x", "w.b"] {
+            XCTAssertEqual(try zpub(["pub", "-e", daemon.pull, "--", topic, "v"]).status, 0)
+        }
+        let run = try subscriber.finish(timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout, "w.a\tv\n-n1x\tv\n")
+    }
+
     /// A frame that starts with "-" and a digit (a negative reading) is told how to send it;
     /// ArgumentParser said only "Unknown option '-5'".
     func testAPayloadThatStartsWithADashIsToldHowToSendIt() throws {
