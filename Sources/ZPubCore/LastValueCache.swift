@@ -467,8 +467,7 @@ public struct LastValueCache: Sendable {
         while oldest >= 0 && removals < Self.expiryRemovalsPerCall
             && isExpired(table[valueAt: Int(oldest)], nowMilliseconds: nowMilliseconds)
         {
-            remove(at: Int(oldest))
-            evictions &+= 1
+            evict(at: Int(oldest))
             removals += 1
         }
         // Downwards: a removal moves the last entry, one already looked at in this pass, into
@@ -477,8 +476,7 @@ public struct LastValueCache: Sendable {
         while budget > 0 && removals < Self.expiryRemovalsPerCall {
             if expirySweep < 0 || expirySweep >= table.count { expirySweep = table.count - 1 }
             if isExpired(table[valueAt: expirySweep], nowMilliseconds: nowMilliseconds) {
-                remove(at: expirySweep)
-                evictions &+= 1
+                evict(at: expirySweep)
                 removals += 1
             }
             expirySweep -= 1
@@ -530,10 +528,14 @@ public struct LastValueCache: Sendable {
     }
 
     private mutating func evictWhileOverLimits() {
-        while (table.count > maxEntries || totalBytes > maxBytes) && oldest >= 0 {
-            remove(at: Int(oldest))
-            evictions &+= 1
-        }
+        while (table.count > maxEntries || totalBytes > maxBytes) && oldest >= 0 { evict(at: Int(oldest)) }
+    }
+
+    /// Removes the entry at `index` for the cache's bounds (count, bytes, age), counted as an
+    /// eviction: not a deletion its producer asked for.
+    private mutating func evict(at index: Int) {
+        remove(at: index)
+        evictions &+= 1
     }
 
     // MARK: The order of updates
