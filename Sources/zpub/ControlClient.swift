@@ -57,7 +57,7 @@ struct ControlClient {
             let waitedMilliseconds = watch.isConnected ? timeoutMilliseconds : connectTimeout
             if let problem = watch.failure() {
                 let waited = watch.isHopeless ? "" : " within \(waitedMilliseconds) ms"
-                throw CLIError("no reply from zpubd at \(endpoint)\(waited): \(problem)")
+                throw CLIError("no reply from zpubd at \(endpoint)\(waited): \(problem)", isFinal: watch.isHopeless)
             }
             // Connected: zpubd is there, but busy (a RELOAD ahead of this request holds the
             // others, and some requests take long); what was asked may still be done.
@@ -251,9 +251,14 @@ struct CLIError: Error, CustomStringConvertible {
     let description: String
     /// zpubd's error code, when the error is its answer (`history_off`, ...).
     let code: String?
-    init(_ description: String, code: String? = nil) {
+    /// Asking again would meet the same answer: libzmq gave the connection up (a refused
+    /// handshake, such as a CURVE socket asked without --server-key). A caller that waits for
+    /// a broker to come stops there.
+    let isFinal: Bool
+    init(_ description: String, code: String? = nil, isFinal: Bool = false) {
         self.description = description
         self.code = code
+        self.isFinal = isFinal
     }
 }
 

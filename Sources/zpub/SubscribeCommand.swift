@@ -821,10 +821,23 @@ struct Subscribe: ParsableCommand {
         var standbyOfALivePeer = false
         // One of several that is shutting down is the last choice: its peer takes over.
         var stopping: String?
+        // Those whose connection libzmq gave up (a refused handshake): asking again meets the
+        // same refusal, which is what to tell. A subscriber without --server-key at a CURVE
+        // control socket waited out --since's 10 s and heard "is it running?" of a broker that
+        // runs (a walkthrough, 2026-12-07).
+        var refusals: [String: CLIError] = [:]
         repeat {
-            for endpoint in order {
+            for endpoint in order where refusals[endpoint] == nil {
                 let client = controlClient(endpoint, timeoutMilliseconds: 300)
-                guard let (health, _) = try? client.request("HEALTH", as: HealthReport.self) else { continue }
+                let health: HealthReport
+                do {
+                    (health, _) = try client.request("HEALTH", as: HealthReport.self)
+                } catch let error as CLIError where error.isFinal {
+                    refusals[endpoint] = error
+                    continue
+                } catch {
+                    continue
+                }
                 if health.status == .stopping && controlEndpoints.count > 1 {
                     stopping = endpoint
                     continue
@@ -835,10 +848,11 @@ struct Subscribe: ParsableCommand {
                     controlEndpoints.count == 1 && pair.peerState == .active
                     && (pair.peerHeardMillisecondsAgo ?? .max) < 1_000
             }
-            if standbyOfALivePeer { break }
+            if standbyOfALivePeer || refusals.count == controlEndpoints.count { break }
             usleep(100_000)
         } while SystemClock.monotonicNanoseconds() < deadline
         if let stopping { return stopping }
+        if controlEndpoints.count == 1, let refusal = refusals[control] { throw refusal }
         if controlEndpoints.count == 1, let passive {
             throw CLIError(
                 "\(passive.control) is the standby of a pair, not its active broker (its peer's pair endpoint is \(passive.peer)): follow the pair with both brokers' endpoints, -e XPUB_A -e XPUB_B -c CONTROL_A -c CONTROL_B (docs/topologies.md)"
@@ -849,10 +863,11 @@ struct Subscribe: ParsableCommand {
             ? ""
             : ControlEndpoint.given(nil).source == .environment
                 ? " ($ZPUB_CONTROL)" : " (the default control endpoint: give the broker's with -c)"
+        let refused = controlEndpoints.compactMap { refusals[$0].map { "; \($0)" } }.joined()
         throw CLIError(
             controlEndpoints.count == 1
                 ? "\(control) is not an active broker\(given); is it running? (zpub health -c \(control))"
-                : "none of \(controlEndpoints.joined(separator: ", ")) is an active broker; are they running? (zpub health -c ENDPOINT)"
+                : "none of \(controlEndpoints.joined(separator: ", ")) is an active broker; are they running? (zpub health -c ENDPOINT)\(refused)"
         )
     }
 

@@ -188,6 +188,26 @@ final class SecurityTests: XCTestCase {
         XCTAssertFalse(stats.stderr.contains("within 60000 ms"), stats.stderr)
     }
 
+    /// `zpub sub --since` asks the control socket which broker is active, and waits for one
+    /// to come. A CURVE control socket asked without --server-key refuses every time: that is
+    /// told at once. The follower waited out its --timeout and asked whether the broker, which
+    /// had answered, was running.
+    func testAFollowerRefusedByACurveControlSocketIsToldAtOnce() throws {
+        _ = try keygen("server")
+        let daemon = try Daemon(
+            configuration:
+                "[security]\nserver_secret_key_file = \"\(directory.path)/server.secret\"\n[security.control]\ncurve = true\n",
+            waitUntilReady: false)
+        // Started before the broker binds, the follower waits for it (a refused connection is
+        // not final), then meets its refusal.
+        let follower = try Run.program(
+            Binaries.zpub, ["sub", "--since", "0", "-e", daemon.xpub, "-c", daemon.control, "--timeout", "60000", "t"],
+            timeout: 30)
+        XCTAssertEqual(follower.status, 1, follower.stderr)
+        XCTAssertTrue(follower.stderr.contains("it requires CURVE on this socket; give --server-key"), follower.stderr)
+        XCTAssertFalse(follower.stderr.contains("is it running"), follower.stderr)
+    }
+
     func testAddressAllowListsApplyPerSocket() throws {
         // The PULL listens on every address (on 127.0.0.1 alone, a list without loopback is
         // refused at start: no client could connect), and loopback clients are refused.
