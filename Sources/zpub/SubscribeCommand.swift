@@ -84,10 +84,12 @@ struct Subscribe: ParsableCommand {
         dataEndpoints(given: endpoint, variable: "ZPUB_XPUB", fallback: BrokerConfiguration.Defaults.xpubEndpoints)
     }
     private var endpoints: [String] { target.endpoints }
-    private var control: String { controls.first ?? defaultControlEndpoint }
-    /// Every control endpoint given, or the default one.
-    private var controlEndpoints: [String] { controls.isEmpty ? [defaultControlEndpoint] : controls }
-    /// A client of one of `controlEndpoints`, blaming what named it.
+    /// Every control endpoint given, else `$ZPUB_CONTROL` or the default (`ControlEndpoint.given`;
+    /// `validate` refuses a question for a broker whose control endpoint is not known).
+    private var controlEndpoints: [String] { controls.isEmpty ? [ControlEndpoint.given(nil).endpoint] : controls }
+    /// The first of `controlEndpoints`: the one broker's, when no pair is followed.
+    private var control: String { controlEndpoints[0] }
+    /// A client of one of `controlEndpoints`, blaming what named them.
     private func controlClient(_ endpoint: String, timeoutMilliseconds: Int) -> ControlClient {
         var client = ControlClient(endpoint: endpoint, timeoutMilliseconds: timeoutMilliseconds, curve: curve)
         client.source = ControlEndpoint.given(controls.first).source

@@ -233,10 +233,6 @@ func dataEndpoints(given: [String], variable: String, fallback: [String]) -> (en
     return (fallback, "--endpoint")
 }
 
-/// `$ZPUB_CONTROL` when set (so that `zpub stats` finds a broker whose control socket is not
-/// the default, e.g. the packaged service's ipc socket), else the default endpoint.
-var defaultControlEndpoint: String { ControlEndpoint.given(nil).endpoint }
-
 /// A control endpoint and what named it, which an error blames (a malformed `$ZPUB_CONTROL` was
 /// told as a `--control` never given).
 struct ControlEndpoint: Equatable {
