@@ -797,6 +797,8 @@ final class ForwardingLoop {
                 case .known:
                     while message.hasMore { _ = try source.receiveSize(into: message) }
                     return nil
+                case .wrappingAnInternalTopic:
+                    more = message.hasMore
                 case .notAWrapping:
                     break
                 }
@@ -911,6 +913,12 @@ final class ForwardingLoop {
         case forward(topicSize: Int)
         /// The cache holds it already: dropped (`message` holds its topic).
         case known
+        /// A wrapping whose topic is zpubd's own again: no upstream cache holds one (internal
+        /// topics are never cached), so it is a peer's forgery, dropped with the rest of its
+        /// message as any internal topic. Unwrapped again, a message of wrappings nested a few
+        /// thousand deep recursed until the loop's stack overflowed: one peer of the XSUB took
+        /// the broker down (a review, 2026-12-07).
+        case wrappingAnInternalTopic
         /// Some other internal topic.
         case notAWrapping
     }
@@ -927,6 +935,9 @@ final class ForwardingLoop {
         let header = frame.withUnsafeBytes(count: firstFrameSize) { UpstreamValue.header(inFirstFrame: $0) }
         guard let header, frame.hasMore else { return .notAWrapping }
         let topicSize = try source.receiveSize(into: frame) ?? 0
+        if topicSize >= 6 && frame.withUnsafeBytes(count: topicSize, Self.isInternal) {
+            return .wrappingAnInternalTopic
+        }
         let now = nowMilliseconds
         let known =
             state.lastValue.isEnabled
@@ -1095,6 +1106,11 @@ final class ForwardingLoop {
             case .known:
                 while heldFirstFrame.hasMore { _ = try source.receiveSize(into: heldFirstFrame) }
                 inHand = nil
+                return true
+            case .wrappingAnInternalTopic:
+                while heldFirstFrame.hasMore { _ = try source.receiveSize(into: heldFirstFrame) }
+                inHand = nil
+                state.internalTopicMessages &+= 1
                 return true
             case .notAWrapping:
                 break

@@ -50,6 +50,37 @@ final class ForwardingTests: XCTestCase {
         XCTAssertEqual(stats.messagesOut, 1)
     }
 
+    /// An upstream zpubd wraps the last values it sends a downstream (`$zpub/value/...`, then
+    /// the value's topic); the XSUB unwraps them. A wrapping around another wrapping is no value
+    /// any upstream sends: a publisher's message of thousands of them nested was unwrapped level
+    /// by level, each a call deeper on the forwarding loop's stack, until zpubd died of a stack
+    /// overflow. It is dropped as any message on zpubd's own topics, and the flow goes on.
+    func testAPublishersWrappingsNestedDeepAreDroppedAndTheFlowGoesOn() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
+        try daemon.waitForSubscriptions(1)
+        let publisher = try clients.socket(.pub, connect: daemon.xsub)
+        try Wait.until("a probe from the publisher arrives", timeout: 10) {
+            try publisher.send(frames: frames("probe"))
+            return try subscriber.receiveFrames(timeoutMilliseconds: 50) != nil
+        }
+        let wrapping = UpstreamValue.wrapped([], storedMilliseconds: 1)[0]
+        XCTAssertEqual(wrapping.count, UpstreamValue.firstFrameSize)
+        try publisher.send(frames: Array(repeating: wrapping, count: 20_000) + frames("inner", "forged"))
+        try publisher.send(frames: frames("after", "real"))
+        var received: [[[UInt8]]] = []
+        try Wait.until("the message after the nested wrappings arrives", timeout: 10) {
+            while let message = try subscriber.receiveFrames(timeoutMilliseconds: 50) {
+                if message.first != Array("probe".utf8) { received.append(message) }
+            }
+            return received.contains(frames("after", "real"))
+        }
+        XCTAssertEqual(received, [frames("after", "real")])
+        XCTAssertEqual(try daemon.stats().internalTopicMessages, 1)
+        XCTAssertTrue(daemon.process.isRunning, daemon.log)
+    }
+
     func testPublishersIntoXSUBReachSubscribers() throws {
         let daemon = try Daemon()
         let clients = try Clients()
