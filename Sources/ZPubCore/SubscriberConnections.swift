@@ -68,6 +68,22 @@ public struct SubscriberConnections: Sendable {
     /// Per descriptor (what a close event names), each connection read on it and its prefixes
     /// (held, or refused: `refusedKey`).
     private var connections: [Int32: [Identity: HashSet64]] = [:]
+    /// The recorded connections by descriptor and metadata (`recorded`), and per descriptor
+    /// those not seen closed yet (no `closedAt`: what a close, or a new connection on the
+    /// descriptor, looks through). The closed ones kept for their late frames pile up on a
+    /// descriptor that one peer connects to over and over (the kernel gives each new
+    /// connection the lowest free number), and were looked through one by one: R
+    /// reconnections a second cost R² looks on the forwarding loop, each frame as many as the
+    /// descriptor had closed connections kept (a review, 2026-12-07).
+    private var byMetadata: [MetadataKey: [Identity]] = [:]
+    private var unclosed: [Int32: Set<Identity>] = [:]
+    /// Connections looked through for a close or a new connection on their descriptor (for
+    /// tests: it grows with the connections, not with their square).
+    public private(set) var connectionsLookedAt = 0
+    private struct MetadataKey: Hashable {
+        let descriptor: Int32
+        let metadata: UInt
+    }
     /// Per prefix hash, the anonymous unsubscriptions still to come for refused subscriptions.
     private var refusedPending: [Int: Int] = [:]
     private var refusedPendingTotal = 0
@@ -135,7 +151,7 @@ public struct SubscriberConnections: Sendable {
     /// another since, as long as the metadata cannot go to another connection meanwhile (the
     /// loop keeps it alive while the connection is recorded: `isRecorded`).
     public func recorded(descriptor: Int32, metadata: UInt) -> Identity? {
-        connections[descriptor]?.keys.first { $0.metadata == metadata }
+        byMetadata[MetadataKey(descriptor: descriptor, metadata: metadata)]?.first
     }
 
     /// The records `connection` has: prefixes held, and refused ones.
@@ -165,15 +181,14 @@ public struct SubscriberConnections: Sendable {
     public mutating func subscribed(_ prefixHash: Int, _ connection: Identity, waited: Bool = false) {
         // A connection whose descriptor had closed when its frame was read (device and inode
         // 0) shows nothing to compare with.
-        if connection.inode != 0 || connection.device != 0,
-            connections[connection.descriptor]?[connection] == nil, let others = connections[connection.descriptor]
-        {
+        let isNew = connections[connection.descriptor]?[connection] == nil
+        if connection.inode != 0 || connection.device != 0, isNew, let others = unclosed[connection.descriptor] {
             let socket = Socket(device: connection.device, inode: connection.inode)
-            for identity in others.keys where !identity.isCurrent(socket) && closedAt[identity] == nil {
-                closedAt[identity] = Self.unstamped
-            }
+            connectionsLookedAt += others.count
+            for identity in others where !identity.isCurrent(socket) { markClosed(identity, at: Self.unstamped) }
         }
         connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(prefixHash)
+        if isNew { noteRecorded(connection) }
         noteIfClosed(connection)
         // libzmq's one record of the prefix for this connection is a counted subscription now.
         takeRefused(prefixHash, connection, waited: waited)
@@ -184,8 +199,27 @@ public struct SubscriberConnections: Sendable {
     /// other would come to let them go.
     private mutating func noteIfClosed(_ connection: Identity) {
         if connection.inode == 0 && connection.device == 0 && closedAt[connection] == nil {
-            closedAt[connection] = Self.unstamped
+            markClosed(connection, at: Self.unstamped)
         }
+    }
+
+    /// A connection that has its first record now: indexed.
+    private mutating func noteRecorded(_ connection: Identity) {
+        byMetadata[MetadataKey(descriptor: connection.descriptor, metadata: connection.metadata), default: []].append(
+            connection)
+        unclosed[connection.descriptor, default: []].insert(connection)
+    }
+
+    /// `closedAt` set for a connection not seen closed before.
+    private mutating func markClosed(_ connection: Identity, at milliseconds: UInt64) {
+        closedAt[connection] = milliseconds
+        notOpen(connection)
+    }
+
+    /// Takes `connection` out of its descriptor's `unclosed`.
+    private mutating func notOpen(_ connection: Identity) {
+        guard unclosed[connection.descriptor]?.remove(connection) != nil else { return }
+        if unclosed[connection.descriptor]?.isEmpty == true { unclosed[connection.descriptor] = nil }
     }
 
     /// Records a subscription zpubd refused, which libzmq keeps for the connection anyway;
@@ -196,10 +230,12 @@ public struct SubscriberConnections: Sendable {
     public mutating func refused(_ prefixHash: Int, _ connection: Identity, waitsForRoom prefix: [UInt8]? = nil) -> Bool
     {
         guard refusedPendingTotal < Self.maxRefusedPending else { return false }
+        let isNew = connections[connection.descriptor]?[connection] == nil
         guard
             connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(
                 Self.refusedKey(prefixHash))
         else { return false }
+        if isNew { noteRecorded(connection) }
         noteIfClosed(connection)
         refusedPending[prefixHash, default: 0] += 1
         refusedPendingTotal += 1
@@ -324,6 +360,13 @@ public struct SubscriberConnections: Sendable {
         connections[connection.descriptor]?[connection] = nil
         if connections[connection.descriptor]?.isEmpty == true { connections[connection.descriptor] = nil }
         if !closedAt.isEmpty { closedAt[connection] = nil }
+        let key = MetadataKey(descriptor: connection.descriptor, metadata: connection.metadata)
+        if byMetadata[key]?.count == 1 {
+            byMetadata[key] = nil
+        } else {
+            byMetadata[key]?.removeAll { $0 == connection }
+        }
+        notOpen(connection)
         if waitingCount > 0, let gone = waiting.removeValue(forKey: connection) {
             waitingCount -= gone.count
             waitingBytes -= gone.reduce(0) { $0 + $1.prefix.count }
@@ -370,14 +413,18 @@ public struct SubscriberConnections: Sendable {
 
     /// Notes the records of `descriptor` whose socket it no longer shows as closed; true while
     /// one still shows it (libzmq reported the close first).
+    /// Only those not seen closed before are looked at: one seen closed showed another socket
+    /// then, and the kernel numbers sockets' inodes with a counter that comes back to a number
+    /// only after some four billion sockets.
     private mutating func retire(_ descriptor: Int32, current: Socket?, now: UInt64) -> Bool {
-        guard let byIdentity = connections[descriptor] else { return false }
+        guard let candidates = unclosed[descriptor] else { return false }
+        connectionsLookedAt += candidates.count
         var open = false
-        for identity in byIdentity.keys {
+        for identity in candidates {
             if identity.isCurrent(current) {
                 open = true
-            } else if closedAt[identity] == nil {
-                closedAt[identity] = now
+            } else {
+                markClosed(identity, at: now)
             }
         }
         return open

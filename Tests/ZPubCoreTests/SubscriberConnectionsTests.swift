@@ -192,6 +192,39 @@ final class SubscriberConnectionsTests: XCTestCase {
         XCTAssertTrue(connections.holds(3, connection(7, inode: 6)))
     }
 
+    /// One peer that connects, subscribes and closes over and over gets the same descriptor
+    /// each time (the kernel gives the lowest free number), and the closed connections are
+    /// kept a while for their late frames. Each was looked through at every new connection and
+    /// every close on the descriptor, and at every frame: R reconnections a second cost R²
+    /// looks on the forwarding loop. Now each connection is looked at a few times in all.
+    func testAPeerThatReconnectsOverAndOverCostsLookupsInProportion() {
+        var connections = SubscriberConnections()
+        var sockets: [Int32: SubscriberConnections.Socket] = [:]
+        let cycles = 20_000
+        for cycle in 1...cycles {
+            let identity = connection(7, inode: UInt64(cycle), metadata: UInt(0x1000 + cycle))
+            sockets[7] = .init(device: 9, inode: UInt64(cycle))
+            XCTAssertNil(connections.recorded(descriptor: 7, metadata: identity.metadata))
+            connections.subscribed(1, identity)
+            XCTAssertEqual(connections.recorded(descriptor: 7, metadata: identity.metadata), identity)
+            // libzmq reports the close before it closes the descriptor.
+            connections.closed(descriptor: 7, current: { sockets[$0] }, nowMilliseconds: 1_000)
+        }
+        XCTAssertEqual(connections.count, cycles, "all kept for their late frames")
+        XCTAssertLessThanOrEqual(connections.connectionsLookedAt, 3 * cycles)
+        // A late frame of the first connection is still its own.
+        XCTAssertEqual(
+            connections.recorded(descriptor: 7, metadata: 0x1001), connection(7, inode: 1, metadata: 0x1001))
+        sockets[7] = nil
+        connections.forgetClosed(current: { sockets[$0] }, nowMilliseconds: 1_000)
+        connections.forgetClosed(
+            current: { sockets[$0] }, nowMilliseconds: 1_000 + SubscriberConnections.lateFrameMilliseconds)
+        XCTAssertEqual(connections.count, 0)
+        XCTAssertFalse(connections.hasClosed)
+        XCTAssertNil(connections.recorded(descriptor: 7, metadata: 0x1001))
+        XCTAssertEqual(connections.takeForgotten().count, cycles)
+    }
+
     /// A close handled before the connection's late frames are read finds no records to keep;
     /// the records the late frames then make are those of a closed connection all the same,
     /// and go in time (they stayed, with their pin, until the descriptor was reused).
