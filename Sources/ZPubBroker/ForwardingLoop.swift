@@ -642,7 +642,7 @@ final class ForwardingLoop {
             lastStatusCounts = (state.pull.messagesIn &+ state.xsub.messagesIn, state.xpub.messagesOut)
         }
         if due.housekeeping {
-            state.lastValue.expire(nowMilliseconds: nowMilliseconds)
+            expireLastValues()
             snapshots.expire(nowNanoseconds: now)
             if state.subscriberConnections.hasClosed {
                 state.subscriberConnections.forgetClosed(
@@ -899,6 +899,25 @@ final class ForwardingLoop {
     @inline(__always)
     private func looksForWrappedValues(_ role: BrokerSocketRole) -> Bool {
         wrapsValuesForDownstreams || (role == .xsub && !upstreamEndpoints.isEmpty)
+    }
+
+    /// Removes the cache's values older than `max_age_s`, and the persisted ones with them: the
+    /// table keeps exactly the cache's values, and an expired value left in it came back at the
+    /// next start, served again where max_age_s had been raised or taken out (a walkthrough,
+    /// 2026-12-07). The deletion goes as a producer's does (a record without a payload).
+    private func expireLastValues() {
+        guard persistLastValues, let historyQueue else {
+            state.lastValue.expire(nowMilliseconds: nowMilliseconds)
+            return
+        }
+        let (now, sequence) = (nowMilliseconds, state.lastValue.lastSequence)
+        state.lastValue.expire(nowMilliseconds: now) { topic in
+            FrameCodec.encode([topic]).withUnsafeBytes { deletion in
+                historyQueue._withUnsafeGuaranteedRef {
+                    $0.lastValue(encoded: deletion, sequence: sequence, milliseconds: now)
+                }
+            }
+        }
     }
 
     /// The message an upstream zpubd's wrapped last value holds, forwarded as any from XSUB:

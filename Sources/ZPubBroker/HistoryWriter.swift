@@ -339,6 +339,13 @@ final class HistoryWriter {
             }
             try store.setLastValueLimits(
                 entries: configuration.lastValueMaxEntries, bytes: configuration.lastValueMaxBytes)
+            // Values that expired while zpubd was down are not restored, to be expired at once
+            // (and told as restored).
+            if configuration.lastValueMaxAgeSeconds > 0 {
+                let maxAge = UInt64(configuration.lastValueMaxAgeSeconds) * 1_000
+                let now = SystemClock.wallMilliseconds()
+                if now > maxAge { try store.deleteLastValues(storedBefore: now - maxAge) }
+            }
             restored = configuration.lastValuePrefixes.isEmpty ? [] : try store.lastValues()
         } catch {
             throw HistoryStoreError(

@@ -460,13 +460,14 @@ public struct LastValueCache: Sendable {
     /// back can expire behind one that has not: a sweep of the table finds those, a few
     /// thousand entries a call. Both are bounded per call, so that the forwarding loop's
     /// second does not grow with the cache; an expired value left for a later call is never
-    /// served (every read checks its age).
-    public mutating func expire(nowMilliseconds: UInt64) {
+    /// served (every read checks its age). `expired` is told each topic removed, before it goes.
+    public mutating func expire(nowMilliseconds: UInt64, expired: ([UInt8]) -> Void = { _ in }) {
         guard maxAgeMilliseconds > 0 else { return }
         var removals = 0
         while oldest >= 0 && removals < Self.expiryRemovalsPerCall
             && isExpired(table[valueAt: Int(oldest)], nowMilliseconds: nowMilliseconds)
         {
+            expired(table.key(at: Int(oldest)))
             evict(at: Int(oldest))
             removals += 1
         }
@@ -476,6 +477,7 @@ public struct LastValueCache: Sendable {
         while budget > 0 && removals < Self.expiryRemovalsPerCall {
             if expirySweep < 0 || expirySweep >= table.count { expirySweep = table.count - 1 }
             if isExpired(table[valueAt: expirySweep], nowMilliseconds: nowMilliseconds) {
+                expired(table.key(at: expirySweep))
                 evict(at: expirySweep)
                 removals += 1
             }

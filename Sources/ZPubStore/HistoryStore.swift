@@ -1134,6 +1134,19 @@ public final class HistoryStore {
         }
     }
 
+    /// Deletes the persisted last values stored before `milliseconds` (wall clock): those the
+    /// cache's max_age_s has expired.
+    public func deleteLastValues(storedBefore milliseconds: UInt64) throws {
+        let rows = try database.prepare("SELECT topic FROM last_values WHERE stored_ms < ?")
+        rows.bind(1, milliseconds)
+        var expired: [[UInt8]] = []
+        while try rows.step() { expired.append(rows.blob(0)) }
+        guard !expired.isEmpty else { return }
+        try changingLastValues {
+            for topic in expired { try deleteLastValueRow(topic) }
+        }
+    }
+
     /// Deletes the oldest updates while more is kept than the bounds allow.
     private func evictLastValuesOverLimits() throws {
         while lastValueCount > lastValueLimits.entries || lastValueBytes > lastValueLimits.bytes,

@@ -555,6 +555,40 @@ final class HistoryTests: XCTestCase {
         XCTAssertGreaterThan(after.entries.last?.sequence ?? 0, snapshot.sequence)
     }
 
+    /// The persisted last values are the cache's: one that expired (`max_age_s`) is deleted
+    /// from the table too. It stayed there and came back at the next start, served again once
+    /// max_age_s was taken out (a walkthrough, 2026-12-07). And one that expired while zpubd
+    /// was down is not restored (it was, and told as restored, to be expired at once).
+    func testALastValueThatExpiredIsNotRestored() throws {
+        let arguments = ["--last-value", "state.", "--state-dir", stateDirectory.path]
+        let expiring = "[last_value]\nmax_age_s = 1\n"
+        do {
+            let daemon = try Daemon(configuration: expiring, arguments: arguments)
+            let clients = try Clients()
+            let push = try clients.socket(.push, connect: daemon.pull)
+            try push.send(frames: frames("state.old", "stale"))
+            try Wait.until("the value is cached") { try daemon.stats().lastValue.updates == 1 }
+            try Wait.until("and has expired", timeout: 30) { try daemon.stats().lastValue.entries == 0 }
+            try killAfterTheNextSync(daemon)
+        }
+        do {
+            let restarted = try Daemon(arguments: arguments)
+            XCTAssertTrue(restarted.log.contains("0 restored"), restarted.log)
+            XCTAssertEqual(try restarted.stats().lastValue.entries, 0)
+            let clients = try Clients()
+            let push = try clients.socket(.push, connect: restarted.pull)
+            try push.send(frames: frames("state.new", "fresh"))
+            try Wait.until("the value is cached") { try restarted.stats().lastValue.entries == 1 }
+            try killAfterTheNextSync(restarted)
+        }
+        // Stored more than a second ago by now: expired under max_age_s = 1 at the start.
+        let stored = Date()
+        try Wait.until("a second has passed", timeout: 30) { Date().timeIntervalSince(stored) > 1.1 }
+        let expired = try Daemon(configuration: expiring, arguments: arguments)
+        XCTAssertTrue(expired.log.contains("0 restored"), expired.log)
+        XCTAssertEqual(try expired.stats().lastValue.entries, 0)
+    }
+
     /// examples/python/resuming_subscriber.py, an independent client (pyzmq), misses nothing
     /// across its own restarts: what was published while it was away comes first, exactly
     /// once, then live messages.
