@@ -2388,14 +2388,20 @@ final class ForwardingLoop {
         }
 
         // Step 2: the rest.
-        let xsubQueueWanted = SocketSetup.xsubSubscriptionFramesQueued(newConfiguration)
+        // Twice the replay, without the queue's spare frames: a prefix or two added to
+        // [last_value] or [history] fits in those, and was told as a max_subscriptions too high
+        // for the queue (a walkthrough, 2026-12-07).
+        let xsubQueueWanted =
+            SocketSetup.xsubSubscriptionFramesQueued(newConfiguration)
+            - SocketSetup.xsubSpareSubscriptionFrames
         if xsubQueueWanted > xsubQueueAtStart
             && xsubQueueWanted != SocketSetup.xsubSubscriptionFramesQueued(configuration)
+                - SocketSetup.xsubSpareSubscriptionFrames
         {
             // Silently, a publisher or upstream that connects once the table is that large
             // would get part of it: libzmq drops the rest of XSUB's replay.
             logger.warning(
-                "max_subscriptions is now \(newConfiguration.maxSubscriptions), but XSUB's queue towards each publisher was sized at start for \(xsubQueueAtStart) subscriptions: once the table holds more than about half that, a publisher or upstream that connects gets only part of it (libzmq drops the rest of the replay); restart zpubd to size the queue for the new limit"
+                "max_subscriptions is now \(newConfiguration.maxSubscriptions), but XSUB's queue towards each publisher holds \(xsubQueueAtStart) subscription frames, sized at start for about half as many subscriptions: once the table holds more than that, a publisher or upstream that connects gets only part of it (libzmq drops the rest of the replay); restart zpubd to size the queue for the new limit"
             )
         }
         configuration = newConfiguration

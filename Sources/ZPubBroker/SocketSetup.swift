@@ -40,8 +40,10 @@ enum SocketSetup {
     static func xsubSubscriptionFramesQueued(_ configuration: BrokerConfiguration) -> Int {
         2
             * (configuration.maxSubscriptions + configuration.historyPrefixes.count
-                + configuration.lastValuePrefixes.count) + 1_024
+                + configuration.lastValuePrefixes.count) + xsubSpareSubscriptionFrames
     }
+    /// `xsubSubscriptionFramesQueued`'s "some": room a reload's few more prefixes may take.
+    static let xsubSpareSubscriptionFrames = 1_024
     /// The bytes a subscriber's subscription frame holds beyond its prefix, at most (ZMTP
     /// 3.1's SUBSCRIBE command name and its length: 10), with room to spare.
     static let subscriptionFrameOverhead = 16

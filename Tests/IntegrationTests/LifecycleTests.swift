@@ -552,6 +552,29 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(try daemon.subscriptions().total, 3, "they stay")
     }
 
+    /// XSUB's queue towards each publisher is sized at start, for twice max_subscriptions and
+    /// zpubd's own prefixes, and some: a reload that raises max_subscriptions past it is told.
+    /// A [last_value] prefix added was told too, as a max_subscriptions too high for the queue,
+    /// with "restart zpubd" (a walkthrough, 2026-12-07): it fits in the spare frames.
+    func testAReloadThatOutgrowsXSUBsQueueIsToldAndOneThatAddsAPrefixIsNot() throws {
+        let daemon = try Daemon(configuration: "[limits]\nmax_subscriptions = 100\n")
+        let warning = "XSUB's queue towards each publisher"
+        for (index, (file, told)) in [
+            ("[limits]\nmax_subscriptions = 100\n[last_value]\nprefixes = [\"s.\", \"t.\"]\n", 0),
+            ("[limits]\nmax_subscriptions = 1000\n[last_value]\nprefixes = [\"s.\", \"t.\"]\n", 1),
+        ].enumerated() {
+            try file.write(to: daemon.configURL, atomically: true, encoding: .utf8)
+            let run = try Run.program(
+                Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
+            XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+            try Wait.until("the reload is logged\n\(daemon.log)") {
+                daemon.log.components(separatedBy: "configuration reloaded").count - 1 == index + 1
+            }
+            XCTAssertEqual(daemon.log.components(separatedBy: warning).count - 1, told, daemon.log)
+        }
+        XCTAssertTrue(daemon.log.contains("\(warning) holds 1224 subscription frames"), daemon.log)
+    }
+
     /// A reload that lowers max_topics below the topics held says so at once, as for
     /// max_subscriptions: it was said only once a message on a new topic came.
     func testAReloadBelowTheTopicsHeldSaysSo() throws {
