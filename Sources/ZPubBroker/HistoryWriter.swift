@@ -367,7 +367,7 @@ final class HistoryWriter {
         if let path = store.path {
             if !configuration.historyPrefixes.isEmpty {
                 logger.notice(
-                    "history of \(configuration.historyPrefixes.joined(separator: ", ")) in \(path): \(store.messageCount) messages kept, sequences continue after \(store.startsAfter)\(store.earlierRunStoppedUncleanly ? " (above the last kept, \(store.lastSequence): an earlier run stopped uncleanly and may have handed out numbers it never committed)" : "")"
+                    "history of \(configuration.historyPrefixes.joined(separator: ", ")) in \(path): \(store.messageCount) message\(store.messageCount == 1 ? "" : "s") kept, sequences continue after \(store.startsAfter)\(store.earlierRunStoppedUncleanly ? " (above the last kept, \(store.lastSequence): an earlier run stopped uncleanly and may have handed out numbers it never committed)" : "")"
                 )
             }
             if !configuration.lastValuePrefixes.isEmpty {

@@ -1112,6 +1112,9 @@ final class PairLink {
 
     /// Kinds of problem in the last status, to log a change once.
     private var reportedProblems: Set<String> = []
+    /// Whether the silence last told was the peer's since this broker started: its first
+    /// heartbeat then is not "heard again" (a walkthrough, 2026-12-07).
+    private var silentSinceStart = false
 
     /// Logs a link that works one way, and a silent peer, when they begin and end (the other
     /// problems are logged where they are found).
@@ -1122,7 +1125,10 @@ final class PairLink {
             if problem.kind == PairProblem.oneWayLink { logger.critical("pair: \(problem.message)") }
             // Beside an active broker too: its standby died or stalls, and nothing would take
             // over should this one fail (an operator watching `journalctl -g pair:` saw nothing).
-            if problem.kind == PairProblem.peerSilent { logger.warning("pair: \(problem.message)") }
+            if problem.kind == PairProblem.peerSilent {
+                logger.warning("pair: \(problem.message)")
+                silentSinceStart = machine.peerHeard == nil
+            }
         }
         if reportedProblems.contains(PairProblem.oneWayLink) && !kinds.contains(PairProblem.oneWayLink) {
             logger.notice("pair: heartbeats travel both ways between the pair again")
@@ -1130,7 +1136,7 @@ final class PairLink {
         if reportedProblems.contains(PairProblem.peerSilent) && !kinds.contains(PairProblem.peerSilent)
             && machine.peerIsSilent(nowNanoseconds: SystemClock.monotonicNanoseconds()) == false
         {
-            logger.notice("pair: the peer (\(status.peer)) is heard again")
+            logger.notice("pair: the peer (\(status.peer)) is heard \(silentSinceStart ? "now" : "again")")
         }
     }
 

@@ -95,7 +95,7 @@ public struct PairSettings: Codable, Equatable, Sendable {
                 problems.append(
                     (
                         "role",
-                        "[ha] needs \(key) (or --ha-\(key)): \(key == "bind" ? "this broker's own" : "the other broker's") pair endpoint, e.g. \"tcp://10.0.0.1:5600\""
+                        "[ha] needs \(key) (or --ha-\(key)): \(key == "bind" ? "this broker's own" : "the other broker's") pair endpoint, e.g. \"tcp://10.0.0.\(key == "bind" ? 1 : 2):5600\""
                     ))
                 continue
             }

@@ -319,7 +319,7 @@ public final class HistoryStore {
         guard foreign.isEmpty else {
             throw HistoryStoreError(
                 description:
-                    "\(path ?? "history") is not a zpub history: it holds tables zpubd did not make (\(foreign.prefix(5).joined(separator: ", ")))); zpubd does not change it: move it aside, or give zpubd another --state-dir",
+                    "\(path ?? "history") is not a zpub history: it holds tables zpubd did not make (\(foreign.prefix(5).joined(separator: ", "))); zpubd does not change it: move it aside, or give zpubd another --state-dir",
                 exitStatus: 74)
         }
     }

@@ -105,8 +105,11 @@ struct History: ParsableCommand {
                 if let gap = reply.gap {
                     Output.error(
                         first
-                            ? "messages \(gap.from) to \(gap.to) are no longer kept (history's bounds); printing from \(reply.firstSequence)"
-                            : "messages \(gap.from) to \(gap.to) were evicted while the history was read (history's bounds)"
+                            ? "\(Self.numbered(gap, now: true)) no longer kept (history's bounds); "
+                                // first_seq 0: nothing is kept (it said "printing from 0").
+                                + (reply.firstSequence > 0
+                                    ? "printing from \(reply.firstSequence)" : "none is kept now")
+                            : "\(Self.numbered(gap, now: false)) evicted while the history was read (history's bounds)"
                     )
                 }
                 first = false
@@ -156,6 +159,12 @@ struct History: ParsableCommand {
 }
 
 extension History {
+    /// "message 7 is", "messages 7 to 9 were": the subject of a sentence about a gap.
+    static func numbered(_ gap: HistoryReply.Gap, now: Bool) -> String {
+        gap.from == gap.to
+            ? "message \(gap.from) \(now ? "is" : "was")" : "messages \(gap.from) to \(gap.to) \(now ? "are" : "were")"
+    }
+
     /// `prefix` as a HISTORY request's last argument when no `until` precedes it: a prefix whose
     /// first word is "until" would be read as one (and refused), so a bound that changes nothing
     /// (the largest sequence history keeps) goes before it.

@@ -82,7 +82,7 @@ struct Stats: ParsableCommand {
             // Without history prefixes the store may still hold persisted last values: no line.
             if let history = stats.history, !history.prefixes.isEmpty {
                 Output.line(
-                    "history        \(history.messages) messages kept (\(Format.bytes(UInt64(history.bytes)))), sequences \(history.firstSequence)-\(history.lastSequence), \(history.persistent ? "on disk in \(history.directory ?? "?")" : "in memory only"); \(history.dropped + history.writeFailures) not kept, \(history.evictions) evicted\(TopScreen.notKeptRangesNote(history))"
+                    "history        \(history.messages) messages kept (\(Format.bytes(UInt64(history.bytes)))), \(history.firstSequence > 0 ? "sequences \(history.firstSequence)-\(history.lastSequence)" : "the last numbered \(history.lastSequence)"), \(history.persistent ? "on disk in \(history.directory ?? "?")" : "in memory only"); \(history.dropped + history.writeFailures) not kept, \(history.evictions) evicted\(TopScreen.notKeptRangesNote(history))"
                 )
             }
             if let pair = stats.pair {

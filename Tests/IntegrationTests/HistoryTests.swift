@@ -212,7 +212,7 @@ final class HistoryTests: XCTestCase {
         XCTAssertEqual(failed.status, 1, failed.stderr)
         XCTAssertTrue(failed.stderr.contains("sequences continue after 1"), failed.stderr)
         let again = try Daemon(arguments: arguments)
-        XCTAssertTrue(again.log.contains("1 messages kept, sequences continue after 1"), again.log)
+        XCTAssertTrue(again.log.contains("1 message kept, sequences continue after 1"), again.log)
         XCTAssertFalse(again.log.contains("uncleanly"), again.log)
         withExtendedLifetime(clients) {}
     }
@@ -812,7 +812,16 @@ final class HistoryTests: XCTestCase {
             let history = try daemon.stats().history
             return history?.messages == 0 && history?.evictions == 3
         }
-        XCTAssertEqual(try daemon.decode("HISTORY since 0 t.", as: HistoryReply.self).messages, [])
+        let reply = try daemon.decode("HISTORY since 0 t.", as: HistoryReply.self)
+        XCTAssertEqual(reply.messages, [])
+        XCTAssertEqual(reply.firstSequence, 0, "none kept")
+        // zpub said "printing from 0", and STATS "sequences 0-3" (a walkthrough, 2026-12-07).
+        let run = try zpub(["history", "-c", daemon.control, "t."])
+        XCTAssertEqual(run.stdout, "")
+        XCTAssertTrue(
+            run.stderr.contains("messages 1 to 3 are no longer kept (history's bounds); none is kept now"), run.stderr)
+        let stats = try zpub(["stats", "-c", daemon.control])
+        XCTAssertTrue(stats.stdout.contains("0 messages kept (0 B), the last numbered 3,"), stats.stdout)
     }
 
     /// A reply holds at most 4 MiB of frames (`HistoryReply.pageBytes`): large messages come
@@ -861,6 +870,9 @@ final class HistoryTests: XCTestCase {
         let run = try zpub(["history", "-c", daemon.control, "--since", "2", "t."])
         XCTAssertEqual(run.stdout.split(separator: "\n").first, "8\tt.x\t8")
         XCTAssertTrue(run.stderr.contains("messages 3 to 7 are no longer kept"), run.stderr)
+        let one = try zpub(["history", "-c", daemon.control, "--since", "6", "t."])
+        XCTAssertTrue(
+            one.stderr.contains("message 7 is no longer kept (history's bounds); printing from 8"), one.stderr)
         XCTAssertNil(try daemon.decode("HISTORY since 7 t.", as: HistoryReply.self).gap, "nothing missed after 7")
         let afterTheLargest = try daemon.decode("HISTORY since \(UInt64.max) t.", as: HistoryReply.self)
         XCTAssertEqual(afterTheLargest.messages, [])

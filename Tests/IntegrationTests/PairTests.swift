@@ -1609,6 +1609,22 @@ final class PairTests: XCTestCase {
         }
     }
 
+    /// A backup started before its primary logs the primary's silence, then its first
+    /// heartbeat as heard now: it said "heard again" of a peer it had never heard (a
+    /// walkthrough, 2026-12-07).
+    func testABackupStartedAloneTellsItsPeersFirstHeartbeatAsHeardNow() throws {
+        let backup = try broker("b", role: .backup)
+        try Wait.until("the backup logs its silent peer\n\(backup.log)", timeout: 15) {
+            backup.log.contains("pair: the peer (\(endpoint("pair-a"))) has not been heard since this broker started")
+        }
+        let primary = try broker("a", role: .primary)
+        try waitForPair(primary, backup)
+        try Wait.until("and that it is heard\n\(backup.log)", timeout: 15) {
+            backup.log.contains("pair: the peer (\(endpoint("pair-a"))) is heard now")
+        }
+        XCTAssertFalse(backup.log.contains("is heard again"), backup.log)
+    }
+
     /// `zpub sub --since` given the standby alone says that it is the standby and how to follow
     /// the pair; it said "is not an active broker; is it running?" of a broker that runs.
     func testAFollowerGivenOnlyTheStandbySaysSo() throws {

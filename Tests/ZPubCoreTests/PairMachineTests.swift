@@ -151,7 +151,7 @@ final class PairMachineTests: XCTestCase {
         XCTAssertEqual(
             missing.problems.map(\.description),
             [
-                "line 2: [ha] needs peer (or --ha-peer): the other broker's pair endpoint, e.g. \"tcp://10.0.0.1:5600\""
+                "line 2: [ha] needs peer (or --ha-peer): the other broker's pair endpoint, e.g. \"tcp://10.0.0.2:5600\""
             ], "at the role's line, where [ha] is")
         guard case .failure(let noBind) = ConfigurationFile.parse("[ha]\nrole = \"primary\"\npeer = \"tcp://a:1\"\n")
         else { return XCTFail("accepted") }
