@@ -197,7 +197,9 @@ public final class Broker: Sendable {
         _ = loop.started.wait(milliseconds: 10_000)
         if let pairLink {
             let mailbox = pairLink.mailbox
-            pair = (mailbox, JoinableThread(name: "zpubd-pair") { pairLink.run() })
+            // The peer's replies are JSON, which Foundation decodes recursively, up to 512
+            // levels deep: more than the default 1 MiB stack is sure to hold (a review).
+            pair = (mailbox, JoinableThread(name: "zpubd-pair", stackSize: 8 << 20) { pairLink.run() })
         } else {
             pair = nil
         }

@@ -957,6 +957,12 @@ final class PairLink {
         for bound in [reply.lastSequence, reply.gap?.to ?? 0] where bound > sequenceCeiling {
             return "sequence \(bound) is above 2^62"
         }
+        // Made into ranges (`unusedNumbers`), a range that runs downwards trapped: a peer's one
+        // reply stopped this broker (a review, 2026-12-07).
+        let ranges = (reply.notKept ?? []).map { ($0.from, $0.to) } + (reply.gap.map { [($0.from, $0.to)] } ?? [])
+        for (from, to) in ranges where from > to || to > sequenceCeiling {
+            return "numbers \(from) to \(to) (ranges run upwards, and stay below 2^62)"
+        }
         return nil
     }
 

@@ -2177,6 +2177,26 @@ final class PairTests: XCTestCase {
         XCTAssertTrue(backup.process.isRunning, backup.log)
     }
 
+    /// A peer's `not_kept` range that runs downwards: the backup made a Swift range of it, which
+    /// trapped, and one reply stopped the broker (a review, 2026-12-07). Refused as any
+    /// implausible reply.
+    func testAPeersHistoryReplyWithARangeRunningDownwardsIsRefused() throws {
+        let impostor = ForgingPeer(
+            endpoint: endpoint("pair-a"), sequences: [],
+            notKept: [HistoryReply.NotKept(from: 3, to: 2, reason: .dropped)])
+        defer { impostor.stop() }
+        XCTAssertEqual(impostor.bound.wait(timeout: .now() + 10), .success, "the forging peer could not bind")
+        let backup = try broker("b", role: .backup)
+        try Wait.until("the backup refuses the reply\n\(backup.log)", timeout: 20) {
+            !backup.process.isRunning || backup.log.contains("numbers 3 to 2 (ranges run upwards")
+        }
+        try Wait.until("the backup asks again after refusing\n\(backup.log)", timeout: 20) {
+            !backup.process.isRunning || impostor.answered.load(ordering: .relaxed) >= 2
+        }
+        XCTAssertTrue(backup.process.isRunning, backup.log)
+        XCTAssertEqual(try backup.decode("HEALTH", as: HealthReport.self).pair?.state, .passive, backup.log)
+    }
+
     /// Plays an active primary at sequence 5 on `endpoint`, on a thread of its own: answers
     /// heartbeats (so that the backup stays passive and asks for history), and each HISTORY
     /// request with a page of messages "999" on n.1 numbered `sequences`.
@@ -2186,7 +2206,7 @@ final class PairTests: XCTestCase {
         private let stopping = Atomic<Bool>(false)
         private let finished = DispatchSemaphore(value: 0)
 
-        init(endpoint: String, sequences: [UInt64]) {
+        init(endpoint: String, sequences: [UInt64], notKept: [HistoryReply.NotKept]? = nil) {
             let thread = Thread { [self] in
                 defer { finished.signal() }
                 guard let context = try? Context(), let router = try? Socket(context, type: .router) else { return }
@@ -2212,7 +2232,8 @@ final class PairTests: XCTestCase {
                             MessageJSON(frames: frames("n.1", "999"), style: .exact, seq: $0, storedMilliseconds: 1)
                         }
                         let reply = HistoryReply(
-                            firstSequence: 1, lastSequence: 5, messages: messages, more: false, gap: nil)
+                            firstSequence: 1, lastSequence: 5, messages: messages, more: false, gap: nil,
+                            notKept: notKept ?? [])
                         guard let json = try? JSONEncoder().encode(reply) else { continue }
                         _ = try? router.send(
                             frames: [request[0], Array("HISTORY".utf8), Array(json), request[2]], dontWait: true)

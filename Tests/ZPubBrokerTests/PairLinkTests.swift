@@ -69,6 +69,24 @@ final class PairLinkTests: XCTestCase {
         XCTAssertNotNil(PairLink.implausible(gap.0, messages: gap.1, since: 0))
     }
 
+    /// `unusedNumbers` makes ranges of `not_kept` and `gap`: one that runs downwards trapped,
+    /// and a peer's one reply stopped this broker.
+    func testRangesThatRunDownwardsOrPastTheCeilingAreRefused() {
+        var (reply, messages) = page([])
+        reply.notKept = [HistoryReply.NotKept(from: 2, to: 1, reason: .dropped)]
+        XCTAssertEqual(
+            PairLink.implausible(reply, messages: messages, since: 0),
+            "numbers 2 to 1 (ranges run upwards, and stay below 2^62)")
+        reply.notKept = [HistoryReply.NotKept(from: 1, to: PairLink.sequenceCeiling + 1, reason: .takeover)]
+        XCTAssertNotNil(PairLink.implausible(reply, messages: messages, since: 0))
+        reply.notKept = nil
+        reply.gap = HistoryReply.Gap(from: 5, to: 4)
+        XCTAssertNotNil(PairLink.implausible(reply, messages: messages, since: 0))
+        reply.gap = HistoryReply.Gap(from: 4, to: 4)
+        reply.notKept = [HistoryReply.NotKept(from: 6, to: 6, reason: .dropped)]
+        XCTAssertNil(PairLink.implausible(reply, messages: messages, since: 0), "one number is a range")
+    }
+
     func testAMessageWithoutASequenceOrFramesIsRefused() {
         let (reply, messages) = page([4, 5])
         XCTAssertNotNil(PairLink.implausible(reply, messages: Array(messages.prefix(1)), since: 0))
