@@ -303,6 +303,9 @@ final class ForwardingLoop {
     /// (one entry a connection: bounded by the descriptors, however many windows there are).
     private var misdirectedToDrop: [SubscriberConnections.Identity: UInt64] = [:]
     static let misdirectedDropNanoseconds: UInt64 = 10_000_000_000
+    /// The reachable subscribers a broker that is not active counts at most (HEALTH's
+    /// `pair.clients`): a takeover needs one (`SubscriberReachability.reachable`).
+    static let passiveClientsCountedAtMost = 100
     /// Connections that subscribed while the subscriptions of all connections were past
     /// `max_live_subscriptions`, to drop as `misdirectedToDrop`'s are (`dropOverTheTotal`).
     private var overTotalToDrop: [SubscriberConnections.Identity: UInt64] = [:]
@@ -2039,7 +2042,7 @@ final class ForwardingLoop {
                     ? state.peers[.xpub, default: 0]
                     : subscriberReachability.reachable(
                         silenceMilliseconds: UInt32(clamping: configuration.pair.failoverMilliseconds / 3),
-                        nowNanoseconds: countedAt)
+                        nowNanoseconds: countedAt, limit: Self.passiveClientsCountedAtMost)
                 slot.fulfill(
                     PairLoopView(
                         nextSequence: nextSequence, subscribers: subscribers, countedAtNanoseconds: countedAt,

@@ -132,4 +132,20 @@ final class SubscriberReachabilityTests: XCTestCase {
         reachability.closed(descriptor: pair[0])
         XCTAssertEqual(reachability.count, 0)
     }
+
+    /// A takeover needs one reachable client: the count stops at its limit, and looks at no
+    /// more connections than it takes to get there (each costs three system calls).
+    func testTheCountStopsAtItsLimit() throws {
+        var reachability = SubscriberReachability()
+        for _ in 0..<10 {
+            var pair: [Int32] = [-1, -1]
+            XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair), 0)
+            descriptors += pair
+            reachability.opened(
+                descriptor: pair[0], try XCTUnwrap(SubscriberReachability.Accepted(descriptor: pair[0])))
+        }
+        XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now()), 10)
+        XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now(), limit: 3), 3)
+        XCTAssertEqual(reachability.reachable(silenceMilliseconds: 200, nowNanoseconds: now(), limit: 100), 10)
+    }
 }
