@@ -312,7 +312,11 @@ final class ForwardingLoop {
     /// Those shut down, until their descriptor no longer shows them (or 10 s): what libzmq
     /// still reads of theirs drops nothing more, and their subscriptions, counted down only
     /// once libzmq ends their pipes, are not held against other connections meanwhile.
-    private var overTotalShutDown: [SubscriberConnections.Identity: UInt64] = [:]
+    /// With the records each had when it was shut down, and their sum (`overTotalLeaving`):
+    /// summed again at every frame past the limit, R drops a second cost R² looks on the loop
+    /// (a review, 2026-12-07). A record its late frames add meanwhile is not counted.
+    private var overTotalShutDown: [SubscriberConnections.Identity: (since: UInt64, records: Int)] = [:]
+    private var overTotalLeaving = 0
     private var overTotalLogLimit = LogRateLimit()
     /// Connections accepted on each bound endpoint, for those an unbind closes (`UnbindClosures`).
     private var unbinding = UnbindClosures()
@@ -664,11 +668,12 @@ final class ForwardingLoop {
             if !upstreamReconnects.isEmpty { reconnectFailedUpstreams(now: now) }
             if !misdirectedToDrop.isEmpty { dropMisdirectedConnections(now: now) }
             if !overTotalToDrop.isEmpty { noteDroppedOverTheTotal(drop(&overTotalToDrop, now: now), now: now) }
-            for (connection, since) in overTotalShutDown
-            where now &- since >= Self.misdirectedDropNanoseconds
+            for (connection, shutDown) in overTotalShutDown
+            where now &- shutDown.since >= Self.misdirectedDropNanoseconds
                 || Self.socket(at: connection.descriptor).map({ connection.isCurrent($0) }) != true
             {
                 overTotalShutDown[connection] = nil
+                overTotalLeaving -= shutDown.records
             }
             // An upstream that refused a subscription for a full table admits it at this
             // connection's next frame once it has room (`BrokerState.retryPrefix`).
@@ -1481,8 +1486,7 @@ final class ForwardingLoop {
         guard overTotalToDrop[connection] == nil, overTotalShutDown[connection] == nil else { return }
         // The subscriptions of connections shut down are counted down only as libzmq ends their
         // pipes: held against this one meanwhile, they dropped it too.
-        let leaving = overTotalShutDown.keys.reduce(0) { $0 + state.subscriberConnections.recordCount(of: $1) }
-        guard state.subscriptions.totalSubscriptions - leaving > state.maxLiveSubscriptions else { return }
+        guard state.subscriptions.totalSubscriptions - overTotalLeaving > state.maxLiveSubscriptions else { return }
         let now = SystemClock.monotonicNanoseconds()
         overTotalToDrop[connection] = now &+ Self.misdirectedDropNanoseconds
         // At once when its accept event is in, as it mostly is; at housekeeping otherwise.
@@ -1495,7 +1499,11 @@ final class ForwardingLoop {
     }
 
     private func noteDroppedOverTheTotal(_ dropped: [SubscriberConnections.Identity], now: UInt64) {
-        for connection in dropped { overTotalShutDown[connection] = now }
+        for connection in dropped where overTotalShutDown[connection] == nil {
+            let records = state.subscriberConnections.recordCount(of: connection)
+            overTotalShutDown[connection] = (now, records)
+            overTotalLeaving += records
+        }
         state.overTotalDrops &+= UInt64(dropped.count)
     }
 
