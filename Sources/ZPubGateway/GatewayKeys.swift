@@ -57,6 +57,11 @@ public struct GatewayKeys: Sendable {
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         // WebSocket and SSE ride on HTTP/1.1.
         configuration.applicationProtocols = ["http/1.1"]
+        // A connection the gateway ends (a goodbye, an expired token, a client too slow) is
+        // closed once its close_notify is out, as nginx does: NIO SSL's default waits 5 s for
+        // the client's own, which most never send (Python's ssl, curl), and the connection
+        // kept its max_clients slot, and zpubd's stop, that long (a walkthrough, 2026-12-07).
+        configuration.shutdownTimeout = .milliseconds(100)
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch {

@@ -439,6 +439,38 @@ final class GatewayCredentialsTests: XCTestCase {
 
     /// A certificate swapped by SIGHUP is served to the next client, while a WebSocket opened
     /// over the old one keeps receiving; a key that does not fit is refused, the old pair stays.
+    /// Over TLS a connection the gateway ends is closed once its goodbye is written, whether
+    /// or not the client answers with a close_notify of its own (Python's ssl does not). NIO
+    /// SSL waited 5 s for one: the connection kept its max_clients slot meanwhile, and zpubd's
+    /// stop logged it as "still connected" after waiting 3 s for it (a walkthrough, 2026-12-07).
+    func testATLSClientThatSendsNoCloseNotifyIsLetGoAtItsGoodbye() throws {
+        _ = try makeCertificate("server")
+        try FileManager.default.copyItem(atPath: path("server.crt"), toPath: path("ca.pem"))
+        let port = try FreePort.find()
+        let daemon = try gatewayDaemon(
+            """
+            tls_certificate_file = "\(path("server.crt"))"
+            tls_key_file = "\(path("server.key"))"
+            """, port: port, tls: true)
+        let ready = path("sse.ready")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("python/gateway_credentials.py").path
+        let client = try RunningProgram(
+            URL(fileURLWithPath: "/usr/bin/python3"), [script, "sse-hold", "\(port)", path("ca.pem"), "a.", ready])
+        try Wait.until("the stream is open\n\(client.stderrSoFar)") { FileManager.default.fileExists(atPath: ready) }
+        daemon.signal(SIGTERM)
+        XCTAssertNotNil(daemon.waitForExit(timeout: 30), daemon.log)
+        try Wait.until("the client saw its goodbye and the end\n\(client.stderrSoFar)") {
+            client.stdoutSoFar.contains(#""eof": true"#)
+        }
+        XCTAssertTrue(client.stdoutSoFar.contains(#""goodbye": true"#), client.stdoutSoFar)
+        XCTAssertTrue(
+            daemon.log.contains("http gateway: 1 client sent what the broker forwarded and a goodbye (stopping)"),
+            daemon.log)
+        XCTAssertFalse(daemon.log.contains("still connected are closed now"), daemon.log)
+        XCTAssertTrue(client.isRunning, "it never closed its side")
+    }
+
     func testACertificateSwappedBySIGHUPIsServedToTheNextClientWhileAWebSocketKeepsReceiving() throws {
         let first = try makeCertificate("first")
         let second = try makeCertificate("second")

@@ -20,6 +20,10 @@ usage:
       connects with ?access_token=TOKEN, sends a subscribe of PREFIX and at once a refresh with
       REFRESH, then prints every text frame with "after" (seconds since connecting) until the
       `subscribed`, or the close ({"close", "reason", "after"}).
+  gateway_credentials.py sse-hold PORT CAFILE PREFIX READY
+      an SSE stream over TLS: creates READY once the response's headers came, reads until the
+      server ends the connection, prints {"eof": true, "goodbye"} (whether an `error` event
+      `stopping` came), then keeps its socket open, without a close_notify, until it is killed.
   gateway_credentials.py zmq-sub XPUB PREFIX COUNT READY
       a pyzmq SUB: creates READY once subscribed, prints COUNT messages as JSON lines.
 """
@@ -137,6 +141,26 @@ def ws_refresh_behind(port, token, refresh, prefix):
             return
 
 
+def sse_hold(port, ca_file, prefix, ready_file):
+    raw = socket.create_connection(("127.0.0.1", int(port)), timeout=60)
+    tls = tls_context(ca_file).wrap_socket(raw)
+    tls.sendall(("GET /events?prefix=%s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n\r\n" % (prefix, port)).encode())
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += tls.recv(4096)
+    open(ready_file, "w").close()
+    while True:
+        try:
+            chunk = tls.recv(4096)
+        except (ssl.SSLError, OSError):
+            break
+        if not chunk:
+            break
+        received += chunk
+    print(json.dumps({"eof": True, "goodbye": b"stopping" in received}), flush=True)
+    time.sleep(120)
+
+
 def zmq_sub(xpub, prefix, count, ready_file):
     import zmq
     context = zmq.Context()
@@ -154,4 +178,4 @@ def zmq_sub(xpub, prefix, count, ready_file):
 if __name__ == "__main__":
     command, arguments = sys.argv[1], sys.argv[2:]
     {"jwt": make_token, "https-get": https_get, "wss-sub": wss_sub, "ws-expiry": ws_expiry,
-     "ws-refresh-behind": ws_refresh_behind, "zmq-sub": zmq_sub}[command](*arguments)
+     "ws-refresh-behind": ws_refresh_behind, "sse-hold": sse_hold, "zmq-sub": zmq_sub}[command](*arguments)
