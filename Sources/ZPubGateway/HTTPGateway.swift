@@ -40,6 +40,7 @@ public final class HTTPGateway: Sendable {
     /// listening. Throws `GatewayError` when the address cannot be bound.
     public init(
         settings: HTTPSettings, keys: GatewayKeys = .none, maxPrefixLength: Int,
+        maxMessageSize: Int = BrokerConfiguration.Defaults.maxMessageSize,
         maxSubscriptions: Int = BrokerConfiguration.Defaults.maxSubscriptions, historyPrefixes: [String] = [],
         lastValuePrefixes: [String] = [], historyNumberingRestarts: Bool = false, context: Context,
         control: any BrokerControl, logger: Logger
@@ -73,7 +74,7 @@ public final class HTTPGateway: Sendable {
             settings: settings, keys: keys, counters: counters, linkMailbox: linkMailbox, turns: turns,
             control: dispatcher, claims: claims,
             statusFeed: StatusFeed(eventLoop: group.next(), control: dispatcher, counters: counters),
-            maxPrefixLength: maxPrefixLength, logger: logger)
+            maxPrefixLength: maxPrefixLength, maxMessageSize: maxMessageSize, logger: logger)
         self.shared = shared
         self.historyPrefixes = historyPrefixes
         // The link and its sockets live on this thread from now on.
@@ -215,14 +216,15 @@ public final class HTTPGateway: Sendable {
     /// max_upstream_prefixes and upstream_subscriptions_per_s at once. `listen`
     /// and `enabled` need a restart: the notes say so.
     public func reload(
-        _ settings: HTTPSettings, keys: GatewayKeys, maxPrefixLength: Int? = nil, maxSubscriptions: Int? = nil,
-        historyPrefixes: [String]? = nil, lastValuePrefixes: [String]? = nil
+        _ settings: HTTPSettings, keys: GatewayKeys, maxPrefixLength: Int? = nil, maxMessageSize: Int? = nil,
+        maxSubscriptions: Int? = nil, historyPrefixes: [String]? = nil, lastValuePrefixes: [String]? = nil
     ) -> [String] {
         let previous = shared.settings
         var notes: [String] = []
         // The broker refuses a subscription longer than its limit: the gateway must refuse it
         // too, or its client is told "subscribed" and gets nothing.
         if let maxPrefixLength { shared.maxPrefixLength = maxPrefixLength }
+        if let maxMessageSize { shared.maxMessageSize = maxMessageSize }
         // A new client of a cached prefix gets its values first: which prefixes those are
         // changes with the broker's reload, which comes first.
         if let lastValuePrefixes { shared.linkMailbox.post(.cachePrefixes(lastValuePrefixes.map { Array($0.utf8) })) }
@@ -298,6 +300,24 @@ final class GatewayShared: Sendable {
         get { maxPrefixLengthNow.load(ordering: .relaxed) }
         set { maxPrefixLengthNow.store(newValue, ordering: .relaxed) }
     }
+    /// The broker's `max_message_size`, which a reload may change: a frame a producer may not
+    /// PUSH is not published from here either. The gateway's inproc link is not held to it by
+    /// libzmq (which checks frames as it decodes them from TCP or ipc), and a POST of 5,000
+    /// bytes went through a broker of max_message_size 1,000 (a walkthrough, 2026-12-07).
+    private let maxMessageSizeNow: Atomic<Int>
+    var maxMessageSize: Int {
+        get { maxMessageSizeNow.load(ordering: .relaxed) }
+        set { maxMessageSizeNow.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Why the broker's producers could not send `frames`: a frame over max_message_size.
+    func oversized(_ frames: [[UInt8]]) -> String? {
+        let limit = maxMessageSize
+        guard let frame = frames.first(where: { $0.count > limit }) else { return nil }
+        return
+            "a frame of \(frame.count) bytes is over the broker's max_message_size (\(limit) bytes), which its producers are held to: this message was not published"
+    }
+
     let logger: Logger
     /// Connections that are not clients yet, and their cap.
     let plainConnections = PlainConnections()
@@ -308,7 +328,7 @@ final class GatewayShared: Sendable {
     init(
         settings: HTTPSettings, keys: GatewayKeys, counters: GatewayCounters, linkMailbox: Mailbox<LinkCommand>,
         turns: LoopTurns, control: ControlDispatcher, claims: UpstreamClaims, statusFeed: StatusFeed,
-        maxPrefixLength: Int, logger: Logger
+        maxPrefixLength: Int, maxMessageSize: Int = BrokerConfiguration.Defaults.maxMessageSize, logger: Logger
     ) {
         current = Locked((settings, AccessPolicy(settings), keys))
         self.counters = counters
@@ -318,6 +338,7 @@ final class GatewayShared: Sendable {
         self.claims = claims
         self.statusFeed = statusFeed
         maxPrefixLengthNow = Atomic(maxPrefixLength)
+        maxMessageSizeNow = Atomic(maxMessageSize)
         self.logger = logger
     }
 

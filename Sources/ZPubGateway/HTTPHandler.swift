@@ -545,6 +545,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             return respondError(context, .forbidden, denial.code, denial.message, head)
         }
+        for frames in messages {
+            guard let problem = shared.oversized(frames) else { continue }
+            shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+            return respondError(context, .payloadTooLarge, "message_too_large", problem, head)
+        }
         let promise = context.eventLoop.makePromise(of: PublishReceipt.self)
         // Refused once the link has stopped: the promise then fails here (answered 503
         // "stopping"), instead of being left unanswered, which NIO takes for a leak.

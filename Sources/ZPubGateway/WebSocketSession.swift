@@ -519,6 +519,11 @@ final class WebSocketSession: ChannelInboundHandler {
                 reply(context, error: denial.code, denial.message, topic: topic)
                 return
             }
+            if let problem = shared.oversized([topicBytes, payload]) {
+                shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
+                reply(context, error: "message_too_large", problem, topic: topic)
+                return
+            }
             guard outbox.holdPublish() else {
                 shared.counters.publishFailures.add(1, ordering: .relaxed)
                 reply(

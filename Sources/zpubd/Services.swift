@@ -93,7 +93,8 @@ struct Services {
         guard configuration.http.enabled else { return nil }
         let gateway = try HTTPGateway(
             settings: configuration.http, keys: keys, maxPrefixLength: configuration.maxSubscriptionLength,
-            maxSubscriptions: configuration.maxSubscriptions, historyPrefixes: configuration.historyPrefixes,
+            maxMessageSize: configuration.maxMessageSize, maxSubscriptions: configuration.maxSubscriptions,
+            historyPrefixes: configuration.historyPrefixes,
             lastValuePrefixes: configuration.lastValuePrefixes,
             // In memory and alone, history numbers from 1 again at each start; a pair's
             // passive broker lags its peer's numbers, which is no restart (a review).
@@ -136,7 +137,8 @@ struct Services {
             // force either: RELOAD says so, as for the broker's keys read at start.
             gatewayNotes = gateway.reload(
                 configuration.http, keys: gatewayKeys, maxPrefixLength: configuration.maxSubscriptionLength,
-                maxSubscriptions: configuration.maxSubscriptions, historyPrefixes: configuration.historyPrefixes,
+                maxMessageSize: configuration.maxMessageSize, maxSubscriptions: configuration.maxSubscriptions,
+                historyPrefixes: configuration.historyPrefixes,
                 lastValuePrefixes: configuration.lastValuePrefixes)
             for note in gatewayNotes { logger.warning("\(note)") }
             Self.warnIfOperatorPagesAreOpen(configuration.http, logger: logger)

@@ -1596,6 +1596,8 @@ final class HTTPGatewayTests: XCTestCase {
         let port = try FreePort.find()
         let daemon = try gatewayDaemon(
             """
+            [sockets]
+            max_message_size = 1000
             [http]
             enabled = true
             listen = "127.0.0.1:\(port)"
@@ -1658,6 +1660,13 @@ final class HTTPGatewayTests: XCTestCase {
                 try post(#"{"topic":"jobs.x","payload":""# + String(repeating: "x", count: 5000) + #""}"#), 413,
                 "too_large"
             ),
+            // Within max_frame, but a frame over max_message_size, which producers are held to: a
+            // POST of it went through (a walkthrough, 2026-12-07); one such message refuses the batch.
+            (
+                try post(
+                    #"{"messages":[{"topic":"jobs.y","payload":1},{"topic":"jobs.z","payload":""#
+                        + String(repeating: "x", count: 2000) + #""}]}"#), 413, "message_too_large"
+            ),
             (try HTTPProbe.get(port: port, "/publish"), 405, "method_not_allowed"),
             // A page of another origin cannot publish through a visitor's browser.
             (
@@ -1674,6 +1683,15 @@ final class HTTPGatewayTests: XCTestCase {
             XCTAssertEqual(response.status, status, String(decoding: response.body, as: UTF8.self))
             XCTAssertEqual((response.json["error"] as? [String: Any])?["code"] as? String, code)
         }
+        // A WebSocket publish is held to it too.
+        let socketRun = try self.python(["ws-publish-one", "\(port)", "jobs.w", "2000"]).finish(timeout: 60)
+        XCTAssertEqual(socketRun.status, 0, socketRun.stderr)
+        let frame: [String: Any] = jsonLines(socketRun.stdout).first?["frame"] as? [String: Any] ?? [:]
+        let error: [String: Any] = frame["message"] as? [String: Any] ?? [:]
+        let code: String? = error["code"] as? String
+        let topic: String? = error["topic"] as? String
+        XCTAssertEqual(code, "message_too_large", socketRun.stdout)
+        XCTAssertEqual(topic, "jobs.w", socketRun.stdout)
         XCTAssertNil(try subscriber.receiveFrames(timeoutMilliseconds: 300), "nothing refused was published")
     }
 

@@ -327,6 +327,19 @@ def ws_publish_until_busy(port, topic, count):
     ws.close()
 
 
+def ws_publish_one(port, topic, size):
+    """Publishes one message on `topic` with a payload of `size` bytes, then prints the first
+    frame that comes within 10 s (a refusal; a publish taken is answered nothing), or null."""
+    ws = websocket.create_connection(ws_url(port), timeout=10)
+    ws.send(json.dumps({"op": "publish", "topic": topic, "payload": "x" * size}))
+    try:
+        frame = frame_of(*ws.recv_data(control_frame=True))
+    except websocket.WebSocketTimeoutException:
+        frame = None
+    print(json.dumps({"frame": frame}), flush=True)
+    ws.close()
+
+
 def healthz_burst(port, count):
     """`count` GET /healthz at once, each on its own connection. prints {"statuses": {code: n}}"""
     import threading
@@ -935,6 +948,8 @@ if __name__ == "__main__":
         pipeline_burst(port, int(rest[0]), int(rest[1]), float(rest[2]))
     elif command == "ws-publish-reply":
         ws_publish_reply(port, rest[0], float(rest[1]))
+    elif command == "ws-publish-one":
+        ws_publish_one(port, rest[0], int(rest[1]))
     elif command == "ws-publish-until-busy":
         ws_publish_until_busy(port, rest[0], int(rest[1]))
     elif command == "healthz-burst":
