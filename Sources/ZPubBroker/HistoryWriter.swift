@@ -341,7 +341,7 @@ final class HistoryWriter {
                 entries: configuration.lastValueMaxEntries, bytes: configuration.lastValueMaxBytes)
             // Values that expired while zpubd was down are not restored, to be expired at once
             // (and told as restored).
-            if configuration.lastValueMaxAgeSeconds > 0 {
+            if configuration.lastValueMaxAgeSeconds > 0 && !configuration.lastValuePrefixes.isEmpty {
                 let maxAge = UInt64(configuration.lastValueMaxAgeSeconds) * 1_000
                 let now = SystemClock.wallMilliseconds()
                 if now > maxAge { try store.deleteLastValues(storedBefore: now - maxAge) }

@@ -60,7 +60,8 @@ struct SubscriberReachability {
     /// a heartbeat (a review, 2026-12-07). All are looked at only while fewer reach.
     func reachable(silenceMilliseconds silence: UInt32, nowNanoseconds now: UInt64, limit: Int = .max) -> Int {
         var count = 0
-        for (descriptor, connection) in connections where count < limit {
+        for (descriptor, connection) in connections {
+            if count >= limit { break }
             // Gone, or another socket now: its disconnection event is on its way.
             guard Self.inode(of: descriptor) == connection.inode else { continue }
             var peer = ckernel_peer()

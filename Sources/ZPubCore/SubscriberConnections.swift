@@ -151,7 +151,11 @@ public struct SubscriberConnections: Sendable {
     /// another since, as long as the metadata cannot go to another connection meanwhile (the
     /// loop keeps it alive while the connection is recorded: `isRecorded`).
     public func recorded(descriptor: Int32, metadata: UInt) -> Identity? {
-        byMetadata[MetadataKey(descriptor: descriptor, metadata: metadata)]?.first
+        // The newest: two share a key when an unpinned connection's metadata was freed and a
+        // new connection's took its place (no frame of the old one is left then), or when a
+        // connection was recorded again with its descriptor closed. Taking the oldest gave the
+        // new connection's frames to the closed one (a review, 2026-12-07).
+        byMetadata[MetadataKey(descriptor: descriptor, metadata: metadata)]?.last
     }
 
     /// The records `connection` has: prefixes held, and refused ones.

@@ -58,10 +58,13 @@ public struct GatewayKeys: Sendable {
         // WebSocket and SSE ride on HTTP/1.1.
         configuration.applicationProtocols = ["http/1.1"]
         // A connection the gateway ends (a goodbye, an expired token, a client too slow) is
-        // closed once its close_notify is out, as nginx does: NIO SSL's default waits 5 s for
-        // the client's own, which most never send (Python's ssl, curl), and the connection
-        // kept its max_clients slot, and zpubd's stop, that long (a walkthrough, 2026-12-07).
-        configuration.shutdownTimeout = .milliseconds(100)
+        // closed a second after its close_notify at most, as a goodbye waits for a client that
+        // does not read (`Goodbye.grace`): NIO SSL's default waits 5 s for the client's own,
+        // which most never send (Python's ssl, curl), and the connection kept its max_clients
+        // slot, and zpubd's stop, that long (a walkthrough, 2026-12-07). The second lets what
+        // a client still sends meanwhile be read, not answered with a reset that could take
+        // the goodbye with it (a review).
+        configuration.shutdownTimeout = .seconds(1)
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch {

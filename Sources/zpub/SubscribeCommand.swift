@@ -850,7 +850,7 @@ struct Subscribe: ParsableCommand {
                     controlEndpoints.count == 1 && pair.peerState == .active
                     && (pair.peerHeardMillisecondsAgo ?? .max) < 1_000
             }
-            if standbyOfALivePeer || refusals.count == controlEndpoints.count { break }
+            if standbyOfALivePeer || order.allSatisfy({ refusals[$0] != nil }) { break }
             usleep(100_000)
         } while SystemClock.monotonicNanoseconds() < deadline
         if let stopping { return stopping }

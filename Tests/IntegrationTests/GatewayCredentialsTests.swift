@@ -437,8 +437,6 @@ final class GatewayCredentialsTests: XCTestCase {
         XCTAssertGreaterThan(published, 0)
     }
 
-    /// A certificate swapped by SIGHUP is served to the next client, while a WebSocket opened
-    /// over the old one keeps receiving; a key that does not fit is refused, the old pair stays.
     /// Over TLS a connection the gateway ends is closed once its goodbye is written, whether
     /// or not the client answers with a close_notify of its own (Python's ssl does not). NIO
     /// SSL waited 5 s for one: the connection kept its max_clients slot meanwhile, and zpubd's
@@ -471,6 +469,8 @@ final class GatewayCredentialsTests: XCTestCase {
         XCTAssertTrue(client.isRunning, "it never closed its side")
     }
 
+    /// A certificate swapped by SIGHUP is served to the next client, while a WebSocket opened
+    /// over the old one keeps receiving; a key that does not fit is refused, the old pair stays.
     func testACertificateSwappedBySIGHUPIsServedToTheNextClientWhileAWebSocketKeepsReceiving() throws {
         let first = try makeCertificate("first")
         let second = try makeCertificate("second")

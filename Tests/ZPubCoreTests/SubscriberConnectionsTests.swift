@@ -225,6 +225,19 @@ final class SubscriberConnectionsTests: XCTestCase {
         XCTAssertEqual(connections.takeForgotten().count, cycles)
     }
 
+    /// A connection whose metadata lies where a closed one's lay (the closed one unpinned, its
+    /// frames all read, its memory given to the new one's): a frame with it is the new one's.
+    /// The oldest was taken, and the new connection's subscriptions went to the closed one.
+    func testTwoConnectionsWithTheSameMetadataAddressGiveItToTheNewest() {
+        var connections = SubscriberConnections()
+        let old = connection(7, inode: 1, metadata: 0x4000)
+        let new = connection(7, inode: 2, metadata: 0x4000)
+        connections.subscribed(1, old)
+        connections.subscribed(2, new)
+        XCTAssertEqual(connections.recorded(descriptor: 7, metadata: 0x4000), new)
+        XCTAssertFalse(connections.holds(2, old))
+    }
+
     /// A close handled before the connection's late frames are read finds no records to keep;
     /// the records the late frames then make are those of a closed connection all the same,
     /// and go in time (they stayed, with their pin, until the descriptor was reused).
