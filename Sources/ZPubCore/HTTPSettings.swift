@@ -167,6 +167,14 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         tokens.compactMap { entry in entry.firstIndex(of: "=").map { String(entry[..<$0]) } }
     }
 
+    /// The publish prefixes under which a client without a token may publish something: with
+    /// anonymous clients allowed, those no static token's prefix covers whole.
+    public var openPublishPrefixes: [String] {
+        guard allowsAnonymous else { return [] }
+        let guarded = tokenPrefixes
+        return publishPrefixes.filter { prefix in !guarded.contains { prefix.hasPrefix($0) } }
+    }
+
     /// (prefix, token) pairs; entries without "=" are reported by `validate()`.
     public var tokenRules: [(prefix: String, token: String)] {
         tokens.compactMap { entry in

@@ -117,6 +117,14 @@ struct Services {
                 "[http] has tokens or JWT keys but no operator_token: /, /watch, /status/events, /stats and /metrics show every topic and subscription name to anyone who can reach the port; set operator_token (docs/http.md, \"Access\")"
             )
         }
+        let open = settings.openPublishPrefixes
+        if !open.isEmpty, !Endpoint.isLoopbackOnly("tcp://" + settings.listen) {
+            // As the ZeroMQ sockets' warnings for an endpoint beyond loopback (a walkthrough,
+            // 2026-12-07: a gateway on 0.0.0.0 with publish_prefixes [""] said nothing).
+            logger.warning(
+                "[http] listens on \(settings.listen), beyond this machine, and anyone who reaches it may publish under \(open.map { "\"\($0)\"" }.joined(separator: ", ")) without a token: give those prefixes a token in tokens, or use JWT keys (allow_anonymous = false), or listen on 127.0.0.1 behind a proxy that checks (docs/http.md, \"Access\")"
+            )
+        }
     }
 
     /// Applies a validated configuration: the broker's, then [http] (without dropping its

@@ -125,4 +125,19 @@ final class HTTPSettingsTests: XCTestCase {
     func testInternalEndpointsCannotBeConfigured() {
         XCTAssertTrue(problems("[endpoints]\npull = [\"inproc://zpubd/pull\"]").contains { $0.contains("reserved") })
     }
+
+    /// Where a client without a token may publish: what zpubd warns of when the gateway listens
+    /// beyond loopback.
+    func testOpenPublishPrefixesAreThoseNoTokenCoversWhole() {
+        var settings = HTTPSettings()
+        settings.publishPrefixes = ["jobs.", "sec.", "sec.deep.", ""]
+        settings.tokens = ["sec.=t1"]
+        XCTAssertEqual(settings.openPublishPrefixes, ["jobs.", ""], "sec.deep. is under sec.'s token")
+        settings.tokens = ["jobs.x=t2"]
+        XCTAssertEqual(settings.openPublishPrefixes, ["jobs.", "sec.", "sec.deep.", ""], "jobs.y is open")
+        settings.jwtSecretFile = "/secret"
+        XCTAssertEqual(settings.openPublishPrefixes, [], "with JWT keys anonymous clients are refused")
+        settings.allowAnonymous = true
+        XCTAssertEqual(settings.openPublishPrefixes.count, 4)
+    }
 }
