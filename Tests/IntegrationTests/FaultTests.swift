@@ -155,6 +155,11 @@ final class FaultTests: XCTestCase {
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
         try daemon.waitForSubscriptions(1)
+        // The right one, connected all along: the looks that find the wrong one count it too,
+        // and must not take it for one (checked before the wrong one existed, this could not fail).
+        let right = try clients.socket(.push, connect: daemon.pull)
+        try right.send(frames: frames("t.ok", "y"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("t.ok", "y")])
         let wrong = try clients.socket(.push, connect: daemon.xpub)
         _ = try wrong.send(frames: frames("t.lost", "x"), dontWait: true)
         try Wait.until("zpubd warns of the xpub socket's incomplete handshakes", timeout: 60) {
@@ -164,8 +169,8 @@ final class FaultTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains("producers' PUSH connect to pull"), daemon.log)
         XCTAssertFalse(daemon.log.contains("to the pull socket passed"), daemon.log)
         // The right one still works.
-        try clients.socket(.push, connect: daemon.pull).send(frames: frames("t.ok", "y"))
-        XCTAssertEqual(try subscriber.receive(1), [frames("t.ok", "y")])
+        try right.send(frames: frames("t.ok", "z"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("t.ok", "z")])
     }
 
     /// Flooding peers that vanish mid-flood must not abort zpubd (`scripts/flood-vanish.sh`
@@ -642,13 +647,14 @@ final class FaultTests: XCTestCase {
         ).finish(timeout: 10)
         XCTAssertEqual(prlimit.status, 0, prlimit.stderr)
 
-        // Every STATS comes on a new control connection and must be answered within 2 s.
+        // Every STATS comes on a new control connection and must be answered: within 10 s, for
+        // hundreds of them on a loaded machine (a spinning loop is caught by its CPU share below).
         var answered = 0
         func stats(_ when: String) throws -> StatsSnapshot {
             guard daemon.process.isRunning else { throw DaemonExited(log: daemon.log) }
-            guard let reply = try daemon.request("STATS", timeout: 2_000) else {
+            guard let reply = try daemon.request("STATS", timeout: 10_000) else {
                 let died = daemon.process.isRunning ? "" : " (zpubd died, status \(daemon.process.terminationStatus))"
-                XCTFail("no reply to STATS within 2 s \(when)\(died)\nlog:\n\(daemon.log)")
+                XCTFail("no reply to STATS within 10 s \(when)\(died)\nlog:\n\(daemon.log)")
                 throw TimedOut(what: "a reply to STATS \(when)")
             }
             answered += 1

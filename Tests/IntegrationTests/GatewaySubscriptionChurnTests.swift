@@ -395,12 +395,14 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
             ["subscribed state.", "subscribed job.5.", "message state.a", "message job.5.done"], run.stdout)
     }
 
-    /// A forwarding loop that does not answer (held 10 s by a test hook) holds a subscribe's
+    /// A forwarding loop that does not answer (held by a test hook) holds a subscribe's
     /// reply for 5 s, not for ever: the reply then goes without the broker's confirmation, the
     /// log says so, and /metrics counts it.
     func testASubscribeIsAnsweredWithoutTheLoopAfterFiveSeconds() throws {
         let port = try FreePort.find()
-        let stall = 10.0
+        // Long enough that a loaded machine's Python start-up and the 5 s fit in it (10 s left
+        // some 5); a second SIGUSR2 ends it once the test has seen what it needs.
+        let stall = 40.0
         let daemon = try Daemon(
             configuration: httpSection(port: port),
             environment: ["ZPUBD_TEST_HOOKS": "1", "ZPUBD_TEST_STALL_MS": "\(Int(stall * 1_000))"]
@@ -426,6 +428,10 @@ final class GatewaySubscriptionChurnTests: XCTestCase {
         XCTAssertTrue(daemon.log.contains("has not answered a subscription barrier"), daemon.log)
         try Wait.until("/metrics counts it", timeout: 20) {
             (try? HTTPProbe.metrics(port: port))?["zpub_http_subscription_barriers_given_up_total"] == 1
+        }
+        daemon.signal(SIGUSR2)  // the stall ends
+        try Wait.until("the loop's stall ends early\n\(daemon.log)") {
+            daemon.log.contains("the forwarding loop's stall ends early")
         }
         withExtendedLifetime(client) {}
     }

@@ -199,7 +199,7 @@ final class HTTPGatewayTests: XCTestCase {
         let (daemon, port) = try startDaemon(http: #"publish_prefixes = ["chat."]"#)
         let ready = readyFile()
         let client = try python([
-            "ws-sub", "\(port)", #"["weather.", "chat."]"#, "4", ready, #"["chat.room1", "hello from a browser"]"#,
+            "ws-sub", "\(port)", #"["weather.", "chat."]"#, "5", ready, #"["chat.room1", "hello from a browser"]"#,
         ])
         try Wait.until("the WebSocket client has subscribed") { FileManager.default.fileExists(atPath: ready) }
         // The gateway is one subscriber of the broker, whatever its clients want. It acknowledges
@@ -211,6 +211,9 @@ final class HTTPGatewayTests: XCTestCase {
         try push.send(frames: frames("weather.json", #"{"celsius": 12}"#))
         try push.send(frames: [Array("weather.raw".utf8), [0xFF, 0x00]])
         try push.send(frames: frames("other.topic", "not wanted"))
+        // After it on the same PUSH: had other.topic reached the client, it would have come
+        // among the five, and this not (the client reads five).
+        try push.send(frames: frames("weather.end", "last"))
         let run = try client.finish(timeout: 20)
         XCTAssertEqual(run.status, 0, run.stderr)
         let lines = jsonLines(run.stdout).filter { $0["ack"] == nil }
@@ -225,6 +228,7 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual(chat["payload"] as? String, "hello from a browser")
         let binary = try XCTUnwrap(lines.first { $0["kind"] as? String == "binary" }, run.stdout)
         XCTAssertEqual(binary["frames_hex"] as? [String], ["776561746865722e726177", "ff00"])
+        XCTAssertNotNil(texts.first { $0["topic"] as? String == "weather.end" }, run.stdout)
         XCTAssertFalse(run.stdout.contains("other.topic"))
     }
 
@@ -1695,6 +1699,31 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertNil(try subscriber.receiveFrames(timeoutMilliseconds: 300), "nothing refused was published")
     }
 
+    /// A gateway that listens beyond loopback and lets anyone publish says so at start, as the
+    /// ZeroMQ sockets do of their endpoints; one on loopback, or whose publishing needs a
+    /// token, does not.
+    func testAGatewayOpenToPublishersBeyondThisMachineIsWarnedOf() throws {
+        let warning = "beyond this machine, and anyone who reaches it may publish under"
+        let port = try FreePort.find()
+        let open = try gatewayDaemon(
+            "[http]\nenabled = true\nlisten = \"0.0.0.0:\(port)\"\npublish_prefixes = [\"jobs.\", \"sec.\"]\ntokens = [\"sec.=sec-token-0123\"]\n",
+            port: port)
+        XCTAssertTrue(open.log.contains("\(warning) \"jobs.\" without a token"), open.log)
+        let loopbackPort = try FreePort.find()
+        let loopback = try gatewayDaemon(
+            "[http]\nenabled = true\nlisten = \"127.0.0.1:\(loopbackPort)\"\npublish_prefixes = [\"jobs.\"]\n",
+            port: loopbackPort)
+        let guardedPort = try FreePort.find()
+        let guarded = try gatewayDaemon(
+            "[http]\nenabled = true\nlisten = \"0.0.0.0:\(guardedPort)\"\npublish_prefixes = [\"jobs.\"]\ntokens = [\"jobs.=jobs-token-0123\"]\noperator_token = \"operator-token-0123\"\n",
+            port: guardedPort)
+        // zpubd's "started" comes after the gateway's start and its warnings.
+        for daemon in [loopback, guarded] {
+            try Wait.until("zpubd logs its start\n\(daemon.log)") { daemon.log.contains(") started") }
+            XCTAssertFalse(daemon.log.contains(warning), daemon.log)
+        }
+    }
+
     /// A POST /publish with `Expect: 100-continue` (as curl sends a larger body) is asked for its
     /// body at once, instead of the client waiting a second for a word; one whose declared
     /// length is over max_frame, or that its head alone refuses (a path that does not exist,
@@ -2003,7 +2032,7 @@ final class HTTPGatewayTests: XCTestCase {
             port: port, method: "GET", "/status/events", headers: [:], readTimeout: 1_000)
         XCTAssertEqual(stream.status, 401)
         let allowed = try HTTPProbe.request(
-            port: port, method: "GET", "/status/events?access_token=\(token)", headers: [:], readTimeout: 1_500)
+            port: port, method: "GET", "/status/events?access_token=\(token)", headers: [:], readTimeout: 5_000)
         XCTAssertEqual(allowed.status, 200)
         XCTAssertTrue(String(decoding: allowed.body, as: UTF8.self).contains("event: stats"))
         XCTAssertEqual(try HTTPProbe.get(port: port, "/healthz").status, 200, "load balancers need no token")
@@ -2509,7 +2538,8 @@ enum HTTPProbe {
         return samples
     }
 
-    /// `readTimeout` (ms) ends reading a response that streams (SSE) and never closes.
+    /// `readTimeout` (ms) ends reading a response that streams (SSE) and never closes; not
+    /// before its head has come, which is waited for up to 30 s (a loaded machine's).
     static func request(
         port: Int, method: String, _ path: String, headers: [String: String], body: [UInt8] = [],
         readTimeout: Int = 5_000, version: String = "1.1"
@@ -2530,7 +2560,12 @@ enum HTTPProbe {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         let deadline = Date().addingTimeInterval(Double(readTimeout) / 1000)
-        while Date() < deadline {
+        // A short window for a stream is no limit on its head: 500 ms to get one was a loaded
+        // machine's to break (a review, 2026-12-07).
+        let headDeadline = Date().addingTimeInterval(max(Double(readTimeout) / 1000, 30))
+        let separator = Array("\r\n\r\n".utf8)
+        while Date() < headDeadline {
+            if Date() >= deadline && received.firstRange(of: separator) != nil { break }
             var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard Glibc.poll(&poll, 1, 50) > 0 else { continue }
             let count = recv(fd, &buffer, buffer.count, 0)
