@@ -291,7 +291,31 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         shared.counters.rejectedBadRequest.add(1, ordering: .relaxed)
         refuseAndClose(
             context, .badRequest, "bad_request",
-            "the request is not valid HTTP/1.1 (\(parserError)); the connection is closed", nil)
+            "the request is not valid HTTP/1.1 (\(Self.describe(parserError))); the connection is closed", nil)
+    }
+
+    /// What was wrong, in the request's terms: the parser's names said "paused (swift-http-parser
+    /// error)" of an HTTP/2 client's preface (a walkthrough, 2026-12-07).
+    static func describe(_ error: HTTPParserError) -> String {
+        switch error {
+        case .paused: return "an HTTP/2 preface: this gateway speaks HTTP/1.1 (curl --http1.1)"
+        case .invalidContentLength, .unexpectedContentLength: return "its Content-Length is not valid"
+        case .invalidChunkSize: return "a chunk's size is not valid"
+        case .invalidVersion: return "its HTTP version is not 1.0 or 1.1"
+        case .invalidMethod: return "its method is not valid"
+        case .invalidURL: return "its target is not valid"
+        case .invalidHeaderToken, .invalidConstant: return "a header is not valid"
+        case .headerOverflow: return "its headers are too long"
+        case .lfExpected: return "a line does not end in CRLF"
+        case .invalidCharactersUsed: return "it holds characters HTTP does not allow"
+        case .unknown: return "it cannot be read (Content-Length beside Transfer-Encoding, for one)"
+        default:
+            var text = String(describing: error)
+            for suffix in [" (swift-http-parser error)", " (http_parser error)"] where text.hasSuffix(suffix) {
+                text.removeLast(suffix.count)
+            }
+            return text
+        }
     }
 
     /// Answers a request that cannot be served with an error and ends the connection: nothing

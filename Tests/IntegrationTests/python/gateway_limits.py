@@ -340,6 +340,7 @@ def unreadable(port):
     cases = {
         "request_line": b"GARBAGE\r\n\r\n",
         "http_2": b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n",
+        "http_2_preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
         "folded_header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n folded\r\n\r\n",
         "content_length": b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
         "chunk": b"POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",
