@@ -1975,15 +1975,14 @@ final class PairTests: XCTestCase {
         try Wait.until(
             "the follower prints every message\n\(follower.stderrSoFar)\n\(primary.log.suffix(3_000))", timeout: 60
         ) { printed().count >= expected.count && printed().contains { $0.payload == 3 } }
-        // A duplicate would come later: the follower settles first (a second without output).
-        var settled = follower.stdoutSoFar.count
-        try Wait.until("the follower's output settles", timeout: 30) {
-            let now = follower.stdoutSoFar.count
-            defer { settled = now }
-            if now == settled { usleep(1_000_000) }
-            return now == settled && follower.stdoutSoFar.count == now
+        // A duplicate would come later, ahead of what the primary forwards after it: a last
+        // message, printed in its turn, closes the check (a second without output was the
+        // check's end, which a loaded machine's late duplicate could outlast).
+        try toPrimary.send(frames: frames("n.4", "4"))
+        try Wait.until("the follower prints the last message\n\(follower.stderrSoFar)", timeout: 60) {
+            printed().contains { $0.payload == 4 }
         }
-        let all = printed()
+        let all = printed().filter { $0.payload != 4 }
         let counts = Dictionary(all.map { ($0.payload, 1) }, uniquingKeysWith: +)
         let twice = all.filter { counts[$0.payload, default: 0] > 1 }.map {
             "\($0.payload)#\($0.seq.map(String.init) ?? "-")"
