@@ -172,7 +172,9 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     public var openPublishPrefixes: [String] {
         guard allowsAnonymous else { return [] }
         let guarded = tokenPrefixes
-        return publishPrefixes.filter { prefix in !guarded.contains { prefix.hasPrefix($0) } }
+        // Bytes, as the gateway compares topics (`hasPrefix` took canonically equal strings
+        // for equal).
+        return publishPrefixes.filter { prefix in !guarded.contains { prefix.utf8.starts(with: $0.utf8) } }
     }
 
     /// (prefix, token) pairs; entries without "=" are reported by `validate()`.

@@ -299,7 +299,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     static func describe(_ error: HTTPParserError) -> String {
         switch error {
         case .paused: return "an HTTP/2 preface: this gateway speaks HTTP/1.1 (curl --http1.1)"
-        case .invalidContentLength, .unexpectedContentLength: return "its Content-Length is not valid"
+        case .invalidContentLength: return "its Content-Length is not valid"
+        case .unexpectedContentLength: return "its Content-Length is not valid, or comes beside Transfer-Encoding"
         case .invalidChunkSize: return "a chunk's size is not valid"
         case .invalidVersion: return "its HTTP version is not 1.0 or 1.1"
         case .invalidMethod: return "its method is not valid"
@@ -308,7 +309,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .headerOverflow: return "its headers are too long"
         case .lfExpected: return "a line does not end in CRLF"
         case .invalidCharactersUsed: return "it holds characters HTTP does not allow"
-        case .unknown: return "it cannot be read (Content-Length beside Transfer-Encoding, for one)"
+        case .unknown: return "it cannot be read (Content-Length beside Transfer-Encoding, or a line without its CR)"
         default:
             var text = String(describing: error)
             for suffix in [" (swift-http-parser error)", " (http_parser error)"] where text.hasSuffix(suffix) {

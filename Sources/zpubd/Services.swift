@@ -105,24 +105,25 @@ struct Services {
         logger.notice(
             "http gateway listening on \(scheme)://\(gateway.localAddress)/\(summary)",
             metadata: ["endpoint": "\(scheme)://\(gateway.localAddress)"])
-        warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
+        warnIfOperatorPagesAreOpen(configuration.http, listening: gateway.localAddress, logger: logger)
         // Its browsers vote for a pair's takeover, as subscribers do (docs/topologies.md).
         broker.clientsElsewhere.count { gateway.clientCount }
         return gateway
     }
 
-    private static func warnIfOperatorPagesAreOpen(_ settings: HTTPSettings, logger: Logger) {
+    /// `listening`: the address in force (a reload's new `listen` waits for a restart).
+    private static func warnIfOperatorPagesAreOpen(_ settings: HTTPSettings, listening: String, logger: Logger) {
         if (!settings.tokens.isEmpty || settings.usesJWT) && settings.operatorToken == nil {
             logger.warning(
                 "[http] has tokens or JWT keys but no operator_token: /, /watch, /status/events, /stats and /metrics show every topic and subscription name to anyone who can reach the port; set operator_token (docs/http.md, \"Access\")"
             )
         }
         let open = settings.openPublishPrefixes
-        if !open.isEmpty, !Endpoint.isLoopbackOnly("tcp://" + settings.listen) {
+        if !open.isEmpty, !Endpoint.isLoopbackOnly("tcp://" + listening) {
             // As the ZeroMQ sockets' warnings for an endpoint beyond loopback (a walkthrough,
             // 2026-12-07: a gateway on 0.0.0.0 with publish_prefixes [""] said nothing).
             logger.warning(
-                "[http] listens on \(settings.listen), beyond this machine, and anyone who reaches it may publish under \(open.map { "\"\($0)\"" }.joined(separator: ", ")) without a token: give those prefixes a token in tokens, or use JWT keys (allow_anonymous = false), or listen on 127.0.0.1 behind a proxy that checks (docs/http.md, \"Access\")"
+                "[http] listens on \(listening), beyond this machine, and anyone who reaches it may publish under \(open.map { "\"\($0)\"" }.joined(separator: ", ")) without a token: give those prefixes a token in tokens, or use JWT keys (allow_anonymous = false), or listen on 127.0.0.1 behind a proxy that checks (docs/http.md, \"Access\")"
             )
         }
     }
@@ -149,7 +150,7 @@ struct Services {
                 historyPrefixes: configuration.historyPrefixes,
                 lastValuePrefixes: configuration.lastValuePrefixes)
             for note in gatewayNotes { logger.warning("\(note)") }
-            Self.warnIfOperatorPagesAreOpen(configuration.http, logger: logger)
+            Self.warnIfOperatorPagesAreOpen(configuration.http, listening: gateway.localAddress, logger: logger)
         }
         return (outcome, startOnlyWarnings + gatewayNotes)
     }
