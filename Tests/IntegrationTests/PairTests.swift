@@ -1190,9 +1190,11 @@ final class PairTests: XCTestCase {
             guard pairState(backup) == .passive else { return false }
             return try (backup.stats().peers[.xpub] ?? 0) > 0
         }
+        // Before the signal: the stall cannot have begun earlier (taken once the log showed it,
+        // the moment could be late, and an answer after the stall pass as one before it).
+        let stalled = Date()
         backup.signal(SIGUSR2)
         try Wait.until("the history writer stalls") { backup.log.contains("test hook: stalling the history writer") }
-        let stalled = Date()
         // The peer goes silent: the backup takes over after failover_ms, and its takeover waits
         // for the stalled writer's reserve.
         peer.beats.removeAll()

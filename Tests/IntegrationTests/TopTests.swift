@@ -284,8 +284,17 @@ final class TopTests: XCTestCase {
         try Wait.until("the first reading is printed", timeout: 20) { top.stdoutSoFar.contains("zpub top") }
         daemon.signal(SIGSTOP)
         defer { daemon.signal(SIGCONT) }
-        // Past the interval: top is waiting for the broker now.
-        usleep(600_000)
+        // Until top is in its wait for the broker: in poll (its wait between refreshes sleeps
+        // in nanosleep). A fixed 600 ms let a loaded machine's Ctrl-C land between refreshes,
+        // where it ends top at once anyway, and the test pass without the wait (a review).
+        let wchan = "/proc/\(top.processIdentifier)/wchan"
+        if let first = try? String(contentsOfFile: wchan, encoding: .utf8), first != "0" {
+            try Wait.until("top waits for the stopped broker", timeout: 30) {
+                (try? String(contentsOfFile: wchan, encoding: .utf8))?.contains("poll") == true
+            }
+        } else {
+            usleep(600_000)  // a kernel that does not show where a process waits
+        }
         let interrupted = Date()
         top.signal(SIGINT)
         let run = try top.finish(timeout: 20)
