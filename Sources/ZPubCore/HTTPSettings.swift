@@ -197,6 +197,12 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
                     "listen",
                     "listen \"\(listen)\" is not host:port; write e.g. \"127.0.0.1:8080\", \"[::1]:8080\" or \"0.0.0.0:8080\""
                 ))
+        } else if let host = hostAndPort?.host, host.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+            CIDR.parseAddress(host) == nil
+        {
+            // Refused by --check-config, not at the bind (exit 1, after the check said the file
+            // was good: a walkthrough, 2026-12-07). A name cannot be told until it is resolved.
+            problems.append(("listen", "listen \"\(listen)\": \(host) is not an IPv4 address"))
         }
         check("client_queue", clientQueue, 1...1_000_000, "the messages queued per HTTP client")
         check("max_clients", maxClients, 1...1_000_000, "the number of HTTP clients")
@@ -218,7 +224,8 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
             "max_user_prefixes", maxUserPrefixes, 0...1_000_000,
             "the distinct prefixes one user's clients may hold (0: no limit)")
         for origin in allowedOrigins
-        where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
+        where origin != "*" && !(origin.lowercased().hasPrefix("http://") || origin.lowercased().hasPrefix("https://"))
+        {
             problems.append(
                 (
                     "allowed_origins",

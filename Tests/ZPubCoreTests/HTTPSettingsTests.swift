@@ -101,6 +101,16 @@ final class HTTPSettingsTests: XCTestCase {
         XCTAssertTrue(found.contains { $0.contains("shorter than 8") }, "\(found)")
     }
 
+    /// An address that is no IPv4 address is refused with the file (it failed at the bind, after
+    /// --check-config said the file was good); a scheme in capitals is a scheme.
+    func testAListenAddressThatIsNoAddressIsRefusedAndASchemeMayBeInCapitals() {
+        let found = problems("[http]\nlisten = \"300.1.1.1:8080\"\nallowed_origins = [\"HTTPS://Upper.Example\"]\n")
+        XCTAssertEqual(found.count, 1, "\(found)")
+        XCTAssertTrue(found.contains { $0.hasPrefix("line 2:") && $0.contains("is not an IPv4 address") }, "\(found)")
+        XCTAssertEqual(problems("[http]\nlisten = \"10.1.2.3:8080\"\n"), [])
+        XCTAssertEqual(problems("[http]\nlisten = \"gateway.example:8080\"\n"), [])
+    }
+
     /// An entry without its = may be all token: it is named by its place, never echoed (it was,
     /// in the log and in RELOAD's reply).
     func testATokenEntryWithoutItsSeparatorIsNotEchoed() {
