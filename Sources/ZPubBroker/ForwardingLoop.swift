@@ -2402,13 +2402,8 @@ final class ForwardingLoop {
         // Twice the replay, without the queue's spare frames: a prefix or two added to
         // [last_value] or [history] fits in those, and was told as a max_subscriptions too high
         // for the queue (a walkthrough, 2026-12-07).
-        let xsubQueueWanted =
-            SocketSetup.xsubSubscriptionFramesQueued(newConfiguration)
-            - SocketSetup.xsubSpareSubscriptionFrames
-        if xsubQueueWanted > xsubQueueAtStart
-            && xsubQueueWanted != SocketSetup.xsubSubscriptionFramesQueued(configuration)
-                - SocketSetup.xsubSpareSubscriptionFrames
-        {
+        let xsubQueueWanted = SocketSetup.xsubReplayRoom(newConfiguration)
+        if xsubQueueWanted > xsubQueueAtStart && xsubQueueWanted != SocketSetup.xsubReplayRoom(configuration) {
             // Silently, a publisher or upstream that connects once the table is that large
             // would get part of it: libzmq drops the rest of XSUB's replay.
             logger.warning(

@@ -38,9 +38,14 @@ enum SocketSetup {
     /// Past it, libzmq drops the frames for that peer alone, which then filters (a PUB) by an
     /// older set until it reconnects.
     static func xsubSubscriptionFramesQueued(_ configuration: BrokerConfiguration) -> Int {
+        xsubReplayRoom(configuration) + xsubSpareSubscriptionFrames
+    }
+    /// Twice what the table and zpubd's own prefixes may hold: what a reload compares with
+    /// the queue sized at start (`xsubSubscriptionFramesQueued` without its spare frames).
+    static func xsubReplayRoom(_ configuration: BrokerConfiguration) -> Int {
         2
             * (configuration.maxSubscriptions + configuration.historyPrefixes.count
-                + configuration.lastValuePrefixes.count) + xsubSpareSubscriptionFrames
+                + configuration.lastValuePrefixes.count)
     }
     /// `xsubSubscriptionFramesQueued`'s "some": room a reload's few more prefixes may take.
     static let xsubSpareSubscriptionFrames = 1_024

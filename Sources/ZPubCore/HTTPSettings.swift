@@ -224,8 +224,7 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
             "max_user_prefixes", maxUserPrefixes, 0...1_000_000,
             "the distinct prefixes one user's clients may hold (0: no limit)")
         for origin in allowedOrigins
-        where origin != "*" && !(origin.lowercased().hasPrefix("http://") || origin.lowercased().hasPrefix("https://"))
-        {
+        where origin != "*" && !["http://", "https://"].contains(where: origin.lowercased().hasPrefix) {
             problems.append(
                 (
                     "allowed_origins",

@@ -191,9 +191,7 @@ public struct SubscriberConnections: Sendable {
             connectionsLookedAt += others.count
             for identity in others where !identity.isCurrent(socket) { markClosed(identity, at: Self.unstamped) }
         }
-        connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(prefixHash)
-        if isNew { noteRecorded(connection) }
-        noteIfClosed(connection)
+        record(prefixHash, for: connection)
         // libzmq's one record of the prefix for this connection is a counted subscription now.
         takeRefused(prefixHash, connection, waited: waited)
     }
@@ -205,6 +203,17 @@ public struct SubscriberConnections: Sendable {
         if connection.inode == 0 && connection.device == 0 && closedAt[connection] == nil {
             markClosed(connection, at: Self.unstamped)
         }
+    }
+
+    /// Adds `key` (a held prefix's hash, or a refused one's `refusedKey`) to the records of
+    /// `connection`, indexing a connection new to them; false when it held it already.
+    @discardableResult
+    private mutating func record(_ key: Int, for connection: Identity) -> Bool {
+        let isNew = connections[connection.descriptor]?[connection] == nil
+        let inserted = connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(key)
+        if isNew { noteRecorded(connection) }
+        noteIfClosed(connection)
+        return inserted
     }
 
     /// A connection that has its first record now: indexed.
@@ -234,13 +243,7 @@ public struct SubscriberConnections: Sendable {
     public mutating func refused(_ prefixHash: Int, _ connection: Identity, waitsForRoom prefix: [UInt8]? = nil) -> Bool
     {
         guard refusedPendingTotal < Self.maxRefusedPending else { return false }
-        let isNew = connections[connection.descriptor]?[connection] == nil
-        guard
-            connections[connection.descriptor, default: [:]][connection, default: HashSet64()].insert(
-                Self.refusedKey(prefixHash))
-        else { return false }
-        if isNew { noteRecorded(connection) }
-        noteIfClosed(connection)
+        guard record(Self.refusedKey(prefixHash), for: connection) else { return false }
         refusedPending[prefixHash, default: 0] += 1
         refusedPendingTotal += 1
         if let prefix, makeRoomToWait(prefix.count, for: connection) {

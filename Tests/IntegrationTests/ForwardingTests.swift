@@ -5,6 +5,20 @@ import ZeroMQ
 
 /// Messages in through PULL and XSUB, out through XPUB, filtered by prefix, whole and unchanged.
 final class ForwardingTests: XCTestCase {
+    /// A PUB connected to the XSUB once what it sends reaches `subscriber`. A PUB drops
+    /// messages until the subscription has reached it (the broker forwards it upstream when the
+    /// publisher connects): probes on `probe` go until one arrives.
+    private func publisherIntoXSUB(_ daemon: Daemon, _ clients: Clients, reaching subscriber: Socket, probe: String)
+        throws -> Socket
+    {
+        let publisher = try clients.socket(.pub, connect: daemon.xsub)
+        try Wait.until("a probe from the publisher arrives", timeout: 10) {
+            try publisher.send(frames: frames(probe))
+            return try subscriber.receiveFrames(timeoutMilliseconds: 50) != nil
+        }
+        return publisher
+    }
+
     func testPushedMessagesReachMatchingSubscribersWithEveryFrameIntact() throws {
         let daemon = try Daemon()
         let clients = try Clients()
@@ -60,11 +74,7 @@ final class ForwardingTests: XCTestCase {
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: [""])
         try daemon.waitForSubscriptions(1)
-        let publisher = try clients.socket(.pub, connect: daemon.xsub)
-        try Wait.until("a probe from the publisher arrives", timeout: 10) {
-            try publisher.send(frames: frames("probe"))
-            return try subscriber.receiveFrames(timeoutMilliseconds: 50) != nil
-        }
+        let publisher = try publisherIntoXSUB(daemon, clients, reaching: subscriber, probe: "probe")
         let wrapping = UpstreamValue.wrapped([], storedMilliseconds: 1)[0]
         XCTAssertEqual(wrapping.count, UpstreamValue.firstFrameSize)
         try publisher.send(frames: Array(repeating: wrapping, count: 20_000) + frames("inner", "forged"))
@@ -86,13 +96,7 @@ final class ForwardingTests: XCTestCase {
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["prices."])
         try daemon.waitForSubscriptions(1)
-        let publisher = try clients.socket(.pub, connect: daemon.xsub)
-        // A PUB drops messages until the subscription has reached it: the broker forwards it
-        // upstream when the publisher connects. Send probes until one arrives.
-        try Wait.until("a probe from the publisher arrives", timeout: 10) {
-            try publisher.send(frames: frames("prices.probe"))
-            return try subscriber.receiveFrames(timeoutMilliseconds: 50) != nil
-        }
+        let publisher = try publisherIntoXSUB(daemon, clients, reaching: subscriber, probe: "prices.probe")
         for i in 0..<100 { try publisher.send(frames: frames("prices.x", "\(i)")) }
         try publisher.send(frames: frames("other.x", "filtered upstream"))
         // Probes sent before the first arrived may still come, however late: left out by topic.
