@@ -2403,12 +2403,19 @@ final class ForwardingLoop {
         // [last_value] or [history] fits in those, and was told as a max_subscriptions too high
         // for the queue (a walkthrough, 2026-12-07).
         let xsubQueueWanted = SocketSetup.xsubReplayRoom(newConfiguration)
+        var xsubQueueTooSmall: BrokerError?
         if xsubQueueWanted > xsubQueueAtStart && xsubQueueWanted != SocketSetup.xsubReplayRoom(configuration) {
             // Silently, a publisher or upstream that connects once the table is that large
-            // would get part of it: libzmq drops the rest of XSUB's replay.
-            logger.warning(
-                "max_subscriptions is now \(newConfiguration.maxSubscriptions), but XSUB's queue towards each publisher holds \(xsubQueueAtStart) subscription frames, sized at start for about half as many subscriptions: once the table holds more than that, a publisher or upstream that connects gets only part of it (libzmq drops the rest of the replay); restart zpubd to size the queue for the new limit"
+            // would get part of it: libzmq drops the rest of XSUB's replay. Told with the
+            // reload's outcome too: `zpub reload` exited 0 as if the file were wholly in force
+            // (an audit).
+            let problem = BrokerError(
+                code: .keptByBoundEndpoints,
+                message:
+                    "max_subscriptions is now \(newConfiguration.maxSubscriptions), but XSUB's queue towards each publisher holds \(xsubQueueAtStart) subscription frames, sized at start for about half as many subscriptions: once the table holds more than that, a publisher or upstream that connects gets only part of it (libzmq drops the rest of the replay); restart zpubd to size the queue for the new limit"
             )
+            logger.warning("\(problem.message)")
+            xsubQueueTooSmall = problem
         }
         configuration = newConfiguration
         serverKey = newServerKey
@@ -2516,7 +2523,7 @@ final class ForwardingLoop {
         registry.set(.xsub, xsubEndpoints.actual)
         registry.set(.xpub, xpubEndpoints.actual)
         recordOptionsAtBind(rebound: rebinding)
-        return .applied(problems: problems + (keptOptions.map { [$0] } ?? []))
+        return .applied(problems: problems + [keptOptions, xsubQueueTooSmall].compactMap { $0 })
     }
 
     /// Records the endpoints bound (and upstreams connected) since the last look as having

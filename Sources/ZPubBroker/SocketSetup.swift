@@ -248,7 +248,10 @@ enum SocketSetup {
             // sent them again, 8 times a second (a probe).
             options.append(
                 IntegerOption(
-                    .maxMessageSize, max(configuration.maxSubscriptionLength + Self.subscriptionFrameOverhead, 1_024)))
+                    .maxMessageSize,
+                    max(
+                        configuration.maxSubscriptionLength + Self.subscriptionFrameOverhead,
+                        BrokerConfiguration.minMaxMessageSize)))
             // The broker applies each subscription itself (see ForwardingLoop.handleSubscriptions),
             // which lets it count them, bound them, and refuse what is over the limits.
             options.append(IntegerOption(.xpubManual, 1))

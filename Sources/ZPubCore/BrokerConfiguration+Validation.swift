@@ -56,7 +56,12 @@ extension BrokerConfiguration {
         check("send_hwm", sendHighWaterMark, 0...100_000_000, "the send high-water mark (0 = unlimited)")
         check("receive_hwm", receiveHighWaterMark, 0...100_000_000, "the receive high-water mark (0 = unlimited)")
         check("linger_ms", lingerMilliseconds, 0...60_000, "the linger time in ms")
-        check("max_message_size", maxMessageSize, 1...(1 << 31), "the maximum message size in bytes")
+        // libzmq holds the handshake's own commands to this limit too (READY, CURVE's INITIATE
+        // with its metadata: a few hundred bytes): below the floor, every producer's handshake
+        // failed, silently, and the file had passed --check-config (an audit).
+        check(
+            "max_message_size", maxMessageSize, Self.minMaxMessageSize...(1 << 31),
+            "the maximum message size in bytes (libzmq holds the handshake to it as well)")
         check("handshake_timeout_ms", handshakeMilliseconds, 0...600_000, "the handshake timeout in ms (0 = none)")
         check("io_threads", ioThreads, 1...64, "the number of libzmq I/O threads")
         check("multicast_rate_kbps", multicastRateKbps, 1...10_000_000, "the multicast rate in kbit/s")
@@ -65,7 +70,7 @@ extension BrokerConfiguration {
             "the heartbeat interval in ms (0 = off)")
         check("heartbeat_timeout_ms", heartbeatTimeoutMilliseconds, 0...3_600_000, "the heartbeat timeout in ms")
         check(
-            "tcp_keepalive_idle_s", tcpKeepaliveIdleSeconds, 0...86_400,
+            "tcp_keepalive_idle_s", tcpKeepaliveIdleSeconds, 0...Self.maxKeepaliveSeconds,
             "the idle seconds before TCP keepalive probes (0 = off)")
         check(
             "tcp_keepalive_interval_s", tcpKeepaliveIntervalSeconds, 1...3_600,
@@ -202,18 +207,24 @@ extension BrokerConfiguration {
     /// endpoint.
     func endpointProblems() -> [(key: String, message: String)] {
         var problems: [(key: String, message: String)] = []
-        var seenUpstreams: Set<String> = []
+        var seenUpstreams: [String] = []
         for endpoint in upstreamEndpoints {
             // One link per endpoint: the upstream table is keyed by it (a repeat would also
-            // connect twice to one publisher and get each of its messages twice).
-            if !seenUpstreams.insert(endpoint).inserted {
+            // connect twice to one publisher and get each of its messages twice), also when
+            // written two ways (localhost and 127.0.0.1, an ipc path through `..`: an audit's
+            // two spellings delivered every message twice).
+            if let first = seenUpstreams.first(where: {
+                Endpoint.reaches(endpoint, bound: $0) || Endpoint.reaches($0, bound: endpoint)
+            }) {
+                let spelled = first == endpoint ? "" : " (as \"\(first)\" too)"
                 problems.append(
                     (
                         "upstream",
-                        "upstream endpoint \"\(endpoint)\" is given twice; list each upstream once"
+                        "upstream endpoint \"\(endpoint)\" is given twice\(spelled): each of its messages would arrive twice; list each upstream once"
                     ))
                 continue
             }
+            seenUpstreams.append(endpoint)
             if let problem = Endpoint.problem(with: endpoint) {
                 problems.append(("upstream", "upstream endpoint \"\(endpoint)\": \(problem)"))
             } else if endpoint.hasPrefix("tcp://*") {
@@ -283,6 +294,33 @@ extension BrokerConfiguration {
                     "bind",
                     "[ha] bind \"\(bind)\" is also the \(other.rawValue) endpoint; the pair link needs an endpoint of its own"
                 ))
+        } else if let bind = pair.bind, pair.role != nil,
+            let (other, role) = seen.first(where: { Endpoint.takeTheSamePort($0.key, bind) })
+        {
+            problems.append(
+                (
+                    "bind",
+                    "[ha] bind \"\(bind)\" takes the port of \(role.rawValue) endpoint \"\(other)\" (* holds a port on every address): give the pair link a port of its own"
+                ))
+        }
+        // The gateway's listener too: it failed at start ("Address already in use") after
+        // --check-config had passed the file (an audit).
+        if http.enabled, let (host, port) = http.hostAndPort {
+            let listener = "tcp://" + (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+            let taken =
+                seen.first(where: { Endpoint.takeTheSamePort($0.key, listener) }).map {
+                    "\($0.value.rawValue) endpoint \"\($0.key)\""
+                }
+                ?? pair.bind.flatMap { bind in
+                    pair.role != nil && Endpoint.takeTheSamePort(bind, listener) ? "[ha] bind \"\(bind)\"" : nil
+                }
+            if let taken {
+                problems.append(
+                    (
+                        "listen",
+                        "[http] listen \"\(http.listen)\" takes the port of \(taken): give the gateway a port of its own"
+                    ))
+            }
         }
         return problems
     }

@@ -160,6 +160,15 @@ public struct BrokerConfiguration: Codable, Equatable, Sendable {
     /// The log levels zpubd understands, quietest last.
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
+    /// The smallest `max_message_size`: libzmq checks the handshake's commands against it too,
+    /// and CURVE's INITIATE with a client's metadata takes a few hundred bytes (the XPUB's
+    /// limit has the same floor, `SocketSetup`).
+    public static let minMaxMessageSize = 1_024
+
+    /// Linux's ceiling for TCP_KEEPIDLE and TCP_KEEPINTVL (MAX_TCP_KEEPIDLE): libzmq sets them
+    /// on each accepted connection, and a larger value made every one fail, unlogged.
+    public static let maxKeepaliveSeconds = 32_767
+
     enum CodingKeys: String, CodingKey {
         case controlEndpoints = "control"
         case xpubEndpoints = "xpub"

@@ -81,6 +81,7 @@ public enum ConfigurationFile {
         var problems: [ConfigurationProblem] = []
         var keyLines: [String: Int] = [:]
         var seenKeys: [String: Int] = [:]
+        var seenSections: [String: Int] = [:]
 
         var parser = Parser(text)
         var section = ""
@@ -99,6 +100,17 @@ public enum ConfigurationFile {
                     section = "?"
                     continue
                 }
+                // TOML defines a table once: a second [limits] was taken as a continuation,
+                // where any TOML tool refuses the file (an audit).
+                if let first = seenSections[name] {
+                    problems.append(
+                        ConfigurationProblem(
+                            line: line,
+                            message:
+                                "[\(name)] appears twice (first on line \(first)); a section is written once: put its keys under the first"
+                        ))
+                }
+                seenSections[name] = seenSections[name] ?? line
                 section = name
             case .success(.assignment(let key, let value, let line)):
                 if section == "?" { continue }  // already reported the unknown section
@@ -110,8 +122,16 @@ public enum ConfigurationFile {
                     for field in Schema.fields where field.key == key && !elsewhere.contains(field.section) {
                         elsewhere.append(field.section)
                     }
+                    // TOML's dotted keys (limits.max_topics = 5) are not read: say where it goes.
+                    let dotted = key.lastIndex(of: ".").map {
+                        (String(key[..<$0]), String(key[key.index(after: $0)...]))
+                    }
                     let hint =
-                        if !elsewhere.isEmpty {
+                        if let (table, name) = dotted,
+                            Schema.fields.contains(where: { $0.section == table && $0.key == name })
+                        {
+                            "; dotted keys are not read here: write \(name) under [\(table)]"
+                        } else if !elsewhere.isEmpty {
                             "; \(key) belongs in " + elsewhere.map { "[\($0)]" }.joined(separator: " or ")
                         } else {
                             known.isEmpty ? "" : "; keys here are \(known.joined(separator: ", "))"
@@ -441,6 +461,26 @@ struct Parser {
         let word = readBareWord()
         if word == "true" { return .success(.boolean(true)) }
         if word == "false" { return .success(.boolean(false)) }
+        // TOML's underscores stand between two digits only: `1__0_` was read as 10, where any
+        // TOML tool refuses it (an audit).
+        if word.contains("_") && !word.hasUnderscoresBetweenDigits {
+            return .failure(
+                ConfigurationProblem(
+                    line: startLine,
+                    message: "\(word.shownInProblem): an underscore goes between two digits only, as in 1_000_000"))
+        }
+        // TOML's hexadecimal, octal and binary integers (0x100 was "not a whole number").
+        for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where word.hasPrefix(prefix) {
+            let rest = String(word.dropFirst(2)).replacingUnderscores()
+            if !rest.isEmpty, let number = Int(rest, radix: radix) { return .success(.integer(number)) }
+            let digitsOnly = !rest.isEmpty && rest.allSatisfy { $0.hexDigitValue.map { $0 < radix } ?? false }
+            return .failure(
+                ConfigurationProblem(
+                    line: startLine,
+                    message: digitsOnly
+                        ? "\(word.shownInProblem) is too large for a whole number (at most \(Int.max))"
+                        : "\(word.shownInProblem) is not a whole number in base \(radix)"))
+        }
         let digits = word.replacingUnderscores()
         if !word.isEmpty, let number = Int(digits) { return .success(.integer(number)) }
         let unsigned = digits.first == "-" || digits.first == "+" ? digits.dropFirst() : Substring(digits)
@@ -639,6 +679,17 @@ struct Parser {
 extension String {
     fileprivate func replacingUnderscores() -> String {
         String(filter { $0 != "_" })
+    }
+
+    /// Whether every underscore has a digit (a hexadecimal one after 0x) on each side.
+    fileprivate var hasUnderscoresBetweenDigits: Bool {
+        let characters = Array(self)
+        for (index, character) in characters.enumerated() where character == "_" {
+            guard index > 0, index + 1 < characters.count, characters[index - 1].isHexDigit,
+                characters[index + 1].isHexDigit
+            else { return false }
+        }
+        return true
     }
 
     /// The word as a problem shows it: whole when short, else its start and its length (a

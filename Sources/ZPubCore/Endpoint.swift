@@ -49,6 +49,14 @@ public enum Endpoint {
             if address[..<colon].isEmpty {
                 return "a tcp endpoint needs a host or interface before the port, e.g. 127.0.0.1 or *"
             }
+            // libzmq reads tcp://::1:5556 as an interface named "::1" and fails at bind with
+            // "No such device", after --check-config had passed it (an audit). A connect may
+            // name its source first (source;host:port): the host is what follows the `;`.
+            var host = address[..<colon]
+            if let semicolon = host.lastIndex(of: ";") { host = host[host.index(after: semicolon)...] }
+            if host.contains(":") && !(host.hasPrefix("[") && host.hasSuffix("]")) {
+                return "an IPv6 address goes in brackets: write tcp://[\(host)]:\(port)"
+            }
         case "ipc":
             // libzmq copies the path into sockaddr_un's sun_path (108 bytes with its NUL; an
             // abstract name's @ takes the NUL's place) and refuses a longer one at bind.

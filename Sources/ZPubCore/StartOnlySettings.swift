@@ -94,6 +94,14 @@ public struct StartOnlySettings: Equatable, Sendable {
             )
             kept.historyPrefixes = []
         }
+        if !historyStoreOpen, let stateDirectory, !reloaded.lastValuePrefixes.isEmpty {
+            // The cache takes them at once; persisting them needs the store, which is opened at
+            // start only. `zpub reload` said "reloaded" and the values were gone after the next
+            // restart, though the start's own warning had promised they would be kept (an audit).
+            warnings.append(
+                "[last_value] prefixes are set, but zpubd started without a store in \(stateDirectory) (it had no [last_value] or [history] prefixes): their values are cached from now on, and kept across restarts only after a restart (systemctl restart zpubd)"
+            )
+        }
         if pair.isEnabled && kept.historyPrefixes.isEmpty == pairKeepsHistory {
             warnings.append(
                 pairKeepsHistory

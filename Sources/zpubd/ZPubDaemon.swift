@@ -132,6 +132,16 @@ struct ZPubDaemon: ParsableCommand {
                 printError("zpubd: \(problem)")
                 throw ExitCode(1)
             }
+            // What a start would warn of the key files (a secret key others can read, an
+            // allowed_keys file with no key in it), which the check passed in silence.
+            for warning in security.warnings { printError("zpubd: warning: \(warning)") }
+            // A warning, not a refusal: systemd's RuntimeDirectory= makes /run/zpub at start and
+            // removes it at stop, so a check run while zpubd is stopped would refuse a good file.
+            for endpoint in ipcEndpointsWithoutDirectory(configuration) {
+                printError(
+                    "zpubd: warning: the directory of \(endpoint) does not exist now: a start binds it only once it does (create it, or let the unit's RuntimeDirectory= make it)"
+                )
+            }
             // What was checked: the file or the embedded defaults, and the options given.
             let source =
                 (config ?? "embedded defaults") + (loader.overrides.anyGiven ? " with the command-line options" : "")
@@ -473,6 +483,19 @@ private func setAsideDivergedHistory(_ configuration: BrokerConfiguration, logge
 private func stateDirectoryProblem(_ configuration: BrokerConfiguration) -> String? {
     guard configuration.opensHistoryStore, let directory = configuration.stateDirectory else { return nil }
     return HistoryStore.stateDirectoryProblem(directory)
+}
+
+/// The ipc endpoints to bind whose directory is missing (abstract names have none).
+private func ipcEndpointsWithoutDirectory(_ configuration: BrokerConfiguration) -> [String] {
+    let bound =
+        BrokerSocketRole.allCases.flatMap { configuration.endpoints(for: $0) }
+        + [configuration.pair.bind].compactMap { $0 }
+    return bound.filter { endpoint in
+        guard endpoint.hasPrefix("ipc://"), !endpoint.hasPrefix("ipc://@") else { return false }
+        let path = endpoint.dropFirst("ipc://".count)
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return false }
+        return access(String(path[..<slash]), F_OK) != 0
+    }
 }
 
 private func printError(_ text: String) {

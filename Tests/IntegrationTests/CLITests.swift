@@ -514,33 +514,33 @@ final class CLITests: XCTestCase {
     /// connection, so a broker configured below zpub's 16 MiB took the frame's connection down
     /// and the message with it, and zpub exited 0 (zpubd logged nothing either).
     func testPublishRefusesAFrameLargerThanTheBrokerTakes() throws {
-        let daemon = try Daemon(configuration: "[sockets]\nmax_message_size = 1000\n")
+        let daemon = try Daemon(configuration: "[sockets]\nmax_message_size = 1024\n")
         let clients = try Clients()
         let subscriber = try clients.subscriber(daemon.xpub, prefixes: ["big."])
         try daemon.waitForSubscriptions(1)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("zpub-big-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let largest = directory.appendingPathComponent("1000")
-        let over = directory.appendingPathComponent("1001")
-        try Data(repeating: 0x41, count: 1000).write(to: largest)
-        try Data(repeating: 0x42, count: 1001).write(to: over)
+        let largest = directory.appendingPathComponent("1024")
+        let over = directory.appendingPathComponent("1025")
+        try Data(repeating: 0x41, count: 1024).write(to: largest)
+        try Data(repeating: 0x42, count: 1025).write(to: over)
 
         let refused = try zpub(["pub", "-e", daemon.pull, "-c", daemon.control, "--file", over.path, "big.over"])
         XCTAssertEqual(refused.status, 1, refused.stderr)
         XCTAssertTrue(
-            refused.stderr.contains("larger than zpubd's max_message_size (1000, asked of \(daemon.control))"),
+            refused.stderr.contains("larger than zpubd's max_message_size (1024, asked of \(daemon.control))"),
             refused.stderr)
         // The broker's own limit is inclusive: its largest frame goes through.
         let taken = try zpub(["pub", "-e", daemon.pull, "-c", daemon.control, "--file", largest.path, "big.largest"])
         XCTAssertEqual(taken.status, 0, taken.stderr)
-        XCTAssertEqual(try subscriber.receive(1), [[Array("big.largest".utf8), Array(repeating: 0x41, count: 1000)]])
+        XCTAssertEqual(try subscriber.receive(1), [[Array("big.largest".utf8), Array(repeating: 0x41, count: 1024)]])
         // Found through the environment as the producers' endpoint is.
         let fromEnvironment = try Run.program(
             Binaries.zpub, ["pub", "--file", over.path, "big.over"],
             environment: ["ZPUB_PULL": daemon.pull, "ZPUB_CONTROL": daemon.control])
         XCTAssertEqual(fromEnvironment.status, 1, fromEnvironment.stderr)
-        XCTAssertTrue(fromEnvironment.stderr.contains("zpubd's max_message_size (1000"), fromEnvironment.stderr)
+        XCTAssertTrue(fromEnvironment.stderr.contains("zpubd's max_message_size (1024"), fromEnvironment.stderr)
         // With -e, $ZPUB_CONTROL is not asked: it is the environment's broker's, which need
         // not be the one -e names (as `zpub sub` does not take it for --snapshot).
         let elsewhere = try Run.program(

@@ -1601,7 +1601,7 @@ final class HTTPGatewayTests: XCTestCase {
         let daemon = try gatewayDaemon(
             """
             [sockets]
-            max_message_size = 1000
+            max_message_size = 1024
             [http]
             enabled = true
             listen = "127.0.0.1:\(port)"

@@ -156,6 +156,45 @@ final class LifecycleTests: XCTestCase {
         }
     }
 
+    /// What a start would warn of is said by the check too, which still passes the file: a
+    /// secret key others can read, and an ipc endpoint whose directory is not there yet (a
+    /// warning only: systemd's RuntimeDirectory= makes /run/zpub at start and removes it at
+    /// stop). The check said "valid" and nothing else (an audit).
+    func testCheckConfigSaysWhatAStartWouldWarnOf() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "zpubd-check-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let base = directory.appendingPathComponent("server").path
+        let keygen = try Run.program(Binaries.zpub, ["keygen", base])
+        XCTAssertEqual(keygen.status, 0, keygen.stderr)
+        XCTAssertEqual(chmod(base + ".secret", 0o644), 0)
+        let missing = directory.appendingPathComponent("not-yet").path
+        let file = try temporaryFile(
+            """
+            [endpoints]
+            xpub = ["ipc://\(missing)/xpub.sock"]
+            [security]
+            server_secret_key_file = "\(base).secret"
+            [security.pull]
+            curve = true
+            """)
+        let run = try Run.program(Binaries.zpubd, ["--config", file.path, "--check-config"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout, "\(file.path): configuration is valid\n")
+        XCTAssertTrue(
+            run.stderr.contains("zpubd: warning: \(base).secret (the server's secret key) is readable by others"),
+            run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains("zpubd: warning: the directory of ipc://\(missing)/xpub.sock does not exist now"),
+            run.stderr)
+        XCTAssertEqual(chmod(base + ".secret", 0o600), 0)
+        try FileManager.default.createDirectory(atPath: missing, withIntermediateDirectories: false)
+        let quiet = try Run.program(Binaries.zpubd, ["--config", file.path, "--check-config"])
+        XCTAssertEqual(quiet.status, 0, quiet.stderr)
+        XCTAssertEqual(quiet.stderr, "", "nothing to warn of now")
+    }
+
     /// An upstream that is this broker's own xpub (or its internal one) is refused before
     /// anything binds: it forwarded one message to itself forever at 100% CPU.
     func testCheckConfigRefusesAnUpstreamThatIsThisBrokersOwnXPub() throws {
@@ -555,7 +594,9 @@ final class LifecycleTests: XCTestCase {
     /// XSUB's queue towards each publisher is sized at start, for twice max_subscriptions and
     /// zpubd's own prefixes, and some: a reload that raises max_subscriptions past it is told.
     /// A [last_value] prefix added was told too, as a max_subscriptions too high for the queue,
-    /// with "restart zpubd" (a walkthrough, 2026-12-07): it fits in the spare frames.
+    /// with "restart zpubd" (a walkthrough, 2026-12-07): it fits in the spare frames. The
+    /// outgrown queue is in RELOAD's problems (`zpub reload` exit 2), not only in the log: it
+    /// exited 0, as if the file were wholly in force (an audit).
     func testAReloadThatOutgrowsXSUBsQueueIsToldAndOneThatAddsAPrefixIsNot() throws {
         let daemon = try Daemon(configuration: "[limits]\nmax_subscriptions = 100\n")
         let warning = "XSUB's queue towards each publisher"
@@ -566,7 +607,9 @@ final class LifecycleTests: XCTestCase {
             try file.write(to: daemon.configURL, atomically: true, encoding: .utf8)
             let run = try Run.program(
                 Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
-            XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+            XCTAssertEqual(run.status, told == 0 ? 0 : 2, run.stdout + run.stderr)
+            XCTAssertEqual(
+                run.stdout.contains(warning) || run.stderr.contains(warning), told == 1, run.stdout + run.stderr)
             try Wait.until("the reload is logged\n\(daemon.log)") {
                 daemon.log.components(separatedBy: "configuration reloaded").count - 1 == index + 1
             }
@@ -954,14 +997,14 @@ final class LifecycleTests: XCTestCase {
     /// CONFIG's new value led `zpub pub` to send frames the bound endpoint dropped (a
     /// walkthrough).
     func testAReloadedSocketOptionIsToldAsNotInForceOnBoundEndpoints() throws {
-        let daemon = try Daemon(configuration: "[sockets]\nmax_message_size = 1000\n")
+        let daemon = try Daemon(configuration: "[sockets]\nmax_message_size = 1024\n")
         func reload(_ sockets: String) throws -> Run {
             try "[sockets]\n\(sockets)".write(to: daemon.configURL, atomically: true, encoding: .utf8)
             return try Run.program(Binaries.zpub, ["reload", "-c", daemon.control, "--timeout", "30000"], timeout: 60)
         }
         let run = try reload("max_message_size = 100000\n")
         XCTAssertEqual(run.status, 2, run.stdout + run.stderr)
-        XCTAssertTrue(run.stdout.contains("pull: max_message_size 1000 -> 100000"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("pull: max_message_size 1024 -> 100000"), run.stdout)
         XCTAssertFalse(daemon.log.contains("problem(s)"), "not logged as a failure: \(daemon.log)")
         XCTAssertEqual(try reload("max_message_size = 100000\n").status, 0, "told once")
         // Another change is told too, by its name (one text for every change took the second
@@ -972,9 +1015,9 @@ final class LifecycleTests: XCTestCase {
         let linger = try reload("max_message_size = 100000\nheartbeat_interval_ms = 5000\nlinger_ms = 100\n")
         XCTAssertEqual(linger.status, 0, linger.stdout)
         // Set back to what the bound endpoints have: nothing is kept from them. This was told
-        // as a change from the last file (1000 <- 100000), and the reload failed for a file that
+        // as a change from the last file (1024 <- 100000), and the reload failed for a file that
         // matched what was in force (a walkthrough).
-        let back = try reload("max_message_size = 1000\nlinger_ms = 100\n")
+        let back = try reload("max_message_size = 1024\nlinger_ms = 100\n")
         XCTAssertEqual(back.status, 0, back.stdout)
         XCTAssertFalse(back.stdout.contains("max_message_size"), back.stdout)
     }

@@ -81,7 +81,7 @@ final class ConfigurationFileTests: XCTestCase {
             send_hwm = 1_000
             receive_hwm = 2
             linger_ms = 3
-            max_message_size = 4
+            max_message_size = 4096
             handshake_timeout_ms = 5
             io_threads = 4
             multicast_rate_kbps = 50000
@@ -108,7 +108,7 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(configuration.sendHighWaterMark, 1000)
         XCTAssertEqual(configuration.receiveHighWaterMark, 2)
         XCTAssertEqual(configuration.lingerMilliseconds, 3)
-        XCTAssertEqual(configuration.maxMessageSize, 4)
+        XCTAssertEqual(configuration.maxMessageSize, 4096)
         XCTAssertEqual(configuration.handshakeMilliseconds, 5)
         XCTAssertEqual(configuration.ioThreads, 4)
         XCTAssertEqual(configuration.multicastRateKbps, 50000)
@@ -326,6 +326,78 @@ final class ConfigurationFileTests: XCTestCase {
         let found = problems("[endpoints]\nupstream = [\"tcp://10.0.0.1:5556\", \"tcp://10.0.0.1:5556\"]\n")
         XCTAssertEqual(found.map(\.line), [2])
         XCTAssertTrue(found.first?.message.contains("is given twice") == true, "\(found)")
+        // Written two ways, one publisher all the same: each message arrived twice (an audit).
+        let spelled = problems(
+            "[endpoints]\nupstream = [\"tcp://127.0.0.1:48099\", \"tcp://localhost:48099\", \"tcp://127.0.0.1:48100\"]\n"
+        )
+        XCTAssertEqual(spelled.map(\.line), [2])
+        XCTAssertTrue(
+            spelled.first?.message.contains(
+                "\"tcp://localhost:48099\" is given twice (as \"tcp://127.0.0.1:48099\" too)") == true, "\(spelled)")
+    }
+
+    /// Values libzmq or the kernel turn into a broker no one can use, refused at their line
+    /// (each passed --check-config, an audit): a keepalive idle time past Linux's ceiling
+    /// (every TCP connection then failed at accept, unlogged), a `max_message_size` below
+    /// the handshake's own commands (every producer's handshake failed), an IPv6 address
+    /// without brackets (libzmq took it for an interface's name).
+    func testValuesThatWouldLeaveNoClientInAreRefused() {
+        let keepalive = problems("[sockets]\ntcp_keepalive_idle_s = 32768\n")
+        XCTAssertEqual(keepalive.map(\.line), [2])
+        XCTAssertTrue(keepalive.first?.message.contains("between 0 and 32767") == true, "\(keepalive)")
+        XCTAssertEqual(problems("[sockets]\ntcp_keepalive_idle_s = 32767\n").count, 0)
+        let small = problems("[sockets]\nmax_message_size = 20\n")
+        XCTAssertEqual(small.map(\.line), [2])
+        XCTAssertTrue(small.first?.message.contains("handshake") == true, "\(small)")
+        XCTAssertEqual(problems("[sockets]\nmax_message_size = 1024\n").count, 0)
+        let bare = problems("[endpoints]\nxpub = [\"tcp://::1:21356\"]\nupstream = [\"tcp://fe80::1%eth0:5556\"]\n")
+        XCTAssertEqual(bare.map(\.line), [2, 3], "\(bare)")
+        XCTAssertTrue(bare.map(\.message).joined().contains("write tcp://[::1]:21356"), "\(bare)")
+        XCTAssertTrue(bare.map(\.message).joined().contains("write tcp://[fe80::1%eth0]:5556"), "\(bare)")
+        // A connect's source before the host keeps its own colons.
+        XCTAssertEqual(problems("[endpoints]\nupstream = [\"tcp://10.0.0.2:0;10.0.0.1:5556\"]\n").count, 0)
+    }
+
+    /// The gateway and the pair link bind ports too: one another endpoint holds failed at
+    /// start ("Address already in use", or blamed on "another process"), after --check-config
+    /// had passed the file (an audit).
+    func testTheGatewayAndThePairLinkNeedPortsOfTheirOwn() {
+        let http = problems(
+            "[endpoints]\nxpub = [\"tcp://*:47356\"]\n[http]\nenabled = true\nlisten = \"127.0.0.1:47356\"\n")
+        XCTAssertEqual(http.map(\.line), [5], "\(http)")
+        XCTAssertTrue(
+            http.first?.message.contains("takes the port of xpub endpoint \"tcp://*:47356\"") == true, "\(http)")
+        let pair = problems(
+            "[endpoints]\nxpub = [\"tcp://*:47456\"]\n[ha]\nrole = \"primary\"\nbind = \"tcp://127.0.0.1:47456\"\npeer = \"tcp://10.0.0.2:47456\"\n"
+        )
+        XCTAssertTrue(
+            pair.map(\.message).contains { $0.contains("[ha] bind \"tcp://127.0.0.1:47456\" takes the port of xpub") },
+            "\(pair)")
+        XCTAssertEqual(
+            problems("[http]\nenabled = true\nlisten = \"127.0.0.1:47357\"\n[endpoints]\nxpub = [\"tcp://*:47356\"]\n")
+                .count, 0)
+    }
+
+    /// What TOML refuses is refused here too, and what it reads is read (an audit): a
+    /// section written twice, underscores not between digits, hexadecimal, octal and binary
+    /// integers; a dotted key is pointed at its section.
+    func testTOMLsOwnRulesForSectionsAndIntegers() throws {
+        let twice = problems("[limits]\nmax_topics = 5\n[daemon]\n[limits]\nmax_subscriptions = 6\n")
+        XCTAssertEqual(twice.map(\.line), [4])
+        XCTAssertTrue(twice.first?.message.contains("[limits] appears twice (first on line 1)") == true, "\(twice)")
+        let underscores = problems("[limits]\nmax_topics = 1__0_\n")
+        XCTAssertEqual(underscores.map(\.line), [2])
+        XCTAssertTrue(underscores.first?.message.contains("between two digits") == true, "\(underscores)")
+        let read = try ConfigurationFile.parse(
+            "[limits]\nmax_control_request = 0x100\nmax_topics = 0o17\nmax_subscriptions = 0b1_0000\nmax_subscription_length = 1_024\n"
+        ).get()
+        XCTAssertEqual(
+            [read.maxControlRequest, read.maxTopics, read.maxSubscriptions, read.maxSubscriptionLength],
+            [256, 15, 16, 1024])
+        XCTAssertTrue(
+            problems("[limits]\nmax_topics = 0x1g\n").first?.message.contains("not a whole number in base 16") == true)
+        let dotted = problems("limits.max_topics = 5\n")
+        XCTAssertTrue(dotted.first?.message.contains("write max_topics under [limits]") == true, "\(dotted)")
     }
 
     /// An upstream that leads back to this broker's own xpub would forward one message to

@@ -127,6 +127,28 @@ final class StartOnlySettingsTests: XCTestCase {
         XCTAssertTrue(member[0].contains("started without history"), member[0])
     }
 
+    /// Last values persist through the store, opened at start only: a reload that names
+    /// [last_value] prefixes to a broker started with a state directory but no store caches
+    /// them and says they are not kept across restarts yet; `zpub reload` said "reloaded", and
+    /// the values were gone after the next restart (an audit). With the store open, nothing
+    /// is said.
+    func testLastValuePrefixesWithoutAStoreAreCachedButToldNotPersisted() {
+        var started = BrokerConfiguration()
+        started.stateDirectory = "/var/lib/zpub"
+        var reloaded = started
+        reloaded.lastValuePrefixes = ["state."]
+        let (kept, warnings) = StartOnlySettings(started).keep(in: reloaded)
+        XCTAssertEqual(kept.lastValuePrefixes, ["state."], "cached from now on")
+        XCTAssertEqual(warnings.count, 1, "\(warnings)")
+        XCTAssertTrue(warnings[0].contains("kept across restarts only after a restart"), warnings[0])
+        XCTAssertEqual(StartOnlySettings(reloaded).keep(in: reloaded).warnings, [])
+        var inMemory = BrokerConfiguration()
+        inMemory.lastValuePrefixes = ["s."]
+        XCTAssertEqual(
+            StartOnlySettings(BrokerConfiguration()).keep(in: inMemory).warnings, [],
+            "without a state directory nothing persists, and nothing is promised")
+    }
+
     /// Whether a pair member keeps history (and mirrors its peer's) is set up with its link at
     /// start: a reload that empties [history] prefixes, or sets them where there were none,
     /// says so, though the prefixes themselves apply (its store open for last values that
