@@ -314,7 +314,9 @@ final class ForwardingLoop {
     /// once libzmq ends their pipes, are not held against other connections meanwhile.
     /// With the records each had when it was shut down, and their sum (`overTotalLeaving`):
     /// summed again at every frame past the limit, R drops a second cost R² looks on the loop
-    /// (a review, 2026-12-07). A record its late frames add meanwhile is not counted.
+    /// (a review, 2026-12-07). A record its late frames add meanwhile is not counted. The sum
+    /// comes down as the unsubscriptions for them come in (`countDownLeaving`), so it is at
+    /// most what the total still holds of them.
     private var overTotalShutDown: [SubscriberConnections.Identity: (since: UInt64, records: Int)] = [:]
     private var overTotalLeaving = 0
     private var overTotalLogLimit = LogRateLimit()
@@ -673,7 +675,8 @@ final class ForwardingLoop {
                 || Self.socket(at: connection.descriptor).map({ connection.isCurrent($0) }) != true
             {
                 overTotalShutDown[connection] = nil
-                overTotalLeaving -= shutDown.records
+                // What libzmq's unsubscriptions counted down already came off (`takeSubscriptionFrame`).
+                overTotalLeaving -= min(overTotalLeaving, shutDown.records)
             }
             // An upstream that refused a subscription for a full table admits it at this
             // connection's next frame once it has room (`BrokerState.retryPrefix`).
@@ -1376,6 +1379,17 @@ final class ForwardingLoop {
             connectionPins[identity.metadata] = Message(copyOf: message)
         }
         try carryOut(actions, thenApply: heldForTheGateway)
+        if overTotalLeaving > 0 {
+            if let identity = connection?.identity {
+                countDownLeaving(identity)
+            } else if state.subscriptions.totalSubscriptions < totalBefore {
+                // libzmq's own unsubscription for a connection it closed, which says not whose
+                // (or the gateway's): taken as a leaving connection's. Wrong only while another
+                // connection's close is counted down at the same moment, and then on the safe
+                // side: less is held as leaving, and a subscriber past the limit is dropped.
+                overTotalLeaving -= min(overTotalLeaving, totalBefore - state.subscriptions.totalSubscriptions)
+            }
+        }
         // Only a frame that added to the total: a repeat, zpub's retry frame or a refusal adds
         // nothing, and dropping for those dropped everyone who sent one while the total stayed
         // past the limit (a review).
@@ -1496,6 +1510,20 @@ final class ForwardingLoop {
                 "dropped a subscriber's connection: it subscribed while the subscriptions of all connections together (\(state.subscriptions.totalSubscriptions)) were past max_live_subscriptions (\(state.maxLiveSubscriptions)); it reconnects and subscribes again, and is dropped again while the total stays past the limit: raise it in [limits], or find who holds so many (zpub subscriptions)\(Self.heldBackNote(heldBack))"
             )
         }
+    }
+
+    /// A connection shut down for the total has its subscriptions counted down as its own
+    /// unsubscriptions or libzmq's for it come in: what they count down of the total comes off
+    /// what is held as leaving too. Held until housekeeping instead (a second or more), they
+    /// were subtracted twice meanwhile, and the connection, back within libzmq's 100 ms
+    /// reconnect, subscribed against a total that looked below the limit and stayed for good
+    /// (an audit).
+    private func countDownLeaving(_ connection: SubscriberConnections.Identity) {
+        guard let shutDown = overTotalShutDown[connection] else { return }
+        let records = state.subscriberConnections.recordCount(of: connection)
+        guard records < shutDown.records else { return }
+        overTotalLeaving -= min(overTotalLeaving, shutDown.records - records)
+        overTotalShutDown[connection] = (shutDown.since, records)
     }
 
     private func noteDroppedOverTheTotal(_ dropped: [SubscriberConnections.Identity], now: UInt64) {
