@@ -87,33 +87,50 @@ extension BrokerState {
             frame, from: connection, lastValueWanted: !inProcess && !connectionClosed, nowMilliseconds: nowMilliseconds)
         if connectionClosed {
             actions.apply = nil
-        } else if admitsWaiting, let connection, subscriberConnections.waitingCount > 0, subscriptions.hasRoom {
+        } else if admitsWaiting, let connection, subscriberConnections.waitingCount > 0 {
             admitWaiting(connection, into: &actions)
         }
         return actions
     }
 
+    /// Waiting subscriptions looked at, once the table is full, for a prefix it holds already.
+    static let heldLookAhead = 16
+
     /// Admits the connection's subscriptions refused for a full table, in the order refused,
-    /// while the table has room. Each costs an admission or ends the loop: a frame costs no
-    /// more than what it admits.
+    /// while the table has room; once it has none, those of the next `heldLookAhead` whose
+    /// prefix the table holds already (another subscriber's), which need no room. Such a
+    /// subscription waited for as long as the table stayed full, and a downstream broker got
+    /// nothing of a prefix the upstream forwarded to others (an audit). Each entry costs an
+    /// admission, or one look of at most `heldLookAhead`: a frame costs no more than that.
     private mutating func admitWaiting(
         _ connection: SubscriberConnections.Identity, into actions: inout SubscriptionActions
     ) {
         guard let waiting = subscriberConnections.waiting(for: connection) else { return }
+        // Those taken from the front while there is room, and those taken after.
         var taken = 0
-        for (hash, prefix) in waiting {
+        var takenPastFull: [Int] = []
+        var full = !subscriptions.hasRoom
+        var lookedPastFull = 0
+        for (index, (hash, prefix)) in waiting.enumerated() {
+            if full {
+                lookedPastFull += 1
+                if lookedPastFull > Self.heldLookAhead { break }
+            }
             // Too long since a reload lowered max_subscription_length: it never gets in.
             if prefix.count > subscriptions.maxPrefixLength {
-                taken += 1
+                if full { takenPastFull.append(index) } else { taken += 1 }
                 continue
             }
-            guard let isNewPrefix = subscriptions.admit(prefix) else { break }
-            taken += 1
+            guard let isNewPrefix = subscriptions.admit(prefix) else {
+                full = true
+                continue
+            }
+            if full { takenPastFull.append(index) } else { taken += 1 }
             subscriberConnections.subscribed(hash, connection, waited: true)
             actions.admitted.append(.init(prefix: prefix, forwardUpstream: isNewPrefix))
             admittedSubscriptions &+= 1
         }
-        subscriberConnections.stopWaiting(first: taken, of: connection)
+        subscriberConnections.stopWaiting(first: taken, andAt: takenPastFull, of: connection)
     }
 
     private mutating func decideSubscriptionFrame(

@@ -80,6 +80,31 @@ final class BrokerChainTests: XCTestCase {
         XCTAssertTrue(top.log.contains("admitted 1 subscription of a subscriber refused earlier"), top.log)
     }
 
+    /// The same, where the full table comes to hold the refused prefix itself (another
+    /// subscriber's): that needs no room, and the edge's subscription is admitted at its next
+    /// retry. It waited for as long as the table stayed full, and the edge got nothing of a
+    /// prefix the top forwarded to others (an audit).
+    func testARefusedSubscriptionIsAdmittedOnceTheFullTableHoldsItsPrefix() throws {
+        let top = try Daemon(configuration: "[limits]\nmax_subscriptions = 1\n")
+        let clients = try Clients()
+        let occupant = try clients.subscriber(top.xpub, prefixes: ["held."])
+        try top.waitForSubscriptions(1)
+        let edge = try Daemon(arguments: ["--upstream", top.xpub])
+        let subscriber = try clients.subscriber(edge.xpub, prefixes: ["wanted."])
+        try Wait.until("the top refuses it") { try top.stats().subscriptions.refusedTableFull == 1 }
+        // One frame after the other: the table is full again before the edge's next retry.
+        try occupant.setOption(.unsubscribe, bytes: Array("held.".utf8))
+        try occupant.setOption(.subscribe, bytes: Array("wanted.".utf8))
+        try Wait.until("the top admits it at the edge's next retry\n\(top.log)", timeout: 15) {
+            try top.stats().subscriptions.admittedLater == 1
+        }
+        XCTAssertEqual(try top.subscriptions().total, 2, "wanted. twice, in one prefix")
+        try clients.socket(.push, connect: top.pull).send(frames: frames("wanted.x", "both"))
+        XCTAssertEqual(try subscriber.receive(1), [frames("wanted.x", "both")])
+        XCTAssertEqual(try occupant.receive(1), [frames("wanted.x", "both")])
+        XCTAssertEqual(try top.stats().subscriptions.waitingForRoom, 0)
+    }
+
     /// libzmq resolves a connect's address as IPv4 only unless ZMQ_IPV6 is on: an IPv6
     /// upstream was retried for ever, silently, while the XSUB's own endpoints were IPv4.
     /// An upstream that cannot be reached is said in the log, once until it connects: one

@@ -328,6 +328,50 @@ final class SubscriberConnectionsTests: XCTestCase {
         XCTAssertEqual(state.subscriberConnections.refusedPendingCount, 0)
     }
 
+    /// A waiting subscription whose prefix the full table comes to hold (another subscriber's)
+    /// needs no room: it is admitted at its connection's next frame, also behind one that
+    /// still needs room, within `heldLookAhead` of the list. It waited for as long as the
+    /// table stayed full (an audit: a downstream broker got nothing of a prefix the upstream
+    /// forwarded to others).
+    func testAWaitingPrefixTheFullTableHoldsIsAdmittedWithoutRoom() {
+        var state = state(maxSubscriptions: 3)
+        for prefix in ["a", "b", "d"] { _ = handle(&state, 1, prefix, from: connection(7)) }
+        for prefix in ["n", "c"] + (0..<20).map({ "q\($0)" }) {
+            XCTAssertNotNil(handle(&state, 1, prefix, from: connection(8)).refusal, prefix)
+        }
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 22)
+        // 7 takes c in place of b: still full.
+        _ = handle(&state, 0, "b", from: connection(7))
+        _ = handle(&state, 1, "c", from: connection(7))
+        XCTAssertEqual(state.subscriptions.prefixCount, 3)
+        let retry = handle(&state, 1, "$zpub/retry", from: connection(8))
+        XCTAssertEqual(retry.admitted, [.init(prefix: Array("c".utf8), forwardUpstream: false)], "n needs room")
+        XCTAssertEqual(state.subscriptions.count(of: Array("c".utf8)), 2)
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 21)
+        XCTAssertEqual(
+            state.subscriberConnections.waiting(for: connection(8))?.map { String(decoding: $0.prefix, as: UTF8.self) },
+            ["n"] + (0..<20).map { "q\($0)" }, "the rest, in the order refused")
+        XCTAssertEqual(handle(&state, 1, "$zpub/retry", from: connection(8)).admitted, [], "nothing more it holds")
+        // 7 takes q5 and q19 in place of a, then lets d go: room for one. n goes in first, and
+        // the look goes on past the full table to q5; q19 is too far down.
+        _ = handle(&state, 0, "a", from: connection(7))
+        _ = handle(&state, 1, "q5", from: connection(7))
+        _ = handle(&state, 0, "d", from: connection(7))
+        _ = handle(&state, 1, "q19", from: connection(7))
+        _ = handle(&state, 0, "c", from: connection(7))
+        XCTAssertEqual(state.subscriptions.prefixCount, 3, "c (8's), q5, q19")
+        _ = handle(&state, 0, "q19", from: connection(7))
+        let next = handle(&state, 1, "$zpub/retry", from: connection(8))
+        XCTAssertEqual(
+            next.admitted,
+            [
+                .init(prefix: Array("n".utf8), forwardUpstream: true),
+                .init(prefix: Array("q5".utf8), forwardUpstream: false),
+            ])
+        XCTAssertEqual(state.subscriberConnections.waitingCount, 19)
+        XCTAssertEqual(state.subscriptions.totalSubscriptions, 4, "c, n (8's), q5 twice")
+    }
+
     /// What never waits: a prefix too long (no room makes it shorter), the broker's own
     /// prefixes, and refused subscriptions of a connection that unsubscribed or closed.
     func testOnlyAFullTablesRefusalsOfAConnectionStillThereWait() {
