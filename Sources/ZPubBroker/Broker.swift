@@ -61,7 +61,7 @@ public final class Broker: Sendable {
         configuration: BrokerConfiguration, security: SecurityMaterial = .none, logger: Logger,
         notifier: NotifyRelay = NotifyRelay(Notifier()), adopted: [ListeningSocket] = [],
         reloadHandler: ReloadHandler? = nil,
-        reloadTimeoutMilliseconds: UInt64 = Broker.reloadTimeoutMilliseconds,
+        reloadTimeoutMilliseconds: UInt64 = Broker.reloadTimeoutMilliseconds, hasConfigurationFile: Bool = true,
         onDemoted: @escaping @Sendable () -> Void = {}
     ) throws {
         self.logger = logger
@@ -153,7 +153,7 @@ public final class Broker: Sendable {
         zap = zapHandler.shared
         let responder = ControlResponder(
             configuration: configuration, loop: loop, registry: registry, zap: zap, history: history,
-            startNanoseconds: SystemClock.monotonicNanoseconds())
+            startNanoseconds: SystemClock.monotonicNanoseconds(), hasConfigurationFile: hasConfigurationFile)
         self.responder = responder
         let controlServer = ControlServer(
             socket: control.socket, endpoints: control.endpoints, responder: responder, serverKey: serverKey,

@@ -17,6 +17,9 @@ final class ControlResponder: BrokerControl {
     /// Nil when history is off.
     private let history: HistoryHandle?
     private let startNanoseconds: UInt64
+    /// Whether zpubd reads a configuration file that a reload can change (started with
+    /// --config): advice to "reload" is given only then.
+    private let hasConfigurationFile: Bool
     private let current: Locked<BrokerConfiguration>
     /// The control socket's own traffic (`ControlServer` counts it), shown by STATS.
     private let controlCounters = Locked(TrafficCounters())
@@ -25,8 +28,9 @@ final class ControlResponder: BrokerControl {
 
     init(
         configuration: BrokerConfiguration, loop: ForwardingLoopHandle, registry: EndpointRegistry, zap: ZAPShared,
-        history: HistoryHandle?, startNanoseconds: UInt64
+        history: HistoryHandle?, startNanoseconds: UInt64, hasConfigurationFile: Bool = true
     ) {
+        self.hasConfigurationFile = hasConfigurationFile
         self.current = Locked(configuration)
         self.history = history
         self.loop = loop
@@ -216,7 +220,7 @@ final class ControlResponder: BrokerControl {
         if table.waitingForRoom > 0 {
             let why =
                 table.prefixes >= table.limit
-                ? "the subscription table is full (\(table.prefixes) prefixes of max_subscriptions \(table.limit)): \(table.waitingForRoom) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave; raise max_subscriptions in [limits] (a reload applies it)"
+                ? "the subscription table is full (\(table.prefixes) prefixes of max_subscriptions \(table.limit)): \(table.waitingForRoom) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave; raise max_subscriptions in [limits] \(hasConfigurationFile ? "(a reload applies it)" : "(zpubd was started without --config: give it one, and restart)")"
                 : "\(table.waitingForRoom) subscriptions refused while the table was full wait for their connection's next frame to get in (zpub sub and a downstream zpubd send one every 1-2 s; a plain SUB sends none, and gets nothing under those prefixes until it reconnects); a connection that closed is forgotten within seconds"
             problems.append(HealthProblem(.subscriptionsWaiting, why))
         }
@@ -357,7 +361,9 @@ final class ControlResponder: BrokerControl {
                 .historyOff,
                 history == nil
                     ? "history is off: name the prefixes to keep with [history] prefixes or --history and restart zpubd (a reload cannot start history; docs/history.md)"
-                    : "history is off: name the prefixes to keep with [history] prefixes and reload (docs/history.md)"
+                    : hasConfigurationFile
+                        ? "history is off: name the prefixes to keep with [history] prefixes and reload (docs/history.md)"
+                        : "history is off: zpubd was started without --config, so a reload cannot name prefixes to keep: give --history PREFIX, or --config with [history] prefixes, and restart zpubd (docs/history.md)"
             ))
     }
 

@@ -58,7 +58,9 @@ public struct ControlRequest: Equatable, Sendable {
         let trimmed = text.drop { $0 == " " || $0 == "\t" }
         // `isNewline`: "\r\n" is one Character in Swift, equal to neither "\r" nor "\n".
         let wordEnd = trimmed.firstIndex { $0 == " " || $0 == "\t" || $0.isNewline } ?? trimmed.endIndex
-        let word = trimmed[..<wordEnd].uppercased()
+        // ASCII letters only: Unicode's rules made "ſtats" (U+017F) STATS (an audit).
+        let word = String(
+            decoding: trimmed[..<wordEnd].utf8.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }, as: UTF8.self)
         if word.isEmpty {
             return .failure(
                 ControlError(.emptyRequest, "the request is empty; send a command such as STATS (HELP lists them)"))
@@ -125,7 +127,15 @@ public struct ControlRequest: Equatable, Sendable {
         let text = String(decoding: rest, as: UTF8.self)
         let number = text.prefix { $0 != " " }
         guard let since = HistoryQuery.decimal(number) else { return nil }
-        return (token, since, Array(text.dropFirst(number.count).drop { $0 == " " }.utf8))
+        return (token, since, Array(Self.afterOneSpace(text.dropFirst(number.count)).utf8))
+    }
+
+    /// A prefix argument after the word before it: everything past the one space that ends
+    /// that word, byte for byte, as SUBSCRIPTIONS and TOPICS take theirs. With every leading
+    /// space dropped, `SNAPSHOT tok  state.` was answered for "state.", and `zpub sub
+    /// --snapshot " state."` printed values its subscription never matches (an audit).
+    static func afterOneSpace(_ text: Substring) -> Substring {
+        text.first == " " ? text.dropFirst() : text
     }
 
     /// For SNAPSHOT: the client's token and the topic prefix (possibly empty).
@@ -133,8 +143,7 @@ public struct ControlRequest: Equatable, Sendable {
         let text = String(decoding: argument, as: UTF8.self)
         let token = text.prefix { $0 != " " }
         guard SnapshotReply.isValidToken(token) else { return nil }
-        let rest = text.dropFirst(token.count).drop { $0 == " " }
-        return (String(token), Array(rest.utf8))
+        return (String(token), Array(Self.afterOneSpace(text.dropFirst(token.count)).utf8))
     }
 }
 

@@ -413,7 +413,8 @@ public struct HistoryQuery: Equatable, Sendable {
         } else {
             rest = saved
         }
-        query.prefix = Array(rest.drop { $0 == " " }.utf8)
+        // After one space, byte for byte (`ControlRequest.afterOneSpace`).
+        query.prefix = Array(ControlRequest.afterOneSpace(rest).utf8)
         return query
     }
 }

@@ -170,7 +170,9 @@ struct ControlClient {
     /// `request(_:as:)`'s second half, for a reply already in hand.
     func decodeUnlessError<T: Decodable>(_ reply: [UInt8], of text: String, as type: T.Type) throws -> T {
         if let error = Self.errorMessage(reply) {
-            throw CLIError("zpubd answered with an error\(error.code.map { " (\($0))" } ?? ""): \(error.message)")
+            throw CLIError(
+                "zpubd answered with an error\(error.code.map { " (\($0))" } ?? ""): \(error.message)",
+                code: error.code ?? "", reply: reply)
         }
         return try decode(reply, of: text, as: T.self)
     }
@@ -255,10 +257,13 @@ struct CLIError: Error, CustomStringConvertible {
     /// handshake, such as a CURVE socket asked without --server-key). A caller that waits for
     /// a broker to come stops there.
     let isFinal: Bool
-    init(_ description: String, code: String? = nil, isFinal: Bool = false) {
+    /// zpubd's error reply as it came, for `--json` (`reportingErrors(json:)`).
+    let reply: [UInt8]?
+    init(_ description: String, code: String? = nil, isFinal: Bool = false, reply: [UInt8]? = nil) {
         self.description = description
         self.code = code
         self.isFinal = isFinal
+        self.reply = reply
     }
 }
 
@@ -302,11 +307,14 @@ enum Output {
 }
 
 extension ParsableCommand {
-    /// Runs `body`, printing a `CLIError` or libzmq error for a person and exiting 1.
-    func reportingErrors(_ body: () throws -> Void) throws {
+    /// Runs `body`, printing a `CLIError` or libzmq error for a person and exiting 1. With
+    /// `json`, an error zpubd answered with is also printed on standard output as it came: a
+    /// script reading `--json` got nothing to parse (an audit).
+    func reportingErrors(json: Bool = false, _ body: () throws -> Void) throws {
         do {
             try body()
         } catch let error as CLIError {
+            if json, let reply = error.reply { Output.raw(reply) }
             Output.error(error.description)
             throw ExitCode.failure
         } catch let error as ZMQError {

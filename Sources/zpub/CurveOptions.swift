@@ -19,6 +19,20 @@ struct CurveOptions: ParsableArguments {
             valueName: "file"))
     var clientKey: String?
 
+    /// Before anything connects, as any other wrong command line (exit 64): these were found
+    /// at the first connection, exit 1 (an audit).
+    func validate() throws {
+        if clientKey != nil && serverKey == nil {
+            throw ValidationError("--client-key needs --server-key (the broker's public key)")
+        }
+        do {
+            if let serverKey { _ = try Self.readKey(serverKey, what: "--server-key", kind: .public) }
+            if let clientKey { _ = try Self.readKey(clientKey, what: "--client-key", kind: .secret) }
+        } catch let error as CLIError {
+            throw ValidationError(error.description)
+        }
+    }
+
     /// Makes `socket` a CURVE client when --server-key was given.
     func apply(to socket: Socket) throws {
         guard let serverKey else {
@@ -54,7 +68,7 @@ struct CurveOptions: ParsableArguments {
 struct KeyGen: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keygen",
-        abstract: "Write a new CURVE key pair: NAME.public and NAME.secret (Z85, readable only by you).",
+        abstract: "Write a new CURVE key pair: NAME.public and NAME.secret (Z85; the secret readable only by you).",
         discussion: """
             For the broker: name NAME.secret in [security] server_secret_key_file and give \
             clients the public key (--server-key). For a client: put NAME.public in the \

@@ -40,7 +40,7 @@ struct History: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: options.json) {
             let client = options.client
             if let last {
                 let (reply, _) = try client.request(

@@ -7,7 +7,7 @@ struct Stats: ParsableCommand {
     @OptionGroup var options: ControlOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: options.json) {
             let client = options.client
             let (stats, raw) = try client.request("STATS", as: StatsSnapshot.self)
             if options.json { return Output.raw(raw) }
@@ -195,7 +195,7 @@ struct Subscriptions: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: options.json) {
             let client = options.client
             let command = prefix.map { "SUBSCRIPTIONS \($0)" } ?? "SUBSCRIPTIONS"
             let (list, raw) = try client.request(command, as: SubscriptionList.self)
@@ -234,7 +234,7 @@ struct Topics: ParsableCommand {
     @Argument(help: "Only topics starting with this.") var prefix: String?
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: options.json) {
             let client = options.client
             let command = prefix.map { "TOPICS \($0)" } ?? "TOPICS"
             let (list, raw) = try client.request(command, as: TopicList.self)
@@ -270,7 +270,7 @@ struct Ping: ParsableCommand {
     @OptionGroup var options: ControlOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: options.json) {
             let client = options.client
             let start = Date()
             let (reply, _) = try client.request("PING", as: PingReply.self)
@@ -293,7 +293,7 @@ struct ShowConfig: ParsableCommand {
     @OptionGroup var options: ControlOptions
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(json: options.json) {
             let client = options.client
             Output.raw(try client.request("CONFIG", as: ConfigReply.self).1)
         }
@@ -306,7 +306,7 @@ struct Pause: ParsableCommand {
 
     func run() throws {
         var forwarding = ForwardingState.running
-        try reportingErrors {
+        try reportingErrors(json: options.json) {
             let client = options.client
             let (state, raw) = try client.request("PAUSE", as: ForwardingReply.self)
             forwarding = state.forwarding
@@ -335,7 +335,7 @@ struct Reload: ParsableCommand {
 
     func run() throws {
         var problems: [String] = []
-        try reportingErrors {
+        try reportingErrors(json: options.json) {
             var client = options.client(defaultTimeout: 65_000)
             // A wrong endpoint is told as soon as by any other command; only the reload itself
             // is waited for longer.
@@ -361,7 +361,7 @@ struct Resume: ParsableCommand {
 
     func run() throws {
         var forwarding = ForwardingState.running
-        try reportingErrors {
+        try reportingErrors(json: options.json) {
             let client = options.client
             let (state, raw) = try client.request("RESUME", as: ForwardingReply.self)
             forwarding = state.forwarding

@@ -69,12 +69,13 @@ struct Publish: ParsableCommand {
     var givenControl: String?
 
     @Option(
-        name: .long, parsing: .unconditional,
+        name: .customLong("settle"), parsing: .unconditional,
         help: ArgumentHelp(
-            "With --pub: wait up to this long after connecting for the broker's subscription that covers TOPIC (a publisher drops what no subscription wants); sending starts as soon as it comes.",
+            "With --pub: wait up to this long after connecting for the broker's subscription that covers TOPIC (a publisher drops what no subscription wants); sending starts as soon as it comes (default 300).",
             valueName: "ms")
     )
-    var settle = 300
+    var givenSettle: Int?
+    private var settle: Int { givenSettle ?? 300 }
 
     @OptionGroup var curve: CurveOptions
 
@@ -106,6 +107,18 @@ struct Publish: ParsableCommand {
         try Milliseconds.check(timeout, "--timeout", minimum: 1)
         // A minute at most: it is slept in microseconds, in 32 bits.
         try Milliseconds.check(settle, "--settle", maximum: 60_000)
+        // A PUSH is not dropped for want of a subscription: there is nothing to wait for, and
+        // the option was ignored in silence (an audit).
+        if givenSettle != nil && !pub {
+            throw ValidationError("--settle is for --pub (a PUSH waits for no subscription)")
+        }
+        // zpubd drops a producer's message on its own topics whole (counted as internal):
+        // zpub sent it and exited 0 (an audit).
+        if topic.utf8.starts(with: BrokerState.internalPrefix) {
+            throw ValidationError(
+                "topic '\(topic)' is under $zpub/, which zpubd keeps for its own messages: it drops such a message; pick another topic"
+            )
+        }
     }
 
     func run() throws {
@@ -307,8 +320,11 @@ struct Publish: ParsableCommand {
     private func largestFrame(control: ControlEndpoint?) -> (bytes: Int, source: String, advice: String) {
         let advice = "raise both if the broker's allows it"
         let fallback = BrokerConfiguration.Defaults.maxMessageSize
+        // Not "--max-size (16777216)" to someone who gave no --max-size (an audit).
+        let fallbackSource = "zpub's default --max-size (\(fallback)), the broker's not asked"
+        let fallbackAdvice = "give --max-size if the broker takes larger frames (-c asks it)"
         if let maxSize { return (maxSize, "--max-size (\(maxSize))", advice) }
-        guard let control else { return (fallback, "--max-size (\(fallback))", advice) }
+        guard let control else { return (fallback, fallbackSource, fallbackAdvice) }
         // One named (-c, $ZPUB_CONTROL) must answer, or zpub says so; the default need not.
         let named = control.source != .builtIn
         var client = ControlClient(control, timeoutMilliseconds: timeout, curve: curve)
@@ -332,7 +348,7 @@ struct Publish: ParsableCommand {
                     "could not ask zpubd for its max_message_size (\(error)); sending frames up to \(fallback) bytes (--max-size): one over the broker's limit is lost with the connection"
                 )
             }
-            return (fallback, "--max-size (\(fallback))", advice)
+            return (fallback, fallbackSource, fallbackAdvice)
         }
     }
 

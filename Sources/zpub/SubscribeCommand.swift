@@ -103,7 +103,13 @@ struct Subscribe: ParsableCommand {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         try EndpointArgument.check(endpoint, "--endpoint")
         try EndpointArgument.check(controls, "--control")
-        if let timeout { try Milliseconds.check(timeout, "--timeout") }
+        // As every other command: 0 waited for no message, and failed at once (an audit).
+        if let timeout { try Milliseconds.check(timeout, "--timeout", minimum: 1) }
+        // -c is asked only for a catch-up or --ready: without one it was ignored in silence.
+        if !controls.isEmpty && !snapshot && since == nil && !ready {
+            throw ValidationError(
+                "--control is asked only for --snapshot, --since or --ready; give one of them, or leave --control out")
+        }
         if snapshot && prefixes.count > 1 {
             throw ValidationError("--snapshot takes one prefix (or none, for everything)")
         }

@@ -17,8 +17,9 @@ struct ZPubCommand: ParsableCommand {
               control tcp://127.0.0.1:5555   xpub tcp://127.0.0.1:5556
               pull    tcp://127.0.0.1:5557   xsub tcp://127.0.0.1:5558
 
-            Every command gives up after --timeout instead of waiting for a broker that \
-            is not there.
+            Every command that asks a broker gives up after --timeout instead of waiting \
+            for one that is not there; sub waits for messages for as long as it runs, \
+            unless given --timeout.
             """,
         version: ZPubVersion.current,
         subcommands: [
@@ -162,7 +163,7 @@ struct ControlOptions: ParsableArguments {
     @Flag(
         name: .long,
         help:
-            "Print JSON: the broker's reply as it came (top: one line of rates per refresh; history: one object per message)."
+            "Print JSON: the broker's reply as it came, an error reply too (top: one line of rates per refresh; history: one object per message; ping: the round trip)."
     )
     var json = false
 
@@ -226,10 +227,16 @@ func environmentEndpoint(_ variable: String) -> String? {
 }
 
 /// The data endpoints to connect to: those given with -e, else `$variable` (`ZPUB_XPUB`,
-/// `ZPUB_PULL`, `ZPUB_XSUB`), else the default; and the name a malformed one is told by.
+/// `ZPUB_PULL`, `ZPUB_XSUB`), else the default; and the name a malformed one is told by. The
+/// variable may name several, separated by white space, as both brokers of a pair are given
+/// to the examples (`ZPUB_PULL="tcp://a:5557 tcp://b:5557"`, docs/topologies.md): zpub took
+/// that for one endpoint and refused it (an audit).
 func dataEndpoints(given: [String], variable: String, fallback: [String]) -> (endpoints: [String], source: String) {
     if !given.isEmpty { return (given, "--endpoint") }
-    if let endpoint = environmentEndpoint(variable) { return ([endpoint], variable) }
+    if let value = environmentEndpoint(variable) {
+        let endpoints = value.split(whereSeparator: \.isWhitespace).map(String.init)
+        if !endpoints.isEmpty { return (endpoints, variable) }
+    }
     return (fallback, "--endpoint")
 }
 

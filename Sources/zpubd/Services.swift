@@ -32,7 +32,7 @@ struct Services {
     static func start(
         _ configuration: BrokerConfiguration, security: SecurityMaterial, gatewayKeys: GatewayKeys,
         notifier: NotifyRelay, reloadHandler: @escaping ReloadHandler,
-        reloadTimeoutMilliseconds: UInt64, logger: Logger
+        reloadTimeoutMilliseconds: UInt64, hasConfigurationFile: Bool, logger: Logger
     ) throws -> Services {
         let adopted = SocketActivation.listeningSockets()
         for socket in adopted {
@@ -52,6 +52,7 @@ struct Services {
             broker = try Broker(
                 configuration: configuration, security: security, logger: logger, notifier: notifier, adopted: adopted,
                 reloadHandler: reloadHandler, reloadTimeoutMilliseconds: reloadTimeoutMilliseconds,
+                hasConfigurationFile: hasConfigurationFile,
                 onDemoted: {
                     // One of a pair that must give up being active: stop as on SIGTERM, with a
                     // status that makes systemd (Restart=on-failure) start it again as passive.

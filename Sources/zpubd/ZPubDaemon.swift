@@ -181,7 +181,7 @@ struct ZPubDaemon: ParsableCommand {
             reloadHandler: { done in reloadRequests.add(done) },
             reloadTimeoutMilliseconds: Self.testReloadTimeoutSeconds.map { $0 * 1_000 }
                 ?? Broker.reloadTimeoutMilliseconds,
-            logger: logger)
+            hasConfigurationFile: config != nil, logger: logger)
         let version = Context.libraryVersion
         logger.notice(
             "zpubd \(ZPubVersion.current) (libzmq \(version.major).\(version.minor).\(version.patch)) started",

@@ -103,6 +103,20 @@ final class CLITests: XCTestCase {
             Binaries.zpub, ["sub", "--count", "1", "x"], timeout: 10, environment: ["ZPUB_XPUB": "127.0.0.1:5556"])
         XCTAssertEqual(malformed.status, 1)
         XCTAssertTrue(malformed.stderr.contains("ZPUB_XPUB \"127.0.0.1:5556\""), malformed.stderr)
+        // Both brokers of a pair in one variable, as the examples take them: refused as one
+        // endpoint "with white space" (an audit).
+        let other = try Daemon()
+        let both = try RunningProgram(
+            Binaries.zpub, ["sub", "--count", "2", "two."], environment: ["ZPUB_XPUB": "\(daemon.xpub)  \(other.xpub)"])
+        try daemon.waitForSubscriptions(to: ["two."])
+        try other.waitForSubscriptions(to: ["two."])
+        let toBoth = try Run.program(
+            Binaries.zpub, ["pub", "two.a", "1"], environment: ["ZPUB_PULL": "\(daemon.pull) \(other.pull)"])
+        XCTAssertEqual(toBoth.status, 0, toBoth.stderr)
+        XCTAssertEqual(
+            try Run.program(Binaries.zpub, ["pub", "two.b", "2"], environment: ["ZPUB_PULL": other.pull]).status, 0)
+        let lines = try both.finish(timeout: 20).stdout.split(separator: "\n").sorted()
+        XCTAssertEqual(lines, ["two.a\t1", "two.b\t2"])
     }
 
     /// With the broker's XPUB named, --ready, --snapshot and --since ask no guessed control
@@ -849,6 +863,11 @@ final class CLITests: XCTestCase {
         let kept = try zpub(["history", "--control", daemon.control, "orders."])
         XCTAssertEqual(kept.stdout, "1\torders.1\tkept\n")
         XCTAssertEqual(kept.stderr, "", "nothing to say when something is kept")
+        // A prefix that starts with a space is that prefix: its leading spaces were dropped,
+        // and orders.1, which " orders." never matches, was printed (an audit).
+        let spaced = try zpub(["history", "--control", daemon.control, " orders."])
+        XCTAssertEqual(spaced.status, 0, spaced.stderr)
+        XCTAssertEqual(spaced.stdout, "", spaced.stderr)
         let past = try zpub(["history", "--control", daemon.control, "--since", "999", "orders."])
         XCTAssertEqual(past.status, 0, past.stderr)
         XCTAssertEqual(past.stderr, "zpub: nothing after 999: the newest message history keeps is 1\n")
@@ -1077,8 +1096,7 @@ final class CLITests: XCTestCase {
         let subscriber = try RunningProgram(
             URL(fileURLWithPath: "/bin/sh"),
             [
-                "-c", "exec \"$0\" sub -c \"$1\" -e \"$2\" full. > /dev/full", Binaries.zpub.path, daemon.control,
-                daemon.xpub,
+                "-c", "exec \"$0\" sub -e \"$1\" full. > /dev/full", Binaries.zpub.path, daemon.xpub,
             ])
         try daemon.waitForSubscriptions(1)
         let clients = try Clients()

@@ -545,6 +545,11 @@ final class HistoryTests: XCTestCase {
             [frames("state.door", "open"), frames("state.lamp", "on", "since 12:00")])
         let historyOff = try restarted.json("HISTORY since 0")["error"] as? [String: Any]
         XCTAssertEqual(historyOff?["code"] as? String, "history_off", "last values alone do not turn history on")
+        // Started without --config: a reload cannot name prefixes, and the advice does not
+        // say to (it did, and `zpub reload` was then refused: an audit).
+        let advice = historyOff?["message"] as? String ?? ""
+        XCTAssertTrue(advice.contains("started without --config"), advice)
+        XCTAssertFalse(advice.contains("and reload"), advice)
         // New updates continue above the restored sequences.
         try clients.socket(.push, connect: restarted.pull).send(frames: frames("state.door", "closed"))
         try Wait.until("the update is cached") {

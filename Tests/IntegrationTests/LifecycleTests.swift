@@ -689,6 +689,13 @@ final class LifecycleTests: XCTestCase {
         let nothing = try Run.program(Binaries.zpub, ["reload", "-c", plain.control])
         XCTAssertEqual(nothing.status, 1)
         XCTAssertTrue(nothing.stderr.contains("started without --config"), nothing.stderr)
+        // With --json, the error reply is on standard output as it came, for a script to
+        // parse: it printed nothing there (an audit).
+        let refusedJSON = try Run.program(Binaries.zpub, ["reload", "--json", "-c", plain.control])
+        XCTAssertEqual(refusedJSON.status, 1)
+        let reply = try JSONSerialization.jsonObject(with: Data(refusedJSON.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual((reply?["error"] as? [String: Any])?["code"] as? String, "reload_refused", refusedJSON.stdout)
+        XCTAssertTrue(refusedJSON.stderr.contains("started without --config"), refusedJSON.stderr)
     }
 
     /// A configuration file replaced by a FIFO is refused at RELOAD with what it is, and

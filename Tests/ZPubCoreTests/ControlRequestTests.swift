@@ -29,7 +29,15 @@ final class ControlRequestTests: XCTestCase {
             try parse("TOPICS\t lead").get(), ControlRequest(command: .topics, argument: Array(" lead".utf8)))
         // The other commands' arguments start after the run of spaces, as before.
         XCTAssertEqual(try parse("SNAPSHOT   tok a").get().snapshotArguments?.token, "tok")
+        // The prefix after the token is everything past its one space, as TOPICS' is: with
+        // every leading space dropped, " state." was answered as "state." (an audit).
+        XCTAssertEqual(try parse("SNAPSHOT tok  state.").get().snapshotArguments?.prefix, Array(" state.".utf8))
+        XCTAssertEqual(try parse("SNAPSHOT tok state.").get().snapshotArguments?.prefix, Array("state.".utf8))
+        XCTAssertEqual(try parse("SNAPSHOT tok").get().snapshotArguments?.prefix, [])
+        XCTAssertEqual(try parse("REPLAY tok 5  o.").get().replayArguments?.prefix, Array(" o.".utf8))
         XCTAssertEqual(try parse("STATS   ").get(), ControlRequest(command: .stats))
+        XCTAssertEqual(try parse("stAts").get(), ControlRequest(command: .stats), "case-insensitive, in ASCII")
+        XCTAssertThrowsError(try parse("\u{17F}tats").get(), "not by Unicode's rules (ſ is no s)")
     }
 
     func testMalformedRequestsGetErrorCodes() {

@@ -16,6 +16,10 @@ final class HistoryQueryTests: XCTestCase {
         XCTAssertEqual(
             parse("last 10 until 77 a."), HistoryQuery(position: .last(10), through: 77, prefix: Array("a.".utf8)),
             "the newest at or before 77")
+        // After one space, byte for byte (an audit: " orders." was answered as "orders.").
+        XCTAssertEqual(parse("since 1  orders."), HistoryQuery(position: .since(1), prefix: Array(" orders.".utf8)))
+        XCTAssertEqual(
+            parse("last 3 until 9  a."), HistoryQuery(position: .last(3), through: 9, prefix: Array(" a.".utf8)))
     }
 
     func testMalformedArgumentsAreRefused() {
