@@ -98,7 +98,7 @@ clean:
 
 # Installs the release binaries, the systemd units (pointing at $(BINDIR)) and the sample
 # configuration, which never overwrites an existing /etc/zpub/zpubd.conf.
-UNITS = zpubd.service zpubd-activated.service zpubd.socket
+UNITS = zpubd.service zpubd-activated.service zpubd.socket zpubd-pull.socket zpubd-xsub.socket zpubd-xpub.socket
 
 # (install-files does the copying from BINARIES, so tests can install a debug build.)
 BINARIES ?= .build/release

@@ -32,7 +32,7 @@ for program in zpubd zpub; do
 done
 
 # The units as `make install` writes them, pointing at /usr/bin.
-for unit in zpubd.service zpubd-activated.service zpubd.socket; do
+for unit in zpubd.service zpubd-activated.service zpubd.socket zpubd-pull.socket zpubd-xsub.socket zpubd-xpub.socket; do
     sed -e 's|/usr/local/bin/|/usr/bin/|g' "$here/systemd/$unit" >"$root/lib/systemd/system/$unit"
     chmod 0644 "$root/lib/systemd/system/$unit"
 done

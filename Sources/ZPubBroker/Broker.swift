@@ -89,7 +89,7 @@ public final class Broker: Sendable {
             context.terminate()
             throw error
         }
-        BrokerSockets.checkAdopted(adopted, logger: logger)
+        BrokerSockets.checkAdopted(adopted, configuration: configuration, logger: logger)
         // Two groups made apart, so that each can move to its own thread.
         let control: BrokerSockets.Bound
         let sockets: BrokerSockets

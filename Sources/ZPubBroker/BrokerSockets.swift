@@ -34,10 +34,22 @@ struct BrokerSockets {
     }
 
     /// Warns about sockets systemd passed under a name that is no role.
-    static func checkAdopted(_ adopted: [ListeningSocket], logger: Logger) {
+    static func checkAdopted(_ adopted: [ListeningSocket], configuration: BrokerConfiguration, logger: Logger) {
         for socket in adopted where BrokerSocketRole(rawValue: socket.name) == nil {
             logger.warning(
                 "ignoring a socket passed by systemd named \"\(socket.name)\"; name them pull, xsub, xpub or control (FileDescriptorName=)"
+            )
+        }
+        // Socket-activated, a role systemd passed nothing for is bound from the configuration,
+        // where the socket-activated unit (no network of its own) reaches no client. One socket
+        // unit with four names passed "control" four times (systemd names all of one unit's
+        // descriptors alike), and zpubd ran, healthy, with no producer or subscriber able to
+        // reach it (an audit).
+        guard !adopted.isEmpty else { return }
+        for role in BrokerSocketRole.allCases
+        where !adopted.contains(where: { $0.name == role.rawValue }) && !configuration.endpoints(for: role).isEmpty {
+            logger.warning(
+                "systemd passed no socket named \(role.rawValue) (it passed \(adopted.map(\.name).joined(separator: ", "))): zpubd binds the configured \(role.rawValue) endpoints itself (\(configuration.endpoints(for: role).joined(separator: ", "))), which under zpubd-activated.service, with no network of its own, no client outside reaches; systemd names every descriptor of one socket unit alike (FileDescriptorName=): give each role a socket unit of its own (\(role == .control ? "zpubd.socket" : "zpubd-\(role.rawValue).socket"))"
             )
         }
     }

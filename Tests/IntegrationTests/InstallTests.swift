@@ -25,7 +25,10 @@ final class InstallTests: XCTestCase {
 
         let files =
             ["usr/bin/zpubd", "usr/bin/zpub", "etc/zpub/zpubd.conf", "usr/share/zpub/xpub-guard.nft"]
-            + ["zpubd.service", "zpubd-activated.service", "zpubd.socket"].map { "lib/systemd/system/\($0)" }
+            + [
+                "zpubd.service", "zpubd-activated.service", "zpubd.socket", "zpubd-pull.socket", "zpubd-xsub.socket",
+                "zpubd-xpub.socket",
+            ].map { "lib/systemd/system/\($0)" }
         for file in files {
             XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent(file).path), file)
         }

@@ -66,6 +66,8 @@ final class PackageTests: XCTestCase {
         let files = [
             "usr/bin/zpubd", "usr/bin/zpub", "etc/zpub/zpubd.conf", "lib/systemd/system/zpubd.service",
             "lib/systemd/system/zpubd-activated.service", "lib/systemd/system/zpubd.socket",
+            "lib/systemd/system/zpubd-pull.socket", "lib/systemd/system/zpubd-xsub.socket",
+            "lib/systemd/system/zpubd-xpub.socket",
             "usr/share/man/man1/zpub.1.gz", "usr/share/man/man8/zpubd.8.gz", "usr/share/man/man5/zpubd.conf.5.gz",
             "usr/share/bash-completion/completions/zpub", "usr/share/bash-completion/completions/zpubd",
             "usr/share/zsh/vendor-completions/_zpub", "usr/share/zsh/vendor-completions/_zpubd",

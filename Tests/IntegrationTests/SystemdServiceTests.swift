@@ -207,6 +207,7 @@ final class SystemdServiceTests: XCTestCase {
         let run = try program.finish(timeout: 15)
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stderr.contains("adopting a listening socket passed by systemd"), run.stderr)
+        XCTAssertFalse(run.stderr.contains("systemd passed no socket named"), "every role passed: \(run.stderr)")
     }
 
     /// Socket-activated, a gateway that cannot listen (zpubd-activated.service has no network;
@@ -241,6 +242,12 @@ final class SystemdServiceTests: XCTestCase {
         XCTAssertEqual(run.status, 78, run.stderr)
         XCTAssertTrue(run.stderr.contains("socket activation"), run.stderr + run.stdout)
         XCTAssertTrue(run.stderr.contains("zpubd.service"), run.stderr)
+        // Only the control socket passed: the roles bound from the configuration are said,
+        // since under the unit no client would reach them.
+        for role in ["pull", "xsub", "xpub"] {
+            XCTAssertTrue(
+                run.stderr.contains("systemd passed no socket named \(role) (it passed control)"), run.stderr)
+        }
     }
 
     /// Socket-activated, a reload that turns the gateway on is refused (the configuration in
@@ -346,7 +353,7 @@ final class SystemdServiceTests: XCTestCase {
             "zpubd-units-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
-        for unit in ["zpubd.service", "zpubd-activated.service", "zpubd.socket"] {
+        for unit in Self.units {
             let text = try String(contentsOf: unitDirectory.appendingPathComponent(unit), encoding: .utf8)
                 .replacingOccurrences(of: "/usr/local/bin/zpubd", with: Binaries.zpubd.path)
                 .replacingOccurrences(of: "/usr/local/bin/zpub ", with: Binaries.zpub.path + " ")
@@ -355,9 +362,47 @@ final class SystemdServiceTests: XCTestCase {
         return directory
     }
 
+    private static let units = [
+        "zpubd.service", "zpubd-activated.service", "zpubd.socket", "zpubd-pull.socket", "zpubd-xsub.socket",
+        "zpubd-xpub.socket",
+    ]
+
+    /// What systemd passes zpubd-activated.service: every descriptor of the socket units in
+    /// its Sockets=, each named by its unit's FileDescriptorName=, which names all of one
+    /// unit's descriptors alike (systemd.socket(5)). One unit with four Listen lines and four
+    /// names passed "control" four times, and zpubd took all four for its control socket (an
+    /// audit): each socket unit has one Listen line and its own name, and the four names are
+    /// zpubd's four roles.
+    func testTheSocketUnitsPassEachOfTheFourSocketsUnderItsOwnName() throws {
+        func lines(_ unit: String, _ key: String) throws -> [String] {
+            try String(contentsOf: unitDirectory.appendingPathComponent(unit), encoding: .utf8)
+                .split(separator: "\n").filter { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+        }
+        let sockets = try lines("zpubd-activated.service", "Sockets").flatMap {
+            $0.split(separator: " ").map(String.init)
+        }
+        XCTAssertEqual(Set(sockets), Set(Self.units.filter { $0.hasSuffix(".socket") }))
+        var passed: [String] = []
+        for unit in sockets {
+            let listens = try lines(unit, "ListenStream")
+            let names = try lines(unit, "FileDescriptorName")
+            XCTAssertEqual(listens.count, 1, unit)
+            XCTAssertEqual(names.count, 1, unit)
+            XCTAssertEqual(try lines(unit, "Service"), ["zpubd-activated.service"], unit)
+            passed += names
+        }
+        XCTAssertEqual(passed.sorted(), BrokerSocketRole.allCases.map(\.rawValue).sorted())
+        // Enabling and starting zpubd.socket brings the other three.
+        let others = sockets.filter { $0 != "zpubd.socket" }.sorted()
+        XCTAssertEqual(
+            try lines("zpubd.socket", "Also").flatMap { $0.split(separator: " ").map(String.init) }.sorted(), others)
+        XCTAssertEqual(
+            try lines("zpubd.socket", "Wants").flatMap { $0.split(separator: " ").map(String.init) }.sorted(), others)
+    }
+
     func testUnitFilesPassSystemdAnalyzeVerifyWithoutAWord() throws {
         let directory = try installedUnits()
-        for unit in ["zpubd.service", "zpubd-activated.service", "zpubd.socket"] {
+        for unit in Self.units {
             let run = try Run.program(
                 URL(fileURLWithPath: "/usr/bin/systemd-analyze"),
                 ["verify", directory.appendingPathComponent(unit).path])

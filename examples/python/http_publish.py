@@ -12,6 +12,8 @@ import urllib.error
 import urllib.request
 
 url = os.environ.get("ZPUB_HTTP", "http://127.0.0.1:8080") + "/publish"
+if len(sys.argv) < 2:
+    sys.exit("usage: python3 http_publish.py TOPIC TEXT...")
 topic, texts = sys.argv[1], sys.argv[2:]
 body = json.dumps({"messages": [{"topic": topic, "payload": text} for text in texts]}).encode()
 request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
@@ -23,3 +25,5 @@ try:
 except urllib.error.HTTPError as error:
     # The gateway explains every refusal: {"error": {"code": ..., "message": ...}}
     sys.exit(f"zpubd refused ({error.code}): {error.read().decode().strip()}")
+except urllib.error.URLError as error:
+    sys.exit(f"cannot reach zpubd at {url}: {error.reason} (is its [http] gateway on? ZPUB_HTTP)")

@@ -11,9 +11,13 @@ CONTROL=${ZPUB_CONTROL:-tcp://127.0.0.1:5555}
 subscriber=$!
 # Publish once zpubd has the subscription (a message sent before that reaches nobody): ask it.
 tries=0
-until "$ZPUB" subscriptions --control "$CONTROL" weather. | grep -q '^weather\.[[:space:]]'; do
+until "$ZPUB" subscriptions --control "$CONTROL" weather. 2>/dev/null | grep -q '^weather\.[[:space:]]'; do
     tries=$((tries + 1))
-    if [ "$tries" -ge 100 ]; then echo "the subscription never reached zpubd" >&2; exit 1; fi
+    if [ "$tries" -ge 100 ]; then
+        echo "the subscription did not reach zpubd within 5 s: is zpubd running at $CONTROL (make run)?" >&2
+        kill "$subscriber" 2>/dev/null
+        exit 1
+    fi
     sleep 0.05
 done
 "$ZPUB" pub --endpoint "$PULL" weather.paris 12C sunny      # topic, then one frame per word

@@ -11,6 +11,7 @@ import sys
 import time
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 endpoint = os.environ.get("ZPUB_PULL", "tcp://127.0.0.1:5557")
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 5
@@ -19,6 +20,9 @@ seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
 context = zmq.Context()
 push = context.socket(zmq.PUSH)
 push.setsockopt(zmq.LINGER, 5000)  # deliver what is queued, but never hang on exit
+# A PUSH says nothing of whether anything arrived: watch for the connection, to tell at exit
+# whether zpubd was ever reached.
+monitor = push.get_monitor_socket(zmq.EVENT_CONNECTED)
 push.connect(endpoint)
 
 job = os.getpid()
@@ -28,5 +32,11 @@ for step in range(1, steps + 1):
     push.send_multipart([f"jobs.{job}".encode(), json.dumps(result).encode()])
     print("pushed", json.dumps(result), flush=True)
 
-push.close()
+# Reached now, or within the linger: otherwise what was queued here is lost, and said so.
+reached = monitor.poll(5000) != 0 and recv_monitor_message(monitor)["event"] == zmq.EVENT_CONNECTED
+push.disable_monitor()
+monitor.close()
+push.close(0 if not reached else None)
 context.term()
+if not reached:
+    sys.exit(f"zpubd at {endpoint} was never reached: the results above were not delivered (is it running?)")
