@@ -14,6 +14,12 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable {
         /// Not a failure: a reload's value that only what is bound from now on gets (libzmq
         /// keeps a bound endpoint's options); it is in force elsewhere, not there.
         case keptByBoundEndpoints
+        /// Not a failure either: a reload's value in force, with something sized for it only
+        /// at start (XSUB's queue for `max_subscriptions`) until a restart.
+        case keptUntilRestart
+
+        /// A note of what waits for a restart, not a failure of the reload.
+        public var isNotApplied: Bool { self == .keptByBoundEndpoints || self == .keptUntilRestart }
     }
 
     public let code: Code

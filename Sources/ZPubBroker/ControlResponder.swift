@@ -220,7 +220,7 @@ final class ControlResponder: BrokerControl {
         if table.waitingForRoom > 0 {
             let why =
                 table.prefixes >= table.limit
-                ? "the subscription table is full (\(table.prefixes) prefixes of max_subscriptions \(table.limit)): \(table.waitingForRoom) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave; raise max_subscriptions in [limits] \(hasConfigurationFile ? "(a reload applies it)" : "(zpubd was started without --config: give it one, and restart)")"
+                ? "the subscription table is full (\(table.prefixes) prefixes of max_subscriptions \(table.limit)): \(table.waitingForRoom) refused subscriptions wait for room, and their subscribers get nothing under those prefixes until others leave; raise max_subscriptions in [limits] \(hasConfigurationFile ? "(a reload applies it, up to about half the subscriptions XSUB's queue was sized for at start; `zpub reload` says when a restart is needed)" : "(zpubd was started without --config: give it one, and restart)")"
                 : "\(table.waitingForRoom) subscriptions refused while the table was full wait for their connection's next frame to get in (zpub sub and a downstream zpubd send one every 1-2 s; a plain SUB sends none, and gets nothing under those prefixes until it reconnects); a connection that closed is forgotten within seconds"
             problems.append(HealthProblem(.subscriptionsWaiting, why))
         }

@@ -312,13 +312,17 @@ final class ForwardingLoop {
     /// Those shut down, until their descriptor no longer shows them (or 10 s): what libzmq
     /// still reads of theirs drops nothing more, and their subscriptions, counted down only
     /// once libzmq ends their pipes, are not held against other connections meanwhile.
-    /// With the records each had when it was shut down, and their sum (`overTotalLeaving`):
+    /// With the records each had when it was shut down, and their sum (`overTotalRecords`):
     /// summed again at every frame past the limit, R drops a second cost R² looks on the loop
     /// (a review, 2026-12-07). A record its late frames add meanwhile is not counted. The sum
-    /// comes down as the unsubscriptions for them come in (`countDownLeaving`), so it is at
-    /// most what the total still holds of them.
+    /// comes down as the unsubscriptions for them come in (`countDownLeaving`), so that it is
+    /// what the total still holds of them: those of a connection itself come off its records;
+    /// libzmq's, which say not whose, are held as `overTotalCountedDown`, spent as each entry
+    /// goes. `overTotalLeaving` is the records' sum less that.
     private var overTotalShutDown: [SubscriberConnections.Identity: (since: UInt64, records: Int)] = [:]
-    private var overTotalLeaving = 0
+    private var overTotalRecords = 0
+    private var overTotalCountedDown = 0
+    private var overTotalLeaving: Int { max(0, overTotalRecords - overTotalCountedDown) }
     private var overTotalLogLimit = LogRateLimit()
     /// Connections accepted on each bound endpoint, for those an unbind closes (`UnbindClosures`).
     private var unbinding = UnbindClosures()
@@ -675,8 +679,10 @@ final class ForwardingLoop {
                 || Self.socket(at: connection.descriptor).map({ connection.isCurrent($0) }) != true
             {
                 overTotalShutDown[connection] = nil
-                // What libzmq's unsubscriptions counted down already came off (`takeSubscriptionFrame`).
-                overTotalLeaving -= min(overTotalLeaving, shutDown.records)
+                // What libzmq's unsubscriptions counted down is taken as this entry's first.
+                overTotalRecords -= shutDown.records
+                overTotalCountedDown = min(
+                    overTotalCountedDown - min(overTotalCountedDown, shutDown.records), overTotalRecords)
             }
             // An upstream that refused a subscription for a full table admits it at this
             // connection's next frame once it has room (`BrokerState.retryPrefix`).
@@ -1384,10 +1390,12 @@ final class ForwardingLoop {
                 countDownLeaving(identity)
             } else if state.subscriptions.totalSubscriptions < totalBefore {
                 // libzmq's own unsubscription for a connection it closed, which says not whose
-                // (or the gateway's): taken as a leaving connection's. Wrong only while another
-                // connection's close is counted down at the same moment, and then on the safe
-                // side: less is held as leaving, and a subscriber past the limit is dropped.
-                overTotalLeaving -= min(overTotalLeaving, totalBefore - state.subscriptions.totalSubscriptions)
+                // (or the gateway's): taken as a leaving connection's, up to what they hold.
+                // Wrong only while another connection's close is counted down at the same
+                // moment (or a leaving one's late subscription), and then on the safe side,
+                // until housekeeping lets those entries go: less is held as leaving, and a
+                // subscriber past the limit is dropped.
+                overTotalCountedDown += min(overTotalLeaving, totalBefore - state.subscriptions.totalSubscriptions)
             }
         }
         // Only a frame that added to the total: a repeat, zpub's retry frame or a refusal adds
@@ -1522,7 +1530,8 @@ final class ForwardingLoop {
         guard let shutDown = overTotalShutDown[connection] else { return }
         let records = state.subscriberConnections.recordCount(of: connection)
         guard records < shutDown.records else { return }
-        overTotalLeaving -= min(overTotalLeaving, shutDown.records - records)
+        overTotalRecords -= shutDown.records - records
+        overTotalCountedDown = min(overTotalCountedDown, overTotalRecords)
         overTotalShutDown[connection] = (shutDown.since, records)
     }
 
@@ -1530,7 +1539,7 @@ final class ForwardingLoop {
         for connection in dropped where overTotalShutDown[connection] == nil {
             let records = state.subscriberConnections.recordCount(of: connection)
             overTotalShutDown[connection] = (now, records)
-            overTotalLeaving += records
+            overTotalRecords += records
         }
         state.overTotalDrops &+= UInt64(dropped.count)
     }
@@ -2438,7 +2447,7 @@ final class ForwardingLoop {
             // reload's outcome too: `zpub reload` exited 0 as if the file were wholly in force
             // (an audit).
             let problem = BrokerError(
-                code: .keptByBoundEndpoints,
+                code: .keptUntilRestart,
                 message:
                     "max_subscriptions is now \(newConfiguration.maxSubscriptions), but XSUB's queue towards each publisher holds \(xsubQueueAtStart) subscription frames, sized at start for about half as many subscriptions: once the table holds more than that, a publisher or upstream that connects gets only part of it (libzmq drops the rest of the replay); restart zpubd to size the queue for the new limit"
             )

@@ -250,8 +250,7 @@ enum SocketSetup {
                 IntegerOption(
                     .maxMessageSize,
                     max(
-                        configuration.maxSubscriptionLength + Self.subscriptionFrameOverhead,
-                        BrokerConfiguration.minMaxMessageSize)))
+                        configuration.maxSubscriptionLength + Self.subscriptionFrameOverhead, 1_024)))
             // The broker applies each subscription itself (see ForwardingLoop.handleSubscriptions),
             // which lets it count them, bound them, and refuse what is over the limits.
             options.append(IntegerOption(.xpubManual, 1))

@@ -56,9 +56,9 @@ extension BrokerConfiguration {
         check("send_hwm", sendHighWaterMark, 0...100_000_000, "the send high-water mark (0 = unlimited)")
         check("receive_hwm", receiveHighWaterMark, 0...100_000_000, "the receive high-water mark (0 = unlimited)")
         check("linger_ms", lingerMilliseconds, 0...60_000, "the linger time in ms")
-        // libzmq holds the handshake's own commands to this limit too (READY, CURVE's INITIATE
-        // with its metadata: a few hundred bytes): below the floor, every producer's handshake
-        // failed, silently, and the file had passed --check-config (an audit).
+        // libzmq holds the handshake's own commands to this limit too (CURVE's INITIATE with
+        // its metadata: 300 bytes): below that, every producer's handshake failed, silently,
+        // and the file had passed --check-config (an audit).
         check(
             "max_message_size", maxMessageSize, Self.minMaxMessageSize...(1 << 31),
             "the maximum message size in bytes (libzmq holds the handshake to it as well)")

@@ -463,7 +463,11 @@ struct Parser {
         if word == "false" { return .success(.boolean(false)) }
         // TOML's underscores stand between two digits only: `1__0_` was read as 10, where any
         // TOML tool refuses it (an audit).
-        if word.contains("_") && !word.hasUnderscoresBetweenDigits {
+        // (For what starts as a number: an unquoted word such as json_lines is no value at
+        // all, said below.)
+        if word.first.map({ $0.isNumber || $0 == "-" || $0 == "+" }) == true && word.contains("_")
+            && !word.hasUnderscoresBetweenDigits
+        {
             return .failure(
                 ConfigurationProblem(
                     line: startLine,
@@ -471,9 +475,13 @@ struct Parser {
         }
         // TOML's hexadecimal, octal and binary integers (0x100 was "not a whole number").
         for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where word.hasPrefix(prefix) {
-            let rest = String(word.dropFirst(2)).replacingUnderscores()
-            if !rest.isEmpty, let number = Int(rest, radix: radix) { return .success(.integer(number)) }
-            let digitsOnly = !rest.isEmpty && rest.allSatisfy { $0.hexDigitValue.map { $0 < radix } ?? false }
+            // Digits of the base only, the first one a digit: Int(_:radix:) takes a sign too
+            // (0x-1), and 0b_1 passed the underscore rule on the b (a review).
+            func isDigit(_ character: Character) -> Bool { character.hexDigitValue.map { $0 < radix } ?? false }
+            let body = word.dropFirst(2)
+            let rest = String(body).replacingUnderscores()
+            let digitsOnly = body.first.map(isDigit) == true && rest.allSatisfy(isDigit)
+            if digitsOnly, let number = Int(rest, radix: radix) { return .success(.integer(number)) }
             return .failure(
                 ConfigurationProblem(
                     line: startLine,

@@ -124,7 +124,8 @@ public struct ControlRequest: Equatable, Sendable {
     /// For REPLAY: the client's token, the sequence to replay after, the prefix (possibly empty).
     public var replayArguments: (token: String, since: UInt64, prefix: [UInt8])? {
         guard let (token, rest) = snapshotArguments else { return nil }
-        let text = String(decoding: rest, as: UTF8.self)
+        // Spaces before the number are a run, as before; the prefix after it is byte for byte.
+        let text = String(decoding: rest, as: UTF8.self).drop { $0 == " " }
         let number = text.prefix { $0 != " " }
         guard let since = HistoryQuery.decimal(number) else { return nil }
         return (token, since, Array(Self.afterOneSpace(text.dropFirst(number.count)).utf8))

@@ -106,10 +106,13 @@ extension BrokerState {
         _ connection: SubscriberConnections.Identity, into actions: inout SubscriptionActions
     ) {
         guard let waiting = subscriberConnections.waiting(for: connection) else { return }
-        // Those taken from the front while there is room, and those taken after.
+        // Those taken from the front until one needs room the table lacks, and those taken
+        // after it: of the next `heldLookAhead`, only prefixes the table holds (a new one
+        // admitted there would pass the earlier one waiting for room, were the table's bytes
+        // what stopped it).
         var taken = 0
         var takenPastFull: [Int] = []
-        var full = !subscriptions.hasRoom
+        var full = false
         var lookedPastFull = 0
         for (index, (hash, prefix)) in waiting.enumerated() {
             if full {
@@ -121,6 +124,7 @@ extension BrokerState {
                 if full { takenPastFull.append(index) } else { taken += 1 }
                 continue
             }
+            if full && subscriptions.count(of: prefix) == 0 { continue }
             guard let isNewPrefix = subscriptions.admit(prefix) else {
                 full = true
                 continue

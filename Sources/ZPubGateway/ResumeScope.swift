@@ -55,23 +55,24 @@ enum ResumeScope {
     // MARK: What the control protocol carries
 
     /// Whether the control protocol carries `prefix` unchanged as a request's last argument.
-    /// A request is UTF-8 text; the run of spaces before an argument is dropped, and so are
-    /// trailing newlines (docs/control-protocol.md). So a prefix that is not UTF-8, starts with
-    /// a space or a tab, or ends with a newline reaches the broker as another prefix (" a" as
-    /// "a"), and so does one whose first character joins the space before it into one
-    /// character (a combining mark: the broker splits its arguments by characters).
+    /// A request is UTF-8 text; the prefix is everything after the one space before it, and
+    /// trailing newlines are dropped (docs/control-protocol.md; since 2026-12-08 a leading
+    /// space is carried too: it was dropped with the separator, " a" arriving as "a"). So a
+    /// prefix that is not UTF-8 or ends with a newline reaches the broker as another prefix,
+    /// and so does one whose first character joins the space before it into one character (a
+    /// combining mark: the broker splits its arguments by characters).
     static func travelsExactly(_ prefix: [UInt8]) -> Bool {
         guard let text = String(validating: prefix, as: UTF8.self) else { return false }
         guard let first = text.unicodeScalars.first else { return true }
         var afterSpace = " "
         afterSpace.unicodeScalars.append(first)
-        return first != " " && first != "\t" && afterSpace.count == 2 && text.last?.isNewline != true
+        return afterSpace.count == 2 && text.last?.isNewline != true
     }
 
     /// The longest prefix of `prefix` that the control protocol carries exactly
     /// (`travelsExactly`): the broker reads under it, which holds all that `prefix` wants and
     /// maybe more, so what comes back is filtered by the client's own prefixes. A prefix
-    /// starting with a space is carried as the empty prefix.
+    /// starting with a combining mark is carried as the empty prefix.
     static func carried(_ prefix: [UInt8]) -> [UInt8] {
         // Up to the first byte that is not UTF-8, then without trailing newlines: a longer
         // start would hold invalid bytes or end with a newline.

@@ -42,7 +42,7 @@ struct Publish: ParsableCommand {
     @Option(
         name: [.customShort("e"), .long],
         help: ArgumentHelp(
-            "The endpoint to send to (default: $ZPUB_PULL, or $ZPUB_XSUB with --pub, else the PULL or XSUB default); repeat it for both brokers of a pair: messages go to the one that is active.",
+            "The endpoint to send to (default: $ZPUB_PULL, or $ZPUB_XSUB with --pub, each one or more separated by spaces, else the PULL or XSUB default); repeat it for both brokers of a pair: messages go to the one that is active.",
             valueName: "endpoint"))
     var endpoint: [String] = []
 

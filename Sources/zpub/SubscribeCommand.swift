@@ -34,7 +34,7 @@ struct Subscribe: ParsableCommand {
     @Option(
         name: [.customShort("e"), .long],
         help: ArgumentHelp(
-            "The broker's XPUB endpoint (default: $ZPUB_XPUB, else the XPUB default); repeat it for both brokers of a pair (only the active one publishes).",
+            "The broker's XPUB endpoint (default: $ZPUB_XPUB, one or more separated by spaces, else the XPUB default); repeat it for both brokers of a pair (only the active one publishes).",
             valueName: "endpoint"))
     var endpoint: [String] = []
 

@@ -235,7 +235,8 @@ func dataEndpoints(given: [String], variable: String, fallback: [String]) -> (en
     if !given.isEmpty { return (given, "--endpoint") }
     if let value = environmentEndpoint(variable) {
         let endpoints = value.split(whereSeparator: \.isWhitespace).map(String.init)
-        if !endpoints.isEmpty { return (endpoints, variable) }
+        // Spaces alone: told as the malformed value it is, not taken for unset.
+        return (endpoints.isEmpty ? [value] : endpoints, variable)
     }
     return (fallback, "--endpoint")
 }

@@ -385,8 +385,8 @@ struct ZPubDaemon: ParsableCommand {
                 for note in flagNotes where !toldNotApplied.contains(note) { logger.warning("\(note)") }
                 // Options only new endpoints get are not in force everywhere, as keys read at
                 // start are not: told with them (already logged, as a warning).
-                failures = problems.filter { $0.code != .keptByBoundEndpoints }
-                notApplied += problems.filter { $0.code == .keptByBoundEndpoints }.map(\.message)
+                failures = problems.filter { !$0.code.isNotApplied }
+                notApplied += problems.filter(\.code.isNotApplied).map(\.message)
             }
             LogLevelSwitch.level = Logger.Level(rawValue: next.logLevel) ?? .info
             if failures.isEmpty {

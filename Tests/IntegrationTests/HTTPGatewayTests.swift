@@ -1369,10 +1369,11 @@ final class HTTPGatewayTests: XCTestCase {
         XCTAssertEqual((afterElsewhere["HISTORY"] ?? 0) - (afterWebSocket["HISTORY"] ?? 0), 0, "\(afterElsewhere)")
     }
 
-    /// A prefix that the control protocol cannot carry as it is: SNAPSHOT and REPLAY take the
-    /// client's prefix as their last argument, after a run of spaces, so " a." reached the
-    /// broker as "a.", and the client got "a."'s messages (filtered away) instead of its own.
-    /// The gateway asks for the longest start that travels (here everything) and filters.
+    /// A prefix starting with a space: SNAPSHOT and REPLAY took the client's prefix as their
+    /// last argument after a run of spaces, so " a." reached the broker as "a.", and the client
+    /// got "a."'s messages (filtered away) instead of its own. The gateway then asked for the
+    /// longest start that travelled (everything) and filtered; since 2026-12-08 the prefix is
+    /// everything after the one space, and " a." travels as it is.
     func testAResumeOfAPrefixStartingWithASpaceGetsItsOwnMessages() throws {
         let (daemon, port) = try startDaemon(
             http: "[history]\nprefixes = [\" \", \"a.\"]", lastValue: [" ", "a."])

@@ -349,7 +349,9 @@ final class ConfigurationFileTests: XCTestCase {
         let small = problems("[sockets]\nmax_message_size = 20\n")
         XCTAssertEqual(small.map(\.line), [2])
         XCTAssertTrue(small.first?.message.contains("handshake") == true, "\(small)")
-        XCTAssertEqual(problems("[sockets]\nmax_message_size = 1024\n").count, 0)
+        XCTAssertEqual(problems("[sockets]\nmax_message_size = 512\n").count, 0)
+        XCTAssertEqual(problems("[sockets]\nmax_message_size = 1000\n").count, 0, "a value that worked still does")
+        XCTAssertEqual(problems("[sockets]\nmax_message_size = 511\n").count, 1)
         let bare = problems("[endpoints]\nxpub = [\"tcp://::1:21356\"]\nupstream = [\"tcp://fe80::1%eth0:5556\"]\n")
         XCTAssertEqual(bare.map(\.line), [2, 3], "\(bare)")
         XCTAssertTrue(bare.map(\.message).joined().contains("write tcp://[::1]:21356"), "\(bare)")
@@ -394,8 +396,18 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertEqual(
             [read.maxControlRequest, read.maxTopics, read.maxSubscriptions, read.maxSubscriptionLength],
             [256, 15, 16, 1024])
+        for bad in ["0x1g", "0x-1", "0x+10", "0b_1", "0x"] {
+            XCTAssertTrue(
+                problems("[limits]\nmax_topics = \(bad)\n").first?.message.contains("not a whole number in base")
+                    == true,
+                bad)
+        }
         XCTAssertTrue(
-            problems("[limits]\nmax_topics = 0x1g\n").first?.message.contains("not a whole number in base 16") == true)
+            problems("[limits]\nmax_topics = 0x8000000000000000\n").first?.message.contains("too large") == true)
+        // A bare word with an underscore is no value, not a number with a misplaced underscore.
+        XCTAssertTrue(
+            problems("[daemon]\nlog_level = json_lines\n").first?.message.contains("is not a value") == true,
+            "\(problems("[daemon]\nlog_level = json_lines\n"))")
         let dotted = problems("limits.max_topics = 5\n")
         XCTAssertTrue(dotted.first?.message.contains("write max_topics under [limits]") == true, "\(dotted)")
     }

@@ -35,6 +35,7 @@ final class ControlRequestTests: XCTestCase {
         XCTAssertEqual(try parse("SNAPSHOT tok state.").get().snapshotArguments?.prefix, Array("state.".utf8))
         XCTAssertEqual(try parse("SNAPSHOT tok").get().snapshotArguments?.prefix, [])
         XCTAssertEqual(try parse("REPLAY tok 5  o.").get().replayArguments?.prefix, Array(" o.".utf8))
+        XCTAssertEqual(try parse("REPLAY tok  5 o.").get().replayArguments?.since, 5, "spaces before the number")
         XCTAssertEqual(try parse("STATS   ").get(), ControlRequest(command: .stats))
         XCTAssertEqual(try parse("stAts").get(), ControlRequest(command: .stats), "case-insensitive, in ASCII")
         XCTAssertThrowsError(try parse("\u{17F}tats").get(), "not by Unicode's rules (ſ is no s)")

@@ -334,42 +334,38 @@ final class SubscriberConnectionsTests: XCTestCase {
     /// table stayed full (an audit: a downstream broker got nothing of a prefix the upstream
     /// forwarded to others).
     func testAWaitingPrefixTheFullTableHoldsIsAdmittedWithoutRoom() {
-        var state = state(maxSubscriptions: 3)
-        for prefix in ["a", "b", "d"] { _ = handle(&state, 1, prefix, from: connection(7)) }
-        for prefix in ["n", "c"] + (0..<20).map({ "q\($0)" }) {
-            XCTAssertNotNil(handle(&state, 1, prefix, from: connection(8)).refusal, prefix)
+        var state = state(maxSubscriptions: 4)
+        func names(_ admitted: [SubscriptionActions.Admission]) -> [String] {
+            admitted.map { String(decoding: $0.prefix, as: UTF8.self) }
         }
+        for prefix in ["a", "b", "d", "x"] { _ = handle(&state, 1, prefix, from: connection(7)) }
+        let refused = ["n", "c"] + (0..<20).map { "q\($0)" }
+        for prefix in refused { XCTAssertNotNil(handle(&state, 1, prefix, from: connection(8)).refusal, prefix) }
         XCTAssertEqual(state.subscriberConnections.waitingCount, 22)
-        // 7 takes c in place of b: still full.
-        _ = handle(&state, 0, "b", from: connection(7))
-        _ = handle(&state, 1, "c", from: connection(7))
-        XCTAssertEqual(state.subscriptions.prefixCount, 3)
+        // 7 takes c for b and q19 for x: still full, and both now held.
+        for (gone, taken) in [("b", "c"), ("x", "q19")] {
+            _ = handle(&state, 0, gone, from: connection(7))
+            _ = handle(&state, 1, taken, from: connection(7))
+        }
+        XCTAssertEqual(state.subscriptions.prefixCount, 4)
         let retry = handle(&state, 1, "$zpub/retry", from: connection(8))
-        XCTAssertEqual(retry.admitted, [.init(prefix: Array("c".utf8), forwardUpstream: false)], "n needs room")
+        XCTAssertEqual(names(retry.admitted), ["c"], "n needs room; q19, 21st, is past the 16 looked at after n")
+        XCTAssertEqual(retry.admitted.first?.forwardUpstream, false, "held already")
         XCTAssertEqual(state.subscriptions.count(of: Array("c".utf8)), 2)
-        XCTAssertEqual(state.subscriberConnections.waitingCount, 21)
         XCTAssertEqual(
             state.subscriberConnections.waiting(for: connection(8))?.map { String(decoding: $0.prefix, as: UTF8.self) },
             ["n"] + (0..<20).map { "q\($0)" }, "the rest, in the order refused")
-        XCTAssertEqual(handle(&state, 1, "$zpub/retry", from: connection(8)).admitted, [], "nothing more it holds")
-        // 7 takes q5 and q19 in place of a, then lets d go: room for one. n goes in first, and
-        // the look goes on past the full table to q5; q19 is too far down.
+        XCTAssertEqual(handle(&state, 1, "$zpub/retry", from: connection(8)).admitted, [], "nothing more in reach")
+        // 7 takes q5 for a, then lets d go: room for one. n goes in first; past q0, which
+        // needs room again, the look goes on to q5.
         _ = handle(&state, 0, "a", from: connection(7))
         _ = handle(&state, 1, "q5", from: connection(7))
         _ = handle(&state, 0, "d", from: connection(7))
-        _ = handle(&state, 1, "q19", from: connection(7))
-        _ = handle(&state, 0, "c", from: connection(7))
-        XCTAssertEqual(state.subscriptions.prefixCount, 3, "c (8's), q5, q19")
-        _ = handle(&state, 0, "q19", from: connection(7))
         let next = handle(&state, 1, "$zpub/retry", from: connection(8))
-        XCTAssertEqual(
-            next.admitted,
-            [
-                .init(prefix: Array("n".utf8), forwardUpstream: true),
-                .init(prefix: Array("q5".utf8), forwardUpstream: false),
-            ])
+        XCTAssertEqual(names(next.admitted), ["n", "q5"])
+        XCTAssertEqual(next.admitted.map(\.forwardUpstream), [true, false])
         XCTAssertEqual(state.subscriberConnections.waitingCount, 19)
-        XCTAssertEqual(state.subscriptions.totalSubscriptions, 4, "c, n (8's), q5 twice")
+        XCTAssertEqual(state.subscriptions.totalSubscriptions, 6, "c and q5 twice, q19, n")
     }
 
     /// What never waits: a prefix too long (no room makes it shorter), the broker's own
