@@ -1528,7 +1528,7 @@ final class ForwardingLoop {
     /// (an audit).
     private func countDownLeaving(_ connection: SubscriberConnections.Identity) {
         guard let shutDown = overTotalShutDown[connection] else { return }
-        let records = state.subscriberConnections.recordCount(of: connection)
+        let records = state.subscriberConnections.heldCount(of: connection)
         guard records < shutDown.records else { return }
         overTotalRecords -= shutDown.records - records
         overTotalCountedDown = min(overTotalCountedDown, overTotalRecords)
@@ -1537,7 +1537,7 @@ final class ForwardingLoop {
 
     private func noteDroppedOverTheTotal(_ dropped: [SubscriberConnections.Identity], now: UInt64) {
         for connection in dropped where overTotalShutDown[connection] == nil {
-            let records = state.subscriberConnections.recordCount(of: connection)
+            let records = state.subscriberConnections.heldCount(of: connection)
             overTotalShutDown[connection] = (now, records)
             overTotalRecords += records
         }

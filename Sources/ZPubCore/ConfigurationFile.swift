@@ -465,7 +465,7 @@ struct Parser {
         // TOML tool refuses it (an audit).
         // (For what starts as a number: an unquoted word such as json_lines is no value at
         // all, said below.)
-        if word.first.map({ $0.isNumber || $0 == "-" || $0 == "+" }) == true && word.contains("_")
+        if word.first.map({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "_" }) == true && word.contains("_")
             && !word.hasUnderscoresBetweenDigits
         {
             return .failure(
@@ -477,7 +477,9 @@ struct Parser {
         for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where word.hasPrefix(prefix) {
             // Digits of the base only, the first one a digit: Int(_:radix:) takes a sign too
             // (0x-1), and 0b_1 passed the underscore rule on the b (a review).
-            func isDigit(_ character: Character) -> Bool { character.hexDigitValue.map { $0 < radix } ?? false }
+            func isDigit(_ character: Character) -> Bool {
+                character.isASCII && (character.hexDigitValue.map { $0 < radix } ?? false)
+            }
             let body = word.dropFirst(2)
             let rest = String(body).replacingUnderscores()
             let digitsOnly = body.first.map(isDigit) == true && rest.allSatisfy(isDigit)
@@ -693,8 +695,8 @@ extension String {
     fileprivate var hasUnderscoresBetweenDigits: Bool {
         let characters = Array(self)
         for (index, character) in characters.enumerated() where character == "_" {
-            guard index > 0, index + 1 < characters.count, characters[index - 1].isHexDigit,
-                characters[index + 1].isHexDigit
+            guard index > 0, index + 1 < characters.count, characters[index - 1].isASCII,
+                characters[index - 1].isHexDigit, characters[index + 1].isASCII, characters[index + 1].isHexDigit
             else { return false }
         }
         return true

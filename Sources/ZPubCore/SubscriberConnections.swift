@@ -68,6 +68,9 @@ public struct SubscriberConnections: Sendable {
     /// Per descriptor (what a close event names), each connection read on it and its prefixes
     /// (held, or refused: `refusedKey`).
     private var connections: [Int32: [Identity: HashSet64]] = [:]
+    /// How many of a connection's records are refused ones (`heldCount`); only connections
+    /// with some.
+    private var refusedRecords: [Identity: Int] = [:]
     /// The recorded connections by descriptor and metadata (`recorded`), and per descriptor
     /// those not seen closed yet (no `closedAt`: what a close, or a new connection on the
     /// descriptor, looks through). The closed ones kept for their late frames pile up on a
@@ -163,6 +166,13 @@ public struct SubscriberConnections: Sendable {
         connections[connection.descriptor]?[connection]?.count ?? 0
     }
 
+    /// The prefixes `connection` holds, counted in the table's total: its records less the
+    /// refused ones, which the total never had (libzmq's unsubscriptions for those count
+    /// nothing down: `absorbsUnsubscription`).
+    public func heldCount(of connection: Identity) -> Int {
+        recordCount(of: connection) - (refusedRecords[connection] ?? 0)
+    }
+
     /// Whether `connection` has records (a prefix held or refused).
     public func isRecorded(_ connection: Identity) -> Bool { connections[connection.descriptor]?[connection] != nil }
 
@@ -244,6 +254,7 @@ public struct SubscriberConnections: Sendable {
     {
         guard refusedPendingTotal < Self.maxRefusedPending else { return false }
         guard record(Self.refusedKey(prefixHash), for: connection) else { return false }
+        refusedRecords[connection, default: 0] += 1
         refusedPending[prefixHash, default: 0] += 1
         refusedPendingTotal += 1
         if let prefix, makeRoomToWait(prefix.count, for: connection) {
@@ -354,6 +365,7 @@ public struct SubscriberConnections: Sendable {
         guard connections[connection.descriptor]?[connection]?.remove(Self.refusedKey(prefixHash)) == true else {
             return
         }
+        if let count = refusedRecords[connection] { refusedRecords[connection] = count > 1 ? count - 1 : nil }
         if waitingCount > 0 && !waited { stopWaiting(prefixHash, connection) }
         dropIfEmpty(connection)
         takePending(prefixHash)
@@ -376,6 +388,7 @@ public struct SubscriberConnections: Sendable {
     private mutating func forget(_ connection: Identity) {
         connections[connection.descriptor]?[connection] = nil
         if connections[connection.descriptor]?.isEmpty == true { connections[connection.descriptor] = nil }
+        if !refusedRecords.isEmpty { refusedRecords[connection] = nil }
         if !closedAt.isEmpty { closedAt[connection] = nil }
         let key = MetadataKey(descriptor: connection.descriptor, metadata: connection.metadata)
         if byMetadata[key]?.count == 1 {

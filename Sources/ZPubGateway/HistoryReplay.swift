@@ -85,8 +85,8 @@ struct HistoryReplay {
 
     /// The prefixes to read, in the order to read them: what a client of `wanted` wants of what
     /// history keeps under `kept` (`ResumeScope.overlap`), each as the control protocol carries
-    /// it (`ResumeScope.carried`: " a" is read under the empty prefix, and `add` keeps only
-    /// what `wanted` wants); one under another is read once.
+    /// it (`ResumeScope.carried`: "\u{301}a" is read under the empty prefix, and `add` keeps
+    /// only what `wanted` wants); one under another is read once.
     private static func toRead(_ wanted: [[UInt8]], kept: [[UInt8]]) -> [[UInt8]] {
         ResumeScope.outermost(ResumeScope.overlap(of: wanted, with: kept).map(ResumeScope.carried))
     }

@@ -32,8 +32,9 @@ enum ResumeScope {
     /// When the cache is known to hold nothing the client wants, the snapshot asks under
     /// zpubd's own `$zpub/`, which is never cached: the marker alone, not the whole cache (the
     /// longest common prefix of `a.` and `b.` is everything).
-    /// The prefix is one the control protocol carries (`carried`): a client of " a" asks for
-    /// everything, and gets only what is under " a" (`BrokerLink` filters what it delivers).
+    /// The prefix is one the control protocol carries (`carried`): a client of "\u{301}a" (a
+    /// combining mark first) asks for everything, and gets only what is under its own prefix
+    /// (`BrokerLink` filters what it delivers).
     static func snapshotPrefix(for wanted: [[UInt8]], cached: [[UInt8]]?) -> [UInt8] {
         guard let cached else { return carried(longestCommonPrefix(wanted)) }
         let overlapping = overlap(of: wanted, with: cached)

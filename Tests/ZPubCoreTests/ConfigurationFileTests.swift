@@ -389,6 +389,7 @@ final class ConfigurationFileTests: XCTestCase {
         XCTAssertTrue(twice.first?.message.contains("[limits] appears twice (first on line 1)") == true, "\(twice)")
         let underscores = problems("[limits]\nmax_topics = 1__0_\n")
         XCTAssertEqual(underscores.map(\.line), [2])
+        for bad in ["_1", "__5", "_-1"] { XCTAssertEqual(problems("[limits]\nmax_topics = \(bad)\n").count, 1, bad) }
         XCTAssertTrue(underscores.first?.message.contains("between two digits") == true, "\(underscores)")
         let read = try ConfigurationFile.parse(
             "[limits]\nmax_control_request = 0x100\nmax_topics = 0o17\nmax_subscriptions = 0b1_0000\nmax_subscription_length = 1_024\n"

@@ -304,6 +304,10 @@ final class SubscriberConnectionsTests: XCTestCase {
         XCTAssertNotNil(handle(&state, 1, "c", from: connection(8)).refusal)
         XCTAssertNil(handle(&state, 1, "a", from: connection(8)).refusal, "7 holds a already: no room needed")
         XCTAssertEqual(state.subscriberConnections.waitingCount, 2)
+        // What the table's total has of 8: a, not the two refused (the over-the-total drop
+        // held those as leaving, and let a subscriber past the limit in: a review).
+        XCTAssertEqual(state.subscriberConnections.recordCount(of: connection(8)), 3)
+        XCTAssertEqual(state.subscriberConnections.heldCount(of: connection(8)), 1)
         let full = handle(&state, 1, "$zpub/retry", from: connection(8))
         XCTAssertEqual(full.admitted, [], "no room yet")
         _ = handle(&state, 0, "x", from: connection(9))
@@ -312,6 +316,7 @@ final class SubscriberConnectionsTests: XCTestCase {
         XCTAssertNil(retry.apply, "the retry frame subscribes to nothing")
         XCTAssertEqual(retry.admitted, [.init(prefix: Array("b".utf8), forwardUpstream: true)])
         XCTAssertEqual(state.subscriptions.count(of: Array("b".utf8)), 1)
+        XCTAssertEqual(state.subscriberConnections.heldCount(of: connection(8)), 2, "b is held now")
         XCTAssertEqual(state.subscriberConnections.waitingCount, 1)
         XCTAssertEqual(state.admittedSubscriptions, 1)
         XCTAssertEqual(state.subscriptions.subscribeEvents, 5, "the retries are no subscription events")

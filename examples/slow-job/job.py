@@ -20,9 +20,10 @@ seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
 context = zmq.Context()
 push = context.socket(zmq.PUSH)
 push.setsockopt(zmq.LINGER, 5000)  # deliver what is queued, but never hang on exit
-# A PUSH says nothing of whether anything arrived: watch for the connection, to tell at exit
-# whether zpubd was ever reached.
-monitor = push.get_monitor_socket(zmq.EVENT_CONNECTED)
+# A PUSH says nothing of whether anything arrived: watch for a completed handshake (a bare TCP
+# connection may still be refused, by zpubd's access checks or CURVE), to tell at exit whether
+# zpubd was ever reached.
+monitor = push.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
 push.connect(endpoint)
 
 job = os.getpid()
@@ -33,7 +34,7 @@ for step in range(1, steps + 1):
     print("pushed", json.dumps(result), flush=True)
 
 # Reached now, or within the linger: otherwise what was queued here is lost, and said so.
-reached = monitor.poll(5000) != 0 and recv_monitor_message(monitor)["event"] == zmq.EVENT_CONNECTED
+reached = monitor.poll(5000) != 0 and recv_monitor_message(monitor)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
 push.disable_monitor()
 monitor.close()
 push.close(0 if not reached else None)
