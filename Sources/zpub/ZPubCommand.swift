@@ -191,9 +191,19 @@ struct ControlOptions: ParsableArguments {
 /// wrong command line (exit 64, with the usage), not a broker that is not there (exit 1).
 enum EndpointArgument {
     static func check(_ endpoints: [String], _ option: String) throws {
-        for endpoint in endpoints {
+        for (index, endpoint) in endpoints.enumerated() {
             if let problem = Endpoint.problem(with: endpoint) {
                 throw ValidationError("\(option) \"\(endpoint)\": \(problem)")
+            }
+            // One broker given twice: `sub -c A -c A --since 0` followed "2 brokers" and
+            // waited for ever for one of them to be the active one.
+            if let first = endpoints[..<index].first(where: {
+                Endpoint.reaches(endpoint, bound: $0) || Endpoint.reaches($0, bound: endpoint)
+            }) {
+                let spelled = first == endpoint ? "" : " (as \"\(first)\" too)"
+                throw ValidationError(
+                    "\(option) \"\(endpoint)\" is given twice\(spelled): give each broker once (a pair's two brokers: \(option) A \(option) B)"
+                )
             }
             // inproc reaches sockets of the same process only: zpub would wait for a broker
             // that can never be there.

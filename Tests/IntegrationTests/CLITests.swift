@@ -459,6 +459,25 @@ final class CLITests: XCTestCase {
             givenUp.stderr)
     }
 
+    /// One broker given twice is a wrong command line: `sub -c A -c A --since 0` followed "2
+    /// brokers" and waited for ever for the active one among them (an audit); `-e` likewise,
+    /// also when written two ways.
+    func testOneBrokerGivenTwiceIsRefused() throws {
+        let port = try FreePort.find()
+        for arguments in [
+            [
+                "sub", "-e", "tcp://127.0.0.1:\(port)", "-c", "tcp://127.0.0.1:1", "-c", "tcp://127.0.0.1:1", "--since",
+                "0",
+            ],
+            ["sub", "-e", "tcp://127.0.0.1:\(port)", "-e", "tcp://localhost:\(port)", "x."],
+            ["pub", "-e", "ipc:///tmp/zpub-twice.sock", "-e", "ipc:///tmp/./zpub-twice.sock", "t", "x"],
+        ] {
+            let run = try zpub(arguments)
+            XCTAssertEqual(run.status, 64, "\(arguments): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("is given twice"), run.stderr)
+        }
+    }
+
     /// An argument that is not UTF-8 is refused, not repaired: Swift turns its bytes into U+FFFD,
     /// and `zpub pub $'caf\\xe9' x` published "caf\u{FFFD}" and `zpub sub $'\\xff'` subscribed
     /// to EF BF BD, exit 0 (a walkthrough, 2026-12-06).
