@@ -219,8 +219,8 @@ struct ControlClient {
     /// The start of a reply, for an error message: what came, not all of it.
     private static func excerpt(_ reply: [UInt8]) -> String {
         if reply.isEmpty { return "an empty reply" }
-        let text = String(decoding: reply.prefix(60), as: UTF8.self).map { $0.isNewline || $0 == "\0" ? " " : $0 }
-        return "\"\(String(text))\"\(reply.count > 60 ? "..." : "") (\(reply.count) bytes)"
+        // Escaped as `zpub sub` shows bytes: what answers may be anything, ESC and BEL included.
+        return "\"\(Subscribe.escape(Array(reply.prefix(60))))\"\(reply.count > 60 ? "..." : "") (\(reply.count) bytes)"
     }
 }
 

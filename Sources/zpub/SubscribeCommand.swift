@@ -884,13 +884,39 @@ struct Subscribe: ParsableCommand {
     }
 
     /// Printable ASCII and valid UTF-8 as is; everything else as \xNN (and \t, \n, \\ escaped),
-    /// so one message is always one line.
+    /// so one message is always one line, and a producer's bytes cannot drive the terminal.
+    /// Valid UTF-8 is escaped character by character: the C0 and C1 controls (U+009B is a CSI
+    /// to terminals that decode UTF-8 first, U+0085 a newline), DEL, the line and paragraph
+    /// separators, and the bidirectional overrides, embeddings and isolates, which reorder what
+    /// follows on the line. C1 and the bidi controls went out raw (an audit).
     static func escape(_ bytes: [UInt8]) -> String {
-        if let text = String(validating: bytes, as: UTF8.self),
-            !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0 == "\\" || $0.value == 0x7F })
-        {
-            return text
+        guard let text = String(validating: bytes, as: UTF8.self) else { return escapeBytes(bytes) }
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            guard needsEscape(scalar) else {
+                out.unicodeScalars.append(scalar)
+                continue
+            }
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\t": out += "\\t"
+            case "\n": out += "\\n"
+            default: for byte in String(scalar).utf8 { out += "\\x" + Hex.encode([byte]) }
+            }
         }
+        return out
+    }
+
+    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0..<0x20, 0x5C, 0x7F...0x9F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069: true
+        default: false
+        }
+    }
+
+    /// Bytes that are not UTF-8: printable ASCII as is, the rest as \xNN.
+    private static func escapeBytes(_ bytes: [UInt8]) -> String {
         var out = ""
         for byte in bytes {
             switch byte {

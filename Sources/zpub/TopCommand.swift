@@ -208,7 +208,9 @@ struct Top: ParsableCommand {
                 continue
             }
             let screen = TopScreen(endpoint: client.endpoint, sort: sort, topicLimit: topics ?? 10)
-            let (summary, heading, rows) = screen.lines(view, width: 200)
+            // A pipe has no width to fit: whole lines (at 200, the history line lost its end,
+            // and two long topics could print alike: an audit).
+            let (summary, heading, rows) = screen.lines(view, width: .max)
             let block = (refreshes > 1 ? [""] : []) + summary + [heading] + rows
             Output.line(block.map(Self.trimmingTrailingSpaces).joined(separator: "\n"))
         }

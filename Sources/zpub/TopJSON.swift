@@ -6,6 +6,8 @@ import ZPubCore
 struct TopJSON: Encodable {
     struct Topic: Encodable {
         let topic: String
+        /// As TOPICS gives it: the bytes in hex, for a topic that is not UTF-8.
+        let topicHex: String?
         let messages: UInt64
         let bytes: UInt64
         let unwanted: UInt64
@@ -14,6 +16,7 @@ struct TopJSON: Encodable {
 
         enum CodingKeys: String, CodingKey {
             case topic, messages, bytes, unwanted
+            case topicHex = "topic_hex"
             case messagesPerSecond = "messages_per_s"
             case bytesPerSecond = "bytes_per_s"
         }
@@ -59,7 +62,8 @@ struct TopJSON: Encodable {
         pair = stats.pair
         topics = view.sortedTopics(by: sort).prefix(limit).map {
             Topic(
-                topic: $0.topic, messages: $0.messages, bytes: $0.bytes, unwanted: $0.unwanted,
+                topic: $0.topic, topicHex: $0.topicHex, messages: $0.messages, bytes: $0.bytes,
+                unwanted: $0.unwanted,
                 messagesPerSecond: $0.messagesPerSecond, bytesPerSecond: $0.bytesPerSecond)
         }
     }

@@ -15,6 +15,11 @@ struct TopView {
     /// One topic's counters and rates.
     struct TopicRow {
         var topic: String
+        /// The topic's bytes in hex when they are not UTF-8 (TOPICS' `topic_hex`), and the
+        /// bytes themselves, which the topic sort compares: `topic` alone holds U+FFFD for
+        /// each byte that is not UTF-8, and told such topics apart in neither.
+        var topicHex: String? = nil
+        var raw: [UInt8] = []
         /// The topic as the screen shows it (`TopicList.Item.printable`): printed raw, an escape
         /// sequence or a newline in a producer's topic recoloured the screen or broke its rows.
         var shown: String
@@ -56,15 +61,18 @@ struct TopView {
         unwantedPerSecond = rate(\.unwantedMessages)
         historyWritesPerSecond = rate { $0.history?.written ?? 0 }
 
+        // Keyed by kind and bytes: a text topic "61ff" and the binary topic "a\xff", whose hex
+        // is 61ff, shared one key, and one showed the other's rate (an audit).
+        func key(_ item: TopicList.Item) -> String { item.topicHex.map { "h:" + $0 } ?? "t:" + item.topic }
         var before: [String: TopicList.Item] = [:]
-        for item in previous?.topics.topics ?? [] { before[item.topicHex ?? item.topic] = item }
+        for item in previous?.topics.topics ?? [] { before[key(item)] = item }
         topics = current.topics.topics.map { item in
             var row = TopicRow(
-                topic: item.topic, shown: item.printable,
-                messages: item.messages, bytes: item.bytes, unwanted: item.unwanted)
+                topic: item.topic, topicHex: item.topicHex, raw: Subscriptions.bytes(item.topic, hex: item.topicHex),
+                shown: item.printable, messages: item.messages, bytes: item.bytes, unwanted: item.unwanted)
             if let interval {
                 // A topic absent from the previous reading is new: it started from zero.
-                let old = before[item.topicHex ?? item.topic]
+                let old = before[key(item)]
                 row.messagesPerSecond = Self.rate(from: old?.messages ?? 0, to: item.messages, over: interval)
                 row.bytesPerSecond = Self.rate(from: old?.bytes ?? 0, to: item.bytes, over: interval)
             }
@@ -82,13 +90,13 @@ struct TopView {
         topics.sorted { left, right in
             let (a, b): (Double, Double)
             switch key {
-            case .topic: return left.topic < right.topic
+            case .topic: return left.raw.lexicographicallyPrecedes(right.raw)
             case .rate: (a, b) = (left.messagesPerSecond ?? 0, right.messagesPerSecond ?? 0)
             case .bytes: (a, b) = (left.bytesPerSecond ?? 0, right.bytesPerSecond ?? 0)
             case .messages: (a, b) = (Double(left.messages), Double(right.messages))
             case .unwanted: (a, b) = (Double(left.unwanted), Double(right.unwanted))
             }
-            return a != b ? a > b : left.topic < right.topic
+            return a != b ? a > b : left.raw.lexicographicallyPrecedes(right.raw)
         }
     }
 }

@@ -78,7 +78,10 @@ struct TopScreen {
         let hidden = view.topics.count - rows.count
         if hidden > 0 { tail.append("... and \(hidden) more topics") }
         if view.sample.topics.untrackedMessages > 0 {
-            tail.append("\(view.sample.topics.untrackedMessages) messages on untracked topics (max_topics reached)")
+            // Not only max_topics: a topic longer than max_subscription_length is never tracked.
+            tail.append(
+                "\(view.sample.topics.untrackedMessages) messages on untracked topics (max_topics reached, or topics longer than max_subscription_length)"
+            )
         }
         return (summary.map { Self.fit($0, width) }, heading, rows + tail.map { Self.fit($0, width) })
     }

@@ -969,6 +969,11 @@ final class CLITests: XCTestCase {
                 XCTAssertTrue(run.stderr.contains("control endpoint"), run.stderr)
             }
         }
+        // What answers may be anything: its bytes are shown escaped, not sent to the terminal.
+        let hostile = try zpub(["ping"], answeredWith: Array("\u{1B}[31mHELLO\u{1B}]0;pwned\u{7}".utf8))
+        XCTAssertEqual(hostile.status, 1, hostile.stdout)
+        XCTAssertFalse(hostile.stderr.contains("\u{1B}") || hostile.stderr.contains("\u{7}"), hostile.stderr)
+        XCTAssertTrue(hostile.stderr.contains(#"\x1b[31mHELLO\x1b]0;pwned\x07"#), hostile.stderr)
         let pong = try zpub(["ping"], answeredWith: Array(#"{"pong":false}"#.utf8))
         XCTAssertEqual(pong.status, 1, pong.stdout)
         for (reply, shown) in [

@@ -187,18 +187,53 @@ final class TopTests: XCTestCase {
         let daemon = try Daemon()
         let clients = try Clients()
         let push = try clients.socket(.push, connect: daemon.pull)
-        for topic in ["esc\u{1B}[31mred", "nl\nhere", "bin\u{7F}"] {
+        // C1 controls (U+009B is a CSI to a terminal that decodes UTF-8 first, U+0085 a newline)
+        // and a bidi override went out raw (an audit); the rest of such a topic stays text.
+        let topics = ["esc\u{1B}[31mred", "nl\nhere", "bin\u{7F}", "c1\u{9B}31m", "nel\u{85}x", "rtl\u{202E}é"]
+        for topic in topics {
             XCTAssertTrue(try push.send(frames: [Array(topic.utf8), Array("x".utf8)]))
         }
-        try Wait.until("the broker has taken the three messages") { try daemon.stats().messagesIn == 3 }
+        try Wait.until("the broker has taken the messages") { try daemon.stats().messagesIn == UInt64(topics.count) }
         let run = try Run.program(Binaries.zpub, ["top", "-c", daemon.control, "-n", "1"], timeout: 20)
-        XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertFalse(run.stdout.contains("\u{1B}"), run.stdout)
-        XCTAssertFalse(run.stdout.contains("\u{7F}"), run.stdout)
-        for shown in [#"esc\x1b[31mred"#, #"nl\nhere"#, #"bin\x7f"#] {
-            XCTAssertTrue(run.stdout.contains(shown), "\(shown) in\n\(run.stdout)")
+        let listed = try Run.program(Binaries.zpub, ["topics", "-c", daemon.control], timeout: 20)
+        for output in [run, listed] {
+            XCTAssertEqual(output.status, 0, output.stderr)
+            for raw in ["\u{1B}", "\u{7F}", "\u{9B}", "\u{85}", "\u{202E}"] {
+                XCTAssertFalse(output.stdout.contains(raw), output.stdout)
+            }
+            for shown in [
+                #"esc\x1b[31mred"#, #"nl\nhere"#, #"bin\x7f"#, #"c1\xc2\x9b31m"#, #"nel\xc2\x85x"#,
+                #"rtl\xe2\x80\xaeé"#,
+            ] {
+                XCTAssertTrue(output.stdout.contains(shown), "\(shown) in\n\(output.stdout)")
+            }
+            XCTAssertFalse(output.stdout.contains("\nhere"), "a topic's newline starts no line:\n\(output.stdout)")
         }
-        XCTAssertFalse(run.stdout.contains("\nhere"), "a topic's newline starts no line:\n\(run.stdout)")
+    }
+
+    /// Rates are matched to the previous reading by the topic's bytes: a text topic "61ff"
+    /// and the binary topic "a\xff" (hex 61ff) shared a key, and one showed the other's rate
+    /// while nothing was published. `--json` gives a binary topic's bytes (`topic_hex`), as
+    /// TOPICS does: two such topics printed alike (an audit).
+    func testTopicsThatLookAlikeKeepTheirOwnRatesAndBytes() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for _ in 0..<100 { XCTAssertTrue(try push.send(frames: [Array("61ff".utf8), [0x31]])) }
+        XCTAssertTrue(try push.send(frames: [[0x61, 0xFF], [0x31]]))
+        XCTAssertTrue(try push.send(frames: [[0x61, 0xFE], [0x31]]))
+        try Wait.until("the broker has taken them") { try daemon.stats().messagesIn == 102 }
+        let run = try Run.program(
+            Binaries.zpub, ["top", "-c", daemon.control, "-n", "2", "--interval", "300", "--json", "--sort", "topic"],
+            timeout: 20)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let last = try XCTUnwrap(run.stdout.split(separator: "\n").last)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+        let rows = try XCTUnwrap(object["topics"] as? [[String: Any]])
+        XCTAssertEqual(rows.compactMap { $0["topic_hex"] as? String }, ["61fe", "61ff"], "\(rows)")
+        for row in rows {
+            XCTAssertEqual(row["messages_per_s"] as? Double, 0, "nothing was published: \(row)")
+        }
     }
 
     func testJSONLinesCarryTheRates() throws {
