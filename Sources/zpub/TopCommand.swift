@@ -156,9 +156,18 @@ struct Top: ParsableCommand {
     private func draw(_ view: TopView, on terminal: Terminal, endpoint: String, sort: TopSortKey, problem: String?) {
         let (rows, columns) = Terminal.size()
         let screen = TopScreen(endpoint: endpoint, sort: sort, topicLimit: topics ?? Int.max, problem: problem)
-        let (summary, heading, topicRows) = screen.lines(view, width: columns)
+        var (summary, heading, topicRows) = screen.lines(view, width: columns)
         // The summary, a blank line, the heading and the footer; topics get the rest.
         let room = max(0, rows - summary.count - 3)
+        if topicRows.count > room {
+            // Fewer topics, and room left below them for "... and N more topics" and the
+            // untracked line: cut to the room, those fell off the bottom, and the screen never
+            // said that topics were hidden (an audit).
+            let limit = min(topics ?? Int.max, max(0, room - 2))
+            topicRows =
+                TopScreen(endpoint: endpoint, sort: sort, topicLimit: limit, problem: problem)
+                .lines(view, width: columns).rows
+        }
         let shown = Array(topicRows.prefix(room))
         let footer =
             "sorted by \(sort.rawValue) - keys: "

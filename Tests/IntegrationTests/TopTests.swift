@@ -81,6 +81,27 @@ final class TopTests: XCTestCase {
 
     private func shellQuoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
+    /// More topics than the window has rows for: the live view says how many it does not show.
+    /// The rows were cut to the window, and the "... and N more topics" line with them (an
+    /// audit).
+    func testTheLiveViewSaysWhenTopicsDoNotFit() throws {
+        let daemon = try Daemon()
+        let clients = try Clients()
+        let push = try clients.socket(.push, connect: daemon.pull)
+        for index in 0..<40 { XCTAssertTrue(try push.send(frames: frames("t.\(index)", "x"))) }
+        try Wait.until("the broker has taken the 40") { try daemon.stats().messagesIn == 40 }
+        let tmux = Tmux()
+        try tmux.start(
+            "\(shellQuoted(Binaries.zpub.path)) top --interval 300 -c \(shellQuoted(daemon.control)); sleep 30")
+        var screen = ""
+        try Wait.until("the view says what it leaves out; the screen:\n\(screen)", timeout: 20) {
+            screen = try tmux.screen()
+            return screen.range(of: #"\.\.\. and [0-9]+ more topics"#, options: .regularExpression) != nil
+        }
+        XCTAssertTrue(screen.contains("sorted by rate"), "the footer is still there:\n\(screen)")
+        try tmux.send("q")
+    }
+
     func testLiveViewShowsRatesAndTopicsSortsOnAKeyAndQuitsOnQ() throws {
         let daemon = try Daemon()
         let traffic = try Traffic(daemon)
