@@ -58,7 +58,11 @@ final class BrokerChainTests: XCTestCase {
     /// once and believes forwarded. Once the upstream has room, the edge's `$zpub/retry` (every
     /// second) has it admitted, and the edge's subscriber gets what it asked for. Before, it got
     /// nothing until the link reconnected (a probe).
-    func testASubscriptionAnUpstreamRefusedForAFullTableIsAdmittedOnceItHasRoom() throws {
+    /// A top whose table (max_subscriptions = 1) an occupant fills with "held.", and an edge
+    /// whose subscriber's "wanted." the top has refused.
+    private func refusedAtAFullTop() throws -> (
+        top: Daemon, clients: Clients, occupant: Socket, edge: Daemon, subscriber: Socket
+    ) {
         let top = try Daemon(configuration: "[limits]\nmax_subscriptions = 1\n")
         let clients = try Clients()
         let occupant = try clients.subscriber(top.xpub, prefixes: ["held."])
@@ -66,6 +70,11 @@ final class BrokerChainTests: XCTestCase {
         let edge = try Daemon(arguments: ["--upstream", top.xpub])
         let subscriber = try clients.subscriber(edge.xpub, prefixes: ["wanted."])
         try Wait.until("the top refuses it") { try top.stats().subscriptions.refusedTableFull == 1 }
+        return (top, clients, occupant, edge, subscriber)
+    }
+
+    func testASubscriptionAnUpstreamRefusedForAFullTableIsAdmittedOnceItHasRoom() throws {
+        let (top, clients, occupant, edge, subscriber) = try refusedAtAFullTop()
         XCTAssertEqual(try top.stats().subscriptions.waitingForRoom, 1)
         clients.close(occupant)
         try Wait.until("the top admits it at the edge's next retry\n\(top.log)", timeout: 15) {
@@ -78,6 +87,7 @@ final class BrokerChainTests: XCTestCase {
         XCTAssertEqual(stats.waitingForRoom, 0)
         XCTAssertEqual(stats.total, 1, "the retries are never counted")
         XCTAssertTrue(top.log.contains("admitted 1 subscription of a subscriber refused earlier"), top.log)
+        withExtendedLifetime(edge) {}
     }
 
     /// The same, where the full table comes to hold the refused prefix itself (another
@@ -85,13 +95,7 @@ final class BrokerChainTests: XCTestCase {
     /// retry. It waited for as long as the table stayed full, and the edge got nothing of a
     /// prefix the top forwarded to others (an audit).
     func testARefusedSubscriptionIsAdmittedOnceTheFullTableHoldsItsPrefix() throws {
-        let top = try Daemon(configuration: "[limits]\nmax_subscriptions = 1\n")
-        let clients = try Clients()
-        let occupant = try clients.subscriber(top.xpub, prefixes: ["held."])
-        try top.waitForSubscriptions(1)
-        let edge = try Daemon(arguments: ["--upstream", top.xpub])
-        let subscriber = try clients.subscriber(edge.xpub, prefixes: ["wanted."])
-        try Wait.until("the top refuses it") { try top.stats().subscriptions.refusedTableFull == 1 }
+        let (top, clients, occupant, edge, subscriber) = try refusedAtAFullTop()
         // One frame after the other: the table is full again before the edge's next retry.
         try occupant.setOption(.unsubscribe, bytes: Array("held.".utf8))
         try occupant.setOption(.subscribe, bytes: Array("wanted.".utf8))
@@ -103,6 +107,7 @@ final class BrokerChainTests: XCTestCase {
         XCTAssertEqual(try subscriber.receive(1), [frames("wanted.x", "both")])
         XCTAssertEqual(try occupant.receive(1), [frames("wanted.x", "both")])
         XCTAssertEqual(try top.stats().subscriptions.waitingForRoom, 0)
+        withExtendedLifetime(edge) {}
     }
 
     /// libzmq resolves a connect's address as IPv4 only unless ZMQ_IPV6 is on: an IPv6
