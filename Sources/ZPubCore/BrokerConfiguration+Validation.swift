@@ -213,9 +213,7 @@ extension BrokerConfiguration {
             // connect twice to one publisher and get each of its messages twice), also when
             // written two ways (localhost and 127.0.0.1, an ipc path through `..`: an audit's
             // two spellings delivered every message twice).
-            if let first = seenUpstreams.first(where: {
-                Endpoint.reaches(endpoint, bound: $0) || Endpoint.reaches($0, bound: endpoint)
-            }) {
+            if let first = seenUpstreams.first(where: { Endpoint.sameTarget(endpoint, $0) }) {
                 let spelled = first == endpoint ? "" : " (as \"\(first)\" too)"
                 problems.append(
                     (

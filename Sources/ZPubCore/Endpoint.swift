@@ -91,6 +91,21 @@ extension Endpoint {
         return wildcardHosts.contains(listener.host) && (loopbackHosts.contains(to.host) || to.host.hasPrefix("127."))
     }
 
+    /// Whether two endpoints to connect to lead to the same socket, one way or the other
+    /// (`reaches`): a repeat, written the same or two ways (localhost and 127.0.0.1).
+    public static func sameTarget(_ first: String, _ second: String) -> Bool {
+        reaches(first, bound: second) || reaches(second, bound: first)
+    }
+
+    /// The directory an ipc endpoint's socket file goes in, as written; nil for other
+    /// transports, abstract names and a file in the root or the working directory.
+    public static func ipcDirectory(_ endpoint: String) -> String? {
+        guard endpoint.hasPrefix("ipc://"), !endpoint.hasPrefix("ipc://@") else { return nil }
+        let path = endpoint.dropFirst("ipc://".count)
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return nil }
+        return String(path[..<slash])
+    }
+
     /// An ipc endpoint's socket file in one spelling: its directory resolved (`.`, `..`, a
     /// doubled `/`, symbolic links, a path relative to the working directory), where it
     /// exists; nil for other transports and abstract names (`ipc://@...`). `/tmp/./x.sock`

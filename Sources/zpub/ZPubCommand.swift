@@ -197,9 +197,7 @@ enum EndpointArgument {
             }
             // One broker given twice: `sub -c A -c A --since 0` followed "2 brokers" and
             // waited for ever for one of them to be the active one.
-            if let first = endpoints[..<index].first(where: {
-                Endpoint.reaches(endpoint, bound: $0) || Endpoint.reaches($0, bound: endpoint)
-            }) {
+            if let first = endpoints[..<index].first(where: { Endpoint.sameTarget(endpoint, $0) }) {
                 let spelled = first == endpoint ? "" : " (as \"\(first)\" too)"
                 throw ValidationError(
                     "\(option) \"\(endpoint)\" is given twice\(spelled): give each broker once (a pair's two brokers: \(option) A \(option) B)"

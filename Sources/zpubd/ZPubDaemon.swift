@@ -490,12 +490,7 @@ private func ipcEndpointsWithoutDirectory(_ configuration: BrokerConfiguration) 
     let bound =
         BrokerSocketRole.allCases.flatMap { configuration.endpoints(for: $0) }
         + [configuration.pair.bind].compactMap { $0 }
-    return bound.filter { endpoint in
-        guard endpoint.hasPrefix("ipc://"), !endpoint.hasPrefix("ipc://@") else { return false }
-        let path = endpoint.dropFirst("ipc://".count)
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return false }
-        return access(String(path[..<slash]), F_OK) != 0
-    }
+    return bound.filter { endpoint in Endpoint.ipcDirectory(endpoint).map { access($0, F_OK) != 0 } ?? false }
 }
 
 private func printError(_ text: String) {
